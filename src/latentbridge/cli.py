@@ -1,0 +1,227 @@
+"""Command line: ``latentbridge <command>``. Parses arguments and calls the Python API, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+from latentbridge import __version__
+from latentbridge.errors import LatentbridgeError
+
+
+def _add_config_args(p: argparse.ArgumentParser, required: bool = False) -> None:
+    p.add_argument("--config", required=required, help="YAML config (see configs/)")
+    p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. -o train.max_epochs=5 (repeatable)")
+
+
+def _add_trainer_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training hardware (passed to Lightning)")
+    g.add_argument("--accelerator", help="cpu, gpu, auto, ...")
+    g.add_argument("--devices", help="number of devices, e.g. 2 (with --strategy ddp for DDP)")
+    g.add_argument("--strategy", help="auto, ddp, ddp_spawn, ...")
+    g.add_argument("--precision", help="32-true, bf16-mixed, 16-mixed, ...")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
+    p.add_argument("--force", action="store_true", help="replace an existing non-empty output folder")
+
+
+def _trainer_overrides(args) -> list[str]:
+    out = []
+    for key in ("accelerator", "devices", "strategy", "precision"):
+        v = getattr(args, key, None)
+        if v is not None:
+            out.append(f"train.{key}={v}")
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="latentbridge", description="Latent generative models of signals and images.")
+    p.add_argument("--version", action="version", version=f"latentbridge {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="more log output")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model preset into a run folder")
+    _add_config_args(t, required=True)
+    t.add_argument("--out", required=True, help="run folder (becomes a model folder when training ends)")
+    _add_trainer_args(t)
+
+    e = sub.add_parser("evaluate", help="evaluate a trained run: metrics.json and plots")
+    e.add_argument("run_dir")
+    e.add_argument("--out", required=True)
+    e.add_argument("--data", help="test data folder (default: the config's data.test_dir)")
+
+    c = sub.add_parser("config", help="print the resolved config (defaults + file + overrides) as YAML")
+    _add_config_args(c)
+
+    a = sub.add_parser("anomaly", help="acoustic anomaly detection").add_subparsers(dest="anomaly_cmd", required=True)
+    af = a.add_parser("fit", help="train on normal recordings and calibrate the threshold")
+    af.add_argument("normal_dir", help="folder (or file) of normal recordings")
+    af.add_argument("--out", required=True, help="model folder to write")
+    _add_config_args(af)
+    _add_trainer_args(af)
+
+    asc = a.add_parser("score", help="score recordings; with labels, also AUC/pAUC and plots")
+    asc.add_argument("model_dir")
+    asc.add_argument("paths", nargs="+", help="audio files or folders")
+    asc.add_argument("--out", required=True)
+    asc.add_argument("--labels", help="'auto' (folder named normal/anomalous) or a CSV with columns path,label")
+    asc.add_argument("--aggregate", choices=["mean", "max"], help="per-file aggregate of window scores")
+    asc.add_argument("--skip-bad", action="store_true", help="skip unreadable files with a warning")
+
+    al = a.add_parser("listen", help="score a live microphone (or a replayed file) window by window")
+    al.add_argument("model_dir")
+    al.add_argument("--device", help="input device id or name (default: the system's default input)")
+    al.add_argument("--source", help="replay this recording through the streaming code instead of a microphone")
+    al.add_argument("--duration", type=float, help="stop after this many seconds")
+    al.add_argument("--events", help="log every window to FILE (.sqlite/.db → SQLite, .csv → CSV)")
+    al.add_argument("--hop", type=float, help="seconds between window starts (default: the model's hop)")
+    al.add_argument("--sample-rate", type=int, help="capture rate (default: the model's rate)")
+    al.add_argument("--blocksize", type=int, default=1024)
+    al.add_argument("--realtime", action="store_true", help="with --source, pace the replay in real time")
+    al.add_argument("--list-devices", action="store_true", help="list input devices and exit")
+
+    x = sub.add_parser("export", help="export a model for small devices")
+    x.add_argument("model_dir")
+    x.add_argument("--format", choices=["onnx"], default="onnx")
+    x.add_argument("--out", required=True, help="output .onnx file")
+
+    d = sub.add_parser("data", help="built-in data sets").add_subparsers(dest="data_cmd", required=True)
+    ds = d.add_parser("synth", help="generate synthetic data").add_subparsers(dest="synth_kind", required=True)
+    sm = ds.add_parser("machine", help="rotating-machine recordings: train/normal, test/normal, test/anomalous")
+    sm.add_argument("--out", required=True)
+    sm.add_argument("--seed", type=int, default=0)
+    sm.add_argument("--sample-rate", type=int)
+    sm.add_argument("--duration", type=float, help="seconds per recording")
+    sm.add_argument("--n-train", type=int)
+    sm.add_argument("--n-test-normal", type=int)
+    sm.add_argument("--n-test-anomalous", type=int)
+    sm.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    return p
+
+
+def _cmd_train(args) -> int:
+    from latentbridge.config import load_config
+    from latentbridge.tasks import anomaly
+
+    cfg = load_config(args.config, args.override + _trainer_overrides(args))
+    res = anomaly.fit(cfg, args.out, resume=args.resume, force=args.force)
+    if res is not None:
+        print(f"trained {cfg.model.name} → {res.out_dir} (threshold {res.threshold:.6g}, "
+              f"{res.n_train_windows} train / {res.n_val_windows} calibration windows, {res.seconds:.1f} s)")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from latentbridge.tasks import anomaly
+
+    metrics = anomaly.evaluate_run(args.run_dir, args.out, data=args.data)
+    _print_metrics(metrics, args.out)
+    return 0
+
+
+def _print_metrics(metrics: dict, out) -> None:
+    keys = ("auc", "pauc", "threshold", "precision", "recall", "f1", "n_normal", "n_anomalous")
+    print("  ".join(f"{k}={metrics[k]:.4g}" if isinstance(metrics.get(k), float) else f"{k}={metrics.get(k)}"
+                    for k in keys if k in metrics))
+    print(f"wrote {Path(out) / 'metrics.json'}")
+
+
+def _cmd_config(args) -> int:
+    from latentbridge.config import dump_yaml, load_config
+
+    print(dump_yaml(load_config(args.config, args.override)), end="")
+    return 0
+
+
+def _cmd_anomaly(args) -> int:
+    from latentbridge.tasks import anomaly
+
+    if args.anomaly_cmd == "fit":
+        from latentbridge.config import load_config
+
+        cfg = load_config(args.config, [f"data.train_dir={args.normal_dir}", *args.override,
+                                        *_trainer_overrides(args)])
+        res = anomaly.fit(cfg, args.out, resume=args.resume, force=args.force)
+        if res is not None:
+            print(f"model → {res.out_dir}  threshold {res.threshold:.6g}  "
+                  f"({res.n_train_windows} training windows, {res.n_val_windows} calibration windows, "
+                  f"{res.seconds:.1f} s)")
+        return 0
+    if args.anomaly_cmd == "score":
+        res = anomaly.score_paths(args.model_dir, args.paths, args.out, labels=args.labels,
+                                  aggregate=args.aggregate, skip_bad=args.skip_bad)
+        if "auc" in res:
+            _print_metrics(res, args.out)
+        else:
+            print(f"scored {res['n_files']} files / {res['n_windows']} windows; "
+                  f"{res['n_anomalous_files_flagged']} files above the threshold {res['threshold']:.6g}")
+        print(f"wrote {Path(args.out) / 'scores.csv'}")
+        return 0
+    if args.anomaly_cmd == "listen":
+        from latentbridge.tasks import live
+
+        if args.list_devices:
+            from latentbridge.tasks.stream import list_input_devices
+
+            for dev in list_input_devices():
+                print(json.dumps(dev))
+            return 0
+        live.listen_model(args.model_dir, device=args.device, source=args.source, duration_s=args.duration,
+                          events=args.events, hop_s=args.hop, sample_rate=args.sample_rate,
+                          blocksize=args.blocksize, realtime=args.realtime)
+        return 0
+    raise AssertionError(args.anomaly_cmd)
+
+
+def _cmd_export(args) -> int:
+    from latentbridge.export import export_onnx
+
+    res = export_onnx(args.model_dir, args.out)
+    print(f"wrote {res['path']}  (max abs difference vs PyTorch: {res['max_abs_diff']:.3g} on "
+          f"{res['n_parity_windows']} windows)")
+    return 0
+
+
+def _cmd_data(args) -> int:
+    if args.data_cmd == "synth" and args.synth_kind == "machine":
+        from latentbridge.data.synth.machine import synth_machine
+
+        kw = {k: v for k, v in dict(sample_rate=args.sample_rate, duration_s=args.duration, n_train=args.n_train,
+                                    n_test_normal=args.n_test_normal,
+                                    n_test_anomalous=args.n_test_anomalous).items() if v is not None}
+        manifest = synth_machine(args.out, seed=args.seed, overwrite=args.force, **kw)
+        n = len(manifest.get("files", []))
+        print(f"wrote {n} recordings to {args.out} (train/normal, test/normal, test/anomalous)")
+        return 0
+    raise AssertionError(args)
+
+
+COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "config": _cmd_config, "anomaly": _cmd_anomaly,
+            "export": _cmd_export, "data": _cmd_data}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    try:
+        return COMMANDS[args.command](args)
+    except LatentbridgeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,231 @@
+"""Audio folders → fixed-size windows → spectrogram features, cached as ``.npy``.
+
+Files are read one by one (I/O), but the transform runs on batches of windows gathered across
+files. Each file's features are cached under a key made of the transform parameters, the
+windowing parameters and the file's path, size and modification time, so a changed file or a
+changed parameter never reuses a stale cache.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from latentbridge.errors import DataError
+from latentbridge.io import cut_windows, list_audio_files, read_audio
+from latentbridge.utils import atomic_path, stable_hash
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("LATENTBRIDGE_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "latentbridge" / "features"
+
+
+@dataclass
+class WindowFeatures:
+    """Features of every window of a set of files, with where each window came from."""
+
+    features: np.ndarray  # (N, C, F, T) float32
+    file_index: np.ndarray  # (N,) index into ``files``
+    starts_s: np.ndarray  # (N,) window start in seconds
+    window_s: float
+    files: list[Path]
+    durations_s: np.ndarray  # (n_files,)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.features.shape[0])
+
+    @property
+    def ends_s(self) -> np.ndarray:
+        return np.minimum(self.starts_s + self.window_s, self.durations_s[self.file_index])
+
+    def subset_files(self, file_ids) -> "WindowFeatures":
+        """Keep the windows of the given file indices (renumbered in the given order)."""
+        file_ids = [int(i) for i in file_ids]
+        remap = {old: new for new, old in enumerate(file_ids)}
+        mask = np.isin(self.file_index, file_ids)
+        return WindowFeatures(
+            features=self.features[mask],
+            file_index=np.array([remap[i] for i in self.file_index[mask]], dtype=np.int64),
+            starts_s=self.starts_s[mask],
+            window_s=self.window_s,
+            files=[self.files[i] for i in file_ids],
+            durations_s=self.durations_s[file_ids],
+        )
+
+    def subset_windows(self, mask: np.ndarray) -> "WindowFeatures":
+        return WindowFeatures(self.features[mask], self.file_index[mask], self.starts_s[mask], self.window_s,
+                              list(self.files), self.durations_s.copy())
+
+
+class FeatureExtractor:
+    """Reads recordings, cuts windows and computes features in batches, with a per-file cache."""
+
+    def __init__(self, transform, *, sample_rate: int, window_s: float, hop_s: float, channel: int | None = None,
+                 pad: str = "wrap", cache_dir: str | Path | None = None, use_cache: bool = True,
+                 batch_windows: int = 256):
+        self.transform = transform.eval()
+        self.sample_rate = int(sample_rate)
+        self.window = int(round(window_s * sample_rate))
+        self.hop = max(1, int(round(hop_s * sample_rate)))
+        self.window_s = self.window / self.sample_rate
+        self.channel = channel
+        self.pad = pad
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.use_cache = use_cache
+        self.batch_windows = batch_windows
+        self._params = {
+            "version": CACHE_VERSION,
+            "transform": transform.to_dict(),
+            "sample_rate": self.sample_rate, "window": self.window, "hop": self.hop,
+            "channel": channel, "pad": pad,
+        }
+
+    @classmethod
+    def from_config(cls, cfg, transform, **kw) -> "FeatureExtractor":
+        a = cfg.audio
+        return cls(transform, sample_rate=a.sample_rate, window_s=a.window_s, hop_s=a.hop_s, channel=a.channel,
+                   pad=a.pad, cache_dir=cfg.data.cache_dir, **kw)
+
+    # --- cache --------------------------------------------------------------------------
+    def _key(self, path: Path) -> str:
+        st = path.stat()
+        return stable_hash({**self._params, "path": str(path.resolve()), "size": st.st_size,
+                            "mtime_ns": st.st_mtime_ns})
+
+    def _load_cached(self, key: str):
+        npy, meta = self.cache_dir / f"{key}.npy", self.cache_dir / f"{key}.json"
+        if not (self.use_cache and npy.exists() and meta.exists()):
+            return None
+        try:
+            info = json.loads(meta.read_text())
+            feats = np.load(npy, allow_pickle=False)
+            return feats, np.asarray(info["starts_s"], dtype=np.float64), float(info["duration_s"])
+        except (OSError, ValueError, KeyError):
+            return None  # a damaged cache entry is recomputed
+
+    def _save_cached(self, key: str, feats: np.ndarray, starts_s: np.ndarray, duration_s: float,
+                     path: Path) -> None:
+        if not self.use_cache:
+            return
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            with atomic_path(self.cache_dir / f"{key}.npy") as tmp:
+                with open(tmp, "wb") as f:
+                    np.save(f, feats, allow_pickle=False)
+            with atomic_path(self.cache_dir / f"{key}.json") as tmp:
+                tmp.write_text(json.dumps({"source": str(path.resolve()), "params": self._params,
+                                           "starts_s": starts_s.tolist(), "duration_s": duration_s}))
+        except OSError as e:  # a read-only cache must not stop the work
+            log.warning("feature cache %s not written: %s", self.cache_dir, e)
+
+    # --- extraction ---------------------------------------------------------------------
+    def windows_of(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        windows, starts = cut_windows(wave, self.window, self.hop, pad=self.pad)
+        return windows.astype(np.float32, copy=False), starts.astype(np.float64) / self.sample_rate
+
+    @torch.no_grad()
+    def features_of_windows(self, windows: np.ndarray) -> np.ndarray:
+        """(N, window) waveforms → (N, C, F, T) features, in batches."""
+        out = []
+        for i in range(0, len(windows), self.batch_windows):
+            chunk = torch.from_numpy(np.ascontiguousarray(windows[i:i + self.batch_windows]))
+            out.append(self.transform(chunk).float().numpy())
+        if not out:
+            return np.zeros((0,), dtype=np.float32)
+        return np.concatenate(out, axis=0)
+
+    def read(self, path: Path) -> np.ndarray:
+        mono = self.channel is None
+        wave, _ = read_audio(path, sample_rate=self.sample_rate, mono=mono, channel=self.channel)
+        return wave
+
+    def extract(self, paths, skip_bad: bool = False) -> WindowFeatures:
+        """Features of every window of ``paths`` (files or folders)."""
+        files: list[Path] = []
+        for p in paths if isinstance(paths, (list, tuple)) else [paths]:
+            files.extend(list_audio_files(p))
+        results: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
+        pending: list[tuple[int, str, np.ndarray, np.ndarray, float]] = []
+        skipped: list[tuple[str, str]] = []
+        kept: list[int] = []
+        for i, path in enumerate(files):
+            key = self._key(path)
+            cached = self._load_cached(key)
+            if cached is not None:
+                results[i] = cached
+                kept.append(i)
+                continue
+            try:
+                wave = self.read(path)
+                windows, starts = self.windows_of(wave)
+            except DataError as e:
+                if not skip_bad:
+                    raise
+                log.warning("skipping %s", e)
+                skipped.append((str(path), e.problem))
+                continue
+            pending.append((i, key, windows, starts, wave.shape[-1] / self.sample_rate))
+            kept.append(i)
+        if pending:
+            feats = self.features_of_windows(np.concatenate([p[2] for p in pending], axis=0))
+            offset = 0
+            for i, key, windows, starts, duration in pending:
+                f = feats[offset:offset + len(windows)]
+                offset += len(windows)
+                self._save_cached(key, f, starts, duration, files[i])
+                results[i] = (f, starts, duration)
+        if not kept:
+            raise DataError(paths if not isinstance(paths, (list, tuple)) else ", ".join(map(str, paths)),
+                            f"none of the {len(files)} audio files could be used: "
+                            + "; ".join(f"{Path(p).name}: {r}" for p, r in skipped[:5]))
+        feats, idx, starts, durations = [], [], [], []
+        for new, i in enumerate(kept):
+            f, s, d = results[i]
+            feats.append(f)
+            idx.append(np.full(len(f), new, dtype=np.int64))
+            starts.append(s)
+            durations.append(d)
+        return WindowFeatures(
+            features=np.concatenate(feats, axis=0).astype(np.float32, copy=False),
+            file_index=np.concatenate(idx), starts_s=np.concatenate(starts), window_s=self.window_s,
+            files=[files[i] for i in kept], durations_s=np.asarray(durations, dtype=np.float64), skipped=skipped,
+        )
+
+
+def split_files(n_files: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of file indices into (train, val); val is empty when there is too little data."""
+    if n_files < 2 or val_fraction <= 0:
+        return np.arange(n_files), np.arange(0)
+    n_val = min(n_files - 1, max(1, int(round(val_fraction * n_files))))
+    perm = np.random.default_rng(seed).permutation(n_files)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def split_train_val(wf: WindowFeatures, val_fraction: float, seed: int) -> tuple[WindowFeatures, WindowFeatures]:
+    """Hold out whole files (windows overlap, so a window split would leak); with one file, hold out
+    the last part of it in time."""
+    if len(wf.files) >= 2:
+        tr, va = split_files(len(wf.files), val_fraction, seed)
+        return wf.subset_files(tr), wf.subset_files(va)
+    n = len(wf)
+    n_val = int(round(val_fraction * n))
+    if n_val == 0 or n - n_val < 1:
+        return wf, wf.subset_windows(np.zeros(n, dtype=bool))
+    order = np.argsort(wf.starts_s, kind="stable")
+    mask = np.zeros(n, dtype=bool)
+    mask[order[n - n_val:]] = True
+    return wf.subset_windows(~mask), wf.subset_windows(mask)

@@ -1,0 +1,442 @@
+"""Audio file input/output and windowing (numpy, soundfile, librosa; no torch).
+
+Every problem with a file is raised as :class:`latentbridge.errors.DataError`, whose message
+names the file and the problem ("PATH: problem").
+
+Decisions worth knowing:
+
+* ``AUDIO_EXTENSIONS`` includes ``.mp3`` because the libsndfile bundled with soundfile
+  (>= 1.1) decodes MPEG audio; ``read_audio`` on an mp3 goes through the same checks.
+* A WAV file whose ``data`` chunk was cut off is reported as truncated: libsndfile quietly
+  returns only the frames present, so the header's declared size is compared with the bytes
+  on disk. For other formats (FLAC, MP3) the frame count in the header is compared with the
+  frames actually decoded.
+* :func:`cut_windows` keeps a last, partial window only when it holds *more than half* a
+  window of real samples (see its docstring).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from latentbridge.errors import DataError
+from latentbridge.utils import atomic_path
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "AudioInfo",
+    "list_audio_files",
+    "audio_info",
+    "read_audio",
+    "cut_windows",
+    "write_wav",
+    "write_audio",
+    "SILENCE_LEVEL",
+]
+
+AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
+
+#: A recording whose samples all have magnitude below this is treated as silent.
+SILENCE_LEVEL = 1e-8
+
+_PAD_MODES = ("wrap", "constant", "reflect", "none")
+
+# soundfile format names for writing, by extension
+_WRITE_FORMATS = {
+    ".wav": "WAV",
+    ".flac": "FLAC",
+    ".ogg": "OGG",
+    ".oga": "OGG",
+    ".aiff": "AIFF",
+    ".aif": "AIFF",
+    ".mp3": "MP3",
+}
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    sample_rate: int
+    frames: int
+    channels: int
+    duration_s: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _accepted() -> str:
+    return ", ".join(AUDIO_EXTENSIONS)
+
+
+def _is_audio_name(path: Path) -> bool:
+    return path.suffix.lower() in AUDIO_EXTENSIONS
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
+    """Audio files under ``root`` (sorted), or ``[root]`` when ``root`` is one audio file.
+
+    Extensions are matched case-insensitively against :data:`AUDIO_EXTENSIONS`. Hidden files
+    and folders (name starting with ".", e.g. macOS ``._x.wav`` resource forks) are skipped.
+    Raises DataError when ``root`` does not exist, is a file that is not audio, or is a folder
+    holding no audio files (the message says how many other files it saw).
+    """
+    root = Path(root)
+    if not root.exists():
+        raise DataError(root, "does not exist")
+    if root.is_file():
+        if not _is_audio_name(root):
+            raise DataError(
+                root,
+                f"not an audio file (extension {root.suffix or '(none)'!r}; "
+                f"accepted extensions: {_accepted()})",
+            )
+        return [root]
+    if not root.is_dir():
+        raise DataError(root, "is neither a file nor a folder")
+
+    candidates = root.rglob("*") if recursive else root.glob("*")
+    found: list[Path] = []
+    others: Counter[str] = Counter()
+    for p in candidates:
+        rel = p.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if not p.is_file():
+            continue
+        if _is_audio_name(p):
+            found.append(p)
+        else:
+            others[p.suffix.lower() or "(no extension)"] += 1
+    if not found:
+        n_other = sum(others.values())
+        where = "in this folder or its subfolders" if recursive else "directly in this folder"
+        if n_other:
+            kinds = ", ".join(f"{ext} x{n}" for ext, n in sorted(others.items()))
+            seen = f"saw {n_other} other file{'s' if n_other != 1 else ''} ({kinds})"
+        else:
+            seen = "the folder holds no files"
+        raise DataError(
+            root, f"no audio files found {where}; {seen}; accepted extensions: {_accepted()}"
+        )
+    return sorted(found)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise DataError(path, "file does not exist")
+    if path.is_dir():
+        raise DataError(path, "is a folder, not an audio file")
+    if not _is_audio_name(path):
+        raise DataError(
+            path,
+            f"unsupported file type {path.suffix or '(no extension)'!r}; "
+            f"accepted extensions: {_accepted()}",
+        )
+    if path.stat().st_size == 0:
+        raise DataError(path, "file is empty (0 bytes)")
+
+
+def _sf_error_text(exc: BaseException) -> str:
+    text = getattr(exc, "error_string", None) or str(exc)
+    return str(text).strip() or type(exc).__name__
+
+
+def _wav_declared_frames(path: Path) -> int | None:
+    """Frames a RIFF/WAVE header declares in its ``data`` chunk, or None when unknown.
+
+    Returns None for non-RIFF files, streaming headers (size 0 or 0xFFFFFFFF) and RF64.
+    """
+    try:
+        file_size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block_align = None
+            pos = 12
+            while pos + 8 <= file_size:
+                f.seek(pos)
+                ch = f.read(8)
+                if len(ch) < 8:
+                    return None
+                cid, size = ch[:4], struct.unpack("<I", ch[4:8])[0]
+                if cid == b"fmt ":
+                    fmt = f.read(min(size, 16))
+                    if len(fmt) >= 14:
+                        block_align = struct.unpack("<H", fmt[12:14])[0]
+                elif cid == b"data":
+                    if size in (0, 0xFFFFFFFF) or not block_align:
+                        return None
+                    return size // block_align
+                pos += 8 + size + (size & 1)
+    except OSError:
+        return None
+    return None
+
+
+def _open_info(path: Path):
+    import soundfile as sf
+
+    try:
+        return sf.info(str(path))
+    except Exception as exc:  # LibsndfileError, RuntimeError, TypeError from odd headers
+        raise DataError(path, f"unreadable or truncated audio file ({_sf_error_text(exc)})") from exc
+
+
+def audio_info(path: str | Path) -> AudioInfo:
+    """Sample rate, frame count, channel count and duration from the file header.
+
+    For a WAV file whose data chunk is cut short, ``frames`` counts the frames actually present.
+    """
+    path = Path(path)
+    _check_file(path)
+    info = _open_info(path)
+    sr = int(info.samplerate)
+    frames = int(info.frames)
+    return AudioInfo(
+        sample_rate=sr,
+        frames=frames,
+        channels=int(info.channels),
+        duration_s=frames / sr if sr > 0 else 0.0,
+    )
+
+
+def read_audio(
+    path: str | Path,
+    sample_rate: int | None = None,
+    mono: bool = True,
+    channel: int | None = None,
+) -> tuple[np.ndarray, int]:
+    """Read an audio file as float32 samples in [-1, 1]; return ``(wave, sample_rate)``.
+
+    Shapes: ``mono=True`` averages the channels -> ``(T,)``; ``mono=False`` -> ``(C, T)``.
+    ``channel=k`` keeps only channel ``k`` (0-based): ``(T,)`` when ``mono`` else ``(1, T)``.
+    When ``sample_rate`` is given and differs from the file's, the audio is resampled with
+    ``librosa.resample(res_type="soxr_hq")``.
+
+    Raises DataError (naming the file) when the file does not exist, has an unsupported
+    extension, is empty, unreadable or truncated, holds zero frames, contains NaN/inf samples,
+    or is silent (every sample's magnitude below :data:`SILENCE_LEVEL`), and when ``channel``
+    is out of range.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    _check_file(path)
+    if sample_rate is not None and (int(sample_rate) != sample_rate or sample_rate <= 0):
+        raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+
+    try:
+        with sf.SoundFile(str(path)) as f:
+            header_frames = int(f.frames)
+            sr = int(f.samplerate)
+            n_channels = int(f.channels)
+            data = f.read(dtype="float32", always_2d=True)
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(path, f"unreadable or truncated audio file ({_sf_error_text(exc)})") from exc
+
+    n_read = data.shape[0]
+    declared = _wav_declared_frames(path) if path.suffix.lower() == ".wav" else None
+    if declared is not None and n_read < declared:
+        raise DataError(
+            path,
+            f"truncated audio file: header declares {declared} frames but only {n_read} are present",
+        )
+    # MP3 frame counts in headers are estimates; allow a small slack there.
+    slack = max(1152, header_frames // 50) if path.suffix.lower() == ".mp3" else 0
+    if n_read + slack < header_frames:
+        raise DataError(
+            path,
+            f"truncated audio file: header declares {header_frames} frames "
+            f"but only {n_read} could be decoded",
+        )
+    if n_read == 0:
+        raise DataError(path, "audio has zero length (no samples)")
+    if sr <= 0:
+        raise DataError(path, f"invalid sample rate {sr} in header")
+
+    finite = np.isfinite(data)
+    if not finite.all():
+        n_nan = int(np.isnan(data).sum())
+        n_inf = int(data.size - finite.sum() - n_nan)
+        raise DataError(
+            path,
+            f"contains {n_nan + n_inf} non-finite samples ({n_nan} NaN, {n_inf} inf) "
+            f"out of {data.size}",
+        )
+    if float(np.max(np.abs(data))) < SILENCE_LEVEL:
+        raise DataError(path, f"audio is silent (every sample has magnitude below {SILENCE_LEVEL:g})")
+
+    wave = data.T  # (C, T)
+    if channel is not None:
+        if int(channel) != channel or not 0 <= channel < n_channels:
+            raise DataError(
+                path,
+                f"channel {channel!r} out of range: the file has {n_channels} channel"
+                f"{'s' if n_channels != 1 else ''} (valid: 0..{n_channels - 1})",
+            )
+        wave = wave[int(channel) : int(channel) + 1]
+        if float(np.max(np.abs(wave))) < SILENCE_LEVEL:
+            raise DataError(path, f"channel {channel} is silent")
+    if mono:
+        wave = wave.mean(axis=0) if wave.shape[0] > 1 else wave[0]
+        if float(np.max(np.abs(wave))) < SILENCE_LEVEL:
+            raise DataError(path, "mono mix is silent (the channels cancel out)")
+    wave = np.ascontiguousarray(wave, dtype=np.float32)
+
+    if sample_rate is not None and int(sample_rate) != sr:
+        import librosa
+
+        wave = librosa.resample(
+            wave, orig_sr=sr, target_sr=int(sample_rate), res_type="soxr_hq", axis=-1
+        )
+        wave = np.ascontiguousarray(wave, dtype=np.float32)
+        sr = int(sample_rate)
+    return wave, sr
+
+
+# --------------------------------------------------------------------------- windowing
+
+
+def cut_windows(
+    wave: np.ndarray,
+    window: int,
+    hop: int,
+    pad: str = "wrap",
+    name: str | Path = "<waveform>",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cut ``wave`` of shape ``(..., T)`` into windows along the last axis.
+
+    Returns ``(windows, starts)``: ``windows`` has shape ``(n, ..., window)`` (a fresh,
+    contiguous array of ``wave``'s dtype) and ``starts`` (int64, shape ``(n,)``) holds each
+    window's first sample index in ``wave``.
+
+    Rules:
+
+    * Full windows start at ``0, hop, 2*hop, ...`` while ``start + window <= T``.
+    * Last partial window: the window starting at the next hop position is kept only when it
+      holds **more than half a window** of real samples (``T - start > window / 2``), and then
+      it is padded to full length with ``pad``. With ``pad="none"`` it is always dropped.
+    * A recording shorter than one window gives exactly one window (start 0), padded with
+      ``pad``: ``"wrap"`` tiles the clip, ``"constant"`` appends zeros, ``"reflect"`` mirrors
+      it. ``pad="none"`` raises DataError (naming ``name``) for such input.
+
+    Padding of a partial window continues the same way ("wrap" continues from the start of
+    the recording). Vectorised with ``sliding_window_view``; no per-window Python loop.
+    """
+    if pad not in _PAD_MODES:
+        raise ValueError(f"pad must be one of {_PAD_MODES}, got {pad!r}")
+    if int(window) != window or window <= 0:
+        raise ValueError(f"window must be a positive integer, got {window!r}")
+    if int(hop) != hop or hop <= 0:
+        raise ValueError(f"hop must be a positive integer, got {hop!r}")
+    window, hop = int(window), int(hop)
+    wave = np.asarray(wave)
+    if wave.ndim == 0:
+        raise ValueError("wave must have at least one axis (time last)")
+    T = wave.shape[-1]
+    if T == 0:
+        raise DataError(name, "waveform has zero length")
+
+    if T < window:
+        if pad == "none":
+            raise DataError(
+                name,
+                f"recording too short: {T} samples, one window needs {window} "
+                f"(use pad='wrap', 'constant' or 'reflect' to pad it)",
+            )
+        n_pad_total = window - T
+        n_windows = 1
+    else:
+        n_full = (T - window) // hop + 1
+        next_start = n_full * hop
+        real = T - next_start
+        keep_partial = pad != "none" and real > window / 2
+        n_windows = n_full + int(keep_partial)
+        n_pad_total = next_start + window - T if keep_partial else 0
+
+    if n_pad_total > 0:
+        widths = [(0, 0)] * (wave.ndim - 1) + [(0, n_pad_total)]
+        if pad == "constant":
+            padded = np.pad(wave, widths, mode="constant")
+        else:
+            padded = np.pad(wave, widths, mode=pad)
+    else:
+        padded = wave
+
+    view = np.lib.stride_tricks.sliding_window_view(padded, window, axis=-1)  # (..., L, window)
+    view = view[..., : (n_windows - 1) * hop + 1 : hop, :]  # (..., n, window)
+    windows = np.ascontiguousarray(np.moveaxis(view, -2, 0))  # (n, ..., window)
+    starts = np.arange(n_windows, dtype=np.int64) * hop
+    return windows, starts
+
+
+# --------------------------------------------------------------------------- writing
+
+_PCM_SUBTYPES = ("PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32")
+
+
+def write_audio(
+    path: str | Path,
+    wave: np.ndarray,
+    sample_rate: int,
+    subtype: str | None = None,
+    format: str | None = None,
+) -> Path:
+    """Write ``wave`` (``(T,)`` or ``(C, T)``) atomically; the format follows the extension.
+
+    Samples must be finite; for integer PCM subtypes they are clipped to [-1, 1].
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if format is None:
+        format = _WRITE_FORMATS.get(path.suffix.lower())
+        if format is None:
+            raise DataError(
+                path,
+                f"cannot write audio with extension {path.suffix or '(none)'!r}; "
+                f"use one of {', '.join(_WRITE_FORMATS)}",
+            )
+    if int(sample_rate) != sample_rate or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    wave = np.asarray(wave)
+    if wave.ndim == 1:
+        data = wave
+    elif wave.ndim == 2:
+        data = wave.T  # soundfile wants (T, C)
+    else:
+        raise DataError(path, f"cannot write a waveform of shape {wave.shape}; expected (T,) or (C, T)")
+    if data.shape[0] == 0:
+        raise DataError(path, "refusing to write an empty waveform")
+    if not np.all(np.isfinite(data)):
+        raise DataError(path, "refusing to write a waveform with NaN or inf samples")
+    if subtype is not None and subtype.upper() in _PCM_SUBTYPES:
+        data = np.clip(data, -1.0, 1.0)
+    data = np.ascontiguousarray(data, dtype=np.float32 if data.dtype != np.float64 else np.float64)
+    with atomic_path(path) as tmp:
+        try:
+            sf.write(str(tmp), data, int(sample_rate), subtype=subtype, format=format)
+        except Exception as exc:
+            raise DataError(path, f"could not write audio ({_sf_error_text(exc)})") from exc
+    return path
+
+
+def write_wav(
+    path: str | Path, wave: np.ndarray, sample_rate: int, subtype: str = "PCM_16"
+) -> Path:
+    """Write a WAV file atomically (``wave`` is ``(T,)`` or ``(C, T)``; PCM is clipped to [-1, 1])."""
+    return write_audio(path, wave, sample_rate, subtype=subtype, format="WAV")

@@ -1,0 +1,200 @@
+"""Anomaly-detection metrics: ROC AUC, partial AUC, threshold calibration, confusion metrics.
+
+Conventions: ``labels`` are 1 = anomalous, 0 = normal; higher ``scores`` mean more anomalous;
+a sample is flagged anomalous when ``score > threshold``. Every function returns plain Python
+floats/ints so results can go straight into JSON.
+
+``partial_auc`` follows the DCASE challenge (Task 2) definition, which is scikit-learn's
+``roc_auc_score(labels, scores, max_fpr=0.1)``: the area under the ROC curve for
+FPR in [0, max_fpr], *standardised* with the McClish correction
+
+    pAUC = 0.5 * (1 + (A - A_min) / (A_max - A_min)),  A_min = max_fpr**2 / 2,  A_max = max_fpr
+
+so a random detector scores 0.5 and a perfect one 1.0 (a perfectly inverted detector scores
+``0.5 * (1 - A_min / (A_max - A_min))``, about 0.474 for max_fpr = 0.1, not 0).
+Pass ``standardized=False`` for the raw area divided by ``max_fpr`` (0 to 1).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "roc_auc",
+    "partial_auc",
+    "threshold_mean_std",
+    "threshold_quantile",
+    "calibrate_threshold",
+    "detection_metrics",
+]
+
+
+def _scores(scores, name: str = "scores") -> np.ndarray:
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 1:
+        s = s.reshape(-1)
+    if s.size == 0:
+        raise ValueError(f"{name} is empty")
+    if not np.all(np.isfinite(s)):
+        bad = int((~np.isfinite(s)).sum())
+        raise ValueError(f"{name} contains {bad} NaN or inf values")
+    return s
+
+
+def _labels_scores(labels, scores) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(labels).reshape(-1)
+    s = _scores(scores)
+    if y.shape[0] != s.shape[0]:
+        raise ValueError(f"labels and scores differ in length: {y.shape[0]} vs {s.shape[0]}")
+    if y.dtype == bool:
+        y = y.astype(np.int64)
+    uniq = set(np.unique(y).tolist())
+    if not uniq <= {0, 1}:
+        raise ValueError(f"labels must be 0 (normal) or 1 (anomalous); got values {sorted(uniq)}")
+    return y.astype(np.int64), s
+
+
+def _need_both(y: np.ndarray, what: str) -> None:
+    n_anom = int(y.sum())
+    n_norm = int(y.size - n_anom)
+    if n_anom == 0 or n_norm == 0:
+        missing = "anomalous (1)" if n_anom == 0 else "normal (0)"
+        raise ValueError(
+            f"{what} needs both normal (0) and anomalous (1) labels; no {missing} samples "
+            f"among {y.size}"
+        )
+
+
+def roc_auc(labels, scores) -> float:
+    """Area under the ROC curve (ties count half). ValueError when a class is missing."""
+    from sklearn.metrics import roc_auc_score
+
+    y, s = _labels_scores(labels, scores)
+    _need_both(y, "roc_auc")
+    return float(roc_auc_score(y, s))
+
+
+def partial_auc(labels, scores, max_fpr: float = 0.1, standardized: bool = True) -> float:
+    """Partial AUC over FPR in [0, max_fpr]; DCASE definition (McClish-standardised) by default.
+
+    ``standardized=True`` returns ``sklearn.metrics.roc_auc_score(labels, scores,
+    max_fpr=max_fpr)``. ``standardized=False`` returns the raw partial area divided by
+    ``max_fpr`` (1.0 perfect, 0.0 perfectly inverted). ValueError when a class is missing.
+    """
+    from sklearn.metrics import auc, roc_auc_score, roc_curve
+
+    if not (0.0 < float(max_fpr) <= 1.0):
+        raise ValueError(f"max_fpr must be in (0, 1], got {max_fpr!r}")
+    y, s = _labels_scores(labels, scores)
+    _need_both(y, "partial_auc")
+    if standardized:
+        return float(roc_auc_score(y, s, max_fpr=float(max_fpr)))
+    fpr, tpr, _ = roc_curve(y, s)
+    if max_fpr >= 1.0:
+        return float(auc(fpr, tpr))
+    stop = int(np.searchsorted(fpr, max_fpr, side="right"))
+    t_end = np.interp(max_fpr, [fpr[stop - 1], fpr[stop]], [tpr[stop - 1], tpr[stop]])
+    area = auc(np.append(fpr[:stop], max_fpr), np.append(tpr[:stop], t_end))
+    return float(area / max_fpr)
+
+
+def threshold_mean_std(scores, k: float = 2.0) -> float:
+    """``mean + k * std`` of (normal) scores, with the population std (ddof=0)."""
+    s = _scores(scores)
+    return float(s.mean() + float(k) * s.std())
+
+
+def threshold_quantile(scores, false_alarm_rate: float = 0.01) -> float:
+    """The ``1 - false_alarm_rate`` quantile of (normal) scores (linear interpolation).
+
+    About ``false_alarm_rate`` of scores from the same distribution lie above it.
+    """
+    if not (0.0 < float(false_alarm_rate) < 1.0):
+        raise ValueError(f"false_alarm_rate must be in (0, 1), got {false_alarm_rate!r}")
+    s = _scores(scores)
+    return float(np.quantile(s, 1.0 - float(false_alarm_rate)))
+
+
+def calibrate_threshold(
+    scores,
+    method: str = "mean_std",
+    k: float = 2.0,
+    false_alarm_rate: float = 0.01,
+) -> dict:
+    """Pick a decision threshold from scores of normal data.
+
+    Returns ``{"threshold", "method", "k" | "false_alarm_rate", "n", "mean", "std",
+    "observed_false_alarm_rate"}`` where the last is the fraction of the given scores above
+    the threshold.
+    """
+    s = _scores(scores)
+    if method == "mean_std":
+        thr = threshold_mean_std(s, k=k)
+        param = {"k": float(k)}
+    elif method == "quantile":
+        thr = threshold_quantile(s, false_alarm_rate=false_alarm_rate)
+        param = {"false_alarm_rate": float(false_alarm_rate)}
+    else:
+        raise ValueError(f"unknown threshold method {method!r}; use 'mean_std' or 'quantile'")
+    return {
+        "threshold": float(thr),
+        "method": method,
+        **param,
+        "n": int(s.size),
+        "mean": float(s.mean()),
+        "std": float(s.std()),
+        "observed_false_alarm_rate": float(np.mean(s > thr)),
+    }
+
+
+def _div(a: float, b: float) -> float:
+    return float(a / b) if b else 0.0
+
+
+def detection_metrics(labels, scores, threshold: float, max_fpr: float = 0.1) -> dict:
+    """Threshold-free (AUC, pAUC) and thresholded metrics for one set of scores.
+
+    Decision: ``score > threshold`` means anomalous. Ratios with a zero denominator are 0.0.
+    ``auc`` and ``pauc`` are None when only one class is present (everything else still
+    computed). Keys: auc, pauc, max_fpr, threshold, tp, fp, tn, fn, precision, recall, f1,
+    accuracy, tpr, fpr, tnr, balanced_accuracy, n, n_normal, n_anomalous.
+    """
+    y, s = _labels_scores(labels, scores)
+    thr = float(threshold)
+    if math.isnan(thr):
+        raise ValueError("threshold is NaN")
+    pred = s > thr
+    pos = y == 1
+    tp = int(np.sum(pred & pos))
+    fp = int(np.sum(pred & ~pos))
+    tn = int(np.sum(~pred & ~pos))
+    fn = int(np.sum(~pred & pos))
+    n_anom = tp + fn
+    n_norm = tn + fp
+    both = n_anom > 0 and n_norm > 0
+    precision = _div(tp, tp + fp)
+    recall = _div(tp, n_anom)
+    tnr = _div(tn, n_norm)
+    return {
+        "auc": roc_auc(y, s) if both else None,
+        "pauc": partial_auc(y, s, max_fpr=max_fpr) if both else None,
+        "max_fpr": float(max_fpr),
+        "threshold": thr,
+        "tp": tp,
+        "fp": fp,
+        "tn": tn,
+        "fn": fn,
+        "precision": precision,
+        "recall": recall,
+        "f1": _div(2 * precision * recall, precision + recall),
+        "accuracy": _div(tp + tn, y.size),
+        "tpr": recall,
+        "fpr": _div(fp, n_norm),
+        "tnr": tnr,
+        "balanced_accuracy": 0.5 * (recall + tnr),
+        "n": int(y.size),
+        "n_normal": int(n_norm),
+        "n_anomalous": int(n_anom),
+    }

@@ -1,0 +1,76 @@
+"""Typed model outputs and the diagonal Gaussian posterior."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+class DiagonalGaussian:
+    """A diagonal Gaussian over the trailing dimensions of ``mean``.
+
+    ``sample`` uses the reparameterisation trick; ``kl`` is against another diagonal Gaussian
+    (standard normal by default); ``nll``/``log_prob`` sum over every non-batch dimension, so
+    all of them return one value per sample.
+    """
+
+    def __init__(self, mean: Tensor, logvar: Tensor, clamp: tuple[float, float] = (-30.0, 20.0)):
+        self.mean = mean
+        self.logvar = logvar.clamp(*clamp)
+        self.std = torch.exp(0.5 * self.logvar)
+        self.var = torch.exp(self.logvar)
+
+    @classmethod
+    def from_params(cls, params: Tensor, dim: int = 1) -> "DiagonalGaussian":
+        mean, logvar = params.chunk(2, dim=dim)
+        return cls(mean, logvar)
+
+    def _sum(self, x: Tensor) -> Tensor:
+        return x.flatten(1).sum(dim=1)
+
+    def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        eps = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
+        return self.mean + self.std * eps
+
+    def rsample_n(self, n: int) -> Tensor:
+        """``n`` reparameterised samples, shape (n, *mean.shape)."""
+        eps = torch.randn((n, *self.mean.shape), device=self.mean.device, dtype=self.mean.dtype)
+        return self.mean.unsqueeze(0) + self.std.unsqueeze(0) * eps
+
+    def mode(self) -> Tensor:
+        return self.mean
+
+    def kl(self, other: "DiagonalGaussian | None" = None) -> Tensor:
+        if other is None:
+            return 0.5 * self._sum(self.mean.pow(2) + self.var - 1.0 - self.logvar)
+        return 0.5 * self._sum(
+            (self.mean - other.mean).pow(2) / other.var + self.var / other.var - 1.0 - self.logvar + other.logvar
+        )
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """log N(x; mean, var) summed per sample; ``x`` may carry extra leading sample dims."""
+        lp = -0.5 * (LOG_2PI + self.logvar + (x - self.mean).pow(2) / self.var)
+        return lp.flatten(lp.dim() - self.mean.dim() + 1).sum(-1)
+
+    def nll(self, x: Tensor) -> Tensor:
+        return -self.log_prob(x)
+
+
+def standard_normal_log_prob(z: Tensor) -> Tensor:
+    """log N(z; 0, I) summed over the last dimension."""
+    return -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
+
+
+@dataclass
+class AutoencoderOutput:
+    """What every model's ``forward`` returns. Per-sample tensors have shape (B,)."""
+
+    reconstruction: Tensor
+    latent: Tensor
+    posterior: DiagonalGaussian | None = None
+    losses: dict[str, Tensor] = field(default_factory=dict)

@@ -1,0 +1,109 @@
+"""STFT magnitude in pure numpy, matching ``SpectrogramTransform.magnitude``.
+
+This module imports numpy only (no torch, no librosa), so that a small device with
+numpy + onnxruntime can compute the first stage of the feature pipeline and feed the
+ONNX-exported second stage (``features_from_magnitude``).
+
+Conventions match :func:`torch.stft`: periodic windows zero-padded to ``n_fft`` in the
+centre, padding by ``n_fft // 2`` on both sides when ``center`` (``pad_mode`` as in
+``torch.nn.functional.pad``), unnormalised one-sided FFT.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["stft_magnitude", "periodic_window", "num_frames"]
+
+_WINDOW_ALIASES = {"hanning": "hann", "rect": "rectangular", "boxcar": "rectangular", "ones": "rectangular"}
+_PAD_MODES = {"reflect": "reflect", "constant": "constant", "replicate": "edge", "circular": "wrap"}
+
+
+def periodic_window(window: str, win_length: int) -> np.ndarray:
+    """Periodic window (same values as ``torch.<name>_window(win_length, periodic=True)``), float64."""
+    key = _WINDOW_ALIASES.get(str(window).lower(), str(window).lower())
+    n = np.arange(win_length, dtype=np.float64)
+    phase = 2.0 * np.pi * n / win_length
+    if key == "hann":
+        return 0.5 - 0.5 * np.cos(phase)
+    if key == "hamming":
+        return 0.54 - 0.46 * np.cos(phase)
+    if key == "blackman":
+        return 0.42 - 0.5 * np.cos(phase) + 0.08 * np.cos(2.0 * phase)
+    if key == "rectangular":
+        return np.ones(win_length, dtype=np.float64)
+    raise ValueError(f"window: unknown window {window!r}; expected hann, hamming, blackman or rectangular")
+
+
+def num_frames(n_samples: int, n_fft: int, hop_length: int, center: bool = True) -> int:
+    """Frames of the STFT of ``n_samples`` samples (before any ``n_frames`` fixing)."""
+    if center:
+        return 1 + int(n_samples) // int(hop_length)
+    if n_samples < n_fft:
+        return 0
+    return 1 + (int(n_samples) - int(n_fft)) // int(hop_length)
+
+
+def stft_magnitude(
+    wave,
+    n_fft: int,
+    hop_length: int,
+    win_length: int | None = None,
+    window: str = "hann",
+    center: bool = True,
+    pad_mode: str = "reflect",
+    power: float = 1.0,
+    n_frames: int | None = None,
+) -> np.ndarray:
+    """``|STFT(wave)| ** power`` as float32 ``(B, C, n_fft // 2 + 1, frames)``.
+
+    ``wave`` is ``(T,)`` (-> B = C = 1), ``(B, T)`` (-> C = 1) or ``(B, C, T)``, exactly as
+    ``SpectrogramTransform.magnitude``. With ``n_frames`` the frame axis is cropped or
+    zero-padded (silence) to that length. Computed in float64, returned as float32.
+    """
+    x = np.asarray(wave)
+    if x.ndim == 1:
+        x = x[None, None]
+    elif x.ndim == 2:
+        x = x[:, None]
+    elif x.ndim != 3:
+        raise ValueError(f"stft_magnitude: expected a (T,), (B, T) or (B, C, T) wave, got shape {x.shape}")
+    x = x.astype(np.float32).astype(np.float64)  # same input rounding as the torch path
+
+    n_fft = int(n_fft)
+    hop_length = int(hop_length)
+    win_length = n_fft if win_length is None else int(win_length)
+    if not 1 <= win_length <= n_fft:
+        raise ValueError(f"win_length: must be in [1, n_fft={n_fft}], got {win_length}")
+    if hop_length < 1:
+        raise ValueError(f"hop_length: must be >= 1, got {hop_length}")
+    win = periodic_window(window, win_length)
+    if win_length < n_fft:
+        left = (n_fft - win_length) // 2
+        win = np.pad(win, (left, n_fft - win_length - left))
+
+    if center:
+        if pad_mode not in _PAD_MODES:
+            raise ValueError(f"pad_mode: unknown {pad_mode!r}")
+        pad = n_fft // 2
+        if pad_mode == "reflect" and x.shape[-1] <= pad:
+            raise ValueError(f"stft_magnitude: reflect padding needs more than {pad} samples, got {x.shape[-1]}")
+        x = np.pad(x, ((0, 0), (0, 0), (pad, pad)), mode=_PAD_MODES[pad_mode])
+    if x.shape[-1] < n_fft:
+        raise ValueError(f"stft_magnitude: signal of {x.shape[-1]} samples is shorter than n_fft={n_fft}")
+
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft, axis=-1)[..., ::hop_length, :]  # (B, C, N, n_fft)
+    spec = np.fft.rfft(frames * win, n=n_fft, axis=-1)  # (B, C, N, F)
+    mag = np.abs(spec)
+    if power != 1.0:
+        mag = mag**power
+    mag = np.swapaxes(mag, -1, -2)  # (B, C, F, N)
+
+    if n_frames is not None:
+        n_frames = int(n_frames)
+        cur = mag.shape[-1]
+        if cur > n_frames:
+            mag = mag[..., :n_frames]
+        elif cur < n_frames:
+            mag = np.pad(mag, ((0, 0), (0, 0), (0, 0), (0, n_frames - cur)))
+    return np.ascontiguousarray(mag, dtype=np.float32)

@@ -1,0 +1,174 @@
+"""Shared test fixtures.
+
+``virtual_microphone``: a real input device on machines without a sound card.  A PulseAudio
+null sink is created and its monitor made the default source, so whatever ``paplay`` plays
+into the sink is what the default input device records.  See
+``shared/notes/virtual-microphone.md``.  CI needs the Debian packages ``pulseaudio``,
+``pulseaudio-utils`` (pactl, paplay) and ``libportaudio2``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+
+def _run(*args: str, timeout: float = 15.0) -> subprocess.CompletedProcess:
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout)
+
+
+def _pulse_ready() -> bool:
+    try:
+        return _run("pactl", "info", timeout=5).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def _default_source() -> str | None:
+    try:
+        result = _run("pactl", "info", timeout=5)
+    except subprocess.TimeoutExpired:
+        return None
+    for line in result.stdout.splitlines():
+        if line.startswith("Default Source:"):
+            return line.split(":", 1)[1].strip() or None
+    return None
+
+
+class VirtualMicrophone:
+    """A PulseAudio null sink whose monitor is the default input.
+
+    ``play(wav)`` starts ``paplay --device=<sink> wav`` in the background and returns the
+    Popen; what it plays is heard by the default input device.
+    """
+
+    def __init__(self, sink: str, input_device: int, input_name: str):
+        self.sink = sink
+        self.source = f"{sink}.monitor"
+        self.input_device = input_device  # PortAudio index of the default input device
+        self.input_name = input_name
+        self._procs: list[subprocess.Popen] = []
+
+    def play(self, wav_path: str | Path) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            ["paplay", f"--device={self.sink}", str(wav_path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self._procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self._procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()
+        self._procs.clear()
+
+
+def _reinitialize_portaudio(sd) -> None:
+    """PortAudio lists devices when it is initialised: re-initialise it so that it sees the
+    PulseAudio server started (or stopped) after ``import sounddevice``."""
+    sd._terminate()
+    sd._initialize()
+
+
+def _stop_daemon() -> None:
+    _run("pulseaudio", "--kill", timeout=15)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _run("pulseaudio", "--check").returncode == 0:
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def virtual_microphone():
+    for tool, package in (("pulseaudio", "pulseaudio"), ("pactl", "pulseaudio-utils"),
+                          ("paplay", "pulseaudio-utils")):
+        if shutil.which(tool) is None:
+            pytest.skip(f"virtual microphone needs `{tool}` (apt-get install {package})")
+    try:
+        import sounddevice as sd
+    except (ImportError, OSError) as exc:
+        pytest.skip(f"virtual microphone needs sounddevice with PortAudio (libportaudio2): {exc}")
+
+    started = False
+    if _run("pulseaudio", "--check").returncode != 0:
+        try:
+            result = _run(
+                "pulseaudio", "-D", "--exit-idle-time=-1", "--system=false", "--disallow-exit",
+                timeout=30,
+            )
+        except subprocess.TimeoutExpired:
+            pytest.skip("pulseaudio did not start within 30 s")
+        if result.returncode != 0:
+            pytest.skip(f"pulseaudio could not start: {(result.stderr or result.stdout).strip()}")
+        started = True
+    deadline = time.monotonic() + 10
+    while not _pulse_ready():
+        if time.monotonic() > deadline:
+            if started:
+                _stop_daemon()
+            pytest.skip("pulseaudio started but `pactl info` cannot reach it")
+        time.sleep(0.1)
+
+    previous_source = _default_source()
+    sink = f"latentbridge_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    module_id: str | None = None
+    previous_default = tuple(sd.default.device)
+    vm: VirtualMicrophone | None = None
+    try:
+        result = _run("pactl", "load-module", "module-null-sink", f"sink_name={sink}")
+        if result.returncode != 0:
+            pytest.skip(f"cannot load module-null-sink: {result.stderr.strip()}")
+        module_id = result.stdout.strip()
+        result = _run("pactl", "set-default-source", f"{sink}.monitor")
+        if result.returncode != 0:
+            pytest.skip(f"cannot set the default source: {result.stderr.strip()}")
+
+        _reinitialize_portaudio(sd)
+        devices = sd.query_devices()
+        by_name = {d["name"]: d["index"] for d in devices if d["max_input_channels"] > 0}
+        try:
+            default_in = sd.query_devices(kind="input")
+        except Exception:  # noqa: BLE001 - no default input device
+            default_in = None
+        if default_in is not None and default_in["name"] in ("default", "pulse"):
+            index = int(default_in["index"])
+        elif "pulse" in by_name or "default" in by_name:
+            # Another host API or a real card is PortAudio's default: point it at PulseAudio.
+            index = int(by_name.get("pulse", by_name.get("default")))
+            sd.default.device = (index, previous_default[1])
+        else:
+            pytest.skip(
+                "PortAudio does not see PulseAudio (no 'pulse'/'default' ALSA input device; "
+                f"input devices: {sorted(by_name)}); is libasound2-plugins installed?"
+            )
+        name = sd.query_devices(index)["name"]
+        vm = VirtualMicrophone(sink, index, name)
+        yield vm
+    finally:
+        if vm is not None:
+            vm.stop_all()
+        sd.default.device = previous_default
+        if module_id:
+            _run("pactl", "unload-module", module_id)
+        if started:
+            _stop_daemon()
+        elif previous_source:
+            _run("pactl", "set-default-source", previous_source)
+        try:
+            _reinitialize_portaudio(sd)
+        except Exception:  # noqa: BLE001 - best effort
+            pass

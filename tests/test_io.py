@@ -1,0 +1,299 @@
+"""Tests for latentbridge.io: reading, validation, windowing, writing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from latentbridge.errors import DataError
+from latentbridge.io import (
+    AUDIO_EXTENSIONS,
+    AudioInfo,
+    audio_info,
+    cut_windows,
+    list_audio_files,
+    read_audio,
+    write_audio,
+    write_wav,
+)
+
+SR = 16000
+
+
+def tone(freq=440.0, sr=SR, seconds=0.5, amp=0.5):
+    t = np.arange(int(sr * seconds)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- round trips
+
+
+def test_wav_round_trip_pcm16(tmp_path):
+    x = tone()
+    p = write_wav(tmp_path / "a.wav", x, SR)
+    y, sr = read_audio(p)
+    assert sr == SR and y.dtype == np.float32 and y.shape == x.shape
+    assert np.max(np.abs(y - x)) < 1.0 / 2**14
+    info = audio_info(p)
+    assert info == AudioInfo(sample_rate=SR, frames=x.size, channels=1, duration_s=x.size / SR)
+    assert sf.info(str(p)).subtype == "PCM_16"
+    # atomic write leaves no temp files behind
+    assert [q.name for q in tmp_path.iterdir()] == ["a.wav"]
+
+
+def test_flac_round_trip(tmp_path):
+    x = tone(seconds=0.3)
+    p = write_audio(tmp_path / "a.flac", x, SR, subtype="PCM_24")
+    y, sr = read_audio(p)
+    assert sr == SR and y.shape == x.shape
+    assert np.max(np.abs(y - x)) < 1e-6
+
+
+def test_ogg_round_trip(tmp_path):
+    x = tone(freq=1000.0, seconds=0.5)
+    p = write_audio(tmp_path / "a.ogg", x, SR)
+    y, sr = read_audio(p)
+    assert sr == SR and y.shape == x.shape  # vorbis is lossy but keeps length
+    spec = np.abs(np.fft.rfft(y))
+    assert abs(np.argmax(spec) * SR / y.size - 1000.0) < 5.0
+    assert np.corrcoef(x[2000:-2000], y[2000:-2000])[0, 1] > 0.99
+
+
+def test_mp3_listed_and_readable_when_supported(tmp_path):
+    assert ".mp3" in AUDIO_EXTENSIONS
+    x = tone(seconds=0.5)
+    p = write_audio(tmp_path / "a.mp3", x, SR)
+    y, sr = read_audio(p)
+    assert sr == SR and abs(y.size - x.size) <= 1152
+
+
+def test_stereo_mono_average_and_channel_pick(tmp_path):
+    left = tone(440.0)
+    right = tone(880.0, amp=0.25)
+    p = write_audio(tmp_path / "s.wav", np.stack([left, right]), SR, subtype="FLOAT")
+    mono, _ = read_audio(p)
+    assert mono.shape == left.shape
+    np.testing.assert_allclose(mono, (left + right) / 2, atol=1e-7)
+    both, _ = read_audio(p, mono=False)
+    assert both.shape == (2, left.size)
+    np.testing.assert_allclose(both[1], right, atol=1e-7)
+    r, _ = read_audio(p, channel=1)
+    np.testing.assert_allclose(r, right, atol=1e-7)
+    r2, _ = read_audio(p, channel=1, mono=False)
+    assert r2.shape == (1, left.size)
+    with pytest.raises(DataError, match=r"s\.wav: channel 2 out of range"):
+        read_audio(p, channel=2)
+    assert audio_info(p).channels == 2
+
+
+def test_resample_keeps_frequency_and_length(tmp_path):
+    sr_in = 44100
+    x = tone(1000.0, sr=sr_in, seconds=1.0)
+    p = write_audio(tmp_path / "hi.wav", x, sr_in, subtype="FLOAT")
+    y, sr = read_audio(p, sample_rate=16000)
+    assert sr == 16000 and y.dtype == np.float32
+    assert abs(y.size - 16000) <= 1
+    spec = np.abs(np.fft.rfft(y * np.hanning(y.size)))
+    peak_hz = np.argmax(spec) * sr / y.size
+    assert abs(peak_hz - 1000.0) <= 2.0
+    assert abs(np.sqrt(np.mean(y[1000:-1000] ** 2)) - 0.5 / np.sqrt(2)) < 0.01
+
+
+# ----------------------------------------------------------------------------- bad inputs
+
+
+def _good_wav(path):
+    write_wav(path, tone(), SR)
+    return path
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataError, match=r"nope\.wav: file does not exist"):
+        read_audio(tmp_path / "nope.wav")
+
+
+def test_wrong_extension(tmp_path):
+    p = tmp_path / "notes.txt"
+    p.write_text("hello")
+    with pytest.raises(DataError, match=r"notes\.txt: unsupported file type '\.txt'"):
+        read_audio(p)
+
+
+def test_truncated_wav_data_chunk(tmp_path):
+    p = _good_wav(tmp_path / "cut.wav")
+    b = p.read_bytes()
+    p.write_bytes(b[: len(b) // 2])
+    with pytest.raises(DataError, match=r"cut\.wav: truncated audio file: header declares 8000 frames"):
+        read_audio(p)
+
+
+def test_truncated_wav_header(tmp_path):
+    p = _good_wav(tmp_path / "head.wav")
+    p.write_bytes(p.read_bytes()[:20])
+    with pytest.raises(DataError, match=r"head\.wav: unreadable or truncated audio file \(.+\)"):
+        read_audio(p)
+    with pytest.raises(DataError, match=r"head\.wav: unreadable"):
+        audio_info(p)
+
+
+def test_truncated_flac(tmp_path):
+    p = write_audio(tmp_path / "cut.flac", tone(seconds=3.0), SR)
+    b = p.read_bytes()
+    p.write_bytes(b[: len(b) // 2])
+    with pytest.raises(DataError, match=r"cut\.flac: (unreadable or )?truncated"):
+        read_audio(p)
+
+
+def test_garbage_bytes_named_wav(tmp_path):
+    p = tmp_path / "garbage.wav"
+    p.write_bytes(np.random.default_rng(0).bytes(2000))
+    with pytest.raises(DataError, match=r"garbage\.wav: unreadable or truncated audio file"):
+        read_audio(p)
+
+
+def test_zero_byte_file(tmp_path):
+    p = tmp_path / "empty.wav"
+    p.write_bytes(b"")
+    with pytest.raises(DataError, match=r"empty\.wav: file is empty \(0 bytes\)"):
+        read_audio(p)
+
+
+def test_zero_frame_wav(tmp_path):
+    p = tmp_path / "noframes.wav"
+    sf.write(str(p), np.zeros(0, np.float32), SR)
+    with pytest.raises(DataError, match=r"noframes\.wav: audio has zero length"):
+        read_audio(p)
+
+
+def test_nan_samples(tmp_path):
+    x = tone()
+    x[[3, 10, 20]] = np.nan
+    x[30] = np.inf
+    p = tmp_path / "nan.wav"
+    sf.write(str(p), x, SR, subtype="FLOAT")
+    with pytest.raises(DataError, match=r"nan\.wav: contains 4 non-finite samples \(3 NaN, 1 inf\)"):
+        read_audio(p)
+
+
+def test_silent_wav(tmp_path):
+    p = tmp_path / "zeros.wav"
+    sf.write(str(p), np.zeros(SR, np.float32), SR, subtype="PCM_16")
+    with pytest.raises(DataError, match=r"zeros\.wav: audio is silent"):
+        read_audio(p)
+
+
+def test_silent_selected_channel(tmp_path):
+    p = write_audio(tmp_path / "half.wav", np.stack([tone(), np.zeros(SR // 2, np.float32)]), SR)
+    read_audio(p, channel=0)
+    with pytest.raises(DataError, match=r"half\.wav: channel 1 is silent"):
+        read_audio(p, channel=1)
+
+
+def test_write_refuses_nan(tmp_path):
+    x = tone()
+    x[0] = np.nan
+    with pytest.raises(DataError, match=r"bad\.wav: refusing to write"):
+        write_wav(tmp_path / "bad.wav", x, SR)
+    assert not (tmp_path / "bad.wav").exists()
+
+
+def test_write_wav_clips_pcm(tmp_path):
+    p = write_wav(tmp_path / "loud.wav", np.array([2.0, -3.0, 0.5], np.float32), SR)
+    y, _ = read_audio(p)
+    np.testing.assert_allclose(y, [32767 / 32768, -1.0, 0.5], atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- listing
+
+
+def test_list_audio_files(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for name in ["b.wav", "a.FLAC", "sub/c.ogg"]:
+        write_audio(tmp_path / name, tone(seconds=0.1), SR)
+    (tmp_path / "readme.txt").write_text("x")
+    (tmp_path / "._b.wav").write_bytes(b"junk")  # macOS resource fork: skipped
+    files = list_audio_files(tmp_path)
+    assert [f.relative_to(tmp_path).as_posix() for f in files] == ["a.FLAC", "b.wav", "sub/c.ogg"]
+    flat = list_audio_files(tmp_path, recursive=False)
+    assert [f.name for f in flat] == ["a.FLAC", "b.wav"]
+    assert list_audio_files(tmp_path / "b.wav") == [tmp_path / "b.wav"]
+
+
+def test_list_audio_files_errors(tmp_path):
+    with pytest.raises(DataError, match=r"missing: does not exist"):
+        list_audio_files(tmp_path / "missing")
+    d = tmp_path / "docs"
+    d.mkdir()
+    (d / "a.txt").write_text("x")
+    (d / "b.txt").write_text("x")
+    (d / "c.csv").write_text("x")
+    with pytest.raises(DataError) as e:
+        list_audio_files(d)
+    msg = str(e.value)
+    assert msg.startswith(str(d) + ": no audio files found")
+    assert "saw 3 other files" in msg and ".txt x2" in msg and ".wav" in msg and ".flac" in msg
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="no audio files found.*holds no files"):
+        list_audio_files(empty)
+    with pytest.raises(DataError, match=r"a\.txt: not an audio file"):
+        list_audio_files(d / "a.txt")
+
+
+# ----------------------------------------------------------------------------- windows
+
+
+def test_cut_windows_exact_and_starts():
+    x = np.arange(10, dtype=np.float32)
+    w, s = cut_windows(x, 4, 2)
+    # full windows at 0,2,4,6; next start 8 has 2 real samples = half -> dropped
+    assert s.tolist() == [0, 2, 4, 6]
+    assert w.shape == (4, 4)
+    np.testing.assert_array_equal(w[3], [6, 7, 8, 9])
+    assert w.flags.c_contiguous and w.dtype == np.float32
+
+
+def test_cut_windows_partial_kept_when_more_than_half():
+    x = np.arange(11, dtype=np.float32)
+    w, s = cut_windows(x, 4, 4, pad="wrap")
+    # full at 0,4; start 8 has 3 real samples (> 2) -> kept, wrapped from the start
+    assert s.tolist() == [0, 4, 8]
+    np.testing.assert_array_equal(w[2], [8, 9, 10, 0])
+    w, s = cut_windows(x, 4, 4, pad="constant")
+    np.testing.assert_array_equal(w[2], [8, 9, 10, 0])
+    w, s = cut_windows(x + 1, 4, 4, pad="reflect")
+    np.testing.assert_array_equal(w[2], [9, 10, 11, 10])
+    w, s = cut_windows(x, 4, 4, pad="none")
+    assert s.tolist() == [0, 4]
+    # exactly half real samples -> dropped
+    w, s = cut_windows(np.arange(10.0), 4, 4)
+    assert s.tolist() == [0, 4]
+
+
+def test_cut_windows_short_input_padding():
+    x = np.array([1.0, 2.0, 3.0])
+    w, s = cut_windows(x, 8, 4, pad="wrap")
+    assert s.tolist() == [0]
+    np.testing.assert_array_equal(w[0], [1, 2, 3, 1, 2, 3, 1, 2])
+    w, _ = cut_windows(x, 8, 4, pad="constant")
+    np.testing.assert_array_equal(w[0], [1, 2, 3, 0, 0, 0, 0, 0])
+    w, _ = cut_windows(x, 6, 4, pad="reflect")
+    np.testing.assert_array_equal(w[0], [1, 2, 3, 2, 1, 2])
+    with pytest.raises(DataError, match=r"clip\.wav: recording too short: 3 samples"):
+        cut_windows(x, 8, 4, pad="none", name="clip.wav")
+    with pytest.raises(ValueError):
+        cut_windows(x, 8, 4, pad="bogus")
+
+
+def test_cut_windows_multichannel_and_large():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 1000)).astype(np.float32)
+    w, s = cut_windows(x, 100, 50)
+    assert w.shape == (19, 2, 3, 100)
+    assert s.tolist() == list(range(0, 901, 50))
+    for i, st in enumerate(s):
+        np.testing.assert_array_equal(w[i], x[..., st : st + 100])
+    # windows are a copy, not a view of the input
+    w[0, 0, 0, 0] = 123.0
+    assert x[0, 0, 0] != 123.0

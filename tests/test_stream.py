@@ -1,0 +1,415 @@
+"""Live streaming: windowing, sources, event logs, overflow handling and a real microphone."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import sqlite3
+import sys
+import threading
+import time
+import types
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from latentbridge.errors import LatentbridgeError
+from latentbridge.tasks import stream
+from latentbridge.tasks.stream import (
+    EVENT_FIELDS,
+    EventLog,
+    StreamStats,
+    WindowBuffer,
+    device_blocks,
+    file_blocks,
+    listen,
+)
+
+LINE = re.compile(r"^\s*\d+\.\d\d-\d+\.\d\d s  score -?\d+\.\d{5}  (normal|ANOMALY)$")
+
+
+def rms_score(threshold: float):
+    def score_fn(windows: np.ndarray):
+        assert windows.ndim == 2 and windows.dtype == np.float32
+        rms = np.sqrt(np.mean(windows.astype(np.float64) ** 2, axis=1))
+        return rms, rms > threshold
+
+    return score_fn
+
+
+def tone_wav(path, sr, silence_s, tone_s, amp=0.5, freq=440.0, noise=1e-3, seed=0):
+    rng = np.random.default_rng(seed)
+    n_sil, n_tone = int(silence_s * sr), int(tone_s * sr)
+    t = np.arange(n_tone) / sr
+    x = np.concatenate(
+        [np.zeros(n_sil), amp * np.sin(2 * np.pi * freq * t), np.zeros(n_sil)]
+    )
+    x = x + noise * rng.standard_normal(x.shape[0])
+    sf.write(str(path), x.astype(np.float32), sr)
+    return x.astype(np.float32)
+
+
+# ---------------------------------------------------------------- WindowBuffer
+
+
+def _cut(x, window, hop):
+    return [(s, x[s : s + window]) for s in range(0, len(x) - window + 1, hop)]
+
+
+@pytest.mark.parametrize("window,hop", [(64, 23), (64, 64), (50, 100), (1, 1), (97, 13)])
+@pytest.mark.parametrize("sizes", [[1, 7, 13, 3, 101, 0, 29], [1000], [5]])
+def test_window_buffer_matches_hand_cut(window, hop, sizes):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(1000).astype(np.float32)
+    buf = WindowBuffer(window, hop)
+    got, pos, i = [], 0, 0
+    max_block = 0
+    while pos < len(x):
+        n = sizes[i % len(sizes)]
+        i += 1
+        block = x[pos : pos + n].reshape(-1, 1)
+        max_block = max(max_block, block.shape[0])
+        got.extend(buf.push(block))
+        assert buf.buffered <= window + max_block  # never grows without bound
+        pos += n
+    want = _cut(x, window, hop)
+    assert [s for s, _ in got] == [s for s, _ in want]
+    for (_, w), (_, ref) in zip(got, want):
+        assert w.dtype == np.float32 and w.shape == (window,)
+        np.testing.assert_array_equal(w, ref)
+    assert buf.samples_seen == len(x)
+
+
+def test_window_buffer_mixes_channels_and_is_bounded():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((5000, 3)).astype(np.float32)
+    buf = WindowBuffer(256, 100, channels=3)
+    got = []
+    for pos in range(0, len(x), 37):
+        got.extend(buf.push(x[pos : pos + 37]))
+        assert buf.buffered <= 256 + 37
+    want = _cut(x.mean(axis=1), 256, 100)
+    assert len(got) == len(want)
+    for (s, w), (s2, ref) in zip(got, want):
+        assert s == s2
+        np.testing.assert_allclose(w, ref, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError):
+        buf.push(np.zeros((10, 2), np.float32))
+
+
+# ---------------------------------------------------------------- file replay
+
+
+def test_file_replay_flags_exactly_the_tone_windows(tmp_path):
+    file_sr, sr = 22050, 16000  # replay resamples to the listening rate
+    wav = tmp_path / "sts.wav"
+    tone_wav(wav, file_sr, silence_s=1.0, tone_s=1.0)
+    out = io.StringIO()
+    window_s, hop_s = 0.5, 0.25
+    summary = listen(
+        rms_score(0.1), sample_rate=sr, window_s=window_s, hop_s=hop_s,
+        source=wav, blocksize=333, out=out,
+    )
+    lines = out.getvalue().splitlines()
+    window_lines = [ln for ln in lines if LINE.match(ln)]
+    assert len(window_lines) == summary["n_windows"] == len(lines) - 1
+    assert "0 overflows" in lines[-1]
+    # 3 s of audio, 0.5 s windows every 0.25 s -> 11 windows.
+    assert summary["n_windows"] == 11
+    flagged = [ln.endswith("ANOMALY") for ln in window_lines]
+    starts = [k * hop_s for k in range(summary["n_windows"])]
+    # A window is a tone window when it overlaps the tone (1.0-2.0 s); with this hop the
+    # overlap is 0, half or all of the window.
+    expected = [s + window_s > 1.0 + 1e-9 and s < 2.0 - 1e-9 for s in starts]
+    assert flagged == expected
+    assert summary["n_anomalies"] == sum(expected) == 5
+    assert summary["overflows"] == 0
+    assert summary["duration_s"] == pytest.approx(3.0, abs=1e-3)
+
+
+def test_file_blocks_shapes_and_realtime_pacing(tmp_path):
+    wav = tmp_path / "t.wav"
+    tone_wav(wav, 8000, silence_s=0.1, tone_s=0.1)
+    t0 = time.monotonic()
+    blocks = list(file_blocks(wav, 8000, blocksize=500, realtime=True))
+    elapsed = time.monotonic() - t0
+    assert all(b.shape[1] == 1 and b.dtype == np.float32 and not ov for b, ov in blocks)
+    assert sum(b.shape[0] for b, _ in blocks) == 2400
+    assert elapsed >= 0.25  # 0.3 s of audio, paced
+    t0 = time.monotonic()
+    list(file_blocks(wav, 8000, blocksize=500))
+    assert time.monotonic() - t0 < 0.25
+
+
+def test_listen_duration_limit_and_event_log(tmp_path):
+    wav = tmp_path / "sts.wav"
+    tone_wav(wav, 16000, silence_s=1.0, tone_s=1.0)
+    log_path = tmp_path / "logs" / "events.sqlite"
+    summary = listen(
+        rms_score(0.1), sample_rate=16000, window_s=0.5, hop_s=0.5,
+        source=wav, duration_s=1.5, events=log_path, out=None,
+    )
+    assert summary["duration_s"] == pytest.approx(1.5)
+    assert summary["n_windows"] == 3 and summary["n_anomalies"] == 1
+    with sqlite3.connect(log_path) as conn:
+        rows = conn.execute("SELECT start_s, end_s, is_anomaly FROM events ORDER BY id").fetchall()
+    assert rows == [(0.0, 0.5, 0), (0.5, 1.0, 0), (1.0, 1.5, 1)]
+
+
+def test_listen_rejects_bad_score_fn(tmp_path):
+    wav = tmp_path / "sts.wav"
+    tone_wav(wav, 16000, silence_s=0.5, tone_s=0.5)
+    with pytest.raises(LatentbridgeError, match="scores"):
+        listen(lambda w: (np.zeros(1), np.zeros(1, bool)), sample_rate=16000, window_s=0.1,
+               hop_s=0.05, source=wav, blocksize=4000, out=None)
+
+
+# ---------------------------------------------------------------- EventLog
+
+
+def _event(i, **kw):
+    e = {"wall_time": f"2024-01-01T00:00:0{i}+00:00", "start_s": float(i), "end_s": i + 2.0,
+         "score": 0.5 * i, "is_anomaly": i % 2 == 1, "overflows": i}
+    e.update(kw)
+    return e
+
+
+@pytest.mark.parametrize("suffix", [".sqlite", ".sqlite3", ".db"])
+def test_event_log_sqlite_commits_each_row_and_appends(tmp_path, suffix):
+    path = tmp_path / f"events{suffix}"
+    with EventLog(path) as log:
+        log.log(_event(0))
+        log.log(_event(1))
+        # Committed already: another connection sees the rows while the log is open.
+        with sqlite3.connect(path) as other:
+            assert other.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 2
+    with EventLog(path) as log:
+        log.log({k: v for k, v in _event(2).items() if k != "wall_time"})
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            f"SELECT {', '.join(EVENT_FIELDS)} FROM events ORDER BY id"
+        ).fetchall()
+    assert [r[1:] for r in rows] == [(0.0, 2.0, 0.0, 0, 0), (1.0, 3.0, 0.5, 1, 1),
+                                     (2.0, 4.0, 1.0, 0, 2)]
+    assert rows[0][0] == "2024-01-01T00:00:00+00:00"
+    assert rows[2][0].endswith("+00:00") and "T" in rows[2][0]  # filled in, ISO 8601 UTC
+
+
+def test_event_log_csv_flushes_each_row_and_appends(tmp_path):
+    path = tmp_path / "events.csv"
+    with EventLog(path) as log:
+        log.log(_event(0))
+        log.log(_event(1))
+        # Flushed already: the file holds both rows while the log is open.
+        assert len(path.read_text().splitlines()) == 3
+    with EventLog(path) as log:
+        log.log(_event(2))
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == list(EVENT_FIELDS)
+    assert [(float(r["start_s"]), float(r["score"]), r["is_anomaly"], r["overflows"])
+            for r in rows] == [(0.0, 0.0, "0", "0"), (1.0, 0.5, "1", "1"), (2.0, 1.0, "0", "2")]
+    assert rows[1]["wall_time"] == "2024-01-01T00:00:01+00:00"
+
+
+def test_event_log_unknown_extension_and_foreign_files(tmp_path):
+    with pytest.raises(LatentbridgeError, match=re.escape(str(tmp_path / "events.txt"))):
+        EventLog(tmp_path / "events.txt")
+    with pytest.raises(LatentbridgeError, match="no extension"):
+        EventLog(tmp_path / "events")
+    bad_csv = tmp_path / "other.csv"
+    bad_csv.write_text("a,b\n1,2\n")
+    with pytest.raises(LatentbridgeError, match="header"):
+        EventLog(bad_csv)
+    bad_db = tmp_path / "junk.db"
+    bad_db.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(LatentbridgeError, match="junk.db"):
+        EventLog(bad_db)
+
+
+# ---------------------------------------------------------------- overflow handling
+
+
+class _Status:
+    def __init__(self, input_overflow=False):
+        self.input_overflow = input_overflow
+
+
+def test_callback_drops_and_counts_when_queue_is_full():
+    cb = stream._BlockQueue(max_queue_blocks=2)
+    for i in range(10):
+        cb(np.full((4, 1), i, np.float32), 4, None, _Status(input_overflow=(i == 0)))
+    stats = cb.stats
+    assert stats.input_overflows == 1
+    assert stats.dropped_blocks == 8 and stats.dropped_frames == 32
+    assert stats.overflows == 9
+    assert cb.queue.qsize() == 2  # bounded
+    first, ov0 = cb.queue.get_nowait()
+    second, ov1 = cb.queue.get_nowait()
+    assert first[0, 0] == 0 and ov0  # after the PortAudio input overflow
+    assert second[0, 0] == 1 and not ov1
+    cb(np.full((4, 1), 10, np.float32), 4, None, _Status())
+    block, ov = cb.queue.get_nowait()
+    assert block[0, 0] == 10 and ov  # first block after the dropped ones is flagged
+    indata = np.ones((4, 1), np.float32)
+    cb(indata, 4, None, None)
+    indata[:] = 7
+    assert cb.queue.get_nowait()[0][0, 0] == 1  # a copy, not a view of PortAudio's buffer
+
+
+class _FakeSoundDevice(types.ModuleType):
+    """Stands in for sounddevice: a stream whose thread calls the callback as fast as it can."""
+
+    class CallbackStop(Exception):
+        pass
+
+    class PortAudioError(Exception):
+        pass
+
+    def __init__(self, n_blocks=300, fail=False, period=0.0005):
+        super().__init__("sounddevice")
+        self.n_blocks = n_blocks
+        self.period = period
+        self.fail = fail
+        fake = self
+
+        class InputStream:
+            def __init__(self, device, samplerate, channels, blocksize, dtype, callback):
+                if fake.fail:
+                    raise fake.PortAudioError(f"Error querying device {device}")
+                self.channels, self.blocksize, self.callback = channels, blocksize, callback
+                self.active = False
+
+            def _run(self):
+                for i in range(fake.n_blocks):
+                    data = np.full((self.blocksize, self.channels), i, np.float32)
+                    try:
+                        self.callback(data, self.blocksize, None, _Status(i == 5))
+                    except fake.CallbackStop:
+                        break
+                    time.sleep(fake.period)
+                self.active = False
+
+            def __enter__(self):
+                self.active = True
+                self.thread = threading.Thread(target=self._run)
+                self.thread.start()
+                return self
+
+            def __exit__(self, *exc):
+                self.thread.join()
+                self.active = False
+
+        self.InputStream = InputStream
+
+    def query_devices(self, *args, **kwargs):
+        return [
+            {"index": 0, "name": "fake out", "max_input_channels": 0, "default_samplerate": 48000.0},
+            {"index": 1, "name": "fake mic", "max_input_channels": 2, "default_samplerate": 44100.0},
+        ]
+
+
+def test_device_blocks_slow_consumer_counts_overflows(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sounddevice", _FakeSoundDevice(n_blocks=300))
+    stats = StreamStats()
+    got = []
+    for block, overflowed in device_blocks(sample_rate=1000, blocksize=10, duration_s=2.0,
+                                           max_queue_blocks=3, stats=stats):
+        got.append((block, overflowed))
+        time.sleep(0.002)  # slower than the producer
+    assert stats.frames_captured == 2000  # stopped after duration_s of audio
+    assert stats.dropped_blocks > 0 and stats.overflows >= stats.dropped_blocks
+    assert len(got) + stats.dropped_blocks == 200
+    assert any(ov for _, ov in got)
+    assert all(b.shape == (10, 1) for b, _ in got)
+
+
+def test_listen_reports_device_overflows(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sounddevice", _FakeSoundDevice(n_blocks=1000))
+
+    def slow_score(windows):
+        time.sleep(0.005)
+        return np.zeros(len(windows)), np.zeros(len(windows), bool)
+
+    out = io.StringIO()
+    summary = listen(slow_score, sample_rate=1000, window_s=0.05, hop_s=0.05, blocksize=10,
+                     duration_s=5.0, out=out, max_queue_blocks=2)
+    assert summary["overflows"] > 0
+    assert f"{summary['overflows']} overflows" in out.getvalue().splitlines()[-1]
+    assert summary["n_windows"] == len(out.getvalue().splitlines()) - 1
+
+
+def test_device_open_error_lists_input_devices(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sounddevice", _FakeSoundDevice(fail=True))
+    with pytest.raises(LatentbridgeError) as info:
+        next(device_blocks(device="7"))
+    message = str(info.value)
+    assert "input device 7" in message and "1: fake mic" in message
+    assert "fake out" not in message
+
+
+def test_real_portaudio_unknown_device_is_a_clear_error():
+    with pytest.raises(LatentbridgeError, match="12345|sounddevice"):
+        next(device_blocks(device=12345))
+
+
+def test_list_input_devices_fields(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sounddevice", _FakeSoundDevice())
+    assert stream.list_input_devices() == [
+        {"index": 1, "name": "fake mic", "max_input_channels": 2, "default_samplerate": 44100.0}
+    ]
+
+
+# ---------------------------------------------------------------- the real thing
+
+
+@pytest.mark.audio
+@pytest.mark.slow
+def test_listen_from_virtual_microphone(virtual_microphone, tmp_path):
+    import sounddevice as sd
+
+    assert sd.query_devices(kind="input")["name"] in ("default", "pulse") or (
+        sd.default.device[0] == virtual_microphone.input_device
+    )
+    sr = 16000
+    wav = tmp_path / "tone.wav"
+    tone_wav(wav, sr, silence_s=1.0, tone_s=2.0, noise=0.0)
+    player = []
+
+    def play_once_stream_is_open():
+        # Start playback only once the input stream delivers audio, so nothing is missed.
+        for block, overflowed in device_blocks(sample_rate=sr, blocksize=1024, duration_s=5.0):
+            if not player:
+                player.append(virtual_microphone.play(wav))
+            yield block, overflowed
+
+    threshold = 0.02
+    scores: list[float] = []
+
+    def score_fn(windows):
+        rms, flags = rms_score(threshold)(windows)
+        scores.extend(rms.tolist())
+        return rms, flags
+
+    out = io.StringIO()
+    log = tmp_path / "events.csv"
+    summary = listen(score_fn, sample_rate=sr, window_s=0.5, hop_s=0.25,
+                     source=play_once_stream_is_open(), events=log, out=out)
+    assert player and player[0].wait(timeout=10) == 0, player[0].stderr.read()
+    text = out.getvalue()
+    assert summary["duration_s"] == pytest.approx(5.0, abs=0.01)
+    assert summary["n_windows"] == 19 == len(scores)
+    assert max(scores) > 0.05, text  # the tone was heard (noise floor is ~0)
+    assert min(scores) < 0.005, text  # and so was the silence
+    flags = [s > threshold for s in scores]
+    first, last = flags.index(True), len(flags) - 1 - flags[::-1].index(True)
+    assert all(flags[first : last + 1]), text  # one contiguous run of tone windows
+    # 2 s of tone, 0.5 s windows every 0.25 s: 7 windows lie inside it and at most 10 overlap it.
+    assert 7 <= summary["n_anomalies"] <= 10, text
+    assert not flags[0], text  # it starts with silence
+    with open(log, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == summary["n_windows"]
+    assert [r["is_anomaly"] == "1" for r in rows] == flags
