@@ -172,3 +172,43 @@ def virtual_microphone():
             _reinitialize_portaudio(sd)
         except Exception:  # noqa: BLE001 - best effort
             pass
+
+
+# --------------------------------------------------------------------------- anomaly fixtures
+
+REPO = Path(__file__).resolve().parents[1]
+FSDD = REPO.parent / "shared" / "data" / "fsdd" / "recordings"
+
+#: a small, fast model: enough to exercise every path, not to detect well
+FAST = ["train.max_epochs=3", "model.channels=[8,16]", "model.latent_dim=4", "train.progress_bar=false",
+        "train.batch_size=16", "beta.warmup_steps=10"]
+
+
+@pytest.fixture(scope="session")
+def machine_data(tmp_path_factory):
+    """A small synthetic rotating-machine set (train/normal, test/normal, test/anomalous)."""
+    from latentbridge.data.synth.machine import synth_machine
+
+    root = tmp_path_factory.mktemp("machine") / "data"
+    synth_machine(root, seed=3, duration_s=4.0, n_train=6, n_test_normal=3, n_test_anomalous=4)
+    return root
+
+
+@pytest.fixture(scope="session")
+def feature_cache(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cache")
+    os.environ["LATENTBRIDGE_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def fitted_model(machine_data, feature_cache, tmp_path_factory):
+    """``latentbridge anomaly fit`` on the small machine set (in-process CLI)."""
+    from latentbridge.cli import main
+
+    out = tmp_path_factory.mktemp("fit") / "model"
+    args = ["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(out)]
+    for o in FAST:
+        args += ["-o", o]
+    assert main(args) == 0
+    return out

@@ -95,8 +95,9 @@ def make_trainer(train_cfg, run_dir: str | Path, monitor: str = "val/loss", extr
     if t.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor=monitor, patience=t.early_stopping_patience, mode="min"))
     loggers = [
-        CSVLogger(save_dir=str(run_dir), name="logs", version="csv"),
-        TensorBoardLogger(save_dir=str(run_dir), name="logs", version="tensorboard", default_hp_metric=False),
+        # a new version folder per session, so a resumed run keeps the logs of the first
+        CSVLogger(save_dir=str(run_dir / "logs"), name="csv"),
+        TensorBoardLogger(save_dir=str(run_dir / "logs"), name="tensorboard", default_hp_metric=False),
     ]
     return L.Trainer(
         max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,

@@ -1,0 +1,219 @@
+"""Feature extraction: latentbridge's batched path vs the per-file librosa loop users write today.
+
+Seed preset (configs/seed_spectrogram_vae.yaml): 44.1 kHz, 2-s windows (hop 2 s), n_fft 1024,
+hop 512, |STFT| -> dB -> min-max per window, 128 frames (513 x 128 per window).
+
+* ours:      ``FeatureExtractor(..., use_cache=False).extract(files)`` -- read + resample + cut
+             windows per file, then one batched ``SpectrogramTransform`` over all windows.
+* reference: for each file ``librosa.load(sr=44100)``, cut the same 2-s windows, and for each
+             window ``librosa.stft(n_fft=1024, hop_length=512)``, ``librosa.amplitude_to_db(abs)``,
+             min-max, crop/pad to 128 frames.
+
+The timed reference uses the parameters that define the same features as the preset
+(``pad_mode="reflect"`` like torch.stft, ``top_db=None``, crop to 128 frames before the
+dB/min-max); the agreement with librosa's *defaults* (``pad_mode="constant"``, ``top_db=80``,
+min-max before cropping) is reported separately, since it is a different feature.
+
+Both sides are timed interleaved in the same run (median of ``--reps``), and the speed-up is the
+median over repetitions of the per-repetition ratio. ``ours`` is timed with torch's default
+thread count and with 1 thread (librosa's numpy FFT is single-threaded).
+
+    python benchmarks/bench_features.py [--synth-files 40] [--synth-seconds 10] [--fsdd-files 300] [--reps 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (fsdd_recordings, interleaved, make_synth_machine, median, per_rep_ratio,  # noqa: E402
+                     REPO, table, write_results)
+
+import librosa  # noqa: E402
+import torch  # noqa: E402
+
+from latentbridge.config import load_config  # noqa: E402
+from latentbridge.data.audio import FeatureExtractor  # noqa: E402
+from latentbridge.transforms.audio import SpectrogramTransform  # noqa: E402
+
+
+# ----------------------------------------------------------------------------- reference (user code)
+
+
+def _fix(x: np.ndarray, n: int) -> np.ndarray:
+    if x.shape[-1] >= n:
+        return x[..., :n]
+    return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, n - x.shape[-1])])
+
+
+def user_windows(y: np.ndarray, win: int, hop: int) -> list[np.ndarray]:
+    """The same windows as latentbridge.io.cut_windows(pad="wrap"), written the plain way."""
+    T = len(y)
+    if T < win:
+        return [np.pad(y, (0, win - T), mode="wrap")]
+    n_full = (T - win) // hop + 1
+    nxt = n_full * hop
+    keep = (T - nxt) > win / 2
+    if keep:
+        y = np.pad(y, (0, nxt + win - T), mode="wrap")
+    return [y[s:s + win] for s in range(0, (n_full + int(keep)) * hop, hop)]
+
+
+def user_window_features(w: np.ndarray, p: dict, librosa_defaults: bool = False) -> np.ndarray:
+    if librosa_defaults:  # pad_mode="constant", top_db=80, min-max before pad/crop
+        S = np.abs(librosa.stft(w, n_fft=p["n_fft"], hop_length=p["hop_length"]))
+        D = librosa.amplitude_to_db(S)
+        D = (D - D.min()) / (D.max() - D.min() + 1e-8)
+        return _fix(D, p["n_frames"])
+    S = np.abs(librosa.stft(w, n_fft=p["n_fft"], hop_length=p["hop_length"], pad_mode="reflect"))
+    S = _fix(S, p["n_frames"])
+    D = librosa.amplitude_to_db(S, top_db=None)
+    return (D - D.min()) / (D.max() - D.min() + 1e-8)
+
+
+def user_loop(files: list[Path], p: dict, librosa_defaults: bool = False) -> np.ndarray:
+    out = []
+    for f in files:
+        y, _ = librosa.load(f, sr=p["sample_rate"])
+        for w in user_windows(y, p["window"], p["hop"]):
+            out.append(user_window_features(w, p, librosa_defaults))
+    return np.stack(out)[:, None].astype(np.float32)
+
+
+def above_floor_mask(files: list[Path], p: dict, floor_db: float = -80.0) -> np.ndarray:
+    """True where the float64 magnitude is above ``floor_db`` (i.e. away from the amin = -100 dB clamp)."""
+    out = []
+    for f in files:
+        y, _ = librosa.load(f, sr=p["sample_rate"])
+        for w in user_windows(y, p["window"], p["hop"]):
+            S = np.abs(librosa.stft(w.astype(np.float64), n_fft=p["n_fft"], hop_length=p["hop_length"],
+                                    pad_mode="reflect"))
+            out.append(_fix(S, p["n_frames"]) > 10 ** (floor_db / 20))
+    return np.stack(out)[:, None]
+
+
+# ----------------------------------------------------------------------------- benchmark
+
+
+def seed_params() -> tuple[dict, SpectrogramTransform]:
+    cfg = load_config(str(REPO / "configs" / "seed_spectrogram_vae.yaml"), [])
+    t = SpectrogramTransform(**cfg.transform_kwargs())
+    p = dict(sample_rate=cfg.audio.sample_rate, window=cfg.audio.window_samples, hop=cfg.audio.hop_samples,
+             window_s=cfg.audio.window_s, hop_s=cfg.audio.hop_s, pad=cfg.audio.pad,
+             n_fft=cfg.features.n_fft, hop_length=cfg.features.hop_length, n_frames=cfg.n_frames)
+    return p, t
+
+
+class Threads:
+    def __init__(self, n: int | None):
+        self.n = n
+
+    def __enter__(self):
+        self.old = torch.get_num_threads()
+        if self.n:
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *a):
+        torch.set_num_threads(self.old)
+
+
+def run_set(name: str, files: list[Path], p: dict, transform: SpectrogramTransform, reps: int) -> dict:
+    ext = FeatureExtractor(transform, sample_rate=p["sample_rate"], window_s=p["window_s"], hop_s=p["hop_s"],
+                           pad=p["pad"], use_cache=False)
+    print(f"\n== {name}: {len(files)} files")
+    ours = ext.extract(files).features
+    ref = user_loop(files, p)
+    assert ours.shape == ref.shape, (ours.shape, ref.shape)
+    diff = np.abs(ours - ref)
+    sub = files[: min(len(files), 20)]
+    n_sub = len(ext.extract(sub).features)
+    d_def = np.abs(ours[:n_sub] - user_loop(sub, p, librosa_defaults=True))
+    mask = above_floor_mask(files, p)
+    agreement = {
+        "shape": list(ours.shape),
+        "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
+        "max_abs_diff_above_-80dB": float(diff[mask].max()), "frac_elements_above_-80dB": float(mask.mean()),
+        "frac_elements_diff_over_1e-3": float((diff > 1e-3).mean()),
+        "librosa_defaults_max_abs_diff": float(d_def.max()),
+        "librosa_defaults_frac_elements_over_1e-3": float((d_def > 1e-3).mean()),
+    }
+    print(f"   output {tuple(ours.shape)}; max |ours - librosa| = {diff.max():.3g} (mean {diff.mean():.3g}; "
+          f"{diff[mask].max():.3g} where |STFT| > -80 dB, i.e. away from the amin floor); "
+          f"vs librosa defaults: max {d_def.max():.3g}, {100 * (d_def > 1e-3).mean():.1f} % of values differ > 1e-3")
+
+    # compute only: the same preloaded windows, no file I/O or resampling
+    waves = [librosa.load(f, sr=p["sample_rate"])[0] for f in files]
+    wins = [w for y in waves for w in user_windows(y, p["window"], p["hop"])]
+    stacked = np.stack(wins).astype(np.float32)
+
+    def ours_compute():
+        return ext.features_of_windows(stacked)
+
+    def ref_compute():
+        return np.stack([user_window_features(w, p) for w in wins])
+
+    fns = {
+        "ours (torch default threads)": lambda: ext.extract(files),
+        "ours (1 torch thread)": lambda: _with_threads(1, ext.extract, files),
+        "librosa per-file loop": lambda: user_loop(files, p),
+        "compute only: ours (default threads)": ours_compute,
+        "compute only: ours (1 thread)": lambda: _with_threads(1, ours_compute),
+        "compute only: librosa per window": ref_compute,
+    }
+    t = interleaved(fns, reps=reps)
+    ref_t, ref_c = t["librosa per-file loop"], t["compute only: librosa per window"]
+    rows = []
+    for k, v in t.items():
+        base = ref_c if k.startswith("compute only") else ref_t
+        rows.append({"set": name, "method": k, "median_s": median(v), "files_per_s": len(files) / median(v),
+                     "windows_per_s": len(ours) / median(v),
+                     "speedup_vs_librosa": per_rep_ratio(base, v), "samples_s": v})
+    print(table(rows, ["method", "median_s", "files_per_s", "windows_per_s", "speedup_vs_librosa"],
+                {"median_s": ".3f", "files_per_s": ".1f", "windows_per_s": ".1f", "speedup_vs_librosa": ".2f"}))
+    return {"set": name, "n_files": len(files), "n_windows": int(len(ours)), "agreement": agreement, "timings": rows}
+
+
+def _with_threads(n, fn, *a):
+    with Threads(n):
+        return fn(*a)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--synth-files", type=int, default=40)
+    ap.add_argument("--synth-seconds", type=float, default=10.0)
+    ap.add_argument("--fsdd-files", type=int, default=300)
+    ap.add_argument("--reps", type=int, default=5)
+    args = ap.parse_args(argv)
+
+    p, transform = seed_params()
+    results = {"preset": "configs/seed_spectrogram_vae.yaml", "params": p, "reps": args.reps, "sets": []}
+    t0 = time.time()
+    with tempfile.TemporaryDirectory(prefix="lb_bench_feat_") as tmp:
+        synth = make_synth_machine(Path(tmp) / "synth", seed=0, sample_rate=p["sample_rate"],
+                                   duration_s=args.synth_seconds, n_train=args.synth_files, n_test_normal=0,
+                                   n_test_anomalous=0)
+        files = sorted((synth / "train" / "normal").glob("*.wav"))
+        results["sets"].append(run_set(f"synthetic machine ({args.synth_files} x {args.synth_seconds:g} s, "
+                                       f"44.1 kHz native)", files, p, transform, args.reps))
+    rec = fsdd_recordings()
+    if rec is not None and args.fsdd_files > 0:
+        all_files = sorted(rec.glob("*.wav"))
+        idx = np.random.default_rng(0).choice(len(all_files), size=min(args.fsdd_files, len(all_files)),
+                                              replace=False)
+        files = [all_files[i] for i in sorted(idx)]
+        results["sets"].append(run_set(f"FSDD ({len(files)} files, 8 kHz -> 44.1 kHz soxr_hq)", files, p,
+                                       transform, args.reps))
+    results["seconds"] = round(time.time() - t0, 1)
+    write_results("bench_features", results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

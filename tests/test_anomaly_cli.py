@@ -1,0 +1,231 @@
+"""The anomaly workflow through the command line: fit, score, export, edge scoring, listen, resume, DDP."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import FAST, FSDD, REPO
+from latentbridge.cli import main
+
+
+def _overrides(extra=()):
+    out = []
+    for o in [*FAST, *extra]:
+        out += ["-o", o]
+    return out
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_fit_writes_a_complete_model_folder(fitted_model):
+    names = {p.name for p in fitted_model.iterdir()}
+    assert {"config.json", "model.safetensors", "README.md", "config.yaml", "checkpoints", "logs",
+            "calibration.json"} <= names
+    assert {p.name for p in (fitted_model / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
+    assert (fitted_model / "logs" / "csv" / "version_0" / "metrics.csv").exists()
+    assert list((fitted_model / "logs" / "tensorboard" / "version_0").glob("events.out.tfevents.*"))
+    beta = _rows(fitted_model / "logs" / "beta_tracking.csv")
+    assert len(beta) >= 3 and float(beta[0]["beta"]) < float(beta[-1]["beta"])  # linear warm-up
+    info = json.loads((fitted_model / "config.json").read_text())
+    thr = info["anomaly"]["threshold"]
+    calib = json.loads((fitted_model / "calibration.json").read_text())
+    scores = np.array(calib["scores"])
+    assert thr == pytest.approx(scores.mean() + 2 * scores.std(), rel=1e-6)  # mean + 2 sigma
+    card = (fitted_model / "README.md").read_text()
+    for needle in ("16000 Hz", "n_fft 1024", "hop 512", "64 mel bands", f"{thr:.6g}"):
+        assert needle in card
+    assert not list(fitted_model.parent.glob("*.partial"))
+
+
+def test_training_loss_falls(fitted_model):
+    rows = [r for r in _rows(fitted_model / "logs" / "csv" / "version_0" / "metrics.csv") if r.get("train/loss_epoch")]
+    losses = [float(r["train/loss_epoch"]) for r in rows]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+
+
+def test_score_with_auto_labels(fitted_model, machine_data, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["anomaly", "score", str(fitted_model), str(machine_data / "test"), "--labels", "auto",
+                 "--out", str(out)]) == 0
+    assert "auc=" in capsys.readouterr().out
+    m = json.loads((out / "metrics.json").read_text())
+    for key in ("auc", "pauc", "threshold", "precision", "recall", "f1", "n_normal", "n_anomalous"):
+        assert key in m
+    assert (m["n_normal"], m["n_anomalous"]) == (3, 4)
+    assert 0.0 <= m["auc"] <= 1.0 and 0.0 <= m["pauc"] <= 1.0
+    for png in ("roc.png", "histogram.png", "examples.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<img" in (out / "report.html").read_text()
+    rows = _rows(out / "scores.csv")
+    assert list(rows[0].keys())[:5] == ["path", "start_s", "end_s", "score", "is_anomaly"]
+    windows = [r for r in rows if r["level"] == "window"]
+    files = [r for r in rows if r["level"] != "window"]
+    assert len(files) == 7
+    # 4-s files, 2-s windows, 1-s hop: starts 0, 1, 2
+    assert len(windows) == 7 * 3
+    assert {r["start_s"] for r in windows} == {"0.000", "1.000", "2.000"}
+    for f in files:  # the file row is the mean of its windows
+        ws = [float(r["score"]) for r in windows if r["path"] == f["path"]]
+        assert float(f["score"]) == pytest.approx(np.mean(ws), rel=1e-4)
+        assert int(f["is_anomaly"]) == int(float(f["score"]) > m["threshold"])
+
+
+def test_score_with_label_csv_and_without_labels(fitted_model, machine_data, tmp_path):
+    files = sorted((machine_data / "test").rglob("*.wav"))
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\n" + "".join(
+        f"{f},{'anomalous' if f.parent.name == 'anomalous' else 'normal'}\n" for f in files))
+    out = tmp_path / "a"
+    assert main(["anomaly", "score", str(fitted_model), *map(str, files), "--labels", str(labels),
+                 "--out", str(out)]) == 0
+    auto = tmp_path / "b"
+    assert main(["anomaly", "score", str(fitted_model), str(machine_data / "test"), "--labels", "auto",
+                 "--out", str(auto)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["auc"] == json.loads((auto / "metrics.json").read_text())["auc"]
+    plain = tmp_path / "c"
+    assert main(["anomaly", "score", str(fitted_model), str(files[0]), "--out", str(plain)]) == 0
+    assert (plain / "scores.csv").exists() and not (plain / "metrics.json").exists()
+
+
+def test_export_parity_and_edge_scorer_without_torch(fitted_model, machine_data, tmp_path, capsys):
+    onnx_path = tmp_path / "model.onnx"
+    assert main(["export", str(fitted_model), "--format", "onnx", "--out", str(onnx_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "max abs difference vs PyTorch" in printed
+    diff = float(printed.split("PyTorch: ")[1].split()[0])
+    assert diff < 1e-3
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
+    info = json.loads(meta["latentbridge"])
+    thr = json.loads((fitted_model / "config.json").read_text())["anomaly"]["threshold"]
+    assert info["threshold"] == pytest.approx(thr) and info["transform"]["n_fft"] == 1024
+    assert info["audio"]["sample_rate"] == 16000
+
+    # the edge scorer runs with torch and librosa made unimportable, and agrees with `anomaly score`
+    wav = sorted((machine_data / "test" / "anomalous").glob("*.wav"))[0]
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['librosa'] = None; "
+            "from latentbridge.edge import main; raise SystemExit(main(sys.argv[1:]))")
+    res = subprocess.run([sys.executable, "-c", code, str(onnx_path), str(wav)], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    edge = [line.split("\t") for line in res.stdout.strip().splitlines()]
+    out = tmp_path / "s"
+    assert main(["anomaly", "score", str(fitted_model), str(wav), "--out", str(out)]) == 0
+    ref = [float(r["score"]) for r in _rows(out / "scores.csv") if r["level"] == "window"]
+    got = [float(e[2]) for e in edge if e[1] != "file"]
+    np.testing.assert_allclose(got, ref, rtol=1e-3)
+
+
+def test_listen_replays_a_file_and_logs_events(fitted_model, machine_data, tmp_path, capsys):
+    wav = sorted((machine_data / "test" / "normal").glob("*.wav"))[0]
+    events = tmp_path / "events.sqlite"
+    assert main(["anomaly", "listen", str(fitted_model), "--source", str(wav), "--events", str(events)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if " s  score " in line]
+    assert len(lines) == 3  # 4-s recording, 2-s windows, 1-s hop
+    import sqlite3
+
+    with sqlite3.connect(events) as db:
+        rows = db.execute("select start_s, end_s, score, is_anomaly from events order by start_s").fetchall()
+    assert [r[0] for r in rows] == [0.0, 1.0, 2.0]
+    scored = tmp_path / "s"
+    assert main(["anomaly", "score", str(fitted_model), str(wav), "--out", str(scored)]) == 0
+    ref = [float(r["score"]) for r in _rows(scored / "scores.csv") if r["level"] == "window"]
+    np.testing.assert_allclose([r[2] for r in rows], ref, rtol=1e-4)
+
+
+@pytest.mark.audio
+def test_listen_on_a_virtual_microphone(fitted_model, machine_data, virtual_microphone, tmp_path):
+    """A real input device: PulseAudio's null-sink monitor, fed by paplay, read through sounddevice."""
+    import threading
+
+    from latentbridge.tasks.live import listen_model
+
+    normal = sorted((machine_data / "test" / "normal").glob("*.wav"))[0]
+    events = tmp_path / "live.csv"
+    import io
+
+    buf = io.StringIO()
+    timer = threading.Timer(0.5, virtual_microphone.play, args=(normal,))
+    timer.start()
+    try:
+        summary = listen_model(fitted_model, duration_s=5.0, events=str(events), out=buf)
+    finally:
+        timer.cancel()
+    assert summary["n_windows"] >= 2
+    assert isinstance(summary["overflows"], int)
+    rows = _rows(events)
+    assert len(rows) == summary["n_windows"]
+    assert all(np.isfinite(float(r["score"])) for r in rows)
+    assert "overflows" in buf.getvalue()
+
+
+def test_resume_continues_training(machine_data, feature_cache, tmp_path):
+    out = tmp_path / "run"
+    base = ["train", "--config", str(REPO / "configs" / "anomaly_ae.yaml"), "--out", str(out),
+            "-o", f"data.train_dir={machine_data / 'train' / 'normal'}"]
+    assert main(base + _overrides(["train.max_epochs=1"])) == 0
+    import torch
+
+    first = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    # without --resume or --force an existing run is not overwritten
+    assert main(base + _overrides(["train.max_epochs=2"])) == 2
+    assert main(base + _overrides(["train.max_epochs=2"]) + ["--resume"]) == 0
+    second = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    assert second["global_step"] == 2 * first["global_step"]  # one more epoch of the same size
+    # the first session's logs are kept beside the resumed session's
+    assert (out / "logs" / "csv" / "version_0" / "metrics.csv").exists()
+    assert (out / "logs" / "csv" / "version_1" / "metrics.csv").exists()
+    assert (out / "model.safetensors").exists()
+
+
+def test_ddp_on_cpu_with_two_processes(machine_data, feature_cache, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "latentbridge", "anomaly", "fit", str(machine_data / "train" / "normal"),
+           "--out", str(out), "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp",
+           *_overrides(["train.max_epochs=2"])]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "model →" in res.stdout
+    ckpt = __import__("torch").load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    hp = ckpt["hyper_parameters"]["train"]
+    assert hp["devices"] == 2 and hp["strategy"] == "ddp"
+    assert (out / "model.safetensors").exists()
+
+
+@pytest.mark.skipif(not FSDD.exists(), reason="FSDD not available at ../shared/data/fsdd")
+def test_real_speech_one_speaker_normal_another_anomalous(feature_cache, tmp_path):
+    """Free Spoken Digit Dataset: george is normal, jackson anomalous."""
+    train = tmp_path / "train"
+    test = tmp_path / "test"
+    for d in (train, test / "normal", test / "anomalous"):
+        d.mkdir(parents=True)
+    for digit in range(10):
+        for idx in range(5, 25):
+            (train / f"{digit}_george_{idx}.wav").symlink_to(FSDD / f"{digit}_george_{idx}.wav")
+        for idx in range(0, 3):
+            (test / "normal" / f"{digit}_george_{idx}.wav").symlink_to(FSDD / f"{digit}_george_{idx}.wav")
+            (test / "anomalous" / f"{digit}_jackson_{idx}.wav").symlink_to(FSDD / f"{digit}_jackson_{idx}.wav")
+    model = tmp_path / "model"
+    speech = ["audio.sample_rate=8000", "audio.window_s=0.5", "audio.hop_s=0.25", "features.n_fft=256",
+              "features.hop_length=64", "features.n_mels=40", "train.max_epochs=15", "model.channels=[16,32,32]",
+              "model.latent_dim=8", "train.progress_bar=false", "beta.warmup_steps=50"]
+    args = ["anomaly", "fit", str(train), "--out", str(model)]
+    for o in speech:
+        args += ["-o", o]
+    assert main(args) == 0
+    out = tmp_path / "report"
+    assert main(["anomaly", "score", str(model), str(test), "--labels", "auto", "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert (m["n_normal"], m["n_anomalous"]) == (30, 30)
+    assert m["auc"] > 0.8, m
