@@ -151,19 +151,21 @@ def run_set(name: str, files: list[Path], p: dict, transform: SpectrogramTransfo
     waves = [librosa.load(f, sr=p["sample_rate"])[0] for f in files]
     wins = [w for y in waves for w in user_windows(y, p["window"], p["hop"])]
     stacked = np.stack(wins).astype(np.float32)
-
-    def ours_compute():
-        return ext.features_of_windows(stacked)
+    ext_small = FeatureExtractor(transform, sample_rate=p["sample_rate"], window_s=p["window_s"],
+                                 hop_s=p["hop_s"], pad=p["pad"], use_cache=False, batch_windows=SMALL_BATCH)
 
     def ref_compute():
         return np.stack([user_window_features(w, p) for w in wins])
 
     fns = {
-        "ours (torch default threads)": lambda: ext.extract(files),
-        "ours (1 torch thread)": lambda: _with_threads(1, ext.extract, files),
+        "ours, batch_windows=256 (default), torch default threads": lambda: ext.extract(files),
+        "ours, batch_windows=256 (default), 1 thread": lambda: _with_threads(1, ext.extract, files),
+        f"ours, batch_windows={SMALL_BATCH}, 1 thread": lambda: _with_threads(1, ext_small.extract, files),
         "librosa per-file loop": lambda: user_loop(files, p),
-        "compute only: ours (default threads)": ours_compute,
-        "compute only: ours (1 thread)": lambda: _with_threads(1, ours_compute),
+        "compute only: ours, batch_windows=256, 1 thread":
+            lambda: _with_threads(1, ext.features_of_windows, stacked),
+        f"compute only: ours, batch_windows={SMALL_BATCH}, 1 thread":
+            lambda: _with_threads(1, ext_small.features_of_windows, stacked),
         "compute only: librosa per window": ref_compute,
     }
     t = interleaved(fns, reps=reps)
@@ -177,6 +179,9 @@ def run_set(name: str, files: list[Path], p: dict, transform: SpectrogramTransfo
     print(table(rows, ["method", "median_s", "files_per_s", "windows_per_s", "speedup_vs_librosa"],
                 {"median_s": ".3f", "files_per_s": ".1f", "windows_per_s": ".1f", "speedup_vs_librosa": ".2f"}))
     return {"set": name, "n_files": len(files), "n_windows": int(len(ours)), "agreement": agreement, "timings": rows}
+
+
+SMALL_BATCH = 16
 
 
 def _with_threads(n, fn, *a):

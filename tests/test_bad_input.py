@@ -1,0 +1,152 @@
+"""Bad input through the command line: a clear error naming the file or key, nothing half-written."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import FAST
+from latentbridge.cli import main
+
+
+def _fit(src, out, extra=(), config=None):
+    args = ["anomaly", "fit", str(src), "--out", str(out)]
+    if config:
+        args += ["--config", str(config)]
+    for o in [*FAST, *extra]:
+        args += ["-o", o]
+    return main(args)
+
+
+@pytest.fixture
+def normal_copy(machine_data, tmp_path):
+    dst = tmp_path / "normal"
+    shutil.copytree(machine_data / "train" / "normal", dst)
+    return dst
+
+
+def _err(capsys):
+    return capsys.readouterr().err
+
+
+def test_folder_without_audio(tmp_path, capsys, feature_cache):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("x")
+    assert _fit(tmp_path / "empty", tmp_path / "out") == 2
+    err = _err(capsys)
+    assert "empty" in err and "no audio files" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("problem", ["truncated", "zero-length", "garbage", "nan", "silent"])
+def test_bad_file_in_training_folder(normal_copy, tmp_path, capsys, problem, feature_cache):
+    bad = normal_copy / "zz_bad.wav"
+    good = sorted(normal_copy.glob("*.wav"))[0]
+    if problem == "truncated":
+        data = good.read_bytes()
+        bad.write_bytes(data[: len(data) // 2])
+    elif problem == "zero-length":
+        bad.write_bytes(b"")
+    elif problem == "garbage":
+        bad.write_bytes(b"not audio at all" * 100)
+    elif problem == "nan":
+        x = np.zeros(16000, dtype=np.float32)
+        x[100] = np.nan
+        sf.write(bad, x, 16000, subtype="FLOAT")
+    elif problem == "silent":
+        sf.write(bad, np.zeros(16000), 16000)
+    out = tmp_path / "out"
+    assert _fit(normal_copy, out) == 2
+    err = _err(capsys)
+    assert "zz_bad.wav" in err, err
+    assert not out.exists()
+    # with skip_bad_files the others are used and the card records the skip
+    assert _fit(normal_copy, out, ["data.skip_bad_files=true"]) == 0
+    info = json.loads((out / "config.json").read_text())
+    assert [p for p, _ in info["data"]["skipped_files"]] == [str(bad)]
+
+
+def test_wrong_extension_given_directly(tmp_path, fitted_model, capsys):
+    f = tmp_path / "recording.txt"
+    f.write_text("hello")
+    assert main(["anomaly", "score", str(fitted_model), str(f), "--out", str(tmp_path / "o")]) == 2
+    assert "recording.txt" in _err(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("content, key", [("train:\n  epochs: 3\n", "unknown key 'train.epochs'"),
+                                          ("audio:\n  window_s: lots\n", "'audio.window_s'")])
+def test_bad_config(normal_copy, tmp_path, capsys, content, key):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(content)
+    assert _fit(normal_copy, tmp_path / "out", config=cfg) == 2
+    err = _err(capsys)
+    assert key in err and "bad.yaml" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_override_key(normal_copy, tmp_path, capsys):
+    assert _fit(normal_copy, tmp_path / "out", ["train.nope=1"]) == 2
+    assert "unknown key 'train.nope'" in _err(capsys)
+
+
+def test_existing_output_is_kept(normal_copy, tmp_path, capsys, feature_cache):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    assert _fit(normal_copy, out) == 2
+    assert "--force" in _err(capsys)
+    assert (out / "precious.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("damage", ["altered", "missing"])
+def test_damaged_model_folder(fitted_model, machine_data, tmp_path, capsys, damage):
+    model = tmp_path / "model"
+    shutil.copytree(fitted_model, model)
+    weights = model / "model.safetensors"
+    if damage == "altered":
+        data = bytearray(weights.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        weights.write_bytes(bytes(data))
+    else:
+        weights.unlink()
+    wav = sorted((machine_data / "test" / "normal").glob("*.wav"))[0]
+    assert main(["anomaly", "score", str(model), str(wav), "--out", str(tmp_path / "o")]) == 2
+    err = _err(capsys)
+    assert "model.safetensors" in err and str(model) in err
+    assert not (tmp_path / "o").exists()
+    assert main(["export", str(model), "--out", str(tmp_path / "m.onnx")]) == 2
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_labels_problems(fitted_model, machine_data, tmp_path, capsys):
+    wav = sorted((machine_data / "test" / "normal").glob("*.wav"))[0]
+    loose = tmp_path / "loose.wav"
+    shutil.copy(wav, loose)
+    assert main(["anomaly", "score", str(fitted_model), str(loose), "--labels", "auto",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "loose.wav" in _err(capsys)
+    csv = tmp_path / "labels.csv"
+    csv.write_text(f"path,label\n{loose},broken\n")
+    assert main(["anomaly", "score", str(fitted_model), str(loose), "--labels", str(csv),
+                 "--out", str(tmp_path / "o")]) == 2
+    err = _err(capsys)
+    assert "labels.csv" in err and "line 2" in err
+    csv.write_text("file,y\nx,1\n")
+    assert main(["anomaly", "score", str(fitted_model), str(loose), "--labels", str(csv),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "path,label" in _err(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_export_needs_onnx_suffix(fitted_model, tmp_path, capsys):
+    assert main(["export", str(fitted_model), "--out", str(tmp_path / "model.bin")]) == 2
+    assert "model.bin" in _err(capsys)
+    assert not list(tmp_path.iterdir())
+
+
+def test_listen_missing_source(fitted_model, tmp_path, capsys):
+    assert main(["anomaly", "listen", str(fitted_model), "--source", str(tmp_path / "none.wav")]) == 2
+    assert "none.wav" in _err(capsys)
