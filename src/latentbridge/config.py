@@ -115,7 +115,7 @@ class TrainConfig(Section):
 
 
 class AnomalyConfig(Section):
-    score: Literal["mse", "elbo", "iwae"] = "mse"
+    score: Literal["mse", "frame_max", "elbo", "iwae"] = "mse"
     iwae_samples: int = Field(32, gt=0)
     threshold_method: Literal["mean_std", "quantile"] = "mean_std"
     k: float = 2.0

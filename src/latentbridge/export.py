@@ -24,17 +24,18 @@ METADATA_KEY = "latentbridge"
 
 
 class ScoreGraph(nn.Module):
-    """STFT magnitude → features → model → (reconstruction MSE score, reconstruction)."""
+    """STFT magnitude → features → model → (deterministic score, reconstruction)."""
 
-    def __init__(self, transform, model):
+    def __init__(self, transform, model, score: str = "mse"):
         super().__init__()
         self.transform = transform
         self.model = model
+        self.score = score
 
     def forward(self, magnitude: torch.Tensor):
         feats = self.transform.features_from_magnitude(magnitude)
         out = self.model(feats)
-        return out.losses["mse"], out.reconstruction
+        return out.losses[self.score], out.reconstruction
 
 
 def _probe_windows(n: int, window: int, sample_rate: int, seed: int = 0) -> np.ndarray:
@@ -56,16 +57,16 @@ def export_onnx(model_dir: str | Path, out_path: str | Path, opset: int = 17, n_
 
     det = Detector.load(model_dir)
     anomaly = det.anomaly
-    if det.method == "mse":
-        threshold = det.threshold
-    elif "mse_threshold" in anomaly:
-        threshold = float(anomaly["mse_threshold"])
+    if det.method in det.model.deterministic_scores:
+        score_name, threshold = det.method, det.threshold
+    elif "mse_threshold" in anomaly:  # sampled scores (elbo, iwae) are exported as reconstruction MSE
+        score_name, threshold = "mse", float(anomaly["mse_threshold"])
     else:
         raise LatentbridgeError(f"model folder {model_dir}: the exported graph scores reconstruction MSE, but "
                                 f"the model was calibrated for '{det.method}' without an MSE threshold; refit")
     cfg = det.cfg
     transform = det.transform.eval()
-    graph = ScoreGraph(transform, det.model.eval()).eval()
+    graph = ScoreGraph(transform, det.model.eval(), score_name).eval()
     windows = _probe_windows(n_parity, cfg.audio.window_samples, cfg.audio.sample_rate)
     with torch.no_grad():
         mag = transform.magnitude(torch.from_numpy(windows))
@@ -80,7 +81,7 @@ def export_onnx(model_dir: str | Path, out_path: str | Path, opset: int = 17, n_
         "transform": transform.to_dict(),
         "audio": cfg.audio.model_dump(),
         "n_frames": cfg.n_frames,
-        "score": "mse", "threshold": threshold,
+        "score": score_name, "threshold": threshold,
         "aggregate": cfg.anomaly.aggregate,
     }
     with atomic_path(out_path) as tmp:

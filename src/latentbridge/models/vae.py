@@ -4,7 +4,10 @@ Every model shares one interface (:class:`LatentModel`):
 
 - ``forward(x)`` → :class:`AutoencoderOutput` with per-sample losses,
 - ``loss(x, beta)`` → per-sample training loss and the named parts that were logged,
-- ``score(x, method)`` → one anomaly score per sample (higher = more anomalous),
+- ``score(x, method)`` → one anomaly score per sample (higher = more anomalous): ``mse`` (mean
+  squared reconstruction error), ``frame_max`` (the squared error of the worst frame: short
+  events such as clicks and knocks, which a mean over the window dilutes), and for the VAE
+  ``elbo`` and ``iwae`` (importance-sampled negative log-likelihood),
 - ``reconstruct(x)`` / ``encode(x)`` for plots and latent analysis.
 
 Inputs are raw features (e.g. dB mel); each model standardises them with its own
@@ -21,15 +24,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from latentbridge.losses import GaussianNLLLoss, per_sample
+from latentbridge.losses import GaussianNLLLoss
 from latentbridge.models.outputs import AutoencoderOutput, DiagonalGaussian, standard_normal_log_prob
 from latentbridge.nn.conv import ConvDecoder, ConvEncoder, FeatureNormalizer
+
+
+def reconstruction_errors(x_hat: Tensor, x: Tensor) -> dict[str, Tensor]:
+    """Per-sample ``mse`` and ``frame_max`` (largest per-frame mean squared error) of (B, C, F, T) maps."""
+    per_frame = (x_hat - x).pow(2).mean(dim=(1, 2))  # (B, T)
+    return {"mse": per_frame.mean(1), "frame_max": per_frame.amax(1)}
 
 
 class LatentModel(nn.Module):
     """Base class: holds the normaliser and the shared scoring/reconstruction logic."""
 
-    score_methods: tuple[str, ...] = ("mse",)
+    score_methods: tuple[str, ...] = ("mse", "frame_max")
+    deterministic_scores = ("mse", "frame_max")
 
     def __init__(self, input_shape: tuple[int, int, int], **params: Any):
         super().__init__()
@@ -63,7 +73,7 @@ class LatentModel(nn.Module):
     def score(self, x: Tensor, method: str = "mse", n_samples: int = 32) -> Tensor:
         if method not in self.score_methods:
             raise ValueError(f"{type(self).__name__} supports scores {self.score_methods}, not {method!r}")
-        return self.forward(x).losses["mse"]
+        return self.forward(x).losses[method]
 
     def config(self) -> dict[str, Any]:
         return {"input_shape": list(self.input_shape), **self.params}
@@ -78,7 +88,7 @@ class ConvVAE(LatentModel):
     importance-sampled NLL meaningful anomaly scores.
     """
 
-    score_methods = ("mse", "elbo", "iwae")
+    score_methods = ("mse", "frame_max", "elbo", "iwae")
 
     def __init__(self, input_shape, latent_dim: int = 16, channels=(16, 32, 64, 64), kernel_size: int = 3,
                  learn_sigma: bool = True, sigma: float = 1.0, output_activation: str = "none"):
@@ -108,7 +118,7 @@ class ConvVAE(LatentModel):
         losses = {
             "nll": self.nll(x_hat, xn, self.log_sigma),
             "kl": q.kl(),
-            "mse": per_sample((x_hat - xn).pow(2)),
+            **reconstruction_errors(x_hat, xn),
         }
         return AutoencoderOutput(reconstruction=x_hat, latent=q.mode(), posterior=q, losses=losses)
 
@@ -165,8 +175,7 @@ class ConvAE(LatentModel):
         xn = self.normalizer(x)
         z = self.encoder(xn)
         x_hat = self.decoder(z)
-        return AutoencoderOutput(reconstruction=x_hat, latent=z,
-                                 losses={"mse": per_sample((x_hat - xn).pow(2))})
+        return AutoencoderOutput(reconstruction=x_hat, latent=z, losses=reconstruction_errors(x_hat, xn))
 
     def loss(self, x: Tensor, beta: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
         out = self.forward(x)
@@ -233,9 +242,10 @@ class DenseAE(LatentModel):
         b, n, d = v.shape
         z = self.encoder(v.reshape(b * n, d))
         v_hat = self.decoder(z).reshape(b, n, d)
-        mse = per_sample((v_hat - v).pow(2))
+        per_vector = (v_hat - v).pow(2).mean(-1)  # (B, n)
+        losses = {"mse": per_vector.mean(1), "frame_max": per_vector.amax(1)}
         return AutoencoderOutput(reconstruction=self._fold(v_hat, xn.shape), latent=z.reshape(b, n, -1).mean(1),
-                                 losses={"mse": mse})
+                                 losses=losses)
 
     def loss(self, x: Tensor, beta: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
         out = self.forward(x)

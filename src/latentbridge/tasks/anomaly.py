@@ -176,7 +176,7 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, force: bool =
                                 false_alarm_rate=cfg.anomaly.false_alarm_rate)
     anomaly_info = {"score": cfg.anomaly.score, **calib, "calibrated_on": "held-out normal files" if has_val
                     else "training windows", "n_calibration_windows": int(len(calib_wf))}
-    if cfg.anomaly.score != "mse":  # the ONNX export scores reconstruction MSE: keep its threshold too
+    if cfg.anomaly.score not in model.deterministic_scores:  # ONNX exports MSE for sampled scores
         mse_scores = score_features(model, calib_wf.features, "mse")
         anomaly_info["mse_threshold"] = calibrate_threshold(
             mse_scores, method=cfg.anomaly.threshold_method, k=cfg.anomaly.k,

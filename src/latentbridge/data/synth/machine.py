@@ -116,8 +116,12 @@ def _draw_normal(rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
+#: anomaly severity is drawn uniformly from this range (0: barely there, 1: obvious)
+SEVERITY_RANGE = (0.3, 1.0)
+
+
 def _draw_anomaly(rng: np.random.Generator, kind: str) -> dict[str, Any]:
-    s = float(rng.uniform(0.0, 1.0))
+    s = float(rng.uniform(*SEVERITY_RANGE))
     p: dict[str, Any] = {"kind": kind, "severity": _r(s)}
     if kind == "bearing":
         p["fault_order"] = _r(rng.uniform(3.1, 3.6))  # impacts per shaft revolution
