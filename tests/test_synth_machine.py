@@ -38,7 +38,7 @@ def test_defaults_match_signature():
     for name, value in DEFAULTS.items():
         assert sig.parameters[name].default == value
     assert set(DEFAULTS) == {n for n in sig.parameters if n != "out_dir"}
-    assert DEFAULTS["n_train"] == 40 and DEFAULTS["n_test_normal"] == 20 and DEFAULTS["n_test_anomalous"] == 20
+    assert DEFAULTS["n_train"] == 60 and DEFAULTS["n_test_normal"] == 40 and DEFAULTS["n_test_anomalous"] == 40
 
 
 def test_layout_and_counts(small_set):

@@ -365,3 +365,14 @@ def test_invert_with_phase_and_griffin_lim():
     rel = float(torch.linalg.norm(tfm(ym[:, 0]).exp() - fm.exp()) / torch.linalg.norm(fm.exp()))
     print(f"mel invert (Griffin-Lim 32 it) re-analysis relative error: {rel:.3f}")
     assert rel < 0.3
+
+
+def test_fixed_frame_count_skips_unneeded_samples_exactly():
+    """magnitude() trims the wave to the samples the kept frames use: same values as cropping after."""
+    torch.manual_seed(0)
+    wave = torch.randn(3, 44100 * 2)
+    t = SpectrogramTransform(**SEED_PRESET)
+    full = torch.stft(wave, 1024, 512, window=torch.hann_window(1024), return_complex=True).abs()[..., :128]
+    torch.testing.assert_close(t.magnitude(wave)[:, 0], full, rtol=1e-5, atol=1e-5)
+    short = SpectrogramTransform(**{**SEED_PRESET, "n_frames": 200})  # more frames than the wave has
+    assert short.magnitude(wave).shape[-1] == 200

@@ -26,7 +26,7 @@ class DataConfig(Section):
     test_dir: str | None = None
     """Folder of test recordings for ``evaluate`` (labels from ``normal``/``anomalous`` folders)."""
     cache_dir: str | None = None
-    """Where feature caches (``.npy``) go; default: ``<train_dir>/../.latentbridge_cache``."""
+    """Where feature caches (``.npy``) go; default: ``$LATENTBRIDGE_CACHE`` or ``~/.cache/latentbridge/features``."""
     val_fraction: float = Field(0.2, ge=0.0, lt=1.0)
     """Share of normal files held out for validation and threshold calibration."""
     skip_bad_files: bool = False
@@ -105,6 +105,8 @@ class TrainConfig(Section):
     weight_decay: float = Field(0.0, ge=0)
     gradient_clip: float | None = 5.0
     num_workers: int = Field(0, ge=0)
+    num_threads: int | None = Field(None, gt=0)
+    """torch intra-op threads (``torch.set_num_threads``); None keeps torch's default."""
     accelerator: str = "auto"
     devices: int | str = 1
     strategy: str = "auto"

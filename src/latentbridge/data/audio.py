@@ -76,7 +76,7 @@ class FeatureExtractor:
 
     def __init__(self, transform, *, sample_rate: int, window_s: float, hop_s: float, channel: int | None = None,
                  pad: str = "wrap", cache_dir: str | Path | None = None, use_cache: bool = True,
-                 batch_windows: int = 256):
+                 batch_windows: int = 32, chunk_windows: int = 2048):
         self.transform = transform.eval()
         self.sample_rate = int(sample_rate)
         self.window = int(round(window_s * sample_rate))
@@ -86,7 +86,8 @@ class FeatureExtractor:
         self.pad = pad
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.use_cache = use_cache
-        self.batch_windows = batch_windows
+        self.batch_windows = batch_windows  # small batches: faster on CPU than large ones (benchmarks/)
+        self.chunk_windows = chunk_windows  # raw windows held in memory before features are computed
         self._params = {
             "version": CACHE_VERSION,
             "transform": transform.to_dict(),
@@ -153,6 +154,19 @@ class FeatureExtractor:
         wave, _ = read_audio(path, sample_rate=self.sample_rate, mono=mono, channel=self.channel)
         return wave
 
+    def _flush(self, pending: list, files: list[Path], results: dict) -> None:
+        """Compute the features of the pending files' windows in batches, cache them, empty ``pending``."""
+        if not pending:
+            return
+        feats = self.features_of_windows(np.concatenate([p[2] for p in pending], axis=0))
+        offset = 0
+        for i, key, windows, starts, duration in pending:
+            f = feats[offset:offset + len(windows)]
+            offset += len(windows)
+            self._save_cached(key, f, starts, duration, files[i])
+            results[i] = (f, starts, duration)
+        pending.clear()
+
     def extract(self, paths, skip_bad: bool = False) -> WindowFeatures:
         """Features of every window of ``paths`` (files or folders)."""
         files: list[Path] = []
@@ -180,14 +194,9 @@ class FeatureExtractor:
                 continue
             pending.append((i, key, windows, starts, wave.shape[-1] / self.sample_rate))
             kept.append(i)
-        if pending:
-            feats = self.features_of_windows(np.concatenate([p[2] for p in pending], axis=0))
-            offset = 0
-            for i, key, windows, starts, duration in pending:
-                f = feats[offset:offset + len(windows)]
-                offset += len(windows)
-                self._save_cached(key, f, starts, duration, files[i])
-                results[i] = (f, starts, duration)
+            if sum(len(p[2]) for p in pending) >= self.chunk_windows:
+                self._flush(pending, files, results)
+        self._flush(pending, files, results)
         if not kept:
             raise DataError(paths if not isinstance(paths, (list, tuple)) else ", ".join(map(str, paths)),
                             f"none of the {len(files)} audio files could be used: "

@@ -8,6 +8,7 @@ features, the model's own per-sample ``score`` for scores, and
 from __future__ import annotations
 
 import csv
+import functools
 import io as _io
 import json
 import logging
@@ -87,9 +88,13 @@ class Detector:
     def extractor(self, **kw) -> FeatureExtractor:
         return FeatureExtractor.from_config(self.cfg, self.transform, **kw)
 
+    @functools.cached_property
+    def _stream_extractor(self) -> FeatureExtractor:
+        return self.extractor(use_cache=False)
+
     def score_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n, window_samples) waveforms at the model's rate → (scores, decisions)."""
-        feats = self.extractor(use_cache=False).features_of_windows(windows.astype(np.float32))
+        feats = self._stream_extractor.features_of_windows(windows.astype(np.float32))
         scores = score_features(self.model, feats, self.method, self.cfg.anomaly.iwae_samples)
         return scores, scores > self.threshold
 
@@ -143,6 +148,8 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, force: bool =
         _prepare_run_dir(out_dir, resume, force)
         atomic_write_text(out_dir / "config.yaml", dump_yaml(cfg))
 
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     input_shape = tuple(train_wf.features.shape[1:])
     model = build_model(cfg.model.name, input_shape, cfg.model)

@@ -543,9 +543,19 @@ class SpectrogramTransform(nn.Module):
         elif wave.dim() != 3:
             raise ValueError(f"magnitude: expected a (B, T) or (B, C, T) wave, got shape {tuple(wave.shape)}")
         wave = wave.to(torch.float32)
-        mag = self.stft(wave).abs()
-        if self.power != 1.0:
-            mag = mag.pow(self.power)
+        if self.n_frames is not None:
+            # samples beyond the last kept frame do not change it: skip computing frames to crop
+            stft = self.stft
+            need = (self.n_frames - 1) * stft.hop_length + (stft.n_fft // 2 if stft.center else stft.n_fft)
+            if wave.shape[-1] > need + 1:
+                wave = wave[..., : need + 1]
+        spec = self.stft(wave)
+        if self.power == 2.0:
+            mag = spec.real.square() + spec.imag.square()
+        else:
+            mag = torch.hypot(spec.real, spec.imag)  # faster than complex abs on CPU
+            if self.power != 1.0:
+                mag = mag.pow(self.power)
         if self.n_frames is not None:
             mag = fix_frames(mag, self.n_frames, 0.0)
         return mag

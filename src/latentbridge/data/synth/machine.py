@@ -54,15 +54,15 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "sample_rate": 16000,
     "duration_s": 10.0,
-    "n_train": 40,
-    "n_test_normal": 20,
-    "n_test_anomalous": 20,
+    "n_train": 60,
+    "n_test_normal": 40,
+    "n_test_anomalous": 40,
     "anomaly_kinds": ANOMALY_KINDS,
     "overwrite": False,
 }
 
 # Machine constants (the "machine type"): what stays the same across recordings.
-F0_MIN, F0_MAX = 25.0, 35.0  # normal shaft speed range, Hz (1500-2100 rpm)
+F0_MIN, F0_MAX = 27.0, 33.0  # normal shaft speed range, Hz (1620-1980 rpm)
 N_BLADES = 7  # blade-pass frequency = 7 x shaft
 N_HARMONICS = 16
 LEVEL_DBFS = -26.0  # nominal clip RMS level before the per-clip gain
@@ -82,8 +82,8 @@ def _r(x: float) -> float:
 
 
 def _draw_normal(rng: np.random.Generator) -> dict[str, Any]:
-    decay = rng.uniform(0.8, 1.4)
-    jitter = rng.normal(0.0, 0.3, N_HARMONICS)
+    decay = rng.uniform(0.9, 1.2)
+    jitter = rng.normal(0.0, 0.15, N_HARMONICS)
     jitter[0] = 0.0  # 1x is the amplitude reference
     amps = np.arange(1, N_HARMONICS + 1, dtype=float) ** -decay * np.exp(jitter)
     return {
@@ -96,19 +96,19 @@ def _draw_normal(rng: np.random.Generator) -> dict[str, Any]:
         "harmonic_amps": [_r(a) for a in amps],
         "harmonic_phases": [_r(p) for p in rng.uniform(0, 2 * np.pi, N_HARMONICS)],
         "n_blades": N_BLADES,
-        "blade_pass_db": _r(rng.uniform(-16.0, -6.0)),
-        "blade_pass_2x_db": _r(rng.uniform(-10.0, -4.0)),
-        "blade_sideband_db": _r(rng.uniform(-16.0, -8.0)),
-        "resonance_hz": _r(rng.uniform(500.0, 900.0)),
-        "resonance_q": _r(rng.uniform(4.0, 9.0)),
-        "resonance_db": _r(rng.uniform(-16.0, -8.0)),
-        "resonance2_hz": _r(rng.uniform(2200.0, 4200.0)),
+        "blade_pass_db": _r(rng.uniform(-13.0, -9.0)),
+        "blade_pass_2x_db": _r(rng.uniform(-8.0, -6.0)),
+        "blade_sideband_db": _r(rng.uniform(-13.0, -11.0)),
+        "resonance_hz": _r(rng.uniform(600.0, 800.0)),
+        "resonance_q": _r(rng.uniform(5.0, 8.0)),
+        "resonance_db": _r(rng.uniform(-13.0, -11.0)),
+        "resonance2_hz": _r(rng.uniform(2800.0, 3400.0)),
         "resonance2_q": _r(rng.uniform(5.0, 12.0)),
-        "resonance2_db": _r(rng.uniform(-30.0, -20.0)),
+        "resonance2_db": _r(rng.uniform(-27.0, -23.0)),
         "resonance_shaft_mod": _r(rng.uniform(0.1, 0.4)),
-        "colored_noise_alpha": _r(rng.uniform(0.8, 1.8)),
-        "colored_noise_db": _r(rng.uniform(-20.0, -10.0)),
-        "background_snr_db": _r(rng.uniform(18.0, 35.0)),
+        "colored_noise_alpha": _r(rng.uniform(1.1, 1.5)),
+        "colored_noise_db": _r(rng.uniform(-16.0, -14.0)),
+        "background_snr_db": _r(rng.uniform(22.0, 30.0)),
         "am_depth": _r(rng.uniform(0.02, 0.1)),
         "am_hz": _r(rng.uniform(0.05, 0.5)),
         "am_phase": _r(rng.uniform(0, 2 * np.pi)),
