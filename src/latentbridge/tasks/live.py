@@ -10,10 +10,11 @@ from latentbridge.tasks.anomaly import Detector
 
 
 def listen_model(model_dir, *, device=None, source=None, duration_s=None, events=None, hop_s=None,
-                 sample_rate=None, blocksize: int = 1024, realtime: bool = False, out=sys.stdout) -> dict:
+                 sample_rate=None, blocksize: int = 1024, realtime: bool = False, out=None) -> dict:
     """Stream windows through the detector; one printed line (and event row) per window."""
     from latentbridge.tasks.stream import listen
 
+    out = sys.stdout if out is None else out  # resolved per call: sys.stdout may be replaced
     det = Detector.load(model_dir)
     model_sr = det.sample_rate
     capture_sr = int(sample_rate or model_sr)

@@ -521,7 +521,7 @@ def listen(
     blocksize: int = 1024,
     duration_s: float | None = None,
     events: str | Path | EventLog | None = None,
-    out: TextIO | None = sys.stdout,
+    out: TextIO | None | str = "stdout",
     realtime: bool = False,
     max_queue_blocks: int = 64,
 ) -> dict:
@@ -579,7 +579,7 @@ def listen(
 
     def emit(line: str) -> None:
         if out is not None:
-            print(line, file=out, flush=True)
+            print(line, file=sys.stdout if out == "stdout" else out, flush=True)
 
     iterator = iter(blocks)
     try:
