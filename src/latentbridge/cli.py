@@ -100,14 +100,32 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--n-test-normal", type=int)
     sm.add_argument("--n-test-anomalous", type=int)
     sm.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    sb = ds.add_parser("bridge", help="simulated beam (finite elements): Data/Test_XX/*.csv + Labels/Test_XX/mask.png")
+    sb.add_argument("--out", required=True)
+    sb.add_argument("--states", type=int, help="number of damage states (tests)")
+    sb.add_argument("--seed", type=int, default=0)
+    sb.add_argument("--sample-rate", type=float)
+    sb.add_argument("--duration", type=float, help="seconds per recording")
+    sb.add_argument("--sensors", type=int, help="accelerometers along the span")
+    sb.add_argument("--noise-snr", type=float, help="sensor noise SNR in dB")
+    sb.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     return p
 
 
 def _cmd_train(args) -> int:
     from latentbridge.config import load_config
-    from latentbridge.tasks import anomaly
 
     cfg = load_config(args.config, args.override + _trainer_overrides(args))
+    if cfg.task == "multimodal":
+        from latentbridge.tasks import multimodal
+
+        res = multimodal.fit(cfg, args.out, resume=args.resume, force=args.force)
+        if res is not None:
+            print(f"trained {cfg.model.name} ({cfg.model.fusion}) → {res['out_dir']} ({res['n_train_windows']} "
+                  f"train windows; held out: {', '.join(res['test_tests'])}; {res['seconds']:.1f} s)")
+        return 0
+    from latentbridge.tasks import anomaly
+
     res = anomaly.fit(cfg, args.out, resume=args.resume, force=args.force)
     if res is not None:
         print(f"trained {cfg.model.name} → {res.out_dir} (threshold {res.threshold:.6g}, "
@@ -116,15 +134,24 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from latentbridge.tasks import anomaly
+    from latentbridge.models.hub import read_info
 
-    metrics = anomaly.evaluate_run(args.run_dir, args.out, data=args.data)
+    task = read_info(args.run_dir)["config"].get("task", "anomaly")
+    if task == "multimodal":
+        from latentbridge.tasks import multimodal
+
+        metrics = multimodal.evaluate(args.run_dir, args.out, data_root=args.data)
+    else:
+        from latentbridge.tasks import anomaly
+
+        metrics = anomaly.evaluate_run(args.run_dir, args.out, data=args.data)
     _print_metrics(metrics, args.out)
     return 0
 
 
 def _print_metrics(metrics: dict, out) -> None:
-    keys = ("auc", "pauc", "threshold", "precision", "recall", "f1", "n_normal", "n_anomalous")
+    keys = ("auc", "pauc", "threshold", "precision", "recall", "f1", "n_normal", "n_anomalous", "mask_iou",
+            "mask_dice", "damage_extent_mae", "waveform_si_sdr_db", "log_spectral_distance_db")
     print("  ".join(f"{k}={metrics[k]:.4g}" if isinstance(metrics.get(k), float) else f"{k}={metrics.get(k)}"
                     for k in keys if k in metrics))
     print(f"wrote {Path(out) / 'metrics.json'}")
@@ -197,6 +224,14 @@ def _cmd_data(args) -> int:
         n = len(manifest.get("files", []))
         print(f"wrote {n} recordings to {args.out} (train/normal, test/normal, test/anomalous)")
         return 0
+    if args.data_cmd == "synth" and args.synth_kind == "bridge":
+        from latentbridge.data.synth.bridge import synth_bridge
+
+        kw = {k: v for k, v in dict(states=args.states, sample_rate=args.sample_rate, duration_s=args.duration,
+                                    n_sensors=args.sensors, noise_snr_db=args.noise_snr).items() if v is not None}
+        manifest = synth_bridge(args.out, seed=args.seed, overwrite=args.force, **kw)
+        print(f"wrote {len(manifest.get('states', []))} damage states to {args.out} (Data/, Labels/)")
+        return 0
     raise AssertionError(args)
 
 
@@ -204,7 +239,17 @@ COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "config": _cmd_confi
             "export": _cmd_export, "data": _cmd_data}
 
 
+def _default_threads() -> None:
+    """Leave one core free unless the user chose: on a 2-core machine, torch's default of 2 intra-op
+    threads made training and feature extraction 2-5x slower than 1 thread (benchmarks/README.md)."""
+    import os
+
+    if "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 2) - 1))
+
+
 def main(argv: list[str] | None = None) -> int:
+    _default_threads()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

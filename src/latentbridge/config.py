@@ -21,6 +21,12 @@ class Section(BaseModel):
 
 
 class DataConfig(Section):
+    root: str | None = None
+    """Multimodal data root in the layout ``Data/Test_XX/*.csv`` + ``Labels/Test_XX/*.png``."""
+    test_fraction: float = Field(0.25, ge=0.0, lt=1.0)
+    """Multimodal: share of damage states (tests) held out for evaluation."""
+    test_ids: list[str] | None = None
+    """Multimodal: explicit held-out test ids (overrides ``test_fraction``)."""
     train_dir: str | None = None
     """Folder (or file) of normal recordings used for training."""
     test_dir: str | None = None
@@ -71,8 +77,64 @@ class FeatureConfig(Section):
     """Per-frequency mean/std from the training windows, stored in the model (after ``normalize``)."""
 
 
+class VibrationConfig(Section):
+    """Multichannel vibration windows and their STFT (multimodal task)."""
+
+    sample_rate: float | None = None
+    """Hz; None: from the CSV time column (required when the CSVs have none)."""
+    resample_to: float | None = None
+    """Resample every recording to this rate (Hz) before windowing."""
+    channels: list[int] | None = None
+    """Sensor columns to use (0-based, time column excluded); None: all."""
+    window_s: float = Field(10.0, gt=0)
+    hop_s: float = Field(5.0, gt=0)
+    n_fft: int = Field(128, gt=0)
+    hop_length: int = Field(32, gt=0)
+    mask_height: int = Field(32, gt=0)
+    mask_width: int = Field(96, gt=0)
+    mask_threshold: float = Field(0.5, gt=0, lt=1)
+    """A mask pixel is 'crack' when its grey level (0-1) is above this."""
+    mask_coverage: float = Field(0.25, gt=0, le=1)
+    """After resizing, an output pixel is 'crack' when at least this share of its area is crack
+    (below 0.5 so that cracks thinner than one output pixel survive downsampling)."""
+
+
+class AugmentConfig(Section):
+    """Training-only augmentations (multimodal task); probabilities per sample."""
+
+    spec_time_masks: int = Field(0, ge=0)
+    spec_time_width: int = Field(8, ge=1)
+    spec_freq_masks: int = Field(0, ge=0)
+    spec_freq_width: int = Field(8, ge=1)
+    pink_noise_p: float = Field(0.0, ge=0, le=1)
+    pink_noise_snr_db: float = 20.0
+    sign_flip_p: float = Field(0.0, ge=0, le=1)
+    time_shift_p: float = Field(0.0, ge=0, le=1)
+    time_shift_max_s: float = Field(1.0, ge=0)
+
+
+class LossWeights(Section):
+    """Weights of the multimodal reconstruction losses (0 switches a term off)."""
+
+    magnitude_l1: float = Field(1.0, ge=0)
+    phase_gradient: float = Field(0.1, ge=0)
+    phase_laplacian: float = Field(0.05, ge=0)
+    waveform_l1: float = Field(0.0, ge=0)
+    waveform_si_l1: float = Field(0.1, ge=0)
+    mrstft: float = Field(0.1, ge=0)
+    mask_dice: float = Field(1.0, ge=0)
+    mask_bce: float = Field(1.0, ge=0)
+    mask_focal: float = Field(0.0, ge=0)
+    focal_gamma: float = Field(2.0, ge=0)
+    damage: float = Field(1.0, ge=0)
+    """Damage-extent head (global mask mean), on samples that have a mask."""
+
+
 class ModelConfig(Section):
-    name: Literal["conv_vae", "conv_ae", "dense_ae"] = "conv_vae"
+    name: Literal["conv_vae", "conv_ae", "dense_ae", "mmvae", "spec2mask"] = "conv_vae"
+    fusion: Literal["poe", "moe", "mopoe", "jsd"] = "jsd"
+    """Multimodal fusion: product, mixture, mixture of products of experts, Jensen-Shannon (mmJSD)."""
+    mask_channels: list[int] = Field(default_factory=lambda: [16, 32, 64])
     latent_dim: int = Field(16, gt=0)
     channels: list[int] = Field(default_factory=lambda: [16, 32, 64, 64])
     kernel_size: int = Field(3, gt=0)
@@ -127,7 +189,7 @@ class AnomalyConfig(Section):
 
 
 class Config(Section):
-    task: Literal["anomaly"] = "anomaly"
+    task: Literal["anomaly", "multimodal"] = "anomaly"
     description: str = ""
     data: DataConfig = Field(default_factory=DataConfig)
     audio: AudioConfig = Field(default_factory=AudioConfig)
@@ -136,9 +198,14 @@ class Config(Section):
     beta: BetaConfig = Field(default_factory=BetaConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
+    vibration: VibrationConfig = Field(default_factory=VibrationConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    losses: LossWeights = Field(default_factory=LossWeights)
 
     @model_validator(mode="after")
     def _check(self) -> "Config":
+        if self.task == "multimodal":
+            return self
         if self.features.n_fft > self.audio.window_samples:
             raise ValueError(
                 f"features.n_fft ({self.features.n_fft}) is longer than one window "

@@ -338,3 +338,381 @@ def write_html_report(path: str | Path, title: str, sections: Sequence[Mapping[s
     parts += ["</body>", "</html>", ""]
     atomic_write_text(path, "\n".join(parts))
     return path
+
+
+# --------------------------------------------------------------------------- more plots
+
+__all__ += [
+    "plot_waveform_overlay",
+    "plot_mask_triplets",
+    "plot_image_grid",
+    "plot_embedding",
+    "embed_2d",
+]
+
+_MAX_WAVEFORM_ROWS = 4
+
+
+def _finite_range(*arrays) -> tuple[float, float]:
+    vals = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
+    vals = vals[np.isfinite(vals)]
+    if vals.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(vals.min()), float(vals.max())
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    return lo, hi
+
+
+def _titles(titles, n: int, what: str, default: str = "#{}") -> list[str]:
+    if titles is None:
+        return [default.format(i) for i in range(n)]
+    titles = [str(t) for t in titles]
+    if len(titles) != n:
+        raise ValueError(f"got {len(titles)} {what} for {n}")
+    return titles
+
+
+def plot_waveform_overlay(
+    reference,
+    reconstruction,
+    sample_rate: float | None,
+    path: str | Path,
+    title: str = "",
+    channels: Sequence[int] | None = None,
+) -> Path:
+    """Original vs reconstructed waveform, one row per channel (at most 4 rows).
+
+    ``reference`` and ``reconstruction`` are (C, T) (or (T,) for one channel) with equal shapes.
+    ``channels`` picks which channels to draw (default: the first up to 4; only the first 4
+    of a longer list are drawn). Each row's title gives the channel's SI-SDR. With a
+    ``sample_rate`` the time axis is in seconds, otherwise in samples.
+    """
+    from latentbridge.metrics.signal import si_sdr
+
+    a = np.asarray(reference, dtype=np.float64)
+    b = np.asarray(reconstruction, dtype=np.float64)
+    if a.ndim == 1:
+        a = a[None]
+    if b.ndim == 1:
+        b = b[None]
+    if a.ndim != 2 or a.shape != b.shape:
+        raise ValueError(
+            f"reference and reconstruction must both be (C, T) with equal shapes; "
+            f"got {np.shape(reference)} and {np.shape(reconstruction)}"
+        )
+    n_ch, n_t = a.shape
+    if n_ch == 0 or n_t == 0:
+        raise ValueError(f"no waveform to plot (shape {a.shape})")
+    if channels is None:
+        chans = list(range(min(n_ch, _MAX_WAVEFORM_ROWS)))
+    else:
+        chans = [int(c) for c in channels][:_MAX_WAVEFORM_ROWS]
+        if not chans:
+            raise ValueError("channels is empty")
+        bad = [c for c in chans if not -n_ch <= c < n_ch]
+        if bad:
+            raise ValueError(f"channel(s) {bad} out of range for {n_ch} channels")
+        chans = [c % n_ch for c in chans]
+    if sample_rate:
+        t = np.arange(n_t) / float(sample_rate)
+        xlabel = "time (s)"
+    else:
+        t = np.arange(n_t)
+        xlabel = "sample"
+    ok = np.all(np.isfinite(a), axis=1) & np.all(np.isfinite(b), axis=1)
+
+    fig = _new_figure(10.0, 2.0 * len(chans) + 0.6)
+    axes = []
+    for row, c in enumerate(chans):
+        ax = fig.add_subplot(len(chans), 1, row + 1, sharex=axes[0] if axes else None)
+        axes.append(ax)
+        ax.plot(t, a[c], color="black", lw=0.8, alpha=0.8, label="original")
+        ax.plot(t, b[c], color="tab:orange", lw=0.8, alpha=0.75, label="reconstruction")
+        name = f"channel {c}"
+        if ok[c]:
+            name += f" (SI-SDR {float(si_sdr(b[c], a[c])):.1f} dB)"
+        ax.set_title(name, fontsize=9)
+        ax.set_ylabel("amplitude")
+        ax.grid(alpha=0.3)
+        if row == 0:
+            ax.legend(loc="upper right", fontsize=8)
+    axes[-1].set_xlabel(xlabel)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _as_masks(x, name: str) -> np.ndarray:
+    """(n, H, W) float array from (n, H, W), (n, 1, H, W) or (H, W)."""
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim == 4 and a.shape[1] == 1:
+        a = a[:, 0]
+    if a.ndim != 3:
+        raise ValueError(f"{name} must be (n, H, W) or (n, 1, H, W), got shape {np.shape(x)}")
+    return a
+
+
+def _as_images(x, n: int) -> np.ndarray:
+    """Inputs for display: (n, H, W) greyscale or (n, H, W, 3|4) colour, colour in [0, 1]."""
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim == 2 and n == 1:
+        a = a[None]
+    if a.ndim == 4 and a.shape[1] in (1, 3, 4) and a.shape[-1] not in (3, 4):
+        a = np.moveaxis(a, 1, -1)  # channel-first -> channel-last
+    if a.ndim == 4 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if not (a.ndim == 3 or (a.ndim == 4 and a.shape[-1] in (3, 4))) or a.shape[0] != n:
+        raise ValueError(
+            f"inputs must be (n, H, W), (n, C, H, W) or (n, H, W, C) with n={n}, "
+            f"got shape {np.shape(x)}"
+        )
+    if a.ndim == 4:  # colour: scale each image into [0, 1] if it is not already
+        a = a.copy()
+        for i in range(n):
+            lo, hi = _finite_range(a[i])
+            if lo < 0.0 or hi > 1.0:
+                a[i] = (a[i] - lo) / (hi - lo)
+        a = np.clip(np.nan_to_num(a), 0.0, 1.0)
+    return a
+
+
+def plot_mask_triplets(
+    inputs_or_none,
+    targets,
+    predictions,
+    titles: Sequence[str] | None,
+    path: str | Path,
+    threshold: float = 0.5,
+) -> Path:
+    """Rows of ``[input |] target mask | predicted probability | prediction > threshold``.
+
+    ``targets`` and ``predictions`` are (n, H, W) or (n, 1, H, W); ``inputs_or_none`` (optional,
+    drawn as a first column) is (n, H, W) greyscale or (n, 3, H, W) / (n, H, W, 3) colour.
+    The thresholded panel's title gives the sample's IoU (1.0 when both masks are empty).
+    Images are drawn with row 0 at the top.
+    """
+    from latentbridge.metrics.segmentation import iou
+
+    t = _as_masks(targets, "targets")
+    p = _as_masks(predictions, "predictions")
+    if t.shape != p.shape:
+        raise ValueError(f"targets and predictions differ in shape: {t.shape} vs {p.shape}")
+    n = t.shape[0]
+    if n == 0:
+        raise ValueError("no masks to plot")
+    titles = _titles(titles, n, "titles", "#{}")
+    x = None if inputs_or_none is None else _as_images(inputs_or_none, n)
+    finite = np.isfinite(p).reshape(n, -1).all(axis=1)
+    ious = np.full(n, np.nan)
+    if finite.any():
+        ious[finite] = iou(p[finite], np.nan_to_num(t[finite]), threshold=threshold)
+
+    n_col = 3 if x is None else 4
+    fig = _new_figure(3.0 * n_col, 2.8 * n + 0.3)
+    for i in range(n):
+        panels = []
+        if x is not None:
+            panels.append((x[i], "input", "gray" if x.ndim == 3 else None, None, None))
+        panels += [
+            (t[i], "target", "gray", 0.0, 1.0),
+            (p[i], "probability", "viridis", 0.0, 1.0),
+            ((p[i] > threshold).astype(np.float64), f"> {threshold:g}: IoU {ious[i]:.3f}", "gray", 0.0, 1.0),
+        ]
+        for j, (img, name, cmap, lo, hi) in enumerate(panels):
+            ax = fig.add_subplot(n, n_col, n_col * i + j + 1)
+            im = ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+            ax.set_title(f"{titles[i]}: {name}" if j == 0 else name, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if name == "probability":
+                fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_image_grid(
+    images,
+    row_titles: Sequence[str] | None,
+    col_titles: Sequence[str] | None,
+    path: str | Path,
+    cmap: str = "magma",
+    origin: str = "lower",
+    share_row_scale: bool = True,
+) -> Path:
+    """A grid of (R, K, H, W) images: R rows of K panels (e.g. rows = spectrogram / mask,
+    columns = latent interpolation steps). A (K, H, W) array is one row.
+
+    ``row_titles`` (R) label the rows on the left, ``col_titles`` (K) label the top row; either
+    may be None. By default the panels of a row share one colour scale (with a colourbar at the
+    row's end), so a row reads as one sequence. ``origin="lower"`` draws row 0 at the bottom
+    (spectrograms); use ``"upper"`` for images and masks.
+    """
+    a = np.asarray(images, dtype=np.float64)
+    if a.ndim == 3:
+        a = a[None]
+    if a.ndim != 4:
+        raise ValueError(f"images must be (R, K, H, W) or (K, H, W), got shape {np.shape(images)}")
+    n_row, n_col = a.shape[:2]
+    if n_row == 0 or n_col == 0:
+        raise ValueError(f"no images to plot (shape {a.shape})")
+    if origin not in ("lower", "upper"):
+        raise ValueError(f"origin must be 'lower' or 'upper', got {origin!r}")
+    row_titles = None if row_titles is None else _titles(row_titles, n_row, "row titles")
+    col_titles = None if col_titles is None else _titles(col_titles, n_col, "column titles")
+
+    fig = _new_figure(2.0 * n_col + 1.2, 2.0 * n_row + 0.4)
+    for r in range(n_row):
+        lo, hi = _finite_range(a[r]) if share_row_scale else (None, None)
+        im = None
+        for k in range(n_col):
+            ax = fig.add_subplot(n_row, n_col, r * n_col + k + 1)
+            im = ax.imshow(a[r, k], origin=origin, aspect="auto", cmap=cmap, vmin=lo, vmax=hi)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0 and col_titles is not None:
+                ax.set_title(col_titles[k], fontsize=9)
+            if k == 0 and row_titles is not None:
+                ax.set_ylabel(row_titles[r], fontsize=9)
+            if not share_row_scale:
+                fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+        if share_row_scale and im is not None:
+            fig.colorbar(im, ax=fig.axes[-n_col:], fraction=0.02, pad=0.01)
+    return _save(fig, path)
+
+
+def plot_embedding(
+    points,
+    colors,
+    path: str | Path,
+    title: str = "",
+    categorical: bool = False,
+    label: str = "",
+) -> Path:
+    """Scatter plot of a 2-D embedding (N, 2).
+
+    ``colors`` (N,) are continuous values (a colourbar titled ``label``) or, with
+    ``categorical=True``, category labels of any type (e.g. test ids; one colour each and a
+    legend titled ``label``). ``colors`` may be None (one colour).
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError(f"points must be (N, 2), got shape {np.shape(points)}")
+    n = pts.shape[0]
+    if n == 0:
+        raise ValueError("no points to plot")
+    size = float(np.clip(3000.0 / n, 4.0, 40.0))
+    fig = _new_figure(6.5, 5.5)
+    ax = fig.add_subplot(1, 1, 1)
+    if colors is None:
+        ax.scatter(pts[:, 0], pts[:, 1], s=size, color="tab:blue", alpha=0.8, linewidths=0)
+    else:
+        c = np.asarray(colors)
+        if c.ndim != 1 or c.shape[0] != n:
+            raise ValueError(f"colors must be (N,) with N={n}, got shape {np.shape(colors)}")
+        if categorical:
+            from matplotlib import colormaps
+
+            cats = list(dict.fromkeys(c.tolist()))  # first-seen order
+            try:
+                cats = sorted(cats)
+            except TypeError:
+                pass
+            cmap = colormaps["tab10" if len(cats) <= 10 else "tab20"]
+            for i, cat in enumerate(cats):
+                sel = np.array([v == cat for v in c.tolist()], dtype=bool)
+                ax.scatter(pts[sel, 0], pts[sel, 1], s=size, color=cmap(i % cmap.N), alpha=0.8,
+                           linewidths=0, label=f"{cat} (n={int(sel.sum())})")
+            ax.legend(title=label or None, fontsize=7, title_fontsize=8, loc="best",
+                      ncol=1 if len(cats) <= 12 else 2, markerscale=max(1.0, 20.0 / size))
+        else:
+            cv = c.astype(np.float64)
+            sc = ax.scatter(pts[:, 0], pts[:, 1], c=cv, s=size, cmap="viridis", alpha=0.85,
+                            linewidths=0)
+            cb = fig.colorbar(sc, ax=ax)
+            if label:
+                cb.set_label(label)
+    ax.set_title(title)
+    ax.set_xlabel("dim 1")
+    ax.set_ylabel("dim 2")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def _pca_2d(x: np.ndarray) -> np.ndarray:
+    """First two principal-component scores (N, 2), signs fixed; zero columns if rank < 2."""
+    n = x.shape[0]
+    out = np.zeros((n, 2), dtype=np.float64)
+    xc = x - x.mean(axis=0, keepdims=True)
+    if n < 2 or not np.any(xc):
+        return out
+    u, s, _ = np.linalg.svd(xc, full_matrices=False)
+    k = min(2, s.size)
+    scores = u[:, :k] * s[:k]
+    # deterministic signs: the largest-magnitude score of each component is positive
+    idx = np.argmax(np.abs(scores), axis=0)
+    signs = np.sign(scores[idx, np.arange(k)])
+    signs[signs == 0] = 1.0
+    out[:, :k] = scores * signs
+    return out
+
+
+_MIN_POINTS_NONLINEAR = 5
+
+
+def embed_2d(latents, method: str = "umap", seed: int = 0) -> np.ndarray:
+    """Project latent vectors (N, D) to 2-D for plotting; (N, ...) is flattened to (N, D).
+
+    ``method``: ``"umap"`` (umap-learn, ``n_neighbors=min(15, N - 1)``), ``"tsne"``
+    (scikit-learn, perplexity ``min(30, (N - 1) / 3)``, PCA init) or ``"pca"``. UMAP and t-SNE
+    fall back to PCA (with a warning logged) when N < 5, when umap-learn is not installed, or
+    when they fail. Deterministic for a given ``seed`` (UMAP then runs single-threaded).
+    Returns a float64 (N, 2) array.
+    """
+    import logging
+    import warnings
+
+    log = logging.getLogger(__name__)
+    x = np.asarray(latents, dtype=np.float64)
+    if x.ndim == 1:
+        raise ValueError(f"latents must be (N, D), got shape {x.shape}")
+    if x.ndim > 2:
+        x = x.reshape(x.shape[0], -1)
+    if x.shape[0] == 0:
+        raise ValueError("latents is empty (N = 0)")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"latents contain {int((~np.isfinite(x)).sum())} NaN or inf values")
+    method = str(method).lower()
+    if method not in ("umap", "tsne", "pca"):
+        raise ValueError(f"unknown embedding method {method!r}; use 'umap', 'tsne' or 'pca'")
+    n = x.shape[0]
+    if method == "pca":
+        return _pca_2d(x)
+    if n < _MIN_POINTS_NONLINEAR:
+        log.warning("embed_2d: %d points are too few for %s; using PCA", n, method)
+        return _pca_2d(x)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if method == "umap":
+                import umap
+
+                reducer = umap.UMAP(n_components=2, n_neighbors=min(15, n - 1),
+                                    random_state=int(seed))
+                y = reducer.fit_transform(x)
+            else:
+                from sklearn.manifold import TSNE
+
+                reducer = TSNE(n_components=2, perplexity=min(30.0, (n - 1) / 3.0),
+                               init="pca", random_state=int(seed))
+                y = reducer.fit_transform(x)
+        y = np.asarray(y, dtype=np.float64)
+        if y.shape != (n, 2) or not np.all(np.isfinite(y)):
+            raise RuntimeError(f"{method} returned an unusable embedding of shape {y.shape}")
+        return y
+    except Exception as exc:  # ImportError or any failure inside the reducer
+        log.warning("embed_2d: %s failed (%s: %s); using PCA", method, type(exc).__name__, exc)
+        return _pca_2d(x)

@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from latentbridge.errors import ModelFolderError
-from latentbridge.models.vae import MODELS, LatentModel
+from latentbridge.models.registry import model_classes
 from latentbridge.utils import atomic_path, atomic_write_json, atomic_write_text, sha256_file
 
 FORMAT = "latentbridge-model"
@@ -29,7 +29,7 @@ CARD_NAME = "README.md"
 
 @dataclass
 class SavedModel:
-    model: LatentModel
+    model: torch.nn.Module
     info: dict[str, Any]
     path: Path
 
@@ -42,10 +42,11 @@ class SavedModel:
         return (self.info.get("anomaly") or {}).get("threshold")
 
 
-def save_model(folder: str | Path, model: LatentModel, name: str, *, config: dict, transform: dict,
+def save_model(folder: str | Path, model: torch.nn.Module, name: str, *, config: dict, transform: dict,
                extra: dict | None = None, card: str | None = None) -> Path:
     """Write weights, config and model card into ``folder`` (each file atomically)."""
-    if name not in MODELS or not isinstance(model, MODELS[name]):
+    models = model_classes()
+    if name not in models or not isinstance(model, models[name]):
         raise ValueError(f"model is not a {name!r}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -87,9 +88,10 @@ def read_info(folder: str | Path) -> dict[str, Any]:
     for key in ("model_class", "model_kwargs", "config", "transform", "files"):
         if key not in info:
             raise ModelFolderError(folder, f"{CONFIG_NAME} lacks the key '{key}'")
-    if info["model_class"] not in MODELS:
+    models = model_classes()
+    if info["model_class"] not in models:
         raise ModelFolderError(folder, f"unknown model_class '{info['model_class']}' in {CONFIG_NAME}; "
-                                       f"known: {sorted(MODELS)}")
+                                       f"known: {sorted(models)}")
     return info
 
 
@@ -107,10 +109,8 @@ def load_model(folder: str | Path, map_location: str = "cpu") -> SavedModel:
         state = load_file(str(weights), device=map_location)
     except (SafetensorError, OSError, ValueError) as e:
         raise ModelFolderError(folder, f"cannot read {WEIGHTS_NAME} ({e})") from None
-    kwargs = dict(info["model_kwargs"])
-    input_shape = kwargs.pop("input_shape")
     try:
-        model = MODELS[info["model_class"]](input_shape, **kwargs)
+        model = model_classes()[info["model_class"]](**info["model_kwargs"])
         model.load_state_dict(state, strict=True)
     except (TypeError, RuntimeError, ValueError) as e:
         raise ModelFolderError(folder, f"weights do not fit the model described in {CONFIG_NAME} ({e})") from None

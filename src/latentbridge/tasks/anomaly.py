@@ -12,7 +12,6 @@ import functools
 import io as _io
 import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from latentbridge.config import Config, config_to_dict, dump_yaml, validate
 from latentbridge.data.audio import FeatureExtractor, WindowFeatures, split_train_val
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
 from latentbridge.metrics.anomaly import calibrate_threshold, detection_metrics, partial_auc, roc_auc
-from latentbridge.models.hub import SavedModel, load_model, save_model, state_dict_from_lightning_checkpoint
+from latentbridge.models.hub import SavedModel, load_model, save_model
 from latentbridge.models.vae import LatentModel, build_model
 from latentbridge.transforms.audio import SpectrogramTransform
 from latentbridge.utils import atomic_write_json, atomic_write_text
@@ -111,19 +110,6 @@ class FitResult:
     seconds: float
 
 
-def _prepare_run_dir(out_dir: Path, resume: bool, force: bool) -> None:
-    if resume:
-        if not (out_dir / "checkpoints" / "last.ckpt").exists():
-            raise LatentbridgeError(f"{out_dir}: nothing to resume (no checkpoints/last.ckpt)")
-        return
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not force:
-            raise LatentbridgeError(f"{out_dir}: exists and is not empty (use --force to replace it, "
-                                    "or --resume to continue its training)")
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-
 def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, force: bool = False) -> FitResult | None:
     """Train on normal recordings, calibrate the threshold on held-out normal windows, save the model.
 
@@ -131,7 +117,7 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, force: bool =
     """
     import lightning as L
 
-    from latentbridge.training.module import LatentModule, is_launched_child, make_trainer
+    from latentbridge.training.module import fit_model, is_launched_child, make_loader, prepare_run_dir
 
     t0 = time.time()
     out_dir = Path(out_dir)
@@ -145,7 +131,7 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, force: bool =
         raise DataError(cfg.data.train_dir, "no training windows")
     child = is_launched_child()
     if not child:
-        _prepare_run_dir(out_dir, resume, force)
+        prepare_run_dir(out_dir, resume, force)
         atomic_write_text(out_dir / "config.yaml", dump_yaml(cfg))
 
     if cfg.train.num_threads:
@@ -155,26 +141,15 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, force: bool =
     model = build_model(cfg.model.name, input_shape, cfg.model)
     if cfg.features.standardize:
         model.normalizer.fit(torch.from_numpy(train_wf.features))
-    module = LatentModule(model, cfg.train.model_dump(), cfg.beta.model_dump())
 
     def loader(wf_: WindowFeatures, shuffle: bool):
-        ds = torch.utils.data.TensorDataset(torch.from_numpy(wf_.features))
-        drop = shuffle and len(ds) > cfg.train.batch_size
-        return torch.utils.data.DataLoader(ds, batch_size=cfg.train.batch_size, shuffle=shuffle, drop_last=drop,
-                                           num_workers=cfg.train.num_workers,
-                                           persistent_workers=cfg.train.num_workers > 0)
+        return make_loader(torch.utils.data.TensorDataset(torch.from_numpy(wf_.features)), cfg.train, shuffle)
 
     has_val = len(val_wf) > 0
-    trainer = make_trainer(cfg.train, out_dir, monitor="val/loss" if has_val else "train/loss_epoch")
-    trainer.fit(module, loader(train_wf, True), loader(val_wf, False) if has_val else None,
-                ckpt_path=str(out_dir / "checkpoints" / "last.ckpt") if resume else None, weights_only=True)
-    if trainer.global_rank != 0 or child:
+    trainer = fit_model(model, cfg, out_dir, loader(train_wf, True), loader(val_wf, False) if has_val else None,
+                        resume=resume)
+    if trainer is None:
         return None
-
-    best = out_dir / "checkpoints" / "best.ckpt"
-    if best.exists():
-        model.load_state_dict(state_dict_from_lightning_checkpoint(best))
-    model.eval()
     calib_wf = val_wf if has_val else train_wf
     if not has_val:
         log.warning("no held-out normal files: the threshold is calibrated on training windows (optimistic)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 from pathlib import Path
 
 import lightning as L
@@ -11,13 +12,15 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from latentbridge.errors import LatentbridgeError
 from latentbridge.losses import beta_at
 
 
 class LatentModule(L.LightningModule):
     """Wraps a model; the model owns its loss (per sample), this class owns the optimisation.
 
-    ``batch`` is a tensor of features or a one-element tuple/list holding it.
+    ``batch`` is a tensor of features, a one-element tuple/list holding it, or a dict of
+    modality tensors (multimodal models); it goes to ``model.loss(batch, beta)`` as it is.
     """
 
     def __init__(self, model: torch.nn.Module, train_cfg: dict, beta_cfg: dict):
@@ -36,24 +39,30 @@ class LatentModule(L.LightningModule):
     def _x(batch):
         return batch[0] if isinstance(batch, (tuple, list)) else batch
 
+    @staticmethod
+    def _size(x) -> int:
+        return int(next(iter(x.values())).shape[0]) if isinstance(x, dict) else int(x.shape[0])
+
     def training_step(self, batch, batch_idx):
         x = self._x(batch)
+        n = self._size(x)
         beta = self.beta()
         loss, parts = self.model.loss(x, beta=beta)
         loss = loss.mean()
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=x.shape[0])
-        self.log("train/beta", beta, on_step=True, on_epoch=False, batch_size=x.shape[0])
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
+        self.log("train/beta", beta, on_step=True, on_epoch=False, batch_size=n)
         for k, v in parts.items():
-            self.log(f"train/{k}", v.mean(), on_step=False, on_epoch=True, batch_size=x.shape[0])
+            self.log(f"train/{k}", v.mean(), on_step=False, on_epoch=True, batch_size=n)
         return loss
 
     def validation_step(self, batch, batch_idx):
         x = self._x(batch)
+        n = self._size(x)
         # the full KL weight, so that validation losses of different epochs compare
         loss, parts = self.model.loss(x, beta=float(self.beta_cfg["value"]))
-        self.log("val/loss", loss.mean(), prog_bar=True, on_epoch=True, sync_dist=True, batch_size=x.shape[0])
+        self.log("val/loss", loss.mean(), prog_bar=True, on_epoch=True, sync_dist=True, batch_size=n)
         for k, v in parts.items():
-            self.log(f"val/{k}", v.mean(), on_epoch=True, sync_dist=True, batch_size=x.shape[0])
+            self.log(f"val/{k}", v.mean(), on_epoch=True, sync_dist=True, batch_size=n)
 
     def configure_optimizers(self):
         t = self.train_cfg
@@ -106,3 +115,60 @@ def make_trainer(train_cfg, run_dir: str | Path, monitor: str = "val/loss", extr
         logger=loggers, default_root_dir=str(run_dir), deterministic=False, enable_model_summary=False,
         num_sanity_val_steps=0,
     )
+
+
+def prepare_run_dir(out_dir: Path, resume: bool, force: bool) -> None:
+    """A run folder: new or empty; replaced with ``force``; kept as it is with ``resume``."""
+    if resume:
+        if not (out_dir / "checkpoints" / "last.ckpt").exists():
+            raise LatentbridgeError(f"{out_dir}: nothing to resume (no checkpoints/last.ckpt)")
+        return
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not force:
+            raise LatentbridgeError(f"{out_dir}: exists and is not empty (use --force to replace it, "
+                                    "or --resume to continue its training)")
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def fit_model(model: torch.nn.Module, cfg, out_dir: Path, train_loader, val_loader=None, resume: bool = False):
+    """Train ``model`` with Lightning into ``out_dir``; load the best checkpoint's weights into it.
+
+    Returns the trainer on the main process and None in the extra processes of a DDP run.
+    """
+    from latentbridge.models.hub import state_dict_from_lightning_checkpoint
+
+    module = LatentModule(model, cfg.train.model_dump(), cfg.beta.model_dump())
+    trainer = make_trainer(cfg.train, out_dir, monitor="val/loss" if val_loader is not None else "train/loss_epoch")
+    trainer.fit(module, train_loader, val_loader,
+                ckpt_path=str(out_dir / "checkpoints" / "last.ckpt") if resume else None, weights_only=True)
+    if trainer.global_rank != 0 or is_launched_child():
+        return None
+    best = out_dir / "checkpoints" / "best.ckpt"
+    if best.exists():
+        model.load_state_dict(state_dict_from_lightning_checkpoint(best))
+    model.eval()
+    return trainer
+
+
+class DictDataset(torch.utils.data.Dataset):
+    """Rows of equally long tensors, returned as dicts (the default collate stacks them)."""
+
+    def __init__(self, **tensors: torch.Tensor):
+        lengths = {len(t) for t in tensors.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"tensors of different lengths: { {k: len(v) for k, v in tensors.items()} }")
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(next(iter(self.tensors.values())))
+
+    def __getitem__(self, i):
+        return {k: v[i] for k, v in self.tensors.items()}
+
+
+def make_loader(dataset, train_cfg, shuffle: bool) -> torch.utils.data.DataLoader:
+    drop = shuffle and len(dataset) > train_cfg.batch_size
+    return torch.utils.data.DataLoader(dataset, batch_size=train_cfg.batch_size, shuffle=shuffle, drop_last=drop,
+                                       num_workers=train_cfg.num_workers,
+                                       persistent_workers=train_cfg.num_workers > 0)

@@ -1,0 +1,542 @@
+"""Bridge vibration recordings + crack masks → paired windows and multichannel spectrograms.
+
+Data layout (``root``)::
+
+    ROOT/Data/Test_XX/*.csv     accelerometer recordings (see latentbridge.io_vibration)
+    ROOT/Labels/Test_XX/*.png   one crack mask per test (any size, any PNG colour type)
+
+Pairing rules (:func:`discover`)
+--------------------------------
+* A *test* is a sub-folder of ``Data/`` holding at least one ``.csv`` file; its folder name is
+  the test id. ``Data`` and ``Labels`` are found case-insensitively; hidden files and folders
+  (name starting with ".") are ignored. Tests are ordered naturally (``Test_2`` before
+  ``Test_10``).
+* A test is paired with ``Labels/<same folder name>`` only — exact name, never a guess. A label
+  folder whose name differs only in case from a data folder is *not* paired (the warning says
+  so).
+* Data but no mask (no label folder, or one without a PNG, or no ``Labels/`` at all): the test
+  is kept as *unlabeled* (``has_mask`` False, extent NaN, mask zeros) and a warning is logged.
+* Mask but no data (a label folder with no matching data folder, or a PNG directly in
+  ``Labels/``): a warning is logged and it is ignored; it is never paired with another test.
+* Several PNGs in the label folder of a test: DataError naming the folder.
+* A data folder without CSV files: a warning, the folder is skipped.
+* ``root`` missing, no ``Data/`` folder, or no test at all: DataError naming ``root``.
+
+Windows (:func:`build_windows`)
+-------------------------------
+* Each CSV of a test is one recording, windowed on its own (windows never span two files);
+  every window of a test shares the test's mask. ``starts_s`` is relative to its CSV.
+* With ``vibration.resample_to`` every recording is resampled with
+  :func:`scipy.signal.resample_poly`. Afterwards every recording must have the same sample rate
+  (within 0.01 %) and the same channel count; a mismatch is a DataError listing the tests and
+  their values (channels are never dropped silently: pick common ones with
+  ``vibration.channels``).
+* Windows of ``window_s`` every ``hop_s`` (:func:`latentbridge.io.cut_windows` with
+  ``pad="none"``: a trailing partial window is dropped; a recording shorter than one window is
+  a DataError naming it).
+* ``spectrograms``: :class:`latentbridge.transforms.audio.STFT` (``n_fft``, ``hop_length``,
+  Hann, centred) of every channel of every window, stacked as ``[magnitude, phase]``.
+
+Cache
+-----
+``CACHE/<key>/`` holds ``spectrograms.npy``, ``masks.npy``, ``segments.npy`` (the wave
+windows), ``test_ids.npy`` (one per window), ``has_mask.npy``, ``starts_s.npy``,
+``sources.npy`` and ``manifest.json``. ``key`` is :func:`latentbridge.utils.stable_hash` of the
+manifest inputs: the vibration config, the resolved root, every CSV/PNG's relative path, size
+and mtime, and the code version (package version + cache format version) — so a changed file or parameter never reuses a stale
+cache. The folder is written under a temporary name and renamed. Default ``CACHE``:
+``default_cache_dir().parent / "bridge"``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from latentbridge.errors import ConfigError, DataError
+from latentbridge.io import cut_windows
+from latentbridge.io_vibration import read_mask_png, read_vibration_csv
+from latentbridge.utils import atomic_path, stable_hash
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TestRecord", "BridgeData", "discover", "build_windows", "default_bridge_cache_dir",
+           "CACHE_VERSION"]
+
+#: Bump when the cached arrays change meaning.
+CACHE_VERSION = 1
+_RATE_RTOL = 1e-4
+_CACHE_FILES = ("spectrograms", "masks", "segments", "test_ids", "has_mask", "starts_s", "sources")
+
+
+def default_bridge_cache_dir() -> Path:
+    from latentbridge.data.audio import default_cache_dir
+
+    return default_cache_dir().parent / "bridge"
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+@dataclass
+class TestRecord:
+    """One test (damage state): its recordings and its crack mask (None when unlabeled)."""
+
+    __test__ = False  # not a pytest test class
+
+    test_id: str
+    csv_files: list[Path]
+    mask_file: Path | None = None
+
+    @property
+    def has_mask(self) -> bool:
+        return self.mask_file is not None
+
+
+def _natural_key(name: str):
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in re.split(r"(\d+)", name) if p]
+
+
+def _child_dir(root: Path, name: str) -> Path | None:
+    exact = root / name
+    if exact.is_dir():
+        return exact
+    for p in sorted(root.iterdir()):
+        if p.is_dir() and p.name.lower() == name.lower():
+            return p
+    return None
+
+
+def _visible(folder: Path):
+    return sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: _natural_key(p.name))
+
+
+def discover(root: str | Path) -> list[TestRecord]:
+    """Pair ``Data/Test_XX`` with ``Labels/Test_XX`` by folder name (rules in the module docstring)."""
+    root = Path(root)
+    layout = "expected ROOT/Data/Test_XX/*.csv and ROOT/Labels/Test_XX/*.png"
+    if not root.exists():
+        raise DataError(root, f"data root does not exist ({layout})")
+    if not root.is_dir():
+        raise DataError(root, f"data root is not a folder ({layout})")
+    data_dir = _child_dir(root, "Data")
+    if data_dir is None:
+        raise DataError(root, f"no Data/ folder in the data root ({layout})")
+
+    tests: dict[str, list[Path]] = {}
+    loose = 0
+    for d in _visible(data_dir):
+        if d.is_file():
+            loose += d.suffix.lower() == ".csv"
+            continue
+        if not d.is_dir():
+            continue
+        csvs = [p for p in _visible(d) if p.is_file() and p.suffix.lower() == ".csv"]
+        if not csvs:
+            log.warning("%s: no CSV files in this test folder; skipped", d)
+            continue
+        tests[d.name] = csvs
+    if not tests:
+        hint = (f"; {loose} CSV file{'s' if loose != 1 else ''} lie directly in {data_dir.name}/: put each "
+                f"test's CSVs in its own folder" if loose else "")
+        raise DataError(root, f"no tests: {data_dir.name}/ holds no sub-folder with CSV files ({layout}){hint}")
+    if loose:
+        log.warning("%s: %d CSV file(s) directly in this folder belong to no test; ignored", data_dir, loose)
+
+    masks: dict[str, Path] = {}
+    labels_dir = _child_dir(root, "Labels")
+    if labels_dir is None:
+        log.warning("%s: no Labels/ folder; every test is unlabeled", root)
+    else:
+        lower = {t.lower(): t for t in tests}
+        for d in _visible(labels_dir):
+            if d.is_file():
+                if d.suffix.lower() == ".png":
+                    log.warning("%s: a mask directly in %s/ belongs to no test (expected %s/Test_XX/*.png); "
+                                "ignored", d, labels_dir.name, labels_dir.name)
+                continue
+            if not d.is_dir():
+                continue
+            if d.name not in tests:
+                near = lower.get(d.name.lower())
+                hint = f" (the data folder '{near}' differs only in case; names must match exactly)" if near else ""
+                log.warning("%s: label folder has no matching data folder %s/%s%s; ignored",
+                            d, data_dir.name, d.name, hint)
+                continue
+            pngs = [p for p in _visible(d) if p.is_file() and p.suffix.lower() == ".png"]
+            if len(pngs) > 1:
+                names = ", ".join(p.name for p in pngs[:6]) + (", ..." if len(pngs) > 6 else "")
+                raise DataError(d, f"{len(pngs)} PNG masks in one label folder ({names}); expected one mask per test")
+            if not pngs:
+                log.warning("%s: label folder holds no PNG mask", d)
+                continue
+            masks[d.name] = pngs[0]
+
+    records = [TestRecord(t, tests[t], masks.get(t)) for t in sorted(tests, key=_natural_key)]
+    for r in records:
+        if not r.has_mask:
+            log.warning("test %s has no mask (no %s/%s/*.png): kept as unlabeled", r.test_id,
+                        labels_dir.name if labels_dir is not None else "Labels", r.test_id)
+    return records
+
+
+# --------------------------------------------------------------------------- the data set
+
+
+@dataclass
+class BridgeData:
+    """Every window of every test, with its mask and spectrogram."""
+
+    waves: np.ndarray  # (N, C, T) float32 windows
+    masks: np.ndarray  # (N, 1, H, W) float32 in {0, 1}; zeros where has_mask is False
+    has_mask: np.ndarray  # (N,) bool
+    extent: np.ndarray  # (N,) float32 mask mean; NaN where no mask
+    test_index: np.ndarray  # (N,) int64 index into tests
+    starts_s: np.ndarray  # (N,) float64 window start in its CSV, seconds
+    tests: list[str]
+    sample_rate: float
+    spectrograms: np.ndarray | None = None  # (N, C, 2, F, frames) float32 [magnitude, phase]
+    sources: np.ndarray | None = None  # (N,) str: the window's CSV, relative to the data root
+    cache_path: Path | None = field(default=None, compare=False)
+
+    def __len__(self) -> int:
+        return int(self.waves.shape[0])
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.waves.shape[1])
+
+    @property
+    def window_samples(self) -> int:
+        return int(self.waves.shape[-1])
+
+    @property
+    def window_s(self) -> float:
+        return self.window_samples / self.sample_rate
+
+    @property
+    def test_ids(self) -> np.ndarray:
+        """(N,) test id of every window."""
+        return np.asarray(self.tests, dtype=str)[self.test_index] if len(self) else np.zeros(0, dtype=str)
+
+    def test_has_mask(self) -> np.ndarray:
+        """(n_tests,) bool: whether each test is labelled."""
+        out = np.zeros(len(self.tests), dtype=bool)
+        out[self.test_index[self.has_mask]] = True
+        return out
+
+    def test_extent(self) -> np.ndarray:
+        """(n_tests,) mask mean of each test (NaN when unlabeled)."""
+        out = np.full(len(self.tests), np.nan, dtype=np.float64)
+        for i in range(len(self.tests)):
+            sel = (self.test_index == i) & self.has_mask
+            if sel.any():
+                out[i] = float(np.mean(self.extent[sel]))
+        return out
+
+    def _index_of(self, test) -> int:
+        if isinstance(test, (int, np.integer)) and not isinstance(test, bool):
+            if not 0 <= int(test) < len(self.tests):
+                raise ValueError(f"test index {test} out of range (0..{len(self.tests) - 1})")
+            return int(test)
+        try:
+            return self.tests.index(str(test))
+        except ValueError:
+            raise ValueError(f"unknown test {test!r}; known tests: {', '.join(self.tests)}") from None
+
+    def subset_tests(self, test_ids) -> "BridgeData":
+        """The windows of the given tests (ids or indices), renumbered in the given order."""
+        idx = [self._index_of(t) for t in test_ids]
+        if len(set(idx)) != len(idx):
+            raise ValueError(f"subset_tests: a test is listed twice in {list(test_ids)}")
+        remap = np.full(len(self.tests), -1, dtype=np.int64)
+        remap[idx] = np.arange(len(idx))
+        sel = np.flatnonzero(remap[self.test_index] >= 0)
+        new_index = remap[self.test_index[sel]]
+        order = sel[np.argsort(new_index, kind="stable")]
+
+        def take(a):
+            return None if a is None else a[order]
+
+        return BridgeData(
+            waves=self.waves[order], masks=self.masks[order], has_mask=self.has_mask[order],
+            extent=self.extent[order], test_index=remap[self.test_index[order]], starts_s=self.starts_s[order],
+            tests=[self.tests[i] for i in idx], sample_rate=self.sample_rate,
+            spectrograms=take(self.spectrograms), sources=take(self.sources), cache_path=self.cache_path,
+        )
+
+    def split(self, test_fraction: float, seed: int, test_ids=None) -> tuple["BridgeData", "BridgeData"]:
+        """Hold out whole tests (damage states): return ``(train, test)``.
+
+        With ``test_ids`` those tests are held out (they must be labelled). Otherwise
+        ``round(test_fraction * n_labelled)`` labelled tests (at least 1 when the fraction is
+        positive and there are 2 or more labelled tests; never all of them) are drawn with
+        ``seed``, stratified so that healthy (extent 0) and damaged labelled tests both land on
+        each side when there are enough of each. Unlabeled tests always go to train.
+        """
+        labelled = self.test_has_mask()
+        if test_ids is not None:
+            held = [self._index_of(t) for t in test_ids]
+            unl = [self.tests[i] for i in held if not labelled[i]]
+            if unl:
+                raise ConfigError(f"data.test_ids: {', '.join(unl)} ha{'ve' if len(unl) > 1 else 's'} no mask; "
+                                  "unlabeled tests can only be used for training")
+        else:
+            if not 0.0 <= test_fraction < 1.0:
+                raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction!r}")
+            held = _stratified_pick(self.test_extent(), labelled, test_fraction, seed)
+            if test_fraction > 0 and not held:
+                log.warning("only %d labelled test(s): nothing held out for evaluation", int(labelled.sum()))
+        held_set = set(held)
+        train = [i for i in range(len(self.tests)) if i not in held_set]
+        return self.subset_tests(train), self.subset_tests(sorted(held))
+
+
+def _stratified_pick(extent: np.ndarray, labelled: np.ndarray, fraction: float, seed: int) -> list[int]:
+    lab = np.flatnonzero(labelled)
+    n_lab = lab.size
+    if fraction <= 0 or n_lab < 2:
+        return []
+    n_test = min(n_lab - 1, max(1, int(round(fraction * n_lab))))
+    healthy = [int(i) for i in lab if extent[i] == 0]
+    damaged = [int(i) for i in lab if extent[i] != 0]
+    nh, nd = len(healthy), len(damaged)
+    best = None
+    for kh in range(0, min(nh, n_test) + 1):
+        kd = n_test - kh
+        if kd > nd:
+            continue
+        # preferences: each stratum with >= 2 members on both sides; keep the proportions
+        misses = 0
+        for k, n in ((kh, nh), (kd, nd)):
+            if n >= 2 and (k == 0 or k == n):
+                misses += 1
+            if n == 1 and k == 1:  # a lone member stays in train
+                misses += 1
+        score = (misses, abs(kh - n_test * nh / n_lab))
+        if best is None or score < best[0]:
+            best = (score, kh, kd)
+    _, kh, kd = best
+    rng = np.random.default_rng(seed)
+    pick = list(rng.permutation(healthy)[:kh]) + list(rng.permutation(damaged)[:kd])
+    return sorted(int(i) for i in pick)
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _resample(wave: np.ndarray, src: float, dst: float, path: Path) -> np.ndarray:
+    from scipy.signal import resample_poly
+
+    if abs(src - dst) <= 1e-9 * dst:
+        return wave
+    frac = Fraction(dst / src).limit_denominator(10000)
+    achieved = src * frac.numerator / frac.denominator
+    if abs(achieved - dst) > 1e-4 * dst:
+        raise DataError(path, f"cannot resample {src:g} Hz to {dst:g} Hz with a rational factor "
+                              f"(closest {frac}: {achieved:g} Hz)")
+    out = resample_poly(wave, frac.numerator, frac.denominator, axis=-1)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _fmt_groups(values: dict[str, object]) -> str:
+    groups: dict[object, list[str]] = {}
+    for t, v in values.items():
+        groups.setdefault(v, []).append(t)
+    return "; ".join(f"{v}: {', '.join(ts)}" for v, ts in groups.items())
+
+
+def _manifest_inputs(root: Path, records: list[TestRecord], vib) -> dict:
+    files = []
+    for r in records:
+        for p in r.csv_files + ([r.mask_file] if r.mask_file is not None else []):
+            st = p.stat()
+            files.append({"test": r.test_id, "path": p.relative_to(root).as_posix(), "size": st.st_size,
+                          "mtime_ns": st.st_mtime_ns})
+    return {"format": "latentbridge-bridge-windows", "code_version": _code_version(),
+            "vibration": vib.model_dump(mode="json"), "root": str(root), "files": files}
+
+
+def _load_cache(folder: Path, key: str) -> BridgeData | None:
+    man_path = folder / "manifest.json"
+    if not man_path.is_file():
+        return None
+    try:
+        man = json.loads(man_path.read_text(encoding="utf-8"))
+        if man.get("key") != key:
+            return None
+        arr = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in _CACHE_FILES}
+    except (OSError, ValueError, KeyError) as e:
+        log.warning("bridge cache %s unreadable (%s); rebuilding", folder, e)
+        return None
+    tests = list(man["tests"])
+    lookup = {t: i for i, t in enumerate(tests)}
+    try:
+        test_index = np.array([lookup[str(t)] for t in arr["test_ids"]], dtype=np.int64)
+    except KeyError:
+        return None
+    return _assemble(arr["segments"], arr["masks"], arr["has_mask"], test_index, arr["starts_s"], tests,
+                     float(man["sample_rate"]), arr["spectrograms"], arr["sources"], folder)
+
+
+def _assemble(waves, masks, has_mask, test_index, starts_s, tests, sample_rate, spectrograms, sources,
+              cache_path) -> BridgeData:
+    has_mask = np.asarray(has_mask, dtype=bool)
+    extent = masks.reshape(len(masks), -1).mean(axis=1).astype(np.float32) if len(masks) else \
+        np.zeros(0, dtype=np.float32)
+    extent[~has_mask] = np.nan
+    return BridgeData(waves=waves, masks=masks, has_mask=has_mask, extent=extent, test_index=test_index,
+                      starts_s=np.asarray(starts_s, dtype=np.float64), tests=tests, sample_rate=sample_rate,
+                      spectrograms=spectrograms, sources=sources, cache_path=cache_path)
+
+
+def _spectrograms(waves: np.ndarray, n_fft: int, hop_length: int, batch: int = 64) -> np.ndarray:
+    """(N, C, T) → (N, C, 2, F, frames) float32 [magnitude, phase], batched in torch."""
+    import torch
+
+    from latentbridge.transforms.audio import STFT, magnitude_phase
+
+    stft = STFT(n_fft=n_fft, hop_length=hop_length)
+    N, C, T = waves.shape
+    out = np.empty((N, C, 2, stft.n_freq, stft.num_frames(T)), dtype=np.float32)
+    with torch.no_grad():
+        for i in range(0, N, batch):
+            spec = stft(torch.from_numpy(np.ascontiguousarray(waves[i:i + batch])))
+            mag, phase = magnitude_phase(spec)
+            out[i:i + batch, :, 0] = mag.numpy()
+            out[i:i + batch, :, 1] = phase.numpy()
+    return out
+
+
+def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None = None,
+                  use_cache: bool = True) -> BridgeData:
+    """Read, window and transform every test under ``root``; cached (see the module docstring).
+
+    ``vib_cfg`` is a :class:`latentbridge.config.VibrationConfig` (None: its defaults).
+    """
+    from latentbridge.config import VibrationConfig
+
+    vib = VibrationConfig() if vib_cfg is None else vib_cfg
+    if isinstance(vib, dict):
+        vib = VibrationConfig.model_validate(vib)
+    root = Path(root).resolve()
+    records = discover(root)
+    inputs = _manifest_inputs(root, records, vib)
+    key = stable_hash(inputs)
+    cache_root = Path(cache_dir) if cache_dir is not None else default_bridge_cache_dir()
+    folder = cache_root / key
+    if use_cache:
+        cached = _load_cache(folder, key)
+        if cached is not None:
+            log.info("bridge windows from cache %s", folder)
+            return cached
+
+    # --- read every recording
+    waves: dict[str, list[tuple[Path, np.ndarray]]] = {}
+    rates: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for r in records:
+        per_file = []
+        for p in r.csv_files:
+            wave, sr = read_vibration_csv(p, sample_rate=vib.sample_rate, channels=vib.channels)
+            if vib.resample_to is not None:
+                wave, sr = _resample(wave, sr, float(vib.resample_to), p), float(vib.resample_to)
+            per_file.append((p, wave, sr))
+        ch = {p.name: w.shape[0] for p, w, _ in per_file}
+        if len(set(ch.values())) > 1:
+            raise DataError(root / "Data" / r.test_id, "recordings of one test have different channel counts: "
+                            + _fmt_groups(ch))
+        srs = {p.name: s for p, _, s in per_file}
+        ref = per_file[0][2]
+        if any(abs(s - ref) > _RATE_RTOL * ref for s in srs.values()):
+            raise DataError(root / "Data" / r.test_id, "recordings of one test have different sample rates (Hz): "
+                            + _fmt_groups({k: f"{v:g}" for k, v in srs.items()}) + "; set vibration.resample_to")
+        waves[r.test_id] = [(p, w) for p, w, _ in per_file]
+        rates[r.test_id] = ref
+        counts[r.test_id] = per_file[0][1].shape[0]
+    if len(set(counts.values())) > 1:
+        raise DataError(root, "tests have different channel counts (channels: tests): " + _fmt_groups(counts)
+                        + "; pick common sensor columns with vibration.channels")
+    ref_rate = next(iter(rates.values()))
+    if any(abs(s - ref_rate) > _RATE_RTOL * ref_rate for s in rates.values()):
+        raise DataError(root, "tests have different sample rates (Hz: tests): "
+                        + _fmt_groups({k: f"{v:g}" for k, v in rates.items()}) + "; set vibration.resample_to")
+    sr = float(ref_rate)
+    window = int(round(vib.window_s * sr))
+    hop = max(1, int(round(vib.hop_s * sr)))
+    if window < 2:
+        raise ConfigError(f"vibration.window_s ({vib.window_s} s) is less than 2 samples at {sr:g} Hz")
+    if vib.n_fft > window:
+        raise ConfigError(f"vibration.n_fft ({vib.n_fft}) is longer than one window "
+                          f"(vibration.window_s x {sr:g} Hz = {window} samples)")
+
+    # --- windows and masks
+    seg_list, idx_list, start_list, src_list = [], [], [], []
+    for ti, r in enumerate(records):
+        for p, w in waves[r.test_id]:
+            if w.shape[-1] < window:
+                raise DataError(p, f"recording too short: {w.shape[-1] / sr:.4g} s ({w.shape[-1]} samples at "
+                                   f"{sr:g} Hz); one window (vibration.window_s = {vib.window_s:g} s) needs "
+                                   f"{window} samples")
+            segs, starts = cut_windows(w, window, hop, pad="none", name=p)
+            seg_list.append(segs.astype(np.float32, copy=False))
+            idx_list.append(np.full(len(segs), ti, dtype=np.int64))
+            start_list.append(starts.astype(np.float64) / sr)
+            src_list.append(np.full(len(segs), p.relative_to(root).as_posix()))
+        waves[r.test_id] = []  # free the recordings as we go
+    segments = np.concatenate(seg_list, axis=0)
+    del seg_list
+    test_index = np.concatenate(idx_list)
+    starts_s = np.concatenate(start_list)
+    sources = np.concatenate(src_list).astype(str)
+
+    H, W = vib.mask_height, vib.mask_width
+    test_masks = np.zeros((len(records), 1, H, W), dtype=np.float32)
+    test_has = np.zeros(len(records), dtype=bool)
+    for ti, r in enumerate(records):
+        if r.mask_file is not None:
+            test_masks[ti, 0] = read_mask_png(r.mask_file, H, W, threshold=vib.mask_threshold,
+                                               coverage=vib.mask_coverage)
+            test_has[ti] = True
+    masks = test_masks[test_index]
+    has_mask = test_has[test_index]
+    spectrograms = _spectrograms(segments, vib.n_fft, vib.hop_length)
+    tests = [r.test_id for r in records]
+    test_ids = np.asarray(tests, dtype=str)[test_index]
+
+    data = _assemble(segments, masks, has_mask, test_index, starts_s, tests, sr, spectrograms, sources, None)
+
+    if use_cache:
+        arrays = {"spectrograms": spectrograms, "masks": masks, "segments": segments, "test_ids": test_ids,
+                  "has_mask": has_mask, "starts_s": starts_s, "sources": sources}
+        manifest = {
+            "key": key, "inputs": inputs, "sample_rate": sr, "window_samples": window, "hop_samples": hop,
+            "tests": tests, "labelled_tests": [t for t, h in zip(tests, test_has) if h],
+            "n_windows": int(len(segments)), "shapes": {k: list(v.shape) for k, v in arrays.items()},
+            "code_version": _code_version(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        try:
+            cache_root.mkdir(parents=True, exist_ok=True)
+            with atomic_path(folder) as tmp:
+                tmp.mkdir()
+                for name, a in arrays.items():
+                    with open(tmp / f"{name}.npy", "wb") as f:
+                        np.save(f, a, allow_pickle=False)
+                (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+            data.cache_path = folder
+        except OSError as e:  # a read-only cache must not stop the work
+            log.warning("bridge cache %s not written: %s", folder, e)
+    return data
+
+
+def _code_version() -> str:
+    from latentbridge import __version__
+
+    return f"{__version__}+bridge{CACHE_VERSION}"

@@ -1,0 +1,128 @@
+"""Binary segmentation metrics (crack masks): IoU, Dice and a damaged/healthy summary.
+
+Conventions: ``pred`` and ``target`` are arrays of shape (N, ..., H, W), one mask per sample
+along the first axis (e.g. (N, H, W) or (N, 1, H, W)). ``pred`` may hold probabilities or a
+binary mask; a pixel is predicted positive (crack) when ``pred > threshold``. ``target`` may
+be bool or 0/1 (or soft labels); a pixel is a true crack when ``target > 0.5``.
+
+A sample whose prediction and target are both empty has no union, so its IoU/Dice is
+undefined; it gets the value ``empty`` (1.0 by default: "correctly predicted nothing").
+An empty target with a non-empty prediction (or the reverse) scores 0.0.
+
+``iou``/``dice`` return per-sample numpy arrays; ``segmentation_summary`` returns plain Python
+floats/ints (None where a value is undefined) so it can go straight into JSON.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["iou", "dice", "segmentation_summary"]
+
+
+def _masks(pred, target, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Binarised (N, P) pred and target masks, P = pixels per sample."""
+    p = np.asarray(pred)
+    t = np.asarray(target)
+    if p.shape != t.shape:
+        raise ValueError(f"pred and target differ in shape: {p.shape} vs {t.shape}")
+    if p.ndim < 3:
+        raise ValueError(
+            f"pred and target must be (N, ..., H, W) with at least 3 dimensions, got shape "
+            f"{p.shape}; add a sample axis (x[None]) for a single mask"
+        )
+    if p.shape[0] == 0:
+        raise ValueError("pred and target hold no samples (N = 0)")
+    if p.size == 0:
+        raise ValueError(f"pred and target hold no pixels (shape {p.shape})")
+    threshold = float(threshold)
+    if not np.isfinite(threshold):
+        raise ValueError(f"threshold must be finite, got {threshold!r}")
+    for name, a in (("pred", p), ("target", t)):
+        if a.dtype.kind not in "biuf":
+            raise ValueError(f"{name} must be numeric or bool, got dtype {a.dtype}")
+        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+            bad = int((~np.isfinite(a)).sum())
+            raise ValueError(f"{name} contains {bad} NaN or inf values")
+    n = p.shape[0]
+    pb = (p > threshold).reshape(n, -1)
+    tb = (t > 0.5).reshape(n, -1)
+    return pb, tb
+
+
+def _counts(pb: np.ndarray, tb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    inter = np.sum(pb & tb, axis=1, dtype=np.int64)
+    n_pred = np.sum(pb, axis=1, dtype=np.int64)
+    n_true = np.sum(tb, axis=1, dtype=np.int64)
+    return inter, n_pred, n_true
+
+
+def _iou_from_counts(inter, n_pred, n_true, empty: float) -> np.ndarray:
+    union = n_pred + n_true - inter
+    out = np.full(inter.shape, float(empty), dtype=np.float64)
+    ok = union > 0
+    out[ok] = inter[ok] / union[ok]
+    return out
+
+
+def _dice_from_counts(inter, n_pred, n_true, empty: float) -> np.ndarray:
+    total = n_pred + n_true
+    out = np.full(inter.shape, float(empty), dtype=np.float64)
+    ok = total > 0
+    out[ok] = 2.0 * inter[ok] / total[ok]
+    return out
+
+
+def iou(pred, target, threshold: float = 0.5, empty: float = 1.0) -> np.ndarray:
+    """Per-sample intersection over union, shape (N,), float64.
+
+    ``|P & T| / |P | T|`` with ``P = pred > threshold`` and ``T = target > 0.5``; samples with
+    both masks empty get ``empty``.
+    """
+    pb, tb = _masks(pred, target, threshold)
+    return _iou_from_counts(*_counts(pb, tb), empty)
+
+
+def dice(pred, target, threshold: float = 0.5, empty: float = 1.0) -> np.ndarray:
+    """Per-sample Dice coefficient (F1 over pixels), shape (N,), float64.
+
+    ``2 |P & T| / (|P| + |T|)``; samples with both masks empty get ``empty``.
+    """
+    pb, tb = _masks(pred, target, threshold)
+    return _dice_from_counts(*_counts(pb, tb), empty)
+
+
+def segmentation_summary(pred, target, threshold: float = 0.5, empty: float = 1.0) -> dict:
+    """Aggregate metrics over a set of masks.
+
+    Keys:
+
+    - ``mean_iou``, ``mean_dice``: mean of the per-sample values over all samples (samples with
+      both masks empty count as ``empty``).
+    - ``pixel_accuracy``: share of all pixels (over all samples) classified correctly.
+    - ``damaged_iou``, ``damaged_dice``: mean IoU/Dice over samples whose target has at least
+      one crack pixel; None when there are none.
+    - ``healthy_fpr``: over samples whose target is empty, the share with *any* predicted
+      crack pixel (a false alarm on a healthy sample); None when there are none.
+    - ``threshold``, ``n``, ``n_damaged``, ``n_healthy``.
+    """
+    pb, tb = _masks(pred, target, threshold)
+    inter, n_pred, n_true = _counts(pb, tb)
+    ious = _iou_from_counts(inter, n_pred, n_true, empty)
+    dices = _dice_from_counts(inter, n_pred, n_true, empty)
+    damaged = n_true > 0
+    healthy = ~damaged
+    n_damaged = int(damaged.sum())
+    n_healthy = int(healthy.sum())
+    return {
+        "mean_iou": float(ious.mean()),
+        "mean_dice": float(dices.mean()),
+        "pixel_accuracy": float(np.mean(pb == tb)),
+        "damaged_iou": float(ious[damaged].mean()) if n_damaged else None,
+        "damaged_dice": float(dices[damaged].mean()) if n_damaged else None,
+        "healthy_fpr": float(np.mean(n_pred[healthy] > 0)) if n_healthy else None,
+        "threshold": float(threshold),
+        "n": int(ious.size),
+        "n_damaged": n_damaged,
+        "n_healthy": n_healthy,
+    }

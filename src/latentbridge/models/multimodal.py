@@ -1,0 +1,336 @@
+"""Multimodal VAE over vibration spectrograms and crack masks, with four fusions.
+
+Modalities: ``spec`` — multichannel STFT of a vibration window, fed to the network as
+[standardised log-magnitude, cos(phase), sin(phase)] per sensor channel, decoded back to
+magnitude and phase and through the ISTFT to a waveform; ``mask`` — a binary crack mask.
+Each modality has its own conv encoder (a diagonal Gaussian expert) and decoder.
+
+Fusions (``fusion``):
+
+- ``poe`` (MVAE, Wu & Goodman 2018): the joint posterior is the product of the available
+  experts and the prior expert; trained on the joint ELBO plus the unimodal ELBOs.
+- ``moe`` (MMVAE, Shi et al. 2019): a uniform mixture of the unimodal experts; each expert's
+  sample reconstructs every available modality.
+- ``mopoe`` (Sutter et al. 2021): a mixture over every non-empty subset of the available
+  modalities of the product of that subset's experts.
+- ``jsd`` (mmJSD, Sutter et al. 2020): unimodal experts reconstruct every available modality;
+  the KL term is replaced by a Jensen-Shannon divergence of the experts and the prior to a
+  dynamic prior, the product of experts (prior included).
+
+Any subset of modalities can be encoded (:meth:`MultimodalVAE.infer`); a missing mask is the
+normal case (``has_mask`` per sample), so every loss is masked per sample. A damage head
+predicts the global mask mean (damage extent) from the vibration-only latent, trained where a
+mask exists (semi-supervised).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from latentbridge.config import AugmentConfig
+from latentbridge.data.augment import SpecAugment, WaveAugment
+from latentbridge.losses import (
+    MagnitudeL1Loss,
+    MaskLoss,
+    MultiResolutionSTFTLoss,
+    PhaseGradientLoss,
+    PhaseLaplacianLoss,
+    ScaleInvariantL1Loss,
+    WaveformL1Loss,
+)
+from latentbridge.models.outputs import DiagonalGaussian
+from latentbridge.nn.conv import ConvDecoder, ConvEncoder, FeatureNormalizer
+from latentbridge.transforms.audio import STFT
+
+FUSIONS = ("poe", "moe", "mopoe", "jsd")
+MODALITIES = ("spec", "mask")
+LOG_EPS = 1e-6
+
+
+def product_of_experts(experts: list[DiagonalGaussian], weights: list[Tensor], prior: bool) -> DiagonalGaussian:
+    """Product of Gaussian experts; ``weights`` (B,) in {0, 1} switch an expert off per sample."""
+    ref = experts[0].mean
+    precision = torch.ones_like(ref) if prior else torch.zeros_like(ref)
+    weighted_mean = torch.zeros_like(ref)
+    for q, w in zip(experts, weights):
+        w = w.to(ref.dtype).view(-1, *([1] * (ref.dim() - 1)))
+        p = w / q.var
+        precision = precision + p
+        weighted_mean = weighted_mean + p * q.mean
+    precision = precision.clamp_min(1e-8)
+    return DiagonalGaussian(weighted_mean / precision, -torch.log(precision))
+
+
+def _masked_mean(values: list[Tensor], weights: list[Tensor]) -> Tensor:
+    num = sum(v * w for v, w in zip(values, weights))
+    den = sum(weights)
+    return num / den.clamp_min(1.0)
+
+
+class SpecCodec(nn.Module):
+    """Waveform windows ↔ network-side spectrogram tensors (log-magnitude, cos, sin per channel)."""
+
+    def __init__(self, n_channels: int, n_samples: int, n_fft: int, hop_length: int):
+        super().__init__()
+        self.n_channels, self.n_samples = n_channels, n_samples
+        self.stft = STFT(n_fft=n_fft, hop_length=hop_length)
+        self.n_freq = self.stft.n_freq
+        self.n_frames = self.stft.num_frames(n_samples)
+        self.normalizer = FeatureNormalizer(n_channels, self.n_freq)
+
+    def analyse(self, wave: Tensor) -> tuple[Tensor, Tensor]:
+        spec = self.stft(wave)  # (B, C, F, T) complex
+        return torch.log(spec.abs() + LOG_EPS), torch.angle(spec)
+
+    def encode_input(self, logmag: Tensor, phase: Tensor) -> Tensor:
+        return torch.cat([self.normalizer(logmag), torch.cos(phase), torch.sin(phase)], dim=1)
+
+    def split_output(self, y: Tensor) -> dict[str, Tensor]:
+        c = self.n_channels
+        logmag_n, cos, sin = y[:, :c], y[:, c:2 * c], y[:, 2 * c:]
+        phase = torch.atan2(sin, cos)
+        logmag = self.normalizer.inverse(logmag_n)
+        mag = (torch.exp(logmag) - LOG_EPS).clamp_min(0.0)
+        return {"logmag_n": logmag_n, "logmag": logmag, "phase": phase, "mag": mag}
+
+    def synthesise(self, mag: Tensor, phase: Tensor) -> Tensor:
+        return self.stft.inverse(torch.polar(mag, phase), length=self.n_samples)
+
+
+class MultimodalVAE(nn.Module):
+    """Vibration spectrogram + crack mask VAE. ``batch`` dicts hold ``wave`` (B, C, T),
+    ``mask`` (B, 1, H, W), ``has_mask`` (B,) bool and ``extent`` (B,)."""
+
+    name = "mmvae"
+
+    def __init__(self, n_channels: int, n_samples: int, sample_rate: float, n_fft: int = 128, hop_length: int = 32,
+                 mask_hw: tuple[int, int] = (32, 96), latent_dim: int = 32, channels=(32, 64, 128),
+                 mask_channels=(16, 32, 64), kernel_size: int = 3, fusion: str = "jsd",
+                 loss_weights: dict | None = None, augment: dict | None = None):
+        super().__init__()
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+        self.kwargs = dict(n_channels=n_channels, n_samples=n_samples, sample_rate=float(sample_rate), n_fft=n_fft,
+                           hop_length=hop_length, mask_hw=list(mask_hw), latent_dim=latent_dim,
+                           channels=list(channels), mask_channels=list(mask_channels), kernel_size=kernel_size,
+                           fusion=fusion, loss_weights=dict(loss_weights or {}), augment=dict(augment or {}))
+        self.fusion = fusion
+        self.latent_dim = latent_dim
+        self.codec = SpecCodec(n_channels, n_samples, n_fft, hop_length)
+        f, t = self.codec.n_freq, self.codec.n_frames
+        self.spec_encoder = ConvEncoder(3 * n_channels, list(channels), (f, t), 2 * latent_dim, kernel_size)
+        self.spec_decoder = ConvDecoder(latent_dim, list(channels), (f, t), 3 * n_channels)
+        self.mask_encoder = ConvEncoder(1, list(mask_channels), tuple(mask_hw), 2 * latent_dim, kernel_size)
+        self.mask_decoder = ConvDecoder(latent_dim, list(mask_channels), tuple(mask_hw), 1)
+        self.damage_head = nn.Sequential(nn.Linear(latent_dim, 64), nn.SiLU(), nn.Linear(64, 1))
+        w = {"magnitude_l1": 1.0, "phase_gradient": 0.1, "phase_laplacian": 0.05, "waveform_l1": 0.0,
+             "waveform_si_l1": 0.1, "mrstft": 0.1, "mask_dice": 1.0, "mask_bce": 1.0, "mask_focal": 0.0,
+             "focal_gamma": 2.0, "damage": 1.0, **(loss_weights or {})}
+        self.w = w
+        self.magnitude_loss = MagnitudeL1Loss(reduction="none")
+        self.phase_gradient_loss = PhaseGradientLoss(reduction="none")
+        self.phase_laplacian_loss = PhaseLaplacianLoss(reduction="none")
+        self.waveform_l1_loss = WaveformL1Loss(reduction="none")
+        self.si_l1_loss = ScaleInvariantL1Loss(reduction="none")
+        short = max(16, 2 ** int(math.log2(max(16, n_samples // 8))))
+        ffts = sorted({max(16, short // 4), max(16, short // 2), short})
+        self.mrstft_loss = MultiResolutionSTFTLoss(fft_sizes=ffts, reduction="none")
+        self.mask_loss = MaskLoss(dice=w["mask_dice"], bce=w["mask_bce"], focal=w["mask_focal"],
+                                  gamma=w["focal_gamma"], reduction="none")
+        aug = AugmentConfig(**(augment or {}))
+        self.wave_augment = WaveAugment(aug, sample_rate=sample_rate)
+        self.spec_augment = SpecAugment(aug)
+
+    # ------------------------------------------------------------------ encoding
+    def config(self) -> dict[str, Any]:
+        return dict(self.kwargs)
+
+    def spec_targets(self, wave: Tensor) -> dict[str, Tensor]:
+        logmag, phase = self.codec.analyse(wave)
+        return {"wave": wave, "logmag": logmag, "logmag_n": self.codec.normalizer(logmag), "phase": phase,
+                "mag": torch.exp(logmag)}
+
+    def experts(self, batch: dict, targets: dict | None = None) -> dict[str, DiagonalGaussian]:
+        out = {}
+        if "wave" in batch:
+            t = targets or self.spec_targets(batch["wave"])
+            x = self.codec.encode_input(t["logmag"], t["phase"])
+            if self.training:
+                x = self.spec_augment(x)
+            out["spec"] = DiagonalGaussian.from_params(self.spec_encoder(x))
+        if "mask" in batch:
+            out["mask"] = DiagonalGaussian.from_params(self.mask_encoder(batch["mask"] * 2.0 - 1.0))
+        return out
+
+    def availability(self, batch: dict, experts: dict) -> dict[str, Tensor]:
+        b = next(iter(experts.values())).mean.shape[0]
+        dev = next(iter(experts.values())).mean.device
+        avail = {}
+        for m in experts:
+            if m == "mask":
+                avail[m] = batch.get("has_mask", torch.ones(b, dtype=torch.bool, device=dev)).float()
+            else:
+                avail[m] = torch.ones(b, device=dev)
+        return avail
+
+    def infer(self, batch: dict, use: tuple[str, ...] = ("spec",)) -> DiagonalGaussian:
+        """Posterior from the given modalities only (e.g. vibration alone → crack mask)."""
+        batch = {k: v for k, v in batch.items() if k not in MODALITY_KEYS or MODALITY_KEYS[k] in use}
+        ex = self.experts(batch)
+        if not ex:
+            raise ValueError(f"none of the modalities {use} is in the batch")
+        avail = self.availability(batch, ex)
+        names = list(ex)
+        if self.fusion == "moe" and len(names) == 1:
+            return ex[names[0]]
+        prior = self.fusion in ("poe", "jsd")
+        return product_of_experts([ex[m] for m in names], [avail[m] for m in names], prior=prior)
+
+    # ------------------------------------------------------------------ decoding
+    def decode_spec(self, z: Tensor, with_wave: bool = True) -> dict[str, Tensor]:
+        out = self.codec.split_output(self.spec_decoder(z))
+        if with_wave:
+            out["wave"] = self.codec.synthesise(out["mag"], out["phase"])
+        return out
+
+    def decode_mask(self, z: Tensor) -> Tensor:
+        return self.mask_decoder(z)
+
+    def predict_extent(self, z: Tensor) -> Tensor:
+        return self.damage_head(z).squeeze(-1)
+
+    # ------------------------------------------------------------------ losses
+    def spec_loss(self, z: Tensor, t: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        w = self.w
+        need_wave = any(w[k] > 0 for k in ("waveform_l1", "waveform_si_l1", "mrstft"))
+        y = self.decode_spec(z, with_wave=need_wave)
+        parts = {"magnitude_l1": self.magnitude_loss(y["logmag_n"], t["logmag_n"])}
+        weight = t["mag"]
+        if w["phase_gradient"] > 0:
+            parts["phase_gradient"] = self.phase_gradient_loss(y["phase"], t["phase"], weight=weight)
+        if w["phase_laplacian"] > 0:
+            parts["phase_laplacian"] = self.phase_laplacian_loss(y["phase"], t["phase"], weight=weight)
+        if need_wave:
+            if w["waveform_l1"] > 0:
+                parts["waveform_l1"] = self.waveform_l1_loss(y["wave"], t["wave"])
+            if w["waveform_si_l1"] > 0:
+                parts["waveform_si_l1"] = self.si_l1_loss(y["wave"], t["wave"])
+            if w["mrstft"] > 0:
+                parts["mrstft"] = self.mrstft_loss(y["wave"], t["wave"])
+        total = sum(w[k] * v for k, v in parts.items())
+        return total, parts
+
+    def mask_loss_of(self, z: Tensor, batch: dict) -> Tensor:
+        return self.mask_loss(self.decode_mask(z), batch["mask"])
+
+    def recon(self, z: Tensor, batch: dict, t: dict, avail: dict[str, Tensor], logs: dict, tag: str) -> Tensor:
+        """Sum over available modalities of their reconstruction losses from ``z`` (per sample)."""
+        total = torch.zeros(z.shape[0], device=z.device)
+        if "spec" in avail:
+            s, parts = self.spec_loss(z, t)
+            total = total + avail["spec"] * s
+            logs.setdefault(f"{tag}spec", s)
+            for k, v in parts.items():
+                logs.setdefault(f"{tag}{k}", v)
+        if "mask" in avail:
+            m = self.mask_loss_of(z, batch)
+            total = total + avail["mask"] * m
+            logs.setdefault(f"{tag}mask", m)
+        return total
+
+    def loss(self, batch: dict, beta: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
+        if self.training and "wave" in batch:
+            batch = {**batch, "wave": self.wave_augment(batch["wave"])}
+        t = self.spec_targets(batch["wave"])
+        ex = self.experts(batch, t)
+        avail = self.availability(batch, ex)
+        names = list(ex)
+        logs: dict[str, Tensor] = {}
+        if self.fusion == "poe":
+            joint = product_of_experts([ex[m] for m in names], [avail[m] for m in names], prior=True)
+            total = self.recon(joint.sample(), batch, t, avail, logs, "") + beta * joint.kl()
+            kl = joint.kl()
+            for m in names:  # unimodal (sub-sampled) ELBOs: each expert with the prior, its own modality
+                q = product_of_experts([ex[m]], [avail[m]], prior=True)
+                total = total + avail[m] * (self.recon(q.sample(), batch, t, {m: avail[m]}, logs, f"uni_{m}_")
+                                            + beta * q.kl())
+        elif self.fusion in ("moe", "jsd"):
+            terms, weights = [], []
+            for m in names:
+                terms.append(self.recon(ex[m].sample(), batch, t, avail, logs, ""))
+                weights.append(avail[m])
+            rec = _masked_mean(terms, weights)
+            if self.fusion == "moe":
+                kl = _masked_mean([ex[m].kl() for m in names], weights)
+            else:
+                dyn = product_of_experts([ex[m] for m in names], weights, prior=True)
+                js = [ex[m].kl(dyn) for m in names] + [DiagonalGaussian(torch.zeros_like(dyn.mean),
+                                                                        torch.zeros_like(dyn.mean)).kl(dyn)]
+                kl = _masked_mean(js, weights + [torch.ones_like(weights[0])])
+            total = rec + beta * kl
+        else:  # mopoe
+            subsets = [s for r in range(1, len(names) + 1) for s in _combinations(names, r)]
+            terms, weights, kls = [], [], []
+            for s in subsets:
+                valid = torch.stack([avail[m] for m in s]).prod(0)
+                q = product_of_experts([ex[m] for m in s], [avail[m] for m in s], prior=False)
+                terms.append(self.recon(q.sample(), batch, t, avail, logs, "") + beta * q.kl())
+                kls.append(q.kl())
+                weights.append(valid)
+            total = _masked_mean(terms, weights)
+            kl = _masked_mean(kls, weights)
+        # damage extent from vibration alone, where a mask (label) exists
+        has = batch.get("has_mask", torch.ones_like(total, dtype=torch.bool)).float()
+        z_spec = self.infer({"wave": batch["wave"]}, use=("spec",)).sample() if self.fusion != "moe" \
+            else ex["spec"].sample()
+        extent = torch.nan_to_num(batch.get("extent", torch.zeros_like(total)), nan=0.0)
+        damage = (self.predict_extent(z_spec) - extent).pow(2) * has
+        total = total + self.w["damage"] * damage
+        logs.update({"kl": kl, "damage_mse": damage})
+        return total, logs
+
+    # ------------------------------------------------------------------ inference helpers
+    @torch.no_grad()
+    def predict(self, batch: dict, use: tuple[str, ...] = ("spec",)) -> dict[str, Tensor]:
+        """Deterministic cross- and self-reconstruction from the given modalities."""
+        q = self.infer(batch, use)
+        z = q.mode()
+        spec = self.decode_spec(z)
+        return {"latent": z, "mask_logits": self.decode_mask(z), "mask_prob": torch.sigmoid(self.decode_mask(z)),
+                "extent": self.predict_extent(z), "wave": spec["wave"], "logmag": spec["logmag"],
+                "phase": spec["phase"]}
+
+
+class Spec2Mask(MultimodalVAE):
+    """Supervised reference: the same spectrogram encoder (deterministic) → mask decoder + damage head.
+
+    Trained only on labelled windows; no latent prior and no spectrogram reconstruction."""
+
+    name = "spec2mask"
+
+    def infer(self, batch: dict, use: tuple[str, ...] = ("spec",)) -> DiagonalGaussian:
+        q = self.experts({"wave": batch["wave"]})["spec"]
+        return DiagonalGaussian(q.mean, torch.full_like(q.mean, -30.0))
+
+    def loss(self, batch: dict, beta: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
+        if self.training:
+            batch = {**batch, "wave": self.wave_augment(batch["wave"])}
+        z = self.infer(batch).mode()
+        has = batch.get("has_mask", torch.ones(z.shape[0], dtype=torch.bool, device=z.device)).float()
+        mask = self.mask_loss_of(z, batch) * has
+        extent = torch.nan_to_num(batch.get("extent", torch.zeros_like(mask)), nan=0.0)
+        damage = (self.predict_extent(z) - extent).pow(2) * has
+        return mask + self.w["damage"] * damage, {"mask": mask, "damage_mse": damage}
+
+
+MODALITY_KEYS = {"wave": "spec", "mask": "mask", "has_mask": "mask"}
+
+
+def _combinations(items: list[str], r: int) -> list[tuple[str, ...]]:
+    import itertools
+
+    return list(itertools.combinations(items, r))

@@ -1,0 +1,445 @@
+"""Tests for the bridge data side: vibration CSVs, crack masks, pairing, windows, split, cache."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from latentbridge.config import VibrationConfig
+from latentbridge.data import bridge
+from latentbridge.data.bridge import BridgeData, build_windows, discover
+from latentbridge.errors import ConfigError, DataError
+from latentbridge.io_vibration import read_mask_png, read_vibration_csv, write_mask_png, write_vibration_csv
+from latentbridge.transforms.audio import STFT, from_magnitude_phase
+
+SR = 100.0
+
+
+def write_csv(path, text: str):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def table_csv(path, table: np.ndarray, header: str | None = None, delimiter: str = ","):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savetxt(path, table, delimiter=delimiter, fmt="%.15g", header=header or "", comments="")
+    return path
+
+
+def signal(n_ch=3, n=1000, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n_ch, n))
+
+
+def vib(**kw) -> VibrationConfig:
+    base = dict(window_s=2.0, hop_s=1.0, n_fft=32, hop_length=8, mask_height=8, mask_width=24)
+    base.update(kw)
+    return VibrationConfig(**base)
+
+
+def crack_mask(h=32, w=96, extent=0.25):
+    m = np.zeros((h, w))
+    m[:, : int(round(extent * w))] = 1.0
+    return m
+
+
+def make_root(tmp_path, tests: dict, name="root"):
+    """tests: id -> dict(n_ch, n, extent (None: no mask), seed, files)."""
+    root = tmp_path / name
+    for i, (tid, spec) in enumerate(tests.items()):
+        for f in range(spec.get("files", 1)):
+            wave = signal(spec.get("n_ch", 3), spec.get("n", 1000), seed=spec.get("seed", i) * 10 + f)
+            write_vibration_csv(root / "Data" / tid / f"rec{f}.csv", wave, spec.get("sr", SR))
+        if spec.get("extent") is not None:
+            write_mask_png(root / "Labels" / tid / "mask.png", crack_mask(extent=spec["extent"]))
+    return root
+
+
+# ============================================================================ CSV
+
+
+def test_csv_header_and_time_column(tmp_path):
+    x = signal(4, 300)
+    p = write_vibration_csv(tmp_path / "a.csv", x, 250.0)
+    wave, sr = read_vibration_csv(p)
+    assert sr == 250.0 and wave.dtype == np.float32 and wave.shape == (4, 300)
+    np.testing.assert_allclose(wave, x, rtol=1e-6, atol=1e-6)
+
+
+def test_csv_no_header_with_time_column(tmp_path):
+    x = signal(2, 200)
+    p = write_vibration_csv(tmp_path / "a.csv", x, 512.0, header=False)
+    wave, sr = read_vibration_csv(p)
+    assert sr == 512.0 and wave.shape == (2, 200)
+
+
+def test_csv_no_time_column_needs_rate(tmp_path):
+    x = signal(3, 100)
+    for header in (True, False):
+        p = write_vibration_csv(tmp_path / f"h{header}.csv", x, header=header, time_column=False)
+        wave, sr = read_vibration_csv(p, sample_rate=200)
+        assert sr == 200.0 and wave.shape == (3, 100)
+        with pytest.raises(DataError, match=r"h%s\.csv.*no time column.*sample rate" % header):
+            read_vibration_csv(p)
+
+
+def test_csv_time_column_names_units_and_position(tmp_path):
+    t = np.arange(50) * 2.0  # milliseconds -> 500 Hz
+    x = signal(2, 50)
+    p = table_csv(tmp_path / "ms.csv", np.column_stack([x[0], t, x[1]]), header="a,Time (ms),b")
+    wave, sr = read_vibration_csv(p)
+    assert sr == 500.0 and wave.shape == (2, 50)
+    np.testing.assert_allclose(wave[1], x[1], rtol=1e-6)
+    p = table_csv(tmp_path / "ts.csv", np.column_stack([t / 1000 + 1.6e9, x.T]), header="timestamp,x,y")
+    assert read_vibration_csv(p)[1] == pytest.approx(500.0, rel=1e-4)
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", " "])
+def test_csv_delimiters(tmp_path, delimiter):
+    x = signal(3, 40)
+    p = write_vibration_csv(tmp_path / "d.csv", x, 100.0, delimiter=delimiter)
+    wave, sr = read_vibration_csv(p)
+    assert sr == 100.0 and wave.shape == (3, 40)
+
+
+def test_csv_index_column_is_dropped(tmp_path):
+    x = signal(2, 30)
+    p = table_csv(tmp_path / "i.csv", np.column_stack([np.arange(30), x.T]), header=",a,b")
+    wave, sr = read_vibration_csv(p, sample_rate=50)
+    assert wave.shape == (2, 30) and sr == 50
+
+
+def test_csv_channels(tmp_path):
+    x = signal(4, 20)
+    p = write_vibration_csv(tmp_path / "c.csv", x, 100.0)
+    wave, _ = read_vibration_csv(p, channels=[3, 1])
+    np.testing.assert_allclose(wave, x[[3, 1]], rtol=1e-6)
+    with pytest.raises(DataError, match=r"c\.csv: channel 4 out of range.*4 sensor columns.*0\.\.3"):
+        read_vibration_csv(p, channels=[0, 4])
+
+
+def test_csv_blank_lines_and_comments(tmp_path):
+    p = write_csv(tmp_path / "b.csv", "# logger v2\ntime,a\n\n0,1\n0.5,2\n1.0,3\n\n")
+    wave, sr = read_vibration_csv(p)
+    assert sr == 2.0 and wave.tolist() == [[1, 2, 3]]
+
+
+@pytest.mark.parametrize(
+    "text, pattern",
+    [
+        ("", r"empty"),
+        ("  \n\n", r"empty"),
+        ("time,a,b\n", r"no data rows"),
+        ("time,a\n0,1\n", r"only 1 sample"),
+        ("time,a,b\n0,1,2\n0.1,1,2\n0.2,1\n0.3,1,2\n", r"ragged rows: line 4 has 2 fields, expected 3"),
+        ("time,a,b\n0,1,2\n0.1,1,2,7\n", r"ragged rows: line 3 has 4 fields, expected 3"),
+        ("time,a,b,c\n0,1,2\n", r"header \(line 1\) has 4 fields but the data lines \(from line 2\) have 3"),
+        ("1,2\n1,2,3\n4,5,6\n7,8,9\n", r"ragged rows: line 1 has 2 fields, expected 3 \(as on most lines"),
+        ("a;b\n1,5;2\n", r"line 2, column 1: not a number: '1,5' \(decimal commas"),
+        ("0,1\n1,2\n3,3\n3.5,1\n", r"no time column.*first column increases.*vary by up to"),
+        ("time,a\n0,1\n0.1,abc\n0.2,3\n", r"line 3, column 2: not a number: 'abc'"),
+        ("time,a\n0,1\n0.1,\n0.2,3\n", r"line 3, column 2: empty cell"),
+        ("time,a,b\n0,1,2\n0.1,nan,2\n0.2,inf,nan\n", r"3 non-finite values \(2 NaN, 1 inf\); first at line 3, column 2"),
+        ("time,a\n0,1\n0.1,2\n0.1,3\n", r"time column 'time' \(column 1\) is not increasing: line 4"),
+        ("time,a\n0,1\n0.1,2\n0.3,3\n0.4,3\n", r"not evenly sampled"),
+    ],
+)
+def test_csv_bad_input(tmp_path, text, pattern):
+    p = write_csv(tmp_path / "bad.csv", text)
+    with pytest.raises(DataError, match=r"bad\.csv: .*" + pattern):
+        read_vibration_csv(p, sample_rate=None)
+
+
+def test_csv_missing_and_conflicting_rate(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        read_vibration_csv(tmp_path / "nope.csv")
+    p = write_vibration_csv(tmp_path / "a.csv", signal(1, 20), 100.0)
+    assert read_vibration_csv(p, sample_rate=100.4)[1] == 100.0  # within 1 %
+    with pytest.raises(DataError, match=r"time column gives 100 Hz but the sample rate 1000 Hz"):
+        read_vibration_csv(p, sample_rate=1000)
+
+
+def test_csv_nan_in_unused_column_is_ignored(tmp_path):
+    p = write_csv(tmp_path / "u.csv", "time,a,b\n0,1,nan\n0.5,2,3\n1.0,3,4\n")
+    wave, _ = read_vibration_csv(p, channels=[0])
+    assert wave.tolist() == [[1, 2, 3]]
+    with pytest.raises(DataError, match="1 non-finite value"):
+        read_vibration_csv(p)
+
+
+# ============================================================================ masks
+
+
+def test_mask_round_trip_and_resize(tmp_path):
+    m = crack_mask(64, 192, extent=0.5)
+    p = write_mask_png(tmp_path / "m.png", m)
+    same = read_mask_png(p, 64, 192)
+    assert same.dtype == np.float32 and same.shape == (64, 192)
+    np.testing.assert_array_equal(same, m)
+    small = read_mask_png(p, 8, 24)  # other size: accepted and resized
+    assert small.shape == (8, 24) and set(np.unique(small)) <= {0.0, 1.0}
+    assert small.mean() == pytest.approx(0.5)
+    big = read_mask_png(p, 128, 384)
+    assert big.shape == (128, 384) and big.mean() == pytest.approx(0.5)
+
+
+def test_mask_area_averaging_rule(tmp_path):
+    m = np.zeros((4, 4))
+    m[0, 0:2] = 1  # top-left 2x2 block: 2 of 4 crack -> crack (>= 0.5)
+    m[2, 2] = 1  # bottom-right block: 1 of 4 -> background
+    p = write_mask_png(tmp_path / "m.png", m)
+    np.testing.assert_array_equal(read_mask_png(p, 2, 2), [[1, 0], [0, 0]])
+    np.testing.assert_array_equal(read_mask_png(p, 2, 2, coverage=0.25), [[1, 0], [0, 1]])
+
+
+def test_mask_threshold(tmp_path):
+    g = np.array([[0.2, 0.4, 0.6, 0.9]])
+    p = write_mask_png(tmp_path / "g.png", g)
+    np.testing.assert_array_equal(read_mask_png(p, 1, 4), [[0, 0, 1, 1]])
+    np.testing.assert_array_equal(read_mask_png(p, 1, 4, threshold=0.3), [[0, 1, 1, 1]])
+    np.testing.assert_array_equal(read_mask_png(p, 1, 4, threshold=0.7), [[0, 0, 0, 1]])
+
+
+def test_mask_colour_modes(tmp_path):
+    expect = crack_mask(16, 48, 0.25)
+    on = expect.astype(bool)
+    rgb = np.zeros((16, 48, 3), np.uint8)
+    rgb[on] = (255, 255, 255)
+    rgba = np.zeros((16, 48, 4), np.uint8)
+    rgba[..., 3] = 255
+    rgba[on] = (255, 255, 255, 255)
+    rgba_transparent_bg = np.zeros((16, 48, 4), np.uint8)
+    rgba_transparent_bg[..., :3] = 255  # white but fully transparent: background
+    rgba_transparent_bg[on, 3] = 255
+    grey16 = (expect * 65535).astype(np.uint16)
+    cases = {"rgb": rgb, "rgba": rgba, "rgba_t": rgba_transparent_bg, "g16": grey16,
+             "grey": (expect * 255).astype(np.uint8)}
+    for name, a in cases.items():
+        p = write_mask_png(tmp_path / f"{name}.png", a)
+        np.testing.assert_array_equal(read_mask_png(p, 16, 48), expect, err_msg=name)
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I")
+    # palette and 1-bit images
+    Image.fromarray((expect * 255).astype(np.uint8)).convert("P").save(tmp_path / "pal.png")
+    Image.fromarray((expect * 255).astype(np.uint8)).convert("1").save(tmp_path / "bw.png")
+    for name in ("pal", "bw"):
+        np.testing.assert_array_equal(read_mask_png(tmp_path / f"{name}.png", 16, 48), expect, err_msg=name)
+    # a red crack on black: luminance 0.299 -> crack only below that threshold
+    red = np.zeros((16, 48, 3), np.uint8)
+    red[on] = (255, 0, 0)
+    p = write_mask_png(tmp_path / "red.png", red)
+    assert read_mask_png(p, 16, 48).sum() == 0
+    np.testing.assert_array_equal(read_mask_png(p, 16, 48, threshold=0.2), expect)
+
+
+def test_mask_bad_files(tmp_path):
+    good = write_mask_png(tmp_path / "good.png", crack_mask(64, 64))
+    data = good.read_bytes()
+    (tmp_path / "trunc.png").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.png").write_text("not an image")
+    (tmp_path / "empty.png").write_bytes(b"")
+    Image.fromarray((crack_mask(8, 8) * 255).astype(np.uint8)).save(tmp_path / "jpeg.png", format="JPEG")
+    for name, pattern in [("trunc", "truncated"), ("text", "not a PNG"), ("empty", "empty"),
+                          ("jpeg", "not a PNG"), ("missing", "does not exist")]:
+        with pytest.raises(DataError, match=rf"{name}\.png: .*{pattern}"):
+            read_mask_png(tmp_path / f"{name}.png", 8, 8)
+
+
+# ============================================================================ discovery
+
+
+def test_discover_pairing_rules(tmp_path, caplog):
+    root = make_root(tmp_path, {"Test_10": {"extent": 0.2}, "Test_2": {"extent": None}, "Test_1": {"extent": 0.0}})
+    write_mask_png(root / "Labels" / "Test_99" / "orphan.png", crack_mask())  # mask, no data
+    write_mask_png(root / "Labels" / "test_2" / "case.png", crack_mask())  # differs only in case
+    write_mask_png(root / "Labels" / "stray.png", crack_mask())
+    with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
+        recs = discover(root)
+    assert [r.test_id for r in recs] == ["Test_1", "Test_2", "Test_10"]  # natural order
+    by = {r.test_id: r for r in recs}
+    assert by["Test_2"].mask_file is None and not by["Test_2"].has_mask  # never paired with test_2/Test_99
+    assert by["Test_10"].mask_file.name == "mask.png" and by["Test_1"].has_mask
+    text = caplog.text
+    assert "Test_99" in text and "ignored" in text
+    assert "differs only in case" in text
+    assert "Test_2 has no mask" in text and "stray.png" in text
+
+
+def test_discover_errors(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        discover(tmp_path / "nowhere")
+    (tmp_path / "r1").mkdir()
+    with pytest.raises(DataError, match=r"r1: no Data/ folder"):
+        discover(tmp_path / "r1")
+    (tmp_path / "r2" / "Data" / "Test_01").mkdir(parents=True)
+    write_vibration_csv(tmp_path / "r2" / "Data" / "loose.csv", signal(1, 10), 10.0)
+    with pytest.raises(DataError, match=r"r2: no tests.*1 CSV file lie directly"):
+        discover(tmp_path / "r2")
+    root = make_root(tmp_path, {"Test_01": {"extent": 0.1}}, name="r3")
+    write_mask_png(root / "Labels" / "Test_01" / "second.png", crack_mask())
+    with pytest.raises(DataError, match=r"Labels/Test_01: 2 PNG masks in one label folder"):
+        discover(root)
+
+
+# ============================================================================ windows
+
+
+def test_build_windows_counts_starts_masks(tmp_path):
+    root = make_root(tmp_path, {
+        "Test_01": {"extent": 0.0, "n": 1000},  # 10 s -> 9 windows of 2 s every 1 s
+        "Test_02": {"extent": 0.25, "n": 1050, "files": 2},  # trailing partial window dropped: 9 + 9
+        "Test_03": {"extent": None, "n": 500},  # unlabeled: 4 windows
+    })
+    d = build_windows(root, vib(), cache_dir=tmp_path / "cache")
+    assert d.tests == ["Test_01", "Test_02", "Test_03"] and d.sample_rate == SR
+    assert len(d) == 9 + 18 + 4
+    assert np.bincount(d.test_index).tolist() == [9, 18, 4]
+    assert d.waves.shape == (31, 3, 200) and d.waves.dtype == np.float32
+    np.testing.assert_allclose(d.starts_s[d.test_index == 0], np.arange(9.0))
+    np.testing.assert_allclose(d.starts_s[d.test_index == 1], np.r_[np.arange(9.0), np.arange(9.0)])
+    # the windows are the recording's samples
+    x = signal(3, 1000, seed=0)
+    np.testing.assert_allclose(d.waves[3], x[:, 300:500], rtol=1e-6, atol=1e-6)
+    assert set(d.sources[d.test_index == 1]) == {"Data/Test_02/rec0.csv", "Data/Test_02/rec1.csv"}
+    # masks and labels
+    assert d.masks.shape == (31, 1, 8, 24) and set(np.unique(d.masks)) <= {0.0, 1.0}
+    assert d.has_mask.tolist() == [True] * 27 + [False] * 4
+    assert np.all(d.masks[~d.has_mask] == 0) and np.all(np.isnan(d.extent[~d.has_mask]))
+    np.testing.assert_allclose(d.extent[d.test_index == 1], 0.25)
+    assert np.all(d.extent[d.test_index == 0] == 0)
+    assert d.test_has_mask().tolist() == [True, True, False]
+    np.testing.assert_array_equal(d.test_ids[:1], ["Test_01"])
+
+
+def test_spectrograms_invert_to_the_windows(tmp_path):
+    root = make_root(tmp_path, {"Test_01": {"extent": 0.1, "n": 600}})
+    cfg = vib(n_fft=64, hop_length=16)
+    d = build_windows(root, cfg, cache_dir=tmp_path / "cache")
+    stft = STFT(64, 16)
+    assert d.spectrograms.shape == (len(d), 3, 2, 33, stft.num_frames(200))
+    assert d.spectrograms.dtype == np.float32
+    spec = torch.from_numpy(d.spectrograms)
+    wave = stft.inverse(from_magnitude_phase(spec[:, :, 0], spec[:, :, 1]), length=200).numpy()
+    err = wave - d.waves
+    snr = 10 * np.log10(np.sum(d.waves.astype(np.float64) ** 2) / np.sum(err.astype(np.float64) ** 2))
+    assert snr > 60
+
+
+def test_mismatched_channel_counts_are_an_error(tmp_path):
+    root = make_root(tmp_path, {"Test_01": {"n_ch": 3}, "Test_02": {"n_ch": 2}, "Test_03": {"n_ch": 3}})
+    with pytest.raises(DataError, match=r"different channel counts.*3: Test_01, Test_03; 2: Test_02"):
+        build_windows(root, vib(), cache_dir=tmp_path / "cache")
+    d = build_windows(root, vib(channels=[0, 1]), cache_dir=tmp_path / "cache")  # common channels
+    assert d.n_channels == 2
+
+
+def test_sample_rates_must_agree_or_be_resampled(tmp_path):
+    root = make_root(tmp_path, {"Test_01": {"sr": 100.0, "n": 1000}, "Test_02": {"sr": 200.0, "n": 2000}})
+    with pytest.raises(DataError, match=r"different sample rates.*resample_to"):
+        build_windows(root, vib(), cache_dir=tmp_path / "cache")
+    d = build_windows(root, vib(resample_to=50.0), cache_dir=tmp_path / "cache")
+    assert d.sample_rate == 50.0 and d.waves.shape[-1] == 100
+    assert np.bincount(d.test_index).tolist() == [9, 9]
+
+
+def test_config_and_length_errors(tmp_path):
+    root = make_root(tmp_path, {"Test_01": {"n": 150}})
+    with pytest.raises(DataError, match=r"rec0\.csv: recording too short"):
+        build_windows(root, vib(), cache_dir=tmp_path / "cache")
+    with pytest.raises(ConfigError, match="n_fft"):
+        build_windows(root, vib(window_s=1.0, n_fft=128), cache_dir=tmp_path / "cache")
+    bare = tmp_path / "bare"
+    write_vibration_csv(bare / "Data" / "Test_01" / "a.csv", signal(2, 400), time_column=False)
+    with pytest.raises(DataError, match=r"a\.csv: no time column"):
+        build_windows(bare, vib(), cache_dir=tmp_path / "cache")
+    assert len(build_windows(bare, vib(sample_rate=100), cache_dir=tmp_path / "cache")) == 3
+
+
+# ============================================================================ split
+
+
+def test_split_keeps_tests_apart_and_stratifies(tmp_path):
+    root = make_root(tmp_path, {
+        "Test_01": {"extent": 0.0, "n": 400}, "Test_02": {"extent": 0.0, "n": 400},
+        "Test_03": {"extent": 0.2, "n": 400}, "Test_04": {"extent": 0.4, "n": 400},
+        "Test_05": {"extent": None, "n": 400}, "Test_06": {"extent": None, "n": 400},
+    })
+    d = build_windows(root, vib(), cache_dir=tmp_path / "cache")
+    for seed in range(6):
+        train, test = d.split(0.5, seed)
+        assert set(train.tests).isdisjoint(test.tests)
+        assert set(train.tests) | set(test.tests) == set(d.tests)
+        assert {"Test_05", "Test_06"} <= set(train.tests)
+        assert len(test.tests) == 2 and test.has_mask.all()
+        for part in (train, test):  # healthy and damaged on each side
+            ext = part.test_extent()
+            assert np.any(ext == 0) and np.any(ext > 0)
+        assert len(train) + len(test) == len(d)
+        assert np.all(np.asarray(test.tests)[test.test_index] == test.test_ids)
+    assert d.split(0.5, 1)[1].tests == d.split(0.5, 1)[1].tests  # seeded
+    train, test = d.split(0.0, 0)
+    assert len(test) == 0 and train.tests == d.tests
+    train, test = d.split(0.9, 0, test_ids=["Test_04"])
+    assert test.tests == ["Test_04"] and "Test_04" not in train.tests
+    np.testing.assert_array_equal(test.waves, d.waves[d.test_index == 3])
+    with pytest.raises(ConfigError, match="Test_05 has no mask"):
+        d.split(0.5, 0, test_ids=["Test_05"])
+    with pytest.raises(ValueError, match="unknown test 'Test_77'"):
+        d.subset_tests(["Test_77"])
+    sub = d.subset_tests(["Test_03", "Test_01"])
+    assert sub.tests == ["Test_03", "Test_01"] and sub.test_index[0] == 0
+    assert sub.spectrograms.shape[0] == len(sub) == 2 * 3
+
+
+# ============================================================================ cache
+
+
+def test_cache_reused_and_invalidated(tmp_path, monkeypatch):
+    root = make_root(tmp_path, {"Test_01": {"extent": 0.1, "n": 400}, "Test_02": {"extent": None, "n": 400}})
+    cache = tmp_path / "cache"
+    first = build_windows(root, vib(), cache_dir=cache)
+    folder = first.cache_path
+    assert folder is not None and folder.parent == cache
+    names = {p.name for p in folder.iterdir()}
+    assert {"spectrograms.npy", "masks.npy", "segments.npy", "test_ids.npy", "has_mask.npy", "starts_s.npy",
+            "manifest.json"} <= names
+    import json
+
+    man = json.loads((folder / "manifest.json").read_text())
+    assert man["sample_rate"] == SR and man["inputs"]["vibration"]["window_s"] == 2.0
+    assert {f["path"] for f in man["inputs"]["files"]} >= {"Data/Test_01/rec0.csv", "Labels/Test_01/mask.png"}
+    assert man["shapes"]["spectrograms"][0] == len(first)
+    assert np.load(folder / "test_ids.npy").dtype.kind == "U"
+
+    def boom(*a, **k):
+        raise AssertionError("read a file although the cache is valid")
+
+    with monkeypatch.context() as m:
+        m.setattr(bridge, "read_vibration_csv", boom)
+        m.setattr(bridge, "read_mask_png", boom)
+        again = build_windows(root, vib(), cache_dir=cache)
+        assert again.cache_path == folder
+        for name in ("waves", "masks", "has_mask", "test_index", "starts_s", "spectrograms"):
+            np.testing.assert_array_equal(getattr(again, name), getattr(first, name))
+        np.testing.assert_array_equal(again.extent, first.extent)  # NaN positions equal too
+        assert again.tests == first.tests and isinstance(again, BridgeData)
+        with pytest.raises(AssertionError, match="read a file"):  # another config: another key
+            build_windows(root, vib(hop_s=0.5), cache_dir=cache)
+
+    csv = root / "Data" / "Test_01" / "rec0.csv"
+    write_vibration_csv(csv, signal(3, 400, seed=42), SR)
+    st = csv.stat()
+    os.utime(csv, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    changed = build_windows(root, vib(), cache_dir=cache)
+    assert changed.cache_path != folder
+    assert not np.allclose(changed.waves[0], first.waves[0])
+    np.testing.assert_allclose(changed.waves[0], signal(3, 400, seed=42)[:, :200], rtol=1e-6, atol=1e-6)
+
+    nocache = tmp_path / "nocache"
+    build_windows(root, vib(), cache_dir=nocache, use_cache=False)
+    assert not nocache.exists()

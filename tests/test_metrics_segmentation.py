@@ -1,0 +1,92 @@
+"""Tests for latentbridge.metrics.segmentation with hand-computed values."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from latentbridge.metrics.segmentation import dice, iou, segmentation_summary
+
+
+def _masks():
+    """Four 4x4 samples: partial overlap, perfect, healthy+clean, healthy+false alarm."""
+    t = np.zeros((4, 4, 4))
+    p = np.zeros((4, 4, 4))
+    # sample 0: target 4 px (row 0), prediction 2 of them + 2 elsewhere -> I=2, U=6
+    t[0, 0, :] = 1
+    p[0, 0, :2] = 0.9
+    p[0, 3, :2] = 0.6
+    # sample 1: perfect match of 3 px (probabilities above threshold)
+    t[1, 1, 1:4] = 1
+    p[1, 1, 1:4] = 0.7
+    # sample 2: healthy, prediction below threshold everywhere
+    p[2] = 0.4
+    # sample 3: healthy, one false-positive pixel
+    p[3, 2, 2] = 0.51
+    return p, t
+
+
+def test_iou_dice_hand_computed():
+    p, t = _masks()
+    np.testing.assert_allclose(iou(p, t), [2 / 6, 1.0, 1.0, 0.0])
+    # Dice = 2I / (|P| + |T|): sample 0 -> 4 / 8
+    np.testing.assert_allclose(dice(p, t), [0.5, 1.0, 1.0, 0.0])
+    # the empty/empty value is configurable
+    np.testing.assert_allclose(iou(p, t, empty=0.0), [2 / 6, 1.0, 0.0, 0.0])
+    np.testing.assert_allclose(dice(p, t, empty=np.nan), [0.5, 1.0, np.nan, 0.0])
+    # threshold: at 0.75 sample 0 keeps only its 0.9 pixels (I=2, U=4), sample 1 loses all,
+    # sample 3's false alarm (0.51) disappears
+    np.testing.assert_allclose(iou(p, t, threshold=0.75), [0.5, 0.0, 1.0, 1.0])
+    # pred > threshold is strict
+    assert iou(np.full((1, 2, 2), 0.5), np.ones((1, 2, 2)))[0] == 0.0
+
+
+def test_dice_iou_relation_and_dtypes():
+    rng = np.random.default_rng(0)
+    p = rng.random((10, 1, 8, 8))
+    t = rng.random((10, 1, 8, 8)) > 0.6  # bool target, (N, 1, H, W)
+    j = iou(p, t)
+    d = dice(p, t)
+    assert j.shape == d.shape == (10,) and j.dtype == np.float64
+    nonempty = (p > 0.5).reshape(10, -1).any(1) | t.reshape(10, -1).any(1)
+    np.testing.assert_allclose(d[nonempty], 2 * j[nonempty] / (1 + j[nonempty]))
+    # binary int masks work the same as probabilities
+    np.testing.assert_allclose(iou((p > 0.5).astype(np.uint8), t.astype(np.int64)), j)
+
+
+def test_summary_hand_computed():
+    p, t = _masks()
+    s = segmentation_summary(p, t)
+    assert s["mean_iou"] == pytest.approx((2 / 6 + 1 + 1 + 0) / 4)
+    assert s["mean_dice"] == pytest.approx((0.5 + 1 + 1 + 0) / 4)
+    # wrong pixels: sample 0 -> 2 missed + 2 false = 4; sample 3 -> 1; of 64
+    assert s["pixel_accuracy"] == pytest.approx(1 - 5 / 64)
+    assert s["damaged_iou"] == pytest.approx((2 / 6 + 1) / 2)
+    assert s["damaged_dice"] == pytest.approx((0.5 + 1) / 2)
+    assert s["healthy_fpr"] == pytest.approx(0.5)
+    assert (s["n"], s["n_damaged"], s["n_healthy"]) == (4, 2, 2)
+    json.dumps(s)  # plain Python types
+    assert all(type(v) in (float, int) for v in s.values())
+
+
+def test_summary_one_group_missing():
+    t = np.ones((2, 3, 3))
+    s = segmentation_summary(t, t)
+    assert s["healthy_fpr"] is None and s["damaged_iou"] == 1.0 and s["pixel_accuracy"] == 1.0
+    z = np.zeros((2, 3, 3))
+    s = segmentation_summary(z, z)
+    assert s["damaged_iou"] is None and s["damaged_dice"] is None
+    assert s["healthy_fpr"] == 0.0 and s["mean_iou"] == 1.0
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="differ in shape"):
+        iou(np.zeros((2, 3, 3)), np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match="at least 3 dimensions"):
+        dice(np.zeros((3, 3)), np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        iou(np.full((1, 2, 2), np.nan), np.zeros((1, 2, 2)))
+    with pytest.raises(ValueError, match="no samples"):
+        segmentation_summary(np.zeros((0, 2, 2)), np.zeros((0, 2, 2)))

@@ -1,0 +1,121 @@
+"""Multimodal VAE: every fusion trains with missing masks, encodes any subset, saves and loads."""
+
+import pytest
+import torch
+
+from latentbridge.models.hub import load_model, save_model
+from latentbridge.models.multimodal import FUSIONS, MultimodalVAE, Spec2Mask, product_of_experts
+from latentbridge.models.outputs import DiagonalGaussian
+
+C, T = 3, 256
+
+
+def make(fusion="jsd", cls=MultimodalVAE, **kw):
+    torch.manual_seed(0)
+    return cls(n_channels=C, n_samples=T, sample_rate=100.0, n_fft=32, hop_length=8, mask_hw=(8, 24),
+               latent_dim=4, channels=[8, 16], mask_channels=[4, 8], fusion=fusion, **kw)
+
+
+def batch(b=6, with_mask=(True, True, False, True, False, True)):
+    g = torch.Generator().manual_seed(1)
+    t = torch.arange(T) / 100.0
+    wave = torch.sin(2 * torch.pi * 7 * t) * torch.rand(b, C, 1, generator=g) + 0.1 * torch.randn(b, C, T, generator=g)
+    mask = torch.zeros(b, 1, 8, 24)
+    mask[::2, :, 4:, 10:12] = 1.0
+    has = torch.tensor(with_mask[:b])
+    return {"wave": wave, "mask": mask, "has_mask": has, "extent": mask.mean(dim=(1, 2, 3))}
+
+
+def test_product_of_experts_closed_form():
+    a = DiagonalGaussian(torch.tensor([[1.0]]), torch.log(torch.tensor([[2.0]])))
+    b = DiagonalGaussian(torch.tensor([[3.0]]), torch.log(torch.tensor([[1.0]])))
+    on = torch.ones(1)
+    q = product_of_experts([a, b], [on, on], prior=False)
+    # precisions 0.5 + 1 = 1.5; mean = (0.5*1 + 1*3) / 1.5
+    torch.testing.assert_close(q.var, torch.tensor([[1 / 1.5]]))
+    torch.testing.assert_close(q.mean, torch.tensor([[3.5 / 1.5]]))
+    q = product_of_experts([a, b], [on, torch.zeros(1)], prior=True)  # b switched off, prior on
+    torch.testing.assert_close(q.var, torch.tensor([[1 / 1.5]]))
+    torch.testing.assert_close(q.mean, torch.tensor([[0.5 / 1.5]]))
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_fusion_contract(fusion, tmp_path):
+    model = make(fusion)
+    data = batch()
+    with torch.no_grad():
+        logmag, _ = model.codec.analyse(data["wave"])
+        model.codec.normalizer.fit(logmag)
+    model.train()
+    loss, parts = model.loss(data, beta=0.5)
+    assert loss.shape == (6,) and torch.isfinite(loss).all()
+    assert {"kl", "damage_mse"} <= set(parts)
+    assert all(v.shape == (6,) for v in parts.values())
+    # damage supervision is masked where there is no mask
+    assert (parts["damage_mse"][~data["has_mask"]] == 0).all()
+    loss.mean().backward()
+    assert model.mask_encoder.fc.weight.grad.abs().sum() > 0
+    assert model.spec_encoder.fc.weight.grad.abs().sum() > 0
+    model.eval()
+    for use in [("spec",), ("mask",), ("spec", "mask")]:
+        q = model.infer(data, use=use)
+        assert q.mean.shape == (6, 4)
+    pred = model.predict({"wave": data["wave"]})
+    assert pred["mask_prob"].shape == (6, 1, 8, 24)
+    assert pred["wave"].shape == (6, C, T) and pred["extent"].shape == (6,)
+    assert ((pred["mask_prob"] >= 0) & (pred["mask_prob"] <= 1)).all()
+    save_model(tmp_path / "m", model, "mmvae", config={}, transform={})
+    loaded = load_model(tmp_path / "m").model
+    torch.testing.assert_close(loaded.predict({"wave": data["wave"]})["mask_prob"], pred["mask_prob"])
+
+
+def test_all_masks_missing_trains_on_vibration_only():
+    model = make("poe")
+    data = batch(with_mask=(False,) * 6)
+    loss, parts = model.loss(data, beta=1.0)
+    assert torch.isfinite(loss).all()
+    assert (parts["damage_mse"] == 0).all()
+
+
+def test_training_learns_to_predict_masks_from_vibration():
+    """Two damage states with different vibration: after training, the vibration alone tells the mask."""
+    torch.manual_seed(0)
+    model = make("jsd", loss_weights={"phase_gradient": 0.0, "phase_laplacian": 0.0, "waveform_si_l1": 0.0,
+                                      "mrstft": 0.0})
+    g = torch.Generator().manual_seed(2)
+    t = torch.arange(T) / 100.0
+    freq = torch.tensor([5.0, 15.0]).repeat(16)  # state 0: 5 Hz, state 1: 15 Hz
+    wave = torch.sin(2 * torch.pi * freq[:, None, None] * t) + 0.2 * torch.randn(32, C, T, generator=g)
+    mask = torch.zeros(32, 1, 8, 24)
+    mask[1::2, :, 3:, 8:14] = 1.0
+    data = {"wave": wave, "mask": mask, "has_mask": torch.ones(32, dtype=torch.bool),
+            "extent": mask.mean(dim=(1, 2, 3))}
+    with torch.no_grad():
+        model.codec.normalizer.fit(model.codec.analyse(wave)[0])
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(80):
+        loss, _ = model.loss(data, beta=0.01)
+        opt.zero_grad()
+        loss.mean().backward()
+        opt.step()
+    model.eval()
+    prob = model.predict({"wave": wave})["mask_prob"]
+    inter = ((prob > 0.5) & (mask > 0.5)).sum()
+    union = ((prob > 0.5) | (mask > 0.5)).sum()
+    assert (inter / union).item() > 0.7
+
+
+def test_supervised_reference():
+    model = make(cls=Spec2Mask)
+    data = batch()
+    loss, parts = model.loss(data)
+    assert loss.shape == (6,)
+    assert (parts["mask"][~data["has_mask"]] == 0).all()
+    q = model.infer(data)
+    assert torch.allclose(q.std, torch.zeros_like(q.std), atol=1e-6)
+
+
+def test_unknown_fusion():
+    with pytest.raises(ValueError, match="fusion"):
+        make("concat")
