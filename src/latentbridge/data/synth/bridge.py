@@ -171,10 +171,10 @@ CRACK_DEPTH = (0.1, 0.6)
 N_MANIFEST_MODES = 5
 
 DEFAULTS: dict[str, Any] = {
-    "states": 40,
+    "states": 150,
     "seed": 0,
     "sample_rate": 200.0,
-    "duration_s": 120.0,
+    "duration_s": 20.0,
     "n_sensors": 8,
     "n_elements": 40,
     "noise_snr_db": 30.0,

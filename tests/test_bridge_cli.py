@@ -1,0 +1,106 @@
+"""The multimodal workflow through the command line: simulate → train → evaluate → report."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from latentbridge.cli import main
+
+TINY = ["train.max_epochs=2", "model.channels=[8,16]", "model.mask_channels=[4,8]", "model.latent_dim=8",
+        "train.progress_bar=false", "train.batch_size=8", "vibration.mask_height=16", "vibration.mask_width=48",
+        "beta.warmup_steps=5", "data.test_fraction=0.3", "data.val_fraction=0.2"]
+
+
+def _args(extra=()):
+    out = []
+    for o in [*TINY, *extra]:
+        out += ["-o", o]
+    return out
+
+
+@pytest.fixture(scope="module")
+def bridge_data(tmp_path_factory, feature_cache):
+    root = tmp_path_factory.mktemp("bridge") / "data"
+    assert main(["data", "synth", "bridge", "--out", str(root), "--states", "10", "--duration", "25",
+                 "--sensors", "4", "--seed", "1"]) == 0
+    return root
+
+
+@pytest.fixture(scope="module", params=["jsd", "poe"])
+def trained(request, bridge_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp(f"run_{request.param}") / "run"
+    assert main(["train", "--config", str(REPO / "configs" / f"mmvae_bridge_{request.param}.yaml"),
+                 "--out", str(out), "-o", f"data.root={bridge_data}", *_args()]) == 0
+    return out
+
+
+def test_run_folder(trained):
+    info = json.loads((trained / "config.json").read_text())
+    assert info["model_class"] == "mmvae" and info["config"]["task"] == "multimodal"
+    split = info["data"]
+    assert split["test_tests"] and not set(split["test_tests"]) & set(split["train_tests"])
+    assert not set(split["val_tests"]) & set(split["train_tests"])
+    with open(trained / "logs" / "beta_tracking.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) >= 2 and float(rows[-1]["beta"]) > float(rows[0]["beta"])
+    card = (trained / "README.md").read_text()
+    assert "n_fft 128" in card and info["config"]["model"]["fusion"] in card
+
+
+def test_evaluate_writes_metrics_plots_and_report(trained, tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(trained), "--out", str(out)]) == 0
+    assert "mask_iou=" in capsys.readouterr().out
+    m = json.loads((out / "metrics.json").read_text())
+    for key in ("mask_iou", "mask_dice", "damage_extent_mae", "waveform_si_sdr_db", "log_spectral_distance_db"):
+        assert np.isfinite(m[key]), key
+    assert 0.0 <= m["mask_iou"] <= 1.0 and m["log_spectral_distance_db"] >= 0.0
+    assert m["n_windows"] > 0 and "held-out" in m["scope"]
+    for png in ("masks.png", "spectrograms.png", "waveform.png", "interpolation_spectrogram.png",
+                "interpolation_mask.png", "latent_extent.png", "latent_tests.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG", png
+    html = (out / "report.html").read_text()
+    assert html.count("<img") >= 7 and "mask_iou" in html
+
+
+def test_supervised_reference_and_other_fusions(bridge_data, tmp_path):
+    for preset in ("spec2mask_bridge", "mmvae_bridge_moe", "mmvae_bridge_mopoe"):
+        out = tmp_path / preset
+        assert main(["train", "--config", str(REPO / "configs" / f"{preset}.yaml"), "--out", str(out),
+                     "-o", f"data.root={bridge_data}", *_args(["train.max_epochs=1"])]) == 0
+        assert main(["evaluate", str(out), "--out", str(tmp_path / f"{preset}-eval")]) == 0
+        m = json.loads((tmp_path / f"{preset}-eval" / "metrics.json").read_text())
+        assert np.isfinite(m["mask_iou"])
+
+
+def test_bad_vibration_csv_is_named(bridge_data, tmp_path, capsys):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(bridge_data, root)
+    csv_path = sorted((root / "Data").glob("Test_02/*.csv"))[0]
+    lines = csv_path.read_text().splitlines()
+    lines[5] = ",".join(lines[5].split(",")[:-1])  # a ragged row
+    csv_path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(REPO / "configs" / "mmvae_bridge.yaml"), "--out", str(out),
+                 "-o", f"data.root={root}", *_args()]) == 2
+    err = capsys.readouterr().err
+    assert csv_path.name in err and "Test_02" in err and "line 6" in err
+    assert not out.exists()
+
+
+def test_test_without_mask_is_used_unlabelled(bridge_data, tmp_path):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(bridge_data, root)
+    shutil.rmtree(root / "Labels" / "Test_01")
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(REPO / "configs" / "mmvae_bridge.yaml"), "--out", str(out),
+                 "-o", f"data.root={root}", *_args(["train.max_epochs=1"])]) == 0
+    info = json.loads((out / "config.json").read_text())
+    assert "Test_01" in info["data"]["train_tests"]  # unlabeled tests always train
