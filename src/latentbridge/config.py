@@ -173,7 +173,7 @@ class TrainConfig(Section):
     devices: int | str = 1
     strategy: str = "auto"
     precision: str = "32-true"
-    log_every_n_steps: int = Field(10, gt=0)
+    log_every_n_steps: int = Field(5, gt=0)
     progress_bar: bool = True
     early_stopping_patience: int | None = None
 

@@ -93,6 +93,8 @@ import numpy as np
 from PIL import Image
 from scipy import linalg, signal
 
+from latentbridge.data.synth import rounded as _r
+from latentbridge.data.synth import seed_sequence as _seed_sequence
 from latentbridge.errors import ConfigError, DataError
 from latentbridge.utils import atomic_path
 
@@ -197,8 +199,6 @@ def _single_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _r(x: float, nd: int = 6) -> float:
-    return float(round(float(x), nd))
 
 
 # --------------------------------------------------------------------------------------
@@ -392,12 +392,6 @@ def _interp_modes(phi: np.ndarray, x: np.ndarray, n_elements: int) -> np.ndarray
 # response simulation
 
 
-def _seed_sequence(seed: int | np.random.SeedSequence | tuple[int, ...]) -> np.random.SeedSequence:
-    if isinstance(seed, np.random.SeedSequence):
-        return seed
-    if isinstance(seed, tuple):
-        return np.random.SeedSequence(seed[0], spawn_key=tuple(seed[1:]))
-    return np.random.SeedSequence(int(seed))
 
 
 def _draw_excitation(rng: np.random.Generator, n_elements: int, duration_s: float, moving_load: bool):

@@ -41,6 +41,8 @@ import numpy as np
 import soundfile as sf
 from scipy import signal
 
+from latentbridge.data.synth import rounded as _r
+from latentbridge.data.synth import seed_sequence as _seed_sequence
 from latentbridge.errors import ConfigError, DataError
 from latentbridge.utils import atomic_path
 
@@ -76,9 +78,6 @@ _GROUPS = {"train": 0, "test_normal": 1, "test_anomalous": 2}
 # parameter draws
 
 
-def _r(x: float) -> float:
-    """Round a drawn float for the manifest (the audio uses the same rounded value)."""
-    return float(round(float(x), 6))
 
 
 def _draw_normal(rng: np.random.Generator) -> dict[str, Any]:
@@ -332,12 +331,6 @@ def _clicks(p: dict[str, Any], rng: np.random.Generator, sr: int, n: int) -> np.
 # public API
 
 
-def _seed_sequence(seed: int | np.random.SeedSequence | tuple[int, ...]) -> np.random.SeedSequence:
-    if isinstance(seed, np.random.SeedSequence):
-        return seed
-    if isinstance(seed, tuple):
-        return np.random.SeedSequence(seed[0], spawn_key=tuple(seed[1:]))
-    return np.random.SeedSequence(int(seed))
 
 
 def synth_clip(
