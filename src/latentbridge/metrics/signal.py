@@ -8,6 +8,11 @@ a single (T,) signal gives a 0-d array (``float(...)`` it). Average over channel
 
 ``eps`` keeps every value finite: a perfect estimate does not give +inf dB but a large,
 finite value set by ``eps`` (see :func:`si_sdr` and :func:`snr`).
+
+Perceptual speech metrics (need the optional ``pesq`` and ``pystoi`` packages, imported on
+first use): :func:`pesq_score` / :func:`pesq_batch` (ITU-T P.862 PESQ, MOS-LQO) and
+:func:`stoi_score` / :func:`stoi_batch` (STOI / extended STOI). :func:`audio_metrics` gathers
+every metric of this module into one dict of batch means (plain floats, for JSON).
 """
 
 from __future__ import annotations
@@ -21,6 +26,11 @@ __all__ = [
     "mae",
     "mse",
     "cosine_similarity",
+    "pesq_score",
+    "pesq_batch",
+    "stoi_score",
+    "stoi_batch",
+    "audio_metrics",
 ]
 
 
@@ -157,3 +167,240 @@ def cosine_similarity(estimate, reference, eps: float = 1e-12) -> np.ndarray:
     dot = np.einsum("...t,...t->...", e, r)
     norm = np.sqrt(_energy(e)) * np.sqrt(_energy(r))
     return np.clip(dot / np.maximum(norm, eps), -1.0, 1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Perceptual speech metrics: PESQ (ITU-T P.862) and STOI
+# --------------------------------------------------------------------------------------------
+
+PESQ_MIN_SECONDS = 0.25
+"""Shortest signal :func:`pesq_score` accepts, in seconds (P.862 needs at least 1/4 s)."""
+
+
+def _rate(sample_rate) -> int:
+    try:
+        sr = int(sample_rate)
+    except (TypeError, ValueError):
+        raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}") from None
+    if sr != sample_rate or sr <= 0:
+        raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    return sr
+
+
+def _pesq_plan(sample_rate, mode: str | None) -> tuple[int, int, str]:
+    """(input rate, rate PESQ runs at, mode) for a sample rate and an optional mode."""
+    sr = _rate(sample_rate)
+    target = 16000 if sr >= 16000 else 8000
+    if mode is None:
+        mode = "wb" if target == 16000 else "nb"
+    if mode not in ("wb", "nb"):
+        raise ValueError(f"mode must be 'wb' (wide-band), 'nb' (narrow-band) or None, got {mode!r}")
+    if mode == "wb" and target != 16000:
+        raise ValueError(
+            f"wide-band PESQ needs audio sampled at 16 kHz or more; {sr} Hz input can only be "
+            "scored narrow-band (mode='nb' or None)"
+        )
+    return sr, target, mode
+
+
+def _resample(x: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    if orig_sr == target_sr:
+        return x
+    import librosa
+
+    return librosa.resample(x, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq")
+
+
+def _pesq_one(e: np.ndarray, r: np.ndarray, sr: int, target: int, mode: str) -> float:
+    import warnings
+
+    import pesq as _pesq
+
+    if e.shape[-1] < PESQ_MIN_SECONDS * sr:
+        raise ValueError(
+            f"PESQ needs at least {PESQ_MIN_SECONDS} s of audio; got {e.shape[-1]} samples "
+            f"({e.shape[-1] / sr:.3f} s) at {sr} Hz"
+        )
+    e = _resample(e, sr, target)
+    r = _resample(r, sr, target)
+    if not (np.any(e) or np.any(r)):  # pesq divides by the peak: silence vs silence
+        warnings.warn(
+            "PESQ: both signals are silent (no utterances); returning NaN", RuntimeWarning
+        )
+        return float("nan")
+    try:
+        return float(_pesq.pesq(target, r, e, mode))
+    except _pesq.NoUtterancesError:
+        warnings.warn(
+            "PESQ: no utterances detected in the reference (silent or too quiet); returning NaN",
+            RuntimeWarning,
+        )
+        return float("nan")
+    except _pesq.BufferTooShortError:
+        raise ValueError(
+            f"PESQ: signal too short after resampling to {target} Hz ({e.shape[-1]} samples)"
+        ) from None
+
+
+def pesq_score(estimate, reference, sample_rate, mode: str | None = None, return_details=False):
+    """PESQ (ITU-T P.862, MOS-LQO) of ``estimate`` against ``reference``, via the ``pesq`` package.
+
+    ``estimate`` and ``reference`` are single (T,) signals at ``sample_rate`` Hz. Higher is
+    better; identical speech scores the maximum, about 4.55 narrow-band (P.862) and 4.64
+    wide-band (P.862.2). The score is invariant to the overall level of the pair (the package
+    divides both by their common peak and P.862 level-aligns), so only relative distortion counts.
+
+    Rate and mode (``mode=None`` picks from the rate):
+
+    - 8 kHz: narrow-band (``'nb'``); ``'wb'`` is a ValueError.
+    - 16 kHz: wide-band (``'wb'``); ``'nb'`` may be asked for.
+    - any other rate is resampled with librosa (``res_type='soxr_hq'``) before scoring: to
+      16 kHz (wide-band) when the rate is 16 kHz or more (e.g. 22.05/44.1/48 kHz), otherwise to
+      8 kHz (narrow-band; ``'wb'`` is a ValueError since upsampling adds no bandwidth).
+
+    Returns a float, or with ``return_details=True`` a dict ``{"pesq": float, "mode": "wb"|"nb",
+    "sample_rate": rate PESQ ran at, "resampled_from": input rate or None}`` that says whether
+    the signals were resampled.
+
+    Raises ValueError for shapes other than (T,), NaN/inf, a signal shorter than 0.25 s
+    (:data:`PESQ_MIN_SECONDS`) and impossible rate/mode pairs. When the ``pesq`` package finds
+    no utterances (silent or near-silent reference) the result is NaN with a RuntimeWarning.
+    """
+    e, r = _pair(estimate, reference)
+    if e.ndim != 1:
+        raise ValueError(
+            f"pesq_score takes single (T,) signals, got shape {e.shape}; use pesq_batch"
+        )
+    sr, target, mode = _pesq_plan(sample_rate, mode)
+    value = _pesq_one(e, r, sr, target, mode)
+    if return_details:
+        return {
+            "pesq": value,
+            "mode": mode,
+            "sample_rate": target,
+            "resampled_from": None if sr == target else sr,
+        }
+    return value
+
+
+def pesq_batch(estimates, references, sample_rate, mode: str | None = None) -> np.ndarray:
+    """:func:`pesq_score` per signal for (..., T) inputs; float64 array of shape ``shape[:-1]``.
+
+    Runs sequentially in this process (no multiprocessing pool). Entries whose reference holds
+    no utterances are NaN (one RuntimeWarning each); a too-short T raises ValueError.
+    """
+    e, r = _pair(estimates, references)
+    sr, target, mode = _pesq_plan(sample_rate, mode)
+    lead = e.shape[:-1]
+    e2 = e.reshape(-1, e.shape[-1])
+    r2 = r.reshape(-1, r.shape[-1])
+    out = np.array([_pesq_one(e2[i], r2[i], sr, target, mode) for i in range(e2.shape[0])])
+    return out.reshape(lead)
+
+
+def _stoi_one(e: np.ndarray, r: np.ndarray, sr: int, extended: bool) -> float:
+    import warnings
+
+    from pystoi import stoi
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = float(stoi(r, e, sr, extended=extended))
+    short = [w for w in caught if "Not enough STFT frames" in str(w.message)]
+    for w in caught:
+        if w not in short:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if short:
+        warnings.warn(
+            "STOI: fewer than 30 non-silent frames (about 0.4 s of speech at 10 kHz) after "
+            "silent-frame removal; returning NaN",
+            RuntimeWarning,
+        )
+        return float("nan")
+    return value
+
+
+def stoi_score(estimate, reference, sample_rate, extended: bool = False) -> float:
+    """STOI (Taal et al., 2011) of ``estimate`` against ``reference`` via ``pystoi``; about 0 to 1.
+
+    Single (T,) signals at ``sample_rate`` Hz (pystoi resamples to 10 kHz internally). Identical
+    signals score 1 (up to rounding); higher is more intelligible. ``extended=True`` gives
+    extended STOI (Jensen & Taal, 2016), better for modulated noise. Silent frames (40 dB below
+    the loudest) are dropped first; when fewer than 30 frames (about 0.4 s of speech) remain,
+    pystoi's placeholder 1e-5 is replaced by NaN with a RuntimeWarning.
+    """
+    e, r = _pair(estimate, reference)
+    if e.ndim != 1:
+        raise ValueError(
+            f"stoi_score takes single (T,) signals, got shape {e.shape}; use stoi_batch"
+        )
+    return _stoi_one(e, r, _rate(sample_rate), bool(extended))
+
+
+def stoi_batch(estimates, references, sample_rate, extended: bool = False) -> np.ndarray:
+    """:func:`stoi_score` per signal for (..., T) inputs; float64 array of shape ``shape[:-1]``."""
+    e, r = _pair(estimates, references)
+    sr = _rate(sample_rate)
+    lead = e.shape[:-1]
+    e2 = e.reshape(-1, e.shape[-1])
+    r2 = r.reshape(-1, r.shape[-1])
+    out = np.array([_stoi_one(e2[i], r2[i], sr, bool(extended)) for i in range(e2.shape[0])])
+    return out.reshape(lead)
+
+
+def _mean_or_nan(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    ok = x[np.isfinite(x)]
+    return float(ok.mean()) if ok.size else float("nan")
+
+
+def audio_metrics(
+    estimates,
+    references,
+    sample_rate,
+    *,
+    pesq_mode: str | None = None,
+    extended_stoi: bool = False,
+    n_fft: int = 512,
+) -> dict:
+    """Every metric of this module, averaged over a batch; a dict of plain floats/ints/str.
+
+    ``estimates`` and ``references`` are (T,), (N, T) or (N, C, T); every (T,) signal (each
+    channel of each sample) counts once. Keys:
+
+    - ``n``: number of signals;
+    - ``si_sdr``, ``snr``, ``lsd`` (log-spectral distance, ``n_fft``), ``mae``, ``mse``,
+      ``cosine``: means over the batch;
+    - ``pesq``: mean PESQ over the signals where it is defined (NaN values skipped), and
+      ``pesq_nan``: how many were NaN (no utterances); ``pesq_mode`` (``'wb'``/``'nb'``),
+      ``pesq_sample_rate`` (rate PESQ ran at) and ``pesq_resampled_from`` (input rate, or None);
+    - ``stoi``: mean STOI (extended when ``extended_stoi``) over the defined values, and
+      ``stoi_nan``: how many were NaN (too little speech).
+
+    A mean with no defined value is NaN. A signal shorter than 0.25 s raises ValueError (PESQ).
+    """
+    import warnings
+
+    e, r = _pair(estimates, references)
+    sr, target, mode = _pesq_plan(sample_rate, pesq_mode)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NaN counts are reported instead
+        p = pesq_batch(e, r, sr, mode)
+        s = stoi_batch(e, r, sr, extended_stoi)
+    return {
+        "n": int(np.prod(e.shape[:-1], dtype=np.int64)),
+        "si_sdr": _mean_or_nan(si_sdr(e, r)),
+        "snr": _mean_or_nan(snr(e, r)),
+        "lsd": _mean_or_nan(log_spectral_distance(e, r, n_fft=n_fft)),
+        "mae": _mean_or_nan(mae(e, r)),
+        "mse": _mean_or_nan(mse(e, r)),
+        "cosine": _mean_or_nan(cosine_similarity(e, r)),
+        "pesq": _mean_or_nan(p),
+        "pesq_nan": int(np.isnan(p).sum()),
+        "pesq_mode": mode,
+        "pesq_sample_rate": target,
+        "pesq_resampled_from": None if sr == target else sr,
+        "stoi": _mean_or_nan(s),
+        "stoi_nan": int(np.isnan(s).sum()),
+        "stoi_extended": bool(extended_stoi),
+    }

@@ -82,6 +82,7 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, force: bool =
                         resume=resume)
     if trainer is None:
         return None
+    mask_threshold = calibrate_mask_threshold(model, val)
     split = {"train_tests": train.tests, "val_tests": val.tests, "test_tests": test.tests}
     data_info = {"root": str(cfg.data.root), "sample_rate": data.sample_rate, "n_channels": c, "window_samples": t,
                  "n_train_windows": int(n), "n_val_windows": int(len(val.waves)),
@@ -91,7 +92,8 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, force: bool =
                      "seconds": round(time.time() - t0, 2)}
     save_model(out_dir, model, cfg.model.name, config=config_to_dict(cfg), transform={
         "n_fft": cfg.vibration.n_fft, "hop_length": cfg.vibration.hop_length, "sample_rate": data.sample_rate},
-        extra={"data": data_info, "training": training_info}, card=model_card(cfg, data_info, training_info))
+        extra={"data": data_info, "training": training_info, "mask_threshold": mask_threshold},
+        card=model_card(cfg, data_info, training_info, mask_threshold))
     return {"out_dir": out_dir, "seconds": time.time() - t0, **data_info}
 
 
@@ -99,7 +101,30 @@ def _metric(v) -> float | None:
     return None if v is None else float(v.item() if hasattr(v, "item") else v)
 
 
-def model_card(cfg: Config, data: dict, training: dict) -> str:
+THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 11))  # 0.05 ... 0.5
+
+
+def calibrate_mask_threshold(model, val) -> dict:
+    """The crack-probability threshold with the best mean IoU on the labelled validation windows.
+
+    Cracks cover a few per cent of a mask, so sigmoid outputs stay below 0.5 long before they
+    stop carrying the crack position; the threshold is chosen on validation states, never on the
+    held-out evaluation states.
+    """
+    from latentbridge.metrics.segmentation import iou
+
+    labelled = np.asarray(val.has_mask, dtype=bool) if len(val.waves) else np.zeros(0, dtype=bool)
+    if not labelled.any():
+        return {"threshold": 0.5, "calibrated_on": "default (no labelled validation windows)"}
+    prob = _predict(model, val)["mask_prob"][labelled]
+    target = val.masks[labelled]
+    scores = {t: float(iou(prob, target, threshold=t).mean()) for t in THRESHOLDS}
+    best = max(scores, key=lambda t: (scores[t], t))
+    return {"threshold": best, "calibrated_on": f"{int(labelled.sum())} labelled validation windows",
+            "val_iou_by_threshold": scores}
+
+
+def model_card(cfg: Config, data: dict, training: dict, mask_threshold: dict) -> str:
     v, m = cfg.vibration, cfg.model
     return f"""# latentbridge multimodal model: {m.name} ({m.fusion} fusion)
 
@@ -116,6 +141,8 @@ def model_card(cfg: Config, data: dict, training: dict) -> str:
 - STFT per channel: n_fft {v.n_fft}, hop {v.hop_length}, Hann window; network input = standardised
   log-magnitude, cos and sin of the phase; reconstruction through the ISTFT
 - Masks: binarised at {v.mask_threshold:g}, resized to {v.mask_height} x {v.mask_width}
+- Predicted crack probability threshold: {mask_threshold['threshold']:g} (calibrated on
+  {mask_threshold['calibrated_on']})
 
 ## Model
 - Latent size {m.latent_dim}; fusion {m.fusion}; damage head on the vibration-only latent
@@ -163,16 +190,19 @@ def evaluate(run_dir: str | Path, out_dir: str | Path, data_root: str | None = N
     out_dir.mkdir(parents=True, exist_ok=True)
 
     labelled = np.asarray(data.has_mask, dtype=bool)
+    threshold = float((saved.info.get("mask_threshold") or {}).get("threshold", 0.5))
     metrics: dict = {"model": saved.info["model_class"], "fusion": cfg.model.fusion, "scope": scope,
                      "n_windows": int(len(data.waves)), "n_labelled_windows": int(labelled.sum())}
     if labelled.any():
-        seg = segmentation_summary(pred["mask_prob"][labelled], data.masks[labelled])
+        seg = segmentation_summary(pred["mask_prob"][labelled], data.masks[labelled], threshold=threshold)
+        metrics["mask_iou_at_0.5"] = float(
+            segmentation_summary(pred["mask_prob"][labelled], data.masks[labelled])["mean_iou"])
         metrics.update({"mask_iou": seg["mean_iou"], "mask_dice": seg["mean_dice"],
                         **{f"mask_{k}": v for k, v in seg.items() if k not in ("mean_iou", "mean_dice")}})
         extent = np.asarray(data.extent)[labelled]
         metrics["damage_extent_mae"] = float(np.abs(pred["extent"][labelled] - extent).mean())
         metrics["damage_extent_from_mask_mae"] = float(
-            np.abs((pred["mask_prob"][labelled] > 0.5).mean(axis=(1, 2, 3)) - extent).mean())
+            np.abs((pred["mask_prob"][labelled] > threshold).mean(axis=(1, 2, 3)) - extent).mean())
     if saved.info["model_class"] != "spec2mask":
         sdr = si_sdr(pred["wave"], data.waves)
         lsd = log_spectral_distance(pred["wave"], data.waves, n_fft=cfg.vibration.n_fft,
@@ -182,22 +212,23 @@ def evaluate(run_dir: str | Path, out_dir: str | Path, data_root: str | None = N
     atomic_write_json(out_dir / "metrics.json", metrics)
     sections = [{"heading": "Metrics", "text": f"Evaluated on {scope}; masks and damage extent predicted "
                                               "from vibration alone.", "table": metrics}]
-    sections += _plots(model, data, pred, out_dir, n_examples, cfg)
+    sections += _plots(model, data, pred, out_dir, n_examples, threshold)
     report.write_html_report(out_dir / "report.html", f"latentbridge multimodal evaluation: {Path(run_dir).name}",
                              sections)
     return metrics
 
 
-def _plots(model, data, pred, out_dir: Path, n: int, cfg: Config) -> list[dict]:
+def _plots(model, data, pred, out_dir: Path, n: int, threshold: float) -> list[dict]:
     from latentbridge import report
 
     sections = []
     rng = np.random.default_rng(0)
     idx = np.sort(rng.choice(len(data.waves), size=min(n, len(data.waves)), replace=False))
     titles = [f"{data.tests[data.test_index[i]]} @{data.starts_s[i]:.0f}s" for i in idx]
-    report.plot_mask_triplets(None, data.masks[idx, 0], pred["mask_prob"][idx, 0], titles, out_dir / "masks.png")
+    report.plot_mask_triplets(None, data.masks[idx, 0], pred["mask_prob"][idx, 0], titles, out_dir / "masks.png",
+                              threshold=threshold)
     sections.append({"heading": "Crack masks from vibration alone", "text": "target | predicted probability | "
-                     "thresholded prediction", "images": ["masks.png"]})
+                     f"prediction above the calibrated threshold {threshold:g}", "images": ["masks.png"]})
     if model.name != "spec2mask":
         with torch.no_grad():
             logmag, _ = model.codec.analyse(torch.from_numpy(data.waves[idx]))
