@@ -17,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from latentbridge.errors import ModelFolderError
-from latentbridge.models.registry import model_classes
+from latentbridge.models.registry import get_model_class, model_names
 from latentbridge.utils import atomic_path, atomic_write_json, atomic_write_text, sha256_file
 
 FORMAT = "latentbridge-model"
@@ -45,8 +45,7 @@ class SavedModel:
 def save_model(folder: str | Path, model: torch.nn.Module, name: str, *, config: dict, transform: dict,
                extra: dict | None = None, card: str | None = None) -> Path:
     """Write weights, config and model card into ``folder`` (each file atomically)."""
-    models = model_classes()
-    if name not in models or not isinstance(model, models[name]):
+    if name not in model_names() or not isinstance(model, get_model_class(name)):
         raise ValueError(f"model is not a {name!r}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -88,10 +87,9 @@ def read_info(folder: str | Path) -> dict[str, Any]:
     for key in ("model_class", "model_kwargs", "config", "transform", "files"):
         if key not in info:
             raise ModelFolderError(folder, f"{CONFIG_NAME} lacks the key '{key}'")
-    models = model_classes()
-    if info["model_class"] not in models:
+    if info["model_class"] not in model_names():
         raise ModelFolderError(folder, f"unknown model_class '{info['model_class']}' in {CONFIG_NAME}; "
-                                       f"known: {sorted(models)}")
+                                       f"known: {model_names()}")
     return info
 
 
@@ -110,7 +108,7 @@ def load_model(folder: str | Path, map_location: str = "cpu") -> SavedModel:
     except (SafetensorError, OSError, ValueError) as e:
         raise ModelFolderError(folder, f"cannot read {WEIGHTS_NAME} ({e})") from None
     try:
-        model = model_classes()[info["model_class"]](**info["model_kwargs"])
+        model = get_model_class(info["model_class"])(**info["model_kwargs"])
         model.load_state_dict(state, strict=True)
     except (TypeError, RuntimeError, ValueError) as e:
         raise ModelFolderError(folder, f"weights do not fit the model described in {CONFIG_NAME} ({e})") from None

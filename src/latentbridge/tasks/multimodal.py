@@ -40,10 +40,10 @@ def _tensors(data) -> dict[str, torch.Tensor]:
 
 
 def build(cfg: Config, n_channels: int, n_samples: int, sample_rate: float):
-    from latentbridge.models.registry import model_classes
+    from latentbridge.models.registry import get_model_class
 
     m, v = cfg.model, cfg.vibration
-    cls = model_classes()[m.name]
+    cls = get_model_class(m.name)
     return cls(n_channels=n_channels, n_samples=n_samples, sample_rate=sample_rate, n_fft=v.n_fft,
                hop_length=v.hop_length, mask_hw=(v.mask_height, v.mask_width), latent_dim=m.latent_dim,
                channels=list(m.channels), mask_channels=list(m.mask_channels), kernel_size=m.kernel_size,
