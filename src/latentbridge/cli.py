@@ -112,39 +112,40 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _task_module(task: str):
+    """Each task module offers ``fit(cfg, out_dir, resume=, force=)`` and ``evaluate(run_dir, out_dir, data)``."""
+    import importlib
+
+    modules = {"anomaly": "anomaly", "multimodal": "multimodal", "avdigits": "avdigits",
+               "audio_ae": "autoencode", "image_ae": "autoencode"}
+    if task not in modules:
+        raise LatentbridgeError(f"task '{task}' has no training entry point; known: {sorted(modules)}")
+    return importlib.import_module(f"latentbridge.tasks.{modules[task]}")
+
+
 def _cmd_train(args) -> int:
     from latentbridge.config import load_config
 
     cfg = load_config(args.config, args.override + _trainer_overrides(args))
-    if cfg.task == "multimodal":
-        from latentbridge.tasks import multimodal
-
-        res = multimodal.fit(cfg, args.out, resume=args.resume, force=args.force)
-        if res is not None:
-            print(f"trained {cfg.model.name} ({cfg.model.fusion}) → {res['out_dir']} ({res['n_train_windows']} "
-                  f"train windows; held out: {', '.join(res['test_tests'])}; {res['seconds']:.1f} s)")
-        return 0
-    from latentbridge.tasks import anomaly
-
-    res = anomaly.fit(cfg, args.out, resume=args.resume, force=args.force)
+    res = _task_module(cfg.task).fit(cfg, args.out, resume=args.resume, force=args.force)
     if res is not None:
-        print(f"trained {cfg.model.name} → {res.out_dir} (threshold {res.threshold:.6g}, "
-              f"{res.n_train_windows} train / {res.n_val_windows} calibration windows, {res.seconds:.1f} s)")
+        print(f"trained {cfg.model.name} ({cfg.task}) → {args.out}: " + ", ".join(
+            f"{k}={v if not isinstance(v, float) else round(v, 4)}" for k, v in _summary(res).items()))
     return 0
+
+
+def _summary(res) -> dict:
+    import dataclasses
+
+    d = dataclasses.asdict(res) if dataclasses.is_dataclass(res) else dict(res)
+    return {k: v for k, v in d.items() if isinstance(v, (int, float, str)) and k != "out_dir"}
 
 
 def _cmd_evaluate(args) -> int:
     from latentbridge.models.hub import read_info
 
     task = read_info(args.run_dir)["config"].get("task", "anomaly")
-    if task == "multimodal":
-        from latentbridge.tasks import multimodal
-
-        metrics = multimodal.evaluate(args.run_dir, args.out, data_root=args.data)
-    else:
-        from latentbridge.tasks import anomaly
-
-        metrics = anomaly.evaluate_run(args.run_dir, args.out, data=args.data)
+    metrics = _task_module(task).evaluate(args.run_dir, args.out, args.data)
     _print_metrics(metrics, args.out)
     return 0
 

@@ -189,7 +189,7 @@ class AnomalyConfig(Section):
 
 
 class Config(Section):
-    task: Literal["anomaly", "multimodal"] = "anomaly"
+    task: Literal["anomaly", "multimodal", "avdigits", "audio_ae", "image_ae"] = "anomaly"
     description: str = ""
     data: DataConfig = Field(default_factory=DataConfig)
     audio: AudioConfig = Field(default_factory=AudioConfig)
@@ -204,7 +204,7 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _check(self) -> "Config":
-        if self.task == "multimodal":
+        if self.task != "anomaly":
             return self
         if self.features.n_fft > self.audio.window_samples:
             raise ValueError(

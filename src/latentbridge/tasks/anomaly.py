@@ -358,7 +358,7 @@ def _plot_examples(det: Detector, wf: WindowFeatures, scores: np.ndarray, y: np.
     report.plot_spectrogram_pairs(wf.features[picks][:, 0], rec[:, 0], titles, path)
 
 
-def evaluate_run(run_dir: str | Path, out_dir: str | Path, data: str | None = None) -> dict:
+def evaluate(run_dir: str | Path, out_dir: str | Path, data: str | None = None) -> dict:
     """``latentbridge evaluate`` for anomaly runs: score the test folder with folder-name labels."""
     det_cfg = validate(json.loads((Path(run_dir) / "config.json").read_text())["config"]) \
         if (Path(run_dir) / "config.json").exists() else None

@@ -169,6 +169,7 @@ def _predict(model, data, batch_size: int = 64) -> dict[str, np.ndarray]:
 
 
 def evaluate(run_dir: str | Path, out_dir: str | Path, data_root: str | None = None, n_examples: int = 4) -> dict:
+    """Predict masks and damage extent from vibration alone on held-out states (or on ``data_root``)."""
     from latentbridge import report
     from latentbridge.metrics.segmentation import segmentation_summary
     from latentbridge.metrics.signal import log_spectral_distance, si_sdr
