@@ -317,6 +317,10 @@ def main() -> None:
         print(f"\ngoal (best fusion within 0.05 IoU of {REFERENCE}): overall {best} gap {goal['overall_gap']:+.3f} "
               f"-> {'met' if goal['met_overall'] else 'NOT met'}; damaged-only {best_d} gap "
               f"{goal['damaged_gap']:+.3f} -> {'met' if goal['met_damaged'] else 'NOT met'}")
+        beat_empty = [n for n in results if (results[n]["metrics"].get("mask_iou") or 0) > e["mask_iou"] + 1e-9]
+        goal["models_above_empty_predictor"] = beat_empty
+        print(f"overall IoU of the empty-mask predictor: {e['mask_iou']:.3f}; models above it: {beat_empty or 'none'} "
+              f"(overall IoU counts healthy windows with empty predictions as 1)")
     for name, r in results.items():
         if r["losses"]["non_finite"]:
             print(f"WARNING {name}: non-finite logged values {r['losses']['non_finite']}")

@@ -104,6 +104,8 @@ def segmentation_summary(pred, target, threshold: float = 0.5, empty: float = 1.
       one crack pixel; None when there are none.
     - ``healthy_fpr``: over samples whose target is empty, the share with *any* predicted
       crack pixel (a false alarm on a healthy sample); None when there are none.
+    - ``micro_iou``: crack pixels of all samples pooled (total intersection / total union);
+      predicting nothing scores 0, unlike ``mean_iou`` where empty-vs-empty samples score 1.
     - ``threshold``, ``n``, ``n_damaged``, ``n_healthy``.
     """
     pb, tb = _masks(pred, target, threshold)
@@ -121,6 +123,7 @@ def segmentation_summary(pred, target, threshold: float = 0.5, empty: float = 1.
         "damaged_iou": float(ious[damaged].mean()) if n_damaged else None,
         "damaged_dice": float(dices[damaged].mean()) if n_damaged else None,
         "healthy_fpr": float(np.mean(n_pred[healthy] > 0)) if n_healthy else None,
+        "micro_iou": float(inter.sum() / max(1, (n_pred + n_true - inter).sum())),
         "threshold": float(threshold),
         "n": int(ious.size),
         "n_damaged": n_damaged,

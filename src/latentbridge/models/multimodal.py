@@ -71,6 +71,53 @@ def _masked_mean(values: list[Tensor], weights: list[Tensor]) -> Tensor:
     return num / den.clamp_min(1.0)
 
 
+def fuse_for_inference(fusion: str, experts: dict[str, DiagonalGaussian], avail: dict[str, Tensor]) -> DiagonalGaussian:
+    """The posterior of the given experts: the single expert for MoE, else their product
+    (with the prior expert for PoE and mmJSD, whose joint/dynamic prior includes it)."""
+    names = list(experts)
+    if fusion == "moe" and len(names) == 1:
+        return experts[names[0]]
+    return product_of_experts([experts[m] for m in names], [avail[m] for m in names],
+                              prior=fusion in ("poe", "jsd"))
+
+
+def fusion_objective(fusion: str, ex: dict[str, DiagonalGaussian], avail: dict[str, Tensor], recon,
+                     beta: float) -> tuple[Tensor, Tensor]:
+    """Per-sample training objective of a fusion; ``recon(z, avail_subset, tag)`` returns the summed
+    reconstruction losses of the modalities in ``avail_subset`` decoded from ``z``.
+
+    Returns (total loss, the KL-like regulariser that was weighted by ``beta``)."""
+    names = list(ex)
+    if fusion == "poe":
+        joint = product_of_experts([ex[m] for m in names], [avail[m] for m in names], prior=True)
+        kl = joint.kl()
+        total = recon(joint.sample(), avail, "") + beta * kl
+        for m in names:  # unimodal (sub-sampled) ELBOs: each expert with the prior, its own modality
+            q = product_of_experts([ex[m]], [avail[m]], prior=True)
+            total = total + avail[m] * (recon(q.sample(), {m: avail[m]}, f"uni_{m}_") + beta * q.kl())
+        return total, kl
+    if fusion in ("moe", "jsd"):
+        weights = [avail[m] for m in names]
+        rec = _masked_mean([recon(ex[m].sample(), avail, "") for m in names], weights)
+        if fusion == "moe":
+            kl = _masked_mean([ex[m].kl() for m in names], weights)
+        else:
+            dyn = product_of_experts([ex[m] for m in names], weights, prior=True)
+            prior = DiagonalGaussian(torch.zeros_like(dyn.mean), torch.zeros_like(dyn.mean))
+            kl = _masked_mean([ex[m].kl(dyn) for m in names] + [prior.kl(dyn)],
+                              weights + [torch.ones_like(weights[0])])
+        return rec + beta * kl, kl
+    if fusion == "mopoe":
+        terms, weights, kls = [], [], []
+        for subset in (c for r in range(1, len(names) + 1) for c in _combinations(names, r)):
+            q = product_of_experts([ex[m] for m in subset], [avail[m] for m in subset], prior=False)
+            terms.append(recon(q.sample(), avail, "") + beta * q.kl())
+            kls.append(q.kl())
+            weights.append(torch.stack([avail[m] for m in subset]).prod(0))
+        return _masked_mean(terms, weights), _masked_mean(kls, weights)
+    raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+
+
 class SpecCodec(nn.Module):
     """Waveform windows ↔ network-side spectrogram tensors (log-magnitude, cos, sin per channel)."""
 
@@ -183,12 +230,7 @@ class MultimodalVAE(nn.Module):
         ex = self.experts(batch)
         if not ex:
             raise ValueError(f"none of the modalities {use} is in the batch")
-        avail = self.availability(batch, ex)
-        names = list(ex)
-        if self.fusion == "moe" and len(names) == 1:
-            return ex[names[0]]
-        prior = self.fusion in ("poe", "jsd")
-        return product_of_experts([ex[m] for m in names], [avail[m] for m in names], prior=prior)
+        return fuse_for_inference(self.fusion, ex, self.availability(batch, ex))
 
     # ------------------------------------------------------------------ decoding
     def decode_spec(self, z: Tensor, with_wave: bool = True) -> dict[str, Tensor]:
@@ -248,45 +290,12 @@ class MultimodalVAE(nn.Module):
         t = self.spec_targets(batch["wave"])
         ex = self.experts(batch, t)
         avail = self.availability(batch, ex)
-        names = list(ex)
         logs: dict[str, Tensor] = {}
-        if self.fusion == "poe":
-            joint = product_of_experts([ex[m] for m in names], [avail[m] for m in names], prior=True)
-            total = self.recon(joint.sample(), batch, t, avail, logs, "") + beta * joint.kl()
-            kl = joint.kl()
-            for m in names:  # unimodal (sub-sampled) ELBOs: each expert with the prior, its own modality
-                q = product_of_experts([ex[m]], [avail[m]], prior=True)
-                total = total + avail[m] * (self.recon(q.sample(), batch, t, {m: avail[m]}, logs, f"uni_{m}_")
-                                            + beta * q.kl())
-        elif self.fusion in ("moe", "jsd"):
-            terms, weights = [], []
-            for m in names:
-                terms.append(self.recon(ex[m].sample(), batch, t, avail, logs, ""))
-                weights.append(avail[m])
-            rec = _masked_mean(terms, weights)
-            if self.fusion == "moe":
-                kl = _masked_mean([ex[m].kl() for m in names], weights)
-            else:
-                dyn = product_of_experts([ex[m] for m in names], weights, prior=True)
-                js = [ex[m].kl(dyn) for m in names] + [DiagonalGaussian(torch.zeros_like(dyn.mean),
-                                                                        torch.zeros_like(dyn.mean)).kl(dyn)]
-                kl = _masked_mean(js, weights + [torch.ones_like(weights[0])])
-            total = rec + beta * kl
-        else:  # mopoe
-            subsets = [s for r in range(1, len(names) + 1) for s in _combinations(names, r)]
-            terms, weights, kls = [], [], []
-            for s in subsets:
-                valid = torch.stack([avail[m] for m in s]).prod(0)
-                q = product_of_experts([ex[m] for m in s], [avail[m] for m in s], prior=False)
-                terms.append(self.recon(q.sample(), batch, t, avail, logs, "") + beta * q.kl())
-                kls.append(q.kl())
-                weights.append(valid)
-            total = _masked_mean(terms, weights)
-            kl = _masked_mean(kls, weights)
+        total, kl = fusion_objective(self.fusion, ex, avail,
+                                     lambda z, av, tag: self.recon(z, batch, t, av, logs, tag), beta)
         # damage extent from vibration alone, where a mask (label) exists
         has = batch.get("has_mask", torch.ones_like(total, dtype=torch.bool)).float()
-        z_spec = self.infer({"wave": batch["wave"]}, use=("spec",)).sample() if self.fusion != "moe" \
-            else ex["spec"].sample()
+        z_spec = fuse_for_inference(self.fusion, {"spec": ex["spec"]}, {"spec": avail["spec"]}).sample()
         extent = torch.nan_to_num(batch.get("extent", torch.zeros_like(total)), nan=0.0)
         damage = (self.predict_extent(z_spec) - extent).pow(2) * has
         total = total + self.w["damage"] * damage
