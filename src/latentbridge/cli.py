@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True)
     e.add_argument("--data", help="test data folder (default: the config's data.test_dir)")
 
+    an = sub.add_parser("analyze", help="clusters, cross-modal relationships and latent plots of an avdigits run")
+    an.add_argument("run_dir")
+    an.add_argument("--out", required=True)
+    an.add_argument("--clusters", type=int, default=10)
+
     c = sub.add_parser("config", help="print the resolved config (defaults + file + overrides) as YAML")
     _add_config_args(c)
 
@@ -84,10 +89,30 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("--realtime", action="store_true", help="with --source, pace the replay in real time")
     al.add_argument("--list-devices", action="store_true", help="list input devices and exit")
 
+    au = sub.add_parser("audio", help="audio autoencoders").add_subparsers(dest="audio_cmd", required=True)
+    ar = au.add_parser("reconstruct", help="encode/decode audio files and write them back as audio")
+    ar.add_argument("model_dir", help="an audio_ae model folder")
+    ar.add_argument("files", nargs="+", help="audio files or folders")
+    ar.add_argument("--out", required=True, help="folder for <name>_reconstructed.wav and plots")
+    ar.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations (mel features keep no phase)")
+
     x = sub.add_parser("export", help="export a model for small devices")
     x.add_argument("model_dir")
     x.add_argument("--format", choices=["onnx"], default="onnx")
     x.add_argument("--out", required=True, help="output .onnx file")
+
+    k = sub.add_parser("classifier", help="digit classifiers that judge generated samples (coherence)")
+    kt = k.add_subparsers(dest="classifier_cmd", required=True).add_parser(
+        "train", help="train the MNIST or FSDD digit classifier and print its test accuracy")
+    kt.add_argument("kind", choices=["mnist", "fsdd"])
+    kt.add_argument("--out", help="model folder (default: the cache folder load_classifier uses)")
+    kt.add_argument("--data", help="data root (MNIST idx files / FSDD folder holding recordings/)")
+    kt.add_argument("--epochs", type=int, help="training epochs (default: per kind)")
+    kt.add_argument("--seed", type=int, default=0)
+    kt.add_argument("--force", action="store_true", help="replace an existing model folder")
+    kt.add_argument("--n-train", type=int, help=argparse.SUPPRESS)  # test-only: seeded subsets
+    kt.add_argument("--n-test", type=int, help=argparse.SUPPRESS)
+    kt.add_argument("--batch-size", type=int, default=128, help=argparse.SUPPRESS)
 
     d = sub.add_parser("data", help="built-in data sets").add_subparsers(dest="data_cmd", required=True)
     ds = d.add_parser("synth", help="generate synthetic data").add_subparsers(dest="synth_kind", required=True)
@@ -152,10 +177,21 @@ def _cmd_evaluate(args) -> int:
 
 def _print_metrics(metrics: dict, out) -> None:
     keys = ("auc", "pauc", "threshold", "precision", "recall", "f1", "n_normal", "n_anomalous", "mask_iou",
-            "mask_dice", "damage_extent_mae", "waveform_si_sdr_db", "log_spectral_distance_db")
+            "mask_dice", "damage_extent_mae", "waveform_si_sdr_db", "log_spectral_distance_db",
+            "mel_mse", "pesq", "stoi", "oracle_pesq", "oracle_stoi", "test_mse", "test_bce")
     print("  ".join(f"{k}={metrics[k]:.4g}" if isinstance(metrics.get(k), float) else f"{k}={metrics.get(k)}"
                     for k in keys if k in metrics))
     print(f"wrote {Path(out) / 'metrics.json'}")
+
+
+def _cmd_analyze(args) -> int:
+    from latentbridge.tasks.analyze import analyze
+
+    m = analyze(args.run_dir, args.out, n_clusters=args.clusters)
+    print("  ".join(f"{k}={v:.3g}" for k, v in m.items() if isinstance(v, float) and k.startswith(
+        ("z_joint_kmeans", "one_to_one", "convergence", "retrieval", "association_generation"))))
+    print(f"wrote {Path(args.out) / 'metrics.json'}")
+    return 0
 
 
 def _cmd_config(args) -> int:
@@ -205,6 +241,19 @@ def _cmd_anomaly(args) -> int:
     raise AssertionError(args.anomaly_cmd)
 
 
+def _cmd_audio(args) -> int:
+    if args.audio_cmd == "reconstruct":
+        from latentbridge.tasks.autoencode import reconstruct
+
+        res = reconstruct(args.model_dir, args.files, args.out, n_iter=args.n_iter)
+        for r in res["files"]:
+            extra = "".join(f"  {k}={r[k]:.3g}" for k in ("pesq", "stoi", "lsd") if isinstance(r.get(k), float))
+            print(f"{r['output']}{extra}")
+        print(f"wrote {len(res['files'])} files to {args.out} ({res['phase']})")
+        return 0
+    raise AssertionError(args.audio_cmd)
+
+
 def _cmd_export(args) -> int:
     from latentbridge.export import export_onnx
 
@@ -236,8 +285,21 @@ def _cmd_data(args) -> int:
     raise AssertionError(args)
 
 
-COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "config": _cmd_config, "anomaly": _cmd_anomaly,
-            "export": _cmd_export, "data": _cmd_data}
+def _cmd_classifier(args) -> int:
+    from latentbridge.tasks.classify import classifier_dir, train_classifier
+
+    out = args.out or classifier_dir(args.kind)
+    m = train_classifier(args.kind, out, data_root=args.data, epochs=args.epochs, seed=args.seed,
+                         batch_size=args.batch_size, force=args.force, n_train=args.n_train, n_test=args.n_test)
+    split = " (offline split of the t10k images)" if m["offline_split"] else ""
+    print(f"{args.kind} classifier → {out}: test accuracy {m['test_accuracy']:.4f} on {m['n_test']} "
+          f"{'images' if args.kind == 'mnist' else 'clips'}{split}, trained on {m['n_train']} in {m['seconds']:.0f} s")
+    return 0
+
+
+COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "analyze": _cmd_analyze, "config": _cmd_config,
+            "anomaly": _cmd_anomaly, "export": _cmd_export, "data": _cmd_data, "classifier": _cmd_classifier,
+            "audio": _cmd_audio}
 
 
 def _default_threads() -> None:

@@ -37,6 +37,10 @@ class DataConfig(Section):
     """Share of normal files held out for validation and threshold calibration."""
     skip_bad_files: bool = False
     """Skip unreadable or invalid files with a warning instead of stopping."""
+    limit: int | None = Field(None, gt=0)
+    """audio_ae / image_ae: use at most this many recordings (or training images), a seeded random subset."""
+    stems: list[str] | None = None
+    """audio_ae: ``data.train_dir`` is a MUSDB-style root (``<track>/<stem>.wav``); train on these stems."""
 
 
 class AudioConfig(Section):
@@ -113,6 +117,20 @@ class AugmentConfig(Section):
     time_shift_max_s: float = Field(1.0, ge=0)
 
 
+class DigitsConfig(Section):
+    """Audio-visual digits (task ``avdigits``): FSDD clips paired with MNIST images of the same digit."""
+
+    fsdd_root: str | None = None
+    """Folder holding ``recordings/*.wav`` (or where to download FSDD to, with ``download``)."""
+    mnist_root: str | None = None
+    """Folder holding the MNIST ``*-ubyte.gz`` files (or where to download them to)."""
+    download: bool = False
+    pairs_per_clip: int = Field(1, ge=1)
+    limit_train_clips: int | None = Field(None, gt=0)
+    """Use only this many training clips (quick runs and tests)."""
+    limit_test_clips: int | None = Field(None, gt=0)
+
+
 class LossWeights(Section):
     """Weights of the multimodal reconstruction losses (0 switches a term off)."""
 
@@ -128,13 +146,19 @@ class LossWeights(Section):
     focal_gamma: float = Field(2.0, ge=0)
     damage: float = Field(1.0, ge=0)
     """Damage-extent head (global mask mean), on samples that have a mask."""
+    audio: float = Field(1.0, ge=0)
+    """Audio-visual model: spectrogram reconstruction (L1 + MSE on standardised log-mel)."""
+    image: float = Field(1.0, ge=0)
+    """Audio-visual model: image reconstruction (binary cross-entropy)."""
 
 
 class ModelConfig(Section):
-    name: Literal["conv_vae", "conv_ae", "dense_ae", "mmvae", "spec2mask"] = "conv_vae"
+    name: Literal["conv_vae", "conv_ae", "dense_ae", "mmvae", "spec2mask", "avmvae",
+                  "mel_ae", "mel_vae", "image_dense_ae", "image_conv_ae"] = "conv_vae"
     fusion: Literal["poe", "moe", "mopoe", "jsd"] = "jsd"
     """Multimodal fusion: product, mixture, mixture of products of experts, Jensen-Shannon (mmJSD)."""
     mask_channels: list[int] = Field(default_factory=lambda: [16, 32, 64])
+    image_channels: list[int] = Field(default_factory=lambda: [32, 64])
     latent_dim: int = Field(16, gt=0)
     channels: list[int] = Field(default_factory=lambda: [16, 32, 64, 64])
     kernel_size: int = Field(3, gt=0)
@@ -146,6 +170,10 @@ class ModelConfig(Section):
     """VAE: learn the decoder's Gaussian noise scale (calibrated decoder) instead of fixing it."""
     sigma: float = Field(1.0, gt=0)
     output_activation: Literal["none", "sigmoid"] = "none"
+    dropout: float = Field(0.1, ge=0, lt=1)
+    """Autoencoders (mel_ae, mel_vae, image_*): dropout in the bottleneck."""
+    res_blocks: int = Field(1, ge=0)
+    """Mel autoencoders: residual blocks after each down-/up-sampling stage."""
 
 
 class BetaConfig(Section):
@@ -201,6 +229,7 @@ class Config(Section):
     vibration: VibrationConfig = Field(default_factory=VibrationConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     losses: LossWeights = Field(default_factory=LossWeights)
+    digits: DigitsConfig = Field(default_factory=DigitsConfig)
 
     @model_validator(mode="after")
     def _check(self) -> "Config":

@@ -716,3 +716,26 @@ def embed_2d(latents, method: str = "umap", seed: int = 0) -> np.ndarray:
     except Exception as exc:  # ImportError or any failure inside the reducer
         log.warning("embed_2d: %s failed (%s: %s); using PCA", method, type(exc).__name__, exc)
         return _pca_2d(x)
+
+
+def plot_heatmap(matrix, row_labels, col_labels, path: str | Path, title: str = "", xlabel: str = "",
+                 ylabel: str = "", fmt: str = ".2f", cmap: str = "viridis") -> Path:
+    """A labelled heatmap with the value written in each cell (relationship tables, rates)."""
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.ndim != 2 or m.shape != (len(row_labels), len(col_labels)):
+        raise ValueError(f"matrix of shape {m.shape} does not match {len(row_labels)} x {len(col_labels)} labels")
+    fig = _new_figure(1.0 + 0.55 * m.shape[1], 0.8 + 0.45 * m.shape[0])
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(m, cmap=cmap, aspect="auto")
+    fig.colorbar(im, ax=ax)
+    ax.set_xticks(range(m.shape[1]), [str(c) for c in col_labels])
+    ax.set_yticks(range(m.shape[0]), [str(r) for r in row_labels])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if m.size <= 400:
+        hi = np.nanmax(m) if np.isfinite(m).any() else 0.0
+        for (r, c), v in np.ndenumerate(m):
+            ax.text(c, r, format(v, fmt), ha="center", va="center", fontsize=7,
+                    color="black" if v > 0.6 * hi else "white")
+    return _save(fig, path)

@@ -23,6 +23,12 @@ def _multimodal():
     return multimodal
 
 
+def _audiovisual():
+    from latentbridge.models import audiovisual
+
+    return audiovisual
+
+
 def _autoencoders():
     from latentbridge.models import autoencoders
 
@@ -45,7 +51,7 @@ REGISTRY: dict[str, Callable[[], type[nn.Module]]] = {
     "dense_ae": _entry(_vae, "DenseAE"),
     "mmvae": _entry(_multimodal, "MultimodalVAE"),
     "spec2mask": _entry(_multimodal, "Spec2Mask"),
-    "avmvae": _entry(_multimodal, "AudioVisualVAE"),
+    "avmvae": _entry(_audiovisual, "AudioVisualVAE"),
     "mel_ae": _entry(_autoencoders, "MelAE"),
     "mel_vae": _entry(_autoencoders, "MelVAE"),
     "image_dense_ae": _entry(_autoencoders, "DenseImageAE"),

@@ -253,6 +253,8 @@ class DenseAE(LatentModel):
 
 
 MODELS: dict[str, type[LatentModel]] = {"conv_vae": ConvVAE, "conv_ae": ConvAE, "dense_ae": DenseAE}
+#: LatentModels defined in :mod:`latentbridge.models.autoencoders` (imported on demand)
+AUTOENCODERS = ("mel_ae", "mel_vae", "image_dense_ae", "image_conv_ae")
 
 
 def model_kwargs(name: str, model_cfg) -> dict[str, Any]:
@@ -266,10 +268,18 @@ def model_kwargs(name: str, model_cfg) -> dict[str, Any]:
                     output_activation=m.output_activation)
     if name == "dense_ae":
         return dict(hidden_dims=list(m.hidden_dims), latent_dim=m.latent_dim, context_frames=m.context_frames)
+    if name in AUTOENCODERS:
+        from latentbridge.models.autoencoders import autoencoder_kwargs
+
+        return autoencoder_kwargs(name, m)
     raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
 
 
 def build_model(name: str, input_shape, model_cfg) -> LatentModel:
+    if name in AUTOENCODERS:  # latentbridge.models.autoencoders, resolved through the registry
+        from latentbridge.models.registry import get_model_class
+
+        return get_model_class(name)(input_shape, **model_kwargs(name, model_cfg))
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
+        raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS) + sorted(AUTOENCODERS)}")
     return MODELS[name](input_shape, **model_kwargs(name, model_cfg))

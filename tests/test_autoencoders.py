@@ -1,0 +1,197 @@
+"""Mel and image autoencoders: shapes, losses, save/load, and the audio_ae / image_ae workflows."""
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import FSDD, REPO
+from latentbridge.cli import main
+from latentbridge.config import load_config
+from latentbridge.models.hub import load_model, save_model
+from latentbridge.models.vae import build_model
+
+MNIST_ROOT = REPO.parent / "shared" / "data" / "mnist"
+
+SMALL = {  # name -> (input shape, overrides for a small model)
+    "mel_ae": ((1, 16, 40), ["model.channels=[16,16,32,32]", "model.latent_dim=8"]),
+    "mel_vae": ((1, 16, 32), ["model.channels=[16,16,32,32]", "model.latent_dim=8"]),
+    "image_dense_ae": ((1, 28, 28), ["model.hidden_dims=[64,32]", "model.latent_dim=8"]),
+    "image_conv_ae": ((1, 28, 28), ["model.channels=[8,16]", "model.latent_dim=8"]),
+}
+
+
+def _model(name):
+    shape, over = SMALL[name]
+    cfg = load_config(None, [f"model.name={name}", *over])
+    return build_model(name, shape, cfg.model), shape
+
+
+def _batch(name, shape, b=3):
+    torch.manual_seed(0)
+    if name.startswith("image"):
+        return torch.rand(b, *shape)
+    return torch.randn(b, *shape) * 10 - 40  # dB-like
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_shapes_losses_and_gradients(name):
+    model, shape = _model(name)
+    x = _batch(name, shape)
+    if name.startswith("mel"):
+        model.normalizer.fit(x)
+    out = model(x)
+    assert out.reconstruction.shape == x.shape
+    assert out.latent.shape == (3, 8)
+    assert all(v.shape == (3,) for v in out.losses.values()) and "mse" in out.losses
+    loss, parts = model.loss(x, beta=0.5)
+    assert loss.shape == (3,) and torch.isfinite(loss).all()
+    loss.mean().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+    if name == "mel_vae":
+        assert out.posterior is not None and "kl" in parts
+        assert torch.allclose(loss, parts["mse"] + parts["l1"] + 0.5 * parts["kl"])
+    elif name.startswith("mel"):
+        assert torch.allclose(loss, parts["mse"] + parts["l1"])
+    else:
+        assert torch.allclose(loss, parts["bce"] + parts["mse"])
+        assert 0 <= out.reconstruction.min() and out.reconstruction.max() <= 1
+    model.eval()
+    assert model.reconstruct(x).shape == x.shape
+    assert model.score(x, "mse").shape == (3,)
+    with pytest.raises(ValueError):
+        model(torch.zeros(2, 1, 5, 5))
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_save_load_round_trip(name, tmp_path):
+    model, shape = _model(name)
+    x = _batch(name, shape)
+    if name.startswith("mel"):
+        model.normalizer.fit(x)
+    model.eval()
+    save_model(tmp_path / name, model, name, config={"task": "x"}, transform={})
+    loaded = load_model(tmp_path / name).model
+    assert type(loaded) is type(model) and loaded.config() == model.config()
+    torch.testing.assert_close(loaded.reconstruct(x), model.reconstruct(x))
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def audio_run(tmp_path_factory, feature_cache):
+    if not FSDD.is_dir():
+        pytest.skip(f"FSDD recordings not found at {FSDD}")
+    out = tmp_path_factory.mktemp("audio_ae") / "model"
+    args = ["train", "--config", str(REPO / "configs" / "mel_ae.yaml"), "--out", str(out)]
+    for o in (f"data.train_dir={FSDD}", "data.limit=40", "data.val_fraction=0.2", "train.max_epochs=2",
+              "train.batch_size=8", "train.progress_bar=false", "model.channels=[32,32,64,64]",
+              "model.latent_dim=32"):
+        args += ["-o", o]
+    assert main(args) == 0
+    return out
+
+
+def test_audio_fit_and_evaluate(audio_run):
+    info = json.loads((audio_run / "config.json").read_text())
+    assert info["model_class"] == "mel_ae" and info["transform"]["kind"] == "mel"
+    assert info["transform"]["sample_rate"] == 8000 and info["transform"]["n_frames"] == 128
+    assert info["data"]["n_files"] == 40 and len(info["data"]["val_files"]) == 8
+    val = [float(r["val/loss"]) for r in _rows(audio_run / "logs" / "csv" / "version_0" / "metrics.csv")
+           if r.get("val/loss")]
+    assert len(val) == 2 and val[1] < val[0]  # the loss falls
+
+    out = audio_run.parent / "eval"
+    assert main(["evaluate", str(audio_run), "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n_windows"] == 8 and m["sample_rate"] == 8000
+    assert 1.0 <= m["pesq"] <= 4.6 and 0.0 <= m["stoi"] <= 1.0
+    assert 1.0 <= m["oracle_pesq"] <= 4.6 and m["oracle_stoi"] > m["stoi"]  # the model loses detail
+    assert m["mel_mse"] > 0 and -1 <= m["mel_cosine"] <= 1 and math.isfinite(m["lsd_db"])
+    assert (out / "report.html").stat().st_size > 1000 and (out / "spectrograms.png").exists()
+    assert len(list(out.glob("example_*_reconstructed.wav"))) == 4
+
+
+def test_audio_reconstruct_cli(audio_run, tmp_path):
+    import soundfile as sf
+
+    files = [FSDD / "3_jackson_5.wav", FSDD / "7_nicolas_2.wav"]
+    assert main(["audio", "reconstruct", str(audio_run), *map(str, files), "--out", str(tmp_path),
+                 "--n-iter", "8"]) == 0
+    for f in files:
+        out = tmp_path / f"{f.stem}_reconstructed.wav"
+        a, b = sf.info(str(f)), sf.info(str(out))
+        assert (b.frames, b.samplerate) == (a.frames, a.samplerate)
+        assert (tmp_path / f"{f.stem}_spectrogram.png").stat().st_size > 0
+    summary = json.loads((tmp_path / "reconstruct.json").read_text())
+    assert len(summary["files"]) == 2 and "Griffin-Lim" in summary["phase"]
+
+
+def test_reconstruct_long_file_overlap_add(audio_run, tmp_path):
+    """A file longer than one window with a rate other than the model's: windows are
+    overlap-added and the result resampled back to the file's rate and length."""
+    from latentbridge.io import read_audio, write_wav
+    from latentbridge.tasks.autoencode import reconstruct
+
+    a, _ = read_audio(FSDD / "3_jackson_5.wav")
+    b, _ = read_audio(FSDD / "7_nicolas_2.wav")
+    wave = np.concatenate([a, np.zeros(2000, np.float32), b, a])
+    import librosa
+
+    wave16 = librosa.resample(wave, orig_sr=8000, target_sr=16000)
+    src = write_wav(tmp_path / "long.wav", wave16, 16000)
+    res = reconstruct(audio_run, [src], tmp_path / "out", n_iter=4)
+    import soundfile as sf
+
+    info = sf.info(str(tmp_path / "out" / "long_reconstructed.wav"))
+    assert (info.frames, info.samplerate) == (len(wave16), 16000)
+    assert res["files"][0]["n_windows"] == math.ceil((len(wave) - 8000) / 8000) + 1
+
+
+def test_reconstruct_refuses_input_phase_for_mel(audio_run, tmp_path):
+    from latentbridge.tasks.autoencode import reconstruct
+
+    with pytest.raises(ValueError, match="keep no phase"):
+        reconstruct(audio_run, [FSDD / "3_jackson_5.wav"], tmp_path, phase="input")
+
+
+def test_image_fit_and_evaluate(tmp_path):
+    if not (MNIST_ROOT / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"MNIST not found at {MNIST_ROOT}")
+    out = tmp_path / "img"
+    args = ["train", "--config", str(REPO / "configs" / "image_ae_dense.yaml"), "--out", str(out)]
+    for o in (f"data.root={MNIST_ROOT}", "data.limit=600", "train.max_epochs=2", "train.batch_size=32",
+              "train.progress_bar=false", "model.hidden_dims=[128,64]"):
+        args += ["-o", o]
+    assert main(args) == 0
+    info = json.loads((out / "config.json").read_text())
+    assert info["data"]["n_train"] == 540 and info["data"]["n_val"] == 60
+    card = (out / "README.md").read_text()
+    if info["data"]["offline_split"]:
+        assert "offline split" in card
+    val = [float(r["val/loss"]) for r in _rows(out / "logs" / "csv" / "version_0" / "metrics.csv")
+           if r.get("val/loss")]
+    assert val[1] < val[0]
+    assert main(["evaluate", str(out), "--out", str(tmp_path / "eval")]) == 0
+    m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert 0 < m["test_mse"] < 0.25 and 0 < m["test_bce"] < 1.0 and m["n_images"] > 0
+    assert (tmp_path / "eval" / "reconstructions.png").exists() and (tmp_path / "eval" / "report.html").exists()
+
+
+@pytest.mark.parametrize("preset", ["mel_ae", "mel_vae", "mel_ae_music", "image_ae_dense", "image_ae_conv"])
+def test_presets_build(preset):
+    cfg = load_config(REPO / "configs" / f"{preset}.yaml")
+    shape = (1, cfg.features.n_mels, cfg.n_frames) if cfg.task == "audio_ae" else (1, 28, 28)
+    model = build_model(cfg.model.name, shape, cfg.model)
+    assert cfg.train.weight_decay > 0 and cfg.train.gradient_clip
+    if cfg.task == "audio_ae":
+        assert cfg.model.latent_dim == 128
+    assert model.config()["input_shape"] == list(shape)

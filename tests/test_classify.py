@@ -1,0 +1,232 @@
+"""Digit classifiers (MNIST / FSDD) and cross-modal coherence: models, short training runs on
+small subsets of the real data, the classifier cache and ``latentbridge classifier train``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from latentbridge.errors import LatentbridgeError
+from latentbridge.models.classifiers import FSDDClassifier, MNISTClassifier
+from latentbridge.tasks import classify
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST_ROOT = REPO.parent / "shared" / "data" / "mnist"
+FSDD_ROOT = REPO.parent / "shared" / "data" / "fsdd"
+
+needs_mnist = pytest.mark.skipif(not (MNIST_ROOT / "t10k-images-idx3-ubyte.gz").is_file()
+                                 and not (MNIST_ROOT / "t10k-images-idx3-ubyte").is_file(),
+                                 reason="../shared/data/mnist not available")
+needs_fsdd = pytest.mark.skipif(not (FSDD_ROOT / "recordings").is_dir(), reason="../shared/data/fsdd not available")
+
+#: quick MNIST run: 600 training images, 2 epochs (~2 s); chance is 0.10
+QUICK_MNIST = dict(epochs=2, n_train=600, n_test=500, batch_size=32)
+MNIST_BAR = 0.6
+#: quick FSDD run: 300 training clips, 15 epochs (~8 s; 0.59 when written), the whole official
+#: test split; chance is 0.10
+QUICK_FSDD = dict(epochs=15, n_train=300, batch_size=32)
+FSDD_BAR = 0.35
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: on the 2-core development machine, 2 threads made these runs 2-3x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# --------------------------------------------------------------------------- models
+
+
+def test_model_shapes_and_config_roundtrip():
+    torch.manual_seed(0)
+    m = MNISTClassifier()
+    assert m(torch.rand(5, 1, 28, 28)).shape == (5, 10)
+    assert m(torch.rand(5, 28, 28)).shape == (5, 10)
+    assert MNISTClassifier(**m.config()).config() == m.config()
+    f = FSDDClassifier()
+    assert f(torch.randn(3, 1, 64, 128) * 20 - 60).shape == (3, 10)
+    assert FSDDClassifier(**f.config()).config() == f.config()
+    assert m.config()["channels"] == [32, 64] and f.config()["channels"] == [16, 32, 64]
+
+    m.train()
+    p = m.predict_proba(np.random.default_rng(0).integers(0, 256, (7, 28, 28), dtype=np.uint8))
+    assert p.shape == (7, 10) and np.allclose(p.sum(1), 1, atol=1e-5)
+    assert m.training  # predict restores the mode
+    labels = f.predict(torch.randn(4, 64, 128) - 50)
+    assert labels.shape == (4,) and labels.dtype == np.int64 and labels.min() >= 0 and labels.max() <= 9
+    with pytest.raises(ValueError, match="expects inputs of shape"):
+        f.predict(np.zeros((2, 1, 64, 100), np.float32))
+
+
+def test_fsdd_classifier_ignores_gain_and_silence_floor():
+    torch.manual_seed(0)
+    f = FSDDClassifier().eval()
+    x = torch.randn(4, 1, 64, 128) * 15 - 60
+    x[..., 80:] = -100.0  # padded silence at the usual floor
+    ref = f(x)
+    assert torch.allclose(f(x + 12.0), ref, atol=1e-4)  # a dB offset (gain)
+    lower_floor = torch.where(x < x.flatten(1).amax(1).view(-1, 1, 1, 1) - 80, torch.full_like(x, -300.0), x)
+    assert torch.allclose(f(lower_floor), ref, atol=1e-4)  # a different floor below the dynamic range
+
+
+def test_augmentations_keep_shapes():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 1, 28, 28)
+    y = classify._augment_mnist(x, g, classify.DEFAULTS["mnist"]["augment"])
+    assert y.shape == x.shape and torch.isfinite(y).all()
+    s = torch.randn(6, 1, 64, 128) * 10 - 60
+    t = classify._augment_fsdd(s, g, classify.DEFAULTS["fsdd"]["augment"])
+    assert t.shape == s.shape and (t >= s.flatten(1).amin(1).view(-1, 1, 1, 1) - 1e-4).all()
+
+
+# --------------------------------------------------------------------------- coherence
+
+
+class _Fixed:
+    def __init__(self, preds):
+        self.preds = np.asarray(preds)
+
+    def predict(self, x):
+        assert len(x) == len(self.preds)
+        return self.preds
+
+
+class _FixedProba(_Fixed):
+    def predict_proba(self, x):
+        p = np.full((len(self.preds), 10), 0.05)
+        p[np.arange(len(self.preds)), self.preds] = 0.55
+        return p
+
+
+def test_coherence_on_hand_made_predictions():
+    targets = [0, 0, 1, 1, 2, 2, 2, 3]
+    preds = [0, 1, 1, 1, 2, 0, 2, 3]
+    res = classify.coherence(_Fixed(preds), np.zeros((8, 1, 28, 28)), targets)
+    assert res["n"] == 8 and res["accuracy"] == pytest.approx(6 / 8) and res["chance"] == 0.1
+    assert res["per_class_accuracy"]["0"] == pytest.approx(0.5)
+    assert res["per_class_accuracy"]["1"] == 1.0
+    assert res["per_class_accuracy"]["2"] == pytest.approx(2 / 3)
+    assert res["per_class_accuracy"]["3"] == 1.0 and res["per_class_accuracy"]["9"] is None
+    assert res["per_class_n"]["2"] == 3 and res["per_class_n"]["9"] == 0
+    conf = np.array(res["confusion_matrix"])
+    assert conf.shape == (10, 10) and conf.sum() == 8 and conf[0, 1] == 1 and conf[2, 0] == 1
+    assert "mean_target_probability" not in res
+
+    res = classify.coherence(_FixedProba(preds), torch.zeros(8, 1, 28, 28), torch.tensor(targets))
+    assert res["accuracy"] == pytest.approx(6 / 8)
+    assert res["mean_target_probability"] == pytest.approx((6 * 0.55 + 2 * 0.05) / 8)
+    json.dumps(res)  # plain JSON types
+
+    with pytest.raises(ValueError, match="target labels"):
+        classify.coherence(_Fixed(preds), np.zeros(8), [0, 1, 2, 3, 4, 5, 6, 10])
+    with pytest.raises(ValueError, match="samples for"):
+        classify.coherence(_Fixed(preds[:7]), np.zeros(7), targets)
+
+
+def test_coherence_with_a_real_model_on_its_own_input():
+    torch.manual_seed(0)
+    m = MNISTClassifier().eval()
+    x = torch.rand(20, 1, 28, 28)
+    res = classify.coherence(m, x, m.predict(x))
+    assert res["accuracy"] == 1.0
+
+
+# --------------------------------------------------------------------------- training on real data
+
+
+@needs_mnist
+def test_train_mnist_subset(tmp_path):
+    from latentbridge.models.hub import load_model
+
+    out = tmp_path / "mnist"
+    m = classify.train_classifier("mnist", out, data_root=MNIST_ROOT, **QUICK_MNIST)
+    assert m["n_train"] == 600 and m["n_test"] == 500
+    assert m["test_accuracy"] >= MNIST_BAR, m["test_accuracy"]
+    for name in ("config.json", "model.safetensors", "README.md", "metrics.json"):
+        assert (out / name).is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_accuracy"] == pytest.approx(m["test_accuracy"])
+    assert np.array(metrics["confusion_matrix"]).sum() == 500
+    saved = load_model(out)
+    assert isinstance(saved.model, MNISTClassifier)
+    assert saved.info["test_accuracy"] == pytest.approx(m["test_accuracy"])
+    assert saved.info["config"]["offline_split"] == m["offline_split"]
+    assert saved.info["transform"] == {}
+    assert not list(tmp_path.glob(".*partial"))  # the temporary folder was renamed
+    with pytest.raises(LatentbridgeError, match="not empty"):
+        classify.train_classifier("mnist", out, data_root=MNIST_ROOT, **QUICK_MNIST)
+
+
+@needs_fsdd
+def test_train_fsdd_subset(tmp_path):
+    from latentbridge.data import digits
+    from latentbridge.models.hub import load_model
+
+    out = tmp_path / "fsdd"
+    m = classify.train_classifier("fsdd", out, data_root=FSDD_ROOT, **QUICK_FSDD)
+    assert m["n_train"] == 300 and m["n_test"] == 300  # the whole official test split
+    assert m["test_accuracy"] >= FSDD_BAR, m["test_accuracy"]
+    saved = load_model(out)
+    assert isinstance(saved.model, FSDDClassifier)
+    assert saved.info["transform"] == digits.TRANSFORM
+    assert saved.info["config"]["speaker_overlap"] is True
+
+
+@needs_mnist
+def test_load_classifier_trains_once_then_reuses(tmp_path, monkeypatch):
+    real = classify.train_classifier
+    calls = []
+
+    def quick(kind, out_dir, **kw):
+        calls.append(out_dir)
+        kw.update(QUICK_MNIST)
+        return real(kind, out_dir, **kw)
+
+    monkeypatch.setattr(classify, "train_classifier", quick)
+    model, info = classify.load_classifier("mnist", data_root=MNIST_ROOT, cache_dir=tmp_path)
+    assert len(calls) == 1 and info["trained_now"] is True
+    assert Path(info["path"]) == tmp_path / "mnist" == classify.classifier_dir("mnist", tmp_path)
+    assert isinstance(model, MNISTClassifier) and not model.training
+
+    def boom(*a, **k):
+        raise AssertionError("retrained although the classifier is cached")
+
+    monkeypatch.setattr(classify, "train_classifier", boom)
+    model2, info2 = classify.load_classifier("mnist", data_root=MNIST_ROOT, cache_dir=tmp_path)
+    assert info2["trained_now"] is False and info2["test_accuracy"] == info["test_accuracy"]
+    x = torch.rand(8, 1, 28, 28)
+    assert np.array_equal(model.predict(x), model2.predict(x))
+
+    with pytest.raises(LatentbridgeError, match="classifier train fsdd"):
+        classify.load_classifier("fsdd", cache_dir=tmp_path, train_if_missing=False)
+
+
+def test_classifier_dir_default(monkeypatch, tmp_path):
+    monkeypatch.setenv("LATENTBRIDGE_CACHE", str(tmp_path / "features"))
+    assert classify.classifier_dir("fsdd") == tmp_path / "classifiers" / "fsdd"
+    with pytest.raises(ValueError):
+        classify.classifier_dir("cifar")
+
+
+@needs_mnist
+def test_cli_classifier_train(tmp_path, capsys):
+    from latentbridge.cli import main
+
+    out = tmp_path / "clf"
+    args = ["classifier", "train", "mnist", "--out", str(out), "--data", str(MNIST_ROOT), "--epochs", "1",
+            "--n-train", "300", "--n-test", "200", "--batch-size", "32"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "test accuracy" in text and "on 200 images" in text
+    info = json.loads((out / "config.json").read_text())
+    assert info["model_class"] == "mnist_classifier" and info["n_train"] == 300
+    assert main(args) == 2  # exists: needs --force
+    assert "not empty" in capsys.readouterr().err
+    assert main(args + ["--force"]) == 0
