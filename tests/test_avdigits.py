@@ -107,3 +107,16 @@ def test_model_generates_both_modalities(av_run):
 def test_analyze_refuses_other_tasks(fitted_model, tmp_path, capsys):
     assert main(["analyze", str(fitted_model), "--out", str(tmp_path / "a")]) == 2
     assert "avdigits" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rate, channels", [(16000, 1), (8000, 2)])
+def test_clip_with_wrong_rate_or_channels_is_named(tmp_path, rate, channels):
+    import soundfile as sf
+
+    from latentbridge.data.digits import load_clips
+    from latentbridge.errors import DataError
+
+    bad = tmp_path / "3_someone_7.wav"
+    sf.write(bad, np.random.default_rng(0).normal(0, 0.1, (rate // 2, channels)), rate)
+    with pytest.raises(DataError, match=f"3_someone_7.wav.*{channels} channel.*{rate} Hz"):
+        load_clips([bad])

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from latentbridge.io import read_audio
+from latentbridge.errors import DataError
+from latentbridge.io import audio_info, read_audio
 
 SAMPLE_RATE = 8000
 CLIP_SAMPLES = 8000  # 1 s: FSDD clips are 0.2-1 s (a few longer ones are centre-cropped)
@@ -33,10 +34,20 @@ def fit_length(wave: np.ndarray, length: int = CLIP_SAMPLES) -> np.ndarray:
     return np.pad(wave, [(0, 0)] * (wave.ndim - 1) + [(0, length - n)])
 
 
-def load_clips(paths, sample_rate: int = SAMPLE_RATE, length: int = CLIP_SAMPLES) -> np.ndarray:
-    """(N, length) float32 mono clips at ``sample_rate``."""
+def load_clips(paths, sample_rate: int = SAMPLE_RATE, length: int = CLIP_SAMPLES, strict: bool = True) -> np.ndarray:
+    """(N, length) float32 mono clips at ``sample_rate``.
+
+    With ``strict`` (FSDD), a recording that is not mono at ``sample_rate`` is an error naming
+    the file rather than silently converted: a folder that mixes in other recordings is a data
+    problem worth seeing.
+    """
     out = np.zeros((len(paths), length), dtype=np.float32)
     for i, p in enumerate(paths):
+        if strict:
+            info = audio_info(p)
+            if info.channels != 1 or info.sample_rate != sample_rate:
+                raise DataError(p, f"expected a mono {sample_rate} Hz recording, got {info.channels} channel(s) "
+                                   f"at {info.sample_rate} Hz")
         wave, _ = read_audio(p, sample_rate=sample_rate, mono=True)
         out[i] = fit_length(wave, length)
     return out
