@@ -236,6 +236,12 @@ def evaluate(run_dir: str | Path, out_dir: str | Path, data: str | None = None, 
                                      np.stack([norm(pred["image_to_audio"][i, 0]) for i in pick])]),
                            ["spoken digit (truth)", "spectrogram from the image"], [str(test.label[i]) for i in pick],
                            out_dir / "image_to_audio.png")
+    report.plot_image_grid(np.stack([test.image[pick, 0], pred["image_recon"][pick, 0]]),
+                           ["image", "reconstruction (from the image)"], [str(test.label[i]) for i in pick],
+                           out_dir / "image_reconstructions.png", cmap="gray")
+    report.plot_spectrogram_pairs(test.audio[pick, 0], pred["audio_recon"][pick, 0],
+                                  [f"digit {test.label[i]} ({test.speaker[i]})" for i in pick],
+                                  out_dir / "audio_reconstructions.png")
     for i in pick[:n_audio_examples]:
         w = transform.invert(torch.from_numpy(pred["image_to_audio"][i:i + 1]), length=test.waves.shape[-1],
                              n_iter=gl_iterations)
@@ -251,7 +257,9 @@ def evaluate(run_dir: str | Path, out_dir: str | Path, data: str | None = None, 
     report.write_html_report(out_dir / "report.html", f"latentbridge audio-visual digits: {Path(run_dir).name}", [
         {"heading": "Metrics", "text": "Coherence: the digit class of the generated sample (by the MNIST / FSDD "
                                        "classifier) matches the input's class.", "table": metrics},
-        {"heading": "Cross-modal generation", "images": ["audio_to_image.png", "image_to_audio.png"]},
+        {"heading": "Reconstructions", "images": ["image_reconstructions.png", "audio_reconstructions.png"]},
+        {"heading": "Cross-modal generation", "text": "image_to_audio_<digit>.wav: the spectrogram generated from "
+         "an image, through Griffin-Lim", "images": ["audio_to_image.png", "image_to_audio.png"]},
         {"heading": "Synthesis from the prior (the same latent sample in each column)",
          "images": ["synthetic_images.png", "synthetic_audio.png"]},
         {"heading": "Latent space", "images": ["latent_joint.png"]},
