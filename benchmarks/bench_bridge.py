@@ -8,7 +8,7 @@ Models (presets unchanged, ``train.seed`` 0 and ``data.test_fraction`` 0.25 in e
 * ``mopoe``     configs/mmvae_bridge_mopoe.yaml  mixture of products of experts
 * ``spec2mask`` configs/spec2mask_bridge.yaml    supervised reference: same spectrogram encoder -> mask
 
-Data: the default simulated bridge set (``latentbridge data synth bridge --out DIR``: seed 0, 150
+Data: the default simulated bridge set (``latentbridge data synth bridge --out DIR``: seed 0, 300
 damage states x 20 s, 8 sensors), generated into the work folder unless ``--data`` names one.
 Every model is trained and evaluated through the CLI, exactly as a user would::
 

@@ -173,7 +173,7 @@ CRACK_DEPTH = (0.1, 0.6)
 N_MANIFEST_MODES = 5
 
 DEFAULTS: dict[str, Any] = {
-    "states": 150,
+    "states": 300,
     "seed": 0,
     "sample_rate": 200.0,
     "duration_s": 20.0,
