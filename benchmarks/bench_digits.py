@@ -30,7 +30,7 @@ Three parts (``--parts``, default all three; each can run alone):
 
 Usage (from the repository root)::
 
-    python benchmarks/bench_digits.py                                   # trains both presets (~25 min)
+    python benchmarks/bench_digits.py                                   # trains both presets first (~40 min here)
     python benchmarks/bench_digits.py --run-dir /tmp/avfull --mel-run /tmp/ae_real   # reuse trained runs
     python benchmarks/bench_digits.py --parts mel --mel-run /tmp/ae_real
 

@@ -183,7 +183,7 @@ def predict_all(model, data: DigitPairs, batch: int = 256) -> dict[str, np.ndarr
 
 
 def evaluate(run_dir: str | Path, out_dir: str | Path, data: str | None = None, n_audio_examples: int = 10,
-             gl_iterations: int = 32) -> dict:
+             gl_iterations: int = 32, max_wav_pairs: int = 600) -> dict:
     from latentbridge import report
     from latentbridge.data.digits import digit_transform
     from latentbridge.io import write_wav
@@ -204,10 +204,12 @@ def evaluate(run_dir: str | Path, out_dir: str | Path, data: str | None = None, 
     i2a = coherence(fsdd_clf, torch.from_numpy(pred["image_to_audio"]), test.label)
     # the stronger test of image → spectrogram → wav: re-analyse the Griffin-Lim audio
     transform = digit_transform().eval()
-    n_wav = min(len(test.label), 200)
-    wav = transform.invert(torch.from_numpy(pred["image_to_audio"][:n_wav]), length=test.waves.shape[-1],
+    # a seeded random subset (pairs are sorted by digit, so the first N would hold a few digits only)
+    sub = np.sort(np.random.default_rng(0).permutation(len(test.label))[:min(len(test.label), max_wav_pairs)])
+    n_wav = len(sub)
+    wav = transform.invert(torch.from_numpy(pred["image_to_audio"][sub]), length=test.waves.shape[-1],
                            n_iter=gl_iterations)
-    i2wav = coherence(fsdd_clf, transform(wav.reshape(n_wav, -1)), test.label[:n_wav])
+    i2wav = coherence(fsdd_clf, transform(wav.reshape(n_wav, -1)), test.label[sub])
     metrics: dict = {
         "fusion": cfg.model.fusion, "n_test_pairs": int(len(test.label)), **info,
         "coherence_audio_to_image": a2i["accuracy"], "coherence_image_to_audio": i2a["accuracy"],
