@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latentbridge.config import Config, config_to_dict, dump_yaml, validate
+from latentbridge.config import Config, config_to_dict, validate
 from latentbridge.data.audio import FeatureExtractor, WindowFeatures, split_train_val
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
 from latentbridge.metrics.anomaly import calibrate_threshold, detection_metrics, partial_auc, roc_auc
@@ -115,9 +115,7 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, force: bool =
 
     Returns None in the extra processes of a multi-process (DDP) run.
     """
-    import lightning as L
-
-    from latentbridge.training.module import fit_model, is_launched_child, make_loader, prepare_run_dir
+    from latentbridge.training.module import fit_model, make_loader, start_run
 
     t0 = time.time()
     out_dir = Path(out_dir)
@@ -129,14 +127,7 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, force: bool =
     train_wf, val_wf = split_train_val(wf, cfg.data.val_fraction, cfg.train.seed)
     if len(train_wf) == 0:
         raise DataError(cfg.data.train_dir, "no training windows")
-    child = is_launched_child()
-    if not child:
-        prepare_run_dir(out_dir, resume, force)
-        atomic_write_text(out_dir / "config.yaml", dump_yaml(cfg))
-
-    if cfg.train.num_threads:
-        torch.set_num_threads(cfg.train.num_threads)
-    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    start_run(cfg, out_dir, resume, force)
     input_shape = tuple(train_wf.features.shape[1:])
     model = build_model(cfg.model.name, input_shape, cfg.model)
     if cfg.features.standardize:

@@ -38,9 +38,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latentbridge.config import Config, config_to_dict, dump_yaml, validate
+from latentbridge.config import Config, config_to_dict, validate
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
-from latentbridge.utils import atomic_write_json, atomic_write_text
+from latentbridge.utils import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -77,20 +77,15 @@ def fit(cfg: Config, out_dir: str | Path, resume: bool = False, force: bool = Fa
 
 
 def _train(cfg: Config, model, out_dir: Path, train_x: np.ndarray, val_x: np.ndarray, resume: bool, force: bool):
-    import lightning as L
+    from latentbridge.training.module import fit_model, make_loader, start_run
 
-    from latentbridge.training.module import fit_model, is_launched_child, make_loader, prepare_run_dir
-
-    if not is_launched_child():
-        prepare_run_dir(out_dir, resume, force)
-        atomic_write_text(out_dir / "config.yaml", dump_yaml(cfg))
+    start_run(cfg, out_dir, resume, force)
 
     def loader(x: np.ndarray, shuffle: bool):
         return make_loader(torch.utils.data.TensorDataset(torch.from_numpy(np.ascontiguousarray(x))), cfg.train,
                            shuffle)
 
     has_val = len(val_x) > 0
-    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     return fit_model(model, cfg, out_dir, loader(train_x, True), loader(val_x, False) if has_val else None,
                      resume=resume)
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latentbridge.config import Config, config_to_dict, dump_yaml, validate
+from latentbridge.config import Config, config_to_dict, validate
 from latentbridge.errors import ConfigError
 from latentbridge.models.hub import load_model, save_model
-from latentbridge.utils import atomic_path, atomic_write_json, atomic_write_text, stable_hash
+from latentbridge.utils import atomic_path, atomic_write_json, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +123,8 @@ def build_model(cfg: Config):
 
 
 def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, force: bool = False):
-    import lightning as L
-
     from latentbridge.data.digits import TRANSFORM
-    from latentbridge.training.module import DictDataset, fit_model, is_launched_child, make_loader, prepare_run_dir
+    from latentbridge.training.module import DictDataset, fit_model, make_loader, start_run
 
     if cfg.model.name != "avmvae":
         raise ConfigError(f"model.name: the avdigits task trains 'avmvae', not '{cfg.model.name}'")
@@ -134,12 +132,7 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, force: bool =
     out_dir = Path(out_dir)
     data, info = build_pairs(cfg, "train")
     train, val = _split_val(data, cfg.data.val_fraction, cfg.train.seed)
-    if not is_launched_child():
-        prepare_run_dir(out_dir, resume, force)
-        atomic_write_text(out_dir / "config.yaml", dump_yaml(cfg))
-    if cfg.train.num_threads:
-        torch.set_num_threads(cfg.train.num_threads)
-    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    start_run(cfg, out_dir, resume, force)
     model = build_model(cfg)
     model.normalizer.fit(torch.from_numpy(train.audio))
     trainer = fit_model(model, cfg, out_dir, make_loader(DictDataset(**train.tensors()), cfg.train, True),

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latentbridge.config import Config, config_to_dict, dump_yaml, validate
+from latentbridge.config import Config, config_to_dict, validate
 from latentbridge.errors import ConfigError, DataError
 from latentbridge.models.hub import SavedModel, load_model, save_model
-from latentbridge.utils import atomic_write_json, atomic_write_text
+from latentbridge.utils import atomic_write_json
 
 
 def _data(cfg: Config, root: str | None = None):
@@ -51,9 +51,7 @@ def build(cfg: Config, n_channels: int, n_samples: int, sample_rate: float):
 
 
 def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, force: bool = False):
-    import lightning as L
-
-    from latentbridge.training.module import DictDataset, fit_model, is_launched_child, make_loader, prepare_run_dir
+    from latentbridge.training.module import DictDataset, fit_model, make_loader, start_run
 
     if cfg.model.name not in ("mmvae", "spec2mask"):
         raise ConfigError(f"model.name: the multimodal task trains 'mmvae' or 'spec2mask', not '{cfg.model.name}'")
@@ -66,12 +64,7 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, force: bool =
         raise DataError(cfg.data.root, "no training windows after holding out test and validation states")
     if cfg.model.name == "spec2mask":  # the supervised reference learns from labelled windows only
         train = train.subset_tests([t for i, t in enumerate(train.tests) if train.has_mask[train.test_index == i].any()])
-    if not is_launched_child():
-        prepare_run_dir(out_dir, resume, force)
-        atomic_write_text(out_dir / "config.yaml", dump_yaml(cfg))
-    if cfg.train.num_threads:
-        torch.set_num_threads(cfg.train.num_threads)
-    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    start_run(cfg, out_dir, resume, force)
     n, c, t = train.waves.shape
     model = build(cfg, c, t, data.sample_rate)
     with torch.no_grad():

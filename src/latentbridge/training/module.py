@@ -131,6 +131,20 @@ def prepare_run_dir(out_dir: Path, resume: bool, force: bool) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
+def start_run(cfg, out_dir: Path, resume: bool, force: bool) -> None:
+    """Prepare the run folder and save the resolved config (main process only; DDP's extra
+    processes re-run the command), then set torch's threads and every seed."""
+    from latentbridge.config import dump_yaml
+    from latentbridge.utils import atomic_write_text
+
+    if not is_launched_child():
+        prepare_run_dir(out_dir, resume, force)
+        atomic_write_text(out_dir / "config.yaml", dump_yaml(cfg))
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+
+
 def fit_model(model: torch.nn.Module, cfg, out_dir: Path, train_loader, val_loader=None, resume: bool = False):
     """Train ``model`` with Lightning into ``out_dir``; load the best checkpoint's weights into it.
 
