@@ -115,7 +115,7 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, force: bool =
 
     Returns None in the extra processes of a multi-process (DDP) run.
     """
-    from latentbridge.training.module import fit_model, make_loader, start_run
+    from latentbridge.training.module import fit_model, make_loader, start_run, training_summary
 
     t0 = time.time()
     out_dir = Path(out_dir)
@@ -159,22 +159,13 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, force: bool =
         "n_val_files": len(val_wf.files), "n_train_windows": len(train_wf), "n_val_windows": len(val_wf),
         "total_duration_s": float(wf.durations_s.sum()), "skipped_files": wf.skipped,
     }
-    training_info = {
-        "epochs": int(trainer.current_epoch), "global_step": int(trainer.global_step),
-        "best_val_loss": _metric(trainer.checkpoint_callback.best_model_score),
-        "seconds": round(time.time() - t0, 2),
-    }
+    training_info = training_summary(trainer, t0)
     atomic_write_json(out_dir / "calibration.json", {**anomaly_info, "scores": calib_scores.tolist()})
     save_model(out_dir, model, cfg.model.name, config=config_to_dict(cfg), transform=transform.to_dict(),
                extra={"anomaly": anomaly_info, "data": data_info, "training": training_info},
                card=model_card(cfg, transform, anomaly_info, data_info, training_info))
     return FitResult(out_dir, float(calib["threshold"]), len(train_wf), len(val_wf), time.time() - t0)
 
-
-def _metric(v) -> float | None:
-    if v is None:
-        return None
-    return float(v.item() if hasattr(v, "item") else v)
 
 
 def model_card(cfg: Config, transform: SpectrogramTransform, anomaly: dict, data: dict, training: dict) -> str:

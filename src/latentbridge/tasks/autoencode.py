@@ -58,11 +58,6 @@ class FitResult:
     seconds: float
 
 
-def _metric(v) -> float | None:
-    if v is None:
-        return None
-    return float(v.item() if hasattr(v, "item") else v)
-
 
 def fit(cfg: Config, out_dir: str | Path, resume: bool = False, force: bool = False) -> FitResult | None:
     """Train ``cfg.model`` on ``cfg.task`` data into ``out_dir`` (a model folder when done).
@@ -127,6 +122,7 @@ def _fit_audio(cfg: Config, out_dir: Path, resume: bool, force: bool) -> FitResu
     from latentbridge.data.audio import FeatureExtractor, split_train_val
     from latentbridge.models.hub import save_model
     from latentbridge.models.vae import build_model
+    from latentbridge.training.module import training_summary
     from latentbridge.transforms.audio import SpectrogramTransform
 
     t0 = time.time()
@@ -155,9 +151,7 @@ def _fit_audio(cfg: Config, out_dir: Path, resume: bool, force: bool) -> FitResu
         "total_duration_s": float(wf.durations_s.sum()), "skipped_files": wf.skipped,
         "val_files": [str(f) for f in val_wf.files],
     }
-    training = {"epochs": int(trainer.current_epoch), "global_step": int(trainer.global_step),
-                "best_val_loss": _metric(trainer.checkpoint_callback.best_model_score),
-                "seconds": round(time.time() - t0, 2)}
+    training = training_summary(trainer, t0)
     save_model(out_dir, model, cfg.model.name, config=config_to_dict(cfg), transform=transform.to_dict(),
                extra={"data": data_info, "training": training},
                card=_audio_card(cfg, data_info, training))
@@ -430,6 +424,7 @@ def _fit_image(cfg: Config, out_dir: Path, resume: bool, force: bool) -> FitResu
     from latentbridge.data.digits import images_to_float
     from latentbridge.models.hub import save_model
     from latentbridge.models.vae import build_model
+    from latentbridge.training.module import training_summary
 
     t0 = time.time()
     if cfg.model.name not in IMAGE_MODELS:
@@ -450,9 +445,7 @@ def _fit_image(cfg: Config, out_dir: Path, resume: bool, force: bool) -> FitResu
         return None
     data_info = {"root": str(cfg.data.root), "offline_split": bool(mn.offline_split),
                  "n_train": int(len(train_x)), "n_val": int(len(val_x)), "limit": cfg.data.limit}
-    training = {"epochs": int(trainer.current_epoch), "global_step": int(trainer.global_step),
-                "best_val_loss": _metric(trainer.checkpoint_callback.best_model_score),
-                "seconds": round(time.time() - t0, 2)}
+    training = training_summary(trainer, t0)
     split = ("an offline split: the 60,000 training images were absent, so 'train' and 'test' are a seeded "
              f"(seed {cfg.train.seed}) 8,000 / 2,000 split of the 10,000 official test images; figures are "
              "not comparable with results on the official split" if mn.offline_split

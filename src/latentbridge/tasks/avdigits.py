@@ -124,7 +124,7 @@ def build_model(cfg: Config):
 
 def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, force: bool = False):
     from latentbridge.data.digits import TRANSFORM
-    from latentbridge.training.module import DictDataset, fit_model, make_loader, start_run
+    from latentbridge.training.module import DictDataset, fit_model, make_loader, start_run, training_summary
 
     if cfg.model.name != "avmvae":
         raise ConfigError(f"model.name: the avdigits task trains 'avmvae', not '{cfg.model.name}'")
@@ -142,7 +142,7 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, force: bool =
         return None
     data_info = {**info, "n_train_pairs": int(len(train.label)), "n_val_pairs": int(len(val.label)),
                  "fsdd_root": cfg.digits.fsdd_root, "mnist_root": cfg.digits.mnist_root}
-    training = {"epochs": int(trainer.current_epoch), "seconds": round(time.time() - t0, 2)}
+    training = training_summary(trainer, t0)
     card = (f"# latentbridge audio-visual digits model ({cfg.model.fusion} fusion)\n\n"
             f"Spoken digits (FSDD, 8 kHz, 1-s clips → {TRANSFORM['n_mels']}-band dB log-mel, n_fft "
             f"{TRANSFORM['n_fft']}, hop {TRANSFORM['hop_length']}, {TRANSFORM['n_frames']} frames) paired with MNIST "

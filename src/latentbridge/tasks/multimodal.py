@@ -51,7 +51,7 @@ def build(cfg: Config, n_channels: int, n_samples: int, sample_rate: float):
 
 
 def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, force: bool = False):
-    from latentbridge.training.module import DictDataset, fit_model, make_loader, start_run
+    from latentbridge.training.module import DictDataset, fit_model, make_loader, start_run, training_summary
 
     if cfg.model.name not in ("mmvae", "spec2mask"):
         raise ConfigError(f"model.name: the multimodal task trains 'mmvae' or 'spec2mask', not '{cfg.model.name}'")
@@ -80,18 +80,13 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, force: bool =
     data_info = {"root": str(cfg.data.root), "sample_rate": data.sample_rate, "n_channels": c, "window_samples": t,
                  "n_train_windows": int(n), "n_val_windows": int(len(val.waves)),
                  "n_test_windows": int(len(test.waves)), **split}
-    training_info = {"epochs": int(trainer.current_epoch), "global_step": int(trainer.global_step),
-                     "best_val_loss": _metric(trainer.checkpoint_callback.best_model_score),
-                     "seconds": round(time.time() - t0, 2)}
+    training_info = training_summary(trainer, t0)
     save_model(out_dir, model, cfg.model.name, config=config_to_dict(cfg), transform={
         "n_fft": cfg.vibration.n_fft, "hop_length": cfg.vibration.hop_length, "sample_rate": data.sample_rate},
         extra={"data": data_info, "training": training_info, "mask_threshold": mask_threshold},
         card=model_card(cfg, data_info, training_info, mask_threshold))
     return {"out_dir": out_dir, "seconds": time.time() - t0, **data_info}
 
-
-def _metric(v) -> float | None:
-    return None if v is None else float(v.item() if hasattr(v, "item") else v)
 
 
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 11))  # 0.05 ... 0.5

@@ -145,6 +145,16 @@ def start_run(cfg, out_dir: Path, resume: bool, force: bool) -> None:
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
 
 
+def training_summary(trainer: L.Trainer, t0: float) -> dict:
+    """Epochs, steps, best monitored loss and wall time of a finished fit (for config.json and cards)."""
+    import time
+
+    best = trainer.checkpoint_callback.best_model_score
+    return {"epochs": int(trainer.current_epoch), "global_step": int(trainer.global_step),
+            "best_val_loss": None if best is None else float(best.item() if hasattr(best, "item") else best),
+            "seconds": round(time.time() - t0, 2)}
+
+
 def fit_model(model: torch.nn.Module, cfg, out_dir: Path, train_loader, val_loader=None, resume: bool = False):
     """Train ``model`` with Lightning into ``out_dir``; load the best checkpoint's weights into it.
 
