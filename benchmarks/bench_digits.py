@@ -5,11 +5,13 @@ Three parts (``--parts``, default all three; each can run alone):
 ``coherence``
     Audio-visual MoPoE VAE (``configs/avdigits.yaml``) on the test pairs: spoken digit → image
     (judged by the MNIST classifier), image → log-mel (judged by the FSDD classifier), and
-    image → log-mel → Griffin-Lim wav → re-analysed log-mel (FSDD classifier). Runs
-    ``latentbridge evaluate RUN --out WORK/eval`` (the package's own figures) and recomputes the
-    coherences in-process on the same test pairs with the same code (``predict_all`` +
-    ``coherence``), adding per-digit figures and image → wav on *every* test pair (``evaluate``
-    only does its first 200 pairs, see the README). Classifier test accuracies come from the
+    image → log-mel → Griffin-Lim wav → re-analysed log-mel (FSDD classifier), by both
+    generation routes (``posterior``: the source's latent decoded by the target decoder;
+    ``bridge``: the source's latent mapped to the target's latent by the model's latent bridge
+    first). Runs ``latentbridge evaluate RUN --out WORK/eval`` (the package's own figures) and
+    recomputes the coherences in-process on the same test pairs with the same code
+    (``predict_all`` + ``coherence``), adding per-digit figures, the classifiers on the real
+    counterparts, and image → wav on every test pair. Classifier test accuracies come from the
     cached classifiers (``latentbridge classifier train``).
 
 ``clustering``
@@ -101,65 +103,50 @@ def part_coherence(run_dir: Path, work: Path, gl_iter: int, av) -> dict:
     mnist_clf, mnist_info = load_classifier("mnist", data_root=cfg.digits.mnist_root, train_if_missing=False)
     fsdd_clf, fsdd_info = load_classifier("fsdd", data_root=cfg.digits.fsdd_root, train_if_missing=False)
     y = test.label
-    a2i = coherence(mnist_clf, torch.from_numpy(pred["audio_to_image"]), y)
-    i2a = coherence(fsdd_clf, torch.from_numpy(pred["image_to_audio"]), y)
     # reference: the classifiers on the *real* test pairs' other modality
     real_img = coherence(mnist_clf, torch.from_numpy(test.image), y)
     real_aud = coherence(fsdd_clf, torch.from_numpy(test.audio), y)
     transform = digit_transform().eval()
-    t0 = time.perf_counter()
-    waves = []
-    with torch.no_grad():
-        for i in range(0, len(y), 200):  # evaluate's batch of 200 (Griffin-Lim's seeded start depends on it)
-            waves.append(transform.invert(torch.from_numpy(pred["image_to_audio"][i:i + 200]),
-                                          length=test.waves.shape[-1], n_iter=gl_iter).reshape(-1, test.waves.shape[-1]))
-        wav = torch.cat(waves)
-        i2w = coherence(fsdd_clf, transform(wav), y)
-        # the same re-analysis for the real clips (does the wav round trip alone cost accuracy?)
-        real_w = transform.invert(torch.from_numpy(test.audio), length=test.waves.shape[-1], n_iter=gl_iter)
-        real_rt = coherence(fsdd_clf, transform(real_w.reshape(len(y), -1)), y)
-    gl_s = time.perf_counter() - t0
-    first = coherence(fsdd_clf, transform(wav[:200]), y[:200])
-    digits_first200 = sorted(set(y[:200].tolist()))
-    rows = [
-        {"direction": "audio → image (MNIST clf.)", "package evaluate": ev["coherence_audio_to_image"],
-         "in-process (all pairs)": a2i["accuracy"], "n": a2i["n"], "classifier on real": real_img["accuracy"],
-         "classifier test acc.": mnist_info.get("test_accuracy"),
-         "min per digit": min(v for v in a2i["per_class_accuracy"].values() if v is not None),
-         "goal ≥ 0.90": "met" if a2i["accuracy"] >= GOAL else "NOT met"},
-        {"direction": "image → log-mel (FSDD clf.)", "package evaluate": ev["coherence_image_to_audio"],
-         "in-process (all pairs)": i2a["accuracy"], "n": i2a["n"], "classifier on real": real_aud["accuracy"],
-         "classifier test acc.": fsdd_info.get("test_accuracy"),
-         "min per digit": min(v for v in i2a["per_class_accuracy"].values() if v is not None),
-         "goal ≥ 0.90": "met" if i2a["accuracy"] >= GOAL else "NOT met"},
-        {"direction": f"image → log-mel → GL{gl_iter} wav → log-mel", "package evaluate": ev["coherence_image_to_wav"],
-         "in-process (all pairs)": i2w["accuracy"], "n": i2w["n"], "classifier on real": real_rt["accuracy"],
-         "classifier test acc.": fsdd_info.get("test_accuracy"),
-         "min per digit": min(v for v in i2w["per_class_accuracy"].values() if v is not None),
-         "goal ≥ 0.90": "met" if i2w["accuracy"] >= GOAL else "NOT met"},
-    ]
-    per_digit = [{"digit": d, "audio → image": _pc(a2i, d), "image → log-mel": _pc(i2a, d),
-                  "image → wav": _pc(i2w, d), "n": _pcn(a2i, d)} for d in range(10)]
+    n, length = len(y), test.waves.shape[-1]
+    with torch.no_grad():  # does the wav round trip alone cost accuracy?
+        real_w = transform.invert(torch.from_numpy(test.audio), length=length, n_iter=gl_iter)
+        real_rt = coherence(fsdd_clf, transform(real_w.reshape(n, -1)), y)
+    routes = {"posterior": ""} | ({"bridge": "_bridge"} if "audio_to_image_bridge" in pred else {})
+    rows, per_digit, extra = [], {d: {"digit": d, "n": None} for d in range(10)}, {}
+    for route, suffix in routes.items():
+        a2i = coherence(mnist_clf, torch.from_numpy(pred["audio_to_image" + suffix]), y)
+        i2a = coherence(fsdd_clf, torch.from_numpy(pred["image_to_audio" + suffix]), y)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            wav = transform.invert(torch.from_numpy(pred["image_to_audio" + suffix]), length=length, n_iter=gl_iter)
+            i2w = coherence(fsdd_clf, transform(wav.reshape(n, -1)), y)
+        gl_s = time.perf_counter() - t0
+        for name, res, real, clf_info, key in (
+                ("audio → image (MNIST clf.)", a2i, real_img, mnist_info, "coherence_audio_to_image"),
+                ("image → log-mel (FSDD clf.)", i2a, real_aud, fsdd_info, "coherence_image_to_audio"),
+                (f"image → log-mel → GL{gl_iter} wav → log-mel", i2w, real_rt, fsdd_info, "coherence_image_to_wav")):
+            rows.append({"route": route, "direction": name, "package evaluate": ev.get(key + suffix),
+                         "in-process (all pairs)": res["accuracy"], "n": res["n"],
+                         "classifier on real": real["accuracy"], "classifier test acc.": clf_info.get("test_accuracy"),
+                         "min per digit": min(v for v in res["per_class_accuracy"].values() if v is not None),
+                         "mean p(target)": res.get("mean_target_probability"),
+                         "goal ≥ 0.90": "met" if res["accuracy"] >= GOAL else "NOT met"})
+        for d in range(10):
+            per_digit[d].update({f"{route}: audio → image": _pc(a2i, d), f"{route}: image → log-mel": _pc(i2a, d),
+                                 f"{route}: image → wav": _pc(i2w, d), "n": _pcn(a2i, d)})
+        extra[route] = {"confusion": {"audio_to_image": a2i["confusion_matrix"], "image_to_audio": i2a["confusion_matrix"],
+                                      "image_to_wav": i2w["confusion_matrix"]},
+                        "griffin_lim_seconds_all_pairs": round(gl_s, 2)}
+    per_digit = list(per_digit.values())
     print("\n## coherence (test pairs; MNIST side = offline 8000/2000 split of the 10k test images)\n")
-    print(table(rows, list(rows[0]), {"package evaluate": ".3f", "in-process (all pairs)": ".3f",
-                                      "classifier on real": ".3f", "classifier test acc.": ".3f",
-                                      "min per digit": ".3f"}))
+    print(table(rows, list(rows[0]), {k: ".3f" for k in ("package evaluate", "in-process (all pairs)", "classifier on real",
+                                                         "classifier test acc.", "min per digit", "mean p(target)")}))
     print()
-    print(table(per_digit, list(per_digit[0]), {k: ".3f" for k in ("audio → image", "image → log-mel", "image → wav")}))
-    print(f"\nevaluate's image → wav used the first {ev['n_image_to_wav']} pairs only: digits {digits_first200} "
-          f"(same pairs recomputed here: {first['accuracy']:.3f})")
-    training = saved.info.get("training", {})
+    print(table(per_digit, list(per_digit[0]), {k: ".3f" for k in per_digit[0] if "→" in k}))
     return {
-        "run_dir": str(run_dir), "run_training": training, "run_data": saved.info.get("data"),
+        "run_dir": str(run_dir), "run_training": saved.info.get("training", {}), "run_data": saved.info.get("data"),
         "test_info": info, "griffin_lim_iterations": gl_iter, "evaluate_metrics": ev, "rows": rows,
-        "per_digit": per_digit, "confusion": {"audio_to_image": a2i["confusion_matrix"],
-                                              "image_to_audio": i2a["confusion_matrix"],
-                                              "image_to_wav": i2w["confusion_matrix"]},
-        "mean_target_probability": {"audio_to_image": a2i.get("mean_target_probability"),
-                                    "image_to_audio": i2a.get("mean_target_probability"),
-                                    "image_to_wav": i2w.get("mean_target_probability")},
-        "image_to_wav_first_200_recomputed": first["accuracy"], "digits_in_first_200_pairs": digits_first200,
-        "griffin_lim_seconds_all_pairs_plus_real": round(gl_s, 2),
+        "per_digit": per_digit, "by_route": extra,
         "classifiers": {"mnist": {k: mnist_info.get(k) for k in ("test_accuracy", "train_accuracy", "n_train", "n_test",
                                                                  "created_utc")},
                         "fsdd": {k: fsdd_info.get(k) for k in ("test_accuracy", "train_accuracy", "n_train", "n_test",

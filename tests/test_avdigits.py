@@ -59,16 +59,20 @@ def test_pairs_respect_the_splits(feature_cache):
 def test_train_evaluate_analyze(av_run, small_classifiers, tmp_path, capsys):
     info = json.loads((av_run / "config.json").read_text())
     assert info["model_class"] == "avmvae" and info["data"]["n_train_pairs"] > 0
+    from latentbridge.models.hub import load_model
+
+    assert bool(load_model(av_run).model.bridge_fitted)  # fitted on the training pairs by train
     out = tmp_path / "eval"
     assert main(["evaluate", str(av_run), "--out", str(out)]) == 0
     m = json.loads((out / "metrics.json").read_text())
     for k in ("coherence_audio_to_image", "coherence_image_to_audio", "coherence_image_to_wav",
+              "coherence_audio_to_image_bridge", "coherence_image_to_audio_bridge", "coherence_image_to_wav_bridge",
               "z_joint_kmeans_nmi", "audio_recon_mse_db", "image_recon_bce"):
         assert np.isfinite(m[k]), k
     assert 0.0 <= m["coherence_audio_to_image"] <= 1.0
     assert m["mnist_classifier_test_accuracy"] > 0.5  # even the quick test classifier is far above chance
     wavs = sorted(out.glob("image_to_audio_*.wav"))
-    assert wavs
+    assert wavs and sorted(out.glob("image_to_audio_bridge_*.wav"))
     import soundfile as sf
 
     w, sr = sf.read(wavs[0])
@@ -120,3 +124,115 @@ def test_clip_with_wrong_rate_or_channels_is_named(tmp_path, rate, channels):
     sf.write(bad, np.random.default_rng(0).normal(0, 0.1, (rate // 2, channels)), rate)
     with pytest.raises(DataError, match=f"3_someone_7.wav.*{channels} channel.*{rate} Hz"):
         load_clips([bad])
+
+
+def _tiny_av(**kw):
+    from latentbridge.models.audiovisual import AudioVisualVAE
+
+    torch.manual_seed(0)
+    return AudioVisualVAE(audio_shape=(1, 16, 32), image_shape=(1, 28, 28), latent_dim=8, channels=[4, 8],
+                          image_channels=[4, 8], **kw)
+
+
+def _tiny_batch(n=6):
+    g = torch.Generator().manual_seed(1)
+    return {"audio": torch.randn(n, 1, 16, 32, generator=g) * 10 - 40,
+            "image": (torch.rand(n, 1, 28, 28, generator=g) > 0.7).float()}
+
+
+@pytest.mark.parametrize("fusion", ["poe", "moe", "mopoe", "jsd"])
+def test_private_latents(fusion):
+    """MMVAE+-style private latents: the shared latent alone is the cross-modal code, a modality
+    decoded from the other one gets its private latent at the prior mode, its own posterior mode
+    when it is given."""
+    model = _tiny_av(fusion=fusion, private_dim=3).eval()
+    b = _tiny_batch()
+    shared, private = model.encode(b)
+    assert shared["audio"].mean.shape == (6, 8) and private["image"].mean.shape == (6, 3)
+    loss, logs = model.loss(b, beta=0.5)
+    assert loss.shape == (6,) and torch.isfinite(loss).all()
+    assert (logs["kl_private"] > 0).all()
+    a2 = model.predict(b, use=("audio",))
+    assert a2["latent"].shape == (6, 8)
+    zero = model.decode(a2["latent"], {"image": torch.zeros(6, 3)})
+    torch.testing.assert_close(a2["image"], zero["image"])
+    i2 = model.predict(b, use=("image",))
+    own = model.decode(i2["latent"], {"image": private["image"].mode()})
+    torch.testing.assert_close(i2["image"], own["image"])
+    assert not torch.allclose(i2["image"], model.decode(i2["latent"])["image"])  # the private code matters
+    assert model.sample(2)["image"].shape == (2, 1, 28, 28)
+    with pytest.raises(ValueError, match="private_dim"):
+        _tiny_av(private_dim=-1)
+
+
+def test_cross_weight_scales_only_cross_modal_terms():
+    b = _tiny_batch()
+    z = torch.randn(6, 8)
+    avail = {"audio": torch.ones(6), "image": torch.ones(6)}
+    parts = {}
+    for cross in (0.0, 1.0, 3.0):
+        model = _tiny_av(fusion="moe", loss_weights={"cross": cross}).eval()
+        logs = {}
+        parts[cross] = model.recon(z, b, avail, logs, "", source=("audio",))
+        self_term, cross_term = logs["audio_to_audio"], logs["audio_to_image"]
+    torch.testing.assert_close(parts[0.0], self_term)
+    torch.testing.assert_close(parts[3.0], self_term + 3.0 * cross_term)
+    torch.testing.assert_close(parts[1.0], self_term + cross_term)
+
+
+def test_redrawn_pairs_keep_the_digit_and_the_split(feature_cache):
+    from latentbridge.config import load_config
+    from latentbridge.data.sources import MNIST
+    from latentbridge.tasks.avdigits import RedrawnPairs, build_pairs, training_images
+
+    cfg = load_config(REPO / "configs" / "avdigits.yaml", [o for o in _o() if o != "-o"])
+    train, _ = build_pairs(cfg, "train")
+    images, labels = training_images(cfg)
+    ds = RedrawnPairs(train, images, labels, seed=0)
+    lookup = {images[j].tobytes(): int(labels[j]) for j in range(len(images))}
+    test_images = MNIST(MNIST_DIR, seed=cfg.train.seed)
+    pool, _, splits = test_images.pool()
+    test_keys = {pool[j].tobytes() for j in splits["test"]}
+    first = [ds[i]["image"] for i in range(20)]
+    again = [ds[i]["image"] for i in range(20)]
+    for i, (a, b) in enumerate(zip(first, again)):
+        key = np.round(a.numpy()[0] * 255).astype(np.uint8).tobytes()
+        assert lookup[key] == int(train.label[i])  # a training image of the clip's digit
+        assert key not in test_keys
+    assert sum(not torch.equal(a, b) for a, b in zip(first, again)) >= 18  # a fresh image on each use
+    ds2 = RedrawnPairs(train, images, labels, seed=0)
+    assert all(torch.equal(ds2[i]["image"], first[i]) for i in range(20))  # reproducible
+    assert torch.equal(ds[3]["audio"], torch.from_numpy(train.audio[3]))
+
+
+def test_latent_bridge_picks_a_typical_partner_and_survives_saving(tmp_path):
+    from latentbridge.models.hub import load_model, save_model
+
+    model = _tiny_av(fusion="mopoe", bridge_neighbours=5).eval()
+    b = _tiny_batch()
+    with pytest.raises(RuntimeError, match="not fitted"):
+        model.predict(b, use=("audio",), route="bridge")
+    g = torch.Generator().manual_seed(2)
+    centres_a, centres_i = torch.randn(3, 8, generator=g) * 10, torch.randn(3, 8, generator=g) * 10
+    cls = torch.arange(30) % 3
+    za = centres_a[cls] + 0.1 * torch.randn(30, 8, generator=g)
+    zi = centres_i[cls] + 0.1 * torch.randn(30, 8, generator=g)
+    zi[0] = 100.0  # an odd partner among class 0's: never the typical one
+    model.fit_bridge(za, zi)
+    q = centres_a + 0.05 * torch.randn(3, 8, generator=g)
+    out = model.bridge(q, "audio", "image")
+    for c in range(3):
+        assert any(torch.equal(out[c], row) for row in zi[cls == c][1:])  # an actual partner code of class c
+    back = model.bridge(centres_i, "image", "audio")
+    assert ((back[:, None] - centres_a[None]).norm(dim=-1).argmin(1) == torch.arange(3)).all()
+    pred = model.predict(b, use=("audio",), route="bridge")
+    z = model.infer(b, ("audio",)).mode()
+    torch.testing.assert_close(pred["image"], model.decode(model.bridge(z, "audio", "image"))["image"])
+    torch.testing.assert_close(pred["audio"], model.decode(z)["audio"])  # the source itself is not bridged
+    with pytest.raises(ValueError, match="one modality"):
+        model.predict(b, use=("audio", "image"), route="bridge")
+    with pytest.raises(ValueError, match="shape"):
+        model.fit_bridge(za, zi[:, :4])
+    save_model(tmp_path / "m", model, "avmvae", config={}, transform={})
+    loaded = load_model(tmp_path / "m").model.eval()
+    torch.testing.assert_close(loaded.bridge(q, "audio", "image"), out)

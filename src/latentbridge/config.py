@@ -126,6 +126,10 @@ class DigitsConfig(Section):
     """Folder holding the MNIST ``*-ubyte.gz`` files (or where to download them to)."""
     download: bool = False
     pairs_per_clip: int = Field(1, ge=1)
+    redraw_images: bool = False
+    """Training: draw each clip's image afresh, every time the clip is used, among all the training
+    images of its digit (the pairing is by digit only, so fixed pairs are a needless constraint
+    the model can memorise); validation and test keep their fixed seeded pairs."""
     limit_train_clips: int | None = Field(None, gt=0)
     """Use only this many training clips (quick runs and tests)."""
     limit_test_clips: int | None = Field(None, gt=0)
@@ -147,9 +151,17 @@ class LossWeights(Section):
     damage: float = Field(1.0, ge=0)
     """Damage-extent head (global mask mean), on samples that have a mask."""
     audio: float = Field(1.0, ge=0)
-    """Audio-visual model: spectrogram reconstruction (L1 + MSE on standardised log-mel)."""
+    """Audio-visual model: spectrogram reconstruction (L1 + ``audio_mse`` x MSE on standardised log-mel)."""
+    audio_mse: float = Field(1.0, ge=0)
+    """Audio-visual model: weight of the squared error next to the L1 error of the spectrogram. The
+    L1 optimum is the conditional median, the MSE one the mean: a spectrogram generated from an
+    image (where only the digit is known) is the median voice with ``audio_mse=0``, a blur of
+    all voices with a large one."""
     image: float = Field(1.0, ge=0)
     """Audio-visual model: image reconstruction (binary cross-entropy)."""
+    cross: float = Field(1.0, ge=0)
+    """Audio-visual model: extra factor on a modality reconstructed from the other modality's
+    posterior alone (the cross-modal terms of MoE / MoPoE / mmJSD)."""
 
 
 class ModelConfig(Section):
@@ -160,6 +172,10 @@ class ModelConfig(Section):
     mask_channels: list[int] = Field(default_factory=lambda: [16, 32, 64])
     image_channels: list[int] = Field(default_factory=lambda: [32, 64])
     latent_dim: int = Field(16, gt=0)
+    private_dim: int = Field(0, ge=0)
+    bridge_neighbours: int = Field(15, ge=1)
+    """Audio-visual VAE: neighbours whose partners the latent bridge chooses among (route ``bridge``)."""
+    """Audio-visual VAE: size of each modality's private latent (MMVAE+; 0 = shared latent only)."""
     channels: list[int] = Field(default_factory=lambda: [16, 32, 64, 64])
     kernel_size: int = Field(3, gt=0)
     hidden_dims: list[int] = Field(default_factory=lambda: [128, 128, 128, 128])

@@ -83,22 +83,23 @@ def fuse_for_inference(fusion: str, experts: dict[str, DiagonalGaussian], avail:
 
 def fusion_objective(fusion: str, ex: dict[str, DiagonalGaussian], avail: dict[str, Tensor], recon,
                      beta: float) -> tuple[Tensor, Tensor]:
-    """Per-sample training objective of a fusion; ``recon(z, avail_subset, tag)`` returns the summed
-    reconstruction losses of the modalities in ``avail_subset`` decoded from ``z``.
+    """Per-sample training objective of a fusion; ``recon(z, avail_subset, tag, source)`` returns the
+    summed reconstruction losses of the modalities in ``avail_subset`` decoded from ``z``, a sample
+    of the posterior of the modalities in ``source`` (a tuple of names).
 
     Returns (total loss, the KL-like regulariser that was weighted by ``beta``)."""
     names = list(ex)
     if fusion == "poe":
         joint = product_of_experts([ex[m] for m in names], [avail[m] for m in names], prior=True)
         kl = joint.kl()
-        total = recon(joint.sample(), avail, "") + beta * kl
+        total = recon(joint.sample(), avail, "", tuple(names)) + beta * kl
         for m in names:  # unimodal (sub-sampled) ELBOs: each expert with the prior, its own modality
             q = product_of_experts([ex[m]], [avail[m]], prior=True)
-            total = total + avail[m] * (recon(q.sample(), {m: avail[m]}, f"uni_{m}_") + beta * q.kl())
+            total = total + avail[m] * (recon(q.sample(), {m: avail[m]}, f"uni_{m}_", (m,)) + beta * q.kl())
         return total, kl
     if fusion in ("moe", "jsd"):
         weights = [avail[m] for m in names]
-        rec = _masked_mean([recon(ex[m].sample(), avail, "") for m in names], weights)
+        rec = _masked_mean([recon(ex[m].sample(), avail, "", (m,)) for m in names], weights)
         if fusion == "moe":
             kl = _masked_mean([ex[m].kl() for m in names], weights)
         else:
@@ -111,7 +112,7 @@ def fusion_objective(fusion: str, ex: dict[str, DiagonalGaussian], avail: dict[s
         terms, weights, kls = [], [], []
         for subset in (c for r in range(1, len(names) + 1) for c in _combinations(names, r)):
             q = product_of_experts([ex[m] for m in subset], [avail[m] for m in subset], prior=False)
-            terms.append(recon(q.sample(), avail, "") + beta * q.kl())
+            terms.append(recon(q.sample(), avail, "", tuple(subset)) + beta * q.kl())
             kls.append(q.kl())
             weights.append(torch.stack([avail[m] for m in subset]).prod(0))
         return _masked_mean(terms, weights), _masked_mean(kls, weights)
@@ -292,7 +293,7 @@ class MultimodalVAE(nn.Module):
         avail = self.availability(batch, ex)
         logs: dict[str, Tensor] = {}
         total, kl = fusion_objective(self.fusion, ex, avail,
-                                     lambda z, av, tag: self.recon(z, batch, t, av, logs, tag), beta)
+                                     lambda z, av, tag, _src: self.recon(z, batch, t, av, logs, tag), beta)
         # damage extent from vibration alone, where a mask (label) exists
         has = batch.get("has_mask", torch.ones_like(total, dtype=torch.bool)).float()
         z_spec = fuse_for_inference(self.fusion, {"spec": ex["spec"]}, {"spec": avail["spec"]}).sample()

@@ -2,8 +2,10 @@
 
 For an audio-visual digits run: k-means and a Gaussian mixture on each modality's latent and on
 the joint latent; one-to-one and one-to-many relationship tables between image clusters and
-audio clusters from paired samples; a learned association between the two latent spaces (ridge
-regression trained on the training pairs), used to retrieve and to generate across modalities;
+audio clusters from paired samples; a learned association between the two latent spaces (the
+model's latent bridge: ridge maps fitted on the training pairs, see
+:meth:`~latentbridge.models.audiovisual.AudioVisualVAE.fit_bridge`), used to retrieve and to
+generate across modalities;
 convergence and divergence zones where the two clusterings agree or disagree, per cluster and
 per sample; t-SNE and UMAP plots. Runs separately from training and evaluation, from the same
 run folder (stages train / evaluate / visualize).
@@ -22,12 +24,6 @@ from latentbridge.models.hub import load_model
 from latentbridge.utils import atomic_write_json
 
 
-def _association(z_from_train, z_to_train, alpha: float = 1.0):
-    from sklearn.linear_model import Ridge
-
-    return Ridge(alpha=alpha).fit(z_from_train, z_to_train)
-
-
 def _retrieval_accuracy(query: np.ndarray, gallery: np.ndarray, q_labels: np.ndarray, g_labels: np.ndarray) -> float:
     """Top-1: the nearest gallery latent (cosine) has the query's digit."""
     qn = query / (np.linalg.norm(query, axis=1, keepdims=True) + 1e-9)
@@ -38,7 +34,7 @@ def _retrieval_accuracy(query: np.ndarray, gallery: np.ndarray, q_labels: np.nda
 def analyze(run_dir: str | Path, out_dir: str | Path, n_clusters: int = 10, max_points: int = 2000) -> dict:
     from latentbridge import report
     from latentbridge.metrics.clustering import agreement_zones, cluster, clustering_scores, relationship_tables
-    from latentbridge.tasks.avdigits import build_pairs, predict_all
+    from latentbridge.tasks.avdigits import build_pairs, latent_modes, predict_all
     from latentbridge.tasks.classify import coherence, load_classifier
 
     saved = load_model(run_dir)
@@ -49,7 +45,10 @@ def analyze(run_dir: str | Path, out_dir: str | Path, n_clusters: int = 10, max_
     model = saved.model.eval()
     train, _ = build_pairs(cfg, "train")
     test, _ = build_pairs(cfg, "test")
-    ptr, pte = predict_all(model, train), predict_all(model, test)
+    ptr = latent_modes(model, train)
+    if not bool(model.bridge_fitted):  # a model saved without training through ``fit``
+        model.fit_bridge(torch.from_numpy(ptr["z_audio"]), torch.from_numpy(ptr["z_image"]))
+    pte = predict_all(model, test)
     y = test.label
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -90,18 +89,14 @@ def analyze(run_dir: str | Path, out_dir: str | Path, n_clusters: int = 10, max_
                         "digit share per image cluster, and convergence rate", "digit / convergence", "image cluster")
 
     # learned association between the latent spaces
-    a2i = _association(ptr["z_audio"], ptr["z_image"])
-    i2a = _association(ptr["z_image"], ptr["z_audio"])
-    z_a2i, z_i2a = a2i.predict(pte["z_audio"]), i2a.predict(pte["z_image"])
+    with torch.no_grad():
+        z_a2i = model.bridge(torch.from_numpy(pte["z_audio"]), "audio", "image").numpy()
+        z_i2a = model.bridge(torch.from_numpy(pte["z_image"]), "image", "audio").numpy()
     metrics.update({
-        "association_r2_audio_to_image": float(a2i.score(pte["z_audio"], pte["z_image"])),
-        "association_r2_image_to_audio": float(i2a.score(pte["z_image"], pte["z_audio"])),
         "retrieval_audio_to_image_top1": _retrieval_accuracy(z_a2i, pte["z_image"], y, y),
         "retrieval_image_to_audio_top1": _retrieval_accuracy(z_i2a, pte["z_audio"], y, y),
     })
-    with torch.no_grad():
-        gen_img = model.decode(torch.from_numpy(z_a2i.astype(np.float32)))["image"]
-        gen_aud = model.decode(torch.from_numpy(z_i2a.astype(np.float32)))["audio"]
+    gen_img, gen_aud = pte["audio_to_image_bridge"], pte["image_to_audio_bridge"]
     mnist_clf, _ = load_classifier("mnist", data_root=cfg.digits.mnist_root)
     fsdd_clf, _ = load_classifier("fsdd", data_root=cfg.digits.fsdd_root)
     metrics["association_generation_audio_to_image_coherence"] = coherence(mnist_clf, gen_img, y)["accuracy"]

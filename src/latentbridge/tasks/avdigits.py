@@ -104,6 +104,44 @@ def build_pairs(cfg: Config, split: str) -> tuple[DigitPairs, dict]:
     return data, info
 
 
+class RedrawnPairs(torch.utils.data.Dataset):
+    """Training pairs whose image is drawn afresh on every use among the training images of the
+    clip's digit (``digits.redraw_images``). The draws are seeded by (seed, row, use count), so a
+    run is reproducible."""
+
+    def __init__(self, data: DigitPairs, images: np.ndarray, image_labels: np.ndarray, seed: int):
+        from latentbridge.errors import DataError
+
+        self.audio = torch.from_numpy(data.audio)
+        self.label = torch.from_numpy(data.label.astype(np.int64))
+        self.images = images
+        self.rows = {int(d): np.flatnonzero(image_labels == d) for d in np.unique(data.label)}
+        empty = [d for d, r in self.rows.items() if not len(r)]
+        if empty:
+            raise DataError("MNIST", f"no training image of digit(s) {empty} to pair with the clips")
+        self.seed = seed
+        self.uses = np.zeros(len(self.label), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    def __getitem__(self, i):
+        from latentbridge.data.digits import images_to_float
+
+        rows = self.rows[int(self.label[i])]
+        r = rows[np.random.default_rng([self.seed, int(i), int(self.uses[i])]).integers(len(rows))]
+        self.uses[i] += 1
+        return {"audio": self.audio[i], "image": torch.from_numpy(images_to_float(self.images[r:r + 1])[0]),
+                "label": self.label[i]}
+
+
+def training_images(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
+    """The MNIST training images (uint8) and their digits: the pool the training pairs draw from."""
+    _, mnist = _sources(cfg)
+    images, labels, splits = mnist.pool()
+    return images[splits["train"]], np.asarray(labels)[splits["train"]]
+
+
 def _split_val(data: DigitPairs, fraction: float, seed: int) -> tuple[DigitPairs, DigitPairs]:
     clips = np.unique(data.clip)
     n_val = int(round(fraction * len(clips)))
@@ -119,7 +157,8 @@ def build_model(cfg: Config):
     m = cfg.model
     return AudioVisualVAE(audio_shape=(1, TRANSFORM["n_mels"], TRANSFORM["n_frames"]), image_shape=(1, 28, 28),
                           latent_dim=m.latent_dim, channels=list(m.channels), image_channels=list(m.image_channels),
-                          kernel_size=m.kernel_size, fusion=m.fusion, loss_weights=cfg.losses.model_dump())
+                          kernel_size=m.kernel_size, fusion=m.fusion, loss_weights=cfg.losses.model_dump(),
+                          private_dim=m.private_dim, bridge_neighbours=m.bridge_neighbours)
 
 
 def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, force: bool = False):
@@ -135,11 +174,16 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, force: bool =
     start_run(cfg, out_dir, resume, force)
     model = build_model(cfg)
     model.normalizer.fit(torch.from_numpy(train.audio))
-    trainer = fit_model(model, cfg, out_dir, make_loader(DictDataset(**train.tensors()), cfg.train, True),
+    train_set = (RedrawnPairs(train, *training_images(cfg), cfg.train.seed) if cfg.digits.redraw_images
+                 else DictDataset(**train.tensors()))
+    trainer = fit_model(model, cfg, out_dir, make_loader(train_set, cfg.train, True),
                         make_loader(DictDataset(**val.tensors()), cfg.train, False) if len(val.label) else None,
                         resume=resume)
     if trainer is None:
         return None
+    model.eval()
+    z = latent_modes(model, train)
+    model.fit_bridge(torch.from_numpy(z["z_audio"]), torch.from_numpy(z["z_image"]))
     data_info = {**info, "n_train_pairs": int(len(train.label)), "n_val_pairs": int(len(val.label)),
                  "fsdd_root": cfg.digits.fsdd_root, "mnist_root": cfg.digits.mnist_root}
     training = training_summary(trainer, t0)
@@ -159,18 +203,36 @@ def fit(cfg: Config, out_dir: str | Path, *, resume: bool = False, force: bool =
 
 
 @torch.no_grad()
+def latent_modes(model, data: DigitPairs, batch: int = 512) -> dict[str, np.ndarray]:
+    """Posterior modes of each modality alone: ``z_audio``, ``z_image`` (N, D)."""
+    t = data.tensors()
+    out: dict[str, list] = {"z_audio": [], "z_image": []}
+    for i in range(0, len(data.label), batch):
+        b = {k: v[i:i + batch] for k, v in t.items()}
+        for m in ("audio", "image"):
+            out[f"z_{m}"].append(model.infer(b, use=(m,)).mode().numpy())
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+@torch.no_grad()
 def predict_all(model, data: DigitPairs, batch: int = 256) -> dict[str, np.ndarray]:
-    """Latents of each modality alone and together, and cross-modal generations."""
+    """Latents of each modality alone and together, and cross-modal generations by both routes
+    (``*_bridge`` keys when the model's latent bridge is fitted)."""
     out: dict[str, list] = {}
     t = data.tensors()
+    bridged = bool(getattr(model, "bridge_fitted", False))
     for i in range(0, len(data.label), batch):
         b = {k: v[i:i + batch] for k, v in t.items()}
         a2 = model.predict(b, use=("audio",))
         i2 = model.predict(b, use=("image",))
         j = model.infer(b, use=("audio", "image")).mode()
-        for k, v in {"z_audio": a2["latent"], "z_image": i2["latent"], "z_joint": j,
-                     "audio_to_image": a2["image"], "image_to_audio": i2["audio"],
-                     "audio_recon": a2["audio"], "image_recon": i2["image"]}.items():
+        res = {"z_audio": a2["latent"], "z_image": i2["latent"], "z_joint": j,
+               "audio_to_image": a2["image"], "image_to_audio": i2["audio"],
+               "audio_recon": a2["audio"], "image_recon": i2["image"]}
+        if bridged:
+            res["audio_to_image_bridge"] = model.decode(model.bridge(a2["latent"], "audio", "image"))["image"]
+            res["image_to_audio_bridge"] = model.decode(model.bridge(i2["latent"], "image", "audio"))["audio"]
+        for k, v in res.items():
             out.setdefault(k, []).append(v.numpy())
     return {k: np.concatenate(v) for k, v in out.items()}
 
@@ -193,26 +255,29 @@ def evaluate(run_dir: str | Path, out_dir: str | Path, data: str | None = None, 
 
     mnist_clf, mnist_info = load_classifier("mnist", data_root=cfg.digits.mnist_root)
     fsdd_clf, fsdd_info = load_classifier("fsdd", data_root=cfg.digits.fsdd_root)
-    a2i = coherence(mnist_clf, torch.from_numpy(pred["audio_to_image"]), test.label)
-    i2a = coherence(fsdd_clf, torch.from_numpy(pred["image_to_audio"]), test.label)
-    # the stronger test of image → spectrogram → wav: re-analyse the Griffin-Lim audio
     transform = digit_transform().eval()
     # a seeded random subset (pairs are sorted by digit, so the first N would hold a few digits only)
     sub = np.sort(np.random.default_rng(0).permutation(len(test.label))[:min(len(test.label), max_wav_pairs)])
-    n_wav = len(sub)
-    wav = transform.invert(torch.from_numpy(pred["image_to_audio"][sub]), length=test.waves.shape[-1],
-                           n_iter=gl_iterations)
-    i2wav = coherence(fsdd_clf, transform(wav.reshape(n_wav, -1)), test.label[sub])
-    metrics: dict = {
-        "fusion": cfg.model.fusion, "n_test_pairs": int(len(test.label)), **info,
-        "coherence_audio_to_image": a2i["accuracy"], "coherence_image_to_audio": i2a["accuracy"],
-        "coherence_image_to_wav": i2wav["accuracy"], "n_image_to_wav": n_wav,
+    metrics: dict = {"fusion": cfg.model.fusion, "n_test_pairs": int(len(test.label)), **info}
+    routes = [""] + (["_bridge"] if "audio_to_image_bridge" in pred else [])  # posterior route, bridge route
+    for suffix in routes:
+        a2i = coherence(mnist_clf, torch.from_numpy(pred["audio_to_image" + suffix]), test.label)
+        i2a = coherence(fsdd_clf, torch.from_numpy(pred["image_to_audio" + suffix]), test.label)
+        # the stronger test of image → spectrogram → wav: re-analyse the Griffin-Lim audio
+        wav = transform.invert(torch.from_numpy(pred["image_to_audio" + suffix][sub]), length=test.waves.shape[-1],
+                               n_iter=gl_iterations)
+        i2wav = coherence(fsdd_clf, transform(wav.reshape(len(sub), -1)), test.label[sub])
+        metrics.update({f"coherence_audio_to_image{suffix}": a2i["accuracy"],
+                        f"coherence_image_to_audio{suffix}": i2a["accuracy"],
+                        f"coherence_image_to_wav{suffix}": i2wav["accuracy"]})
+    metrics.update({
+        "n_image_to_wav": int(len(sub)),
         "mnist_classifier_test_accuracy": mnist_info.get("test_accuracy"),
         "fsdd_classifier_test_accuracy": fsdd_info.get("test_accuracy"),
         "audio_recon_mse_db": float(np.mean((pred["audio_recon"] - test.audio) ** 2)),
         "image_recon_bce": float(np.mean(-(test.image * np.log(pred["image_recon"] + 1e-7)
                                            + (1 - test.image) * np.log(1 - pred["image_recon"] + 1e-7)))),
-    }
+    })
     for space in ("z_audio", "z_image", "z_joint"):
         km = cluster(pred[space], "kmeans", 10, seed=0)
         sc = clustering_scores(pred[space], km, test.label)
@@ -223,14 +288,15 @@ def evaluate(run_dir: str | Path, out_dir: str | Path, data: str | None = None, 
     # examples: spoken digit → image, image → spectrogram → wav
     order = np.argsort(test.label, kind="stable")
     pick = np.array([order[np.searchsorted(test.label[order], d)] for d in range(10) if d in set(test.label)])
-    report.plot_image_grid(np.stack([test.image[pick, 0], pred["audio_to_image"][pick, 0]]),
-                           ["paired image (truth)", "image from the spoken digit"],
+    names = {"": "", "_bridge": ", bridge"}
+    report.plot_image_grid(np.stack([test.image[pick, 0]] + [pred["audio_to_image" + r][pick, 0] for r in routes]),
+                           ["paired image"] + [f"from the clip{names[r]}" for r in routes],
                            [str(test.label[i]) for i in pick], out_dir / "audio_to_image.png", cmap="gray")
     norm = lambda x: (x - x.min()) / max(1e-9, float(x.max() - x.min()))  # noqa: E731
-    report.plot_image_grid(np.stack([np.stack([norm(test.audio[i, 0]) for i in pick]),
-                                     np.stack([norm(pred["image_to_audio"][i, 0]) for i in pick])]),
-                           ["spoken digit (truth)", "spectrogram from the image"], [str(test.label[i]) for i in pick],
-                           out_dir / "image_to_audio.png")
+    report.plot_image_grid(np.stack([np.stack([norm(test.audio[i, 0]) for i in pick])]
+                                    + [np.stack([norm(pred["image_to_audio" + r][i, 0]) for i in pick]) for r in routes]),
+                           ["spoken digit"] + [f"from the image{names[r]}" for r in routes],
+                           [str(test.label[i]) for i in pick], out_dir / "image_to_audio.png")
     report.plot_image_grid(np.stack([test.image[pick, 0], pred["image_recon"][pick, 0]]),
                            ["image", "reconstruction (from the image)"], [str(test.label[i]) for i in pick],
                            out_dir / "image_reconstructions.png", cmap="gray")
@@ -238,9 +304,10 @@ def evaluate(run_dir: str | Path, out_dir: str | Path, data: str | None = None, 
                                   [f"digit {test.label[i]} ({test.speaker[i]})" for i in pick],
                                   out_dir / "audio_reconstructions.png")
     for i in pick[:n_audio_examples]:
-        w = transform.invert(torch.from_numpy(pred["image_to_audio"][i:i + 1]), length=test.waves.shape[-1],
-                             n_iter=gl_iterations)
-        write_wav(out_dir / f"image_to_audio_{test.label[i]}.wav", w.reshape(-1).numpy(), 8000)
+        for r in routes:
+            w = transform.invert(torch.from_numpy(pred["image_to_audio" + r][i:i + 1]), length=test.waves.shape[-1],
+                                 n_iter=gl_iterations)
+            write_wav(out_dir / f"image_to_audio{r}_{test.label[i]}.wav", w.reshape(-1).numpy(), 8000)
     samples = model.sample(10, generator=torch.Generator().manual_seed(0))
     report.plot_image_grid(samples["image"][:, 0].numpy()[None], ["synthetic image"], [str(i) for i in range(10)],
                            out_dir / "synthetic_images.png", cmap="gray")
@@ -251,9 +318,12 @@ def evaluate(run_dir: str | Path, out_dir: str | Path, data: str | None = None, 
                           categorical=True)
     report.write_html_report(out_dir / "report.html", f"latentbridge audio-visual digits: {Path(run_dir).name}", [
         {"heading": "Metrics", "text": "Coherence: the digit class of the generated sample (by the MNIST / FSDD "
-                                       "classifier) matches the input's class.", "table": metrics},
+                                       "classifier) matches the input's class. Keys without a suffix: the "
+                                       "posterior route (the source's latent decoded by the target decoder); "
+                                       "'_bridge': the latent bridge route (the source's latent mapped to the "
+                                       "target modality's latent first).", "table": metrics},
         {"heading": "Reconstructions", "images": ["image_reconstructions.png", "audio_reconstructions.png"]},
-        {"heading": "Cross-modal generation", "text": "image_to_audio_<digit>.wav: the spectrogram generated from "
+        {"heading": "Cross-modal generation", "text": "image_to_audio[_bridge]_<digit>.wav: the spectrogram generated from "
          "an image, through Griffin-Lim", "images": ["audio_to_image.png", "image_to_audio.png"]},
         {"heading": "Synthesis from the prior (the same latent sample in each column)",
          "images": ["synthetic_images.png", "synthetic_audio.png"]},
