@@ -158,13 +158,8 @@ class MelVAE(_MelBase):
         return DiagonalGaussian.from_params(self._encode_params(xn), dim=1)
 
     def forward(self, x: Tensor, sample: bool | None = None) -> AutoencoderOutput:
-        self.check_input(x)
-        xn = self.normalizer(x)
-        q = self.posterior(xn)
-        z = q.sample() if (self.training if sample is None else sample) else q.mode()
-        x_hat = self.decode(z)
-        losses = {**self._recon_losses(x_hat, xn), "kl": q.kl()}
-        return AutoencoderOutput(reconstruction=x_hat, latent=q.mode(), posterior=q, losses=losses)
+        return self.variational_forward(x, sample, lambda x_hat, xn, q: {**self._recon_losses(x_hat, xn),
+                                                                          "kl": q.kl()})
 
     def loss(self, x: Tensor, beta: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
         out = self.forward(x)

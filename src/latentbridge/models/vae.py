@@ -61,6 +61,17 @@ class LatentModel(nn.Module):
             raise ValueError(f"{type(self).__name__} expects inputs of shape (B, {self.input_shape}), "
                              f"got {tuple(x.shape)}")
 
+    def variational_forward(self, x: Tensor, sample: bool | None, losses) -> AutoencoderOutput:
+        """The forward pass every VAE here shares: normalise, posterior (``self.posterior``), a
+        reparameterised sample when ``sample`` (default: ``self.training``) else the mode, decode
+        (``self.decode``); ``losses(x_hat, xn, q)`` gives the model's loss terms."""
+        self.check_input(x)
+        xn = self.normalizer(x)
+        q = self.posterior(xn)
+        z = q.sample() if (self.training if sample is None else sample) else q.mode()
+        x_hat = self.decode(z)
+        return AutoencoderOutput(reconstruction=x_hat, latent=q.mode(), posterior=q, losses=losses(x_hat, xn, q))
+
     @torch.no_grad()
     def reconstruct(self, x: Tensor) -> Tensor:
         """Deterministic reconstruction (posterior mode) in feature space."""
@@ -110,17 +121,8 @@ class ConvVAE(LatentModel):
 
     def forward(self, x: Tensor, sample: bool | None = None) -> AutoencoderOutput:
         """``sample`` defaults to ``self.training``: a reparameterised sample when training."""
-        self.check_input(x)
-        xn = self.normalizer(x)
-        q = self.posterior(xn)
-        z = q.sample() if (self.training if sample is None else sample) else q.mode()
-        x_hat = self.decode(z)
-        losses = {
-            "nll": self.nll(x_hat, xn, self.log_sigma),
-            "kl": q.kl(),
-            **reconstruction_errors(x_hat, xn),
-        }
-        return AutoencoderOutput(reconstruction=x_hat, latent=q.mode(), posterior=q, losses=losses)
+        return self.variational_forward(x, sample, lambda x_hat, xn, q: {
+            "nll": self.nll(x_hat, xn, self.log_sigma), "kl": q.kl(), **reconstruction_errors(x_hat, xn)})
 
     def loss(self, x: Tensor, beta: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
         out = self.forward(x)
