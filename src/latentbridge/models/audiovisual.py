@@ -81,7 +81,6 @@ class AudioVisualVAE(nn.Module):
         self.bridge_neighbours = bridge_neighbours
         for m in MODALITIES:
             self.register_buffer(f"bridge_{m}", torch.zeros(bridge_size, latent_dim))
-        self.register_buffer("bridge_fitted", torch.tensor(bridge_size > 0))
         self.w = {"audio": 1.0, "image": 1.0, "cross": 1.0, "audio_mse": 1.0,
                   **{k: v for k, v in (loss_weights or {}).items() if k in ("audio", "image", "cross", "audio_mse")}}
 
@@ -119,11 +118,16 @@ class AudioVisualVAE(nn.Module):
         return {m: batch.get(f"has_{m}", torch.ones(ref.shape[0], dtype=torch.bool, device=ref.device)).float()
                 for m in experts}
 
-    def infer(self, batch: dict, use: tuple[str, ...] = MODALITIES) -> DiagonalGaussian:
-        ex = self.experts(batch, use)
+    def _posterior(self, batch: dict, use: tuple[str, ...]
+                   ) -> tuple[DiagonalGaussian, dict[str, DiagonalGaussian], tuple[str, ...]]:
+        """The fused shared posterior of ``use``, the private posteriors, and the modalities used."""
+        ex, priv = self.encode(batch, use)
         if not ex:
             raise ValueError(f"none of the modalities {use} is in the batch")
-        return fuse_for_inference(self.fusion, ex, self.availability(batch, ex))
+        return fuse_for_inference(self.fusion, ex, self.availability(batch, ex)), priv, tuple(ex)
+
+    def infer(self, batch: dict, use: tuple[str, ...] = MODALITIES) -> DiagonalGaussian:
+        return self._posterior(batch, use)[0]
 
     def _decoder_input(self, m: str, z: Tensor, private: dict[str, Tensor] | None) -> Tensor:
         if not self.private_dim:
@@ -133,12 +137,16 @@ class AudioVisualVAE(nn.Module):
             w = torch.zeros(z.shape[0], self.private_dim, dtype=z.dtype, device=z.device)
         return torch.cat([z, w], dim=-1)
 
+    def decode_modality(self, m: str, z: Tensor, private: dict[str, Tensor] | None = None) -> Tensor:
+        """Modality ``m`` decoded from the shared latent ``z`` and, with private latents, its
+        private latent (``private[m]``; the prior mode, zero, where not given): audio in feature
+        space (dB log-mel), images as probabilities."""
+        y = self.decoders[m](self._decoder_input(m, z, private))
+        return self.normalizer.inverse(y) if m == "audio" else torch.sigmoid(y)
+
     def decode(self, z: Tensor, private: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
-        """Audio in feature space (dB log-mel) and image probabilities from the shared latent ``z``
-        and, with private latents, each modality's private latent (``private[m]``; the prior mode,
-        zero, where not given)."""
-        return {"audio": self.normalizer.inverse(self.decoders["audio"](self._decoder_input("audio", z, private))),
-                "image": torch.sigmoid(self.decoders["image"](self._decoder_input("image", z, private)))}
+        """Both modalities (:meth:`decode_modality`)."""
+        return {m: self.decode_modality(m, z, private) for m in MODALITIES}
 
     # ------------------------------------------------------------------ training
     def recon(self, z: Tensor, batch: dict, avail: dict[str, Tensor], logs: dict, tag: str,
@@ -190,14 +198,17 @@ class AudioVisualVAE(nn.Module):
                              f"{tuple(z_audio.shape)} and {tuple(z_image.shape)}")
         self.bridge_audio = z_audio.detach().float().clone()
         self.bridge_image = z_image.detach().float().clone()
-        self.bridge_fitted.fill_(True)
         self.kwargs["bridge_size"] = int(len(z_audio))
+
+    @property
+    def bridge_fitted(self) -> bool:
+        return len(self.bridge_audio) > 0
 
     @torch.no_grad()
     def bridge(self, z: Tensor, src: str, dst: str, chunk: int = 1024) -> Tensor:
         """``dst`` latents for the ``src`` latents ``z`` (Q, D): for each, the medoid of the ``dst``
         partners of its ``bridge_neighbours`` nearest stored ``src`` latents."""
-        if not bool(self.bridge_fitted):
+        if not self.bridge_fitted:
             raise RuntimeError("the latent bridge is not fitted (fit_bridge on training pairs)")
         keys, partners = getattr(self, f"bridge_{src}"), getattr(self, f"bridge_{dst}")
         k = min(self.bridge_neighbours, len(keys))
@@ -218,17 +229,17 @@ class AudioVisualVAE(nn.Module):
         ``use``, the other one is decoded from the bridged latent (see the module doc)."""
         if route not in ("posterior", "bridge"):
             raise ValueError(f"route must be 'posterior' or 'bridge', got {route!r}")
-        ex, priv = self.encode(batch, use)
-        if not ex:
-            raise ValueError(f"none of the modalities {use} is in the batch")
-        z = fuse_for_inference(self.fusion, ex, self.availability(batch, ex)).mode()
-        out = {"latent": z, **self.decode(z, {m: q.mode() for m, q in priv.items()})}
-        if route == "bridge":
-            if len(ex) != 1:
-                raise ValueError("the bridge route translates from one modality")
-            (src,) = ex
-            dst = next(m for m in MODALITIES if m != src)
-            out[dst] = self.decode(self.bridge(z, src, dst))[dst]
+        q, priv, used = self._posterior(batch, use)
+        if route == "bridge" and len(used) != 1:
+            raise ValueError("the bridge route translates from one modality")
+        z = q.mode()
+        private = {m: p.mode() for m, p in priv.items()}
+        out = {"latent": z}
+        for m in MODALITIES:
+            if route == "bridge" and m not in used:
+                out[m] = self.decode_modality(m, self.bridge(z, used[0], m))
+            else:
+                out[m] = self.decode_modality(m, z, private)
         return out
 
     @torch.no_grad()

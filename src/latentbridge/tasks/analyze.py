@@ -3,7 +3,7 @@
 For an audio-visual digits run: k-means and a Gaussian mixture on each modality's latent and on
 the joint latent; one-to-one and one-to-many relationship tables between image clusters and
 audio clusters from paired samples; a learned association between the two latent spaces (the
-model's latent bridge: ridge maps fitted on the training pairs, see
+model's latent bridge: the paired latents of the training pairs, see
 :meth:`~latentbridge.models.audiovisual.AudioVisualVAE.fit_bridge`), used to retrieve and to
 generate across modalities;
 convergence and divergence zones where the two clusterings agree or disagree, per cluster and
@@ -43,11 +43,10 @@ def analyze(run_dir: str | Path, out_dir: str | Path, n_clusters: int = 10, max_
         raise LatentbridgeError(f"{run_dir}: analyze studies two modalities' latent spaces of an 'avdigits' run; "
                                 f"this run is '{cfg.task}'")
     model = saved.model.eval()
-    train, _ = build_pairs(cfg, "train")
-    test, _ = build_pairs(cfg, "test")
-    ptr = latent_modes(model, train)
-    if not bool(model.bridge_fitted):  # a model saved without training through ``fit``
+    if not model.bridge_fitted:  # a model saved without training through ``fit``
+        ptr = latent_modes(model, build_pairs(cfg, "train")[0])
         model.fit_bridge(torch.from_numpy(ptr["z_audio"]), torch.from_numpy(ptr["z_image"]))
+    test, _ = build_pairs(cfg, "test")
     pte = predict_all(model, test)
     y = test.label
     out_dir = Path(out_dir)
@@ -89,9 +88,7 @@ def analyze(run_dir: str | Path, out_dir: str | Path, n_clusters: int = 10, max_
                         "digit share per image cluster, and convergence rate", "digit / convergence", "image cluster")
 
     # learned association between the latent spaces
-    with torch.no_grad():
-        z_a2i = model.bridge(torch.from_numpy(pte["z_audio"]), "audio", "image").numpy()
-        z_i2a = model.bridge(torch.from_numpy(pte["z_image"]), "image", "audio").numpy()
+    z_a2i, z_i2a = pte["z_audio_bridged"], pte["z_image_bridged"]
     metrics.update({
         "retrieval_audio_to_image_top1": _retrieval_accuracy(z_a2i, pte["z_image"], y, y),
         "retrieval_image_to_audio_top1": _retrieval_accuracy(z_i2a, pte["z_audio"], y, y),

@@ -220,7 +220,7 @@ def predict_all(model, data: DigitPairs, batch: int = 256) -> dict[str, np.ndarr
     (``*_bridge`` keys when the model's latent bridge is fitted)."""
     out: dict[str, list] = {}
     t = data.tensors()
-    bridged = bool(getattr(model, "bridge_fitted", False))
+    bridged = model.bridge_fitted
     for i in range(0, len(data.label), batch):
         b = {k: v[i:i + batch] for k, v in t.items()}
         a2 = model.predict(b, use=("audio",))
@@ -230,8 +230,10 @@ def predict_all(model, data: DigitPairs, batch: int = 256) -> dict[str, np.ndarr
                "audio_to_image": a2["image"], "image_to_audio": i2["audio"],
                "audio_recon": a2["audio"], "image_recon": i2["image"]}
         if bridged:
-            res["audio_to_image_bridge"] = model.decode(model.bridge(a2["latent"], "audio", "image"))["image"]
-            res["image_to_audio_bridge"] = model.decode(model.bridge(i2["latent"], "image", "audio"))["audio"]
+            za2i, zi2a = model.bridge(a2["latent"], "audio", "image"), model.bridge(i2["latent"], "image", "audio")
+            res.update({"z_audio_bridged": za2i, "z_image_bridged": zi2a,
+                        "audio_to_image_bridge": model.decode_modality("image", za2i),
+                        "image_to_audio_bridge": model.decode_modality("audio", zi2a)})
         for k, v in res.items():
             out.setdefault(k, []).append(v.numpy())
     return {k: np.concatenate(v) for k, v in out.items()}
