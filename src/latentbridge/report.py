@@ -128,17 +128,7 @@ def plot_spectrogram_pairs(
     Input and reconstruction in a row share one colour scale. When ``sample_rate`` and
     ``hop_length`` are both given the time axis is in seconds, otherwise in frames.
     """
-    a = np.asarray(inputs, dtype=np.float64)
-    b = np.asarray(reconstructions, dtype=np.float64)
-    if a.ndim == 2:
-        a = a[None]
-    if b.ndim == 2:
-        b = b[None]
-    if a.ndim != 3 or a.shape != b.shape:
-        raise ValueError(
-            f"inputs and reconstructions must both be (n, F, T) with equal shapes; "
-            f"got {np.shape(inputs)} and {np.shape(reconstructions)}"
-        )
+    a, b = _paired_arrays(inputs, reconstructions, "(n, F, T)", "inputs and reconstructions")
     n, n_freq, n_time = a.shape
     if n == 0:
         raise ValueError("no spectrograms to plot")
@@ -353,6 +343,20 @@ __all__ += [
 _MAX_WAVEFORM_ROWS = 4
 
 
+def _paired_arrays(x, y, layout: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` and ``y`` as float64 arrays of equal shape with the dimensions of ``layout`` (e.g.
+    "(n, F, T)"); one leading dimension short is added as a single row."""
+    ndim = layout.count(",") + 1
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if a.ndim == ndim - 1:
+        a = a[None]
+    if b.ndim == ndim - 1:
+        b = b[None]
+    if a.ndim != ndim or a.shape != b.shape:
+        raise ValueError(f"{what} must both be {layout} with equal shapes; got {np.shape(x)} and {np.shape(y)}")
+    return a, b
+
+
 def _finite_range(*arrays) -> tuple[float, float]:
     vals = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
     vals = vals[np.isfinite(vals)]
@@ -390,17 +394,7 @@ def plot_waveform_overlay(
     """
     from latentbridge.metrics.signal import si_sdr
 
-    a = np.asarray(reference, dtype=np.float64)
-    b = np.asarray(reconstruction, dtype=np.float64)
-    if a.ndim == 1:
-        a = a[None]
-    if b.ndim == 1:
-        b = b[None]
-    if a.ndim != 2 or a.shape != b.shape:
-        raise ValueError(
-            f"reference and reconstruction must both be (C, T) with equal shapes; "
-            f"got {np.shape(reference)} and {np.shape(reconstruction)}"
-        )
+    a, b = _paired_arrays(reference, reconstruction, "(C, T)", "reference and reconstruction")
     n_ch, n_t = a.shape
     if n_ch == 0 or n_t == 0:
         raise ValueError(f"no waveform to plot (shape {a.shape})")
