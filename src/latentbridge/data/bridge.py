@@ -27,7 +27,7 @@ Windows (:func:`build_windows`)
 * Each CSV of a test is one recording, windowed on its own (windows never span two files);
   every window of a test shares the test's mask. ``starts_s`` is relative to its CSV.
 * With ``vibration.resample_to`` every recording is resampled with
-  :func:`scipy.signal.resample_poly`. Afterwards every recording must have the same sample rate
+  :func:`latentbridge.io.resample`. Afterwards every recording must have the same sample rate
   (within 0.01 %) and the same channel count; a mismatch is a DataError listing the tests and
   their values (channels are never dropped silently: pick common ones with
   ``vibration.channels``).
@@ -55,13 +55,12 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from latentbridge.errors import ConfigError, DataError
-from latentbridge.io import cut_windows
+from latentbridge.io import cut_windows, resample
 from latentbridge.io_vibration import read_mask_png, read_vibration_csv
 from latentbridge.utils import atomic_path, stable_hash
 
@@ -332,20 +331,6 @@ def _stratified_pick(extent: np.ndarray, labelled: np.ndarray, fraction: float, 
 # --------------------------------------------------------------------------- building
 
 
-def _resample(wave: np.ndarray, src: float, dst: float, path: Path) -> np.ndarray:
-    from scipy.signal import resample_poly
-
-    if abs(src - dst) <= 1e-9 * dst:
-        return wave
-    frac = Fraction(dst / src).limit_denominator(10000)
-    achieved = src * frac.numerator / frac.denominator
-    if abs(achieved - dst) > 1e-4 * dst:
-        raise DataError(path, f"cannot resample {src:g} Hz to {dst:g} Hz with a rational factor "
-                              f"(closest {frac}: {achieved:g} Hz)")
-    out = resample_poly(wave, frac.numerator, frac.denominator, axis=-1)
-    return np.ascontiguousarray(out, dtype=np.float32)
-
-
 def _fmt_groups(values: dict[str, object]) -> str:
     groups: dict[object, list[str]] = {}
     for t, v in values.items():
@@ -447,7 +432,7 @@ def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None =
         for p in r.csv_files:
             wave, sr = read_vibration_csv(p, sample_rate=vib.sample_rate, channels=vib.channels)
             if vib.resample_to is not None:
-                wave, sr = _resample(wave, sr, float(vib.resample_to), p), float(vib.resample_to)
+                wave, sr = resample(wave, sr, float(vib.resample_to)), float(vib.resample_to)
             per_file.append((p, wave, sr))
         ch = {p.name: w.shape[0] for p, w, _ in per_file}
         if len(set(ch.values())) > 1:

@@ -42,6 +42,7 @@ from typing import NamedTuple
 import numpy as np
 
 from latentbridge.errors import DataError
+from latentbridge.io import resample
 from latentbridge.utils import atomic_path
 
 log = logging.getLogger(__name__)
@@ -632,20 +633,6 @@ def pair_audio_visual(
 MUSDB_STEMS: tuple[str, ...] = ("mixture", "drums", "bass", "other", "vocals")
 
 
-def _resample(wave: np.ndarray, sr: int, target: int) -> np.ndarray:
-    """(C, T) -> (C, T'): the same soxr "HQ" resampler as ``librosa.resample(res_type="soxr_hq")``
-    (soxr directly: importing librosa takes seconds)."""
-    try:
-        import soxr
-    except ImportError:  # pragma: no cover - soxr comes with librosa
-        import librosa
-
-        y = librosa.resample(wave, orig_sr=sr, target_sr=target, res_type="soxr_hq", axis=-1)
-    else:
-        y = soxr.resample(np.ascontiguousarray(wave.T), sr, target, quality="HQ").T
-    return np.ascontiguousarray(y, dtype=np.float32)
-
-
 class MUSDBStems:
     """MUSDB18-style folder of decoded stems: ``root/<track>/{mixture,drums,bass,other,vocals}.wav``.
 
@@ -717,7 +704,7 @@ class MUSDBStems:
                     raise DataError(path, f"length {frames} frames differs from {ref[0]} ({ref[3]} frames)")
             out[stem] = np.ascontiguousarray(data.T)
         if sample_rate is not None and ref is not None and int(sample_rate) != ref[1]:
-            out = {k: _resample(v, ref[1], int(sample_rate)) for k, v in out.items()}
+            out = {k: resample(v, ref[1], int(sample_rate)) for k, v in out.items()}
         return out
 
     def sample_rate(self, track: str) -> int:

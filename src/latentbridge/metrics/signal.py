@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from latentbridge.io import resample
+
 __all__ = [
     "si_sdr",
     "snr",
@@ -203,14 +205,6 @@ def _pesq_plan(sample_rate, mode: str | None) -> tuple[int, int, str]:
     return sr, target, mode
 
 
-def _resample(x: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
-    if orig_sr == target_sr:
-        return x
-    import librosa
-
-    return librosa.resample(x, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq")
-
-
 def _pesq_one(e: np.ndarray, r: np.ndarray, sr: int, target: int, mode: str) -> float:
     import warnings
 
@@ -221,8 +215,8 @@ def _pesq_one(e: np.ndarray, r: np.ndarray, sr: int, target: int, mode: str) -> 
             f"PESQ needs at least {PESQ_MIN_SECONDS} s of audio; got {e.shape[-1]} samples "
             f"({e.shape[-1] / sr:.3f} s) at {sr} Hz"
         )
-    e = _resample(e, sr, target)
-    r = _resample(r, sr, target)
+    e = resample(e, sr, target)
+    r = resample(r, sr, target)
     if not (np.any(e) or np.any(r)):  # pesq divides by the peak: silence vs silence
         warnings.warn(
             "PESQ: both signals are silent (no utterances); returning NaN", RuntimeWarning
@@ -254,7 +248,7 @@ def pesq_score(estimate, reference, sample_rate, mode: str | None = None, return
 
     - 8 kHz: narrow-band (``'nb'``); ``'wb'`` is a ValueError.
     - 16 kHz: wide-band (``'wb'``); ``'nb'`` may be asked for.
-    - any other rate is resampled with librosa (``res_type='soxr_hq'``) before scoring: to
+    - any other rate is resampled with :func:`latentbridge.io.resample` (soxr HQ) before scoring: to
       16 kHz (wide-band) when the rate is 16 kHz or more (e.g. 22.05/44.1/48 kHz), otherwise to
       8 kHz (narrow-band; ``'wb'`` is a ValueError since upsampling adds no bandwidth).
 

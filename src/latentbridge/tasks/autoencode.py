@@ -383,9 +383,9 @@ def reconstruct(model_dir: str | Path, files, out_dir: str | Path, n_iter: int =
         metrics = _safe_audio_metrics(out, wave, sr)
         written = out
         if native.sample_rate != sr:
-            import librosa
+            from latentbridge.io import resample
 
-            written = librosa.resample(out, orig_sr=sr, target_sr=native.sample_rate, res_type="soxr_hq")
+            written = resample(out, sr, native.sample_rate)
             written = np.pad(written, (0, max(0, native.frames - len(written))))[:native.frames]
         stem = path.stem
         while stem in used:

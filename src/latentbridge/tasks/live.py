@@ -22,10 +22,10 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
 
     def score_fn(windows: np.ndarray):
         if capture_sr != model_sr:
-            import librosa
+            from latentbridge.io import resample
 
-            windows = librosa.resample(windows, orig_sr=capture_sr, target_sr=model_sr, res_type="soxr_hq", axis=-1)
-            windows = librosa.util.fix_length(windows, size=window, axis=-1)
+            windows = resample(windows, capture_sr, model_sr, axis=-1)
+            windows = np.pad(windows, ((0, 0), (0, max(0, window - windows.shape[-1]))))[:, :window]
         return det.score_windows(windows)
 
     if isinstance(device, str) and device.strip().lstrip("-").isdigit():

@@ -315,30 +315,11 @@ def device_blocks(
 
 
 def _load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
-    """Mono float32 samples of ``path`` at ``sample_rate``."""
-    try:
-        from latentbridge.io import read_audio
-    except ImportError:
-        read_audio = None
-    if read_audio is not None:
-        audio, _ = read_audio(path, sample_rate=sample_rate, mono=True)
-        return np.asarray(audio, dtype=np.float32).reshape(-1)
+    """Mono float32 samples of ``path`` at ``sample_rate`` (the same reader and checks as training)."""
+    from latentbridge.io import read_audio
 
-    import soundfile
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "no such audio file")
-    try:
-        audio, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except RuntimeError as exc:  # soundfile.LibsndfileError
-        raise DataError(path, f"cannot read audio: {exc}") from None
-    audio = audio.mean(axis=1, dtype=np.float32)
-    if sr != sample_rate:
-        import librosa
-
-        audio = librosa.resample(audio, orig_sr=sr, target_sr=sample_rate)
-    return np.asarray(audio, dtype=np.float32)
+    audio, _ = read_audio(path, sample_rate=sample_rate, mono=True)
+    return np.asarray(audio, dtype=np.float32).reshape(-1)
 
 
 def file_blocks(
