@@ -38,6 +38,8 @@ __all__ = [
     "write_audio",
     "SILENCE_LEVEL",
     "resample",
+    "MIN_WINDOW_SHARE",
+    "check_recording_length",
 ]
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
@@ -407,6 +409,31 @@ def cut_windows(
     windows = np.ascontiguousarray(np.moveaxis(view, -2, 0))  # (n, ..., window)
     starts = np.arange(n_windows, dtype=np.int64) * hop
     return windows, starts
+
+
+#: The short-recording rule shared by fit, score, listen and the edge scorer: a recording must
+#: hold at least this share of one analysis window (0.5 s for 2-s windows). Shorter recordings
+#: are refused; recordings between that and one window are padded to one window with the
+#: model's pad mode (as in training), and callers report them.
+MIN_WINDOW_SHARE = 0.25
+
+
+def check_recording_length(n_samples: int, window: int, sample_rate: float, name: str | Path = "<waveform>") -> bool:
+    """Apply the short-recording rule (:data:`MIN_WINDOW_SHARE`) to a recording of ``n_samples``.
+
+    Returns True when the recording is shorter than one window (it will be padded), False when
+    it holds at least one window; raises DataError naming ``name`` when it is too short to score.
+    """
+    n_samples, window = int(n_samples), int(window)
+    minimum = int(np.ceil(MIN_WINDOW_SHARE * window))
+    if n_samples < minimum:
+        raise DataError(
+            name,
+            f"recording too short: {n_samples / sample_rate:.3g} s; with {window / sample_rate:g}-s windows a "
+            f"recording must last at least {minimum / sample_rate:.3g} s (a quarter of a window; shorter "
+            "windows need a model trained with a shorter audio.window_s)",
+        )
+    return n_samples < window
 
 
 # --------------------------------------------------------------------------- writing

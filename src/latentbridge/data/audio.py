@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from latentbridge.errors import DataError
-from latentbridge.io import cut_windows, list_audio_files, read_audio
+from latentbridge.io import check_recording_length, cut_windows, list_audio_files, read_audio
 from latentbridge.utils import atomic_path, stable_hash
 
 log = logging.getLogger(__name__)
@@ -134,8 +134,10 @@ class FeatureExtractor:
             log.warning("feature cache %s not written: %s", self.cache_dir, e)
 
     # --- extraction ---------------------------------------------------------------------
-    def windows_of(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        windows, starts = cut_windows(wave, self.window, self.hop, pad=self.pad)
+    def windows_of(self, wave: np.ndarray, name: str | Path = "<waveform>") -> tuple[np.ndarray, np.ndarray]:
+        """Windows of one recording (the short-recording rule of :func:`latentbridge.io.check_recording_length`)."""
+        check_recording_length(wave.shape[-1], self.window, self.sample_rate, name)
+        windows, starts = cut_windows(wave, self.window, self.hop, pad=self.pad, name=name)
         return windows.astype(np.float32, copy=False), starts.astype(np.float64) / self.sample_rate
 
     @torch.no_grad()
@@ -185,7 +187,7 @@ class FeatureExtractor:
                 continue
             try:
                 wave = self.read(path)
-                windows, starts = self.windows_of(wave)
+                windows, starts = self.windows_of(wave, path)
             except DataError as e:
                 if not skip_bad:
                     raise

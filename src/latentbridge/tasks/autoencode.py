@@ -198,7 +198,7 @@ def _windows_of_files(cfg: Config, transform, files: list[Path], max_windows: in
     ex = FeatureExtractor.from_config(cfg, transform, use_cache=False)
     waves, labels = [], []
     for f in files:
-        w, starts = ex.windows_of(ex.read(Path(f)))
+        w, starts = ex.windows_of(ex.read(Path(f)), f)
         waves.append(w)
         labels += [f"{Path(f).name}@{s:.2f}s" for s in starts]
     windows = np.concatenate(waves)
