@@ -132,12 +132,12 @@ def test_download_interrupted_and_missing(server, tmp_path):
 def test_download_ctrl_c_leaves_no_partial(server, tmp_path, monkeypatch):
     base, served, _ = server
     (served / "blob.bin").write_bytes(b"data")
-    import latentbridge.data.sources as sources
+    import latentbridge.data.sources.downloads as downloads
 
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sources.os, "replace", interrupted)
+    monkeypatch.setattr(downloads.os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
         download(base + "blob.bin", tmp_path / "blob.bin", md5=md5(b"data"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["served"]

@@ -1,4 +1,5 @@
-"""Tests for the synthetic bridge data set (latentbridge.data.synth.bridge)."""
+"""Tests for the synthetic bridge data set (latentbridge.data.synth.bridge) and its beam model
+(latentbridge.data.synth.beam)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from PIL import Image
 from scipy import linalg, signal
 
-from latentbridge.data.synth import bridge
+from latentbridge.data.synth import beam, bridge
 from latentbridge.data.synth.bridge import (
     DEFAULTS,
     beam_matrices,
@@ -63,6 +64,17 @@ def test_defaults_match_signature():
     for name, value in DEFAULTS.items():
         assert sig.parameters[name].default == value
     assert set(DEFAULTS) == {n for n in sig.parameters if n != "out_dir"}
+    # the beam functions default to the data set's mesh and sensor count
+    assert inspect.signature(modal_frequencies).parameters["n_elements"].default == DEFAULTS["n_elements"]
+    assert inspect.signature(bridge.sensor_positions).parameters["n_sensors"].default == DEFAULTS["n_sensors"]
+
+
+def test_beam_model_is_importable_from_bridge():
+    """The beam model moved to synth/beam.py; its names stay importable from synth/bridge.py."""
+    for name in (*beam.__all__, "LENGTH_M", "HEIGHT_M", "EI", "RHO_A", "DAMPING_RATIO", "DAMPING_MODES",
+                 "MAX_DEPTH_RATIO"):
+        assert getattr(bridge, name) is getattr(beam, name), name
+    assert set(bridge.__all__) <= {n for n in dir(bridge) if not n.startswith("_")}
 
 
 def test_fe_frequencies_match_closed_form():

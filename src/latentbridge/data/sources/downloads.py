@@ -1,0 +1,130 @@
+"""Checksummed downloads and where downloaded data sets live.
+
+:func:`download` streams a URL to ``DEST.partial`` beside the destination, checks its md5 /
+sha256 and renames it onto ``DEST`` in one step; a failed or interrupted download leaves no
+partial file behind. A file already present with the right checksum is not downloaded again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from latentbridge.errors import DataError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["default_data_dir", "download", "file_checksum"]
+
+_CHUNK = 1 << 16
+
+
+def default_data_dir() -> Path:
+    """Where downloaded data sets live: ``$LATENTBRIDGE_DATA``, else
+    ``$XDG_CACHE_HOME/latentbridge/data`` (``~/.cache/latentbridge/data``)."""
+    env = os.environ.get("LATENTBRIDGE_DATA")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "latentbridge" / "data"
+
+
+def file_checksum(path: str | Path, algorithm: str = "md5") -> str:
+    """Hex digest of a file (``algorithm`` is any :mod:`hashlib` name)."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(1 << 20)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+def _expected(md5: str | None, sha256: str | None) -> list[tuple[str, str]]:
+    out = []
+    if md5:
+        out.append(("md5", md5.lower()))
+    if sha256:
+        out.append(("sha256", sha256.lower()))
+    return out
+
+
+def download(
+    url: str,
+    dest: str | Path,
+    md5: str | None = None,
+    sha256: str | None = None,
+    timeout: float = 60,
+) -> Path:
+    """Download ``url`` to ``dest`` and return ``dest``.
+
+    The body is streamed to ``dest.partial`` (beside ``dest``) while its md5 / sha256 are
+    computed; only when every given checksum matches is it renamed onto ``dest`` (one atomic
+    rename). On a checksum mismatch, a network error, a short body or an interruption
+    (including Ctrl-C) the partial file is removed; errors are raised as DataError naming the
+    URL (and, for a mismatch, the expected and actual checksums).
+
+    When ``dest`` already exists and matches every given checksum, nothing is downloaded. An
+    existing file with a wrong checksum is downloaded again. Without any checksum an existing
+    file is trusted and a download is only logged as unverified.
+    """
+    dest = Path(dest)
+    expected = _expected(md5, sha256)
+    if dest.is_file():
+        bad = [(alg, want, file_checksum(dest, alg)) for alg, want in expected]
+        bad = [b for b in bad if b[1] != b[2]]
+        if not bad:
+            log.debug("%s already present, not downloading", dest)
+            return dest
+        alg, want, got = bad[0]
+        log.warning("%s: %s %s does not match the expected %s; downloading it again", dest, alg, got, want)
+    if not expected:
+        log.warning("downloading %s without a checksum to verify it against", url)
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + ".partial")
+    hashes = {alg: hashlib.new(alg) for alg, _ in expected}
+    n_bytes = 0
+    try:
+        try:
+            req = urllib.request.Request(url, headers={"User-Agent": "latentbridge"})
+            with urllib.request.urlopen(req, timeout=timeout) as resp, open(partial, "wb") as out:
+                length = resp.headers.get("Content-Length")
+                length = int(length) if length and length.isdigit() else None
+                while True:
+                    chunk = resp.read(_CHUNK)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    n_bytes += len(chunk)
+                    for h in hashes.values():
+                        h.update(chunk)
+            if length is not None and n_bytes != length:
+                raise DataError(url, f"download interrupted: received {n_bytes} of {length} bytes")
+        except DataError:
+            raise
+        except urllib.error.HTTPError as exc:
+            raise DataError(url, f"download failed: HTTP {exc.code} {exc.reason}") from exc
+        except urllib.error.URLError as exc:
+            raise DataError(url, f"download failed: {exc.reason}") from exc
+        except (OSError, ValueError, EOFError, http.client.HTTPException) as exc:
+            # timeouts, connection resets, IncompleteRead, malformed URLs
+            raise DataError(url, f"download interrupted after {n_bytes} bytes: {exc!r}") from exc
+        for alg, want in expected:
+            got = hashes[alg].hexdigest()
+            if got != want:
+                raise DataError(
+                    url,
+                    f"checksum mismatch: expected {alg} {want}, got {got} ({n_bytes} bytes); "
+                    f"the download was discarded",
+                )
+        os.replace(partial, dest)
+    finally:  # also on KeyboardInterrupt
+        if partial.exists():
+            partial.unlink()
+    return dest

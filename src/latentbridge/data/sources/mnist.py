@@ -1,0 +1,201 @@
+"""MNIST from the four official ``*-ubyte.gz`` files (md5-checked), read by :func:`read_idx`;
+without the training images, a seeded offline split of the 10,000 test images."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from latentbridge.data.sources.common import SPLITS, _check_split
+from latentbridge.data.sources.downloads import default_data_dir, file_checksum
+
+# MNIST.__init__ has a parameter called ``download``, so the function goes by another name here
+from latentbridge.data.sources.downloads import download as download_fn
+from latentbridge.errors import DataError
+
+__all__ = ["MNIST", "MNIST_FILES", "read_idx"]
+
+_IDX_KINDS = {0x00000801: ("labels", 1), 0x00000803: ("images", 3)}
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an idx file (gzip-compressed or raw) of unsigned bytes: labels (magic 0x00000801,
+    shape ``(N,)``) or images (magic 0x00000803, shape ``(N, rows, cols)``), as uint8.
+
+    Raises DataError naming the file for a missing file, a corrupt gzip stream, a bad magic
+    number, or a size that does not match the dimensions in the header.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "file does not exist")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(path, f"corrupt or truncated gzip file ({exc})") from exc
+    if len(raw) < 4:
+        raise DataError(path, f"too short for an idx file ({len(raw)} bytes)")
+    magic = struct.unpack(">I", raw[:4])[0]
+    if magic not in _IDX_KINDS:
+        raise DataError(
+            path,
+            f"bad magic number 0x{magic:08x}: expected 0x00000801 (labels) or 0x00000803 (images)",
+        )
+    kind, ndim = _IDX_KINDS[magic]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(path, f"truncated idx header ({len(raw)} bytes, {kind} need {header})")
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    need = int(np.prod(dims, dtype=np.int64))
+    have = len(raw) - header
+    if have != need:
+        what = "truncated" if have < need else "too long"
+        raise DataError(
+            path,
+            f"{what}: header declares {kind} of shape {tuple(dims)} = {need} bytes of data, "
+            f"the file holds {have}",
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()
+
+
+#: name -> (file name, md5) of the official MNIST files
+MNIST_FILES: dict[str, tuple[str, str]] = {
+    "train_images": ("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+    "train_labels": ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
+    "test_images": ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
+    "test_labels": ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
+}
+
+
+class MNIST:
+    """MNIST handwritten digits from the four official ``*-ubyte.gz`` files.
+
+    ``root`` (default ``default_data_dir() / "mnist"``) holds the files, gzipped or
+    decompressed (same name without ``.gz``). ``download=True`` fetches the missing ones from
+    ``BASE_URL`` and checks their md5s; ``verify=True`` checks the md5s of gzipped files
+    already present.
+
+    Offline split: without ``train-images-idx3-ubyte(.gz)``, the 10,000 official test images
+    are split with ``np.random.default_rng(seed)`` into ``n_offline_test`` test images and the
+    rest for training (8,000 / 2,000 by default); ``offline_split`` is then True, a
+    ``UserWarning`` says so, and :meth:`indices` gives each split's rows in the t10k file.
+    """
+
+    BASE_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+    FILES = MNIST_FILES
+    N_TRAIN = 60000
+    N_TEST = 10000
+
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        download: bool = False,
+        *,
+        seed: int = 0,
+        n_offline_test: int = 2000,
+        verify: bool = False,
+    ):
+        self.root = Path(root) if root is not None else default_data_dir() / "mnist"
+        self.seed = int(seed)
+        self.n_offline_test = int(n_offline_test)
+        if download:
+            for name, md5 in self.FILES.values():
+                present = self._find(name)
+                if present is None or present.suffix == ".gz":  # a present .gz is md5-checked
+                    download_fn(self.BASE_URL + name, self.root / name, md5=md5)
+        for key in ("test_images", "test_labels"):
+            if self._find(self.FILES[key][0]) is None:
+                raise DataError(
+                    self.root / self.FILES[key][0],
+                    "MNIST test file missing (needed even for the offline split); "
+                    "pass download=True or point root at the folder holding it",
+                )
+        if verify:
+            for name, md5 in self.FILES.values():
+                p = self._find(name)
+                if p is not None and p.suffix == ".gz":
+                    got = file_checksum(p, "md5")
+                    if got != md5:
+                        raise DataError(p, f"md5 mismatch: expected {md5}, got {got}")
+        has_train_images = self._find(self.FILES["train_images"][0]) is not None
+        has_train_labels = self._find(self.FILES["train_labels"][0]) is not None
+        if has_train_images and not has_train_labels:
+            raise DataError(self.root / self.FILES["train_labels"][0], "train images present but labels missing")
+        self.offline_split = not has_train_images
+        if self.offline_split:
+            if not 0 < self.n_offline_test < self.N_TEST:
+                raise ValueError(f"n_offline_test must be in 1..{self.N_TEST - 1}, got {n_offline_test}")
+            warnings.warn(
+                f"{self.root}: MNIST training images absent; 'train' and 'test' are a seeded "
+                f"(seed {self.seed}) {self.N_TEST - self.n_offline_test}/{self.n_offline_test} "
+                f"split of the 10,000 official test images (offline_split=True)",
+                stacklevel=2,
+            )
+        self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _find(self, name: str) -> Path | None:
+        for cand in (self.root / name, self.root / name.removesuffix(".gz")):
+            if cand.is_file():
+                return cand
+        return None
+
+    def _read_pair(self, which: str) -> tuple[np.ndarray, np.ndarray]:
+        if which not in self._cache:
+            ip = self._find(self.FILES[f"{which}_images"][0])
+            lp = self._find(self.FILES[f"{which}_labels"][0])
+            images, labels = read_idx(ip), read_idx(lp)
+            if images.ndim != 3 or images.shape[1:] != (28, 28):
+                raise DataError(ip, f"expected images of shape (N, 28, 28), got {images.shape}")
+            if labels.ndim != 1:
+                raise DataError(lp, f"expected labels of shape (N,), got {labels.shape}")
+            if len(images) != len(labels):
+                raise DataError(lp, f"{len(labels)} labels for {len(images)} images in {ip.name}")
+            if labels.size and labels.max() > 9:
+                raise DataError(lp, f"label {int(labels.max())} out of range 0-9")
+            self._cache[which] = (images, labels)
+        return self._cache[which]
+
+    def indices(self, split: str) -> np.ndarray:
+        """Rows of the source file that make up ``split``: all rows of the split's own file,
+        or (offline) a seeded, disjoint subset of the t10k rows."""
+        _check_split(split)
+        if not self.offline_split:
+            n = len(self._read_pair(split)[1])
+            return np.arange(n, dtype=np.int64)
+        n = len(self._read_pair("test")[1])
+        perm = np.random.default_rng(self.seed).permutation(n)
+        n_test = min(self.n_offline_test, n - 1)
+        idx = perm[n - n_test :] if split == "test" else perm[: n - n_test]
+        return np.sort(idx).astype(np.int64)
+
+    def load(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(images uint8 (N, 28, 28), labels uint8 (N,))`` of ``"train"`` or ``"test"``."""
+        _check_split(split)
+        if not self.offline_split:
+            return self._read_pair(split)
+        images, labels = self._read_pair("test")
+        idx = self.indices(split)
+        return images[idx], labels[idx]
+
+    def pool(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """``(images, labels, {"train": rows, "test": rows})``: one image pool and each
+        split's rows in it (for :func:`pair_audio_visual`). Offline the pool is the t10k set;
+        otherwise the training images followed by the test images."""
+        if self.offline_split:
+            images, labels = self._read_pair("test")
+            return images, labels, {s: self.indices(s) for s in SPLITS}
+        tr, te = self._read_pair("train"), self._read_pair("test")
+        images = np.concatenate([tr[0], te[0]])
+        labels = np.concatenate([tr[1], te[1]])
+        n = len(tr[1])
+        return images, labels, {
+            "train": np.arange(n, dtype=np.int64),
+            "test": np.arange(n, n + len(te[1]), dtype=np.int64),
+        }

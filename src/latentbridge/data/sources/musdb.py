@@ -1,0 +1,100 @@
+"""MUSDB18-style stems: reader for ``root/<track>/{mixture,drums,bass,other,vocals}.wav``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from latentbridge.errors import DataError
+from latentbridge.io import resample
+
+__all__ = ["MUSDB_STEMS", "MUSDBStems"]
+
+MUSDB_STEMS: tuple[str, ...] = ("mixture", "drums", "bass", "other", "vocals")
+
+
+class MUSDBStems:
+    """MUSDB18-style folder of decoded stems: ``root/<track>/{mixture,drums,bass,other,vocals}.wav``.
+
+    (MUSDB18 ships ``.stem.mp4`` files; decode them to this layout, as ``musdb``'s
+    ``--wav`` variant does, e.g. ``root = MUSDB18-HQ/train``.) Stems may be silent: unlike
+    :func:`latentbridge.io.read_audio`, silence is not an error here.
+    """
+
+    STEMS = MUSDB_STEMS
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(self.root, "MUSDB folder does not exist")
+
+    def tracks(self) -> list[str]:
+        """Names of the track folders (sorted) holding at least one stem file."""
+        out = []
+        for p in sorted(self.root.iterdir()):
+            if p.is_dir() and not p.name.startswith(".") and any((p / f"{s}.wav").is_file() for s in self.STEMS):
+                out.append(p.name)
+        return out
+
+    def load(
+        self, track: str, stems: Sequence[str] | None = None, sample_rate: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """``{stem: float32 array (C, T)}``; resampled to ``sample_rate`` when given.
+
+        DataError (naming the file) for a missing track or stem, an unreadable file, or stems
+        whose sample rates, channel counts or lengths differ from the first stem's.
+        """
+        import soundfile as sf
+
+        stems = list(self.STEMS if stems is None else stems)
+        unknown = [s for s in stems if s not in self.STEMS]
+        if unknown:
+            raise ValueError(f"unknown stem(s) {unknown}; stems are {self.STEMS}")
+        if not stems:
+            raise ValueError("stems must not be empty")
+        folder = self.root / track
+        if not folder.is_dir():
+            raise DataError(folder, "no such track folder")
+        out: dict[str, np.ndarray] = {}
+        ref: tuple[str, int, int, int] | None = None  # (file, sr, channels, frames)
+        for stem in stems:
+            path = folder / f"{stem}.wav"
+            if not path.is_file():
+                have = sorted(p.name for p in folder.glob("*.wav"))
+                raise DataError(path, f"missing stem {stem!r} (track folder holds: {', '.join(have) or 'no wav files'})")
+            try:
+                with sf.SoundFile(str(path)) as f:
+                    sr, ch, declared = int(f.samplerate), int(f.channels), int(f.frames)
+                    data = f.read(dtype="float32", always_2d=True)
+            except Exception as exc:  # noqa: BLE001 - libsndfile errors
+                raise DataError(path, f"unreadable audio file ({exc})") from exc
+            if data.shape[0] < declared or data.shape[0] == 0:
+                raise DataError(path, f"truncated or empty: {data.shape[0]} of {declared} frames")
+            if not np.all(np.isfinite(data)):
+                raise DataError(path, "contains NaN or inf samples")
+            frames = data.shape[0]
+            if ref is None:
+                ref = (path.name, sr, ch, frames)
+            else:
+                if sr != ref[1]:
+                    raise DataError(path, f"sample rate {sr} Hz differs from {ref[0]} ({ref[1]} Hz)")
+                if ch != ref[2]:
+                    raise DataError(path, f"{ch} channel(s), {ref[0]} has {ref[2]}")
+                if frames != ref[3]:
+                    raise DataError(path, f"length {frames} frames differs from {ref[0]} ({ref[3]} frames)")
+            out[stem] = np.ascontiguousarray(data.T)
+        if sample_rate is not None and ref is not None and int(sample_rate) != ref[1]:
+            out = {k: resample(v, ref[1], int(sample_rate)) for k, v in out.items()}
+        return out
+
+    def sample_rate(self, track: str) -> int:
+        """Sample rate of the track's first stem file present."""
+        import soundfile as sf
+
+        for stem in self.STEMS:
+            p = self.root / track / f"{stem}.wav"
+            if p.is_file():
+                return int(sf.info(str(p)).samplerate)
+        raise DataError(self.root / track, "no stem files")

@@ -1,0 +1,126 @@
+"""Audio figures: spectrogram rows (input | reconstruction | difference) and a waveform overlay."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from latentbridge.report.common import _new_figure, _paired_arrays, _save
+
+__all__ = ["plot_spectrogram_pairs", "plot_waveform_overlay"]
+
+_MAX_WAVEFORM_ROWS = 4
+
+
+def plot_spectrogram_pairs(
+    inputs,
+    reconstructions,
+    titles: Sequence[str] | None,
+    path: str | Path,
+    sample_rate: int | None = None,
+    hop_length: int | None = None,
+) -> Path:
+    """Rows of ``input | reconstruction | |input - reconstruction|`` for (n, F, T) arrays.
+
+    Input and reconstruction in a row share one colour scale. When ``sample_rate`` and
+    ``hop_length`` are both given the time axis is in seconds, otherwise in frames.
+    """
+    a, b = _paired_arrays(inputs, reconstructions, "(n, F, T)", "inputs and reconstructions")
+    n, n_freq, n_time = a.shape
+    if n == 0:
+        raise ValueError("no spectrograms to plot")
+    titles = list(titles) if titles is not None else [f"#{i}" for i in range(n)]
+    if len(titles) != n:
+        raise ValueError(f"got {len(titles)} titles for {n} spectrograms")
+    if sample_rate and hop_length:
+        extent = [0.0, n_time * hop_length / sample_rate, 0, n_freq]
+        xlabel = "time (s)"
+    else:
+        extent = [0, n_time, 0, n_freq]
+        xlabel = "frame"
+
+    fig = _new_figure(12.0, 2.6 * n + 0.4)
+    for i in range(n):
+        diff = np.abs(a[i] - b[i])
+        both = np.concatenate([a[i].ravel(), b[i].ravel()])
+        both = both[np.isfinite(both)]
+        vmin, vmax = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
+        panels = (
+            (a[i], "input", "magma", vmin, vmax),
+            (b[i], "reconstruction", "magma", vmin, vmax),
+            (diff, "|difference|", "viridis", None, None),
+        )
+        for j, (img, name, cmap, lo, hi) in enumerate(panels):
+            ax = fig.add_subplot(n, 3, 3 * i + j + 1)
+            im = ax.imshow(img, origin="lower", aspect="auto", cmap=cmap, vmin=lo, vmax=hi, extent=extent)
+            ax.set_title(f"{titles[i]}: {name}" if j == 0 else name, fontsize=9)
+            if i == n - 1:
+                ax.set_xlabel(xlabel)
+            if j == 0:
+                ax.set_ylabel("bin")
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_waveform_overlay(
+    reference,
+    reconstruction,
+    sample_rate: float | None,
+    path: str | Path,
+    title: str = "",
+    channels: Sequence[int] | None = None,
+) -> Path:
+    """Original vs reconstructed waveform, one row per channel (at most 4 rows).
+
+    ``reference`` and ``reconstruction`` are (C, T) (or (T,) for one channel) with equal shapes.
+    ``channels`` picks which channels to draw (default: the first up to 4; only the first 4
+    of a longer list are drawn). Each row's title gives the channel's SI-SDR. With a
+    ``sample_rate`` the time axis is in seconds, otherwise in samples.
+    """
+    from latentbridge.metrics.signal import si_sdr
+
+    a, b = _paired_arrays(reference, reconstruction, "(C, T)", "reference and reconstruction")
+    n_ch, n_t = a.shape
+    if n_ch == 0 or n_t == 0:
+        raise ValueError(f"no waveform to plot (shape {a.shape})")
+    if channels is None:
+        chans = list(range(min(n_ch, _MAX_WAVEFORM_ROWS)))
+    else:
+        chans = [int(c) for c in channels][:_MAX_WAVEFORM_ROWS]
+        if not chans:
+            raise ValueError("channels is empty")
+        bad = [c for c in chans if not -n_ch <= c < n_ch]
+        if bad:
+            raise ValueError(f"channel(s) {bad} out of range for {n_ch} channels")
+        chans = [c % n_ch for c in chans]
+    if sample_rate:
+        t = np.arange(n_t) / float(sample_rate)
+        xlabel = "time (s)"
+    else:
+        t = np.arange(n_t)
+        xlabel = "sample"
+    ok = np.all(np.isfinite(a), axis=1) & np.all(np.isfinite(b), axis=1)
+
+    fig = _new_figure(10.0, 2.0 * len(chans) + 0.6)
+    axes = []
+    for row, c in enumerate(chans):
+        ax = fig.add_subplot(len(chans), 1, row + 1, sharex=axes[0] if axes else None)
+        axes.append(ax)
+        ax.plot(t, a[c], color="black", lw=0.8, alpha=0.8, label="original")
+        ax.plot(t, b[c], color="tab:orange", lw=0.8, alpha=0.75, label="reconstruction")
+        name = f"channel {c}"
+        if ok[c]:
+            name += f" (SI-SDR {float(si_sdr(b[c], a[c])):.1f} dB)"
+        ax.set_title(name, fontsize=9)
+        ax.set_ylabel("amplitude")
+        ax.grid(alpha=0.3)
+        if row == 0:
+            ax.legend(loc="upper right", fontsize=8)
+    axes[-1].set_xlabel(xlabel)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)

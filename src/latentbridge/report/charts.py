@@ -1,0 +1,68 @@
+"""General charts: line series (e.g. loss curves) and labelled heatmaps (e.g. relationship tables)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from latentbridge.report.common import _new_figure, _save
+
+__all__ = ["plot_heatmap", "plot_lines"]
+
+
+def plot_lines(
+    x,
+    ys: Mapping[str, Sequence[float]],
+    path: str | Path,
+    xlabel: str = "",
+    ylabel: str = "",
+    title: str = "",
+    logy: bool = False,
+) -> Path:
+    """One line per entry of ``ys`` (e.g. loss curves). ``x`` may be None (0, 1, 2, ...)."""
+    if not ys:
+        raise ValueError("plot_lines needs at least one series")
+    fig = _new_figure(6.0, 4.0)
+    ax = fig.add_subplot(1, 1, 1)
+    for name, values in ys.items():
+        v = np.asarray(values, dtype=np.float64).reshape(-1)
+        if x is None:
+            xv = np.arange(v.size)
+        else:
+            xv = np.asarray(x, dtype=np.float64).reshape(-1)
+            if xv.size != v.size:
+                raise ValueError(f"series {name!r} has {v.size} values but x has {xv.size}")
+        ax.plot(xv, v, label=str(name), marker="." if v.size < 50 else None)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_heatmap(matrix, row_labels, col_labels, path: str | Path, title: str = "", xlabel: str = "",
+                 ylabel: str = "", fmt: str = ".2f", cmap: str = "viridis") -> Path:
+    """A labelled heatmap with the value written in each cell (relationship tables, rates)."""
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.ndim != 2 or m.shape != (len(row_labels), len(col_labels)):
+        raise ValueError(f"matrix of shape {m.shape} does not match {len(row_labels)} x {len(col_labels)} labels")
+    fig = _new_figure(1.0 + 0.55 * m.shape[1], 0.8 + 0.45 * m.shape[0])
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(m, cmap=cmap, aspect="auto")
+    fig.colorbar(im, ax=ax)
+    ax.set_xticks(range(m.shape[1]), [str(c) for c in col_labels])
+    ax.set_yticks(range(m.shape[0]), [str(r) for r in row_labels])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if m.size <= 400:
+        hi = np.nanmax(m) if np.isfinite(m).any() else 0.0
+        for (r, c), v in np.ndenumerate(m):
+            ax.text(c, r, format(v, fmt), ha="center", va="center", fontsize=7,
+                    color="black" if v > 0.6 * hi else "white")
+    return _save(fig, path)

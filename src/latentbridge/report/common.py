@@ -1,0 +1,68 @@
+"""Shared figure helpers of :mod:`latentbridge.report`: a private Agg figure, atomic PNG saving and
+argument checks used by several plots.
+
+Figures are drawn on a private ``matplotlib.figure.Figure`` with an Agg canvas, so nothing here
+touches pyplot's global state or needs a display, and every file is written atomically (a
+reader never sees a half-written PNG).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from latentbridge.utils import atomic_path
+
+_DPI = 100
+
+
+def _new_figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=_DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=_DPI, bbox_inches="tight")
+    return path
+
+
+def _paired_arrays(x, y, layout: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` and ``y`` as float64 arrays of equal shape with the dimensions of ``layout`` (e.g.
+    "(n, F, T)"); one leading dimension short is added as a single row."""
+    ndim = layout.count(",") + 1
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if a.ndim == ndim - 1:
+        a = a[None]
+    if b.ndim == ndim - 1:
+        b = b[None]
+    if a.ndim != ndim or a.shape != b.shape:
+        raise ValueError(f"{what} must both be {layout} with equal shapes; got {np.shape(x)} and {np.shape(y)}")
+    return a, b
+
+
+def _finite_range(*arrays) -> tuple[float, float]:
+    vals = np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
+    vals = vals[np.isfinite(vals)]
+    if vals.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(vals.min()), float(vals.max())
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    return lo, hi
+
+
+def _titles(titles, n: int, what: str, default: str = "#{}") -> list[str]:
+    if titles is None:
+        return [default.format(i) for i in range(n)]
+    titles = [str(t) for t in titles]
+    if len(titles) != n:
+        raise ValueError(f"got {len(titles)} {what} for {n}")
+    return titles
+

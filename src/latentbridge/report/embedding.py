@@ -1,0 +1,145 @@
+"""Latent-space figures: 2-D projections (UMAP, t-SNE, PCA) of latent vectors and their scatter plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from latentbridge.report.common import _new_figure, _save
+
+__all__ = ["embed_2d", "plot_embedding"]
+
+
+def plot_embedding(
+    points,
+    colors,
+    path: str | Path,
+    title: str = "",
+    categorical: bool = False,
+    label: str = "",
+) -> Path:
+    """Scatter plot of a 2-D embedding (N, 2).
+
+    ``colors`` (N,) are continuous values (a colourbar titled ``label``) or, with
+    ``categorical=True``, category labels of any type (e.g. test ids; one colour each and a
+    legend titled ``label``). ``colors`` may be None (one colour).
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 2:
+        raise ValueError(f"points must be (N, 2), got shape {np.shape(points)}")
+    n = pts.shape[0]
+    if n == 0:
+        raise ValueError("no points to plot")
+    size = float(np.clip(3000.0 / n, 4.0, 40.0))
+    fig = _new_figure(6.5, 5.5)
+    ax = fig.add_subplot(1, 1, 1)
+    if colors is None:
+        ax.scatter(pts[:, 0], pts[:, 1], s=size, color="tab:blue", alpha=0.8, linewidths=0)
+    else:
+        c = np.asarray(colors)
+        if c.ndim != 1 or c.shape[0] != n:
+            raise ValueError(f"colors must be (N,) with N={n}, got shape {np.shape(colors)}")
+        if categorical:
+            from matplotlib import colormaps
+
+            cats = list(dict.fromkeys(c.tolist()))  # first-seen order
+            try:
+                cats = sorted(cats)
+            except TypeError:
+                pass
+            cmap = colormaps["tab10" if len(cats) <= 10 else "tab20"]
+            for i, cat in enumerate(cats):
+                sel = np.array([v == cat for v in c.tolist()], dtype=bool)
+                ax.scatter(pts[sel, 0], pts[sel, 1], s=size, color=cmap(i % cmap.N), alpha=0.8,
+                           linewidths=0, label=f"{cat} (n={int(sel.sum())})")
+            ax.legend(title=label or None, fontsize=7, title_fontsize=8, loc="best",
+                      ncol=1 if len(cats) <= 12 else 2, markerscale=max(1.0, 20.0 / size))
+        else:
+            cv = c.astype(np.float64)
+            sc = ax.scatter(pts[:, 0], pts[:, 1], c=cv, s=size, cmap="viridis", alpha=0.85,
+                            linewidths=0)
+            cb = fig.colorbar(sc, ax=ax)
+            if label:
+                cb.set_label(label)
+    ax.set_title(title)
+    ax.set_xlabel("dim 1")
+    ax.set_ylabel("dim 2")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def _pca_2d(x: np.ndarray) -> np.ndarray:
+    """First two principal-component scores (N, 2), signs fixed; zero columns if rank < 2."""
+    n = x.shape[0]
+    out = np.zeros((n, 2), dtype=np.float64)
+    xc = x - x.mean(axis=0, keepdims=True)
+    if n < 2 or not np.any(xc):
+        return out
+    u, s, _ = np.linalg.svd(xc, full_matrices=False)
+    k = min(2, s.size)
+    scores = u[:, :k] * s[:k]
+    # deterministic signs: the largest-magnitude score of each component is positive
+    idx = np.argmax(np.abs(scores), axis=0)
+    signs = np.sign(scores[idx, np.arange(k)])
+    signs[signs == 0] = 1.0
+    out[:, :k] = scores * signs
+    return out
+
+
+_MIN_POINTS_NONLINEAR = 5
+
+
+def embed_2d(latents, method: str = "umap", seed: int = 0) -> np.ndarray:
+    """Project latent vectors (N, D) to 2-D for plotting; (N, ...) is flattened to (N, D).
+
+    ``method``: ``"umap"`` (umap-learn, ``n_neighbors=min(15, N - 1)``), ``"tsne"``
+    (scikit-learn, perplexity ``min(30, (N - 1) / 3)``, PCA init) or ``"pca"``. UMAP and t-SNE
+    fall back to PCA (with a warning logged) when N < 5, when umap-learn is not installed, or
+    when they fail. Deterministic for a given ``seed`` (UMAP then runs single-threaded).
+    Returns a float64 (N, 2) array.
+    """
+    import logging
+    import warnings
+
+    log = logging.getLogger(__name__)
+    x = np.asarray(latents, dtype=np.float64)
+    if x.ndim == 1:
+        raise ValueError(f"latents must be (N, D), got shape {x.shape}")
+    if x.ndim > 2:
+        x = x.reshape(x.shape[0], -1)
+    if x.shape[0] == 0:
+        raise ValueError("latents is empty (N = 0)")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"latents contain {int((~np.isfinite(x)).sum())} NaN or inf values")
+    method = str(method).lower()
+    if method not in ("umap", "tsne", "pca"):
+        raise ValueError(f"unknown embedding method {method!r}; use 'umap', 'tsne' or 'pca'")
+    n = x.shape[0]
+    if method == "pca":
+        return _pca_2d(x)
+    if n < _MIN_POINTS_NONLINEAR:
+        log.warning("embed_2d: %d points are too few for %s; using PCA", n, method)
+        return _pca_2d(x)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if method == "umap":
+                import umap
+
+                reducer = umap.UMAP(n_components=2, n_neighbors=min(15, n - 1),
+                                    random_state=int(seed))
+                y = reducer.fit_transform(x)
+            else:
+                from sklearn.manifold import TSNE
+
+                reducer = TSNE(n_components=2, perplexity=min(30.0, (n - 1) / 3.0),
+                               init="pca", random_state=int(seed))
+                y = reducer.fit_transform(x)
+        y = np.asarray(y, dtype=np.float64)
+        if y.shape != (n, 2) or not np.all(np.isfinite(y)):
+            raise RuntimeError(f"{method} returned an unusable embedding of shape {y.shape}")
+        return y
+    except Exception as exc:  # ImportError or any failure inside the reducer
+        log.warning("embed_2d: %s failed (%s: %s); using PCA", method, type(exc).__name__, exc)
+        return _pca_2d(x)

@@ -1,0 +1,149 @@
+"""Single-file HTML reports: headings, escaped text, tables and images embedded as data URIs.
+
+The file is written atomically (a reader never sees a half-written report).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from latentbridge.errors import DataError
+from latentbridge.utils import atomic_write_text
+
+__all__ = ["write_html_report"]
+
+_MIME = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".svg": "image/svg+xml",
+    ".webp": "image/webp",
+}
+
+_CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
+       max-width: 1100px; color: #222; line-height: 1.45; padding: 0 1em; }
+h1 { border-bottom: 2px solid #ddd; padding-bottom: .3em; }
+h2 { margin-top: 1.8em; border-bottom: 1px solid #eee; }
+table { border-collapse: collapse; margin: .8em 0; font-size: .92em; }
+th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: .8em 0; }
+figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { font-size: .85em; color: #666; }
+"""
+
+
+def _fmt(v: Any) -> tuple[str, bool]:
+    """Escaped cell text and whether it is numeric."""
+    if v is None:
+        return "", False
+    if isinstance(v, (bool, np.bool_)):
+        return html.escape(str(bool(v))), False
+    if isinstance(v, numbers.Integral):
+        return str(int(v)), True
+    if isinstance(v, numbers.Real):
+        f = float(v)
+        return (f"{f:.4g}" if math.isfinite(f) else str(f)), True
+    return html.escape(str(v)), False
+
+
+def _table_html(table: Mapping | Sequence[Mapping]) -> str:
+    if isinstance(table, Mapping):
+        rows = []
+        for k, v in table.items():
+            cell, num = _fmt(v)
+            rows.append(f'<tr><th>{html.escape(str(k))}</th><td{" class=num" if num else ""}>{cell}</td></tr>')
+        return "<table>\n" + "\n".join(rows) + "\n</table>"
+    records = list(table)
+    if not records:
+        return "<p><em>(empty table)</em></p>"
+    cols: list[str] = []
+    for r in records:
+        if not isinstance(r, Mapping):
+            raise ValueError(f"table rows must be dicts, got {type(r).__name__}")
+        for k in r:
+            if k not in cols:
+                cols.append(k)
+    head = "<tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in cols) + "</tr>"
+    body = []
+    for r in records:
+        cells = []
+        for c in cols:
+            cell, num = _fmt(r.get(c))
+            cells.append(f'<td{" class=num" if num else ""}>{cell}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return "<table>\n" + head + "\n" + "\n".join(body) + "\n</table>"
+
+
+def _text_html(text: str) -> str:
+    paras = [p.strip() for p in str(text).replace("\r\n", "\n").split("\n\n")]
+    return "\n".join(
+        "<p>" + html.escape(p).replace("\n", "<br>\n") + "</p>" for p in paras if p
+    )
+
+
+def _image_html(img: str | Path, base: Path) -> str:
+    p = Path(img)
+    full = p if p.is_absolute() else base / p
+    if not full.is_file():
+        raise DataError(full, "image for the HTML report does not exist")
+    mime = _MIME.get(full.suffix.lower())
+    if mime is None:
+        raise DataError(full, f"unsupported image type {full.suffix!r} for the HTML report")
+    data = base64.b64encode(full.read_bytes()).decode("ascii")
+    name = html.escape(str(img))
+    return (
+        f'<figure><img src="data:{mime};base64,{data}" alt="{name}">'
+        f"<figcaption>{name}</figcaption></figure>"
+    )
+
+
+def write_html_report(path: str | Path, title: str, sections: Sequence[Mapping[str, Any]]) -> Path:
+    """Write one self-contained HTML file (images embedded as base64 data URIs).
+
+    Each section: ``{"heading": str, "text": str?, "table": dict | list[dict]?,
+    "images": [paths]?}``. Image paths are relative to the report's folder (absolute paths are
+    used as given); a missing image raises DataError naming it. All text is HTML-escaped.
+    """
+    path = Path(path)
+    base = path.parent
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{html.escape(str(title))}</title>",
+        f"<style>{_CSS}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{html.escape(str(title))}</h1>",
+    ]
+    for i, sec in enumerate(sections):
+        if not isinstance(sec, Mapping):
+            raise ValueError(f"section {i} must be a dict, got {type(sec).__name__}")
+        unknown = set(sec) - {"heading", "text", "table", "images"}
+        if unknown:
+            raise ValueError(f"section {i} has unknown keys {sorted(unknown)}")
+        parts.append("<section>")
+        parts.append(f"<h2>{html.escape(str(sec.get('heading', '')))}</h2>")
+        if sec.get("text"):
+            parts.append(_text_html(sec["text"]))
+        if sec.get("table") is not None:
+            parts.append(_table_html(sec["table"]))
+        for img in sec.get("images") or ():
+            parts.append(_image_html(img, base))
+        parts.append("</section>")
+    parts += ["</body>", "</html>", ""]
+    atomic_write_text(path, "\n".join(parts))
+    return path
