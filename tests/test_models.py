@@ -1,51 +1,122 @@
-"""One contract test over every model class, plus the posterior, losses and schedules."""
+"""One contract test over every registered model (parametrised from the registry itself), plus the
+posterior, losses and schedules."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
-from latentbridge.config import ModelConfig
+from latentbridge.config import config_to_dict, load_config, transform_spec
 from latentbridge.losses import GaussianNLLLoss, KLDivergence, MSELoss, beta_at
+from latentbridge.models.base import FirstStage, fit_latent_scale, round_trip_error
 from latentbridge.models.hub import load_model, save_model
 from latentbridge.models.outputs import DiagonalGaussian
-from latentbridge.models.vae import MODELS, ConvVAE, build_model
+from latentbridge.models.registry import REGISTRY, build_model
+from latentbridge.models.vae import ConvVAE, ConvVAEConfig, DenseAEConfig
 
-SHAPES = [(1, 64, 63), (1, 33, 20)]
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+#: small sizes for any model field of these names (a new model with such fields is shrunk too)
+TINY = {"latent_dim": 4, "channels": [4, 8], "mask_channels": [4, 8], "image_channels": [4, 8],
+        "hidden_dims": [16, 16], "private_dim": 2, "bridge_neighbours": 3, "res_blocks": 1}
 
 
-def small_cfg(name):
-    return ModelConfig(name=name, latent_dim=4, channels=[4, 8], hidden_dims=[16, 16], context_frames=3)
+def _preset_of(name: str) -> Path:
+    for p in sorted(CONFIGS.glob("*.yaml")):
+        if load_config(p).model.name == name:
+            return p
+    raise AssertionError(f"registered model {name!r} has no preset in configs/")
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=str)
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_model_contract(name, shape, tmp_path):
+def _tiny(name: str):
+    cfg = load_config(_preset_of(name))
+    fields = type(cfg.model).model_fields
+    cfg.model = cfg.model.model_copy(update={k: v for k, v in TINY.items() if k in fields})
+    if "context_frames" in fields:
+        cfg.model = cfg.model.model_copy(update={"context_frames": 3})
+    return cfg
+
+
+def _loss(model, batch):
     torch.manual_seed(0)
-    model = build_model(name, shape, small_cfg(name))
-    x = torch.randn(5, *shape) * 3 + 1
-    model.normalizer.fit(x)
-    out = model(x)
-    assert out.reconstruction.shape == x.shape
-    assert out.latent.shape[0] == 5
-    loss, parts = model.loss(x, beta=0.5)
-    assert loss.shape == (5,) and torch.isfinite(loss).all()
-    assert all(v.shape == (5,) for v in parts.values())
+    return model.loss(batch, beta=0.5)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_model_contract(name, tmp_path):
+    torch.manual_seed(0)
+    cfg = _tiny(name)
+    data = cfg.example_data()
+    model = build_model(cfg.model, **data)
+    assert type(model).name == name and name in REGISTRY
+    assert cfg.task in model.tasks
+    g = torch.Generator().manual_seed(1)
+    batch = model.example_batch(4, g)
+    model.train()
+    loss, parts = model.loss(batch, beta=0.5)
+    assert loss.shape == (4,) and torch.isfinite(loss).all()
+    assert parts and all(v.shape == (4,) and torch.isfinite(v).all() for v in parts.values())
     loss.mean().backward()
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert sum(int(gr is not None and bool(gr.abs().sum() > 0)) for gr in grads) >= 0.5 * len(grads)
+
+    # save → load gives identical outputs
     model.eval()
-    for method in model.score_methods:
-        s = model.score(x, method=method, n_samples=4)
-        assert s.shape == (5,) and torch.isfinite(s).all()
-    with pytest.raises(ValueError, match="supports scores"):
-        model.score(x, method="nope")
-    assert model.reconstruct(x).shape == x.shape
-    with pytest.raises(ValueError, match="expects inputs"):
-        model(torch.randn(2, shape[0], shape[1] + 1, shape[2]))
-    # save → load gives the same scores
-    save_model(tmp_path / "m", model, name, config={}, transform={})
+    spec = transform_spec(cfg, sample_rate=data.get("sample_rate", 100.0), n_channels=data.get("n_channels", 2))
+    save_model(tmp_path / "m", model, config=config_to_dict(cfg), transform=spec, card=f"# {name}\n")
     loaded = load_model(tmp_path / "m").model
-    torch.testing.assert_close(loaded.score(x, "mse"), model.score(x, "mse"))
+    torch.testing.assert_close(_loss(loaded, batch)[0], _loss(model, batch)[0])
+
+    # the first-stage protocol, per modality: shapes, the latent scale, and a round trip that training improves
+    before = {}
+    for m in model.first_stage_modalities:
+        stage = model.first_stage(m)
+        assert isinstance(stage, FirstStage)
+        x = model.example_modality(m, batch)
+        with torch.no_grad():
+            q = stage.encode(x)
+            assert isinstance(q, DiagonalGaussian) and tuple(q.mean.shape) == (4, *stage.latent_shape)
+            assert stage.decode(q.mode()).shape == x.shape
+            before[m] = round_trip_error(stage, stage.decode(q.mode()), x).mean().item()
+        assert fit_latent_scale(stage, x) == pytest.approx(float(q.mode().double().std()), rel=1e-4)
+        assert float(stage.latent_scale) == pytest.approx(float(q.mode().double().std()), rel=1e-4)
+    if model.first_stage_modalities:
+        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        model.train()
+        for _ in range(30):
+            opt.zero_grad()
+            model.loss(batch, beta=0.01)[0].mean().backward()
+            opt.step()
+        model.eval()
+        for m in model.first_stage_modalities:
+            stage = model.first_stage(m)
+            x = model.example_modality(m, batch)
+            with torch.no_grad():
+                after = round_trip_error(stage, stage.decode(stage.encode(x).mode()), x).mean().item()
+            assert math.isfinite(after) and after < before[m], \
+                f"{name}/{m}: decode(encode(x)) error {after:.4g} did not fall below {before[m]:.4g} with training"
+
+    # models that export (anomaly detectors): the ONNX scoring graph matches PyTorch
+    if "anomaly" in model.tasks and cfg.task == "anomaly":
+        from latentbridge.export import write_score_graph
+
+        parity = write_score_graph(model.eval(), spec, tmp_path / "m.onnx", "mse", n_parity=3)
+        assert parity["relative_score_diff"] < 1e-4, parity
+
+    # the saved folder's scale is the stored one
+    if model.first_stage_modalities:
+        save_model(tmp_path / "m2", model, config=config_to_dict(cfg), transform=spec, card="# x\n")
+        again = load_model(tmp_path / "m2").model
+        for m in model.first_stage_modalities:
+            assert float(again.first_stage(m).latent_scale) == float(model.first_stage(m).latent_scale)
+
+
+def test_every_registered_model_has_a_preset_and_a_config_class():
+    for name, cls in REGISTRY.items():
+        assert cls.name == name
+        assert cls.config_class.model_fields["name"].default == name
+        _preset_of(name)
 
 
 def test_training_reduces_the_loss():
@@ -53,7 +124,7 @@ def test_training_reduces_the_loss():
     t = torch.linspace(0, 1, 40)
     base = torch.stack([torch.sin(2 * math.pi * (k + 1) * t) for k in range(32)])
     x = (base.unsqueeze(0) * torch.rand(64, 1, 1) + 0.1 * torch.randn(64, 32, 40)).unsqueeze(1)
-    model = build_model("conv_vae", (1, 32, 40), ModelConfig(latent_dim=4, channels=[8, 16]))
+    model = build_model(ConvVAEConfig(latent_dim=4, channels=[8, 16]), input_shape=(1, 32, 40))
     model.normalizer.fit(x)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     first = None
@@ -67,15 +138,21 @@ def test_training_reduces_the_loss():
     assert loss.item() < 0.8 * first
 
 
-def test_importance_sampling_tightens_the_bound():
+def test_importance_sampling_tightens_the_bound_and_scores_use_the_generator():
     torch.manual_seed(1)
     model = ConvVAE((1, 16, 16), latent_dim=3, channels=[4, 8]).eval()
     x = torch.randn(6, 1, 16, 16)
-    torch.manual_seed(2)
-    elbo = model.negative_elbo(x, n_samples=256)
-    iwae = model.importance_sampled_nll(x, n_samples=256)
+    g = torch.Generator().manual_seed(2)
+    elbo = model.negative_elbo(x, n_samples=256, generator=g)
+    iwae = model.importance_sampled_nll(x, n_samples=256, generator=g)
     # -log p(x) <= -ELBO: the importance-sampled estimate is the tighter (lower) bound
     assert (iwae <= elbo + 1e-3).all()
+    # the same generator seed gives the same score; the global RNG is left alone
+    state = torch.random.get_rng_state()
+    a = model.score(x, "iwae", 8, generator=torch.Generator().manual_seed(5))
+    b = model.score(x, "iwae", 8, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(a, b)
+    assert torch.equal(state, torch.random.get_rng_state())
 
 
 def test_diagonal_gaussian_against_torch_distributions():
@@ -93,6 +170,10 @@ def test_diagonal_gaussian_against_torch_distributions():
     torch.testing.assert_close(q.nll(mean), -ref.log_prob(mean).sum(-1))
     assert q.mode() is mean
     assert q.sample().shape == (4, 3) and q.rsample_n(5).shape == (5, 4, 3)
+    point = DiagonalGaussian.point(mean)
+    assert torch.equal(point.sample(), mean) and float(point.std.abs().sum()) == 0.0
+    with pytest.raises(ValueError, match="point mass"):
+        point.kl()
 
 
 def test_losses_against_hand_computed_values():
@@ -123,7 +204,7 @@ def test_beta_schedules():
 
 
 def test_dense_ae_is_the_dcase_baseline_shape():
-    model = build_model("dense_ae", (1, 128, 63), ModelConfig(name="dense_ae", latent_dim=8))
+    model = build_model(DenseAEConfig(latent_dim=8), input_shape=(1, 128, 63))
     first = model.encoder[0]
     assert first.in_features == 640  # 5 frames x 128 mel bands
     assert model.decoder[-1].out_features == 640
@@ -131,3 +212,4 @@ def test_dense_ae_is_the_dcase_baseline_shape():
     # folding the stacked vectors back is exact for an identity reconstruction
     x = torch.randn(2, 1, 128, 63)
     torch.testing.assert_close(model._fold(model._vectors(x), x.shape), x)
+    assert model.latent_shape == (59, 8)

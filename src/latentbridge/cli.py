@@ -1,4 +1,10 @@
-"""Command line: ``latentbridge <command>``. Parses arguments and calls the Python API, nothing more."""
+"""Command line: ``latentbridge <command>``. Parses arguments and calls :mod:`latentbridge.commands`
+(and through it the tasks and report steps), nothing more.
+
+Paths on the command line are strings, never parsed as YAML: a folder named ``2024``, ``yes``,
+``null`` or ``[x]`` is that folder. User errors (bad input, bad config, busy or unwritable output
+folders) print one line ``error: ...`` and exit with status 2.
+"""
 
 from __future__ import annotations
 
@@ -29,12 +35,14 @@ def _add_trainer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing non-empty output folder")
 
 
-def _trainer_overrides(args) -> list[str]:
-    out = []
-    for key in ("accelerator", "devices", "strategy", "precision"):
+def _hardware(args) -> dict:
+    out = {}
+    for key in ("accelerator", "strategy", "precision"):
         v = getattr(args, key, None)
         if v is not None:
-            out.append(f"train.{key}={v}")
+            out[f"train.{key}"] = v
+    if getattr(args, "devices", None) is not None:
+        out["train.devices"] = int(args.devices) if str(args.devices).isdigit() else args.devices
     return out
 
 
@@ -52,12 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="evaluate a trained run: metrics.json and plots")
     e.add_argument("run_dir")
     e.add_argument("--out", required=True)
-    e.add_argument("--data", help="test data folder (default: the config's data.test_dir)")
+    e.add_argument("--data", help="test data folder (default: the config's test data)")
+    e.add_argument("--force", action="store_true", help="replace a non-empty output folder")
 
     an = sub.add_parser("analyze", help="clusters, cross-modal relationships and latent plots of an avdigits run")
     an.add_argument("run_dir")
     an.add_argument("--out", required=True)
     an.add_argument("--clusters", type=int, default=10)
+    an.add_argument("--force", action="store_true", help="replace a non-empty output folder")
 
     c = sub.add_parser("config", help="print the resolved config (defaults + file + overrides) as YAML")
     _add_config_args(c)
@@ -66,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     af = a.add_parser("fit", help="train on normal recordings and calibrate the threshold")
     af.add_argument("normal_dir", help="folder (or file) of normal recordings")
     af.add_argument("--out", required=True, help="model folder to write")
+    af.add_argument("--skip-bad", action="store_true", help="skip unusable recordings with a warning")
     _add_config_args(af)
     _add_trainer_args(af)
 
@@ -75,7 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     asc.add_argument("--out", required=True)
     asc.add_argument("--labels", help="'auto' (folder named normal/anomalous) or a CSV with columns path,label")
     asc.add_argument("--aggregate", choices=["mean", "max"], help="per-file aggregate of window scores")
-    asc.add_argument("--skip-bad", action="store_true", help="skip unreadable files with a warning")
+    asc.add_argument("--skip-bad", action="store_true", help="skip unusable recordings with a warning")
+    asc.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+
+    ac = a.add_parser("calibrate", help="set a model's threshold from new normal recordings, or to a value")
+    ac.add_argument("model_dir")
+    ac.add_argument("normal_paths", nargs="*", help="recordings of normal operation (files or folders)")
+    ac.add_argument("--threshold", type=float, help="set this threshold instead")
+    ac.add_argument("--method", choices=["mean_std", "quantile"], help="default: the model's")
+    ac.add_argument("--k", type=float, help="mean_std: mean + k·σ")
+    ac.add_argument("--false-alarm-rate", type=float, help="quantile: target false-alarm rate")
+    ac.add_argument("--skip-bad", action="store_true", help="skip unusable recordings with a warning")
 
     al = a.add_parser("listen", help="score a live microphone (or a replayed file) window by window")
     al.add_argument("model_dir")
@@ -95,11 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
     ar.add_argument("files", nargs="+", help="audio files or folders")
     ar.add_argument("--out", required=True, help="folder for <name>_reconstructed.wav and plots")
     ar.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations (mel features keep no phase)")
+    ar.add_argument("--force", action="store_true", help="replace a non-empty output folder")
 
     x = sub.add_parser("export", help="export a model for small devices")
     x.add_argument("model_dir")
     x.add_argument("--format", choices=["onnx"], default="onnx")
     x.add_argument("--out", required=True, help="output .onnx file")
+    x.add_argument("--force", action="store_true", help="replace an existing file")
+
+    m = sub.add_parser("model", help="model folders").add_subparsers(dest="model_cmd", required=True)
+    mu = m.add_parser("upgrade", help="convert a model folder saved by an earlier latentbridge")
+    mu.add_argument("model_dir")
 
     k = sub.add_parser("classifier", help="digit classifiers that judge generated samples (coherence)")
     kt = k.add_subparsers(dest="classifier_cmd", required=True).add_parser(
@@ -108,11 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     kt.add_argument("--out", help="model folder (default: the cache folder load_classifier uses)")
     kt.add_argument("--data", help="data root (MNIST idx files / FSDD folder holding recordings/)")
     kt.add_argument("--epochs", type=int, help="training epochs (default: per kind)")
-    kt.add_argument("--seed", type=int, default=0)
+    kt.add_argument("--seed", type=int)
     kt.add_argument("--force", action="store_true", help="replace an existing model folder")
+    kt.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a value of the classifier config, e.g. -o train.lr=0.001")
     kt.add_argument("--n-train", type=int, help=argparse.SUPPRESS)  # test-only: seeded subsets
     kt.add_argument("--n-test", type=int, help=argparse.SUPPRESS)
-    kt.add_argument("--batch-size", type=int, default=128, help=argparse.SUPPRESS)
+    kt.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
 
     d = sub.add_parser("data", help="built-in data sets").add_subparsers(dest="data_cmd", required=True)
     ds = d.add_parser("synth", help="generate synthetic data").add_subparsers(dest="synth_kind", required=True)
@@ -137,60 +166,40 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _task_module(task: str):
-    """Each task module offers ``fit(cfg, out_dir, resume=, force=)`` and ``evaluate(run_dir, out_dir, data)``."""
-    import importlib
+def _print_summary(values: dict, wrote: str | Path | None = None) -> None:
+    def fmt(v):
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
 
-    modules = {"anomaly": "anomaly", "multimodal": "multimodal", "avdigits": "avdigits",
-               "audio_ae": "autoencode", "image_ae": "autoencode"}
-    if task not in modules:
-        raise LatentbridgeError(f"task '{task}' has no training entry point; known: {sorted(modules)}")
-    return importlib.import_module(f"latentbridge.tasks.{modules[task]}")
+    print("  ".join(f"{k}={fmt(v)}" for k, v in values.items()))
+    if wrote is not None:
+        print(f"wrote {wrote}")
 
 
 def _cmd_train(args) -> int:
+    from latentbridge import commands
     from latentbridge.config import load_config
 
-    cfg = load_config(args.config, args.override + _trainer_overrides(args))
-    res = _task_module(cfg.task).fit(cfg, args.out, resume=args.resume, force=args.force)
+    cfg = load_config(args.config, args.override, sets=_hardware(args))
+    res = commands.train(cfg, args.out, resume=args.resume, force=args.force)
     if res is not None:
-        print(f"trained {cfg.model.name} ({cfg.task}) → {args.out}: " + ", ".join(
-            f"{k}={v if not isinstance(v, float) else round(v, 4)}" for k, v in _summary(res).items()))
+        print(f"trained {cfg.model.name} ({cfg.task}) → {args.out}")
+        _print_summary({k: v for k, v in commands.summary_of(res).items() if k != "out_dir"})
     return 0
-
-
-def _summary(res) -> dict:
-    import dataclasses
-
-    d = dataclasses.asdict(res) if dataclasses.is_dataclass(res) else dict(res)
-    return {k: v for k, v in d.items() if isinstance(v, (int, float, str)) and k != "out_dir"}
 
 
 def _cmd_evaluate(args) -> int:
-    from latentbridge.models.hub import read_info
+    from latentbridge import commands
 
-    task = read_info(args.run_dir)["config"].get("task", "anomaly")
-    metrics = _task_module(task).evaluate(args.run_dir, args.out, args.data)
-    _print_metrics(metrics, args.out)
+    res = commands.evaluate(args.run_dir, args.out, args.data, force=args.force)
+    _print_summary(commands.summary_of(res), Path(args.out) / "metrics.json")
     return 0
 
 
-def _print_metrics(metrics: dict, out) -> None:
-    keys = ("auc", "pauc", "threshold", "precision", "recall", "f1", "n_normal", "n_anomalous", "mask_iou",
-            "mask_dice", "damage_extent_mae", "waveform_si_sdr_db", "log_spectral_distance_db",
-            "mel_mse", "pesq", "stoi", "oracle_pesq", "oracle_stoi", "test_mse", "test_bce")
-    print("  ".join(f"{k}={metrics[k]:.4g}" if isinstance(metrics.get(k), float) else f"{k}={metrics.get(k)}"
-                    for k in keys if k in metrics))
-    print(f"wrote {Path(out) / 'metrics.json'}")
-
-
 def _cmd_analyze(args) -> int:
-    from latentbridge.tasks.analyze import analyze
+    from latentbridge import commands
 
-    m = analyze(args.run_dir, args.out, n_clusters=args.clusters)
-    print("  ".join(f"{k}={v:.3g}" for k, v in m.items() if isinstance(v, float) and k.startswith(
-        ("z_joint_kmeans", "one_to_one", "convergence", "retrieval", "association_generation"))))
-    print(f"wrote {Path(args.out) / 'metrics.json'}")
+    res = commands.analyze(args.run_dir, args.out, n_clusters=args.clusters, force=args.force)
+    _print_summary(commands.summary_of(res), Path(args.out) / "metrics.json")
     return 0
 
 
@@ -202,104 +211,126 @@ def _cmd_config(args) -> int:
 
 
 def _cmd_anomaly(args) -> int:
-    from latentbridge.tasks import anomaly
+    from latentbridge import commands
 
     if args.anomaly_cmd == "fit":
         from latentbridge.config import load_config
 
-        cfg = load_config(args.config, [f"data.train_dir={args.normal_dir}", *args.override,
-                                        *_trainer_overrides(args)])
-        res = anomaly.fit(cfg, args.out, resume=args.resume, force=args.force)
+        sets = {"task": "anomaly", "data.train_dir": args.normal_dir, **_hardware(args)}
+        if args.skip_bad:
+            sets["data.skip_bad_files"] = True
+        cfg = load_config(args.config, args.override, sets=sets)
+        res = commands.train(cfg, args.out, resume=args.resume, force=args.force)
         if res is not None:
             print(f"model → {res.out_dir}  threshold {res.threshold:.6g}  "
                   f"({res.n_train_windows} training windows, {res.n_val_windows} calibration windows, "
                   f"{res.seconds:.1f} s)")
         return 0
     if args.anomaly_cmd == "score":
-        res = anomaly.score_paths(args.model_dir, args.paths, args.out, labels=args.labels,
-                                  aggregate=args.aggregate, skip_bad=args.skip_bad)
-        if "auc" in res:
-            _print_metrics(res, args.out)
+        res = commands.score(args.model_dir, args.paths, args.out, labels=args.labels, aggregate=args.aggregate,
+                             skip_bad=args.skip_bad, force=args.force)
+        if res.metrics is not None:
+            _print_summary(commands.summary_of(res), Path(args.out) / "metrics.json")
         else:
-            print(f"scored {res['n_files']} files / {res['n_windows']} windows; "
-                  f"{res['n_anomalous_files_flagged']} files above the threshold {res['threshold']:.6g}")
+            s = res.summary
+            print(f"scored {s['n_files']} files / {s['n_windows']} windows; "
+                  f"{s['n_anomalous_files_flagged']} files above the threshold {s['threshold']:.6g}")
         print(f"wrote {Path(args.out) / 'scores.csv'}")
         return 0
+    if args.anomaly_cmd == "calibrate":
+        from latentbridge.tasks.anomaly import calibrate
+
+        res = calibrate(args.model_dir, args.normal_paths or None, threshold=args.threshold, method=args.method,
+                        k=args.k, false_alarm_rate=args.false_alarm_rate, skip_bad=args.skip_bad)
+        old = "none" if res.old_threshold is None else f"{res.old_threshold:.6g}"
+        print(f"threshold {old} → {res.threshold:.6g} ({res.anomaly.get('calibrated_on')}); "
+              f"{Path(args.model_dir) / 'config.json'} rewritten")
+        return 0
     if args.anomaly_cmd == "listen":
-        from latentbridge.tasks import live
+        from latentbridge.tasks import listen
 
         if args.list_devices:
-            from latentbridge.tasks.stream import list_input_devices
+            from latentbridge.io.capture import list_input_devices
 
-            for dev in list_input_devices():
+            devices = list_input_devices()
+            for dev in devices:
                 print(json.dumps(dev))
+            if not devices:
+                print("no audio input devices found (is a sound server such as PulseAudio running?)",
+                      file=sys.stderr)
             return 0
-        live.listen_model(args.model_dir, device=args.device, source=args.source, duration_s=args.duration,
-                          events=args.events, hop_s=args.hop, sample_rate=args.sample_rate,
-                          blocksize=args.blocksize, realtime=args.realtime)
+        listen.listen_model(args.model_dir, device=args.device, source=args.source, duration_s=args.duration,
+                            events=args.events, hop_s=args.hop, sample_rate=args.sample_rate,
+                            blocksize=args.blocksize, realtime=args.realtime)
         return 0
     raise AssertionError(args.anomaly_cmd)
 
 
 def _cmd_audio(args) -> int:
-    if args.audio_cmd == "reconstruct":
-        from latentbridge.tasks.autoencode import reconstruct
+    from latentbridge import commands
 
-        res = reconstruct(args.model_dir, args.files, args.out, n_iter=args.n_iter)
-        for r in res["files"]:
-            extra = "".join(f"  {k}={r[k]:.3g}" for k in ("pesq", "stoi", "lsd") if isinstance(r.get(k), float))
-            print(f"{r['output']}{extra}")
-        print(f"wrote {len(res['files'])} files to {args.out} ({res['phase']})")
-        return 0
-    raise AssertionError(args.audio_cmd)
+    res = commands.reconstruct(args.model_dir, args.files, args.out, n_iter=args.n_iter, force=args.force)
+    for r in res["files"]:
+        extra = "".join(f"  {k}={r[k]:.3g}" for k in ("pesq", "stoi", "lsd") if isinstance(r.get(k), float))
+        print(f"{r['output']}{extra}")
+    print(f"wrote {len(res['files'])} files to {args.out} ({res['phase']})")
+    return 0
 
 
 def _cmd_export(args) -> int:
     from latentbridge.export import export_onnx
 
-    res = export_onnx(args.model_dir, args.out)
+    res = export_onnx(args.model_dir, args.out, force=args.force)
     print(f"wrote {res['path']}  (max abs difference vs PyTorch: {res['max_abs_diff']:.3g} on "
           f"{res['n_parity_windows']} windows)")
     return 0
 
 
+def _cmd_model(args) -> int:
+    from latentbridge.models.upgrade import upgrade_folder
+
+    res = upgrade_folder(args.model_dir)
+    dropped = f"; dropped config keys: {', '.join(res['dropped_keys'])}" if res["dropped_keys"] else ""
+    print(f"{args.model_dir}: format version {res['from']} → {res['to']}{dropped}")
+    return 0
+
+
 def _cmd_data(args) -> int:
-    if args.data_cmd == "synth" and args.synth_kind == "machine":
-        from latentbridge.data.synth.machine import synth_machine
+    from latentbridge import commands
 
-        kw = {k: v for k, v in dict(sample_rate=args.sample_rate, duration_s=args.duration, n_train=args.n_train,
-                                    n_test_normal=args.n_test_normal,
-                                    n_test_anomalous=args.n_test_anomalous).items() if v is not None}
-        manifest = synth_machine(args.out, seed=args.seed, overwrite=args.force, **kw)
-        n = len(manifest.get("files", []))
-        print(f"wrote {n} recordings to {args.out} (train/normal, test/normal, test/anomalous)")
+    if args.synth_kind == "machine":
+        kw = dict(sample_rate=args.sample_rate, duration_s=args.duration, n_train=args.n_train,
+                  n_test_normal=args.n_test_normal, n_test_anomalous=args.n_test_anomalous)
+        manifest = commands.synth("machine", args.out, force=args.force, seed=args.seed,
+                                  **{k: v for k, v in kw.items() if v is not None})
+        print(f"wrote {len(manifest.get('files', []))} recordings to {args.out} (train/normal, test/normal, "
+              "test/anomalous)")
         return 0
-    if args.data_cmd == "synth" and args.synth_kind == "bridge":
-        from latentbridge.data.synth.bridge import synth_bridge
-
-        kw = {k: v for k, v in dict(states=args.states, sample_rate=args.sample_rate, duration_s=args.duration,
-                                    n_sensors=args.sensors, noise_snr_db=args.noise_snr).items() if v is not None}
-        manifest = synth_bridge(args.out, seed=args.seed, overwrite=args.force, **kw)
-        print(f"wrote {len(manifest.get('states', []))} damage states to {args.out} (Data/, Labels/)")
-        return 0
-    raise AssertionError(args)
+    kw = dict(states=args.states, sample_rate=args.sample_rate, duration_s=args.duration, n_sensors=args.sensors,
+              noise_snr_db=args.noise_snr)
+    manifest = commands.synth("bridge", args.out, force=args.force, seed=args.seed,
+                              **{k: v for k, v in kw.items() if v is not None})
+    print(f"wrote {len(manifest.get('states', []))} damage states to {args.out} (Data/, Labels/)")
+    return 0
 
 
 def _cmd_classifier(args) -> int:
-    from latentbridge.tasks.classify import classifier_dir, train_classifier
+    from latentbridge import commands
 
-    out = args.out or classifier_dir(args.kind)
-    m = train_classifier(args.kind, out, data_root=args.data, epochs=args.epochs, seed=args.seed,
-                         batch_size=args.batch_size, force=args.force, n_train=args.n_train, n_test=args.n_test)
+    m = commands.train_classifier(args.kind, args.out, data=args.data, overrides=args.override, force=args.force,
+                                  **{"train.max_epochs": args.epochs, "train.seed": args.seed,
+                                     "train.batch_size": args.batch_size, "data.n_train": args.n_train,
+                                     "data.n_test": args.n_test})
     split = " (offline split of the t10k images)" if m["offline_split"] else ""
-    print(f"{args.kind} classifier → {out}: test accuracy {m['test_accuracy']:.4f} on {m['n_test']} "
+    print(f"{args.kind} classifier → {m['out_dir']}: test accuracy {m['test_accuracy']:.4f} on {m['n_test']} "
           f"{'images' if args.kind == 'mnist' else 'clips'}{split}, trained on {m['n_train']} in {m['seconds']:.0f} s")
     return 0
 
 
+#: every command, by name
 COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "analyze": _cmd_analyze, "config": _cmd_config,
             "anomaly": _cmd_anomaly, "export": _cmd_export, "data": _cmd_data, "classifier": _cmd_classifier,
-            "audio": _cmd_audio}
+            "audio": _cmd_audio, "model": _cmd_model}
 
 
 def _default_threads() -> None:
@@ -325,6 +356,10 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except LatentbridgeError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the user's environment: permissions, a full disk, a missing folder
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

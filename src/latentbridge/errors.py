@@ -29,3 +29,16 @@ class ModelFolderError(LatentbridgeError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"model folder {self.path}: {problem}")
+
+
+class CheckpointError(LatentbridgeError):
+    """A training checkpoint that cannot be read or does not fit the run (corrupt, foreign, other model)."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class BusyError(LatentbridgeError):
+    """An output folder another process is writing (its lock is held)."""

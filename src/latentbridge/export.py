@@ -50,10 +50,49 @@ def _probe_windows(n: int, window: int, sample_rate: int, seed: int = 0) -> np.n
     return out
 
 
-def export_onnx(model_dir: str | Path, out_path: str | Path, opset: int = 17, n_parity: int = 8,
-                tolerance: float = 1e-3) -> dict:
+def write_score_graph(model, spec, path: str | Path, score: str = "mse", metadata: dict | None = None,
+                      opset: int = 18, n_parity: int = 8) -> dict:
+    """Export ``model``'s scoring graph for the audio transform ``spec`` to ``path`` (as is: callers make
+    it atomic), with ``metadata`` in the ONNX metadata, and compare onnxruntime with PyTorch on probe
+    windows. Returns ``{"max_abs_diff", "relative_score_diff", "n_parity_windows"}``."""
     import onnx
     import onnxruntime as ort
+
+    from latentbridge.transforms.spec import build_spectrogram
+
+    transform = build_spectrogram(spec)
+    graph = ScoreGraph(transform, model.eval(), score).eval()
+    windows = _probe_windows(n_parity, spec.window_samples, spec.sample_rate)
+    with torch.no_grad():
+        mag = transform.magnitude(torch.from_numpy(windows))
+        ref_score, ref_rec = graph(mag)
+    torch.onnx.export(graph, (mag,), str(path), input_names=["magnitude"], output_names=["score", "reconstruction"],
+                      dynamic_axes={"magnitude": {0: "batch"}, "score": {0: "batch"}, "reconstruction": {0: "batch"}},
+                      opset_version=opset, dynamo=False)
+    m = onnx.load(str(path))
+    onnx.checker.check_model(m)
+    for k, v in (metadata or {}).items():
+        prop = m.metadata_props.add()
+        prop.key, prop.value = k, v
+    onnx.save(m, str(path))
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out_score, rec = sess.run(None, {"magnitude": mag.numpy()})
+    diff = max(float(np.abs(out_score - ref_score.numpy()).max()), float(np.abs(rec - ref_rec.numpy()).max()))
+    rel = float(np.abs(out_score - ref_score.numpy()).max() / max(1e-12, float(np.abs(ref_score.numpy()).max())))
+    return {"max_abs_diff": diff, "relative_score_diff": rel, "n_parity_windows": n_parity}
+
+
+def export_onnx(model_dir: str | Path, out_path: str | Path, opset: int = 18, n_parity: int = 8,
+                tolerance: float = 1e-3, force: bool = False) -> dict:
+    """Export the scoring graph of an anomaly model folder to ``out_path`` (written atomically; an
+    existing file is replaced only with ``force``), checked against PyTorch on probe windows."""
+    out_path = Path(out_path)
+    if out_path.suffix.lower() != ".onnx":
+        raise LatentbridgeError(f"{out_path}: the output file name must end in .onnx")
+    if out_path.is_dir():
+        raise LatentbridgeError(f"{out_path}: is a folder; give the .onnx file to write")
+    if out_path.exists() and not force:
+        raise LatentbridgeError(f"{out_path}: exists (use --force to replace it)")
 
     det = Detector.load(model_dir)
     anomaly = det.anomaly
@@ -64,43 +103,20 @@ def export_onnx(model_dir: str | Path, out_path: str | Path, opset: int = 17, n_
     else:
         raise LatentbridgeError(f"model folder {model_dir}: the exported graph scores reconstruction MSE, but "
                                 f"the model was calibrated for '{det.method}' without an MSE threshold; refit")
-    cfg = det.cfg
-    transform = det.transform.eval()
-    graph = ScoreGraph(transform, det.model.eval(), score_name).eval()
-    windows = _probe_windows(n_parity, cfg.audio.window_samples, cfg.audio.sample_rate)
-    with torch.no_grad():
-        mag = transform.magnitude(torch.from_numpy(windows))
-        ref_score, ref_rec = graph(mag)
-    out_path = Path(out_path)
-    if out_path.suffix.lower() != ".onnx":
-        raise LatentbridgeError(f"{out_path}: the output file name must end in .onnx")
+    spec = det.spec
     meta = {
-        "format": "latentbridge-onnx", "format_version": 1,
+        "format": "latentbridge-onnx", "format_version": 2,
         "model_class": det.saved.info["model_class"],
         "input": "linear STFT magnitude (batch, channels, n_freq, frames), power applied, frames fixed",
-        "transform": transform.to_dict(),
-        "audio": cfg.audio.model_dump(),
-        "n_frames": cfg.n_frames,
+        "transform": spec.model_dump(mode="json"),
         "score": score_name, "threshold": threshold,
-        "aggregate": cfg.anomaly.aggregate,
+        "aggregate": det.cfg.anomaly.aggregate,
     }
     with atomic_path(out_path) as tmp:
-        torch.onnx.export(graph, (mag,), str(tmp), input_names=["magnitude"], output_names=["score", "reconstruction"],
-                          dynamic_axes={"magnitude": {0: "batch"}, "score": {0: "batch"}, "reconstruction": {0: "batch"}},
-                          opset_version=opset, dynamo=False)
-        m = onnx.load(str(tmp))
-        onnx.checker.check_model(m)
-        for k, v in {METADATA_KEY: json.dumps(meta), "threshold": repr(threshold),
-                     "sample_rate": str(cfg.audio.sample_rate)}.items():
-            prop = m.metadata_props.add()
-            prop.key, prop.value = k, v
-        onnx.save(m, str(tmp))
-        sess = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-        score, rec = sess.run(None, {"magnitude": mag.numpy()})
-        diff = max(float(np.abs(score - ref_score.numpy()).max()), float(np.abs(rec - ref_rec.numpy()).max()))
-        rel = float(np.abs(score - ref_score.numpy()).max() / max(1e-12, float(np.abs(ref_score.numpy()).max())))
-        if not np.isfinite(diff) or rel > tolerance:
-            raise LatentbridgeError(f"{out_path}: ONNX output differs from PyTorch (max abs {diff:.3g}, "
-                                    f"relative {rel:.3g}); nothing written")
-    return {"path": str(out_path), "max_abs_diff": diff, "relative_score_diff": rel,
-            "n_parity_windows": n_parity, "threshold": threshold}
+        res = write_score_graph(det.model, spec, tmp, score_name, {
+            METADATA_KEY: json.dumps(meta), "threshold": repr(threshold), "sample_rate": str(spec.sample_rate)},
+            opset=opset, n_parity=n_parity)
+        if not np.isfinite(res["max_abs_diff"]) or res["relative_score_diff"] > tolerance:
+            raise LatentbridgeError(f"{out_path}: ONNX output differs from PyTorch (max abs {res['max_abs_diff']:.3g}, "
+                                    f"relative {res['relative_score_diff']:.3g}); nothing written")
+    return {"path": str(out_path), **res, "threshold": threshold}

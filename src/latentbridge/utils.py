@@ -1,4 +1,4 @@
-"""Small shared helpers: atomic writes, hashing."""
+"""Small shared helpers: atomic writes, hashing, the batched inference loop (torch imported lazily)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 
 @contextlib.contextmanager
@@ -61,3 +61,38 @@ def stable_hash(obj, length: int = 16) -> str:
     """Short hash of a JSON-serialisable object, independent of dict order."""
     s = json.dumps(obj, sort_keys=True, default=str)
     return hashlib.sha1(s.encode("utf-8")).hexdigest()[:length]
+
+
+def batched(fn: Callable, *inputs, batch_size: int = 256):
+    """Apply ``fn`` to aligned slices of ``inputs`` (tensors, numpy arrays or dicts of them, cut along
+    the first axis) and concatenate the results (a tensor, a tuple of tensors or a dict of tensors).
+
+    numpy inputs are converted to tensors; runs without gradients. The one inference loop of the
+    package: scoring, prediction, encoding, reconstruction and feature extraction run through it."""
+    import numpy as np
+    import torch
+
+    def as_tensor(v):
+        return torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v
+
+    def length(v) -> int:
+        return len(next(iter(v.values()))) if isinstance(v, dict) else len(v)
+
+    def cut(v, i: int):
+        if isinstance(v, dict):
+            return {k: as_tensor(x[i:i + batch_size]) for k, x in v.items()}
+        return as_tensor(v[i:i + batch_size])
+
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    n = length(inputs[0])
+    with torch.no_grad():
+        outs = [fn(*(cut(v, i) for v in inputs)) for i in range(0, n, batch_size)]
+    if not outs:
+        raise ValueError("batched: no inputs (0 rows)")
+    first = outs[0]
+    if isinstance(first, dict):
+        return {k: torch.cat([o[k] for o in outs]) for k in first}
+    if isinstance(first, tuple):
+        return tuple(torch.cat([o[j] for o in outs]) for j in range(len(first)))
+    return torch.cat(outs)

@@ -44,6 +44,8 @@ class WindowFeatures:
     files: list[Path]
     durations_s: np.ndarray  # (n_files,)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    padded: list[str] = field(default_factory=list)
+    """Files shorter than one window, padded to one window (the short-recording rule)."""
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
@@ -86,6 +88,7 @@ class FeatureExtractor:
         self.pad = pad
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.use_cache = use_cache
+        self.last_padded = False
         self.batch_windows = batch_windows  # small batches: faster on CPU than large ones (benchmarks/)
         self.chunk_windows = chunk_windows  # raw windows held in memory before features are computed
         self._params = {
@@ -96,10 +99,14 @@ class FeatureExtractor:
         }
 
     @classmethod
-    def from_config(cls, cfg, transform, **kw) -> "FeatureExtractor":
-        a = cfg.audio
-        return cls(transform, sample_rate=a.sample_rate, window_s=a.window_s, hop_s=a.hop_s, channel=a.channel,
-                   pad=a.pad, cache_dir=cfg.data.cache_dir, **kw)
+    def from_spec(cls, spec, transform=None, **kw) -> "FeatureExtractor":
+        """The extractor of a saved preprocessing description (:class:`~latentbridge.transforms.spec.AudioTransform`);
+        ``transform``: an already built :class:`~latentbridge.transforms.audio.SpectrogramTransform` of it."""
+        from latentbridge.transforms.spec import build_spectrogram
+
+        w = spec.windowing
+        return cls(transform if transform is not None else build_spectrogram(spec), sample_rate=spec.sample_rate,
+                   window_s=w.window_s, hop_s=w.hop_s, channel=w.channel, pad=w.pad, **kw)
 
     # --- cache --------------------------------------------------------------------------
     def _key(self, path: Path) -> str:
@@ -136,7 +143,7 @@ class FeatureExtractor:
     # --- extraction ---------------------------------------------------------------------
     def windows_of(self, wave: np.ndarray, name: str | Path = "<waveform>") -> tuple[np.ndarray, np.ndarray]:
         """Windows of one recording (the short-recording rule of :func:`latentbridge.io.check_recording_length`)."""
-        check_recording_length(wave.shape[-1], self.window, self.sample_rate, name)
+        self.last_padded = check_recording_length(wave.shape[-1], self.window, self.sample_rate, name)
         windows, starts = cut_windows(wave, self.window, self.hop, pad=self.pad, name=name)
         return windows.astype(np.float32, copy=False), starts.astype(np.float64) / self.sample_rate
 
@@ -170,13 +177,18 @@ class FeatureExtractor:
         pending.clear()
 
     def extract(self, paths, skip_bad: bool = False) -> WindowFeatures:
-        """Features of every window of ``paths`` (files or folders)."""
+        """Features of every window of ``paths`` (files or folders).
+
+        Every file that cannot be used (unreadable, truncated, non-finite, silent, too short) is
+        collected; without ``skip_bad`` one error then lists them all, with ``skip_bad`` they are
+        skipped with a warning and listed in ``skipped``."""
         files: list[Path] = []
         for p in paths if isinstance(paths, (list, tuple)) else [paths]:
             files.extend(list_audio_files(p))
         results: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
         pending: list[tuple[int, str, np.ndarray, np.ndarray, float]] = []
         skipped: list[tuple[str, str]] = []
+        padded: list[str] = []
         kept: list[int] = []
         for i, path in enumerate(files):
             key = self._key(path)
@@ -184,25 +196,35 @@ class FeatureExtractor:
             if cached is not None:
                 results[i] = cached
                 kept.append(i)
+                if cached[2] < self.window_s - 1e-9:
+                    padded.append(str(path))
                 continue
             try:
                 wave = self.read(path)
                 windows, starts = self.windows_of(wave, path)
             except DataError as e:
-                if not skip_bad:
-                    raise
-                log.warning("skipping %s", e)
                 skipped.append((str(path), e.problem))
                 continue
+            if self.last_padded:
+                padded.append(str(path))
             pending.append((i, key, windows, starts, wave.shape[-1] / self.sample_rate))
             kept.append(i)
             if sum(len(p[2]) for p in pending) >= self.chunk_windows:
                 self._flush(pending, files, results)
+        where = paths if not isinstance(paths, (list, tuple)) else ", ".join(map(str, paths))
+        if skipped and not skip_bad:
+            raise DataError(where, f"{len(skipped)} of {len(files)} audio files cannot be used: "
+                            + "; ".join(f"{p}: {r}" for p, r in skipped)
+                            + " (skip such files with --skip-bad, or -o data.skip_bad_files=true)")
+        for p, r in skipped:
+            log.warning("skipping %s: %s", p, r)
         self._flush(pending, files, results)
         if not kept:
-            raise DataError(paths if not isinstance(paths, (list, tuple)) else ", ".join(map(str, paths)),
-                            f"none of the {len(files)} audio files could be used: "
+            raise DataError(where, f"none of the {len(files)} audio files could be used: "
                             + "; ".join(f"{Path(p).name}: {r}" for p, r in skipped[:5]))
+        if padded:
+            log.warning("%d of %d recordings are shorter than one %.3g-s window and were padded (%s)",
+                        len(padded), len(kept), self.window_s, self.pad)
         feats, idx, starts, durations = [], [], [], []
         for new, i in enumerate(kept):
             f, s, d = results[i]
@@ -214,6 +236,7 @@ class FeatureExtractor:
             features=np.concatenate(feats, axis=0).astype(np.float32, copy=False),
             file_index=np.concatenate(idx), starts_s=np.concatenate(starts), window_s=self.window_s,
             files=[files[i] for i in kept], durations_s=np.asarray(durations, dtype=np.float64), skipped=skipped,
+            padded=padded,
         )
 
 

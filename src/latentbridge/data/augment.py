@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from latentbridge.config import AugmentConfig
+from latentbridge.config.sections import AugmentConfig
 
 __all__ = [
     "SpecAugment",
@@ -271,3 +271,63 @@ class SpecAugment(_Seeded):
     def extra_repr(self) -> str:
         return (f"time_masks={self.time_masks}, time_width={self.time_width}, "
                 f"freq_masks={self.freq_masks}, freq_width={self.freq_width}, value={self.value}")
+
+
+# --------------------------------------------------------------------------- digit classifiers
+
+
+def augment_digit_images(x: Tensor, g: torch.Generator, aug) -> Tensor:
+    """Small random affine maps of (B, 1, H, W) images: rotation, scale, translation (``aug``: an
+    :class:`~latentbridge.config.sections.MNISTAugment`)."""
+    import math
+
+    import torch.nn.functional as F
+
+    b = x.shape[0]
+    u = lambda: torch.rand(b, generator=g) * 2 - 1  # noqa: E731 - uniform in [-1, 1]
+    ang = u() * math.radians(aug.max_rotation_deg)
+    lo, hi = aug.scale
+    s = lo + (hi - lo) * torch.rand(b, generator=g)
+    t = torch.stack([u(), u()], dim=1) * (2.0 * aug.max_translate_px / x.shape[-1])
+    cos, sin = torch.cos(ang) / s, torch.sin(ang) / s
+    theta = torch.stack([torch.stack([cos, -sin, t[:, 0]], 1), torch.stack([sin, cos, t[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
+
+
+def augment_logmel(x: Tensor, g: torch.Generator, aug) -> Tensor:
+    """dB log-mel (B, 1, M, T): a gain offset above the floor, a time shift filled with the floor, one
+    time mask and one frequency mask (``aug``: an :class:`~latentbridge.config.sections.FSDDAugment`)."""
+    b, _, n_mels, n_frames = x.shape
+    floor = x.flatten(1).amin(dim=1).view(b, 1, 1, 1)
+    gain = (torch.rand(b, generator=g) * 2 - 1).view(b, 1, 1, 1) * aug.gain_db
+    x = torch.maximum(x + gain, floor)
+    lo, hi = aug.max_shift_frames
+    shift = torch.randint(int(lo), int(hi) + 1, (b,), generator=g)
+    src = torch.arange(n_frames).view(1, -1) - shift.view(-1, 1)  # (b, T)
+    valid = (src >= 0) & (src < n_frames)
+    idx = src.clamp(0, n_frames - 1).view(b, 1, 1, n_frames).expand(b, 1, n_mels, n_frames)
+    x = torch.where(valid.view(b, 1, 1, n_frames), x.gather(3, idx), floor)
+    for dim, size, width in ((3, n_frames, aug.time_mask), (2, n_mels, aug.freq_mask)):
+        w = torch.randint(0, int(width) + 1, (b,), generator=g)
+        start = (torch.rand(b, generator=g) * (size - w + 1).float()).long()
+        pos = torch.arange(size).view(1, -1)
+        m = (pos >= start.view(-1, 1)) & (pos < (start + w).view(-1, 1))
+        shape = [b, 1, 1, 1]
+        shape[dim] = size
+        x = torch.where(m.view(shape), floor, x)
+    return x
+
+
+class AugmentedBatches:
+    """A DataLoader ``collate_fn`` that stacks ``(x, y)`` rows into ``{"x", "y"}`` and augments ``x``
+    with ``fn(x, generator, aug)`` (seeded generator: reproducible runs)."""
+
+    def __init__(self, fn, aug, seed: int):
+        self.fn, self.aug = fn, aug
+        self.g = torch.Generator().manual_seed(seed)
+
+    def __call__(self, rows):
+        x = torch.stack([r[0] for r in rows])
+        y = torch.stack([r[1] for r in rows])
+        return {"x": self.fn(x, self.g, self.aug), "y": y}

@@ -406,7 +406,7 @@ def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None =
 
     ``vib_cfg`` is a :class:`latentbridge.config.VibrationConfig` (None: its defaults).
     """
-    from latentbridge.config import VibrationConfig
+    from latentbridge.config.sections import VibrationConfig
 
     vib = VibrationConfig() if vib_cfg is None else vib_cfg
     if isinstance(vib, dict):

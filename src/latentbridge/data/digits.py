@@ -1,31 +1,42 @@
-"""Spoken and written digits: fixed-length FSDD clips, their log-mel features, MNIST images.
+"""Spoken and written digits as data sets: fixed-length FSDD clips and their log-mel features,
+MNIST images, audio-visual pairs, and the classifiers' train/test arrays.
 
-One feature definition serves every digit model (mel autoencoders, the audio-visual VAE, the
-FSDD classifier that scores cross-modal coherence), so a generated spectrogram can be judged by
-the classifier without a trip through audio.
+One feature definition (a saved :class:`~latentbridge.transforms.spec.AudioTransform` with
+``clip="centre"``) serves every digit model (mel autoencoders, the audio-visual VAE, the FSDD
+classifier that scores cross-modal coherence), so a generated spectrogram can be judged by the
+classifier without a trip through audio. :func:`default_digit_spec` is the built-in one (8 kHz,
+1-s clips → 64 x 128 dB log-mel).
 """
 
 from __future__ import annotations
 
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import torch
 
-from latentbridge.errors import DataError
+from latentbridge.errors import ConfigError, DataError
 from latentbridge.io import audio_info, read_audio
+from latentbridge.utils import atomic_path, batched, stable_hash
 
-SAMPLE_RATE = 8000
-CLIP_SAMPLES = 8000  # 1 s: FSDD clips are 0.2-1 s (a few longer ones are centre-cropped)
-TRANSFORM = dict(sample_rate=SAMPLE_RATE, n_fft=256, hop_length=64, kind="mel", n_mels=64, fmin=0.0,
-                 fmax=4000.0, scale="db", amin=1e-5, n_frames=128)
+log = logging.getLogger(__name__)
 
 
-def digit_transform():
-    from latentbridge.transforms.audio import SpectrogramTransform
+def default_digit_spec():
+    """The built-in spoken-digit features (see :data:`latentbridge.config.sections.DIGIT_FEATURES`)."""
+    from latentbridge.config.sections import DIGIT_AUDIO, DIGIT_FEATURES
+    from latentbridge.transforms.spec import AudioTransform, SpectrogramParams, Windowing
 
-    return SpectrogramTransform(**TRANSFORM)
+    return AudioTransform(windowing=Windowing(window_s=DIGIT_AUDIO["window_s"], hop_s=DIGIT_AUDIO["hop_s"],
+                                              pad=DIGIT_AUDIO["pad"], clip="centre"),
+                          features=SpectrogramParams(sample_rate=DIGIT_AUDIO["sample_rate"], **DIGIT_FEATURES),
+                          standardize=True)
 
 
-def fit_length(wave: np.ndarray, length: int = CLIP_SAMPLES) -> np.ndarray:
+def fit_length(wave: np.ndarray, length: int) -> np.ndarray:
     """Centre-crop a longer clip; pad a shorter one with zeros after it."""
     n = wave.shape[-1]
     if n >= length:
@@ -34,34 +45,216 @@ def fit_length(wave: np.ndarray, length: int = CLIP_SAMPLES) -> np.ndarray:
     return np.pad(wave, [(0, 0)] * (wave.ndim - 1) + [(0, length - n)])
 
 
-def load_clips(paths, sample_rate: int = SAMPLE_RATE, length: int = CLIP_SAMPLES, strict: bool = True) -> np.ndarray:
-    """(N, length) float32 mono clips at ``sample_rate``.
+def load_clips(paths, spec, strict: bool = True) -> np.ndarray:
+    """(N, clip samples) float32 mono clips at the spec's rate.
 
-    With ``strict`` (FSDD), a recording that is not mono at ``sample_rate`` is an error naming
-    the file rather than silently converted: a folder that mixes in other recordings is a data
-    problem worth seeing.
-    """
+    With ``strict`` (FSDD), a recording that is not mono at that rate is an error naming the file
+    rather than silently converted: a folder that mixes in other recordings is a data problem
+    worth seeing."""
+    sr, length = spec.sample_rate, spec.window_samples
     out = np.zeros((len(paths), length), dtype=np.float32)
     for i, p in enumerate(paths):
         if strict:
             info = audio_info(p)
-            if info.channels != 1 or info.sample_rate != sample_rate:
-                raise DataError(p, f"expected a mono {sample_rate} Hz recording, got {info.channels} channel(s) "
+            if info.channels != 1 or info.sample_rate != sr:
+                raise DataError(p, f"expected a mono {sr} Hz recording, got {info.channels} channel(s) "
                                    f"at {info.sample_rate} Hz")
-        wave, _ = read_audio(p, sample_rate=sample_rate, mono=True)
+        wave, _ = read_audio(p, sample_rate=sr, mono=True)
         out[i] = fit_length(wave, length)
     return out
 
 
 @torch.no_grad()
-def clip_features(waves: np.ndarray, batch: int = 256) -> np.ndarray:
-    """(N, T) clips → (N, 1, n_mels, n_frames) dB log-mel features."""
-    t = digit_transform().eval()
-    feats = [t(torch.from_numpy(np.ascontiguousarray(waves[i:i + batch]))).numpy()
-             for i in range(0, len(waves), batch)]
-    return np.concatenate(feats) if feats else np.zeros((0, 1, TRANSFORM["n_mels"], TRANSFORM["n_frames"]), np.float32)
+def clip_features(waves: np.ndarray, spec, batch: int = 256) -> np.ndarray:
+    """(N, T) clips → (N, 1, n_mels, n_frames) features of ``spec``."""
+    from latentbridge.transforms.spec import build_spectrogram
+
+    t = build_spectrogram(spec)
+    if not len(waves):
+        f = spec.features
+        return np.zeros((0, 1, f.n_mels if f.kind == "mel" else f.n_fft // 2 + 1, f.n_frames or 0), np.float32)
+    return batched(t, waves, batch_size=batch).numpy()
 
 
 def images_to_float(images: np.ndarray) -> np.ndarray:
     """uint8 (N, 28, 28) → float32 (N, 1, 28, 28) in [0, 1]."""
     return (np.asarray(images, dtype=np.float32) / 255.0)[:, None]
+
+
+def clips_and_features_cached(paths: list[Path], spec) -> tuple[np.ndarray, np.ndarray]:
+    """Clips and their features, cached as .npy keyed by the files and the feature definition."""
+    from latentbridge.data.audio import default_cache_dir
+
+    key = stable_hash({"transform": spec.model_dump(mode="json"),
+                       "files": [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]})
+    folder = default_cache_dir().parent / "digits" / key
+    if (folder / "features.npy").exists() and (folder / "waves.npy").exists():
+        return np.load(folder / "waves.npy"), np.load(folder / "features.npy")
+    waves = load_clips(paths, spec)
+    feats = clip_features(waves, spec)
+    try:
+        with atomic_path(folder) as tmp:
+            tmp.mkdir(parents=True)
+            np.save(tmp / "waves.npy", waves)
+            np.save(tmp / "features.npy", feats)
+    except OSError as e:
+        log.warning("digit feature cache %s not written: %s", folder, e)
+    return waves, feats
+
+
+# ----------------------------------------------------------------------------- audio-visual pairs
+
+
+@dataclass
+class DigitPairs:
+    audio: np.ndarray  # (N, 1, n_mels, frames) dB log-mel
+    image: np.ndarray  # (N, 1, 28, 28) in [0, 1]
+    label: np.ndarray  # (N,)
+    clip: np.ndarray  # (N,) clip id (index into the FSDD item list)
+    speaker: list[str]
+    waves: np.ndarray  # (N, T) clips
+
+    def __len__(self) -> int:
+        return int(len(self.label))
+
+    def subset(self, mask: np.ndarray) -> "DigitPairs":
+        return DigitPairs(self.audio[mask], self.image[mask], self.label[mask], self.clip[mask],
+                          [s for s, m in zip(self.speaker, mask) if m], self.waves[mask])
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"audio": torch.from_numpy(self.audio), "image": torch.from_numpy(self.image),
+                "label": torch.from_numpy(self.label.astype(np.int64))}
+
+    def split_val(self, fraction: float, seed: int) -> tuple["DigitPairs", "DigitPairs"]:
+        """Hold out whole clips (with all their pairs) for validation."""
+        clips = np.unique(self.clip)
+        n_val = int(round(fraction * len(clips)))
+        val_clips = set(np.random.default_rng(seed).permutation(clips)[:n_val].tolist())
+        mask = np.array([c in val_clips for c in self.clip])
+        return self.subset(~mask), self.subset(mask)
+
+
+def digit_sources(digits_cfg, seed: int):
+    """(FSDD, MNIST) of a ``digits`` config section."""
+    from latentbridge.data.sources import FSDD, MNIST
+
+    d = digits_cfg
+    if not d.fsdd_root or not d.mnist_root:
+        raise ConfigError("digits.fsdd_root and digits.mnist_root: both data folders are needed "
+                          "(e.g. -o digits.fsdd_root=../shared/data/fsdd -o digits.mnist_root=../shared/data/mnist, "
+                          "or -o digits.download=true to fetch them there)")
+    return FSDD(d.fsdd_root, download=d.download), MNIST(d.mnist_root, download=d.download, seed=seed)
+
+
+def build_pairs(digits_cfg, spec, split: str, seed: int) -> tuple[DigitPairs, dict]:
+    """The seeded audio-visual pairs of ``split`` (test pairs never reuse a training clip or image)."""
+    from latentbridge.data.sources import pair_audio_visual
+
+    fsdd, mnist = digit_sources(digits_cfg, seed)
+    items = fsdd.items()
+    images, labels, splits = mnist.pool()
+    pairs = pair_audio_visual(items, labels, split, seed, digits_cfg.pairs_per_clip, image_splits=splits)
+    limit = digits_cfg.limit_train_clips if split == "train" else digits_cfg.limit_test_clips
+    if limit:
+        clips = sorted({p.clip_idx for p in pairs})
+        keep = set(np.random.default_rng(seed).permutation(clips)[:limit].tolist())
+        pairs = [p for p in pairs if p.clip_idx in keep]
+    clip_ids = sorted({p.clip_idx for p in pairs})
+    waves, feats = clips_and_features_cached([items[i].path for i in clip_ids], spec)
+    row = {c: r for r, c in enumerate(clip_ids)}
+    idx = np.array([row[p.clip_idx] for p in pairs])
+    img = np.array([p.image_idx for p in pairs])
+    data = DigitPairs(audio=feats[idx], image=images_to_float(images[img]),
+                      label=np.array([items[p.clip_idx].digit for p in pairs]),
+                      clip=np.array([p.clip_idx for p in pairs]),
+                      speaker=[items[p.clip_idx].speaker for p in pairs], waves=waves[idx])
+    info = {"split": split, "n_pairs": len(pairs), "n_clips": len(clip_ids),
+            "n_images": len(set(img.tolist())), "mnist_offline_split": bool(mnist.offline_split)}
+    return data, info
+
+
+def training_images(digits_cfg, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The MNIST training images (uint8) and their digits: the pool the training pairs draw from."""
+    _, mnist = digit_sources(digits_cfg, seed)
+    images, labels, splits = mnist.pool()
+    return images[splits["train"]], np.asarray(labels)[splits["train"]]
+
+
+class RedrawnPairs(torch.utils.data.Dataset):
+    """Training pairs whose image is drawn afresh on every use among the training images of the
+    clip's digit (``digits.redraw_images``). The draws are seeded by (seed, row, use count), so a
+    run is reproducible."""
+
+    def __init__(self, data: DigitPairs, images: np.ndarray, image_labels: np.ndarray, seed: int):
+        self.audio = torch.from_numpy(data.audio)
+        self.label = torch.from_numpy(data.label.astype(np.int64))
+        self.images = images
+        self.rows = {int(d): np.flatnonzero(image_labels == d) for d in np.unique(data.label)}
+        empty = [d for d, r in self.rows.items() if not len(r)]
+        if empty:
+            raise DataError("MNIST", f"no training image of digit(s) {empty} to pair with the clips")
+        self.seed = seed
+        self.uses = np.zeros(len(self.label), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    def __getitem__(self, i):
+        rows = self.rows[int(self.label[i])]
+        r = rows[np.random.default_rng([self.seed, int(i), int(self.uses[i])]).integers(len(rows))]
+        self.uses[i] += 1
+        return {"audio": self.audio[i], "image": torch.from_numpy(images_to_float(self.images[r:r + 1])[0]),
+                "label": self.label[i]}
+
+
+# ----------------------------------------------------------------------------- classifier data
+
+
+def _subset(x: np.ndarray, y: np.ndarray, n: int | None, seed: int, which: int):
+    if n is None or n >= len(y):
+        return x, y
+    idx = np.sort(np.random.default_rng([seed, which]).permutation(len(y))[: int(n)])
+    return x[idx], y[idx]
+
+
+def classifier_data(kind: str, root, spec=None, *, n_train: int | None = None, n_test: int | None = None,
+                    seed: int = 0) -> dict:
+    """``{"x_train", "y_train", "x_test", "y_test", "data_config"}``: float32 model inputs and int64
+    labels of the MNIST images or the FSDD clips' features (``spec``), with where they came from.
+    ``n_train`` / ``n_test``: seeded subsets (quick runs and tests)."""
+    from latentbridge.data.sources import FSDD, MNIST
+
+    if kind == "mnist":
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*MNIST training images absent.*")
+            ds = MNIST(root)
+        xtr, ytr = ds.load("train")
+        xte, yte = ds.load("test")
+        split = ({"train": f"seeded (seed {ds.seed}) {len(ytr)} of the t10k images",
+                  "test": f"the other {len(yte)} t10k images"} if ds.offline_split else
+                 {"train": "official train (60,000)", "test": "official t10k (10,000)"})
+        out = {"x_train": images_to_float(xtr), "y_train": ytr.astype(np.int64),
+               "x_test": images_to_float(xte), "y_test": yte.astype(np.int64),
+               "data_config": {"data_root": str(ds.root), "dataset": "MNIST", "offline_split": bool(ds.offline_split),
+                               "split_seed": ds.seed, "split": split}}
+    elif kind == "fsdd":
+        ds = FSDD(root)
+        out = {}
+        for s in ("train", "test"):
+            items = ds.split(s)
+            if not items:
+                raise DataError(ds.recordings_dir, f"no FSDD recordings in the {s!r} split")
+            out[f"x_{s}"] = clip_features(load_clips([it.path for it in items], spec), spec)
+            out[f"y_{s}"] = np.array([it.digit for it in items], dtype=np.int64)
+        out["data_config"] = {
+            "data_root": str(ds.root), "dataset": "FSDD", "offline_split": False,
+            "split": {"train": f"official: repetitions {FSDD.TEST_INDICES}-49",
+                      "test": f"official: repetitions 0-{FSDD.TEST_INDICES - 1}"},
+            "speakers": ds.speakers, "speaker_overlap": True,
+            "test_measures": "new recordings of the training speakers (every speaker is in both splits)",
+        }
+    else:
+        raise ValueError(f"kind must be 'mnist' or 'fsdd', got {kind!r}")
+    out["x_train"], out["y_train"] = _subset(out["x_train"], out["y_train"], n_train, seed, 0)
+    out["x_test"], out["y_test"] = _subset(out["x_test"], out["y_test"], n_test, seed, 1)
+    return out

@@ -28,12 +28,14 @@ neighbours.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor, nn
 
+from latentbridge.models.base import ModelSpec, MultimodalFamily
 from latentbridge.models.multimodal import FUSIONS, fuse_for_inference, fusion_objective
 from latentbridge.models.outputs import DiagonalGaussian
 from latentbridge.nn.conv import ConvDecoder, ConvEncoder, FeatureNormalizer
@@ -41,11 +43,32 @@ from latentbridge.nn.conv import ConvDecoder, ConvEncoder, FeatureNormalizer
 MODALITIES = ("audio", "image")
 
 
-class AudioVisualVAE(nn.Module):
+class AudioVisualVAEConfig(ModelSpec):
+    name: Literal["avmvae"] = "avmvae"
+    fusion: Literal["poe", "moe", "mopoe", "jsd"] = "mopoe"
+    latent_dim: int = Field(32, gt=0)
+    channels: list[int] = Field(default_factory=lambda: [32, 64, 128])
+    """Audio encoder/decoder stages."""
+    image_channels: list[int] = Field(default_factory=lambda: [32, 64])
+    kernel_size: int = Field(3, gt=0)
+    private_dim: int = Field(0, ge=0)
+    """Size of each modality's private latent (MMVAE+; 0 = shared latent only)."""
+    bridge_neighbours: int = Field(15, ge=1)
+    """Neighbours whose partners the latent bridge chooses among (route ``bridge``)."""
+
+
+class AudioVisualVAE(MultimodalFamily, nn.Module):
     """Batches are dicts with ``audio`` (B, 1, n_mels, frames) dB log-mel, ``image`` (B, 1, H, W) in
-    [0, 1], and optional ``has_audio`` / ``has_image`` (B,) bools for missing modalities."""
+    [0, 1], and optional ``has_audio`` / ``has_image`` (B,) bools for missing modalities.
+
+    First stages (``first_stage("audio")`` / ``("image")``): dB log-mel ↔ the audio expert's latent,
+    images in [0, 1] ↔ the image expert's latent; with private latents the first-stage latent is
+    the shared latent followed by the modality's private one."""
 
     name = "avmvae"
+    config_class = AudioVisualVAEConfig
+    tasks = ("avdigits",)
+    first_stage_modalities = MODALITIES
 
     def __init__(self, audio_shape=(1, 64, 128), image_shape=(1, 28, 28), latent_dim: int = 32,
                  channels=(32, 64, 128), image_channels=(32, 64), kernel_size: int = 3, fusion: str = "mopoe",
@@ -83,6 +106,7 @@ class AudioVisualVAE(nn.Module):
             self.register_buffer(f"bridge_{m}", torch.zeros(bridge_size, latent_dim))
         self.w = {"audio": 1.0, "image": 1.0, "cross": 1.0, "audio_mse": 1.0,
                   **{k: v for k, v in (loss_weights or {}).items() if k in ("audio", "image", "cross", "audio_mse")}}
+        self.register_latent_scales()
 
     def config(self) -> dict[str, Any]:
         return dict(self.kwargs)
@@ -91,8 +115,8 @@ class AudioVisualVAE(nn.Module):
     def _input(self, m: str, x: Tensor) -> Tensor:
         return self.normalizer(x) if m == "audio" else x * 2.0 - 1.0
 
-    def encode(self, batch: dict, use: tuple[str, ...] = MODALITIES
-               ) -> tuple[dict[str, DiagonalGaussian], dict[str, DiagonalGaussian]]:
+    def posteriors(self, batch: dict, use: tuple[str, ...] = MODALITIES
+                   ) -> tuple[dict[str, DiagonalGaussian], dict[str, DiagonalGaussian]]:
         """Shared and private posteriors of each modality in ``use`` that the batch holds (the
         private dict is empty without private latents)."""
         shared, private = {}, {}
@@ -111,7 +135,7 @@ class AudioVisualVAE(nn.Module):
 
     def experts(self, batch: dict, use: tuple[str, ...] = MODALITIES) -> dict[str, DiagonalGaussian]:
         """The shared-latent posterior of each modality."""
-        return self.encode(batch, use)[0]
+        return self.posteriors(batch, use)[0]
 
     def availability(self, batch: dict, experts: dict) -> dict[str, Tensor]:
         ref = next(iter(experts.values())).mean
@@ -121,7 +145,7 @@ class AudioVisualVAE(nn.Module):
     def _posterior(self, batch: dict, use: tuple[str, ...]
                    ) -> tuple[DiagonalGaussian, dict[str, DiagonalGaussian], tuple[str, ...]]:
         """The fused shared posterior of ``use``, the private posteriors, and the modalities used."""
-        ex, priv = self.encode(batch, use)
+        ex, priv = self.posteriors(batch, use)
         if not ex:
             raise ValueError(f"none of the modalities {use} is in the batch")
         return fuse_for_inference(self.fusion, ex, self.availability(batch, ex)), priv, tuple(ex)
@@ -148,6 +172,37 @@ class AudioVisualVAE(nn.Module):
         """Both modalities (:meth:`decode_modality`)."""
         return {m: self.decode_modality(m, z, private) for m in MODALITIES}
 
+    # ------------------------------------------------------------------ first-stage protocol
+    def first_stage_latent_shape(self, m: str) -> tuple[int, ...]:
+        return (self.latent_dim + self.private_dim,)
+
+    def example_batch(self, n: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Distinct dB spectrogram-like maps and stroke-like images (checks)."""
+        ca, fa, ta = self.kwargs["audio_shape"]
+        ci, hi, wi = self.kwargs["image_shape"]
+        band = torch.randint(0, fa, (n,), generator=generator)
+        audio = -60 + 5 * torch.randn(n, ca, fa, ta, generator=generator)
+        image = torch.zeros(n, ci, hi, wi)
+        col = torch.randint(2, wi - 2, (n,), generator=generator)
+        for i in range(n):
+            audio[i, :, max(0, int(band[i]) - 2):int(band[i]) + 2, ta // 4: 3 * ta // 4] += 40
+            image[i, :, 4:hi - 4, int(col[i]) - 1:int(col[i]) + 1] = 1.0
+        return {"audio": audio, "image": image, "label": torch.randint(0, 10, (n,), generator=generator)}
+
+    def example_modality(self, m: str, batch: dict) -> Tensor:
+        return batch[m]
+
+    def first_stage_encode(self, m: str, x: Tensor) -> DiagonalGaussian:
+        shared, private = self.posteriors({m: x}, (m,))
+        if not self.private_dim:
+            return shared[m]
+        s, p = shared[m], private[m]
+        return DiagonalGaussian(torch.cat([s.mean, p.mean], -1), torch.cat([s.logvar, p.logvar], -1))
+
+    def first_stage_decode(self, m: str, z: Tensor) -> Tensor:
+        d = self.latent_dim
+        return self.decode_modality(m, z[:, :d], {m: z[:, d:]} if self.private_dim else None)
+
     # ------------------------------------------------------------------ training
     def recon(self, z: Tensor, batch: dict, avail: dict[str, Tensor], logs: dict, tag: str,
               private: dict[str, Tensor] | None = None, source: tuple[str, ...] = MODALITIES) -> Tensor:
@@ -170,7 +225,7 @@ class AudioVisualVAE(nn.Module):
         return total
 
     def loss(self, batch: dict, beta: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
-        ex, priv = self.encode(batch)
+        ex, priv = self.posteriors(batch)
         avail = self.availability(batch, ex)
         logs: dict[str, Tensor] = {}
         own = {m: q.sample() for m, q in priv.items()}

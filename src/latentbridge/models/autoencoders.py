@@ -1,9 +1,9 @@
 """Plain autoencoders: mel-spectrogram AE/VAE for audio and dense/conv AEs for MNIST-like images.
 
-All four follow the :class:`~latentbridge.models.vae.LatentModel` interface (``input_shape``,
-``config()``, ``normalizer``, ``forward`` → :class:`AutoencoderOutput` with per-sample losses,
-``loss``, ``score``, ``reconstruct``, ``encode``), so they train with
-:func:`latentbridge.training.module.fit_model` and save/load through :mod:`latentbridge.models.hub`.
+All four follow :class:`~latentbridge.models.base.LatentModel` (``forward`` → per-sample losses,
+``loss``, ``score``, ``reconstruct``, and the first-stage protocol ``encode`` / ``decode`` /
+``latent_shape`` / ``latent_scale``), so they train with the shared trainer and save/load through
+:mod:`latentbridge.models.hub`.
 
 Mel models (:class:`MelAE`, :class:`MelVAE`)
     Input ``(B, 1, n_mels, frames)`` dB mel features. The mel bins are the *channels* of 1-D
@@ -27,16 +27,48 @@ Image models (:class:`DenseImageAE`, :class:`ConvImageAE`)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor, nn
 
+from latentbridge.models.base import LatentModel, ModelSpec
 from latentbridge.models.outputs import AutoencoderOutput, DiagonalGaussian
-from latentbridge.models.vae import LatentModel
 
 __all__ = ["MelAE", "MelVAE", "DenseImageAE", "ConvImageAE", "ResBlock1d"]
+
+
+class MelAEConfig(ModelSpec):
+    name: Literal["mel_ae"] = "mel_ae"
+    latent_dim: int = Field(128, gt=0)
+    channels: list[int] = Field(default_factory=lambda: [128, 128, 256, 256])
+    """One stride-2 stage per entry."""
+    kernel_size: int = Field(3, gt=0)
+    res_blocks: int = Field(1, ge=0)
+    """Residual blocks after each down-/up-sampling stage."""
+    dropout: float = Field(0.1, ge=0, lt=1)
+    """Dropout in the bottleneck."""
+
+
+class MelVAEConfig(MelAEConfig):
+    name: Literal["mel_vae"] = "mel_vae"  # type: ignore[assignment]
+
+
+class DenseImageAEConfig(ModelSpec):
+    name: Literal["image_dense_ae"] = "image_dense_ae"
+    latent_dim: int = Field(32, gt=0)
+    hidden_dims: list[int] = Field(default_factory=lambda: [512, 256])
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class ConvImageAEConfig(ModelSpec):
+    name: Literal["image_conv_ae"] = "image_conv_ae"
+    latent_dim: int = Field(32, gt=0)
+    channels: list[int] = Field(default_factory=lambda: [32, 64])
+    kernel_size: int = Field(3, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
 
 
 def _groups(c: int) -> int:
@@ -68,6 +100,7 @@ class _MelBase(LatentModel):
 
     score_methods = ("mse", "frame_max", "l1")
     deterministic_scores = ("mse", "frame_max", "l1")
+    tasks = ("audio_ae", "anomaly")
     _posterior = False
 
     def __init__(self, input_shape, latent_dim: int = 128, channels=(128, 128, 256, 256), kernel_size: int = 3,
@@ -117,7 +150,7 @@ class _MelBase(LatentModel):
             h = F.pad(h, (0, self.padded_frames - t))
         return self.to_latent(self.encoder(h))
 
-    def decode(self, z: Tensor) -> Tensor:
+    def decode_normalized(self, z: Tensor) -> Tensor:
         """Latent (B, D) → standardised mel (B, C, F, T)."""
         c, f, t = self.input_shape
         h = self.from_latent(z).reshape(z.shape[0], self.bottom_channels, self.bottom_frames)
@@ -133,12 +166,14 @@ class _MelBase(LatentModel):
 class MelAE(_MelBase):
     """Deterministic mel autoencoder; training loss per sample: ``mse + l1`` (standardised mel)."""
 
+    name = "mel_ae"
+    config_class = MelAEConfig
+
+    def posterior(self, xn: Tensor) -> DiagonalGaussian:
+        return DiagonalGaussian.point(self._encode_params(xn))
+
     def forward(self, x: Tensor) -> AutoencoderOutput:
-        self.check_input(x)
-        xn = self.normalizer(x)
-        z = self._encode_params(xn)
-        x_hat = self.decode(z)
-        return AutoencoderOutput(reconstruction=x_hat, latent=z, losses=self._recon_losses(x_hat, xn))
+        return self.variational_forward(x, False, lambda x_hat, xn, q: self._recon_losses(x_hat, xn))
 
     def loss(self, x: Tensor, beta: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
         out = self.forward(x)
@@ -152,6 +187,8 @@ class MelVAE(_MelBase):
     overrides), so ``reconstruct``/``encode`` are deterministic.
     """
 
+    name = "mel_vae"
+    config_class = MelVAEConfig
     _posterior = True
 
     def posterior(self, xn: Tensor) -> DiagonalGaussian:
@@ -170,7 +207,7 @@ class MelVAE(_MelBase):
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` mel spectrograms (feature space) decoded from z ~ N(0, I)."""
         z = torch.randn(n, self.latent_dim, generator=generator)
-        return self.normalizer.inverse(self.decode(z.to(self.normalizer.mean.device)))
+        return self.decode(z.to(self.normalizer.mean.device))
 
 
 # ----------------------------------------------------------------------------- images
@@ -179,6 +216,7 @@ class MelVAE(_MelBase):
 class _ImageBase(LatentModel):
     score_methods = ("mse", "bce")
     deterministic_scores = ("mse", "bce")
+    tasks = ("image_ae",)
 
     def _check_image_shape(self) -> None:
         if len(self.input_shape) != 3:
@@ -190,26 +228,25 @@ class _ImageBase(LatentModel):
         bce = F.binary_cross_entropy(x_hat_c, x, reduction="none").flatten(1).mean(1)
         return {"mse": (x_hat - x).pow(2).flatten(1).mean(1), "bce": bce}
 
-    def _output(self, x: Tensor, z: Tensor, x_hat: Tensor) -> AutoencoderOutput:
-        return AutoencoderOutput(reconstruction=x_hat, latent=z, losses=self._image_losses(x_hat, x))
+    def posterior(self, xn: Tensor) -> DiagonalGaussian:
+        return DiagonalGaussian.point(self.encoder(xn))
+
+    def decode_normalized(self, z: Tensor) -> Tensor:
+        return self.decoder(z)
 
     def forward(self, x: Tensor) -> AutoencoderOutput:
-        self.check_input(x)
-        xn = self.normalizer(x)  # identity unless fitted
-        z = self.encoder(xn)
-        return self._output(xn, z, self.decoder(z))
+        return self.variational_forward(x, False, lambda x_hat, xn, q: self._image_losses(x_hat, xn))
 
     def loss(self, x: Tensor, beta: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
         out = self.forward(x)
         return out.losses["bce"] + out.losses["mse"], dict(out.losses)
 
-    @torch.no_grad()
-    def decode(self, z: Tensor) -> Tensor:
-        return self.normalizer.inverse(self.decoder(z))
-
 
 class DenseImageAE(_ImageBase):
     """Dense autoencoder, e.g. 784 → 512 → 256 → latent → 256 → 512 → 784 (ReLU, sigmoid output)."""
+
+    name = "image_dense_ae"
+    config_class = DenseImageAEConfig
 
     def __init__(self, input_shape=(1, 28, 28), latent_dim: int = 32, hidden_dims=(512, 256), dropout: float = 0.0):
         hidden_dims = [int(h) for h in hidden_dims]
@@ -238,6 +275,9 @@ class DenseImageAE(_ImageBase):
 class ConvImageAE(_ImageBase):
     """Convolutional autoencoder: stride-2 3x3 convs (28 → 14 → 7 for two stages), a linear
     bottleneck, and transposed convs back to the input size (sigmoid output)."""
+
+    name = "image_conv_ae"
+    config_class = ConvImageAEConfig
 
     def __init__(self, input_shape=(1, 28, 28), latent_dim: int = 32, channels=(32, 64), kernel_size: int = 3,
                  dropout: float = 0.0):
@@ -275,16 +315,3 @@ class ConvImageAE(_ImageBase):
         dec.append(nn.Sigmoid())
         self.encoder = nn.Sequential(*enc)
         self.decoder = nn.Sequential(*dec)
-
-
-def autoencoder_kwargs(name: str, model_cfg) -> dict[str, Any]:
-    """Constructor arguments of the classes here from a :class:`~latentbridge.config.ModelConfig`."""
-    m = model_cfg
-    if name in ("mel_ae", "mel_vae"):
-        return dict(latent_dim=m.latent_dim, channels=list(m.channels), kernel_size=m.kernel_size,
-                    res_blocks=m.res_blocks, dropout=m.dropout)
-    if name == "image_dense_ae":
-        return dict(latent_dim=m.latent_dim, hidden_dims=list(m.hidden_dims), dropout=m.dropout)
-    if name == "image_conv_ae":
-        return dict(latent_dim=m.latent_dim, channels=list(m.channels), kernel_size=m.kernel_size, dropout=m.dropout)
-    raise ValueError(f"{name!r} is not an autoencoder of latentbridge.models.autoencoders")

@@ -18,14 +18,31 @@ gradients, in batches, and return numpy arrays.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
+from latentbridge.models.base import ModelFamily, ModelSpec
+
 __all__ = ["DigitClassifier", "MNISTClassifier", "FSDDClassifier"]
+
+
+class MNISTClassifierConfig(ModelSpec):
+    name: Literal["mnist_classifier"] = "mnist_classifier"
+    channels: list[int] = Field(default_factory=lambda: [32, 64])
+    dropout: float = Field(0.25, ge=0, lt=1)
+
+
+class FSDDClassifierConfig(ModelSpec):
+    name: Literal["fsdd_classifier"] = "fsdd_classifier"
+    channels: list[int] = Field(default_factory=lambda: [16, 32, 64])
+    dropout: float = Field(0.25, ge=0, lt=1)
+    dynamic_range_db: float = Field(80.0, gt=0)
+    time_pool: int = Field(2, ge=1)
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
@@ -33,11 +50,27 @@ def _block(c_in: int, c_out: int) -> nn.Sequential:
                          nn.ReLU(inplace=True), nn.MaxPool2d(2))
 
 
-class DigitClassifier(nn.Module):
-    """Common prediction helpers; subclasses define ``input_shape``, ``prepare`` and ``forward``."""
+class DigitClassifier(ModelFamily, nn.Module):
+    """Common prediction helpers and the training loss; subclasses define ``input_shape`` and
+    ``forward``. Training batches are dicts ``{"x": inputs, "y": digits}``."""
 
     n_classes = 10
     input_shape: tuple[int, int, int]
+    tasks = ("classifier",)
+    kind: str
+    label_smoothing: float = 0.0
+
+    def example_batch(self, n: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        x = torch.rand(n, *self.input_shape, generator=generator)
+        if self.kind == "fsdd":
+            x = x * 60 - 80
+        return {"x": x, "y": torch.randint(0, self.n_classes, (n,), generator=generator)}
+
+    def loss(self, batch: dict, beta: float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Per-sample cross-entropy (with ``label_smoothing``) and per-sample correctness."""
+        logits = self(batch["x"])
+        ce = F.cross_entropy(logits, batch["y"], label_smoothing=self.label_smoothing, reduction="none")
+        return ce, {"cross_entropy": ce, "accuracy": (logits.argmax(1) == batch["y"]).float()}
 
     def _as_tensor(self, x) -> torch.Tensor:
         if isinstance(x, np.ndarray):
@@ -84,6 +117,9 @@ class MNISTClassifier(DigitClassifier):
     """
 
     input_shape = (1, 28, 28)
+    name = "mnist_classifier"
+    config_class = MNISTClassifierConfig
+    kind = "mnist"
 
     def __init__(self, channels=(32, 64), dropout: float = 0.25):
         super().__init__()
@@ -119,6 +155,10 @@ class FSDDClassifier(DigitClassifier):
     of conv-BN-ReLU + max-pool per entry of ``channels``, average and max pooling over time
     (not frequency: which mel bands a pattern occupies matters), and a dense layer with dropout.
     """
+
+    name = "fsdd_classifier"
+    config_class = FSDDClassifierConfig
+    kind = "fsdd"
 
     def __init__(self, n_mels: int = 64, n_frames: int = 128, channels=(16, 32, 64), dropout: float = 0.25,
                  dynamic_range_db: float = 80.0, time_pool: int = 2):

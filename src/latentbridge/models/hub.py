@@ -1,30 +1,46 @@
 """A trained model is a folder: ``config.json`` + ``model.safetensors`` + ``README.md``.
 
-Loading never unpickles: weights come from safetensors, everything else from JSON. The config
-records the SHA-256 of the weights file, so a missing or altered file is reported, not loaded.
+Loading never unpickles: weights come from safetensors, everything else from JSON. The folder
+is whole or refused:
+
+- ``config.json`` records the SHA-256 of the weight tensors (``integrity.weights_sha256``: every
+  tensor's name, dtype, shape and bytes, in name order), so altered or foreign weights are
+  refused;
+- the safetensors header records the SHA-256 of ``config.json`` (``config_sha256``), so a hand
+  edit of ``config.json`` (a threshold, a transform parameter) is refused too; settings that
+  users may change have commands that rewrite both (:func:`update_info`, used by
+  ``latentbridge anomaly calibrate``);
+- the model card ``README.md`` must be present.
+
+Format version 2 (this one) has per-workflow configs, a typed ``transform``
+(:mod:`latentbridge.transforms.spec`) and first-stage latent scales; folders of version 1 are
+converted by ``latentbridge model upgrade DIR`` (:mod:`latentbridge.models.upgrade`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from latentbridge.errors import ModelFolderError
-from latentbridge.models.registry import get_model_class, model_names
-from latentbridge.utils import atomic_path, atomic_write_json, atomic_write_text, sha256_file
+from latentbridge.errors import CheckpointError, ModelFolderError
+from latentbridge.models.registry import REGISTRY, get_model_class, model_names
+from latentbridge.utils import atomic_path, atomic_write_text
 
 FORMAT = "latentbridge-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
+REQUIRED = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)
 
 
 @dataclass
@@ -32,81 +48,172 @@ class SavedModel:
     model: torch.nn.Module
     info: dict[str, Any]
     path: Path
+    _workflow: Any = field(default=None, repr=False)
 
     @property
     def config(self) -> dict[str, Any]:
         return self.info["config"]
 
     @property
+    def workflow(self):
+        """The validated workflow config the model was trained with."""
+        if self._workflow is None:
+            from latentbridge.config import validate
+
+            self._workflow = validate(self.info["config"], f"{self.path}/{CONFIG_NAME}")
+        return self._workflow
+
+    @property
+    def transform(self):
+        from latentbridge.transforms.spec import parse_transform
+
+        return parse_transform(self.info["transform"])
+
+    @property
     def threshold(self) -> float | None:
         return (self.info.get("anomaly") or {}).get("threshold")
 
 
-def save_model(folder: str | Path, model: torch.nn.Module, name: str, *, config: dict, transform: dict,
-               extra: dict | None = None, card: str | None = None) -> Path:
-    """Write weights, config and model card into ``folder`` (each file atomically)."""
-    if name not in model_names() or not isinstance(model, get_model_class(name)):
-        raise ValueError(f"model is not a {name!r}")
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the tensors' names, dtypes, shapes and bytes, in name order."""
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        t = tensors[k].detach().cpu().contiguous()
+        h.update(k.encode("utf-8") + b"\0" + str(t.dtype).encode() + b"\0" + repr(tuple(t.shape)).encode() + b"\0")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _config_bytes(info: dict) -> bytes:
+    return (json.dumps(info, indent=2, sort_keys=False) + "\n").encode("utf-8")
+
+
+def _write(folder: Path, tensors: dict[str, torch.Tensor], info: dict, card: str | None) -> None:
+    """config.json, then the weights with the config's SHA-256 in their header (each atomically)."""
+    data = _config_bytes(info)
+    with atomic_path(folder / CONFIG_NAME) as tmp:
+        tmp.write_bytes(data)
+        os.chmod(tmp, 0o644)
+    with atomic_path(folder / WEIGHTS_NAME) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT, "model_class": info["model_class"],
+                                               "config_sha256": hashlib.sha256(data).hexdigest()})
+        os.chmod(tmp, 0o644)  # safetensors writes 0600; the folder's other files are 0644
+    if card is not None:
+        atomic_write_text(folder / CARD_NAME, card)
+
+
+def save_model(folder: str | Path, model: torch.nn.Module, *, config: dict, transform, extra: dict | None = None,
+               card: str) -> Path:
+    """Write ``config.json``, ``model.safetensors`` and the model card ``README.md`` into ``folder``.
+
+    ``config``: the resolved workflow config (dict); ``transform``: its saved preprocessing
+    description (:mod:`latentbridge.transforms.spec` object or dict)."""
+    name = getattr(type(model), "name", None)
+    if name not in REGISTRY or not isinstance(model, REGISTRY[name]):
+        raise ValueError(f"{type(model).__name__} is not a registered model")
+    from latentbridge.transforms.spec import parse_transform
+
+    spec = parse_transform(transform if isinstance(transform, dict) else transform.model_dump(mode="json"))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(folder / WEIGHTS_NAME) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT, "model_class": name})
     info = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model_class": name,
         "model_kwargs": model.config(),
         "config": config,
-        "transform": transform,
+        "transform": spec.model_dump(mode="json"),
         **(extra or {}),
-        "files": {WEIGHTS_NAME: sha256_file(folder / WEIGHTS_NAME)},
+        "integrity": {"weights_sha256": tensors_sha256(tensors),
+                      "weights": "SHA-256 of every tensor's name, dtype, shape and bytes, in name order; "
+                                 "model.safetensors' header holds the SHA-256 of this file"},
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    atomic_write_json(folder / CONFIG_NAME, info)
-    atomic_write_text(folder / CARD_NAME, card if card is not None else f"# {name}\n")
+    _write(folder, tensors, info, card)
     return folder
 
 
-def read_info(folder: str | Path) -> dict[str, Any]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ModelFolderError(folder, "not a folder (expected config.json + model.safetensors + README.md)")
+def _read_json(folder: Path) -> dict:
     cfg_path = folder / CONFIG_NAME
-    if not cfg_path.exists():
+    if not cfg_path.is_file():
         raise ModelFolderError(folder, f"missing {CONFIG_NAME}")
     try:
         info = json.loads(cfg_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelFolderError(folder, f"{CONFIG_NAME} is not valid JSON ({e})") from None
+    except OSError as e:
+        raise ModelFolderError(folder, f"cannot read {CONFIG_NAME} ({e.strerror or e})") from None
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise ModelFolderError(folder, f"{CONFIG_NAME} is not a latentbridge model config")
-    if info.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelFolderError(folder, f"format version {info['format_version']} is newer than this "
-                                       f"latentbridge supports ({FORMAT_VERSION})")
-    for key in ("model_class", "model_kwargs", "config", "transform", "files"):
+    return info
+
+
+def read_info(folder: str | Path, *, check: bool = True) -> dict[str, Any]:
+    """``config.json`` of a model folder, after the whole-folder checks (``check=False`` skips the
+    checksum of config.json against the weights' header: for ``model upgrade`` only)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelFolderError(folder, "not a folder (expected config.json + model.safetensors + README.md)")
+    info = _read_json(folder)
+    version = info.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFolderError(folder, f"format version {version} is newer than this latentbridge reads "
+                                       f"({FORMAT_VERSION}); upgrade latentbridge")
+    if version < FORMAT_VERSION:
+        raise ModelFolderError(folder, f"format version {version}: this latentbridge reads version {FORMAT_VERSION}; "
+                                       f"convert the folder with `latentbridge model upgrade {folder}`")
+    for name in REQUIRED:
+        if not (folder / name).is_file():
+            raise ModelFolderError(folder, f"missing {name} (a model folder holds {', '.join(REQUIRED)})")
+    for key in ("model_class", "model_kwargs", "config", "transform", "integrity"):
         if key not in info:
             raise ModelFolderError(folder, f"{CONFIG_NAME} lacks the key '{key}'")
     if info["model_class"] not in model_names():
         raise ModelFolderError(folder, f"unknown model_class '{info['model_class']}' in {CONFIG_NAME}; "
                                        f"known: {model_names()}")
+    if check:
+        _check_config_hash(folder)
     return info
+
+
+def _header(folder: Path) -> dict[str, str]:
+    try:
+        with safe_open(str(folder / WEIGHTS_NAME), framework="pt") as f:
+            return f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelFolderError(folder, f"cannot read {WEIGHTS_NAME} ({e})") from None
+
+
+def _check_config_hash(folder: Path) -> None:
+    recorded = _header(folder).get("config_sha256")
+    actual = hashlib.sha256((folder / CONFIG_NAME).read_bytes()).hexdigest()
+    if recorded != actual:
+        raise ModelFolderError(
+            folder, f"{CONFIG_NAME} was changed after the model was saved (its SHA-256 does not match the one "
+                    f"recorded in {WEIGHTS_NAME}); edits by hand are refused: change a threshold with "
+                    f"`latentbridge anomaly calibrate {folder} NORMAL_DIR` or `... --threshold VALUE`, "
+                    "or retrain")
+
+
+def _load_tensors(folder: Path, info: dict, map_location: str = "cpu") -> dict[str, torch.Tensor]:
+    try:
+        state = load_file(str(folder / WEIGHTS_NAME), device=map_location)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelFolderError(folder, f"cannot read {WEIGHTS_NAME} ({e})") from None
+    expected = (info.get("integrity") or {}).get("weights_sha256")
+    if not expected:
+        raise ModelFolderError(folder, f"{CONFIG_NAME} records no weights checksum (integrity.weights_sha256)")
+    if tensors_sha256(state) != expected:
+        raise ModelFolderError(folder, f"{WEIGHTS_NAME} does not match the checksum in {CONFIG_NAME} "
+                                       "(the file was altered or belongs to another model)")
+    return state
 
 
 def load_model(folder: str | Path, map_location: str = "cpu") -> SavedModel:
     folder = Path(folder)
     info = read_info(folder)
-    weights = folder / WEIGHTS_NAME
-    if not weights.exists():
-        raise ModelFolderError(folder, f"missing {WEIGHTS_NAME}")
-    expected = info["files"].get(WEIGHTS_NAME)
-    if expected and sha256_file(weights) != expected:
-        raise ModelFolderError(folder, f"{WEIGHTS_NAME} does not match the checksum in {CONFIG_NAME} "
-                                       "(the file was altered or belongs to another model)")
-    try:
-        state = load_file(str(weights), device=map_location)
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ModelFolderError(folder, f"cannot read {WEIGHTS_NAME} ({e})") from None
+    state = _load_tensors(folder, info, map_location)
     try:
         model = get_model_class(info["model_class"])(**info["model_kwargs"])
         model.load_state_dict(state, strict=True)
@@ -116,7 +223,49 @@ def load_model(folder: str | Path, map_location: str = "cpu") -> SavedModel:
     return SavedModel(model=model, info=info, path=folder)
 
 
+def update_info(folder: str | Path, changes: dict[str, Any], card: str | None = None) -> dict[str, Any]:
+    """Rewrite ``config.json`` with ``changes`` (top-level keys) and re-sign it in the weights' header.
+
+    The folder is checked first (a hand-edited folder stays refused); the weights are rewritten
+    with the same tensors. Returns the new info."""
+    folder = Path(folder)
+    info = read_info(folder)
+    state = _load_tensors(folder, info)
+    info = {**info, **changes, "modified_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    _write(folder, state, info, card)
+    return info
+
+
+def write_folder(folder: str | Path, tensors: dict[str, torch.Tensor], info: dict, card: str) -> None:
+    """Write a model folder from tensors and an info dict (the integrity entry is recomputed);
+    used by the format converter."""
+    info = {**info, "integrity": {**(info.get("integrity") or {}), "weights_sha256": tensors_sha256(tensors)}}
+    _write(Path(folder), tensors, info, card)
+
+
+def read_lightning_checkpoint(path: str | Path) -> dict:
+    """A Lightning checkpoint loaded with ``weights_only=True`` (no unpickling of code); a corrupt or
+    foreign file is a :class:`CheckpointError` naming it."""
+    import pickle
+    import zipfile
+
+    path = Path(path)
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(path, "checkpoint file does not exist") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError,
+            AttributeError, TypeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights_only" in first or "Unsupported global" in first:
+            first = "holds objects other than tensors and plain values"
+        raise CheckpointError(path, f"not a readable latentbridge training checkpoint ({first[:200]})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise CheckpointError(path, "not a latentbridge training checkpoint (no 'state_dict')")
+    return ckpt
+
+
 def state_dict_from_lightning_checkpoint(path: str | Path, prefix: str = "model.") -> dict[str, torch.Tensor]:
-    """Model weights from a Lightning checkpoint, loaded with ``weights_only=True`` (no unpickling of code)."""
-    ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+    """Model weights from a Lightning checkpoint (:func:`read_lightning_checkpoint`)."""
+    ckpt = read_lightning_checkpoint(path)
     return {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}

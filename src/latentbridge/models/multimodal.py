@@ -26,12 +26,13 @@ mask exists (semi-supervised).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
-from latentbridge.config import AugmentConfig
+from latentbridge.config.sections import AugmentConfig
 from latentbridge.data.augment import SpecAugment, WaveAugment
 from latentbridge.losses import (
     MagnitudeL1Loss,
@@ -42,6 +43,7 @@ from latentbridge.losses import (
     ScaleInvariantL1Loss,
     WaveformL1Loss,
 )
+from latentbridge.models.base import ModelSpec, MultimodalFamily
 from latentbridge.models.outputs import DiagonalGaussian
 from latentbridge.nn.conv import ConvDecoder, ConvEncoder, FeatureNormalizer
 from latentbridge.transforms.audio import STFT
@@ -49,6 +51,25 @@ from latentbridge.transforms.audio import STFT
 FUSIONS = ("poe", "moe", "mopoe", "jsd")
 MODALITIES = ("spec", "mask")
 LOG_EPS = 1e-6
+
+
+class MultimodalVAEConfig(ModelSpec):
+    name: Literal["mmvae"] = "mmvae"
+    fusion: Literal["poe", "moe", "mopoe", "jsd"] = "jsd"
+    """Product, mixture, mixture of products of experts, Jensen-Shannon (mmJSD)."""
+    latent_dim: int = Field(16, gt=0)
+    channels: list[int] = Field(default_factory=lambda: [16, 32, 64, 64])
+    """Spectrogram encoder/decoder stages."""
+    mask_channels: list[int] = Field(default_factory=lambda: [16, 32, 64])
+    kernel_size: int = Field(3, gt=0)
+
+
+class Spec2MaskConfig(ModelSpec):
+    name: Literal["spec2mask"] = "spec2mask"
+    latent_dim: int = Field(16, gt=0)
+    channels: list[int] = Field(default_factory=lambda: [16, 32, 64, 64])
+    mask_channels: list[int] = Field(default_factory=lambda: [16, 32, 64])
+    kernel_size: int = Field(3, gt=0)
 
 
 def product_of_experts(experts: list[DiagonalGaussian], weights: list[Tensor], prior: bool) -> DiagonalGaussian:
@@ -149,11 +170,19 @@ class SpecCodec(nn.Module):
         return self.stft.inverse(torch.polar(mag, phase), length=self.n_samples)
 
 
-class MultimodalVAE(nn.Module):
+class MultimodalVAE(MultimodalFamily, nn.Module):
     """Vibration spectrogram + crack mask VAE. ``batch`` dicts hold ``wave`` (B, C, T),
-    ``mask`` (B, 1, H, W), ``has_mask`` (B,) bool and ``extent`` (B,)."""
+    ``mask`` (B, 1, H, W), ``has_mask`` (B,) bool and ``extent`` (B,).
+
+    First stages (``first_stage("spec")`` / ``("mask")``): waveform windows (B, C, T) ↔ the
+    spectrogram expert's latent (decoded back to a waveform through the ISTFT of the decoded
+    magnitude and phase); masks (B, 1, H, W) in [0, 1] ↔ the mask expert's latent (decoded to
+    crack probabilities)."""
 
     name = "mmvae"
+    config_class = MultimodalVAEConfig
+    tasks = ("multimodal",)
+    first_stage_modalities = MODALITIES
 
     def __init__(self, n_channels: int, n_samples: int, sample_rate: float, n_fft: int = 128, hop_length: int = 32,
                  mask_hw: tuple[int, int] = (32, 96), latent_dim: int = 32, channels=(32, 64, 128),
@@ -192,6 +221,7 @@ class MultimodalVAE(nn.Module):
         aug = AugmentConfig(**(augment or {}))
         self.wave_augment = WaveAugment(aug, sample_rate=sample_rate)
         self.spec_augment = SpecAugment(aug)
+        self.register_latent_scales()
 
     # ------------------------------------------------------------------ encoding
     def config(self) -> dict[str, Any]:
@@ -241,7 +271,56 @@ class MultimodalVAE(nn.Module):
         return out
 
     def decode_mask(self, z: Tensor) -> Tensor:
+        """Mask logits (B, 1, H, W)."""
         return self.mask_decoder(z)
+
+    def decode_modality(self, m: str, z: Tensor) -> Tensor:
+        """Modality ``m`` in data space from the latent ``z``: ``spec`` → waveform windows (B, C, T)
+        (ISTFT of the decoded magnitude and phase), ``mask`` → crack probabilities (B, 1, H, W)."""
+        if m == "spec":
+            return self.decode_spec(z)["wave"]
+        if m == "mask":
+            return torch.sigmoid(self.decode_mask(z))
+        raise ValueError(f"unknown modality {m!r}; known: {MODALITIES}")
+
+    # ------------------------------------------------------------------ first-stage protocol
+    def first_stage_latent_shape(self, m: str) -> tuple[int, ...]:
+        return (self.latent_dim,)
+
+    def example_batch(self, n: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Distinct decaying tones per sample and channel, with a crack band in the mask (checks)."""
+        c, t = self.kwargs["n_channels"], self.kwargs["n_samples"]
+        h, w = self.kwargs["mask_hw"]
+        sr = self.kwargs["sample_rate"]
+        time = torch.arange(t) / sr
+        f = (0.05 + 0.3 * torch.rand(n, c, 1, generator=generator)) * sr
+        wave = torch.sin(6.28 * f * time) * torch.exp(-time / time[-1].clamp_min(1e-6)) \
+            + 0.05 * torch.randn(n, c, t, generator=generator)
+        pos = torch.randint(0, w - 2, (n,), generator=generator)
+        mask = torch.zeros(n, 1, h, w)
+        for i, p_ in enumerate(pos.tolist()):
+            mask[i, 0, h // 2:, p_:p_ + 2] = 1.0
+        return {"wave": wave, "mask": mask, "has_mask": torch.ones(n, dtype=torch.bool),
+                "extent": mask.flatten(1).mean(1)}
+
+    def example_modality(self, m: str, batch: dict) -> Tensor:
+        return batch[{"spec": "wave", "mask": "mask"}[m]]
+
+    def first_stage_encode(self, m: str, x: Tensor) -> DiagonalGaussian:
+        key = {"spec": "wave", "mask": "mask"}[m]
+        return self.experts({key: x})[m]
+
+    def first_stage_decode(self, m: str, z: Tensor) -> Tensor:
+        return self.decode_modality(m, z)
+
+    def first_stage_error(self, m: str, x_hat: Tensor, x: Tensor) -> Tensor:
+        """Per-sample round-trip distance: waveforms by the L1 distance of their standardised
+        log-magnitude spectra (the phase of an ambient vibration is not predictable), masks by MSE."""
+        if m == "spec":
+            a, _ = self.codec.analyse(x_hat)
+            b, _ = self.codec.analyse(x)
+            return (self.codec.normalizer(a) - self.codec.normalizer(b)).abs().flatten(1).mean(1)
+        return (x_hat - x).pow(2).flatten(1).mean(1)
 
     def predict_extent(self, z: Tensor) -> Tensor:
         return self.damage_head(z).squeeze(-1)
@@ -321,6 +400,8 @@ class Spec2Mask(MultimodalVAE):
     Trained only on labelled windows; no latent prior and no spectrogram reconstruction."""
 
     name = "spec2mask"
+    config_class = Spec2MaskConfig
+    first_stage_modalities = ()
 
     def infer(self, batch: dict, use: tuple[str, ...] = ("spec",)) -> DiagonalGaussian:
         q = self.experts({"wave": batch["wave"]})["spec"]

@@ -24,6 +24,23 @@ class DiagonalGaussian:
         self.logvar = logvar.clamp(*clamp)
         self.std = torch.exp(0.5 * self.logvar)
         self.var = torch.exp(self.logvar)
+        self.deterministic = False
+
+    @classmethod
+    def point(cls, mean: Tensor) -> "DiagonalGaussian":
+        """A point mass at ``mean`` (the posterior of a deterministic encoder): zero variance, so
+        ``sample`` returns ``mean``; ``kl`` and ``log_prob`` are undefined (errors)."""
+        q = cls.__new__(cls)
+        q.mean = mean
+        q.logvar = torch.full_like(mean, float("-inf"))
+        q.std = torch.zeros_like(mean)
+        q.var = torch.zeros_like(mean)
+        q.deterministic = True
+        return q
+
+    def _check_stochastic(self, what: str) -> None:
+        if self.deterministic:
+            raise ValueError(f"{what} of a point mass (a deterministic encoder's posterior) is undefined")
 
     @classmethod
     def from_params(cls, params: Tensor, dim: int = 1) -> "DiagonalGaussian":
@@ -34,18 +51,22 @@ class DiagonalGaussian:
         return x.flatten(1).sum(dim=1)
 
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
+        if self.deterministic:
+            return self.mean
         eps = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
         return self.mean + self.std * eps
 
-    def rsample_n(self, n: int) -> Tensor:
+    def rsample_n(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` reparameterised samples, shape (n, *mean.shape)."""
-        eps = torch.randn((n, *self.mean.shape), device=self.mean.device, dtype=self.mean.dtype)
+        eps = torch.randn((n, *self.mean.shape), generator=generator, device=self.mean.device,
+                          dtype=self.mean.dtype)
         return self.mean.unsqueeze(0) + self.std.unsqueeze(0) * eps
 
     def mode(self) -> Tensor:
         return self.mean
 
     def kl(self, other: "DiagonalGaussian | None" = None) -> Tensor:
+        self._check_stochastic("KL")
         if other is None:
             return 0.5 * self._sum(self.mean.pow(2) + self.var - 1.0 - self.logvar)
         return 0.5 * self._sum(
@@ -54,6 +75,7 @@ class DiagonalGaussian:
 
     def log_prob(self, x: Tensor) -> Tensor:
         """log N(x; mean, var) summed per sample; ``x`` may carry extra leading sample dims."""
+        self._check_stochastic("log_prob")
         lp = -0.5 * (LOG_2PI + self.logvar + (x - self.mean).pow(2) / self.var)
         return lp.flatten(lp.dim() - self.mean.dim() + 1).sum(-1)
 

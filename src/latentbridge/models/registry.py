@@ -1,64 +1,27 @@
-"""Every saved model class, by name: the one lookup ``hub`` uses (no import strings).
+"""Every model class, by name: the one lookup the package uses (no import strings).
 
-Each entry imports its module only when that model is asked for, so a model folder of one kind
-loads without importing the code of every other kind.
+Adding a model is: write the class (with ``name``, ``config_class``, ``tasks`` and, for
+autoencoder-like models, the first-stage protocol), add it to :data:`REGISTRY`, add a preset in
+``configs/``. The workflow config schemas, the model-folder loader and the contract test all read
+this dict; nothing else learns the name.
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
 from torch import nn
 
+from latentbridge.models.audiovisual import AudioVisualVAE
+from latentbridge.models.autoencoders import ConvImageAE, DenseImageAE, MelAE, MelVAE
+from latentbridge.models.classifiers import FSDDClassifier, MNISTClassifier
+from latentbridge.models.multimodal import MultimodalVAE, Spec2Mask
+from latentbridge.models.vae import ConvAE, ConvVAE, DenseAE
 
-def _vae():
-    from latentbridge.models import vae
-
-    return vae
-
-
-def _multimodal():
-    from latentbridge.models import multimodal
-
-    return multimodal
-
-
-def _audiovisual():
-    from latentbridge.models import audiovisual
-
-    return audiovisual
-
-
-def _autoencoders():
-    from latentbridge.models import autoencoders
-
-    return autoencoders
-
-
-def _classifiers():
-    from latentbridge.models import classifiers
-
-    return classifiers
-
-
-def _entry(module: Callable, cls: str) -> Callable[[], type[nn.Module]]:
-    return lambda: getattr(module(), cls)
-
-
-REGISTRY: dict[str, Callable[[], type[nn.Module]]] = {
-    "conv_vae": _entry(_vae, "ConvVAE"),
-    "conv_ae": _entry(_vae, "ConvAE"),
-    "dense_ae": _entry(_vae, "DenseAE"),
-    "mmvae": _entry(_multimodal, "MultimodalVAE"),
-    "spec2mask": _entry(_multimodal, "Spec2Mask"),
-    "avmvae": _entry(_audiovisual, "AudioVisualVAE"),
-    "mel_ae": _entry(_autoencoders, "MelAE"),
-    "mel_vae": _entry(_autoencoders, "MelVAE"),
-    "image_dense_ae": _entry(_autoencoders, "DenseImageAE"),
-    "image_conv_ae": _entry(_autoencoders, "ConvImageAE"),
-    "mnist_classifier": _entry(_classifiers, "MNISTClassifier"),
-    "fsdd_classifier": _entry(_classifiers, "FSDDClassifier"),
-}
+REGISTRY: dict[str, type[nn.Module]] = {cls.name: cls for cls in (
+    ConvVAE, ConvAE, DenseAE,
+    MelAE, MelVAE, DenseImageAE, ConvImageAE,
+    MultimodalVAE, Spec2Mask, AudioVisualVAE,
+    MNISTClassifier, FSDDClassifier,
+)}
 
 
 def model_names() -> list[str]:
@@ -68,4 +31,15 @@ def model_names() -> list[str]:
 def get_model_class(name: str) -> type[nn.Module]:
     if name not in REGISTRY:
         raise KeyError(f"unknown model {name!r}; known: {model_names()}")
-    return REGISTRY[name]()
+    return REGISTRY[name]
+
+
+def models_for_task(task: str) -> list[type[nn.Module]]:
+    """The registered classes a workflow trains (their ``tasks`` name it), in registry order."""
+    return [cls for cls in REGISTRY.values() if task in getattr(cls, "tasks", ())]
+
+
+def build_model(model_cfg, **data):
+    """The registered model for a model config section (``name`` picks the class) and the
+    data-derived constructor arguments ``data`` (input shapes, rates)."""
+    return get_model_class(model_cfg.name).from_config(model_cfg, **data)

@@ -1,93 +1,57 @@
 """Single-modality latent models over (C, F, T) feature maps: VAE, AE and the DCASE 2020 dense AE.
 
-Every model shares one interface (:class:`LatentModel`):
-
-- ``forward(x)`` → :class:`AutoencoderOutput` with per-sample losses,
-- ``loss(x, beta)`` → per-sample training loss and the named parts that were logged,
-- ``score(x, method)`` → one anomaly score per sample (higher = more anomalous): ``mse`` (mean
-  squared reconstruction error), ``frame_max`` (the squared error of the worst frame: short
-  events such as clicks and knocks, which a mean over the window dilutes), and for the VAE
-  ``elbo`` and ``iwae`` (importance-sampled negative log-likelihood),
-- ``reconstruct(x)`` / ``encode(x)`` for plots and latent analysis.
-
-Inputs are raw features (e.g. dB mel); each model standardises them with its own
-:class:`FeatureNormalizer`, whose statistics are saved with the weights. Reconstructions and
-scores live in the standardised space; ``reconstruct`` maps back to feature space.
+All follow :class:`~latentbridge.models.base.LatentModel` (per-sample losses and scores, the
+first-stage protocol). Scores: ``mse`` (mean squared reconstruction error), ``frame_max`` (the
+squared error of the worst frame: short events such as clicks and knocks, which a mean over the
+window dilutes), and for the VAE ``elbo`` and ``iwae`` (importance-sampled negative
+log-likelihood). Reconstructions and scores live in the standardised space; ``reconstruct`` and
+``decode`` map back to feature space.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor, nn
 
 from latentbridge.losses import GaussianNLLLoss
+from latentbridge.models.base import LatentModel, ModelSpec, reconstruction_errors
 from latentbridge.models.outputs import AutoencoderOutput, DiagonalGaussian, standard_normal_log_prob
-from latentbridge.nn.conv import ConvDecoder, ConvEncoder, FeatureNormalizer
+from latentbridge.nn.conv import ConvDecoder, ConvEncoder
+
+AUDIO_TASKS = ("anomaly", "audio_ae")
 
 
-def reconstruction_errors(x_hat: Tensor, x: Tensor) -> dict[str, Tensor]:
-    """Per-sample ``mse`` and ``frame_max`` (largest per-frame mean squared error) of (B, C, F, T) maps."""
-    per_frame = (x_hat - x).pow(2).mean(dim=(1, 2))  # (B, T)
-    return {"mse": per_frame.mean(1), "frame_max": per_frame.amax(1)}
+class ConvVAEConfig(ModelSpec):
+    name: Literal["conv_vae"] = "conv_vae"
+    latent_dim: int = Field(16, gt=0)
+    channels: list[int] = Field(default_factory=lambda: [16, 32, 64, 64])
+    kernel_size: int = Field(3, gt=0)
+    learn_sigma: bool = True
+    """Learn the decoder's Gaussian noise scale (a calibrated decoder) instead of fixing it."""
+    sigma: float = Field(1.0, gt=0)
+    output_activation: Literal["none", "sigmoid"] = "none"
 
 
-class LatentModel(nn.Module):
-    """Base class: holds the normaliser and the shared scoring/reconstruction logic."""
+class ConvAEConfig(ModelSpec):
+    name: Literal["conv_ae"] = "conv_ae"
+    latent_dim: int = Field(16, gt=0)
+    channels: list[int] = Field(default_factory=lambda: [16, 32, 64, 64])
+    kernel_size: int = Field(3, gt=0)
+    output_activation: Literal["none", "sigmoid"] = "none"
 
-    score_methods: tuple[str, ...] = ("mse", "frame_max")
-    deterministic_scores = ("mse", "frame_max")
 
-    def __init__(self, input_shape: tuple[int, int, int], **params: Any):
-        super().__init__()
-        self.input_shape = tuple(int(s) for s in input_shape)
-        self.params = dict(params)
-        c, f, _ = self.input_shape
-        self.normalizer = FeatureNormalizer(c, f)
-
-    # --- to implement -------------------------------------------------------------------
-    def forward(self, x: Tensor) -> AutoencoderOutput:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def loss(self, x: Tensor, beta: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:  # pragma: no cover
-        raise NotImplementedError
-
-    # --- shared -------------------------------------------------------------------------
-    def check_input(self, x: Tensor) -> None:
-        if tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"{type(self).__name__} expects inputs of shape (B, {self.input_shape}), "
-                             f"got {tuple(x.shape)}")
-
-    def variational_forward(self, x: Tensor, sample: bool | None, losses) -> AutoencoderOutput:
-        """The forward pass every VAE here shares: normalise, posterior (``self.posterior``), a
-        reparameterised sample when ``sample`` (default: ``self.training``) else the mode, decode
-        (``self.decode``); ``losses(x_hat, xn, q)`` gives the model's loss terms."""
-        self.check_input(x)
-        xn = self.normalizer(x)
-        q = self.posterior(xn)
-        z = q.sample() if (self.training if sample is None else sample) else q.mode()
-        x_hat = self.decode(z)
-        return AutoencoderOutput(reconstruction=x_hat, latent=q.mode(), posterior=q, losses=losses(x_hat, xn, q))
-
-    @torch.no_grad()
-    def reconstruct(self, x: Tensor) -> Tensor:
-        """Deterministic reconstruction (posterior mode) in feature space."""
-        return self.normalizer.inverse(self.forward(x).reconstruction)
-
-    @torch.no_grad()
-    def encode(self, x: Tensor) -> Tensor:
-        return self.forward(x).latent
-
-    def score(self, x: Tensor, method: str = "mse", n_samples: int = 32) -> Tensor:
-        if method not in self.score_methods:
-            raise ValueError(f"{type(self).__name__} supports scores {self.score_methods}, not {method!r}")
-        return self.forward(x).losses[method]
-
-    def config(self) -> dict[str, Any]:
-        return {"input_shape": list(self.input_shape), **self.params}
+class DenseAEConfig(ModelSpec):
+    name: Literal["dense_ae"] = "dense_ae"
+    hidden_dims: list[int] = Field(default_factory=lambda: [128, 128, 128, 128])
+    """Hidden layers (DCASE 2020 Task 2 baseline: 4 x 128, bottleneck 8)."""
+    latent_dim: int = Field(8, gt=0)
+    context_frames: int = Field(5, gt=0)
+    """Consecutive frames stacked into one input vector."""
 
 
 class ConvVAE(LatentModel):
@@ -99,6 +63,9 @@ class ConvVAE(LatentModel):
     importance-sampled NLL meaningful anomaly scores.
     """
 
+    name = "conv_vae"
+    config_class = ConvVAEConfig
+    tasks = AUDIO_TASKS
     score_methods = ("mse", "frame_max", "elbo", "iwae")
 
     def __init__(self, input_shape, latent_dim: int = 16, channels=(16, 32, 64, 64), kernel_size: int = 3,
@@ -116,7 +83,7 @@ class ConvVAE(LatentModel):
     def posterior(self, xn: Tensor) -> DiagonalGaussian:
         return DiagonalGaussian.from_params(self.encoder(xn), dim=1)
 
-    def decode(self, z: Tensor) -> Tensor:
+    def decode_normalized(self, z: Tensor) -> Tensor:
         return self.decoder(z)
 
     def forward(self, x: Tensor, sample: bool | None = None) -> AutoencoderOutput:
@@ -132,36 +99,43 @@ class ConvVAE(LatentModel):
     def log_likelihood(self, xn: Tensor, z: Tensor) -> Tensor:
         """log p(x|z) per sample for z of shape (K, B, D) → (K, B)."""
         k, b, d = z.shape
-        x_hat = self.decode(z.reshape(k * b, d)).reshape(k, b, *xn.shape[1:])
+        x_hat = self.decode_normalized(z.reshape(k * b, d)).reshape(k, b, *xn.shape[1:])
         return -self.nll(x_hat.flatten(0, 1), xn.unsqueeze(0).expand_as(x_hat).flatten(0, 1),
                          self.log_sigma).reshape(k, b)
 
     @torch.no_grad()
-    def negative_elbo(self, x: Tensor, n_samples: int = 1) -> Tensor:
+    def negative_elbo(self, x: Tensor, n_samples: int = 1, generator: torch.Generator | None = None) -> Tensor:
         xn = self.normalizer(x)
         q = self.posterior(xn)
-        z = q.rsample_n(n_samples)
+        z = q.rsample_n(n_samples, generator)
         return -self.log_likelihood(xn, z).mean(0) + q.kl()
 
     @torch.no_grad()
-    def importance_sampled_nll(self, x: Tensor, n_samples: int = 32) -> Tensor:
+    def importance_sampled_nll(self, x: Tensor, n_samples: int = 32,
+                               generator: torch.Generator | None = None) -> Tensor:
         """-log p(x) ≈ -log mean_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x) (Burda et al. 2016)."""
         xn = self.normalizer(x)
         q = self.posterior(xn)
-        z = q.rsample_n(n_samples)
+        z = q.rsample_n(n_samples, generator)
         log_w = self.log_likelihood(xn, z) + standard_normal_log_prob(z) - q.log_prob(z)
         return -(torch.logsumexp(log_w, dim=0) - math.log(n_samples))
 
-    def score(self, x: Tensor, method: str = "mse", n_samples: int = 32) -> Tensor:
+    def score(self, x: Tensor, method: str = "mse", n_samples: int = 32,
+              generator: torch.Generator | None = None) -> Tensor:
+        """Sampled scores (``elbo``, ``iwae``) draw from ``generator`` (never the global RNG when given)."""
         if method == "elbo":
-            return self.negative_elbo(x, n_samples=max(1, n_samples // 4))
+            return self.negative_elbo(x, n_samples=max(1, n_samples // 4), generator=generator)
         if method == "iwae":
-            return self.importance_sampled_nll(x, n_samples=n_samples)
+            return self.importance_sampled_nll(x, n_samples=n_samples, generator=generator)
         return super().score(x, method, n_samples)
 
 
 class ConvAE(LatentModel):
     """Deterministic convolutional autoencoder with the same encoder/decoder as :class:`ConvVAE`."""
+
+    name = "conv_ae"
+    config_class = ConvAEConfig
+    tasks = AUDIO_TASKS
 
     def __init__(self, input_shape, latent_dim: int = 16, channels=(16, 32, 64, 64), kernel_size: int = 3,
                  output_activation: str = "none"):
@@ -172,12 +146,14 @@ class ConvAE(LatentModel):
         self.encoder = ConvEncoder(c, channels, (f, t), latent_dim, kernel_size)
         self.decoder = ConvDecoder(latent_dim, channels, (f, t), c, output_activation)
 
+    def posterior(self, xn: Tensor) -> DiagonalGaussian:
+        return DiagonalGaussian.point(self.encoder(xn))
+
+    def decode_normalized(self, z: Tensor) -> Tensor:
+        return self.decoder(z)
+
     def forward(self, x: Tensor) -> AutoencoderOutput:
-        self.check_input(x)
-        xn = self.normalizer(x)
-        z = self.encoder(xn)
-        x_hat = self.decoder(z)
-        return AutoencoderOutput(reconstruction=x_hat, latent=z, losses=reconstruction_errors(x_hat, xn))
+        return self.variational_forward(x, False, lambda x_hat, xn, q: reconstruction_errors(x_hat, xn))
 
     def loss(self, x: Tensor, beta: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
         out = self.forward(x)
@@ -191,6 +167,10 @@ class DenseAE(LatentModel):
     (5 x 128 = 640 in the reference); every hidden layer is Linear → BatchNorm → ReLU, with an
     8-unit bottleneck. The loss and score are the MSE over all vectors of a window.
     """
+
+    name = "dense_ae"
+    config_class = DenseAEConfig
+    tasks = AUDIO_TASKS
 
     def __init__(self, input_shape, hidden_dims=(128, 128, 128, 128), latent_dim: int = 8,
                  context_frames: int = 5):
@@ -228,14 +208,32 @@ class DenseAE(LatentModel):
         return win.permute(0, 3, 4, 1, 2).reshape(b, t - self.context + 1, self.dim)
 
     def _fold(self, v: Tensor, shape: torch.Size) -> Tensor:
-        """Inverse of :meth:`_vectors`, averaging overlapping frames."""
+        """Inverse of :meth:`_vectors`, averaging overlapping frames (shifted sums: exports to ONNX)."""
         b, c, f, t = shape
         n = t - self.context + 1
-        cols = v.reshape(b, n, self.context, c * f).permute(0, 3, 2, 1).reshape(b, c * f * self.context, n)
-        ones = torch.ones(1, self.context, n, dtype=v.dtype, device=v.device)
-        summed = F.fold(cols, (1, t), (1, self.context)).reshape(b, c * f, t)
-        counts = F.fold(ones, (1, t), (1, self.context)).reshape(1, 1, t)
-        return (summed / counts).reshape(b, c, f, t)
+        v = v.reshape(b, n, self.context, c * f)
+        out = v.new_zeros(b, t, c * f)
+        for j in range(self.context):
+            out = out + F.pad(v[:, :, j], (0, 0, j, t - n - j))
+        counts = torch.tensor([sum(1 for j in range(self.context) if 0 <= tau - j < n) for tau in range(t)],
+                              dtype=v.dtype, device=v.device)
+        return (out / counts.view(1, t, 1)).permute(0, 2, 1).reshape(b, c, f, t)
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """One code per stacked-frame vector: (vectors per window, latent_dim)."""
+        return (self.input_shape[2] - self.context + 1, int(self.params["latent_dim"]))
+
+    def posterior(self, xn: Tensor) -> DiagonalGaussian:
+        v = self._vectors(xn)
+        b, n, d = v.shape
+        return DiagonalGaussian.point(self.encoder(v.reshape(b * n, d)).reshape(b, n, -1))
+
+    def decode_normalized(self, z: Tensor) -> Tensor:
+        b, n, k = z.shape
+        c, f, t = self.input_shape
+        v_hat = self.decoder(z.reshape(b * n, k)).reshape(b, n, self.dim)
+        return self._fold(v_hat, torch.Size((b, c, f, t)))
 
     def forward(self, x: Tensor) -> AutoencoderOutput:
         self.check_input(x)
@@ -252,36 +250,3 @@ class DenseAE(LatentModel):
     def loss(self, x: Tensor, beta: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
         out = self.forward(x)
         return out.losses["mse"], dict(out.losses)
-
-
-MODELS: dict[str, type[LatentModel]] = {"conv_vae": ConvVAE, "conv_ae": ConvAE, "dense_ae": DenseAE}
-#: LatentModels defined in :mod:`latentbridge.models.autoencoders` (imported on demand)
-AUTOENCODERS = ("mel_ae", "mel_vae", "image_dense_ae", "image_conv_ae")
-
-
-def model_kwargs(name: str, model_cfg) -> dict[str, Any]:
-    """Constructor arguments for ``MODELS[name]`` from a :class:`~latentbridge.config.ModelConfig`."""
-    m = model_cfg
-    if name == "conv_vae":
-        return dict(latent_dim=m.latent_dim, channels=list(m.channels), kernel_size=m.kernel_size,
-                    learn_sigma=m.learn_sigma, sigma=m.sigma, output_activation=m.output_activation)
-    if name == "conv_ae":
-        return dict(latent_dim=m.latent_dim, channels=list(m.channels), kernel_size=m.kernel_size,
-                    output_activation=m.output_activation)
-    if name == "dense_ae":
-        return dict(hidden_dims=list(m.hidden_dims), latent_dim=m.latent_dim, context_frames=m.context_frames)
-    if name in AUTOENCODERS:
-        from latentbridge.models.autoencoders import autoencoder_kwargs
-
-        return autoencoder_kwargs(name, m)
-    raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
-
-
-def build_model(name: str, input_shape, model_cfg) -> LatentModel:
-    if name in AUTOENCODERS:  # latentbridge.models.autoencoders, resolved through the registry
-        from latentbridge.models.registry import get_model_class
-
-        return get_model_class(name)(input_shape, **model_kwargs(name, model_cfg))
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS) + sorted(AUTOENCODERS)}")
-    return MODELS[name](input_shape, **model_kwargs(name, model_cfg))

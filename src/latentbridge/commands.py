@@ -1,0 +1,129 @@
+"""The commands behind the CLI: each owns its output folder (:func:`latentbridge.outputs.output_folder`),
+calls a task (compute) and a report step (write), and returns what the CLI prints. The server calls
+the same task and report functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, is_dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from latentbridge.errors import LatentbridgeError
+from latentbridge.outputs import output_folder
+from latentbridge.report.runs import anomaly as anomaly_report
+from latentbridge.report.runs import autoencode as autoencode_report
+from latentbridge.report.runs import digits as digits_report
+from latentbridge.report.runs import multimodal as multimodal_report
+from latentbridge.tasks import analyze as analyze_task
+from latentbridge.tasks import anomaly, autoencode, avdigits, classify, multimodal
+from latentbridge.tasks import reconstruct as reconstruct_task
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    """A workflow's training entry point, its evaluation (compute) and the report step of that."""
+
+    fit: Callable
+    evaluate: Callable
+    write_evaluation: Callable
+
+
+def _fit_classifier(cfg, out_dir, *, resume: bool = False, force: bool = False):
+    if resume:
+        raise LatentbridgeError("classifiers train in one go: --resume is not supported for them")
+    return classify.train_classifier(cfg, out_dir, force=force)
+
+
+def _no_evaluation(run_dir, data=None):
+    raise LatentbridgeError(f"{run_dir}: a classifier's test accuracy is in its metrics.json (written by training)")
+
+
+#: every workflow, by its ``task`` name
+TASKS: dict[str, TaskEntry] = {
+    "anomaly": TaskEntry(anomaly.fit, anomaly.evaluate, anomaly_report.write_scores),
+    "audio_ae": TaskEntry(autoencode.fit, autoencode.evaluate, autoencode_report.write_evaluation),
+    "image_ae": TaskEntry(autoencode.fit, autoencode.evaluate, autoencode_report.write_evaluation),
+    "multimodal": TaskEntry(multimodal.fit, multimodal.evaluate, multimodal_report.write_evaluation),
+    "avdigits": TaskEntry(avdigits.fit, avdigits.evaluate, digits_report.write_evaluation),
+    "classifier": TaskEntry(_fit_classifier, _no_evaluation, lambda res, folder: None),
+}
+
+
+def summary_of(res: Any) -> dict:
+    """The printable (scalar) entries of a result: a dataclass, a dict, or an object with ``metrics``."""
+    import dataclasses
+
+    if res is None:
+        return {}
+    if hasattr(res, "metrics") and isinstance(getattr(res, "metrics"), dict):
+        d = res.metrics
+    elif is_dataclass(res):
+        d = {f.name: getattr(res, f.name) for f in dataclasses.fields(res)}
+    else:
+        d = dict(res)
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, bool) or isinstance(v, (int, float)) or (isinstance(v, str) and len(v) <= 80):
+            out[k] = v
+        elif isinstance(v, Path):
+            out[k] = str(v)
+    return out
+
+
+def train(cfg, out: str, *, resume: bool = False, force: bool = False):
+    return TASKS[cfg.task].fit(cfg, out, resume=resume, force=force)
+
+
+def evaluate(run_dir: str, out: str, data: str | None = None, force: bool = False):
+    from latentbridge.models.hub import read_info
+
+    task = read_info(run_dir)["config"].get("task", "anomaly")
+    entry = TASKS[task]
+    res = entry.evaluate(run_dir, data)
+    with output_folder(out, force=force) as tmp:
+        entry.write_evaluation(res, tmp)
+    return res
+
+
+def analyze(run_dir: str, out: str, n_clusters: int = 10, force: bool = False):
+    res = analyze_task.analyze(run_dir, n_clusters=n_clusters)
+    with output_folder(out, force=force) as tmp:
+        digits_report.write_analysis(res, tmp)
+    return res
+
+
+def score(model_dir: str, paths: list[str], out: str, *, labels: str | None = None, aggregate: str | None = None,
+          skip_bad: bool = False, force: bool = False):
+    res = anomaly.score(model_dir, paths, labels=labels, aggregate=aggregate, skip_bad=skip_bad)
+    with output_folder(out, force=force) as tmp:
+        anomaly_report.write_scores(res, tmp)
+    return res
+
+
+def reconstruct(model_dir: str, files: list[str], out: str, n_iter: int = 64, force: bool = False) -> dict:
+    res = reconstruct_task.reconstruct(model_dir, files, n_iter=n_iter)
+    with output_folder(out, force=force) as tmp:
+        summary = autoencode_report.write_reconstructions(res, tmp)
+    # the paths written inside the temporary folder are reported at their final place
+    for f in summary["files"]:
+        f["output"] = str(Path(out) / Path(f["output"]).name)
+        f["plot"] = str(Path(out) / Path(f["plot"]).name)
+    return summary
+
+
+def synth(kind: str, out: str, force: bool = False, **kw) -> dict:
+    if kind == "machine":
+        from latentbridge.data.synth.machine import synth_machine as fn
+    elif kind == "bridge":
+        from latentbridge.data.synth.bridge import synth_bridge as fn
+    else:
+        raise LatentbridgeError(f"unknown synthetic data set {kind!r}")
+    with output_folder(out, force=force) as tmp:
+        return fn(tmp, overwrite=True, **kw)
+
+
+def train_classifier(kind: str, out: str | None, *, data: str | None = None, overrides: list[str] | None = None,
+                     force: bool = False, **sets) -> dict:
+    cfg = classify.classifier_config(kind, data, overrides, **sets)
+    folder = out or classify.classifier_dir(kind)
+    return classify.train_classifier(cfg, folder, force=force)

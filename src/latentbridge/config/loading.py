@@ -1,0 +1,139 @@
+"""YAML presets with composition, dotted ``key.sub=value`` overrides, readable validation errors.
+
+A preset may build on others: ``base: other.yaml`` (one parent) or ``defaults: [a.yaml, b.yaml]``
+(applied in order), paths relative to the preset's own folder. Mappings merge key by key (the
+child wins), lists and scalars are replaced, and a section whose ``name`` changes (another model)
+is replaced whole, since each model has its own keys. The resolved config is what a run folder
+saves.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from latentbridge.errors import ConfigError
+
+COMPOSE_KEYS = ("base", "defaults")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.max_epochs=3"`` → (["train", "max_epochs"], 3); values are parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}': expected key.sub=value")
+    key, value = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override '{text}': empty key")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() != "" else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override '{text}': cannot parse value ({e})") from None
+    return key.split("."), parsed
+
+
+def set_path(raw: dict, parts: list[str], value: Any, what: str) -> None:
+    """Set ``raw[parts[0]][parts[1]]... = value`` (creating sections); ``what`` names it in errors."""
+    node = raw
+    for p in parts[:-1]:
+        nxt = node.get(p)
+        if nxt is None:
+            nxt = node[p] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{what}: '{p}' is not a section")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def apply_overrides(raw: dict, overrides: list[str] | None) -> dict:
+    """Apply dotted overrides to a raw config dict (a copy); unknown keys surface at validation."""
+    out = copy.deepcopy(raw)
+    for text in overrides or []:
+        parts, value = parse_override(text)
+        set_path(out, parts, value, f"override '{text}'")
+    return out
+
+
+def deep_merge(base: dict, child: dict) -> dict:
+    """``child`` over ``base``: mappings merge recursively, anything else is replaced."""
+    out = copy.deepcopy(base)
+    for k, v in child.items():
+        other_model = isinstance(v, dict) and isinstance(out.get(k), dict) and "name" in v \
+            and "name" in out[k] and v["name"] != out[k]["name"]
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and not other_model:
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.exists():
+        raise ConfigError(f"{path}: config file does not exist")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a config file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
+    return raw
+
+
+def load_raw(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """A preset with its ``base`` / ``defaults`` resolved (the composition keys removed)."""
+    path = Path(path)
+    resolved = path.resolve()
+    if resolved in _chain:
+        raise ConfigError(f"{path}: presets include each other in a cycle: "
+                          + " → ".join(p.name for p in (*_chain, resolved)))
+    raw = _read_yaml(path)
+    parents: list[str] = []
+    if "base" in raw:
+        base = raw.pop("base")
+        if not isinstance(base, str):
+            raise ConfigError(f"{path}: 'base' must be one preset file name, got {base!r}")
+        parents.append(base)
+    if "defaults" in raw:
+        defaults = raw.pop("defaults")
+        if not isinstance(defaults, list) or not all(isinstance(d, str) for d in defaults):
+            raise ConfigError(f"{path}: 'defaults' must be a list of preset file names, got {defaults!r}")
+        parents.extend(defaults)
+    merged: dict = {}
+    for parent in parents:
+        merged = deep_merge(merged, load_raw(path.parent / parent, (*_chain, resolved)))
+    return deep_merge(merged, raw)
+
+
+def format_validation_error(err: ValidationError, source: str, tags: set[str] = frozenset()) -> str:
+    """One line naming every bad key (dotted, union tags such as the task or model name removed)."""
+    lines = []
+    for e in err.errors():
+        loc = [str(p) for p in e["loc"]]
+        loc = [p for i, p in enumerate(loc) if not (p in tags and (i == 0 or loc[i - 1] in ("model", "augment")))]
+        key = ".".join(loc) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{key}'")
+        elif e["type"] == "union_tag_invalid":
+            ctx = e.get("ctx", {})
+            lines.append(f"'{key}': {ctx.get('tag')!r} is not one of {ctx.get('expected_tags')}")
+        elif e["type"] == "union_tag_not_found":
+            lines.append(f"'{key}': missing the key '{e.get('ctx', {}).get('discriminator', 'name')}'")
+        else:
+            lines.append(f"'{key}': {e['msg']} (got {e.get('input')!r})")
+    return f"{source}: invalid config: " + "; ".join(lines)
+
+
+def dump_yaml_dict(d: dict) -> str:
+    return yaml.safe_dump(d, sort_keys=False)

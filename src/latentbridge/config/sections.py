@@ -1,0 +1,292 @@
+"""Config sections shared by the workflows: plain pydantic models, no torch.
+
+Every section forbids unknown keys, so a typo is an error that names the key. The sections are
+the low layer of the configuration: data readers, transforms and models import them; the
+per-workflow schemas that combine them (and that know every model) live in
+:mod:`latentbridge.config.workflows`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+class AudioDataConfig(Section):
+    """Folders of recordings (anomaly detection)."""
+
+    train_dir: str | None = None
+    """Folder (or file) of normal recordings used for training."""
+    test_dir: str | None = None
+    """Folder of test recordings for ``evaluate`` (labels from ``normal``/``anomalous`` folders)."""
+    cache_dir: str | None = None
+    """Where feature caches (``.npy``) go; default: ``$LATENTBRIDGE_CACHE`` or ``~/.cache/latentbridge/features``."""
+    val_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    """Share of files held out for validation (and threshold calibration)."""
+    skip_bad_files: bool = False
+    """Skip unreadable or invalid files with a warning instead of stopping (``fit --skip-bad``)."""
+
+
+class AudioAEDataConfig(AudioDataConfig):
+    """Folders of recordings (mel autoencoders)."""
+
+    limit: int | None = Field(None, gt=0)
+    """Use at most this many recordings, a seeded random subset."""
+    stems: list[str] | None = None
+    """``train_dir`` is a MUSDB-style root (``<track>/<stem>.wav``); train on these stems."""
+
+
+class ImageDataConfig(Section):
+    root: str | None = None
+    """Folder holding the MNIST ``*-ubyte.gz`` files."""
+    val_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    limit: int | None = Field(None, gt=0)
+    """Use at most this many training images, a seeded random subset."""
+
+
+class BridgeDataConfig(Section):
+    root: str | None = None
+    """Data root in the layout ``Data/Test_XX/*.csv`` + ``Labels/Test_XX/*.png``."""
+    test_fraction: float = Field(0.25, ge=0.0, lt=1.0)
+    """Share of damage states (tests) held out for evaluation."""
+    test_ids: list[str] | None = None
+    """Explicit held-out test ids (overrides ``test_fraction``)."""
+    val_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    """Share of the remaining states held out for validation (checkpoint selection)."""
+    cache_dir: str | None = None
+
+
+class PairedDataConfig(Section):
+    val_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    """Share of training clips (with their pairs) held out for validation."""
+
+
+class ClassifierDataConfig(Section):
+    root: str | None = None
+    """MNIST idx files / the FSDD folder holding ``recordings/``."""
+    n_train: int | None = Field(None, gt=0)
+    """Train on a seeded subset of this size (quick runs and tests)."""
+    n_test: int | None = Field(None, gt=0)
+
+
+# ----------------------------------------------------------------------------- signals
+
+
+class AudioConfig(Section):
+    sample_rate: int = Field(16000, gt=0)
+    window_s: float = Field(2.0, gt=0)
+    hop_s: float = Field(1.0, gt=0)
+    channel: int | None = None
+    """Pick one channel; ``None`` averages all channels to mono."""
+    pad: Literal["wrap", "constant", "reflect"] = "wrap"
+    """How a recording shorter than one window is filled up."""
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.window_s * self.sample_rate))
+
+    @property
+    def hop_samples(self) -> int:
+        return max(1, int(round(self.hop_s * self.sample_rate)))
+
+
+class FeatureConfig(Section):
+    kind: Literal["stft", "mel"] = "mel"
+    n_fft: int = Field(1024, gt=0)
+    hop_length: int = Field(512, gt=0)
+    win_length: int | None = None
+    window: Literal["hann"] = "hann"
+    center: bool = True
+    n_mels: int = Field(64, gt=0)
+    fmin: float = Field(0.0, ge=0)
+    fmax: float | None = None
+    scale: Literal["linear", "db", "log"] = "db"
+    amin: float = Field(1e-5, gt=0)
+    top_db: float | None = None
+    normalize: Literal["none", "minmax"] = "none"
+    power: float = Field(1.0, gt=0)
+    n_frames: int | None = None
+    standardize: bool = True
+    """Per-frequency mean/std from the training windows, stored in the model (after ``normalize``)."""
+
+
+#: The spoken-digit features every digit model shares (8-kHz, 1-s clips → 64 x 128 dB log-mel), so
+#: a generated spectrogram can be judged by the FSDD classifier without a trip through audio.
+DIGIT_AUDIO = dict(sample_rate=8000, window_s=1.0, hop_s=1.0, pad="constant")
+DIGIT_FEATURES = dict(kind="mel", n_fft=256, hop_length=64, n_mels=64, fmin=0.0, fmax=4000.0, scale="db",
+                      amin=1e-5, n_frames=128)
+
+
+class VibrationConfig(Section):
+    """Multichannel vibration windows and their STFT (multimodal task)."""
+
+    sample_rate: float | None = None
+    """Hz; None: from the CSV time column (required when the CSVs have none)."""
+    resample_to: float | None = None
+    """Resample every recording to this rate (Hz) before windowing."""
+    channels: list[int] | None = None
+    """Sensor columns to use (0-based, time column excluded); None: all."""
+    window_s: float = Field(10.0, gt=0)
+    hop_s: float = Field(5.0, gt=0)
+    n_fft: int = Field(128, gt=0)
+    hop_length: int = Field(32, gt=0)
+    mask_height: int = Field(32, gt=0)
+    mask_width: int = Field(96, gt=0)
+    mask_threshold: float = Field(0.5, gt=0, lt=1)
+    """A mask pixel is 'crack' when its grey level (0-1) is above this."""
+    mask_coverage: float = Field(0.25, gt=0, le=1)
+    """After resizing, an output pixel is 'crack' when at least this share of its area is crack
+    (below 0.5 so that cracks thinner than one output pixel survive downsampling)."""
+
+
+class AugmentConfig(Section):
+    """Training-only augmentations (multimodal task); probabilities per sample."""
+
+    spec_time_masks: int = Field(0, ge=0)
+    spec_time_width: int = Field(8, ge=1)
+    spec_freq_masks: int = Field(0, ge=0)
+    spec_freq_width: int = Field(8, ge=1)
+    pink_noise_p: float = Field(0.0, ge=0, le=1)
+    pink_noise_snr_db: float = 20.0
+    sign_flip_p: float = Field(0.0, ge=0, le=1)
+    time_shift_p: float = Field(0.0, ge=0, le=1)
+    time_shift_max_s: float = Field(1.0, ge=0)
+
+
+class DigitsConfig(Section):
+    """Audio-visual digits: FSDD clips paired with MNIST images of the same digit."""
+
+    fsdd_root: str | None = None
+    """Folder holding ``recordings/*.wav`` (or where to download FSDD to, with ``download``)."""
+    mnist_root: str | None = None
+    """Folder holding the MNIST ``*-ubyte.gz`` files (or where to download them to)."""
+    download: bool = False
+    pairs_per_clip: int = Field(1, ge=1)
+    redraw_images: bool = False
+    """Training: draw each clip's image afresh, every time the clip is used, among all the training
+    images of its digit (the pairing is by digit only, so fixed pairs are a needless constraint
+    the model can memorise); validation and test keep their fixed seeded pairs."""
+    limit_train_clips: int | None = Field(None, gt=0)
+    """Use only this many training clips (quick runs and tests)."""
+    limit_test_clips: int | None = Field(None, gt=0)
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+class BridgeLossWeights(Section):
+    """Weights of the vibration/mask model's losses (0 switches a term off)."""
+
+    magnitude_l1: float = Field(1.0, ge=0)
+    phase_gradient: float = Field(0.1, ge=0)
+    phase_laplacian: float = Field(0.05, ge=0)
+    waveform_l1: float = Field(0.0, ge=0)
+    waveform_si_l1: float = Field(0.1, ge=0)
+    mrstft: float = Field(0.1, ge=0)
+    mask_dice: float = Field(1.0, ge=0)
+    mask_bce: float = Field(1.0, ge=0)
+    mask_focal: float = Field(0.0, ge=0)
+    focal_gamma: float = Field(2.0, ge=0)
+    damage: float = Field(1.0, ge=0)
+    """Damage-extent head (global mask mean), on samples that have a mask."""
+
+
+class AudioVisualLossWeights(Section):
+    """Weights of the audio-visual model's losses."""
+
+    audio: float = Field(1.0, ge=0)
+    """Spectrogram reconstruction (L1 + ``audio_mse`` x MSE on standardised log-mel)."""
+    audio_mse: float = Field(1.0, ge=0)
+    """Weight of the squared error next to the L1 error of the spectrogram. The L1 optimum is the
+    conditional median, the MSE one the mean: a spectrogram generated from an image (where only
+    the digit is known) is the median voice with ``audio_mse=0``, a blur of all voices with a
+    large one."""
+    image: float = Field(1.0, ge=0)
+    """Image reconstruction (binary cross-entropy)."""
+    cross: float = Field(1.0, ge=0)
+    """Extra factor on a modality reconstructed from the other modality's posterior alone (the
+    cross-modal terms of MoE / MoPoE / mmJSD)."""
+
+
+# ----------------------------------------------------------------------------- training
+
+
+class BetaConfig(Section):
+    schedule: Literal["constant", "linear", "cyclical"] = "linear"
+    value: float = Field(1.0, ge=0)
+    start: float = Field(0.0, ge=0)
+    warmup_steps: int = Field(200, ge=0)
+    cycle_steps: int = Field(400, gt=0)
+    ratio: float = Field(0.5, gt=0, le=1)
+    """Cyclical: share of each cycle spent rising to ``value``."""
+
+
+class TrainConfig(Section):
+    seed: int = 0
+    max_epochs: int = Field(30, gt=0)
+    max_steps: int = -1
+    batch_size: int = Field(32, gt=0)
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    scheduler: Literal["cosine", "onecycle", "constant"] = "cosine"
+    """Learning-rate schedule: cosine annealing per epoch down to ``min_lr_ratio`` x ``lr``, one-cycle
+    per step (20 % warm-up), or constant."""
+    min_lr_ratio: float = Field(0.05, ge=0, le=1)
+    ema_decay: float | None = Field(None, gt=0, lt=1)
+    """Keep an exponential moving average of the weights (e.g. 0.999): validation, the best
+    checkpoint and the saved model use the averaged weights."""
+    gradient_clip: float | None = 5.0
+    num_workers: int = Field(0, ge=0)
+    num_threads: int | None = Field(None, gt=0)
+    """torch intra-op threads (``torch.set_num_threads``); None keeps torch's default."""
+    accelerator: str = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    log_every_n_steps: int = Field(5, gt=0)
+    progress_bar: bool = True
+    early_stopping_patience: int | None = None
+    keep_weights: Literal["best", "last"] = "best"
+    """The weights the model folder keeps: the best validation epoch's, or the last epoch's."""
+    checkpoint_every_n_steps: int | None = Field(None, gt=0)
+    """Also rewrite ``checkpoints/last.ckpt`` every this many training steps (long epochs);
+    it is always rewritten at the end of every epoch."""
+
+
+class AnomalyConfig(Section):
+    score: Literal["mse", "frame_max", "elbo", "iwae"] = "mse"
+    iwae_samples: int = Field(32, gt=0)
+    threshold_method: Literal["mean_std", "quantile"] = "mean_std"
+    k: float = 2.0
+    false_alarm_rate: float = Field(0.01, gt=0, lt=1)
+    aggregate: Literal["mean", "max"] = "mean"
+    """How window scores become one score per file."""
+
+
+class MNISTAugment(Section):
+    kind: Literal["mnist"] = "mnist"
+    max_rotation_deg: float = Field(10.0, ge=0)
+    max_translate_px: float = Field(2.0, ge=0)
+    scale: tuple[float, float] = (0.9, 1.1)
+
+
+class FSDDAugment(Section):
+    kind: Literal["fsdd"] = "fsdd"
+    max_shift_frames: tuple[int, int] = (-4, 16)
+    gain_db: float = Field(10.0, ge=0)
+    time_mask: int = Field(12, ge=0)
+    freq_mask: int = Field(8, ge=0)
+
+
+class ClassifierSettings(Section):
+    label_smoothing: float = Field(0.05, ge=0, lt=1)
+    augment: MNISTAugment | FSDDAugment = Field(default_factory=MNISTAugment, discriminator="kind")

@@ -1,0 +1,392 @@
+"""Per-workflow config schemas: a discriminated union on ``task``.
+
+Each workflow validates only its own sections and its own cross-field rules. Its ``model``
+section is a discriminated union (on ``name``) of the configs of the registered models whose
+``tasks`` name the workflow (:func:`latentbridge.models.registry.models_for_task`), so a new
+model appears here by being registered. :func:`transform_spec` builds the saved preprocessing
+description (:mod:`latentbridge.transforms.spec`) of every workflow.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal, Union
+
+from pydantic import Field, TypeAdapter, ValidationError, model_validator
+
+from latentbridge.config.loading import apply_overrides, deep_merge, format_validation_error, load_raw
+from latentbridge.config.sections import (
+    DIGIT_AUDIO,
+    DIGIT_FEATURES,
+    AnomalyConfig,
+    AudioAEDataConfig,
+    AudioConfig,
+    AudioDataConfig,
+    AudioVisualLossWeights,
+    AugmentConfig,
+    BetaConfig,
+    BridgeDataConfig,
+    BridgeLossWeights,
+    ClassifierDataConfig,
+    ClassifierSettings,
+    DigitsConfig,
+    FeatureConfig,
+    ImageDataConfig,
+    PairedDataConfig,
+    Section,
+    TrainConfig,
+    VibrationConfig,
+)
+from latentbridge.errors import ConfigError
+from latentbridge.models.registry import REGISTRY, models_for_task
+from latentbridge.transforms.spec import (
+    AudioTransform,
+    ImageTransform,
+    MaskParams,
+    SpectrogramParams,
+    VibrationTransform,
+    Windowing,
+)
+
+
+def _model_union(task: str):
+    classes = tuple(cls.config_class for cls in models_for_task(task))
+    if not classes:
+        raise RuntimeError(f"no registered model trains the {task!r} workflow")
+    if len(classes) == 1:
+        return classes[0]
+    return Annotated[Union[classes], Field(discriminator="name")]
+
+
+class Workflow(Section):
+    """Sections every training workflow has; subclasses add their own."""
+
+    task: str
+    description: str = ""
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    default_model: ClassVar[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_model_name(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            model = data.get("model")
+            if model is None:
+                data = {**data, "model": {"name": cls.default_model}}
+            elif isinstance(model, dict) and "name" not in model:
+                data = {**data, "model": {"name": cls.default_model, **model}}
+        return data
+
+    def transform_spec(self, **data: Any):  # pragma: no cover - every workflow overrides it
+        raise NotImplementedError
+
+    def example_data(self) -> dict[str, Any]:
+        """Plausible data-derived model arguments from the config alone (checks, shape reports)."""
+        return {}
+
+
+class _AudioFeatures:
+    """Shared by the workflows that turn recordings into spectrogram features."""
+
+    audio: AudioConfig
+    features: FeatureConfig
+
+    def transform_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments of :class:`~latentbridge.transforms.audio.SpectrogramTransform`."""
+        f = self.features
+        return dict(
+            sample_rate=self.audio.sample_rate, n_fft=f.n_fft, hop_length=f.hop_length,
+            win_length=f.win_length, window=f.window, center=f.center, kind=f.kind,
+            n_mels=f.n_mels, fmin=f.fmin, fmax=f.fmax, scale=f.scale, amin=f.amin,
+            top_db=f.top_db, normalize=f.normalize, n_frames=self.n_frames, power=f.power,
+        )
+
+    @property
+    def n_frames(self) -> int:
+        """Frames per window: the configured count, or what one window yields."""
+        f = self.features
+        if f.n_frames is not None:
+            return f.n_frames
+        n = self.audio.window_samples
+        return 1 + n // f.hop_length if f.center else 1 + (n - f.n_fft) // f.hop_length
+
+    def _check_features(self) -> None:
+        f, a = self.features, self.audio
+        if f.n_fft > a.window_samples:
+            raise ValueError(f"features.n_fft ({f.n_fft}) is longer than one window "
+                             f"(audio.window_s x audio.sample_rate = {a.window_samples} samples)")
+        if f.fmax is not None and f.fmax > a.sample_rate / 2:
+            raise ValueError(f"features.fmax ({f.fmax}) is above Nyquist ({a.sample_rate / 2})")
+        if f.win_length is not None and f.win_length > f.n_fft:
+            raise ValueError(f"features.win_length ({f.win_length}) is longer than features.n_fft ({f.n_fft})")
+
+    def audio_transform(self, clip: str = "windows", standardize: bool | None = None) -> AudioTransform:
+        a = self.audio
+        return AudioTransform(
+            windowing=Windowing(window_s=a.window_s, hop_s=a.hop_s, pad=a.pad, channel=a.channel, clip=clip),
+            features=SpectrogramParams(**self.transform_kwargs()),
+            standardize=self.features.standardize if standardize is None else standardize)
+
+
+class AnomalyWorkflow(_AudioFeatures, Workflow):
+    """``anomaly fit``: a detector trained on normal recordings, with a calibrated threshold."""
+
+    task: Literal["anomaly"] = "anomaly"
+    default_model: ClassVar[str] = "conv_vae"
+    data: AudioDataConfig = Field(default_factory=AudioDataConfig)
+    audio: AudioConfig = Field(default_factory=AudioConfig)
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    model: _model_union("anomaly")  # type: ignore[valid-type]
+    beta: BetaConfig = Field(default_factory=BetaConfig)
+    anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> "AnomalyWorkflow":
+        self._check_features()
+        return self
+
+    def transform_spec(self, **data: Any) -> AudioTransform:
+        return self.audio_transform()
+
+    def example_data(self) -> dict[str, Any]:
+        f = self.features
+        return {"input_shape": (1, f.n_mels if f.kind == "mel" else f.n_fft // 2 + 1, self.n_frames)}
+
+
+class AudioAEWorkflow(_AudioFeatures, Workflow):
+    """Mel (or spectrogram) autoencoders of recordings; audio comes back through Griffin-Lim."""
+
+    task: Literal["audio_ae"] = "audio_ae"
+    default_model: ClassVar[str] = "mel_ae"
+    data: AudioAEDataConfig = Field(default_factory=AudioAEDataConfig)
+    audio: AudioConfig = Field(default_factory=AudioConfig)
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    model: _model_union("audio_ae")  # type: ignore[valid-type]
+    beta: BetaConfig = Field(default_factory=BetaConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> "AudioAEWorkflow":
+        self._check_features()
+        return self
+
+    def transform_spec(self, **data: Any) -> AudioTransform:
+        return self.audio_transform()
+
+    example_data = AnomalyWorkflow.example_data
+
+
+class ImageAEWorkflow(Workflow):
+    """Autoencoders of 28 x 28 grey-level images (MNIST)."""
+
+    task: Literal["image_ae"] = "image_ae"
+    default_model: ClassVar[str] = "image_conv_ae"
+    data: ImageDataConfig = Field(default_factory=ImageDataConfig)
+    model: _model_union("image_ae")  # type: ignore[valid-type]
+    beta: BetaConfig = Field(default_factory=BetaConfig)
+
+    def transform_spec(self, **data: Any) -> ImageTransform:
+        return ImageTransform()
+
+    def example_data(self) -> dict[str, Any]:
+        return {"input_shape": (1, 28, 28)}
+
+
+class MultimodalWorkflow(Workflow):
+    """Vibration spectrograms and crack masks (the bridge)."""
+
+    task: Literal["multimodal"] = "multimodal"
+    default_model: ClassVar[str] = "mmvae"
+    data: BridgeDataConfig = Field(default_factory=BridgeDataConfig)
+    vibration: VibrationConfig = Field(default_factory=VibrationConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    losses: BridgeLossWeights = Field(default_factory=BridgeLossWeights)
+    model: _model_union("multimodal")  # type: ignore[valid-type]
+    beta: BetaConfig = Field(default_factory=BetaConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> "MultimodalWorkflow":
+        v = self.vibration
+        rate = v.resample_to or v.sample_rate
+        if rate is not None and v.n_fft > int(round(v.window_s * rate)):
+            raise ValueError(f"vibration.n_fft ({v.n_fft}) is longer than one window "
+                             f"(vibration.window_s x {rate:g} Hz = {int(round(v.window_s * rate))} samples)")
+        if v.hop_length > v.n_fft:
+            raise ValueError(f"vibration.hop_length ({v.hop_length}) is longer than vibration.n_fft ({v.n_fft})")
+        return self
+
+    def transform_spec(self, *, sample_rate: float, n_channels: int, **data: Any) -> VibrationTransform:
+        v = self.vibration
+        return VibrationTransform(
+            sample_rate=float(sample_rate), n_channels=int(n_channels), channels=v.channels,
+            resample_to=v.resample_to, window_s=v.window_s, hop_s=v.hop_s, n_fft=v.n_fft,
+            hop_length=v.hop_length, mask=MaskParams(height=v.mask_height, width=v.mask_width,
+                                                     threshold=v.mask_threshold, coverage=v.mask_coverage))
+
+    def example_data(self) -> dict[str, Any]:
+        v = self.vibration
+        rate = v.resample_to or v.sample_rate or 100.0
+        return {"n_channels": len(v.channels) if v.channels else 2, "n_samples": int(round(v.window_s * rate)),
+                "sample_rate": rate, "n_fft": v.n_fft, "hop_length": v.hop_length,
+                "mask_hw": (v.mask_height, v.mask_width), "loss_weights": self.losses.model_dump(),
+                "augment": self.augment.model_dump()}
+
+
+class AVDigitsWorkflow(_AudioFeatures, Workflow):
+    """Spoken digits (FSDD) and written digits (MNIST) in one latent space."""
+
+    task: Literal["avdigits"] = "avdigits"
+    default_model: ClassVar[str] = "avmvae"
+    data: PairedDataConfig = Field(default_factory=PairedDataConfig)
+    digits: DigitsConfig = Field(default_factory=DigitsConfig)
+    audio: AudioConfig = Field(default_factory=lambda: AudioConfig(**DIGIT_AUDIO))
+    """Clip length (``window_s``: one centre-cropped clip per recording) and rate."""
+    features: FeatureConfig = Field(default_factory=lambda: FeatureConfig(**DIGIT_FEATURES))
+    losses: AudioVisualLossWeights = Field(default_factory=AudioVisualLossWeights)
+    model: _model_union("avdigits")  # type: ignore[valid-type]
+    beta: BetaConfig = Field(default_factory=BetaConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> "AVDigitsWorkflow":
+        self._check_features()
+        return self
+
+    def transform_spec(self, **data: Any) -> AudioTransform:
+        return self.audio_transform(clip="centre", standardize=True)
+
+    def example_data(self) -> dict[str, Any]:
+        f = self.features
+        return {"audio_shape": (1, f.n_mels if f.kind == "mel" else f.n_fft // 2 + 1, self.n_frames),
+                "image_shape": (1, 28, 28), "loss_weights": self.losses.model_dump()}
+
+
+_CLASSIFIER_DEFAULTS: dict[str, dict] = {
+    "mnist_classifier": {"train": {"max_epochs": 12}, "classifier": {"augment": {"kind": "mnist"}}},
+    "fsdd_classifier": {"train": {"max_epochs": 16}, "classifier": {"augment": {"kind": "fsdd"}}},
+}
+
+
+class ClassifierWorkflow(_AudioFeatures, Workflow):
+    """The digit classifiers that judge generated samples (``classifier train mnist|fsdd``)."""
+
+    task: Literal["classifier"] = "classifier"
+    default_model: ClassVar[str] = "mnist_classifier"
+    data: ClassifierDataConfig = Field(default_factory=ClassifierDataConfig)
+    audio: AudioConfig = Field(default_factory=lambda: AudioConfig(**DIGIT_AUDIO))
+    """FSDD only: the clips the log-mel features are computed from."""
+    features: FeatureConfig = Field(default_factory=lambda: FeatureConfig(**DIGIT_FEATURES))
+    """FSDD only: must equal the features of the models it judges."""
+    model: _model_union("classifier")  # type: ignore[valid-type]
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(
+        max_epochs=12, batch_size=128, lr=3e-3, weight_decay=1e-4, scheduler="onecycle", gradient_clip=None,
+        keep_weights="last"))
+    classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        name = (data.get("model") or {}).get("name", cls.default_model) if isinstance(data.get("model"), dict) \
+            else cls.default_model
+        defaults = _CLASSIFIER_DEFAULTS.get(name, {})
+        base = {"train": cls.model_fields["train"].default_factory().model_dump()}
+        return deep_merge(deep_merge(base, defaults), data)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ClassifierWorkflow":
+        kind = REGISTRY[self.model.name].kind
+        if self.classifier.augment.kind != kind:
+            raise ValueError(f"classifier.augment: {self.classifier.augment.kind} augmentation for a {kind} classifier")
+        if kind == "fsdd":
+            self._check_features()
+        return self
+
+    @property
+    def kind(self) -> str:
+        return REGISTRY[self.model.name].kind
+
+    def transform_spec(self, **data: Any):
+        if self.kind == "fsdd":
+            return self.audio_transform(clip="centre", standardize=False)
+        return ImageTransform()
+
+    def example_data(self) -> dict[str, Any]:
+        if self.kind == "fsdd":
+            return {"n_mels": self.features.n_mels, "n_frames": self.n_frames}
+        return {}
+
+
+WORKFLOWS: dict[str, type[Workflow]] = {w.model_fields["task"].default: w for w in (
+    AnomalyWorkflow, AudioAEWorkflow, ImageAEWorkflow, MultimodalWorkflow, AVDigitsWorkflow, ClassifierWorkflow)}
+
+Config = Annotated[Union[tuple(WORKFLOWS.values())], Field(discriminator="task")]
+_ADAPTER: TypeAdapter = TypeAdapter(Config)
+_TAGS = set(WORKFLOWS) | set(REGISTRY) | {"mnist", "fsdd"}
+
+
+def validate(raw: dict, source: str = "config") -> Workflow:
+    """A raw (resolved) config dict → its workflow config; ``task`` defaults to ``anomaly``."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a config must be a mapping of sections, got {type(raw).__name__}")
+    raw = {"task": "anomaly", **raw}
+    if raw["task"] not in WORKFLOWS:
+        raise ConfigError(f"{source}: invalid config: 'task': {raw['task']!r} is not one of {sorted(WORKFLOWS)}")
+    try:
+        return _ADAPTER.validate_python(raw)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, source, _TAGS)) from None
+
+
+def _is_text_field(workflow: type[Workflow], parts: list[str]) -> bool:
+    """Whether the dotted key names a plain string field (a path, a name) of ``workflow``."""
+    import typing
+
+    if len(parts) != 2 or parts[0] not in workflow.model_fields:
+        return False
+    section = workflow.model_fields[parts[0]].annotation
+    fields = getattr(section, "model_fields", None)
+    if not fields or parts[1] not in fields:
+        return False
+    ann = fields[parts[1]].annotation
+    return ann is str or (typing.get_origin(ann) in (Union, getattr(__import__("types"), "UnionType", Union))
+                          and set(typing.get_args(ann)) <= {str, type(None)} and str in typing.get_args(ann))
+
+
+def load_config(path=None, overrides: list[str] | None = None, *, sets: dict[str, Any] | None = None) -> Workflow:
+    """A preset (composed, see :mod:`latentbridge.config.loading`; the defaults when ``path`` is None)
+    with ``key.sub=value`` overrides applied. Values are YAML, except for plain string fields (paths,
+    names), which take the text as written (``-o data.root=2024`` is the folder ``2024``; an empty
+    value unsets it). ``sets`` maps dotted keys to values taken as they are (command-line
+    arguments); they win over the overrides."""
+    from latentbridge.config.loading import parse_override, set_path
+
+    raw = load_raw(path) if path is not None else {}
+    raw = apply_overrides(raw, overrides)
+    for key, value in (sets or {}).items():
+        set_path(raw, key.split("."), value, key)
+    workflow = WORKFLOWS.get(raw.get("task", "anomaly"))
+    if workflow is not None:
+        for text in overrides or []:
+            parts, _ = parse_override(text)
+            if _is_text_field(workflow, parts) and ".".join(parts) not in (sets or {}):
+                value = text.split("=", 1)[1]
+                set_path(raw, parts, value if value.strip() else None, text)
+    source = str(path) if path is not None else "defaults"
+    if overrides:
+        source += " with overrides " + " ".join(overrides)
+    return validate(raw, source)
+
+
+def transform_spec(cfg: Workflow, **data: Any):
+    """The saved preprocessing description of a model trained by ``cfg`` (``data``: what only the
+    data knows, e.g. the vibration sample rate and channel count)."""
+    return cfg.transform_spec(**data)
+
+
+def config_to_dict(cfg: Workflow) -> dict:
+    return cfg.model_dump(mode="json")
+
+
+def dump_yaml(cfg: Workflow) -> str:
+    from latentbridge.config.loading import dump_yaml_dict
+
+    return dump_yaml_dict(config_to_dict(cfg))

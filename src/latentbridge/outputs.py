@@ -1,0 +1,154 @@
+"""Output folders with one owner: a lock per folder, results published whole, ``--force`` rules.
+
+Every command that writes a folder (train, fit, score, evaluate, analyze, reconstruct, export,
+data synth, classifier train) goes through :func:`output_folder`:
+
+- it takes an exclusive lock (``fcntl.flock`` on the hidden sibling file ``.NAME.lock``, which
+  records the holder's PID and command); a second writer is refused with a message naming that
+  PID, and ``--force`` never deletes a folder whose lock is held;
+- a non-empty folder is replaced only with ``force``;
+- results are written to a hidden sibling temporary folder and moved into place when complete
+  (one rename), so a folder never holds two runs' files and a failed command leaves the old
+  folder as it was. Training writes in place instead (its checkpoints must survive a kill for
+  ``--resume``), under the lock for the whole run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Iterator
+
+from latentbridge.errors import BusyError, LatentbridgeError
+
+
+def _describe_os_error(e: OSError) -> str:
+    return e.strerror or type(e).__name__
+
+
+class FolderLock:
+    """Exclusive, non-blocking lock on ``folder`` through ``folder.parent/.NAME.lock``."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.path = self.folder.parent / f".{self.folder.name}.lock"
+        self.fd: int | None = None
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text(encoding="utf-8").strip() or "unknown"
+        except OSError:
+            return "unknown"
+
+    def acquire(self) -> "FolderLock":
+        try:
+            self.folder.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise LatentbridgeError(f"{self.folder}: cannot create the output folder's parent "
+                                    f"{self.folder.parent} ({_describe_os_error(e)})") from None
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise LatentbridgeError(f"{self.folder}: cannot write in {self.folder.parent} "
+                                        f"({_describe_os_error(e)})") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise BusyError(f"{self.folder}: another latentbridge process is writing this folder "
+                                f"({self.holder()}); wait for it to finish or choose another output folder") from None
+            # the holder may have released and removed the file between our open and flock
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"PID {os.getpid()}: {' '.join(sys.argv[:6])}".encode("utf-8", "replace"))
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+        self.fd = None
+
+    def __enter__(self) -> "FolderLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _is_nonempty_dir(p: Path) -> bool:
+    return p.is_dir() and any(p.iterdir())
+
+
+def check_target(folder: Path, force: bool, what: str = "output folder") -> None:
+    if folder.exists() and not folder.is_dir():
+        raise LatentbridgeError(f"{folder}: exists and is a file, not a folder (choose another {what})")
+    if _is_nonempty_dir(folder) and not force:
+        raise LatentbridgeError(f"{folder}: exists and is not empty (use --force to replace it)")
+
+
+@contextlib.contextmanager
+def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = False, resume: bool = False,
+                  locked: bool = True) -> Iterator[Path]:
+    """Own ``folder`` for the duration of the block and yield where to write.
+
+    ``in_place=False``: yields a hidden temporary sibling that replaces ``folder`` (one rename) when
+    the block succeeds and is removed when it fails. ``in_place=True`` (training): yields
+    ``folder`` itself, emptied first with ``force``, kept as it is with ``resume``. ``locked=False``
+    skips the lock (the extra processes of a DDP run, whose parent holds it)."""
+    folder = Path(folder)
+    lock = FolderLock(folder)
+    if locked:
+        lock.acquire()
+    try:
+        if resume:
+            if not folder.is_dir():
+                raise LatentbridgeError(f"{folder}: nothing to resume (no such folder)")
+            yield folder
+            return
+        check_target(folder, force)
+        if in_place:
+            try:
+                if folder.exists() and force and locked:
+                    shutil.rmtree(folder)
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise LatentbridgeError(f"{folder}: cannot create the output folder ({_describe_os_error(e)})") from None
+            yield folder
+            return
+        tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
+        try:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir(parents=True)
+        except OSError as e:
+            raise LatentbridgeError(f"{folder}: cannot create the output folder ({_describe_os_error(e)})") from None
+        try:
+            yield tmp
+            old = None
+            if folder.exists():
+                old = folder.parent / f".{folder.name}.old-{os.getpid()}"
+                os.replace(folder, old)
+            os.replace(tmp, folder)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        lock.release()

@@ -1,0 +1,56 @@
+"""Files of ``anomaly score`` / ``evaluate`` (anomaly runs) and ``anomaly calibrate``."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from latentbridge.report.anomaly import plot_roc, plot_score_histogram
+from latentbridge.report.audio import plot_spectrogram_pairs
+from latentbridge.report.html import write_html_report
+from latentbridge.utils import atomic_write_json, atomic_write_text
+
+
+def scores_csv(res) -> str:
+    """``path,start_s,end_s,score,is_anomaly,level``: one row per window and one per file."""
+    wf = res.windows
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["path", "start_s", "end_s", "score", "is_anomaly", "level"])
+    ends = wf.ends_s
+    for i, f in enumerate(wf.files):
+        for j in np.flatnonzero(wf.file_index == i):
+            w.writerow([str(f), f"{wf.starts_s[j]:.3f}", f"{ends[j]:.3f}", f"{res.window_scores[j]:.6g}",
+                        int(res.window_scores[j] > res.threshold), "window"])
+        w.writerow([str(f), "0.000", f"{wf.durations_s[i]:.3f}", f"{res.file_scores[i]:.6g}",
+                    int(res.file_scores[i] > res.threshold), f"file-{res.aggregate}"])
+    return buf.getvalue()
+
+
+def write_scores(res, folder: Path) -> None:
+    """``scores.csv`` always; with labels ``metrics.json``, ROC and histograms, example windows and
+    ``report.html``; without labels ``summary.json``."""
+    folder = Path(folder)
+    atomic_write_text(folder / "scores.csv", scores_csv(res))
+    if res.metrics is None:
+        atomic_write_json(folder / "summary.json", res.summary)
+        return
+    y_files = res.labels
+    y_windows = y_files[res.windows.file_index]
+    atomic_write_json(folder / "metrics.json", res.metrics)
+    plot_roc(y_files, res.file_scores, folder / "roc.png", title=f"ROC (AUC {res.metrics['auc']:.3f})")
+    plot_score_histogram(res.file_scores, y_files, res.threshold, folder / "histogram.png", title="File scores")
+    plot_score_histogram(res.window_scores, y_windows, res.threshold, folder / "histogram_windows.png",
+                         title="Window scores")
+    ex = res.examples
+    plot_spectrogram_pairs(ex["inputs"], ex["reconstructions"], ex["titles"], folder / "examples.png")
+    write_html_report(folder / "report.html", "latentbridge anomaly report", [
+        {"heading": "Metrics", "table": res.metrics},
+        {"heading": "ROC and scores", "images": ["roc.png", "histogram.png", "histogram_windows.png"]},
+        {"heading": "Example windows and their reconstructions",
+         "text": "Lowest- and highest-scoring windows: input, reconstruction, absolute difference.",
+         "images": ["examples.png"]},
+    ])

@@ -1,0 +1,100 @@
+"""Files of ``evaluate`` and ``analyze`` for audio-visual digit runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from latentbridge.io import write_wav
+from latentbridge.report.audio import plot_spectrogram_pairs
+from latentbridge.report.charts import plot_heatmap
+from latentbridge.report.embedding import embed_2d, plot_embedding
+from latentbridge.report.html import write_html_report
+from latentbridge.report.images import plot_image_grid
+from latentbridge.utils import atomic_write_json
+
+
+def _norm(x):
+    return (x - x.min()) / max(1e-9, float(x.max() - x.min()))
+
+
+def write_evaluation(res, folder: Path) -> None:
+    folder = Path(folder)
+    atomic_write_json(folder / "metrics.json", res.metrics)
+    test, pred, pick, routes = res.test, res.pred, res.pick, res.routes
+    names = {"": "", "_bridge": ", bridge"}
+    cols = [str(test.label[i]) for i in pick]
+    plot_image_grid(np.stack([test.image[pick, 0]] + [pred["audio_to_image" + r][pick, 0] for r in routes]),
+                    ["paired image"] + [f"from the clip{names[r]}" for r in routes], cols,
+                    folder / "audio_to_image.png", cmap="gray")
+    plot_image_grid(np.stack([np.stack([_norm(test.audio[i, 0]) for i in pick])]
+                             + [np.stack([_norm(pred["image_to_audio" + r][i, 0]) for i in pick]) for r in routes]),
+                    ["spoken digit"] + [f"from the image{names[r]}" for r in routes], cols,
+                    folder / "image_to_audio.png")
+    plot_image_grid(np.stack([test.image[pick, 0], pred["image_recon"][pick, 0]]),
+                    ["image", "reconstruction (from the image)"], cols, folder / "image_reconstructions.png",
+                    cmap="gray")
+    plot_spectrogram_pairs(test.audio[pick, 0], pred["audio_recon"][pick, 0],
+                           [f"digit {test.label[i]} ({test.speaker[i]})" for i in pick],
+                           folder / "audio_reconstructions.png")
+    for name, wave in res.wavs:
+        write_wav(folder / name, wave, res.sample_rate)
+    s = res.samples
+    plot_image_grid(s["image"][None], ["synthetic image"], [str(i) for i in range(len(s["image"]))],
+                    folder / "synthetic_images.png", cmap="gray")
+    plot_image_grid(np.stack([_norm(a) for a in s["audio"]])[None], ["synthetic spectrogram"],
+                    [str(i) for i in range(len(s["audio"]))], folder / "synthetic_audio.png")
+    z2 = embed_2d(pred["z_joint"], method="umap", seed=0)
+    plot_embedding(z2, test.label, folder / "latent_joint.png", "joint latent (UMAP) by digit", categorical=True)
+    write_html_report(folder / "report.html", "latentbridge audio-visual digits", [
+        {"heading": "Metrics", "text": "Coherence: the digit class of the generated sample (by the MNIST / FSDD "
+                                       "classifier) matches the input's class. Keys without a suffix: the "
+                                       "posterior route (the source's latent decoded by the target decoder); "
+                                       "'_bridge': the latent bridge route (the source's latent mapped to the "
+                                       "target modality's latent first).", "table": res.metrics},
+        {"heading": "Reconstructions", "images": ["image_reconstructions.png", "audio_reconstructions.png"]},
+        {"heading": "Cross-modal generation", "text": "image_to_audio[_bridge]_<digit>.wav: the spectrogram generated "
+         "from an image, through Griffin-Lim", "images": ["audio_to_image.png", "image_to_audio.png"]},
+        {"heading": "Synthesis from the prior (the same latent sample in each column)",
+         "images": ["synthetic_images.png", "synthetic_audio.png"]},
+        {"heading": "Latent space", "images": ["latent_joint.png"]},
+    ])
+
+
+def write_analysis(res, folder: Path, max_points: int = 2000) -> None:
+    folder = Path(folder)
+    atomic_write_json(folder / "metrics.json", res.metrics)
+    atomic_write_json(folder / "relationships.json", res.relationships)
+    plot_heatmap(res.p_audio_given_image, res.image_cluster_names, res.audio_cluster_names,
+                 folder / "relationship_p_audio_given_image.png", "P(audio cluster | image cluster)",
+                 "audio cluster", "image cluster")
+    plot_heatmap(res.cluster_digits, res.cluster_names, [str(d) for d in range(10)] + ["conv."],
+                 folder / "zones_by_cluster.png", "digit share per image cluster, and convergence rate",
+                 "digit / convergence", "image cluster")
+    y = res.labels
+    sub = np.sort(np.random.default_rng(0).permutation(len(y))[:max_points])
+    images = []
+    for space in ("z_audio", "z_image", "z_joint"):
+        for method in ("tsne", "umap"):
+            pts = embed_2d(res.latents[space][sub], method=method, seed=0)
+            name = f"{space}_{method}.png"
+            plot_embedding(pts, y[sub], folder / name, f"{space[2:]} latent ({method}) by digit", categorical=True,
+                           label="digit")
+            images.append(name)
+    pts = embed_2d(res.latents["z_joint"][sub], method="umap", seed=0)
+    plot_embedding(pts, np.array(res.zones)[sub], folder / "zones_samples.png",
+                   "joint latent: image and audio clusters agree (converges) or not", categorical=True)
+    plot_embedding(pts, res.clusters["z_joint_kmeans"][sub], folder / "joint_clusters.png",
+                   "joint latent: k-means clusters", categorical=True, label="cluster")
+    write_html_report(folder / "report.html", "latentbridge analysis", [
+        {"heading": "Clustering and association", "table": res.metrics},
+        {"heading": "Relationships between image and audio clusters",
+         "text": "P(audio cluster | image cluster) from paired test samples; relationships.json holds the counts, "
+                 "both conditional tables, best matches, the one-to-one (Hungarian) and one-to-many tables.",
+         "images": ["relationship_p_audio_given_image.png"]},
+        {"heading": "Convergence and divergence zones",
+         "text": "A pair converges when its audio cluster is the one matched one-to-one to its image cluster.",
+         "images": ["zones_by_cluster.png", "zones_samples.png", "joint_clusters.png"]},
+        {"heading": "Latent spaces", "images": images},
+    ])

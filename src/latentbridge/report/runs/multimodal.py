@@ -1,0 +1,47 @@
+"""Files of ``evaluate`` for the vibration/mask models (the bridge)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from latentbridge.report.audio import plot_spectrogram_pairs, plot_waveform_overlay
+from latentbridge.report.embedding import embed_2d, plot_embedding
+from latentbridge.report.html import write_html_report
+from latentbridge.report.images import plot_image_grid, plot_mask_triplets
+from latentbridge.utils import atomic_write_json
+
+
+def _norm(x):
+    return (x - x.min()) / max(1e-9, float(x.max() - x.min()))
+
+
+def write_evaluation(res, folder: Path) -> None:
+    folder = Path(folder)
+    atomic_write_json(folder / "metrics.json", res.metrics)
+    ex = res.examples
+    sections = [{"heading": "Metrics", "text": f"Evaluated on {res.scope}; masks and damage extent predicted "
+                                               "from vibration alone.", "table": res.metrics}]
+    plot_mask_triplets(None, ex["masks"], ex["mask_prob"], ex["titles"], folder / "masks.png", threshold=res.threshold)
+    sections.append({"heading": "Crack masks from vibration alone", "text": "target | predicted probability | "
+                     f"prediction above the calibrated threshold {res.threshold:g}", "images": ["masks.png"]})
+    if res.has_reconstruction:
+        plot_spectrogram_pairs(ex["logmag"], ex["logmag_rec"], ex["titles"], folder / "spectrograms.png")
+        plot_waveform_overlay(ex["wave"], ex["wave_rec"], res.sample_rate, folder / "waveform.png", title=ex["titles"][0])
+        sections.append({"heading": "Reconstructions", "text": "log-magnitude (channel 1): input, reconstruction, "
+                         "difference; waveform through the ISTFT of the reconstructed magnitude and phase",
+                         "images": ["spectrograms.png", "waveform.png"]})
+        it = res.interpolation
+        cols = [f"{t:.2f}" for t in it["alphas"].tolist()]
+        plot_image_grid(np.stack([_norm(s) for s in it["spectrograms"]])[None], ["log-magnitude (ch 1)"], cols,
+                        folder / "interpolation_spectrogram.png")
+        plot_image_grid(it["masks"][None], ["crack probability"], cols, folder / "interpolation_mask.png", cmap="gray")
+        sections.append({"heading": "Latent interpolation", "text": f"from {it['from']} to {it['to']}",
+                         "images": ["interpolation_spectrogram.png", "interpolation_mask.png"]})
+    z2 = embed_2d(res.latent, method="umap", seed=0)
+    plot_embedding(z2, res.extent, folder / "latent_extent.png", "latent (UMAP) by damage extent",
+                   label="mask mean (-0.05: unlabelled)")
+    plot_embedding(z2, res.tests, folder / "latent_tests.png", "latent (UMAP) by test", categorical=True)
+    sections.append({"heading": "Latent space", "images": ["latent_extent.png", "latent_tests.png"]})
+    write_html_report(folder / "report.html", f"latentbridge multimodal evaluation: {res.metrics['model']}", sections)

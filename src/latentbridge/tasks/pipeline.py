@@ -1,0 +1,110 @@
+"""What every training workflow shares: an owned run folder with resume checks
+(:func:`training_run`), and the one fit pipeline of the models trained on windows of recordings
+(:func:`feature_training`: anomaly detectors and audio autoencoders)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from latentbridge.errors import DataError
+
+
+@dataclass
+class TrainingRun:
+    """An owned run folder during training: ``fit`` trains, ``save`` writes the model folder."""
+
+    cfg: object
+    dir: Path
+    resume: bool
+    outcome: object = None
+
+    def fit(self, model, train_loader, val_loader=None, beta: bool = True):
+        from latentbridge.training.fit import fit_model
+
+        self.outcome = fit_model(model, self.cfg, self.dir, train_loader, val_loader, resume=self.resume, beta=beta)
+        return self.outcome
+
+    @property
+    def summary(self) -> dict:
+        return self.outcome.summary()
+
+    def save(self, model, *, transform, extra: dict, card: str) -> Path:
+        from latentbridge.config import config_to_dict
+        from latentbridge.models.hub import save_model
+
+        return save_model(self.dir, model, config=config_to_dict(self.cfg), transform=transform,
+                          extra={**extra, "training": self.summary}, card=card)
+
+
+@contextlib.contextmanager
+def training_run(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False) -> Iterator[TrainingRun]:
+    """Own ``out_dir`` (lock; emptied with ``force``; kept with ``resume`` after checking that the
+    run's architecture, data and transform match), save the resolved config, seed everything."""
+    from latentbridge.outputs import output_folder
+    from latentbridge.training.fit import is_launched_child, start_run
+
+    child = is_launched_child()
+    with output_folder(out_dir, force=force, in_place=True, resume=resume, locked=not child) as folder:
+        start_run(cfg, folder, resume)
+        yield TrainingRun(cfg, folder, resume)
+
+
+def loader_of(x: np.ndarray, train_cfg, shuffle: bool):
+    from latentbridge.training.fit import make_loader
+
+    return make_loader(torch.utils.data.TensorDataset(torch.from_numpy(np.ascontiguousarray(x))), train_cfg, shuffle)
+
+
+@dataclass
+class FeatureFit:
+    run: TrainingRun
+    model: torch.nn.Module
+    spec: object
+    windows: object  # every file's WindowFeatures
+    train: object
+    val: object
+    data_info: dict = field(default_factory=dict)
+
+    @property
+    def trained(self) -> bool:
+        """False in the extra processes of a DDP run (they save nothing)."""
+        return self.run.outcome is not None
+
+
+@contextlib.contextmanager
+def feature_training(cfg, out_dir, paths, *, resume: bool = False, force: bool = False) -> Iterator[FeatureFit]:
+    """Read, window and featurise ``paths`` (errors before the run folder is touched), hold out whole
+    files (``data.val_fraction``), build ``cfg.model``, fit its normaliser, train it and fit its
+    latent scale. The caller saves the model inside the block (``fit.run.save``)."""
+    from latentbridge.config.workflows import transform_spec
+    from latentbridge.data.audio import FeatureExtractor, split_train_val
+    from latentbridge.models.base import fit_latent_scale
+    from latentbridge.models.registry import build_model
+
+    spec = transform_spec(cfg)
+    extractor = FeatureExtractor.from_spec(spec, cache_dir=cfg.data.cache_dir)
+    wf = extractor.extract(paths, skip_bad=cfg.data.skip_bad_files)
+    train_wf, val_wf = split_train_val(wf, cfg.data.val_fraction, cfg.train.seed)
+    if len(train_wf) == 0:
+        raise DataError(cfg.data.train_dir, "no training windows")
+    data_info = {
+        "train_dir": str(cfg.data.train_dir), "n_files": len(wf.files), "n_train_files": len(train_wf.files),
+        "n_val_files": len(val_wf.files), "n_train_windows": len(train_wf), "n_val_windows": len(val_wf),
+        "total_duration_s": float(wf.durations_s.sum()), "skipped_files": wf.skipped,
+        "n_padded_files": len(wf.padded), "val_files": [str(f) for f in val_wf.files],
+    }
+    with training_run(cfg, out_dir, resume=resume, force=force) as run:
+        model = build_model(cfg.model, input_shape=tuple(train_wf.features.shape[1:]))
+        if cfg.features.standardize:
+            model.normalizer.fit(torch.from_numpy(train_wf.features))
+        val = loader_of(val_wf.features, cfg.train, False) if len(val_wf) else None
+        run.fit(model, loader_of(train_wf.features, cfg.train, True), val)
+        if run.outcome is not None:
+            fit_latent_scale(model, train_wf.features)
+        yield FeatureFit(run, model, spec, wf, train_wf, val_wf, data_info)

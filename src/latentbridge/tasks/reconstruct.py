@@ -1,0 +1,114 @@
+"""``latentbridge audio reconstruct``: encode/decode recordings window by window and rebuild audio
+(compute only; ``latentbridge.report.autoencode.write_reconstructions`` writes the wavs and plots)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from latentbridge.errors import LatentbridgeError
+
+
+def overlap_add(frames: np.ndarray, hop: int, total: int) -> np.ndarray:
+    """(n, window) → (total,): windows at 0, hop, 2·hop, … blended with Hann-shaped weights."""
+    n, window = frames.shape
+    w = np.ones(window) if hop >= window else 1e-3 + np.hanning(window + 2)[1:-1]
+    out = np.zeros((n - 1) * hop + window)
+    wsum = np.zeros_like(out)
+    for i in range(n):
+        out[i * hop:i * hop + window] += w * frames[i]
+        wsum[i * hop:i * hop + window] += w
+    return (out / np.maximum(wsum, 1e-12))[:total]
+
+
+@dataclass
+class FileReconstruction:
+    path: Path
+    stem: str
+    n_windows: int
+    sample_rate: int
+    """The file's own rate: ``output`` is at this rate and length."""
+    output: np.ndarray
+    spectrogram_in: np.ndarray  # full-length features (F, T) of the input at the model's rate
+    spectrogram_out: np.ndarray  # and of the rebuilt audio
+    metrics: dict = field(default_factory=dict)
+
+
+@dataclass
+class Reconstructions:
+    model: str
+    phase: str
+    model_sample_rate: int
+    hop_length: int
+    kind: str
+    files: list[FileReconstruction]
+
+
+@torch.no_grad()
+def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "griffinlim") -> Reconstructions:
+    """Every audio file through the model, window by window, back to audio.
+
+    Each file is read at the model's rate (mono mix, or the model's channel), cut into the model's
+    windows (hop ``audio.hop_s``; the last window zero-padded), reconstructed, inverted window by
+    window and overlap-added back to the file's length; when the file's own rate differs, the
+    result is resampled back to it, so the output has the input's rate and length. ``phase``:
+    ``"griffinlim"`` (``n_iter`` iterations; the only choice for mel features, which keep no phase)
+    or ``"input"`` (linear-STFT models: the ISTFT with the input's phase)."""
+    from latentbridge.io import audio_info, list_audio_files, read_audio, resample
+    from latentbridge.models.hub import load_model
+    from latentbridge.tasks.autoencode import safe_audio_metrics
+    from latentbridge.transforms.audio import SpectrogramTransform, fix_frames
+    from latentbridge.transforms.spec import AudioTransform, build_spectrogram
+
+    saved = load_model(model_dir)
+    spec = saved.transform
+    if not isinstance(spec, AudioTransform) or saved.workflow.task not in ("audio_ae", "anomaly"):
+        raise LatentbridgeError(f"{model_dir}: not an audio model (task {saved.workflow.task!r})")
+    transform = build_spectrogram(spec)
+    if phase not in ("griffinlim", "input"):
+        raise ValueError(f"phase must be 'griffinlim' or 'input', got {phase!r}")
+    if phase == "input" and transform.kind != "stft":
+        raise ValueError("phase='input' needs linear-STFT features; mel features keep no phase (use Griffin-Lim)")
+    sr, window, hop = spec.sample_rate, spec.window_samples, spec.hop_samples
+    full = SpectrogramTransform(**{**spec.features.model_dump(), "n_frames": None}).eval()
+    paths: list[Path] = []
+    for f in [files] if isinstance(files, (str, Path)) else list(files):
+        paths.extend(list_audio_files(f))
+    results, used = [], set()
+    channel = spec.windowing.channel
+    for path in paths:
+        native = audio_info(path)
+        wave, _ = read_audio(path, sample_rate=sr, mono=channel is None, channel=channel)
+        wave = wave.reshape(-1)
+        total = wave.shape[-1]
+        n = 1 if total <= window else math.ceil((total - window) / hop) + 1
+        padded = np.zeros((n - 1) * hop + window, dtype=np.float32)
+        padded[:total] = wave
+        x = torch.from_numpy(np.stack([padded[i * hop:i * hop + window] for i in range(n)]))
+        rec = saved.model.reconstruct(transform(x))
+        if phase == "input":
+            ang = fix_frames(transform.stft(x).angle(), rec.shape[-1])
+            waves = transform.invert(rec[:, 0], length=window, phase=ang)
+        else:
+            waves = transform.invert(rec[:, 0], length=window, n_iter=n_iter)
+        out = overlap_add(waves.numpy().astype(np.float64), hop, total).astype(np.float32)
+        metrics = safe_audio_metrics(out, wave, sr)
+        written = out
+        if native.sample_rate != sr:
+            written = resample(out, sr, native.sample_rate)
+            written = np.pad(written, (0, max(0, native.frames - len(written))))[:native.frames]
+        stem = path.stem
+        while stem in used:
+            stem += "_"
+        used.add(stem)
+        a = full(torch.from_numpy(wave)[None])[0, 0].numpy()
+        b = full(torch.from_numpy(out)[None])[0, 0].numpy()
+        results.append(FileReconstruction(path, stem, int(n), native.sample_rate, np.clip(written, -1, 1), a, b,
+                                          {"duration_s": total / sr, **metrics}))
+    phase_text = ("input phase (ISTFT)" if phase == "input"
+                  else f"Griffin-Lim, {n_iter} iterations (mel features keep no phase)")
+    return Reconstructions(str(model_dir), phase_text, sr, transform.hop_length, transform.kind, results)

@@ -1,0 +1,155 @@
+"""Training callbacks: the KL-weight log, the every-epoch (and every-N-steps) last checkpoint, the
+exponential moving average of the weights, and the run clock."""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from pathlib import Path
+
+import torch
+from lightning.pytorch.callbacks import Callback
+
+
+def truncate_csv_steps(path: Path, first_bad_step: int, step_column: str = "step") -> None:
+    """Drop the rows of ``path`` whose ``step_column`` is >= ``first_bad_step`` (rows a killed run wrote
+    after its last checkpoint), atomically."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or step_column not in rows[0]:
+        return
+    col = rows[0].index(step_column)
+    keep = [rows[0]] + [r for r in rows[1:] if not (len(r) > col and r[col] and int(float(r[col])) >= first_bad_step)]
+    if len(keep) == len(rows):
+        return
+    tmp = path.with_name(f".{path.name}.partial")
+    with open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows(keep)
+    os.replace(tmp, path)
+
+
+class BetaTracker(Callback):
+    """Writes the KL weight and loss of every training step to ``logs/beta_tracking.csv`` (``step``:
+    steps completed, 1 for the first); a resumed run first drops the rows written after its
+    checkpoint, so no step appears twice."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def on_train_start(self, trainer, pl_module):
+        if trainer.global_rank == 0:
+            truncate_csv_steps(self.path, int(trainer.global_step) + 1)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_rank != 0:
+            return
+        new = not self.path.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        loss = outputs["loss"].item() if isinstance(outputs, dict) else float(outputs)
+        with open(self.path, "a", newline="") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(["step", "epoch", "beta", "loss"])
+            w.writerow([trainer.global_step, trainer.current_epoch, f"{pl_module.beta():.6g}", f"{loss:.6g}"])
+
+
+class LastCheckpoint(Callback):
+    """``checkpoints/last.ckpt``, rewritten atomically at the end of every training epoch (after its
+    validation) and every ``every_n_steps`` steps when set, so a killed run loses at most one
+    interval. Independent of the best-checkpoint callback."""
+
+    def __init__(self, dirpath: str | Path, every_n_steps: int | None = None):
+        self.path = Path(dirpath) / "last.ckpt"
+        self.every_n_steps = every_n_steps
+
+    def _save(self, trainer) -> None:
+        tmp = self.path.with_name(".last.ckpt.partial")
+        trainer.save_checkpoint(str(tmp))
+        if trainer.global_rank == 0:
+            os.replace(tmp, self.path)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self._save(trainer)
+
+
+class EMA(Callback):
+    """Exponential moving average of the model's parameters (buffers are copied): validation runs
+    with the averaged weights, checkpoints carry them (``ema_state``), and :func:`ema_weights`
+    reads them back for the saved model."""
+
+    def __init__(self, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
+        self.decay = decay
+        self.shadow: dict[str, torch.Tensor] | None = None
+        self._backup: dict[str, torch.Tensor] | None = None
+
+    def _model(self, pl_module):
+        return pl_module.model
+
+    def on_fit_start(self, trainer, pl_module):
+        if self.shadow is None:
+            self.shadow = {k: v.detach().clone() for k, v in self._model(pl_module).state_dict().items()}
+
+    @torch.no_grad()
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        d = self.decay
+        for k, v in self._model(pl_module).state_dict().items():
+            s = self.shadow[k]
+            if v.dtype.is_floating_point:
+                s.mul_(d).add_(v.detach().to(s.dtype), alpha=1.0 - d)
+            else:
+                s.copy_(v)
+
+    def _swap_in(self, pl_module):
+        model = self._model(pl_module)
+        self._backup = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(self.shadow)
+
+    def _swap_out(self, pl_module):
+        if self._backup is not None:
+            self._model(pl_module).load_state_dict(self._backup)
+            self._backup = None
+
+    def on_validation_epoch_start(self, trainer, pl_module):
+        if self.shadow is not None and not trainer.sanity_checking:
+            self._swap_in(pl_module)
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        self._swap_out(pl_module)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        if self.shadow is not None:
+            checkpoint["ema_state"] = {k: v.detach().cpu().clone() for k, v in self.shadow.items()}
+            checkpoint["ema_decay"] = self.decay
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint):
+        if "ema_state" in checkpoint:
+            self.shadow = {k: v.clone() for k, v in checkpoint["ema_state"].items()}
+
+
+class RunClock(Callback):
+    """Training wall time accumulated over resumed sessions (stored in every checkpoint)."""
+
+    def __init__(self):
+        self.before = 0.0
+        self.t0 = time.time()
+
+    def on_fit_start(self, trainer, pl_module):
+        self.t0 = time.time()
+
+    def seconds(self) -> float:
+        return self.before + (time.time() - self.t0)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        checkpoint["latentbridge_train_seconds"] = self.seconds()
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint):
+        self.before = float(checkpoint.get("latentbridge_train_seconds", 0.0))

@@ -1,0 +1,210 @@
+"""The trainer factory and the one fit routine every workflow uses: run folder, resume checks,
+checkpoints, logs, EMA, and the weights the model folder keeps."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from latentbridge.errors import CheckpointError, LatentbridgeError
+from latentbridge.training.callbacks import EMA, BetaTracker, LastCheckpoint, RunClock, truncate_csv_steps
+from latentbridge.training.module import TrainingModule
+
+#: sections whose keys must match between a run and its ``--resume`` (architecture, data, transform)
+RESUME_SECTIONS = ("task", "model", "data", "audio", "features", "vibration", "digits")
+
+
+def is_launched_child() -> bool:
+    """True in the extra processes Lightning's DDP launcher starts (they re-run the command)."""
+    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: d}
+
+
+def resume_differences(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
+    """(key, run's value, new value) for every architecture / data / transform key that differs."""
+    a = {k: v for k, v in _flatten(old).items() if k.split(".")[0] in RESUME_SECTIONS}
+    b = {k: v for k, v in _flatten(new).items() if k.split(".")[0] in RESUME_SECTIONS}
+    missing = object()
+    return [(k, a.get(k, missing), b.get(k, missing)) for k in sorted(set(a) | set(b))
+            if a.get(k, missing) != b.get(k, missing)]
+
+
+def check_resume(cfg_dict: dict, out_dir: Path) -> dict:
+    """Before anything is written: the run's last checkpoint is readable and was trained with the
+    same architecture, data and transform keys as ``cfg_dict``. Returns the checkpoint."""
+    import yaml
+
+    from latentbridge.models.hub import read_lightning_checkpoint
+
+    last = out_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        raise LatentbridgeError(f"{out_dir}: nothing to resume (no checkpoints/last.ckpt)")
+    ckpt = read_lightning_checkpoint(last)
+    old = ((ckpt.get("hyper_parameters") or {}).get("config")) or None
+    if not old and (out_dir / "config.yaml").is_file():
+        old = yaml.safe_load((out_dir / "config.yaml").read_text(encoding="utf-8"))
+    if not old:
+        raise CheckpointError(last, "records no run config to check a resume against")
+    diffs = resume_differences(old, cfg_dict)
+    if diffs:
+        def show(v):
+            return "(not set)" if type(v) is object else repr(v)
+
+        parts = [f"{k}: run {show(a)}, now {show(b)}" for k, a, b in diffs]
+        keep = " ".join(f"-o {k}={a}" for k, a, _ in diffs if type(a) is not object)
+        raise LatentbridgeError(f"{out_dir}: cannot resume: the run was trained with other settings ("
+                                + "; ".join(parts) + f"). Resume with the run's values ({keep}) or train a new run; "
+                                "nothing in the run folder was changed")
+    return ckpt
+
+
+def start_run(cfg, out_dir: Path, resume: bool) -> None:
+    """Check a resume, save the resolved config (main process only; DDP's extra processes re-run
+    the command), then set torch's threads and every seed. The caller owns ``out_dir``
+    (:func:`latentbridge.outputs.output_folder`)."""
+    from latentbridge.config import config_to_dict, dump_yaml
+    from latentbridge.utils import atomic_write_text
+
+    if not is_launched_child():
+        if resume:
+            check_resume(config_to_dict(cfg), out_dir)
+        atomic_write_text(out_dir / "config.yaml", dump_yaml(cfg))
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+
+
+@dataclass
+class TrainOutcome:
+    """What a finished fit reports (main process)."""
+
+    trainer: L.Trainer
+    clock: RunClock
+
+    def summary(self) -> dict:
+        """Epochs, steps, best monitored loss and wall time (accumulated over resumed sessions)."""
+        best = self.trainer.checkpoint_callback.best_model_score if self.trainer.checkpoint_callback else None
+        return {"epochs": int(self.trainer.current_epoch), "global_step": int(self.trainer.global_step),
+                "best_val_loss": None if best is None else float(best.item() if hasattr(best, "item") else best),
+                "seconds": round(self.clock.seconds(), 2)}
+
+
+def make_trainer(t, run_dir: Path, monitor: str, beta: bool = True, extra_callbacks=()) -> tuple[L.Trainer, RunClock]:
+    ckpt_dir = run_dir / "checkpoints"
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="min", save_top_k=1,
+                           save_last=False, auto_insert_metric_name=False, enable_version_counter=False)
+    clock = RunClock()
+    callbacks: list[Callback] = [best, LastCheckpoint(ckpt_dir, t.checkpoint_every_n_steps), clock, *extra_callbacks]
+    if beta:
+        callbacks.append(BetaTracker(run_dir / "logs" / "beta_tracking.csv"))
+    if t.ema_decay:
+        callbacks.append(EMA(t.ema_decay))
+    if t.early_stopping_patience:
+        callbacks.append(EarlyStopping(monitor=monitor, patience=t.early_stopping_patience, mode="min"))
+    loggers = [
+        # a new version folder per session, so a resumed run keeps the logs of the first
+        CSVLogger(save_dir=str(run_dir / "logs"), name="csv"),
+        TensorBoardLogger(save_dir=str(run_dir / "logs"), name="tensorboard", default_hp_metric=False),
+    ]
+    trainer = L.Trainer(
+        max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
+        strategy=t.strategy, precision=t.precision, gradient_clip_val=t.gradient_clip,
+        log_every_n_steps=t.log_every_n_steps, enable_progress_bar=t.progress_bar, callbacks=callbacks,
+        logger=loggers, default_root_dir=str(run_dir), deterministic=False, enable_model_summary=False,
+        num_sanity_val_steps=0, enable_checkpointing=True,
+    )
+    return trainer, clock
+
+
+def _drop_logged_after(run_dir: Path, step: int) -> None:
+    """Rows the killed session logged after its last checkpoint (the resumed session logs them again)."""
+    for f in (run_dir / "logs" / "csv").glob("version_*/metrics.csv"):
+        truncate_csv_steps(f, step)
+
+
+def final_weights(trainer: L.Trainer, model: torch.nn.Module, keep: str, run_dir: Path) -> None:
+    """Load into ``model`` the weights the model folder keeps: the best checkpoint's (its EMA
+    weights when EMA is on) or the last epoch's (EMA weights when on)."""
+    from latentbridge.models.hub import read_lightning_checkpoint
+
+    ema = next((c for c in trainer.callbacks if isinstance(c, EMA)), None)
+    best = run_dir / "checkpoints" / "best.ckpt"
+    if keep == "best" and best.is_file():
+        ckpt = read_lightning_checkpoint(best)
+        if "ema_state" in ckpt:
+            model.load_state_dict(ckpt["ema_state"])
+        else:
+            model.load_state_dict({k[len("model."):]: v for k, v in ckpt["state_dict"].items()
+                                   if k.startswith("model.")})
+    elif ema is not None and ema.shadow is not None:
+        model.load_state_dict(ema.shadow)
+    model.eval()
+
+
+def fit_model(model: torch.nn.Module, cfg, out_dir: Path, train_loader, val_loader=None, resume: bool = False,
+              beta: bool = True) -> TrainOutcome | None:
+    """Train ``model`` with Lightning into ``out_dir``, then load the kept weights into it
+    (``train.keep_weights``). Returns None in the extra processes of a DDP run."""
+    from latentbridge.config import config_to_dict
+
+    beta_cfg = cfg.beta.model_dump() if beta and hasattr(cfg, "beta") else None
+    module = TrainingModule(model, cfg.train.model_dump(), beta_cfg, config_to_dict(cfg))
+    monitor = "val/loss" if val_loader is not None else "train/loss_epoch"
+    trainer, clock = make_trainer(cfg.train, out_dir, monitor, beta=beta_cfg is not None)
+    ckpt_path = None
+    if resume:
+        last = out_dir / "checkpoints" / "last.ckpt"
+        ckpt_path = str(last)
+        if not is_launched_child():
+            from latentbridge.models.hub import read_lightning_checkpoint
+
+            _drop_logged_after(out_dir, int(read_lightning_checkpoint(last).get("global_step", 0)))
+    try:
+        trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=True)
+    except RuntimeError as e:
+        if resume and ("size mismatch" in str(e) or "Missing key" in str(e) or "Unexpected key" in str(e)):
+            raise CheckpointError(ckpt_path, "its weights do not fit the model built from this run's data "
+                                             f"({str(e).splitlines()[0][:200]})") from None
+        raise
+    if trainer.global_rank != 0 or is_launched_child():
+        return None
+    final_weights(trainer, model, cfg.train.keep_weights, out_dir)
+    return TrainOutcome(trainer, clock)
+
+
+class DictDataset(torch.utils.data.Dataset):
+    """Rows of equally long tensors, returned as dicts (the default collate stacks them)."""
+
+    def __init__(self, **tensors: torch.Tensor):
+        lengths = {len(t) for t in tensors.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"tensors of different lengths: { {k: len(v) for k, v in tensors.items()} }")
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(next(iter(self.tensors.values())))
+
+    def __getitem__(self, i):
+        return {k: v[i] for k, v in self.tensors.items()}
+
+
+def make_loader(dataset, train_cfg, shuffle: bool) -> torch.utils.data.DataLoader:
+    drop = shuffle and len(dataset) > train_cfg.batch_size
+    return torch.utils.data.DataLoader(dataset, batch_size=train_cfg.batch_size, shuffle=shuffle, drop_last=drop,
+                                       num_workers=train_cfg.num_workers,
+                                       persistent_workers=train_cfg.num_workers > 0)

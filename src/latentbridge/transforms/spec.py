@@ -1,0 +1,124 @@
+"""The saved preprocessing description: one typed, versioned object per model folder.
+
+``config.json["transform"]`` holds one of these (tagged by ``type``). The training path, the
+streaming path, the server and the torch-free edge scorer all rebuild the same features from
+it: audio models through :class:`~latentbridge.transforms.audio.SpectrogramTransform`
+(``SpectrogramTransform.from_spec``) and :mod:`latentbridge.transforms.numpy_stft`, vibration
+models through their own codec, image models by the stated scaling. Pure pydantic (no torch),
+so the edge scorer can read it. :func:`latentbridge.config.workflows.transform_spec` builds it
+from a workflow config; nothing else does.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, TypeAdapter
+
+from latentbridge.config.sections import Section
+
+TRANSFORM_VERSION = 1
+
+
+class SpectrogramParams(Section):
+    """Constructor arguments of :class:`~latentbridge.transforms.audio.SpectrogramTransform`."""
+
+    sample_rate: int = Field(gt=0)
+    n_fft: int = Field(gt=0)
+    hop_length: int = Field(gt=0)
+    win_length: int | None = None
+    window: str = "hann"
+    center: bool = True
+    kind: Literal["stft", "mel"] = "mel"
+    n_mels: int = Field(64, gt=0)
+    fmin: float = 0.0
+    fmax: float | None = None
+    scale: Literal["linear", "db", "log"] = "db"
+    amin: float = Field(1e-5, gt=0)
+    top_db: float | None = None
+    normalize: Literal["none", "minmax"] = "none"
+    n_frames: int | None = None
+    power: float = Field(1.0, gt=0)
+
+
+class Windowing(Section):
+    """How a recording becomes model inputs."""
+
+    window_s: float = Field(gt=0)
+    hop_s: float = Field(gt=0)
+    pad: Literal["wrap", "constant", "reflect"] = "wrap"
+    """Filling of a recording shorter than one window (and of a trailing partial window)."""
+    channel: int | None = None
+    """One channel of the file; None: the mono mix."""
+    clip: Literal["windows", "centre"] = "windows"
+    """``windows``: sliding windows of ``window_s`` every ``hop_s``; ``centre``: one clip of
+    ``window_s`` per recording (centre-cropped when longer, zero-padded after it when shorter)."""
+
+
+class AudioTransform(Section):
+    type: Literal["audio"] = "audio"
+    version: Literal[1] = TRANSFORM_VERSION
+    windowing: Windowing
+    features: SpectrogramParams
+    standardize: bool = True
+    """Per-bin standardisation with statistics stored in the model's weights (inside the model)."""
+
+    @property
+    def sample_rate(self) -> int:
+        return self.features.sample_rate
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.windowing.window_s * self.features.sample_rate))
+
+    @property
+    def hop_samples(self) -> int:
+        return max(1, int(round(self.windowing.hop_s * self.features.sample_rate)))
+
+
+class MaskParams(Section):
+    height: int = Field(gt=0)
+    width: int = Field(gt=0)
+    threshold: float = Field(0.5, gt=0, lt=1)
+    coverage: float = Field(0.25, gt=0, le=1)
+
+
+class VibrationTransform(Section):
+    type: Literal["vibration"] = "vibration"
+    version: Literal[1] = TRANSFORM_VERSION
+    sample_rate: float = Field(gt=0)
+    """Rate of the windows the model sees (after ``resample_to``)."""
+    n_channels: int = Field(gt=0)
+    channels: list[int] | None = None
+    resample_to: float | None = None
+    window_s: float = Field(gt=0)
+    hop_s: float = Field(gt=0)
+    n_fft: int = Field(gt=0)
+    hop_length: int = Field(gt=0)
+    mask: MaskParams
+
+
+class ImageTransform(Section):
+    type: Literal["image"] = "image"
+    version: Literal[1] = TRANSFORM_VERSION
+    channels: int = Field(1, gt=0)
+    height: int = Field(28, gt=0)
+    width: int = Field(28, gt=0)
+    scaling: Literal["uint8/255"] = "uint8/255"
+    """Pixels are divided by 255 (values in [0, 1])."""
+
+
+TransformSpec = Annotated[Union[AudioTransform, VibrationTransform, ImageTransform], Field(discriminator="type")]
+_ADAPTER = TypeAdapter(TransformSpec)
+
+
+def parse_transform(d) -> AudioTransform | VibrationTransform | ImageTransform:
+    """A saved ``transform`` dict → its typed object (pydantic ``ValidationError`` when it is not one)."""
+    return _ADAPTER.validate_python(d)
+
+
+def build_spectrogram(spec: AudioTransform):
+    """The :class:`~latentbridge.transforms.audio.SpectrogramTransform` of an audio spec (eval mode)."""
+    from latentbridge.transforms.audio import SpectrogramTransform
+
+    return SpectrogramTransform(**spec.features.model_dump()).eval()
