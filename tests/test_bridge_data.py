@@ -14,7 +14,7 @@ from latentbridge.config import VibrationConfig
 from latentbridge.data import bridge
 from latentbridge.data.bridge import BridgeData, build_windows, discover
 from latentbridge.errors import ConfigError, DataError
-from latentbridge.io_vibration import read_mask_png, read_vibration_csv, write_mask_png, write_vibration_csv
+from latentbridge.io.vibration import read_mask_png, read_vibration_csv, write_mask_png, write_vibration_csv
 from latentbridge.transforms.audio import STFT, from_magnitude_phase
 
 SR = 100.0

@@ -2,7 +2,7 @@
 
 Data layout (``root``)::
 
-    ROOT/Data/Test_XX/*.csv     accelerometer recordings (see latentbridge.io_vibration)
+    ROOT/Data/Test_XX/*.csv     accelerometer recordings (see latentbridge.io.vibration)
     ROOT/Labels/Test_XX/*.png   one crack mask per test (any size, any PNG colour type)
 
 Pairing rules (:func:`discover`)
@@ -61,7 +61,7 @@ import numpy as np
 
 from latentbridge.errors import ConfigError, DataError
 from latentbridge.io import cut_windows, resample
-from latentbridge.io_vibration import read_mask_png, read_vibration_csv
+from latentbridge.io.vibration import read_mask_png, read_vibration_csv
 from latentbridge.utils import atomic_path, stable_hash
 
 log = logging.getLogger(__name__)
