@@ -16,16 +16,11 @@ import pytest
 import soundfile as sf
 
 from latentbridge.errors import LatentbridgeError
-from latentbridge.tasks import stream
-from latentbridge.tasks.stream import (
-    EVENT_FIELDS,
-    EventLog,
-    StreamStats,
-    WindowBuffer,
-    device_blocks,
-    file_blocks,
-    listen,
-)
+from latentbridge.io import capture
+from latentbridge.io.capture import StreamStats, device_blocks, file_blocks
+from latentbridge.io.events import EVENT_FIELDS, EventLog
+from latentbridge.io.windows import WindowBuffer
+from latentbridge.tasks.listen import listen
 
 LINE = re.compile(r"^\s*\d+\.\d\d-\d+\.\d\d s  score -?\d+\.\d{5}  (normal|ANOMALY)$")
 
@@ -238,7 +233,7 @@ class _Status:
 
 
 def test_callback_drops_and_counts_when_queue_is_full():
-    cb = stream._BlockQueue(max_queue_blocks=2)
+    cb = capture._BlockQueue(max_queue_blocks=2)
     for i in range(10):
         cb(np.full((4, 1), i, np.float32), 4, None, _Status(input_overflow=(i == 0)))
     stats = cb.stats
@@ -357,7 +352,7 @@ def test_real_portaudio_unknown_device_is_a_clear_error():
 
 def test_list_input_devices_fields(monkeypatch):
     monkeypatch.setitem(sys.modules, "sounddevice", _FakeSoundDevice())
-    assert stream.list_input_devices() == [
+    assert capture.list_input_devices() == [
         {"index": 1, "name": "fake mic", "max_input_channels": 2, "default_samplerate": 44100.0}
     ]
 

@@ -226,10 +226,10 @@ def _cmd_anomaly(args) -> int:
         print(f"wrote {Path(args.out) / 'scores.csv'}")
         return 0
     if args.anomaly_cmd == "listen":
-        from latentbridge.tasks import live
+        from latentbridge.tasks import listen as live
 
         if args.list_devices:
-            from latentbridge.tasks.stream import list_input_devices
+            from latentbridge.io.capture import list_input_devices
 
             for dev in list_input_devices():
                 print(json.dumps(dev))

@@ -2,10 +2,13 @@
 
 * :mod:`latentbridge.io.audio`: list, read (with validation), resample and write audio files;
   the short-recording rule.
-* :mod:`latentbridge.io.windows`: cut a recording into analysis windows.
+* :mod:`latentbridge.io.windows`: cut a recording, or a stream of blocks, into analysis windows.
+* :mod:`latentbridge.io.capture`: audio blocks from an input device or a replayed recording.
+* :mod:`latentbridge.io.events`: the event log of scored windows (CSV or SQLite).
 * :mod:`latentbridge.io.vibration`: vibration CSVs and crack-mask PNGs.
 
-Importing this package imports neither torch nor librosa nor sounddevice, so the torch-free
+The package re-exports the public names of ``audio``, ``windows`` and ``vibration``; import
+``capture`` and ``events`` as submodules. Importing this package imports neither torch nor librosa nor sounddevice, so the torch-free
 edge scorer (:mod:`latentbridge.edge`) can use it on small devices.
 """
 
@@ -31,7 +34,7 @@ from latentbridge.io.vibration import (
     write_mask_png,
     write_vibration_csv,
 )
-from latentbridge.io.windows import PAD_MODES, cut_windows
+from latentbridge.io.windows import PAD_MODES, WindowBuffer, cut_windows
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -40,6 +43,7 @@ __all__ = [
     "PAD_MODES",
     "SILENCE_LEVEL",
     "TIME_STEP_TOLERANCE",
+    "WindowBuffer",
     "audio_info",
     "check_recording_length",
     "cut_windows",

@@ -1,4 +1,5 @@
-"""Analysis windows: :func:`cut_windows` for a whole recording (numpy only, no torch).
+"""Analysis windows (numpy only, no torch): :func:`cut_windows` cuts a whole recording,
+:class:`WindowBuffer` cuts a stream of audio blocks as they arrive.
 
 Cutting rules (:func:`cut_windows`): full windows every ``hop`` samples; a last, partial window
 only when it holds *more than half* a window of real samples, padded with the pad mode; a
@@ -13,7 +14,7 @@ import numpy as np
 
 from latentbridge.errors import DataError
 
-__all__ = ["PAD_MODES", "cut_windows"]
+__all__ = ["PAD_MODES", "WindowBuffer", "cut_windows"]
 
 #: Pad modes of :func:`cut_windows` (``"none"``: no padding, partial windows are dropped).
 PAD_MODES: tuple[str, ...] = ("wrap", "constant", "reflect", "none")
@@ -90,3 +91,69 @@ def cut_windows(
     windows = np.ascontiguousarray(np.moveaxis(view, -2, 0))  # (n, ..., window)
     starts = np.arange(n_windows, dtype=np.int64) * hop
     return windows, starts
+
+
+class WindowBuffer:
+    """Cut a stream of audio blocks into overlapping mono windows.
+
+    ``push(block)`` appends a ``(n, channels)`` block (a 1-D block is taken as mono) and returns
+    every window that became complete, as ``(start_sample, window)`` pairs; ``window`` is a
+    float32 array of ``window`` samples, the mean over channels.  Window ``k`` starts at sample
+    ``k * hop``.  Samples no later window needs are dropped at once, so the buffer holds at most
+    ``window`` samples plus one block (and ``hop`` may exceed ``window``: the gap is skipped).
+    """
+
+    def __init__(self, window: int, hop: int, channels: int = 1):
+        window, hop, channels = int(window), int(hop), int(channels)
+        if window < 1:
+            raise ValueError(f"window must be at least 1 sample, got {window}")
+        if hop < 1:
+            raise ValueError(f"hop must be at least 1 sample, got {hop}")
+        if channels < 1:
+            raise ValueError(f"channels must be at least 1, got {channels}")
+        self.window = window
+        self.hop = hop
+        self.channels = channels
+        self._buf = np.zeros(0, dtype=np.float32)
+        self._buf_start = 0  # absolute index of self._buf[0]
+        self._next_start = 0  # absolute start of the next window
+        self.samples_seen = 0  # samples pushed so far (per channel)
+
+    @property
+    def buffered(self) -> int:
+        """Samples currently held (never more than ``window`` plus one block)."""
+        return int(self._buf.shape[0])
+
+    def _mono(self, block: np.ndarray) -> np.ndarray:
+        block = np.asarray(block)
+        if block.ndim == 1:
+            if self.channels != 1:
+                raise ValueError(f"expected blocks of shape (n, {self.channels}), got a 1-D block")
+            return block.astype(np.float32, copy=False)
+        if block.ndim != 2 or block.shape[1] != self.channels:
+            raise ValueError(f"expected a block of shape (n, {self.channels}), got {block.shape}")
+        if self.channels == 1:
+            return block[:, 0].astype(np.float32, copy=False)
+        return block.astype(np.float32, copy=False).mean(axis=1, dtype=np.float32)
+
+    def push(self, block: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        mono = self._mono(block)
+        self.samples_seen += int(mono.shape[0])
+        if mono.shape[0]:
+            self._buf = np.concatenate([self._buf, mono]) if self._buf.size else mono.copy()
+        end = self._buf_start + self._buf.shape[0]
+        out: list[tuple[int, np.ndarray]] = []
+        while self._next_start + self.window <= end:
+            i = self._next_start - self._buf_start
+            out.append((self._next_start, self._buf[i : i + self.window].copy()))
+            self._next_start += self.hop
+        # Drop what no later window needs (everything before the next window's start).
+        drop = min(self._next_start - self._buf_start, self._buf.shape[0])
+        if drop > 0:
+            self._buf = self._buf[drop:].copy()
+            self._buf_start += drop
+        return out
+
+    def reset(self) -> None:
+        """Forget buffered samples and restart the sample clock at zero."""
+        self.__init__(self.window, self.hop, self.channels)
