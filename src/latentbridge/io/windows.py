@@ -20,6 +20,23 @@ __all__ = ["PAD_MODES", "WindowBuffer", "cut_windows"]
 PAD_MODES: tuple[str, ...] = ("wrap", "constant", "reflect", "none")
 
 
+def _check_pad(pad: str) -> None:
+    if pad not in PAD_MODES:
+        raise ValueError(f"pad must be one of {PAD_MODES}, got {pad!r}")
+
+
+def _zero_length(name: str | Path) -> DataError:
+    return DataError(name, "waveform has zero length")
+
+
+def _too_short(name: str | Path, n_samples: int, window: int) -> DataError:
+    return DataError(
+        name,
+        f"recording too short: {n_samples} samples, one window needs {window} "
+        f"(use pad='wrap', 'constant' or 'reflect' to pad it)",
+    )
+
+
 def cut_windows(
     wave: np.ndarray,
     window: int,
@@ -46,8 +63,7 @@ def cut_windows(
     Padding of a partial window continues the same way ("wrap" continues from the start of
     the recording). Vectorised with ``sliding_window_view``; no per-window Python loop.
     """
-    if pad not in PAD_MODES:
-        raise ValueError(f"pad must be one of {PAD_MODES}, got {pad!r}")
+    _check_pad(pad)
     if int(window) != window or window <= 0:
         raise ValueError(f"window must be a positive integer, got {window!r}")
     if int(hop) != hop or hop <= 0:
@@ -58,15 +74,11 @@ def cut_windows(
         raise ValueError("wave must have at least one axis (time last)")
     T = wave.shape[-1]
     if T == 0:
-        raise DataError(name, "waveform has zero length")
+        raise _zero_length(name)
 
     if T < window:
         if pad == "none":
-            raise DataError(
-                name,
-                f"recording too short: {T} samples, one window needs {window} "
-                f"(use pad='wrap', 'constant' or 'reflect' to pad it)",
-            )
+            raise _too_short(name, T, window)
         n_pad_total = window - T
         n_windows = 1
     else:
@@ -100,7 +112,12 @@ class WindowBuffer:
     every window that became complete, as ``(start_sample, window)`` pairs; ``window`` is a
     float32 array of ``window`` samples, the mean over channels.  Window ``k`` starts at sample
     ``k * hop``.  Samples no later window needs are dropped at once, so the buffer holds at most
-    ``window`` samples plus one block (and ``hop`` may exceed ``window``: the gap is skipped).
+    ``window`` samples plus one block, and the first ``window`` samples for :meth:`flush`
+    (``hop`` may exceed ``window``: the gap is skipped).
+
+    At the end of a finite source (a recording replayed block by block), :meth:`flush` returns
+    the windows that remain, so that all the windows of the stream are exactly those
+    :func:`cut_windows` cuts from the whole recording with the same pad mode.
     """
 
     def __init__(self, window: int, hop: int, channels: int = 1):
@@ -117,6 +134,8 @@ class WindowBuffer:
         self._buf = np.zeros(0, dtype=np.float32)
         self._buf_start = 0  # absolute index of self._buf[0]
         self._next_start = 0  # absolute start of the next window
+        self._head = np.zeros(0, dtype=np.float32)  # the first `window` samples ("wrap" padding)
+        self._flushed = False
         self.samples_seen = 0  # samples pushed so far (per channel)
 
     @property
@@ -137,8 +156,12 @@ class WindowBuffer:
         return block.astype(np.float32, copy=False).mean(axis=1, dtype=np.float32)
 
     def push(self, block: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        if self._flushed:
+            raise ValueError("WindowBuffer.push after flush(): reset() it to start a new stream")
         mono = self._mono(block)
         self.samples_seen += int(mono.shape[0])
+        if self._head.shape[0] < self.window and mono.shape[0]:
+            self._head = np.concatenate([self._head, mono[: self.window - self._head.shape[0]]])
         if mono.shape[0]:
             self._buf = np.concatenate([self._buf, mono]) if self._buf.size else mono.copy()
         end = self._buf_start + self._buf.shape[0]
@@ -153,6 +176,42 @@ class WindowBuffer:
             self._buf = self._buf[drop:].copy()
             self._buf_start += drop
         return out
+
+    def flush(self, pad: str = "wrap", name: str | Path = "<stream>") -> list[tuple[int, np.ndarray]]:
+        """End of the stream: the remaining windows, as :func:`cut_windows` cuts the whole recording.
+
+        With ``T`` samples pushed: when ``T`` is at least one window, the window starting at the
+        next hop position is returned only when it holds more than half a window of real
+        samples, padded to full length with ``pad`` ("wrap" continues from the start of the
+        recording, "constant" appends zeros, "reflect" mirrors the tail; "none" never keeps
+        it). A stream shorter than one window gives one window starting at 0, padded with
+        ``pad`` (``pad="none"`` raises DataError naming ``name``, as does an empty stream).
+        Returns ``[]`` when nothing remains; after ``flush`` the buffer takes no more blocks
+        (and a second ``flush`` returns ``[]``) until :meth:`reset`.
+        """
+        _check_pad(pad)
+        if self._flushed:
+            return []
+        self._flushed = True
+        total, window = self.samples_seen, self.window
+        if total == 0:
+            raise _zero_length(name)
+        if total < window:  # nothing was emitted and the whole recording is still buffered
+            if pad == "none":
+                raise _too_short(name, total, window)
+            return [(0, np.pad(self._buf, (0, window - total), mode=pad))]
+        start = self._next_start
+        real = total - start
+        if pad == "none" or real <= window / 2:
+            return []
+        tail = self._buf[start - self._buf_start :]
+        n_pad = window - real  # < window / 2 < real: within the head, and within the tail to mirror
+        if pad == "wrap":
+            padded = np.concatenate([tail, self._head[:n_pad]])
+        else:
+            padded = np.pad(tail, (0, n_pad), mode=pad)
+        self._next_start += self.hop
+        return [(start, padded.astype(np.float32, copy=False))]
 
     def reset(self) -> None:
         """Forget buffered samples and restart the sample clock at zero."""

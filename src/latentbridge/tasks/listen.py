@@ -18,10 +18,10 @@ from typing import TextIO
 import numpy as np
 
 from latentbridge.errors import LatentbridgeError
-from latentbridge.io.audio import resample
+from latentbridge.io.audio import check_recording_length, resample
 from latentbridge.io.capture import StreamStats, device_blocks, file_blocks
 from latentbridge.io.events import EventLog, utc_now_iso
-from latentbridge.io.windows import WindowBuffer
+from latentbridge.io.windows import PAD_MODES, WindowBuffer
 
 __all__ = ["ScoreFn", "listen", "listen_model"]
 
@@ -49,6 +49,8 @@ def listen(
     out: TextIO | None | str = "stdout",
     realtime: bool = False,
     max_queue_blocks: int = 64,
+    pad: str = "wrap",
+    flush: bool | None = None,
 ) -> dict:
     """Score a live stream window by window.
 
@@ -61,11 +63,22 @@ def listen(
     output.  Stops after ``duration_s`` seconds of audio, at the end of a file, or on
     KeyboardInterrupt.
 
+    ``flush`` (default: True for a file ``source``, False otherwise) says that the source is a
+    whole recording: when it ends (or ``duration_s`` cuts it), the short-recording rule
+    (:func:`latentbridge.io.check_recording_length`) is applied and
+    :meth:`~latentbridge.io.windows.WindowBuffer.flush` gives the last windows with the pad
+    mode ``pad``, so that the windows scored are exactly those
+    :func:`latentbridge.io.cut_windows` cuts from the recording (``anomaly listen --source
+    FILE`` scores the windows ``anomaly score`` scores).  A live input is not flushed, nor is a
+    stream stopped by KeyboardInterrupt.
+
     Returns ``{"n_windows", "n_anomalies", "overflows", "duration_s"}`` where ``duration_s`` is
     the audio received, in seconds.  Times are positions in the received audio.
     """
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    if pad not in PAD_MODES:
+        raise ValueError(f"pad must be one of {PAD_MODES}, got {pad!r}")
     window = int(round(window_s * sample_rate))
     hop = int(round(hop_s * sample_rate))
     if window < 1 or hop < 1:
@@ -73,6 +86,9 @@ def listen(
             f"window_s={window_s} and hop_s={hop_s} must each be at least one sample "
             f"at {sample_rate} Hz"
         )
+    is_file = isinstance(source, (str, os.PathLike))
+    flush = is_file if flush is None else bool(flush)
+    name = source if is_file else "<stream>"
     stats: StreamStats | None = None
     if source is None:
         stats = StreamStats()
@@ -86,7 +102,7 @@ def listen(
             stats=stats,
         )
         in_channels = channels
-    elif isinstance(source, (str, os.PathLike)):
+    elif is_file:
         blocks = file_blocks(source, sample_rate, blocksize=blocksize, realtime=realtime)
         in_channels = 1
     else:
@@ -106,6 +122,38 @@ def listen(
         if out is not None:
             print(line, file=sys.stdout if out == "stdout" else out, flush=True)
 
+    def score(ready: list[tuple[int, np.ndarray]]) -> None:
+        nonlocal n_windows, n_anomalies
+        if not ready:
+            return
+        starts = [s for s, _ in ready]
+        windows = np.stack([w for _, w in ready])
+        scores, decisions = score_fn(windows)
+        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+        decisions = np.asarray(decisions).reshape(-1).astype(bool)
+        if scores.shape[0] != len(ready) or decisions.shape[0] != len(ready):
+            raise LatentbridgeError(
+                f"score function returned {scores.shape[0]} scores and "
+                f"{decisions.shape[0]} decisions for {len(ready)} windows"
+            )
+        for start, value, flag in zip(starts, scores, decisions):
+            start_s = start / sample_rate
+            end_s = (start + window) / sample_rate
+            n_windows += 1
+            n_anomalies += int(flag)
+            emit(_format_line(start_s, end_s, float(value), bool(flag)))
+            if log is not None:
+                log.log(
+                    {
+                        "wall_time": utc_now_iso(),
+                        "start_s": start_s,
+                        "end_s": end_s,
+                        "score": float(value),
+                        "is_anomaly": bool(flag),
+                        "overflows": overflows(),
+                    }
+                )
+
     iterator = iter(blocks)
     try:
         for block, overflowed in iterator:
@@ -116,37 +164,13 @@ def listen(
                 block = block.reshape(-1, 1)
             if limit is not None:
                 block = block[: max(0, limit - buffer.samples_seen)]
-            ready = buffer.push(block)
-            if ready:
-                starts = [s for s, _ in ready]
-                windows = np.stack([w for _, w in ready])
-                scores, decisions = score_fn(windows)
-                scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-                decisions = np.asarray(decisions).reshape(-1).astype(bool)
-                if scores.shape[0] != len(ready) or decisions.shape[0] != len(ready):
-                    raise LatentbridgeError(
-                        f"score function returned {scores.shape[0]} scores and "
-                        f"{decisions.shape[0]} decisions for {len(ready)} windows"
-                    )
-                for start, score, flag in zip(starts, scores, decisions):
-                    start_s = start / sample_rate
-                    end_s = (start + window) / sample_rate
-                    n_windows += 1
-                    n_anomalies += int(flag)
-                    emit(_format_line(start_s, end_s, float(score), bool(flag)))
-                    if log is not None:
-                        log.log(
-                            {
-                                "wall_time": utc_now_iso(),
-                                "start_s": start_s,
-                                "end_s": end_s,
-                                "score": float(score),
-                                "is_anomaly": bool(flag),
-                                "overflows": overflows(),
-                            }
-                        )
+            score(buffer.push(block))
             if limit is not None and buffer.samples_seen >= limit:
                 break
+        if flush:
+            # The recording ended: cut its last windows as cut_windows cuts the whole recording.
+            check_recording_length(buffer.samples_seen, window, sample_rate, name)
+            score(buffer.flush(pad, name=name))
     except KeyboardInterrupt:
         emit("interrupted")
     finally:
@@ -171,7 +195,16 @@ def listen(
 
 def listen_model(model_dir, *, device=None, source=None, duration_s=None, events=None, hop_s=None,
                  sample_rate=None, blocksize: int = 1024, realtime: bool = False, out=None) -> dict:
-    """Stream windows through the detector; one printed line (and event row) per window."""
+    """Stream windows through the saved detector in ``model_dir``; one printed line (and event
+    row) per window.
+
+    ``source`` is a recording to replay (``realtime`` paces it) or None for the input ``device``
+    (default input when None), captured at ``sample_rate`` (default: the model's; windows are
+    resampled to the model's rate before scoring).  Windows and hop follow the model's config
+    (``hop_s`` overrides the hop); a replayed recording ends with the model's pad mode, so it
+    gives the windows, start times and scores of ``anomaly score`` on the same file.  Returns
+    the summary of :func:`listen`.
+    """
     from latentbridge.tasks.anomaly import Detector
 
     out = sys.stdout if out is None else out  # resolved per call: sys.stdout may be replaced
@@ -193,4 +226,4 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
           f" at {capture_sr} Hz", file=out, flush=True)
     return listen(score_fn, sample_rate=capture_sr, window_s=det.cfg.audio.window_s,
                   hop_s=hop_s or det.cfg.audio.hop_s, source=source, device=device, blocksize=blocksize,
-                  duration_s=duration_s, events=events, out=out, realtime=realtime)
+                  duration_s=duration_s, events=events, out=out, realtime=realtime, pad=det.cfg.audio.pad)
