@@ -71,7 +71,8 @@ class STFT(nn.Module):
 
     ``forward`` maps ``(..., T)`` real waves to complex ``(..., n_freq, frames)``;
     ``inverse`` maps back. The window is a non-persistent buffer (it follows ``.to()``
-    but is not written to state dicts, since it is fully determined by the arguments).
+    but is not written to state dicts, since it is fully determined by the arguments);
+    float64 input gets a float64-exact copy, built on first use.
     """
 
     window: torch.Tensor
@@ -104,6 +105,7 @@ class STFT(nn.Module):
         self.center = bool(center)
         self.pad_mode = pad_mode
         self.register_buffer("window", make_window(self.window_name, win_length), persistent=False)
+        self._window64: torch.Tensor | None = None  # for float64 input (see _window_for)
 
     @property
     def n_freq(self) -> int:
@@ -121,8 +123,12 @@ class STFT(nn.Module):
     def _window_for(self, x: torch.Tensor) -> torch.Tensor:
         dtype = x.real.dtype if x.is_complex() else x.dtype
         if dtype == torch.float64 and self.window.dtype != torch.float64:
-            # rebuild rather than upcast, so float64 input gets a float64-exact window
-            return make_window(self.window_name, self.win_length, torch.float64).to(x.device)
+            # a float64-exact window rather than an upcast one, built once per device
+            cached = self._window64
+            if cached is None or cached.device != x.device:
+                cached = make_window(self.window_name, self.win_length, torch.float64).to(x.device)
+                self._window64 = cached
+            return cached
         return self.window.to(device=x.device, dtype=dtype)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
