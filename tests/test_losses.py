@@ -176,9 +176,12 @@ def test_mrstft_windows_are_stft_buffers():
     assert [s.n_fft for s in loss.stfts] == [64, 128] and [s.hop_length for s in loss.stfts] == [16, 32]
     assert torch.equal(loss.stfts[0].window, torch.hann_window(48))  # periodic, as torch builds it
     assert loss.state_dict() == {}  # nothing saved with a model that holds the loss
-    x = torch.randn(2, 1, 512, generator=_gen(31))
+    x = torch.randn(2, 1, 512, generator=_gen(31), dtype=torch.float64)
     loss(x, x.flip(-1))
-    assert loss.stfts[1].window.data_ptr() == loss.stfts[1].window.to(dtype=torch.float32).data_ptr()
+    w64 = loss.stfts[0]._window64  # float64 input: a float64-exact window, built once
+    assert w64.dtype == torch.float64 and torch.equal(w64, torch.hann_window(48, dtype=torch.float64))
+    loss(x.flip(-1), x)
+    assert loss.stfts[0]._window64 is w64
     assert torch.equal(MultiResolutionSTFTLoss(window="hann").stfts[2].window, torch.hann_window(256))
     with pytest.raises(ValueError, match="unknown window"):
         MultiResolutionSTFTLoss(window="kaiser_window")
