@@ -147,7 +147,7 @@ def test_listen_on_a_virtual_microphone(fitted_model, machine_data, virtual_micr
     """A real input device: PulseAudio's null-sink monitor, fed by paplay, read through sounddevice."""
     import threading
 
-    from latentbridge.tasks.live import listen_model
+    from latentbridge.tasks.listen import listen_model
 
     normal = sorted((machine_data / "test" / "normal").glob("*.wav"))[0]
     events = tmp_path / "live.csv"

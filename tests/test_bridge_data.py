@@ -7,15 +7,13 @@ import os
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from latentbridge.config import VibrationConfig
 from latentbridge.data import bridge
 from latentbridge.data.bridge import BridgeData, build_windows, discover
 from latentbridge.errors import ConfigError, DataError
-from latentbridge.io_vibration import read_mask_png, read_vibration_csv, write_mask_png, write_vibration_csv
-from latentbridge.transforms.audio import STFT, from_magnitude_phase
+from latentbridge.io.vibration import read_mask_png, read_vibration_csv, write_mask_png, write_vibration_csv
 
 SR = 100.0
 
@@ -316,20 +314,6 @@ def test_build_windows_counts_starts_masks(tmp_path):
     np.testing.assert_array_equal(d.test_ids[:1], ["Test_01"])
 
 
-def test_spectrograms_invert_to_the_windows(tmp_path):
-    root = make_root(tmp_path, {"Test_01": {"extent": 0.1, "n": 600}})
-    cfg = vib(n_fft=64, hop_length=16)
-    d = build_windows(root, cfg, cache_dir=tmp_path / "cache")
-    stft = STFT(64, 16)
-    assert d.spectrograms.shape == (len(d), 3, 2, 33, stft.num_frames(200))
-    assert d.spectrograms.dtype == np.float32
-    spec = torch.from_numpy(d.spectrograms)
-    wave = stft.inverse(from_magnitude_phase(spec[:, :, 0], spec[:, :, 1]), length=200).numpy()
-    err = wave - d.waves
-    snr = 10 * np.log10(np.sum(d.waves.astype(np.float64) ** 2) / np.sum(err.astype(np.float64) ** 2))
-    assert snr > 60
-
-
 def test_mismatched_channel_counts_are_an_error(tmp_path):
     root = make_root(tmp_path, {"Test_01": {"n_ch": 3}, "Test_02": {"n_ch": 2}, "Test_03": {"n_ch": 3}})
     with pytest.raises(DataError, match=r"different channel counts.*3: Test_01, Test_03; 2: Test_02"):
@@ -393,7 +377,8 @@ def test_split_keeps_tests_apart_and_stratifies(tmp_path):
         d.subset_tests(["Test_77"])
     sub = d.subset_tests(["Test_03", "Test_01"])
     assert sub.tests == ["Test_03", "Test_01"] and sub.test_index[0] == 0
-    assert sub.spectrograms.shape[0] == len(sub) == 2 * 3
+    assert sub.waves.shape[0] == sub.sources.shape[0] == len(sub) == 2 * 3
+    np.testing.assert_array_equal(sub.waves[:3], d.waves[d.test_index == 2])
 
 
 # ============================================================================ cache
@@ -406,14 +391,15 @@ def test_cache_reused_and_invalidated(tmp_path, monkeypatch):
     folder = first.cache_path
     assert folder is not None and folder.parent == cache
     names = {p.name for p in folder.iterdir()}
-    assert {"spectrograms.npy", "masks.npy", "segments.npy", "test_ids.npy", "has_mask.npy", "starts_s.npy",
-            "manifest.json"} <= names
+    assert names == {"masks.npy", "segments.npy", "test_ids.npy", "has_mask.npy", "starts_s.npy", "sources.npy",
+                     "manifest.json"}  # no spectrograms: nothing read them
     import json
 
     man = json.loads((folder / "manifest.json").read_text())
     assert man["sample_rate"] == SR and man["inputs"]["vibration"]["window_s"] == 2.0
     assert {f["path"] for f in man["inputs"]["files"]} >= {"Data/Test_01/rec0.csv", "Labels/Test_01/mask.png"}
-    assert man["shapes"]["spectrograms"][0] == len(first)
+    assert man["shapes"]["segments"] == [len(first), 3, 200] and "spectrograms" not in man["shapes"]
+    assert man["code_version"].endswith(f"+bridge{bridge.CACHE_VERSION}") and bridge.CACHE_VERSION == 3
     assert np.load(folder / "test_ids.npy").dtype.kind == "U"
 
     def boom(*a, **k):
@@ -424,7 +410,7 @@ def test_cache_reused_and_invalidated(tmp_path, monkeypatch):
         m.setattr(bridge, "read_mask_png", boom)
         again = build_windows(root, vib(), cache_dir=cache)
         assert again.cache_path == folder
-        for name in ("waves", "masks", "has_mask", "test_index", "starts_s", "spectrograms"):
+        for name in ("waves", "masks", "has_mask", "test_index", "starts_s", "sources"):
             np.testing.assert_array_equal(getattr(again, name), getattr(first, name))
         np.testing.assert_array_equal(again.extent, first.extent)  # NaN positions equal too
         assert again.tests == first.tests and isinstance(again, BridgeData)

@@ -1,6 +1,11 @@
-"""Tests for latentbridge.io: reading, validation, windowing, writing."""
+"""Tests for latentbridge.io: reading, validation, windowing, writing; the package's import weight."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -297,3 +302,23 @@ def test_cut_windows_multichannel_and_large():
     # windows are a copy, not a view of the input
     w[0, 0, 0, 0] = 123.0
     assert x[0, 0, 0] != 123.0
+
+
+# ----------------------------------------------------------------------------- import weight
+
+
+def test_import_io_loads_no_torch_librosa_or_sounddevice():
+    """The edge scorer imports latentbridge.io on devices without torch: keep it light."""
+    import latentbridge
+
+    src = str(Path(latentbridge.__file__).resolve().parents[1])  # the code under test
+    code = ("import latentbridge.io, sys; "
+            "heavy = sorted({'torch', 'librosa', 'sounddevice'} & set(sys.modules)); "
+            "assert not heavy, heavy; "
+            "from latentbridge.io import read_audio, cut_windows, resample, list_audio_files, write_wav, "
+            "audio_info, check_recording_length, read_vibration_csv, read_mask_png; "
+            "print(latentbridge.io.__file__)")
+    env = {**os.environ, "PYTHONPATH": src}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert Path(res.stdout.strip()).resolve() == Path(src) / "latentbridge" / "io" / "__init__.py"

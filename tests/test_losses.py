@@ -126,6 +126,67 @@ def test_mrstft_defaults_and_dtype():
         MultiResolutionSTFTLoss(fft_sizes=(64, 128), hop_sizes=(16,))
 
 
+def _mrstft_reference(x_hat, x, ffts, hops, wins, window="hann_window", w_sc=1.0, w_log_mag=1.0,
+                      w_lin_mag=0.0, eps=1e-8, window_dtype=torch.float32):
+    """The loss as it was computed before it used transforms.STFT: torch.stft with a window built
+    by ``getattr(torch, window)(win_length)`` (float32, cast to the input's dtype), per item."""
+    b, c, t = x_hat.shape
+    xh, xr = x_hat.reshape(b * c, t), x.reshape(b * c, t)
+    total = xh.new_zeros(b * c)
+    for n_fft, hop, wl in zip(ffts, hops, wins):
+        win = getattr(torch, window)(wl, dtype=window_dtype).to(x_hat.dtype)
+
+        def mag(v):
+            spec = torch.stft(v, n_fft, hop, wl, win, return_complex=True)
+            return torch.sqrt(torch.clamp(spec.real.pow(2) + spec.imag.pow(2), min=eps))
+
+        xm, ym = mag(xh), mag(xr)
+        total = total + w_sc * (ym - xm).pow(2).sum(dim=(-2, -1)).sqrt() / (ym.pow(2).sum(dim=(-2, -1)).sqrt() + eps)
+        total = total + w_log_mag * (torch.log(xm) - torch.log(ym)).abs().mean(dim=(-2, -1))
+        total = total + w_lin_mag * (xm - ym).abs().mean(dim=(-2, -1))
+    return (total / len(ffts)).reshape(b, c).mean(dim=1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("window", ["hann_window", "hamming_window", "blackman_window"])
+def test_mrstft_through_transforms_stft_matches_the_torch_stft_formula(dtype, window):
+    g = _gen(30)
+    ffts, hops, wins = [64, 128, 256], [16, 32, 50], [64, 100, 256]  # a window shorter than n_fft too
+    kw = dict(w_sc=1.0, w_log_mag=0.7, w_lin_mag=0.3)
+    loss = MultiResolutionSTFTLoss(ffts, hops, wins, window=window, reduction="none", **kw)
+    for _ in range(2):
+        x = torch.randn(4, 2, 1500, generator=g, dtype=dtype)
+        x_hat = x + 0.5 * torch.randn(4, 2, 1500, generator=g, dtype=dtype)
+        want = _mrstft_reference(x_hat, x, ffts, hops, wins, window=window, **kw)
+        got = loss(x_hat, x)
+        assert got.dtype == dtype and got.shape == (4,)
+        if dtype == torch.float32:  # the same ops on the same window
+            torch.testing.assert_close(got, want, rtol=1e-6, atol=0.0)
+        else:
+            # float64 input now gets a float64-exact window instead of a float32 one cast up:
+            # the old value moves by the float32 rounding of the window only ...
+            torch.testing.assert_close(got, want, rtol=1e-7, atol=0.0)
+            # ... and the new one is the formula with a float64 window, to float64 rounding
+            exact = _mrstft_reference(x_hat, x, ffts, hops, wins, window=window, window_dtype=torch.float64, **kw)
+            torch.testing.assert_close(got, exact, rtol=1e-12, atol=0.0)
+
+
+def test_mrstft_windows_are_stft_buffers():
+    loss = MultiResolutionSTFTLoss(fft_sizes=(64, 128), win_lengths=(48, 128))
+    assert [s.n_fft for s in loss.stfts] == [64, 128] and [s.hop_length for s in loss.stfts] == [16, 32]
+    assert torch.equal(loss.stfts[0].window, torch.hann_window(48))  # periodic, as torch builds it
+    assert loss.state_dict() == {}  # nothing saved with a model that holds the loss
+    x = torch.randn(2, 1, 512, generator=_gen(31), dtype=torch.float64)
+    loss(x, x.flip(-1))
+    w64 = loss.stfts[0]._window64  # float64 input: a float64-exact window, built once
+    assert w64.dtype == torch.float64 and torch.equal(w64, torch.hann_window(48, dtype=torch.float64))
+    loss(x.flip(-1), x)
+    assert loss.stfts[0]._window64 is w64
+    assert torch.equal(MultiResolutionSTFTLoss(window="hann").stfts[2].window, torch.hann_window(256))
+    with pytest.raises(ValueError, match="unknown window"):
+        MultiResolutionSTFTLoss(window="kaiser_window")
+
+
 def test_magnitude_l1_hand():
     m_hat = T([[[1.0, 2.0], [3.0, 4.0]]])
     m = T([[[1.0, 1.0], [1.0, 1.0]]])

@@ -90,6 +90,46 @@ def test_lsd_matches_scipy_stft():
     assert got == pytest.approx(want, rel=1e-9)
 
 
+def _lsd_reference(estimate, reference, n_fft=512, hop=None, eps=1e-10):
+    """The LSD as computed before it used the package's numpy STFT: scipy's periodic Hann,
+    frames cut by hand from the tail-padded signal, rfft, one signal at a time."""
+    from scipy.signal import get_window
+
+    hop = n_fft // 4 if hop is None else hop
+    window = get_window("hann", n_fft, fftbins=True)
+
+    def power(x):
+        t = x.shape[-1]
+        n_frames = 1 if t <= n_fft else 1 + -(-(t - n_fft) // hop)
+        x = np.pad(x, (0, max(0, n_fft + (n_frames - 1) * hop - t)))
+        frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]
+        spec = np.fft.rfft(frames * window, axis=-1)
+        return spec.real**2 + spec.imag**2  # (frames, F)
+
+    e2 = np.asarray(estimate, np.float64).reshape(-1, np.shape(estimate)[-1])
+    r2 = np.asarray(reference, np.float64).reshape(-1, np.shape(reference)[-1])
+    out = []
+    for e, r in zip(e2, r2):
+        d = 10.0 * (np.log10(power(r) + eps) - np.log10(power(e) + eps))
+        out.append(np.mean(np.sqrt(np.mean(d * d, axis=-1))))
+    return np.array(out).reshape(np.shape(estimate)[:-1])
+
+
+@pytest.mark.parametrize("n_fft,hop", [(512, None), (256, 100), (128, 32), (64, 64), (100, 7)])
+def test_lsd_through_the_numpy_stft_matches_the_previous_formula(n_fft, hop):
+    rng = np.random.default_rng(n_fft)
+    step = n_fft // 4 if hop is None else hop
+    # shorter than n_fft, exactly n_fft + k hops, and a zero-padded tail
+    for t in (n_fft // 3, n_fft, n_fft + 5 * step, n_fft + 5 * step + step // 2 + 1, 3001):
+        ref = rng.standard_normal((2, 3, t))
+        est = ref + 0.5 * rng.standard_normal(ref.shape)
+        est[1, 2] = 0.0  # silence: bins at the eps floor
+        got = log_spectral_distance(est, ref, n_fft=n_fft, hop=hop)
+        want = _lsd_reference(est, ref, n_fft=n_fft, hop=hop)
+        assert got.shape == (2, 3) and np.all(want > 1.0)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=0.0)
+
+
 def test_mae_mse_cosine():
     ref = np.array([[1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 0.0, 0.0]])
     est = np.array([[2.0, 2.0, 1.0, 4.0], [1.0, -1.0, 1.0, -1.0]])

@@ -15,17 +15,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from latentbridge.errors import LatentbridgeError
-from latentbridge.tasks import stream
-from latentbridge.tasks.stream import (
-    EVENT_FIELDS,
-    EventLog,
-    StreamStats,
-    WindowBuffer,
-    device_blocks,
-    file_blocks,
-    listen,
-)
+from latentbridge.errors import DataError, LatentbridgeError
+from latentbridge.io import capture
+from latentbridge.io.capture import StreamStats, device_blocks, file_blocks
+from latentbridge.io.events import EVENT_FIELDS, EventLog
+from latentbridge.io.windows import WindowBuffer, cut_windows
+from latentbridge.tasks.listen import listen
 
 LINE = re.compile(r"^\s*\d+\.\d\d-\d+\.\d\d s  score -?\d+\.\d{5}  (normal|ANOMALY)$")
 
@@ -99,6 +94,127 @@ def test_window_buffer_mixes_channels_and_is_bounded():
         buf.push(np.zeros((10, 2), np.float32))
 
 
+def _stream_then_flush(x, window, hop, pad, sizes, channels=1):
+    """Every window of ``x`` pushed in blocks of ``sizes`` (cycled), then flushed."""
+    buf = WindowBuffer(window, hop, channels=channels)
+    got, pos, i = [], 0, 0
+    while pos < len(x):
+        n = sizes[i % len(sizes)]
+        i += 1
+        block = x[pos : pos + n]
+        got.extend(buf.push(block.reshape(-1, 1) if block.ndim == 1 else block))
+        assert buf.buffered <= window + max(sizes)
+        pos += n
+    return got + buf.flush(pad, name="clip.wav")
+
+
+WINDOW = 64
+
+
+def _lengths(hop):
+    """Shorter than a window; full windows only; partial tails below, at and above half a window."""
+    out = {1, 5, 17, 33, 63}
+    for k in (0, 1, 3):
+        base = WINDOW + k * hop  # k + 1 full windows end exactly here
+        nxt = (k + 1) * hop  # start of the window after them
+        out |= {base, base + hop - 1}
+        for real in (WINDOW // 2 - 1, WINDOW // 2, WINDOW // 2 + 1, WINDOW - 1):
+            if base <= nxt + real < base + hop:  # still k + 1 full windows
+                out.add(nxt + real)
+    return sorted(out)
+
+
+@pytest.mark.parametrize("pad", ["wrap", "constant", "reflect", "none"])
+@pytest.mark.parametrize("hop", [16, 23, 64, 100])
+def test_stream_then_flush_gives_the_windows_of_cut_windows(pad, hop):
+    rng = np.random.default_rng(hop)
+    kept_partial = dropped_partial = padded_short = no_tail = 0
+    for n in _lengths(hop):
+        x = rng.standard_normal(n).astype(np.float32)
+        for sizes in ([7, 1, 30], [n], [1]):
+            if pad == "none" and n < WINDOW:
+                with pytest.raises(DataError, match=r"clip\.wav: recording too short"):
+                    _stream_then_flush(x, WINDOW, hop, pad, sizes)
+                continue
+            got = _stream_then_flush(x, WINDOW, hop, pad, sizes)
+            want_w, want_s = cut_windows(x, WINDOW, hop, pad=pad)
+            assert [s for s, _ in got] == want_s.tolist(), (n, sizes)
+            for (_, w), ref in zip(got, want_w):
+                assert w.dtype == np.float32 and w.shape == (WINDOW,)
+                np.testing.assert_array_equal(w, ref, err_msg=f"T={n} sizes={sizes}")
+        if n < WINDOW:
+            padded_short += 1
+            continue
+        real = n - ((n - WINDOW) // hop + 1) * hop  # samples of the window after the full ones
+        if real > WINDOW / 2 and pad != "none":
+            kept_partial += 1
+        elif real > 0:
+            dropped_partial += 1
+        else:
+            no_tail += 1
+    # every case of the rule was exercised (with hop < window / 2 a tail always holds more than
+    # half a window; with hop >= window a recording can also end on a full window)
+    assert padded_short == 5
+    if pad == "none":
+        assert kept_partial == 0 and dropped_partial >= 3
+    elif hop < WINDOW // 2:
+        assert kept_partial >= 3
+    else:
+        assert kept_partial >= 3 and dropped_partial >= 3 and no_tail >= 3
+
+
+def test_flush_pads_a_partial_window_by_the_rule():
+    x = np.arange(1, 101, dtype=np.float32)  # 100 samples, window 64, hop 16
+    # full windows at 0, 16, 32; the window at 48 holds 52 > 32 real samples: kept, padded
+    for pad, tail in (("wrap", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]),
+                      ("constant", [0] * 12),
+                      ("reflect", [99, 98, 97, 96, 95, 94, 93, 92, 91, 90, 89, 88])):
+        buf = WindowBuffer(64, 16)
+        assert [s for s, _ in buf.push(x)] == [0, 16, 32]
+        ((start, w),) = buf.flush(pad)
+        assert start == 48
+        np.testing.assert_array_equal(w, np.r_[np.arange(49, 101), tail])
+    # hop 64: the window at 64 of 96 samples holds 32 = half a window: dropped; of 97: kept
+    buf = WindowBuffer(64, 64)
+    assert [s for s, _ in buf.push(x[:96])] == [0]
+    assert buf.flush("wrap") == []
+    buf = WindowBuffer(64, 64)
+    buf.push(x[:97])
+    ((start, w),) = buf.flush("wrap")
+    assert start == 64
+    np.testing.assert_array_equal(w, np.r_[np.arange(65, 98), np.arange(1, 32)])
+    # shorter than a window: one padded window, as cut_windows pads it
+    buf = WindowBuffer(8, 4)
+    buf.push(np.array([1, 2, 3], np.float32))
+    ((start, w),) = buf.flush("wrap")
+    assert start == 0
+    np.testing.assert_array_equal(w, [1, 2, 3, 1, 2, 3, 1, 2])
+
+
+def test_flush_ends_the_stream_until_reset():
+    buf = WindowBuffer(4, 2)
+    buf.push(np.arange(7, dtype=np.float32))
+    assert [s for s, _ in buf.flush("constant")] == [4]
+    assert buf.flush("constant") == []
+    with pytest.raises(ValueError, match="after flush"):
+        buf.push(np.zeros(3, np.float32))
+    buf.reset()
+    assert [s for s, _ in buf.push(np.arange(4, dtype=np.float32))] == [0]
+    with pytest.raises(DataError, match="zero length"):
+        WindowBuffer(4, 2).flush()
+    with pytest.raises(ValueError, match="pad must be"):
+        WindowBuffer(4, 2).flush("bogus")
+
+
+def test_flush_of_a_multichannel_stream_matches_cut_windows_of_the_mix():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1000, 3)).astype(np.float32)  # 1000 = 64 + 14 * 64 + 40: tail kept
+    got = _stream_then_flush(x, 64, 64, "wrap", [37], channels=3)
+    want_w, want_s = cut_windows(x.mean(axis=1, dtype=np.float32), 64, 64, pad="wrap")
+    assert [s for s, _ in got] == want_s.tolist() and len(got) == 16
+    np.testing.assert_allclose(np.stack([w for _, w in got]), want_w, rtol=1e-6, atol=1e-7)
+
+
 # ---------------------------------------------------------------- file replay
 
 
@@ -127,6 +243,68 @@ def test_file_replay_flags_exactly_the_tone_windows(tmp_path):
     assert summary["n_anomalies"] == sum(expected) == 5
     assert summary["overflows"] == 0
     assert summary["duration_s"] == pytest.approx(3.0, abs=1e-3)
+
+
+def _recording_score():
+    """A score function that keeps every window it is given."""
+    seen: list[np.ndarray] = []
+
+    def score_fn(windows):
+        seen.extend(windows)
+        rms = np.sqrt(np.mean(windows.astype(np.float64) ** 2, axis=1))
+        return rms, rms > 0.1
+
+    return seen, score_fn
+
+
+@pytest.mark.parametrize("seconds,pad", [(3.0, "wrap"), (3.0, "reflect"), (2.6, "constant"), (0.3, "wrap"),
+                                         (0.3, "reflect")])
+def test_file_replay_scores_the_windows_of_cut_windows(tmp_path, seconds, pad):
+    from latentbridge.io import read_audio
+
+    sr, window_s, hop_s = 8000, 0.5, 0.3
+    wav = tmp_path / "rec.wav"
+    rng = np.random.default_rng(5)
+    sf.write(str(wav), (0.3 * rng.standard_normal(int(seconds * sr))).astype(np.float32), sr)
+    seen, score_fn = _recording_score()
+    log = tmp_path / "events.csv"
+    summary = listen(score_fn, sample_rate=sr, window_s=window_s, hop_s=hop_s, source=wav, blocksize=700,
+                     events=log, out=None, pad=pad)
+    audio, _ = read_audio(wav, sample_rate=sr)
+    want, starts = cut_windows(audio, int(window_s * sr), int(hop_s * sr), pad=pad)
+    # 3.0 s: 9 full windows and a padded one at 2.7 s (0.3 s > half a window remains);
+    # 2.6 s: 8 full windows, the 0.2 s left at 2.4 s are dropped; 0.3 s: one padded window.
+    assert len(want) == {3.0: 10, 2.6: 8, 0.3: 1}[seconds]
+    assert summary["n_windows"] == len(seen) == len(want)
+    np.testing.assert_array_equal(np.stack(seen), want)
+    with open(log, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [float(r["start_s"]) for r in rows] == pytest.approx((starts / sr).tolist())
+    assert [float(r["end_s"]) for r in rows] == pytest.approx((starts / sr + window_s).tolist())
+
+
+def test_file_replay_applies_the_short_recording_rule(tmp_path):
+    sr = 8000
+    wav = tmp_path / "blip.wav"
+    sf.write(str(wav), np.full(900, 0.2, np.float32), sr)  # 0.1125 s < a quarter of 0.5 s
+    seen, score_fn = _recording_score()
+    with pytest.raises(DataError, match=r"blip\.wav: recording too short"):
+        listen(score_fn, sample_rate=sr, window_s=0.5, hop_s=0.25, source=wav, out=None)
+    assert seen == []
+
+
+def test_only_finite_sources_are_flushed(tmp_path):
+    x = np.random.default_rng(6).standard_normal(900).astype(np.float32)  # window 400, hop 200
+    blocks = [(x[i : i + 128].reshape(-1, 1), False) for i in range(0, 900, 128)]
+    for flush, n_windows in ((None, 3), (False, 3), (True, 4)):  # full windows at 0, 200, 400
+        seen, score_fn = _recording_score()
+        summary = listen(score_fn, sample_rate=1000, window_s=0.4, hop_s=0.2, source=iter(blocks),
+                         out=None, flush=flush)
+        assert summary["n_windows"] == len(seen) == n_windows
+    # flushed: the windows of cut_windows, the last one (600-1000) holding 300 real samples
+    np.testing.assert_array_equal(np.stack(seen), cut_windows(x, 400, 200)[0])
+    with pytest.raises(ValueError, match="pad must be"):
+        listen(score_fn, sample_rate=1000, window_s=0.4, hop_s=0.2, source=iter(blocks), pad="zeros")
 
 
 def test_file_blocks_shapes_and_realtime_pacing(tmp_path):
@@ -238,7 +416,7 @@ class _Status:
 
 
 def test_callback_drops_and_counts_when_queue_is_full():
-    cb = stream._BlockQueue(max_queue_blocks=2)
+    cb = capture._BlockQueue(max_queue_blocks=2)
     for i in range(10):
         cb(np.full((4, 1), i, np.float32), 4, None, _Status(input_overflow=(i == 0)))
     stats = cb.stats
@@ -357,7 +535,7 @@ def test_real_portaudio_unknown_device_is_a_clear_error():
 
 def test_list_input_devices_fields(monkeypatch):
     monkeypatch.setitem(sys.modules, "sounddevice", _FakeSoundDevice())
-    assert stream.list_input_devices() == [
+    assert capture.list_input_devices() == [
         {"index": 1, "name": "fake mic", "max_input_channels": 2, "default_samplerate": 44100.0}
     ]
 

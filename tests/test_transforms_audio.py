@@ -1,4 +1,4 @@
-"""Numerical tests for latentbridge.transforms.audio and latentbridge.transforms.numpy_stft."""
+"""Numerical tests for latentbridge.transforms (stft, mel, audio) and latentbridge.transforms.numpy_stft."""
 
 from __future__ import annotations
 
@@ -250,6 +250,27 @@ def test_numpy_stft_matches_torch(kw):
         assert numpy_stft.stft_magnitude(w, **{k: tf.to_dict()[k] for k in keys}).shape == tuple(
             tf.magnitude(torch.from_numpy(w)).shape
         )
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(n_fft=256, hop_length=64),
+        dict(n_fft=128, hop_length=50, win_length=100, window="hamming", center=False),
+        dict(n_fft=64, hop_length=16, window="blackman", pad_mode="constant"),
+    ],
+)
+def test_numpy_complex_stft_matches_the_torch_stft_in_float64(kw):
+    rng = np.random.default_rng(4)
+    wave = rng.standard_normal((2, 3, 1000))  # any leading shape
+    got = numpy_stft.stft(wave, **kw)
+    ref = STFT(**kw)(torch.from_numpy(wave)).numpy()
+    assert got.dtype == np.complex128 and got.shape == ref.shape
+    assert got.shape[-1] == numpy_stft.num_frames(1000, kw["n_fft"], kw["hop_length"], kw.get("center", True))
+    np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max())
+    # samples are used as given: no rounding to float32 (stft_magnitude rounds, as the torch path does)
+    nudged = wave + 1e-12
+    assert not np.array_equal(numpy_stft.stft(nudged, **kw), got)
 
 
 def test_numpy_stft_imports_numpy_only():

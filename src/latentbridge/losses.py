@@ -10,6 +10,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from latentbridge.transforms.stft import STFT
+
 
 def _reduce(x: Tensor, reduction: str) -> Tensor:
     if reduction == "none":
@@ -151,7 +153,7 @@ class MultiResolutionSTFTLoss(nn.Module):
 
     For each resolution (Yamamoto et al. 2019, as in ``auraloss.freq.STFTLoss``)::
 
-        |X| = sqrt(clamp(re^2 + im^2, min=eps))          # torch.stft, centred, reflect pad, hann
+        |X| = sqrt(clamp(re^2 + im^2, min=eps))          # transforms.STFT: centred, reflect pad, hann
         sc  = ||  |Y| - |X|  ||_F / (|| |Y| ||_F + eps)   # spectral convergence
         log = mean | log|X| - log|Y| |
         lin = mean |  |X| - |Y|  |
@@ -166,7 +168,10 @@ class MultiResolutionSTFTLoss(nn.Module):
     For a single mono item this equals ``auraloss.freq.MultiResolutionSTFTLoss`` (to the eps in
     the SC denominator, which auraloss does not have); with several items ``reduction="mean"``
     is the mean of the per-item auraloss values, whereas auraloss's batch value pools the SC
-    norms over the batch. Windows are buffers here, so they follow ``.to()`` and the dtype.
+    norms over the batch. The spectra come from :class:`latentbridge.transforms.stft.STFT`, whose
+    windows are buffers, so they follow ``.to()`` and the dtype; ``window`` names a periodic
+    window as torch does (``"hann_window"``, ``"hamming_window"``, ``"blackman_window"``) or as
+    the STFT does (``"hann"``, ...).
 
     ``hop_sizes`` default to ``fft_size // 4`` and ``win_lengths`` to ``fft_size``. Defaults
     suit short vibration windows; the signal must be longer than ``max(fft_sizes) // 2``.
@@ -190,20 +195,22 @@ class MultiResolutionSTFTLoss(nn.Module):
         win_lengths = list(fft_sizes) if win_lengths is None else [int(w) for w in win_lengths]
         if not (len(fft_sizes) == len(hop_sizes) == len(win_lengths)) or not fft_sizes:
             raise ValueError("MultiResolutionSTFTLoss: fft_sizes, hop_sizes, win_lengths need the same non-zero length")
-        if not hasattr(torch, window):
-            raise ValueError(f"MultiResolutionSTFTLoss: unknown window {window!r} (e.g. 'hann_window')")
         self.fft_sizes, self.hop_sizes, self.win_lengths = fft_sizes, hop_sizes, win_lengths
         self.w_sc, self.w_log_mag, self.w_lin_mag = float(w_sc), float(w_log_mag), float(w_lin_mag)
         self.eps = float(eps)
         self.reduction = reduction
-        for i, wl in enumerate(win_lengths):
-            # same window auraloss builds: getattr(torch, window)(win_length), i.e. periodic
-            self.register_buffer(f"window_{i}", getattr(torch, window)(wl), persistent=False)
+        # the package's STFT (centred, reflect padding, periodic window as a buffer): the same
+        # frames auraloss computes with torch.stft and getattr(torch, window)(win_length)
+        try:
+            self.stfts = nn.ModuleList(
+                STFT(n_fft=n, hop_length=h, win_length=w, window=str(window).removesuffix("_window"))
+                for n, h, w in zip(fft_sizes, hop_sizes, win_lengths)
+            )
+        except ValueError as e:  # an unknown window or an impossible size
+            raise ValueError(f"MultiResolutionSTFTLoss: {e}") from None
 
     def _mag(self, x: Tensor, i: int) -> Tensor:
-        window = getattr(self, f"window_{i}").to(device=x.device, dtype=x.dtype)
-        spec = torch.stft(x, self.fft_sizes[i], self.hop_sizes[i], self.win_lengths[i], window,
-                          return_complex=True)
+        spec = self.stfts[i](x)
         return torch.sqrt(torch.clamp(spec.real.pow(2) + spec.imag.pow(2), min=self.eps))
 
     def per_item(self, x_hat: Tensor, x: Tensor) -> Tensor:

@@ -1,8 +1,8 @@
-"""Bridge vibration recordings + crack masks → paired windows and multichannel spectrograms.
+"""Bridge vibration recordings + crack masks → paired multichannel windows and masks.
 
 Data layout (``root``)::
 
-    ROOT/Data/Test_XX/*.csv     accelerometer recordings (see latentbridge.io_vibration)
+    ROOT/Data/Test_XX/*.csv     accelerometer recordings (see latentbridge.io.vibration)
     ROOT/Labels/Test_XX/*.png   one crack mask per test (any size, any PNG colour type)
 
 Pairing rules (:func:`discover`)
@@ -34,14 +34,14 @@ Windows (:func:`build_windows`)
 * Windows of ``window_s`` every ``hop_s`` (:func:`latentbridge.io.cut_windows` with
   ``pad="none"``: a trailing partial window is dropped; a recording shorter than one window is
   a DataError naming it).
-* ``spectrograms``: :class:`latentbridge.transforms.audio.STFT` (``n_fft``, ``hop_length``,
-  Hann, centred) of every channel of every window, stacked as ``[magnitude, phase]``.
+* Spectrograms are not computed here: the multimodal model computes them from the windows
+  (:class:`latentbridge.transforms.stft.STFT` with ``vibration.n_fft`` and
+  ``vibration.hop_length``).
 
 Cache
 -----
-``CACHE/<key>/`` holds ``spectrograms.npy``, ``masks.npy``, ``segments.npy`` (the wave
-windows), ``test_ids.npy`` (one per window), ``has_mask.npy``, ``starts_s.npy``,
-``sources.npy`` and ``manifest.json``. ``key`` is :func:`latentbridge.utils.stable_hash` of the
+``CACHE/<key>/`` holds ``masks.npy``, ``segments.npy`` (the wave windows), ``test_ids.npy``
+(one per window), ``has_mask.npy``, ``starts_s.npy``, ``sources.npy`` and ``manifest.json``. ``key`` is :func:`latentbridge.utils.stable_hash` of the
 manifest inputs: the vibration config, the resolved root, every CSV/PNG's relative path, size
 and mtime, and the code version (package version + cache format version) — so a changed file or parameter never reuses a stale
 cache. The folder is written under a temporary name and renamed. Default ``CACHE``:
@@ -61,7 +61,7 @@ import numpy as np
 
 from latentbridge.errors import ConfigError, DataError
 from latentbridge.io import cut_windows, resample
-from latentbridge.io_vibration import read_mask_png, read_vibration_csv
+from latentbridge.io.vibration import read_mask_png, read_vibration_csv
 from latentbridge.utils import atomic_path, stable_hash
 
 log = logging.getLogger(__name__)
@@ -70,9 +70,9 @@ __all__ = ["TestRecord", "BridgeData", "discover", "build_windows", "default_bri
            "CACHE_VERSION"]
 
 #: Bump when the cached arrays change meaning.
-CACHE_VERSION = 2  # 2: soxr resampling (io.resample) instead of resample_poly
+CACHE_VERSION = 3  # 2: soxr resampling (io.resample) instead of resample_poly; 3: no spectrograms.npy
 _RATE_RTOL = 1e-4
-_CACHE_FILES = ("spectrograms", "masks", "segments", "test_ids", "has_mask", "starts_s", "sources")
+_CACHE_FILES = ("masks", "segments", "test_ids", "has_mask", "starts_s", "sources")
 
 
 def default_bridge_cache_dir() -> Path:
@@ -191,7 +191,7 @@ def discover(root: str | Path) -> list[TestRecord]:
 
 @dataclass
 class BridgeData:
-    """Every window of every test, with its mask and spectrogram."""
+    """Every window of every test, with its mask."""
 
     waves: np.ndarray  # (N, C, T) float32 windows
     masks: np.ndarray  # (N, 1, H, W) float32 in {0, 1}; zeros where has_mask is False
@@ -201,7 +201,6 @@ class BridgeData:
     starts_s: np.ndarray  # (N,) float64 window start in its CSV, seconds
     tests: list[str]
     sample_rate: float
-    spectrograms: np.ndarray | None = None  # (N, C, 2, F, frames) float32 [magnitude, phase]
     sources: np.ndarray | None = None  # (N,) str: the window's CSV, relative to the data root
     cache_path: Path | None = field(default=None, compare=False)
 
@@ -268,7 +267,7 @@ class BridgeData:
             waves=self.waves[order], masks=self.masks[order], has_mask=self.has_mask[order],
             extent=self.extent[order], test_index=remap[self.test_index[order]], starts_s=self.starts_s[order],
             tests=[self.tests[i] for i in idx], sample_rate=self.sample_rate,
-            spectrograms=take(self.spectrograms), sources=take(self.sources), cache_path=self.cache_path,
+            sources=take(self.sources), cache_path=self.cache_path,
         )
 
     def split(self, test_fraction: float, seed: int, test_ids=None) -> tuple["BridgeData", "BridgeData"]:
@@ -368,41 +367,22 @@ def _load_cache(folder: Path, key: str) -> BridgeData | None:
     except KeyError:
         return None
     return _assemble(arr["segments"], arr["masks"], arr["has_mask"], test_index, arr["starts_s"], tests,
-                     float(man["sample_rate"]), arr["spectrograms"], arr["sources"], folder)
+                     float(man["sample_rate"]), arr["sources"], folder)
 
 
-def _assemble(waves, masks, has_mask, test_index, starts_s, tests, sample_rate, spectrograms, sources,
-              cache_path) -> BridgeData:
+def _assemble(waves, masks, has_mask, test_index, starts_s, tests, sample_rate, sources, cache_path) -> BridgeData:
     has_mask = np.asarray(has_mask, dtype=bool)
     extent = masks.reshape(len(masks), -1).mean(axis=1).astype(np.float32) if len(masks) else \
         np.zeros(0, dtype=np.float32)
     extent[~has_mask] = np.nan
     return BridgeData(waves=waves, masks=masks, has_mask=has_mask, extent=extent, test_index=test_index,
                       starts_s=np.asarray(starts_s, dtype=np.float64), tests=tests, sample_rate=sample_rate,
-                      spectrograms=spectrograms, sources=sources, cache_path=cache_path)
-
-
-def _spectrograms(waves: np.ndarray, n_fft: int, hop_length: int, batch: int = 64) -> np.ndarray:
-    """(N, C, T) → (N, C, 2, F, frames) float32 [magnitude, phase], batched in torch."""
-    import torch
-
-    from latentbridge.transforms.audio import STFT, magnitude_phase
-
-    stft = STFT(n_fft=n_fft, hop_length=hop_length)
-    N, C, T = waves.shape
-    out = np.empty((N, C, 2, stft.n_freq, stft.num_frames(T)), dtype=np.float32)
-    with torch.no_grad():
-        for i in range(0, N, batch):
-            spec = stft(torch.from_numpy(np.ascontiguousarray(waves[i:i + batch])))
-            mag, phase = magnitude_phase(spec)
-            out[i:i + batch, :, 0] = mag.numpy()
-            out[i:i + batch, :, 1] = phase.numpy()
-    return out
+                      sources=sources, cache_path=cache_path)
 
 
 def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None = None,
                   use_cache: bool = True) -> BridgeData:
-    """Read, window and transform every test under ``root``; cached (see the module docstring).
+    """Read and window every test under ``root``, with its mask; cached (see the module docstring).
 
     ``vib_cfg`` is a :class:`latentbridge.config.VibrationConfig` (None: its defaults).
     """
@@ -492,14 +472,13 @@ def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None =
             test_has[ti] = True
     masks = test_masks[test_index]
     has_mask = test_has[test_index]
-    spectrograms = _spectrograms(segments, vib.n_fft, vib.hop_length)
     tests = [r.test_id for r in records]
     test_ids = np.asarray(tests, dtype=str)[test_index]
 
-    data = _assemble(segments, masks, has_mask, test_index, starts_s, tests, sr, spectrograms, sources, None)
+    data = _assemble(segments, masks, has_mask, test_index, starts_s, tests, sr, sources, None)
 
     if use_cache:
-        arrays = {"spectrograms": spectrograms, "masks": masks, "segments": segments, "test_ids": test_ids,
+        arrays = {"masks": masks, "segments": segments, "test_ids": test_ids,
                   "has_mask": has_mask, "starts_s": starts_s, "sources": sources}
         manifest = {
             "key": key, "inputs": inputs, "sample_rate": sr, "window_samples": window, "hop_samples": hop,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from latentbridge.io import resample
+from latentbridge.transforms.numpy_stft import stft
 
 __all__ = [
     "si_sdr",
@@ -93,15 +94,18 @@ def snr(estimate, reference, eps: float = 1e-8) -> np.ndarray:
     return 10.0 * np.log10((_energy(r) + eps) / (_energy(e - r) + eps))
 
 
-def _power_frames(x: np.ndarray, n_fft: int, hop: int, window: np.ndarray) -> np.ndarray:
-    """Power spectra |rfft(frame * window)|^2 of a (T,) signal: (frames, n_fft // 2 + 1)."""
+def _power_frames(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """Power spectra ``|STFT|^2`` of a (T,) signal: (n_fft // 2 + 1, frames).
+
+    The numpy STFT of the package (:func:`latentbridge.transforms.numpy_stft.stft`: periodic
+    Hann window, no centring), after zero-padding the tail so that every sample is in a frame.
+    """
     t = x.shape[-1]
     n_frames = 1 if t <= n_fft else 1 + -(-(t - n_fft) // hop)  # ceil: cover every sample
     total = n_fft + (n_frames - 1) * hop
     if total > t:
         x = np.pad(x, (0, total - t))
-    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop]
-    spec = np.fft.rfft(frames * window, axis=-1)
+    spec = stft(x, n_fft, hop, window="hann", center=False)
     return spec.real**2 + spec.imag**2
 
 
@@ -114,9 +118,10 @@ def log_spectral_distance(
 ) -> np.ndarray:
     """Log-spectral distance in dB, one value per signal (shape ``shape[:-1]``).
 
-    Short-time power spectra ``P = |STFT|^2`` (periodic Hann window of ``n_fft`` samples, hop
-    ``hop`` = ``n_fft // 4`` by default, no centring; the tail is zero-padded so every sample
-    is in a frame, and a signal shorter than ``n_fft`` is padded to one frame). Per frame,
+    Short-time power spectra ``P = |STFT|^2`` (the numpy STFT of
+    :func:`latentbridge.transforms.numpy_stft.stft`: periodic Hann window of ``n_fft`` samples,
+    hop ``hop`` = ``n_fft // 4`` by default, no centring; the tail is zero-padded so every
+    sample is in a frame, and a signal shorter than ``n_fft`` is padded to one frame). Per frame,
 
         LSD_frame = sqrt(mean_f (10 * log10(P_ref + eps) - 10 * log10(P_est + eps))^2)
 
@@ -125,8 +130,6 @@ def log_spectral_distance(
     dB (6.0206 dB for c = 2) wherever the power is far above ``eps`` (an absolute power
     floor: bins below it count as ``eps``, so silence vs silence is 0, not undefined).
     """
-    from scipy.signal import get_window
-
     e, r = _pair(estimate, reference)
     n_fft = int(n_fft)
     if n_fft < 2:
@@ -134,16 +137,15 @@ def log_spectral_distance(
     hop = n_fft // 4 if hop is None else int(hop)
     if hop < 1:
         raise ValueError(f"hop must be at least 1, got {hop}")
-    window = get_window("hann", n_fft, fftbins=True)
     lead = e.shape[:-1]
     e2 = e.reshape(-1, e.shape[-1])
     r2 = r.reshape(-1, r.shape[-1])
     out = np.empty(e2.shape[0], dtype=np.float64)
     for i in range(e2.shape[0]):  # one signal at a time keeps memory at one spectrogram
-        pe = _power_frames(e2[i], n_fft, hop, window)
-        pr = _power_frames(r2[i], n_fft, hop, window)
-        d = 10.0 * (np.log10(pr + eps) - np.log10(pe + eps))
-        out[i] = float(np.mean(np.sqrt(np.mean(d * d, axis=-1))))
+        pe = _power_frames(e2[i], n_fft, hop)
+        pr = _power_frames(r2[i], n_fft, hop)
+        d = 10.0 * (np.log10(pr + eps) - np.log10(pe + eps))  # (F, frames)
+        out[i] = float(np.mean(np.sqrt(np.mean(d * d, axis=0))))
     return out.reshape(lead)
 
 

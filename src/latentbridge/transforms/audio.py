@@ -1,34 +1,42 @@
-"""Audio transforms shared by models, datasets and exporters.
+"""The feature pipeline: :class:`SpectrogramTransform` (wave -> spectrogram features and back).
 
-Everything here is batched torch code: leading dimensions are flattened, processed
-in one call and restored, with no per-item Python loops.
-
-Conventions
------------
-* Waves are ``(..., T)`` float tensors.
-* Complex spectrograms are ``(..., n_freq, frames)`` with ``n_freq = n_fft // 2 + 1``.
-* Windows are *periodic* (like ``torch.hann_window(..., periodic=True)`` and librosa's
-  ``get_window(..., fftbins=True)``), zero-padded to ``n_fft`` in the centre when
-  ``win_length < n_fft``.
-
+Shared by models, datasets and exporters; batched torch code, no per-item Python loops.
 :class:`SpectrogramTransform` is split into two stages: :meth:`~SpectrogramTransform.magnitude`
 (STFT, can be reproduced with numpy only by :mod:`latentbridge.transforms.numpy_stft`) and
 :meth:`~SpectrogramTransform.features_from_magnitude` (real-valued ops only, exportable to ONNX).
+
+Its building blocks live in :mod:`latentbridge.transforms.stft` (windows, :class:`STFT`, dB and
+other element-wise helpers) and :mod:`latentbridge.transforms.mel` (:class:`MelScale`,
+:class:`GriffinLim`); they are re-exported here, so ``from latentbridge.transforms.audio import
+STFT`` keeps working.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from latentbridge.transforms.mel import GriffinLim, MelScale
+from latentbridge.transforms.stft import (
+    STFT,
+    WINDOWS,
+    amplitude_to_db,
+    db_to_amplitude,
+    fix_frames,
+    from_magnitude_phase,
+    magnitude_phase,
+    make_window,
+    minmax_normalize,
+)
 
 __all__ = [
     "SEED_PRESET",
     "STFT",
+    "WINDOWS",
+    "FeatureStage",
     "GriffinLim",
     "MelScale",
     "SpectrogramTransform",
@@ -41,11 +49,6 @@ __all__ = [
     "minmax_normalize",
 ]
 
-_LN10 = math.log(10.0)
-
-WINDOWS = ("hann", "hamming", "blackman", "rectangular")
-_WINDOW_ALIASES = {"hanning": "hann", "rect": "rectangular", "boxcar": "rectangular", "ones": "rectangular"}
-
 #: 2-s windows at 44.1 kHz -> 513 x 128 dB spectrogram, min-max normalised per window.
 SEED_PRESET: dict[str, Any] = dict(
     sample_rate=44100,
@@ -56,334 +59,6 @@ SEED_PRESET: dict[str, Any] = dict(
     scale="db",
     normalize="minmax",
 )
-
-
-# --------------------------------------------------------------------------- windows
-
-
-def _canonical_window(name: str) -> str:
-    key = str(name).lower()
-    key = _WINDOW_ALIASES.get(key, key)
-    if key not in WINDOWS:
-        raise ValueError(f"window: unknown window {name!r}; expected one of {list(WINDOWS)}")
-    return key
-
-
-def make_window(window: str, win_length: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Periodic window of ``win_length`` samples (same values as ``torch.*_window(periodic=True)``)."""
-    key = _canonical_window(window)
-    if key == "hann":
-        return torch.hann_window(win_length, periodic=True, dtype=dtype)
-    if key == "hamming":
-        return torch.hamming_window(win_length, periodic=True, dtype=dtype)
-    if key == "blackman":
-        return torch.blackman_window(win_length, periodic=True, dtype=dtype)
-    return torch.ones(win_length, dtype=dtype)
-
-
-# --------------------------------------------------------------------------- STFT
-
-
-class STFT(nn.Module):
-    """Batched STFT / ISTFT around :func:`torch.stft` / :func:`torch.istft`.
-
-    ``forward`` maps ``(..., T)`` real waves to complex ``(..., n_freq, frames)``;
-    ``inverse`` maps back. The window is a non-persistent buffer (it follows ``.to()``
-    but is not written to state dicts, since it is fully determined by the arguments).
-    """
-
-    window: torch.Tensor
-
-    def __init__(
-        self,
-        n_fft: int = 1024,
-        hop_length: int = 512,
-        win_length: int | None = None,
-        window: str = "hann",
-        center: bool = True,
-        pad_mode: str = "reflect",
-    ):
-        super().__init__()
-        n_fft = int(n_fft)
-        hop_length = int(hop_length)
-        win_length = n_fft if win_length is None else int(win_length)
-        if n_fft < 2:
-            raise ValueError(f"n_fft: must be >= 2, got {n_fft}")
-        if hop_length < 1:
-            raise ValueError(f"hop_length: must be >= 1, got {hop_length}")
-        if not 1 <= win_length <= n_fft:
-            raise ValueError(f"win_length: must be in [1, n_fft={n_fft}], got {win_length}")
-        if pad_mode not in ("reflect", "constant", "replicate", "circular"):
-            raise ValueError(f"pad_mode: unknown {pad_mode!r}")
-        self.n_fft = n_fft
-        self.hop_length = hop_length
-        self.win_length = win_length
-        self.window_name = _canonical_window(window)
-        self.center = bool(center)
-        self.pad_mode = pad_mode
-        self.register_buffer("window", make_window(self.window_name, win_length), persistent=False)
-
-    @property
-    def n_freq(self) -> int:
-        return self.n_fft // 2 + 1
-
-    def num_frames(self, n_samples: int) -> int:
-        """Frames ``forward`` gives for a wave of ``n_samples`` samples."""
-        n_samples = int(n_samples)
-        if self.center:
-            return 1 + n_samples // self.hop_length
-        if n_samples < self.n_fft:
-            return 0
-        return 1 + (n_samples - self.n_fft) // self.hop_length
-
-    def _window_for(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = x.real.dtype if x.is_complex() else x.dtype
-        if dtype == torch.float64 and self.window.dtype != torch.float64:
-            # rebuild rather than upcast, so float64 input gets a float64-exact window
-            return make_window(self.window_name, self.win_length, torch.float64).to(x.device)
-        return self.window.to(device=x.device, dtype=dtype)
-
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        if wave.is_complex():
-            raise TypeError("STFT.forward: expected a real wave")
-        if not wave.is_floating_point():
-            wave = wave.float()
-        lead = wave.shape[:-1]
-        flat = wave.reshape(-1, wave.shape[-1])
-        spec = torch.stft(
-            flat,
-            n_fft=self.n_fft,
-            hop_length=self.hop_length,
-            win_length=self.win_length,
-            window=self._window_for(flat),
-            center=self.center,
-            pad_mode=self.pad_mode,
-            normalized=False,
-            onesided=True,
-            return_complex=True,
-        )
-        return spec.reshape(*lead, spec.shape[-2], spec.shape[-1])
-
-    def inverse(self, spec: torch.Tensor, length: int | None = None) -> torch.Tensor:
-        """Inverse STFT of complex ``(..., n_freq, frames)`` -> ``(..., T)``."""
-        if not spec.is_complex():
-            raise TypeError("STFT.inverse: expected a complex spectrogram")
-        if spec.shape[-2] != self.n_freq:
-            raise ValueError(f"STFT.inverse: expected {self.n_freq} frequency rows, got {spec.shape[-2]}")
-        lead = spec.shape[:-2]
-        flat = spec.reshape(-1, spec.shape[-2], spec.shape[-1])
-        wave = torch.istft(
-            flat,
-            n_fft=self.n_fft,
-            hop_length=self.hop_length,
-            win_length=self.win_length,
-            window=self._window_for(flat),
-            center=self.center,
-            normalized=False,
-            onesided=True,
-            length=None if length is None else int(length),
-            return_complex=False,
-        )
-        return wave.reshape(*lead, wave.shape[-1])
-
-    def extra_repr(self) -> str:
-        return (
-            f"n_fft={self.n_fft}, hop_length={self.hop_length}, win_length={self.win_length}, "
-            f"window={self.window_name!r}, center={self.center}, pad_mode={self.pad_mode!r}"
-        )
-
-
-# --------------------------------------------------------------------------- elementwise helpers
-
-
-def magnitude_phase(spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split a complex spectrogram into (magnitude, phase in radians)."""
-    return spec.abs(), spec.angle()
-
-
-def from_magnitude_phase(mag: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
-    """Complex spectrogram ``mag * exp(i * phase)``."""
-    return torch.polar(mag, phase.to(mag.dtype))
-
-
-def amplitude_to_db(
-    x: torch.Tensor,
-    amin: float = 1e-5,
-    top_db: float | None = None,
-    ref: float = 1.0,
-    multiplier: float = 20.0,
-) -> torch.Tensor:
-    """``multiplier * log10(max(x, amin) / max(ref, amin))``.
-
-    ``multiplier`` is 20 for amplitudes and 10 for powers. With ``top_db`` the result is
-    clamped from below at (per-item max over the last two dims) - ``top_db``.
-    Uses only ONNX-exportable ops (clamp, log, max reduction).
-    """
-    if amin <= 0:
-        raise ValueError(f"amin: must be > 0, got {amin}")
-    scale = multiplier / _LN10
-    db = scale * torch.log(torch.clamp(x, min=amin))
-    offset = scale * math.log(max(float(ref), float(amin)))
-    if offset != 0.0:
-        db = db - offset
-    if top_db is not None:
-        if top_db < 0:
-            raise ValueError(f"top_db: must be >= 0, got {top_db}")
-        peak = torch.amax(db, dim=(-2, -1), keepdim=True)
-        db = torch.maximum(db, peak - float(top_db))
-    return db
-
-
-def db_to_amplitude(db: torch.Tensor, ref: float = 1.0, multiplier: float = 20.0) -> torch.Tensor:
-    """Inverse of :func:`amplitude_to_db` (ignoring the ``amin``/``top_db`` clamping)."""
-    return float(ref) * torch.exp(db * (_LN10 / multiplier))
-
-
-def fix_frames(x: torch.Tensor, n_frames: int, pad_value: float = 0.0) -> torch.Tensor:
-    """Pad (with ``pad_value``) or crop the last dim to exactly ``n_frames``."""
-    n_frames = int(n_frames)
-    cur = x.shape[-1]
-    if cur == n_frames:
-        return x
-    if cur > n_frames:
-        return x[..., :n_frames]
-    return F.pad(x, (0, n_frames - cur), mode="constant", value=float(pad_value))
-
-
-def minmax_normalize(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Scale each item to [0, 1] using its min and max over the last two dims."""
-    lo = torch.amin(x, dim=(-2, -1), keepdim=True)
-    hi = torch.amax(x, dim=(-2, -1), keepdim=True)
-    return (x - lo) / (hi - lo + eps)
-
-
-# --------------------------------------------------------------------------- mel
-
-
-class MelScale(nn.Module):
-    """Linear-frequency magnitude -> mel bands with librosa's (Slaney) filterbank.
-
-    ``forward`` is a single matmul (ONNX friendly). ``inverse`` is approximate and
-    non-negative: it starts from the pseudo-inverse solution clamped at 0, then (when
-    ``n_iter > 0``) refines it with projected-gradient NNLS steps minimising
-    ``||fb @ x - mel||^2`` subject to ``x >= 0`` (step ``1 / ||fb||_2^2``).
-    """
-
-    fb: torch.Tensor
-    fb_pinv: torch.Tensor
-
-    def __init__(
-        self,
-        sample_rate: int = 16000,
-        n_fft: int = 1024,
-        n_mels: int = 64,
-        fmin: float = 0.0,
-        fmax: float | None = None,
-    ):
-        super().__init__()
-        import librosa  # heavy import kept local
-
-        self.sample_rate = int(sample_rate)
-        self.n_fft = int(n_fft)
-        self.n_mels = int(n_mels)
-        self.fmin = float(fmin)
-        self.fmax = None if fmax is None else float(fmax)
-        fb = librosa.filters.mel(
-            sr=self.sample_rate,
-            n_fft=self.n_fft,
-            n_mels=self.n_mels,
-            fmin=self.fmin,
-            fmax=self.fmax,
-            htk=False,
-            norm="slaney",
-            dtype=np.float64,
-        )
-        pinv = np.linalg.pinv(fb)
-        lipschitz = float(np.linalg.norm(fb, 2) ** 2)
-        self.step = 1.0 / lipschitz if lipschitz > 0 else 0.0
-        self.register_buffer("fb", torch.from_numpy(fb.astype(np.float32)), persistent=False)
-        self.register_buffer("fb_pinv", torch.from_numpy(pinv.astype(np.float32)), persistent=False)
-
-    @property
-    def n_freq(self) -> int:
-        return self.n_fft // 2 + 1
-
-    def forward(self, mag: torch.Tensor) -> torch.Tensor:
-        """``(..., n_freq, T)`` -> ``(..., n_mels, T)``."""
-        if not torch.jit.is_tracing() and mag.shape[-2] != self.n_freq:
-            raise ValueError(f"MelScale: expected {self.n_freq} frequency rows, got {mag.shape[-2]}")
-        return torch.matmul(self.fb.to(mag.dtype), mag)
-
-    def inverse(self, mel: torch.Tensor, n_iter: int = 16) -> torch.Tensor:
-        """Approximate non-negative ``(..., n_mels, T)`` -> ``(..., n_freq, T)``."""
-        if mel.shape[-2] != self.n_mels:
-            raise ValueError(f"MelScale.inverse: expected {self.n_mels} mel rows, got {mel.shape[-2]}")
-        fb = self.fb.to(mel.dtype)
-        x = torch.clamp(torch.matmul(self.fb_pinv.to(mel.dtype), mel), min=0.0)
-        fbt = fb.transpose(0, 1)
-        for _ in range(int(n_iter)):  # iterations, not items: the batch is processed at once
-            grad = torch.matmul(fbt, torch.matmul(fb, x) - mel)
-            x = torch.clamp(x - self.step * grad, min=0.0)
-        return x
-
-    def extra_repr(self) -> str:
-        return f"sample_rate={self.sample_rate}, n_fft={self.n_fft}, n_mels={self.n_mels}, fmin={self.fmin}, fmax={self.fmax}"
-
-
-# --------------------------------------------------------------------------- Griffin-Lim
-
-
-class GriffinLim(nn.Module):
-    """Batched fast Griffin-Lim (Perraudin, Balazs & Sondergaard 2013), as in librosa.
-
-    Each iteration: ``rebuilt = STFT(ISTFT(S * angles))``;
-    ``angles = rebuilt - momentum / (1 + momentum) * previous_rebuilt``; normalise to unit modulus.
-    ``momentum=0`` gives plain Griffin-Lim. ``init`` is ``"random"`` (uniform phase drawn
-    from a generator seeded with ``seed``, so results are reproducible) or ``"zeros"``.
-    """
-
-    def __init__(self, stft: STFT, n_iter: int = 32, momentum: float = 0.99, init: str = "random", seed: int = 0):
-        super().__init__()
-        if init not in ("random", "zeros"):
-            raise ValueError(f"init: expected 'random' or 'zeros', got {init!r}")
-        if momentum < 0:
-            raise ValueError(f"momentum: must be >= 0, got {momentum}")
-        if n_iter < 0:
-            raise ValueError(f"n_iter: must be >= 0, got {n_iter}")
-        self.stft = stft
-        self.n_iter = int(n_iter)
-        self.momentum = float(momentum)
-        self.init = init
-        self.seed = int(seed)
-
-    def initial_angles(self, mag: torch.Tensor) -> torch.Tensor:
-        """Unit-modulus complex starting phases shaped like ``mag`` (seeded, device-independent)."""
-        if self.init == "zeros":
-            phase = torch.zeros(mag.shape, dtype=mag.dtype)
-        else:
-            gen = torch.Generator(device="cpu").manual_seed(self.seed)
-            phase = torch.rand(mag.shape, generator=gen, dtype=mag.dtype) * (2.0 * math.pi)
-        return torch.polar(torch.ones_like(phase), phase).to(mag.device)
-
-    def forward(self, mag: torch.Tensor, length: int | None = None, n_iter: int | None = None) -> torch.Tensor:
-        """Magnitude ``(..., n_freq, frames)`` -> wave ``(..., T)``."""
-        if mag.is_complex():
-            raise TypeError("GriffinLim: expected a real magnitude")
-        if not mag.is_floating_point():
-            mag = mag.float()
-        n_iter = self.n_iter if n_iter is None else int(n_iter)
-        frames = mag.shape[-1]
-        eps = torch.finfo(mag.dtype).tiny
-        alpha = self.momentum / (1.0 + self.momentum)
-        angles = self.initial_angles(mag)
-        rebuilt = None
-        for _ in range(n_iter):  # iterations, not items: the batch is processed at once
-            tprev = rebuilt
-            inverse = self.stft.inverse(mag * angles, length=length)
-            rebuilt = fix_frames(self.stft(inverse), frames)
-            angles = rebuilt if tprev is None else rebuilt - alpha * tprev
-            angles = angles / (angles.abs() + eps)
-        return self.stft.inverse(mag * angles, length=length)
 
 
 # --------------------------------------------------------------------------- feature pipeline

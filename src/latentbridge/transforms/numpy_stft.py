@@ -7,13 +7,17 @@ ONNX-exported second stage (``features_from_magnitude``).
 Conventions match :func:`torch.stft`: periodic windows zero-padded to ``n_fft`` in the
 centre, padding by ``n_fft // 2`` on both sides when ``center`` (``pad_mode`` as in
 ``torch.nn.functional.pad``), unnormalised one-sided FFT.
+
+:func:`stft` is the complex STFT in float64 (the numpy twin of
+:class:`latentbridge.transforms.stft.STFT`, also used by the torch-free metrics);
+:func:`stft_magnitude` is the first stage of the feature pipeline built on it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["stft_magnitude", "periodic_window", "num_frames"]
+__all__ = ["stft", "stft_magnitude", "periodic_window", "num_frames"]
 
 _WINDOW_ALIASES = {"hanning": "hann", "rect": "rectangular", "boxcar": "rectangular", "ones": "rectangular"}
 _PAD_MODES = {"reflect": "reflect", "constant": "constant", "replicate": "edge", "circular": "wrap"}
@@ -44,7 +48,7 @@ def num_frames(n_samples: int, n_fft: int, hop_length: int, center: bool = True)
     return 1 + (int(n_samples) - int(n_fft)) // int(hop_length)
 
 
-def stft_magnitude(
+def stft(
     wave,
     n_fft: int,
     hop_length: int,
@@ -52,24 +56,15 @@ def stft_magnitude(
     window: str = "hann",
     center: bool = True,
     pad_mode: str = "reflect",
-    power: float = 1.0,
-    n_frames: int | None = None,
 ) -> np.ndarray:
-    """``|STFT(wave)| ** power`` as float32 ``(B, C, n_fft // 2 + 1, frames)``.
+    """Complex one-sided STFT of ``wave`` ``(..., T)``: complex128 ``(..., n_fft // 2 + 1, frames)``.
 
-    ``wave`` is ``(T,)`` (-> B = C = 1), ``(B, T)`` (-> C = 1) or ``(B, C, T)``, exactly as
-    ``SpectrogramTransform.magnitude``. With ``n_frames`` the frame axis is cropped or
-    zero-padded (silence) to that length. Computed in float64, returned as float32.
+    Computed in float64 from the samples as given (no rounding to float32). ``frames`` is
+    :func:`num_frames` of ``T``; without ``center`` a signal shorter than ``n_fft`` is an error.
     """
-    x = np.asarray(wave)
-    if x.ndim == 1:
-        x = x[None, None]
-    elif x.ndim == 2:
-        x = x[:, None]
-    elif x.ndim != 3:
-        raise ValueError(f"stft_magnitude: expected a (T,), (B, T) or (B, C, T) wave, got shape {x.shape}")
-    x = x.astype(np.float32).astype(np.float64)  # same input rounding as the torch path
-
+    x = np.asarray(wave, dtype=np.float64)
+    if x.ndim == 0:
+        raise ValueError("stft: expected a wave with a time axis (shape (..., T))")
     n_fft = int(n_fft)
     hop_length = int(hop_length)
     win_length = n_fft if win_length is None else int(win_length)
@@ -87,17 +82,45 @@ def stft_magnitude(
             raise ValueError(f"pad_mode: unknown {pad_mode!r}")
         pad = n_fft // 2
         if pad_mode == "reflect" and x.shape[-1] <= pad:
-            raise ValueError(f"stft_magnitude: reflect padding needs more than {pad} samples, got {x.shape[-1]}")
-        x = np.pad(x, ((0, 0), (0, 0), (pad, pad)), mode=_PAD_MODES[pad_mode])
+            raise ValueError(f"stft: reflect padding needs more than {pad} samples, got {x.shape[-1]}")
+        x = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(pad, pad)], mode=_PAD_MODES[pad_mode])
     if x.shape[-1] < n_fft:
-        raise ValueError(f"stft_magnitude: signal of {x.shape[-1]} samples is shorter than n_fft={n_fft}")
+        raise ValueError(f"stft: signal of {x.shape[-1]} samples is shorter than n_fft={n_fft}")
 
-    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft, axis=-1)[..., ::hop_length, :]  # (B, C, N, n_fft)
-    spec = np.fft.rfft(frames * win, n=n_fft, axis=-1)  # (B, C, N, F)
-    mag = np.abs(spec)
+    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft, axis=-1)[..., ::hop_length, :]  # (..., N, n_fft)
+    spec = np.fft.rfft(frames * win, n=n_fft, axis=-1)  # (..., N, F)
+    return np.swapaxes(spec, -1, -2)  # (..., F, N)
+
+
+def stft_magnitude(
+    wave,
+    n_fft: int,
+    hop_length: int,
+    win_length: int | None = None,
+    window: str = "hann",
+    center: bool = True,
+    pad_mode: str = "reflect",
+    power: float = 1.0,
+    n_frames: int | None = None,
+) -> np.ndarray:
+    """``|STFT(wave)| ** power`` as float32 ``(B, C, n_fft // 2 + 1, frames)``.
+
+    ``wave`` is ``(T,)`` (-> B = C = 1), ``(B, T)`` (-> C = 1) or ``(B, C, T)``, exactly as
+    ``SpectrogramTransform.magnitude``. With ``n_frames`` the frame axis is cropped or
+    zero-padded (silence) to that length. The samples are rounded to float32 first (as the
+    torch path sees them), then computed in float64 by :func:`stft`, returned as float32.
+    """
+    x = np.asarray(wave)
+    if x.ndim == 1:
+        x = x[None, None]
+    elif x.ndim == 2:
+        x = x[:, None]
+    elif x.ndim != 3:
+        raise ValueError(f"stft_magnitude: expected a (T,), (B, T) or (B, C, T) wave, got shape {x.shape}")
+    x = x.astype(np.float32).astype(np.float64)  # same input rounding as the torch path
+    mag = np.abs(stft(x, n_fft, hop_length, win_length, window, center, pad_mode))  # (B, C, F, N)
     if power != 1.0:
         mag = mag**power
-    mag = np.swapaxes(mag, -1, -2)  # (B, C, F, N)
 
     if n_frames is not None:
         n_frames = int(n_frames)

@@ -1,0 +1,59 @@
+"""Files in, arrays out: the first stage of the data flow (numpy only at import time).
+
+* :mod:`latentbridge.io.audio`: list, read (with validation), resample and write audio files;
+  the short-recording rule.
+* :mod:`latentbridge.io.windows`: cut a recording, or a stream of blocks, into analysis windows.
+* :mod:`latentbridge.io.capture`: audio blocks from an input device or a replayed recording.
+* :mod:`latentbridge.io.events`: the event log of scored windows (CSV or SQLite).
+* :mod:`latentbridge.io.vibration`: vibration CSVs and crack-mask PNGs.
+
+The package re-exports the public names of ``audio``, ``windows`` and ``vibration``; import
+``capture`` and ``events`` as submodules. Importing this package imports neither torch nor librosa nor sounddevice, so the torch-free
+edge scorer (:mod:`latentbridge.edge`) can use it on small devices.
+"""
+
+from __future__ import annotations
+
+from latentbridge.io.audio import (
+    AUDIO_EXTENSIONS,
+    MIN_WINDOW_SHARE,
+    SILENCE_LEVEL,
+    AudioInfo,
+    audio_info,
+    check_recording_length,
+    list_audio_files,
+    read_audio,
+    resample,
+    write_audio,
+    write_wav,
+)
+from latentbridge.io.vibration import (
+    TIME_STEP_TOLERANCE,
+    read_mask_png,
+    read_vibration_csv,
+    write_mask_png,
+    write_vibration_csv,
+)
+from latentbridge.io.windows import PAD_MODES, WindowBuffer, cut_windows
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "AudioInfo",
+    "MIN_WINDOW_SHARE",
+    "PAD_MODES",
+    "SILENCE_LEVEL",
+    "TIME_STEP_TOLERANCE",
+    "WindowBuffer",
+    "audio_info",
+    "check_recording_length",
+    "cut_windows",
+    "list_audio_files",
+    "read_audio",
+    "read_mask_png",
+    "read_vibration_csv",
+    "resample",
+    "write_audio",
+    "write_mask_png",
+    "write_vibration_csv",
+    "write_wav",
+]

@@ -1,0 +1,251 @@
+"""Audio capture: blocks from an input device or from a recording replayed as if live.
+
+:func:`device_blocks` reads an input device through ``sounddevice`` (PortAudio): its callback
+(:class:`_BlockQueue`) copies every block into a bounded queue and never blocks, so when the
+consumer falls behind, blocks are dropped and counted (:class:`StreamStats`) instead of memory
+growing.  :func:`file_blocks` replays a recording through the same ``(block, overflowed)``
+interface.  :func:`list_input_devices` lists the input devices.
+
+``sounddevice`` (and with it the PortAudio library) is imported lazily, inside the functions
+that need it, so this module imports on machines without audio support.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from latentbridge.errors import LatentbridgeError
+
+__all__ = ["StreamStats", "device_blocks", "file_blocks", "list_input_devices"]
+
+
+@dataclass
+class StreamStats:
+    """Counters of a device stream, updated while :func:`device_blocks` runs."""
+
+    frames_captured: int = 0  # frames the device delivered (including dropped ones)
+    blocks_yielded: int = 0
+    input_overflows: int = 0  # callbacks whose status reported input_overflow
+    dropped_blocks: int = 0  # blocks dropped because the consumer fell behind
+    dropped_frames: int = 0
+
+    @property
+    def overflows(self) -> int:
+        return self.input_overflows + self.dropped_blocks
+
+
+class _BlockQueue:
+    """The ``sounddevice`` callback: copies blocks into a bounded queue, never blocks.
+
+    When the queue is full the block is dropped and counted; the next block that does get
+    queued carries ``overflowed=True``, as does the first block after a PortAudio
+    ``input_overflow``.  With ``stop_after_frames`` the callback delivers exactly that many
+    frames and then raises ``stop_exception`` (``sounddevice.CallbackStop``).
+    """
+
+    def __init__(
+        self,
+        max_queue_blocks: int,
+        stop_after_frames: int | None = None,
+        stop_exception: type[BaseException] | None = None,
+        stats: StreamStats | None = None,
+    ):
+        if max_queue_blocks < 1:
+            raise ValueError(f"max_queue_blocks must be at least 1, got {max_queue_blocks}")
+        self.queue: queue.Queue[tuple[np.ndarray, bool]] = queue.Queue(maxsize=max_queue_blocks)
+        self.stop_after_frames = stop_after_frames
+        self.stop_exception = stop_exception
+        self.stats = stats if stats is not None else StreamStats()
+        self.finished = threading.Event()
+        self._pending_overflow = False
+
+    def __call__(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        if self.finished.is_set():
+            self._stop()
+            return
+        stats = self.stats
+        if status is not None and getattr(status, "input_overflow", False):
+            stats.input_overflows += 1
+            self._pending_overflow = True
+        block = indata[:frames]
+        if self.stop_after_frames is not None:
+            block = block[: max(0, self.stop_after_frames - stats.frames_captured)]
+        if len(block):
+            stats.frames_captured += len(block)
+            item = (np.array(block, dtype=np.float32, copy=True), self._pending_overflow)
+            try:
+                self.queue.put_nowait(item)
+                self._pending_overflow = False
+            except queue.Full:
+                stats.dropped_blocks += 1
+                stats.dropped_frames += len(block)
+                self._pending_overflow = True
+        if self.stop_after_frames is not None and stats.frames_captured >= self.stop_after_frames:
+            self.finished.set()
+            self._stop()
+
+    def _stop(self) -> None:
+        if self.stop_exception is not None:
+            raise self.stop_exception
+
+
+def _import_sounddevice():
+    try:
+        import sounddevice
+    except (ImportError, OSError) as exc:  # OSError: the PortAudio library is missing
+        raise LatentbridgeError(
+            "live audio needs the sounddevice package and the PortAudio library "
+            "(pip install 'latentbridge[live]'; on Debian/Ubuntu apt-get install libportaudio2): "
+            f"{exc}"
+        ) from None
+    return sounddevice
+
+
+def list_input_devices() -> list[dict]:
+    """Input devices PortAudio knows: ``index``, ``name``, ``max_input_channels``,
+    ``default_samplerate``."""
+    sd = _import_sounddevice()
+    devices = []
+    for info in sd.query_devices():
+        if int(info.get("max_input_channels", 0)) > 0:
+            devices.append(
+                {
+                    "index": int(info["index"]),
+                    "name": str(info["name"]),
+                    "max_input_channels": int(info["max_input_channels"]),
+                    "default_samplerate": float(info["default_samplerate"]),
+                }
+            )
+    return devices
+
+
+def _describe_input_devices() -> str:
+    try:
+        devices = list_input_devices()
+    except Exception as exc:  # noqa: BLE001 - only used to decorate another error
+        return f"(could not list input devices: {exc})"
+    if not devices:
+        return "no input devices were found (is a sound server such as PulseAudio running?)"
+    lines = [
+        f"  {d['index']}: {d['name']} ({d['max_input_channels']} in, "
+        f"{d['default_samplerate']:g} Hz)"
+        for d in devices
+    ]
+    return "available input devices:\n" + "\n".join(lines)
+
+
+def _normalize_device(device: int | str | None) -> int | str | None:
+    if isinstance(device, str):
+        text = device.strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        return text or None
+    return device
+
+
+def device_blocks(
+    device: int | str | None = None,
+    sample_rate: int = 16000,
+    channels: int = 1,
+    blocksize: int = 1024,
+    duration_s: float | None = None,
+    max_queue_blocks: int = 64,
+    *,
+    stats: StreamStats | None = None,
+    stall_timeout_s: float | None = None,
+) -> Iterator[tuple[np.ndarray, bool]]:
+    """Yield ``(block (n, channels) float32, overflowed)`` from an input device.
+
+    The PortAudio callback copies each block into a queue of ``max_queue_blocks``; when the
+    consumer falls behind and the queue is full, blocks are dropped and counted in ``stats``
+    (memory stays bounded and nothing crashes), and the next block delivered has
+    ``overflowed=True``.  Stops after ``duration_s`` seconds of audio (if given), on
+    KeyboardInterrupt, or when the consumer stops iterating (the stream is closed then).
+    Raises :class:`LatentbridgeError` when the device cannot be opened (listing the input
+    devices) or when no audio arrives for ``stall_timeout_s`` seconds.
+    """
+    sd = _import_sounddevice()
+    device = _normalize_device(device)
+    if sample_rate <= 0 or channels < 1 or blocksize < 1:
+        raise ValueError("sample_rate, channels and blocksize must be positive")
+    stop_after = None if duration_s is None else max(1, int(round(duration_s * sample_rate)))
+    stats = stats if stats is not None else StreamStats()
+    callback = _BlockQueue(max_queue_blocks, stop_after, sd.CallbackStop, stats)
+    if stall_timeout_s is None:
+        stall_timeout_s = max(5.0, 20.0 * blocksize / sample_rate)
+    what = "the default input device" if device is None else f"input device {device!r}"
+    try:
+        stream = sd.InputStream(
+            device=device,
+            samplerate=sample_rate,
+            channels=channels,
+            blocksize=blocksize,
+            dtype="float32",
+            callback=callback,
+        )
+    except (sd.PortAudioError, ValueError, TypeError) as exc:
+        raise LatentbridgeError(
+            f"cannot open {what} ({channels} channel(s) at {sample_rate} Hz): {exc}\n"
+            + _describe_input_devices()
+        ) from None
+    try:
+        with stream:
+            last = time.monotonic()
+            while True:
+                try:
+                    item = callback.queue.get(timeout=0.05)
+                except queue.Empty:
+                    if callback.finished.is_set() or not stream.active:
+                        return
+                    if time.monotonic() - last > stall_timeout_s:
+                        raise LatentbridgeError(
+                            f"no audio arrived from {what} for {stall_timeout_s:g} s"
+                        ) from None
+                    continue
+                last = time.monotonic()
+                stats.blocks_yielded += 1
+                yield item
+    except KeyboardInterrupt:
+        return
+    except sd.PortAudioError as exc:
+        raise LatentbridgeError(f"audio stream from {what} failed: {exc}") from None
+
+
+def _load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+    """Mono float32 samples of ``path`` at ``sample_rate`` (the same reader and checks as training)."""
+    from latentbridge.io.audio import read_audio
+
+    audio, _ = read_audio(path, sample_rate=sample_rate, mono=True)
+    return np.asarray(audio, dtype=np.float32).reshape(-1)
+
+
+def file_blocks(
+    path: str | Path,
+    sample_rate: int,
+    blocksize: int = 1024,
+    realtime: bool = False,
+) -> Iterator[tuple[np.ndarray, bool]]:
+    """Replay a recording (mono, resampled to ``sample_rate``) as ``(block (n, 1), False)``.
+
+    With ``realtime=True`` each block is released when it would have finished arriving from a
+    device, so the consumer sees live timing.
+    """
+    if blocksize < 1:
+        raise ValueError(f"blocksize must be at least 1, got {blocksize}")
+    audio = _load_audio(path, sample_rate)
+    t0 = time.monotonic()
+    for pos in range(0, audio.shape[0], blocksize):
+        block = audio[pos : pos + blocksize].reshape(-1, 1)
+        if realtime:
+            delay = t0 + (pos + block.shape[0]) / sample_rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        yield block, False

@@ -1,0 +1,218 @@
+"""Analysis windows (numpy only, no torch): :func:`cut_windows` cuts a whole recording,
+:class:`WindowBuffer` cuts a stream of audio blocks as they arrive.
+
+Cutting rules (:func:`cut_windows`): full windows every ``hop`` samples; a last, partial window
+only when it holds *more than half* a window of real samples, padded with the pad mode; a
+recording shorter than one window gives one padded window.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from latentbridge.errors import DataError
+
+__all__ = ["PAD_MODES", "WindowBuffer", "cut_windows"]
+
+#: Pad modes of :func:`cut_windows` (``"none"``: no padding, partial windows are dropped).
+PAD_MODES: tuple[str, ...] = ("wrap", "constant", "reflect", "none")
+
+
+def _check_pad(pad: str) -> None:
+    if pad not in PAD_MODES:
+        raise ValueError(f"pad must be one of {PAD_MODES}, got {pad!r}")
+
+
+def _zero_length(name: str | Path) -> DataError:
+    return DataError(name, "waveform has zero length")
+
+
+def _too_short(name: str | Path, n_samples: int, window: int) -> DataError:
+    return DataError(
+        name,
+        f"recording too short: {n_samples} samples, one window needs {window} "
+        f"(use pad='wrap', 'constant' or 'reflect' to pad it)",
+    )
+
+
+def cut_windows(
+    wave: np.ndarray,
+    window: int,
+    hop: int,
+    pad: str = "wrap",
+    name: str | Path = "<waveform>",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cut ``wave`` of shape ``(..., T)`` into windows along the last axis.
+
+    Returns ``(windows, starts)``: ``windows`` has shape ``(n, ..., window)`` (a fresh,
+    contiguous array of ``wave``'s dtype) and ``starts`` (int64, shape ``(n,)``) holds each
+    window's first sample index in ``wave``.
+
+    Rules:
+
+    * Full windows start at ``0, hop, 2*hop, ...`` while ``start + window <= T``.
+    * Last partial window: the window starting at the next hop position is kept only when it
+      holds **more than half a window** of real samples (``T - start > window / 2``), and then
+      it is padded to full length with ``pad``. With ``pad="none"`` it is always dropped.
+    * A recording shorter than one window gives exactly one window (start 0), padded with
+      ``pad``: ``"wrap"`` tiles the clip, ``"constant"`` appends zeros, ``"reflect"`` mirrors
+      it. ``pad="none"`` raises DataError (naming ``name``) for such input.
+
+    Padding of a partial window continues the same way ("wrap" continues from the start of
+    the recording). Vectorised with ``sliding_window_view``; no per-window Python loop.
+    """
+    _check_pad(pad)
+    if int(window) != window or window <= 0:
+        raise ValueError(f"window must be a positive integer, got {window!r}")
+    if int(hop) != hop or hop <= 0:
+        raise ValueError(f"hop must be a positive integer, got {hop!r}")
+    window, hop = int(window), int(hop)
+    wave = np.asarray(wave)
+    if wave.ndim == 0:
+        raise ValueError("wave must have at least one axis (time last)")
+    T = wave.shape[-1]
+    if T == 0:
+        raise _zero_length(name)
+
+    if T < window:
+        if pad == "none":
+            raise _too_short(name, T, window)
+        n_pad_total = window - T
+        n_windows = 1
+    else:
+        n_full = (T - window) // hop + 1
+        next_start = n_full * hop
+        real = T - next_start
+        keep_partial = pad != "none" and real > window / 2
+        n_windows = n_full + int(keep_partial)
+        n_pad_total = next_start + window - T if keep_partial else 0
+
+    if n_pad_total > 0:
+        widths = [(0, 0)] * (wave.ndim - 1) + [(0, n_pad_total)]
+        if pad == "constant":
+            padded = np.pad(wave, widths, mode="constant")
+        else:
+            padded = np.pad(wave, widths, mode=pad)
+    else:
+        padded = wave
+
+    view = np.lib.stride_tricks.sliding_window_view(padded, window, axis=-1)  # (..., L, window)
+    view = view[..., : (n_windows - 1) * hop + 1 : hop, :]  # (..., n, window)
+    windows = np.ascontiguousarray(np.moveaxis(view, -2, 0))  # (n, ..., window)
+    starts = np.arange(n_windows, dtype=np.int64) * hop
+    return windows, starts
+
+
+class WindowBuffer:
+    """Cut a stream of audio blocks into overlapping mono windows.
+
+    ``push(block)`` appends a ``(n, channels)`` block (a 1-D block is taken as mono) and returns
+    every window that became complete, as ``(start_sample, window)`` pairs; ``window`` is a
+    float32 array of ``window`` samples, the mean over channels.  Window ``k`` starts at sample
+    ``k * hop``.  Samples no later window needs are dropped at once, so the buffer holds at most
+    ``window`` samples plus one block, and the first ``window`` samples for :meth:`flush`
+    (``hop`` may exceed ``window``: the gap is skipped).
+
+    At the end of a finite source (a recording replayed block by block), :meth:`flush` returns
+    the windows that remain, so that all the windows of the stream are exactly those
+    :func:`cut_windows` cuts from the whole recording with the same pad mode.
+    """
+
+    def __init__(self, window: int, hop: int, channels: int = 1):
+        window, hop, channels = int(window), int(hop), int(channels)
+        if window < 1:
+            raise ValueError(f"window must be at least 1 sample, got {window}")
+        if hop < 1:
+            raise ValueError(f"hop must be at least 1 sample, got {hop}")
+        if channels < 1:
+            raise ValueError(f"channels must be at least 1, got {channels}")
+        self.window = window
+        self.hop = hop
+        self.channels = channels
+        self._buf = np.zeros(0, dtype=np.float32)
+        self._buf_start = 0  # absolute index of self._buf[0]
+        self._next_start = 0  # absolute start of the next window
+        self._head = np.zeros(0, dtype=np.float32)  # the first `window` samples ("wrap" padding)
+        self._flushed = False
+        self.samples_seen = 0  # samples pushed so far (per channel)
+
+    @property
+    def buffered(self) -> int:
+        """Samples currently held (never more than ``window`` plus one block)."""
+        return int(self._buf.shape[0])
+
+    def _mono(self, block: np.ndarray) -> np.ndarray:
+        block = np.asarray(block)
+        if block.ndim == 1:
+            if self.channels != 1:
+                raise ValueError(f"expected blocks of shape (n, {self.channels}), got a 1-D block")
+            return block.astype(np.float32, copy=False)
+        if block.ndim != 2 or block.shape[1] != self.channels:
+            raise ValueError(f"expected a block of shape (n, {self.channels}), got {block.shape}")
+        if self.channels == 1:
+            return block[:, 0].astype(np.float32, copy=False)
+        return block.astype(np.float32, copy=False).mean(axis=1, dtype=np.float32)
+
+    def push(self, block: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        if self._flushed:
+            raise ValueError("WindowBuffer.push after flush(): reset() it to start a new stream")
+        mono = self._mono(block)
+        self.samples_seen += int(mono.shape[0])
+        if self._head.shape[0] < self.window and mono.shape[0]:
+            self._head = np.concatenate([self._head, mono[: self.window - self._head.shape[0]]])
+        if mono.shape[0]:
+            self._buf = np.concatenate([self._buf, mono]) if self._buf.size else mono.copy()
+        end = self._buf_start + self._buf.shape[0]
+        out: list[tuple[int, np.ndarray]] = []
+        while self._next_start + self.window <= end:
+            i = self._next_start - self._buf_start
+            out.append((self._next_start, self._buf[i : i + self.window].copy()))
+            self._next_start += self.hop
+        # Drop what no later window needs (everything before the next window's start).
+        drop = min(self._next_start - self._buf_start, self._buf.shape[0])
+        if drop > 0:
+            self._buf = self._buf[drop:].copy()
+            self._buf_start += drop
+        return out
+
+    def flush(self, pad: str = "wrap", name: str | Path = "<stream>") -> list[tuple[int, np.ndarray]]:
+        """End of the stream: the remaining windows, as :func:`cut_windows` cuts the whole recording.
+
+        With ``T`` samples pushed: when ``T`` is at least one window, the window starting at the
+        next hop position is returned only when it holds more than half a window of real
+        samples, padded to full length with ``pad`` ("wrap" continues from the start of the
+        recording, "constant" appends zeros, "reflect" mirrors the tail; "none" never keeps
+        it). A stream shorter than one window gives one window starting at 0, padded with
+        ``pad`` (``pad="none"`` raises DataError naming ``name``, as does an empty stream).
+        Returns ``[]`` when nothing remains; after ``flush`` the buffer takes no more blocks
+        (and a second ``flush`` returns ``[]``) until :meth:`reset`.
+        """
+        _check_pad(pad)
+        if self._flushed:
+            return []
+        self._flushed = True
+        total, window = self.samples_seen, self.window
+        if total == 0:
+            raise _zero_length(name)
+        if total < window:  # nothing was emitted and the whole recording is still buffered
+            if pad == "none":
+                raise _too_short(name, total, window)
+            return [(0, np.pad(self._buf, (0, window - total), mode=pad))]
+        start = self._next_start
+        real = total - start
+        if pad == "none" or real <= window / 2:
+            return []
+        tail = self._buf[start - self._buf_start :]
+        n_pad = window - real  # < window / 2 < real: within the head, and within the tail to mirror
+        if pad == "wrap":
+            padded = np.concatenate([tail, self._head[:n_pad]])
+        else:
+            padded = np.pad(tail, (0, n_pad), mode=pad)
+        self._next_start += self.hop
+        return [(start, padded.astype(np.float32, copy=False))]
+
+    def reset(self) -> None:
+        """Forget buffered samples and restart the sample clock at zero."""
+        self.__init__(self.window, self.hop, self.channels)

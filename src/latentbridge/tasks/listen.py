@@ -1,0 +1,229 @@
+"""``anomaly listen``: score a live input, or a replayed recording, window by window.
+
+:func:`listen` is the listening loop: audio blocks (:mod:`latentbridge.io.capture`) go through a
+:class:`~latentbridge.io.windows.WindowBuffer`, every completed window is scored by a callable
+supplied by the model side, and each window gives one printed line and one event-log row
+(:mod:`latentbridge.io.events`); device overflows are counted.  :func:`listen_model` runs it with
+a saved anomaly detector.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from latentbridge.errors import LatentbridgeError
+from latentbridge.io.audio import check_recording_length, resample
+from latentbridge.io.capture import StreamStats, device_blocks, file_blocks
+from latentbridge.io.events import EventLog, utc_now_iso
+from latentbridge.io.windows import PAD_MODES, WindowBuffer
+
+__all__ = ["ScoreFn", "listen", "listen_model"]
+
+#: ``score_fn(windows (n, window_samples) float32) -> (scores (n,), decisions (n,) bool)``.
+ScoreFn = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray]"]
+
+
+def _format_line(start_s: float, end_s: float, score: float, is_anomaly: bool) -> str:
+    label = "ANOMALY" if is_anomaly else "normal"
+    return f"{start_s:8.2f}-{end_s:.2f} s  score {score:.5f}  {label}"
+
+
+def listen(
+    score_fn: ScoreFn,
+    *,
+    sample_rate: int,
+    window_s: float,
+    hop_s: float,
+    source: str | Path | Iterable[tuple[np.ndarray, bool]] | None = None,
+    device: int | str | None = None,
+    channels: int = 1,
+    blocksize: int = 1024,
+    duration_s: float | None = None,
+    events: str | Path | EventLog | None = None,
+    out: TextIO | None | str = "stdout",
+    realtime: bool = False,
+    max_queue_blocks: int = 64,
+    pad: str = "wrap",
+    flush: bool | None = None,
+) -> dict:
+    """Score a live stream window by window.
+
+    ``source``: ``None`` records from ``device`` (the default input device when ``None``); a
+    path replays that recording (``realtime`` paces it); any other iterable of
+    ``(block, overflowed)`` pairs is used as is.  Windows that become available together are
+    scored in one ``score_fn(windows (n, window_samples))`` call, which returns
+    ``(scores (n,), decisions (n,) bool)``.  One line is printed to ``out`` per window, events
+    are logged to ``events`` (a path or an open :class:`EventLog`), and a summary line ends the
+    output.  Stops after ``duration_s`` seconds of audio, at the end of a file, or on
+    KeyboardInterrupt.
+
+    ``flush`` (default: True for a file ``source``, False otherwise) says that the source is a
+    whole recording: when it ends (or ``duration_s`` cuts it), the short-recording rule
+    (:func:`latentbridge.io.check_recording_length`) is applied and
+    :meth:`~latentbridge.io.windows.WindowBuffer.flush` gives the last windows with the pad
+    mode ``pad``, so that the windows scored are exactly those
+    :func:`latentbridge.io.cut_windows` cuts from the recording (``anomaly listen --source
+    FILE`` scores the windows ``anomaly score`` scores).  A live input is not flushed, nor is a
+    stream stopped by KeyboardInterrupt.
+
+    Returns ``{"n_windows", "n_anomalies", "overflows", "duration_s"}`` where ``duration_s`` is
+    the audio received, in seconds.  Times are positions in the received audio.
+    """
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    if pad not in PAD_MODES:
+        raise ValueError(f"pad must be one of {PAD_MODES}, got {pad!r}")
+    window = int(round(window_s * sample_rate))
+    hop = int(round(hop_s * sample_rate))
+    if window < 1 or hop < 1:
+        raise LatentbridgeError(
+            f"window_s={window_s} and hop_s={hop_s} must each be at least one sample "
+            f"at {sample_rate} Hz"
+        )
+    is_file = isinstance(source, (str, os.PathLike))
+    flush = is_file if flush is None else bool(flush)
+    name = source if is_file else "<stream>"
+    stats: StreamStats | None = None
+    if source is None:
+        stats = StreamStats()
+        blocks: Iterable[tuple[np.ndarray, bool]] = device_blocks(
+            device,
+            sample_rate=sample_rate,
+            channels=channels,
+            blocksize=blocksize,
+            duration_s=duration_s,
+            max_queue_blocks=max_queue_blocks,
+            stats=stats,
+        )
+        in_channels = channels
+    elif is_file:
+        blocks = file_blocks(source, sample_rate, blocksize=blocksize, realtime=realtime)
+        in_channels = 1
+    else:
+        blocks = source
+        in_channels = channels
+
+    limit = None if duration_s is None else int(round(duration_s * sample_rate))
+    buffer = WindowBuffer(window, hop, in_channels)
+    own_log = events is not None and not isinstance(events, EventLog)
+    log = EventLog(events) if own_log else events  # type: ignore[arg-type]
+    n_windows = n_anomalies = flagged_blocks = 0
+
+    def overflows() -> int:
+        return max(flagged_blocks, stats.overflows if stats is not None else 0)
+
+    def emit(line: str) -> None:
+        if out is not None:
+            print(line, file=sys.stdout if out == "stdout" else out, flush=True)
+
+    def score(ready: list[tuple[int, np.ndarray]]) -> None:
+        nonlocal n_windows, n_anomalies
+        if not ready:
+            return
+        starts = [s for s, _ in ready]
+        windows = np.stack([w for _, w in ready])
+        scores, decisions = score_fn(windows)
+        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+        decisions = np.asarray(decisions).reshape(-1).astype(bool)
+        if scores.shape[0] != len(ready) or decisions.shape[0] != len(ready):
+            raise LatentbridgeError(
+                f"score function returned {scores.shape[0]} scores and "
+                f"{decisions.shape[0]} decisions for {len(ready)} windows"
+            )
+        for start, value, flag in zip(starts, scores, decisions):
+            start_s = start / sample_rate
+            end_s = (start + window) / sample_rate
+            n_windows += 1
+            n_anomalies += int(flag)
+            emit(_format_line(start_s, end_s, float(value), bool(flag)))
+            if log is not None:
+                log.log(
+                    {
+                        "wall_time": utc_now_iso(),
+                        "start_s": start_s,
+                        "end_s": end_s,
+                        "score": float(value),
+                        "is_anomaly": bool(flag),
+                        "overflows": overflows(),
+                    }
+                )
+
+    iterator = iter(blocks)
+    try:
+        for block, overflowed in iterator:
+            if overflowed:
+                flagged_blocks += 1
+            block = np.asarray(block, dtype=np.float32)
+            if block.ndim == 1:
+                block = block.reshape(-1, 1)
+            if limit is not None:
+                block = block[: max(0, limit - buffer.samples_seen)]
+            score(buffer.push(block))
+            if limit is not None and buffer.samples_seen >= limit:
+                break
+        if flush:
+            # The recording ended: cut its last windows as cut_windows cuts the whole recording.
+            check_recording_length(buffer.samples_seen, window, sample_rate, name)
+            score(buffer.flush(pad, name=name))
+    except KeyboardInterrupt:
+        emit("interrupted")
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()  # closes the input stream of device_blocks
+        if own_log and log is not None:
+            log.close()
+
+    summary = {
+        "n_windows": n_windows,
+        "n_anomalies": n_anomalies,
+        "overflows": overflows(),
+        "duration_s": buffer.samples_seen / sample_rate,
+    }
+    emit(
+        f"listened {summary['duration_s']:.2f} s: {n_windows} windows, "
+        f"{n_anomalies} anomalies, {summary['overflows']} overflows"
+    )
+    return summary
+
+
+def listen_model(model_dir, *, device=None, source=None, duration_s=None, events=None, hop_s=None,
+                 sample_rate=None, blocksize: int = 1024, realtime: bool = False, out=None) -> dict:
+    """Stream windows through the saved detector in ``model_dir``; one printed line (and event
+    row) per window.
+
+    ``source`` is a recording to replay (``realtime`` paces it) or None for the input ``device``
+    (default input when None), captured at ``sample_rate`` (default: the model's; windows are
+    resampled to the model's rate before scoring).  Windows and hop follow the model's config
+    (``hop_s`` overrides the hop); a replayed recording ends with the model's pad mode, so it
+    gives the windows, start times and scores of ``anomaly score`` on the same file.  Returns
+    the summary of :func:`listen`.
+    """
+    from latentbridge.tasks.anomaly import Detector
+
+    out = sys.stdout if out is None else out  # resolved per call: sys.stdout may be replaced
+    det = Detector.load(model_dir)
+    model_sr = det.sample_rate
+    capture_sr = int(sample_rate or model_sr)
+    window = det.cfg.audio.window_samples
+
+    def score_fn(windows: np.ndarray):
+        if capture_sr != model_sr:
+            windows = resample(windows, capture_sr, model_sr, axis=-1)
+            windows = np.pad(windows, ((0, 0), (0, max(0, window - windows.shape[-1]))))[:, :window]
+        return det.score_windows(windows)
+
+    if isinstance(device, str) and device.strip().lstrip("-").isdigit():
+        device = int(device)
+    print(f"model {model_dir}: {det.saved.info['model_class']}, score {det.method}, threshold {det.threshold:.6g}, "
+          f"window {det.cfg.audio.window_s:g} s, input {'file ' + str(source) if source else 'device ' + str(device if device is not None else '(default)')}"
+          f" at {capture_sr} Hz", file=out, flush=True)
+    return listen(score_fn, sample_rate=capture_sr, window_s=det.cfg.audio.window_s,
+                  hop_s=hop_s or det.cfg.audio.hop_s, source=source, device=device, blocksize=blocksize,
+                  duration_s=duration_s, events=events, out=out, realtime=realtime, pad=det.cfg.audio.pad)

@@ -1,0 +1,90 @@
+"""``anomaly listen --source FILE`` scores the windows ``anomaly score`` scores on that file.
+
+The streaming path (file blocks -> WindowBuffer -> flush at the end) and the batch path
+(read_audio -> cut_windows) must give the same window start times and the same scores, for a
+recording that ends on a full window, one whose partial last window is kept and padded with the
+model's pad mode, and one shorter than a window (but longer than a quarter of one).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+
+import numpy as np
+import pytest
+
+from latentbridge.errors import DataError
+from latentbridge.io import cut_windows, read_audio, write_wav
+from latentbridge.tasks.anomaly import Detector, score_paths
+from latentbridge.tasks.listen import listen_model
+
+
+def _listened(model, wav, tmp_path):
+    events = tmp_path / f"{wav.stem}.sqlite"
+    out = io.StringIO()
+    summary = listen_model(model, source=wav, events=events, out=out)
+    with sqlite3.connect(events) as db:
+        rows = db.execute("SELECT start_s, end_s, score, is_anomaly FROM events ORDER BY id").fetchall()
+    assert summary["n_windows"] == len(rows)
+    return np.array([r[0] for r in rows]), np.array([r[2] for r in rows]), out.getvalue()
+
+
+def _scored(model, wav, tmp_path):
+    out = tmp_path / f"scored_{wav.stem}"
+    score_paths(model, [wav], out)
+    with open(out / "scores.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["level"] == "window"]
+    return np.array([float(r["start_s"]) for r in rows]), np.array([float(r["score"]) for r in rows])
+
+
+@pytest.fixture(scope="module")
+def recordings(machine_data, tmp_path_factory):
+    """A 4-s normal recording, and 3.5-s, 1.2-s and 0.3-s cuts of an anomalous one."""
+    folder = tmp_path_factory.mktemp("listen_vs_score")
+    normal = sorted((machine_data / "test" / "normal").glob("*.wav"))[0]
+    anomalous = sorted((machine_data / "test" / "anomalous").glob("*.wav"))[0]
+    wave, sr = read_audio(anomalous)
+    cuts = {}
+    for seconds in (3.5, 1.2, 0.3):
+        path = folder / f"cut_{seconds:g}s.wav"
+        write_wav(path, wave[: int(seconds * sr)], sr, subtype="FLOAT")
+        cuts[seconds] = path
+    return {"full": normal, **cuts}
+
+
+@pytest.mark.parametrize("which,n_windows", [("full", 3), (3.5, 3), (1.2, 1)])
+def test_listen_on_a_file_matches_score(fitted_model, recordings, tmp_path, which, n_windows):
+    wav = recordings[which]
+    det = Detector.load(fitted_model)
+    a = det.cfg.audio
+    assert (a.window_s, a.hop_s, a.pad) == (2.0, 1.0, "wrap")
+    l_starts, l_scores, printed = _listened(fitted_model, wav, tmp_path)
+    s_starts, s_scores = _scored(fitted_model, wav, tmp_path)
+    # 4 s: windows at 0, 1, 2 (the 1 s left at 3 s is half a window: dropped); 3.5 s: 0, 1 and
+    # a partial window at 2 s (1.5 s of audio, padded); 1.2 s: one padded window at 0.
+    assert len(l_starts) == len(s_starts) == n_windows
+    np.testing.assert_allclose(l_starts, np.arange(n_windows, dtype=float))
+    np.testing.assert_allclose(l_starts, s_starts, atol=5e-4)  # scores.csv writes 3 decimals
+    np.testing.assert_allclose(l_scores, s_scores, rtol=2e-5)  # and 6 significant digits
+    assert printed.count(" s  score ") == n_windows
+
+    if which != "full":
+        # The comparison is sharp: the last window padded with zeros instead of the model's
+        # "wrap" scores differently by far more than the tolerance above.
+        audio, _ = read_audio(wav, sample_rate=det.sample_rate)
+        window, hop = a.window_samples, a.hop_samples
+        wrapped, _ = cut_windows(audio, window, hop, pad="wrap")
+        zeros, _ = cut_windows(audio, window, hop, pad="constant")
+        assert not np.array_equal(wrapped[-1], zeros[-1])
+        other = float(det.score_windows(zeros[-1:])[0][0])
+        assert abs(other - l_scores[-1]) > 1e-3 * abs(l_scores[-1])
+
+
+def test_too_short_file_is_refused_by_both(fitted_model, recordings, tmp_path):
+    wav = recordings[0.3]  # under a quarter of a 2-s window
+    with pytest.raises(DataError, match=r"cut_0\.3s\.wav: recording too short"):
+        listen_model(fitted_model, source=wav, out=io.StringIO())
+    with pytest.raises(DataError, match=r"cut_0\.3s\.wav: recording too short"):
+        score_paths(fitted_model, [wav], tmp_path / "scored")
