@@ -1,111 +1,414 @@
 """Score audio with an exported ONNX model using only numpy and onnxruntime (no torch).
 
 Meant for small devices such as a Raspberry Pi: copy the ``.onnx`` file, install
-``numpy onnxruntime`` (and ``soundfile`` to read compressed formats), then::
+``numpy onnxruntime`` (plus ``soxr`` to score recordings at another sample rate and ``soundfile``
+to read formats other than WAV), then::
 
-    python -m latentbridge.edge model.onnx recording.wav [more.wav ...]
+    python -m latentbridge.edge model.onnx recording.wav [more.wav folder/ ...]
 
-or copy the package without installing torch. The STFT is computed
-here with numpy; everything after it (mel, dB, standardisation, network, score) runs in the
-ONNX graph, whose metadata carries the preprocessing parameters and the threshold.
+or copy the package without installing torch. The STFT is computed here with numpy; everything
+after it (mel, dB, standardisation, network, score) runs in the ONNX graph, whose metadata
+carries the preprocessing parameters and the threshold. ``import latentbridge.edge`` does not
+import torch.
+
+Output. One line per window on stdout, ``PATH<TAB>START_S<TAB>SCORE<TAB>normal|ANOMALY``, then one
+per file, ``PATH<TAB>file<TAB>SCORE<TAB>...`` (mean of the window scores, or the maximum when the
+model was fitted with ``anomaly.aggregate=max``). ``PATH`` is the path as given (for a folder
+argument, each audio file found under it, as ``anomaly score`` lists them).
+
+Checks: the same as ``anomaly score``, so the device refuses what the CLI refuses.
+
+* Files are read by :func:`latentbridge.io.read_audio` (mono mix, or the model's ``audio.channel``),
+  which names the file and the problem for: missing, a folder, an unsupported extension, empty,
+  unreadable, truncated (a WAV ``data`` chunk cut short), zero frames, NaN/inf samples, silence.
+  Only when soundfile cannot be imported at all does a small standard-library WAV reader take
+  over (PCM 8/16/24/32-bit and IEEE float WAV; other formats need soundfile), with the same checks.
+* A file at another sample rate is resampled to the model's rate with
+  :func:`latentbridge.io.resample` (soxr, as in training); one ``note:`` line on stderr says so.
+* The short-recording rule of :func:`latentbridge.io.check_recording_length`: a recording shorter
+  than a quarter of a window is refused; one shorter than a window is padded to one window with
+  the model's pad mode (one ``note:`` line on stderr); windows are cut by
+  :func:`latentbridge.io.cut_windows` exactly as in training and ``anomaly score``.
+
+Errors. Every problem is one line on stderr, ``error: PATH: problem``, never a traceback:
+
+====================================================  ==================================  =====
+input                                                 effect                              exit
+====================================================  ==================================  =====
+every file scored                                     decisions on stdout                 0
+a bad file (missing, empty, not audio, truncated,     ``error: FILE: ...``; no decision   2
+NaN/inf samples, silent, too short, ...)              for it; the other files are scored
+the model gives a NaN/inf score for a file            ``error: FILE: ...``; as above      2
+model missing, a folder, empty, not an ONNX file      ``error: MODEL: ...``; nothing      2
+(e.g. a WAV or a text file), or an ONNX file          is scored
+without (or with damaged) latentbridge metadata
+====================================================  ==================================  =====
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import struct
 import sys
-import wave as _wave
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from latentbridge.io import cut_windows  # numpy only at import time
+from latentbridge.errors import DataError
+from latentbridge.io import (  # numpy only at import time
+    AUDIO_EXTENSIONS,
+    SILENCE_LEVEL,
+    check_recording_length,
+    cut_windows,
+    list_audio_files,
+    read_audio,
+    resample,
+)
 from latentbridge.transforms.numpy_stft import stft_magnitude
+
+__all__ = ["EdgeModelError", "EdgeScorer", "FileScores", "main", "read_recording"]
+
+METADATA_KEY = "latentbridge"  # the same key as latentbridge.export (which imports torch)
+FORMAT_VERSION = 1
+
+
+class EdgeModelError(DataError):
+    """The ONNX model file cannot be used (message: ``PATH: problem``)."""
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+# --------------------------------------------------------------------------------------- model
 
 
 class EdgeScorer:
+    """An exported latentbridge ONNX model: windows → (scores, decisions), files → :class:`FileScores`.
+
+    Raises :class:`EdgeModelError` (``PATH: problem``) when the model file is missing, a folder,
+    empty, not an ONNX model, or has no usable latentbridge metadata.
+    """
+
     def __init__(self, onnx_path: str | Path, threads: int = 1):
-        import onnxruntime as ort
+        path = Path(onnx_path)
+        self.path = path
+        if not path.exists():
+            raise EdgeModelError(path, "model file does not exist")
+        if path.is_dir():
+            raise EdgeModelError(path, "is a folder, not an ONNX model file (a model folder is exported "
+                                       "with: latentbridge export MODEL_DIR --format onnx --out model.onnx)")
+        if path.stat().st_size == 0:
+            raise EdgeModelError(path, "model file is empty (0 bytes)")
+        try:
+            with open(path, "rb") as f:
+                head = f.read(12)
+        except OSError as exc:
+            raise EdgeModelError(path, f"cannot read the model file ({exc.strerror or exc})") from None
+        if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+            raise EdgeModelError(path, "is a WAV audio file, not an ONNX model (the model comes first: "
+                                       "python -m latentbridge.edge MODEL.onnx FILE ...)")
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise EdgeModelError(path, f"cannot load: onnxruntime is not installed ({exc}); "
+                                       "pip install onnxruntime") from None
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own classes (InvalidProtobuf, Fail, ...)
+            raise EdgeModelError(path, f"not a loadable ONNX model ({_one_line(exc)})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
-        if "latentbridge" not in meta:
-            raise ValueError(f"{onnx_path}: not a latentbridge export (no 'latentbridge' metadata)")
-        self.meta = json.loads(meta["latentbridge"])
-        self.threshold = float(self.meta["threshold"])
-        t = self.meta["transform"]
-        self.stft_kwargs = dict(n_fft=t["n_fft"], hop_length=t["hop_length"], win_length=t.get("win_length"),
-                                window=t.get("window", "hann"), center=t.get("center", True),
-                                power=t.get("power", 1.0), n_frames=t.get("n_frames"))
-        audio = self.meta["audio"]
-        self.sample_rate = int(audio["sample_rate"])
-        self.window = int(round(audio["window_s"] * self.sample_rate))
-        self.hop = max(1, int(round(audio["hop_s"] * self.sample_rate)))
-        self.pad = audio.get("pad", "wrap")
+        if METADATA_KEY not in meta:
+            raise EdgeModelError(path, f"not a latentbridge export (no {METADATA_KEY!r} metadata; export a model "
+                                       "folder with: latentbridge export MODEL_DIR --format onnx --out model.onnx)")
+        try:
+            self.meta = json.loads(meta[METADATA_KEY])
+            version = int(self.meta.get("format_version", 1))
+            self.threshold = float(self.meta["threshold"])
+            t = self.meta["transform"]
+            self.stft_kwargs = dict(n_fft=int(t["n_fft"]), hop_length=int(t["hop_length"]),
+                                    win_length=t.get("win_length"), window=t.get("window", "hann"),
+                                    center=t.get("center", True), power=t.get("power", 1.0),
+                                    n_frames=t.get("n_frames"))
+            audio = self.meta["audio"]
+            self.sample_rate = int(audio["sample_rate"])
+            self.window = int(round(float(audio["window_s"]) * self.sample_rate))
+            self.hop = max(1, int(round(float(audio["hop_s"]) * self.sample_rate)))
+            self.pad = str(audio.get("pad", "wrap"))
+            self.channel = audio.get("channel")
+            self.aggregate = str(self.meta.get("aggregate", "mean"))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise EdgeModelError(path, f"damaged latentbridge metadata ({type(exc).__name__}: "
+                                       f"{_one_line(exc)})") from None
+        if version > FORMAT_VERSION:
+            raise EdgeModelError(path, f"exported by a newer latentbridge (format_version {version}; this "
+                                       f"scorer reads {FORMAT_VERSION})")
+        if self.sample_rate <= 0 or self.window <= 0 or not np.isfinite(self.threshold):
+            raise EdgeModelError(path, f"damaged latentbridge metadata (sample_rate {self.sample_rate}, "
+                                       f"window {self.window} samples, threshold {self.threshold})")
+        inputs = [i.name for i in self.session.get_inputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
+        if inputs != ["magnitude"] or "score" not in outputs:
+            raise EdgeModelError(path, f"the graph has inputs {inputs} and outputs {outputs}; a latentbridge "
+                                       "export takes 'magnitude' and returns 'score'")
 
+    # --- windows → scores --------------------------------------------------------------------
     def magnitude(self, windows: np.ndarray) -> np.ndarray:
         mag = stft_magnitude(np.asarray(windows, dtype=np.float32), **self.stft_kwargs)
         return mag[:, None] if mag.ndim == 3 else mag  # (B, 1, F, T)
 
     def score_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n, window_samples) at ``sample_rate`` → (scores, decisions)."""
-        score, _ = self.session.run(None, {"magnitude": self.magnitude(windows).astype(np.float32)})
+        score = self.session.run(["score"], {"magnitude": self.magnitude(windows).astype(np.float32)})[0]
+        score = np.asarray(score).reshape(-1)
         return score, score > self.threshold
 
-    def windows(self, x: np.ndarray, name: str = "<waveform>") -> tuple[np.ndarray, np.ndarray]:
+    def windows(self, x: np.ndarray, name: str | Path = "<waveform>") -> tuple[np.ndarray, np.ndarray]:
         """The same windows as training and ``anomaly score`` cut (start times in seconds)."""
         windows, starts = cut_windows(x, self.window, self.hop, pad=self.pad, name=name)
         return windows, starts / self.sample_rate
 
+    # --- files → scores ----------------------------------------------------------------------
+    def prepare(self, path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Read, check, resample and cut one file: ``(windows, starts_s, notes)``.
 
-def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
-    """Mono float32 samples; soundfile when installed, else the standard library (PCM WAV)."""
+        Raises DataError naming the file for everything ``anomaly score`` refuses.
+        """
+        x, sr = read_recording(path, channel=self.channel)
+        notes = []
+        if sr != self.sample_rate:
+            try:
+                x = resample(x, sr, self.sample_rate)
+            except ImportError as exc:
+                raise DataError(path, f"{sr} Hz needs resampling to the model's {self.sample_rate} Hz, "
+                                      f"which needs the soxr package ({exc})") from None
+            notes.append(f"resampled from {sr} Hz to the model's {self.sample_rate} Hz")
+        if check_recording_length(x.shape[-1], self.window, self.sample_rate, path):
+            notes.append(f"{x.shape[-1] / self.sample_rate:.3g} s is shorter than one "
+                         f"{self.window / self.sample_rate:g}-s window; padded to one window ({self.pad})")
+        windows, starts_s = self.windows(x, name=path)
+        return windows, starts_s, notes
+
+    def score_file(self, path: str | Path) -> FileScores:
+        """Window scores, decisions and the file score of one recording (DataError for a bad file)."""
+        windows, starts_s, notes = self.prepare(path)
+        scores, flags = self.score_windows(windows)
+        bad = ~np.isfinite(scores)
+        if bad.any():
+            raise DataError(path, f"the model gave non-finite scores for {int(bad.sum())} of {len(scores)} "
+                                  "windows; no decision")
+        agg = float(scores.max() if self.aggregate == "max" else scores.mean())
+        return FileScores(str(path), starts_s, scores, flags, agg, agg > self.threshold, notes)
+
+
+@dataclass
+class FileScores:
+    path: str
+    starts_s: np.ndarray
+    scores: np.ndarray
+    decisions: np.ndarray
+    file_score: float
+    file_decision: bool
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"{self.path}\t{s:.2f}\t{sc:.6g}\t{'ANOMALY' if fl else 'normal'}"
+               for s, sc, fl in zip(self.starts_s, self.scores, self.decisions)]
+        out.append(f"{self.path}\tfile\t{self.file_score:.6g}\t{'ANOMALY' if self.file_decision else 'normal'}")
+        return out
+
+
+# --------------------------------------------------------------------------------------- reading
+
+_SOUNDFILE: bool | None = None
+
+
+def _soundfile_available() -> bool:
+    global _SOUNDFILE
+    if _SOUNDFILE is None:
+        try:
+            import soundfile  # noqa: F401
+        except (ImportError, OSError):  # OSError: the libsndfile library is missing
+            _SOUNDFILE = False
+        else:
+            _SOUNDFILE = True
+    return _SOUNDFILE
+
+
+def read_recording(path: str | Path, channel: int | None = None) -> tuple[np.ndarray, int]:
+    """Mono (or channel ``channel``) float32 samples and the file's rate, checked like training.
+
+    :func:`latentbridge.io.read_audio` when soundfile can be imported, else the standard-library
+    WAV reader :func:`_read_wav_stdlib` with the same checks. Raises DataError naming the file.
+    """
+    if _soundfile_available():
+        return read_audio(path, mono=channel is None, channel=channel)
+    return _read_wav_stdlib(path, channel=channel)
+
+
+_WAVE_FORMAT_PCM, _WAVE_FORMAT_FLOAT, _WAVE_FORMAT_EXTENSIBLE = 1, 3, 0xFFFE
+
+
+def _read_wav_stdlib(path: str | Path, channel: int | None = None) -> tuple[np.ndarray, int]:
+    """WAV reader for devices without soundfile: struct + numpy (PCM 8/16/24/32-bit, float 32/64-bit).
+
+    The standard library's ``wave`` module reads integer PCM only, but soundfile writes float32
+    WAV (format tag 3) by default, and that is where NaN/inf samples occur, so the RIFF chunks are
+    parsed here. Applies the checks of :func:`latentbridge.io.read_audio` with its messages.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "file does not exist")
+    if path.is_dir():
+        raise DataError(path, "is a folder, not an audio file")
+    suffix = path.suffix.lower()
+    if suffix not in AUDIO_EXTENSIONS:
+        raise DataError(path, f"unsupported file type {path.suffix or '(no extension)'!r}; "
+                              f"accepted extensions: {', '.join(AUDIO_EXTENSIONS)}")
+    size = path.stat().st_size
+    if size == 0:
+        raise DataError(path, "file is empty (0 bytes)")
+    if suffix != ".wav":
+        raise DataError(path, f"reading {suffix} files needs the soundfile package (pip install soundfile); "
+                              "without it only WAV files can be read")
+    fmt = data = None
     try:
-        import soundfile as sf
-
-        x, sr = sf.read(str(path), dtype="float32", always_2d=True)
-        return x.mean(axis=1), int(sr)
-    except ImportError:
-        pass
-    with _wave.open(str(path), "rb") as w:
-        sr, ch, width, n = w.getframerate(), w.getnchannels(), w.getsampwidth(), w.getnframes()
-        raw = w.readframes(n)
-    if width == 2:
-        x = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
-    elif width == 4:
-        x = np.frombuffer(raw, dtype="<i4").astype(np.float32) / 2147483648.0
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+                raise DataError(path, "unreadable or truncated audio file (not a RIFF/WAVE file)")
+            if head[:4] == b"RIFX":
+                raise DataError(path, "big-endian WAV (RIFX) needs the soundfile package")
+            pos = 12
+            while pos + 8 <= size:
+                f.seek(pos)
+                cid, csize = struct.unpack("<4sI", f.read(8))
+                if cid == b"fmt ":
+                    fmt = f.read(min(csize, 40))
+                elif cid == b"data":
+                    present = size - (pos + 8)
+                    declared = present if csize in (0, 0xFFFFFFFF) else csize  # streaming headers
+                    data = (declared, f.read(min(declared, present)))
+                    break
+                pos += 8 + csize + (csize & 1)
+    except OSError as exc:
+        raise DataError(path, f"cannot read the file ({exc.strerror or exc})") from None
+    if fmt is None or len(fmt) < 16 or data is None:
+        raise DataError(path, "unreadable or truncated audio file (no complete 'fmt ' and 'data' chunks)")
+    tag, n_channels, sr, _, block_align, bits = struct.unpack("<HHIIHH", fmt[:16])
+    if tag == _WAVE_FORMAT_EXTENSIBLE and len(fmt) >= 26:
+        tag = struct.unpack("<H", fmt[24:26])[0]  # first two bytes of the sub-format GUID
+    if n_channels < 1 or block_align < 1 or block_align % n_channels:
+        raise DataError(path, f"unreadable audio file (invalid header: {n_channels} channels, "
+                              f"block align {block_align})")
+    width = block_align // n_channels
+    if tag == _WAVE_FORMAT_PCM and width in (1, 2, 3, 4):
+        kind = "pcm"
+    elif tag == _WAVE_FORMAT_FLOAT and width in (4, 8):
+        kind = "float"
+    else:
+        raise DataError(path, f"unsupported WAV encoding (format tag {tag}, {bits} bits) for the reader "
+                              "without soundfile; pip install soundfile")
+    declared_bytes, raw = data
+    n_declared, n_read = declared_bytes // block_align, len(raw) // block_align
+    if n_read < n_declared:
+        raise DataError(path, f"truncated audio file: header declares {n_declared} frames but only {n_read} "
+                              "are present")
+    if n_read == 0:
+        raise DataError(path, "audio has zero length (no samples)")
+    if sr <= 0:
+        raise DataError(path, f"invalid sample rate {sr} in header")
+    raw = raw[: n_read * block_align]
+    if kind == "float":
+        x = np.frombuffer(raw, dtype="<f4" if width == 4 else "<f8").astype(np.float32)
     elif width == 1:
         x = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
+    elif width == 2:
+        x = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+    elif width == 3:
+        b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
+        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        x = (np.where(v >= 1 << 23, v - (1 << 24), v) / float(1 << 23)).astype(np.float32)
     else:
-        raise ValueError(f"{path}: unsupported sample width {width} bytes")
-    return x.reshape(-1, ch).mean(axis=1), sr
+        x = (np.frombuffer(raw, dtype="<i4").astype(np.float64) / 2147483648.0).astype(np.float32)
+    data2 = x.reshape(-1, n_channels)
+    finite = np.isfinite(data2)
+    if not finite.all():
+        n_nan = int(np.isnan(data2).sum())
+        n_inf = int(data2.size - finite.sum() - n_nan)
+        raise DataError(path, f"contains {n_nan + n_inf} non-finite samples ({n_nan} NaN, {n_inf} inf) "
+                              f"out of {data2.size}")
+    if float(np.max(np.abs(data2))) < SILENCE_LEVEL:
+        raise DataError(path, f"audio is silent (every sample has magnitude below {SILENCE_LEVEL:g})")
+    if channel is not None:
+        if int(channel) != channel or not 0 <= channel < n_channels:
+            raise DataError(path, f"channel {channel!r} out of range: the file has {n_channels} channel"
+                                  f"{'s' if n_channels != 1 else ''} (valid: 0..{n_channels - 1})")
+        wave = data2[:, int(channel)]
+        if float(np.max(np.abs(wave))) < SILENCE_LEVEL:
+            raise DataError(path, f"channel {channel} is silent")
+    else:
+        wave = data2.mean(axis=1) if n_channels > 1 else data2[:, 0]
+        if float(np.max(np.abs(wave))) < SILENCE_LEVEL:
+            raise DataError(path, "mono mix is silent (the channels cancel out)")
+    return np.ascontiguousarray(wave, dtype=np.float32), int(sr)
+
+
+# --------------------------------------------------------------------------------------- CLI
+
+
+def _expand(arg: str) -> list[str]:
+    """A folder → the audio files under it (as ``anomaly score`` lists them); anything else as is."""
+    if Path(arg).is_dir():
+        return [str(p) for p in list_audio_files(arg)]
+    return [arg]
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m latentbridge.edge",
-                                description="Score WAV files with an exported latentbridge ONNX model.")
-    p.add_argument("model")
-    p.add_argument("files", nargs="+")
-    p.add_argument("--threads", type=int, default=1)
+                                description="Score audio files with an exported latentbridge ONNX model "
+                                            "(exit 0: every file scored; 2: a file or the model failed).")
+    p.add_argument("model", help="the .onnx file written by `latentbridge export`")
+    p.add_argument("files", nargs="+", help="audio files or folders")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     args = p.parse_args(argv)
-    scorer = EdgeScorer(args.model, threads=args.threads)
+
+    def error(e: DataError) -> None:
+        print(f"error: {_one_line(e)}", file=sys.stderr, flush=True)
+
+    try:
+        scorer = EdgeScorer(args.model, threads=args.threads)
+    except DataError as e:
+        error(e)
+        return 2
     status = 0
-    for f in args.files:
-        x, sr = read_wav(f)
-        if sr != scorer.sample_rate:
-            print(f"{f}: sample rate {sr} Hz, the model needs {scorer.sample_rate} Hz", file=sys.stderr)
+    for arg in args.files:
+        try:
+            files = _expand(arg)
+        except DataError as e:
+            error(e)
             status = 2
             continue
-        windows, starts = scorer.windows(x, name=f)
-        scores, flags = scorer.score_windows(windows)
-        for s, sc, fl in zip(starts, scores, flags):
-            print(f"{Path(f).name}\t{s:.2f}\t{sc:.6g}\t{'ANOMALY' if fl else 'normal'}")
-        agg = scores.max() if scorer.meta.get("aggregate") == "max" else scores.mean()
-        print(f"{Path(f).name}\tfile\t{agg:.6g}\t{'ANOMALY' if agg > scorer.threshold else 'normal'}")
+        for f in files:
+            try:
+                res = scorer.score_file(f)
+            except DataError as e:
+                error(e)
+                status = 2
+                continue
+            except Exception as e:  # noqa: BLE001 - onnxruntime failing on one file must not stop the rest
+                error(DataError(f, f"the model could not score it ({type(e).__name__}: {_one_line(e)})"))
+                status = 2
+                continue
+            for note in res.notes:
+                print(f"note: {f}: {note}", file=sys.stderr, flush=True)
+            print("\n".join(res.lines()), flush=True)
     return status
 
 

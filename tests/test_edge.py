@@ -1,0 +1,329 @@
+"""The torch-free edge scorer (``python -m latentbridge.edge``) checks its input like the CLI does.
+
+Every bad invocation ends with exit code 2 and one ``error: PATH: problem`` line (never a
+traceback), a bad file does not stop the others, other sample rates are resampled, and the scores
+equal the PyTorch detector's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH"))
+                                                   if p)}
+SR = 16000  # the fitted_model fixture's rate
+WINDOW = 2 * SR  # its 2-s windows (1-s hop)
+
+# `python -m latentbridge.edge` with soundfile made unimportable: the standard-library WAV reader
+NO_SOUNDFILE = ("import sys, runpy; sys.modules['soundfile'] = None; sys.modules['torch'] = None; "
+                "runpy.run_module('latentbridge.edge', run_name='__main__')")
+
+
+def run_edge(*args, reader: str = "soundfile") -> subprocess.CompletedProcess:
+    head = ["-m", "latentbridge.edge"] if reader == "soundfile" else ["-c", NO_SOUNDFILE]
+    return subprocess.run([sys.executable, *head, *map(str, args)], capture_output=True, text=True, env=ENV,
+                          timeout=120)
+
+
+def window_lines(stdout: str) -> dict[str, list[list[str]]]:
+    """{path: [[start, score, decision], ...]} of the per-window lines."""
+    out: dict[str, list[list[str]]] = {}
+    for line in stdout.splitlines():
+        path, start, score, decision = line.split("\t")
+        assert decision in ("normal", "ANOMALY"), line
+        out.setdefault(path, []).append([start, score, decision])
+    return out
+
+
+def window_scores(stdout: str, path) -> np.ndarray:
+    return np.array([float(s) for start, s, _ in window_lines(stdout)[str(path)] if start != "file"])
+
+
+def machine_like(sr: int, seconds: float = 4.0) -> np.ndarray:
+    """A deterministic machine-like sound defined in continuous time (harmonics of a 49.7-Hz
+    rotation up to 6 kHz with a slow amplitude modulation), so that it can be written at any rate:
+    no content near the 8-kHz Nyquist of the model's rate, where resamplers necessarily differ."""
+    t = np.arange(int(round(seconds * sr))) / sr
+    rng = np.random.default_rng(7)
+    x = np.zeros_like(t)
+    for k in range(1, 121):
+        f = 49.7 * k
+        x += rng.uniform(0.2, 1.0) / k ** 0.7 * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+    x *= 1.0 + 0.3 * np.sin(2 * np.pi * 1.3 * t)
+    return (0.3 * x / np.abs(x).max()).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def onnx_model(fitted_model, tmp_path_factory) -> Path:
+    from latentbridge.export import export_onnx
+
+    path = tmp_path_factory.mktemp("edge_model") / "model.onnx"
+    export_onnx(fitted_model, path)
+    return path
+
+
+def _export_tiny(path: Path, nan_scores: bool, metadata_from: Path | None = None) -> Path:
+    """A tiny torch module exported to ONNX: no latentbridge metadata, or (``metadata_from``) the
+    metadata of a real export on a graph whose scores are NaN."""
+    import onnx
+    import torch
+
+    class Tiny(torch.nn.Module):
+        def forward(self, magnitude):
+            score = magnitude.mean(dim=(1, 2, 3))
+            return (score * float("nan") if nan_scores else score), magnitude
+
+    torch.onnx.export(Tiny(), (torch.ones(1, 1, 513, 63),), str(path), input_names=["magnitude"],
+                      output_names=["score", "reconstruction"],
+                      dynamic_axes={"magnitude": {0: "batch"}, "score": {0: "batch"}}, opset_version=17,
+                      dynamo=False)
+    if metadata_from is not None:
+        m = onnx.load(str(path))
+        for p in onnx.load(str(metadata_from)).metadata_props:
+            q = m.metadata_props.add()
+            q.key, q.value = p.key, p.value
+        onnx.save(m, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(machine_data, onnx_model, tmp_path_factory) -> dict[str, Path]:
+    """Good and bad inputs, written once."""
+    d = tmp_path_factory.mktemp("edge_files")
+    good = sorted((machine_data / "test" / "normal").glob("*.wav"))
+    x, sr = sf.read(str(good[0]), dtype="float32")
+    assert sr == SR and len(x) == 4 * SR
+    f = {"good": d / "good.wav", "good2": d / "good2.wav"}
+    shutil.copy(good[0], f["good"])
+    shutil.copy(good[1], f["good2"])
+
+    def write(name, data, rate=SR, subtype="FLOAT"):
+        f[name] = d / name
+        sf.write(str(f[name]), data, rate, subtype=subtype)
+
+    y = x.copy()
+    y[1234] = np.nan
+    write("nan.wav", y)
+    y = x.copy()
+    y[5678] = -np.inf
+    write("inf.wav", y)
+    write("silent.wav", np.zeros_like(x), subtype="PCM_16")
+    write("short.wav", x[: WINDOW // 4 - 160], subtype="PCM_16")  # 0.49 s: under a quarter of a window
+    write("padded.wav", x[: int(1.25 * SR)], subtype="PCM_16")  # 1.25 s: padded to one window
+    raw = good[0].read_bytes()
+    f["truncated.wav"] = d / "truncated.wav"
+    f["truncated.wav"].write_bytes(raw[: len(raw) // 2])  # the data chunk cut short; header unchanged
+    f["empty.wav"] = d / "empty.wav"
+    f["empty.wav"].write_bytes(b"")
+    f["text.wav"] = d / "text.wav"
+    f["text.wav"].write_text("these are notes, not audio\n")
+    f["notes.xyz"] = d / "notes.xyz"
+    f["notes.xyz"].write_text("x\n")
+    f["missing.wav"] = d / "missing.wav"
+    f["missing.onnx"] = d / "missing.onnx"
+    f["empty.onnx"] = d / "empty.onnx"
+    f["empty.onnx"].write_bytes(b"")
+    f["text.onnx"] = d / "text.onnx"
+    f["text.onnx"].write_text("not a model\n")
+    f["plain.onnx"] = _export_tiny(d / "plain.onnx", nan_scores=False)
+    f["nan_scores.onnx"] = _export_tiny(d / "nan_scores.onnx", nan_scores=True, metadata_from=onnx_model)
+    return f
+
+
+# ----------------------------------------------------------------------------------- tests
+
+
+def test_import_does_not_import_torch():
+    code = ("import sys, latentbridge.edge; bad = [m for m in ('torch', 'librosa', 'lightning') if m in sys.modules]; "
+            "assert not bad, bad")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
+    assert res.returncode == 0, res.stderr
+
+
+# (case, input, words in the error line); the line must name the bad input
+BAD_FILES = [
+    ("nan samples", "nan.wav", "NaN"),
+    ("inf samples", "inf.wav", "1 inf"),
+    ("truncated wav", "truncated.wav", "truncated audio file"),
+    ("silent wav", "silent.wav", "silent"),
+    ("empty file", "empty.wav", "empty"),
+    ("text file named .wav", "text.wav", "unreadable"),
+    ("unknown extension", "notes.xyz", "unsupported file type"),
+    ("missing file", "missing.wav", "does not exist"),
+    ("under a quarter of a window", "short.wav", "recording too short"),
+]
+BAD_MODELS = [
+    ("missing model", "missing.onnx", "does not exist"),
+    ("wav as the model", "good", "WAV audio file, not an ONNX model"),
+    ("text file as the model", "text.onnx", "not a loadable ONNX model"),
+    ("empty model file", "empty.onnx", "empty"),
+    ("onnx without metadata", "plain.onnx", "not a latentbridge export"),
+    ("model folder instead of the export", "FOLDER", "is a folder"),
+]
+
+
+def _check_failure(res: subprocess.CompletedProcess, named: Path, words: str) -> None:
+    assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith(f"error: {named}: "), lines[0]
+    assert words in lines[0], lines[0]
+    assert res.stdout == "", res.stdout  # no decision printed
+
+
+@pytest.mark.parametrize("reader", ["soundfile", "stdlib"])
+@pytest.mark.parametrize("case,name,words", BAD_FILES, ids=[c[0] for c in BAD_FILES])
+def test_bad_file(files, onnx_model, case, name, words, reader):
+    res = run_edge(onnx_model, files[name], reader=reader)
+    _check_failure(res, files[name], words)
+
+
+@pytest.mark.parametrize("case,name,words", BAD_MODELS, ids=[c[0] for c in BAD_MODELS])
+def test_bad_model(files, fitted_model, case, name, words):
+    model = fitted_model if name == "FOLDER" else files[name]
+    res = run_edge(model, files["good"])
+    _check_failure(res, model, words)
+
+
+def test_non_finite_scores_are_an_error_not_a_decision(files):
+    res = run_edge(files["nan_scores.onnx"], files["good"], files["good2"])
+    assert res.returncode == 2 and res.stdout == "" and "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert [ln.split(": ")[1] for ln in lines] == [str(files["good"]), str(files["good2"])]
+    assert all("non-finite scores for 3 of 3 windows" in ln for ln in lines), lines
+
+
+@pytest.mark.parametrize("reader", ["soundfile", "stdlib"])
+def test_good_and_bad_files_mixed(files, onnx_model, tmp_path, reader):
+    alone = {k: run_edge(onnx_model, files[k], reader=reader) for k in ("good", "good2")}
+    for r in alone.values():
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+        assert len(r.stdout.splitlines()) == 4  # 3 windows (4 s, 2-s windows, 1-s hop) + the file line
+
+    # a list: good, bad, bad, good
+    res = run_edge(onnx_model, files["good"], files["nan.wav"], files["missing.wav"], files["good2"], reader=reader)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stdout == alone["good"].stdout + alone["good2"].stdout  # same lines, same scores
+    errors = res.stderr.strip().splitlines()
+    assert [e.split(": ")[1] for e in errors] == [str(files["nan.wav"]), str(files["missing.wav"])]
+    assert all(e.startswith("error: ") for e in errors)
+
+    # a folder holding good and bad files (and a non-audio file, which a folder listing ignores)
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for k in ("good", "good2", "truncated.wav", "silent.wav", "notes.xyz"):
+        shutil.copy(files[k], folder / files[k].name)
+    res = run_edge(onnx_model, folder, reader=reader)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    got = window_lines(res.stdout)
+    assert sorted(got) == [str(folder / "good.wav"), str(folder / "good2.wav")]
+    for k in ("good", "good2"):
+        assert got[str(folder / files[k].name)] == window_lines(alone[k].stdout)[str(files[k])]
+    errors = res.stderr.strip().splitlines()
+    assert errors == [f"error: {folder / 'silent.wav'}: audio is silent (every sample has magnitude below 1e-08)",
+                      (f"error: {folder / 'truncated.wav'}: truncated audio file: header declares 64000 frames "
+                       "but only 31989 are present")]
+
+
+def test_all_good_files_exit_zero(files, onnx_model):
+    res = run_edge(onnx_model, files["good"], files["good2"])
+    assert res.returncode == 0 and res.stderr == ""
+    assert set(window_lines(res.stdout)) == {str(files["good"]), str(files["good2"])}
+
+
+def test_scores_match_the_pytorch_detector(files, fitted_model, onnx_model):
+    from latentbridge.io import cut_windows, read_audio
+    from latentbridge.tasks.anomaly import Detector
+
+    det = Detector.load(fitted_model)
+    res = run_edge(onnx_model, files["good"], files["padded.wav"])
+    assert res.returncode == 0, res.stderr
+    # the 1.25-s recording is padded to one window, with one note on stderr
+    assert res.stderr.strip().splitlines() == [
+        f"note: {files['padded.wav']}: 1.25 s is shorter than one 2-s window; padded to one window (wrap)"]
+    for key, n_windows in (("good", 3), ("padded.wav", 1)):
+        x, _ = read_audio(files[key], sample_rate=det.sample_rate)
+        windows, _ = cut_windows(x, det.cfg.audio.window_samples, det.cfg.audio.hop_samples, pad=det.cfg.audio.pad)
+        ref, ref_flags = det.score_windows(windows)
+        got = window_scores(res.stdout, files[key])
+        assert len(got) == len(ref) == n_windows
+        np.testing.assert_allclose(got, ref, rtol=1e-3)
+        decisions = [d == "ANOMALY" for s, _, d in window_lines(res.stdout)[str(files[key])] if s != "file"]
+        assert decisions == list(ref_flags)
+        file_line = [ln for ln in window_lines(res.stdout)[str(files[key])] if ln[0] == "file"]
+        assert len(file_line) == 1 and float(file_line[0][1]) == pytest.approx(ref.mean(), rel=1e-3)
+
+
+def test_other_sample_rates_are_resampled(tmp_path, onnx_model):
+    """The same continuous-time signal written at 16, 22.05 and 44.1 kHz scores the same.
+
+    Tolerance 1 % relative. The signal has no content above 6 kHz, inside soxr HQ's passband
+    (flat to about 7.3 kHz for an 8-kHz Nyquist), so the waveforms the model sees differ only by the
+    resampler's filter transients at the two ends of the recording and its passband ripple; in this
+    set-up that moves the window scores by about 1e-4 relative (measured up to 2.5e-3 on the
+    synthetic machine recordings band-limited to 7 kHz). Reading the 44.1-kHz samples as if they
+    were at 16 kHz (no resampling) changes the scores by far more, which the test also checks so
+    that the tolerance is known to separate the two.
+    """
+    from latentbridge.edge import EdgeScorer
+
+    paths = {}
+    for sr in (16000, 22050, 44100):
+        paths[sr] = tmp_path / f"machine_{sr}.wav"
+        sf.write(str(paths[sr]), machine_like(sr), sr, subtype="FLOAT")
+    res = run_edge(onnx_model, *paths.values())
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.strip().splitlines() == [
+        f"note: {paths[22050]}: resampled from 22050 Hz to the model's 16000 Hz",
+        f"note: {paths[44100]}: resampled from 44100 Hz to the model's 16000 Hz"]
+    ref = window_scores(res.stdout, paths[16000])
+    assert len(ref) == 3
+    for sr in (22050, 44100):
+        np.testing.assert_allclose(window_scores(res.stdout, paths[sr]), ref, rtol=1e-2)
+    # without resampling the scores would be far off
+    scorer = EdgeScorer(onnx_model)
+    wrong, _ = scorer.score_windows(scorer.windows(machine_like(44100))[0][:3])
+    assert np.max(np.abs(wrong / ref - 1)) > 0.1
+
+
+@pytest.mark.parametrize("subtype,channels", [("PCM_U8", 1), ("PCM_16", 1), ("PCM_24", 2), ("PCM_32", 1),
+                                              ("FLOAT", 2), ("DOUBLE", 1)])
+def test_stdlib_reader_reads_like_soundfile(tmp_path, monkeypatch, subtype, channels):
+    from latentbridge import edge
+    from latentbridge.io import read_audio
+
+    x = machine_like(SR, 1.0)
+    data = np.stack([x, -0.5 * x], axis=1) if channels == 2 else x
+    path = tmp_path / "x.wav"
+    sf.write(str(path), data, SR, subtype=subtype)
+    ref, sr = read_audio(path)
+    monkeypatch.setattr(edge, "_SOUNDFILE", False)
+    got, sr2 = edge.read_recording(path)
+    assert sr2 == sr == SR and got.dtype == np.float32
+    np.testing.assert_allclose(got, ref, atol=1e-6)
+    if channels == 2:
+        np.testing.assert_allclose(edge.read_recording(path, channel=1)[0], read_audio(path, mono=False)[0][1],
+                                   atol=1e-6)
+
+
+def test_metadata_is_read_from_the_export(onnx_model, fitted_model):
+    from latentbridge.edge import EdgeScorer
+
+    scorer = EdgeScorer(onnx_model)
+    cfg = json.loads((fitted_model / "config.json").read_text())
+    assert scorer.threshold == pytest.approx(cfg["anomaly"]["threshold"])
+    assert (scorer.sample_rate, scorer.window, scorer.hop, scorer.pad) == (SR, WINDOW, SR, "wrap")
