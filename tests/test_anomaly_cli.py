@@ -107,8 +107,8 @@ def test_export_parity_and_edge_scorer_without_torch(fitted_model, machine_data,
     meta = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
     info = json.loads(meta["latentbridge"])
     thr = json.loads((fitted_model / "config.json").read_text())["anomaly"]["threshold"]
-    assert info["threshold"] == pytest.approx(thr) and info["transform"]["n_fft"] == 1024
-    assert info["audio"]["sample_rate"] == 16000
+    assert info["threshold"] == pytest.approx(thr) and info["transform"]["features"]["n_fft"] == 1024
+    assert info["transform"]["features"]["sample_rate"] == 16000 and info["transform"]["windowing"]["window_s"] == 2.0
 
     # the edge scorer runs with torch and librosa made unimportable, and agrees with `anomaly score`
     wav = sorted((machine_data / "test" / "anomalous").glob("*.wav"))[0]

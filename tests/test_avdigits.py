@@ -26,12 +26,13 @@ def _o(extra=()):
 @pytest.fixture(scope="module")
 def small_classifiers(feature_cache):
     """Quick classifiers in the cache folder that evaluate/analyze load (so they are not trained in full)."""
-    from latentbridge.tasks.classify import classifier_dir, train_classifier
+    from latentbridge.tasks.classify import classifier_config, classifier_dir, train_classifier
 
     for kind, root in (("mnist", MNIST_DIR), ("fsdd", FSDD.parent)):
         if not (classifier_dir(kind) / "config.json").exists():
-            train_classifier(kind, classifier_dir(kind), data_root=root, epochs=3, n_train=1500, n_test=300,
-                             force=True)
+            cfg = classifier_config(kind, root, **{"train.max_epochs": 3, "data.n_train": 1500, "data.n_test": 300,
+                                                   "train.progress_bar": False})
+            train_classifier(cfg, classifier_dir(kind), force=True)
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +44,11 @@ def av_run(tmp_path_factory, feature_cache):
 
 def test_pairs_respect_the_splits(feature_cache):
     from latentbridge.config import load_config
-    from latentbridge.tasks.avdigits import build_pairs
+    from latentbridge.tasks.avdigits import pairs
 
     cfg = load_config(REPO / "configs" / "avdigits.yaml", [o for o in _o() if o != "-o"])
-    train, info_tr = build_pairs(cfg, "train")
-    test, info_te = build_pairs(cfg, "test")
+    train, info_tr = pairs(cfg, "train")
+    test, info_te = pairs(cfg, "test")
     assert len(train.label) == 200 and len(test.label) == 60
     assert not set(train.clip.tolist()) & set(test.clip.tolist())
     assert train.audio.shape[1:] == (1, 64, 128) and train.image.shape[1:] == (1, 28, 28)
@@ -117,13 +118,13 @@ def test_analyze_refuses_other_tasks(fitted_model, tmp_path, capsys):
 def test_clip_with_wrong_rate_or_channels_is_named(tmp_path, rate, channels):
     import soundfile as sf
 
-    from latentbridge.data.digits import load_clips
+    from latentbridge.data.digits import default_digit_spec, load_clips
     from latentbridge.errors import DataError
 
     bad = tmp_path / "3_someone_7.wav"
     sf.write(bad, np.random.default_rng(0).normal(0, 0.1, (rate // 2, channels)), rate)
     with pytest.raises(DataError, match=f"3_someone_7.wav.*{channels} channel.*{rate} Hz"):
-        load_clips([bad])
+        load_clips([bad], default_digit_spec())
 
 
 def _tiny_av(**kw):
@@ -147,7 +148,7 @@ def test_private_latents(fusion):
     when it is given."""
     model = _tiny_av(fusion=fusion, private_dim=3).eval()
     b = _tiny_batch()
-    shared, private = model.encode(b)
+    shared, private = model.posteriors(b)
     assert shared["audio"].mean.shape == (6, 8) and private["image"].mean.shape == (6, 3)
     loss, logs = model.loss(b, beta=0.5)
     assert loss.shape == (6,) and torch.isfinite(loss).all()
@@ -183,11 +184,12 @@ def test_cross_weight_scales_only_cross_modal_terms():
 def test_redrawn_pairs_keep_the_digit_and_the_split(feature_cache):
     from latentbridge.config import load_config
     from latentbridge.data.sources import MNIST
-    from latentbridge.tasks.avdigits import RedrawnPairs, build_pairs, training_images
+    from latentbridge.data.digits import RedrawnPairs, training_images
+    from latentbridge.tasks.avdigits import pairs
 
     cfg = load_config(REPO / "configs" / "avdigits.yaml", [o for o in _o() if o != "-o"])
-    train, _ = build_pairs(cfg, "train")
-    images, labels = training_images(cfg)
+    train, _ = pairs(cfg, "train")
+    images, labels = training_images(cfg.digits, cfg.train.seed)
     ds = RedrawnPairs(train, images, labels, seed=0)
     lookup = {images[j].tobytes(): int(labels[j]) for j in range(len(images))}
     test_images = MNIST(MNIST_DIR, seed=cfg.train.seed)
@@ -233,6 +235,9 @@ def test_latent_bridge_picks_a_typical_partner_and_survives_saving(tmp_path):
         model.predict(b, use=("audio", "image"), route="bridge")
     with pytest.raises(ValueError, match="shape"):
         model.fit_bridge(za, zi[:, :4])
-    save_model(tmp_path / "m", model, "avmvae", config={}, transform={})
+    from latentbridge.config import config_to_dict, load_config, transform_spec
+
+    cfg = load_config(None, ["task=avdigits"])
+    save_model(tmp_path / "m", model, config=config_to_dict(cfg), transform=transform_spec(cfg), card="# m\n")
     loaded = load_model(tmp_path / "m").model.eval()
     torch.testing.assert_close(loaded.bridge(q, "audio", "image"), out)

@@ -12,6 +12,7 @@ import torch
 
 from latentbridge.errors import LatentbridgeError
 from latentbridge.models.classifiers import FSDDClassifier, MNISTClassifier
+from latentbridge.metrics.classification import coherence
 from latentbridge.tasks import classify
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,12 +25,18 @@ needs_mnist = pytest.mark.skipif(not (MNIST_ROOT / "t10k-images-idx3-ubyte.gz").
 needs_fsdd = pytest.mark.skipif(not (FSDD_ROOT / "recordings").is_dir(), reason="../shared/data/fsdd not available")
 
 #: quick MNIST run: 600 training images, 2 epochs (~2 s); chance is 0.10
-QUICK_MNIST = dict(epochs=2, n_train=600, n_test=500, batch_size=32)
+QUICK_MNIST = {"train.max_epochs": 2, "data.n_train": 600, "data.n_test": 500, "train.batch_size": 32,
+               "train.progress_bar": False}
 MNIST_BAR = 0.6
 #: quick FSDD run: 300 training clips, 15 epochs (~8 s; 0.59 when written), the whole official
 #: test split; chance is 0.10
-QUICK_FSDD = dict(epochs=15, n_train=300, batch_size=32)
+QUICK_FSDD = {"train.max_epochs": 15, "data.n_train": 300, "train.batch_size": 32, "train.progress_bar": False}
 FSDD_BAR = 0.35
+
+
+def quick(kind, **extra):
+    root = MNIST_ROOT if kind == "mnist" else FSDD_ROOT
+    return classify.classifier_config(kind, root, **{**(QUICK_MNIST if kind == "mnist" else QUICK_FSDD), **extra})
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -77,12 +84,15 @@ def test_fsdd_classifier_ignores_gain_and_silence_floor():
 
 
 def test_augmentations_keep_shapes():
+    from latentbridge.config.sections import FSDDAugment, MNISTAugment
+    from latentbridge.data.augment import augment_digit_images, augment_logmel
+
     g = torch.Generator().manual_seed(0)
     x = torch.rand(6, 1, 28, 28)
-    y = classify._augment_mnist(x, g, classify.DEFAULTS["mnist"]["augment"])
-    assert y.shape == x.shape and torch.isfinite(y).all()
+    y = augment_digit_images(x, g, MNISTAugment())
+    assert y.shape == x.shape and torch.isfinite(y).all() and not torch.allclose(x, y)
     s = torch.randn(6, 1, 64, 128) * 10 - 60
-    t = classify._augment_fsdd(s, g, classify.DEFAULTS["fsdd"]["augment"])
+    t = augment_logmel(s, g, FSDDAugment())
     assert t.shape == s.shape and (t >= s.flatten(1).amin(1).view(-1, 1, 1, 1) - 1e-4).all()
 
 
@@ -108,7 +118,7 @@ class _FixedProba(_Fixed):
 def test_coherence_on_hand_made_predictions():
     targets = [0, 0, 1, 1, 2, 2, 2, 3]
     preds = [0, 1, 1, 1, 2, 0, 2, 3]
-    res = classify.coherence(_Fixed(preds), np.zeros((8, 1, 28, 28)), targets)
+    res = coherence(_Fixed(preds), np.zeros((8, 1, 28, 28)), targets)
     assert res["n"] == 8 and res["accuracy"] == pytest.approx(6 / 8) and res["chance"] == 0.1
     assert res["per_class_accuracy"]["0"] == pytest.approx(0.5)
     assert res["per_class_accuracy"]["1"] == 1.0
@@ -119,22 +129,22 @@ def test_coherence_on_hand_made_predictions():
     assert conf.shape == (10, 10) and conf.sum() == 8 and conf[0, 1] == 1 and conf[2, 0] == 1
     assert "mean_target_probability" not in res
 
-    res = classify.coherence(_FixedProba(preds), torch.zeros(8, 1, 28, 28), torch.tensor(targets))
+    res = coherence(_FixedProba(preds), torch.zeros(8, 1, 28, 28), torch.tensor(targets))
     assert res["accuracy"] == pytest.approx(6 / 8)
     assert res["mean_target_probability"] == pytest.approx((6 * 0.55 + 2 * 0.05) / 8)
     json.dumps(res)  # plain JSON types
 
     with pytest.raises(ValueError, match="target labels"):
-        classify.coherence(_Fixed(preds), np.zeros(8), [0, 1, 2, 3, 4, 5, 6, 10])
+        coherence(_Fixed(preds), np.zeros(8), [0, 1, 2, 3, 4, 5, 6, 10])
     with pytest.raises(ValueError, match="samples for"):
-        classify.coherence(_Fixed(preds[:7]), np.zeros(7), targets)
+        coherence(_Fixed(preds[:7]), np.zeros(7), targets)
 
 
 def test_coherence_with_a_real_model_on_its_own_input():
     torch.manual_seed(0)
     m = MNISTClassifier().eval()
     x = torch.rand(20, 1, 28, 28)
-    res = classify.coherence(m, x, m.predict(x))
+    res = coherence(m, x, m.predict(x))
     assert res["accuracy"] == 1.0
 
 
@@ -146,7 +156,7 @@ def test_train_mnist_subset(tmp_path):
     from latentbridge.models.hub import load_model
 
     out = tmp_path / "mnist"
-    m = classify.train_classifier("mnist", out, data_root=MNIST_ROOT, **QUICK_MNIST)
+    m = classify.train_classifier(quick("mnist"), out)
     assert m["n_train"] == 600 and m["n_test"] == 500
     assert m["test_accuracy"] >= MNIST_BAR, m["test_accuracy"]
     for name in ("config.json", "model.safetensors", "README.md", "metrics.json"):
@@ -157,11 +167,11 @@ def test_train_mnist_subset(tmp_path):
     saved = load_model(out)
     assert isinstance(saved.model, MNISTClassifier)
     assert saved.info["test_accuracy"] == pytest.approx(m["test_accuracy"])
-    assert saved.info["config"]["offline_split"] == m["offline_split"]
-    assert saved.info["transform"] == {}
-    assert not list(tmp_path.glob(".*partial"))  # the temporary folder was renamed
+    assert saved.info["data"]["offline_split"] == m["offline_split"]
+    assert saved.info["transform"]["type"] == "image"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist"]  # no lock or temporary file left
     with pytest.raises(LatentbridgeError, match="not empty"):
-        classify.train_classifier("mnist", out, data_root=MNIST_ROOT, **QUICK_MNIST)
+        classify.train_classifier(quick("mnist"), out)
 
 
 @needs_fsdd
@@ -170,13 +180,13 @@ def test_train_fsdd_subset(tmp_path):
     from latentbridge.models.hub import load_model
 
     out = tmp_path / "fsdd"
-    m = classify.train_classifier("fsdd", out, data_root=FSDD_ROOT, **QUICK_FSDD)
+    m = classify.train_classifier(quick("fsdd"), out)
     assert m["n_train"] == 300 and m["n_test"] == 300  # the whole official test split
     assert m["test_accuracy"] >= FSDD_BAR, m["test_accuracy"]
     saved = load_model(out)
     assert isinstance(saved.model, FSDDClassifier)
-    assert saved.info["transform"] == digits.TRANSFORM
-    assert saved.info["config"]["speaker_overlap"] is True
+    assert saved.info["transform"]["features"] == digits.default_digit_spec().features.model_dump(mode="json")
+    assert saved.info["data"]["speaker_overlap"] is True
 
 
 @needs_mnist
@@ -184,12 +194,12 @@ def test_load_classifier_trains_once_then_reuses(tmp_path, monkeypatch):
     real = classify.train_classifier
     calls = []
 
-    def quick(kind, out_dir, **kw):
+    def shortened(cfg, out_dir, **kw):
         calls.append(out_dir)
-        kw.update(QUICK_MNIST)
-        return real(kind, out_dir, **kw)
+        cfg.train.max_epochs, cfg.data.n_train, cfg.data.n_test = 2, 600, 500
+        return real(cfg, out_dir, **kw)
 
-    monkeypatch.setattr(classify, "train_classifier", quick)
+    monkeypatch.setattr(classify, "train_classifier", shortened)
     model, info = classify.load_classifier("mnist", data_root=MNIST_ROOT, cache_dir=tmp_path)
     assert len(calls) == 1 and info["trained_now"] is True
     assert Path(info["path"]) == tmp_path / "mnist" == classify.classifier_dir("mnist", tmp_path)

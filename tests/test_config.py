@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from latentbridge.config import Config, apply_overrides, dump_yaml, load_config, parse_override
+from latentbridge.config import WORKFLOWS, Workflow, apply_overrides, dump_yaml, load_config, parse_override
 from latentbridge.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,7 +19,7 @@ def test_defaults_are_valid_and_frames_follow_the_window():
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_preset_loads(path):
     cfg = load_config(path)
-    assert isinstance(cfg, Config)
+    assert isinstance(cfg, Workflow) and type(cfg) is WORKFLOWS[cfg.task]
     # the dump round-trips to the same config
     assert load_config_from_text(dump_yaml(cfg), path.parent) == cfg
 
@@ -81,3 +81,77 @@ def test_bad_files_and_overrides(tmp_path):
         parse_override("train.max_epochs")
     with pytest.raises(ConfigError, match="not a section"):
         apply_overrides({"train": 3}, ["train.max_epochs=2"])
+
+
+def test_presets_compose_from_a_base(tmp_path):
+    (tmp_path / "base.yaml").write_text("task: multimodal\nmodel: {name: mmvae, fusion: moe, latent_dim: 8}\n"
+                                        "train: {max_epochs: 7, lr: 0.01}\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\nmodel: {fusion: poe}\ntrain: {lr: 0.002}\n")
+    cfg = load_config(tmp_path / "child.yaml")
+    assert (cfg.model.fusion, cfg.model.latent_dim, cfg.train.max_epochs, cfg.train.lr) == ("poe", 8, 7, 0.002)
+    # an ordered list of defaults: later entries win, the file itself wins over all
+    (tmp_path / "more.yaml").write_text("train: {max_epochs: 9}\n")
+    (tmp_path / "list.yaml").write_text("defaults: [base.yaml, more.yaml]\nmodel: {latent_dim: 4}\n")
+    cfg = load_config(tmp_path / "list.yaml")
+    assert (cfg.train.max_epochs, cfg.model.latent_dim, cfg.model.fusion) == (9, 4, "moe")
+    # another model replaces the model section whole (each model has its own keys)
+    (tmp_path / "other.yaml").write_text("base: base.yaml\nmodel: {name: spec2mask, latent_dim: 6}\n")
+    cfg = load_config(tmp_path / "other.yaml")
+    assert cfg.model.name == "spec2mask" and cfg.model.latent_dim == 6 and not hasattr(cfg.model, "fusion")
+    # the resolved config (what a run folder saves) holds no composition keys
+    assert "base" not in dump_yaml(cfg) and "defaults" not in dump_yaml(cfg)
+
+
+def test_preset_cycles_and_bad_bases_are_named(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: nope.yaml\n")
+    with pytest.raises(ConfigError, match="nope.yaml: config file does not exist"):
+        load_config(tmp_path / "c.yaml")
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config(tmp_path)
+
+
+def test_the_bridge_presets_are_one_base_plus_a_line():
+    base = load_config(ROOT / "configs" / "mmvae_bridge.yaml").model_dump()
+    for fusion in ("poe", "moe", "mopoe", "jsd"):
+        cfg = load_config(ROOT / "configs" / f"mmvae_bridge_{fusion}.yaml").model_dump()
+        diff = {k for k in cfg if cfg[k] != base[k]}
+        assert diff <= {"model", "description"}
+        assert {k for k in cfg["model"] if cfg["model"][k] != base["model"][k]} <= {"fusion"}
+
+
+def test_each_workflow_validates_only_its_own_sections():
+    with pytest.raises(ConfigError, match="unknown key 'vibration'"):
+        load_config(None, ["task=anomaly", "vibration.n_fft=64"])
+    with pytest.raises(ConfigError, match="unknown key 'audio'"):
+        load_config(None, ["task=multimodal", "audio.sample_rate=8000"])
+    with pytest.raises(ConfigError, match=r"'model.name': 'conv_vae' is not one of"):
+        load_config(None, ["task=multimodal", "model.name=conv_vae"])
+    with pytest.raises(ConfigError, match="unknown key 'model.fusion'"):  # a per-model schema
+        load_config(None, ["task=anomaly", "model.fusion=moe"])
+    with pytest.raises(ConfigError, match="vibration.n_fft"):  # the multimodal cross-field rule
+        load_config(None, ["task=multimodal", "vibration.resample_to=10", "vibration.window_s=1"])
+    cfg = load_config(None, ["task=avdigits"])
+    assert (cfg.audio.sample_rate, cfg.features.n_fft, cfg.n_frames) == (8000, 256, 128)  # the digit features
+
+
+def test_classifier_settings_come_from_the_config():
+    mnist = load_config(None, ["task=classifier", "model.name=mnist_classifier"])
+    fsdd = load_config(None, ["task=classifier", "model.name=fsdd_classifier"])
+    assert (mnist.train.max_epochs, fsdd.train.max_epochs) == (12, 16)
+    assert (mnist.classifier.augment.kind, fsdd.classifier.augment.kind) == ("mnist", "fsdd")
+    assert mnist.train.scheduler == "onecycle" and mnist.train.keep_weights == "last"
+    with pytest.raises(ConfigError, match="fsdd augmentation for a mnist classifier"):
+        load_config(None, ["task=classifier", "model.name=mnist_classifier", "classifier.augment.kind=fsdd"])
+
+
+@pytest.mark.parametrize("name", ["2024", "yes", "null", "~", "[x]", "a: b", "with space", "Größe", "3.5"])
+def test_path_overrides_are_text_not_yaml(name):
+    cfg = load_config(None, [f"data.train_dir={name}", f"data.test_dir={name}"])
+    assert cfg.data.train_dir == name and cfg.data.test_dir == name
+    assert load_config(None, ["data.train_dir="]).data.train_dir is None
+    cfg = load_config(None, sets={"data.train_dir": name})
+    assert cfg.data.train_dir == name

@@ -1,18 +1,23 @@
+"""Model folders: whole or refused (weights, config.json and the model card), never unpickled."""
+
+import hashlib
 import json
 
 import pytest
 import torch
 
-from latentbridge.config import ModelConfig
+from latentbridge.config import load_config, transform_spec, config_to_dict
 from latentbridge.errors import ModelFolderError
-from latentbridge.models.hub import load_model, save_model
-from latentbridge.models.vae import build_model
+from latentbridge.models.hub import load_model, save_model, update_info
+from latentbridge.models.registry import build_model
+from latentbridge.models.vae import ConvVAEConfig
 
 
 @pytest.fixture
 def folder(tmp_path):
-    model = build_model("conv_vae", (1, 16, 12), ModelConfig(latent_dim=2, channels=[4]))
-    save_model(tmp_path / "m", model, "conv_vae", config={"a": 1}, transform={"n_fft": 64}, card="# card\n")
+    cfg = load_config(None, ["model.latent_dim=2", "model.channels=[4]"])
+    model = build_model(ConvVAEConfig(latent_dim=2, channels=[4]), input_shape=(1, 16, 12))
+    save_model(tmp_path / "m", model, config=config_to_dict(cfg), transform=transform_spec(cfg), card="# card\n")
     return tmp_path / "m"
 
 
@@ -20,8 +25,22 @@ def test_folder_layout(folder):
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     info = json.loads((folder / "config.json").read_text())
     assert info["model_class"] == "conv_vae" and info["model_kwargs"]["input_shape"] == [1, 16, 12]
-    assert len(info["files"]["model.safetensors"]) == 64
-    assert not list(folder.parent.glob("*.partial"))
+    assert info["format_version"] == 2 and info["transform"]["type"] == "audio"
+    assert len(info["integrity"]["weights_sha256"]) == 64
+    assert not list(folder.parent.glob(".*partial"))
+    # every file is readable by others (safetensors writes 0600 by itself)
+    assert {oct(p.stat().st_mode & 0o777) for p in folder.iterdir()} == {"0o644"}
+
+
+def _header(folder):
+    raw = (folder / "model.safetensors").read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    return json.loads(raw[8:8 + n])
+
+
+def test_the_weights_header_signs_config_json(folder):
+    meta = _header(folder)["__metadata__"]
+    assert meta["config_sha256"] == hashlib.sha256((folder / "config.json").read_bytes()).hexdigest()
 
 
 def test_altered_weights_are_refused(folder):
@@ -32,7 +51,31 @@ def test_altered_weights_are_refused(folder):
         load_model(folder)
 
 
-@pytest.mark.parametrize("name", ["config.json", "model.safetensors"])
+@pytest.mark.parametrize("edit", ["threshold", "transform", "empty_integrity", "whitespace"])
+def test_hand_edits_of_config_json_are_refused(folder, edit):
+    p = folder / "config.json"
+    info = json.loads(p.read_text())
+    if edit == "threshold":
+        info["anomaly"] = {"threshold": 1e9}
+    elif edit == "transform":
+        info["transform"]["features"]["n_fft"] = 512
+    elif edit == "empty_integrity":
+        info["integrity"] = {}
+    text = json.dumps(info, indent=2) + ("\n\n" if edit == "whitespace" else "\n")
+    p.write_text(text)
+    with pytest.raises(ModelFolderError, match="config.json was changed after the model was saved.*calibrate"):
+        load_model(folder)
+
+
+def test_update_info_re_signs_the_folder(folder):
+    update_info(folder, {"anomaly": {"threshold": 3.5}})
+    saved = load_model(folder)
+    assert saved.info["anomaly"]["threshold"] == 3.5
+    meta = _header(folder)["__metadata__"]
+    assert meta["config_sha256"] == hashlib.sha256((folder / "config.json").read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("name", ["config.json", "model.safetensors", "README.md"])
 def test_missing_files_are_named(folder, name):
     (folder / name).unlink()
     with pytest.raises(ModelFolderError, match=f"missing {name}"):
@@ -48,8 +91,8 @@ def test_broken_config(folder):
     p.write_text(json.dumps({**info, "model_class": "gpt"}))
     with pytest.raises(ModelFolderError, match="unknown model_class 'gpt'"):
         load_model(folder)
-    p.write_text(json.dumps({**info, "model_kwargs": {**info["model_kwargs"], "latent_dim": 5}}))
-    with pytest.raises(ModelFolderError, match="weights do not fit"):
+    p.write_text(json.dumps({**info, "format_version": 1}))
+    with pytest.raises(ModelFolderError, match="format version 1.*latentbridge model upgrade"):
         load_model(folder)
     with pytest.raises(ModelFolderError, match="not a folder"):
         load_model(folder / "nope")
@@ -58,7 +101,5 @@ def test_broken_config(folder):
 def test_weights_file_is_not_a_pickle(folder):
     head = (folder / "model.safetensors").read_bytes()[:8]
     assert head[:2] != b"\x80\x04"  # pickle protocol marker
-    n = int.from_bytes(head, "little")  # safetensors: 8-byte header length, then JSON
-    meta = json.loads((folder / "model.safetensors").read_bytes()[8:8 + n])
-    assert "encoder.fc.weight" in meta
+    assert "encoder.fc.weight" in _header(folder)
     assert isinstance(load_model(folder).model.encoder.fc.weight, torch.Tensor)

@@ -17,7 +17,8 @@ import pytest
 
 from latentbridge.errors import DataError
 from latentbridge.io import cut_windows, read_audio, write_wav
-from latentbridge.tasks.anomaly import Detector, score_paths
+from latentbridge.commands import score as score_paths
+from latentbridge.tasks.anomaly import Detector
 from latentbridge.tasks.listen import listen_model
 
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from latentbridge.config import config_to_dict, load_config, transform_spec
 from latentbridge.models.hub import load_model, save_model
 from latentbridge.models.multimodal import FUSIONS, MultimodalVAE, Spec2Mask, product_of_experts
 from latentbridge.models.outputs import DiagonalGaussian
@@ -64,7 +65,9 @@ def test_fusion_contract(fusion, tmp_path):
     assert pred["mask_prob"].shape == (6, 1, 8, 24)
     assert pred["wave"].shape == (6, C, T) and pred["extent"].shape == (6,)
     assert ((pred["mask_prob"] >= 0) & (pred["mask_prob"] <= 1)).all()
-    save_model(tmp_path / "m", model, "mmvae", config={}, transform={})
+    cfg = load_config(None, ["task=multimodal", f"model.fusion={fusion}"])
+    save_model(tmp_path / "m", model, config=config_to_dict(cfg), transform=transform_spec(cfg, sample_rate=100.0,
+                                                                                          n_channels=C), card="# m\n")
     loaded = load_model(tmp_path / "m").model
     torch.testing.assert_close(loaded.predict({"wave": data["wave"]})["mask_prob"], pred["mask_prob"])
 

@@ -71,7 +71,7 @@ from latentbridge.transforms.numpy_stft import stft_magnitude
 __all__ = ["EdgeModelError", "EdgeScorer", "FileScores", "main", "read_recording"]
 
 METADATA_KEY = "latentbridge"  # the same key as latentbridge.export (which imports torch)
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class EdgeModelError(DataError):
@@ -130,18 +130,22 @@ class EdgeScorer:
         try:
             self.meta = json.loads(meta[METADATA_KEY])
             version = int(self.meta.get("format_version", 1))
+            if version < FORMAT_VERSION:
+                raise EdgeModelError(path, f"exported by an earlier latentbridge (format_version {version}); "
+                                           "export the model folder again with this one")
             self.threshold = float(self.meta["threshold"])
-            t = self.meta["transform"]
+            # the saved preprocessing description (latentbridge.transforms.spec.AudioTransform)
+            spec = self.meta["transform"]
+            t, w = spec["features"], spec["windowing"]
             self.stft_kwargs = dict(n_fft=int(t["n_fft"]), hop_length=int(t["hop_length"]),
                                     win_length=t.get("win_length"), window=t.get("window", "hann"),
                                     center=t.get("center", True), power=t.get("power", 1.0),
                                     n_frames=t.get("n_frames"))
-            audio = self.meta["audio"]
-            self.sample_rate = int(audio["sample_rate"])
-            self.window = int(round(float(audio["window_s"]) * self.sample_rate))
-            self.hop = max(1, int(round(float(audio["hop_s"]) * self.sample_rate)))
-            self.pad = str(audio.get("pad", "wrap"))
-            self.channel = audio.get("channel")
+            self.sample_rate = int(t["sample_rate"])
+            self.window = int(round(float(w["window_s"]) * self.sample_rate))
+            self.hop = max(1, int(round(float(w["hop_s"]) * self.sample_rate)))
+            self.pad = str(w.get("pad", "wrap"))
+            self.channel = w.get("channel")
             self.aggregate = str(self.meta.get("aggregate", "mean"))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise EdgeModelError(path, f"damaged latentbridge metadata ({type(exc).__name__}: "

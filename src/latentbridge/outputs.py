@@ -103,18 +103,16 @@ def check_target(folder: Path, force: bool, what: str = "output folder") -> None
 
 
 @contextlib.contextmanager
-def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = False, resume: bool = False,
-                  locked: bool = True) -> Iterator[Path]:
+def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = False,
+                  resume: bool = False) -> Iterator[Path]:
     """Own ``folder`` for the duration of the block and yield where to write.
 
     ``in_place=False``: yields a hidden temporary sibling that replaces ``folder`` (one rename) when
     the block succeeds and is removed when it fails. ``in_place=True`` (training): yields
-    ``folder`` itself, emptied first with ``force``, kept as it is with ``resume``. ``locked=False``
-    skips the lock (the extra processes of a DDP run, whose parent holds it)."""
+    ``folder`` itself, emptied first with ``force``, kept as it is with ``resume``."""
     folder = Path(folder)
     lock = FolderLock(folder)
-    if locked:
-        lock.acquire()
+    lock.acquire()
     try:
         if resume:
             if not folder.is_dir():
@@ -124,7 +122,7 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
         check_target(folder, force)
         if in_place:
             try:
-                if folder.exists() and force and locked:
+                if folder.exists() and force:
                     shutil.rmtree(folder)
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as e:

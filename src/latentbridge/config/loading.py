@@ -127,7 +127,8 @@ def format_validation_error(err: ValidationError, source: str, tags: set[str] = 
             lines.append(f"unknown key '{key}'")
         elif e["type"] == "union_tag_invalid":
             ctx = e.get("ctx", {})
-            lines.append(f"'{key}': {ctx.get('tag')!r} is not one of {ctx.get('expected_tags')}")
+            disc = str(ctx.get("discriminator", "name")).strip("'\"")
+            lines.append(f"'{key}.{disc}': {ctx.get('tag')!r} is not one of {ctx.get('expected_tags')}")
         elif e["type"] == "union_tag_not_found":
             lines.append(f"'{key}': missing the key '{e.get('ctx', {}).get('discriminator', 'name')}'")
         else:

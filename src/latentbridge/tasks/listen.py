@@ -211,7 +211,7 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
     det = Detector.load(model_dir)
     model_sr = det.sample_rate
     capture_sr = int(sample_rate or model_sr)
-    window = det.cfg.audio.window_samples
+    window = det.spec.window_samples
 
     def score_fn(windows: np.ndarray):
         if capture_sr != model_sr:
@@ -222,8 +222,8 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
     if isinstance(device, str) and device.strip().lstrip("-").isdigit():
         device = int(device)
     print(f"model {model_dir}: {det.saved.info['model_class']}, score {det.method}, threshold {det.threshold:.6g}, "
-          f"window {det.cfg.audio.window_s:g} s, input {'file ' + str(source) if source else 'device ' + str(device if device is not None else '(default)')}"
+          f"window {det.spec.windowing.window_s:g} s, input {'file ' + str(source) if source else 'device ' + str(device if device is not None else '(default)')}"
           f" at {capture_sr} Hz", file=out, flush=True)
-    return listen(score_fn, sample_rate=capture_sr, window_s=det.cfg.audio.window_s,
-                  hop_s=hop_s or det.cfg.audio.hop_s, source=source, device=device, blocksize=blocksize,
-                  duration_s=duration_s, events=events, out=out, realtime=realtime, pad=det.cfg.audio.pad)
+    return listen(score_fn, sample_rate=capture_sr, window_s=det.spec.windowing.window_s,
+                  hop_s=hop_s or det.spec.windowing.hop_s, source=source, device=device, blocksize=blocksize,
+                  duration_s=duration_s, events=events, out=out, realtime=realtime, pad=det.spec.windowing.pad)

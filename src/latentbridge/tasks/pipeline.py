@@ -49,8 +49,11 @@ def training_run(cfg, out_dir: str | Path, *, resume: bool = False, force: bool 
     from latentbridge.outputs import output_folder
     from latentbridge.training.fit import is_launched_child, start_run
 
-    child = is_launched_child()
-    with output_folder(out_dir, force=force, in_place=True, resume=resume, locked=not child) as folder:
+    if is_launched_child():  # an extra DDP process: the main process owns and prepared the folder
+        start_run(cfg, Path(out_dir), resume)
+        yield TrainingRun(cfg, Path(out_dir), resume)
+        return
+    with output_folder(out_dir, force=force, in_place=True, resume=resume) as folder:
         start_run(cfg, folder, resume)
         yield TrainingRun(cfg, folder, resume)
 
