@@ -1,96 +1,243 @@
-"""Tests for latentbridge.report: PNG figures and the single-file HTML report."""
+"""latentbridge.report: the single-file HTML report and the 2-D embeddings of latent vectors.
+
+(What each figure draws is tested in test_report_plots.py.)
+"""
 
 from __future__ import annotations
 
 import base64
-import re
+import logging
+from html.parser import HTMLParser
 
 import numpy as np
 import pytest
+from sklearn.metrics import silhouette_score
 
 from latentbridge.errors import DataError
-from latentbridge.report import (
-    plot_lines,
-    plot_roc,
-    plot_score_histogram,
-    plot_spectrogram_pairs,
-    write_html_report,
+from latentbridge.report import embed_2d, plot_roc, write_html_report
+
+# --------------------------------------------------------------------------- HTML report
+
+
+class _Page(HTMLParser):
+    """The parts of a report page the tests look at, as a browser would read them."""
+
+    VOID = frozenset({"br", "img", "meta", "link", "hr", "input"})  # elements without an end tag
+
+    def __init__(self, text):
+        super().__init__(convert_charrefs=True)
+        self.tags, self.imgs, self.tables, self.texts = [], [], [], {}
+        self._open: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        attrs = dict(attrs)
+        if tag == "img":
+            self.imgs.append(attrs)
+        if tag in self.VOID:
+            return
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("th", "td"):
+            self.tables[-1][-1].append([tag, "", attrs.get("class")])
+        self._open.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag in self._open:
+            del self._open[len(self._open) - 1 - self._open[::-1].index(tag) :]
+
+    def handle_data(self, data):
+        if not self._open:
+            return
+        tag = self._open[-1]
+        if tag in ("th", "td"):
+            self.tables[-1][-1][-1][1] += data
+        else:
+            self.texts.setdefault(tag, []).append(data)
+
+
+def test_html_report_content(tmp_path):
+    rng = np.random.default_rng(0)
+    out = tmp_path / "report"
+    roc = plot_roc(np.r_[np.zeros(30, int), np.ones(10, int)], rng.random(40), out / "figs" / "roc.png")
+    photo = tmp_path / "elsewhere" / "photo.jpg"
+    photo.parent.mkdir()
+    photo.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    sections = [
+        {"heading": "Summary <b>", "text": "first <script>alert(1)</script>\nsame paragraph\n\nsecond & last"},
+        {"heading": "Metrics", "table": {"auc": 0.912345, "n": 100, "note": "<i>x</i>", "none": None,
+                                         "ok": True, "nan": float("nan"), "<u>key</u>": "v"}},
+        {"heading": "Per file", "table": [{"file": "a.wav", "score": 1.5}, {"file": "b.wav", "extra": True}]},
+        {"heading": "Nothing", "table": []},
+        {"heading": "Figures", "images": ["figs/roc.png", photo]},
+    ]
+    path = write_html_report(out / "report.html", "Run <1>", sections)
+    assert path == out / "report.html"
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    page = _Page(text)
+
+    # every piece of user text arrives as text, never as markup
+    assert page.texts["title"] == ["Run <1>"] and page.texts["h1"] == ["Run <1>"]
+    assert page.texts["h2"] == ["Summary <b>", "Metrics", "Per file", "Nothing", "Figures"]
+    assert "script" not in page.tags and "b" not in page.tags and "i" not in page.tags
+    paragraphs = page.texts["p"]
+    assert paragraphs[:2] == ["first <script>alert(1)</script>", "\nsame paragraph"]  # one line break
+    assert "second & last" in paragraphs and page.tags.count("br") == 1
+    assert "(empty table)" in page.texts["em"]
+
+    # tables: a dict is one key/value row per entry; records share the union of their columns
+    metrics, per_file = page.tables
+    assert [[c[1] for c in row] for row in metrics] == [
+        ["auc", "0.9123"], ["n", "100"], ["note", "<i>x</i>"], ["none", ""], ["ok", "True"], ["nan", "nan"],
+        ["<u>key</u>", "v"]]
+    assert [row[1][2] for row in metrics] == ["num", "num", None, None, None, "num", None]  # numbers right-aligned
+    assert [[c[1] for c in row] for row in per_file] == [
+        ["file", "score", "extra"], ["a.wav", "1.5", ""], ["b.wav", "", "True"]]
+    assert [c[0] for c in per_file[0]] == ["th", "th", "th"]
+    assert [[c[2] for c in row] for row in per_file[1:]] == [[None, "num", None], [None, None, None]]
+    assert "u" not in page.tags
+
+    # images: embedded copies of the files named, relative to the report's folder or absolute
+    assert [(img["alt"], img["src"].split(",")[0]) for img in page.imgs] == [
+        ("figs/roc.png", "data:image/png;base64"), (str(photo), "data:image/jpeg;base64")]
+    for img, file in zip(page.imgs, (roc, photo)):
+        assert file.is_file()
+        assert base64.b64decode(img["src"].split(",", 1)[1]) == file.read_bytes()
+    assert page.texts["figcaption"] == ["figs/roc.png", str(photo)]
+
+
+@pytest.mark.parametrize(
+    ("sections", "error", "match"),
+    [
+        ([{"heading": "x", "images": ["missing.png"]}], DataError,
+         r"missing\.png: image for the HTML report does not exist"),
+        ([{"heading": "x", "images": ["fig.bmp"]}], DataError, r"fig\.bmp: unsupported image type '\.bmp'"),
+        ([{"heading": "x", "imgs": []}], ValueError, r"section 0 has unknown keys \['imgs'\]"),
+        ([{"heading": "ok"}, ["heading", "x"]], ValueError, "section 1 must be a dict, got list"),
+        ([{"heading": "x", "table": [{"a": 1}, ("a", 2)]}], ValueError, "table rows must be dicts, got tuple"),
+    ],
 )
+def test_html_report_bad_input(tmp_path, sections, error, match):
+    (tmp_path / "fig.bmp").write_bytes(b"BM")
+    with pytest.raises(error, match=match):
+        write_html_report(tmp_path / "r.html", "t", sections)
+    assert not (tmp_path / "r.html").exists()
+    assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob(".*.partial"))
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+def test_html_report_replaces_atomically(tmp_path):
+    path = tmp_path / "r.html"
+    write_html_report(path, "first", [])
+    inode = path.stat().st_ino
+    with pytest.raises(DataError):
+        write_html_report(path, "second", [{"heading": "x", "images": ["missing.png"]}])
+    assert _Page(path.read_text()).texts["h1"] == ["first"]  # a failed write leaves the old report
+    write_html_report(path, "third", [])
+    assert _Page(path.read_text()).texts["h1"] == ["third"]
+    # a new file renamed over the old one (a reader never sees a half-written report), not rewritten in place
+    assert path.stat().st_ino != inode
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]
 
 
-def _is_png(path):
-    return path.is_file() and path.read_bytes()[:8] == PNG_MAGIC
+# --------------------------------------------------------------------------- 2-D embeddings
 
 
 @pytest.fixture(scope="module")
-def scored():
-    rng = np.random.default_rng(0)
-    labels = np.r_[np.zeros(80, int), np.ones(20, int)]
-    scores = np.r_[rng.normal(0, 1, 80), rng.normal(2, 1, 20)]
-    return labels, scores
+def clusters():
+    """Three well-separated Gaussian clusters in 16-D, 20 points each, and their labels."""
+    rng = np.random.default_rng(4)
+    centers = rng.normal(scale=5.0, size=(3, 16))
+    x = np.concatenate([c + rng.normal(size=(20, 16)) for c in centers])
+    return x, np.repeat(np.arange(3), 20)
 
 
-def test_plots_write_png(tmp_path, scored):
-    labels, scores = scored
-    p1 = plot_roc(labels, scores, tmp_path / "figs" / "roc.png", title="ROC")
-    p2 = plot_score_histogram(scores, labels, 1.5, tmp_path / "hist.png", title="scores")
-    p3 = plot_score_histogram(scores, None, None, tmp_path / "hist_all.png")
-    rng = np.random.default_rng(1)
-    x = rng.random((2, 32, 40))
-    p4 = plot_spectrogram_pairs(x, x * 0.9, ["a <1>", "b"], tmp_path / "spec.png", sample_rate=16000, hop_length=256)
-    p5 = plot_spectrogram_pairs(x[0], x[0], None, tmp_path / "spec1.png")
-    p6 = plot_lines(np.arange(1, 6), {"train": [5, 4, 3, 2.5, 2], "val": [6, 5, 4, 3.8, 3.9]},
-                    tmp_path / "loss.png", "epoch", "loss", "loss curves")
-    p7 = plot_lines(None, {"loss": [1.0, 0.5, 0.1]}, tmp_path / "loss_log.png", logy=True)
-    for p in (p1, p2, p3, p4, p5, p6, p7):
-        assert _is_png(p), p
-    # atomic writes leave no partial files
-    assert not list(tmp_path.rglob("*.partial"))
+@pytest.mark.parametrize("method", ["umap", "tsne", "pca"])
+def test_embed_2d_keeps_clusters_apart(clusters, method, caplog):
+    x, labels = clusters
+    with caplog.at_level(logging.WARNING, logger="latentbridge.report"):
+        y = embed_2d(x, method=method, seed=0)
+    assert y.shape == (60, 2) and y.dtype == np.float64 and np.all(np.isfinite(y))
+    assert silhouette_score(y, labels) > 0.7
+    centroids = np.stack([y[labels == k].mean(axis=0) for k in range(3)])
+    nearest = np.argmin(np.linalg.norm(y[:, None] - centroids[None], axis=-1), axis=1)
+    np.testing.assert_array_equal(nearest, labels)
+    if method != "pca":  # the method itself ran: no fallback to PCA
+        assert "PCA" not in caplog.text
+        assert not np.allclose(y, embed_2d(x, method="pca"))
+    np.testing.assert_array_equal(y, embed_2d(x, method=method, seed=0))  # deterministic
 
 
-def test_plot_input_errors(tmp_path):
-    with pytest.raises(ValueError, match="equal shapes"):
-        plot_spectrogram_pairs(np.zeros((1, 4, 4)), np.zeros((1, 4, 5)), ["x"], tmp_path / "s.png")
-    with pytest.raises(ValueError, match="titles"):
-        plot_spectrogram_pairs(np.zeros((2, 4, 4)), np.zeros((2, 4, 4)), ["x"], tmp_path / "s.png")
-    with pytest.raises(ValueError, match="x has 2"):
-        plot_lines([0, 1], {"a": [1, 2, 3]}, tmp_path / "l.png")
-    with pytest.raises(ValueError, match="no anomalous"):
-        plot_roc([0, 0], [1, 2], tmp_path / "r.png")
-    assert not (tmp_path / "s.png").exists() and not (tmp_path / "r.png").exists()
+@pytest.mark.parametrize(
+    ("method", "n", "expected"),
+    [
+        ("tsne", 61, {"n_components": 2, "perplexity": 20.0, "init": "pca", "random_state": 7}),
+        ("tsne", 100, {"perplexity": 30.0}),
+        ("umap", 8, {"n_components": 2, "n_neighbors": 7, "random_state": 7}),
+        ("umap", 100, {"n_neighbors": 15}),
+    ],
+)
+def test_embed_2d_documented_parameters(monkeypatch, method, n, expected):
+    """t-SNE: perplexity min(30, (N - 1) / 3), PCA init; UMAP: n_neighbors min(15, N - 1); both seeded."""
+    import sklearn.manifold
+    import umap
+
+    seen = {}
+
+    class Reducer:
+        def __init__(self, **kwargs):
+            seen.update(kwargs)
+
+        def fit_transform(self, x):
+            return x[:, :2] * 2.0
+
+    monkeypatch.setattr(sklearn.manifold, "TSNE", Reducer)
+    monkeypatch.setattr(umap, "UMAP", Reducer)
+    x = np.random.default_rng(0).normal(size=(n, 5))
+    np.testing.assert_array_equal(embed_2d(x, method=method, seed=7), x[:, :2] * 2.0)
+    assert {k: seen[k] for k in expected} == expected
 
 
-def test_html_report_embeds_images_and_escapes(tmp_path, scored):
-    labels, scores = scored
-    out = tmp_path / "report"
-    roc = plot_roc(labels, scores, out / "figs" / "roc.png")
-    sections = [
-        {"heading": "Summary <b>", "text": "first <script>alert(1)</script>\n\nsecond & last"},
-        {"heading": "Metrics", "table": {"auc": 0.912345, "n": 100, "note": "<i>x</i>", "none": None}},
-        {"heading": "Per file", "table": [{"file": "a.wav", "score": 1.5}, {"file": "b.wav", "extra": True}]},
-        {"heading": "Figures", "images": ["figs/roc.png"]},
-    ]
-    path = write_html_report(out / "report.html", "Run <1>", sections)
-    text = path.read_text(encoding="utf-8")
-    assert text.startswith("<!DOCTYPE html>")
-    assert "<script>" not in text
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
-    assert "second &amp; last" in text
-    assert "<title>Run &lt;1&gt;</title>" in text
-    assert "Summary &lt;b&gt;" in text and "&lt;i&gt;x&lt;/i&gt;" in text
-    assert "0.9123" in text and ">100<" in text
-    assert "<th>extra</th>" in text and "True" in text
-    m = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
-    assert m is not None
-    assert base64.b64decode(m.group(1)) == roc.read_bytes()
-    assert 'src="figs/' not in text  # self-contained: no external references
+def test_embed_2d_pca(clusters):
+    x, _ = clusters
+    y = embed_2d(x, method="pca")
+    xc = x - x.mean(axis=0)
+    _, s, vt = np.linalg.svd(xc, full_matrices=False)
+    # the scores on the first two principal axes, up to sign, largest variance first
+    np.testing.assert_allclose(np.abs(y), np.abs(xc @ vt[:2].T), atol=1e-9)
+    np.testing.assert_allclose(y.var(axis=0) * len(x), s[:2] ** 2, rtol=1e-9)
+    # signs are fixed: the largest-magnitude score of each component is positive
+    assert all(y[np.argmax(np.abs(y[:, k])), k] > 0 for k in range(2))
+    np.testing.assert_array_equal(embed_2d(x.reshape(60, 4, 4), method="pca"), y)  # (N, ...) flattened
 
 
-def test_html_report_missing_image(tmp_path):
-    with pytest.raises(DataError, match=r"missing\.png: image for the HTML report does not exist"):
-        write_html_report(tmp_path / "r.html", "t", [{"heading": "x", "images": ["missing.png"]}])
-    assert not (tmp_path / "r.html").exists()
-    with pytest.raises(ValueError, match="unknown keys"):
-        write_html_report(tmp_path / "r.html", "t", [{"heading": "x", "imgs": []}])
+def test_embed_2d_pca_fallback_small_n(caplog):
+    x = np.array([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    with caplog.at_level(logging.WARNING, logger="latentbridge.report"):
+        y = embed_2d(x, method="umap", seed=0)
+    assert y.shape == (3, 2)
+    assert "too few for umap; using PCA" in caplog.text
+    np.testing.assert_allclose(y, embed_2d(x, method="pca"))
+    # PCA preserves pairwise distances when the data are already 2-D
+    d_in = np.linalg.norm(x[:, None] - x[None], axis=-1)
+    d_out = np.linalg.norm(y[:, None] - y[None], axis=-1)
+    np.testing.assert_allclose(d_out, d_in, atol=1e-12)
+    # first component carries the largest variance
+    assert y[:, 0].var() >= y[:, 1].var()
+    # degenerate inputs: one point, identical points
+    np.testing.assert_array_equal(embed_2d(np.ones((1, 4))), np.zeros((1, 2)))
+    np.testing.assert_array_equal(embed_2d(np.ones((3, 4)), method="tsne"), np.zeros((3, 2)))
+
+
+def test_embed_2d_errors():
+    with pytest.raises(ValueError, match="unknown embedding method 'mds'"):
+        embed_2d(np.zeros((5, 2)), method="mds")
+    with pytest.raises(ValueError, match="10 NaN or inf"):
+        embed_2d(np.full((5, 2), np.nan))
+    with pytest.raises(ValueError, match=r"\(N, D\)"):
+        embed_2d(np.zeros(5))
+    with pytest.raises(ValueError, match="empty"):
+        embed_2d(np.zeros((0, 3)))

@@ -1,134 +1,465 @@
-"""Tests for the waveform/mask/grid/embedding plots and embed_2d in latentbridge.report."""
+"""What the figures of latentbridge.report draw.
+
+Each plot is checked on its content: the data of the artists it drew (read from the figure as it
+is saved) and, for image panels, the pixels of the PNG written to disk.
+"""
 
 from __future__ import annotations
 
-import logging
-
+import matplotlib
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+from sklearn.metrics import roc_auc_score, roc_curve
 
 from latentbridge.report import (
-    embed_2d,
     plot_embedding,
+    plot_heatmap,
     plot_image_grid,
+    plot_lines,
     plot_mask_triplets,
+    plot_roc,
+    plot_score_histogram,
+    plot_spectrogram_pairs,
     plot_waveform_overlay,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.fixture()
+def drawn(monkeypatch):
+    """The figures saved during a test, in order (their PNG files are still written)."""
+    figures = []
+    savefig = Figure.savefig
+
+    def keep(fig, *args, **kwargs):
+        figures.append(fig)
+        return savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    return figures
+
+
 def _is_png(path):
     return path.is_file() and path.read_bytes()[:8] == PNG_MAGIC
 
 
-def test_waveform_overlay(tmp_path):
+def _panels(fig):
+    """Axes holding an image (colourbars hold none), in drawing order."""
+    return [ax for ax in fig.axes if ax.images]
+
+
+def _pixels(fig, ax, png, margin=3):
+    """RGB pixels (float) of the PNG ``png`` inside the axes ``ax``, ``margin`` pixels in from its
+    frame. The figure was saved with ``bbox_inches="tight"``: the PNG is the figure's tight
+    bounding box padded by ``savefig.pad_inches``."""
+    img = np.asarray(Image.open(png).convert("RGB"), dtype=np.float64)
+    renderer = fig.canvas.get_renderer()
+    dpi = fig.dpi
+    box = fig.get_tightbbox(renderer).padded(matplotlib.rcParams["savefig.pad_inches"])
+    assert abs(img.shape[0] - box.height * dpi) < 1.5 and abs(img.shape[1] - box.width * dpi) < 1.5
+    ext = ax.get_window_extent(renderer)
+    x0, x1 = round(ext.x0 - box.x0 * dpi), round(ext.x1 - box.x0 * dpi)
+    y0, y1 = round(box.y1 * dpi - ext.y1), round(box.y1 * dpi - ext.y0)
+    assert x1 - x0 > 4 * margin and y1 - y0 > 4 * margin
+    return img[y0 + margin : y1 - margin, x0 + margin : x1 - margin]
+
+
+def _rgb(cmap, value):
+    return 255.0 * np.asarray(matplotlib.colormaps[cmap](value)[:3])
+
+
+def _assert_colour(pixels, rgb, tol=2.0):
+    np.testing.assert_allclose(pixels.reshape(-1, 3), np.broadcast_to(rgb, (pixels[..., 0].size, 3)), atol=tol)
+
+
+# --------------------------------------------------------------------------- anomaly
+
+
+@pytest.fixture(scope="module")
+def scored():
     rng = np.random.default_rng(0)
-    ref = rng.normal(size=(6, 400))
-    rec = ref + 0.1 * rng.normal(size=ref.shape)
-    p1 = plot_waveform_overlay(ref, rec, 16000, tmp_path / "w" / "wave.png", title="recon")
-    p2 = plot_waveform_overlay(ref[0], rec[0], None, tmp_path / "wave1.png")
-    p3 = plot_waveform_overlay(ref, rec, 8000, tmp_path / "wave_sel.png", channels=[5, -1, 0, 1, 2])
-    for p in (p1, p2, p3):
-        assert _is_png(p), p
+    labels = np.r_[np.zeros(80, int), np.ones(20, int)]
+    scores = np.r_[rng.normal(0, 1, 80), rng.normal(2, 1, 20)]
+    return labels, scores
+
+
+def _roc_line(fig):
+    (line,) = [ln for ln in fig.axes[0].lines if ln.get_label().startswith("ROC")]
+    return line
+
+
+@pytest.mark.parametrize("kind", ["mixed", "perfect", "random"])
+def test_roc_draws_the_roc_curve(tmp_path, drawn, scored, kind):
+    labels, scores = scored
+    if kind == "perfect":
+        scores = labels + 0.1 * np.random.default_rng(1).random(labels.size)
+    elif kind == "random":
+        labels = np.random.default_rng(2).integers(0, 2, 4000)
+        scores = np.random.default_rng(3).random(4000)
+    path = plot_roc(labels, scores, tmp_path / "figs" / "roc.png", title="ROC", max_fpr=0.2)
+    assert _is_png(path) and len(drawn) == 1
+    fig = drawn[0]
+    line = _roc_line(fig)
+    fpr, tpr, _ = roc_curve(labels, scores)
+    np.testing.assert_array_equal(line.get_xdata(), fpr)
+    np.testing.assert_array_equal(line.get_ydata(), tpr)
+    auc = roc_auc_score(labels, scores)
+    assert f"AUC={auc:.3f}," in line.get_label()
+    if kind == "perfect":
+        assert "AUC=1.000," in line.get_label() and np.any((fpr == 0) & (tpr == 1))
+    if kind == "random":
+        assert abs(auc - 0.5) < 0.05
+    chance = [ln for ln in fig.axes[0].lines if ln.get_label() == "chance"]
+    np.testing.assert_array_equal(chance[0].get_xydata(), [[0, 0], [1, 1]])
+    # the shaded pAUC area: under the curve from FPR 0 to max_fpr, never beyond
+    (fill,) = fig.axes[0].collections
+    verts = np.concatenate([p.vertices for p in fill.get_paths()])
+    assert verts[:, 0].min() == 0.0 and verts[:, 0].max() == pytest.approx(0.2)
+    assert verts[:, 1].max() == pytest.approx(np.interp(0.2, fpr, tpr))
+    (span,) = fig.axes[0].patches
+    sx = span.get_patch_transform().transform(span.get_path().vertices)[:, 0]
+    assert sx.min() == 0.0 and sx.max() == pytest.approx(0.2)
+    assert fig.axes[0].get_title() == "ROC"
+
+
+def test_roc_needs_both_classes(tmp_path):
+    with pytest.raises(ValueError, match="no anomalous"):
+        plot_roc([0, 0], [1, 2], tmp_path / "r.png")
+    assert not (tmp_path / "r.png").exists()
+
+
+def _bars(fig, finite_scores):
+    """{label (on its first bar): (bin edges, heights)} of each histogram drawn, after checking that its bars are
+    equal-width bins spanning ``finite_scores``, the same bins for every histogram."""
+    out = {}
+    for c in fig.axes[0].containers:
+        edges = np.histogram_bin_edges(finite_scores, bins=len(c))
+        np.testing.assert_allclose([r.get_x() for r in c], edges[:-1])
+        np.testing.assert_allclose([r.get_width() for r in c], np.diff(edges))
+        out[c[0].get_label()] = (edges, np.array([r.get_height() for r in c]))
+    assert len({len(e) for e, _ in out.values()}) == 1
+    return out
+
+
+def test_score_histogram_counts(tmp_path, drawn, scored):
+    labels, scores = scored
+    scores = scores.copy()
+    scores[[3, 90]] = [np.nan, np.inf]  # one normal, one anomalous score unusable
+    plot_score_histogram(scores, labels, 1.5, tmp_path / "hist.png", title="scores")
+    finite = np.isfinite(scores)
+    bars = _bars(drawn[0], scores[finite])
+    assert set(bars) == {"normal (n=79)", "anomalous (n=19)"}
+    (edges, normal), (_, anomalous) = bars["normal (n=79)"], bars["anomalous (n=19)"]
+    np.testing.assert_array_equal(normal, np.histogram(scores[finite & (labels == 0)], edges)[0])
+    np.testing.assert_array_equal(anomalous, np.histogram(scores[finite & (labels == 1)], edges)[0])
+    assert normal.sum() == 79 and anomalous.sum() == 19
+    (thr,) = drawn[0].axes[0].lines
+    np.testing.assert_array_equal(thr.get_xdata(), [1.5, 1.5])
+    assert thr.get_label() == "threshold=1.5"
+
+
+def test_score_histogram_without_labels_or_threshold(tmp_path, drawn, scored):
+    _, scores = scored
+    plot_score_histogram(scores, None, None, tmp_path / "all.png")
+    plot_score_histogram(scores, None, float("nan"), tmp_path / "all_nan.png")
+    for fig in drawn:
+        ((label, (edges, counts)),) = _bars(fig, scores).items()
+        assert label == "scores (n=100)"
+        np.testing.assert_array_equal(counts, np.histogram(scores, edges)[0])
+        assert not fig.axes[0].lines  # no threshold line
+    with pytest.raises(ValueError, match="differ in length"):
+        plot_score_histogram(scores, np.zeros(3), None, tmp_path / "bad.png")
+
+
+# --------------------------------------------------------------------------- audio
+
+
+def test_spectrogram_pairs_panels(tmp_path, drawn):
+    rng = np.random.default_rng(1)
+    x = rng.random((2, 32, 40))
+    y = x * 0.9 + 0.05
+    path = plot_spectrogram_pairs(x, y, ["a <1>", "b"], tmp_path / "spec.png", sample_rate=16000, hop_length=256)
+    assert _is_png(path)
+    panels = _panels(drawn[0])
+    assert len(panels) == 6
+    for i in range(2):
+        inp, rec, diff = (p.images[0] for p in panels[3 * i : 3 * i + 3])
+        np.testing.assert_array_equal(inp.get_array(), x[i])
+        np.testing.assert_array_equal(rec.get_array(), y[i])
+        np.testing.assert_allclose(diff.get_array(), np.abs(x[i] - y[i]))
+        both = np.concatenate([x[i].ravel(), y[i].ravel()])
+        assert inp.get_clim() == rec.get_clim() == (both.min(), both.max())  # one scale per row
+        assert inp.get_extent() == pytest.approx([0.0, 40 * 256 / 16000, 0, 32])
+        assert inp.origin == "lower"
+    assert panels[0].get_title() == "a <1>: input" and panels[3].get_title() == "b: input"
+    assert panels[-1].get_xlabel() == "time (s)"
+    # one (F, T) pair, no sample rate: one row, frames on the time axis
+    plot_spectrogram_pairs(x[0], y[0], None, tmp_path / "one.png")
+    one = _panels(drawn[1])
+    assert len(one) == 3 and one[0].images[0].get_extent() == [0, 40, 0, 32]
+    assert one[0].get_xlabel() == "frame" and one[0].get_title() == "#0: input"
+
+
+def test_spectrogram_pairs_errors(tmp_path):
     with pytest.raises(ValueError, match="equal shapes"):
-        plot_waveform_overlay(ref, rec[:, :10], 16000, tmp_path / "bad.png")
+        plot_spectrogram_pairs(np.zeros((1, 4, 4)), np.zeros((1, 4, 5)), ["x"], tmp_path / "s.png")
+    with pytest.raises(ValueError, match="titles"):
+        plot_spectrogram_pairs(np.zeros((2, 4, 4)), np.zeros((2, 4, 4)), ["x"], tmp_path / "s.png")
+    assert not (tmp_path / "s.png").exists()
+
+
+def _with_snr(reference, snr_db, rng):
+    """``reference`` plus zero-mean noise orthogonal to it at ``snr_db``: SI-SDR is exactly snr_db."""
+    noise = rng.normal(size=reference.shape)
+    noise -= noise.mean()
+    noise -= (noise @ reference) / (reference @ reference) * reference
+    noise *= np.sqrt((reference @ reference) / (noise @ noise) / 10 ** (snr_db / 10))
+    return reference + noise
+
+
+def test_waveform_overlay_draws_each_channel(tmp_path, drawn):
+    rng = np.random.default_rng(0)
+    t = np.arange(800) / 400.0
+    ref = np.stack([np.sin(2 * np.pi * (c + 1) * t) for c in range(6)])  # zero mean: whole periods
+    snr = [5.0, 10.0, 15.0, 20.0, 25.0, 30.0]
+    rec = np.stack([_with_snr(ref[c], snr[c], rng) for c in range(6)])
+    path = plot_waveform_overlay(ref, rec, 400, tmp_path / "w" / "wave.png", title="recon")
+    assert _is_png(path)
+    axes = drawn[0].axes
+    assert len(axes) == 4  # the first four channels
+    for c, ax in enumerate(axes):
+        orig, recon = ax.lines
+        np.testing.assert_allclose(orig.get_xdata(), t)
+        np.testing.assert_array_equal(orig.get_ydata(), ref[c])
+        np.testing.assert_array_equal(recon.get_ydata(), rec[c])
+        assert ax.get_title() == f"channel {c} (SI-SDR {snr[c]:.1f} dB)"
+    assert axes[-1].get_xlabel() == "time (s)" and [t.get_text() for t in drawn[0].texts] == ["recon"]
+
+    # chosen channels (negative ones count from the end, at most four drawn), no sample rate
+    bad = rec.copy()
+    bad[1, 5] = np.nan
+    plot_waveform_overlay(ref, bad, None, tmp_path / "sel.png", channels=[5, -1, 1, 0, 2])
+    axes = drawn[1].axes
+    assert [ax.get_title() for ax in axes] == [
+        "channel 5 (SI-SDR 30.0 dB)", "channel 5 (SI-SDR 30.0 dB)", "channel 1", "channel 0 (SI-SDR 5.0 dB)"]
+    np.testing.assert_array_equal(axes[0].lines[0].get_xdata(), np.arange(800))
+    assert axes[-1].get_xlabel() == "sample"
+
+    # one channel given as (T,)
+    plot_waveform_overlay(ref[2], rec[2], 400, tmp_path / "one.png")
+    assert [ax.get_title() for ax in drawn[2].axes] == ["channel 0 (SI-SDR 15.0 dB)"]
+
+
+def test_waveform_overlay_errors(tmp_path):
+    ref = np.zeros((2, 50))
+    with pytest.raises(ValueError, match="equal shapes"):
+        plot_waveform_overlay(ref, ref[:, :10], 16000, tmp_path / "bad.png")
     with pytest.raises(ValueError, match="out of range"):
-        plot_waveform_overlay(ref, rec, 16000, tmp_path / "bad.png", channels=[6])
+        plot_waveform_overlay(ref, ref, 16000, tmp_path / "bad.png", channels=[2])
+    with pytest.raises(ValueError, match="empty"):
+        plot_waveform_overlay(ref, ref, 16000, tmp_path / "bad.png", channels=[])
     assert not (tmp_path / "bad.png").exists()
     assert not list(tmp_path.rglob("*.partial"))
 
 
-def test_mask_triplets(tmp_path):
-    rng = np.random.default_rng(1)
-    targets = (rng.random((3, 16, 16)) > 0.8).astype(np.float32)
-    targets[2] = 0  # healthy sample
-    probs = np.clip(targets * 0.8 + 0.3 * rng.random(targets.shape), 0, 1)
-    p1 = plot_mask_triplets(None, targets, probs, ["a", "b", "healthy"], tmp_path / "m.png")
-    gray = rng.random((3, 16, 16))
-    p2 = plot_mask_triplets(gray, targets[:, None], probs[:, None], None, tmp_path / "m_in.png")
-    rgb = rng.normal(size=(3, 3, 16, 16))  # channel-first colour, outside [0, 1]
-    p3 = plot_mask_triplets(rgb, targets, probs, None, tmp_path / "m_rgb.png", threshold=0.6)
-    for p in (p1, p2, p3):
-        assert _is_png(p), p
-    with pytest.raises(ValueError, match="titles"):
-        plot_mask_triplets(None, targets, probs, ["x"], tmp_path / "bad.png")
-    with pytest.raises(ValueError, match="differ in shape"):
-        plot_mask_triplets(None, targets, probs[:2], None, tmp_path / "bad.png")
+# --------------------------------------------------------------------------- images
 
 
-def test_image_grid(tmp_path):
-    rng = np.random.default_rng(2)
-    imgs = rng.random((2, 5, 12, 20))
-    imgs[1] = imgs[1] > 0.5
-    p1 = plot_image_grid(imgs, ["spectrogram", "mask"], [f"t={t:.2f}" for t in np.linspace(0, 1, 5)],
-                         tmp_path / "grid.png")
-    p2 = plot_image_grid(imgs[0], None, None, tmp_path / "row.png", cmap="viridis", origin="upper",
-                         share_row_scale=False)
-    p3 = plot_image_grid(np.zeros((1, 1, 4, 4)), None, None, tmp_path / "const.png")
-    for p in (p1, p2, p3):
-        assert _is_png(p), p
+def test_image_grid_white_next_to_black(tmp_path, drawn):
+    white, black = np.ones((8, 8)), np.zeros((8, 8))
+    path = plot_image_grid(np.stack([white, black]), None, ["white", "black"], tmp_path / "g.png")
+    assert _is_png(path)
+    fig = drawn[0]
+    left, right = _panels(fig)
+    assert [left.get_title(), right.get_title()] == ["white", "black"]
+    # magma's ends, which a blank (white) axes cannot pass for
+    _assert_colour(_pixels(fig, left, path), _rgb("magma", 1.0))
+    _assert_colour(_pixels(fig, right, path), _rgb("magma", 0.0))
+
+
+def test_image_grid_origin_and_row_scale(tmp_path, drawn):
+    top = np.zeros((8, 8))
+    top[:4] = 1.0  # array rows 0-3 bright
+    flat = np.full((8, 8), 3.0)
+    grid = np.stack([[top, 0.5 * top], [4.0 * top, 2.0 * top], [flat, flat]])  # (3 rows, 2 columns)
+    shared = plot_image_grid(grid, ["r0", "r1", ""], None, tmp_path / "shared.png", cmap="gray", origin="upper")
+    own = plot_image_grid(grid, None, None, tmp_path / "own.png", cmap="gray", origin="lower", share_row_scale=False)
+
+    fig = drawn[0]
+    panels = _panels(fig)
+    assert [p.get_ylabel() for p in panels] == ["r0", "", "r1", "", "", ""]
+    brightest = []
+    for ax in panels[:4]:
+        px = _pixels(fig, ax, shared).mean(axis=2)
+        h = px.shape[0]
+        upper, lower = px[: h // 2 - 3], px[h // 2 + 3 :]
+        np.testing.assert_allclose(lower, 0.0, atol=1.0)  # origin="upper": array row 0 at the top
+        brightest.append(upper.mean())
+    # each row on one scale: the half-bright panel is half as bright as its row's full one
+    np.testing.assert_allclose(brightest, [255.0, 127.5, 255.0, 127.5], atol=2.0)
+    for ax in panels[4:]:  # a constant row sits mid-scale
+        _assert_colour(_pixels(fig, ax, shared), _rgb("gray", 0.5))
+
+    fig = drawn[1]
+    for ax in _panels(fig)[:4]:
+        px = _pixels(fig, ax, own).mean(axis=2)
+        h = px.shape[0]
+        np.testing.assert_allclose(px[: h // 2 - 3], 0.0, atol=1.0)  # origin="lower": row 0 at the bottom
+        np.testing.assert_allclose(px[h // 2 + 3 :], 255.0, atol=1.0)  # own scale: every panel full range
+
+
+def test_image_grid_errors(tmp_path):
+    imgs = np.zeros((2, 5, 4, 4))
     with pytest.raises(ValueError, match="column titles"):
         plot_image_grid(imgs, None, ["a"], tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="row titles"):
+        plot_image_grid(imgs, ["a"], None, tmp_path / "bad.png")
     with pytest.raises(ValueError, match=r"\(R, K, H, W\)"):
         plot_image_grid(np.zeros((4, 4)), None, None, tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="origin"):
+        plot_image_grid(imgs, None, None, tmp_path / "bad.png", origin="left")
+    assert not (tmp_path / "bad.png").exists()
 
 
-def test_embedding_plot(tmp_path):
+def test_mask_triplets_pixels(tmp_path, drawn):
+    full, empty = np.ones((16, 16)), np.zeros((16, 16))
+    half = empty.copy()
+    half[:8] = 1.0  # the top half
+    targets = np.stack([full, empty, half])
+    probs = np.stack([empty, full, 0.9 * half])
+    path = plot_mask_triplets(None, targets, probs, ["white", "black", "half"], tmp_path / "m.png")
+    assert _is_png(path)
+    fig = drawn[0]
+    panels = _panels(fig)
+    assert len(panels) == 9
+    px = [_pixels(fig, ax, path) for ax in panels]
+    white, black = _rgb("gray", 1.0), _rgb("gray", 0.0)
+    _assert_colour(px[0], white)  # target: all white
+    _assert_colour(px[1], _rgb("viridis", 0.0))  # probability 0
+    _assert_colour(px[2], black)  # nothing above the threshold
+    _assert_colour(px[3], black)  # target: all black
+    _assert_colour(px[4], _rgb("viridis", 1.0))
+    _assert_colour(px[5], white)
+    for k, colour_top in ((6, white), (7, _rgb("viridis", 0.9)), (8, white)):  # row 0 at the top
+        h = px[k].shape[0]
+        _assert_colour(px[k][: h // 2 - 3], colour_top)
+        _assert_colour(px[k][h // 2 + 3 :], black if k != 7 else _rgb("viridis", 0.0))
+    assert [panels[k].get_title() for k in (0, 2, 5, 8)] == [
+        "white: target", "> 0.5: IoU 0.000", "> 0.5: IoU 0.000", "> 0.5: IoU 1.000"]
+
+
+def test_mask_triplets_inputs_and_threshold(tmp_path, drawn):
+    target = np.zeros((2, 1, 16, 16))
+    target[:, :, :, :8] = 1.0  # the left half
+    prob = 0.7 * target
+    colour = np.ones((2, 3, 16, 16))  # channel-first RGB
+    colour[0] *= np.array([3.0, 2.0, 1.0])[:, None, None]  # outside [0, 1]: scaled into it
+    colour[1] *= np.array([0.2, 0.4, 0.6])[:, None, None]  # inside: drawn as it is
+    path = plot_mask_triplets(colour, target, prob, None, tmp_path / "m.png", threshold=0.6)
+    fig = drawn[0]
+    panels = _panels(fig)
+    assert len(panels) == 8 and panels[0].get_title() == "#0: input"
+    _assert_colour(_pixels(fig, panels[0], path), [255.0, 127.5, 0.0], tol=1.0)
+    _assert_colour(_pixels(fig, panels[4], path), [51.0, 102.0, 153.0], tol=1.0)
+    assert panels[3].get_title() == "> 0.6: IoU 1.000"
+    np.testing.assert_array_equal(panels[3].images[0].get_array(), target[0, 0])
+    # a threshold above the predicted probability leaves nothing: IoU 0
+    plot_mask_triplets(target[:, 0], target, prob, ["a", "b"], tmp_path / "m2.png", threshold=0.75)
+    panels = _panels(drawn[1])
+    assert panels[0].get_title() == "a: input" and panels[3].get_title() == "> 0.75: IoU 0.000"
+    np.testing.assert_array_equal(panels[3].images[0].get_array(), np.zeros((16, 16)))
+
+
+def test_mask_triplets_errors(tmp_path):
+    masks = np.zeros((3, 16, 16))
+    with pytest.raises(ValueError, match="titles"):
+        plot_mask_triplets(None, masks, masks, ["x"], tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="differ in shape"):
+        plot_mask_triplets(None, masks, masks[:2], None, tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="inputs must be"):
+        plot_mask_triplets(np.zeros((2, 16, 16)), masks, masks, None, tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()
+
+
+# --------------------------------------------------------------------------- embedding, lines, heatmap
+
+
+def test_embedding_scatter(tmp_path, drawn):
     rng = np.random.default_rng(3)
     pts = rng.normal(size=(60, 2))
-    p1 = plot_embedding(pts, rng.random(60), tmp_path / "cont.png", "continuous", label="damage")
-    ids = np.array(["test_a", "test_b", "test_c"])[rng.integers(0, 3, 60)]
-    p2 = plot_embedding(pts, ids, tmp_path / "cat.png", "by test", categorical=True, label="test id")
-    p3 = plot_embedding(pts, rng.integers(0, 25, 60), tmp_path / "many.png", "", categorical=True)
-    p4 = plot_embedding(pts, None, tmp_path / "plain.png", "plain")
-    for p in (p1, p2, p3, p4):
-        assert _is_png(p), p
+    values = rng.random(60)
+    plot_embedding(pts, values, tmp_path / "cont.png", "continuous", label="damage")
+    (coll,) = drawn[0].axes[0].collections
+    np.testing.assert_array_equal(coll.get_offsets(), pts)
+    np.testing.assert_array_equal(coll.get_array(), values)  # coloured by value
+    assert drawn[0].axes[1].get_ylabel() == "damage"  # the colourbar
+
+    ids = np.array(["test_c", "test_a", "test_b"])[rng.integers(0, 3, 60)]
+    plot_embedding(pts, ids, tmp_path / "cat.png", "by test", categorical=True, label="test id")
+    colls = drawn[1].axes[0].collections
+    assert [c.get_label() for c in colls] == [f"{k} (n={(ids == k).sum()})" for k in ("test_a", "test_b", "test_c")]
+    for c, k in zip(colls, ("test_a", "test_b", "test_c")):
+        np.testing.assert_array_equal(c.get_offsets(), pts[ids == k])
+    colours = {tuple(c.get_facecolor()[0]) for c in colls}
+    assert len(colours) == 3  # one colour each
+    assert drawn[1].axes[0].get_legend().get_title().get_text() == "test id"
+
+    many = np.arange(60) % 25  # more categories than tab10 has colours; sorted as numbers
+    plot_embedding(pts, many, tmp_path / "many.png", "", categorical=True)
+    colls = drawn[2].axes[0].collections
+    assert [c.get_label() for c in colls] == [f"{k} (n={(many == k).sum()})" for k in range(25)]
+    assert len({tuple(c.get_facecolor()[0]) for c in colls[:20]}) == 20
+
+    plot_embedding(pts, None, tmp_path / "plain.png", "plain")
+    (coll,) = drawn[3].axes[0].collections
+    np.testing.assert_array_equal(coll.get_offsets(), pts)
+    assert drawn[3].axes[0].get_title() == "plain"
+
+
+def test_embedding_errors(tmp_path):
+    pts = np.zeros((5, 2))
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
-        plot_embedding(rng.normal(size=(5, 3)), None, tmp_path / "bad.png", "")
+        plot_embedding(np.zeros((5, 3)), None, tmp_path / "bad.png", "")
     with pytest.raises(ValueError, match="colors"):
-        plot_embedding(pts, np.zeros(5), tmp_path / "bad.png", "")
+        plot_embedding(pts, np.zeros(4), tmp_path / "bad.png", "")
+    with pytest.raises(ValueError, match="no points"):
+        plot_embedding(np.zeros((0, 2)), None, tmp_path / "bad.png", "")
 
 
-@pytest.fixture(scope="module")
-def latents():
-    rng = np.random.default_rng(4)
-    centers = rng.normal(scale=5.0, size=(3, 16))
-    return np.concatenate([c + rng.normal(size=(20, 16)) for c in centers])
+def test_lines(tmp_path, drawn):
+    ys = {"train": [5, 4, 3, 2.5, 2], "val": [6, 5, 4, 3.8, 3.9]}
+    plot_lines(np.arange(1, 6), ys, tmp_path / "loss.png", "epoch", "loss", "loss curves")
+    ax = drawn[0].axes[0]
+    assert [ln.get_label() for ln in ax.lines] == ["train", "val"]
+    for ln, v in zip(ax.lines, ys.values()):
+        np.testing.assert_array_equal(ln.get_xydata(), np.column_stack([np.arange(1, 6), v]))
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("epoch", "loss", "loss curves")
+    assert ax.get_yscale() == "linear"
+    plot_lines(None, {"loss": [1.0, 0.5, 0.1]}, tmp_path / "log.png", logy=True)
+    ax = drawn[1].axes[0]
+    np.testing.assert_array_equal(ax.lines[0].get_xydata(), [[0, 1.0], [1, 0.5], [2, 0.1]])
+    assert ax.get_yscale() == "log"
+    with pytest.raises(ValueError, match="x has 2"):
+        plot_lines([0, 1], {"a": [1, 2, 3]}, tmp_path / "l.png")
+    with pytest.raises(ValueError, match="at least one"):
+        plot_lines(None, {}, tmp_path / "l.png")
 
 
-@pytest.mark.parametrize("method", ["umap", "tsne", "pca"])
-def test_embed_2d_deterministic(latents, method):
-    a = embed_2d(latents, method=method, seed=0)
-    b = embed_2d(latents, method=method, seed=0)
-    assert a.shape == (60, 2) and a.dtype == np.float64
-    assert np.all(np.isfinite(a))
-    np.testing.assert_array_equal(a, b)
-
-
-def test_embed_2d_pca_fallback_small_n(caplog):
-    x = np.array([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-    with caplog.at_level(logging.WARNING, logger="latentbridge.report"):
-        y = embed_2d(x, method="umap", seed=0)
-    assert y.shape == (3, 2)
-    assert "PCA" in caplog.text
-    np.testing.assert_allclose(y, embed_2d(x, method="pca"))
-    # PCA preserves pairwise distances when the data are already 2-D
-    d_in = np.linalg.norm(x[:, None] - x[None], axis=-1)
-    d_out = np.linalg.norm(y[:, None] - y[None], axis=-1)
-    np.testing.assert_allclose(d_out, d_in, atol=1e-12)
-    # first component carries the largest variance
-    assert y[:, 0].var() >= y[:, 1].var()
-    # degenerate inputs: one point, identical points, (N, ...) flattened
-    np.testing.assert_array_equal(embed_2d(np.ones((1, 4))), np.zeros((1, 2)))
-    np.testing.assert_array_equal(embed_2d(np.ones((3, 4)), method="tsne"), np.zeros((3, 2)))
-    assert embed_2d(np.random.default_rng(0).normal(size=(4, 2, 3))).shape == (4, 2)
-
-
-def test_embed_2d_errors():
-    with pytest.raises(ValueError, match="unknown embedding method"):
-        embed_2d(np.zeros((5, 2)), method="mds")
-    with pytest.raises(ValueError, match="NaN"):
-        embed_2d(np.full((5, 2), np.nan))
-    with pytest.raises(ValueError, match=r"\(N, D\)"):
-        embed_2d(np.zeros(5))
+def test_heatmap(tmp_path, drawn):
+    m = np.array([[0.0, 0.25, 1.0], [0.5, 0.75, 0.125]])
+    path = plot_heatmap(m, ["a", "b"], ["x", "y", "z"], tmp_path / "h.png", title="rates", fmt=".1f")
+    assert _is_png(path)
+    ax = drawn[0].axes[0]
+    np.testing.assert_array_equal(ax.images[0].get_array(), m)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["x", "y", "z"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
+    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): t for t in ax.texts}
+    assert {k: t.get_text() for k, t in cells.items()} == {
+        (r, c): format(m[r, c], ".1f") for r in range(2) for c in range(3)}
+    # dark text on the bright cells (above 0.6 of the maximum), light text on the others
+    assert [cells[(r, c)].get_color() for r, c in ((0, 2), (1, 1), (1, 0))] == ["black", "black", "white"]
+    with pytest.raises(ValueError, match="does not match"):
+        plot_heatmap(m, ["a"], ["x", "y", "z"], tmp_path / "bad.png")

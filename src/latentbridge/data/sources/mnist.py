@@ -186,8 +186,9 @@ class MNIST:
 
     def pool(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """``(images, labels, {"train": rows, "test": rows})``: one image pool and each
-        split's rows in it (for :func:`pair_audio_visual`). Offline the pool is the t10k set;
-        otherwise the training images followed by the test images."""
+        split's rows in it (for :func:`~latentbridge.data.sources.pairing.pair_audio_visual`).
+        Offline the pool is the t10k set; otherwise the training images followed by the test
+        images."""
         if self.offline_split:
             images, labels = self._read_pair("test")
             return images, labels, {s: self.indices(s) for s in SPLITS}

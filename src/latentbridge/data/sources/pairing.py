@@ -36,11 +36,13 @@ def pair_audio_visual(
     """Pair every FSDD clip of ``split`` with ``per_clip`` MNIST images of the same digit.
 
     ``mnist_labels`` are the labels of one image pool and ``image_splits`` maps ``"train"`` and
-    ``"test"`` to that pool's rows belonging to each split (see :meth:`MNIST.pool`); images for
-    ``split`` are drawn only from ``image_splits[split]``. The two index sets must not overlap,
-    and no clip of one split may be a clip of the other (DataError otherwise), so test pairs
-    never reuse a training clip or a training image. Clips are those items whose
-    :attr:`FSDDItem.split` is ``split``, for the requested ``digits``.
+    ``"test"`` to that pool's rows belonging to each split (see
+    :meth:`~latentbridge.data.sources.mnist.MNIST.pool`); images for ``split`` are drawn only
+    from ``image_splits[split]``. The two index sets must not overlap, and no clip of one split
+    may be a clip of the other (DataError otherwise), so test pairs never reuse a training clip
+    or a training image. Clips are those items whose
+    :attr:`~latentbridge.data.sources.fsdd.FSDDItem.split` is ``split``, for the requested
+    ``digits``.
 
     Within a digit, images are dealt out in seeded random order without replacement; only
     when a digit has more clip slots than images does a fresh shuffle start (reuse inside the
