@@ -282,7 +282,7 @@ def lower_envelope(x: np.ndarray, d: np.ndarray, segment_s: float = 60.0) -> tup
     than the wall clock (the stream then delivers its samples a little faster or slower than
     nominal); that drift is not latency, so latency is measured from this line rather than from one
     global minimum. The delivery through PulseAudio has a sawtooth of one block (64 ms) with a period
-    of about 40 s, so segments are a minute long, and runs shorter than three minutes use a constant
+    of 40-60 s, so segments are a minute long, and runs shorter than three minutes use a constant
     (the global minimum). Returns (the line at each ``x``, its slope = clock rate difference).
     """
     segments = int((x[-1] - x[0]) // segment_s) if len(x) else 0
