@@ -18,8 +18,9 @@ Measured:
   repeat).
 * **resident memory** of the listen process: ``VmRSS`` from ``/proc/PID/status`` every
   ``--rss-every`` seconds. "start" is the first sample taken after the first window was logged (the
-  model is loaded and has scored once), "end" the last sample before the process exits;
-  growth = (end − start) / start. Also the peak and a least-squares slope over the run.
+  model is loaded and has scored once), "end" the last sample taken before the last window was
+  logged (samples during shutdown, when memory is being released, are left out);
+  growth = (end − start) / start. Also the peak (over all samples) and a least-squares slope.
 * **per-window latency**: the time from the arrival of the window's last sample to its line being
   printed. The events CSV logs ``wall_time`` (ms resolution, taken right after the line is printed)
   and ``end_s`` (position in the received audio). The last sample of a window arrives with the block
@@ -28,9 +29,9 @@ Measured:
   took exactly the scoring time of one window measured here beforehand (median of 30
   ``Detector.score_windows`` calls on one thread, the least any window can take). The audio clock
   may run at a slightly different rate from the wall clock (PulseAudio's null sink and its
-  resampling): (wall − nominal arrival) then drifts linearly, which is not latency, so ``T0`` is a
-  line fitted to the lower edge of those points (its slope is reported as the clock rate difference
-  in ppm) rather than a constant. So p50/p99 are exact relative to each other and their absolute
+  resampling): (wall − nominal arrival) then drifts linearly, which is not latency, so for runs of
+  three minutes or more ``T0`` is a line fitted to the lower edge of those points (minima of each
+  minute; its slope is reported as the clock rate difference in ppm) rather than a constant. So p50/p99 are exact relative to each other and their absolute
   level rests on the floor assumption; they include PulseAudio's delivery jitter (a block delivered
   late or in a burst counts as latency). A scorer that falls behind shows up as a positive latency
   trend (ms per minute, least squares over the run).
@@ -258,31 +259,34 @@ def analyse(rows: list[dict], rss: list[tuple[float, int]], summary: dict | None
                "clock_rate_ppm": rate * 1e6, "samples_ms": latency_ms.round(1).tolist()}
 
     mem: dict = {}
-    if rss:
-        first_wall = rows[0]["wall"] if n else None
-        after = [(t, kb) for t, kb in rss if first_wall is None or t >= first_wall]
+    if rss:  # while listening: from the first window logged to the last (not start-up, not shutdown)
+        first_wall, last_wall = (rows[0]["wall"], rows[-1]["wall"]) if n else (None, None)
+        after = [(t, kb) for t, kb in rss if first_wall is None or first_wall <= t <= last_wall]
         if after:
             t = np.array([a for a, _ in after])
             kb = np.array([b for _, b in after], dtype=np.float64)
             mem = {"start_mb": kb[0] / 1024, "end_mb": kb[-1] / 1024, "peak_mb": max(b for _, b in rss) / 1024,
                    "growth_pct": float((kb[-1] - kb[0]) / kb[0] * 100),
                    "slope_mb_per_hour": float(np.polyfit(t - t[0], kb / 1024, 1)[0] * 3600) if len(t) > 2 else None,
-                   "n_samples_after_first_window": len(after)}
+                   "n_samples_while_listening": len(after)}
     return {"expected_windows": expected, "windows_scored": n, "overflows": overflows, "lost_windows": lost,
             "lost_accounted_by_overflows": min(max(lost, 0), by_overflow), "lost_unaccounted": unaccounted,
             "starts_contiguous": contiguous, "latency": lat, "memory": mem}
 
 
-def lower_envelope(x: np.ndarray, d: np.ndarray, segments: int = 10) -> tuple[np.ndarray, float]:
+def lower_envelope(x: np.ndarray, d: np.ndarray, segment_s: float = 60.0) -> tuple[np.ndarray, float]:
     """A line under every point of ``d(x)`` that follows its lower edge: least squares through the
-    minima of ``segments`` equal runs of points, then lowered until no point lies below it.
+    minima of consecutive ``segment_s``-long runs of points, then lowered until no point lies below it.
 
     ``d`` = wall time minus nominal arrival drifts linearly when the audio clock runs at another rate
     than the wall clock (the stream then delivers its samples a little faster or slower than
     nominal); that drift is not latency, so latency is measured from this line rather than from one
-    global minimum. Returns (the line at each ``x``, its slope = clock rate difference).
+    global minimum. The delivery through PulseAudio has a sawtooth of one block (64 ms) with a period
+    of 40-60 s, so segments are a minute long, and runs shorter than three minutes use a constant
+    (the global minimum). Returns (the line at each ``x``, its slope = clock rate difference).
     """
-    if len(x) < 2 * segments:
+    segments = int((x[-1] - x[0]) // segment_s) if len(x) else 0
+    if segments < 3:
         return np.full_like(d, d.min()), 0.0
     parts = np.array_split(np.arange(len(x)), segments)
     mins = [p[np.argmin(d[p])] for p in parts]
@@ -410,9 +414,9 @@ def main(argv=None) -> int:
           f"{res['lost_windows']} lost ({res['lost_unaccounted']} not accounted for by overflows); starts contiguous: "
           f"{res['starts_contiguous']}; summary line {'agrees' if summary_matches else 'DISAGREES'} with the events log")
     if mem:
-        print(f"memory (VmRSS): {mem['start_mb']:.1f} MB after the first window -> {mem['end_mb']:.1f} MB at the end "
+        print(f"memory (VmRSS): {mem['start_mb']:.1f} MB after the first window -> {mem['end_mb']:.1f} MB at the last "
               f"({mem['growth_pct']:+.2f} %), peak {mem['peak_mb']:.1f} MB, slope {mem['slope_mb_per_hour']:+.2f} MB/h "
-              f"({mem['n_samples_after_first_window']} samples every {args.rss_every:g} s)")
+              f"({mem['n_samples_while_listening']} samples every {args.rss_every:g} s)")
     if lat:
         print(f"latency (last sample arrived -> line printed): p50 {lat['p50_ms']:.0f} ms, p90 {lat['p90_ms']:.0f} ms, "
               f"p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms (floor = one-window scoring {floor_ms:.1f} ms); "
@@ -435,7 +439,7 @@ def main(argv=None) -> int:
         "played": f"{wav.name}: synth_machine(seed=1, duration_s=60) normal recording, paplay in a loop into a "
                   f"private PulseAudio null sink",
         "paplay_plays": player.plays, "paplay_failures": player.failures,
-        "exit_code": returncode, "timed_out": timed_out, "wall_s": round(wall_s, 1), "summary_line": summary,
+        "launch_unix": t_launch, "exit_code": returncode, "timed_out": timed_out, "wall_s": round(wall_s, 1), "summary_line": summary,
         "summary_matches_events": summary_matches, "listen_stderr_tail": stderr.strip().splitlines()[-15:],
         **res, "goal": goal,
         "versions": {"pulseaudio": version_of(["pulseaudio", "--version"]),
