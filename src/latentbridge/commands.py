@@ -71,6 +71,8 @@ def summary_of(res: Any) -> dict:
 
 
 def train(cfg, out: str, *, resume: bool = False, force: bool = False):
+    if resume and not (Path(out) / "checkpoints" / "last.ckpt").is_file():  # before any data is read
+        raise LatentbridgeError(f"{out}: nothing to resume (no checkpoints/last.ckpt)")
     return TASKS[cfg.task].fit(cfg, out, resume=resume, force=force)
 
 

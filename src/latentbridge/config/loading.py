@@ -21,6 +21,13 @@ from latentbridge.errors import ConfigError
 COMPOSE_KEYS = ("base", "defaults")
 
 
+def _yaml_problem(e: Exception) -> str:
+    """A YAML error in one line: the problem and where."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or " ".join(str(e).split())
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"train.max_epochs=3"`` → (["train", "max_epochs"], 3); values are parsed as YAML."""
     if "=" not in text:
@@ -32,7 +39,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         parsed = yaml.safe_load(value) if value.strip() != "" else None
     except yaml.YAMLError as e:
-        raise ConfigError(f"override '{text}': cannot parse value ({e})") from None
+        raise ConfigError(f"override '{text}': cannot parse value ({_yaml_problem(e)})") from None
     return key.split("."), parsed
 
 
@@ -79,7 +86,7 @@ def _read_yaml(path: Path) -> dict:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+        raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(e)})") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a text file") from None
     except OSError as e:

@@ -1,0 +1,444 @@
+"""Reliability: interrupted training, resume checks, one owner per output folder, command-line paths,
+model folders whole or refused, and no traceback for a user error (the reliability issue's list)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import FAST, REPO
+from latentbridge.cli import main
+
+SRC = str(REPO / "src")
+
+
+def _env(**extra):
+    return {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
+            "OMP_NUM_THREADS": "1", **extra}
+
+
+def _o(extra=()):
+    return [x for o in [*FAST, *extra] for x in ("-o", o)]
+
+
+def _snapshot(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _train_args(machine_data, out, extra=()):
+    return ["train", "--config", str(REPO / "configs" / "anomaly_ae.yaml"), "--out", str(out),
+            "-o", f"data.train_dir={machine_data / 'train' / 'normal'}", *_o(extra)]
+
+
+# ----------------------------------------------------------------------------- interrupted training
+
+
+def _epoch_of(ckpt: Path) -> int:
+    try:
+        return int(torch.load(ckpt, map_location="cpu", weights_only=True)["epoch"])
+    except Exception:  # noqa: BLE001 - being written right now
+        return -1
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(machine_data, feature_cache, tmp_path):
+    """A real training process killed with SIGKILL after a checkpoint resumes from its last epoch,
+    ends at the same epoch count as an uninterrupted run with the same seed, within tolerance of
+    it; logs hold no step twice and the training time accumulates."""
+    epochs = ["train.max_epochs=8", "train.progress_bar=false"]
+    ref = tmp_path / "ref"
+    assert main(_train_args(machine_data, ref, epochs)) == 0
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "latentbridge", *_train_args(machine_data, run, epochs)]
+    proc = subprocess.Popen(cmd, env=_env(LATENTBRIDGE_CACHE=os.environ["LATENTBRIDGE_CACHE"]),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    last = run / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and _epoch_of(last) < 3:
+        time.sleep(0.05)
+    assert proc.poll() is None, "training ended before it could be killed: " + proc.stderr.read().decode()[-500:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    killed_at = torch.load(last, map_location="cpu", weights_only=True)
+    assert 3 <= killed_at["epoch"] < 7 and not (run / "model.safetensors").exists()
+
+    assert main(_train_args(machine_data, run, epochs) + ["--resume"]) == 0
+    done = torch.load(last, map_location="cpu", weights_only=True)
+    reference = torch.load(ref / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert done["epoch"] == reference["epoch"] == 7
+    assert done["global_step"] == reference["global_step"]
+    info, ref_info = (json.loads((p / "config.json").read_text()) for p in (run, ref))
+    assert info["training"]["epochs"] == ref_info["training"]["epochs"]
+    # same seed, same data: the resumed run's best validation loss is close to the uninterrupted one's
+    a, b = info["training"]["best_val_loss"], ref_info["training"]["best_val_loss"]
+    assert abs(a - b) <= 0.25 * abs(b), (a, b)
+    # the time of both sessions is counted
+    assert info["training"]["seconds"] >= killed_at["latentbridge_train_seconds"]
+    # no step twice in the KL-weight log, and every step once
+    steps = [int(r["step"]) for r in _rows(run / "logs" / "beta_tracking.csv")]
+    assert steps == list(range(1, done["global_step"] + 1))
+    # the CSV logs of both sessions together hold each (step, metric) once
+    seen = set()
+    for f in sorted((run / "logs" / "csv").glob("version_*/metrics.csv")):
+        for r in _rows(f):
+            for k, v in r.items():
+                if v not in ("", None) and k not in ("step", "epoch"):
+                    key = (r["step"], k)
+                    assert key not in seen, f"{key} logged twice ({f})"
+                    seen.add(key)
+
+
+def test_resume_extends_from_the_last_epoch_not_the_best(machine_data, feature_cache, tmp_path):
+    out = tmp_path / "run"
+    assert main(_train_args(machine_data, out, ["train.max_epochs=2"])) == 0
+    assert main(_train_args(machine_data, out, ["train.max_epochs=4"]) + ["--resume"]) == 0
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["epoch"] == 3  # epochs 0-3: two more after the two of the first session
+
+
+def test_last_checkpoint_every_n_steps(machine_data, feature_cache, tmp_path):
+    out = tmp_path / "run"
+    assert main(_train_args(machine_data, out, ["train.max_epochs=1", "train.checkpoint_every_n_steps=1",
+                                                "train.batch_size=4"])) == 0
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] >= 2 and (out / "checkpoints" / "best.ckpt").exists()
+
+
+# ----------------------------------------------------------------------------- resume checks
+
+
+@pytest.fixture
+def short_run(machine_data, feature_cache, tmp_path):
+    out = tmp_path / "run"
+    assert main(_train_args(machine_data, out, ["train.max_epochs=1"])) == 0
+    return out
+
+
+@pytest.mark.parametrize("change, key", [
+    (["model.latent_dim=8"], "model.latent_dim: run 4, now 8"),
+    (["features.n_mels=32"], "features.n_mels: run 64, now 32"),
+    (["audio.window_s=1.0"], "audio.window_s: run 2.0, now 1.0"),
+])
+def test_resume_with_other_settings_changes_nothing(short_run, machine_data, capsys, change, key):
+    before = _snapshot(short_run)
+    assert main(_train_args(machine_data, short_run, ["train.max_epochs=2", *change]) + ["--resume"]) == 2
+    err = capsys.readouterr().err
+    assert key in err and "-o " in err and "nothing in the run folder was changed" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert _snapshot(short_run) == before
+
+
+def test_resume_with_other_data_is_refused(short_run, machine_data, tmp_path, capsys):
+    other = tmp_path / "other"
+    shutil.copytree(machine_data / "train" / "normal", other)
+    before = _snapshot(short_run)
+    args = _train_args(machine_data, short_run, ["train.max_epochs=2", f"data.train_dir={other}"]) + ["--resume"]
+    assert main(args) == 2
+    assert "data.train_dir" in capsys.readouterr().err
+    assert _snapshot(short_run) == before
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not_a_checkpoint", "pickled_object"])
+def test_corrupt_or_foreign_checkpoint_is_named(short_run, machine_data, capsys, damage):
+    last = short_run / "checkpoints" / "last.ckpt"
+    if damage == "truncated":
+        last.write_bytes(last.read_bytes()[:200])
+    elif damage == "not_a_checkpoint":
+        last.write_text("hello")
+    else:
+        import pickle
+
+        last.write_bytes(pickle.dumps({"state_dict": {"x": __import__("collections").OrderedDict()},
+                                       "payload": Path("/etc")}))
+    before = _snapshot(short_run)
+    assert main(_train_args(machine_data, short_run, ["train.max_epochs=2"]) + ["--resume"]) == 2
+    err = capsys.readouterr().err
+    assert str(last) in err and "weights_only" not in err and "Traceback" not in err
+    assert _snapshot(short_run) == before
+
+
+# ----------------------------------------------------------------------------- one owner per output folder
+
+
+def test_a_held_lock_refuses_a_second_writer_and_force(fitted_model, machine_data, tmp_path, capsys):
+    from latentbridge.outputs import FolderLock
+
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    wav = str(sorted((machine_data / "test" / "normal").glob("*.wav"))[0])
+    with FolderLock(out):
+        assert main(["anomaly", "score", str(fitted_model), wav, "--out", str(out), "--force"]) == 2
+        err = capsys.readouterr().err
+        assert f"PID {os.getpid()}" in err and "another latentbridge process" in err
+        assert main(_train_args(machine_data, out, ["train.max_epochs=1"]) + ["--force"]) == 2
+        assert (out / "keep.txt").read_text() == "x"  # --force never deletes a locked folder
+    assert main(["anomaly", "score", str(fitted_model), wav, "--out", str(out), "--force"]) == 0
+    assert not (out / "keep.txt").exists() and (out / "scores.csv").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no lock or temporary left
+
+
+def test_score_replaces_a_used_folder_whole(fitted_model, machine_data, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["anomaly", "score", str(fitted_model), str(machine_data / "test"), "--labels", "auto",
+                 "--out", str(out)]) == 0
+    assert (out / "metrics.json").exists()
+    wav = str(sorted((machine_data / "test" / "normal").glob("*.wav"))[0])
+    assert main(["anomaly", "score", str(fitted_model), wav, "--out", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["anomaly", "score", str(fitted_model), wav, "--out", str(out), "--force"]) == 0
+    # the old run's metrics, plots and report are gone: the folder holds one run's files
+    assert sorted(p.name for p in out.iterdir()) == ["scores.csv", "summary.json"]
+
+
+def test_two_score_processes_into_one_folder(fitted_model, machine_data, tmp_path):
+    out = tmp_path / "report"
+    cmds = [[sys.executable, "-m", "latentbridge", "anomaly", "score", str(fitted_model), str(path), "--out",
+             str(out), "--force"] for path in (machine_data / "test" / "normal", machine_data / "test" / "anomalous")]
+    procs = [subprocess.Popen(c, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in cmds]
+    results = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
+    codes = [r[2] for r in results]
+    assert set(codes) <= {0, 2} and 0 in codes
+    for _, err, code in results:
+        if code == 2:
+            assert "another latentbridge process" in err and "PID" in err
+        assert "Traceback" not in err
+    # whatever the interleaving, the folder holds exactly one run's files
+    files = {r["path"] for r in _rows(out / "scores.csv")}
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(files) == summary["n_files"]
+    assert {Path(f).parent.name for f in files} in ({"normal"}, {"anomalous"})
+
+
+# ----------------------------------------------------------------------------- command-line paths are text
+
+NAMES = ["2024", "yes", "null", "~", "[x]", "a: b", "with space", "Größe"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_paths_with_yaml_looking_names(name, machine_data, feature_cache, tmp_path, capsys):
+    base = tmp_path / name
+    data = base / name
+    shutil.copytree(machine_data / "train" / "normal", data)
+    os.chdir(base)  # a relative path is the bare name, as a user types it
+    try:
+        assert main(["anomaly", "fit", name, "--out", f"{name}_model", *_o(["train.max_epochs=1"])]) == 0
+        model = base / f"{name}_model"
+        assert json.loads((model / "config.json").read_text())["config"]["data"]["train_dir"] == name
+        assert main(["anomaly", "score", f"{name}_model", name, "--out", f"{name}_scores"]) == 0
+        assert main(["anomaly", "calibrate", f"{name}_model", name]) == 0
+        assert main(["export", f"{name}_model", "--out", f"{name}.onnx"]) == 0
+        assert main(["train", "--config", str(REPO / "configs" / "anomaly_ae.yaml"), "--out", f"{name}_run",
+                     "-o", f"data.train_dir={name}", "-o", f"data.test_dir={name}", *_o(["train.max_epochs=1"])]) == 0
+        assert main(["evaluate", f"{name}_run", "--out", f"{name}_eval", "--data", name]) in (0, 2)
+        assert main(["data", "synth", "machine", "--out", f"{name}_synth", "--duration", "1", "--n-train", "1",
+                     "--n-test-normal", "1", "--n-test-anomalous", "1"]) == 0
+        assert (base / f"{name}_synth" / "manifest.json").exists() and (base / f"{name}.onnx").exists()
+    finally:
+        os.chdir(REPO)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "valid string" not in err
+
+
+# ----------------------------------------------------------------------------- model folders whole or refused
+
+
+def test_threshold_changes_through_calibrate_only(fitted_model, machine_data, tmp_path, capsys):
+    model = tmp_path / "m"
+    shutil.copytree(fitted_model, model)
+    info = json.loads((model / "config.json").read_text())
+    info["anomaly"]["threshold"] = 1e9
+    (model / "config.json").write_text(json.dumps(info, indent=2))
+    wav = str(sorted((machine_data / "test" / "anomalous").glob("*.wav"))[0])
+    assert main(["anomaly", "score", str(model), wav, "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "config.json" in err and "latentbridge anomaly calibrate" in err
+    assert main(["export", str(model), "--out", str(tmp_path / "m.onnx")]) == 2
+    assert not (tmp_path / "m.onnx").exists()
+
+    shutil.rmtree(model)
+    shutil.copytree(fitted_model, model)
+    assert main(["anomaly", "calibrate", str(model), "--threshold", "0.125"]) == 0
+    assert main(["export", str(model), "--out", str(tmp_path / "m.onnx")]) == 0
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
+    assert json.loads(meta["latentbridge"])["threshold"] == 0.125
+    assert "set by hand" in (model / "README.md").read_text()
+    assert main(["anomaly", "calibrate", str(model), str(machine_data / "test" / "normal"),
+                 "--method", "quantile", "--false-alarm-rate", "0.1"]) == 0
+    new = json.loads((model / "config.json").read_text())["anomaly"]
+    assert new["method"] == "quantile" and new["threshold"] != 0.125 and "3 files" in new["calibrated_on"]
+    assert main(["anomaly", "calibrate", str(model)]) == 2  # neither recordings nor --threshold
+
+
+def _as_format_1(folder: Path) -> None:
+    """Rewrite a model folder as latentbridge wrote it before format 2 (flat config, dict transform,
+    file checksum, no latent scale)."""
+    from safetensors.torch import load_file, save_file
+
+    info = json.loads((folder / "config.json").read_text())
+    tensors = {k: v for k, v in load_file(str(folder / "model.safetensors")).items() if "latent_scale" not in k}
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "latentbridge-model",
+                                                                     "model_class": info["model_class"]})
+    cfg = info["config"]
+    flat = {"task": "anomaly", "description": cfg["description"], "data": {**cfg["data"], "root": None,
+            "test_fraction": 0.25, "test_ids": None, "limit": None, "stems": None}, "audio": cfg["audio"],
+            "features": cfg["features"], "model": {**cfg["model"], "fusion": "jsd", "mask_channels": [16, 32, 64],
+                                                   "image_channels": [32, 64], "private_dim": 0},
+            "beta": cfg["beta"], "train": {k: v for k, v in cfg["train"].items() if k not in
+                                           ("optimizer", "scheduler", "min_lr_ratio", "ema_decay", "keep_weights",
+                                            "checkpoint_every_n_steps")},
+            "anomaly": cfg["anomaly"], "vibration": {"n_fft": 128}, "digits": {"fsdd_root": None}}
+    t = info["transform"]
+    old = {"format": "latentbridge-model", "format_version": 1, "model_class": info["model_class"],
+           "model_kwargs": info["model_kwargs"], "config": flat, "transform": t["features"],
+           "anomaly": info["anomaly"], "data": info["data"], "training": info["training"],
+           "files": {"model.safetensors": hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()}}
+    (folder / "config.json").write_text(json.dumps(old, indent=2))
+
+
+def test_format_1_folders_are_named_and_upgraded(fitted_model, machine_data, tmp_path, capsys):
+    model = tmp_path / "old"
+    shutil.copytree(fitted_model, model)
+    _as_format_1(model)
+    wav = str(sorted((machine_data / "test" / "anomalous").glob("*.wav"))[0])
+    assert main(["anomaly", "score", str(model), wav, "--out", str(tmp_path / "s")]) == 2
+    assert "format version 1" in (err := capsys.readouterr().err) and "latentbridge model upgrade" in err
+    assert main(["model", "upgrade", str(model)]) == 0
+    assert "format version 1 → 2" in capsys.readouterr().out
+    assert main(["anomaly", "score", str(model), wav, "--out", str(tmp_path / "s")]) == 0
+    assert main(["anomaly", "score", str(fitted_model), wav, "--out", str(tmp_path / "ref")]) == 0
+    got = [float(r["score"]) for r in _rows(tmp_path / "s" / "scores.csv")]
+    ref = [float(r["score"]) for r in _rows(tmp_path / "ref" / "scores.csv")]
+    np.testing.assert_allclose(got, ref, rtol=1e-6)
+    info = json.loads((model / "config.json").read_text())
+    assert info["upgraded_from"]["format_version"] == 1 and "vibration" in info["upgraded_from"]["dropped_config_keys"]
+    assert main(["model", "upgrade", str(model)]) == 2  # already version 2
+    assert "nothing to upgrade" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- no traceback for a user error
+
+
+def _bad_invocations(fitted_model, machine_data, tmp: Path):
+    wav = str(sorted((machine_data / "test" / "normal").glob("*.wav"))[0])
+    (tmp / "file.txt").write_text("x")
+    (tmp / "used").mkdir()
+    (tmp / "used" / "x").write_text("x")
+    (tmp / "empty").mkdir()
+    (tmp / "bad.yaml").write_text("train: [unclosed\n")
+    (tmp / "notes").mkdir()
+    (tmp / "notes" / "a.txt").write_text("x")
+    altered = tmp / "altered"
+    shutil.copytree(fitted_model, altered)
+    (altered / "README.md").unlink()
+    m = str(fitted_model)
+    return [
+        # (argv, text the one-line message must contain)
+        (["anomaly", "fit", str(tmp / "nope"), "--out", str(tmp / "o")], "nope"),
+        (["anomaly", "fit", str(tmp / "empty"), "--out", str(tmp / "o")], "empty"),
+        (["anomaly", "fit", str(tmp / "notes"), "--out", str(tmp / "o")], "no audio files"),
+        (["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(tmp / "file.txt")], "file.txt"),
+        (["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", "/proc/latentbridge_out"],
+         "/proc/latentbridge_out"),
+        (["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(tmp / "o"), "--config", str(tmp)],
+         "is a folder"),
+        (["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(tmp / "o"), "--config",
+          str(tmp / "bad.yaml")], "bad.yaml"),
+        (["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(tmp / "o"), "-o", "train.lr=fast"],
+         "train.lr"),
+        (["anomaly", "score", m, wav, "--out", str(tmp / "file.txt")], "file.txt"),
+        (["anomaly", "score", m, wav, "--out", str(tmp / "used")], "used"),
+        (["anomaly", "score", m, wav, "--out", "/proc/latentbridge_out"], "/proc/latentbridge_out"),
+        (["anomaly", "score", str(tmp / "nope"), wav, "--out", str(tmp / "o")], "nope"),
+        (["anomaly", "score", str(altered), wav, "--out", str(tmp / "o")], "README.md"),
+        (["anomaly", "score", m, str(tmp / "file.txt"), "--out", str(tmp / "o")], "file.txt"),
+        (["anomaly", "score", m, wav, "--labels", str(tmp / "nope.csv"), "--out", str(tmp / "o")], "nope.csv"),
+        (["anomaly", "calibrate", m, "--threshold", "nan"], "threshold"),
+        (["anomaly", "listen", m, "--source", str(tmp / "nope.wav")], "nope.wav"),
+        (["train", "--config", str(tmp / "nope.yaml"), "--out", str(tmp / "o")], "nope.yaml"),
+        (["train", "--config", str(REPO / "configs" / "anomaly_ae.yaml"), "--out", str(tmp / "o"), "--resume"],
+         "nothing to resume"),
+        (["evaluate", str(tmp / "nope"), "--out", str(tmp / "o")], "nope"),
+        (["analyze", m, "--out", str(tmp / "o")], "avdigits"),
+        (["export", m, "--out", str(tmp / "m.bin")], "m.bin"),
+        (["export", m, "--out", str(tmp / "file.txt")], "file.txt"),
+        (["model", "upgrade", m], "nothing to upgrade"),
+        (["data", "synth", "machine", "--out", str(tmp / "file.txt")], "file.txt"),
+        (["config", "--config", str(tmp / "bad.yaml")], "bad.yaml"),
+    ]
+
+
+def test_no_traceback_reaches_a_user(fitted_model, machine_data, feature_cache, tmp_path):
+    """Every bad invocation: exit 2, one line naming the path or key, no traceback (real processes)."""
+    cases = _bad_invocations(fitted_model, machine_data, tmp_path)
+    script = ("import json, sys, contextlib, io\n"
+              "from latentbridge.cli import main\n"
+              "out = []\n"
+              "for argv in json.loads(sys.argv[1]):\n"
+              "    err = io.StringIO()\n"
+              "    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):\n"
+              "        try:\n"
+              "            code = main(argv)\n"
+              "        except SystemExit as e:\n"
+              "            code = e.code\n"
+              "        except BaseException:\n"
+              "            import traceback; traceback.print_exc(file=err); code = 'raised'\n"
+              "    out.append([code, err.getvalue()])\n"
+              "print(json.dumps(out))\n")
+    res = subprocess.run([sys.executable, "-c", script, json.dumps([c[0] for c in cases])], capture_output=True,
+                         text=True, timeout=600, env=_env(LATENTBRIDGE_CACHE=os.environ["LATENTBRIDGE_CACHE"]))
+    assert res.returncode == 0, res.stderr[-2000:]
+    for (argv, needle), (code, err) in zip(cases, json.loads(res.stdout.strip().splitlines()[-1])):
+        lines = [line for line in err.strip().splitlines() if not line.startswith(("WARNING", "INFO"))]
+        assert code == 2, (argv, code, err[-800:])
+        assert "Traceback" not in err, (argv, err)
+        assert len(lines) == 1 and lines[0].startswith("error: "), (argv, err)
+        assert needle in lines[0], (argv, needle, lines[0])
+
+
+def test_fit_names_every_bad_file_and_skip_bad_skips_them(machine_data, feature_cache, tmp_path, capsys):
+    data = tmp_path / "normal"
+    shutil.copytree(machine_data / "train" / "normal", data)
+    (data / "a_empty.wav").write_bytes(b"")
+    (data / "b_text.wav").write_text("not audio")
+    import soundfile as sf
+
+    sf.write(data / "c_silent.wav", np.zeros(16000, np.float32), 16000)
+    sf.write(data / "d_short.wav", np.random.default_rng(0).normal(0, 0.1, 2000).astype(np.float32), 16000)
+    assert main(["anomaly", "fit", str(data), "--out", str(tmp_path / "m"), *_o()]) == 2
+    err = capsys.readouterr().err
+    for name in ("a_empty.wav", "b_text.wav", "c_silent.wav", "d_short.wav"):
+        assert name in err
+    assert "4 of 10 audio files cannot be used" in err and "--skip-bad" in err
+    assert main(["anomaly", "fit", str(data), "--out", str(tmp_path / "m"), "--skip-bad", *_o()]) == 0
+    info = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert len(info["data"]["skipped_files"]) == 4
+    assert "Skipped files: 4" in (tmp_path / "m" / "README.md").read_text()
+
+
+def test_list_devices_says_when_there_are_none(monkeypatch, capsys, fitted_model):
+    import latentbridge.io.capture as capture
+
+    monkeypatch.setattr(capture, "list_input_devices", lambda: [])
+    assert main(["anomaly", "listen", str(fitted_model), "--list-devices"]) == 0
+    assert "no audio input devices" in capsys.readouterr().err
