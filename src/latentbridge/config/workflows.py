@@ -84,11 +84,28 @@ class Workflow(Section):
         return {}
 
 
-class _AudioFeatures:
-    """Shared by the workflows that turn recordings into spectrogram features."""
+class _AudioWorkflow(Workflow):
+    """The workflows that turn recordings into spectrogram features (sliding windows by default)."""
 
-    audio: AudioConfig
-    features: FeatureConfig
+    audio: AudioConfig = Field(default_factory=AudioConfig)
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+
+    @model_validator(mode="after")
+    def _check(self):
+        self._check_features()
+        return self
+
+    def transform_spec(self, **data: Any) -> AudioTransform:
+        return self.audio_transform()
+
+    @property
+    def feature_shape(self) -> tuple[int, int, int]:
+        """(channels, rows, frames) of one window's features."""
+        f = self.features
+        return (1, f.n_mels if f.kind == "mel" else f.n_fft // 2 + 1, self.n_frames)
+
+    def example_data(self) -> dict[str, Any]:
+        return {"input_shape": self.feature_shape}
 
     def transform_kwargs(self) -> dict[str, Any]:
         """Constructor arguments of :class:`~latentbridge.transforms.audio.SpectrogramTransform`."""
@@ -127,51 +144,25 @@ class _AudioFeatures:
             standardize=self.features.standardize if standardize is None else standardize)
 
 
-class AnomalyWorkflow(_AudioFeatures, Workflow):
+class AnomalyWorkflow(_AudioWorkflow):
     """``anomaly fit``: a detector trained on normal recordings, with a calibrated threshold."""
 
     task: Literal["anomaly"] = "anomaly"
     default_model: ClassVar[str] = "conv_vae"
     data: AudioDataConfig = Field(default_factory=AudioDataConfig)
-    audio: AudioConfig = Field(default_factory=AudioConfig)
-    features: FeatureConfig = Field(default_factory=FeatureConfig)
     model: _model_union("anomaly")  # type: ignore[valid-type]
     beta: BetaConfig = Field(default_factory=BetaConfig)
     anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
 
-    @model_validator(mode="after")
-    def _check(self) -> "AnomalyWorkflow":
-        self._check_features()
-        return self
 
-    def transform_spec(self, **data: Any) -> AudioTransform:
-        return self.audio_transform()
-
-    def example_data(self) -> dict[str, Any]:
-        f = self.features
-        return {"input_shape": (1, f.n_mels if f.kind == "mel" else f.n_fft // 2 + 1, self.n_frames)}
-
-
-class AudioAEWorkflow(_AudioFeatures, Workflow):
+class AudioAEWorkflow(_AudioWorkflow):
     """Mel (or spectrogram) autoencoders of recordings; audio comes back through Griffin-Lim."""
 
     task: Literal["audio_ae"] = "audio_ae"
     default_model: ClassVar[str] = "mel_ae"
     data: AudioAEDataConfig = Field(default_factory=AudioAEDataConfig)
-    audio: AudioConfig = Field(default_factory=AudioConfig)
-    features: FeatureConfig = Field(default_factory=FeatureConfig)
     model: _model_union("audio_ae")  # type: ignore[valid-type]
     beta: BetaConfig = Field(default_factory=BetaConfig)
-
-    @model_validator(mode="after")
-    def _check(self) -> "AudioAEWorkflow":
-        self._check_features()
-        return self
-
-    def transform_spec(self, **data: Any) -> AudioTransform:
-        return self.audio_transform()
-
-    example_data = AnomalyWorkflow.example_data
 
 
 class ImageAEWorkflow(Workflow):
@@ -230,7 +221,7 @@ class MultimodalWorkflow(Workflow):
                 "augment": self.augment.model_dump()}
 
 
-class AVDigitsWorkflow(_AudioFeatures, Workflow):
+class AVDigitsWorkflow(_AudioWorkflow):
     """Spoken digits (FSDD) and written digits (MNIST) in one latent space."""
 
     task: Literal["avdigits"] = "avdigits"
@@ -244,18 +235,11 @@ class AVDigitsWorkflow(_AudioFeatures, Workflow):
     model: _model_union("avdigits")  # type: ignore[valid-type]
     beta: BetaConfig = Field(default_factory=BetaConfig)
 
-    @model_validator(mode="after")
-    def _check(self) -> "AVDigitsWorkflow":
-        self._check_features()
-        return self
-
     def transform_spec(self, **data: Any) -> AudioTransform:
         return self.audio_transform(clip="centre", standardize=True)
 
     def example_data(self) -> dict[str, Any]:
-        f = self.features
-        return {"audio_shape": (1, f.n_mels if f.kind == "mel" else f.n_fft // 2 + 1, self.n_frames),
-                "image_shape": (1, 28, 28), "loss_weights": self.losses.model_dump()}
+        return {"audio_shape": self.feature_shape, "image_shape": (1, 28, 28), "loss_weights": self.losses.model_dump()}
 
 
 _CLASSIFIER_DEFAULTS: dict[str, dict] = {
@@ -264,7 +248,7 @@ _CLASSIFIER_DEFAULTS: dict[str, dict] = {
 }
 
 
-class ClassifierWorkflow(_AudioFeatures, Workflow):
+class ClassifierWorkflow(_AudioWorkflow):
     """The digit classifiers that judge generated samples (``classifier train mnist|fsdd``)."""
 
     task: Literal["classifier"] = "classifier"
@@ -292,7 +276,7 @@ class ClassifierWorkflow(_AudioFeatures, Workflow):
         return deep_merge(deep_merge(base, defaults), data)
 
     @model_validator(mode="after")
-    def _check(self) -> "ClassifierWorkflow":
+    def _check(self):  # replaces the audio check: only FSDD classifiers read audio
         kind = REGISTRY[self.model.name].kind
         if self.classifier.augment.kind != kind:
             raise ValueError(f"classifier.augment: {self.classifier.augment.kind} augmentation for a {kind} classifier")
@@ -311,7 +295,7 @@ class ClassifierWorkflow(_AudioFeatures, Workflow):
 
     def example_data(self) -> dict[str, Any]:
         if self.kind == "fsdd":
-            return {"n_mels": self.features.n_mels, "n_frames": self.n_frames}
+            return {"n_mels": self.feature_shape[1], "n_frames": self.n_frames}
         return {}
 
 

@@ -19,7 +19,7 @@ import torch
 
 from latentbridge.errors import DataError
 from latentbridge.io import check_recording_length, cut_windows, list_audio_files, read_audio
-from latentbridge.utils import atomic_path, stable_hash
+from latentbridge.utils import atomic_path, batched, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -150,13 +150,10 @@ class FeatureExtractor:
     @torch.no_grad()
     def features_of_windows(self, windows: np.ndarray) -> np.ndarray:
         """(N, window) waveforms → (N, C, F, T) features, in batches."""
-        out = []
-        for i in range(0, len(windows), self.batch_windows):
-            chunk = torch.from_numpy(np.ascontiguousarray(windows[i:i + self.batch_windows]))
-            out.append(self.transform(chunk).float().numpy())
-        if not out:
+        if not len(windows):
             return np.zeros((0,), dtype=np.float32)
-        return np.concatenate(out, axis=0)
+        return batched(lambda w: self.transform(w).float(), np.ascontiguousarray(windows),
+                       batch_size=self.batch_windows).numpy()
 
     def read(self, path: Path) -> np.ndarray:
         mono = self.channel is None

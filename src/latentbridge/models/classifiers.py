@@ -27,6 +27,7 @@ from pydantic import Field
 from torch import nn
 
 from latentbridge.models.base import ModelFamily, ModelSpec
+from latentbridge.utils import batched
 
 __all__ = ["DigitClassifier", "MNISTClassifier", "FSDDClassifier"]
 
@@ -94,15 +95,14 @@ class DigitClassifier(ModelFamily, nn.Module):
         x = self._as_tensor(x)
         was_training = self.training
         self.eval()
+        if not len(x):
+            return np.zeros((0, self.n_classes), dtype=np.float32)
         try:
             dev = next(self.parameters()).device
-            out = [torch.softmax(self(x[i:i + batch_size].to(dev)), dim=1).cpu()
-                   for i in range(0, len(x), batch_size)]
+            out = batched(lambda b: torch.softmax(self(b.to(dev)), dim=1).cpu(), x, batch_size=batch_size)
         finally:
             self.train(was_training)
-        if not out:
-            return np.zeros((0, self.n_classes), dtype=np.float32)
-        return torch.cat(out).numpy().astype(np.float32)
+        return out.numpy().astype(np.float32)
 
     def predict(self, x, batch_size: int = 512) -> np.ndarray:
         """Predicted digit labels ``(N,)`` (int64 numpy)."""
