@@ -1,8 +1,8 @@
 """Shared test fixtures.
 
-``virtual_microphone``: a real input device on machines without a sound card.  A PulseAudio
-null sink is created and its monitor made the default source, so whatever ``paplay`` plays
-into the sink is what the default input device records.  See
+``virtual_microphone``: a real input device on machines without a sound card.  A private
+PulseAudio daemon is started with a null sink whose monitor is the default source, so whatever
+``paplay`` plays into the sink is what the default input device records.  See
 ``shared/notes/virtual-microphone.md``.  CI needs the Debian packages ``pulseaudio``,
 ``pulseaudio-utils`` (pactl, paplay) and ``libportaudio2``.
 """
@@ -28,17 +28,6 @@ def _pulse_ready() -> bool:
         return _run("pactl", "info", timeout=5).returncode == 0
     except subprocess.TimeoutExpired:
         return False
-
-
-def _default_source() -> str | None:
-    try:
-        result = _run("pactl", "info", timeout=5)
-    except subprocess.TimeoutExpired:
-        return None
-    for line in result.stdout.splitlines():
-        if line.startswith("Default Source:"):
-            return line.split(":", 1)[1].strip() or None
-    return None
 
 
 class VirtualMicrophone:
@@ -93,7 +82,10 @@ def _stop_daemon() -> None:
 
 
 @pytest.fixture(scope="session")
-def virtual_microphone():
+def virtual_microphone(tmp_path_factory):
+    """A private PulseAudio daemon (its own runtime folder and socket, so other test runs on the same
+    machine cannot stop it or change its default source) with a null sink whose monitor is the
+    default input."""
     for tool, package in (("pulseaudio", "pulseaudio"), ("pactl", "pulseaudio-utils"),
                           ("paplay", "pulseaudio-utils")):
         if shutil.which(tool) is None:
@@ -103,36 +95,32 @@ def virtual_microphone():
     except (ImportError, OSError) as exc:
         pytest.skip(f"virtual microphone needs sounddevice with PortAudio (libportaudio2): {exc}")
 
+    runtime = tmp_path_factory.mktemp("pulse")
+    private = {"PULSE_RUNTIME_PATH": str(runtime / "run"), "PULSE_STATE_PATH": str(runtime / "state"),
+               "PULSE_SERVER": f"unix:{runtime / 'run' / 'native'}"}
+    saved_env = {k: os.environ.get(k) for k in private}
+    os.environ.update(private)
     started = False
-    if _run("pulseaudio", "--check").returncode != 0:
+    sink = f"latentbridge_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    previous_default = tuple(sd.default.device)
+    vm: VirtualMicrophone | None = None
+    try:
         try:
-            result = _run(
-                "pulseaudio", "-D", "--exit-idle-time=-1", "--system=false", "--disallow-exit",
-                timeout=30,
-            )
+            result = _run("pulseaudio", "-D", "--exit-idle-time=-1", "--system=false", "--disallow-exit",
+                          timeout=30)
         except subprocess.TimeoutExpired:
             pytest.skip("pulseaudio did not start within 30 s")
         if result.returncode != 0:
             pytest.skip(f"pulseaudio could not start: {(result.stderr or result.stdout).strip()}")
         started = True
-    deadline = time.monotonic() + 10
-    while not _pulse_ready():
-        if time.monotonic() > deadline:
-            if started:
-                _stop_daemon()
-            pytest.skip("pulseaudio started but `pactl info` cannot reach it")
-        time.sleep(0.1)
-
-    previous_source = _default_source()
-    sink = f"latentbridge_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    module_id: str | None = None
-    previous_default = tuple(sd.default.device)
-    vm: VirtualMicrophone | None = None
-    try:
+        deadline = time.monotonic() + 10
+        while not _pulse_ready():
+            if time.monotonic() > deadline:
+                pytest.skip("pulseaudio started but `pactl info` cannot reach it")
+            time.sleep(0.1)
         result = _run("pactl", "load-module", "module-null-sink", f"sink_name={sink}")
         if result.returncode != 0:
             pytest.skip(f"cannot load module-null-sink: {result.stderr.strip()}")
-        module_id = result.stdout.strip()
         result = _run("pactl", "set-default-source", f"{sink}.monitor")
         if result.returncode != 0:
             pytest.skip(f"cannot set the default source: {result.stderr.strip()}")
@@ -162,12 +150,13 @@ def virtual_microphone():
         if vm is not None:
             vm.stop_all()
         sd.default.device = previous_default
-        if module_id:
-            _run("pactl", "unload-module", module_id)
         if started:
             _stop_daemon()
-        elif previous_source:
-            _run("pactl", "set-default-source", previous_source)
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         try:
             _reinitialize_portaudio(sd)
         except Exception:  # noqa: BLE001 - best effort
