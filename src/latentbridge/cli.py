@@ -175,12 +175,16 @@ def _print_summary(values: dict, wrote: str | Path | None = None) -> None:
         print(f"wrote {wrote}")
 
 
+def _choice_line(text: str) -> None:
+    print(f"chosen from the data: {text}", flush=True)
+
+
 def _cmd_train(args) -> int:
     from latentbridge import commands
     from latentbridge.config import load_config
 
     cfg = load_config(args.config, args.override, sets=_hardware(args))
-    res = commands.train(cfg, args.out, resume=args.resume, force=args.force)
+    res = commands.train(cfg, args.out, resume=args.resume, force=args.force, notify=_choice_line)
     if res is not None:
         print(f"trained {cfg.model.name} ({cfg.task}) → {args.out}")
         _print_summary({k: v for k, v in commands.summary_of(res).items() if k != "out_dir"})
@@ -220,7 +224,7 @@ def _cmd_anomaly(args) -> int:
         if args.skip_bad:
             sets["data.skip_bad_files"] = True
         cfg = load_config(args.config, args.override, sets=sets)
-        res = commands.train(cfg, args.out, resume=args.resume, force=args.force)
+        res = commands.train(cfg, args.out, resume=args.resume, force=args.force, notify=_choice_line)
         if res is not None:
             print(f"model → {res.out_dir}  threshold {res.threshold:.6g}  "
                   f"({res.n_train_windows} training windows, {res.n_val_windows} calibration windows, "

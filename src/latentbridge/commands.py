@@ -28,7 +28,7 @@ class TaskEntry:
     write_evaluation: Callable
 
 
-def _fit_classifier(cfg, out_dir, *, resume: bool = False, force: bool = False):
+def _fit_classifier(cfg, out_dir, *, resume: bool = False, force: bool = False, notify=None):
     if resume:
         raise LatentbridgeError("classifiers train in one go: --resume is not supported for them")
     return classify.train_classifier(cfg, out_dir, force=force)
@@ -70,10 +70,11 @@ def summary_of(res: Any) -> dict:
     return out
 
 
-def train(cfg, out: str, *, resume: bool = False, force: bool = False):
+def train(cfg, out: str, *, resume: bool = False, force: bool = False, notify=None):
+    """Train ``cfg`` into ``out``; ``notify`` receives one line per setting a workflow chooses itself."""
     if resume and not (Path(out) / "checkpoints" / "last.ckpt").is_file():  # before any data is read
         raise LatentbridgeError(f"{out}: nothing to resume (no checkpoints/last.ckpt)")
-    return TASKS[cfg.task].fit(cfg, out, resume=resume, force=force)
+    return TASKS[cfg.task].fit(cfg, out, resume=resume, force=force, notify=notify)
 
 
 def evaluate(run_dir: str, out: str, data: str | None = None, force: bool = False):

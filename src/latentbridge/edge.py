@@ -65,6 +65,7 @@ from latentbridge.io import (  # numpy only at import time
     list_audio_files,
     read_audio,
     resample,
+    trim_silence,
 )
 from latentbridge.transforms.numpy_stft import stft_magnitude
 
@@ -145,6 +146,7 @@ class EdgeScorer:
             self.window = int(round(float(w["window_s"]) * self.sample_rate))
             self.hop = max(1, int(round(float(w["hop_s"]) * self.sample_rate)))
             self.pad = str(w.get("pad", "wrap"))
+            self.trim_db = w.get("trim_db")
             self.channel = w.get("channel")
             self.aggregate = str(self.meta.get("aggregate", "mean"))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -193,6 +195,8 @@ class EdgeScorer:
                 raise DataError(path, f"{sr} Hz needs resampling to the model's {self.sample_rate} Hz, "
                                       f"which needs the soxr package ({exc})") from None
             notes.append(f"resampled from {sr} Hz to the model's {self.sample_rate} Hz")
+        if self.trim_db:
+            x = trim_silence(x, self.sample_rate, float(self.trim_db))
         if check_recording_length(x.shape[-1], self.window, self.sample_rate, path):
             notes.append(f"{x.shape[-1] / self.sample_rate:.3g} s is shorter than one "
                          f"{self.window / self.sample_rate:g}-s window; padded to one window ({self.pad})")

@@ -35,7 +35,8 @@ class ScoreGraph(nn.Module):
     def forward(self, magnitude: torch.Tensor):
         feats = self.transform.features_from_magnitude(magnitude)
         out = self.model(feats)
-        return out.losses[self.score], out.reconstruction
+        score = out.losses[self.score] if self.score in out.losses else self.model.score(feats, self.score)
+        return score, out.reconstruction
 
 
 def _probe_windows(n: int, window: int, sample_rate: int, seed: int = 0) -> np.ndarray:
@@ -96,7 +97,7 @@ def export_onnx(model_dir: str | Path, out_path: str | Path, opset: int = 18, n_
 
     det = Detector.load(model_dir)
     anomaly = det.anomaly
-    if det.method in det.model.deterministic_scores:
+    if det.method not in ("elbo", "iwae"):
         score_name, threshold = det.method, det.threshold
     elif "mse_threshold" in anomaly:  # sampled scores (elbo, iwae) are exported as reconstruction MSE
         score_name, threshold = "mse", float(anomaly["mse_threshold"])

@@ -88,6 +88,12 @@ class AudioConfig(Section):
     """Pick one channel; ``None`` averages all channels to mono."""
     pad: Literal["wrap", "constant", "reflect"] = "wrap"
     """How a recording shorter than one window is filled up."""
+    trim_db: float | None = Field(None, gt=0)
+    """Cut leading and trailing silence from files (frames more than this many dB below the loudest
+    one) before windowing; None keeps recordings whole. Live streams are never trimmed."""
+    auto: bool = True
+    """``anomaly fit``: choose every audio and feature setting not set explicitly from a survey of the
+    training files (rate, window, hop, FFT size, mel bands, padding, silence trimming)."""
 
     @property
     def window_samples(self) -> int:
@@ -116,6 +122,9 @@ class FeatureConfig(Section):
     n_frames: int | None = None
     standardize: bool = True
     """Per-frequency mean/std from the training windows, stored in the model (after ``normalize``)."""
+    level_norm: bool = False
+    """Remove each window's level (its mean dB) before the model, so a sensor's gain does not move the
+    score; the level is kept as a score of its own (``anomaly.score: level``, part of ``combined``)."""
 
 
 #: The spoken-digit features every digit model shares (8-kHz, 1-s clips → 64 x 128 dB log-mel), so
@@ -263,7 +272,14 @@ class TrainConfig(Section):
 
 
 class AnomalyConfig(Section):
-    score: Literal["mse", "frame_max", "elbo", "iwae"] = "mse"
+    score: str | None = None
+    """The window score: the model's default (None: reconstruction ``mse`` for autoencoders, the
+    distance for the statistical detectors) or one it offers — autoencoders: ``mse``, ``frame_max``,
+    ``elbo``/``iwae`` (VAEs), ``latent_mahalanobis``, ``latent_knn``, ``level`` (with
+    ``features.level_norm``), ``aux`` (with ``synthetic_anomalies``), ``combined``."""
+    synthetic_anomalies: float = Field(0.0, ge=0)
+    """Weight of a self-supervised term: a head on the latent learns normal windows from synthetic
+    anomalies made of them (tones, clicks, band boosts/cuts, pitch and speed changes); 0: off."""
     iwae_samples: int = Field(32, gt=0)
     threshold_method: Literal["mean_std", "quantile"] = "mean_std"
     k: float = 2.0

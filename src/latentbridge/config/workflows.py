@@ -139,7 +139,8 @@ class _AudioWorkflow(Workflow):
     def audio_transform(self, clip: str = "windows", standardize: bool | None = None) -> AudioTransform:
         a = self.audio
         return AudioTransform(
-            windowing=Windowing(window_s=a.window_s, hop_s=a.hop_s, pad=a.pad, channel=a.channel, clip=clip),
+            windowing=Windowing(window_s=a.window_s, hop_s=a.hop_s, pad=a.pad, channel=a.channel, clip=clip,
+                                trim_db=a.trim_db),
             features=SpectrogramParams(**self.transform_kwargs()),
             standardize=self.features.standardize if standardize is None else standardize)
 
@@ -153,6 +154,37 @@ class AnomalyWorkflow(_AudioWorkflow):
     model: _model_union("anomaly")  # type: ignore[valid-type]
     beta: BetaConfig = Field(default_factory=BetaConfig)
     anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
+
+    @model_validator(mode="after")
+    def _check_score(self):
+        cls = REGISTRY[self.model.name]
+        offered = tuple(getattr(cls, "score_methods", ())) + tuple(getattr(cls, "detector_scores", ()))
+        score = self.anomaly.score
+        if score is not None and score not in offered:
+            raise ValueError(f"anomaly.score: {self.model.name} offers {list(offered)}, not {score!r}")
+        if score == "level" and not self.features.level_norm:
+            raise ValueError("anomaly.score: 'level' needs features.level_norm: true")
+        if self.anomaly.synthetic_anomalies > 0 and not getattr(cls, "trainable", True):
+            raise ValueError(f"anomaly.synthetic_anomalies: {self.model.name} is not trained by gradient descent")
+        if score == "aux" and self.anomaly.synthetic_anomalies <= 0:
+            raise ValueError("anomaly.score: 'aux' needs anomaly.synthetic_anomalies > 0")
+        return self
+
+    @property
+    def score_method(self) -> str:
+        """The score in use: ``anomaly.score``, or the model's default."""
+        return self.anomaly.score or REGISTRY[self.model.name].default_score
+
+    def model_data(self, input_shape) -> dict[str, Any]:
+        """Constructor arguments the anomaly workflow adds to its models."""
+        cls = REGISTRY[self.model.name]
+        if not getattr(cls, "trainable", True):
+            return {"input_shape": input_shape}
+        return {"input_shape": input_shape, "level_norm": self.features.level_norm,
+                "aux_weight": self.anomaly.synthetic_anomalies}
+
+    def example_data(self) -> dict[str, Any]:
+        return self.model_data(self.feature_shape)
 
 
 class AudioAEWorkflow(_AudioWorkflow):

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from latentbridge.errors import DataError
-from latentbridge.io import check_recording_length, cut_windows, list_audio_files, read_audio
+from latentbridge.io import check_recording_length, cut_windows, list_audio_files, read_audio, trim_silence
 from latentbridge.utils import atomic_path, batched, stable_hash
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class FeatureExtractor:
 
     def __init__(self, transform, *, sample_rate: int, window_s: float, hop_s: float, channel: int | None = None,
                  pad: str = "wrap", cache_dir: str | Path | None = None, use_cache: bool = True,
-                 batch_windows: int = 32, chunk_windows: int = 2048):
+                 batch_windows: int = 32, chunk_windows: int = 2048, trim_db: float | None = None):
         self.transform = transform.eval()
         self.sample_rate = int(sample_rate)
         self.window = int(round(window_s * sample_rate))
@@ -86,6 +86,7 @@ class FeatureExtractor:
         self.window_s = self.window / self.sample_rate
         self.channel = channel
         self.pad = pad
+        self.trim_db = trim_db
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.use_cache = use_cache
         self.last_padded = False
@@ -95,7 +96,7 @@ class FeatureExtractor:
             "version": CACHE_VERSION,
             "transform": transform.to_dict(),
             "sample_rate": self.sample_rate, "window": self.window, "hop": self.hop,
-            "channel": channel, "pad": pad,
+            "channel": channel, "pad": pad, **({"trim_db": trim_db} if trim_db else {}),
         }
 
     @classmethod
@@ -106,7 +107,7 @@ class FeatureExtractor:
 
         w = spec.windowing
         return cls(transform if transform is not None else build_spectrogram(spec), sample_rate=spec.sample_rate,
-                   window_s=w.window_s, hop_s=w.hop_s, channel=w.channel, pad=w.pad, **kw)
+                   window_s=w.window_s, hop_s=w.hop_s, channel=w.channel, pad=w.pad, trim_db=w.trim_db, **kw)
 
     # --- cache --------------------------------------------------------------------------
     def _key(self, path: Path) -> str:
@@ -156,8 +157,11 @@ class FeatureExtractor:
                        batch_size=self.batch_windows).numpy()
 
     def read(self, path: Path) -> np.ndarray:
+        """A file's samples at the model's rate (mono mix or its channel), silence-trimmed when set."""
         mono = self.channel is None
         wave, _ = read_audio(path, sample_rate=self.sample_rate, mono=mono, channel=self.channel)
+        if self.trim_db:
+            wave = trim_silence(wave, self.sample_rate, self.trim_db)
         return wave
 
     def _flush(self, pending: list, files: list[Path], results: dict) -> None:

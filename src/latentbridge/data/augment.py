@@ -331,3 +331,50 @@ class AugmentedBatches:
         x = torch.stack([r[0] for r in rows])
         y = torch.stack([r[1] for r in rows])
         return {"x": self.fn(x, self.g, self.aug), "y": y}
+
+
+# --------------------------------------------------------------------------- synthetic anomalies
+
+
+def synthetic_anomalies(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Anomalous copies of normal dB feature windows ``x`` (B, C, F, T), one corruption each, drawn
+    among: a tone (a narrow band raised 10–25 dB over a third of the window or more), clicks (one to
+    three frames raised 10–25 dB across all bands), a band boosted or cut by 8–15 dB (a filtered
+    copy), a shift of 2–6 bands up or down (a pitch change), and a time stretch by 0.7–1.4 (a speed
+    change). For self-supervised training of detectors on normal data only."""
+    import torch.nn.functional as F
+
+    b, c, f, t = x.shape
+    out = x.clone()
+    kind = _randint(0, 5, (b,), generator, x.device)
+    u = lambda: _rand((1,), generator, x.device).item()  # noqa: E731
+    for i in range(b):
+        k = int(kind[i])
+        if k == 0:  # tone
+            row = int(u() * f)
+            width = max(1, f // 32)
+            start = int(u() * t * 0.66)
+            length = max(1, int(t / 3 + u() * (t - start - t / 3)))
+            out[i, :, row:row + width, start:start + length] += 10 + 15 * u()
+        elif k == 1:  # clicks
+            for _ in range(1 + int(u() * 3)):
+                col = int(u() * t)
+                out[i, :, :, col:col + 1 + int(u() * 2)] += 10 + 15 * u()
+        elif k == 2:  # band boost or cut
+            lo = int(u() * f * 0.8)
+            hi = min(f, lo + max(2, int(f * (0.05 + 0.25 * u()))))
+            out[i, :, lo:hi, :] += (1 if u() < 0.5 else -1) * (8 + 7 * u())
+        elif k == 3:  # shift along frequency
+            shift = (2 + int(u() * 5)) * (1 if u() < 0.5 else -1)
+            out[i] = torch.roll(x[i], shifts=shift, dims=1)
+            floor = x[i].amin()
+            if shift > 0:
+                out[i, :, :shift] = floor
+            else:
+                out[i, :, shift:] = floor
+        else:  # time stretch
+            factor = 0.7 + 0.7 * u()
+            n = max(2, int(round(t * factor)))
+            stretched = F.interpolate(x[i:i + 1], size=(f, n), mode="bilinear", align_corners=False)[0]
+            out[i] = stretched[..., :t] if n >= t else F.pad(stretched, (0, t - n), value=float(x[i].amin()))
+    return out

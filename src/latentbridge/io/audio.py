@@ -40,6 +40,8 @@ __all__ = [
     "resample",
     "MIN_WINDOW_SHARE",
     "check_recording_length",
+    "active_bounds",
+    "trim_silence",
 ]
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
@@ -331,6 +333,33 @@ def resample(x: np.ndarray, orig_sr: float, target_sr: float, axis: int = -1) ->
         y = soxr.resample(row, float(orig_sr), float(target_sr), quality="soxr_hq")
         out[i, :min(n_out, len(y))] = y[:n_out]
     return np.ascontiguousarray(np.moveaxis(out.reshape(*moved.shape[:-1], n_out), -1, axis))
+
+
+def active_bounds(wave: np.ndarray, sample_rate: float, top_db: float = 40.0, frame_s: float = 0.02) -> tuple[int, int]:
+    """``(start, end)`` samples of the part of a recording between its first and last frame whose RMS is
+    within ``top_db`` of the loudest frame's (frames of ``frame_s``); ``(0, len)`` when nothing is quiet."""
+    x = np.asarray(wave, dtype=np.float64)
+    if x.ndim > 1:
+        x = x.mean(axis=0)
+    n = x.shape[-1]
+    frame = max(1, int(round(frame_s * sample_rate)))
+    n_frames = max(1, n // frame)
+    rms = np.sqrt(np.mean(x[: n_frames * frame].reshape(n_frames, frame) ** 2, axis=1) + 1e-20) if n >= frame \
+        else np.sqrt(np.mean(x ** 2) + 1e-20)[None]
+    db = 20 * np.log10(rms)
+    loud = np.flatnonzero(db >= db.max() - float(top_db))
+    if not len(loud):
+        return 0, n
+    start = int(loud[0] * frame)
+    end = n if loud[-1] == n_frames - 1 else int(min(n, (loud[-1] + 1) * frame))
+    return start, end
+
+
+def trim_silence(wave: np.ndarray, sample_rate: float, top_db: float = 40.0) -> np.ndarray:
+    """``wave`` without its leading and trailing frames more than ``top_db`` below its loudest frame
+    (:func:`active_bounds`); the last axis is time."""
+    start, end = active_bounds(wave, sample_rate, top_db)
+    return np.ascontiguousarray(wave[..., start:end])
 
 
 #: The short-recording rule shared by fit, score, listen and the edge scorer: a recording must

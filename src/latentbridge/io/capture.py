@@ -219,11 +219,14 @@ def device_blocks(
         raise LatentbridgeError(f"audio stream from {what} failed: {exc}") from None
 
 
-def _load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
-    """Mono float32 samples of ``path`` at ``sample_rate`` (the same reader and checks as training)."""
-    from latentbridge.io.audio import read_audio
+def _load_audio(path: str | Path, sample_rate: int, trim_db: float | None = None) -> np.ndarray:
+    """Mono float32 samples of ``path`` at ``sample_rate`` (the same reader and checks as training),
+    silence-trimmed as in training when ``trim_db`` is set."""
+    from latentbridge.io.audio import read_audio, trim_silence
 
     audio, _ = read_audio(path, sample_rate=sample_rate, mono=True)
+    if trim_db:
+        audio = trim_silence(audio, sample_rate, trim_db)
     return np.asarray(audio, dtype=np.float32).reshape(-1)
 
 
@@ -232,15 +235,17 @@ def file_blocks(
     sample_rate: int,
     blocksize: int = 1024,
     realtime: bool = False,
+    trim_db: float | None = None,
 ) -> Iterator[tuple[np.ndarray, bool]]:
-    """Replay a recording (mono, resampled to ``sample_rate``) as ``(block (n, 1), False)``.
+    """Replay a recording (mono, resampled to ``sample_rate``, trimmed with ``trim_db`` as in training)
+    as ``(block (n, 1), False)``.
 
     With ``realtime=True`` each block is released when it would have finished arriving from a
     device, so the consumer sees live timing.
     """
     if blocksize < 1:
         raise ValueError(f"blocksize must be at least 1, got {blocksize}")
-    audio = _load_audio(path, sample_rate)
+    audio = _load_audio(path, sample_rate, trim_db)
     t0 = time.monotonic()
     for pos in range(0, audio.shape[0], blocksize):
         block = audio[pos : pos + blocksize].reshape(-1, 1)

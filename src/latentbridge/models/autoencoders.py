@@ -104,10 +104,10 @@ class _MelBase(LatentModel):
     _posterior = False
 
     def __init__(self, input_shape, latent_dim: int = 128, channels=(128, 128, 256, 256), kernel_size: int = 3,
-                 res_blocks: int = 1, dropout: float = 0.1):
+                 res_blocks: int = 1, dropout: float = 0.1, **common):
         channels = [int(c) for c in channels]
         super().__init__(input_shape, latent_dim=int(latent_dim), channels=channels, kernel_size=int(kernel_size),
-                         res_blocks=int(res_blocks), dropout=float(dropout))
+                         res_blocks=int(res_blocks), dropout=float(dropout), **common)
         c, f, t = self.input_shape
         if not channels:
             raise ValueError("channels must list at least one stage")
@@ -177,7 +177,8 @@ class MelAE(_MelBase):
 
     def loss(self, x: Tensor, beta: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
         out = self.forward(x)
-        return out.losses["mse"] + out.losses["l1"], dict(out.losses)
+        parts = dict(out.losses)
+        return self.loss_with_synthetic_anomalies(x, out.losses["mse"] + out.losses["l1"], parts), parts
 
 
 class MelVAE(_MelBase):
@@ -201,7 +202,8 @@ class MelVAE(_MelBase):
     def loss(self, x: Tensor, beta: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
         out = self.forward(x)
         total = out.losses["mse"] + out.losses["l1"] + beta * out.losses["kl"]
-        return total, dict(out.losses)
+        parts = dict(out.losses)
+        return self.loss_with_synthetic_anomalies(x, total, parts), parts
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -248,9 +250,11 @@ class DenseImageAE(_ImageBase):
     name = "image_dense_ae"
     config_class = DenseImageAEConfig
 
-    def __init__(self, input_shape=(1, 28, 28), latent_dim: int = 32, hidden_dims=(512, 256), dropout: float = 0.0):
+    def __init__(self, input_shape=(1, 28, 28), latent_dim: int = 32, hidden_dims=(512, 256), dropout: float = 0.0,
+                 **common):
         hidden_dims = [int(h) for h in hidden_dims]
-        super().__init__(input_shape, latent_dim=int(latent_dim), hidden_dims=hidden_dims, dropout=float(dropout))
+        super().__init__(input_shape, latent_dim=int(latent_dim), hidden_dims=hidden_dims, dropout=float(dropout),
+                         **common)
         self._check_image_shape()
         c, h, w = self.input_shape
         dim = c * h * w
@@ -280,10 +284,10 @@ class ConvImageAE(_ImageBase):
     config_class = ConvImageAEConfig
 
     def __init__(self, input_shape=(1, 28, 28), latent_dim: int = 32, channels=(32, 64), kernel_size: int = 3,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, **common):
         channels = [int(ch) for ch in channels]
         super().__init__(input_shape, latent_dim=int(latent_dim), channels=channels, kernel_size=int(kernel_size),
-                         dropout=float(dropout))
+                         dropout=float(dropout), **common)
         self._check_image_shape()
         if not channels:
             raise ValueError("channels must list at least one stage")

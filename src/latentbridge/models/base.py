@@ -156,15 +156,33 @@ class LatentModel(ModelFamily, nn.Module):
 
     score_methods: ClassVar[tuple[str, ...]] = ("mse", "frame_max")
     deterministic_scores: ClassVar[tuple[str, ...]] = ("mse", "frame_max")
+    #: scores computed from the fitted detector statistics (:meth:`fit_detector`), for every model
+    detector_scores: ClassVar[tuple[str, ...]] = ("latent_mahalanobis", "latent_knn", "level", "aux", "combined")
+    default_score: ClassVar[str] = "mse"
     first_stage_modalities = ("",)
+    trainable: ClassVar[bool] = True
 
-    def __init__(self, input_shape: tuple[int, int, int], **params: Any):
+    def __init__(self, input_shape: tuple[int, int, int], *, level_norm: bool = False, latent_bank: int = 0,
+                 aux_weight: float = 0.0, **params: Any):
         super().__init__()
         self.input_shape = tuple(int(s) for s in input_shape)
-        self.params = dict(params)
+        self.params = dict(params, level_norm=bool(level_norm), latent_bank=int(latent_bank),
+                           aux_weight=float(aux_weight))
         c, f, _ = self.input_shape
+        self.level_norm = bool(level_norm)
+        self.aux_weight = float(aux_weight)
         self.normalizer = FeatureNormalizer(c, f)
         self.register_buffer("latent_scale", torch.ones(()))
+        d = int(params["latent_dim"])
+        # the detector's statistics of the training windows (fit_detector): latent mean and precision,
+        # a bank of training latents, and the mean/std of each component of the combined score
+        self.register_buffer("det_latent_mean", torch.zeros(d))
+        self.register_buffer("det_latent_prec", torch.eye(d))
+        self.register_buffer("det_bank", torch.zeros(int(latent_bank), d))
+        self.register_buffer("det_level", torch.tensor([0.0, 1.0]))
+        self.register_buffer("det_stats", torch.tensor([[0.0, 1.0]] * 4))  # recon, latent, level, aux
+        self.register_buffer("det_fitted", torch.zeros((), dtype=torch.bool))
+        self.aux_head = nn.Linear(d, 1) if aux_weight > 0 else None
 
     # --- to implement -------------------------------------------------------------------
     def posterior(self, xn: Tensor) -> DiagonalGaussian:  # pragma: no cover - abstract
@@ -187,11 +205,30 @@ class LatentModel(ModelFamily, nn.Module):
     def encode(self, x: Tensor) -> DiagonalGaussian:
         """Posterior over the latent for inputs ``x`` in data space."""
         self.check_input(x)
-        return self.posterior(self.normalizer(x))
+        return self.posterior(self.standardize(x))
 
     def decode(self, z: Tensor) -> Tensor:
-        """Latents → data space (the space :meth:`encode` takes)."""
+        """Latents → data space (the space :meth:`encode` takes; level-normalised with ``level_norm``)."""
         return self.normalizer.inverse(self.decode_normalized(z))
+
+    # --- standardisation and level ------------------------------------------------------
+    @staticmethod
+    def level(x: Tensor) -> Tensor:
+        """Per-window level: the mean of the features (dB features: the mean level in dB)."""
+        return x.mean(dim=tuple(range(1, x.dim())))
+
+    def standardize(self, x: Tensor) -> Tensor:
+        """Features → the network's input: the window's level removed (``level_norm``), then the
+        per-bin standardisation fitted on the training windows."""
+        if self.level_norm:
+            x = x - self.level(x).view(-1, *([1] * (x.dim() - 1)))
+        return self.normalizer(x)
+
+    def fit_normalizer(self, x: Tensor) -> None:
+        """Per-bin statistics of training windows (after level removal with ``level_norm``)."""
+        if self.level_norm:
+            x = x - self.level(x).view(-1, *([1] * (x.dim() - 1)))
+        self.normalizer.fit(x)
 
     # --- shared -------------------------------------------------------------------------
     def check_input(self, x: Tensor) -> None:
@@ -204,7 +241,7 @@ class LatentModel(ModelFamily, nn.Module):
         when ``sample`` (default: ``self.training``) else the mode, decode; ``losses(x_hat, xn, q)``
         gives the model's loss terms (in the standardised space)."""
         self.check_input(x)
-        xn = self.normalizer(x)
+        xn = self.standardize(x)
         q = self.posterior(xn)
         z = q.sample() if (self.training if sample is None else sample) else q.mode()
         x_hat = self.decode_normalized(z)
@@ -212,14 +249,124 @@ class LatentModel(ModelFamily, nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor) -> Tensor:
-        """Deterministic reconstruction (posterior mode) in data space."""
-        return self.normalizer.inverse(self.forward(x).reconstruction)
+        """Deterministic reconstruction (posterior mode) in data space (the input's level restored)."""
+        y = self.normalizer.inverse(self.forward(x).reconstruction)
+        return y + self.level(x).view(-1, *([1] * (x.dim() - 1))) if self.level_norm else y
+
+    # --- anomaly scores -----------------------------------------------------------------
+    @property
+    def all_scores(self) -> tuple[str, ...]:
+        return self.score_methods + self.detector_scores
+
+    def window_latent(self, x: Tensor) -> Tensor:
+        """One latent vector per window (the posterior mode; models with several codes per window average them)."""
+        z = self.encode(x).mode()
+        return z.flatten(1) if z.dim() == 2 else z.mean(dim=tuple(range(1, z.dim() - 1)))
+
+    def loss_with_synthetic_anomalies(self, x: Tensor, total: Tensor, parts: dict) -> Tensor:
+        """With ``aux_weight``: a head on the latent learns normal windows (0) from synthetic anomalies
+        made of them (1) — tones, clicks, band boosts and cuts, shifted and stretched copies
+        (:func:`latentbridge.data.augment.synthetic_anomalies`) — and its cross-entropy joins the loss."""
+        if self.aux_head is None or not self.training:
+            return total
+        import torch.nn.functional as F
+
+        from latentbridge.data.augment import synthetic_anomalies
+
+        fake = synthetic_anomalies(x.detach())
+        logits = self.aux_head(torch.cat([self.window_latent(x), self.window_latent(fake)]))[:, 0]
+        target = torch.cat([torch.zeros(len(x)), torch.ones(len(fake))]).to(logits)
+        bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        aux = bce[: len(x)] + bce[len(x):]
+        parts["aux_bce"] = aux
+        return total + self.aux_weight * aux
+
+    @torch.no_grad()
+    def _components(self, x: Tensor, n_samples: int, generator) -> dict[str, Tensor]:
+        z = self.window_latent(x)
+        d = z - self.det_latent_mean
+        out = {"recon": self.score(x, self.default_score, n_samples, generator),
+               "latent": torch.einsum("bi,ij,bj->b", d, self.det_latent_prec, d)}
+        if self.level_norm:
+            lv = self.level(x)
+            out["level"] = ((lv - self.det_level[0]) / self.det_level[1]).abs()
+        if self.aux_head is not None:
+            out["aux"] = self.aux_head(z)[:, 0]
+        return out
+
+    @torch.no_grad()
+    def fit_detector(self, x, bank: int = 4096, seed: int = 0, n_samples: int = 8) -> None:
+        """Statistics of the training windows ``x`` for the detector scores: the latent mean and
+        (Ledoit-Wolf) precision, a seeded bank of at most ``bank`` training latents, the level's mean
+        and spread, and the mean/std of each component of the ``combined`` score."""
+        import numpy as np
+        from sklearn.covariance import LedoitWolf
+
+        x = torch.as_tensor(np.ascontiguousarray(x)) if not isinstance(x, Tensor) else x
+        was = self.training
+        self.eval()
+        z = batched(self.window_latent, x).double()
+        lw = LedoitWolf().fit(z.numpy())
+        self.det_latent_mean.copy_(torch.from_numpy(lw.location_).float())
+        self.det_latent_prec.copy_(torch.from_numpy(lw.precision_).float())
+        keep = np.sort(np.random.default_rng(seed).permutation(len(z))[:bank])
+        self.det_bank = z[keep].float().clone()
+        self.params["latent_bank"] = int(len(keep))
+        lv = batched(self.level, x).double()
+        self.det_level.copy_(torch.tensor([float(lv.mean()), float(lv.std().clamp_min(1e-6))]))
+        g = torch.Generator().manual_seed(seed)
+        comps = batched(lambda b: self._components(b, n_samples, g), x)
+        for i, name in enumerate(("recon", "latent", "level", "aux")):
+            if name in comps:
+                v = comps[name].double()
+                self.det_stats[i] = torch.tensor([float(v.mean()), float(v.std().clamp_min(1e-9))])
+        self.det_fitted.fill_(True)
+        self.train(was)
 
     def score(self, x: Tensor, method: str = "mse", n_samples: int = 32,
               generator: torch.Generator | None = None) -> Tensor:
-        if method not in self.score_methods:
-            raise ValueError(f"{type(self).__name__} supports scores {self.score_methods}, not {method!r}")
-        return self.forward(x).losses[method]
+        """One anomaly score per window (higher = more anomalous). Besides the model's own
+        (``score_methods``), after :meth:`fit_detector`: ``latent_mahalanobis`` (of the posterior mean),
+        ``latent_knn`` (distance to the nearest training latent), ``level`` (standardised distance of
+        the window's level from the training level, with ``level_norm``), ``aux`` (the synthetic-anomaly
+        head's logit, with ``aux_weight``) and ``combined`` (the sum of the standardised reconstruction,
+        latent, level and aux scores)."""
+        if method in self.score_methods:
+            return self.forward(x).losses[method]
+        if method not in self.detector_scores:
+            raise ValueError(f"{type(self).__name__} supports scores {self.all_scores}, not {method!r}")
+        if not bool(self.det_fitted):
+            raise ValueError(f"score {method!r} needs the detector statistics of training windows (fit_detector)")
+        if method == "latent_knn":
+            if not len(self.det_bank):
+                raise ValueError("score 'latent_knn' needs a bank of training latents (latent_bank > 0)")
+            from latentbridge.transforms.stats import squared_distances
+
+            return squared_distances(self.window_latent(x).float(), self.det_bank).amin(dim=1).sqrt()
+        comps = self._components(x, n_samples, generator)
+        if method == "latent_mahalanobis":
+            return comps["latent"]
+        if method == "level":
+            if "level" not in comps:
+                raise ValueError("score 'level' needs level_norm")
+            return comps["level"]
+        if method == "aux":
+            if "aux" not in comps:
+                raise ValueError("score 'aux' needs a model trained with synthetic anomalies (aux_weight > 0)")
+            return comps["aux"]
+        total = torch.zeros(x.shape[0], dtype=torch.float32, device=x.device)
+        for i, name in enumerate(("recon", "latent", "level", "aux")):
+            if name in comps:
+                total = total + (comps[name].float() - self.det_stats[i, 0]) / self.det_stats[i, 1]
+        return total
+
+    def supports_score(self, method: str) -> bool:
+        """Whether ``method`` applies to this model (``level`` needs ``level_norm``, ``aux`` a head)."""
+        if method == "level":
+            return self.level_norm
+        if method == "aux":
+            return self.aux_head is not None
+        return method in self.all_scores
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments (saved in ``config.json`` as ``model_kwargs``)."""

@@ -69,10 +69,10 @@ class ConvVAE(LatentModel):
     score_methods = ("mse", "frame_max", "elbo", "iwae")
 
     def __init__(self, input_shape, latent_dim: int = 16, channels=(16, 32, 64, 64), kernel_size: int = 3,
-                 learn_sigma: bool = True, sigma: float = 1.0, output_activation: str = "none"):
+                 learn_sigma: bool = True, sigma: float = 1.0, output_activation: str = "none", **common):
         channels = list(channels)
         super().__init__(input_shape, latent_dim=latent_dim, channels=channels, kernel_size=kernel_size,
-                         learn_sigma=learn_sigma, sigma=sigma, output_activation=output_activation)
+                         learn_sigma=learn_sigma, sigma=sigma, output_activation=output_activation, **common)
         c, f, t = self.input_shape
         self.latent_dim = latent_dim
         self.encoder = ConvEncoder(c, channels, (f, t), 2 * latent_dim, kernel_size)
@@ -94,7 +94,8 @@ class ConvVAE(LatentModel):
     def loss(self, x: Tensor, beta: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
         out = self.forward(x)
         total = out.losses["nll"] + beta * out.losses["kl"]
-        return total, {**out.losses, "sigma": torch.exp(self.log_sigma).expand_as(total)}
+        parts = {**out.losses, "sigma": torch.exp(self.log_sigma).expand_as(total)}
+        return self.loss_with_synthetic_anomalies(x, total, parts), parts
 
     def log_likelihood(self, xn: Tensor, z: Tensor) -> Tensor:
         """log p(x|z) per sample for z of shape (K, B, D) → (K, B)."""
@@ -105,7 +106,7 @@ class ConvVAE(LatentModel):
 
     @torch.no_grad()
     def negative_elbo(self, x: Tensor, n_samples: int = 1, generator: torch.Generator | None = None) -> Tensor:
-        xn = self.normalizer(x)
+        xn = self.standardize(x)
         q = self.posterior(xn)
         z = q.rsample_n(n_samples, generator)
         return -self.log_likelihood(xn, z).mean(0) + q.kl()
@@ -114,7 +115,7 @@ class ConvVAE(LatentModel):
     def importance_sampled_nll(self, x: Tensor, n_samples: int = 32,
                                generator: torch.Generator | None = None) -> Tensor:
         """-log p(x) ≈ -log mean_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x) (Burda et al. 2016)."""
-        xn = self.normalizer(x)
+        xn = self.standardize(x)
         q = self.posterior(xn)
         z = q.rsample_n(n_samples, generator)
         log_w = self.log_likelihood(xn, z) + standard_normal_log_prob(z) - q.log_prob(z)
@@ -138,10 +139,10 @@ class ConvAE(LatentModel):
     tasks = AUDIO_TASKS
 
     def __init__(self, input_shape, latent_dim: int = 16, channels=(16, 32, 64, 64), kernel_size: int = 3,
-                 output_activation: str = "none"):
+                 output_activation: str = "none", **common):
         channels = list(channels)
         super().__init__(input_shape, latent_dim=latent_dim, channels=channels, kernel_size=kernel_size,
-                         output_activation=output_activation)
+                         output_activation=output_activation, **common)
         c, f, t = self.input_shape
         self.encoder = ConvEncoder(c, channels, (f, t), latent_dim, kernel_size)
         self.decoder = ConvDecoder(latent_dim, channels, (f, t), c, output_activation)
@@ -157,7 +158,8 @@ class ConvAE(LatentModel):
 
     def loss(self, x: Tensor, beta: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
         out = self.forward(x)
-        return out.losses["mse"], dict(out.losses)
+        parts = dict(out.losses)
+        return self.loss_with_synthetic_anomalies(x, out.losses["mse"], parts), parts
 
 
 class DenseAE(LatentModel):
@@ -173,10 +175,10 @@ class DenseAE(LatentModel):
     tasks = AUDIO_TASKS
 
     def __init__(self, input_shape, hidden_dims=(128, 128, 128, 128), latent_dim: int = 8,
-                 context_frames: int = 5):
+                 context_frames: int = 5, **common):
         hidden_dims = list(hidden_dims)
         super().__init__(input_shape, hidden_dims=hidden_dims, latent_dim=latent_dim,
-                         context_frames=context_frames)
+                         context_frames=context_frames, **common)
         c, f, t = self.input_shape
         if t < context_frames:
             raise ValueError(f"DenseAE needs at least {context_frames} frames per window, got {t}")
@@ -237,7 +239,7 @@ class DenseAE(LatentModel):
 
     def forward(self, x: Tensor) -> AutoencoderOutput:
         self.check_input(x)
-        xn = self.normalizer(x)
+        xn = self.standardize(x)
         v = self._vectors(xn)
         b, n, d = v.shape
         z = self.encoder(v.reshape(b * n, d))
@@ -249,4 +251,5 @@ class DenseAE(LatentModel):
 
     def loss(self, x: Tensor, beta: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
         out = self.forward(x)
-        return out.losses["mse"], dict(out.losses)
+        parts = dict(out.losses)
+        return self.loss_with_synthetic_anomalies(x, out.losses["mse"], parts), parts

@@ -71,7 +71,7 @@ class Detector:
             raise LatentbridgeError(f"model folder {saved.path}: no calibrated threshold in config.json "
                                     f"(calibrate it: latentbridge anomaly calibrate {saved.path} NORMAL_DIR)")
         self.threshold = float(self.anomaly["threshold"])
-        self.method = self.anomaly.get("score", "mse")
+        self.method = self.anomaly.get("score") or getattr(self.model, "default_score", "mse")
 
     @classmethod
     def load(cls, model_dir: str | Path) -> "Detector":
@@ -115,32 +115,39 @@ class FitResult:
 
 
 def _calibration(model, features: np.ndarray, anomaly_cfg, method: str | None = None, k: float | None = None,
-                 false_alarm_rate: float | None = None) -> tuple[dict, np.ndarray]:
-    """Threshold from normal windows' scores (the model's score; plus an MSE threshold for the ONNX
-    export of models scored by a sampled score)."""
+                 false_alarm_rate: float | None = None, score: str | None = None) -> tuple[dict, np.ndarray]:
+    """Threshold from normal windows' scores (``score``, by default the config's or the model's; plus an
+    MSE threshold for the ONNX export of models scored by a sampled score)."""
     a = anomaly_cfg
     method = method or a.threshold_method
     k = a.k if k is None else k
     far = a.false_alarm_rate if false_alarm_rate is None else false_alarm_rate
-    scores = score_features(model, features, a.score, a.iwae_samples)
+    score = score or a.score or model.default_score
+    scores = score_features(model, features, score, a.iwae_samples)
     calib = calibrate_threshold(scores, method=method, k=k, false_alarm_rate=far)
-    info = {"score": a.score, **calib}
-    if a.score not in model.deterministic_scores:  # ONNX exports MSE for sampled scores
+    info = {"score": score, **calib}
+    if score in ("elbo", "iwae"):  # ONNX exports MSE for sampled scores
         info["mse_threshold"] = calibrate_threshold(score_features(model, features, "mse"), method=method, k=k,
                                                     false_alarm_rate=far)["threshold"]
     return info, scores
 
 
-def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False) -> FitResult | None:
-    """Train on normal recordings, calibrate the threshold on held-out normal files, save the model.
+def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, notify=None) -> FitResult | None:
+    """Survey the training files and choose the audio settings the config does not set
+    (:mod:`latentbridge.tasks.adapt`; each choice is passed to ``notify``, by default the log), train
+    on the normal recordings, calibrate the threshold on held-out normal files, save the model.
 
     Returns None in the extra processes of a multi-process (DDP) run."""
+    from latentbridge.tasks.adapt import adapt
     from latentbridge.tasks.pipeline import feature_training
     from latentbridge.utils import atomic_write_json
 
     t0 = time.time()
     if not cfg.data.train_dir:
         raise ConfigError("data.train_dir: no training recordings given (a folder of normal recordings)")
+    cfg, survey, choices = adapt(cfg, cfg.data.train_dir)
+    for c in choices:
+        (notify or log.info)(c.line())
     with feature_training(cfg, out_dir, cfg.data.train_dir, resume=resume, force=force) as fit_:
         if not fit_.trained:
             return None
@@ -153,6 +160,9 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False) 
                              "n_calibration_windows": int(len(calib_wf))})
         atomic_write_json(fit_.run.dir / "calibration.json", {**anomaly_info, "scores": calib_scores.tolist()})
         data_info = {k: v for k, v in fit_.data_info.items() if k != "val_files"}
+        if survey is not None:
+            data_info["survey"] = survey.summary()
+            data_info["settings_chosen"] = [{"key": c.key, "value": c.value, "reason": c.reason} for c in choices]
         fit_.run.save(fit_.model, transform=fit_.spec, extra={"anomaly": anomaly_info, "data": data_info},
                       card=model_card(cfg, anomaly_info, data_info, fit_.run.summary))
         return FitResult(fit_.run.dir, float(anomaly_info["threshold"]), len(fit_.train), len(fit_.val),
@@ -182,9 +192,9 @@ def model_card(cfg, anomaly: dict, data: dict, training: dict) -> str:
 - Skipped files: {len(data['skipped_files'])}; files shorter than one window (padded): {data.get('n_padded_files', 0)}
 
 ## Input
-- Sample rate: {a.sample_rate} Hz ({'mono mix' if a.channel is None else f'channel {a.channel}'})
+{_chosen(data)}- Sample rate: {a.sample_rate} Hz ({'mono mix' if a.channel is None else f'channel {a.channel}'})
 - Windows: {a.window_s:g} s, hop {a.hop_s:g} s; shorter recordings padded ({a.pad}); recordings shorter
-  than a quarter of a window are refused
+  than a quarter of a window are refused{'' if not a.trim_db else f"; silence more than {a.trim_db:g} dB below the loudest frame trimmed from both ends of files"}
 - Features: {feat}
 
 ## Decision
@@ -193,7 +203,7 @@ def model_card(cfg, anomaly: dict, data: dict, training: dict) -> str:
   f'; observed false-alarm rate there {observed:.3f}'})
 
 ## Training
-- Model: {cfg.model.name}, latent size {cfg.model.latent_dim};
+- Model: {cfg.model.name} ({', '.join(f'{k} {v}' for k, v in cfg.model.model_dump(exclude={'name'}).items())});
   {training['epochs']} epochs, best validation loss {training['best_val_loss']}; {training['seconds']} s
 - Files: `config.json` (everything needed to rebuild the model and its preprocessing),
   `model.safetensors` (weights), `config.yaml` (resolved training config), `logs/`, `checkpoints/`.
@@ -203,6 +213,17 @@ Trained on one set of normal conditions: a new microphone, position or machine c
 distribution, so recalibrate (`latentbridge anomaly calibrate MODEL_DIR NORMAL_DIR`) or refit before
 trusting the threshold there.
 """
+
+
+def _chosen(data: dict) -> str:
+    rows = data.get("settings_chosen") or []
+    if not rows:
+        return ""
+    s = data.get("survey") or {}
+    head = (f"- Chosen from a survey of the training files ({s.get('n_files')} files; durations "
+            f"{s.get('duration_s_percentiles_0_10_50_90_100')} s at the 0/10/50/90/100th percentiles; "
+            f"levels spread {s.get('level_spread_db')} dB); settings set in the config were kept:\n")
+    return head + "".join(f"  - `{r['key']} = {r['value']}`: {r['reason']}\n" for r in rows)
 
 
 # ----------------------------------------------------------------------------- calibrate
@@ -238,7 +259,7 @@ def calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | No
     else:
         wf = det.extractor().extract(list(normal_paths) if isinstance(normal_paths, (list, tuple)) else [normal_paths],
                                      skip_bad=skip_bad)
-        info, _ = _calibration(det.model, wf.features, det.cfg.anomaly, method, k, false_alarm_rate)
+        info, _ = _calibration(det.model, wf.features, det.cfg.anomaly, method, k, false_alarm_rate, det.method)
         new = {**info, "calibrated_on": f"{len(wf.files)} files / {len(wf)} windows of "
                                         + ", ".join(map(str, normal_paths if isinstance(normal_paths, (list, tuple))
                                                         else [normal_paths])),
@@ -308,7 +329,7 @@ def _examples(det: Detector, wf: WindowFeatures, scores: np.ndarray, y: np.ndarr
     order = np.argsort(scores)
     picks = list(order[: n // 2]) + list(order[::-1][: n - n // 2])
     x = torch.from_numpy(wf.features[picks])
-    rec = det.model.reconstruct(x).numpy()
+    rec = det.model.reconstruct(x).numpy() if getattr(det.model, "has_reconstruction", True) else wf.features[picks]
     titles = [f"{wf.files[wf.file_index[i]].name} @{wf.starts_s[i]:.1f}s  score {scores[i]:.3g} "
               f"({'anomalous' if y[i] else 'normal'})" for i in picks]
     return {"inputs": wf.features[picks][:, 0], "reconstructions": rec[:, 0], "titles": titles}

@@ -50,7 +50,8 @@ class FitResult:
     seconds: float
 
 
-def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False) -> FitResult | None:
+def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
+        notify=None) -> FitResult | None:
     """Train ``cfg.model`` on ``cfg.task`` data into ``out_dir`` (a model folder when done).
 
     Returns None in the extra processes of a multi-process (DDP) run."""

@@ -51,6 +51,7 @@ def listen(
     max_queue_blocks: int = 64,
     pad: str = "wrap",
     flush: bool | None = None,
+    trim_db: float | None = None,
 ) -> dict:
     """Score a live stream window by window.
 
@@ -70,7 +71,8 @@ def listen(
     mode ``pad``, so that the windows scored are exactly those
     :func:`latentbridge.io.cut_windows` cuts from the recording (``anomaly listen --source
     FILE`` scores the windows ``anomaly score`` scores).  A live input is not flushed, nor is a
-    stream stopped by KeyboardInterrupt.
+    stream stopped by KeyboardInterrupt. A file source is silence-trimmed with ``trim_db`` as
+    training trimmed its files (a live input never is).
 
     Returns ``{"n_windows", "n_anomalies", "overflows", "duration_s"}`` where ``duration_s`` is
     the audio received, in seconds.  Times are positions in the received audio.
@@ -103,7 +105,7 @@ def listen(
         )
         in_channels = channels
     elif is_file:
-        blocks = file_blocks(source, sample_rate, blocksize=blocksize, realtime=realtime)
+        blocks = file_blocks(source, sample_rate, blocksize=blocksize, realtime=realtime, trim_db=trim_db)
         in_channels = 1
     else:
         blocks = source
@@ -226,4 +228,5 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
           f" at {capture_sr} Hz", file=out, flush=True)
     return listen(score_fn, sample_rate=capture_sr, window_s=det.spec.windowing.window_s,
                   hop_s=hop_s or det.spec.windowing.hop_s, source=source, device=device, blocksize=blocksize,
-                  duration_s=duration_s, events=events, out=out, realtime=realtime, pad=det.spec.windowing.pad)
+                  duration_s=duration_s, events=events, out=out, realtime=realtime, pad=det.spec.windowing.pad,
+                  trim_db=det.spec.windowing.trim_db)

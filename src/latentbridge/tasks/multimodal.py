@@ -52,7 +52,8 @@ class FitResult:
     seconds: float
 
 
-def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False) -> FitResult | None:
+def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
+        notify=None) -> FitResult | None:
     from latentbridge.config.workflows import transform_spec
     from latentbridge.models.base import fit_latent_scale
     from latentbridge.models.registry import build_model

@@ -30,6 +30,21 @@ class TrainingRun:
         self.outcome = fit_model(model, self.cfg, self.dir, train_loader, val_loader, resume=self.resume, beta=beta)
         return self.outcome
 
+    def fit_closed_form(self, model, features) -> "ClosedFormOutcome":
+        """Fit a model that is not trained by gradient descent (``trainable = False``) on ``features``."""
+        import time
+
+        from latentbridge.training.fit import is_launched_child
+
+        t0 = time.time()
+        if is_launched_child():  # nothing to share between processes: the main process fits
+            self.outcome = None
+            return None
+        details = model.fit_closed_form(features, seed=self.cfg.train.seed)
+        model.eval()
+        self.outcome = ClosedFormOutcome(time.time() - t0, details)
+        return self.outcome
+
     @property
     def summary(self) -> dict:
         return self.outcome.summary()
@@ -40,6 +55,16 @@ class TrainingRun:
 
         return save_model(self.dir, model, config=config_to_dict(self.cfg), transform=transform,
                           extra={**extra, "training": self.summary}, card=card)
+
+
+@dataclass
+class ClosedFormOutcome:
+    seconds: float
+    details: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return {"epochs": 0, "global_step": 0, "best_val_loss": None, "seconds": round(self.seconds, 2),
+                "closed_form": self.details}
 
 
 @contextlib.contextmanager
@@ -103,11 +128,19 @@ def feature_training(cfg, out_dir, paths, *, resume: bool = False, force: bool =
         "n_padded_files": len(wf.padded), "val_files": [str(f) for f in val_wf.files],
     }
     with training_run(cfg, out_dir, resume=resume, force=force) as run:
-        model = build_model(cfg.model, input_shape=tuple(train_wf.features.shape[1:]))
+        shape = tuple(train_wf.features.shape[1:])
+        data = cfg.model_data(shape) if hasattr(cfg, "model_data") else {"input_shape": shape}
+        model = build_model(cfg.model, **data)
         if cfg.features.standardize:
-            model.normalizer.fit(torch.from_numpy(train_wf.features))
-        val = loader_of(val_wf.features, cfg.train, False) if len(val_wf) else None
-        run.fit(model, loader_of(train_wf.features, cfg.train, True), val)
+            model.fit_normalizer(torch.from_numpy(train_wf.features))
+        if getattr(model, "trainable", True):
+            val = loader_of(val_wf.features, cfg.train, False) if len(val_wf) else None
+            run.fit(model, loader_of(train_wf.features, cfg.train, True), val)
+        else:
+            run.fit_closed_form(model, train_wf.features)
         if run.outcome is not None:
-            fit_latent_scale(model, train_wf.features)
+            if model.first_stage_modalities:
+                fit_latent_scale(model, train_wf.features)
+            if hasattr(model, "fit_detector") and cfg.task == "anomaly":
+                model.fit_detector(train_wf.features, seed=cfg.train.seed)
         yield FeatureFit(run, model, spec, wf, train_wf, val_wf, data_info)

@@ -53,6 +53,9 @@ class Windowing(Section):
     clip: Literal["windows", "centre"] = "windows"
     """``windows``: sliding windows of ``window_s`` every ``hop_s``; ``centre``: one clip of
     ``window_s`` per recording (centre-cropped when longer, zero-padded after it when shorter)."""
+    trim_db: float | None = None
+    """Files (never live streams) lose leading and trailing frames more than this many dB below
+    their loudest frame before windowing (:func:`latentbridge.io.trim_silence`)."""
 
 
 class AudioTransform(Section):

@@ -1,0 +1,103 @@
+"""A survey of a folder of recordings: sample rates, channels, durations, levels, and the silence
+before and after the sound — what ``anomaly fit`` needs to choose its audio settings.
+
+Headers (rate, channels, frames) are read for every file; levels and silences from the samples of
+at most ``max_read`` files (a seeded sample of a larger folder), so a survey of a large archive
+stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from latentbridge.errors import DataError
+from latentbridge.io import active_bounds, audio_info, read_audio
+
+
+@dataclass
+class Survey:
+    n_files: int
+    rates: dict[int, int]  # sample rate → number of files
+    channels: dict[int, int]
+    durations_s: list[float]
+    n_read: int = 0
+    levels_dbfs: list[float] = field(default_factory=list)  # RMS level of each read file
+    active_s: list[float] = field(default_factory=list)  # duration between the first and last loud frame
+    silence_share: list[float] = field(default_factory=list)  # leading + trailing quiet share of each read file
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def common_rate(self) -> int | None:
+        """The rate of at least 90 % of the files, if there is one."""
+        rate, n = Counter(self.rates).most_common(1)[0]
+        return int(rate) if n >= 0.9 * sum(self.rates.values()) else None
+
+    @property
+    def typical_duration_s(self) -> float:
+        return float(np.median(self.durations_s))
+
+    @property
+    def typical_active_s(self) -> float:
+        return float(np.median(self.active_s)) if self.active_s else self.typical_duration_s
+
+    @property
+    def typical_silence_share(self) -> float:
+        return float(np.median(self.silence_share)) if self.silence_share else 0.0
+
+    @property
+    def level_spread_db(self) -> float:
+        """Spread (10th to 90th percentile) of the files' levels."""
+        return float(np.subtract(*np.percentile(self.levels_dbfs, [90, 10]))) if len(self.levels_dbfs) > 1 else 0.0
+
+    def summary(self) -> dict:
+        d = {k: v for k, v in asdict(self).items() if k not in ("durations_s", "levels_dbfs", "active_s",
+                                                                  "silence_share")}
+        pct = lambda a: [round(float(v), 4) for v in np.percentile(a, [0, 10, 50, 90, 100])] if len(a) else []  # noqa
+        d.update({"rates": {str(k): v for k, v in self.rates.items()},
+                  "channels": {str(k): v for k, v in self.channels.items()},
+                  "duration_s_percentiles_0_10_50_90_100": pct(self.durations_s),
+                  "active_s_percentiles_0_10_50_90_100": pct(self.active_s),
+                  "level_dbfs_percentiles_0_10_50_90_100": pct(self.levels_dbfs),
+                  "silence_share_median": round(self.typical_silence_share, 4),
+                  "common_rate": self.common_rate, "level_spread_db": round(self.level_spread_db, 2)})
+        return d
+
+
+def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: float = 40.0) -> Survey:
+    """Survey ``files``; files whose header cannot be read are listed, not fatal (``fit`` reports them)."""
+    if not files:
+        raise DataError("survey", "no files to survey")
+    rates: Counter = Counter()
+    channels: Counter = Counter()
+    durations, readable, bad = [], [], []
+    for f in files:
+        try:
+            info = audio_info(f)
+        except DataError as e:
+            bad.append((str(f), e.problem))
+            continue
+        rates[info.sample_rate] += 1
+        channels[info.channels] += 1
+        durations.append(info.duration_s)
+        readable.append(f)
+    if not readable:
+        raise DataError(files[0].parent, f"none of the {len(files)} files could be read: "
+                                         + "; ".join(f"{p}: {r}" for p, r in bad[:5]))
+    pick = readable if len(readable) <= max_read else [
+        readable[i] for i in sorted(np.random.default_rng(seed).choice(len(readable), max_read, replace=False))]
+    levels, active, silence = [], [], []
+    for f in pick:
+        try:
+            wave, sr = read_audio(f, mono=True)
+        except DataError as e:
+            bad.append((str(f), e.problem))
+            continue
+        levels.append(float(10 * np.log10(np.mean(wave.astype(np.float64) ** 2) + 1e-20)))
+        start, end = active_bounds(wave, sr, top_db)
+        active.append((end - start) / sr)
+        silence.append(1.0 - (end - start) / max(1, len(wave)))
+    return Survey(len(files), dict(rates), dict(channels), durations, len(levels), levels, active, silence, bad)

@@ -1,0 +1,120 @@
+"""Audio settings suited to the data: ``anomaly fit`` surveys its training files and derives every
+audio and feature setting the user did not set (a preset's keys and ``-o`` overrides always win).
+
+The rules (each choice is returned with its reason, printed by the CLI and kept in the model card
+and ``config.json``):
+
+- sample rate: the files' own when at least 90 % share one; else the most common rate;
+- silence trimming (``audio.trim_db`` 40 dB): when the median file is at least 20 % silence before
+  and after the sound;
+- window: the typical (median) duration of the sound, at most 2 s, on a 0.05-s grid below 1 s and
+  a 0.25-s grid above (no window longer than the typical clip; long recordings keep 2-s
+  windows); hop: half a window;
+- padding: silence (``constant``) for short clips (median under 4 s: events with silence around
+  them), ``wrap`` for long recordings (stationary sound);
+- STFT: windows of about 64 ms for windows of 1 s and more (frequency resolution for stationary
+  sound), 32 ms below (time resolution for short events), as powers of two, never longer than a
+  window; hop a half (long) or a quarter (short) of it; mel bands ``min(64, bins / 2)``; no
+  ``fmax`` (the whole band).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from latentbridge.data.survey import Survey, survey_files
+
+
+@dataclass
+class Choice:
+    key: str
+    value: object
+    reason: str
+
+    def line(self) -> str:
+        return f"{self.key} = {self.value}  ({self.reason})"
+
+
+def _pow2_near(x: float) -> int:
+    lo = 2 ** max(3, int(math.floor(math.log2(max(x, 8)))))
+    return lo if x - lo <= 2 * lo - x else 2 * lo
+
+
+def _grid(t: float) -> float:
+    step = 0.05 if t < 1.0 else 0.25
+    return max(step, math.floor(t / step + 1e-9) * step)
+
+
+def choose_settings(survey: Survey) -> list[Choice]:
+    """Every rule's choice for a survey (applied to the keys the user did not set by :func:`adapt`)."""
+    from collections import Counter
+
+    out: list[Choice] = []
+    rate = survey.common_rate
+    if rate is not None:
+        share = survey.rates[rate] / sum(survey.rates.values())
+        which = ("the file" if survey.n_files == 1 else f"all {survey.n_files} files") if share == 1 \
+            else f"{share:.0%} of the {survey.n_files} files"
+        out.append(Choice("audio.sample_rate", rate, f"{which} at {rate} Hz"))
+    else:
+        rate, n = Counter(survey.rates).most_common(1)[0]
+        out.append(Choice("audio.sample_rate", int(rate), "rates differ (" + ", ".join(
+            f"{r} Hz x{c}" for r, c in sorted(survey.rates.items())) + "); the most common, others resampled"))
+    rate = int(out[-1].value)
+    trim = survey.typical_silence_share >= 0.2
+    out.append(Choice("audio.trim_db", 40.0 if trim else None,
+                      f"the median file is {survey.typical_silence_share:.0%} silence around the sound"
+                      + ("; trimmed" if trim else "; kept whole")))
+    typical = survey.typical_active_s if trim else survey.typical_duration_s
+    window = round(min(2.0, _grid(typical)), 3)
+    long_windows = window >= 1.0
+    out.append(Choice("audio.window_s", window, f"the typical {'sound' if trim else 'recording'} lasts "
+                                                f"{typical:.3g} s" + ("; long recordings keep 2-s windows"
+                                                                      if window == 2.0 else "")))
+    out.append(Choice("audio.hop_s", round(window / 2, 4), "half a window"))
+    short_clips = survey.typical_duration_s < 4.0
+    out.append(Choice("audio.pad", "constant" if short_clips else "wrap",
+                      "short clips: pad with silence" if short_clips else "long recordings: wrap the rare short one"))
+    n_fft = _pow2_near((0.064 if long_windows else 0.032) * rate)
+    window_samples = int(round(window * rate))
+    while n_fft > window_samples and n_fft > 16:
+        n_fft //= 2
+    out.append(Choice("features.n_fft", n_fft, f"{1000 * n_fft / rate:.0f} ms at {rate} Hz "
+                                               f"({'stationary sound' if long_windows else 'short events'})"))
+    hop = n_fft // (2 if long_windows else 4)
+    out.append(Choice("features.hop_length", hop, f"{'half' if long_windows else 'a quarter'} of n_fft"))
+    n_mels = min(64, (n_fft // 2 + 1) // 2)
+    out.append(Choice("features.n_mels", n_mels, f"{n_fft // 2 + 1} FFT bins, the whole band up to "
+                                                 f"{rate // 2} Hz"))
+    return out
+
+
+def adapt(cfg, paths, *, max_read: int = 200) -> tuple[object, Survey | None, list[Choice]]:
+    """``cfg`` with the survey's choices for every audio/feature key it does not set explicitly.
+
+    Returns the new config, the survey and the choices applied (empty when ``audio.auto`` is false
+    or every key is set)."""
+    from latentbridge.config import validate
+    from latentbridge.config.workflows import config_to_dict
+    from latentbridge.io import list_audio_files
+
+    if not cfg.audio.auto:
+        return cfg, None, []
+    files = []
+    for p in paths if isinstance(paths, (list, tuple)) else [paths]:
+        files.extend(list_audio_files(p))
+    survey = survey_files(files, max_read=max_read, seed=cfg.train.seed)
+    set_keys = {f"audio.{k}" for k in cfg.audio.model_fields_set} | {f"features.{k}" for k in cfg.features.model_fields_set}
+    applied = [c for c in choose_settings(survey) if c.key not in set_keys]
+    if not applied:
+        return cfg, survey, []
+    raw = config_to_dict(cfg)
+    for c in applied:
+        section, key = c.key.split(".")
+        raw[section][key] = c.value
+    new = validate(raw, "configuration chosen from the survey of the training files")
+    # the new config remembers what the user set (a resumed run re-derives the same choices)
+    for section in ("audio", "features"):
+        getattr(new, section).__pydantic_fields_set__ = set(getattr(cfg, section).model_fields_set)
+    return new, survey, applied

@@ -1,0 +1,45 @@
+"""Summary statistics of spectrogram windows: the features of the statistical detectors
+(:mod:`latentbridge.models.detectors`). Plain tensor ops (ONNX-exportable).
+
+For a (B, C, F, T) window of dB features: the mean and standard deviation over time of every band,
+and of the first ``n_mfcc`` cepstral coefficients (the orthonormal DCT-II of each frame), over the
+window's *active* frames only — frames whose mean level is within ``top_db`` of the loudest frame —
+so silence before and after a sound does not dilute its statistics.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def dct_matrix(n_out: int, n_in: int, dtype=torch.float32) -> Tensor:
+    """The first ``n_out`` rows of the orthonormal DCT-II of size ``n_in``: (n_out, n_in)."""
+    n = torch.arange(n_in, dtype=torch.float64)
+    k = torch.arange(n_out, dtype=torch.float64).unsqueeze(1)
+    m = torch.cos(math.pi / n_in * (n + 0.5) * k) * math.sqrt(2.0 / n_in)
+    m[0] /= math.sqrt(2.0)
+    return m.to(dtype)
+
+
+def window_statistics(x: Tensor, dct: Tensor, top_db: float = 40.0, eps: float = 1e-6) -> Tensor:
+    """(B, C, F, T) → (B, 2·C·F + 2·n_mfcc): band means, band stds, cepstral means, cepstral stds over
+    the active frames; ``dct`` is :func:`dct_matrix` ``(n_mfcc, C·F)``."""
+    b, c, f, t = x.shape
+    frames = x.reshape(b, c * f, t)
+    level = frames.mean(dim=1)  # (B, T)
+    active = (level >= level.amax(dim=1, keepdim=True) - top_db).to(x.dtype)
+    w = (active / active.sum(dim=1, keepdim=True)).unsqueeze(1)  # (B, 1, T)
+    mean = (frames * w).sum(-1)
+    std = torch.sqrt(((frames - mean.unsqueeze(-1)) ** 2 * w).sum(-1) + eps)
+    ceps = torch.matmul(dct.to(x.dtype), frames)  # (B, n_mfcc, T)
+    c_mean = (ceps * w).sum(-1)
+    c_std = torch.sqrt(((ceps - c_mean.unsqueeze(-1)) ** 2 * w).sum(-1) + eps)
+    return torch.cat([mean, std, c_mean, c_std], dim=1)
+
+
+def squared_distances(a: Tensor, b: Tensor) -> Tensor:
+    """(N, D), (M, D) → (N, M) squared Euclidean distances (matmul form: ONNX-exportable)."""
+    return ((a * a).sum(1, keepdim=True) + (b * b).sum(1).unsqueeze(0) - 2.0 * a @ b.T).clamp_min(0.0)
