@@ -341,7 +341,7 @@ def synthetic_anomalies(x: Tensor, generator: torch.Generator | None = None) -> 
     among: a tone (a narrow band raised 10–25 dB over a third of the window or more), clicks (one to
     three frames raised 10–25 dB across all bands), a band boosted or cut by 8–15 dB (a filtered
     copy), a shift of 2–6 bands up or down (a pitch change), and a time stretch by 0.7–1.4 (a speed
-    change). For self-supervised training of detectors on normal data only."""
+    change, never nearly 1). For self-supervised training of detectors on normal data only."""
     import torch.nn.functional as F
 
     b, c, f, t = x.shape
@@ -372,8 +372,8 @@ def synthetic_anomalies(x: Tensor, generator: torch.Generator | None = None) -> 
                 out[i, :, :shift] = floor
             else:
                 out[i, :, shift:] = floor
-        else:  # time stretch
-            factor = 0.7 + 0.7 * u()
+        else:  # time stretch, by 0.7-0.9 or 1.15-1.4 (never nearly 1)
+            factor = 0.7 + 0.2 * u() if u() < 0.5 else 1.15 + 0.25 * u()
             n = max(2, int(round(t * factor)))
             stretched = F.interpolate(x[i:i + 1], size=(f, n), mode="bilinear", align_corners=False)[0]
             out[i] = stretched[..., :t] if n >= t else F.pad(stretched, (0, t - n), value=float(x[i].amin()))

@@ -335,6 +335,10 @@ class LatentModel(ModelFamily, nn.Module):
             return self.forward(x).losses[method]
         if method not in self.detector_scores:
             raise ValueError(f"{type(self).__name__} supports scores {self.all_scores}, not {method!r}")
+        if method == "level" and not self.level_norm:
+            raise ValueError("score 'level' needs level_norm")
+        if method == "aux" and self.aux_head is None:
+            raise ValueError("score 'aux' needs a model trained with synthetic anomalies (aux_weight > 0)")
         if not bool(self.det_fitted):
             raise ValueError(f"score {method!r} needs the detector statistics of training windows (fit_detector)")
         if method == "latent_knn":
@@ -346,14 +350,8 @@ class LatentModel(ModelFamily, nn.Module):
         comps = self._components(x, n_samples, generator)
         if method == "latent_mahalanobis":
             return comps["latent"]
-        if method == "level":
-            if "level" not in comps:
-                raise ValueError("score 'level' needs level_norm")
-            return comps["level"]
-        if method == "aux":
-            if "aux" not in comps:
-                raise ValueError("score 'aux' needs a model trained with synthetic anomalies (aux_weight > 0)")
-            return comps["aux"]
+        if method in ("level", "aux"):
+            return comps[method]
         total = torch.zeros(x.shape[0], dtype=torch.float32, device=x.device)
         for i, name in enumerate(("recon", "latent", "level", "aux")):
             if name in comps:

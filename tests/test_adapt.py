@@ -1,0 +1,191 @@
+"""Anomaly detection that adapts to its data: the survey and its choices, silence trimming, level
+handling, the detectors beside the VAE and the closed-form baselines."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import FAST, FSDD
+from latentbridge.cli import main
+from latentbridge.config import load_config
+from latentbridge.data.survey import survey_files
+from latentbridge.io import active_bounds, list_audio_files, trim_silence
+from latentbridge.tasks.adapt import adapt, choose_settings
+
+
+def _write(path, seconds, sr, rng, lead=0.0, tail=0.0, gain=1.0):
+    t = np.arange(int(seconds * sr)) / sr
+    x = gain * (0.3 * np.sin(2 * np.pi * 440 * t) + 0.02 * rng.normal(size=t.shape))
+    x = np.concatenate([1e-4 * rng.normal(size=int(lead * sr)), x, 1e-4 * rng.normal(size=int(tail * sr))])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, x.astype(np.float32), sr)
+    return path
+
+
+def _choices(folder):
+    return {c.key: c.value for c in choose_settings(survey_files(list_audio_files(folder)))}
+
+
+def test_choices_follow_the_data(tmp_path, machine_data):
+    rng = np.random.default_rng(0)
+    # long 16 kHz machine recordings: the defaults that suit stationary sound
+    c = _choices(machine_data / "train" / "normal")
+    assert (c["audio.sample_rate"], c["audio.window_s"], c["audio.hop_s"], c["audio.pad"]) == (16000, 2.0, 1.0, "wrap")
+    assert (c["features.n_fft"], c["features.hop_length"], c["features.n_mels"]) == (1024, 512, 64)
+    # short 8 kHz clips: no window longer than the typical clip, finer STFT, silence padding
+    for i in range(12):
+        _write(tmp_path / "short" / f"c{i}.wav", 0.3 + 0.02 * i, 8000, rng)
+    c = _choices(tmp_path / "short")
+    assert c["audio.sample_rate"] == 8000 and 0.35 <= c["audio.window_s"] <= 0.45 and c["audio.pad"] == "constant"
+    assert (c["features.n_fft"], c["features.hop_length"], c["features.n_mels"]) == (256, 64, 64)
+    assert c["audio.hop_s"] == pytest.approx(c["audio.window_s"] / 2)
+    # long recordings at 44.1 kHz keep 2-s windows; the STFT scales with the rate
+    for i in range(3):
+        _write(tmp_path / "long" / f"l{i}.wav", 30.0, 44100, rng)
+    c = _choices(tmp_path / "long")
+    assert (c["audio.sample_rate"], c["audio.window_s"], c["features.n_fft"]) == (44100, 2.0, 2048)
+    # mixed rates: the most common one, said so
+    for i in range(5):
+        _write(tmp_path / "mixed" / f"a{i}.wav", 1.0, 16000, rng)
+    for i in range(2):
+        _write(tmp_path / "mixed" / f"b{i}.wav", 1.0, 48000, rng)
+    ch = {x.key: x for x in choose_settings(survey_files(list_audio_files(tmp_path / "mixed")))}
+    assert ch["audio.sample_rate"].value == 16000 and "rates differ" in ch["audio.sample_rate"].reason
+    # clips with long silences around the sound: trimmed, window from the sound's length
+    for i in range(8):
+        _write(tmp_path / "quiet" / f"q{i}.wav", 0.5, 16000, rng, lead=0.6, tail=0.6)
+    c = _choices(tmp_path / "quiet")
+    assert c["audio.trim_db"] == 40.0 and c["audio.window_s"] == pytest.approx(0.5, abs=0.06)
+
+
+@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
+def test_fsdd_clips_get_the_settings_tuned_for_them():
+    c = _choices(FSDD)
+    assert (c["audio.sample_rate"], c["audio.pad"], c["features.n_fft"], c["features.hop_length"]) == \
+        (8000, "constant", 256, 64)
+    assert 0.3 <= c["audio.window_s"] <= 0.5
+
+
+def test_settings_given_by_the_user_win(machine_data):
+    cfg = load_config(None, [f"data.train_dir={machine_data / 'train' / 'normal'}", "audio.window_s=1.0",
+                             "features.n_mels=32"])
+    new, survey, applied = adapt(cfg, cfg.data.train_dir)
+    assert new.audio.window_s == 1.0 and new.features.n_mels == 32
+    assert "audio.window_s" not in {c.key for c in applied} and "features.n_mels" not in {c.key for c in applied}
+    assert new.audio.sample_rate == 16000
+    off = load_config(None, [f"data.train_dir={machine_data / 'train' / 'normal'}", "audio.auto=false"])
+    assert adapt(off, off.data.train_dir)[2] == []
+
+
+def test_fit_prints_and_stores_its_choices(machine_data, feature_cache, tmp_path, capsys):
+    out = tmp_path / "m"
+    assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(out),
+                 *[x for o in FAST for x in ("-o", o)]]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("chosen from the data:")]
+    assert any("audio.sample_rate = 16000" in line for line in printed) and len(printed) >= 6
+    info = json.loads((out / "config.json").read_text())
+    assert info["data"]["survey"]["n_files"] == 6 and info["data"]["survey"]["common_rate"] == 16000
+    assert {r["key"] for r in info["data"]["settings_chosen"]} >= {"audio.sample_rate", "audio.window_s"}
+    card = (out / "README.md").read_text()
+    assert "Chosen from a survey of the training files" in card and "`audio.window_s = 2.0`" in card
+
+
+def test_silence_trimming():
+    sr = 8000
+    rng = np.random.default_rng(1)
+    x = np.concatenate([1e-4 * rng.normal(size=4000), np.sin(np.arange(2000) / 3), 1e-4 * rng.normal(size=8000)])
+    start, end = active_bounds(x, sr)
+    assert abs(start - 4000) <= 160 and abs(end - 6000) <= 160
+    assert abs(len(trim_silence(x, sr)) - 2000) <= 320
+    loud = np.sin(np.arange(8000) / 3)
+    assert len(trim_silence(loud, sr)) == 8000  # nothing quiet: kept whole
+
+
+def test_level_norm_makes_the_score_gain_invariant_and_keeps_the_level_as_a_score():
+    from latentbridge.models.vae import ConvVAE
+
+    torch.manual_seed(0)
+    x = torch.randn(40, 1, 16, 20) * 5 - 40
+    for level_norm in (False, True):
+        model = ConvVAE((1, 16, 20), latent_dim=3, channels=[4, 8], level_norm=level_norm).eval()
+        model.fit_normalizer(x)
+        model.fit_detector(x)
+        louder = x[:5] + 12.0  # the same sound, 12 dB louder (another gain)
+        same = torch.allclose(model.score(x[:5], "mse"), model.score(louder, "mse"), atol=1e-5)
+        assert same == level_norm
+    lv = model.score(torch.cat([x[:5], x[:5] + 12.0]), "level")
+    spread = float(model.level(x).std())
+    np.testing.assert_allclose((lv[5:] - lv[:5]).abs().numpy(), np.full(5, 12.0 / spread), rtol=0.05)
+    with pytest.raises(ValueError, match="level_norm"):
+        ConvVAE((1, 16, 20), latent_dim=3, channels=[4, 8]).eval().score(x, "level")
+
+
+def test_synthetic_anomalies_change_every_window():
+    from latentbridge.data.augment import synthetic_anomalies
+
+    x = torch.randn(50, 1, 32, 40) * 3 - 40
+    y = synthetic_anomalies(x, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and torch.isfinite(y).all()
+    diff = (y - x).abs().flatten(1).amax(1)
+    assert (diff > 1.0).all()  # every copy is corrupted somewhere
+
+
+@pytest.mark.parametrize("preset, score", [("anomaly_pca", "mse"), ("anomaly_gaussian_stats", "mahalanobis"),
+                                           ("anomaly_knn_stats", "knn")])
+def test_baselines_fit_score_export_and_edge(preset, score, machine_data, feature_cache, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    out = tmp_path / "m"
+    assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(out), "--config",
+                 str(REPO / "configs" / f"{preset}.yaml"), "-o", "train.progress_bar=false"]) == 0
+    info = json.loads((out / "config.json").read_text())
+    assert info["anomaly"]["score"] == score and info["training"]["epochs"] == 0
+    assert main(["anomaly", "score", str(out), str(machine_data / "test"), "--labels", "auto",
+                 "--out", str(tmp_path / "s")]) == 0
+    m = json.loads((tmp_path / "s" / "metrics.json").read_text())
+    assert m["auc"] > 0.5, m["auc"]  # better than chance on the synthetic faults
+    assert main(["export", str(out), "--out", str(tmp_path / "m.onnx")]) == 0
+    wav = sorted((machine_data / "test" / "anomalous").glob("*.wav"))[0]
+    res = subprocess.run([sys.executable, "-m", "latentbridge.edge", str(tmp_path / "m.onnx"), str(wav)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert main(["anomaly", "score", str(out), str(wav), "--out", str(tmp_path / "w")]) == 0
+    import csv
+
+    ref = [float(r["score"]) for r in csv.DictReader(open(tmp_path / "w" / "scores.csv")) if r["level"] == "window"]
+    got = [float(line.split("\t")[2]) for line in res.stdout.splitlines() if "\tfile\t" not in line]
+    np.testing.assert_allclose(got, ref, rtol=1e-3)
+
+
+@pytest.mark.parametrize("extra", [["anomaly.score=combined", "features.level_norm=true"],
+                                   ["anomaly.score=latent_knn"],
+                                   ["anomaly.score=aux", "anomaly.synthetic_anomalies=1.0"]])
+def test_detectors_beside_the_vae(extra, machine_data, feature_cache, tmp_path):
+    out = tmp_path / "m"
+    assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(out),
+                 *[x for o in [*FAST, *extra] for x in ("-o", o)]]) == 0
+    score = extra[0].split("=")[1]
+    assert json.loads((out / "config.json").read_text())["anomaly"]["score"] == score
+    assert main(["anomaly", "score", str(out), str(machine_data / "test"), "--labels", "auto",
+                 "--out", str(tmp_path / "s")]) == 0
+    m = json.loads((tmp_path / "s" / "metrics.json").read_text())
+    assert np.isfinite(m["auc"])
+    assert main(["export", str(out), "--out", str(tmp_path / "m.onnx")]) == 0
+
+
+def test_scores_a_model_does_not_offer_are_config_errors(capsys, machine_data):
+    for extra, needle in ((["anomaly.score=mahalanobis"], "offers"), (["anomaly.score=level"], "level_norm"),
+                          (["anomaly.score=aux"], "synthetic_anomalies"),
+                          (["model.name=pca", "anomaly.synthetic_anomalies=1"], "gradient descent")):
+        assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", "/tmp/never",
+                     *[x for o in extra for x in ("-o", o)]]) == 2
+        assert needle in capsys.readouterr().err
