@@ -202,6 +202,21 @@ def test_ddp_on_cpu_with_two_processes(machine_data, feature_cache, tmp_path):
     assert (out / "model.safetensors").exists()
 
 
+def test_ddp_scoring_gathers_one_scores_csv(fitted_model, machine_data, tmp_path):
+    """Two processes score their shares of the files; the first gathers: the same scores.csv as one process."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(["anomaly", "score", str(fitted_model), str(machine_data / "test"), "--labels", "auto",
+                 "--out", str(one), "--workers", "0"]) == 0
+    cmd = [sys.executable, "-m", "latentbridge", "anomaly", "score", str(fitted_model), str(machine_data / "test"),
+           "--labels", "auto", "--out", str(two), "--devices", "2", "--strategy", "ddp", "--accelerator", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert sorted(_rows(one / "scores.csv"), key=str) == sorted(_rows(two / "scores.csv"), key=str)
+    assert json.loads((two / "metrics.json").read_text())["auc"] == json.loads((one / "metrics.json").read_text())["auc"]
+    assert (two / "examples.png").exists()  # example windows are read again in the gathering process
+
+
 @pytest.mark.skipif(not FSDD.exists(), reason="FSDD not available at ../shared/data/fsdd")
 def test_real_speech_one_speaker_normal_another_anomalous(feature_cache, tmp_path):
     """Free Spoken Digit Dataset: george is normal, jackson anomalous."""

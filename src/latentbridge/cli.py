@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     asc.add_argument("--aggregate", choices=["mean", "max"], help="per-file aggregate of window scores")
     asc.add_argument("--skip-bad", action="store_true", help="skip unusable recordings with a warning")
     asc.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    asc.add_argument("--workers", type=int, help="processes decoding files (default: one per core beyond the first)")
+    g = asc.add_argument_group("scoring hardware (Lightning's predict loop)")
+    g.add_argument("--accelerator", help="cpu, gpu, auto, ...")
+    g.add_argument("--devices", help="number of devices/processes, e.g. 2 (with --strategy ddp)")
+    g.add_argument("--strategy", help="auto, ddp, ...")
 
     ac = a.add_parser("calibrate", help="set a model's threshold from new normal recordings, or to a value")
     ac.add_argument("model_dir")
@@ -231,8 +236,12 @@ def _cmd_anomaly(args) -> int:
                   f"{res.seconds:.1f} s)")
         return 0
     if args.anomaly_cmd == "score":
+        devices = int(args.devices) if args.devices and str(args.devices).isdigit() else args.devices
         res = commands.score(args.model_dir, args.paths, args.out, labels=args.labels, aggregate=args.aggregate,
-                             skip_bad=args.skip_bad, force=args.force)
+                             skip_bad=args.skip_bad, force=args.force, devices=devices, strategy=args.strategy,
+                             accelerator=args.accelerator, num_workers=args.workers)
+        if res is None:  # an extra process of a distributed run: the first one reports
+            return 0
         if res.metrics is not None:
             _print_summary(commands.summary_of(res), Path(args.out) / "metrics.json")
         else:

@@ -96,8 +96,15 @@ def analyze(run_dir: str, out: str, n_clusters: int = 10, force: bool = False):
 
 
 def score(model_dir: str, paths: list[str], out: str, *, labels: str | None = None, aggregate: str | None = None,
-          skip_bad: bool = False, force: bool = False):
-    res = anomaly.score(model_dir, paths, labels=labels, aggregate=aggregate, skip_bad=skip_bad)
+          skip_bad: bool = False, force: bool = False, **hardware):
+    """``anomaly score``; ``hardware``: devices, strategy, accelerator, num_workers. None in the extra
+    processes of a distributed run (the first one writes the folder)."""
+    from latentbridge.outputs import check_target
+
+    check_target(Path(out), force)  # before the work: a used folder without --force is refused at once
+    res = anomaly.score(model_dir, paths, labels=labels, aggregate=aggregate, skip_bad=skip_bad, **hardware)
+    if res is None:
+        return None
     with output_folder(out, force=force) as tmp:
         anomaly_report.write_scores(res, tmp)
     return res

@@ -26,6 +26,46 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 1
 
 
+def default_workers() -> int:
+    """Worker processes for decoding files: the cores beyond this process's, at most 4."""
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def _one_thread(_worker_id: int) -> None:
+    torch.set_num_threads(1)
+
+
+def _identity(x):
+    return x
+
+
+@dataclass
+class FileFeatures:
+    """One file's windows: features (n, C, F, T), start times, duration, whether it was padded to one
+    window; or the ``problem`` that makes it unusable."""
+
+    index: int
+    features: np.ndarray | None = None
+    starts_s: np.ndarray | None = None
+    duration_s: float = 0.0
+    padded: bool = False
+    problem: str | None = None
+
+
+class FeatureChunks(torch.utils.data.Dataset):
+    """Chunks of files whose features a DataLoader worker computes (:meth:`FeatureExtractor.chunk_features`)."""
+
+    def __init__(self, extractor: "FeatureExtractor", chunks: list[list[tuple[int, Path]]]):
+        self.extractor = extractor
+        self.chunk_list = chunks
+
+    def __len__(self) -> int:
+        return len(self.chunk_list)
+
+    def __getitem__(self, k: int) -> list[FileFeatures]:
+        return self.extractor.chunk_features(self.chunk_list[k])
+
+
 def default_cache_dir() -> Path:
     env = os.environ.get("LATENTBRIDGE_CACHE")
     if env:
@@ -78,7 +118,8 @@ class FeatureExtractor:
 
     def __init__(self, transform, *, sample_rate: int, window_s: float, hop_s: float, channel: int | None = None,
                  pad: str = "wrap", cache_dir: str | Path | None = None, use_cache: bool = True,
-                 batch_windows: int = 32, chunk_windows: int = 2048, trim_db: float | None = None):
+                 batch_windows: int = 32, trim_db: float | None = None,
+                 num_workers: int | None = None):
         self.transform = transform.eval()
         self.sample_rate = int(sample_rate)
         self.window = int(round(window_s * sample_rate))
@@ -90,8 +131,9 @@ class FeatureExtractor:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.use_cache = use_cache
         self.last_padded = False
+        # decoding in worker processes: one per core beyond the first (this process computes features)
+        self.num_workers = default_workers() if num_workers is None else int(num_workers)
         self.batch_windows = batch_windows  # small batches: faster on CPU than large ones (benchmarks/)
-        self.chunk_windows = chunk_windows  # raw windows held in memory before features are computed
         self._params = {
             "version": CACHE_VERSION,
             "transform": transform.to_dict(),
@@ -164,81 +206,102 @@ class FeatureExtractor:
             wave = trim_silence(wave, self.sample_rate, self.trim_db)
         return wave
 
-    def _flush(self, pending: list, files: list[Path], results: dict) -> None:
-        """Compute the features of the pending files' windows in batches, cache them, empty ``pending``."""
-        if not pending:
-            return
-        feats = self.features_of_windows(np.concatenate([p[2] for p in pending], axis=0))
-        offset = 0
-        for i, key, windows, starts, duration in pending:
-            f = feats[offset:offset + len(windows)]
-            offset += len(windows)
-            self._save_cached(key, f, starts, duration, files[i])
-            results[i] = (f, starts, duration)
-        pending.clear()
+    def _read_windows(self, path: Path):
+        """(windows, starts_s, duration_s, padded) of one file; DataError when it is unusable."""
+        wave = self.read(path)
+        windows, starts = self.windows_of(wave, path)
+        return windows, starts, wave.shape[-1] / self.sample_rate, self.last_padded
+
+    def chunk_features(self, chunk: list[tuple[int, Path]]) -> list["FileFeatures"]:
+        """Features of a chunk of files ``[(index, path), ...]``: cached ones loaded, the others read,
+        windowed and transformed together (batched across files) and cached. A file that cannot be
+        used comes back with its ``problem``."""
+        out: list[FileFeatures] = []
+        todo = []
+        for i, path in chunk:
+            key = self._key(path)
+            cached = self._load_cached(key)
+            if cached is not None:
+                f, starts, duration = cached
+                out.append(FileFeatures(i, f, starts, duration, duration < self.window_s - 1e-9))
+                continue
+            try:
+                windows, starts, duration, padded = self._read_windows(path)
+            except DataError as e:
+                out.append(FileFeatures(i, problem=e.problem))
+                continue
+            todo.append((len(out), key, path, windows))
+            out.append(FileFeatures(i, None, starts, duration, padded))
+        if todo:
+            feats = self.features_of_windows(np.concatenate([t[3] for t in todo], axis=0))
+            offset = 0
+            for k, key, path, windows in todo:
+                r = out[k]
+                r.features = feats[offset:offset + len(windows)]
+                offset += len(windows)
+                self._save_cached(key, r.features, r.starts_s, r.duration_s, path)
+        return out
+
+    @staticmethod
+    def chunks(files: list[Path], size: int = 16) -> list[list[tuple[int, Path]]]:
+        indexed = list(enumerate(files))
+        return [indexed[k:k + size] for k in range(0, len(indexed), size)]
+
+    def map_chunks(self, chunks: list[list[tuple[int, Path]]]):
+        """:meth:`chunk_features` of every chunk, in order; in ``num_workers`` DataLoader workers (each
+        decodes and transforms its chunks with one torch thread) when set."""
+        if self.num_workers <= 0 or len(chunks) < 2:
+            return (self.chunk_features(c) for c in chunks)
+        return iter(torch.utils.data.DataLoader(
+            FeatureChunks(self, chunks), batch_size=None, shuffle=False,
+            num_workers=min(self.num_workers, len(chunks)), worker_init_fn=_one_thread, prefetch_factor=4,
+            collate_fn=_identity))
 
     def extract(self, paths, skip_bad: bool = False) -> WindowFeatures:
         """Features of every window of ``paths`` (files or folders).
 
         Every file that cannot be used (unreadable, truncated, non-finite, silent, too short) is
         collected; without ``skip_bad`` one error then lists them all, with ``skip_bad`` they are
-        skipped with a warning and listed in ``skipped``."""
-        files: list[Path] = []
-        for p in paths if isinstance(paths, (list, tuple)) else [paths]:
-            files.extend(list_audio_files(p))
-        results: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
-        pending: list[tuple[int, str, np.ndarray, np.ndarray, float]] = []
-        skipped: list[tuple[str, str]] = []
-        padded: list[str] = []
-        kept: list[int] = []
-        for i, path in enumerate(files):
-            key = self._key(path)
-            cached = self._load_cached(key)
-            if cached is not None:
-                results[i] = cached
-                kept.append(i)
-                if cached[2] < self.window_s - 1e-9:
-                    padded.append(str(path))
-                continue
-            try:
-                wave = self.read(path)
-                windows, starts = self.windows_of(wave, path)
-            except DataError as e:
-                skipped.append((str(path), e.problem))
-                continue
-            if self.last_padded:
-                padded.append(str(path))
-            pending.append((i, key, windows, starts, wave.shape[-1] / self.sample_rate))
-            kept.append(i)
-            if sum(len(p[2]) for p in pending) >= self.chunk_windows:
-                self._flush(pending, files, results)
+        skipped with a warning and listed in ``skipped``. Files are decoded and transformed in
+        chunks, in ``num_workers`` worker processes."""
+        files = list_files(paths)
+        results = [r for chunk in self.map_chunks(self.chunks(files)) for r in chunk]
+        return self.assemble(files, results, skip_bad, paths)
+
+    def assemble(self, files: list[Path], results: list["FileFeatures"], skip_bad: bool, paths) -> WindowFeatures:
+        """One :class:`WindowFeatures` of per-file results (any order), with the bad-file rule."""
+        results = sorted(results, key=lambda r: r.index)
+        skipped = [(str(files[r.index]), r.problem) for r in results if r.problem is not None]
+        padded = [str(files[r.index]) for r in results if r.problem is None and r.padded]
+        kept = [r for r in results if r.problem is None]
         where = paths if not isinstance(paths, (list, tuple)) else ", ".join(map(str, paths))
         if skipped and not skip_bad:
             raise DataError(where, f"{len(skipped)} of {len(files)} audio files cannot be used: "
                             + "; ".join(f"{p}: {r}" for p, r in skipped)
                             + " (skip such files with --skip-bad, or -o data.skip_bad_files=true)")
-        for p, r in skipped:
-            log.warning("skipping %s: %s", p, r)
-        self._flush(pending, files, results)
+        for p_, r in skipped:
+            log.warning("skipping %s: %s", p_, r)
         if not kept:
             raise DataError(where, f"none of the {len(files)} audio files could be used: "
-                            + "; ".join(f"{Path(p).name}: {r}" for p, r in skipped[:5]))
+                            + "; ".join(f"{Path(p_).name}: {r}" for p_, r in skipped[:5]))
         if padded:
             log.warning("%d of %d recordings are shorter than one %.3g-s window and were padded (%s)",
                         len(padded), len(kept), self.window_s, self.pad)
-        feats, idx, starts, durations = [], [], [], []
-        for new, i in enumerate(kept):
-            f, s, d = results[i]
-            feats.append(f)
-            idx.append(np.full(len(f), new, dtype=np.int64))
-            starts.append(s)
-            durations.append(d)
         return WindowFeatures(
-            features=np.concatenate(feats, axis=0).astype(np.float32, copy=False),
-            file_index=np.concatenate(idx), starts_s=np.concatenate(starts), window_s=self.window_s,
-            files=[files[i] for i in kept], durations_s=np.asarray(durations, dtype=np.float64), skipped=skipped,
-            padded=padded,
+            features=np.concatenate([r.features for r in kept], axis=0).astype(np.float32, copy=False),
+            file_index=np.concatenate([np.full(len(r.features), n, dtype=np.int64) for n, r in enumerate(kept)]),
+            starts_s=np.concatenate([r.starts_s for r in kept]), window_s=self.window_s,
+            files=[files[r.index] for r in kept], durations_s=np.asarray([r.duration_s for r in kept], dtype=np.float64),
+            skipped=skipped, padded=padded,
         )
+
+
+def list_files(paths) -> list[Path]:
+    """The audio files of ``paths`` (files or folders, one or a list), in order."""
+    files: list[Path] = []
+    for p in paths if isinstance(paths, (list, tuple)) else [paths]:
+        files.extend(list_audio_files(p))
+    return files
 
 
 def split_files(n_files: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -293,16 +293,23 @@ class ScoreResult:
 
 
 def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate: str | None = None,
-          skip_bad: bool = False, n_examples: int = 4) -> ScoreResult:
-    """Score every window of ``paths`` (files or folders); with ``labels`` ("auto": folder names, or
-    a CSV ``path,label``) also AUC/pAUC and the other detection metrics."""
+          skip_bad: bool = False, n_examples: int = 4, devices=None, strategy: str | None = None,
+          accelerator: str | None = None, num_workers: int | None = None) -> ScoreResult | None:
+    """Score every window of ``paths`` (files or folders) through Lightning's predict loop
+    (:mod:`latentbridge.tasks.scoring`: decoding in ``num_workers`` workers; ``devices`` processes with
+    a distributed ``strategy``); with ``labels`` ("auto": folder names, or a CSV ``path,label``) also
+    AUC/pAUC and the other detection metrics. None in the extra processes of a distributed run."""
     from latentbridge.data.labels import resolve_labels
+    from latentbridge.tasks.scoring import score_files
 
     det = Detector.load(model_dir)
     aggregate = aggregate or det.cfg.anomaly.aggregate
-    wf = det.extractor().extract(list(paths) if isinstance(paths, (list, tuple)) else [paths], skip_bad=skip_bad)
+    scored = score_files(det, list(paths) if isinstance(paths, (list, tuple)) else [paths], skip_bad=skip_bad,
+                         devices=devices, strategy=strategy, accelerator=accelerator, num_workers=num_workers)
+    if scored is None:
+        return None
+    wf, scores = scored
     y_files = resolve_labels(wf.files, labels)
-    scores = det.score_features(wf.features)
     file_scores = aggregate_scores(scores, wf.file_index, len(wf.files), aggregate)
     summary = {"model": str(model_dir), "score": det.method, "aggregate": aggregate, "threshold": det.threshold,
                "n_files": len(wf.files), "n_windows": len(wf), "skipped_files": wf.skipped,
@@ -328,11 +335,20 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
 def _examples(det: Detector, wf: WindowFeatures, scores: np.ndarray, y: np.ndarray, n: int) -> dict:
     order = np.argsort(scores)
     picks = list(order[: n // 2]) + list(order[::-1][: n - n // 2])
-    x = torch.from_numpy(wf.features[picks])
-    rec = det.model.reconstruct(x).numpy() if getattr(det.model, "has_reconstruction", True) else wf.features[picks]
+    if wf.features.ndim != 4:  # scored in several processes: read the picked windows' files again
+        ex = det.extractor()
+        feats = []
+        for i in picks:
+            f = ex.chunk_features([(0, wf.files[wf.file_index[i]])])[0]
+            feats.append(f.features[int(np.flatnonzero(np.isclose(f.starts_s, wf.starts_s[i]))[0])])
+        x_np = np.stack(feats)
+    else:
+        x_np = wf.features[picks]
+    x = torch.from_numpy(x_np)
+    rec = det.model.reconstruct(x).numpy() if getattr(det.model, "has_reconstruction", True) else x_np
     titles = [f"{wf.files[wf.file_index[i]].name} @{wf.starts_s[i]:.1f}s  score {scores[i]:.3g} "
               f"({'anomalous' if y[i] else 'normal'})" for i in picks]
-    return {"inputs": wf.features[picks][:, 0], "reconstructions": rec[:, 0], "titles": titles}
+    return {"inputs": x_np[:, 0], "reconstructions": rec[:, 0], "titles": titles}
 
 
 def evaluate(run_dir: str | Path, data: str | None = None) -> ScoreResult:

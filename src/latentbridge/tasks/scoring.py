@@ -1,0 +1,145 @@
+"""Scoring recordings through Lightning's predict loop: files are decoded and featurised in
+DataLoader workers, chunk by chunk, and scored by the model; with ``devices > 1`` and a
+distributed strategy (``ddp``), each process scores its share of the files and the first one
+gathers every process's scores (one ``scores.csv``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+from latentbridge.data.audio import FileFeatures, WindowFeatures, list_files
+
+_GATHER_ENV = "LATENTBRIDGE_SCORE_GATHER"
+
+
+class _RankShare(torch.utils.data.Sampler):
+    """Chunks ``rank, rank + world, ...`` of the process it runs in (all of them outside a distributed run)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    @staticmethod
+    def _where() -> tuple[int, int]:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
+    def __iter__(self):
+        rank, world = self._where()
+        return iter(range(rank, self.n, world))
+
+    def __len__(self) -> int:
+        rank, world = self._where()
+        return len(range(rank, self.n, world))
+
+
+class _Scorer(L.LightningModule):
+    def __init__(self, det, seed: int = 0, keep_features: bool = True):
+        super().__init__()
+        self.model = det.model
+        self.method = det.method
+        self.n_samples = det.iwae_samples
+        self.seed = seed
+        self.keep_features = keep_features
+
+    def predict_step(self, chunk, batch_idx):
+        from latentbridge.tasks.anomaly import score_features
+
+        out = []
+        for r in chunk:
+            scores = None
+            if r.problem is None:
+                # a generator per file: the same scores however the files are shared between processes
+                scores = score_features(self.model, r.features, self.method, self.n_samples, seed=self.seed + r.index)
+                if not self.keep_features:
+                    r.features = np.zeros((len(r.features), 0), np.float32)
+            out.append((r, scores))
+        return out
+
+
+class _Gather(BasePredictionWriter):
+    """Every process writes its scores (no features) as JSON for the first process to merge."""
+
+    def __init__(self, folder: Path):
+        super().__init__(write_interval="epoch")
+        self.folder = folder
+
+    def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices):
+        rows = []
+        for chunk in predictions:
+            for r, scores in chunk:
+                rows.append({"index": r.index, "starts_s": None if r.starts_s is None else r.starts_s.tolist(),
+                             "duration_s": r.duration_s, "padded": r.padded, "problem": r.problem,
+                             "n_windows": None if scores is None else len(scores),
+                             "scores": None if scores is None else scores.tolist()})
+        tmp = self.folder / f".rank_{trainer.global_rank}.json.partial"
+        tmp.write_text(json.dumps(rows))
+        os.replace(tmp, self.folder / f"rank_{trainer.global_rank}.json")
+
+
+def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: str | None = None,
+                accelerator: str | None = None, num_workers: int | None = None, seed: int = 0
+                ) -> tuple[WindowFeatures, np.ndarray] | None:
+    """(windows with their features, window scores) of every file of ``paths``; None in the extra
+    processes of a distributed run (the first process returns everything). Several processes keep
+    no features (the report's example windows are read again)."""
+    files = list_files(paths)
+    ex = det.extractor(**({} if num_workers is None else {"num_workers": num_workers}))
+    distributed = (devices not in (None, 1, "1")) or (strategy not in (None, "auto"))
+    n_proc = int(devices) if isinstance(devices, int) or str(devices).isdigit() else 1
+    if distributed and len(files) < n_proc:
+        from latentbridge.errors import LatentbridgeError
+
+        raise LatentbridgeError(f"{len(files)} file(s) to score in {n_proc} processes: use fewer --devices")
+    chunks = ex.chunks(files, size=max(1, min(16, len(files) // n_proc)))
+    from latentbridge.data.audio import FeatureChunks, _identity, _one_thread
+
+    loader = torch.utils.data.DataLoader(
+        FeatureChunks(ex, chunks), batch_size=None, sampler=_RankShare(len(chunks)), collate_fn=_identity,
+        num_workers=min(ex.num_workers, len(chunks)) if len(chunks) > 1 else 0,
+        worker_init_fn=_one_thread if ex.num_workers > 0 and len(chunks) > 1 else None)
+    gather_dir = None
+    callbacks = []
+    if distributed:
+        if _GATHER_ENV not in os.environ:  # the first process: the others inherit the folder
+            os.environ[_GATHER_ENV] = tempfile.mkdtemp(prefix="latentbridge-score-")
+        gather_dir = Path(os.environ[_GATHER_ENV])
+        callbacks.append(_Gather(gather_dir))
+    trainer = L.Trainer(accelerator=accelerator or "cpu", devices=devices or 1, strategy=strategy or "auto",
+                        logger=False, enable_progress_bar=False, enable_checkpointing=False,
+                        enable_model_summary=False, callbacks=callbacks, use_distributed_sampler=False)
+    module = _Scorer(det, seed=seed, keep_features=not distributed)
+    predictions = trainer.predict(module, loader, return_predictions=not distributed)
+    if not distributed:
+        pairs = [p for chunk in predictions for p in chunk]
+    else:
+        trainer.strategy.barrier()
+        if trainer.global_rank != 0:
+            return None
+        pairs, seen = [], set()
+        for f in sorted(gather_dir.glob("rank_*.json")):
+            for row in json.loads(f.read_text()):
+                if row["index"] in seen:
+                    continue
+                seen.add(row["index"])
+                starts = None if row["starts_s"] is None else np.asarray(row["starts_s"])
+                r = FileFeatures(row["index"], None if row["problem"] else np.zeros((row["n_windows"], 0), np.float32),
+                                 starts, row["duration_s"], row["padded"], row["problem"])
+                pairs.append((r, None if row["scores"] is None else np.asarray(row["scores"])))
+        shutil.rmtree(gather_dir, ignore_errors=True)
+        os.environ.pop(_GATHER_ENV, None)
+    pairs.sort(key=lambda p: p[0].index)
+    wf = ex.assemble(files, [r for r, _ in pairs], skip_bad, paths)
+    scores = np.concatenate([s for r, s in pairs if r.problem is None]) if wf.files else np.zeros(0)
+    return wf, scores
