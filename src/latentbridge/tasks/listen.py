@@ -23,7 +23,7 @@ from latentbridge.io.capture import StreamStats, device_blocks, file_blocks
 from latentbridge.io.events import EventLog, utc_now_iso
 from latentbridge.io.windows import PAD_MODES, WindowBuffer
 
-__all__ = ["ScoreFn", "listen", "listen_model"]
+__all__ = ["ScoreFn", "detector_score_fn", "listen", "listen_model"]
 
 #: ``score_fn(windows (n, window_samples) float32) -> (scores (n,), decisions (n,) bool)``.
 ScoreFn = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray]"]
@@ -51,6 +51,7 @@ def listen(
     max_queue_blocks: int = 64,
     pad: str = "wrap",
     flush: bool | None = None,
+    on_window: Callable[[dict], None] | None = None,
 ) -> dict:
     """Score a live stream window by window.
 
@@ -71,6 +72,10 @@ def listen(
     :func:`latentbridge.io.cut_windows` cuts from the recording (``anomaly listen --source
     FILE`` scores the windows ``anomaly score`` scores).  A live input is not flushed, nor is a
     stream stopped by KeyboardInterrupt.
+
+    ``on_window``, when given, is called with each window's event (the fields of an event-log
+    row: ``wall_time``, ``start_s``, ``end_s``, ``score``, ``is_anomaly``, ``overflows``) as soon
+    as it is scored: the server's WebSocket stream sends it on.
 
     Returns ``{"n_windows", "n_anomalies", "overflows", "duration_s"}`` where ``duration_s`` is
     the audio received, in seconds.  Times are positions in the received audio.
@@ -142,17 +147,19 @@ def listen(
             n_windows += 1
             n_anomalies += int(flag)
             emit(_format_line(start_s, end_s, float(value), bool(flag)))
-            if log is not None:
-                log.log(
-                    {
-                        "wall_time": utc_now_iso(),
-                        "start_s": start_s,
-                        "end_s": end_s,
-                        "score": float(value),
-                        "is_anomaly": bool(flag),
-                        "overflows": overflows(),
-                    }
-                )
+            if log is not None or on_window is not None:
+                event = {
+                    "wall_time": utc_now_iso(),
+                    "start_s": start_s,
+                    "end_s": end_s,
+                    "score": float(value),
+                    "is_anomaly": bool(flag),
+                    "overflows": overflows(),
+                }
+                if log is not None:
+                    log.log(event)
+                if on_window is not None:
+                    on_window(event)
 
     iterator = iter(blocks)
     try:
@@ -193,6 +200,24 @@ def listen(
     return summary
 
 
+def detector_score_fn(det, capture_sr: int, score_windows: ScoreFn | None = None) -> ScoreFn:
+    """The :data:`ScoreFn` of a :class:`~latentbridge.tasks.anomaly.Detector` for windows captured
+    at ``capture_sr``: each window is resampled to the model's rate (cut or padded to the model's
+    window length) and scored by ``score_windows`` (default: ``det.score_windows``; the server
+    passes its micro-batcher, which calls the same method)."""
+    model_sr = det.sample_rate
+    window = det.spec.window_samples
+    score_windows = det.score_windows if score_windows is None else score_windows
+
+    def score_fn(windows: np.ndarray):
+        if capture_sr != model_sr:
+            windows = resample(windows, capture_sr, model_sr, axis=-1)
+            windows = np.pad(windows, ((0, 0), (0, max(0, window - windows.shape[-1]))))[:, :window]
+        return score_windows(windows)
+
+    return score_fn
+
+
 def listen_model(model_dir, *, device=None, source=None, duration_s=None, events=None, hop_s=None,
                  sample_rate=None, blocksize: int = 1024, realtime: bool = False, out=None) -> dict:
     """Stream windows through the saved detector in ``model_dir``; one printed line (and event
@@ -209,15 +234,8 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
 
     out = sys.stdout if out is None else out  # resolved per call: sys.stdout may be replaced
     det = Detector.load(model_dir)
-    model_sr = det.sample_rate
-    capture_sr = int(sample_rate or model_sr)
-    window = det.spec.window_samples
-
-    def score_fn(windows: np.ndarray):
-        if capture_sr != model_sr:
-            windows = resample(windows, capture_sr, model_sr, axis=-1)
-            windows = np.pad(windows, ((0, 0), (0, max(0, window - windows.shape[-1]))))[:, :window]
-        return det.score_windows(windows)
+    capture_sr = int(sample_rate or det.sample_rate)
+    score_fn = detector_score_fn(det, capture_sr)
 
     if isinstance(device, str) and device.strip().lstrip("-").isdigit():
         device = int(device)
