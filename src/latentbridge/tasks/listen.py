@@ -52,6 +52,7 @@ def listen(
     pad: str = "wrap",
     flush: bool | None = None,
     on_window: Callable[[dict], None] | None = None,
+    stats: StreamStats | None = None,
 ) -> dict:
     """Score a live stream window by window.
 
@@ -72,6 +73,10 @@ def listen(
     :func:`latentbridge.io.cut_windows` cuts from the recording (``anomaly listen --source
     FILE`` scores the windows ``anomaly score`` scores).  A live input is not flushed, nor is a
     stream stopped by KeyboardInterrupt.
+
+    ``stats``: the counters of a source that drops blocks when it falls behind (a device's, or a
+    :class:`~latentbridge.io.capture.BlockFeed`'s), so that its dropped blocks count as overflows
+    even when no block after them arrives (default: a device source's own).
 
     ``on_window``, when given, is called with each window's event (the fields of an event-log
     row: ``wall_time``, ``start_s``, ``end_s``, ``score``, ``is_anomaly``, ``overflows``) as soon
@@ -94,9 +99,8 @@ def listen(
     is_file = isinstance(source, (str, os.PathLike))
     flush = is_file if flush is None else bool(flush)
     name = source if is_file else "<stream>"
-    stats: StreamStats | None = None
     if source is None:
-        stats = StreamStats()
+        stats = stats if stats is not None else StreamStats()
         blocks: Iterable[tuple[np.ndarray, bool]] = device_blocks(
             device,
             sample_rate=sample_rate,
