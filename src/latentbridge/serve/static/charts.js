@@ -14,7 +14,7 @@ const LBCharts = (() => {
     return ticks;
   }
 
-  function axes(ctx, w, h, x0, x1, y0, y1, xLabel) {
+  function axes(ctx, w, h, x0, x1, y0, y1, xLabel, grid = true) {
     const X = (v) => PAD.left + ((v - x0) / (x1 - x0 || 1)) * (w - PAD.left - PAD.right);
     const Y = (v) => h - PAD.bottom - ((v - y0) / (y1 - y0 || 1)) * (h - PAD.top - PAD.bottom);
     ctx.strokeStyle = "#c9ced8";
@@ -29,6 +29,7 @@ const LBCharts = (() => {
     ctx.textAlign = "right";
     for (const t of niceTicks(y0, y1, 5)) {
       ctx.fillText(String(t), PAD.left - 6, Y(t) + 4);
+      if (!grid) continue;
       ctx.strokeStyle = "#eef0f4";
       ctx.beginPath();
       ctx.moveTo(PAD.left + 1, Y(t));
@@ -108,7 +109,7 @@ const LBCharts = (() => {
     const w = canvas.width, h = canvas.height;
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(off, PAD.left, PAD.top, w - PAD.left - PAD.right, h - PAD.top - PAD.bottom);
-    axes(ctx, w, h, 0, cols * spec.seconds_per_column, 0, spec.f_max_hz / 1000, "time (s) · frequency (kHz)");
+    axes(ctx, w, h, 0, cols * spec.seconds_per_column, 0, spec.f_max_hz / 1000, "time (s) · frequency (kHz)", false);
   }
 
   return { timeline, spectrogram };
