@@ -484,6 +484,8 @@ def test_cli_refuses_public_binds_without_a_key_and_bad_folders(fitted_model, tm
     assert main(["serve", str(fitted_model), "--host", "0.0.0.0"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "binding to 0.0.0.0" in err and "--api-key" in err
+    assert main(["serve", str(fitted_model), "--max-batch", "0"]) == 2
+    assert "max-batch must be positive" in capsys.readouterr().err
     assert main(["serve", str(tmp_path / "missing")]) == 2
     assert "not a folder" in capsys.readouterr().err
     assert main(["serve", str(fitted_model), str(fitted_model)]) == 2

@@ -17,7 +17,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +53,14 @@ class ServeSettings:
     max_frame_bytes: int = 1 << 20
     gl_iterations: int = 32
     decode_threads: int = 4
-    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name in ("max_upload_mb", "max_duration_s", "max_batch", "stream_queue_blocks", "max_frame_bytes",
+                     "gl_iterations", "decode_threads"):
+            if not getattr(self, name) > 0:
+                raise LatentbridgeError(f"serve: {name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.max_wait_ms < 0:
+            raise LatentbridgeError(f"serve: max-wait-ms must be >= 0, got {self.max_wait_ms}")
 
 
 class SampleRequest(BaseModel):
