@@ -222,9 +222,14 @@ def test_api_key_guards_every_request(models, machine_data):
             assert ws.receive_json()["type"] == "ready"
     with TestClient(create_app(models)) as c:
         assert "access-control-allow-origin" not in c.get("/healthz", headers={"Origin": "http://x.test"}).headers
-    with TestClient(create_app(models, ServeSettings(cors_origins=("http://x.test",)))) as c:
-        r = c.get("/healthz", headers={"Origin": "http://x.test"})
+    with TestClient(create_app(models, ServeSettings(cors_origins=("http://x.test",), api_key="k"))) as c:
+        r = c.get("/healthz", headers={"Origin": "http://x.test", "X-API-Key": "k"})
         assert r.headers["access-control-allow-origin"] == "http://x.test"
+        pre = c.options(f"/api/models/{pump}/score", headers={
+            "Origin": "http://x.test", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-api-key"})
+        assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "http://x.test"
+        assert c.options("/healthz").status_code == 401  # not a preflight: the key is needed
 
 
 # ----------------------------------------------------------------------------- predict, sample

@@ -5,7 +5,8 @@ request log (which never holds audio, request bodies or query strings).
   as the ``X-API-Key`` header, ``Authorization: Bearer KEY``, the ``api_key`` query parameter
   (browsers cannot set headers on a page load or a WebSocket), or the ``latentbridge_api_key``
   cookie that the server sets (HttpOnly, SameSite=Strict) on a response to a request that gave a
-  valid key in the query, so the web page's own requests carry it. Otherwise: 401.
+  valid key in the query, so the web page's own requests carry it. Otherwise: 401. (CORS
+  preflights, which browsers send without credentials, pass to the CORS layer.)
 * Upload size: a request body over the limit is refused with 413 naming the limit, from its
   Content-Length when it has one, else as soon as the bytes received pass it.
 """
@@ -61,6 +62,8 @@ class ApiKeyMiddleware:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         headers = _headers(scope)
+        if scope.get("method") == "OPTIONS" and "access-control-request-method" in headers:
+            return await self.app(scope, receive, send)  # a CORS preflight carries no key; the CORS layer answers
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         from_query = (query.get("api_key") or [None])[0]
         auth = headers.get("authorization", "")
