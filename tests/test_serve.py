@@ -197,7 +197,10 @@ def test_upload_and_duration_limits_are_413_naming_the_limit(models, machine_dat
 # ----------------------------------------------------------------------------- API key, CORS
 
 
-def test_api_key_guards_every_request(models, machine_data):
+def test_api_key_guards_every_request(models, machine_data, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="latentbridge.serve")
     wav = sorted((machine_data / "test" / "normal").glob("*.wav"))[0].read_bytes()
     pump = next(n for n, m in models.items() if m.task == "anomaly")
     with TestClient(create_app(models, ServeSettings(api_key="s3cret"))) as c:
@@ -220,6 +223,11 @@ def test_api_key_guards_every_request(models, machine_data):
         with c.websocket_connect(f"/api/models/{pump}/stream") as ws:
             ws.send_text(json.dumps({"sample_rate": 16000, "format": "f32"}))
             assert ws.receive_json()["type"] == "ready"
+    # request logs: one line per request, without the key (query strings are never logged) or the audio
+    lines = [r.getMessage() for r in caplog.records if r.name == "latentbridge.serve"]
+    assert any(f"POST /api/models/{pump}/score 200 " in x for x in lines)
+    assert any(x.startswith("GET / 200 ") for x in lines) and any(" 401 " in x for x in lines)
+    assert not any("s3cret" in x or "RIFF" in x or "api_key" in x for x in lines)
     with TestClient(create_app(models)) as c:
         assert "access-control-allow-origin" not in c.get("/healthz", headers={"Origin": "http://x.test"}).headers
     with TestClient(create_app(models, ServeSettings(cors_origins=("http://x.test",), api_key="k"))) as c:
