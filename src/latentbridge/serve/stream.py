@@ -101,10 +101,15 @@ async def run_stream(ws: WebSocket, served, batcher, *, queue_blocks: int, max_f
     feed = BlockFeed(queue_blocks, channels)
     threshold = det.threshold
 
+    def post(msg) -> None:
+        try:
+            loop.call_soon_threadsafe(outbox.put_nowait, msg)
+        except RuntimeError:  # the event loop is gone (server shutting down): nobody to tell
+            feed.abort()
+
     def on_window(event: dict) -> None:
-        msg = {"type": "window", **event, "decision": "anomalous" if event["is_anomaly"] else "normal",
-               "dropped_blocks": feed.stats.dropped_blocks}
-        loop.call_soon_threadsafe(outbox.put_nowait, msg)
+        post({"type": "window", **event, "decision": "anomalous" if event["is_anomaly"] else "normal",
+              "dropped_blocks": feed.stats.dropped_blocks})
 
     def work() -> None:
         msg = None
@@ -121,7 +126,7 @@ async def run_stream(ws: WebSocket, served, batcher, *, queue_blocks: int, max_f
         except Exception as e:  # noqa: BLE001 - reported to the client, the server goes on
             log.exception("stream of model %s failed", served.name)
             msg = {"type": "error", "detail": f"internal error while scoring: {type(e).__name__}"}
-        loop.call_soon_threadsafe(outbox.put_nowait, msg if msg is not None else _DONE)
+        post(msg if msg is not None else _DONE)
 
     await ws.send_json({"type": "ready", "model": served.name, "sample_rate": sr, "format": fmt,
                         "channels": channels, "model_sample_rate": det.sample_rate, "window_s": w.window_s,
