@@ -201,3 +201,125 @@ def fitted_model(machine_data, feature_cache, tmp_path_factory):
         args += ["-o", o]
     assert main(args) == 0
     return out
+
+
+# --------------------------------------------------------------------------- serving fixtures
+
+
+@pytest.fixture(scope="session")
+def detector_model(feature_cache, tmp_path_factory):
+    """An anomaly detector that tells this machine's normal sound from a noisy fault (10 normal
+    recordings, 12 epochs: about 10 s), with ``normal.wav`` (4 s) and ``fault.wav`` (8 s: the
+    normal recording, then again with loud broadband noise from 5 to 7 s) beside it.
+
+    Recorded at 48 kHz, as a browser's microphone is, and read by the 16-kHz model through the
+    package's resampler: features near the model's Nyquist frequency are then alike whether a
+    file is read or a 44.1/48-kHz stream is resampled window by window (a 16-kHz recording
+    upsampled by the browser and downsampled again loses its top mel band, which a model
+    trained on native 16-kHz audio takes for an anomaly)."""
+    import numpy as np
+
+    from latentbridge.cli import main
+    from latentbridge.data.synth.machine import synth_machine
+    from latentbridge.io import read_audio, write_wav
+
+    root = tmp_path_factory.mktemp("detector")
+    synth_machine(root / "data", seed=5, duration_s=4.0, n_train=10, n_test_normal=1, n_test_anomalous=1,
+                  sample_rate=48000)
+    args = ["anomaly", "fit", str(root / "data" / "train" / "normal"), "--out", str(root / "model")]
+    for o in ["train.max_epochs=12", "model.channels=[8,16]", "model.latent_dim=8", "train.progress_bar=false",
+              "train.batch_size=8", "beta.warmup_steps=10"]:
+        args += ["-o", o]
+    assert main(args) == 0
+    wave, sr = read_audio(next((root / "data" / "test" / "normal").glob("*.wav")))
+    write_wav(root / "normal.wav", wave, sr)
+    faulty = wave.copy()
+    faulty[sr:3 * sr] += np.random.default_rng(0).normal(0, 0.3 * np.abs(wave).max(), 2 * sr).astype(np.float32)
+    write_wav(root / "fault.wav", np.concatenate([wave, faulty]), sr)
+    return root / "model"
+
+
+def tiny_multimodal_folders(root: Path) -> dict[str, Path]:
+    """Untrained but complete model folders of the two multimodal workflows, from their presets at
+    a tiny size: ``bridge`` (vibration → crack mask, 2 channels at 100 Hz, 10-s windows) and
+    ``digits`` (spoken ↔ written digits, latent bridge fitted on random latents)."""
+    import torch
+
+    from latentbridge.config import config_to_dict, load_config, transform_spec
+    from latentbridge.models.hub import save_model
+    from latentbridge.models.registry import build_model
+
+    torch.manual_seed(0)
+    out = {}
+    cfg = load_config(REPO / "configs" / "mmvae_bridge.yaml",
+                      ["model.channels=[4,8]", "model.mask_channels=[4,8]", "model.latent_dim=4",
+                       "vibration.mask_height=16", "vibration.mask_width=48", "vibration.resample_to=null"])
+    data = cfg.example_data()
+    model = build_model(cfg.model, **data).eval()
+    out["bridge"] = save_model(root / "bridge", model, config=config_to_dict(cfg),
+                               transform=transform_spec(cfg, sample_rate=data["sample_rate"],
+                                                        n_channels=data["n_channels"]),
+                               extra={"mask_threshold": {"threshold": 0.3, "calibrated_on": "test"}},
+                               card="# tiny bridge model\n")
+    cfg = load_config(REPO / "configs" / "avdigits.yaml",
+                      ["model.channels=[4,8]", "model.image_channels=[4,8]", "model.latent_dim=4"])
+    model = build_model(cfg.model, **cfg.example_data()).eval()
+    g = torch.Generator().manual_seed(0)
+    model.fit_bridge(torch.randn(30, 4, generator=g), torch.randn(30, 4, generator=g))
+    out["digits"] = save_model(root / "digits", model, config=config_to_dict(cfg), transform=transform_spec(cfg),
+                               card="# tiny digits model\n")
+    return out
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """``latentbridge serve`` in a subprocess on 127.0.0.1 (PYTHONPATH passed on)."""
+
+    def __init__(self, model_dirs, *args: str, timeout: float = 60.0):
+        import sys
+
+        import httpx
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+        self.log = open(os.devnull, "w") if not os.environ.get("LATENTBRIDGE_SERVE_LOG") else open(
+            os.environ["LATENTBRIDGE_SERVE_LOG"], "a")
+        self.proc = subprocess.Popen([sys.executable, "-m", "latentbridge", "serve", *map(str, model_dirs),
+                                      "--port", str(self.port), *args],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"latentbridge serve exited with {self.proc.returncode}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=2, params={"api_key": self._key(args)}).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("latentbridge serve did not answer /healthz in time")
+            time.sleep(0.2)
+
+    @staticmethod
+    def _key(args) -> str | None:
+        args = list(args)
+        return args[args.index("--api-key") + 1] if "--api-key" in args else None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()

@@ -148,6 +148,23 @@ def build_parser() -> argparse.ArgumentParser:
     kt.add_argument("--n-test", type=int, help=argparse.SUPPRESS)
     kt.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
 
+    sv = sub.add_parser("serve", help="serve model folders: REST + WebSocket API and a web page with a live "
+                                      "microphone")
+    sv.add_argument("model_dirs", nargs="+", metavar="MODEL_DIR", help="model folders (each served under its name)")
+    sv.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; any other needs --api-key)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--api-key", help="require this key on every request (default: $LATENTBRIDGE_API_KEY)")
+    sv.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload (413 above it)")
+    sv.add_argument("--max-duration", type=float, default=600.0, help="longest audio upload in seconds (413)")
+    sv.add_argument("--max-batch", type=int, default=64,
+                    help="most windows per model call when batching concurrent requests (1: no batching)")
+    sv.add_argument("--max-wait-ms", type=float, default=2.0, help="how long a batch waits for more requests")
+    sv.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                    help="allow cross-origin requests from ORIGIN (repeatable; CORS is off by default)")
+    sv.add_argument("--stream-queue-blocks", type=int, default=256,
+                    help="audio messages a stream may queue before they are dropped and counted")
+    sv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
     d = sub.add_parser("data", help="built-in data sets").add_subparsers(dest="data_cmd", required=True)
     ds = d.add_parser("synth", help="generate synthetic data").add_subparsers(dest="synth_kind", required=True)
     sm = ds.add_parser("machine", help="rotating-machine recordings: train/normal, test/normal, test/anomalous")
@@ -308,6 +325,23 @@ def _cmd_model(args) -> int:
     return 0
 
 
+def _cmd_serve(args) -> int:
+    import os
+
+    try:
+        from latentbridge.serve.app import ServeSettings
+        from latentbridge.serve.server import check_bind, serve
+    except ImportError as e:
+        raise LatentbridgeError(f"serve needs the serve extra: pip install 'latentbridge[serve]' ({e})") from None
+    settings = ServeSettings(api_key=args.api_key or os.environ.get("LATENTBRIDGE_API_KEY") or None,
+                             max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration,
+                             max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                             cors_origins=tuple(args.cors_origin), stream_queue_blocks=args.stream_queue_blocks)
+    check_bind(args.host, settings.api_key)  # before loading anything
+    serve(args.model_dirs, host=args.host, port=args.port, settings=settings, log_level=args.log_level)
+    return 0
+
+
 def _cmd_data(args) -> int:
     from latentbridge import commands
 
@@ -343,7 +377,7 @@ def _cmd_classifier(args) -> int:
 #: every command, by name
 COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "analyze": _cmd_analyze, "config": _cmd_config,
             "anomaly": _cmd_anomaly, "export": _cmd_export, "data": _cmd_data, "classifier": _cmd_classifier,
-            "audio": _cmd_audio, "model": _cmd_model}
+            "audio": _cmd_audio, "model": _cmd_model, "serve": _cmd_serve}
 
 
 def _default_threads() -> None:

@@ -380,6 +380,32 @@ def _assemble(waves, masks, has_mask, test_index, starts_s, tests, sample_rate, 
                       sources=sources, cache_path=cache_path)
 
 
+def read_recording(path: str | Path, vib) -> tuple[np.ndarray, float]:
+    """One vibration CSV as the model reads it: ``(wave (C, T) float32, rate)`` with the
+    config's ``sample_rate`` (for CSVs without a time column) and ``channels``, resampled to
+    ``resample_to`` when set (``vib``: a :class:`~latentbridge.config.sections.VibrationConfig`)."""
+    wave, sr = read_vibration_csv(path, sample_rate=vib.sample_rate, channels=vib.channels)
+    if vib.resample_to is not None:
+        wave, sr = resample(wave, sr, float(vib.resample_to)), float(vib.resample_to)
+    return wave, float(sr)
+
+
+def recording_windows(wave: np.ndarray, sample_rate: float, window_s: float, hop_s: float,
+                      name: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Windows ``(n, C, window)`` float32 and their starts in seconds of one recording ``(C, T)``:
+    a trailing partial window is dropped; a recording shorter than one window is a DataError
+    naming ``name``."""
+    sr = float(sample_rate)
+    window = int(round(window_s * sr))
+    hop = max(1, int(round(hop_s * sr)))
+    if wave.shape[-1] < window:
+        raise DataError(name, f"recording too short: {wave.shape[-1] / sr:.4g} s ({wave.shape[-1]} samples at "
+                              f"{sr:g} Hz); one window (vibration.window_s = {window_s:g} s) needs "
+                              f"{window} samples")
+    segs, starts = cut_windows(wave, window, hop, pad="none", name=name)
+    return segs.astype(np.float32, copy=False), starts.astype(np.float64) / sr
+
+
 def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None = None,
                   use_cache: bool = True) -> BridgeData:
     """Read and window every test under ``root``, with its mask; cached (see the module docstring).
@@ -410,9 +436,7 @@ def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None =
     for r in records:
         per_file = []
         for p in r.csv_files:
-            wave, sr = read_vibration_csv(p, sample_rate=vib.sample_rate, channels=vib.channels)
-            if vib.resample_to is not None:
-                wave, sr = resample(wave, sr, float(vib.resample_to)), float(vib.resample_to)
+            wave, sr = read_recording(p, vib)
             per_file.append((p, wave, sr))
         ch = {p.name: w.shape[0] for p, w, _ in per_file}
         if len(set(ch.values())) > 1:
@@ -446,14 +470,10 @@ def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None =
     seg_list, idx_list, start_list, src_list = [], [], [], []
     for ti, r in enumerate(records):
         for p, w in waves[r.test_id]:
-            if w.shape[-1] < window:
-                raise DataError(p, f"recording too short: {w.shape[-1] / sr:.4g} s ({w.shape[-1]} samples at "
-                                   f"{sr:g} Hz); one window (vibration.window_s = {vib.window_s:g} s) needs "
-                                   f"{window} samples")
-            segs, starts = cut_windows(w, window, hop, pad="none", name=p)
-            seg_list.append(segs.astype(np.float32, copy=False))
+            segs, starts_s_ = recording_windows(w, sr, vib.window_s, vib.hop_s, p)
+            seg_list.append(segs)
             idx_list.append(np.full(len(segs), ti, dtype=np.int64))
-            start_list.append(starts.astype(np.float64) / sr)
+            start_list.append(starts_s_)
             src_list.append(np.full(len(segs), p.relative_to(root).as_posix()))
         waves[r.test_id] = []  # free the recordings as we go
     segments = np.concatenate(seg_list, axis=0)

@@ -31,6 +31,7 @@ from latentbridge.io.audio import (
 )
 from latentbridge.io.vibration import (
     TIME_STEP_TOLERANCE,
+    read_grey_png,
     read_mask_png,
     read_vibration_csv,
     write_mask_png,
@@ -52,6 +53,7 @@ __all__ = [
     "cut_windows",
     "list_audio_files",
     "read_audio",
+    "read_grey_png",
     "read_mask_png",
     "read_vibration_csv",
     "resample",

@@ -4,7 +4,8 @@
 (:class:`_BlockQueue`) copies every block into a bounded queue and never blocks, so when the
 consumer falls behind, blocks are dropped and counted (:class:`StreamStats`) instead of memory
 growing.  :func:`file_blocks` replays a recording through the same ``(block, overflowed)``
-interface.  :func:`list_input_devices` lists the input devices.
+interface, and :class:`BlockFeed` gives blocks pushed by a network stream (the server's WebSocket)
+the device's bounded queue.  :func:`list_input_devices` lists the input devices.
 
 ``sounddevice`` (and with it the PortAudio library) is imported lazily, inside the functions
 that need it, so this module imports on machines without audio support.
@@ -24,7 +25,7 @@ import numpy as np
 
 from latentbridge.errors import LatentbridgeError
 
-__all__ = ["StreamStats", "device_blocks", "file_blocks", "list_input_devices"]
+__all__ = ["BlockFeed", "StreamClosed", "StreamStats", "device_blocks", "file_blocks", "list_input_devices"]
 
 
 @dataclass
@@ -95,6 +96,63 @@ class _BlockQueue:
     def _stop(self) -> None:
         if self.stop_exception is not None:
             raise self.stop_exception
+
+
+class StreamClosed(Exception):
+    """Raised by a :class:`BlockFeed` iterator whose producer went away (a client disconnected)."""
+
+
+class BlockFeed:
+    """Audio blocks pushed by a producer that must never wait (a network stream), read as the
+    ``(block, overflowed)`` iterator :func:`latentbridge.tasks.listen.listen` takes.
+
+    Blocks go through the device capture's bounded queue (:class:`_BlockQueue`): when the
+    consumer falls behind and ``max_queue_blocks`` are waiting, a pushed block is dropped and
+    counted in :attr:`stats` (``dropped_blocks``, ``dropped_frames``), and the next block that is
+    queued carries ``overflowed=True``; memory stays bounded and nothing raises.  :meth:`end`
+    finishes the stream (the iterator stops once the queue is drained); :meth:`abort` makes the
+    iterator raise :class:`StreamClosed` at once (so a listener does not flush a stream nobody
+    reads any more).
+    """
+
+    def __init__(self, max_queue_blocks: int = 64, channels: int = 1):
+        if channels < 1:
+            raise ValueError(f"channels must be at least 1, got {channels}")
+        self.channels = int(channels)
+        self.stats = StreamStats()
+        self._queue = _BlockQueue(max_queue_blocks, stats=self.stats)
+        self._ended = threading.Event()
+        self._aborted = threading.Event()
+
+    def push(self, block: np.ndarray) -> None:
+        """Queue a ``(n, channels)`` (or, mono, ``(n,)``) float32 block; never blocks."""
+        if self._ended.is_set() or self._aborted.is_set():
+            raise ValueError("BlockFeed.push after end() or abort()")
+        block = np.asarray(block, dtype=np.float32).reshape(-1, self.channels)
+        self._queue(block, block.shape[0], None, None)
+
+    def end(self) -> None:
+        self._ended.set()
+
+    def abort(self) -> None:
+        self._aborted.set()
+
+    @property
+    def queued(self) -> int:
+        return self._queue.queue.qsize()
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, bool]]:
+        while True:
+            if self._aborted.is_set():
+                raise StreamClosed("the stream was closed before it ended")
+            try:
+                item = self._queue.queue.get(timeout=0.05)
+            except queue.Empty:
+                if self._ended.is_set() and self._queue.queue.empty():
+                    return
+                continue
+            self.stats.blocks_yielded += 1
+            yield item
 
 
 def _import_sounddevice():

@@ -58,6 +58,7 @@ from latentbridge.utils import atomic_path
 
 __all__ = [
     "read_vibration_csv",
+    "read_grey_png",
     "read_mask_png",
     "write_mask_png",
     "write_vibration_csv",
@@ -427,29 +428,10 @@ def _grey_levels(img, path: Path) -> np.ndarray:
     return grey
 
 
-def read_mask_png(
-    path: str | Path,
-    height: int,
-    width: int,
-    threshold: float = 0.5,
-    coverage: float = 0.5,
-) -> np.ndarray:
-    """Read a crack mask PNG as a ``(height, width)`` float32 array of 0/1.
-
-    Binarise the grey level at ``threshold`` (crack: above it) at full resolution, resize by
-    area averaging to ``(height, width)`` and re-binarise (crack: at least ``coverage`` of the
-    output pixel's area). Any size and PNG colour type is accepted; see the module docstring.
-    """
+def _read_png_grey(path: Path) -> np.ndarray:
+    """A PNG file's grey levels ``(H, W)`` float64 in [0, 1]; DataError naming it when unusable."""
     from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
-    height, width = int(height), int(width)
-    if height <= 0 or width <= 0:
-        raise ValueError(f"mask size must be positive, got {height}x{width}")
-    if not 0.0 <= threshold < 1.0:
-        raise ValueError(f"threshold must be in [0, 1), got {threshold!r}")
-    if not 0.0 < coverage <= 1.0:
-        raise ValueError(f"coverage must be in (0, 1], got {coverage!r}")
     if not path.exists():
         raise DataError(path, "file does not exist")
     if path.is_dir():
@@ -470,7 +452,45 @@ def read_mask_png(
         raise DataError(path, f"unreadable or truncated PNG ({e})") from None
     if grey.ndim != 2 or grey.size == 0:
         raise DataError(path, f"unexpected image shape {grey.shape}")
+    return grey
 
+
+def read_grey_png(path: str | Path, height: int, width: int) -> np.ndarray:
+    """Read a PNG as a ``(height, width)`` float32 grey image in [0, 1] (any size and colour
+    type, grey levels as for masks; resized by area averaging), e.g. a drawn digit."""
+    from PIL import Image
+
+    grey = _read_png_grey(Path(path)).astype(np.float32)
+    if grey.shape != (int(height), int(width)):
+        grey = np.asarray(Image.fromarray(grey).resize((int(width), int(height)), resample=Image.Resampling.BOX),
+                          dtype=np.float32)
+    return np.clip(grey, 0.0, 1.0)
+
+
+def read_mask_png(
+    path: str | Path,
+    height: int,
+    width: int,
+    threshold: float = 0.5,
+    coverage: float = 0.5,
+) -> np.ndarray:
+    """Read a crack mask PNG as a ``(height, width)`` float32 array of 0/1.
+
+    Binarise the grey level at ``threshold`` (crack: above it) at full resolution, resize by
+    area averaging to ``(height, width)`` and re-binarise (crack: at least ``coverage`` of the
+    output pixel's area). Any size and PNG colour type is accepted; see the module docstring.
+    """
+    from PIL import Image
+
+    path = Path(path)
+    height, width = int(height), int(width)
+    if height <= 0 or width <= 0:
+        raise ValueError(f"mask size must be positive, got {height}x{width}")
+    if not 0.0 <= threshold < 1.0:
+        raise ValueError(f"threshold must be in [0, 1), got {threshold!r}")
+    if not 0.0 < coverage <= 1.0:
+        raise ValueError(f"coverage must be in (0, 1], got {coverage!r}")
+    grey = _read_png_grey(path)
     binary = (grey > threshold).astype(np.float32)
     if binary.shape == (height, width):
         return binary

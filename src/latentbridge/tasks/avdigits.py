@@ -182,3 +182,75 @@ def evaluate(run_dir: str | Path, data: str | None = None, n_audio_examples: int
     s = model.sample(10, generator=torch.Generator().manual_seed(0))
     samples = {"image": s["image"][:, 0].numpy(), "audio": s["audio"][:, 0].numpy()}
     return DigitsEvaluation(metrics, spec.sample_rate, routes, test, pred, pick, wavs, samples)
+
+
+# ----------------------------------------------------------------------------- one input at a time
+
+
+@dataclass
+class Translation:
+    """One cross-modal generation: a spoken digit → an image, or an image → a spoken digit."""
+
+    direction: str  # "audio_to_image" or "image_to_audio"
+    route: str  # "posterior" or "bridge" (see AudioVisualVAE.predict)
+    image: np.ndarray  # (H, W) in [0, 1]: generated (audio → image) or the model's input (image → audio)
+    audio: np.ndarray  # (F, T) dB log-mel: the input's features (audio → image) or generated (image → audio)
+    wave: np.ndarray | None  # image → audio: the generated spectrogram as audio (Griffin-Lim)
+    sample_rate: int
+
+
+def _check_route(model, route: str) -> None:
+    from latentbridge.errors import LatentbridgeError
+
+    if route not in ("posterior", "bridge"):
+        raise LatentbridgeError(f"route must be 'posterior' or 'bridge', got {route!r}")
+    if route == "bridge" and not model.bridge_fitted:
+        raise LatentbridgeError("this model's latent bridge is not fitted: use route 'posterior'")
+
+
+def spoken_to_image(saved, path: str | Path, route: str = "posterior") -> Translation:
+    """The image a saved audio-visual model draws for a spoken digit (any audio file; read,
+    centre-cropped or padded to the model's clip and turned into its features as in training)."""
+    from latentbridge.data.digits import clip_features, load_clips
+
+    spec, model = saved.transform, saved.model.eval()
+    _check_route(model, route)
+    feats = clip_features(load_clips([Path(path)], spec, strict=False), spec)
+    with torch.no_grad():
+        out = model.predict({"audio": torch.from_numpy(feats)}, use=("audio",), route=route)
+    return Translation("audio_to_image", route, out["image"][0, 0].numpy(), feats[0, 0], None, spec.sample_rate)
+
+
+def image_to_spoken(saved, path: str | Path, route: str = "posterior", gl_iterations: int = 32) -> Translation:
+    """The spoken digit a saved audio-visual model says for an image (a PNG of any size; grey
+    levels, resized to the model's image; dark ink on light paper is inverted to MNIST's light
+    ink on black), as log-mel features and as audio through Griffin-Lim (seeded: reproducible)."""
+    from latentbridge.io import read_grey_png
+    from latentbridge.transforms.spec import build_spectrogram
+
+    spec, model = saved.transform, saved.model.eval()
+    _check_route(model, route)
+    _, h, w = model.kwargs["image_shape"]
+    img = read_grey_png(path, h, w)
+    border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
+    if border.mean() > 0.5:
+        img = 1.0 - img
+    with torch.no_grad():
+        out = model.predict({"image": torch.from_numpy(img)[None, None]}, use=("image",), route=route)
+        wave = build_spectrogram(spec).invert(out["audio"], length=spec.window_samples, n_iter=gl_iterations)
+    return Translation("image_to_audio", route, img, out["audio"][0, 0].numpy(), wave.reshape(-1).numpy(),
+                       spec.sample_rate)
+
+
+def sample_pairs(saved, n: int, seed: int = 0, gl_iterations: int = 32) -> dict[str, np.ndarray]:
+    """``n`` synthetic pairs from the model's prior, drawn with a generator seeded with ``seed``
+    (the global RNG is untouched): ``image`` (n, H, W), ``audio`` (n, F, T) dB log-mel, ``wave``
+    (n, T) through Griffin-Lim."""
+    from latentbridge.transforms.spec import build_spectrogram
+
+    spec, model = saved.transform, saved.model.eval()
+    s = model.sample(int(n), generator=torch.Generator().manual_seed(int(seed)))
+    with torch.no_grad():
+        wave = build_spectrogram(spec).invert(s["audio"], length=spec.window_samples, n_iter=gl_iterations)
+    return {"image": s["image"][:, 0].numpy(), "audio": s["audio"][:, 0].numpy(),
+            "wave": wave.reshape(int(n), -1).numpy()}

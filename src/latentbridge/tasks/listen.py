@@ -23,7 +23,7 @@ from latentbridge.io.capture import StreamStats, device_blocks, file_blocks
 from latentbridge.io.events import EventLog, utc_now_iso
 from latentbridge.io.windows import PAD_MODES, WindowBuffer
 
-__all__ = ["ScoreFn", "listen", "listen_model"]
+__all__ = ["ScoreFn", "detector_score_fn", "listen", "listen_model"]
 
 #: ``score_fn(windows (n, window_samples) float32) -> (scores (n,), decisions (n,) bool)``.
 ScoreFn = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray]"]
@@ -52,6 +52,8 @@ def listen(
     pad: str = "wrap",
     flush: bool | None = None,
     trim_db: float | None = None,
+    on_window: Callable[[dict], None] | None = None,
+    stats: StreamStats | None = None,
 ) -> dict:
     """Score a live stream window by window.
 
@@ -74,6 +76,14 @@ def listen(
     stream stopped by KeyboardInterrupt. A file source is silence-trimmed with ``trim_db`` as
     training trimmed its files (a live input never is).
 
+    ``stats``: the counters of a source that drops blocks when it falls behind (a device's, or a
+    :class:`~latentbridge.io.capture.BlockFeed`'s), so that its dropped blocks count as overflows
+    even when no block after them arrives (default: a device source's own).
+
+    ``on_window``, when given, is called with each window's event (the fields of an event-log
+    row: ``wall_time``, ``start_s``, ``end_s``, ``score``, ``is_anomaly``, ``overflows``) as soon
+    as it is scored: the server's WebSocket stream sends it on.
+
     Returns ``{"n_windows", "n_anomalies", "overflows", "duration_s"}`` where ``duration_s`` is
     the audio received, in seconds.  Times are positions in the received audio.
     """
@@ -91,9 +101,8 @@ def listen(
     is_file = isinstance(source, (str, os.PathLike))
     flush = is_file if flush is None else bool(flush)
     name = source if is_file else "<stream>"
-    stats: StreamStats | None = None
     if source is None:
-        stats = StreamStats()
+        stats = stats if stats is not None else StreamStats()
         blocks: Iterable[tuple[np.ndarray, bool]] = device_blocks(
             device,
             sample_rate=sample_rate,
@@ -144,17 +153,19 @@ def listen(
             n_windows += 1
             n_anomalies += int(flag)
             emit(_format_line(start_s, end_s, float(value), bool(flag)))
-            if log is not None:
-                log.log(
-                    {
-                        "wall_time": utc_now_iso(),
-                        "start_s": start_s,
-                        "end_s": end_s,
-                        "score": float(value),
-                        "is_anomaly": bool(flag),
-                        "overflows": overflows(),
-                    }
-                )
+            if log is not None or on_window is not None:
+                event = {
+                    "wall_time": utc_now_iso(),
+                    "start_s": start_s,
+                    "end_s": end_s,
+                    "score": float(value),
+                    "is_anomaly": bool(flag),
+                    "overflows": overflows(),
+                }
+                if log is not None:
+                    log.log(event)
+                if on_window is not None:
+                    on_window(event)
 
     iterator = iter(blocks)
     try:
@@ -195,6 +206,24 @@ def listen(
     return summary
 
 
+def detector_score_fn(det, capture_sr: int, score_windows: ScoreFn | None = None) -> ScoreFn:
+    """The :data:`ScoreFn` of a :class:`~latentbridge.tasks.anomaly.Detector` for windows captured
+    at ``capture_sr``: each window is resampled to the model's rate (cut or padded to the model's
+    window length) and scored by ``score_windows`` (default: ``det.score_windows``; the server
+    passes its micro-batcher, which calls the same method)."""
+    model_sr = det.sample_rate
+    window = det.spec.window_samples
+    score_windows = det.score_windows if score_windows is None else score_windows
+
+    def score_fn(windows: np.ndarray):
+        if capture_sr != model_sr:
+            windows = resample(windows, capture_sr, model_sr, axis=-1)
+            windows = np.pad(windows, ((0, 0), (0, max(0, window - windows.shape[-1]))))[:, :window]
+        return score_windows(windows)
+
+    return score_fn
+
+
 def listen_model(model_dir, *, device=None, source=None, duration_s=None, events=None, hop_s=None,
                  sample_rate=None, blocksize: int = 1024, realtime: bool = False, out=None) -> dict:
     """Stream windows through the saved detector in ``model_dir``; one printed line (and event
@@ -211,15 +240,8 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
 
     out = sys.stdout if out is None else out  # resolved per call: sys.stdout may be replaced
     det = Detector.load(model_dir)
-    model_sr = det.sample_rate
-    capture_sr = int(sample_rate or model_sr)
-    window = det.spec.window_samples
-
-    def score_fn(windows: np.ndarray):
-        if capture_sr != model_sr:
-            windows = resample(windows, capture_sr, model_sr, axis=-1)
-            windows = np.pad(windows, ((0, 0), (0, max(0, window - windows.shape[-1]))))[:, :window]
-        return det.score_windows(windows)
+    capture_sr = int(sample_rate or det.sample_rate)
+    score_fn = detector_score_fn(det, capture_sr)
 
     if isinstance(device, str) and device.strip().lstrip("-").isdigit():
         device = int(device)

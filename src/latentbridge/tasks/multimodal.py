@@ -247,3 +247,46 @@ def _interpolation(model, data, pred, steps: int = 7) -> dict:
     name = lambda i: data.tests[data.test_index[i]]  # noqa: E731
     return {"alphas": alphas.numpy(), "masks": masks, "spectrograms": specs,
             "from": f"{name(a)} (extent {ext[a]:.3f})", "to": f"{name(b)} (extent {ext[b]:.3f})"}
+
+
+# ----------------------------------------------------------------------------- one recording
+
+
+@dataclass
+class RecordingPrediction:
+    """A crack mask and damage extent predicted from one vibration recording alone."""
+
+    mask_prob: np.ndarray  # (H, W): mean over the recording's windows of the crack probability
+    mask: np.ndarray  # (H, W) 0/1: mask_prob above the model's calibrated threshold
+    threshold: float
+    extent: float  # mean over windows of the damage head's extent
+    window_extent: np.ndarray  # (n,) per window
+    starts_s: np.ndarray  # (n,)
+    sample_rate: float
+    n_channels: int
+
+
+def predict_recording(saved, path: str | Path) -> RecordingPrediction:
+    """Predict a crack mask and the damage extent of one vibration CSV with a saved multimodal
+    model (``saved``: :class:`~latentbridge.models.hub.SavedModel`). The CSV is read and windowed
+    as in training (:func:`latentbridge.data.bridge.read_recording`,
+    :func:`~latentbridge.data.bridge.recording_windows`); every window of a recording shares its
+    damage state, so the mask is the mean of the windows' crack probabilities."""
+    from latentbridge.data.bridge import read_recording, recording_windows
+
+    cfg, spec = saved.workflow, saved.transform
+    wave, sr = read_recording(path, cfg.vibration)
+    if wave.shape[0] != spec.n_channels:
+        raise DataError(path, f"{wave.shape[0]} sensor channels; the model was trained on {spec.n_channels}")
+    if abs(sr - spec.sample_rate) > 1e-4 * spec.sample_rate:
+        raise DataError(path, f"sample rate {sr:g} Hz; the model was trained at {spec.sample_rate:g} Hz "
+                              "(resample the recording, or train with vibration.resample_to)")
+    windows, starts_s = recording_windows(wave, sr, spec.window_s, spec.hop_s, path)
+    model = saved.model.eval()
+    out = batched(lambda w: {k: v for k, v in model.predict({"wave": w}, use=("spec",)).items()
+                             if k in ("mask_prob", "extent")}, windows, batch_size=64)
+    prob = out["mask_prob"].numpy().mean(axis=0)[0]
+    threshold = float((saved.info.get("mask_threshold") or {}).get("threshold", 0.5))
+    extent = out["extent"].numpy().reshape(-1)
+    return RecordingPrediction(prob, (prob > threshold).astype(np.float32), threshold, float(extent.mean()), extent,
+                               starts_s, float(sr), int(wave.shape[0]))

@@ -1,0 +1,326 @@
+"""The FastAPI application: REST endpoints, the WebSocket stream and the web page over saved models.
+
+A thin caller of the task functions, as the CLI is: an upload is read by the same reader with
+the same checks (its :class:`~latentbridge.errors.DataError` becomes a 422 with the CLI's
+message, naming the client's file name, never a server path), anomaly windows are cut by the
+detector's extractor and scored by :meth:`~latentbridge.tasks.anomaly.Detector.score_windows`
+through a :class:`~latentbridge.serve.batcher.MicroBatcher`; multimodal predictions are
+:func:`latentbridge.tasks.multimodal.predict_recording` and the digit translations of
+:mod:`latentbridge.tasks.avdigits`. Nothing runs model code on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile, WebSocket
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from latentbridge import __version__
+from latentbridge.errors import DataError, LatentbridgeError
+from latentbridge.serve import media
+from latentbridge.serve.batcher import MicroBatcher
+from latentbridge.serve.registry import IMAGE_EXTENSIONS, ServedModel, load_models
+from latentbridge.serve.security import ApiKeyMiddleware, RequestLogMiddleware, UploadLimitMiddleware
+
+log = logging.getLogger("latentbridge.serve")
+STATIC = Path(__file__).parent / "static"
+
+
+@dataclass
+class ServeSettings:
+    """Everything ``latentbridge serve`` can set (see its ``--help``)."""
+
+    api_key: str | None = None
+    max_upload_mb: float = 50.0
+    max_duration_s: float = 600.0
+    max_batch: int = 64
+    """Most windows scored in one model call; 1 switches micro-batching off."""
+    max_wait_ms: float = 2.0
+    """How long the batcher waits for more requests after the first one of a batch."""
+    cors_origins: tuple[str, ...] = ()
+    stream_queue_blocks: int = 256
+    max_frame_bytes: int = 1 << 20
+    gl_iterations: int = 32
+    decode_threads: int = 4
+
+    def __post_init__(self):
+        for name in ("max_upload_mb", "max_duration_s", "max_batch", "stream_queue_blocks", "max_frame_bytes",
+                     "gl_iterations", "decode_threads"):
+            if not getattr(self, name) > 0:
+                raise LatentbridgeError(f"serve: {name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if self.max_wait_ms < 0:
+            raise LatentbridgeError(f"serve: max-wait-ms must be >= 0, got {self.max_wait_ms}")
+
+
+class SampleRequest(BaseModel):
+    n: int = Field(4, ge=1, le=16)
+    seed: int = 0
+    route: str | None = None
+
+
+def _safe_name(filename: str | None) -> str:
+    """The client's file name as a label (its last path component); never used as a path."""
+    name = (filename or "upload").replace("\\", "/").rsplit("/", 1)[-1].strip() or "upload"
+    return name[:200]
+
+
+def _suffix(name: str) -> str:
+    suffix = Path(name).suffix.lower()
+    return suffix if suffix[1:].isalnum() and len(suffix) <= 8 else ""
+
+
+class _Upload:
+    """An upload written to a private temporary file (named ``upload<ext>``), whose DataErrors are
+    re-worded to name the client's file instead."""
+
+    def __init__(self, data: bytes, client_name: str):
+        self.client_name = client_name
+        self._dir = tempfile.TemporaryDirectory(prefix="latentbridge-serve-")
+        self.path = Path(self._dir.name) / f"upload{_suffix(client_name)}"
+        self.path.write_bytes(data)
+
+    def close(self) -> None:
+        self._dir.cleanup()
+
+    def error(self, e: DataError) -> HTTPException:
+        return HTTPException(422, f"{self.client_name}: {e.problem}".replace(str(self.path), self.client_name))
+
+
+def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | None = None) -> FastAPI:
+    """The application serving ``models`` (loaded :class:`ServedModel` objects by name, or model
+    folders to load)."""
+    settings = settings or ServeSettings()
+    if not isinstance(models, dict):
+        models = load_models(models)
+    batchers = {name: MicroBatcher(m.detector.score_windows, max_batch=settings.max_batch,
+                                   max_wait_s=settings.max_wait_ms / 1000.0, name=f"batch-{name}")
+                for name, m in models.items() if m.detector is not None}
+    decode_pool = ThreadPoolExecutor(max_workers=settings.decode_threads, thread_name_prefix="latentbridge-decode")
+    model_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="latentbridge-predict")
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        for b in batchers.values():
+            b.close()
+        decode_pool.shutdown(wait=False, cancel_futures=True)
+        model_pool.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="latentbridge", version=__version__, lifespan=lifespan,
+                  description="Scores, predictions and live streams of saved latentbridge models.")
+    app.state.models, app.state.settings, app.state.batchers = models, settings, batchers
+
+    def get(name: str, endpoint: str) -> ServedModel:
+        m = models.get(name)
+        if m is None:
+            raise HTTPException(404, f"no model named {name!r}; served: {', '.join(sorted(models))}")
+        if endpoint not in m.endpoints:
+            raise HTTPException(404, f"model {name!r} (task {m.task}) has no {endpoint} endpoint; "
+                                     f"it has: {', '.join(m.endpoints)}")
+        return m
+
+    async def in_thread(pool, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+    async def receive(upload: UploadFile) -> _Upload:
+        return _Upload(await upload.read(), _safe_name(upload.filename))
+
+    @app.exception_handler(DataError)
+    async def data_error(request: Request, e: DataError):
+        return JSONResponse({"detail": str(e)}, status_code=422)
+
+    @app.exception_handler(LatentbridgeError)
+    async def user_error(request: Request, e: LatentbridgeError):
+        return JSONResponse({"detail": str(e)}, status_code=400)
+
+    @app.get("/", include_in_schema=False)
+    async def page():
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/healthz", summary="Liveness, the served models and the micro-batching counters")
+    async def healthz():
+        return {"status": "ok", "version": __version__, "models": sorted(models),
+                "batching": {n: {"max_batch": b.max_batch, "max_wait_ms": b.max_wait_s * 1000, **b.stats.to_dict()}
+                             for n, b in batchers.items()}}
+
+    @app.get("/api/models", summary="Every served model: task, card, threshold, input format")
+    async def list_models():
+        return [m.describe() for m in models.values()]
+
+    @app.get("/api/models/{name}", summary="One served model")
+    async def one_model(name: str):
+        m = models.get(name)
+        if m is None:
+            raise HTTPException(404, f"no model named {name!r}; served: {', '.join(sorted(models))}")
+        return m.describe()
+
+    @app.post("/api/models/{name}/score", summary="Anomaly scores of an uploaded recording")
+    async def score(name: str, file: UploadFile = File(...), spectrogram: bool = Query(False)):
+        m = get(name, "score")
+        up = await receive(file)
+        try:
+            t0 = time.perf_counter()
+            try:
+                wave, windows, starts_s, padded = await in_thread(decode_pool, _read_windows, m, up.path,
+                                                                  settings.max_duration_s)
+            except DataError as e:
+                raise up.error(e) from None
+            t1 = time.perf_counter()
+            scores, decisions = await asyncio.wrap_future(batchers[name].submit(windows))
+            t2 = time.perf_counter()
+            result = _score_result(m, up.client_name, wave, scores, decisions, starts_s, padded)
+            result["timing_ms"] = {"read_and_window": round(1000 * (t1 - t0), 2), "score": round(1000 * (t2 - t1), 2)}
+            if spectrogram:
+                result["spectrogram"] = await in_thread(decode_pool, media.display_spectrogram, wave,
+                                                        m.detector.spec)
+            return result
+        finally:
+            up.close()
+
+    @app.websocket("/api/models/{name}/stream")
+    async def stream(ws: WebSocket, name: str):
+        from latentbridge.serve.stream import run_stream
+
+        m = models.get(name)
+        if m is None or "stream" not in m.endpoints:
+            detail = (f"no model named {name!r}" if m is None else f"model {name!r} (task {m.task}) has no stream")
+            try:
+                await ws.send_denial_response(JSONResponse({"detail": detail}, status_code=404))
+            except RuntimeError:
+                await ws.close(code=1008, reason=detail[:120])
+            return
+        await ws.accept()
+        await run_stream(ws, m, batchers[name], queue_blocks=settings.stream_queue_blocks,
+                         max_frame_bytes=settings.max_frame_bytes)
+
+    @app.post("/api/models/{name}/predict",
+              summary="Multimodal prediction: vibration CSV → crack mask; spoken digit ↔ image")
+    async def predict(name: str, file: UploadFile = File(...), route: str = Form("posterior"),
+                      scale: int = Form(8, ge=1, le=16)):
+        m = get(name, "predict")
+        up = await receive(file)
+        try:
+            try:
+                return await in_thread(model_pool, _predict, m, up, route, scale, settings)
+            except DataError as e:
+                raise up.error(e) from None
+        finally:
+            up.close()
+
+    @app.post("/api/models/{name}/sample", summary="Synthetic pairs from a generative model's prior (seeded)")
+    async def sample(name: str, body: SampleRequest):
+        from latentbridge.tasks.avdigits import sample_pairs
+
+        m = get(name, "sample")
+        out = await in_thread(model_pool, sample_pairs, m.saved, body.n, body.seed, settings.gl_iterations)
+        return {"model": name, "seed": body.seed, "n": body.n, "sample_rate": m.saved.transform.sample_rate,
+                "images_png": [media.png_base64(i, 8) for i in out["image"]],
+                "wavs": [media.wav_base64(w, m.saved.transform.sample_rate) for w in out["wave"]]}
+
+    # guards, outermost last: log → key → size limit → (CORS) → app
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["X-API-Key", "Authorization", "Content-Type"])
+    app.add_middleware(UploadLimitMiddleware, max_bytes=int(settings.max_upload_mb * 2**20))
+    if settings.api_key:
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
+    app.add_middleware(RequestLogMiddleware)
+    return app
+
+
+# ----------------------------------------------------------------------------- compute (worker threads)
+
+
+def _read_windows(m: ServedModel, path: Path, max_duration_s: float):
+    """The upload's waveform at the model's rate and its windows, by the detector's own extractor
+    (read_audio's checks, the short-recording rule, cut_windows with the model's pad mode)."""
+    from latentbridge.io import audio_info
+
+    info = audio_info(path)
+    if info.duration_s > max_duration_s:
+        raise _TooLong(info.duration_s, max_duration_s)
+    ex = m.extractor
+    wave = ex.read(path)
+    windows, starts_s = ex.windows_of(wave, path)
+    return wave, windows, starts_s, wave.shape[-1] < ex.window
+
+
+class _TooLong(HTTPException):
+    def __init__(self, duration_s: float, limit_s: float):
+        super().__init__(413, f"audio too long: {duration_s:.1f} s; the limit is {limit_s:g} s "
+                              "(latentbridge serve --max-duration)")
+
+
+def _score_result(m: ServedModel, client_name: str, wave, scores, decisions, starts_s, padded) -> dict:
+    from latentbridge.tasks.anomaly import aggregate_scores
+
+    det = m.detector
+    sr = det.sample_rate
+    duration = wave.shape[-1] / sr
+    window_s = det.spec.window_samples / sr
+    how = det.cfg.anomaly.aggregate
+    file_score = float(aggregate_scores(np.asarray(scores), np.zeros(len(scores), dtype=np.int64), 1, how)[0])
+    flagged = file_score > det.threshold
+    return {
+        "model": m.name, "file": client_name, "sample_rate": sr, "duration_s": duration,
+        "window_s": window_s, "hop_s": det.spec.windowing.hop_s, "padded": bool(padded),
+        "score": det.method, "aggregate": how, "threshold": det.threshold,
+        "windows": [{"start_s": float(s), "end_s": float(min(s + window_s, duration)), "score": float(v),
+                     "is_anomaly": bool(d)} for s, v, d in zip(starts_s, scores, decisions)],
+        "n_windows": int(len(scores)), "n_anomalous_windows": int(np.sum(decisions)),
+        "file_score": file_score, "is_anomaly": bool(flagged), "decision": "anomalous" if flagged else "normal",
+    }
+
+
+def _predict(m: ServedModel, up: _Upload, route: str, scale: int, settings: ServeSettings) -> dict:
+    from latentbridge.io import AUDIO_EXTENSIONS
+
+    ext = up.path.suffix
+    if m.task == "multimodal":
+        from latentbridge.tasks.multimodal import predict_recording
+
+        if ext != ".csv":
+            raise DataError(up.path, f"expected a vibration CSV (.csv), got {ext or 'a file without extension'}")
+        p = predict_recording(m.saved, up.path)
+        return {"model": m.name, "file": up.client_name, "kind": "vibration_to_mask",
+                "damage_extent": p.extent, "window_damage_extent": p.window_extent.tolist(),
+                "window_starts_s": p.starts_s.tolist(), "n_windows": int(len(p.window_extent)),
+                "sample_rate": p.sample_rate, "n_channels": p.n_channels, "mask_threshold": p.threshold,
+                "crack_fraction": float(p.mask.mean()), "mask_shape": list(p.mask.shape),
+                "mask_png": media.png_base64(p.mask, scale), "mask_probability_png": media.png_base64(p.mask_prob, scale)}
+    from latentbridge.tasks.avdigits import image_to_spoken, spoken_to_image
+
+    if ext in AUDIO_EXTENSIONS:
+        t = spoken_to_image(m.saved, up.path, route)
+        return {"model": m.name, "file": up.client_name, "kind": "audio_to_image", "route": t.route,
+                "image_png": media.png_base64(t.image, scale), "image_shape": list(t.image.shape),
+                "spectrogram_png": media.png_base64(_unit(t.audio)[::-1], 2)}
+    if ext in IMAGE_EXTENSIONS:
+        t = image_to_spoken(m.saved, up.path, route, gl_iterations=settings.gl_iterations)
+        return {"model": m.name, "file": up.client_name, "kind": "image_to_audio", "route": t.route,
+                "sample_rate": t.sample_rate, "duration_s": len(t.wave) / t.sample_rate,
+                "wav": media.wav_base64(t.wave, t.sample_rate), "input_image_png": media.png_base64(t.image, scale),
+                "spectrogram_png": media.png_base64(_unit(t.audio)[::-1], 2)}
+    raise DataError(up.path, f"unsupported file type {ext or '(no extension)'!r}: a spoken digit "
+                             f"({', '.join(AUDIO_EXTENSIONS)}) or an image (.png)")
+
+
+def _unit(db: np.ndarray) -> np.ndarray:
+    """dB features scaled to [0, 1] over their own range, for a picture."""
+    lo, hi = float(np.min(db)), float(np.max(db))
+    return (db - lo) / (hi - lo) if hi > lo else np.zeros_like(db)

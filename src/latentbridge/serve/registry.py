@@ -1,0 +1,133 @@
+"""The model folders a server serves: each loaded once at start (through the hub, with its integrity
+checks), read-only, under its folder name.
+
+A served model knows which endpoints it has (by its workflow's task) and describes itself for
+``GET /api/models``: task, model class, the model card and its fields, the threshold, and the input
+each endpoint takes. Nothing here computes: scoring and prediction are the task functions'.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from latentbridge.errors import LatentbridgeError
+from latentbridge.io import AUDIO_EXTENSIONS
+from latentbridge.models.hub import CARD_NAME, SavedModel, load_model
+
+#: workflow task → the endpoints its models have (beside GET /api/models)
+ENDPOINTS: dict[str, tuple[str, ...]] = {
+    "anomaly": ("score", "stream"),
+    "multimodal": ("predict",),
+    "avdigits": ("predict", "sample"),
+}
+
+IMAGE_EXTENSIONS = (".png",)
+
+
+@dataclass
+class ServedModel:
+    name: str
+    saved: SavedModel
+    detector: Any = None  # latentbridge.tasks.anomaly.Detector for anomaly models
+    extractor: Any = None  # its FeatureExtractor (no feature cache: uploads are read once)
+    card: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return self.saved.workflow.task
+
+    @property
+    def endpoints(self) -> tuple[str, ...]:
+        return ENDPOINTS[self.task]
+
+    def input_format(self) -> dict:
+        """What each endpoint of this model takes, in words a client can act on."""
+        spec = self.saved.transform
+        audio = ", ".join(AUDIO_EXTENSIONS)
+        if self.task == "anomaly":
+            w = spec.windowing
+            return {
+                "score": f"multipart field 'file': an audio file ({audio}), any rate and channel count "
+                         f"(mixed to mono and resampled to {spec.sample_rate} Hz)",
+                "stream": 'first message {"sample_rate": SR, "format": "f32"|"s16"} (optional "channels"), '
+                          'then binary little-endian PCM frames; {"end": true} ends a finite recording',
+                "sample_rate": spec.sample_rate, "window_s": w.window_s, "hop_s": w.hop_s, "pad": w.pad,
+            }
+        if self.task == "multimodal":
+            v = self.saved.workflow.vibration
+            return {
+                "predict": "multipart field 'file': a vibration CSV (one column per sensor, optional time "
+                           "column; see the README's bridge quickstart)",
+                "n_channels": spec.n_channels, "sample_rate": spec.sample_rate, "window_s": spec.window_s,
+                "hop_s": spec.hop_s, "resample_to": v.resample_to, "csv_sample_rate": v.sample_rate,
+                "mask_shape": [spec.mask.height, spec.mask.width],
+            }
+        h, w = self.saved.model.kwargs["image_shape"][1:]
+        return {
+            "predict": f"multipart field 'file': a spoken digit ({audio}) → an image, or a PNG image → "
+                       "a spoken digit; optional field 'route': posterior (default) or bridge",
+            "sample": 'JSON {"n": 1..16, "seed": integer}: synthetic image + audio pairs from the prior',
+            "sample_rate": spec.sample_rate, "clip_s": spec.windowing.window_s, "image_shape": [h, w],
+            "bridge_fitted": bool(self.saved.model.bridge_fitted),
+        }
+
+    def describe(self) -> dict:
+        info = self.saved.info
+        out = {
+            "name": self.name, "task": self.task, "model_class": info["model_class"],
+            "endpoints": list(self.endpoints), "input": self.input_format(),
+            "threshold": None, "card": self.card,
+            "card_fields": {
+                "description": self.saved.workflow.description or None,
+                "created_utc": info.get("created_utc"),
+                "modified_utc": info.get("modified_utc"),
+                "data": info.get("data"),
+                "training": info.get("training"),
+                "transform": info.get("transform"),
+            },
+        }
+        if self.detector is not None:
+            out["threshold"] = self.detector.threshold
+            out["score"] = self.detector.method
+            out["aggregate"] = self.saved.workflow.anomaly.aggregate
+            out["card_fields"]["anomaly"] = info.get("anomaly")
+        elif self.task == "multimodal":
+            out["threshold"] = float((info.get("mask_threshold") or {}).get("threshold", 0.5))
+            out["card_fields"]["mask_threshold"] = info.get("mask_threshold")
+        return out
+
+
+def load_served_model(folder: str | Path) -> ServedModel:
+    """Load one model folder (refused as everywhere else when a file is missing or altered)."""
+    from latentbridge.tasks.anomaly import Detector
+
+    folder = Path(folder)
+    saved = load_model(folder)
+    task = saved.workflow.task
+    if task not in ENDPOINTS:
+        raise LatentbridgeError(f"model folder {folder}: a {task!r} model; the server serves "
+                                f"{', '.join(ENDPOINTS)} models")
+    served = ServedModel(folder.resolve().name, saved, card=(folder / CARD_NAME).read_text(encoding="utf-8"))
+    if task == "anomaly":
+        served.detector = Detector(saved)
+        served.extractor = served.detector.extractor(use_cache=False)
+    return served
+
+
+def load_models(folders) -> dict[str, ServedModel]:
+    """Every folder, by its folder name; two folders with one name are refused."""
+    models: dict[str, ServedModel] = {}
+    where: dict[str, Path] = {}
+    if not folders:
+        raise LatentbridgeError("serve: give at least one model folder")
+    for folder in folders:
+        m = load_served_model(folder)
+        if m.name in models:
+            raise LatentbridgeError(f"two model folders are named {m.name!r} ({where[m.name]} and {folder}); "
+                                    "each model is served under its folder name")
+        models[m.name] = m
+        where[m.name] = Path(folder)
+    return models

@@ -1,0 +1,201 @@
+"""``WS /api/models/{name}/stream``: live anomaly scores of a PCM stream, window by window.
+
+Protocol. The client's first message is JSON ``{"sample_rate": SR, "format": "f32" | "s16"}``
+(optional ``"channels"``, default 1: interleaved frames are averaged to mono as a device's are).
+The server answers ``{"type": "ready", ...}`` (the model's window, hop, rate and threshold), then
+takes binary messages of little-endian PCM and sends one JSON message per window
+``{"type": "window", "start_s", "end_s", "score", "is_anomaly", "decision", "overflows",
+"dropped_blocks", "wall_time"}``. A text message ``{"end": true}`` says the recording is over:
+its last windows are cut as ``anomaly score`` cuts a file, a ``{"type": "end", ...}`` summary
+follows and the server closes. Problems are one ``{"type": "error", "detail": ...}`` message
+and a close (1008 policy, 1007 bad data, 1009 too big).
+
+The scoring is :func:`latentbridge.tasks.listen.listen` itself, run in a thread per stream on a
+:class:`~latentbridge.io.capture.BlockFeed` (the device capture's bounded queue): when scoring
+falls behind, blocks are dropped and counted like a device's overflows, never buffered without
+bound, and the stream goes on. Windows are scored through the model's micro-batcher, so
+concurrent streams share model calls with each other and with uploads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+
+import numpy as np
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from latentbridge.errors import LatentbridgeError
+from latentbridge.io.capture import BlockFeed, StreamClosed
+from latentbridge.tasks.listen import detector_score_fn, listen
+
+log = logging.getLogger("latentbridge.serve")
+
+FORMATS = {"f32": ("<f4", 1.0), "s16": ("<i2", 1.0 / 32768.0)}
+_DONE = object()
+
+
+class StreamError(Exception):
+    def __init__(self, detail: str, code: int = 1008):
+        super().__init__(detail)
+        self.detail, self.code = detail, code
+
+
+def parse_start(text: str | None) -> tuple[int, str, int]:
+    """The first message → (sample_rate, format, channels); StreamError when it is not one."""
+    if text is None:
+        raise StreamError('the first message must be JSON text {"sample_rate": SR, "format": "f32"|"s16"}')
+    try:
+        msg = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise StreamError(f"the first message is not JSON ({e})") from None
+    if not isinstance(msg, dict):
+        raise StreamError("the first message must be a JSON object")
+    sr, fmt, ch = msg.get("sample_rate"), msg.get("format", "f32"), msg.get("channels", 1)
+    if isinstance(sr, float) and sr.is_integer():
+        sr = int(sr)
+    if not isinstance(sr, int) or isinstance(sr, bool) or not 1000 <= sr <= 384000:
+        raise StreamError(f"sample_rate must be an integer from 1000 to 384000 Hz, got {sr!r}")
+    if fmt not in FORMATS:
+        raise StreamError(f"format must be one of {sorted(FORMATS)}, got {fmt!r}")
+    if not isinstance(ch, int) or isinstance(ch, bool) or not 1 <= ch <= 32:
+        raise StreamError(f"channels must be an integer from 1 to 32, got {ch!r}")
+    return sr, fmt, ch
+
+
+def decode_frame(data: bytes, fmt: str, channels: int) -> np.ndarray:
+    """Binary PCM → ``(n, channels)`` float32; StreamError (1007) for a partial frame or NaN/inf."""
+    dtype, scale = FORMATS[fmt]
+    width = np.dtype(dtype).itemsize * channels
+    if len(data) % width:
+        raise StreamError(f"a binary message of {len(data)} bytes is not a whole number of {fmt} frames of "
+                          f"{channels} channel(s) ({width} bytes each)", 1007)
+    x = np.frombuffer(data, dtype=dtype).astype(np.float32) * np.float32(scale)
+    finite = np.isfinite(x)
+    if not finite.all():
+        n_nan = int(np.isnan(x).sum())
+        raise StreamError(f"<stream>: contains {int(x.size - finite.sum())} non-finite samples ({n_nan} NaN, "
+                          f"{int(x.size - finite.sum()) - n_nan} inf) in one message", 1007)
+    return x.reshape(-1, channels)
+
+
+async def run_stream(ws: WebSocket, served, batcher, *, queue_blocks: int, max_frame_bytes: int,
+                     first_message_timeout_s: float = 30.0) -> None:
+    """Serve one accepted WebSocket until the recording ends or the client goes away."""
+    det = served.detector
+    w = det.spec.windowing
+    try:
+        first = await asyncio.wait_for(ws.receive(), timeout=first_message_timeout_s)
+        if first["type"] == "websocket.disconnect":
+            return
+        sr, fmt, channels = parse_start(first.get("text"))
+    except asyncio.TimeoutError:
+        return await _fail(ws, StreamError(f"no start message within {first_message_timeout_s:g} s"))
+    except StreamError as e:
+        return await _fail(ws, e)
+
+    loop = asyncio.get_running_loop()
+    outbox: asyncio.Queue = asyncio.Queue()
+    feed = BlockFeed(queue_blocks, channels)
+    threshold = det.threshold
+
+    def post(msg) -> None:
+        try:
+            loop.call_soon_threadsafe(outbox.put_nowait, msg)
+        except RuntimeError:  # the event loop is gone (server shutting down): nobody to tell
+            feed.abort()
+
+    def on_window(event: dict) -> None:
+        post({"type": "window", **event, "decision": "anomalous" if event["is_anomaly"] else "normal",
+              "dropped_blocks": feed.stats.dropped_blocks})
+
+    def work() -> None:
+        msg = None
+        try:
+            summary = listen(detector_score_fn(det, sr, batcher), sample_rate=sr, window_s=w.window_s,
+                             hop_s=w.hop_s, source=feed, channels=channels, out=None, pad=w.pad, flush=True,
+                             on_window=on_window, stats=feed.stats)
+            msg = {"type": "end", **summary, "dropped_blocks": feed.stats.dropped_blocks,
+                   "dropped_frames": feed.stats.dropped_frames}
+        except StreamClosed:
+            pass
+        except LatentbridgeError as e:  # e.g. a recording too short to score: the CLI's message
+            msg = {"type": "error", "detail": str(e)}
+        except Exception as e:  # noqa: BLE001 - reported to the client, the server goes on
+            log.exception("stream of model %s failed", served.name)
+            msg = {"type": "error", "detail": f"internal error while scoring: {type(e).__name__}"}
+        post(msg if msg is not None else _DONE)
+
+    await ws.send_json({"type": "ready", "model": served.name, "sample_rate": sr, "format": fmt,
+                        "channels": channels, "model_sample_rate": det.sample_rate, "window_s": w.window_s,
+                        "hop_s": w.hop_s, "threshold": threshold, "score": det.method})
+    worker = threading.Thread(target=work, name=f"latentbridge-stream-{served.name}", daemon=True)
+    worker.start()
+    sender = asyncio.create_task(_send_all(ws, outbox))
+    receiver = asyncio.create_task(_receive_all(ws, feed, fmt, channels, max_frame_bytes))
+    done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+    if receiver in done:
+        err = receiver.exception()
+        if isinstance(err, StreamError):
+            feed.abort()
+            sender.cancel()
+            return await _fail(ws, err)
+        if err is not None or receiver.result() == "disconnect":
+            feed.abort()
+            sender.cancel()
+            return
+        await sender  # the recording ended: the last windows and the summary, then close
+    else:
+        receiver.cancel()
+        feed.abort()
+    try:
+        await ws.close(code=1000)
+    except RuntimeError:
+        pass  # already closed
+
+
+async def _receive_all(ws: WebSocket, feed: BlockFeed, fmt: str, channels: int, max_frame_bytes: int) -> str:
+    while True:
+        try:
+            message = await ws.receive()
+        except WebSocketDisconnect:
+            return "disconnect"
+        if message["type"] == "websocket.disconnect":
+            return "disconnect"
+        data = message.get("bytes")
+        if data is not None:
+            if len(data) > max_frame_bytes:
+                raise StreamError(f"a binary message of {len(data)} bytes is over the limit of {max_frame_bytes}",
+                                  1009)
+            feed.push(decode_frame(data, fmt, channels))
+            continue
+        try:
+            msg = json.loads(message.get("text") or "")
+        except json.JSONDecodeError:
+            raise StreamError("text messages after the first must be JSON ({\"end\": true})") from None
+        if isinstance(msg, dict) and msg.get("end"):
+            feed.end()
+            return "end"
+
+
+async def _send_all(ws: WebSocket, outbox: asyncio.Queue) -> None:
+    while True:
+        msg = await outbox.get()
+        if msg is _DONE:
+            return
+        try:
+            await ws.send_json(msg)
+        except (WebSocketDisconnect, RuntimeError):
+            return
+        if msg["type"] in ("end", "error"):
+            return
+
+
+async def _fail(ws: WebSocket, err: StreamError) -> None:
+    try:
+        await ws.send_json({"type": "error", "detail": err.detail})
+        await ws.close(code=err.code)
+    except (WebSocketDisconnect, RuntimeError):
+        pass

@@ -1,0 +1,509 @@
+"""The server through FastAPI's test client: every endpoint, every error status, the guards
+(API key, upload limits), the WebSocket protocol and its backpressure, the micro-batcher."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install -e '.[serve]')")
+pytest.importorskip("httpx", reason="FastAPI's test client needs httpx")
+from fastapi.testclient import TestClient  # noqa: E402
+from starlette.testclient import WebSocketDenialResponse  # noqa: E402
+
+from conftest import tiny_multimodal_folders  # noqa: E402
+from latentbridge.errors import DataError  # noqa: E402
+from latentbridge.io import write_wav  # noqa: E402
+from latentbridge.serve.app import ServeSettings, create_app  # noqa: E402
+from latentbridge.serve.batcher import MicroBatcher  # noqa: E402
+from latentbridge.serve.registry import load_models  # noqa: E402
+from latentbridge.tasks.anomaly import Detector  # noqa: E402
+from latentbridge.tasks.anomaly import score as score_task  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def folders(fitted_model, tmp_path_factory):
+    return {"pump": fitted_model, **tiny_multimodal_folders(tmp_path_factory.mktemp("served"))}
+
+
+@pytest.fixture(scope="module")
+def models(folders):
+    return load_models(folders.values())
+
+
+@pytest.fixture(scope="module")
+def client(models):
+    with TestClient(create_app(models)) as c:
+        yield c
+
+
+def _name(folders, key):
+    return folders[key].name
+
+
+def _wav_bytes(wave, sr, subtype="PCM_16") -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, wave, sr, format="WAV", subtype=subtype)
+    return buf.getvalue()
+
+
+def _post(client, url, name, payload, **kw):
+    return client.post(url, files={"file": (name, payload, "application/octet-stream")}, **kw)
+
+
+# ----------------------------------------------------------------------------- models, docs, health
+
+
+def test_health_models_and_docs(client, folders):
+    h = client.get("/healthz").json()
+    assert h["status"] == "ok" and sorted(h["models"]) == sorted(p.name for p in folders.values())
+    listed = {m["name"]: m for m in client.get("/api/models").json()}
+    pump = listed[_name(folders, "pump")]
+    det = Detector.load(folders["pump"])
+    assert pump["task"] == "anomaly" and pump["endpoints"] == ["score", "stream"]
+    assert pump["threshold"] == pytest.approx(det.threshold) and pump["score"] == "mse"
+    assert pump["input"]["sample_rate"] == 16000 and pump["input"]["window_s"] == 2.0
+    assert "Threshold" in pump["card"] and pump["card_fields"]["training"]["epochs"] >= 1
+    bridge, digits = listed[_name(folders, "bridge")], listed[_name(folders, "digits")]
+    assert bridge["task"] == "multimodal" and bridge["endpoints"] == ["predict"] and bridge["threshold"] == 0.3
+    assert bridge["input"]["n_channels"] == 2 and bridge["input"]["mask_shape"] == [16, 48]
+    assert digits["task"] == "avdigits" and digits["endpoints"] == ["predict", "sample"]
+    assert digits["input"]["bridge_fitted"] is True
+    one = client.get(f"/api/models/{_name(folders, 'pump')}").json()
+    assert one["name"] == _name(folders, "pump")
+    assert client.get("/api/models/nope").status_code == 404
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/api/models/{name}/score", "/api/models/{name}/predict", "/api/models/{name}/sample"} <= set(paths)
+    page = client.get("/")
+    assert page.status_code == 200 and "Live microphone" in page.text
+    for asset in ("app.js", "charts.js", "worklet.js", "style.css"):
+        assert client.get(f"/static/{asset}").status_code == 200
+    import re
+
+    for text in (page.text, *(client.get(f"/static/{a}").text for a in ("app.js", "charts.js", "worklet.js"))):
+        assert not re.search(r"https?://", text)  # nothing fetched from elsewhere (no CDN)
+
+
+# ----------------------------------------------------------------------------- score
+
+
+def test_score_gives_the_windows_of_anomaly_score(client, folders, machine_data):
+    pump = _name(folders, "pump")
+    for wav in [*sorted((machine_data / "test" / "anomalous").glob("*.wav"))[:2],
+                sorted((machine_data / "test" / "normal").glob("*.wav"))[0]]:
+        r = _post(client, f"/api/models/{pump}/score", wav.name, wav.read_bytes(), params={"spectrogram": True})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        ref = score_task(folders["pump"], [wav])
+        assert body["file"] == wav.name and body["n_windows"] == len(ref.window_scores)
+        np.testing.assert_allclose([w["score"] for w in body["windows"]], ref.window_scores, rtol=1e-5)
+        np.testing.assert_allclose([w["start_s"] for w in body["windows"]], ref.windows.starts_s)
+        np.testing.assert_allclose([w["end_s"] for w in body["windows"]], ref.windows.ends_s)
+        assert [w["is_anomaly"] for w in body["windows"]] == list(ref.window_scores > ref.threshold)
+        assert body["file_score"] == pytest.approx(ref.file_scores[0], rel=1e-5)
+        assert body["threshold"] == pytest.approx(ref.threshold)
+        assert body["decision"] == ("anomalous" if ref.file_scores[0] > ref.threshold else "normal")
+        spec = body["spectrogram"]
+        assert len(spec["db"]) == 64 and len(spec["db"][0]) > 100 and spec["f_max_hz"] > 0
+
+
+def test_score_accepts_other_formats_and_rates(client, folders, machine_data, tmp_path):
+    wav = sorted((machine_data / "test" / "normal").glob("*.wav"))[0]
+    wave, sr = sf.read(wav, dtype="float32")
+    flac = tmp_path / "n.flac"
+    sf.write(flac, np.stack([wave, wave], 1), sr, format="FLAC")  # stereo FLAC
+    r = _post(client, f"/api/models/{_name(folders, 'pump')}/score", "n.flac", flac.read_bytes())
+    assert r.status_code == 200 and r.json()["duration_s"] == pytest.approx(4.0)
+    ref = score_task(folders["pump"], [flac])
+    np.testing.assert_allclose([w["score"] for w in r.json()["windows"]], ref.window_scores, rtol=1e-5)
+
+
+def _cli_message(path, model_dir) -> str:
+    """What the CLI's reader says about this file (the problem part of its DataError)."""
+    det = Detector.load(model_dir)
+    ex = det.extractor(use_cache=False)
+    with pytest.raises(DataError) as e:
+        ex.windows_of(ex.read(path), path)
+    return e.value.problem
+
+
+@pytest.mark.parametrize("case", ["garbage", "nan", "silent", "short", "text", "empty"])
+def test_bad_audio_is_422_with_the_cli_message(client, folders, tmp_path, case):
+    sr = 16000
+    rng = np.random.default_rng(0)
+    name, data = {
+        "garbage": ("broken.wav", b"RIFF\x00\x01\x00\x00WAVEfmt garbage" * 3),
+        "nan": ("nan.wav", _wav_bytes(np.where(np.arange(sr) == 100, np.nan, 0.1).astype(np.float32), sr, "FLOAT")),
+        "silent": ("silent.wav", _wav_bytes(np.zeros(sr, np.float32), sr)),
+        "short": ("short.wav", _wav_bytes(rng.normal(0, 0.1, sr // 5).astype(np.float32), sr)),
+        "text": ("notes.txt", b"not audio"),
+        "empty": ("empty.wav", b""),
+    }[case]
+    local = tmp_path / name
+    local.write_bytes(data)
+    r = _post(client, f"/api/models/{_name(folders, 'pump')}/score", name, data)
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert detail == f"{name}: {_cli_message(local, folders['pump'])}"
+    assert str(tmp_path) not in detail and "/tmp" not in detail and "upload" not in detail
+    assert {"garbage": "unreadable", "nan": "non-finite", "silent": "silent", "short": "too short",
+            "text": "unsupported file type", "empty": "empty"}[case] in detail
+
+
+def test_client_file_names_are_labels_not_paths(client, folders, machine_data):
+    wav = sorted((machine_data / "test" / "normal").glob("*.wav"))[0]
+    r = _post(client, f"/api/models/{_name(folders, 'pump')}/score", "../../etc/passwd.wav", wav.read_bytes())
+    assert r.status_code == 200 and r.json()["file"] == "passwd.wav"
+    r = _post(client, f"/api/models/{_name(folders, 'pump')}/score", "/etc/hostname", wav.read_bytes())
+    assert r.status_code == 422 and r.json()["detail"].startswith("hostname: unsupported file type")
+
+
+def test_unknown_model_wrong_endpoint_missing_field(client, folders, machine_data):
+    wav = sorted((machine_data / "test" / "normal").glob("*.wav"))[0].read_bytes()
+    r = _post(client, "/api/models/nope/score", "a.wav", wav)
+    assert r.status_code == 404 and "no model named 'nope'" in r.json()["detail"]
+    r = _post(client, f"/api/models/{_name(folders, 'bridge')}/score", "a.wav", wav)
+    assert r.status_code == 404 and "has no score endpoint" in r.json()["detail"]
+    r = _post(client, f"/api/models/{_name(folders, 'pump')}/predict", "a.wav", wav)
+    assert r.status_code == 404 and "has no predict endpoint" in r.json()["detail"]
+    assert client.post(f"/api/models/{_name(folders, 'pump')}/score").status_code == 422  # no file field
+    assert client.get(f"/api/models/{_name(folders, 'pump')}/score").status_code == 405
+
+
+def test_upload_and_duration_limits_are_413_naming_the_limit(models, machine_data):
+    wav = sorted((machine_data / "test" / "normal").glob("*.wav"))[0].read_bytes()  # 4 s, 128 kB
+    pump = next(n for n, m in models.items() if m.task == "anomaly")
+    with TestClient(create_app(models, ServeSettings(max_upload_mb=0.05, max_duration_s=3.0))) as c:
+        r = _post(c, f"/api/models/{pump}/score", "a.wav", wav)
+        assert r.status_code == 413 and "52428 bytes" in r.json()["detail"] and "--max-upload-mb" in r.json()["detail"]
+        # no Content-Length (chunked): refused once the bytes received pass the limit
+        r = c.post(f"/api/models/{pump}/score", content=iter([wav[:40000], wav[40000:]]),
+                   headers={"content-type": "multipart/form-data; boundary=x"})
+        assert r.status_code == 413
+    with TestClient(create_app(models, ServeSettings(max_duration_s=3.0))) as c:
+        r = _post(c, f"/api/models/{pump}/score", "a.wav", wav)
+        assert r.status_code == 413 and r.json()["detail"] == (
+            "audio too long: 4.0 s; the limit is 3 s (latentbridge serve --max-duration)")
+
+
+# ----------------------------------------------------------------------------- API key, CORS
+
+
+def test_api_key_guards_every_request(models, machine_data, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="latentbridge.serve")
+    wav = sorted((machine_data / "test" / "normal").glob("*.wav"))[0].read_bytes()
+    pump = next(n for n, m in models.items() if m.task == "anomaly")
+    with TestClient(create_app(models, ServeSettings(api_key="s3cret"))) as c:
+        for path in ("/", "/healthz", "/api/models", "/docs", "/static/app.js"):
+            assert c.get(path).status_code == 401, path
+        assert c.get("/healthz", headers={"X-API-Key": "wrong"}).status_code == 401
+        assert _post(c, f"/api/models/{pump}/score", "a.wav", wav).status_code == 401
+        assert c.get("/healthz", headers={"X-API-Key": "s3cret"}).status_code == 200
+        assert c.get("/healthz", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        r = _post(c, f"/api/models/{pump}/score", "a.wav", wav, headers={"X-API-Key": "s3cret"})
+        assert r.status_code == 200
+        with pytest.raises(WebSocketDenialResponse) as denied:
+            with c.websocket_connect(f"/api/models/{pump}/stream"):
+                pass
+        assert denied.value.status_code == 401
+        # the page is opened with ?api_key=: the server sets a cookie its own requests then carry
+        page = c.get("/", params={"api_key": "s3cret"})
+        assert page.status_code == 200 and "HttpOnly" in page.headers["set-cookie"]
+        assert c.get("/api/models").status_code == 200  # cookie
+        with c.websocket_connect(f"/api/models/{pump}/stream") as ws:
+            ws.send_text(json.dumps({"sample_rate": 16000, "format": "f32"}))
+            assert ws.receive_json()["type"] == "ready"
+    # request logs: one line per request, without the key (query strings are never logged) or the audio
+    lines = [r.getMessage() for r in caplog.records if r.name == "latentbridge.serve"]
+    assert any(f"POST /api/models/{pump}/score 200 " in x for x in lines)
+    assert any(x.startswith("GET / 200 ") for x in lines) and any(" 401 " in x for x in lines)
+    assert not any("s3cret" in x or "RIFF" in x or "api_key" in x for x in lines)
+    with TestClient(create_app(models)) as c:
+        assert "access-control-allow-origin" not in c.get("/healthz", headers={"Origin": "http://x.test"}).headers
+    with TestClient(create_app(models, ServeSettings(cors_origins=("http://x.test",), api_key="k"))) as c:
+        r = c.get("/healthz", headers={"Origin": "http://x.test", "X-API-Key": "k"})
+        assert r.headers["access-control-allow-origin"] == "http://x.test"
+        pre = c.options(f"/api/models/{pump}/score", headers={
+            "Origin": "http://x.test", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-api-key"})
+        assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "http://x.test"
+        assert c.options("/healthz").status_code == 401  # not a preflight: the key is needed
+
+
+# ----------------------------------------------------------------------------- predict, sample
+
+
+def _png(b64: str):
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))))
+
+
+def _vibration_csv(n_channels=2, seconds=25.0, rate=100.0) -> bytes:
+    t = np.arange(int(seconds * rate)) / rate
+    rng = np.random.default_rng(1)
+    cols = [np.sin(2 * np.pi * (1 + c) * t) + 0.1 * rng.normal(size=t.size) for c in range(n_channels)]
+    lines = ["time," + ",".join(f"s{c}" for c in range(n_channels))]
+    lines += [f"{ti:.2f}," + ",".join(f"{col[i]:.5f}" for col in cols) for i, ti in enumerate(t)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_predict_bridge_mask_and_extent(client, folders, models, tmp_path):
+    from latentbridge.tasks.multimodal import predict_recording
+
+    name = _name(folders, "bridge")
+    r = _post(client, f"/api/models/{name}/predict", "test_07.csv", _vibration_csv(), data={"scale": "4"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    local = tmp_path / "test_07.csv"
+    local.write_bytes(_vibration_csv())
+    ref = predict_recording(models[name].saved, local)
+    assert body["n_windows"] == 4 and body["window_starts_s"] == [0.0, 5.0, 10.0, 15.0]
+    assert body["damage_extent"] == pytest.approx(ref.extent, rel=1e-5)
+    mask = _png(body["mask_png"])
+    assert mask.shape == (16 * 4, 48 * 4) and set(np.unique(mask)) <= {0, 255}
+    np.testing.assert_array_equal(mask[::4, ::4] > 127, ref.mask > 0.5)
+    prob = _png(body["mask_probability_png"])[::4, ::4] / 255.0
+    np.testing.assert_allclose(prob, ref.mask_prob, atol=1 / 255)
+    # the CSV reader's own errors, naming the client's file and the line
+    bad = _vibration_csv().decode().splitlines()
+    bad[10] += ",7"
+    r = _post(client, f"/api/models/{name}/predict", "ragged.csv", "\n".join(bad).encode())
+    assert r.status_code == 422 and r.json()["detail"].startswith("ragged.csv: ragged rows: line 11 has 4 fields")
+    r = _post(client, f"/api/models/{name}/predict", "three.csv", _vibration_csv(n_channels=3))
+    assert r.status_code == 422 and "3 sensor channels; the model was trained on 2" in r.json()["detail"]
+    r = _post(client, f"/api/models/{name}/predict", "short.csv", _vibration_csv(seconds=5))
+    assert r.status_code == 422 and "recording too short" in r.json()["detail"]
+    r = _post(client, f"/api/models/{name}/predict", "a.wav", b"RIFF")
+    assert r.status_code == 422 and "expected a vibration CSV" in r.json()["detail"]
+
+
+def test_predict_digits_both_ways(client, folders):
+    from PIL import Image
+
+    name = _name(folders, "digits")
+    rng = np.random.default_rng(0)
+    t = np.arange(6000) / 8000
+    spoken = (0.3 * np.sin(2 * np.pi * 300 * t) * np.hanning(t.size) + 0.01 * rng.normal(size=t.size))
+    r = _post(client, f"/api/models/{name}/predict", "seven.wav", _wav_bytes(spoken.astype(np.float32), 8000))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["kind"] == "audio_to_image" and body["route"] == "posterior"
+    assert _png(body["image_png"]).shape == (28 * 8, 28 * 8)
+    r2 = _post(client, f"/api/models/{name}/predict", "seven.wav", _wav_bytes(spoken.astype(np.float32), 8000),
+               data={"route": "bridge"})
+    assert r2.status_code == 200 and r2.json()["route"] == "bridge"
+    img = np.zeros((56, 56), np.uint8)
+    img[10:46, 26:30] = 255  # a "1", light ink on black as in MNIST
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    r = _post(client, f"/api/models/{name}/predict", "one.png", buf.getvalue())
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["kind"] == "image_to_audio" and body["sample_rate"] == 8000
+    wave, sr = sf.read(io.BytesIO(base64.b64decode(body["wav"])))
+    assert sr == 8000 and len(wave) == 8000 and np.isfinite(wave).all() and np.abs(wave).max() > 0.1
+    inp = _png(body["input_image_png"])[::8, ::8]
+    assert inp.shape == (28, 28) and inp[14, 14] > 200 and inp[2, 2] == 0
+    buf = io.BytesIO()
+    Image.fromarray(255 - img).save(buf, format="PNG")  # dark ink on white paper: inverted
+    body2 = _post(client, f"/api/models/{name}/predict", "one_dark.png", buf.getvalue()).json()
+    np.testing.assert_array_equal(_png(body2["input_image_png"]), _png(body["input_image_png"]))
+    r = _post(client, f"/api/models/{name}/predict", "one.png", buf.getvalue(), data={"route": "sideways"})
+    assert r.status_code == 400 and "route must be" in r.json()["detail"]
+    r = _post(client, f"/api/models/{name}/predict", "one.jpg", b"\xff\xd8\xff")
+    assert r.status_code == 422 and r.json()["detail"].startswith("one.jpg: unsupported file type '.jpg'")
+    r = _post(client, f"/api/models/{name}/predict", "broken.png", b"\x89PNG\r\n\x1a\nxx")
+    assert r.status_code == 422 and r.json()["detail"].startswith("broken.png: unreadable")
+
+
+def test_sample_is_seeded_and_leaves_the_global_rng_alone(client, folders):
+    import torch
+
+    name = _name(folders, "digits")
+    state = torch.random.get_rng_state()
+    a = client.post(f"/api/models/{name}/sample", json={"n": 2, "seed": 3}).json()
+    b = client.post(f"/api/models/{name}/sample", json={"n": 2, "seed": 3}).json()
+    c = client.post(f"/api/models/{name}/sample", json={"n": 2, "seed": 4}).json()
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert a["images_png"] == b["images_png"] and a["wavs"] == b["wavs"] and a["images_png"] != c["images_png"]
+    assert len(a["images_png"]) == 2 and _png(a["images_png"][0]).shape == (224, 224)
+    assert client.post(f"/api/models/{name}/sample", json={"n": 99}).status_code == 422
+    assert client.post(f"/api/models/{_name(folders, 'pump')}/sample", json={"n": 1}).status_code == 404
+
+
+# ----------------------------------------------------------------------------- WebSocket stream
+
+
+def _stream(client, pump, wave, sr, fmt="f32", frame=4000, end=True):
+    with client.websocket_connect(f"/api/models/{pump}/stream") as ws:
+        ws.send_text(json.dumps({"sample_rate": sr, "format": fmt}))
+        ready = ws.receive_json()
+        assert ready["type"] == "ready"
+        for i in range(0, len(wave), frame):
+            block = wave[i:i + frame]
+            ws.send_bytes(block.astype("<f4").tobytes() if fmt == "f32"
+                          else np.round(block * 32767).astype("<i2").tobytes())
+        if end:
+            ws.send_text(json.dumps({"end": True}))
+        msgs = []
+        while True:
+            m = ws.receive_json()
+            msgs.append(m)
+            if m["type"] != "window":
+                return msgs
+
+
+def test_stream_windows_match_score(client, folders, machine_data):
+    pump = _name(folders, "pump")
+    wav = sorted((machine_data / "test" / "anomalous").glob("*.wav"))[0]
+    wave, sr = sf.read(wav, dtype="float32")
+    wave = wave[: int(3.5 * sr)]  # a kept, padded partial window at the end
+    msgs = _stream(client, pump, wave, sr, frame=1234)
+    windows = [m for m in msgs if m["type"] == "window"]
+    assert msgs[-1]["type"] == "end" and msgs[-1]["n_windows"] == len(windows) == 3
+    ex = Detector.load(folders["pump"])
+    w, starts = ex.extractor(use_cache=False).windows_of(wave)
+    ref_scores, _ = ex.score_windows(w)
+    np.testing.assert_allclose([m["score"] for m in windows], ref_scores, rtol=1e-5)
+    np.testing.assert_allclose([m["start_s"] for m in windows], starts)
+    s16 = _stream(client, pump, wave, sr, fmt="s16")
+    np.testing.assert_allclose([m["score"] for m in s16 if m["type"] == "window"], ref_scores, rtol=2e-2)
+
+
+@pytest.mark.parametrize("first,expected", [
+    ("hello", "not JSON"), ('{"sample_rate": 12}', "sample_rate must be an integer from 1000"),
+    ('{"sample_rate": 16000, "format": "f64"}', "format must be one of"),
+    ('{"sample_rate": 16000, "channels": 0}', "channels must be an integer"),
+])
+def test_stream_bad_start_message(client, folders, first, expected):
+    with client.websocket_connect(f"/api/models/{_name(folders, 'pump')}/stream") as ws:
+        ws.send_text(first)
+        m = ws.receive_json()
+        assert m["type"] == "error" and expected in m["detail"]
+
+
+def test_stream_bad_frames_short_recordings_unknown_models(client, folders):
+    pump = _name(folders, "pump")
+    with client.websocket_connect(f"/api/models/{pump}/stream") as ws:
+        ws.send_text(json.dumps({"sample_rate": 16000, "format": "f32"}))
+        ws.receive_json()
+        ws.send_bytes(b"\x00" * 6)
+        m = ws.receive_json()
+        assert m["type"] == "error" and "not a whole number of f32 frames" in m["detail"]
+    with client.websocket_connect(f"/api/models/{pump}/stream") as ws:
+        ws.send_text(json.dumps({"sample_rate": 16000, "format": "f32"}))
+        ws.receive_json()
+        ws.send_bytes(np.array([0.1, np.nan, np.inf], "<f4").tobytes())
+        m = ws.receive_json()
+        assert m["type"] == "error" and "3 non-finite samples" not in m["detail"] and "2 non-finite" in m["detail"]
+    msgs = _stream(client, pump, np.full(3000, 0.1, np.float32), 16000)  # 0.19 s, then end
+    assert msgs[-1]["type"] == "error" and "<stream>: recording too short" in msgs[-1]["detail"]
+    for name in ("nope", _name(folders, "bridge")):
+        with pytest.raises(WebSocketDenialResponse) as denied:
+            with client.websocket_connect(f"/api/models/{name}/stream"):
+                pass
+        assert denied.value.status_code == 404
+
+
+def test_stream_overflow_is_counted_not_fatal(models, machine_data):
+    """A scorer slower than the stream: blocks are dropped and counted, the stream goes on."""
+    pump = next(n for n, m in models.items() if m.task == "anomaly")
+    app = create_app(models, ServeSettings(stream_queue_blocks=2))
+    batcher = app.state.batchers[pump]
+    real = batcher.fn
+
+    def slow(windows):
+        time.sleep(0.3)
+        return real(windows)
+
+    batcher.fn = slow
+    wave, sr = sf.read(sorted((machine_data / "test" / "normal").glob("*.wav"))[0], dtype="float32")
+    with TestClient(app) as c:
+        msgs = _stream(c, pump, np.tile(wave, 3), sr, frame=800)
+    end = msgs[-1]
+    assert end["type"] == "end" and end["dropped_blocks"] > 0 and end["overflows"] > 0
+    assert end["dropped_frames"] == end["dropped_blocks"] * 800
+    assert end["duration_s"] == pytest.approx(12.0 - end["dropped_frames"] / sr)
+    windows = [m for m in msgs if m["type"] == "window"]
+    assert len(windows) == end["n_windows"] >= 1 and windows[-1]["overflows"] >= 1
+
+
+# ----------------------------------------------------------------------------- micro-batcher
+
+
+def test_micro_batcher_batches_concurrent_requests_and_routes_rows():
+    calls = []
+
+    def fn(w):
+        calls.append(len(w))
+        time.sleep(0.02)
+        return w.sum(axis=1), w.sum(axis=1) > 0
+
+    b = MicroBatcher(fn, max_batch=16, max_wait_s=0.01)
+    futs = [b.submit(np.full((2, 3), i, np.float32)) for i in range(20)]
+    for i, f in enumerate(futs):
+        s, d = f.result(timeout=10)
+        np.testing.assert_array_equal(s, [3.0 * i] * 2)
+        assert d.tolist() == [i > 0] * 2
+    assert b.stats.requests == 20 and b.stats.windows == 40
+    assert b.stats.batches < 20 and max(calls) <= 16 and sum(calls) == 40
+    b.close()
+    single = MicroBatcher(fn, max_batch=1)
+    calls.clear()
+    [f.result(timeout=10) for f in [single.submit(np.ones((3, 2))) for _ in range(5)]]
+    assert calls == [3] * 5 and single.stats.batches == 5
+    boom = MicroBatcher(lambda w: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        boom.submit(np.ones((1, 1))).result(timeout=10)
+    assert boom.submit(np.ones((1, 1))).exception(timeout=10) is not None  # still serving
+    boom.close()
+    single.close()
+
+
+def test_concurrent_requests_share_model_calls(models, machine_data):
+    pump = next(n for n, m in models.items() if m.task == "anomaly")
+    wav = sorted((machine_data / "test" / "normal").glob("*.wav"))[0].read_bytes()
+    app = create_app(models, ServeSettings(max_wait_ms=20))
+    results = []
+    with TestClient(app) as c:
+        def one():
+            results.append(_post(c, f"/api/models/{pump}/score", "a.wav", wav).status_code)
+        threads = [threading.Thread(target=one) for _ in range(12)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        stats = c.get("/healthz").json()["batching"][pump]
+    assert results == [200] * 12
+    assert stats["requests"] == 12 and stats["windows"] == 36 and stats["batches"] < 12
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def test_cli_refuses_public_binds_without_a_key_and_bad_folders(fitted_model, tmp_path, capsys, monkeypatch):
+    from latentbridge.cli import main
+
+    monkeypatch.delenv("LATENTBRIDGE_API_KEY", raising=False)
+    assert main(["serve", str(fitted_model), "--host", "0.0.0.0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "binding to 0.0.0.0" in err and "--api-key" in err
+    assert main(["serve", str(fitted_model), "--max-batch", "0"]) == 2
+    assert "max-batch must be positive" in capsys.readouterr().err
+    assert main(["serve", str(tmp_path / "missing")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert main(["serve", str(fitted_model), str(fitted_model)]) == 2
+    assert "two model folders are named" in capsys.readouterr().err
+    from latentbridge.serve.security import is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("127.3.2.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4") and not is_loopback("example.org")

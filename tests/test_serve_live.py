@@ -1,0 +1,103 @@
+"""A real ``latentbridge serve`` (uvicorn in a subprocess on 127.0.0.1): a wav streamed over the
+WebSocket in frames gives the window scores of ``anomaly score`` on the file; concurrent uploads
+are all answered and share model calls; the API key guards the real server too."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install -e '.[serve]')")
+httpx = pytest.importorskip("httpx")
+ws_client = pytest.importorskip("websockets.sync.client", reason="the websockets package is not installed")
+
+from conftest import ServerProcess  # noqa: E402
+from latentbridge.cli import main  # noqa: E402
+from latentbridge.io import read_audio  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server(detector_model):
+    srv = ServerProcess([detector_model], "--max-wait-ms", "5")
+    yield srv
+    srv.stop()
+
+
+def _cli_window_scores(model, wav, out):
+    assert main(["anomaly", "score", str(model), str(wav), "--out", str(out)]) == 0
+    with open(out / "scores.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["level"] == "window"]
+    return np.array([float(r["start_s"]) for r in rows]), np.array([float(r["score"]) for r in rows])
+
+
+@pytest.mark.parametrize("fmt,rate,frame,rtol", [
+    ("f32", 16000, 1600, 1e-5),  # the samples `anomaly score` reads from the file (resampled to the model's rate)
+    ("s16", 16000, 4096, 2e-2),  # the same, quantised to 16 bits by the client
+    ("f32", 48000, 4800, 5e-2),  # the file's own rate: the server resamples each window, not the whole file
+])
+def test_websocket_stream_gives_the_scores_of_anomaly_score(server, detector_model, tmp_path, fmt, rate, frame, rtol):
+    wav = detector_model.parent / "fault.wav"
+    starts, scores = _cli_window_scores(detector_model, wav, tmp_path / "cli")
+    wave, sr = read_audio(wav, sample_rate=rate)
+    if fmt == "s16":
+        payload = np.round(wave * 32767).clip(-32768, 32767).astype("<i2")
+    else:
+        payload = wave.astype("<f4")
+    name = detector_model.name
+    with ws_client.connect(f"ws://127.0.0.1:{server.port}/api/models/{name}/stream") as ws:
+        ws.send(json.dumps({"sample_rate": sr, "format": fmt}))
+        ready = json.loads(ws.recv(timeout=30))
+        assert ready["type"] == "ready" and ready["window_s"] == 2.0
+        for i in range(0, len(payload), frame):
+            ws.send(payload[i:i + frame].tobytes())
+        ws.send(json.dumps({"end": True}))
+        msgs = []
+        while not msgs or msgs[-1]["type"] == "window":
+            msgs.append(json.loads(ws.recv(timeout=60)))
+    windows = [m for m in msgs if m["type"] == "window"]
+    assert msgs[-1]["type"] == "end" and msgs[-1]["dropped_blocks"] == 0 and msgs[-1]["overflows"] == 0
+    np.testing.assert_allclose([m["start_s"] for m in windows], starts)
+    np.testing.assert_allclose([m["score"] for m in windows], scores, rtol=rtol)
+    # the fault (5-7 s) is what the detector flags
+    flagged = [m["start_s"] for m in windows if m["is_anomaly"]]
+    assert flagged and all(3.5 < s < 7.0 for s in flagged), flagged
+    assert not any(m["is_anomaly"] for m in windows if m["end_s"] <= 4.0)
+
+
+def test_concurrent_uploads_are_all_answered_and_batched(server, detector_model):
+    data = (detector_model.parent / "normal.wav").read_bytes()
+    name = detector_model.name
+    before = httpx.get(server.url + "/healthz").json()["batching"][name]
+
+    async def run():
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as c:
+            return await asyncio.gather(*[c.post(f"/api/models/{name}/score", files={"file": ("n.wav", data)})
+                                          for _ in range(24)])
+
+    responses = asyncio.run(run())
+    assert [r.status_code for r in responses] == [200] * 24
+    assert len({json.dumps(r.json()["windows"]) for r in responses}) == 1  # every answer the same
+    after = httpx.get(server.url + "/healthz").json()["batching"][name]
+    assert after["requests"] - before["requests"] == 24
+    assert after["batches"] - before["batches"] < 24  # some requests shared a model call
+
+
+def test_real_server_with_an_api_key(detector_model):
+    srv = ServerProcess([detector_model], "--api-key", "k3y")
+    try:
+        assert httpx.get(srv.url + "/api/models").status_code == 401
+        assert httpx.get(srv.url + "/api/models", headers={"X-API-Key": "k3y"}).status_code == 200
+        name = detector_model.name
+        with pytest.raises(Exception) as refused:
+            with ws_client.connect(f"ws://127.0.0.1:{srv.port}/api/models/{name}/stream"):
+                pass
+        assert "401" in str(refused.value)
+        with ws_client.connect(f"ws://127.0.0.1:{srv.port}/api/models/{name}/stream?api_key=k3y") as ws:
+            ws.send(json.dumps({"sample_rate": 16000, "format": "f32"}))
+            assert json.loads(ws.recv(timeout=30))["type"] == "ready"
+    finally:
+        srv.stop()
