@@ -59,6 +59,9 @@ def test_evaluate_writes_metrics_plots_and_report(trained, tmp_path, capsys):
         assert np.isfinite(m[key]), key
     assert 0.0 <= m["mask_iou"] <= 1.0 and m["log_spectral_distance_db"] >= 0.0
     assert m["n_windows"] > 0 and "held-out" in m["scope"]
+    # crack localisation along the 20-m span of the simulated beam (from the data's manifest)
+    assert m["span_m"] == 20.0 and m["match_radius_m"] == pytest.approx(1.0)
+    assert {"crack_missed_rate", "crack_false_rate", "crack_localisation_error_m"} <= set(m)
     for png in ("masks.png", "spectrograms.png", "waveform.png", "interpolation_spectrogram.png",
                 "interpolation_mask.png", "latent_extent.png", "latent_tests.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG", png

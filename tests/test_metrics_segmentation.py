@@ -90,3 +90,26 @@ def test_bad_inputs():
         iou(np.full((1, 2, 2), np.nan), np.zeros((1, 2, 2)))
     with pytest.raises(ValueError, match="no samples"):
         segmentation_summary(np.zeros((0, 2, 2)), np.zeros((0, 2, 2)))
+
+
+def test_crack_localisation_on_hand_made_masks():
+    from latentbridge.metrics.segmentation import crack_localisation, crack_positions
+
+    true = np.zeros((2, 4, 100), bool)
+    true[0, 2:, 19:22] = True  # a crack at column 20 (4.1 m of 20 m)
+    true[0, 1:, 70:72] = True  # and one at column 70.5
+    pred = np.zeros((2, 4, 100), bool)
+    pred[0, 3:, 24:25] = True  # 4 columns = 0.8 m from the first: found (radius 1 m)
+    pred[0, 3:, 40:41] = True  # 19.5 columns from the nearest: a false crack
+    pred[1, 3:, 50:51] = True  # a crack predicted on a healthy window: false
+    np.testing.assert_allclose(crack_positions(true[0]), [20.0, 70.5])
+    m = crack_localisation(pred, true, span_m=20.0)
+    # distances: 0.8 m to the first true crack, 30.5 columns = 6.1 m to the second (missed)
+    assert m["crack_localisation_error_m"] == pytest.approx((0.8 + 6.1) / 2)
+    assert m["crack_missed_rate"] == pytest.approx(0.5)
+    assert m["crack_false_rate"] == pytest.approx(2 / 3)
+    assert (m["n_true_cracks"], m["n_predicted_cracks"]) == (2, 3)
+    perfect = crack_localisation(true, true, span_m=20.0)
+    assert perfect["crack_localisation_error_m"] == 0.0 and perfect["crack_missed_rate"] == 0.0
+    nothing = crack_localisation(np.zeros_like(true), true, span_m=20.0)
+    assert nothing["crack_localisation_error_m"] is None and nothing["crack_missed_rate"] == 1.0

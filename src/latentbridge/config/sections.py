@@ -151,6 +151,9 @@ class VibrationConfig(Section):
     mask_width: int = Field(96, gt=0)
     mask_threshold: float = Field(0.5, gt=0, lt=1)
     """A mask pixel is 'crack' when its grey level (0-1) is above this."""
+    span_m: float | None = Field(None, gt=0)
+    """Length of the structure the masks' width covers, in metres (crack localisation errors); None:
+    the data root's ``manifest.json`` ``length_m`` when there is one, else 1 (fractions of the span)."""
     mask_coverage: float = Field(0.25, gt=0, le=1)
     """After resizing, an output pixel is 'crack' when at least this share of its area is crack
     (below 0.5 so that cracks thinner than one output pixel survive downsampling)."""

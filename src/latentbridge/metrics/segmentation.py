@@ -129,3 +129,53 @@ def segmentation_summary(pred, target, threshold: float = 0.5, empty: float = 1.
         "n_damaged": n_damaged,
         "n_healthy": n_healthy,
     }
+
+
+def crack_positions(mask: np.ndarray) -> np.ndarray:
+    """Centres (in columns, fractional) of the cracks of one boolean mask (H, W): runs of columns
+    holding at least one crack pixel."""
+    cols = np.asarray(mask, dtype=bool).reshape(-1, np.shape(mask)[-1]).any(axis=0)
+    out, start = [], None
+    for i, on in enumerate(np.append(cols, False)):
+        if on and start is None:
+            start = i
+        elif not on and start is not None:
+            out.append((start + i - 1) / 2.0)
+            start = None
+    return np.asarray(out, dtype=np.float64)
+
+
+def crack_localisation(pred, target, threshold: float = 0.5, span_m: float = 1.0,
+                       radius: float = 0.05) -> dict:
+    """Where the predicted cracks are along the span, against the true ones.
+
+    Columns are positions along the span (column ``c`` of ``W`` is at ``(c + 0.5) / W · span_m``).
+    For every true crack: the distance to the nearest predicted crack of its mask (when the mask
+    predicts any); it is *missed* when no predicted crack lies within ``radius`` x span. A predicted
+    crack with no true crack within that radius is *false*. Returns ``crack_localisation_error_m``
+    (mean distance over true cracks that have a prediction to compare with; None without any),
+    ``crack_missed_rate`` (share of true cracks), ``crack_false_rate`` (share of predicted cracks),
+    and the counts."""
+    pb, tb = _masks(pred, target, threshold)
+    width = np.shape(pred)[-1]
+    pb, tb = pb.reshape(len(pb), -1, width), tb.reshape(len(tb), -1, width)
+    scale = span_m / width
+    dists, n_true, n_missed, n_pred, n_false = [], 0, 0, 0, 0
+    for p, t in zip(pb, tb):
+        tp, pp = crack_positions(t), crack_positions(p)
+        n_true += len(tp)
+        n_pred += len(pp)
+        for x in tp:
+            d = float(np.min(np.abs(pp - x))) * scale if len(pp) else None
+            if d is not None:
+                dists.append(d)
+            if d is None or d > radius * span_m:
+                n_missed += 1
+        for x in pp:
+            if not len(tp) or float(np.min(np.abs(tp - x))) * scale > radius * span_m:
+                n_false += 1
+    return {"crack_localisation_error_m": float(np.mean(dists)) if dists else None,
+            "crack_missed_rate": n_missed / n_true if n_true else None,
+            "crack_false_rate": n_false / n_pred if n_pred else None,
+            "n_true_cracks": n_true, "n_predicted_cracks": n_pred, "span_m": float(span_m),
+            "match_radius_m": float(radius * span_m)}

@@ -207,6 +207,11 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
             segmentation_summary(pred["mask_prob"][labelled], data.masks[labelled])["mean_iou"])
         metrics.update({"mask_iou": seg["mean_iou"], "mask_dice": seg["mean_dice"],
                         **{f"mask_{k}": v for k, v in seg.items() if k not in ("mean_iou", "mean_dice")}})
+        from latentbridge.metrics.segmentation import crack_localisation
+
+        span = span_of(cfg, data_root or cfg.data.root)
+        metrics.update(crack_localisation(pred["mask_prob"][labelled], data.masks[labelled], threshold=threshold,
+                                          span_m=span))
         extent = np.asarray(data.extent)[labelled]
         metrics["damage_extent_mae"] = float(np.abs(pred["extent"][labelled] - extent).mean())
         metrics["damage_extent_from_mask_mae"] = float(
@@ -231,6 +236,24 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
         metrics, scope, threshold, float(data.sample_rate), recon, examples, interp, pred["latent"],
         np.nan_to_num(np.asarray(data.extent, dtype=float), nan=-0.05),
         np.array([data.tests[i] for i in data.test_index]))
+
+
+def span_of(cfg, root) -> float:
+    """The span (m) the masks' width covers: ``vibration.span_m``, else the data's manifest (``length_m``), else 1."""
+    import json
+
+    if cfg.vibration.span_m:
+        return float(cfg.vibration.span_m)
+    manifest = Path(root) / "manifest.json" if root else None
+    if manifest is not None and manifest.is_file():
+        try:
+            info = json.loads(manifest.read_text(encoding="utf-8"))
+            length = (info.get("beam") or {}).get("length_m") or info.get("length_m")
+            if length:
+                return float(length)
+        except (ValueError, OSError, AttributeError):
+            pass
+    return 1.0
 
 
 def _interpolation(model, data, pred, steps: int = 7) -> dict:
