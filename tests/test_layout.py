@@ -20,6 +20,7 @@ LAYERS = {
     "latentbridge.tasks": 6, "latentbridge.export": 6,
     "latentbridge.report": 7,
     "latentbridge.commands": 8, "latentbridge.cli": 8, "latentbridge.__main__": 8, "latentbridge.edge": 8,
+    "latentbridge.edge_sampler": 8,
 }
 
 
