@@ -110,8 +110,9 @@ class OnnxDenoiser:
                 x0, eps = (x - np.sqrt(1 - a) * out) / np.sqrt(a), out
             else:
                 x0, eps = np.sqrt(a) * x - np.sqrt(1 - a) * out, np.sqrt(a) * out + np.sqrt(1 - a) * x
-            if self.clip is not None:
+            if self.clip is not None:  # the noise follows the clipped clean sample (DDIM with clipped output)
                 x0 = np.clip(x0, -self.clip, self.clip)
+                eps = (x - np.sqrt(a) * x0) / np.sqrt(1 - a)
             x = np.sqrt(a_prev) * x0 + np.sqrt(1 - a_prev) * eps
         return ((np.clip(x, -1, 1) + 1) / 2).astype(np.float32)
 

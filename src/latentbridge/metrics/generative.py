@@ -86,11 +86,12 @@ def precision_recall(real, fake, k: int = 3) -> dict[str, float]:
 
 def pixel_features(images, side: int = 16) -> np.ndarray:
     """Generic features of (N, C, H, W) images in [0, 1]: area-averaged to ``side`` x ``side`` per
-    channel and flattened, (N, C * side * side) float64."""
+    channel (smaller images keep their size) and flattened, (N, C * side' * side') float64."""
     import torch
     import torch.nn.functional as F
 
     x = torch.as_tensor(np.asarray(images, dtype=np.float32))
     if x.dim() != 4:
         raise ValueError(f"images must be (N, C, H, W), got shape {tuple(x.shape)}")
-    return F.adaptive_avg_pool2d(x, (side, side)).flatten(1).double().numpy()
+    size = (min(side, x.shape[2]), min(side, x.shape[3]))
+    return F.adaptive_avg_pool2d(x, size).flatten(1).double().numpy()

@@ -18,6 +18,7 @@ unconditional, ``w = 1`` conditional (one pass each), other values batch both in
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any, Callable
@@ -83,7 +84,9 @@ class DiffusionProcess:
                                             timestep_spacing="trailing", lower_order_final=True)
         else:
             raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {kind!r}")
-        s.set_timesteps(steps)
+        with warnings.catch_warnings():  # diffusers' numpy 2 copy-keyword notice (DPM-Solver sigmas)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            s.set_timesteps(steps)
         return s
 
     @cached_property
@@ -133,8 +136,9 @@ class DiffusionProcess:
         x = noise * s.init_noise_sigma
         for t in s.timesteps:
             out = denoise(s.scale_model_input(x, t), t)
-            if scheduler == "ddim":
-                x = s.step(out, t, x, eta=eta, generator=generator).prev_sample
+            if scheduler == "ddim":  # the noise re-derived from the clipped clean sample keeps the step consistent
+                x = s.step(out, t, x, eta=eta, generator=generator,
+                           use_clipped_model_output=self.clip_sample is not None).prev_sample
             else:
                 x = s.step(out, t, x, generator=generator).prev_sample
             if progress is not None:
