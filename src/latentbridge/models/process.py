@@ -79,9 +79,11 @@ class DiffusionProcess:
             s = DDPMScheduler(**self._common(), **self._clip(), timestep_spacing="trailing")
         elif kind == "ddim":
             s = DDIMScheduler(**self._common(), **self._clip(), timestep_spacing="trailing", set_alpha_to_one=True)
-        elif kind == "dpm":
+        elif kind == "dpm":  # clipping is DPM-Solver++'s thresholding with the clip value as its ceiling
+            clip = dict(thresholding=True, sample_max_value=float(self.clip_sample), dynamic_thresholding_ratio=0.995) \
+                if self.clip_sample is not None else {}
             s = DPMSolverMultistepScheduler(**self._common(), algorithm_type="dpmsolver++", solver_order=2,
-                                            timestep_spacing="trailing", lower_order_final=True)
+                                            timestep_spacing="trailing", lower_order_final=True, **clip)
         else:
             raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {kind!r}")
         with warnings.catch_warnings():  # diffusers' numpy 2 copy-keyword notice (DPM-Solver sigmas)
