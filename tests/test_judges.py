@@ -10,7 +10,7 @@ from conftest import FSDD
 def test_waveform_judge_learns_digits_and_round_trips(tmp_path):
     from latentbridge.data.digits import default_digit_spec, load_clips
     from latentbridge.data.sources import FSDD as Source
-    from latentbridge.metrics.judges import WaveformJudge, ceiling
+    from latentbridge.tasks.judges import WaveformJudge, ceiling
 
     spec = default_digit_spec()
     ds = Source(FSDD.parent)
