@@ -34,7 +34,11 @@ from latentbridge.config.sections import (
     DiffusionMonitorConfig,
     DigitsConfig,
     FeatureConfig,
+    FirstStageConfig,
     ImageDataConfig,
+    MLDDataConfig,
+    MLDDiffusionConfig,
+    MLDEvalConfig,
     PairedDataConfig,
     SamplingConfig,
     Section,
@@ -347,6 +351,116 @@ class DiffusionWorkflow(Workflow):
                                1 if self.data.conditions else 0)
 
 
+#: the modalities of each kind of paired data, and the workflows that may train each first-stage key
+MLD_MODALITIES = {"bridge": ("spec", "mask"), "digits": ("audio", "image")}
+_STAGE_TASKS = {"bridge": {"multimodal": "multimodal"},
+                "digits": {"multimodal": "avdigits", "audio": "audio_ae", "image": "image_ae"}}
+
+
+class MLDWorkflow(_AudioWorkflow):
+    """Multimodal latent diffusion: one denoiser over the latents of frozen first stages with a
+    timestep per modality, for the bridge (vibration ↔ crack masks) or the digits (spoken ↔ written)."""
+
+    task: Literal["mld"] = "mld"
+    default_model: ClassVar[str] = "mld_mlp"
+    data: MLDDataConfig = Field(default_factory=MLDDataConfig)
+    digits: DigitsConfig = Field(default_factory=lambda: DigitsConfig(pairs_per_clip=4))
+    audio: AudioConfig = Field(default_factory=lambda: AudioConfig(**DIGIT_AUDIO))
+    """Digits: the clips' length and rate (as the audio-visual workflow's)."""
+    features: FeatureConfig = Field(default_factory=lambda: FeatureConfig(**DIGIT_FEATURES))
+    first_stage: FirstStageConfig = Field(default_factory=FirstStageConfig)
+    diffusion: MLDDiffusionConfig = Field(default_factory=MLDDiffusionConfig)
+    model: _model_union("mld")  # type: ignore[valid-type]
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(
+        max_epochs=100, batch_size=256, lr=1e-3, weight_decay=0.0, scheduler="cosine", gradient_clip=1.0,
+        ema_decay=0.999, keep_weights="last"))
+    sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(guidance=1.0))
+    evaluate: MLDEvalConfig = Field(default_factory=MLDEvalConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _train_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return deep_merge({"train": cls.model_fields["train"].default_factory().model_dump()}, data)
+        return data
+
+    @model_validator(mode="after")
+    def _check_mld(self) -> "MLDWorkflow":
+        keys = set(self.first_stage.stages)
+        allowed = [{"multimodal"}] + ([set(MLD_MODALITIES["digits"])] if self.data.kind == "digits" else [])
+        if not keys and not self.first_stage.run:
+            raise ValueError("first_stage: give the first stages' configs (first_stage.stages) or a trained "
+                             "first stage (first_stage.run)")
+        if keys and keys not in allowed:
+            raise ValueError(f"first_stage.stages: {self.data.kind} data take the keys "
+                             f"{' or '.join(str(sorted(a)) for a in allowed)}, got {sorted(keys)}")
+        for key in sorted(keys):
+            if (task := self.stage_config(key).task) != (want := _STAGE_TASKS[self.data.kind][key]):
+                raise ValueError(f"first_stage.stages.{key}: a {task!r} config, expected {want!r}")
+        if self.sampling.steps > self.diffusion.train_timesteps:
+            raise ValueError(f"sampling.steps ({self.sampling.steps}) is more than diffusion.train_timesteps "
+                             f"({self.diffusion.train_timesteps})")
+        return self
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return MLD_MODALITIES[self.data.kind]
+
+    def stage_raw(self, key: str) -> dict:
+        """A first stage's raw config with this config's data sections and seed applied."""
+        raw = {**self.first_stage.stages[key]}
+        d = self.data.model_dump(exclude={"kind"})
+        seed = {**raw.get("train", {}), "seed": self.train.seed}
+        if self.data.kind == "bridge":
+            return {**raw, "data": d, "train": seed}
+        audio, feats = self.audio.model_dump(), self.features.model_dump()
+        dg = self.digits
+        if key == "multimodal":
+            return {**raw, "digits": dg.model_dump(), "data": {"val_fraction": d["val_fraction"]}, "audio": audio,
+                    "features": feats, "train": seed}
+        if key == "audio":
+            data = {**raw.get("data", {}), "val_fraction": d["val_fraction"],
+                    "train_dir": f"{dg.fsdd_root}/recordings" if dg.fsdd_root else None}
+            return {**raw, "audio": audio, "features": feats, "data": data, "train": seed}
+        return {**raw, "data": {**raw.get("data", {}), "root": dg.mnist_root, "val_fraction": d["val_fraction"]},
+                "train": seed}
+
+    def stage_config(self, key: str) -> Workflow:
+        try:
+            return validate(self.stage_raw(key), f"first_stage.stages.{key}")
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+
+    def stage_latent_dims(self) -> list[int]:
+        """Each modality's latent size, from the first stages' configs (32 each without them)."""
+        if not self.first_stage.stages:
+            return [32] * len(self.modalities)
+        out = []
+        for m in self.modalities:
+            model = self.stage_config("multimodal" if "multimodal" in self.first_stage.stages else m).model
+            out.append(int(model.latent_dim) + int(getattr(model, "private_dim", 0)))
+        return out
+
+    def process_config(self) -> dict[str, Any]:
+        d = self.diffusion
+        return {"schedule": d.schedule, "prediction": d.prediction, "train_timesteps": d.train_timesteps,
+                "beta_start": d.beta_start, "beta_end": d.beta_end, "clip_sample": d.clip_sample}
+
+    def model_data(self, latent_dims) -> dict[str, Any]:
+        d = self.diffusion
+        return {"modalities": list(self.modalities), "latent_dims": [int(x) for x in latent_dims],
+                "process": self.process_config(), "condition_share": d.condition_share if d.conditional else 0.0,
+                "null_share": d.label_dropout}
+
+    def transform_spec(self, **data: Any):
+        if self.data.kind == "digits":
+            return self.audio_transform(clip="centre", standardize=True)
+        return self.stage_config("multimodal").transform_spec(**data)
+
+    def example_data(self) -> dict[str, Any]:
+        return self.model_data(self.stage_latent_dims())
+
+
 _CLASSIFIER_DEFAULTS: dict[str, dict] = {
     "mnist_classifier": {"train": {"max_epochs": 12}, "classifier": {"augment": {"kind": "mnist"}}},
     "fsdd_classifier": {"train": {"max_epochs": 16}, "classifier": {"augment": {"kind": "fsdd"}}},
@@ -406,7 +520,7 @@ class ClassifierWorkflow(_AudioWorkflow):
 
 WORKFLOWS: dict[str, type[Workflow]] = {w.model_fields["task"].default: w for w in (
     AnomalyWorkflow, AudioAEWorkflow, ImageAEWorkflow, MultimodalWorkflow, AVDigitsWorkflow, ClassifierWorkflow,
-    DiffusionWorkflow)}
+    DiffusionWorkflow, MLDWorkflow)}
 
 Config = Annotated[Union[tuple(WORKFLOWS.values())], Field(discriminator="task")]
 _ADAPTER: TypeAdapter = TypeAdapter(Config)
