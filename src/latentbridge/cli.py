@@ -159,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-batch", type=int, default=64,
                     help="most windows per model call when batching concurrent requests (1: no batching)")
     sv.add_argument("--max-wait-ms", type=float, default=2.0, help="how long a batch waits for more requests")
+    sv.add_argument("--max-age-ms", type=float, default=1000.0,
+                    help="shortest requests are scored first; one waiting this long goes ahead of younger ones")
     sv.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                     help="allow cross-origin requests from ORIGIN (repeatable; CORS is off by default)")
     sv.add_argument("--stream-queue-blocks", type=int, default=256,
@@ -335,7 +337,7 @@ def _cmd_serve(args) -> int:
         raise LatentbridgeError(f"serve needs the serve extra: pip install 'latentbridge[serve]' ({e})") from None
     settings = ServeSettings(api_key=args.api_key or os.environ.get("LATENTBRIDGE_API_KEY") or None,
                              max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration,
-                             max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                             max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_age_ms=args.max_age_ms,
                              cors_origins=tuple(args.cors_origin), stream_queue_blocks=args.stream_queue_blocks)
     check_bind(args.host, settings.api_key)  # before loading anything
     serve(args.model_dirs, host=args.host, port=args.port, settings=settings, log_level=args.log_level)
