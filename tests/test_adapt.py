@@ -4,7 +4,6 @@ handling, the detectors beside the VAE and the closed-form baselines."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest

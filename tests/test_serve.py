@@ -20,7 +20,6 @@ from starlette.testclient import WebSocketDenialResponse  # noqa: E402
 
 from conftest import tiny_multimodal_folders  # noqa: E402
 from latentbridge.errors import DataError  # noqa: E402
-from latentbridge.io import write_wav  # noqa: E402
 from latentbridge.serve.app import ServeSettings, create_app  # noqa: E402
 from latentbridge.serve.batcher import MicroBatcher  # noqa: E402
 from latentbridge.serve.registry import load_models  # noqa: E402
