@@ -63,6 +63,22 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", help="test data folder (default: the config's test data)")
     e.add_argument("--force", action="store_true", help="replace a non-empty output folder")
 
+    sm_ = sub.add_parser("sample", help="draw images from a diffusion model folder: PNGs, a grid and an .npz")
+    sm_.add_argument("run_dir")
+    sm_.add_argument("--num-samples", type=int, default=16)
+    sm_.add_argument("--class", dest="label", help="class of every sample (name or index; default: classes in turn)")
+    sm_.add_argument("--guidance", type=float, help="classifier-free guidance: 0 unconditional, 1 conditional, >1 "
+                                                    "stronger (default: the run's)")
+    sm_.add_argument("--steps", type=int, help="sampling steps (default: the run's)")
+    sm_.add_argument("--scheduler", choices=["ddpm", "ddim", "dpm"], help="default: the run's")
+    sm_.add_argument("--seed", type=int, help="same seed, same samples (default: the run's)")
+    sm_.add_argument("--eta", type=float, help="DDIM only: 0 deterministic, 1 DDPM-like noise")
+    sm_.add_argument("--condition", type=float, action="append", help="continuous condition value (repeat "
+                                                                       "for several conditions)")
+    sm_.add_argument("--batch-size", type=int, help="samples per batch")
+    sm_.add_argument("--out", required=True)
+    sm_.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+
     an = sub.add_parser("analyze", help="clusters, cross-modal relationships and latent plots of an avdigits run")
     an.add_argument("run_dir")
     an.add_argument("--out", required=True)
@@ -123,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     ar.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations (mel features keep no phase)")
     ar.add_argument("--force", action="store_true", help="replace a non-empty output folder")
 
-    x = sub.add_parser("export", help="export a model for small devices")
+    x = sub.add_parser("export", help="export a model for small devices (anomaly scorer, or a diffusion denoiser)")
     x.add_argument("model_dir")
     x.add_argument("--format", choices=["onnx"], default="onnx")
     x.add_argument("--out", required=True, help="output .onnx file")
@@ -223,6 +239,18 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_sample(args) -> int:
+    from latentbridge import commands
+
+    res = commands.sample(args.run_dir, args.out, args.num_samples, force=args.force, label=args.label,
+                          guidance=args.guidance, steps=args.steps, scheduler=args.scheduler, seed=args.seed,
+                          eta=args.eta, condition=args.condition, batch_size=args.batch_size)
+    print(f"{res['files']} samples ({res['scheduler']}, {res['steps']} steps, guidance {res['guidance']:g}, "
+          f"seed {res['seed']}) in {res['seconds']:.1f} s")
+    print(f"wrote {Path(args.out) / 'grid.png'}, {Path(args.out) / 'samples.npz'} and one PNG per sample")
+    return 0
+
+
 def _cmd_analyze(args) -> int:
     from latentbridge import commands
 
@@ -313,8 +341,8 @@ def _cmd_export(args) -> int:
     from latentbridge.export import export_onnx
 
     res = export_onnx(args.model_dir, args.out, force=args.force)
-    print(f"wrote {res['path']}  (max abs difference vs PyTorch: {res['max_abs_diff']:.3g} on "
-          f"{res['n_parity_windows']} windows)")
+    what = f"{res['n_parity_windows']} windows" if "n_parity_windows" in res else f"{res['n_parity']} denoiser inputs"
+    print(f"wrote {res['path']}  (max abs difference vs PyTorch: {res['max_abs_diff']:.3g} on {what})")
     return 0
 
 
@@ -377,9 +405,9 @@ def _cmd_classifier(args) -> int:
 
 
 #: every command, by name
-COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "analyze": _cmd_analyze, "config": _cmd_config,
-            "anomaly": _cmd_anomaly, "export": _cmd_export, "data": _cmd_data, "classifier": _cmd_classifier,
-            "audio": _cmd_audio, "model": _cmd_model, "serve": _cmd_serve}
+COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "sample": _cmd_sample, "analyze": _cmd_analyze,
+            "config": _cmd_config, "anomaly": _cmd_anomaly, "export": _cmd_export, "data": _cmd_data,
+            "classifier": _cmd_classifier, "audio": _cmd_audio, "model": _cmd_model, "serve": _cmd_serve}
 
 
 def _default_threads() -> None:

@@ -12,10 +12,11 @@ from latentbridge.errors import LatentbridgeError
 from latentbridge.outputs import output_folder
 from latentbridge.report.runs import anomaly as anomaly_report
 from latentbridge.report.runs import autoencode as autoencode_report
+from latentbridge.report.runs import diffusion as diffusion_report
 from latentbridge.report.runs import digits as digits_report
 from latentbridge.report.runs import multimodal as multimodal_report
 from latentbridge.tasks import analyze as analyze_task
-from latentbridge.tasks import anomaly, autoencode, avdigits, classify, multimodal
+from latentbridge.tasks import anomaly, autoencode, avdigits, classify, diffusion, generate, multimodal
 from latentbridge.tasks import reconstruct as reconstruct_task
 
 
@@ -34,6 +35,10 @@ def _fit_classifier(cfg, out_dir, *, resume: bool = False, force: bool = False, 
     return classify.train_classifier(cfg, out_dir, force=force)
 
 
+def _fit_diffusion(cfg, out_dir, *, resume: bool = False, force: bool = False, notify=None):
+    return diffusion.fit(cfg, out_dir, resume=resume, force=force, report=diffusion_report.write_training)
+
+
 def _no_evaluation(run_dir, data=None):
     raise LatentbridgeError(f"{run_dir}: a classifier's test accuracy is in its metrics.json (written by training)")
 
@@ -46,6 +51,8 @@ TASKS: dict[str, TaskEntry] = {
     "multimodal": TaskEntry(multimodal.fit, multimodal.evaluate, multimodal_report.write_evaluation),
     "avdigits": TaskEntry(avdigits.fit, avdigits.evaluate, digits_report.write_evaluation),
     "classifier": TaskEntry(_fit_classifier, _no_evaluation, lambda res, folder: None),
+    "diffusion": TaskEntry(_fit_diffusion, lambda run_dir, data=None: generate.evaluate(run_dir, data, progress=True),
+                           diffusion_report.write_evaluation),
 }
 
 
@@ -93,6 +100,14 @@ def analyze(run_dir: str, out: str, n_clusters: int = 10, force: bool = False):
     with output_folder(out, force=force) as tmp:
         digits_report.write_analysis(res, tmp)
     return res
+
+
+def sample(run_dir: str, out: str, n: int, *, force: bool = False, **settings) -> dict:
+    """``latentbridge sample``: images of a diffusion model folder (see :func:`latentbridge.tasks.generate.sample`)."""
+    res = generate.sample(run_dir, n, progress=True, **settings)
+    with output_folder(out, force=force) as tmp:
+        summary = diffusion_report.write_samples(res, tmp)
+    return summary
 
 
 def score(model_dir: str, paths: list[str], out: str, *, labels: str | None = None, aggregate: str | None = None,

@@ -1,4 +1,5 @@
-"""ONNX export of a saved anomaly model, with a parity check against PyTorch.
+"""ONNX export of a saved anomaly model (or of a diffusion model's denoiser), with a parity check
+against PyTorch.
 
 The graph takes the linear STFT magnitude of one or more windows, ``(B, C, n_freq, frames)``,
 and returns ``score`` (B,) and ``reconstruction``. Everything after the STFT (mel projection,
@@ -10,6 +11,7 @@ preprocessing parameters and the decision threshold travel in the ONNX metadata.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -86,15 +88,13 @@ def write_score_graph(model, spec, path: str | Path, score: str = "mse", metadat
 def export_onnx(model_dir: str | Path, out_path: str | Path, opset: int = 18, n_parity: int = 8,
                 tolerance: float = 1e-3, force: bool = False) -> dict:
     """Export the scoring graph of an anomaly model folder to ``out_path`` (written atomically; an
-    existing file is replaced only with ``force``), checked against PyTorch on probe windows."""
-    out_path = Path(out_path)
-    if out_path.suffix.lower() != ".onnx":
-        raise LatentbridgeError(f"{out_path}: the output file name must end in .onnx")
-    if out_path.is_dir():
-        raise LatentbridgeError(f"{out_path}: is a folder; give the .onnx file to write")
-    if out_path.exists() and not force:
-        raise LatentbridgeError(f"{out_path}: exists (use --force to replace it)")
+    existing file is replaced only with ``force``), checked against PyTorch on probe windows.
+    A diffusion model folder exports its denoiser instead (:func:`export_denoiser`)."""
+    from latentbridge.models.hub import read_info
 
+    out_path = _check_onnx_path(out_path, force)
+    if read_info(model_dir)["config"].get("task") == "diffusion":
+        return export_denoiser(model_dir, out_path, opset=opset, force=force)
     det = Detector.load(model_dir)
     anomaly = det.anomaly
     if det.method not in ("elbo", "iwae"):
@@ -121,3 +121,105 @@ def export_onnx(model_dir: str | Path, out_path: str | Path, opset: int = 18, n_
             raise LatentbridgeError(f"{out_path}: ONNX output differs from PyTorch (max abs {res['max_abs_diff']:.3g}, "
                                     f"relative {res['relative_score_diff']:.3g}); nothing written")
     return {"path": str(out_path), **res, "threshold": threshold}
+
+
+# ----------------------------------------------------------------------------- diffusion denoisers
+
+
+class DenoiserGraph(nn.Module):
+    """One denoiser evaluation: ``(sample, timestep[, class_label][, condition, condition_mask])`` →
+    the prediction. ``class_label`` = the model's class count is the null class; ``condition_mask``
+    0 replaces the continuous condition by its null."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, sample, timestep, *extra):
+        m = self.model
+        y = extra[0] if m.n_classes else None
+        c = mask = None
+        if m.n_continuous:
+            c, mask = extra[-2], extra[-1]
+        drop = None if mask is None else mask < 0.5
+        return m(sample, timestep, y, c, drop)
+
+
+def _denoiser_inputs(model, n: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    inputs = {"sample": torch.randn(n, *model.image_shape, generator=g),
+              "timestep": torch.randint(0, model.process.train_timesteps, (n,), generator=g)}
+    if model.n_classes:  # real classes and the null class
+        inputs["class_label"] = torch.arange(n) % (model.n_classes + 1)
+    if model.n_continuous:
+        inputs["condition"] = torch.rand(n, model.n_continuous, generator=g)
+        inputs["condition_mask"] = (torch.arange(n) % 2).float()
+    return inputs
+
+
+def write_denoiser_graph(model, path: str | Path, metadata: dict | None = None, opset: int = 18,
+                         n_parity: int = 6) -> dict:
+    """Export one denoiser step of ``model`` to ``path`` and compare onnxruntime with PyTorch on
+    random inputs (every class, the null class). Returns ``{"max_abs_diff", "relative_diff", "n_parity"}``."""
+    import onnx
+    import onnxruntime as ort
+
+    graph = DenoiserGraph(model.eval()).eval()
+    inputs = _denoiser_inputs(model, n_parity)
+    names = list(inputs)
+    with torch.no_grad():
+        ref = graph(*inputs.values()).numpy()
+    with warnings.catch_warnings():  # shape checks traced as constants: the graph takes any batch size
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(graph, tuple(inputs.values()), str(path), input_names=names, output_names=["prediction"],
+                          dynamic_axes={**{k: {0: "batch"} for k in names}, "prediction": {0: "batch"}},
+                          opset_version=opset, dynamo=False)
+    m = onnx.load(str(path))
+    onnx.checker.check_model(m)
+    for k, v in (metadata or {}).items():
+        prop = m.metadata_props.add()
+        prop.key, prop.value = k, v
+    onnx.save(m, str(path))
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out = sess.run(None, {k: v.numpy() for k, v in inputs.items()})[0]
+    diff = float(np.abs(out - ref).max())
+    return {"max_abs_diff": diff, "relative_diff": diff / max(1e-12, float(np.abs(ref).max())), "n_parity": n_parity}
+
+
+def export_denoiser(model_dir: str | Path, out_path: str | Path, opset: int = 18, tolerance: float = 1e-4,
+                    force: bool = False) -> dict:
+    """Export the denoiser of a diffusion model folder (one step, EMA weights) to ``out_path`` with
+    the process (``alphas_cumprod``, prediction type, clipping), the image shape, the classes and
+    the sampling defaults in its metadata, so :mod:`latentbridge.edge_sampler` samples without torch."""
+    from latentbridge.models.hub import load_model
+
+    out_path = _check_onnx_path(out_path, force)
+    saved = load_model(model_dir)
+    model, cfg = saved.model, saved.workflow
+    proc = model.process
+    meta = {
+        "format": "latentbridge-onnx-denoiser", "format_version": 1, "model_class": saved.info["model_class"],
+        "image_shape": list(model.image_shape), "n_classes": model.n_classes, "null_class": model.n_classes,
+        "n_continuous": model.n_continuous, "class_names": saved.info.get("class_names") or [],
+        "condition_names": saved.info.get("condition_names") or [], "process": proc.config(),
+        "alphas_cumprod": [float(a) for a in proc.alphas_cumprod.double()],
+        "sampling": cfg.sampling.model_dump(), "transform": saved.info["transform"],
+        "value_range": "the graph works in [-1, 1]; images = (x + 1) / 2",
+    }
+    with atomic_path(out_path) as tmp:
+        res = write_denoiser_graph(model, tmp, {METADATA_KEY: json.dumps(meta)}, opset=opset)
+        if not np.isfinite(res["max_abs_diff"]) or res["relative_diff"] > tolerance:
+            raise LatentbridgeError(f"{out_path}: ONNX output differs from PyTorch (max abs {res['max_abs_diff']:.3g}, "
+                                    f"relative {res['relative_diff']:.3g}); nothing written")
+    return {"path": str(out_path), **res}
+
+
+def _check_onnx_path(out_path, force: bool) -> Path:
+    out_path = Path(out_path)
+    if out_path.suffix.lower() != ".onnx":
+        raise LatentbridgeError(f"{out_path}: the output file name must end in .onnx")
+    if out_path.is_dir():
+        raise LatentbridgeError(f"{out_path}: is a folder; give the .onnx file to write")
+    if out_path.exists() and not force:
+        raise LatentbridgeError(f"{out_path}: exists (use --force to replace it)")
+    return out_path

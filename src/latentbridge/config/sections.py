@@ -77,6 +77,31 @@ class ClassifierDataConfig(Section):
     n_test: int | None = Field(None, gt=0)
 
 
+class DiffusionDataConfig(Section):
+    """Images for a diffusion model: MNIST (the named source) or a folder of PNG/JPEG files."""
+
+    source: Literal["mnist", "folder"] = "mnist"
+    root: str | None = None
+    """MNIST: the folder holding the ``*-ubyte.gz`` files; folder: the image folder."""
+    image_size: int | None = Field(None, gt=0)
+    """Side of the square images the model sees (resized); None: MNIST's 28, required for folders."""
+    channels: Literal[1, 3] = 1
+    """1: grey levels, 3: RGB (folder images are converted)."""
+    limit: int | None = Field(None, gt=0)
+    """Use at most this many training images, a seeded random subset."""
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    """Share of the training images held out (validation loss, reference of the per-epoch FD)."""
+    test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    """Folders only: share of the images held out as the test (reference) set of ``evaluate``."""
+    class_folders: bool = False
+    """Folders only: each sub-folder of ``root`` is a class (its name, sorted order)."""
+    conditions: str | None = None
+    """Folders only: a CSV with a ``file`` column (paths relative to ``root``) and one numeric column
+    per continuous condition (e.g. damage extent)."""
+    resize: Literal["bilinear", "area"] = "area"
+    """How images of another size are brought to ``image_size``."""
+
+
 # ----------------------------------------------------------------------------- signals
 
 
@@ -272,6 +297,60 @@ class TrainConfig(Section):
     checkpoint_every_n_steps: int | None = Field(None, gt=0)
     """Also rewrite ``checkpoints/last.ckpt`` every this many training steps (long epochs);
     it is always rewritten at the end of every epoch."""
+
+
+class DiffusionConfig(Section):
+    """The forward process (the noise schedule, held by diffusers' schedulers) and its training."""
+
+    schedule: Literal["linear", "cosine"] = "linear"
+    """``linear``: betas from ``beta_start`` to ``beta_end`` (DDPM); ``cosine``: Nichol & Dhariwal."""
+    prediction: Literal["epsilon", "v_prediction"] = "epsilon"
+    """What the denoiser predicts: the noise, or the velocity ``alpha_t * noise - sigma_t * x0``."""
+    train_timesteps: int = Field(1000, ge=2)
+    beta_start: float = Field(1e-4, gt=0, lt=1)
+    beta_end: float = Field(0.02, gt=0, lt=1)
+    clip_sample: float | None = Field(1.0, gt=0)
+    """Clip the predicted clean image to [-v, v] while sampling (images live in [-1, 1]); None: off."""
+    conditional: bool = True
+    """Condition on the data's class labels (and continuous conditions) when it has them."""
+    label_dropout: float = Field(0.1, ge=0, le=1)
+    """Training: share of samples whose conditions are replaced by the null condition (classifier-free
+    guidance needs it > 0)."""
+
+
+class SamplingConfig(Section):
+    """Sampler defaults (``latentbridge sample`` flags override them)."""
+
+    scheduler: Literal["ddpm", "ddim", "dpm"] = "ddim"
+    """``ddpm``: ancestral DDPM; ``ddim``: DDIM (``eta`` = 0: deterministic); ``dpm``: DPM-Solver++ (2M)."""
+    steps: int = Field(50, gt=0)
+    guidance: float = Field(2.0, ge=0)
+    """Classifier-free guidance: 0 = unconditional, 1 = conditional, > 1 = pushed further from the
+    unconditional prediction."""
+    eta: float = Field(0.0, ge=0, le=1)
+    seed: int = 0
+    batch_size: int = Field(250, gt=0)
+
+
+class DiffusionMonitorConfig(Section):
+    """What training shows on the way: sample grids and a small-sample Fréchet distance per epoch."""
+
+    grid_epochs: list[int] = Field(default_factory=lambda: [1, 5, 10, 20])
+    """Epochs (1-based) whose sample grid is saved as ``samples_epoch_NNN.png`` (the last epoch too)."""
+    grid_per_class: int = Field(8, gt=0)
+    """Samples per class in a grid (unconditional models: ``grid_per_class`` x 10)."""
+    fd_every: int = Field(1, ge=0)
+    """Measure the Fréchet distance every this many epochs (0: never)."""
+    fd_samples: int = Field(100, ge=2)
+    scheduler: Literal["ddpm", "ddim", "dpm"] = "dpm"
+    steps: int = Field(10, gt=0)
+
+
+class DiffusionEvalConfig(Section):
+    n_samples: int = Field(1000, ge=2)
+    """Generated samples of ``evaluate`` (classes balanced); the real floor uses as many real images."""
+    k: int = Field(3, gt=0)
+    """Nearest neighbours of the precision / recall manifold estimate."""
 
 
 class AnomalyConfig(Section):

@@ -28,10 +28,15 @@ from latentbridge.config.sections import (
     BridgeLossWeights,
     ClassifierDataConfig,
     ClassifierSettings,
+    DiffusionConfig,
+    DiffusionDataConfig,
+    DiffusionEvalConfig,
+    DiffusionMonitorConfig,
     DigitsConfig,
     FeatureConfig,
     ImageDataConfig,
     PairedDataConfig,
+    SamplingConfig,
     Section,
     TrainConfig,
     VibrationConfig,
@@ -274,6 +279,74 @@ class AVDigitsWorkflow(_AudioWorkflow):
         return {"audio_shape": self.feature_shape, "image_shape": (1, 28, 28), "loss_weights": self.losses.model_dump()}
 
 
+class DiffusionWorkflow(Workflow):
+    """Image generation with a denoising diffusion model (MNIST or a folder of images)."""
+
+    task: Literal["diffusion"] = "diffusion"
+    default_model: ClassVar[str] = "ddpm_unet"
+    data: DiffusionDataConfig = Field(default_factory=DiffusionDataConfig)
+    diffusion: DiffusionConfig = Field(default_factory=DiffusionConfig)
+    model: _model_union("diffusion")  # type: ignore[valid-type]
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(
+        max_epochs=20, batch_size=64, lr=2e-3, weight_decay=0.0, scheduler="cosine", gradient_clip=1.0,
+        ema_decay=0.999, keep_weights="last"))
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    monitor: DiffusionMonitorConfig = Field(default_factory=DiffusionMonitorConfig)
+    evaluate: DiffusionEvalConfig = Field(default_factory=DiffusionEvalConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _train_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            base = {"train": cls.model_fields["train"].default_factory().model_dump()}
+            return deep_merge(base, data)
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> "DiffusionWorkflow":
+        d = self.data
+        if d.source == "folder" and d.image_size is None:
+            raise ValueError("data.image_size: required for a folder of images (the side images are resized to)")
+        if d.source == "mnist" and (d.class_folders or d.conditions):
+            raise ValueError("data.class_folders / data.conditions: only for data.source=folder (MNIST has labels)")
+        if d.source == "mnist" and d.channels != 1:
+            raise ValueError("data.channels: MNIST images have 1 channel")
+        if self.diffusion.schedule == "linear" and self.diffusion.beta_end <= self.diffusion.beta_start:
+            raise ValueError("diffusion.beta_end must be above diffusion.beta_start")
+        for key, steps in (("sampling.steps", self.sampling.steps), ("monitor.steps", self.monitor.steps)):
+            if steps > self.diffusion.train_timesteps:
+                raise ValueError(f"{key} ({steps}) is more than diffusion.train_timesteps "
+                                 f"({self.diffusion.train_timesteps})")
+        return self
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        side = self.data.image_size or 28
+        return (self.data.channels, side, side)
+
+    def process_config(self) -> dict[str, Any]:
+        d = self.diffusion
+        return {"schedule": d.schedule, "prediction": d.prediction, "train_timesteps": d.train_timesteps,
+                "beta_start": d.beta_start, "beta_end": d.beta_end, "clip_sample": d.clip_sample}
+
+    def model_data(self, n_classes: int, n_continuous: int = 0) -> dict[str, Any]:
+        """Constructor arguments of the denoiser that come from the data and the process."""
+        cond = self.diffusion.conditional
+        return {"image_shape": self.image_shape, "n_classes": n_classes if cond else 0,
+                "n_continuous": n_continuous if cond else 0, "process": self.process_config(),
+                "label_dropout": self.diffusion.label_dropout}
+
+    def transform_spec(self, **data: Any) -> ImageTransform:
+        c, h, w = self.image_shape
+        resize = "none" if self.data.source == "mnist" and self.data.image_size in (None, 28) else self.data.resize
+        return ImageTransform(channels=c, height=h, width=w, resize=resize,
+                              color="rgb" if c == 3 else "grayscale", value_range=(0.0, 1.0))
+
+    def example_data(self) -> dict[str, Any]:
+        return self.model_data(10 if self.data.source == "mnist" or self.data.class_folders else 0,
+                               1 if self.data.conditions else 0)
+
+
 _CLASSIFIER_DEFAULTS: dict[str, dict] = {
     "mnist_classifier": {"train": {"max_epochs": 12}, "classifier": {"augment": {"kind": "mnist"}}},
     "fsdd_classifier": {"train": {"max_epochs": 16}, "classifier": {"augment": {"kind": "fsdd"}}},
@@ -332,7 +405,8 @@ class ClassifierWorkflow(_AudioWorkflow):
 
 
 WORKFLOWS: dict[str, type[Workflow]] = {w.model_fields["task"].default: w for w in (
-    AnomalyWorkflow, AudioAEWorkflow, ImageAEWorkflow, MultimodalWorkflow, AVDigitsWorkflow, ClassifierWorkflow)}
+    AnomalyWorkflow, AudioAEWorkflow, ImageAEWorkflow, MultimodalWorkflow, AVDigitsWorkflow, ClassifierWorkflow,
+    DiffusionWorkflow)}
 
 Config = Annotated[Union[tuple(WORKFLOWS.values())], Field(discriminator="task")]
 _ADAPTER: TypeAdapter = TypeAdapter(Config)

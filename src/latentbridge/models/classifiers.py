@@ -145,6 +145,20 @@ class MNISTClassifier(DigitClassifier):
             x = x.unsqueeze(1)
         return self.head(self.features(x.clamp(0.0, 1.0)))
 
+    @torch.no_grad()
+    def embed(self, x, batch_size: int = 512) -> np.ndarray:
+        """The 128 activations before the output layer (ReLU, eval mode), ``(N, 128)`` float64 numpy:
+        the feature space of the Fréchet distance and precision / recall of generated digits."""
+        x = self._as_tensor(x)
+        was_training = self.training
+        self.eval()
+        try:
+            trunk = self.head[:4]  # flatten, dropout, linear, ReLU
+            out = [trunk(self.features(x[i:i + batch_size].clamp(0.0, 1.0))) for i in range(0, len(x), batch_size)]
+        finally:
+            self.train(was_training)
+        return torch.cat(out).double().numpy() if out else np.zeros((0, 128))
+
 
 class FSDDClassifier(DigitClassifier):
     """CNN on ``(B, 1, n_mels, n_frames)`` dB log-mel spectrograms → logits ``(B, 10)``.

@@ -14,6 +14,7 @@ from latentbridge.models.audiovisual import AudioVisualVAE
 from latentbridge.models.autoencoders import ConvImageAE, DenseImageAE, MelAE, MelVAE
 from latentbridge.models.classifiers import FSDDClassifier, MNISTClassifier
 from latentbridge.models.detectors import GaussianStatsDetector, KNNStatsDetector, PCADetector
+from latentbridge.models.denoisers import DDPMUNet, DiffusersUNet, SeedUNet
 from latentbridge.models.multimodal import MultimodalVAE, Spec2Mask
 from latentbridge.models.vae import ConvAE, ConvVAE, DenseAE
 
@@ -23,6 +24,7 @@ REGISTRY: dict[str, type[nn.Module]] = {cls.name: cls for cls in (
     MultimodalVAE, Spec2Mask, AudioVisualVAE,
     MNISTClassifier, FSDDClassifier,
     PCADetector, GaussianStatsDetector, KNNStatsDetector,
+    DDPMUNet, SeedUNet, DiffusersUNet,
 )}
 
 

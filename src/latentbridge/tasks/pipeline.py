@@ -24,10 +24,11 @@ class TrainingRun:
     resume: bool
     outcome: object = None
 
-    def fit(self, model, train_loader, val_loader=None, beta: bool = True):
+    def fit(self, model, train_loader, val_loader=None, beta: bool = True, callbacks=()):
         from latentbridge.training.fit import fit_model
 
-        self.outcome = fit_model(model, self.cfg, self.dir, train_loader, val_loader, resume=self.resume, beta=beta)
+        self.outcome = fit_model(model, self.cfg, self.dir, train_loader, val_loader, resume=self.resume, beta=beta,
+                                 callbacks=callbacks)
         return self.outcome
 
     def fit_closed_form(self, model, features) -> "ClosedFormOutcome":

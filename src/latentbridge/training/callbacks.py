@@ -82,14 +82,24 @@ class LastCheckpoint(Callback):
 class EMA(Callback):
     """Exponential moving average of the model's parameters (buffers are copied): validation runs
     with the averaged weights, checkpoints carry them (``ema_state``), and :func:`ema_weights`
-    reads them back for the saved model."""
+    reads them back for the saved model.
 
-    def __init__(self, decay: float):
+    ``warmup``: the decay of update ``n`` (0-based) is ``min(decay, (1 + n) / (10 + n))``, so the
+    average forgets the initial weights within the first few hundred steps (with a fixed 0.999,
+    41 % of the average would still be the random initialisation after 900 steps)."""
+
+    def __init__(self, decay: float, warmup: bool = True):
         if not 0.0 < decay < 1.0:
             raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
         self.decay = decay
+        self.warmup = warmup
+        self.updates = 0
         self.shadow: dict[str, torch.Tensor] | None = None
         self._backup: dict[str, torch.Tensor] | None = None
+
+    def current_decay(self) -> float:
+        n = self.updates
+        return min(self.decay, (1 + n) / (10 + n)) if self.warmup else self.decay
 
     def _model(self, pl_module):
         return pl_module.model
@@ -100,7 +110,8 @@ class EMA(Callback):
 
     @torch.no_grad()
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        d = self.decay
+        d = self.current_decay()
+        self.updates += 1
         for k, v in self._model(pl_module).state_dict().items():
             s = self.shadow[k]
             if v.dtype.is_floating_point:
@@ -129,10 +140,12 @@ class EMA(Callback):
         if self.shadow is not None:
             checkpoint["ema_state"] = {k: v.detach().cpu().clone() for k, v in self.shadow.items()}
             checkpoint["ema_decay"] = self.decay
+            checkpoint["ema_updates"] = self.updates
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint):
         if "ema_state" in checkpoint:
             self.shadow = {k: v.clone() for k, v in checkpoint["ema_state"].items()}
+            self.updates = int(checkpoint.get("ema_updates", checkpoint.get("global_step", 0)))
 
 
 class RunClock(Callback):

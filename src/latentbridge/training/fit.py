@@ -18,7 +18,7 @@ from latentbridge.training.callbacks import EMA, BetaTracker, LastCheckpoint, Ru
 from latentbridge.training.module import TrainingModule
 
 #: sections whose keys must match between a run and its ``--resume`` (architecture, data, transform)
-RESUME_SECTIONS = ("task", "model", "data", "audio", "features", "vibration", "digits")
+RESUME_SECTIONS = ("task", "model", "data", "audio", "features", "vibration", "digits", "diffusion")
 
 
 def is_launched_child() -> bool:
@@ -157,15 +157,18 @@ def final_weights(trainer: L.Trainer, model: torch.nn.Module, keep: str, run_dir
 
 
 def fit_model(model: torch.nn.Module, cfg, out_dir: Path, train_loader, val_loader=None, resume: bool = False,
-              beta: bool = True) -> TrainOutcome | None:
+              beta: bool = True, callbacks=()) -> TrainOutcome | None:
     """Train ``model`` with Lightning into ``out_dir``, then load the kept weights into it
-    (``train.keep_weights``). Returns None in the extra processes of a DDP run."""
+    (``train.keep_weights``). ``callbacks``: extra Lightning callbacks of the workflow (they run
+    after the checkpoint callbacks and before EMA's). Returns None in the extra processes of a
+    DDP run."""
     from latentbridge.config import config_to_dict
 
     beta_cfg = cfg.beta.model_dump() if beta and hasattr(cfg, "beta") else None
     module = TrainingModule(model, cfg.train.model_dump(), beta_cfg, config_to_dict(cfg))
     monitor = "val/loss" if val_loader is not None else "train/loss_epoch"
-    trainer, clock = make_trainer(cfg.train, out_dir, monitor, beta=beta_cfg is not None)
+    trainer, clock = make_trainer(cfg.train, out_dir, monitor, beta=beta_cfg is not None,
+                                  extra_callbacks=callbacks)
     ckpt_path = None
     if resume:
         last = out_dir / "checkpoints" / "last.ckpt"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, model_validator
 
 from latentbridge.config.sections import Section
 
@@ -102,13 +102,31 @@ class VibrationTransform(Section):
 
 
 class ImageTransform(Section):
+    """Images as a model sees them: ``channels`` x ``height`` x ``width``, pixels ``uint8 / 255``.
+
+    Version 2 adds how images of another size or colour mode get there (``resize``, ``color``)
+    and the value range the model's data space uses (``value_range``); version 1 folders (the
+    28 x 28 grey-level MNIST defaults) read unchanged."""
+
     type: Literal["image"] = "image"
-    version: Literal[1] = TRANSFORM_VERSION
+    version: Literal[1, 2] = 2
     channels: int = Field(1, gt=0)
     height: int = Field(28, gt=0)
     width: int = Field(28, gt=0)
     scaling: Literal["uint8/255"] = "uint8/255"
     """Pixels are divided by 255 (values in [0, 1])."""
+    resize: Literal["none", "bilinear", "area"] = "none"
+    """How an image of another size is brought to ``height`` x ``width`` (``none``: it must match)."""
+    color: Literal["grayscale", "rgb"] = "grayscale"
+    """Colour mode images are converted to (``channels`` 1 or 3)."""
+    value_range: tuple[float, float] = (0.0, 1.0)
+    """Range of the model's data space (inputs and generated images)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> "ImageTransform":
+        if (self.color == "rgb") != (self.channels == 3):
+            raise ValueError(f"color {self.color!r} does not fit {self.channels} channels")
+        return self
 
 
 TransformSpec = Annotated[Union[AudioTransform, VibrationTransform, ImageTransform], Field(discriminator="type")]

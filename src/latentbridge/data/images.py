@@ -1,0 +1,192 @@
+"""Image sets for generative models: MNIST through its named source, or any folder of PNG/JPEG
+images (grey or RGB, resized, classes from sub-folder names, continuous conditions from a CSV),
+split into train / validation / test.
+
+MNIST: the official split when the training images are present; otherwise the seeded 8,000 /
+2,000 split of the 10,000 official test images (:class:`~latentbridge.data.sources.MNIST`), which
+``info["split"]`` states. Validation images are held out of the training split.
+"""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from latentbridge.errors import ConfigError, DataError
+
+MNIST_OFFLINE_NOTE = ("offline split: the 60,000 MNIST training images are absent, so 'train' and 'test' are a "
+                      "seeded (seed {seed}) 8,000 / 2,000 split of the 10,000 official test images; figures are "
+                      "not comparable with results on the official split")
+MNIST_OFFICIAL_NOTE = "the official MNIST split (60,000 training / 10,000 test images)"
+
+
+@dataclass
+class ImageSet:
+    """``images`` uint8 (N, C, H, W); ``labels`` int64 (N,) or None; ``conditions`` float32 (N, k) or None."""
+
+    images: np.ndarray
+    labels: np.ndarray | None = None
+    conditions: np.ndarray | None = None
+    class_names: list[str] = field(default_factory=list)
+    condition_names: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(len(self.images))
+
+    def subset(self, idx) -> "ImageSet":
+        idx = np.asarray(idx, dtype=np.int64)
+        return ImageSet(self.images[idx], None if self.labels is None else self.labels[idx],
+                        None if self.conditions is None else self.conditions[idx], self.class_names,
+                        self.condition_names)
+
+    def floats(self) -> np.ndarray:
+        """Images as float32 in [0, 1]."""
+        return self.images.astype(np.float32) / 255.0
+
+
+@dataclass
+class ImageData:
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet
+    info: dict
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.train.class_names)
+
+    @property
+    def n_continuous(self) -> int:
+        return len(self.train.condition_names)
+
+
+def seeded_subset(n: int, limit: int | None, seed: int) -> np.ndarray:
+    if not limit or n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
+def split_off(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held out) row indices: a seeded ``fraction`` of ``n`` held out (at least one when the
+    fraction is positive and n > 1)."""
+    n_out = int(round(fraction * n)) if n > 1 else 0
+    if fraction > 0 and n > 1:
+        n_out = max(1, n_out)
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[n_out:]), np.sort(perm[:n_out])
+
+
+def resize_images(images: np.ndarray, side: int, method: str = "area") -> np.ndarray:
+    """uint8 (N, C, H, W) → (N, C, side, side) with Pillow (``area`` or ``bilinear``)."""
+    from PIL import Image
+
+    if images.shape[-2:] == (side, side):
+        return images
+    mode = {"area": Image.Resampling.BOX, "bilinear": Image.Resampling.BILINEAR}[method]
+    out = np.empty((*images.shape[:2], side, side), dtype=np.uint8)
+    for i in range(len(images)):
+        for c in range(images.shape[1]):
+            out[i, c] = np.asarray(Image.fromarray(images[i, c]).resize((side, side), mode))
+    return out
+
+
+def _mnist(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:
+    from latentbridge.data.sources import MNIST
+
+    if not data_cfg.root:
+        raise ConfigError("data.root: no MNIST folder given (the folder holding the *-ubyte.gz files)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the offline split is recorded in info instead
+        mn = MNIST(data_cfg.root, seed=seed)
+    names = [str(d) for d in range(10)]
+    sets = []
+    for split in ("train", "test"):
+        x, y = mn.load(split)
+        x = x[:, None]
+        if data_cfg.image_size and data_cfg.image_size != 28:
+            x = resize_images(x, data_cfg.image_size, data_cfg.resize)
+        sets.append(ImageSet(x, y.astype(np.int64), None, names))
+    info = {"source": "mnist", "root": str(data_cfg.root), "offline_split": bool(mn.offline_split),
+            "split": MNIST_OFFLINE_NOTE.format(seed=seed) if mn.offline_split else MNIST_OFFICIAL_NOTE}
+    return sets[0], sets[1], info
+
+
+def _read_conditions(path: Path, root: Path, files: list[Path]) -> tuple[np.ndarray, list[str]]:
+    if not path.is_file():
+        raise DataError(path, "conditions CSV does not exist")
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows or "file" not in rows[0]:
+        raise DataError(path, "a conditions CSV needs a header with a 'file' column and numeric columns")
+    head = rows[0]
+    col = head.index("file")
+    names = [h for i, h in enumerate(head) if i != col]
+    if not names:
+        raise DataError(path, "no condition columns besides 'file'")
+    values: dict[str, list[float]] = {}
+    for line, r in enumerate(rows[1:], start=2):
+        if not any(x.strip() for x in r):
+            continue
+        if len(r) != len(head):
+            raise DataError(path, f"line {line}: {len(r)} cells, the header has {len(head)}")
+        try:
+            vals = [float(x) for i, x in enumerate(r) if i != col]
+        except ValueError:
+            raise DataError(path, f"line {line}: a condition value is not a number") from None
+        if not np.all(np.isfinite(vals)):
+            raise DataError(path, f"line {line}: a condition value is not finite")
+        values[Path(r[col].strip()).as_posix()] = vals
+    out = []
+    for p in files:
+        key = p.relative_to(root).as_posix()
+        if key not in values:
+            raise DataError(p, f"no row for this image in {path}")
+        out.append(values[key])
+    return np.asarray(out, dtype=np.float32), names
+
+
+def _folder(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:
+    from latentbridge.io.images import list_image_files, read_image
+
+    if not data_cfg.root:
+        raise ConfigError("data.root: no image folder given")
+    root = Path(data_cfg.root)
+    files = list_image_files(root)
+    side = int(data_cfg.image_size)
+    images = np.stack([read_image(p, data_cfg.channels, (side, side), data_cfg.resize) for p in files])
+    labels, names = None, []
+    if data_cfg.class_folders:
+        top = []
+        for p in files:
+            parts = p.relative_to(root).parts
+            if len(parts) < 2:
+                raise DataError(p, "with data.class_folders every image must be in a class sub-folder of the root")
+            top.append(parts[0])
+        names = sorted(set(top))
+        labels = np.asarray([names.index(t) for t in top], dtype=np.int64)
+    conditions, cond_names = None, []
+    if data_cfg.conditions:
+        conditions, cond_names = _read_conditions(Path(data_cfg.conditions), root, files)
+    full = ImageSet(images, labels, conditions, names, cond_names)
+    keep, test = split_off(len(full), data_cfg.test_fraction, seed + 7)
+    info = {"source": "folder", "root": str(root), "offline_split": False, "n_files": len(files),
+            "split": f"a seeded (seed {seed}) {1 - data_cfg.test_fraction:.0%} / {data_cfg.test_fraction:.0%} "
+                     f"split of {len(files)} images", "classes": names, "conditions": cond_names}
+    return full.subset(keep), full.subset(test), info
+
+
+def load_image_data(data_cfg, seed: int) -> ImageData:
+    """Train / validation / test sets of a ``data`` section
+    (:class:`~latentbridge.config.sections.DiffusionDataConfig`), seeded by ``seed``."""
+    train, test, info = (_mnist if data_cfg.source == "mnist" else _folder)(data_cfg, seed)
+    train = train.subset(seeded_subset(len(train), data_cfg.limit, seed))
+    keep, val = split_off(len(train), data_cfg.val_fraction, seed + 1)
+    if len(keep) == 0:
+        raise DataError(data_cfg.root, "no training images left after the validation split")
+    info = {**info, "n_train": int(len(keep)), "n_val": int(len(val)), "n_test": int(len(test)),
+            "limit": data_cfg.limit, "image_shape": list(train.images.shape[1:])}
+    return ImageData(train.subset(keep), train.subset(val), test, info)

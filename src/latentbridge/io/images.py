@@ -1,0 +1,110 @@
+"""Image files: list and read PNG/JPEG images (grey or RGB, resized), write PNGs and tile image
+grids. numpy + Pillow only.
+
+Arrays are ``uint8`` ``(C, H, W)`` per image (``(N, C, H, W)`` for sets); floats in [0, 1] are
+accepted by the writers and scaled by 255.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from latentbridge.errors import DataError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+_RESAMPLE = {"bilinear": "BILINEAR", "area": "BOX", "nearest": "NEAREST"}
+
+
+def list_image_files(root: str | Path) -> list[Path]:
+    """PNG/JPEG files under ``root`` (recursively), sorted; DataError when there are none."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(root, "image folder does not exist")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    if not files:
+        raise DataError(root, f"no images ({', '.join(IMAGE_EXTENSIONS)}) in the folder")
+    return files
+
+
+def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None = None,
+               resize: str = "area") -> np.ndarray:
+    """One image as ``uint8`` ``(channels, H, W)``: converted to grey levels (1) or RGB (3) (an
+    alpha channel is composited on black), resized to ``size = (H, W)`` when given and different
+    (``resize``: ``area``, ``bilinear`` or ``nearest``; ``none`` refuses another size)."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                rgba = im.convert("RGBA")
+                black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+                im = Image.alpha_composite(black, rgba)
+            im = im.convert("L" if channels == 1 else "RGB")
+    except FileNotFoundError:
+        raise DataError(path, "image file does not exist") from None
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise DataError(path, f"cannot read the image ({e})") from None
+    if size is not None and (im.height, im.width) != tuple(size):
+        if resize == "none":
+            raise DataError(path, f"image of {im.height} x {im.width} px, the model takes {size[0]} x {size[1]}")
+        if resize not in _RESAMPLE:
+            raise ValueError(f"resize must be one of {sorted(_RESAMPLE)} or 'none', got {resize!r}")
+        im = im.resize((int(size[1]), int(size[0])), getattr(Image.Resampling, _RESAMPLE[resize]))
+    a = np.asarray(im, dtype=np.uint8)
+    return a[None] if a.ndim == 2 else np.ascontiguousarray(a.transpose(2, 0, 1))
+
+
+def to_uint8(images) -> np.ndarray:
+    """Floats in [0, 1] (clipped) or uint8 → uint8, same shape."""
+    a = np.asarray(images)
+    if a.dtype == np.uint8:
+        return a
+    return (np.clip(np.nan_to_num(a.astype(np.float64)), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def tile(images, n_cols: int | None = None, pad: int = 2, pad_value: int = 255) -> np.ndarray:
+    """``(N, C, H, W)`` images → one ``(C, H', W')`` uint8 grid of ``n_cols`` columns (default:
+    about square), ``pad`` pixels of ``pad_value`` between and around them."""
+    a = to_uint8(images)
+    if a.ndim == 3:
+        a = a[:, None]
+    if a.ndim != 4 or a.shape[0] == 0:
+        raise ValueError(f"images must be (N, C, H, W) with N > 0, got shape {np.shape(images)}")
+    n, c, h, w = a.shape
+    cols = int(n_cols or int(np.ceil(np.sqrt(n))))
+    rows = int(np.ceil(n / cols))
+    out = np.full((c, pad + rows * (h + pad), pad + cols * (w + pad)), pad_value, dtype=np.uint8)
+    for i in range(n):
+        r, k = divmod(i, cols)
+        y0, x0 = pad + r * (h + pad), pad + k * (w + pad)
+        out[:, y0:y0 + h, x0:x0 + w] = a[i]
+    return out
+
+
+def write_png(path: str | Path, image) -> Path:
+    """Write one ``(C, H, W)`` or ``(H, W)`` image (uint8, or floats in [0, 1]) as PNG, atomically."""
+    from PIL import Image
+
+    from latentbridge.utils import atomic_path
+
+    a = to_uint8(image)
+    if a.ndim == 3:
+        a = a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] != 3):
+        raise ValueError(f"image must be (1|3, H, W) or (H, W), got shape {np.shape(image)}")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(a)).save(tmp, format="PNG")
+    return path
+
+
+def write_grid(path: str | Path, images, n_cols: int | None = None, pad: int = 2) -> Path:
+    """:func:`tile` ``images`` and write the grid as PNG."""
+    return write_png(path, tile(images, n_cols, pad))

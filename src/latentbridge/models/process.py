@@ -1,0 +1,172 @@
+"""The diffusion process: noise schedules, training targets and samplers, all from diffusers'
+schedulers. It holds no weights; a denoiser holds no schedule.
+
+:class:`DiffusionProcess` is a plain description (schedule, prediction type, timesteps, betas,
+clipping) that builds diffusers schedulers on demand:
+
+- training: :meth:`DiffusionProcess.diffuse` draws timesteps and noise, noises clean samples with
+  ``DDPMScheduler.add_noise`` and returns the target (the noise, or ``get_velocity``);
+- sampling: :meth:`DiffusionProcess.sample` runs ``DDPMScheduler`` (ancestral, any number of
+  steps), ``DDIMScheduler`` or ``DPMSolverMultistepScheduler`` (DPM-Solver++ 2M) over any
+  denoiser callable ``fn(x_t, t) -> output``, seeded by a ``torch.Generator`` (never the global
+  RNG).
+
+:func:`guided` turns a conditional denoiser into classifier-free guidance: ``u + w (c - u)``
+with ``u`` the prediction under the null condition, ``c`` the conditional one; ``w = 0`` is
+unconditional, ``w = 1`` conditional (one pass each), other values batch both in one pass.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+SCHEDULERS = ("ddpm", "ddim", "dpm")
+Denoise = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class DiffusionProcess:
+    """Forward process and samplers (diffusers' schedulers configured alike)."""
+
+    schedule: str = "linear"
+    prediction: str = "epsilon"
+    train_timesteps: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    clip_sample: float | None = 1.0
+
+    def __post_init__(self):
+        if self.schedule not in ("linear", "cosine"):
+            raise ValueError(f"schedule must be 'linear' or 'cosine', got {self.schedule!r}")
+        if self.prediction not in ("epsilon", "v_prediction"):
+            raise ValueError(f"prediction must be 'epsilon' or 'v_prediction', got {self.prediction!r}")
+        if int(self.train_timesteps) < 2:
+            raise ValueError("train_timesteps must be >= 2")
+
+    @classmethod
+    def from_config(cls, d: dict[str, Any] | None) -> "DiffusionProcess":
+        return cls(**(d or {}))
+
+    def config(self) -> dict[str, Any]:
+        return asdict(self)
+
+    # --- schedulers --------------------------------------------------------------------
+    def _common(self) -> dict[str, Any]:
+        return dict(num_train_timesteps=int(self.train_timesteps), beta_start=float(self.beta_start),
+                    beta_end=float(self.beta_end),
+                    beta_schedule="linear" if self.schedule == "linear" else "squaredcos_cap_v2",
+                    prediction_type=self.prediction)
+
+    def _clip(self) -> dict[str, Any]:
+        return dict(clip_sample=self.clip_sample is not None, clip_sample_range=float(self.clip_sample or 1.0))
+
+    def scheduler(self, kind: str = "ddim", steps: int | None = None):
+        """A fresh diffusers scheduler of ``kind`` (``ddpm``, ``ddim``, ``dpm``) set to ``steps``
+        sampling steps (default: every training timestep). Steps are spread over the training
+        timesteps with ``trailing`` spacing, so every sampler starts from the last timestep."""
+        from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+
+        steps = int(steps or self.train_timesteps)
+        if not 1 <= steps <= self.train_timesteps:
+            raise ValueError(f"steps must be in 1..{self.train_timesteps}, got {steps}")
+        if kind == "ddpm":
+            s = DDPMScheduler(**self._common(), **self._clip(), timestep_spacing="trailing")
+        elif kind == "ddim":
+            s = DDIMScheduler(**self._common(), **self._clip(), timestep_spacing="trailing", set_alpha_to_one=True)
+        elif kind == "dpm":  # clipping is DPM-Solver++'s thresholding with the clip value as its ceiling
+            clip = dict(thresholding=True, sample_max_value=float(self.clip_sample), dynamic_thresholding_ratio=0.995) \
+                if self.clip_sample is not None else {}
+            s = DPMSolverMultistepScheduler(**self._common(), algorithm_type="dpmsolver++", solver_order=2,
+                                            timestep_spacing="trailing", lower_order_final=True, **clip)
+        else:
+            raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {kind!r}")
+        with warnings.catch_warnings():  # diffusers' numpy 2 copy-keyword notice (DPM-Solver sigmas)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            s.set_timesteps(steps)
+        return s
+
+    @cached_property
+    def _train_scheduler(self):
+        from diffusers import DDPMScheduler
+
+        return DDPMScheduler(**self._common())
+
+    @property
+    def alphas_cumprod(self) -> Tensor:
+        """``alpha_bar_t`` for t = 0..T-1 (float32)."""
+        return self._train_scheduler.alphas_cumprod.clone()
+
+    # --- training ----------------------------------------------------------------------
+    def diffuse(self, x0: Tensor, generator: torch.Generator | None = None,
+                t: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """``(x_t, t, target)`` for clean samples ``x0``: uniform timesteps (unless given), Gaussian
+        noise, ``x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) noise`` and the target the
+        denoiser learns (the noise, or the velocity)."""
+        s = self._train_scheduler
+        b = x0.shape[0]
+        if t is None:
+            t = torch.randint(0, int(self.train_timesteps), (b,), generator=generator, device=x0.device)
+        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+        x_t = s.add_noise(x0, noise, t)
+        target = noise if self.prediction == "epsilon" else s.get_velocity(x0, noise, t)
+        return x_t, t, target
+
+    def predict_x0(self, x_t: Tensor, t: Tensor, output: Tensor) -> Tensor:
+        """The clean sample implied by a denoiser ``output`` at timesteps ``t``."""
+        a = self.alphas_cumprod.to(x_t.device)[t.long()].reshape(-1, *([1] * (x_t.dim() - 1)))
+        if self.prediction == "epsilon":
+            return (x_t - (1 - a).sqrt() * output) / a.sqrt()
+        return a.sqrt() * x_t - (1 - a).sqrt() * output
+
+    # --- sampling ----------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, denoise: Denoise, shape: tuple[int, ...], *, scheduler: str = "ddim", steps: int | None = 50,
+               generator: torch.Generator | None = None, eta: float = 0.0, noise: Tensor | None = None,
+               progress: Callable[[int], None] | None = None) -> Tensor:
+        """Samples of ``shape`` from ``denoise(x_t, t)`` (``t``: a 0-d long tensor) with the named
+        scheduler. ``noise``: the starting point (default: drawn from ``generator``);
+        ``progress(1)`` is called after every step."""
+        s = self.scheduler(scheduler, steps)
+        if noise is None:
+            noise = torch.randn(shape, generator=generator)
+        x = noise * s.init_noise_sigma
+        for t in s.timesteps:
+            out = denoise(s.scale_model_input(x, t), t)
+            if scheduler == "ddim":  # the noise re-derived from the clipped clean sample keeps the step consistent
+                x = s.step(out, t, x, eta=eta, generator=generator,
+                           use_clipped_model_output=self.clip_sample is not None).prev_sample
+            else:
+                x = s.step(out, t, x, generator=generator).prev_sample
+            if progress is not None:
+                progress(1)
+        return x
+
+
+def guided(forward: Callable[..., Tensor], y: Tensor | None, c: Tensor | None, guidance: float,
+           conditional: bool) -> Denoise:
+    """``fn(x_t, t)`` of a conditional ``forward(x, t, y, c, drop)`` with classifier-free guidance
+    ``guidance`` (see the module notes); ``conditional=False``: the null condition only."""
+    g = float(guidance)
+
+    def expand(t: Tensor, n: int) -> Tensor:
+        return t.reshape(-1).expand(n) if t.numel() == 1 else t
+
+    def fn(x: Tensor, t: Tensor) -> Tensor:
+        if not conditional or g == 0.0:
+            return forward(x, expand(t, x.shape[0]), y, c, torch.ones(x.shape[0], dtype=torch.bool))
+        if g == 1.0:
+            return forward(x, expand(t, x.shape[0]), y, c, None)
+        n = x.shape[0]
+        drop = torch.cat([torch.zeros(n, dtype=torch.bool), torch.ones(n, dtype=torch.bool)])
+        both = forward(torch.cat([x, x]), expand(t, 2 * n), None if y is None else torch.cat([y, y]),
+                       None if c is None else torch.cat([c, c]), drop)
+        cond, uncond = both[:n], both[n:]
+        return uncond + g * (cond - uncond)
+
+    return fn

@@ -1,0 +1,237 @@
+"""Sampling and evaluation of diffusion model folders (task ``diffusion``): compute only; the
+report step :mod:`latentbridge.report.runs.diffusion` writes the files.
+
+* :func:`sample` draws images from a saved model (EMA weights) with any scheduler, step count,
+  class, guidance scale and seed.
+* :func:`evaluate` measures generated samples in the feature space of a :class:`Judge`: the
+  MNIST classifier for 28 x 28 grey images (Fréchet distance, class accuracy of class-conditional
+  samples, precision / recall), area-downsampled pixels otherwise. Every distance comes with
+  the same distance between two disjoint real sets of the same size (``fd_real_floor``): the
+  generated set against the test images, and as many training images against the same test
+  images.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from latentbridge.errors import LatentbridgeError
+
+log = logging.getLogger(__name__)
+DIGITS = [str(d) for d in range(10)]
+
+
+@dataclass
+class Judge:
+    """The feature space (and, for digits, the classifier) that judges generated images."""
+
+    kind: str
+    classifier: object | None = None
+    info: dict = field(default_factory=dict)
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        from latentbridge.metrics.generative import pixel_features
+
+        if self.classifier is not None:
+            return self.classifier.embed(images)
+        return pixel_features(images)
+
+    def predict(self, images: np.ndarray) -> np.ndarray | None:
+        return None if self.classifier is None else self.classifier.predict(images)
+
+    def describe(self) -> str:
+        if self.classifier is not None:
+            acc = self.info.get("test_accuracy")
+            return (f"penultimate layer (128 units) of the MNIST classifier at {self.info.get('path')}"
+                    + (f" (test accuracy {acc:.4f})" if acc is not None else ""))
+        return "pixels, area-averaged to 16 x 16 per channel (no classifier knows these images)"
+
+
+def make_judge(image_shape, mnist_root=None, *, cache_dir=None) -> Judge:
+    """The MNIST classifier (trained on first use from ``mnist_root``) for (1, 28, 28) images;
+    otherwise the pixel feature space."""
+    from latentbridge.tasks.classify import load_classifier
+
+    if tuple(image_shape) == (1, 28, 28):
+        try:
+            clf, info = load_classifier("mnist", data_root=mnist_root, cache_dir=cache_dir,
+                                        train_if_missing=mnist_root is not None)
+            return Judge("mnist_classifier", clf, {"path": info["path"], "test_accuracy": info.get("test_accuracy")})
+        except LatentbridgeError as e:
+            log.warning("no MNIST classifier (%s): judging in pixel space", e)
+    return Judge("pixels16")
+
+
+def balanced_labels(n: int, n_classes: int) -> np.ndarray:
+    return (np.arange(n) % n_classes).astype(np.int64)
+
+
+@dataclass
+class SampleResult:
+    images: np.ndarray  # (N, C, H, W) float32 in [0, 1]
+    labels: np.ndarray | None
+    conditions: np.ndarray | None
+    settings: dict
+    seconds: float
+    class_names: list[str] = field(default_factory=list)
+
+
+def _progress_bar(total: int, enabled: bool, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", disable=not enabled, leave=False, dynamic_ncols=True)
+
+
+def generate(model, n: int, *, labels=None, conditions=None, guidance: float = 2.0, scheduler: str = "ddim",
+             steps: int | None = 50, eta: float = 0.0, seed: int = 0, batch_size: int = 250,
+             progress: bool = False) -> tuple[np.ndarray, float]:
+    """``n`` images from ``model`` (float32 [0, 1]) and the seconds it took, seeded by ``seed``."""
+    n_steps = steps or model.process.train_timesteps
+    total = -(-n // batch_size) * n_steps
+    t0 = time.perf_counter()
+    with _progress_bar(total, progress, "sampling") as bar:
+        x = model.generate(n, y=None if labels is None else torch.as_tensor(labels),
+                           c=None if conditions is None else torch.as_tensor(conditions, dtype=torch.float32),
+                           guidance=guidance, scheduler=scheduler, steps=steps, eta=eta,
+                           generator=torch.Generator().manual_seed(int(seed)), batch_size=batch_size,
+                           progress=bar.update)
+    return x.numpy().astype(np.float32), time.perf_counter() - t0
+
+
+def _settings(cfg, *, scheduler, steps, guidance, seed, eta) -> dict:
+    s = cfg.sampling
+    return {"scheduler": scheduler or s.scheduler, "steps": int(steps or s.steps),
+            "guidance": float(s.guidance if guidance is None else guidance), "seed": int(s.seed if seed is None else seed),
+            "eta": float(s.eta if eta is None else eta)}
+
+
+def _class_index(saved, label) -> int:
+    names = saved.info.get("class_names") or []
+    if not names:
+        raise LatentbridgeError(f"{saved.path}: the model was trained without class labels; drop --class")
+    key = str(label)
+    if key in names:
+        return names.index(key)
+    if key.lstrip("-").isdigit() and 0 <= int(key) < len(names):
+        return int(key)
+    raise LatentbridgeError(f"{saved.path}: unknown class {label!r}; classes: {names}")
+
+
+def sample(run_dir, n: int, *, label=None, guidance: float | None = None, steps: int | None = None,
+           scheduler: str | None = None, seed: int | None = None, eta: float | None = None,
+           condition: list[float] | None = None, progress: bool = False, batch_size: int | None = None) -> SampleResult:
+    """``n`` samples of a diffusion model folder. ``label``: one class (its name or index) for all
+    samples; default: the classes in turn (class-conditional models). ``condition``: the
+    continuous condition values of every sample. Unset settings come from the run's ``sampling``
+    section."""
+    from latentbridge.models.hub import load_model
+
+    if n < 1:
+        raise LatentbridgeError(f"--num-samples must be at least 1, got {n}")
+    saved = load_model(run_dir)
+    cfg = saved.workflow
+    if cfg.task != "diffusion":
+        raise LatentbridgeError(f"{run_dir}: a {cfg.task!r} model, not a diffusion model")
+    model = saved.model
+    settings = _settings(cfg, scheduler=scheduler, steps=steps, guidance=guidance, seed=seed, eta=eta)
+    if settings["steps"] > model.process.train_timesteps:
+        raise LatentbridgeError(f"--steps {settings['steps']} is more than the model's "
+                                f"{model.process.train_timesteps} training timesteps")
+    labels = None
+    if label is not None:
+        labels = np.full(n, _class_index(saved, label), dtype=np.int64)
+    elif model.n_classes:
+        labels = balanced_labels(n, model.n_classes)
+    conditions = None
+    if condition is not None:
+        if len(condition) != model.n_continuous:
+            raise LatentbridgeError(f"{run_dir}: the model takes {model.n_continuous} continuous condition(s) "
+                                    f"({saved.info.get('condition_names')}), got {len(condition)}")
+        conditions = np.tile(np.asarray(condition, dtype=np.float32), (n, 1))
+    images, secs = generate(model, n, labels=labels, conditions=conditions, progress=progress,
+                            batch_size=batch_size or cfg.sampling.batch_size, **settings)
+    return SampleResult(images, labels, conditions, {**settings, "n_samples": int(n)}, secs,
+                        list(saved.info.get("class_names") or []))
+
+
+@dataclass
+class DiffusionEvaluation:
+    metrics: dict
+    images: np.ndarray  # generated (N, C, H, W) in [0, 1]
+    labels: np.ndarray | None
+    real: np.ndarray  # as many real test images, for a side-by-side grid
+
+
+def measure(judge: Judge, generated: np.ndarray, labels, reference: np.ndarray, real_same_size: np.ndarray,
+            k: int = 3, digit_classes: bool = True) -> dict:
+    """Fréchet distance, precision / recall (and class accuracy) of ``generated`` against
+    ``reference`` images, with the same figures of ``real_same_size`` (real images disjoint from
+    the reference, as many as generated) as the floor."""
+    from latentbridge.metrics.classification import coherence
+    from latentbridge.metrics.generative import frechet_distance, precision_recall
+
+    f_gen, f_ref, f_real = judge.features(generated), judge.features(reference), judge.features(real_same_size)
+    fd, floor = frechet_distance(f_gen, f_ref), frechet_distance(f_real, f_ref)
+    pr, pr_real = precision_recall(f_ref, f_gen, k), precision_recall(f_ref, f_real, k)
+    out = {"fd": fd, "fd_real_floor": floor, "fd_ratio": fd / floor if floor > 0 else None,
+           "precision": pr["precision"], "recall": pr["recall"], "precision_real": pr_real["precision"],
+           "recall_real": pr_real["recall"], "k": k, "n_generated": int(len(generated)),
+           "n_reference": int(len(reference)), "n_real_floor": int(len(real_same_size)),
+           "feature_space": judge.kind}
+    if labels is not None and judge.classifier is not None and digit_classes:
+        coh = coherence(judge.classifier, generated, labels)
+        out["class_accuracy"] = coh["accuracy"]
+        out["class_accuracy_per_class"] = coh["per_class_accuracy"]
+        out["mean_target_probability"] = coh.get("mean_target_probability")
+    return out
+
+
+def evaluate(run_dir, data: str | None = None, *, n_samples: int | None = None, scheduler: str | None = None,
+             steps: int | None = None, guidance: float | None = None, seed: int | None = None,
+             eta: float | None = None, judge: Judge | None = None, progress: bool = False) -> DiffusionEvaluation:
+    """Generate ``evaluate.n_samples`` images (classes in turn) and measure them against the test
+    images of the run's data (or of ``data``, a data root of the same source)."""
+    from latentbridge.data.images import load_image_data
+    from latentbridge.models.hub import load_model
+
+    saved = load_model(run_dir)
+    cfg = saved.workflow
+    if cfg.task != "diffusion":
+        raise LatentbridgeError(f"{run_dir}: a {cfg.task!r} model, not a diffusion model")
+    data_cfg = cfg.data.model_copy(update={"root": data}) if data else cfg.data
+    images = load_image_data(data_cfg, cfg.train.seed)
+    model = saved.model
+    n = int(n_samples or cfg.evaluate.n_samples)
+    if judge is None:
+        judge = make_judge(model.image_shape, data_cfg.root if data_cfg.source == "mnist" else None)
+    settings = _settings(cfg, scheduler=scheduler, steps=steps, guidance=guidance, seed=seed, eta=eta)
+    labels = balanced_labels(n, model.n_classes) if model.n_classes else None
+    conditions = None
+    if model.n_continuous:  # the conditions of as many test images, in turn
+        src = images.test.conditions
+        conditions = src[np.arange(n) % len(src)] if src is not None and len(src) else None
+    gen, secs = generate(model, n, labels=labels, conditions=conditions, progress=progress,
+                         batch_size=cfg.sampling.batch_size, **settings)
+    rng = np.random.default_rng(cfg.train.seed + 11)
+    pool = images.train
+    real = pool.subset(np.sort(rng.choice(len(pool), size=min(n, len(pool)), replace=False))).floats()
+    if len(real) < n:
+        log.warning("only %d training images for a real floor of %d", len(real), n)
+    names = saved.info.get("class_names") or []
+    m = measure(judge, gen, labels, images.test.floats(), real, cfg.evaluate.k, digit_classes=names == DIGITS)
+    metrics = {
+        "task": "diffusion", "model": str(saved.path), "model_class": saved.info["model_class"],
+        **m, "sampler": settings, "seconds_sampling": round(secs, 2),
+        "seconds_per_1000_samples": round(1000.0 * secs / n, 2), "torch_threads": torch.get_num_threads(),
+        "judge": judge.describe(), "data": images.info["root"], "split": images.info["split"],
+        "offline_split": images.info["offline_split"], "reference": f"{len(images.test)} test images",
+        "process": model.process.config(),
+    }
+    order = np.arange(min(len(images.test), 100))
+    return DiffusionEvaluation(metrics, gen, labels, images.test.floats()[order])

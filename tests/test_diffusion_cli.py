@@ -1,0 +1,268 @@
+"""Diffusion runs end to end through the CLI on small data: train (sample grids, per-epoch FD,
+figures, EMA weights), resume, sample (seeded), evaluate, ONNX export with the torch-free
+sampler, image folders as data, and the errors users see."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO
+from latentbridge.cli import main
+
+MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"
+needs_mnist = pytest.mark.skipif(not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
+                                 reason="../shared/data/mnist not available")
+
+TINY = ["train.max_epochs=2", "train.progress_bar=false", "train.batch_size=32", "data.limit=400",
+        "model.channels=[8,16,16]", "monitor.fd_samples=20", "monitor.steps=3", "monitor.grid_per_class=2",
+        "monitor.grid_epochs=[1]", "sampling.steps=5", "sampling.guidance=2.0", "evaluate.n_samples=40"]
+
+
+def _o(opts):
+    return [x for o in opts for x in ("-o", o)]
+
+
+@pytest.fixture(scope="module")
+def quick_classifier(feature_cache):
+    """A quickly trained MNIST classifier where load_classifier looks (the test cache), so runs
+    do not train the full one."""
+    from latentbridge.tasks.classify import classifier_config, classifier_dir, train_classifier
+
+    if not (classifier_dir("mnist") / "config.json").exists():
+        cfg = classifier_config("mnist", MNIST_DIR, **{"train.max_epochs": 3, "data.n_train": 1500,
+                                                       "data.n_test": 300, "train.progress_bar": False})
+        train_classifier(cfg, classifier_dir("mnist"), force=True)
+    return classifier_dir("mnist")
+
+
+@pytest.fixture(scope="module")
+def mnist_run(tmp_path_factory, quick_classifier):
+    out = tmp_path_factory.mktemp("ddpm") / "run"
+    assert main(["train", "--config", str(REPO / "configs" / "ddpm_mnist.yaml"), "--out", str(out),
+                 *_o([f"data.root={MNIST_DIR}", *TINY])]) == 0
+    return out
+
+
+def _epochs(run):
+    with open(run / "logs" / "epochs.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@needs_mnist
+def test_training_leaves_grids_figures_history_and_ema_weights(mnist_run):
+    from safetensors.torch import load_file
+
+    from latentbridge.models.hub import load_model, read_lightning_checkpoint
+
+    for name in ("config.json", "model.safetensors", "README.md", "training_loss.png", "metrics_vs_epoch.png",
+                 "final_samples.png", "samples_epoch_001.png", "samples_epoch_002.png"):
+        assert (mnist_run / name).is_file(), name
+    rows = _epochs(mnist_run)
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    for r in rows:
+        assert float(r["fd"]) > 0 and 0.0 <= float(r["class_accuracy"]) <= 1.0 and int(r["fd_samples"]) == 20
+        assert float(r["train_loss"]) > 0 and float(r["val_loss"]) > 0
+    # the grid: 2 rows x 10 classes of 28 px images with 2 px gaps
+    from PIL import Image
+
+    assert Image.open(mnist_run / "samples_epoch_001.png").size == (2 + 10 * 30, 2 + 2 * 30)
+    # the saved weights are the EMA weights of the last epoch, not the raw ones
+    ckpt = read_lightning_checkpoint(mnist_run / "checkpoints" / "last.ckpt")
+    saved = load_file(str(mnist_run / "model.safetensors"))
+    for k, v in ckpt["ema_state"].items():
+        torch.testing.assert_close(saved[k], v)
+    assert any(not torch.equal(ckpt["state_dict"][f"model.{k}"], v) for k, v in saved.items()
+               if v.dtype.is_floating_point)
+    info = load_model(mnist_run).info
+    assert info["class_names"] == [str(d) for d in range(10)]
+    card = (mnist_run / "README.md").read_text()
+    if info["data"]["offline_split"]:
+        assert "offline split" in card and "8,000 / 2,000" in card
+
+
+@needs_mnist
+def test_sample_is_seeded_and_writes_pngs_grid_and_npz(mnist_run, tmp_path, capsys):
+    args = ["sample", str(mnist_run), "--num-samples", "6", "--class", "3", "--steps", "4", "--scheduler", "ddim",
+            "--seed", "7"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert "6 samples (ddim, 4 steps" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "a").glob("sample_*.png")) == [f"sample_{i:04d}.png" for i in range(6)]
+    assert (tmp_path / "a" / "grid.png").is_file()
+    a = np.load(tmp_path / "a" / "samples.npz")
+    assert a["images"].shape == (6, 1, 28, 28) and a["images"].dtype == np.uint8
+    assert a["labels"].tolist() == [3] * 6
+    assert json.loads(str(a["settings"]))["seed"] == 7
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert np.array_equal(np.load(tmp_path / "b" / "samples.npz")["images"], a["images"])
+    assert main([*args[:-1], "8", "--out", str(tmp_path / "c")]) == 0
+    assert not np.array_equal(np.load(tmp_path / "c" / "samples.npz")["images"], a["images"])
+    for scheduler in ("ddpm", "dpm"):
+        assert main(["sample", str(mnist_run), "--num-samples", "3", "--steps", "3", "--scheduler", scheduler,
+                     "--guidance", "0", "--out", str(tmp_path / scheduler)]) == 0
+        assert np.load(tmp_path / scheduler / "samples.npz")["labels"].tolist() == [0, 1, 2]
+
+
+@needs_mnist
+def test_evaluate_reports_distances_with_their_real_floor(mnist_run, tmp_path):
+    assert main(["evaluate", str(mnist_run), "--out", str(tmp_path / "eval")]) == 0
+    m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    for key in ("fd", "fd_real_floor", "class_accuracy", "precision", "recall", "precision_real", "recall_real"):
+        assert isinstance(m[key], float), key
+    assert m["n_generated"] == 40 and m["n_real_floor"] == 40 and m["feature_space"] == "mnist_classifier"
+    assert m["sampler"] == {"scheduler": "ddim", "steps": 5, "guidance": 2.0, "seed": 0, "eta": 0.0}
+    # two epochs on 360 images: far from the real floor
+    assert m["fd"] > m["fd_real_floor"] > 0 and m["fd_ratio"] > 1
+    assert 0 <= m["precision"] <= 1 and 0 < m["recall_real"] <= 1
+    assert "split" in m and (tmp_path / "eval" / "report.html").is_file() and (tmp_path / "eval" / "samples.png").is_file()
+
+
+@needs_mnist
+def test_onnx_denoiser_samples_without_torch_like_pytorch(mnist_run, tmp_path, capsys):
+    from latentbridge.edge_sampler import OnnxDenoiser
+    from latentbridge.edge_sampler import main as edge_main
+    from latentbridge.models.hub import load_model
+
+    onnx_path = tmp_path / "denoiser.onnx"
+    assert main(["export", str(mnist_run), "--out", str(onnx_path)]) == 0
+    assert "denoiser inputs" in capsys.readouterr().out
+    d = OnnxDenoiser(onnx_path)
+    model = load_model(mnist_run).model
+    noise = np.random.default_rng(0).standard_normal((4, 1, 28, 28)).astype(np.float32)
+    labels = np.array([0, 3, 5, 9])
+    for g in (0.0, 1.0, 2.0):
+        ours = d.sample(4, labels=labels, guidance=g, steps=5, noise=noise)
+        x = model.process.sample(model.denoiser(torch.from_numpy(labels), None, g), noise.shape, scheduler="ddim",
+                                 steps=5, noise=torch.from_numpy(noise))
+        np.testing.assert_allclose(ours, ((x.clamp(-1, 1) + 1) / 2).numpy(), atol=1e-4)
+    assert edge_main([str(onnx_path), "--num-samples", "3", "--steps", "3", "--out", str(tmp_path / "edge")]) == 0
+    assert len(list((tmp_path / "edge").glob("sample_*.png"))) == 3
+    assert main(["export", str(mnist_run), "--out", str(onnx_path)]) == 2  # exists: needs --force
+
+
+@needs_mnist
+def test_resume_continues_the_history(tmp_path, quick_classifier):
+    out = tmp_path / "run"
+    opts = [f"data.root={MNIST_DIR}", *TINY, "data.limit=120", "monitor.fd_samples=10", "evaluate.n_samples=10"]
+    args = ["train", "--config", str(REPO / "configs" / "ddpm_mnist.yaml"), "--out", str(out)]
+    assert main([*args, *_o([*opts, "train.max_epochs=1"])]) == 0
+    assert main([*args, "--resume", *_o([*opts, "train.max_epochs=2"])]) == 0
+    assert [int(r["epoch"]) for r in _epochs(out)] == [1, 2]
+    assert main([*args, "--resume", *_o([*opts, "train.max_epochs=3", "model.channels=[8,16,32]"])]) == 2
+
+
+@needs_mnist
+def test_user_errors_are_one_line(mnist_run, tmp_path, capsys):
+    for extra, message in ((["--class", "12"], "unknown class"), (["--steps", "2000"], "more than the model's"),
+                           (["--condition", "0.5"], "continuous condition")):
+        assert main(["sample", str(mnist_run), "--num-samples", "2", *extra, "--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and message in err and "Traceback" not in err
+    assert main(["sample", str(tmp_path / "nothing"), "--num-samples", "2", "--out", str(tmp_path / "y")]) == 2
+    assert main(["train", "--config", str(REPO / "configs" / "ddpm_mnist.yaml"), "--out", str(tmp_path / "z"),
+                 *_o(["data.source=folder", f"data.root={tmp_path}"])]) == 2
+    assert "data.image_size" in capsys.readouterr().err
+
+
+def _image_folder(root, sizes=((10, 14), (12, 12), (9, 9))):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rows = ["file,extent"]
+    for cls, colour in (("cracked", (200, 30, 30)), ("intact", (30, 30, 200))):
+        (root / cls).mkdir(parents=True)
+        for i in range(12):
+            h, w = sizes[i % len(sizes)]
+            a = (np.array(colour) * rng.uniform(0.6, 1.0)).astype(np.uint8)
+            img = np.broadcast_to(a, (h, w, 3)).copy()
+            mode = "RGBA" if i % 4 == 0 else "RGB"
+            im = Image.fromarray(img).convert(mode)
+            name = f"{cls}/img_{i}.{'png' if i % 3 else 'jpg'}"
+            (im.convert("RGB") if name.endswith("jpg") else im).save(root / name)
+            rows.append(f"{name},{(i % 4) / 4}")
+    (root / "conditions.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_a_folder_of_images_trains_a_class_conditional_model(tmp_path, capsys):
+    root = _image_folder(tmp_path / "images")
+    out = tmp_path / "run"
+    opts = ["data.source=folder", f"data.root={root}", "data.image_size=8", "data.channels=3",
+            "data.class_folders=true", "data.test_fraction=0.25", "model.channels=[8,16]", "train.max_epochs=2",
+            "train.progress_bar=false", "train.batch_size=8", "monitor.fd_samples=6", "monitor.steps=2",
+            "monitor.grid_per_class=1", "sampling.steps=3", "evaluate.n_samples=8"]
+    assert main(["train", "--config", str(REPO / "configs" / "ddpm_mnist.yaml"), "--out", str(out), *_o(opts)]) == 0
+    info = json.loads((out / "config.json").read_text())
+    assert info["class_names"] == ["cracked", "intact"] and info["transform"]["color"] == "rgb"
+    assert info["transform"]["version"] == 2 and info["transform"]["height"] == 8
+    assert all(r["fd"] for r in _epochs(out))  # measured in pixel space
+    assert main(["sample", str(out), "--num-samples", "4", "--class", "intact", "--out", str(tmp_path / "s")]) == 0
+    s = np.load(tmp_path / "s" / "samples.npz")
+    assert s["images"].shape == (4, 3, 8, 8) and s["labels"].tolist() == [1] * 4
+    assert main(["evaluate", str(out), "--out", str(tmp_path / "e")]) == 0
+    m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert m["feature_space"] == "pixels16" and "class_accuracy" not in m and m["n_reference"] == 6
+    # a continuous condition from the CSV instead of the classes
+    out2 = tmp_path / "run2"
+    assert main(["train", "--config", str(REPO / "configs" / "ddpm_mnist.yaml"), "--out", str(out2),
+                 *_o([*opts, "data.class_folders=false", f"data.conditions={root / 'conditions.csv'}",
+                      "monitor.fd_every=0"])]) == 0
+    info = json.loads((out2 / "config.json").read_text())
+    assert info["condition_names"] == ["extent"] and info["model_kwargs"]["n_continuous"] == 1
+    assert main(["sample", str(out2), "--num-samples", "2", "--condition", "0.5", "--out", str(tmp_path / "s2")]) == 0
+    assert np.load(tmp_path / "s2" / "samples.npz")["conditions"].tolist() == [[0.5], [0.5]]
+
+
+def test_image_folders_are_read_checked_and_split(tmp_path):
+    from PIL import Image
+
+    from latentbridge.config.sections import DiffusionDataConfig
+    from latentbridge.data.images import load_image_data
+    from latentbridge.errors import DataError
+    from latentbridge.io.images import read_image, tile
+
+    root = _image_folder(tmp_path / "images")
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 0] = 255
+    rgba[:2, :, 3] = 255  # the bottom half is transparent: black after compositing
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "half.png")
+    a = read_image(tmp_path / "half.png", channels=3)
+    assert a.shape == (3, 4, 4) and a[0, 0, 0] == 255 and a[0, 3, 0] == 0
+    g = read_image(tmp_path / "half.png", channels=1, size=(2, 2))
+    assert g.shape == (1, 2, 2) and g.dtype == np.uint8
+    with pytest.raises(DataError, match="4 x 4 px"):
+        read_image(tmp_path / "half.png", size=(2, 2), resize="none")
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(DataError, match="bad.png"):
+        read_image(tmp_path / "bad.png")
+    assert tile(np.zeros((3, 1, 2, 2), np.uint8), n_cols=2, pad=1).shape == (1, 7, 7)
+
+    cfg = DiffusionDataConfig(source="folder", root=str(root), image_size=6, channels=3, class_folders=True,
+                              conditions=str(root / "conditions.csv"), val_fraction=0.1, test_fraction=0.25)
+    data = load_image_data(cfg, seed=0)
+    assert data.train.class_names == ["cracked", "intact"] and data.n_continuous == 1
+    assert len(data.train) + len(data.val) + len(data.test) == 24 and len(data.test) == 6
+    assert data.train.images.shape[1:] == (3, 6, 6) and data.train.conditions.shape[1] == 1
+    again = load_image_data(cfg, seed=0)
+    assert np.array_equal(again.test.images, data.test.images)  # seeded
+    lines = (root / "conditions.csv").read_text().splitlines()
+    (root / "conditions.csv").write_text("\n".join(lines[:-1]) + "\n")
+    with pytest.raises(DataError, match="no row for this image"):
+        load_image_data(cfg, seed=0)
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(root / "loose.png")
+    with pytest.raises(DataError, match="class sub-folder"):
+        load_image_data(cfg.model_copy(update={"conditions": None}), seed=0)
+
+
+def test_image_transform_version_1_still_reads():
+    from latentbridge.transforms.spec import ImageTransform, parse_transform
+
+    old = parse_transform({"type": "image", "version": 1, "channels": 1, "height": 28, "width": 28,
+                           "scaling": "uint8/255"})
+    assert isinstance(old, ImageTransform) and old.resize == "none" and old.value_range == (0.0, 1.0)
+    with pytest.raises(ValueError, match="does not fit"):
+        ImageTransform(channels=3, color="grayscale")
