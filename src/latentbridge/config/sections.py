@@ -220,7 +220,9 @@ class AudioVisualLossWeights(Section):
 
 
 class BetaConfig(Section):
-    schedule: Literal["constant", "linear", "cyclical"] = "linear"
+    schedule: Literal["constant", "linear", "cyclical", "sine"] = "linear"
+    """``sine``: the smooth cyclical ramp ``start`` → ``value`` over ``cycle_steps``, back over the next
+    ``cycle_steps`` (:func:`latentbridge.losses.beta_at`)."""
     value: float = Field(1.0, ge=0)
     start: float = Field(0.0, ge=0)
     warmup_steps: int = Field(200, ge=0)
