@@ -111,13 +111,14 @@ def test_written_file_reads_back(tmp_path, mode):
                 ints = np.array([1.0, 5 + r, 2 + c, 3.0], dtype=np.float32)
             truth[r, c] = [ints[np.abs(mzs - t).argmin()] for t in (760.58, 798.54)]
             spectra.append((r, c, mzs, ints))
-    path = imzml.write_imzml(tmp_path / "section.imzML", spectra, mode=mode)
+    path = imzml.write_imzml(tmp_path / "section.imzML", spectra, mode=mode, shape=(4, 6))
     assert path.is_file() and path.with_suffix(".ibd").is_file()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left behind
     res = imzml.read_ion_images(path, [760.58, 798.54], tolerance=10, unit="ppm")
-    assert res.mode == mode and res.shape == (4, 5)
-    assert not res.mask[2, 3] and res.mask.sum() == 19 and res.values[2, 3].sum() == 0
-    np.testing.assert_allclose(res.values[res.mask], truth[res.mask], rtol=1e-6)
+    assert res.mode == mode and res.shape == (4, 6)  # the grid, not the extent of the spectra
+    assert not res.mask[2, 3] and not res.mask[:, 5].any() and res.mask.sum() == 19
+    assert res.values[2, 3].sum() == 0
+    np.testing.assert_allclose(res.values[:, :5][res.mask[:, :5]], truth[res.mask[:, :5]], rtol=1e-6)
 
 
 def test_imzml_errors_name_the_file(tmp_path):

@@ -163,6 +163,19 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--sensors", type=int, help="accelerometers along the span")
     sb.add_argument("--noise-snr", type=float, help="sensor noise SNR in dB")
     sb.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    st = ds.add_parser("tissue", help="tissue sections for mass-spectrometry imaging: noisy and clean ion images "
+                                      "(.npy), masks, imzML files")
+    st.add_argument("--out", required=True)
+    st.add_argument("--seed", type=int, default=0)
+    st.add_argument("--sections", type=int, help="number of sections (the last --test-sections are the test split)")
+    st.add_argument("--test-sections", type=int)
+    st.add_argument("--height", type=int, help="pixels")
+    st.add_argument("--width", type=int, help="pixels")
+    st.add_argument("--channels", type=int, help="ion images (lipid m/z values) per section")
+    st.add_argument("--count-scale", type=float, help="expected counts x this (higher: less Poisson noise)")
+    st.add_argument("--dropout", type=float, help="share of pixels missing at random")
+    st.add_argument("--no-imzml", action="store_true", help="write the arrays only")
+    st.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     return p
 
 
@@ -305,6 +318,18 @@ def _cmd_data(args) -> int:
                                   **{k: v for k, v in kw.items() if v is not None})
         print(f"wrote {len(manifest.get('files', []))} recordings to {args.out} (train/normal, test/normal, "
               "test/anomalous)")
+        return 0
+    if args.synth_kind == "tissue":
+        kw = dict(sections=args.sections, test_sections=args.test_sections, height=args.height, width=args.width,
+                  channels=args.channels, count_scale=args.count_scale, dropout=args.dropout)
+        if args.no_imzml:
+            kw["imzml"] = False
+        manifest = commands.synth("tissue", args.out, force=args.force, seed=args.seed,
+                                  **{k: v for k, v in kw.items() if v is not None})
+        n_test = sum(s["split"] == "test" for s in manifest["sections"])
+        print(f"wrote {len(manifest['sections'])} sections ({n_test} for testing) of "
+              f"{manifest['parameters']['height']} x {manifest['parameters']['width']} pixels x "
+              f"{len(manifest['mz'])} m/z to {args.out}")
         return 0
     kw = dict(states=args.states, sample_rate=args.sample_rate, duration_s=args.duration, n_sensors=args.sensors,
               noise_snr_db=args.noise_snr)

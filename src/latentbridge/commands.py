@@ -118,6 +118,8 @@ def synth(kind: str, out: str, force: bool = False, **kw) -> dict:
         from latentbridge.data.synth.machine import synth_machine as fn
     elif kind == "bridge":
         from latentbridge.data.synth.bridge import synth_bridge as fn
+    elif kind == "tissue":
+        from latentbridge.data.synth.tissue import synth_tissue as fn
     else:
         raise LatentbridgeError(f"unknown synthetic data set {kind!r}")
     with output_folder(out, force=force) as tmp:

@@ -209,12 +209,25 @@ def read_ion_images(path: str | Path, mz, *, tolerance: float = 10.0, unit: str 
     return IonImages(values, mask, targets, tic, mode, str(path), empty)
 
 
+def _set_grid_size(xml: Path, shape: tuple[int, int]) -> None:
+    """Record the full (H, W) grid in the file's ``max count of pixels`` (pyimzml writes the extent
+    of the spectra, which is smaller when the border pixels have none)."""
+    import re
+
+    text = xml.read_text(encoding="utf-8")
+    for axis, n in (("x", int(shape[1])), ("y", int(shape[0]))):
+        pattern = re.compile(rf'(name="max count of pixels {axis}" value=")(\d+)(")')
+        text = pattern.sub(lambda m: f"{m.group(1)}{max(n, int(m.group(2)))}{m.group(3)}", text, count=1)
+    xml.write_text(text, encoding="utf-8")
+
+
 def write_imzml(path: str | Path, spectra: Iterable[tuple[int, int, np.ndarray, np.ndarray]], *,
-                mode: str = "processed") -> Path:
+                mode: str = "processed", shape: tuple[int, int] | None = None) -> Path:
     """Write ``path`` (``.imzML``) and its ``.ibd`` from ``(row, col, mzs, intensities)`` spectra
     (0-based rows and columns; stored 1-based). ``mode``: ``processed`` (an m/z array per spectrum)
-    or ``continuous`` (every spectrum must share the m/z array). Both files appear together when
-    complete (written in a temporary folder beside them, then renamed)."""
+    or ``continuous`` (every spectrum must share the m/z array); ``shape``: the (H, W) grid, when
+    border pixels have no spectrum. Both files appear together when complete (written in a
+    temporary folder beside them, then renamed)."""
     from pyimzml.ImzMLWriter import ImzMLWriter
 
     path = Path(path)
@@ -233,6 +246,8 @@ def write_imzml(path: str | Path, spectra: Iterable[tuple[int, int, np.ndarray, 
                 for row, col, mzs, ints in spectra:
                     writer.addSpectrum(np.asarray(mzs, dtype=np.float64), np.asarray(ints, dtype=np.float32),
                                        (int(col) + 1, int(row) + 1, 1))
+        if shape is not None:
+            _set_grid_size(target, shape)
         os.replace(tmp / f"{path.stem}.ibd", path.with_suffix(".ibd"))
         os.replace(target, path)
     finally:
