@@ -63,6 +63,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", help="test data folder (default: the config's test data)")
     e.add_argument("--force", action="store_true", help="replace a non-empty output folder")
 
+    en = sub.add_parser("enhance", help="enhance spatial maps (an imzML file or an array) with a spatial model")
+    en.add_argument("run_dir", help="a spatial model folder (latentbridge train --config configs/cvae_tissue.yaml)")
+    en.add_argument("input", help=".imzML, .npy, .npz, .tif or a folder of PNG channels")
+    en.add_argument("--task", required=True, choices=["denoise", "inpaint", "upscale"],
+                    help="denoise the valid pixels; inpaint: also fill the holes of the section; upscale: 2x")
+    en.add_argument("--out", required=True, help="folder for enhanced.npy, uncertainty.npy, latent.npy, panels.png")
+    en.add_argument("--mz", help="comma-separated m/z of the channels to show in the panels (default: the first 4)")
+    en.add_argument("--mask", help="mask of valid pixels for an array input (.npy or .png; default: NAME.mask.*)")
+    en.add_argument("--truth", help="clean maps (.npy, the output's shape): metrics and a truth column")
+    en.add_argument("--samples", type=int, help="latent samples per tile for the uncertainty (default: the model's)")
+    en.add_argument("--seed", type=int, default=0)
+    en.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+
     an = sub.add_parser("analyze", help="clusters, cross-modal relationships and latent plots of an avdigits run")
     an.add_argument("run_dir")
     an.add_argument("--out", required=True)
@@ -205,6 +218,25 @@ def _cmd_evaluate(args) -> int:
 
     res = commands.evaluate(args.run_dir, args.out, args.data, force=args.force)
     _print_summary(commands.summary_of(res), Path(args.out) / "metrics.json")
+    return 0
+
+
+def _cmd_enhance(args) -> int:
+    from latentbridge import commands
+
+    mz = None
+    if args.mz:
+        try:
+            mz = [float(v) for v in args.mz.split(",") if v.strip()]
+        except ValueError:
+            raise LatentbridgeError(f"--mz: expected comma-separated numbers, got {args.mz!r}") from None
+    res = commands.enhance(args.run_dir, args.input, args.task, args.out, mz=mz, mask=args.mask, truth=args.truth,
+                           samples=args.samples, seed=args.seed, force=args.force)
+    h, w, c = res.enhanced.shape
+    print(f"{args.task}: {res.name} → {h} x {w} x {c} maps in {res.n_tiles} tiles, {res.seconds:.1f} s")
+    if res.metrics:
+        _print_summary({k: v for k, v in res.metrics.items() if isinstance(v, float)})
+    print(f"wrote {Path(args.out) / 'enhanced.npy'}, uncertainty.npy, latent.npy, panels.png, enhance.json")
     return 0
 
 
@@ -353,8 +385,8 @@ def _cmd_classifier(args) -> int:
 
 
 #: every command, by name
-COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "analyze": _cmd_analyze, "config": _cmd_config,
-            "anomaly": _cmd_anomaly, "export": _cmd_export, "data": _cmd_data, "classifier": _cmd_classifier,
+COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "enhance": _cmd_enhance, "analyze": _cmd_analyze,
+            "config": _cmd_config, "anomaly": _cmd_anomaly, "export": _cmd_export, "data": _cmd_data, "classifier": _cmd_classifier,
             "audio": _cmd_audio, "model": _cmd_model}
 
 

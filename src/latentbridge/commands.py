@@ -14,8 +14,9 @@ from latentbridge.report.runs import anomaly as anomaly_report
 from latentbridge.report.runs import autoencode as autoencode_report
 from latentbridge.report.runs import digits as digits_report
 from latentbridge.report.runs import multimodal as multimodal_report
+from latentbridge.report.runs import spatial as spatial_report
 from latentbridge.tasks import analyze as analyze_task
-from latentbridge.tasks import anomaly, autoencode, avdigits, classify, multimodal
+from latentbridge.tasks import anomaly, autoencode, avdigits, classify, multimodal, spatial
 from latentbridge.tasks import reconstruct as reconstruct_task
 
 
@@ -46,6 +47,7 @@ TASKS: dict[str, TaskEntry] = {
     "multimodal": TaskEntry(multimodal.fit, multimodal.evaluate, multimodal_report.write_evaluation),
     "avdigits": TaskEntry(avdigits.fit, avdigits.evaluate, digits_report.write_evaluation),
     "classifier": TaskEntry(_fit_classifier, _no_evaluation, lambda res, folder: None),
+    "spatial": TaskEntry(spatial.fit, spatial.evaluate, spatial_report.write_evaluation),
 }
 
 
@@ -111,6 +113,18 @@ def reconstruct(model_dir: str, files: list[str], out: str, n_iter: int = 64, fo
         f["output"] = str(Path(out) / Path(f["output"]).name)
         f["plot"] = str(Path(out) / Path(f["plot"]).name)
     return summary
+
+
+def enhance(run_dir: str, input_path: str, task: str, out: str, *, mz: list[float] | None = None,
+            mask: str | None = None, truth: str | None = None, samples: int | None = None, seed: int = 0,
+            force: bool = False):
+    """Enhance one section; the maps are written into the output folder as they are computed
+    (memory-mapped ``.npy``), so a large section never sits in memory whole."""
+    with output_folder(out, force=force) as tmp:
+        res = spatial.enhance(run_dir, input_path, task, mz=mz, mask=mask, truth=truth, n_samples=samples, seed=seed,
+                              allocate=spatial_report.memmap_allocator(tmp))
+        spatial_report.write_enhanced(res, tmp)
+    return res
 
 
 def synth(kind: str, out: str, force: bool = False, **kw) -> dict:

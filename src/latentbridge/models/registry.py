@@ -14,6 +14,7 @@ from latentbridge.models.audiovisual import AudioVisualVAE
 from latentbridge.models.autoencoders import ConvImageAE, DenseImageAE, MelAE, MelVAE
 from latentbridge.models.classifiers import FSDDClassifier, MNISTClassifier
 from latentbridge.models.multimodal import MultimodalVAE, Spec2Mask
+from latentbridge.models.spatial import SpatialCVAE
 from latentbridge.models.vae import ConvAE, ConvVAE, DenseAE
 
 REGISTRY: dict[str, type[nn.Module]] = {cls.name: cls for cls in (
@@ -21,6 +22,7 @@ REGISTRY: dict[str, type[nn.Module]] = {cls.name: cls for cls in (
     MelAE, MelVAE, DenseImageAE, ConvImageAE,
     MultimodalVAE, Spec2Mask, AudioVisualVAE,
     MNISTClassifier, FSDDClassifier,
+    SpatialCVAE,
 )}
 
 
