@@ -8,11 +8,13 @@ are 0) and ``coarse`` (1 where the value is a 2 x 2 block mean, the input of ups
 
 Encoder: coordinate processor (Fourier features → 1 x 1 network) → the input, its indicators and
 the condition features → 3 x 3 stem → multi-scale block (parallel 1 x 1 and dilated 3 x 3 paths) →
-stride-2 convolution → residual block → self-attention over the latent grid → mean and log-variance
+stride-2 convolution → residual block → self-attention over the latent grid (keys and values pooled
+2 x 2) → mean and log-variance
 of ``z`` (``latent_dim`` x H/2 x W/2; the log-variance is the latent's uncertainty).
 
 Decoder: ``z`` and the pooled condition → residual block → cross-attention from the latent grid to
-the condition tokens → upsampling (nearest x 2 + convolution) with a residual block → the
+the condition tokens (the condition pooled to a quarter of the patch) → upsampling (nearest x 2 +
+convolution) with a residual block → the
 full-resolution condition joined again (a skip connection from the condition; nothing bypasses the
 latent: the only path from ``x`` to the output is ``z``) → residual block → mean, with a learnable
 per-channel output scale, and a log-variance head (the aleatoric uncertainty of each output).
@@ -126,7 +128,7 @@ class SpatialCVAE(ModelFamily, nn.Module):
         self.multiscale = MultiScaleBlock(w0)
         self.down = nn.Conv2d(w0, w1, 3, stride=2, padding=1)
         self.enc_block = ResidualBlock(w1, w1)
-        self.enc_attention = SelfAttention2d(w1, heads)
+        self.enc_attention = SelfAttention2d(w1, heads, reduction=2)
         self.to_posterior = nn.Sequential(group_norm(w1), nn.SiLU(), nn.Conv2d(w1, 2 * d, 1))
         self.dec_in = nn.Conv2d(d + dc, w1, 3, padding=1)
         self.dec_block = ResidualBlock(w1, w1)
@@ -181,7 +183,7 @@ class SpatialCVAE(ModelFamily, nn.Module):
         """Mean and log-variance maps (B, C, 2h, 2w) of latents ``z`` (B, d, h, w) at the condition ``cond``."""
         pooled = nn.functional.avg_pool2d(cond, 2)
         h = self.dec_block(self.dec_in(torch.cat([z, pooled], dim=1)))
-        h = self.cross_attention(h, pooled)
+        h = self.cross_attention(h, nn.functional.avg_pool2d(pooled, 2))
         h = self.up_block(torch.cat([self.up(h), cond], dim=1))
         h = self.out_block(h)
         return self.output_scale(self.to_mean(h)), self.to_logvar(h).clamp(-12.0, 8.0)

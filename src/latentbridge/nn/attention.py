@@ -23,19 +23,49 @@ def _heads(channels: int, heads: int) -> int:
     return math.gcd(channels, heads) or 1
 
 
-class SelfAttention2d(nn.Module):
-    """Multi-head self-attention over the H x W positions of a (B, C, H, W) map."""
+class MultiHeadAttention(nn.Module):
+    """Scaled dot-product attention with ``heads`` heads over token sequences (B, N, C) → (B, Nq, C),
+    written with batched matrix products (on CPU, faster than the fused kernels at the small head
+    sizes used here). ``weights=True`` also returns the attention weights averaged over heads."""
 
-    def __init__(self, channels: int, heads: int = 4):
+    def __init__(self, channels: int, heads: int, kv_channels: int | None = None):
+        super().__init__()
+        self.heads = _heads(channels, heads)
+        kv = kv_channels or channels
+        self.q = nn.Linear(channels, channels)
+        self.kv = nn.Linear(kv, 2 * channels)
+        self.out = nn.Linear(channels, channels)
+
+    def forward(self, query: Tensor, context: Tensor, weights: bool = False):
+        b, nq, c = query.shape
+        h, dh = self.heads, c // self.heads
+        q = (self.q(query) / math.sqrt(dh)).view(b, nq, h, dh).transpose(1, 2).reshape(b * h, nq, dh)
+        k, v = self.kv(context).chunk(2, dim=-1)
+        k = k.reshape(b, -1, h, dh).transpose(1, 2).reshape(b * h, -1, dh)
+        v = v.reshape(b, -1, h, dh).transpose(1, 2).reshape(b * h, -1, dh)
+        att = torch.softmax(torch.bmm(q, k.transpose(1, 2)), dim=-1)
+        out = torch.bmm(att, v).view(b, h, nq, dh).transpose(1, 2).reshape(b, nq, c)
+        out = self.out(out)
+        return (out, att.view(b, h, nq, -1).mean(1)) if weights else out
+
+
+class SelfAttention2d(nn.Module):
+    """Multi-head self-attention over the H x W positions of a (B, C, H, W) map. With ``reduction``
+    r > 1 the keys and values are the map average-pooled r x r (spatial-reduction attention: r^2
+    times less work; every position still sees the whole map)."""
+
+    def __init__(self, channels: int, heads: int = 4, reduction: int = 1):
         super().__init__()
         self.norm = group_norm(channels)
-        self.attn = nn.MultiheadAttention(channels, _heads(channels, heads), batch_first=True)
+        self.reduction = int(reduction)
+        self.attn = MultiHeadAttention(channels, heads)
 
     def forward(self, x: Tensor) -> Tensor:
         b, c, h, w = x.shape
-        t = self.norm(x).flatten(2).transpose(1, 2)  # (B, HW, C)
-        out, _ = self.attn(t, t, t, need_weights=False)
-        return x + out.transpose(1, 2).reshape(b, c, h, w)
+        n = self.norm(x)
+        t = n.flatten(2).transpose(1, 2)  # (B, HW, C)
+        kv = t if self.reduction == 1 else nn.functional.avg_pool2d(n, self.reduction).flatten(2).transpose(1, 2)
+        return x + self.attn(t, kv).transpose(1, 2).reshape(b, c, h, w)
 
 
 class CrossAttention2d(nn.Module):
@@ -46,8 +76,7 @@ class CrossAttention2d(nn.Module):
         super().__init__()
         self.norm = group_norm(channels)
         self.norm_cond = group_norm(cond_channels)
-        self.attn = nn.MultiheadAttention(channels, _heads(channels, heads), kdim=cond_channels,
-                                          vdim=cond_channels, batch_first=True)
+        self.attn = MultiHeadAttention(channels, heads, cond_channels)
 
     def _tokens(self, x: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
         q = self.norm(x).flatten(2).transpose(1, 2)
@@ -57,10 +86,9 @@ class CrossAttention2d(nn.Module):
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
         b, c, h, w = x.shape
         q, kv = self._tokens(x, cond)
-        out, _ = self.attn(q, kv, kv, need_weights=False)
-        return x + out.transpose(1, 2).reshape(b, c, h, w)
+        return x + self.attn(q, kv).transpose(1, 2).reshape(b, c, h, w)
 
     @torch.no_grad()
     def weights(self, x: Tensor, cond: Tensor) -> Tensor:
         q, kv = self._tokens(x, cond)
-        return self.attn(q, kv, kv, need_weights=True, average_attn_weights=True)[1]
+        return self.attn(q, kv, weights=True)[1]
