@@ -150,6 +150,7 @@ class SpatialCVAE(ModelFamily, nn.Module):
         self.l1 = LatentL1Loss(reduction="none")
         self.spatial = SpatialConsistencyLoss(int(self.weights["spatial_k"]), float(self.weights["spatial_eps"]),
                                               reduction="none")
+        self.to(memory_format=torch.channels_last)  # ~20 % faster convolutions on CPU (oneDNN)
 
     # --- configuration ------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -175,14 +176,15 @@ class SpatialCVAE(ModelFamily, nn.Module):
         if x.shape[1] != self.n_channels or x.shape[-1] % 2 or x.shape[-2] % 2:
             raise ValueError(f"{type(self).__name__} expects (B, {self.n_channels}, H, W) maps with even H and W, "
                              f"got {tuple(x.shape)}")
-        h = self.stem(torch.cat([x * observed, observed, coarse, cond], dim=1))
+        h = self.stem(torch.cat([x * observed, observed, coarse, cond], dim=1).contiguous(
+            memory_format=torch.channels_last))
         h = self.enc_attention(self.enc_block(self.down(self.multiscale(h))))
         return DiagonalGaussian.from_params(self.to_posterior(h))
 
     def decode_condition(self, z: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and log-variance maps (B, C, 2h, 2w) of latents ``z`` (B, d, h, w) at the condition ``cond``."""
         pooled = nn.functional.avg_pool2d(cond, 2)
-        h = self.dec_block(self.dec_in(torch.cat([z, pooled], dim=1)))
+        h = self.dec_block(self.dec_in(torch.cat([z, pooled], dim=1).contiguous(memory_format=torch.channels_last)))
         h = self.cross_attention(h, nn.functional.avg_pool2d(pooled, 2))
         h = self.up_block(torch.cat([self.up(h), cond], dim=1))
         h = self.out_block(h)

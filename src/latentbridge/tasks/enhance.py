@@ -40,8 +40,16 @@ class TileSource:
 
 
 def _crop(a: np.ndarray, y0: int, x0: int, size: int, fill=0) -> np.ndarray:
-    """``a[y0:y0+size, x0:x0+size]`` padded with ``fill`` beyond the array's end."""
-    part = np.asarray(a[y0:y0 + size, x0:x0 + size])
+    """``a[y0:y0+size, x0:x0+size]`` padded with ``fill`` beyond the array's end. A memory-mapped
+    ``.npy`` is mapped afresh for the read and unmapped after it, so the pages read do not stay in
+    the process's resident memory (reading a large section does not grow it)."""
+    filename = getattr(a, "filename", None)
+    if isinstance(a, np.memmap) and filename and str(filename).endswith(".npy"):
+        fresh = np.load(filename, mmap_mode="r")
+        part = np.array(fresh[y0:y0 + size, x0:x0 + size])
+        del fresh
+    else:
+        part = np.asarray(a[y0:y0 + size, x0:x0 + size])
     if part.shape[:2] == (size, size):
         return part
     out = np.full((size, size) + a.shape[2:], fill, dtype=part.dtype)

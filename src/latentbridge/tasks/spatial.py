@@ -178,8 +178,9 @@ class Enhanced:
     name: str
     source: str
     input: np.ndarray
-    """What the model was given, on the output grid (upscaling: each value over its block)."""
+    """What the model was given (upscaling: at half the output's resolution, ``input_factor`` 2)."""
     input_valid: np.ndarray
+    """The pixels of the output grid the input gave a value for."""
     enhanced: np.ndarray
     sigma: np.ndarray
     latent: np.ndarray
@@ -191,6 +192,7 @@ class Enhanced:
     n_tiles: int = 0
     panels: list[int] = field(default_factory=list)
     """Channels shown in figures (``--mz``); the arrays keep every channel."""
+    input_factor: int = 1
 
 
 def enhance_section(model, spec, section, task: str, *, n_samples: int = 8, batch_tiles: int = 32, seed: int = 0,
@@ -214,21 +216,22 @@ def enhance_section(model, spec, section, task: str, *, n_samples: int = 8, batc
         frame = coordinate_frame(up_valid)
         source = coarse_source(section.values, obs, spec, frame, f)
         region = outline_of(up_valid)
-        shown = np.repeat(np.repeat(np.asarray(section.values), f, 0), f, 1)
         shown_valid = up_valid
     else:
         frame = coordinate_frame(obs)
         source = full_source(section.values, obs, spec, frame)
         region = obs if task == "denoise" else (section.outline & (obs | outline_of(obs)))
-        shown, shown_valid = section.values, obs
+        shown_valid = obs
     out = run_tiles(model, spec, source, n_samples=n_samples, batch_tiles=batch_tiles, seed=seed, **kw)
+    mean, sigma, latent = (a.open() if hasattr(a, "open") else a for a in (out.mean, out.sigma, out.latent))
     truth = section.truth if task != "upscale" else None
-    res = Enhanced(task, section.name, section.source, shown, shown_valid, out.mean, out.sigma, out.latent, region,
-                   section.labels or [str(i) for i in range(spec.channels)], truth, {}, 0.0, out.n_tiles)
-    if truth is not None and truth.shape == out.mean.shape:
+    res = Enhanced(task, section.name, section.source, section.values, shown_valid, mean, sigma, latent, region,
+                   section.labels or [str(i) for i in range(spec.channels)], truth, {}, 0.0, out.n_tiles,
+                   input_factor=spec.upscale_factor if task == "upscale" else 1)
+    if truth is not None and truth.shape == mean.shape:
         where = region if task == "denoise" else region & ~obs
         if where.any():
-            res.metrics = enhancement_metrics(np.asarray(truth), out.mean, where, out.sigma)
+            res.metrics = enhancement_metrics(np.asarray(truth), np.asarray(mean), where, np.asarray(sigma))
     res.seconds = round(time.time() - t0, 3)
     return res
 

@@ -15,39 +15,73 @@ from latentbridge.utils import atomic_write_json
 PANEL_CHANNELS = 4
 
 
-def memmap_allocator(folder: Path):
-    """``allocate(name, shape)`` → a float32 ``.npy`` memory map ``folder/NAME.npy`` (zeros)."""
-    from numpy.lib.format import open_memmap
+class RowFile:
+    """A float32 ``.npy`` file written by row slices (``f[a:b] = rows``): each write maps the file,
+    writes, flushes and unmaps, so a large output never accumulates in resident memory."""
 
-    def allocate(name: str, shape) -> np.ndarray:
-        return open_memmap(Path(folder) / f"{name}.npy", mode="w+", dtype=np.float32, shape=tuple(shape))
+    def __init__(self, path: Path, shape):
+        from numpy.lib.format import open_memmap
+
+        self.path, self.shape = Path(path), tuple(int(s) for s in shape)
+        self.dtype = np.dtype(np.float32)
+        m = open_memmap(self.path, mode="w+", dtype=np.float32, shape=self.shape)
+        m.flush()
+        del m
+
+    def __setitem__(self, rows, value) -> None:
+        m = np.load(self.path, mmap_mode="r+")
+        m[rows] = value
+        m.flush()
+        del m
+
+    def open(self) -> np.ndarray:
+        """The finished array, memory-mapped read-only."""
+        return np.load(self.path, mmap_mode="r")
+
+
+def memmap_allocator(folder: Path):
+    """``allocate(name, shape)`` → a :class:`RowFile` ``folder/NAME.npy``."""
+
+    def allocate(name: str, shape) -> RowFile:
+        return RowFile(Path(folder) / f"{name}.npy", shape)
 
     return allocate
 
 
-def _panels(res, channels, path: Path, baseline=None, baseline_name: str | None = None) -> Path:
-    truth = res.truth
-    cols = ["input", "enhanced"] + ([f"best baseline ({baseline_name})"] if baseline is not None else []) + \
+def _grid(a, rows, cols, channels=None) -> np.ndarray:
+    """``a[rows][:, cols][..., channels]`` read one row at a time (a memory map is never read whole)."""
+    a = a.open() if isinstance(a, RowFile) else a
+    out = []
+    for r in rows:
+        row = np.asarray(a[int(r)])[cols]
+        out.append(np.array(row if channels is None else row[..., channels]))
+    return np.stack(out)
+
+
+def _panels(res, channels, path: Path, baseline=None, baseline_name: str | None = None, max_pixels: int = 400) -> Path:
+    ch = list(channels)
+    h, w = res.region.shape
+    step = max(1, int(np.ceil(max(h, w) / max_pixels)))
+    rows, cols = np.arange(0, h, step), np.arange(0, w, step)
+    f = res.input_factor
+    enh, sig = _grid(res.enhanced, rows, cols, ch), _grid(res.sigma, rows, cols, ch)
+    inp = _grid(res.input, rows // f, cols // f, ch)
+    inp = np.where(_grid(res.input_valid, rows, cols)[..., None], inp, np.nan)
+    region = _grid(res.region, rows, cols)
+    truth = _grid(res.truth, rows, cols, ch) if res.truth is not None else None
+    base = _grid(baseline, rows, cols, ch) if baseline is not None else None
+    cols_ = ["input", "enhanced"] + ([f"best baseline ({baseline_name})"] if base is not None else []) + \
         (["truth"] if truth is not None else []) + ["uncertainty σ"] + (["|error|"] if truth is not None else [])
-    shared = [True, True] + ([True] if baseline is not None else []) + ([True] if truth is not None else []) + \
+    shared = [True, True] + ([True] if base is not None else []) + ([True] if truth is not None else []) + \
         [False] + ([False] if truth is not None else [])
-    rows, titles, masks = [], [], []
-    shown_input = np.where(res.input_valid[..., None], res.input, np.nan) if res.input.shape[:2] == res.region.shape \
-        else res.input
-    for c in channels:
-        enh = res.enhanced[..., c]
-        row = [shown_input[..., c], enh]
-        if baseline is not None:
-            row.append(baseline[..., c])
-        if truth is not None:
-            row.append(truth[..., c])
-        row.append(res.sigma[..., c])
-        if truth is not None:
-            row.append(np.abs(enh - truth[..., c]))
-        rows.append(row)
+    panel_rows, titles = [], []
+    for k, c in enumerate(ch):
+        row = [inp[..., k], enh[..., k]] + ([base[..., k]] if base is not None else []) + \
+            ([truth[..., k]] if truth is not None else []) + [sig[..., k]] + \
+            ([np.abs(enh[..., k] - truth[..., k])] if truth is not None else [])
+        panel_rows.append(row)
         titles.append(f"m/z {res.labels[c]}" if res.labels else f"channel {c}")
-        masks.append(res.region)
-    return plot_map_panels(rows, cols, titles, path, shared=shared, masks=masks)
+    return plot_map_panels(panel_rows, cols_, titles, path, shared=shared, masks=[region] * len(ch))
 
 
 def write_enhanced(res, folder: Path) -> None:
@@ -55,13 +89,12 @@ def write_enhanced(res, folder: Path) -> None:
     by the task, or written here), ``region.npy``, ``panels.png`` and ``enhance.json``."""
     folder = Path(folder)
     for name, arr in (("enhanced", res.enhanced), ("uncertainty", res.sigma), ("latent", res.latent)):
-        if isinstance(arr, np.memmap) and Path(arr.filename).parent == folder.resolve():
-            arr.flush()
-        else:
+        written = isinstance(arr, RowFile) or (isinstance(arr, np.memmap) and arr.filename
+                                                and Path(arr.filename).resolve() == (folder / f"{name}.npy").resolve())
+        if not written:
             np.save(folder / f"{name}.npy", np.asarray(arr, dtype=np.float32))
     np.save(folder / "region.npy", np.asarray(res.region, dtype=bool))
-    channels = list(res.panels) if getattr(res, "panels", None) else list(range(min(PANEL_CHANNELS,
-                                                                                    res.enhanced.shape[2])))
+    channels = list(res.panels) if res.panels else list(range(min(PANEL_CHANNELS, res.enhanced.shape[2])))
     _panels(res, channels, folder / "panels.png")
     summary = {"task": res.task, "input": res.source, "section": res.name, "shape": list(res.enhanced.shape),
                "channels": res.labels, "panel_channels": [res.labels[c] for c in channels],
@@ -95,8 +128,7 @@ def write_evaluation(res, folder: Path) -> None:
         if ex:
             r = ex["result"]
             n = min(PANEL_CHANNELS, r.enhanced.shape[2])
-            _panels(r, range(n), folder / f"{task}.png", ex["baseline"][:r.enhanced.shape[0], :r.enhanced.shape[1]],
-                    ex["baseline_name"])
+            _panels(r, range(n), folder / f"{task}.png", ex["baseline"], ex["baseline_name"])
             images.append(f"{task}.png")
     sections = [{"heading": "Metrics", "table": rows, "text": NOTE},
                 {"heading": "Summary", "table": {k: v for k, v in m.items() if not isinstance(v, (dict, list))}}]
