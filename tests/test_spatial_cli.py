@@ -118,6 +118,32 @@ def test_enhance_errors_are_one_line(run, tissue, tmp_path, capsys):
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
+def test_training_and_evaluation_errors_are_one_line(run, tissue, tmp_path, capsys):
+    import shutil
+
+    preset = str(REPO / "configs" / "cvae_tissue.yaml")
+    bare = tmp_path / "bare"  # an imzML section without a clean map beside it
+    bare.mkdir()
+    for ext in (".imzML", ".ibd"):
+        shutil.copy(tissue / f"section_05{ext}", bare / f"section_05{ext}")
+    cases = [
+        (["train", "--config", preset, "--out", str(tmp_path / "a"), "-o", f"data.root={tmp_path / 'none'}"],
+         "does not exist"),
+        (["train", "--config", preset, "--out", str(tmp_path / "b"), *_o([f"data.root={tissue}", "patches.size=64"])],
+         "section(s) smaller than 64 pixels"),
+        (["train", "--config", preset, "--out", str(tmp_path / "c"), *_o([f"data.root={tissue}",
+                                                                          "data.test_sections=[nope]"])],
+         "no section named ['nope']"),
+        (["evaluate", str(run), "--out", str(tmp_path / "d"), "--data", str(bare)],
+         "no test section with a clean map"),
+    ]
+    for argv, message in cases:
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "Traceback" not in err, (argv, err)
+    assert not any((tmp_path / n).exists() for n in "abcd")  # nothing written
+
+
 def test_training_from_imzml_files(tissue, tmp_path):
     out = tmp_path / "from-imzml"
     assert main(["train", "--config", str(REPO / "configs" / "cvae_tissue.yaml"), "--out", str(out),

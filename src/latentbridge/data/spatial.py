@@ -326,9 +326,10 @@ class PatchDataset(torch.utils.data.Dataset):
         self.size = int(patches_cfg.size)
         self.n = int(n)
         self.rng = np.random.default_rng(seed)
-        small = [i for i, s in enumerate(sections) if min(s.valid.shape) < self.size]
+        small = [s.valid.shape for s in sections if min(s.valid.shape) < self.size]
         if small:
-            raise DataError("data.root", f"{len(small)} section(s) smaller than patches.size ({self.size} pixels)")
+            raise ConfigError(f"patches.size: {len(small)} section(s) smaller than {self.size} pixels "
+                              f"(e.g. {small[0][0]} x {small[0][1]}); choose a smaller patch size")
         freqs = np.array([patches_cfg.denoise, patches_cfg.inpaint, patches_cfg.upscale], dtype=np.float64)
         self.mode_p = freqs / freqs.sum()
         weights = np.array([s.valid.sum() for s in sections], dtype=np.float64)

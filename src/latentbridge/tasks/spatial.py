@@ -114,12 +114,13 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False) 
                  "val_sections": [s.name for s in val], "test_sections": [s.name for s in test],
                  "channels": channels, "shapes": {s.name: list(s.shape) for s in train_all + test},
                  "validation": "held-out sections" if val else "patches of the training sections"}
+    # every data error before the run folder is touched
+    train_ds = PatchDataset(fit_sections, cfg.patches, cfg.patches.per_epoch, seed=cfg.train.seed)
+    val_ds = PatchDataset(val_sections, cfg.patches, cfg.patches.val_patches, seed=cfg.train.seed + 1, fixed=True)
     with training_run(cfg, out_dir, resume=resume, force=force) as run:
         model = build_model(cfg.model, n_channels=channels, patch_size=cfg.patches.size,
                             loss_weights=cfg.losses.model_dump())
         model.set_bounds(stats["lower"], stats["upper"])
-        train_ds = PatchDataset(fit_sections, cfg.patches, cfg.patches.per_epoch, seed=cfg.train.seed)
-        val_ds = PatchDataset(val_sections, cfg.patches, cfg.patches.val_patches, seed=cfg.train.seed + 1, fixed=True)
         run.fit(model, make_loader(train_ds, cfg.train, True), make_loader(val_ds, cfg.train, False))
         if run.outcome is None:
             return None
