@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, table, write_results  # noqa: E402
+from _common import REPO, table, write_results
 
 PRESET = "configs/cvae_tissue.yaml"
 SMOKE = ["train.max_epochs=1", "patches.per_epoch=64", "patches.val_patches=32", "model.channels=[8,16]",

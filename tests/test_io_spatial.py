@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO
+
 from latentbridge.errors import DataError
 from latentbridge.io import arrays, imzml
 

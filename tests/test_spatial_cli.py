@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import REPO
+
 from latentbridge.cli import main
 
 TINY = ["train.max_epochs=2", "model.channels=[8,16]", "model.latent_dim=4", "model.condition_dim=8",

@@ -96,7 +96,6 @@ class PositionModel:
         return self
 
     def enhance(self, x, observed, coarse, coords, n_samples=0, generator=None):
-        b, _, h, w = x.shape
         mean = torch.cat([coords[:, :1] * 3.0, coords[:, 1:] - 1.0] * (x.shape[1] // 2), 1)
         return {"mean": mean, "aleatoric_var": torch.full_like(mean, 0.25), "latent_var": torch.zeros_like(mean),
                 "latent": coords[:, :, ::2, ::2]}

@@ -317,8 +317,12 @@ class SpatialDataConfig(Section):
     test_sections: list[str] | None = None
     """Names (file stems) of sections held out for ``evaluate``; default: a synthetic folder's test split."""
     val_fraction: float = Field(0.15, ge=0.0, lt=0.5)
-    """Bottom share of the rows of every training section held out for validation (checkpoint choice,
-    uncertainty calibration); 0: validate on training patches."""
+    """Share of the training sections held out for validation (checkpoint choice, uncertainty
+    calibration; at least one when there are three or more); 0 or fewer than three sections:
+    validation patches come from the training sections."""
+    target: Literal["measured", "clean"] = "measured"
+    """What the model learns to output: the measured maps (self-supervised: no clean map needed, any
+    imzML works) or the clean maps (``NAME.truth.npy``, e.g. the synthetic sections: supervised)."""
 
 
 class PatchConfig(Section):

@@ -15,7 +15,9 @@ valid pixels, each given to the model in one of three forms, drawn with the conf
 - *upscale*: every 2 x 2 block replaced by the mean of its valid pixels (``coarse`` = 1), the input
   of 2x upscaling (blocks aligned with the section's even rows and columns).
 
-The target is always the measured patch at its valid pixels: no clean map is needed to train.
+The target is the measured patch at its valid pixels (``data.target=measured``, the default: no
+clean map is needed to train, any imzML file works), or the clean map at every pixel of the
+section (``data.target=clean``: supervised, for data that has one, such as the synthetic sections).
 """
 
 from __future__ import annotations
@@ -274,12 +276,14 @@ MODES = ("denoise", "inpaint", "upscale")
 
 @dataclass
 class PreparedSection:
-    """A section normalised for training: values (H, W, C) float32, valid, truth (normalised) and frame."""
+    """A section normalised for training: values (H, W, C) float32, valid, frame, and (when known) the
+    normalised clean map and the outline."""
 
     values: np.ndarray
     valid: np.ndarray
     frame: tuple[float, float, float, float]
     truth: np.ndarray | None = None
+    outline: np.ndarray | None = None
 
 
 def prepare(sections: list[Section], spec) -> list[PreparedSection]:
@@ -287,13 +291,16 @@ def prepare(sections: list[Section], spec) -> list[PreparedSection]:
     for s in sections:
         t = normalize(s.truth, spec) if s.truth is not None else None
         out.append(PreparedSection(np.where(s.valid[..., None], normalize(s.values, spec), 0.0).astype(np.float32),
-                                   np.asarray(s.valid, bool), coordinate_frame(s.valid), t))
+                                   np.asarray(s.valid, bool), coordinate_frame(s.valid), t,
+                                   np.asarray(s.outline, bool)))
     return out
 
 
 def make_patch(sec: PreparedSection, y0: int, x0: int, size: int, mode: str, patches_cfg,
-               rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """One training example (numpy) of a prepared section at (y0, x0) in the given corruption mode."""
+               rng: np.random.Generator, target: str = "measured") -> dict[str, np.ndarray]:
+    """One training example (numpy) of a prepared section at (y0, x0) in the given corruption mode;
+    the target is the measured patch at its valid pixels, or (``target="clean"``) the clean patch
+    at every pixel of the section's outline."""
     v = sec.values[y0:y0 + size, x0:x0 + size]
     ok = sec.valid[y0:y0 + size, x0:x0 + size]
     coarse = np.zeros(ok.shape, dtype=bool)
@@ -312,6 +319,9 @@ def make_patch(sec: PreparedSection, y0: int, x0: int, size: int, mode: str, pat
           "coords": coords_of(sec.frame, y0, x0, size, size), "target": np.moveaxis(v, 2, 0), "target_valid": ok[None]}
     if sec.truth is not None:
         ex["truth"] = np.moveaxis(sec.truth[y0:y0 + size, x0:x0 + size], 2, 0)
+        if target == "clean":
+            ex["target"] = ex["truth"]
+            ex["target_valid"] = sec.outline[y0:y0 + size, x0:x0 + size][None]
     return {k: np.ascontiguousarray(a, dtype=np.float32) for k, a in ex.items()}
 
 
@@ -320,8 +330,12 @@ class PatchDataset(torch.utils.data.Dataset):
     (validation: the same patches every epoch); otherwise every item is drawn afresh from the
     dataset's generator."""
 
-    def __init__(self, sections: list[PreparedSection], patches_cfg, n: int, seed: int, fixed: bool = False):
+    def __init__(self, sections: list[PreparedSection], patches_cfg, n: int, seed: int, fixed: bool = False,
+                 target: str = "measured"):
         self.sections = sections
+        self.target = target
+        if target == "clean" and any(s.truth is None for s in sections):
+            raise ConfigError("data.target=clean: every training section needs its clean map (NAME.truth.npy)")
         self.cfg = patches_cfg
         self.size = int(patches_cfg.size)
         self.n = int(n)
@@ -346,7 +360,7 @@ class PatchDataset(torch.utils.data.Dataset):
             if sec.valid[y0:y0 + p, x0:x0 + p].mean() >= self.cfg.min_valid:
                 break
         mode = MODES[rng.choice(3, p=self.mode_p)]
-        ex = make_patch(sec, int(y0), int(x0), p, mode, self.cfg, rng)
+        ex = make_patch(sec, int(y0), int(x0), p, mode, self.cfg, rng, self.target)
         ex["mode"] = np.float32(MODES.index(mode))
         return {k: torch.from_numpy(np.asarray(a)) for k, a in ex.items()}
 

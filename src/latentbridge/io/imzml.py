@@ -22,9 +22,9 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -85,13 +85,13 @@ def open_imzml(path: str | Path):
         from pyimzml.ImzMLParser import ImzMLParser
     except ImportError as e:  # pragma: no cover - a declared dependency
         raise DataError(path, f"reading imzML needs pyimzml ({e})") from None
+    fh = open(ibd, "rb")  # noqa: SIM115 - the parser keeps it (closed with parser.m.close())
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pyimzml warns about optional metadata it does not know
-            parser = ImzMLParser(str(path), parse_lib="ElementTree", ibd_file=open(ibd, "rb"))
-    except DataError:
-        raise
+            parser = ImzMLParser(str(path), parse_lib="ElementTree", ibd_file=fh)
     except Exception as e:  # noqa: BLE001 - XML errors, missing attributes: the file is unusable
+        fh.close()
         raise DataError(path, f"not a readable imzML file ({type(e).__name__}: {str(e)[:200]})") from None
     if not parser.coordinates:
         parser.m.close()
@@ -130,7 +130,7 @@ def imzml_info(path: str | Path) -> dict:
         mz, _ = parser.getspectrum(0)
         return {"path": str(path), "height": h, "width": w, "n_spectra": len(rc), "mode": _mode(parser),
                 "mz_min": float(mz.min()) if len(mz) else None, "mz_max": float(mz.max()) if len(mz) else None,
-                "first_spectrum_length": int(len(mz))}
+                "first_spectrum_length": len(mz)}
     finally:
         parser.m.close()
 
@@ -217,7 +217,7 @@ def _set_grid_size(xml: Path, shape: tuple[int, int]) -> None:
     text = xml.read_text(encoding="utf-8")
     for axis, n in (("x", int(shape[1])), ("y", int(shape[0]))):
         pattern = re.compile(rf'(name="max count of pixels {axis}" value=")(\d+)(")')
-        text = pattern.sub(lambda m: f"{m.group(1)}{max(n, int(m.group(2)))}{m.group(3)}", text, count=1)
+        text = pattern.sub(lambda m, n=n: f"{m.group(1)}{max(n, int(m.group(2)))}{m.group(3)}", text, count=1)
     xml.write_text(text, encoding="utf-8")
 
 

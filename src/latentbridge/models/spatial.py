@@ -76,7 +76,7 @@ def coordinate_grid(h: int, w: int, n: int = 1, device=None, dtype=torch.float32
 class SpatialStage:
     """The first-stage view of a :class:`SpatialCVAE` at fixed coordinates (see the module docstring)."""
 
-    def __init__(self, model: "SpatialCVAE", coords: Tensor | None = None):
+    def __init__(self, model: SpatialCVAE, coords: Tensor | None = None):
         self.model = model
         self.coords = coords
 
@@ -213,7 +213,7 @@ class SpatialCVAE(ModelFamily, nn.Module):
         total = total + beta * kl + w["latent_l1"] * l1
         parts = {**parts, "kl": kl, "l1": l1}
         if w["spatial"]:
-            n, _, h, wd = mean.shape
+            _, _, h, wd = mean.shape
             pixels = coordinate_grid(h, wd, 1, mean.device, mean.dtype) * torch.tensor(
                 [(h - 1) / 2, (wd - 1) / 2], device=mean.device, dtype=mean.dtype).view(1, 2, 1, 1)
             parts["spatial"] = self.spatial(mean, pixels, valid)

@@ -24,7 +24,7 @@ class FourierFeatures(nn.Module):
         self.out_channels = in_channels * (1 + 2 * len(freqs))
 
     def forward(self, coords: Tensor) -> Tensor:
-        b, d, h, w = coords.shape
+        b, _, h, w = coords.shape
         phase = coords.unsqueeze(2) * self.frequencies.view(1, 1, -1, 1, 1)  # (B, D, F, H, W)
         feats = torch.cat([phase.sin(), phase.cos()], dim=2).reshape(b, -1, h, w)
         return torch.cat([coords, feats], dim=1)

@@ -11,7 +11,7 @@ import numpy as np
 
 from latentbridge.report.common import _new_figure, _save
 
-__all__ = ["plot_map_panels", "plot_latent_maps"]
+__all__ = ["plot_latent_maps", "plot_map_panels"]
 
 
 def _shown(a, max_pixels: int) -> np.ndarray:

@@ -14,8 +14,8 @@ sections): the baselines run at their best measured setting, not at a default.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 from scipy import ndimage

@@ -15,8 +15,8 @@ the pixel's kind: observed, missing or coarse input; data units) and the latent 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -77,7 +77,7 @@ def coarse_source(low: np.ndarray, low_valid: np.ndarray, spec, frame, factor: i
         ly, lx, ls = y0 // factor, x0 // factor, size // factor
         ok = _crop(low_valid, ly, lx, ls, False)
         v = (_crop(low, ly, lx, ls).astype(np.float32) - center) / scale * ok[..., None]
-        up = lambda a: np.repeat(np.repeat(a, factor, 0), factor, 1)  # noqa: E731
+        up = lambda a: np.repeat(np.repeat(a, factor, 0), factor, 1)
         ok2 = up(ok)
         return np.moveaxis(up(v), 2, 0), ok2, ok2
 

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -110,13 +110,16 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False) 
     spec = transform_spec(cfg, n_channels=channels, mz=mz, labels=train[0].labels, **stats)
     fit_sections = prepare(train, spec)
     val_sections = prepare(val, spec) if val else fit_sections
-    data_info = {"root": str(cfg.data.root), "format": cfg.data.format, "train_sections": [s.name for s in train],
+    data_info = {"root": str(cfg.data.root), "format": cfg.data.format, "target": cfg.data.target,
+                 "train_sections": [s.name for s in train],
                  "val_sections": [s.name for s in val], "test_sections": [s.name for s in test],
                  "channels": channels, "shapes": {s.name: list(s.shape) for s in train_all + test},
                  "validation": "held-out sections" if val else "patches of the training sections"}
     # every data error before the run folder is touched
-    train_ds = PatchDataset(fit_sections, cfg.patches, cfg.patches.per_epoch, seed=cfg.train.seed)
-    val_ds = PatchDataset(val_sections, cfg.patches, cfg.patches.val_patches, seed=cfg.train.seed + 1, fixed=True)
+    train_ds = PatchDataset(fit_sections, cfg.patches, cfg.patches.per_epoch, seed=cfg.train.seed,
+                            target=cfg.data.target)
+    val_ds = PatchDataset(val_sections, cfg.patches, cfg.patches.val_patches, seed=cfg.train.seed + 1, fixed=True,
+                          target=cfg.data.target)
     with training_run(cfg, out_dir, resume=resume, force=force) as run:
         model = build_model(cfg.model, n_channels=channels, patch_size=cfg.patches.size,
                             loss_weights=cfg.losses.model_dump())
@@ -150,8 +153,9 @@ def _card(cfg, spec, data: dict, cal: dict, training: dict) -> str:
 {cfg.description or 'Coordinate-conditioned VAE enhancing spatial maps.'}
 
 ## Data
-- Sections from `{data['root']}` ({data['format']}): {len(data['train_sections'])} for training,
-  {len(data['val_sections'])} for validation ({data['validation']}), {len(data['test_sections'])} held out for testing.
+- Sections from `{data['root']}` ({data['format']}; targets: the {data['target']} maps):
+  {len(data['train_sections'])} for training, {len(data['val_sections'])} for validation ({data['validation']}),
+  {len(data['test_sections'])} held out for testing.
 - {spec.channels} channels: m/z {mz}; tolerance {spec.tolerance:g} {spec.tolerance_unit}, per-pixel normalisation
   {spec.normalization}; per-channel standardisation (mean/std of the training pixels) stored in `config.json`.
 
