@@ -76,6 +76,19 @@ def test_statistics_corruptions_and_patches():
     assert all(float(ds[i]["target_valid"].mean()) >= cfg.min_valid for i in range(20))
 
 
+def test_noise_scaling_recovers_each_channels_noise_level():
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[:60, :70] / 30.0
+    smooth = np.stack([20 + 10 * np.sin(yy + c) * np.cos(xx) for c in range(3)], axis=2)
+    sigmas = np.array([0.5, 2.0, 4.0])
+    values = (smooth + rng.normal(0, 1, smooth.shape) * sigmas).astype(np.float32)
+    valid = np.ones((60, 70), bool)
+    valid[20:25] = False  # holes are left out of the estimate
+    st = channel_statistics([Section("s", values, valid, "mem")], scaling="noise")
+    np.testing.assert_allclose(st["scale"], sigmas, rtol=0.1)
+    assert st["center"] == channel_statistics([Section("s", values, valid, "mem")])["center"]
+
+
 def test_outline_fills_holes():
     valid = np.zeros((12, 12), bool)
     valid[2:10, 2:10] = True

@@ -320,6 +320,9 @@ class SpatialDataConfig(Section):
     """Share of the training sections held out for validation (checkpoint choice, uncertainty
     calibration; at least one when there are three or more); 0 or fewer than three sections:
     validation patches come from the training sections."""
+    scaling: Literal["std", "noise"] = "std"
+    """Per-channel scale of the normalisation: the standard deviation of the training pixels, or the
+    channel's estimated noise level (the squared error then weighs channels by signal-to-noise)."""
     target: Literal["measured", "clean"] = "measured"
     """What the model learns to output: the measured maps (self-supervised: no clean map needed, any
     imzML works) or the clean maps (``NAME.truth.npy``, e.g. the synthetic sections: supervised)."""

@@ -193,9 +193,30 @@ def load_sections(data_cfg) -> tuple[list[Section], list[Section], list[float] |
 # ----------------------------------------------------------------------------- normalisation, coordinates
 
 
-def channel_statistics(sections: list[Section]) -> dict[str, list[float]]:
-    """Per-channel mean and standard deviation of the valid pixels (the normalisation), and the
-    normalised range ``[(min(min, 0) - mean) / std, (max - mean) / std]`` (the bounded reconstruction)."""
+_IMMERKAER = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
+
+
+def noise_sigma(img: np.ndarray, where: np.ndarray | None = None) -> float:
+    """Standard deviation of additive white noise in a 2-D image (Immerkaer 1996: the mean absolute
+    response to the difference of two Laplacians, which cancels smooth structure), over the pixels
+    ``where`` whose 3 x 3 neighbourhood lies inside ``where`` (default: every interior pixel)."""
+    resp = ndimage.convolve(np.asarray(img, dtype=np.float64), _IMMERKAER, mode="nearest")
+    if where is None:
+        inner = np.zeros(resp.shape, bool)
+        inner[1:-1, 1:-1] = True
+    else:
+        inner = ndimage.binary_erosion(where, structure=np.ones((3, 3), bool), border_value=0)
+    vals = np.abs(resp[inner])
+    return float(np.sqrt(np.pi / 2.0) * vals.mean() / 6.0) if vals.size else 0.0
+
+
+def channel_statistics(sections: list[Section], scaling: str = "std") -> dict[str, list[float]]:
+    """Per-channel centre and scale of the normalisation, and the normalised range
+    ``[(min(min, 0) - mean) / scale, (max - mean) / scale]`` (the bounded reconstruction). The centre is
+    the mean of the valid pixels; the scale their standard deviation (``scaling="std"``) or the
+    channel's noise level (``"noise"``: the median over sections of :func:`noise_sigma`, so that the
+    noise has unit variance in every channel and the squared error weighs channels by their
+    signal-to-noise ratio)."""
     n, s1, s2, mn, mx = 0, 0.0, 0.0, None, None
     for s in sections:
         v = np.asarray(s.values, dtype=np.float64)[s.valid]
@@ -206,9 +227,21 @@ def channel_statistics(sections: list[Section]) -> dict[str, list[float]]:
         mx = v.max(0) if mx is None else np.maximum(mx, v.max(0))
     mean = s1 / n
     std = np.sqrt(np.maximum(s2 / n - mean ** 2, 0.0))
+    if scaling == "noise":
+        per = [[noise_sigma(_filled(s, c), s.valid) for c in range(s.shape[2])] for s in sections]
+        noise = np.median(np.asarray(per), axis=0)
+        std = np.where(noise > 1e-6 * np.maximum(std, 1e-30), noise, std)
+    elif scaling != "std":
+        raise ValueError(f"scaling must be 'std' or 'noise', got {scaling!r}")
     std = np.where(std > 0, std, 1.0)
     return {"center": mean.tolist(), "scale": std.tolist(), "lower": ((np.minimum(mn, 0.0) - mean) / std).tolist(),
             "upper": ((mx - mean) / std).tolist()}
+
+
+def _filled(s: Section, c: int) -> np.ndarray:
+    """Channel ``c`` of a section with invalid pixels set to their nearest valid neighbour."""
+    idx = ndimage.distance_transform_edt(~s.valid, return_distances=False, return_indices=True)
+    return np.asarray(s.values[..., c], dtype=np.float64)[idx[0], idx[1]]
 
 
 def normalize(values: np.ndarray, spec) -> np.ndarray:

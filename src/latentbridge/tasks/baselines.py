@@ -2,7 +2,7 @@
 against, channel by channel (numpy, scipy, scikit-image, Pillow).
 
 Denoising: Gaussian filter, median filter, non-local means (noise level estimated per channel by
-:func:`noise_sigma`, ``h = factor x sigma``), total variation (Chambolle, weight relative to the channel's 99th
+:func:`latentbridge.data.spatial.noise_sigma`, ``h = factor x sigma``), total variation (Chambolle, weight relative to the channel's 99th
 percentile). Inpainting of missing pixels: biharmonic (scikit-image). 2x upscaling: nearest,
 bicubic (scikit-image ``resize``, order 3) and Lanczos (Pillow, float images). Invalid pixels
 (outside the section, dropped) are first filled with the nearest valid value, so that no filter
@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+
+from latentbridge.data.spatial import noise_sigma
 
 
 def fill_invalid(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -50,14 +52,6 @@ def gaussian(x: np.ndarray, valid: np.ndarray, sigma: float = 1.0) -> np.ndarray
 
 def median(x: np.ndarray, valid: np.ndarray, size: int = 3) -> np.ndarray:
     return _per_channel(fill_invalid(x, valid), lambda im: ndimage.median_filter(im, size=int(size), mode="nearest"))
-
-
-def noise_sigma(im: np.ndarray) -> float:
-    """Standard deviation of additive white noise in a 2-D image (Immerkaer 1996: the mean absolute
-    response to the difference of two Laplacians, which cancels smooth structure)."""
-    kernel = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
-    resp = ndimage.convolve(np.asarray(im, dtype=np.float64), kernel, mode="nearest")[1:-1, 1:-1]
-    return float(np.sqrt(np.pi / 2.0) * np.abs(resp).mean() / 6.0) if resp.size else 0.0
 
 
 def nl_means(x: np.ndarray, valid: np.ndarray, factor: float = 0.8) -> np.ndarray:

@@ -106,7 +106,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False) 
     channels = train[0].shape[2]
     if mz is not None and len(mz) != channels:
         raise ConfigError(f"data.mz: {len(mz)} m/z values for sections of {channels} channels")
-    stats = channel_statistics(train)
+    stats = channel_statistics(train, cfg.data.scaling)
     spec = transform_spec(cfg, n_channels=channels, mz=mz, labels=train[0].labels, **stats)
     fit_sections = prepare(train, spec)
     val_sections = prepare(val, spec) if val else fit_sections

@@ -113,8 +113,9 @@ class SpatialTransform(Section):
     """How sections of spatial maps become the conditional VAE's inputs, and back.
 
     Reading: ion images of ``mz`` (imzML, ``tolerance`` in ``tolerance_unit``) or array channels,
-    per-pixel ``normalization``. Values: ``(x - center) / scale`` per channel (statistics of the
-    valid training pixels); enhanced maps come back through the inverse. ``lower`` / ``upper``: the
+    per-pixel ``normalization``. Values: ``(x - center) / scale`` per channel (the mean of the valid
+    training pixels; their standard deviation or the channel's noise level); enhanced maps come back
+    through the inverse. ``lower`` / ``upper``: the
     training range in those units (the bounded reconstruction). Coordinates: every pixel's (row,
     column) mapped linearly to [-1, 1] over the bounding box of the section's valid pixels (of the
     output grid, for upscaling). Whole sections: tiles of ``patch_size`` overlapping by ``overlap``.
