@@ -144,9 +144,14 @@ def test_training_and_evaluation_errors_are_one_line(run, tissue, tmp_path, caps
     assert not any((tmp_path / n).exists() for n in "abcd")  # nothing written
 
 
-def test_training_from_imzml_files(tissue, tmp_path):
+def test_training_from_imzml_files_in_mixed_precision(tissue, tmp_path):
     out = tmp_path / "from-imzml"
     assert main(["train", "--config", str(REPO / "configs" / "cvae_tissue.yaml"), "--out", str(out),
-                 *_o([f"data.root={tissue}", "data.format=imzml", *TINY, "train.max_epochs=1"])]) == 0
+                 "--precision", "bf16-mixed", *_o([f"data.root={tissue}", "data.format=imzml", "data.scaling=noise",
+                                                   "data.target=clean", *TINY, "train.max_epochs=1"])]) == 0
     info = json.loads((out / "config.json").read_text())
     assert info["data"]["format"] == "imzml" and info["transform"]["mz"][0] == pytest.approx(734.569)
+    assert info["config"]["train"]["precision"] == "bf16-mixed" and info["data"]["target"] == "clean"
+    # noise scaling: every channel's scale is its noise level, below the spread of its values
+    center = np.asarray(info["transform"]["center"])
+    assert (np.asarray(info["transform"]["scale"]) < center).all()
