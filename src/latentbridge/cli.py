@@ -79,6 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
     sm_.add_argument("--out", required=True)
     sm_.add_argument("--force", action="store_true", help="replace a non-empty output folder")
 
+    en = sub.add_parser("enhance", help="enhance spatial maps (an imzML file or an array) with a spatial model")
+    en.add_argument("run_dir", help="a spatial model folder (latentbridge train --config configs/cvae_tissue.yaml)")
+    en.add_argument("input", help=".imzML, .npy, .npz, .tif or a folder of PNG channels")
+    en.add_argument("--task", required=True, choices=["denoise", "inpaint", "upscale"],
+                    help="denoise the valid pixels; inpaint: also fill the holes of the section; upscale: 2x")
+    en.add_argument("--out", required=True, help="folder for enhanced.npy, uncertainty.npy, latent.npy, panels.png")
+    en.add_argument("--mz", help="comma-separated m/z of the channels to show in the panels (default: the first 4)")
+    en.add_argument("--mask", help="mask of valid pixels for an array input (.npy or .png; default: NAME.mask.*)")
+    en.add_argument("--truth", help="clean maps (.npy, the output's shape): metrics and a truth column")
+    en.add_argument("--samples", type=int, help="latent samples per tile for the uncertainty (default: the model's)")
+    en.add_argument("--seed", type=int, default=0)
+    en.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+
     an = sub.add_parser("analyze", help="clusters, cross-modal relationships and latent plots of an avdigits run")
     an.add_argument("run_dir")
     an.add_argument("--out", required=True)
@@ -203,6 +216,19 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--sensors", type=int, help="accelerometers along the span")
     sb.add_argument("--noise-snr", type=float, help="sensor noise SNR in dB")
     sb.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    st = ds.add_parser("tissue", help="tissue sections for mass-spectrometry imaging: noisy and clean ion images "
+                                      "(.npy), masks, imzML files")
+    st.add_argument("--out", required=True)
+    st.add_argument("--seed", type=int, default=0)
+    st.add_argument("--sections", type=int, help="number of sections (the last --test-sections are the test split)")
+    st.add_argument("--test-sections", type=int)
+    st.add_argument("--height", type=int, help="pixels")
+    st.add_argument("--width", type=int, help="pixels")
+    st.add_argument("--channels", type=int, help="ion images (lipid m/z values) per section")
+    st.add_argument("--count-scale", type=float, help="expected counts x this (higher: less Poisson noise)")
+    st.add_argument("--dropout", type=float, help="share of pixels missing at random")
+    st.add_argument("--no-imzml", action="store_true", help="write the arrays only")
+    st.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     return p
 
 
@@ -248,6 +274,25 @@ def _cmd_sample(args) -> int:
     print(f"{res['files']} samples ({res['scheduler']}, {res['steps']} steps, guidance {res['guidance']:g}, "
           f"seed {res['seed']}) in {res['seconds']:.1f} s")
     print(f"wrote {Path(args.out) / 'grid.png'}, {Path(args.out) / 'samples.npz'} and one PNG per sample")
+    return 0
+
+
+def _cmd_enhance(args) -> int:
+    from latentbridge import commands
+
+    mz = None
+    if args.mz:
+        try:
+            mz = [float(v) for v in args.mz.split(",") if v.strip()]
+        except ValueError:
+            raise LatentbridgeError(f"--mz: expected comma-separated numbers, got {args.mz!r}") from None
+    res = commands.enhance(args.run_dir, args.input, args.task, args.out, mz=mz, mask=args.mask, truth=args.truth,
+                           samples=args.samples, seed=args.seed, force=args.force)
+    h, w, c = res.enhanced.shape
+    print(f"{args.task}: {res.name} → {h} x {w} x {c} maps in {res.n_tiles} tiles, {res.seconds:.1f} s")
+    if res.metrics:
+        _print_summary({k: v for k, v in res.metrics.items() if isinstance(v, float)})
+    print(f"wrote {Path(args.out) / 'enhanced.npy'}, uncertainty.npy, latent.npy, panels.png, enhance.json")
     return 0
 
 
@@ -383,6 +428,18 @@ def _cmd_data(args) -> int:
         print(f"wrote {len(manifest.get('files', []))} recordings to {args.out} (train/normal, test/normal, "
               "test/anomalous)")
         return 0
+    if args.synth_kind == "tissue":
+        kw = dict(sections=args.sections, test_sections=args.test_sections, height=args.height, width=args.width,
+                  channels=args.channels, count_scale=args.count_scale, dropout=args.dropout)
+        if args.no_imzml:
+            kw["imzml"] = False
+        manifest = commands.synth("tissue", args.out, force=args.force, seed=args.seed,
+                                  **{k: v for k, v in kw.items() if v is not None})
+        n_test = sum(s["split"] == "test" for s in manifest["sections"])
+        print(f"wrote {len(manifest['sections'])} sections ({n_test} for testing) of "
+              f"{manifest['parameters']['height']} x {manifest['parameters']['width']} pixels x "
+              f"{len(manifest['mz'])} m/z to {args.out}")
+        return 0
     kw = dict(states=args.states, sample_rate=args.sample_rate, duration_s=args.duration, n_sensors=args.sensors,
               noise_snr_db=args.noise_snr)
     manifest = commands.synth("bridge", args.out, force=args.force, seed=args.seed,
@@ -405,8 +462,8 @@ def _cmd_classifier(args) -> int:
 
 
 #: every command, by name
-COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "sample": _cmd_sample, "analyze": _cmd_analyze,
-            "config": _cmd_config, "anomaly": _cmd_anomaly, "export": _cmd_export, "data": _cmd_data,
+COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "sample": _cmd_sample, "enhance": _cmd_enhance,
+            "analyze": _cmd_analyze, "config": _cmd_config, "anomaly": _cmd_anomaly, "export": _cmd_export, "data": _cmd_data,
             "classifier": _cmd_classifier, "audio": _cmd_audio, "model": _cmd_model, "serve": _cmd_serve}
 
 

@@ -15,8 +15,9 @@ from latentbridge.report.runs import autoencode as autoencode_report
 from latentbridge.report.runs import diffusion as diffusion_report
 from latentbridge.report.runs import digits as digits_report
 from latentbridge.report.runs import multimodal as multimodal_report
+from latentbridge.report.runs import spatial as spatial_report
 from latentbridge.tasks import analyze as analyze_task
-from latentbridge.tasks import anomaly, autoencode, avdigits, classify, diffusion, generate, multimodal
+from latentbridge.tasks import anomaly, autoencode, avdigits, classify, diffusion, generate, multimodal, spatial
 from latentbridge.tasks import reconstruct as reconstruct_task
 
 
@@ -53,6 +54,7 @@ TASKS: dict[str, TaskEntry] = {
     "classifier": TaskEntry(_fit_classifier, _no_evaluation, lambda res, folder: None),
     "diffusion": TaskEntry(_fit_diffusion, lambda run_dir, data=None: generate.evaluate(run_dir, data, progress=True),
                            diffusion_report.write_evaluation),
+    "spatial": TaskEntry(spatial.fit, spatial.evaluate, spatial_report.write_evaluation),
 }
 
 
@@ -136,11 +138,25 @@ def reconstruct(model_dir: str, files: list[str], out: str, n_iter: int = 64, fo
     return summary
 
 
+def enhance(run_dir: str, input_path: str, task: str, out: str, *, mz: list[float] | None = None,
+            mask: str | None = None, truth: str | None = None, samples: int | None = None, seed: int = 0,
+            force: bool = False):
+    """Enhance one section; the maps are written into the output folder as they are computed
+    (memory-mapped ``.npy``), so a large section never sits in memory whole."""
+    with output_folder(out, force=force) as tmp:
+        res = spatial.enhance(run_dir, input_path, task, mz=mz, mask=mask, truth=truth, n_samples=samples, seed=seed,
+                              allocate=spatial_report.memmap_allocator(tmp))
+        spatial_report.write_enhanced(res, tmp)
+    return res
+
+
 def synth(kind: str, out: str, force: bool = False, **kw) -> dict:
     if kind == "machine":
         from latentbridge.data.synth.machine import synth_machine as fn
     elif kind == "bridge":
         from latentbridge.data.synth.bridge import synth_bridge as fn
+    elif kind == "tissue":
+        from latentbridge.data.synth.tissue import synth_tissue as fn
     else:
         raise LatentbridgeError(f"unknown synthetic data set {kind!r}")
     with output_folder(out, force=force) as tmp:

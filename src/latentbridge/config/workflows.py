@@ -36,8 +36,11 @@ from latentbridge.config.sections import (
     FeatureConfig,
     ImageDataConfig,
     PairedDataConfig,
+    PatchConfig,
     SamplingConfig,
     Section,
+    SpatialDataConfig,
+    SpatialLossWeights,
     TrainConfig,
     VibrationConfig,
 )
@@ -47,6 +50,7 @@ from latentbridge.transforms.spec import (
     AudioTransform,
     ImageTransform,
     MaskParams,
+    SpatialTransform,
     SpectrogramParams,
     VibrationTransform,
     Windowing,
@@ -404,9 +408,55 @@ class ClassifierWorkflow(_AudioWorkflow):
         return {}
 
 
+class SpatialWorkflow(Workflow):
+    """Coordinate-conditioned enhancement of spatial maps (denoising, inpainting, 2x upscaling)."""
+
+    task: Literal["spatial"] = "spatial"
+    default_model: ClassVar[str] = "spatial_cvae"
+    data: SpatialDataConfig = Field(default_factory=SpatialDataConfig)
+    patches: PatchConfig = Field(default_factory=PatchConfig)
+    losses: SpatialLossWeights = Field(default_factory=SpatialLossWeights)
+    model: _model_union("spatial")  # type: ignore[valid-type]
+    beta: BetaConfig = Field(default_factory=lambda: BetaConfig(schedule="sine", start=0.0, value=0.05,
+                                                                cycle_steps=1000))
+
+    @model_validator(mode="after")
+    def _check(self) -> "SpatialWorkflow":
+        p = self.patches
+        if p.size % 2:
+            raise ValueError(f"patches.size must be even (the latent grid is half the patch), got {p.size}")
+        if 2 * p.overlap >= p.size:
+            raise ValueError(f"patches.overlap ({p.overlap}) must be below half of patches.size ({p.size})")
+        if p.denoise + p.inpaint + p.upscale <= 0:
+            raise ValueError("patches: denoise, inpaint and upscale frequencies are all 0")
+        lo, hi = p.hide_fraction
+        if not 0 <= lo <= hi < 1:
+            raise ValueError(f"patches.hide_fraction must be 0 <= low <= high < 1, got {p.hide_fraction}")
+        return self
+
+    def transform_spec(self, *, n_channels: int | None = None, center=None, scale=None, lower=None, upper=None,
+                       mz=None, labels=None, **data: Any) -> SpatialTransform:
+        """The saved input path; without the data's statistics (checks), the identity normalisation."""
+        n = int(n_channels or (len(mz) if mz else len(self.data.mz) if self.data.mz else 20))
+        d = self.data
+        return SpatialTransform(
+            channels=n, mz=list(mz) if mz is not None else d.mz, labels=list(labels or []), tolerance=d.tolerance,
+            tolerance_unit=d.tolerance_unit, normalization=d.normalization,
+            center=list(center) if center is not None else [0.0] * n,
+            scale=list(scale) if scale is not None else [1.0] * n,
+            lower=list(lower) if lower is not None else [-1e4] * n,
+            upper=list(upper) if upper is not None else [1e4] * n,
+            patch_size=self.patches.size, overlap=self.patches.overlap)
+
+    def example_data(self) -> dict[str, Any]:
+        return {"n_channels": len(self.data.mz) if self.data.mz else 20, "patch_size": self.patches.size,
+                "loss_weights": self.losses.model_dump()}
+
+
 WORKFLOWS: dict[str, type[Workflow]] = {w.model_fields["task"].default: w for w in (
     AnomalyWorkflow, AudioAEWorkflow, ImageAEWorkflow, MultimodalWorkflow, AVDigitsWorkflow, ClassifierWorkflow,
-    DiffusionWorkflow)}
+    DiffusionWorkflow,
+    SpatialWorkflow)}
 
 Config = Annotated[Union[tuple(WORKFLOWS.values())], Field(discriminator="task")]
 _ADAPTER: TypeAdapter = TypeAdapter(Config)

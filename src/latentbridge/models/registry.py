@@ -16,6 +16,7 @@ from latentbridge.models.classifiers import FSDDClassifier, MNISTClassifier
 from latentbridge.models.detectors import GaussianStatsDetector, KNNStatsDetector, PCADetector
 from latentbridge.models.denoisers import DDPMUNet, DiffusersUNet, SeedUNet
 from latentbridge.models.multimodal import MultimodalVAE, Spec2Mask
+from latentbridge.models.spatial import SpatialCVAE
 from latentbridge.models.vae import ConvAE, ConvVAE, DenseAE
 
 REGISTRY: dict[str, type[nn.Module]] = {cls.name: cls for cls in (
@@ -25,6 +26,7 @@ REGISTRY: dict[str, type[nn.Module]] = {cls.name: cls for cls in (
     MNISTClassifier, FSDDClassifier,
     PCADetector, GaussianStatsDetector, KNNStatsDetector,
     DDPMUNet, SeedUNet, DiffusersUNet,
+    SpatialCVAE,
 )}
 
 
