@@ -2,9 +2,10 @@
 
 Models (presets unchanged, ``train.seed`` 0 and ``data.test_fraction`` 0.25 in every one of them):
 
-* ``jsd``       configs/mmvae_bridge_jsd.yaml    multimodal VAE, mmJSD fusion (= configs/mmvae_bridge.yaml)
+* ``jsd``       configs/mmvae_bridge_jsd.yaml    multimodal VAE, mmJSD fusion
 * ``poe``       configs/mmvae_bridge_poe.yaml    product of experts
-* ``moe``       configs/mmvae_bridge_moe.yaml    mixture of experts
+* ``moe``       configs/mmvae_bridge_moe.yaml    mixture of experts (= configs/mmvae_bridge.yaml, the main job's
+                                                 preset: the same resolved config but for its description)
 * ``mopoe``     configs/mmvae_bridge_mopoe.yaml  mixture of products of experts
 * ``spec2mask`` configs/spec2mask_bridge.yaml    supervised reference: same spectrogram encoder -> mask
 
