@@ -58,6 +58,10 @@ def code_version() -> dict:
     return {"commit": git("rev-parse", "HEAD"), "src_modified": bool(git("status", "--porcelain", "--", "src"))}
 
 
+#: taken when the script starts (a commit made while a long run is under way must not be credited with it)
+CODE_AT_START = code_version()
+
+
 def machine_info() -> dict:
     import torch
 
@@ -123,7 +127,7 @@ def write_results(name: str, data: dict) -> Path:
     path = RESULTS_DIR / f"{name}.json"
     data = {"benchmark": name, "command": "python " + " ".join([f"benchmarks/{Path(sys.argv[0]).name}",
                                                                   *sys.argv[1:]]),
-            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "code": code_version(),
+            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "code": CODE_AT_START,
             "machine": machine_info(), **data}
     path.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
     print(f"wrote {path.relative_to(REPO)}")
