@@ -23,7 +23,9 @@ Tasks:
     DCASE preset's 128 bands would exceed the 129 FFT bins, so it uses 64 -> 320-dim vectors).
 
 Scores: every model is scored with its preset's ``anomaly.score`` (``mse``: mean squared
-reconstruction error of a window) through ``score_paths``, and then -- the same trained model, no
+reconstruction error of a window) through ``latentbridge.commands.score`` (what ``latentbridge
+anomaly score`` runs: ``tasks.anomaly.score`` + the report step writing ``scores.csv`` /
+``metrics.json``), and then -- the same trained model, no
 retraining -- re-scored with ``frame_max`` (the squared error of the worst frame / vector of a
 window) by ``latentbridge.tasks.anomaly.score_features(model, features, "frame_max")`` on the same
 test features, aggregated to files the same way (mean of window scores). All AUC tables (overall,
@@ -71,6 +73,7 @@ def quiet() -> None:
 
 def fit_and_score(model: str, train_dir: Path, test_paths: list[Path], work: Path, cache: Path,
                   overrides: list[str]) -> dict:
+    from latentbridge import commands
     from latentbridge.config import load_config
     from latentbridge.tasks import anomaly
 
@@ -83,7 +86,7 @@ def fit_and_score(model: str, train_dir: Path, test_paths: list[Path], work: Pat
     res = anomaly.fit(cfg, mdir, force=True)
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    metrics = anomaly.score_paths(mdir, [str(p) for p in test_paths], sdir, labels="auto")
+    metrics = commands.score(str(mdir), [str(p) for p in test_paths], str(sdir), labels="auto", force=True).metrics
     score_s = time.perf_counter() - t0
     files = file_scores(sdir / "scores.csv")
     base = {"model": model, "config": f"configs/{MODELS[model]}", "overrides": ov[2:], "train_s": train_s,
@@ -103,8 +106,9 @@ RESCORE = "frame_max"
 
 def rescore(model_dir: Path, test_paths: list[Path], method: str) -> dict:
     """Re-score the trained model's test windows with ``method``; file score = the preset's aggregate."""
+    from latentbridge.data.labels import resolve_labels
     from latentbridge.metrics.anomaly import partial_auc, roc_auc
-    from latentbridge.tasks.anomaly import Detector, aggregate_scores, resolve_labels, score_features
+    from latentbridge.tasks.anomaly import Detector, aggregate_scores, score_features
 
     det = Detector.load(model_dir)
     agg = det.cfg.anomaly.aggregate
@@ -118,10 +122,12 @@ def rescore(model_dir: Path, test_paths: list[Path], method: str) -> dict:
 
 
 def warm_cache(cfg) -> None:
+    """Fill the feature cache of the training files (same transform spec, so the same cache keys as ``fit``)."""
+    from latentbridge.config import transform_spec
     from latentbridge.data.audio import FeatureExtractor
-    from latentbridge.transforms.audio import SpectrogramTransform
 
-    FeatureExtractor.from_config(cfg, SpectrogramTransform(**cfg.transform_kwargs())).extract(cfg.data.train_dir)
+    FeatureExtractor.from_spec(transform_spec(cfg), cache_dir=cfg.data.cache_dir).extract(
+        cfg.data.train_dir, skip_bad=cfg.data.skip_bad_files)
 
 
 def file_scores(path: Path) -> list[tuple[str, float]]:

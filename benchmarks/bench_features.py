@@ -3,7 +3,7 @@
 Seed preset (configs/seed_spectrogram_vae.yaml): 44.1 kHz, 2-s windows (hop 2 s), n_fft 1024,
 hop 512, |STFT| -> dB -> min-max per window, 128 frames (513 x 128 per window).
 
-* ours:      ``FeatureExtractor(..., use_cache=False).extract(files)`` -- read + resample + cut
+* ours:      ``FeatureExtractor.from_spec(spec, use_cache=False).extract(files)`` -- read + resample + cut
              windows per file, then ``SpectrogramTransform`` over the stacked windows in batches of
              ``batch_windows`` (default 32), in chunks of ``chunk_windows`` (default 2048) raw windows.
              Timed with the default batch size and, for comparison, with 256 (the old default) and 16.
@@ -40,9 +40,10 @@ from _common import (fsdd_recordings, interleaved, make_synth_machine, median, p
 import librosa  # noqa: E402
 import torch  # noqa: E402
 
-from latentbridge.config import load_config  # noqa: E402
+from latentbridge.config import load_config, transform_spec  # noqa: E402
 from latentbridge.data.audio import FeatureExtractor  # noqa: E402
 from latentbridge.transforms.audio import SpectrogramTransform  # noqa: E402
+from latentbridge.transforms.spec import AudioTransform, build_spectrogram  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- reference (user code)
@@ -103,13 +104,17 @@ def above_floor_mask(files: list[Path], p: dict, floor_db: float = -80.0) -> np.
 # ----------------------------------------------------------------------------- benchmark
 
 
-def seed_params() -> tuple[dict, SpectrogramTransform]:
+def seed_params() -> tuple[dict, AudioTransform, SpectrogramTransform]:
+    """The seed preset's saved preprocessing description (what a model folder of it holds), its
+    transform, and the same parameters as plain values for the librosa reference."""
     cfg = load_config(str(REPO / "configs" / "seed_spectrogram_vae.yaml"), [])
-    t = SpectrogramTransform(**cfg.transform_kwargs())
-    p = dict(sample_rate=cfg.audio.sample_rate, window=cfg.audio.window_samples, hop=cfg.audio.hop_samples,
-             window_s=cfg.audio.window_s, hop_s=cfg.audio.hop_s, pad=cfg.audio.pad,
-             n_fft=cfg.features.n_fft, hop_length=cfg.features.hop_length, n_frames=cfg.n_frames)
-    return p, t
+    spec = transform_spec(cfg)
+    t = build_spectrogram(spec)
+    w, f = spec.windowing, spec.features
+    p = dict(sample_rate=spec.sample_rate, window=spec.window_samples, hop=spec.hop_samples,
+             window_s=w.window_s, hop_s=w.hop_s, pad=w.pad,
+             n_fft=f.n_fft, hop_length=f.hop_length, n_frames=f.n_frames)
+    return p, spec, t
 
 
 class Threads:
@@ -125,9 +130,9 @@ class Threads:
         torch.set_num_threads(self.old)
 
 
-def run_set(name: str, files: list[Path], p: dict, transform: SpectrogramTransform, reps: int) -> dict:
-    ext = FeatureExtractor(transform, sample_rate=p["sample_rate"], window_s=p["window_s"], hop_s=p["hop_s"],
-                           pad=p["pad"], use_cache=False)
+def run_set(name: str, files: list[Path], p: dict, spec: AudioTransform, transform: SpectrogramTransform,
+            reps: int) -> dict:
+    ext = FeatureExtractor.from_spec(spec, transform, use_cache=False)
     print(f"\n== {name}: {len(files)} files")
     ours = ext.extract(files).features
     ref = user_loop(files, p)
@@ -155,8 +160,7 @@ def run_set(name: str, files: list[Path], p: dict, transform: SpectrogramTransfo
     stacked = np.stack(wins).astype(np.float32)
 
     def ext_with(bw):
-        return FeatureExtractor(transform, sample_rate=p["sample_rate"], window_s=p["window_s"],
-                                hop_s=p["hop_s"], pad=p["pad"], use_cache=False, batch_windows=bw)
+        return FeatureExtractor.from_spec(spec, transform, use_cache=False, batch_windows=bw)
 
     default_bw = ext.batch_windows
     others = {bw: ext_with(bw) for bw in COMPARE_BATCHES if bw != default_bw}
@@ -208,7 +212,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=5)
     args = ap.parse_args(argv)
 
-    p, transform = seed_params()
+    p, spec, transform = seed_params()
     results = {"preset": "configs/seed_spectrogram_vae.yaml", "params": p, "reps": args.reps, "sets": []}
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="lb_bench_feat_") as tmp:
@@ -217,15 +221,21 @@ def main(argv=None) -> int:
                                    n_test_anomalous=0)
         files = sorted((synth / "train" / "normal").glob("*.wav"))
         results["sets"].append(run_set(f"synthetic machine ({args.synth_files} x {args.synth_seconds:g} s, "
-                                       f"44.1 kHz native)", files, p, transform, args.reps))
+                                       f"44.1 kHz native)", files, p, spec, transform, args.reps))
     rec = fsdd_recordings()
     if rec is not None and args.fsdd_files > 0:
-        all_files = sorted(rec.glob("*.wav"))
+        # the short-recording rule (latentbridge.io.check_recording_length) refuses recordings shorter
+        # than a quarter of a window (0.5 s here): draw from the files the package accepts
+        from latentbridge.io.audio import MIN_WINDOW_SHARE, audio_info
+
+        min_s = MIN_WINDOW_SHARE * p["window_s"] + 1e-3
+        all_files = [f for f in sorted(rec.glob("*.wav")) if audio_info(f).duration_s >= min_s]
+        print(f"FSDD: {len(all_files)} recordings of at least {min_s:.3f} s")
         idx = np.random.default_rng(0).choice(len(all_files), size=min(args.fsdd_files, len(all_files)),
                                               replace=False)
         files = [all_files[i] for i in sorted(idx)]
-        results["sets"].append(run_set(f"FSDD ({len(files)} files, 8 kHz -> 44.1 kHz soxr_hq)", files, p,
-                                       transform, args.reps))
+        results["sets"].append(run_set(f"FSDD ({len(files)} files >= {min_s:.2f} s, 8 kHz -> 44.1 kHz soxr_hq)", files, p,
+                                       spec, transform, args.reps))
     results["seconds"] = round(time.time() - t0, 1)
     write_results("bench_features", results)
     return 0
