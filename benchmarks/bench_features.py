@@ -204,17 +204,136 @@ def _with_threads(n, fn, *a):
         return fn(*a)
 
 
+# ----------------------------------------------------------------------------- log-mel path with workers
+
+
+def logmel_settings() -> tuple[dict, AudioTransform]:
+    """The anomaly workflow's fixed log-mel settings (``anomaly fit -o audio.auto=false``): 16 kHz,
+    2-s windows, hop 1 s, wrap padding, n_fft 1024, hop 512, 64 mel bands, amplitude in dB."""
+    spec = transform_spec(load_config(None, ["audio.auto=false"], sets={"task": "anomaly"}))
+    w, f = spec.windowing, spec.features
+    p = dict(sample_rate=spec.sample_rate, window=spec.window_samples, hop=spec.hop_samples, n_fft=f.n_fft,
+             hop_length=f.hop_length, n_mels=f.n_mels)
+    return p, spec
+
+
+def user_logmel_loop(files: list[Path], p: dict) -> list[np.ndarray]:
+    """The per-file librosa loop: load (soxr_hq resampling), the same windows, one mel call per file."""
+    out = []
+    for f in files:
+        y, _ = librosa.load(f, sr=p["sample_rate"])
+        w = np.stack(user_windows(y, p["window"], p["hop"]))
+        S = librosa.feature.melspectrogram(y=w, sr=p["sample_rate"], n_fft=p["n_fft"], hop_length=p["hop_length"],
+                                           n_mels=p["n_mels"], power=1.0, pad_mode="reflect")
+        out.append(librosa.amplitude_to_db(S, top_db=None))
+    return out
+
+
+def interleaved_cpu(fns: dict, reps: int) -> tuple[dict, dict]:
+    """Like ``_common.interleaved`` (one warm-up, round robin, order rotated), recording per sample the
+    wall time and (this process's CPU time, its finished child processes' CPU time)."""
+    import resource
+
+    def kids() -> float:
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    names = list(fns)
+    for n in names:
+        fns[n]()
+    wall: dict = {n: [] for n in names}
+    cpu: dict = {n: [] for n in names}
+    for r in range(reps):
+        for n in names[r % len(names):] + names[: r % len(names)]:
+            w0, c0, k0 = time.perf_counter(), time.process_time(), kids()
+            fns[n]()
+            wall[n].append(time.perf_counter() - w0)
+            cpu[n].append((time.process_time() - c0, kids() - k0))
+    return wall, cpu
+
+
+def run_logmel(name: str, files: list[Path], reps: int) -> dict:
+    """End to end (decode + resample + log-mel) with worker processes vs the per-file librosa loop."""
+    import os
+
+    from latentbridge.data.audio import default_workers
+
+    p, spec = logmel_settings()
+    n_def = default_workers()
+    ext = {k: FeatureExtractor.from_spec(spec, use_cache=False, num_workers=k) for k in sorted({0, 1, n_def})}
+    ours = ext[0].extract(files).features
+    ref = np.concatenate(user_logmel_loop(files, p))[:, None]
+    diff = np.abs(ours - ref)
+    print(f"\n== log-mel end to end, {name}: {len(files)} files, {len(ours)} windows; max |ours - librosa| "
+          f"{diff.max():.3g} dB, mean {diff.mean():.3g} dB")
+    fns = {"librosa per-file loop": lambda: user_logmel_loop(files, p)}
+    for k, e in ext.items():
+        label = "this process" if k == 0 else f"{k} worker{'s' if k > 1 else ''}"
+        fns[f"ours, --workers {k} ({label}{', the default' if k == n_def else ''})"] = (
+            lambda e=e: _with_threads(1, e.extract, files))
+    workers = {k: (0 if k.startswith("librosa") else int(k.split("--workers ")[1].split()[0])) for k in fns}
+    load = [os.getloadavg()[0]]
+    wall, cpu = interleaved_cpu(fns, reps)
+    load.append(os.getloadavg()[0])
+    ref_t, ref_c = wall["librosa per-file loop"], cpu["librosa per-file loop"]
+    rows = []
+    for k in fns:
+        # on an idle machine the workers' CPU time would run side by side: this process's CPU time plus
+        # the workers' share of theirs (perfect balance) is the wall time to expect there
+        ideal = [own + kids / max(1, workers[k]) for own, kids in cpu[k]]
+        rows.append({"set": name, "method": k, "median_s": median(wall[k]), "files_per_s": len(files) / median(wall[k]),
+                     "speedup_vs_librosa": per_rep_ratio(ref_t, wall[k]),
+                     "cpu_s": median([a + b for a, b in cpu[k]]),
+                     "speedup_idle_projection": per_rep_ratio([a + b for a, b in ref_c], ideal),
+                     "samples_s": wall[k], "samples_cpu_s": cpu[k]})
+    print(table(rows, ["method", "median_s", "files_per_s", "speedup_vs_librosa", "cpu_s", "speedup_idle_projection"],
+                {"median_s": ".3f", "files_per_s": ".1f", "speedup_vs_librosa": ".2f", "cpu_s": ".3f",
+                 "speedup_idle_projection": ".2f"}))
+    print(f"   1-min load average {load[0]:.1f} before, {load[1]:.1f} after ({os.cpu_count()} cores)")
+    return {"set": name, "n_files": len(files), "n_windows": int(len(ours)), "settings": p,
+            "default_workers": n_def, "max_abs_diff_db": float(diff.max()), "mean_abs_diff_db": float(diff.mean()),
+            "loadavg_1min_before_after": load, "timings": rows}
+
+
+def run_logmel_sets(args) -> list[dict]:
+    out = []
+    with tempfile.TemporaryDirectory(prefix="lb_bench_logmel_") as tmp:
+        if args.logmel_synth_files:
+            synth = make_synth_machine(Path(tmp) / "synth", seed=0, sample_rate=44100, duration_s=10.0,
+                                       n_train=args.logmel_synth_files, n_test_normal=0, n_test_anomalous=0)
+            out.append(run_logmel(f"synthetic {args.logmel_synth_files} x 10 s, 44.1 kHz -> 16 kHz",
+                                  sorted((synth / "train" / "normal").glob("*.wav")), args.reps))
+    rec = fsdd_recordings()
+    if rec is not None and args.logmel_fsdd_files:
+        from latentbridge.io.audio import audio_info
+
+        ok = [f for f in sorted(rec.glob("*.wav")) if audio_info(f).duration_s >= 0.501]
+        idx = np.random.default_rng(0).choice(len(ok), size=min(args.logmel_fsdd_files, len(ok)), replace=False)
+        files = [ok[i] for i in sorted(idx)]
+        out.append(run_logmel(f"FSDD {len(files)} clips of 0.5-2.3 s, 8 kHz -> 16 kHz", files, args.reps))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--synth-files", type=int, default=40)
     ap.add_argument("--synth-seconds", type=float, default=10.0)
     ap.add_argument("--fsdd-files", type=int, default=300)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--logmel-synth-files", type=int, default=60,
+                    help="log-mel end to end with workers: synthetic 10-s recordings at 44.1 kHz (0: skip)")
+    ap.add_argument("--logmel-fsdd-files", type=int, default=600, help="... and FSDD clips of at least 0.5 s")
+    ap.add_argument("--only-logmel", action="store_true", help="only the log-mel end-to-end part")
     args = ap.parse_args(argv)
 
     p, spec, transform = seed_params()
     results = {"preset": "configs/seed_spectrogram_vae.yaml", "params": p, "reps": args.reps, "sets": []}
     t0 = time.time()
+    results["logmel"] = run_logmel_sets(args)
+    if args.only_logmel:
+        results["seconds"] = round(time.time() - t0, 1)
+        write_results("bench_features_logmel", results)
+        return 0
     with tempfile.TemporaryDirectory(prefix="lb_bench_feat_") as tmp:
         synth = make_synth_machine(Path(tmp) / "synth", seed=0, sample_rate=p["sample_rate"],
                                    duration_s=args.synth_seconds, n_train=args.synth_files, n_test_normal=0,

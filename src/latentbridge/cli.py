@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "threshold calibrated for it at fit time; default: the model's score")
     asc.add_argument("--skip-bad", action="store_true", help="skip unusable recordings with a warning")
     asc.add_argument("--force", action="store_true", help="replace a non-empty output folder")
-    asc.add_argument("--workers", type=int, help="processes decoding files (default: one per core beyond the first)")
+    asc.add_argument("--workers", type=int, help="processes decoding and featurising files (default: one per core, at most 4; "
+                                                "0: in this process)")
     g = asc.add_argument_group("scoring hardware (Lightning's predict loop)")
     g.add_argument("--accelerator", help="cpu, gpu, auto, ...")
     g.add_argument("--devices", help="number of devices/processes, e.g. 2 (with --strategy ddp)")
