@@ -165,7 +165,9 @@ def analyse(units: list[dict]) -> dict:
 
     tasks: dict[str, dict] = {}
     for u in units:
-        t = tasks.setdefault(u["task"], {"description": u["description"], "rows": [], "settings": {}, "failed": {}})
+        t = tasks.setdefault(u["task"], {"description": u["description"], "rows": [], "settings": {}, "failed": {},
+                                         "fixed_same_as_adaptive": False})
+        t["fixed_same_as_adaptive"] |= bool(u.get("same_as_adaptive"))
         for name, d in u["detectors"].items():
             if "failed" in d:
                 t["failed"][f"{u['mode']}/{name}"] = d["failed"]
@@ -214,6 +216,7 @@ def analyse(units: list[dict]) -> dict:
                            "default_not_below_pca": bool(pca is None or default["auc"] >= pca["auc"])}
         survey = survey_gain(rows)
         out[name] = {"description": t["description"], "n_files": len(all_paths),
+                     "fixed_same_as_adaptive": t["fixed_same_as_adaptive"],
                      "n_anomalous": int(sum(Path(p).parent.name == "anomalous" for p in all_paths)),
                      "settings": t["settings"], "failed": t["failed"], "verdict": verdict, "survey_buys": survey,
                      "rows": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
@@ -269,6 +272,9 @@ def print_tables(res: dict) -> None:
                   f"{x['default_not_below_pca']}")
     print("\nWhat the survey buys (AUC, fixed vs adaptive on the files the fixed settings could use):")
     for t, v in res.items():
+        if v["fixed_same_as_adaptive"]:
+            print(f"  {t}: the survey chose the fixed settings themselves (same models, same figures)")
+            continue
         for s in v["survey_buys"]:
             print(f"  {t} {s['detector']}: fixed {s['fixed_auc']:.3f} (n={s['n_files_fixed']}) -> adaptive "
                   f"{s['adaptive_auc_same_files']:.3f} on those files, {s['adaptive_auc_all_files']:.3f} on all "
@@ -278,6 +284,19 @@ def print_tables(res: dict) -> None:
 
 
 # ----------------------------------------------------------------------------- driver
+
+
+def fixed_equals_adaptive(task) -> bool:
+    """Whether the survey of the task's training files chooses exactly the fixed defaults (then every
+    detector gets the same config in both modes, and the fixed unit need not be run)."""
+    from latentbridge.config.sections import AudioConfig, FeatureConfig
+    from latentbridge.data.survey import survey_files
+    from latentbridge.io import list_audio_files
+    from latentbridge.tasks.adapt import choose_settings
+
+    defaults = {"audio": AudioConfig(), "features": FeatureConfig()}
+    choices = choose_settings(survey_files(list_audio_files(task.train)))
+    return all(getattr(defaults[c.key.split(".")[0]], c.key.split(".")[1]) == c.value for c in choices)
 
 
 def main(argv=None) -> int:
@@ -307,7 +326,11 @@ def main(argv=None) -> int:
     for t, _ in units:  # data first, in this process (units of one task share it)
         if build(t, data) is None:
             units = [u for u in units if u[0] != t]
-    todo = [u for u in units if not (work / f"unit_{u[0]}_{u[1]}.json").exists()]
+    same = {t for t, m in units if m == "fixed" and fixed_equals_adaptive(build(t, data))}
+    for t in sorted(same):
+        print(f"{t}: the survey chooses the fixed settings themselves: the fixed unit is the adaptive one")
+    todo = [u for u in units if not (work / f"unit_{u[0]}_{u[1]}.json").exists()
+            and not (u[1] == "fixed" and u[0] in same)]
     running: list[tuple[subprocess.Popen, tuple]] = []
     work.mkdir(parents=True, exist_ok=True)
     while todo or running:
@@ -325,7 +348,13 @@ def main(argv=None) -> int:
                 print(f"finished {u[0]}/{u[1]} (rc {p.returncode}) at {time.time() - t0:.0f} s", flush=True)
                 if p.returncode != 0:
                     raise SystemExit(f"unit {u} failed: see {work}/unit_{u[0]}_{u[1]}.log")
-    found = [json.loads((work / f"unit_{t}_{m}.json").read_text()) for t, m in units]
+    found = []
+    for t, m in units:
+        if m == "fixed" and t in same:
+            u = json.loads((work / f"unit_{t}_adaptive.json").read_text())
+            found.append({**u, "mode": "fixed", "same_as_adaptive": True})
+        else:
+            found.append(json.loads((work / f"unit_{t}_{m}.json").read_text()))
     res = analyse(found)
     print_tables(res)
     seconds = round(time.time() - t0, 1)
