@@ -115,9 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     asc.add_argument("--out", required=True)
     asc.add_argument("--labels", help="'auto' (folder named normal/anomalous) or a CSV with columns path,label")
     asc.add_argument("--aggregate", choices=["mean", "max"], help="per-file aggregate of window scores")
+    asc.add_argument("--score", help="another of the model's scores (e.g. combined, latent_knn), with the "
+                                     "threshold calibrated for it at fit time; default: the model's score")
     asc.add_argument("--skip-bad", action="store_true", help="skip unusable recordings with a warning")
     asc.add_argument("--force", action="store_true", help="replace a non-empty output folder")
-    asc.add_argument("--workers", type=int, help="processes decoding files (default: one per core beyond the first)")
+    asc.add_argument("--workers", type=int, help="processes decoding and featurising files (default: one per core, at most 4; "
+                                                "0: in this process)")
     g = asc.add_argument_group("scoring hardware (Lightning's predict loop)")
     g.add_argument("--accelerator", help="cpu, gpu, auto, ...")
     g.add_argument("--devices", help="number of devices/processes, e.g. 2 (with --strategy ddp)")
@@ -128,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     ac.add_argument("normal_paths", nargs="*", help="recordings of normal operation (files or folders)")
     ac.add_argument("--threshold", type=float, help="set this threshold instead")
     ac.add_argument("--method", choices=["mean_std", "quantile"], help="default: the model's")
+    ac.add_argument("--score", help="calibrate this score of the model and make it the model's score")
     ac.add_argument("--k", type=float, help="mean_std: mean + k·σ")
     ac.add_argument("--false-alarm-rate", type=float, help="quantile: target false-alarm rate")
     ac.add_argument("--skip-bad", action="store_true", help="skip unusable recordings with a warning")
@@ -331,7 +335,7 @@ def _cmd_anomaly(args) -> int:
         devices = int(args.devices) if args.devices and str(args.devices).isdigit() else args.devices
         res = commands.score(args.model_dir, args.paths, args.out, labels=args.labels, aggregate=args.aggregate,
                              skip_bad=args.skip_bad, force=args.force, devices=devices, strategy=args.strategy,
-                             accelerator=args.accelerator, num_workers=args.workers)
+                             accelerator=args.accelerator, num_workers=args.workers, method=args.score)
         if res is None:  # an extra process of a distributed run: the first one reports
             return 0
         if res.metrics is not None:
@@ -346,7 +350,8 @@ def _cmd_anomaly(args) -> int:
         from latentbridge.tasks.anomaly import calibrate
 
         res = calibrate(args.model_dir, args.normal_paths or None, threshold=args.threshold, method=args.method,
-                        k=args.k, false_alarm_rate=args.false_alarm_rate, skip_bad=args.skip_bad)
+                        k=args.k, false_alarm_rate=args.false_alarm_rate, skip_bad=args.skip_bad,
+                        score=args.score)
         old = "none" if res.old_threshold is None else f"{res.old_threshold:.6g}"
         print(f"threshold {old} → {res.threshold:.6g} ({res.anomaly.get('calibrated_on')}); "
               f"{Path(args.model_dir) / 'config.json'} rewritten")

@@ -113,13 +113,15 @@ def sample(run_dir: str, out: str, n: int, *, force: bool = False, **settings) -
 
 
 def score(model_dir: str, paths: list[str], out: str, *, labels: str | None = None, aggregate: str | None = None,
-          skip_bad: bool = False, force: bool = False, **hardware):
-    """``anomaly score``; ``hardware``: devices, strategy, accelerator, num_workers. None in the extra
-    processes of a distributed run (the first one writes the folder)."""
+          skip_bad: bool = False, force: bool = False, method: str | None = None, **hardware):
+    """``anomaly score`` (with the model's score, or ``method``, another it offers); ``hardware``:
+    devices, strategy, accelerator, num_workers. None in the extra processes of a distributed run
+    (the first one writes the folder)."""
     from latentbridge.outputs import check_target
 
     check_target(Path(out), force)  # before the work: a used folder without --force is refused at once
-    res = anomaly.score(model_dir, paths, labels=labels, aggregate=aggregate, skip_bad=skip_bad, **hardware)
+    res = anomaly.score(model_dir, paths, labels=labels, aggregate=aggregate, skip_bad=skip_bad, method=method,
+                        **hardware)
     if res is None:
         return None
     with output_folder(out, force=force) as tmp:
