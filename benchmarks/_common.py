@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,12 @@ import numpy as np
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
+#: The code under test is this checkout's ``src/``: first on ``sys.path`` here and on ``PYTHONPATH`` for
+#: every subprocess (``python -m latentbridge ...``), whatever copy of the package is installed.
+SRC = REPO / "src"
+if str(SRC) not in sys.path:
+    sys.path.insert(0, str(SRC))
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH")) if p)
 #: Free Spoken Digit Dataset, relative to the repository (read-only; never copied into the repo).
 FSDD_DIR = (REPO / ".." / "shared" / "data" / "fsdd").resolve()
 
@@ -33,6 +40,26 @@ def fsdd_recordings() -> Path | None:
               "skipping the FSDD part")
         return None
     return rec
+
+
+def cli(*args: str) -> list[str]:
+    """The command line of ``latentbridge ARGS`` run from this checkout (``python -m latentbridge``)."""
+    return [sys.executable, "-m", "latentbridge", *args]
+
+
+def code_version() -> dict:
+    """The commit of the code under test and whether ``src/`` differs from it."""
+    def git(*a):
+        try:
+            return subprocess.run(["git", *a], capture_output=True, text=True, cwd=REPO, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    return {"commit": git("rev-parse", "HEAD"), "src_modified": bool(git("status", "--porcelain", "--", "src"))}
+
+
+#: taken when the script starts (a commit made while a long run is under way must not be credited with it)
+CODE_AT_START = code_version()
 
 
 def machine_info() -> dict:
@@ -100,7 +127,8 @@ def write_results(name: str, data: dict) -> Path:
     path = RESULTS_DIR / f"{name}.json"
     data = {"benchmark": name, "command": "python " + " ".join([f"benchmarks/{Path(sys.argv[0]).name}",
                                                                   *sys.argv[1:]]),
-            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine_info(), **data}
+            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "code": CODE_AT_START,
+            "machine": machine_info(), **data}
     path.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
     print(f"wrote {path.relative_to(REPO)}")
     return path

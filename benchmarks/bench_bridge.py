@@ -2,9 +2,10 @@
 
 Models (presets unchanged, ``train.seed`` 0 and ``data.test_fraction`` 0.25 in every one of them):
 
-* ``jsd``       configs/mmvae_bridge_jsd.yaml    multimodal VAE, mmJSD fusion (= configs/mmvae_bridge.yaml)
+* ``jsd``       configs/mmvae_bridge_jsd.yaml    multimodal VAE, mmJSD fusion
 * ``poe``       configs/mmvae_bridge_poe.yaml    product of experts
-* ``moe``       configs/mmvae_bridge_moe.yaml    mixture of experts
+* ``moe``       configs/mmvae_bridge_moe.yaml    mixture of experts (= configs/mmvae_bridge.yaml, the main job's
+                                                 preset: the same resolved config but for its description)
 * ``mopoe``     configs/mmvae_bridge_mopoe.yaml  mixture of products of experts
 * ``spec2mask`` configs/spec2mask_bridge.yaml    supervised reference: same spectrogram encoder -> mask
 
@@ -55,7 +56,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, table, write_results  # noqa: E402
+from _common import REPO, cli, table, write_results  # noqa: E402
 
 MODELS = {
     "jsd": "configs/mmvae_bridge_jsd.yaml",
@@ -91,11 +92,6 @@ def run(cmd: list[str], log: Path, loads: list[float] | None = None) -> float:
         tail = log.read_text()[-3000:]
         raise RuntimeError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{tail}")
     return dt
-
-
-def cli(*args: str) -> list[str]:
-    exe = shutil.which("latentbridge")
-    return [exe, *args] if exe else [sys.executable, "-m", "latentbridge.cli", *args]
 
 
 def cli_threads() -> dict:
@@ -144,10 +140,10 @@ def trivial_references(data_root: Path, config_path: str, test_tests: list[str],
     """Empty-mask predictor and constant damage-extent predictors on the held-out windows."""
     from latentbridge.config import load_config
     from latentbridge.metrics.segmentation import segmentation_summary
-    from latentbridge.tasks.multimodal import _data
+    from latentbridge.tasks.multimodal import bridge_data
 
     cfg = load_config(str(REPO / config_path), [f"data.root={data_root}", *extra])
-    data = _data(cfg)
+    data = bridge_data(cfg)
     test = data.subset_tests(test_tests)
     train = data.subset_tests(train_tests)
     lab = np.asarray(test.has_mask, dtype=bool)

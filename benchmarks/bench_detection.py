@@ -1,53 +1,54 @@
-"""Detection quality: conv VAE vs the DCASE 2020 baseline (and the conv AE), same data, same run.
+"""Detection quality: every detector x every task, adaptive settings vs the old fixed ones, in one run.
 
-Models (presets, seeds fixed by ``train.seed=0``):
+Detectors (each fitted the way a user would, through ``latentbridge anomaly fit`` / ``anomaly score``
+run in-process by ``latentbridge.cli.main``; ``train.seed=0``; one torch thread):
 
-* ``vae``      configs/anomaly_vae.yaml        conv VAE on 64-band log-mel, standardised
-* ``dcase``    configs/dcase2020_baseline.yaml dense AE on 5 stacked 128-band log-mel frames
-* ``ae``       configs/anomaly_ae.yaml         conv AE, same encoder/decoder as the VAE
+=============  ==============================================  =========================================
+name           fit                                             scores read (``anomaly score --score``)
+=============  ==============================================  =========================================
+``vae``        ``anomaly fit DIR`` with no options (the        ``mse`` (its own: **the default**),
+               default: conv VAE, 30 epochs)                   ``latent_mahalanobis``, ``latent_knn``,
+                                                               ``combined``
+``ae``         ``-o model.name=conv_ae``                       ``mse``
+``vae_synth``  ``-o anomaly.synthetic_anomalies=1.0``          ``aux``, ``combined``
+``pca``        ``--config configs/anomaly_pca.yaml``           ``mse``
+``gauss``      ``--config configs/anomaly_gaussian_stats.yaml`` ``mahalanobis``
+``knn``        ``--config configs/anomaly_knn_stats.yaml``     ``knn``
+``dcase``      ``--config configs/dcase2020_baseline.yaml``    ``mse`` (its recipe: 100 epochs)
+=============  ==============================================  =========================================
 
-Tasks:
+Modes: ``adaptive`` (as above: audio and feature settings not set by a preset are chosen from the
+survey of the training files) and ``fixed`` (``-o audio.auto=false``: the former fixed settings —
+16 kHz, 2-s windows, hop 1 s, wrap padding, n_fft 1024, hop 512, 64 mel bands, no trimming — except
+what a preset sets itself).
 
-(a) ``synth``: the default synthetic machine set (``latentbridge data synth machine --seed 0``:
-    16 kHz, 60 train / 40 test normal / 40 test anomalous clips of 10 s, four fault kinds).
-    Presets used unchanged. AUC/pAUC from ``metrics.json`` (file level, mean of window
-    scores) and, per fault kind, from the file-level rows of ``scores.csv``.
-(b) ``fsdd``: Free Spoken Digit Dataset, one speaker = "normal machine". Train on that
-    speaker's train split (index 5-49, 450 files), test normal = its test split (index 0-4,
-    50 files), test anomalous = another speaker's test split (50 files). One model per normal
-    speaker, scored once on its own test split plus every other speaker's test split; AUC is
-    reported per (normal, anomalous) pair from ``scores.csv`` and, pooled over all other
-    speakers, from ``metrics.json``. Overrides for 8-kHz digits (applied to all three models):
-    ``audio.sample_rate=8000 audio.window_s=0.5 audio.hop_s=0.25 audio.pad=constant
-    features.n_fft=256 features.hop_length=64 features.n_mels=64`` (-> 64 x 63 per window; the
-    DCASE preset's 128 bands would exceed the 129 FFT bins, so it uses 64 -> 320-dim vectors).
+Tasks: see ``_detection_tasks.py`` (synthetic machine set, two FSDD speaker tasks, an unseen speaker
+among known ones, faint faults in long recordings, faults under gain changes).
 
-Scores: every model is scored with its preset's ``anomaly.score`` (``mse``: mean squared
-reconstruction error of a window) through ``score_paths``, and then -- the same trained model, no
-retraining -- re-scored with ``frame_max`` (the squared error of the worst frame / vector of a
-window) by ``latentbridge.tasks.anomaly.score_features(model, features, "frame_max")`` on the same
-test features, aggregated to files the same way (mean of window scores). All AUC tables (overall,
-per fault kind / severity, per speaker pair) are given for both scores; F1 only for ``mse`` (the
-calibrated threshold belongs to the training score).
+Figures: file-level AUC and pAUC (max FPR 0.1, DCASE's McClish-standardised definition) of each
+``scores.csv``, with 95 % percentile bootstrap intervals over 1,000 stratified resamples of the test
+files — the same resamples for every detector of a task, so that differences are paired. "Best" is
+the highest AUC among the adaptive rows of a task; the default passes a task when it is the best or
+its AUC lies inside the best's interval, and it is never below PCA (adaptive, point estimates).
 
-Training runs with ``torch.set_num_threads(1)`` (``--threads``). Training time is reported as a ratio to the DCASE baseline's, trained in the same run with the
-model order rotated between tasks (seconds are in the JSON for reference).
+Each (task, mode) is a unit run in its own process (``--jobs`` at a time); a unit whose results JSON
+exists under ``--work`` is not run again, so an interrupted run resumes. The parent then gathers
+every unit into the tables and ``results/bench_detection.json``.
 
-Equivalent CLI for one model/task::
-
-    latentbridge anomaly fit DATA/train/normal --config configs/anomaly_vae.yaml --out M -o train.seed=0 [-o ...]
-    latentbridge anomaly score M DATA/test --labels auto --out S      # S/metrics.json, S/scores.csv
-
-    python benchmarks/bench_detection.py [--models vae,dcase,ae] [--fsdd-normal george,jackson] [--epochs N]
+    python benchmarks/bench_detection.py --work /tmp/det_work --jobs 2
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import io
+import json
 import logging
+import os
+import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -55,12 +56,21 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, fsdd_recordings, make_synth_machine, median, table, write_results  # noqa: E402
+from _common import REPO, table, write_results  # noqa: E402
+from _detection_tasks import TASKS, build  # noqa: E402
 
-MODELS = {"vae": "anomaly_vae.yaml", "dcase": "dcase2020_baseline.yaml", "ae": "anomaly_ae.yaml"}
-FSDD_OVERRIDES = ["audio.sample_rate=8000", "audio.window_s=0.5", "audio.hop_s=0.25", "audio.pad=constant",
-                  "features.n_fft=256", "features.hop_length=64", "features.n_mels=64"]
-SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")
+DETECTORS: dict[str, tuple[str | None, list[str], list[str]]] = {
+    "vae": (None, [], ["mse", "latent_mahalanobis", "latent_knn", "combined"]),
+    "ae": (None, ["model.name=conv_ae"], ["mse"]),
+    "vae_synth": (None, ["anomaly.synthetic_anomalies=1.0"], ["aux", "combined"]),
+    "pca": ("anomaly_pca.yaml", [], ["mse"]),
+    "gauss": ("anomaly_gaussian_stats.yaml", [], ["mahalanobis"]),
+    "knn": ("anomaly_knn_stats.yaml", [], ["knn"]),
+    "dcase": ("dcase2020_baseline.yaml", [], ["mse"]),
+}
+DEFAULT = "vae/mse"
+MODES = {"adaptive": [], "fixed": ["audio.auto=false"]}
+N_BOOT = 1000
 
 
 def quiet() -> None:
@@ -69,231 +79,290 @@ def quiet() -> None:
     warnings.filterwarnings("ignore")
 
 
-def fit_and_score(model: str, train_dir: Path, test_paths: list[Path], work: Path, cache: Path,
-                  overrides: list[str]) -> dict:
-    from latentbridge.config import load_config
-    from latentbridge.tasks import anomaly
-
-    ov = [f"data.train_dir={train_dir}", f"data.cache_dir={cache}", "train.seed=0", "train.progress_bar=false",
-          "train.accelerator=cpu", *overrides]
-    cfg = load_config(str(REPO / "configs" / MODELS[model]), ov)
-    mdir, sdir = work / f"model_{model}", work / f"scores_{model}"
-    warm_cache(cfg)  # so that train_s measures training (+ cache reads), not first-time feature extraction
-    t0 = time.perf_counter()
-    res = anomaly.fit(cfg, mdir, force=True)
-    train_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    metrics = anomaly.score_paths(mdir, [str(p) for p in test_paths], sdir, labels="auto")
-    score_s = time.perf_counter() - t0
-    files = file_scores(sdir / "scores.csv")
-    base = {"model": model, "config": f"configs/{MODELS[model]}", "overrides": ov[2:], "train_s": train_s,
-            "score_s": score_s, "epochs": cfg.train.max_epochs, "n_train_windows": res.n_train_windows,
-            "n_val_windows": res.n_val_windows}
-    rows = [{**base, "score": metrics["score"], "auc": metrics["auc"], "pauc": metrics["pauc"],
-             "window_auc": metrics["window_auc"], "f1": metrics["f1"], "threshold": metrics["threshold"],
-             "files": files}]
-    if RESCORE not in {metrics["score"]}:
-        rows.append({**base, **rescore(mdir, test_paths, RESCORE)})
-    return rows
+# ----------------------------------------------------------------------------- one unit (task, mode)
 
 
-#: second score computed from the same trained models (no retraining)
-RESCORE = "frame_max"
-
-
-def rescore(model_dir: Path, test_paths: list[Path], method: str) -> dict:
-    """Re-score the trained model's test windows with ``method``; file score = the preset's aggregate."""
-    from latentbridge.metrics.anomaly import partial_auc, roc_auc
-    from latentbridge.tasks.anomaly import Detector, aggregate_scores, resolve_labels, score_features
-
-    det = Detector.load(model_dir)
-    agg = det.cfg.anomaly.aggregate
-    wf = det.extractor().extract([str(p) for p in test_paths])
-    y = resolve_labels(wf.files, "auto")
-    win = score_features(det.model, wf.features, method, det.cfg.anomaly.iwae_samples)
-    fs = aggregate_scores(win, wf.file_index, len(wf.files), agg)
-    return {"score": method, "auc": roc_auc(y, fs), "pauc": partial_auc(y, fs),
-            "window_auc": roc_auc(y[wf.file_index], win), "f1": None, "threshold": None,
-            "files": [(str(f), float(v)) for f, v in zip(wf.files, fs)]}
-
-
-def warm_cache(cfg) -> None:
-    from latentbridge.data.audio import FeatureExtractor
-    from latentbridge.transforms.audio import SpectrogramTransform
-
-    FeatureExtractor.from_config(cfg, SpectrogramTransform(**cfg.transform_kwargs())).extract(cfg.data.train_dir)
-
-
-def file_scores(path: Path) -> list[tuple[str, float]]:
+def file_scores(path: Path) -> dict[str, float]:
     with open(path, newline="") as f:
-        return [(r["path"], float(r["score"])) for r in csv.DictReader(f) if r["level"].startswith("file")]
+        return {r["path"]: float(r["score"]) for r in csv.DictReader(f) if r["level"].startswith("file")}
 
 
-def group_auc(files: list[tuple[str, float]], is_normal, group_of) -> dict[str, dict]:
-    """AUC/pAUC of every anomalous group against all normal files."""
-    from latentbridge.metrics.anomaly import partial_auc, roc_auc
+def run_unit(task_name: str, mode: str, data: Path, work: Path, cache: Path, detectors: list[str],
+             epochs: int | None) -> dict:
+    import torch
 
-    normal = [s for p, s in files if is_normal(p)]
-    groups: dict[str, list[float]] = {}
-    for p, s in files:
-        if not is_normal(p):
-            groups.setdefault(group_of(p), []).append(s)
-    out = {}
-    for g, sc in sorted(groups.items()):
-        y = np.r_[np.zeros(len(normal)), np.ones(len(sc))]
-        s = np.r_[normal, sc]
-        out[g] = {"auc": roc_auc(y, s), "pauc": partial_auc(y, s), "n": len(sc)}
+    from latentbridge.cli import main as cli
+
+    torch.set_num_threads(1)
+    task = build(task_name, data)
+    unit = work / task_name / mode
+    out = {"task": task_name, "mode": mode, "description": task.description, "detectors": {}}
+    for name in detectors:
+        preset, extra, scores = DETECTORS[name]
+        mdir = unit / name / "model"
+        ov = [f"data.cache_dir={cache}", "train.seed=0", "train.progress_bar=false", "train.accelerator=cpu",
+              *MODES[mode], *extra, *([f"train.max_epochs={epochs}"] if epochs and name != "dcase" else [])]
+        args = ["anomaly", "fit", str(task.train), "--out", str(mdir), "--force", "--skip-bad"]
+        args += ["--config", str(REPO / "configs" / preset)] if preset else []
+        for o in ov:
+            args += ["-o", o]
+        print(f"[{task_name}/{mode}] latentbridge {' '.join(args)}", flush=True)
+        t0 = time.perf_counter()
+        err = io.StringIO()
+        with contextlib.redirect_stderr(Tee(err)):
+            rc = cli(args)
+        fit_s = time.perf_counter() - t0
+        if rc != 0:  # e.g. no usable training file under these settings: a result of its own
+            out["detectors"][name] = {"command": "latentbridge " + " ".join(args), "failed": err.getvalue()[-600:]}
+            continue
+        info = json.loads((mdir / "config.json").read_text())
+        settings = {k: info["config"][s][k.split(".")[1]] for s in ("audio", "features")
+                    for k in (f"{s}.{x}" for x in info["config"][s]) if k in SHOWN}
+        rows, failed = {}, {}
+        for score in scores:
+            sdir = unit / name / f"scores_{score}"
+            err = io.StringIO()
+            with contextlib.redirect_stderr(Tee(err)):
+                rc = cli(["anomaly", "score", str(mdir), str(task.test), "--labels", "auto", "--out", str(sdir),
+                          "--force", "--skip-bad", "--score", score])
+            if rc != 0:
+                failed[score] = err.getvalue()[-600:]
+            else:
+                rows[score] = file_scores(sdir / "scores.csv")
+        out["detectors"][name] = {"command": "latentbridge " + " ".join(args), "fit_s": round(fit_s, 1),
+                                  "epochs": info["training"].get("epochs"), "settings": settings,
+                                  "n_train_files": info["data"]["n_train_files"],
+                                  "n_skipped_train_files": len(info["data"]["skipped_files"]),
+                                  "n_train_windows": info["data"]["n_train_windows"], "scores": rows,
+                                  "score_failed": failed}
     return out
 
 
-def run_models(models: list[str], rotate: int, *a) -> list[dict]:
-    """One row per (model, score), models in the given order, mse row first."""
-    order = models[rotate % len(models):] + models[: rotate % len(models)]
-    out = {m: fit_and_score(m, *a) for m in order}
-    return [r for m in models for r in out[m]]
+class Tee(io.TextIOBase):
+    """stderr to the log and to a buffer (the one-line error of a failed command is kept)."""
+
+    def __init__(self, buf):
+        self.buf = buf
+
+    def write(self, s):
+        sys.__stderr__.write(s)
+        return self.buf.write(s)
 
 
-def add_time_ratio(rows: list[dict]) -> None:
-    ref = next((r["train_s"] for r in rows if r["model"] == "dcase"), None)
-    for r in rows:
-        r["train_time_vs_dcase"] = r["train_s"] / ref if ref else None
+#: audio/feature settings recorded per model
+SHOWN = ("audio.sample_rate", "audio.window_s", "audio.hop_s", "audio.pad", "audio.trim_db", "features.n_fft",
+         "features.hop_length", "features.n_mels")
 
 
-def _label(r: dict) -> str:
-    return f"{r['model']}/{r['score']}"
+# ----------------------------------------------------------------------------- gathering
 
 
-def task_synth(models, work: Path, cache: Path, epochs: int | None) -> dict:
-    data = make_synth_machine(work / "synth", seed=0)
-    print(f"\n== synthetic machine set (seed 0) in {data}")
-    ov = [f"train.max_epochs={epochs}"] if epochs else []
-    rows = run_models(models, 0, data / "train" / "normal", [data / "test"], work / "synth_runs", cache, ov)
-    add_time_ratio(rows)
-    kinds = sorted({Path(p).name.split("_")[1] for p, _ in rows[0]["files"] if Path(p).name.startswith("anomalous_")})
-    n_normal = sum(Path(p).parent.name == "normal" for p, _ in rows[0]["files"])
-    import json
+def analyse(units: list[dict]) -> dict:
+    """Per task: every (mode, detector/score) row with AUC/pAUC and bootstrap intervals. Rows scored on
+    the same files share their resamples (paired); a row whose settings could not use every test file
+    (``--skip-bad``) is evaluated on the files it scored, and said so (``n_files``)."""
+    from latentbridge.metrics.anomaly import bootstrap_indices, partial_auc, roc_auc
 
-    severity = {Path(f["path"]).name: f["severity"] for f in
-                json.loads((data / "manifest.json").read_text())["files"] if f["severity"] is not None}
-    for r in rows:
-        r["per_kind"] = group_auc(r["files"], lambda p: Path(p).parent.name == "normal",
-                                  lambda p: Path(p).name.split("_")[1])
-        for k in kinds:
-            r[f"auc_{k}"] = r["per_kind"][k]["auc"]
-        # anomalies split by the generator's severity (manifest.json): is the failure only on subtle faults?
-        sev = group_auc(r["files"], lambda p: Path(p).parent.name == "normal",
-                        lambda p: "sev>=0.5" if severity[Path(p).name] >= 0.5 else "sev<0.5")
-        r["per_severity"] = sev
-        r["auc_sev>=0.5"] = sev.get("sev>=0.5", {}).get("auc")
-        r["auc_sev<0.5"] = sev.get("sev<0.5", {}).get("auc")
-    cols = ["auc", "pauc", "window_auc", *[f"auc_{k}" for k in kinds], "auc_sev<0.5", "auc_sev>=0.5"]
-    print(table(rows, ["model", "score", *cols, "f1", "epochs", "train_s", "train_time_vs_dcase"],
-                {"train_s": ".1f", "train_time_vs_dcase": ".2f", "f1": ".3f", **{c: ".3f" for c in cols}}))
-    n_sev = sum(v >= 0.5 for v in severity.values())
-    per_kind = {k: r["per_kind"][k]["n"] for r in rows[:1] for k in kinds}
-    print(f"({len(severity)} anomalous clips {per_kind}; {n_sev} with severity >= 0.5; {n_normal} normal clips)")
-    return {"task": "synth", "data": "latentbridge data synth machine --seed 0 (defaults)", "kinds": kinds,
-            "rows": [{k: v for k, v in r.items() if k != "files"} for r in rows]}
+    tasks: dict[str, dict] = {}
+    for u in units:
+        t = tasks.setdefault(u["task"], {"description": u["description"], "rows": [], "settings": {}, "failed": {},
+                                         "fixed_same_as_adaptive": False})
+        t["fixed_same_as_adaptive"] |= bool(u.get("same_as_adaptive"))
+        for name, d in u["detectors"].items():
+            if "failed" in d:
+                t["failed"][f"{u['mode']}/{name}"] = d["failed"]
+                continue
+            t["settings"][f"{u['mode']}/{name}"] = {**d["settings"], "n_train_files": d["n_train_files"],
+                                                    "n_skipped_train_files": d["n_skipped_train_files"]}
+            for score, why in d["score_failed"].items():
+                t["failed"][f"{u['mode']}/{name}/{score}"] = why
+            for score, fs in d["scores"].items():
+                t["rows"].append({"mode": u["mode"], "detector": f"{name}/{score}", "fit_s": d["fit_s"], "files": fs})
+    out = {}
+    for name, t in tasks.items():
+        all_paths = sorted({p for r in t["rows"] for p in r["files"]})
+        resamples: dict[tuple, np.ndarray] = {}
+        rows = []
+        for r in t["rows"]:
+            paths = tuple(sorted(r["files"]))
+            y = np.array([Path(p).parent.name == "anomalous" for p in paths], dtype=int)
+            s = np.array([r["files"][p] for p in paths])
+            if paths not in resamples:
+                resamples[paths] = bootstrap_indices(y, N_BOOT, seed=0)
+            idx = resamples[paths]
+            boot = {m: np.array([fn(y[i], s[i]) for i in idx]) for m, fn in (("auc", roc_auc), ("pauc", partial_auc))}
+            row = {"mode": r["mode"], "detector": r["detector"], "auc": roc_auc(y, s), "pauc": partial_auc(y, s),
+                   "n_files": len(paths), "n_anomalous": int(y.sum()), "fit_s": r["fit_s"], "_boot": boot,
+                   "_paths": paths, "_s": s}
+            for m in ("auc", "pauc"):
+                row[f"{m}_ci"] = [float(v) for v in np.quantile(boot[m], [0.025, 0.975])]
+            rows.append(row)
+        complete = [r for r in rows if r["mode"] == "adaptive" and len(r["_paths"]) == len(all_paths)]
+        verdict = None
+        if complete:
+            best = max(complete, key=lambda r: r["auc"])
+            for r in rows:  # paired difference to the best adaptive row, where scored on the same files
+                r["auc_gap_to_best_ci"] = ([float(v) for v in np.quantile(best["_boot"]["auc"] - r["_boot"]["auc"],
+                                                                          [0.025, 0.975])]
+                                           if r["_paths"] == best["_paths"] else None)
+            default = next((r for r in complete if r["detector"] == DEFAULT), None)
+            pca = next((r for r in complete if r["detector"] == "pca/mse"), None)
+            if default is not None:
+                verdict = {"best": best["detector"], "best_auc": best["auc"], "best_auc_ci": best["auc_ci"],
+                           "default_auc": default["auc"], "default_auc_ci": default["auc_ci"],
+                           "default_is_best_or_inside_best_ci": bool(default["auc"] >= best["auc_ci"][0]),
+                           "paired_gap_ci": default["auc_gap_to_best_ci"],
+                           "pca_auc": pca["auc"] if pca else None,
+                           "default_not_below_pca": bool(pca is None or default["auc"] >= pca["auc"])}
+        survey = survey_gain(rows)
+        out[name] = {"description": t["description"], "n_files": len(all_paths),
+                     "fixed_same_as_adaptive": t["fixed_same_as_adaptive"],
+                     "n_anomalous": int(sum(Path(p).parent.name == "anomalous" for p in all_paths)),
+                     "settings": t["settings"], "failed": t["failed"], "verdict": verdict, "survey_buys": survey,
+                     "rows": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
+                     "file_scores": {r["mode"] + "/" + r["detector"]: dict(zip(r["_paths"], map(float, r["_s"])))
+                                     for r in rows}}
+    return out
 
 
-def fsdd_layout(rec: Path, normal: str, root: Path) -> tuple[Path, Path]:
-    """Symlink farm: root/train/normal, root/test/normal, root/test/anomalous (all other speakers)."""
-    for sub in ("train/normal", "test/normal", "test/anomalous"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    for f in sorted(rec.glob("*.wav")):
-        digit, spk, idx = f.stem.split("_")
-        idx = int(idx)
-        if spk == normal:
-            dest = root / ("train/normal" if idx >= 5 else "test/normal") / f.name
-        elif idx < 5:
-            dest = root / "test/anomalous" / f.name
-        else:
+def survey_gain(rows: list[dict]) -> list[dict]:
+    """Per detector/score: adaptive vs fixed AUC, both on the files the fixed settings could use."""
+    from latentbridge.metrics.anomaly import roc_auc
+
+    out = []
+    for f in (r for r in rows if r["mode"] == "fixed"):
+        a = next((r for r in rows if r["mode"] == "adaptive" and r["detector"] == f["detector"]), None)
+        if a is None or not set(f["_paths"]) <= set(a["_paths"]):
             continue
-        dest.symlink_to(f)
-    return root / "train" / "normal", root / "test"
+        pos = {p: i for i, p in enumerate(a["_paths"])}
+        y = np.array([Path(p).parent.name == "anomalous" for p in f["_paths"]], dtype=int)
+        a_same = roc_auc(y, a["_s"][[pos[p] for p in f["_paths"]]])
+        out.append({"detector": f["detector"], "fixed_auc": f["auc"], "adaptive_auc_same_files": a_same,
+                    "adaptive_auc_all_files": a["auc"], "n_files_fixed": f["n_files"],
+                    "n_files_adaptive": a["n_files"]})
+    return out
 
 
-def task_fsdd(models, normals: list[str], work: Path, cache: Path, epochs: int | None) -> dict | None:
-    rec = fsdd_recordings()
-    if rec is None:
-        return None
-    ov = FSDD_OVERRIDES + ([f"train.max_epochs={epochs}"] if epochs else [])
-    pair_rows, pooled = [], []
-    for i, spk in enumerate(normals):
-        train_dir, test_dir = fsdd_layout(rec, spk, work / f"fsdd_{spk}")
-        print(f"\n== FSDD: normal speaker {spk} ({len(list(train_dir.glob('*.wav')))} train files)")
-        rows = run_models(models, i + 1, train_dir, [test_dir], work / f"fsdd_{spk}_runs", cache, ov)
-        add_time_ratio(rows)
-        for r in rows:
-            per = group_auc(r["files"], lambda p: Path(p).parent.name == "normal",
-                            lambda p: Path(p).stem.split("_")[1])
-            pooled.append({"normal": spk, "anomalous": "all 5 others", **{k: v for k, v in r.items()
-                                                                           if k != "files"}})
-            for other, m in per.items():
-                pair_rows.append({"normal": spk, "anomalous": other, "model": r["model"], "score": r["score"],
-                                  "auc": m["auc"], "pauc": m["pauc"]})
-    print("\nFSDD per (normal, anomalous) speaker pair, file-level AUC / pAUC:")
-    wide = []
-    for (n, a) in sorted({(r["normal"], r["anomalous"]) for r in pair_rows}):
-        row = {"normal": n, "anomalous": a}
-        for r in pair_rows:
-            if (r["normal"], r["anomalous"]) == (n, a):
-                row[f"auc_{_label(r)}"] = r["auc"]
-                row[f"pauc_{_label(r)}"] = r["pauc"]
-        wide.append(row)
-    labels = list(dict.fromkeys(_label(r) for r in pair_rows))
-    for what in ("auc", "pauc"):
-        cols = ["normal", "anomalous", *[f"{what}_{lb}" for lb in labels]]
-        print(table(wide, cols, {c: ".3f" for c in cols[2:]}))
-    means = {lb: {"mean_auc": float(np.mean([r["auc"] for r in pair_rows if _label(r) == lb])),
-                  "mean_pauc": float(np.mean([r["pauc"] for r in pair_rows if _label(r) == lb]))} for lb in labels}
-    print("\nFSDD pooled (normal speaker vs all other speakers; mse from metrics.json, frame_max re-scored):")
-    print(table(pooled, ["normal", "model", "score", "auc", "pauc", "window_auc", "epochs", "train_s",
-                         "train_time_vs_dcase"],
-                {"auc": ".3f", "pauc": ".3f", "window_auc": ".3f", "train_s": ".1f", "train_time_vs_dcase": ".2f"}))
-    print("mean over pairs: " + "; ".join(f"{m} AUC {v['mean_auc']:.3f} pAUC {v['mean_pauc']:.3f}"
-                                          for m, v in means.items()))
-    return {"task": "fsdd", "overrides": FSDD_OVERRIDES, "normal_speakers": normals, "pairs": wide,
-            "pair_rows": pair_rows, "pooled": pooled, "mean_over_pairs": means}
+def cell(r: dict, m: str, n_all: int) -> str:
+    lo, hi = r[f"{m}_ci"]
+    return f"{r[m]:.2f} [{lo:.2f}, {hi:.2f}]" + ("" if r["n_files"] == n_all else f" n={r['n_files']}")
+
+
+def print_tables(res: dict) -> None:
+    names = list(res)
+    for mode in MODES:
+        for m in ("auc", "pauc"):
+            dets = list(dict.fromkeys(r["detector"] for t in res.values() for r in t["rows"] if r["mode"] == mode))
+            rows = []
+            for d in dets:
+                row = {"detector": d + (" (default)" if d == DEFAULT else "")}
+                for t in names:
+                    hit = [r for r in res[t]["rows"] if r["mode"] == mode and r["detector"] == d]
+                    row[t] = cell(hit[0], m, res[t]["n_files"]) if hit else "failed"
+                rows.append(row)
+            print(f"\n{m.upper()} [95 % bootstrap interval], {mode} settings (n=: files the settings could use)")
+            print(table(rows, ["detector", *names]))
+    print("\nDefault vs best (adaptive):")
+    for t, v in res.items():
+        x = v["verdict"]
+        if x:
+            print(f"  {t}: best {x['best']} {x['best_auc']:.3f} [{x['best_auc_ci'][0]:.3f}, {x['best_auc_ci'][1]:.3f}], "
+                  f"default {x['default_auc']:.3f}; inside: {x['default_is_best_or_inside_best_ci']}; paired gap "
+                  f"CI {np.round(x['paired_gap_ci'], 3).tolist()}; PCA {x['pca_auc']:.3f}; not below PCA: "
+                  f"{x['default_not_below_pca']}")
+    print("\nWhat the survey buys (AUC, fixed vs adaptive on the files the fixed settings could use):")
+    for t, v in res.items():
+        if v["fixed_same_as_adaptive"]:
+            print(f"  {t}: the survey chose the fixed settings themselves (same models, same figures)")
+            continue
+        for s in v["survey_buys"]:
+            print(f"  {t} {s['detector']}: fixed {s['fixed_auc']:.3f} (n={s['n_files_fixed']}) -> adaptive "
+                  f"{s['adaptive_auc_same_files']:.3f} on those files, {s['adaptive_auc_all_files']:.3f} on all "
+                  f"{s['n_files_adaptive']}")
+        for k, why in v["failed"].items():
+            print(f"  {t} {k}: failed: {why.strip().splitlines()[-1] if why.strip() else '?'}")
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def fixed_equals_adaptive(task) -> bool:
+    """Whether the survey of the task's training files chooses exactly the fixed defaults (then every
+    detector gets the same config in both modes, and the fixed unit need not be run)."""
+    from latentbridge.config.sections import AudioConfig, FeatureConfig
+    from latentbridge.data.survey import survey_files
+    from latentbridge.io import list_audio_files
+    from latentbridge.tasks.adapt import choose_settings
+
+    defaults = {"audio": AudioConfig(), "features": FeatureConfig()}
+    choices = choose_settings(survey_files(list_audio_files(task.train)))
+    return all(getattr(defaults[c.key.split(".")[0]], c.key.split(".")[1]) == c.value for c in choices)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models", default="vae,dcase,ae")
-    ap.add_argument("--tasks", default="synth,fsdd")
-    ap.add_argument("--fsdd-normal", default="george,jackson", help="normal speakers (one model each)")
-    ap.add_argument("--epochs", type=int, help="override train.max_epochs (default: each config's own)")
-    ap.add_argument("--fsdd-epochs", type=int, default=0,
-                    help="train.max_epochs on FSDD (default 0 = the configs' own, 40)")
-    ap.add_argument("--keep", help="keep data, models and score folders here")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads (default 1: on the shared 2-core machine 2 threads made training ~5x slower)")
+    ap.add_argument("--tasks", default=",".join(TASKS))
+    ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--detectors", default=",".join(DETECTORS))
+    ap.add_argument("--work", default="/tmp/det_work", help="models, scores and per-unit results (kept)")
+    ap.add_argument("--data", default="/tmp/det_data", help="generated data sets and FSDD symlink farms")
+    ap.add_argument("--jobs", type=int, default=1, help="units run at the same time")
+    ap.add_argument("--epochs", type=int, help="train.max_epochs of the gradient-trained detectors except "
+                                                "dcase (default: the defaults', 30)")
+    ap.add_argument("--unit", nargs=2, metavar=("TASK", "MODE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     quiet()
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    tasks = [t.strip() for t in args.tasks.split(",")]
-    normals = [s.strip() for s in args.fsdd_normal.split(",") if s.strip()]
+    work, data = Path(args.work), Path(args.data)
+    cache = work / "cache"
+    dets = [d for d in args.detectors.split(",") if d]
+    if args.unit:
+        task, mode = args.unit
+        res = run_unit(task, mode, data, work, cache, dets, args.epochs)
+        (work / f"unit_{task}_{mode}.json").write_text(json.dumps(res))
+        return 0
     t0 = time.time()
-    results = {"models": {m: f"configs/{MODELS[m]}" for m in models}, "torch_threads": torch.get_num_threads(),
-               "tasks": []}
-    with tempfile.TemporaryDirectory(prefix="lb_bench_det_") as tmp:
-        work = Path(args.keep) if args.keep else Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        cache = Path(tmp) / "cache"
-        if "synth" in tasks:
-            results["tasks"].append(task_synth(models, work, cache, args.epochs))
-        if "fsdd" in tasks:
-            ep = args.epochs or (args.fsdd_epochs or None)
-            r = task_fsdd(models, normals, work, cache, ep)
-            if r is not None:
-                results["tasks"].append(r)
-    results["seconds"] = round(time.time() - t0, 1)
-    print(f"\ntotal {results['seconds']:.0f} s")
-    write_results("bench_detection", results)
+    load0 = os.getloadavg()
+    units = [(t, m) for t in args.tasks.split(",") for m in args.modes.split(",")]
+    for t, _ in units:  # data first, in this process (units of one task share it)
+        if build(t, data) is None:
+            units = [u for u in units if u[0] != t]
+    same = {t for t, m in units if m == "fixed" and fixed_equals_adaptive(build(t, data))}
+    for t in sorted(same):
+        print(f"{t}: the survey chooses the fixed settings themselves: the fixed unit is the adaptive one")
+    todo = [u for u in units if not (work / f"unit_{u[0]}_{u[1]}.json").exists()
+            and not (u[1] == "fixed" and u[0] in same)]
+    running: list[tuple[subprocess.Popen, tuple]] = []
+    work.mkdir(parents=True, exist_ok=True)
+    while todo or running:
+        while todo and len(running) < args.jobs:
+            t, m = todo.pop(0)
+            cmd = [sys.executable, __file__, "--unit", t, m, "--work", str(work), "--data", str(data),
+                   "--detectors", ",".join(dets), *(["--epochs", str(args.epochs)] if args.epochs else [])]
+            log = open(work / f"unit_{t}_{m}.log", "w")
+            running.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), (t, m)))
+            print(f"started {t}/{m}", flush=True)
+        time.sleep(5)
+        for p, u in list(running):
+            if p.poll() is not None:
+                running.remove((p, u))
+                print(f"finished {u[0]}/{u[1]} (rc {p.returncode}) at {time.time() - t0:.0f} s", flush=True)
+                if p.returncode != 0:
+                    raise SystemExit(f"unit {u} failed: see {work}/unit_{u[0]}_{u[1]}.log")
+    found = []
+    for t, m in units:
+        if m == "fixed" and t in same:
+            u = json.loads((work / f"unit_{t}_adaptive.json").read_text())
+            found.append({**u, "mode": "fixed", "same_as_adaptive": True})
+        else:
+            found.append(json.loads((work / f"unit_{t}_{m}.json").read_text()))
+    res = analyse(found)
+    print_tables(res)
+    seconds = round(time.time() - t0, 1)
+    print(f"\ntotal {seconds:.0f} s (units already done under --work are not rerun)")
+    write_results("bench_detection", {
+        "detectors": {k: {"config": v[0], "overrides": v[1], "scores": v[2]} for k, v in DETECTORS.items()},
+        "default": DEFAULT, "modes": MODES, "n_boot": N_BOOT, "loadavg_at_start": load0,
+        "loadavg_at_end": os.getloadavg(), "seconds": seconds, "tasks": res})
     return 0
 
 

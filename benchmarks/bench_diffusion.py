@@ -3,13 +3,14 @@
 Parts (``--parts``, default all; a part reuses the run folders of earlier ones under ``--work``):
 
 ``train``
-    Trains the default preset (``configs/ddpm_mnist.yaml``: our residual U-Net) through the
-    package's own training function, then the reference design's two-block U-Net
+    Trains the default preset (``configs/ddpm_mnist.yaml``: our residual U-Net) with
+    ``latentbridge train``, and the reference design's two-block U-Net
     (``configs/ddpm_mnist_seed.yaml``) and diffusers' ``UNet2DModel`` at our widths
     (``configs/ddpm_mnist_diffusers.yaml``) for the *same CPU time*: the CPU seconds of one
     training step of each architecture are measured interleaved (1 thread, median of
-    ``--calib-reps``) and each gets ``ours' CPU seconds / its CPU seconds per epoch`` epochs (its
-    own cosine schedule over them). Wall time, process CPU time and the load average are recorded.
+    ``--calib-reps``) and each gets ``ours' epochs x ours' step cost / its step cost`` epochs (its
+    own cosine schedule over them). The trainings run as separate processes (``--jobs`` at a
+    time, 1 thread each); wall time, the child's CPU time and the load average are recorded.
 
 ``samplers``
     Our model, ``--n-samples`` samples (classes in turn, the same seed) for every row: DDPM 1000
@@ -89,42 +90,65 @@ def step_cpu_seconds(cfg, reps: int, batch: int) -> float:
     return float(np.median(out))
 
 
+def _train_command(name: str, out: Path, extra: list[str]) -> list[str]:
+    cmd = [sys.executable, "-m", "latentbridge", "train", "--config", PRESETS[name], "--out", str(out), "--force"]
+    for o in [f"data.root={MNIST_ROOT}", "train.progress_bar=false", *extra]:
+        cmd += ["-o", o]
+    return cmd
+
+
 def train_part(work: Path, args) -> dict:
-    import torch
+    """Calibrate the CPU cost of a training step per architecture, then train the three presets
+    (concurrently: ``--jobs``), each as ``latentbridge train`` in its own process; CPU seconds
+    from the child's resource usage."""
+    import json
+    import subprocess
 
-    from latentbridge.models.hub import load_model
-    from latentbridge.report.runs.diffusion import write_training
-    from latentbridge.tasks.diffusion import fit
-
-    torch.set_num_threads(1)
-    res = {}
-    cfg_ours = _cfg("ours", args.override)
-    # CPU cost per step of each architecture, interleaved
-    costs = {k: [] for k in PRESETS}
     cfgs = {k: _cfg(k, args.override) for k in PRESETS}
-    for _ in range(args.calib_reps):
+    batch = cfgs["ours"].train.batch_size
+    costs = {k: [] for k in PRESETS}
+    for _ in range(args.calib_reps):  # interleaved
         for k in PRESETS:
-            costs[k].append(step_cpu_seconds(cfgs[k], 3, cfg_ours.train.batch_size))
+            costs[k].append(step_cpu_seconds(cfgs[k], 5, batch))
     step_cpu = {k: float(np.median(v)) for k, v in costs.items()}
     print("CPU s per training step:", {k: round(v, 3) for k, v in step_cpu.items()}, flush=True)
-    for name in PRESETS:  # the same number of steps per epoch: epochs in inverse proportion to step cost
-        extra = list(args.override)
-        if name != "ours":
-            epochs = max(1, int(round(cfg_ours.train.max_epochs * step_cpu["ours"] / step_cpu[name])))
-            extra.append(f"train.max_epochs={epochs}")
-        cfg = _cfg(name, extra)
-        out = work / name
-        load0, t0, c0 = _load(), time.time(), time.process_time()
-        r = fit(cfg, out, force=True, report=write_training)
-        wall, cpu = time.time() - t0, time.process_time() - c0
-        res[name] = {"run": str(out), "epochs": r.epochs, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
-                     "train_seconds": round(r.seconds_training, 1), "load_before": load0, "load_after": _load(),
-                     "step_cpu_s": round(step_cpu[name], 4), "final_fd_monitor": r.final_fd,
-                     "final_class_accuracy_monitor": r.final_class_accuracy,
-                     "params": sum(p.numel() for p in load_model(out).model.parameters()),
-                     "history": r.history}
-        print(f"trained {name}: {r.epochs} epochs, {wall:.0f} s wall, {cpu:.0f} s CPU, "
-              f"monitor FD {r.final_fd}, class accuracy {r.final_class_accuracy}", flush=True)
+    epochs = {k: cfgs["ours"].train.max_epochs if k == "ours" else
+              max(1, int(round(cfgs["ours"].train.max_epochs * step_cpu["ours"] / step_cpu[k]))) for k in PRESETS}
+    pending = list(PRESETS)
+    running: dict[int, tuple[str, subprocess.Popen, float, list]] = {}
+    res = {}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            name = pending.pop(0)
+            cmd = _train_command(name, work / name, [*args.override, f"train.max_epochs={epochs[name]}"])
+            print("$ " + " ".join(cmd[1:]), flush=True)
+            log = open(work / f"{name}.log", "w")
+            proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+            running[proc.pid] = (name, proc, time.time(), _load())
+        pid, status, usage = os.wait4(-1, 0)
+        if pid not in running:
+            continue
+        name, proc, t0, load0 = running.pop(pid)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"training {name} failed: see {work / (name + '.log')}")
+        info = json.loads((work / name / "config.json").read_text())
+        from latentbridge.tasks.diffusion import read_epochs
+
+        history = read_epochs(work / name / "logs" / "epochs.csv")
+        last = [r for r in history if r.get("fd") is not None][-1:] or [{}]
+        res[name] = {"run": str(work / name), "epochs": epochs[name], "wall_s": round(time.time() - t0, 1),
+                     "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+                     "train_seconds_wall": info["training"]["seconds"], "load_before": load0,
+                     "load_after": _load(), "step_cpu_s": round(step_cpu[name], 4),
+                     "params": None, "final_fd_monitor": last[0].get("fd"),
+                     "final_class_accuracy_monitor": last[0].get("class_accuracy"), "history": history}
+        print(f"trained {name}: {epochs[name]} epochs, {res[name]['wall_s']:.0f} s wall, "
+              f"{res[name]['cpu_s']:.0f} s CPU", flush=True)
+    from latentbridge.models.hub import load_model
+
+    for name in res:
+        res[name]["params"] = sum(p.numel() for p in load_model(work / name).model.parameters())
     return {"step_cpu_s": step_cpu, "runs": res}
 
 
@@ -185,6 +209,7 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/latentbridge_bench_diffusion", help="run folders (kept)")
     ap.add_argument("--n-samples", type=int, default=500, help="samples per row (every row the same)")
     ap.add_argument("--calib-reps", type=int, default=5)
+    ap.add_argument("--jobs", type=int, default=3, help="trainings run at the same time (separate processes)")
     ap.add_argument("-o", "--override", action="append", default=[], help="config override for every training")
     args = ap.parse_args()
     parts = set(args.parts.split(","))

@@ -3,7 +3,7 @@
 Seed preset (configs/seed_spectrogram_vae.yaml): 44.1 kHz, 2-s windows (hop 2 s), n_fft 1024,
 hop 512, |STFT| -> dB -> min-max per window, 128 frames (513 x 128 per window).
 
-* ours:      ``FeatureExtractor(..., use_cache=False).extract(files)`` -- read + resample + cut
+* ours:      ``FeatureExtractor.from_spec(spec, use_cache=False).extract(files)`` -- read + resample + cut
              windows per file, then ``SpectrogramTransform`` over the stacked windows in batches of
              ``batch_windows`` (default 32), in chunks of ``chunk_windows`` (default 2048) raw windows.
              Timed with the default batch size and, for comparison, with 256 (the old default) and 16.
@@ -40,9 +40,10 @@ from _common import (fsdd_recordings, interleaved, make_synth_machine, median, p
 import librosa  # noqa: E402
 import torch  # noqa: E402
 
-from latentbridge.config import load_config  # noqa: E402
+from latentbridge.config import load_config, transform_spec  # noqa: E402
 from latentbridge.data.audio import FeatureExtractor  # noqa: E402
 from latentbridge.transforms.audio import SpectrogramTransform  # noqa: E402
+from latentbridge.transforms.spec import AudioTransform, build_spectrogram  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- reference (user code)
@@ -103,13 +104,17 @@ def above_floor_mask(files: list[Path], p: dict, floor_db: float = -80.0) -> np.
 # ----------------------------------------------------------------------------- benchmark
 
 
-def seed_params() -> tuple[dict, SpectrogramTransform]:
+def seed_params() -> tuple[dict, AudioTransform, SpectrogramTransform]:
+    """The seed preset's saved preprocessing description (what a model folder of it holds), its
+    transform, and the same parameters as plain values for the librosa reference."""
     cfg = load_config(str(REPO / "configs" / "seed_spectrogram_vae.yaml"), [])
-    t = SpectrogramTransform(**cfg.transform_kwargs())
-    p = dict(sample_rate=cfg.audio.sample_rate, window=cfg.audio.window_samples, hop=cfg.audio.hop_samples,
-             window_s=cfg.audio.window_s, hop_s=cfg.audio.hop_s, pad=cfg.audio.pad,
-             n_fft=cfg.features.n_fft, hop_length=cfg.features.hop_length, n_frames=cfg.n_frames)
-    return p, t
+    spec = transform_spec(cfg)
+    t = build_spectrogram(spec)
+    w, f = spec.windowing, spec.features
+    p = dict(sample_rate=spec.sample_rate, window=spec.window_samples, hop=spec.hop_samples,
+             window_s=w.window_s, hop_s=w.hop_s, pad=w.pad,
+             n_fft=f.n_fft, hop_length=f.hop_length, n_frames=f.n_frames)
+    return p, spec, t
 
 
 class Threads:
@@ -125,9 +130,9 @@ class Threads:
         torch.set_num_threads(self.old)
 
 
-def run_set(name: str, files: list[Path], p: dict, transform: SpectrogramTransform, reps: int) -> dict:
-    ext = FeatureExtractor(transform, sample_rate=p["sample_rate"], window_s=p["window_s"], hop_s=p["hop_s"],
-                           pad=p["pad"], use_cache=False)
+def run_set(name: str, files: list[Path], p: dict, spec: AudioTransform, transform: SpectrogramTransform,
+            reps: int) -> dict:
+    ext = FeatureExtractor.from_spec(spec, transform, use_cache=False)
     print(f"\n== {name}: {len(files)} files")
     ours = ext.extract(files).features
     ref = user_loop(files, p)
@@ -155,8 +160,7 @@ def run_set(name: str, files: list[Path], p: dict, transform: SpectrogramTransfo
     stacked = np.stack(wins).astype(np.float32)
 
     def ext_with(bw):
-        return FeatureExtractor(transform, sample_rate=p["sample_rate"], window_s=p["window_s"],
-                                hop_s=p["hop_s"], pad=p["pad"], use_cache=False, batch_windows=bw)
+        return FeatureExtractor.from_spec(spec, transform, use_cache=False, batch_windows=bw)
 
     default_bw = ext.batch_windows
     others = {bw: ext_with(bw) for bw in COMPARE_BATCHES if bw != default_bw}
@@ -200,32 +204,157 @@ def _with_threads(n, fn, *a):
         return fn(*a)
 
 
+# ----------------------------------------------------------------------------- log-mel path with workers
+
+
+def logmel_settings() -> tuple[dict, AudioTransform]:
+    """The anomaly workflow's fixed log-mel settings (``anomaly fit -o audio.auto=false``): 16 kHz,
+    2-s windows, hop 1 s, wrap padding, n_fft 1024, hop 512, 64 mel bands, amplitude in dB."""
+    spec = transform_spec(load_config(None, ["audio.auto=false"], sets={"task": "anomaly"}))
+    w, f = spec.windowing, spec.features
+    p = dict(sample_rate=spec.sample_rate, window=spec.window_samples, hop=spec.hop_samples, n_fft=f.n_fft,
+             hop_length=f.hop_length, n_mels=f.n_mels)
+    return p, spec
+
+
+def user_logmel_loop(files: list[Path], p: dict) -> list[np.ndarray]:
+    """The per-file librosa loop: load (soxr_hq resampling), the same windows, one mel call per file."""
+    out = []
+    for f in files:
+        y, _ = librosa.load(f, sr=p["sample_rate"])
+        w = np.stack(user_windows(y, p["window"], p["hop"]))
+        S = librosa.feature.melspectrogram(y=w, sr=p["sample_rate"], n_fft=p["n_fft"], hop_length=p["hop_length"],
+                                           n_mels=p["n_mels"], power=1.0, pad_mode="reflect")
+        out.append(librosa.amplitude_to_db(S, top_db=None))
+    return out
+
+
+def interleaved_cpu(fns: dict, reps: int) -> tuple[dict, dict]:
+    """Like ``_common.interleaved`` (one warm-up, round robin, order rotated), recording per sample the
+    wall time and (this process's CPU time, its finished child processes' CPU time)."""
+    import resource
+
+    def kids() -> float:
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    names = list(fns)
+    for n in names:
+        fns[n]()
+    wall: dict = {n: [] for n in names}
+    cpu: dict = {n: [] for n in names}
+    for r in range(reps):
+        for n in names[r % len(names):] + names[: r % len(names)]:
+            w0, c0, k0 = time.perf_counter(), time.process_time(), kids()
+            fns[n]()
+            wall[n].append(time.perf_counter() - w0)
+            cpu[n].append((time.process_time() - c0, kids() - k0))
+    return wall, cpu
+
+
+def run_logmel(name: str, files: list[Path], reps: int) -> dict:
+    """End to end (decode + resample + log-mel) with worker processes vs the per-file librosa loop."""
+    import os
+
+    from latentbridge.data.audio import default_workers
+
+    p, spec = logmel_settings()
+    n_def = default_workers()
+    ext = {k: FeatureExtractor.from_spec(spec, use_cache=False, num_workers=k) for k in sorted({0, 1, n_def})}
+    ours = ext[0].extract(files).features
+    ref = np.concatenate(user_logmel_loop(files, p))[:, None]
+    diff = np.abs(ours - ref)
+    print(f"\n== log-mel end to end, {name}: {len(files)} files, {len(ours)} windows; max |ours - librosa| "
+          f"{diff.max():.3g} dB, mean {diff.mean():.3g} dB")
+    fns = {"librosa per-file loop": lambda: user_logmel_loop(files, p)}
+    for k, e in ext.items():
+        label = "this process" if k == 0 else f"{k} worker{'s' if k > 1 else ''}"
+        fns[f"ours, --workers {k} ({label}{', the default' if k == n_def else ''})"] = (
+            lambda e=e: _with_threads(1, e.extract, files))
+    workers = {k: (0 if k.startswith("librosa") else int(k.split("--workers ")[1].split()[0])) for k in fns}
+    load = [os.getloadavg()[0]]
+    wall, cpu = interleaved_cpu(fns, reps)
+    load.append(os.getloadavg()[0])
+    ref_t, ref_c = wall["librosa per-file loop"], cpu["librosa per-file loop"]
+    rows = []
+    for k in fns:
+        # on an idle machine the workers' CPU time would run side by side: this process's CPU time plus
+        # the workers' share of theirs (perfect balance) is the wall time to expect there
+        ideal = [own + kids / max(1, workers[k]) for own, kids in cpu[k]]
+        rows.append({"set": name, "method": k, "median_s": median(wall[k]), "files_per_s": len(files) / median(wall[k]),
+                     "speedup_vs_librosa": per_rep_ratio(ref_t, wall[k]),
+                     "cpu_s": median([a + b for a, b in cpu[k]]),
+                     "speedup_idle_projection": per_rep_ratio([a + b for a, b in ref_c], ideal),
+                     "samples_s": wall[k], "samples_cpu_s": cpu[k]})
+    print(table(rows, ["method", "median_s", "files_per_s", "speedup_vs_librosa", "cpu_s", "speedup_idle_projection"],
+                {"median_s": ".3f", "files_per_s": ".1f", "speedup_vs_librosa": ".2f", "cpu_s": ".3f",
+                 "speedup_idle_projection": ".2f"}))
+    print(f"   1-min load average {load[0]:.1f} before, {load[1]:.1f} after ({os.cpu_count()} cores)")
+    return {"set": name, "n_files": len(files), "n_windows": int(len(ours)), "settings": p,
+            "default_workers": n_def, "max_abs_diff_db": float(diff.max()), "mean_abs_diff_db": float(diff.mean()),
+            "loadavg_1min_before_after": load, "timings": rows}
+
+
+def run_logmel_sets(args) -> list[dict]:
+    out = []
+    with tempfile.TemporaryDirectory(prefix="lb_bench_logmel_") as tmp:
+        if args.logmel_synth_files:
+            synth = make_synth_machine(Path(tmp) / "synth", seed=0, sample_rate=44100, duration_s=10.0,
+                                       n_train=args.logmel_synth_files, n_test_normal=0, n_test_anomalous=0)
+            out.append(run_logmel(f"synthetic {args.logmel_synth_files} x 10 s, 44.1 kHz -> 16 kHz",
+                                  sorted((synth / "train" / "normal").glob("*.wav")), args.reps))
+    rec = fsdd_recordings()
+    if rec is not None and args.logmel_fsdd_files:
+        from latentbridge.io.audio import audio_info
+
+        ok = [f for f in sorted(rec.glob("*.wav")) if audio_info(f).duration_s >= 0.501]
+        idx = np.random.default_rng(0).choice(len(ok), size=min(args.logmel_fsdd_files, len(ok)), replace=False)
+        files = [ok[i] for i in sorted(idx)]
+        out.append(run_logmel(f"FSDD {len(files)} clips of 0.5-2.3 s, 8 kHz -> 16 kHz", files, args.reps))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--synth-files", type=int, default=40)
     ap.add_argument("--synth-seconds", type=float, default=10.0)
     ap.add_argument("--fsdd-files", type=int, default=300)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--logmel-synth-files", type=int, default=60,
+                    help="log-mel end to end with workers: synthetic 10-s recordings at 44.1 kHz (0: skip)")
+    ap.add_argument("--logmel-fsdd-files", type=int, default=600, help="... and FSDD clips of at least 0.5 s")
+    ap.add_argument("--only-logmel", action="store_true", help="only the log-mel end-to-end part")
     args = ap.parse_args(argv)
 
-    p, transform = seed_params()
+    p, spec, transform = seed_params()
     results = {"preset": "configs/seed_spectrogram_vae.yaml", "params": p, "reps": args.reps, "sets": []}
     t0 = time.time()
+    results["logmel"] = run_logmel_sets(args)
+    if args.only_logmel:
+        results["seconds"] = round(time.time() - t0, 1)
+        write_results("bench_features_logmel", results)
+        return 0
     with tempfile.TemporaryDirectory(prefix="lb_bench_feat_") as tmp:
         synth = make_synth_machine(Path(tmp) / "synth", seed=0, sample_rate=p["sample_rate"],
                                    duration_s=args.synth_seconds, n_train=args.synth_files, n_test_normal=0,
                                    n_test_anomalous=0)
         files = sorted((synth / "train" / "normal").glob("*.wav"))
         results["sets"].append(run_set(f"synthetic machine ({args.synth_files} x {args.synth_seconds:g} s, "
-                                       f"44.1 kHz native)", files, p, transform, args.reps))
+                                       f"44.1 kHz native)", files, p, spec, transform, args.reps))
     rec = fsdd_recordings()
     if rec is not None and args.fsdd_files > 0:
-        all_files = sorted(rec.glob("*.wav"))
+        # the short-recording rule (latentbridge.io.check_recording_length) refuses recordings shorter
+        # than a quarter of a window (0.5 s here): draw from the files the package accepts
+        from latentbridge.io.audio import MIN_WINDOW_SHARE, audio_info
+
+        min_s = MIN_WINDOW_SHARE * p["window_s"] + 1e-3
+        all_files = [f for f in sorted(rec.glob("*.wav")) if audio_info(f).duration_s >= min_s]
+        print(f"FSDD: {len(all_files)} recordings of at least {min_s:.3f} s")
         idx = np.random.default_rng(0).choice(len(all_files), size=min(args.fsdd_files, len(all_files)),
                                               replace=False)
         files = [all_files[i] for i in sorted(idx)]
-        results["sets"].append(run_set(f"FSDD ({len(files)} files, 8 kHz -> 44.1 kHz soxr_hq)", files, p,
-                                       transform, args.reps))
+        results["sets"].append(run_set(f"FSDD ({len(files)} files >= {min_s:.2f} s, 8 kHz -> 44.1 kHz soxr_hq)", files, p,
+                                       spec, transform, args.reps))
     results["seconds"] = round(time.time() - t0, 1)
     write_results("bench_features", results)
     return 0

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, make_synth_machine, median, table, write_results  # noqa: E402
+from _common import REPO, cli, make_synth_machine, median, table, write_results  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -56,7 +56,7 @@ def train_model(config: str, synth_dir: Path, out_dir: Path, cache: Path, epochs
 
 
 def export(model_dir: Path, onnx_path: Path) -> Path:
-    cmd = [sys.executable, "-m", "latentbridge", "export", str(model_dir), "--out", str(onnx_path)]
+    cmd = cli("export", str(model_dir), "--out", str(onnx_path))
     r = subprocess.run(cmd, capture_output=True, text=True)
     print("   " + (r.stdout.strip() or r.stderr.strip()))
     if r.returncode != 0:
@@ -89,7 +89,7 @@ def bench_model(label: str, model_dir: Path, onnx_path: Path, reps: int, calls: 
 
     det = Detector.load(model_dir)
     edge = EdgeScorer(onnx_path, threads=1)
-    sr, win = det.sample_rate, det.cfg.audio.window_samples
+    sr, win = det.sample_rate, det.spec.window_samples  # the model folder's saved transform
     window_s = win / sr
     rng = np.random.default_rng(0)
     x = (0.05 * rng.standard_normal((1, win))).astype(np.float32)

@@ -212,7 +212,7 @@ def one_window_score_ms(det, reps: int = 30) -> float:
     torch.set_num_threads(1)
     try:
         rng = np.random.default_rng(0)
-        x = (0.05 * rng.standard_normal((1, det.cfg.audio.window_samples))).astype(np.float32)
+        x = (0.05 * rng.standard_normal((1, det.spec.window_samples))).astype(np.float32)
         for _ in range(5):
             det.score_windows(x)
         ts = []
@@ -336,7 +336,7 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     model_dir = Path(args.model) if args.model else fit_model(work, args.epochs)
     det = Detector.load(model_dir)
-    sr, window, hop = det.sample_rate, det.cfg.audio.window_samples, det.cfg.audio.hop_samples
+    sr, window, hop = det.sample_rate, det.spec.window_samples, det.spec.hop_samples
     floor_ms = one_window_score_ms(det)
     print(f"model {model_dir}: {sr} Hz, window {window / sr:g} s, hop {hop / sr:g} s; one window scores in "
           f"{floor_ms:.2f} ms (median, 1 thread)")

@@ -4,7 +4,6 @@ handling, the detectors beside the VAE and the closed-form baselines."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -189,3 +188,15 @@ def test_scores_a_model_does_not_offer_are_config_errors(capsys, machine_data):
         assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", "/tmp/never",
                      *[x for o in extra for x in ("-o", o)]]) == 2
         assert needle in capsys.readouterr().err
+
+
+def test_dcase_preset_batches_hold_the_recipes_512_vectors():
+    """The DCASE 2020 recipe's batch is 512 stacked-frame vectors; a training sample here is a window
+    of many vectors, so the preset's batch of windows must hold about 512 vectors (a batch of 512
+    windows made every epoch a single step on small sets: the baseline never converged)."""
+    from conftest import REPO
+
+    cfg = load_config(str(REPO / "configs" / "dcase2020_baseline.yaml"), [])
+    vectors_per_window = cfg.n_frames - cfg.model.context_frames + 1
+    assert cfg.features.n_mels * cfg.model.context_frames == 640
+    assert 0.9 * 512 <= cfg.train.batch_size * vectors_per_window <= 1.1 * 512

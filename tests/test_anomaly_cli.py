@@ -243,3 +243,41 @@ def test_real_speech_one_speaker_normal_another_anomalous(feature_cache, tmp_pat
     m = json.loads((out / "metrics.json").read_text())
     assert (m["n_normal"], m["n_anomalous"]) == (30, 30)
     assert m["auc"] > 0.8, m
+
+
+def test_score_with_another_of_the_models_scores(fitted_model, machine_data, tmp_path, capsys):
+    """Every deterministic score is calibrated at fit time: ``--score`` uses one without refitting, and
+    ``calibrate --score`` makes one the model's score."""
+    import shutil
+
+    import torch
+
+    from latentbridge.tasks.anomaly import Detector
+
+    info = json.loads((fitted_model / "config.json").read_text())["anomaly"]
+    assert set(info["thresholds"]) == {"mse", "frame_max", "latent_mahalanobis", "latent_knn", "combined"}
+    assert info["thresholds"]["mse"] == info["threshold"] and info["score"] == "mse"
+    out = tmp_path / "knn"
+    assert main(["anomaly", "score", str(fitted_model), str(machine_data / "test"), "--labels", "auto",
+                 "--score", "latent_knn", "--out", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["score"] == "latent_knn" and m["threshold"] == info["thresholds"]["latent_knn"]
+    det = Detector.load(fitted_model)
+    wf = det.extractor().extract([machine_data / "test"])
+    with torch.no_grad():
+        want = det.model.score(torch.from_numpy(wf.features), "latent_knn").numpy()
+    got = [float(r["score"]) for r in _rows(out / "scores.csv") if r["level"] == "window"]
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+    # a score the model does not offer, or one never calibrated: one line, exit 2
+    capsys.readouterr()
+    assert main(["anomaly", "score", str(fitted_model), str(machine_data / "test"), "--score", "aux",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "offers the scores" in capsys.readouterr().err
+    # calibrate --score: the model's score from then on, its threshold from the normal files given
+    model = tmp_path / "model"
+    shutil.copytree(fitted_model, model)
+    assert main(["anomaly", "calibrate", str(model), str(machine_data / "train" / "normal"),
+                 "--score", "combined"]) == 0
+    new = json.loads((model / "config.json").read_text())["anomaly"]
+    assert new["score"] == "combined" and new["threshold"] == new["thresholds"]["combined"]
+    assert Detector.load(model).method == "combined"

@@ -321,3 +321,28 @@ def test_pixel_features_average_areas():
     f = pixel_features(x, side=4)
     assert f.shape == (2, 16)
     np.testing.assert_allclose(f[1].reshape(4, 4), np.repeat([[1.0], [1.0], [0.0], [0.0]], 4, axis=1))
+
+
+def test_unconditional_and_conditional_denoisers_share_one_code_path():
+    from latentbridge.models.denoisers import DDPMUNet
+
+    proc = {"schedule": "cosine", "prediction": "v_prediction"}
+    uncond = DDPMUNet(image_shape=(1, 8, 8), n_classes=0, process=proc, channels=[4, 8])
+    assert uncond.cond.classes is None and not uncond.conditional
+    batch = uncond.example_batch(3, torch.Generator().manual_seed(0))
+    assert set(batch) == {"x"} and uncond.loss(batch)[0].shape == (3,)
+    x = uncond.generate(2, steps=3, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (2, 1, 8, 8) and float(x.min()) >= 0 and float(x.max()) <= 1
+    with pytest.raises(ValueError, match="without class labels"):
+        uncond.generate(2, y=torch.tensor([0, 1]), steps=2)
+    cond = DDPMUNet(image_shape=(1, 8, 8), n_classes=3, process=proc, channels=[4, 8]).eval()
+    with pytest.raises(ValueError, match="labels must be 2 values in 0..2"):
+        cond.generate(2, y=torch.tensor([0, 3]), steps=2)
+    # the null class and label dropout: a dropped label gives the unconditional prediction
+    xt, t = torch.randn(2, 1, 8, 8), torch.tensor([10, 500])
+    y = torch.tensor([0, 2])
+    torch.testing.assert_close(cond(xt, t, y, None, torch.tensor([True, True])), cond(xt, t, torch.tensor([3, 3])))
+    assert not torch.allclose(cond(xt, t, y), cond(xt, t, torch.tensor([3, 3])))
+    # configs round-trip through config() (what a model folder saves)
+    again = DDPMUNet(**cond.config())
+    assert again.config() == cond.config() and again.process == cond.process

@@ -147,3 +147,26 @@ def test_detection_metrics_zero_division_and_one_class():
     assert m["auc"] is None and m["pauc"] is None
     assert m["fpr"] == pytest.approx(2 / 3) and m["recall"] == 0.0
     json.dumps(m)
+
+
+def test_bootstrap_interval_keeps_the_classes_and_covers_the_estimate():
+    from latentbridge.metrics.anomaly import bootstrap_indices, bootstrap_interval
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(40), np.ones(30)].astype(int)
+    s = rng.normal(size=70) + 1.0 * y  # AUC about 0.76
+    idx = bootstrap_indices(y, n_boot=500, seed=1)
+    assert idx.shape == (500, 70)
+    assert ((y[idx] == 1).sum(axis=1) == 30).all()  # every resample keeps 30 anomalous, 40 normal
+    lo, hi = bootstrap_interval(y, s, indices=idx)
+    auc = roc_auc(y, s)
+    assert lo < auc < hi and 0.1 < hi - lo < 0.35
+    # more samples, narrower interval; a perfect detector has a degenerate one
+    y4, s4 = np.tile(y, 4), np.r_[s, rng.normal(size=210) + np.tile(y, 3)]
+    lo4, hi4 = bootstrap_interval(y4, s4, n_boot=500)
+    assert hi4 - lo4 < 0.7 * (hi - lo)
+    assert bootstrap_interval(y, y.astype(float), n_boot=50) == (1.0, 1.0)
+    lo_p, hi_p = bootstrap_interval(y, s, metric=partial_auc, indices=idx)
+    assert lo_p < partial_auc(y, s) < hi_p
+    with pytest.raises(ValueError):
+        bootstrap_indices(np.zeros(5))

@@ -20,7 +20,6 @@ from starlette.testclient import WebSocketDenialResponse  # noqa: E402
 
 from conftest import tiny_multimodal_folders  # noqa: E402
 from latentbridge.errors import DataError  # noqa: E402
-from latentbridge.io import write_wav  # noqa: E402
 from latentbridge.serve.app import ServeSettings, create_app  # noqa: E402
 from latentbridge.serve.batcher import MicroBatcher  # noqa: E402
 from latentbridge.serve.registry import load_models  # noqa: E402
@@ -469,6 +468,47 @@ def test_micro_batcher_batches_concurrent_requests_and_routes_rows():
     assert boom.submit(np.ones((1, 1))).exception(timeout=10) is not None  # still serving
     boom.close()
     single.close()
+
+
+def test_micro_batcher_serves_short_requests_first_without_starving_long_ones():
+    gate = threading.Event()
+    calls = []
+
+    def fn(w):
+        gate.wait(10)
+        calls.append(len(w))
+        return w.sum(axis=1), w.sum(axis=1) > 0
+
+    for max_batch in (1, 4):
+        calls.clear()
+        gate.clear()
+        b = MicroBatcher(fn, max_batch=max_batch, max_wait_s=0.0, max_age_s=30)
+        first = b.submit(np.ones((1, 2)))  # holds the worker until the gate opens
+        time.sleep(0.1)
+        long_ = b.submit(np.ones((9, 2)))
+        shorts = [b.submit(np.full((1, 2), i)) for i in range(3)]
+        gate.set()
+        for i, f in enumerate(shorts):
+            np.testing.assert_array_equal(f.result(timeout=10)[0], [2.0 * i])
+        assert long_.result(timeout=10)[0].shape == (9,) and first.result(timeout=10)[0].shape == (1,)
+        # the three 1-window requests went before the 9-window one that came first
+        assert calls == ([1, 1, 1, 1, 9] if max_batch == 1 else [1, 3, 9]), calls
+        b.close()
+    # a request that has waited max_age_s goes ahead of shorter, younger ones
+    calls.clear()
+    gate.clear()
+    b = MicroBatcher(fn, max_batch=1, max_wait_s=0.0, max_age_s=0.05)
+    b.submit(np.ones((1, 2)))
+    time.sleep(0.1)
+    long_ = b.submit(np.ones((9, 2)))
+    time.sleep(0.1)
+    shorts = [b.submit(np.ones((1, 2))) for _ in range(3)]
+    gate.set()
+    [f.result(timeout=10) for f in [long_, *shorts]]
+    assert calls == [1, 9, 1, 1, 1], calls
+    b.close()
+    with pytest.raises(ValueError, match="max_age_s"):
+        MicroBatcher(fn, max_age_s=0)
 
 
 def test_concurrent_requests_share_model_calls(models, machine_data):

@@ -81,6 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
     sm_.add_argument("--out", required=True)
     sm_.add_argument("--force", action="store_true", help="replace a non-empty output folder")
 
+    en = sub.add_parser("enhance", help="enhance spatial maps (an imzML file or an array) with a spatial model")
+    en.add_argument("run_dir", help="a spatial model folder (latentbridge train --config configs/cvae_tissue.yaml)")
+    en.add_argument("input", help=".imzML, .npy, .npz, .tif or a folder of PNG channels")
+    en.add_argument("--task", required=True, choices=["denoise", "inpaint", "upscale"],
+                    help="denoise the valid pixels; inpaint: also fill the holes of the section; upscale: 2x")
+    en.add_argument("--out", required=True, help="folder for enhanced.npy, uncertainty.npy, latent.npy, panels.png")
+    en.add_argument("--mz", help="comma-separated m/z of the channels to show in the panels (default: the first 4)")
+    en.add_argument("--mask", help="mask of valid pixels for an array input (.npy or .png; default: NAME.mask.*)")
+    en.add_argument("--truth", help="clean maps (.npy, the output's shape): metrics and a truth column")
+    en.add_argument("--samples", type=int, help="latent samples per tile for the uncertainty (default: the model's)")
+    en.add_argument("--seed", type=int, default=0)
+    en.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+
     an = sub.add_parser("analyze", help="clusters, cross-modal relationships and latent plots of an avdigits run")
     an.add_argument("run_dir")
     an.add_argument("--out", required=True)
@@ -104,9 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     asc.add_argument("--out", required=True)
     asc.add_argument("--labels", help="'auto' (folder named normal/anomalous) or a CSV with columns path,label")
     asc.add_argument("--aggregate", choices=["mean", "max"], help="per-file aggregate of window scores")
+    asc.add_argument("--score", help="another of the model's scores (e.g. combined, latent_knn), with the "
+                                     "threshold calibrated for it at fit time; default: the model's score")
     asc.add_argument("--skip-bad", action="store_true", help="skip unusable recordings with a warning")
     asc.add_argument("--force", action="store_true", help="replace a non-empty output folder")
-    asc.add_argument("--workers", type=int, help="processes decoding files (default: one per core beyond the first)")
+    asc.add_argument("--workers", type=int, help="processes decoding and featurising files (default: one per core, at most 4; "
+                                                "0: in this process)")
     g = asc.add_argument_group("scoring hardware (Lightning's predict loop)")
     g.add_argument("--accelerator", help="cpu, gpu, auto, ...")
     g.add_argument("--devices", help="number of devices/processes, e.g. 2 (with --strategy ddp)")
@@ -117,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     ac.add_argument("normal_paths", nargs="*", help="recordings of normal operation (files or folders)")
     ac.add_argument("--threshold", type=float, help="set this threshold instead")
     ac.add_argument("--method", choices=["mean_std", "quantile"], help="default: the model's")
+    ac.add_argument("--score", help="calibrate this score of the model and make it the model's score")
     ac.add_argument("--k", type=float, help="mean_std: mean + k·σ")
     ac.add_argument("--false-alarm-rate", type=float, help="quantile: target false-alarm rate")
     ac.add_argument("--skip-bad", action="store_true", help="skip unusable recordings with a warning")
@@ -177,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-batch", type=int, default=64,
                     help="most windows per model call when batching concurrent requests (1: no batching)")
     sv.add_argument("--max-wait-ms", type=float, default=2.0, help="how long a batch waits for more requests")
+    sv.add_argument("--max-age-ms", type=float, default=1000.0,
+                    help="shortest requests are scored first; one waiting this long goes ahead of younger ones")
     sv.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                     help="allow cross-origin requests from ORIGIN (repeatable; CORS is off by default)")
     sv.add_argument("--stream-queue-blocks", type=int, default=256,
@@ -203,6 +222,19 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--sensors", type=int, help="accelerometers along the span")
     sb.add_argument("--noise-snr", type=float, help="sensor noise SNR in dB")
     sb.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    st = ds.add_parser("tissue", help="tissue sections for mass-spectrometry imaging: noisy and clean ion images "
+                                      "(.npy), masks, imzML files")
+    st.add_argument("--out", required=True)
+    st.add_argument("--seed", type=int, default=0)
+    st.add_argument("--sections", type=int, help="number of sections (the last --test-sections are the test split)")
+    st.add_argument("--test-sections", type=int)
+    st.add_argument("--height", type=int, help="pixels")
+    st.add_argument("--width", type=int, help="pixels")
+    st.add_argument("--channels", type=int, help="ion images (lipid m/z values) per section")
+    st.add_argument("--count-scale", type=float, help="expected counts x this (higher: less Poisson noise)")
+    st.add_argument("--dropout", type=float, help="share of pixels missing at random")
+    st.add_argument("--no-imzml", action="store_true", help="write the arrays only")
+    st.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     return p
 
 
@@ -254,6 +286,25 @@ def _cmd_sample(args) -> int:
     return 0
 
 
+def _cmd_enhance(args) -> int:
+    from latentbridge import commands
+
+    mz = None
+    if args.mz:
+        try:
+            mz = [float(v) for v in args.mz.split(",") if v.strip()]
+        except ValueError:
+            raise LatentbridgeError(f"--mz: expected comma-separated numbers, got {args.mz!r}") from None
+    res = commands.enhance(args.run_dir, args.input, args.task, args.out, mz=mz, mask=args.mask, truth=args.truth,
+                           samples=args.samples, seed=args.seed, force=args.force)
+    h, w, c = res.enhanced.shape
+    print(f"{args.task}: {res.name} → {h} x {w} x {c} maps in {res.n_tiles} tiles, {res.seconds:.1f} s")
+    if res.metrics:
+        _print_summary({k: v for k, v in res.metrics.items() if isinstance(v, float)})
+    print(f"wrote {Path(args.out) / 'enhanced.npy'}, uncertainty.npy, latent.npy, panels.png, enhance.json")
+    return 0
+
+
 def _cmd_analyze(args) -> int:
     from latentbridge import commands
 
@@ -289,7 +340,7 @@ def _cmd_anomaly(args) -> int:
         devices = int(args.devices) if args.devices and str(args.devices).isdigit() else args.devices
         res = commands.score(args.model_dir, args.paths, args.out, labels=args.labels, aggregate=args.aggregate,
                              skip_bad=args.skip_bad, force=args.force, devices=devices, strategy=args.strategy,
-                             accelerator=args.accelerator, num_workers=args.workers)
+                             accelerator=args.accelerator, num_workers=args.workers, method=args.score)
         if res is None:  # an extra process of a distributed run: the first one reports
             return 0
         if res.metrics is not None:
@@ -304,7 +355,8 @@ def _cmd_anomaly(args) -> int:
         from latentbridge.tasks.anomaly import calibrate
 
         res = calibrate(args.model_dir, args.normal_paths or None, threshold=args.threshold, method=args.method,
-                        k=args.k, false_alarm_rate=args.false_alarm_rate, skip_bad=args.skip_bad)
+                        k=args.k, false_alarm_rate=args.false_alarm_rate, skip_bad=args.skip_bad,
+                        score=args.score)
         old = "none" if res.old_threshold is None else f"{res.old_threshold:.6g}"
         print(f"threshold {old} → {res.threshold:.6g} ({res.anomaly.get('calibrated_on')}); "
               f"{Path(args.model_dir) / 'config.json'} rewritten")
@@ -368,7 +420,7 @@ def _cmd_serve(args) -> int:
         raise LatentbridgeError(f"serve needs the serve extra: pip install 'latentbridge[serve]' ({e})") from None
     settings = ServeSettings(api_key=args.api_key or os.environ.get("LATENTBRIDGE_API_KEY") or None,
                              max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration,
-                             max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                             max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_age_ms=args.max_age_ms,
                              cors_origins=tuple(args.cors_origin), stream_queue_blocks=args.stream_queue_blocks)
     check_bind(args.host, settings.api_key)  # before loading anything
     serve(args.model_dirs, host=args.host, port=args.port, settings=settings, log_level=args.log_level)
@@ -385,6 +437,18 @@ def _cmd_data(args) -> int:
                                   **{k: v for k, v in kw.items() if v is not None})
         print(f"wrote {len(manifest.get('files', []))} recordings to {args.out} (train/normal, test/normal, "
               "test/anomalous)")
+        return 0
+    if args.synth_kind == "tissue":
+        kw = dict(sections=args.sections, test_sections=args.test_sections, height=args.height, width=args.width,
+                  channels=args.channels, count_scale=args.count_scale, dropout=args.dropout)
+        if args.no_imzml:
+            kw["imzml"] = False
+        manifest = commands.synth("tissue", args.out, force=args.force, seed=args.seed,
+                                  **{k: v for k, v in kw.items() if v is not None})
+        n_test = sum(s["split"] == "test" for s in manifest["sections"])
+        print(f"wrote {len(manifest['sections'])} sections ({n_test} for testing) of "
+              f"{manifest['parameters']['height']} x {manifest['parameters']['width']} pixels x "
+              f"{len(manifest['mz'])} m/z to {args.out}")
         return 0
     kw = dict(states=args.states, sample_rate=args.sample_rate, duration_s=args.duration, n_sensors=args.sensors,
               noise_snr_db=args.noise_snr)
@@ -408,8 +472,8 @@ def _cmd_classifier(args) -> int:
 
 
 #: every command, by name
-COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "sample": _cmd_sample, "analyze": _cmd_analyze,
-            "config": _cmd_config, "anomaly": _cmd_anomaly, "export": _cmd_export, "data": _cmd_data,
+COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "sample": _cmd_sample, "enhance": _cmd_enhance,
+            "analyze": _cmd_analyze, "config": _cmd_config, "anomaly": _cmd_anomaly, "export": _cmd_export, "data": _cmd_data,
             "classifier": _cmd_classifier, "audio": _cmd_audio, "model": _cmd_model, "serve": _cmd_serve}
 
 

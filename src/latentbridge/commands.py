@@ -16,8 +16,10 @@ from latentbridge.report.runs import diffusion as diffusion_report
 from latentbridge.report.runs import digits as digits_report
 from latentbridge.report.runs import mld as mld_report
 from latentbridge.report.runs import multimodal as multimodal_report
+from latentbridge.report.runs import spatial as spatial_report
 from latentbridge.tasks import analyze as analyze_task
-from latentbridge.tasks import anomaly, autoencode, avdigits, classify, diffusion, generate, mld, mld_eval, multimodal
+from latentbridge.tasks import (anomaly, autoencode, avdigits, classify, diffusion, generate, mld, mld_eval, multimodal,
+                               spatial)
 from latentbridge.tasks import reconstruct as reconstruct_task
 
 
@@ -36,7 +38,7 @@ def _fit_classifier(cfg, out_dir, *, resume: bool = False, force: bool = False, 
     return classify.train_classifier(cfg, out_dir, force=force)
 
 
-def _fit_diffusion(cfg, out_dir, *, resume: bool = False, force: bool = False):
+def _fit_diffusion(cfg, out_dir, *, resume: bool = False, force: bool = False, notify=None):
     return diffusion.fit(cfg, out_dir, resume=resume, force=force, report=diffusion_report.write_training)
 
 
@@ -55,6 +57,7 @@ TASKS: dict[str, TaskEntry] = {
     "diffusion": TaskEntry(_fit_diffusion, lambda run_dir, data=None: generate.evaluate(run_dir, data, progress=True),
                            diffusion_report.write_evaluation),
     "mld": TaskEntry(mld.fit, mld_eval.evaluate, mld_report.write_evaluation),
+    "spatial": TaskEntry(spatial.fit, spatial.evaluate, spatial_report.write_evaluation),
 }
 
 
@@ -131,13 +134,15 @@ def sample(run_dir: str, out: str, n: int, *, force: bool = False, condition: li
 
 
 def score(model_dir: str, paths: list[str], out: str, *, labels: str | None = None, aggregate: str | None = None,
-          skip_bad: bool = False, force: bool = False, **hardware):
-    """``anomaly score``; ``hardware``: devices, strategy, accelerator, num_workers. None in the extra
-    processes of a distributed run (the first one writes the folder)."""
+          skip_bad: bool = False, force: bool = False, method: str | None = None, **hardware):
+    """``anomaly score`` (with the model's score, or ``method``, another it offers); ``hardware``:
+    devices, strategy, accelerator, num_workers. None in the extra processes of a distributed run
+    (the first one writes the folder)."""
     from latentbridge.outputs import check_target
 
     check_target(Path(out), force)  # before the work: a used folder without --force is refused at once
-    res = anomaly.score(model_dir, paths, labels=labels, aggregate=aggregate, skip_bad=skip_bad, **hardware)
+    res = anomaly.score(model_dir, paths, labels=labels, aggregate=aggregate, skip_bad=skip_bad, method=method,
+                        **hardware)
     if res is None:
         return None
     with output_folder(out, force=force) as tmp:
@@ -156,11 +161,25 @@ def reconstruct(model_dir: str, files: list[str], out: str, n_iter: int = 64, fo
     return summary
 
 
+def enhance(run_dir: str, input_path: str, task: str, out: str, *, mz: list[float] | None = None,
+            mask: str | None = None, truth: str | None = None, samples: int | None = None, seed: int = 0,
+            force: bool = False):
+    """Enhance one section; the maps are written into the output folder as they are computed
+    (memory-mapped ``.npy``), so a large section never sits in memory whole."""
+    with output_folder(out, force=force) as tmp:
+        res = spatial.enhance(run_dir, input_path, task, mz=mz, mask=mask, truth=truth, n_samples=samples, seed=seed,
+                              allocate=spatial_report.memmap_allocator(tmp))
+        spatial_report.write_enhanced(res, tmp)
+    return res
+
+
 def synth(kind: str, out: str, force: bool = False, **kw) -> dict:
     if kind == "machine":
         from latentbridge.data.synth.machine import synth_machine as fn
     elif kind == "bridge":
         from latentbridge.data.synth.bridge import synth_bridge as fn
+    elif kind == "tissue":
+        from latentbridge.data.synth.tissue import synth_tissue as fn
     else:
         raise LatentbridgeError(f"unknown synthetic data set {kind!r}")
     with output_folder(out, force=force) as tmp:

@@ -40,118 +40,23 @@ from latentbridge.config.sections import (
     MLDDiffusionConfig,
     MLDEvalConfig,
     PairedDataConfig,
+    PatchConfig,
     SamplingConfig,
-    Section,
+    SpatialDataConfig,
+    SpatialLossWeights,
     TrainConfig,
     VibrationConfig,
 )
+from latentbridge.config.workflow_base import Workflow, _AudioWorkflow, _model_union
 from latentbridge.errors import ConfigError
-from latentbridge.models.registry import REGISTRY, models_for_task
+from latentbridge.models.registry import REGISTRY
 from latentbridge.transforms.spec import (
     AudioTransform,
     ImageTransform,
     MaskParams,
-    SpectrogramParams,
+    SpatialTransform,
     VibrationTransform,
-    Windowing,
 )
-
-
-def _model_union(task: str):
-    classes = tuple(cls.config_class for cls in models_for_task(task))
-    if not classes:
-        raise RuntimeError(f"no registered model trains the {task!r} workflow")
-    if len(classes) == 1:
-        return classes[0]
-    return Annotated[Union[classes], Field(discriminator="name")]
-
-
-class Workflow(Section):
-    """Sections every training workflow has; subclasses add their own."""
-
-    task: str
-    description: str = ""
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    default_model: ClassVar[str]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_model_name(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            model = data.get("model")
-            if model is None:
-                data = {**data, "model": {"name": cls.default_model}}
-            elif isinstance(model, dict) and "name" not in model:
-                data = {**data, "model": {"name": cls.default_model, **model}}
-        return data
-
-    def transform_spec(self, **data: Any):  # pragma: no cover - every workflow overrides it
-        raise NotImplementedError
-
-    def example_data(self) -> dict[str, Any]:
-        """Plausible data-derived model arguments from the config alone (checks, shape reports)."""
-        return {}
-
-
-class _AudioWorkflow(Workflow):
-    """The workflows that turn recordings into spectrogram features (sliding windows by default)."""
-
-    audio: AudioConfig = Field(default_factory=AudioConfig)
-    features: FeatureConfig = Field(default_factory=FeatureConfig)
-
-    @model_validator(mode="after")
-    def _check(self):
-        self._check_features()
-        return self
-
-    def transform_spec(self, **data: Any) -> AudioTransform:
-        return self.audio_transform()
-
-    @property
-    def feature_shape(self) -> tuple[int, int, int]:
-        """(channels, rows, frames) of one window's features."""
-        f = self.features
-        return (1, f.n_mels if f.kind == "mel" else f.n_fft // 2 + 1, self.n_frames)
-
-    def example_data(self) -> dict[str, Any]:
-        return {"input_shape": self.feature_shape}
-
-    def transform_kwargs(self) -> dict[str, Any]:
-        """Constructor arguments of :class:`~latentbridge.transforms.audio.SpectrogramTransform`."""
-        f = self.features
-        return dict(
-            sample_rate=self.audio.sample_rate, n_fft=f.n_fft, hop_length=f.hop_length,
-            win_length=f.win_length, window=f.window, center=f.center, kind=f.kind,
-            n_mels=f.n_mels, fmin=f.fmin, fmax=f.fmax, scale=f.scale, amin=f.amin,
-            top_db=f.top_db, normalize=f.normalize, n_frames=self.n_frames, power=f.power,
-        )
-
-    @property
-    def n_frames(self) -> int:
-        """Frames per window: the configured count, or what one window yields."""
-        f = self.features
-        if f.n_frames is not None:
-            return f.n_frames
-        n = self.audio.window_samples
-        return 1 + n // f.hop_length if f.center else 1 + (n - f.n_fft) // f.hop_length
-
-    def _check_features(self) -> None:
-        f, a = self.features, self.audio
-        if f.n_fft > a.window_samples:
-            raise ValueError(f"features.n_fft ({f.n_fft}) is longer than one window "
-                             f"(audio.window_s x audio.sample_rate = {a.window_samples} samples)")
-        if f.fmax is not None and f.fmax > a.sample_rate / 2:
-            raise ValueError(f"features.fmax ({f.fmax}) is above Nyquist ({a.sample_rate / 2})")
-        if f.win_length is not None and f.win_length > f.n_fft:
-            raise ValueError(f"features.win_length ({f.win_length}) is longer than features.n_fft ({f.n_fft})")
-
-    def audio_transform(self, clip: str = "windows", standardize: bool | None = None) -> AudioTransform:
-        a = self.audio
-        return AudioTransform(
-            windowing=Windowing(window_s=a.window_s, hop_s=a.hop_s, pad=a.pad, channel=a.channel, clip=clip,
-                                trim_db=a.trim_db),
-            features=SpectrogramParams(**self.transform_kwargs()),
-            standardize=self.features.standardize if standardize is None else standardize)
 
 
 class AnomalyWorkflow(_AudioWorkflow):
@@ -518,9 +423,55 @@ class ClassifierWorkflow(_AudioWorkflow):
         return {}
 
 
+class SpatialWorkflow(Workflow):
+    """Coordinate-conditioned enhancement of spatial maps (denoising, inpainting, 2x upscaling)."""
+
+    task: Literal["spatial"] = "spatial"
+    default_model: ClassVar[str] = "spatial_cvae"
+    data: SpatialDataConfig = Field(default_factory=SpatialDataConfig)
+    patches: PatchConfig = Field(default_factory=PatchConfig)
+    losses: SpatialLossWeights = Field(default_factory=SpatialLossWeights)
+    model: _model_union("spatial")  # type: ignore[valid-type]
+    beta: BetaConfig = Field(default_factory=lambda: BetaConfig(schedule="sine", start=0.0, value=0.05,
+                                                                cycle_steps=1000))
+
+    @model_validator(mode="after")
+    def _check(self) -> "SpatialWorkflow":
+        p = self.patches
+        if p.size % 2:
+            raise ValueError(f"patches.size must be even (the latent grid is half the patch), got {p.size}")
+        if 2 * p.overlap >= p.size:
+            raise ValueError(f"patches.overlap ({p.overlap}) must be below half of patches.size ({p.size})")
+        if p.denoise + p.inpaint + p.upscale <= 0:
+            raise ValueError("patches: denoise, inpaint and upscale frequencies are all 0")
+        lo, hi = p.hide_fraction
+        if not 0 <= lo <= hi < 1:
+            raise ValueError(f"patches.hide_fraction must be 0 <= low <= high < 1, got {p.hide_fraction}")
+        return self
+
+    def transform_spec(self, *, n_channels: int | None = None, center=None, scale=None, lower=None, upper=None,
+                       mz=None, labels=None, **data: Any) -> SpatialTransform:
+        """The saved input path; without the data's statistics (checks), the identity normalisation."""
+        n = int(n_channels or (len(mz) if mz else len(self.data.mz) if self.data.mz else 20))
+        d = self.data
+        return SpatialTransform(
+            channels=n, mz=list(mz) if mz is not None else d.mz, labels=list(labels or []), tolerance=d.tolerance,
+            tolerance_unit=d.tolerance_unit, normalization=d.normalization,
+            center=list(center) if center is not None else [0.0] * n,
+            scale=list(scale) if scale is not None else [1.0] * n,
+            lower=list(lower) if lower is not None else [-1e4] * n,
+            upper=list(upper) if upper is not None else [1e4] * n,
+            patch_size=self.patches.size, overlap=self.patches.overlap)
+
+    def example_data(self) -> dict[str, Any]:
+        return {"n_channels": len(self.data.mz) if self.data.mz else 20, "patch_size": self.patches.size,
+                "loss_weights": self.losses.model_dump()}
+
+
 WORKFLOWS: dict[str, type[Workflow]] = {w.model_fields["task"].default: w for w in (
     AnomalyWorkflow, AudioAEWorkflow, ImageAEWorkflow, MultimodalWorkflow, AVDigitsWorkflow, ClassifierWorkflow,
-    DiffusionWorkflow, MLDWorkflow)}
+    DiffusionWorkflow, MLDWorkflow,
+    SpatialWorkflow)}
 
 Config = Annotated[Union[tuple(WORKFLOWS.values())], Field(discriminator="task")]
 _ADAPTER: TypeAdapter = TypeAdapter(Config)

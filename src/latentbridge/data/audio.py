@@ -27,8 +27,10 @@ CACHE_VERSION = 1
 
 
 def default_workers() -> int:
-    """Worker processes for decoding files: the cores beyond this process's, at most 4."""
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
+    """Worker processes that decode and featurise files: one per core, at most 4 (none on one core).
+    The calling process only gathers their results (or, when scoring, runs the model on them)."""
+    cores = os.cpu_count() or 1
+    return 0 if cores < 2 else min(4, cores)
 
 
 def _one_thread(_worker_id: int) -> None:
@@ -131,7 +133,7 @@ class FeatureExtractor:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.use_cache = use_cache
         self.last_padded = False
-        # decoding in worker processes: one per core beyond the first (this process computes features)
+        # decoding and features in worker processes (this process gathers)
         self.num_workers = default_workers() if num_workers is None else int(num_workers)
         self.batch_windows = batch_windows  # small batches: faster on CPU than large ones (benchmarks/)
         self._params = {
@@ -242,8 +244,12 @@ class FeatureExtractor:
                 self._save_cached(key, r.features, r.starts_s, r.duration_s, path)
         return out
 
-    @staticmethod
-    def chunks(files: list[Path], size: int = 16) -> list[list[tuple[int, Path]]]:
+    def chunks(self, files: list[Path], size: int | None = None, shares: int = 1) -> list[list[tuple[int, Path]]]:
+        """``[(index, path), ...]`` chunks of ``size`` files; by default small enough that every worker
+        (of each of ``shares`` processes) gets about four chunks, so that none waits on a long last
+        one, and at most 16 files (features of a chunk are transformed together)."""
+        if size is None:
+            size = max(1, min(16, -(-len(files) // (4 * max(1, self.num_workers) * max(1, shares)))))
         indexed = list(enumerate(files))
         return [indexed[k:k + size] for k in range(0, len(indexed), size)]
 

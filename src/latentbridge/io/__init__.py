@@ -6,9 +6,11 @@
 * :mod:`latentbridge.io.capture`: audio blocks from an input device or a replayed recording.
 * :mod:`latentbridge.io.events`: the event log of scored windows (CSV or SQLite).
 * :mod:`latentbridge.io.vibration`: vibration CSVs and crack-mask PNGs.
+* :mod:`latentbridge.io.imzml`: ion images of imzML mass-spectrometry files (pyimzml, read lazily).
+* :mod:`latentbridge.io.arrays`: (H, W, channels) maps from .npy / TIFF / PNG stacks, masks.
 
 The package re-exports the public names of ``audio``, ``windows`` and ``vibration``; import
-``capture`` and ``events`` as submodules. Importing this package imports neither torch nor librosa nor sounddevice, so the torch-free
+``capture``, ``events``, ``imzml`` and ``arrays`` as submodules. Importing this package imports neither torch nor librosa nor sounddevice, so the torch-free
 edge scorer (:mod:`latentbridge.edge`) can use it on small devices.
 """
 

@@ -28,6 +28,8 @@ __all__ = [
     "threshold_quantile",
     "calibrate_threshold",
     "detection_metrics",
+    "bootstrap_indices",
+    "bootstrap_interval",
 ]
 
 
@@ -198,3 +200,28 @@ def detection_metrics(labels, scores, threshold: float, max_fpr: float = 0.1) ->
         "n_normal": int(n_norm),
         "n_anomalous": int(n_anom),
     }
+
+
+def bootstrap_indices(labels, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
+    """``n_boot`` resamples (rows) of the sample indices, drawn with replacement within each class, so
+    every resample keeps the numbers of normal and anomalous samples. Share one array between
+    detectors scored on the same samples to compare them on the same resamples (paired)."""
+    y = np.asarray(labels).reshape(-1).astype(np.int64)
+    _need_both(y, "bootstrap_indices")
+    rng = np.random.default_rng(seed)
+    parts = [rng.choice(np.flatnonzero(y == c), size=(int(n_boot), int((y == c).sum())), replace=True)
+             for c in (0, 1)]
+    return np.concatenate(parts, axis=1)
+
+
+def bootstrap_interval(labels, scores, metric=roc_auc, level: float = 0.95, n_boot: int = 1000, seed: int = 0,
+                       indices: np.ndarray | None = None) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``metric(labels, scores)`` (default: ROC AUC) over resamples of
+    the samples (:func:`bootstrap_indices`, or the given ``indices``)."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    y, s = _labels_scores(labels, scores)
+    idx = bootstrap_indices(y, n_boot, seed) if indices is None else np.asarray(indices)
+    values = np.array([metric(y[i], s[i]) for i in idx])
+    lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)

@@ -18,7 +18,7 @@ Model families
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -299,7 +299,6 @@ class LatentModel(ModelFamily, nn.Module):
         """Statistics of the training windows ``x`` for the detector scores: the latent mean and
         (Ledoit-Wolf) precision, a seeded bank of at most ``bank`` training latents, the level's mean
         and spread, and the mean/std of each component of the ``combined`` score."""
-        import numpy as np
         from sklearn.covariance import LedoitWolf
 
         x = torch.as_tensor(np.ascontiguousarray(x)) if not isinstance(x, Tensor) else x

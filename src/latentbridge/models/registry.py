@@ -17,6 +17,7 @@ from latentbridge.models.denoisers import DDPMUNet, DiffusersUNet, SeedUNet
 from latentbridge.models.detectors import GaussianStatsDetector, KNNStatsDetector, PCADetector
 from latentbridge.models.mld import LatentDenoiser
 from latentbridge.models.multimodal import MultimodalVAE, Spec2Mask
+from latentbridge.models.spatial import SpatialCVAE
 from latentbridge.models.vae import ConvAE, ConvVAE, DenseAE
 
 REGISTRY: dict[str, type[nn.Module]] = {cls.name: cls for cls in (
@@ -27,6 +28,7 @@ REGISTRY: dict[str, type[nn.Module]] = {cls.name: cls for cls in (
     PCADetector, GaussianStatsDetector, KNNStatsDetector,
     DDPMUNet, SeedUNet, DiffusersUNet,
     LatentDenoiser,
+    SpatialCVAE,
 )}
 
 

@@ -48,6 +48,8 @@ class ServeSettings:
     """Most windows scored in one model call; 1 switches micro-batching off."""
     max_wait_ms: float = 2.0
     """How long the batcher waits for more requests after the first one of a batch."""
+    max_age_ms: float = 1000.0
+    """Shortest requests are scored first; one that has waited this long goes ahead of younger ones."""
     cors_origins: tuple[str, ...] = ()
     stream_queue_blocks: int = 256
     max_frame_bytes: int = 1 << 20
@@ -55,8 +57,8 @@ class ServeSettings:
     decode_threads: int = 4
 
     def __post_init__(self):
-        for name in ("max_upload_mb", "max_duration_s", "max_batch", "stream_queue_blocks", "max_frame_bytes",
-                     "gl_iterations", "decode_threads"):
+        for name in ("max_upload_mb", "max_duration_s", "max_batch", "max_age_ms", "stream_queue_blocks",
+                     "max_frame_bytes", "gl_iterations", "decode_threads"):
             if not getattr(self, name) > 0:
                 raise LatentbridgeError(f"serve: {name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.max_wait_ms < 0:
@@ -104,7 +106,8 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
     if not isinstance(models, dict):
         models = load_models(models)
     batchers = {name: MicroBatcher(m.detector.score_windows, max_batch=settings.max_batch,
-                                   max_wait_s=settings.max_wait_ms / 1000.0, name=f"batch-{name}")
+                                   max_wait_s=settings.max_wait_ms / 1000.0,
+                                   max_age_s=settings.max_age_ms / 1000.0, name=f"batch-{name}")
                 for name, m in models.items() if m.detector is not None}
     decode_pool = ThreadPoolExecutor(max_workers=settings.decode_threads, thread_name_prefix="latentbridge-decode")
     model_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="latentbridge-predict")
@@ -153,7 +156,8 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
     @app.get("/healthz", summary="Liveness, the served models and the micro-batching counters")
     async def healthz():
         return {"status": "ok", "version": __version__, "models": sorted(models),
-                "batching": {n: {"max_batch": b.max_batch, "max_wait_ms": b.max_wait_s * 1000, **b.stats.to_dict()}
+                "batching": {n: {"max_batch": b.max_batch, "max_wait_ms": b.max_wait_s * 1000,
+                                 "max_age_ms": b.max_age_s * 1000, **b.stats.to_dict()}
                              for n, b in batchers.items()}}
 
     @app.get("/api/models", summary="Every served model: task, card, threshold, input format")

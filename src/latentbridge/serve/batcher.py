@@ -2,18 +2,23 @@
 
 A :class:`MicroBatcher` owns one worker thread (inference never runs on the event loop). Callers
 submit the windows of one request (``(n, window_samples)`` waveforms) and get a
-:class:`concurrent.futures.Future`; the worker takes the oldest waiting request, then keeps
+:class:`concurrent.futures.Future`; the worker takes the first waiting request, then keeps
 collecting until ``max_batch`` windows are gathered or ``max_wait_s`` has passed since it took the
 first one, runs ``fn`` once on all of them and hands each request its rows. Requests that arrive
 while the model is busy are batched on the next round (so under load batches fill up without any
 waiting). A request is never split across batches; ``max_batch=1`` scores every request on its
 own (unbatched serving, the benchmark's reference). Works from the event loop (``await
 asyncio.wrap_future(...)``) and from plain threads (``.result()``, the WebSocket streams).
+
+Order: shortest request first (fewest windows; ties by arrival), so a 2-s clip does not queue
+behind the windows of long uploads; a request that has waited ``max_age_s`` goes ahead of every
+younger one (oldest first), so long requests are never starved.
 """
 
 from __future__ import annotations
 
-import queue
+import heapq
+import itertools
 import threading
 import time
 from concurrent.futures import Future
@@ -41,16 +46,25 @@ class BatchStats:
 class MicroBatcher:
     """``fn(windows (N, ...)) -> (scores (N,), decisions (N,))`` behind a batching worker thread."""
 
-    def __init__(self, fn, *, max_batch: int = 64, max_wait_s: float = 0.002, name: str = "batcher"):
+    def __init__(self, fn, *, max_batch: int = 64, max_wait_s: float = 0.002, max_age_s: float = 1.0,
+                 name: str = "batcher"):
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         if max_wait_s < 0:
             raise ValueError(f"max_wait_s must be >= 0, got {max_wait_s}")
+        if max_age_s <= 0:
+            raise ValueError(f"max_age_s must be > 0, got {max_age_s}")
         self.fn = fn
         self.max_batch = int(max_batch)
         self.max_wait_s = float(max_wait_s)
+        self.max_age_s = float(max_age_s)
         self.stats = BatchStats()
-        self._queue: queue.Queue = queue.Queue()
+        # the same entries [n_windows, seq, arrival, windows, future, taken] in two heaps: fewest
+        # windows first, and oldest first; a taken entry is dropped from a heap when it surfaces
+        self._short: list = []
+        self._arrivals: list = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=f"latentbridge-{name}", daemon=True)
         self._thread.start()
@@ -61,10 +75,16 @@ class MicroBatcher:
 
     def submit(self, windows: np.ndarray) -> Future:
         fut: Future = Future()
-        if self._closed:
-            fut.set_exception(RuntimeError("the server is shutting down"))
-            return fut
-        self._queue.put((np.asarray(windows), fut))
+        windows = np.asarray(windows)
+        with self._cond:
+            if self._closed:
+                fut.set_exception(RuntimeError("the server is shutting down"))
+                return fut
+            seq = next(self._seq)
+            entry = [len(windows), seq, time.monotonic(), windows, fut, False]
+            heapq.heappush(self._short, entry)
+            heapq.heappush(self._arrivals, (seq, entry))
+            self._cond.notify()
         return fut
 
     def __call__(self, windows: np.ndarray):
@@ -72,48 +92,75 @@ class MicroBatcher:
         return self.submit(windows).result()
 
     def close(self) -> None:
-        self._closed = True
-        self._queue.put(None)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
         self._thread.join(timeout=5)
 
-    def _gather(self, first) -> list:
-        batch = [first]
-        n = len(first[0])
-        deadline = time.monotonic() + self.max_wait_s
-        while n < self.max_batch:
-            timeout = deadline - time.monotonic()
-            try:
-                item = self._queue.get_nowait() if timeout <= 0 else self._queue.get(timeout=timeout)
-            except queue.Empty:
-                break
-            if item is None:  # closing: finish this batch, then stop
-                self._queue.put(None)
-                break
-            if n + len(item[0]) > self.max_batch and self.max_batch > 1:
-                # would overflow: keep it for the next round (a request is never split)
-                self._pending = item
-                break
-            batch.append(item)
-            n += len(item[0])
-        return batch
+    def _drop_taken(self) -> None:
+        while self._short and self._short[0][5]:
+            heapq.heappop(self._short)
+        while self._arrivals and self._arrivals[0][1][5]:
+            heapq.heappop(self._arrivals)
+
+    def _next(self, room: int):
+        """The next request to serve with at most ``room`` windows (any size when ``room`` is None),
+        or None; call with the lock held."""
+        self._drop_taken()
+        if not self._short:
+            return None
+        oldest = self._arrivals[0][1]
+        if time.monotonic() - oldest[2] >= self.max_age_s:
+            entry = oldest
+        else:
+            entry = self._short[0]
+        if room is not None and entry[0] > room:
+            return None
+        entry[5] = True
+        self._drop_taken()
+        return entry
+
+    def _take_batch(self) -> list | None:
+        """Wait for requests and gather one batch; None when closed and drained."""
+        with self._cond:
+            while True:
+                first = self._next(None)
+                if first is not None:
+                    break
+                if self._closed:
+                    return None
+                self._cond.wait()
+            batch = [first]
+            if self.max_batch == 1:
+                return batch
+            n = first[0]
+            deadline = time.monotonic() + self.max_wait_s
+            while n < self.max_batch:
+                item = self._next(self.max_batch - n)
+                if item is not None:
+                    batch.append(item)
+                    n += item[0]
+                    continue
+                timeout = deadline - time.monotonic()
+                if timeout <= 0 or self._closed or self._short:
+                    break  # time is up, or what waits would overflow the batch (never split)
+                self._cond.wait(timeout)
+            return batch
 
     def _run(self) -> None:
-        self._pending = None
         while True:
-            item = self._pending if self._pending is not None else self._queue.get()
-            self._pending = None
-            if item is None:
+            batch = self._take_batch()
+            if batch is None:
                 return
-            batch = [item] if self.max_batch == 1 else self._gather(item)
-            sizes = [len(w) for w, _ in batch]
+            sizes = [e[0] for e in batch]
             t0 = time.perf_counter()
             try:
-                windows = batch[0][0] if len(batch) == 1 else np.concatenate([w for w, _ in batch], axis=0)
+                windows = batch[0][3] if len(batch) == 1 else np.concatenate([e[3] for e in batch], axis=0)
                 scores, decisions = self.fn(windows)
                 scores, decisions = np.asarray(scores), np.asarray(decisions)
             except BaseException as e:  # noqa: BLE001 - handed to every waiting request
-                for _, fut in batch:
-                    fut.set_exception(e)
+                for entry in batch:
+                    entry[4].set_exception(e)
                 continue
             finally:
                 self.stats.busy_s += time.perf_counter() - t0
@@ -122,6 +169,6 @@ class MicroBatcher:
             self.stats.windows += sum(sizes)
             self.stats.largest_batch = max(self.stats.largest_batch, sum(sizes))
             offset = 0
-            for (_, fut), n in zip(batch, sizes):
-                fut.set_result((scores[offset:offset + n], decisions[offset:offset + n]))
+            for entry, n in zip(batch, sizes):
+                entry[4].set_result((scores[offset:offset + n], decisions[offset:offset + n]))
                 offset += n

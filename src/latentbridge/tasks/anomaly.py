@@ -52,9 +52,10 @@ def aggregate_scores(scores: np.ndarray, file_index: np.ndarray, n_files: int, h
 
 
 class Detector:
-    """A saved anomaly model ready to score waveforms or files."""
+    """A saved anomaly model ready to score waveforms or files: with its calibrated score and threshold,
+    or with ``score``, another of the model's scores and the threshold calibrated for it at fit time."""
 
-    def __init__(self, saved: SavedModel):
+    def __init__(self, saved: SavedModel, score: str | None = None):
         from latentbridge.transforms.spec import AudioTransform, build_spectrogram
 
         self.saved = saved
@@ -72,10 +73,18 @@ class Detector:
                                     f"(calibrate it: latentbridge anomaly calibrate {saved.path} NORMAL_DIR)")
         self.threshold = float(self.anomaly["threshold"])
         self.method = self.anomaly.get("score") or getattr(self.model, "default_score", "mse")
+        if score is not None and score != self.method:
+            _check_score(self.model, score, saved.path)
+            thresholds = self.anomaly.get("thresholds") or {}
+            if score not in thresholds:
+                raise LatentbridgeError(f"model folder {saved.path}: no threshold calibrated for score {score!r} "
+                                        f"(calibrate it: latentbridge anomaly calibrate {saved.path} NORMAL_DIR "
+                                        f"--score {score})")
+            self.method, self.threshold = score, float(thresholds[score])
 
     @classmethod
-    def load(cls, model_dir: str | Path) -> "Detector":
-        return cls(load_model(model_dir))
+    def load(cls, model_dir: str | Path, score: str | None = None) -> "Detector":
+        return cls(load_model(model_dir), score)
 
     @property
     def sample_rate(self) -> int:
@@ -102,6 +111,13 @@ class Detector:
         return scores, scores > self.threshold
 
 
+def _check_score(model, score: str, where) -> None:
+    if not model.supports_score(score):
+        offered = [m for m in model.all_scores if model.supports_score(m)]
+        raise LatentbridgeError(f"model folder {where}: {type(model).__name__} offers the scores {offered}, "
+                                f"not {score!r}")
+
+
 # ----------------------------------------------------------------------------- fit
 
 
@@ -126,10 +142,20 @@ def _calibration(model, features: np.ndarray, anomaly_cfg, method: str | None = 
     scores = score_features(model, features, score, a.iwae_samples)
     calib = calibrate_threshold(scores, method=method, k=k, false_alarm_rate=far)
     info = {"score": score, **calib}
-    if score in ("elbo", "iwae"):  # ONNX exports MSE for sampled scores
+    if score in SAMPLED_SCORES:  # ONNX exports MSE for sampled scores
         info["mse_threshold"] = calibrate_threshold(score_features(model, features, "mse"), method=method, k=k,
                                                     false_alarm_rate=far)["threshold"]
+    # the same rule for every other score the model offers (sampled ones excepted: slow), so that
+    # ``anomaly score --score NAME`` can use another score without refitting
+    info["thresholds"] = {score: calib["threshold"], **{
+        m: calibrate_threshold(score_features(model, features, m, a.iwae_samples), method=method, k=k,
+                               false_alarm_rate=far)["threshold"]
+        for m in model.all_scores if m != score and m not in SAMPLED_SCORES and model.supports_score(m)}}
     return info, scores
+
+
+#: scores drawn by Monte Carlo (VAEs): calibrated only when chosen
+SAMPLED_SCORES = ("elbo", "iwae")
 
 
 def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, notify=None) -> FitResult | None:
@@ -239,10 +265,11 @@ class CalibrationResult:
 
 def calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | None = None, method: str | None = None,
               k: float | None = None, false_alarm_rate: float | None = None,
-              skip_bad: bool = False) -> CalibrationResult:
+              skip_bad: bool = False, score: str | None = None) -> CalibrationResult:
     """Set a model folder's decision threshold: from the scores of the windows of new normal
     recordings (``normal_paths``; the model's rule, or ``method``/``k``/``false_alarm_rate``), or to
-    ``threshold`` as given. Rewrites ``config.json``, its checksum in the weights' header and the
+    ``threshold`` as given; with ``score``, for that score of the model, which becomes its score from
+    then on. Rewrites ``config.json``, its checksum in the weights' header and the
     model card (the only way to change a threshold: hand edits are refused)."""
     from latentbridge.models.hub import update_info
 
@@ -250,16 +277,21 @@ def calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | No
         raise LatentbridgeError("calibrate: give normal recordings or --threshold VALUE (one of the two)")
     det = Detector.load(model_dir)
     old = det.threshold
+    if score is not None:
+        _check_score(det.model, score, model_dir)
     if threshold is not None:
         if not np.isfinite(threshold):
             raise LatentbridgeError(f"--threshold must be a finite number, got {threshold}")
         new = {**det.anomaly, "threshold": float(threshold), "method": "manual", "calibrated_on": "set by hand"}
         for key in ("observed_false_alarm_rate", "mse_threshold"):
             new.pop(key, None)
+        new["score"] = score or det.method
+        new["thresholds"] = {**(det.anomaly.get("thresholds") or {}), new["score"]: float(threshold)}
     else:
         wf = det.extractor().extract(list(normal_paths) if isinstance(normal_paths, (list, tuple)) else [normal_paths],
                                      skip_bad=skip_bad)
-        info, _ = _calibration(det.model, wf.features, det.cfg.anomaly, method, k, false_alarm_rate, det.method)
+        info, _ = _calibration(det.model, wf.features, det.cfg.anomaly, method, k, false_alarm_rate,
+                               score or det.method)
         new = {**info, "calibrated_on": f"{len(wf.files)} files / {len(wf)} windows of "
                                         + ", ".join(map(str, normal_paths if isinstance(normal_paths, (list, tuple))
                                                         else [normal_paths])),
@@ -294,15 +326,16 @@ class ScoreResult:
 
 def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate: str | None = None,
           skip_bad: bool = False, n_examples: int = 4, devices=None, strategy: str | None = None,
-          accelerator: str | None = None, num_workers: int | None = None) -> ScoreResult | None:
+          accelerator: str | None = None, num_workers: int | None = None,
+          method: str | None = None) -> ScoreResult | None:
     """Score every window of ``paths`` (files or folders) through Lightning's predict loop
     (:mod:`latentbridge.tasks.scoring`: decoding in ``num_workers`` workers; ``devices`` processes with
-    a distributed ``strategy``); with ``labels`` ("auto": folder names, or a CSV ``path,label``) also
+    a distributed ``strategy``) with the model's score, or ``method``, another it offers; with ``labels`` ("auto": folder names, or a CSV ``path,label``) also
     AUC/pAUC and the other detection metrics. None in the extra processes of a distributed run."""
     from latentbridge.data.labels import resolve_labels
     from latentbridge.tasks.scoring import score_files
 
-    det = Detector.load(model_dir)
+    det = Detector.load(model_dir, method)
     aggregate = aggregate or det.cfg.anomaly.aggregate
     scored = score_files(det, list(paths) if isinstance(paths, (list, tuple)) else [paths], skip_bad=skip_bad,
                          devices=devices, strategy=strategy, accelerator=accelerator, num_workers=num_workers)

@@ -102,7 +102,7 @@ def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: s
         from latentbridge.errors import LatentbridgeError
 
         raise LatentbridgeError(f"{len(files)} file(s) to score in {n_proc} processes: use fewer --devices")
-    chunks = ex.chunks(files, size=max(1, min(16, len(files) // n_proc)))
+    chunks = ex.chunks(files, shares=n_proc)
     from latentbridge.data.audio import FeatureChunks, _identity, _one_thread
 
     loader = torch.utils.data.DataLoader(

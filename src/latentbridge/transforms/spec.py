@@ -4,7 +4,8 @@
 streaming path, the server and the torch-free edge scorer all rebuild the same features from
 it: audio models through :class:`~latentbridge.transforms.audio.SpectrogramTransform`
 (``SpectrogramTransform.from_spec``) and :mod:`latentbridge.transforms.numpy_stft`, vibration
-models through their own codec, image models by the stated scaling. Pure pydantic (no torch),
+models through their own codec, image models by the stated scaling, spatial-map models by the
+per-channel normalisation and coordinate mapping of :class:`SpatialTransform`. Pure pydantic (no torch),
 so the edge scorer can read it. :func:`latentbridge.config.workflows.transform_spec` builds it
 from a workflow config; nothing else does.
 """
@@ -129,11 +130,42 @@ class ImageTransform(Section):
         return self
 
 
-TransformSpec = Annotated[Union[AudioTransform, VibrationTransform, ImageTransform], Field(discriminator="type")]
+class SpatialTransform(Section):
+    """How sections of spatial maps become the conditional VAE's inputs, and back.
+
+    Reading: ion images of ``mz`` (imzML, ``tolerance`` in ``tolerance_unit``) or array channels,
+    per-pixel ``normalization``. Values: ``(x - center) / scale`` per channel (the mean of the valid
+    training pixels; their standard deviation or the channel's noise level); enhanced maps come back
+    through the inverse. ``lower`` / ``upper``: the
+    training range in those units (the bounded reconstruction). Coordinates: every pixel's (row,
+    column) mapped linearly to [-1, 1] over the bounding box of the section's valid pixels (of the
+    output grid, for upscaling). Whole sections: tiles of ``patch_size`` overlapping by ``overlap``.
+    """
+
+    type: Literal["spatial"] = "spatial"
+    version: Literal[1] = TRANSFORM_VERSION
+    channels: int = Field(gt=0)
+    mz: list[float] | None = None
+    labels: list[str] = Field(default_factory=list)
+    tolerance: float = Field(10.0, gt=0)
+    tolerance_unit: Literal["ppm", "da"] = "ppm"
+    normalization: Literal["none", "tic", "rms"] = "none"
+    center: list[float]
+    scale: list[float]
+    lower: list[float]
+    upper: list[float]
+    patch_size: int = Field(gt=0)
+    overlap: int = Field(0, ge=0)
+    upscale_factor: int = Field(2, ge=2)
+    coordinates: Literal["bounding_box"] = "bounding_box"
+
+
+TransformSpec = Annotated[Union[AudioTransform, VibrationTransform, ImageTransform, SpatialTransform],
+                          Field(discriminator="type")]
 _ADAPTER = TypeAdapter(TransformSpec)
 
 
-def parse_transform(d) -> AudioTransform | VibrationTransform | ImageTransform:
+def parse_transform(d) -> AudioTransform | VibrationTransform | ImageTransform | SpatialTransform:
     """A saved ``transform`` dict → its typed object (pydantic ``ValidationError`` when it is not one)."""
     return _ADAPTER.validate_python(d)
 

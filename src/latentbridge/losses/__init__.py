@@ -1,6 +1,7 @@
 """Losses as modules with a torch-style ``reduction`` ("none" gives one value per sample).
 
-Losses know nothing of models. Every log and sqrt carries an epsilon.
+Losses know nothing of models. Every log and sqrt carries an epsilon. The losses of the spatial
+conditional VAE live in :mod:`latentbridge.losses.spatial` (re-exported here).
 """
 
 from __future__ import annotations
@@ -70,7 +71,10 @@ def beta_at(step: int, schedule: str, value: float, start: float = 0.0, warmup_s
 
     constant: ``value``; linear: ``start`` → ``value`` over ``warmup_steps`` then flat;
     cyclical (Fu et al. 2019): every ``cycle_steps`` restart at ``start`` and rise linearly to
-    ``value`` over the first ``ratio`` of the cycle, then hold.
+    ``value`` over the first ``ratio`` of the cycle, then hold; sine (the spatial CVAE's cyclical
+    annealing): ``start + (value - start) * (1 + sin(pi * (step / cycle_steps - 1/2))) / 2``, which
+    rises smoothly from ``start`` to ``value`` over ``cycle_steps`` steps and falls back over the
+    next ``cycle_steps`` (period ``2 * cycle_steps``).
     """
     if schedule == "constant":
         return float(value)
@@ -82,7 +86,9 @@ def beta_at(step: int, schedule: str, value: float, start: float = 0.0, warmup_s
         pos = (step % cycle_steps) / cycle_steps
         frac = min(1.0, pos / ratio)
         return float(start + (value - start) * frac)
-    raise ValueError(f"unknown beta schedule {schedule!r} (constant, linear, cyclical)")
+    if schedule == "sine":
+        return float(start + (value - start) * 0.5 * (1.0 + math.sin(math.pi * (step / cycle_steps - 0.5))))
+    raise ValueError(f"unknown beta schedule {schedule!r} (constant, linear, cyclical, sine)")
 
 
 # =========================================================================== multimodal losses
@@ -441,3 +447,13 @@ class MaskLoss(nn.Module):
             total = total + w * value
         total = _reduce(total, self.reduction)
         return (total, parts) if return_parts else total
+
+
+# the spatial-map losses (their module imports the helpers above)
+from latentbridge.losses.spatial import (  # noqa: E402
+    BoundedReconstructionLoss,
+    LatentL1Loss,
+    ProgressiveKL,
+    SpatialConsistencyLoss,
+    free_nats_at,
+)

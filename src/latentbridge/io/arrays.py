@@ -1,0 +1,166 @@
+"""Spatial maps as plain arrays: ``.npy``, multi-page TIFF and PNG stacks of (H, W, channels), with
+masks of valid pixels (tissue sections are not rectangles).
+
+Layouts read by :func:`read_array_stack`:
+
+- ``.npy``: (H, W) or (H, W, C), any real dtype; opened memory-mapped (``mmap=True``), so a large
+  section is read tile by tile by whoever slices it;
+- ``.npz``: the array named ``values`` (or the only array in the file);
+- ``.tif`` / ``.tiff``: a multi-page TIFF is one page per channel; a single page is (H, W) or
+  (H, W, samples);
+- a folder of ``.png`` files: one grey image per channel, in file-name order (8- or 16-bit);
+- a single ``.png``: one grey channel.
+
+Masks (:func:`read_mask`): ``.npy`` or ``.png``, non-zero = valid. :func:`find_mask` looks for the
+sibling ``NAME.mask.npy`` / ``NAME.mask.png`` of ``NAME.EXT`` (or ``mask.png`` inside a PNG
+folder). Channel labels: the PNG file stems, else ``NAME.channels.txt`` (one label per line) when
+present. ``tifffile`` and ``PIL`` are imported when needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from latentbridge.errors import DataError
+
+ARRAY_SUFFIXES = (".npy", ".npz", ".tif", ".tiff", ".png")
+
+
+@dataclass
+class ArrayStack:
+    values: np.ndarray
+    """(H, W, C): a numpy array or a read-only memory map."""
+    source: str
+    labels: list[str] = field(default_factory=list)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.values.shape)
+
+
+def _stem(path: Path) -> str:
+    return path.name[: -len(path.suffix)] if path.suffix else path.name
+
+
+def _as_hwc(a: np.ndarray, path: Path) -> np.ndarray:
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3:
+        raise DataError(path, f"expected an (H, W) or (H, W, channels) array, got shape {a.shape}")
+    if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)) or a.dtype == bool:
+        raise DataError(path, f"expected numbers, got dtype {a.dtype}")
+    if min(a.shape[:2]) < 1 or a.shape[2] < 1:
+        raise DataError(path, f"empty array of shape {a.shape}")
+    return a
+
+
+def _png(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("L", "I", "I;16", "I;16B", "F", "1"):
+                im = im.convert("L")
+            return np.asarray(im)
+    except OSError as e:
+        raise DataError(path, f"not a readable PNG ({e})") from None
+
+
+def _labels_file(path: Path, n: int) -> list[str]:
+    txt = path.with_name(f"{_stem(path)}.channels.txt")
+    if not txt.is_file():
+        return []
+    labels = [line.strip() for line in txt.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(labels) != n:
+        raise DataError(txt, f"{len(labels)} channel labels for {n} channels")
+    return labels
+
+
+def read_array_stack(path: str | Path, *, mmap: bool = True) -> ArrayStack:
+    """An (H, W, C) stack from a ``.npy`` / ``.npz`` / TIFF / PNG file or a folder of PNGs."""
+    path = Path(path)
+    if path.is_dir():
+        pngs = sorted(p for p in path.glob("*.png") if not p.name.startswith("mask"))
+        if not pngs:
+            raise DataError(path, "folder holds no .png channel images")
+        planes = [_png(p) for p in pngs]
+        shapes = {p.shape for p in planes}
+        if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+            raise DataError(path, f"PNG channels must be grey images of one size, got shapes {sorted(shapes)}")
+        return ArrayStack(_as_hwc(np.stack(planes, axis=2), path), str(path), [p.stem for p in pngs])
+    if not path.is_file():
+        raise DataError(path, "does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            a = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        elif suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                keys = list(z.keys())
+                if "values" in keys:
+                    a = z["values"]
+                elif len(keys) == 1:
+                    a = z[keys[0]]
+                else:
+                    raise DataError(path, f"holds arrays {keys}: name the section 'values'")
+        elif suffix in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                if len(tif.pages) > 1:
+                    a = np.stack([p.asarray() for p in tif.pages], axis=2)
+                else:
+                    a = tif.pages[0].asarray()
+        elif suffix == ".png":
+            a = _png(path)
+        else:
+            raise DataError(path, f"unknown array format {path.suffix!r} (expected one of {ARRAY_SUFFIXES} "
+                                  "or a folder of PNGs)")
+    except DataError:
+        raise
+    except (ValueError, OSError) as e:
+        raise DataError(path, f"cannot read ({type(e).__name__}: {str(e)[:200]})") from None
+    a = _as_hwc(a, path)
+    if np.issubdtype(a.dtype, np.floating) and not isinstance(a, np.memmap) and not np.all(np.isfinite(a)):
+        raise DataError(path, "holds non-finite values (NaN or inf)")
+    return ArrayStack(a, str(path), _labels_file(path, a.shape[2]))
+
+
+def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """A boolean (H, W) mask of valid pixels from ``.npy`` or ``.png`` (non-zero = valid)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "mask file does not exist")
+    if path.suffix.lower() == ".npy":
+        try:
+            m = np.load(path, allow_pickle=False)
+        except ValueError as e:
+            raise DataError(path, f"cannot read the mask ({e})") from None
+    elif path.suffix.lower() == ".png":
+        m = _png(path)
+        if m.ndim == 3:
+            m = m[..., 0]
+    else:
+        raise DataError(path, f"a mask must be .npy or .png, got {path.suffix!r}")
+    m = np.asarray(m)
+    if m.ndim != 2:
+        raise DataError(path, f"a mask must be (H, W), got shape {m.shape}")
+    if shape is not None and tuple(m.shape) != tuple(shape):
+        raise DataError(path, f"mask of shape {m.shape} does not match the maps' {tuple(shape)}")
+    return m != 0
+
+
+def find_mask(path: str | Path) -> Path | None:
+    """The mask file that goes with an array file or PNG folder, if there is one."""
+    path = Path(path)
+    if path.is_dir():
+        cand = path / "mask.png"
+        return cand if cand.is_file() else None
+    for ext in (".npy", ".png"):
+        cand = path.with_name(f"{_stem(path)}.mask{ext}")
+        if cand.is_file():
+            return cand
+    return None

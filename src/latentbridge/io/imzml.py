@@ -1,0 +1,255 @@
+"""imzML mass-spectrometry images: ion images for chosen m/z values, and a writer.
+
+An imzML file (XML metadata) comes with an ``.ibd`` binary file holding one m/z array and one
+intensity array per pixel; *continuous* files share one m/z array between all spectra, *processed*
+files store one per spectrum. :func:`read_ion_images` parses the metadata with ``pyimzml`` and reads
+the ``.ibd`` spectrum by spectrum (a seek and a read per spectrum, never the whole file): memory is
+one spectrum plus the (H, W, C) result.
+
+Ion image of a target m/z ``m``: the sum (or the maximum, ``reduce="max"``) of the intensities whose
+m/z lies in ``[m - tol, m + tol]``, ``tol = m * tolerance * 1e-6`` for ``unit="ppm"`` and
+``tol = tolerance`` for ``unit="da"``. Per-pixel normalisation: ``"tic"`` divides by the spectrum's
+total ion count (the sum of all its intensities), ``"rms"`` by its root mean square, ``"none"``
+keeps raw intensities. Pixel coordinates are imzML's 1-based (x, y): row ``y - 1``, column ``x - 1``;
+pixels without a spectrum are 0 and ``mask`` is False there.
+
+``pyimzml`` is imported when a file is read or written, so ``import latentbridge.io`` stays light.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from latentbridge.errors import DataError
+
+NORMALIZATIONS = ("none", "tic", "rms")
+TOLERANCE_UNITS = ("ppm", "da")
+
+
+@dataclass
+class IonImages:
+    """Ion images of one imzML file."""
+
+    values: np.ndarray
+    """(H, W, C) float32: one image per target m/z (0 where the pixel has no spectrum)."""
+    mask: np.ndarray
+    """(H, W) bool: pixels that have a spectrum."""
+    mz: np.ndarray
+    """(C,) the target m/z values."""
+    tic: np.ndarray
+    """(H, W) float32 total ion count of every pixel's spectrum (0 without one)."""
+    mode: str
+    """``continuous`` or ``processed``."""
+    source: str
+    empty_channels: list[float] = field(default_factory=list)
+    """Target m/z values with no intensity in any spectrum (a tolerance too tight, a wrong m/z)."""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.mask.shape)
+
+
+def mz_windows(mz, tolerance: float, unit: str = "ppm") -> np.ndarray:
+    """(C, 2) ``[low, high]`` m/z windows around each target value."""
+    mz = np.asarray(mz, dtype=np.float64).reshape(-1)
+    if unit not in TOLERANCE_UNITS:
+        raise ValueError(f"tolerance unit must be one of {TOLERANCE_UNITS}, got {unit!r}")
+    if tolerance <= 0:
+        raise ValueError(f"tolerance must be > 0, got {tolerance}")
+    half = mz * tolerance * 1e-6 if unit == "ppm" else np.full_like(mz, float(tolerance))
+    return np.stack([mz - half, mz + half], axis=1)
+
+
+def _ibd_path(path: Path) -> Path:
+    for cand in (path.with_suffix(".ibd"), path.with_suffix(".IBD")):
+        if cand.is_file():
+            return cand
+    raise DataError(path, f"no binary file {path.with_suffix('.ibd').name} beside it (imzML needs its .ibd)")
+
+
+def open_imzml(path: str | Path):
+    """The ``pyimzml`` parser of ``path`` (metadata only; close it with ``parser.m.close()``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "imzML file does not exist")
+    ibd = _ibd_path(path)
+    try:
+        from pyimzml.ImzMLParser import ImzMLParser
+    except ImportError as e:  # pragma: no cover - a declared dependency
+        raise DataError(path, f"reading imzML needs pyimzml ({e})") from None
+    fh = open(ibd, "rb")  # noqa: SIM115 - the parser keeps it (closed with parser.m.close())
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pyimzml warns about optional metadata it does not know
+            parser = ImzMLParser(str(path), parse_lib="ElementTree", ibd_file=fh)
+    except Exception as e:  # noqa: BLE001 - XML errors, missing attributes: the file is unusable
+        fh.close()
+        raise DataError(path, f"not a readable imzML file ({type(e).__name__}: {str(e)[:200]})") from None
+    if not parser.coordinates:
+        parser.m.close()
+        raise DataError(path, "holds no spectra")
+    return parser
+
+
+def _mode(parser) -> str:
+    params = getattr(getattr(getattr(parser, "metadata", None), "file_description", None), "param_by_name", {}) or {}
+    if params.get("continuous"):
+        return "continuous"
+    if params.get("processed"):
+        return "processed"
+    return "continuous" if len(set(parser.mzOffsets)) == 1 else "processed"
+
+
+def _grid(parser, path: Path) -> tuple[np.ndarray, tuple[int, int]]:
+    xyz = np.asarray(parser.coordinates, dtype=np.int64)
+    if xyz.shape[1] > 2 and len(np.unique(xyz[:, 2])) > 1:
+        raise DataError(path, "3-D imzML (several z planes) is not supported; export one plane")
+    if xyz[:, :2].min() < 1:
+        raise DataError(path, f"pixel coordinates must start at 1 (found {xyz[:, :2].min()})")
+    rows, cols = xyz[:, 1] - 1, xyz[:, 0] - 1
+    meta = getattr(parser, "imzmldict", {}) or {}
+    h = max(int(rows.max()) + 1, int(meta.get("max count of pixels y") or 0))
+    w = max(int(cols.max()) + 1, int(meta.get("max count of pixels x") or 0))
+    return np.stack([rows, cols], axis=1), (h, w)
+
+
+def imzml_info(path: str | Path) -> dict:
+    """Shape, storage mode, spectrum count and the m/z range of the first spectrum."""
+    path = Path(path)
+    parser = open_imzml(path)
+    try:
+        rc, (h, w) = _grid(parser, path)
+        mz, _ = parser.getspectrum(0)
+        return {"path": str(path), "height": h, "width": w, "n_spectra": len(rc), "mode": _mode(parser),
+                "mz_min": float(mz.min()) if len(mz) else None, "mz_max": float(mz.max()) if len(mz) else None,
+                "first_spectrum_length": len(mz)}
+    finally:
+        parser.m.close()
+
+
+def _reduce_windows(mzs: np.ndarray, ints: np.ndarray, windows: np.ndarray, how: str) -> np.ndarray:
+    """Sum (or max) of the intensities inside each m/z window; ``mzs`` sorted ascending."""
+    lo = np.searchsorted(mzs, windows[:, 0], side="left")
+    hi = np.searchsorted(mzs, windows[:, 1], side="right")
+    if how == "sum":
+        csum = np.concatenate([[0.0], np.cumsum(ints, dtype=np.float64)])
+        return (csum[hi] - csum[lo]).astype(np.float32)
+    out = np.zeros(len(windows), dtype=np.float32)
+    for c, (a, b) in enumerate(zip(lo, hi)):
+        if b > a:
+            out[c] = ints[a:b].max()
+    return out
+
+
+def read_ion_images(path: str | Path, mz, *, tolerance: float = 10.0, unit: str = "ppm",
+                    normalization: str = "none", reduce: str = "sum") -> IonImages:
+    """Ion images of ``mz`` (a list of target m/z values) from an imzML file, spectrum by spectrum."""
+    path = Path(path)
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if reduce not in ("sum", "max"):
+        raise ValueError(f"reduce must be 'sum' or 'max', got {reduce!r}")
+    targets = np.asarray(mz, dtype=np.float64).reshape(-1)
+    if targets.size == 0:
+        raise DataError(path, "no m/z values to image (give at least one)")
+    windows = mz_windows(targets, tolerance, unit)
+    parser = open_imzml(path)
+    try:
+        rc, (h, w) = _grid(parser, path)
+        mode = _mode(parser)
+        values = np.zeros((h, w, len(targets)), dtype=np.float32)
+        tic = np.zeros((h, w), dtype=np.float32)
+        mask = np.zeros((h, w), dtype=bool)
+        shared_mz = None
+        for i, (r, c) in enumerate(rc):
+            try:
+                if mode == "continuous" and shared_mz is not None:
+                    _, ints = parser.get_spectrum_as_string(i)
+                    mzs = shared_mz
+                    ints = np.frombuffer(ints, dtype=parser.intensityPrecision)
+                else:
+                    mzs, ints = parser.getspectrum(i)
+                    if mode == "continuous":
+                        shared_mz = np.asarray(mzs, dtype=np.float64)
+            except Exception as e:  # noqa: BLE001 - a truncated .ibd
+                raise DataError(path, f"spectrum {i} (row {r}, column {c}) cannot be read from the .ibd "
+                                      f"({type(e).__name__}: {e})") from None
+            if len(mzs) != len(ints):
+                raise DataError(path, f"spectrum {i}: {len(mzs)} m/z values but {len(ints)} intensities")
+            mzs = np.asarray(mzs, dtype=np.float64)
+            ints = np.asarray(ints, dtype=np.float64)
+            if len(mzs) > 1 and np.any(np.diff(mzs) < 0):
+                order = np.argsort(mzs, kind="stable")
+                mzs, ints = mzs[order], ints[order]
+            if not np.all(np.isfinite(ints)):
+                raise DataError(path, f"spectrum {i} (row {r}, column {c}) holds non-finite intensities")
+            total = float(ints.sum())
+            img = _reduce_windows(mzs, ints, windows, reduce)
+            if normalization == "tic":
+                img = img / total if total > 0 else np.zeros_like(img)
+            elif normalization == "rms":
+                rms = float(np.sqrt(np.mean(ints ** 2))) if len(ints) else 0.0
+                img = img / rms if rms > 0 else np.zeros_like(img)
+            values[r, c] = img
+            tic[r, c] = total
+            mask[r, c] = True
+    finally:
+        parser.m.close()
+    empty = [float(m) for m, any_ in zip(targets, values[mask].any(axis=0)) if not any_]
+    if empty:
+        warnings.warn(f"{path}: no intensity within the tolerance of m/z {empty} in any spectrum", stacklevel=2)
+    return IonImages(values, mask, targets, tic, mode, str(path), empty)
+
+
+def _set_grid_size(xml: Path, shape: tuple[int, int]) -> None:
+    """Record the full (H, W) grid in the file's ``max count of pixels`` (pyimzml writes the extent
+    of the spectra, which is smaller when the border pixels have none)."""
+    import re
+
+    text = xml.read_text(encoding="utf-8")
+    for axis, n in (("x", int(shape[1])), ("y", int(shape[0]))):
+        pattern = re.compile(rf'(name="max count of pixels {axis}" value=")(\d+)(")')
+        text = pattern.sub(lambda m, n=n: f"{m.group(1)}{max(n, int(m.group(2)))}{m.group(3)}", text, count=1)
+    xml.write_text(text, encoding="utf-8")
+
+
+def write_imzml(path: str | Path, spectra: Iterable[tuple[int, int, np.ndarray, np.ndarray]], *,
+                mode: str = "processed", shape: tuple[int, int] | None = None) -> Path:
+    """Write ``path`` (``.imzML``) and its ``.ibd`` from ``(row, col, mzs, intensities)`` spectra
+    (0-based rows and columns; stored 1-based). ``mode``: ``processed`` (an m/z array per spectrum)
+    or ``continuous`` (every spectrum must share the m/z array); ``shape``: the (H, W) grid, when
+    border pixels have no spectrum. Both files appear together when complete (written in a
+    temporary folder beside them, then renamed)."""
+    from pyimzml.ImzMLWriter import ImzMLWriter
+
+    path = Path(path)
+    if path.suffix.lower() != ".imzml":
+        raise ValueError(f"{path}: an imzML file name must end with .imzML")
+    if mode not in ("processed", "continuous"):
+        raise ValueError(f"mode must be 'processed' or 'continuous', got {mode!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=".partial", dir=path.parent))
+    try:
+        target = tmp / f"{path.stem}.imzML"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with ImzMLWriter(str(target), mz_dtype=np.float64, intensity_dtype=np.float32, mode=mode,
+                             spec_type="centroid" if mode == "processed" else "profile") as writer:
+                for row, col, mzs, ints in spectra:
+                    writer.addSpectrum(np.asarray(mzs, dtype=np.float64), np.asarray(ints, dtype=np.float32),
+                                       (int(col) + 1, int(row) + 1, 1))
+        if shape is not None:
+            _set_grid_size(target, shape)
+        os.replace(tmp / f"{path.stem}.ibd", path.with_suffix(".ibd"))
+        os.replace(target, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path

@@ -1,0 +1,96 @@
+"""Quality of enhanced spatial maps (H, W, C) against a ground truth, on a set of pixels.
+
+- :func:`psnr`: per channel ``10 log10(range_c^2 / MSE_c)`` over the evaluated pixels, with
+  ``range_c`` the truth's range there, then the mean over channels (channels differ in level by
+  orders of magnitude; a pooled PSNR would only see the brightest);
+- :func:`ssim`: scikit-image's SSIM per channel (7 x 7 window, ``data_range = range_c``), its map
+  averaged over the evaluated pixels, then over channels. Pixels outside the evaluated set take the
+  truth's value in the estimate first, so what was not asked of a method does not count;
+- :func:`spectral_angle` (SAM): the angle between the estimated and the true spectrum (the C
+  values) of every evaluated pixel, mean in degrees;
+- :func:`coverage`: the share of true values within ``k`` predicted standard deviations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _where(truth: np.ndarray, where: np.ndarray | None) -> np.ndarray:
+    if where is None:
+        return np.ones(truth.shape[:2], dtype=bool)
+    where = np.asarray(where, dtype=bool)
+    if where.shape != truth.shape[:2]:
+        raise ValueError(f"pixel set of shape {where.shape} does not match maps of shape {truth.shape}")
+    if not where.any():
+        raise ValueError("no pixels to evaluate")
+    return where
+
+
+def _check(truth: np.ndarray, est: np.ndarray) -> None:
+    if truth.shape != est.shape or truth.ndim != 3:
+        raise ValueError(f"expected two (H, W, C) maps of one shape, got {truth.shape} and {est.shape}")
+
+
+def psnr_per_channel(truth: np.ndarray, est: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
+    _check(truth, est)
+    w = _where(truth, where)
+    t = truth[w].astype(np.float64)
+    e = est[w].astype(np.float64)
+    rng = t.max(0) - t.min(0)
+    mse = ((e - t) ** 2).mean(0)
+    return 10.0 * np.log10(np.maximum(rng, 1e-12) ** 2 / np.maximum(mse, 1e-20))
+
+
+def psnr(truth: np.ndarray, est: np.ndarray, where: np.ndarray | None = None) -> float:
+    """Mean over channels of the per-channel PSNR (dB) on the pixels ``where``."""
+    return float(psnr_per_channel(truth, est, where).mean())
+
+
+def ssim(truth: np.ndarray, est: np.ndarray, where: np.ndarray | None = None) -> float:
+    """Mean over channels of the SSIM map averaged over the pixels ``where``."""
+    from skimage.metrics import structural_similarity
+
+    _check(truth, est)
+    w = _where(truth, where)
+    filled = np.where(w[..., None], est, truth).astype(np.float64)
+    vals = []
+    for c in range(truth.shape[2]):
+        t = truth[..., c].astype(np.float64)
+        rng = float(t[w].max() - t[w].min()) or 1.0
+        win = min(7, *(s - (1 - s % 2) for s in t.shape))
+        _, smap = structural_similarity(t, filled[..., c], data_range=rng, full=True, win_size=max(3, win))
+        vals.append(float(smap[w].mean()))
+    return float(np.mean(vals))
+
+
+def spectral_angle(truth: np.ndarray, est: np.ndarray, where: np.ndarray | None = None) -> float:
+    """Mean spectral angle (degrees) between estimated and true spectra over the pixels ``where``."""
+    _check(truth, est)
+    w = _where(truth, where)
+    t = truth[w].astype(np.float64)
+    e = est[w].astype(np.float64)
+    cos = (t * e).sum(1) / (np.linalg.norm(t, axis=1) * np.linalg.norm(e, axis=1) + 1e-12)
+    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))).mean())
+
+
+def coverage(truth: np.ndarray, est: np.ndarray, sigma: np.ndarray, where: np.ndarray | None = None,
+             k: float = 2.0) -> float:
+    """Share of the true values (every channel of the pixels ``where``) inside ``est ± k sigma``."""
+    _check(truth, est)
+    _check(truth, sigma)
+    w = _where(truth, where)
+    return float((np.abs(truth[w] - est[w]) <= k * sigma[w]).mean())
+
+
+def enhancement_metrics(truth: np.ndarray, est: np.ndarray, where: np.ndarray | None = None,
+                        sigma: np.ndarray | None = None) -> dict:
+    """PSNR, SSIM and SAM (and, with ``sigma``, the ±2σ and ±1σ coverage and the mean σ relative to
+    the mean true value) of one estimate."""
+    out = {"psnr": psnr(truth, est, where), "ssim": ssim(truth, est, where), "sam": spectral_angle(truth, est, where)}
+    if sigma is not None:
+        w = _where(truth, where)
+        out["coverage_2sigma"] = coverage(truth, est, sigma, w, 2.0)
+        out["coverage_1sigma"] = coverage(truth, est, sigma, w, 1.0)
+        out["relative_sigma"] = float(sigma[w].mean() / max(float(np.abs(truth[w]).mean()), 1e-12))
+    return out

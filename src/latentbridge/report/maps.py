@@ -1,0 +1,88 @@
+"""Figures of spatial maps: panels of ion images (rows: channels; columns: input, enhanced, truth,
+uncertainty, ...) and grids of latent maps. Large maps are shown subsampled to at most
+``max_pixels`` per side (the arrays written beside the figures keep every pixel)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from latentbridge.report.common import _new_figure, _save
+
+__all__ = ["plot_latent_maps", "plot_map_panels"]
+
+
+def _shown(a, max_pixels: int) -> np.ndarray:
+    a = np.asarray(a)
+    step = max(1, int(np.ceil(max(a.shape[:2]) / max_pixels)))
+    return np.asarray(a[::step, ::step], dtype=np.float64)
+
+
+def plot_map_panels(rows: Sequence[Sequence], columns: Sequence[str], row_titles: Sequence[str], path: str | Path,
+                    *, shared: Sequence[bool] | None = None, masks: Sequence | None = None,
+                    max_pixels: int = 400) -> Path:
+    """A grid of maps: ``rows[i][j]`` (H, W) or None (an empty cell). Columns flagged in ``shared``
+    use the colour range of the row's first column (values to compare); the others their own
+    (uncertainty, error). ``masks[i]`` (H, W) hides pixels outside a section (shown blank)."""
+    n_r, n_c = len(rows), len(columns)
+    if len(row_titles) != n_r or any(len(r) != n_c for r in rows):
+        raise ValueError(f"plot_map_panels: {n_r} rows x {n_c} columns, {len(row_titles)} row titles")
+    shared = list(shared) if shared is not None else [True] * n_c
+    first = _shown(rows[0][0], max_pixels) if n_r and rows[0][0] is not None else np.zeros((1, 1))
+    aspect = first.shape[1] / max(first.shape[0], 1)
+    fig = _new_figure(2.3 * n_c * min(max(aspect, 0.6), 1.8), 2.3 * n_r + 0.4)
+    for i, row in enumerate(rows):
+        ref = next((x for x, s in zip(row, shared) if s and x is not None), None)
+        m = _shown(masks[i], max_pixels).astype(bool) if masks is not None and masks[i] is not None else None
+        if ref is not None:
+            r = _shown(ref, max_pixels)
+            vals = r[m] if m is not None and m.shape == r.shape and m.any() else r.ravel()
+            lo, hi = np.percentile(vals, [1, 99.5]) if vals.size else (0.0, 1.0)
+        for j, img in enumerate(row):
+            ax = fig.add_subplot(n_r, n_c, i * n_c + j + 1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(columns[j], fontsize=9)
+            if j == 0:
+                ax.set_ylabel(row_titles[i], fontsize=8)
+            if img is None:
+                ax.set_frame_on(False)
+                continue
+            a = _shown(img, max_pixels)
+            if m is not None and m.shape == a.shape:
+                a = np.where(m, a, np.nan)
+            if shared[j] and ref is not None:
+                im = ax.imshow(a, cmap="viridis", vmin=lo, vmax=hi if hi > lo else lo + 1e-9, interpolation="nearest")
+            else:
+                fin = a[np.isfinite(a)]
+                top = float(np.percentile(fin, 99.5)) if fin.size else 1.0
+                im = ax.imshow(a, cmap="magma", vmin=0.0, vmax=top if top > 0 else 1e-9, interpolation="nearest")
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_latent_maps(latent, path: str | Path, *, mask=None, n: int = 8, max_pixels: int = 300) -> Path:
+    """The first ``n`` latent channels of an (H, W, d) latent map, one panel each."""
+    lat = np.asarray(latent)
+    k = min(n, lat.shape[2])
+    cols = min(4, k)
+    rows = int(np.ceil(k / cols))
+    fig = _new_figure(2.4 * cols, 2.3 * rows)
+    m = _shown(mask, max_pixels).astype(bool) if mask is not None else None
+    for c in range(k):
+        a = _shown(lat[..., c], max_pixels)
+        if m is not None and m.shape == a.shape:
+            a = np.where(m, a, np.nan)
+        ax = fig.add_subplot(rows, cols, c + 1)
+        lim = float(np.nanpercentile(np.abs(a), 99)) if np.isfinite(a).any() else 1.0
+        im = ax.imshow(a, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+        ax.set_title(f"latent {c}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,300 @@
+"""Coordinate-conditioned enhancement of spatial maps (task ``spatial``): fit, enhance, evaluate
+(compute only; :mod:`latentbridge.report.runs.spatial` writes the files).
+
+Fit
+    Sections come from ``data.root`` (:func:`latentbridge.data.spatial.load_sections`); the test
+    split is left out. With three training sections or more, ``data.val_fraction`` of them (at
+    least one, seeded) are held out for validation (the best checkpoint, the uncertainty
+    calibration); otherwise validation patches come from the training sections. The per-channel
+    normalisation is fitted on the training sections' valid pixels and saved as the model's
+    :class:`~latentbridge.transforms.spec.SpatialTransform`. Training needs no clean map: every
+    target is the measured patch (:class:`~latentbridge.data.spatial.PatchDataset`).
+
+Uncertainty calibration
+    After training, the predicted standard deviation (variance head + spread of decoded latent
+    samples) is scaled per kind of pixel (observed, missing, coarse input) so that 95 % of the
+    reference values lie within ±2σ on the validation patches. The reference is the clean map when
+    the validation sections have one (the built-in data), else the measured value: then σ also
+    covers the measurement noise (wider intervals). Which one was used is in ``config.json``.
+
+Enhance (:func:`enhance`)
+    ``denoise``: the input's valid pixels; ``inpaint``: also the holes inside the section (the
+    model fills every pixel of its outline); ``upscale``: the input is a map to enlarge 2x, each
+    value standing for a 2 x 2 block of the output. Whole sections go through
+    :mod:`latentbridge.tasks.enhance` (tiles, bounded memory).
+
+Evaluate (:func:`evaluate`): :mod:`latentbridge.tasks.spatial_eval`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from latentbridge.errors import ConfigError, DataError
+from latentbridge.tasks.enhance import PIXEL_KINDS, coarse_source, full_source, run_tiles
+
+log = logging.getLogger(__name__)
+TASKS = ("denoise", "inpaint", "upscale")
+
+
+@dataclass
+class SpatialFitResult:
+    out_dir: Path
+    n_train_sections: int
+    n_val_sections: int
+    n_test_sections: int
+    best_val_loss: float | None
+    epochs: int
+    seconds: float
+    calibration_reference: str
+
+
+def _split_validation(sections, fraction: float, seed: int):
+    if len(sections) < 3 or fraction <= 0:
+        return sections, []
+    n_val = max(1, int(round(fraction * len(sections))))
+    order = np.random.default_rng(seed).permutation(len(sections))
+    val = sorted(order[:n_val].tolist())
+    return [s for i, s in enumerate(sections) if i not in val], [sections[i] for i in val]
+
+
+@torch.no_grad()
+def calibrate(model, dataset, n_samples: int, seed: int, coverage: float = 0.95) -> dict:
+    """Fit ``model.sigma_scale`` (one factor per kind of pixel) on ``dataset`` (see the module docstring)."""
+    from latentbridge.utils import batched
+
+    items = [dataset[i] for i in range(len(dataset))]
+    batch = {k: torch.stack([it[k] for it in items]) for k in items[0]}
+    ref_key = "truth" if "truth" in batch else "target"
+    gen = torch.Generator().manual_seed(seed)
+    model.eval()
+    out = batched(lambda b: tuple(model.enhance(b["x"], b["observed"], b["coarse"], b["coords"], n_samples, gen)[k]
+                                  for k in ("mean", "aleatoric_var", "latent_var")), batch, batch_size=64)
+    mean, avar, lvar = out
+    z = ((batch[ref_key] - mean).abs() / (avar + lvar).sqrt().clamp_min(1e-8))  # (N, C, P, P)
+    kind = torch.where(batch["coarse"] > 0, 2, torch.where(batch["observed"] > 0, 0, 1)).expand_as(z)
+    valid = (batch["target_valid"] > 0).expand_as(z)
+    factors, counts = [], {}
+    for i, name in enumerate(PIXEL_KINDS):
+        sel = z[valid & (kind == i)]
+        counts[name] = int(sel.numel())
+        factors.append(float(torch.quantile(sel.double()[:2_000_000], coverage)) / 2.0 if sel.numel() else 1.0)
+    model.sigma_scale.copy_(torch.tensor(factors, dtype=model.sigma_scale.dtype))
+    zs = z / torch.tensor(factors, dtype=z.dtype)[kind]
+    return {"reference": "clean map" if ref_key == "truth" else "measured values", "coverage_target": coverage,
+            "factors": dict(zip(PIXEL_KINDS, factors)), "n_values": counts,
+            "validation_coverage_2sigma": float((zs[valid] <= 2.0).double().mean())}
+
+
+def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
+        notify=None) -> SpatialFitResult | None:  # notify: the workflow chooses no setting from the data
+    from latentbridge.config.workflows import transform_spec
+    from latentbridge.data.spatial import PatchDataset, channel_statistics, load_sections, prepare
+    from latentbridge.models.registry import build_model
+    from latentbridge.tasks.pipeline import training_run
+    from latentbridge.training.fit import make_loader
+
+    t0 = time.time()
+    train_all, test, mz = load_sections(cfg.data)
+    train, val = _split_validation(train_all, cfg.data.val_fraction, cfg.train.seed)
+    channels = train[0].shape[2]
+    if mz is not None and len(mz) != channels:
+        raise ConfigError(f"data.mz: {len(mz)} m/z values for sections of {channels} channels")
+    stats = channel_statistics(train, cfg.data.scaling)
+    spec = transform_spec(cfg, n_channels=channels, mz=mz, labels=train[0].labels, **stats)
+    fit_sections = prepare(train, spec)
+    val_sections = prepare(val, spec) if val else fit_sections
+    data_info = {"root": str(cfg.data.root), "format": cfg.data.format, "target": cfg.data.target,
+                 "train_sections": [s.name for s in train],
+                 "val_sections": [s.name for s in val], "test_sections": [s.name for s in test],
+                 "channels": channels, "shapes": {s.name: list(s.shape) for s in train_all + test},
+                 "validation": "held-out sections" if val else "patches of the training sections"}
+    # every data error before the run folder is touched
+    train_ds = PatchDataset(fit_sections, cfg.patches, cfg.patches.per_epoch, seed=cfg.train.seed,
+                            target=cfg.data.target)
+    val_ds = PatchDataset(val_sections, cfg.patches, cfg.patches.val_patches, seed=cfg.train.seed + 1, fixed=True,
+                          target=cfg.data.target)
+    with training_run(cfg, out_dir, resume=resume, force=force) as run:
+        model = build_model(cfg.model, n_channels=channels, patch_size=cfg.patches.size,
+                            loss_weights=cfg.losses.model_dump())
+        model.set_bounds(stats["lower"], stats["upper"])
+        run.fit(model, make_loader(train_ds, cfg.train, True), make_loader(val_ds, cfg.train, False))
+        if run.outcome is None:
+            return None
+        calibration = calibrate(model, val_ds, cfg.patches.samples, cfg.train.seed)
+        _fit_latent_scale(model, val_ds)
+        s = run.summary
+        run.save(model, transform=spec, extra={"data": data_info, "calibration": calibration},
+                 card=_card(cfg, spec, data_info, calibration, s))
+        return SpatialFitResult(run.dir, len(train), len(val), len(test), s["best_val_loss"], s["epochs"],
+                                round(time.time() - t0, 1), calibration["reference"])
+
+
+@torch.no_grad()
+def _fit_latent_scale(model, dataset) -> None:
+    batch = {k: torch.stack([dataset[i][k] for i in range(min(len(dataset), 128))]) for k in ("x", "observed",
+                                                                                             "coarse", "coords")}
+    q = model.posterior(batch["x"], batch["observed"], batch["coarse"], model.condition(batch["coords"]))
+    model.latent_scale.fill_(float(q.mode().double().std().clamp_min(1e-8)))
+
+
+def _card(cfg, spec, data: dict, cal: dict, training: dict) -> str:
+    m = cfg.model
+    mz = ", ".join(f"{v:g}" for v in spec.mz[:8]) + (" ..." if spec.mz and len(spec.mz) > 8 else "") \
+        if spec.mz else "(array channels)"
+    return f"""# latentbridge spatial conditional VAE: {m.name}
+
+{cfg.description or 'Coordinate-conditioned VAE enhancing spatial maps.'}
+
+## Data
+- Sections from `{data['root']}` ({data['format']}; targets: the {data['target']} maps):
+  {len(data['train_sections'])} for training, {len(data['val_sections'])} for validation ({data['validation']}),
+  {len(data['test_sections'])} held out for testing.
+- {spec.channels} channels: m/z {mz}; tolerance {spec.tolerance:g} {spec.tolerance_unit}, per-pixel normalisation
+  {spec.normalization}; per-channel standardisation (mean/std of the training pixels) stored in `config.json`.
+
+## Model
+- {m.name}: latent {m.latent_dim} x {spec.patch_size // 2} x {spec.patch_size // 2} per {spec.patch_size}-pixel patch,
+  widths {m.channels}, {m.fourier_frequencies} Fourier frequencies of the coordinates (up to {m.max_frequency:g}).
+- Training: {training['epochs']} epochs, best validation loss {training['best_val_loss']}, {training['seconds']} s.
+- Uncertainty: σ calibrated to 95 % within ±2σ on the validation patches against the {cal['reference']}
+  (factors {', '.join(f'{k} {v:.3g}' for k, v in cal['factors'].items())}).
+
+## Use
+`latentbridge enhance RUN INPUT --task denoise|inpaint|upscale --out DIR` (INPUT: imzML or an array);
+whole sections run in {spec.patch_size}-pixel tiles overlapping by {spec.overlap}.
+"""
+
+
+# ----------------------------------------------------------------------------- enhance
+
+
+@dataclass
+class Enhanced:
+    """One enhanced section (arrays in data units; ``region``: the pixels the task answers for)."""
+
+    task: str
+    name: str
+    source: str
+    input: np.ndarray
+    """What the model was given (upscaling: at half the output's resolution, ``input_factor`` 2)."""
+    input_valid: np.ndarray
+    """The pixels of the output grid the input gave a value for."""
+    enhanced: np.ndarray
+    sigma: np.ndarray
+    latent: np.ndarray
+    region: np.ndarray
+    labels: list[str]
+    truth: np.ndarray | None = None
+    metrics: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    n_tiles: int = 0
+    panels: list[int] = field(default_factory=list)
+    """Channels shown in figures (``--mz``); the arrays keep every channel."""
+    input_factor: int = 1
+
+
+def enhance_section(model, spec, section, task: str, *, n_samples: int = 8, batch_tiles: int = 32, seed: int = 0,
+                    observed: np.ndarray | None = None, allocate: Callable | None = None) -> Enhanced:
+    """Enhance a :class:`~latentbridge.data.spatial.Section` (``observed``: the pixels given to the
+    model, default its valid pixels; the others are filled)."""
+    from latentbridge.data.spatial import coordinate_frame, outline_of
+    from latentbridge.metrics.spatial import enhancement_metrics
+    from latentbridge.tasks.baselines import block_mean  # noqa: F401 - the same blocks as the baselines
+
+    if task not in TASKS:
+        raise ConfigError(f"task must be one of {TASKS}, got {task!r}")
+    if section.shape[2] != spec.channels:
+        raise DataError(section.source, f"has {section.shape[2]} channels; the model reads {spec.channels}")
+    t0 = time.time()
+    obs = section.valid if observed is None else observed
+    kw = {} if allocate is None else {"allocate": allocate}
+    if task == "upscale":
+        f = spec.upscale_factor
+        up_valid = np.repeat(np.repeat(obs, f, 0), f, 1)
+        frame = coordinate_frame(up_valid)
+        source = coarse_source(section.values, obs, spec, frame, f)
+        region = outline_of(up_valid)
+        shown_valid = up_valid
+    else:
+        frame = coordinate_frame(obs)
+        source = full_source(section.values, obs, spec, frame)
+        region = obs if task == "denoise" else (section.outline & (obs | outline_of(obs)))
+        shown_valid = obs
+    out = run_tiles(model, spec, source, n_samples=n_samples, batch_tiles=batch_tiles, seed=seed, **kw)
+    mean, sigma, latent = (a.open() if hasattr(a, "open") else a for a in (out.mean, out.sigma, out.latent))
+    truth = section.truth if task != "upscale" else None
+    res = Enhanced(task, section.name, section.source, section.values, shown_valid, mean, sigma, latent, region,
+                   section.labels or [str(i) for i in range(spec.channels)], truth, {}, 0.0, out.n_tiles,
+                   input_factor=spec.upscale_factor if task == "upscale" else 1)
+    if truth is not None and truth.shape == mean.shape:
+        where = region if task == "denoise" else region & ~obs
+        if where.any():
+            res.metrics = enhancement_metrics(np.asarray(truth), np.asarray(mean), where, np.asarray(sigma))
+    res.seconds = round(time.time() - t0, 3)
+    return res
+
+
+def enhance(run_dir: str | Path, input_path: str | Path, task: str, *, mz: list[float] | None = None,
+            mask: str | None = None, truth: str | None = None, n_samples: int | None = None, seed: int = 0,
+            allocate: Callable | None = None) -> Enhanced:
+    """Enhance an imzML file or an array stack with the model folder ``run_dir``. The input is read with
+    the model's own m/z list, tolerance and normalisation; ``mz`` picks the channels shown in figures
+    (each within the model's tolerance), the arrays keep every channel. ``allocate(name, shape)``
+    gives the output arrays (e.g. memory maps in the output folder)."""
+    from latentbridge.data.spatial import read_section
+    from latentbridge.models.hub import load_model
+
+    saved = load_model(run_dir)
+    spec = saved.transform
+    if getattr(spec, "type", None) != "spatial":
+        raise ConfigError(f"{run_dir}: not a spatial model (its task is {saved.workflow.task!r})")
+    panels = channel_indices(spec, mz) if mz else []  # before any work: a wrong m/z is an error at once
+    path = Path(input_path)
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    sibling = path.with_name(f"{stem}.truth.npy")
+    section = read_section(path, mz=spec.mz, tolerance=spec.tolerance, unit=spec.tolerance_unit,
+                           normalization=spec.normalization, mask=mask,
+                           truth=truth or (sibling if sibling.is_file() and task != "upscale" else None))
+    cfg = saved.workflow
+    res = enhance_section(saved.model, spec, section, task, n_samples=n_samples or cfg.patches.samples,
+                          batch_tiles=cfg.patches.batch_tiles, seed=seed, allocate=allocate)
+    if truth and task == "upscale":
+        t = np.load(truth, mmap_mode="r")
+        if tuple(t.shape) != tuple(res.enhanced.shape):
+            raise DataError(truth, f"truth of shape {t.shape} does not match the upscaled maps {res.enhanced.shape}")
+        from latentbridge.metrics.spatial import enhancement_metrics
+
+        res.truth = t
+        res.metrics = enhancement_metrics(np.asarray(t), res.enhanced, res.region, res.sigma)
+    res.panels = panels
+    return res
+
+
+def channel_indices(spec, mz: list[float]) -> list[int]:
+    """The model channels of the m/z values ``mz`` (each within the model's tolerance)."""
+    if not spec.mz:
+        raise ConfigError("--mz: the model's channels have no m/z (it was trained on arrays)")
+    model_mz = np.asarray(spec.mz, dtype=np.float64)
+    picks = []
+    for m in mz:
+        i = int(np.abs(model_mz - m).argmin())
+        tol = m * spec.tolerance * 1e-6 if spec.tolerance_unit == "ppm" else spec.tolerance
+        if abs(model_mz[i] - m) > tol:
+            raise ConfigError(f"--mz {m:g}: not one of the model's channels within {spec.tolerance:g} "
+                              f"{spec.tolerance_unit} (nearest {model_mz[i]:g})")
+        picks.append(i)
+    return picks
+
+
+def evaluate(run_dir: str | Path, data: str | None = None):
+    from latentbridge.tasks.spatial_eval import evaluate as _evaluate
+
+    return _evaluate(run_dir, data)

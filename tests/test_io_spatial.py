@@ -1,0 +1,185 @@
+"""Readers of spatial maps: imzML ion images (the imzML.org example files, both storage modes; a
+written file read back) and .npy / TIFF / PNG stacks with masks."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+from latentbridge.errors import DataError
+from latentbridge.io import arrays, imzml
+
+EXAMPLES = REPO.parent / "shared" / "data" / "imzml"
+MODES = ("Continuous", "Processed")
+
+
+def _example(mode: str) -> Path:
+    path = EXAMPLES / f"Example_{mode}.imzML"
+    if not path.is_file() or not path.with_suffix(".ibd").is_file():
+        pytest.skip(f"imzML example files not found at {EXAMPLES}")
+    return path
+
+
+def _brute_force(path: Path, target: float, half: float):
+    from pyimzml.ImzMLParser import ImzMLParser
+
+    p = ImzMLParser(str(path), parse_lib="ElementTree")
+    img, tic = np.zeros((3, 3)), np.zeros((3, 3))
+    for i, (x, y, _) in enumerate(p.coordinates):
+        mzs, ints = p.getspectrum(i)
+        img[y - 1, x - 1] = ints[(mzs >= target - half) & (mzs <= target + half)].sum()
+        tic[y - 1, x - 1] = ints.sum()
+    p.m.close()
+    return img, tic
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_example_files_ion_images_match_a_brute_force_read(mode):
+    path = _example(mode)
+    info = imzml.imzml_info(path)
+    assert (info["height"], info["width"], info["n_spectra"], info["mode"]) == (3, 3, 9, mode.lower())
+    res = imzml.read_ion_images(path, [153.0, 152.0], tolerance=0.1, unit="da")
+    assert res.values.shape == (3, 3, 2) and res.mask.all() and res.mode == mode.lower()
+    for c, target in enumerate((153.0, 152.0)):
+        img, tic = _brute_force(path, target, 0.1)
+        np.testing.assert_allclose(res.values[..., c], img, rtol=1e-5)
+        assert img.max() > 0
+    np.testing.assert_allclose(res.tic, tic, rtol=1e-5)
+    # TIC and RMS normalisation divide each pixel by its spectrum's total / root mean square
+    t = imzml.read_ion_images(path, [153.0], tolerance=0.1, unit="da", normalization="tic")
+    np.testing.assert_allclose(t.values[..., 0], res.values[..., 0] / res.tic, rtol=1e-5)
+    r = imzml.read_ion_images(path, [153.0], tolerance=0.1, unit="da", normalization="rms")
+    assert np.all(r.values[..., 0] > t.values[..., 0])
+
+
+def test_both_storage_modes_give_the_same_images_and_ppm_windows_are_relative():
+    a = imzml.read_ion_images(_example("Continuous"), [153.0, 152.0], tolerance=700, unit="ppm")
+    b = imzml.read_ion_images(_example("Processed"), [153.0, 152.0], tolerance=700, unit="ppm")
+    np.testing.assert_allclose(a.values, b.values, rtol=1e-6)
+    # 700 ppm of 153 = 0.107 Da: the same window as 0.107 Da
+    d = imzml.read_ion_images(_example("Continuous"), [153.0], tolerance=153.0 * 700e-6, unit="da")
+    np.testing.assert_allclose(a.values[..., :1], d.values, rtol=1e-6)
+    # a window narrower than the 1/12 Da bins, away from any bin, holds nothing: a warning, not an error
+    with pytest.warns(UserWarning, match="no intensity"):
+        e = imzml.read_ion_images(_example("Continuous"), [153.04], tolerance=10, unit="ppm")
+    assert e.empty_channels == [153.04] and not e.values.any()
+
+
+class _CountingFile:
+    """A binary file that records the size of every read."""
+
+    def __init__(self, f, reads):
+        self.f, self.reads = f, reads
+
+    def read(self, n=-1):
+        data = self.f.read(n)
+        self.reads.append(len(data))
+        return data
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+
+def test_reader_reads_one_spectrum_at_a_time(monkeypatch):
+    path = _example("Processed")
+    reads: list[int] = []
+    real_open = open
+    monkeypatch.setattr(imzml, "open", lambda p, mode="r": _CountingFile(real_open(p, mode), reads), raising=False)
+    imzml.read_ion_images(path, [153.0], tolerance=0.1, unit="da")
+    ibd_size = path.with_suffix(".ibd").stat().st_size
+    assert reads and max(reads) <= 8399 * 4 < ibd_size / 10  # one m/z or intensity array per read
+
+
+@pytest.mark.parametrize("mode", ["processed", "continuous"])
+def test_written_file_reads_back(tmp_path, mode):
+    rng = np.random.default_rng(0)
+    grid = np.sort(np.r_[np.linspace(700.0, 900.0, 2001), 760.58, 798.54]) if mode == "continuous" else None
+    truth = np.zeros((4, 5, 2), dtype=np.float32)
+    spectra = []
+    for r in range(4):
+        for c in range(5):
+            if (r, c) == (2, 3):
+                continue  # a pixel without a spectrum
+            if mode == "continuous":
+                ints = rng.random(len(grid)).astype(np.float32) * 0.01
+                i1, i2 = np.searchsorted(grid, [760.58, 798.54])
+                ints[i1], ints[i2] = 5 + r, 2 + c
+                mzs = grid
+            else:
+                mzs = np.array([700.1, 760.58 * (1 + 3e-6), 798.54 * (1 - 4e-6), 850.0])
+                ints = np.array([1.0, 5 + r, 2 + c, 3.0], dtype=np.float32)
+            truth[r, c] = [ints[np.abs(mzs - t).argmin()] for t in (760.58, 798.54)]
+            spectra.append((r, c, mzs, ints))
+    path = imzml.write_imzml(tmp_path / "section.imzML", spectra, mode=mode, shape=(4, 6))
+    assert path.is_file() and path.with_suffix(".ibd").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left behind
+    res = imzml.read_ion_images(path, [760.58, 798.54], tolerance=10, unit="ppm")
+    assert res.mode == mode and res.shape == (4, 6)  # the grid, not the extent of the spectra
+    assert not res.mask[2, 3] and not res.mask[:, 5].any() and res.mask.sum() == 19
+    assert res.values[2, 3].sum() == 0
+    np.testing.assert_allclose(res.values[:, :5][res.mask[:, :5]], truth[res.mask[:, :5]], rtol=1e-6)
+
+
+def test_imzml_errors_name_the_file(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        imzml.read_ion_images(tmp_path / "none.imzML", [760.0])
+    bad = tmp_path / "bad.imzML"
+    bad.write_text("<not imzml")
+    with pytest.raises(DataError, match=r"no binary file bad\.ibd"):
+        imzml.read_ion_images(bad, [760.0])
+    bad.with_suffix(".ibd").write_bytes(b"\0" * 16)
+    with pytest.raises(DataError, match="not a readable imzML"):
+        imzml.read_ion_images(bad, [760.0])
+    with pytest.raises(ValueError, match="tolerance unit"):
+        imzml.mz_windows([760.0], 5, "mda")
+
+
+def test_array_stacks_in_every_layout(tmp_path):
+    import tifffile
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    cube = rng.random((6, 7, 3)).astype(np.float32)
+    np.save(tmp_path / "s.npy", cube)
+    got = arrays.read_array_stack(tmp_path / "s.npy")
+    assert isinstance(got.values, np.memmap) and np.array_equal(got.values, cube)
+    np.save(tmp_path / "one.npy", cube[..., 0])
+    assert arrays.read_array_stack(tmp_path / "one.npy").shape == (6, 7, 1)
+    np.savez(tmp_path / "z.npz", values=cube, other=cube)
+    assert np.array_equal(arrays.read_array_stack(tmp_path / "z.npz").values, cube)
+    tifffile.imwrite(tmp_path / "t.tif", np.moveaxis(cube, 2, 0), photometric="minisblack")  # 3 pages
+    assert np.array_equal(arrays.read_array_stack(tmp_path / "t.tif").values, cube)
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    u16 = (cube * 60000).astype(np.uint16)
+    for c, name in enumerate(["760.58", "782.57", "798.54"]):
+        Image.fromarray(u16[..., c]).save(folder / f"{name}.png")
+    stack = arrays.read_array_stack(folder)
+    assert np.array_equal(stack.values, u16) and stack.labels == ["760.58", "782.57", "798.54"]
+    (tmp_path / "s.channels.txt").write_text("a\nb\nc\n")
+    assert arrays.read_array_stack(tmp_path / "s.npy").labels == ["a", "b", "c"]
+
+
+def test_masks_and_array_errors(tmp_path):
+    from PIL import Image
+
+    m = np.zeros((6, 7), dtype=np.uint8)
+    m[1:5, 2:6] = 255
+    np.save(tmp_path / "s.npy", np.ones((6, 7, 2)))
+    Image.fromarray(m).save(tmp_path / "s.mask.png")
+    found = arrays.find_mask(tmp_path / "s.npy")
+    assert found == tmp_path / "s.mask.png"
+    mask = arrays.read_mask(found, (6, 7))
+    assert mask.dtype == bool and mask.sum() == 16
+    with pytest.raises(DataError, match="does not match"):
+        arrays.read_mask(found, (7, 6))
+    np.save(tmp_path / "nan.npy", np.full((3, 3), np.nan))
+    with pytest.raises(DataError, match="non-finite"):
+        arrays.read_array_stack(tmp_path / "nan.npy", mmap=False)
+    np.save(tmp_path / "flat.npy", np.ones(5))
+    with pytest.raises(DataError, match="shape"):
+        arrays.read_array_stack(tmp_path / "flat.npy")
+    with pytest.raises(DataError, match="unknown array format"):
+        (tmp_path / "x.csv").write_text("1,2")
+        arrays.read_array_stack(tmp_path / "x.csv")

@@ -1,0 +1,157 @@
+"""The spatial workflow through the command line: synthesise tissue sections → train → evaluate →
+enhance (arrays and imzML, the three tasks), and its errors."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+from latentbridge.cli import main
+
+TINY = ["train.max_epochs=2", "model.channels=[8,16]", "model.latent_dim=4", "model.condition_dim=8",
+        "model.fourier_frequencies=4", "patches.size=16", "patches.overlap=4", "patches.per_epoch=64", "patches.val_patches=16",
+        "patches.samples=2", "train.batch_size=16", "train.progress_bar=false", "beta.cycle_steps=4",
+        "losses.spatial=0.01", "losses.free_nats=0.1", "losses.free_nats_steps=4"]
+
+
+def _o(items):
+    out = []
+    for o in items:
+        out += ["-o", o]
+    return out
+
+
+@pytest.fixture(scope="module")
+def tissue(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tissue") / "data"
+    assert main(["data", "synth", "tissue", "--out", str(out), "--sections", "5", "--test-sections", "1",
+                 "--height", "34", "--width", "40", "--channels", "6", "--seed", "2"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def run(tissue, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "cvae"
+    assert main(["train", "--config", str(REPO / "configs" / "cvae_tissue.yaml"), "--out", str(out),
+                 *_o([f"data.root={tissue}", *TINY])]) == 0
+    return out
+
+
+def test_run_folder_records_the_transform_split_and_calibration(run):
+    info = json.loads((run / "config.json").read_text())
+    assert info["model_class"] == "spatial_cvae" and info["config"]["task"] == "spatial"
+    t = info["transform"]
+    assert t["type"] == "spatial" and t["channels"] == 6 and len(t["center"]) == len(t["mz"]) == 6
+    assert t["patch_size"] == 16 and all(s > 0 for s in t["scale"])
+    d = info["data"]
+    assert d["test_sections"] == ["section_05"] and len(d["val_sections"]) == 1
+    assert not set(d["val_sections"]) & set(d["train_sections"])
+    cal = info["calibration"]
+    assert cal["reference"] == "clean map" and abs(cal["validation_coverage_2sigma"] - 0.95) < 0.02
+    assert all(f > 0 for f in cal["factors"].values())
+    betas = [float(r.split(",")[2]) for r in (run / "logs" / "beta_tracking.csv").read_text().splitlines()[1:]]
+    assert max(betas) > min(betas) and "tolerance 10 ppm" in (run / "README.md").read_text()
+
+
+def test_evaluate_scores_three_tasks_against_baselines(run, tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(run), "--out", str(out)]) == 0
+    assert "uncertainty_coverage_2sigma=" in capsys.readouterr().out
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(m["denoise"]["baselines"]) == {"gaussian", "median", "nl_means", "total_variation"}
+    assert set(m["inpaint"]["baselines"]) == {"biharmonic"}
+    assert set(m["upscale"]["baselines"]) == {"nearest", "bicubic", "lanczos"}
+    for task in ("denoise", "inpaint", "upscale"):
+        t = m[task]
+        assert np.isfinite(t["psnr"]) and -1 <= t["ssim"] <= 1 and 0 <= t["sam"] <= 90
+        assert 0 <= t["coverage_2sigma"] <= 1
+        assert t["psnr_gain_db"] == pytest.approx(t["psnr"] - t["baselines"][t["best_baseline"]]["psnr"])
+    assert m["denoise"]["baselines"]["gaussian"]["sigma"] in (0.5, 0.75, 1.0, 1.5, 2.0)  # tuned
+    assert 0 <= m["uncertainty_coverage_2sigma"] <= 1 and m["sections"] == ["section_05"]
+    for png in ("denoise.png", "inpaint.png", "upscale.png", "latent.png", "uncertainty.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG", png
+    html = (out / "report.html").read_text()
+    assert html.count("<img") >= 5 and "nl_means" in html
+
+
+def test_enhance_arrays_and_imzml(run, tissue, tmp_path, capsys):
+    out = tmp_path / "den"
+    assert main(["enhance", str(run), str(tissue / "section_05.npy"), "--task", "denoise", "--out", str(out)]) == 0
+    assert "psnr=" in capsys.readouterr().out  # the sibling truth is found and scored
+    enh = np.load(out / "enhanced.npy")
+    sig = np.load(out / "uncertainty.npy")
+    region = np.load(out / "region.npy")
+    assert enh.shape == sig.shape == (34, 40, 6) and np.load(out / "latent.npy").shape == (34, 40, 4)
+    assert np.array_equal(region, np.load(tissue / "section_05.mask.npy")) and (sig[region] > 0).all()
+    summary = json.loads((out / "enhance.json").read_text())
+    assert summary["task"] == "denoise" and summary["metrics"]["psnr"] > 0
+    assert (out / "panels.png").read_bytes()[:4] == b"\x89PNG"
+    # the same section from its imzML file: the same maps (the reader gives back the arrays)
+    out2 = tmp_path / "den-imzml"
+    assert main(["enhance", str(run), str(tissue / "section_05.imzML"), "--task", "denoise", "--out", str(out2),
+                 "--mz", "760.585,798.541"]) == 0
+    np.testing.assert_allclose(np.load(out2 / "enhanced.npy"), enh, rtol=1e-4, atol=1e-4)
+    assert json.loads((out2 / "enhance.json").read_text())["panel_channels"] == ["760.585", "798.541"]
+    # inpaint answers for the holes too; upscale doubles the grid
+    out3 = tmp_path / "inp"
+    assert main(["enhance", str(run), str(tissue / "section_05.npy"), "--task", "inpaint", "--out", str(out3)]) == 0
+    assert np.load(out3 / "region.npy").sum() > region.sum()
+    out4 = tmp_path / "up"
+    assert main(["enhance", str(run), str(tissue / "section_05.npy"), "--task", "upscale", "--out", str(out4)]) == 0
+    assert np.load(out4 / "enhanced.npy").shape == (68, 80, 6)
+
+
+def test_enhance_errors_are_one_line(run, tissue, tmp_path, capsys):
+    cases = [
+        (["--task", "denoise", "--mz", "123.4"], "not one of the model's channels"),
+        (["--task", "denoise", "--mz", "abc"], "comma-separated numbers"),
+    ]
+    for extra, message in cases:
+        code = main(["enhance", str(run), str(tissue / "section_05.npy"), "--out", str(tmp_path / "x"), *extra])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "Traceback" not in err
+    np.save(tmp_path / "wrong.npy", np.ones((20, 20, 3), np.float32))
+    assert main(["enhance", str(run), str(tmp_path / "wrong.npy"), "--task", "denoise", "--out",
+                 str(tmp_path / "y")]) == 2
+    assert "has 3 channels; the model reads 6" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_training_and_evaluation_errors_are_one_line(run, tissue, tmp_path, capsys):
+    import shutil
+
+    preset = str(REPO / "configs" / "cvae_tissue.yaml")
+    bare = tmp_path / "bare"  # an imzML section without a clean map beside it
+    bare.mkdir()
+    for ext in (".imzML", ".ibd"):
+        shutil.copy(tissue / f"section_05{ext}", bare / f"section_05{ext}")
+    cases = [
+        (["train", "--config", preset, "--out", str(tmp_path / "a"), "-o", f"data.root={tmp_path / 'none'}"],
+         "does not exist"),
+        (["train", "--config", preset, "--out", str(tmp_path / "b"), *_o([f"data.root={tissue}", "patches.size=64"])],
+         "section(s) smaller than 64 pixels"),
+        (["train", "--config", preset, "--out", str(tmp_path / "c"), *_o([f"data.root={tissue}",
+                                                                          "data.test_sections=[nope]"])],
+         "no section named ['nope']"),
+        (["evaluate", str(run), "--out", str(tmp_path / "d"), "--data", str(bare)],
+         "no test section with a clean map"),
+    ]
+    for argv, message in cases:
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "Traceback" not in err, (argv, err)
+    assert not any((tmp_path / n).exists() for n in "abcd")  # nothing written
+
+
+def test_training_from_imzml_files_in_mixed_precision(tissue, tmp_path):
+    out = tmp_path / "from-imzml"
+    assert main(["train", "--config", str(REPO / "configs" / "cvae_tissue.yaml"), "--out", str(out),
+                 "--precision", "bf16-mixed", *_o([f"data.root={tissue}", "data.format=imzml", "data.scaling=noise",
+                                                   "data.target=clean", *TINY, "train.max_epochs=1"])]) == 0
+    info = json.loads((out / "config.json").read_text())
+    assert info["data"]["format"] == "imzml" and info["transform"]["mz"][0] == pytest.approx(734.569)
+    assert info["config"]["train"]["precision"] == "bf16-mixed" and info["data"]["target"] == "clean"
+    # noise scaling: every channel's scale is its noise level, below the spread of its values
+    center = np.asarray(info["transform"]["center"])
+    assert (np.asarray(info["transform"]["scale"]) < center).all()

@@ -1,0 +1,164 @@
+"""Sections, patches and their corruptions, coordinates, and whole-section tiling (exact blending,
+bounded memory)."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+
+from latentbridge.config.sections import PatchConfig
+from latentbridge.data.spatial import (
+    PatchDataset,
+    PreparedSection,
+    Section,
+    blend_window,
+    channel_statistics,
+    coarse_input,
+    coordinate_frame,
+    coords_of,
+    hide_pixels,
+    make_patch,
+    outline_of,
+    tile_starts,
+)
+from latentbridge.tasks.enhance import coarse_source, full_source, run_tiles
+from latentbridge.transforms.spec import SpatialTransform
+
+
+def _spec(c=2, size=16, overlap=4, center=0.0, scale=1.0):
+    return SpatialTransform(channels=c, center=[center] * c, scale=[scale] * c, lower=[-9.0] * c, upper=[9.0] * c,
+                            patch_size=size, overlap=overlap)
+
+
+def test_coordinates_map_the_bounding_box_to_minus_one_one():
+    mask = np.zeros((10, 12), bool)
+    mask[2:8, 3:12] = True
+    frame = coordinate_frame(mask)
+    assert frame == (2.0, 7.0, 3.0, 11.0)
+    c = coords_of(frame, 0, 0, 10, 12)
+    assert c.shape == (2, 10, 12)
+    assert c[0, 2, 5] == -1.0 and c[0, 7, 5] == 1.0 and c[1, 4, 3] == -1.0 and c[1, 4, 11] == 1.0
+    np.testing.assert_allclose(np.diff(c[0, :, 0]), 2 / 5)
+
+
+def test_statistics_corruptions_and_patches():
+    rng = np.random.default_rng(0)
+    values = rng.gamma(3.0, 2.0, (40, 44, 3)).astype(np.float32)
+    valid = np.ones((40, 44), bool)
+    valid[:5] = False
+    st = channel_statistics([Section("s", values, valid, "mem")])
+    np.testing.assert_allclose(st["center"], values[valid].mean(0), rtol=1e-5)
+    np.testing.assert_allclose(st["scale"], values[valid].std(0), rtol=1e-4)
+    np.testing.assert_allclose(st["lower"], -values[valid].mean(0) / values[valid].std(0), rtol=1e-4)
+    hidden = hide_pixels(valid, 0.3, rng)
+    assert not (hidden & ~valid).any() and 0.25 < hidden.sum() / valid.sum() < 0.5
+    up, ok = coarse_input(values[:4, :4], valid[:4, :4] | True)
+    np.testing.assert_allclose(up[0, 0], values[:2, :2].reshape(-1, 3).mean(0), rtol=1e-6)
+    assert np.array_equal(up[0, 0], up[1, 1]) and ok.all()
+    sec = PreparedSection(values, valid, coordinate_frame(valid))
+    cfg = PatchConfig(size=16)
+    for mode in ("denoise", "inpaint", "upscale"):
+        ex = make_patch(sec, 10, 12, 16, mode, cfg, rng)
+        assert ex["x"].shape == ex["target"].shape == (3, 16, 16) and ex["coords"].shape == (2, 16, 16)
+        np.testing.assert_array_equal(ex["target"], np.moveaxis(values[10:26, 12:28], 2, 0))
+        if mode == "denoise":
+            np.testing.assert_array_equal(ex["x"], ex["target"])
+        elif mode == "inpaint":
+            assert 0 < (1 - ex["observed"]).sum() and (ex["x"][:, ex["observed"][0] == 0] == 0).all()
+        else:
+            assert (ex["coarse"] == ex["observed"]).all() and np.array_equal(ex["x"][:, 0, 0], ex["x"][:, 1, 1])
+    ds = PatchDataset([sec], cfg, 20, seed=3, fixed=True)
+    again = PatchDataset([sec], cfg, 20, seed=3, fixed=True)
+    assert all(torch.equal(ds[i]["x"], again[i]["x"]) for i in range(20))
+    modes = torch.stack([ds[i]["mode"] for i in range(20)])
+    assert len(set(modes.tolist())) > 1
+    assert all(float(ds[i]["target_valid"].mean()) >= cfg.min_valid for i in range(20))
+
+
+def test_noise_scaling_recovers_each_channels_noise_level():
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[:60, :70] / 30.0
+    smooth = np.stack([20 + 10 * np.sin(yy + c) * np.cos(xx) for c in range(3)], axis=2)
+    sigmas = np.array([0.5, 2.0, 4.0])
+    values = (smooth + rng.normal(0, 1, smooth.shape) * sigmas).astype(np.float32)
+    valid = np.ones((60, 70), bool)
+    valid[20:25] = False  # holes are left out of the estimate
+    st = channel_statistics([Section("s", values, valid, "mem")], scaling="noise")
+    np.testing.assert_allclose(st["scale"], sigmas, rtol=0.1)
+    assert st["center"] == channel_statistics([Section("s", values, valid, "mem")])["center"]
+
+
+def test_outline_fills_holes():
+    valid = np.zeros((12, 12), bool)
+    valid[2:10, 2:10] = True
+    holes = valid.copy()
+    holes[5, 3:8] = False
+    holes[7, 7] = False
+    assert np.array_equal(outline_of(holes), valid)
+
+
+class PositionModel:
+    """A stand-in model whose outputs are functions of the pixel's coordinates only: any correct
+    tiling and blending gives back exactly those functions."""
+
+    latent_shape = (2, 8, 8)
+    sigma_scale = torch.tensor([1.0, 2.0, 3.0])
+
+    def eval(self):
+        return self
+
+    def enhance(self, x, observed, coarse, coords, n_samples=0, generator=None):
+        mean = torch.cat([coords[:, :1] * 3.0, coords[:, 1:] - 1.0] * (x.shape[1] // 2), 1)
+        return {"mean": mean, "aleatoric_var": torch.full_like(mean, 0.25), "latent_var": torch.zeros_like(mean),
+                "latent": coords[:, :, ::2, ::2]}
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (37, 50), (10, 9)])
+def test_tiles_blend_back_exactly(shape):
+    h, w = shape
+    rng = np.random.default_rng(1)
+    values = rng.random((h, w, 2)).astype(np.float32)
+    valid = np.ones((h, w), bool)
+    valid[0, 0] = False
+    spec = _spec(center=5.0, scale=2.0)
+    frame = coordinate_frame(valid)
+    out = run_tiles(PositionModel(), spec, full_source(values, valid, spec, frame), n_samples=0, batch_tiles=3)
+    c = coords_of(frame, 0, 0, h, w)
+    np.testing.assert_allclose(out.mean[..., 0], c[0] * 3.0 * 2.0 + 5.0, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out.mean[..., 1], (c[1] - 1.0) * 2.0 + 5.0, rtol=1e-5, atol=1e-5)
+    # sigma: sqrt(0.25) x the factor of the pixel's kind x the channel scale
+    assert out.sigma[1, 1, 0] == pytest.approx(0.5 * 1.0 * 2.0) and out.sigma[0, 0, 0] == pytest.approx(0.5 * 2.0 * 2.0)
+    np.testing.assert_allclose(out.latent[..., 0][::2, ::2], c[0][::2, ::2], atol=1e-5)
+    assert out.n_tiles == len(tile_starts(max(16, h + h % 2), 16, 12)) * len(tile_starts(max(16, w + w % 2), 16, 12))
+    # upscaling: the output grid is twice the input's; coarse pixels get the third factor
+    low = values[: h // 2, : w // 2]
+    up = run_tiles(PositionModel(), spec, coarse_source(low, np.ones(low.shape[:2], bool), spec, frame), n_samples=0)
+    assert up.mean.shape == (2 * (h // 2), 2 * (w // 2), 2) and up.sigma[0, 0, 0] == pytest.approx(0.5 * 3.0 * 2.0)
+
+
+def test_tiling_memory_does_not_grow_with_the_section(tmp_path):
+    from numpy.lib.format import open_memmap
+
+    def peak_of(h, w, c=8):
+        folder = tmp_path / f"{h}x{w}"
+        folder.mkdir()
+        values = open_memmap(folder / "in.npy", mode="w+", dtype=np.float32, shape=(h, w, c))
+        valid = np.ones((h, w), bool)
+        spec = _spec(c=c, size=32, overlap=8)
+
+        def allocate(name, shape):
+            return open_memmap(folder / f"{name}.npy", mode="w+", dtype=np.float32, shape=shape)
+
+        tracemalloc.start()
+        out = run_tiles(PositionModel(), spec, full_source(values, valid, spec, coordinate_frame(valid)),
+                        n_samples=0, allocate=allocate, batch_tiles=8)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert isinstance(out.mean, np.memmap)
+        return peak
+
+    small, large = peak_of(240, 360), peak_of(960, 360)
+    # four times the rows: the same working memory (a band of one tile row), far below one output map
+    assert large < 1.25 * small and large < 0.3 * (960 * 360 * 8 * 4), (small, large)
+    assert blend_window(32, 8).min() > 0 and blend_window(32, 8)[16, 16] == 1.0
