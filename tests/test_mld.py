@@ -13,7 +13,7 @@ from latentbridge.cli import main
 from latentbridge.models.mld import CLEAN, NULL, LatentDenoiser
 from test_avdigits import small_classifiers  # noqa: F401 - quick digit judges (a fixture), trained once
 
-PROCESS = {"schedule": "cosine", "train_timesteps": 100, "clip_sample": None}
+PROCESS = {"schedule": "cosine", "prediction": "v_prediction", "train_timesteps": 100, "clip_sample": None}
 
 
 def _model(**kw):
@@ -99,17 +99,19 @@ def test_conditional_sampling_shapes_and_determinism():
 
 def test_one_denoiser_learns_both_directions_of_a_cross_modal_relation():
     """Modality b holds the sign of a's first entry (± 1.5 with a little noise): conditional samples of
-    b follow a given a, samples of a follow b, and joint samples keep the relation."""
+    b follow a given a, samples of a follow b, and joint samples keep the relation; samples lie on the
+    data (|b| ≈ 1.5), which a noise-predicting model of this cosine schedule misses: its clean estimate at
+    the last timestep (alpha_bar 2e-7) multiplies the prediction error by ~2,000 (|b| in the hundreds)."""
     torch.manual_seed(0)
     n = 1024
     a = torch.randn(n, 3)
     b = torch.sign(a[:, :1]).repeat(1, 2) * 1.5 + 0.1 * torch.randn(n, 2)
     z = torch.cat([a, b], dim=1)
-    m = LatentDenoiser(("a", "b"), (3, 2), PROCESS, condition_share=0.5, null_share=0.1, hidden=128, blocks=2,
+    m = LatentDenoiser(("a", "b"), (3, 2), PROCESS, condition_share=0.5, null_share=0.1, hidden=64, blocks=2,
                        time_dim=16)
-    opt = torch.optim.Adam(m.parameters(), lr=2e-3)
+    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
     m.train()
-    for _ in range(1500):
+    for _ in range(400):
         idx = torch.randint(0, n, (256,))
         loss, _ = m.loss({"z": z[idx]})
         opt.zero_grad()
@@ -119,11 +121,13 @@ def test_one_denoiser_learns_both_directions_of_a_cross_modal_relation():
     test_a = torch.randn(200, 3)
     out = m.generate(200, {"a": test_a}, steps=25, generator=g)
     assert (torch.sign(out["b"][:, 0]) == torch.sign(test_a[:, 0])).float().mean() > 0.9
+    assert out["b"].abs().median().item() == pytest.approx(1.5, abs=0.2)
     sign = torch.where(torch.rand(200, generator=g) < 0.5, -1.0, 1.0)
     out = m.generate(200, {"b": sign[:, None].repeat(1, 2) * 1.5}, steps=25, generator=g)
     assert (torch.sign(out["a"][:, 0]) == sign).float().mean() > 0.9
+    assert out["a"].std().item() == pytest.approx(1.0, abs=0.3)
     joint = m.generate(200, None, steps=25, generator=g)
-    assert (torch.sign(joint["a"][:, 0]) == torch.sign(joint["b"][:, 0])).float().mean() > 0.85
+    assert (torch.sign(joint["a"][:, 0]) == torch.sign(joint["b"][:, 0])).float().mean() > 0.9
 
 
 def test_set_measures():
@@ -138,10 +142,13 @@ def test_set_measures():
     assert diversity(np.repeat(x[:1], 4, axis=0), [0, 0, 1, 1]) == 0.0  # a retrieval of one example
     np.testing.assert_allclose(nearest_distance(x[1:], x[:2]), [0.0, 2.0])
     rng = np.random.default_rng(0)
-    w = rng.standard_normal((6, 2, 400))
+    w = rng.standard_normal((6, 2, 4000))
     assert psd_distance(w, w) == pytest.approx(0.0, abs=1e-9)
     assert psd_distance(2 * w, w) == pytest.approx(20 * np.log10(2), abs=1e-6)
-    assert psd_distance(w[:3], w[3:]) < 1.0  # two sets of the same noise: close spectra
+    # two sets of the same white noise: ~360 frames per bin, an estimate within ~0.5 dB
+    assert psd_distance(w[:3], w[3:]) < 1.0
+    red = np.cumsum(w[3:], axis=-1) * 0.1  # integrated (red) noise: -20 dB per decade, 22 dB off here
+    assert psd_distance(red, w[:3]) > 10.0
 
 
 # ----------------------------------------------------------------------------- command line, bridge

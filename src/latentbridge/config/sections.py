@@ -378,6 +378,12 @@ class FirstStageConfig(Section):
 class MLDDiffusionConfig(DiffusionConfig):
     """The forward process over the concatenated, std-scaled latents and multi-time masking."""
 
+    schedule: Literal["linear", "cosine"] = "cosine"
+    prediction: Literal["epsilon", "v_prediction"] = "v_prediction"
+    """The velocity by default: the last timestep keeps ``alpha_bar`` ~ 1e-9 (cosine) to 4e-5 (linear),
+    and the clean latent implied by a *noise* prediction there, ``(x_t - sigma_t eps) / alpha_t``,
+    multiplies the prediction's error by up to 2e4; with clipping off (latents are unbounded) the
+    first sampling steps then throw samples far off the data (``x0 = alpha_t x_t - sigma_t v`` does not)."""
     clip_sample: float | None = Field(None, gt=0)
     """Clip the predicted clean latent to [-v, v] while sampling (latents have unit std); None: off."""
     condition_share: float = Field(0.5, ge=0, lt=1)

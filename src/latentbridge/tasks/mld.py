@@ -85,7 +85,7 @@ def load_stages(folder: str | Path, modalities) -> Stages:
 
     folder = Path(folder)
     if not folder.is_dir():
-        raise ModelFolderError(f"{folder}: no such first-stage folder")
+        raise ModelFolderError(folder, "no such first-stage folder")
     if _is_model_folder(folder) and (folder / STAGE_DIR).is_dir():
         folder = folder / STAGE_DIR
     if _is_model_folder(folder):
@@ -96,7 +96,7 @@ def load_stages(folder: str | Path, modalities) -> Stages:
         places = {m: folder / m for m in modalities}
         missing = [m for m, p in places.items() if not _is_model_folder(p)]
         if missing:
-            raise ModelFolderError(f"{folder}: not a first stage (no model folder here, nor "
+            raise ModelFolderError(folder, "not a first stage (no model folder here, nor "
                                    f"{' / '.join(str(places[m].name) for m in missing)}/ inside)")
     saved = {k: load_model(p) for k, p in places.items()}
     views, keys = {}, {}
@@ -105,7 +105,7 @@ def load_stages(folder: str | Path, modalities) -> Stages:
         model = saved[key].model.eval()
         want = m if key == "multimodal" else ""
         if want not in getattr(model, "first_stage_modalities", ()):
-            raise ModelFolderError(f"{places[key]}: a {saved[key].info['model_class']} model offers no first stage "
+            raise ModelFolderError(places[key], f"a {saved[key].info['model_class']} model offers no first stage "
                                    f"for {m!r}")
         for p in model.parameters():
             p.requires_grad_(False)
@@ -210,7 +210,7 @@ def bridge_splits(stages: Stages, root: str | None = None):
     saved = stages.saved["multimodal"]
     info = saved.info.get("data", {})
     if not info.get("test_tests"):
-        raise ModelFolderError(f"{saved.path}: the first stage records no split of damage states")
+        raise ModelFolderError(saved.path, "the first stage records no split of damage states")
     data = bridge_data(saved.workflow, root or info.get("root"))
     try:
         return tuple(data.subset_tests(info[k]) for k in ("train_tests", "val_tests", "test_tests"))
