@@ -406,6 +406,8 @@ class MLDEvalConfig(Section):
     max_wav_pairs: int = Field(600, gt=0)
     """Digits: image → wav pairs read by the waveform judge (a seeded subset)."""
     gl_iterations: int = Field(32, gt=0)
+    embedding: Literal["umap", "tsne", "pca"] = "umap"
+    """Bridge: the 2-D map of real vs generated latents (``pca``: no UMAP compilation, for quick checks)."""
 
 
 class AnomalyConfig(Section):

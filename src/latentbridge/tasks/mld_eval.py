@@ -142,6 +142,7 @@ class MLDBridgeEvaluation:
     examples: dict = field(default_factory=dict)
     interpolation: dict | None = None
     latents: dict = field(default_factory=dict)  # "real" / "generated" (N, D) scaled latents
+    embedding: str = "umap"  # how the report maps them to 2-D
     kind: str = "bridge"
 
 
@@ -201,7 +202,7 @@ def evaluate_bridge(saved, stages, data_root: str | None = None) -> MLDBridgeEva
     name = lambda i: test.tests[test.test_index[test_lab[i]]]  # noqa: E731
     interp.update({"from": f"{name(a)} (extent {ext[a]:.3f})", "to": f"{name(b)} (extent {ext[b]:.3f})"})
     return MLDBridgeEvaluation(metrics, threshold, float(spec.sample_rate), examples, interp,
-                               {"real": real_lat, "generated": gen_lat})
+                               {"real": real_lat, "generated": gen_lat}, cfg.evaluate.embedding)
 
 
 def _interpolation(model, stages, za: torch.Tensor, zb: torch.Tensor, settings: dict, steps: int = 7) -> dict:

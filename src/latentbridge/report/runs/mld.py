@@ -110,9 +110,11 @@ def _bridge(res, folder: Path) -> list[dict]:
     plot_image_grid(it["masks"][None], ["crack probability"], [f"{a:.2f}" for a in it["alphas"].tolist()],
                     folder / "interpolation_mask.png", cmap="gray")
     lat = res.latents
-    z2 = embed_2d(np.concatenate([lat["real"], lat["generated"]]), method="umap", seed=0)
+    method = res.embedding
+    z2 = embed_2d(np.concatenate([lat["real"], lat["generated"]]), method=method, seed=0)
     kind = np.array(["held-out"] * len(lat["real"]) + ["joint sample"] * len(lat["generated"]))
-    plot_embedding(z2, kind, folder / "latent_umap.png", "latents (UMAP): held-out vs generated", categorical=True)
+    plot_embedding(z2, kind, folder / "latent_map.png", f"latents ({method.upper()}): held-out vs generated",
+                   categorical=True)
     return [
         {"heading": "Crack masks from vibration", "text": "target | mean sampled probability | above the calibrated "
          f"threshold {res.threshold:g}; then several masks sampled for the first window", "images":
@@ -122,7 +124,7 @@ def _bridge(res, folder: Path) -> list[dict]:
          "images": ["spectrograms.png", "time_series.png"]},
         {"heading": "Interpolation", "text": f"masks sampled with the same noise along a line between the vibration "
          f"latents of {it['from']} and {it['to']}", "images": ["interpolation_mask.png"]},
-        {"heading": "Latent space", "images": ["latent_umap.png"]},
+        {"heading": "Latent space", "images": ["latent_map.png"]},
     ]
 
 
@@ -133,9 +135,10 @@ def _digits(res, folder: Path) -> list[dict]:
     plot_image_grid(np.concatenate([ex["inputs_image"][:, None], ex["images"]], axis=1),
                     [f"digit {d}" for d in labels], ["paired image"] + [f"sample {i + 1}" for i in range(k)],
                     folder / "audio_to_image.png", cmap="gray", origin="upper")
-    plot_image_grid(np.stack([_norm(np.concatenate([ex["inputs_audio"][i:i + 1], ex["audio"][i, :3]]))
+    k3 = min(3, ex["audio"].shape[1])
+    plot_image_grid(np.stack([_norm(np.concatenate([ex["inputs_audio"][i:i + 1], ex["audio"][i, :k3]]))
                               for i in range(len(labels))]),
-                    [f"digit {d}" for d in labels], ["spoken digit"] + [f"from the image {i + 1}" for i in range(3)],
+                    [f"digit {d}" for d in labels], ["spoken digit"] + [f"from the image {i + 1}" for i in range(k3)],
                     folder / "image_to_audio.png")
     write_grid(folder / "joint_images.png", ex["joint_images"][:, None], n_cols=10)
     plot_image_grid(np.stack([_norm(a) for a in ex["joint_audio"][:10]])[None], ["joint sample"],
