@@ -232,11 +232,18 @@ def test_bridge_first_stage_reuse(bridge_run, tmp_path):
 
 
 def test_bad_input_is_one_line_exit_2(bridge_run, tmp_path, capsys):
+    from latentbridge.io import write_wav
+
     root, run = bridge_run
+    wav = tmp_path / "digit.wav"
+    write_wav(wav, np.zeros(800, dtype=np.float32) + 0.1, 8000)
     cases = [
         ["sample", str(run), "--condition", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "a")],
         ["sample", str(run), "--condition", str(REPO / "README.md"), "--out", str(tmp_path / "b")],
+        ["sample", str(run), "--condition", str(wav), "--out", str(tmp_path / "b2")],
         ["sample", str(run), "--steps", "5000", "--out", str(tmp_path / "c")],
+        ["sample", str(run), "--guidance", "-1", "--out", str(tmp_path / "c2")],
+        ["sample", str(run), "--num-samples", "0", "--out", str(tmp_path / "c3")],
         ["sample", str(run), "--class", "3", "--out", str(tmp_path / "d")],
         ["train", "--config", str(REPO / "configs" / "mld_bridge.yaml"), "--out", str(tmp_path / "e"),
          "-o", "first_stage.stages.audio={base: mel_ae.yaml}"],
@@ -250,6 +257,8 @@ def test_bad_input_is_one_line_exit_2(bridge_run, tmp_path, capsys):
         assert main(args) == 2, args
         err = capsys.readouterr().err.strip()
         assert err.startswith("error:") and "\n" not in err and "Traceback" not in err, (args, err)
+        if args[0] == "sample":
+            assert not (tmp_path / args[-1]).exists()  # nothing written
 
 
 # ----------------------------------------------------------------------------- command line, digits
