@@ -34,6 +34,7 @@ Usage (from the repository root)::
 
     python benchmarks/bench_mld.py                          # both parts at preset size
     python benchmarks/bench_mld.py --parts bridge --keep /tmp/bench_mld
+    python benchmarks/bench_mld.py --parts digits --quick-digits   # 600 clips, fewer epochs (not the presets)
     python benchmarks/bench_mld.py --smoke                  # tiny sizes: checks the script only
 
 The machine may be shared: the 1-min load average is sampled every 5 s during each training. One
@@ -76,6 +77,13 @@ SMOKE_DIGITS = {
             "first_stage.stages.audio.train.max_epochs=1", "first_stage.stages.image.train.max_epochs=1",
             "first_stage.stages.image.data.limit=1000", "evaluate.max_wav_pairs=30", "evaluate.diversity_inputs=8",
             "evaluate.samples_per_condition=3"],
+}
+
+#: ``--quick-digits``: fewer clips and epochs than the presets (for a shared 2-core machine; not the presets' figures)
+QUICK_DIGITS = {
+    "avmvae": ["digits.limit_train_clips=600", "digits.limit_test_clips=300", "train.max_epochs=8"],
+    "mld": ["digits.limit_train_clips=600", "digits.limit_test_clips=300", "first_stage.stages.audio.train.max_epochs=8",
+            "first_stage.stages.image.train.max_epochs=5", "evaluate.max_wav_pairs=300"],
 }
 
 
@@ -191,7 +199,8 @@ def digits_part(args, work: Path) -> dict:
     roots = [f"digits.fsdd_root={FSDD_ROOT}", f"digits.mnist_root={MNIST_ROOT}"]
     results = {}
     for name, reuse in (("avmvae", args.av_run), ("mld", args.mld_run)):
-        ovr = [*roots, *(SMOKE_DIGITS[name] if args.smoke else []), *args.override]
+        size = SMOKE_DIGITS[name] if args.smoke else QUICK_DIGITS[name] if args.quick_digits else []
+        ovr = [*roots, *size, *args.override]
         run_dir = Path(reuse) if reuse else work / "runs" / f"digits_{name}"
         results[name] = train_and_evaluate(f"digits_{name}", DIGIT_MODELS[name], run_dir, ovr, work,
                                            reuse=bool(reuse))
@@ -232,6 +241,8 @@ def main() -> None:
     ap.add_argument("--av-run", help="trained configs/avdigits.yaml run to reuse")
     ap.add_argument("--mld-run", help="trained configs/mld_avdigits.yaml run to reuse")
     ap.add_argument("--keep", help="keep data, runs and evaluations here (default: a temporary folder)")
+    ap.add_argument("--quick-digits", action="store_true",
+                    help=f"digits part with fewer clips and epochs than the presets: {QUICK_DIGITS}")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script only (numbers meaningless)")
     ap.add_argument("-o", "--override", action="append", default=[], help="extra override for every model")
     args = ap.parse_args()
@@ -241,12 +252,12 @@ def main() -> None:
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_mld_"))
     (work / "runs").mkdir(parents=True, exist_ok=True)
     print(f"work folder {work}")
-    out: dict = {"smoke": args.smoke, "overrides": args.override}
+    out: dict = {"smoke": args.smoke, "quick_digits": args.quick_digits, "overrides": args.override}
     t0 = time.time()
     for part in parts:
         out[part] = (bridge_part if part == "bridge" else digits_part)(args, work)
     out["wall_s"] = time.time() - t0
-    name = "bench_mld" + ("_smoke" if args.smoke else "") + ("" if set(parts) == {"bridge", "digits"} else
+    name = "bench_mld" + ("_smoke" if args.smoke else "_quick" if args.quick_digits else "") + ("" if set(parts) == {"bridge", "digits"} else
                                                                "_" + "_".join(parts))
     write_results(name, out)
     if not args.keep:
