@@ -277,7 +277,13 @@ def _cmd_sample(args) -> int:
     res = commands.sample(args.run_dir, args.out, args.num_samples, force=args.force, label=args.label,
                           guidance=args.guidance, steps=args.steps, scheduler=args.scheduler, seed=args.seed,
                           eta=args.eta, condition=args.condition, batch_size=args.batch_size)
-    print(f"{res['files']} samples ({res['scheduler']}, {res['steps']} steps, guidance {res['guidance']:g}, "
+    if "conditions" not in res:
+        what = f"{res['files']} samples"
+    elif not args.condition:
+        what = f"{res['n_samples']} joint samples, {res['files']} files"
+    else:
+        what = f"{res['n_samples']} samples for each of {len(res['conditions'])} condition files, {res['files']} files"
+    print(f"{what} ({res['scheduler']}, {res['steps']} steps, guidance {res['guidance']:g}, "
           f"seed {res['seed']}) in {res['seconds']:.1f} s")
     if "conditions" in res:
         print(f"wrote {', '.join(str(Path(args.out) / c) for c in res['conditions'])}")
