@@ -35,6 +35,8 @@ Usage (from the repository root)::
     python benchmarks/bench_mld.py                          # both parts at preset size
     python benchmarks/bench_mld.py --parts bridge --keep /tmp/bench_mld
     python benchmarks/bench_mld.py --parts digits --quick-digits   # 600 clips, fewer epochs (not the presets)
+    python benchmarks/bench_mld.py --parts digits --quick-digits --keep W --av-run W/runs/digits_avmvae \
+        --mld-run W/runs/digits_mld --mld-on-av-epochs 300    # + MLD over the audio-visual VAE's latents
     python benchmarks/bench_mld.py --smoke                  # tiny sizes: checks the script only
 
 The machine may be shared: the 1-min load average is sampled every 5 s during each training. One
@@ -206,8 +208,18 @@ def digits_part(args, work: Path) -> dict:
                                            reuse=bool(reuse))
         if name == "mld":
             results[name]["first_stage_fit_s"] = (results[name]["first_stage"] or {}).get("seconds")
+    if args.mld_on_av_epochs:  # MLD over the audio-visual VAE's own latents (the other first stage the issue names)
+        av_run = Path(args.av_run) if args.av_run else work / "runs" / "digits_avmvae"
+        keep = [o for o in (QUICK_DIGITS["mld"] if args.quick_digits else []) if not o.startswith("first_stage.")]
+        ovr = [*roots, *keep, f"first_stage.run={av_run}", "first_stage.stages={}",
+               f"train.max_epochs={args.mld_on_av_epochs}", *args.override]
+        results["mld_av"] = train_and_evaluate("digits_mld_av", DIGIT_MODELS["mld"], work / "runs" / "digits_mld_av",
+                                               ovr, work)
+        results["mld_av"]["first_stage_fit_s"] = results["avmvae"]["training"].get("seconds")
     av, mld = results["avmvae"]["metrics"], results["mld"]["metrics"]
     routes = [("avmvae posterior", av, ""), ("avmvae bridge", av, "_bridge"), ("mld", mld, "")]
+    if "mld_av" in results:
+        routes.append(("mld over avmvae latents", results["mld_av"]["metrics"], ""))
     rows = []
     for label, m, sfx in routes:
         row = {"route": label}
@@ -241,6 +253,8 @@ def main() -> None:
     ap.add_argument("--av-run", help="trained configs/avdigits.yaml run to reuse")
     ap.add_argument("--mld-run", help="trained configs/mld_avdigits.yaml run to reuse")
     ap.add_argument("--keep", help="keep data, runs and evaluations here (default: a temporary folder)")
+    ap.add_argument("--mld-on-av-epochs", type=int, default=0,
+                    help="also train MLD over the audio-visual VAE's latents (first_stage.run) for this many epochs")
     ap.add_argument("--quick-digits", action="store_true",
                     help=f"digits part with fewer clips and epochs than the presets: {QUICK_DIGITS}")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script only (numbers meaningless)")
