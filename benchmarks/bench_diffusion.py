@@ -152,6 +152,22 @@ def train_part(work: Path, args) -> dict:
     return {"step_cpu_s": step_cpu, "runs": res}
 
 
+def run_record(run: Path) -> dict:
+    """What a run folder says of its training: epochs, seconds, parameters, the monitor's history."""
+    import json
+
+    from latentbridge.models.hub import load_model
+    from latentbridge.tasks.diffusion import read_epochs
+
+    info = json.loads((run / "config.json").read_text())
+    history = read_epochs(run / "logs" / "epochs.csv")
+    last = [r for r in history if r.get("fd") is not None][-1:] or [{}]
+    return {"run": str(run), "epochs": info["training"]["epochs"], "train_seconds_wall": info["training"]["seconds"],
+            "params": sum(p.numel() for p in load_model(run).model.parameters()),
+            "final_fd_monitor": last[0].get("fd"), "final_class_accuracy_monitor": last[0].get("class_accuracy"),
+            "history": history}
+
+
 class Bench:
     """One model folder, the judge, the reference features and the real floor, computed once."""
 
@@ -223,6 +239,8 @@ def main() -> None:
         old = json.loads(prev.read_text())
         if "train" in old:
             out["train"] = old["train"]
+    if "train" not in parts and "train" not in out and (work / "ours" / "config.json").is_file():
+        out["train"] = {"runs": {"ours": run_record(work / "ours")}}  # a run trained outside this script
     if "train" in parts:
         out["train"] = train_part(work, args)
         write_results(NAME, out)

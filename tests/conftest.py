@@ -291,6 +291,33 @@ def tiny_multimodal_folders(root: Path) -> dict[str, Path]:
     return out
 
 
+def tiny_generative_folders(root: Path) -> dict[str, Path]:
+    """Untrained but complete model folders of the generative workflows at a tiny size: ``ddpm``
+    (class-conditional 28 x 28 denoiser, 50 training timesteps, classes "zero".."nine") and
+    ``cvae`` (spatial conditional VAE of 3-channel maps, 16-px patches)."""
+    import torch
+
+    from latentbridge.config import config_to_dict, load_config, transform_spec
+    from latentbridge.models.hub import save_model
+    from latentbridge.models.registry import build_model
+
+    torch.manual_seed(0)
+    out = {}
+    cfg = load_config(REPO / "configs" / "ddpm_mnist.yaml",
+                      ["model.channels=[4,8,8]", "diffusion.train_timesteps=50", "sampling.steps=5"])
+    model = build_model(cfg.model, **cfg.example_data()).eval()
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    out["ddpm"] = save_model(root / "ddpm", model, config=config_to_dict(cfg), transform=transform_spec(cfg),
+                             extra={"class_names": names, "condition_names": []}, card="# tiny ddpm\n")
+    cfg = load_config(REPO / "configs" / "cvae_tissue.yaml",
+                      ["model.channels=[8,16]", "model.latent_dim=4", "model.condition_dim=8", "model.heads=2",
+                       "patches.size=16", "patches.overlap=4", "patches.samples=2", "data.mz=[700.0,710.0,720.0]"])
+    model = build_model(cfg.model, **cfg.example_data()).eval()
+    out["cvae"] = save_model(root / "cvae", model, config=config_to_dict(cfg), transform=transform_spec(cfg, n_channels=3),
+                             extra={"calibration": {"reference": "none"}}, card="# tiny spatial cvae\n")
+    return out
+
+
 def free_port() -> int:
     import socket
 

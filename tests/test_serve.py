@@ -18,7 +18,7 @@ pytest.importorskip("httpx", reason="FastAPI's test client needs httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 from starlette.testclient import WebSocketDenialResponse  # noqa: E402
 
-from conftest import tiny_multimodal_folders  # noqa: E402
+from conftest import tiny_generative_folders, tiny_multimodal_folders  # noqa: E402
 from latentbridge.errors import DataError  # noqa: E402
 from latentbridge.serve.app import ServeSettings, create_app  # noqa: E402
 from latentbridge.serve.batcher import MicroBatcher  # noqa: E402
@@ -29,7 +29,8 @@ from latentbridge.tasks.anomaly import score as score_task  # noqa: E402
 
 @pytest.fixture(scope="module")
 def folders(fitted_model, tmp_path_factory):
-    return {"pump": fitted_model, **tiny_multimodal_folders(tmp_path_factory.mktemp("served"))}
+    root = tmp_path_factory.mktemp("served")
+    return {"pump": fitted_model, **tiny_multimodal_folders(root), **tiny_generative_folders(root)}
 
 
 @pytest.fixture(scope="module")
@@ -339,6 +340,90 @@ def test_sample_is_seeded_and_leaves_the_global_rng_alone(client, folders):
     assert len(a["images_png"]) == 2 and _png(a["images_png"][0]).shape == (224, 224)
     assert client.post(f"/api/models/{name}/sample", json={"n": 99}).status_code == 422
     assert client.post(f"/api/models/{_name(folders, 'pump')}/sample", json={"n": 1}).status_code == 404
+
+
+def test_diffusion_sample_is_the_cli_sample(client, folders, models):
+    from latentbridge.tasks.generate import sample_saved
+
+    name = _name(folders, "ddpm")
+    listed = client.get(f"/api/models/{name}").json()
+    assert listed["task"] == "diffusion" and listed["endpoints"] == ["sample"]
+    assert listed["input"]["class_names"][3] == "three" and listed["input"]["defaults"]["steps"] == 5
+    r = client.post(f"/api/models/{name}/sample", json={"n": 3, "seed": 7, "label": "three", "guidance": 1.5})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["labels"] == [3, 3, 3] and body["class_names"] == ["three"] * 3
+    assert body["scheduler"] == "ddim" and body["steps"] == 5 and body["guidance"] == 1.5 and body["seed"] == 7
+    ref = sample_saved(models[name].saved, 3, label="three", guidance=1.5, seed=7)
+    for png, img in zip(body["images_png"], ref.images):
+        got = _png(png)
+        assert got.shape == (112, 112)  # 28 px x 4
+        np.testing.assert_allclose(got[::4, ::4] / 255.0, img[0], atol=1 / 255 + 1e-6)
+    again = client.post(f"/api/models/{name}/sample", json={"n": 3, "seed": 7, "label": 3, "guidance": 1.5}).json()
+    assert again["images_png"] == body["images_png"]
+    mixed = client.post(f"/api/models/{name}/sample", json={"n": 4, "seed": 7, "scheduler": "dpm", "steps": 3}).json()
+    assert mixed["labels"] == [0, 1, 2, 3] and mixed["scheduler"] == "dpm" and len(mixed["images_png"]) == 4
+    r = client.post(f"/api/models/{name}/sample", json={"n": 1, "label": "eleven"})
+    assert r.status_code == 400 and "unknown class 'eleven'" in r.json()["detail"]
+    r = client.post(f"/api/models/{name}/sample", json={"n": 1, "steps": 51})
+    assert r.status_code == 400 and "50 training timesteps" in r.json()["detail"]
+    assert client.post(f"/api/models/{name}/sample", json={"n": 1, "scheduler": "euler"}).status_code == 422
+    assert client.post(f"/api/models/{name}/sample", json={"n": 1, "guidance": -1}).status_code == 422
+    assert client.post(f"/api/models/{name}/predict", files={"file": ("a.png", b"x")}).status_code == 404
+
+
+def _npy(array) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+def _from_b64_npy(s: str):
+    return np.load(io.BytesIO(base64.b64decode(s)))
+
+
+def test_spatial_enhance_is_the_cli_enhance(client, folders, models, tmp_path):
+    from latentbridge.tasks.spatial import enhance_saved
+
+    name = _name(folders, "cvae")
+    listed = client.get(f"/api/models/{name}").json()
+    assert listed["task"] == "spatial" and listed["endpoints"] == ["enhance"] and listed["input"]["channels"] == 3
+    rng = np.random.default_rng(0)
+    section = rng.random((20, 24, 3)).astype(np.float32)
+    mask = np.ones((20, 24), bool)
+    mask[:3, :5] = False  # outside the tissue
+    mask[10, 4:12] = False  # a scan-line gap inside it
+    local = tmp_path / "slide.npy"
+    np.save(local, section)
+    np.save(tmp_path / "slide_mask.npy", mask)
+    regions = {}
+    for task, shape in [("denoise", (20, 24, 3)), ("inpaint", (20, 24, 3)), ("upscale", (40, 48, 3))]:
+        r = client.post(f"/api/models/{name}/enhance", data={"task": task, "seed": "1"},
+                        files={"file": ("slide.npy", _npy(section)), "mask": ("slide_mask.npy", _npy(mask))})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        ref = enhance_saved(models[name].saved, local, task, mask=str(tmp_path / "slide_mask.npy"), seed=1)
+        enhanced, sigma = _from_b64_npy(body["enhanced_npy"]), _from_b64_npy(body["uncertainty_npy"])
+        assert body["shape"] == list(shape) and enhanced.shape == shape and sigma.shape == shape
+        np.testing.assert_allclose(enhanced, ref.enhanced, rtol=1e-5, atol=1e-6)
+        regions[task] = _from_b64_npy(body["region_npy"])
+        np.testing.assert_array_equal(regions[task], ref.region)
+        assert (sigma[ref.region] > 0).all() and len(body["panels"]) == 3
+        assert _png(body["panels"][0]["enhanced_png"]).shape == _png(body["panels"][0]["input_png"]).shape
+    # denoising answers for the measured pixels; inpainting also for the gap inside the section
+    assert regions["denoise"][mask].all() and not regions["denoise"][10, 4:12].any()
+    assert regions["inpaint"][10, 4:12].all() and not regions["inpaint"][:3, :5].any()
+    r = client.post(f"/api/models/{name}/enhance", data={"task": "denoise"},
+                    files={"file": ("four.npy", _npy(rng.random((20, 24, 4)).astype(np.float32)))})
+    assert r.status_code == 422 and r.json()["detail"].startswith("four.npy: has 4 channels; the model reads 3")
+    r = client.post(f"/api/models/{name}/enhance", data={"task": "denoise"}, files={"file": ("s.csv", b"1,2")})
+    assert r.status_code == 422 and "unsupported file type '.csv'" in r.json()["detail"]
+    r = client.post(f"/api/models/{name}/enhance", data={"task": "sharpen"}, files={"file": ("s.npy", _npy(section))})
+    assert r.status_code == 422
+    r = client.post(f"/api/models/{name}/enhance", data={"task": "denoise"}, files={"file": ("s.npy", b"garbage")})
+    assert r.status_code == 422 and r.json()["detail"].startswith("s.npy:") and "upload" not in r.json()["detail"]
+    assert client.post(f"/api/models/{_name(folders, 'ddpm')}/enhance", data={"task": "denoise"},
+                       files={"file": ("s.npy", _npy(section))}).status_code == 404
 
 
 # ----------------------------------------------------------------------------- WebSocket stream

@@ -120,3 +120,45 @@ def test_upload_page_shows_a_result(server, browser, detector_model):
     }""")
     assert colours[0] > 10 and colours[1] > 50, colours
     page.close()
+
+
+@pytest.fixture(scope="module")
+def generative_server(tmp_path_factory):
+    from conftest import tiny_generative_folders
+
+    root = tmp_path_factory.mktemp("generative")
+    folders = tiny_generative_folders(root)
+    np.save(root / "slide.npy", np.random.default_rng(0).random((20, 24, 3)).astype(np.float32))
+    srv = ServerProcess(list(folders.values()))
+    srv.root = root
+    yield srv
+    srv.stop()
+
+
+def test_generate_and_enhance_pages(generative_server, browser):
+    page = browser.new_page(viewport={"width": 1000, "height": 1000})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(generative_server.url + "/?model=ddpm")
+    page.wait_for_function("window.lb && window.lb.models.length === 2", timeout=30000)
+    assert page.is_hidden("#upload-panel") and page.is_hidden("#live-panel") and page.is_visible("#sample-panel")
+    assert page.input_value("#sample-steps") == "5"  # the run's own sampling settings
+    page.fill("#sample-n", "4")
+    page.select_option("#sample-class", "seven")
+    page.click("#sample-submit")
+    page.wait_for_function("window.lb.samples !== undefined", timeout=60000)
+    assert page.locator("#sample-result figure").count() == 4
+    assert page.locator("#sample-result figcaption").all_inner_texts() == ["seven"] * 4
+    _shot(page, "serve_sample.png")
+    page.select_option("#model", "cvae")
+    assert page.is_visible("#upload-panel") and page.is_hidden("#sample-panel") and page.is_visible("#task-label")
+    page.set_input_files("#file", str(generative_server.root / "slide.npy"))
+    page.select_option("#enhance-task", "upscale")
+    page.click("#submit")
+    page.wait_for_function("window.lb.result !== null", timeout=60000)
+    result = page.evaluate("window.lb.result")
+    assert result["task"] == "upscale" and result["shape"] == [40, 48, 3]
+    assert page.locator("#enhance-result figure").count() == 9  # 3 channels x input, enhanced, sigma
+    _shot(page, "serve_enhance.png")
+    assert not errors, errors
+    page.close()

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile, WebSocket
@@ -69,6 +70,12 @@ class SampleRequest(BaseModel):
     n: int = Field(4, ge=1, le=16)
     seed: int = 0
     route: str | None = None
+    # diffusion models (unset: the run's sampling settings)
+    label: str | int | None = None
+    guidance: float | None = Field(None, ge=0, le=20)
+    steps: int | None = Field(None, ge=1, le=1000)
+    scheduler: Literal["ddpm", "ddim", "dpm"] | None = None
+    condition: list[float] | None = None
 
 
 def _safe_name(filename: str | None) -> str:
@@ -224,15 +231,39 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
         finally:
             up.close()
 
-    @app.post("/api/models/{name}/sample", summary="Synthetic pairs from a generative model's prior (seeded)")
+    @app.post("/api/models/{name}/sample",
+              summary="Seeded samples of a generative model: image + audio pairs (avdigits), images (diffusion)")
     async def sample(name: str, body: SampleRequest):
+        m = get(name, "sample")
+        if m.task == "diffusion":
+            return await in_thread(model_pool, _sample_images, m, body)
         from latentbridge.tasks.avdigits import sample_pairs
 
-        m = get(name, "sample")
         out = await in_thread(model_pool, sample_pairs, m.saved, body.n, body.seed, settings.gl_iterations)
         return {"model": name, "seed": body.seed, "n": body.n, "sample_rate": m.saved.transform.sample_rate,
                 "images_png": [media.png_base64(i, 8) for i in out["image"]],
                 "wavs": [media.wav_base64(w, m.saved.transform.sample_rate) for w in out["wave"]]}
+
+    @app.post("/api/models/{name}/enhance",
+              summary="Spatial maps enhanced (denoise, inpaint, 2x upscale) with a per-pixel uncertainty")
+    async def enhance(name: str, file: UploadFile = File(...), mask: UploadFile | None = File(None),
+                      task: Literal["denoise", "inpaint", "upscale"] = Form(...), seed: int = Form(0),
+                      samples: int | None = Form(None, ge=1, le=64)):
+        m = get(name, "enhance")
+        up = await receive(file)
+        up_mask = await receive(mask) if mask is not None else None
+        try:
+            try:
+                return await in_thread(model_pool, _enhance, m, up, up_mask, task, seed, samples)
+            except DataError as e:
+                for u in (up, up_mask):
+                    if u is not None and str(u.path) in str(e):
+                        raise u.error(e) from None
+                raise up.error(e) from None
+        finally:
+            up.close()
+            if up_mask is not None:
+                up_mask.close()
 
     # guards, outermost last: log → key → size limit → (CORS) → app
     if settings.cors_origins:
@@ -322,6 +353,55 @@ def _predict(m: ServedModel, up: _Upload, route: str, scale: int, settings: Serv
                 "spectrogram_png": media.png_base64(_unit(t.audio)[::-1], 2)}
     raise DataError(up.path, f"unsupported file type {ext or '(no extension)'!r}: a spoken digit "
                              f"({', '.join(AUDIO_EXTENSIONS)}) or an image (.png)")
+
+
+def _sample_images(m: ServedModel, body: SampleRequest) -> dict:
+    from latentbridge.tasks.generate import sample_saved
+
+    res = sample_saved(m.saved, body.n, label=body.label, guidance=body.guidance, steps=body.steps,
+                       scheduler=body.scheduler, seed=body.seed, condition=body.condition)
+    images = res.images.transpose(0, 2, 3, 1)  # (N, H, W, C)
+    images = images[..., 0] if images.shape[-1] == 1 else images
+    names = res.class_names
+    labels = None if res.labels is None else [int(v) for v in res.labels]
+    return {"model": m.name, "n": body.n, **res.settings, "seconds": round(res.seconds, 3),
+            "labels": labels, "class_names": [names[v] for v in labels] if labels is not None and names else None,
+            "conditions": None if res.conditions is None else res.conditions.tolist(),
+            "image_shape": list(res.images.shape[1:]),
+            "images_png": [media.png_base64(i, max(1, 112 // max(i.shape[:2]))) for i in images]}
+
+
+def _enhance(m: ServedModel, up: _Upload, up_mask: _Upload | None, task: str, seed: int, samples: int | None) -> dict:
+    from latentbridge.serve.registry import SPATIAL_EXTENSIONS
+    from latentbridge.tasks.spatial import enhance_saved
+
+    if up.path.suffix not in SPATIAL_EXTENSIONS:
+        raise DataError(up.path, f"unsupported file type {up.path.suffix or '(no extension)'!r}: a section as "
+                                 f"an array ({', '.join(SPATIAL_EXTENSIONS)}); convert imzML with "
+                                 "'latentbridge enhance' or numpy")
+    if up_mask is not None and up_mask.path.suffix not in (".npy", ".png"):
+        raise DataError(up_mask.path, "a mask must be .npy or .png")
+    r = enhance_saved(m.saved, up.path, task, mask=None if up_mask is None else str(up_mask.path),
+                      n_samples=samples, seed=seed)
+    enhanced, sigma = np.asarray(r.enhanced, dtype=np.float32), np.asarray(r.sigma, dtype=np.float32)
+    channels = r.panels or list(range(min(4, enhanced.shape[2])))
+    scale = max(1, 256 // max(enhanced.shape[:2]))
+    panels = []
+    for c in channels:
+        x, e, s = np.asarray(r.input[..., c], dtype=np.float64), enhanced[..., c], sigma[..., c]
+        lo, hi = np.nanpercentile(e[r.region], [1, 99]) if r.region.any() else (0.0, 1.0)
+        span = hi - lo if hi > lo else 1.0
+        panels.append({"channel": int(c), "label": r.labels[c] if c < len(r.labels) else str(c),
+                       "input_png": media.png_base64(np.where(r.input_valid[::r.input_factor, ::r.input_factor],
+                                                              (x - lo) / span, 0.0), scale * r.input_factor),
+                       "enhanced_png": media.png_base64(np.where(r.region, (e - lo) / span, 0.0), scale),
+                       "uncertainty_png": media.png_base64(s / (float(np.max(s[r.region])) or 1.0)
+                                                           if r.region.any() else s, scale)})
+    return {"model": m.name, "file": up.client_name, "task": task, "seed": seed, "shape": list(enhanced.shape),
+            "n_tiles": r.n_tiles, "seconds": r.seconds, "region_fraction": float(np.mean(r.region)),
+            "labels": r.labels, "panels": panels,
+            "enhanced_npy": media.npy_base64(enhanced), "uncertainty_npy": media.npy_base64(sigma),
+            "region_npy": media.npy_base64(np.asarray(r.region, dtype=bool))}
 
 
 def _unit(db: np.ndarray) -> np.ndarray:

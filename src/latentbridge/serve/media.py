@@ -8,18 +8,26 @@ import io
 
 import numpy as np
 
-__all__ = ["png_base64", "wav_base64", "display_spectrogram"]
+__all__ = ["png_base64", "npy_base64", "wav_base64", "display_spectrogram"]
 
 
 def png_base64(image: np.ndarray, scale: int = 1) -> str:
-    """``(H, W)`` values in [0, 1] → base64 of an 8-bit grey PNG (each pixel ``scale`` x ``scale``)."""
+    """``(H, W)`` (grey) or ``(H, W, 3)`` (RGB) values in [0, 1] → base64 of an 8-bit PNG (each pixel
+    ``scale`` x ``scale``)."""
     from PIL import Image
 
     a = np.round(np.clip(np.nan_to_num(np.asarray(image, dtype=np.float64)), 0.0, 1.0) * 255.0).astype(np.uint8)
     if scale > 1:
-        a = np.kron(a, np.ones((scale, scale), dtype=np.uint8))
+        a = a.repeat(scale, axis=0).repeat(scale, axis=1)
     buf = io.BytesIO()
     Image.fromarray(a).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def npy_base64(array: np.ndarray) -> str:
+    """An array → base64 of its ``.npy`` file (``np.load(io.BytesIO(base64.b64decode(s)))`` reads it)."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 

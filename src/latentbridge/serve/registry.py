@@ -21,9 +21,13 @@ ENDPOINTS: dict[str, tuple[str, ...]] = {
     "anomaly": ("score", "stream"),
     "multimodal": ("predict",),
     "avdigits": ("predict", "sample"),
+    "diffusion": ("sample",),
+    "spatial": ("enhance",),
 }
 
 IMAGE_EXTENSIONS = (".png",)
+#: array stacks an enhance upload may be (imzML needs its .ibd beside it: convert it with the CLI)
+SPATIAL_EXTENSIONS = (".npy", ".npz", ".tif", ".tiff")
 
 
 @dataclass
@@ -64,6 +68,25 @@ class ServedModel:
                 "n_channels": spec.n_channels, "sample_rate": spec.sample_rate, "window_s": spec.window_s,
                 "hop_s": spec.hop_s, "resample_to": v.resample_to, "csv_sample_rate": v.sample_rate,
                 "mask_shape": [spec.mask.height, spec.mask.width],
+            }
+        if self.task == "diffusion":
+            cfg, info = self.saved.workflow, self.saved.info
+            return {
+                "sample": 'JSON {"n": 1..16, "seed": integer, "label": class name or index (optional), '
+                          '"guidance": 0..20, "steps": 1..1000, "scheduler": "ddpm"|"ddim"|"dpm", '
+                          '"condition": [numbers] (models with continuous conditions)}; unset: the run\'s',
+                "image_shape": list(cfg.image_shape), "class_names": info.get("class_names") or [],
+                "condition_names": info.get("condition_names") or [],
+                "defaults": {"scheduler": cfg.sampling.scheduler, "steps": cfg.sampling.steps,
+                             "guidance": cfg.sampling.guidance},
+            }
+        if self.task == "spatial":
+            return {
+                "enhance": f"multipart field 'file': a section as an array ({', '.join(SPATIAL_EXTENSIONS)}; "
+                           f"H x W x {spec.channels} channels), optional field 'mask' (.npy or .png of the "
+                           "valid pixels), field 'task': denoise | inpaint | upscale, optional 'seed', 'samples'",
+                "channels": spec.channels, "mz": spec.mz, "normalization": spec.normalization,
+                "patch_size": spec.patch_size, "tasks": ["denoise", "inpaint", "upscale"],
             }
         h, w = self.saved.model.kwargs["image_shape"][1:]
         return {

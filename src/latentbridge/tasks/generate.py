@@ -134,7 +134,16 @@ def sample(run_dir, n: int, *, label=None, guidance: float | None = None, steps:
 
     if n < 1:
         raise LatentbridgeError(f"--num-samples must be at least 1, got {n}")
-    saved = load_model(run_dir)
+    return sample_saved(load_model(run_dir), n, label=label, guidance=guidance, steps=steps, scheduler=scheduler,
+                        seed=seed, eta=eta, condition=condition, progress=progress, batch_size=batch_size)
+
+
+def sample_saved(saved, n: int, *, label=None, guidance: float | None = None, steps: int | None = None,
+                 scheduler: str | None = None, seed: int | None = None, eta: float | None = None,
+                 condition: list[float] | None = None, progress: bool = False,
+                 batch_size: int | None = None) -> SampleResult:
+    """:func:`sample` of a loaded model folder (``latentbridge serve`` holds its models loaded)."""
+    run_dir = saved.path
     cfg = saved.workflow
     if cfg.task != "diffusion":
         raise LatentbridgeError(f"{run_dir}: a {cfg.task!r} model, not a diffusion model")

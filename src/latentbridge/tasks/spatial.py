@@ -249,10 +249,19 @@ def enhance(run_dir: str | Path, input_path: str | Path, task: str, *, mz: list[
     the model's own m/z list, tolerance and normalisation; ``mz`` picks the channels shown in figures
     (each within the model's tolerance), the arrays keep every channel. ``allocate(name, shape)``
     gives the output arrays (e.g. memory maps in the output folder)."""
-    from latentbridge.data.spatial import read_section
     from latentbridge.models.hub import load_model
 
-    saved = load_model(run_dir)
+    return enhance_saved(load_model(run_dir), input_path, task, mz=mz, mask=mask, truth=truth, n_samples=n_samples,
+                         seed=seed, allocate=allocate)
+
+
+def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] | None = None,
+                  mask: str | None = None, truth: str | None = None, n_samples: int | None = None, seed: int = 0,
+                  allocate: Callable | None = None) -> Enhanced:
+    """:func:`enhance` with a loaded model folder (``latentbridge serve`` holds its models loaded)."""
+    from latentbridge.data.spatial import read_section
+
+    run_dir = saved.path
     spec = saved.transform
     if getattr(spec, "type", None) != "spatial":
         raise ConfigError(f"{run_dir}: not a spatial model (its task is {saved.workflow.task!r})")

@@ -27,11 +27,31 @@ function selectModel(name) {
   if (m.threshold !== null && m.threshold !== undefined) parts.push(`threshold ${m.threshold.toPrecision(4)}`);
   if (inp.window_s) parts.push(`${inp.window_s} s windows, hop ${inp.hop_s} s, ${inp.sample_rate} Hz`);
   $("model-info").textContent = parts.join(" · ");
-  const scoring = m.endpoints.includes("score");
-  $("submit").textContent = scoring ? "Score" : "Predict";
+  const scoring = m.endpoints.includes("score"), enhancing = m.endpoints.includes("enhance");
+  $("upload-panel").hidden = !(scoring || enhancing || m.endpoints.includes("predict"));
+  $("submit").textContent = scoring ? "Score" : enhancing ? "Enhance" : "Predict";
   $("route-label").hidden = m.task !== "avdigits";
-  $("file").accept = m.task === "multimodal" ? ".csv" : m.task === "avdigits" ? "audio/*,.png" : "audio/*";
+  $("task-label").hidden = $("mask-label").hidden = !enhancing;
+  $("file").accept = m.task === "multimodal" ? ".csv" : m.task === "avdigits" ? "audio/*,.png"
+    : enhancing ? ".npy,.npz,.tif,.tiff" : "audio/*";
   $("live-panel").hidden = !m.endpoints.includes("stream");
+  $("sample-panel").hidden = !m.endpoints.includes("sample");
+  $("diffusion-controls").hidden = m.task !== "diffusion";
+  if (m.task === "diffusion") {
+    const sel = $("sample-class"), names = inp.class_names || [];
+    sel.innerHTML = "";
+    for (const [value, text] of [["", names.length ? "each in turn" : "none"], ...names.map((n) => [n, n])]) {
+      const o = document.createElement("option");
+      o.value = value;
+      o.textContent = text;
+      sel.appendChild(o);
+    }
+    const d = inp.defaults || {};
+    $("sample-guidance").value = d.guidance;
+    $("sample-steps").value = d.steps;
+    $("sample-scheduler").value = d.scheduler;
+  }
+  $("sample-result").innerHTML = "";
   $("result").hidden = true;
 }
 
@@ -102,25 +122,97 @@ function showPrediction(r) {
   }
 }
 
+function figure(b64, caption) {
+  const fig = document.createElement("figure"), img = document.createElement("img"), cap = document.createElement("figcaption");
+  img.src = "data:image/png;base64," + b64;
+  cap.textContent = caption;
+  fig.append(img, cap);
+  return fig;
+}
+
+function showEnhanced(r) {
+  $("anomaly-result").hidden = $("predict-result").hidden = true;
+  const box = $("enhance-result");
+  box.hidden = false;
+  box.innerHTML = "";
+  $("decision").textContent = `${r.task}: ${r.shape[0]} x ${r.shape[1]} x ${r.shape[2]} maps`;
+  $("decision").className = "";
+  $("result-summary").textContent = `${r.n_tiles} tiles in ${r.seconds.toFixed(1)} s · ` +
+    `enhanced.npy and uncertainty.npy are in the API's answer (enhanced_npy, uncertainty_npy)`;
+  for (const p of r.panels) {
+    const row = document.createElement("div");
+    row.className = "images";
+    row.append(figure(p.input_png, `${p.label}: input`), figure(p.enhanced_png, `${p.label}: ${r.task}`),
+      figure(p.uncertainty_png, `${p.label}: uncertainty (σ)`));
+    box.appendChild(row);
+  }
+}
+
 async function upload(ev) {
   ev.preventDefault();
   const m = lb.model, f = $("file").files[0];
   if (!m || !f) return;
   const form = new FormData();
   form.append("file", f, f.name);
-  const scoring = m.endpoints.includes("score");
+  const scoring = m.endpoints.includes("score"), enhancing = m.endpoints.includes("enhance");
   if (m.task === "avdigits") form.append("route", $("route").value);
+  if (enhancing) {
+    form.append("task", $("enhance-task").value);
+    const mask = $("mask").files[0];
+    if (mask) form.append("mask", mask, mask.name);
+  }
   $("upload-status").textContent = "working…";
   message("");
   try {
-    const url = `/api/models/${encodeURIComponent(m.name)}/` + (scoring ? "score?spectrogram=true" : "predict");
+    const url = `/api/models/${encodeURIComponent(m.name)}/` +
+      (scoring ? "score?spectrogram=true" : enhancing ? "enhance" : "predict");
     const r = await api(url, { method: "POST", body: form });
     lb.result = r;
     $("result").hidden = false;
-    (scoring ? showScore : showPrediction)(r);
+    $("enhance-result").hidden = true;
+    (scoring ? showScore : enhancing ? showEnhanced : showPrediction)(r);
     $("upload-status").textContent = "";
   } catch (e) {
     $("upload-status").textContent = "";
+    message(e.message);
+  }
+}
+
+// ------------------------------------------------------------------ generation
+async function generateSamples(ev) {
+  ev.preventDefault();
+  const m = lb.model;
+  if (!m) return;
+  const body = { n: Number($("sample-n").value), seed: Number($("sample-seed").value) };
+  if (m.task === "diffusion") {
+    if ($("sample-class").value) body.label = $("sample-class").value;
+    body.guidance = Number($("sample-guidance").value);
+    body.steps = Number($("sample-steps").value);
+    body.scheduler = $("sample-scheduler").value;
+  }
+  $("sample-status").textContent = "sampling…";
+  message("");
+  try {
+    const r = await api(`/api/models/${encodeURIComponent(m.name)}/sample`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    lb.samples = r;
+    const box = $("sample-result");
+    box.innerHTML = "";
+    r.images_png.forEach((png, i) => {
+      const fig = figure(png, r.class_names ? r.class_names[i] : `#${i + 1}`);
+      if (r.wavs) {
+        const a = document.createElement("audio");
+        a.controls = true;
+        a.src = "data:audio/wav;base64," + r.wavs[i];
+        fig.appendChild(a);
+      }
+      box.appendChild(fig);
+    });
+    $("sample-status").textContent = m.task === "diffusion"
+      ? `${r.n} samples · ${r.scheduler} ${r.steps} steps · guidance ${r.guidance} · seed ${r.seed} · ${r.seconds.toFixed(1)} s`
+      : `${r.n} pairs from the prior · seed ${r.seed}`;
+  } catch (e) {
+    $("sample-status").textContent = "";
     message(e.message);
   }
 }
@@ -199,6 +291,7 @@ function stopLive() {
 
 $("model").addEventListener("change", (e) => { stopLive(); selectModel(e.target.value); });
 $("upload-form").addEventListener("submit", upload);
+$("sample-form").addEventListener("submit", generateSamples);
 $("live-start").addEventListener("click", startLive);
 $("live-stop").addEventListener("click", stopLive);
 loadModels();
