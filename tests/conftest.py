@@ -191,6 +191,25 @@ def feature_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def small_classifiers(feature_cache):
+    """Quick digit judges in the cache folder that evaluate/analyze load (so they are not trained in
+    full): the MNIST and FSDD classifiers and the waveform judge (fitted on 300 FSDD training clips)."""
+    from latentbridge.config import load_config
+    from latentbridge.tasks.classify import classifier_config, classifier_dir, train_classifier
+    from latentbridge.tasks.judges import fit_waveform_judge, judge_dir
+
+    mnist_dir = REPO.parent / "shared" / "data" / "mnist"
+    for kind, root in (("mnist", mnist_dir), ("fsdd", FSDD.parent)):
+        if not (classifier_dir(kind) / "config.json").exists():
+            cfg = classifier_config(kind, root, **{"train.max_epochs": 3, "data.n_train": 1500, "data.n_test": 300,
+                                                   "train.progress_bar": False})
+            train_classifier(cfg, classifier_dir(kind), force=True)
+    spec = load_config(REPO / "configs" / "avdigits.yaml").transform_spec()
+    if not (judge_dir(spec) / "judge.npz").is_file():
+        fit_waveform_judge(FSDD.parent, spec, judge_dir(spec), limit=300)
+
+
+@pytest.fixture(scope="session")
 def fitted_model(machine_data, feature_cache, tmp_path_factory):
     """``latentbridge anomaly fit`` on the small machine set (in-process CLI)."""
     from latentbridge.cli import main

@@ -24,18 +24,6 @@ def _o(extra=()):
 
 
 @pytest.fixture(scope="module")
-def small_classifiers(feature_cache):
-    """Quick classifiers in the cache folder that evaluate/analyze load (so they are not trained in full)."""
-    from latentbridge.tasks.classify import classifier_config, classifier_dir, train_classifier
-
-    for kind, root in (("mnist", MNIST_DIR), ("fsdd", FSDD.parent)):
-        if not (classifier_dir(kind) / "config.json").exists():
-            cfg = classifier_config(kind, root, **{"train.max_epochs": 3, "data.n_train": 1500, "data.n_test": 300,
-                                                   "train.progress_bar": False})
-            train_classifier(cfg, classifier_dir(kind), force=True)
-
-
-@pytest.fixture(scope="module")
 def av_run(tmp_path_factory, feature_cache):
     out = tmp_path_factory.mktemp("av") / "run"
     assert main(["train", "--config", str(REPO / "configs" / "avdigits.yaml"), "--out", str(out), *_o()]) == 0

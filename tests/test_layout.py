@@ -17,6 +17,7 @@ LAYERS = {
     "latentbridge.models": 4,
     "latentbridge.training": 5, "latentbridge.models.hub": 5, "latentbridge.models.upgrade": 5,
     "latentbridge.config.workflows": 5,  # knows every registered model
+    "latentbridge.config.workflow_base": 5,
     "latentbridge.tasks": 6, "latentbridge.export": 6,
     "latentbridge.report": 7,
     "latentbridge.commands": 8, "latentbridge.cli": 8, "latentbridge.__main__": 8, "latentbridge.edge": 8,

@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", help="test data folder (default: the config's test data)")
     e.add_argument("--force", action="store_true", help="replace a non-empty output folder")
 
-    sm_ = sub.add_parser("sample", help="draw images from a diffusion model folder: PNGs, a grid and an .npz")
+    sm_ = sub.add_parser("sample", help="draw samples from a diffusion model folder (PNGs, a grid, an .npz) or a "
+                                        "multimodal latent diffusion run (masks, spectrograms, audio)")
     sm_.add_argument("run_dir")
     sm_.add_argument("--num-samples", type=int, default=16)
     sm_.add_argument("--class", dest="label", help="class of every sample (name or index; default: classes in turn)")
@@ -73,8 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     sm_.add_argument("--scheduler", choices=["ddpm", "ddim", "dpm"], help="default: the run's")
     sm_.add_argument("--seed", type=int, help="same seed, same samples (default: the run's)")
     sm_.add_argument("--eta", type=float, help="DDIM only: 0 deterministic, 1 DDPM-like noise")
-    sm_.add_argument("--condition", type=float, action="append", help="continuous condition value (repeat "
-                                                                       "for several conditions)")
+    sm_.add_argument("--condition", action="append", help="diffusion: a continuous condition value (repeat for "
+                     "several); multimodal latent diffusion: a condition file (a wav or PNG digit; a vibration CSV "
+                     "or mask PNG), repeatable; none: joint samples")
     sm_.add_argument("--batch-size", type=int, help="samples per batch")
     sm_.add_argument("--out", required=True)
     sm_.add_argument("--force", action="store_true", help="replace a non-empty output folder")
@@ -275,9 +277,18 @@ def _cmd_sample(args) -> int:
     res = commands.sample(args.run_dir, args.out, args.num_samples, force=args.force, label=args.label,
                           guidance=args.guidance, steps=args.steps, scheduler=args.scheduler, seed=args.seed,
                           eta=args.eta, condition=args.condition, batch_size=args.batch_size)
-    print(f"{res['files']} samples ({res['scheduler']}, {res['steps']} steps, guidance {res['guidance']:g}, "
+    if "conditions" not in res:
+        what = f"{res['files']} samples"
+    elif not args.condition:
+        what = f"{res['n_samples']} joint samples, {res['files']} files"
+    else:
+        what = f"{res['n_samples']} samples for each of {len(res['conditions'])} condition files, {res['files']} files"
+    print(f"{what} ({res['scheduler']}, {res['steps']} steps, guidance {res['guidance']:g}, "
           f"seed {res['seed']}) in {res['seconds']:.1f} s")
-    print(f"wrote {Path(args.out) / 'grid.png'}, {Path(args.out) / 'samples.npz'} and one PNG per sample")
+    if "conditions" in res:
+        print(f"wrote {', '.join(str(Path(args.out) / c) for c in res['conditions'])}")
+    else:
+        print(f"wrote {Path(args.out) / 'grid.png'}, {Path(args.out) / 'samples.npz'} and one PNG per sample")
     return 0
 
 

@@ -14,10 +14,12 @@ from latentbridge.report.runs import anomaly as anomaly_report
 from latentbridge.report.runs import autoencode as autoencode_report
 from latentbridge.report.runs import diffusion as diffusion_report
 from latentbridge.report.runs import digits as digits_report
+from latentbridge.report.runs import mld as mld_report
 from latentbridge.report.runs import multimodal as multimodal_report
 from latentbridge.report.runs import spatial as spatial_report
 from latentbridge.tasks import analyze as analyze_task
-from latentbridge.tasks import anomaly, autoencode, avdigits, classify, diffusion, generate, multimodal, spatial
+from latentbridge.tasks import (anomaly, autoencode, avdigits, classify, diffusion, generate, mld, mld_eval, multimodal,
+                               spatial)
 from latentbridge.tasks import reconstruct as reconstruct_task
 
 
@@ -54,6 +56,7 @@ TASKS: dict[str, TaskEntry] = {
     "classifier": TaskEntry(_fit_classifier, _no_evaluation, lambda res, folder: None),
     "diffusion": TaskEntry(_fit_diffusion, lambda run_dir, data=None: generate.evaluate(run_dir, data, progress=True),
                            diffusion_report.write_evaluation),
+    "mld": TaskEntry(mld.fit, mld_eval.evaluate, mld_report.write_evaluation),
     "spatial": TaskEntry(spatial.fit, spatial.evaluate, spatial_report.write_evaluation),
 }
 
@@ -104,11 +107,29 @@ def analyze(run_dir: str, out: str, n_clusters: int = 10, force: bool = False):
     return res
 
 
-def sample(run_dir: str, out: str, n: int, *, force: bool = False, **settings) -> dict:
-    """``latentbridge sample``: images of a diffusion model folder (see :func:`latentbridge.tasks.generate.sample`)."""
-    res = generate.sample(run_dir, n, progress=True, **settings)
+def sample(run_dir: str, out: str, n: int, *, force: bool = False, condition: list[str] | None = None,
+           **settings) -> dict:
+    """``latentbridge sample``: images of a diffusion model folder (:func:`latentbridge.tasks.generate.sample`;
+    ``condition``: continuous condition values), or samples of a multimodal latent diffusion run
+    (:func:`latentbridge.tasks.mld.sample`; ``condition``: condition files)."""
+    from latentbridge.models.hub import read_info
+
+    if read_info(run_dir)["config"].get("task") == "mld":
+        if settings.pop("label", None) is not None:
+            raise LatentbridgeError("--class: a multimodal latent diffusion model is conditioned by --condition FILE")
+        res = mld.sample(run_dir, n, condition, progress=True, **settings)
+        write = mld_report.write_samples
+    else:
+        values = None
+        if condition is not None:
+            try:
+                values = [float(c) for c in condition]
+            except ValueError:
+                raise LatentbridgeError(f"--condition: a diffusion model takes numbers, got {condition}") from None
+        res = generate.sample(run_dir, n, progress=True, condition=values, **settings)
+        write = diffusion_report.write_samples
     with output_folder(out, force=force) as tmp:
-        summary = diffusion_report.write_samples(res, tmp)
+        summary = write(res, tmp)
     return summary
 
 

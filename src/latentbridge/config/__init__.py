@@ -25,7 +25,7 @@ from latentbridge.config.sections import (
 
 _WORKFLOW_NAMES = ("Config", "Workflow", "WORKFLOWS", "validate", "load_config", "config_to_dict", "dump_yaml",
                    "transform_spec", "AnomalyWorkflow", "AudioAEWorkflow", "ImageAEWorkflow", "MultimodalWorkflow",
-                   "AVDigitsWorkflow", "ClassifierWorkflow", "DiffusionWorkflow",
+                   "AVDigitsWorkflow", "ClassifierWorkflow", "DiffusionWorkflow", "MLDWorkflow",
                    "SpatialWorkflow")
 
 __all__ = ["apply_overrides", "load_raw", "parse_override", "AnomalyConfig", "AudioConfig", "AugmentConfig",

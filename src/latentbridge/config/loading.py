@@ -1,7 +1,8 @@
 """YAML presets with composition, dotted ``key.sub=value`` overrides, readable validation errors.
 
 A preset may build on others: ``base: other.yaml`` (one parent) or ``defaults: [a.yaml, b.yaml]``
-(applied in order), paths relative to the preset's own folder. Mappings merge key by key (the
+(applied in order), paths relative to the preset's own folder; a nested mapping holding ``base``
+(a config inside a config, e.g. a first stage's) composes the same way. Mappings merge key by key (the
 child wins), lists and scalars are replaced, and a section whose ``name`` changes (another model)
 is replaced whole, since each model has its own keys. The resolved config is what a run folder
 saves.
@@ -120,7 +121,24 @@ def load_raw(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
     merged: dict = {}
     for parent in parents:
         merged = deep_merge(merged, load_raw(path.parent / parent, (*_chain, resolved)))
-    return deep_merge(merged, raw)
+    return _compose_nested(deep_merge(merged, raw), path, (*_chain, resolved))
+
+
+def _compose_nested(node: dict, path: Path, chain: tuple[Path, ...]) -> dict:
+    """Nested mappings that hold ``base`` / ``defaults`` (a whole config inside a config, such as a
+    first stage's) compose like a preset, relative to the preset that holds them."""
+    out = {}
+    for k, v in node.items():
+        if isinstance(v, dict) and any(c in v for c in COMPOSE_KEYS):
+            parents = ([v["base"]] if "base" in v else []) + list(v.get("defaults") or [])
+            if not all(isinstance(p, str) for p in parents):
+                raise ConfigError(f"{path}: '{k}.base' / '{k}.defaults' must name preset files, got {parents!r}")
+            merged: dict = {}
+            for parent in parents:
+                merged = deep_merge(merged, load_raw(path.parent / parent, chain))
+            v = deep_merge(merged, {kk: vv for kk, vv in v.items() if kk not in COMPOSE_KEYS})
+        out[k] = _compose_nested(v, path, chain) if isinstance(v, dict) else v
+    return out
 
 
 def format_validation_error(err: ValidationError, source: str, tags: set[str] = frozenset()) -> str:

@@ -355,6 +355,61 @@ class DiffusionEvalConfig(Section):
     """Nearest neighbours of the precision / recall manifold estimate."""
 
 
+class MLDDataConfig(BridgeDataConfig):
+    """Paired data of a multimodal latent diffusion model: the bridge (vibration windows and crack
+    masks; ``root`` and the state split as in the multimodal workflow) or the digits (FSDD clips
+    paired with MNIST images: the ``digits`` section; ``val_fraction`` of the training clips)."""
+
+    kind: Literal["bridge", "digits"] = "digits"
+
+
+class FirstStageConfig(Section):
+    """The frozen first stages of a multimodal latent diffusion model (trained first when ``run`` is unset)."""
+
+    run: str | None = None
+    """Reuse trained first stages: a multimodal model folder, a folder holding one model folder per
+    key of ``stages`` (e.g. ``OTHER_MLD_RUN/first_stage``), or an MLD run."""
+    stages: dict[str, dict] = Field(default_factory=dict)
+    """Each first-stage model's workflow config (composable: ``{base: preset.yaml, ...}``), by key:
+    ``multimodal`` (one multimodal model serves every modality) or one key per modality (a
+    single-modality autoencoder each). The MLD's data sections are applied to them."""
+
+
+class MLDDiffusionConfig(DiffusionConfig):
+    """The forward process over the concatenated, std-scaled latents and multi-time masking."""
+
+    schedule: Literal["linear", "cosine"] = "cosine"
+    prediction: Literal["epsilon", "v_prediction"] = "v_prediction"
+    """The velocity by default: the last timestep keeps ``alpha_bar`` ~ 1e-9 (cosine) to 4e-5 (linear),
+    and the clean latent implied by a *noise* prediction there, ``(x_t - sigma_t eps) / alpha_t``,
+    multiplies the prediction's error by up to 2e4; with clipping off (latents are unbounded) the
+    first sampling steps then throw samples far off the data (``x0 = alpha_t x_t - sigma_t v`` does not)."""
+    clip_sample: float | None = Field(None, gt=0)
+    """Clip the predicted clean latent to [-v, v] while sampling (latents have unit std); None: off."""
+    condition_share: float = Field(0.5, ge=0, lt=1)
+    """Training: share of samples in which a random non-empty proper subset of the modalities is
+    kept clean (timestep "clean": the condition) and only the others are noised and scored; the
+    rest are noised jointly at one timestep. ``conditional: false`` sets it to 0 (joint model only)."""
+    label_dropout: float = Field(0.1, ge=0, le=1)
+    """Training: share of the clean (condition) modalities replaced by the null input, so one model
+    also gives the prediction without the condition (classifier-free guidance)."""
+
+
+class MLDEvalConfig(Section):
+    samples_per_condition: int = Field(8, gt=0)
+    """Samples drawn per condition: bridge masks are their mean crack probability; digits: the
+    per-input diversity."""
+    diversity_inputs: int = Field(50, gt=0)
+    """Digits: test inputs whose ``samples_per_condition`` samples give the per-input diversity."""
+    max_pairs: int | None = Field(None, gt=0)
+    """Digits: evaluate at most this many test pairs (a seeded subset; default: all)."""
+    max_wav_pairs: int = Field(600, gt=0)
+    """Digits: image → wav pairs read by the waveform judge (a seeded subset)."""
+    gl_iterations: int = Field(32, gt=0)
+    embedding: Literal["umap", "tsne", "pca"] = "umap"
+    """Bridge: the 2-D map of real vs generated latents (``pca``: no UMAP compilation, for quick checks)."""
+
+
 class AnomalyConfig(Section):
     score: str | None = None
     """The window score: the model's default (None: reconstruction ``mse`` for autoencoders, the

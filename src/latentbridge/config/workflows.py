@@ -34,124 +34,29 @@ from latentbridge.config.sections import (
     DiffusionMonitorConfig,
     DigitsConfig,
     FeatureConfig,
+    FirstStageConfig,
     ImageDataConfig,
+    MLDDataConfig,
+    MLDDiffusionConfig,
+    MLDEvalConfig,
     PairedDataConfig,
     PatchConfig,
     SamplingConfig,
-    Section,
     SpatialDataConfig,
     SpatialLossWeights,
     TrainConfig,
     VibrationConfig,
 )
+from latentbridge.config.workflow_base import Workflow, _AudioWorkflow, _model_union
 from latentbridge.errors import ConfigError
-from latentbridge.models.registry import REGISTRY, models_for_task
+from latentbridge.models.registry import REGISTRY
 from latentbridge.transforms.spec import (
     AudioTransform,
     ImageTransform,
     MaskParams,
     SpatialTransform,
-    SpectrogramParams,
     VibrationTransform,
-    Windowing,
 )
-
-
-def _model_union(task: str):
-    classes = tuple(cls.config_class for cls in models_for_task(task))
-    if not classes:
-        raise RuntimeError(f"no registered model trains the {task!r} workflow")
-    if len(classes) == 1:
-        return classes[0]
-    return Annotated[Union[classes], Field(discriminator="name")]
-
-
-class Workflow(Section):
-    """Sections every training workflow has; subclasses add their own."""
-
-    task: str
-    description: str = ""
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    default_model: ClassVar[str]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_model_name(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            model = data.get("model")
-            if model is None:
-                data = {**data, "model": {"name": cls.default_model}}
-            elif isinstance(model, dict) and "name" not in model:
-                data = {**data, "model": {"name": cls.default_model, **model}}
-        return data
-
-    def transform_spec(self, **data: Any):  # pragma: no cover - every workflow overrides it
-        raise NotImplementedError
-
-    def example_data(self) -> dict[str, Any]:
-        """Plausible data-derived model arguments from the config alone (checks, shape reports)."""
-        return {}
-
-
-class _AudioWorkflow(Workflow):
-    """The workflows that turn recordings into spectrogram features (sliding windows by default)."""
-
-    audio: AudioConfig = Field(default_factory=AudioConfig)
-    features: FeatureConfig = Field(default_factory=FeatureConfig)
-
-    @model_validator(mode="after")
-    def _check(self):
-        self._check_features()
-        return self
-
-    def transform_spec(self, **data: Any) -> AudioTransform:
-        return self.audio_transform()
-
-    @property
-    def feature_shape(self) -> tuple[int, int, int]:
-        """(channels, rows, frames) of one window's features."""
-        f = self.features
-        return (1, f.n_mels if f.kind == "mel" else f.n_fft // 2 + 1, self.n_frames)
-
-    def example_data(self) -> dict[str, Any]:
-        return {"input_shape": self.feature_shape}
-
-    def transform_kwargs(self) -> dict[str, Any]:
-        """Constructor arguments of :class:`~latentbridge.transforms.audio.SpectrogramTransform`."""
-        f = self.features
-        return dict(
-            sample_rate=self.audio.sample_rate, n_fft=f.n_fft, hop_length=f.hop_length,
-            win_length=f.win_length, window=f.window, center=f.center, kind=f.kind,
-            n_mels=f.n_mels, fmin=f.fmin, fmax=f.fmax, scale=f.scale, amin=f.amin,
-            top_db=f.top_db, normalize=f.normalize, n_frames=self.n_frames, power=f.power,
-        )
-
-    @property
-    def n_frames(self) -> int:
-        """Frames per window: the configured count, or what one window yields."""
-        f = self.features
-        if f.n_frames is not None:
-            return f.n_frames
-        n = self.audio.window_samples
-        return 1 + n // f.hop_length if f.center else 1 + (n - f.n_fft) // f.hop_length
-
-    def _check_features(self) -> None:
-        f, a = self.features, self.audio
-        if f.n_fft > a.window_samples:
-            raise ValueError(f"features.n_fft ({f.n_fft}) is longer than one window "
-                             f"(audio.window_s x audio.sample_rate = {a.window_samples} samples)")
-        if f.fmax is not None and f.fmax > a.sample_rate / 2:
-            raise ValueError(f"features.fmax ({f.fmax}) is above Nyquist ({a.sample_rate / 2})")
-        if f.win_length is not None and f.win_length > f.n_fft:
-            raise ValueError(f"features.win_length ({f.win_length}) is longer than features.n_fft ({f.n_fft})")
-
-    def audio_transform(self, clip: str = "windows", standardize: bool | None = None) -> AudioTransform:
-        a = self.audio
-        return AudioTransform(
-            windowing=Windowing(window_s=a.window_s, hop_s=a.hop_s, pad=a.pad, channel=a.channel, clip=clip,
-                                trim_db=a.trim_db),
-            features=SpectrogramParams(**self.transform_kwargs()),
-            standardize=self.features.standardize if standardize is None else standardize)
 
 
 class AnomalyWorkflow(_AudioWorkflow):
@@ -351,6 +256,116 @@ class DiffusionWorkflow(Workflow):
                                1 if self.data.conditions else 0)
 
 
+#: the modalities of each kind of paired data, and the workflows that may train each first-stage key
+MLD_MODALITIES = {"bridge": ("spec", "mask"), "digits": ("audio", "image")}
+_STAGE_TASKS = {"bridge": {"multimodal": "multimodal"},
+                "digits": {"multimodal": "avdigits", "audio": "audio_ae", "image": "image_ae"}}
+
+
+class MLDWorkflow(_AudioWorkflow):
+    """Multimodal latent diffusion: one denoiser over the latents of frozen first stages with a
+    timestep per modality, for the bridge (vibration ↔ crack masks) or the digits (spoken ↔ written)."""
+
+    task: Literal["mld"] = "mld"
+    default_model: ClassVar[str] = "mld_mlp"
+    data: MLDDataConfig = Field(default_factory=MLDDataConfig)
+    digits: DigitsConfig = Field(default_factory=lambda: DigitsConfig(pairs_per_clip=4))
+    audio: AudioConfig = Field(default_factory=lambda: AudioConfig(**DIGIT_AUDIO))
+    """Digits: the clips' length and rate (as the audio-visual workflow's)."""
+    features: FeatureConfig = Field(default_factory=lambda: FeatureConfig(**DIGIT_FEATURES))
+    first_stage: FirstStageConfig = Field(default_factory=FirstStageConfig)
+    diffusion: MLDDiffusionConfig = Field(default_factory=MLDDiffusionConfig)
+    model: _model_union("mld")  # type: ignore[valid-type]
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(
+        max_epochs=100, batch_size=256, lr=1e-3, weight_decay=0.0, scheduler="cosine", gradient_clip=1.0,
+        ema_decay=0.999, keep_weights="last"))
+    sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(guidance=1.0))
+    evaluate: MLDEvalConfig = Field(default_factory=MLDEvalConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _train_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return deep_merge({"train": cls.model_fields["train"].default_factory().model_dump()}, data)
+        return data
+
+    @model_validator(mode="after")
+    def _check_mld(self) -> "MLDWorkflow":
+        keys = set(self.first_stage.stages)
+        allowed = [{"multimodal"}] + ([set(MLD_MODALITIES["digits"])] if self.data.kind == "digits" else [])
+        if not keys and not self.first_stage.run:
+            raise ValueError("first_stage: give the first stages' configs (first_stage.stages) or a trained "
+                             "first stage (first_stage.run)")
+        if keys and keys not in allowed:
+            raise ValueError(f"first_stage.stages: {self.data.kind} data take the keys "
+                             f"{' or '.join(str(sorted(a)) for a in allowed)}, got {sorted(keys)}")
+        for key in sorted(keys):
+            if (task := self.stage_config(key).task) != (want := _STAGE_TASKS[self.data.kind][key]):
+                raise ValueError(f"first_stage.stages.{key}: a {task!r} config, expected {want!r}")
+        if self.sampling.steps > self.diffusion.train_timesteps:
+            raise ValueError(f"sampling.steps ({self.sampling.steps}) is more than diffusion.train_timesteps "
+                             f"({self.diffusion.train_timesteps})")
+        return self
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return MLD_MODALITIES[self.data.kind]
+
+    def stage_raw(self, key: str) -> dict:
+        """A first stage's raw config with this config's data sections and seed applied."""
+        raw = {**self.first_stage.stages[key]}
+        d = self.data.model_dump(exclude={"kind"})
+        seed = {**raw.get("train", {}), "seed": self.train.seed}
+        if self.data.kind == "bridge":
+            return {**raw, "data": d, "train": seed}
+        audio, feats = self.audio.model_dump(), self.features.model_dump()
+        dg = self.digits
+        if key == "multimodal":
+            return {**raw, "digits": dg.model_dump(), "data": {"val_fraction": d["val_fraction"]}, "audio": audio,
+                    "features": feats, "train": seed}
+        if key == "audio":
+            data = {**raw.get("data", {}), "val_fraction": d["val_fraction"],
+                    "train_dir": f"{dg.fsdd_root}/recordings" if dg.fsdd_root else None}
+            return {**raw, "audio": audio, "features": feats, "data": data, "train": seed}
+        return {**raw, "data": {**raw.get("data", {}), "root": dg.mnist_root, "val_fraction": d["val_fraction"]},
+                "train": seed}
+
+    def stage_config(self, key: str) -> Workflow:
+        try:
+            return validate(self.stage_raw(key), f"first_stage.stages.{key}")
+        except ConfigError as e:
+            raise ValueError(str(e)) from None
+
+    def stage_latent_dims(self) -> list[int]:
+        """Each modality's latent size, from the first stages' configs (32 each without them)."""
+        if not self.first_stage.stages:
+            return [32] * len(self.modalities)
+        out = []
+        for m in self.modalities:
+            model = self.stage_config("multimodal" if "multimodal" in self.first_stage.stages else m).model
+            out.append(int(model.latent_dim) + int(getattr(model, "private_dim", 0)))
+        return out
+
+    def process_config(self) -> dict[str, Any]:
+        d = self.diffusion
+        return {"schedule": d.schedule, "prediction": d.prediction, "train_timesteps": d.train_timesteps,
+                "beta_start": d.beta_start, "beta_end": d.beta_end, "clip_sample": d.clip_sample}
+
+    def model_data(self, latent_dims) -> dict[str, Any]:
+        d = self.diffusion
+        return {"modalities": list(self.modalities), "latent_dims": [int(x) for x in latent_dims],
+                "process": self.process_config(), "condition_share": d.condition_share if d.conditional else 0.0,
+                "null_share": d.label_dropout}
+
+    def transform_spec(self, **data: Any):
+        if self.data.kind == "digits":
+            return self.audio_transform(clip="centre", standardize=True)
+        return self.stage_config("multimodal").transform_spec(**data)
+
+    def example_data(self) -> dict[str, Any]:
+        return self.model_data(self.stage_latent_dims())
+
+
 _CLASSIFIER_DEFAULTS: dict[str, dict] = {
     "mnist_classifier": {"train": {"max_epochs": 12}, "classifier": {"augment": {"kind": "mnist"}}},
     "fsdd_classifier": {"train": {"max_epochs": 16}, "classifier": {"augment": {"kind": "fsdd"}}},
@@ -455,7 +470,7 @@ class SpatialWorkflow(Workflow):
 
 WORKFLOWS: dict[str, type[Workflow]] = {w.model_fields["task"].default: w for w in (
     AnomalyWorkflow, AudioAEWorkflow, ImageAEWorkflow, MultimodalWorkflow, AVDigitsWorkflow, ClassifierWorkflow,
-    DiffusionWorkflow,
+    DiffusionWorkflow, MLDWorkflow,
     SpatialWorkflow)}
 
 Config = Annotated[Union[tuple(WORKFLOWS.values())], Field(discriminator="task")]

@@ -95,3 +95,36 @@ def pixel_features(images, side: int = 16) -> np.ndarray:
         raise ValueError(f"images must be (N, C, H, W), got shape {tuple(x.shape)}")
     size = (min(side, x.shape[2]), min(side, x.shape[3]))
     return F.adaptive_avg_pool2d(x, size).flatten(1).double().numpy()
+
+
+def _flat(x) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    return a.reshape(len(a), -1)
+
+
+def mean_pairwise_distance(samples) -> float:
+    """Mean root-mean-square distance (per element) between every two of ``samples`` (N, ...);
+    0 for fewer than two samples. A measure of diversity in data space (pixels, dB)."""
+    f = _flat(samples)
+    if len(f) < 2:
+        return 0.0
+    d = np.sqrt(_sq_dists(f, f) / f.shape[1])
+    return float(d[np.triu_indices(len(f), k=1)].mean())
+
+
+def diversity(samples, groups) -> float:
+    """Mean over the groups (e.g. the digit, or the input, each sample was generated for) of the
+    :func:`mean_pairwise_distance` of the group's samples; groups of one sample are skipped."""
+    groups = np.asarray(groups)
+    values = [mean_pairwise_distance(np.asarray(samples)[groups == g]) for g in np.unique(groups)
+              if int((groups == g).sum()) >= 2]
+    return float(np.mean(values)) if values else 0.0
+
+
+def nearest_distance(samples, reference) -> np.ndarray:
+    """Root-mean-square distance (per element) of each of ``samples`` (N, ...) to its nearest row of
+    ``reference`` (M, ...): memorisation reads as distances near 0 (a copy of a training example)."""
+    f, r = _flat(samples), _flat(reference)
+    if f.shape[1] != r.shape[1] or not len(r):
+        raise ValueError(f"samples and reference must have the same shape per row, got {f.shape} and {r.shape}")
+    return np.sqrt(_sq_dists(f, r).min(axis=1) / f.shape[1]) if len(f) else np.zeros(0)

@@ -26,6 +26,8 @@ __all__ = [
     "si_sdr",
     "snr",
     "log_spectral_distance",
+    "mean_psd",
+    "psd_distance",
     "mae",
     "mse",
     "cosine_similarity",
@@ -147,6 +149,34 @@ def log_spectral_distance(
         d = 10.0 * (np.log10(pr + eps) - np.log10(pe + eps))  # (F, frames)
         out[i] = float(np.mean(np.sqrt(np.mean(d * d, axis=0))))
     return out.reshape(lead)
+
+
+def mean_psd(x, n_fft: int = 128, hop: int | None = None) -> np.ndarray:
+    """Mean short-time power spectrum of a set of signals (N, C, T) or (N, T): one (C, n_fft // 2 + 1)
+    (or (n_fft // 2 + 1,)) average over signals and frames (Welch's estimate, the frames of
+    :func:`log_spectral_distance`)."""
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim < 2 or not np.isfinite(a).all():
+        raise ValueError(f"signals must be finite (N, [C,] T), got shape {a.shape}")
+    hop = n_fft // 4 if hop is None else int(hop)
+    lead = a.shape[1:-1]
+    flat = a.reshape(a.shape[0], -1, a.shape[-1])
+    out = np.stack([np.mean([_power_frames(flat[n, c], n_fft, hop).mean(axis=1) for n in range(len(flat))], axis=0)
+                    for c in range(flat.shape[1])])
+    return out.reshape(*lead, -1)
+
+
+def psd_distance(estimate_set, reference_set, n_fft: int = 128, hop: int | None = None,
+                 eps: float = 1e-12) -> float:
+    """dB distance between the mean power spectra (:func:`mean_psd`) of two *sets* of signals (any
+    sizes, same channels): the RMS over frequency bins of ``10 log10`` of their ratio, averaged over
+    channels. It compares the spectral content of generated and real vibration without pairing
+    them (generated signals have no sample-by-sample reference)."""
+    pe, pr = mean_psd(estimate_set, n_fft, hop), mean_psd(reference_set, n_fft, hop)
+    if pe.shape != pr.shape:
+        raise ValueError(f"the two sets have different channels / lengths: {pe.shape} vs {pr.shape}")
+    d = 10.0 * (np.log10(pe + eps) - np.log10(pr + eps))
+    return float(np.mean(np.sqrt(np.mean(d * d, axis=-1))))
 
 
 def mae(estimate, reference) -> np.ndarray:

@@ -215,11 +215,27 @@ class FSDDClassifier(DigitClassifier):
         std = flat.std(dim=1, keepdim=True)
         return ((flat - mean) / (std + 1e-5)).view_as(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """Conv features pooled over time only: the mel band of a pattern matters, its onset time does not."""
         h = self.normalise(x)
         if self.time_pool > 1:
             h = F.avg_pool2d(h, (1, self.time_pool), ceil_mode=True)
         h = self.features(h)
-        # pooled over time only: the mel band of a pattern matters, its onset time does not
-        pooled = torch.cat([h.mean(dim=3), h.amax(dim=3)], dim=1).flatten(1)
-        return self.head(pooled)
+        return torch.cat([h.mean(dim=3), h.amax(dim=3)], dim=1).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pooled(x))
+
+    @torch.no_grad()
+    def embed(self, x, batch_size: int = 512) -> np.ndarray:
+        """The 64 activations before the output layer (ReLU, eval mode), ``(N, 64)`` float64 numpy:
+        the feature space of the Fréchet distance of generated log-mels."""
+        x = self._as_tensor(x)
+        was_training = self.training
+        self.eval()
+        try:
+            trunk = self.head[:3]  # dropout, linear, ReLU
+            out = [trunk(self.pooled(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
+        finally:
+            self.train(was_training)
+        return torch.cat(out).double().numpy() if out else np.zeros((0, 64))

@@ -13,8 +13,9 @@ from torch import nn
 from latentbridge.models.audiovisual import AudioVisualVAE
 from latentbridge.models.autoencoders import ConvImageAE, DenseImageAE, MelAE, MelVAE
 from latentbridge.models.classifiers import FSDDClassifier, MNISTClassifier
-from latentbridge.models.detectors import GaussianStatsDetector, KNNStatsDetector, PCADetector
 from latentbridge.models.denoisers import DDPMUNet, DiffusersUNet, SeedUNet
+from latentbridge.models.detectors import GaussianStatsDetector, KNNStatsDetector, PCADetector
+from latentbridge.models.mld import LatentDenoiser
 from latentbridge.models.multimodal import MultimodalVAE, Spec2Mask
 from latentbridge.models.spatial import SpatialCVAE
 from latentbridge.models.vae import ConvAE, ConvVAE, DenseAE
@@ -26,6 +27,7 @@ REGISTRY: dict[str, type[nn.Module]] = {cls.name: cls for cls in (
     MNISTClassifier, FSDDClassifier,
     PCADetector, GaussianStatsDetector, KNNStatsDetector,
     DDPMUNet, SeedUNet, DiffusersUNet,
+    LatentDenoiser,
     SpatialCVAE,
 )}
 

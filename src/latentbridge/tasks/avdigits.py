@@ -130,8 +130,10 @@ class DigitsEvaluation:
 
 def evaluate(run_dir: str | Path, data: str | None = None, n_audio_examples: int = 10, gl_iterations: int = 32,
              max_wav_pairs: int = 600) -> DigitsEvaluation:
-    from latentbridge.metrics.classification import coherence
+    """Coherence, Fréchet distances, diversity and memorisation of both routes on the test pairs
+    (:mod:`latentbridge.tasks.crossmodal`), reconstructions and clustering of the latents."""
     from latentbridge.metrics.clustering import cluster, clustering_scores
+    from latentbridge.tasks.crossmodal import digit_judges, generation_metrics, reference_metrics, wav_subset
     from latentbridge.transforms.spec import build_spectrogram
 
     saved = load_model(run_dir)
@@ -139,24 +141,17 @@ def evaluate(run_dir: str | Path, data: str | None = None, n_audio_examples: int
     model = saved.model.eval()
     test, info = pairs(cfg, "test")
     pred = predict_all(model, test)
-    (mnist_clf, mnist_info), (fsdd_clf, fsdd_info) = classifiers(cfg, spec)
+    judges = digit_judges(cfg, spec)
     transform = build_spectrogram(spec)
     n_samples = test.waves.shape[-1]
-    # a seeded random subset (pairs are sorted by digit, so the first N would hold a few digits only)
-    sub = np.sort(np.random.default_rng(0).permutation(len(test.label))[:min(len(test.label), max_wav_pairs)])
+    sub = wav_subset(len(test.label), max_wav_pairs)
     metrics: dict = {"fusion": cfg.model.fusion, "n_test_pairs": int(len(test.label)), **info}
     routes = [""] + (["_bridge"] if "audio_to_image_bridge" in pred else [])  # posterior route, bridge route
     for suffix in routes:
-        a2i = coherence(mnist_clf, torch.from_numpy(pred["audio_to_image" + suffix]), test.label)
-        i2a = coherence(fsdd_clf, torch.from_numpy(pred["image_to_audio" + suffix]), test.label)
-        # the stronger test of image → spectrogram → wav: re-analyse the Griffin-Lim audio
-        with torch.no_grad():
-            wav = transform.invert(torch.from_numpy(pred["image_to_audio" + suffix][sub]), length=n_samples,
-                                   n_iter=gl_iterations)
-            i2wav = coherence(fsdd_clf, transform(wav.reshape(len(sub), -1)), test.label[sub])
-        metrics.update({f"coherence_audio_to_image{suffix}": a2i["accuracy"],
-                        f"coherence_image_to_audio{suffix}": i2a["accuracy"],
-                        f"coherence_image_to_wav{suffix}": i2wav["accuracy"]})
+        metrics.update(generation_metrics(judges, test, pred["audio_to_image" + suffix],
+                                          pred["image_to_audio" + suffix], sub, suffix, gl_iterations))
+    metrics.update(reference_metrics(judges, test, sub, gl_iterations))
+    mnist_info, fsdd_info = judges.mnist_info, judges.fsdd_info
     metrics.update({
         "n_image_to_wav": int(len(sub)),
         "mnist_classifier_test_accuracy": mnist_info.get("test_accuracy"),

@@ -77,24 +77,39 @@ class WaveformJudge:
         return cls(arrays["mean"], arrays["scale"], arrays["coef"], arrays["intercept"], int(info["sample_rate"]), info)
 
 
-def load_waveform_judge(fsdd_root, spec, cache_dir: Path | None = None) -> WaveformJudge:
-    """The cached judge for FSDD clips cut like ``spec`` (fitted on the training split on first use,
-    with its test accuracy on real clips recorded)."""
+def judge_dir(spec, cache_dir: Path | None = None) -> Path:
+    """Where the judge for FSDD clips cut like ``spec`` is cached (beside the digit classifiers)."""
     from latentbridge.data.audio import default_cache_dir
+
+    return (cache_dir or default_cache_dir().parent / "classifiers") / f"fsdd_waveform_judge_{spec.sample_rate}"
+
+
+def fit_waveform_judge(fsdd_root, spec, folder: Path, limit: int | None = None, seed: int = 0) -> WaveformJudge:
+    """Fit the judge on the FSDD training clips (``limit``: a seeded subset of them, for quick
+    checks), record its accuracy on the real test clips and save it in ``folder``."""
     from latentbridge.data.digits import load_clips
     from latentbridge.data.sources import FSDD
 
-    folder = (cache_dir or default_cache_dir().parent / "classifiers") / f"fsdd_waveform_judge_{spec.sample_rate}"
-    if (folder / "judge.npz").is_file() and (folder / "judge.json").is_file():
-        return WaveformJudge.load(folder)
     ds = FSDD(fsdd_root)
     train, test = ds.split("train"), ds.split("test")
+    if limit is not None and limit < len(train):
+        keep = np.sort(np.random.default_rng(seed).permutation(len(train))[:limit])
+        train = [train[i] for i in keep]
     judge = WaveformJudge.fit(load_clips([it.path for it in train], spec), [it.digit for it in train],
-                              spec.sample_rate)
+                              spec.sample_rate, seed)
     judge.info["test_accuracy_real_clips"] = judge.accuracy(load_clips([it.path for it in test], spec),
                                                             [it.digit for it in test])
     judge.save(folder)
     return judge
+
+
+def load_waveform_judge(fsdd_root, spec, cache_dir: Path | None = None) -> WaveformJudge:
+    """The cached judge for FSDD clips cut like ``spec`` (fitted on the training split on first use,
+    with its test accuracy on real clips recorded)."""
+    folder = judge_dir(spec, cache_dir)
+    if (folder / "judge.npz").is_file() and (folder / "judge.json").is_file():
+        return WaveformJudge.load(folder)
+    return fit_waveform_judge(fsdd_root, spec, folder)
 
 
 def ceiling(judge: WaveformJudge, log_mels: np.ndarray, labels, spec, n_iter: int = 32) -> float:

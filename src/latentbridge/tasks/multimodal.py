@@ -107,16 +107,20 @@ def calibrate_mask_threshold(model, val) -> dict:
     held-out evaluation states. Pooled IoU, not the mean of per-window IoUs: the mean scores a
     healthy window with an empty prediction as 1 and so rewards predicting nothing at all.
     """
-    from latentbridge.metrics.segmentation import segmentation_summary
-
     labelled = np.asarray(val.has_mask, dtype=bool) if len(val.waves) else np.zeros(0, dtype=bool)
     if not labelled.any():
         return {"threshold": 0.5, "calibrated_on": "default (no labelled validation windows)"}
-    prob = predict(model, val)["mask_prob"][labelled]
-    target = val.masks[labelled]
+    return best_threshold(predict(model, val)["mask_prob"][labelled], val.masks[labelled])
+
+
+def best_threshold(prob: np.ndarray, target: np.ndarray) -> dict:
+    """The threshold of :data:`THRESHOLDS` with the best pooled IoU of crack probabilities ``prob``
+    against the labelled validation masks ``target`` (see :func:`calibrate_mask_threshold`)."""
+    from latentbridge.metrics.segmentation import segmentation_summary
+
     scores = {t: segmentation_summary(prob, target, threshold=t)["micro_iou"] for t in THRESHOLDS}
     best = max(scores, key=lambda t: (scores[t], t))
-    return {"threshold": best, "calibrated_on": f"{int(labelled.sum())} labelled validation windows",
+    return {"threshold": best, "calibrated_on": f"{len(target)} labelled validation windows",
             "val_micro_iou_by_threshold": scores}
 
 
@@ -180,7 +184,6 @@ class MultimodalEvaluation:
 
 def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int = 4) -> MultimodalEvaluation:
     """Predict masks and damage extent from vibration alone on held-out states (or on ``data_root``)."""
-    from latentbridge.metrics.segmentation import segmentation_summary
     from latentbridge.metrics.signal import log_spectral_distance, si_sdr
 
     saved = load_model(run_dir)
@@ -201,17 +204,8 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
     metrics: dict = {"model": saved.info["model_class"], "fusion": getattr(cfg.model, "fusion", None), "scope": scope,
                      "n_windows": int(len(data.waves)), "n_labelled_windows": int(labelled.sum())}
     if labelled.any():
-        seg = segmentation_summary(pred["mask_prob"][labelled], data.masks[labelled], threshold=threshold)
-        metrics["mask_iou_micro"] = seg.pop("micro_iou")
-        metrics["mask_iou_at_0.5"] = float(
-            segmentation_summary(pred["mask_prob"][labelled], data.masks[labelled])["mean_iou"])
-        metrics.update({"mask_iou": seg["mean_iou"], "mask_dice": seg["mean_dice"],
-                        **{f"mask_{k}": v for k, v in seg.items() if k not in ("mean_iou", "mean_dice")}})
-        from latentbridge.metrics.segmentation import crack_localisation
-
-        span = span_of(cfg, data_root or cfg.data.root)
-        metrics.update(crack_localisation(pred["mask_prob"][labelled], data.masks[labelled], threshold=threshold,
-                                          span_m=span))
+        metrics.update(mask_metrics(pred["mask_prob"][labelled], data.masks[labelled], threshold,
+                                    span_of(cfg, data_root or cfg.data.root)))
         extent = np.asarray(data.extent)[labelled]
         metrics["damage_extent_mae"] = float(np.abs(pred["extent"][labelled] - extent).mean())
         metrics["damage_extent_from_mask_mae"] = float(
@@ -236,6 +230,20 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
         metrics, scope, threshold, float(data.sample_rate), recon, examples, interp, pred["latent"],
         np.nan_to_num(np.asarray(data.extent, dtype=float), nan=-0.05),
         np.array([data.tests[i] for i in data.test_index]))
+
+
+def mask_metrics(prob: np.ndarray, target: np.ndarray, threshold: float, span_m: float) -> dict:
+    """Segmentation figures (``mask_iou``, ``mask_dice``, ``mask_damaged_iou``, ``mask_healthy_fpr``, ...)
+    and the crack localisation along the span of crack probabilities ``prob`` against labelled masks."""
+    from latentbridge.metrics.segmentation import crack_localisation, segmentation_summary
+
+    seg = segmentation_summary(prob, target, threshold=threshold)
+    out = {"mask_iou_micro": seg.pop("micro_iou"),
+           "mask_iou_at_0.5": float(segmentation_summary(prob, target)["mean_iou"]),
+           "mask_iou": seg["mean_iou"], "mask_dice": seg["mean_dice"],
+           **{f"mask_{k}": v for k, v in seg.items() if k not in ("mean_iou", "mean_dice")}}
+    out.update(crack_localisation(prob, target, threshold=threshold, span_m=span_m))
+    return out
 
 
 def span_of(cfg, root) -> float:
@@ -295,16 +303,8 @@ def predict_recording(saved, path: str | Path) -> RecordingPrediction:
     as in training (:func:`latentbridge.data.bridge.read_recording`,
     :func:`~latentbridge.data.bridge.recording_windows`); every window of a recording shares its
     damage state, so the mask is the mean of the windows' crack probabilities."""
-    from latentbridge.data.bridge import read_recording, recording_windows
-
     cfg, spec = saved.workflow, saved.transform
-    wave, sr = read_recording(path, cfg.vibration)
-    if wave.shape[0] != spec.n_channels:
-        raise DataError(path, f"{wave.shape[0]} sensor channels; the model was trained on {spec.n_channels}")
-    if abs(sr - spec.sample_rate) > 1e-4 * spec.sample_rate:
-        raise DataError(path, f"sample rate {sr:g} Hz; the model was trained at {spec.sample_rate:g} Hz "
-                              "(resample the recording, or train with vibration.resample_to)")
-    windows, starts_s = recording_windows(wave, sr, spec.window_s, spec.hop_s, path)
+    windows, starts_s, sr, n_channels = windows_of_recording(cfg.vibration, spec, path)
     model = saved.model.eval()
     out = batched(lambda w: {k: v for k, v in model.predict({"wave": w}, use=("spec",)).items()
                              if k in ("mask_prob", "extent")}, windows, batch_size=64)
@@ -312,4 +312,19 @@ def predict_recording(saved, path: str | Path) -> RecordingPrediction:
     threshold = float((saved.info.get("mask_threshold") or {}).get("threshold", 0.5))
     extent = out["extent"].numpy().reshape(-1)
     return RecordingPrediction(prob, (prob > threshold).astype(np.float32), threshold, float(extent.mean()), extent,
-                               starts_s, float(sr), int(wave.shape[0]))
+                               starts_s, float(sr), n_channels)
+
+
+def windows_of_recording(vibration, spec, path: str | Path):
+    """(windows (W, C, T), starts_s, rate, channels) of one vibration CSV, read and windowed as in
+    training (``vibration``: the config section; ``spec``: the model's saved transform)."""
+    from latentbridge.data.bridge import read_recording, recording_windows
+
+    wave, sr = read_recording(path, vibration)
+    if wave.shape[0] != spec.n_channels:
+        raise DataError(path, f"{wave.shape[0]} sensor channels; the model was trained on {spec.n_channels}")
+    if abs(sr - spec.sample_rate) > 1e-4 * spec.sample_rate:
+        raise DataError(path, f"sample rate {sr:g} Hz; the model was trained at {spec.sample_rate:g} Hz "
+                              "(resample the recording, or train with vibration.resample_to)")
+    windows, starts_s = recording_windows(wave, sr, spec.window_s, spec.hop_s, path)
+    return windows, starts_s, float(sr), int(wave.shape[0])

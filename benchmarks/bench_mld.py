@@ -1,0 +1,282 @@
+"""Multimodal latent diffusion vs the multimodal VAEs vs the supervised network, side by side.
+
+Two parts (``--parts``, default both; each runs alone):
+
+``bridge``
+    On one simulated bridge set (``latentbridge data synth bridge``: seed 0, 300 damage states x
+    20 s, 8 sensors, unless ``--data``), trained and evaluated through the CLI exactly as a user
+    would, one after the other:
+
+    * ``mmvae``      configs/mmvae_bridge.yaml (MoE fusion, the default multimodal VAE)
+    * ``spec2mask``  configs/spec2mask_bridge.yaml (supervised spectrogram → mask network)
+    * ``mld``        configs/mld_bridge.yaml with ``-o first_stage.run=RUN_mmvae``: the latent
+                     diffusion model over that same multimodal VAE's vibration and mask latents
+                     (the preset's own first stage is the same config; reusing the run keeps its
+                     split of damage states and saves training it twice); its training time is
+                     reported with and without the first stage's.
+
+    ``latentbridge evaluate RUN --out RUN-eval`` gives every model's ``mask_iou``,
+    ``mask_damaged_iou``, ``mask_dice``, ``mask_healthy_fpr``, ``crack_localisation_error_m``,
+    ``crack_missed_rate``, ``crack_false_rate`` on the held-out states in ``RUN/config.json``
+    (checked identical across the three runs); MLD adds the PSD distance of vibration generated
+    from the true masks.
+
+``digits``
+    On the audio-visual test pairs (FSDD official split, MNIST; only the 10,000 MNIST test images
+    exist here: a seeded 8,000 / 2,000 split of them): ``configs/avdigits.yaml`` (the audio-visual
+    VAE: its ``posterior`` route and its ``bridge`` route, a retrieval of training codes) and
+    ``configs/mld_avdigits.yaml``. Both ``evaluate`` commands report the shared keys of
+    :mod:`latentbridge.tasks.crossmodal` (coherence both ways, image → wav read by the waveform
+    judge beside its ceiling, Fréchet distances, diversity, memorisation). ``--av-run`` /
+    ``--mld-run`` reuse trained runs.
+
+Usage (from the repository root)::
+
+    python benchmarks/bench_mld.py                          # both parts at preset size
+    python benchmarks/bench_mld.py --parts bridge --keep /tmp/bench_mld
+    python benchmarks/bench_mld.py --parts digits --quick-digits   # 600 clips, fewer epochs (not the presets)
+    python benchmarks/bench_mld.py --parts digits --quick-digits --keep W --av-run W/runs/digits_avmvae \
+        --mld-run W/runs/digits_mld --mld-on-av-epochs 300    # + MLD over the audio-visual VAE's latents
+    python benchmarks/bench_mld.py --smoke                  # tiny sizes: checks the script only
+
+The machine may be shared: the 1-min load average is sampled every 5 s during each training. One
+run, one seed, no repetitions. Results: ``benchmarks/results/bench_mld.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO, cli, table, write_results  # noqa: E402
+
+BRIDGE_MODELS = {"mmvae": "configs/mmvae_bridge.yaml", "spec2mask": "configs/spec2mask_bridge.yaml",
+                 "mld": "configs/mld_bridge.yaml"}
+DIGIT_MODELS = {"avmvae": "configs/avdigits.yaml", "mld": "configs/mld_avdigits.yaml"}
+FSDD_ROOT, MNIST_ROOT = "../shared/data/fsdd", "../shared/data/mnist"
+
+SMOKE_BRIDGE = {
+    "mmvae": ["train.max_epochs=2", "model.channels=[8,16]", "model.mask_channels=[4,8]", "model.latent_dim=8",
+              "beta.warmup_steps=5"],
+    "spec2mask": ["train.max_epochs=2", "model.channels=[8,16]", "model.mask_channels=[4,8]"],
+    "mld": ["train.max_epochs=3", "model.hidden=64", "model.blocks=2", "sampling.steps=10",
+            "evaluate.samples_per_condition=2", "evaluate.embedding=pca"],
+}
+SMOKE_DIGITS = {
+    "avmvae": ["train.max_epochs=1", "digits.limit_train_clips=200", "digits.limit_test_clips=60",
+               "digits.pairs_per_clip=1", "model.channels=[8,16,32]", "model.image_channels=[8,16]",
+               "model.latent_dim=16"],
+    "mld": ["train.max_epochs=2", "digits.limit_train_clips=200", "digits.limit_test_clips=60",
+            "digits.pairs_per_clip=1", "model.hidden=64", "model.blocks=2", "sampling.steps=10",
+            "first_stage.stages.audio.train.max_epochs=1", "first_stage.stages.image.train.max_epochs=1",
+            "first_stage.stages.image.data.limit=1000", "evaluate.max_wav_pairs=30", "evaluate.diversity_inputs=8",
+            "evaluate.samples_per_condition=3"],
+}
+
+#: ``--quick-digits``: fewer clips and epochs than the presets (for a shared 2-core machine; not the presets' figures)
+QUICK_DIGITS = {
+    "avmvae": ["digits.limit_train_clips=600", "digits.limit_test_clips=300", "train.max_epochs=8"],
+    "mld": ["digits.limit_train_clips=600", "digits.limit_test_clips=300", "first_stage.stages.audio.train.max_epochs=8",
+            "first_stage.stages.image.train.max_epochs=5", "evaluate.max_wav_pairs=300"],
+}
+
+
+def run(cmd: list[str], log: Path, loads: list[float] | None = None) -> float:
+    """Run a command (output to ``log``); its wall time. With ``loads``, the 1-min load average every 5 s."""
+    t0 = time.perf_counter()
+    with open(log, "w") as f:  # the subprocess runs this checkout's src/ (_common puts it on PYTHONPATH)
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO)
+        while True:
+            try:
+                proc.wait(timeout=5)
+                break
+            except subprocess.TimeoutExpired:
+                if loads is not None:
+                    loads.append(os.getloadavg()[0])
+    if proc.returncode != 0:
+        raise RuntimeError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{log.read_text()[-3000:]}")
+    return time.perf_counter() - t0
+
+
+def _o(overrides: list[str]) -> list[str]:
+    return [x for o in overrides for x in ("-o", o)]
+
+
+def train_and_evaluate(name: str, config: str, run_dir: Path, overrides: list[str], work: Path,
+                       reuse: bool = False) -> dict:
+    """``latentbridge train`` (unless ``reuse``: a trained run) then ``evaluate``; the run's figures."""
+    eval_dir = run_dir.parent / f"{run_dir.name}-eval"
+    out: dict = {"config": config, "overrides": overrides}
+    if not reuse:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        cmd = cli("train", "--config", config, "--out", str(run_dir), *_o(["train.progress_bar=false", *overrides]))
+        loads: list[float] = []
+        load0 = os.getloadavg()[0]
+        print(f"[{name}] training (load {load0:.2f}) ...", flush=True)
+        out.update({"train_command": " ".join(cmd[1:]), "train_wall_s": run(cmd, work / f"train_{name}.log", loads),
+                    "loadavg_before": load0, "loadavg_during_train": loads,
+                    "loadavg_during_train_mean": sum(loads) / len(loads) if loads else None})
+    else:
+        out["reused_run"] = str(run_dir)
+    shutil.rmtree(eval_dir, ignore_errors=True)
+    cmd = cli("evaluate", str(run_dir), "--out", str(eval_dir))
+    print(f"[{name}] evaluating ...", flush=True)
+    out["eval_command"] = " ".join(cmd[1:])
+    out["eval_wall_s"] = run(cmd, work / f"eval_{name}.log")
+    info = json.loads((run_dir / "config.json").read_text())
+    out.update({"info_data": info.get("data", {}), "training": info.get("training", {}),
+                "first_stage": info.get("first_stage"),
+                "metrics": json.loads((eval_dir / "metrics.json").read_text())})
+    print(f"[{name}] done: fit {out['training'].get('seconds')} s, eval {out['eval_wall_s']:.0f} s", flush=True)
+    return out
+
+
+def _fit_s(r: dict) -> float | None:
+    """Training seconds, an MLD run's including its first stage's."""
+    s = r["training"].get("seconds")
+    fs = r.get("first_stage_fit_s")
+    return None if s is None else s + (fs or 0.0)
+
+
+# ----------------------------------------------------------------------------- bridge
+
+
+def bridge_part(args, work: Path) -> dict:
+    if args.data:
+        root, synth = Path(args.data).resolve(), None
+    else:
+        root = work / "bridge_data"
+        cmd = cli("data", "synth", "bridge", "--out", str(root), "--force", *(["--states", "16"] if args.smoke else []))
+        synth = {"command": " ".join(cmd[1:]), "seconds": run(cmd, work / "synth.log")}
+    results = {}
+    for name in ("mmvae", "spec2mask", "mld"):
+        ovr = [f"data.root={root}", *(SMOKE_BRIDGE[name] if args.smoke else []), *args.override]
+        if name == "mld":
+            ovr.append(f"first_stage.run={work / 'runs' / 'mmvae'}")
+        results[name] = train_and_evaluate(name, BRIDGE_MODELS[name], work / "runs" / name, ovr, work)
+    results["mld"]["first_stage_fit_s"] = results["mmvae"]["training"].get("seconds")
+    tests = {n: tuple(r["info_data"].get("test_tests") or ()) for n, r in results.items()}
+    same = len(set(tests.values())) == 1
+    print(f"held-out states identical across the three runs: {same} ({len(tests['mmvae'])} states)")
+    rows = []
+    for name, r in results.items():
+        m = r["metrics"]
+        rows.append({"model": name, "mask_iou": m.get("mask_iou"), "damaged_iou": m.get("mask_damaged_iou"),
+                     "damaged_dice": m.get("mask_damaged_dice"), "healthy_fpr": m.get("mask_healthy_fpr"),
+                     "loc_error_m": m.get("crack_localisation_error_m"), "missed": m.get("crack_missed_rate"),
+                     "false": m.get("crack_false_rate"), "fit_s": _fit_s(r),
+                     "fit_s_own": r["training"].get("seconds")})
+    print(table(rows, list(rows[0]), {c: ".3f" for c in ("mask_iou", "damaged_iou", "damaged_dice", "healthy_fpr",
+                                                        "loc_error_m", "missed", "false")} | {"fit_s": ".0f",
+                                                                                            "fit_s_own": ".0f"}))
+    mm, sup, mld = (results[n]["metrics"] for n in ("mmvae", "spec2mask", "mld"))
+    loc = [x.get("crack_localisation_error_m") for x in (mld, mm, sup)]
+    goal = {"damaged_iou_at_least_supervised": (mld.get("mask_damaged_iou") or 0) >= (sup.get("mask_damaged_iou") or 0),
+            "localisation_beats_both": None if None in loc else loc[0] < min(loc[1:])}
+    print(f"goals: MLD damaged IoU >= supervised: {goal['damaged_iou_at_least_supervised']}; "
+          f"MLD localisation error below MMVAE's and supervised's: {goal['localisation_beats_both']}")
+    extra = {k: mld.get(k) for k in ("psd_distance_db", "psd_distance_db_first_stage", "psd_distance_db_real_train",
+                                     "psd_distance_db_joint", "fd_latent_joint", "fd_latent_real_train")}
+    print("MLD vibration from masks: " + ", ".join(f"{k} {v:.3g}" for k, v in extra.items() if v is not None))
+    return {"data_root": str(root), "synth": synth, "same_test_states": same, "rows": rows, "goal": goal,
+            "mld_generation": extra, "models": results}
+
+
+# ----------------------------------------------------------------------------- digits
+
+DIGIT_KEYS = ["coherence_audio_to_image", "coherence_image_to_audio", "coherence_image_to_wav",
+              "coherence_image_to_wav_second_judge", "fd_image", "fd_audio", "diversity_image", "diversity_audio",
+              "memorisation_image", "memorisation_audio"]
+
+
+def digits_part(args, work: Path) -> dict:
+    roots = [f"digits.fsdd_root={FSDD_ROOT}", f"digits.mnist_root={MNIST_ROOT}"]
+    results = {}
+    for name, reuse in (("avmvae", args.av_run), ("mld", args.mld_run)):
+        size = SMOKE_DIGITS[name] if args.smoke else QUICK_DIGITS[name] if args.quick_digits else []
+        ovr = [*roots, *size, *args.override]
+        run_dir = Path(reuse) if reuse else work / "runs" / f"digits_{name}"
+        results[name] = train_and_evaluate(f"digits_{name}", DIGIT_MODELS[name], run_dir, ovr, work,
+                                           reuse=bool(reuse))
+        if name == "mld":
+            results[name]["first_stage_fit_s"] = (results[name]["first_stage"] or {}).get("seconds")
+    if args.mld_on_av_epochs:  # MLD over the audio-visual VAE's own latents (the other first stage the issue names)
+        av_run = Path(args.av_run) if args.av_run else work / "runs" / "digits_avmvae"
+        keep = [o for o in (QUICK_DIGITS["mld"] if args.quick_digits else []) if not o.startswith("first_stage.")]
+        ovr = [*roots, *keep, f"first_stage.run={av_run}", "first_stage.stages={}",
+               f"train.max_epochs={args.mld_on_av_epochs}", *args.override]
+        results["mld_av"] = train_and_evaluate("digits_mld_av", DIGIT_MODELS["mld"], work / "runs" / "digits_mld_av",
+                                               ovr, work)
+        results["mld_av"]["first_stage_fit_s"] = results["avmvae"]["training"].get("seconds")
+    av, mld = results["avmvae"]["metrics"], results["mld"]["metrics"]
+    routes = [("avmvae posterior", av, ""), ("avmvae bridge", av, "_bridge"), ("mld", mld, "")]
+    if "mld_av" in results:
+        routes.append(("mld over avmvae latents", results["mld_av"]["metrics"], ""))
+    rows = []
+    for label, m, sfx in routes:
+        row = {"route": label}
+        for k in DIGIT_KEYS:
+            row[k.replace("coherence_", "c_").replace("memorisation", "mem")] = m.get(k + sfx)
+        rows.append(row)
+    print(table(rows, list(rows[0]), {c: ".3f" for c in rows[0] if c != "route"}))
+    refs = {k: mld.get(k, av.get(k)) for k in ("second_judge_ceiling", "second_judge_real_clips", "fd_image_real_floor",
+                                               "fd_audio_real_floor", "diversity_image_real", "diversity_audio_real",
+                                               "memorisation_image_real", "memorisation_audio_real")}
+    print("references (real data): " + ", ".join(f"{k} {v:.3g}" for k, v in refs.items() if v is not None))
+    ceiling = refs["second_judge_ceiling"] or 0.0
+    goal = {
+        "coherence_both_at_least_0.90": min(mld.get("coherence_audio_to_image") or 0,
+                                            mld.get("coherence_image_to_audio") or 0) >= 0.90,
+        "fd_image_no_worse_than_posterior": (mld.get("fd_image") or 1e9) <= (av.get("fd_image") or 0),
+        "diversity_image_above_bridge": (mld.get("diversity_image") or 0) > (av.get("diversity_image_bridge") or 0),
+        "second_judge_at_least_90pct_of_ceiling": ceiling > 0 and
+        (mld.get("coherence_image_to_wav_second_judge") or 0) >= 0.9 * ceiling,
+    }
+    print("goals: " + ", ".join(f"{k} {v}" for k, v in goal.items()))
+    fit = {n: _fit_s(r) for n, r in results.items()}
+    print("training seconds (MLD with its first stages): " + ", ".join(f"{n} {v}" for n, v in fit.items()))
+    return {"rows": rows, "references": refs, "goal": goal, "fit_seconds": fit, "models": results}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--parts", default="bridge,digits")
+    ap.add_argument("--data", help="existing simulated bridge folder (default: generate the default set)")
+    ap.add_argument("--av-run", help="trained configs/avdigits.yaml run to reuse")
+    ap.add_argument("--mld-run", help="trained configs/mld_avdigits.yaml run to reuse")
+    ap.add_argument("--keep", help="keep data, runs and evaluations here (default: a temporary folder)")
+    ap.add_argument("--mld-on-av-epochs", type=int, default=0,
+                    help="also train MLD over the audio-visual VAE's latents (first_stage.run) for this many epochs")
+    ap.add_argument("--quick-digits", action="store_true",
+                    help=f"digits part with fewer clips and epochs than the presets: {QUICK_DIGITS}")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script only (numbers meaningless)")
+    ap.add_argument("-o", "--override", action="append", default=[], help="extra override for every model")
+    args = ap.parse_args()
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    if set(parts) - {"bridge", "digits"}:
+        raise SystemExit(f"--parts: bridge and/or digits, got {parts}")
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_mld_"))
+    (work / "runs").mkdir(parents=True, exist_ok=True)
+    print(f"work folder {work}")
+    out: dict = {"smoke": args.smoke, "quick_digits": args.quick_digits, "overrides": args.override}
+    t0 = time.time()
+    for part in parts:
+        out[part] = (bridge_part if part == "bridge" else digits_part)(args, work)
+    out["wall_s"] = time.time() - t0
+    name = "bench_mld" + ("_smoke" if args.smoke else "_quick" if args.quick_digits else "") + ("" if set(parts) == {"bridge", "digits"} else
+                                                               "_" + "_".join(parts))
+    write_results(name, out)
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""The base of every workflow schema: the sections all workflows share (:class:`Workflow`), those of the
+workflows that turn recordings into spectrogram features (:class:`_AudioWorkflow`), and a workflow's
+``model`` section as the union of the registered models that train it (:func:`_model_union`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Union
+
+from pydantic import Field, model_validator
+
+from latentbridge.config.sections import AudioConfig, FeatureConfig, Section, TrainConfig
+from latentbridge.models.registry import models_for_task
+from latentbridge.transforms.spec import AudioTransform, SpectrogramParams, Windowing
+
+
+def _model_union(task: str):
+    classes = tuple(cls.config_class for cls in models_for_task(task))
+    if not classes:
+        raise RuntimeError(f"no registered model trains the {task!r} workflow")
+    if len(classes) == 1:
+        return classes[0]
+    return Annotated[Union[classes], Field(discriminator="name")]
+
+
+class Workflow(Section):
+    """Sections every training workflow has; subclasses add their own."""
+
+    task: str
+    description: str = ""
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    default_model: ClassVar[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_model_name(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            model = data.get("model")
+            if model is None:
+                data = {**data, "model": {"name": cls.default_model}}
+            elif isinstance(model, dict) and "name" not in model:
+                data = {**data, "model": {"name": cls.default_model, **model}}
+        return data
+
+    def transform_spec(self, **data: Any):  # pragma: no cover - every workflow overrides it
+        raise NotImplementedError
+
+    def example_data(self) -> dict[str, Any]:
+        """Plausible data-derived model arguments from the config alone (checks, shape reports)."""
+        return {}
+
+
+class _AudioWorkflow(Workflow):
+    """The workflows that turn recordings into spectrogram features (sliding windows by default)."""
+
+    audio: AudioConfig = Field(default_factory=AudioConfig)
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+
+    @model_validator(mode="after")
+    def _check(self):
+        self._check_features()
+        return self
+
+    def transform_spec(self, **data: Any) -> AudioTransform:
+        return self.audio_transform()
+
+    @property
+    def feature_shape(self) -> tuple[int, int, int]:
+        """(channels, rows, frames) of one window's features."""
+        f = self.features
+        return (1, f.n_mels if f.kind == "mel" else f.n_fft // 2 + 1, self.n_frames)
+
+    def example_data(self) -> dict[str, Any]:
+        return {"input_shape": self.feature_shape}
+
+    def transform_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments of :class:`~latentbridge.transforms.audio.SpectrogramTransform`."""
+        f = self.features
+        return dict(
+            sample_rate=self.audio.sample_rate, n_fft=f.n_fft, hop_length=f.hop_length,
+            win_length=f.win_length, window=f.window, center=f.center, kind=f.kind,
+            n_mels=f.n_mels, fmin=f.fmin, fmax=f.fmax, scale=f.scale, amin=f.amin,
+            top_db=f.top_db, normalize=f.normalize, n_frames=self.n_frames, power=f.power,
+        )
+
+    @property
+    def n_frames(self) -> int:
+        """Frames per window: the configured count, or what one window yields."""
+        f = self.features
+        if f.n_frames is not None:
+            return f.n_frames
+        n = self.audio.window_samples
+        return 1 + n // f.hop_length if f.center else 1 + (n - f.n_fft) // f.hop_length
+
+    def _check_features(self) -> None:
+        f, a = self.features, self.audio
+        if f.n_fft > a.window_samples:
+            raise ValueError(f"features.n_fft ({f.n_fft}) is longer than one window "
+                             f"(audio.window_s x audio.sample_rate = {a.window_samples} samples)")
+        if f.fmax is not None and f.fmax > a.sample_rate / 2:
+            raise ValueError(f"features.fmax ({f.fmax}) is above Nyquist ({a.sample_rate / 2})")
+        if f.win_length is not None and f.win_length > f.n_fft:
+            raise ValueError(f"features.win_length ({f.win_length}) is longer than features.n_fft ({f.n_fft})")
+
+    def audio_transform(self, clip: str = "windows", standardize: bool | None = None) -> AudioTransform:
+        a = self.audio
+        return AudioTransform(
+            windowing=Windowing(window_s=a.window_s, hop_s=a.hop_s, pad=a.pad, channel=a.channel, clip=clip,
+                                trim_db=a.trim_db),
+            features=SpectrogramParams(**self.transform_kwargs()),
+            standardize=self.features.standardize if standardize is None else standardize)

@@ -1,0 +1,450 @@
+"""Multimodal latent diffusion (task ``mld``): frozen first stages, then one denoiser over their
+concatenated latents with a timestep per modality (:class:`~latentbridge.models.mld.LatentDenoiser`).
+
+``fit`` trains (or, with ``first_stage.run``, copies) the first stages into ``RUN/first_stage``,
+encodes the training pairs to std-scaled latents (posterior modes divided by each stage's
+``latent_scale``) and trains the denoiser on them; the run is a model folder whose
+``first_stage`` sub-folder holds the stages, so it is self-contained. Data:
+
+- bridge: the vibration windows and crack masks of the multimodal workflow, with the *same*
+  training / validation / held-out damage states as the multimodal model that serves as the first
+  stage (read from its folder), labelled windows only; the crack-probability threshold of
+  masks sampled from vibration is calibrated on the validation states;
+- digits: the audio-visual pairs (FSDD training clips with MNIST training images of the same
+  digit); with ``digits.redraw_images`` each clip's image latent is drawn afresh, every time the
+  clip is used, among the training images of its digit (the pairing is by digit only).
+
+Single-modality digit stages (a mel autoencoder, an image autoencoder) are trained here on the
+training clips' features / the MNIST training images (never on test clips); a multimodal stage
+is trained by its own workflow with this config's data sections.
+
+``sample`` draws from a saved run: joint samples, or the other modality given condition files
+(a wav → images, a PNG digit → log-mels and wavs; a vibration CSV → crack masks, a mask PNG →
+vibration). Compute only; :mod:`latentbridge.report.runs.mld` writes the files.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from latentbridge.errors import ConfigError, DataError, LatentbridgeError, ModelFolderError
+from latentbridge.utils import batched
+
+log = logging.getLogger(__name__)
+STAGE_DIR = "first_stage"
+
+
+# ----------------------------------------------------------------------------- first stages
+
+
+@dataclass
+class Stages:
+    """The frozen first stages of an MLD model: one first-stage view per modality."""
+
+    views: dict  # modality → FirstStage
+    saved: dict  # stage key → SavedModel
+    keys: dict  # modality → stage key
+
+    @property
+    def latent_dims(self) -> list[int]:
+        return [int(np.prod(v.latent_shape)) for v in self.views.values()]
+
+    def scale(self, m: str) -> float:
+        return float(self.views[m].latent_scale)
+
+    def encode(self, m: str, x, batch_size: int = 256) -> torch.Tensor:
+        """Std-scaled posterior modes (N, d) of data ``x`` of modality ``m``."""
+        stage = self.views[m]
+        return batched(lambda b: stage.encode(b).mode().flatten(1), x, batch_size=batch_size) / self.scale(m)
+
+    def decode(self, m: str, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """Data of modality ``m`` from std-scaled latents (N, d)."""
+        stage = self.views[m]
+        shape = tuple(stage.latent_shape)
+        return batched(lambda b: stage.decode((b * self.scale(m)).reshape(len(b), *shape)), z, batch_size=batch_size)
+
+    def workflow(self, key: str | None = None):
+        return self.saved[key or next(iter(self.saved))].workflow
+
+
+def _is_model_folder(p: Path) -> bool:
+    return (p / "config.json").is_file() and (p / "model.safetensors").is_file()
+
+
+def load_stages(folder: str | Path, modalities) -> Stages:
+    """The first stages in ``folder``: one multimodal model folder, a folder of model folders named
+    after the modalities (or ``multimodal``), or an MLD run (its ``first_stage``)."""
+    from latentbridge.models.hub import load_model
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelFolderError(folder, "no such first-stage folder")
+    if _is_model_folder(folder) and (folder / STAGE_DIR).is_dir():
+        folder = folder / STAGE_DIR
+    if _is_model_folder(folder):
+        places = {"multimodal": folder}
+    elif _is_model_folder(folder / "multimodal"):
+        places = {"multimodal": folder / "multimodal"}
+    else:
+        places = {m: folder / m for m in modalities}
+        missing = [m for m, p in places.items() if not _is_model_folder(p)]
+        if missing:
+            raise ModelFolderError(folder, "not a first stage (no model folder here, nor "
+                                   f"{' / '.join(str(places[m].name) for m in missing)}/ inside)")
+    saved = {k: load_model(p) for k, p in places.items()}
+    views, keys = {}, {}
+    for m in modalities:
+        key = "multimodal" if "multimodal" in saved else m
+        model = saved[key].model.eval()
+        want = m if key == "multimodal" else ""
+        if want not in getattr(model, "first_stage_modalities", ()):
+            raise ModelFolderError(places[key], f"a {saved[key].info['model_class']} model offers no first stage "
+                                   f"for {m!r}")
+        for p in model.parameters():
+            p.requires_grad_(False)
+        views[m], keys[m] = model.first_stage(want), key
+    return Stages(views, saved, keys)
+
+
+def _fit_stage_on_arrays(stage_cfg, folder: Path, x_train: np.ndarray, x_val: np.ndarray, note: str,
+                         resume: bool) -> None:
+    """Train a single-modality autoencoder config on arrays (its normaliser and latent scale fitted
+    on ``x_train``) into the model folder ``folder``."""
+    from latentbridge.models.base import fit_latent_scale
+    from latentbridge.models.registry import build_model
+    from latentbridge.tasks.pipeline import loader_of, training_run
+
+    with training_run(stage_cfg, folder, resume=resume and (folder / "checkpoints").is_dir(),
+                      force=not resume) as run:
+        model = build_model(stage_cfg.model, input_shape=tuple(x_train.shape[1:]))
+        if stage_cfg.task == "audio_ae" and stage_cfg.features.standardize:
+            model.fit_normalizer(torch.from_numpy(x_train))
+        run.fit(model, loader_of(x_train, stage_cfg.train, True),
+                loader_of(x_val, stage_cfg.train, False) if len(x_val) else None)
+        if run.outcome is None:
+            return
+        model.eval()
+        fit_latent_scale(model, x_train)
+        card = (f"# latentbridge first stage: {stage_cfg.model.name}\n\n{note}; {len(x_train)} training / "
+                f"{len(x_val)} validation examples, {run.summary['epochs']} epochs, {run.summary['seconds']} s.\n")
+        run.save(model, transform=stage_cfg.transform_spec(), extra={"data": {"note": note,
+                 "n_train": int(len(x_train)), "n_val": int(len(x_val))}}, card=card)
+
+
+def prepare_stages(cfg, run_dir: Path, resume: bool = False) -> Stages:
+    """Copy ``first_stage.run`` into ``RUN/first_stage``, or train the configured stages there
+    (with ``resume``, stages already saved are kept); then load them."""
+    target = run_dir / STAGE_DIR
+    say = log.info
+    if cfg.first_stage.run:
+        src = load_stages(cfg.first_stage.run, cfg.modalities)  # checks it before copying
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        for key, saved in src.saved.items():
+            shutil.copytree(saved.path, target / key, ignore=shutil.ignore_patterns("checkpoints", "logs", ".*"))
+        say(f"first stage: copied from {cfg.first_stage.run}")
+        return load_stages(target, cfg.modalities)
+    for key in cfg.first_stage.stages:
+        folder = target / key
+        if resume and _is_model_folder(folder):
+            continue
+        stage_cfg = cfg.stage_config(key)
+        t0 = time.time()
+        _train_stage(cfg, stage_cfg, key, folder, resume)
+        say(f"first stage {key!r} ({stage_cfg.model.name}) trained in {time.time() - t0:.0f} s")
+    return load_stages(target, cfg.modalities)
+
+
+def _train_stage(cfg, stage_cfg, key: str, folder: Path, resume: bool) -> None:
+    if key == "multimodal":
+        from latentbridge.tasks import avdigits, multimodal
+
+        fit = multimodal.fit if stage_cfg.task == "multimodal" else avdigits.fit
+        fit(stage_cfg, folder, resume=resume and (folder / "checkpoints").is_dir(), force=not resume)
+        return
+    from latentbridge.data.digits import images_to_float, training_images
+
+    from latentbridge.tasks.autoencode import seeded_subset
+
+    limit, seed = stage_cfg.data.limit, cfg.train.seed
+    if key == "audio":
+        train, val = digit_pairs(cfg, "train")
+        clips_t = np.sort(np.unique(train.clip, return_index=True)[1])
+        clips_v = np.sort(np.unique(val.clip, return_index=True)[1])
+        _fit_stage_on_arrays(stage_cfg, folder, train.audio[clips_t[seeded_subset(len(clips_t), limit, seed)]],
+                             val.audio[clips_v], "FSDD training clips (official split) of the paired digits", resume)
+    else:
+        images, _ = training_images(cfg.digits, seed)
+        x = images_to_float(images)[seeded_subset(len(images), limit, seed)]
+        perm = np.random.default_rng(seed + 1).permutation(len(x))
+        n_val = int(round(cfg.data.val_fraction * len(x)))
+        _fit_stage_on_arrays(stage_cfg, folder, x[np.sort(perm[n_val:])], x[np.sort(perm[:n_val])],
+                             "MNIST training images of the paired digits", resume)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def digit_pairs(cfg, split: str):
+    """Training (with validation: whole clips held out) or test audio-visual pairs of ``cfg``."""
+    from latentbridge.tasks.avdigits import pairs
+
+    data, _ = pairs(cfg, "train" if split in ("train", "val") else split)
+    if split == "test":
+        return data
+    return data.split_val(cfg.data.val_fraction, cfg.train.seed)
+
+
+def bridge_splits(stages: Stages, root: str | None = None):
+    """(train, val, test) windows of the bridge data with the multimodal first stage's own state split."""
+    from latentbridge.tasks.multimodal import bridge_data
+
+    saved = stages.saved["multimodal"]
+    info = saved.info.get("data", {})
+    if not info.get("test_tests"):
+        raise ModelFolderError(saved.path, "the first stage records no split of damage states")
+    data = bridge_data(saved.workflow, root or info.get("root"))
+    try:
+        return tuple(data.subset_tests(info[k]) for k in ("train_tests", "val_tests", "test_tests"))
+    except ValueError as e:
+        raise DataError(root or info.get("root"), f"not the data the first stage was trained on ({e})") from None
+
+
+class RedrawnLatents(torch.utils.data.Dataset):
+    """Scaled latent pairs whose second part is drawn afresh on every use among the rows of the
+    pool with the same label (seeded by (seed, row, use count): reproducible)."""
+
+    def __init__(self, first: torch.Tensor, labels: np.ndarray, pool: torch.Tensor, pool_labels: np.ndarray,
+                 seed: int):
+        self.first, self.labels, self.pool, self.seed = first, np.asarray(labels), pool, int(seed)
+        self.rows = {int(d): np.flatnonzero(np.asarray(pool_labels) == d) for d in np.unique(self.labels)}
+        if any(not len(r) for r in self.rows.values()):
+            raise DataError("MNIST", "a digit of the clips has no training image to pair with")
+        self.uses = np.zeros(len(self.first), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+    def __getitem__(self, i):
+        rows = self.rows[int(self.labels[i])]
+        r = rows[np.random.default_rng([self.seed, int(i), int(self.uses[i])]).integers(len(rows))]
+        self.uses[i] += 1
+        return {"z": torch.cat([self.first[i], self.pool[r]])}
+
+
+def _latents(stages: Stages, batches: dict) -> torch.Tensor:
+    return torch.cat([stages.encode(m, x) for m, x in batches.items()], dim=1).float()
+
+
+def training_latents(cfg, stages: Stages, root: str | None = None):
+    """(train dataset, validation tensor or None, data info) of scaled latent pairs."""
+    from latentbridge.training.fit import DictDataset
+
+    if cfg.data.kind == "bridge":
+        train, val, test = bridge_splits(stages, root)
+        lab_t, lab_v = np.asarray(train.has_mask, bool), np.asarray(val.has_mask, bool)
+        if not lab_t.any():
+            raise DataError(root, "no labelled training windows (a crack mask per window is needed)")
+        z_t = _latents(stages, {"spec": train.waves[lab_t], "mask": train.masks[lab_t]})
+        z_v = _latents(stages, {"spec": val.waves[lab_v], "mask": val.masks[lab_v]}) if lab_v.any() else None
+        info = {"root": str(root or stages.saved["multimodal"].info["data"].get("root")),
+                "n_train_windows": int(lab_t.sum()), "n_val_windows": int(lab_v.sum()),
+                "train_tests": train.tests, "val_tests": val.tests, "test_tests": test.tests}
+        return DictDataset(z=z_t), z_v, info
+    from latentbridge.data.digits import training_images
+
+    train, val = digit_pairs(cfg, "train")
+    za = stages.encode("audio", train.audio).float()
+    if cfg.digits.redraw_images:
+        images, labels = training_images(cfg.digits, cfg.train.seed)
+        from latentbridge.data.digits import images_to_float
+
+        pool = stages.encode("image", images_to_float(images)).float()
+        dataset = RedrawnLatents(za, train.label, pool, labels, cfg.train.seed)
+    else:
+        dataset = DictDataset(z=torch.cat([za, stages.encode("image", train.image).float()], dim=1))
+    z_v = _latents(stages, {"audio": val.audio, "image": val.image}) if len(val) else None
+    info = {"n_train_pairs": len(train), "n_val_pairs": len(val), "n_train_clips": int(len(np.unique(train.clip))),
+            "redraw_images": bool(cfg.digits.redraw_images), "fsdd_root": cfg.digits.fsdd_root,
+            "mnist_root": cfg.digits.mnist_root}
+    return dataset, z_v, info
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@dataclass
+class FitResult:
+    out_dir: Path
+    n_train: int
+    n_val: int
+    seconds: float
+    seconds_first_stage: float
+    seconds_diffusion: float
+    mask_threshold: float | None = None
+
+
+def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, notify=None) -> FitResult | None:
+    from latentbridge.models.registry import build_model
+    from latentbridge.tasks.pipeline import training_run
+    from latentbridge.training.fit import DictDataset, make_loader
+
+    if cfg.task != "mld":
+        raise ConfigError(f"task: latentbridge.tasks.mld trains 'mld', not {cfg.task!r}")
+    if cfg.data.kind == "digits":
+        digit_pairs(cfg, "test")  # data problems surface before anything is trained
+    t0 = time.time()
+    with training_run(cfg, out_dir, resume=resume, force=force) as run:
+        stages = prepare_stages(cfg, run.dir, resume)
+        t_stage = time.time() - t0
+        train_set, z_val, info = training_latents(cfg, stages, cfg.data.root if cfg.data.kind == "bridge" else None)
+        model = build_model(cfg.model, **cfg.model_data(stages.latent_dims))
+        val = make_loader(DictDataset(z=z_val), cfg.train, False) if z_val is not None and len(z_val) else None
+        run.fit(model, make_loader(train_set, cfg.train, True), val, beta=False)
+        if run.outcome is None:
+            return None
+        model.eval()
+        extra = {"data": info, "first_stage": {"folder": STAGE_DIR, "keys": stages.keys,
+                                               "latent_scales": {m: stages.scale(m) for m in cfg.modalities},
+                                               "seconds": round(t_stage, 1), "reused": cfg.first_stage.run}}
+        threshold = None
+        if cfg.data.kind == "bridge":
+            from latentbridge.tasks.mld_eval import calibrate_bridge_threshold
+
+            extra["mask_threshold"] = calibrate_bridge_threshold(model, stages, cfg, info)
+            threshold = extra["mask_threshold"]["threshold"]
+        spec = _transform(cfg, stages)
+        summary = run.summary
+        run.save(model, transform=spec, extra=extra, card=_card(cfg, info, summary, stages, t_stage))
+        return FitResult(run.dir, info.get("n_train_windows", info.get("n_train_pairs")),
+                         info.get("n_val_windows", info.get("n_val_pairs")), time.time() - t0, round(t_stage, 1),
+                         summary["seconds"], threshold)
+
+
+def _transform(cfg, stages: Stages):
+    if cfg.data.kind == "bridge":
+        return stages.saved["multimodal"].transform
+    return cfg.transform_spec()
+
+
+def _card(cfg, info: dict, training: dict, stages: Stages, t_stage: float) -> str:
+    stage_lines = "\n".join(f"- {m}: {stages.saved[k].info['model_class']} (`{STAGE_DIR}/{k}`), latent "
+                            f"{d}, scale {stages.scale(m):.4g}" for (m, k), d in zip(stages.keys.items(),
+                                                                                    stages.latent_dims))
+    data = (f"bridge windows of `{info['root']}`: {info['n_train_windows']} labelled training / "
+            f"{info['n_val_windows']} validation windows; held-out states: {', '.join(info['test_tests'])}"
+            if cfg.data.kind == "bridge" else
+            f"{info['n_train_pairs']} training / {info['n_val_pairs']} validation audio-visual pairs "
+            f"(FSDD `{info['fsdd_root']}` official split, MNIST `{info['mnist_root']}`)"
+            + (", image drawn afresh per use among its digit's training images" if info["redraw_images"] else ""))
+    d = cfg.diffusion
+    return f"""# latentbridge multimodal latent diffusion ({cfg.data.kind})
+
+{cfg.description or 'One denoiser over the latents of frozen first stages.'}
+
+## First stages (frozen; {'reused from ' + str(cfg.first_stage.run) if cfg.first_stage.run else f'trained in {t_stage:.0f} s'})
+{stage_lines}
+
+## Data
+- {data}
+
+## Diffusion
+- {cfg.model.name} {cfg.model.model_dump(exclude={'name'})} over {sum(stages.latent_dims)} latent entries
+  ({', '.join(cfg.modalities)}); {d.schedule} schedule, {d.train_timesteps} timesteps, predicts
+  {'the noise' if d.prediction == 'epsilon' else 'the velocity'}; multi-time masking: {d.condition_share:g} of the
+  samples keep a modality clean (null for {d.label_dropout:g} of those)
+- Training: {training['epochs']} epochs, {training['seconds']} s (EMA weights saved)
+
+## Use
+`latentbridge sample RUN --condition FILE --num-samples 8 --out DIR`; `latentbridge evaluate RUN --out DIR`.
+"""
+
+
+# ----------------------------------------------------------------------------- sampling
+
+
+def load_run(run_dir):
+    """(saved MLD model, its first stages) of a run folder."""
+    from latentbridge.models.hub import load_model
+
+    saved = load_model(run_dir)
+    if saved.workflow.task != "mld":
+        raise LatentbridgeError(f"{run_dir}: a {saved.workflow.task!r} model, not a multimodal latent diffusion model")
+    fs = saved.info.get("first_stage", {})
+    stages = load_stages(Path(run_dir) / fs.get("folder", STAGE_DIR), saved.workflow.modalities)
+    return saved, stages
+
+
+def generate(model, n: int, condition: dict | None = None, *, settings: dict, batch_size: int = 1000) -> dict:
+    """Scaled latents of ``n`` samples (``condition``: scaled latents (n, d) per modality), in
+    batches, each seeded in turn by one generator seeded with ``settings['seed']``."""
+    g = torch.Generator().manual_seed(int(settings["seed"]))
+    outs = []
+    for i in range(0, n, batch_size):
+        j = min(n, i + batch_size)
+        cond = {m: c[i:j] for m, c in (condition or {}).items()}
+        outs.append(model.generate(j - i, cond, guidance=settings["guidance"], scheduler=settings["scheduler"],
+                                   steps=settings["steps"], eta=settings["eta"], generator=g))
+    return {m: torch.cat([o[m] for o in outs]) for m in model.modalities}
+
+
+def sampler_settings(cfg, **given) -> dict:
+    s = cfg.sampling
+    out = {k: (given.get(k) if given.get(k) is not None else getattr(s, k))
+           for k in ("scheduler", "steps", "guidance", "seed", "eta")}
+    if out["steps"] > cfg.diffusion.train_timesteps or out["steps"] < 1:
+        raise LatentbridgeError(f"--steps must be in 1..{cfg.diffusion.train_timesteps}, got {out['steps']}")
+    if out["guidance"] < 0:
+        raise LatentbridgeError(f"--guidance must be >= 0, got {out['guidance']}")
+    return out
+
+
+@dataclass
+class MLDSamples:
+    kind: str
+    settings: dict
+    groups: list = field(default_factory=list)
+    """One dict per condition file (or one for joint samples): ``name``, ``given`` (the condition's
+    modality or None) and the generated data of each other modality (numpy), plus for the bridge
+    ``mask_prob`` / ``mask`` (mean over samples and windows) and for audio ``waves``."""
+    sample_rate: float = 0.0
+    threshold: float | None = None
+    seconds: float = 0.0
+
+
+def sample(run_dir, n: int, conditions: list[str] | None = None, *, progress: bool = False, **given) -> MLDSamples:
+    """``n`` samples per condition file (``conditions``), or ``n`` joint samples without them."""
+    from latentbridge.tasks.mld_eval import decode_outputs, read_condition
+
+    if n < 1:
+        raise LatentbridgeError(f"--num-samples must be at least 1, got {n}")
+    saved, stages = load_run(run_dir)
+    cfg, model = saved.workflow, saved.model.eval()
+    settings = sampler_settings(cfg, **{k: v for k, v in given.items() if k != "batch_size"})
+    t0 = time.perf_counter()
+    threshold = (saved.info.get("mask_threshold") or {}).get("threshold")
+    out = MLDSamples(cfg.data.kind, {**settings, "n_samples": int(n)}, threshold=threshold)
+    for path in conditions or [None]:
+        if path is None:
+            m, x, name = None, None, "joint"
+        else:
+            m, x = read_condition(saved, stages, path)
+            name = Path(path).stem
+        z = None if m is None else stages.encode(m, x)  # (W, d): one row per window / clip / image
+        k = 1 if z is None else len(z)
+        cond = None if z is None else {m: z.repeat_interleave(n, dim=0)}
+        lat = generate(model, n * k, cond, settings=settings)
+        group = {"name": name, "given": m, **decode_outputs(saved, stages, lat, skip=m, threshold=threshold,
+                                                             windows=k)}
+        out.groups.append(group)
+    out.seconds = time.perf_counter() - t0
+    out.sample_rate = float(saved.transform.sample_rate)
+    return out

@@ -1,0 +1,299 @@
+"""Evaluation of multimodal latent diffusion runs, and their conditions and outputs in data space
+(compute only; :mod:`latentbridge.report.runs.mld` writes the files).
+
+Bridge (:func:`evaluate_bridge`), on the held-out damage states of the first stage's split — the
+states every bridge model of that data is evaluated on: crack masks sampled from vibration (the
+mean crack probability of ``evaluate.samples_per_condition`` samples per window, thresholded at
+the probability calibrated on the validation states) scored with the keys of the multimodal
+workflow (``mask_iou``, ``mask_damaged_iou``, ``mask_dice``, ``mask_healthy_fpr``,
+``crack_localisation_error_m``, ...); vibration sampled from the true masks, through the first
+stage's decoder (ISTFT of the decoded magnitude and phase), compared with the real windows by the
+distance of their mean power spectra (``psd_distance_db``, beside the first stage's own
+reconstructions and as many real training windows); joint samples against the real latents
+(Fréchet distance, a 2-D map); an interpolation between the least and the most damaged state.
+
+Digits (:func:`evaluate_digits`), on the audio-visual test pairs: images from spoken digits and
+log-mels from images, measured as every digit generator is (:mod:`latentbridge.tasks.crossmodal`),
+plus the diversity of several samples for one input, joint samples (do the two classifiers agree)
+and the first stages' own reconstructions (the ceiling of what diffusion in their latents reaches).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from latentbridge.errors import DataError
+from latentbridge.tasks.mld import bridge_splits, digit_pairs, generate, load_run, sampler_settings
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+# ----------------------------------------------------------------------------- conditions and outputs
+
+
+def _data_shape(stages, m: str) -> tuple[int, ...]:
+    """The data shape a stage decodes to (from a zero latent)."""
+    return tuple(stages.decode(m, torch.zeros(1, stages.latent_dims[list(stages.views).index(m)])).shape[1:])
+
+
+def read_condition(saved, stages, path) -> tuple[str, np.ndarray]:
+    """(modality, data) of a condition file: a spoken digit (wav/flac/ogg) or a written one (PNG) for
+    digits; a vibration recording (CSV: its windows) or a crack mask (PNG) for the bridge."""
+    cfg, p = saved.workflow, Path(path)
+    if not p.is_file():
+        raise DataError(p, "no such condition file")
+    suffix = p.suffix.lower()
+    if cfg.data.kind == "digits":
+        if suffix == ".png":
+            from latentbridge.io import read_grey_png
+
+            _, h, w = _data_shape(stages, "image")
+            img = read_grey_png(p, h, w)
+            border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
+            return "image", (1.0 - img if border.mean() > 0.5 else img)[None, None].astype(np.float32)
+        if suffix in AUDIO_SUFFIXES:
+            from latentbridge.data.digits import clip_features, load_clips
+
+            return "audio", clip_features(load_clips([p], saved.transform, strict=False), saved.transform)
+        raise DataError(p, f"a digits condition is a spoken digit ({', '.join(AUDIO_SUFFIXES)}) or a written one (.png)")
+    vib = stages.workflow("multimodal").vibration
+    if suffix == ".csv":
+        from latentbridge.tasks.multimodal import windows_of_recording
+
+        return "spec", windows_of_recording(vib, saved.transform, p)[0]
+    if suffix == ".png":
+        from latentbridge.io.vibration import read_mask_png
+
+        return "mask", read_mask_png(p, vib.mask_height, vib.mask_width, vib.mask_threshold,
+                                     vib.mask_coverage)[None, None].astype(np.float32)
+    raise DataError(p, "a bridge condition is a vibration recording (.csv) or a crack mask (.png)")
+
+
+def log_magnitude(waves: np.ndarray, spec) -> np.ndarray:
+    """(N, C, T) windows → (N, C, F, frames) natural-log STFT magnitudes (the vibration transform's STFT)."""
+    from latentbridge.transforms.audio import STFT
+
+    with torch.no_grad():
+        s = STFT(n_fft=spec.n_fft, hop_length=spec.hop_length)(torch.from_numpy(np.ascontiguousarray(waves)))
+    return torch.log(s.abs() + 1e-6).numpy()
+
+
+def decode_outputs(saved, stages, lat: dict, skip: str | None, threshold: float | None, windows: int = 1) -> dict:
+    """Data of every modality but ``skip`` from scaled latents: digits ``image`` (N, H, W), ``audio``
+    (N, F, T) dB log-mel and ``waves`` (Griffin-Lim); bridge ``mask_samples`` (N, H, W) crack
+    probabilities with their mean ``mask_prob`` and ``mask`` (above ``threshold``), ``wave`` (N, C, T)
+    and ``logmag``. Rows are ``windows`` conditions x their samples."""
+    from latentbridge.tasks.crossmodal import to_waves
+
+    cfg, out = saved.workflow, {}
+    for m, z in lat.items():
+        if m == skip:
+            continue
+        x = stages.decode(m, z).numpy()
+        if m == "image":
+            out["image"] = np.clip(x[:, 0], 0.0, 1.0)
+        elif m == "audio":
+            out["audio"] = x[:, 0]
+            out["waves"] = to_waves(saved.transform, x, cfg.evaluate.gl_iterations)
+        elif m == "mask":
+            out["mask_samples"] = x[:, 0]
+            out["mask_prob"] = x[:, 0].mean(axis=0)
+            out["mask"] = (out["mask_prob"] > (0.5 if threshold is None else threshold)).astype(np.float32)
+        else:
+            out["wave"] = x
+            out["logmag"] = log_magnitude(x, saved.transform)
+    out["windows"] = int(windows)
+    return out
+
+
+def mask_probabilities(model, stages, waves: np.ndarray, k: int, settings: dict) -> np.ndarray:
+    """(N, 1, H, W) mean crack probability of ``k`` masks sampled from each vibration window."""
+    z = stages.encode("spec", waves)
+    lat = generate(model, len(z) * k, {"spec": z.repeat_interleave(k, dim=0)}, settings=settings)
+    prob = stages.decode("mask", lat["mask"]).numpy()
+    return prob.reshape(len(z), k, *prob.shape[1:]).mean(axis=1)
+
+
+def calibrate_bridge_threshold(model, stages, cfg, info: dict) -> dict:
+    """The crack-probability threshold of sampled masks with the best pooled IoU on the labelled
+    validation windows (:func:`latentbridge.tasks.multimodal.best_threshold`)."""
+    from latentbridge.tasks.multimodal import best_threshold
+
+    _, val, _ = bridge_splits(stages, info.get("root"))
+    lab = np.asarray(val.has_mask, dtype=bool)
+    if not lab.any():
+        return {"threshold": 0.5, "calibrated_on": "default (no labelled validation windows)"}
+    prob = mask_probabilities(model, stages, val.waves[lab], cfg.evaluate.samples_per_condition, sampler_settings(cfg))
+    return best_threshold(prob, val.masks[lab])
+
+
+# ----------------------------------------------------------------------------- bridge
+
+
+@dataclass
+class MLDBridgeEvaluation:
+    metrics: dict
+    threshold: float
+    sample_rate: float
+    examples: dict = field(default_factory=dict)
+    interpolation: dict | None = None
+    latents: dict = field(default_factory=dict)  # "real" / "generated" (N, D) scaled latents
+    embedding: str = "umap"  # how the report maps them to 2-D
+    kind: str = "bridge"
+
+
+def evaluate_bridge(saved, stages, data_root: str | None = None) -> MLDBridgeEvaluation:
+    from latentbridge.metrics.generative import frechet_distance
+    from latentbridge.metrics.signal import psd_distance
+    from latentbridge.tasks.multimodal import mask_metrics, span_of
+
+    cfg, model = saved.workflow, saved.model.eval()
+    stage_cfg = stages.workflow("multimodal")
+    settings = sampler_settings(cfg)
+    k = cfg.evaluate.samples_per_condition
+    train, _, test = bridge_splits(stages, data_root)
+    lab = np.asarray(test.has_mask, dtype=bool)
+    if not lab.any():
+        raise DataError(data_root or saved.info["data"]["root"], "no labelled held-out windows to evaluate")
+    threshold = float((saved.info.get("mask_threshold") or {}).get("threshold", 0.5))
+    waves, masks = test.waves[lab], test.masks[lab]
+    prob = mask_probabilities(model, stages, waves, k, settings)
+    span = span_of(stage_cfg, data_root or saved.info["data"]["root"])
+    metrics: dict = {"model": "mld", "first_stage": saved.info["first_stage"]["keys"],
+                     "scope": "held-out damage states " + ", ".join(test.tests), "n_windows": int(len(test)),
+                     "n_labelled_windows": int(lab.sum()), "samples_per_window": k, "sampler": settings,
+                     **mask_metrics(prob, masks, threshold, span)}
+    z_mask, z_spec = stages.encode("mask", masks), stages.encode("spec", waves)
+    g = generate(model, len(z_mask), {"mask": z_mask}, settings=settings)
+    gen_waves = stages.decode("spec", g["spec"]).numpy()
+    recon = stages.decode("spec", z_spec).numpy()
+    rng = np.random.default_rng(0)
+    lab_train = np.flatnonzero(np.asarray(train.has_mask, dtype=bool))
+    real_ref = train.waves[np.sort(rng.permutation(lab_train)[:len(waves)])]
+    spec = saved.transform
+    psd = lambda a: psd_distance(a, waves, n_fft=spec.n_fft, hop=spec.hop_length)  # noqa: E731
+    joint = generate(model, len(waves), None, settings={**settings, "seed": settings["seed"] + 1})
+    real_lat = torch.cat([z_spec, z_mask], dim=1).numpy()
+    gen_lat = torch.cat([joint["spec"], joint["mask"]], dim=1).numpy()
+    z_train = torch.cat([stages.encode("spec", train.waves[lab_train]), stages.encode("mask", train.masks[lab_train])],
+                        dim=1).numpy()
+    metrics.update({
+        "psd_distance_db": psd(gen_waves), "psd_distance_db_joint": psd(stages.decode("spec", joint["spec"]).numpy()),
+        "psd_distance_db_first_stage": psd(recon), "psd_distance_db_real_train": psd(real_ref),
+        "fd_latent_joint": frechet_distance(gen_lat, real_lat), "fd_latent_real_train": frechet_distance(
+            z_train[np.sort(rng.permutation(len(z_train))[:len(real_lat)])], real_lat),
+        "mask_threshold": threshold, "crack_span_m": span,
+    })
+    idx = np.sort(np.random.default_rng(0).choice(len(waves), size=min(4, len(waves)), replace=False))
+    test_lab = np.flatnonzero(lab)
+    examples = {"titles": [f"{test.tests[test.test_index[test_lab[i]]]} @{test.starts_s[test_lab[i]]:.0f}s" for i in idx],
+                "masks": masks[idx, 0], "mask_prob": prob[idx, 0],
+                "logmag": log_magnitude(waves[idx], spec)[:, 0], "logmag_gen": log_magnitude(gen_waves[idx], spec)[:, 0],
+                "wave": waves[idx[0]], "wave_gen": gen_waves[idx[0]]}
+    first = generate(model, k, {"spec": z_spec[idx[:1]].repeat(k, 1)}, settings=settings)
+    examples["mask_samples"] = stages.decode("mask", first["mask"]).numpy()[:, 0]
+    ext = np.asarray(test.extent, dtype=float)[lab]
+    a, b = int(np.nanargmin(ext)), int(np.nanargmax(ext))
+    interp = _interpolation(model, stages, z_spec[a], z_spec[b], settings)
+    name = lambda i: test.tests[test.test_index[test_lab[i]]]  # noqa: E731
+    interp.update({"from": f"{name(a)} (extent {ext[a]:.3f})", "to": f"{name(b)} (extent {ext[b]:.3f})"})
+    return MLDBridgeEvaluation(metrics, threshold, float(spec.sample_rate), examples, interp,
+                               {"real": real_lat, "generated": gen_lat}, cfg.evaluate.embedding)
+
+
+def _interpolation(model, stages, za: torch.Tensor, zb: torch.Tensor, settings: dict, steps: int = 7) -> dict:
+    """Masks sampled, with the same noise, from conditions on a straight line between two vibration latents."""
+    alphas = torch.linspace(0, 1, steps)
+    masks = []
+    for t in alphas:
+        z = ((1 - t) * za + t * zb)[None]
+        masks.append(stages.decode("mask", generate(model, 1, {"spec": z}, settings=settings)["mask"]).numpy()[0, 0])
+    return {"alphas": alphas.numpy(), "masks": np.stack(masks)}
+
+
+# ----------------------------------------------------------------------------- digits
+
+
+@dataclass
+class MLDDigitsEvaluation:
+    metrics: dict
+    sample_rate: int
+    examples: dict = field(default_factory=dict)
+    """``labels`` (10,), ``inputs_image`` / ``inputs_audio`` of one test pair per digit, ``images``
+    (10, k, H, W) sampled from their spoken digits, ``audio`` (10, k, F, T) from their images,
+    ``waves`` (10, samples) of the first, ``joint_images`` / ``joint_audio``."""
+    kind: str = "digits"
+
+
+def evaluate_digits(saved, stages) -> MLDDigitsEvaluation:
+    from latentbridge.metrics.classification import coherence
+    from latentbridge.metrics.generative import diversity, frechet_distance
+    from latentbridge.tasks.crossmodal import digit_judges, generation_metrics, reference_metrics, to_waves, wav_subset
+
+    cfg, model = saved.workflow, saved.model.eval()
+    e, settings = cfg.evaluate, sampler_settings(cfg)
+    test = digit_pairs(cfg, "test")
+    if e.max_pairs and e.max_pairs < len(test):
+        keep = np.zeros(len(test), dtype=bool)
+        keep[np.random.default_rng(0).permutation(len(test))[:e.max_pairs]] = True
+        test = test.subset(keep)
+    z_a, z_i = stages.encode("audio", test.audio), stages.encode("image", test.image)
+    images = stages.decode("image", generate(model, len(test), {"audio": z_a}, settings=settings)["image"]).numpy()
+    images = np.clip(images, 0.0, 1.0)
+    audio = stages.decode("audio", generate(model, len(test), {"image": z_i}, settings=settings)["audio"]).numpy()
+    judges = digit_judges(cfg, saved.transform)
+    sub = wav_subset(len(test), e.max_wav_pairs)
+    metrics: dict = {"model": "mld", "first_stage": saved.info["first_stage"]["keys"], "n_test_pairs": len(test),
+                     "sampler": settings, "n_image_to_wav": int(len(sub)),
+                     **generation_metrics(judges, test, images, audio, sub, "", e.gl_iterations),
+                     **reference_metrics(judges, test, sub, e.gl_iterations)}
+    # several samples for one input: the diversity a deterministic route cannot have
+    rows = np.sort(np.random.default_rng(1).permutation(len(test))[:min(e.diversity_inputs, len(test))])
+    k, groups = e.samples_per_condition, np.repeat(np.arange(len(rows)), e.samples_per_condition)
+    s = {**settings, "seed": settings["seed"] + 1}
+    many_i = stages.decode("image", generate(model, len(rows) * k, {"audio": z_a[rows].repeat_interleave(k, 0)},
+                                             settings=s)["image"]).clamp(0, 1).numpy()
+    many_a = stages.decode("audio", generate(model, len(rows) * k, {"image": z_i[rows].repeat_interleave(k, 0)},
+                                             settings=s)["audio"]).numpy()
+    joint = generate(model, len(test), None, settings={**settings, "seed": settings["seed"] + 2})
+    j_img = stages.decode("image", joint["image"]).clamp(0, 1).numpy()
+    j_aud = stages.decode("audio", joint["audio"]).numpy()
+    rec_i = stages.decode("image", z_i).clamp(0, 1).numpy()
+    rec_a = stages.decode("audio", z_a).numpy()
+    metrics.update({
+        "diversity_image_per_input": diversity(many_i, groups), "diversity_audio_per_input": diversity(many_a, groups),
+        "joint_agreement": float(np.mean(judges.mnist.predict(j_img) == judges.fsdd.predict(j_aud))),
+        "fd_image_joint": frechet_distance(judges.mnist.embed(j_img), judges.mnist.embed(test.image)),
+        "first_stage_image_accuracy": coherence(judges.mnist, rec_i, test.label)["accuracy"],
+        "first_stage_audio_accuracy": coherence(judges.fsdd, rec_a, test.label)["accuracy"],
+        "fd_image_first_stage": frechet_distance(judges.mnist.embed(rec_i), judges.mnist.embed(test.image)),
+        "mnist_classifier_test_accuracy": judges.mnist_info.get("test_accuracy"),
+        "fsdd_classifier_test_accuracy": judges.fsdd_info.get("test_accuracy"),
+    })
+    order = np.argsort(test.label, kind="stable")
+    pick = np.array([order[np.searchsorted(test.label[order], d)] for d in range(10) if d in set(test.label)])
+    n_ex = min(k, 8)
+    ex_i = generate(model, len(pick) * n_ex, {"audio": z_a[pick].repeat_interleave(n_ex, 0)}, settings=s)
+    ex_a = generate(model, len(pick) * n_ex, {"image": z_i[pick].repeat_interleave(n_ex, 0)}, settings=s)
+    gen_a = stages.decode("audio", ex_a["audio"]).numpy()
+    examples = {"labels": test.label[pick], "inputs_image": test.image[pick, 0], "inputs_audio": test.audio[pick, 0],
+                "images": stages.decode("image", ex_i["image"]).clamp(0, 1).numpy()[:, 0].reshape(
+                    len(pick), n_ex, *test.image.shape[2:]),
+                "audio": gen_a[:, 0].reshape(len(pick), n_ex, *test.audio.shape[2:]),
+                "waves": to_waves(saved.transform, gen_a[::n_ex], e.gl_iterations),
+                "joint_images": j_img[:20, 0], "joint_audio": j_aud[:20, 0]}
+    return MLDDigitsEvaluation(metrics, int(saved.transform.sample_rate), examples)
+
+
+def evaluate(run_dir, data: str | None = None):
+    """Evaluate an MLD run folder (``data``: the bridge data root, when not the run's)."""
+    saved, stages = load_run(run_dir)
+    if saved.workflow.data.kind == "bridge":
+        return evaluate_bridge(saved, stages, data)
+    if data:
+        raise DataError(data, "digits runs are evaluated on the test pairs of their config (drop --data)")
+    return evaluate_digits(saved, stages)

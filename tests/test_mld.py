@@ -1,0 +1,315 @@
+"""Multimodal latent diffusion: multi-time masking, conditional sampling (shapes, determinism, a
+clean modality held exactly), a denoiser that learns a cross-modal relation, the set measures it
+is read with, and train → sample → evaluate through the command line on tiny bridge and digit data."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import FSDD, REPO
+from latentbridge.cli import main
+from latentbridge.models.mld import CLEAN, NULL, LatentDenoiser
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from a second thread; on a shared, loaded machine two threads that wait
+    for each other made one first-stage step 15x slower (4 s vs 0.27 s)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+PROCESS = {"schedule": "cosine", "prediction": "v_prediction", "train_timesteps": 100, "clip_sample": None}
+
+
+def _model(**kw):
+    torch.manual_seed(0)
+    return LatentDenoiser(("a", "b"), (3, 2), PROCESS, hidden=32, blocks=2, time_dim=8, **kw)
+
+
+def test_training_states_follow_the_shares():
+    m = _model(condition_share=0.5, null_share=0.25)
+    times = m.draw_states(20000, torch.Generator().manual_seed(0))
+    noised = times >= 0
+    assert noised.any(dim=1).all()  # never every modality clean or null
+    conditioned = (~noised).any(dim=1)
+    assert conditioned.float().mean().item() == pytest.approx(0.5, abs=0.02)
+    null = (times == NULL).sum().item() / (~noised).sum().item()
+    assert null == pytest.approx(0.25, abs=0.02)
+    joint = times[~conditioned]
+    assert (joint[:, 0] == joint[:, 1]).all()  # jointly noised modalities share the timestep
+    assert not (_model(condition_share=0.0).draw_states(500) < 0).any()
+
+
+def test_loss_scores_only_the_noised_modalities():
+    m = _model(condition_share=0.9)
+    m.train()
+    z = torch.randn(64, 5)
+    torch.manual_seed(3)
+    loss, parts = m.loss({"z": z})
+    assert loss.shape == (64,) and torch.isfinite(loss).all()
+    torch.manual_seed(3)
+    times = m.draw_states(64)
+    for i, name in enumerate(("a", "b")):
+        assert (parts[f"mse_{name}"][times[:, i] < 0] == 0).all()
+        assert (parts[f"mse_{name}"][times[:, i] >= 0] > 0).all()
+
+
+class _Spy(LatentDenoiser):
+    def forward(self, z, times):
+        self.calls.append((z.clone(), times.clone()))
+        return super().forward(z, times)
+
+
+@pytest.mark.parametrize("guidance", [1.0, 2.0])
+def test_a_clean_modality_stays_exactly_unchanged_through_sampling(guidance):
+    torch.manual_seed(0)
+    m = _Spy(("a", "b"), (3, 2), PROCESS, hidden=32, blocks=2, time_dim=8)
+    m.calls = []
+    cond = torch.randn(4, 3)
+    out = m.generate(4, {"a": cond}, guidance=guidance, steps=6, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(out["a"], cond) and out["b"].shape == (4, 2)
+    assert len(m.calls) == 6
+    for z, times in m.calls:  # every step saw the condition exactly, marked clean (and nulled for guidance)
+        assert torch.equal(z[:4, :3], cond) and (times[:4, 0] == CLEAN).all() and (times[:4, 1] >= 0).all()
+        if guidance != 1.0:
+            assert len(z) == 8 and (times[4:, 0] == NULL).all()
+    # the model itself zeroes a nulled modality: its value cannot leak into the unconditional prediction
+    z = torch.randn(2, 5)
+    t = torch.tensor([[NULL, 10], [NULL, 10]])
+    z2 = z.clone()
+    z2[:, :3] += 5.0
+    torch.testing.assert_close(LatentDenoiser.forward(m, z, t), LatentDenoiser.forward(m, z2, t))
+
+
+def test_conditional_sampling_shapes_and_determinism():
+    m = _model()
+    cond = {"b": torch.randn(5, 2)}
+    for scheduler in ("ddim", "dpm", "ddpm"):
+        a = m.generate(5, cond, scheduler=scheduler, steps=4, generator=torch.Generator().manual_seed(7))
+        b = m.generate(5, cond, scheduler=scheduler, steps=4, generator=torch.Generator().manual_seed(7))
+        c = m.generate(5, cond, scheduler=scheduler, steps=4, generator=torch.Generator().manual_seed(8))
+        assert a["a"].shape == (5, 3) and torch.equal(a["a"], b["a"]) and not torch.equal(a["a"], c["a"])
+    state = torch.get_rng_state()
+    joint = m.generate(3, None, steps=4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(torch.get_rng_state(), state)  # the global RNG is untouched
+    assert joint["a"].shape == (3, 3) and joint["b"].shape == (3, 2)
+    # guidance 0 is the unconditional prediction: the condition's value does not matter
+    u1 = m.generate(5, cond, guidance=0.0, steps=4, generator=torch.Generator().manual_seed(7))
+    u2 = m.generate(5, {"b": cond["b"] + 3}, guidance=0.0, steps=4, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(u1["a"], u2["a"])
+    for bad in ({"c": torch.zeros(5, 2)}, {"b": torch.zeros(4, 2)}, {"a": torch.zeros(5, 3), "b": torch.zeros(5, 2)}):
+        with pytest.raises(ValueError):
+            m.generate(5, bad, steps=2)
+
+
+def test_one_denoiser_learns_both_directions_of_a_cross_modal_relation():
+    """Modality b holds the sign of a's first entry (± 1.5 with a little noise): conditional samples of
+    b follow a given a, samples of a follow b, and joint samples keep the relation; samples lie on the
+    data (|b| ≈ 1.5), which a noise-predicting model of this cosine schedule misses: its clean estimate at
+    the last timestep (alpha_bar 2e-7) multiplies the prediction error by ~2,000 (|b| in the hundreds)."""
+    torch.manual_seed(0)
+    n = 1024
+    a = torch.randn(n, 3)
+    b = torch.sign(a[:, :1]).repeat(1, 2) * 1.5 + 0.1 * torch.randn(n, 2)
+    z = torch.cat([a, b], dim=1)
+    m = LatentDenoiser(("a", "b"), (3, 2), PROCESS, condition_share=0.5, null_share=0.1, hidden=64, blocks=2,
+                       time_dim=16)
+    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+    m.train()
+    for _ in range(400):
+        idx = torch.randint(0, n, (256,))
+        loss, _ = m.loss({"z": z[idx]})
+        opt.zero_grad()
+        loss.mean().backward()
+        opt.step()
+    g = torch.Generator().manual_seed(0)
+    test_a = torch.randn(200, 3)
+    out = m.generate(200, {"a": test_a}, steps=25, generator=g)
+    assert (torch.sign(out["b"][:, 0]) == torch.sign(test_a[:, 0])).float().mean() > 0.9
+    assert out["b"].abs().median().item() == pytest.approx(1.5, abs=0.2)
+    sign = torch.where(torch.rand(200, generator=g) < 0.5, -1.0, 1.0)
+    out = m.generate(200, {"b": sign[:, None].repeat(1, 2) * 1.5}, steps=25, generator=g)
+    assert (torch.sign(out["a"][:, 0]) == sign).float().mean() > 0.9
+    assert out["a"].std().item() == pytest.approx(1.0, abs=0.3)
+    joint = m.generate(200, None, steps=25, generator=g)
+    assert (torch.sign(joint["a"][:, 0]) == torch.sign(joint["b"][:, 0])).float().mean() > 0.9
+
+
+def test_set_measures():
+    from latentbridge.metrics.generative import diversity, mean_pairwise_distance, nearest_distance
+    from latentbridge.metrics.signal import psd_distance
+
+    x = np.zeros((3, 1, 2, 2))
+    x[1] += 1.0
+    x[2] += 3.0
+    assert mean_pairwise_distance(x) == pytest.approx((1 + 3 + 2) / 3)
+    assert diversity(x, [0, 0, 1]) == pytest.approx(1.0)  # the single-sample group is skipped
+    assert diversity(np.repeat(x[:1], 4, axis=0), [0, 0, 1, 1]) == 0.0  # a retrieval of one example
+    np.testing.assert_allclose(nearest_distance(x[1:], x[:2]), [0.0, 2.0])
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((6, 2, 4000))
+    assert psd_distance(w, w) == pytest.approx(0.0, abs=1e-9)
+    assert psd_distance(2 * w, w) == pytest.approx(20 * np.log10(2), abs=1e-6)
+    # two sets of the same white noise: ~360 frames per bin, an estimate within ~0.5 dB
+    assert psd_distance(w[:3], w[3:]) < 1.0
+    red = np.cumsum(w[3:], axis=-1) * 0.1  # integrated (red) noise: -20 dB per decade, 22 dB off here
+    assert psd_distance(red, w[:3]) > 10.0
+
+
+# ----------------------------------------------------------------------------- command line, bridge
+
+BRIDGE_STAGE = ["model.channels=[8,16]", "model.mask_channels=[4,8]", "model.latent_dim=8", "train.max_epochs=2",
+                "train.batch_size=8", "vibration.mask_height=16", "vibration.mask_width=48", "beta.warmup_steps=5",
+                "train.progress_bar=false"]
+BRIDGE = ["data.test_fraction=0.3", "data.val_fraction=0.2", "model.hidden=32", "model.blocks=1",
+          "train.max_epochs=3", "train.batch_size=16", "train.progress_bar=false", "sampling.steps=5",
+          "evaluate.samples_per_condition=2", "evaluate.embedding=pca", *[f"first_stage.stages.multimodal.{o}" for o in BRIDGE_STAGE]]
+
+
+def _o(items):
+    return [x for o in items for x in ("-o", o)]
+
+
+@pytest.fixture(scope="module")
+def bridge_run(tmp_path_factory, feature_cache):
+    root = tmp_path_factory.mktemp("mld_bridge") / "data"
+    assert main(["data", "synth", "bridge", "--out", str(root), "--states", "10", "--duration", "25",
+                 "--sensors", "4", "--seed", "1"]) == 0
+    run = root.parent / "run"
+    assert main(["train", "--config", str(REPO / "configs" / "mld_bridge.yaml"), "--out", str(run),
+                 *_o([f"data.root={root}", *BRIDGE])]) == 0
+    return root, run
+
+
+def test_bridge_train_sample_evaluate(bridge_run, tmp_path, capsys):
+    root, run = bridge_run
+    info = json.loads((run / "config.json").read_text())
+    stage = json.loads((run / "first_stage" / "multimodal" / "config.json").read_text())
+    assert info["model_class"] == "mld_mlp" and stage["model_class"] == "mmvae"
+    assert info["data"]["test_tests"] == stage["data"]["test_tests"]  # the first stage's held-out states
+    assert 0.0 < info["mask_threshold"]["threshold"] <= 0.5
+    assert info["model_kwargs"]["latent_dims"] == [8, 8]
+
+    csv_file = sorted((root / "Data").rglob("*.csv"))[0]
+    mask_file = sorted((root / "Labels").rglob("*.png"))[0]
+    out = tmp_path / "samples"
+    assert main(["sample", str(run), "--condition", str(csv_file), "--condition", str(mask_file),
+                 "--num-samples", "3", "--steps", "4", "--guidance", "2", "--out", str(out)]) == 0
+    from_csv, from_mask = out / csv_file.stem, out / mask_file.stem
+    assert len(list(from_csv.glob("mask_sample_*.png"))) == 3 and (from_csv / "mask.png").is_file()
+    spec = np.load(from_mask / "log_magnitude.npy")
+    assert spec.shape[:2] == (3, 4) and np.isfinite(spec).all()
+    assert len(list(from_mask.glob("vibration_*.wav"))) == 3 and len(list(from_mask.glob("spectrogram_*.png"))) == 3
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["guidance"] == 2.0 and settings["steps"] == 4
+
+    ev = tmp_path / "eval"
+    assert main(["evaluate", str(run), "--out", str(ev)]) == 0
+    m = json.loads((ev / "metrics.json").read_text())
+    for key in ("mask_iou", "mask_damaged_iou", "mask_dice", "mask_healthy_fpr", "crack_localisation_error_m",
+                "crack_missed_rate", "crack_false_rate", "psd_distance_db", "psd_distance_db_first_stage",
+                "fd_latent_joint"):
+        assert key in m, key
+    assert 0.0 <= m["mask_iou"] <= 1.0 and m["psd_distance_db"] >= 0.0
+    assert m["scope"].startswith("held-out damage states")
+    for f in ("masks.png", "time_series.png", "latent_map.png", "interpolation_mask.png", "report.html"):
+        assert (ev / f).is_file(), f
+
+
+def test_bridge_first_stage_reuse(bridge_run, tmp_path):
+    root, run = bridge_run
+    again = tmp_path / "again"
+    assert main(["train", "--config", str(REPO / "configs" / "mld_bridge.yaml"), "--out", str(again),
+                 *_o([f"data.root={root}", *BRIDGE, "train.max_epochs=1", f"first_stage.run={run}"])]) == 0
+    a = json.loads((run / "config.json").read_text())["first_stage"]["latent_scales"]
+    b = json.loads((again / "config.json").read_text())["first_stage"]["latent_scales"]
+    assert a == b and (again / "first_stage" / "multimodal" / "model.safetensors").is_file()
+    assert not (again / "first_stage" / "multimodal" / "checkpoints").exists()
+
+
+def test_bad_input_is_one_line_exit_2(bridge_run, tmp_path, capsys):
+    from latentbridge.io import write_wav
+
+    root, run = bridge_run
+    wav = tmp_path / "digit.wav"
+    write_wav(wav, np.zeros(800, dtype=np.float32) + 0.1, 8000)
+    cases = [
+        ["sample", str(run), "--condition", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "a")],
+        ["sample", str(run), "--condition", str(REPO / "README.md"), "--out", str(tmp_path / "b")],
+        ["sample", str(run), "--condition", str(wav), "--out", str(tmp_path / "b2")],
+        ["sample", str(run), "--steps", "5000", "--out", str(tmp_path / "c")],
+        ["sample", str(run), "--guidance", "-1", "--out", str(tmp_path / "c2")],
+        ["sample", str(run), "--num-samples", "0", "--out", str(tmp_path / "c3")],
+        ["sample", str(run), "--class", "3", "--out", str(tmp_path / "d")],
+        ["train", "--config", str(REPO / "configs" / "mld_bridge.yaml"), "--out", str(tmp_path / "e"),
+         "-o", "first_stage.stages.audio={base: mel_ae.yaml}"],
+        ["train", "--config", str(REPO / "configs" / "mld_bridge.yaml"), "--out", str(tmp_path / "f"),
+         "-o", "first_stage.stages.multimodal.model.latent_dim=-1"],
+        ["train", "--config", str(REPO / "configs" / "mld_bridge.yaml"), "--out", str(tmp_path / "g"),
+         "-o", f"data.root={root}", "-o", f"first_stage.run={tmp_path}"],
+    ]
+    for args in cases:
+        capsys.readouterr()
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and "\n" not in err and "Traceback" not in err, (args, err)
+        if args[0] == "sample":
+            assert not (tmp_path / args[-1]).exists()  # nothing written
+
+
+# ----------------------------------------------------------------------------- command line, digits
+
+MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"
+DIGITS = ["digits.limit_train_clips=120", "digits.limit_test_clips=40", "digits.pairs_per_clip=1",
+          "train.max_epochs=2", "train.progress_bar=false", "model.hidden=32", "model.blocks=1", "sampling.steps=4",
+          "first_stage.stages.audio.model.channels=[8,8]", "first_stage.stages.audio.model.latent_dim=8",
+          "first_stage.stages.audio.train.max_epochs=1", "first_stage.stages.image.train.max_epochs=1",
+          "first_stage.stages.image.data.limit=400", "first_stage.stages.image.model.latent_dim=8",
+          "first_stage.stages.audio.train.progress_bar=false", "first_stage.stages.image.train.progress_bar=false",
+          "evaluate.max_wav_pairs=10", "evaluate.diversity_inputs=4", "evaluate.samples_per_condition=2"]
+
+
+@pytest.mark.skipif(not (FSDD.exists() and MNIST_DIR.exists()), reason="FSDD or MNIST not under ../shared/data")
+def test_digits_train_sample_evaluate(tmp_path, feature_cache, small_classifiers, capsys):
+    run = tmp_path / "run"
+    args = _o([f"digits.fsdd_root={FSDD.parent}", f"digits.mnist_root={MNIST_DIR}", *DIGITS])
+    assert main(["train", "--config", str(REPO / "configs" / "mld_avdigits.yaml"), "--out", str(run), *args]) == 0
+    info = json.loads((run / "config.json").read_text())
+    assert info["model_kwargs"]["modalities"] == ["audio", "image"] and info["model_kwargs"]["latent_dims"] == [8, 8]
+    assert {p.name for p in (run / "first_stage").iterdir()} >= {"audio", "image"}
+
+    wav = sorted(FSDD.glob("*.wav"))[0]
+    png = tmp_path / "seven.png"
+    from latentbridge.io.images import write_png
+
+    img = np.ones((40, 40))
+    img[8:12, 8:32] = 0.0
+    img[12:34, 26:30] = 0.0
+    write_png(png, img)  # dark ink on white: inverted to MNIST's light ink
+    out = tmp_path / "samples"
+    assert main(["sample", str(run), "--condition", str(wav), "--condition", str(png), "--num-samples", "2",
+                 "--seed", "3", "--out", str(out)]) == 0
+    assert len(list((out / wav.stem).glob("image_*.png"))) == 2
+    mels = np.load(out / "seven" / "log_mel.npy")
+    assert mels.shape == (2, 64, 128) and len(list((out / "seven").glob("audio_*.wav"))) == 2
+    again = tmp_path / "again"
+    assert main(["sample", str(run), "--condition", str(png), "--num-samples", "2", "--seed", "3",
+                 "--out", str(again)]) == 0
+    np.testing.assert_array_equal(np.load(again / "seven" / "log_mel.npy"), mels)  # seeded: reproducible
+
+    ev = tmp_path / "eval"
+    assert main(["evaluate", str(run), "--out", str(ev)]) == 0
+    m = json.loads((ev / "metrics.json").read_text())
+    for key in ("coherence_audio_to_image", "coherence_image_to_audio", "coherence_image_to_wav_second_judge",
+                "second_judge_ceiling", "fd_image", "fd_audio", "diversity_image", "diversity_audio",
+                "memorisation_image", "memorisation_audio", "diversity_image_per_input"):
+        assert np.isfinite(m[key]), key
+    assert m["diversity_image_per_input"] > 0  # several samples of one input differ
+    assert (ev / "report.html").is_file() and sorted(ev.glob("image_to_audio_*.wav"))
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--out", str(tmp_path / "x"), "--data", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error:")
