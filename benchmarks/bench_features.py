@@ -110,7 +110,7 @@ def seed_params() -> tuple[dict, AudioTransform, SpectrogramTransform]:
     cfg = load_config(str(REPO / "configs" / "seed_spectrogram_vae.yaml"), [])
     spec = transform_spec(cfg)
     t = build_spectrogram(spec)
-    w, f = spec.windowing, spec.features
+    f = spec.features
     p = dict(sample_rate=spec.sample_rate, window=spec.window_samples, hop=spec.hop_samples,
              window_s=w.window_s, hop_s=w.hop_s, pad=w.pad,
              n_fft=f.n_fft, hop_length=f.hop_length, n_frames=f.n_frames)
@@ -211,7 +211,7 @@ def logmel_settings() -> tuple[dict, AudioTransform]:
     """The anomaly workflow's fixed log-mel settings (``anomaly fit -o audio.auto=false``): 16 kHz,
     2-s windows, hop 1 s, wrap padding, n_fft 1024, hop 512, 64 mel bands, amplitude in dB."""
     spec = transform_spec(load_config(None, ["audio.auto=false"], sets={"task": "anomaly"}))
-    w, f = spec.windowing, spec.features
+    f = spec.features
     p = dict(sample_rate=spec.sample_rate, window=spec.window_samples, hop=spec.hop_samples, n_fft=f.n_fft,
              hop_length=f.hop_length, n_mels=f.n_mels)
     return p, spec

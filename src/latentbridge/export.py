@@ -53,13 +53,25 @@ def _probe_windows(n: int, window: int, sample_rate: int, seed: int = 0) -> np.n
     return out
 
 
+def _checked_session(path: str | Path, metadata: dict | None):
+    """Check the exported graph, store ``metadata`` in it and open it in onnxruntime."""
+    import onnx
+    import onnxruntime as ort
+
+    m = onnx.load(str(path))
+    onnx.checker.check_model(m)
+    for k, v in (metadata or {}).items():
+        prop = m.metadata_props.add()
+        prop.key, prop.value = k, v
+    onnx.save(m, str(path))
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
 def write_score_graph(model, spec, path: str | Path, score: str = "mse", metadata: dict | None = None,
                       opset: int = 18, n_parity: int = 8) -> dict:
     """Export ``model``'s scoring graph for the audio transform ``spec`` to ``path`` (as is: callers make
     it atomic), with ``metadata`` in the ONNX metadata, and compare onnxruntime with PyTorch on probe
     windows. Returns ``{"max_abs_diff", "relative_score_diff", "n_parity_windows"}``."""
-    import onnx
-    import onnxruntime as ort
 
     from latentbridge.transforms.spec import build_spectrogram
 
@@ -72,13 +84,7 @@ def write_score_graph(model, spec, path: str | Path, score: str = "mse", metadat
     torch.onnx.export(graph, (mag,), str(path), input_names=["magnitude"], output_names=["score", "reconstruction"],
                       dynamic_axes={"magnitude": {0: "batch"}, "score": {0: "batch"}, "reconstruction": {0: "batch"}},
                       opset_version=opset, dynamo=False)
-    m = onnx.load(str(path))
-    onnx.checker.check_model(m)
-    for k, v in (metadata or {}).items():
-        prop = m.metadata_props.add()
-        prop.key, prop.value = k, v
-    onnx.save(m, str(path))
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = _checked_session(path, metadata)
     out_score, rec = sess.run(None, {"magnitude": mag.numpy()})
     diff = max(float(np.abs(out_score - ref_score.numpy()).max()), float(np.abs(rec - ref_rec.numpy()).max()))
     rel = float(np.abs(out_score - ref_score.numpy()).max() / max(1e-12, float(np.abs(ref_score.numpy()).max())))
@@ -161,8 +167,6 @@ def write_denoiser_graph(model, path: str | Path, metadata: dict | None = None, 
                          n_parity: int = 6) -> dict:
     """Export one denoiser step of ``model`` to ``path`` and compare onnxruntime with PyTorch on
     random inputs (every class, the null class). Returns ``{"max_abs_diff", "relative_diff", "n_parity"}``."""
-    import onnx
-    import onnxruntime as ort
 
     graph = DenoiserGraph(model.eval()).eval()
     inputs = _denoiser_inputs(model, n_parity)
@@ -174,13 +178,7 @@ def write_denoiser_graph(model, path: str | Path, metadata: dict | None = None, 
         torch.onnx.export(graph, tuple(inputs.values()), str(path), input_names=names, output_names=["prediction"],
                           dynamic_axes={**{k: {0: "batch"} for k in names}, "prediction": {0: "batch"}},
                           opset_version=opset, dynamo=False)
-    m = onnx.load(str(path))
-    onnx.checker.check_model(m)
-    for k, v in (metadata or {}).items():
-        prop = m.metadata_props.add()
-        prop.key, prop.value = k, v
-    onnx.save(m, str(path))
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = _checked_session(path, metadata)
     out = sess.run(None, {k: v.numpy() for k, v in inputs.items()})[0]
     diff = float(np.abs(out - ref).max())
     return {"max_abs_diff": diff, "relative_diff": diff / max(1e-12, float(np.abs(ref).max())), "n_parity": n_parity}
