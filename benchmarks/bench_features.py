@@ -110,7 +110,7 @@ def seed_params() -> tuple[dict, AudioTransform, SpectrogramTransform]:
     cfg = load_config(str(REPO / "configs" / "seed_spectrogram_vae.yaml"), [])
     spec = transform_spec(cfg)
     t = build_spectrogram(spec)
-    f = spec.features
+    w, f = spec.windowing, spec.features
     p = dict(sample_rate=spec.sample_rate, window=spec.window_samples, hop=spec.hop_samples,
              window_s=w.window_s, hop_s=w.hop_s, pad=w.pad,
              n_fft=f.n_fft, hop_length=f.hop_length, n_frames=f.n_frames)
