@@ -164,6 +164,29 @@ def table(rows: list[dict], cols: list[str], fmt: dict[str, str] | None = None) 
     return "\n".join(lines)
 
 
+def run_logged(cmd: list[str], log: Path, loads: list[float] | None = None) -> float:
+    """Run a command (output to ``log``), return its wall time; raise with the log's tail on failure.
+
+    With ``loads``, the 1-min load average is appended every 5 s while the command runs (the machine is
+    shared: other processes show up there).
+    """
+    t0 = time.perf_counter()
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO)
+        while True:
+            try:
+                proc.wait(timeout=5)
+                break
+            except subprocess.TimeoutExpired:
+                if loads is not None:
+                    loads.append(os.getloadavg()[0])
+    dt = time.perf_counter() - t0
+    if proc.returncode != 0:
+        tail = log.read_text()[-3000:]
+        raise RuntimeError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{tail}")
+    return dt
+
+
 def make_synth_machine(out_dir: Path, **kw) -> Path:
     """Generate the synthetic machine set (retrying a few times: the generator may be mid-edit)."""
     from latentbridge.data.synth.machine import synth_machine

@@ -50,13 +50,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, cli, table, write_results  # noqa: E402
+from _common import run_logged as run  # noqa: E402
 
 MODELS = {
     "jsd": "configs/mmvae_bridge_jsd.yaml",
@@ -69,29 +69,6 @@ REFERENCE = "spec2mask"
 #: Tiny settings for a smoke run (``--smoke``): a few states, 2 epochs, small networks.
 SMOKE_OVERRIDES = ["train.max_epochs=2", "model.channels=[8,16]", "model.mask_channels=[4,8]",
                    "model.latent_dim=8", "beta.warmup_steps=5"]
-
-
-def run(cmd: list[str], log: Path, loads: list[float] | None = None) -> float:
-    """Run a command (output to ``log``), return its wall time; raise with the log's tail on failure.
-
-    With ``loads``, the 1-min load average is appended every 5 s while the command runs (the machine is
-    shared: other processes show up there).
-    """
-    t0 = time.perf_counter()
-    with open(log, "w") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO)
-        while True:
-            try:
-                proc.wait(timeout=5)
-                break
-            except subprocess.TimeoutExpired:
-                if loads is not None:
-                    loads.append(os.getloadavg()[0])
-    dt = time.perf_counter() - t0
-    if proc.returncode != 0:
-        tail = log.read_text()[-3000:]
-        raise RuntimeError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{tail}")
-    return dt
 
 
 def cli_threads() -> dict:

@@ -49,14 +49,14 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, cli, table, write_results  # noqa: E402
+from _common import cli, table, write_results  # noqa: E402
+from _common import run_logged as run  # noqa: E402
 
 BRIDGE_MODELS = {"mmvae": "configs/mmvae_bridge.yaml", "spec2mask": "configs/spec2mask_bridge.yaml",
                  "mld": "configs/mld_bridge.yaml"}
@@ -87,23 +87,6 @@ QUICK_DIGITS = {
     "mld": ["digits.limit_train_clips=600", "digits.limit_test_clips=300", "first_stage.stages.audio.train.max_epochs=8",
             "first_stage.stages.image.train.max_epochs=5", "evaluate.max_wav_pairs=300"],
 }
-
-
-def run(cmd: list[str], log: Path, loads: list[float] | None = None) -> float:
-    """Run a command (output to ``log``); its wall time. With ``loads``, the 1-min load average every 5 s."""
-    t0 = time.perf_counter()
-    with open(log, "w") as f:  # the subprocess runs this checkout's src/ (_common puts it on PYTHONPATH)
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO)
-        while True:
-            try:
-                proc.wait(timeout=5)
-                break
-            except subprocess.TimeoutExpired:
-                if loads is not None:
-                    loads.append(os.getloadavg()[0])
-    if proc.returncode != 0:
-        raise RuntimeError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{log.read_text()[-3000:]}")
-    return time.perf_counter() - t0
 
 
 def _o(overrides: list[str]) -> list[str]:
