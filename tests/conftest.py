@@ -222,6 +222,19 @@ def fitted_model(machine_data, feature_cache, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch intra-op thread for a test module (``pytestmark = pytest.mark.usefixtures(...)``): tiny
+    models gain nothing from a second thread, and on the shared 2-core machine two threads that wait for
+    each other made runs 2-15x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # --------------------------------------------------------------------------- serving fixtures
 
 

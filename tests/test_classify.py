@@ -39,13 +39,7 @@ def quick(kind, **extra):
     return classify.classifier_config(kind, root, **{**(QUICK_MNIST if kind == "mnist" else QUICK_FSDD), **extra})
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on the 2-core development machine, 2 threads made these runs 2-3x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --------------------------------------------------------------------------- models

@@ -12,14 +12,7 @@ from conftest import FSDD, REPO
 from latentbridge.cli import main
 from latentbridge.models.mld import CLEAN, NULL, LatentDenoiser
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from a second thread; on a shared, loaded machine two threads that wait
-    for each other made one first-stage step 15x slower (4 s vs 0.27 s)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 PROCESS = {"schedule": "cosine", "prediction": "v_prediction", "train_timesteps": 100, "clip_sample": None}
