@@ -27,6 +27,10 @@ Parts (``--parts``, default all; a part reuses the run folders of earlier ones u
 ``arch``
     The three architectures at that sampler and the preset's guidance.
 
+The results file keeps the figures of parts not run this time from the previous results file
+(``kept_from_earlier_run`` names their date, code and run folder); the fast sampler is chosen from
+the ``samplers`` rows, run now or kept.
+
 Usage (from the repository root)::
 
     python benchmarks/bench_diffusion.py                          # everything (hours on a shared 2-core VM)
@@ -233,12 +237,15 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     out: dict = {"n_samples": args.n_samples, "work": str(work), "load_at_start": _load(), "parts": sorted(parts)}
     prev = REPO / "benchmarks" / "results" / f"{NAME}.json"
-    if prev.is_file() and "train" not in parts:  # keep the training figures of an earlier run
+    if prev.is_file():  # keep the figures of the parts not run now (each part records its own model)
         import json
 
         old = json.loads(prev.read_text())
-        if "train" in old:
-            out["train"] = old["train"]
+        for key in ("train", "samplers", "guidance", "arch"):
+            if key not in parts and key in old:
+                out[key] = old[key]
+                out.setdefault("kept_from_earlier_run", {})[key] = {"date_utc": old.get("date_utc"),
+                                                                   "code": old.get("code"), "work": old.get("work")}
     if "train" not in parts and "train" not in out and (work / "ours" / "config.json").is_file():
         out["train"] = {"runs": {"ours": run_record(work / "ours")}}  # a run trained outside this script
     if "train" in parts:

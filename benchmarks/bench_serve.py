@@ -10,8 +10,8 @@ cut from held-out recordings (16-bit WAV).
    (``FeatureExtractor.read`` + ``windows_of`` + ``Detector.score_windows``) on the same mix of
    clips, for ``--inproc-seconds``: requests/s and scored windows/s. torch on one thread, as
    ``latentbridge serve`` runs on 2 cores.
-2. **HTTP load**, once with micro-batching (``--max-batch 64 --max-wait-ms 2``) and once without
-   (``--max-batch 1``): the server (``python -m latentbridge serve``) and the load client (its own
+2. **HTTP load**, once with the server's default micro-batching and once without
+   (``--max-batch 1``), and once per ``--sweep`` value of ``--max-batch``: the server (``python -m latentbridge serve``) and the load client (its own
    process: asyncio + httpx, ``--clients`` tasks, each posting 2-s and 10-s clips alternately,
    back to back, for ``--seconds``) share the machine. Reported: requests/s, scored windows/s,
    p50/p95/p99 latency per clip length, the count of every status code, requests lost (sent
@@ -265,6 +265,8 @@ def main() -> None:
     ap.add_argument("--model")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--port", type=int, default=8731)
+    ap.add_argument("--sweep", type=lambda v: [int(x) for x in v.split(",") if x], default=[],
+                    help="extra HTTP runs at these --max-batch values (e.g. 32,16,8), beside the default and unbatched")
     ap.add_argument("--client", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.client:
@@ -280,7 +282,9 @@ def main() -> None:
     ref_before = in_process(model, clips, args.inproc_seconds)
     print(f"in-process (start): {ref_before['requests_per_s']:.1f} requests/s, {ref_before['windows_per_s']:.1f} windows/s")
     modes = {}
-    for label, flags in (("batched", ["--max-batch", "64", "--max-wait-ms", "2"]), ("unbatched", ["--max-batch", "1"])):
+    runs = [("batched", []), ("unbatched", ["--max-batch", "1"])]
+    runs += [(f"max_batch_{n}", ["--max-batch", str(n)]) for n in args.sweep]
+    for label, flags in runs:
         srv = Server(model, args.port, *flags, log=work / f"server_{label}.log")
         try:
             res = run_client({"kind": "http", "url": srv.url, "name": name, "clips": clip_paths,

@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--api-key", help="require this key on every request (default: $LATENTBRIDGE_API_KEY)")
     sv.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload (413 above it)")
     sv.add_argument("--max-duration", type=float, default=600.0, help="longest audio upload in seconds (413)")
-    sv.add_argument("--max-batch", type=int, default=64,
+    sv.add_argument("--max-batch", type=int, default=16,
                     help="most windows per model call when batching concurrent requests (1: no batching)")
     sv.add_argument("--max-wait-ms", type=float, default=2.0, help="how long a batch waits for more requests")
     sv.add_argument("--max-age-ms", type=float, default=1000.0,

@@ -45,7 +45,7 @@ class ServeSettings:
     api_key: str | None = None
     max_upload_mb: float = 50.0
     max_duration_s: float = 600.0
-    max_batch: int = 64
+    max_batch: int = 16
     """Most windows scored in one model call; 1 switches micro-batching off."""
     max_wait_ms: float = 2.0
     """How long the batcher waits for more requests after the first one of a batch."""

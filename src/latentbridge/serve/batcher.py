@@ -46,7 +46,7 @@ class BatchStats:
 class MicroBatcher:
     """``fn(windows (N, ...)) -> (scores (N,), decisions (N,))`` behind a batching worker thread."""
 
-    def __init__(self, fn, *, max_batch: int = 64, max_wait_s: float = 0.002, max_age_s: float = 1.0,
+    def __init__(self, fn, *, max_batch: int = 16, max_wait_s: float = 0.002, max_age_s: float = 1.0,
                  name: str = "batcher"):
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
