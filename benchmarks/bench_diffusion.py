@@ -105,7 +105,6 @@ def train_part(work: Path, args) -> dict:
     """Calibrate the CPU cost of a training step per architecture, then train the three presets
     (concurrently: ``--jobs``), each as ``latentbridge train`` in its own process; CPU seconds
     from the child's resource usage."""
-    import json
     import subprocess
 
     cfgs = {k: _cfg(k, args.override) for k in PRESETS}
@@ -136,23 +135,11 @@ def train_part(work: Path, args) -> dict:
         name, proc, t0, load0 = running.pop(pid)
         if os.waitstatus_to_exitcode(status) != 0:
             raise SystemExit(f"training {name} failed: see {work / (name + '.log')}")
-        info = json.loads((work / name / "config.json").read_text())
-        from latentbridge.tasks.diffusion import read_epochs
-
-        history = read_epochs(work / name / "logs" / "epochs.csv")
-        last = [r for r in history if r.get("fd") is not None][-1:] or [{}]
-        res[name] = {"run": str(work / name), "epochs": epochs[name], "wall_s": round(time.time() - t0, 1),
-                     "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
-                     "train_seconds_wall": info["training"]["seconds"], "load_before": load0,
-                     "load_after": _load(), "step_cpu_s": round(step_cpu[name], 4),
-                     "params": None, "final_fd_monitor": last[0].get("fd"),
-                     "final_class_accuracy_monitor": last[0].get("class_accuracy"), "history": history}
+        res[name] = {**run_record(work / name), "wall_s": round(time.time() - t0, 1),
+                     "cpu_s": round(usage.ru_utime + usage.ru_stime, 1), "load_before": load0,
+                     "load_after": _load(), "step_cpu_s": round(step_cpu[name], 4)}
         print(f"trained {name}: {epochs[name]} epochs, {res[name]['wall_s']:.0f} s wall, "
               f"{res[name]['cpu_s']:.0f} s CPU", flush=True)
-    from latentbridge.models.hub import load_model
-
-    for name in res:
-        res[name]["params"] = sum(p.numel() for p in load_model(work / name).model.parameters())
     return {"step_cpu_s": step_cpu, "runs": res}
 
 
