@@ -56,6 +56,17 @@ def _shot(page, name: str) -> Path:
     return path
 
 
+def _open(browser, url: str, n_models: int, height: int = 1000):
+    """A new page at ``url`` once the page has listed ``n_models`` models; with the list its script
+    errors are collected in."""
+    page = browser.new_page(viewport={"width": 1000, "height": height})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_function(f"window.lb && window.lb.models.length === {n_models}", timeout=30000)
+    return page, errors
+
+
 def _smallest_arc(phases: np.ndarray, period: float) -> float:
     """Length of the shortest arc of a circle of circumference ``period`` holding every phase."""
     p = np.sort(np.mod(phases, period))
@@ -64,11 +75,7 @@ def _smallest_arc(phases: np.ndarray, period: float) -> float:
 
 
 def test_live_page_scores_the_microphone_and_flags_the_fault(server, browser):
-    page = browser.new_page(viewport={"width": 1000, "height": 1100})
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(server.url + "/")
-    page.wait_for_function("window.lb && window.lb.models.length === 1", timeout=30000)
+    page, errors = _open(browser, server.url + "/", 1, height=1100)
     page.click("#live-start")
     page.wait_for_function("window.lb.live.windows.length >= 16", timeout=90000)
     windows = page.evaluate("window.lb.live.windows")
@@ -96,9 +103,7 @@ def test_live_page_scores_the_microphone_and_flags_the_fault(server, browser):
 
 
 def test_upload_page_shows_a_result(server, browser, detector_model):
-    page = browser.new_page(viewport={"width": 1000, "height": 1000})
-    page.goto(server.url + "/")
-    page.wait_for_function("window.lb && window.lb.models.length === 1", timeout=30000)
+    page, _ = _open(browser, server.url + "/", 1)
     page.set_input_files("#file", str(detector_model.parent / "fault.wav"))
     page.click("#submit")
     page.wait_for_function("window.lb.result !== null", timeout=60000)
@@ -136,11 +141,7 @@ def generative_server(tmp_path_factory):
 
 
 def test_generate_and_enhance_pages(generative_server, browser):
-    page = browser.new_page(viewport={"width": 1000, "height": 1000})
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(generative_server.url + "/?model=ddpm")
-    page.wait_for_function("window.lb && window.lb.models.length === 2", timeout=30000)
+    page, errors = _open(browser, generative_server.url + "/?model=ddpm", 2)
     assert page.is_hidden("#upload-panel") and page.is_hidden("#live-panel") and page.is_visible("#sample-panel")
     assert page.input_value("#sample-steps") == "5"  # the run's own sampling settings
     page.fill("#sample-n", "4")
