@@ -52,6 +52,17 @@ def test_run_folder_records_the_transform_split_and_calibration(run):
     assert all(f > 0 for f in cal["factors"].values())
     betas = [float(r.split(",")[2]) for r in (run / "logs" / "beta_tracking.csv").read_text().splitlines()[1:]]
     assert max(betas) > min(betas) and "tolerance 10 ppm" in (run / "README.md").read_text()
+    # the preset's model: skips, residual, blind spot with fusion, its noise model fitted and saved
+    kw = info["model_kwargs"]
+    assert kw["skips"] and kw["residual"] and kw["blind_spot"] == 4 and kw["fuse"]
+    noise = info["noise_model"]
+    assert noise["fitted"] and len(noise["a"]) == len(noise["b"]) == 6
+    assert all(a >= 0 for a in noise["a"]) and any(a > 0 or b > 0 for a, b in zip(noise["a"], noise["b"]))
+    from latentbridge.models.hub import load_model
+
+    saved = load_model(run)
+    np.testing.assert_allclose(saved.model.noise_model.numpy(), np.array([noise["a"], noise["b"]]).T, rtol=1e-6)
+    assert "fused with its own value" in (run / "README.md").read_text()
 
 
 def test_evaluate_scores_three_tasks_against_baselines(run, tmp_path, capsys):

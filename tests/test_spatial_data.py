@@ -76,6 +76,29 @@ def test_statistics_corruptions_and_patches():
     assert all(float(ds[i]["target_valid"].mean()) >= cfg.min_valid for i in range(20))
 
 
+def test_blind_spot_patches_hide_a_share_of_pixels_and_target_only_the_hidden():
+    rng = np.random.default_rng(4)
+    values = rng.normal(0, 1, (40, 40, 2)).astype(np.float32)
+    valid = np.ones((40, 40), bool)
+    valid[:, :3] = False
+    sec = PreparedSection(values, valid, coordinate_frame(valid))
+    cfg = PatchConfig(size=32)
+    ex = make_patch(sec, 4, 0, 32, "denoise", cfg, rng, blind_spot=4)
+    ok, obs, tv = valid[4:36, :32], ex["observed"][0] > 0, ex["target_valid"][0] > 0
+    hidden = ok & ~obs
+    assert 0.18 < hidden.sum() / ok.sum() < 0.32  # about 1/4 of the measured pixels
+    assert np.array_equal(tv, hidden) and not (obs & ~ok).any()
+    assert (ex["x"][:, ~obs] == 0).all() and np.array_equal(ex["x"][:, obs], ex["target"][:, obs])
+    ex = make_patch(sec, 4, 0, 32, "inpaint", cfg, rng, blind_spot=4)
+    assert np.array_equal(ex["target_valid"][0] > 0, ok & ~(ex["observed"][0] > 0))
+    ex = make_patch(sec, 4, 0, 32, "upscale", cfg, rng, blind_spot=4)  # the target is not in the input
+    assert np.array_equal(ex["target_valid"][0] > 0, ok)
+    # a clean target needs no blind spot: the dataset switches it off
+    assert PatchDataset([sec], cfg, 2, seed=0, blind_spot=4).blind_spot == 4
+    sec_clean = PreparedSection(values, valid, coordinate_frame(valid), truth=values)
+    assert PatchDataset([sec_clean], cfg, 2, seed=0, target="clean", blind_spot=4).blind_spot == 0
+
+
 def test_noise_scaling_recovers_each_channels_noise_level():
     rng = np.random.default_rng(5)
     yy, xx = np.mgrid[:60, :70] / 30.0

@@ -18,6 +18,11 @@ valid pixels, each given to the model in one of three forms, drawn with the conf
 The target is the measured patch at its valid pixels (``data.target=measured``, the default: no
 clean map is needed to train, any imzML file works), or the clean map at every pixel of the
 section (``data.target=clean``: supervised, for data that has one, such as the synthetic sections).
+
+Blind-spot training (``blind_spot`` = K, the model's setting; measured targets only): a *denoise*
+patch hides a random 1/K of its valid pixels, and the target of denoise and inpaint patches is only
+the hidden pixels: the model learns to predict a measured value from its neighbours, never from
+itself, which with noise independent between pixels is the clean value's estimate (Noise2Self).
 """
 
 from __future__ import annotations
@@ -330,14 +335,17 @@ def prepare(sections: list[Section], spec) -> list[PreparedSection]:
 
 
 def make_patch(sec: PreparedSection, y0: int, x0: int, size: int, mode: str, patches_cfg,
-               rng: np.random.Generator, target: str = "measured") -> dict[str, np.ndarray]:
+               rng: np.random.Generator, target: str = "measured", blind_spot: int = 0) -> dict[str, np.ndarray]:
     """One training example (numpy) of a prepared section at (y0, x0) in the given corruption mode;
-    the target is the measured patch at its valid pixels, or (``target="clean"``) the clean patch
-    at every pixel of the section's outline."""
+    the target is the measured patch at its valid pixels (``blind_spot`` > 1: at its hidden pixels),
+    or (``target="clean"``) the clean patch at every pixel of the section's outline."""
     v = sec.values[y0:y0 + size, x0:x0 + size]
     ok = sec.valid[y0:y0 + size, x0:x0 + size]
     coarse = np.zeros(ok.shape, dtype=bool)
-    if mode == "denoise":
+    if mode == "denoise" and blind_spot > 1:
+        observed = ok & (rng.random(ok.shape) >= 1.0 / blind_spot)
+        x = v * observed[..., None]
+    elif mode == "denoise":
         x, observed = v, ok
     elif mode == "inpaint":
         lo, hi = patches_cfg.hide_fraction
@@ -350,6 +358,8 @@ def make_patch(sec: PreparedSection, y0: int, x0: int, size: int, mode: str, pat
         raise ValueError(f"unknown mode {mode!r}")
     ex = {"x": np.moveaxis(x, 2, 0), "observed": observed[None], "coarse": coarse[None],
           "coords": coords_of(sec.frame, y0, x0, size, size), "target": np.moveaxis(v, 2, 0), "target_valid": ok[None]}
+    if blind_spot > 1 and mode != "upscale":
+        ex["target_valid"] = (ok & ~observed)[None]
     if sec.truth is not None:
         ex["truth"] = np.moveaxis(sec.truth[y0:y0 + size, x0:x0 + size], 2, 0)
         if target == "clean":
@@ -364,9 +374,10 @@ class PatchDataset(torch.utils.data.Dataset):
     dataset's generator."""
 
     def __init__(self, sections: list[PreparedSection], patches_cfg, n: int, seed: int, fixed: bool = False,
-                 target: str = "measured"):
+                 target: str = "measured", blind_spot: int = 0):
         self.sections = sections
         self.target = target
+        self.blind_spot = int(blind_spot) if target == "measured" else 0
         if target == "clean" and any(s.truth is None for s in sections):
             raise ConfigError("data.target=clean: every training section needs its clean map (NAME.truth.npy)")
         self.cfg = patches_cfg
@@ -393,7 +404,7 @@ class PatchDataset(torch.utils.data.Dataset):
             if sec.valid[y0:y0 + p, x0:x0 + p].mean() >= self.cfg.min_valid:
                 break
         mode = MODES[rng.choice(3, p=self.mode_p)]
-        ex = make_patch(sec, int(y0), int(x0), p, mode, self.cfg, rng, self.target)
+        ex = make_patch(sec, int(y0), int(x0), p, mode, self.cfg, rng, self.target, self.blind_spot)
         ex["mode"] = np.float32(MODES.index(mode))
         return {k: torch.from_numpy(np.asarray(a)) for k, a in ex.items()}
 

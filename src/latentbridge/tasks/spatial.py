@@ -10,6 +10,12 @@ Fit
     :class:`~latentbridge.transforms.spec.SpatialTransform`. Training needs no clean map: every
     target is the measured patch (:class:`~latentbridge.data.spatial.PatchDataset`).
 
+Noise model
+    A model with the blind spot and ``fuse`` (the preset) fits its per-channel noise variance model
+    on the validation patches after training (:meth:`~latentbridge.models.spatial.SpatialCVAE.fit_noise_model`),
+    before the calibration below, so the calibrated σ is that of the fused maps. ``data.target=clean``
+    switches the blind spot off (the targets are not the inputs' noisy values).
+
 Uncertainty calibration
     After training, the predicted standard deviation (variance head + spread of decoded latent
     samples) is scaled per kind of pixel (observed, missing, coarse input) so that 95 % of the
@@ -80,7 +86,8 @@ def calibrate(model, dataset, n_samples: int, seed: int, coverage: float = 0.95)
     mean, avar, lvar = out
     z = ((batch[ref_key] - mean).abs() / (avar + lvar).sqrt().clamp_min(1e-8))  # (N, C, P, P)
     kind = torch.where(batch["coarse"] > 0, 2, torch.where(batch["observed"] > 0, 0, 1)).expand_as(z)
-    valid = (batch["target_valid"] > 0).expand_as(z)
+    # every measured pixel (a blind-spot patch's target is its hidden pixels only; the others were measured too)
+    valid = ((batch["target_valid"] > 0) | ((batch["observed"] > 0) & (batch["coarse"] == 0))).expand_as(z)
     factors, counts = [], {}
     for i, name in enumerate(PIXEL_KINDS):
         sel = z[valid & (kind == i)]
@@ -117,24 +124,47 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
                  "channels": channels, "shapes": {s.name: list(s.shape) for s in train_all + test},
                  "validation": "held-out sections" if val else "patches of the training sections"}
     # every data error before the run folder is touched
+    model_cfg = cfg.model
+    if cfg.data.target == "clean" and getattr(model_cfg, "blind_spot", 0):
+        log.info("data.target=clean: the targets are not the inputs' noisy values, so no blind spot "
+                 "(model.blind_spot set to 0)")
+        model_cfg = model_cfg.model_copy(update={"blind_spot": 0})
+    blind_spot = getattr(model_cfg, "blind_spot", 0)
     train_ds = PatchDataset(fit_sections, cfg.patches, cfg.patches.per_epoch, seed=cfg.train.seed,
-                            target=cfg.data.target)
+                            target=cfg.data.target, blind_spot=blind_spot)
     val_ds = PatchDataset(val_sections, cfg.patches, cfg.patches.val_patches, seed=cfg.train.seed + 1, fixed=True,
-                          target=cfg.data.target)
+                          target=cfg.data.target, blind_spot=blind_spot)
     with training_run(cfg, out_dir, resume=resume, force=force) as run:
-        model = build_model(cfg.model, n_channels=channels, patch_size=cfg.patches.size,
+        model = build_model(model_cfg, n_channels=channels, patch_size=cfg.patches.size,
                             loss_weights=cfg.losses.model_dump())
         model.set_bounds(stats["lower"], stats["upper"])
         run.fit(model, make_loader(train_ds, cfg.train, True), make_loader(val_ds, cfg.train, False))
         if run.outcome is None:
             return None
+        noise = fit_noise(model, val_ds)
         calibration = calibrate(model, val_ds, cfg.patches.samples, cfg.train.seed)
         _fit_latent_scale(model, val_ds)
         s = run.summary
-        run.save(model, transform=spec, extra={"data": data_info, "calibration": calibration},
-                 card=_card(cfg, spec, data_info, calibration, s))
+        run.save(model, transform=spec, extra={"data": data_info, "calibration": calibration, "noise_model": noise},
+                 card=_card(cfg, model.params, spec, data_info, calibration, s, noise))
         return SpatialFitResult(run.dir, len(train), len(val), len(test), s["best_val_loss"], s["epochs"],
                                 round(time.time() - t0, 1), calibration["reference"])
+
+
+def fit_noise(model, dataset) -> dict | None:
+    """Fit the model's noise model (fusion of blind-spot predictions with the measurement; see
+    :class:`~latentbridge.models.spatial.SpatialCVAE`) on ``dataset``'s patches; None for a model
+    without fusion."""
+    if not model.params.get("fuse"):
+        return None
+    items = [dataset[i] for i in range(len(dataset))]
+    batch = {k: torch.stack([it[k] for it in items]) for k in ("x", "observed", "coarse", "coords")}
+    try:
+        coef = model.fit_noise_model(batch["x"], batch["observed"], batch["coarse"], batch["coords"])
+    except ValueError as e:  # too small a validation set: the blind-spot prediction alone
+        log.warning("no fusion with the measurement: %s (more patches.val_patches)", e)
+        return {"fitted": False, "reason": str(e)}
+    return {"fitted": True, "variance": "a * level + b per channel (normalised units)", **coef}
 
 
 @torch.no_grad()
@@ -145,8 +175,18 @@ def _fit_latent_scale(model, dataset) -> None:
     model.latent_scale.fill_(float(q.mode().double().std().clamp_min(1e-8)))
 
 
-def _card(cfg, spec, data: dict, cal: dict, training: dict) -> str:
+def _card(cfg, params: dict, spec, data: dict, cal: dict, training: dict, noise: dict | None = None) -> str:
     m = cfg.model
+    paths = ("skip connections from the encoder" + (", the mean a correction to the input's local average"
+                                                    if params["residual"] else "")) if params["skips"] \
+        else "the latent the only path from input to output"
+    blind = (f"blind spot: trained to predict hidden pixels only; {params['blind_spot']} passes per tile, each "
+             "measured pixel predicted while hidden") if params["blind_spot"] else "no blind spot"
+    if noise and noise.get("fitted"):
+        blind += ("; each measured pixel fused with its own value (noise variance a * level + b per channel, "
+                  "fitted on the validation patches)")
+    elif noise:
+        blind += f"; no fusion ({noise['reason']})"
     mz = ", ".join(f"{v:g}" for v in spec.mz[:8]) + (" ..." if spec.mz and len(spec.mz) > 8 else "") \
         if spec.mz else "(array channels)"
     return f"""# latentbridge spatial conditional VAE: {m.name}
@@ -163,6 +203,7 @@ def _card(cfg, spec, data: dict, cal: dict, training: dict) -> str:
 ## Model
 - {m.name}: latent {m.latent_dim} x {spec.patch_size // 2} x {spec.patch_size // 2} per {spec.patch_size}-pixel patch,
   widths {m.channels}, {m.fourier_frequencies} Fourier frequencies of the coordinates (up to {m.max_frequency:g}).
+  {paths}; {blind}.
 - Training: {training['epochs']} epochs, best validation loss {training['best_val_loss']}, {training['seconds']} s.
 - Uncertainty: σ calibrated to 95 % within ±2σ on the validation patches against the {cal['reference']}
   (factors {', '.join(f'{k} {v:.3g}' for k, v in cal['factors'].items())}).

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.errors import DataError
+from latentbridge.errors import ConfigError, DataError
 from latentbridge.tasks import baselines as B
 
 log = logging.getLogger(__name__)
@@ -97,11 +97,17 @@ def evaluate(run_dir: str | Path, data: str | None = None) -> SpatialEvaluation:
     sections = [s for s in sections if s.truth is not None]
     if not sections:
         raise DataError(data or cfg.data.root, "no test section with a clean map (NAME.truth.npy) to score against")
+    # baselines at their best grid value on the run's validation sections (never on the sections scored)
     val_names = set(info.get("val_sections") or [])
-    tuning = []
-    if val_names and not data:
-        train_all, _, _ = load_sections(cfg.data)
-        tuning = [s for s in train_all if s.name in val_names and s.truth is not None]
+    tuning, untuned = [], ""
+    if val_names:
+        try:
+            train_all, _, _ = load_sections(cfg.data)
+        except (DataError, ConfigError, OSError) as e:
+            untuned = f" (the run's validation sections are not readable: {e})"
+            log.warning("baselines at their default parameters%s", untuned)
+        else:
+            tuning = [s for s in train_all if s.name in val_names and s.truth is not None]
     params = _tune_baselines(tuning) if tuning else {t: {n: None for n in BASELINES[t]} for t in BASELINES}
     n_samples = cfg.patches.samples
     per_task: dict[str, list[dict]] = {t: [] for t in BASELINES}
@@ -142,7 +148,8 @@ def evaluate(run_dir: str | Path, data: str | None = None) -> SpatialEvaluation:
                      "scope": scope, "sections": [s.name for s in sections], "n_sections": len(sections),
                      "channels": spec.channels, "mz": spec.mz, "hide_fraction_inpaint": HIDE_FRACTION,
                      "calibration": saved.info.get("calibration"),
-                     "baseline_tuning": f"on {', '.join(s.name for s in tuning)}" if tuning else "defaults"}
+                     "baseline_tuning": f"on {', '.join(s.name for s in tuning)}" if tuning
+                     else f"defaults{untuned}"}
     for task in BASELINES:
         mean = {k: float(np.mean([m[k] for m in per_task[task]])) for k in per_task[task][0]}
         bases = {}
