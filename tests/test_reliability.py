@@ -442,3 +442,19 @@ def test_list_devices_says_when_there_are_none(monkeypatch, capsys, fitted_model
     monkeypatch.setattr(capture, "list_input_devices", lambda: [])
     assert main(["anomaly", "listen", str(fitted_model), "--list-devices"]) == 0
     assert "no audio input devices" in capsys.readouterr().err
+
+
+def test_format_1_digit_models_keep_their_digit_transform():
+    """Version 1 avdigits read nothing from ``audio`` / ``features`` (a constant 8 kHz digit transform);
+    the converter drops those sections, so the upgraded model reads audio as it was trained on."""
+    from latentbridge.config.workflows import transform_spec, validate
+    from latentbridge.models.upgrade import convert_config
+
+    old = {"task": "avdigits", "audio": {"sample_rate": 16000, "window_s": 2.0, "pad": "wrap"},
+           "features": {"n_fft": 1024, "hop_length": 512}, "model": {"name": "avmvae", "latent_dim": 32},
+           "digits": {"fsdd_root": None}}
+    config, dropped = convert_config(old, "avmvae", {"latent_dim": 32})
+    assert {"audio", "features"} <= set(dropped)
+    spec = transform_spec(validate(config, "converted"))
+    f = spec.features
+    assert (f.sample_rate, f.n_fft, f.hop_length, f.n_mels) == (8000, 256, 64, 64)

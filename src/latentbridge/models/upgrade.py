@@ -19,6 +19,9 @@ from latentbridge.errors import ModelFolderError
 from latentbridge.utils import sha256_file
 
 
+IGNORED_V1_SECTIONS = {"avdigits": ("audio", "features")}
+
+
 def convert_config(old: dict, model_class: str, model_kwargs: dict) -> tuple[dict, list[str]]:
     """A version-1 flat config → a valid version-2 workflow config dict, and the dropped keys."""
     from latentbridge.config.workflows import WORKFLOWS, config_to_dict, validate
@@ -38,8 +41,14 @@ def convert_config(old: dict, model_class: str, model_kwargs: dict) -> tuple[dic
         return config_to_dict(validate(raw, "converted classifier config")), dropped
     workflow = WORKFLOWS[task]
     raw: dict = {"task": task}
+    #: sections a version-1 workflow read nothing from (avdigits used its constant 8 kHz digit transform
+    #: whatever ``audio`` / ``features`` said): carrying them over would change the model's transform
+    ignored = IGNORED_V1_SECTIONS.get(task, ())
     for section, value in old.items():
         if section == "task":
+            continue
+        if section in ignored:
+            dropped.append(section)
             continue
         if section not in workflow.model_fields:
             if value not in (None, "", {}) and section != "description":
