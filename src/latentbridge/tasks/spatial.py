@@ -71,13 +71,18 @@ def _split_validation(sections, fraction: float, seed: int):
     return [s for i, s in enumerate(sections) if i not in val], [sections[i] for i in val]
 
 
+def _stacked(dataset, keys=None, limit: int | None = None) -> dict[str, torch.Tensor]:
+    """The first ``limit`` (default all) patches of ``dataset`` as one batch (every key, or ``keys``)."""
+    items = [dataset[i] for i in range(len(dataset) if limit is None else min(len(dataset), limit))]
+    return {k: torch.stack([it[k] for it in items]) for k in (keys or items[0])}
+
+
 @torch.no_grad()
 def calibrate(model, dataset, n_samples: int, seed: int, coverage: float = 0.95) -> dict:
     """Fit ``model.sigma_scale`` (one factor per kind of pixel) on ``dataset`` (see the module docstring)."""
     from latentbridge.utils import batched
 
-    items = [dataset[i] for i in range(len(dataset))]
-    batch = {k: torch.stack([it[k] for it in items]) for k in items[0]}
+    batch = _stacked(dataset)
     ref_key = "truth" if "truth" in batch else "target"
     gen = torch.Generator().manual_seed(seed)
     model.eval()
@@ -157,8 +162,7 @@ def fit_noise(model, dataset) -> dict | None:
     without fusion."""
     if not model.params.get("fuse"):
         return None
-    items = [dataset[i] for i in range(len(dataset))]
-    batch = {k: torch.stack([it[k] for it in items]) for k in ("x", "observed", "coarse", "coords")}
+    batch = _stacked(dataset, ("x", "observed", "coarse", "coords"))
     try:
         coef = model.fit_noise_model(batch["x"], batch["observed"], batch["coarse"], batch["coords"])
     except ValueError as e:  # too small a validation set: the blind-spot prediction alone
@@ -169,8 +173,7 @@ def fit_noise(model, dataset) -> dict | None:
 
 @torch.no_grad()
 def _fit_latent_scale(model, dataset) -> None:
-    batch = {k: torch.stack([dataset[i][k] for i in range(min(len(dataset), 128))]) for k in ("x", "observed",
-                                                                                             "coarse", "coords")}
+    batch = _stacked(dataset, ("x", "observed", "coarse", "coords"), limit=128)
     q = model.posterior(batch["x"], batch["observed"], batch["coarse"], model.condition(batch["coords"]))
     model.latent_scale.fill_(float(q.mode().double().std().clamp_min(1e-8)))
 
