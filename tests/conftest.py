@@ -168,8 +168,8 @@ def virtual_microphone(tmp_path_factory):
 REPO = Path(__file__).resolve().parents[1]
 FSDD = REPO.parent / "shared" / "data" / "fsdd" / "recordings"
 
-#: a small, fast model: enough to exercise every path, not to detect well
-FAST = ["train.max_epochs=3", "model.channels=[8,16]", "model.latent_dim=4", "train.progress_bar=false",
+#: a small, fast VAE (the default detector is closed-form): enough to exercise every path, not to detect well
+FAST = ["model.name=conv_vae", "train.max_epochs=3", "model.channels=[8,16]", "model.latent_dim=4", "train.progress_bar=false",
         "train.batch_size=16", "beta.warmup_steps=10"]
 
 
@@ -260,7 +260,7 @@ def detector_model(feature_cache, tmp_path_factory):
                   sample_rate=48000)
     args = ["anomaly", "fit", str(root / "data" / "train" / "normal"), "--out", str(root / "model")]
     # a 16-kHz model: the survey would keep the data's own 48 kHz
-    for o in ["audio.sample_rate=16000", "train.max_epochs=12", "model.channels=[8,16]", "model.latent_dim=8", "train.progress_bar=false",
+    for o in ["model.name=conv_vae", "audio.sample_rate=16000", "train.max_epochs=12", "model.channels=[8,16]", "model.latent_dim=8", "train.progress_bar=false",
               "train.batch_size=8", "beta.warmup_steps=10"]:
         args += ["-o", o]
     assert main(args) == 0

@@ -125,6 +125,64 @@ def test_level_norm_makes_the_score_gain_invariant_and_keeps_the_level_as_a_scor
         ConvVAE((1, 16, 20), latent_dim=3, channels=[4, 8]).eval().score(x, "level")
 
 
+def test_separate_level_moves_a_gain_change_into_one_feature():
+    from latentbridge.transforms.stats import dct_matrix, separate_level, window_statistics
+
+    torch.manual_seed(0)
+    x = torch.randn(6, 1, 16, 20) * 5 - 40
+    dct = dct_matrix(8, 16)
+    plain = window_statistics(x, dct)
+    split = separate_level(plain, 16)
+    assert split.shape == plain.shape == (6, 2 * 16 + 2 * 8)
+    moved = separate_level(window_statistics(x + 12.0, dct), 16) - split  # the same sound, 12 dB louder
+    np.testing.assert_allclose(moved[:, -1].numpy(), 12.0, rtol=1e-5)  # the level feature moves by the gain
+    assert moved[:, :-1].abs().max() < 1e-3  # nothing else does
+    changed = (window_statistics(x + 12.0, dct) - plain).abs() > 1e-3
+    assert changed.sum(1).tolist() == [17] * 6  # the plain statistics: every band mean and c0
+
+
+def _gain_decoupled_windows(n_train=200, n_test=60, seed=0):
+    """Feature windows (dB) where loudness and anomaly are decoupled: training gains within ±3 dB;
+    test normals and anomalies (two bands 4 dB louder) alike at gains from -15 to +3 dB."""
+    g = torch.Generator().manual_seed(seed)
+    shape = torch.linspace(-30, -60, 24).view(1, 1, 24, 1)
+
+    def windows(n, low, high, anomalous=False):
+        x = shape + 2.0 * torch.randn(n, 1, 24, 30, generator=g)
+        x = x + (low + (high - low) * torch.rand(n, 1, 1, 1, generator=g))
+        if anomalous:
+            x[:, :, 10:12] += 4.0
+        return x
+
+    test = torch.cat([windows(n_test, -15, 3), windows(n_test, -15, 3, anomalous=True)])
+    return windows(n_train, -3, 3), test, np.r_[np.zeros(n_test), np.ones(n_test)]
+
+
+def test_the_level_as_one_feature_keeps_the_neighbour_distance_from_mistaking_gain_for_faults():
+    from latentbridge.metrics.anomaly import roc_auc
+    from latentbridge.models.detectors import KNNStatsDetector
+
+    train, test, y = _gain_decoupled_windows()
+    auc = {}
+    for separate in (False, True):
+        det = KNNStatsDetector((1, 24, 30), n_mfcc=8, separate_level=separate)
+        det.fit_closed_form(train.numpy())
+        auc[separate] = roc_auc(y, det.score(test).numpy())
+    assert auc[True] > 0.95 and auc[False] < 0.85, auc  # the plain statistics count the gain 25 times
+
+
+def test_fit_with_no_options_is_the_level_aware_neighbour_detector(machine_data, feature_cache, tmp_path, capsys):
+    out = tmp_path / "m"
+    assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(out)]) == 0
+    assert "chosen from the data" in capsys.readouterr().out
+    info = json.loads((out / "config.json").read_text())
+    assert info["model_class"] == "knn_stats" and info["model_kwargs"]["separate_level"] is True
+    assert info["anomaly"]["score"] == "knn" and info["training"]["epochs"] == 0
+    assert main(["anomaly", "score", str(out), str(machine_data / "test"), "--labels", "auto",
+                 "--out", str(tmp_path / "s")]) == 0
+    assert json.loads((tmp_path / "s" / "metrics.json").read_text())["auc"] >= 0.9
+
+
 def test_synthetic_anomalies_change_every_window():
     from latentbridge.data.augment import synthetic_anomalies
 
@@ -182,8 +240,9 @@ def test_detectors_beside_the_vae(extra, machine_data, feature_cache, tmp_path):
 
 
 def test_scores_a_model_does_not_offer_are_config_errors(capsys, machine_data):
-    for extra, needle in ((["anomaly.score=mahalanobis"], "offers"), (["anomaly.score=level"], "level_norm"),
-                          (["anomaly.score=aux"], "synthetic_anomalies"),
+    vae = "model.name=conv_vae"
+    for extra, needle in ((["anomaly.score=mahalanobis"], "offers"), ([vae, "anomaly.score=level"], "level_norm"),
+                          ([vae, "anomaly.score=aux"], "synthetic_anomalies"),
                           (["model.name=pca", "anomaly.synthetic_anomalies=1"], "gradient descent")):
         assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", "/tmp/never",
                      *[x for o in extra for x in ("-o", o)]]) == 2

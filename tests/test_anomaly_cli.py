@@ -231,7 +231,7 @@ def test_real_speech_one_speaker_normal_another_anomalous(feature_cache, tmp_pat
             (test / "normal" / f"{digit}_george_{idx}.wav").symlink_to(FSDD / f"{digit}_george_{idx}.wav")
             (test / "anomalous" / f"{digit}_jackson_{idx}.wav").symlink_to(FSDD / f"{digit}_jackson_{idx}.wav")
     model = tmp_path / "model"
-    speech = ["audio.sample_rate=8000", "audio.window_s=0.5", "audio.hop_s=0.25", "features.n_fft=256",
+    speech = ["model.name=conv_vae", "audio.sample_rate=8000", "audio.window_s=0.5", "audio.hop_s=0.25", "features.n_fft=256",
               "features.hop_length=64", "features.n_mels=40", "train.max_epochs=15", "model.channels=[16,32,32]",
               "model.latent_dim=8", "train.progress_bar=false", "beta.warmup_steps=50"]
     args = ["anomaly", "fit", str(train), "--out", str(model)]

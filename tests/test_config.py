@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_defaults_are_valid_and_frames_follow_the_window():
     cfg = load_config()
-    assert cfg.model.name == "conv_vae"
+    # the anomaly default: nearest-neighbour distance of window statistics, the level a feature of its own
+    assert cfg.model.name == "knn_stats" and cfg.model.separate_level and cfg.model.k == 1
     # 2 s at 16 kHz, hop 512, centred frames: 1 + 32000 // 512
     assert cfg.n_frames == 63
     assert cfg.audio.window_samples == 32000

@@ -15,7 +15,7 @@ from latentbridge.models.vae import ConvVAEConfig
 
 @pytest.fixture
 def folder(tmp_path):
-    cfg = load_config(None, ["model.latent_dim=2", "model.channels=[4]"])
+    cfg = load_config(None, ["model.name=conv_vae", "model.latent_dim=2", "model.channels=[4]"])
     model = build_model(ConvVAEConfig(latent_dim=2, channels=[4]), input_shape=(1, 16, 12))
     save_model(tmp_path / "m", model, config=config_to_dict(cfg), transform=transform_spec(cfg), card="# card\n")
     return tmp_path / "m"

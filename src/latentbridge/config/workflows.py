@@ -63,7 +63,7 @@ class AnomalyWorkflow(_AudioWorkflow):
     """``anomaly fit``: a detector trained on normal recordings, with a calibrated threshold."""
 
     task: Literal["anomaly"] = "anomaly"
-    default_model: ClassVar[str] = "conv_vae"
+    default_model: ClassVar[str] = "knn_stats"
     data: AudioDataConfig = Field(default_factory=AudioDataConfig)
     model: _model_union("anomaly")  # type: ignore[valid-type]
     beta: BetaConfig = Field(default_factory=BetaConfig)

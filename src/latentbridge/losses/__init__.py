@@ -450,7 +450,7 @@ class MaskLoss(nn.Module):
 
 
 # the spatial-map losses (their module imports the helpers above)
-from latentbridge.losses.spatial import (  # noqa: E402
+from latentbridge.losses.spatial import (  # noqa: E402, F401 (re-exported)
     BoundedReconstructionLoss,
     LatentL1Loss,
     ProgressiveKL,

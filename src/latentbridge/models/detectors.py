@@ -10,6 +10,13 @@ without gradient descent, each usable with ``anomaly fit / score / export / list
 - :class:`KNNStatsDetector` (``knn_stats``): the distance of the standardised statistics to the
   nearest ``k`` training windows' (mean over the k).
 
+The statistics of both keep the window's level in every band mean (the plain baselines), or, with
+``separate_level: true`` (the default of ``knn_stats``, which ``anomaly fit`` uses when no preset is
+given), split it out: band means relative to their average, the cepstra without c0, and the level
+(the average band mean, dB) as one feature of its own — so that a gain change counts as one feature
+among the others instead of dominating all 2·bands+1 level-bearing ones, and is still a cue
+(measured in ``benchmarks/bench_detection.py``).
+
 All are :class:`WindowDetector`: same input (C, F, T) windows, per-sample ``score``, a
 ``forward`` whose ``losses`` hold the scores (so the ONNX scoring graph and the edge scorer work
 unchanged), ``fit_closed_form(features)``; ``trainable = False`` tells the fit pipeline to call
@@ -28,7 +35,7 @@ from torch import Tensor, nn
 from latentbridge.models.base import ModelFamily, ModelSpec
 from latentbridge.models.outputs import AutoencoderOutput
 from latentbridge.nn.conv import FeatureNormalizer
-from latentbridge.transforms.stats import dct_matrix, squared_distances, window_statistics
+from latentbridge.transforms.stats import dct_matrix, separate_level, squared_distances, window_statistics
 
 
 class PCAConfig(ModelSpec):
@@ -42,12 +49,16 @@ class GaussianStatsConfig(ModelSpec):
     n_mfcc: int = Field(20, gt=0)
     top_db: float = Field(40.0, gt=0)
     """Frames more than this far below the window's loudest frame are silence (left out)."""
+    separate_level: bool = False
+    """The window's level as one feature of its own (band means relative to it, no c0) instead of
+    inside every band mean."""
 
 
 class KNNStatsConfig(GaussianStatsConfig):
     name: Literal["knn_stats"] = "knn_stats"  # type: ignore[assignment]
     k: int = Field(1, gt=0)
     """Neighbours averaged (1: the nearest-neighbour distance)."""
+    separate_level: bool = True
     max_bank: int = Field(20000, gt=0)
     """Training windows kept as neighbours at most (a seeded subset of a larger training set)."""
 
@@ -178,10 +189,12 @@ class GaussianStatsDetector(WindowDetector):
     deterministic_scores = ("mahalanobis",)
     default_score = "mahalanobis"
 
-    def __init__(self, input_shape, n_mfcc: int = 20, top_db: float = 40.0, **params):
-        super().__init__(input_shape, n_mfcc=int(n_mfcc), top_db=float(top_db), **params)
+    def __init__(self, input_shape, n_mfcc: int = 20, top_db: float = 40.0, separate_level: bool = False, **params):
+        super().__init__(input_shape, n_mfcc=int(n_mfcc), top_db=float(top_db), separate_level=bool(separate_level),
+                         **params)
         c, f, _ = self.input_shape
         self.top_db = float(top_db)
+        self.separate_level = bool(separate_level)
         self.register_buffer("dct", dct_matrix(min(int(n_mfcc), c * f), c * f))
         d = 2 * c * f + 2 * self.dct.shape[0]
         self.dim = d
@@ -191,29 +204,45 @@ class GaussianStatsDetector(WindowDetector):
 
     def statistics(self, x: Tensor) -> Tensor:
         """Standardised window statistics (B, D)."""
-        return (window_statistics(x, self.dct, self.top_db) - self.stat_mean) / self.stat_std
+        return (self.raw_statistics(x) - self.stat_mean) / self.stat_std
+
+    def raw_statistics(self, x: Tensor) -> Tensor:
+        s = window_statistics(x, self.dct, self.top_db)
+        return separate_level(s, x.shape[1] * x.shape[2]) if self.separate_level else s
+
+    def mahalanobis(self, s: Tensor) -> Tensor:
+        return torch.einsum("bi,ij,bj->b", s, self.precision, s)
 
     def scores(self, x: Tensor):
         s = self.statistics(x)
-        return {"mahalanobis": torch.einsum("bi,ij,bj->b", s, self.precision, s)}, x, s
+        return {"mahalanobis": self.mahalanobis(s)}, x, s
 
     @torch.no_grad()
     def _fit_standardisation(self, features: np.ndarray) -> Tensor:
         from latentbridge.utils import batched
 
-        raw = batched(lambda b: window_statistics(b, self.dct, self.top_db), features).double()
+        raw = batched(self.raw_statistics, features).double()
         self.stat_mean.copy_(raw.mean(0).float())
         self.stat_std.copy_(raw.std(0).clamp_min(1e-6).float())
         return (raw.float() - self.stat_mean) / self.stat_std
 
     def fit_closed_form(self, features: np.ndarray, seed: int = 0) -> dict:
-        from sklearn.covariance import LedoitWolf
-
         s = self._fit_standardisation(features)
-        lw = LedoitWolf(assume_centered=True).fit(s.double().numpy())
-        self.precision.copy_(torch.from_numpy(lw.precision_).float())
+        precision, shrinkage = shrunk_precision(s)
+        self.precision.copy_(precision)
         self.fitted.fill_(True)
-        return {"shrinkage": float(lw.shrinkage_), "n_windows": int(len(s))}
+        return {"shrinkage": shrinkage, "n_windows": int(len(s))}
+
+
+def shrunk_precision(s: Tensor) -> tuple[Tensor, float]:
+    """Ledoit-Wolf precision of standardised statistics (N, D) (assumed centred) and its shrinkage;
+    fewer than two windows give the identity."""
+    from sklearn.covariance import LedoitWolf
+
+    if len(s) < 2:
+        return torch.eye(s.shape[1]), 1.0
+    lw = LedoitWolf(assume_centered=True).fit(s.double().numpy())
+    return torch.from_numpy(lw.precision_).float(), float(lw.shrinkage_)
 
 
 class KNNStatsDetector(GaussianStatsDetector):
@@ -225,23 +254,32 @@ class KNNStatsDetector(GaussianStatsDetector):
     deterministic_scores = ("knn",)
     default_score = "knn"
 
-    def __init__(self, input_shape, n_mfcc: int = 20, top_db: float = 40.0, k: int = 1, max_bank: int = 20000,
-                 bank_size: int = 0):
-        super().__init__(input_shape, n_mfcc=n_mfcc, top_db=top_db, k=int(k), max_bank=int(max_bank),
-                         bank_size=int(bank_size))
+    def __init__(self, input_shape, n_mfcc: int = 20, top_db: float = 40.0, separate_level: bool = False, k: int = 1,
+                 max_bank: int = 20000, bank_size: int = 0):
+        super().__init__(input_shape, n_mfcc=n_mfcc, top_db=top_db, separate_level=separate_level, k=int(k),
+                         max_bank=int(max_bank), bank_size=int(bank_size))
         self.k = int(k)
         self.register_buffer("bank", torch.zeros(int(bank_size), self.dim))
 
+    def knn(self, s: Tensor, bank: Tensor | None = None) -> Tensor:
+        """Mean distance of each row of ``s`` to its ``k`` nearest rows of ``bank`` (default: the stored one)."""
+        bank = self.bank if bank is None else bank
+        d2 = squared_distances(s, bank)
+        k = min(self.k, d2.shape[1])
+        return d2.topk(k, dim=1, largest=False).values.clamp_min(0).sqrt().mean(1)
+
     def scores(self, x: Tensor):
         s = self.statistics(x)
-        d2 = squared_distances(s, self.bank)
-        k = min(self.k, d2.shape[1])
-        return {"knn": d2.topk(k, dim=1, largest=False).values.clamp_min(0).sqrt().mean(1)}, x, s
+        return {"knn": self.knn(s)}, x, s
+
+    def _bank_of(self, s: Tensor, seed: int) -> Tensor:
+        """At most ``max_bank`` rows of ``s`` (a seeded subset, in order)."""
+        keep = np.sort(np.random.default_rng(seed).permutation(len(s))[: self.params["max_bank"]])
+        return s[torch.from_numpy(keep)].clone()
 
     def fit_closed_form(self, features: np.ndarray, seed: int = 0) -> dict:
         s = self._fit_standardisation(features)
-        keep = np.sort(np.random.default_rng(seed).permutation(len(s))[: self.params["max_bank"]])
-        self.bank = s[keep].clone()
-        self.params["bank_size"] = int(len(keep))
+        self.bank = self._bank_of(s, seed)
+        self.params["bank_size"] = int(len(self.bank))
         self.fitted.fill_(True)
-        return {"n_neighbours_stored": int(len(keep))}
+        return {"n_neighbours_stored": int(len(self.bank))}

@@ -40,6 +40,15 @@ def window_statistics(x: Tensor, dct: Tensor, top_db: float = 40.0, eps: float =
     return torch.cat([mean, std, c_mean, c_std], dim=1)
 
 
+def separate_level(stats: Tensor, n_bands: int) -> Tensor:
+    """:func:`window_statistics` (B, 2·n_bands + 2·n_mfcc) with the level split out, same width: band
+    means relative to their average, band stds, cepstral means without c0 (the level again), cepstral
+    stds, and the level (the average band mean) last."""
+    means = stats[:, :n_bands]
+    level = means.mean(dim=1, keepdim=True)
+    return torch.cat([means - level, stats[:, n_bands:2 * n_bands], stats[:, 2 * n_bands + 1:], level], dim=1)
+
+
 def squared_distances(a: Tensor, b: Tensor) -> Tensor:
     """(N, D), (M, D) → (N, M) squared Euclidean distances (matmul form: ONNX-exportable)."""
     return ((a * a).sum(1, keepdim=True) + (b * b).sum(1).unsqueeze(0) - 2.0 * a @ b.T).clamp_min(0.0)
