@@ -194,7 +194,7 @@ def test_synthetic_anomalies_change_every_window():
 
 
 @pytest.mark.parametrize("preset, score", [("anomaly_pca", "mse"), ("anomaly_gaussian_stats", "mahalanobis"),
-                                           ("anomaly_knn_stats", "knn")])
+                                           ("anomaly_knn_stats", "knn"), (None, "knn")])  # None: the default
 def test_baselines_fit_score_export_and_edge(preset, score, machine_data, feature_cache, tmp_path):
     import subprocess
     import sys
@@ -202,8 +202,9 @@ def test_baselines_fit_score_export_and_edge(preset, score, machine_data, featur
     from conftest import REPO
 
     out = tmp_path / "m"
-    assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(out), "--config",
-                 str(REPO / "configs" / f"{preset}.yaml"), "-o", "train.progress_bar=false"]) == 0
+    preset_args = ["--config", str(REPO / "configs" / f"{preset}.yaml")] if preset else []
+    assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(out), *preset_args,
+                 "-o", "train.progress_bar=false"]) == 0
     info = json.loads((out / "config.json").read_text())
     assert info["anomaly"]["score"] == score and info["training"]["epochs"] == 0
     assert main(["anomaly", "score", str(out), str(machine_data / "test"), "--labels", "auto",

@@ -195,6 +195,12 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
                          time.time() - t0)
 
 
+def _fitted(training: dict) -> str:
+    if not training.get("epochs"):  # a closed-form detector
+        return f"fitted in closed form (no gradient training) in {training['seconds']} s"
+    return f"{training['epochs']} epochs, best validation loss {training['best_val_loss']}; {training['seconds']} s"
+
+
 def model_card(cfg, anomaly: dict, data: dict, training: dict) -> str:
     f, a = cfg.features, cfg.audio
     feat = (f"{f.kind} spectrogram, n_fft {f.n_fft}, hop {f.hop_length}, window {f.window}, "
@@ -230,7 +236,7 @@ def model_card(cfg, anomaly: dict, data: dict, training: dict) -> str:
 
 ## Training
 - Model: {cfg.model.name} ({', '.join(f'{k} {v}' for k, v in cfg.model.model_dump(exclude={'name'}).items())});
-  {training['epochs']} epochs, best validation loss {training['best_val_loss']}; {training['seconds']} s
+  {_fitted(training)}
 - Files: `config.json` (everything needed to rebuild the model and its preprocessing),
   `model.safetensors` (weights), `config.yaml` (resolved training config), `logs/`, `checkpoints/`.
 
