@@ -261,10 +261,9 @@ class KNNStatsDetector(GaussianStatsDetector):
         self.k = int(k)
         self.register_buffer("bank", torch.zeros(int(bank_size), self.dim))
 
-    def knn(self, s: Tensor, bank: Tensor | None = None) -> Tensor:
-        """Mean distance of each row of ``s`` to its ``k`` nearest rows of ``bank`` (default: the stored one)."""
-        bank = self.bank if bank is None else bank
-        d2 = squared_distances(s, bank)
+    def knn(self, s: Tensor) -> Tensor:
+        """Mean distance of each row of ``s`` to its ``k`` nearest stored training windows."""
+        d2 = squared_distances(s, self.bank)
         k = min(self.k, d2.shape[1])
         return d2.topk(k, dim=1, largest=False).values.clamp_min(0).sqrt().mean(1)
 
