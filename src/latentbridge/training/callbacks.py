@@ -67,7 +67,9 @@ class LastCheckpoint(Callback):
 
     def _save(self, trainer) -> None:
         tmp = self.path.with_name(".last.ckpt.partial")
-        trainer.save_checkpoint(str(tmp))
+        # the full state (optimiser, loops) a resume needs; said explicitly, which also keeps Lightning
+        # from logging "weights_only was not set" at every epoch
+        trainer.save_checkpoint(str(tmp), weights_only=False)
         if trainer.global_rank == 0:
             os.replace(tmp, self.path)
 
