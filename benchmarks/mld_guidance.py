@@ -1,13 +1,19 @@
-"""Coherence of a trained digits MLD run vs its sampling guidance (and training length, run by run).
+"""MLD runs vs their sampling guidance: coherence of digits runs, mask quality of bridge runs.
 
-For each RUN (a ``configs/mld_avdigits.yaml`` run folder) and each guidance value: images generated
+Digits (``configs/mld_avdigits.yaml`` runs), for each RUN and each guidance value: images generated
 from the spoken digits and log-mels generated from the written digits of a seeded subset of the test
 pairs (seed 0), read by the project's MNIST and FSDD classifiers — ``coherence_audio_to_image`` and
 ``coherence_image_to_audio`` of ``latentbridge evaluate``, with the run's other sampler settings.
 Sampling settings do not change training, so this is what ``evaluate`` reports for a run trained
 with ``-o sampling.guidance=G``.
 
-    python benchmarks/mld_guidance.py RUN [RUN ...] --guidance 1,2,4,6 --pairs 600
+Bridge (``configs/mld_bridge.yaml`` runs): for each guidance value the crack-probability threshold is
+recalibrated on the labelled validation windows (as at training time, best pooled IoU), then the mask
+metrics of ``evaluate`` (IoU, damaged-state IoU, healthy FPR, localisation error, missed and false
+cracks) on the validation and on the held-out windows — so a guidance can be chosen on validation.
+
+    python benchmarks/mld_guidance.py RUN [RUN ...] --guidance 1,2,4,6 --pairs 600   # digits runs
+    python benchmarks/mld_guidance.py RUN --guidance 1,2,3,4                          # a bridge run
 """
 
 from __future__ import annotations
@@ -36,8 +42,13 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     rows = []
+    kind = None
     for run in args.runs:
         saved, stages = load_run(run)
+        kind = saved.workflow.data.kind
+        if kind == "bridge":
+            rows += bridge_rows(run, saved, stages, [float(x) for x in args.guidance.split(",")])
+            continue
         cfg, model = saved.workflow, saved.model.eval()
         test = digit_pairs(cfg, "test")
         if args.pairs and args.pairs < len(test):
@@ -57,10 +68,40 @@ def main(argv=None) -> int:
                          "image_to_audio": float(np.mean(judges.fsdd.predict(audio.numpy()) == test.label)),
                          "seconds": round(time.perf_counter() - t0, 1)})
             print(table(rows[-1:], list(rows[-1])), flush=True)
-    print(table(rows, ["run", "epochs", "guidance", "n_pairs", "audio_to_image", "image_to_audio"],
-                {"audio_to_image": ".3f", "image_to_audio": ".3f"}))
-    write_results("mld_guidance", {"rows": rows})
+    if kind != "bridge":
+        print(table(rows, ["run", "epochs", "guidance", "n_pairs", "audio_to_image", "image_to_audio"],
+                    {"audio_to_image": ".3f", "image_to_audio": ".3f"}))
+    write_results(f"mld_guidance_{kind}", {"rows": rows})
     return 0
+
+
+BRIDGE_KEYS = ("mask_iou", "mask_damaged_iou", "mask_healthy_fpr", "crack_localisation_error_m",
+               "crack_missed_rate", "crack_false_rate")
+
+
+def bridge_rows(run, saved, stages, guidance: list[float]) -> list[dict]:
+    from latentbridge.tasks.mld import bridge_splits, sampler_settings
+    from latentbridge.tasks.mld_eval import mask_probabilities
+    from latentbridge.tasks.multimodal import best_threshold, mask_metrics, span_of
+
+    cfg, model = saved.workflow, saved.model.eval()
+    root = saved.info["data"]["root"]
+    _, val, test = bridge_splits(stages, root)
+    span = span_of(stages.workflow("multimodal"), root)
+    rows = []
+    for g in guidance:
+        s = {**sampler_settings(cfg), "guidance": g}
+        row = {"run": str(run), "guidance": g}
+        for name, split in (("val", val), ("test", test)):
+            lab = np.asarray(split.has_mask, dtype=bool)
+            prob = mask_probabilities(model, stages, split.waves[lab], cfg.evaluate.samples_per_condition, s)
+            if name == "val":
+                row["threshold"] = float(best_threshold(prob, split.masks[lab])["threshold"])
+            m = mask_metrics(prob, split.masks[lab], row["threshold"], span)
+            row.update({f"{name}_{k}": float(m[k]) for k in BRIDGE_KEYS})
+        rows.append(row)
+        print(table([row], list(row), {k: ".3f" for k in row if k.startswith(("val_", "test_"))}), flush=True)
+    return rows
 
 
 if __name__ == "__main__":
