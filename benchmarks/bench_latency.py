@@ -1,6 +1,7 @@
 """Scoring latency per 2-s window on ONE thread: PyTorch eager vs onnxruntime vs the edge path.
 
-Models: the default detector (configs/anomaly_vae.yaml, 1 x 64 x 63 log-mel input) and the seed
+Models: the conv VAE detector (configs/anomaly_vae.yaml, 1 x 64 x 63 log-mel input; the anomaly default
+until 2026-12-01, now a preset) and the seed
 preset (configs/seed_spectrogram_vae.yaml, 1 x 513 x 128 input), each trained for a couple of
 epochs on synthetic machine data (quality is irrelevant here) and exported with
 ``latentbridge export``; or reused with ``--model DIR`` / ``--seed-model DIR``.
@@ -149,7 +150,7 @@ def bench_model(label: str, model_dir: Path, onnx_path: Path, reps: int, calls: 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", help="reuse a trained default-model folder (configs/anomaly_vae.yaml)")
+    ap.add_argument("--model", help="reuse a trained configs/anomaly_vae.yaml model folder")
     ap.add_argument("--seed-model", help="reuse a trained seed-preset model folder")
     ap.add_argument("--no-seed", action="store_true", help="skip the seed preset model")
     ap.add_argument("--epochs", type=int, default=2, help="training epochs when a model is trained here")
@@ -166,7 +167,7 @@ def main(argv=None) -> int:
         work = Path(args.keep) if args.keep else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         cache = Path(tmp) / "cache"
-        jobs = [("default (anomaly_vae.yaml)", "anomaly_vae.yaml", args.model, 16000)]
+        jobs = [("conv VAE (anomaly_vae.yaml)", "anomaly_vae.yaml", args.model, 16000)]
         if not args.no_seed:
             jobs.append(("seed preset (seed_spectrogram_vae.yaml)", "seed_spectrogram_vae.yaml", args.seed_model,
                          44100))
