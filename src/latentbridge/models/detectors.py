@@ -210,12 +210,9 @@ class GaussianStatsDetector(WindowDetector):
         s = window_statistics(x, self.dct, self.top_db)
         return separate_level(s, x.shape[1] * x.shape[2]) if self.separate_level else s
 
-    def mahalanobis(self, s: Tensor) -> Tensor:
-        return torch.einsum("bi,ij,bj->b", s, self.precision, s)
-
     def scores(self, x: Tensor):
         s = self.statistics(x)
-        return {"mahalanobis": self.mahalanobis(s)}, x, s
+        return {"mahalanobis": torch.einsum("bi,ij,bj->b", s, self.precision, s)}, x, s
 
     @torch.no_grad()
     def _fit_standardisation(self, features: np.ndarray) -> Tensor:
@@ -227,22 +224,18 @@ class GaussianStatsDetector(WindowDetector):
         return (raw.float() - self.stat_mean) / self.stat_std
 
     def fit_closed_form(self, features: np.ndarray, seed: int = 0) -> dict:
+        from sklearn.covariance import LedoitWolf
+
         s = self._fit_standardisation(features)
-        precision, shrinkage = shrunk_precision(s)
-        self.precision.copy_(precision)
+        if len(s) < 2:  # one window: no covariance to estimate, the identity
+            self.precision.copy_(torch.eye(s.shape[1]))
+            shrinkage = 1.0
+        else:
+            lw = LedoitWolf(assume_centered=True).fit(s.double().numpy())
+            self.precision.copy_(torch.from_numpy(lw.precision_).float())
+            shrinkage = float(lw.shrinkage_)
         self.fitted.fill_(True)
         return {"shrinkage": shrinkage, "n_windows": int(len(s))}
-
-
-def shrunk_precision(s: Tensor) -> tuple[Tensor, float]:
-    """Ledoit-Wolf precision of standardised statistics (N, D) (assumed centred) and its shrinkage;
-    fewer than two windows give the identity."""
-    from sklearn.covariance import LedoitWolf
-
-    if len(s) < 2:
-        return torch.eye(s.shape[1]), 1.0
-    lw = LedoitWolf(assume_centered=True).fit(s.double().numpy())
-    return torch.from_numpy(lw.precision_).float(), float(lw.shrinkage_)
 
 
 class KNNStatsDetector(GaussianStatsDetector):
@@ -261,24 +254,16 @@ class KNNStatsDetector(GaussianStatsDetector):
         self.k = int(k)
         self.register_buffer("bank", torch.zeros(int(bank_size), self.dim))
 
-    def knn(self, s: Tensor) -> Tensor:
-        """Mean distance of each row of ``s`` to its ``k`` nearest stored training windows."""
-        d2 = squared_distances(s, self.bank)
-        k = min(self.k, d2.shape[1])
-        return d2.topk(k, dim=1, largest=False).values.clamp_min(0).sqrt().mean(1)
-
     def scores(self, x: Tensor):
         s = self.statistics(x)
-        return {"knn": self.knn(s)}, x, s
-
-    def _bank_of(self, s: Tensor, seed: int) -> Tensor:
-        """At most ``max_bank`` rows of ``s`` (a seeded subset, in order)."""
-        keep = np.sort(np.random.default_rng(seed).permutation(len(s))[: self.params["max_bank"]])
-        return s[torch.from_numpy(keep)].clone()
+        d2 = squared_distances(s, self.bank)
+        k = min(self.k, d2.shape[1])
+        return {"knn": d2.topk(k, dim=1, largest=False).values.clamp_min(0).sqrt().mean(1)}, x, s
 
     def fit_closed_form(self, features: np.ndarray, seed: int = 0) -> dict:
         s = self._fit_standardisation(features)
-        self.bank = self._bank_of(s, seed)
-        self.params["bank_size"] = int(len(self.bank))
+        keep = np.sort(np.random.default_rng(seed).permutation(len(s))[: self.params["max_bank"]])
+        self.bank = s[keep].clone()
+        self.params["bank_size"] = int(len(keep))
         self.fitted.fill_(True)
-        return {"n_neighbours_stored": int(len(self.bank))}
+        return {"n_neighbours_stored": int(len(keep))}
