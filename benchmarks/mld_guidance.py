@@ -38,26 +38,24 @@ def main(argv=None) -> int:
     import torch
 
     from latentbridge.tasks.crossmodal import digit_judges
-    from latentbridge.tasks.mld import digit_pairs, generate, load_run, sampler_settings
+    from latentbridge.tasks.mld import generate, load_run, sampler_settings
+    from latentbridge.tasks.mld_eval import held_out_digit_pairs
 
     torch.set_num_threads(1)
+    guidance = [float(x) for x in args.guidance.split(",")]
     rows = []
     kind = None
     for run in args.runs:
         saved, stages = load_run(run)
         kind = saved.workflow.data.kind
         if kind == "bridge":
-            rows += bridge_rows(run, saved, stages, [float(x) for x in args.guidance.split(",")])
+            rows += bridge_rows(run, saved, stages, guidance)
             continue
         cfg, model = saved.workflow, saved.model.eval()
-        test = digit_pairs(cfg, "test")
-        if args.pairs and args.pairs < len(test):
-            keep = np.zeros(len(test), dtype=bool)
-            keep[np.random.default_rng(0).permutation(len(test))[:args.pairs]] = True
-            test = test.subset(keep)
+        test = held_out_digit_pairs(cfg, args.pairs)
         z_a, z_i = stages.encode("audio", test.audio), stages.encode("image", test.image)
         judges = digit_judges(cfg, saved.transform)
-        for g in (float(x) for x in args.guidance.split(",")):
+        for g in guidance:
             t0 = time.perf_counter()
             s = {**sampler_settings(cfg), "guidance": g}
             images = stages.decode("image", generate(model, len(test), {"audio": z_a}, settings=s)["image"])

@@ -229,6 +229,16 @@ class MLDDigitsEvaluation:
     kind: str = "digits"
 
 
+def held_out_digit_pairs(cfg, max_pairs: int | None = None):
+    """The test pairs of a digits run, or a seeded (seed 0) subset of ``max_pairs`` of them."""
+    test = digit_pairs(cfg, "test")
+    if max_pairs and max_pairs < len(test):
+        keep = np.zeros(len(test), dtype=bool)
+        keep[np.random.default_rng(0).permutation(len(test))[:max_pairs]] = True
+        test = test.subset(keep)
+    return test
+
+
 def evaluate_digits(saved, stages) -> MLDDigitsEvaluation:
     from latentbridge.metrics.classification import coherence
     from latentbridge.metrics.generative import diversity, frechet_distance
@@ -236,11 +246,7 @@ def evaluate_digits(saved, stages) -> MLDDigitsEvaluation:
 
     cfg, model = saved.workflow, saved.model.eval()
     e, settings = cfg.evaluate, sampler_settings(cfg)
-    test = digit_pairs(cfg, "test")
-    if e.max_pairs and e.max_pairs < len(test):
-        keep = np.zeros(len(test), dtype=bool)
-        keep[np.random.default_rng(0).permutation(len(test))[:e.max_pairs]] = True
-        test = test.subset(keep)
+    test = held_out_digit_pairs(cfg, e.max_pairs)
     z_a, z_i = stages.encode("audio", test.audio), stages.encode("image", test.image)
     images = stages.decode("image", generate(model, len(test), {"audio": z_a}, settings=settings)["image"]).numpy()
     images = np.clip(images, 0.0, 1.0)
