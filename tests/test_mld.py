@@ -299,8 +299,10 @@ def test_digits_train_sample_evaluate(tmp_path, feature_cache, small_classifiers
     m = json.loads((ev / "metrics.json").read_text())
     for key in ("coherence_audio_to_image", "coherence_image_to_audio", "coherence_image_to_wav_second_judge",
                 "second_judge_ceiling", "fd_image", "fd_audio", "diversity_image", "diversity_audio",
-                "memorisation_image", "memorisation_audio", "diversity_image_per_input"):
+                "memorisation_image", "memorisation_audio", "diversity_image_per_input",
+                "first_stage_audio_accuracy", "first_stage_audio_second_judge"):
         assert np.isfinite(m[key]), key
+    assert 0.0 <= m["first_stage_audio_second_judge"] <= 1.0
     assert m["diversity_image_per_input"] > 0  # several samples of one input differ
     assert (ev / "report.html").is_file() and sorted(ev.glob("image_to_audio_*.wav"))
     capsys.readouterr()

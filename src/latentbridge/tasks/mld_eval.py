@@ -276,6 +276,9 @@ def evaluate_digits(saved, stages) -> MLDDigitsEvaluation:
         "fd_image_joint": frechet_distance(judges.mnist.embed(j_img), judges.mnist.embed(test.image)),
         "first_stage_image_accuracy": coherence(judges.mnist, rec_i, test.label)["accuracy"],
         "first_stage_audio_accuracy": coherence(judges.fsdd, rec_a, test.label)["accuracy"],
+        # the waveform judge on Griffin-Lim of the audio stage's own reconstructions: what bounds image → wav
+        "first_stage_audio_second_judge": judges.waveform.accuracy(to_waves(saved.transform, rec_a[sub],
+                                                                            e.gl_iterations), test.label[sub]),
         "fd_image_first_stage": frechet_distance(judges.mnist.embed(rec_i), judges.mnist.embed(test.image)),
         "mnist_classifier_test_accuracy": judges.mnist_info.get("test_accuracy"),
         "fsdd_classifier_test_accuracy": judges.fsdd_info.get("test_accuracy"),
