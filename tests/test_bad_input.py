@@ -92,6 +92,15 @@ def test_unknown_override_key(normal_copy, tmp_path, capsys):
     assert "unknown key 'train.nope'" in _err(capsys)
 
 
+def test_vae_key_on_the_default_detector_names_the_models_that_take_it(normal_copy, tmp_path, capsys):
+    # the default detector (knn_stats) has no layers: a VAE key says which model.name takes it
+    assert main(["anomaly", "fit", str(normal_copy), "--out", str(tmp_path / "out"),
+                 "-o", "model.channels=[8,16]"]) == 2
+    err = _err(capsys)
+    assert "unknown key 'model.channels'" in err and "conv_vae" in err and "-o model.name=NAME" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_existing_output_is_kept(normal_copy, tmp_path, capsys, feature_cache):
     out = tmp_path / "out"
     out.mkdir()

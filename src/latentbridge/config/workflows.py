@@ -488,7 +488,25 @@ def validate(raw: dict, source: str = "config") -> Workflow:
     try:
         return _ADAPTER.validate_python(raw)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, source, _TAGS)) from None
+        raise ConfigError(format_validation_error(e, source, _TAGS) + _model_key_hint(e, raw["task"])) from None
+
+
+def _model_key_hint(err: ValidationError, task: str) -> str:
+    """For an unknown ``model.<key>`` that other models of the task take: which, and how to pick one
+    (``anomaly fit``'s default detector has no VAE keys: ``-o model.channels=...`` needs a VAE)."""
+    from latentbridge.models.registry import models_for_task
+
+    hints = []
+    for e in err.errors():
+        loc = [str(p) for p in e["loc"]]
+        if e["type"] != "extra_forbidden" or "model" not in loc or loc.index("model") + 2 >= len(loc):
+            continue
+        key = loc[-1]
+        takers = sorted(c.name for c in models_for_task(task) if key in c.config_class.model_fields)
+        if takers:
+            hints.append(f"'model.{key}' is a key of model.name {' / '.join(takers)}: choose one with "
+                         f"-o model.name=NAME")
+    return f" ({'; '.join(hints)})" if hints else ""
 
 
 def _is_text_field(workflow: type[Workflow], parts: list[str]) -> bool:
