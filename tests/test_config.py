@@ -156,3 +156,18 @@ def test_path_overrides_are_text_not_yaml(name):
     assert load_config(None, ["data.train_dir="]).data.train_dir is None
     cfg = load_config(None, sets={"data.train_dir": name})
     assert cfg.data.train_dir == name
+
+
+def test_num_threads_all_and_the_mld_stages_inherit_it():
+    import os
+
+    cfg = load_config(None, ["train.num_threads=all"])
+    assert cfg.train.thread_count() == os.cpu_count()
+    assert load_config(None, ["train.num_threads=3"]).train.thread_count() == 3
+    assert load_config(None).train.thread_count() is None
+    with pytest.raises(ConfigError, match="num_threads"):
+        load_config(None, ["train.num_threads=0"])
+    mld = load_config(Path(__file__).parents[1] / "configs" / "mld_avdigits.yaml",
+                      ["train.num_threads=2", "first_stage.stages.image.train.num_threads=1"])
+    assert mld.stage_config("audio").train.num_threads == 2  # inherited
+    assert mld.stage_config("image").train.num_threads == 1  # the stage's own wins

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Section(BaseModel):
@@ -285,8 +285,23 @@ class TrainConfig(Section):
     checkpoint and the saved model use the averaged weights."""
     gradient_clip: float | None = 5.0
     num_workers: int = Field(0, ge=0)
-    num_threads: int | None = Field(None, gt=0)
-    """torch intra-op threads (``torch.set_num_threads``); None keeps torch's default."""
+    num_threads: int | Literal["all"] | None = None
+    """torch intra-op threads (``torch.set_num_threads``): a count, ``all`` (every core,
+    ``os.cpu_count()``), or None for torch's default (the CLI's: all cores but one unless
+    ``OMP_NUM_THREADS`` is set)."""
+
+    @field_validator("num_threads")
+    @classmethod
+    def _positive_threads(cls, v):
+        if isinstance(v, int) and v < 1:
+            raise ValueError("num_threads must be a positive count, 'all' or null")
+        return v
+
+    def thread_count(self) -> int | None:
+        """The number of torch threads to set (None: leave torch's)."""
+        import os
+
+        return (os.cpu_count() or 1) if self.num_threads == "all" else self.num_threads
     accelerator: str = "auto"
     devices: int | str = 1
     strategy: str = "auto"

@@ -315,7 +315,9 @@ class MLDWorkflow(_AudioWorkflow):
         """A first stage's raw config with this config's data sections and seed applied."""
         raw = {**self.first_stage.stages[key]}
         d = self.data.model_dump(exclude={"kind"})
-        seed = {**raw.get("train", {}), "seed": self.train.seed}
+        # the stages train with this config's seed and (unless they set theirs) its torch threads
+        threads = {} if self.train.num_threads is None else {"num_threads": self.train.num_threads}
+        seed = {**threads, **raw.get("train", {}), "seed": self.train.seed}
         if self.data.kind == "bridge":
             return {**raw, "data": d, "train": seed}
         audio, feats = self.audio.model_dump(), self.features.model_dump()

@@ -84,8 +84,8 @@ def start_run(cfg, out_dir: Path, resume: bool) -> None:
         if resume:
             check_resume(config_to_dict(cfg), out_dir)
         atomic_write_text(out_dir / "config.yaml", dump_yaml(cfg))
-    if cfg.train.num_threads:
-        torch.set_num_threads(cfg.train.num_threads)
+    if threads := cfg.train.thread_count():
+        torch.set_num_threads(threads)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
 
 
