@@ -34,6 +34,7 @@ def main(argv=None) -> int:
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--guidance", default="1,2,4,6")
     ap.add_argument("--pairs", type=int, default=600, help="test pairs (a seeded subset; 0: all)")
+    ap.add_argument("--suffix", default="", help="results file: results/mld_guidance_<kind><suffix>.json")
     args = ap.parse_args(argv)
     import torch
 
@@ -69,7 +70,7 @@ def main(argv=None) -> int:
     if kind != "bridge":
         print(table(rows, ["run", "epochs", "guidance", "n_pairs", "audio_to_image", "image_to_audio"],
                     {"audio_to_image": ".3f", "image_to_audio": ".3f"}))
-    write_results(f"mld_guidance_{kind}", {"rows": rows})
+    write_results(f"mld_guidance_{kind}{args.suffix}", {"rows": rows})
     return 0
 
 

@@ -270,7 +270,13 @@ DIGITS = ["digits.limit_train_clips=120", "digits.limit_test_clips=40", "digits.
 def test_digits_train_sample_evaluate(tmp_path, feature_cache, small_classifiers, capsys):
     run = tmp_path / "run"
     args = _o([f"digits.fsdd_root={FSDD.parent}", f"digits.mnist_root={MNIST_DIR}", *DIGITS])
-    assert main(["train", "--config", str(REPO / "configs" / "mld_avdigits.yaml"), "--out", str(run), *args]) == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:  # the preset trains on every core (train.num_threads: all) and gives the count back afterwards
+        assert main(["train", "--config", str(REPO / "configs" / "mld_avdigits.yaml"), "--out", str(run), *args]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
     info = json.loads((run / "config.json").read_text())
     assert info["model_kwargs"]["modalities"] == ["audio", "image"] and info["model_kwargs"]["latent_dims"] == [8, 8]
     assert {p.name for p in (run / "first_stage").iterdir()} >= {"audio", "image"}

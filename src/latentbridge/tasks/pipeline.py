@@ -75,13 +75,17 @@ def training_run(cfg, out_dir: str | Path, *, resume: bool = False, force: bool 
     from latentbridge.outputs import output_folder
     from latentbridge.training.fit import is_launched_child, start_run
 
-    if is_launched_child():  # an extra DDP process: the main process owns and prepared the folder
-        start_run(cfg, Path(out_dir), resume)
-        yield TrainingRun(cfg, Path(out_dir), resume)
-        return
-    with output_folder(out_dir, force=force, in_place=True, resume=resume) as folder:
-        start_run(cfg, folder, resume)
-        yield TrainingRun(cfg, folder, resume)
+    threads = torch.get_num_threads()  # train.num_threads holds for this run only
+    try:
+        if is_launched_child():  # an extra DDP process: the main process owns and prepared the folder
+            start_run(cfg, Path(out_dir), resume)
+            yield TrainingRun(cfg, Path(out_dir), resume)
+            return
+        with output_folder(out_dir, force=force, in_place=True, resume=resume) as folder:
+            start_run(cfg, folder, resume)
+            yield TrainingRun(cfg, folder, resume)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def loader_of(x: np.ndarray, train_cfg, shuffle: bool):

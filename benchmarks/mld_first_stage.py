@@ -1,0 +1,93 @@
+"""How well the MLD digits preset's audio first stage keeps the digit: its reconstructions read by the judges.
+
+For each setting, the preset's audio stage (``configs/mld_avdigits.yaml`` → ``first_stage.stages.audio``)
+is trained exactly as ``latentbridge train`` trains it (``mld._train_stage``: the FSDD training clips of
+the paired digits) with the given overrides, or an existing stage is read (``--stage FOLDER``: an MLD
+run, its ``first_stage`` folder, or a folder holding ``audio/``). Its reconstructions of the unique test
+clips are read by the FSDD classifier (``first_stage_audio_accuracy`` of ``latentbridge evaluate``) and,
+through Griffin-Lim, by the waveform judge (``first_stage_audio_second_judge``), beside that judge on
+Griffin-Lim of the real log-mels. No sampler over a stage's latents can generate audio that these
+judges read better than they read its reconstructions.
+
+    python benchmarks/mld_first_stage.py --stage RUN                       # a trained run's stage
+    python benchmarks/mld_first_stage.py --work W --name d0_60 \\
+        -o first_stage.stages.audio.model.dropout=0 -o first_stage.stages.audio.train.max_epochs=60
+
+Results: ``benchmarks/results/mld_first_stage.json`` (one row per call, appended).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS_DIR, write_results  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--stage", help="read this trained stage (an MLD run or a folder holding audio/) instead of training")
+    ap.add_argument("--work", help="where to train the stage (default: a temporary folder)")
+    ap.add_argument("--name", default="", help="a label for the row")
+    ap.add_argument("--fsdd", default=str(REPO.parent / "shared" / "data" / "fsdd"))
+    ap.add_argument("--mnist", default=str(REPO.parent / "shared" / "data" / "mnist"))
+    ap.add_argument("-o", "--override", action="append", default=[], help="override of configs/mld_avdigits.yaml")
+    args = ap.parse_args(argv)
+    import torch
+
+    from latentbridge.config.workflows import load_config
+    from latentbridge.metrics.classification import coherence
+    from latentbridge.tasks import mld
+    from latentbridge.tasks.avdigits import classifiers
+    from latentbridge.tasks.crossmodal import to_waves
+    from latentbridge.tasks.judges import load_waveform_judge
+
+    cfg = load_config(REPO / "configs" / "mld_avdigits.yaml",
+                      [f"digits.fsdd_root={args.fsdd}", f"digits.mnist_root={args.mnist}", *args.override])
+    t0 = time.time()
+    if args.stage:
+        folder = Path(args.stage)
+        folder = folder / mld.STAGE_DIR if (folder / mld.STAGE_DIR).is_dir() else folder
+    else:
+        folder = Path(args.work or tempfile.mkdtemp(prefix="mld_first_stage_"))
+        mld._train_stage(cfg, cfg.stage_config("audio"), "audio", folder / "audio", False)
+    seconds = time.time() - t0
+    stages = mld.load_stages(folder, ("audio",))
+    saved = stages.saved[stages.keys["audio"]]
+    test = mld.digit_pairs(cfg, "test")
+    _, first = np.unique(test.clip, return_index=True)
+    first = np.sort(first)
+    real, labels = test.audio[first], test.label[first]
+    with torch.no_grad():
+        rec = stages.decode("audio", stages.encode("audio", torch.from_numpy(real))).numpy()
+    _, (fsdd, _) = classifiers(cfg, saved.transform)
+    judge = load_waveform_judge(cfg.digits.fsdd_root, saved.transform)
+    row = {"name": args.name, "command": " ".join(["python benchmarks/mld_first_stage.py", *sys.argv[1:]]),
+           "stage": str(folder), "trained_here": not args.stage, "overrides": args.override,
+           "train_seconds": round(seconds, 1) if not args.stage else None, "n_test_clips": int(len(first)),
+           "latent_dim": int(stages.latent_dims[0]),
+           "first_stage_audio_accuracy": coherence(fsdd, rec, labels)["accuracy"],
+           "fsdd_classifier_on_real": coherence(fsdd, real, labels)["accuracy"],
+           "first_stage_audio_second_judge": judge.accuracy(to_waves(saved.transform, rec, cfg.evaluate.gl_iterations),
+                                                            labels),
+           "second_judge_on_griffin_lim_of_real": judge.accuracy(to_waves(saved.transform, real,
+                                                                          cfg.evaluate.gl_iterations), labels),
+           "relative_mse_db": float(((rec - real) ** 2).mean() / real.var())}
+    print(json.dumps(row, indent=1))
+    old = RESULTS_DIR / "mld_first_stage.json"
+    rows = json.loads(old.read_text()).get("rows", []) if old.is_file() else []
+    write_results("mld_first_stage", {"rows": [*rows, row]})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
