@@ -13,12 +13,14 @@ metrics of ``evaluate`` (IoU, damaged-state IoU, healthy FPR, localisation error
 cracks) on the validation and on the held-out windows — so a guidance can be chosen on validation.
 
     python benchmarks/mld_guidance.py RUN [RUN ...] --guidance 1,2,4,6 --pairs 600   # digits runs
+    python benchmarks/mld_guidance.py RUN --guidance 4 --steps 50,100 --scheduler ddim,dpm   # samplers too
     python benchmarks/mld_guidance.py RUN --guidance 1,2,3,4                          # a bridge run
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -34,6 +36,8 @@ def main(argv=None) -> int:
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--guidance", default="1,2,4,6")
     ap.add_argument("--pairs", type=int, default=600, help="test pairs (a seeded subset; 0: all)")
+    ap.add_argument("--steps", default="", help="sampler steps to try, e.g. 50,100 (default: the run's)")
+    ap.add_argument("--scheduler", default="", help="samplers to try, e.g. ddim,dpm (default: the run's)")
     ap.add_argument("--suffix", default="", help="results file: results/mld_guidance_<kind><suffix>.json")
     args = ap.parse_args(argv)
     import torch
@@ -56,19 +60,23 @@ def main(argv=None) -> int:
         test = held_out_digit_pairs(cfg, args.pairs)
         z_a, z_i = stages.encode("audio", test.audio), stages.encode("image", test.image)
         judges = digit_judges(cfg, saved.transform)
-        for g in guidance:
+        base = sampler_settings(cfg)
+        steps = [int(x) for x in args.steps.split(",") if x] or [base["steps"]]
+        schedulers = [x for x in args.scheduler.split(",") if x] or [base["scheduler"]]
+        for g, n_steps, sched in itertools.product(guidance, steps, schedulers):
             t0 = time.perf_counter()
-            s = {**sampler_settings(cfg), "guidance": g}
+            s = {**base, "guidance": g, "steps": n_steps, "scheduler": sched}
             images = stages.decode("image", generate(model, len(test), {"audio": z_a}, settings=s)["image"])
             audio = stages.decode("audio", generate(model, len(test), {"image": z_i}, settings=s)["audio"])
             rows.append({"run": str(run), "epochs": saved.info["training"].get("epochs"), "guidance": g,
-                         "n_pairs": len(test),
+                         "scheduler": sched, "steps": n_steps, "n_pairs": len(test),
                          "audio_to_image": float(np.mean(judges.mnist.predict(images.clamp(0, 1).numpy()) == test.label)),
                          "image_to_audio": float(np.mean(judges.fsdd.predict(audio.numpy()) == test.label)),
                          "seconds": round(time.perf_counter() - t0, 1)})
             print(table(rows[-1:], list(rows[-1])), flush=True)
     if kind != "bridge":
-        print(table(rows, ["run", "epochs", "guidance", "n_pairs", "audio_to_image", "image_to_audio"],
+        print(table(rows, ["run", "epochs", "guidance", "scheduler", "steps", "n_pairs", "audio_to_image",
+                           "image_to_audio"],
                     {"audio_to_image": ".3f", "image_to_audio": ".3f"}))
     write_results(f"mld_guidance_{kind}{args.suffix}", {"rows": rows})
     return 0
