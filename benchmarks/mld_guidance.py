@@ -13,7 +13,7 @@ metrics of ``evaluate`` (IoU, damaged-state IoU, healthy FPR, localisation error
 cracks) on the validation and on the held-out windows — so a guidance can be chosen on validation.
 
     python benchmarks/mld_guidance.py RUN [RUN ...] --guidance 1,2,4,6 --pairs 600   # digits runs
-    python benchmarks/mld_guidance.py RUN --guidance 4 --steps 50,100 --scheduler ddim,dpm   # samplers too
+    python benchmarks/mld_guidance.py RUN --guidance 4 --steps 50,100 --scheduler ddim,dpm   # samplers too (both kinds)
     python benchmarks/mld_guidance.py RUN --guidance 1,2,3,4                          # a bridge run
 """
 
@@ -53,23 +53,24 @@ def main(argv=None) -> int:
     for run in args.runs:
         saved, stages = load_run(run)
         kind = saved.workflow.data.kind
+        base = sampler_settings(saved.workflow)
+        steps = [int(x) for x in args.steps.split(",") if x] or [base["steps"]]
+        schedulers = [x for x in args.scheduler.split(",") if x] or [base["scheduler"]]
+        settings = [{**base, "guidance": g, "steps": n, "scheduler": sc}
+                    for g, n, sc in itertools.product(guidance, steps, schedulers)]
         if kind == "bridge":
-            rows += bridge_rows(run, saved, stages, guidance)
+            rows += bridge_rows(run, saved, stages, settings)
             continue
         cfg, model = saved.workflow, saved.model.eval()
         test = held_out_digit_pairs(cfg, args.pairs)
         z_a, z_i = stages.encode("audio", test.audio), stages.encode("image", test.image)
         judges = digit_judges(cfg, saved.transform)
-        base = sampler_settings(cfg)
-        steps = [int(x) for x in args.steps.split(",") if x] or [base["steps"]]
-        schedulers = [x for x in args.scheduler.split(",") if x] or [base["scheduler"]]
-        for g, n_steps, sched in itertools.product(guidance, steps, schedulers):
+        for s in settings:
             t0 = time.perf_counter()
-            s = {**base, "guidance": g, "steps": n_steps, "scheduler": sched}
             images = stages.decode("image", generate(model, len(test), {"audio": z_a}, settings=s)["image"])
             audio = stages.decode("audio", generate(model, len(test), {"image": z_i}, settings=s)["audio"])
-            rows.append({"run": str(run), "epochs": saved.info["training"].get("epochs"), "guidance": g,
-                         "scheduler": sched, "steps": n_steps, "n_pairs": len(test),
+            rows.append({"run": str(run), "epochs": saved.info["training"].get("epochs"), "guidance": s["guidance"],
+                         "scheduler": s["scheduler"], "steps": s["steps"], "n_pairs": len(test),
                          "audio_to_image": float(np.mean(judges.mnist.predict(images.clamp(0, 1).numpy()) == test.label)),
                          "image_to_audio": float(np.mean(judges.fsdd.predict(audio.numpy()) == test.label)),
                          "seconds": round(time.perf_counter() - t0, 1)})
@@ -86,8 +87,8 @@ BRIDGE_KEYS = ("mask_iou", "mask_damaged_iou", "mask_healthy_fpr", "crack_locali
                "crack_missed_rate", "crack_false_rate")
 
 
-def bridge_rows(run, saved, stages, guidance: list[float]) -> list[dict]:
-    from latentbridge.tasks.mld import bridge_splits, sampler_settings
+def bridge_rows(run, saved, stages, settings: list[dict]) -> list[dict]:
+    from latentbridge.tasks.mld import bridge_splits
     from latentbridge.tasks.mld_eval import mask_probabilities
     from latentbridge.tasks.multimodal import best_threshold, mask_metrics, span_of
 
@@ -96,9 +97,8 @@ def bridge_rows(run, saved, stages, guidance: list[float]) -> list[dict]:
     _, val, test = bridge_splits(stages, root)
     span = span_of(stages.workflow("multimodal"), root)
     rows = []
-    for g in guidance:
-        s = {**sampler_settings(cfg), "guidance": g}
-        row = {"run": str(run), "guidance": g}
+    for s in settings:
+        row = {"run": str(run), "guidance": s["guidance"], "scheduler": s["scheduler"], "steps": s["steps"]}
         for name, split in (("val", val), ("test", test)):
             lab = np.asarray(split.has_mask, dtype=bool)
             prob = mask_probabilities(model, stages, split.waves[lab], cfg.evaluate.samples_per_condition, s)

@@ -289,19 +289,6 @@ class TrainConfig(Section):
     """torch intra-op threads (``torch.set_num_threads``): a count, ``all`` (every core,
     ``os.cpu_count()``), or None for torch's default (the CLI's: all cores but one unless
     ``OMP_NUM_THREADS`` is set)."""
-
-    @field_validator("num_threads")
-    @classmethod
-    def _positive_threads(cls, v):
-        if isinstance(v, int) and v < 1:
-            raise ValueError("num_threads must be a positive count, 'all' or null")
-        return v
-
-    def thread_count(self) -> int | None:
-        """The number of torch threads to set (None: leave torch's)."""
-        import os
-
-        return (os.cpu_count() or 1) if self.num_threads == "all" else self.num_threads
     accelerator: str = "auto"
     devices: int | str = 1
     strategy: str = "auto"
@@ -314,6 +301,20 @@ class TrainConfig(Section):
     checkpoint_every_n_steps: int | None = Field(None, gt=0)
     """Also rewrite ``checkpoints/last.ckpt`` every this many training steps (long epochs);
     it is always rewritten at the end of every epoch."""
+
+    @field_validator("num_threads")
+    @classmethod
+    def _positive_threads(cls, v):
+        # one message naming the key (a Field(gt=0) inside the union reports once per union member)
+        if isinstance(v, int) and v < 1:
+            raise ValueError("num_threads must be a positive count, 'all' or null")
+        return v
+
+    def thread_count(self) -> int | None:
+        """The number of torch threads to set (None: leave torch's)."""
+        import os
+
+        return (os.cpu_count() or 1) if self.num_threads == "all" else self.num_threads
 
 
 class DiffusionConfig(Section):
