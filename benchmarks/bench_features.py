@@ -260,18 +260,21 @@ def run_logmel(name: str, files: list[Path], reps: int) -> dict:
 
     p, spec = logmel_settings()
     n_def = default_workers()
-    ext = {k: FeatureExtractor.from_spec(spec, use_cache=False, num_workers=k) for k in sorted({0, 1, n_def})}
-    ours = ext[0].extract(files).features
+    # (workers, parallel): this process; threads (the default) and DataLoader worker processes
+    ext = {(k, par): FeatureExtractor.from_spec(spec, use_cache=False, num_workers=k, parallel=par)
+           for k, par in [(0, "threads")] + [(k, par) for par in ("threads", "processes") for k in sorted({1, n_def})]}
+    ours = ext[(0, "threads")].extract(files).features
     ref = np.concatenate(user_logmel_loop(files, p))[:, None]
     diff = np.abs(ours - ref)
     print(f"\n== log-mel end to end, {name}: {len(files)} files, {len(ours)} windows; max |ours - librosa| "
           f"{diff.max():.3g} dB, mean {diff.mean():.3g} dB")
     fns = {"librosa per-file loop": lambda: user_logmel_loop(files, p)}
-    for k, e in ext.items():
-        label = "this process" if k == 0 else f"{k} worker{'s' if k > 1 else ''}"
-        fns[f"ours, --workers {k} ({label}{', the default' if k == n_def else ''})"] = (
-            lambda e=e: _with_threads(1, e.extract, files))
-    workers = {k: (0 if k.startswith("librosa") else int(k.split("--workers ")[1].split()[0])) for k in fns}
+    workers = {"librosa per-file loop": 0}
+    for (k, par), e in ext.items():
+        label = "this process" if k == 0 else f"{k} {par if k > 1 else {'processes': 'process', 'threads': 'thread'}[par]}"
+        name = f"ours, {k} workers ({label}{', the default' if k == n_def and par == 'threads' else ''})"
+        fns[name] = lambda e=e: _with_threads(1, e.extract, files)
+        workers[name] = k if par == "processes" else -k  # threads: their CPU time is this process's
     load = [os.getloadavg()[0]]
     wall, cpu = interleaved_cpu(fns, reps)
     load.append(os.getloadavg()[0])
@@ -280,7 +283,8 @@ def run_logmel(name: str, files: list[Path], reps: int) -> dict:
     for k in fns:
         # on an idle machine the workers' CPU time would run side by side: this process's CPU time plus
         # the workers' share of theirs (perfect balance) is the wall time to expect there
-        ideal = [own + kids / max(1, workers[k]) for own, kids in cpu[k]]
+        # (threads: this process's CPU time shared by them)
+        ideal = [own / max(1, -workers[k]) + kids / max(1, workers[k]) for own, kids in cpu[k]]
         rows.append({"set": name, "method": k, "median_s": median(wall[k]), "files_per_s": len(files) / median(wall[k]),
                      "speedup_vs_librosa": per_rep_ratio(ref_t, wall[k]),
                      "cpu_s": median([a + b for a, b in cpu[k]]),
@@ -324,6 +328,7 @@ def main(argv=None) -> int:
                     help="log-mel end to end with workers: synthetic 10-s recordings at 44.1 kHz (0: skip)")
     ap.add_argument("--logmel-fsdd-files", type=int, default=600, help="... and FSDD clips of at least 0.5 s")
     ap.add_argument("--only-logmel", action="store_true", help="only the log-mel end-to-end part")
+    ap.add_argument("--suffix", default="", help="--only-logmel: results/bench_features_logmel<suffix>.json")
     args = ap.parse_args(argv)
 
     p, spec, transform = seed_params()
@@ -332,7 +337,7 @@ def main(argv=None) -> int:
     results["logmel"] = run_logmel_sets(args)
     if args.only_logmel:
         results["seconds"] = round(time.time() - t0, 1)
-        write_results("bench_features_logmel", results)
+        write_results(f"bench_features_logmel{args.suffix}", results)
         return 0
     with tempfile.TemporaryDirectory(prefix="lb_bench_feat_") as tmp:
         synth = make_synth_machine(Path(tmp) / "synth", seed=0, sample_rate=p["sample_rate"],

@@ -15,6 +15,8 @@ cracks) on the validation and on the held-out windows — so a guidance can be c
     python benchmarks/mld_guidance.py RUN [RUN ...] --guidance 1,2,4,6 --pairs 600   # digits runs
     python benchmarks/mld_guidance.py RUN --guidance 4 --steps 50,100 --scheduler ddim,dpm   # samplers too (both kinds)
     python benchmarks/mld_guidance.py RUN --guidance 1,2,3,4                          # a bridge run
+    python benchmarks/mld_guidance.py RUN --guidance "4;image=4,audio=8"   # per generated modality (';' between)
+    python benchmarks/mld_guidance.py RUN --guidance 2,3 --samples 8,32    # bridge: masks sampled per window
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ from _common import table, write_results  # noqa: E402
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("runs", nargs="+")
-    ap.add_argument("--guidance", default="1,2,4,6")
+    ap.add_argument("--guidance", default="1,2,4,6",
+                    help="strengths, comma-separated; with per-modality entries (audio=8,image=4) ';'-separated")
+    ap.add_argument("--samples", default="", help="bridge: masks sampled per window, e.g. 8,32 (default: the run's)")
     ap.add_argument("--pairs", type=int, default=600, help="test pairs (a seeded subset; 0: all)")
     ap.add_argument("--steps", default="", help="sampler steps to try, e.g. 50,100 (default: the run's)")
     ap.add_argument("--scheduler", default="", help="samplers to try, e.g. ddim,dpm (default: the run's)")
@@ -43,23 +47,25 @@ def main(argv=None) -> int:
     import torch
 
     from latentbridge.tasks.crossmodal import digit_judges
-    from latentbridge.tasks.mld import generate, load_run, sampler_settings
+    from latentbridge.tasks.mld import generate, load_run, resolve_guidance, sampler_settings
     from latentbridge.tasks.mld_eval import held_out_digit_pairs
 
     torch.set_num_threads(1)
-    guidance = [float(x) for x in args.guidance.split(",")]
+    entries = [x for x in args.guidance.split(";" if "=" in args.guidance else ",") if x.strip()]
     rows = []
     kind = None
     for run in args.runs:
         saved, stages = load_run(run)
         kind = saved.workflow.data.kind
         base = sampler_settings(saved.workflow)
+        guidance = [resolve_guidance(x, base["guidance"], saved.workflow.modalities) for x in entries]
         steps = [int(x) for x in args.steps.split(",") if x] or [base["steps"]]
         schedulers = [x for x in args.scheduler.split(",") if x] or [base["scheduler"]]
         settings = [{**base, "guidance": g, "steps": n, "scheduler": sc}
                     for g, n, sc in itertools.product(guidance, steps, schedulers)]
         if kind == "bridge":
-            rows += bridge_rows(run, saved, stages, settings)
+            samples = [int(x) for x in args.samples.split(",") if x] or [saved.workflow.evaluate.samples_per_condition]
+            rows += bridge_rows(run, saved, stages, settings, samples)
             continue
         cfg, model = saved.workflow, saved.model.eval()
         test = held_out_digit_pairs(cfg, args.pairs)
@@ -87,21 +93,22 @@ BRIDGE_KEYS = ("mask_iou", "mask_damaged_iou", "mask_healthy_fpr", "crack_locali
                "crack_missed_rate", "crack_false_rate")
 
 
-def bridge_rows(run, saved, stages, settings: list[dict]) -> list[dict]:
+def bridge_rows(run, saved, stages, settings: list[dict], samples: list[int]) -> list[dict]:
     from latentbridge.tasks.mld import bridge_splits
     from latentbridge.tasks.mld_eval import mask_probabilities
     from latentbridge.tasks.multimodal import best_threshold, mask_metrics, span_of
 
-    cfg, model = saved.workflow, saved.model.eval()
+    model = saved.model.eval()
     root = saved.info["data"]["root"]
     _, val, test = bridge_splits(stages, root)
     span = span_of(stages.workflow("multimodal"), root)
     rows = []
-    for s in settings:
-        row = {"run": str(run), "guidance": s["guidance"], "scheduler": s["scheduler"], "steps": s["steps"]}
+    for s, k in itertools.product(settings, samples):
+        row = {"run": str(run), "guidance": s["guidance"], "scheduler": s["scheduler"], "steps": s["steps"],
+               "samples_per_window": k}
         for name, split in (("val", val), ("test", test)):
             lab = np.asarray(split.has_mask, dtype=bool)
-            prob = mask_probabilities(model, stages, split.waves[lab], cfg.evaluate.samples_per_condition, s)
+            prob = mask_probabilities(model, stages, split.waves[lab], k, s)
             if name == "val":
                 row["threshold"] = float(best_threshold(prob, split.masks[lab])["threshold"])
             m = mask_metrics(prob, split.masks[lab], row["threshold"], span)

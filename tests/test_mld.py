@@ -99,6 +99,47 @@ def test_conditional_sampling_shapes_and_determinism():
             m.generate(5, bad, steps=2)
 
 
+def test_guidance_per_generated_modality():
+    """With three modalities and one condition, each generated modality's latents are mixed with its own
+    strength: a mapping equal to one number gives that number's samples exactly; different strengths give
+    each modality the samples of its own strength (the mix is per entry, the network is the same)."""
+    torch.manual_seed(0)
+    m = LatentDenoiser(("a", "b", "c"), (3, 2, 2), PROCESS, hidden=32, blocks=2, time_dim=8)
+    cond = {"a": torch.randn(6, 3)}
+
+    def fn_out(guidance):
+        fn, targets = m.denoiser(6, cond, guidance)
+        assert targets == ["b", "c"]
+        return fn(torch.randn(6, 4, generator=torch.Generator().manual_seed(3)), torch.tensor(40))
+
+    two, five = fn_out(2.0), fn_out(5.0)
+    torch.testing.assert_close(fn_out({"b": 2.0, "c": 2.0}), two)
+    mixed = fn_out({"b": 2.0, "c": 5.0})
+    torch.testing.assert_close(mixed[:, :2], two[:, :2])
+    torch.testing.assert_close(mixed[:, 2:], five[:, 2:])
+    assert not torch.allclose(two[:, 2:], five[:, 2:])
+    torch.testing.assert_close(fn_out({"b": 2.0}), torch.cat([two[:, :2], fn_out(1.0)[:, 2:]], dim=1))
+    out = m.generate(6, cond, guidance={"b": 2.0, "c": 5.0}, steps=4, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(out["a"], cond["a"]) and out["b"].shape == (6, 2) and out["c"].shape == (6, 2)
+
+
+def test_guidance_given_per_modality_on_the_command_line():
+    from latentbridge.errors import LatentbridgeError
+    from latentbridge.tasks.mld import resolve_guidance
+
+    mods = ("audio", "image")
+    assert resolve_guidance("3", 4.0, mods) == 3.0
+    assert resolve_guidance("audio=8, image=4", 1.0, mods) == {"audio": 8.0, "image": 4.0}
+    # a modality left out keeps the run's strength; equal strengths collapse to one number
+    assert resolve_guidance("audio=8", 4.0, mods) == {"audio": 8.0, "image": 4.0}
+    assert resolve_guidance("audio=6", {"audio": 8.0, "image": 6.0}, mods) == 6.0
+    assert resolve_guidance({"image": 2.0}, {"audio": 8.0, "image": 6.0}, mods) == {"audio": 8.0, "image": 2.0}
+    for bad, says in (("audio=x", "MODALITY=NUMBER"), ("spec=2", "modalities are audio, image"),
+                      ("-1", ">= 0"), ("image=-2", ">= 0")):
+        with pytest.raises(LatentbridgeError, match=says):
+            resolve_guidance(bad, 4.0, mods)
+
+
 def test_one_denoiser_learns_both_directions_of_a_cross_modal_relation():
     """Modality b holds the sign of a's first entry (± 1.5 with a little noise): conditional samples of
     b follow a given a, samples of a follow b, and joint samples keep the relation; samples lie on the
@@ -191,14 +232,14 @@ def test_bridge_train_sample_evaluate(bridge_run, tmp_path, capsys):
     mask_file = sorted((root / "Labels").rglob("*.png"))[0]
     out = tmp_path / "samples"
     assert main(["sample", str(run), "--condition", str(csv_file), "--condition", str(mask_file),
-                 "--num-samples", "3", "--steps", "4", "--guidance", "2", "--out", str(out)]) == 0
+                 "--num-samples", "3", "--steps", "4", "--guidance", "mask=2,spec=3", "--out", str(out)]) == 0
     from_csv, from_mask = out / csv_file.stem, out / mask_file.stem
     assert len(list(from_csv.glob("mask_sample_*.png"))) == 3 and (from_csv / "mask.png").is_file()
     spec = np.load(from_mask / "log_magnitude.npy")
     assert spec.shape[:2] == (3, 4) and np.isfinite(spec).all()
     assert len(list(from_mask.glob("vibration_*.wav"))) == 3 and len(list(from_mask.glob("spectrogram_*.png"))) == 3
     settings = json.loads((out / "settings.json").read_text())
-    assert settings["guidance"] == 2.0 and settings["steps"] == 4
+    assert settings["guidance"] == {"spec": 3.0, "mask": 2.0} and settings["steps"] == 4
 
     ev = tmp_path / "eval"
     assert main(["evaluate", str(run), "--out", str(ev)]) == 0
@@ -236,6 +277,7 @@ def test_bad_input_is_one_line_exit_2(bridge_run, tmp_path, capsys):
         ["sample", str(run), "--condition", str(wav), "--out", str(tmp_path / "b2")],
         ["sample", str(run), "--steps", "5000", "--out", str(tmp_path / "c")],
         ["sample", str(run), "--guidance", "-1", "--out", str(tmp_path / "c2")],
+        ["sample", str(run), "--guidance", "audio=2", "--out", str(tmp_path / "c4")],
         ["sample", str(run), "--num-samples", "0", "--out", str(tmp_path / "c3")],
         ["sample", str(run), "--class", "3", "--out", str(tmp_path / "d")],
         ["train", "--config", str(REPO / "configs" / "mld_bridge.yaml"), "--out", str(tmp_path / "e"),
@@ -263,7 +305,7 @@ DIGITS = ["digits.limit_train_clips=120", "digits.limit_test_clips=40", "digits.
           "first_stage.stages.audio.train.max_epochs=1", "first_stage.stages.image.train.max_epochs=1",
           "first_stage.stages.image.data.limit=400", "first_stage.stages.image.model.latent_dim=8",
           "first_stage.stages.audio.train.progress_bar=false", "first_stage.stages.image.train.progress_bar=false",
-          "evaluate.max_wav_pairs=10", "evaluate.diversity_inputs=4", "evaluate.samples_per_condition=2"]
+          "evaluate.max_wav_pairs=10", "sampling.guidance={audio: 3, image: 2}", "evaluate.diversity_inputs=4", "evaluate.samples_per_condition=2"]
 
 
 @pytest.mark.skipif(not (FSDD.exists() and MNIST_DIR.exists()), reason="FSDD or MNIST not under ../shared/data")

@@ -436,6 +436,38 @@ def test_fit_names_every_bad_file_and_skip_bad_skips_them(machine_data, feature_
     assert "Skipped files: 4" in (tmp_path / "m" / "README.md").read_text()
 
 
+@pytest.mark.parametrize("parallel", ["threads", "processes"])
+def test_parallel_extraction_is_the_same_as_in_one_process(machine_data, tmp_path, parallel):
+    """Two threads or two worker processes give this process's features, window starts, durations,
+    padded and bad-file lists, in file order, and leave torch's thread count as it was."""
+    import soundfile as sf
+
+    from latentbridge.config import load_config, transform_spec
+    from latentbridge.data.audio import FeatureExtractor, list_files
+
+    data = tmp_path / "mixed"
+    shutil.copytree(machine_data / "test", data)
+    (data / "normal" / "b_text.wav").write_text("not audio")
+    sf.write(data / "normal" / "c_short.wav", np.random.default_rng(0).normal(0, 0.1, 24000).astype(np.float32),
+             16000)  # 1.5 s: padded to one 2-s window
+    spec = transform_spec(load_config(None, ["audio.auto=false"], sets={"task": "anomaly"}))
+    one = FeatureExtractor.from_spec(spec, use_cache=False, num_workers=0).extract(data, skip_bad=True)
+    ex = FeatureExtractor.from_spec(spec, use_cache=False, num_workers=2, parallel=parallel)
+    assert len(ex.chunks(list_files(data))) > 2  # more chunks than workers: the parallel path
+    threads = torch.get_num_threads()
+    two = ex.extract(data, skip_bad=True)
+    assert torch.get_num_threads() == threads
+    assert [str(f) for f in two.files] == [str(f) for f in one.files] and len(one.files) == 8
+    np.testing.assert_array_equal(two.features, one.features)
+    np.testing.assert_array_equal(two.file_index, one.file_index)
+    np.testing.assert_array_equal(two.starts_s, one.starts_s)
+    np.testing.assert_array_equal(two.durations_s, one.durations_s)
+    assert two.padded == one.padded == [str(data / "normal" / "c_short.wav")]
+    assert [p for p, _ in two.skipped] == [p for p, _ in one.skipped] == [str(data / "normal" / "b_text.wav")]
+    with pytest.raises(ValueError, match="parallel"):
+        FeatureExtractor.from_spec(spec, parallel="fibres")
+
+
 def test_list_devices_says_when_there_are_none(monkeypatch, capsys, fitted_model):
     import latentbridge.io.capture as capture
 

@@ -68,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     sm_.add_argument("run_dir")
     sm_.add_argument("--num-samples", type=int, default=16)
     sm_.add_argument("--class", dest="label", help="class of every sample (name or index; default: classes in turn)")
-    sm_.add_argument("--guidance", type=float, help="classifier-free guidance: 0 unconditional, 1 conditional, >1 "
-                                                    "stronger (default: the run's)")
+    sm_.add_argument("--guidance", help="classifier-free guidance: 0 unconditional, 1 conditional, >1 stronger "
+                     "(default: the run's); multimodal latent diffusion: also one per generated modality, "
+                     "e.g. audio=8,image=4")
     sm_.add_argument("--steps", type=int, help="sampling steps (default: the run's)")
     sm_.add_argument("--scheduler", choices=["ddpm", "ddim", "dpm"], help="default: the run's")
     sm_.add_argument("--seed", type=int, help="same seed, same samples (default: the run's)")
@@ -273,6 +274,7 @@ def _cmd_evaluate(args) -> int:
 
 def _cmd_sample(args) -> int:
     from latentbridge import commands
+    from latentbridge.tasks.mld import guidance_text
 
     res = commands.sample(args.run_dir, args.out, args.num_samples, force=args.force, label=args.label,
                           guidance=args.guidance, steps=args.steps, scheduler=args.scheduler, seed=args.seed,
@@ -283,7 +285,7 @@ def _cmd_sample(args) -> int:
         what = f"{res['n_samples']} joint samples, {res['files']} files"
     else:
         what = f"{res['n_samples']} samples for each of {len(res['conditions'])} condition files, {res['files']} files"
-    print(f"{what} ({res['scheduler']}, {res['steps']} steps, guidance {res['guidance']:g}, "
+    print(f"{what} ({res['scheduler']}, {res['steps']} steps, guidance {guidance_text(res['guidance'])}, "
           f"seed {res['seed']}) in {res['seconds']:.1f} s")
     if "conditions" in res:
         print(f"wrote {', '.join(str(Path(args.out) / c) for c in res['conditions'])}")

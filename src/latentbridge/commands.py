@@ -121,6 +121,12 @@ def sample(run_dir: str, out: str, n: int, *, force: bool = False, condition: li
         write = mld_report.write_samples
     else:
         values = None
+        if settings.get("guidance") is not None:
+            try:
+                settings["guidance"] = float(settings["guidance"])
+            except ValueError:
+                raise LatentbridgeError(f"--guidance: a diffusion model takes one number, got {settings['guidance']!r}"
+                                        ) from None
         if condition is not None:
             try:
                 values = [float(c) for c in condition]

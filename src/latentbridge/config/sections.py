@@ -350,6 +350,22 @@ class SamplingConfig(Section):
     batch_size: int = Field(250, gt=0)
 
 
+class MLDSamplingConfig(SamplingConfig):
+    """Multimodal latent diffusion's sampler: guidance may differ by the modality generated."""
+
+    guidance: float | dict[str, float] = 1.0
+    """One strength for every direction, or one per generated modality (e.g. ``{image: 4, audio: 8}``:
+    images drawn from a spoken digit with 4, audio from a written digit with 8; a modality left out: 1)."""
+
+    @field_validator("guidance")
+    @classmethod
+    def _non_negative(cls, v):
+        bad = {k: g for k, g in (v.items() if isinstance(v, dict) else [("guidance", v)]) if g < 0}
+        if bad:
+            raise ValueError(f"guidance must be >= 0, got {bad}")
+        return v
+
+
 class DiffusionMonitorConfig(Section):
     """What training shows on the way: sample grids and a small-sample Fréchet distance per epoch."""
 

@@ -39,6 +39,7 @@ from latentbridge.config.sections import (
     MLDDataConfig,
     MLDDiffusionConfig,
     MLDEvalConfig,
+    MLDSamplingConfig,
     PairedDataConfig,
     PatchConfig,
     SamplingConfig,
@@ -279,7 +280,7 @@ class MLDWorkflow(_AudioWorkflow):
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(
         max_epochs=100, batch_size=256, lr=1e-3, weight_decay=0.0, scheduler="cosine", gradient_clip=1.0,
         ema_decay=0.999, keep_weights="last"))
-    sampling: SamplingConfig = Field(default_factory=lambda: SamplingConfig(guidance=1.0))
+    sampling: MLDSamplingConfig = Field(default_factory=MLDSamplingConfig)
     evaluate: MLDEvalConfig = Field(default_factory=MLDEvalConfig)
 
     @model_validator(mode="before")
@@ -305,6 +306,10 @@ class MLDWorkflow(_AudioWorkflow):
         if self.sampling.steps > self.diffusion.train_timesteps:
             raise ValueError(f"sampling.steps ({self.sampling.steps}) is more than diffusion.train_timesteps "
                              f"({self.diffusion.train_timesteps})")
+        g = self.sampling.guidance
+        if isinstance(g, dict) and (unknown := sorted(set(g) - set(self.modalities))):
+            raise ValueError(f"sampling.guidance: {self.data.kind} data have the modalities "
+                             f"{list(self.modalities)}, got {unknown}")
         return self
 
     @property

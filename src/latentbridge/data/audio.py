@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -27,8 +29,9 @@ CACHE_VERSION = 1
 
 
 def default_workers() -> int:
-    """Worker processes that decode and featurise files: one per core, at most 4 (none on one core).
-    The calling process only gathers their results (or, when scoring, runs the model on them)."""
+    """Workers that decode and featurise files: one per core, at most 4 (none on one core): threads
+    of the calling process in :meth:`FeatureExtractor.extract`, DataLoader worker processes when
+    scoring (the calling process then runs the model on their results)."""
     cores = os.cpu_count() or 1
     return 0 if cores < 2 else min(4, cores)
 
@@ -121,7 +124,7 @@ class FeatureExtractor:
     def __init__(self, transform, *, sample_rate: int, window_s: float, hop_s: float, channel: int | None = None,
                  pad: str = "wrap", cache_dir: str | Path | None = None, use_cache: bool = True,
                  batch_windows: int = 32, trim_db: float | None = None,
-                 num_workers: int | None = None):
+                 num_workers: int | None = None, parallel: Literal["threads", "processes"] = "threads"):
         self.transform = transform.eval()
         self.sample_rate = int(sample_rate)
         self.window = int(round(window_s * sample_rate))
@@ -133,8 +136,12 @@ class FeatureExtractor:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.use_cache = use_cache
         self.last_padded = False
-        # decoding and features in worker processes (this process gathers)
+        # decoding and features in num_workers threads (decoding, resampling and the transform release
+        # the GIL; no start-up cost) or DataLoader worker processes (benchmarks/README.md §1)
         self.num_workers = default_workers() if num_workers is None else int(num_workers)
+        if parallel not in ("threads", "processes"):
+            raise ValueError(f"parallel must be 'threads' or 'processes', got {parallel!r}")
+        self.parallel = parallel
         self.batch_windows = batch_windows  # small batches: faster on CPU than large ones (benchmarks/)
         self._params = {
             "version": CACHE_VERSION,
@@ -188,9 +195,13 @@ class FeatureExtractor:
     # --- extraction ---------------------------------------------------------------------
     def windows_of(self, wave: np.ndarray, name: str | Path = "<waveform>") -> tuple[np.ndarray, np.ndarray]:
         """Windows of one recording (the short-recording rule of :func:`latentbridge.io.check_recording_length`)."""
-        self.last_padded = check_recording_length(wave.shape[-1], self.window, self.sample_rate, name)
+        windows, starts, self.last_padded = self._windows(wave, name)
+        return windows, starts
+
+    def _windows(self, wave: np.ndarray, name) -> tuple[np.ndarray, np.ndarray, bool]:
+        padded = check_recording_length(wave.shape[-1], self.window, self.sample_rate, name)
         windows, starts = cut_windows(wave, self.window, self.hop, pad=self.pad, name=name)
-        return windows.astype(np.float32, copy=False), starts.astype(np.float64) / self.sample_rate
+        return windows.astype(np.float32, copy=False), starts.astype(np.float64) / self.sample_rate, padded
 
     @torch.no_grad()
     def features_of_windows(self, windows: np.ndarray) -> np.ndarray:
@@ -211,8 +222,8 @@ class FeatureExtractor:
     def _read_windows(self, path: Path):
         """(windows, starts_s, duration_s, padded) of one file; DataError when it is unusable."""
         wave = self.read(path)
-        windows, starts = self.windows_of(wave, path)
-        return windows, starts, wave.shape[-1] / self.sample_rate, self.last_padded
+        windows, starts, padded = self._windows(wave, path)  # no shared state: runs in several threads
+        return windows, starts, wave.shape[-1] / self.sample_rate, padded
 
     def chunk_features(self, chunk: list[tuple[int, Path]]) -> list["FileFeatures"]:
         """Features of a chunk of files ``[(index, path), ...]``: cached ones loaded, the others read,
@@ -254,14 +265,28 @@ class FeatureExtractor:
         return [indexed[k:k + size] for k in range(0, len(indexed), size)]
 
     def map_chunks(self, chunks: list[list[tuple[int, Path]]]):
-        """:meth:`chunk_features` of every chunk, in order; in ``num_workers`` DataLoader workers (each
-        decodes and transforms its chunks with one torch thread) when set."""
+        """:meth:`chunk_features` of every chunk, in order; with ``num_workers`` set, in that many
+        threads (torch on one thread each meanwhile) or DataLoader worker processes (``parallel``).
+        Threads cost nothing to start and ran the anomaly settings' path 1.8-2.0x the per-file librosa
+        loop on 60 and 300 recordings of 10 s, where processes ran 1.3-1.5x; on 600 short clips
+        processes ran 2.4x, threads 2.1x (``benchmarks/bench_features.py``)."""
         if self.num_workers <= 0 or len(chunks) < 2:
             return (self.chunk_features(c) for c in chunks)
-        return iter(torch.utils.data.DataLoader(
-            FeatureChunks(self, chunks), batch_size=None, shuffle=False,
-            num_workers=min(self.num_workers, len(chunks)), worker_init_fn=_one_thread, prefetch_factor=4,
-            collate_fn=_identity))
+        n = min(self.num_workers, len(chunks))
+        if self.parallel == "processes":
+            return iter(torch.utils.data.DataLoader(
+                FeatureChunks(self, chunks), batch_size=None, shuffle=False, num_workers=n,
+                worker_init_fn=_one_thread, prefetch_factor=4, collate_fn=_identity))
+        return self._threaded(chunks, n)
+
+    def _threaded(self, chunks: list[list[tuple[int, Path]]], n: int):
+        was = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(n, thread_name_prefix="latentbridge-features") as pool:
+                yield from pool.map(self.chunk_features, chunks)
+        finally:
+            torch.set_num_threads(was)
 
     def extract(self, paths, skip_bad: bool = False) -> WindowFeatures:
         """Features of every window of ``paths`` (files or folders).
@@ -269,7 +294,7 @@ class FeatureExtractor:
         Every file that cannot be used (unreadable, truncated, non-finite, silent, too short) is
         collected; without ``skip_bad`` one error then lists them all, with ``skip_bad`` they are
         skipped with a warning and listed in ``skipped``. Files are decoded and transformed in
-        chunks, in ``num_workers`` worker processes."""
+        chunks, in ``num_workers`` threads or processes (:meth:`map_chunks`)."""
         files = list_files(paths)
         results = [r for chunk in self.map_chunks(self.chunks(files)) for r in chunk]
         return self.assemble(files, results, skip_bad, paths)

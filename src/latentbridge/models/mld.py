@@ -19,7 +19,8 @@ Sampling (:meth:`LatentDenoiser.generate`): the process's sampler runs over the 
 modalities to generate; the condition's latents are held exactly as given and re-enter the
 network, clean, at every step. ``guidance`` w mixes the conditional prediction c and the
 prediction with the condition nulled u as ``u + w (c - u)`` (1: conditional, 0: the target's
-marginal, > 1: pushed further toward the condition).
+marginal, > 1: pushed further toward the condition), one w for every generated modality or one
+per modality (the latents of each generated modality mixed with its own).
 
 The network (``mld_mlp``) is a residual MLP: each modality's state is embedded (a sinusoidal
 timestep embedding through an MLP, or a learned vector for clean and null), the embeddings are
@@ -28,6 +29,7 @@ concatenated and added in every block; the network holds no schedule.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Callable, ClassVar, Literal
 
 import torch
@@ -191,15 +193,19 @@ class LatentDenoiser(ModelFamily, nn.Module):
             raise ValueError("every modality is given as a condition: nothing to generate")
         return condition
 
-    def denoiser(self, n: int, condition: dict[str, Tensor], guidance: float = 1.0
+    def denoiser(self, n: int, condition: dict[str, Tensor], guidance: float | Mapping[str, float] = 1.0
                  ) -> tuple[Callable[[Tensor, Tensor], Tensor], list[str]]:
         """``fn(x_t, t)`` over the latents of the modalities not in ``condition`` (returned, in
-        order), with the condition held clean and classifier-free ``guidance``."""
+        order), with the condition held clean and classifier-free ``guidance``: one strength, or one
+        per generated modality (a modality left out: 1)."""
         targets = [m for m in self.modalities if m not in condition]
         tgt = torch.cat([torch.arange(self.dim)[self.slices[m]] for m in targets])
-        g = float(guidance)
-        conditioned = bool(condition) and g != 0.0
-        guided = bool(condition) and g not in (0.0, 1.0)
+        per = {m: float(guidance.get(m, 1.0) if isinstance(guidance, Mapping) else guidance) for m in targets}
+        strengths = set(per.values())
+        g: float | Tensor = strengths.pop() if len(strengths) == 1 else torch.cat(
+            [torch.full((self.slices[m].stop - self.slices[m].start,), per[m]) for m in targets])
+        conditioned = bool(condition) and not (isinstance(g, float) and g == 0.0)
+        guided = bool(condition) and not (isinstance(g, float) and g in (0.0, 1.0))
 
         def full(x: Tensor, t: Tensor, state: int) -> tuple[Tensor, Tensor]:
             z = torch.zeros(x.shape[0], self.dim, dtype=x.dtype, device=x.device)
@@ -220,12 +226,13 @@ class LatentDenoiser(ModelFamily, nn.Module):
             zu, tu = full(x, t, NULL)
             both = self(torch.cat([zc, zu]), torch.cat([tc, tu]))[:, tgt]
             c, u = both[: x.shape[0]], both[x.shape[0]:]
-            return u + g * (c - u)
+            return u + (g.to(c) if isinstance(g, Tensor) else g) * (c - u)
 
         return fn, targets
 
     @torch.no_grad()
-    def generate(self, n: int, condition: dict[str, Tensor] | None = None, *, guidance: float = 1.0,
+    def generate(self, n: int, condition: dict[str, Tensor] | None = None, *,
+                 guidance: float | Mapping[str, float] = 1.0,
                  scheduler: str = "ddim", steps: int | None = 50, eta: float = 0.0,
                  generator: torch.Generator | None = None, progress: Callable[[int], None] | None = None
                  ) -> dict[str, Tensor]:

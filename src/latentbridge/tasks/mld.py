@@ -397,14 +397,44 @@ def generate(model, n: int, condition: dict | None = None, *, settings: dict, ba
 
 
 def sampler_settings(cfg, **given) -> dict:
+    """The run's sampler settings with the given ones (None: the run's) over them. ``guidance``: a
+    number, or one per generated modality (a mapping, or text such as ``"audio=8,image=4"``); a
+    modality the given mapping leaves out keeps the run's strength for it."""
     s = cfg.sampling
     out = {k: (given.get(k) if given.get(k) is not None else getattr(s, k))
            for k in ("scheduler", "steps", "guidance", "seed", "eta")}
     if out["steps"] > cfg.diffusion.train_timesteps or out["steps"] < 1:
         raise LatentbridgeError(f"--steps must be in 1..{cfg.diffusion.train_timesteps}, got {out['steps']}")
-    if out["guidance"] < 0:
-        raise LatentbridgeError(f"--guidance must be >= 0, got {out['guidance']}")
+    out["guidance"] = resolve_guidance(out["guidance"], s.guidance, cfg.modalities)
     return out
+
+
+def resolve_guidance(given, run, modalities) -> float | dict[str, float]:
+    """One strength, or ``{modality: strength}`` over every modality (``given`` over the ``run``'s)."""
+    if isinstance(given, str):
+        text = given.strip()
+        try:
+            given = float(text) if "=" not in text else {
+                k.strip(): float(v) for k, v in (part.split("=", 1) for part in text.split(",") if part.strip())}
+        except ValueError:
+            raise LatentbridgeError(f"--guidance: a number or MODALITY=NUMBER,... (modalities "
+                                    f"{', '.join(modalities)}), got {given!r}") from None
+    if isinstance(given, dict):
+        if unknown := sorted(set(given) - set(modalities)):
+            raise LatentbridgeError(f"--guidance: this run's modalities are {', '.join(modalities)}, got {unknown}")
+        base = run if isinstance(run, dict) else {m: float(run) for m in modalities}
+        given = {m: float(given.get(m, base.get(m, 1.0))) for m in modalities}
+        if len(set(given.values())) == 1:
+            given = next(iter(given.values()))
+    bad = [g for g in (given.values() if isinstance(given, dict) else [given]) if g < 0]
+    if bad:
+        raise LatentbridgeError(f"--guidance must be >= 0, got {bad[0]:g}")
+    return given if isinstance(given, dict) else float(given)
+
+
+def guidance_text(g) -> str:
+    """``4`` or ``audio 8, image 4``."""
+    return f"{g:g}" if not isinstance(g, dict) else ", ".join(f"{m} {v:g}" for m, v in g.items())
 
 
 @dataclass
