@@ -173,6 +173,47 @@ def test_one_denoiser_learns_both_directions_of_a_cross_modal_relation():
     assert (torch.sign(joint["a"][:, 0]) == torch.sign(joint["b"][:, 0])).float().mean() > 0.9
 
 
+def test_standardised_latents_learn_offset_narrow_entries():
+    """Latents far from zero with a small spread (a = 3 + 0.2 N, b = -4 ± 0.075 by the sign of a's first
+    entry): a ``standardise`` model fitted with their statistics trains and samples in unit space and
+    returns samples in the data's units, the condition exactly as given; its statistics travel with
+    its state dict."""
+    torch.manual_seed(0)
+    n = 1024
+    a0 = torch.randn(n, 3)
+    a = 3.0 + 0.2 * a0
+    b = -4.0 + 0.05 * (torch.sign(a0[:, :1]).repeat(1, 2) * 1.5 + 0.1 * torch.randn(n, 2))
+    z = torch.cat([a, b], dim=1)
+    m = LatentDenoiser(("a", "b"), (3, 2), PROCESS, condition_share=0.5, null_share=0.1, hidden=64, blocks=2,
+                       time_dim=16, standardise=True)
+    assert m.config()["standardise"] is True
+    from latentbridge.tasks.mld import latent_statistics
+    from latentbridge.training.fit import DictDataset
+
+    mean, std = latent_statistics(DictDataset(z=z))
+    m.fit_statistics(mean, std)
+    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+    m.train()
+    for _ in range(400):
+        idx = torch.randint(0, n, (256,))
+        loss, _ = m.loss({"z": z[idx]})
+        opt.zero_grad()
+        loss.mean().backward()
+        opt.step()
+    g = torch.Generator().manual_seed(0)
+    test_a0 = torch.randn(200, 3)
+    cond = 3.0 + 0.2 * test_a0
+    out = m.generate(200, {"a": cond}, steps=25, generator=g)
+    assert torch.equal(out["a"], cond)
+    assert (torch.sign(out["b"][:, 0] + 4.0) == torch.sign(test_a0[:, 0])).float().mean() > 0.9
+    assert (out["b"] + 4.0).abs().median().item() == pytest.approx(0.075, abs=0.015)
+    twin = LatentDenoiser(**m.config())
+    twin.load_state_dict(m.state_dict())
+    torch.testing.assert_close(twin.spread, m.spread)
+    with pytest.raises(ValueError, match="does not standardise"):
+        _model().fit_statistics(mean, std)
+
+
 def test_set_measures():
     from latentbridge.metrics.generative import diversity, mean_pairwise_distance, nearest_distance
     from latentbridge.metrics.signal import psd_distance

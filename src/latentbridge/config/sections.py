@@ -425,6 +425,9 @@ class MLDDiffusionConfig(DiffusionConfig):
     label_dropout: float = Field(0.1, ge=0, le=1)
     """Training: share of the clean (condition) modalities replaced by the null input, so one model
     also gives the prediction without the condition (classifier-free guidance)."""
+    standardise: bool = False
+    """Standardise every latent entry by its training mean and std inside the denoiser (its
+    statistics are saved with it); off: each modality's latents divided by one training std."""
 
 
 class MLDEvalConfig(Section):

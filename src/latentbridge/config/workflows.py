@@ -362,7 +362,7 @@ class MLDWorkflow(_AudioWorkflow):
         d = self.diffusion
         return {"modalities": list(self.modalities), "latent_dims": [int(x) for x in latent_dims],
                 "process": self.process_config(), "condition_share": d.condition_share if d.conditional else 0.0,
-                "null_share": d.label_dropout}
+                "null_share": d.label_dropout, **({"standardise": True} if d.standardise else {})}
 
     def transform_spec(self, **data: Any):
         if self.data.kind == "digits":

@@ -77,7 +77,7 @@ class LatentDenoiser(ModelFamily, nn.Module):
 
     def __init__(self, modalities=("a", "b"), latent_dims=(8, 8), process: dict | None = None,
                  condition_share: float = 0.5, null_share: float = 0.1, hidden: int = 512, blocks: int = 4,
-                 time_dim: int = 64, dropout: float = 0.0):
+                 time_dim: int = 64, dropout: float = 0.0, standardise: bool = False):
         super().__init__()
         self.modalities = tuple(str(m) for m in modalities)
         self.latent_dims = tuple(int(d) for d in latent_dims)
@@ -94,6 +94,12 @@ class LatentDenoiser(ModelFamily, nn.Module):
         ends = torch.tensor(self.latent_dims).cumsum(0).tolist()
         self.slices = {m: slice(e - d, e) for m, d, e in zip(self.modalities, self.latent_dims, ends)}
         self.dim = int(ends[-1])
+        # per-entry standardisation (training mean and std of every latent entry, :meth:`fit_statistics`):
+        # the process then noises entries of unit spread around zero; off, the latents enter as given
+        self.standardise = bool(standardise)
+        if self.standardise:
+            self.register_buffer("shift", torch.zeros(self.dim))
+            self.register_buffer("spread", torch.ones(self.dim))
         n = len(self.modalities)
         self.time = TimestepMLP(time_dim, time_dim)
         self.state = nn.Parameter(torch.randn(2, n, time_dim) * 0.02)  # [clean, null] per modality
@@ -104,7 +110,29 @@ class LatentDenoiser(ModelFamily, nn.Module):
     def config(self) -> dict[str, Any]:
         return {"modalities": list(self.modalities), "latent_dims": list(self.latent_dims),
                 "process": self.process.config(), "condition_share": self.condition_share,
-                "null_share": self.null_share, **self.arch}
+                "null_share": self.null_share, **self.arch, **({"standardise": True} if self.standardise else {})}
+
+    @torch.no_grad()
+    def fit_statistics(self, mean: Tensor, std: Tensor) -> None:
+        """Set the per-entry mean and std (D,) of the training latents (``standardise`` models)."""
+        if not self.standardise:
+            raise ValueError("this model does not standardise its latents (standardise=False)")
+        if mean.shape != (self.dim,) or std.shape != (self.dim,):
+            raise ValueError(f"statistics of shape ({self.dim},) expected, got {tuple(mean.shape)} / {tuple(std.shape)}")
+        self.shift.copy_(mean)
+        self.spread.copy_(std.clamp_min(1e-4))
+
+    def _to_unit(self, z: Tensor, m: str | None = None) -> Tensor:
+        if not self.standardise:
+            return z
+        s = slice(None) if m is None else self.slices[m]
+        return (z - self.shift[s].to(z)) / self.spread[s].to(z)
+
+    def _from_unit(self, z: Tensor, m: str) -> Tensor:
+        if not self.standardise:
+            return z
+        s = self.slices[m]
+        return z * self.spread[s].to(z) + self.shift[s].to(z)
 
     # --- the network ---------------------------------------------------------------------
     def embed_states(self, times: Tensor) -> Tensor:
@@ -153,6 +181,7 @@ class LatentDenoiser(ModelFamily, nn.Module):
         z = batch["z"] if isinstance(batch, dict) else batch
         if z.dim() != 2 or z.shape[1] != self.dim:
             raise ValueError(f"{type(self).__name__} expects latents of shape (B, {self.dim}), got {tuple(z.shape)}")
+        z = self._to_unit(z)
         times = self.draw_states(z.shape[0], device=z.device) if self.training else \
             self.draw_states(z.shape[0], torch.Generator().manual_seed(0), z.device)
         noised = times >= 0
@@ -197,7 +226,8 @@ class LatentDenoiser(ModelFamily, nn.Module):
                  ) -> tuple[Callable[[Tensor, Tensor], Tensor], list[str]]:
         """``fn(x_t, t)`` over the latents of the modalities not in ``condition`` (returned, in
         order), with the condition held clean and classifier-free ``guidance``: one strength, or one
-        per generated modality (a modality left out: 1)."""
+        per generated modality (a modality left out: 1). Latents in the network's units (standardised
+        when ``standardise``: :meth:`generate` converts)."""
         targets = [m for m in self.modalities if m not in condition]
         tgt = torch.cat([torch.arange(self.dim)[self.slices[m]] for m in targets])
         per = {m: float(guidance.get(m, 1.0) if isinstance(guidance, Mapping) else guidance) for m in targets}
@@ -243,7 +273,7 @@ class LatentDenoiser(ModelFamily, nn.Module):
         was = self.training
         self.eval()
         try:
-            fn, targets = self.denoiser(n, condition, guidance)
+            fn, targets = self.denoiser(n, {m: self._to_unit(c, m) for m, c in condition.items()}, guidance)
             width = sum(self.latent_dims[self.modalities.index(m)] for m in targets)
             x = self.process.sample(fn, (n, width), scheduler=scheduler, steps=steps, generator=generator,
                                     eta=eta, progress=progress)
@@ -252,6 +282,6 @@ class LatentDenoiser(ModelFamily, nn.Module):
         out, i = {}, 0
         for m in targets:
             d = self.latent_dims[self.modalities.index(m)]
-            out[m] = x[:, i:i + d]
+            out[m] = self._from_unit(x[:, i:i + d], m)
             i += d
         return {m: condition[m] if m in condition else out[m] for m in self.modalities}

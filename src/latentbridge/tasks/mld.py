@@ -240,6 +240,12 @@ class RedrawnLatents(torch.utils.data.Dataset):
         return {"z": torch.cat([self.first[i], self.pool[r]])}
 
 
+def latent_statistics(train_set) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-entry (mean, std) of the training latents (redrawn pairs: each part over its own rows)."""
+    parts = [train_set.first, train_set.pool] if isinstance(train_set, RedrawnLatents) else [train_set.tensors["z"]]
+    return torch.cat([p.float().mean(0) for p in parts]), torch.cat([p.float().std(0) for p in parts])
+
+
 def _latents(stages: Stages, batches: dict) -> torch.Tensor:
     return torch.cat([stages.encode(m, x) for m, x in batches.items()], dim=1).float()
 
@@ -307,6 +313,8 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
         t_stage = time.time() - t0
         train_set, z_val, info = training_latents(cfg, stages, cfg.data.root if cfg.data.kind == "bridge" else None)
         model = build_model(cfg.model, **cfg.model_data(stages.latent_dims))
+        if getattr(model, "standardise", False):
+            model.fit_statistics(*latent_statistics(train_set))
         val = make_loader(DictDataset(z=z_val), cfg.train, False) if z_val is not None and len(z_val) else None
         run.fit(model, make_loader(train_set, cfg.train, True), val, beta=False)
         if run.outcome is None:
