@@ -272,9 +272,9 @@ def run_logmel(name: str, files: list[Path], reps: int) -> dict:
     workers = {"librosa per-file loop": 0}
     for (k, par), e in ext.items():
         label = "this process" if k == 0 else f"{k} {par if k > 1 else {'processes': 'process', 'threads': 'thread'}[par]}"
-        name = f"ours, {k} workers ({label}{', the default' if k == n_def and par == 'threads' else ''})"
-        fns[name] = lambda e=e: _with_threads(1, e.extract, files)
-        workers[name] = k if par == "processes" else -k  # threads: their CPU time is this process's
+        method = f"ours, {k} workers ({label}{', the default' if k == n_def and par == 'threads' else ''})"
+        fns[method] = lambda e=e: _with_threads(1, e.extract, files)
+        workers[method] = k if par == "processes" else -k  # threads: their CPU time is this process's
     load = [os.getloadavg()[0]]
     wall, cpu = interleaved_cpu(fns, reps)
     load.append(os.getloadavg()[0])

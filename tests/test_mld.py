@@ -135,9 +135,20 @@ def test_guidance_given_per_modality_on_the_command_line():
     assert resolve_guidance("audio=6", {"audio": 8.0, "image": 6.0}, mods) == 6.0
     assert resolve_guidance({"image": 2.0}, {"audio": 8.0, "image": 6.0}, mods) == {"audio": 8.0, "image": 2.0}
     for bad, says in (("audio=x", "MODALITY=NUMBER"), ("spec=2", "modalities are audio, image"),
-                      ("-1", ">= 0"), ("image=-2", ">= 0")):
+                      ("-1", ">= 0"), ("image=-2", ">= 0"), ("nan", "finite"), ("audio=inf", "finite")):
         with pytest.raises(LatentbridgeError, match=says):
             resolve_guidance(bad, 4.0, mods)
+    # the same rules in a config, and in the model's own API
+    from latentbridge.config import load_config
+    from latentbridge.errors import ConfigError
+
+    for bad, says in (("{foo: 1}", "digits data have the modalities"), ("{audio: -1}", "finite number >= 0"),
+                      (".nan", "finite number >= 0"), ("{audio: .inf}", "finite number >= 0")):
+        with pytest.raises(ConfigError, match=says):
+            load_config(REPO / "configs" / "mld_avdigits.yaml", [f"sampling.guidance={bad}"])
+    for bad in ({"c": 2.0}, {"b": float("nan")}, -1.0):
+        with pytest.raises(ValueError, match="guidance"):
+            _model().denoiser(2, {"a": torch.zeros(2, 3)}, bad)
 
 
 def test_one_denoiser_learns_both_directions_of_a_cross_modal_relation():
@@ -242,7 +253,8 @@ BRIDGE_STAGE = ["model.channels=[8,16]", "model.mask_channels=[4,8]", "model.lat
                 "train.progress_bar=false"]
 BRIDGE = ["data.test_fraction=0.3", "data.val_fraction=0.2", "model.hidden=32", "model.blocks=1",
           "train.max_epochs=3", "train.batch_size=16", "train.progress_bar=false", "sampling.steps=5",
-          "evaluate.samples_per_condition=2", "evaluate.embedding=pca", *[f"first_stage.stages.multimodal.{o}" for o in BRIDGE_STAGE]]
+          "evaluate.samples_per_condition=2", "evaluate.embedding=pca", "diffusion.standardise=true",
+          *[f"first_stage.stages.multimodal.{o}" for o in BRIDGE_STAGE]]
 
 
 def _o(items):
@@ -268,6 +280,11 @@ def test_bridge_train_sample_evaluate(bridge_run, tmp_path, capsys):
     assert info["data"]["test_tests"] == stage["data"]["test_tests"]  # the first stage's held-out states
     assert 0.0 < info["mask_threshold"]["threshold"] <= 0.5
     assert info["model_kwargs"]["latent_dims"] == [8, 8]
+    from latentbridge.models.hub import load_model
+
+    model = load_model(run).model  # the training latents' statistics travel with the weights
+    assert info["model_kwargs"]["standardise"] is True and model.standardise
+    assert not torch.allclose(model.spread, torch.ones_like(model.spread)) and model.shift.abs().sum() > 0
 
     csv_file = sorted((root / "Data").rglob("*.csv"))[0]
     mask_file = sorted((root / "Labels").rglob("*.png"))[0]

@@ -282,10 +282,11 @@ class FeatureExtractor:
     def _threaded(self, chunks: list[list[tuple[int, Path]]], n: int):
         was = torch.get_num_threads()
         torch.set_num_threads(1)
+        pool = ThreadPoolExecutor(n, thread_name_prefix="latentbridge-features")
         try:
-            with ThreadPoolExecutor(n, thread_name_prefix="latentbridge-features") as pool:
-                yield from pool.map(self.chunk_features, chunks)
-        finally:
+            yield from pool.map(self.chunk_features, chunks)
+        finally:  # an error (or an interrupted caller) cancels the chunks not yet started
+            pool.shutdown(wait=True, cancel_futures=True)
             torch.set_num_threads(was)
 
     def extract(self, paths, skip_bad: bool = False) -> WindowFeatures:

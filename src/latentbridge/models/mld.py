@@ -29,6 +29,7 @@ concatenated and added in every block; the network holds no schedule.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Callable, ClassVar, Literal
 
@@ -119,8 +120,11 @@ class LatentDenoiser(ModelFamily, nn.Module):
             raise ValueError("this model does not standardise its latents (standardise=False)")
         if mean.shape != (self.dim,) or std.shape != (self.dim,):
             raise ValueError(f"statistics of shape ({self.dim},) expected, got {tuple(mean.shape)} / {tuple(std.shape)}")
+        if not (torch.isfinite(mean).all() and torch.isfinite(std).all()):
+            raise ValueError("latent statistics must be finite")
         self.shift.copy_(mean)
-        self.spread.copy_(std.clamp_min(1e-4))
+        # a floor relative to the typical spread: a collapsed entry must not amplify a condition's noise
+        self.spread.copy_(std.clamp_min(max(1e-6, 1e-2 * float(std.mean()))))
 
     def _to_unit(self, z: Tensor, m: str | None = None) -> Tensor:
         if not self.standardise:
@@ -230,7 +234,11 @@ class LatentDenoiser(ModelFamily, nn.Module):
         when ``standardise``: :meth:`generate` converts)."""
         targets = [m for m in self.modalities if m not in condition]
         tgt = torch.cat([torch.arange(self.dim)[self.slices[m]] for m in targets])
+        if isinstance(guidance, Mapping) and (unknown := sorted(set(guidance) - set(self.modalities))):
+            raise ValueError(f"guidance for unknown modalities {unknown}; this model has {list(self.modalities)}")
         per = {m: float(guidance.get(m, 1.0) if isinstance(guidance, Mapping) else guidance) for m in targets}
+        if any(not math.isfinite(g) or g < 0 for g in per.values()):
+            raise ValueError(f"guidance must be finite and >= 0, got {per}")
         strengths = set(per.values())
         g: float | Tensor = strengths.pop() if len(strengths) == 1 else torch.cat(
             [torch.full((self.slices[m].stop - self.slices[m].start,), per[m]) for m in targets])

@@ -26,8 +26,10 @@ vibration). Compute only; :mod:`latentbridge.report.runs.mld` writes the files.
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -243,7 +245,8 @@ class RedrawnLatents(torch.utils.data.Dataset):
 def latent_statistics(train_set) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-entry (mean, std) of the training latents (redrawn pairs: each part over its own rows)."""
     parts = [train_set.first, train_set.pool] if isinstance(train_set, RedrawnLatents) else [train_set.tensors["z"]]
-    return torch.cat([p.float().mean(0) for p in parts]), torch.cat([p.float().std(0) for p in parts])
+    std = torch.cat([p.float().std(0) for p in parts])
+    return torch.cat([p.float().mean(0) for p in parts]), torch.nan_to_num(std, nan=1.0)  # one row: no spread
 
 
 def _latents(stages: Stages, batches: dict) -> torch.Tensor:
@@ -427,16 +430,16 @@ def resolve_guidance(given, run, modalities) -> float | dict[str, float]:
         except ValueError:
             raise LatentbridgeError(f"--guidance: a number or MODALITY=NUMBER,... (modalities "
                                     f"{', '.join(modalities)}), got {given!r}") from None
-    if isinstance(given, dict):
+    if isinstance(given, Mapping):
         if unknown := sorted(set(given) - set(modalities)):
             raise LatentbridgeError(f"--guidance: this run's modalities are {', '.join(modalities)}, got {unknown}")
-        base = run if isinstance(run, dict) else {m: float(run) for m in modalities}
+        base = run if isinstance(run, Mapping) else {m: float(run) for m in modalities}
         given = {m: float(given.get(m, base.get(m, 1.0))) for m in modalities}
         if len(set(given.values())) == 1:
             given = next(iter(given.values()))
-    bad = [g for g in (given.values() if isinstance(given, dict) else [given]) if g < 0]
+    bad = [g for g in (given.values() if isinstance(given, dict) else [float(given)]) if not math.isfinite(g) or g < 0]
     if bad:
-        raise LatentbridgeError(f"--guidance must be >= 0, got {bad[0]:g}")
+        raise LatentbridgeError(f"--guidance must be a finite number >= 0, got {bad[0]:g}")
     return given if isinstance(given, dict) else float(given)
 
 
