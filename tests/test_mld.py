@@ -51,6 +51,17 @@ def test_loss_scores_only_the_noised_modalities():
         assert (parts[f"mse_{name}"][times[:, i] >= 0] > 0).all()
 
 
+def _fit(m, z, steps: int = 400):
+    """Adam (3e-3) on batches of 256 rows of ``z``, seeded by the caller's torch seed."""
+    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+    m.train()
+    for _ in range(steps):
+        loss, _ = m.loss({"z": z[torch.randint(0, len(z), (256,))]})
+        opt.zero_grad()
+        loss.mean().backward()
+        opt.step()
+
+
 class _Spy(LatentDenoiser):
     def forward(self, z, times):
         self.calls.append((z.clone(), times.clone()))
@@ -163,14 +174,7 @@ def test_one_denoiser_learns_both_directions_of_a_cross_modal_relation():
     z = torch.cat([a, b], dim=1)
     m = LatentDenoiser(("a", "b"), (3, 2), PROCESS, condition_share=0.5, null_share=0.1, hidden=64, blocks=2,
                        time_dim=16)
-    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
-    m.train()
-    for _ in range(400):
-        idx = torch.randint(0, n, (256,))
-        loss, _ = m.loss({"z": z[idx]})
-        opt.zero_grad()
-        loss.mean().backward()
-        opt.step()
+    _fit(m, z)
     g = torch.Generator().manual_seed(0)
     test_a = torch.randn(200, 3)
     out = m.generate(200, {"a": test_a}, steps=25, generator=g)
@@ -203,14 +207,7 @@ def test_standardised_latents_learn_offset_narrow_entries():
 
     mean, std = latent_statistics(DictDataset(z=z))
     m.fit_statistics(mean, std)
-    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
-    m.train()
-    for _ in range(400):
-        idx = torch.randint(0, n, (256,))
-        loss, _ = m.loss({"z": z[idx]})
-        opt.zero_grad()
-        loss.mean().backward()
-        opt.step()
+    _fit(m, z)
     g = torch.Generator().manual_seed(0)
     test_a0 = torch.randn(200, 3)
     cond = 3.0 + 0.2 * test_a0

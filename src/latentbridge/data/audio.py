@@ -135,7 +135,6 @@ class FeatureExtractor:
         self.trim_db = trim_db
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.use_cache = use_cache
-        self.last_padded = False
         # decoding and features in num_workers threads (decoding, resampling and the transform release
         # the GIL; no start-up cost) or DataLoader worker processes (benchmarks/README.md §1)
         self.num_workers = default_workers() if num_workers is None else int(num_workers)
@@ -195,10 +194,10 @@ class FeatureExtractor:
     # --- extraction ---------------------------------------------------------------------
     def windows_of(self, wave: np.ndarray, name: str | Path = "<waveform>") -> tuple[np.ndarray, np.ndarray]:
         """Windows of one recording (the short-recording rule of :func:`latentbridge.io.check_recording_length`)."""
-        windows, starts, self.last_padded = self._windows(wave, name)
-        return windows, starts
+        return self._windows(wave, name)[:2]
 
     def _windows(self, wave: np.ndarray, name) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(windows, starts_s, padded): no state kept, so chunks may run in several threads."""
         padded = check_recording_length(wave.shape[-1], self.window, self.sample_rate, name)
         windows, starts = cut_windows(wave, self.window, self.hop, pad=self.pad, name=name)
         return windows.astype(np.float32, copy=False), starts.astype(np.float64) / self.sample_rate, padded
@@ -222,7 +221,7 @@ class FeatureExtractor:
     def _read_windows(self, path: Path):
         """(windows, starts_s, duration_s, padded) of one file; DataError when it is unusable."""
         wave = self.read(path)
-        windows, starts, padded = self._windows(wave, path)  # no shared state: runs in several threads
+        windows, starts, padded = self._windows(wave, path)
         return windows, starts, wave.shape[-1] / self.sample_rate, padded
 
     def chunk_features(self, chunk: list[tuple[int, Path]]) -> list["FileFeatures"]:

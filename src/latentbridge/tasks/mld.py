@@ -316,7 +316,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
         t_stage = time.time() - t0
         train_set, z_val, info = training_latents(cfg, stages, cfg.data.root if cfg.data.kind == "bridge" else None)
         model = build_model(cfg.model, **cfg.model_data(stages.latent_dims))
-        if getattr(model, "standardise", False):
+        if cfg.diffusion.standardise:
             model.fit_statistics(*latent_statistics(train_set))
         val = make_loader(DictDataset(z=z_val), cfg.train, False) if z_val is not None and len(z_val) else None
         run.fit(model, make_loader(train_set, cfg.train, True), val, beta=False)
