@@ -36,7 +36,8 @@ its AUC lies inside the best's interval, and it is never below PCA (adaptive, po
 
 Each (task, mode) is a unit run in its own process (``--jobs`` at a time); a unit whose results JSON
 exists under ``--work`` is not run again, so an interrupted run resumes. The parent then gathers
-every unit into the tables and ``results/bench_detection.json``.
+every unit into the tables and ``results/bench_detection.json`` (``results/bench_detection_partial.json``
+when only some detectors, modes or tasks were asked for).
 
     python benchmarks/bench_detection.py --work /tmp/det_work --jobs 2
 """
@@ -364,7 +365,10 @@ def main(argv=None) -> int:
     print_tables(res)
     seconds = round(time.time() - t0, 1)
     print(f"\ntotal {seconds:.0f} s (units already done under --work are not rerun)")
-    write_results("bench_detection", {
+    whole = (set(dets) == set(DETECTORS) and set(args.modes.split(",")) == set(MODES)
+             and set(args.tasks.split(",")) == set(TASKS))
+    # a partial run (some detectors, modes or tasks) never replaces the full run's results
+    write_results("bench_detection" if whole else "bench_detection_partial", {
         "detectors": {k: {"config": v[0], "overrides": v[1], "scores": v[2]} for k, v in DETECTORS.items()},
         "default": DEFAULT, "modes": MODES, "n_boot": N_BOOT, "loadavg_at_start": load0,
         "loadavg_at_end": os.getloadavg(), "seconds": seconds, "tasks": res})
