@@ -10,6 +10,11 @@ waiting). A request is never split across batches; ``max_batch=1`` scores every 
 own (unbatched serving, the benchmark's reference). Works from the event loop (``await
 asyncio.wrap_future(...)``) and from plain threads (``.result()``, the WebSocket streams).
 
+Results equal the unbatched ones up to float rounding, not bit for bit: CPU kernels take other
+code paths for other batch sizes, so a window's score moves by about 1e-6 relative with the number
+of windows in its model call. Padding every call to one shape would make them bit-identical (checked)
+at the price of scoring the padding, a third more model work at the mean batch measured under load.
+
 Order: shortest request first (fewest windows; ties by arrival), so a 2-s clip does not queue
 behind the windows of long uploads; a request that has waited ``max_age_s`` goes ahead of every
 younger one (oldest first), so long requests are never starved.
