@@ -13,7 +13,8 @@ asyncio.wrap_future(...)``) and from plain threads (``.result()``, the WebSocket
 Results equal the unbatched ones up to float rounding, not bit for bit: CPU kernels take other
 code paths for other batch sizes, so a window's score moves by about 1e-6 relative with the number
 of windows in its model call. Padding every call to one shape would make them bit-identical (checked)
-at the price of scoring the padding, a third more model work at the mean batch measured under load.
+at the price of scoring the padding: 60 % more model work at the mean batch of 10 windows that
+benchmarks/README.md §7 measured under load (padded to the default 16).
 
 Order: shortest request first (fewest windows; ties by arrival), so a 2-s clip does not queue
 behind the windows of long uploads; a request that has waited ``max_age_s`` goes ahead of every
