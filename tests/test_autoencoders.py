@@ -69,6 +69,29 @@ def test_shapes_losses_and_gradients(name):
         model(torch.zeros(2, 1, 5, 5))
 
 
+@pytest.mark.parametrize("name", ["mel_ae", "mel_vae"])
+def test_delta_loss_is_the_l1_of_frame_differences(name, tmp_path):
+    shape, over = SMALL[name]
+    cfg = load_config(None, ["task=audio_ae", f"model.name={name}", *over, "model.delta_weight=2.5"])
+    model = build_model(cfg.model, input_shape=shape)
+    x = _batch(name, shape)
+    model.normalizer.fit(x)
+    model.eval()
+    out = model(x)
+    d = out.reconstruction - model.standardize(x)
+    expected = (d[..., 1:] - d[..., :-1]).abs().mean(dim=(1, 2, 3))
+    torch.testing.assert_close(out.losses["delta"], expected)
+    loss, parts = model.loss(x, beta=0.5)
+    kl = 0.5 * parts["kl"] if name == "mel_vae" else 0.0
+    torch.testing.assert_close(loss, parts["mse"] + parts["l1"] + 2.5 * parts["delta"] + kl)
+    save_model(tmp_path / "m", model, config=config_to_dict(cfg), transform=transform_spec(cfg), card="# m\n")
+    assert load_model(tmp_path / "m").model.delta_weight == 2.5
+    assert "delta" not in build_model(load_config(None, ["task=audio_ae", f"model.name={name}", *over]).model,
+                                      input_shape=shape)(x).losses  # off by default
+    with pytest.raises(Exception, match="delta_weight"):
+        load_config(None, ["task=audio_ae", f"model.name={name}", "model.delta_weight=-1"])
+
+
 @pytest.mark.parametrize("name", list(SMALL))
 def test_save_load_round_trip(name, tmp_path):
     model, shape = _model(name)

@@ -377,6 +377,20 @@ def test_digits_train_sample_evaluate(tmp_path, feature_cache, small_classifiers
     info = json.loads((run / "config.json").read_text())
     assert info["model_kwargs"]["modalities"] == ["audio", "image"] and info["model_kwargs"]["latent_dims"] == [8, 8]
     assert {p.name for p in (run / "first_stage").iterdir()} >= {"audio", "image"}
+    # the audio stage carries the global-variance post-filter fitted on its training clips; decoded
+    # log-mels pass it, images have none
+    stage_pf = json.loads((run / "first_stage" / "audio" / "config.json").read_text())["postfilter"]
+    assert stage_pf["kind"] == "cepstral_global_variance" and len(stage_pf["ratio"]) == 64
+    assert all(r > 0 for r in stage_pf["ratio"]) and stage_pf["floor_db"] == pytest.approx(-100, abs=0.01)
+    assert "postfilter" not in json.loads((run / "first_stage" / "image" / "config.json").read_text())
+    from latentbridge.tasks.mld import load_stages
+    from latentbridge.transforms.postfilter import GlobalVariancePostFilter
+
+    stages = load_stages(run, ("audio", "image"))
+    assert set(stages.postfilters) == {"audio"}
+    z = torch.randn(3, 8, generator=torch.Generator().manual_seed(0))
+    raw = stages.decode("audio", z, postfilter=False)
+    torch.testing.assert_close(stages.decode("audio", z), GlobalVariancePostFilter.from_dict(stage_pf).apply(raw))
 
     wav = sorted(FSDD.glob("*.wav"))[0]
     png = tmp_path / "seven.png"

@@ -357,6 +357,9 @@ class MLDSamplingConfig(SamplingConfig):
     guidance: float | dict[str, float] = 1.0
     """One strength for every direction, or one per generated modality (e.g. ``{image: 4, audio: 8}``:
     images drawn from a spoken digit with 4, audio from a written digit with 8; a modality left out: 1)."""
+    postfilter: bool = True
+    """Pass decoded log-mels through the audio stage's global-variance post-filter (fitted when the stage
+    is trained; :mod:`latentbridge.transforms.postfilter`); false: the decoder's raw output."""
 
     @field_validator("guidance")
     @classmethod

@@ -50,6 +50,9 @@ class MelAEConfig(ModelSpec):
     """Residual blocks after each down-/up-sampling stage."""
     dropout: float = Field(0.1, ge=0, lt=1)
     """Dropout in the bottleneck."""
+    delta_weight: float = Field(0.0, ge=0)
+    """Weight of an L1 loss on the frame-to-frame differences of the standardised mel (the reconstruction's
+    onsets and transitions; a bottleneck otherwise smooths them over time)."""
 
 
 class MelVAEConfig(MelAEConfig):
@@ -104,10 +107,11 @@ class _MelBase(LatentModel):
     _posterior = False
 
     def __init__(self, input_shape, latent_dim: int = 128, channels=(128, 128, 256, 256), kernel_size: int = 3,
-                 res_blocks: int = 1, dropout: float = 0.1, **common):
+                 res_blocks: int = 1, dropout: float = 0.1, delta_weight: float = 0.0, **common):
         channels = [int(c) for c in channels]
         super().__init__(input_shape, latent_dim=int(latent_dim), channels=channels, kernel_size=int(kernel_size),
-                         res_blocks=int(res_blocks), dropout=float(dropout), **common)
+                         res_blocks=int(res_blocks), dropout=float(dropout), delta_weight=float(delta_weight), **common)
+        self.delta_weight = float(delta_weight)
         c, f, t = self.input_shape
         if not channels:
             raise ValueError("channels must list at least one stage")
@@ -156,15 +160,23 @@ class _MelBase(LatentModel):
         h = self.from_latent(z).reshape(z.shape[0], self.bottom_channels, self.bottom_frames)
         return self.decoder(h)[..., :t].reshape(z.shape[0], c, f, t)
 
-    @staticmethod
-    def _recon_losses(x_hat: Tensor, xn: Tensor) -> dict[str, Tensor]:
+    def _recon_losses(self, x_hat: Tensor, xn: Tensor) -> dict[str, Tensor]:
         diff = x_hat - xn
         per_frame = diff.pow(2).mean(dim=(1, 2))  # (B, T)
-        return {"mse": per_frame.mean(1), "frame_max": per_frame.amax(1), "l1": diff.abs().flatten(1).mean(1)}
+        out = {"mse": per_frame.mean(1), "frame_max": per_frame.amax(1), "l1": diff.abs().flatten(1).mean(1)}
+        if self.delta_weight:  # L1 distance of the frame-to-frame differences
+            out["delta"] = (diff[..., 1:] - diff[..., :-1]).abs().flatten(1).mean(1)
+        return out
+
+    def _recon_loss(self, losses: dict[str, Tensor]) -> Tensor:
+        """The training loss's reconstruction part: ``mse + l1 (+ delta_weight * delta)``."""
+        total = losses["mse"] + losses["l1"]
+        return total + self.delta_weight * losses["delta"] if self.delta_weight else total
 
 
 class MelAE(_MelBase):
-    """Deterministic mel autoencoder; training loss per sample: ``mse + l1`` (standardised mel)."""
+    """Deterministic mel autoencoder; training loss per sample: ``mse + l1`` (standardised mel; + ``delta_weight``
+    × the L1 distance of frame-to-frame differences)."""
 
     name = "mel_ae"
     config_class = MelAEConfig
@@ -178,7 +190,7 @@ class MelAE(_MelBase):
     def loss(self, x: Tensor, beta: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
         out = self.forward(x)
         parts = dict(out.losses)
-        return self.loss_with_synthetic_anomalies(x, out.losses["mse"] + out.losses["l1"], parts), parts
+        return self.loss_with_synthetic_anomalies(x, self._recon_loss(out.losses), parts), parts
 
 
 class MelVAE(_MelBase):
@@ -201,7 +213,7 @@ class MelVAE(_MelBase):
 
     def loss(self, x: Tensor, beta: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
         out = self.forward(x)
-        total = out.losses["mse"] + out.losses["l1"] + beta * out.losses["kl"]
+        total = self._recon_loss(out.losses) + beta * out.losses["kl"]
         parts = dict(out.losses)
         return self.loss_with_synthetic_anomalies(x, total, parts), parts
 

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError, ModelFolderError
+from latentbridge.transforms.postfilter import GlobalVariancePostFilter
 from latentbridge.utils import batched
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class Stages:
     views: dict  # modality → FirstStage
     saved: dict  # stage key → SavedModel
     keys: dict  # modality → stage key
+    postfilters: dict = field(default_factory=dict)  # modality → GlobalVariancePostFilter (audio stages)
 
     @property
     def latent_dims(self) -> list[int]:
@@ -66,11 +68,14 @@ class Stages:
         stage = self.views[m]
         return batched(lambda b: stage.encode(b).mode().flatten(1), x, batch_size=batch_size) / self.scale(m)
 
-    def decode(self, m: str, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """Data of modality ``m`` from std-scaled latents (N, d)."""
+    def decode(self, m: str, z: torch.Tensor, batch_size: int = 256, postfilter: bool = True) -> torch.Tensor:
+        """Data of modality ``m`` from std-scaled latents (N, d); log-mels through the stage's
+        global-variance post-filter where it has one (``postfilter=False``: the decoder's raw output)."""
         stage = self.views[m]
         shape = tuple(stage.latent_shape)
-        return batched(lambda b: stage.decode((b * self.scale(m)).reshape(len(b), *shape)), z, batch_size=batch_size)
+        x = batched(lambda b: stage.decode((b * self.scale(m)).reshape(len(b), *shape)), z, batch_size=batch_size)
+        pf = self.postfilters.get(m) if postfilter else None
+        return pf.apply(x) if pf is not None else x
 
     def workflow(self, key: str | None = None):
         return self.saved[key or next(iter(self.saved))].workflow
@@ -112,7 +117,8 @@ def load_stages(folder: str | Path, modalities) -> Stages:
         for p in model.parameters():
             p.requires_grad_(False)
         views[m], keys[m] = model.first_stage(want), key
-    return Stages(views, saved, keys)
+    postfilters = {m: GlobalVariancePostFilter.from_dict(saved[k].info.get("postfilter")) for m, k in keys.items()}
+    return Stages(views, saved, keys, {m: pf for m, pf in postfilters.items() if pf is not None})
 
 
 def _fit_stage_on_arrays(stage_cfg, folder: Path, x_train: np.ndarray, x_val: np.ndarray, note: str,
@@ -134,10 +140,25 @@ def _fit_stage_on_arrays(stage_cfg, folder: Path, x_train: np.ndarray, x_val: np
             return
         model.eval()
         fit_latent_scale(model, x_train)
+        extra = {"data": {"note": note, "n_train": int(len(x_train)), "n_val": int(len(x_val))}}
         card = (f"# latentbridge first stage: {stage_cfg.model.name}\n\n{note}; {len(x_train)} training / "
                 f"{len(x_val)} validation examples, {run.summary['epochs']} epochs, {run.summary['seconds']} s.\n")
-        run.save(model, transform=stage_cfg.transform_spec(), extra={"data": {"note": note,
-                 "n_train": int(len(x_train)), "n_val": int(len(x_val))}}, card=card)
+        pf = fit_postfilter(stage_cfg, model, x_train)
+        if pf is not None:
+            extra["postfilter"] = {**pf.to_dict(), "fitted_on": "the training examples and their reconstructions"}
+            card += (f"\nDecoded log-mels pass a global-variance post-filter fitted on the training examples "
+                     f"(cepstral deviation ratios {pf.ratio.min():.2f}-{pf.ratio.max():.2f}).\n")
+        run.save(model, transform=stage_cfg.transform_spec(), extra=extra, card=card)
+
+
+def fit_postfilter(stage_cfg, model, x_train) -> GlobalVariancePostFilter | None:
+    """The global-variance post-filter of a dB-scaled audio stage, from its training examples and its
+    reconstructions of them (:mod:`latentbridge.transforms.postfilter`); None for other stages."""
+    if stage_cfg.task != "audio_ae" or stage_cfg.features.scale != "db":
+        return None
+    with torch.no_grad():
+        rec = batched(model.reconstruct, x_train)
+    return GlobalVariancePostFilter.fit(x_train, rec)
 
 
 def prepare_stages(cfg, run_dir: Path, resume: bool = False) -> Stages:
@@ -178,11 +199,8 @@ def _train_stage(cfg, stage_cfg, key: str, folder: Path, resume: bool) -> None:
 
     limit, seed = stage_cfg.data.limit, cfg.train.seed
     if key == "audio":
-        train, val = digit_pairs(cfg, "train")
-        clips_t = np.sort(np.unique(train.clip, return_index=True)[1])
-        clips_v = np.sort(np.unique(val.clip, return_index=True)[1])
-        _fit_stage_on_arrays(stage_cfg, folder, train.audio[clips_t[seeded_subset(len(clips_t), limit, seed)]],
-                             val.audio[clips_v], "FSDD training clips (official split) of the paired digits", resume)
+        _fit_stage_on_arrays(stage_cfg, folder, *audio_stage_arrays(cfg, limit),
+                             "FSDD training clips (official split) of the paired digits", resume)
     else:
         images, _ = training_images(cfg.digits, seed)
         x = images_to_float(images)[seeded_subset(len(images), limit, seed)]
@@ -193,6 +211,17 @@ def _train_stage(cfg, stage_cfg, key: str, folder: Path, resume: bool) -> None:
 
 
 # ----------------------------------------------------------------------------- data
+
+
+def audio_stage_arrays(cfg, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The log-mels a digits audio stage trains and validates on: each training / validation clip of
+    the paired digits once (``limit``: a seeded subset of the training clips)."""
+    from latentbridge.tasks.autoencode import seeded_subset
+
+    train, val = digit_pairs(cfg, "train")
+    clips_t = np.sort(np.unique(train.clip, return_index=True)[1])
+    clips_v = np.sort(np.unique(val.clip, return_index=True)[1])
+    return train.audio[clips_t[seeded_subset(len(clips_t), limit, cfg.train.seed)]], val.audio[clips_v]
 
 
 def digit_pairs(cfg, split: str):
@@ -391,6 +420,8 @@ def load_run(run_dir):
         raise LatentbridgeError(f"{run_dir}: a {saved.workflow.task!r} model, not a multimodal latent diffusion model")
     fs = saved.info.get("first_stage", {})
     stages = load_stages(Path(run_dir) / fs.get("folder", STAGE_DIR), saved.workflow.modalities)
+    if not saved.workflow.sampling.postfilter:
+        stages.postfilters.clear()
     return saved, stages
 
 

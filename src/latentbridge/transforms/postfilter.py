@@ -1,0 +1,120 @@
+"""Global-variance post-filter for decoded log-mel spectrograms.
+
+A decoder trained to regress log-mels (MSE / L1) returns the average of what could follow from its
+code: spectra smoothed over time, most of all in their fine envelope detail. Its output then
+varies less from frame to frame than real speech or sound does, which is heard as a muffled,
+"buzzy" sound once inverted to a waveform (the over-smoothing of statistical parametric speech
+synthesis). The classic remedy is a global-variance (GV) post-filter: per cepstral coefficient of
+the log-mel frames (orthonormal DCT-II over the mel axis), the deviations of the active frames from
+their clip's mean are scaled so that their variance over time matches what real data has.
+
+:meth:`GlobalVariancePostFilter.fit` measures the ratios on *training* examples and the model's own
+reconstructions of them (the decoder's smoothing, not anything of the test data); :meth:`apply`
+corrects any decoded log-mel of that model — reconstructions, or spectrograms generated in its
+latent space. Frames whose loudest band is at the data's floor (padded digital silence) are left
+alone and kept out of the statistics. Stored as plain JSON in the model folder's ``config.json``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = ["GlobalVariancePostFilter", "dct_matrix"]
+
+KIND = "cepstral_global_variance"
+
+
+def dct_matrix(n: int, dtype=torch.float64) -> torch.Tensor:
+    """The orthonormal DCT-II matrix (n, n): ``c = D @ x`` along the mel axis, ``x = D.T @ c``."""
+    k = torch.arange(n, dtype=dtype)[:, None]
+    i = torch.arange(n, dtype=dtype)[None, :]
+    d = torch.cos(math.pi * (i + 0.5) * k / n) * math.sqrt(2.0 / n)
+    d[0] /= math.sqrt(2.0)
+    return d
+
+
+@dataclass
+class GlobalVariancePostFilter:
+    ratio: np.ndarray
+    """(F,) scale of the deviations of each cepstral coefficient (1: unchanged)."""
+    floor_db: float
+    """The data's floor (its smallest value in training); frames whose loudest band is within
+    ``active_db`` of it are silence: neither measured nor changed."""
+    active_db: float = 1.0
+
+    # --- statistics ------------------------------------------------------------------------
+    def _cepstra(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(..., F, T) dB → cepstra (..., F, T) (float64) and the active-frame mask (..., 1, T)."""
+        x = x.double()
+        active = x.amax(dim=-2, keepdim=True) > self.floor_db + self.active_db
+        return dct_matrix(x.shape[-2]) @ x, active
+
+    @staticmethod
+    def _clip_moments(c: torch.Tensor, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per clip and coefficient: mean and variance over the active frames, and their count."""
+        m = active.to(c.dtype)
+        n = m.sum(-1, keepdim=True)
+        mean = (c * m).sum(-1, keepdim=True) / n.clamp_min(1)
+        var = ((c - mean) ** 2 * m).sum(-1, keepdim=True) / n.clamp_min(1)
+        return mean, var, n
+
+    @classmethod
+    def fit(cls, real, decoded, floor_db: float | None = None, active_db: float = 1.0,
+            max_ratio: float = 8.0) -> "GlobalVariancePostFilter":
+        """Ratios from training log-mels ``real`` and the model's reconstructions ``decoded`` of them
+        (both (N, ..., F, T) in dB): per coefficient, the square root of the mean within-clip
+        variance of the real frames over that of the decoded ones (clips with fewer than two active
+        frames in either are left out), at most ``max_ratio`` (a decoder whose output barely moves,
+        barely trained, is not blown up; the digits preset's stage measures 1.0-4.5)."""
+        real, decoded = torch.as_tensor(np.asarray(real)), torch.as_tensor(np.asarray(decoded))
+        if real.shape != decoded.shape or real.dim() < 3:
+            raise ValueError(f"real and decoded log-mels must be (N, ..., F, T) of one shape, got "
+                             f"{tuple(real.shape)} and {tuple(decoded.shape)}")
+        floor = float(real.min()) if floor_db is None else float(floor_db)
+        probe = cls(np.ones(real.shape[-2]), floor, active_db)
+        cr, ar = probe._cepstra(real)
+        cd, ad = probe._cepstra(decoded)
+        active = ar & ad  # frames active in both, so that the two variances are over the same frames
+        _, vr, n = cls._clip_moments(cr, active)
+        _, vd, _ = cls._clip_moments(cd, active)
+        keep = (n >= 2).expand_as(vr)
+        vr = torch.where(keep, vr, 0).flatten(0, -3).sum(0).squeeze(-1)  # (F,) summed over clips
+        vd = torch.where(keep, vd, 0).flatten(0, -3).sum(0).squeeze(-1)
+        if not bool((keep.flatten(0, -3).sum(0) > 0).all()):
+            raise ValueError("no training example has two frames above the floor: nothing to measure")
+        tiny = 1e-12 * float(vr.max().clamp_min(1e-12))
+        ratio = torch.sqrt((vr + tiny) / (vd + tiny)).clamp_max(max_ratio)
+        return cls(ratio.numpy().astype(np.float64), floor, float(active_db))
+
+    # --- use -------------------------------------------------------------------------------
+    def apply(self, x):
+        """Post-filtered copy of log-mels ``x`` (..., F, T) in dB (numpy or torch, same type and dtype
+        back). Active frames: cepstral deviations from the clip's mean scaled by ``ratio``, then
+        kept at or above the floor; silent frames unchanged."""
+        as_numpy = isinstance(x, np.ndarray)
+        t = torch.from_numpy(x) if as_numpy else x
+        if t.shape[-2] != len(self.ratio):
+            raise ValueError(f"post-filter fitted on {len(self.ratio)} mel bands, got log-mels with {t.shape[-2]}")
+        c, active = self._cepstra(t)
+        mean, _, _ = self._clip_moments(c, active)
+        r = torch.as_tensor(self.ratio, dtype=c.dtype)[:, None]
+        scaled = dct_matrix(t.shape[-2]).T @ (mean + r * (c - mean))
+        out = torch.where(active, scaled.clamp_min(self.floor_db), t.double()).to(t.dtype)
+        return out.numpy() if as_numpy else out
+
+    # --- storage ---------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {"kind": KIND, "ratio": [round(float(r), 6) for r in self.ratio], "floor_db": self.floor_db,
+                "active_db": self.active_db}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "GlobalVariancePostFilter | None":
+        if not d:
+            return None
+        if d.get("kind") != KIND:
+            raise ValueError(f"unknown post-filter kind {d.get('kind')!r} (this version reads {KIND!r})")
+        return cls(np.asarray(d["ratio"], dtype=np.float64), float(d["floor_db"]), float(d.get("active_db", 1.0)))
