@@ -425,3 +425,14 @@ def test_digits_train_sample_evaluate(tmp_path, feature_cache, small_classifiers
     capsys.readouterr()
     assert main(["evaluate", str(run), "--out", str(tmp_path / "x"), "--data", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith("error:")
+    # a post-filter this version cannot read: one line, exit 2
+    import shutil
+
+    from latentbridge.models.hub import update_info
+
+    later = tmp_path / "later"
+    shutil.copytree(run, later)
+    update_info(later / "first_stage" / "audio", {"postfilter": {"kind": "some_later_kind"}})
+    assert main(["sample", str(later), "--num-samples", "1", "--out", str(tmp_path / "y")]) == 2
+    err = capsys.readouterr().err
+    assert "unreadable post-filter" in err and "some_later_kind" in err and "Traceback" not in err

@@ -117,8 +117,15 @@ def load_stages(folder: str | Path, modalities) -> Stages:
         for p in model.parameters():
             p.requires_grad_(False)
         views[m], keys[m] = model.first_stage(want), key
-    postfilters = {m: GlobalVariancePostFilter.from_dict(saved[k].info.get("postfilter")) for m, k in keys.items()}
-    return Stages(views, saved, keys, {m: pf for m, pf in postfilters.items() if pf is not None})
+    postfilters = {}
+    for m, k in keys.items():
+        try:
+            pf = GlobalVariancePostFilter.from_dict(saved[k].info.get("postfilter"))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ModelFolderError(places[k], f"config.json: unreadable post-filter ({e})") from None
+        if pf is not None:
+            postfilters[m] = pf
+    return Stages(views, saved, keys, postfilters)
 
 
 def _fit_stage_on_arrays(stage_cfg, folder: Path, x_train: np.ndarray, x_val: np.ndarray, note: str,

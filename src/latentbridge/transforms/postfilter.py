@@ -64,28 +64,32 @@ class GlobalVariancePostFilter:
 
     @classmethod
     def fit(cls, real, decoded, floor_db: float | None = None, active_db: float = 1.0,
-            max_ratio: float = 8.0) -> "GlobalVariancePostFilter":
+            max_ratio: float = 8.0, batch_size: int = 256) -> "GlobalVariancePostFilter":
         """Ratios from training log-mels ``real`` and the model's reconstructions ``decoded`` of them
-        (both (N, ..., F, T) in dB): per coefficient, the square root of the mean within-clip
-        variance of the real frames over that of the decoded ones (clips with fewer than two active
-        frames in either are left out), at most ``max_ratio`` (a decoder whose output barely moves,
-        barely trained, is not blown up; the digits preset's stage measures 1.0-4.5)."""
-        real, decoded = torch.as_tensor(np.asarray(real)), torch.as_tensor(np.asarray(decoded))
-        if real.shape != decoded.shape or real.dim() < 3:
+        (both (N, ..., F, T) in dB, numpy or torch): per coefficient, the square root of the mean
+        within-clip variance of the real frames over that of the decoded ones (clips with fewer than two
+        active frames in either are left out), at most ``max_ratio`` (a decoder whose output barely
+        moves, barely trained, is not blown up; the digits preset's stage measures 1.0-4.5). Read in
+        batches of ``batch_size`` clips (bounded memory)."""
+        real, decoded = np.asarray(real), np.asarray(decoded)
+        if real.shape != decoded.shape or real.ndim < 3:
             raise ValueError(f"real and decoded log-mels must be (N, ..., F, T) of one shape, got "
-                             f"{tuple(real.shape)} and {tuple(decoded.shape)}")
+                             f"{real.shape} and {decoded.shape}")
         floor = float(real.min()) if floor_db is None else float(floor_db)
         probe = cls(np.ones(real.shape[-2]), floor, active_db)
-        cr, ar = probe._cepstra(real)
-        cd, ad = probe._cepstra(decoded)
-        active = ar & ad  # frames active in both, so that the two variances are over the same frames
-        _, vr, n = cls._clip_moments(cr, active)
-        _, vd, _ = cls._clip_moments(cd, active)
-        keep = (n >= 2).expand_as(vr)
-        vr = torch.where(keep, vr, 0).flatten(0, -3).sum(0).squeeze(-1)  # (F,) summed over clips
-        vd = torch.where(keep, vd, 0).flatten(0, -3).sum(0).squeeze(-1)
-        if not bool((keep.flatten(0, -3).sum(0) > 0).all()):
+        sums = torch.zeros(3, real.shape[-2], dtype=torch.float64)  # real variance, decoded variance, clips
+        for i in range(0, len(real), batch_size):
+            cr, ar = probe._cepstra(torch.from_numpy(np.ascontiguousarray(real[i:i + batch_size])))
+            cd, ad = probe._cepstra(torch.from_numpy(np.ascontiguousarray(decoded[i:i + batch_size])))
+            active = ar & ad  # frames active in both, so that the two variances are over the same frames
+            _, vr, n = cls._clip_moments(cr, active)
+            _, vd, _ = cls._clip_moments(cd, active)
+            keep = (n >= 2).expand_as(vr)
+            for row, v in enumerate((torch.where(keep, vr, 0), torch.where(keep, vd, 0), keep.double())):
+                sums[row] += v.flatten(0, -3).sum(0).squeeze(-1)  # (F,) summed over clips
+        if not bool((sums[2] > 0).all()):
             raise ValueError("no training example has two frames above the floor: nothing to measure")
+        vr, vd = sums[0], sums[1]
         tiny = 1e-12 * float(vr.max().clamp_min(1e-12))
         ratio = torch.sqrt((vr + tiny) / (vd + tiny)).clamp_max(max_ratio)
         return cls(ratio.numpy().astype(np.float64), floor, float(active_db))
