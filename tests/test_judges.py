@@ -30,3 +30,26 @@ def test_waveform_judge_learns_digits_and_round_trips(tmp_path):
     from latentbridge.data.digits import clip_features
 
     assert 0.3 < ceiling(judge, clip_features(waves[:30], spec), labels[:30], spec, n_iter=8) <= 1.0
+
+
+def test_griffin_lim_audio_never_passes_full_scale():
+    """Generated log-mels loud enough to pass full scale come back scaled to a 0.99 peak (what a wav
+    holds, never hard-clipped); the others are returned untouched."""
+    import torch
+
+    from latentbridge.data.digits import default_digit_spec
+    from latentbridge.tasks.crossmodal import FULL_SCALE_PEAK, to_waves
+    from latentbridge.transforms.spec import build_spectrogram
+
+    spec = default_digit_spec()
+    t = np.arange(spec.window_samples) / spec.sample_rate
+    tones = np.stack([a * np.sin(2 * np.pi * 440 * t) for a in (0.3, 3.0)]).astype(np.float32)
+    with torch.no_grad():
+        mels = build_spectrogram(spec)(torch.from_numpy(tones)).numpy()
+    waves = to_waves(spec, mels, 16)
+    raw = build_spectrogram(spec).invert(torch.from_numpy(mels), length=spec.window_samples, n_iter=16)
+    raw = raw.reshape(2, -1).numpy()
+    assert np.abs(raw[1]).max() > 2.0  # Griffin-Lim gives the loud tone's level back
+    assert np.abs(waves[1]).max() == pytest.approx(FULL_SCALE_PEAK, abs=1e-6)
+    np.testing.assert_allclose(waves[1], raw[1] * FULL_SCALE_PEAK / np.abs(raw[1]).max(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(waves[0], raw[0])  # a quiet clip: unchanged

@@ -63,14 +63,21 @@ def wav_subset(n_pairs: int, max_pairs: int) -> np.ndarray:
     return np.sort(np.random.default_rng(0).permutation(n_pairs)[:min(n_pairs, max_pairs)])
 
 
+FULL_SCALE_PEAK = 0.99
+
+
 def to_waves(spec, log_mels: np.ndarray, gl_iterations: int = 32) -> np.ndarray:
-    """(N, 1, F, T) dB log-mels → (N, samples) Griffin-Lim audio (seeded: reproducible)."""
+    """(N, 1, F, T) dB log-mels → (N, samples) Griffin-Lim audio (seeded: reproducible). A clip whose
+    audio would pass full scale is scaled down to a peak of ``FULL_SCALE_PEAK``, so that what is
+    judged is what a 16-bit wav holds (never hard-clipped); the others are left as they are."""
     from latentbridge.transforms.spec import build_spectrogram
 
     with torch.no_grad():
         w = build_spectrogram(spec).invert(torch.from_numpy(np.ascontiguousarray(log_mels, dtype=np.float32)),
                                            length=spec.window_samples, n_iter=gl_iterations)
-    return w.reshape(len(log_mels), -1).numpy()
+    w = w.reshape(len(log_mels), -1).numpy()
+    peak = np.abs(w).max(axis=1, keepdims=True) if w.size else np.zeros((len(w), 1), np.float32)
+    return np.where(peak > 1.0, w * (FULL_SCALE_PEAK / np.maximum(peak, 1e-12)), w).astype(np.float32)
 
 
 def _floor(features_real: np.ndarray, n: int, reference: np.ndarray) -> float:

@@ -113,13 +113,8 @@ def load_waveform_judge(fsdd_root, spec, cache_dir: Path | None = None) -> Wavef
 
 
 def ceiling(judge: WaveformJudge, log_mels: np.ndarray, labels, spec, n_iter: int = 32) -> float:
-    """The judge's accuracy on Griffin-Lim audio of real log-mels: what a perfect spectrogram reaches."""
-    import torch
+    """The judge's accuracy on Griffin-Lim audio of real log-mels (through the same inversion as the
+    generated ones, :func:`latentbridge.tasks.crossmodal.to_waves`): what a perfect spectrogram reaches."""
+    from latentbridge.tasks.crossmodal import to_waves
 
-    from latentbridge.transforms.spec import build_spectrogram
-
-    t = build_spectrogram(spec)
-    with torch.no_grad():
-        waves = t.invert(torch.from_numpy(np.ascontiguousarray(log_mels)), length=spec.window_samples,
-                         n_iter=n_iter).reshape(len(log_mels), -1).numpy()
-    return judge.accuracy(waves, labels)
+    return judge.accuracy(to_waves(spec, log_mels, n_iter), labels)
