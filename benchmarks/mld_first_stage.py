@@ -84,10 +84,16 @@ def main(argv=None) -> int:
     _, first = np.unique(test.clip, return_index=True)
     first = np.sort(first)
     real, labels = test.audio[first], test.label[first]
-    fitted_here = "audio" not in stages.postfilters  # a stage trained before the post-filter existed
-    if fitted_here:
-        stages.postfilters["audio"] = mld.fit_postfilter(saved.workflow, saved.model,
-                                                         mld.audio_stage_arrays(cfg, saved.workflow.data.limit)[0])
+    if "audio" in stages.postfilters:
+        how = "the stage's own"
+    else:  # a stage trained before the post-filter existed: fitted on the clips its run trained on
+        from latentbridge.models.hub import load_model
+
+        run_cfg = load_model(folder.parent).workflow if mld._is_model_folder(folder.parent) else cfg
+        pf = mld.fit_postfilter(saved.workflow, saved.model, mld.audio_stage_arrays(run_cfg, saved.workflow.data.limit)[0])
+        how = "fitted here on the training clips" if pf is not None else "none (not a dB audio stage, or nothing to measure)"
+        if pf is not None:
+            stages.postfilters["audio"] = pf
     with torch.no_grad():
         z = stages.encode("audio", torch.from_numpy(real))
         rec, raw = stages.decode("audio", z).numpy(), stages.decode("audio", z, postfilter=False).numpy()
@@ -106,11 +112,20 @@ def main(argv=None) -> int:
            "first_stage_audio_second_judge": read[gl]["reconstructions"],
            "second_judge_on_griffin_lim_of_real": read[gl]["real"],
            "relative_mse_db": float(((rec - real) ** 2).mean() / real.var()),
-           "postfilter": "fitted here on the training clips" if fitted_here else "the stage's own",
+           "postfilter": how,
+           "postfilter_ratio_range": ([round(float(stages.postfilters["audio"].ratio.min()), 3),
+                                       round(float(stages.postfilters["audio"].ratio.max()), 3)]
+                                      if "audio" in stages.postfilters else None),
+           "clips_past_full_scale": int((np.abs(to_waves(saved.transform, rec, gl, limit=False)).max(1) > 1).sum()),
+           "rms": {"reconstructions": float(np.sqrt(np.mean(to_waves(saved.transform, rec, gl) ** 2))),
+                   "real": float(np.sqrt(np.mean(to_waves(saved.transform, real, gl) ** 2)))},
            "without_postfilter": {"first_stage_audio_accuracy": coherence(fsdd, raw, labels)["accuracy"],
                                   "first_stage_audio_second_judge": judge.accuracy(to_waves(saved.transform, raw, gl),
                                                                                    labels),
-                                  "relative_mse_db": float(((raw - real) ** 2).mean() / real.var())}}
+                                  "relative_mse_db": float(((raw - real) ** 2).mean() / real.var()),
+                                  "clips_past_full_scale": int((np.abs(to_waves(saved.transform, raw, gl, limit=False))
+                                                                .max(1) > 1).sum()),
+                                  "rms": float(np.sqrt(np.mean(to_waves(saved.transform, raw, gl) ** 2)))}}
     if args.gl_iterations:
         row["second_judge_by_gl_iterations"] = {n: read[n] for n in args.gl_iterations}
     print(json.dumps(row, indent=1))

@@ -390,7 +390,9 @@ def test_digits_train_sample_evaluate(tmp_path, feature_cache, small_classifiers
     assert set(stages.postfilters) == {"audio"}
     z = torch.randn(3, 8, generator=torch.Generator().manual_seed(0))
     raw = stages.decode("audio", z, postfilter=False)
-    torch.testing.assert_close(stages.decode("audio", z), GlobalVariancePostFilter.from_dict(stage_pf).apply(raw))
+    filtered = stages.decode("audio", z)
+    assert not torch.allclose(filtered, raw, atol=1e-3)  # the filter does something
+    torch.testing.assert_close(filtered, GlobalVariancePostFilter.from_dict(stage_pf).apply(raw))
 
     wav = sorted(FSDD.glob("*.wav"))[0]
     png = tmp_path / "seven.png"
@@ -436,3 +438,15 @@ def test_digits_train_sample_evaluate(tmp_path, feature_cache, small_classifiers
     assert main(["sample", str(later), "--num-samples", "1", "--out", str(tmp_path / "y")]) == 2
     err = capsys.readouterr().err
     assert "unreadable post-filter" in err and "some_later_kind" in err and "Traceback" not in err
+    update_info(later / "first_stage" / "audio", {"postfilter": {**stage_pf, "ratio": stage_pf["ratio"][:10]}})
+    assert main(["sample", str(later), "--num-samples", "1", "--out", str(tmp_path / "y")]) == 2
+    assert "a post-filter for 10 mel bands on a stage of 64" in capsys.readouterr().err
+    # sampling.postfilter: false in the run's config: decoded log-mels are the decoder's own
+    from latentbridge.tasks.mld import load_run
+
+    update_info(later / "first_stage" / "audio", {"postfilter": stage_pf})
+    conf = json.loads((later / "config.json").read_text())["config"]
+    update_info(later, {"config": {**conf, "sampling": {**conf["sampling"], "postfilter": False}}})
+    _, plain = load_run(later)
+    assert plain.postfilters == {} and torch.equal(plain.decode("audio", z), raw)
+    assert set(load_run(run)[1].postfilters) == {"audio"}

@@ -77,7 +77,48 @@ def test_storage_round_trip_and_bad_input():
         GlobalVariancePostFilter.from_dict({"kind": "x"})
     with pytest.raises(ValueError, match="one shape"):
         GlobalVariancePostFilter.fit(real, smooth[:, :, :8])
-    with pytest.raises(ValueError, match="16 mel bands, got log-mels with 8"):
+    with pytest.raises(ValueError, match=r"16 mel bands, got log-mels of shape \(6, 1, 8, 40\)"):
         pf.apply(smooth[:, :, :8])
     with pytest.raises(ValueError, match="nothing to measure"):
         GlobalVariancePostFilter.fit(np.full((2, 1, F, T), FLOOR), np.full((2, 1, F, T), FLOOR))
+
+
+def test_frames_silent_in_the_decoded_copy_are_left_out_of_the_fit():
+    """A frame the decoder returns as silence (at the floor, or within ``active_db`` of it) while the real
+    clip speaks is measured in neither: the ratios stay those of the frames both have."""
+    real, smooth, shrink = _pair()
+    smooth[:, :, :, 5] = FLOOR + 0.03  # e.g. a decoded -99.97 dB where the real frame speaks
+    smooth[:, :, :, 29] = FLOOR
+    np.testing.assert_allclose(GlobalVariancePostFilter.fit(real, smooth).ratio, 1 / shrink, rtol=1e-6)
+
+
+def test_output_stays_between_the_training_floor_and_ceiling():
+    real, smooth, _ = _pair()
+    pf = GlobalVariancePostFilter.fit(real, smooth)
+    assert pf.ceiling_db == real.max()
+    loud = smooth.copy()
+    loud[..., 10] = real.max() - 1.0  # a loud frame ...
+    loud[..., 3:13, 10] += 60.0  # ... with a sharp peak and a deep valley for the filter to deepen
+    loud[..., 13:, 10] = FLOOR + 2.0
+    out = pf.apply(loud)
+    assert out[..., 10].max() == pytest.approx(pf.ceiling_db) and out[..., 10].min() == pytest.approx(FLOOR)
+    unbounded = GlobalVariancePostFilter(pf.ratio, FLOOR).apply(loud)  # no ceiling stored (older stages)
+    assert unbounded.max() > pf.ceiling_db + 10
+
+
+def test_channels_are_clips_of_their_own():
+    real, smooth, shrink = _pair(n=6)
+    two = GlobalVariancePostFilter.fit(real.reshape(3, 2, F, T), smooth.reshape(3, 2, F, T))
+    np.testing.assert_allclose(two.ratio, 1 / shrink, rtol=1e-6)
+    np.testing.assert_allclose(two.apply(smooth.reshape(3, 2, F, T)), real.reshape(3, 2, F, T), atol=1e-6)
+
+
+def test_stored_values_are_checked():
+    real, smooth, _ = _pair()
+    d = GlobalVariancePostFilter.fit(real, smooth).to_dict()
+    for bad, says in (([1, 2], "a mapping"), ({**d, "ratio": [1.0, -2.0]}, "finite numbers > 0"),
+                      ({**d, "ratio": 3.0}, "finite numbers > 0"), ({**d, "ratio": [1.0, float("nan")]}, "finite"),
+                      ({k: v for k, v in d.items() if k != "floor_db"}, "missing or not numbers"),
+                      ({**d, "ceiling_db": -200.0}, "out of order")):
+        with pytest.raises(ValueError, match=says):
+            GlobalVariancePostFilter.from_dict(bad)

@@ -20,6 +20,7 @@ import torch
 
 from latentbridge.data.digits import DigitPairs, RedrawnPairs, build_pairs, training_images
 from latentbridge.models.hub import load_model
+from latentbridge.tasks.crossmodal import to_waves
 from latentbridge.utils import batched
 
 
@@ -134,7 +135,6 @@ def evaluate(run_dir: str | Path, data: str | None = None, n_audio_examples: int
     (:mod:`latentbridge.tasks.crossmodal`), reconstructions and clustering of the latents."""
     from latentbridge.metrics.clustering import cluster, clustering_scores
     from latentbridge.tasks.crossmodal import digit_judges, generation_metrics, reference_metrics, wav_subset
-    from latentbridge.transforms.spec import build_spectrogram
 
     saved = load_model(run_dir)
     cfg, spec = saved.workflow, saved.transform
@@ -142,8 +142,6 @@ def evaluate(run_dir: str | Path, data: str | None = None, n_audio_examples: int
     test, info = pairs(cfg, "test")
     pred = predict_all(model, test)
     judges = digit_judges(cfg, spec)
-    transform = build_spectrogram(spec)
-    n_samples = test.waves.shape[-1]
     sub = wav_subset(len(test.label), max_wav_pairs)
     metrics: dict = {"fusion": cfg.model.fusion, "n_test_pairs": int(len(test.label)), **info}
     routes = [""] + (["_bridge"] if "audio_to_image_bridge" in pred else [])  # posterior route, bridge route
@@ -167,13 +165,9 @@ def evaluate(run_dir: str | Path, data: str | None = None, n_audio_examples: int
                         f"{space}_silhouette": sc["silhouette"]})
     order = np.argsort(test.label, kind="stable")
     pick = np.array([order[np.searchsorted(test.label[order], d)] for d in range(10) if d in set(test.label)])
-    wavs = []
-    with torch.no_grad():
-        for i in pick[:n_audio_examples]:
-            for r in routes:
-                w = transform.invert(torch.from_numpy(pred["image_to_audio" + r][i:i + 1]), length=n_samples,
-                                     n_iter=gl_iterations)
-                wavs.append((f"image_to_audio{r}_{test.label[i]}.wav", w.reshape(-1).numpy()))
+    wavs = [(f"image_to_audio{r}_{test.label[i]}.wav",
+             to_waves(spec, pred["image_to_audio" + r][i:i + 1], gl_iterations)[0])
+            for i in pick[:n_audio_examples] for r in routes]
     s = model.sample(10, generator=torch.Generator().manual_seed(0))
     samples = {"image": s["image"][:, 0].numpy(), "audio": s["audio"][:, 0].numpy()}
     return DigitsEvaluation(metrics, spec.sample_rate, routes, test, pred, pick, wavs, samples)
@@ -221,7 +215,6 @@ def image_to_spoken(saved, path: str | Path, route: str = "posterior", gl_iterat
     levels, resized to the model's image; dark ink on light paper is inverted to MNIST's light
     ink on black), as log-mel features and as audio through Griffin-Lim (seeded: reproducible)."""
     from latentbridge.io import read_grey_png
-    from latentbridge.transforms.spec import build_spectrogram
 
     spec, model = saved.transform, saved.model.eval()
     _check_route(model, route)
@@ -232,20 +225,15 @@ def image_to_spoken(saved, path: str | Path, route: str = "posterior", gl_iterat
         img = 1.0 - img
     with torch.no_grad():
         out = model.predict({"image": torch.from_numpy(img)[None, None]}, use=("image",), route=route)
-        wave = build_spectrogram(spec).invert(out["audio"], length=spec.window_samples, n_iter=gl_iterations)
-    return Translation("image_to_audio", route, img, out["audio"][0, 0].numpy(), wave.reshape(-1).numpy(),
-                       spec.sample_rate)
+    wave = to_waves(spec, out["audio"], gl_iterations)
+    return Translation("image_to_audio", route, img, out["audio"][0, 0].numpy(), wave.reshape(-1), spec.sample_rate)
 
 
 def sample_pairs(saved, n: int, seed: int = 0, gl_iterations: int = 32) -> dict[str, np.ndarray]:
     """``n`` synthetic pairs from the model's prior, drawn with a generator seeded with ``seed``
     (the global RNG is untouched): ``image`` (n, H, W), ``audio`` (n, F, T) dB log-mel, ``wave``
     (n, T) through Griffin-Lim."""
-    from latentbridge.transforms.spec import build_spectrogram
-
     spec, model = saved.transform, saved.model.eval()
     s = model.sample(int(n), generator=torch.Generator().manual_seed(int(seed)))
-    with torch.no_grad():
-        wave = build_spectrogram(spec).invert(s["audio"], length=spec.window_samples, n_iter=gl_iterations)
     return {"image": s["image"][:, 0].numpy(), "audio": s["audio"][:, 0].numpy(),
-            "wave": wave.reshape(int(n), -1).numpy()}
+            "wave": to_waves(spec, s["audio"], gl_iterations)}

@@ -66,17 +66,20 @@ def wav_subset(n_pairs: int, max_pairs: int) -> np.ndarray:
 FULL_SCALE_PEAK = 0.99
 
 
-def to_waves(spec, log_mels: np.ndarray, gl_iterations: int = 32) -> np.ndarray:
-    """(N, 1, F, T) dB log-mels → (N, samples) Griffin-Lim audio (seeded: reproducible). A clip whose
-    audio would pass full scale is scaled down to a peak of ``FULL_SCALE_PEAK``, so that what is
-    judged is what a 16-bit wav holds (never hard-clipped); the others are left as they are."""
+def to_waves(spec, log_mels, gl_iterations: int = 32, limit: bool = True) -> np.ndarray:
+    """(N, 1, F, T) dB log-mels (numpy or torch) → (N, samples) Griffin-Lim audio (seeded:
+    reproducible). A clip whose audio would pass full scale is scaled down to a peak of
+    ``FULL_SCALE_PEAK``, so that what is judged is what a 16-bit wav holds (never hard-clipped); the
+    others are left as they are (``limit=False``: no scaling, to count such clips)."""
     from latentbridge.transforms.spec import build_spectrogram
 
+    x = log_mels if isinstance(log_mels, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(log_mels))
     with torch.no_grad():
-        w = build_spectrogram(spec).invert(torch.from_numpy(np.ascontiguousarray(log_mels, dtype=np.float32)),
-                                           length=spec.window_samples, n_iter=gl_iterations)
-    w = w.reshape(len(log_mels), -1).numpy()
-    peak = np.abs(w).max(axis=1, keepdims=True) if w.size else np.zeros((len(w), 1), np.float32)
+        w = build_spectrogram(spec).invert(x.float(), length=spec.window_samples, n_iter=gl_iterations)
+    w = w.reshape(len(x), -1).numpy()
+    if not limit:
+        return w
+    peak = np.abs(w).max(axis=1, keepdims=True)
     return np.where(peak > 1.0, w * (FULL_SCALE_PEAK / np.maximum(peak, 1e-12)), w).astype(np.float32)
 
 

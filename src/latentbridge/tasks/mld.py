@@ -73,9 +73,13 @@ class Stages:
         global-variance post-filter where it has one (``postfilter=False``: the decoder's raw output)."""
         stage = self.views[m]
         shape = tuple(stage.latent_shape)
-        x = batched(lambda b: stage.decode((b * self.scale(m)).reshape(len(b), *shape)), z, batch_size=batch_size)
         pf = self.postfilters.get(m) if postfilter else None
-        return pf.apply(x) if pf is not None else x
+
+        def one(b):
+            x = stage.decode((b * self.scale(m)).reshape(len(b), *shape))
+            return pf.apply(x) if pf is not None else x
+
+        return batched(one, z, batch_size=batch_size)
 
     def workflow(self, key: str | None = None):
         return self.saved[key or next(iter(self.saved))].workflow
@@ -121,10 +125,15 @@ def load_stages(folder: str | Path, modalities) -> Stages:
     for m, k in keys.items():
         try:
             pf = GlobalVariancePostFilter.from_dict(saved[k].info.get("postfilter"))
-        except (ValueError, KeyError, TypeError) as e:
+        except ValueError as e:
             raise ModelFolderError(places[k], f"config.json: unreadable post-filter ({e})") from None
-        if pf is not None:
-            postfilters[m] = pf
+        if pf is None:
+            continue
+        bands = getattr(saved[k].model, "input_shape", (None, None, None))[-2]
+        if bands != len(pf.ratio):
+            raise ModelFolderError(places[k], f"config.json: a post-filter for {len(pf.ratio)} mel bands on a "
+                                   f"stage of {bands}")
+        postfilters[m] = pf
     return Stages(views, saved, keys, postfilters)
 
 
@@ -161,11 +170,19 @@ def _fit_stage_on_arrays(stage_cfg, folder: Path, x_train: np.ndarray, x_val: np
 def fit_postfilter(stage_cfg, model, x_train) -> GlobalVariancePostFilter | None:
     """The global-variance post-filter of a dB-scaled audio stage, from its training examples and its
     reconstructions of them (:mod:`latentbridge.transforms.postfilter`); None for other stages."""
-    if stage_cfg.task != "audio_ae" or stage_cfg.features.scale != "db":
+    if not _takes_postfilter(stage_cfg):
         return None
     with torch.no_grad():
         rec = batched(model.reconstruct, x_train)
-    return GlobalVariancePostFilter.fit(x_train, rec)
+    try:
+        return GlobalVariancePostFilter.fit(x_train, rec)
+    except ValueError as e:  # e.g. a decoder that returns silence: the stage is kept, unfiltered
+        log.warning("audio stage saved without a post-filter: %s", e)
+        return None
+
+
+def _takes_postfilter(stage_cfg) -> bool:
+    return stage_cfg.task == "audio_ae" and stage_cfg.features.scale == "db"
 
 
 def prepare_stages(cfg, run_dir: Path, resume: bool = False) -> Stages:
@@ -429,6 +446,11 @@ def load_run(run_dir):
     stages = load_stages(Path(run_dir) / fs.get("folder", STAGE_DIR), saved.workflow.modalities)
     if not saved.workflow.sampling.postfilter:
         stages.postfilters.clear()
+    else:
+        for m, k in stages.keys.items():
+            if m not in stages.postfilters and _takes_postfilter(stages.saved[k].workflow):
+                log.warning("%s: the %r first stage has no post-filter (trained by an earlier version): its "
+                            "decoded log-mels are used as they are", run_dir, m)
     return saved, stages
 
 

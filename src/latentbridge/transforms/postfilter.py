@@ -28,10 +28,10 @@ __all__ = ["GlobalVariancePostFilter", "dct_matrix"]
 KIND = "cepstral_global_variance"
 
 
-def dct_matrix(n: int, dtype=torch.float64) -> torch.Tensor:
+def dct_matrix(n: int, dtype=torch.float64, device=None) -> torch.Tensor:
     """The orthonormal DCT-II matrix (n, n): ``c = D @ x`` along the mel axis, ``x = D.T @ c``."""
-    k = torch.arange(n, dtype=dtype)[:, None]
-    i = torch.arange(n, dtype=dtype)[None, :]
+    k = torch.arange(n, dtype=dtype, device=device)[:, None]
+    i = torch.arange(n, dtype=dtype, device=device)[None, :]
     d = torch.cos(math.pi * (i + 0.5) * k / n) * math.sqrt(2.0 / n)
     d[0] /= math.sqrt(2.0)
     return d
@@ -45,13 +45,16 @@ class GlobalVariancePostFilter:
     """The data's floor (its smallest value in training); frames whose loudest band is within
     ``active_db`` of it are silence: neither measured nor changed."""
     active_db: float = 1.0
+    ceiling_db: float | None = None
+    """The largest value of the training data: filtered bands are kept at or below it (amplified
+    deviations never reach levels the data never had); None: no upper bound."""
 
     # --- statistics ------------------------------------------------------------------------
     def _cepstra(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(..., F, T) dB → cepstra (..., F, T) (float64) and the active-frame mask (..., 1, T)."""
         x = x.double()
         active = x.amax(dim=-2, keepdim=True) > self.floor_db + self.active_db
-        return dct_matrix(x.shape[-2]) @ x, active
+        return dct_matrix(x.shape[-2], device=x.device) @ x, active
 
     @staticmethod
     def _clip_moments(c: torch.Tensor, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -76,7 +79,7 @@ class GlobalVariancePostFilter:
             raise ValueError(f"real and decoded log-mels must be (N, ..., F, T) of one shape, got "
                              f"{real.shape} and {decoded.shape}")
         floor = float(real.min()) if floor_db is None else float(floor_db)
-        probe = cls(np.ones(real.shape[-2]), floor, active_db)
+        probe = cls(np.ones(real.shape[-2]), floor, active_db, float(real.max()))
         sums = torch.zeros(3, real.shape[-2], dtype=torch.float64)  # real variance, decoded variance, clips
         for i in range(0, len(real), batch_size):
             cr, ar = probe._cepstra(torch.from_numpy(np.ascontiguousarray(real[i:i + batch_size])))
@@ -92,33 +95,48 @@ class GlobalVariancePostFilter:
         vr, vd = sums[0], sums[1]
         tiny = 1e-12 * float(vr.max().clamp_min(1e-12))
         ratio = torch.sqrt((vr + tiny) / (vd + tiny)).clamp_max(max_ratio)
-        return cls(ratio.numpy().astype(np.float64), floor, float(active_db))
+        return cls(ratio.numpy().astype(np.float64), floor, float(active_db), probe.ceiling_db)
 
     # --- use -------------------------------------------------------------------------------
     def apply(self, x):
         """Post-filtered copy of log-mels ``x`` (..., F, T) in dB (numpy or torch, same type and dtype
         back). Active frames: cepstral deviations from the clip's mean scaled by ``ratio``, then
-        kept at or above the floor; silent frames unchanged."""
+        kept between the floor and the ceiling; silent frames unchanged."""
         as_numpy = isinstance(x, np.ndarray)
-        t = torch.from_numpy(x) if as_numpy else x
-        if t.shape[-2] != len(self.ratio):
-            raise ValueError(f"post-filter fitted on {len(self.ratio)} mel bands, got log-mels with {t.shape[-2]}")
+        t = torch.from_numpy(np.ascontiguousarray(x)) if as_numpy else x
+        if t.dim() < 2 or t.shape[-2] != len(self.ratio):
+            raise ValueError(f"post-filter fitted on {len(self.ratio)} mel bands, got log-mels of shape {tuple(t.shape)}")
         c, active = self._cepstra(t)
         mean, _, _ = self._clip_moments(c, active)
-        r = torch.as_tensor(self.ratio, dtype=c.dtype)[:, None]
-        scaled = dct_matrix(t.shape[-2]).T @ (mean + r * (c - mean))
-        out = torch.where(active, scaled.clamp_min(self.floor_db), t.double()).to(t.dtype)
+        r = torch.as_tensor(self.ratio, dtype=c.dtype, device=c.device)[:, None]
+        scaled = (dct_matrix(t.shape[-2], device=c.device).T @ (mean + r * (c - mean))).clamp(self.floor_db,
+                                                                                              self.ceiling_db)
+        out = torch.where(active, scaled, t.double()).to(t.dtype)
         return out.numpy() if as_numpy else out
 
     # --- storage ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return {"kind": KIND, "ratio": [round(float(r), 6) for r in self.ratio], "floor_db": self.floor_db,
-                "active_db": self.active_db}
+                "active_db": self.active_db, "ceiling_db": self.ceiling_db}
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "GlobalVariancePostFilter | None":
-        if not d:
+        """The post-filter stored by :meth:`to_dict` (None for none); a ``ValueError`` that says what is
+        wrong with anything else."""
+        if d is None:
             return None
+        if not isinstance(d, dict):
+            raise ValueError(f"a post-filter is a mapping, got {type(d).__name__}")
         if d.get("kind") != KIND:
             raise ValueError(f"unknown post-filter kind {d.get('kind')!r} (this version reads {KIND!r})")
-        return cls(np.asarray(d["ratio"], dtype=np.float64), float(d["floor_db"]), float(d.get("active_db", 1.0)))
+        try:
+            ratio = np.asarray(d["ratio"], dtype=np.float64)
+            floor, active = float(d["floor_db"]), float(d.get("active_db", 1.0))
+            ceiling = None if d.get("ceiling_db") is None else float(d["ceiling_db"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"post-filter fields missing or not numbers ({type(e).__name__}: {e})") from None
+        if ratio.ndim != 1 or not len(ratio) or not np.isfinite(ratio).all() or (ratio <= 0).any():
+            raise ValueError("post-filter ratio must be a non-empty list of finite numbers > 0")
+        if not (np.isfinite(floor) and np.isfinite(active)) or (ceiling is not None and not ceiling > floor):
+            raise ValueError(f"post-filter floor_db / ceiling_db out of order or not finite ({floor}, {ceiling})")
+        return cls(ratio, floor, active, ceiling)
