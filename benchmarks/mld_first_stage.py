@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     from latentbridge.metrics.classification import coherence
     from latentbridge.tasks import mld
     from latentbridge.tasks.avdigits import classifiers
-    from latentbridge.tasks.crossmodal import to_waves
+    from latentbridge.tasks.crossmodal import griffin_lim, under_full_scale
     from latentbridge.tasks.judges import load_waveform_judge
 
     cfg = load_config(REPO / "configs" / "mld_avdigits.yaml",
@@ -100,9 +100,18 @@ def main(argv=None) -> int:
     _, (fsdd, _) = classifiers(cfg, saved.transform)
     judge = load_waveform_judge(cfg.digits.fsdd_root, saved.transform)
     gl = cfg.evaluate.gl_iterations
-    read = {n: {"reconstructions": judge.accuracy(to_waves(saved.transform, rec, n), labels),
-                "real": judge.accuracy(to_waves(saved.transform, real, n), labels)}
-            for n in sorted({gl, *args.gl_iterations})}  # each length's Griffin-Lim run once
+    # each Griffin-Lim run once: per length for the reconstructions and the real log-mels, the preset's for the raw
+    inverted = {n: {k: griffin_lim(saved.transform, x, n) for k, x in (("reconstructions", rec), ("real", real))}
+                for n in sorted({gl, *args.gl_iterations})}
+    raw_waves = griffin_lim(saved.transform, raw, gl)
+    read = {n: {k: judge.accuracy(under_full_scale(w), labels) for k, w in ws.items()} for n, ws in inverted.items()}
+
+    def past_full_scale(w):
+        return int((np.abs(w).max(1) > 1).sum())
+
+    def rms(w):
+        return float(np.sqrt(np.mean(under_full_scale(w) ** 2)))
+
     row = {"name": args.name, "command": " ".join(["python benchmarks/mld_first_stage.py", *sys.argv[1:]]),
            "stage": str(folder), "trained_here": not args.stage, "overrides": args.override,
            "train_seconds": round(seconds, 1) if not args.stage else None, "n_test_clips": int(len(first)),
@@ -116,16 +125,12 @@ def main(argv=None) -> int:
            "postfilter_ratio_range": ([round(float(stages.postfilters["audio"].ratio.min()), 3),
                                        round(float(stages.postfilters["audio"].ratio.max()), 3)]
                                       if "audio" in stages.postfilters else None),
-           "clips_past_full_scale": int((np.abs(to_waves(saved.transform, rec, gl, limit=False)).max(1) > 1).sum()),
-           "rms": {"reconstructions": float(np.sqrt(np.mean(to_waves(saved.transform, rec, gl) ** 2))),
-                   "real": float(np.sqrt(np.mean(to_waves(saved.transform, real, gl) ** 2)))},
+           "clips_past_full_scale": past_full_scale(inverted[gl]["reconstructions"]),
+           "rms": {k: rms(w) for k, w in inverted[gl].items()},
            "without_postfilter": {"first_stage_audio_accuracy": coherence(fsdd, raw, labels)["accuracy"],
-                                  "first_stage_audio_second_judge": judge.accuracy(to_waves(saved.transform, raw, gl),
-                                                                                   labels),
+                                  "first_stage_audio_second_judge": judge.accuracy(under_full_scale(raw_waves), labels),
                                   "relative_mse_db": float(((raw - real) ** 2).mean() / real.var()),
-                                  "clips_past_full_scale": int((np.abs(to_waves(saved.transform, raw, gl, limit=False))
-                                                                .max(1) > 1).sum()),
-                                  "rms": float(np.sqrt(np.mean(to_waves(saved.transform, raw, gl) ** 2)))}}
+                                  "clips_past_full_scale": past_full_scale(raw_waves), "rms": rms(raw_waves)}}
     if args.gl_iterations:
         row["second_judge_by_gl_iterations"] = {n: read[n] for n in args.gl_iterations}
     print(json.dumps(row, indent=1))

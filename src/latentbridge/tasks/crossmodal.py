@@ -66,21 +66,28 @@ def wav_subset(n_pairs: int, max_pairs: int) -> np.ndarray:
 FULL_SCALE_PEAK = 0.99
 
 
-def to_waves(spec, log_mels, gl_iterations: int = 32, limit: bool = True) -> np.ndarray:
-    """(N, 1, F, T) dB log-mels (numpy or torch) → (N, samples) Griffin-Lim audio (seeded:
-    reproducible). A clip whose audio would pass full scale is scaled down to a peak of
-    ``FULL_SCALE_PEAK``, so that what is judged is what a 16-bit wav holds (never hard-clipped); the
-    others are left as they are (``limit=False``: no scaling, to count such clips)."""
+def griffin_lim(spec, log_mels, gl_iterations: int = 32) -> np.ndarray:
+    """(N, 1, F, T) dB log-mels (numpy or torch) → (N, samples) Griffin-Lim audio as it comes (seeded:
+    reproducible; may pass full scale)."""
     from latentbridge.transforms.spec import build_spectrogram
 
     x = log_mels if isinstance(log_mels, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(log_mels))
     with torch.no_grad():
         w = build_spectrogram(spec).invert(x.float(), length=spec.window_samples, n_iter=gl_iterations)
-    w = w.reshape(len(x), -1).numpy()
-    if not limit:
-        return w
-    peak = np.abs(w).max(axis=1, keepdims=True)
-    return np.where(peak > 1.0, w * (FULL_SCALE_PEAK / np.maximum(peak, 1e-12)), w).astype(np.float32)
+    return w.reshape(len(x), -1).numpy()
+
+
+def under_full_scale(waves: np.ndarray) -> np.ndarray:
+    """(N, samples): a clip whose peak passes full scale scaled down to ``FULL_SCALE_PEAK``, so that what is
+    judged is what a 16-bit wav holds (never hard-clipped); the others left as they are."""
+    peak = np.abs(waves).max(axis=1, keepdims=True)
+    return np.where(peak > 1.0, waves * (FULL_SCALE_PEAK / np.maximum(peak, 1e-12)), waves).astype(np.float32)
+
+
+def to_waves(spec, log_mels, gl_iterations: int = 32) -> np.ndarray:
+    """(N, 1, F, T) dB log-mels (numpy or torch) → (N, samples) Griffin-Lim audio kept under full scale
+    (:func:`griffin_lim`, then :func:`under_full_scale`): the audio the wav files hold and the judges read."""
+    return under_full_scale(griffin_lim(spec, log_mels, gl_iterations))
 
 
 def _floor(features_real: np.ndarray, n: int, reference: np.ndarray) -> float:
