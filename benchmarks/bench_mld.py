@@ -34,13 +34,16 @@ Usage (from the repository root)::
 
     python benchmarks/bench_mld.py                          # both parts at preset size
     python benchmarks/bench_mld.py --parts bridge --keep /tmp/bench_mld
+    python benchmarks/bench_mld.py --parts bridge --seeds 0,1,2 --keep /tmp/bench_mld3   # means over 3 seeds
     python benchmarks/bench_mld.py --parts digits --quick-digits   # 600 clips, fewer epochs (not the presets)
     python benchmarks/bench_mld.py --parts digits --quick-digits --keep W --av-run W/runs/digits_avmvae \
         --mld-run W/runs/digits_mld --mld-on-av-epochs 300    # + MLD over the audio-visual VAE's latents
     python benchmarks/bench_mld.py --smoke                  # tiny sizes: checks the script only
 
 The machine may be shared: the 1-min load average is sampled every 5 s during each training. One
-run, one seed, no repetitions. Results: ``benchmarks/results/bench_mld.json``.
+run, one seed, unless ``--seeds 0,1,2`` (bridge: every model trained once per seed, which also draws
+the split of damage states; the goals are then judged on each model's mean over the seeds, the
+standard deviations beside them). Results: ``benchmarks/results/bench_mld[_PARTS][_seeds].json``.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cli, table, write_results  # noqa: E402
@@ -132,45 +137,86 @@ def _fit_s(r: dict) -> float | None:
 # ----------------------------------------------------------------------------- bridge
 
 
+BRIDGE_ROW_KEYS = {"mask_iou": "mask_iou", "damaged_iou": "mask_damaged_iou", "damaged_dice": "mask_damaged_dice",
+                   "healthy_fpr": "mask_healthy_fpr", "loc_error_m": "crack_localisation_error_m",
+                   "missed": "crack_missed_rate", "false": "crack_false_rate"}
+
+
+def _bridge_goal(mld: dict, mm: dict, sup: dict) -> dict:
+    """The issue's bridge goals on one set of figures (per seed, or their means)."""
+    loc = [x.get("loc_error_m") for x in (mld, mm, sup)]
+    return {"damaged_iou_at_least_supervised": (mld.get("damaged_iou") or 0) >= (sup.get("damaged_iou") or 0),
+            "localisation_beats_both": None if None in loc else loc[0] < min(loc[1:])}
+
+
+def bridge_seed(args, work: Path, root: Path, seed: int, runs: Path) -> dict:
+    """The three models trained with ``train.seed=seed`` (which also draws the split of damage
+    states) and evaluated; their rows and goals."""
+    results = {}
+    for name in ("mmvae", "spec2mask", "mld"):
+        ovr = [f"data.root={root}", f"train.seed={seed}", *(SMOKE_BRIDGE[name] if args.smoke else []), *args.override]
+        if name == "mld":
+            ovr.append(f"first_stage.run={runs / 'mmvae'}")
+        results[name] = train_and_evaluate(f"{name}_s{seed}", BRIDGE_MODELS[name], runs / name, ovr, work)
+    results["mld"]["first_stage_fit_s"] = results["mmvae"]["training"].get("seconds")
+    tests = {n: tuple(r["info_data"].get("test_tests") or ()) for n, r in results.items()}
+    same = len(set(tests.values())) == 1
+    print(f"seed {seed}: held-out states identical across the three runs: {same} ({len(tests['mmvae'])} states)")
+    rows = []
+    for name, r in results.items():
+        m = r["metrics"]
+        rows.append({"seed": seed, "model": name, **{k: m.get(v) for k, v in BRIDGE_ROW_KEYS.items()},
+                     "fit_s": _fit_s(r), "fit_s_own": r["training"].get("seconds")})
+    by = {r["model"]: r for r in rows}
+    extra = {k: results["mld"]["metrics"].get(k) for k in (
+        "psd_distance_db", "psd_distance_db_first_stage", "psd_distance_db_real_train", "psd_distance_db_joint",
+        "fd_latent_joint", "fd_latent_real_train")}
+    return {"seed": seed, "same_test_states": same, "test_tests": tests["mmvae"], "rows": rows,
+            "goal": _bridge_goal(by["mld"], by["mmvae"], by["spec2mask"]), "mld_generation": extra,
+            "models": results}
+
+
 def bridge_part(args, work: Path) -> dict:
+    """Every seed of ``--seeds`` (one: the runs in WORK/runs/NAME; several: WORK/runs/seedS/NAME),
+    then each model's mean and standard deviation over the seeds, and the goals on the means."""
     if args.data:
         root, synth = Path(args.data).resolve(), None
     else:
         root = work / "bridge_data"
         cmd = cli("data", "synth", "bridge", "--out", str(root), "--force", *(["--states", "16"] if args.smoke else []))
         synth = {"command": " ".join(cmd[1:]), "seconds": run(cmd, work / "synth.log")}
-    results = {}
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    per_seed = [bridge_seed(args, work, root, s, work / "runs" / (f"seed{s}" if len(seeds) > 1 else ""))
+                for s in seeds]
+    rows = [r for p in per_seed for r in p["rows"]]
+    fmt = {c: ".3f" for c in BRIDGE_ROW_KEYS} | {"fit_s": ".0f", "fit_s_own": ".0f"}
+    print(table(rows, list(rows[0]), fmt))
+    means = []
     for name in ("mmvae", "spec2mask", "mld"):
-        ovr = [f"data.root={root}", *(SMOKE_BRIDGE[name] if args.smoke else []), *args.override]
-        if name == "mld":
-            ovr.append(f"first_stage.run={work / 'runs' / 'mmvae'}")
-        results[name] = train_and_evaluate(name, BRIDGE_MODELS[name], work / "runs" / name, ovr, work)
-    results["mld"]["first_stage_fit_s"] = results["mmvae"]["training"].get("seconds")
-    tests = {n: tuple(r["info_data"].get("test_tests") or ()) for n, r in results.items()}
-    same = len(set(tests.values())) == 1
-    print(f"held-out states identical across the three runs: {same} ({len(tests['mmvae'])} states)")
-    rows = []
-    for name, r in results.items():
-        m = r["metrics"]
-        rows.append({"model": name, "mask_iou": m.get("mask_iou"), "damaged_iou": m.get("mask_damaged_iou"),
-                     "damaged_dice": m.get("mask_damaged_dice"), "healthy_fpr": m.get("mask_healthy_fpr"),
-                     "loc_error_m": m.get("crack_localisation_error_m"), "missed": m.get("crack_missed_rate"),
-                     "false": m.get("crack_false_rate"), "fit_s": _fit_s(r),
-                     "fit_s_own": r["training"].get("seconds")})
-    print(table(rows, list(rows[0]), {c: ".3f" for c in ("mask_iou", "damaged_iou", "damaged_dice", "healthy_fpr",
-                                                        "loc_error_m", "missed", "false")} | {"fit_s": ".0f",
-                                                                                            "fit_s_own": ".0f"}))
-    mm, sup, mld = (results[n]["metrics"] for n in ("mmvae", "spec2mask", "mld"))
-    loc = [x.get("crack_localisation_error_m") for x in (mld, mm, sup)]
-    goal = {"damaged_iou_at_least_supervised": (mld.get("mask_damaged_iou") or 0) >= (sup.get("mask_damaged_iou") or 0),
-            "localisation_beats_both": None if None in loc else loc[0] < min(loc[1:])}
-    print(f"goals: MLD damaged IoU >= supervised: {goal['damaged_iou_at_least_supervised']}; "
-          f"MLD localisation error below MMVAE's and supervised's: {goal['localisation_beats_both']}")
-    extra = {k: mld.get(k) for k in ("psd_distance_db", "psd_distance_db_first_stage", "psd_distance_db_real_train",
-                                     "psd_distance_db_joint", "fd_latent_joint", "fd_latent_real_train")}
-    print("MLD vibration from masks: " + ", ".join(f"{k} {v:.3g}" for k, v in extra.items() if v is not None))
-    return {"data_root": str(root), "synth": synth, "same_test_states": same, "rows": rows, "goal": goal,
-            "mld_generation": extra, "models": results}
+        mine = [r for r in rows if r["model"] == name]
+        row: dict = {"model": name, "seeds": len(mine)}
+        for k in [*BRIDGE_ROW_KEYS, "fit_s"]:
+            v = np.array([r[k] for r in mine if r[k] is not None], dtype=float)
+            row[k] = float(v.mean()) if len(v) else None
+            row[f"{k}_sd"] = float(v.std(ddof=1)) if len(v) > 1 else None
+        means.append(row)
+    if len(seeds) > 1:
+        print(f"mean over seeds {seeds} (sd: sample standard deviation over the seeds)")
+        print(table(means, list(means[0]), {c: ".3f" for c in means[0] if c not in ("model", "seeds")}))
+    by = {r["model"]: r for r in means}
+    goal = _bridge_goal(by["mld"], by["mmvae"], by["spec2mask"])
+    print(f"goals ({'means over ' + str(len(seeds)) + ' seeds' if len(seeds) > 1 else 'one seed'}): MLD damaged IoU "
+          f">= supervised: {goal['damaged_iou_at_least_supervised']}; MLD localisation error below MMVAE's and "
+          f"supervised's: {goal['localisation_beats_both']}; per seed: {[p['goal'] for p in per_seed]}")
+    for p in per_seed:
+        print(f"seed {p['seed']} MLD vibration from masks: "
+              + ", ".join(f"{k} {v:.3g}" for k, v in p["mld_generation"].items() if v is not None))
+    out = {"data_root": str(root), "synth": synth, "seeds": seeds, "rows": rows, "means": means, "goal": goal,
+           "per_seed": per_seed}
+    if len(seeds) == 1:  # the keys of the one-seed results before --seeds
+        out.update(same_test_states=per_seed[0]["same_test_states"], mld_generation=per_seed[0]["mld_generation"],
+                   models=per_seed[0]["models"])
+    return out
 
 
 # ----------------------------------------------------------------------------- digits
@@ -233,6 +279,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--parts", default="bridge,digits")
     ap.add_argument("--data", help="existing simulated bridge folder (default: generate the default set)")
+    ap.add_argument("--seeds", default="0", help="bridge: train.seed of every model, comma-separated (it also draws "
+                                                 "the split of damage states); several: means and sds over them")
     ap.add_argument("--av-run", help="trained configs/avdigits.yaml run to reuse")
     ap.add_argument("--mld-run", help="trained configs/mld_avdigits.yaml run to reuse")
     ap.add_argument("--keep", help="keep data, runs and evaluations here (default: a temporary folder)")
@@ -256,6 +304,7 @@ def main() -> None:
     out["wall_s"] = time.time() - t0
     name = "bench_mld" + ("_smoke" if args.smoke else "_quick" if args.quick_digits else "") + ("" if set(parts) == {"bridge", "digits"} else
                                                                "_" + "_".join(parts))
+    name += "_seeds" if "bridge" in parts and len(out["bridge"]["seeds"]) > 1 else ""
     write_results(name, out)
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
