@@ -63,6 +63,61 @@ def test_choices_follow_the_data(tmp_path, machine_data):
     assert c["audio.trim_db"] == 40.0 and c["audio.window_s"] == pytest.approx(0.5, abs=0.06)
 
 
+def test_the_band_stops_where_a_share_of_the_files_ends(tmp_path):
+    from latentbridge.data.survey import band_warning
+
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        _write(tmp_path / "m" / f"a{i}.wav", 1.0, 16000, rng)
+    for i in range(3):
+        _write(tmp_path / "m" / f"b{i}.wav", 1.0, 8000, rng)
+    ch = {x.key: x for x in choose_settings(survey_files(list_audio_files(tmp_path / "m")))}
+    assert ch["audio.sample_rate"].value == 16000 and ch["features.n_fft"].value == 1024
+    assert ch["features.fmax"].value == 4000.0 and "3 of the 9 files" in ch["features.fmax"].reason
+    assert ch["features.n_mels"].value == 64 and "256 FFT bins up to 4000 Hz" in ch["features.n_mels"].reason
+    # low-rate files under 10 % of the folder keep the whole band
+    for i in range(24):
+        _write(tmp_path / "m" / f"c{i}.wav", 1.0, 16000, rng)
+    ch = {x.key: x for x in choose_settings(survey_files(list_audio_files(tmp_path / "m")))}
+    assert "features.fmax" not in ch and "up to 8000 Hz" in ch["features.n_mels"].reason
+    # ... and such files are named when they meet a model whose band they do not fill
+    rates = {"a.wav": 16000, "b.wav": 8000, "c.wav": 48000}
+    text = band_warning(rates, 16000, None)
+    assert text.startswith("1 of 3 files") and "b.wav" in text and "features.fmax=4000" in text
+    assert band_warning(rates, 16000, 4000.0) is None and band_warning({"a.wav": 16000}, 16000, None) is None
+
+
+def test_scoring_files_below_the_band(machine_data, feature_cache, tmp_path, caplog):
+    """A normal recording at half the rate: a full-band model flags it for its empty top band and says
+    why; a model fitted with files at that rate among its training files (band cut there) does not."""
+    from latentbridge.io import read_audio, resample
+
+    half = tmp_path / "half"
+    normal = sorted((machine_data / "test" / "normal").glob("*.wav"))[0]
+    wave, sr = read_audio(normal, mono=True)
+    half.mkdir()
+    sf.write(half / "normal_8k.wav", resample(wave, sr, sr // 2), sr // 2)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for i, f in enumerate(sorted((machine_data / "train" / "normal").glob("*.wav"))):
+        w, r = read_audio(f, mono=True)
+        sf.write(mixed / f.name, resample(w, r, r // 2) if i % 2 else w, r // 2 if i % 2 else r)
+    scores = {}
+    for name, train in (("full", machine_data / "train" / "normal"), ("cut", mixed)):
+        out = tmp_path / name
+        assert main(["anomaly", "fit", str(train), "--out", str(out)]) == 0
+        fmax = json.loads((out / "config.json").read_text())["config"]["features"]["fmax"]
+        assert fmax == (None if name == "full" else sr / 4)
+        caplog.clear()
+        assert main(["anomaly", "score", str(out), str(half), "--out", str(tmp_path / f"s_{name}")]) == 0
+        warned = [r.getMessage() for r in caplog.records if "below the model's band" in r.getMessage()]
+        assert len(warned) == (1 if name == "full" else 0), warned
+        threshold = json.loads((out / "config.json").read_text())["anomaly"]["threshold"]
+        rows = (tmp_path / f"s_{name}" / "scores.csv").read_text().splitlines()
+        scores[name] = float([r for r in rows if r.endswith("file-mean")][0].split(",")[3]) / threshold
+    assert scores["full"] > 3.0 and scores["cut"] < 1.5, scores
+
+
 @pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
 def test_fsdd_clips_get_the_settings_tuned_for_them():
     c = _choices(FSDD)

@@ -296,8 +296,27 @@ class FeatureExtractor:
         skipped with a warning and listed in ``skipped``. Files are decoded and transformed in
         chunks, in ``num_workers`` threads or processes (:meth:`map_chunks`)."""
         files = list_files(paths)
+        self.check_band(files)
         results = [r for chunk in self.map_chunks(self.chunks(files)) for r in chunk]
         return self.assemble(files, results, skip_bad, paths)
+
+    def check_band(self, files: list[Path]) -> str | None:
+        """Warn (and return the text) when some files are recorded at rates too low to fill the band
+        the features cover (:func:`latentbridge.data.survey.band_warning`); reads headers only."""
+        from latentbridge.data.survey import band_warning
+        from latentbridge.io import audio_info
+
+        rates = {}
+        for f in files:
+            try:
+                rates[str(f)] = audio_info(f).sample_rate
+            except DataError:
+                continue  # the extraction names the file and its problem
+        mel = getattr(self.transform, "kind", None) == "mel"
+        text = band_warning(rates, self.sample_rate, getattr(self.transform, "fmax", None) if mel else None)
+        if text:
+            log.warning(text)
+        return text
 
     def assemble(self, files: list[Path], results: list["FileFeatures"], skip_bad: bool, paths) -> WindowFeatures:
         """One :class:`WindowFeatures` of per-file results (any order), with the bad-file rule."""

@@ -101,3 +101,19 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
         active.append((end - start) / sr)
         silence.append(1.0 - (end - start) / max(1, len(wave)))
     return Survey(len(files), dict(rates), dict(channels), durations, len(levels), levels, active, silence, bad)
+
+
+def band_warning(rates: dict[str, int], sample_rate: int, fmax: float | None) -> str | None:
+    """A warning when files (path → native sample rate) are recorded at a rate whose Nyquist
+    frequency lies under the top of the band the features cover (``fmax``, else ``sample_rate / 2``):
+    resampled, they hold nothing in the band's top, which the model reads as unlike its training
+    sound. None when every file fills the band."""
+    top = float(fmax) if fmax else sample_rate / 2
+    short = {p: r for p, r in rates.items() if r / 2 < 0.98 * top}
+    if not short:
+        return None
+    low = min(short.values())
+    names = ", ".join(sorted(short)[:3]) + (", ..." if len(short) > 3 else "")
+    return (f"{len(short)} of {len(rates)} files are recorded below the model's band (lowest {low} Hz; {names}): "
+            f"resampled to {sample_rate} Hz they hold nothing between {low / 2:g} and {top:g} Hz, which scores them "
+            f"as unlike the training sound for that alone; a model whose band they fill: -o features.fmax={low / 2:g}")

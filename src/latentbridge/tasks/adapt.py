@@ -14,8 +14,12 @@ and ``config.json``):
   them), ``wrap`` for long recordings (stationary sound);
 - STFT: windows of about 64 ms for windows of 1 s and more (frequency resolution for stationary
   sound), 32 ms below (time resolution for short events), as powers of two, never longer than a
-  window; hop a half (long) or a quarter (short) of it; mel bands ``min(64, bins / 2)``; no
-  ``fmax`` (the whole band).
+  window; hop a half (long) or a quarter (short) of it; mel bands ``min(64, bins / 2)`` of the bins
+  in the band;
+- band: the whole band, unless at least 10 % of the files are recorded at a lower rate than the one
+  chosen: then ``fmax`` is the lowest such rate's Nyquist frequency (their resampled audio is empty
+  above it). Files at still lower rates are named in a warning, at fit and at scoring time
+  (:func:`latentbridge.data.survey.band_warning`).
 """
 
 from __future__ import annotations
@@ -84,10 +88,26 @@ def choose_settings(survey: Survey) -> list[Choice]:
                                                f"({'stationary sound' if long_windows else 'short events'})"))
     hop = n_fft // (2 if long_windows else 4)
     out.append(Choice("features.hop_length", hop, f"{'half' if long_windows else 'a quarter'} of n_fft"))
-    n_mels = min(64, (n_fft // 2 + 1) // 2)
-    out.append(Choice("features.n_mels", n_mels, f"{n_fft // 2 + 1} FFT bins, the whole band up to "
-                                                 f"{rate // 2} Hz"))
+    low = shared_low_rate(survey, rate)
+    band = rate / 2 if low is None else low / 2
+    bins = int((n_fft // 2 + 1) * band / (rate / 2))
+    n_mels = max(1, min(64, bins // 2))
+    out.append(Choice("features.n_mels", n_mels, f"{bins} FFT bins, the whole band up to {band:g} Hz"
+                      if low is None else f"the {bins} FFT bins up to {band:g} Hz"))
+    if low is not None:
+        n_low = sum(n for r, n in survey.rates.items() if r <= low)
+        out.append(Choice("features.fmax", float(band), f"{n_low} of the {survey.n_files} files are recorded at "
+                                                        f"{low} Hz or less: above {band:g} Hz their resampled "
+                                                        f"audio is empty, so the band stops there"))
     return out
+
+
+def shared_low_rate(survey: Survey, rate: int) -> int | None:
+    """The lowest rate under ``rate`` that at least 10 % of the files share (None: none): the band the
+    features cover stops at its Nyquist frequency, so that every file fills the whole band."""
+    total = sum(survey.rates.values())
+    low = [r for r, n in survey.rates.items() if r < rate and n >= 0.1 * total]
+    return int(min(low)) if low else None
 
 
 def adapt(cfg, paths, *, max_read: int = 200) -> tuple[object, Survey | None, list[Choice]]:

@@ -96,6 +96,7 @@ def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: s
     no features (the report's example windows are read again)."""
     files = list_files(paths)
     ex = det.extractor(**({} if num_workers is None else {"num_workers": num_workers}))
+    ex.check_band(files)
     distributed = (devices not in (None, 1, "1")) or (strategy not in (None, "auto"))
     n_proc = int(devices) if isinstance(devices, int) or str(devices).isdigit() else 1
     if distributed and len(files) < n_proc:
