@@ -229,3 +229,27 @@ def test_latent_bridge_picks_a_typical_partner_and_survives_saving(tmp_path):
     save_model(tmp_path / "m", model, config=config_to_dict(cfg), transform=transform_spec(cfg), card="# m\n")
     loaded = load_model(tmp_path / "m").model.eval()
     torch.testing.assert_close(loaded.bridge(q, "audio", "image"), out)
+
+
+def test_a_written_digit_may_be_a_photographed_jpeg(tmp_path):
+    """Digit images for translation and MLD conditions: PNG or JPEG, any size and colour, dark ink on
+    light paper inverted to MNIST's light ink on black; an unreadable file is named."""
+    from PIL import Image
+
+    from latentbridge.data.digits import read_digit_image
+    from latentbridge.errors import DataError
+
+    img = np.full((120, 90, 3), 235, np.uint8)  # light paper, a dark "7"
+    img[20:32, 18:72] = 30
+    img[32:104, 58:70] = 30
+    Image.fromarray(img).save(tmp_path / "seven.jpg", quality=85)
+    Image.fromarray(img).save(tmp_path / "seven.png")
+    jpg, png = read_digit_image(tmp_path / "seven.jpg", 28, 28), read_digit_image(tmp_path / "seven.png", 28, 28)
+    assert jpg.shape == (28, 28) and jpg.dtype == np.float32
+    assert np.abs(jpg - png).max() < 0.05  # the same digit, JPEG noise aside
+    assert jpg[0].max() < 0.1 and jpg[6, 6:16].min() > 0.7  # inverted: light ink on a dark border
+    (tmp_path / "x.jpg").write_bytes(b"not an image")
+    with pytest.raises(DataError, match="x.jpg"):
+        read_digit_image(tmp_path / "x.jpg", 28, 28)
+    (tmp_path / "y.gif").write_bytes((tmp_path / "seven.png").read_bytes())  # a PNG by another name is read
+    assert np.array_equal(read_digit_image(tmp_path / "y.gif", 28, 28), png)

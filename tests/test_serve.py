@@ -321,8 +321,17 @@ def test_predict_digits_both_ways(client, folders):
     np.testing.assert_array_equal(_png(body2["input_image_png"]), _png(body["input_image_png"]))
     r = _post(client, f"/api/models/{name}/predict", "one.png", buf.getvalue(), data={"route": "sideways"})
     assert r.status_code == 400 and "route must be" in r.json()["detail"]
-    r = _post(client, f"/api/models/{name}/predict", "one.jpg", b"\xff\xd8\xff")
-    assert r.status_code == 422 and r.json()["detail"].startswith("one.jpg: unsupported file type '.jpg'")
+    r = _post(client, f"/api/models/{name}/predict", "one.gif", buf.getvalue())
+    assert r.status_code == 422 and r.json()["detail"].startswith("one.gif: unsupported file type '.gif'")
+    r = _post(client, f"/api/models/{name}/predict", "one.jpg", b"\xff\xd8\xff")  # a JPEG cut short
+    assert r.status_code == 422 and r.json()["detail"].startswith("one.jpg: unreadable")
+    from PIL import Image
+
+    jpeg = io.BytesIO()
+    Image.open(io.BytesIO(buf.getvalue())).convert("RGB").save(jpeg, format="JPEG", quality=95)
+    body3 = _post(client, f"/api/models/{name}/predict", "one.jpg", jpeg.getvalue()).json()
+    assert body3["kind"] == "image_to_audio"  # a photographed digit: JPEG works as PNG does
+    assert np.abs(_png(body3["input_image_png"]).astype(int) - _png(body["input_image_png"])).max() < 40
     r = _post(client, f"/api/models/{name}/predict", "broken.png", b"\x89PNG\r\n\x1a\nxx")
     assert r.status_code == 422 and r.json()["detail"].startswith("broken.png: unreadable")
 

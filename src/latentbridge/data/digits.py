@@ -76,6 +76,17 @@ def clip_features(waves: np.ndarray, spec, batch: int = 256) -> np.ndarray:
     return batched(t, waves, batch_size=batch).numpy()
 
 
+def read_digit_image(path, height: int, width: int) -> np.ndarray:
+    """A written digit from a PNG or JPEG of any size as ``(height, width)`` float32 in [0, 1] in
+    MNIST's convention: grey levels resized by area averaging; dark ink on light paper (a light
+    border) is inverted to light ink on black."""
+    from latentbridge.io import read_grey_image
+
+    img = read_grey_image(path, height, width)
+    border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
+    return (1.0 - img if border.mean() > 0.5 else img).astype(np.float32)
+
+
 def images_to_float(images: np.ndarray) -> np.ndarray:
     """uint8 (N, 28, 28) → float32 (N, 1, 28, 28) in [0, 1]."""
     return (np.asarray(images, dtype=np.float32) / 255.0)[:, None]

@@ -58,7 +58,7 @@ from latentbridge.utils import atomic_path
 
 __all__ = [
     "read_vibration_csv",
-    "read_grey_png",
+    "read_grey_image",
     "read_mask_png",
     "write_mask_png",
     "write_vibration_csv",
@@ -428,8 +428,9 @@ def _grey_levels(img, path: Path) -> np.ndarray:
     return grey
 
 
-def _read_png_grey(path: Path) -> np.ndarray:
-    """A PNG file's grey levels ``(H, W)`` float64 in [0, 1]; DataError naming it when unusable."""
+def _read_png_grey(path: Path, formats: tuple[str, ...] = ("PNG",)) -> np.ndarray:
+    """A PNG file's (or another of PIL's ``formats``) grey levels ``(H, W)`` float64 in [0, 1];
+    DataError naming it when unusable."""
     from PIL import Image, UnidentifiedImageError
 
     if not path.exists():
@@ -440,14 +441,14 @@ def _read_png_grey(path: Path) -> np.ndarray:
         raise DataError(path, "file is empty (0 bytes)")
     try:
         with Image.open(path) as img:
-            if img.format != "PNG":
-                raise DataError(path, f"not a PNG file (PIL reads it as {img.format or 'unknown'})")
+            if img.format not in formats:
+                raise DataError(path, f"not a {' or '.join(formats)} file (PIL reads it as {img.format or 'unknown'})")
             img.load()
             grey = _grey_levels(img, path)
     except DataError:
         raise
     except UnidentifiedImageError:
-        raise DataError(path, "unreadable image: not a PNG (or a damaged one)") from None
+        raise DataError(path, f"unreadable image: not a {' or '.join(formats)} (or a damaged one)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:  # truncated data, bad CRC, ...
         raise DataError(path, f"unreadable or truncated PNG ({e})") from None
     if grey.ndim != 2 or grey.size == 0:
@@ -455,12 +456,12 @@ def _read_png_grey(path: Path) -> np.ndarray:
     return grey
 
 
-def read_grey_png(path: str | Path, height: int, width: int) -> np.ndarray:
-    """Read a PNG as a ``(height, width)`` float32 grey image in [0, 1] (any size and colour
-    type, grey levels as for masks; resized by area averaging), e.g. a drawn digit."""
+def read_grey_image(path: str | Path, height: int, width: int) -> np.ndarray:
+    """Read a PNG or JPEG as a ``(height, width)`` float32 grey image in [0, 1] (any size and colour
+    type, grey levels as for masks; resized by area averaging), e.g. a drawn or photographed digit."""
     from PIL import Image
 
-    grey = _read_png_grey(Path(path)).astype(np.float32)
+    grey = _read_png_grey(Path(path), ("PNG", "JPEG")).astype(np.float32)
     if grey.shape != (int(height), int(width)):
         grey = np.asarray(Image.fromarray(grey).resize((int(width), int(height)), resample=Image.Resampling.BOX),
                           dtype=np.float32)

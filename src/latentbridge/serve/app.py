@@ -31,7 +31,8 @@ from latentbridge import __version__
 from latentbridge.errors import DataError, LatentbridgeError
 from latentbridge.serve import media
 from latentbridge.serve.batcher import MicroBatcher
-from latentbridge.serve.registry import IMAGE_EXTENSIONS, ServedModel, load_models
+from latentbridge.io.images import IMAGE_EXTENSIONS
+from latentbridge.serve.registry import ServedModel, load_models
 from latentbridge.serve.security import ApiKeyMiddleware, RequestLogMiddleware, UploadLimitMiddleware
 
 log = logging.getLogger("latentbridge.serve")
@@ -352,7 +353,7 @@ def _predict(m: ServedModel, up: _Upload, route: str, scale: int, settings: Serv
                 "wav": media.wav_base64(t.wave, t.sample_rate), "input_image_png": media.png_base64(t.image, scale),
                 "spectrogram_png": media.png_base64(_unit(t.audio)[::-1], 2)}
     raise DataError(up.path, f"unsupported file type {ext or '(no extension)'!r}: a spoken digit "
-                             f"({', '.join(AUDIO_EXTENSIONS)}) or an image (.png)")
+                             f"({', '.join(AUDIO_EXTENSIONS)}) or an image ({', '.join(IMAGE_EXTENSIONS)})")
 
 
 def _sample_images(m: ServedModel, body: SampleRequest) -> dict:

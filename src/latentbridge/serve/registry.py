@@ -25,7 +25,6 @@ ENDPOINTS: dict[str, tuple[str, ...]] = {
     "spatial": ("enhance",),
 }
 
-IMAGE_EXTENSIONS = (".png",)
 #: array stacks an enhance upload may be (imzML needs its .ibd beside it: convert it with the CLI)
 SPATIAL_EXTENSIONS = (".npy", ".npz", ".tif", ".tiff")
 

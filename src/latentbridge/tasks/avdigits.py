@@ -211,18 +211,15 @@ def spoken_to_image(saved, path: str | Path, route: str = "posterior") -> Transl
 
 
 def image_to_spoken(saved, path: str | Path, route: str = "posterior", gl_iterations: int = 32) -> Translation:
-    """The spoken digit a saved audio-visual model says for an image (a PNG of any size; grey
+    """The spoken digit a saved audio-visual model says for an image (a PNG or JPEG of any size; grey
     levels, resized to the model's image; dark ink on light paper is inverted to MNIST's light
     ink on black), as log-mel features and as audio through Griffin-Lim (seeded: reproducible)."""
-    from latentbridge.io import read_grey_png
+    from latentbridge.data.digits import read_digit_image
 
     spec, model = saved.transform, saved.model.eval()
     _check_route(model, route)
     _, h, w = model.kwargs["image_shape"]
-    img = read_grey_png(path, h, w)
-    border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
-    if border.mean() > 0.5:
-        img = 1.0 - img
+    img = read_digit_image(path, h, w)
     with torch.no_grad():
         out = model.predict({"image": torch.from_numpy(img)[None, None]}, use=("image",), route=route)
     wave = to_waves(spec, out["audio"], gl_iterations)

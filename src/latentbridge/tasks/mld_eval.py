@@ -27,9 +27,10 @@ import numpy as np
 import torch
 
 from latentbridge.errors import DataError
+from latentbridge.io.audio import AUDIO_EXTENSIONS
+from latentbridge.io.images import IMAGE_EXTENSIONS
 from latentbridge.tasks.mld import bridge_splits, digit_pairs, generate, load_run, sampler_settings
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
 # ----------------------------------------------------------------------------- conditions and outputs
@@ -41,25 +42,24 @@ def _data_shape(stages, m: str) -> tuple[int, ...]:
 
 
 def read_condition(saved, stages, path) -> tuple[str, np.ndarray]:
-    """(modality, data) of a condition file: a spoken digit (wav/flac/ogg) or a written one (PNG) for
+    """(modality, data) of a condition file: a spoken digit (an audio file) or a written one (PNG/JPEG) for
     digits; a vibration recording (CSV: its windows) or a crack mask (PNG) for the bridge."""
     cfg, p = saved.workflow, Path(path)
     if not p.is_file():
         raise DataError(p, "no such condition file")
     suffix = p.suffix.lower()
     if cfg.data.kind == "digits":
-        if suffix == ".png":
-            from latentbridge.io import read_grey_png
+        if suffix in IMAGE_EXTENSIONS:
+            from latentbridge.data.digits import read_digit_image
 
             _, h, w = _data_shape(stages, "image")
-            img = read_grey_png(p, h, w)
-            border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
-            return "image", (1.0 - img if border.mean() > 0.5 else img)[None, None].astype(np.float32)
-        if suffix in AUDIO_SUFFIXES:
+            return "image", read_digit_image(p, h, w)[None, None]
+        if suffix in AUDIO_EXTENSIONS:
             from latentbridge.data.digits import clip_features, load_clips
 
             return "audio", clip_features(load_clips([p], saved.transform, strict=False), saved.transform)
-        raise DataError(p, f"a digits condition is a spoken digit ({', '.join(AUDIO_SUFFIXES)}) or a written one (.png)")
+        raise DataError(p, f"a digits condition is a spoken digit ({', '.join(AUDIO_EXTENSIONS)}) or a written one "
+                           f"({', '.join(IMAGE_EXTENSIONS)})")
     vib = stages.workflow("multimodal").vibration
     if suffix == ".csv":
         from latentbridge.tasks.multimodal import windows_of_recording
