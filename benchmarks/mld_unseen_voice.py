@@ -9,6 +9,11 @@ beside the same figure on the FSDD test clips measured in the same run (the refe
 
     python benchmarks/mld_unseen_voice.py runs/mld_digits
     python benchmarks/mld_unseen_voice.py RUN --voices en-gb,en-us --rates 175 --samples 10
+    python benchmarks/mld_unseen_voice.py RUN_WITHOUT_THEO --fsdd-speakers theo   # a human voice never heard
+
+``--fsdd-speakers`` adds every recording of FSDD speakers the run was trained without
+(``-o digits.held_out_speakers=[theo]``): human voices the model never heard; the reference is then
+the FSDD test clips of the other speakers.
 
 Needs ``espeak-ng`` (Debian package); without it the script says so and stops. The run's sampler
 settings (guidance, steps, seed) are used. Results: ``benchmarks/results/mld_unseen_voice.json``.
@@ -57,6 +62,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rates", default="140,175", help="speaking rates (words per minute), comma-separated")
     ap.add_argument("--samples", type=int, default=10, help="images generated per recording")
     ap.add_argument("--fsdd-per-digit", type=int, default=30, help="FSDD test clips per digit for the reference")
+    ap.add_argument("--fsdd-speakers", default="", help="FSDD speakers the run was trained without (comma-separated): "
+                                                        "all their recordings are measured too")
     args = ap.parse_args(argv)
     if shutil.which("espeak-ng") is None:
         print("espeak-ng is not installed (apt-get install espeak-ng): nothing to measure")
@@ -89,7 +96,15 @@ def main(argv=None) -> int:
         digits = np.asarray(digits)
         share, major = _accuracy(args.run, files, digits, args.samples, judges.mnist)
         rec = Path(cfg.digits.fsdd_root) / "recordings"
-        test = sorted(p for p in rec.glob("*.wav") if int(p.stem.split("_")[2]) < 5)  # FSDD's official test split
+        unseen = [s.strip() for s in args.fsdd_speakers.split(",") if s.strip()]
+        if missing := sorted(set(unseen) - set(cfg.digits.held_out_speakers)):
+            raise SystemExit(f"{args.run} was trained with speakers {missing}: not unseen voices")
+        held = sorted(p for p in rec.glob("*.wav") if p.stem.split("_")[1] in unseen)
+        if unseen:
+            held_digits = np.asarray([int(p.stem.split("_")[0]) for p in held])
+            held_share, held_major = _accuracy(args.run, held, held_digits, args.samples, judges.mnist)
+        test = sorted(p for p in rec.glob("*.wav") if int(p.stem.split("_")[2]) < 5  # FSDD's official test split
+                      and p.stem.split("_")[1] not in unseen)
         rng = np.random.default_rng(0)
         ref = []
         for d in range(10):
@@ -107,6 +122,10 @@ def main(argv=None) -> int:
                          "recordings_majority_right": float((major[m] == digits[m]).mean())})
     rows.append({"voice": "all synthetic", "rate_wpm": None, "images_read_as_the_digit": float(share.mean()),
                  "recordings_majority_right": float((major == digits).mean())})
+    if unseen:
+        rows.append({"voice": f"FSDD {', '.join(unseen)} (never heard; all {len(held)} recordings)", "rate_wpm": None,
+                     "images_read_as_the_digit": float(held_share.mean()),
+                     "recordings_majority_right": float((held_major == held_digits).mean())})
     rows.append({"voice": "FSDD test clips (seen speakers)", "rate_wpm": None,
                  "images_read_as_the_digit": float(ref_share.mean()),
                  "recordings_majority_right": float((ref_major == ref_digits).mean())})
@@ -117,11 +136,12 @@ def main(argv=None) -> int:
         confusion[d, p] += 1
     print("synthetic voices, images read as the digit, per digit: "
           + ", ".join(f"{w} {v:.2f}" for w, v in per_digit.items()))
-    write_results("mld_unseen_voice", {"run": str(args.run), "voices": voices, "rates_wpm": rates,
+    write_results("mld_unseen_voice" + ("_" + "_".join(unseen) if unseen else ""), {"run": str(args.run), "voices": voices, "rates_wpm": rates,
                                        "samples_per_recording": args.samples, "sampler": saved.info.get("config", {}).get("sampling"),
                                        "rows": rows, "per_digit": per_digit,
                                        "majority_confusion_rows_true_cols_predicted": confusion.tolist(),
-                                       "n_synthetic": len(files), "n_fsdd_reference": len(ref)})
+                                       "n_synthetic": len(files), "n_fsdd_reference": len(ref),
+                                       "fsdd_unseen_speakers": unseen, "n_fsdd_unseen": len(held)})
     return 0
 
 

@@ -43,6 +43,20 @@ def test_pairs_respect_the_splits(feature_cache):
     assert info_tr["mnist_offline_split"] in (True, False)
     # the paired image shows the spoken digit: check with the MNIST labels behind the pairing
     assert set(np.unique(train.label)) == set(range(10))
+    assert len(set(train.speaker)) > 2
+    # a speaker held out of every split (a voice the model never hears), and a name FSDD lacks
+    gone = train.speaker[0]
+    held = load_config(REPO / "configs" / "avdigits.yaml",
+                       [o for o in _o() if o != "-o"] + [f"digits.held_out_speakers=[{gone}]"])
+    for split in ("train", "test"):
+        data, _ = pairs(held, split)
+        assert len(data.label) > 0 and gone not in set(data.speaker)
+    from latentbridge.errors import ConfigError
+
+    nobody = load_config(REPO / "configs" / "avdigits.yaml", [o for o in _o() if o != "-o"] +
+                         ["digits.held_out_speakers=[nobody]"])
+    with pytest.raises(ConfigError, match="nobody"):
+        pairs(nobody, "train")
 
 
 def test_train_evaluate_analyze(av_run, small_classifiers, tmp_path, capsys):

@@ -215,6 +215,9 @@ class DigitsConfig(Section):
     limit_train_clips: int | None = Field(None, gt=0)
     """Use only this many training clips (quick runs and tests)."""
     limit_test_clips: int | None = Field(None, gt=0)
+    held_out_speakers: list[str] = Field(default_factory=list)
+    """FSDD speakers left out of every split (training, validation, test): their recordings measure a
+    voice the model never heard (``benchmarks/mld_unseen_voice.py --fsdd-speakers``)."""
 
 
 # ----------------------------------------------------------------------------- losses
