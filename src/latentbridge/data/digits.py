@@ -163,11 +163,11 @@ def build_pairs(digits_cfg, spec, split: str, seed: int) -> tuple[DigitPairs, di
 
     fsdd, mnist = digit_sources(digits_cfg, seed)
     items = fsdd.items()
-    if digits_cfg.held_out_speakers:
+    if held := set(digits_cfg.held_out_speakers):
         known = {it.speaker for it in items}
-        if unknown := sorted(set(digits_cfg.held_out_speakers) - known):
+        if unknown := sorted(held - known):
             raise ConfigError(f"digits.held_out_speakers: {unknown} are not FSDD speakers here ({', '.join(sorted(known))})")
-        items = [it for it in items if it.speaker not in set(digits_cfg.held_out_speakers)]
+        items = [it for it in items if it.speaker not in held]
     images, labels, splits = mnist.pool()
     pairs = pair_audio_visual(items, labels, split, seed, digits_cfg.pairs_per_clip, image_splits=splits)
     limit = digits_cfg.limit_train_clips if split == "train" else digits_cfg.limit_test_clips

@@ -428,9 +428,9 @@ def _grey_levels(img, path: Path) -> np.ndarray:
     return grey
 
 
-def _read_png_grey(path: Path, formats: tuple[str, ...] = ("PNG",)) -> np.ndarray:
-    """A PNG file's (or another of PIL's ``formats``) grey levels ``(H, W)`` float64 in [0, 1];
-    DataError naming it when unusable."""
+def _read_grey(path: Path, formats: tuple[str, ...] = ("PNG",)) -> np.ndarray:
+    """The grey levels ``(H, W)`` float64 in [0, 1] of an image in one of PIL's ``formats`` (PNG
+    unless told); DataError naming the file when unusable."""
     from PIL import Image, UnidentifiedImageError
 
     if not path.exists():
@@ -450,7 +450,7 @@ def _read_png_grey(path: Path, formats: tuple[str, ...] = ("PNG",)) -> np.ndarra
     except UnidentifiedImageError:
         raise DataError(path, f"unreadable image: not a {' or '.join(formats)} (or a damaged one)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:  # truncated data, bad CRC, ...
-        raise DataError(path, f"unreadable or truncated PNG ({e})") from None
+        raise DataError(path, f"unreadable or truncated {' or '.join(formats)} ({e})") from None
     if grey.ndim != 2 or grey.size == 0:
         raise DataError(path, f"unexpected image shape {grey.shape}")
     return grey
@@ -461,7 +461,7 @@ def read_grey_image(path: str | Path, height: int, width: int) -> np.ndarray:
     type, grey levels as for masks; resized by area averaging), e.g. a drawn or photographed digit."""
     from PIL import Image
 
-    grey = _read_png_grey(Path(path), ("PNG", "JPEG")).astype(np.float32)
+    grey = _read_grey(Path(path), ("PNG", "JPEG")).astype(np.float32)
     if grey.shape != (int(height), int(width)):
         grey = np.asarray(Image.fromarray(grey).resize((int(width), int(height)), resample=Image.Resampling.BOX),
                           dtype=np.float32)
@@ -491,7 +491,7 @@ def read_mask_png(
         raise ValueError(f"threshold must be in [0, 1), got {threshold!r}")
     if not 0.0 < coverage <= 1.0:
         raise ValueError(f"coverage must be in (0, 1], got {coverage!r}")
-    grey = _read_png_grey(path)
+    grey = _read_grey(path)
     binary = (grey > threshold).astype(np.float32)
     if binary.shape == (height, width):
         return binary
