@@ -59,11 +59,11 @@ def _mark(root: Path, info: dict) -> None:
     (root / ".complete").write_text(json.dumps(info, indent=1))
 
 
-def synth(root: Path) -> Task:
+def synth(root: Path, seed: int = 0, name: str = "synth") -> Task:
     if not _done(root):
-        make_synth_machine(root, seed=0)
-        _mark(root, {"seed": 0})
-    return Task("synth", "synthetic machine set, seed 0: 60 train, 40 + 40 test clips of 10 s at 16 kHz",
+        make_synth_machine(root, seed=seed)
+        _mark(root, {"seed": seed})
+    return Task(name, f"synthetic machine set, seed {seed}: 60 train, 40 + 40 test clips of 10 s at 16 kHz",
                 root / "train" / "normal", root / "test", _kind)
 
 
@@ -101,14 +101,14 @@ KNOWN = ("george", "jackson", "lucas", "nicolas")
 UNSEEN = ("theo", "yweweler")
 
 
-def fsdd_unseen(root: Path) -> Task | None:
+def fsdd_unseen(root: Path, known=KNOWN, unseen=UNSEEN, name: str = "fsdd_unseen") -> Task | None:
     rec = fsdd_recordings()
     if rec is None:
         return None
-    _fsdd_farm(root, rec, lambda s, i: s in KNOWN and 5 <= i < 30, lambda s, i: s in KNOWN and i < 5,
-               lambda s, i: s in UNSEEN and i < 5)
-    return Task("fsdd_unseen", f"FSDD, unseen speakers ({', '.join(UNSEEN)}) among known ones "
-                               f"({', '.join(KNOWN)}): 1,000 train clips, 200 normal vs 100 anomalous",
+    _fsdd_farm(root, rec, lambda s, i: s in known and 5 <= i < 30, lambda s, i: s in known and i < 5,
+               lambda s, i: s in unseen and i < 5)
+    return Task(name, f"FSDD, unseen speakers ({', '.join(unseen)}) among known ones "
+                      f"({', '.join(known)}): 1,000 train clips, 200 normal vs 100 anomalous",
                 root / "train" / "normal", root / "test", _speaker)
 
 
@@ -127,7 +127,7 @@ def _splice(normal: np.ndarray, faulty: np.ndarray, start: int, length: int, fad
 
 
 def faint_long(root: Path, n_train: int = 30, n_test: int = 24, duration_s: float = 30.0,
-               fault_s: float = 3.0, seed: int = 1) -> Task:
+               fault_s: float = 3.0, seed: int = 1, name: str = "faint_long") -> Task:
     from latentbridge.data.synth.machine import ANOMALY_KINDS, synth_clip
 
     if not _done(root):
@@ -150,13 +150,13 @@ def faint_long(root: Path, n_train: int = 30, n_test: int = 24, duration_s: floa
             _write(root / "test" / "anomalous" / name, x / max(1.0, np.abs(x).max() / 0.98))
             files.append({"file": name, "fault_start_s": start / SR, "severity": params["anomaly"]["severity"]})
         _mark(root, {"seed": seed, "duration_s": duration_s, "fault_s": fault_s, "anomalous": files})
-    return Task("faint_long", f"faint faults in long recordings: {n_train} train, {n_test} + {n_test} test "
+    return Task(name, f"faint faults in long recordings: {n_train} train, {n_test} + {n_test} test "
                               f"recordings of {duration_s:g} s, each fault present for {fault_s:g} s only",
                 root / "train" / "normal", root / "test", _kind)
 
 
 def gain(root: Path, n_train: int = 60, n_test: int = 40, seed: int = 2, low_db: float = -18.0,
-         high_db: float = 6.0) -> Task:
+         high_db: float = 6.0, name: str = "gain") -> Task:
     from latentbridge.data.synth.machine import ANOMALY_KINDS, synth_clip
 
     if not _done(root):
@@ -176,13 +176,15 @@ def gain(root: Path, n_train: int = 60, n_test: int = 40, seed: int = 2, low_db:
                 _write(root / "test" / label / name, x)
                 gains.append({"file": name, "gain_db": round(g, 2)})
         _mark(root, {"seed": seed, "test_gain_db": [low_db, high_db], "files": gains})
-    return Task("gain", f"faults under gain changes: {n_train} train clips (gains within ±6 dB), {n_test} + "
+    return Task(name, f"faults under gain changes: {n_train} train clips (gains within ±6 dB), {n_test} + "
                         f"{n_test} test clips each at a gain drawn from {low_db:g} to +{high_db:g} dB",
                 root / "train" / "normal", root / "test", _kind)
 
 
 def build(name: str, data: Path) -> Task | None:
     root = data / name
+    if name in VALIDATION:
+        return _validation(name, root)
     if name == "synth":
         return synth(root)
     if name.startswith("fsdd_") and name != "fsdd_unseen":
@@ -197,3 +199,21 @@ def build(name: str, data: Path) -> Task | None:
 
 
 TASKS = ("synth", "fsdd_george", "fsdd_jackson", "fsdd_unseen", "faint_long", "gain")
+
+#: Replicates of the six tasks with other seeds and other speakers, to choose a detector's settings on
+#: data other than the benchmark's own (``detection_variants.py --select-on``).
+VALIDATION = ("v_synth", "v_fsdd_lucas", "v_fsdd_nicolas", "v_fsdd_unseen", "v_faint_long", "v_gain")
+
+
+def _validation(name: str, root: Path) -> Task | None:
+    if name == "v_synth":
+        return synth(root, seed=10, name=name)
+    if name in ("v_fsdd_lucas", "v_fsdd_nicolas"):
+        t = fsdd_speaker(root, name.rsplit("_", 1)[1])
+        return None if t is None else Task(name, t.description, t.train, t.test, t.group)
+    if name == "v_fsdd_unseen":
+        return fsdd_unseen(root, known=("theo", "yweweler", "george", "lucas"), unseen=("jackson", "nicolas"),
+                           name=name)
+    if name == "v_faint_long":
+        return faint_long(root, seed=11, name=name)
+    return gain(root, seed=12, name=name)
