@@ -13,7 +13,10 @@ beside the same figure on the FSDD test clips measured in the same run (the refe
 
 ``--fsdd-speakers`` adds every recording of FSDD speakers the run was trained without
 (``-o digits.held_out_speakers=[theo]``): human voices the model never heard; the reference is then
-the FSDD test clips of the other speakers.
+the FSDD test clips of the other speakers. It also asks where the digit is lost for those voices: a
+logistic regression fitted on the training clips (one per clip) reads the digit of the held-out
+speakers' recordings and of the test clips, once from the audio first stage's latents (what the
+denoiser is conditioned on) and once from the log-mels themselves (what the first stage encodes).
 
 Needs ``espeak-ng`` (Debian package); without it the script says so and stops. The run's sampler
 settings (guidance, steps, seed) are used. Results: ``benchmarks/results/mld_unseen_voice.json``.
@@ -53,6 +56,36 @@ def _accuracy(run: str, files: list[Path], digits: np.ndarray, n: int, judge) ->
         share.append(float((pred == d).mean()))
         major.append(int(np.bincount(pred, minlength=10).argmax()))
     return np.asarray(share), np.asarray(major)
+
+
+def _probe(run: str, held: list[Path], held_digits: np.ndarray) -> list[dict]:
+    """Linear read-outs of the digit, fitted on the run's training clips: from the audio first stage's
+    latents and from the log-mels, on the FSDD test clips (seen speakers) and on ``held`` (unseen)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from latentbridge.data.digits import clip_features, load_clips
+    from latentbridge.tasks.mld import digit_pairs, load_run
+
+    saved, stages = load_run(run)
+    train, _ = digit_pairs(saved.workflow, "train")
+    test = digit_pairs(saved.workflow, "test")
+    first = lambda d: np.unique(d.clip, return_index=True)[1]  # noqa: E731 - one row per clip
+    it, iv = first(train), first(test)
+    held_mel = clip_features(load_clips(held, saved.transform), saved.transform)
+    sets = {"train": train.audio[it], "test": test.audio[iv], "held": held_mel}
+    ys = {"train": train.label[it], "test": test.label[iv], "held": held_digits}
+    views = {"audio first stage latents": lambda x: stages.encode("audio", x).numpy(),
+             "log-mels": lambda x: x.reshape(len(x), -1)}
+    rows = []
+    for name, view in views.items():
+        x = {k: view(v) for k, v in sets.items()}
+        mu, sd = x["train"].mean(0), x["train"].std(0) + 1e-6
+        clf = LogisticRegression(C=0.01 if name == "log-mels" else 1.0, max_iter=5000)
+        clf.fit((x["train"] - mu) / sd, ys["train"])
+        acc = {k: float(clf.score((x[k] - mu) / sd, ys[k])) for k in ("train", "test", "held")}
+        rows.append({"read from": name, "dims": int(x["train"].shape[1]), "training clips": acc["train"],
+                     "test clips (seen speakers)": acc["test"], "unseen speakers": acc["held"]})
+    return rows
 
 
 def main(argv=None) -> int:
@@ -130,6 +163,10 @@ def main(argv=None) -> int:
                  "images_read_as_the_digit": float(ref_share.mean()),
                  "recordings_majority_right": float((ref_major == ref_digits).mean())})
     print(table(rows, list(rows[0]), {"images_read_as_the_digit": ".3f", "recordings_majority_right": ".3f"}))
+    probe = _probe(args.run, held, held_digits) if unseen else []
+    if probe:
+        print("\nthe digit read linearly (logistic regression fitted on the training clips):")
+        print(table(probe, list(probe[0]), {k: ".3f" for k in list(probe[0])[2:]}))
     per_digit = {w: float(share[digits == d].mean()) for d, w in enumerate(WORDS)}
     confusion = np.zeros((10, 10), dtype=int)
     for d, p in zip(digits, major):
@@ -141,7 +178,8 @@ def main(argv=None) -> int:
                                        "rows": rows, "per_digit": per_digit,
                                        "majority_confusion_rows_true_cols_predicted": confusion.tolist(),
                                        "n_synthetic": len(files), "n_fsdd_reference": len(ref),
-                                       "fsdd_unseen_speakers": unseen, "n_fsdd_unseen": len(held)})
+                                       "fsdd_unseen_speakers": unseen, "n_fsdd_unseen": len(held),
+                                       "linear_probe": probe})
     return 0
 
 
