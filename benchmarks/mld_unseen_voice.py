@@ -95,6 +95,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rates", default="140,175", help="speaking rates (words per minute), comma-separated")
     ap.add_argument("--samples", type=int, default=10, help="images generated per recording")
     ap.add_argument("--fsdd-per-digit", type=int, default=30, help="FSDD test clips per digit for the reference")
+    ap.add_argument("--suffix", default="", help="results file name suffix")
     ap.add_argument("--fsdd-speakers", default="", help="FSDD speakers the run was trained without (comma-separated): "
                                                         "all their recordings are measured too")
     args = ap.parse_args(argv)
@@ -173,7 +174,7 @@ def main(argv=None) -> int:
         confusion[d, p] += 1
     print("synthetic voices, images read as the digit, per digit: "
           + ", ".join(f"{w} {v:.2f}" for w, v in per_digit.items()))
-    write_results("mld_unseen_voice" + ("_" + "_".join(unseen) if unseen else ""), {"run": str(args.run), "voices": voices, "rates_wpm": rates,
+    write_results("mld_unseen_voice" + ("_" + "_".join(unseen) if unseen else "") + args.suffix, {"run": str(args.run), "voices": voices, "rates_wpm": rates,
                                        "samples_per_recording": args.samples, "sampler": saved.info.get("config", {}).get("sampling"),
                                        "rows": rows, "per_digit": per_digit,
                                        "majority_confusion_rows_true_cols_predicted": confusion.tolist(),

@@ -92,6 +92,87 @@ def test_delta_loss_is_the_l1_of_frame_differences(name, tmp_path):
         load_config(None, ["task=audio_ae", f"model.name={name}", "model.delta_weight=-1"])
 
 
+def _labelled_mels(n, gen, n_classes=3, shape=(1, 16, 32)):
+    """dB log-mels whose label is a band of energy (rows 2-4, 7-9 or 12-14), each example at its own
+    level and with its own tilt across the bands (a 'voice'), in noise."""
+    y = torch.randint(0, n_classes, (n,), generator=gen)
+    rows = torch.arange(shape[1]).view(1, 1, -1, 1)
+    centre = (2 + 5 * y + 1).view(-1, 1, 1, 1)
+    band = ((rows - centre).abs() <= 1).float() * 20.0
+    tilt = torch.randn(n, 1, 1, 1, generator=gen) * 0.8 * rows
+    level = torch.randn(n, 1, 1, 1, generator=gen) * 6.0
+    return -60.0 + band + tilt + level + torch.randn(n, *shape, generator=gen) * 3.0, y
+
+
+@pytest.mark.parametrize("name", ["mel_ae", "mel_vae"])
+def test_label_head_learns_the_labels(name, tmp_path):
+    shape, over = SMALL["mel_vae"]
+    cfg = load_config(None, ["task=audio_ae", f"model.name={name}", *over, "model.label_classes=3",
+                             "model.label_weight=0.5", "model.dropout=0"])
+    torch.manual_seed(0)
+    model = build_model(cfg.model, input_shape=shape)
+    gen = torch.Generator().manual_seed(0)
+    x, y = _labelled_mels(192, gen)
+    model.normalizer.fit(x)
+    # the cross-entropy joins the loss with its weight
+    loss, parts = model.loss({"x": x[:8], "label": y[:8]}, beta=0.0)
+    torch.testing.assert_close(loss, parts["mse"] + parts["l1"] + 0.5 * parts["label_ce"] + 0.0 * parts.get("kl", 0))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    with torch.no_grad():
+        first = float(model.loss({"x": x, "label": y}, beta=0.0)[1]["label_ce"].mean())
+    for step in range(60):
+        i = torch.randint(0, len(x), (32,), generator=gen)
+        loss, parts = model.loss({"x": x[i], "label": y[i]}, beta=0.0)
+        opt.zero_grad()
+        loss.mean().backward()
+        opt.step()
+    model.eval()
+    x_new, y_new = _labelled_mels(96, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        last = float(model.loss({"x": x, "label": y}, beta=0.0)[1]["label_ce"].mean())
+        acc = float((model.label_head(model.encode(x_new).mode()).argmax(1) == y_new).float().mean())
+    assert last < 0.3 * first and acc > 0.9, (first, last, acc)
+    # kept through save / load; a batch without labels is refused by name
+    save_model(tmp_path / "m", model, config=config_to_dict(cfg), transform=transform_spec(cfg), card="# m\n")
+    loaded = load_model(tmp_path / "m").model
+    assert loaded.config()["label_classes"] == 3
+    torch.testing.assert_close(loaded.label_head.weight, model.label_head.weight)
+    with pytest.raises(ValueError, match="label_classes=3"):
+        model.loss(x[:4])
+    plain = build_model(load_config(None, ["task=audio_ae", f"model.name={name}", *over]).model, input_shape=shape)
+    assert plain.label_head is None and "label_classes" not in plain.config()  # off by default
+    plain.normalizer.fit(x)
+    assert "label_ce" not in plain.loss({"x": x[:4], "label": y[:4]})[1]
+
+
+def test_label_head_needs_labels(tmp_path, capsys):
+    """A folder of recordings has no labels: one line, exit 2, nothing written (audio_ae and anomaly)."""
+    from latentbridge.data.synth.machine import synth_clip
+    import soundfile as sf
+
+    d = tmp_path / "wavs"
+    d.mkdir()
+    for i in range(3):
+        sf.write(d / f"n{i}.wav", synth_clip((0, 0, i), sample_rate=16000, duration_s=2.0)[0], 16000)
+    for cmd in (["train", "--config", str(REPO / "configs" / "mel_ae.yaml"), "-o", f"data.train_dir={d}"],
+                ["anomaly", "fit", str(d), "-o", "model.name=mel_ae"]):
+        out = tmp_path / "out"
+        assert main([*cmd, "-o", "model.label_classes=10", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "model.label_classes" in err and "no labels" in err and len(err.splitlines()) == 1, err
+        assert not out.exists()
+    # the digits' audio stage: labels missing, or beyond the classes
+    from latentbridge.errors import ConfigError
+    from latentbridge.tasks.mld import _fit_stage_on_arrays
+
+    cfg = load_config(None, ["task=audio_ae", *SMALL["mel_ae"][1], "model.label_classes=2"])
+    x = np.zeros((4, 1, 16, 40), np.float32)
+    for labels, match in ((None, "no labels"), ((np.array([0, 1, 2, 1]), np.array([0])), "reach 2")):
+        with pytest.raises(ConfigError, match=match):
+            _fit_stage_on_arrays(cfg, tmp_path / "stage", x, x[:1], "clips", False, labels=labels)
+        assert not (tmp_path / "stage").exists()
+
+
 @pytest.mark.parametrize("name", list(SMALL))
 def test_save_load_round_trip(name, tmp_path):
     model, shape = _model(name)

@@ -53,6 +53,12 @@ class MelAEConfig(ModelSpec):
     delta_weight: float = Field(0.0, ge=0)
     """Weight of an L1 loss on the frame-to-frame differences of the standardised mel (the reconstruction's
     onsets and transitions; a bottleneck otherwise smooths them over time)."""
+    label_classes: int = Field(0, ge=0)
+    """With N > 0, a linear head on the latent learns each training example's label (one of N: the spoken
+    digit) and its cross-entropy, weighted by ``label_weight``, joins the loss: the latents keep what tells
+    the labels apart, also for voices the training set lacks. Needs labelled training examples (the digits'
+    audio stage of a multimodal latent diffusion run); 0: none."""
+    label_weight: float = Field(1.0, ge=0)
 
 
 class MelVAEConfig(MelAEConfig):
@@ -107,11 +113,16 @@ class _MelBase(LatentModel):
     _posterior = False
 
     def __init__(self, input_shape, latent_dim: int = 128, channels=(128, 128, 256, 256), kernel_size: int = 3,
-                 res_blocks: int = 1, dropout: float = 0.1, delta_weight: float = 0.0, **common):
+                 res_blocks: int = 1, dropout: float = 0.1, delta_weight: float = 0.0, label_classes: int = 0,
+                 label_weight: float = 1.0, **common):
         channels = [int(c) for c in channels]
+        labels = {"label_classes": int(label_classes), "label_weight": float(label_weight)} if label_classes else {}
         super().__init__(input_shape, latent_dim=int(latent_dim), channels=channels, kernel_size=int(kernel_size),
-                         res_blocks=int(res_blocks), dropout=float(dropout), delta_weight=float(delta_weight), **common)
+                         res_blocks=int(res_blocks), dropout=float(dropout), delta_weight=float(delta_weight),
+                         **labels, **common)
         self.delta_weight = float(delta_weight)
+        self.label_weight = float(label_weight)
+        self.label_head = nn.Linear(int(latent_dim), int(label_classes)) if label_classes else None
         c, f, t = self.input_shape
         if not channels:
             raise ValueError("channels must list at least one stage")
@@ -173,6 +184,24 @@ class _MelBase(LatentModel):
         total = losses["mse"] + losses["l1"]
         return total + self.delta_weight * losses["delta"] if self.delta_weight else total
 
+    def _inputs(self, batch) -> tuple[Tensor, Tensor | None]:
+        """(features, labels or None) of a training batch: a tensor, or ``{"x", "label"}``."""
+        if isinstance(batch, dict):
+            x, y = batch["x"], batch.get("label")
+        else:
+            x, y = batch, None
+        if self.label_head is not None and y is None:
+            raise ValueError(f"{type(self).__name__} with label_classes={self.label_head.out_features} trains on "
+                             "labelled examples ({'x', 'label'} batches); these carry no labels")
+        return x, y
+
+    def _with_label_loss(self, total: Tensor, parts: dict, z: Tensor, y: Tensor | None) -> Tensor:
+        if self.label_head is None or y is None:
+            return total
+        ce = F.cross_entropy(self.label_head(z.flatten(1)), y.long(), reduction="none")
+        parts["label_ce"] = ce
+        return total + self.label_weight * ce
+
 
 class MelAE(_MelBase):
     """Deterministic mel autoencoder; training loss per sample: ``mse + l1`` (standardised mel; + ``delta_weight``
@@ -187,10 +216,12 @@ class MelAE(_MelBase):
     def forward(self, x: Tensor) -> AutoencoderOutput:
         return self.variational_forward(x, False, lambda x_hat, xn, q: self._recon_losses(x_hat, xn))
 
-    def loss(self, x: Tensor, beta: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
+    def loss(self, x, beta: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
+        x, y = self._inputs(x)
         out = self.forward(x)
         parts = dict(out.losses)
-        return self.loss_with_synthetic_anomalies(x, self._recon_loss(out.losses), parts), parts
+        total = self._with_label_loss(self._recon_loss(out.losses), parts, out.latent, y)
+        return self.loss_with_synthetic_anomalies(x, total, parts), parts
 
 
 class MelVAE(_MelBase):
@@ -211,10 +242,11 @@ class MelVAE(_MelBase):
         return self.variational_forward(x, sample, lambda x_hat, xn, q: {**self._recon_losses(x_hat, xn),
                                                                           "kl": q.kl()})
 
-    def loss(self, x: Tensor, beta: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
+    def loss(self, x, beta: float = 1.0) -> tuple[Tensor, dict[str, Tensor]]:
+        x, y = self._inputs(x)
         out = self.forward(x)
-        total = self._recon_loss(out.losses) + beta * out.losses["kl"]
         parts = dict(out.losses)
+        total = self._with_label_loss(self._recon_loss(out.losses) + beta * out.losses["kl"], parts, out.latent, y)
         return self.loss_with_synthetic_anomalies(x, total, parts), parts
 
     @torch.no_grad()

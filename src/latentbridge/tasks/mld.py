@@ -138,20 +138,35 @@ def load_stages(folder: str | Path, modalities) -> Stages:
 
 
 def _fit_stage_on_arrays(stage_cfg, folder: Path, x_train: np.ndarray, x_val: np.ndarray, note: str,
-                         resume: bool) -> None:
+                         resume: bool, labels: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Train a single-modality autoencoder config on arrays (its normaliser and latent scale fitted
-    on ``x_train``) into the model folder ``folder``."""
+    on ``x_train``) into the model folder ``folder``; ``labels`` (train, val) reach models that learn
+    them (``model.label_classes``)."""
     from latentbridge.models.base import fit_latent_scale
     from latentbridge.models.registry import build_model
     from latentbridge.tasks.pipeline import loader_of, training_run
+    from latentbridge.training.fit import DictDataset, make_loader
 
+    n_classes = int(getattr(stage_cfg.model, "label_classes", 0) or 0)
+    if n_classes and labels is None:
+        raise ConfigError(f"model.label_classes: the {stage_cfg.model.name} stage of {note} has no labels to learn")
+    if n_classes and max(int(y.max(initial=0)) for y in labels) >= n_classes:
+        raise ConfigError(f"model.label_classes: {n_classes} classes, but the labels of {note} reach "
+                          f"{max(int(y.max(initial=0)) for y in labels)}")
+
+    def loader(x, y, shuffle):
+        if not n_classes:
+            return loader_of(x, stage_cfg.train, shuffle)
+        return make_loader(DictDataset(x=torch.from_numpy(np.ascontiguousarray(x)),
+                                       label=torch.from_numpy(np.asarray(y, dtype=np.int64))), stage_cfg.train, shuffle)
+
+    y_train, y_val = labels if labels is not None else (None, None)
     with training_run(stage_cfg, folder, resume=resume and (folder / "checkpoints").is_dir(),
                       force=not resume) as run:
         model = build_model(stage_cfg.model, input_shape=tuple(x_train.shape[1:]))
         if stage_cfg.task == "audio_ae" and stage_cfg.features.standardize:
             model.fit_normalizer(torch.from_numpy(x_train))
-        run.fit(model, loader_of(x_train, stage_cfg.train, True),
-                loader_of(x_val, stage_cfg.train, False) if len(x_val) else None)
+        run.fit(model, loader(x_train, y_train, True), loader(x_val, y_val, False) if len(x_val) else None)
         if run.outcome is None:
             return
         model.eval()
@@ -223,8 +238,9 @@ def _train_stage(cfg, stage_cfg, key: str, folder: Path, resume: bool) -> None:
 
     limit, seed = stage_cfg.data.limit, cfg.train.seed
     if key == "audio":
-        _fit_stage_on_arrays(stage_cfg, folder, *audio_stage_arrays(cfg, limit),
-                             "FSDD training clips (official split) of the paired digits", resume)
+        x_t, x_v, y_t, y_v = audio_stage_arrays(cfg, limit, labels=True)
+        _fit_stage_on_arrays(stage_cfg, folder, x_t, x_v, "FSDD training clips (official split) of the paired digits",
+                             resume, labels=(y_t, y_v))
     else:
         images, _ = training_images(cfg.digits, seed)
         x = images_to_float(images)[seeded_subset(len(images), limit, seed)]
@@ -237,15 +253,18 @@ def _train_stage(cfg, stage_cfg, key: str, folder: Path, resume: bool) -> None:
 # ----------------------------------------------------------------------------- data
 
 
-def audio_stage_arrays(cfg, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def audio_stage_arrays(cfg, limit: int | None = None, labels: bool = False) -> tuple[np.ndarray, ...]:
     """The log-mels a digits audio stage trains and validates on: each training / validation clip of
-    the paired digits once (``limit``: a seeded subset of the training clips)."""
+    the paired digits once (``limit``: a seeded subset of the training clips); with ``labels``, their
+    spoken digits follow: (train, val, train digits, val digits)."""
     from latentbridge.tasks.autoencode import seeded_subset
 
     train, val = digit_pairs(cfg, "train")
     clips_t = np.sort(np.unique(train.clip, return_index=True)[1])
+    clips_t = clips_t[seeded_subset(len(clips_t), limit, cfg.train.seed)]
     clips_v = np.sort(np.unique(val.clip, return_index=True)[1])
-    return train.audio[clips_t[seeded_subset(len(clips_t), limit, cfg.train.seed)]], val.audio[clips_v]
+    out = (train.audio[clips_t], val.audio[clips_v])
+    return out + (train.label[clips_t], val.label[clips_v]) if labels else out
 
 
 def digit_pairs(cfg, split: str):

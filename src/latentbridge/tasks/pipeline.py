@@ -12,7 +12,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from latentbridge.errors import DataError
+from latentbridge.errors import ConfigError, DataError
 
 
 @dataclass
@@ -120,6 +120,9 @@ def feature_training(cfg, out_dir, paths, *, resume: bool = False, force: bool =
     from latentbridge.models.base import fit_latent_scale
     from latentbridge.models.registry import build_model
 
+    if getattr(cfg.model, "label_classes", 0):
+        raise ConfigError("model.label_classes: a folder of recordings carries no labels to learn; the label head "
+                          "trains as the audio stage of a digits MLD run (first_stage.stages.audio)")
     spec = transform_spec(cfg)
     extractor = FeatureExtractor.from_spec(spec, cache_dir=cfg.data.cache_dir)
     wf = extractor.extract(paths, skip_bad=cfg.data.skip_bad_files)
