@@ -86,13 +86,13 @@ def _fsdd_farm(root: Path, rec: Path, train_of, test_normal_of, test_anomalous_o
     _mark(root, n)
 
 
-def fsdd_speaker(root: Path, normal: str) -> Task | None:
+def fsdd_speaker(root: Path, normal: str, name: str | None = None) -> Task | None:
     rec = fsdd_recordings()
     if rec is None:
         return None
     _fsdd_farm(root, rec, lambda s, i: s == normal and i >= 5, lambda s, i: s == normal and i < 5,
                lambda s, i: s != normal and i < 5)
-    return Task(f"fsdd_{normal}", f"FSDD, normal speaker {normal}: 450 train clips, 50 normal vs 250 other "
+    return Task(name or f"fsdd_{normal}", f"FSDD, normal speaker {normal}: 450 train clips, 50 normal vs 250 other "
                                   "speakers' test clips (8 kHz, 0.1-2.3 s)",
                 root / "train" / "normal", root / "test", _speaker)
 
@@ -209,8 +209,7 @@ def _validation(name: str, root: Path) -> Task | None:
     if name == "v_synth":
         return synth(root, seed=10, name=name)
     if name in ("v_fsdd_lucas", "v_fsdd_nicolas"):
-        t = fsdd_speaker(root, name.rsplit("_", 1)[1])
-        return None if t is None else Task(name, t.description, t.train, t.test, t.group)
+        return fsdd_speaker(root, name.rsplit("_", 1)[1], name=name)
     if name == "v_fsdd_unseen":
         return fsdd_unseen(root, known=("theo", "yweweler", "george", "lucas"), unseen=("jackson", "nicolas"),
                            name=name)

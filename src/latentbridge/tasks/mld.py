@@ -145,28 +145,21 @@ def _fit_stage_on_arrays(stage_cfg, folder: Path, x_train: np.ndarray, x_val: np
     from latentbridge.models.base import fit_latent_scale
     from latentbridge.models.registry import build_model
     from latentbridge.tasks.pipeline import loader_of, training_run
-    from latentbridge.training.fit import DictDataset, make_loader
 
     n_classes = int(getattr(stage_cfg.model, "label_classes", 0) or 0)
-    if n_classes and labels is None:
-        raise ConfigError(f"model.label_classes: the {stage_cfg.model.name} stage of {note} has no labels to learn")
-    if n_classes and max(int(y.max(initial=0)) for y in labels) >= n_classes:
-        raise ConfigError(f"model.label_classes: {n_classes} classes, but the labels of {note} reach "
-                          f"{max(int(y.max(initial=0)) for y in labels)}")
-
-    def loader(x, y, shuffle):
-        if not n_classes:
-            return loader_of(x, stage_cfg.train, shuffle)
-        return make_loader(DictDataset(x=torch.from_numpy(np.ascontiguousarray(x)),
-                                       label=torch.from_numpy(np.asarray(y, dtype=np.int64))), stage_cfg.train, shuffle)
-
-    y_train, y_val = labels if labels is not None else (None, None)
+    if n_classes:
+        if labels is None:
+            raise ConfigError(f"model.label_classes: the {stage_cfg.model.name} stage of {note} has no labels to learn")
+        if (top := max(int(y.max(initial=0)) for y in labels)) >= n_classes:
+            raise ConfigError(f"model.label_classes: {n_classes} classes, but the labels of {note} reach {top}")
+    y_train, y_val = labels if n_classes else (None, None)  # models without a head train on features alone
     with training_run(stage_cfg, folder, resume=resume and (folder / "checkpoints").is_dir(),
                       force=not resume) as run:
         model = build_model(stage_cfg.model, input_shape=tuple(x_train.shape[1:]))
         if stage_cfg.task == "audio_ae" and stage_cfg.features.standardize:
             model.fit_normalizer(torch.from_numpy(x_train))
-        run.fit(model, loader(x_train, y_train, True), loader(x_val, y_val, False) if len(x_val) else None)
+        run.fit(model, loader_of(x_train, stage_cfg.train, True, y_train),
+                loader_of(x_val, stage_cfg.train, False, y_val) if len(x_val) else None)
         if run.outcome is None:
             return
         model.eval()

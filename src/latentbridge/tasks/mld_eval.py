@@ -32,7 +32,6 @@ from latentbridge.io.images import IMAGE_EXTENSIONS
 from latentbridge.tasks.mld import bridge_splits, digit_pairs, generate, load_run, sampler_settings
 
 
-
 # ----------------------------------------------------------------------------- conditions and outputs
 
 

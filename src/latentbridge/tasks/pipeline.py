@@ -88,10 +88,14 @@ def training_run(cfg, out_dir: str | Path, *, resume: bool = False, force: bool 
         torch.set_num_threads(threads)
 
 
-def loader_of(x: np.ndarray, train_cfg, shuffle: bool):
-    from latentbridge.training.fit import make_loader
+def loader_of(x: np.ndarray, train_cfg, shuffle: bool, labels: np.ndarray | None = None):
+    """Batches of ``x`` (``(x,)`` tuples), or with ``labels`` ``{"x", "label"}`` dicts."""
+    from latentbridge.training.fit import DictDataset, make_loader
 
-    return make_loader(torch.utils.data.TensorDataset(torch.from_numpy(np.ascontiguousarray(x))), train_cfg, shuffle)
+    x = torch.from_numpy(np.ascontiguousarray(x))
+    if labels is None:
+        return make_loader(torch.utils.data.TensorDataset(x), train_cfg, shuffle)
+    return make_loader(DictDataset(x=x, label=torch.from_numpy(np.asarray(labels, dtype=np.int64))), train_cfg, shuffle)
 
 
 @dataclass
