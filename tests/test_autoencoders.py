@@ -242,6 +242,48 @@ def test_audio_reconstruct_cli(audio_run, tmp_path):
     assert len(summary["files"]) == 2 and "Griffin-Lim" in summary["phase"]
 
 
+def test_audio_reconstruct_applies_the_stage_postfilter(audio_run, tmp_path, capsys):
+    """A model folder with a global-variance post-filter (an MLD audio stage): ``audio reconstruct``
+    passes the decoded log-mels through it, as MLD sampling does; ``--no-postfilter`` gives the raw
+    decoder, identical to the same model without one; a post-filter for other bands is refused by name."""
+    import shutil
+
+    import soundfile as sf
+
+    from latentbridge.io import read_audio
+    from latentbridge.models.hub import update_info
+    from latentbridge.transforms.postfilter import GlobalVariancePostFilter
+    from latentbridge.transforms.spec import build_spectrogram
+
+    saved = load_model(audio_run)
+    clips = [read_audio(f, sample_rate=8000)[0].reshape(-1)[:8000] for f in sorted(FSDD.glob("*_theo_*.wav"))[:16]]
+    x = build_spectrogram(saved.transform)(torch.from_numpy(np.stack([np.pad(c, (0, 8000 - len(c))) for c in clips])))
+    with torch.no_grad():
+        pf = GlobalVariancePostFilter.fit(x, saved.model.reconstruct(x))
+    assert pf.ratio.max() > 1.2  # a 2-epoch decoder is smoother than the data: the filter does something
+    stage = tmp_path / "stage"  # the model folder with a post-filter, as the MLD stage fit saves it
+    shutil.copytree(audio_run, stage, ignore=shutil.ignore_patterns("checkpoints", "logs"))
+    update_info(stage, {"postfilter": pf.to_dict()})
+
+    clip = FSDD / "3_jackson_5.wav"
+    runs = {"filtered": [stage], "raw": [stage, "--no-postfilter"], "plain": [audio_run]}
+    for name, (model, *flags) in runs.items():
+        assert main(["audio", "reconstruct", str(model), str(clip), "--out", str(tmp_path / name), "--n-iter", "8",
+                     *flags]) == 0
+    assert "log-mels post-filtered" in capsys.readouterr().out
+    summary = {n: json.loads((tmp_path / n / "reconstruct.json").read_text()) for n in runs}
+    assert [summary[n]["postfilter"] for n in runs] == [True, False, False]
+    wav = {n: sf.read(str(tmp_path / n / f"{clip.stem}_reconstructed.wav"))[0] for n in runs}
+    np.testing.assert_array_equal(wav["raw"], wav["plain"])
+    assert np.abs(wav["filtered"] - wav["raw"]).max() > 1e-3
+
+    update_info(stage, {"postfilter": {**pf.to_dict(), "ratio": [1.0] * 10}})
+    assert main(["audio", "reconstruct", str(stage), str(clip), "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert str(stage) in err and "post-filter for 10 mel bands" in err and "Traceback" not in err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_reconstruct_long_file_overlap_add(audio_run, tmp_path):
     """A file longer than one window with a rate other than the model's: windows are
     overlap-added and the result resampled back to the file's rate and length."""

@@ -440,7 +440,7 @@ def test_digits_train_sample_evaluate(tmp_path, feature_cache, small_classifiers
     assert "unreadable post-filter" in err and "some_later_kind" in err and "Traceback" not in err
     update_info(later / "first_stage" / "audio", {"postfilter": {**stage_pf, "ratio": stage_pf["ratio"][:10]}})
     assert main(["sample", str(later), "--num-samples", "1", "--out", str(tmp_path / "y")]) == 2
-    assert "a post-filter for 10 mel bands on a stage of 64" in capsys.readouterr().err
+    assert "a post-filter for 10 mel bands on a model of 64" in capsys.readouterr().err
     # sampling.postfilter: false in the run's config: decoded log-mels are the decoder's own
     from latentbridge.tasks.mld import load_run
 

@@ -157,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     ar.add_argument("files", nargs="+", help="audio files or folders")
     ar.add_argument("--out", required=True, help="folder for <name>_reconstructed.wav and plots")
     ar.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations (mel features keep no phase)")
+    ar.add_argument("--no-postfilter", action="store_true",
+                    help="the decoder's raw log-mels, without the model's global-variance post-filter (MLD audio stages)")
     ar.add_argument("--force", action="store_true", help="replace a non-empty output folder")
 
     x = sub.add_parser("export", help="export a model for small devices (anomaly scorer, or a diffusion denoiser)")
@@ -392,11 +394,13 @@ def _cmd_anomaly(args) -> int:
 def _cmd_audio(args) -> int:
     from latentbridge import commands
 
-    res = commands.reconstruct(args.model_dir, args.files, args.out, n_iter=args.n_iter, force=args.force)
+    res = commands.reconstruct(args.model_dir, args.files, args.out, n_iter=args.n_iter,
+                               postfilter=not args.no_postfilter, force=args.force)
     for r in res["files"]:
         extra = "".join(f"  {k}={r[k]:.3g}" for k in ("pesq", "stoi", "lsd") if isinstance(r.get(k), float))
         print(f"{r['output']}{extra}")
-    print(f"wrote {len(res['files'])} files to {args.out} ({res['phase']})")
+    pf = "; log-mels post-filtered" if res["postfilter"] else ""
+    print(f"wrote {len(res['files'])} files to {args.out} ({res['phase']}{pf})")
     return 0
 
 

@@ -156,8 +156,9 @@ def score(model_dir: str, paths: list[str], out: str, *, labels: str | None = No
     return res
 
 
-def reconstruct(model_dir: str, files: list[str], out: str, n_iter: int = 64, force: bool = False) -> dict:
-    res = reconstruct_task.reconstruct(model_dir, files, n_iter=n_iter)
+def reconstruct(model_dir: str, files: list[str], out: str, n_iter: int = 64, postfilter: bool = True,
+                force: bool = False) -> dict:
+    res = reconstruct_task.reconstruct(model_dir, files, n_iter=n_iter, postfilter=postfilter)
     with output_folder(out, force=force) as tmp:
         summary = autoencode_report.write_reconstructions(res, tmp)
     # the paths written inside the temporary folder are reported at their final place

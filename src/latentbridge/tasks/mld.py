@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError, ModelFolderError
-from latentbridge.transforms.postfilter import GlobalVariancePostFilter
+from latentbridge.transforms.postfilter import GlobalVariancePostFilter, saved_postfilter
 from latentbridge.utils import batched
 
 log = logging.getLogger(__name__)
@@ -121,19 +121,7 @@ def load_stages(folder: str | Path, modalities) -> Stages:
         for p in model.parameters():
             p.requires_grad_(False)
         views[m], keys[m] = model.first_stage(want), key
-    postfilters = {}
-    for m, k in keys.items():
-        try:
-            pf = GlobalVariancePostFilter.from_dict(saved[k].info.get("postfilter"))
-        except ValueError as e:
-            raise ModelFolderError(places[k], f"config.json: unreadable post-filter ({e})") from None
-        if pf is None:
-            continue
-        bands = getattr(saved[k].model, "input_shape", (None, None, None))[-2]
-        if bands != len(pf.ratio):
-            raise ModelFolderError(places[k], f"config.json: a post-filter for {len(pf.ratio)} mel bands on a "
-                                   f"stage of {bands}")
-        postfilters[m] = pf
+    postfilters = {m: pf for m, k in keys.items() if (pf := saved_postfilter(saved[k])) is not None}
     return Stages(views, saved, keys, postfilters)
 
 

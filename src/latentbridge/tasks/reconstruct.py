@@ -46,10 +46,13 @@ class Reconstructions:
     hop_length: int
     kind: str
     files: list[FileReconstruction]
+    postfilter: bool = False
+    """Whether the decoded log-mels passed the model's global-variance post-filter."""
 
 
 @torch.no_grad()
-def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "griffinlim") -> Reconstructions:
+def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "griffinlim",
+                postfilter: bool = True) -> Reconstructions:
     """Every audio file through the model, window by window, back to audio.
 
     Each file is read at the model's rate (mono mix, or the model's channel), cut into the model's
@@ -57,11 +60,14 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
     window and overlap-added back to the file's length; when the file's own rate differs, the
     result is resampled back to it, so the output has the input's rate and length. ``phase``:
     ``"griffinlim"`` (``n_iter`` iterations; the only choice for mel features, which keep no phase)
-    or ``"input"`` (linear-STFT models: the ISTFT with the input's phase)."""
+    or ``"input"`` (linear-STFT models: the ISTFT with the input's phase). Decoded log-mels pass the
+    model's global-variance post-filter where its folder has one (an MLD audio stage;
+    ``postfilter=False``: the decoder's raw output), as they do when the MLD model samples audio."""
     from latentbridge.io import audio_info, list_audio_files, read_audio, resample
     from latentbridge.models.hub import load_model
     from latentbridge.tasks.autoencode import safe_audio_metrics
     from latentbridge.transforms.audio import SpectrogramTransform, fix_frames
+    from latentbridge.transforms.postfilter import saved_postfilter
     from latentbridge.transforms.spec import AudioTransform, build_spectrogram
 
     saved = load_model(model_dir)
@@ -73,6 +79,7 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
         raise ValueError(f"phase must be 'griffinlim' or 'input', got {phase!r}")
     if phase == "input" and transform.kind != "stft":
         raise ValueError("phase='input' needs linear-STFT features; mel features keep no phase (use Griffin-Lim)")
+    pf = saved_postfilter(saved) if postfilter else None
     sr, window, hop = spec.sample_rate, spec.window_samples, spec.hop_samples
     full = SpectrogramTransform(**{**spec.features.model_dump(), "n_frames": None}).eval()
     paths: list[Path] = []
@@ -90,6 +97,8 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
         padded[:total] = wave
         x = torch.from_numpy(np.stack([padded[i * hop:i * hop + window] for i in range(n)]))
         rec = saved.model.reconstruct(transform(x))
+        if pf is not None:
+            rec = pf.apply(rec)
         if phase == "input":
             ang = fix_frames(transform.stft(x).angle(), rec.shape[-1])
             waves = transform.invert(rec[:, 0], length=window, phase=ang)
@@ -111,4 +120,5 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
                                           {"duration_s": total / sr, **metrics}))
     phase_text = ("input phase (ISTFT)" if phase == "input"
                   else f"Griffin-Lim, {n_iter} iterations (mel features keep no phase)")
-    return Reconstructions(str(model_dir), phase_text, sr, transform.hop_length, transform.kind, results)
+    return Reconstructions(str(model_dir), phase_text, sr, transform.hop_length, transform.kind, results,
+                           postfilter=pf is not None)

@@ -140,3 +140,22 @@ class GlobalVariancePostFilter:
         if not (np.isfinite(floor) and np.isfinite(active)) or (ceiling is not None and not ceiling > floor):
             raise ValueError(f"post-filter floor_db / ceiling_db out of order or not finite ({floor}, {ceiling})")
         return cls(ratio, floor, active, ceiling)
+
+
+def saved_postfilter(saved) -> GlobalVariancePostFilter | None:
+    """The post-filter in a saved audio model's ``config.json`` (None where it has none); a
+    :class:`~latentbridge.errors.ModelFolderError` naming the folder when it is unreadable or was
+    fitted for another number of mel bands than the model's."""
+    from latentbridge.errors import ModelFolderError
+
+    try:
+        pf = GlobalVariancePostFilter.from_dict(saved.info.get("postfilter"))
+    except ValueError as e:
+        raise ModelFolderError(saved.path, f"config.json: unreadable post-filter ({e})") from None
+    if pf is None:
+        return None
+    bands = getattr(saved.model, "input_shape", (None, None, None))[-2]
+    if bands != len(pf.ratio):
+        raise ModelFolderError(saved.path, f"config.json: a post-filter for {len(pf.ratio)} mel bands on a "
+                               f"model of {bands}")
+    return pf

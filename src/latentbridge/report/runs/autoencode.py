@@ -77,6 +77,7 @@ def write_reconstructions(res, folder: Path) -> dict:
                                       hop_length=res.hop_length)
         files.append({"path": str(r.path), "output": str(wav), "plot": str(plot), "n_windows": r.n_windows,
                       "sample_rate": r.sample_rate, **r.metrics})
-    summary = {"model": res.model, "phase": res.phase, "model_sample_rate": res.model_sample_rate, "files": files}
+    summary = {"model": res.model, "phase": res.phase, "postfilter": res.postfilter,
+               "model_sample_rate": res.model_sample_rate, "files": files}
     atomic_write_json(folder / "reconstruct.json", summary)
     return summary
