@@ -145,7 +145,7 @@ def test_guidance_given_per_modality_on_the_command_line():
     assert resolve_guidance("audio=8", 4.0, mods) == {"audio": 8.0, "image": 4.0}
     assert resolve_guidance("audio=6", {"audio": 8.0, "image": 6.0}, mods) == 6.0
     assert resolve_guidance({"image": 2.0}, {"audio": 8.0, "image": 6.0}, mods) == {"audio": 8.0, "image": 2.0}
-    for bad, says in (("audio=x", "MODALITY=NUMBER"), ("spec=2", "modalities are audio, image"),
+    for bad, says in (("audio=x", "MODALITY=NUMBER"), ("spec=2", "the modalities are audio, image"),
                       ("-1", ">= 0"), ("image=-2", ">= 0"), ("nan", "finite"), ("audio=inf", "finite")):
         with pytest.raises(LatentbridgeError, match=says):
             resolve_guidance(bad, 4.0, mods)
@@ -153,7 +153,7 @@ def test_guidance_given_per_modality_on_the_command_line():
     from latentbridge.config import load_config
     from latentbridge.errors import ConfigError
 
-    for bad, says in (("{foo: 1}", "digits data have the modalities"), ("{audio: -1}", "finite number >= 0"),
+    for bad, says in (("{foo: 1}", "digits data: the modalities are audio, image"), ("{audio: -1}", "finite number >= 0"),
                       (".nan", "finite number >= 0"), ("{audio: .inf}", "finite number >= 0")):
         with pytest.raises(ConfigError, match=says):
             load_config(REPO / "configs" / "mld_avdigits.yaml", [f"sampling.guidance={bad}"])

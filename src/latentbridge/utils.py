@@ -96,3 +96,22 @@ def batched(fn: Callable, *inputs, batch_size: int = 256):
     if isinstance(first, tuple):
         return tuple(torch.cat([o[j] for o in outs]) for j in range(len(first)))
     return torch.cat(outs)
+
+
+def guidance_problem(guidance, modalities=None) -> str | None:
+    """What is wrong with a classifier-free guidance setting, one strength or ``{modality: strength}``
+    (None: nothing): a modality not among ``modalities`` (when given), a strength that is not a finite
+    number >= 0. The config, the command line and the model's API each raise it in their own error."""
+    import math
+
+    per = guidance if isinstance(guidance, dict) else {"": guidance}
+    if modalities is not None and (unknown := sorted(set(per) - set(modalities) - {""})):
+        return f"the modalities are {', '.join(modalities)}, got {unknown}"
+    for g in per.values():
+        try:
+            ok = math.isfinite(float(g)) and float(g) >= 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            return f"a strength must be a finite number >= 0, got {g}"
+    return None

@@ -8,7 +8,6 @@ per-workflow schemas that combine them (and that know every model) live in
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -367,10 +366,10 @@ class MLDSamplingConfig(SamplingConfig):
     @field_validator("guidance")
     @classmethod
     def _non_negative(cls, v):
-        bad = {k: g for k, g in (v.items() if isinstance(v, dict) else [("guidance", v)])
-               if not math.isfinite(g) or g < 0}
-        if bad:
-            raise ValueError(f"guidance must be a finite number >= 0, got {bad}")
+        from latentbridge.utils import guidance_problem
+
+        if problem := guidance_problem(v):
+            raise ValueError(problem)
         return v
 
 

@@ -50,6 +50,7 @@ from latentbridge.config.sections import (
 )
 from latentbridge.config.workflow_base import Workflow, _AudioWorkflow, _model_union
 from latentbridge.errors import ConfigError
+from latentbridge.utils import guidance_problem
 from latentbridge.models.registry import REGISTRY
 from latentbridge.transforms.spec import (
     AudioTransform,
@@ -306,10 +307,8 @@ class MLDWorkflow(_AudioWorkflow):
         if self.sampling.steps > self.diffusion.train_timesteps:
             raise ValueError(f"sampling.steps ({self.sampling.steps}) is more than diffusion.train_timesteps "
                              f"({self.diffusion.train_timesteps})")
-        g = self.sampling.guidance
-        if isinstance(g, dict) and (unknown := sorted(set(g) - set(self.modalities))):
-            raise ValueError(f"sampling.guidance: {self.data.kind} data have the modalities "
-                             f"{list(self.modalities)}, got {unknown}")
+        if problem := guidance_problem(self.sampling.guidance, self.modalities):
+            raise ValueError(f"sampling.guidance: {self.data.kind} data: {problem}")
         return self
 
     @property

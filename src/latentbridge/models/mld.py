@@ -29,7 +29,6 @@ concatenated and added in every block; the network holds no schedule.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, Callable, ClassVar, Literal
 
@@ -40,6 +39,7 @@ from torch import Tensor, nn
 from latentbridge.models.base import ModelFamily, ModelSpec
 from latentbridge.models.process import DiffusionProcess
 from latentbridge.nn.unet import TimestepMLP
+from latentbridge.utils import guidance_problem
 
 CLEAN = -1
 NULL = -2
@@ -234,11 +234,9 @@ class LatentDenoiser(ModelFamily, nn.Module):
         when ``standardise``: :meth:`generate` converts)."""
         targets = [m for m in self.modalities if m not in condition]
         tgt = torch.cat([torch.arange(self.dim)[self.slices[m]] for m in targets])
-        if isinstance(guidance, Mapping) and (unknown := sorted(set(guidance) - set(self.modalities))):
-            raise ValueError(f"guidance for unknown modalities {unknown}; this model has {list(self.modalities)}")
+        if problem := guidance_problem(dict(guidance) if isinstance(guidance, Mapping) else guidance, self.modalities):
+            raise ValueError(f"guidance: {problem}")
         per = {m: float(guidance.get(m, 1.0) if isinstance(guidance, Mapping) else guidance) for m in targets}
-        if any(not math.isfinite(g) or g < 0 for g in per.values()):
-            raise ValueError(f"guidance must be finite and >= 0, got {per}")
         strengths = set(per.values())
         g: float | Tensor = strengths.pop() if len(strengths) == 1 else torch.cat(
             [torch.full((self.slices[m].stop - self.slices[m].start,), per[m]) for m in targets])

@@ -26,7 +26,6 @@ vibration). Compute only; :mod:`latentbridge.report.runs.mld` writes the files.
 from __future__ import annotations
 
 import logging
-import math
 import shutil
 import time
 from collections.abc import Mapping
@@ -38,7 +37,7 @@ import torch
 
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError, ModelFolderError
 from latentbridge.transforms.postfilter import GlobalVariancePostFilter, saved_postfilter
-from latentbridge.utils import batched
+from latentbridge.utils import batched, guidance_problem
 
 log = logging.getLogger(__name__)
 STAGE_DIR = "first_stage"
@@ -490,16 +489,13 @@ def resolve_guidance(given, run, modalities) -> float | dict[str, float]:
         except ValueError:
             raise LatentbridgeError(f"--guidance: a number or MODALITY=NUMBER,... (modalities "
                                     f"{', '.join(modalities)}), got {given!r}") from None
+    if problem := guidance_problem(dict(given) if isinstance(given, Mapping) else given, modalities):
+        raise LatentbridgeError(f"--guidance: {problem}")
     if isinstance(given, Mapping):
-        if unknown := sorted(set(given) - set(modalities)):
-            raise LatentbridgeError(f"--guidance: this run's modalities are {', '.join(modalities)}, got {unknown}")
         base = run if isinstance(run, Mapping) else {m: float(run) for m in modalities}
         given = {m: float(given.get(m, base.get(m, 1.0))) for m in modalities}
         if len(set(given.values())) == 1:
             given = next(iter(given.values()))
-    bad = [g for g in (given.values() if isinstance(given, dict) else [float(given)]) if not math.isfinite(g) or g < 0]
-    if bad:
-        raise LatentbridgeError(f"--guidance must be a finite number >= 0, got {bad[0]:g}")
     return given if isinstance(given, dict) else float(given)
 
 
