@@ -161,6 +161,21 @@ def test_silence_trimming():
     assert len(trim_silence(loud, sr)) == 8000  # nothing quiet: kept whole
 
 
+def test_silence_trimming_above_a_noise_floor():
+    """Background noise 31 dB under the sound is within top_db 40 of the peak, so the plain rule keeps
+    it; with floor_margin_db the floor measured away from the sound trims it. A recording without quiet
+    frames away from its sound measures no floor: the rule is the plain one."""
+    sr = 8000
+    rng = np.random.default_rng(2)
+    tone = 0.05 * np.sin(np.arange(2400) / 3)
+    x = np.concatenate([np.zeros(3200), tone, np.zeros(4800)]) + 1e-3 * rng.normal(size=10400)
+    assert active_bounds(x, sr) == (0, len(x))  # noise -60 dBFS, tone -29 dBFS: all "active"
+    start, end = active_bounds(x, sr, floor_margin_db=6)
+    assert abs(start - 3200) <= 160 and abs(end - 5600) <= 160
+    tight = np.concatenate([1e-3 * rng.normal(size=400), tone, 1e-3 * rng.normal(size=400)])
+    assert active_bounds(tight, sr, floor_margin_db=6) == active_bounds(tight, sr)
+
+
 def test_level_norm_makes_the_score_gain_invariant_and_keeps_the_level_as_a_score():
     from latentbridge.models.vae import ConvVAE
 

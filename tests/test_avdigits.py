@@ -267,3 +267,29 @@ def test_a_written_digit_may_be_a_photographed_jpeg(tmp_path):
         read_digit_image(tmp_path / "x.jpg", 28, 28)
     (tmp_path / "y.gif").write_bytes((tmp_path / "seven.png").read_bytes())  # a PNG by another name is read
     assert np.array_equal(read_digit_image(tmp_path / "y.gif", 28, 28), png)
+
+
+def test_a_spoken_digit_condition_is_trimmed_like_the_training_clips(tmp_path):
+    """A spoken digit as a recorder hands it over (0.4 s of quiet noise before the word, 0.6 s after, 44.1
+    kHz stereo) gives nearly the features of the FSDD clip itself once its quiet is trimmed; read as it
+    is, the word sits elsewhere in the clip (16-22 dB apart on average); FSDD clips themselves pass unchanged."""
+    import sys
+
+    from latentbridge.data.digits import clip_features, default_digit_spec, load_clips, spoken_digit_features
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from mld_unseen_voice import as_recorded
+
+    spec = default_digit_spec()
+    for name in ("3_jackson_5.wav", "7_nicolas_2.wav", "5_theo_1.wav"):
+        clip = FSDD / name
+        if not clip.is_file():
+            pytest.skip(f"FSDD recording {clip} not found")
+        recorded = as_recorded(clip, tmp_path / name, gain_db=0)
+        clean = spoken_digit_features(clip, spec)[0, 0]
+        as_is = clip_features(load_clips([clip], spec, strict=False), spec)[0, 0]
+        np.testing.assert_allclose(clean, as_is, atol=1e-4)
+        active = clean.max(0) > clean.max() - 40  # the word's frames
+        prepared = np.abs(spoken_digit_features(recorded, spec)[0, 0] - clean)[:, active].mean()
+        raw = np.abs(clip_features(load_clips([recorded], spec, strict=False), spec)[0, 0] - as_is)[:, active].mean()
+        assert prepared < 2.5 and raw > 10, (name, prepared, raw)

@@ -76,6 +76,27 @@ def clip_features(waves: np.ndarray, spec, batch: int = 256) -> np.ndarray:
     return batched(t, waves, batch_size=batch).numpy()
 
 
+#: A spoken-digit condition loses its leading and trailing quiet (:func:`spoken_digit_features`): frames
+#: more than ``top_db`` below its loudest one, or within ``floor_margin_db`` of its background noise.
+CONDITION_TRIM = {"top_db": 40.0, "floor_margin_db": 6.0}
+
+
+def spoken_digit_features(path, spec) -> np.ndarray:
+    """(1, 1, F, T) features of a user's spoken digit (any audio file, rate or channel count) prepared as
+    the training clips are: mono at the features' rate, its leading and trailing quiet trimmed
+    (:data:`CONDITION_TRIM`, :func:`latentbridge.io.audio.active_bounds`), so that the word starts the
+    clip as in FSDD, then centre-cropped or padded to the clip length.
+
+    The digits MLD preset reads FSDD test clips with 0.4 s / 0.6 s of quiet noise around the word
+    (and 12 dB quieter, 44.1 kHz stereo) right 0.47 of the time untrimmed, 0.79 trimmed
+    (``benchmarks/README.md`` §10); the level itself barely matters (0.98 at -12 dB)."""
+    from latentbridge.io.audio import trim_silence
+
+    wave, _ = read_audio(path, sample_rate=spec.sample_rate, mono=True)
+    clip = fit_length(trim_silence(wave.reshape(-1), spec.sample_rate, **CONDITION_TRIM), spec.window_samples)
+    return clip_features(clip[None], spec)
+
+
 def read_digit_image(path, height: int, width: int) -> np.ndarray:
     """A written digit from a PNG or JPEG of any size as ``(height, width)`` float32 in [0, 1] in
     MNIST's convention: grey levels resized by area averaging; dark ink on light paper (a light

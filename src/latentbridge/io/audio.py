@@ -335,9 +335,15 @@ def resample(x: np.ndarray, orig_sr: float, target_sr: float, axis: int = -1) ->
     return np.ascontiguousarray(np.moveaxis(out.reshape(*moved.shape[:-1], n_out), -1, axis))
 
 
-def active_bounds(wave: np.ndarray, sample_rate: float, top_db: float = 40.0, frame_s: float = 0.02) -> tuple[int, int]:
+def active_bounds(wave: np.ndarray, sample_rate: float, top_db: float = 40.0, frame_s: float = 0.02,
+                  floor_margin_db: float | None = None) -> tuple[int, int]:
     """``(start, end)`` samples of the part of a recording between its first and last frame whose RMS is
-    within ``top_db`` of the loudest frame's (frames of ``frame_s``); ``(0, len)`` when nothing is quiet."""
+    within ``top_db`` of the loudest frame's (frames of ``frame_s``); ``(0, len)`` when nothing is quiet.
+    With ``floor_margin_db``, a frame must also be that far above the recording's noise floor, so that
+    steady background noise within ``top_db`` of the peak counts as quiet: the floor is the median frame
+    more than 0.15 s away from the loud core (the frames within 20 dB of the peak), measured only where
+    there are at least five such frames (a recording trimmed around its sound has no floor to measure),
+    and the threshold never rises into the core."""
     x = np.asarray(wave, dtype=np.float64)
     if x.ndim > 1:
         x = x.mean(axis=0)
@@ -347,7 +353,15 @@ def active_bounds(wave: np.ndarray, sample_rate: float, top_db: float = 40.0, fr
     rms = np.sqrt(np.mean(x[: n_frames * frame].reshape(n_frames, frame) ** 2, axis=1) + 1e-20) if n >= frame \
         else np.sqrt(np.mean(x ** 2) + 1e-20)[None]
     db = 20 * np.log10(rms)
-    loud = np.flatnonzero(db >= db.max() - float(top_db))
+    threshold = db.max() - float(top_db)
+    if floor_margin_db is not None:
+        core = np.flatnonzero(db >= db.max() - 20.0)
+        away = int(round(0.15 / frame_s))
+        far = np.ones(n_frames, dtype=bool)
+        far[max(0, core[0] - away):core[-1] + away + 1] = False
+        if far.sum() >= 5:
+            threshold = min(max(threshold, float(np.median(db[far])) + float(floor_margin_db)), db.max() - 20.0)
+    loud = np.flatnonzero(db >= threshold)
     if not len(loud):
         return 0, n
     start = int(loud[0] * frame)
@@ -355,10 +369,12 @@ def active_bounds(wave: np.ndarray, sample_rate: float, top_db: float = 40.0, fr
     return start, end
 
 
-def trim_silence(wave: np.ndarray, sample_rate: float, top_db: float = 40.0) -> np.ndarray:
+def trim_silence(wave: np.ndarray, sample_rate: float, top_db: float = 40.0,
+                 floor_margin_db: float | None = None) -> np.ndarray:
     """``wave`` without its leading and trailing frames more than ``top_db`` below its loudest frame
-    (:func:`active_bounds`); the last axis is time."""
-    start, end = active_bounds(wave, sample_rate, top_db)
+    (and with ``floor_margin_db``, not that far above its noise floor: :func:`active_bounds`); the last
+    axis is time."""
+    start, end = active_bounds(wave, sample_rate, top_db, floor_margin_db=floor_margin_db)
     return np.ascontiguousarray(wave[..., start:end])
 
 

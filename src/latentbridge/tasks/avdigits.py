@@ -198,13 +198,13 @@ def _check_route(model, route: str) -> None:
 
 
 def spoken_to_image(saved, path: str | Path, route: str = "posterior") -> Translation:
-    """The image a saved audio-visual model draws for a spoken digit (any audio file; read,
-    centre-cropped or padded to the model's clip and turned into its features as in training)."""
-    from latentbridge.data.digits import clip_features, load_clips
+    """The image a saved audio-visual model draws for a spoken digit (any audio file; prepared as the
+    training clips are: :func:`~latentbridge.data.digits.spoken_digit_features`)."""
+    from latentbridge.data.digits import spoken_digit_features
 
     spec, model = saved.transform, saved.model.eval()
     _check_route(model, route)
-    feats = clip_features(load_clips([Path(path)], spec, strict=False), spec)
+    feats = spoken_digit_features(Path(path), spec)
     with torch.no_grad():
         out = model.predict({"audio": torch.from_numpy(feats)}, use=("audio",), route=route)
     return Translation("audio_to_image", route, out["image"][0, 0].numpy(), feats[0, 0], None, spec.sample_rate)

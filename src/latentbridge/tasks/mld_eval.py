@@ -54,9 +54,9 @@ def read_condition(saved, stages, path) -> tuple[str, np.ndarray]:
             _, h, w = _data_shape(stages, "image")
             return "image", read_digit_image(p, h, w)[None, None]
         if suffix in AUDIO_EXTENSIONS:
-            from latentbridge.data.digits import clip_features, load_clips
+            from latentbridge.data.digits import spoken_digit_features
 
-            return "audio", clip_features(load_clips([p], saved.transform, strict=False), saved.transform)
+            return "audio", spoken_digit_features(p, saved.transform)
         raise DataError(p, f"a digits condition is a spoken digit ({', '.join(AUDIO_EXTENSIONS)}) or a written one "
                            f"({', '.join(IMAGE_EXTENSIONS)})")
     vib = stages.workflow("multimodal").vibration
