@@ -272,7 +272,8 @@ def test_a_written_digit_may_be_a_photographed_jpeg(tmp_path):
 def test_a_spoken_digit_condition_is_trimmed_like_the_training_clips(tmp_path):
     """A spoken digit as a recorder hands it over (0.4 s of quiet noise before the word, 0.6 s after, 44.1
     kHz stereo) gives nearly the features of the FSDD clip itself once its quiet is trimmed; read as it
-    is, the word sits elsewhere in the clip (16-22 dB apart on average); FSDD clips themselves pass unchanged."""
+    is, the word sits elsewhere in the clip (16-22 dB apart on average); these FSDD clips, cut tight
+    around the word, pass unchanged."""
     import sys
 
     from latentbridge.data.digits import clip_features, default_digit_spec, load_clips, spoken_digit_features
