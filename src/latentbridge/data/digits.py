@@ -45,12 +45,15 @@ def fit_length(wave: np.ndarray, length: int) -> np.ndarray:
     return np.pad(wave, [(0, 0)] * (wave.ndim - 1) + [(0, length - n)])
 
 
-def load_clips(paths, spec, strict: bool = True) -> np.ndarray:
+def load_clips(paths, spec, strict: bool = True, trim: dict | None = None) -> np.ndarray:
     """(N, clip samples) float32 mono clips at the spec's rate.
 
     With ``strict`` (FSDD), a recording that is not mono at that rate is an error naming the file
     rather than silently converted: a folder that mixes in other recordings is a data problem
-    worth seeing."""
+    worth seeing. ``trim``: :func:`latentbridge.io.audio.trim_silence` arguments applied to each
+    recording before it is fitted to the clip length (a user's recording: :data:`CONDITION_TRIM`)."""
+    from latentbridge.io.audio import trim_silence
+
     sr, length = spec.sample_rate, spec.window_samples
     out = np.zeros((len(paths), length), dtype=np.float32)
     for i, p in enumerate(paths):
@@ -60,7 +63,7 @@ def load_clips(paths, spec, strict: bool = True) -> np.ndarray:
                 raise DataError(p, f"expected a mono {sr} Hz recording, got {info.channels} channel(s) "
                                    f"at {info.sample_rate} Hz")
         wave, _ = read_audio(p, sample_rate=sr, mono=True)
-        out[i] = fit_length(wave, length)
+        out[i] = fit_length(trim_silence(wave.reshape(-1), sr, **trim) if trim else wave, length)
     return out
 
 
@@ -90,11 +93,7 @@ def spoken_digit_features(path, spec) -> np.ndarray:
     The digits MLD preset reads FSDD test clips with 0.4 s / 0.6 s of quiet noise around the word
     (and 12 dB quieter, 44.1 kHz stereo) right 0.48 of the time untrimmed, 0.79 trimmed
     (``benchmarks/README.md`` §10); the level itself barely matters (0.98 at -12 dB)."""
-    from latentbridge.io.audio import trim_silence
-
-    wave, _ = read_audio(path, sample_rate=spec.sample_rate, mono=True)
-    clip = fit_length(trim_silence(wave.reshape(-1), spec.sample_rate, **CONDITION_TRIM), spec.window_samples)
-    return clip_features(clip[None], spec)
+    return clip_features(load_clips([path], spec, strict=False, trim=CONDITION_TRIM), spec)
 
 
 def read_digit_image(path, height: int, width: int) -> np.ndarray:
