@@ -103,8 +103,9 @@ def guidance_problem(guidance, modalities=None) -> str | None:
     (None: nothing): a modality not among ``modalities`` (when given), a strength that is not a finite
     number >= 0. The config, the command line and the model's API each raise it in their own error."""
     import math
+    from collections.abc import Mapping
 
-    per = guidance if isinstance(guidance, dict) else {"": guidance}
+    per = guidance if isinstance(guidance, Mapping) else {"": guidance}
     if modalities is not None and (unknown := sorted(set(per) - set(modalities) - {""})):
         return f"the modalities are {', '.join(modalities)}, got {unknown}"
     for g in per.values():

@@ -234,7 +234,7 @@ class LatentDenoiser(ModelFamily, nn.Module):
         when ``standardise``: :meth:`generate` converts)."""
         targets = [m for m in self.modalities if m not in condition]
         tgt = torch.cat([torch.arange(self.dim)[self.slices[m]] for m in targets])
-        if problem := guidance_problem(dict(guidance) if isinstance(guidance, Mapping) else guidance, self.modalities):
+        if problem := guidance_problem(guidance, self.modalities):
             raise ValueError(f"guidance: {problem}")
         per = {m: float(guidance.get(m, 1.0) if isinstance(guidance, Mapping) else guidance) for m in targets}
         strengths = set(per.values())

@@ -489,7 +489,7 @@ def resolve_guidance(given, run, modalities) -> float | dict[str, float]:
         except ValueError:
             raise LatentbridgeError(f"--guidance: a number or MODALITY=NUMBER,... (modalities "
                                     f"{', '.join(modalities)}), got {given!r}") from None
-    if problem := guidance_problem(dict(given) if isinstance(given, Mapping) else given, modalities):
+    if problem := guidance_problem(given, modalities):
         raise LatentbridgeError(f"--guidance: {problem}")
     if isinstance(given, Mapping):
         base = run if isinstance(run, Mapping) else {m: float(run) for m in modalities}
