@@ -320,6 +320,42 @@ def test_bridge_first_stage_reuse(bridge_run, tmp_path):
     assert not (again / "first_stage" / "multimodal" / "checkpoints").exists()
 
 
+def test_bridge_first_stage_with_a_modality_of_its_own(bridge_run, tmp_path):
+    """A first-stage folder may hold a modality's own autoencoder beside the multimodal model: it wins
+    for that modality, the multimodal model serves the rest (and the split of damage states)."""
+    import shutil
+
+    from latentbridge.config.workflows import validate
+    from latentbridge.errors import ModelFolderError
+    from latentbridge.tasks.mld import _fit_stage_on_arrays, bridge_splits, load_stages
+
+    root, run = bridge_run
+    fs = tmp_path / "first_stage"
+    shutil.copytree(run / "first_stage" / "multimodal", fs / "multimodal")
+    train, val, _ = bridge_splits(load_stages(fs, ("spec", "mask")))
+    cfg = validate({"task": "image_ae", "data": {"root": str(root)},
+                    "model": {"name": "image_conv_ae", "latent_dim": 5, "channels": [4, 8]},
+                    "train": {"max_epochs": 1, "batch_size": 8, "progress_bar": False}}, "mask stage")
+    _fit_stage_on_arrays(cfg, fs / "mask", train.masks.astype(np.float32), val.masks.astype(np.float32), "masks",
+                         False)
+    stages = load_stages(fs, ("spec", "mask"))
+    assert stages.keys == {"spec": "multimodal", "mask": "mask"} and stages.latent_dims == [8, 5]
+    z = stages.encode("mask", train.masks[:3].astype(np.float32))
+    assert z.shape == (3, 5) and stages.decode("mask", z).shape == (3, *train.masks.shape[1:])
+
+    again = tmp_path / "mixed"
+    assert main(["train", "--config", str(REPO / "configs" / "mld_bridge.yaml"), "--out", str(again),
+                 *_o([f"data.root={root}", *BRIDGE, "train.max_epochs=1", f"first_stage.run={fs}"])]) == 0
+    info = json.loads((again / "config.json").read_text())
+    assert info["first_stage"]["keys"] == {"spec": "multimodal", "mask": "mask"}
+    assert info["model_kwargs"]["latent_dims"] == [8, 5]
+    assert (again / "first_stage" / "mask" / "model.safetensors").is_file()
+
+    shutil.rmtree(fs / "multimodal")  # a mask stage alone leaves the vibration without one
+    with pytest.raises(ModelFolderError, match=r"nor spec/ or multimodal/ inside"):
+        load_stages(fs, ("spec", "mask"))
+
+
 def test_bad_input_is_one_line_exit_2(bridge_run, tmp_path, capsys):
     from latentbridge.io import write_wav
 

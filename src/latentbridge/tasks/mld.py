@@ -90,7 +90,8 @@ def _is_model_folder(p: Path) -> bool:
 
 def load_stages(folder: str | Path, modalities) -> Stages:
     """The first stages in ``folder``: one multimodal model folder, a folder of model folders named
-    after the modalities (or ``multimodal``), or an MLD run (its ``first_stage``)."""
+    after the modalities and / or ``multimodal`` (a modality's own stage wins; the multimodal one
+    serves the others), or an MLD run (its ``first_stage``)."""
     from latentbridge.models.hub import load_model
 
     folder = Path(folder)
@@ -100,18 +101,18 @@ def load_stages(folder: str | Path, modalities) -> Stages:
         folder = folder / STAGE_DIR
     if _is_model_folder(folder):
         places = {"multimodal": folder}
-    elif _is_model_folder(folder / "multimodal"):
-        places = {"multimodal": folder / "multimodal"}
-    else:
-        places = {m: folder / m for m in modalities}
-        missing = [m for m, p in places.items() if not _is_model_folder(p)]
+    else:  # a modality's own stage wins over the multimodal one
+        places = {m: folder / m for m in modalities if _is_model_folder(folder / m)}
+        missing = [m for m in modalities if m not in places]
+        if missing and _is_model_folder(folder / "multimodal"):
+            places, missing = {"multimodal": folder / "multimodal", **places}, []
         if missing:
             raise ModelFolderError(folder, "not a first stage (no model folder here, nor "
-                                   f"{' / '.join(str(places[m].name) for m in missing)}/ inside)")
+                                   f"{' / '.join(missing)}/ or multimodal/ inside)")
     saved = {k: load_model(p) for k, p in places.items()}
     views, keys = {}, {}
     for m in modalities:
-        key = "multimodal" if "multimodal" in saved else m
+        key = m if m in saved else "multimodal"
         model = saved[key].model.eval()
         want = m if key == "multimodal" else ""
         if want not in getattr(model, "first_stage_modalities", ()):
