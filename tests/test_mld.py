@@ -320,7 +320,7 @@ def test_bridge_first_stage_reuse(bridge_run, tmp_path):
     assert not (again / "first_stage" / "multimodal" / "checkpoints").exists()
 
 
-def test_bridge_first_stage_with_a_modality_of_its_own(bridge_run, tmp_path):
+def test_bridge_first_stage_with_a_modality_of_its_own(bridge_run, tmp_path, capsys):
     """A first-stage folder may hold a modality's own autoencoder beside the multimodal model: it wins
     for that modality, the multimodal model serves the rest (and the split of damage states)."""
     import shutil
@@ -354,6 +354,11 @@ def test_bridge_first_stage_with_a_modality_of_its_own(bridge_run, tmp_path):
     shutil.rmtree(fs / "multimodal")  # a mask stage alone leaves the vibration without one
     with pytest.raises(ModelFolderError, match=r"nor spec/ or multimodal/ inside"):
         load_stages(fs, ("spec", "mask"))
+    shutil.copytree(fs / "mask", fs / "spec")  # a stage for each, but no split of damage states
+    out = tmp_path / "no_split"
+    assert main(["train", "--config", str(REPO / "configs" / "mld_bridge.yaml"), "--out", str(out),
+                 *_o([f"data.root={root}", *BRIDGE, f"first_stage.run={fs}"])]) == 2
+    assert "need the multimodal model" in capsys.readouterr().err and not out.exists()
 
 
 def test_bad_input_is_one_line_exit_2(bridge_run, tmp_path, capsys):
@@ -383,8 +388,7 @@ def test_bad_input_is_one_line_exit_2(bridge_run, tmp_path, capsys):
         assert main(args) == 2, args
         err = capsys.readouterr().err.strip()
         assert err.startswith("error:") and "\n" not in err and "Traceback" not in err, (args, err)
-        if args[0] == "sample":
-            assert not (tmp_path / args[-1]).exists()  # nothing written
+        assert not (tmp_path / args[args.index("--out") + 1]).exists(), args  # nothing written
 
 
 # ----------------------------------------------------------------------------- command line, digits

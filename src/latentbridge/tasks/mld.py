@@ -88,27 +88,32 @@ def _is_model_folder(p: Path) -> bool:
     return (p / "config.json").is_file() and (p / "model.safetensors").is_file()
 
 
-def load_stages(folder: str | Path, modalities) -> Stages:
-    """The first stages in ``folder``: one multimodal model folder, a folder of model folders named
-    after the modalities and / or ``multimodal`` (a modality's own stage wins; the multimodal one
-    serves the others), or an MLD run (its ``first_stage``)."""
-    from latentbridge.models.hub import load_model
-
+def stage_places(folder: str | Path, modalities) -> dict[str, Path]:
+    """Stage key → model folder of the first stages in ``folder``: one multimodal model folder, a
+    folder of model folders named after the modalities and / or ``multimodal`` (a modality's own
+    stage wins; the multimodal one serves the others), or an MLD run (its ``first_stage``)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelFolderError(folder, "no such first-stage folder")
     if _is_model_folder(folder) and (folder / STAGE_DIR).is_dir():
         folder = folder / STAGE_DIR
     if _is_model_folder(folder):
-        places = {"multimodal": folder}
-    else:  # a modality's own stage wins over the multimodal one
-        places = {m: folder / m for m in modalities if _is_model_folder(folder / m)}
-        missing = [m for m in modalities if m not in places]
-        if missing and _is_model_folder(folder / "multimodal"):
-            places, missing = {"multimodal": folder / "multimodal", **places}, []
-        if missing:
-            raise ModelFolderError(folder, "not a first stage (no model folder here, nor "
-                                   f"{' / '.join(missing)}/ or multimodal/ inside)")
+        return {"multimodal": folder}
+    places = {m: folder / m for m in modalities if _is_model_folder(folder / m)}
+    missing = [m for m in modalities if m not in places]
+    if missing and _is_model_folder(folder / "multimodal"):
+        return {"multimodal": folder / "multimodal", **places}
+    if missing:
+        raise ModelFolderError(folder, "not a first stage (no model folder here, nor "
+                               f"{' / '.join(missing)}/ or multimodal/ inside)")
+    return places
+
+
+def load_stages(folder: str | Path, modalities) -> Stages:
+    """The first stages in ``folder`` (:func:`stage_places`), frozen."""
+    from latentbridge.models.hub import load_model
+
+    places = stage_places(folder, modalities)
     saved = {k: load_model(p) for k, p in places.items()}
     views, keys = {}, {}
     for m in modalities:
@@ -363,6 +368,11 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
         raise ConfigError(f"task: latentbridge.tasks.mld trains 'mld', not {cfg.task!r}")
     if cfg.data.kind == "digits":
         digit_pairs(cfg, "test")  # data problems surface before anything is trained
+    if cfg.first_stage.run:  # and first-stage ones before the run folder is touched
+        places = stage_places(cfg.first_stage.run, cfg.modalities)
+        if cfg.data.kind == "bridge" and "multimodal" not in places:
+            raise ModelFolderError(cfg.first_stage.run, "bridge first stages need the multimodal model (a "
+                                   "multimodal/ folder beside spec/ and mask/): it holds the split of damage states")
     t0 = time.time()
     with training_run(cfg, out_dir, resume=resume, force=force) as run:
         stages = prepare_stages(cfg, run.dir, resume)
