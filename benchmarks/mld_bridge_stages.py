@@ -48,6 +48,7 @@ def mask_stage(mmvae: Path, first_stage: Path, seed: int, epochs: int) -> float:
     import torch
 
     from latentbridge.config.workflows import validate
+    from latentbridge.metrics.segmentation import segmentation_summary
     from latentbridge.tasks.mld import _fit_stage_on_arrays, bridge_splits, load_stages
 
     if first_stage.exists():
@@ -64,11 +65,8 @@ def mask_stage(mmvae: Path, first_stage: Path, seed: int, epochs: int) -> float:
     assert stages.keys == {"spec": "multimodal", "mask": "mask"}, stages.keys
     truth = test.masks[np.asarray(test.has_mask, bool)].astype(np.float32)
     with torch.no_grad():
-        rec = stages.decode("mask", stages.encode("mask", torch.from_numpy(truth))).numpy() > 0.5
-    truth = truth > 0.5
-    damaged = truth.reshape(len(truth), -1).any(1)
-    inter, union = (rec & truth).sum((1, 2, 3)), (rec | truth).sum((1, 2, 3))
-    return float(np.mean(inter[damaged] / np.maximum(union[damaged], 1)))
+        rec = stages.decode("mask", stages.encode("mask", torch.from_numpy(truth))).numpy()
+    return segmentation_summary(rec, truth)["damaged_iou"]
 
 
 def preset_row(work: Path, seed: int) -> dict:
