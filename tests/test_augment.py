@@ -15,6 +15,7 @@ from latentbridge.data.augment import (
     SpecAugment,
     WaveAugment,
     add_pink_noise,
+    coloured_noise,
     pink_noise,
     sign_flip,
     spec_augment,
@@ -75,6 +76,18 @@ def test_pink_noise_unit_variance_and_slope():
     w = torch.randn(16, 1 << 14, generator=_gen(4), dtype=torch.float64).numpy()
     fw, pw = welch(w, fs=1.0, nperseg=1024, axis=-1)
     assert abs(np.polyfit(np.log10(fw[band]), np.log10(pw.mean(0)[band]), 1)[0]) < 0.2
+
+
+@pytest.mark.parametrize("exponent", [0.0, 2.0])
+def test_coloured_noise_slope(exponent):
+    """White and brown noise: power falling as 1/f^exponent, unit variance; exponent 1 is pink_noise itself."""
+    x = coloured_noise((16, 1 << 14), exponent, generator=_gen(30), dtype=torch.float64)
+    assert torch.allclose(x.var(-1, unbiased=False), torch.ones(16, dtype=torch.float64), atol=1e-9)
+    f, psd = welch(x.numpy(), fs=1.0, nperseg=1024, axis=-1)
+    band = (f > 4 / 1024) & (f < 0.45)
+    slope = np.polyfit(np.log10(f[band]), np.log10(psd.mean(0)[band]), 1)[0]
+    assert slope == pytest.approx(-exponent, abs=0.2)
+    torch.testing.assert_close(coloured_noise((2, 256), 1.0, generator=_gen(31)), pink_noise((2, 256), generator=_gen(31)))
 
 
 # --------------------------------------------------------------------------- p=0 / p=1

@@ -294,3 +294,89 @@ def test_a_spoken_digit_condition_is_trimmed_like_the_training_clips(tmp_path):
         prepared = np.abs(spoken_digit_features(recorded, spec)[0, 0] - clean)[:, active].mean()
         raw = np.abs(clip_features(load_clips([recorded], spec, strict=False), spec)[0, 0] - as_is)[:, active].mean()
         assert prepared < 2.5 and raw > 10, (name, prepared, raw)
+
+
+def test_recorded_copies_of_a_clip_are_trimmed_back_to_the_word():
+    """Training copies of a clip as a recorder might hand it over (level, quiet around the word, noise of
+    a random colour; then trimmed as a user's condition is): the word stays at the clip's start within
+    about 0.1 s, its level within the drawn gain, the noise below it; seeded, and the dataset that serves
+    them shows a copy about ``share`` of the time, always with the clip itself as the target."""
+    from latentbridge.data.digits import RECORDED, RecordedClips, as_recorded_clips
+
+    sr, n = 8000, 8000
+    t = np.arange(int(0.4 * sr)) / sr
+    words = np.zeros((6, n), np.float32)
+    for i in range(6):  # a 0.4-s "word": a tone under a smooth envelope, then the clip's zero padding
+        words[i, :len(t)] = 0.3 * np.sin(2 * np.pi * (300 + 100 * i) * t) * np.sin(np.pi * t / 0.4)
+    copies = as_recorded_clips(words, sr, 4, seed=0)
+    assert copies.shape == (4, 6, n) and copies.dtype == np.float32
+    np.testing.assert_array_equal(copies, as_recorded_clips(words, sr, 4, seed=0))
+    assert not np.allclose(copies, as_recorded_clips(words, sr, 4, seed=1))
+
+    def envelope(x):  # RMS of 20-ms frames
+        return np.sqrt((x.reshape(*x.shape[:-1], -1, 160) ** 2).mean(-1))
+
+    ref = envelope(words)
+    env = envelope(copies)
+    onset = lambda e: np.argmax(e > 0.1 * e.max(axis=-1, keepdims=True), axis=-1)  # noqa: E731
+    shift_s = np.abs(onset(env) - onset(ref)[None]) * 0.02
+    assert np.mean(shift_s <= 0.1) >= 0.9, shift_s  # the quiet before the word (up to 0.5 s) is trimmed
+    gain_db = 20 * np.log10(env.max(-1) / ref.max(-1)[None])
+    lo, hi = RECORDED["gain_db"]
+    assert np.all((gain_db > lo - 1) & (gain_db < hi + 1)), gain_db
+    assert gain_db.std() > 3  # the level varies
+    # most copies carry noise in the word (energy above 2 kHz, where the tones have next to none)
+    def high_share(x):
+        power = np.abs(np.fft.rfft(x, axis=-1)) ** 2
+        return power[..., np.fft.rfftfreq(x.shape[-1], 1 / sr) > 2000].sum(-1) / power.sum(-1)
+
+    assert high_share(words).max() < 1e-10
+    assert np.mean(high_share(copies) > 1e-9) >= 0.6
+
+    clean = np.random.default_rng(0).standard_normal((50, 1, 4, 5)).astype(np.float32)
+    rec = np.stack([clean + 10, clean + 20])
+    targets = np.arange(50, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+    for share, want in ((0.0, 0.0), (1.0, 1.0), (0.5, 0.5)):
+        ds = RecordedClips(clean, rec, share, seed=3, targets=targets)
+        items = [ds[i] for i in range(50)]
+        shown = np.array([float((it["x"] - torch.from_numpy(clean[i])).mean()) for i, it in enumerate(items)])
+        assert set(np.round(shown).tolist()) <= {0.0, 10.0, 20.0}
+        assert abs(np.mean(shown > 0) - want) <= 0.2
+        assert all(torch.equal(it["target"], torch.from_numpy(targets[i])) for i, it in enumerate(items))
+    again = RecordedClips(clean, rec, 0.5, seed=3, targets=targets)
+    assert [float(again[i]["x"].mean()) for i in range(50)] == [float(it["x"].mean()) for it in items]
+    assert [float(again[0]["x"].mean()) for _ in range(20)] != [float(again[0]["x"].mean())] * 20  # redrawn per use
+    with pytest.raises(ValueError, match="do not match"):
+        RecordedClips(clean, rec[:, :10], 0.5, seed=0, targets=targets)
+
+
+def test_an_aligned_encoder_maps_corrupted_copies_onto_the_clean_latents():
+    """align_encoder: corrupted copies of the examples (a loud click, a level change) encode much nearer
+    the examples' own latents afterwards, the examples' latents barely move, and the decoder is untouched."""
+    from latentbridge.config import load_config
+    from latentbridge.models.registry import build_model
+    from latentbridge.training.align import _latent, align_encoder
+
+    cfg = load_config(None, ["task=audio_ae", "model.name=mel_ae", "model.channels=[16,16,32,32]",
+                             "model.latent_dim=8", "model.dropout=0"])
+    torch.manual_seed(0)
+    model = build_model(cfg.model, input_shape=(1, 16, 32))
+    rng = np.random.default_rng(0)
+    clean = (-60 + 20 * rng.random((96, 1, 16, 32))).astype(np.float32)
+    copies = np.stack([clean + 8.0, clean.copy()])
+    copies[1, :, :, :, 10:13] += 30.0  # a click
+    model.normalizer.fit(torch.from_numpy(clean))
+    decoder = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith(("encoder", "to_latent"))}
+    with torch.no_grad():
+        before = _latent(model, torch.from_numpy(clean))
+    stats = align_encoder(model, clean, copies, share=0.5, epochs=25, lr=3e-3, batch_size=16, seed=0)
+    assert stats["copy_error_after"] < 0.2 * stats["copy_error_before"], stats
+    assert stats["clean_shift"] < 0.2 * stats["copy_error_before"], stats
+    with torch.no_grad():
+        moved = float((_latent(model, torch.from_numpy(clean)) - before).pow(2).mean() / before.var(0).mean())
+    assert moved == pytest.approx(stats["clean_shift"], rel=1e-3, abs=1e-6)
+    after = model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in decoder.items())  # the decoder and the normaliser are untouched
+    assert not model.training
+    with pytest.raises(ValueError, match="are not"):
+        align_encoder(model, clean, copies[0], share=0.5, epochs=1, lr=1e-3, batch_size=16, seed=0)

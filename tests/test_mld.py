@@ -382,6 +382,10 @@ def test_bad_input_is_one_line_exit_2(bridge_run, tmp_path, capsys):
          "-o", "first_stage.stages.multimodal.model.latent_dim=-1"],
         ["train", "--config", str(REPO / "configs" / "mld_bridge.yaml"), "--out", str(tmp_path / "g"),
          "-o", f"data.root={root}", "-o", f"first_stage.run={tmp_path}"],
+        ["train", "--config", str(REPO / "configs" / "mld_bridge.yaml"), "--out", str(tmp_path / "h"),
+         "-o", f"data.root={root}", "-o", "first_stage.recorded.copies=2"],  # no audio stage to train
+        ["train", "--config", str(REPO / "configs" / "mld_avdigits.yaml"), "--out", str(tmp_path / "i"),
+         "-o", "first_stage.recorded.share=1.5"],
     ]
     for args in cases:
         capsys.readouterr()
@@ -400,7 +404,8 @@ DIGITS = ["digits.limit_train_clips=120", "digits.limit_test_clips=40", "digits.
           "first_stage.stages.audio.train.max_epochs=1", "first_stage.stages.image.train.max_epochs=1",
           "first_stage.stages.image.data.limit=400", "first_stage.stages.image.model.latent_dim=8",
           "first_stage.stages.audio.train.progress_bar=false", "first_stage.stages.image.train.progress_bar=false",
-          "evaluate.max_wav_pairs=10", "sampling.guidance={audio: 3, image: 2}", "evaluate.diversity_inputs=4", "evaluate.samples_per_condition=2"]
+          "evaluate.max_wav_pairs=10", "sampling.guidance={audio: 3, image: 2}", "evaluate.diversity_inputs=4",
+          "evaluate.samples_per_condition=2", "first_stage.recorded.copies=2", "first_stage.recorded.epochs=5"]
 
 
 @pytest.mark.skipif(not (FSDD.exists() and MNIST_DIR.exists()), reason="FSDD or MNIST not under ../shared/data")
@@ -419,7 +424,13 @@ def test_digits_train_sample_evaluate(tmp_path, feature_cache, small_classifiers
     assert {p.name for p in (run / "first_stage").iterdir()} >= {"audio", "image"}
     # the audio stage carries the global-variance post-filter fitted on its training clips; decoded
     # log-mels pass it, images have none
-    stage_pf = json.loads((run / "first_stage" / "audio" / "config.json").read_text())["postfilter"]
+    stage_info = json.loads((run / "first_stage" / "audio" / "config.json").read_text())
+    # the audio stage's encoder was aligned with two recorded copies of each training clip: they encode nearer
+    # the clips' own latents than before
+    rec = stage_info["data"]["recorded"]
+    assert rec["copies"] == 2 and rec["epochs"] == 5 and rec["copy_error_after"] < rec["copy_error_before"], rec
+    assert "Encoder aligned with recorded conditions" in (run / "first_stage" / "audio" / "README.md").read_text()
+    stage_pf = stage_info["postfilter"]
     assert stage_pf["kind"] == "cepstral_global_variance" and len(stage_pf["ratio"]) == 64
     assert all(r > 0 for r in stage_pf["ratio"]) and stage_pf["floor_db"] == pytest.approx(-100, abs=0.01)
     assert "postfilter" not in json.loads((run / "first_stage" / "image" / "config.json").read_text())

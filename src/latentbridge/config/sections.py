@@ -402,6 +402,22 @@ class MLDDataConfig(BridgeDataConfig):
     kind: Literal["bridge", "digits"] = "digits"
 
 
+class RecordedConditionsConfig(Section):
+    """The digits audio stage's encoder aligned with recorded conditions: with ``copies`` > 0, once the stage
+    is trained, its encoder (not its decoder) is fine-tuned so that that many copies of each training clip as
+    a recorder might hand it over (a random level, quiet before and after the word, background noise; then
+    trimmed as a user's condition is: :func:`latentbridge.data.digits.as_recorded_clips`) encode to the clip's
+    own latent (:func:`latentbridge.training.align.align_encoder`): a spoken digit recorded by a user lands
+    near the training clips' latents, and what the stage generates is unchanged."""
+
+    copies: int = Field(0, ge=0)
+    share: float = Field(0.5, ge=0, le=1)
+    """The share of alignment examples that show a recorded copy instead of the clip itself."""
+    epochs: int = Field(15, ge=1)
+    lr: float = Field(3e-4, gt=0)
+    batch_size: int = Field(64, ge=1)
+
+
 class FirstStageConfig(Section):
     """The frozen first stages of a multimodal latent diffusion model (trained first when ``run`` is unset)."""
 
@@ -412,6 +428,8 @@ class FirstStageConfig(Section):
     """Each first-stage model's workflow config (composable: ``{base: preset.yaml, ...}``), by key:
     ``multimodal`` (one multimodal model serves every modality) or one key per modality (a
     single-modality autoencoder each). The MLD's data sections are applied to them."""
+    recorded: RecordedConditionsConfig = Field(default_factory=RecordedConditionsConfig)
+    """Digits: the audio stage's encoder aligned with recorded copies of its clips (``copies`` 0: not)."""
 
 
 class MLDDiffusionConfig(DiffusionConfig):

@@ -23,6 +23,7 @@ __all__ = [
     "SpecAugment",
     "WaveAugment",
     "add_pink_noise",
+    "coloured_noise",
     "pink_noise",
     "sign_flip",
     "spec_augment",
@@ -104,23 +105,32 @@ def spec_augment(spec: Tensor, time_masks: int, time_width: int, freq_masks: int
 # --------------------------------------------------------------------------- waveform augmentations
 
 
-def pink_noise(shape: tuple[int, ...] | torch.Size, generator: torch.Generator | None = None,
-               dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> Tensor:
-    """Pink (1/f power) noise along the last dim, zero mean and unit variance per series.
+def coloured_noise(shape: tuple[int, ...] | torch.Size, exponent: float = 1.0,
+                   generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32,
+                   device: torch.device | str = "cpu") -> Tensor:
+    """Noise with power ∝ 1/f^``exponent`` along the last dim (0: white, 1: pink, 2: brown), zero mean
+    and unit variance per series.
 
-    White Gaussian noise is shaped in the frequency domain by ``1 / sqrt(f)`` (power ∝ 1/f),
-    the DC bin is zeroed, and every series is rescaled to mean square 1 (population variance 1).
+    White Gaussian noise is shaped in the frequency domain by ``f^(-exponent/2)``, the DC bin is
+    zeroed, and every series is rescaled to mean square 1 (population variance 1).
     """
     shape = tuple(int(s) for s in shape)
     n = shape[-1]
     white = torch.randn(shape, generator=generator, device=_gen_device(generator), dtype=torch.float64)
     spec = torch.fft.rfft(white, dim=-1)
     freqs = torch.arange(spec.shape[-1], dtype=torch.float64, device=spec.device)
-    gain = torch.where(freqs > 0, 1.0 / torch.sqrt(freqs.clamp(min=1.0)), torch.zeros_like(freqs))
+    gain = torch.where(freqs > 0, freqs.clamp(min=1.0).pow(-float(exponent) / 2), torch.zeros_like(freqs))
     x = torch.fft.irfft(spec * gain, n=n, dim=-1)
     x = x - x.mean(dim=-1, keepdim=True)
     x = x / torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + 1e-20)
     return x.to(device=device, dtype=dtype)
+
+
+def pink_noise(shape: tuple[int, ...] | torch.Size, generator: torch.Generator | None = None,
+               dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> Tensor:
+    """Pink (1/f power) noise along the last dim, zero mean and unit variance per series
+    (:func:`coloured_noise` with exponent 1)."""
+    return coloured_noise(shape, 1.0, generator, dtype, device)
 
 
 def add_pink_noise(wave: Tensor, snr_db: float | Tensor, p: float = 1.0,

@@ -96,6 +96,74 @@ def spoken_digit_features(path, spec) -> np.ndarray:
     return clip_features(load_clips([path], spec, strict=False, trim=CONDITION_TRIM), spec)
 
 
+#: How :func:`as_recorded_clips` hands a training clip over, as a user's recorder might: the word's gain
+#: (dB), background noise under the word's loudest 20-ms frame (dB; white, pink or brown), the share of
+#: copies with no noise at all (an edited file), and the quiet before and after the word (s).
+RECORDED = {"gain_db": (-20.0, 6.0), "noise_below_peak_db": (15.0, 60.0), "noiseless_share": 0.15,
+            "lead_s": (0.0, 0.5), "tail_s": (0.0, 0.8)}
+
+
+def as_recorded_clips(waves: np.ndarray, sample_rate: int, copies: int, seed: int) -> np.ndarray:
+    """(copies, N, T) float32: each clip of ``waves`` (N, T) as a recorder might hand it over
+    (:data:`RECORDED`: random level, quiet before and after the word, background noise of a random colour
+    and level throughout) and then prepared as a user's condition is (:func:`spoken_digit_features`: the
+    quiet trimmed with :data:`CONDITION_TRIM`, centre-cropped or padded to ``T``). Trailing exact zeros
+    of a clip (its padding to ``T``) are not part of the word. Seeded: the same copies for the same seed."""
+    from latentbridge.data.augment import coloured_noise
+    from latentbridge.io.audio import trim_silence
+
+    waves = np.asarray(waves, dtype=np.float32)
+    n, length = waves.shape
+    r = RECORDED
+    rng = np.random.default_rng([int(seed), 7])
+    gen = torch.Generator().manual_seed(int(rng.integers(2 ** 31)))
+    frame = max(1, int(round(0.02 * sample_rate)))
+    out = np.zeros((int(copies), n, length), dtype=np.float32)
+    for c in range(int(copies)):
+        for i in range(n):
+            word = np.trim_zeros(waves[i], "b")
+            if len(word) < frame:
+                word = waves[i]
+            word = word * np.float32(10 ** (rng.uniform(*r["gain_db"]) / 20))
+            lead, tail = (int(rng.uniform(*r[k]) * sample_rate) for k in ("lead_s", "tail_s"))
+            rec = np.concatenate([np.zeros(lead, np.float32), word, np.zeros(tail, np.float32)])
+            if rng.random() >= r["noiseless_share"]:
+                m = len(word) // frame * frame
+                peak = np.sqrt((word[:m].reshape(-1, frame) ** 2).mean(axis=1).max() + 1e-20) if m else 1e-10
+                level = peak * 10 ** (-rng.uniform(*r["noise_below_peak_db"]) / 20)
+                colour = float(rng.integers(3))
+                rec = rec + coloured_noise((len(rec),), colour, gen).numpy() * np.float32(level)
+            rec = np.clip(rec, -1.0, 1.0)
+            out[c, i] = fit_length(trim_silence(rec, sample_rate, **CONDITION_TRIM), length)
+    return out
+
+
+class RecordedClips(torch.utils.data.Dataset):
+    """Examples for aligning an encoder with recorded conditions (:func:`latentbridge.training.align.align_encoder`):
+    ``{"x", "target"}`` where ``x`` is, with probability ``share``, one of a clip's recorded copies
+    (:func:`as_recorded_clips`, as features) and the clip's own features otherwise, and ``target`` is the
+    clip's row of ``targets`` (its latent). The draws are seeded by (seed, row, use count), so a run is
+    reproducible."""
+
+    def __init__(self, clean: np.ndarray, recorded: np.ndarray, share: float, seed: int, targets: np.ndarray):
+        if recorded.shape[1:] != clean.shape or len(targets) != len(clean):
+            raise ValueError(f"recorded copies {recorded.shape} and targets {targets.shape} do not match the clips "
+                             f"{clean.shape}")
+        self.clean, self.recorded = torch.from_numpy(clean), torch.from_numpy(recorded)
+        self.targets = torch.from_numpy(np.asarray(targets))
+        self.share, self.seed = float(share), int(seed)
+        self.uses = np.zeros(len(clean), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.clean)
+
+    def __getitem__(self, i):
+        rng = np.random.default_rng([self.seed, int(i), int(self.uses[i])])
+        self.uses[i] += 1
+        x = self.recorded[rng.integers(len(self.recorded)), i] if rng.random() < self.share else self.clean[i]
+        return {"x": x, "target": self.targets[i]}
+
+
 def read_digit_image(path, height: int, width: int) -> np.ndarray:
     """A written digit from a PNG or JPEG of any size as ``(height, width)`` float32 in [0, 1] in
     MNIST's convention: grey levels resized by area averaging; dark ink on light paper (a light

@@ -131,10 +131,13 @@ def load_stages(folder: str | Path, modalities) -> Stages:
 
 
 def _fit_stage_on_arrays(stage_cfg, folder: Path, x_train: np.ndarray, x_val: np.ndarray, note: str,
-                         resume: bool, labels: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                         resume: bool, labels: tuple[np.ndarray, np.ndarray] | None = None,
+                         recorded: tuple[np.ndarray, object] | None = None) -> None:
     """Train a single-modality autoencoder config on arrays (its normaliser and latent scale fitted
     on ``x_train``) into the model folder ``folder``; ``labels`` (train, val) reach models that learn
-    them (``model.label_classes``)."""
+    them (``model.label_classes``); ``recorded`` (copies (K, N, ...) of ``x_train``, a
+    :class:`~latentbridge.config.sections.RecordedConditionsConfig`): the trained encoder is then aligned
+    with the copies (:func:`latentbridge.training.align.align_encoder`)."""
     from latentbridge.models.base import fit_latent_scale
     from latentbridge.models.registry import build_model
     from latentbridge.tasks.pipeline import loader_of, training_run
@@ -156,10 +159,23 @@ def _fit_stage_on_arrays(stage_cfg, folder: Path, x_train: np.ndarray, x_val: np
         if run.outcome is None:
             return
         model.eval()
-        fit_latent_scale(model, x_train)
         extra = {"data": {"note": note, "n_train": int(len(x_train)), "n_val": int(len(x_val))}}
         card = (f"# latentbridge first stage: {stage_cfg.model.name}\n\n{note}; {len(x_train)} training / "
                 f"{len(x_val)} validation examples, {run.summary['epochs']} epochs, {run.summary['seconds']} s.\n")
+        if recorded is not None:
+            from latentbridge.training.align import align_encoder
+
+            copies, rc = recorded
+            t0 = time.time()
+            stats = align_encoder(model, x_train, copies, share=rc.share, epochs=rc.epochs, lr=rc.lr,
+                                  batch_size=rc.batch_size, seed=stage_cfg.train.seed)
+            extra["data"]["recorded"] = {**rc.model_dump(), **stats, "seconds": round(time.time() - t0, 1)}
+            card += (f"\nEncoder aligned with recorded conditions ({rc.copies} recorded copies of each training "
+                     f"example: level, quiet around the word, background noise; trimmed as a user's condition is; "
+                     f"{rc.epochs} epochs, the decoder unchanged): the copies' latent error fell from "
+                     f"{stats['copy_error_before']:.3f} to {stats['copy_error_after']:.3f} of the latents' variance "
+                     f"(the examples' own latents moved by {stats['clean_shift']:.3f}).\n")
+        fit_latent_scale(model, x_train)
         pf = fit_postfilter(stage_cfg, model, x_train)
         if pf is not None:
             extra["postfilter"] = {**pf.to_dict(), "fitted_on": "the training examples and their reconstructions"}
@@ -224,9 +240,17 @@ def _train_stage(cfg, stage_cfg, key: str, folder: Path, resume: bool) -> None:
 
     limit, seed = stage_cfg.data.limit, cfg.train.seed
     if key == "audio":
-        x_t, x_v, y_t, y_v = audio_stage_arrays(cfg, limit, labels=True)
+        x_t, x_v, y_t, y_v, w_t = audio_stage_arrays(cfg, limit, labels=True, waves=True)
+        recorded = None
+        if (rc := cfg.first_stage.recorded).copies:
+            from latentbridge.config.workflows import transform_spec
+            from latentbridge.data.digits import as_recorded_clips, clip_features
+
+            spec = transform_spec(cfg)
+            copies = as_recorded_clips(w_t, spec.sample_rate, rc.copies, seed)
+            recorded = (clip_features(copies.reshape(-1, copies.shape[-1]), spec).reshape(rc.copies, *x_t.shape), rc)
         _fit_stage_on_arrays(stage_cfg, folder, x_t, x_v, "FSDD training clips (official split) of the paired digits",
-                             resume, labels=(y_t, y_v))
+                             resume, labels=(y_t, y_v), recorded=recorded)
     else:
         images, _ = training_images(cfg.digits, seed)
         x = images_to_float(images)[seeded_subset(len(images), limit, seed)]
@@ -239,10 +263,12 @@ def _train_stage(cfg, stage_cfg, key: str, folder: Path, resume: bool) -> None:
 # ----------------------------------------------------------------------------- data
 
 
-def audio_stage_arrays(cfg, limit: int | None = None, labels: bool = False) -> tuple[np.ndarray, ...]:
+def audio_stage_arrays(cfg, limit: int | None = None, labels: bool = False,
+                       waves: bool = False) -> tuple[np.ndarray, ...]:
     """The log-mels a digits audio stage trains and validates on: each training / validation clip of
     the paired digits once (``limit``: a seeded subset of the training clips); with ``labels``, their
-    spoken digits follow: (train, val, train digits, val digits)."""
+    spoken digits follow: (train, val, train digits, val digits); with ``waves``, then the training
+    clips' waveforms."""
     from latentbridge.tasks.autoencode import seeded_subset
 
     train, val = digit_pairs(cfg, "train")
@@ -250,7 +276,8 @@ def audio_stage_arrays(cfg, limit: int | None = None, labels: bool = False) -> t
     clips_t = clips_t[seeded_subset(len(clips_t), limit, cfg.train.seed)]
     clips_v = np.sort(np.unique(val.clip, return_index=True)[1])
     out = (train.audio[clips_t], val.audio[clips_v])
-    return out + (train.label[clips_t], val.label[clips_v]) if labels else out
+    out += (train.label[clips_t], val.label[clips_v]) if labels else ()
+    return out + (train.waves[clips_t],) if waves else out
 
 
 def digit_pairs(cfg, split: str):
