@@ -98,24 +98,32 @@ def spoken_digit_features(path, spec) -> np.ndarray:
 
 
 #: How :func:`as_recorded_clips` hands a training clip over, as a user's recorder might: the word's gain
-#: (dB), background noise under the word's loudest 20-ms frame (dB; white, pink or brown), the share of
-#: copies with no noise at all (an edited file), and the quiet before and after the word (s).
-RECORDED = {"gain_db": (-20.0, 6.0), "noise_below_peak_db": (15.0, 60.0), "noiseless_share": 0.15,
-            "lead_s": (0.0, 0.5), "tail_s": (0.0, 0.8)}
+#: (dB); in a share of copies a room's reverberation (decay time in s, reverberant energy relative to the
+#: direct sound in dB) and in another a microphone's band (a band-pass between the two edges, Hz); the
+#: quiet before and after the word (s); background noise under the word's loudest 20-ms frame (dB; white,
+#: pink or brown), none in ``noiseless_share`` of the copies (an edited file).
+RECORDED = {"gain_db": (-20.0, 6.0), "room_share": 0.5, "rt60_s": (0.1, 0.7), "reverb_db": (-10.0, 6.0),
+            "band_share": 0.3, "low_hz": (50.0, 400.0), "high_hz": (2500.0, 3900.0),
+            "lead_s": (0.0, 0.5), "tail_s": (0.0, 0.8), "noise_below_peak_db": (15.0, 60.0), "noiseless_share": 0.15}
 
 
-def as_recorded_clips(waves: np.ndarray, sample_rate: int, copies: int, seed: int) -> np.ndarray:
+def as_recorded_clips(waves: np.ndarray, sample_rate: int, copies: int, seed: int,
+                      conditions: dict | None = None) -> np.ndarray:
     """(copies, N, T) float32: each clip of ``waves`` (N, T) as a recorder might hand it over
-    (:data:`RECORDED`: random level, quiet before and after the word, background noise of a random colour
-    and level throughout) and then prepared as a user's condition is (:func:`spoken_digit_features`: the
-    quiet trimmed with :data:`CONDITION_TRIM`, centre-cropped or padded to ``T``). Trailing exact zeros
-    of a clip (its padding to ``T``) are not part of the word. Seeded: the same copies for the same seed."""
+    (:data:`RECORDED`: random level, sometimes a room's reverberation or a microphone's band, quiet before
+    and after the word, background noise of a random colour and level throughout) and then prepared as a
+    user's condition is (:func:`spoken_digit_features`: the quiet trimmed with :data:`CONDITION_TRIM`,
+    centre-cropped or padded to ``T``). Trailing exact zeros of a clip (its padding to ``T``) are not part
+    of the word. ``conditions``: entries of :data:`RECORDED` to draw differently. Seeded: the same copies for
+    the same seed."""
+    from scipy.signal import butter, fftconvolve, sosfilt
+
     from latentbridge.data.augment import coloured_noise
     from latentbridge.io.audio import trim_silence
 
     waves = np.asarray(waves, dtype=np.float32)
     n, length = waves.shape
-    r = RECORDED
+    r = {**RECORDED, **(conditions or {})}
     rng = np.random.default_rng([int(seed), 7])
     gen = torch.Generator().manual_seed(int(rng.integers(2 ** 31)))
     frame = max(1, int(round(0.02 * sample_rate)))
@@ -126,6 +134,15 @@ def as_recorded_clips(waves: np.ndarray, sample_rate: int, copies: int, seed: in
             if len(word) < frame:
                 word = waves[i]
             word = word * np.float32(10 ** (rng.uniform(*r["gain_db"]) / 20))
+            if rng.random() < r["room_share"]:  # exponentially decaying noise after the direct sound
+                rt60 = rng.uniform(*r["rt60_s"])
+                tail = rng.standard_normal(int(rt60 * sample_rate)) * np.exp(-6.91 * np.arange(int(rt60 * sample_rate))
+                                                                             / (rt60 * sample_rate))
+                tail *= 10 ** (rng.uniform(*r["reverb_db"]) / 20) / np.sqrt((tail ** 2).sum() + 1e-20)
+                word = fftconvolve(word, np.concatenate([[1.0], tail])).astype(np.float32)
+            if rng.random() < r["band_share"]:
+                band = [rng.uniform(*r["low_hz"]), min(rng.uniform(*r["high_hz"]), 0.49 * sample_rate)]
+                word = sosfilt(butter(4, band, btype="bandpass", fs=sample_rate, output="sos"), word).astype(np.float32)
             lead, tail = (int(rng.uniform(*r[k]) * sample_rate) for k in ("lead_s", "tail_s"))
             rec = np.concatenate([np.zeros(lead, np.float32), word, np.zeros(tail, np.float32)])
             if rng.random() >= r["noiseless_share"]:
