@@ -136,10 +136,10 @@ def as_recorded_clips(waves: np.ndarray, sample_rate: int, copies: int, seed: in
             word = word * np.float32(10 ** (rng.uniform(*r["gain_db"]) / 20))
             if rng.random() < r["room_share"]:  # exponentially decaying noise after the direct sound
                 rt60 = rng.uniform(*r["rt60_s"])
-                tail = rng.standard_normal(int(rt60 * sample_rate)) * np.exp(-6.91 * np.arange(int(rt60 * sample_rate))
-                                                                             / (rt60 * sample_rate))
-                tail *= 10 ** (rng.uniform(*r["reverb_db"]) / 20) / np.sqrt((tail ** 2).sum() + 1e-20)
-                word = fftconvolve(word, np.concatenate([[1.0], tail])).astype(np.float32)
+                n_decay = int(rt60 * sample_rate)
+                decay = rng.standard_normal(n_decay) * np.exp(-6.91 * np.arange(n_decay) / (rt60 * sample_rate))  # -60 dB
+                decay *= 10 ** (rng.uniform(*r["reverb_db"]) / 20) / np.sqrt((decay ** 2).sum() + 1e-20)
+                word = fftconvolve(word, np.concatenate([[1.0], decay])).astype(np.float32)
             if rng.random() < r["band_share"]:
                 band = [rng.uniform(*r["low_hz"]), min(rng.uniform(*r["high_hz"]), 0.49 * sample_rate)]
                 word = sosfilt(butter(4, band, btype="bandpass", fs=sample_rate, output="sos"), word).astype(np.float32)
