@@ -405,10 +405,11 @@ class MLDDataConfig(BridgeDataConfig):
 class RecordedConditionsConfig(Section):
     """The digits audio stage's encoder aligned with recorded conditions: with ``copies`` > 0, once the stage
     is trained, its encoder (not its decoder) is fine-tuned so that that many copies of each training clip as
-    a recorder might hand it over (a random level, quiet before and after the word, background noise; then
-    trimmed as a user's condition is: :func:`latentbridge.data.digits.as_recorded_clips`) encode to the clip's
-    own latent (:func:`latentbridge.training.align.align_encoder`): a spoken digit recorded by a user lands
-    near the training clips' latents, and what the stage generates is unchanged."""
+    a recorder might hand it over (a random level, a room's reverberation or a microphone's band in some,
+    quiet before and after the word, background noise; then trimmed as a user's condition is:
+    :func:`latentbridge.data.digits.as_recorded_clips`) encode to the clip's own latent
+    (:func:`latentbridge.training.align.align_encoder`): a spoken digit recorded by a user lands near the
+    training clips' latents, and what the stage generates is unchanged."""
 
     copies: int = Field(0, ge=0)
     share: float = Field(0.5, ge=0, le=1)

@@ -171,7 +171,8 @@ def _fit_stage_on_arrays(stage_cfg, folder: Path, x_train: np.ndarray, x_val: np
                                   batch_size=rc.batch_size, seed=stage_cfg.train.seed)
             extra["data"]["recorded"] = {**rc.model_dump(), **stats, "seconds": round(time.time() - t0, 1)}
             card += (f"\nEncoder aligned with recorded conditions ({rc.copies} recorded copies of each training "
-                     f"example: level, quiet around the word, background noise; trimmed as a user's condition is; "
+                     f"example: level, a room's reverberation, a microphone's band, quiet around the word, background "
+                     f"noise; trimmed as a user's condition is; "
                      f"{rc.epochs} epochs, the decoder unchanged): the copies' latent error fell from "
                      f"{stats['copy_error_before']:.3f} to {stats['copy_error_after']:.3f} of the latents' variance "
                      f"(the examples' own latents moved by {stats['clean_shift']:.3f}).\n")
