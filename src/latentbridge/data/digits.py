@@ -91,7 +91,7 @@ def spoken_digit_features(path, spec) -> np.ndarray:
     clip as in FSDD, then centre-cropped or padded to the clip length.
 
     The digits MLD preset reads FSDD test clips with 0.4 s / 0.6 s of quiet noise around the word
-    (and 12 dB quieter, 44.1 kHz stereo) right 0.48 of the time untrimmed, 0.79 trimmed, and 0.96 trimmed
+    (and 12 dB quieter, 44.1 kHz stereo) right 0.48 of the time untrimmed, 0.79 trimmed, and 0.95 trimmed
     once its audio encoder is aligned with such recordings (:func:`as_recorded_clips`; ``benchmarks/README.md``
     §10); the level itself barely matters (0.98 at -12 dB)."""
     return clip_features(load_clips([path], spec, strict=False, trim=CONDITION_TRIM), spec)
