@@ -119,7 +119,7 @@ def as_recorded_clips(waves: np.ndarray, sample_rate: int, copies: int, seed: in
     from scipy.signal import butter, fftconvolve, sosfilt
 
     from latentbridge.data.augment import coloured_noise
-    from latentbridge.io.audio import trim_silence
+    from latentbridge.io.audio import frame_rms, trim_silence
 
     waves = np.asarray(waves, dtype=np.float32)
     n, length = waves.shape
@@ -146,9 +146,7 @@ def as_recorded_clips(waves: np.ndarray, sample_rate: int, copies: int, seed: in
             lead, tail = (int(rng.uniform(*r[k]) * sample_rate) for k in ("lead_s", "tail_s"))
             rec = np.concatenate([np.zeros(lead, np.float32), word, np.zeros(tail, np.float32)])
             if rng.random() >= r["noiseless_share"]:
-                m = len(word) // frame * frame
-                peak = np.sqrt((word[:m].reshape(-1, frame) ** 2).mean(axis=1).max() + 1e-20) if m else 1e-10
-                level = peak * 10 ** (-rng.uniform(*r["noise_below_peak_db"]) / 20)
+                level = frame_rms(word, frame).max() * 10 ** (-rng.uniform(*r["noise_below_peak_db"]) / 20)
                 colour = float(rng.integers(3))
                 rec = rec + coloured_noise((len(rec),), colour, gen).numpy() * np.float32(level)
             rec = np.clip(rec, -1.0, 1.0)

@@ -41,6 +41,7 @@ __all__ = [
     "MIN_WINDOW_SHARE",
     "check_recording_length",
     "active_bounds",
+    "frame_rms",
     "trim_silence",
 ]
 
@@ -335,6 +336,15 @@ def resample(x: np.ndarray, orig_sr: float, target_sr: float, axis: int = -1) ->
     return np.ascontiguousarray(np.moveaxis(out.reshape(*moved.shape[:-1], n_out), -1, axis))
 
 
+def frame_rms(x: np.ndarray, frame: int) -> np.ndarray:
+    """RMS of the consecutive ``frame``-sample frames of the 1-D signal ``x`` (a trailing partial frame left
+    out; a signal shorter than one frame is one frame), in ``x``'s precision."""
+    n_frames = len(x) // frame
+    if not n_frames:
+        return np.sqrt(np.mean(x ** 2) + 1e-20)[None]
+    return np.sqrt(np.mean(x[: n_frames * frame].reshape(n_frames, frame) ** 2, axis=1) + 1e-20)
+
+
 def active_bounds(wave: np.ndarray, sample_rate: float, top_db: float = 40.0, frame_s: float = 0.02,
                   floor_margin_db: float | None = None) -> tuple[int, int]:
     """``(start, end)`` samples of the part of a recording between its first and last frame whose RMS is
@@ -350,9 +360,7 @@ def active_bounds(wave: np.ndarray, sample_rate: float, top_db: float = 40.0, fr
     n = x.shape[-1]
     frame = max(1, int(round(frame_s * sample_rate)))
     n_frames = max(1, n // frame)
-    rms = np.sqrt(np.mean(x[: n_frames * frame].reshape(n_frames, frame) ** 2, axis=1) + 1e-20) if n >= frame \
-        else np.sqrt(np.mean(x ** 2) + 1e-20)[None]
-    db = 20 * np.log10(rms)
+    db = 20 * np.log10(frame_rms(x, frame))
     threshold = db.max() - float(top_db)
     if floor_margin_db is not None:
         core = np.flatnonzero(db >= db.max() - 20.0)

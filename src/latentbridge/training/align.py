@@ -21,12 +21,13 @@ log = logging.getLogger(__name__)
 
 
 def _latent(model, x: torch.Tensor) -> torch.Tensor:
-    return model.posterior(model.standardize(x)).mode().flatten(1)
+    """The posterior mode of ``x`` (the first-stage protocol's ``encode``), flattened."""
+    return model.encode(x).mode().flatten(1)
 
 
 def align_encoder(model, clean: np.ndarray, copies: np.ndarray, *, share: float, epochs: int, lr: float,
                   batch_size: int, seed: int) -> dict:
-    """Fine-tune the encoder of ``model`` (a latent model: ``standardize`` and ``posterior``) so that the
+    """Fine-tune the encoder of ``model`` (a model with the first-stage ``encode``) so that the
     copies ``(K, N, ...)`` of the examples ``clean`` ``(N, ...)`` encode to the examples' own latents
     (posterior modes under the model as it was trained). Each training example is one of its copies
     with probability ``share`` and the example itself otherwise
@@ -42,13 +43,11 @@ def align_encoder(model, clean: np.ndarray, copies: np.ndarray, *, share: float,
     if copies.ndim != clean.ndim + 1 or copies.shape[1:] != clean.shape:
         raise ValueError(f"copies {copies.shape} are not (K, *{clean.shape})")
     model.eval()  # deterministic encoder (no dropout); the alignment changes weights, not running statistics
-    with torch.no_grad():
-        target = batched(lambda x: _latent(model, x), clean)
+    target = batched(lambda x: _latent(model, x), clean)  # batched runs without gradients
     scale = target.var(dim=0).mean().clamp_min(1e-12)
 
     def error(x: np.ndarray) -> float:
-        with torch.no_grad():
-            return float(((batched(lambda b: _latent(model, b), x) - target).pow(2).mean(dim=1) / scale).mean())
+        return float(((batched(lambda b: _latent(model, b), x) - target).pow(2).mean(dim=1) / scale).mean())
 
     before = float(np.mean([error(c) for c in copies]))
     data = RecordedClips(clean, copies, share, seed, targets=target.numpy())
