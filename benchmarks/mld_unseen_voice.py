@@ -14,10 +14,10 @@ beside the same figure on the FSDD test clips measured in the same run (the refe
 ``--as-recorded`` also measures the FSDD reference clips as a user's recorder might hand them over:
 0.4 s of quiet noise before the word and 0.6 s after it (-60 dBFS), 12 dB quieter, 44.1 kHz stereo.
 
-``--in-a-room`` measures them once more as recorded in conditions the toolkit's training copies never show
-(``first_stage.recorded`` draws level, quiet and coloured noise only): a reverberant room (0.35 s decay), a
-telephone-band microphone (300-3400 Hz), pink noise 35 dB under the word's loudest frame, 0.3 s / 0.5 s of it
-around the word, 16 kHz mono.
+``--in-a-room`` measures them once more in a reverberant room (0.35 s decay) through a telephone-band
+microphone (300-3400 Hz), with pink noise 35 dB under the word's loudest frame, 0.3 s / 0.5 s of it around the
+word, 16 kHz mono: a condition of the same family as the rooms and bands among the digits preset's recorded
+copies (``first_stage.recorded``).
 
 ``--voice-memo`` measures them as a phone's voice memo might hold them, conditions that neither the copies nor
 the room show: driven into soft clipping, 50 Hz mains hum, a low-bitrate MP3 at 22.05 kHz.
@@ -87,8 +87,8 @@ def as_recorded(src: Path, dst: Path, lead_s: float = 0.4, tail_s: float = 0.6, 
 
 def in_a_room(src: Path, dst: Path, seed: int = 0, rt60_s: float = 0.35, band_hz: tuple = (300.0, 3400.0),
               noise_below_peak_db: float = 35.0, lead_s: float = 0.3, tail_s: float = 0.5, rate: int = 16000) -> Path:
-    """``src`` as heard in a reverberant room through a telephone-band microphone, with pink background noise:
-    conditions that the toolkit's recorded training copies (level, quiet, coloured noise) do not include."""
+    """``src`` as heard in a reverberant room through a telephone-band microphone, with pink background noise
+    (the same family as the rooms and bands of ``latentbridge.data.digits.as_recorded_clips``, not the same draws)."""
     import librosa
     import soundfile as sf
     from scipy.signal import butter, fftconvolve, sosfilt
@@ -127,6 +127,17 @@ def as_voice_memo(src: Path, dst: Path, seed: int = 0, drive: float = 2.5, hum_d
     sf.write(str(dst), np.clip(out, -1, 1).astype(np.float32), rate, format="MP3", compression_level=0.95,
              bitrate_mode="CONSTANT")
     return dst
+
+
+#: The recorded conditions of the reference clips: (argument, how a clip is made so, its file name, its row).
+CONDITIONS = (
+    ("as_recorded", as_recorded, "recorded_{name}",
+     "the same FSDD test clips as recorded (silence around, -12 dB, 44.1 kHz stereo)"),
+    ("in_a_room", in_a_room, "room_{name}",
+     "the same FSDD test clips in a room (reverberation 0.35 s, 300-3400 Hz, pink noise -35 dB, 16 kHz)"),
+    ("voice_memo", as_voice_memo, "memo_{stem}.mp3",
+     "the same FSDD test clips as a voice memo (soft clipping, 50 Hz hum, MP3 ~17 kbit/s)"),
+)
 
 
 def _probe(run: str, held: list[Path], held_digits: np.ndarray) -> list[dict]:
@@ -224,15 +235,11 @@ def main(argv=None) -> int:
             ref += [mine[i] for i in np.sort(rng.permutation(len(mine))[:args.fsdd_per_digit])]
         ref_digits = np.asarray([int(p.stem.split("_")[0]) for p in ref])
         ref_share, ref_major = _accuracy(args.run, ref, ref_digits, args.samples, judges.mnist)
-        if args.as_recorded:
-            rec_files = [as_recorded(p, tmp / f"recorded_{p.name}", seed=i) for i, p in enumerate(ref)]
-            recd_share, recd_major = _accuracy(args.run, rec_files, ref_digits, args.samples, judges.mnist)
-        if args.in_a_room:
-            room_files = [in_a_room(p, tmp / f"room_{p.name}", seed=i) for i, p in enumerate(ref)]
-            room_share, room_major = _accuracy(args.run, room_files, ref_digits, args.samples, judges.mnist)
-        if args.voice_memo:
-            memo_files = [as_voice_memo(p, tmp / f"memo_{p.stem}.mp3", seed=i) for i, p in enumerate(ref)]
-            memo_share, memo_major = _accuracy(args.run, memo_files, ref_digits, args.samples, judges.mnist)
+        recorded = {}  # row label → (share, majority) of the reference clips under each condition asked for
+        for arg, make, name, label in CONDITIONS:
+            if getattr(args, arg):
+                cond_files = [make(p, tmp / name.format(name=p.name, stem=p.stem), seed=i) for i, p in enumerate(ref)]
+                recorded[label] = _accuracy(args.run, cond_files, ref_digits, args.samples, judges.mnist)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     rows = []
@@ -251,18 +258,9 @@ def main(argv=None) -> int:
     rows.append({"voice": "FSDD test clips (seen speakers)", "rate_wpm": None,
                  "images_read_as_the_digit": float(ref_share.mean()),
                  "recordings_majority_right": float((ref_major == ref_digits).mean())})
-    if args.as_recorded:
-        rows.append({"voice": "the same FSDD test clips as recorded (silence around, -12 dB, 44.1 kHz stereo)",
-                     "rate_wpm": None, "images_read_as_the_digit": float(recd_share.mean()),
-                     "recordings_majority_right": float((recd_major == ref_digits).mean())})
-    if args.in_a_room:
-        rows.append({"voice": "the same FSDD test clips in a room (reverberation 0.35 s, 300-3400 Hz, pink noise -35 dB, "
-                              "16 kHz)", "rate_wpm": None, "images_read_as_the_digit": float(room_share.mean()),
-                     "recordings_majority_right": float((room_major == ref_digits).mean())})
-    if args.voice_memo:
-        rows.append({"voice": "the same FSDD test clips as a voice memo (soft clipping, 50 Hz hum, MP3 ~17 kbit/s)",
-                     "rate_wpm": None, "images_read_as_the_digit": float(memo_share.mean()),
-                     "recordings_majority_right": float((memo_major == ref_digits).mean())})
+    for label, (cond_share, cond_major) in recorded.items():
+        rows.append({"voice": label, "rate_wpm": None, "images_read_as_the_digit": float(cond_share.mean()),
+                     "recordings_majority_right": float((cond_major == ref_digits).mean())})
     print(table(rows, list(rows[0]), {"images_read_as_the_digit": ".3f", "recordings_majority_right": ".3f"}))
     probe = _probe(args.run, held, held_digits) if unseen else []
     if probe:
