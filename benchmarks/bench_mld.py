@@ -290,6 +290,7 @@ def main() -> None:
                     help=f"digits part with fewer clips and epochs than the presets: {QUICK_DIGITS}")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes: checks the script only (numbers meaningless)")
     ap.add_argument("-o", "--override", action="append", default=[], help="extra override for every model")
+    ap.add_argument("--suffix", default="", help="results file name suffix (keeps an earlier run's file)")
     args = ap.parse_args()
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     if set(parts) - {"bridge", "digits"}:
@@ -305,7 +306,7 @@ def main() -> None:
     name = "bench_mld" + ("_smoke" if args.smoke else "_quick" if args.quick_digits else "") + ("" if set(parts) == {"bridge", "digits"} else
                                                                "_" + "_".join(parts))
     name += "_seeds" if "bridge" in parts and len(out["bridge"]["seeds"]) > 1 else ""
-    write_results(name, out)
+    write_results(name + args.suffix, out)
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -26,6 +26,12 @@ relative to the window's level, no c0, the level as one feature — :func:`separ
                           regularised by 0.1 on the standardised scale)
 * ``local_maha_K``        Ledoit-Wolf Mahalanobis distance to the K nearest training windows' Gaussian
 * ``bands_only``, ``cepstra_only``  the default on one family of statistics (plus the level)
+* ``family_bB_sS_cC``     the default with its families weighted: band means B, band spreads S, cepstral
+                          statistics C (the level 1)
+* ``delta_wW``            the default plus each band's frame-to-frame change (the RMS over time of the
+                          difference of consecutive active frames: how fast the band moves, which impacts and
+                          modulation raise), standardised and weighted W
+* ``delta_wW_level_wL``   both: the frame-to-frame change weighted W, the level feature weighted L
 
 Each variant's AUC is checked against the issue's rule with the intervals of ``results/bench_detection.json``
 (the best adaptive detector of the task other than the default, which a variant would replace, and its
@@ -84,7 +90,19 @@ def task_statistics(task_name: str, work: Path, data: Path) -> dict:
 
     y = np.array([int(f.parent.name == "anomalous") for f in test.files])
     return {"train": stats(train), "test": stats(test), "file_index": test.file_index, "y": y,
-            "n_bands": int(train.features.shape[1] * train.features.shape[2])}
+            "n_bands": int(train.features.shape[1] * train.features.shape[2]),
+            "train_delta": band_change(train.features, model.top_db), "test_delta": band_change(test.features, model.top_db)}
+
+
+def band_change(x: np.ndarray, top_db: float) -> np.ndarray:
+    """(B, C, F, T) dB windows → (B, C·F): per band, the RMS of the change between consecutive frames that
+    are both active (the frames :func:`window_statistics` keeps)."""
+    frames = x.reshape(len(x), -1, x.shape[-1]).astype(np.float64)
+    level = frames.mean(1)
+    active = (level >= level.max(1, keepdims=True) - top_db).astype(np.float64)
+    both = active[:, 1:] * active[:, :-1]
+    w = both / np.maximum(both.sum(1, keepdims=True), 1.0)
+    return np.sqrt((np.diff(frames, axis=2) ** 2 * w[:, None]).sum(-1) + 1e-6)
 
 
 # ----------------------------------------------------------------------------- distances
@@ -200,6 +218,28 @@ def variants() -> dict:
         v[f"local_maha_{k}"] = lambda t, k=k: local_maha(t, k)
     v["bands_only"] = lambda t: subset(t, [0])
     v["cepstra_only"] = lambda t: subset(t, [1])
+
+    def family(t, wb, ws, wc):
+        tr, te = level_split(t)
+        nb, width = t["n_bands"], tr.shape[1]
+        for cols, w in ((slice(0, nb), wb), (slice(nb, 2 * nb), ws), (slice(2 * nb, width - 1), wc)):
+            tr[:, cols] *= w
+            te[:, cols] *= w
+        return _knn(tr, te)
+
+    for wb, ws, wc in ((0.5, 1.0, 1.0), (1.0, 0.5, 1.0), (0.5, 0.5, 1.0), (1.0, 1.0, 1.5), (1.0, 1.0, 2.0)):
+        v[f"family_b{wb:g}_s{ws:g}_c{wc:g}"] = lambda t, wb=wb, ws=ws, wc=wc: family(t, wb, ws, wc)
+
+    def delta(t, w, wl=1.0):
+        tr, te = level_split(t, wl)
+        dtr, dte = _standardise(t["train_delta"], t["test_delta"])
+        return _knn(np.hstack([tr, w * dtr]), np.hstack([te, w * dte]))
+
+    for w in (0.5, 1.0):
+        v[f"delta_w{w:g}"] = lambda t, w=w: delta(t, w)
+    for w in (0.3, 0.5):
+        for wl in (1.5, 2.0):
+            v[f"delta_w{w:g}_level_w{wl:g}"] = lambda t, w=w, wl=wl: delta(t, w, wl)
     return v
 
 
