@@ -212,6 +212,11 @@ def test_ddp_scoring_gathers_one_scores_csv(fitted_model, machine_data, tmp_path
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
+    # Lightning's INFO lines (its import turns them on after the CLI chose its verbosity) and its advice
+    # about batch indices stay out of a command's output unless -v
+    noise = [line for line in res.stderr.splitlines() if line.startswith("INFO") or "GPU available" in line
+             or "batch indices" in line or "litlogger" in line]
+    assert not noise, res.stderr[-3000:]
     assert sorted(_rows(one / "scores.csv"), key=str) == sorted(_rows(two / "scores.csv"), key=str)
     assert json.loads((two / "metrics.json").read_text())["auc"] == json.loads((one / "metrics.json").read_text())["auc"]
     assert (two / "examples.png").exists()  # example windows are read again in the gathering process

@@ -503,11 +503,17 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    from latentbridge import utils
+
+    utils.LIGHTNING_INFO = bool(args.verbose)
+    utils.quiet_lightning()
     if not args.verbose:
-        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-            logging.getLogger(name).setLevel(logging.WARNING)
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        # Lightning's advice about its own bookkeeping (batch indices a prediction writer might want, the
+        # logging interval of a short epoch): nothing the user can act on
+        warnings.filterwarnings("ignore", message=".*infer the batch indices.*")
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     try:
         return COMMANDS[args.command](args)
     except LatentbridgeError as e:

@@ -5,11 +5,30 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
+
+#: set by the CLI (its ``--verbose``); None (the library used from Python) leaves Lightning's logging alone
+LIGHTNING_INFO: bool | None = None
+
+
+def quiet_lightning() -> None:
+    """Importing Lightning sets its loggers to INFO and gives them a console handler of their own, after
+    the CLI chose its verbosity: unless the CLI runs ``--verbose``, keep them at WARNING and let their
+    warnings through the CLI's handler once (called where a command builds a Lightning trainer)."""
+    if LIGHTNING_INFO is not False:
+        return
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.WARNING)
+        if logging.getLogger().handlers:  # the CLI's handler prints what propagates
+            for h in [h for h in logger.handlers if type(h) is logging.StreamHandler]:
+                logger.removeHandler(h)
+            logger.propagate = True
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from latentbridge.data.audio import FileFeatures, WindowFeatures, list_files
+from latentbridge.utils import quiet_lightning
 
 _GATHER_ENV = "LATENTBRIDGE_SCORE_GATHER"
 
@@ -117,6 +118,7 @@ def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: s
             os.environ[_GATHER_ENV] = tempfile.mkdtemp(prefix="latentbridge-score-")
         gather_dir = Path(os.environ[_GATHER_ENV])
         callbacks.append(_Gather(gather_dir))
+    quiet_lightning()
     trainer = L.Trainer(accelerator=accelerator or "cpu", devices=devices or 1, strategy=strategy or "auto",
                         logger=False, enable_progress_bar=False, enable_checkpointing=False,
                         enable_model_summary=False, callbacks=callbacks, use_distributed_sampler=False)

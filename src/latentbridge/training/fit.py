@@ -16,6 +16,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from latentbridge.errors import CheckpointError, LatentbridgeError
 from latentbridge.training.callbacks import EMA, BetaTracker, LastCheckpoint, RunClock, truncate_csv_steps
 from latentbridge.training.module import TrainingModule
+from latentbridge.utils import quiet_lightning
 
 #: sections whose keys must match between a run and its ``--resume`` (architecture, data, transform)
 RESUME_SECTIONS = ("task", "model", "data", "audio", "features", "vibration", "digits", "diffusion")
@@ -105,6 +106,7 @@ class TrainOutcome:
 
 
 def make_trainer(t, run_dir: Path, monitor: str, beta: bool = True, extra_callbacks=()) -> tuple[L.Trainer, RunClock]:
+    quiet_lightning()
     ckpt_dir = run_dir / "checkpoints"
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="min", save_top_k=1,
                            save_last=False, auto_insert_metric_name=False, enable_version_counter=False)
