@@ -1,5 +1,6 @@
 """Multimodal VAE: every fusion trains with missing masks, encodes any subset, saves and loads."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -122,3 +123,20 @@ def test_supervised_reference():
 def test_unknown_fusion():
     with pytest.raises(ValueError, match="fusion"):
         make("concat")
+
+
+def test_mask_threshold_calibration_reaches_below_the_old_grid():
+    """Crack probabilities that stay low (a generative model's mean over samples) are calibrated where their
+    pooled IoU is best, 0.02 here, not cut off at 0.05; confident ones keep a high threshold."""
+    from latentbridge.tasks.multimodal import THRESHOLDS, best_threshold
+
+    rng = np.random.default_rng(0)
+    target = np.zeros((20, 1, 8, 32), np.float32)
+    target[:10, :, 4:, 10:13] = 1.0  # ten damaged windows, ten healthy
+    faint = np.where(target > 0, rng.uniform(0.025, 0.045, target.shape), rng.uniform(0.0, 0.015, target.shape))
+    faint[10:, :, :2, :3] = 0.035  # faint false alarms on healthy windows: 0.02 keeps every crack pixel and these
+    out = best_threshold(faint.astype(np.float32), target)
+    assert min(THRESHOLDS) == 0.01 and out["threshold"] == 0.02
+    assert out["val_micro_iou_by_threshold"][0.02] > out["val_micro_iou_by_threshold"][0.05]
+    sure = np.where(target > 0, 0.9, 0.3).astype(np.float32)
+    assert best_threshold(sure, target)["threshold"] == 0.5
