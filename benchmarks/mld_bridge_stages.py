@@ -13,7 +13,9 @@ evaluated through the CLI over:
     over the multimodal one), passed as ``-o first_stage.run``;
 ``latent64``
     an MMVAE trained as ``configs/mmvae_bridge.yaml`` with ``-o model.latent_dim=64`` (same seed,
-    hence the same split), then the MLD over it (``--variants latent64``; ~7 min per seed).
+    hence the same split), then the MLD over it (``--variants latent64``; ~7 min per seed);
+``mopoe``
+    the same with ``-o model.fusion=mopoe`` (the mixture of products of experts, ``configs/mmvae_bridge_mopoe.yaml``).
 
 Each row: the MLD's held-out mask metrics beside the preset's MLD (``W/runs/seedS/mld``, re-read at
 guidance 1 in ``results/mld_guidance_bridge_seeds.json`` when its run used another) and the
@@ -69,6 +71,10 @@ def mask_stage(mmvae: Path, first_stage: Path, seed: int, epochs: int) -> float:
     return segmentation_summary(rec, truth)["damaged_iou"]
 
 
+#: MMVAE first stages trained with one override of ``configs/mmvae_bridge.yaml``
+MMVAE_VARIANTS = {"latent64": "model.latent_dim=64", "mopoe": "model.fusion=mopoe"}
+
+
 def preset_row(work: Path, seed: int) -> dict:
     """The preset MLD's figures at guidance 1 for this seed."""
     m = json.loads((work / "runs" / f"seed{seed}" / "mld-eval" / "metrics.json").read_text())
@@ -88,6 +94,7 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", default="mask_ae")
     ap.add_argument("--out", type=Path, required=True, help="folder for the new runs")
     ap.add_argument("--mask-epochs", type=int, default=60)
+    ap.add_argument("--suffix", default="", help="results file name suffix")
     args = ap.parse_args(argv)
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
@@ -101,10 +108,10 @@ def main(argv=None) -> int:
             if variant == "mask_ae":
                 stage = out / "first_stage"
                 extra["mask_ae_damaged_iou"] = mask_stage(base / "mmvae", stage, seed, args.mask_epochs)
-            elif variant == "latent64":
+            elif variant in MMVAE_VARIANTS:
                 stage = out / "mmvae"
                 run(cli("train", "--config", "configs/mmvae_bridge.yaml", "--out", str(stage), "--force",
-                        "-o", f"data.root={root}", "-o", f"train.seed={seed}", "-o", "model.latent_dim=64",
+                        "-o", f"data.root={root}", "-o", f"train.seed={seed}", "-o", MMVAE_VARIANTS[variant],
                         "-o", "train.progress_bar=false"), out / "train_mmvae.log")
             else:
                 raise SystemExit(f"unknown variant {variant!r}")
@@ -121,7 +128,7 @@ def main(argv=None) -> int:
         mine = [r for r in rows if r["variant"] == v]
         means.append({"variant": v, "seeds": len(mine), **{k: float(np.mean([r[k] for r in mine])) for k in KEYS}})
     print(table(means, list(means[0]), {k: ".3f" for k in KEYS}))
-    write_results("mld_bridge_stages", {"work": str(args.work), "rows": rows, "means": means})
+    write_results("mld_bridge_stages" + args.suffix, {"work": str(args.work), "rows": rows, "means": means})
     return 0
 
 
