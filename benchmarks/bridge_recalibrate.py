@@ -44,7 +44,7 @@ def probabilities(run: Path):
 
         saved, stages = load_run(run)
         cfg, model = saved.workflow, saved.model.eval()
-        _, val, test = bridge_splits(stages, None)
+        _, _, test = bridge_splits(stages, None)  # calibrate_bridge_threshold reads the validation windows
         span = mm.span_of(stages.workflow("multimodal"), info["data"]["root"])
         prob = mask_probabilities(model, stages, test.waves[lab(test)], cfg.evaluate.samples_per_condition,
                                   sampler_settings(cfg))

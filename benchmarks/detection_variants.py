@@ -96,10 +96,13 @@ def task_statistics(task_name: str, work: Path, data: Path) -> dict:
 
 def band_change(x: np.ndarray, top_db: float) -> np.ndarray:
     """(B, C, F, T) dB windows → (B, C·F): per band, the RMS of the change between consecutive frames that
-    are both active (the frames :func:`window_statistics` keeps)."""
+    are both active (:func:`latentbridge.transforms.stats.active_frames`, the frames the statistics keep)."""
+    import torch
+
+    from latentbridge.transforms.stats import active_frames
+
     frames = x.reshape(len(x), -1, x.shape[-1]).astype(np.float64)
-    level = frames.mean(1)
-    active = (level >= level.max(1, keepdims=True) - top_db).astype(np.float64)
+    active = active_frames(torch.from_numpy(frames), top_db).numpy()
     both = active[:, 1:] * active[:, :-1]
     w = both / np.maximum(both.sum(1, keepdims=True), 1.0)
     return np.sqrt((np.diff(frames, axis=2) ** 2 * w[:, None]).sum(-1) + 1e-6)

@@ -24,13 +24,19 @@ def dct_matrix(n_out: int, n_in: int, dtype=torch.float32) -> Tensor:
     return m.to(dtype)
 
 
+def active_frames(frames: Tensor, top_db: float = 40.0) -> Tensor:
+    """(B, bands, T) dB frames → (B, T) 1.0 where a frame's mean level is within ``top_db`` of the window's
+    loudest frame, else 0.0 (in ``frames``' dtype)."""
+    level = frames.mean(dim=1)  # (B, T)
+    return (level >= level.amax(dim=1, keepdim=True) - top_db).to(frames.dtype)
+
+
 def window_statistics(x: Tensor, dct: Tensor, top_db: float = 40.0, eps: float = 1e-6) -> Tensor:
     """(B, C, F, T) → (B, 2·C·F + 2·n_mfcc): band means, band stds, cepstral means, cepstral stds over
-    the active frames; ``dct`` is :func:`dct_matrix` ``(n_mfcc, C·F)``."""
+    the active frames (:func:`active_frames`); ``dct`` is :func:`dct_matrix` ``(n_mfcc, C·F)``."""
     b, c, f, t = x.shape
     frames = x.reshape(b, c * f, t)
-    level = frames.mean(dim=1)  # (B, T)
-    active = (level >= level.amax(dim=1, keepdim=True) - top_db).to(x.dtype)
+    active = active_frames(frames, top_db)
     w = (active / active.sum(dim=1, keepdim=True)).unsqueeze(1)  # (B, 1, T)
     mean = (frames * w).sum(-1)
     std = torch.sqrt(((frames - mean.unsqueeze(-1)) ** 2 * w).sum(-1) + eps)
