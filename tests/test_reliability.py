@@ -209,6 +209,50 @@ def test_score_replaces_a_used_folder_whole(fitted_model, machine_data, tmp_path
     assert sorted(p.name for p in out.iterdir()) == ["scores.csv", "summary.json"]
 
 
+def test_a_failed_forced_fit_puts_the_old_model_back(fitted_model, machine_data, tmp_path, monkeypatch):
+    """Training writes in place (its checkpoints must be where --resume finds them), so --force moves the
+    old run aside until the new one is saved: a fit that fails leaves the old model as it was."""
+    import latentbridge.tasks.anomaly as anomaly_task
+
+    out = tmp_path / "model"
+    shutil.copytree(fitted_model, out)
+    before = _snapshot(out)
+    args = ["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(out), "--force", *_o()]
+
+    def fails(*a, **k):
+        raise RuntimeError("calibration failed")
+
+    monkeypatch.setattr(anomaly_task, "_calibration", fails)
+    with pytest.raises(RuntimeError, match="calibration failed"):
+        main(args)
+    assert _snapshot(out) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no moved-aside run or lock left
+    monkeypatch.undo()
+    assert main(args) == 0
+    assert _snapshot(out) != before and (out / "model.safetensors").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_one_training_window_is_refused_and_few_calibration_windows_warned(machine_data, tmp_path, capsys):
+    wavs = sorted((machine_data / "train" / "normal").glob("*.wav"))
+    one = tmp_path / "one"
+    one.mkdir()
+    shutil.copy(wavs[0], one)
+    out = tmp_path / "m"
+    assert main(["anomaly", "fit", str(one), "--out", str(out), "-o", "audio.window_s=4", "-o", "audio.hop_s=4"]) == 2
+    err = capsys.readouterr().err
+    assert f"{one}: 1 training window(s) from 1 file(s)" in err and "Traceback" not in err
+    assert not out.exists()
+    few = tmp_path / "few"
+    few.mkdir()
+    for w in wavs[:6]:
+        shutil.copy(w, few)
+    assert main(["anomaly", "fit", str(few), "--out", str(out), "-o", "audio.window_s=4", "-o", "audio.hop_s=4"]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["anomaly"]["n"] == 1 and "rests on 1 normal window" in cfg["anomaly"]["warning"]
+    assert "**Warning**: the threshold rests on 1" in (out / "README.md").read_text()
+
+
 def test_two_score_processes_into_one_folder(fitted_model, machine_data, tmp_path):
     out = tmp_path / "report"
     cmds = [[sys.executable, "-m", "latentbridge", "anomaly", "score", str(fitted_model), str(path), "--out",

@@ -108,8 +108,10 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
     """Own ``folder`` for the duration of the block and yield where to write.
 
     ``in_place=False``: yields a hidden temporary sibling that replaces ``folder`` (one rename) when
-    the block succeeds and is removed when it fails. ``in_place=True`` (training): yields
-    ``folder`` itself, emptied first with ``force``, kept as it is with ``resume``."""
+    the block succeeds and is removed when it fails. ``in_place=True`` (training, whose checkpoints
+    must stay where ``--resume`` finds them if the process is killed): yields ``folder`` itself, kept
+    as it is with ``resume``; with ``force`` the old contents wait in the hidden sibling
+    ``.NAME.old-PID`` until the block succeeds (then removed) or fails (then put back)."""
     folder = Path(folder)
     lock = FolderLock(folder)
     lock.acquire()
@@ -121,13 +123,24 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
             return
         check_target(folder, force)
         if in_place:
+            old = folder.parent / f".{folder.name}.old-{os.getpid()}" if _is_nonempty_dir(folder) else None
             try:
-                if folder.exists() and force:
-                    shutil.rmtree(folder)
+                if old is not None:
+                    if old.exists():
+                        shutil.rmtree(old)
+                    os.replace(folder, old)
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise LatentbridgeError(f"{folder}: cannot create the output folder ({_describe_os_error(e)})") from None
-            yield folder
+            try:
+                yield folder
+            except BaseException:
+                if old is not None:  # the old run comes back as it was
+                    shutil.rmtree(folder, ignore_errors=True)
+                    os.replace(old, folder)
+                raise
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
             return
         tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
         try:

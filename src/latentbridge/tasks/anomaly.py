@@ -130,6 +130,10 @@ class FitResult:
     seconds: float
 
 
+#: fewer normal windows than this give a threshold with a warning (in the log, the model card, config.json)
+MIN_CALIBRATION_WINDOWS = 10
+
+
 def _calibration(model, features: np.ndarray, anomaly_cfg, method: str | None = None, k: float | None = None,
                  false_alarm_rate: float | None = None, score: str | None = None) -> tuple[dict, np.ndarray]:
     """Threshold from normal windows' scores (``score``, by default the config's or the model's; plus an
@@ -142,6 +146,11 @@ def _calibration(model, features: np.ndarray, anomaly_cfg, method: str | None = 
     scores = score_features(model, features, score, a.iwae_samples)
     calib = calibrate_threshold(scores, method=method, k=k, false_alarm_rate=far)
     info = {"score": score, **calib}
+    if len(scores) < MIN_CALIBRATION_WINDOWS:
+        info["warning"] = (f"the threshold rests on {len(scores)} normal window(s), too few to know how normal "
+                           "scores spread: expect false alarms; calibrate on a folder of more normal recordings "
+                           "(`latentbridge anomaly calibrate MODEL_DIR NORMAL_DIR`)")
+        log.warning(info["warning"])
     if score in SAMPLED_SCORES:  # ONNX exports MSE for sampled scores
         info["mse_threshold"] = calibrate_threshold(score_features(model, features, "mse"), method=method, k=k,
                                                     false_alarm_rate=far)["threshold"]
@@ -213,6 +222,7 @@ def model_card(cfg, anomaly: dict, data: dict, training: dict) -> str:
             "manual": "set by hand with `latentbridge anomaly calibrate --threshold`"}.get(anomaly["method"],
                                                                                           anomaly["method"])
     observed = anomaly.get("observed_false_alarm_rate")
+    warning = f"\n- **Warning**: {anomaly['warning']}" if anomaly.get("warning") else ""
     return f"""# latentbridge anomaly model: {cfg.model.name}
 
 {cfg.description or 'Acoustic anomaly detector trained on normal recordings only.'}
@@ -232,7 +242,7 @@ def model_card(cfg, anomaly: dict, data: dict, training: dict) -> str:
 ## Decision
 - Score: {anomaly['score']} (higher = more anomalous)
 - Threshold: {thr:.6g} ({rule}, calibrated on {anomaly['calibrated_on']}{'' if observed is None else
-  f'; observed false-alarm rate there {observed:.3f}'})
+  f'; observed false-alarm rate there {observed:.3f}'}){warning}
 
 ## Training
 - Model: {cfg.model.name} ({', '.join(f'{k} {v}' for k, v in cfg.model.model_dump(exclude={'name'}).items())});
