@@ -137,6 +137,32 @@ def test_settings_given_by_the_user_win(machine_data):
     assert adapt(off, off.data.train_dir)[2] == []
 
 
+def test_band_limits_wait_for_the_rate_the_survey_chooses(tmp_path, capsys):
+    """A band edge above the default rate's Nyquist is the user's to set for 48-kHz recordings; it is
+    checked against the rate the survey chooses (and fmin must stay below the band's top)."""
+    from latentbridge.errors import ConfigError
+
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        _write(tmp_path / "d48" / f"{i}.wav", 2.0, 48000, rng)
+    cfg = load_config(None, [f"data.train_dir={tmp_path / 'd48'}", "features.fmax=12000"])  # refused before
+    new, _, _ = adapt(cfg, cfg.data.train_dir)
+    assert new.audio.sample_rate == 48000 and new.features.fmax == 12000
+    cfg = load_config(None, [f"data.train_dir={tmp_path / 'd48'}", "features.fmax=30000"])
+    with pytest.raises(ConfigError, match=r"survey of .*d48.*fmax \(30000.0\) is above Nyquist \(24000.0\)"):
+        adapt(cfg, cfg.data.train_dir)
+    with pytest.raises(ConfigError, match="fmin.*not below the top of the band") as e:
+        load_config(None, ["audio.sample_rate=16000", "features.fmin=9000"])
+    assert "got {" not in str(e.value)  # a check across keys does not print the whole config
+    with pytest.raises(ConfigError, match="fmin.*not below the top of the band"):
+        load_config(None, ["features.fmin=5000", "features.fmax=4000"])
+    with pytest.raises(ConfigError, match="fmax.*above Nyquist"):  # no survey: checked at once
+        load_config(None, ["audio.auto=false", "features.fmax=12000"])
+    assert main(["anomaly", "fit", str(tmp_path / "d48"), "--out", str(tmp_path / "m"), "-o", "features.fmin=30000"]) == 2
+    err = capsys.readouterr().err
+    assert "fmin (30000 Hz) is not below the top of the band (Nyquist of audio.sample_rate 48000" in err
+
+
 def test_fit_prints_and_stores_its_choices(machine_data, feature_cache, tmp_path, capsys):
     out = tmp_path / "m"
     assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(out),

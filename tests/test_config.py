@@ -62,10 +62,13 @@ def test_wrong_type_is_named(tmp_path):
 
 
 def test_inconsistent_values_are_reported():
+    # the rate given (with audio.auto the survey chooses it otherwise, and the checks wait for it)
     with pytest.raises(ConfigError, match="n_fft"):
-        load_config(None, ["audio.window_s=0.01"])
+        load_config(None, ["audio.window_s=0.01", "audio.sample_rate=16000"])
     with pytest.raises(ConfigError, match="Nyquist"):
-        load_config(None, ["features.fmax=9000"])
+        load_config(None, ["features.fmax=9000", "audio.sample_rate=16000"])
+    with pytest.raises(ConfigError, match="n_fft"):
+        load_config(None, ["audio.window_s=0.01", "audio.auto=false"])
 
 
 def test_bad_files_and_overrides(tmp_path):

@@ -156,6 +156,8 @@ def format_validation_error(err: ValidationError, source: str, tags: set[str] = 
             lines.append(f"'{key}.{disc}': {ctx.get('tag')!r} is not one of {ctx.get('expected_tags')}")
         elif e["type"] == "union_tag_not_found":
             lines.append(f"'{key}': missing the key '{e.get('ctx', {}).get('discriminator', 'name')}'")
+        elif not loc:  # a check across keys: its message names them, the input is the whole config
+            lines.append(str(e["msg"]).removeprefix("Value error, "))
         else:
             lines.append(f"'{key}': {e['msg']} (got {e.get('input')!r})")
     return f"{source}: invalid config: " + "; ".join(lines)

@@ -91,13 +91,25 @@ class _AudioWorkflow(Workflow):
         n = self.audio.window_samples
         return 1 + n // f.hop_length if f.center else 1 + (n - f.n_fft) // f.hop_length
 
+    def _pending(self, key: str) -> bool:
+        """Whether ``audio.KEY`` is still to be chosen from the data (the anomaly workflow's survey),
+        so the checks that involve it wait for the chosen value."""
+        return False
+
     def _check_features(self) -> None:
         f, a = self.features, self.audio
-        if f.n_fft > a.window_samples:
+        rate_known = not self._pending("sample_rate")
+        if f.n_fft > a.window_samples and rate_known and not self._pending("window_s"):
             raise ValueError(f"features.n_fft ({f.n_fft}) is longer than one window "
                              f"(audio.window_s x audio.sample_rate = {a.window_samples} samples)")
-        if f.fmax is not None and f.fmax > a.sample_rate / 2:
+        if f.fmax is not None and f.fmax > a.sample_rate / 2 and rate_known:
             raise ValueError(f"features.fmax ({f.fmax}) is above Nyquist ({a.sample_rate / 2})")
+        top = f.fmax if f.fmax is not None else a.sample_rate / 2 if rate_known else float("inf")
+        if f.fmin >= top:
+            raise ValueError(f"features.fmin ({f.fmin:g} Hz) is not below the top of the band ("
+                             + (f"features.fmax {f.fmax:g} Hz)" if f.fmax is not None else
+                                f"Nyquist of audio.sample_rate {a.sample_rate}: {top:g} Hz)")
+                             + ": the spectrogram would hold no frequencies")
         if f.win_length is not None and f.win_length > f.n_fft:
             raise ValueError(f"features.win_length ({f.win_length}) is longer than features.n_fft ({f.n_fft})")
 

@@ -71,6 +71,9 @@ class AnomalyWorkflow(_AudioWorkflow):
     beta: BetaConfig = Field(default_factory=BetaConfig)
     anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
 
+    def _pending(self, key: str) -> bool:
+        return self.audio.auto and key not in self.audio.model_fields_set
+
     @model_validator(mode="after")
     def _check_score(self):
         cls = REGISTRY[self.model.name]

@@ -133,7 +133,7 @@ def adapt(cfg, paths, *, max_read: int = 200) -> tuple[object, Survey | None, li
     for c in applied:
         section, key = c.key.split(".")
         raw[section][key] = c.value
-    new = validate(raw, "configuration chosen from the survey of the training files")
+    new = validate(raw, f"the settings chosen from the survey of {paths} (set them yourself with -o)")
     # the new config remembers what the user set (a resumed run re-derives the same choices)
     for section in ("audio", "features"):
         getattr(new, section).__pydantic_fields_set__ = set(getattr(cfg, section).model_fields_set)
