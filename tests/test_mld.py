@@ -3,6 +3,7 @@ clean modality held exactly), a denoiser that learns a cross-modal relation, the
 is read with, and train → sample → evaluate through the command line on tiny bridge and digit data."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -387,12 +388,43 @@ def test_bad_input_is_one_line_exit_2(bridge_run, tmp_path, capsys):
         ["train", "--config", str(REPO / "configs" / "mld_avdigits.yaml"), "--out", str(tmp_path / "i"),
          "-o", "first_stage.recorded.share=1.5"],
     ]
+    three = tmp_path / "three_sensors"  # the model's data with one sensor fewer
+    for f in (root / "Data").rglob("*.csv"):
+        a = np.loadtxt(f, delimiter=",", skiprows=1)
+        (three / f.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
+        np.savetxt(three / f.relative_to(root), a[:, :4], delimiter=",", header="time,a,b,c", comments="")
+    shutil.copytree(root / "Labels", three / "Labels")
+    cases += [
+        ["evaluate", str(run), "--data", str(three), "--out", str(tmp_path / "j")],  # a traceback before
+        ["evaluate", str(run / "first_stage" / "multimodal"), "--data", str(three), "--out", str(tmp_path / "k")],
+        ["train", "--config", str(REPO / "configs" / "mmvae_bridge.yaml"), "--out", str(tmp_path / "l"),
+         "-o", f"data.root={root}", "-o", "data.test_ids=[Test_99]"],
+        ["train", "--config", str(REPO / "configs" / "mmvae_bridge.yaml"), "--out", str(tmp_path / "m"),
+         "-o", f"data.root={root}", "-o", "data.test_ids=[Test_01,Test_01]"],
+    ]
     for args in cases:
         capsys.readouterr()
         assert main(args) == 2, args
         err = capsys.readouterr().err.strip()
         assert err.startswith("error:") and "\n" not in err and "Traceback" not in err, (args, err)
         assert not (tmp_path / args[args.index("--out") + 1]).exists(), args  # nothing written
+        if "--data" in args:
+            assert err == f"error: {three}: 3 sensor channels; the model was trained on 4", err
+        if "data.test_ids=[Test_99]" in args:
+            assert "data.test_ids: unknown test 'Test_99'" in err
+
+
+def test_samples_of_conditions_with_one_file_name_do_not_overwrite(bridge_run, tmp_path):
+    root, run = bridge_run
+    csvs = sorted((root / "Data").rglob("*.csv"))[:2]
+    for i, f in enumerate(csvs):
+        (tmp_path / f"site{i}").mkdir()
+        shutil.copy(f, tmp_path / f"site{i}" / "rec.csv")
+    out = tmp_path / "samples"
+    assert main(["sample", str(run), "--condition", str(tmp_path / "site0" / "rec.csv"), "--condition",
+                 str(tmp_path / "site1" / "rec.csv"), "--num-samples", "1", "--steps", "2", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["rec", "rec_"]
+    assert (out / "rec" / "mask.png").is_file() and (out / "rec_" / "mask.png").is_file()
 
 
 # ----------------------------------------------------------------------------- command line, digits

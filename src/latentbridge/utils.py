@@ -65,6 +65,15 @@ def atomic_write_json(path: str | Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def distinct_name(name: str, used: set[str]) -> str:
+    """``name``, with ``_`` appended until it is not in ``used`` (then added to it): one output per input
+    when inputs share a file name (``Test_01/rec_01.csv`` and ``Test_02/rec_01.csv``)."""
+    while name in used:
+        name += "_"
+    used.add(name)
+    return name
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

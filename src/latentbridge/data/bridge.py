@@ -281,7 +281,12 @@ class BridgeData:
         """
         labelled = self.test_has_mask()
         if test_ids is not None:
-            held = [self._index_of(t) for t in test_ids]
+            try:
+                held = [self._index_of(t) for t in test_ids]
+            except ValueError as e:
+                raise ConfigError(f"data.test_ids: {e}") from None
+            if len(set(held)) != len(held):
+                raise ConfigError(f"data.test_ids: a test is listed twice in {list(test_ids)}")
             unl = [self.tests[i] for i in held if not labelled[i]]
             if unl:
                 raise ConfigError(f"data.test_ids: {', '.join(unl)} ha{'ve' if len(unl) > 1 else 's'} no mask; "

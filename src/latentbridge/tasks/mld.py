@@ -37,7 +37,7 @@ import torch
 
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError, ModelFolderError
 from latentbridge.transforms.postfilter import GlobalVariancePostFilter, saved_postfilter
-from latentbridge.utils import batched, guidance_problem
+from latentbridge.utils import batched, distinct_name, guidance_problem
 
 log = logging.getLogger(__name__)
 STAGE_DIR = "first_stage"
@@ -293,13 +293,14 @@ def digit_pairs(cfg, split: str):
 
 def bridge_splits(stages: Stages, root: str | None = None):
     """(train, val, test) windows of the bridge data with the multimodal first stage's own state split."""
-    from latentbridge.tasks.multimodal import bridge_data
+    from latentbridge.tasks.multimodal import bridge_data, check_fits_model
 
     saved = stages.saved["multimodal"]
     info = saved.info.get("data", {})
     if not info.get("test_tests"):
         raise ModelFolderError(saved.path, "the first stage records no split of damage states")
     data = bridge_data(saved.workflow, root or info.get("root"))
+    check_fits_model(data.n_channels, data.sample_rate, saved.transform, root or info.get("root"))
     try:
         return tuple(data.subset_tests(info[k]) for k in ("train_tests", "val_tests", "test_tests"))
     except ValueError as e:
@@ -568,12 +569,13 @@ def sample(run_dir, n: int, conditions: list[str] | None = None, *, progress: bo
     t0 = time.perf_counter()
     threshold = (saved.info.get("mask_threshold") or {}).get("threshold")
     out = MLDSamples(cfg.data.kind, {**settings, "n_samples": int(n)}, threshold=threshold)
+    used: set[str] = set()
     for path in conditions or [None]:
         if path is None:
             m, x, name = None, None, "joint"
         else:
             m, x = read_condition(saved, stages, path)
-            name = Path(path).stem
+            name = distinct_name(Path(path).stem, used)
         z = None if m is None else stages.encode(m, x)  # (W, d): one row per window / clip / image
         k = 1 if z is None else len(z)
         cond = None if z is None else {m: z.repeat_interleave(n, dim=0)}

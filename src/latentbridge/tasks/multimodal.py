@@ -9,6 +9,7 @@ extent from vibration alone and measures reconstructions (compute only; the
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from latentbridge.errors import ConfigError, DataError
 from latentbridge.models.hub import load_model
 from latentbridge.utils import batched
 
+log = logging.getLogger(__name__)
 #: crack-probability thresholds the calibration chooses among: 0.01 ... 0.04, then 0.05 ... 0.5 (the multimodal
 #: VAE's best on the validation windows lay at 0.05, the lowest of a grid that began there, on every seed measured)
 THRESHOLDS = (0.01, 0.02, 0.03, 0.04) + tuple(round(0.05 * i, 2) for i in range(1, 11))
@@ -192,12 +194,17 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
     cfg = saved.workflow
     model = saved.model.eval()
     data = bridge_data(cfg, data_root)
+    check_fits_model(data.n_channels, data.sample_rate, saved.transform, data_root or cfg.data.root)
     split = saved.info.get("data", {})
     if data_root is None and split.get("test_tests"):
         data = data.subset_tests(split["test_tests"])
         scope = "held-out damage states " + ", ".join(split["test_tests"])
     else:
         scope = "every state of " + str(data_root or cfg.data.root)
+        if data_root is None:
+            scope += " (the run held none out: its training states included)"
+            log.warning("%s: the run held out no labelled damage states, so these figures include the states it "
+                        "was trained on; evaluate other data with --data DIR", run_dir)
     if len(data.waves) == 0:
         raise DataError(data_root or cfg.data.root, "no windows to evaluate")
     pred = predict(model, data)
@@ -317,16 +324,22 @@ def predict_recording(saved, path: str | Path) -> RecordingPrediction:
                                starts_s, float(sr), n_channels)
 
 
+def check_fits_model(n_channels: int, sample_rate: float, spec, where) -> None:
+    """Refuse vibration (a recording or a data folder, ``where``) whose channel count or sample rate
+    (after ``vibration.resample_to``) is not the model's (``spec``: its saved transform)."""
+    if n_channels != spec.n_channels:
+        raise DataError(where, f"{n_channels} sensor channels; the model was trained on {spec.n_channels}")
+    if abs(sample_rate - spec.sample_rate) > 1e-4 * spec.sample_rate:
+        raise DataError(where, f"sample rate {sample_rate:g} Hz; the model was trained at {spec.sample_rate:g} Hz "
+                               "(resample the recordings, or train with vibration.resample_to)")
+
+
 def windows_of_recording(vibration, spec, path: str | Path):
     """(windows (W, C, T), starts_s, rate, channels) of one vibration CSV, read and windowed as in
     training (``vibration``: the config section; ``spec``: the model's saved transform)."""
     from latentbridge.data.bridge import read_recording, recording_windows
 
     wave, sr = read_recording(path, vibration)
-    if wave.shape[0] != spec.n_channels:
-        raise DataError(path, f"{wave.shape[0]} sensor channels; the model was trained on {spec.n_channels}")
-    if abs(sr - spec.sample_rate) > 1e-4 * spec.sample_rate:
-        raise DataError(path, f"sample rate {sr:g} Hz; the model was trained at {spec.sample_rate:g} Hz "
-                              "(resample the recording, or train with vibration.resample_to)")
+    check_fits_model(wave.shape[0], sr, spec, path)
     windows, starts_s = recording_windows(wave, sr, spec.window_s, spec.hop_s, path)
     return windows, starts_s, float(sr), int(wave.shape[0])

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from latentbridge.errors import LatentbridgeError
+from latentbridge.utils import distinct_name
 
 
 def overlap_add(frames: np.ndarray, hop: int, total: int) -> np.ndarray:
@@ -110,10 +111,7 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
         if native.sample_rate != sr:
             written = resample(out, sr, native.sample_rate)
             written = np.pad(written, (0, max(0, native.frames - len(written))))[:native.frames]
-        stem = path.stem
-        while stem in used:
-            stem += "_"
-        used.add(stem)
+        stem = distinct_name(path.stem, used)
         a = full(torch.from_numpy(wave)[None])[0, 0].numpy()
         b = full(torch.from_numpy(out)[None])[0, 0].numpy()
         results.append(FileReconstruction(path, stem, int(n), native.sample_rate, np.clip(written, -1, 1), a, b,
