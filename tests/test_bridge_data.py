@@ -106,6 +106,26 @@ def test_csv_delimiters(tmp_path, delimiter):
     assert sr == 100.0 and wave.shape == (3, 40)
 
 
+@pytest.mark.parametrize("header_closed", [True, False])
+@pytest.mark.parametrize("delimiter", [",", ";"])
+def test_csv_with_a_delimiter_closing_every_line(tmp_path, delimiter, header_closed):
+    """Loggers and spreadsheet exports end every line with the delimiter: no empty last column."""
+    x = signal(3, 40)
+    plain = write_vibration_csv(tmp_path / "d.csv", x, 100.0, delimiter=delimiter)
+    lines = plain.read_text().splitlines()
+    closed = [ln + delimiter if i or header_closed else ln for i, ln in enumerate(lines)]
+    p = tmp_path / "closed.csv"
+    p.write_text("\r\n".join(closed) + "\r\n")
+    wave, sr = read_vibration_csv(p)
+    ref, _ = read_vibration_csv(plain)
+    assert sr == 100.0 and wave.shape == (3, 40)
+    np.testing.assert_array_equal(wave, ref)
+    q = tmp_path / "one_open.csv"  # not every line closed: the missing cell is still reported
+    q.write_text("\n".join(closed[:5] + [lines[5]] + closed[6:]) + "\n")
+    with pytest.raises(DataError, match=r"one_open\.csv: .*line"):
+        read_vibration_csv(q)
+
+
 def test_csv_index_column_is_dropped(tmp_path):
     x = signal(2, 30)
     p = table_csv(tmp_path / "i.csv", np.column_stack([np.arange(30), x.T]), header=",a,b")

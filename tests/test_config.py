@@ -71,6 +71,13 @@ def test_inconsistent_values_are_reported():
         load_config(None, ["audio.window_s=0.01", "audio.auto=false"])
 
 
+def test_test_folder_names_read_as_numbers_say_to_quote_them():
+    with pytest.raises(ConfigError, match=r"data.test_ids.*2024, 1, 5\), 7: not text.*quote them"):
+        load_config(ROOT / "configs" / "mmvae_bridge.yaml", ["data.test_ids=[Test_01, 2024-01-05, 007]"])
+    cfg = load_config(ROOT / "configs" / "mmvae_bridge.yaml", ["data.test_ids=['007', Test_01]"])
+    assert cfg.data.test_ids == ["007", "Test_01"]
+
+
 def test_bad_files_and_overrides(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")

@@ -401,6 +401,7 @@ def test_bad_input_is_one_line_exit_2(bridge_run, tmp_path, capsys):
          "-o", f"data.root={root}", "-o", "data.test_ids=[Test_99]"],
         ["train", "--config", str(REPO / "configs" / "mmvae_bridge.yaml"), "--out", str(tmp_path / "m"),
          "-o", f"data.root={root}", "-o", "data.test_ids=[Test_01,Test_01]"],
+        ["sample", str(run / "first_stage" / "multimodal"), "--condition", "x.csv", "--out", str(tmp_path / "n")],
     ]
     for args in cases:
         capsys.readouterr()
@@ -410,6 +411,8 @@ def test_bad_input_is_one_line_exit_2(bridge_run, tmp_path, capsys):
         assert not (tmp_path / args[args.index("--out") + 1]).exists(), args  # nothing written
         if "--data" in args:
             assert err == f"error: {three}: 3 sensor channels; the model was trained on 4", err
+        if args[0] == "sample" and "multimodal" in args[1]:  # it said "a diffusion model takes numbers"
+            assert err.endswith("a 'multimodal' model, not a diffusion model"), err
         if "data.test_ids=[Test_99]" in args:
             assert "data.test_ids: unknown test 'Test_99'" in err
 

@@ -114,7 +114,10 @@ def sample(run_dir: str, out: str, n: int, *, force: bool = False, condition: li
     (:func:`latentbridge.tasks.mld.sample`; ``condition``: condition files)."""
     from latentbridge.models.hub import read_info
 
-    if read_info(run_dir)["config"].get("task") == "mld":
+    task = read_info(run_dir)["config"].get("task")
+    if task not in ("mld", "diffusion"):  # before reading its flags as a diffusion model's
+        raise LatentbridgeError(f"{run_dir}: a {task!r} model, not a diffusion model")
+    if task == "mld":
         if settings.pop("label", None) is not None:
             raise LatentbridgeError("--class: a multimodal latent diffusion model is conditioned by --condition FILE")
         res = mld.sample(run_dir, n, condition, progress=True, **settings)

@@ -59,6 +59,15 @@ class BridgeDataConfig(Section):
     """Share of damage states (tests) held out for evaluation."""
     test_ids: list[str] | None = None
     """Explicit held-out test ids (overrides ``test_fraction``)."""
+
+    @field_validator("test_ids", mode="before")
+    @classmethod
+    def _names_as_text(cls, v):
+        bad = [t for t in v if not isinstance(t, str)] if isinstance(v, list) else []
+        if bad:  # YAML reads 007 as 7 and 2024-01-05 as a date: the folder's name is lost
+            raise ValueError(f"{', '.join(map(repr, bad))}: not text; YAML read these test folder names as numbers "
+                             "or dates, so quote them (e.g. data.test_ids=['007', '2024-01-05'])")
+        return v
     val_fraction: float = Field(0.2, ge=0.0, lt=1.0)
     """Share of the remaining states held out for validation (checkpoint selection)."""
     cache_dir: str | None = None

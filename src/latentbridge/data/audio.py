@@ -328,7 +328,7 @@ class FeatureExtractor:
         if skipped and not skip_bad:
             raise DataError(where, f"{len(skipped)} of {len(files)} audio files cannot be used: "
                             + "; ".join(f"{p}: {r}" for p, r in skipped)
-                            + " (skip such files with --skip-bad, or -o data.skip_bad_files=true)")
+                            + " (skip such files: --skip-bad in the anomaly commands, -o data.skip_bad_files=true in train)")
         for p_, r in skipped:
             log.warning("skipping %s: %s", p_, r)
         if not kept:

@@ -10,6 +10,8 @@ CSV rules (:func:`read_vibration_csv`)
   skipped (line numbers in messages still count them).
 * Delimiter, from the first non-blank line: ``;`` if it holds one, else ``,``, else a tab,
   else runs of whitespace. Cells may be quoted with ``"``.
+* A delimiter that ends every data line (and the header, if it does) closes the line: it opens no
+  empty last column.
 * Header: the first row is a header when one of its cells is non-empty and not a number.
 * Time column: with a header, the first column named like a time (``t``, ``time``, ``time_s``,
   ``timestamp``, ``seconds``, ``time (s)``, ``time [ms]``, ``time_ms``, ... case-insensitive;
@@ -216,6 +218,12 @@ def read_vibration_csv(
     data_rows = rows[1:] if has_header else rows
     if not data_rows:
         raise DataError(path, "no data rows (only a header line)")
+    if delim is not None and all(lines[i].rstrip().endswith(delim) for i in data_rows):
+        # a delimiter closing every line (loggers, spreadsheet exports): no empty last column
+        for i in data_rows:
+            lines[i] = lines[i].rstrip()[:-1]
+        if header is not None and header[-1] == "":
+            header = header[:-1]
 
     # --- structure: the same number of fields on every line
     if delim is None:
