@@ -124,22 +124,29 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
         check_target(folder, force)
         if in_place:
             old = folder.parent / f".{folder.name}.old-{os.getpid()}" if _is_nonempty_dir(folder) else None
+            moved = False
+
+            def put_back():
+                if moved:  # the old run comes back as it was
+                    shutil.rmtree(folder, ignore_errors=True)
+                    os.replace(old, folder)
+
             try:
                 if old is not None:
                     if old.exists():
                         shutil.rmtree(old)
                     os.replace(folder, old)
+                    moved = True
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as e:
+                put_back()
                 raise LatentbridgeError(f"{folder}: cannot create the output folder ({_describe_os_error(e)})") from None
             try:
                 yield folder
             except BaseException:
-                if old is not None:  # the old run comes back as it was
-                    shutil.rmtree(folder, ignore_errors=True)
-                    os.replace(old, folder)
+                put_back()
                 raise
-            if old is not None:
+            if moved:
                 shutil.rmtree(old, ignore_errors=True)
             return
         tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
