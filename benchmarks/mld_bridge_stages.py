@@ -15,7 +15,12 @@ evaluated through the CLI over:
     an MMVAE trained as ``configs/mmvae_bridge.yaml`` with ``-o model.latent_dim=64`` (same seed,
     hence the same split), then the MLD over it (``--variants latent64``; ~7 min per seed);
 ``mopoe``
-    the same with ``-o model.fusion=mopoe`` (the mixture of products of experts, ``configs/mmvae_bridge_mopoe.yaml``).
+    the same with ``-o model.fusion=mopoe`` (the mixture of products of experts, ``configs/mmvae_bridge_mopoe.yaml``);
+``mask3``
+    the same with the mask's loss terms weighted 3 (``losses.mask_dice=3 losses.mask_bce=3``), so the shared
+    latent, and with it the vibration expert's, carries more of the mask;
+``beta001``
+    the same with a KL weight of 0.001 instead of 0.01 (``beta.value=0.001``): a less compressed latent.
 
 Each row: the MLD's held-out mask metrics beside the preset's MLD (``W/runs/seedS/mld``, re-read at
 guidance 1 in ``results/mld_guidance_bridge_seeds.json`` when its run used another) and the
@@ -71,8 +76,9 @@ def mask_stage(mmvae: Path, first_stage: Path, seed: int, epochs: int) -> float:
     return segmentation_summary(rec, truth)["damaged_iou"]
 
 
-#: MMVAE first stages trained with one override of ``configs/mmvae_bridge.yaml``
-MMVAE_VARIANTS = {"latent64": "model.latent_dim=64", "mopoe": "model.fusion=mopoe"}
+#: MMVAE first stages trained with overrides of ``configs/mmvae_bridge.yaml``
+MMVAE_VARIANTS = {"latent64": ("model.latent_dim=64",), "mopoe": ("model.fusion=mopoe",),
+                  "mask3": ("losses.mask_dice=3", "losses.mask_bce=3"), "beta001": ("beta.value=0.001",)}
 
 
 def preset_row(work: Path, seed: int) -> dict:
@@ -111,8 +117,13 @@ def main(argv=None) -> int:
             elif variant in MMVAE_VARIANTS:
                 stage = out / "mmvae"
                 run(cli("train", "--config", "configs/mmvae_bridge.yaml", "--out", str(stage), "--force",
-                        "-o", f"data.root={root}", "-o", f"train.seed={seed}", "-o", MMVAE_VARIANTS[variant],
-                        "-o", "train.progress_bar=false"), out / "train_mmvae.log")
+                        "-o", f"data.root={root}", "-o", f"train.seed={seed}",
+                        *[a for o in MMVAE_VARIANTS[variant] for a in ("-o", o)], "-o", "train.progress_bar=false"),
+                    out / "train_mmvae.log")
+                run(cli("evaluate", str(stage), "--out", str(out / "mmvae-eval"), "--force"), out / "eval_mmvae.log")
+                mm = json.loads((out / "mmvae-eval" / "metrics.json").read_text())
+                extra["mmvae_damaged_iou"] = mm["mask_damaged_iou"]
+                extra["mmvae_localisation_m"] = mm["crack_localisation_error_m"]
             else:
                 raise SystemExit(f"unknown variant {variant!r}")
             run(cli("train", "--config", "configs/mld_bridge.yaml", "--out", str(out / "mld"), "--force",
