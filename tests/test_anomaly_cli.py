@@ -217,8 +217,13 @@ def test_ddp_scoring_gathers_one_scores_csv(fitted_model, machine_data, tmp_path
     noise = [line for line in res.stderr.splitlines() if line.startswith("INFO") or "GPU available" in line
              or "batch indices" in line or "litlogger" in line]
     assert not noise, res.stderr[-3000:]
-    assert sorted(_rows(one / "scores.csv"), key=str) == sorted(_rows(two / "scores.csv"), key=str)
-    assert json.loads((two / "metrics.json").read_text())["auc"] == json.loads((one / "metrics.json").read_text())["auc"]
+    # the same rows; scores equal up to float rounding (other batches, other summation order: the last
+    # printed digit may differ on some CPUs)
+    a, b = (sorted(_rows(d / "scores.csv"), key=lambda r: (r["path"], r["start_s"], r["level"])) for d in (one, two))
+    assert [{**r, "score": None} for r in a] == [{**r, "score": None} for r in b]
+    np.testing.assert_allclose([float(r["score"]) for r in a], [float(r["score"]) for r in b], rtol=1e-4)
+    auc = [json.loads((d / "metrics.json").read_text())["auc"] for d in (one, two)]
+    assert auc[0] == pytest.approx(auc[1], abs=1e-9)
     assert (two / "examples.png").exists()  # example windows are read again in the gathering process
 
 
