@@ -251,6 +251,9 @@ def test_one_training_window_is_refused_and_few_calibration_windows_warned(machi
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["anomaly"]["n"] == 1 and "rests on 1 normal window" in cfg["anomaly"]["warning"]
     assert "**Warning**: the threshold rests on 1" in (out / "README.md").read_text()
+    assert main(["anomaly", "calibrate", str(out), "--threshold", "3.5"]) == 0  # the warning went with it
+    assert "warning" not in json.loads((out / "config.json").read_text())["anomaly"]
+    assert "**Warning**" not in (out / "README.md").read_text()
 
 
 def test_two_score_processes_into_one_folder(fitted_model, machine_data, tmp_path):

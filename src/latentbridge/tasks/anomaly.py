@@ -299,7 +299,7 @@ def calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | No
         if not np.isfinite(threshold):
             raise LatentbridgeError(f"--threshold must be a finite number, got {threshold}")
         new = {**det.anomaly, "threshold": float(threshold), "method": "manual", "calibrated_on": "set by hand"}
-        for key in ("observed_false_alarm_rate", "mse_threshold"):
+        for key in ("observed_false_alarm_rate", "mse_threshold", "warning"):  # of the calibration it replaces
             new.pop(key, None)
         new["score"] = score or det.method
         new["thresholds"] = {**(det.anomaly.get("thresholds") or {}), new["score"]: float(threshold)}
