@@ -430,6 +430,46 @@ def test_samples_of_conditions_with_one_file_name_do_not_overwrite(bridge_run, t
     assert (out / "rec" / "mask.png").is_file() and (out / "rec_" / "mask.png").is_file()
 
 
+
+def test_csvs_without_a_time_column_take_their_rate_from_the_command_line(bridge_run, tmp_path, capsys):
+    from latentbridge.commands import _reads_vibration
+    from latentbridge.errors import LatentbridgeError
+
+    root, run = bridge_run
+    stage = run / "first_stage" / "multimodal"
+    bare = tmp_path / "bare"  # the model's data as a logger without a clock writes it
+    rate = None
+    for f in (root / "Data").rglob("*.csv"):
+        a = np.loadtxt(f, delimiter=",", skiprows=1)
+        rate = 1.0 / (a[1, 0] - a[0, 0])
+        (bare / f.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
+        np.savetxt(bare / f.relative_to(root), a[:, 1:], delimiter=",")
+    shutil.copytree(root / "Labels", bare / "Labels")
+    capsys.readouterr()
+    assert main(["evaluate", str(stage), "--data", str(bare), "--out", str(tmp_path / "no")]) == 2
+    err = capsys.readouterr().err
+    assert "sample rate is unknown" in err and "--sample-rate for evaluate and sample" in err, err
+    assert main(["evaluate", str(stage), "--data", str(root), "--out", str(tmp_path / "timed")]) == 0
+    assert main(["evaluate", str(stage), "--data", str(bare), "--sample-rate", f"{rate:.6f}",
+                 "--out", str(tmp_path / "rated")]) == 0
+    timed, rated = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("timed", "rated"))
+    assert rated["mask_iou"] == timed["mask_iou"] and rated["n_windows"] == timed["n_windows"] > 0
+    csv_timed = sorted((root / "Data").rglob("*.csv"))[0]
+    csv_bare = bare / csv_timed.relative_to(root)
+    for name, extra in (("a", []), ("b", ["--sample-rate", f"{rate:.6f}"])):
+        assert main(["sample", str(run), "--condition", str(csv_bare if extra else csv_timed), *extra,
+                     "--num-samples", "1", "--steps", "2", "--out", str(tmp_path / name)]) == 0
+    stem = csv_timed.stem
+    assert (tmp_path / "a" / stem / "mask.png").read_bytes() == (tmp_path / "b" / stem / "mask.png").read_bytes()
+    capsys.readouterr()
+    assert main(["sample", str(run), "--condition", str(csv_bare), "--sample-rate", "-5", "--out",
+                 str(tmp_path / "c")]) == 2
+    assert "--sample-rate must be a positive number of Hz, got -5" in capsys.readouterr().err
+    with pytest.raises(LatentbridgeError, match="'anomaly' run, which reads none"):
+        _reads_vibration("models/pump", {"task": "anomaly"}, 16000.0)
+    with pytest.raises(LatentbridgeError, match="'mld' run on digits, which reads none"):
+        _reads_vibration("runs/d", {"task": "mld", "data": {"kind": "digits"}}, 16000.0)
+
 # ----------------------------------------------------------------------------- command line, digits
 
 MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"

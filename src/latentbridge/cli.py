@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir")
     e.add_argument("--out", required=True)
     e.add_argument("--data", help="test data folder (default: the config's test data)")
+    e.add_argument("--sample-rate", type=float, help="Hz of vibration CSVs without a time column (bridge runs; "
+                   "default: the run's vibration.sample_rate)")
     e.add_argument("--force", action="store_true", help="replace a non-empty output folder")
 
     sm_ = sub.add_parser("sample", help="draw samples from a diffusion model folder (PNGs, a grid, an .npz) or a "
@@ -79,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "several); multimodal latent diffusion: a condition file (a wav or PNG digit; a vibration CSV "
                      "or mask PNG), repeatable; none: joint samples")
     sm_.add_argument("--batch-size", type=int, help="samples per batch")
+    sm_.add_argument("--sample-rate", type=float, help="Hz of condition CSVs without a time column (bridge runs; "
+                     "default: the run's vibration.sample_rate)")
     sm_.add_argument("--out", required=True)
     sm_.add_argument("--force", action="store_true", help="replace a non-empty output folder")
 
@@ -269,7 +273,7 @@ def _cmd_train(args) -> int:
 def _cmd_evaluate(args) -> int:
     from latentbridge import commands
 
-    res = commands.evaluate(args.run_dir, args.out, args.data, force=args.force)
+    res = commands.evaluate(args.run_dir, args.out, args.data, force=args.force, sample_rate=args.sample_rate)
     _print_summary(commands.summary_of(res), Path(args.out) / "metrics.json")
     return 0
 
@@ -280,7 +284,8 @@ def _cmd_sample(args) -> int:
 
     res = commands.sample(args.run_dir, args.out, args.num_samples, force=args.force, label=args.label,
                           guidance=args.guidance, steps=args.steps, scheduler=args.scheduler, seed=args.seed,
-                          eta=args.eta, condition=args.condition, batch_size=args.batch_size)
+                          eta=args.eta, condition=args.condition, batch_size=args.batch_size,
+                          sample_rate=args.sample_rate)
     if "conditions" not in res:
         what = f"{res['files']} samples"
     elif not args.condition:

@@ -89,12 +89,26 @@ def train(cfg, out: str, *, resume: bool = False, force: bool = False, notify=No
     return TASKS[cfg.task].fit(cfg, out, resume=resume, force=force, notify=notify)
 
 
-def evaluate(run_dir: str, out: str, data: str | None = None, force: bool = False):
+def _reads_vibration(run_dir: str, config: dict, sample_rate: float | None) -> dict:
+    """``{"sample_rate": ...}`` for a task call when given (``--sample-rate``: the rate of vibration CSVs
+    without a time column, for the bridge's multimodal and latent diffusion runs only)."""
+    if sample_rate is None:
+        return {}
+    task, kind = config.get("task"), (config.get("data") or {}).get("kind")
+    if task != "multimodal" and not (task == "mld" and kind == "bridge"):
+        raise LatentbridgeError(f"--sample-rate is the rate of vibration CSVs without a time column; {run_dir} is a "
+                                f"{task!r} run{' on ' + kind if kind else ''}, which reads none")
+    if not sample_rate > 0 or sample_rate == float("inf"):
+        raise LatentbridgeError(f"--sample-rate must be a positive number of Hz, got {sample_rate:g}")
+    return {"sample_rate": float(sample_rate)}
+
+
+def evaluate(run_dir: str, out: str, data: str | None = None, force: bool = False, sample_rate: float | None = None):
     from latentbridge.models.hub import read_info
 
-    task = read_info(run_dir)["config"].get("task", "anomaly")
-    entry = TASKS[task]
-    res = entry.evaluate(run_dir, data)
+    config = read_info(run_dir)["config"]
+    entry = TASKS[config.get("task", "anomaly")]
+    res = entry.evaluate(run_dir, data, **_reads_vibration(run_dir, config, sample_rate))
     with output_folder(out, force=force) as tmp:
         entry.write_evaluation(res, tmp)
     return res
@@ -108,19 +122,21 @@ def analyze(run_dir: str, out: str, n_clusters: int = 10, force: bool = False):
 
 
 def sample(run_dir: str, out: str, n: int, *, force: bool = False, condition: list[str] | None = None,
-           **settings) -> dict:
+           sample_rate: float | None = None, **settings) -> dict:
     """``latentbridge sample``: images of a diffusion model folder (:func:`latentbridge.tasks.generate.sample`;
     ``condition``: continuous condition values), or samples of a multimodal latent diffusion run
     (:func:`latentbridge.tasks.mld.sample`; ``condition``: condition files)."""
     from latentbridge.models.hub import read_info
 
-    task = read_info(run_dir)["config"].get("task")
+    config = read_info(run_dir)["config"]
+    task = config.get("task")
     if task not in ("mld", "diffusion"):  # before reading its flags as a diffusion model's
         raise LatentbridgeError(f"{run_dir}: a {task!r} model, not a diffusion model")
+    rate = _reads_vibration(run_dir, config, sample_rate)
     if task == "mld":
         if settings.pop("label", None) is not None:
             raise LatentbridgeError("--class: a multimodal latent diffusion model is conditioned by --condition FILE")
-        res = mld.sample(run_dir, n, condition, progress=True, **settings)
+        res = mld.sample(run_dir, n, condition, progress=True, **rate, **settings)
         write = mld_report.write_samples
     else:
         values = None

@@ -291,15 +291,16 @@ def digit_pairs(cfg, split: str):
     return data.split_val(cfg.data.val_fraction, cfg.train.seed)
 
 
-def bridge_splits(stages: Stages, root: str | None = None):
-    """(train, val, test) windows of the bridge data with the multimodal first stage's own state split."""
+def bridge_splits(stages: Stages, root: str | None = None, sample_rate: float | None = None):
+    """(train, val, test) windows of the bridge data with the multimodal first stage's own state split
+    (``sample_rate``: of CSVs without a time column)."""
     from latentbridge.tasks.multimodal import bridge_data, check_fits_model
 
     saved = stages.saved["multimodal"]
     info = saved.info.get("data", {})
     if not info.get("test_tests"):
         raise ModelFolderError(saved.path, "the first stage records no split of damage states")
-    data = bridge_data(saved.workflow, root or info.get("root"))
+    data = bridge_data(saved.workflow, root or info.get("root"), sample_rate)
     check_fits_model(data.n_channels, data.sample_rate, saved.transform, root or info.get("root"))
     try:
         return tuple(data.subset_tests(info[k]) for k in ("train_tests", "val_tests", "test_tests"))
@@ -557,8 +558,10 @@ class MLDSamples:
     seconds: float = 0.0
 
 
-def sample(run_dir, n: int, conditions: list[str] | None = None, *, progress: bool = False, **given) -> MLDSamples:
-    """``n`` samples per condition file (``conditions``), or ``n`` joint samples without them."""
+def sample(run_dir, n: int, conditions: list[str] | None = None, *, progress: bool = False,
+           sample_rate: float | None = None, **given) -> MLDSamples:
+    """``n`` samples per condition file (``conditions``; ``sample_rate``: of vibration CSVs without a
+    time column), or ``n`` joint samples without them."""
     from latentbridge.tasks.mld_eval import decode_outputs, read_condition
 
     if n < 1:
@@ -574,7 +577,7 @@ def sample(run_dir, n: int, conditions: list[str] | None = None, *, progress: bo
         if path is None:
             m, x, name = None, None, "joint"
         else:
-            m, x = read_condition(saved, stages, path)
+            m, x = read_condition(saved, stages, path, sample_rate)
             name = distinct_name(Path(path).stem, used)
         z = None if m is None else stages.encode(m, x)  # (W, d): one row per window / clip / image
         k = 1 if z is None else len(z)

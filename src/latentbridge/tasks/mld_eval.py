@@ -40,9 +40,10 @@ def _data_shape(stages, m: str) -> tuple[int, ...]:
     return tuple(stages.decode(m, torch.zeros(1, stages.latent_dims[list(stages.views).index(m)])).shape[1:])
 
 
-def read_condition(saved, stages, path) -> tuple[str, np.ndarray]:
+def read_condition(saved, stages, path, sample_rate: float | None = None) -> tuple[str, np.ndarray]:
     """(modality, data) of a condition file: a spoken digit (an audio file) or a written one (PNG/JPEG) for
-    digits; a vibration recording (CSV: its windows) or a crack mask (PNG) for the bridge."""
+    digits; a vibration recording (CSV: its windows; ``sample_rate``: when it has no time column) or a
+    crack mask (PNG) for the bridge."""
     cfg, p = saved.workflow, Path(path)
     if not p.is_file():
         raise DataError(p, "no such condition file")
@@ -61,9 +62,9 @@ def read_condition(saved, stages, path) -> tuple[str, np.ndarray]:
                            f"({', '.join(IMAGE_EXTENSIONS)})")
     vib = stages.workflow("multimodal").vibration
     if suffix == ".csv":
-        from latentbridge.tasks.multimodal import windows_of_recording
+        from latentbridge.tasks.multimodal import windows_of_recording, with_sample_rate
 
-        return "spec", windows_of_recording(vib, saved.transform, p)[0]
+        return "spec", windows_of_recording(with_sample_rate(vib, sample_rate), saved.transform, p)[0]
     if suffix == ".png":
         from latentbridge.io.vibration import read_mask_png
 
@@ -145,7 +146,8 @@ class MLDBridgeEvaluation:
     kind: str = "bridge"
 
 
-def evaluate_bridge(saved, stages, data_root: str | None = None) -> MLDBridgeEvaluation:
+def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: float | None = None
+                    ) -> MLDBridgeEvaluation:
     from latentbridge.metrics.generative import frechet_distance
     from latentbridge.metrics.signal import psd_distance
     from latentbridge.tasks.multimodal import mask_metrics, span_of
@@ -154,7 +156,7 @@ def evaluate_bridge(saved, stages, data_root: str | None = None) -> MLDBridgeEva
     stage_cfg = stages.workflow("multimodal")
     settings = sampler_settings(cfg)
     k = cfg.evaluate.samples_per_condition
-    train, _, test = bridge_splits(stages, data_root)
+    train, _, test = bridge_splits(stages, data_root, sample_rate)
     lab = np.asarray(test.has_mask, dtype=bool)
     if not lab.any():
         raise DataError(data_root or saved.info["data"]["root"], "no labelled held-out windows to evaluate")
@@ -297,11 +299,12 @@ def evaluate_digits(saved, stages) -> MLDDigitsEvaluation:
     return MLDDigitsEvaluation(metrics, int(saved.transform.sample_rate), examples)
 
 
-def evaluate(run_dir, data: str | None = None):
-    """Evaluate an MLD run folder (``data``: the bridge data root, when not the run's)."""
+def evaluate(run_dir, data: str | None = None, sample_rate: float | None = None):
+    """Evaluate an MLD run folder (``data``: the bridge data root, when not the run's; ``sample_rate``:
+    of its CSVs without a time column)."""
     saved, stages = load_run(run_dir)
     if saved.workflow.data.kind == "bridge":
-        return evaluate_bridge(saved, stages, data)
+        return evaluate_bridge(saved, stages, data, sample_rate)
     if data:
         raise DataError(data, "digits runs are evaluated on the test pairs of their config (drop --data)")
     return evaluate_digits(saved, stages)

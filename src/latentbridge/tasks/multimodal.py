@@ -27,14 +27,20 @@ log = logging.getLogger(__name__)
 THRESHOLDS = (0.01, 0.02, 0.03, 0.04) + tuple(round(0.05 * i, 2) for i in range(1, 11))
 
 
-def bridge_data(cfg, root: str | None = None):
+def with_sample_rate(vibration, sample_rate: float | None):
+    """The ``vibration`` config section reading CSVs without a time column at ``sample_rate`` Hz
+    (``--sample-rate`` of ``evaluate`` and ``sample``; None: as configured)."""
+    return vibration if sample_rate is None else vibration.model_copy(update={"sample_rate": float(sample_rate)})
+
+
+def bridge_data(cfg, root: str | None = None, sample_rate: float | None = None):
     from latentbridge.data.bridge import build_windows
 
     root = root or cfg.data.root
     if not root:
         raise ConfigError("data.root: no data folder given (expected ROOT/Data/Test_XX/*.csv and "
                           "ROOT/Labels/Test_XX/*.png; `latentbridge data synth bridge --out DIR` makes one)")
-    return build_windows(root, cfg.vibration, cache_dir=cfg.data.cache_dir)
+    return build_windows(root, with_sample_rate(cfg.vibration, sample_rate), cache_dir=cfg.data.cache_dir)
 
 
 def tensors(data) -> dict[str, torch.Tensor]:
@@ -186,14 +192,16 @@ class MultimodalEvaluation:
     tests: np.ndarray | None = None
 
 
-def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int = 4) -> MultimodalEvaluation:
-    """Predict masks and damage extent from vibration alone on held-out states (or on ``data_root``)."""
+def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int = 4,
+             sample_rate: float | None = None) -> MultimodalEvaluation:
+    """Predict masks and damage extent from vibration alone on held-out states (or on ``data_root``,
+    its CSVs without a time column read at ``sample_rate``)."""
     from latentbridge.metrics.signal import log_spectral_distance, si_sdr
 
     saved = load_model(run_dir)
     cfg = saved.workflow
     model = saved.model.eval()
-    data = bridge_data(cfg, data_root)
+    data = bridge_data(cfg, data_root, sample_rate)
     check_fits_model(data.n_channels, data.sample_rate, saved.transform, data_root or cfg.data.root)
     split = saved.info.get("data", {})
     if data_root is None and split.get("test_tests"):
