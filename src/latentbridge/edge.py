@@ -59,6 +59,7 @@ import numpy as np
 from latentbridge.errors import DataError
 from latentbridge.io import (  # numpy only at import time
     AUDIO_EXTENSIONS,
+    MIN_WINDOW_SHARE,
     SILENCE_LEVEL,
     check_recording_length,
     cut_windows,
@@ -147,6 +148,7 @@ class EdgeScorer:
             self.hop = max(1, int(round(float(w["hop_s"]) * self.sample_rate)))
             self.pad = str(w.get("pad", "wrap"))
             self.trim_db = w.get("trim_db")
+            self.min_share = float(w.get("min_share", MIN_WINDOW_SHARE))
             self.channel = w.get("channel")
             self.aggregate = str(self.meta.get("aggregate", "mean"))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -197,7 +199,7 @@ class EdgeScorer:
             notes.append(f"resampled from {sr} Hz to the model's {self.sample_rate} Hz")
         if self.trim_db:
             x = trim_silence(x, self.sample_rate, float(self.trim_db))
-        if check_recording_length(x.shape[-1], self.window, self.sample_rate, path):
+        if check_recording_length(x.shape[-1], self.window, self.sample_rate, path, self.min_share):
             notes.append(f"{x.shape[-1] / self.sample_rate:.3g} s is shorter than one "
                          f"{self.window / self.sample_rate:g}-s window; padded to one window ({self.pad})")
         windows, starts_s = self.windows(x, name=path)

@@ -125,6 +125,9 @@ class AudioConfig(Section):
     trim_db: float | None = Field(None, gt=0)
     """Cut leading and trailing silence from files (frames more than this many dB below the loudest
     one) before windowing; None keeps recordings whole. Live streams are never trimmed."""
+    min_window_share: float = Field(0.25, ge=0, le=1)
+    """Refuse recordings shorter than this share of one window (0.25: a 2-s window needs 0.5 s);
+    shorter ones would be mostly padding. A clip dataset padded with silence can go lower."""
     auto: bool = True
     """``anomaly fit``: choose every audio and feature setting not set explicitly from a survey of the
     training files (rate, window, hop, FFT size, mel bands, padding, silence trimming)."""

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from latentbridge.errors import DataError
-from latentbridge.io import check_recording_length, cut_windows, list_audio_files, read_audio, trim_silence
+from latentbridge.io import MIN_WINDOW_SHARE, check_recording_length, cut_windows, list_audio_files, read_audio, trim_silence
 from latentbridge.utils import atomic_path, batched, stable_hash
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,21 @@ class FeatureChunks(torch.utils.data.Dataset):
 
     def __getitem__(self, k: int) -> list[FileFeatures]:
         return self.extractor.chunk_features(self.chunk_list[k])
+
+
+#: bad files named one by one in an error (the rest are counted)
+MAX_NAMED = 10
+
+
+def _where(paths) -> str:
+    """What the user gave, for an error: a path, a few paths, or the folder(s) of many files."""
+    if not isinstance(paths, (list, tuple)):
+        return str(paths)
+    if len(paths) <= 3:
+        return ", ".join(map(str, paths))
+    parents = sorted({str(Path(p).parent) for p in paths})
+    return f"{len(paths)} files in {', '.join(parents[:3])}" + (f" and {len(parents) - 3} more folders"
+                                                                 if len(parents) > 3 else "")
 
 
 def default_cache_dir() -> Path:
@@ -123,7 +138,7 @@ class FeatureExtractor:
 
     def __init__(self, transform, *, sample_rate: int, window_s: float, hop_s: float, channel: int | None = None,
                  pad: str = "wrap", cache_dir: str | Path | None = None, use_cache: bool = True,
-                 batch_windows: int = 32, trim_db: float | None = None,
+                 batch_windows: int = 32, trim_db: float | None = None, min_share: float = MIN_WINDOW_SHARE,
                  num_workers: int | None = None, parallel: Literal["threads", "processes"] = "threads"):
         self.transform = transform.eval()
         self.sample_rate = int(sample_rate)
@@ -133,6 +148,7 @@ class FeatureExtractor:
         self.channel = channel
         self.pad = pad
         self.trim_db = trim_db
+        self.min_share = float(min_share)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.use_cache = use_cache
         # decoding and features in num_workers threads (decoding, resampling and the transform release
@@ -147,6 +163,7 @@ class FeatureExtractor:
             "transform": transform.to_dict(),
             "sample_rate": self.sample_rate, "window": self.window, "hop": self.hop,
             "channel": channel, "pad": pad, **({"trim_db": trim_db} if trim_db else {}),
+            **({"min_share": self.min_share} if self.min_share != MIN_WINDOW_SHARE else {}),
         }
 
     @classmethod
@@ -157,7 +174,8 @@ class FeatureExtractor:
 
         w = spec.windowing
         return cls(transform if transform is not None else build_spectrogram(spec), sample_rate=spec.sample_rate,
-                   window_s=w.window_s, hop_s=w.hop_s, channel=w.channel, pad=w.pad, trim_db=w.trim_db, **kw)
+                   window_s=w.window_s, hop_s=w.hop_s, channel=w.channel, pad=w.pad, trim_db=w.trim_db,
+                   min_share=w.min_share, **kw)
 
     # --- cache --------------------------------------------------------------------------
     def _key(self, path: Path) -> str:
@@ -198,7 +216,7 @@ class FeatureExtractor:
 
     def _windows(self, wave: np.ndarray, name) -> tuple[np.ndarray, np.ndarray, bool]:
         """(windows, starts_s, padded): no state kept, so chunks may run in several threads."""
-        padded = check_recording_length(wave.shape[-1], self.window, self.sample_rate, name)
+        padded = check_recording_length(wave.shape[-1], self.window, self.sample_rate, name, self.min_share)
         windows, starts = cut_windows(wave, self.window, self.hop, pad=self.pad, name=name)
         return windows.astype(np.float32, copy=False), starts.astype(np.float64) / self.sample_rate, padded
 
@@ -324,11 +342,14 @@ class FeatureExtractor:
         skipped = [(str(files[r.index]), r.problem) for r in results if r.problem is not None]
         padded = [str(files[r.index]) for r in results if r.problem is None and r.padded]
         kept = [r for r in results if r.problem is None]
-        where = paths if not isinstance(paths, (list, tuple)) else ", ".join(map(str, paths))
+        where = _where(paths)
         if skipped and not skip_bad:
+            shown = skipped[:MAX_NAMED]
+            more = f"; and {len(skipped) - len(shown)} more" if len(skipped) > len(shown) else ""
             raise DataError(where, f"{len(skipped)} of {len(files)} audio files cannot be used: "
-                            + "; ".join(f"{p}: {r}" for p, r in skipped)
-                            + " (skip such files: --skip-bad in the anomaly commands, -o data.skip_bad_files=true in train)")
+                            + "; ".join(f"{p}: {r}" for p, r in shown) + more
+                            + " (skip such files, each named in a warning: --skip-bad in the anomaly commands, "
+                              "-o data.skip_bad_files=true in train)")
         for p_, r in skipped:
             log.warning("skipping %s: %s", p_, r)
         if not kept:

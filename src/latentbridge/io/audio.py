@@ -393,20 +393,23 @@ def trim_silence(wave: np.ndarray, sample_rate: float, top_db: float = 40.0,
 MIN_WINDOW_SHARE = 0.25
 
 
-def check_recording_length(n_samples: int, window: int, sample_rate: float, name: str | Path = "<waveform>") -> bool:
-    """Apply the short-recording rule (:data:`MIN_WINDOW_SHARE`) to a recording of ``n_samples``.
+def check_recording_length(n_samples: int, window: int, sample_rate: float, name: str | Path = "<waveform>",
+                           min_share: float = MIN_WINDOW_SHARE) -> bool:
+    """Apply the short-recording rule to a recording of ``n_samples``: at least ``min_share`` of a
+    window (:data:`MIN_WINDOW_SHARE` unless the model's ``audio.min_window_share`` says otherwise).
 
     Returns True when the recording is shorter than one window (it will be padded), False when
     it holds at least one window; raises DataError naming ``name`` when it is too short to score.
     """
     n_samples, window = int(n_samples), int(window)
-    minimum = int(np.ceil(MIN_WINDOW_SHARE * window))
+    minimum = max(1, int(np.ceil(float(min_share) * window)))
     if n_samples < minimum:
         raise DataError(
             name,
             f"recording too short: {n_samples / sample_rate:.3g} s; with {window / sample_rate:g}-s windows a "
-            f"recording must last at least {minimum / sample_rate:.3g} s (a quarter of a window; shorter "
-            "windows need a model trained with a shorter audio.window_s)",
+            f"recording must last at least {minimum / sample_rate:.3g} s ({float(min_share):g} of a window, "
+            "audio.min_window_share; shorter recordings need a model trained with a shorter audio.window_s "
+            "or a smaller share)",
         )
     return n_samples < window
 

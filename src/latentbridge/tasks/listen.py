@@ -18,7 +18,7 @@ from typing import TextIO
 import numpy as np
 
 from latentbridge.errors import LatentbridgeError
-from latentbridge.io.audio import check_recording_length, resample
+from latentbridge.io.audio import MIN_WINDOW_SHARE, check_recording_length, resample
 from latentbridge.io.capture import StreamStats, device_blocks, file_blocks
 from latentbridge.io.events import EventLog, utc_now_iso
 from latentbridge.io.windows import PAD_MODES, WindowBuffer
@@ -52,6 +52,7 @@ def listen(
     pad: str = "wrap",
     flush: bool | None = None,
     trim_db: float | None = None,
+    min_share: float = MIN_WINDOW_SHARE,
     on_window: Callable[[dict], None] | None = None,
     stats: StreamStats | None = None,
 ) -> dict:
@@ -182,7 +183,7 @@ def listen(
                 break
         if flush:
             # The recording ended: cut its last windows as cut_windows cuts the whole recording.
-            check_recording_length(buffer.samples_seen, window, sample_rate, name)
+            check_recording_length(buffer.samples_seen, window, sample_rate, name, min_share)
             score(buffer.flush(pad, name=name))
     except KeyboardInterrupt:
         emit("interrupted")
@@ -251,4 +252,4 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
     return listen(score_fn, sample_rate=capture_sr, window_s=det.spec.windowing.window_s,
                   hop_s=hop_s or det.spec.windowing.hop_s, source=source, device=device, blocksize=blocksize,
                   duration_s=duration_s, events=events, out=out, realtime=realtime, pad=det.spec.windowing.pad,
-                  trim_db=det.spec.windowing.trim_db)
+                  trim_db=det.spec.windowing.trim_db, min_share=det.spec.windowing.min_share)

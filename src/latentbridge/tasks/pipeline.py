@@ -133,7 +133,7 @@ def feature_training(cfg, out_dir, paths, *, resume: bool = False, force: bool =
     train_wf, val_wf = split_train_val(wf, cfg.data.val_fraction, cfg.train.seed)
     if len(train_wf) < 2:
         raise DataError(cfg.data.train_dir, f"{len(train_wf)} training window(s) from {len(train_wf.files)} "
-                        f"file(s) ({len(val_wf)} more held out for the threshold): a model needs at least 2; give "
+                        f"file(s) ({len(val_wf)} more held out for validation): a model needs at least 2; give "
                         "more recordings, or shorter windows (-o audio.window_s=...)")
     data_info = {
         "train_dir": str(cfg.data.train_dir), "n_files": len(wf.files), "n_train_files": len(train_wf.files),

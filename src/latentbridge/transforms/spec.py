@@ -57,6 +57,8 @@ class Windowing(Section):
     trim_db: float | None = None
     """Files (never live streams) lose leading and trailing frames more than this many dB below
     their loudest frame before windowing (:func:`latentbridge.io.trim_silence`)."""
+    min_share: float = Field(0.25, ge=0, le=1)
+    """Recordings shorter than this share of a window are refused (:func:`latentbridge.io.check_recording_length`)."""
 
 
 class AudioTransform(Section):
