@@ -240,6 +240,10 @@ def test_audio_reconstruct_cli(audio_run, tmp_path):
         assert (tmp_path / f"{f.stem}_spectrogram.png").stat().st_size > 0
     summary = json.loads((tmp_path / "reconstruct.json").read_text())
     assert len(summary["files"]) == 2 and "Griffin-Lim" in summary["phase"]
+    for f in summary["files"]:  # named inside the folder (they named the temporary folder it was written in)
+        assert (tmp_path / f["output"]).is_file() and (tmp_path / f["plot"]).is_file(), f
+    assert main(["audio", "reconstruct", str(audio_run), str(files[0]), "--out", str(tmp_path / "x"),
+                 "--n-iter", "-3"]) == 2 and not (tmp_path / "x").exists()
 
 
 def test_audio_reconstruct_applies_the_stage_postfilter(audio_run, tmp_path, capsys):

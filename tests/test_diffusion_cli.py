@@ -166,6 +166,10 @@ def test_user_errors_are_one_line(mnist_run, tmp_path, capsys):
     assert main(["train", "--config", str(REPO / "configs" / "ddpm_mnist.yaml"), "--out", str(tmp_path / "z"),
                  *_o(["data.source=folder", f"data.root={tmp_path}"])]) == 2
     assert "data.image_size" in capsys.readouterr().err
+    assert main(["train", "--config", str(REPO / "configs" / "ddpm_mnist.yaml"), "--out", str(tmp_path / "z"),
+                 *_o(["data.source=folder", f"data.root={tmp_path}", "data.image_size=30"])]) == 2
+    assert "data.image_size (30) must be a multiple of 4 for a U-Net of 3 levels" in capsys.readouterr().err
+    assert not (tmp_path / "z").exists()
 
 
 def _image_folder(root, sizes=((10, 14), (12, 12), (9, 9))):
@@ -206,6 +210,13 @@ def test_a_folder_of_images_trains_a_class_conditional_model(tmp_path, capsys):
     assert main(["evaluate", str(out), "--out", str(tmp_path / "e")]) == 0
     m = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert m["feature_space"] == "pixels16" and "class_accuracy" not in m and m["n_reference"] == 6
+    few = tmp_path / "few"  # one image per class: the split per class keeps both for training, none to compare with
+    for cls in ("cracked", "intact"):
+        (few / cls).mkdir(parents=True)
+        (few / cls / "a.png").write_bytes(next((root / cls).glob("*.png")).read_bytes())
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--data", str(few), "--out", str(tmp_path / "e2")]) == 2
+    assert "0 test image(s) in the run's split" in capsys.readouterr().err and not (tmp_path / "e2").exists()
     # a continuous condition from the CSV instead of the classes
     out2 = tmp_path / "run2"
     assert main(["train", "--config", str(REPO / "configs" / "ddpm_mnist.yaml"), "--out", str(out2),
@@ -239,6 +250,10 @@ def test_image_folders_are_read_checked_and_split(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"not an image")
     with pytest.raises(DataError, match="bad.png"):
         read_image(tmp_path / "bad.png")
+    Image.fromarray(np.full((4, 4), 32768, np.uint16)).save(tmp_path / "deep.png")  # 16-bit grey: mid-range
+    assert read_image(tmp_path / "deep.png").max() == 128  # scaled from 16 bits, not clipped to 255
+    with pytest.raises(DataError, match="is a file, not a folder of images"):
+        load_image_data(DiffusionDataConfig(source="folder", root=str(tmp_path / "deep.png"), image_size=4), seed=0)
     assert tile(np.zeros((3, 1, 2, 2), np.uint8), n_cols=2, pad=1).shape == (1, 7, 7)
 
     cfg = DiffusionDataConfig(source="folder", root=str(root), image_size=6, channels=3, class_folders=True,
@@ -246,6 +261,7 @@ def test_image_folders_are_read_checked_and_split(tmp_path):
     data = load_image_data(cfg, seed=0)
     assert data.train.class_names == ["cracked", "intact"] and data.n_continuous == 1
     assert len(data.train) + len(data.val) + len(data.test) == 24 and len(data.test) == 6
+    assert np.bincount(data.test.labels).tolist() == [3, 3]  # split per class
     assert data.train.images.shape[1:] == (3, 6, 6) and data.train.conditions.shape[1] == 1
     again = load_image_data(cfg, seed=0)
     assert np.array_equal(again.test.images, data.test.images)  # seeded

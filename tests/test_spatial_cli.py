@@ -166,3 +166,75 @@ def test_training_from_imzml_files_in_mixed_precision(tissue, tmp_path):
     # noise scaling: every channel's scale is its noise level, below the spread of its values
     center = np.asarray(info["transform"]["center"])
     assert (np.asarray(info["transform"]["scale"]) < center).all()
+
+
+def test_unusual_maps_and_masks(run, tissue, tmp_path, capsys):
+    """NaN marks a pixel without a measurement, masks of probabilities or transparency are read as
+    drawn, and what cannot be used (inf, an empty mask file, a cut .ibd, m/z the data does not hold,
+    --mz nan, --samples 0) is one line naming it."""
+    import shutil
+
+    from PIL import Image
+
+    from latentbridge.io.imzml import write_imzml
+
+    x = np.load(tissue / "section_05.npy").astype(np.float32)
+    valid = np.load(tissue / "section_05.mask.npy")
+    r, c = np.argwhere(valid)[len(np.argwhere(valid)) // 2]
+    holed = x.copy()
+    holed[r, c, 1] = np.nan
+    np.save(tmp_path / "holed.npy", holed)
+    shutil.copy(tissue / "section_05.mask.npy", tmp_path / "holed.mask.npy")
+    assert main(["enhance", str(run), str(tmp_path / "holed.npy"), "--task", "denoise", "--out",
+                 str(tmp_path / "e1")]) == 0
+    summary = json.loads((tmp_path / "e1" / "enhance.json").read_text())
+    assert summary["pixels_answered"] == int(valid.sum()) - 1 and summary["empty_channels"] == []
+    assert np.isfinite(np.load(tmp_path / "e1" / "enhanced.npy")).all()
+    assert not np.load(tmp_path / "e1" / "region.npy")[r, c]
+
+    np.save(tmp_path / "prob.npy", np.where(valid, 0.9, 0.02).astype(np.float32))  # a probability map
+    rgba = np.zeros(valid.shape + (4,), np.uint8)
+    rgba[..., :3] = 255
+    rgba[..., 3] = np.where(valid, 255, 0)  # white everywhere, the mask in the alpha channel
+    Image.fromarray(rgba).save(tmp_path / "alpha.png")
+    for name in ("prob.npy", "alpha.png"):
+        out = tmp_path / f"m_{name}"
+        assert main(["enhance", str(run), str(tissue / "section_05.npy"), "--task", "denoise", "--mask",
+                     str(tmp_path / name), "--out", str(out)]) == 0
+        assert json.loads((out / "enhance.json").read_text())["pixels_answered"] == int(valid.sum()), name
+
+    inf = x.copy()
+    inf[r, c, 0] = np.inf
+    np.save(tmp_path / "inf.npy", inf)
+    (tmp_path / "empty.npy").write_bytes(b"")
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    shutil.copy(tissue / "section_05.imzML", cut / "section_05.imzML")
+    ibd = (tissue / "section_05.ibd").read_bytes()
+    (cut / "section_05.ibd").write_bytes(ibd[: len(ibd) // 2])
+    mz = json.loads((tissue / "manifest.json").read_text())["mz"]
+    write_imzml(tmp_path / "elsewhere.imzML", ((int(i), int(j), np.asarray(mz) + 1.0, x[i, j].astype(np.float32))
+                                               for i, j in np.argwhere(valid)), shape=valid.shape)
+    sec = str(tissue / "section_05.npy")
+    cases = [
+        ([str(tmp_path / "inf.npy")], f"holds infinite values (the first at row {r}, column {c}, channel 0)"),
+        ([sec, "--mask", str(tmp_path / "empty.npy")], "empty.npy: cannot read the mask (EOFError"),
+        ([sec, "--truth", str(tmp_path / "empty.npy")], "empty.npy: cannot read the clean maps"),
+        ([str(cut / "section_05.imzML")], "section_05.ibd is truncated"),
+        ([str(tmp_path / "elsewhere.imzML")], "no signal in any of the model's channels"),
+        ([sec, "--mz=nan"], "--mz: expected finite numbers, got nan"),
+        ([sec, "--samples", "0"], "--samples must be at least 1, got 0"),
+    ]
+    for args, message in cases:
+        code = main(["enhance", str(run), *args, "--task", "denoise", "--out", str(tmp_path / "bad")])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "Traceback" not in err and "\n" not in err.strip(), (args, err)
+        assert not (tmp_path / "bad").exists()
+    spectra = tmp_path / "spectra"  # imzML sections alone (no clean maps of the synthetic channels beside them)
+    spectra.mkdir()
+    for f in [*tissue.glob("section_0[123].imzML"), *tissue.glob("section_0[123].ibd")]:
+        shutil.copy(f, spectra / f.name)
+    code = main(["train", "--config", str(REPO / "configs" / "cvae_tissue.yaml"), "--out", str(tmp_path / "t"),
+                 *_o([f"data.root={spectra}", "data.mz=[100.0,200.0]", *TINY])])
+    err = capsys.readouterr().err
+    assert code == 2 and "100, 200: no signal in any training section within the tolerance" in err, err

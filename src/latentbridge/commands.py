@@ -177,13 +177,14 @@ def score(model_dir: str, paths: list[str], out: str, *, labels: str | None = No
 
 def reconstruct(model_dir: str, files: list[str], out: str, n_iter: int = 64, postfilter: bool = True,
                 force: bool = False) -> dict:
+    if n_iter < 1:
+        raise LatentbridgeError(f"--n-iter must be at least 1 (Griffin-Lim iterations), got {n_iter}")
     res = reconstruct_task.reconstruct(model_dir, files, n_iter=n_iter, postfilter=postfilter)
     with output_folder(out, force=force) as tmp:
         summary = autoencode_report.write_reconstructions(res, tmp)
-    # the paths written inside the temporary folder are reported at their final place
-    for f in summary["files"]:
-        f["output"] = str(Path(out) / Path(f["output"]).name)
-        f["plot"] = str(Path(out) / Path(f["plot"]).name)
+    for f in summary["files"]:  # reconstruct.json names them inside the folder; the command prints where they are
+        f["output"] = str(Path(out) / f["output"])
+        f["plot"] = str(Path(out) / f["plot"])
     return summary
 
 

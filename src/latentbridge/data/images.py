@@ -70,9 +70,17 @@ def seeded_subset(n: int, limit: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
 
 
-def split_off(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_off(n: int, fraction: float, seed: int, labels: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
     """(kept, held out) row indices: a seeded ``fraction`` of ``n`` held out (at least one when the
-    fraction is positive and n > 1)."""
+    fraction is positive and n > 1); with ``labels``, of each class (stratified: a class of one
+    image keeps it)."""
+    if labels is not None:
+        labels = np.asarray(labels)
+        parts = [(idx, split_off(len(idx), fraction, seed + k)) for k, idx in
+                 enumerate(np.flatnonzero(labels == c) for c in np.unique(labels))]
+        return (np.sort(np.concatenate([idx[kept] for idx, (kept, _) in parts])),
+                np.sort(np.concatenate([idx[out] for idx, (_, out) in parts])))
     n_out = int(round(fraction * n)) if n > 1 else 0
     if fraction > 0 and n > 1:
         n_out = max(1, n_out)
@@ -172,10 +180,10 @@ def _folder(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:
     if data_cfg.conditions:
         conditions, cond_names = _read_conditions(Path(data_cfg.conditions), root, files)
     full = ImageSet(images, labels, conditions, names, cond_names)
-    keep, test = split_off(len(full), data_cfg.test_fraction, seed + 7)
+    keep, test = split_off(len(full), data_cfg.test_fraction, seed + 7, labels)
     info = {"source": "folder", "root": str(root), "offline_split": False, "n_files": len(files),
             "split": f"a seeded (seed {seed}) {1 - data_cfg.test_fraction:.0%} / {data_cfg.test_fraction:.0%} "
-                     f"split of {len(files)} images", "classes": names, "conditions": cond_names}
+                     f"split of {len(files)} images" + (", per class" if labels is not None else ""), "classes": names, "conditions": cond_names}
     return full.subset(keep), full.subset(test), info
 
 
@@ -184,7 +192,8 @@ def load_image_data(data_cfg, seed: int) -> ImageData:
     (:class:`~latentbridge.config.sections.DiffusionDataConfig`), seeded by ``seed``."""
     train, test, info = (_mnist if data_cfg.source == "mnist" else _folder)(data_cfg, seed)
     train = train.subset(seeded_subset(len(train), data_cfg.limit, seed))
-    keep, val = split_off(len(train), data_cfg.val_fraction, seed + 1)
+    keep, val = split_off(len(train), data_cfg.val_fraction, seed + 1,
+                          train.labels if data_cfg.source == "folder" else None)
     if len(keep) == 0:
         raise DataError(data_cfg.root, "no training images left after the validation split")
     info = {**info, "n_train": int(len(keep)), "n_val": int(len(val)), "n_test": int(len(test)),

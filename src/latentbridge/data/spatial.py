@@ -28,6 +28,7 @@ itself, which with noise independent between pixels is the clean value's estimat
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +38,10 @@ import torch
 from scipy import ndimage
 
 from latentbridge.errors import ConfigError, DataError
-from latentbridge.io.arrays import ARRAY_SUFFIXES, find_mask, read_array_stack, read_mask
+from latentbridge.io.arrays import ARRAY_SUFFIXES, find_mask, load_npy, read_array_stack, read_mask
 from latentbridge.io.imzml import read_ion_images
+
+log = logging.getLogger(__name__)
 
 _SIDE_FILES = (".mask", ".truth", ".tissue")
 
@@ -54,6 +57,8 @@ class Section:
     truth: np.ndarray | None = None
     tissue: np.ndarray | None = None
     labels: list[str] = field(default_factory=list)
+    empty: list[int] = field(default_factory=list)
+    """Channels that are 0 on every valid pixel (an m/z no spectrum holds within the tolerance)."""
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -139,6 +144,7 @@ def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: st
             raise ConfigError(f"{path}: give the m/z values to image (data.mz, or --mz for enhance)")
         res = read_ion_images(path, mz, tolerance=tolerance, unit=unit, normalization=normalization)
         values, valid, labels = res.values, res.mask, [f"{m:g}" for m in res.mz]
+        empty = [int(np.flatnonzero(res.mz == m)[0]) for m in res.empty_channels]
     else:
         stack = read_array_stack(path)
         values, labels = stack.values, stack.labels
@@ -147,19 +153,38 @@ def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: st
             valid = read_mask(mask_path, values.shape[:2])
         else:
             valid = np.asarray(values).any(axis=-1)
+        if stack.missing is not None:
+            n = int((valid & stack.missing).sum())
+            valid = valid & ~stack.missing
+            if n:
+                log.warning("%s: %d pixel(s) hold NaN: read as pixels without a measurement", path, n)
         if normalization != "none":
             values = _normalize_pixels(values, normalization)
         if not labels and mz:
             labels = [f"{m:g}" for m in mz]
+        empty = [c for c, any_ in enumerate(_channels_with_signal(values, valid)) if not any_]
     if not valid.any():
         raise DataError(path, "no valid pixel")
     t = _load_truth(truth, values.shape) if truth else None
     o = read_mask(tissue, values.shape[:2]) if tissue else None
-    return Section(stem, values, valid, str(path), t, o, list(labels))
+    return Section(stem, values, valid, str(path), t, o, list(labels), empty)
+
+
+def _channels_with_signal(values: np.ndarray, valid: np.ndarray, rows: int = 256) -> np.ndarray:
+    """(C,) whether each channel is non-zero on some valid pixel (a memory map is read in blocks of rows)."""
+    out = np.zeros(values.shape[2], dtype=bool)
+    for r0 in range(0, values.shape[0], rows):
+        out |= (np.asarray(values[r0:r0 + rows])[valid[r0:r0 + rows]] != 0).any(axis=0)
+    return out
+
+
+def channel_text(labels: list[str], channels) -> str:
+    """Channels by label (m/z) or index, for a message."""
+    return ", ".join(labels[c] if c < len(labels) else f"channel {c}" for c in channels)
 
 
 def _load_truth(path, shape) -> np.ndarray:
-    t = np.load(path, mmap_mode="r", allow_pickle=False)
+    t = load_npy(path, "the clean maps", mmap=True)
     if tuple(t.shape) != tuple(shape):
         raise DataError(path, f"truth of shape {t.shape} does not match the section's {tuple(shape)}")
     return t
@@ -192,6 +217,15 @@ def load_sections(data_cfg) -> tuple[list[Section], list[Section], list[float] |
     channels = {s.shape[2] for s in train + test}
     if len(channels) != 1:
         raise DataError(data_cfg.root, f"sections have different channel counts {sorted(channels)}")
+    nowhere = set.intersection(*(set(s.empty) for s in train))
+    if nowhere:
+        raise DataError(data_cfg.root, f"{channel_text(train[0].labels, sorted(nowhere))}: no signal in any "
+                        "training section"
+                        + (f" within the tolerance ({data_cfg.tolerance:g} {data_cfg.tolerance_unit}): check data.mz "
+                           "and data.tolerance" if mz else " (all zero): drop the channel"))
+    for s in train + test:
+        if s.empty:
+            log.warning("%s: no signal in %s", s.source, channel_text(s.labels, s.empty))
     return train, test, mz
 
 

@@ -11,7 +11,12 @@ Layouts read by :func:`read_array_stack`:
 - a folder of ``.png`` files: one grey image per channel, in file-name order (8- or 16-bit);
 - a single ``.png``: one grey channel.
 
-Masks (:func:`read_mask`): ``.npy`` or ``.png``, non-zero = valid. :func:`find_mask` looks for the
+NaN marks a pixel without a measurement (``missing``: it is not valid whatever the mask says, and
+reads 0); an infinite value is refused.
+
+Masks (:func:`read_mask`): ``.npy`` or ``.png``; whole numbers (0/1, 0/255, labels): non-zero = valid;
+fractions (a probability map): above half the maximum; NaN: not valid; a PNG with transparency: its
+alpha channel. :func:`find_mask` looks for the
 sibling ``NAME.mask.npy`` / ``NAME.mask.png`` of ``NAME.EXT`` (or ``mask.png`` inside a PNG
 folder). Channel labels: the PNG file stems, else ``NAME.channels.txt`` (one label per line) when
 present. ``tifffile`` and ``PIL`` are imported when needed.
@@ -35,6 +40,8 @@ class ArrayStack:
     """(H, W, C): a numpy array or a read-only memory map."""
     source: str
     labels: list[str] = field(default_factory=list)
+    missing: np.ndarray | None = None
+    """(H, W) bool: pixels with a NaN in some channel (read as 0), None when there are none."""
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -96,7 +103,7 @@ def read_array_stack(path: str | Path, *, mmap: bool = True) -> ArrayStack:
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
-            a = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+            a = load_npy(path, mmap=mmap)
         elif suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
                 keys = list(z.keys())
@@ -124,9 +131,25 @@ def read_array_stack(path: str | Path, *, mmap: bool = True) -> ArrayStack:
     except (ValueError, OSError) as e:
         raise DataError(path, f"cannot read ({type(e).__name__}: {str(e)[:200]})") from None
     a = _as_hwc(a, path)
-    if np.issubdtype(a.dtype, np.floating) and not isinstance(a, np.memmap) and not np.all(np.isfinite(a)):
-        raise DataError(path, "holds non-finite values (NaN or inf)")
-    return ArrayStack(a, str(path), _labels_file(path, a.shape[2]))
+    missing = _nan_pixels(a, path) if np.issubdtype(a.dtype, np.floating) else None
+    if missing is not None:
+        a = np.where(np.isnan(a), 0, a).astype(a.dtype, copy=False)
+    return ArrayStack(a, str(path), _labels_file(path, a.shape[2]), missing)
+
+
+def _nan_pixels(a: np.ndarray, path: Path, chunk_values: int = 1 << 24) -> np.ndarray | None:
+    """(H, W) pixels with a NaN, or None; refuses infinite values. Reads a memory map in blocks of rows."""
+    h, w, c = a.shape
+    rows = max(1, chunk_values // max(1, w * c))
+    nan = np.zeros((h, w), dtype=bool)
+    for r0 in range(0, h, rows):
+        block = np.asarray(a[r0:r0 + rows])
+        inf = np.isinf(block)
+        if inf.any():
+            r, col, ch = np.argwhere(inf)[0]
+            raise DataError(path, f"holds infinite values (the first at row {r0 + r}, column {col}, channel {ch})")
+        nan[r0:r0 + rows] = np.isnan(block).any(axis=-1)
+    return nan if nan.any() else None
 
 
 def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -135,14 +158,9 @@ def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndar
     if not path.is_file():
         raise DataError(path, "mask file does not exist")
     if path.suffix.lower() == ".npy":
-        try:
-            m = np.load(path, allow_pickle=False)
-        except ValueError as e:
-            raise DataError(path, f"cannot read the mask ({e})") from None
+        m = load_npy(path, "the mask")
     elif path.suffix.lower() == ".png":
-        m = _png(path)
-        if m.ndim == 3:
-            m = m[..., 0]
+        m = _png_mask(path)
     else:
         raise DataError(path, f"a mask must be .npy or .png, got {path.suffix!r}")
     m = np.asarray(m)
@@ -150,7 +168,39 @@ def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndar
         raise DataError(path, f"a mask must be (H, W), got shape {m.shape}")
     if shape is not None and tuple(m.shape) != tuple(shape):
         raise DataError(path, f"mask of shape {m.shape} does not match the maps' {tuple(shape)}")
-    return m != 0
+    if not (np.issubdtype(m.dtype, np.number) or m.dtype == bool):
+        raise DataError(path, f"a mask holds numbers, got dtype {m.dtype}")
+    m = m.astype(np.float64)
+    known = np.isfinite(m)
+    if np.all(m[known] == np.round(m[known])):
+        return known & (m != 0)  # 0/1, 0/255, region labels
+    return known & (m > np.max(m[known]) / 2)  # a probability map, an anti-aliased drawing
+
+
+def load_npy(path: str | Path, what: str = "the array", mmap: bool = False) -> np.ndarray:
+    """``np.load`` of a ``.npy`` without pickles, its failures (empty, truncated, not NumPy) as DataError."""
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(path, f"cannot read {what} ({type(e).__name__}: {str(e)[:200] or 'empty file'})") from None
+
+
+def _png_mask(path: Path) -> np.ndarray:
+    """A PNG mask's values: its alpha channel when it has transparency, else its grey level."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            if im.mode == "P" and "transparency" in im.info:
+                im = im.convert("RGBA")
+            if im.mode in ("RGBA", "LA", "PA"):
+                alpha = np.asarray(im.getchannel("A"))
+                if alpha.min() < alpha.max():
+                    return alpha
+    except OSError as e:
+        raise DataError(path, f"not a readable PNG ({e})") from None
+    m = _png(path)
+    return m[..., 0] if m.ndim == 3 else m
 
 
 def find_mask(path: str | Path) -> Path | None:

@@ -21,7 +21,7 @@ def list_image_files(root: str | Path) -> list[Path]:
     """PNG/JPEG files under ``root`` (recursively), sorted; DataError when there are none."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(root, "image folder does not exist")
+        raise DataError(root, "is a file, not a folder of images" if root.exists() else "image folder does not exist")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
                    and not any(part.startswith(".") for part in p.relative_to(root).parts))
     if not files:
@@ -32,7 +32,7 @@ def list_image_files(root: str | Path) -> list[Path]:
 def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None = None,
                resize: str = "area") -> np.ndarray:
     """One image as ``uint8`` ``(channels, H, W)``: converted to grey levels (1) or RGB (3) (an
-    alpha channel is composited on black), resized to ``size = (H, W)`` when given and different
+    alpha channel is composited on black; 16-bit grey scaled from its full range), resized to ``size = (H, W)`` when given and different
     (``resize``: ``area``, ``bilinear`` or ``nearest``; ``none`` refuses another size)."""
     from PIL import Image, UnidentifiedImageError
 
@@ -46,6 +46,8 @@ def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None
                 rgba = im.convert("RGBA")
                 black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
                 im = Image.alpha_composite(black, rgba)
+            if im.mode.startswith("I") or im.mode == "F":  # 16-bit / 32-bit grey: scaled, not clipped, to 8 bits
+                im = Image.fromarray(_to_8_bits(np.asarray(im), im.mode), "L")
             im = im.convert("L" if channels == 1 else "RGB")
     except FileNotFoundError:
         raise DataError(path, "image file does not exist") from None
@@ -59,6 +61,17 @@ def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None
         im = im.resize((int(size[1]), int(size[0])), getattr(Image.Resampling, _RESAMPLE[resize]))
     a = np.asarray(im, dtype=np.uint8)
     return a[None] if a.ndim == 2 else np.ascontiguousarray(a.transpose(2, 0, 1))
+
+
+def _to_8_bits(a: np.ndarray, mode: str) -> np.ndarray:
+    """Grey levels of a 16-bit (or 32-bit integer) image over the full 16-bit range, of a float image
+    over [0, 1] (its own range when it exceeds that), as uint8."""
+    a = np.nan_to_num(a.astype(np.float64))
+    if mode == "F":
+        lo, hi = (0.0, 1.0) if a.min() >= 0 and a.max() <= 1 else (a.min(), max(a.max(), a.min() + 1e-12))
+    else:
+        lo, hi = 0.0, 65535.0
+    return (np.clip((a - lo) / (hi - lo), 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def to_uint8(images) -> np.ndarray:

@@ -96,7 +96,30 @@ def open_imzml(path: str | Path):
     if not parser.coordinates:
         parser.m.close()
         raise DataError(path, "holds no spectra")
+    try:
+        _check_ibd_length(parser, path, ibd, os.fstat(fh.fileno()).st_size)
+    except DataError:
+        parser.m.close()
+        raise
     return parser
+
+
+def _check_ibd_length(parser, path: Path, ibd: Path, size: int) -> None:
+    """Refuse an ``.ibd`` shorter than its spectra's declared offsets and lengths (pyimzml reads the
+    spectra past its end as empty arrays: a cut file would give pixels without signal)."""
+    ends = None
+    for offsets, lengths, precision in ((parser.mzOffsets, parser.mzLengths, parser.mzPrecision),
+                                        (parser.intensityOffsets, parser.intensityLengths, parser.intensityPrecision)):
+        if len(offsets) != len(parser.coordinates) or len(lengths) != len(offsets):
+            raise DataError(path, "the metadata does not give every spectrum an offset and a length in the .ibd")
+        end = np.asarray(offsets, dtype=np.int64) + np.asarray(lengths, dtype=np.int64) * np.dtype(precision).itemsize
+        ends = end if ends is None else np.maximum(ends, end)
+    short = np.flatnonzero(ends > size)
+    if short.size:
+        i = int(short[0])
+        x, y = parser.coordinates[i][:2]
+        raise DataError(path, f"{ibd.name} is truncated: it holds {size} bytes but spectrum {i} (row {y - 1}, column "
+                              f"{x - 1}) ends at byte {int(ends[i])}; {short.size} of {len(ends)} spectra are cut off")
 
 
 def _mode(parser) -> str:
@@ -204,8 +227,6 @@ def read_ion_images(path: str | Path, mz, *, tolerance: float = 10.0, unit: str 
     finally:
         parser.m.close()
     empty = [float(m) for m, any_ in zip(targets, values[mask].any(axis=0)) if not any_]
-    if empty:
-        warnings.warn(f"{path}: no intensity within the tolerance of m/z {empty} in any spectrum", stacklevel=2)
     return IonImages(values, mask, targets, tic, mode, str(path), empty)
 
 

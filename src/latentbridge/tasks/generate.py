@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from latentbridge.errors import LatentbridgeError
+from latentbridge.errors import DataError, LatentbridgeError
 
 log = logging.getLogger(__name__)
 DIGITS = [str(d) for d in range(10)]
@@ -214,6 +214,9 @@ def evaluate(run_dir, data: str | None = None, *, n_samples: int | None = None, 
         raise LatentbridgeError(f"{run_dir}: a {cfg.task!r} model, not a diffusion model")
     data_cfg = cfg.data.model_copy(update={"root": data}) if data else cfg.data
     images = load_image_data(data_cfg, cfg.train.seed)
+    if len(images.test) < 2:  # before the sampling: Fréchet distances need two test images at least
+        raise DataError(data_cfg.root, f"{len(images.test)} test image(s) in the run's split: an evaluation compares "
+                                       "samples with at least 2 (train on more images, or evaluate on another folder: --data DIR)")
     model = saved.model
     n = int(n_samples or cfg.evaluate.n_samples)
     if judge is None:

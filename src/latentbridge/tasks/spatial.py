@@ -243,6 +243,8 @@ class Enhanced:
     panels: list[int] = field(default_factory=list)
     """Channels shown in figures (``--mz``); the arrays keep every channel."""
     input_factor: int = 1
+    empty_channels: list[str] = field(default_factory=list)
+    """Channels of the input without signal (an m/z none of its spectra holds)."""
 
 
 def enhance_section(model, spec, section, task: str, *, n_samples: int = 8, batch_tiles: int = 32, seed: int = 0,
@@ -303,7 +305,8 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
                   mask: str | None = None, truth: str | None = None, n_samples: int | None = None, seed: int = 0,
                   allocate: Callable | None = None) -> Enhanced:
     """:func:`enhance` with a loaded model folder (``latentbridge serve`` holds its models loaded)."""
-    from latentbridge.data.spatial import read_section
+    from latentbridge.data.spatial import channel_text, read_section
+    from latentbridge.io.arrays import load_npy
 
     run_dir = saved.path
     spec = saved.transform
@@ -313,14 +316,23 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
     path = Path(input_path)
     stem = path.name[: -len(path.suffix)] if path.suffix else path.name
     sibling = path.with_name(f"{stem}.truth.npy")
+    if n_samples is not None and n_samples < 1:
+        raise ConfigError(f"--samples must be at least 1, got {n_samples}")
     section = read_section(path, mz=spec.mz, tolerance=spec.tolerance, unit=spec.tolerance_unit,
                            normalization=spec.normalization, mask=mask,
                            truth=truth or (sibling if sibling.is_file() and task != "upscale" else None))
+    empty = channel_text(section.labels, section.empty)
+    if len(section.empty) == section.shape[2]:
+        raise DataError(path, "no signal in any of the model's channels" + (
+            f" (m/z {empty} within {spec.tolerance:g} {spec.tolerance_unit}): not the kind of data the model "
+            "was trained on" if spec.mz else " (all zero on the valid pixels)"))
+    if empty:
+        log.warning("%s: no signal in %s: the model's maps of them rest on the other channels", path, empty)
     cfg = saved.workflow
     res = enhance_section(saved.model, spec, section, task, n_samples=n_samples or cfg.patches.samples,
                           batch_tiles=cfg.patches.batch_tiles, seed=seed, allocate=allocate)
     if truth and task == "upscale":
-        t = np.load(truth, mmap_mode="r")
+        t = load_npy(truth, "the clean maps", mmap=True)
         if tuple(t.shape) != tuple(res.enhanced.shape):
             raise DataError(truth, f"truth of shape {t.shape} does not match the upscaled maps {res.enhanced.shape}")
         from latentbridge.metrics.spatial import enhancement_metrics
@@ -328,6 +340,7 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
         res.truth = t
         res.metrics = enhancement_metrics(np.asarray(t), res.enhanced, res.region, res.sigma)
     res.panels = panels
+    res.empty_channels = [section.labels[c] if c < len(section.labels) else str(c) for c in section.empty]
     return res
 
 
@@ -338,6 +351,8 @@ def channel_indices(spec, mz: list[float]) -> list[int]:
     model_mz = np.asarray(spec.mz, dtype=np.float64)
     picks = []
     for m in mz:
+        if not np.isfinite(m):
+            raise ConfigError(f"--mz: expected finite numbers, got {m}")
         i = int(np.abs(model_mz - m).argmin())
         tol = m * spec.tolerance * 1e-6 if spec.tolerance_unit == "ppm" else spec.tolerance
         if abs(model_mz[i] - m) > tol:

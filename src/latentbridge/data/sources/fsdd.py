@@ -89,8 +89,9 @@ class FSDD:
             if not download:
                 raise DataError(
                     self.root,
-                    "no FSDD recordings found (expected recordings/*.wav); pass download=True "
-                    "or point root at a folder holding recordings/*.wav",
+                    "no FSDD recordings found (expected recordings/*.wav): point the config's FSDD folder "
+                    "(data.root, or digits.fsdd_root) at a folder holding recordings/*.wav "
+                    "(digits.download=true fetches them)",
                 )
             self._download()
             rec = self._find_recordings()

@@ -114,8 +114,9 @@ class MNIST:
             if self._find(self.FILES[key][0]) is None:
                 raise DataError(
                     self.root / self.FILES[key][0],
-                    "MNIST test file missing (needed even for the offline split); "
-                    "pass download=True or point root at the folder holding it",
+                    "MNIST test file missing (needed even for the offline split): point the config's MNIST "
+                    "folder (data.root, or digits.mnist_root) at the folder holding the MNIST idx files "
+                    "(digits.download=true fetches them)",
                 )
         if verify:
             for name, md5 in self.FILES.values():

@@ -66,7 +66,7 @@ def write_evaluation(res, folder: Path) -> None:
 
 def write_reconstructions(res, folder: Path) -> dict:
     """``<name>_reconstructed.wav`` (the input's rate and length) and ``<name>_spectrogram.png`` per file,
-    and ``reconstruct.json``; returns its content."""
+    and ``reconstruct.json`` (file names relative to ``folder``); returns its content."""
     folder = Path(folder)
     files = []
     for r in res.files:
@@ -75,7 +75,7 @@ def write_reconstructions(res, folder: Path) -> dict:
                                       [f"{r.path.name} (audio → {res.kind} → model → audio)"],
                                       folder / f"{r.stem}_spectrogram.png", sample_rate=res.model_sample_rate,
                                       hop_length=res.hop_length)
-        files.append({"path": str(r.path), "output": str(wav), "plot": str(plot), "n_windows": r.n_windows,
+        files.append({"path": str(r.path), "output": Path(wav).name, "plot": Path(plot).name, "n_windows": r.n_windows,
                       "sample_rate": r.sample_rate, **r.metrics})
     summary = {"model": res.model, "phase": res.phase, "postfilter": res.postfilter,
                "model_sample_rate": res.model_sample_rate, "files": files}
