@@ -252,6 +252,13 @@ def test_image_folders_are_read_checked_and_split(tmp_path):
         read_image(tmp_path / "bad.png")
     Image.fromarray(np.full((4, 4), 32768, np.uint16)).save(tmp_path / "deep.png")  # 16-bit grey: mid-range
     assert read_image(tmp_path / "deep.png").max() == 128  # scaled from 16 bits, not clipped to 255
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("a.png", "b.jpg", "c.png"):
+        (broken / name).write_bytes(b"" if name == "c.png" else b"not an image")
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(broken / "fine.png")
+    with pytest.raises(DataError, match=r"broken: 3 of 4 images cannot be read: .*a\.png.*b\.jpg.*c\.png"):
+        load_image_data(DiffusionDataConfig(source="folder", root=str(broken), image_size=4), seed=0)
     with pytest.raises(DataError, match="is a file, not a folder of images"):
         load_image_data(DiffusionDataConfig(source="folder", root=str(tmp_path / "deep.png"), image_size=4), seed=0)
     assert tile(np.zeros((3, 1, 2, 2), np.uint8), n_cols=2, pad=1).shape == (1, 7, 7)

@@ -165,7 +165,16 @@ def _folder(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:
     root = Path(data_cfg.root)
     files = list_image_files(root)
     side = int(data_cfg.image_size)
-    images = np.stack([read_image(p, data_cfg.channels, (side, side), data_cfg.resize) for p in files])
+    images, bad = [], []
+    for p in files:  # every unreadable image named at once, not one per attempt
+        try:
+            images.append(read_image(p, data_cfg.channels, (side, side), data_cfg.resize))
+        except DataError as e:
+            bad.append(str(e))
+    if bad:
+        raise DataError(root, f"{len(bad)} of {len(files)} images cannot be read: " + "; ".join(bad[:10])
+                        + (f"; and {len(bad) - 10} more" if len(bad) > 10 else ""))
+    images = np.stack(images)
     labels, names = None, []
     if data_cfg.class_folders:
         top = []

@@ -13,7 +13,7 @@ import numpy as np
 
 from latentbridge.errors import DataError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 _RESAMPLE = {"bilinear": "BILINEAR", "area": "BOX", "nearest": "NEAREST"}
 
 
@@ -34,7 +34,7 @@ def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None
     """One image as ``uint8`` ``(channels, H, W)``: converted to grey levels (1) or RGB (3) (an
     alpha channel is composited on black; 16-bit grey scaled from its full range), resized to ``size = (H, W)`` when given and different
     (``resize``: ``area``, ``bilinear`` or ``nearest``; ``none`` refuses another size)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
     if channels not in (1, 3):
@@ -42,6 +42,7 @@ def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None
     try:
         with Image.open(path) as im:
             im.load()
+            im = ImageOps.exif_transpose(im)  # a photo as the camera held it
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 rgba = im.convert("RGBA")
                 black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
