@@ -87,7 +87,7 @@ class ClassifierDataConfig(Section):
 
 
 class DiffusionDataConfig(Section):
-    """Images for a diffusion model: MNIST (the named source) or a folder of PNG/JPEG files."""
+    """Images for a diffusion model: MNIST (the named source) or a folder of PNG/JPEG/BMP/TIFF/WebP files."""
 
     source: Literal["mnist", "folder"] = "mnist"
     root: str | None = None
