@@ -114,8 +114,10 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
         stem = distinct_name(path.stem, used)
         a = full(torch.from_numpy(wave)[None])[0, 0].numpy()
         b = full(torch.from_numpy(out)[None])[0, 0].numpy()
+        heard = ("mono mix" if channel is None else f"channel {channel}") if native.channels > 1 else "mono"
         results.append(FileReconstruction(path, stem, int(n), native.sample_rate, np.clip(written, -1, 1), a, b,
-                                          {"duration_s": total / sr, **metrics}))
+                                          {"duration_s": total / sr, "input_channels": int(native.channels),
+                                           "reconstructed": heard, **metrics}))
     phase_text = ("input phase (ISTFT)" if phase == "input"
                   else f"Griffin-Lim, {n_iter} iterations (mel features keep no phase)")
     return Reconstructions(str(model_dir), phase_text, sr, transform.hop_length, transform.kind, results,
