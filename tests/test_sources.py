@@ -304,7 +304,7 @@ def test_fsdd_parsing_bad_names_and_download(server, tmp_path):
     assert sorted(ds.by_digit("train")) == [0, 1] and len(ds.by_digit("train")[1]) == 2
     assert FSDD(rec).recordings_dir == rec  # the recordings folder itself works too
 
-    with pytest.raises(DataError, match="download=True"):
+    with pytest.raises(DataError, match="digits.download=true fetches them"):
         FSDD(tmp_path / "nothing")
 
     # download: a zip with GitHub's top folder, served locally
