@@ -366,7 +366,7 @@ def read_vibration_csv(
             path,
             "no time column found (a header named like 'time'/'t'/'time_s'/'timestamp', or an evenly "
             "increasing first column), so the sample rate is unknown: give it (vibration.sample_rate for "
-            "training, --sample-rate for evaluate and sample)" + time_hint,
+            "training, --sample-rate for evaluate and sample, sample_rate in a /predict request)" + time_hint,
         )
 
     wave = np.ascontiguousarray(data[:, use_cols].T, dtype=np.float32)

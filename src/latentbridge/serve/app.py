@@ -221,12 +221,12 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
     @app.post("/api/models/{name}/predict",
               summary="Multimodal prediction: vibration CSV → crack mask; spoken digit ↔ image")
     async def predict(name: str, file: UploadFile = File(...), route: str = Form("posterior"),
-                      scale: int = Form(8, ge=1, le=16)):
+                      scale: int = Form(8, ge=1, le=16), sample_rate: float | None = Form(None, gt=0)):
         m = get(name, "predict")
         up = await receive(file)
         try:
             try:
-                return await in_thread(model_pool, _predict, m, up, route, scale, settings)
+                return await in_thread(model_pool, _predict, m, up, route, scale, settings, sample_rate)
             except DataError as e:
                 raise up.error(e) from None
         finally:
@@ -323,16 +323,21 @@ def _score_result(m: ServedModel, client_name: str, wave, scores, decisions, sta
     }
 
 
-def _predict(m: ServedModel, up: _Upload, route: str, scale: int, settings: ServeSettings) -> dict:
+def _predict(m: ServedModel, up: _Upload, route: str, scale: int, settings: ServeSettings,
+             sample_rate: float | None = None) -> dict:
+    """``sample_rate``: of a vibration CSV without a time column."""
     from latentbridge.io import AUDIO_EXTENSIONS
 
     ext = up.path.suffix
+    if sample_rate is not None and m.task != "multimodal":
+        raise DataError(up.path, "sample_rate is the rate of a vibration CSV without a time column; "
+                                 f"this model ({m.task}) reads none")
     if m.task == "multimodal":
         from latentbridge.tasks.multimodal import predict_recording
 
         if ext != ".csv":
             raise DataError(up.path, f"expected a vibration CSV (.csv), got {ext or 'a file without extension'}")
-        p = predict_recording(m.saved, up.path)
+        p = predict_recording(m.saved, up.path, sample_rate)
         return {"model": m.name, "file": up.client_name, "kind": "vibration_to_mask",
                 "damage_extent": p.extent, "window_damage_extent": p.window_extent.tolist(),
                 "window_starts_s": p.starts_s.tolist(), "n_windows": int(len(p.window_extent)),

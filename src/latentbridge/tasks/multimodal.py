@@ -314,14 +314,15 @@ class RecordingPrediction:
     n_channels: int
 
 
-def predict_recording(saved, path: str | Path) -> RecordingPrediction:
+def predict_recording(saved, path: str | Path, sample_rate: float | None = None) -> RecordingPrediction:
     """Predict a crack mask and the damage extent of one vibration CSV with a saved multimodal
     model (``saved``: :class:`~latentbridge.models.hub.SavedModel`). The CSV is read and windowed
     as in training (:func:`latentbridge.data.bridge.read_recording`,
     :func:`~latentbridge.data.bridge.recording_windows`); every window of a recording shares its
-    damage state, so the mask is the mean of the windows' crack probabilities."""
+    damage state, so the mask is the mean of the windows' crack probabilities. ``sample_rate``: of a
+    CSV without a time column (else the config's)."""
     cfg, spec = saved.workflow, saved.transform
-    windows, starts_s, sr, n_channels = windows_of_recording(cfg.vibration, spec, path)
+    windows, starts_s, sr, n_channels = windows_of_recording(with_sample_rate(cfg.vibration, sample_rate), spec, path)
     model = saved.model.eval()
     out = batched(lambda w: {k: v for k, v in model.predict({"wave": w}, use=("spec",)).items()
                              if k in ("mask_prob", "extent")}, windows, batch_size=64)
