@@ -5,6 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 
+#: problems named one by one in an error about many files (the rest are counted)
+MAX_NAMED = 10
+
+
+def named_problems(problems: list[str]) -> str:
+    """``"a; b; ...; and N more"``: the first :data:`MAX_NAMED` problems of an error about many files."""
+    more = len(problems) - MAX_NAMED
+    return "; ".join(problems[:MAX_NAMED]) + (f"; and {more} more" if more > 0 else "")
+
+
 class LatentbridgeError(Exception):
     """Base class for errors the CLI reports as one clear line (exit code 2)."""
 

@@ -19,8 +19,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from latentbridge.errors import DataError
-from latentbridge.io import MIN_WINDOW_SHARE, check_recording_length, cut_windows, list_audio_files, read_audio, trim_silence
+from latentbridge.errors import DataError, named_problems
+from latentbridge.io import (MIN_WINDOW_SHARE, check_recording_length, cut_windows, list_audio_files, read_audio,
+                             trim_silence)
 from latentbridge.utils import atomic_path, batched, stable_hash
 
 log = logging.getLogger(__name__)
@@ -69,10 +70,6 @@ class FeatureChunks(torch.utils.data.Dataset):
 
     def __getitem__(self, k: int) -> list[FileFeatures]:
         return self.extractor.chunk_features(self.chunk_list[k])
-
-
-#: bad files named one by one in an error (the rest are counted)
-MAX_NAMED = 10
 
 
 def _where(paths) -> str:
@@ -344,10 +341,8 @@ class FeatureExtractor:
         kept = [r for r in results if r.problem is None]
         where = _where(paths)
         if skipped and not skip_bad:
-            shown = skipped[:MAX_NAMED]
-            more = f"; and {len(skipped) - len(shown)} more" if len(skipped) > len(shown) else ""
             raise DataError(where, f"{len(skipped)} of {len(files)} audio files cannot be used: "
-                            + "; ".join(f"{p}: {r}" for p, r in shown) + more
+                            + named_problems([f"{p}: {r}" for p, r in skipped])
                             + " (skip such files, each named in a warning: --skip-bad in the anomaly commands, "
                               "-o data.skip_bad_files=true in train)")
         for p_, r in skipped:

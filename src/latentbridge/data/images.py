@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.errors import ConfigError, DataError
+from latentbridge.errors import ConfigError, DataError, named_problems
 
 MNIST_OFFLINE_NOTE = ("offline split: the 60,000 MNIST training images are absent, so 'train' and 'test' are a "
                       "seeded (seed {seed}) 8,000 / 2,000 split of the 10,000 official test images; figures are "
@@ -172,8 +172,7 @@ def _folder(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:
         except DataError as e:
             bad.append(str(e))
     if bad:
-        raise DataError(root, f"{len(bad)} of {len(files)} images cannot be read: " + "; ".join(bad[:10])
-                        + (f"; and {len(bad) - 10} more" if len(bad) > 10 else ""))
+        raise DataError(root, f"{len(bad)} of {len(files)} images cannot be read: " + named_problems(bad))
     images = np.stack(images)
     labels, names = None, []
     if data_cfg.class_folders:
@@ -192,7 +191,8 @@ def _folder(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:
     keep, test = split_off(len(full), data_cfg.test_fraction, seed + 7, labels)
     info = {"source": "folder", "root": str(root), "offline_split": False, "n_files": len(files),
             "split": f"a seeded (seed {seed}) {1 - data_cfg.test_fraction:.0%} / {data_cfg.test_fraction:.0%} "
-                     f"split of {len(files)} images" + (", per class" if labels is not None else ""), "classes": names, "conditions": cond_names}
+                     f"split of {len(files)} images" + (", per class" if labels is not None else ""),
+            "classes": names, "conditions": cond_names}
     return full.subset(keep), full.subset(test), info
 
 

@@ -64,11 +64,19 @@ def _as_hwc(a: np.ndarray, path: Path) -> np.ndarray:
     return a
 
 
-def _png(path: Path) -> np.ndarray:
+def _png(path: Path, alpha: bool = False) -> np.ndarray:
+    """A PNG's grey levels (8- or 16-bit kept); with ``alpha``, its alpha channel instead when it has
+    transparency (a mask drawn as the opaque part of an image)."""
     from PIL import Image
 
     try:
         with Image.open(path) as im:
+            if alpha and im.mode == "P" and "transparency" in im.info:
+                im = im.convert("RGBA")
+            if alpha and im.mode in ("RGBA", "LA", "PA"):
+                a = np.asarray(im.getchannel("A"))
+                if a.min() < a.max():
+                    return a
             if im.mode not in ("L", "I", "I;16", "I;16B", "F", "1"):
                 im = im.convert("L")
             return np.asarray(im)
@@ -153,14 +161,14 @@ def _nan_pixels(a: np.ndarray, path: Path, chunk_values: int = 1 << 24) -> np.nd
 
 
 def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """A boolean (H, W) mask of valid pixels from ``.npy`` or ``.png`` (non-zero = valid)."""
+    """A boolean (H, W) mask of valid pixels from ``.npy`` or ``.png`` (the rules in the module's docstring)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "mask file does not exist")
     if path.suffix.lower() == ".npy":
         m = load_npy(path, "the mask")
     elif path.suffix.lower() == ".png":
-        m = _png_mask(path)
+        m = _png(path, alpha=True)
     else:
         raise DataError(path, f"a mask must be .npy or .png, got {path.suffix!r}")
     m = np.asarray(m)
@@ -183,24 +191,6 @@ def load_npy(path: str | Path, what: str = "the array", mmap: bool = False) -> n
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise DataError(path, f"cannot read {what} ({type(e).__name__}: {str(e)[:200] or 'empty file'})") from None
-
-
-def _png_mask(path: Path) -> np.ndarray:
-    """A PNG mask's values: its alpha channel when it has transparency, else its grey level."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            if im.mode == "P" and "transparency" in im.info:
-                im = im.convert("RGBA")
-            if im.mode in ("RGBA", "LA", "PA"):
-                alpha = np.asarray(im.getchannel("A"))
-                if alpha.min() < alpha.max():
-                    return alpha
-    except OSError as e:
-        raise DataError(path, f"not a readable PNG ({e})") from None
-    m = _png(path)
-    return m[..., 0] if m.ndim == 3 else m
 
 
 def find_mask(path: str | Path) -> Path | None:

@@ -32,8 +32,9 @@ def list_image_files(root: str | Path) -> list[Path]:
 def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None = None,
                resize: str = "area") -> np.ndarray:
     """One image as ``uint8`` ``(channels, H, W)``: converted to grey levels (1) or RGB (3) (an
-    alpha channel is composited on black; 16-bit grey scaled from its full range), resized to ``size = (H, W)`` when given and different
-    (``resize``: ``area``, ``bilinear`` or ``nearest``; ``none`` refuses another size)."""
+    alpha channel is composited on black; 16-bit grey scaled from its full range), resized to
+    ``size = (H, W)`` when given and different (``resize``: ``area``, ``bilinear`` or ``nearest``;
+    ``none`` refuses another size)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)

@@ -215,8 +215,9 @@ def evaluate(run_dir, data: str | None = None, *, n_samples: int | None = None, 
     data_cfg = cfg.data.model_copy(update={"root": data}) if data else cfg.data
     images = load_image_data(data_cfg, cfg.train.seed)
     if len(images.test) < 2:  # before the sampling: Fréchet distances need two test images at least
-        raise DataError(data_cfg.root, f"{len(images.test)} test image(s) in the run's split: an evaluation compares "
-                                       "samples with at least 2 (train on more images, or evaluate on another folder: --data DIR)")
+        raise DataError(data_cfg.root, f"{len(images.test)} test image(s) in the run's split: an evaluation "
+                                       "compares samples with at least 2 (train on more images, or evaluate on "
+                                       "another folder: --data DIR)")
     model = saved.model
     n = int(n_samples or cfg.evaluate.n_samples)
     if judge is None:
