@@ -245,28 +245,57 @@ def test_latent_bridge_picks_a_typical_partner_and_survives_saving(tmp_path):
     torch.testing.assert_close(loaded.bridge(q, "audio", "image"), out)
 
 
+def _seven(side: int = 28) -> np.ndarray:
+    """A light "7" on black, ``side`` px, drawn in the middle 20/28 of the frame like an MNIST digit."""
+    from PIL import Image, ImageDraw
+
+    im = Image.new("L", (280, 280), 0)
+    d = ImageDraw.Draw(im)
+    d.line([(70, 50), (210, 50), (120, 230)], fill=255, width=26)
+    return np.asarray(im.resize((side, side), Image.Resampling.BOX), np.float64) / 255
+
+
 def test_a_written_digit_may_be_a_photographed_jpeg(tmp_path):
-    """Digit images for translation and MLD conditions: PNG or JPEG, any size and colour, dark ink on
-    light paper inverted to MNIST's light ink on black; an unreadable file is named."""
+    """Digit images for translation and MLD conditions: any format, size and colour, dark ink on light
+    paper inverted to MNIST's light ink on black, and framed as MNIST's digits are (the ink's box scaled
+    to 20 of 28 px, its centre of mass at the frame's centre); an unreadable or blank file is named."""
     from PIL import Image
 
-    from latentbridge.data.digits import read_digit_image
+    from latentbridge.data.digits import frame_digit, read_digit_image
     from latentbridge.errors import DataError
 
-    img = np.full((120, 90, 3), 235, np.uint8)  # light paper, a dark "7"
-    img[20:32, 18:72] = 30
-    img[32:104, 58:70] = 30
-    Image.fromarray(img).save(tmp_path / "seven.jpg", quality=85)
-    Image.fromarray(img).save(tmp_path / "seven.png")
-    jpg, png = read_digit_image(tmp_path / "seven.jpg", 28, 28), read_digit_image(tmp_path / "seven.png", 28, 28)
+    ref = frame_digit(_seven(), 28, 28)
+    # the same digit, small and off to one side of a 320 x 240 photo of paper lit from the left
+    sheet = 0.95 - 0.25 * np.linspace(0, 1, 320)[None, :] * np.ones((240, 1))
+    sheet[150:220, 30:100] *= 1 - 0.8 * _seven(70)
+    rgb = (np.clip(np.stack([sheet, sheet * 0.97, sheet * 0.9], -1), 0, 1) * 255).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "seven.jpg", quality=85)
+    Image.fromarray(rgb).save(tmp_path / "seven.bmp")
+    jpg, bmp = read_digit_image(tmp_path / "seven.jpg", 28, 28), read_digit_image(tmp_path / "seven.bmp", 28, 28)
     assert jpg.shape == (28, 28) and jpg.dtype == np.float32
-    assert np.abs(jpg - png).max() < 0.05  # the same digit, JPEG noise aside
-    assert jpg[0].max() < 0.1 and jpg[6, 6:16].min() > 0.7  # inverted: light ink on a dark border
+    assert np.corrcoef(jpg.ravel(), ref.ravel())[0, 1] > 0.9 and np.corrcoef(bmp.ravel(), ref.ravel())[0, 1] > 0.9
+    from scipy import ndimage
+
+    assert np.allclose(ndimage.center_of_mass(jpg), (14, 14), atol=0.75)
+    rows, cols = np.flatnonzero(jpg.max(1) > 0.3), np.flatnonzero(jpg.max(0) > 0.3)
+    assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 in (19, 20, 21)  # fitted in 20 of 28 px
+    assert np.abs(frame_digit(ref, 28, 28) - ref).max() < 0.02  # a framed digit stays as it is
+    # the whole photo squeezed to 28 x 28, as the reader did before, barely resembles it
+    squeezed = np.asarray(Image.fromarray(1 - sheet.astype(np.float32), "F").resize((28, 28), Image.Resampling.BOX))
+    assert np.corrcoef(squeezed.ravel(), ref.ravel())[0, 1] < 0.5
+    # strokes on a transparent canvas (a drawing pad's PNG): black ink with alpha, nothing behind it
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    rgba[..., 3] = (_seven(280) * 255).astype(np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "pad.png")
+    assert np.corrcoef(read_digit_image(tmp_path / "pad.png", 28, 28).ravel(), ref.ravel())[0, 1] > 0.9
     (tmp_path / "x.jpg").write_bytes(b"not an image")
     with pytest.raises(DataError, match="x.jpg"):
         read_digit_image(tmp_path / "x.jpg", 28, 28)
-    (tmp_path / "y.gif").write_bytes((tmp_path / "seven.png").read_bytes())  # a PNG by another name is read
-    assert np.array_equal(read_digit_image(tmp_path / "y.gif", 28, 28), png)
+    Image.fromarray(np.full((50, 60), 200, np.uint8)).save(tmp_path / "blank.png")
+    with pytest.raises(DataError, match="blank.png.*no digit"):
+        read_digit_image(tmp_path / "blank.png", 28, 28)
+    (tmp_path / "y.gif").write_bytes((tmp_path / "pad.png").read_bytes())  # a PNG by another name is read
+    assert np.array_equal(read_digit_image(tmp_path / "y.gif", 28, 28), read_digit_image(tmp_path / "pad.png", 28, 28))
 
 
 def test_a_spoken_digit_condition_is_trimmed_like_the_training_clips(tmp_path):

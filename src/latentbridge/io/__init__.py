@@ -33,7 +33,6 @@ from latentbridge.io.audio import (
 )
 from latentbridge.io.vibration import (
     TIME_STEP_TOLERANCE,
-    read_grey_image,
     read_mask_png,
     read_vibration_csv,
     write_mask_png,
@@ -55,7 +54,6 @@ __all__ = [
     "cut_windows",
     "list_audio_files",
     "read_audio",
-    "read_grey_image",
     "read_mask_png",
     "read_vibration_csv",
     "resample",

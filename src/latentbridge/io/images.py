@@ -30,11 +30,12 @@ def list_image_files(root: str | Path) -> list[Path]:
 
 
 def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None = None,
-               resize: str = "area") -> np.ndarray:
+               resize: str = "area", background: str = "black") -> np.ndarray:
     """One image as ``uint8`` ``(channels, H, W)``: converted to grey levels (1) or RGB (3) (an
-    alpha channel is composited on black; 16-bit grey scaled from its full range), resized to
-    ``size = (H, W)`` when given and different (``resize``: ``area``, ``bilinear`` or ``nearest``;
-    ``none`` refuses another size)."""
+    alpha channel is composited on ``background``: ``black``, ``white``, or ``contrast`` — the
+    opposite of what is drawn, so dark strokes on a transparent canvas land on white; 16-bit grey
+    scaled from its full range), resized to ``size = (H, W)`` when given and different
+    (``resize``: ``area``, ``bilinear`` or ``nearest``; ``none`` refuses another size)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
@@ -46,8 +47,7 @@ def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None
             im = ImageOps.exif_transpose(im)  # a photo as the camera held it
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 rgba = im.convert("RGBA")
-                black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-                im = Image.alpha_composite(black, rgba)
+                im = Image.alpha_composite(Image.new("RGBA", rgba.size, _backdrop(rgba, background)), rgba)
             if im.mode.startswith("I") or im.mode == "F":  # 16-bit / 32-bit grey: scaled, not clipped, to 8 bits
                 im = Image.fromarray(_to_8_bits(np.asarray(im), im.mode), "L")
             im = im.convert("L" if channels == 1 else "RGB")
@@ -63,6 +63,18 @@ def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None
         im = im.resize((int(size[1]), int(size[0])), getattr(Image.Resampling, _RESAMPLE[resize]))
     a = np.asarray(im, dtype=np.uint8)
     return a[None] if a.ndim == 2 else np.ascontiguousarray(a.transpose(2, 0, 1))
+
+
+def _backdrop(rgba, background: str) -> tuple[int, int, int, int]:
+    """The opaque colour an RGBA image is composited on (see :func:`read_image`)."""
+    if background not in ("black", "white", "contrast"):
+        raise ValueError(f"background must be black, white or contrast, got {background!r}")
+    if background == "contrast":
+        a = np.asarray(rgba, dtype=np.float64)
+        weight = a[..., 3].sum()
+        drawn = (a[..., :3].mean(axis=-1) * a[..., 3]).sum() / weight if weight > 0 else 255.0
+        background = "white" if drawn < 128 else "black"
+    return (255, 255, 255, 255) if background == "white" else (0, 0, 0, 255)
 
 
 def _to_8_bits(a: np.ndarray, mode: str) -> np.ndarray:

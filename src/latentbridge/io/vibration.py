@@ -60,7 +60,6 @@ from latentbridge.utils import atomic_path
 
 __all__ = [
     "read_vibration_csv",
-    "read_grey_image",
     "read_mask_png",
     "write_mask_png",
     "write_vibration_csv",
@@ -437,9 +436,8 @@ def _grey_levels(img, path: Path) -> np.ndarray:
     return grey
 
 
-def _read_grey(path: Path, formats: tuple[str, ...] = ("PNG",)) -> np.ndarray:
-    """The grey levels ``(H, W)`` float64 in [0, 1] of an image in one of PIL's ``formats`` (PNG
-    unless told); DataError naming the file when unusable."""
+def _read_grey(path: Path) -> np.ndarray:
+    """The grey levels ``(H, W)`` float64 in [0, 1] of a PNG; DataError naming the file when unusable."""
     from PIL import Image, UnidentifiedImageError
 
     if not path.exists():
@@ -450,31 +448,19 @@ def _read_grey(path: Path, formats: tuple[str, ...] = ("PNG",)) -> np.ndarray:
         raise DataError(path, "file is empty (0 bytes)")
     try:
         with Image.open(path) as img:
-            if img.format not in formats:
-                raise DataError(path, f"not a {' or '.join(formats)} file (PIL reads it as {img.format or 'unknown'})")
+            if img.format != "PNG":
+                raise DataError(path, f"not a PNG file (PIL reads it as {img.format or 'unknown'})")
             img.load()
             grey = _grey_levels(img, path)
     except DataError:
         raise
     except UnidentifiedImageError:
-        raise DataError(path, f"unreadable image: not a {' or '.join(formats)} (or a damaged one)") from None
+        raise DataError(path, "unreadable image: not a PNG (or a damaged one)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:  # truncated data, bad CRC, ...
-        raise DataError(path, f"unreadable or truncated {' or '.join(formats)} ({e})") from None
+        raise DataError(path, f"unreadable or truncated PNG ({e})") from None
     if grey.ndim != 2 or grey.size == 0:
         raise DataError(path, f"unexpected image shape {grey.shape}")
     return grey
-
-
-def read_grey_image(path: str | Path, height: int, width: int) -> np.ndarray:
-    """Read a PNG or JPEG as a ``(height, width)`` float32 grey image in [0, 1] (any size and colour
-    type, grey levels as for masks; resized by area averaging), e.g. a drawn or photographed digit."""
-    from PIL import Image
-
-    grey = _read_grey(Path(path), ("PNG", "JPEG")).astype(np.float32)
-    if grey.shape != (int(height), int(width)):
-        grey = np.asarray(Image.fromarray(grey).resize((int(width), int(height)), resample=Image.Resampling.BOX),
-                          dtype=np.float32)
-    return np.clip(grey, 0.0, 1.0)
 
 
 def read_mask_png(

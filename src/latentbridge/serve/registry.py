@@ -14,6 +14,7 @@ from typing import Any
 
 from latentbridge.errors import LatentbridgeError
 from latentbridge.io import AUDIO_EXTENSIONS
+from latentbridge.io.images import IMAGE_EXTENSIONS
 from latentbridge.models.hub import CARD_NAME, SavedModel, load_model
 
 #: workflow task → the endpoints its models have (beside GET /api/models)
@@ -89,8 +90,9 @@ class ServedModel:
             }
         h, w = self.saved.model.kwargs["image_shape"][1:]
         return {
-            "predict": f"multipart field 'file': a spoken digit ({audio}) → an image, or a PNG image → "
-                       "a spoken digit; optional field 'route': posterior (default) or bridge",
+            "predict": f"multipart field 'file': a spoken digit ({audio}) → an image, or an image of a written "
+                       f"digit ({', '.join(IMAGE_EXTENSIONS)}; a photo, scan or drawing of any size) → a spoken "
+                       "digit; optional field 'route': posterior (default) or bridge",
             "sample": 'JSON {"n": 1..16, "seed": integer}: synthetic image + audio pairs from the prior',
             "sample_rate": spec.sample_rate, "clip_s": spec.windowing.window_s, "image_shape": [h, w],
             "bridge_fitted": bool(self.saved.model.bridge_fitted),

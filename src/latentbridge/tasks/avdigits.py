@@ -211,9 +211,9 @@ def spoken_to_image(saved, path: str | Path, route: str = "posterior") -> Transl
 
 
 def image_to_spoken(saved, path: str | Path, route: str = "posterior", gl_iterations: int = 32) -> Translation:
-    """The spoken digit a saved audio-visual model says for an image (a PNG or JPEG of any size; grey
-    levels, resized to the model's image; dark ink on light paper is inverted to MNIST's light
-    ink on black), as log-mel features and as audio through Griffin-Lim (seeded: reproducible)."""
+    """The spoken digit a saved audio-visual model says for an image of a written digit (a photo, scan
+    or drawing of any size and format, framed as MNIST's digits: :func:`latentbridge.data.digits.read_digit_image`),
+    as log-mel features and as audio through Griffin-Lim (seeded: reproducible)."""
     from latentbridge.data.digits import read_digit_image
 
     spec, model = saved.transform, saved.model.eval()
