@@ -262,6 +262,24 @@ def test_image_folders_are_read_checked_and_split(tmp_path):
     with pytest.raises(DataError, match="is a file, not a folder of images"):
         load_image_data(DiffusionDataConfig(source="folder", root=str(tmp_path / "deep.png"), image_size=4), seed=0)
     assert tile(np.zeros((3, 1, 2, 2), np.uint8), n_cols=2, pad=1).shape == (1, 7, 7)
+    # a wide photo (40 x 100: a white square between grey margins): the centre square (the folder default),
+    # the whole image on a border of its edge colour, or squeezed
+    wide = np.full((40, 100), 90, np.uint8)
+    wide[:, 30:70] = 255
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    fits = {f: read_image(tmp_path / "wide.png", size=(20, 20), fit=f)[0] for f in ("crop", "pad", "stretch")}
+    assert fits["crop"].min() == 255  # the centre 40 x 40: the white square only
+    assert fits["pad"][0].tolist() == [90] * 20 and fits["pad"][10, 6:14].min() == 255  # grey border, square kept
+    assert fits["pad"][6:14, 10].min() == 255 and fits["pad"][:5, 10].max() == 90  # rows 30-70 of 100: 6-14 of 20
+    assert np.abs(fits["stretch"][:, 6:14].astype(int) - 255).max() <= 1 and fits["stretch"][0, 0] == 90
+    folder = tmp_path / "wide"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(wide).save(folder / f"{i}.png")
+    assert DiffusionDataConfig().fit == "crop"
+    side = load_image_data(DiffusionDataConfig(source="folder", root=str(folder), image_size=8, test_fraction=0.34,
+                                               val_fraction=0.0), seed=0).train.images
+    assert side.shape[1:] == (1, 8, 8) and side.min() == 255
 
     cfg = DiffusionDataConfig(source="folder", root=str(root), image_size=6, channels=3, class_folders=True,
                               conditions=str(root / "conditions.csv"), val_fraction=0.1, test_fraction=0.25)

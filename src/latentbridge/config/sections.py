@@ -108,7 +108,9 @@ class DiffusionDataConfig(Section):
     """Folders only: a CSV with a ``file`` column (paths relative to ``root``) and one numeric column
     per continuous condition (e.g. damage extent)."""
     resize: Literal["bilinear", "area"] = "area"
-    """How images of another size are brought to ``image_size``."""
+    """How images of another size are resampled to ``image_size`` (after ``fit``)."""
+    fit: Literal["crop", "pad", "stretch"] = "crop"
+    """Non-square images: their centre square, the whole image on a border of its edge colour, or squeezed."""
 
 
 # ----------------------------------------------------------------------------- signals

@@ -168,7 +168,7 @@ def _folder(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:
     images, bad = [], []
     for p in files:  # every unreadable image named at once, not one per attempt
         try:
-            images.append(read_image(p, data_cfg.channels, (side, side), data_cfg.resize))
+            images.append(read_image(p, data_cfg.channels, (side, side), data_cfg.resize, fit=data_cfg.fit))
         except DataError as e:
             bad.append(str(e))
     if bad:

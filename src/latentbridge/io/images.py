@@ -30,12 +30,14 @@ def list_image_files(root: str | Path) -> list[Path]:
 
 
 def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None = None,
-               resize: str = "area", background: str = "black") -> np.ndarray:
+               resize: str = "area", background: str = "black", fit: str = "stretch") -> np.ndarray:
     """One image as ``uint8`` ``(channels, H, W)``: converted to grey levels (1) or RGB (3) (an
     alpha channel is composited on ``background``: ``black``, ``white``, or ``contrast`` — the
     opposite of what is drawn, so dark strokes on a transparent canvas land on white; 16-bit grey
     scaled from its full range), resized to ``size = (H, W)`` when given and different
-    (``resize``: ``area``, ``bilinear`` or ``nearest``; ``none`` refuses another size)."""
+    (``resize``: ``area``, ``bilinear`` or ``nearest``; ``none`` refuses another size). ``fit``, for
+    an image of another aspect ratio: ``stretch`` (squeezed to the size), ``crop`` (its centre part of
+    that aspect ratio) or ``pad`` (the whole image on a border of its edge colour)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
@@ -60,9 +62,32 @@ def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None
             raise DataError(path, f"image of {im.height} x {im.width} px, the model takes {size[0]} x {size[1]}")
         if resize not in _RESAMPLE:
             raise ValueError(f"resize must be one of {sorted(_RESAMPLE)} or 'none', got {resize!r}")
+        im = _fit(im, fit, int(size[0]) / int(size[1]))
         im = im.resize((int(size[1]), int(size[0])), getattr(Image.Resampling, _RESAMPLE[resize]))
     a = np.asarray(im, dtype=np.uint8)
     return a[None] if a.ndim == 2 else np.ascontiguousarray(a.transpose(2, 0, 1))
+
+
+def _fit(im, fit: str, aspect: float):
+    """``im`` brought to the ``aspect`` ratio (height / width) by ``fit`` (see :func:`read_image`)."""
+    from PIL import Image
+
+    if fit not in ("stretch", "crop", "pad"):
+        raise ValueError(f"fit must be stretch, crop or pad, got {fit!r}")
+    w, h = im.size
+    if fit == "stretch" or abs(h / w - aspect) < 1e-9:
+        return im
+    if fit == "crop":
+        cw, ch = (h / aspect, h) if w / h > 1 / aspect else (w, w * aspect)
+        left, top = (w - cw) / 2, (h - ch) / 2
+        return im.crop((int(round(left)), int(round(top)), int(round(left + cw)), int(round(top + ch))))
+    a = np.asarray(im)
+    edge = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    colour = tuple(int(v) for v in np.atleast_1d(np.median(edge, axis=0)))
+    nw, nh = (w, int(round(w * aspect))) if w / h > 1 / aspect else (int(round(h / aspect)), h)
+    canvas = Image.new(im.mode, (nw, nh), colour if len(colour) > 1 else colour[0])
+    canvas.paste(im, ((nw - w) // 2, (nh - h) // 2))
+    return canvas
 
 
 def _backdrop(rgba, background: str) -> tuple[int, int, int, int]:
