@@ -463,3 +463,20 @@ def test_heatmap(tmp_path, drawn):
     assert [cells[(r, c)].get_color() for r, c in ((0, 2), (1, 1), (1, 0))] == ["black", "black", "white"]
     with pytest.raises(ValueError, match="does not match"):
         plot_heatmap(m, ["a"], ["x", "y", "z"], tmp_path / "bad.png")
+
+
+def test_east_asian_file_names_are_drawn_not_boxed(tmp_path):
+    """A title with Chinese / Japanese letters (a user's file name) is drawn with an installed font that has
+    them (CI installs fonts-wqy-zenhei); with DejaVu Sans alone matplotlib warns of every missing glyph."""
+    import warnings
+
+    from latentbridge.report import plot_roc
+    from latentbridge.report.common import _installed_wide_fonts
+
+    if not _installed_wide_fonts():
+        pytest.skip("no font with CJK letters installed (Debian: fonts-wqy-zenhei)")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plot_roc([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], tmp_path / "roc.png", title="录音_01.wav / 振動センサー")
+    assert (tmp_path / "roc.png").stat().st_size > 0
+    assert not [w for w in caught if "missing from" in str(w.message)]

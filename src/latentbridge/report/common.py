@@ -8,6 +8,7 @@ reader never sees a half-written PNG).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +28,44 @@ def _new_figure(width: float, height: float):
 
 
 def _save(fig, path: str | Path) -> Path:
+    import logging
+
     path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=_DPI, bbox_inches="tight")
+    _wide_glyphs(fig)
+    quiet = logging.getLogger("matplotlib.font_manager")
+    level, quiet.level = quiet.level, logging.ERROR  # "font weight normal not found, using 500" of such fonts
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=_DPI, bbox_inches="tight")
+    finally:
+        quiet.level = level
     return path
+
+
+# fonts with Chinese, Japanese and Korean letters (which matplotlib's DejaVu Sans lacks), the first installed used
+_WIDE_FONTS = ("Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans CJK TC", "Noto Sans CJK KR", "Source Han Sans",
+               "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Droid Sans Fallback", "AR PL UMing CN", "Microsoft YaHei",
+               "SimHei", "Yu Gothic", "MS Gothic", "Malgun Gothic", "PingFang SC", "Hiragino Sans",
+               "Apple SD Gothic Neo")
+
+
+def _wide_glyphs(fig) -> None:
+    """Texts of ``fig`` holding East Asian letters (file names, class names) fall back to an installed
+    font that has them, instead of empty boxes; nothing changes when no such font is installed."""
+    from matplotlib.text import Text
+
+    texts = [t for t in fig.findobj(Text) if any(ord(c) >= 0x2E80 for c in t.get_text())]
+    fonts = _installed_wide_fonts() if texts else []
+    for t in texts if fonts else []:
+        t.set_fontfamily([*t.get_fontfamily(), *fonts[:1]])
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_wide_fonts() -> list[str]:
+    from matplotlib import font_manager
+
+    have = {f.name for f in font_manager.fontManager.ttflist}
+    return [f for f in _WIDE_FONTS if f in have]
 
 
 def _paired_arrays(x, y, layout: str, what: str) -> tuple[np.ndarray, np.ndarray]:
