@@ -329,7 +329,7 @@ def test_predict_digits_both_ways(client, folders):
     r = _post(client, f"/api/models/{name}/predict", "one.gif", buf.getvalue())
     assert r.status_code == 422 and r.json()["detail"].startswith("one.gif: unsupported file type '.gif'")
     r = _post(client, f"/api/models/{name}/predict", "one.jpg", b"\xff\xd8\xff")  # a JPEG cut short
-    assert r.status_code == 422 and r.json()["detail"].startswith("one.jpg: unreadable")
+    assert r.status_code == 422 and r.json()["detail"].startswith("one.jpg: cannot read the image")
     from PIL import Image
 
     jpeg = io.BytesIO()
@@ -338,7 +338,7 @@ def test_predict_digits_both_ways(client, folders):
     assert body3["kind"] == "image_to_audio"  # a photographed digit: JPEG works as PNG does
     assert np.abs(_png(body3["input_image_png"]).astype(int) - _png(body["input_image_png"])).max() < 40
     r = _post(client, f"/api/models/{name}/predict", "broken.png", b"\x89PNG\r\n\x1a\nxx")
-    assert r.status_code == 422 and r.json()["detail"].startswith("broken.png: unreadable")
+    assert r.status_code == 422 and r.json()["detail"].startswith("broken.png: cannot read the image")
 
 
 def test_sample_is_seeded_and_leaves_the_global_rng_alone(client, folders):
