@@ -534,6 +534,10 @@ def test_digits_train_sample_evaluate(tmp_path, feature_cache, small_classifiers
     assert len(list((out / wav.stem).glob("image_*.png"))) == 2
     mels = np.load(out / "seven" / "log_mel.npy")
     assert mels.shape == (2, 64, 128) and len(list((out / "seven").glob("audio_*.wav"))) == 2
+    from PIL import Image
+
+    read = np.asarray(Image.open(out / "seven" / "condition.png"))  # the digit as the model read it
+    assert read.shape == (28, 28) and read[0].max() == 0 and read.max() == 255  # framed: light ink on black
     again = tmp_path / "again"
     assert main(["sample", str(run), "--condition", str(png), "--num-samples", "2", "--seed", "3",
                  "--out", str(again)]) == 0

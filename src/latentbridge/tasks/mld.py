@@ -585,6 +585,8 @@ def sample(run_dir, n: int, conditions: list[str] | None = None, *, progress: bo
         lat = generate(model, n * k, cond, settings=settings)
         group = {"name": name, "given": m, **decode_outputs(saved, stages, lat, skip=m, threshold=threshold,
                                                              windows=k)}
+        if m == "image":  # a written digit as the model read it (framed as MNIST's)
+            group["condition_image"] = np.asarray(x)[0, 0]
         out.groups.append(group)
     out.seconds = time.perf_counter() - t0
     out.sample_rate = float(saved.transform.sample_rate)

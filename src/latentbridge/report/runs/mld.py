@@ -48,6 +48,9 @@ def write_samples(res, folder: Path) -> dict:
     for group in res.groups:
         out = folder / group["name"]
         out.mkdir(parents=True, exist_ok=True)
+        if "condition_image" in group:
+            write_png(out / "condition.png", group["condition_image"])
+            files += 1
         if "image" in group:
             w = _width(len(group["image"]))
             for i, img in enumerate(group["image"]):
