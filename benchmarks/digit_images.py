@@ -50,14 +50,13 @@ def render(kind: str, digit: np.ndarray, rng: np.random.Generator, path: Path) -
         Image.fromarray(digit).save(path := path.with_suffix(".png"))
         return path
     if kind == "paper_scan":
-        ink = np.asarray(Image.fromarray(digit).resize((224, 224), Image.Resampling.BICUBIC), np.float64) / 255
+        ink = _enlarged(digit, 224)
         sheet = 0.92 - 0.85 * np.clip(ink, 0, 1) + rng.normal(0, 0.02, ink.shape)
         Image.fromarray(_u8(sheet)).save(path := path.with_suffix(".jpg"), quality=85)
         return path
     if kind == "photo":
-        scale = rng.uniform(3, 7)
-        side = int(round(28 * scale))
-        ink = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC), np.float64) / 255
+        side = int(round(28 * rng.uniform(3, 7)))
+        ink = _enlarged(digit, side)
         h, w = 240, 320
         light = 0.95 - 0.25 * np.linspace(0, 1, w)[None, :] * np.ones((h, 1))
         top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
@@ -68,9 +67,8 @@ def render(kind: str, digit: np.ndarray, rng: np.random.Generator, path: Path) -
         Image.fromarray(_u8(rgb)).save(path := path.with_suffix(".jpg"), quality=80)
         return path
     if kind == "canvas":
-        scale = rng.uniform(6, 9)
-        side = int(round(28 * scale))
-        ink = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC), np.float64) / 255
+        side = int(round(28 * rng.uniform(6, 9)))
+        ink = _enlarged(digit, side)
         n = 280
         alpha = np.zeros((n, n))
         off = int(n * 0.2)
@@ -83,6 +81,12 @@ def render(kind: str, digit: np.ndarray, rng: np.random.Generator, path: Path) -
         Image.fromarray(_u8(rgba), "RGBA").save(path := path.with_suffix(".png"))
         return path
     raise ValueError(kind)
+
+
+def _enlarged(digit: np.ndarray, side: int) -> np.ndarray:
+    """A uint8 digit resized (bicubic) to ``side`` px, as ink in [0, 1]."""
+    return np.clip(np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC), np.float64) / 255,
+                   0, 1)
 
 
 def _u8(a: np.ndarray) -> np.ndarray:
