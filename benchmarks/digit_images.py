@@ -20,6 +20,10 @@ and reports the MNIST classifier's accuracy on each, with a 95 % bootstrap inter
 * ``canvas``: black strokes on a transparent 280 x 280 canvas (a browser drawing pad's PNG), 6-9x, off
   centre by up to a fifth of the canvas.
 
+With ``--source uci``, the digits are real handwriting from another source instead: the UCI optical digits
+bundled with scikit-learn (``sklearn.datasets.load_digits``: 1,797 digits of 43 writers, 8 x 8 px, 17 grey
+levels), enlarged to 28 x 28 (bicubic) before the same renderings — whole-frame digits, unlike MNIST's 20-px box.
+
 With ``--mld RUN`` (a trained ``configs/mld_avdigits.yaml`` run), also the image -> audio coherence of that
 model on its own test pairs' images rendered the same ways: each read image conditions the MLD (the preset's
 sampler and guidance), the generated log-mel is read by the FSDD classifier — what a user who photographs a
@@ -27,6 +31,7 @@ digit gets from ``latentbridge sample RUN --condition photo.jpg``.
 
     python benchmarks/digit_images.py --mnist ../shared/data/mnist --n 2000 --out benchmarks/results/digit_images.json
     python benchmarks/digit_images.py --mld runs/mld_digits --n 600 --out benchmarks/results/digit_images_mld.json
+    python benchmarks/digit_images.py --source uci --n 1797 --out benchmarks/results/digit_images_uci.json
 """
 
 from __future__ import annotations
@@ -83,6 +88,16 @@ def render(kind: str, digit: np.ndarray, rng: np.random.Generator, path: Path) -
     raise ValueError(kind)
 
 
+def uci_digits(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` UCI handwritten digits of scikit-learn (8 x 8, 0-16) as uint8 28 x 28 (bicubic), labels."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    digits = [np.asarray(Image.fromarray((a / 16 * 255).astype(np.uint8)).resize((28, 28), Image.Resampling.BICUBIC))
+              for a in d.images[:n]]
+    return np.stack(digits).astype(np.uint8), d.target[:n].astype(np.int64)
+
+
 def _enlarged(digit: np.ndarray, side: int) -> np.ndarray:
     """A uint8 digit resized (bicubic) to ``side`` px, as ink in [0, 1]."""
     return np.clip(np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC), np.float64) / 255,
@@ -117,6 +132,8 @@ def main(argv=None) -> int:
     ap.add_argument("--mnist", default="../shared/data/mnist", help="folder of the MNIST *-ubyte.gz files")
     ap.add_argument("--n", type=int, default=2000, help="test digits (of the classifier's held-out split)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--source", choices=("mnist", "uci"), default="mnist",
+                    help="mnist: held-out MNIST digits; uci: scikit-learn's UCI handwritten digits (43 writers)")
     ap.add_argument("--mld", default=None, help="a digits MLD run: judge its image -> audio route instead")
     ap.add_argument("--out", default="benchmarks/results/digit_images.json")
     args = ap.parse_args(argv)
@@ -134,6 +151,8 @@ def main(argv=None) -> int:
     model, info = load_classifier("mnist", data_root=args.mnist)
     x, y = data["x_test"][:args.n], data["y_test"][:args.n]
     digits = (x[:, 0] * 255 + 0.5).astype(np.uint8)
+    if args.source == "uci":
+        digits, y = uci_digits(args.n)
     rows, t0 = {}, time.time()
     with tempfile.TemporaryDirectory() as tmp:
         for kind in RENDERINGS:
@@ -148,7 +167,7 @@ def main(argv=None) -> int:
                 print(f"{kind:11s} {reader:7s} accuracy {correct.mean():.4f} "
                       f"[{rows[f'{kind}/{reader}']['ci95'][0]:.4f}, {rows[f'{kind}/{reader}']['ci95'][1]:.4f}]",
                       flush=True)
-    out = {"n": int(len(y)), "classifier_test_accuracy": info.get("test_accuracy"),
+    out = {"source": args.source, "n": int(len(y)), "classifier_test_accuracy": info.get("test_accuracy"),
            "seconds": round(time.time() - t0, 1), "rows": rows,
            "command": "python benchmarks/digit_images.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -169,7 +188,9 @@ def main_mld(args, argv) -> int:
     model, settings = saved.model.eval(), sampler_settings(saved.workflow)
     test = held_out_digit_pairs(saved.workflow, args.n)
     judges = digit_judges(saved.workflow, saved.transform)
-    digits = (np.clip(test.image[:, 0], 0, 1) * 255 + 0.5).astype(np.uint8)
+    digits, labels = (np.clip(test.image[:, 0], 0, 1) * 255 + 0.5).astype(np.uint8), test.label
+    if args.source == "uci":
+        digits, labels = uci_digits(args.n)
     rows, t0 = {}, time.time()
     with tempfile.TemporaryDirectory() as tmp:
         for kind in RENDERINGS:
@@ -181,11 +202,11 @@ def main_mld(args, argv) -> int:
                 with torch.no_grad():
                     z = stages.encode("image", imgs)
                     audio = stages.decode("audio", generate(model, len(imgs), {"image": z}, settings=settings)["audio"])
-                correct = (np.asarray(judges.fsdd.predict(audio.numpy())) == test.label).astype(np.float64)
+                correct = (np.asarray(judges.fsdd.predict(audio.numpy())) == labels).astype(np.float64)
                 rows[f"{kind}/{reader}"] = {"coherence_image_to_audio": float(correct.mean()), "ci95": bootstrap(correct)}
                 print(f"{kind:11s} {reader:7s} image -> audio coherence {correct.mean():.4f} "
                       f"[{rows[f'{kind}/{reader}']['ci95'][0]:.4f}, {rows[f'{kind}/{reader}']['ci95'][1]:.4f}]", flush=True)
-    out = {"run": str(args.mld), "n_test_pairs": int(len(test)), "sampler": settings,
+    out = {"run": str(args.mld), "source": args.source, "n": int(len(labels)), "sampler": settings,
            "seconds": round(time.time() - t0, 1), "rows": rows,
            "command": "python benchmarks/digit_images.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

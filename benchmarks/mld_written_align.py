@@ -1,0 +1,143 @@
+"""Probe (not in the preset): does aligning the digits MLD's image encoder with written copies of its training
+digits help digits from another source?
+
+The image stage learnt MNIST's digits. Real handwriting from another source — the UCI optical digits bundled with
+scikit-learn (43 writers, 8 x 8 px; see ``digit_images.py --source uci``) — is read by the MNIST classifier at
+0.93 once framed, but drawn right by the digits MLD (image -> audio) only about 0.67 of the time. As the audio
+stage's encoder was aligned with recorded copies of its clips (``first_stage.recorded``), this probe fine-tunes the
+trained image stage's encoder (:func:`latentbridge.training.align.align_encoder`; the decoder and the denoiser
+untouched) so that written copies of each training digit (:func:`as_written_copies`: a coarser scan, blur, another
+pen, slant and contrast, then framed as a user's digit is) encode to the digit's own latent, and measures image ->
+audio coherence (FSDD classifier on the generated log-mel) on 600 MNIST test pairs and the 1,797 UCI digits, each
+as the 28-px PNG and as a photo (``digit_images.render``), before and after; plus the MNIST classifier on the image
+stage's reconstructions of them (what the latent still carries of the digit).
+
+    python benchmarks/mld_written_align.py RUN --epochs 30 --out benchmarks/results/mld_written_align.json
+
+RUN is changed only in memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from digit_images import RENDERINGS, render, uci_digits  # noqa: E402
+
+WRITTEN = {"low_res_share": 0.5, "low_res_px": (7, 16), "blur_share": 0.5, "blur_sigma": (0.3, 1.2),
+           "stroke_share": 0.5, "rotate_deg": (-15.0, 15.0), "shear": (-0.3, 0.3), "gamma": (0.5, 2.0)}
+"""How :func:`as_written_copies` draws other writers, pens and sources of a digit."""
+
+
+def as_written_copies(images: np.ndarray, copies: int, seed: int) -> np.ndarray:
+    """(copies, N, 1, H, W) float32: each MNIST-framed digit of ``images`` (N, 1, H, W) in [0, 1] as
+    another source might give it (:data:`WRITTEN`: a coarser scan — box-averaged to 7-16 px and
+    enlarged again —, blur, a thicker or thinner pen, another slant and rotation, another ink
+    contrast), then read as a user's digit is (:func:`~latentbridge.data.digits.frame_digit`). Seeded."""
+    from PIL import Image
+    from scipy import ndimage
+
+    from latentbridge.data.digits import frame_digit
+    from latentbridge.errors import DataError
+
+    x = np.asarray(images, dtype=np.float64)
+    n, _, h, w = x.shape
+    r = WRITTEN
+    rng = np.random.default_rng([int(seed), 11])
+    out = np.empty((int(copies), n, 1, h, w), dtype=np.float32)
+    for c in range(int(copies)):
+        for i in range(n):
+            a = x[i, 0]
+            if rng.random() < r["low_res_share"]:
+                px = int(rng.integers(r["low_res_px"][0], r["low_res_px"][1] + 1))
+                small = Image.fromarray(a.astype(np.float32), "F").resize((px, px), Image.Resampling.BOX)
+                a = np.asarray(small.resize((w, h), Image.Resampling.BICUBIC), dtype=np.float64)
+            if rng.random() < r["stroke_share"]:
+                size = int(rng.integers(2, 4))
+                a = (ndimage.grey_dilation if rng.random() < 0.6 else ndimage.grey_erosion)(a, size=(size, size))
+            angle, shear = np.deg2rad(rng.uniform(*r["rotate_deg"])), rng.uniform(*r["shear"])
+            m = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) @ np.array([[1, 0], [shear, 1]])
+            centre = np.array([h / 2, w / 2])
+            a = ndimage.affine_transform(a, m, offset=centre - m @ centre, order=1)
+            if rng.random() < r["blur_share"]:
+                a = ndimage.gaussian_filter(a, rng.uniform(*r["blur_sigma"]))
+            a = np.clip(a, 0, None) ** rng.uniform(*r["gamma"])
+            try:
+                out[c, i, 0] = frame_digit(a, h, w)
+            except DataError:  # the pen thinned the digit away: the digit itself
+                out[c, i, 0] = x[i, 0]
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--copies", type=int, default=3)
+    ap.add_argument("--out", default="benchmarks/results/mld_written_align.json")
+    args = ap.parse_args(argv)
+    from latentbridge.data.digits import images_to_float, read_digit_image, training_images
+    from latentbridge.tasks.crossmodal import digit_judges
+    from latentbridge.tasks.mld import generate, load_run, sampler_settings
+    from latentbridge.tasks.mld_eval import held_out_digit_pairs
+    from latentbridge.training.align import align_encoder
+
+    saved, stages = load_run(args.run)
+    cfg, model, settings = saved.workflow, saved.model.eval(), sampler_settings(saved.workflow)
+    judges = digit_judges(cfg, saved.transform)
+    test = held_out_digit_pairs(cfg, 600)
+    sources = {"mnist": ((np.clip(test.image[:, 0], 0, 1) * 255 + 0.5).astype(np.uint8), test.label),
+               "uci": uci_digits(1797)}
+    sets = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (digits, labels) in sources.items():
+            for kind in ("mnist_png", "photo"):
+                rng = np.random.default_rng([0, RENDERINGS.index(kind)])
+                files = [render(kind, d, rng, Path(tmp) / f"{name}_{kind}_{i}") for i, d in enumerate(digits)]
+                imgs = np.stack([read_digit_image(f, 28, 28) for f in files])[:, None].astype(np.float32)
+                sets[f"{name}/{kind}"] = (imgs, labels)
+
+    def measure() -> dict:
+        res = {}
+        for key, (imgs, labels) in sets.items():
+            with torch.no_grad():
+                z = stages.encode("image", torch.from_numpy(imgs))
+                audio = stages.decode("audio", generate(model, len(imgs), {"image": z}, settings=settings)["audio"])
+                rec = stages.decode("image", z).clamp(0, 1).numpy()
+            res[key] = {"coherence_image_to_audio": float((np.asarray(judges.fsdd.predict(audio.numpy())) == labels).mean()),
+                        "reconstruction_read_by_mnist_classifier": float((np.asarray(judges.mnist.predict(rec)) == labels).mean()),
+                        "input_read_by_mnist_classifier": float((np.asarray(judges.mnist.predict(imgs)) == labels).mean())}
+        return res
+
+    before = measure()
+    print("before", json.dumps(before), flush=True)
+    images, _ = training_images(cfg.digits, cfg.train.seed)
+    x = images_to_float(images)
+    t0 = time.time()
+    copies = as_written_copies(x, args.copies, cfg.train.seed)
+    encoder = stages.saved["image"].model
+    for p in encoder.parameters():  # a loaded model is frozen
+        p.requires_grad_(True)
+    stats = align_encoder(encoder, x, copies, share=0.5, epochs=args.epochs, lr=3e-4, batch_size=64, seed=cfg.train.seed)
+    stats["seconds"] = round(time.time() - t0, 1)
+    after = measure()
+    print("after", json.dumps(after), flush=True)
+    out = {"run": args.run, "epochs": args.epochs, "copies": args.copies, "n_training_digits": int(len(x)),
+           "alignment": stats, "before": before, "after": after,
+           "command": "python benchmarks/mld_written_align.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
