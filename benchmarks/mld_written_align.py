@@ -6,7 +6,7 @@ scikit-learn (43 writers, 8 x 8 px; see ``digit_images.py --source uci``) — is
 0.93 once framed, but drawn right by the digits MLD (image -> audio) only about 0.67 of the time. As the audio
 stage's encoder was aligned with recorded copies of its clips (``first_stage.recorded``), this probe fine-tunes the
 trained image stage's encoder (:func:`latentbridge.training.align.align_encoder`; the decoder and the denoiser
-untouched) so that written copies of each training digit (:func:`as_written_copies`: a coarser scan, blur, another
+untouched) so that written copies of each training digit (:func:`latentbridge.data.digits.as_written_copies`: a coarser scan, blur, another
 pen, slant and contrast, then framed as a user's digit is) encode to the digit's own latent, and measures image ->
 audio coherence (FSDD classifier on the generated log-mel) on 600 MNIST test pairs and the 1,797 UCI digits, each
 as the 28-px PNG and as a photo (``digit_images.render``), before and after; plus the MNIST classifier on the image
@@ -33,50 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from digit_images import RENDERINGS, render, uci_digits  # noqa: E402
 
-WRITTEN = {"low_res_share": 0.5, "low_res_px": (7, 16), "blur_share": 0.5, "blur_sigma": (0.3, 1.2),
-           "stroke_share": 0.5, "rotate_deg": (-15.0, 15.0), "shear": (-0.3, 0.3), "gamma": (0.5, 2.0)}
-"""How :func:`as_written_copies` draws other writers, pens and sources of a digit."""
-
-
-def as_written_copies(images: np.ndarray, copies: int, seed: int) -> np.ndarray:
-    """(copies, N, 1, H, W) float32: each MNIST-framed digit of ``images`` (N, 1, H, W) in [0, 1] as
-    another source might give it (:data:`WRITTEN`: a coarser scan — box-averaged to 7-16 px and
-    enlarged again —, blur, a thicker or thinner pen, another slant and rotation, another ink
-    contrast), then read as a user's digit is (:func:`~latentbridge.data.digits.frame_digit`). Seeded."""
-    from PIL import Image
-    from scipy import ndimage
-
-    from latentbridge.data.digits import frame_digit
-    from latentbridge.errors import DataError
-
-    x = np.asarray(images, dtype=np.float64)
-    n, _, h, w = x.shape
-    r = WRITTEN
-    rng = np.random.default_rng([int(seed), 11])
-    out = np.empty((int(copies), n, 1, h, w), dtype=np.float32)
-    for c in range(int(copies)):
-        for i in range(n):
-            a = x[i, 0]
-            if rng.random() < r["low_res_share"]:
-                px = int(rng.integers(r["low_res_px"][0], r["low_res_px"][1] + 1))
-                small = Image.fromarray(a.astype(np.float32), "F").resize((px, px), Image.Resampling.BOX)
-                a = np.asarray(small.resize((w, h), Image.Resampling.BICUBIC), dtype=np.float64)
-            if rng.random() < r["stroke_share"]:
-                size = int(rng.integers(2, 4))
-                a = (ndimage.grey_dilation if rng.random() < 0.6 else ndimage.grey_erosion)(a, size=(size, size))
-            angle, shear = np.deg2rad(rng.uniform(*r["rotate_deg"])), rng.uniform(*r["shear"])
-            m = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) @ np.array([[1, 0], [shear, 1]])
-            centre = np.array([h / 2, w / 2])
-            a = ndimage.affine_transform(a, m, offset=centre - m @ centre, order=1)
-            if rng.random() < r["blur_share"]:
-                a = ndimage.gaussian_filter(a, rng.uniform(*r["blur_sigma"]))
-            a = np.clip(a, 0, None) ** rng.uniform(*r["gamma"])
-            try:
-                out[c, i, 0] = frame_digit(a, h, w)
-            except DataError:  # the pen thinned the digit away: the digit itself
-                out[c, i, 0] = x[i, 0]
-    return out
-
+from latentbridge.data.digits import as_written_copies  # noqa: E402
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -387,6 +387,8 @@ def test_bad_input_is_one_line_exit_2(bridge_run, tmp_path, capsys):
          "-o", f"data.root={root}", "-o", "first_stage.recorded.copies=2"],  # no audio stage to train
         ["train", "--config", str(REPO / "configs" / "mld_avdigits.yaml"), "--out", str(tmp_path / "i"),
          "-o", "first_stage.recorded.share=1.5"],
+        ["train", "--config", str(REPO / "configs" / "mld_bridge.yaml"), "--out", str(tmp_path / "i2"),
+         "-o", f"data.root={root}", "-o", "first_stage.written.copies=2"],  # no image stage to train
     ]
     three = tmp_path / "three_sensors"  # the model's data with one sensor fewer
     for f in (root / "Data").rglob("*.csv"):
@@ -480,7 +482,8 @@ DIGITS = ["digits.limit_train_clips=120", "digits.limit_test_clips=40", "digits.
           "first_stage.stages.image.data.limit=400", "first_stage.stages.image.model.latent_dim=8",
           "first_stage.stages.audio.train.progress_bar=false", "first_stage.stages.image.train.progress_bar=false",
           "evaluate.max_wav_pairs=10", "sampling.guidance={audio: 3, image: 2}", "evaluate.diversity_inputs=4",
-          "evaluate.samples_per_condition=2", "first_stage.recorded.copies=2", "first_stage.recorded.epochs=5"]
+          "evaluate.samples_per_condition=2", "first_stage.recorded.copies=2", "first_stage.recorded.epochs=5",
+          "first_stage.written.copies=1", "first_stage.written.epochs=3"]
 
 
 @pytest.mark.skipif(not (FSDD.exists() and MNIST_DIR.exists()), reason="FSDD or MNIST not under ../shared/data")
@@ -505,6 +508,10 @@ def test_digits_train_sample_evaluate(tmp_path, feature_cache, small_classifiers
     rec = stage_info["data"]["recorded"]
     assert rec["copies"] == 2 and rec["epochs"] == 5 and rec["copy_error_after"] < rec["copy_error_before"], rec
     assert "Encoder aligned with recorded conditions" in (run / "first_stage" / "audio" / "README.md").read_text()
+    # and the image stage's with a written copy of each training digit (another scan, pen, slant)
+    wr = json.loads((run / "first_stage" / "image" / "config.json").read_text())["data"]["written"]
+    assert wr["copies"] == 1 and wr["epochs"] == 3 and wr["copy_error_after"] < wr["copy_error_before"], wr
+    assert "Encoder aligned with written digits" in (run / "first_stage" / "image" / "README.md").read_text()
     stage_pf = stage_info["postfilter"]
     assert stage_pf["kind"] == "cepstral_global_variance" and len(stage_pf["ratio"]) == 64
     assert all(r > 0 for r in stage_pf["ratio"]) and stage_pf["floor_db"] == pytest.approx(-100, abs=0.01)

@@ -417,13 +417,11 @@ class MLDDataConfig(BridgeDataConfig):
 
 
 class RecordedConditionsConfig(Section):
-    """The digits audio stage's encoder aligned with recorded conditions: with ``copies`` > 0, once the stage
-    is trained, its encoder (not its decoder) is fine-tuned so that that many copies of each training clip as
-    a recorder might hand it over (a random level, a room's reverberation or a microphone's band in some,
-    quiet before and after the word, background noise; then trimmed as a user's condition is:
-    :func:`latentbridge.data.digits.as_recorded_clips`) encode to the clip's own latent
-    (:func:`latentbridge.training.align.align_encoder`): a spoken digit recorded by a user lands near the
-    training clips' latents, and what the stage generates is unchanged."""
+    """A digits stage's encoder aligned with the conditions users hand over: with ``copies`` > 0, once the stage
+    is trained, its encoder (not its decoder) is fine-tuned (:func:`latentbridge.training.align.align_encoder`)
+    so that that many copies of each training example encode to the example's own latent — spoken digits as a
+    recorder hands them over (:func:`latentbridge.data.digits.as_recorded_clips`) for the audio stage, written
+    digits from other sources (:func:`latentbridge.data.digits.as_written_copies`) for the image stage."""
 
     copies: int = Field(0, ge=0)
     share: float = Field(0.5, ge=0, le=1)
@@ -445,6 +443,8 @@ class FirstStageConfig(Section):
     single-modality autoencoder each). The MLD's data sections are applied to them."""
     recorded: RecordedConditionsConfig = Field(default_factory=RecordedConditionsConfig)
     """Digits: the audio stage's encoder aligned with recorded copies of its clips (``copies`` 0: not)."""
+    written: RecordedConditionsConfig = Field(default_factory=RecordedConditionsConfig)
+    """Digits: the image stage's encoder aligned with written copies of its digits (``copies`` 0: not)."""
 
 
 class MLDDiffusionConfig(DiffusionConfig):

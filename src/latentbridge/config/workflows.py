@@ -313,9 +313,10 @@ class MLDWorkflow(_AudioWorkflow):
         for key in sorted(keys):
             if (task := self.stage_config(key).task) != (want := _STAGE_TASKS[self.data.kind][key]):
                 raise ValueError(f"first_stage.stages.{key}: a {task!r} config, expected {want!r}")
-        if self.first_stage.recorded.copies and "audio" not in keys:
-            raise ValueError("first_stage.recorded: recorded copies train a digits audio stage "
-                             "(first_stage.stages.audio); this config trains none")
+        for field, key in (("recorded", "audio"), ("written", "image")):
+            if getattr(self.first_stage, field).copies and key not in keys:
+                raise ValueError(f"first_stage.{field}: {field} copies train a digits {key} stage "
+                                 f"(first_stage.stages.{key}); this config trains none")
         if self.sampling.steps > self.diffusion.train_timesteps:
             raise ValueError(f"sampling.steps ({self.sampling.steps}) is more than diffusion.train_timesteps "
                              f"({self.diffusion.train_timesteps})")

@@ -132,12 +132,12 @@ def load_stages(folder: str | Path, modalities) -> Stages:
 
 def _fit_stage_on_arrays(stage_cfg, folder: Path, x_train: np.ndarray, x_val: np.ndarray, note: str,
                          resume: bool, labels: tuple[np.ndarray, np.ndarray] | None = None,
-                         recorded: tuple[np.ndarray, object] | None = None) -> None:
+                         recorded: tuple[np.ndarray, object, str] | None = None) -> None:
     """Train a single-modality autoencoder config on arrays (its normaliser and latent scale fitted
     on ``x_train``) into the model folder ``folder``; ``labels`` (train, val) reach models that learn
     them (``model.label_classes``); ``recorded`` (copies (K, N, ...) of ``x_train``, a
-    :class:`~latentbridge.config.sections.RecordedConditionsConfig`): the trained encoder is then aligned
-    with the copies (:func:`latentbridge.training.align.align_encoder`)."""
+    :class:`~latentbridge.config.sections.RecordedConditionsConfig`, ``"recorded"`` or ``"written"``): the
+    trained encoder is then aligned with the copies (:func:`latentbridge.training.align.align_encoder`)."""
     from latentbridge.models.base import fit_latent_scale
     from latentbridge.models.registry import build_model
     from latentbridge.tasks.pipeline import loader_of, training_run
@@ -165,14 +165,14 @@ def _fit_stage_on_arrays(stage_cfg, folder: Path, x_train: np.ndarray, x_val: np
         if recorded is not None:
             from latentbridge.training.align import align_encoder
 
-            copies, rc = recorded
+            from latentbridge.data.digits import ALIGNED_WITH
+
+            copies, rc, kind = recorded
             t0 = time.time()
             stats = align_encoder(model, x_train, copies, share=rc.share, epochs=rc.epochs, lr=rc.lr,
                                   batch_size=rc.batch_size, seed=stage_cfg.train.seed)
-            extra["data"]["recorded"] = {**rc.model_dump(), **stats, "seconds": round(time.time() - t0, 1)}
-            card += (f"\nEncoder aligned with recorded conditions ({rc.copies} recorded copies of each training "
-                     f"example: level, a room's reverberation, a microphone's band, quiet around the word, background "
-                     f"noise; trimmed as a user's condition is; "
+            extra["data"][kind] = {**rc.model_dump(), **stats, "seconds": round(time.time() - t0, 1)}
+            card += (f"\nEncoder aligned with {ALIGNED_WITH[kind]} ({rc.copies} copies of each training example; "
                      f"{rc.epochs} epochs, the decoder unchanged): the copies' latent error fell from "
                      f"{stats['copy_error_before']:.3f} to {stats['copy_error_after']:.3f} of the latents' variance "
                      f"(the examples' own latents moved by {stats['clean_shift']:.3f}).\n")
@@ -249,7 +249,8 @@ def _train_stage(cfg, stage_cfg, key: str, folder: Path, resume: bool) -> None:
 
             spec = transform_spec(cfg)
             copies = as_recorded_clips(w_t, spec.sample_rate, rc.copies, seed)
-            recorded = (clip_features(copies.reshape(-1, copies.shape[-1]), spec).reshape(rc.copies, *x_t.shape), rc)
+            recorded = (clip_features(copies.reshape(-1, copies.shape[-1]), spec).reshape(rc.copies, *x_t.shape), rc,
+                        "recorded")
         _fit_stage_on_arrays(stage_cfg, folder, x_t, x_v, "FSDD training clips (official split) of the paired digits",
                              resume, labels=(y_t, y_v), recorded=recorded)
     else:
@@ -257,8 +258,14 @@ def _train_stage(cfg, stage_cfg, key: str, folder: Path, resume: bool) -> None:
         x = images_to_float(images)[seeded_subset(len(images), limit, seed)]
         perm = np.random.default_rng(seed + 1).permutation(len(x))
         n_val = int(round(cfg.data.val_fraction * len(x)))
-        _fit_stage_on_arrays(stage_cfg, folder, x[np.sort(perm[n_val:])], x[np.sort(perm[:n_val])],
-                             "MNIST training images of the paired digits", resume)
+        x_t = x[np.sort(perm[n_val:])]
+        written = None
+        if (wc := cfg.first_stage.written).copies:
+            from latentbridge.data.digits import as_written_copies
+
+            written = (as_written_copies(x_t, wc.copies, seed), wc, "written")
+        _fit_stage_on_arrays(stage_cfg, folder, x_t, x[np.sort(perm[:n_val])],
+                             "MNIST training images of the paired digits", resume, recorded=written)
 
 
 # ----------------------------------------------------------------------------- data
