@@ -121,6 +121,31 @@ def read_whole(path: Path) -> np.ndarray:
     return 1.0 - img if border.mean() > 0.5 else img
 
 
+def readings(digits: np.ndarray, seed: int, height: int = 28, width: int = 28):
+    """``(kind, reader, images (N, 1, H, W) float32)`` for every rendering of ``digits`` (uint8 28 x 28), read
+    back by each reader (``whole``: the reader before; ``framed``: :func:`latentbridge.data.digits.read_digit_image`)."""
+    from latentbridge.data.digits import read_digit_image
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in RENDERINGS:
+            rng = np.random.default_rng([seed, RENDERINGS.index(kind)])
+            files = [render(kind, d, rng, Path(tmp) / f"{kind}_{i}") for i, d in enumerate(digits)]
+            for reader, read in (("whole", read_whole), ("framed", lambda p: read_digit_image(p, height, width))):
+                yield kind, reader, np.stack([read(f) for f in files])[:, None].astype(np.float32)
+
+
+def save(path: str, out: dict, script: str, argv) -> None:
+    """``out`` with the command that made it, as JSON at ``path``."""
+    out["command"] = f"python benchmarks/{script} " + " ".join(argv if argv is not None else sys.argv[1:])
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(out, indent=2) + "\n")
+
+
+def _row(rows: dict, kind: str, reader: str, correct: np.ndarray, what: str) -> None:
+    rows[f"{kind}/{reader}"] = row = {what: float(correct.mean()), "ci95": bootstrap(correct)}
+    print(f"{kind:11s} {reader:7s} {what} {correct.mean():.4f} [{row['ci95'][0]:.4f}, {row['ci95'][1]:.4f}]", flush=True)
+
+
 def bootstrap(correct: np.ndarray, n: int = 1000, seed: int = 0) -> list[float]:
     rng = np.random.default_rng(seed)
     means = correct[rng.integers(0, len(correct), (n, len(correct)))].mean(axis=1)
@@ -141,7 +166,7 @@ def main(argv=None) -> int:
         return main_mld(args, argv)
     import torch
 
-    from latentbridge.data.digits import classifier_data, read_digit_image
+    from latentbridge.data.digits import classifier_data
     from latentbridge.tasks.classify import load_classifier
 
     if not Path(args.mnist).is_dir():
@@ -154,24 +179,12 @@ def main(argv=None) -> int:
     if args.source == "uci":
         digits, y = uci_digits(args.n)
     rows, t0 = {}, time.time()
-    with tempfile.TemporaryDirectory() as tmp:
-        for kind in RENDERINGS:
-            rng = np.random.default_rng([args.seed, RENDERINGS.index(kind)])
-            files = [render(kind, d, rng, Path(tmp) / f"{kind}_{i}") for i, d in enumerate(digits)]
-            for reader, read in (("whole", read_whole), ("framed", lambda p: read_digit_image(p, 28, 28))):
-                imgs = np.stack([read(f) for f in files])[:, None].astype(np.float32)
-                with torch.no_grad():
-                    pred = np.asarray(model.predict(imgs))
-                correct = (pred == y).astype(np.float64)
-                rows[f"{kind}/{reader}"] = {"accuracy": float(correct.mean()), "ci95": bootstrap(correct)}
-                print(f"{kind:11s} {reader:7s} accuracy {correct.mean():.4f} "
-                      f"[{rows[f'{kind}/{reader}']['ci95'][0]:.4f}, {rows[f'{kind}/{reader}']['ci95'][1]:.4f}]",
-                      flush=True)
-    out = {"source": args.source, "n": int(len(y)), "classifier_test_accuracy": info.get("test_accuracy"),
-           "seconds": round(time.time() - t0, 1), "rows": rows,
-           "command": "python benchmarks/digit_images.py " + " ".join(argv if argv is not None else sys.argv[1:])}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    for kind, reader, imgs in readings(digits, args.seed):
+        with torch.no_grad():
+            pred = np.asarray(model.predict(imgs))
+        _row(rows, kind, reader, (pred == y).astype(np.float64), "accuracy")
+    save(args.out, {"source": args.source, "n": int(len(y)), "classifier_test_accuracy": info.get("test_accuracy"),
+                    "seconds": round(time.time() - t0, 1), "rows": rows}, "digit_images.py", argv)
     return 0
 
 
@@ -179,7 +192,6 @@ def main_mld(args, argv) -> int:
     """Image -> audio coherence of a digits MLD run on its test pairs' images, rendered and read back."""
     import torch
 
-    from latentbridge.data.digits import read_digit_image
     from latentbridge.tasks.crossmodal import digit_judges
     from latentbridge.tasks.mld import generate, load_run, sampler_settings
     from latentbridge.tasks.mld_eval import held_out_digit_pairs
@@ -192,25 +204,15 @@ def main_mld(args, argv) -> int:
     if args.source == "uci":
         digits, labels = uci_digits(args.n)
     rows, t0 = {}, time.time()
-    with tempfile.TemporaryDirectory() as tmp:
-        for kind in RENDERINGS:
-            rng = np.random.default_rng([args.seed, RENDERINGS.index(kind)])
-            files = [render(kind, d, rng, Path(tmp) / f"{kind}_{i}") for i, d in enumerate(digits)]
-            h, w = test.image.shape[2:]
-            for reader, read in (("whole", read_whole), ("framed", lambda p: read_digit_image(p, h, w))):
-                imgs = torch.from_numpy(np.stack([read(f) for f in files])[:, None].astype(np.float32))
-                with torch.no_grad():
-                    z = stages.encode("image", imgs)
-                    audio = stages.decode("audio", generate(model, len(imgs), {"image": z}, settings=settings)["audio"])
-                correct = (np.asarray(judges.fsdd.predict(audio.numpy())) == labels).astype(np.float64)
-                rows[f"{kind}/{reader}"] = {"coherence_image_to_audio": float(correct.mean()), "ci95": bootstrap(correct)}
-                print(f"{kind:11s} {reader:7s} image -> audio coherence {correct.mean():.4f} "
-                      f"[{rows[f'{kind}/{reader}']['ci95'][0]:.4f}, {rows[f'{kind}/{reader}']['ci95'][1]:.4f}]", flush=True)
-    out = {"run": str(args.mld), "source": args.source, "n": int(len(labels)), "sampler": settings,
-           "seconds": round(time.time() - t0, 1), "rows": rows,
-           "command": "python benchmarks/digit_images.py " + " ".join(argv if argv is not None else sys.argv[1:])}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    h, w = test.image.shape[2:]
+    for kind, reader, imgs in readings(digits, args.seed, h, w):
+        with torch.no_grad():
+            z = stages.encode("image", torch.from_numpy(imgs))
+            audio = stages.decode("audio", generate(model, len(imgs), {"image": z}, settings=settings)["audio"])
+        _row(rows, kind, reader, (np.asarray(judges.fsdd.predict(audio.numpy())) == labels).astype(np.float64),
+             "coherence_image_to_audio")
+    save(args.out, {"run": str(args.mld), "source": args.source, "n": int(len(labels)), "sampler": settings,
+                    "seconds": round(time.time() - t0, 1), "rows": rows}, "digit_images.py", argv)
     return 0
 
 

@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from digit_images import RENDERINGS, render, uci_digits  # noqa: E402
+from digit_images import RENDERINGS, render, save, uci_digits  # noqa: E402
 
 from latentbridge.data.digits import as_written_copies  # noqa: E402
 
@@ -88,11 +88,8 @@ def main(argv=None) -> int:
     stats["seconds"] = round(time.time() - t0, 1)
     after = measure()
     print("after", json.dumps(after), flush=True)
-    out = {"run": args.run, "epochs": args.epochs, "copies": args.copies, "n_training_digits": int(len(x)),
-           "alignment": stats, "before": before, "after": after,
-           "command": "python benchmarks/mld_written_align.py " + " ".join(argv if argv is not None else sys.argv[1:])}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    save(args.out, {"run": args.run, "epochs": args.epochs, "copies": args.copies, "n_training_digits": int(len(x)),
+                    "alignment": stats, "before": before, "after": after}, "mld_written_align.py", argv)
     return 0
 
 
