@@ -208,7 +208,6 @@ def as_written_copies(images: np.ndarray, copies: int, seed: int) -> np.ndarray:
     from PIL import Image
     from scipy import ndimage
 
-
     x = np.asarray(images, dtype=np.float64)
     n, _, h, w = x.shape
     r = WRITTEN
@@ -261,8 +260,8 @@ def frame_digit(grey: np.ndarray, height: int, width: int, name="image") -> np.n
         raise DataError(name, "no digit in the image: nothing stands out from the background by 10 % of the "
                               "grey range")
     ink = np.clip(ink / peak, 0.0, 1.0)
-    labels, n = ndimage.label(ink > 0.2)
-    mass = ndimage.sum(ink, labels, index=np.arange(1, n + 1))
+    labels, n_parts = ndimage.label(ink > 0.2)
+    mass = ndimage.sum(ink, labels, index=np.arange(1, n_parts + 1))
     kept = np.isin(labels, 1 + np.flatnonzero(mass >= 0.05 * mass.max()))
     rows, cols = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
     ink = np.where(ndimage.binary_dilation(kept, iterations=2), ink, 0.0)[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]

@@ -31,14 +31,15 @@ def _save(fig, path: str | Path) -> Path:
     import logging
 
     path = Path(path)
-    _wide_glyphs(fig)
     quiet = logging.getLogger("matplotlib.font_manager")
-    level, quiet.level = quiet.level, logging.ERROR  # "font weight normal not found, using 500" of such fonts
+    level = quiet.level
+    if _wide_glyphs(fig):  # such fonts log "font weight normal not found, using 500" for every text
+        quiet.setLevel(logging.ERROR)
     try:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=_DPI, bbox_inches="tight")
     finally:
-        quiet.level = level
+        quiet.setLevel(level)
     return path
 
 
@@ -49,15 +50,17 @@ _WIDE_FONTS = ("Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans CJK TC", "Noto
                "Apple SD Gothic Neo")
 
 
-def _wide_glyphs(fig) -> None:
+def _wide_glyphs(fig) -> bool:
     """Texts of ``fig`` holding East Asian letters (file names, class names) fall back to an installed
-    font that has them, instead of empty boxes; nothing changes when no such font is installed."""
+    font that has them, instead of empty boxes; nothing changes when no such font is installed. True
+    when a text was given the font."""
     from matplotlib.text import Text
 
     texts = [t for t in fig.findobj(Text) if any(ord(c) >= 0x2E80 for c in t.get_text())]
     fonts = _installed_wide_fonts() if texts else []
     for t in texts if fonts else []:
-        t.set_fontfamily([*t.get_fontfamily(), *fonts[:1]])
+        t.set_fontfamily([*t.get_fontfamily(), fonts[0]])
+    return bool(texts and fonts)
 
 
 @functools.lru_cache(maxsize=1)

@@ -163,9 +163,8 @@ def _fit_stage_on_arrays(stage_cfg, folder: Path, x_train: np.ndarray, x_val: np
         card = (f"# latentbridge first stage: {stage_cfg.model.name}\n\n{note}; {len(x_train)} training / "
                 f"{len(x_val)} validation examples, {run.summary['epochs']} epochs, {run.summary['seconds']} s.\n")
         if recorded is not None:
-            from latentbridge.training.align import align_encoder
-
             from latentbridge.data.digits import ALIGNED_WITH
+            from latentbridge.training.align import align_encoder
 
             copies, rc, kind = recorded
             t0 = time.time()
