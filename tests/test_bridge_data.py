@@ -351,6 +351,28 @@ def test_sample_rates_must_agree_or_be_resampled(tmp_path):
     assert np.bincount(d.test_index).tolist() == [9, 9]
 
 
+def test_rate_of_a_rounded_time_column(tmp_path):
+    # 1/2048 s written with 6 decimals is 0.000488 s: 1 / median step read 2049.18 Hz
+    x = signal(2, 4096)
+    t = np.round(np.arange(4096) / 2048.0, 6)
+    p = table_csv(tmp_path / "r.csv", np.column_stack([t, x.T]), header="time,a,b")
+    assert read_vibration_csv(p)[1] == 2048.0
+
+
+def test_a_rate_that_cannot_carry_the_windows_is_refused(tmp_path):
+    # a time column in milliseconds without a header reads as seconds: 0.2 Hz, which resample_to=100 would
+    # upsample 500 times (out of memory on 20-s recordings); a rate given in kHz likewise
+    root = make_root(tmp_path, {"Test_01": {"sr": 100.0, "n": 1000}})
+    csv = next((root / "Data" / "Test_01").glob("*.csv"))
+    x = signal(2, 4000)
+    table_csv(csv, np.column_stack([np.arange(4000) * 5.0, x.T]))
+    with pytest.raises(DataError, match=r"rec0\.csv: sample rate 0\.2 Hz.*would hold 2 samples.*milliseconds"):
+        build_windows(root, vib(window_s=10.0, hop_s=5.0), cache_dir=tmp_path / "cache")
+    with pytest.raises(DataError, match=r"rec0\.csv: sample rate 0\.2 Hz.*upsample it 500 times.*milliseconds"):
+        build_windows(root, vib(window_s=200.0, hop_s=100.0, resample_to=100.0), cache_dir=tmp_path / "cache")
+    assert bridge.MIN_WINDOW_SAMPLES == 16 and bridge.MAX_UPSAMPLING == 8.0
+
+
 def test_config_and_length_errors(tmp_path):
     root = make_root(tmp_path, {"Test_01": {"n": 150}})
     with pytest.raises(DataError, match=r"rec0\.csv: recording too short"):

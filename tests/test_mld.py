@@ -310,6 +310,21 @@ def test_bridge_train_sample_evaluate(bridge_run, tmp_path, capsys):
         assert (ev / f).is_file(), f
 
 
+def test_bridge_evaluate_on_another_structure_scores_all_its_states(bridge_run, tmp_path):
+    # another structure's folders share no names with the run's split (once refused as "not the data the first
+    # stage was trained on") or share some (once only the run's held-out ids among them were scored)
+    root, run = bridge_run
+    other = tmp_path / "other"
+    tests = sorted(p.name for p in (root / "Data").iterdir())[:3]
+    for i, t in enumerate(tests):
+        for kind in ("Data", "Labels"):
+            shutil.copytree(root / kind / t, other / kind / f"Bridge2_{i:02d}")
+    assert main(["evaluate", str(run), "--data", str(other), "--out", str(tmp_path / "ev")]) == 0
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["scope"] == f"every state of {other}" and m["n_windows"] == 3 * len(list((root / "Data" / tests[0]).glob("*.csv"))) * 4
+    assert m["psd_distance_db_real_train"] is not None and 0.0 <= m["mask_iou"] <= 1.0
+
+
 def test_bridge_first_stage_reuse(bridge_run, tmp_path):
     root, run = bridge_run
     again = tmp_path / "again"

@@ -335,6 +335,17 @@ def test_threshold_changes_through_calibrate_only(fitted_model, machine_data, tm
     new = json.loads((model / "config.json").read_text())["anomaly"]
     assert new["method"] == "quantile" and new["threshold"] != 0.125 and "3 files" in new["calibrated_on"]
     assert main(["anomaly", "calibrate", str(model)]) == 2  # neither recordings nor --threshold
+    before = (model / "config.json").read_bytes()
+    capsys.readouterr()
+    for bad, message in ((["--k", "nan"], "--k must be a finite number"), (["--k", "inf"], "--k must be a finite"),
+                         (["--k", "-3"], "got -3"), (["--method", "quantile", "--false-alarm-rate", "0"],
+                                                     "--false-alarm-rate must lie between 0 and 1"),
+                         (["--false-alarm-rate", "1.5"], "got 1.5")):
+        # a NaN or infinite k once wrote a NaN / Infinity threshold (and exit 0); a rate of 0 a traceback
+        assert main(["anomaly", "calibrate", str(model), str(machine_data / "test" / "normal"), *bad]) == 2, bad
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+    assert (model / "config.json").read_bytes() == before
 
 
 def _as_format_1(folder: Path) -> None:

@@ -496,7 +496,7 @@ class AnomalyConfig(Section):
     anomalies made of them (tones, clicks, band boosts/cuts, pitch and speed changes); 0: off."""
     iwae_samples: int = Field(32, gt=0)
     threshold_method: Literal["mean_std", "quantile"] = "mean_std"
-    k: float = 2.0
+    k: float = Field(2.0, ge=0, allow_inf_nan=False)
     false_alarm_rate: float = Field(0.01, gt=0, lt=1)
     aggregate: Literal["mean", "max"] = "mean"
     """How window scores become one score per file."""

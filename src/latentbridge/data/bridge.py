@@ -390,9 +390,31 @@ def read_recording(path: str | Path, vib) -> tuple[np.ndarray, float]:
     config's ``sample_rate`` (for CSVs without a time column) and ``channels``, resampled to
     ``resample_to`` when set (``vib``: a :class:`~latentbridge.config.sections.VibrationConfig`)."""
     wave, sr = read_vibration_csv(path, sample_rate=vib.sample_rate, channels=vib.channels)
+    check_rate(sr, vib, path)
     if vib.resample_to is not None:
         wave, sr = resample(wave, sr, float(vib.resample_to)), float(vib.resample_to)
     return wave, float(sr)
+
+
+#: the fewest samples a window may hold at a recording's own rate, and the most a recording may be upsampled
+MIN_WINDOW_SAMPLES, MAX_UPSAMPLING = 16, 8.0
+
+
+def check_rate(sample_rate: float, vib, path) -> None:
+    """Refuse a rate that cannot carry the configured windows: fewer than :data:`MIN_WINDOW_SAMPLES` samples per
+    window, or ``resample_to`` more than :data:`MAX_UPSAMPLING` times the recording's rate (most of the model's band
+    would be empty). Both are what a time column in milliseconds read as seconds, or a rate given in kHz, look like;
+    unchecked they run the upsampling out of memory."""
+    sr = float(sample_rate)
+    hint = ("if the time column is in milliseconds, name it so (e.g. 'time_ms'); a rate given with --sample-rate or "
+            "vibration.sample_rate is in Hz")
+    if vib.window_s * sr < MIN_WINDOW_SAMPLES:
+        raise DataError(path, f"sample rate {sr:g} Hz: a {vib.window_s:g}-s window (vibration.window_s) would hold "
+                              f"{vib.window_s * sr:.3g} samples (at least {MIN_WINDOW_SAMPLES}); {hint}")
+    if vib.resample_to is not None and float(vib.resample_to) > MAX_UPSAMPLING * sr:
+        raise DataError(path, f"sample rate {sr:g} Hz: resampling to {float(vib.resample_to):g} Hz "
+                              f"(vibration.resample_to) would upsample it {float(vib.resample_to) / sr:.3g} times (at "
+                              f"most {MAX_UPSAMPLING:g}), leaving most of the model's band empty; {hint}")
 
 
 def recording_windows(wave: np.ndarray, sample_rate: float, window_s: float, hop_s: float,

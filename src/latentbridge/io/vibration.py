@@ -20,7 +20,8 @@ CSV rules (:func:`read_vibration_csv`)
   A column that holds consecutive integers (step exactly 1, e.g. a written-out row index:
   unnamed, or named ``index``/``idx``/``sample``/``unnamed: 0``) is an *index column*: it is
   dropped and is not a time source.
-* Sample rate: 1 / median time step. Steps that deviate from the median by more than 1 %, or a
+* Sample rate: the number of steps over the time column's span (the mean step: a time written with
+  few decimals rounds every step alike, e.g. 1/2048 s as 0.000488). Steps that deviate from the median by more than 1 %, or a
   named time column that is not strictly increasing, are errors. A rate within 1e-6 (relative)
   of an integer is rounded to it (``0.001`` steps give exactly 1000 Hz). Without a time column
   ``sample_rate`` must be given; with one and a given ``sample_rate`` that differs by more
@@ -351,7 +352,9 @@ def read_vibration_csv(
                 f"{med:g} s (limit {100 * TIME_STEP_TOLERANCE:g} %); resample the recording or remove the "
                 f"time column and give the sample rate",
             )
-        rate = _snap_rate(1.0 / med)
+        # the mean step over the whole column: a time written with few decimals (1/2048 s as 0.000488) rounds
+        # every step alike, which 1 / median step turns into 2049.18 Hz; over thousands of steps the rounding averages out
+        rate = _snap_rate((len(t) - 1) / float(t[-1] - t[0]))
         if sample_rate is not None and abs(rate - float(sample_rate)) > TIME_STEP_TOLERANCE * float(sample_rate):
             raise DataError(
                 path,

@@ -291,6 +291,11 @@ def calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | No
 
     if (normal_paths is None) == (threshold is None):
         raise LatentbridgeError("calibrate: give normal recordings or --threshold VALUE (one of the two)")
+    if k is not None and not (np.isfinite(k) and k >= 0):
+        raise LatentbridgeError(f"--k must be a finite number of at least 0 (the threshold is the normal scores' mean "
+                                f"+ k·σ), got {k:g}")
+    if false_alarm_rate is not None and not 0 < false_alarm_rate < 1:
+        raise LatentbridgeError(f"--false-alarm-rate must lie between 0 and 1 (exclusive), got {false_alarm_rate:g}")
     det = Detector.load(model_dir)
     old = det.threshold
     if score is not None:

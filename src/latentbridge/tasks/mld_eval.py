@@ -20,16 +20,19 @@ and the first stages' own reconstructions (the ceiling of what diffusion in thei
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from latentbridge.errors import DataError
+from latentbridge.errors import DataError, ModelFolderError
 from latentbridge.io.audio import AUDIO_EXTENSIONS
 from latentbridge.io.images import IMAGE_EXTENSIONS
-from latentbridge.tasks.mld import bridge_splits, digit_pairs, generate, load_run, sampler_settings
+from latentbridge.tasks.mld import bridge_splits, bridge_windows, digit_pairs, generate, load_run, sampler_settings
+
+log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- conditions and outputs
@@ -156,37 +159,49 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
     stage_cfg = stages.workflow("multimodal")
     settings = sampler_settings(cfg)
     k = cfg.evaluate.samples_per_condition
-    train, _, test = bridge_splits(stages, data_root, sample_rate)
+    if data_root is None:  # the held-out states of the first stage's split
+        train, _, test = bridge_splits(stages)
+        scope = "held-out damage states " + ", ".join(test.tests)
+    else:  # every state of another folder; the real references stay the first stage's training states
+        test, scope = bridge_windows(stages, data_root, sample_rate), f"every state of {data_root}"
+        try:
+            train = bridge_splits(stages)[0]
+        except (DataError, ModelFolderError) as e:
+            log.warning("the first stage's training data is not readable (%s): no real-data references", e)
+            train = None
     lab = np.asarray(test.has_mask, dtype=bool)
     if not lab.any():
-        raise DataError(data_root or saved.info["data"]["root"], "no labelled held-out windows to evaluate")
+        raise DataError(data_root or saved.info["data"]["root"], "no labelled windows to evaluate")
     threshold = float((saved.info.get("mask_threshold") or {}).get("threshold", 0.5))
     waves, masks = test.waves[lab], test.masks[lab]
     prob = mask_probabilities(model, stages, waves, k, settings)
     span = span_of(stage_cfg, data_root or saved.info["data"]["root"])
     metrics: dict = {"model": "mld", "first_stage": saved.info["first_stage"]["keys"],
-                     "scope": "held-out damage states " + ", ".join(test.tests), "n_windows": int(len(test)),
+                     "scope": scope, "n_windows": int(len(test)),
                      "n_labelled_windows": int(lab.sum()), "samples_per_window": k, "sampler": settings,
                      **mask_metrics(prob, masks, threshold, span)}
     z_mask, z_spec = stages.encode("mask", masks), stages.encode("spec", waves)
     g = generate(model, len(z_mask), {"mask": z_mask}, settings=settings)
     gen_waves = stages.decode("spec", g["spec"]).numpy()
     recon = stages.decode("spec", z_spec).numpy()
-    rng = np.random.default_rng(0)
-    lab_train = np.flatnonzero(np.asarray(train.has_mask, dtype=bool))
-    real_ref = train.waves[np.sort(rng.permutation(lab_train)[:len(waves)])]
     spec = saved.transform
     psd = lambda a: psd_distance(a, waves, n_fft=spec.n_fft, hop=spec.hop_length)  # noqa: E731
     joint = generate(model, len(waves), None, settings={**settings, "seed": settings["seed"] + 1})
     real_lat = torch.cat([z_spec, z_mask], dim=1).numpy()
     gen_lat = torch.cat([joint["spec"], joint["mask"]], dim=1).numpy()
-    z_train = torch.cat([stages.encode("spec", train.waves[lab_train]), stages.encode("mask", train.masks[lab_train])],
-                        dim=1).numpy()
     metrics.update({
         "psd_distance_db": psd(gen_waves), "psd_distance_db_joint": psd(stages.decode("spec", joint["spec"]).numpy()),
-        "psd_distance_db_first_stage": psd(recon), "psd_distance_db_real_train": psd(real_ref),
-        "fd_latent_joint": frechet_distance(gen_lat, real_lat), "fd_latent_real_train": frechet_distance(
-            z_train[np.sort(rng.permutation(len(z_train))[:len(real_lat)])], real_lat),
+        "psd_distance_db_first_stage": psd(recon), "fd_latent_joint": frechet_distance(gen_lat, real_lat),
+        "psd_distance_db_real_train": None, "fd_latent_real_train": None})
+    if train is not None:  # as many real training windows, for scale
+        rng = np.random.default_rng(0)
+        lab_train = np.flatnonzero(np.asarray(train.has_mask, dtype=bool))
+        real_ref = train.waves[np.sort(rng.permutation(lab_train)[:len(waves)])]
+        z_train = torch.cat([stages.encode("spec", train.waves[lab_train]),
+                             stages.encode("mask", train.masks[lab_train])], dim=1).numpy()
+        metrics.update({"psd_distance_db_real_train": psd(real_ref), "fd_latent_real_train": frechet_distance(
+            z_train[np.sort(rng.permutation(len(z_train))[:len(real_lat)])], real_lat)})
+    metrics.update({
         "mask_threshold": threshold, "crack_span_m": span,
     })
     idx = np.sort(np.random.default_rng(0).choice(len(waves), size=min(4, len(waves)), replace=False))
