@@ -259,21 +259,20 @@ def test_cut_windows_exact_and_starts():
     assert w.flags.c_contiguous and w.dtype == np.float32
 
 
-def test_cut_windows_partial_kept_when_more_than_half():
+def test_cut_windows_end_on_the_last_real_samples_when_more_than_half_is_left():
     x = np.arange(11, dtype=np.float32)
-    w, s = cut_windows(x, 4, 4, pad="wrap")
-    # full at 0,4; start 8 has 3 real samples (> 2) -> kept, wrapped from the start
-    assert s.tolist() == [0, 4, 8]
-    np.testing.assert_array_equal(w[2], [8, 9, 10, 0])
-    w, s = cut_windows(x, 4, 4, pad="constant")
-    np.testing.assert_array_equal(w[2], [8, 9, 10, 0])
-    w, s = cut_windows(x + 1, 4, 4, pad="reflect")
-    np.testing.assert_array_equal(w[2], [9, 10, 11, 10])
+    for pad in ("wrap", "constant", "reflect"):
+        w, s = cut_windows(x, 4, 4, pad=pad)
+        # full at 0,4; 3 samples (> 2) follow 8: one more window, the last 4 samples (once padded: 8, 9, 10, 0)
+        assert s.tolist() == [0, 4, 7]
+        np.testing.assert_array_equal(w[2], [7, 8, 9, 10])
     w, s = cut_windows(x, 4, 4, pad="none")
     assert s.tolist() == [0, 4]
-    # exactly half real samples -> dropped
+    # exactly half a window left -> no more window
     w, s = cut_windows(np.arange(10.0), 4, 4)
     assert s.tolist() == [0, 4]
+    w, s = cut_windows(np.arange(20.0).reshape(2, 10), 4, 3)  # channels first: the same starts for every channel
+    assert s.tolist() == [0, 3, 6] and w.shape == (3, 2, 4)
 
 
 def test_cut_windows_short_input_padding():

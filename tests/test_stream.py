@@ -163,26 +163,25 @@ def test_stream_then_flush_gives_the_windows_of_cut_windows(pad, hop):
         assert kept_partial >= 3 and dropped_partial >= 3 and no_tail >= 3
 
 
-def test_flush_pads_a_partial_window_by_the_rule():
+def test_flush_ends_on_the_last_window_of_real_samples():
     x = np.arange(1, 101, dtype=np.float32)  # 100 samples, window 64, hop 16
-    # full windows at 0, 16, 32; the window at 48 holds 52 > 32 real samples: kept, padded
-    for pad, tail in (("wrap", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]),
-                      ("constant", [0] * 12),
-                      ("reflect", [99, 98, 97, 96, 95, 94, 93, 92, 91, 90, 89, 88])):
+    # full windows at 0, 16, 32; 52 > 32 samples follow 48: one more window, the last 64 samples (no padding)
+    for pad in ("wrap", "constant", "reflect"):
         buf = WindowBuffer(64, 16)
         assert [s for s, _ in buf.push(x)] == [0, 16, 32]
         ((start, w),) = buf.flush(pad)
-        assert start == 48
-        np.testing.assert_array_equal(w, np.r_[np.arange(49, 101), tail])
-    # hop 64: the window at 64 of 96 samples holds 32 = half a window: dropped; of 97: kept
+        assert start == 36
+        np.testing.assert_array_equal(w, np.arange(37, 101))
+    # hop 64: 32 samples after 64 of 96 = half a window: no more window; of 97: the last 64 samples
     buf = WindowBuffer(64, 64)
     assert [s for s, _ in buf.push(x[:96])] == [0]
     assert buf.flush("wrap") == []
     buf = WindowBuffer(64, 64)
-    buf.push(x[:97])
+    for block in np.array_split(x[:97], 9):  # block by block: the buffer keeps the last window's samples
+        buf.push(block)
     ((start, w),) = buf.flush("wrap")
-    assert start == 64
-    np.testing.assert_array_equal(w, np.r_[np.arange(65, 98), np.arange(1, 32)])
+    assert start == 33 and buf.buffered <= 64 + 11
+    np.testing.assert_array_equal(w, np.arange(34, 98))
     # shorter than a window: one padded window, as cut_windows pads it
     buf = WindowBuffer(8, 4)
     buf.push(np.array([1, 2, 3], np.float32))
@@ -194,7 +193,7 @@ def test_flush_pads_a_partial_window_by_the_rule():
 def test_flush_ends_the_stream_until_reset():
     buf = WindowBuffer(4, 2)
     buf.push(np.arange(7, dtype=np.float32))
-    assert [s for s, _ in buf.flush("constant")] == [4]
+    assert [s for s, _ in buf.flush("constant")] == [3]  # the last 4 samples
     assert buf.flush("constant") == []
     with pytest.raises(ValueError, match="after flush"):
         buf.push(np.zeros(3, np.float32))

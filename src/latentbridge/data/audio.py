@@ -26,7 +26,7 @@ from latentbridge.utils import atomic_path, batched, stable_hash
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: a recording's last window ends on its last sample (io.windows), where it was padded
 
 
 def default_workers() -> int:

@@ -1,9 +1,10 @@
 """Analysis windows (numpy only, no torch): :func:`cut_windows` cuts a whole recording,
 :class:`WindowBuffer` cuts a stream of audio blocks as they arrive.
 
-Cutting rules (:func:`cut_windows`): full windows every ``hop`` samples; a last, partial window
-only when it holds *more than half* a window of real samples, padded with the pad mode; a
-recording shorter than one window gives one padded window.
+Cutting rules (:func:`cut_windows`): full windows every ``hop`` samples; when more than half a
+window of the recording's end is left after them, one more window: the recording's last ``window``
+samples (no padding: a normal recording of any length is scored on real sound only); a recording
+shorter than one window gives one window padded with the pad mode.
 """
 
 from __future__ import annotations
@@ -53,15 +54,17 @@ def cut_windows(
     Rules:
 
     * Full windows start at ``0, hop, 2*hop, ...`` while ``start + window <= T``.
-    * Last partial window: the window starting at the next hop position is kept only when it
-      holds **more than half a window** of real samples (``T - start > window / 2``), and then
-      it is padded to full length with ``pad``. With ``pad="none"`` it is always dropped.
+    * The end: when the samples after the full windows' hop positions (``T - next start``) are
+      **more than half a window**, one more window covers the recording's last ``window``
+      samples (start ``T - window``, overlapping the one before). It was padded once, and a
+      normal recording whose length did not fit the windows then scored as an anomaly on the
+      padding (silence appended to sound is not in the training windows). With ``pad="none"``
+      it is dropped.
     * A recording shorter than one window gives exactly one window (start 0), padded with
       ``pad``: ``"wrap"`` tiles the clip, ``"constant"`` appends zeros, ``"reflect"`` mirrors
       it. ``pad="none"`` raises DataError (naming ``name``) for such input.
 
-    Padding of a partial window continues the same way ("wrap" continues from the start of
-    the recording). Vectorised with ``sliding_window_view``; no per-window Python loop.
+    Vectorised with ``sliding_window_view``; no per-window Python loop.
     """
     _check_pad(pad)
     if int(window) != window or window <= 0:
@@ -79,29 +82,14 @@ def cut_windows(
     if T < window:
         if pad == "none":
             raise _too_short(name, T, window)
-        n_pad_total = window - T
-        n_windows = 1
-    else:
-        n_full = (T - window) // hop + 1
-        next_start = n_full * hop
-        real = T - next_start
-        keep_partial = pad != "none" and real > window / 2
-        n_windows = n_full + int(keep_partial)
-        n_pad_total = next_start + window - T if keep_partial else 0
-
-    if n_pad_total > 0:
-        widths = [(0, 0)] * (wave.ndim - 1) + [(0, n_pad_total)]
-        if pad == "constant":
-            padded = np.pad(wave, widths, mode="constant")
-        else:
-            padded = np.pad(wave, widths, mode=pad)
-    else:
-        padded = wave
-
-    view = np.lib.stride_tricks.sliding_window_view(padded, window, axis=-1)  # (..., L, window)
-    view = view[..., : (n_windows - 1) * hop + 1 : hop, :]  # (..., n, window)
-    windows = np.ascontiguousarray(np.moveaxis(view, -2, 0))  # (n, ..., window)
-    starts = np.arange(n_windows, dtype=np.int64) * hop
+        widths = [(0, 0)] * (wave.ndim - 1) + [(0, window - T)]
+        return np.ascontiguousarray(np.pad(wave, widths, mode=pad)[None]), np.zeros(1, dtype=np.int64)
+    n_full = (T - window) // hop + 1
+    starts = np.arange(n_full, dtype=np.int64) * hop
+    if pad != "none" and T - n_full * hop > window / 2:
+        starts = np.append(starts, T - window)
+    view = np.lib.stride_tricks.sliding_window_view(wave, window, axis=-1)  # (..., L, window)
+    windows = np.ascontiguousarray(np.moveaxis(view[..., starts, :], -2, 0))  # (n, ..., window)
     return windows, starts
 
 
@@ -112,8 +100,8 @@ class WindowBuffer:
     every window that became complete, as ``(start_sample, window)`` pairs; ``window`` is a
     float32 array of ``window`` samples, the mean over channels.  Window ``k`` starts at sample
     ``k * hop``.  Samples no later window needs are dropped at once, so the buffer holds at most
-    ``window`` samples plus one block, and the first ``window`` samples for :meth:`flush`
-    (``hop`` may exceed ``window``: the gap is skipped).
+    ``window`` samples plus one block (the last ``window`` samples are kept for :meth:`flush`;
+    ``hop`` may exceed ``window``: the gap is skipped).
 
     At the end of a finite source (a recording replayed block by block), :meth:`flush` returns
     the windows that remain, so that all the windows of the stream are exactly those
@@ -134,7 +122,6 @@ class WindowBuffer:
         self._buf = np.zeros(0, dtype=np.float32)
         self._buf_start = 0  # absolute index of self._buf[0]
         self._next_start = 0  # absolute start of the next window
-        self._head = np.zeros(0, dtype=np.float32)  # the first `window` samples ("wrap" padding)
         self._flushed = False
         self.samples_seen = 0  # samples pushed so far (per channel)
 
@@ -160,8 +147,6 @@ class WindowBuffer:
             raise ValueError("WindowBuffer.push after flush(): reset() it to start a new stream")
         mono = self._mono(block)
         self.samples_seen += int(mono.shape[0])
-        if self._head.shape[0] < self.window and mono.shape[0]:
-            self._head = np.concatenate([self._head, mono[: self.window - self._head.shape[0]]])
         if mono.shape[0]:
             self._buf = np.concatenate([self._buf, mono]) if self._buf.size else mono.copy()
         end = self._buf_start + self._buf.shape[0]
@@ -170,8 +155,9 @@ class WindowBuffer:
             i = self._next_start - self._buf_start
             out.append((self._next_start, self._buf[i : i + self.window].copy()))
             self._next_start += self.hop
-        # Drop what no later window needs (everything before the next window's start).
-        drop = min(self._next_start - self._buf_start, self._buf.shape[0])
+        # Drop what no later window needs: everything before the next window's start, but the last
+        # `window` samples (the recording's last window, should the stream end here).
+        drop = min(self._next_start - self._buf_start, self._buf.shape[0] - self.window)
         if drop > 0:
             self._buf = self._buf[drop:].copy()
             self._buf_start += drop
@@ -180,11 +166,9 @@ class WindowBuffer:
     def flush(self, pad: str = "wrap", name: str | Path = "<stream>") -> list[tuple[int, np.ndarray]]:
         """End of the stream: the remaining windows, as :func:`cut_windows` cuts the whole recording.
 
-        With ``T`` samples pushed: when ``T`` is at least one window, the window starting at the
-        next hop position is returned only when it holds more than half a window of real
-        samples, padded to full length with ``pad`` ("wrap" continues from the start of the
-        recording, "constant" appends zeros, "reflect" mirrors the tail; "none" never keeps
-        it). A stream shorter than one window gives one window starting at 0, padded with
+        With ``T`` samples pushed: when ``T`` is at least one window and more than half a window
+        follows the next hop position, the stream's last ``window`` samples (start ``T - window``;
+        "none" never keeps it). A stream shorter than one window gives one window starting at 0, padded with
         ``pad`` (``pad="none"`` raises DataError naming ``name``, as does an empty stream).
         Returns ``[]`` when nothing remains; after ``flush`` the buffer takes no more blocks
         (and a second ``flush`` returns ``[]``) until :meth:`reset`.
@@ -201,17 +185,10 @@ class WindowBuffer:
                 raise _too_short(name, total, window)
             return [(0, np.pad(self._buf, (0, window - total), mode=pad))]
         start = self._next_start
-        real = total - start
-        if pad == "none" or real <= window / 2:
+        if pad == "none" or total - start <= window / 2:
             return []
-        tail = self._buf[start - self._buf_start :]
-        n_pad = window - real  # < window / 2 < real: within the head, and within the tail to mirror
-        if pad == "wrap":
-            padded = np.concatenate([tail, self._head[:n_pad]])
-        else:
-            padded = np.pad(tail, (0, n_pad), mode=pad)
         self._next_start += self.hop
-        return [(start, padded.astype(np.float32, copy=False))]
+        return [(total - window, self._buf[total - window - self._buf_start:].astype(np.float32, copy=True))]
 
     def reset(self) -> None:
         """Forget buffered samples and restart the sample clock at zero."""
