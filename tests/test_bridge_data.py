@@ -247,12 +247,13 @@ def test_mask_colour_modes(tmp_path):
     Image.fromarray((expect * 255).astype(np.uint8)).convert("1").save(tmp_path / "bw.png")
     for name in ("pal", "bw"):
         np.testing.assert_array_equal(read_mask_png(tmp_path / f"{name}.png", 16, 48), expect, err_msg=name)
-    # a red crack on black: luminance 0.299 -> crack only below that threshold
-    red = np.zeros((16, 48, 3), np.uint8)
-    red[on] = (255, 0, 0)
-    p = write_mask_png(tmp_path / "red.png", red)
-    assert read_mask_png(p, 16, 48).sum() == 0
-    np.testing.assert_array_equal(read_mask_png(p, 16, 48, threshold=0.2), expect)
+    # a red crack on black, and on a transparent background: a crack (luminance 0.299 once read it as none)
+    red = np.zeros((16, 48, 4), np.uint8)
+    red[on] = (255, 0, 0, 255)
+    p = write_mask_png(tmp_path / "red.png", red[..., :3])
+    np.testing.assert_array_equal(read_mask_png(p, 16, 48), expect)
+    Image.fromarray(red, mode="RGBA").save(tmp_path / "red_alpha.png")
+    np.testing.assert_array_equal(read_mask_png(tmp_path / "red_alpha.png", 16, 48), expect)
 
 
 def test_mask_bad_files(tmp_path):
@@ -286,6 +287,14 @@ def test_discover_pairing_rules(tmp_path, caplog):
     assert "Test_99" in text and "ignored" in text
     assert "differs only in case" in text
     assert "Test_2 has no mask" in text and "stray.png" in text
+
+
+def test_a_mask_in_another_image_format_is_refused_by_name(tmp_path):
+    root = make_root(tmp_path, {"Test_01": {"extent": None}})
+    (root / "Labels" / "Test_01").mkdir(parents=True)
+    Image.fromarray((crack_mask() * 255).astype(np.uint8)).save(root / "Labels" / "Test_01" / "mask.jpg")
+    with pytest.raises(DataError, match=r"Test_01: the crack mask must be a PNG.*found mask\.jpg"):
+        discover(root)
 
 
 def test_discover_errors(tmp_path):

@@ -174,6 +174,10 @@ def discover(root: str | Path) -> list[TestRecord]:
                 names = ", ".join(p.name for p in pngs[:6]) + (", ..." if len(pngs) > 6 else "")
                 raise DataError(d, f"{len(pngs)} PNG masks in one label folder ({names}); expected one mask per test")
             if not pngs:
+                others = [p.name for p in _visible(d) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+                if others:  # a set labelled in JPEG would silently train as unlabelled
+                    raise DataError(d, f"the crack mask must be a PNG (lossless), found {', '.join(others[:3])}: "
+                                       "convert it (e.g. with PIL: Image.open(f).save(f.with_suffix('.png')))")
                 log.warning("%s: label folder holds no PNG mask", d)
                 continue
             masks[d.name] = pngs[0]
@@ -396,6 +400,8 @@ def read_recording(path: str | Path, vib) -> tuple[np.ndarray, float]:
     return wave, float(sr)
 
 
+#: image files a label folder may hold instead of its PNG mask (refused by name)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 #: the fewest samples a window may hold at a recording's own rate, and the most a recording may be upsampled
 MIN_WINDOW_SAMPLES, MAX_UPSAMPLING = 16, 8.0
 

@@ -35,7 +35,8 @@ Mask rules (:func:`read_mask_png`)
 ----------------------------------
 * Any size, any mode PIL reads from a PNG: 1-bit, grey (8/16 bit), grey+alpha, RGB, RGBA,
   palette (with or without transparency).
-* Grey level in [0, 1]: ITU-R 601 luminance ``0.299 R + 0.587 G + 0.114 B`` of the colour,
+* Grey level in [0, 1]: the brightest of R, G and B (a crack drawn in red or any colour on black is
+  a crack; luminance read a pure red line as 0.299, below the threshold: an empty mask),
   16-bit grey divided by 65535; transparency composites over black (a fully transparent pixel
   is background).
 * Binarised at ``threshold`` (a pixel is crack when its grey level is **above** it), *then*
@@ -433,7 +434,7 @@ def _grey_levels(img, path: Path) -> np.ndarray:
             raise DataError(path, f"unsupported image mode {mode!r} ({e})") from None
         mode = img.mode
     a = np.asarray(img, dtype=np.float64) / 255.0
-    grey = 0.299 * a[..., 0] + 0.587 * a[..., 1] + 0.114 * a[..., 2]
+    grey = a[..., :3].max(axis=-1)  # a crack drawn in any colour on black (a red line) is bright, not 0.299
     if mode == "RGBA":
         grey = grey * a[..., 3]
     return grey
