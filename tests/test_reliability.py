@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -346,6 +347,19 @@ def test_threshold_changes_through_calibrate_only(fitted_model, machine_data, tm
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, err
     assert (model / "config.json").read_bytes() == before
+
+
+def test_a_file_named_twice_is_scored_once(fitted_model, machine_data, tmp_path, caplog):
+    # a folder and a file in it (or one path twice) once counted that file twice in the metrics
+    test = machine_data / "test"
+    one = str(sorted((test / "anomalous").glob("*.wav"))[0])
+    with caplog.at_level(logging.WARNING):
+        assert main(["anomaly", "score", str(fitted_model), str(test), one, str(test / "anomalous"), "--labels", "auto",
+                     "--out", str(tmp_path / "s")]) == 0
+    m = json.loads((tmp_path / "s" / "metrics.json").read_text())
+    n = len(list(test.rglob("*.wav")))
+    assert m["n_normal"] + m["n_anomalous"] == n and m["n_anomalous"] == len(list((test / "anomalous").glob("*.wav")))
+    assert "named more than once" in caplog.text
 
 
 def _as_format_1(folder: Path) -> None:

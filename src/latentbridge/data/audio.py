@@ -363,10 +363,21 @@ class FeatureExtractor:
 
 
 def list_files(paths) -> list[Path]:
-    """The audio files of ``paths`` (files or folders, one or a list), in order."""
+    """The audio files of ``paths`` (files or folders, one or a list), in order, each once: a file named twice
+    (a folder and a file in it, or the same path given twice) would be scored, fitted or counted twice."""
     files: list[Path] = []
+    seen: set[Path] = set()
+    repeated = 0
     for p in paths if isinstance(paths, (list, tuple)) else [paths]:
-        files.extend(list_audio_files(p))
+        for f in list_audio_files(p):
+            key = f.resolve()
+            if key in seen:
+                repeated += 1
+                continue
+            seen.add(key)
+            files.append(f)
+    if repeated:
+        log.warning("%d file%s named more than once (in the paths given) taken once", repeated, "s" if repeated != 1 else "")
     return files
 
 
