@@ -87,7 +87,9 @@ def test_listen_on_a_file_matches_score(fitted_model, recordings, tmp_path, whic
 
 def test_too_short_file_is_refused_by_both(fitted_model, recordings, tmp_path):
     wav = recordings[0.3]  # under a quarter of a 2-s window
-    with pytest.raises(DataError, match=r"cut_0\.3s\.wav: recording too short"):
-        listen_model(fitted_model, source=wav, out=io.StringIO())
+    for events in ("ev.csv", "ev.sqlite"):  # no empty events file left behind (a header-only CSV once was)
+        with pytest.raises(DataError, match=r"cut_0\.3s\.wav: recording too short"):
+            listen_model(fitted_model, source=wav, out=io.StringIO(), events=tmp_path / events)
+        assert not (tmp_path / events).exists()
     with pytest.raises(DataError, match=r"cut_0\.3s\.wav: recording too short"):
         score_paths(fitted_model, [wav], tmp_path / "scored")

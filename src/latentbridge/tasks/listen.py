@@ -124,6 +124,7 @@ def listen(
     limit = None if duration_s is None else int(round(duration_s * sample_rate))
     buffer = WindowBuffer(window, hop, in_channels)
     own_log = events is not None and not isinstance(events, EventLog)
+    new_log = own_log and not Path(events).exists()  # type: ignore[arg-type]
     log = EventLog(events) if own_log else events  # type: ignore[arg-type]
     n_windows = n_anomalies = flagged_blocks = 0
 
@@ -187,6 +188,11 @@ def listen(
             score(buffer.flush(pad, name=name))
     except KeyboardInterrupt:
         emit("interrupted")
+    except BaseException:
+        if new_log and n_windows == 0:  # an unusable source: no empty events file left behind
+            log.close()
+            Path(events).unlink(missing_ok=True)  # type: ignore[arg-type]
+        raise
     finally:
         close = getattr(iterator, "close", None)
         if close is not None:
