@@ -93,3 +93,18 @@ def test_too_short_file_is_refused_by_both(fitted_model, recordings, tmp_path):
         assert not (tmp_path / events).exists()
     with pytest.raises(DataError, match=r"cut_0\.3s\.wav: recording too short"):
         score_paths(fitted_model, [wav], tmp_path / "scored")
+
+
+def test_listen_options_are_checked_before_listening(fitted_model, recordings, tmp_path, caplog):
+    from latentbridge.errors import LatentbridgeError
+
+    wav = recordings["full"]
+    # --hop 0 once fell back to the model's hop in silence, --duration -1 blamed the recording
+    for kw, message in (({"hop_s": 0.0}, "--hop must be a positive number, got 0"),
+                        ({"duration_s": -1.0}, "--duration must be a positive number, got -1"),
+                        ({"sample_rate": float("nan")}, "--sample-rate must be a positive number")):
+        with pytest.raises(LatentbridgeError, match=message):
+            listen_model(fitted_model, source=wav, out=io.StringIO(), **kw)
+    with caplog.at_level("WARNING"):
+        summary = listen_model(fitted_model, source=wav, out=io.StringIO(), hop_s=3.0)
+    assert summary["n_windows"] == 1 and "audio between windows is not scored" in caplog.text

@@ -9,6 +9,7 @@ a saved anomaly detector.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -22,6 +23,8 @@ from latentbridge.io.audio import MIN_WINDOW_SHARE, check_recording_length, resa
 from latentbridge.io.capture import StreamStats, device_blocks, file_blocks
 from latentbridge.io.events import EventLog, utc_now_iso
 from latentbridge.io.windows import PAD_MODES, WindowBuffer
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["ScoreFn", "detector_score_fn", "listen", "listen_model"]
 
@@ -246,7 +249,13 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
     from latentbridge.tasks.anomaly import Detector
 
     out = sys.stdout if out is None else out  # resolved per call: sys.stdout may be replaced
+    for option, value in (("--hop", hop_s), ("--duration", duration_s), ("--sample-rate", sample_rate)):
+        if value is not None and not (np.isfinite(value) and value > 0):
+            raise LatentbridgeError(f"{option} must be a positive number, got {value:g}")
     det = Detector.load(model_dir)
+    if hop_s is not None and hop_s > det.spec.windowing.window_s:
+        _log.warning("--hop %g s is longer than the model's %g-s window: the audio between windows is not scored",
+                    hop_s, det.spec.windowing.window_s)
     capture_sr = int(sample_rate or det.sample_rate)
     score_fn = detector_score_fn(det, capture_sr)
 
