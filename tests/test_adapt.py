@@ -87,6 +87,25 @@ def test_the_band_stops_where_a_share_of_the_files_ends(tmp_path):
     assert band_warning(rates, 16000, 4000.0) is None and band_warning({"a.wav": 16000}, 16000, None) is None
 
 
+def test_recordings_all_but_silent_are_named(tmp_path, caplog):
+    # a stereo pair in opposite polarity mixes to ~-96 dBFS, a dead microphone's one-bit noise likewise: both once
+    # passed the survey in silence (and pulled a fitted threshold down from 19.1 to 4.9)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        _write(tmp_path / "q" / f"ok{i}.wav", 1.0, 16000, rng)
+    x = 0.3 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
+    sf.write(tmp_path / "q" / "antiphase.wav", np.stack([x, -x + 1e-5 * rng.normal(size=x.shape)], 1), 16000,
+             subtype="PCM_16")
+    sf.write(tmp_path / "q" / "dead.wav", rng.integers(-1, 2, 16000).astype(np.int16), 16000)
+    s = survey_files(list_audio_files(tmp_path / "q"))
+    assert sorted(p.split("/")[-1] for p, _ in s.quiet) == ["antiphase.wav", "dead.wav"]
+    assert all(db < -80 for _, db in s.quiet) and min(s.levels_dbfs) < -80 < max(s.levels_dbfs)
+    cfg = load_config(None, [], sets={"task": "anomaly", "data.train_dir": str(tmp_path / "q")})
+    with caplog.at_level("WARNING"):
+        adapt(cfg, [str(tmp_path / "q")])
+    assert "2 recordings are all but silent" in caplog.text and "antiphase.wav" in caplog.text
+
+
 def test_scoring_files_below_the_band(machine_data, feature_cache, tmp_path, caplog):
     """A normal recording at half the rate: a full-band model flags it for its empty top band and says
     why; a model fitted with files at that rate among its training files (band cut there) does not."""

@@ -18,6 +18,11 @@ from latentbridge.errors import DataError
 from latentbridge.io import active_bounds, audio_info, read_audio
 
 
+#: RMS level (dBFS, of the mono mix) under which a recording is all but silent: a dead microphone, a stereo pair in
+#: opposite polarity that cancels in the mix, a channel of digital noise
+QUIET_DBFS = -80.0
+
+
 @dataclass
 class Survey:
     n_files: int
@@ -29,6 +34,7 @@ class Survey:
     active_s: list[float] = field(default_factory=list)  # duration between the first and last loud frame
     silence_share: list[float] = field(default_factory=list)  # leading + trailing quiet share of each read file
     unreadable: list[tuple[str, str]] = field(default_factory=list)
+    quiet: list[tuple[str, float]] = field(default_factory=list)  # read files under QUIET_DBFS: (path, level)
 
     @property
     def common_rate(self) -> int | None:
@@ -89,7 +95,7 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
                                          + "; ".join(f"{p}: {r}" for p, r in bad[:5]))
     pick = readable if len(readable) <= max_read else [
         readable[i] for i in sorted(np.random.default_rng(seed).choice(len(readable), max_read, replace=False))]
-    levels, active, silence = [], [], []
+    levels, active, silence, quiet = [], [], [], []
     for f in pick:
         try:
             wave, sr = read_audio(f, mono=True)
@@ -97,10 +103,12 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
             bad.append((str(f), e.problem))
             continue
         levels.append(float(10 * np.log10(np.mean(wave.astype(np.float64) ** 2) + 1e-20)))
+        if levels[-1] < QUIET_DBFS:
+            quiet.append((str(f), round(levels[-1], 1)))
         start, end = active_bounds(wave, sr, top_db)
         active.append((end - start) / sr)
         silence.append(1.0 - (end - start) / max(1, len(wave)))
-    return Survey(len(files), dict(rates), dict(channels), durations, len(levels), levels, active, silence, bad)
+    return Survey(len(files), dict(rates), dict(channels), durations, len(levels), levels, active, silence, bad, quiet)
 
 
 def band_warning(rates: dict[str, int], sample_rate: int, fmax: float | None) -> str | None:

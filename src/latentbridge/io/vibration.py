@@ -360,7 +360,7 @@ def read_vibration_csv(
             raise DataError(
                 path,
                 f"the time column gives {rate:g} Hz but the sample rate {float(sample_rate):g} Hz was given; "
-                f"remove one of them (e.g. leave vibration.sample_rate unset)",
+                f"drop the given rate (vibration.sample_rate, or --sample-rate of evaluate and sample) or the time column",
             )
     elif sample_rate is not None:
         rate = float(sample_rate)

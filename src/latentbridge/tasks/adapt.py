@@ -24,10 +24,13 @@ and ``config.json``):
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
-from latentbridge.data.survey import Survey, survey_files
+from latentbridge.data.survey import QUIET_DBFS, Survey, survey_files
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -117,14 +120,17 @@ def adapt(cfg, paths, *, max_read: int = 200) -> tuple[object, Survey | None, li
     or every key is set)."""
     from latentbridge.config import validate
     from latentbridge.config.workflows import config_to_dict
-    from latentbridge.io import list_audio_files
+    from latentbridge.data.audio import list_files
 
     if not cfg.audio.auto:
         return cfg, None, []
-    files = []
-    for p in paths if isinstance(paths, (list, tuple)) else [paths]:
-        files.extend(list_audio_files(p))
+    files = list_files(paths)
     survey = survey_files(files, max_read=max_read, seed=cfg.train.seed)
+    if survey.quiet:
+        log.warning("%d recording%s all but silent (RMS of the mono mix under %g dBFS: a dead microphone, or channels in "
+                    "opposite polarity that cancel in the mix?): %s", len(survey.quiet), "s are" if len(survey.quiet) > 1
+                    else " is", QUIET_DBFS, "; ".join(f"{p} ({db:g} dBFS)" for p, db in survey.quiet[:5])
+                    + (f"; and {len(survey.quiet) - 5} more" if len(survey.quiet) > 5 else ""))
     set_keys = {f"audio.{k}" for k in cfg.audio.model_fields_set} | {f"features.{k}" for k in cfg.features.model_fields_set}
     applied = [c for c in choose_settings(survey) if c.key not in set_keys]
     if not applied:
