@@ -362,6 +362,24 @@ def test_a_file_named_twice_is_scored_once(fitted_model, machine_data, tmp_path,
     assert "named more than once" in caplog.text
 
 
+def test_labels_are_checked_before_any_file_is_scored(fitted_model, machine_data, tmp_path, monkeypatch):
+    import latentbridge.tasks.scoring as scoring
+    from latentbridge.errors import DataError
+    from latentbridge.tasks.anomaly import score
+
+    def no_scoring(*a, **k):
+        raise AssertionError("scored before the labels were checked")
+
+    monkeypatch.setattr(scoring, "score_files", no_scoring)
+    test = machine_data / "test"
+    with pytest.raises(DataError, match="labels hold only one class"):
+        score(fitted_model, [test / "normal"], labels="auto")
+    table = tmp_path / "labels.csv"
+    table.write_text("path,label\n" + str(sorted((test / "normal").glob("*.wav"))[0]) + ",normal\n")
+    with pytest.raises(DataError, match=r"no label \(not listed in"):
+        score(fitted_model, [test], labels=str(table))
+
+
 def _as_format_1(folder: Path) -> None:
     """Rewrite a model folder as latentbridge wrote it before format 2 (flat config, dict transform,
     file checksum, no latent scale)."""

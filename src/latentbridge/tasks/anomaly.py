@@ -358,6 +358,10 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
 
     det = Detector.load(model_dir, method)
     aggregate = aggregate or det.cfg.anomaly.aggregate
+    if labels is not None:  # the label file, unlabelled files and a single class are checked before the scoring
+        from latentbridge.data.audio import list_files
+
+        _two_classes(resolve_labels(list_files(paths), labels), paths)
     scored = score_files(det, list(paths) if isinstance(paths, (list, tuple)) else [paths], skip_bad=skip_bad,
                          devices=devices, strategy=strategy, accelerator=accelerator, num_workers=num_workers)
     if scored is None:
@@ -371,9 +375,7 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
     res = ScoreResult(str(model_dir), det.method, aggregate, det.threshold, wf, scores, file_scores, summary=summary)
     if y_files is None:
         return res
-    if len(set(y_files.tolist())) < 2:
-        raise DataError(", ".join(map(str, paths)) if isinstance(paths, (list, tuple)) else paths,
-                        "labels hold only one class; AUC needs normal and anomalous recordings")
+    _two_classes(y_files, paths)  # files skipped as unusable may have taken a class with them
     y_windows = y_files[wf.file_index]
     metrics = detection_metrics(y_files, file_scores, det.threshold)
     metrics.update({
@@ -384,6 +386,12 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
     res.labels, res.metrics = y_files, metrics
     res.examples = _examples(det, wf, scores, y_windows, n_examples)
     return res
+
+
+def _two_classes(y_files: np.ndarray, paths) -> None:
+    if len(set(y_files.tolist())) < 2:
+        raise DataError(", ".join(map(str, paths)) if isinstance(paths, (list, tuple)) else paths,
+                        "labels hold only one class; AUC needs normal and anomalous recordings")
 
 
 def _examples(det: Detector, wf: WindowFeatures, scores: np.ndarray, y: np.ndarray, n: int) -> dict:
