@@ -208,6 +208,12 @@ def test_score_replaces_a_used_folder_whole(fitted_model, machine_data, tmp_path
     assert main(["anomaly", "score", str(fitted_model), wav, "--out", str(out), "--force"]) == 0
     # the old run's metrics, plots and report are gone: the folder holds one run's files
     assert sorted(p.name for p in out.iterdir()) == ["scores.csv", "summary.json"]
+    # the temporary sibling of a killed run (kill -9 leaves it) goes with the next run into the folder
+    stale = tmp_path / ".report.tmp-999999"
+    stale.mkdir()
+    (stale / "scores.csv").write_text("half")
+    assert main(["anomaly", "score", str(fitted_model), wav, "--out", str(out), "--force"]) == 0
+    assert not stale.exists() and sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".report")) == []
 
 
 def test_a_failed_forced_fit_puts_the_old_model_back(fitted_model, machine_data, tmp_path, monkeypatch):

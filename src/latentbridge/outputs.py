@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import os
 import shutil
 import sys
@@ -116,6 +117,9 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
     lock = FolderLock(folder)
     lock.acquire()
     try:
+        # a temporary sibling no process holds (only the lock's holder writes one): left by a killed process
+        for stale in folder.parent.glob(f".{glob.escape(folder.name)}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         if resume:
             if not folder.is_dir():
                 raise LatentbridgeError(f"{folder}: nothing to resume (no such folder)")
