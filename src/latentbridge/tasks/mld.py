@@ -297,18 +297,6 @@ def digit_pairs(cfg, split: str):
     return data.split_val(cfg.data.val_fraction, cfg.train.seed)
 
 
-def bridge_windows(stages: Stages, root: str | None = None, sample_rate: float | None = None):
-    """Every window of the bridge data at ``root`` (None: the multimodal first stage's own data), read as the
-    first stage reads vibration (``sample_rate``: of CSVs without a time column)."""
-    from latentbridge.tasks.multimodal import bridge_data, check_fits_model
-
-    saved = stages.saved["multimodal"]
-    root = root or saved.info.get("data", {}).get("root")
-    data = bridge_data(saved.workflow, root, sample_rate)
-    check_fits_model(data.n_channels, data.sample_rate, saved.transform, root)
-    return data
-
-
 def bridge_splits(stages: Stages, root: str | None = None, sample_rate: float | None = None):
     """(train, val, test) windows of the bridge data with the multimodal first stage's own state split
     (``sample_rate``: of CSVs without a time column)."""
@@ -316,7 +304,9 @@ def bridge_splits(stages: Stages, root: str | None = None, sample_rate: float | 
     info = saved.info.get("data", {})
     if not info.get("test_tests"):
         raise ModelFolderError(saved.path, "the first stage records no split of damage states")
-    data = bridge_windows(stages, root, sample_rate)
+    from latentbridge.tasks.multimodal import bridge_windows
+
+    data = bridge_windows(saved, root, sample_rate)
     try:
         return tuple(data.subset_tests(info[k]) for k in ("train_tests", "val_tests", "test_tests"))
     except ValueError as e:

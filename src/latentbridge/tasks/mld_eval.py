@@ -30,7 +30,7 @@ import torch
 from latentbridge.errors import DataError, ModelFolderError
 from latentbridge.io.audio import AUDIO_EXTENSIONS
 from latentbridge.io.images import IMAGE_EXTENSIONS
-from latentbridge.tasks.mld import bridge_splits, bridge_windows, digit_pairs, generate, load_run, sampler_settings
+from latentbridge.tasks.mld import bridge_splits, digit_pairs, generate, load_run, sampler_settings
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
                     ) -> MLDBridgeEvaluation:
     from latentbridge.metrics.generative import frechet_distance
     from latentbridge.metrics.signal import psd_distance
-    from latentbridge.tasks.multimodal import mask_metrics, span_of
+    from latentbridge.tasks.multimodal import bridge_windows, mask_metrics, span_of
 
     cfg, model = saved.workflow, saved.model.eval()
     stage_cfg = stages.workflow("multimodal")
@@ -163,7 +163,7 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
         train, _, test = bridge_splits(stages)
         scope = "held-out damage states " + ", ".join(test.tests)
     else:  # every state of another folder; the real references stay the first stage's training states
-        test, scope = bridge_windows(stages, data_root, sample_rate), f"every state of {data_root}"
+        test, scope = bridge_windows(stages.saved["multimodal"], data_root, sample_rate), f"every state of {data_root}"
         try:
             train = bridge_splits(stages)[0]
         except (DataError, ModelFolderError) as e:

@@ -43,6 +43,16 @@ def bridge_data(cfg, root: str | None = None, sample_rate: float | None = None):
     return build_windows(root, with_sample_rate(cfg.vibration, sample_rate), cache_dir=cfg.data.cache_dir)
 
 
+def bridge_windows(saved, root: str | None = None, sample_rate: float | None = None):
+    """Every window of the bridge data at ``root`` (None: the data a saved multimodal model (``saved``) was
+    trained on), read as that model reads vibration and checked against its channels and rate
+    (``sample_rate``: of CSVs without a time column)."""
+    root = root or saved.info.get("data", {}).get("root")
+    data = bridge_data(saved.workflow, root, sample_rate)
+    check_fits_model(data.n_channels, data.sample_rate, saved.transform, root)
+    return data
+
+
 def tensors(data) -> dict[str, torch.Tensor]:
     return {
         "wave": torch.from_numpy(np.ascontiguousarray(data.waves, dtype=np.float32)),
@@ -201,8 +211,7 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
     saved = load_model(run_dir)
     cfg = saved.workflow
     model = saved.model.eval()
-    data = bridge_data(cfg, data_root, sample_rate)
-    check_fits_model(data.n_channels, data.sample_rate, saved.transform, data_root or cfg.data.root)
+    data = bridge_windows(saved, data_root or cfg.data.root, sample_rate)
     split = saved.info.get("data", {})
     if data_root is None and split.get("test_tests"):
         data = data.subset_tests(split["test_tests"])
