@@ -86,9 +86,12 @@ def train(cfg, out: str, *, resume: bool = False, force: bool = False, notify=No
     """Train ``cfg`` into ``out``; ``notify`` receives one line per setting a workflow chooses itself."""
     if resume and not (Path(out) / "checkpoints" / "last.ckpt").is_file():  # before any data is read
         raise LatentbridgeError(f"{out}: nothing to resume (no checkpoints/last.ckpt)")
-    if not resume:  # a used folder (or a file) is refused before the data is read and surveyed
-        from latentbridge.outputs import check_target
+    from latentbridge.outputs import check_target
+    from latentbridge.training.fit import is_launched_child
 
+    # a used folder (or a file) is refused before the data is read and surveyed (not in DDP's extra processes,
+    # which find the folder the first one made)
+    if not resume and not is_launched_child():
         check_target(Path(out), force)
     return TASKS[cfg.task].fit(cfg, out, resume=resume, force=force, notify=notify)
 
