@@ -73,8 +73,8 @@ def listen(
     ``flush`` (default: True for a file ``source``, False otherwise) says that the source is a
     whole recording: when it ends (or ``duration_s`` cuts it), the short-recording rule
     (:func:`latentbridge.io.check_recording_length`) is applied and
-    :meth:`~latentbridge.io.windows.WindowBuffer.flush` gives the last windows with the pad
-    mode ``pad``, so that the windows scored are exactly those
+    :meth:`~latentbridge.io.windows.WindowBuffer.flush` gives the last window (``pad`` pads a
+    recording shorter than one window), so that the windows scored are exactly those
     :func:`latentbridge.io.cut_windows` cuts from the recording (``anomaly listen --source
     FILE`` scores the windows ``anomaly score`` scores).  A live input is not flushed, nor is a
     stream stopped by KeyboardInterrupt. A file source is silence-trimmed with ``trim_db`` as
@@ -242,8 +242,8 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
     ``source`` is a recording to replay (``realtime`` paces it) or None for the input ``device``
     (default input when None), captured at ``sample_rate`` (default: the model's; windows are
     resampled to the model's rate before scoring).  Windows and hop follow the model's config
-    (``hop_s`` overrides the hop); a replayed recording ends with the model's pad mode, so it
-    gives the windows, start times and scores of ``anomaly score`` on the same file.  Returns
+    (``hop_s`` overrides the hop); a replayed recording ends on its last window of samples, as
+    ``cut_windows`` ends it, so it gives the windows, start times and scores of ``anomaly score`` on the same file.  Returns
     the summary of :func:`listen`.
     """
     from latentbridge.tasks.anomaly import Detector
