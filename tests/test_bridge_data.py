@@ -160,6 +160,8 @@ def test_csv_blank_lines_and_comments(tmp_path):
         ("time,a,b,c\n0,1,2\n", r"header \(line 1\) has 4 fields but the data lines \(from line 2\) have 3"),
         ("1,2\n1,2,3\n4,5,6\n7,8,9\n", r"ragged rows: line 1 has 2 fields, expected 3 \(as on most lines"),
         ("a;b\n1,5;2\n", r"line 2, column 1: not a number: '1,5' \(decimal commas"),
+        ("a\tb\n1,5\t2\n2,5\t3\n", r"line 2, column 1: not a number: '1,5' \(decimal commas"),  # was split at ','
+        ("0,000\t1,5\n0,005\t7\n0,010\t8\n", r"line 2, column 1: not a number: '0,005' \(decimal commas"),
         ("0,1\n1,2\n3,3\n3.5,1\n", r"no time column.*first column increases.*vary by up to"),
         ("time,a\n0,1\n0.1,abc\n0.2,3\n", r"line 3, column 2: not a number: 'abc'"),
         ("time,a\n0,1\n0.1,\n0.2,3\n", r"line 3, column 2: empty cell"),

@@ -116,7 +116,8 @@ def _is_number(cell: str) -> bool:
 
 
 def _pick_delimiter(line: str) -> str | None:
-    for d in (";", ",", "\t"):
+    # a tab before a comma: in a tab-separated line a comma is a decimal comma, never a separator
+    for d in (";", "\t", ","):
         if d in line:
             return d
     return None
@@ -168,7 +169,7 @@ def _find_bad_cell(path: Path, lines: list[str], rows: list[int], delim: str | N
                 float(c)
             except ValueError:
                 shown = c if len(c) <= 40 else c[:37] + "..."
-                hint = " (decimal commas are not supported: use '.')" if delim == ";" and "," in c else ""
+                hint = " (decimal commas are not supported: use '.')" if delim in (";", "\t") and "," in c else ""
                 return DataError(path, f"line {i + 1}, column {j + 1}: not a number: {shown!r}{hint}")
     return DataError(path, "could not parse the numbers (no single bad cell found)")
 
