@@ -61,6 +61,7 @@ import numpy as np
 
 from latentbridge.errors import ConfigError, DataError
 from latentbridge.io import cut_windows, resample
+from latentbridge.io.images import IMAGE_EXTENSIONS
 from latentbridge.io.vibration import read_mask_png, read_vibration_csv
 from latentbridge.utils import atomic_path, stable_hash
 
@@ -174,7 +175,7 @@ def discover(root: str | Path) -> list[TestRecord]:
                 names = ", ".join(p.name for p in pngs[:6]) + (", ..." if len(pngs) > 6 else "")
                 raise DataError(d, f"{len(pngs)} PNG masks in one label folder ({names}); expected one mask per test")
             if not pngs:
-                others = [p.name for p in _visible(d) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+                others = [p.name for p in _visible(d) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
                 if others:  # a set labelled in JPEG would silently train as unlabelled
                     raise DataError(d, f"the crack mask must be a PNG (lossless), found {', '.join(others[:3])}: "
                                        "convert it (e.g. with PIL: Image.open(f).save(f.with_suffix('.png')))")
@@ -400,8 +401,6 @@ def read_recording(path: str | Path, vib) -> tuple[np.ndarray, float]:
     return wave, float(sr)
 
 
-#: image files a label folder may hold instead of its PNG mask (refused by name)
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 #: the fewest samples a window may hold at a recording's own rate, and the most a recording may be upsampled
 MIN_WINDOW_SAMPLES, MAX_UPSAMPLING = 16, 8.0
 

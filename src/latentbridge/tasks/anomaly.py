@@ -353,16 +353,16 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
     (:mod:`latentbridge.tasks.scoring`: decoding in ``num_workers`` workers; ``devices`` processes with
     a distributed ``strategy``) with the model's score, or ``method``, another it offers; with ``labels`` ("auto": folder names, or a CSV ``path,label``) also
     AUC/pAUC and the other detection metrics. None in the extra processes of a distributed run."""
+    from latentbridge.data.audio import list_files
     from latentbridge.data.labels import resolve_labels
     from latentbridge.tasks.scoring import score_files
 
     det = Detector.load(model_dir, method)
     aggregate = aggregate or det.cfg.anomaly.aggregate
-    if labels is not None:  # the label file, unlabelled files and a single class are checked before the scoring
-        from latentbridge.data.audio import list_files
-
-        _two_classes(resolve_labels(list_files(paths), labels), paths)
-    scored = score_files(det, list(paths) if isinstance(paths, (list, tuple)) else [paths], skip_bad=skip_bad,
+    files = list_files(paths)  # once: the labels are checked on them before the scoring, which scores them
+    if labels is not None:  # the label file, unlabelled files and a single class
+        _two_classes(resolve_labels(files, labels), paths)
+    scored = score_files(det, files, skip_bad=skip_bad,
                          devices=devices, strategy=strategy, accelerator=accelerator, num_workers=num_workers)
     if scored is None:
         return None
