@@ -377,7 +377,8 @@ def list_files(paths) -> list[Path]:
             seen.add(key)
             files.append(f)
     if repeated:
-        log.warning("%d file%s named more than once (in the paths given) taken once", repeated, "s" if repeated != 1 else "")
+        log.warning("%d file%s named more than once (in the paths given) taken once", repeated,
+                    "s" if repeated != 1 else "")
     return files
 
 

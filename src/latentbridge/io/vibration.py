@@ -21,11 +21,11 @@ CSV rules (:func:`read_vibration_csv`)
   unnamed, or named ``index``/``idx``/``sample``/``unnamed: 0``) is an *index column*: it is
   dropped and is not a time source.
 * Sample rate: the number of steps over the time column's span (the mean step: a time written with
-  few decimals rounds every step alike, e.g. 1/2048 s as 0.000488). Steps that deviate from the median by more than 1 %, or a
-  named time column that is not strictly increasing, are errors. A rate within 1e-6 (relative)
-  of an integer is rounded to it (``0.001`` steps give exactly 1000 Hz). Without a time column
-  ``sample_rate`` must be given; with one and a given ``sample_rate`` that differs by more
-  than 1 %, the conflict is an error.
+  few decimals rounds every step alike, e.g. 1/2048 s as 0.000488). Steps that deviate from the
+  median by more than 1 %, or a named time column that is not strictly increasing, are errors. A
+  rate within 1e-6 (relative) of an integer is rounded to it (``0.001`` steps give exactly 1000 Hz).
+  Without a time column ``sample_rate`` must be given; with one and a given ``sample_rate`` that
+  differs by more than 1 %, the conflict is an error.
 * Channels: every remaining column, in file order (0-based, time/index column excluded);
   ``channels`` picks some of them. Only the columns that are used are checked for NaN/inf.
 * Parsing: a cheap structural pass (fields per line, to report ragged rows by line) and then
@@ -355,13 +355,14 @@ def read_vibration_csv(
                 f"time column and give the sample rate",
             )
         # the mean step over the whole column: a time written with few decimals (1/2048 s as 0.000488) rounds
-        # every step alike, which 1 / median step turns into 2049.18 Hz; over thousands of steps the rounding averages out
+        # every step alike, which 1 / median step turns into 2049.18 Hz; over the column the rounding averages out
         rate = _snap_rate((len(t) - 1) / float(t[-1] - t[0]))
         if sample_rate is not None and abs(rate - float(sample_rate)) > TIME_STEP_TOLERANCE * float(sample_rate):
             raise DataError(
                 path,
                 f"the time column gives {rate:g} Hz but the sample rate {float(sample_rate):g} Hz was given; "
-                f"drop the given rate (vibration.sample_rate, or --sample-rate of evaluate and sample) or the time column",
+                "drop the given rate (vibration.sample_rate, or --sample-rate of evaluate and sample) or the time "
+                "column",
             )
     elif sample_rate is not None:
         rate = float(sample_rate)

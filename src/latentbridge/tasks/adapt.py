@@ -127,10 +127,11 @@ def adapt(cfg, paths, *, max_read: int = 200) -> tuple[object, Survey | None, li
     files = list_files(paths)
     survey = survey_files(files, max_read=max_read, seed=cfg.train.seed)
     if survey.quiet:
-        log.warning("%d recording%s all but silent (RMS of the mono mix under %g dBFS: a dead microphone, or channels in "
-                    "opposite polarity that cancel in the mix?): %s", len(survey.quiet), "s are" if len(survey.quiet) > 1
-                    else " is", QUIET_DBFS, "; ".join(f"{p} ({db:g} dBFS)" for p, db in survey.quiet[:5])
-                    + (f"; and {len(survey.quiet) - 5} more" if len(survey.quiet) > 5 else ""))
+        n = len(survey.quiet)
+        named = "; ".join(f"{p} ({db:g} dBFS)" for p, db in survey.quiet[:5]) + (f"; and {n - 5} more" if n > 5 else "")
+        log.warning("%d recording%s all but silent (RMS of the mono mix under %g dBFS: a dead microphone, or "
+                    "channels in opposite polarity that cancel in the mix?): %s",
+                    n, "s are" if n > 1 else " is", QUIET_DBFS, named)
     set_keys = {f"audio.{k}" for k in cfg.audio.model_fields_set} | {f"features.{k}" for k in cfg.features.model_fields_set}
     applied = [c for c in choose_settings(survey) if c.key not in set_keys]
     if not applied:

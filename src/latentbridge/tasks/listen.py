@@ -243,8 +243,8 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
     (default input when None), captured at ``sample_rate`` (default: the model's; windows are
     resampled to the model's rate before scoring).  Windows and hop follow the model's config
     (``hop_s`` overrides the hop); a replayed recording ends on its last window of samples, as
-    ``cut_windows`` ends it, so it gives the windows, start times and scores of ``anomaly score`` on the same file.  Returns
-    the summary of :func:`listen`.
+    ``cut_windows`` ends it, so it gives the windows, start times and scores of ``anomaly score``
+    on the same file.  Returns the summary of :func:`listen`.
     """
     from latentbridge.tasks.anomaly import Detector
 

@@ -287,8 +287,9 @@ def span_of(cfg, root) -> float:
                 return float(length)
         except (ValueError, OSError, AttributeError):
             pass
-    log.warning("%s: the span the masks' width covers is unknown (no vibration.span_m, no manifest.json with length_m): "
-                "crack localisation errors are in mask widths (span 1), not metres; set -o vibration.span_m=METRES", root)
+    log.warning("%s: the span the masks' width covers is unknown (no vibration.span_m, no manifest.json with "
+                "length_m): crack localisation errors are in mask widths (span 1), not metres; set -o "
+                "vibration.span_m=METRES", root)
     return 1.0
 
 
