@@ -375,3 +375,70 @@ def test_dcase_preset_batches_hold_the_recipes_512_vectors():
     vectors_per_window = cfg.n_frames - cfg.model.context_frames + 1
     assert cfg.features.n_mels * cfg.model.context_frames == 640
     assert 0.9 * 512 <= cfg.train.batch_size * vectors_per_window <= 1.1 * 512
+
+
+def test_silent_tail_frames_are_the_frames_that_reach_the_cut():
+    from latentbridge.transforms.numpy_stft import MIN_SILENT_TAIL, silence_tail, silent_tail_frames
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(4, 2, 4096)).astype(np.float32)
+    w[0, :, 3000:] = 0  # 1,096 zeros: centred frames of 1024 every 256 reach sample 3000 from frame 10
+    w[1, 0, 4000:] = 0  # one channel only: not silence
+    w[2, :, -(MIN_SILENT_TAIL - 1):] = 0  # too few zeros to be digital silence
+    first = silent_tail_frames(w, 1024, 256, center=True)
+    assert first[0] == 10 and (9 * 256 + 512 <= 3000 < 10 * 256 + 512)
+    assert (first[1:] > 10**9).all()
+    assert silent_tail_frames(w[:1], 1024, 256, center=False)[0] == 8  # frames [k*256, k*256+1024): k*256+1024 > 3000
+    mag = np.ones((4, 2, 513, 17), dtype=np.float32)
+    silence_tail(mag, w, 1024, 256)
+    assert mag[0, ..., :10].min() == 1 and mag[0, ..., 10:].max() == 0 and mag[1:].min() == 1
+    t = torch.ones(4, 2, 513, 17)
+    assert torch.equal(silence_tail(t, w, 1024, 256), torch.from_numpy(mag))
+
+
+def test_a_normal_clip_shorter_than_every_training_clip_scores_as_normal(tmp_path, caplog):
+    """The default detector on stationary 2-s clips, silence padding: a 1-s normal clip padded to one window
+    scored 204 against a threshold of 19 on the one frame that straddles the cut to the padding."""
+    from latentbridge.data.audio import FeatureExtractor
+    from latentbridge.tasks.anomaly import Detector
+    from latentbridge.transforms.numpy_stft import silence_tail, stft_magnitude
+
+    rng = np.random.default_rng(1)
+    sr, b = 16000, np.array([0.2, 0.5, 0.2])
+
+    def clip(path, seconds, click=False):
+        x = np.convolve(rng.normal(size=int(seconds * sr)), b, mode="same") * 0.1
+        x += 0.05 * np.sin(2 * np.pi * 1000 * np.arange(len(x)) / sr)
+        if click:
+            x[::1600] += 0.8
+        sf.write(path, x.astype(np.float32), sr)
+
+    (tmp_path / "train").mkdir()
+    for i in range(16):
+        clip(tmp_path / "train" / f"n{i:02d}.wav", 2.0)
+    clip(tmp_path / "short_normal.wav", 1.0)
+    clip(tmp_path / "short_click.wav", 1.0, click=True)
+    assert main(["anomaly", "fit", str(tmp_path / "train"), "--out", str(tmp_path / "m"),
+                 "-o", "audio.pad=constant", "-o", f"data.cache_dir={tmp_path / 'cache'}"]) == 0
+    det = Detector.load(tmp_path / "m")
+    ex = det.extractor(use_cache=False)
+    wf = ex.extract([tmp_path / "short_normal.wav", tmp_path / "short_click.wav"])
+    normal, click = det.score_features(wf.features)
+    assert normal < 1.2 * det.threshold < click  # 204 against 19 before
+    # the edge scorer's numpy path silences the same frames
+    windows, _ = ex.windows_of(ex.read(tmp_path / "short_normal.wav"))
+    t = det.transform
+    mag = silence_tail(stft_magnitude(windows, t.n_fft, t.hop_length, power=t.power), windows, t.n_fft, t.hop_length)
+    np.testing.assert_allclose(t.features_from_magnitude(torch.from_numpy(mag)).numpy(), wf.features[:1], atol=1e-3)
+    # a model that reads the silence too (PCA of the frames) says so when it scores a padded clip
+    from conftest import REPO
+
+    assert main(["anomaly", "fit", str(tmp_path / "train"), "--out", str(tmp_path / "pca"), "--config",
+                 str(REPO / "configs" / "anomaly_pca.yaml"), "-o", "audio.pad=constant"]) == 0
+    for model, warned in (("pca", True), ("m", False)):
+        caplog.clear()
+        assert main(["anomaly", "score", str(tmp_path / model), str(tmp_path / "short_normal.wav"),
+                     "--out", str(tmp_path / f"s_{model}")]) == 0
+        err = caplog.text
+        assert ("were padded (constant), and the model was fitted on none: their scores also measure the padding "
+                "(short_normal.wav)" in err) is warned, err

@@ -68,7 +68,7 @@ from latentbridge.io import (  # numpy only at import time
     resample,
     trim_silence,
 )
-from latentbridge.transforms.numpy_stft import stft_magnitude
+from latentbridge.transforms.numpy_stft import silence_tail, stft_magnitude
 
 __all__ = ["EdgeModelError", "EdgeScorer", "FileScores", "main", "read_recording"]
 
@@ -168,7 +168,9 @@ class EdgeScorer:
 
     # --- windows → scores --------------------------------------------------------------------
     def magnitude(self, windows: np.ndarray) -> np.ndarray:
-        mag = stft_magnitude(np.asarray(windows, dtype=np.float32), **self.stft_kwargs)
+        windows = np.asarray(windows, dtype=np.float32)
+        k = self.stft_kwargs
+        mag = silence_tail(stft_magnitude(windows, **k), windows, k["n_fft"], k["hop_length"], k["center"])
         return mag[:, None] if mag.ndim == 3 else mag  # (B, 1, F, T)
 
     def score_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

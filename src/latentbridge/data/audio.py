@@ -22,11 +22,13 @@ import torch
 from latentbridge.errors import DataError, named_problems
 from latentbridge.io import (MIN_WINDOW_SHARE, check_recording_length, cut_windows, list_audio_files, read_audio,
                              trim_silence)
+from latentbridge.transforms.numpy_stft import silence_tail
 from latentbridge.utils import atomic_path, batched, stable_hash
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2  # 2: a recording's last window ends on its last sample (io.windows), where it was padded
+CACHE_VERSION = 3  # 2: a recording's last window ends on its last sample (io.windows), where it was padded;
+# 3: frames reaching into a window's trailing digital silence are silence (transforms.numpy_stft.silence_tail)
 
 
 def default_workers() -> int:
@@ -222,8 +224,14 @@ class FeatureExtractor:
         """(N, window) waveforms → (N, C, F, T) features, in batches."""
         if not len(windows):
             return np.zeros((0,), dtype=np.float32)
-        return batched(lambda w: self.transform(w).float(), np.ascontiguousarray(windows),
-                       batch_size=self.batch_windows).numpy()
+        return batched(self._features, np.ascontiguousarray(windows), batch_size=self.batch_windows).numpy()
+
+    def _features(self, windows: torch.Tensor) -> torch.Tensor:
+        """The transform of a batch, with the frames that reach into a window's trailing digital silence
+        (a short recording padded with zeros) computed as silence (:func:`silence_tail`)."""
+        t = self.transform
+        mag = silence_tail(t.magnitude(windows), windows.numpy(), t.n_fft, t.hop_length, t.stft.center)
+        return t.features_from_magnitude(mag).float()
 
     def read(self, path: Path) -> np.ndarray:
         """A file's samples at the model's rate (mono mix or its channel), silence-trimmed when set."""

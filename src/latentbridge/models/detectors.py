@@ -188,6 +188,8 @@ class GaussianStatsDetector(WindowDetector):
     score_methods = ("mahalanobis",)
     deterministic_scores = ("mahalanobis",)
     default_score = "mahalanobis"
+    reads_active_frames: ClassVar[bool] = True
+    """Statistics over the frames within ``top_db`` of the loudest: the silence of a padded window is not read."""
 
     def __init__(self, input_shape, n_mfcc: int = 20, top_db: float = 40.0, separate_level: bool = False, **params):
         super().__init__(input_shape, n_mfcc=int(n_mfcc), top_db=float(top_db), separate_level=bool(separate_level),

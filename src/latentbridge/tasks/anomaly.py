@@ -367,6 +367,7 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
     if scored is None:
         return None
     wf, scores = scored
+    _warn_padding(det, wf)
     y_files = resolve_labels(wf.files, labels)
     file_scores = aggregate_scores(scores, wf.file_index, len(wf.files), aggregate)
     summary = {"model": str(model_dir), "score": det.method, "aggregate": aggregate, "threshold": det.threshold,
@@ -388,10 +389,24 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
     return res
 
 
+def _warn_padding(det: Detector, wf: WindowFeatures) -> None:
+    """Padded recordings scored by a model that saw no padding: its score reads the silence too (the
+    statistics detectors read active frames only, and the frames at the cut as silence)."""
+    fitted_padded = (det.saved.info.get("data") or {}).get("n_padded_files")
+    if wf.padded and fitted_padded == 0 and not getattr(det.model, "reads_active_frames", False):
+        log.warning("%d recording(s) shorter than the model's %.3g-s window were padded (%s), and the model was "
+                    "fitted on none: their scores also measure the padding (%s); fit with a window no longer than "
+                    "them (-o audio.window_s=...) to score them on sound alone", len(wf.padded),
+                    det.cfg.audio.window_s, det.cfg.audio.pad, ", ".join(Path(p).name for p in wf.padded[:3])
+                    + (", ..." if len(wf.padded) > 3 else ""))
+
+
 def _two_classes(y_files: np.ndarray, paths) -> None:
     if len(set(y_files.tolist())) < 2:
+        have, need = ("normal", "anomalous") if not y_files.any() else ("anomalous", "normal")
         raise DataError(", ".join(map(str, paths)) if isinstance(paths, (list, tuple)) else paths,
-                        "labels hold only one class; AUC needs normal and anomalous recordings")
+                        f"all {len(y_files)} recordings are labelled {have}; AUC needs {need} ones too (under a "
+                        f"folder named '{need}', named '{need}_*', or listed so in a label CSV)")
 
 
 def _examples(det: Detector, wf: WindowFeatures, scores: np.ndarray, y: np.ndarray, n: int) -> dict:

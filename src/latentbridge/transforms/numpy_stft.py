@@ -17,7 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["stft", "stft_magnitude", "periodic_window", "num_frames"]
+__all__ = ["stft", "stft_magnitude", "periodic_window", "num_frames", "silent_tail_frames", "silence_tail"]
+
+#: Exact zeros at a window's end that count as digital silence (a short recording padded with zeros, pad
+#: ``constant``, or a recording that ends in digital silence): :func:`silent_tail_frames`.
+MIN_SILENT_TAIL = 32
 
 _WINDOW_ALIASES = {"hanning": "hann", "rect": "rectangular", "boxcar": "rectangular", "ones": "rectangular"}
 _PAD_MODES = {"reflect": "reflect", "constant": "constant", "replicate": "edge", "circular": "wrap"}
@@ -130,3 +134,34 @@ def stft_magnitude(
         elif cur < n_frames:
             mag = np.pad(mag, ((0, 0), (0, 0), (0, 0), (0, n_frames - cur)))
     return np.ascontiguousarray(mag, dtype=np.float32)
+
+
+def silent_tail_frames(windows, n_fft: int, hop_length: int, center: bool = True) -> np.ndarray:
+    """``(N, ..., T)`` windows -> ``(N,)`` the first frame of each window's spectrogram that reaches into
+    the window's trailing digital silence (a run of at least :data:`MIN_SILENT_TAIL` exact zeros in every
+    channel), or a number beyond the last frame when the window has none.
+
+    The frames that straddle the cut from sound to digital silence hold the cut's broadband edge, which
+    no recording of the sound holds: a normal clip shorter than the model's window, padded with zeros,
+    scored far above any fault on that one frame. :func:`silence_tail` computes them as the silence
+    they reach into. Frame ``k`` covers samples ``k * hop_length - n_fft // 2`` (centred frames; ``k *
+    hop_length`` otherwise) to ``n_fft`` samples later.
+    """
+    w = np.asarray(windows)
+    n, t = len(w), w.shape[-1]
+    sound = (w.reshape(n, -1, t) != 0).any(axis=1)  # (N, T)
+    tail = np.argmax(sound[:, ::-1], axis=1)  # zeros after each window's last sample of sound
+    first = t - tail  # the first sample of the silent tail
+    offset = n_fft // 2 if center else 0
+    frame = np.maximum(np.floor((first + offset - n_fft) / hop_length).astype(np.int64) + 1, 0)
+    beyond = np.iinfo(np.int64).max
+    return np.where((tail >= MIN_SILENT_TAIL) & sound.any(axis=1), frame, beyond)
+
+
+def silence_tail(mag, windows, n_fft: int, hop_length: int, center: bool = True):
+    """``mag`` ``(N, ..., frames)`` (a numpy array or a torch tensor, changed in place and returned) with
+    the frames of :func:`silent_tail_frames` set to silence (0)."""
+    first = silent_tail_frames(windows, n_fft, hop_length, center)
+    for i in np.flatnonzero(first < mag.shape[-1]):
+        mag[i, ..., int(first[i]):] = 0
+    return mag
