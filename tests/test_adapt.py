@@ -4,6 +4,7 @@ handling, the detectors beside the VAE and the closed-form baselines."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -293,6 +294,9 @@ def test_fit_with_no_options_is_the_level_aware_neighbour_detector(machine_data,
     info = json.loads((out / "config.json").read_text())
     assert info["model_class"] == "knn_stats" and info["model_kwargs"]["separate_level"] is True
     assert info["anomaly"]["score"] == "knn" and info["training"]["epochs"] == 0
+    card = (out / "README.md").read_text()  # the card lists the files there are, and no "0.0 s" fit
+    assert "`logs/`" not in card and not (out / "logs").exists() and "in 0.0 s" not in card
+    assert re.search(r"fitted in closed form \(no gradient training\) in [0-9.e-]+ s once the features", card)
     assert main(["anomaly", "score", str(out), str(machine_data / "test"), "--labels", "auto",
                  "--out", str(tmp_path / "s")]) == 0
     assert json.loads((tmp_path / "s" / "metrics.json").read_text())["auc"] >= 0.9

@@ -102,7 +102,9 @@ def test_listen_options_are_checked_before_listening(fitted_model, recordings, t
     # --hop 0 once fell back to the model's hop in silence, --duration -1 blamed the recording
     for kw, message in (({"hop_s": 0.0}, "--hop must be a positive number, got 0"),
                         ({"duration_s": -1.0}, "--duration must be a positive number, got -1"),
-                        ({"sample_rate": float("nan")}, "--sample-rate must be a positive number")):
+                        ({"sample_rate": float("nan")}, "--sample-rate must be a positive number"),
+                        # a file is read at its own rate: the banner once claimed the given one
+                        ({"sample_rate": 8000}, "--sample-rate sets a device's capture rate; the --source file")):
         with pytest.raises(LatentbridgeError, match=message):
             listen_model(fitted_model, source=wav, out=io.StringIO(), **kw)
     with caplog.at_level("WARNING"):

@@ -352,6 +352,9 @@ def test_threshold_changes_through_calibrate_only(fitted_model, machine_data, tm
         assert main(["anomaly", "calibrate", str(model), str(machine_data / "test" / "normal"), *bad]) == 2, bad
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, err
+    # a distance is never negative: a negative threshold would flag every window
+    assert main(["anomaly", "calibrate", str(model), "--threshold", "-5"]) == 2
+    assert "--threshold -5: the score 'mse' is never negative, so every window" in capsys.readouterr().err
     assert (model / "config.json").read_bytes() == before
 
 

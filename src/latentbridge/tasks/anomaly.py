@@ -27,6 +27,10 @@ from latentbridge.utils import batched
 
 log = logging.getLogger(__name__)
 
+#: Scores that are distances or errors, never below 0 (a negative threshold would flag every window).
+NONNEGATIVE_SCORES = frozenset({"mse", "frame_max", "l1", "bce", "mahalanobis", "knn", "latent_knn",
+                                "latent_mahalanobis"})
+
 
 # ----------------------------------------------------------------------------- scoring core
 
@@ -206,7 +210,8 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
 
 def _fitted(training: dict) -> str:
     if not training.get("epochs"):  # a closed-form detector
-        return f"fitted in closed form (no gradient training) in {training['seconds']} s"
+        return (f"fitted in closed form (no gradient training) in {max(training['seconds'], 0.01):.2g} s once the "
+                "features were computed")
     return f"{training['epochs']} epochs, best validation loss {training['best_val_loss']}; {training['seconds']} s"
 
 
@@ -248,7 +253,8 @@ def model_card(cfg, anomaly: dict, data: dict, training: dict) -> str:
 - Model: {cfg.model.name} ({', '.join(f'{k} {v}' for k, v in cfg.model.model_dump(exclude={'name'}).items())});
   {_fitted(training)}
 - Files: `config.json` (everything needed to rebuild the model and its preprocessing),
-  `model.safetensors` (weights), `config.yaml` (resolved training config), `logs/`, `checkpoints/`.
+  `model.safetensors` (weights), `config.yaml` (resolved training config){
+      ", `logs/`, `checkpoints/`" if training.get("epochs") else ""}.
 
 ## Limits
 Trained on one set of normal conditions: a new microphone, position or machine changes the score
@@ -303,6 +309,9 @@ def calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | No
     if threshold is not None:
         if not np.isfinite(threshold):
             raise LatentbridgeError(f"--threshold must be a finite number, got {threshold}")
+        if threshold < 0 and (score or det.method) in NONNEGATIVE_SCORES:
+            raise LatentbridgeError(f"--threshold {threshold:g}: the score {score or det.method!r} is never negative, "
+                                    "so every window would be flagged")
         new = {**det.anomaly, "threshold": float(threshold), "method": "manual", "calibrated_on": "set by hand"}
         for key in ("observed_false_alarm_rate", "mse_threshold", "warning"):  # of the calibration it replaces
             new.pop(key, None)

@@ -252,6 +252,9 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
     for option, value in (("--hop", hop_s), ("--duration", duration_s), ("--sample-rate", sample_rate)):
         if value is not None and not (np.isfinite(value) and value > 0):
             raise LatentbridgeError(f"{option} must be a positive number, got {value:g}")
+    if source is not None and sample_rate is not None:  # it once claimed the file was at that rate
+        raise LatentbridgeError(f"--sample-rate sets a device's capture rate; the --source file {source} is read at "
+                                "its own rate and resampled to the model's: leave --sample-rate out")
     det = Detector.load(model_dir)
     if hop_s is not None and hop_s > det.spec.windowing.window_s:
         _log.warning("--hop %g s is longer than the model's %g-s window: the audio between windows is not scored",
@@ -261,9 +264,10 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
 
     if isinstance(device, str) and device.strip().lstrip("-").isdigit():
         device = int(device)
+    where = (f"file {source} (resampled to the model's {capture_sr} Hz where it is at another rate)" if source
+             else f"device {device if device is not None else '(default)'} at {capture_sr} Hz")
     print(f"model {model_dir}: {det.saved.info['model_class']}, score {det.method}, threshold {det.threshold:.6g}, "
-          f"window {det.spec.windowing.window_s:g} s, input {'file ' + str(source) if source else 'device ' + str(device if device is not None else '(default)')}"
-          f" at {capture_sr} Hz", file=out, flush=True)
+          f"window {det.spec.windowing.window_s:g} s, input {where}", file=out, flush=True)
     return listen(score_fn, sample_rate=capture_sr, window_s=det.spec.windowing.window_s,
                   hop_s=hop_s or det.spec.windowing.hop_s, source=source, device=device, blocksize=blocksize,
                   duration_s=duration_s, events=events, out=out, realtime=realtime, pad=det.spec.windowing.pad,
