@@ -155,6 +155,13 @@ def test_settings_given_by_the_user_win(machine_data):
     assert new.audio.sample_rate == 16000
     off = load_config(None, [f"data.train_dir={machine_data / 'train' / 'normal'}", "audio.auto=false"])
     assert adapt(off, off.data.train_dir)[2] == []
+    # what follows from a setting the user gave follows the user's value: the STFT of 16 kHz (1024) once met
+    # a rate of 1 kHz set with -o and the fit was refused as the survey's fault
+    low = load_config(None, [f"data.train_dir={machine_data / 'train' / 'normal'}", "audio.sample_rate=1000",
+                             "audio.window_s=0.5"])
+    new, _, applied = adapt(low, low.data.train_dir)
+    assert (new.audio.sample_rate, new.audio.window_s, new.audio.hop_s) == (1000, 0.5, 0.25)
+    assert (new.features.n_fft, new.features.hop_length, new.features.n_mels) == (32, 8, 8)
 
 
 def test_band_limits_wait_for_the_rate_the_survey_chooses(tmp_path, capsys):

@@ -64,11 +64,21 @@ def test_wrong_type_is_named(tmp_path):
 def test_inconsistent_values_are_reported():
     # the rate given (with audio.auto the survey chooses it otherwise, and the checks wait for it)
     with pytest.raises(ConfigError, match="n_fft"):
-        load_config(None, ["audio.window_s=0.01", "audio.sample_rate=16000"])
+        load_config(None, ["audio.window_s=0.01", "audio.sample_rate=16000", "features.n_fft=1024"])
+    # with n_fft left to the survey, the check waits for its choice (which fits the window)
+    assert load_config(None, ["audio.window_s=0.01", "audio.sample_rate=16000"]).features.n_fft == 1024
     with pytest.raises(ConfigError, match="Nyquist"):
         load_config(None, ["features.fmax=9000", "audio.sample_rate=16000"])
     with pytest.raises(ConfigError, match="n_fft"):
         load_config(None, ["audio.window_s=0.01", "audio.auto=false"])
+    # mel bands with no FFT bin read silence whatever the sound: once accepted with librosa's warning only
+    with pytest.raises(ConfigError, match=r"features\.n_mels \(64\) is too many for features\.n_fft \(16\) at 16000 Hz: "
+                                          r"50 mel bands would hold no frequency bin; use at most 5 bands"):
+        load_config(None, ["features.n_fft=16", "features.hop_length=8", "audio.sample_rate=16000",
+                           "features.n_mels=64"])
+    with pytest.raises(ConfigError, match=r"features\.n_mels \(1000\) is too many .* use at most 385 bands"):
+        load_config(None, ["features.n_mels=1000", "audio.auto=false"])
+    assert load_config(None, ["features.n_mels=385", "audio.auto=false"]).features.n_mels == 385
 
 
 def test_test_folder_names_read_as_numbers_say_to_quote_them():

@@ -92,14 +92,15 @@ class _AudioWorkflow(Workflow):
         return 1 + n // f.hop_length if f.center else 1 + (n - f.n_fft) // f.hop_length
 
     def _pending(self, key: str) -> bool:
-        """Whether ``audio.KEY`` is still to be chosen from the data (the anomaly workflow's survey),
-        so the checks that involve it wait for the chosen value."""
+        """Whether ``audio.KEY`` (or ``features.KEY``) is still to be chosen from the data (the anomaly
+        workflow's survey), so the checks that involve it wait for the chosen value."""
         return False
 
     def _check_features(self) -> None:
         f, a = self.features, self.audio
         rate_known = not self._pending("sample_rate")
-        if f.n_fft > a.window_samples and rate_known and not self._pending("window_s"):
+        stft_known = not self._pending("features.n_fft")
+        if f.n_fft > a.window_samples and rate_known and stft_known and not self._pending("window_s"):
             raise ValueError(f"features.n_fft ({f.n_fft}) is longer than one window "
                              f"(audio.window_s x audio.sample_rate = {a.window_samples} samples)")
         if f.fmax is not None and f.fmax > a.sample_rate / 2 and rate_known:
@@ -112,6 +113,14 @@ class _AudioWorkflow(Workflow):
                              + ": the spectrogram would hold no frequencies")
         if f.win_length is not None and f.win_length > f.n_fft:
             raise ValueError(f"features.win_length ({f.win_length}) is longer than features.n_fft ({f.n_fft})")
+        if f.kind == "mel" and rate_known and stft_known and not self._pending("features.n_mels"):
+            from latentbridge.transforms.mel import mel_bands_without_bins
+
+            empty, most = mel_bands_without_bins(a.sample_rate, f.n_fft, f.n_mels, f.fmin, f.fmax)
+            if empty:  # they read silence whatever the sound (librosa only warned)
+                raise ValueError(f"features.n_mels ({f.n_mels}) is too many for features.n_fft ({f.n_fft}) at "
+                                 f"{a.sample_rate} Hz: {empty} mel bands would hold no frequency bin; use at most "
+                                 f"{most} bands or a longer n_fft")
 
     def audio_transform(self, clip: str = "windows", standardize: bool | None = None) -> AudioTransform:
         a = self.audio

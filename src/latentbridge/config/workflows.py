@@ -72,7 +72,8 @@ class AnomalyWorkflow(_AudioWorkflow):
     anomaly: AnomalyConfig = Field(default_factory=AnomalyConfig)
 
     def _pending(self, key: str) -> bool:
-        return self.audio.auto and key not in self.audio.model_fields_set
+        section, _, name = key.rpartition(".")
+        return self.audio.auto and name not in (self.features if section == "features" else self.audio).model_fields_set
 
     @model_validator(mode="after")
     def _check_score(self):

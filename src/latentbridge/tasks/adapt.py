@@ -53,8 +53,10 @@ def _grid(t: float) -> float:
     return max(step, math.floor(t / step + 1e-9) * step)
 
 
-def choose_settings(survey: Survey) -> list[Choice]:
-    """Every rule's choice for a survey (applied to the keys the user did not set by :func:`adapt`)."""
+def choose_settings(survey: Survey, given: dict | None = None) -> list[Choice]:
+    """Every rule's choice for a survey (applied to the keys the user did not set by :func:`adapt`); the
+    choices that follow from others (the STFT from the rate and window, the window from the trimming)
+    follow the user's values where ``given`` holds them (``{"audio.sample_rate": 100, ...}``)."""
     from collections import Counter
 
     out: list[Choice] = []
@@ -68,17 +70,20 @@ def choose_settings(survey: Survey) -> list[Choice]:
         rate, n = Counter(survey.rates).most_common(1)[0]
         out.append(Choice("audio.sample_rate", int(rate), "rates differ (" + ", ".join(
             f"{r} Hz x{c}" for r, c in sorted(survey.rates.items())) + "); the most common, others resampled"))
-    rate = int(out[-1].value)
+    given = given or {}
+    rate = int(given.get("audio.sample_rate", out[-1].value))
     trim = survey.typical_silence_share >= 0.2
     out.append(Choice("audio.trim_db", 40.0 if trim else None,
                       f"the median file is {survey.typical_silence_share:.0%} silence around the sound"
                       + ("; trimmed" if trim else "; kept whole")))
-    typical = survey.typical_active_s if trim else survey.typical_duration_s
+    trimmed = given["audio.trim_db"] is not None if "audio.trim_db" in given else trim
+    typical = survey.typical_active_s if trimmed else survey.typical_duration_s
     window = round(min(2.0, _grid(typical)), 3)
-    long_windows = window >= 1.0
-    out.append(Choice("audio.window_s", window, f"the typical {'sound' if trim else 'recording'} lasts "
+    out.append(Choice("audio.window_s", window, f"the typical {'sound' if trimmed else 'recording'} lasts "
                                                 f"{typical:.3g} s" + ("; long recordings keep 2-s windows"
                                                                       if window == 2.0 else "")))
+    window = float(given.get("audio.window_s", window))
+    long_windows = window >= 1.0
     out.append(Choice("audio.hop_s", round(window / 2, 4), "half a window"))
     short_clips = survey.typical_duration_s < 4.0
     out.append(Choice("audio.pad", "constant" if short_clips else "wrap",
@@ -89,6 +94,7 @@ def choose_settings(survey: Survey) -> list[Choice]:
         n_fft //= 2
     out.append(Choice("features.n_fft", n_fft, f"{1000 * n_fft / rate:.0f} ms at {rate} Hz "
                                                f"({'stationary sound' if long_windows else 'short events'})"))
+    n_fft = int(given.get("features.n_fft", n_fft))
     hop = n_fft // (2 if long_windows else 4)
     out.append(Choice("features.hop_length", hop, f"{'half' if long_windows else 'a quarter'} of n_fft"))
     low = shared_low_rate(survey, rate)
@@ -133,10 +139,11 @@ def adapt(cfg, paths, *, max_read: int = 200) -> tuple[object, Survey | None, li
                     "channels in opposite polarity that cancel in the mix?): %s",
                     n, "s are" if n > 1 else " is", QUIET_DBFS, named)
     set_keys = {f"audio.{k}" for k in cfg.audio.model_fields_set} | {f"features.{k}" for k in cfg.features.model_fields_set}
-    applied = [c for c in choose_settings(survey) if c.key not in set_keys]
+    raw = config_to_dict(cfg)
+    given = {k: raw[k.split(".")[0]][k.split(".")[1]] for k in set_keys}
+    applied = [c for c in choose_settings(survey, given) if c.key not in set_keys]
     if not applied:
         return cfg, survey, []
-    raw = config_to_dict(cfg)
     for c in applied:
         section, key = c.key.split(".")
         raw[section][key] = c.value

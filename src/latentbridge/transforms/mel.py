@@ -13,10 +13,36 @@ from torch import nn
 
 from latentbridge.transforms.stft import STFT, fix_frames
 
-__all__ = ["GriffinLim", "MelScale"]
+__all__ = ["GriffinLim", "MelScale", "mel_bands_without_bins"]
 
 
 # --------------------------------------------------------------------------- mel
+
+
+def mel_bands_without_bins(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
+                           fmax: float | None = None) -> tuple[int, int]:
+    """``(empty, most)``: how many of the ``n_mels`` bands of :class:`MelScale`'s filterbank hold no FFT bin
+    (they read 0, -100 dB, whatever the sound: ``n_fft`` too short for so many bands), and the most bands
+    with none empty (0 when even one band is)."""
+    import warnings
+
+    import librosa
+
+    def empty(n: int) -> int:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # librosa's "Empty filters detected": counted here
+            fb = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n, fmin=fmin, fmax=fmax, htk=False,
+                                     norm="slaney")
+        return int((fb.max(axis=1) <= 0).sum())
+
+    n_empty = empty(n_mels)
+    if not n_empty:
+        return 0, n_mels
+    lo, hi = 0, n_mels  # empty(lo) == 0 (no bands), empty(hi) > 0
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if not empty(mid) else (lo, mid)
+    return n_empty, lo
 
 
 class MelScale(nn.Module):
