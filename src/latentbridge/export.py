@@ -81,9 +81,13 @@ def write_score_graph(model, spec, path: str | Path, score: str = "mse", metadat
     with torch.no_grad():
         mag = transform.magnitude(torch.from_numpy(windows))
         ref_score, ref_rec = graph(mag)
-    torch.onnx.export(graph, (mag,), str(path), input_names=["magnitude"], output_names=["score", "reconstruction"],
-                      dynamic_axes={"magnitude": {0: "batch"}, "score": {0: "batch"}, "reconstruction": {0: "batch"}},
-                      opset_version=opset, dynamo=False)
+    with warnings.catch_warnings():  # shape checks and the neighbour bank's size traced as constants (they are)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(graph, (mag,), str(path), input_names=["magnitude"],
+                          output_names=["score", "reconstruction"],
+                          dynamic_axes={"magnitude": {0: "batch"}, "score": {0: "batch"},
+                                        "reconstruction": {0: "batch"}},
+                          opset_version=opset, dynamo=False)
     sess = _checked_session(path, metadata)
     out_score, rec = sess.run(None, {"magnitude": mag.numpy()})
     diff = max(float(np.abs(out_score - ref_score.numpy()).max()), float(np.abs(rec - ref_rec.numpy()).max()))
