@@ -458,3 +458,33 @@ def test_a_normal_clip_shorter_than_every_training_clip_scores_as_normal(tmp_pat
         err = caplog.text
         assert ("were padded (constant), and the model was fitted on none: their scores also measure the padding "
                 "(short_normal.wav)" in err) is warned, err
+
+
+def test_the_survey_counts_only_the_files_it_could_read(tmp_path):
+    rng = np.random.default_rng(3)
+    for i in range(5):
+        _write(tmp_path / f"n{i}.wav", 1.0, 16000, rng)
+    sf.write(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32), 16000)  # a header, no samples
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF" + bytes(rng.integers(0, 255, 400, dtype=np.uint8)))
+    survey = survey_files(list_audio_files(tmp_path))
+    assert survey.n_files == 7 and survey.rates == {16000: 5} and min(survey.durations_s) == pytest.approx(1.0)
+    assert sorted(p.split("/")[-1] for p, _ in survey.unreadable) == ["corrupt.wav", "empty.wav"]
+    rate = next(c for c in choose_settings(survey) if c.key == "audio.sample_rate")
+    # it once said "all 7 files at 16000 Hz", and counted the empty file's 0 s among the durations
+    assert rate.reason == "all 5 files that could be read (2 could not) at 16000 Hz"
+
+
+def test_fit_lists_its_training_folder_once(machine_data, feature_cache, tmp_path, monkeypatch, caplog):
+    import latentbridge.data.audio as audio
+
+    walked = []
+    real = audio.list_audio_files
+    monkeypatch.setattr(audio, "list_audio_files", lambda p: walked.append(p) or real(p))
+    folder = tmp_path / "train"
+    folder.mkdir()
+    for f in sorted((machine_data / "train" / "normal").glob("*.wav"))[:4]:
+        (folder / f.name).symlink_to(f)
+    (folder / "again.wav").symlink_to(sorted(folder.glob("*.wav"))[0])  # one recording under two names
+    assert main(["anomaly", "fit", str(folder), "--out", str(tmp_path / "m")]) == 0
+    assert [str(p) for p in walked] == [str(folder)]  # the survey and the features walked it once each before
+    assert caplog.text.count("named more than once") == 1

@@ -311,14 +311,15 @@ class FeatureExtractor:
             pool.shutdown(wait=True, cancel_futures=True)
             torch.set_num_threads(was)
 
-    def extract(self, paths, skip_bad: bool = False) -> WindowFeatures:
+    def extract(self, paths, skip_bad: bool = False, files: list[Path] | None = None) -> WindowFeatures:
         """Features of every window of ``paths`` (files or folders).
 
         Every file that cannot be used (unreadable, truncated, non-finite, silent, too short) is
         collected; without ``skip_bad`` one error then lists them all, with ``skip_bad`` they are
         skipped with a warning and listed in ``skipped``. Files are decoded and transformed in
-        chunks, in ``num_workers`` threads or processes (:meth:`map_chunks`)."""
-        files = list_files(paths)
+        chunks, in ``num_workers`` threads or processes (:meth:`map_chunks`). ``files``: ``paths`` already
+        listed by :func:`list_files`."""
+        files = list_files(paths) if files is None else files
         self.check_band(files)
         results = [r for chunk in self.map_chunks(self.chunks(files)) for r in chunk]
         return self.assemble(files, results, skip_bad, paths)

@@ -77,19 +77,18 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
     """Survey ``files``; files whose header cannot be read are listed, not fatal (``fit`` reports them)."""
     if not files:
         raise DataError("survey", "no files to survey")
-    rates: Counter = Counter()
-    channels: Counter = Counter()
-    durations, readable, bad = [], [], []
+    headers, bad = {}, []
     for f in files:
         try:
             info = audio_info(f)
         except DataError as e:
             bad.append((str(f), e.problem))
             continue
-        rates[info.sample_rate] += 1
-        channels[info.channels] += 1
-        durations.append(info.duration_s)
-        readable.append(f)
+        if info.duration_s <= 0:
+            bad.append((str(f), "no samples"))
+            continue
+        headers[f] = info
+    readable = list(headers)
     if not readable:
         raise DataError(files[0].parent, f"none of the {len(files)} files could be read: "
                                          + "; ".join(f"{p}: {r}" for p, r in bad[:5]))
@@ -99,8 +98,9 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
     for f in pick:
         try:
             wave, sr = read_audio(f, mono=True)
-        except DataError as e:
+        except DataError as e:  # a header that reads over samples that do not: not counted anywhere
             bad.append((str(f), e.problem))
+            del headers[f]
             continue
         levels.append(float(10 * np.log10(np.mean(wave.astype(np.float64) ** 2) + 1e-20)))
         if levels[-1] < QUIET_DBFS:
@@ -108,6 +108,12 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
         start, end = active_bounds(wave, sr, top_db)
         active.append((end - start) / sr)
         silence.append(1.0 - (end - start) / max(1, len(wave)))
+    if not headers:
+        raise DataError(files[0].parent, f"none of the {len(files)} files could be read: "
+                                         + "; ".join(f"{p}: {r}" for p, r in bad[:5]))
+    rates = Counter(i.sample_rate for i in headers.values())
+    channels = Counter(i.channels for i in headers.values())
+    durations = [i.duration_s for i in headers.values()]
     return Survey(len(files), dict(rates), dict(channels), durations, len(levels), levels, active, silence, bad, quiet)
 
 

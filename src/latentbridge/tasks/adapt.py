@@ -62,9 +62,12 @@ def choose_settings(survey: Survey, given: dict | None = None) -> list[Choice]:
     out: list[Choice] = []
     rate = survey.common_rate
     if rate is not None:
-        share = survey.rates[rate] / sum(survey.rates.values())
-        which = ("the file" if survey.n_files == 1 else f"all {survey.n_files} files") if share == 1 \
-            else f"{share:.0%} of the {survey.n_files} files"
+        n_usable = sum(survey.rates.values())
+        share = survey.rates[rate] / n_usable
+        which = ("the file" if n_usable == 1 else f"all {n_usable} files") if share == 1 \
+            else f"{share:.0%} of the {n_usable} files"
+        if n_usable < survey.n_files:
+            which += f" that could be read ({survey.n_files - n_usable} could not)"
         out.append(Choice("audio.sample_rate", rate, f"{which} at {rate} Hz"))
     else:
         rate, n = Counter(survey.rates).most_common(1)[0]
@@ -119,8 +122,10 @@ def shared_low_rate(survey: Survey, rate: int) -> int | None:
     return int(min(low)) if low else None
 
 
-def adapt(cfg, paths, *, max_read: int = 200) -> tuple[object, Survey | None, list[Choice]]:
-    """``cfg`` with the survey's choices for every audio/feature key it does not set explicitly.
+def adapt(cfg, paths, *, max_read: int = 200,
+          files: list | None = None) -> tuple[object, Survey | None, list[Choice]]:
+    """``cfg`` with the survey's choices for every audio/feature key it does not set explicitly (``files``:
+    ``paths`` already listed by :func:`latentbridge.data.audio.list_files`).
 
     Returns the new config, the survey and the choices applied (empty when ``audio.auto`` is false
     or every key is set)."""
@@ -130,7 +135,7 @@ def adapt(cfg, paths, *, max_read: int = 200) -> tuple[object, Survey | None, li
 
     if not cfg.audio.auto:
         return cfg, None, []
-    files = list_files(paths)
+    files = list_files(paths) if files is None else files
     survey = survey_files(files, max_read=max_read, seed=cfg.train.seed)
     if survey.quiet:
         n = len(survey.quiet)

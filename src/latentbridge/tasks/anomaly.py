@@ -184,10 +184,13 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
     t0 = time.time()
     if not cfg.data.train_dir:
         raise ConfigError("data.train_dir: no training recordings given (a folder of normal recordings)")
-    cfg, survey, choices = adapt(cfg, cfg.data.train_dir)
+    from latentbridge.data.audio import list_files
+
+    files = list_files(cfg.data.train_dir)  # once, for the survey and the features
+    cfg, survey, choices = adapt(cfg, cfg.data.train_dir, files=files)
     for c in choices:
         (notify or log.info)(c.line())
-    with feature_training(cfg, out_dir, cfg.data.train_dir, resume=resume, force=force) as fit_:
+    with feature_training(cfg, out_dir, cfg.data.train_dir, resume=resume, force=force, files=files) as fit_:
         if not fit_.trained:
             return None
         has_val = len(fit_.val) > 0

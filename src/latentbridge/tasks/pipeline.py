@@ -115,7 +115,8 @@ class FeatureFit:
 
 
 @contextlib.contextmanager
-def feature_training(cfg, out_dir, paths, *, resume: bool = False, force: bool = False) -> Iterator[FeatureFit]:
+def feature_training(cfg, out_dir, paths, *, resume: bool = False, force: bool = False,
+                     files: list | None = None) -> Iterator[FeatureFit]:
     """Read, window and featurise ``paths`` (errors before the run folder is touched), hold out whole
     files (``data.val_fraction``), build ``cfg.model``, fit its normaliser, train it and fit its
     latent scale. The caller saves the model inside the block (``fit.run.save``)."""
@@ -129,7 +130,7 @@ def feature_training(cfg, out_dir, paths, *, resume: bool = False, force: bool =
                           "trains as the audio stage of a digits MLD run (first_stage.stages.audio)")
     spec = transform_spec(cfg)
     extractor = FeatureExtractor.from_spec(spec, cache_dir=cfg.data.cache_dir)
-    wf = extractor.extract(paths, skip_bad=cfg.data.skip_bad_files)
+    wf = extractor.extract(paths, skip_bad=cfg.data.skip_bad_files, files=files)
     train_wf, val_wf = split_train_val(wf, cfg.data.val_fraction, cfg.train.seed)
     if len(train_wf) < 2:
         raise DataError(cfg.data.train_dir, f"{len(train_wf)} training window(s) from {len(train_wf.files)} "
