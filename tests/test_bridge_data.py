@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 import numpy as np
 import pytest
@@ -176,6 +177,27 @@ def test_csv_bad_input(tmp_path, text, pattern):
         read_vibration_csv(p, sample_rate=None)
 
 
+def test_csv_encodings_of_spreadsheets_and_european_loggers(tmp_path):
+    """UTF-16 with its byte-order mark (Excel's "Unicode text") and a Windows-1252 header with units: once
+    refused as "holds NUL bytes" and "not UTF-8 text"; a binary file is still refused."""
+    text = "time_s;acc (m/s\u00b2);T (\u00b0C)\n0;1.5;20\n0.01;2.5;21\n0.02;3.5;22\n"
+    for name, raw in (("u16.csv", text.encode("utf-16")), ("cp1252.csv", text.encode("cp1252")),
+                      ("latin1.csv", text.encode("latin-1")), ("utf8.csv", text.encode("utf-8-sig"))):
+        (tmp_path / name).write_bytes(raw)
+        wave, sr = read_vibration_csv(tmp_path / name)
+        assert sr == pytest.approx(100.0) and wave.tolist() == [[1.5, 2.5, 3.5], [20, 21, 22]], name
+    (tmp_path / "bin.csv").write_bytes(b"time,a\n0,1\n\xff\xd8\xff\xe0 0,2\n")  # not UTF-8 below the header
+    with pytest.raises(DataError, match=r"bin\.csv: not UTF-8 text \(byte 11\)"):
+        read_vibration_csv(tmp_path / "bin.csv")
+    (tmp_path / "nul.csv").write_bytes(b"time,a\n0,1\x00\x00\n")
+    with pytest.raises(DataError, match="holds NUL bytes"):
+        read_vibration_csv(tmp_path / "nul.csv")
+    # Excel's first line naming the delimiter
+    (tmp_path / "sep.csv").write_text("sep=;\ntime;a;b\n0;1;2\n0.5;3;4\n1.0;5;6\n")
+    wave, sr = read_vibration_csv(tmp_path / "sep.csv")
+    assert sr == 2.0 and wave.tolist() == [[1, 3, 5], [2, 4, 6]]
+
+
 def test_csv_missing_and_conflicting_rate(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         read_vibration_csv(tmp_path / "nope.csv")
@@ -207,6 +229,27 @@ def test_mask_round_trip_and_resize(tmp_path):
     assert small.mean() == pytest.approx(0.5)
     big = read_mask_png(p, 128, 384)
     assert big.shape == (128, 384) and big.mean() == pytest.approx(0.5)
+
+
+def test_masks_stretched_or_shrunk_away_are_named(tmp_path, caplog):
+    import latentbridge.io.vibration as vib
+
+    vib._STRETCHED.clear()
+    square = write_mask_png(tmp_path / "square.png", crack_mask(64, 64, extent=0.5))
+    with caplog.at_level("WARNING"):
+        read_mask_png(square, 32, 96)
+        read_mask_png(square, 32, 96)  # the same sizes: named once
+        read_mask_png(write_mask_png(tmp_path / "wide.png", crack_mask(40, 120, extent=0.5)), 32, 96)  # 3:1 as 3:1
+    assert caplog.text.count("is stretched") == 1
+    assert "square.png: a 64x64 mask (width x height) is stretched to the model's 96x32: its aspect ratio 1" in caplog.text
+    thin = np.zeros((5, 17))
+    thin[2, 3:14] = 1  # a one-pixel crack in a 17x5 mask, shrunk: a pixel row covers under half of any output pixel
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert read_mask_png(write_mask_png(tmp_path / "thin.png", thin), 2, 6).sum() == 0
+        assert read_mask_png(tmp_path / "thin.png", 2, 6, coverage=0.2).sum() > 0
+    assert caplog.text.count("vanishes") == 1
+    assert "thin.png: its crack (11 of 85 pixels) vanishes when the mask is shrunk to 6x2 at coverage 0.5" in caplog.text
 
 
 def test_mask_area_averaging_rule(tmp_path):
@@ -289,6 +332,10 @@ def test_discover_pairing_rules(tmp_path, caplog):
     assert "Test_99" in text and "ignored" in text
     assert "differs only in case" in text
     assert "Test_2 has no mask" in text and "stray.png" in text
+    caplog.clear()  # a run reads its folder several times (first stage, diffusion, evaluation): warned once
+    with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
+        discover(root)
+    assert caplog.text == ""
 
 
 def test_a_mask_in_another_image_format_is_refused_by_name(tmp_path):
@@ -353,13 +400,16 @@ def test_mismatched_channel_counts_are_an_error(tmp_path):
     assert d.n_channels == 2
 
 
-def test_sample_rates_must_agree_or_be_resampled(tmp_path):
+def test_sample_rates_must_agree_or_be_resampled(tmp_path, caplog):
     root = make_root(tmp_path, {"Test_01": {"sr": 100.0, "n": 1000}, "Test_02": {"sr": 200.0, "n": 2000}})
     with pytest.raises(DataError, match=r"different sample rates.*resample_to"):
         build_windows(root, vib(), cache_dir=tmp_path / "cache")
-    d = build_windows(root, vib(resample_to=50.0), cache_dir=tmp_path / "cache")
+    with caplog.at_level("WARNING"):  # the rates read and the resampling are said (they once were silent)
+        d = build_windows(root, vib(resample_to=50.0), cache_dir=tmp_path / "cache")
     assert d.sample_rate == 50.0 and d.waves.shape[-1] == 100
     assert np.bincount(d.test_index).tolist() == [9, 9]
+    assert re.search(r": 2 recordings at 100 Hz x1, 200 Hz x1, resampled to 50 Hz \(the recordings' rates differ: "
+                     r"\S+Test_02\S+ is one of the others\)", caplog.text)
 
 
 def test_rate_of_a_rounded_time_column(tmp_path):

@@ -45,7 +45,7 @@ Cache
 manifest inputs: the vibration config, the resolved root, every CSV/PNG's relative path, size
 and mtime, and the code version (package version + cache format version) — so a changed file or parameter never reuses a stale
 cache. The folder is written under a temporary name and renamed. Default ``CACHE``:
-``default_cache_dir().parent / "bridge"``.
+``default_cache_dir().parent / "bridge"`` (beside ``$LATENTBRIDGE_CACHE``, as the digit classifiers are).
 """
 
 from __future__ import annotations
@@ -118,6 +118,18 @@ def _visible(folder: Path):
     return sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: _natural_key(p.name))
 
 
+_WARNED: set[str] = set()
+
+
+def _warn_once(msg: str, *args) -> None:
+    """A warning about the data folder, once per process: a run reads its folder several times (the first stage,
+    the diffusion model, the evaluation), and once printed the same warning three times."""
+    text = msg % args if args else msg
+    if text not in _WARNED:
+        _WARNED.add(text)
+        log.warning(text)
+
+
 def discover(root: str | Path) -> list[TestRecord]:
     """Pair ``Data/Test_XX`` with ``Labels/Test_XX`` by folder name (rules in the module docstring)."""
     root = Path(root)
@@ -140,7 +152,7 @@ def discover(root: str | Path) -> list[TestRecord]:
             continue
         csvs = [p for p in _visible(d) if p.is_file() and p.suffix.lower() == ".csv"]
         if not csvs:
-            log.warning("%s: no CSV files in this test folder; skipped", d)
+            _warn_once("%s: no CSV files in this test folder; skipped", d)
             continue
         tests[d.name] = csvs
     if not tests:
@@ -148,18 +160,18 @@ def discover(root: str | Path) -> list[TestRecord]:
                 f"test's CSVs in its own folder" if loose else "")
         raise DataError(root, f"no tests: {data_dir.name}/ holds no sub-folder with CSV files ({layout}){hint}")
     if loose:
-        log.warning("%s: %d CSV file(s) directly in this folder belong to no test; ignored", data_dir, loose)
+        _warn_once("%s: %d CSV file(s) directly in this folder belong to no test; ignored", data_dir, loose)
 
     masks: dict[str, Path] = {}
     labels_dir = _child_dir(root, "Labels")
     if labels_dir is None:
-        log.warning("%s: no Labels/ folder; every test is unlabeled", root)
+        _warn_once("%s: no Labels/ folder; every test is unlabeled", root)
     else:
         lower = {t.lower(): t for t in tests}
         for d in _visible(labels_dir):
             if d.is_file():
                 if d.suffix.lower() == ".png":
-                    log.warning("%s: a mask directly in %s/ belongs to no test (expected %s/Test_XX/*.png); "
+                    _warn_once("%s: a mask directly in %s/ belongs to no test (expected %s/Test_XX/*.png); "
                                 "ignored", d, labels_dir.name, labels_dir.name)
                 continue
             if not d.is_dir():
@@ -167,7 +179,7 @@ def discover(root: str | Path) -> list[TestRecord]:
             if d.name not in tests:
                 near = lower.get(d.name.lower())
                 hint = f" (the data folder '{near}' differs only in case; names must match exactly)" if near else ""
-                log.warning("%s: label folder has no matching data folder %s/%s%s; ignored",
+                _warn_once("%s: label folder has no matching data folder %s/%s%s; ignored",
                             d, data_dir.name, d.name, hint)
                 continue
             pngs = [p for p in _visible(d) if p.is_file() and p.suffix.lower() == ".png"]
@@ -179,15 +191,15 @@ def discover(root: str | Path) -> list[TestRecord]:
                 if others:  # a set labelled in JPEG would silently train as unlabelled
                     raise DataError(d, f"the crack mask must be a PNG (lossless), found {', '.join(others[:3])}: "
                                        "convert it (e.g. with PIL: Image.open(f).save(f.with_suffix('.png')))")
-                log.warning("%s: label folder holds no PNG mask", d)
+                _warn_once("%s: label folder holds no PNG mask", d)
                 continue
             masks[d.name] = pngs[0]
 
     records = [TestRecord(t, tests[t], masks.get(t)) for t in sorted(tests, key=_natural_key)]
     for r in records:
         if not r.has_mask:
-            log.warning("test %s has no mask (no %s/%s/*.png): kept as unlabeled", r.test_id,
-                        labels_dir.name if labels_dir is not None else "Labels", r.test_id)
+            _warn_once("%s: test %s has no mask (no %s/%s/*.png): kept as unlabeled", root, r.test_id,
+                       labels_dir.name if labels_dir is not None else "Labels", r.test_id)
     return records
 
 
@@ -390,12 +402,15 @@ def _assemble(waves, masks, has_mask, test_index, starts_s, tests, sample_rate, 
                       sources=sources, cache_path=cache_path)
 
 
-def read_recording(path: str | Path, vib) -> tuple[np.ndarray, float]:
+def read_recording(path: str | Path, vib, rates_read: dict | None = None) -> tuple[np.ndarray, float]:
     """One vibration CSV as the model reads it: ``(wave (C, T) float32, rate)`` with the
     config's ``sample_rate`` (for CSVs without a time column) and ``channels``, resampled to
-    ``resample_to`` when set (``vib``: a :class:`~latentbridge.config.sections.VibrationConfig`)."""
+    ``resample_to`` when set (``vib``: a :class:`~latentbridge.config.sections.VibrationConfig`);
+    ``rates_read`` collects the file's own rate (path → Hz)."""
     wave, sr = read_vibration_csv(path, sample_rate=vib.sample_rate, channels=vib.channels)
     check_rate(sr, vib, path)
+    if rates_read is not None:
+        rates_read[Path(path)] = float(sr)
     if vib.resample_to is not None:
         wave, sr = resample(wave, sr, float(vib.resample_to)), float(vib.resample_to)
     return wave, float(sr)
@@ -438,6 +453,22 @@ def recording_windows(wave: np.ndarray, sample_rate: float, window_s: float, hop
     return segs.astype(np.float32, copy=False), starts.astype(np.float64) / sr
 
 
+def _report_rates(own: dict[Path, float], rate: float, root: Path) -> None:
+    """Say at which rates the recordings were written and to which they were resampled: a warning when the
+    rates differ between files (a set mixed from two loggers, or a rate read wrong), else one info line."""
+    counts: dict[str, int] = {}
+    for r in own.values():
+        counts[f"{r:.5g}"] = counts.get(f"{r:.5g}", 0) + 1
+    listed = ", ".join(f"{k} Hz x{n}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    resampled = any(abs(r - rate) > _RATE_RTOL * rate for r in own.values())
+    line = f"{root}: {len(own)} recordings at {listed}" + (f", resampled to {rate:g} Hz" if resampled else "")
+    if len(counts) > 1:
+        first = next(p for p, r in own.items() if f"{r:.5g}" != max(counts, key=counts.get))
+        log.warning("%s (the recordings' rates differ: %s is one of the others)", line, first)
+    else:
+        log.info(line)
+
+
 def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None = None,
                   use_cache: bool = True) -> BridgeData:
     """Read and window every test under ``root``, with its mask; cached (see the module docstring).
@@ -465,10 +496,11 @@ def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None =
     waves: dict[str, list[tuple[Path, np.ndarray]]] = {}
     rates: dict[str, float] = {}
     counts: dict[str, int] = {}
+    own: dict[Path, float] = {}
     for r in records:
         per_file = []
         for p in r.csv_files:
-            wave, sr = read_recording(p, vib)
+            wave, sr = read_recording(p, vib, own)
             per_file.append((p, wave, sr))
         ch = {p.name: w.shape[0] for p, w, _ in per_file}
         if len(set(ch.values())) > 1:
@@ -490,6 +522,7 @@ def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None =
         raise DataError(root, "tests have different sample rates (Hz: tests): "
                         + _fmt_groups({k: f"{v:g}" for k, v in rates.items()}) + "; set vibration.resample_to")
     sr = float(ref_rate)
+    _report_rates(own, sr, root)
     window = int(round(vib.window_s * sr))
     hop = max(1, int(round(vib.hop_s * sr)))
     if window < 2:

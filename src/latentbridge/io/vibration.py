@@ -6,10 +6,12 @@ Lines and columns in messages are 1-based, as a text editor or spreadsheet shows
 
 CSV rules (:func:`read_vibration_csv`)
 --------------------------------------
-* Encoding UTF-8 (a byte-order mark is ignored). Blank lines and lines starting with ``#`` are
+* Encoding UTF-8 (a byte-order mark is ignored), UTF-16 with a byte-order mark, or a header line in
+  Windows-1252 / Latin-1 over UTF-8 numbers. Blank lines and lines starting with ``#`` are
   skipped (line numbers in messages still count them).
-* Delimiter, from the first non-blank line: ``;`` if it holds one, else ``,``, else a tab,
-  else runs of whitespace. Cells may be quoted with ``"``.
+* Delimiter, from the first non-blank line: ``;`` if it holds one, else a tab (a comma in a
+  tab-separated line is a decimal comma), else ``,``, else runs of whitespace; or the one a first line
+  ``sep=X`` names (Excel writes it). Cells may be quoted with ``"``.
 * A delimiter that ends every data line (and the header, if it does) closes the line: it opens no
   empty last column.
 * Header: the first row is a header when one of its cells is non-empty and not a number.
@@ -51,6 +53,7 @@ Mask rules (:func:`read_mask_png`)
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import re
 from pathlib import Path
@@ -67,6 +70,9 @@ __all__ = [
     "write_vibration_csv",
     "TIME_STEP_TOLERANCE",
 ]
+
+log = logging.getLogger(__name__)
+_STRETCHED: set = set()  # (mask shape, model's shape) pairs already warned about in this process
 
 #: Largest relative deviation of a time step from the median step.
 TIME_STEP_TOLERANCE = 0.01
@@ -177,6 +183,31 @@ def _find_bad_cell(path: Path, lines: list[str], rows: list[int], delim: str | N
 # --------------------------------------------------------------------------- CSV
 
 
+def _decode(raw: bytes, path: Path) -> str:
+    """The text of a CSV: UTF-8 (a byte-order mark ignored), UTF-16 with its byte-order mark (Excel's "Unicode
+    text"), or UTF-8 numbers under a header in Windows-1252 / Latin-1 (units such as ``m/s\u00b2`` written by
+    European loggers); anything else is not a CSV of numbers."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as e:
+            raise DataError(path, f"not UTF-16 text after its byte-order mark (byte {e.start})") from None
+    if b"\x00" in raw[:65536]:
+        raise DataError(path, "not a text file (holds NUL bytes); expected a CSV of numbers")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        start = e.start
+    head, newline, rest = raw.partition(b"\n")
+    if start < len(head):  # only the header is not UTF-8: its names, in a legacy code page
+        try:
+            body = rest.decode("utf-8")
+            return head.decode("cp1252", errors="replace") + newline.decode() + body
+        except UnicodeDecodeError:
+            pass
+    raise DataError(path, f"not UTF-8 text (byte {start}); expected a CSV of numbers")
+
+
 def read_vibration_csv(
     path: str | Path,
     sample_rate: float | None = None,
@@ -200,12 +231,7 @@ def read_vibration_csv(
     raw = path.read_bytes()
     if not raw.strip():
         raise DataError(path, "file is empty" + (" (0 bytes)" if not raw else " (only whitespace)"))
-    if b"\x00" in raw[:65536]:
-        raise DataError(path, "not a text file (holds NUL bytes); expected a CSV of numbers")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(path, f"not UTF-8 text (byte {e.start}); expected a CSV of numbers") from None
+    text = _decode(raw, path)
     del raw
 
     lines = text.splitlines()
@@ -213,7 +239,10 @@ def read_vibration_csv(
     if not rows:
         raise DataError(path, "file holds no data (only blank or comment lines)")
 
-    delim = _pick_delimiter(lines[rows[0]])
+    sep = re.fullmatch(r'"?sep=(.)"?', lines[rows[0]].strip())
+    if sep and len(rows) > 1:  # Excel's line naming the delimiter
+        rows = rows[1:]
+    delim = sep.group(1) if sep else _pick_delimiter(lines[rows[0]])
     first_cells = _split(lines[rows[0]], delim)
     has_header = any(c.strip().strip('"').strip() != "" and not _is_number(c) for c in first_cells)
     header = [c.strip().strip('"').strip() for c in first_cells] if has_header else None
@@ -496,9 +525,20 @@ def read_mask_png(
     binary = (grey > threshold).astype(np.float32)
     if binary.shape == (height, width):
         return binary
+    h, w = binary.shape
+    if abs(math.log((w / h) / (width / height))) > math.log(1.1) and (binary.shape, (height, width)) not in _STRETCHED:
+        _STRETCHED.add((binary.shape, (height, width)))
+        log.warning("%s: a %dx%d mask (width x height) is stretched to the model's %dx%d: its aspect ratio %.3g is not "
+                    "the model's %.3g (masks of this size are not named again)", path, w, h, width, height, w / h,
+                    width / height)
     small = Image.fromarray(binary).resize((width, height), resample=Image.Resampling.BOX)
     share = np.asarray(small, dtype=np.float32)
-    return (share >= coverage - 1e-6).astype(np.float32)
+    out = (share >= coverage - 1e-6).astype(np.float32)
+    if binary.any() and not out.any():
+        log.warning("%s: its crack (%d of %d pixels) vanishes when the mask is shrunk to %dx%d at coverage %g "
+                    "(vibration.mask_coverage): lower the coverage to keep thin cracks", path, int(binary.sum()),
+                    binary.size, width, height, coverage)
+    return out
 
 
 def write_mask_png(path: str | Path, mask: np.ndarray) -> Path:
