@@ -136,6 +136,16 @@ def test_scoring_files_below_the_band(machine_data, feature_cache, tmp_path, cap
         rows = (tmp_path / f"s_{name}" / "scores.csv").read_text().splitlines()
         scores[name] = float([r for r in rows if r.endswith("file-mean")][0].split(",")[3]) / threshold
     assert scores["full"] > 3.0 and scores["cut"] < 1.5, scores
+    # the conversions are said: a warning when the files differ (two rates, one stereo), else with -v only
+    stereo = np.stack([wave, 0.5 * wave], axis=1)
+    sf.write(half / "stereo_16k.wav", stereo, sr)
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main(["anomaly", "score", str(tmp_path / "full"), str(half), "--out", str(tmp_path / "s_mix")]) == 0
+    said = [r for r in caplog.records if r.getMessage().startswith("1 of 2 files resampled")]
+    assert len(said) == 1 and said[0].levelname == "WARNING", said
+    assert said[0].getMessage() == ("1 of 2 files resampled to 16000 Hz (from 8000 Hz x1); 1 mixed down to mono "
+                                    "(from 2 channels x1)")
 
 
 @pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
@@ -415,7 +425,6 @@ def test_silent_tail_frames_are_the_frames_that_reach_the_cut():
 def test_a_normal_clip_shorter_than_every_training_clip_scores_as_normal(tmp_path, caplog):
     """The default detector on stationary 2-s clips, silence padding: a 1-s normal clip padded to one window
     scored 204 against a threshold of 19 on the one frame that straddles the cut to the padding."""
-    from latentbridge.data.audio import FeatureExtractor
     from latentbridge.tasks.anomaly import Detector
     from latentbridge.transforms.numpy_stft import silence_tail, stft_magnitude
 

@@ -392,6 +392,15 @@ def test_build_windows_counts_starts_masks(tmp_path):
     np.testing.assert_array_equal(d.test_ids[:1], ["Test_01"])
 
 
+def test_inverted_masks_are_named(tmp_path, caplog):
+    root = make_root(tmp_path, {"Test_01": {"extent": 0.3}, "Test_02": {"extent": 0.0}})
+    for mask in (root / "Labels").rglob("*.png"):  # black crack on white
+        write_mask_png(mask, 1.0 - read_mask_png(mask, *Image.open(mask).size[::-1]))
+    with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
+        build_windows(root, vib(), cache_dir=tmp_path / "cache")
+    assert re.search(r"the masks are (8|9)\d% crack on average: inverted \(crack drawn dark on white\)\?", caplog.text)
+
+
 def test_mismatched_channel_counts_are_an_error(tmp_path):
     root = make_root(tmp_path, {"Test_01": {"n_ch": 3}, "Test_02": {"n_ch": 2}, "Test_03": {"n_ch": 3}})
     with pytest.raises(DataError, match=r"different channel counts.*3: Test_01, Test_03; 2: Test_02"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -330,17 +331,39 @@ class FeatureExtractor:
         from latentbridge.data.survey import band_warning
         from latentbridge.io import audio_info
 
-        rates = {}
+        rates, channels = {}, {}
         for f in files:
             try:
-                rates[str(f)] = audio_info(f).sample_rate
+                info = audio_info(f)
             except DataError:
                 continue  # the extraction names the file and its problem
+            rates[str(f)], channels[str(f)] = info.sample_rate, info.channels
+        self._report_conversions(rates, channels)
         mel = getattr(self.transform, "kind", None) == "mel"
         text = band_warning(rates, self.sample_rate, getattr(self.transform, "fmax", None) if mel else None)
         if text:
             log.warning(text)
         return text
+
+    def _report_conversions(self, rates: dict[str, int], channels: dict[str, int]) -> None:
+        """One line on the files resampled to the model's rate and mixed down to one channel: a warning when the
+        files differ in rate or channels (mixed sources), else an info line (``-v``)."""
+        if not rates:
+            return
+        other = Counter(r for r in rates.values() if r != self.sample_rate)
+        multi = Counter(c for c in channels.values() if c > 1)
+        if not other and not multi:
+            return
+        parts = []
+        if other:
+            parts.append(f"{sum(other.values())} of {len(rates)} files resampled to {self.sample_rate} Hz (from "
+                         + ", ".join(f"{r} Hz x{n}" for r, n in other.most_common()) + ")")
+        if multi:
+            what = "mixed down to mono" if self.channel is None else f"read on channel {self.channel}"
+            parts.append(f"{sum(multi.values())} {what} (from " + ", ".join(f"{c} channels x{n}"
+                                                                             for c, n in multi.most_common()) + ")")
+        mixed = len(set(rates.values())) > 1 or len(set(channels.values())) > 1
+        (log.warning if mixed else log.info)("; ".join(parts))
 
     def assemble(self, files: list[Path], results: list["FileFeatures"], skip_bad: bool, paths) -> WindowFeatures:
         """One :class:`WindowFeatures` of per-file results (any order), with the bad-file rule."""

@@ -555,6 +555,9 @@ def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None =
             test_masks[ti, 0] = read_mask_png(r.mask_file, H, W, threshold=vib.mask_threshold,
                                                coverage=vib.mask_coverage)
             test_has[ti] = True
+    if test_has.any() and (share := float(test_masks[test_has].mean())) > 0.5:
+        _warn_once("%s: the masks are %.0f%% crack on average: inverted (crack drawn dark on white)? A crack is "
+                   "what is brighter than vibration.mask_threshold", root, 100 * share)
     masks = test_masks[test_index]
     has_mask = test_has[test_index]
     tests = [r.test_id for r in records]
