@@ -28,7 +28,9 @@ Checks: the same as ``anomaly score``, so the device refuses what the CLI refuse
 * The short-recording rule of :func:`latentbridge.io.check_recording_length`: a recording shorter
   than a quarter of a window is refused; one shorter than a window is padded to one window with
   the model's pad mode (one ``note:`` line on stderr); windows are cut by
-  :func:`latentbridge.io.cut_windows` exactly as in training and ``anomaly score``.
+  :func:`latentbridge.io.cut_windows` exactly as in training and ``anomaly score``, and the STFT frames
+  that reach into a window's trailing zero padding are silence, as there
+  (:func:`latentbridge.transforms.numpy_stft.silence_tail`).
 
 Errors. Every problem is one line on stderr, ``error: PATH: problem``, never a traceback:
 
