@@ -80,6 +80,27 @@ def test_schedulers_are_configured_alike_and_refuse_bad_settings():
         DiffusionProcess(schedule="quadratic")
 
 
+def test_ddim_with_full_noise_stays_finite_from_the_last_timestep():
+    """From t = 999 of the cosine schedule (alpha_bar 2.4e-9) with eta 1, the step's variance equals 1 - alpha_bar_prev
+    in exact arithmetic; float32 put the square root's argument below 0 and every sample came out NaN at 5 steps."""
+    from latentbridge.errors import LatentbridgeError
+
+    proc = DiffusionProcess(schedule="cosine", prediction="v_prediction", clip_sample=None)
+
+    def denoise(x, t):
+        return 0.5 * x
+
+    for steps in (3, 5, 7, 20):
+        out = proc.sample(denoise, (4, 8), scheduler="ddim", steps=steps, eta=1.0,
+                          generator=torch.Generator().manual_seed(0))
+        assert torch.isfinite(out).all(), steps
+    for eta in (1.5, -0.1, float("nan")):
+        with pytest.raises(ValueError, match=r"eta must be in \[0, 1\]"):
+            proc.sample(denoise, (4, 8), scheduler="ddim", steps=5, eta=eta)
+    with pytest.raises(LatentbridgeError, match="the ddim sampler gave non-finite values \\(5 steps, eta 0\\)"):
+        proc.sample(lambda x, t: x * float("nan"), (2, 4), scheduler="ddim", steps=5)
+
+
 # --------------------------------------------------------------------------- networks
 
 

@@ -158,10 +158,23 @@ def test_resume_continues_the_history(tmp_path, quick_classifier):
 @needs_mnist
 def test_user_errors_are_one_line(mnist_run, tmp_path, capsys):
     for extra, message in ((["--class", "12"], "unknown class"), (["--steps", "2000"], "more than the model's"),
-                           (["--condition", "0.5"], "continuous condition")):
+                           (["--condition", "0.5"], "continuous condition"),
+                           # these gave blank samples with exit 0 (NaN guidance, eta out of range), ran the run's
+                           # steps (0) or ended in a traceback (negative steps and batch sizes)
+                           (["--guidance", "nan"], "--guidance: a strength must be a finite number >= 0"),
+                           (["--guidance", "-1"], "--guidance: a strength must be a finite number >= 0"),
+                           (["--eta", "nan"], "--eta must be a number from 0"), (["--eta", "5"], "got 5"),
+                           (["--steps", "0"], "--steps must be at least 1, got 0"), (["--steps", "-4"], "got -4"),
+                           (["--batch-size", "0"], "--batch-size must be at least 1")):
         assert main(["sample", str(mnist_run), "--num-samples", "2", *extra, "--out", str(tmp_path / "x")]) == 2
         err = capsys.readouterr().err
-        assert err.startswith("error:") and message in err and "Traceback" not in err
+        assert err.startswith("error:") and message in err and "Traceback" not in err, err
+    # a used output folder is refused before the sampling, which took minutes before the refusal
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "keep.txt").write_text("x")
+    assert main(["sample", str(mnist_run), "--num-samples", "2", "--steps", "1000", "--scheduler", "ddpm",
+                 "--out", str(tmp_path / "used")]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
     assert main(["sample", str(tmp_path / "nothing"), "--num-samples", "2", "--out", str(tmp_path / "y")]) == 2
     assert main(["train", "--config", str(REPO / "configs" / "ddpm_mnist.yaml"), "--out", str(tmp_path / "z"),
                  *_o(["data.source=folder", f"data.root={tmp_path}"])]) == 2

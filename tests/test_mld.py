@@ -391,6 +391,8 @@ def test_bad_input_is_one_line_exit_2(bridge_run, tmp_path, capsys):
         ["sample", str(run), "--guidance", "-1", "--out", str(tmp_path / "c2")],
         ["sample", str(run), "--guidance", "audio=2", "--out", str(tmp_path / "c4")],
         ["sample", str(run), "--num-samples", "0", "--out", str(tmp_path / "c3")],
+        ["sample", str(run), "--eta", "2", "--out", str(tmp_path / "c5")],  # blank samples with exit 0 once
+        ["sample", str(run), "--batch-size", "0", "--out", str(tmp_path / "c6")],
         ["sample", str(run), "--class", "3", "--out", str(tmp_path / "d")],
         ["train", "--config", str(REPO / "configs" / "mld_bridge.yaml"), "--out", str(tmp_path / "e"),
          "-o", "first_stage.stages.audio={base: mel_ae.yaml}"],

@@ -4,12 +4,13 @@ the same task and report functions."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, is_dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from latentbridge.errors import LatentbridgeError
-from latentbridge.outputs import output_folder
+from latentbridge.outputs import check_target, output_folder
 from latentbridge.report.runs import anomaly as anomaly_report
 from latentbridge.report.runs import autoencode as autoencode_report
 from latentbridge.report.runs import diffusion as diffusion_report
@@ -21,6 +22,7 @@ from latentbridge.tasks import analyze as analyze_task
 from latentbridge.tasks import (anomaly, autoencode, avdigits, classify, diffusion, generate, mld, mld_eval, multimodal,
                                spatial)
 from latentbridge.tasks import reconstruct as reconstruct_task
+from latentbridge.utils import guidance_problem
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,6 @@ def train(cfg, out: str, *, resume: bool = False, force: bool = False, notify=No
     """Train ``cfg`` into ``out``; ``notify`` receives one line per setting a workflow chooses itself."""
     if resume and not (Path(out) / "checkpoints" / "last.ckpt").is_file():  # before any data is read
         raise LatentbridgeError(f"{out}: nothing to resume (no checkpoints/last.ckpt)")
-    from latentbridge.outputs import check_target
     from latentbridge.training.fit import is_launched_child
 
     # a used folder (or a file) is refused before the data is read and surveyed (not in DDP's extra processes,
@@ -128,6 +129,16 @@ def analyze(run_dir: str, out: str, n_clusters: int = 10, force: bool = False):
     return res
 
 
+def _check_sampler_flags(*, steps=None, eta=None, batch_size=None, **_) -> None:
+    """The sampler flags both kinds of diffusion model share (the steps' upper bound is the model's)."""
+    if steps is not None and steps < 1:  # 0 once meant "the run's" for a diffusion model, and an error for MLD
+        raise LatentbridgeError(f"--steps must be at least 1, got {steps}")
+    if eta is not None and not (math.isfinite(eta) and 0.0 <= eta <= 1.0):
+        raise LatentbridgeError(f"--eta must be a number from 0 (deterministic) to 1 (DDPM-like noise), got {eta:g}")
+    if batch_size is not None and batch_size < 1:
+        raise LatentbridgeError(f"--batch-size must be at least 1, got {batch_size}")
+
+
 def sample(run_dir: str, out: str, n: int, *, force: bool = False, condition: list[str] | None = None,
            sample_rate: float | None = None, **settings) -> dict:
     """``latentbridge sample``: images of a diffusion model folder (:func:`latentbridge.tasks.generate.sample`;
@@ -139,6 +150,8 @@ def sample(run_dir: str, out: str, n: int, *, force: bool = False, condition: li
     task = config.get("task")
     if task not in ("mld", "diffusion"):  # before reading its flags as a diffusion model's
         raise LatentbridgeError(f"{run_dir}: a {task!r} model, not a diffusion model")
+    _check_sampler_flags(**settings)
+    check_target(Path(out), force)  # before the sampling: a used folder was refused after minutes of it
     rate = _reads_vibration(run_dir, config, sample_rate)
     if task == "mld":
         if settings.pop("label", None) is not None:
@@ -153,6 +166,8 @@ def sample(run_dir: str, out: str, n: int, *, force: bool = False, condition: li
             except ValueError:
                 raise LatentbridgeError(f"--guidance: a diffusion model takes one number, got {settings['guidance']!r}"
                                         ) from None
+            if problem := guidance_problem(settings["guidance"]):
+                raise LatentbridgeError(f"--guidance: {problem}")
         if condition is not None:
             try:
                 values = [float(c) for c in condition]
@@ -170,7 +185,6 @@ def score(model_dir: str, paths: list[str], out: str, *, labels: str | None = No
     """``anomaly score`` (with the model's score, or ``method``, another it offers); ``hardware``:
     devices, strategy, accelerator, num_workers. None in the extra processes of a distributed run
     (the first one writes the folder)."""
-    from latentbridge.outputs import check_target
 
     check_target(Path(out), force)  # before the work: a used folder without --force is refused at once
     res = anomaly.score(model_dir, paths, labels=labels, aggregate=aggregate, skip_bad=skip_bad, method=method,

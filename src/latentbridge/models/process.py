@@ -20,13 +20,30 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any, Callable
 
 import torch
 from torch import Tensor
 
 SCHEDULERS = ("ddpm", "ddim", "dpm")
+
+
+@cache
+def _ddim_scheduler_class():
+    """diffusers' DDIM scheduler with its step variance kept below ``1 - alpha_bar_prev``, which it never
+    exceeds in exact arithmetic: from the last training timestep of a cosine schedule (``alpha_bar`` 2e-9)
+    with ``eta`` 1 the two are equal, float32 put the square root's argument at -6e-8, and every sample
+    came out NaN (blank images with exit 0)."""
+    from diffusers import DDIMScheduler
+
+    class DDIM(DDIMScheduler):
+        def _get_variance(self, timestep, prev_timestep):
+            v = super()._get_variance(timestep, prev_timestep)
+            a_prev = self.alphas_cumprod[prev_timestep] if prev_timestep >= 0 else self.final_alpha_cumprod
+            return torch.minimum(v, (1 - a_prev) * (1 - 1e-5))
+
+    return DDIM
 Denoise = Callable[[Tensor, Tensor], Tensor]
 
 
@@ -70,7 +87,7 @@ class DiffusionProcess:
         """A fresh diffusers scheduler of ``kind`` (``ddpm``, ``ddim``, ``dpm``) set to ``steps``
         sampling steps (default: every training timestep). Steps are spread over the training
         timesteps with ``trailing`` spacing, so every sampler starts from the last timestep."""
-        from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+        from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
 
         steps = int(steps or self.train_timesteps)
         if not 1 <= steps <= self.train_timesteps:
@@ -78,7 +95,8 @@ class DiffusionProcess:
         if kind == "ddpm":
             s = DDPMScheduler(**self._common(), **self._clip(), timestep_spacing="trailing")
         elif kind == "ddim":
-            s = DDIMScheduler(**self._common(), **self._clip(), timestep_spacing="trailing", set_alpha_to_one=True)
+            s = _ddim_scheduler_class()(**self._common(), **self._clip(), timestep_spacing="trailing",
+                                        set_alpha_to_one=True)
         elif kind == "dpm":  # clipping is DPM-Solver++'s thresholding with the clip value as its ceiling
             clip = dict(thresholding=True, sample_max_value=float(self.clip_sample), dynamic_thresholding_ratio=0.995) \
                 if self.clip_sample is not None else {}
@@ -132,6 +150,8 @@ class DiffusionProcess:
         """Samples of ``shape`` from ``denoise(x_t, t)`` (``t``: a 0-d long tensor) with the named
         scheduler. ``noise``: the starting point (default: drawn from ``generator``);
         ``progress(1)`` is called after every step."""
+        if not 0.0 <= float(eta) <= 1.0:  # NaN included: outside, DDIM's noise outgrows its step (blank samples)
+            raise ValueError(f"eta must be in [0, 1] (0 deterministic, 1 DDPM-like noise), got {eta}")
         s = self.scheduler(scheduler, steps)
         if noise is None:
             noise = torch.randn(shape, generator=generator)
@@ -145,6 +165,11 @@ class DiffusionProcess:
                 x = s.step(out, t, x, generator=generator).prev_sample
             if progress is not None:
                 progress(1)
+        if not torch.isfinite(x).all():  # never written as blank images
+            from latentbridge.errors import LatentbridgeError
+
+            raise LatentbridgeError(f"the {scheduler} sampler gave non-finite values ({len(s.timesteps)} steps, eta "
+                                    f"{eta:g}): try other --steps or --scheduler")
         return x
 
 
