@@ -265,6 +265,21 @@ def test_image_folders_are_read_checked_and_split(tmp_path):
         read_image(tmp_path / "bad.png")
     Image.fromarray(np.full((4, 4), 32768, np.uint16)).save(tmp_path / "deep.png")  # 16-bit grey: mid-range
     assert read_image(tmp_path / "deep.png").max() == 128  # scaled from 16 bits, not clipped to 255
+    scan = np.zeros((4, 4), np.uint16)
+    scan[1:3, 1:3] = 4095  # a 12-bit scan in a 16-bit PNG: read over 12 bits (16 of 255 over the 16-bit range)
+    Image.fromarray(scan).save(tmp_path / "scan12.png")
+    assert read_image(tmp_path / "scan12.png").max() == 255
+    # a drawing-pad export (black ink, the stroke in the alpha channel) in a training folder: read on white,
+    # as a condition image is, where on black it read as an empty image
+    pad_dir = tmp_path / "drawings"
+    pad_dir.mkdir()
+    for i in range(3):
+        ink = np.zeros((8, 8, 4), np.uint8)
+        ink[2:6, 3 + i % 2, 3] = 255
+        Image.fromarray(ink, "RGBA").save(pad_dir / f"{i}.png")
+    drawn = load_image_data(DiffusionDataConfig(source="folder", root=str(pad_dir), image_size=8, test_fraction=0.34,
+                                                val_fraction=0.0), seed=0).train.images
+    assert drawn.max() == 255 and drawn.min() == 0  # strokes black on white, not black on black
     broken = tmp_path / "broken"
     broken.mkdir()
     for name in ("a.png", "b.jpg", "c.png"):

@@ -168,7 +168,10 @@ def _folder(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:
     images, bad = [], []
     for p in files:  # every unreadable image named at once, not one per attempt
         try:
-            images.append(read_image(p, data_cfg.channels, (side, side), data_cfg.resize, fit=data_cfg.fit))
+            # a drawing on a transparent canvas (ink in the alpha channel) on the opposite of its ink, as a
+            # condition image is read: on black, black ink read as an empty image
+            images.append(read_image(p, data_cfg.channels, (side, side), data_cfg.resize, fit=data_cfg.fit,
+                                     background="contrast"))
         except DataError as e:
             bad.append(str(e))
     if bad:

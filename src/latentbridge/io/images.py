@@ -34,7 +34,7 @@ def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None
     """One image as ``uint8`` ``(channels, H, W)``: converted to grey levels (1) or RGB (3) (an
     alpha channel is composited on ``background``: ``black``, ``white``, or ``contrast`` — the
     opposite of what is drawn, so dark strokes on a transparent canvas land on white; 16-bit grey
-    scaled from its full range), resized to ``size = (H, W)`` when given and different
+    scaled from the range of its bit depth: 10, 12, 14 or 16 bits), resized to ``size = (H, W)`` when given and different
     (``resize``: ``area``, ``bilinear`` or ``nearest``; ``none`` refuses another size). ``fit``, for
     an image of another aspect ratio: ``stretch`` (squeezed to the size), ``crop`` (its centre part of
     that aspect ratio) or ``pad`` (the whole image on a border of its edge colour)."""
@@ -103,13 +103,17 @@ def _backdrop(rgba, background: str) -> tuple[int, int, int, int]:
 
 
 def _to_8_bits(a: np.ndarray, mode: str) -> np.ndarray:
-    """Grey levels of a 16-bit (or 32-bit integer) image over the full 16-bit range, of a float image
-    over [0, 1] (its own range when it exceeds that), as uint8."""
+    """Grey levels of a 16-bit (or 32-bit integer) image over the range of its bit depth: 10, 12 or 14 bits when
+    its values fit (scanners and cameras store those in 16-bit PNGs: over the 16-bit range a 12-bit scan read
+    as 16 of 255, nearly black), else 16 bits (its own maximum above that); of a float image over [0, 1] (its
+    own range when it exceeds that), as uint8."""
     a = np.nan_to_num(a.astype(np.float64))
     if mode == "F":
         lo, hi = (0.0, 1.0) if a.min() >= 0 and a.max() <= 1 else (a.min(), max(a.max(), a.min() + 1e-12))
     else:
-        lo, hi = 0.0, 65535.0
+        top = float(a.max())
+        bits = next((b for b in (10, 12, 14, 16) if top <= 2 ** b - 1), None)
+        lo, hi = 0.0, float(2 ** bits - 1) if bits else top
     return (np.clip((a - lo) / (hi - lo), 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
