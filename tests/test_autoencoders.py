@@ -227,7 +227,7 @@ def test_audio_fit_and_evaluate(audio_run):
     assert len(list(out.glob("example_*_reconstructed.wav"))) == 4
 
 
-def test_audio_reconstruct_cli(audio_run, tmp_path):
+def test_audio_reconstruct_cli(audio_run, tmp_path, capsys):
     import soundfile as sf
 
     files = [FSDD / "3_jackson_5.wav", FSDD / "7_nicolas_2.wav"]
@@ -244,6 +244,21 @@ def test_audio_reconstruct_cli(audio_run, tmp_path):
         assert (tmp_path / f["output"]).is_file() and (tmp_path / f["plot"]).is_file(), f
     assert main(["audio", "reconstruct", str(audio_run), str(files[0]), "--out", str(tmp_path / "x"),
                  "--n-iter", "-3"]) == 2 and not (tmp_path / "x").exists()
+    # a folder with unusable files: every one named before any work (the first stopped it, after others were done)
+    import shutil
+
+    import numpy as np
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    shutil.copy(files[0], bad / "a_good.wav")
+    sf.write(bad / "b_blip.wav", 0.3 * np.ones(400, np.float32), 8000)  # 50 ms: under a tenth of the 1-s window
+    (bad / "c_empty.wav").write_bytes(b"")
+    capsys.readouterr()
+    assert main(["audio", "reconstruct", str(audio_run), str(bad), "--out", str(tmp_path / "y"), "--n-iter", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "2 of 3 audio files cannot be used: " in err and "b_blip.wav: recording too short: 0.05 s" in err, err
+    assert "c_empty.wav" in err and "PESQ" not in err and not (tmp_path / "y").exists()
 
 
 def test_audio_reconstruct_applies_the_stage_postfilter(audio_run, tmp_path, capsys):

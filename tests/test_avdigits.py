@@ -325,6 +325,27 @@ def test_a_spoken_digit_condition_is_trimmed_like_the_training_clips(tmp_path):
         assert prepared < 2.5 and raw > 10, (name, prepared, raw)
 
 
+def test_a_spoken_digit_condition_too_short_or_of_many_words_is_named(tmp_path, caplog):
+    from latentbridge.data.digits import default_digit_spec, spoken_digit_features
+    from latentbridge.errors import DataError
+    from latentbridge.io import write_wav
+
+    spec, sr = default_digit_spec(), 8000
+    rng = np.random.default_rng(0)
+    blip = tmp_path / "blip.wav"
+    write_wav(blip, 0.3 * rng.standard_normal(int(0.05 * sr)).astype(np.float32), sr)  # read as a word before
+    with pytest.raises(DataError, match=r"blip\.wav: recording too short: 0\.05 s"):
+        spoken_digit_features(blip, spec)
+    words = np.zeros(5 * sr, np.float32)  # five 0.4-s "words" 0.6 s apart: the middle second was used silently
+    for k in range(5):
+        words[k * sr:k * sr + int(0.4 * sr)] = 0.3 * np.sin(2 * np.pi * (300 + 100 * k) * np.arange(int(0.4 * sr)) / sr)
+    write_wav(tmp_path / "five.wav", words, sr)
+    with caplog.at_level("WARNING"):
+        assert spoken_digit_features(tmp_path / "five.wav", spec).shape[:2] == (1, 1)
+    assert "five.wav: 4.4 s of sound once its quiet is trimmed; the model reads one 1-s spoken digit, so only the " \
+           "middle 1 s is used" in caplog.text
+
+
 def test_recorded_copies_of_a_clip_are_trimmed_back_to_the_word():
     """Training copies of a clip as a recorder might hand it over (level, quiet around the word, noise of
     a random colour; then trimmed as a user's condition is): the word stays at the clip's start within

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from latentbridge.errors import ConfigError, DataError
-from latentbridge.io import audio_info, read_audio
+from latentbridge.io import audio_info, check_recording_length, read_audio
 from latentbridge.utils import atomic_path, batched, stable_hash
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,11 @@ def fit_length(wave: np.ndarray, length: int) -> np.ndarray:
     return np.pad(wave, [(0, 0)] * (wave.ndim - 1) + [(0, length - n)])
 
 
+#: The shortest user's recording of a spoken digit, as a share of the clip (unless the model's own rule is stricter):
+#: FSDD's shortest clips last 0.14 s of 1 s; a 50-ms file holds no word (it was read as one).
+MIN_CONDITION_SHARE = 0.1
+
+
 def load_clips(paths, spec, strict: bool = True, trim: dict | None = None) -> np.ndarray:
     """(N, clip samples) float32 mono clips at the spec's rate.
 
@@ -63,7 +68,14 @@ def load_clips(paths, spec, strict: bool = True, trim: dict | None = None) -> np
                 raise DataError(p, f"expected a mono {sr} Hz recording, got {info.channels} channel(s) "
                                    f"at {info.sample_rate} Hz")
         wave, _ = read_audio(p, sample_rate=sr, mono=True)
-        out[i] = fit_length(trim_silence(wave.reshape(-1), sr, **trim) if trim else wave, length)
+        if trim:  # a user's recording: as long as the model's shortest clips, and one word
+            check_recording_length(wave.shape[-1], length, sr, p, min(spec.windowing.min_share, MIN_CONDITION_SHARE))
+            wave = trim_silence(wave.reshape(-1), sr, **trim)
+            if wave.shape[-1] > 1.5 * length:
+                log.warning("%s: %.3g s of sound once its quiet is trimmed; the model reads one %.3g-s spoken digit, so "
+                            "only the middle %.3g s is used (cut the recording to one word)", p, wave.shape[-1] / sr,
+                            length / sr, length / sr)
+        out[i] = fit_length(wave, length)
     return out
 
 

@@ -64,7 +64,8 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
     or ``"input"`` (linear-STFT models: the ISTFT with the input's phase). Decoded log-mels pass the
     model's global-variance post-filter where its folder has one (an MLD audio stage;
     ``postfilter=False``: the decoder's raw output), as they do when the MLD model samples audio."""
-    from latentbridge.io import audio_info, list_audio_files, read_audio, resample
+    from latentbridge.errors import DataError, named_problems
+    from latentbridge.io import audio_info, check_recording_length, list_audio_files, read_audio, resample
     from latentbridge.models.hub import load_model
     from latentbridge.tasks.autoencode import safe_audio_metrics
     from latentbridge.transforms.audio import SpectrogramTransform, fix_frames
@@ -86,12 +87,27 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
     paths: list[Path] = []
     for f in [files] if isinstance(files, (str, Path)) else list(files):
         paths.extend(list_audio_files(f))
-    results, used = [], set()
     channel = spec.windowing.channel
+
+    def read(path: Path) -> np.ndarray:
+        wave, _ = read_audio(path, sample_rate=sr, mono=channel is None, channel=channel)
+        check_recording_length(wave.shape[-1], window, sr, path, spec.windowing.min_share)
+        return wave.reshape(-1)
+
+    problems = []  # every unusable file named before any work (the first stopped it after others were done)
+    for path in paths:
+        try:
+            read(path)
+        except DataError as e:
+            problems.append(str(e))
+    if problems:
+        given = files if isinstance(files, (str, Path)) else ", ".join(map(str, files))
+        raise DataError(given, f"{len(problems)} of {len(paths)} audio files cannot be used: "
+                        + named_problems(problems))
+    results, used = [], set()
     for path in paths:
         native = audio_info(path)
-        wave, _ = read_audio(path, sample_rate=sr, mono=channel is None, channel=channel)
-        wave = wave.reshape(-1)
+        wave = read(path)
         total = wave.shape[-1]
         n = 1 if total <= window else math.ceil((total - window) / hop) + 1
         padded = np.zeros((n - 1) * hop + window, dtype=np.float32)
