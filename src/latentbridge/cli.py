@@ -406,7 +406,8 @@ def _cmd_audio(args) -> int:
         extra = "".join(f"  {k}={r[k]:.3g}" for k in ("pesq", "stoi", "lsd") if isinstance(r.get(k), float))
         print(f"{r['output']}{extra}")
     pf = "; log-mels post-filtered" if res["postfilter"] else ""
-    print(f"wrote {len(res['files'])} files to {args.out} ({res['phase']}{pf})")
+    print(f"wrote {len(res['files'])} reconstructions (a wav and a spectrogram each) and reconstruct.json to "
+          f"{args.out} ({res['phase']}{pf})")
     return 0
 
 

@@ -74,6 +74,8 @@ MNIST_FILES: dict[str, tuple[str, str]] = {
 }
 
 
+_OFFLINE_SAID: set = set()  # the offline splits already announced in this process
+
 class MNIST:
     """MNIST handwritten digits from the four official ``*-ubyte.gz`` files.
 
@@ -133,6 +135,9 @@ class MNIST:
         if self.offline_split:
             if not 0 < self.n_offline_test < self.N_TEST:
                 raise ValueError(f"n_offline_test must be in 1..{self.N_TEST - 1}, got {n_offline_test}")
+        said = (str(self.root.resolve()), self.seed, self.n_offline_test)
+        if self.offline_split and said not in _OFFLINE_SAID:  # once per folder and split (a run opens it 3 times)
+            _OFFLINE_SAID.add(said)
             warnings.warn(
                 f"{self.root}: MNIST training images absent; 'train' and 'test' are a seeded "
                 f"(seed {self.seed}) {self.N_TEST - self.n_offline_test}/{self.n_offline_test} "

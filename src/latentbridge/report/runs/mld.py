@@ -80,10 +80,11 @@ def write_samples(res, folder: Path) -> dict:
                 write_png(out / f"spectrogram_{i:0{w}d}.png", _norm(lm[0])[::-1])
                 write_wav(out / f"vibration_{i:0{w}d}.wav", wave / peak, int(round(res.sample_rate)))
             files += len(group["wave"])
-    summary = {**res.settings, "seconds": round(res.seconds, 2), "files": files,
+    summary = {**res.settings, "seconds": round(res.seconds, 2), "samples": files,
                "conditions": [g["name"] for g in res.groups], "mask_threshold": res.threshold}
     atomic_write_json(folder / "settings.json", summary)
-    return summary
+    # every file written, settings.json included (the count of samples was printed as the count of files)
+    return {**summary, "files": sum(1 for f in Path(folder).rglob("*") if f.is_file())}
 
 
 def write_evaluation(res, folder: Path) -> None:
