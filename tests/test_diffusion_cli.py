@@ -241,7 +241,7 @@ def test_a_folder_of_images_trains_a_class_conditional_model(tmp_path, capsys):
     assert np.load(tmp_path / "s2" / "samples.npz")["conditions"].tolist() == [[0.5], [0.5]]
 
 
-def test_image_folders_are_read_checked_and_split(tmp_path):
+def test_image_folders_are_read_checked_and_split(tmp_path, caplog):
     from PIL import Image
 
     from latentbridge.config.sections import DiffusionDataConfig
@@ -308,6 +308,16 @@ def test_image_folders_are_read_checked_and_split(tmp_path):
     side = load_image_data(DiffusionDataConfig(source="folder", root=str(folder), image_size=8, test_fraction=0.34,
                                                val_fraction=0.0), seed=0).train.images
     assert side.shape[1:] == (1, 8, 8) and side.min() == 255
+    # what reading did to the images is said: a warning when they differ (sizes, one blown up), with -v otherwise
+    Image.fromarray(np.zeros((3, 3, 3), np.uint8), "RGB").save(folder / "tiny.png")
+    with caplog.at_level("INFO", logger="latentbridge.data.images"):
+        load_image_data(DiffusionDataConfig(source="folder", root=str(folder), image_size=8, test_fraction=0.25,
+                                            val_fraction=0.0), seed=0)
+    said = [r for r in caplog.records if r.name == "latentbridge.data.images"]
+    assert len(said) == 1 and said[0].levelname == "WARNING"
+    assert said[0].getMessage() == (f"{folder}: images of 100x40 x3, 3x3 x1 resized to 8x8 (3 of another aspect ratio: "
+                                    "data.fit crop); 1 under half that size, blown up (tiny.png); 1 in colour read as "
+                                    "grey (data.channels 1)")
 
     cfg = DiffusionDataConfig(source="folder", root=str(root), image_size=6, channels=3, class_folders=True,
                               conditions=str(root / "conditions.csv"), val_fraction=0.1, test_fraction=0.25)

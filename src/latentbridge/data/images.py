@@ -10,6 +10,7 @@ MNIST: the official split when the training images are present; otherwise the se
 from __future__ import annotations
 
 import csv
+import logging
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import ConfigError, DataError, named_problems
+
+log = logging.getLogger(__name__)
 
 MNIST_OFFLINE_NOTE = ("offline split: the 60,000 MNIST training images are absent, so 'train' and 'test' are a "
                       "seeded (seed {seed}) 8,000 / 2,000 split of the 10,000 official test images; figures are "
@@ -157,6 +160,38 @@ def _read_conditions(path: Path, root: Path, files: list[Path]) -> tuple[np.ndar
     return np.asarray(out, dtype=np.float32), names
 
 
+def _report_conversions(root: Path, files: list[Path], side: int, channels: int, fit: str) -> None:
+    """One line on what reading the folder does to its images: sizes brought to ``side`` (and how, for another
+    aspect ratio), images far smaller than that, colour read as grey. A warning when the images differ among
+    themselves or from the model's size, else an info line (``-v``)."""
+    from collections import Counter
+
+    from PIL import Image
+
+    sizes, colour, tiny = Counter(), 0, []
+    for p in files:
+        try:
+            with Image.open(p) as im:
+                sizes[im.size] += 1
+                colour += channels == 1 and im.mode in ("RGB", "RGBA", "CMYK", "YCbCr", "P")
+                if max(im.size) < side / 2:
+                    tiny.append(p.name)
+        except OSError:
+            continue  # read_image names it
+    parts = []
+    if set(sizes) != {(side, side)}:
+        listed = ", ".join(f"{w}x{h} x{n}" for (w, h), n in sizes.most_common(4)) + (", ..." if len(sizes) > 4 else "")
+        odd = sum(n for (w, h), n in sizes.items() if w != h)
+        parts.append(f"images of {listed} resized to {side}x{side}" + (
+            f" ({odd} of another aspect ratio: data.fit {fit})" if odd else ""))
+    if tiny:
+        parts.append(f"{len(tiny)} under half that size, blown up ({', '.join(tiny[:3])}{', ...' if len(tiny) > 3 else ''})")
+    if colour:
+        parts.append(f"{colour} in colour read as grey (data.channels 1)")
+    if parts:
+        (log.warning if len(sizes) > 1 or tiny else log.info)("%s: %s", root, "; ".join(parts))
+
+
 def _folder(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:
     from latentbridge.io.images import list_image_files, read_image
 
@@ -176,6 +211,7 @@ def _folder(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:
             bad.append(str(e))
     if bad:
         raise DataError(root, f"{len(bad)} of {len(files)} images cannot be read: " + named_problems(bad))
+    _report_conversions(root, files, side, data_cfg.channels, data_cfg.fit)
     images = np.stack(images)
     labels, names = None, []
     if data_cfg.class_folders:
