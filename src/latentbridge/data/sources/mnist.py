@@ -114,11 +114,20 @@ class MNIST:
                     download_fn(self.BASE_URL + name, self.root / name, md5=md5)
         for key in ("test_images", "test_labels"):
             if self._find(self.FILES[key][0]) is None:
+                from latentbridge.io.images import list_image_files
+
+                try:
+                    own = bool(list_image_files(self.root))
+                except DataError:
+                    own = False
                 raise DataError(
                     self.root / self.FILES[key][0],
                     "MNIST test file missing (needed even for the offline split): point the config's MNIST "
                     "folder (data.root, or digits.mnist_root) at the folder holding the MNIST idx files "
-                    "(digits.download=true fetches them)",
+                    "(digits.download=true fetches them)" + (
+                        f"; {self.root} holds image files, which this preset does not read: a folder of your own "
+                        "images trains the diffusion preset (configs/ddpm_mnist.yaml -o data.source=folder)"
+                        if own else ""),
                 )
         if verify:
             for name, md5 in self.FILES.values():
