@@ -344,6 +344,15 @@ def test_a_spoken_digit_condition_too_short_or_of_many_words_is_named(tmp_path, 
         assert spoken_digit_features(tmp_path / "five.wav", spec).shape[:2] == (1, 1)
     assert "five.wav: 4.4 s of sound once its quiet is trimmed; the model reads one 1-s spoken digit, so only the " \
            "middle 1 s is used" in caplog.text
+    import soundfile as sf
+
+    tone = 0.3 * np.sin(2 * np.pi * 500 * np.arange(2000) / 4000)
+    sf.write(tmp_path / "phone.wav", tone.astype(np.float32), 4000)  # half the model's band: said so
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        spoken_digit_features(tmp_path / "phone.wav", spec)
+    assert "phone.wav: recorded at 4000 Hz, below the model's band: resampled to 8000 Hz it holds nothing between " \
+           "2000 and 4000 Hz" in caplog.text
 
 
 def test_recorded_copies_of_a_clip_are_trimmed_back_to_the_word():
