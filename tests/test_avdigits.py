@@ -255,7 +255,7 @@ def _seven(side: int = 28) -> np.ndarray:
     return np.asarray(im.resize((side, side), Image.Resampling.BOX), np.float64) / 255
 
 
-def test_a_written_digit_may_be_a_photographed_jpeg(tmp_path):
+def test_a_written_digit_may_be_a_photographed_jpeg(tmp_path, caplog):
     """Digit images for translation and MLD conditions: any format, size and colour, dark ink on light
     paper inverted to MNIST's light ink on black, and framed as MNIST's digits are (the ink's box scaled
     to 20 of 28 px, its centre of mass at the frame's centre); an unreadable or blank file is named."""
@@ -296,6 +296,11 @@ def test_a_written_digit_may_be_a_photographed_jpeg(tmp_path):
         read_digit_image(tmp_path / "blank.png", 28, 28)
     (tmp_path / "y.gif").write_bytes((tmp_path / "pad.png").read_bytes())  # a PNG by another name is read
     assert np.array_equal(read_digit_image(tmp_path / "y.gif", 28, 28), read_digit_image(tmp_path / "pad.png", 28, 28))
+    Image.fromarray((_seven(8) * 255).astype(np.uint8)).save(tmp_path / "thumb.png")  # framed, blurred: said so
+    with caplog.at_level("WARNING", logger="latentbridge.data.digits"):
+        read_digit_image(tmp_path / "thumb.png", 28, 28)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'thumb.png'}: a 8x8 image, under half the model's 28x28: blown up, its strokes blur"]
 
 
 def test_a_spoken_digit_condition_is_trimmed_like_the_training_clips(tmp_path):

@@ -216,6 +216,9 @@ def read_digit_image(path, height: int, width: int) -> np.ndarray:
     from latentbridge.io.images import read_image
 
     grey = read_image(path, channels=1, background="contrast")[0].astype(np.float64) / 255.0
+    if max(grey.shape) < max(height, width) / 2:  # framed all the same, but blurred: say so
+        log.warning("%s: a %dx%d image, under half the model's %dx%d: blown up, its strokes blur", path,
+                    grey.shape[1], grey.shape[0], width, height)
     return frame_digit(grey, height, width, path)
 
 
