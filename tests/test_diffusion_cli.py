@@ -216,6 +216,8 @@ def test_a_folder_of_images_trains_a_class_conditional_model(tmp_path, capsys):
     info = json.loads((out / "config.json").read_text())
     assert info["class_names"] == ["cracked", "intact"] and info["transform"]["color"] == "rgb"
     assert info["transform"]["version"] == 2 and info["transform"]["height"] == 8
+    assert (out / "README.md").read_text().splitlines()[2].startswith(  # the preset's "of MNIST digits" once
+        f"Denoising diffusion model of the images in `{root}` (the preset's description: Class-conditional DDPM of")
     assert all(r["fd"] for r in _epochs(out))  # measured in pixel space
     assert main(["sample", str(out), "--num-samples", "4", "--class", "intact", "--out", str(tmp_path / "s")]) == 0
     s = np.load(tmp_path / "s" / "samples.npz")

@@ -181,9 +181,12 @@ def _card(cfg, data_info: dict, res: FitResult, model) -> str:
     final = (f"- Last epoch: Fréchet distance {res.final_fd:.4g} on {cfg.monitor.fd_samples} samples"
              + (f", class accuracy {res.final_class_accuracy:.3f}" if res.final_class_accuracy is not None else "")
              + " (small-sample figures; `latentbridge evaluate` measures properly)\n") if res.final_fd is not None else ""
+    about = cfg.description or "Denoising diffusion model of images."
+    if data_info["source"] == "folder" and "MNIST" in about:  # a preset's words, not this run's data
+        about = f"Denoising diffusion model of the images in `{data_info['root']}` (the preset's description: {about})"
     return f"""# latentbridge diffusion model: {cfg.model.name}
 
-{cfg.description or 'Denoising diffusion model of images.'}
+{about}
 
 ## Data
 - {data_info['source']} from `{data_info['root']}`: {data_info['split']}.
