@@ -89,9 +89,9 @@ def load_clips(paths, spec, strict: bool = True, trim: dict | None = None) -> np
             _say_conversions(p, spec, wave.shape[-1])
             wave = trim_silence(wave.reshape(-1), sr, **trim)
             if wave.shape[-1] > 1.5 * length:
-                log.warning("%s: %.3g s of sound once its quiet is trimmed; the model reads one %.3g-s spoken digit, so "
-                            "only the middle %.3g s is used (cut the recording to one word)", p, wave.shape[-1] / sr,
-                            length / sr, length / sr)
+                log.warning("%s: %.3g s of sound once its quiet is trimmed; the model reads one %.3g-s spoken "
+                            "digit, so only the middle %.3g s is used (cut the recording to one word)", p,
+                            wave.shape[-1] / sr, length / sr, length / sr)
         out[i] = fit_length(wave, length)
     return out
 

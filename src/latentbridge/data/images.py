@@ -185,7 +185,8 @@ def _report_conversions(root: Path, files: list[Path], side: int, channels: int,
         parts.append(f"images of {listed} resized to {side}x{side}" + (
             f" ({odd} of another aspect ratio: data.fit {fit})" if odd else ""))
     if tiny:
-        parts.append(f"{len(tiny)} under half that size, blown up ({', '.join(tiny[:3])}{', ...' if len(tiny) > 3 else ''})")
+        named = ", ".join(tiny[:3]) + (", ..." if len(tiny) > 3 else "")
+        parts.append(f"{len(tiny)} under half that size, blown up ({named})")
     if colour:
         parts.append(f"{colour} in colour read as grey (data.channels 1)")
     if parts:

@@ -34,8 +34,8 @@ def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None
     """One image as ``uint8`` ``(channels, H, W)``: converted to grey levels (1) or RGB (3) (an
     alpha channel is composited on ``background``: ``black``, ``white``, or ``contrast`` — the
     opposite of what is drawn, so dark strokes on a transparent canvas land on white; 16-bit grey
-    scaled from the range of its bit depth: 10, 12, 14 or 16 bits), resized to ``size = (H, W)`` when given and different
-    (``resize``: ``area``, ``bilinear`` or ``nearest``; ``none`` refuses another size). ``fit``, for
+    scaled from the range of its bit depth: 10, 12, 14 or 16 bits), resized to ``size = (H, W)`` when given and
+    different (``resize``: ``area``, ``bilinear`` or ``nearest``; ``none`` refuses another size). ``fit``, for
     an image of another aspect ratio: ``stretch`` (squeezed to the size), ``crop`` (its centre part of
     that aspect ratio) or ``pad`` (the whole image on a border of its edge colour)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
