@@ -2,6 +2,7 @@
 enhance (arrays and imzML, the three tasks), and its errors."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -127,6 +128,31 @@ def test_enhance_errors_are_one_line(run, tissue, tmp_path, capsys):
                  str(tmp_path / "y")]) == 2
     assert "has 3 channels; the model reads 6" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    # once exit 0 with wrong or blank maps (or a traceback): channels labelled with m/z in another order or of
+    # other m/z, one extreme pixel (a whole tile came out NaN), clean maps with NaN, a seed out of range
+    maps = np.load(tissue / "section_05.npy")
+    mz = (tissue / "section_05.channels.txt").read_text().split()
+    shutil.copy(tissue / "section_05.npy", tmp_path / "rev.npy")
+    (tmp_path / "rev.channels.txt").write_text("\n".join(reversed(mz)) + "\n")
+    shutil.copy(tissue / "section_05.npy", tmp_path / "other.npy")
+    (tmp_path / "other.channels.txt").write_text("\n".join(str(100 * (i + 1)) for i in range(len(mz))) + "\n")
+    hot = maps.copy()
+    hot[0, 0, 0] = 1e30
+    np.save(tmp_path / "hot.npy", hot)
+    bad_truth = np.load(tissue / "section_05.truth.npy")
+    bad_truth[:3] = np.nan
+    np.save(tmp_path / "truth_nan.npy", bad_truth)
+    section = str(tissue / "section_05.npy")
+    for args, message in (([str(tmp_path / "rev.npy")], "the model reads the same m/z in another order"),
+                          ([str(tmp_path / "other.npy")], "its channels are labelled m/z 100, 200"),
+                          ([str(tmp_path / "hot.npy")], "non-finite enhanced values; the input's largest value, 1e+30"
+                                                         " at row 0, column 0, channel 0"),
+                          ([section, "--truth", str(tmp_path / "truth_nan.npy")], "non-finite values in the clean"),
+                          ([section, "--seed", "99999999999999999999"], "--seed must lie between")):
+        assert main(["enhance", str(run), *args, "--task", "denoise", "--out", str(tmp_path / "z")]) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+        assert not (tmp_path / "z").exists()
 
 
 def test_training_and_evaluation_errors_are_one_line(run, tissue, tmp_path, capsys):

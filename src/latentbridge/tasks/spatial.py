@@ -35,6 +35,7 @@ Evaluate (:func:`evaluate`): :mod:`latentbridge.tasks.spatial_eval`.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -318,9 +319,14 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
     sibling = path.with_name(f"{stem}.truth.npy")
     if n_samples is not None and n_samples < 1:
         raise ConfigError(f"--samples must be at least 1, got {n_samples}")
+    if not -(2 ** 63) <= int(seed) < 2 ** 63:  # a traceback from the generator before
+        raise ConfigError(f"--seed must lie between -2**63 and 2**63 - 1, got {seed}")
+    truth_file = truth or (sibling if sibling.is_file() and task != "upscale" else None)
     section = read_section(path, mz=spec.mz, tolerance=spec.tolerance, unit=spec.tolerance_unit,
-                           normalization=spec.normalization, mask=mask,
-                           truth=truth or (sibling if sibling.is_file() and task != "upscale" else None))
+                           normalization=spec.normalization, mask=mask, truth=truth_file)
+    _check_labels(path, section.labels, spec.mz)
+    if section.truth is not None and (bad := int(np.size(section.truth) - np.isfinite(section.truth).sum())):
+        raise DataError(truth_file, f"{bad} non-finite values in the clean maps: the metrics would read NaN")
     empty = channel_text(section.labels, section.empty)
     if len(section.empty) == section.shape[2]:
         raise DataError(path, "no signal in any of the model's channels" + (
@@ -331,6 +337,13 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
     cfg = saved.workflow
     res = enhance_section(saved.model, spec, section, task, n_samples=n_samples or cfg.patches.samples,
                           batch_tiles=cfg.patches.batch_tiles, seed=seed, allocate=allocate)
+    for name, a in (("enhanced", res.enhanced), ("uncertainty", res.sigma)):
+        if bad := int(np.size(a) - np.isfinite(a).sum()):  # never written (a 1e30 pixel blanked a whole tile)
+            v = np.nan_to_num(np.abs(np.asarray(section.values, np.float64)), posinf=np.inf)
+            r, c, ch = np.unravel_index(int(np.argmax(v)), v.shape)
+            raise DataError(path, f"the model gave {bad} non-finite {name} values; the input's largest value, "
+                                  f"{section.values[r, c, ch]:.4g} at row {r}, column {c}, channel {ch}, may lie far "
+                                  f"outside what it was trained on")
     if truth and task == "upscale":
         t = load_npy(truth, "the clean maps", mmap=True)
         if tuple(t.shape) != tuple(res.enhanced.shape):
@@ -342,6 +355,27 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
     res.panels = panels
     res.empty_channels = [section.labels[c] if c < len(section.labels) else str(c) for c in section.empty]
     return res
+
+
+def _check_labels(path: Path, labels: list[str], mz: list[float] | None) -> None:
+    """Maps whose channel labels are m/z (``NAME.channels.txt``) must be the model's, in its order: they were
+    matched by position only, and a reversed or foreign list ran silently against the wrong channels."""
+    if not mz or not labels:
+        return
+    try:
+        given = [float(x) for x in labels]
+    except ValueError:
+        return  # names, not m/z: nothing to compare
+    if len(given) == len(mz) and all(math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-3) for a, b in zip(given, mz)):
+        return
+    same = sorted(given) == sorted(mz) or (len(given) == len(mz) and all(
+        any(math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-3) for b in mz) for a in given))
+    raise DataError(path, f"its channels are labelled m/z {', '.join(f'{v:g}' for v in given[:8])}"
+                          + (", ..." if len(given) > 8 else "") + (
+                              "; the model reads the same m/z in another order: " if same else
+                              "; the model reads m/z ") + ", ".join(f"{v:g}" for v in mz[:8])
+                          + (", ..." if len(mz) > 8 else "")
+                          + ("; reorder the maps' channels" if same else ""))
 
 
 def channel_indices(spec, mz: list[float]) -> list[int]:
