@@ -264,3 +264,16 @@ def test_unusual_maps_and_masks(run, tissue, tmp_path, capsys):
                  *_o([f"data.root={spectra}", "data.mz=[100.0,200.0]", *TINY])])
     err = capsys.readouterr().err
     assert code == 2 and "100, 200: no signal in any training section within the tolerance" in err, err
+
+
+def test_a_run_trained_on_a_relative_folder_says_so_when_evaluated_elsewhere(tissue, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tissue.parent)
+    out = tmp_path / "rel"
+    assert main(["train", "--config", str(REPO / "configs" / "cvae_tissue.yaml"), "--out", str(out),
+                 *_o([f"data.root={tissue.name}", *TINY])]) == 0
+    monkeypatch.chdir(tmp_path)  # "data: does not exist" before, naming no cause
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tissue.name}: the run's data.root, relative to the folder it was trained from, is not under" in err
+    assert "--data DIR" in err and not (tmp_path / "e").exists()

@@ -92,6 +92,10 @@ def evaluate(run_dir: str | Path, data: str | None = None) -> SpatialEvaluation:
                                  **read) for e in list_sections(data, cfg.data.format)]
         scope = f"every section under {data}"
     else:
+        root = Path(cfg.data.root) if cfg.data.root else None
+        if root is not None and not root.is_absolute() and not root.exists():  # "does not exist" named no cause
+            raise DataError(root, f"the run's data.root, relative to the folder it was trained from, is not under "
+                                  f"{Path.cwd()}: run evaluate from there, or give the sections with --data DIR")
         _, sections, _ = load_sections(cfg.data)
         scope = f"the test split of {cfg.data.root}"
     sections = [s for s in sections if s.truth is not None]
