@@ -142,8 +142,12 @@ def test_enhance_errors_are_one_line(run, tissue, tmp_path, capsys):
     bad_truth = np.load(tissue / "section_05.truth.npy")
     bad_truth[:3] = np.nan
     np.save(tmp_path / "truth_nan.npy", bad_truth)
+    dead = maps.astype(np.float32)
+    dead[..., 2] = np.nan  # one channel NaN everywhere: "no valid pixel", naming no channel
+    np.save(tmp_path / "dead.npy", dead)
     section = str(tissue / "section_05.npy")
     for args, message in (([str(tmp_path / "rev.npy")], "the model reads the same m/z in another order"),
+                          ([str(tmp_path / "dead.npy")], "channel 2 holds NaN on every pixel: fill or drop it"),
                           ([str(tmp_path / "other.npy")], "its channels are labelled m/z 100, 200"),
                           ([str(tmp_path / "hot.npy")], "non-finite enhanced values; the input's largest value, 1e+30"
                                                          " at row 0, column 0, channel 0"),

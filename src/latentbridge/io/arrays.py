@@ -150,13 +150,20 @@ def _nan_pixels(a: np.ndarray, path: Path, chunk_values: int = 1 << 24) -> np.nd
     h, w, c = a.shape
     rows = max(1, chunk_values // max(1, w * c))
     nan = np.zeros((h, w), dtype=bool)
+    measured = np.zeros(c, dtype=np.int64)  # non-NaN values per channel
     for r0 in range(0, h, rows):
         block = np.asarray(a[r0:r0 + rows])
         inf = np.isinf(block)
         if inf.any():
             r, col, ch = np.argwhere(inf)[0]
             raise DataError(path, f"holds infinite values (the first at row {r0 + r}, column {col}, channel {ch})")
-        nan[r0:r0 + rows] = np.isnan(block).any(axis=-1)
+        isnan = np.isnan(block)
+        nan[r0:r0 + rows] = isnan.any(axis=-1)
+        measured += (~isnan).sum(axis=(0, 1))
+    if (dead := np.flatnonzero(measured == 0)).size and dead.size < c:  # it made every pixel invalid, unnamed
+        raise DataError(path, f"channel{'s' if dead.size > 1 else ''} {', '.join(map(str, dead[:8]))} "
+                              f"hold{'' if dead.size > 1 else 's'} NaN on every pixel: fill or drop "
+                              f"{'them' if dead.size > 1 else 'it'} (a pixel with a NaN is read as unmeasured)")
     return nan if nan.any() else None
 
 
