@@ -98,6 +98,8 @@ def test_enhance_arrays_and_imzml(run, tissue, tmp_path, capsys):
     assert np.array_equal(region, np.load(tissue / "section_05.mask.npy")) and (sig[region] > 0).all()
     summary = json.loads((out / "enhance.json").read_text())
     assert summary["task"] == "denoise" and summary["metrics"]["psnr"] > 0
+    info = json.loads((run / "config.json").read_text())["config"]
+    assert (summary["seed"], summary["samples"]) == (0, info["patches"]["samples"])  # what reproduces sigma
     assert (out / "panels.png").read_bytes()[:4] == b"\x89PNG"
     # the same section from its imzML file: the same maps (the reader gives back the arrays)
     out2 = tmp_path / "den-imzml"

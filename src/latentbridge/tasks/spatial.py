@@ -245,6 +245,8 @@ class Enhanced:
     """Channels shown in figures (``--mz``); the arrays keep every channel."""
     input_factor: int = 1
     empty_channels: list[str] = field(default_factory=list)
+    sampling: dict = field(default_factory=dict)
+    """``{"seed", "samples"}``: what reproduces the uncertainty (``enhance.json`` records it)."""
     """Channels of the input without signal (an m/z none of its spectra holds)."""
 
 
@@ -286,6 +288,7 @@ def enhance_section(model, spec, section, task: str, *, n_samples: int = 8, batc
         if where.any():
             res.metrics = enhancement_metrics(np.asarray(truth), np.asarray(mean), where, np.asarray(sigma))
     res.seconds = round(time.time() - t0, 3)
+    res.sampling = {"seed": int(seed), "samples": int(n_samples)}
     return res
 
 

@@ -99,7 +99,7 @@ def write_enhanced(res, folder: Path) -> None:
     summary = {"task": res.task, "input": res.source, "section": res.name, "shape": list(res.enhanced.shape),
                "channels": res.labels, "panel_channels": [res.labels[c] for c in channels],
                "n_tiles": res.n_tiles, "seconds": res.seconds, "pixels_answered": int(np.asarray(res.region).sum()),
-               "metrics": res.metrics or None, "empty_channels": res.empty_channels,
+               "metrics": res.metrics or None, "empty_channels": res.empty_channels, **res.sampling,
                "files": {"enhanced": "enhanced.npy (H, W, C), data units", "uncertainty": "uncertainty.npy (H, W, C): σ",
                          "latent": "latent.npy (H, W, d): posterior mean", "region": "region.npy (H, W): answered pixels",
                          "panels": "panels.png"}}
