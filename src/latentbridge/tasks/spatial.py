@@ -245,9 +245,9 @@ class Enhanced:
     """Channels shown in figures (``--mz``); the arrays keep every channel."""
     input_factor: int = 1
     empty_channels: list[str] = field(default_factory=list)
+    """Channels of the input without signal (an m/z none of its spectra holds)."""
     sampling: dict = field(default_factory=dict)
     """``{"seed", "samples"}``: what reproduces the uncertainty (``enhance.json`` records it)."""
-    """Channels of the input without signal (an m/z none of its spectra holds)."""
 
 
 def enhance_section(model, spec, section, task: str, *, n_samples: int = 8, batch_tiles: int = 32, seed: int = 0,
