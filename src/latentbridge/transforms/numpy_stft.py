@@ -149,13 +149,19 @@ def silent_tail_frames(windows, n_fft: int, hop_length: int, center: bool = True
     """
     w = np.asarray(windows)
     n, t = len(w), w.shape[-1]
-    sound = (w.reshape(n, -1, t) != 0).any(axis=1)  # (N, T)
+    w = w.reshape(n, -1, t)
+    out = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    # only windows ending in MIN_SILENT_TAIL zeros are searched: the scoring of full windows stays one short pass
+    ends_silent = np.flatnonzero(~(w[..., t - MIN_SILENT_TAIL:] != 0).any(axis=(1, 2))) if t >= MIN_SILENT_TAIL \
+        else np.arange(0)
+    if not len(ends_silent):
+        return out
+    sound = (w[ends_silent] != 0).any(axis=1)  # (M, T)
     tail = np.argmax(sound[:, ::-1], axis=1)  # zeros after each window's last sample of sound
-    first = t - tail  # the first sample of the silent tail
     offset = n_fft // 2 if center else 0
-    frame = np.maximum(np.floor((first + offset - n_fft) / hop_length).astype(np.int64) + 1, 0)
-    beyond = np.iinfo(np.int64).max
-    return np.where((tail >= MIN_SILENT_TAIL) & sound.any(axis=1), frame, beyond)
+    frame = np.maximum(np.floor((t - tail + offset - n_fft) / hop_length).astype(np.int64) + 1, 0)
+    out[ends_silent] = np.where(sound.any(axis=1), frame, out[ends_silent])
+    return out
 
 
 def silence_tail(mag, windows, n_fft: int, hop_length: int, center: bool = True):
