@@ -50,13 +50,15 @@ def fit_length(wave: np.ndarray, length: int) -> np.ndarray:
 MIN_CONDITION_SHARE = 0.1
 
 
-def _say_conversions(path, spec, n_samples: int) -> None:
+def _say_conversions(path, spec) -> None:
     """What reading a user's recording did: a warning when it was recorded below the model's band (resampled, its
     top is empty, which reads as another sound), else an info line (``-v``) on resampling and mixing down."""
+    from latentbridge.data.survey import below_band
+
     info = audio_info(path)
     f = spec.features
     top = float(f.fmax) if f.kind == "mel" and f.fmax else spec.sample_rate / 2
-    if info.sample_rate / 2 < 0.98 * top:  # the rule of latentbridge.data.survey.band_warning
+    if below_band(info.sample_rate, top):
         log.warning("%s: recorded at %d Hz, below the model's band: resampled to %d Hz it holds nothing between %g and "
                     "%g Hz, which no training clip lacks (what is drawn from it may be of another digit)", path,
                     info.sample_rate, spec.sample_rate, info.sample_rate / 2, top)
@@ -86,7 +88,7 @@ def load_clips(paths, spec, strict: bool = True, trim: dict | None = None) -> np
         wave, _ = read_audio(p, sample_rate=sr, mono=True)
         if trim:  # a user's recording: as long as the model's shortest clips, and one word
             check_recording_length(wave.shape[-1], length, sr, p, min(spec.windowing.min_share, MIN_CONDITION_SHARE))
-            _say_conversions(p, spec, wave.shape[-1])
+            _say_conversions(p, spec)
             wave = trim_silence(wave.reshape(-1), sr, **trim)
             if wave.shape[-1] > 1.5 * length:
                 log.warning("%s: %.3g s of sound once its quiet is trimmed; the model reads one %.3g-s spoken "

@@ -117,13 +117,18 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
     return Survey(len(files), dict(rates), dict(channels), durations, len(levels), levels, active, silence, bad, quiet)
 
 
+def below_band(rate: float, top: float) -> bool:
+    """Whether a recording at ``rate`` leaves the top of a band ending at ``top`` Hz empty once resampled."""
+    return rate / 2 < 0.98 * top
+
+
 def band_warning(rates: dict[str, int], sample_rate: int, fmax: float | None) -> str | None:
     """A warning when files (path → native sample rate) are recorded at a rate whose Nyquist
     frequency lies under the top of the band the features cover (``fmax``, else ``sample_rate / 2``):
     resampled, they hold nothing in the band's top, which the model reads as unlike its training
     sound. None when every file fills the band."""
     top = float(fmax) if fmax else sample_rate / 2
-    short = {p: r for p, r in rates.items() if r / 2 < 0.98 * top}
+    short = {p: r for p, r in rates.items() if below_band(r, top)}
     if not short:
         return None
     low = min(short.values())
