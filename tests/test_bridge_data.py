@@ -232,9 +232,9 @@ def test_mask_round_trip_and_resize(tmp_path):
 
 
 def test_masks_stretched_or_shrunk_away_are_named(tmp_path, caplog):
-    import latentbridge.io.vibration as vib
+    import latentbridge.utils as utils
 
-    vib._STRETCHED.clear()
+    utils._SAID.clear()  # masks of these sizes are named once per process
     square = write_mask_png(tmp_path / "square.png", crack_mask(64, 64, extent=0.5))
     with caplog.at_level("WARNING"):
         read_mask_png(square, 32, 96)

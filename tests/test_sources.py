@@ -367,9 +367,9 @@ def test_real_mnist():
     assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
     assert labels.shape == (10000,) and set(np.unique(labels)) == set(range(10))
     assert read_idx(REAL_MNIST / "train-labels-idx1-ubyte.gz").shape == (60000,)
-    from latentbridge.data.sources import mnist as mnist_module
+    import latentbridge.utils as utils
 
-    mnist_module._OFFLINE_SAID.clear()  # announced once per process: earlier tests may have opened the folder
+    utils._SAID.clear()  # announced once per process: earlier tests may have opened the folder
     with pytest.warns(UserWarning, match="offline"):
         m = MNIST(REAL_MNIST, verify=True)
     assert m.offline_split

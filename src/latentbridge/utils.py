@@ -126,6 +126,18 @@ def batched(fn: Callable, *inputs, batch_size: int = 256):
     return torch.cat(outs)
 
 
+_SAID: set = set()  # the keys of first_time
+
+
+def first_time(key) -> bool:
+    """True the first time ``key`` is met in this process: for a note a run would otherwise repeat (it reads
+    its data folder several times: first stage, diffusion model, evaluation)."""
+    if key in _SAID:
+        return False
+    _SAID.add(key)
+    return True
+
+
 def guidance_problem(guidance, modalities=None) -> str | None:
     """What is wrong with a classifier-free guidance setting, one strength or ``{modality: strength}``
     (None: nothing): a modality not among ``modalities`` (when given), a strength that is not a finite

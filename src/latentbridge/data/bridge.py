@@ -63,7 +63,7 @@ from latentbridge.errors import ConfigError, DataError
 from latentbridge.io import cut_windows, resample
 from latentbridge.io.images import IMAGE_EXTENSIONS
 from latentbridge.io.vibration import read_mask_png, read_vibration_csv
-from latentbridge.utils import atomic_path, stable_hash
+from latentbridge.utils import atomic_path, first_time, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -118,15 +118,11 @@ def _visible(folder: Path):
     return sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: _natural_key(p.name))
 
 
-_WARNED: set[str] = set()
-
-
 def _warn_once(msg: str, *args) -> None:
-    """A warning about the data folder, once per process: a run reads its folder several times (the first stage,
-    the diffusion model, the evaluation), and once printed the same warning three times."""
+    """A warning about the data folder, once per process (:func:`latentbridge.utils.first_time`): a run reads
+    its folder several times, and once printed the same warning three times."""
     text = msg % args if args else msg
-    if text not in _WARNED:
-        _WARNED.add(text)
+    if first_time(("bridge data", text)):
         log.warning(text)
 
 

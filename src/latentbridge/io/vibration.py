@@ -61,7 +61,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError
-from latentbridge.utils import atomic_path
+from latentbridge.utils import atomic_path, first_time
 
 __all__ = [
     "read_vibration_csv",
@@ -72,7 +72,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-_STRETCHED: set = set()  # (mask shape, model's shape) pairs already warned about in this process
 
 #: Largest relative deviation of a time step from the median step.
 TIME_STEP_TOLERANCE = 0.01
@@ -526,8 +525,8 @@ def read_mask_png(
     if binary.shape == (height, width):
         return binary
     h, w = binary.shape
-    if abs(math.log((w / h) / (width / height))) > math.log(1.1) and (binary.shape, (height, width)) not in _STRETCHED:
-        _STRETCHED.add((binary.shape, (height, width)))
+    if abs(math.log((w / h) / (width / height))) > math.log(1.1) and first_time(
+            ("mask stretched", binary.shape, (height, width))):
         log.warning("%s: a %dx%d mask (width x height) is stretched to the model's %dx%d: its aspect ratio %.3g is not "
                     "the model's %.3g (masks of this size are not named again)", path, w, h, width, height, w / h,
                     width / height)

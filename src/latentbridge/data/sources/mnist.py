@@ -17,6 +17,7 @@ from latentbridge.data.sources.downloads import default_data_dir, file_checksum
 # MNIST.__init__ has a parameter called ``download``, so the function goes by another name here
 from latentbridge.data.sources.downloads import download as download_fn
 from latentbridge.errors import DataError
+from latentbridge.utils import first_time
 
 __all__ = ["MNIST", "MNIST_FILES", "read_idx"]
 
@@ -73,8 +74,6 @@ MNIST_FILES: dict[str, tuple[str, str]] = {
     "test_labels": ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c"),
 }
 
-
-_OFFLINE_SAID: set = set()  # the offline splits already announced in this process
 
 class MNIST:
     """MNIST handwritten digits from the four official ``*-ubyte.gz`` files.
@@ -144,9 +143,8 @@ class MNIST:
         if self.offline_split:
             if not 0 < self.n_offline_test < self.N_TEST:
                 raise ValueError(f"n_offline_test must be in 1..{self.N_TEST - 1}, got {n_offline_test}")
-        said = (str(self.root.resolve()), self.seed, self.n_offline_test)
-        if self.offline_split and said not in _OFFLINE_SAID:  # once per folder and split (a run opens it 3 times)
-            _OFFLINE_SAID.add(said)
+        said = ("mnist offline split", str(self.root.resolve()), self.seed, self.n_offline_test)
+        if self.offline_split and first_time(said):  # once per folder and split (a run opens it 3 times)
             warnings.warn(
                 f"{self.root}: MNIST training images absent; 'train' and 'test' are a seeded "
                 f"(seed {self.seed}) {self.N_TEST - self.n_offline_test}/{self.n_offline_test} "
