@@ -185,7 +185,6 @@ def score(model_dir: str, paths: list[str], out: str, *, labels: str | None = No
     """``anomaly score`` (with the model's score, or ``method``, another it offers); ``hardware``:
     devices, strategy, accelerator, num_workers. None in the extra processes of a distributed run
     (the first one writes the folder)."""
-
     check_target(Path(out), force)  # before the work: a used folder without --force is refused at once
     res = anomaly.score(model_dir, paths, labels=labels, aggregate=aggregate, skip_bad=skip_bad, method=method,
                         **hardware)

@@ -54,6 +54,7 @@ import json
 import logging
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -452,14 +453,12 @@ def recording_windows(wave: np.ndarray, sample_rate: float, window_s: float, hop
 def _report_rates(own: dict[Path, float], rate: float, root: Path) -> None:
     """Say at which rates the recordings were written and to which they were resampled: a warning when the
     rates differ between files (a set mixed from two loggers, or a rate read wrong), else one info line."""
-    counts: dict[str, int] = {}
-    for r in own.values():
-        counts[f"{r:.5g}"] = counts.get(f"{r:.5g}", 0) + 1
-    listed = ", ".join(f"{k} Hz x{n}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    counts = Counter(f"{r:.5g}" for r in own.values()).most_common()
+    listed = ", ".join(f"{k} Hz x{n}" for k, n in counts)
     resampled = any(abs(r - rate) > _RATE_RTOL * rate for r in own.values())
     line = f"{root}: {len(own)} recordings at {listed}" + (f", resampled to {rate:g} Hz" if resampled else "")
     if len(counts) > 1:
-        first = next(p for p, r in own.items() if f"{r:.5g}" != max(counts, key=counts.get))
+        first = next(p for p, r in own.items() if f"{r:.5g}" != counts[0][0])
         log.warning("%s (the recordings' rates differ: %s is one of the others)", line, first)
     else:
         log.info(line)

@@ -44,6 +44,8 @@ def _ddim_scheduler_class():
             return torch.minimum(v, (1 - a_prev) * (1 - 1e-5))
 
     return DDIM
+
+
 Denoise = Callable[[Tensor, Tensor], Tensor]
 
 

@@ -44,26 +44,22 @@ def write_samples(res, folder: Path) -> dict:
     """One sub-folder per condition file (``joint`` without): generated masks / images as PNG,
     spectrograms as PNG + ``.npy``, audio as wav."""
     folder = Path(folder)
-    files = 0
     for group in res.groups:
         out = folder / group["name"]
         out.mkdir(parents=True, exist_ok=True)
         if "condition_image" in group:
             write_png(out / "condition.png", group["condition_image"])
-            files += 1
         if "image" in group:
             w = _width(len(group["image"]))
             for i, img in enumerate(group["image"]):
                 write_png(out / f"image_{i:0{w}d}.png", img)
             write_grid(out / "images.png", group["image"][:, None])
-            files += len(group["image"])
         if "audio" in group:
             w = _width(len(group["audio"]))
             np.save(out / "log_mel.npy", group["audio"].astype(np.float32))
             for i, (mel, wave) in enumerate(zip(group["audio"], group["waves"])):
                 write_png(out / f"log_mel_{i:0{w}d}.png", _norm(mel)[::-1])
                 write_wav(out / f"audio_{i:0{w}d}.wav", np.clip(wave, -1, 1), int(res.sample_rate))
-            files += len(group["audio"])
         if "mask_samples" in group:
             n = len(group["mask_samples"]) // group["windows"]
             w = _width(n)
@@ -71,7 +67,6 @@ def write_samples(res, folder: Path) -> dict:
                 write_png(out / f"mask_sample_{i:0{w}d}.png", m)
             write_png(out / "mask_probability.png", group["mask_prob"])
             write_png(out / "mask.png", group["mask"])
-            files += n + 2
         if "wave" in group:
             w = _width(len(group["wave"]))
             np.save(out / "log_magnitude.npy", group["logmag"].astype(np.float32))
@@ -79,12 +74,11 @@ def write_samples(res, folder: Path) -> dict:
             for i, (lm, wave) in enumerate(zip(group["logmag"], group["wave"])):
                 write_png(out / f"spectrogram_{i:0{w}d}.png", _norm(lm[0])[::-1])
                 write_wav(out / f"vibration_{i:0{w}d}.wav", wave / peak, int(round(res.sample_rate)))
-            files += len(group["wave"])
-    summary = {**res.settings, "seconds": round(res.seconds, 2), "samples": files,
-               "conditions": [g["name"] for g in res.groups], "mask_threshold": res.threshold}
+    summary = {**res.settings, "seconds": round(res.seconds, 2), "conditions": [g["name"] for g in res.groups],
+               "mask_threshold": res.threshold}
     atomic_write_json(folder / "settings.json", summary)
-    # every file written, settings.json included (the count of samples was printed as the count of files)
-    return {**summary, "files": sum(1 for f in Path(folder).rglob("*") if f.is_file())}
+    # every file written, settings.json included (a count of samples kept by hand was printed as the count of files)
+    return {**summary, "files": sum(1 for f in folder.rglob("*") if f.is_file())}
 
 
 def write_evaluation(res, folder: Path) -> None:
