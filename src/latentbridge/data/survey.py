@@ -78,6 +78,11 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
     if not files:
         raise DataError("survey", "no files to survey")
     headers, bad = {}, []
+
+    def none_read() -> DataError:
+        return DataError(files[0].parent, f"none of the {len(files)} files could be read: "
+                                          + "; ".join(f"{p}: {r}" for p, r in bad[:5]))
+
     for f in files:
         try:
             info = audio_info(f)
@@ -90,8 +95,7 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
         headers[f] = info
     readable = list(headers)
     if not readable:
-        raise DataError(files[0].parent, f"none of the {len(files)} files could be read: "
-                                         + "; ".join(f"{p}: {r}" for p, r in bad[:5]))
+        raise none_read()
     pick = readable if len(readable) <= max_read else [
         readable[i] for i in sorted(np.random.default_rng(seed).choice(len(readable), max_read, replace=False))]
     levels, active, silence, quiet = [], [], [], []
@@ -109,8 +113,7 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
         active.append((end - start) / sr)
         silence.append(1.0 - (end - start) / max(1, len(wave)))
     if not headers:
-        raise DataError(files[0].parent, f"none of the {len(files)} files could be read: "
-                                         + "; ".join(f"{p}: {r}" for p, r in bad[:5]))
+        raise none_read()
     rates = Counter(i.sample_rate for i in headers.values())
     channels = Counter(i.channels for i in headers.values())
     durations = [i.duration_s for i in headers.values()]

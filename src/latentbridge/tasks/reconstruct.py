@@ -94,10 +94,10 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
         check_recording_length(wave.shape[-1], window, sr, path, spec.windowing.min_share)
         return wave.reshape(-1)
 
-    problems = []  # every unusable file named before any work (the first stopped it after others were done)
+    waves, problems = [], []  # every unusable file named before any work (the first stopped it after others)
     for path in paths:
         try:
-            read(path)
+            waves.append(read(path))
         except DataError as e:
             problems.append(str(e))
     if problems:
@@ -105,9 +105,8 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
         raise DataError(given, f"{len(problems)} of {len(paths)} audio files cannot be used: "
                         + named_problems(problems))
     results, used = [], set()
-    for path in paths:
+    for path, wave in zip(paths, waves):
         native = audio_info(path)
-        wave = read(path)
         total = wave.shape[-1]
         n = 1 if total <= window else math.ceil((total - window) / hop) + 1
         padded = np.zeros((n - 1) * hop + window, dtype=np.float32)

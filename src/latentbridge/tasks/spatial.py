@@ -371,8 +371,8 @@ def _check_labels(path: Path, labels: list[str], mz: list[float] | None) -> None
         return  # names, not m/z: nothing to compare
     if len(given) == len(mz) and all(math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-3) for a, b in zip(given, mz)):
         return
-    same = sorted(given) == sorted(mz) or (len(given) == len(mz) and all(
-        any(math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-3) for b in mz) for a in given))
+    same = len(given) == len(mz) and all(any(math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-3) for b in mz)
+                                         for a in given)
     raise DataError(path, f"its channels are labelled m/z {', '.join(f'{v:g}' for v in given[:8])}"
                           + (", ..." if len(given) > 8 else "") + (
                               "; the model reads the same m/z in another order: " if same else
