@@ -161,6 +161,42 @@ def test_array_stacks_in_every_layout(tmp_path):
     assert arrays.read_array_stack(tmp_path / "s.npy").labels == ["a", "b", "c"]
 
 
+def test_channels_first_arrays_are_turned_and_png_channels_keep_their_numeric_order(tmp_path, caplog):
+    from PIL import Image
+
+    from latentbridge.data.spatial import read_section
+
+    rng = np.random.default_rng(2)
+    cube = rng.random((40, 48, 5)).astype(np.float32) + 0.1
+    np.save(tmp_path / "cf.npy", np.moveaxis(cube, 2, 0))  # (5, 40, 48), as torch and many exporters write it
+    with caplog.at_level("WARNING"):
+        got = arrays.read_array_stack(tmp_path / "cf.npy")
+    assert got.shape == (40, 48, 5) and np.array_equal(got.values, cube)
+    assert "read as (channels, height, width) = (5, 40, 48)" in caplog.text and "cf.npy" in caplog.text
+    np.save(tmp_path / "cf.truth.npy", np.moveaxis(cube * 2, 2, 0))  # its clean maps, the same layout
+    sec = read_section(tmp_path / "cf.npy", truth=tmp_path / "cf.truth.npy")
+    assert sec.values.shape == sec.truth.shape == (40, 48, 5) and np.allclose(sec.truth, cube * 2)
+    # channel labels decide an ambiguous layout: 8 labels for the first axis, or 40 for the last
+    strip = rng.random((8, 40, 40)).astype(np.float32)
+    np.save(tmp_path / "strip.npy", strip)
+    (tmp_path / "strip.channels.txt").write_text("\n".join(str(i) for i in range(40)) + "\n")
+    assert arrays.read_array_stack(tmp_path / "strip.npy").shape == (8, 40, 40)  # an 8-pixel strip, 40 channels
+    (tmp_path / "strip.channels.txt").write_text("\n".join(str(i) for i in range(8)) + "\n")
+    assert arrays.read_array_stack(tmp_path / "strip.npy").shape == (40, 40, 8)
+    (tmp_path / "strip.channels.txt").write_text("a\nb\n")
+    with pytest.raises(DataError, match="2 channel labels for 40 channels"):
+        arrays.read_array_stack(tmp_path / "strip.npy")
+    # a small first axis that is not far shorter than the others stays the height
+    np.save(tmp_path / "hwc.npy", rng.random((12, 30, 30)).astype(np.float32))
+    assert arrays.read_array_stack(tmp_path / "hwc.npy").shape == (12, 30, 30)
+    folder = tmp_path / "ions"
+    folder.mkdir()
+    for i in (8, 9, 10, 11):  # lexicographic order would read ch_10 and ch_11 before ch_8
+        Image.fromarray(np.full((6, 7), i * 10, np.uint8)).save(folder / f"ch_{i}.png")
+    stack = arrays.read_array_stack(folder)
+    assert stack.labels == ["ch_8", "ch_9", "ch_10", "ch_11"] and list(stack.values[0, 0]) == [80, 90, 100, 110]
+
+
 def test_masks_and_array_errors(tmp_path):
     from PIL import Image
 

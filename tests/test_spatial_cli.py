@@ -116,6 +116,24 @@ def test_enhance_arrays_and_imzml(run, tissue, tmp_path, capsys):
     assert np.load(out4 / "enhanced.npy").shape == (68, 80, 6)
 
 
+def test_maps_on_another_intensity_scale_are_named(run, tissue, tmp_path, caplog):
+    maps = np.load(tissue / "section_05.npy")
+    for name, factor in (("faint", 1e-9), ("loud", 1e3)):  # once enhanced without a word: nearly empty / extreme
+        np.save(tmp_path / f"{name}.npy", (maps * factor).astype(np.float32))
+        shutil.copy(tissue / "section_05.mask.npy", tmp_path / f"{name}.mask.npy")
+        shutil.copy(tissue / "section_05.channels.txt", tmp_path / f"{name}.channels.txt")
+    mz = (tissue / "section_05.channels.txt").read_text().split()
+    for name, words in (("faint", "a sliver of"), ("loud", "far more than")):
+        caplog.clear()
+        assert main(["enhance", str(run), str(tmp_path / f"{name}.npy"), "--task", "denoise", "--out",
+                     str(tmp_path / name)]) == 0
+        assert f"{', '.join(mz)} spread over {words} the range of the training sections' intensities" in caplog.text
+    caplog.clear()
+    assert main(["enhance", str(run), str(tissue / "section_05.npy"), "--task", "denoise", "--out",
+                 str(tmp_path / "same")]) == 0
+    assert "intensities" not in caplog.text
+
+
 def test_enhance_errors_are_one_line(run, tissue, tmp_path, capsys):
     cases = [
         (["--task", "denoise", "--mz", "123.4"], "not one of the model's channels"),

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -64,7 +63,7 @@ from latentbridge.errors import ConfigError, DataError
 from latentbridge.io import cut_windows, resample
 from latentbridge.io.images import IMAGE_EXTENSIONS
 from latentbridge.io.vibration import read_mask_png, read_vibration_csv
-from latentbridge.utils import atomic_path, first_time, stable_hash
+from latentbridge.utils import atomic_path, first_time, natural_key, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +100,6 @@ class TestRecord:
         return self.mask_file is not None
 
 
-def _natural_key(name: str):
-    return [(0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in re.split(r"(\d+)", name) if p]
-
-
 def _child_dir(root: Path, name: str) -> Path | None:
     exact = root / name
     if exact.is_dir():
@@ -116,7 +111,7 @@ def _child_dir(root: Path, name: str) -> Path | None:
 
 
 def _visible(folder: Path):
-    return sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: _natural_key(p.name))
+    return sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: natural_key(p.name))
 
 
 def _warn_once(msg: str, *args) -> None:
@@ -192,7 +187,7 @@ def discover(root: str | Path) -> list[TestRecord]:
                 continue
             masks[d.name] = pngs[0]
 
-    records = [TestRecord(t, tests[t], masks.get(t)) for t in sorted(tests, key=_natural_key)]
+    records = [TestRecord(t, tests[t], masks.get(t)) for t in sorted(tests, key=natural_key)]
     for r in records:
         if not r.has_mask:
             _warn_once("%s: test %s has no mask (no %s/%s/*.png): kept as unlabeled", root, r.test_id,

@@ -38,7 +38,7 @@ import torch
 from scipy import ndimage
 
 from latentbridge.errors import ConfigError, DataError
-from latentbridge.io.arrays import ARRAY_SUFFIXES, find_mask, load_npy, read_array_stack, read_mask
+from latentbridge.io.arrays import ARRAY_SUFFIXES, channels_last, find_mask, load_npy, read_array_stack, read_mask
 from latentbridge.io.imzml import read_ion_images
 
 log = logging.getLogger(__name__)
@@ -178,6 +178,28 @@ def _channels_with_signal(values: np.ndarray, valid: np.ndarray, rows: int = 256
     return out
 
 
+def scale_mismatch(section: Section, spec, factor: float = 100.0, max_pixels: int = 1 << 20) -> list[dict]:
+    """Channels whose valid pixels spread over a range ``factor`` times narrower or wider than the training
+    sections' (from the ``lower`` / ``upper`` of :func:`channel_statistics`): maps on another intensity scale
+    (other units, another normalisation, an export's scale factor), which the model reads as nearly empty or as
+    extreme. For each: ``channel``, the input's 0.5th / 99.5th percentiles ``low`` / ``high`` and the training
+    range ``trained`` (min, max). Rows are subsampled past ``max_pixels`` pixels (a memory map is not read whole)."""
+    h, w, c = section.shape
+    step = max(1, int(np.ceil(h * w / max_pixels)))
+    if c != len(spec.scale):  # another channel count: refused where the model reads the section
+        return []
+    v = np.asarray(section.values[::step], dtype=np.float64)[section.valid[::step]]
+    if len(v) < 2:
+        return []
+    low, high = np.percentile(v, 0.5, axis=0), np.percentile(v, 99.5, axis=0)
+    scale, center = np.asarray(spec.scale, np.float64), np.asarray(spec.center, np.float64)
+    t_low, t_high = np.asarray(spec.lower) * scale + center, np.asarray(spec.upper) * scale + center
+    ratio = (high - low) / np.maximum(t_high - t_low, 1e-300)
+    return [{"channel": c, "low": float(low[c]), "high": float(high[c]), "trained": (float(t_low[c]), float(t_high[c]))}
+            for c in range(len(ratio)) if c not in section.empty and t_high[c] > t_low[c]
+            and not 1.0 / factor <= ratio[c] <= factor]
+
+
 def channel_text(labels: list[str], channels) -> str:
     """Channels by label (m/z) or index, for a message."""
     return ", ".join(labels[c] if c < len(labels) else f"channel {c}" for c in channels)
@@ -185,6 +207,8 @@ def channel_text(labels: list[str], channels) -> str:
 
 def _load_truth(path, shape) -> np.ndarray:
     t = load_npy(path, "the clean maps", mmap=True)
+    if t.ndim == 3 and tuple(t.shape) != tuple(shape):
+        t = channels_last(t, Path(path), n_labels=shape[2])  # written (C, H, W) like its maps
     if tuple(t.shape) != tuple(shape):
         raise DataError(path, f"truth of shape {t.shape} does not match the section's {tuple(shape)}")
     return t

@@ -4,11 +4,13 @@ masks of valid pixels (tissue sections are not rectangles).
 Layouts read by :func:`read_array_stack`:
 
 - ``.npy``: (H, W) or (H, W, C), any real dtype; opened memory-mapped (``mmap=True``), so a large
-  section is read tile by tile by whoever slices it;
+  section is read tile by tile by whoever slices it; (C, H, W), as PyTorch and many exporters write it, is
+  recognised (:func:`channels_last`);
 - ``.npz``: the array named ``values`` (or the only array in the file);
 - ``.tif`` / ``.tiff``: a multi-page TIFF is one page per channel; a single page is (H, W) or
   (H, W, samples);
-- a folder of ``.png`` files: one grey image per channel, in file-name order (8- or 16-bit);
+- a folder of ``.png`` files: one grey image per channel, in natural file-name order (``ch_8`` before
+  ``ch_10``; 8- or 16-bit);
 - a single ``.png``: one grey channel.
 
 NaN marks a pixel without a measurement (``missing``: it is not valid whatever the mask says, and
@@ -24,12 +26,16 @@ present. ``tifffile`` and ``PIL`` are imported when needed.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from latentbridge.errors import DataError
+from latentbridge.utils import first_time, natural_key
+
+log = logging.getLogger(__name__)
 
 ARRAY_SUFFIXES = (".npy", ".npz", ".tif", ".tiff", ".png")
 
@@ -64,6 +70,29 @@ def _as_hwc(a: np.ndarray, path: Path) -> np.ndarray:
     return a
 
 
+def channels_last(a: np.ndarray, path: Path, n_labels: int | None = None) -> np.ndarray:
+    """A 3-D array as (H, W, C). (H, W, C) is the documented layout; an array is read as (C, H, W) (a view,
+    moved to (H, W, C)) when ``NAME.channels.txt`` lists as many labels as its first axis holds and not as
+    many as its last, or, without labels, when its first axis is at most a quarter of each other axis and
+    shorter than the last (a stack of 16 maps of 256 x 256 written channels first, not a 16-pixel strip of
+    256 channels). Said once per file; a map that is wrongly turned is fixed by ``NAME.channels.txt``."""
+    if a.ndim != 3:
+        return a
+    c0, h, c2 = a.shape
+    if n_labels is not None:
+        first = n_labels == c0 and n_labels != c2
+    else:
+        first = 4 * c0 <= min(h, c2) and c0 < c2
+    if not first:
+        return a
+    if first_time(("channels-first", str(path))):
+        how = "its channel labels" if n_labels is not None else \
+            "its first axis is far shorter than the other two; if that axis is the height, list the channels " \
+            "in NAME.channels.txt"
+        log.warning("%s: read as (channels, height, width) = %s, by %s", path, tuple(a.shape), how)
+    return np.moveaxis(a, 0, 2)
+
+
 def _png(path: Path, alpha: bool = False) -> np.ndarray:
     """A PNG's grey levels (8- or 16-bit kept); with ``alpha``, its alpha channel instead when it has
     transparency (a mask drawn as the opaque part of an image)."""
@@ -84,21 +113,19 @@ def _png(path: Path, alpha: bool = False) -> np.ndarray:
         raise DataError(path, f"not a readable PNG ({e})") from None
 
 
-def _labels_file(path: Path, n: int) -> list[str]:
+def _labels_file(path: Path) -> list[str]:
+    """The labels of ``NAME.channels.txt`` (none: [])."""
     txt = path.with_name(f"{_stem(path)}.channels.txt")
     if not txt.is_file():
         return []
-    labels = [line.strip() for line in txt.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if len(labels) != n:
-        raise DataError(txt, f"{len(labels)} channel labels for {n} channels")
-    return labels
+    return [line.strip() for line in txt.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def read_array_stack(path: str | Path, *, mmap: bool = True) -> ArrayStack:
     """An (H, W, C) stack from a ``.npy`` / ``.npz`` / TIFF / PNG file or a folder of PNGs."""
     path = Path(path)
     if path.is_dir():
-        pngs = sorted(p for p in path.glob("*.png") if not p.name.startswith("mask"))
+        pngs = sorted((p for p in path.glob("*.png") if not p.name.startswith("mask")), key=lambda p: natural_key(p.name))
         if not pngs:
             raise DataError(path, "folder holds no .png channel images")
         planes = [_png(p) for p in pngs]
@@ -138,11 +165,15 @@ def read_array_stack(path: str | Path, *, mmap: bool = True) -> ArrayStack:
         raise
     except (ValueError, OSError) as e:
         raise DataError(path, f"cannot read ({type(e).__name__}: {str(e)[:200]})") from None
-    a = _as_hwc(a, path)
+    labels = _labels_file(path)
+    a = _as_hwc(channels_last(a, path, len(labels) if labels else None), path)
+    if labels and len(labels) != a.shape[2]:
+        raise DataError(path.with_name(f"{_stem(path)}.channels.txt"), f"{len(labels)} channel labels for "
+                        f"{a.shape[2]} channels")
     missing = _nan_pixels(a, path) if np.issubdtype(a.dtype, np.floating) else None
     if missing is not None:
         a = np.where(np.isnan(a), 0, a).astype(a.dtype, copy=False)
-    return ArrayStack(a, str(path), _labels_file(path, a.shape[2]), missing)
+    return ArrayStack(a, str(path), labels, missing)
 
 
 def _nan_pixels(a: np.ndarray, path: Path, chunk_values: int = 1 << 24) -> np.ndarray | None:

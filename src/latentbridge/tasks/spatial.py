@@ -309,7 +309,7 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
                   mask: str | None = None, truth: str | None = None, n_samples: int | None = None, seed: int = 0,
                   allocate: Callable | None = None) -> Enhanced:
     """:func:`enhance` with a loaded model folder (``latentbridge serve`` holds its models loaded)."""
-    from latentbridge.data.spatial import channel_text, read_section
+    from latentbridge.data.spatial import channel_text, read_section, scale_mismatch
     from latentbridge.io.arrays import load_npy
 
     run_dir = saved.path
@@ -337,6 +337,15 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
             "was trained on" if spec.mz else " (all zero on the valid pixels)"))
     if empty:
         log.warning("%s: no signal in %s: the model's maps of them rest on the other channels", path, empty)
+    if off := scale_mismatch(section, spec):
+        o = off[0]
+        wide = o["high"] - o["low"] > o["trained"][1] - o["trained"][0]
+        log.warning("%s: %s spread%s over %s the range of the training sections' intensities (%s: %.3g to %.3g, "
+                    "in training %.3g to %.3g): maps on another intensity scale (units, normalisation, an export's "
+                    "scale factor) come out as %s; bring them to the training maps' scale, or train on such maps",
+                    path, channel_text(section.labels, [o["channel"] for o in off]), "s" if len(off) == 1 else "",
+                    "far more than" if wide else "a sliver of", channel_text(section.labels, [o["channel"]]),
+                    o["low"], o["high"], *o["trained"], "extreme" if wide else "nearly empty")
     cfg = saved.workflow
     res = enhance_section(saved.model, spec, section, task, n_samples=n_samples or cfg.patches.samples,
                           batch_tiles=cfg.patches.batch_tiles, seed=seed, allocate=allocate)
