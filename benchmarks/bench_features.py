@@ -56,16 +56,16 @@ def _fix(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def user_windows(y: np.ndarray, win: int, hop: int) -> list[np.ndarray]:
-    """The same windows as latentbridge.io.cut_windows(pad="wrap"), written the plain way."""
+    """The same windows as latentbridge.io.cut_windows(pad="wrap"), written the plain way: full windows
+    every ``hop``; when more than half a window is left after them, one more ending on the last sample."""
     T = len(y)
     if T < win:
         return [np.pad(y, (0, win - T), mode="wrap")]
     n_full = (T - win) // hop + 1
-    nxt = n_full * hop
-    keep = (T - nxt) > win / 2
-    if keep:
-        y = np.pad(y, (0, nxt + win - T), mode="wrap")
-    return [y[s:s + win] for s in range(0, (n_full + int(keep)) * hop, hop)]
+    out = [y[s:s + win] for s in range(0, n_full * hop, hop)]
+    if T - n_full * hop > win / 2:
+        out.append(y[T - win:])
+    return out
 
 
 def user_window_features(w: np.ndarray, p: dict, librosa_defaults: bool = False) -> np.ndarray:
