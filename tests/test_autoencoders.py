@@ -354,6 +354,42 @@ def test_image_fit_and_evaluate(tmp_path):
     assert (tmp_path / "eval" / "reconstructions.png").exists() and (tmp_path / "eval" / "report.html").exists()
 
 
+def test_image_autoencoder_on_a_folder_of_colour_images(tmp_path):
+    """A folder of the user's own images (RGB, another size, classes in sub-folders): the image autoencoders
+    read MNIST only before."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:20, :20]
+    for cls, colour in (("red", (230, 40, 30)), ("blue", (30, 60, 220))):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(30):  # a disc of the class's colour somewhere on a grey ground, 20 x 20 (read at 16)
+            cy, cx, r = rng.integers(6, 14), rng.integers(6, 14), rng.integers(3, 6)
+            im = np.full((20, 20, 3), 90, np.uint8)
+            im[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = colour
+            Image.fromarray(im).save(tmp_path / "imgs" / cls / f"{i}.png")
+    out = tmp_path / "run"
+    args = ["train", "--config", str(REPO / "configs" / "image_ae_conv.yaml"), "--out", str(out)]
+    for o in (f"data.root={tmp_path / 'imgs'}", "data.source=folder", "data.image_size=16", "data.channels=3",
+              "data.class_folders=true", "train.max_epochs=6", "train.batch_size=8", "train.progress_bar=false",
+              "model.channels=[8,16]", "model.latent_dim=8"):
+        args += ["-o", o]
+    assert main(args) == 0
+    info = json.loads((out / "config.json").read_text())
+    assert (info["data"]["source"], info["data"]["n_train"] + info["data"]["n_val"] + info["data"]["n_test"]) == \
+        ("folder", 60)
+    assert info["transform"]["channels"] == 3 and info["transform"]["height"] == 16
+    card = (out / "README.md").read_text()
+    assert "MNIST" not in card and "(3, 16, 16)" in card and str(tmp_path / "imgs") in card
+    val = [float(r["val/loss"]) for r in _rows(out / "logs" / "csv" / "version_0" / "metrics.csv") if r.get("val/loss")]
+    assert val[-1] < val[0]
+    assert main(["evaluate", str(out), "--out", str(tmp_path / "eval")]) == 0
+    m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert m["source"] == "folder" and m["n_images"] == info["data"]["n_test"] > 0 and 0 < m["test_mse"] < 0.1
+    assert set(m["test_mse_per_class"]) <= {"red", "blue"} and "test_mse_per_digit" not in m
+    assert (tmp_path / "eval" / "reconstructions.png").stat().st_size > 1000
+
+
 @pytest.mark.parametrize("preset", ["mel_ae", "mel_vae", "mel_ae_music", "image_ae_dense", "image_ae_conv"])
 def test_presets_build(preset):
     cfg = load_config(REPO / "configs" / f"{preset}.yaml")

@@ -246,7 +246,7 @@ def test_a_folder_of_images_trains_a_class_conditional_model(tmp_path, capsys):
 def test_image_folders_are_read_checked_and_split(tmp_path, caplog):
     from PIL import Image
 
-    from latentbridge.config.sections import DiffusionDataConfig
+    from latentbridge.config.sections import ImageDataConfig
     from latentbridge.data.images import load_image_data
     from latentbridge.errors import DataError
     from latentbridge.io.images import read_image, tile
@@ -279,7 +279,7 @@ def test_image_folders_are_read_checked_and_split(tmp_path, caplog):
         ink = np.zeros((8, 8, 4), np.uint8)
         ink[2:6, 3 + i % 2, 3] = 255
         Image.fromarray(ink, "RGBA").save(pad_dir / f"{i}.png")
-    drawn = load_image_data(DiffusionDataConfig(source="folder", root=str(pad_dir), image_size=8, test_fraction=0.34,
+    drawn = load_image_data(ImageDataConfig(source="folder", root=str(pad_dir), image_size=8, test_fraction=0.34,
                                                 val_fraction=0.0), seed=0).train.images
     assert drawn.max() == 255 and drawn.min() == 0  # strokes black on white, not black on black
     broken = tmp_path / "broken"
@@ -288,9 +288,9 @@ def test_image_folders_are_read_checked_and_split(tmp_path, caplog):
         (broken / name).write_bytes(b"" if name == "c.png" else b"not an image")
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(broken / "fine.png")
     with pytest.raises(DataError, match=r"broken: 3 of 4 images cannot be read: .*a\.png.*b\.jpg.*c\.png"):
-        load_image_data(DiffusionDataConfig(source="folder", root=str(broken), image_size=4), seed=0)
+        load_image_data(ImageDataConfig(source="folder", root=str(broken), image_size=4), seed=0)
     with pytest.raises(DataError, match="is a file, not a folder of images"):
-        load_image_data(DiffusionDataConfig(source="folder", root=str(tmp_path / "deep.png"), image_size=4), seed=0)
+        load_image_data(ImageDataConfig(source="folder", root=str(tmp_path / "deep.png"), image_size=4), seed=0)
     assert tile(np.zeros((3, 1, 2, 2), np.uint8), n_cols=2, pad=1).shape == (1, 7, 7)
     # a wide photo (40 x 100: a white square between grey margins): the centre square (the folder default),
     # the whole image on a border of its edge colour, or squeezed
@@ -306,14 +306,14 @@ def test_image_folders_are_read_checked_and_split(tmp_path, caplog):
     folder.mkdir()
     for i in range(3):
         Image.fromarray(wide).save(folder / f"{i}.png")
-    assert DiffusionDataConfig().fit == "crop"
-    side = load_image_data(DiffusionDataConfig(source="folder", root=str(folder), image_size=8, test_fraction=0.34,
+    assert ImageDataConfig().fit == "crop"
+    side = load_image_data(ImageDataConfig(source="folder", root=str(folder), image_size=8, test_fraction=0.34,
                                                val_fraction=0.0), seed=0).train.images
     assert side.shape[1:] == (1, 8, 8) and side.min() == 255
     # what reading did to the images is said: a warning when they differ (sizes, one blown up), with -v otherwise
     Image.fromarray(np.zeros((3, 3, 3), np.uint8), "RGB").save(folder / "tiny.png")
     with caplog.at_level("INFO", logger="latentbridge.data.images"):
-        load_image_data(DiffusionDataConfig(source="folder", root=str(folder), image_size=8, test_fraction=0.25,
+        load_image_data(ImageDataConfig(source="folder", root=str(folder), image_size=8, test_fraction=0.25,
                                             val_fraction=0.0), seed=0)
     said = [r for r in caplog.records if r.name == "latentbridge.data.images"]
     assert len(said) == 1 and said[0].levelname == "WARNING"
@@ -321,7 +321,7 @@ def test_image_folders_are_read_checked_and_split(tmp_path, caplog):
                                     "data.fit crop); 1 under half that size, blown up (tiny.png); 1 in colour read as "
                                     "grey (data.channels 1)")
 
-    cfg = DiffusionDataConfig(source="folder", root=str(root), image_size=6, channels=3, class_folders=True,
+    cfg = ImageDataConfig(source="folder", root=str(root), image_size=6, channels=3, class_folders=True,
                               conditions=str(root / "conditions.csv"), val_fraction=0.1, test_fraction=0.25)
     data = load_image_data(cfg, seed=0)
     assert data.train.class_names == ["cracked", "intact"] and data.n_continuous == 1

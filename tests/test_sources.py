@@ -256,7 +256,7 @@ def test_mnist_full_set_and_errors(tmp_path):
         MNIST(tmp_path / "empty")
     (tmp_path / "own").mkdir()  # a user's images given to an MNIST preset: told where they can go
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "own" / "a.png")
-    with pytest.raises(DataError, match=r"holds image files, which this preset does not read: .*data\.source=folder"):
+    with pytest.raises(DataError, match=r"holds image files, which MNIST presets do not read: .*data\.source=folder"):
         MNIST(tmp_path / "own")
     write_mnist(tmp_path / "bad", n_test=50)
     (tmp_path / "bad" / MNIST_FILES["test_labels"][0]).write_bytes(gzip.compress(idx_bytes(np.zeros(49))))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Section(BaseModel):
@@ -42,14 +42,6 @@ class AudioAEDataConfig(AudioDataConfig):
     """Use at most this many recordings, a seeded random subset."""
     stems: list[str] | None = None
     """``train_dir`` is a MUSDB-style root (``<track>/<stem>.wav``); train on these stems."""
-
-
-class ImageDataConfig(Section):
-    root: str | None = None
-    """Folder holding the MNIST ``*-ubyte.gz`` files."""
-    val_fraction: float = Field(0.2, ge=0.0, lt=1.0)
-    limit: int | None = Field(None, gt=0)
-    """Use at most this many training images, a seeded random subset."""
 
 
 class BridgeDataConfig(Section):
@@ -86,8 +78,9 @@ class ClassifierDataConfig(Section):
     n_test: int | None = Field(None, gt=0)
 
 
-class DiffusionDataConfig(Section):
-    """Images for a diffusion model: MNIST (the named source) or a folder of PNG/JPEG/BMP/TIFF/WebP files."""
+class ImageDataConfig(Section):
+    """Images for an image autoencoder or a diffusion model: MNIST (the named source) or a folder of
+    PNG/JPEG/BMP/TIFF/WebP files (:func:`latentbridge.data.images.load_image_data`)."""
 
     source: Literal["mnist", "folder"] = "mnist"
     root: str | None = None
@@ -111,6 +104,21 @@ class DiffusionDataConfig(Section):
     """How images of another size are resampled to ``image_size`` (after ``fit``)."""
     fit: Literal["crop", "pad", "stretch"] = "crop"
     """Non-square images: their centre square, the whole image on a border of its edge colour, or squeezed."""
+
+    @model_validator(mode="after")
+    def _check_source(self) -> "ImageDataConfig":
+        if self.source == "folder" and self.image_size is None:
+            raise ValueError("data.image_size: required for a folder of images (the side images are resized to)")
+        if self.source == "mnist" and (self.class_folders or self.conditions):
+            raise ValueError("data.class_folders / data.conditions: only for data.source=folder (MNIST has labels)")
+        if self.source == "mnist" and self.channels != 1:
+            raise ValueError("data.channels: MNIST images have 1 channel")
+        return self
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        side = self.image_size or 28
+        return (self.channels, side, side)
 
 
 # ----------------------------------------------------------------------------- signals

@@ -29,7 +29,6 @@ from latentbridge.config.sections import (
     ClassifierDataConfig,
     ClassifierSettings,
     DiffusionConfig,
-    DiffusionDataConfig,
     DiffusionEvalConfig,
     DiffusionMonitorConfig,
     DigitsConfig,
@@ -117,20 +116,28 @@ class AudioAEWorkflow(_AudioWorkflow):
     beta: BetaConfig = Field(default_factory=BetaConfig)
 
 
+def image_transform(d: ImageDataConfig) -> ImageTransform:
+    """What a model of images of ``d`` reads: its shape, colour and resizing."""
+    c, h, w = d.image_shape
+    resize = "none" if d.source == "mnist" and d.image_size in (None, 28) else d.resize
+    return ImageTransform(channels=c, height=h, width=w, resize=resize, color="rgb" if c == 3 else "grayscale",
+                          value_range=(0.0, 1.0))
+
+
 class ImageAEWorkflow(Workflow):
-    """Autoencoders of 28 x 28 grey-level images (MNIST)."""
+    """Autoencoders of images: MNIST's 28 x 28 digits or a folder of images (grey or RGB, resized)."""
 
     task: Literal["image_ae"] = "image_ae"
     default_model: ClassVar[str] = "image_conv_ae"
-    data: ImageDataConfig = Field(default_factory=ImageDataConfig)
+    data: ImageDataConfig = Field(default_factory=lambda: ImageDataConfig(val_fraction=0.2))
     model: _model_union("image_ae")  # type: ignore[valid-type]
     beta: BetaConfig = Field(default_factory=BetaConfig)
 
     def transform_spec(self, **data: Any) -> ImageTransform:
-        return ImageTransform()
+        return image_transform(self.data)
 
     def example_data(self) -> dict[str, Any]:
-        return {"input_shape": (1, 28, 28)}
+        return {"input_shape": self.data.image_shape}
 
 
 class MultimodalWorkflow(Workflow):
@@ -199,7 +206,7 @@ class DiffusionWorkflow(Workflow):
 
     task: Literal["diffusion"] = "diffusion"
     default_model: ClassVar[str] = "ddpm_unet"
-    data: DiffusionDataConfig = Field(default_factory=DiffusionDataConfig)
+    data: ImageDataConfig = Field(default_factory=ImageDataConfig)
     diffusion: DiffusionConfig = Field(default_factory=DiffusionConfig)
     model: _model_union("diffusion")  # type: ignore[valid-type]
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(
@@ -220,12 +227,6 @@ class DiffusionWorkflow(Workflow):
     @model_validator(mode="after")
     def _check(self) -> "DiffusionWorkflow":
         d = self.data
-        if d.source == "folder" and d.image_size is None:
-            raise ValueError("data.image_size: required for a folder of images (the side images are resized to)")
-        if d.source == "mnist" and (d.class_folders or d.conditions):
-            raise ValueError("data.class_folders / data.conditions: only for data.source=folder (MNIST has labels)")
-        if d.source == "mnist" and d.channels != 1:
-            raise ValueError("data.channels: MNIST images have 1 channel")
         levels = len(getattr(self.model, "channels", None) or ())
         side = d.image_size or 28
         if levels > 1 and side % 2 ** (levels - 1):
@@ -242,8 +243,7 @@ class DiffusionWorkflow(Workflow):
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        side = self.data.image_size or 28
-        return (self.data.channels, side, side)
+        return self.data.image_shape
 
     def process_config(self) -> dict[str, Any]:
         d = self.diffusion
@@ -258,10 +258,7 @@ class DiffusionWorkflow(Workflow):
                 "label_dropout": self.diffusion.label_dropout}
 
     def transform_spec(self, **data: Any) -> ImageTransform:
-        c, h, w = self.image_shape
-        resize = "none" if self.data.source == "mnist" and self.data.image_size in (None, 28) else self.data.resize
-        return ImageTransform(channels=c, height=h, width=w, resize=resize,
-                              color="rgb" if c == 3 else "grayscale", value_range=(0.0, 1.0))
+        return image_transform(self.data)
 
     def example_data(self) -> dict[str, Any]:
         return self.model_data(10 if self.data.source == "mnist" or self.data.class_folders else 0,

@@ -68,6 +68,7 @@ class ImageData:
 
 
 def seeded_subset(n: int, limit: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded random subset of ``limit`` of ``n`` items (all of them without a limit)."""
     if not limit or n <= limit:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))

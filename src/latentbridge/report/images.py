@@ -112,7 +112,8 @@ def plot_image_grid(
     share_row_scale: bool = True,
 ) -> Path:
     """A grid of (R, K, H, W) images: R rows of K panels (e.g. rows = spectrogram / mask,
-    columns = latent interpolation steps). A (K, H, W) array is one row.
+    columns = latent interpolation steps). A (K, H, W) array is one row; (R, K, H, W, 3) are RGB
+    images in [0, 1] (drawn as they are: no colour map or scale).
 
     ``row_titles`` (R) label the rows on the left, ``col_titles`` (K) label the top row; either
     may be None. By default the panels of a row share one colour scale (with a colourbar at the
@@ -122,8 +123,9 @@ def plot_image_grid(
     a = np.asarray(images, dtype=np.float64)
     if a.ndim == 3:
         a = a[None]
-    if a.ndim != 4:
-        raise ValueError(f"images must be (R, K, H, W) or (K, H, W), got shape {np.shape(images)}")
+    rgb = a.ndim == 5 and a.shape[-1] == 3
+    if a.ndim != 4 and not rgb:
+        raise ValueError(f"images must be (R, K, H, W), (R, K, H, W, 3) or (K, H, W), got shape {np.shape(images)}")
     n_row, n_col = a.shape[:2]
     if n_row == 0 or n_col == 0:
         raise ValueError(f"no images to plot (shape {a.shape})")
@@ -138,15 +140,16 @@ def plot_image_grid(
         im = None
         for k in range(n_col):
             ax = fig.add_subplot(n_row, n_col, r * n_col + k + 1)
-            im = ax.imshow(a[r, k], origin=origin, aspect="auto", cmap=cmap, vmin=lo, vmax=hi)
+            im = ax.imshow(np.clip(a[r, k], 0, 1) if rgb else a[r, k], origin=origin, aspect="auto",
+                           cmap=None if rgb else cmap, vmin=None if rgb else lo, vmax=None if rgb else hi)
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0 and col_titles is not None:
                 ax.set_title(col_titles[k], fontsize=9)
             if k == 0 and row_titles is not None:
                 ax.set_ylabel(row_titles[r], fontsize=9)
-            if not share_row_scale:
+            if not share_row_scale and not rgb:
                 fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
-        if share_row_scale and im is not None:
+        if share_row_scale and im is not None and not rgb:
             fig.colorbar(im, ax=fig.axes[-n_col:], fraction=0.02, pad=0.01)
     return _save(fig, path)

@@ -18,9 +18,10 @@ Phase
     ("oracle"): the ceiling the feature representation itself sets, whatever the model.
 
 Images (``image_ae``)
-    ``data.root`` holds the MNIST ``*-ubyte.gz`` files. Without the 60,000 training images the
-    10,000 official test images are split 8,000 / 2,000 (seeded by ``train.seed``; see
-    :class:`~latentbridge.data.sources.MNIST`); the model card and metrics say so.
+    The images of ``data`` (:func:`latentbridge.data.images.load_image_data`): MNIST (``data.root`` holds
+    the ``*-ubyte.gz`` files; without the 60,000 training images the 10,000 official test images are split
+    8,000 / 2,000, seeded by ``train.seed``, and the model card and metrics say so), or a folder of images
+    (``data.source: folder``, ``data.image_size``; grey or RGB, resized; a seeded test split held out).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from latentbridge.data.images import seeded_subset
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
 from latentbridge.utils import batched
 
@@ -60,12 +62,6 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
     if cfg.task == "image_ae":
         return _fit_image(cfg, Path(out_dir), resume, force)
     raise ConfigError(f"task: latentbridge.tasks.autoencode trains 'audio_ae' and 'image_ae', not {cfg.task!r}")
-
-
-def seeded_subset(n: int, limit: int | None, seed: int) -> np.ndarray:
-    if not limit or n <= limit:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
 
 
 # ----------------------------------------------------------------------------- audio
@@ -239,84 +235,93 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
 # ----------------------------------------------------------------------------- images
 
 
-def _mnist(root, seed: int):
-    from latentbridge.data.sources import MNIST
+def _image_data(data_cfg, seed: int, root: str | None = None):
+    """Train / validation / test images of a ``data`` section (MNIST or a folder; ``root``: another root of the
+    same source), the MNIST offline-split warning kept for the record instead."""
+    from latentbridge.data.images import load_image_data
 
-    if not root:
-        raise ConfigError("data.root: no MNIST folder given (the folder holding the *-ubyte.gz files)")
+    if root:
+        data_cfg = data_cfg.model_copy(update={"root": root})
+    if not data_cfg.root:
+        raise ConfigError("data.root: no image folder given" + (
+            " (MNIST: the folder holding the *-ubyte.gz files)" if data_cfg.source == "mnist" else ""))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the offline split is recorded instead
-        return MNIST(root, seed=seed)
+        return load_image_data(data_cfg, seed)
 
 
 def _fit_image(cfg, out_dir: Path, resume: bool, force: bool) -> FitResult | None:
     from latentbridge.config.workflows import transform_spec
-    from latentbridge.data.digits import images_to_float
     from latentbridge.models.base import fit_latent_scale
     from latentbridge.models.registry import build_model
     from latentbridge.tasks.pipeline import loader_of, training_run
 
     t0 = time.time()
-    mn = _mnist(cfg.data.root, cfg.train.seed)
-    images, _ = mn.load("train")
-    images = images[seeded_subset(len(images), cfg.data.limit, cfg.train.seed)]
-    x = images_to_float(images)
-    perm = np.random.default_rng(cfg.train.seed + 1).permutation(len(x))
-    n_val = int(round(cfg.data.val_fraction * len(x))) if len(x) > 1 else 0
-    val_x, train_x = x[np.sort(perm[:n_val])], x[np.sort(perm[n_val:])]
+    data = _image_data(cfg.data, cfg.train.seed)
+    train_x, val_x = data.train.floats(), data.val.floats()
     with training_run(cfg, out_dir, resume=resume, force=force) as run:
-        model = build_model(cfg.model, input_shape=tuple(x.shape[1:]))
+        model = build_model(cfg.model, input_shape=tuple(train_x.shape[1:]))
         run.fit(model, loader_of(train_x, cfg.train, True), loader_of(val_x, cfg.train, False) if len(val_x) else None)
         if run.outcome is None:
             return None
         fit_latent_scale(model, train_x)
-        data_info = {"root": str(cfg.data.root), "offline_split": bool(mn.offline_split),
-                     "n_train": int(len(train_x)), "n_val": int(len(val_x)), "limit": cfg.data.limit}
         training = run.summary
-        split = ("an offline split: the 60,000 training images were absent, so 'train' and 'test' are a seeded "
-                 f"(seed {cfg.train.seed}) 8,000 / 2,000 split of the 10,000 official test images; figures are "
-                 "not comparable with results on the official split" if mn.offline_split
-                 else "the official 60,000 / 10,000 split")
+        c, h, w = train_x.shape[1:]
+        mnist = cfg.data.source == "mnist"
+        about = cfg.description if mnist or "MNIST" not in (cfg.description or "") else None
         card = f"""# latentbridge image autoencoder: {cfg.model.name}
 
-{cfg.description or 'Autoencoder of 28x28 grey-level digits.'}
+{about or f'Autoencoder of the images of `{cfg.data.root}`.'}
 
 ## Data
-- MNIST from `{cfg.data.root}`: {split}.
-- {len(train_x)} training / {len(val_x)} validation images (held out from the training split, seeded)
-  {f"from a seeded subset of {cfg.data.limit}" if cfg.data.limit else ""}
+- {"MNIST" if mnist else "Images"} from `{cfg.data.root}`: {data.info["split"]}.
+- {len(train_x)} training / {len(val_x)} validation / {len(data.test)} test images (validation held out from the
+  training split, seeded){f", from a seeded subset of {cfg.data.limit}" if cfg.data.limit else ""}
 
 ## Model
-- {cfg.model.name}, latent {cfg.model.latent_dim}; input (1, 28, 28) in [0, 1] (uint8 / 255), sigmoid output;
+- {cfg.model.name}, latent {cfg.model.latent_dim}; input ({c}, {h}, {w}) in [0, 1] (uint8 / 255), sigmoid output;
   loss BCE + MSE (per-pixel means)
 - Training: {training['epochs']} epochs, best validation loss {training['best_val_loss']}, {training['seconds']} s
 """
-        run.save(model, transform=transform_spec(cfg), extra={"data": data_info}, card=card)
+        run.save(model, transform=transform_spec(cfg), extra={"data": data.info}, card=card)
         return FitResult(run.dir, len(train_x), len(val_x), training["best_val_loss"], training["epochs"],
                          time.time() - t0)
 
 
 def _evaluate_image(saved, data: str | None) -> ImageEvaluation:
-    from latentbridge.data.digits import images_to_float
-
     cfg = saved.workflow
-    mn = _mnist(data or cfg.data.root, cfg.train.seed)
-    images, labels = mn.load("test")
-    x = images_to_float(images)
+    loaded = _image_data(cfg.data, cfg.train.seed, data)
+    images, info = loaded.test, loaded.info
+    if not len(images):
+        raise DataError(data or cfg.data.root, "no test images in the run's split (data.test_fraction is 0)")
+    x = images.floats()
     model = saved.model.eval()
+    if tuple(x.shape[1:]) != tuple(model.input_shape):
+        raise DataError(data or cfg.data.root, f"images of shape {tuple(x.shape[1:])}; the model reads "
+                                               f"{tuple(model.input_shape)}")
     out = batched(lambda b: (lambda o: (o.losses["mse"], o.losses["bce"], model.normalizer.inverse(o.reconstruction)))(
         model(b)), x, batch_size=500)
     mse_a, bce_a, rec = (t.numpy() for t in out)
-    labels = np.asarray(labels, dtype=int)
+    mnist = cfg.data.source == "mnist"
     metrics = {
         "task": "image_ae", "model": str(saved.path), "model_class": saved.info["model_class"],
-        "data": str(data or cfg.data.root), "split": "test (offline split of t10k)" if mn.offline_split
-        else "test (official t10k)", "offline_split": bool(mn.offline_split), "n_images": int(len(x)),
-        "test_mse": float(mse_a.mean()), "test_bce": float(bce_a.mean()),
-        "test_mse_per_digit": {str(d): float(mse_a[labels == d].mean()) for d in range(10) if (labels == d).any()},
+        "data": str(data or cfg.data.root), "source": cfg.data.source,
+        "split": ("test (offline split of t10k)" if info["offline_split"] else "test (official t10k)") if mnist
+        else f"test: held out of {info['split']}", "offline_split": bool(info["offline_split"]),
+        "n_images": int(len(x)), "test_mse": float(mse_a.mean()), "test_bce": float(bce_a.mean()),
     }
-    picks = [int(np.flatnonzero(labels == d)[0]) for d in range(10) if (labels == d).any()]
-    return ImageEvaluation(metrics, x[picks, 0], rec[picks, 0], [str(labels[i]) for i in picks])
+    labels, names = images.labels, images.class_names or [str(d) for d in range(10)]
+    if labels is not None:
+        labels = np.asarray(labels, dtype=int)
+        key = "test_mse_per_digit" if mnist else "test_mse_per_class"
+        metrics[key] = {names[k]: float(mse_a[labels == k].mean()) for k in np.unique(labels)}
+        picks = [int(np.flatnonzero(labels == k)[0]) for k in np.unique(labels)][:10]
+        titles = [names[labels[i]] for i in picks]
+    else:
+        picks = list(range(min(10, len(x))))
+        titles = [f"#{i}" for i in picks]
+    lay = (lambda a: a[:, 0]) if x.shape[1] == 1 else (lambda a: np.moveaxis(a, 1, -1))
+    return ImageEvaluation(metrics, lay(x[picks]), lay(rec[picks]), titles)
 
 
 def evaluate(run_dir: str | Path, data: str | None = None, *, n_iter: int = 32, max_windows: int = 64,

@@ -236,7 +236,7 @@ def _train_stage(cfg, stage_cfg, key: str, folder: Path, resume: bool) -> None:
         return
     from latentbridge.data.digits import images_to_float, training_images
 
-    from latentbridge.tasks.autoencode import seeded_subset
+    from latentbridge.data.images import seeded_subset
 
     limit, seed = stage_cfg.data.limit, cfg.train.seed
     if key == "audio":
@@ -276,7 +276,7 @@ def audio_stage_arrays(cfg, limit: int | None = None, labels: bool = False,
     the paired digits once (``limit``: a seeded subset of the training clips); with ``labels``, their
     spoken digits follow: (train, val, train digits, val digits); with ``waves``, then the training
     clips' waveforms."""
-    from latentbridge.tasks.autoencode import seeded_subset
+    from latentbridge.data.images import seeded_subset
 
     train, val = digit_pairs(cfg, "train")
     clips_t = np.sort(np.unique(train.clip, return_index=True)[1])

@@ -124,8 +124,9 @@ class MNIST:
                     "MNIST test file missing (needed even for the offline split): point the config's MNIST "
                     "folder (data.root, or digits.mnist_root) at the folder holding the MNIST idx files "
                     "(digits.download=true fetches them)" + (
-                        f"; {self.root} holds image files, which this preset does not read: a folder of your own "
-                        "images trains the diffusion preset (configs/ddpm_mnist.yaml -o data.source=folder)"
+                        f"; {self.root} holds image files, which MNIST presets do not read: a folder of your own "
+                        "images trains an image autoencoder or a diffusion model with -o data.source=folder "
+                        "-o data.image_size=SIDE (configs/image_ae_conv.yaml, configs/ddpm_mnist.yaml)"
                         if own else ""),
                 )
         if verify:

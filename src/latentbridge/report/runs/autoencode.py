@@ -52,7 +52,8 @@ def write_image_evaluation(res, folder: Path) -> None:
     write_html_report(folder / "report.html", "latentbridge image autoencoder report", [
         {"heading": "Metrics", "table": {k: v for k, v in res.metrics.items() if not isinstance(v, dict)},
          "text": "Per-pixel means over the test split (images in [0, 1])."},
-        {"heading": "MSE per digit", "table": res.metrics["test_mse_per_digit"]},
+        *({"heading": f"MSE per {what}", "table": res.metrics[f"test_mse_per_{what}"]}
+          for what in ("digit", "class") if f"test_mse_per_{what}" in res.metrics),
         {"heading": "Reconstructions", "images": ["reconstructions.png"]},
     ])
 
