@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import csv
-import io as _io
 from pathlib import Path
 
 import numpy as np
 
 from latentbridge.errors import DataError
+from latentbridge.io.text import decode_text, excel_separator
 
 LABEL_NAMES = {"normal": 0, "anomalous": 1, "anomaly": 1, "0": 0, "1": 1, "abnormal": 1}
 
@@ -30,22 +30,28 @@ def label_from_path(path: Path) -> int | None:
 
 
 def read_label_csv(path: str | Path) -> dict[str, int]:
-    """``path,label`` rows (label normal/anomalous/0/1; paths relative to the CSV's folder)."""
+    """``path,label`` rows (label normal/anomalous/0/1; paths relative to the CSV's folder). Column names in any
+    case; comma, semicolon or tab between them (or Excel's ``sep=X`` line); UTF-8, UTF-16 or Windows-1252 text."""
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "label file does not exist" if not path.exists() else "label file is not a file")
-    try:
-        rows = list(csv.DictReader(_io.StringIO(path.read_text(encoding="utf-8"))))
-    except UnicodeDecodeError:
-        raise DataError(path, "label file is not UTF-8 text") from None
-    if not rows or not {"path", "label"} <= set(rows[0].keys()):
+    lines = decode_text(path.read_bytes(), path, "a label CSV (columns path,label)", legacy="all").splitlines()
+    if lines and (sep := excel_separator(lines[0])):
+        lines = lines[1:]
+    header = lines[0] if lines else ""
+    delim = sep or next((d for d in (",", ";", "\t") if {"path", "label"} <= {h.strip().strip('"').lower()
+                                                                          for h in header.split(d)}), ",")
+    reader = csv.reader(lines, delimiter=delim)
+    names = [h.strip().lower() for h in next(reader, [])]
+    if not {"path", "label"} <= set(names):
         raise DataError(path, "label CSV needs the columns 'path,label'")
+    rows = [dict(zip(names, r)) for r in reader if any(c.strip() for c in r)]
     out: dict[str, int] = {}
     for n, r in enumerate(rows, start=2):
-        lab = str(r["label"]).strip().lower()
+        lab = str(r.get("label", "")).strip().lower()
         if lab not in LABEL_NAMES:
-            raise DataError(path, f"line {n}: label {r['label']!r} is not one of normal/anomalous/0/1")
-        p = Path(str(r["path"]).strip())
+            raise DataError(path, f"line {n}: label {r.get('label', '')!r} is not one of normal/anomalous/0/1")
+        p = Path(str(r.get("path", "")).strip())
         if not p.is_absolute():
             p = path.parent / p
         out[str(p.resolve())] = LABEL_NAMES[lab]

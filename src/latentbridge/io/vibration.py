@@ -61,6 +61,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError
+from latentbridge.io.text import decode_text, excel_separator
 from latentbridge.utils import atomic_path, first_time
 
 __all__ = [
@@ -182,31 +183,6 @@ def _find_bad_cell(path: Path, lines: list[str], rows: list[int], delim: str | N
 # --------------------------------------------------------------------------- CSV
 
 
-def _decode(raw: bytes, path: Path) -> str:
-    """The text of a CSV: UTF-8 (a byte-order mark ignored), UTF-16 with its byte-order mark (Excel's "Unicode
-    text"), or UTF-8 numbers under a header in Windows-1252 / Latin-1 (units such as ``m/s\u00b2`` written by
-    European loggers); anything else is not a CSV of numbers."""
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return raw.decode("utf-16")
-        except UnicodeDecodeError as e:
-            raise DataError(path, f"not UTF-16 text after its byte-order mark (byte {e.start})") from None
-    if b"\x00" in raw[:65536]:
-        raise DataError(path, "not a text file (holds NUL bytes); expected a CSV of numbers")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        start = e.start
-    head, newline, rest = raw.partition(b"\n")
-    if start < len(head):  # only the header is not UTF-8: its names, in a legacy code page
-        try:
-            body = rest.decode("utf-8")
-            return head.decode("cp1252", errors="replace") + newline.decode() + body
-        except UnicodeDecodeError:
-            pass
-    raise DataError(path, f"not UTF-8 text (byte {start}); expected a CSV of numbers")
-
-
 def read_vibration_csv(
     path: str | Path,
     sample_rate: float | None = None,
@@ -230,7 +206,7 @@ def read_vibration_csv(
     raw = path.read_bytes()
     if not raw.strip():
         raise DataError(path, "file is empty" + (" (0 bytes)" if not raw else " (only whitespace)"))
-    text = _decode(raw, path)
+    text = decode_text(raw, path, "a CSV of numbers")
     del raw
 
     lines = text.splitlines()
@@ -238,10 +214,10 @@ def read_vibration_csv(
     if not rows:
         raise DataError(path, "file holds no data (only blank or comment lines)")
 
-    sep = re.fullmatch(r'"?sep=(.)"?', lines[rows[0]].strip())
+    sep = excel_separator(lines[rows[0]])
     if sep and len(rows) > 1:  # Excel's line naming the delimiter
         rows = rows[1:]
-    delim = sep.group(1) if sep else _pick_delimiter(lines[rows[0]])
+    delim = sep or _pick_delimiter(lines[rows[0]])
     first_cells = _split(lines[rows[0]], delim)
     has_header = any(c.strip().strip('"').strip() != "" and not _is_number(c) for c in first_cells)
     header = [c.strip().strip('"').strip() for c in first_cells] if has_header else None

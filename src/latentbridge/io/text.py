@@ -1,0 +1,45 @@
+"""Text files as users' tools write them: UTF-8 (with or without a byte-order mark), UTF-16 with its
+byte-order mark (Excel's "Unicode text"), and Windows-1252 / Latin-1 (Excel's "CSV" on Western Windows,
+European data loggers), and the ``sep=X`` line Excel writes to name a CSV's delimiter."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from latentbridge.errors import DataError
+
+
+def decode_text(raw: bytes, path: str | Path, what: str, legacy: str = "header") -> str:
+    """The text of ``raw`` (read from ``path``; ``what`` names the expected content in errors): UTF-8 (a
+    byte-order mark ignored) or UTF-16 with its byte-order mark; bytes that are not UTF-8 are read as
+    Windows-1252 in the first line only (``legacy="header"``: a CSV of numbers under a header of names such
+    as ``m/s\u00b2``) or anywhere (``"all"``: names throughout, e.g. file paths). NUL bytes without a
+    UTF-16 mark: not text."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as e:
+            raise DataError(path, f"not UTF-16 text after its byte-order mark (byte {e.start})") from None
+    if b"\x00" in raw[:65536]:
+        raise DataError(path, f"not a text file (holds NUL bytes); expected {what}")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        start = e.start
+    if legacy == "all":
+        return raw.decode("cp1252", errors="replace")
+    head, newline, rest = raw.partition(b"\n")
+    if start < len(head):  # only the header is not UTF-8: its names, in a legacy code page
+        try:
+            body = rest.decode("utf-8")
+            return head.decode("cp1252", errors="replace") + newline.decode() + body
+        except UnicodeDecodeError:
+            pass
+    raise DataError(path, f"not UTF-8 text (byte {start}); expected {what}")
+
+
+def excel_separator(line: str) -> str | None:
+    """The delimiter named by Excel's ``sep=X`` first line, or None when ``line`` is not one."""
+    m = re.fullmatch(r'"?sep=(.)"?', line.strip())
+    return m.group(1) if m else None

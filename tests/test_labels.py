@@ -1,0 +1,41 @@
+"""Normal / anomalous labels from a CSV, as users' tools write it."""
+
+from __future__ import annotations
+
+import pytest
+
+from latentbridge.data.labels import read_label_csv
+from latentbridge.errors import DataError
+
+
+def _expect(tmp_path):
+    return {str((tmp_path / "Prüfstand_1.wav").resolve()): 0, str((tmp_path / "Prüfstand_2.wav").resolve()): 1}
+
+
+@pytest.mark.parametrize("encoding, text", [
+    ("utf-8", "path,label\nPrüfstand_1.wav,normal\nPrüfstand_2.wav,anomalous\n"),
+    ("utf-8-sig", "path,label\nPrüfstand_1.wav,normal\nPrüfstand_2.wav,anomalous\n"),  # Excel's "CSV UTF-8"
+    ("cp1252", "Path;Label\r\nPrüfstand_1.wav;normal\r\nPrüfstand_2.wav;anomalous\r\n"),  # Excel's "CSV" in Europe
+    ("cp1252", "sep=;\r\npath;label\r\nPrüfstand_1.wav;0\r\nPrüfstand_2.wav;1\r\n"),
+    ("utf-16", "path\tlabel\r\nPrüfstand_1.wav\tnormal\r\n\r\nPrüfstand_2.wav\tanomaly\r\n"),  # "Unicode text"
+])
+def test_label_csv_in_the_forms_spreadsheets_write(tmp_path, encoding, text):
+    """These were refused ("not UTF-8 text") or read no column (semicolons, tabs, 'Path;Label')."""
+    f = tmp_path / "labels.csv"
+    f.write_bytes(text.encode(encoding))
+    got = read_label_csv(f)
+    assert {k: v for k, v in got.items() if not k.startswith("name:")} == _expect(tmp_path)
+    assert got["name:Prüfstand_2.wav"] == 1
+
+
+def test_label_csv_problems_name_the_file_and_line(tmp_path):
+    f = tmp_path / "labels.csv"
+    f.write_text("file,state\na.wav,normal\n")
+    with pytest.raises(DataError, match="labels.csv.*needs the columns 'path,label'"):
+        read_label_csv(f)
+    f.write_text("path,label\na.wav,normal\nb.wav\n")
+    with pytest.raises(DataError, match="line 3: label '' is not one of"):
+        read_label_csv(f)
+    f.write_bytes(b"\x00\x01\x02binary")
+    with pytest.raises(DataError, match="not a text file"):
+        read_label_csv(f)
