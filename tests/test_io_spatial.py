@@ -197,6 +197,38 @@ def test_channels_first_arrays_are_turned_and_png_channels_keep_their_numeric_or
     assert stack.labels == ["ch_8", "ch_9", "ch_10", "ch_11"] and list(stack.values[0, 0]) == [80, 90, 100, 110]
 
 
+def test_messages_name_the_file_that_causes_the_problem(tmp_path):
+    """They named the section for an empty mask, no file for a PNG of another size or a section of another
+    channel count, and passed on numpy's advice to unpickle a file that is not an array."""
+    from PIL import Image
+
+    from latentbridge.config.sections import SpatialDataConfig
+    from latentbridge.data.spatial import load_sections, read_section
+
+    (tmp_path / "garbage.npy").write_text("not an array\n")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    for name in ("garbage.npy", "objects.npy"):
+        with pytest.raises(DataError, match=f"{name}: cannot read the array: not a NumPy array of numbers") as e:
+            arrays.read_array_stack(tmp_path / name)
+        assert "allow_pickle" not in str(e.value)
+    np.save(tmp_path / "s.npy", np.ones((6, 7, 2), np.float32))
+    np.save(tmp_path / "empty.npy", np.zeros((6, 7), np.uint8))
+    with pytest.raises(DataError, match=r"empty\.npy: the mask of s\.npy marks no pixel as valid"):
+        read_section(tmp_path / "s.npy", mask=tmp_path / "empty.npy")
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    for name, shape in (("a.png", (6, 7)), ("b.png", (6, 7)), ("c.png", (7, 6))):
+        Image.fromarray(np.ones(shape, np.uint8)).save(folder / name)
+    with pytest.raises(DataError, match=r"c\.png is \(7, 6\) against a\.png's \(6, 7\)"):
+        arrays.read_array_stack(folder)
+    root = tmp_path / "sections"
+    root.mkdir()
+    for i, c in enumerate((3, 3, 4)):
+        np.save(root / f"sec_{i}.npy", np.ones((40, 40, c), np.float32))
+    with pytest.raises(DataError, match=r"different channel counts \[3, 4\]: sec_2\.npy \(4\) against 3"):
+        load_sections(SpatialDataConfig(root=str(root), format="arrays", test_sections=["sec_0"]))
+
+
 def test_masks_and_array_errors(tmp_path):
     from PIL import Image
 

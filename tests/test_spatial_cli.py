@@ -2,7 +2,12 @@
 enhance (arrays and imzML, the three tasks), and its errors."""
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -96,6 +101,8 @@ def test_enhance_arrays_and_imzml(run, tissue, tmp_path, capsys):
     region = np.load(out / "region.npy")
     assert enh.shape == sig.shape == (34, 40, 6) and np.load(out / "latent.npy").shape == (34, 40, 4)
     assert np.array_equal(region, np.load(tissue / "section_05.mask.npy")) and (sig[region] > 0).all()
+    # outside the answered region the files say so (made-up tissue-like values stood there)
+    assert np.isfinite(enh[region]).all() and np.isnan(enh[~region]).all() and np.isnan(sig[~region]).all()
     summary = json.loads((out / "enhance.json").read_text())
     assert summary["task"] == "denoise" and summary["metrics"]["psnr"] > 0
     info = json.loads((run / "config.json").read_text())["config"]
@@ -132,6 +139,27 @@ def test_maps_on_another_intensity_scale_are_named(run, tissue, tmp_path, caplog
     assert main(["enhance", str(run), str(tissue / "section_05.npy"), "--task", "denoise", "--out",
                  str(tmp_path / "same")]) == 0
     assert "intensities" not in caplog.text
+
+
+def test_a_terminated_enhance_leaves_nothing_behind(run, tmp_path):
+    """SIGTERM (timeout, Slurm, kill) unwinds like Ctrl-C: a hidden partial folder and a lock stayed behind."""
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "large.npy", (rng.random((900, 900, 6)) * 50).astype(np.float32))
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "latentbridge", "enhance", str(run), str(tmp_path / "large.npy"),
+                             "--task", "denoise", "--out", str(out)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not any(tmp_path.glob(".out.tmp-*")):
+        time.sleep(0.05)
+    assert proc.poll() is None, "enhance ended before it could be terminated: " + proc.stderr.read().decode()[-500:]
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+    assert "terminated" in proc.stderr.read().decode()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["large.npy"]  # no partial folder, no lock, no output
 
 
 def test_enhance_errors_are_one_line(run, tissue, tmp_path, capsys):
@@ -239,8 +267,8 @@ def test_unusual_maps_and_masks(run, tissue, tmp_path, capsys):
                  str(tmp_path / "e1")]) == 0
     summary = json.loads((tmp_path / "e1" / "enhance.json").read_text())
     assert summary["pixels_answered"] == int(valid.sum()) - 1 and summary["empty_channels"] == []
-    assert np.isfinite(np.load(tmp_path / "e1" / "enhanced.npy")).all()
-    assert not np.load(tmp_path / "e1" / "region.npy")[r, c]
+    enhanced, answered = np.load(tmp_path / "e1" / "enhanced.npy"), np.load(tmp_path / "e1" / "region.npy")
+    assert np.isfinite(enhanced[answered]).all() and not answered[r, c] and np.isnan(enhanced[r, c]).all()
 
     np.save(tmp_path / "prob.npy", np.where(valid, 0.9, 0.02).astype(np.float32))  # a probability map
     rgba = np.zeros(valid.shape + (4,), np.uint8)

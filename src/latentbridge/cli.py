@@ -506,6 +506,24 @@ def _default_threads() -> None:
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 2) - 1))
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, Slurm, ``kill``, a container stopping) raised as an interrupt, so that it unwinds
+    like Ctrl-C: temporary outputs removed, locks released, nothing half-written left."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def _on_sigterm() -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
+            signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _terminate)
+
+
 def main(argv: list[str] | None = None) -> int:
     _default_threads()
     args = build_parser().parse_args(argv)
@@ -522,6 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         # logging interval of a short epoch): nothing the user can act on
         warnings.filterwarnings("ignore", message=".*infer the batch indices.*")
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    _on_sigterm()
     try:
         return COMMANDS[args.command](args)
     except LatentbridgeError as e:
@@ -531,6 +550,9 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{e.filename}: " if e.filename else ""
         print(f"error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

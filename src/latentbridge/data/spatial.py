@@ -139,6 +139,7 @@ def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: st
     mask: ``mask``, else the sibling ``NAME.mask.*``, else every pixel with a non-zero value)."""
     path = Path(path)
     stem = name or (path.name[: -len(path.suffix)] if path.suffix else path.name)
+    empty_mask = None  # a mask file that marks no pixel
     if path.suffix.lower() == ".imzml":
         if not mz:
             raise ConfigError(f"{path}: give the m/z values to image (data.mz, or --mz for enhance)")
@@ -151,6 +152,7 @@ def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: st
         mask_path = Path(mask) if mask else find_mask(path)
         if mask_path is not None:
             valid = read_mask(mask_path, values.shape[:2])
+            empty_mask = None if valid.any() else mask_path
         else:
             valid = np.asarray(values).any(axis=-1)
         if stack.missing is not None:
@@ -164,6 +166,8 @@ def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: st
             labels = [f"{m:g}" for m in mz]
         empty = [c for c, any_ in enumerate(_channels_with_signal(values, valid)) if not any_]
     if not valid.any():
+        if empty_mask is not None:
+            raise DataError(empty_mask, f"the mask of {path.name} marks no pixel as valid")
         raise DataError(path, "no valid pixel")
     t = _load_truth(truth, values.shape) if truth else None
     o = read_mask(tissue, values.shape[:2]) if tissue else None
@@ -240,7 +244,12 @@ def load_sections(data_cfg) -> tuple[list[Section], list[Section], list[float] |
         raise DataError(data_cfg.root, "no training section (every section is in the test split)")
     channels = {s.shape[2] for s in train + test}
     if len(channels) != 1:
-        raise DataError(data_cfg.root, f"sections have different channel counts {sorted(channels)}")
+        from collections import Counter
+
+        usual = Counter(s.shape[2] for s in train + test).most_common(1)[0][0]
+        odd = [f"{Path(s.source).name} ({s.shape[2]})" for s in train + test if s.shape[2] != usual]
+        raise DataError(data_cfg.root, f"sections have different channel counts {sorted(channels)}: "
+                                       f"{', '.join(odd[:5])}{' ...' if len(odd) > 5 else ''} against {usual} in the others")
     nowhere = set.intersection(*(set(s.empty) for s in train))
     if nowhere:
         raise DataError(data_cfg.root, f"{channel_text(train[0].labels, sorted(nowhere))}: no signal in any "

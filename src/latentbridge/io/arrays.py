@@ -131,7 +131,11 @@ def read_array_stack(path: str | Path, *, mmap: bool = True) -> ArrayStack:
         planes = [_png(p) for p in pngs]
         shapes = {p.shape for p in planes}
         if len(shapes) != 1 or len(next(iter(shapes))) != 2:
-            raise DataError(path, f"PNG channels must be grey images of one size, got shapes {sorted(shapes)}")
+            first = planes[0].shape
+            odd = next((p for p, a in zip(pngs, planes) if a.shape != first), pngs[0])
+            raise DataError(path, f"PNG channels must be grey images of one size, got shapes {sorted(shapes)}: "
+                                  f"{odd.name} is {planes[pngs.index(odd)].shape} against {pngs[0].name}'s "
+                                  f"{first}")
         return ArrayStack(_as_hwc(np.stack(planes, axis=2), path), str(path), [p.stem for p in pngs])
     if not path.is_file():
         raise DataError(path, "does not exist")
@@ -164,7 +168,7 @@ def read_array_stack(path: str | Path, *, mmap: bool = True) -> ArrayStack:
     except DataError:
         raise
     except (ValueError, OSError) as e:
-        raise DataError(path, f"cannot read ({type(e).__name__}: {str(e)[:200]})") from None
+        raise unreadable(path, "the array", e) from None
     labels = _labels_file(path)
     a = _as_hwc(channels_last(a, path, len(labels) if labels else None), path)
     if labels and len(labels) != a.shape[2]:
@@ -228,7 +232,15 @@ def load_npy(path: str | Path, what: str = "the array", mmap: bool = False) -> n
     try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
-        raise DataError(path, f"cannot read {what} ({type(e).__name__}: {str(e)[:200] or 'empty file'})") from None
+        raise unreadable(path, what, e) from None
+
+
+def unreadable(path: str | Path, what: str, e: Exception) -> DataError:
+    """The DataError of a file NumPy could not read (numpy's advice to unpickle it never passed on)."""
+    if "pickle" in str(e) or "Python objects" in str(e):
+        return DataError(path, f"cannot read {what}: not a NumPy array of numbers (a file of Python objects, which "
+                               "latentbridge never unpickles, or not a NumPy file at all)")
+    return DataError(path, f"cannot read {what} ({type(e).__name__}: {str(e)[:200] or 'empty file'})")
 
 
 def find_mask(path: str | Path) -> Path | None:

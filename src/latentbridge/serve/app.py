@@ -401,8 +401,8 @@ def _enhance(m: ServedModel, up: _Upload, up_mask: _Upload | None, task: str, se
                        "input_png": media.png_base64(np.where(r.input_valid[::r.input_factor, ::r.input_factor],
                                                               (x - lo) / span, 0.0), scale * r.input_factor),
                        "enhanced_png": media.png_base64(np.where(r.region, (e - lo) / span, 0.0), scale),
-                       "uncertainty_png": media.png_base64(s / (float(np.max(s[r.region])) or 1.0)
-                                                           if r.region.any() else s, scale)})
+                       "uncertainty_png": media.png_base64(np.where(r.region, s / (float(np.max(s[r.region])) or 1.0)
+                                                                    if r.region.any() else 0.0, 0.0), scale)})
     return {"model": m.name, "file": up.client_name, "task": task, "seed": seed, "shape": list(enhanced.shape),
             "n_tiles": r.n_tiles, "seconds": r.seconds, "region_fraction": float(np.mean(r.region)),
             "labels": r.labels, "panels": panels,

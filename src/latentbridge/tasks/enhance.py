@@ -97,9 +97,10 @@ def _allocate(name: str, shape) -> np.ndarray:
 
 
 def run_tiles(model, spec, source: TileSource, *, n_samples: int = 8, batch_tiles: int = 32, seed: int = 0,
-              allocate: Callable = _allocate) -> TiledOutput:
+              allocate: Callable = _allocate, answered: np.ndarray | None = None) -> TiledOutput:
     """Enhance the whole grid of ``source`` (see the module docstring); ``allocate(name, shape)``
-    gives the output arrays (``enhanced``, ``uncertainty``, ``latent``)."""
+    gives the output arrays (``enhanced``, ``uncertainty``, ``latent``); with ``answered`` (H, W), the
+    enhanced map and its σ are NaN at the other pixels (the latent map is kept whole)."""
     size, overlap = spec.patch_size, spec.overlap
     h, w, c = source.height, source.width, source.channels
     d = model.latent_shape[0]
@@ -127,8 +128,14 @@ def run_tiles(model, spec, source: TileSource, *, n_samples: int = 8, batch_tile
         m = min(upto, h) - b0
         if m > 0:
             wsum = np.maximum(band["w"][:m, :w], 1e-12)[..., None]
-            out_mean[b0:b0 + m] = band["mean"][:m, :w] / wsum * scale + center
-            out_sigma[b0:b0 + m] = np.sqrt(band["var"][:m, :w] / wsum) * scale
+            mean_rows = band["mean"][:m, :w] / wsum * scale + center
+            sigma_rows = np.sqrt(band["var"][:m, :w] / wsum) * scale
+            if answered is not None:
+                outside = ~np.asarray(answered[b0:b0 + m], dtype=bool)
+                mean_rows[outside] = np.nan
+                sigma_rows[outside] = np.nan
+            out_mean[b0:b0 + m] = mean_rows
+            out_sigma[b0:b0 + m] = sigma_rows
             out_latent[b0:b0 + m] = band["lat"][:m, :w] / wsum
         for a in band.values():
             if n >= size:

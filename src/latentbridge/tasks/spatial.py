@@ -251,9 +251,12 @@ class Enhanced:
 
 
 def enhance_section(model, spec, section, task: str, *, n_samples: int = 8, batch_tiles: int = 32, seed: int = 0,
-                    observed: np.ndarray | None = None, allocate: Callable | None = None) -> Enhanced:
+                    observed: np.ndarray | None = None, allocate: Callable | None = None,
+                    blank_outside: bool = False) -> Enhanced:
     """Enhance a :class:`~latentbridge.data.spatial.Section` (``observed``: the pixels given to the
-    model, default its valid pixels; the others are filled)."""
+    model, default its valid pixels; the others are filled). ``blank_outside``: the enhanced map and σ
+    are NaN at the pixels the task does not answer for (the files users read; evaluation compares
+    whole arrays)."""
     from latentbridge.data.spatial import coordinate_frame, outline_of
     from latentbridge.metrics.spatial import enhancement_metrics
     from latentbridge.tasks.baselines import block_mean  # noqa: F401 - the same blocks as the baselines
@@ -277,7 +280,8 @@ def enhance_section(model, spec, section, task: str, *, n_samples: int = 8, batc
         source = full_source(section.values, obs, spec, frame)
         region = obs if task == "denoise" else (section.outline & (obs | outline_of(obs)))
         shown_valid = obs
-    out = run_tiles(model, spec, source, n_samples=n_samples, batch_tiles=batch_tiles, seed=seed, **kw)
+    out = run_tiles(model, spec, source, n_samples=n_samples, batch_tiles=batch_tiles, seed=seed,
+                    answered=region if blank_outside else None, **kw)
     mean, sigma, latent = (a.open() if hasattr(a, "open") else a for a in (out.mean, out.sigma, out.latent))
     truth = section.truth if task != "upscale" else None
     res = Enhanced(task, section.name, section.source, section.values, shown_valid, mean, sigma, latent, region,
@@ -348,9 +352,10 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
                     o["low"], o["high"], *o["trained"], "extreme" if wide else "nearly empty")
     cfg = saved.workflow
     res = enhance_section(saved.model, spec, section, task, n_samples=n_samples or cfg.patches.samples,
-                          batch_tiles=cfg.patches.batch_tiles, seed=seed, allocate=allocate)
+                          batch_tiles=cfg.patches.batch_tiles, seed=seed, allocate=allocate, blank_outside=True)
     for name, a in (("enhanced", res.enhanced), ("uncertainty", res.sigma)):
-        if bad := int(np.size(a) - np.isfinite(a).sum()):  # never written (a 1e30 pixel blanked a whole tile)
+        # never written (a 1e30 pixel blanked a whole tile); outside the region the maps are NaN by design
+        if bad := int((~np.isfinite(np.asarray(a)[res.region])).sum()):
             v = np.nan_to_num(np.abs(np.asarray(section.values, np.float64)), posinf=np.inf)
             r, c, ch = np.unravel_index(int(np.argmax(v)), v.shape)
             raise DataError(path, f"the model gave {bad} non-finite {name} values; the input's largest value, "

@@ -100,7 +100,8 @@ def write_enhanced(res, folder: Path) -> None:
                "channels": res.labels, "panel_channels": [res.labels[c] for c in channels],
                "n_tiles": res.n_tiles, "seconds": res.seconds, "pixels_answered": int(np.asarray(res.region).sum()),
                "metrics": res.metrics or None, "empty_channels": res.empty_channels, **res.sampling,
-               "files": {"enhanced": "enhanced.npy (H, W, C), data units", "uncertainty": "uncertainty.npy (H, W, C): σ",
+               "files": {"enhanced": "enhanced.npy (H, W, C), data units; NaN outside region.npy",
+                         "uncertainty": "uncertainty.npy (H, W, C): σ; NaN outside region.npy",
                          "latent": "latent.npy (H, W, d): posterior mean", "region": "region.npy (H, W): answered pixels",
                          "panels": "panels.png"}}
     atomic_write_json(folder / "enhance.json", summary)
