@@ -252,7 +252,7 @@ BRIDGE_STAGE = ["model.channels=[8,16]", "model.mask_channels=[4,8]", "model.lat
 BRIDGE = ["data.test_fraction=0.3", "data.val_fraction=0.2", "model.hidden=32", "model.blocks=1",
           "train.max_epochs=3", "train.batch_size=16", "train.progress_bar=false", "sampling.steps=5",
           "evaluate.samples_per_condition=2", "evaluate.embedding=pca", "diffusion.standardise=true",
-          *[f"first_stage.stages.multimodal.{o}" for o in BRIDGE_STAGE]]
+          *[f"first_stage.stages.{k}.{o}" for k in ("multimodal", "supervised") for o in BRIDGE_STAGE]]
 
 
 def _o(items):
@@ -277,8 +277,30 @@ def test_bridge_train_sample_evaluate(bridge_run, tmp_path, capsys):
     assert info["model_class"] == "mld_mlp" and stage["model_class"] == "mmvae"
     assert info["data"]["test_tests"] == stage["data"]["test_tests"]  # the first stage's held-out states
     assert 0.0 < info["mask_threshold"]["threshold"] <= 0.5
-    assert info["model_kwargs"]["latent_dims"] == [8, 8]
+    # the supervised stage: masks in its bottleneck (8), its vibration code beside the VAE's (8 + 8)
+    sup = json.loads((run / "first_stage" / "supervised" / "config.json").read_text())
+    assert sup["model_class"] == "spec2mask" and sup["model_kwargs"]["mask_stage"] is True
+    assert sup["data"]["test_tests"] == stage["data"]["test_tests"]
+    assert info["model_kwargs"]["latent_dims"] == [16, 8]
+    assert info["first_stage"]["keys"] == {"spec": "multimodal", "mask": "supervised"}
+    assert info["first_stage"]["widened"] == {"spec": "supervised"}
     from latentbridge.models.hub import load_model
+    from latentbridge.tasks.mld import bridge_splits, load_stages
+
+    stages = load_stages(run / "first_stage", ("spec", "mask"))
+    train, _, _ = bridge_splits(stages, str(root))
+    waves, masks = train.waves[:3], train.masks[:3].astype(np.float32)
+    z = stages.encode("spec", waves)
+    vae, s2m = stages.saved["multimodal"].model, stages.saved["supervised"].model
+    with torch.no_grad():
+        own = vae.first_stage("spec").encode(torch.from_numpy(waves)).mode() / vae.latent_scale_spec
+        code = s2m.infer({"wave": torch.from_numpy(waves)}).mean / s2m.latent_scale_condition
+    assert torch.allclose(z, torch.cat([own, code], 1), atol=1e-5)
+    assert stages.decode("spec", z).shape == waves.shape  # the vibration decodes from the VAE's part
+    zm = stages.encode("mask", masks)
+    with torch.no_grad():
+        direct = torch.sigmoid(s2m.decode_mask(zm * s2m.latent_scale_mask))
+    assert zm.shape == (3, 8) and torch.allclose(stages.decode("mask", zm), direct, atol=1e-6)
 
     model = load_model(run).model  # the training latents' statistics travel with the weights
     assert info["model_kwargs"]["standardise"] is True and model.standardise
@@ -308,6 +330,25 @@ def test_bridge_train_sample_evaluate(bridge_run, tmp_path, capsys):
     assert m["scope"].startswith("held-out damage states")
     for f in ("masks.png", "time_series.png", "latent_map.png", "interpolation_mask.png", "report.html"):
         assert (ev / f).is_file(), f
+
+
+def test_the_supervised_stage_must_hold_the_masks(bridge_run, tmp_path):
+    """A supervised network without a mask stage can serve neither as config nor as a trained folder."""
+    from latentbridge.config import load_config
+    from latentbridge.errors import ConfigError, ModelFolderError
+    from latentbridge.tasks.mld import load_stages
+
+    with pytest.raises(ConfigError, match="supervised: a spec2mask network with model.mask_stage: true"):
+        load_config(REPO / "configs" / "mld_bridge.yaml", ["first_stage.stages.supervised.model.mask_stage=false"])
+    root, run = bridge_run
+    fs = tmp_path / "first_stage"
+    shutil.copytree(run / "first_stage" / "multimodal", fs / "multimodal")
+    plain = tmp_path / "s2m"
+    assert main(["train", "--config", str(REPO / "configs" / "spec2mask_bridge.yaml"), "--out", str(plain),
+                 *_o([f"data.root={root}", *BRIDGE_STAGE, "train.max_epochs=1"])]) == 0
+    shutil.copytree(plain, fs / "supervised")
+    with pytest.raises(ModelFolderError, match="supervised: a spec2mask model offers no first stage for 'mask'"):
+        load_stages(fs, ("spec", "mask"))
 
 
 def test_bridge_evaluate_on_another_structure_scores_all_its_states(bridge_run, tmp_path):

@@ -267,7 +267,7 @@ class DiffusionWorkflow(Workflow):
 
 #: the modalities of each kind of paired data, and the workflows that may train each first-stage key
 MLD_MODALITIES = {"bridge": ("spec", "mask"), "digits": ("audio", "image")}
-_STAGE_TASKS = {"bridge": {"multimodal": "multimodal"},
+_STAGE_TASKS = {"bridge": {"multimodal": "multimodal", "supervised": "multimodal"},
                 "digits": {"multimodal": "avdigits", "audio": "audio_ae", "image": "image_ae"}}
 
 
@@ -301,7 +301,8 @@ class MLDWorkflow(_AudioWorkflow):
     @model_validator(mode="after")
     def _check_mld(self) -> "MLDWorkflow":
         keys = set(self.first_stage.stages)
-        allowed = [{"multimodal"}] + ([set(MLD_MODALITIES["digits"])] if self.data.kind == "digits" else [])
+        allowed = [{"multimodal"}] + ([set(MLD_MODALITIES["digits"])] if self.data.kind == "digits" else
+                                      [{"multimodal", "supervised"}])
         if not keys and not self.first_stage.run:
             raise ValueError("first_stage: give the first stages' configs (first_stage.stages) or a trained "
                              "first stage (first_stage.run)")
@@ -311,6 +312,10 @@ class MLDWorkflow(_AudioWorkflow):
         for key in sorted(keys):
             if (task := self.stage_config(key).task) != (want := _STAGE_TASKS[self.data.kind][key]):
                 raise ValueError(f"first_stage.stages.{key}: a {task!r} config, expected {want!r}")
+        if "supervised" in keys and not ((m := self.stage_config("supervised").model).name == "spec2mask"
+                                         and m.mask_stage):
+            raise ValueError("first_stage.stages.supervised: a spec2mask network with model.mask_stage: true (its "
+                             "bottleneck holds the masks and conditions the diffusion)")
         for field, key in (("recorded", "audio"), ("written", "image")):
             if getattr(self.first_stage, field).copies and key not in keys:
                 raise ValueError(f"first_stage.{field}: {field} copies train a digits {key} stage "
@@ -361,6 +366,9 @@ class MLDWorkflow(_AudioWorkflow):
         for m in self.modalities:
             model = self.stage_config("multimodal" if "multimodal" in self.first_stage.stages else m).model
             out.append(int(model.latent_dim) + int(getattr(model, "private_dim", 0)))
+        if "supervised" in self.first_stage.stages:  # (vibration + its supervised code, the supervised mask code)
+            d = int(self.stage_config("supervised").model.latent_dim)
+            out = [out[0] + d, d]
         return out
 
     def process_config(self) -> dict[str, Any]:

@@ -70,6 +70,10 @@ class Spec2MaskConfig(ModelSpec):
     channels: list[int] = Field(default_factory=lambda: [16, 32, 64, 64])
     mask_channels: list[int] = Field(default_factory=lambda: [16, 32, 64])
     kernel_size: int = Field(3, gt=0)
+    mask_stage: bool = False
+    """Also learn, after training, a mask encoder into the bottleneck (the mask decoder frozen), so that the
+    network serves a multimodal latent diffusion as its ``supervised`` first stage: masks live in its
+    bottleneck and its vibration code conditions the diffusion."""
 
 
 def product_of_experts(experts: list[DiagonalGaussian], weights: list[Tensor], prior: bool) -> DiagonalGaussian:
@@ -397,11 +401,65 @@ class MultimodalVAE(MultimodalFamily, nn.Module):
 class Spec2Mask(MultimodalVAE):
     """Supervised reference: the same spectrogram encoder (deterministic) → mask decoder + damage head.
 
-    Trained only on labelled windows; no latent prior and no spectrogram reconstruction."""
+    Trained only on labelled windows; no latent prior and no spectrogram reconstruction. With
+    ``mask_stage`` (:meth:`fit_mask_encoder` after training) it offers two first stages: ``mask`` (a mask
+    encoder into the bottleneck, the network's own mask decoder) and ``condition`` (the vibration
+    encoder's bottleneck; encode only)."""
 
     name = "spec2mask"
     config_class = Spec2MaskConfig
     first_stage_modalities = ()
+
+    def __init__(self, *args, mask_stage: bool = False, **kwargs):
+        self.first_stage_modalities = ("mask", "condition") if mask_stage else ()  # before the scale buffers
+        super().__init__(*args, **kwargs)
+        self.kwargs["mask_stage"] = bool(mask_stage)
+
+    def first_stage_encode(self, m: str, x: Tensor) -> DiagonalGaussian:
+        if m == "condition":
+            return self.infer({"wave": x})
+        return super().first_stage_encode(m, x)
+
+    def first_stage_decode(self, m: str, z: Tensor) -> Tensor:
+        if m == "condition":
+            raise ValueError("the condition stage of a supervised network encodes vibration only")
+        return super().first_stage_decode(m, z)
+
+    def fit_mask_encoder(self, masks: Tensor, seed: int, epochs: int = 60, lr: float = 2e-3, batch_size: int = 32
+                         ) -> float:
+        """Train the mask encoder (fresh weights, seeded) so that the frozen mask decoder reconstructs
+        ``masks`` (B, 1, H, W) from its code, with the mask losses of training; returns the last epoch's
+        mean loss."""
+        was = self.training
+        torch.manual_seed(seed)
+        for mod in self.mask_encoder.modules():
+            if hasattr(mod, "reset_parameters"):
+                mod.reset_parameters()
+        params = {id(p) for p in self.mask_encoder.parameters()}
+        frozen = [p for p in self.parameters() if id(p) not in params and p.requires_grad]
+        for p in frozen:
+            p.requires_grad_(False)
+        self.eval()  # the decoder's normalisation statistics stay as trained
+        self.mask_encoder.train()
+        opt = torch.optim.Adam(self.mask_encoder.parameters(), lr)
+        g = torch.Generator().manual_seed(seed)
+        masks = torch.as_tensor(masks, dtype=torch.float32)
+        try:
+            for _ in range(epochs):
+                perm, total = torch.randperm(len(masks), generator=g), 0.0
+                for i in range(0, len(masks), batch_size):
+                    b = masks[perm[i:i + batch_size]]
+                    z = self.experts({"mask": b})["mask"].mean
+                    loss = self.mask_loss(self.decode_mask(z), b).mean()
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    total += float(loss.detach()) * len(b)
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
+            self.train(was)
+        return total / max(len(masks), 1)
 
     def infer(self, batch: dict, use: tuple[str, ...] = ("spec",)) -> DiagonalGaussian:
         q = self.experts({"wave": batch["wave"]})["spec"]

@@ -54,6 +54,7 @@ class Stages:
     saved: dict  # stage key → SavedModel
     keys: dict  # modality → stage key
     postfilters: dict = field(default_factory=dict)  # modality → GlobalVariancePostFilter (audio stages)
+    widened: dict = field(default_factory=dict)  # modality → key of the stage whose code widens its latent
 
     @property
     def latent_dims(self) -> list[int]:
@@ -84,6 +85,34 @@ class Stages:
         return self.saved[key or next(iter(self.saved))].workflow
 
 
+class WidenedStage:
+    """A first-stage view whose latent is a stage's own (std-scaled) followed by a condition encoder's code
+    (std-scaled): the diffusion conditions on both, the data decodes from the stage's part alone
+    (:data:`SUPERVISED`). Scale 1: the parts are scaled here."""
+
+    def __init__(self, stage, condition):
+        self.stage, self.condition = stage, condition
+        self.own = int(np.prod(stage.latent_shape))
+        self.latent_shape = (self.own + int(np.prod(condition.latent_shape)),)
+        self.latent_scale = torch.tensor(1.0)
+
+    def encode(self, x):
+        from latentbridge.models.base import DiagonalGaussian
+
+        z = torch.cat([self.stage.encode(x).mode().flatten(1) / self.stage.latent_scale,
+                       self.condition.encode(x).mode().flatten(1) / self.condition.latent_scale], dim=1)
+        return DiagonalGaussian(z, torch.full_like(z, -30.0))
+
+    def decode(self, z):
+        return self.stage.decode((z[:, :self.own] * self.stage.latent_scale).reshape(len(z), *self.stage.latent_shape))
+
+
+#: the bridge's supervised first stage (a spec2mask network with a mask stage): its bottleneck holds the
+#: masks, and its code of a vibration window widens the vibration latent, so the diffusion conditions on what
+#: the network knows about the crack
+SUPERVISED = "supervised"
+
+
 def _is_model_folder(p: Path) -> bool:
     return (p / "config.json").is_file() and (p / "model.safetensors").is_file()
 
@@ -99,8 +128,10 @@ def stage_places(folder: str | Path, modalities) -> dict[str, Path]:
         folder = folder / STAGE_DIR
     if _is_model_folder(folder):
         return {"multimodal": folder}
-    places = {m: folder / m for m in modalities if _is_model_folder(folder / m)}
-    missing = [m for m in modalities if m not in places]
+    places = {m: folder / m for m in (*modalities, SUPERVISED) if _is_model_folder(folder / m)}
+    if SUPERVISED in places and "mask" in places:
+        raise ModelFolderError(folder, "holds both mask/ and supervised/ (the supervised network is the mask stage)")
+    missing = [m for m in modalities if m not in places and not (m == "mask" and SUPERVISED in places)]
     if missing and _is_model_folder(folder / "multimodal"):
         return {"multimodal": folder / "multimodal", **places}
     if missing:
@@ -117,17 +148,19 @@ def load_stages(folder: str | Path, modalities) -> Stages:
     saved = {k: load_model(p) for k, p in places.items()}
     views, keys = {}, {}
     for m in modalities:
-        key = m if m in saved else "multimodal"
+        key = m if m in saved else SUPERVISED if m == "mask" and SUPERVISED in saved else "multimodal"
         model = saved[key].model.eval()
-        want = m if key == "multimodal" else ""
+        want = "" if key == m else m
         if want not in getattr(model, "first_stage_modalities", ()):
             raise ModelFolderError(places[key], f"a {saved[key].info['model_class']} model offers no first stage "
                                    f"for {m!r}")
         for p in model.parameters():
             p.requires_grad_(False)
         views[m], keys[m] = model.first_stage(want), key
+    if SUPERVISED in saved and "spec" in views:
+        views["spec"] = WidenedStage(views["spec"], saved[SUPERVISED].model.first_stage("condition"))
     postfilters = {m: pf for m, k in keys.items() if (pf := saved_postfilter(saved[k])) is not None}
-    return Stages(views, saved, keys, postfilters)
+    return Stages(views, saved, keys, postfilters, {"spec": SUPERVISED} if SUPERVISED in saved else {})
 
 
 def _fit_stage_on_arrays(stage_cfg, folder: Path, x_train: np.ndarray, x_val: np.ndarray, note: str,
@@ -228,7 +261,7 @@ def prepare_stages(cfg, run_dir: Path, resume: bool = False) -> Stages:
 
 
 def _train_stage(cfg, stage_cfg, key: str, folder: Path, resume: bool) -> None:
-    if key == "multimodal":
+    if key in ("multimodal", SUPERVISED):
         from latentbridge.tasks import avdigits, multimodal
 
         fit = multimodal.fit if stage_cfg.task == "multimodal" else avdigits.fit
@@ -421,7 +454,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
         if run.outcome is None:
             return None
         model.eval()
-        extra = {"data": info, "first_stage": {"folder": STAGE_DIR, "keys": stages.keys,
+        extra = {"data": info, "first_stage": {"folder": STAGE_DIR, "keys": stages.keys, "widened": stages.widened,
                                                "latent_scales": {m: stages.scale(m) for m in cfg.modalities},
                                                "seconds": round(t_stage, 1), "reused": cfg.first_stage.run}}
         threshold = None
@@ -445,9 +478,11 @@ def _transform(cfg, stages: Stages):
 
 
 def _card(cfg, info: dict, training: dict, stages: Stages, t_stage: float) -> str:
-    stage_lines = "\n".join(f"- {m}: {stages.saved[k].info['model_class']} (`{STAGE_DIR}/{k}`), latent "
-                            f"{d}, scale {stages.scale(m):.4g}" for (m, k), d in zip(stages.keys.items(),
-                                                                                    stages.latent_dims))
+    stage_lines = "\n".join(
+        f"- {m}: {stages.saved[k].info['model_class']} (`{STAGE_DIR}/{k}`), latent {d}, scale {stages.scale(m):.4g}"
+        + (f" (its own latent, std-scaled, then the code of the {stages.saved[w].info['model_class']} network in "
+           f"`{STAGE_DIR}/{w}`: the diffusion conditions on both)" if (w := stages.widened.get(m)) else "")
+        for (m, k), d in zip(stages.keys.items(), stages.latent_dims))
     data = (f"bridge windows of `{info['root']}`: {info['n_train_windows']} labelled training / "
             f"{info['n_val_windows']} validation windows; held-out states: {', '.join(info['test_tests'])}"
             if cfg.data.kind == "bridge" else

@@ -101,11 +101,12 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
                 make_loader(DictDataset(**tensors(val)), cfg.train, False) if len(val.waves) else None)
         if run.outcome is None:
             return None
-        if model.first_stage_modalities:
-            fit_latent_scale(model.first_stage("spec"), train.waves)
-            labelled = np.asarray(train.has_mask, dtype=bool)
-            if labelled.any():
-                fit_latent_scale(model.first_stage("mask"), train.masks[labelled])
+        labelled = np.asarray(train.has_mask, dtype=bool)
+        if "condition" in model.first_stage_modalities:  # a supervised network that serves an MLD
+            model.fit_mask_encoder(torch.from_numpy(train.masks[labelled]), cfg.train.seed)
+        for m in model.first_stage_modalities:
+            if m != "mask" or labelled.any():
+                fit_latent_scale(model.first_stage(m), train.masks[labelled] if m == "mask" else train.waves)
         mask_threshold = calibrate_mask_threshold(model, val)
         data_info = {"root": str(cfg.data.root), "sample_rate": data.sample_rate, "n_channels": c,
                      "window_samples": t, "n_train_windows": int(n), "n_val_windows": int(len(val.waves)),
