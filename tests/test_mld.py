@@ -137,7 +137,7 @@ def test_guidance_per_generated_modality():
 
 def test_guidance_given_per_modality_on_the_command_line():
     from latentbridge.errors import LatentbridgeError
-    from latentbridge.tasks.mld import resolve_guidance
+    from latentbridge.utils import resolve_guidance
 
     mods = ("audio", "image")
     assert resolve_guidance("3", 4.0, mods) == 3.0

@@ -11,6 +11,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Callable, Iterator
 
 #: set by the CLI (its ``--verbose``); None (the library used from Python) leaves Lightning's logging alone
@@ -149,7 +150,6 @@ def guidance_problem(guidance, modalities=None) -> str | None:
     (None: nothing): a modality not among ``modalities`` (when given), a strength that is not a finite
     number >= 0. The config, the command line and the model's API each raise it in their own error."""
     import math
-    from collections.abc import Mapping
 
     per = guidance if isinstance(guidance, Mapping) else {"": guidance}
     if modalities is not None and (unknown := sorted(set(per) - set(modalities) - {""})):
@@ -162,3 +162,32 @@ def guidance_problem(guidance, modalities=None) -> str | None:
         if not ok:
             return f"a strength must be a finite number >= 0, got {g}"
     return None
+
+
+def resolve_guidance(given, run, modalities) -> float | dict[str, float]:
+    """One strength, or ``{modality: strength}`` over every modality (``given`` over the ``run``'s)."""
+    if isinstance(given, str):
+        text = given.strip()
+        try:
+            given = float(text) if "=" not in text else {
+                k.strip(): float(v) for k, v in (part.split("=", 1) for part in text.split(",") if part.strip())}
+        except ValueError:
+            from latentbridge.errors import LatentbridgeError
+
+            raise LatentbridgeError(f"--guidance: a number or MODALITY=NUMBER,... (modalities "
+                                    f"{', '.join(modalities)}), got {given!r}") from None
+    if problem := guidance_problem(given, modalities):
+        from latentbridge.errors import LatentbridgeError
+
+        raise LatentbridgeError(f"--guidance: {problem}")
+    if isinstance(given, Mapping):
+        base = run if isinstance(run, Mapping) else {m: float(run) for m in modalities}
+        given = {m: float(given.get(m, base.get(m, 1.0))) for m in modalities}
+        if len(set(given.values())) == 1:
+            given = next(iter(given.values()))
+    return given if isinstance(given, dict) else float(given)
+
+
+def guidance_text(g) -> str:
+    """``4`` or ``audio 8, image 4``."""
+    return f"{g:g}" if not isinstance(g, dict) else ", ".join(f"{m} {v:g}" for m, v in g.items())

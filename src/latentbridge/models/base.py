@@ -108,6 +108,26 @@ class ModalityStage:
         return fn(self.modality, x_hat, x) if fn is not None else (x_hat - x).pow(2).flatten(1).mean(1)
 
 
+class WidenedStage:
+    """A first-stage view whose latent is a stage's own (std-scaled) followed by a condition encoder's code
+    (std-scaled): the diffusion conditions on both, the data decodes from the stage's part alone
+    (the MLD's supervised stage, :data:`latentbridge.tasks.mld.SUPERVISED`). Scale 1: the parts are scaled here."""
+
+    def __init__(self, stage, condition):
+        self.stage, self.condition = stage, condition
+        self.own = int(np.prod(stage.latent_shape))
+        self.latent_shape = (self.own + int(np.prod(condition.latent_shape)),)
+        self.latent_scale = torch.tensor(1.0)
+
+    def encode(self, x):
+        z = torch.cat([self.stage.encode(x).mode().flatten(1) / self.stage.latent_scale,
+                       self.condition.encode(x).mode().flatten(1) / self.condition.latent_scale], dim=1)
+        return DiagonalGaussian(z, torch.full_like(z, -30.0))
+
+    def decode(self, z):
+        return self.stage.decode((z[:, :self.own] * self.stage.latent_scale).reshape(len(z), *self.stage.latent_shape))
+
+
 class MultimodalFamily(ModelFamily):
     """Mixin for multimodal models: one first-stage view per modality (:class:`ModalityStage`)."""
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +36,7 @@ import torch
 
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError, ModelFolderError
 from latentbridge.transforms.postfilter import GlobalVariancePostFilter, saved_postfilter
-from latentbridge.utils import batched, distinct_name, guidance_problem
+from latentbridge.utils import batched, distinct_name, resolve_guidance
 
 log = logging.getLogger(__name__)
 STAGE_DIR = "first_stage"
@@ -83,28 +82,6 @@ class Stages:
 
     def workflow(self, key: str | None = None):
         return self.saved[key or next(iter(self.saved))].workflow
-
-
-class WidenedStage:
-    """A first-stage view whose latent is a stage's own (std-scaled) followed by a condition encoder's code
-    (std-scaled): the diffusion conditions on both, the data decodes from the stage's part alone
-    (:data:`SUPERVISED`). Scale 1: the parts are scaled here."""
-
-    def __init__(self, stage, condition):
-        self.stage, self.condition = stage, condition
-        self.own = int(np.prod(stage.latent_shape))
-        self.latent_shape = (self.own + int(np.prod(condition.latent_shape)),)
-        self.latent_scale = torch.tensor(1.0)
-
-    def encode(self, x):
-        from latentbridge.models.base import DiagonalGaussian
-
-        z = torch.cat([self.stage.encode(x).mode().flatten(1) / self.stage.latent_scale,
-                       self.condition.encode(x).mode().flatten(1) / self.condition.latent_scale], dim=1)
-        return DiagonalGaussian(z, torch.full_like(z, -30.0))
-
-    def decode(self, z):
-        return self.stage.decode((z[:, :self.own] * self.stage.latent_scale).reshape(len(z), *self.stage.latent_shape))
 
 
 #: the bridge's supervised first stage (a spec2mask network with a mask stage): its bottleneck holds the
@@ -158,6 +135,8 @@ def load_stages(folder: str | Path, modalities) -> Stages:
             p.requires_grad_(False)
         views[m], keys[m] = model.first_stage(want), key
     if SUPERVISED in saved and "spec" in views:
+        from latentbridge.models.base import WidenedStage
+
         views["spec"] = WidenedStage(views["spec"], saved[SUPERVISED].model.first_stage("condition"))
     postfilters = {m: pf for m, k in keys.items() if (pf := saved_postfilter(saved[k])) is not None}
     return Stages(views, saved, keys, postfilters, {"spec": SUPERVISED} if SUPERVISED in saved else {})
@@ -558,31 +537,6 @@ def sampler_settings(cfg, **given) -> dict:
         raise LatentbridgeError(f"--steps must be in 1..{cfg.diffusion.train_timesteps}, got {out['steps']}")
     out["guidance"] = resolve_guidance(out["guidance"], s.guidance, cfg.modalities)
     return out
-
-
-def resolve_guidance(given, run, modalities) -> float | dict[str, float]:
-    """One strength, or ``{modality: strength}`` over every modality (``given`` over the ``run``'s)."""
-    if isinstance(given, str):
-        text = given.strip()
-        try:
-            given = float(text) if "=" not in text else {
-                k.strip(): float(v) for k, v in (part.split("=", 1) for part in text.split(",") if part.strip())}
-        except ValueError:
-            raise LatentbridgeError(f"--guidance: a number or MODALITY=NUMBER,... (modalities "
-                                    f"{', '.join(modalities)}), got {given!r}") from None
-    if problem := guidance_problem(given, modalities):
-        raise LatentbridgeError(f"--guidance: {problem}")
-    if isinstance(given, Mapping):
-        base = run if isinstance(run, Mapping) else {m: float(run) for m in modalities}
-        given = {m: float(given.get(m, base.get(m, 1.0))) for m in modalities}
-        if len(set(given.values())) == 1:
-            given = next(iter(given.values()))
-    return given if isinstance(given, dict) else float(given)
-
-
-def guidance_text(g) -> str:
-    """``4`` or ``audio 8, image 4``."""
-    return f"{g:g}" if not isinstance(g, dict) else ", ".join(f"{m} {v:g}" for m, v in g.items())
 
 
 @dataclass
