@@ -246,6 +246,21 @@ def test_training_from_imzml_files_in_mixed_precision(tissue, tmp_path):
     assert (np.asarray(info["transform"]["scale"]) < center).all()
 
 
+def test_some_m_z_of_sections_with_clean_maps_of_every_channel(tissue, tmp_path):
+    """data.mz picks two of six m/z; the clean maps hold all six: theirs are taken by m/z (refused before:
+    'truth of shape (34, 40, 6) does not match the section's (34, 40, 2)')."""
+    out = tmp_path / "two"
+    assert main(["train", "--config", str(REPO / "configs" / "cvae_tissue.yaml"), "--out", str(out),
+                 *_o([f"data.root={tissue}", "data.format=imzml", "data.mz=[760.585,798.541]", "data.target=clean",
+                      *TINY, "train.max_epochs=1"])]) == 0
+    from latentbridge.data.spatial import read_section
+
+    sec = read_section(tissue / "section_05.imzML", mz=[798.541, 760.585], truth=tissue / "section_05.truth.npy")
+    full = np.load(tissue / "section_05.truth.npy")
+    order = (tissue / "section_05.channels.txt").read_text().split()
+    assert np.array_equal(sec.truth, full[..., [order.index("798.541"), order.index("760.585")]])
+
+
 def test_unusual_maps_and_masks(run, tissue, tmp_path, capsys):
     """NaN marks a pixel without a measurement, masks of probabilities or transparency are read as
     drawn, and what cannot be used (inf, an empty mask file, a cut .ibd, m/z the data does not hold,

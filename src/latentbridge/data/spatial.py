@@ -169,7 +169,7 @@ def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: st
         if empty_mask is not None:
             raise DataError(empty_mask, f"the mask of {path.name} marks no pixel as valid")
         raise DataError(path, "no valid pixel")
-    t = _load_truth(truth, values.shape) if truth else None
+    t = _load_truth(truth, values.shape, labels) if truth else None
     o = read_mask(tissue, values.shape[:2]) if tissue else None
     return Section(stem, values, valid, str(path), t, o, list(labels), empty)
 
@@ -209,10 +209,35 @@ def channel_text(labels: list[str], channels) -> str:
     return ", ".join(labels[c] if c < len(labels) else f"channel {c}" for c in channels)
 
 
-def _load_truth(path, shape) -> np.ndarray:
+def _truth_labels(path: Path) -> list[str]:
+    """The m/z of a ``NAME.truth.npy``'s channels: ``NAME.channels.txt``, else the folder's ``manifest.json``."""
+    base = path.name[: -len(".truth.npy")] if path.name.endswith(".truth.npy") else path.stem
+    txt, manifest = path.with_name(f"{base}.channels.txt"), path.with_name("manifest.json")
+    if txt.is_file():
+        return [x.strip() for x in txt.read_text(encoding="utf-8").splitlines() if x.strip()]
+    if manifest.is_file():
+        return [f"{m:g}" for m in json.loads(manifest.read_text(encoding="utf-8")).get("mz") or []]
+    return []
+
+
+def _load_truth(path, shape, labels: list[str] | None = None) -> np.ndarray:
+    """The clean maps of a section of ``shape`` with channel ``labels`` (m/z): all the section's channels, or
+    more, of which those with the section's m/z are taken (a model of some m/z of a folder's sections)."""
+    path = Path(path)
     t = load_npy(path, "the clean maps", mmap=True)
     if t.ndim == 3 and tuple(t.shape) != tuple(shape):
-        t = channels_last(t, Path(path), n_labels=shape[2])  # written (C, H, W) like its maps
+        t = channels_last(t, path, n_labels=shape[2])  # written (C, H, W) like its maps
+    if t.ndim == 3 and t.shape[:2] == tuple(shape[:2]) and t.shape[2] > shape[2] and labels:
+        have = _truth_labels(path)
+        if len(have) == t.shape[2]:
+            try:
+                wanted, known = np.asarray(labels, float), np.asarray(have, float)
+            except ValueError:
+                wanted = known = None
+            if wanted is not None:
+                idx = np.abs(known[None, :] - wanted[:, None]).argmin(axis=1)
+                if np.allclose(known[idx], wanted, rtol=1e-5, atol=1e-4):
+                    return t[..., idx]
     if tuple(t.shape) != tuple(shape):
         raise DataError(path, f"truth of shape {t.shape} does not match the section's {tuple(shape)}")
     return t
