@@ -215,7 +215,7 @@ def enhance(run_dir: str, input_path: str, task: str, out: str, *, mz: list[floa
     (memory-mapped ``.npy``), so a large section never sits in memory whole."""
     with output_folder(out, force=force) as tmp:
         res = spatial.enhance(run_dir, input_path, task, mz=mz, mask=mask, truth=truth, n_samples=samples, seed=seed,
-                              allocate=spatial_report.memmap_allocator(tmp))
+                              allocate=spatial_report.memmap_allocator(tmp), progress=True)
         spatial_report.write_enhanced(res, tmp)
     return res
 

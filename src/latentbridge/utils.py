@@ -67,6 +67,13 @@ def atomic_write_json(path: str | Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def progress_bar(total: int, enabled: bool, desc: str, unit: str = "step"):
+    """A transient tqdm bar on stderr (``enabled`` False: silent)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False, dynamic_ncols=True)
+
+
 def natural_key(name: str):
     """Sort key reading the digit runs of ``name`` as numbers ("ch_8" before "ch_10"), case-insensitive."""
     return [(0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in re.split(r"(\d+)", name) if p]

@@ -97,10 +97,14 @@ def _allocate(name: str, shape) -> np.ndarray:
 
 
 def run_tiles(model, spec, source: TileSource, *, n_samples: int = 8, batch_tiles: int = 32, seed: int = 0,
-              allocate: Callable = _allocate, answered: np.ndarray | None = None) -> TiledOutput:
+              allocate: Callable = _allocate, answered: np.ndarray | None = None, progress: bool = False
+              ) -> TiledOutput:
     """Enhance the whole grid of ``source`` (see the module docstring); ``allocate(name, shape)``
     gives the output arrays (``enhanced``, ``uncertainty``, ``latent``); with ``answered`` (H, W), the
-    enhanced map and its σ are NaN at the other pixels (the latent map is kept whole)."""
+    enhanced map and its σ are NaN at the other pixels (the latent map is kept whole); ``progress``: a
+    bar of tiles on stderr."""
+    from latentbridge.utils import progress_bar
+
     size, overlap = spec.patch_size, spec.overlap
     h, w, c = source.height, source.width, source.channels
     d = model.latent_shape[0]
@@ -145,6 +149,7 @@ def run_tiles(model, spec, source: TileSource, *, n_samples: int = 8, batch_tile
                 a[size - n:] = 0
         b0 = upto
 
+    bar = progress_bar(len(ys) * len(xs), progress, "enhancing", unit="tile")
     for y0 in ys:
         flush(y0)
         tiles = [(y0, x0) for x0 in xs]
@@ -169,5 +174,7 @@ def run_tiles(model, spec, source: TileSource, *, n_samples: int = 8, batch_tile
                 band["mean"][sl] += np.moveaxis(mean[j], 0, 2) * win[..., None]
                 band["var"][sl] += np.moveaxis(var[j], 0, 2) * win[..., None]
                 band["lat"][sl] += np.moveaxis(lat[j], 0, 2) * win[..., None]
+            bar.update(len(chunk))
     flush(b0 + size)
+    bar.close()
     return TiledOutput(out_mean, out_sigma, out_latent, len(ys) * len(xs))

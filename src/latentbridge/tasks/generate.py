@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from latentbridge.errors import DataError, LatentbridgeError
+from latentbridge.utils import progress_bar
 
 log = logging.getLogger(__name__)
 DIGITS = [str(d) for d in range(10)]
@@ -81,12 +82,6 @@ class SampleResult:
     class_names: list[str] = field(default_factory=list)
 
 
-def _progress_bar(total: int, enabled: bool, desc: str):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="step", disable=not enabled, leave=False, dynamic_ncols=True)
-
-
 def generate(model, n: int, *, labels=None, conditions=None, guidance: float = 2.0, scheduler: str = "ddim",
              steps: int | None = 50, eta: float = 0.0, seed: int = 0, batch_size: int = 250,
              progress: bool = False) -> tuple[np.ndarray, float]:
@@ -94,7 +89,7 @@ def generate(model, n: int, *, labels=None, conditions=None, guidance: float = 2
     n_steps = steps or model.process.train_timesteps
     total = -(-n // batch_size) * n_steps
     t0 = time.perf_counter()
-    with _progress_bar(total, progress, "sampling") as bar:
+    with progress_bar(total, progress, "sampling") as bar:
         x = model.generate(n, y=None if labels is None else torch.as_tensor(labels),
                            c=None if conditions is None else torch.as_tensor(conditions, dtype=torch.float32),
                            guidance=guidance, scheduler=scheduler, steps=steps, eta=eta,
