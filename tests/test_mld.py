@@ -340,13 +340,16 @@ def test_the_supervised_stage_must_hold_the_masks(bridge_run, tmp_path):
 
     with pytest.raises(ConfigError, match="supervised: a spec2mask network with model.mask_stage: true"):
         load_config(REPO / "configs" / "mld_bridge.yaml", ["first_stage.stages.supervised.model.mask_stage=false"])
+    plain = load_config(REPO / "configs" / "mld_bridge.yaml", ["first_stage.stages.supervised=null"])  # the VAE alone
+    assert list(plain.first_stage.stages) == ["multimodal"] and plain.stage_latent_dims() == [32, 32]
+    assert load_config(REPO / "configs" / "mld_bridge.yaml").stage_latent_dims() == [64, 32]
     root, run = bridge_run
     fs = tmp_path / "first_stage"
     shutil.copytree(run / "first_stage" / "multimodal", fs / "multimodal")
-    plain = tmp_path / "s2m"
-    assert main(["train", "--config", str(REPO / "configs" / "spec2mask_bridge.yaml"), "--out", str(plain),
+    s2m = tmp_path / "s2m"
+    assert main(["train", "--config", str(REPO / "configs" / "spec2mask_bridge.yaml"), "--out", str(s2m),
                  *_o([f"data.root={root}", *BRIDGE_STAGE, "train.max_epochs=1"])]) == 0
-    shutil.copytree(plain, fs / "supervised")
+    shutil.copytree(s2m, fs / "supervised")
     with pytest.raises(ModelFolderError, match="supervised: a spec2mask model offers no first stage for 'mask'"):
         load_stages(fs, ("spec", "mask"))
 

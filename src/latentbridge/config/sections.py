@@ -448,7 +448,14 @@ class FirstStageConfig(Section):
     stages: dict[str, dict] = Field(default_factory=dict)
     """Each first-stage model's workflow config (composable: ``{base: preset.yaml, ...}``), by key:
     ``multimodal`` (one multimodal model serves every modality) or one key per modality (a
-    single-modality autoencoder each). The MLD's data sections are applied to them."""
+    single-modality autoencoder each); bridge: ``supervised`` beside ``multimodal`` (a spec2mask network
+    with a mask stage). The MLD's data sections are applied to them; a key set to null is dropped
+    (``-o first_stage.stages.supervised=null``)."""
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _drop_null(cls, v):
+        return {k: x for k, x in v.items() if x is not None} if isinstance(v, dict) else v
     recorded: RecordedConditionsConfig = Field(default_factory=RecordedConditionsConfig)
     """Digits: the audio stage's encoder aligned with recorded copies of its clips (``copies`` 0: not)."""
     written: RecordedConditionsConfig = Field(default_factory=RecordedConditionsConfig)
