@@ -195,6 +195,13 @@ def test_channels_first_arrays_are_turned_and_png_channels_keep_their_numeric_or
         Image.fromarray(np.full((6, 7), i * 10, np.uint8)).save(folder / f"ch_{i}.png")
     stack = arrays.read_array_stack(folder)
     assert stack.labels == ["ch_8", "ch_9", "ch_10", "ch_11"] and list(stack.values[0, 0]) == [80, 90, 100, 110]
+    rgb = np.zeros((6, 7, 3), np.uint8)
+    rgb[..., 0] = 200
+    Image.fromarray(rgb).save(folder / "ch_12.png")  # a colour channel image: its colour is dropped, and said
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert arrays.read_array_stack(folder).shape == (6, 7, 5)
+    assert "ch_12.png: a colour image (RGB), read as grey levels" in caplog.text
 
 
 def test_messages_name_the_file_that_causes_the_problem(tmp_path):

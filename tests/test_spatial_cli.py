@@ -140,7 +140,11 @@ def test_maps_on_another_intensity_scale_are_named(run, tissue, tmp_path, caplog
     caplog.clear()
     assert main(["enhance", str(run), str(tissue / "section_05.npy"), "--task", "denoise", "--out",
                  str(tmp_path / "same")]) == 0
-    assert "intensities" not in caplog.text
+    assert "intensities" not in caplog.text and "smaller than" not in caplog.text
+    np.save(tmp_path / "tiny.npy", maps[10:20, 10:20])  # under the model's 16-pixel patches: said, not silent
+    assert main(["enhance", str(run), str(tmp_path / "tiny.npy"), "--task", "denoise", "--out",
+                 str(tmp_path / "tiny")]) == 0
+    assert "10 x 10 pixels, smaller than the model's 16-pixel patches" in caplog.text
 
 
 def test_a_terminated_enhance_leaves_nothing_behind(run, tmp_path):

@@ -107,6 +107,8 @@ def _png(path: Path, alpha: bool = False) -> np.ndarray:
                 if a.min() < a.max():
                     return a
             if im.mode not in ("L", "I", "I;16", "I;16B", "F", "1"):
+                if im.mode not in ("P", "LA", "PA") and first_time(("colour png", str(path))):
+                    log.warning("%s: a colour image (%s), read as grey levels", path, im.mode)
                 im = im.convert("L")
             return np.asarray(im)
     except OSError as e:

@@ -341,6 +341,9 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
             "was trained on" if spec.mz else " (all zero on the valid pixels)"))
     if empty:
         log.warning("%s: no signal in %s: the model's maps of them rest on the other channels", path, empty)
+    if min(section.shape[:2]) * (spec.upscale_factor if task == "upscale" else 1) < spec.patch_size:
+        log.warning("%s: %d x %d pixels, smaller than the model's %d-pixel patches: enhanced on a patch padded with "
+                    "unmeasured pixels, with less context than in training", path, *section.shape[:2], spec.patch_size)
     if off := scale_mismatch(section, spec):
         o = off[0]
         wide = o["high"] - o["low"] > o["trained"][1] - o["trained"][0]
