@@ -95,6 +95,27 @@ def test_score_with_label_csv_and_without_labels(fitted_model, machine_data, tmp
     assert (plain / "scores.csv").exists() and not (plain / "metrics.json").exists()
 
 
+def test_a_recording_far_quieter_than_training_is_named(fitted_model, machine_data, tmp_path, caplog):
+    """A dead microphone (+-1 LSB of noise, -92 dBFS) was scored as ordinary audio without a word."""
+    import soundfile as sf
+
+    info = json.loads((fitted_model / "config.json").read_text())
+    quietest = info["data"]["survey"]["level_dbfs_percentiles_0_10_50_90_100"][0]
+    sr = info["config"]["audio"]["sample_rate"]
+    sf.write(tmp_path / "dead_mic.wav", np.random.default_rng(0).integers(-1, 2, 4 * sr).astype(np.int16), sr,
+             subtype="PCM_16")
+    normal = sorted((machine_data / "test" / "normal").glob("*.wav"))[0]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(["anomaly", "score", str(fitted_model), str(normal), "--out", str(tmp_path / "a")]) == 0
+    assert "quieter than the quietest training recording" not in caplog.text
+    with caplog.at_level("WARNING"):
+        assert main(["anomaly", "score", str(fitted_model), str(normal), str(tmp_path / "dead_mic.wav"), "--out",
+                     str(tmp_path / "b")]) == 0
+    assert "1 of 2 recordings are more than 30 dB quieter than the quietest training recording (dead_mic.wav -92 dBFS" \
+        in caplog.text and f"training {quietest:.0f} to" in caplog.text
+
+
 def test_export_parity_and_edge_scorer_without_torch(fitted_model, machine_data, tmp_path, capsys):
     onnx_path = tmp_path / "model.onnx"
     assert main(["export", str(fitted_model), "--format", "onnx", "--out", str(onnx_path)]) == 0

@@ -28,8 +28,9 @@ from latentbridge.utils import atomic_path, batched, stable_hash
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 3  # 2: a recording's last window ends on its last sample (io.windows), where it was padded;
-# 3: frames reaching into a window's trailing digital silence are silence (transforms.numpy_stft.silence_tail)
+CACHE_VERSION = 4  # 2: a recording's last window ends on its last sample (io.windows), where it was padded;
+# 3: frames reaching into a window's trailing digital silence are silence (transforms.numpy_stft.silence_tail);
+# 4: each entry records the file's level (scoring names files far quieter than the training files)
 
 
 def default_workers() -> int:
@@ -59,6 +60,8 @@ class FileFeatures:
     duration_s: float = 0.0
     padded: bool = False
     problem: str | None = None
+    level_dbfs: float | None = None
+    """RMS level of the samples read (the mono mix or the channel), dBFS; None from an older cache entry."""
 
 
 class FeatureChunks(torch.utils.data.Dataset):
@@ -106,6 +109,8 @@ class WindowFeatures:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     padded: list[str] = field(default_factory=list)
     """Files shorter than one window, padded to one window (the short-recording rule)."""
+    levels_dbfs: np.ndarray | None = None
+    """(n_files,) RMS level of each file, dBFS (NaN where unknown)."""
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
@@ -126,11 +131,13 @@ class WindowFeatures:
             window_s=self.window_s,
             files=[self.files[i] for i in file_ids],
             durations_s=self.durations_s[file_ids],
+            levels_dbfs=None if self.levels_dbfs is None else self.levels_dbfs[file_ids],
         )
 
     def subset_windows(self, mask: np.ndarray) -> "WindowFeatures":
         return WindowFeatures(self.features[mask], self.file_index[mask], self.starts_s[mask], self.window_s,
-                              list(self.files), self.durations_s.copy())
+                              list(self.files), self.durations_s.copy(),
+                              levels_dbfs=None if self.levels_dbfs is None else self.levels_dbfs.copy())
 
 
 class FeatureExtractor:
@@ -190,12 +197,13 @@ class FeatureExtractor:
         try:
             info = json.loads(meta.read_text())
             feats = np.load(npy, allow_pickle=False)
-            return feats, np.asarray(info["starts_s"], dtype=np.float64), float(info["duration_s"])
+            return (feats, np.asarray(info["starts_s"], dtype=np.float64), float(info["duration_s"]),
+                    info.get("level_dbfs"))
         except (OSError, ValueError, KeyError):
             return None  # a damaged cache entry is recomputed
 
     def _save_cached(self, key: str, feats: np.ndarray, starts_s: np.ndarray, duration_s: float,
-                     path: Path) -> None:
+                     path: Path, level_dbfs: float | None = None) -> None:
         if not self.use_cache:
             return
         try:
@@ -205,7 +213,8 @@ class FeatureExtractor:
                     np.save(f, feats, allow_pickle=False)
             with atomic_path(self.cache_dir / f"{key}.json") as tmp:
                 tmp.write_text(json.dumps({"source": str(path.resolve()), "params": self._params,
-                                           "starts_s": starts_s.tolist(), "duration_s": duration_s}))
+                                           "starts_s": starts_s.tolist(), "duration_s": duration_s,
+                                           "level_dbfs": level_dbfs}))
         except OSError as e:  # a read-only cache must not stop the work
             log.warning("feature cache %s not written: %s", self.cache_dir, e)
 
@@ -243,10 +252,11 @@ class FeatureExtractor:
         return wave
 
     def _read_windows(self, path: Path):
-        """(windows, starts_s, duration_s, padded) of one file; DataError when it is unusable."""
+        """(windows, starts_s, duration_s, padded, level_dbfs) of one file; DataError when it is unusable."""
         wave = self.read(path)
         windows, starts, padded = self._windows(wave, path)
-        return windows, starts, wave.shape[-1] / self.sample_rate, padded
+        level = float(10 * np.log10(np.mean(np.square(wave, dtype=np.float64)) + 1e-20))
+        return windows, starts, wave.shape[-1] / self.sample_rate, padded, round(level, 2)
 
     def chunk_features(self, chunk: list[tuple[int, Path]]) -> list["FileFeatures"]:
         """Features of a chunk of files ``[(index, path), ...]``: cached ones loaded, the others read,
@@ -258,16 +268,16 @@ class FeatureExtractor:
             key = self._key(path)
             cached = self._load_cached(key)
             if cached is not None:
-                f, starts, duration = cached
-                out.append(FileFeatures(i, f, starts, duration, duration < self.window_s - 1e-9))
+                f, starts, duration, level = cached
+                out.append(FileFeatures(i, f, starts, duration, duration < self.window_s - 1e-9, level_dbfs=level))
                 continue
             try:
-                windows, starts, duration, padded = self._read_windows(path)
+                windows, starts, duration, padded, level = self._read_windows(path)
             except DataError as e:
                 out.append(FileFeatures(i, problem=e.problem))
                 continue
             todo.append((len(out), key, path, windows))
-            out.append(FileFeatures(i, None, starts, duration, padded))
+            out.append(FileFeatures(i, None, starts, duration, padded, level_dbfs=level))
         if todo:
             feats = self.features_of_windows(np.concatenate([t[3] for t in todo], axis=0))
             offset = 0
@@ -275,7 +285,7 @@ class FeatureExtractor:
                 r = out[k]
                 r.features = feats[offset:offset + len(windows)]
                 offset += len(windows)
-                self._save_cached(key, r.features, r.starts_s, r.duration_s, path)
+                self._save_cached(key, r.features, r.starts_s, r.duration_s, path, r.level_dbfs)
         return out
 
     def chunks(self, files: list[Path], size: int | None = None, shares: int = 1) -> list[list[tuple[int, Path]]]:
@@ -391,6 +401,7 @@ class FeatureExtractor:
             starts_s=np.concatenate([r.starts_s for r in kept]), window_s=self.window_s,
             files=[files[r.index] for r in kept], durations_s=np.asarray([r.duration_s for r in kept], dtype=np.float64),
             skipped=skipped, padded=padded,
+            levels_dbfs=np.asarray([np.nan if r.level_dbfs is None else r.level_dbfs for r in kept], dtype=np.float64),
         )
 
 

@@ -380,6 +380,7 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
         return None
     wf, scores = scored
     _warn_padding(det, wf)
+    _warn_quiet(det, wf)
     y_files = resolve_labels(wf.files, labels)
     file_scores = aggregate_scores(scores, wf.file_index, len(wf.files), aggregate)
     summary = {"model": str(model_dir), "score": det.method, "aggregate": aggregate, "threshold": det.threshold,
@@ -411,6 +412,25 @@ def _warn_padding(det: Detector, wf: WindowFeatures) -> None:
                     "them (-o audio.window_s=...) to score them on sound alone", len(wf.padded),
                     det.cfg.audio.window_s, det.cfg.audio.pad, ", ".join(Path(p).name for p in wf.padded[:3])
                     + (", ..." if len(wf.padded) > 3 else ""))
+
+
+#: a recording this much quieter than the quietest training recording is named when scored
+QUIET_MARGIN_DB = 30.0
+
+
+def _warn_quiet(det: Detector, wf: WindowFeatures) -> None:
+    """Recordings far quieter than every training recording (a disconnected or dead microphone, a gain set
+    far lower): scored as they are, and named, so that their scores are read for what they are."""
+    pct = ((det.saved.info.get("data") or {}).get("survey") or {}).get("level_dbfs_percentiles_0_10_50_90_100")
+    if not pct or wf.levels_dbfs is None:
+        return
+    quiet = np.flatnonzero(wf.levels_dbfs < pct[0] - QUIET_MARGIN_DB)
+    if len(quiet):
+        names = ", ".join(f"{Path(wf.files[i]).name} {wf.levels_dbfs[i]:.0f} dBFS" for i in quiet[:3])
+        log.warning("%d of %d recordings are more than %g dB quieter than the quietest training recording (%s; "
+                    "training %.0f to %.0f dBFS): a disconnected or dead microphone, or a far lower gain, scores "
+                    "as unlike the training sound for that alone", len(quiet), len(wf.files), QUIET_MARGIN_DB,
+                    names + (", ..." if len(quiet) > 3 else ""), pct[0], pct[-1])
 
 
 def _two_classes(y_files: np.ndarray, paths) -> None:
