@@ -6,6 +6,9 @@ encodes the training pairs to std-scaled latents (posterior modes divided by eac
 ``latent_scale``) and trains the denoiser on them; the run is a model folder whose
 ``first_stage`` sub-folder holds the stages, so it is self-contained. Data:
 
+- bridge first stages: the multimodal VAE (its vibration expert; its mask expert too unless a
+  ``supervised`` stage is given: a spec2mask network with a mask stage, whose bottleneck then holds
+  the masks and whose code of each vibration window widens the vibration latent, :data:`SUPERVISED`);
 - bridge: the vibration windows and crack masks of the multimodal workflow, with the *same*
   training / validation / held-out damage states as the multimodal model that serves as the first
   stage (read from its folder), labelled windows only; the crack-probability threshold of
