@@ -306,6 +306,24 @@ def test_only_finite_sources_are_flushed(tmp_path):
         listen(score_fn, sample_rate=1000, window_s=0.4, hop_s=0.2, source=iter(blocks), pad="zeros")
 
 
+def test_a_muted_input_is_named(caplog):
+    """A muted or unplugged microphone gives digital silence: every window of it scores as a fault; the first
+    one is named and the summary counts them (they were flagged without a word)."""
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.standard_normal(800), np.zeros(1200), rng.standard_normal(400)]).astype(np.float32)
+    blocks = [(x[i : i + 100].reshape(-1, 1), False) for i in range(0, len(x), 100)]
+    _, score_fn = _recording_score()
+    lines = io.StringIO()
+    with caplog.at_level("WARNING"):
+        summary = listen(score_fn, sample_rate=1000, window_s=0.4, hop_s=0.2, source=iter(blocks), out=lines)
+    assert summary["n_silent_windows"] == 5  # the windows at 0.8 .. 1.6 s lie wholly in the silence
+    assert "the window at 0.80 s is digital silence" in caplog.text and caplog.text.count("digital silence") == 1
+    assert lines.getvalue().rstrip().endswith(", 5 windows of digital silence")
+    _, score_fn = _recording_score()
+    assert listen(score_fn, sample_rate=1000, window_s=0.4, hop_s=0.2, out=None,
+                  source=iter([(rng.standard_normal((2000, 1)).astype(np.float32), False)]))["n_silent_windows"] == 0
+
+
 def test_file_blocks_shapes_and_realtime_pacing(tmp_path):
     wav = tmp_path / "t.wav"
     tone_wav(wav, 8000, silence_s=0.1, tone_s=0.1)

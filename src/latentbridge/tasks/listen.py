@@ -26,6 +26,9 @@ from latentbridge.io.windows import PAD_MODES, WindowBuffer
 
 _log = logging.getLogger(__name__)
 
+#: a window whose samples all stay below this is digital silence (a muted or disconnected input)
+SILENT_PEAK = 1e-6
+
 __all__ = ["ScoreFn", "detector_score_fn", "listen", "listen_model"]
 
 #: ``score_fn(windows (n, window_samples) float32) -> (scores (n,), decisions (n,) bool)``.
@@ -88,7 +91,7 @@ def listen(
     row: ``wall_time``, ``start_s``, ``end_s``, ``score``, ``is_anomaly``, ``overflows``) as soon
     as it is scored: the server's WebSocket stream sends it on.
 
-    Returns ``{"n_windows", "n_anomalies", "overflows", "duration_s"}`` where ``duration_s`` is
+    Returns ``{"n_windows", "n_anomalies", "overflows", "duration_s", "n_silent_windows"}`` where ``duration_s`` is
     the audio received, in seconds.  Times are positions in the received audio.
     """
     if sample_rate <= 0:
@@ -129,7 +132,7 @@ def listen(
     own_log = events is not None and not isinstance(events, EventLog)
     new_log = own_log and not Path(events).exists()  # type: ignore[arg-type]
     log = EventLog(events) if own_log else events  # type: ignore[arg-type]
-    n_windows = n_anomalies = flagged_blocks = 0
+    n_windows = n_anomalies = flagged_blocks = n_silent = 0
 
     def overflows() -> int:
         return max(flagged_blocks, stats.overflows if stats is not None else 0)
@@ -139,11 +142,17 @@ def listen(
             print(line, file=sys.stdout if out == "stdout" else out, flush=True)
 
     def score(ready: list[tuple[int, np.ndarray]]) -> None:
-        nonlocal n_windows, n_anomalies
+        nonlocal n_windows, n_anomalies, n_silent
         if not ready:
             return
         starts = [s for s, _ in ready]
         windows = np.stack([w for _, w in ready])
+        silent = np.abs(windows).reshape(len(windows), -1).max(axis=1) < SILENT_PEAK
+        if silent.any() and not n_silent:  # a muted or disconnected input: every window of it scores as a fault
+            _log.warning("the window at %.2f s is digital silence (peak below %.0e): is the input muted or "
+                         "disconnected? Its score measures the silence", starts[int(np.argmax(silent))] / sample_rate,
+                         SILENT_PEAK)
+        n_silent += int(silent.sum())
         scores, decisions = score_fn(windows)
         scores = np.asarray(scores, dtype=np.float64).reshape(-1)
         decisions = np.asarray(decisions).reshape(-1).astype(bool)
@@ -208,10 +217,12 @@ def listen(
         "n_anomalies": n_anomalies,
         "overflows": overflows(),
         "duration_s": buffer.samples_seen / sample_rate,
+        "n_silent_windows": n_silent,
     }
     emit(
         f"listened {summary['duration_s']:.2f} s: {n_windows} windows, "
         f"{n_anomalies} anomalies, {summary['overflows']} overflows"
+        + (f", {n_silent} windows of digital silence" if n_silent else "")
     )
     return summary
 
