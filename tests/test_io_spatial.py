@@ -204,7 +204,7 @@ def test_channels_first_arrays_are_turned_and_png_channels_keep_their_numeric_or
     assert "ch_12.png: a colour image (RGB), read as grey levels" in caplog.text
 
 
-def test_messages_name_the_file_that_causes_the_problem(tmp_path):
+def test_messages_name_the_file_that_causes_the_problem(tmp_path, caplog):
     """They named the section for an empty mask, no file for a PNG of another size or a section of another
     channel count, and passed on numpy's advice to unpickle a file that is not an array."""
     from PIL import Image
@@ -219,6 +219,9 @@ def test_messages_name_the_file_that_causes_the_problem(tmp_path):
             arrays.read_array_stack(tmp_path / name)
         assert "allow_pickle" not in str(e.value)
     np.save(tmp_path / "s.npy", np.ones((6, 7, 2), np.float32))
+    with caplog.at_level("WARNING"):
+        assert read_section(tmp_path / "s.npy").valid.all()  # no mask beside it: said how the region is read
+    assert "s.npy: no mask (NAME.mask.npy or .png beside it): the 42 of 42 pixels with a non-zero value" in caplog.text
     np.save(tmp_path / "empty.npy", np.zeros((6, 7), np.uint8))
     with pytest.raises(DataError, match=r"empty\.npy: the mask of s\.npy marks no pixel as valid"):
         read_section(tmp_path / "s.npy", mask=tmp_path / "empty.npy")

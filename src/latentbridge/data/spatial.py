@@ -40,6 +40,7 @@ from scipy import ndimage
 from latentbridge.errors import ConfigError, DataError
 from latentbridge.io.arrays import ARRAY_SUFFIXES, channels_last, find_mask, load_npy, read_array_stack, read_mask
 from latentbridge.io.imzml import read_ion_images
+from latentbridge.utils import first_time
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,10 @@ def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: st
             empty_mask = None if valid.any() else mask_path
         else:
             valid = np.asarray(values).any(axis=-1)
+            if first_time(("no mask", str(path))):
+                log.warning("%s: no mask (NAME.mask.npy or .png beside it): the %d of %d pixels with a non-zero value "
+                            "are the section; a background of low noise counts as section too", path,
+                            int(valid.sum()), valid.size)
         if stack.missing is not None:
             n = int((valid & stack.missing).sum())
             valid = valid & ~stack.missing
