@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from latentbridge.errors import DataError, named_problems
-from latentbridge.io import (MIN_WINDOW_SHARE, check_recording_length, cut_windows, list_audio_files, read_audio,
-                             trim_silence)
+from latentbridge.io import (MIN_WINDOW_SHARE, check_recording_length, cut_windows, level_dbfs, list_audio_files,
+                             read_audio, trim_silence)
 from latentbridge.transforms.numpy_stft import silence_tail
 from latentbridge.utils import atomic_path, batched, stable_hash
 
@@ -255,8 +255,7 @@ class FeatureExtractor:
         """(windows, starts_s, duration_s, padded, level_dbfs) of one file; DataError when it is unusable."""
         wave = self.read(path)
         windows, starts, padded = self._windows(wave, path)
-        level = float(10 * np.log10(np.mean(np.square(wave, dtype=np.float64)) + 1e-20))
-        return windows, starts, wave.shape[-1] / self.sample_rate, padded, round(level, 2)
+        return windows, starts, wave.shape[-1] / self.sample_rate, padded, round(level_dbfs(wave), 2)
 
     def chunk_features(self, chunk: list[tuple[int, Path]]) -> list["FileFeatures"]:
         """Features of a chunk of files ``[(index, path), ...]``: cached ones loaded, the others read,

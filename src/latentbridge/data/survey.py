@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError
-from latentbridge.io import active_bounds, audio_info, read_audio
+from latentbridge.io import active_bounds, audio_info, level_dbfs, read_audio
 
 
 #: RMS level (dBFS, of the mono mix) under which a recording is all but silent: a dead microphone, a stereo pair in
@@ -106,7 +106,7 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
             bad.append((str(f), e.problem))
             del headers[f]
             continue
-        levels.append(float(10 * np.log10(np.mean(wave.astype(np.float64) ** 2) + 1e-20)))
+        levels.append(level_dbfs(wave))
         if levels[-1] < QUIET_DBFS:
             quiet.append((str(f), round(levels[-1], 1)))
         start, end = active_bounds(wave, sr, top_db)

@@ -42,6 +42,7 @@ __all__ = [
     "check_recording_length",
     "active_bounds",
     "frame_rms",
+    "level_dbfs",
     "trim_silence",
 ]
 
@@ -343,6 +344,11 @@ def frame_rms(x: np.ndarray, frame: int) -> np.ndarray:
     if not n_frames:
         return np.sqrt(np.mean(x ** 2) + 1e-20)[None]
     return np.sqrt(np.mean(x[: n_frames * frame].reshape(n_frames, frame) ** 2, axis=1) + 1e-20)
+
+
+def level_dbfs(wave: np.ndarray) -> float:
+    """RMS level of a waveform in dBFS (-200 for digital silence)."""
+    return float(10 * np.log10(np.mean(np.square(wave, dtype=np.float64)) + 1e-20))
 
 
 def active_bounds(wave: np.ndarray, sample_rate: float, top_db: float = 40.0, frame_s: float = 0.02,

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -237,17 +236,10 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
 
 def _image_data(data_cfg, seed: int, root: str | None = None):
     """Train / validation / test images of a ``data`` section (MNIST or a folder; ``root``: another root of the
-    same source), the MNIST offline-split warning kept for the record instead."""
+    same source)."""
     from latentbridge.data.images import load_image_data
 
-    if root:
-        data_cfg = data_cfg.model_copy(update={"root": root})
-    if not data_cfg.root:
-        raise ConfigError("data.root: no image folder given" + (
-            " (MNIST: the folder holding the *-ubyte.gz files)" if data_cfg.source == "mnist" else ""))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the offline split is recorded instead
-        return load_image_data(data_cfg, seed)
+    return load_image_data(data_cfg.model_copy(update={"root": root}) if root else data_cfg, seed)
 
 
 def _fit_image(cfg, out_dir: Path, resume: bool, force: bool) -> FitResult | None:

@@ -56,7 +56,11 @@ class Stages:
     saved: dict  # stage key → SavedModel
     keys: dict  # modality → stage key
     postfilters: dict = field(default_factory=dict)  # modality → GlobalVariancePostFilter (audio stages)
-    widened: dict = field(default_factory=dict)  # modality → key of the stage whose code widens its latent
+
+    @property
+    def widened(self) -> dict[str, str]:
+        """Modality → key of the stage whose code widens its latent (the bridge's supervised stage)."""
+        return {"spec": SUPERVISED} if SUPERVISED in self.saved and "spec" in self.views else {}
 
     @property
     def latent_dims(self) -> list[int]:
@@ -142,7 +146,7 @@ def load_stages(folder: str | Path, modalities) -> Stages:
 
         views["spec"] = WidenedStage(views["spec"], saved[SUPERVISED].model.first_stage("condition"))
     postfilters = {m: pf for m, k in keys.items() if (pf := saved_postfilter(saved[k])) is not None}
-    return Stages(views, saved, keys, postfilters, {"spec": SUPERVISED} if SUPERVISED in saved else {})
+    return Stages(views, saved, keys, postfilters)
 
 
 def _fit_stage_on_arrays(stage_cfg, folder: Path, x_train: np.ndarray, x_val: np.ndarray, note: str,
