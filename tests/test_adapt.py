@@ -88,6 +88,35 @@ def test_the_band_stops_where_a_share_of_the_files_ends(tmp_path):
     assert band_warning(rates, 16000, 4000.0) is None and band_warning({"a.wav": 16000}, 16000, None) is None
 
 
+def test_a_spectrum_cut_off_at_the_top_is_named_and_a_change_within_the_band_is_not():
+    from latentbridge.data.survey import band_content_warning, band_profile_db
+
+    rng = np.random.default_rng(0)
+    # four files of two windows (1 channel, 8 bands, 5 frames), flat spectra at different levels
+    feats = np.repeat(rng.normal(0, 0.5, (8, 1, 8, 5)) + np.repeat(rng.uniform(-40, -10, 4), 2)[:, None, None, None],
+                      1, axis=0)
+    cfg = type("F", (), {"scale": "db", "normalize": "none", "power": 1.0})()
+    train = band_profile_db(feats, np.repeat(np.arange(4), 2), 4, cfg)
+    assert train.shape == (4, 8) and np.abs(train).max() < 1.0  # the level taken out of each file
+    fitted = {"min": train.min(0).tolist(), "max": train.max(0).tolist()}
+    centres = np.array([100, 300, 600, 1000, 1600, 2500, 3600, 5000.0])
+    test = feats[:6].copy()
+    test[0:2, :, 6:] -= 45      # file 0: its top two bands 45 dB down (a codec's low-pass)
+    test[2:4, :, 3] += 45       # file 1: one band within loud (a fault, e.g. a whine)
+    prof = band_profile_db(test, np.repeat(np.arange(3), 2), 3, cfg)
+    text = band_content_warning(prof, fitted, ["lossy.ogg", "whine.wav", "ok.wav"], centres)
+    assert text.startswith("1 of 3 recordings hold far less sound above 2500 Hz") and "lossy.ogg" in text
+    assert "features.fmax=2500" in text and "whine" not in text and "ok.wav" not in text
+    # the other way round: training recordings cut off at the top, a full-band one scored
+    cut = fitted | {"max": (np.array(fitted["max"]) - [0, 0, 0, 0, 0, 40, 40, 40]).tolist(),
+                    "min": (np.array(fitted["min"]) - [0, 0, 0, 0, 0, 40, 40, 40]).tolist()}
+    text = band_content_warning(prof[1:], cut, ["whine.wav", "ok.wav"], centres)
+    assert text.startswith("2 of 2 recordings hold sound above 1600 Hz where every training recording was far "
+                           "quieter") and "training recordings were cut off" in text
+    assert band_content_warning(prof[2:], fitted, ["ok.wav"], centres) is None
+    assert band_profile_db(feats, np.zeros(8, int), 1, type("F", (), {"scale": "linear"})()) is None
+
+
 def test_recordings_all_but_silent_are_named(tmp_path, caplog):
     # a stereo pair in opposite polarity mixes to ~-96 dBFS, a dead microphone's one-bit noise likewise: both once
     # passed the survey in silence (and pulled a fitted threshold down from 19.1 to 4.9)

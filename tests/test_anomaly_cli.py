@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -114,6 +115,30 @@ def test_a_recording_far_quieter_than_training_is_named(fitted_model, machine_da
                      str(tmp_path / "b")]) == 0
     assert "1 of 2 recordings are more than 30 dB quieter than the quietest training recording (dead_mic.wav -92 dBFS" \
         in caplog.text and f"training {quietest:.0f} to" in caplog.text
+
+
+def test_a_recording_cut_off_at_the_top_is_named(fitted_model, machine_data, tmp_path, caplog):
+    """A lossy codec's or another recorder's low-pass (nothing above a few kHz, the header's rate unchanged) had
+    every recording flagged for that alone, without a word."""
+    import soundfile as sf
+    from scipy.signal import butter, sosfiltfilt
+
+    info = json.loads((fitted_model / "config.json").read_text())
+    assert len(info["data"]["band_profile_db"]["min"]) == info["config"]["features"]["n_mels"]
+    normal = sorted((machine_data / "test" / "normal").glob("*.wav"))[0]
+    x, sr = sf.read(normal)
+    sf.write(tmp_path / "lowpassed.wav", sosfiltfilt(butter(10, 2000, fs=sr, output="sos"), x, axis=0), sr)
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # the faults of the test set are changes within the band: not named
+        assert main(["anomaly", "score", str(fitted_model), str(machine_data / "test"), "--out", str(tmp_path / "a")]) == 0
+    assert "sound above" not in caplog.text
+    with caplog.at_level("WARNING"):
+        assert main(["anomaly", "score", str(fitted_model), str(normal), str(tmp_path / "lowpassed.wav"), "--out",
+                     str(tmp_path / "b")]) == 0
+    text = caplog.text
+    assert "1 of 2 recordings hold far less sound above" in text and "lowpassed.wav" in text, text
+    edge = float(re.search(r"sound above (\d+) Hz", text).group(1))
+    assert 1800 <= edge <= 4000 and "-o features.fmax=" in text
 
 
 def test_export_parity_and_edge_scorer_without_torch(fitted_model, machine_data, tmp_path, capsys):

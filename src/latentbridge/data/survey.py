@@ -139,3 +139,73 @@ def band_warning(rates: dict[str, int], sample_rate: int, fmax: float | None) ->
     return (f"{len(short)} of {len(rates)} files are recorded below the model's band (lowest {low} Hz; {names}): "
             f"resampled to {sample_rate} Hz they hold nothing between {low / 2:g} and {top:g} Hz, which scores them "
             f"as unlike the training sound for that alone; a model whose band they fill: -o features.fmax={low / 2:g}")
+
+
+#: a frequency band this much weaker (or stronger) in a scored recording than in every training recording, each
+#: against its own spectrum, is named: the band holds what the training sound never showed there
+BAND_MARGIN_DB = 20.0
+
+
+def band_centres_hz(features, sample_rate: int) -> np.ndarray:
+    """Centre frequency of each row of the features (a ``FeatureConfig``): mel bands or STFT bins."""
+    if features.kind == "mel":
+        import librosa
+
+        return librosa.mel_frequencies(features.n_mels + 2, fmin=features.fmin,
+                                       fmax=features.fmax or sample_rate / 2)[1:-1]
+    return np.fft.rfftfreq(features.n_fft, 1.0 / sample_rate)
+
+
+def band_profile_db(features: np.ndarray, file_index: np.ndarray, n_files: int, config) -> np.ndarray | None:
+    """(n_files, bands): each file's mean power per band over its windows, channels and frames, in dB against
+    the file's median band (so that a file's level does not move it). ``features``: (N, C, F, T) log-power
+    windows as ``config`` (a ``FeatureConfig``) computes them; None when they are not on a log scale or are
+    min-max normalised. Files without windows are NaN rows."""
+    if config.scale not in ("db", "log") or config.normalize != "none" or features.ndim != 4:
+        return None
+    unit = 1.0 if config.scale == "db" else 20.0 / (config.power * np.log(10.0))  # feature unit -> dB
+    sums = np.zeros((n_files, features.shape[2]))
+    counts = np.zeros(n_files)
+    for s in range(0, len(features), 2048):
+        x = np.asarray(features[s:s + 2048], dtype=np.float64) * unit
+        np.add.at(sums, file_index[s:s + 2048], (10.0 ** (x / 10.0)).mean(axis=(1, 3)))
+        np.add.at(counts, file_index[s:s + 2048], 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        db = 10.0 * np.log10(np.maximum(sums / counts[:, None], 1e-30))
+    return db - np.median(db, axis=1, keepdims=True)
+
+
+def _top_run(off: np.ndarray) -> np.ndarray:
+    """(n_files,) how many bands, counted down from the top one, are all ``off`` in each row."""
+    return np.argmin(np.concatenate([off[:, ::-1], np.zeros((len(off), 1), bool)], axis=1), axis=1)
+
+
+def band_content_warning(profile: np.ndarray, fitted: dict, names: list[str], centres: np.ndarray,
+                         margin: float = BAND_MARGIN_DB) -> str | None:
+    """A warning naming the recordings whose spectrum (:func:`band_profile_db`) is cut off at the top: from some
+    band up to the last, more than ``margin`` dB under every training recording's (a lossy codec's or another
+    recorder's low-pass, a lower original rate), or that far above it (training recordings so cut off).
+    ``fitted``: the training files' per-band ``min`` and ``max`` of the same profile. Only a cut from the top
+    is named (at least two bands): a change within the band is what a detector is for. None when no recording
+    shows one."""
+    lo, hi = np.asarray(fitted["min"], dtype=np.float64), np.asarray(fitted["max"], dtype=np.float64)
+    if lo.shape != profile.shape[1:] or len(lo) < 4:
+        return None
+    texts = []
+    for off, less in ((profile < lo - margin, True), (profile > hi + margin, False)):
+        run = _top_run(off)
+        rows = np.flatnonzero(run >= 2)
+        if not len(rows):
+            continue
+        edge = float(centres[len(centres) - run[rows].min() - 1])  # the highest band both hold
+        files = ", ".join(names[i] for i in rows[:3]) + (", ..." if len(rows) > 3 else "")
+        what = ("hold far less sound above {:.0f} Hz than every training recording" if less else
+                "hold sound above {:.0f} Hz where every training recording was far quieter").format(edge)
+        cause = ("a lossy codec (MP3, OGG, AAC), another recorder's low-pass or a lower original rate: scored as "
+                 "unlike the training sound for that alone" if less else "the training recordings were cut off "
+                 "there (a lossy codec, a recorder's low-pass): any recording that is not scores as unlike them "
+                 "for that alone")
+        texts.append(f"{len(rows)} of {len(profile)} recordings {what} (more than {margin:g} dB, each against its "
+                     f"own spectrum; {files}): {cause}; fit on recordings made the same way, or fit within the band "
+                     f"both hold (-o features.fmax={np.floor(edge / 100) * 100:g})")
+    return "; ".join(texts) or None

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from latentbridge.data.audio import FeatureExtractor, WindowFeatures
+from latentbridge.data.survey import band_centres_hz, band_content_warning, band_profile_db, below_band
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
 from latentbridge.metrics.anomaly import calibrate_threshold, detection_metrics, partial_auc, roc_auc
 from latentbridge.models.hub import SavedModel, load_model
@@ -202,6 +203,14 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
                              "n_calibration_windows": int(len(calib_wf))})
         atomic_write_json(fit_.run.dir / "calibration.json", {**anomaly_info, "scores": calib_scores.tolist()})
         data_info = {k: v for k, v in fit_.data_info.items() if k != "val_files"}
+        profiles = [p for wf in (fit_.train, fit_.val) if len(wf) and (p := band_profile_db(
+            wf.features, wf.file_index, len(wf.files), fit_.spec.features)) is not None]
+        if profiles:  # each training file's spectrum: scoring names recordings far outside it in some band
+            rows = np.concatenate(profiles)
+            rows = rows[np.isfinite(rows).all(axis=1)]
+            if len(rows):
+                data_info["band_profile_db"] = {"min": np.round(rows.min(0), 1).tolist(),
+                                                "max": np.round(rows.max(0), 1).tolist()}
         if survey is not None:
             data_info["survey"] = survey.summary()
             data_info["settings_chosen"] = [{"key": c.key, "value": c.value, "reason": c.reason} for c in choices]
@@ -381,6 +390,7 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
     wf, scores = scored
     _warn_padding(det, wf)
     _warn_quiet(det, wf)
+    _warn_band(det, wf)
     y_files = resolve_labels(wf.files, labels)
     file_scores = aggregate_scores(scores, wf.file_index, len(wf.files), aggregate)
     summary = {"model": str(model_dir), "score": det.method, "aggregate": aggregate, "threshold": det.threshold,
@@ -431,6 +441,31 @@ def _warn_quiet(det: Detector, wf: WindowFeatures) -> None:
                     "training %.0f to %.0f dBFS): a disconnected or dead microphone, or a far lower gain, scores "
                     "as unlike the training sound for that alone", len(quiet), len(wf.files), QUIET_MARGIN_DB,
                     names + (", ..." if len(quiet) > 3 else ""), pct[0], pct[-1])
+
+
+def _warn_band(det: Detector, wf: WindowFeatures) -> None:
+    """Recordings whose spectrum leaves every training recording's in some band (a codec's or recorder's
+    low-pass: everything flagged for that alone); those recorded at a rate too low for the band are named
+    already, from their headers (:meth:`FeatureExtractor.check_band`)."""
+    fitted = (det.saved.info.get("data") or {}).get("band_profile_db")
+    profile = None if not fitted else band_profile_db(wf.features, wf.file_index, len(wf.files), det.spec.features)
+    if profile is None:
+        return
+    from latentbridge.io import audio_info
+
+    names, centres = [Path(f).name for f in wf.files], band_centres_hz(det.spec.features, det.sample_rate)
+    if band_content_warning(profile, fitted, names, centres) is None:
+        return
+    top = det.spec.features.fmax or det.sample_rate / 2
+    for i, f in enumerate(wf.files):
+        try:
+            if below_band(audio_info(f).sample_rate, top):
+                profile[i] = np.nan
+        except DataError:
+            pass
+    text = band_content_warning(profile, fitted, names, centres)
+    if text:
+        log.warning(text)
 
 
 def _two_classes(y_files: np.ndarray, paths) -> None:
