@@ -141,6 +141,58 @@ def test_a_recording_cut_off_at_the_top_is_named(fitted_model, machine_data, tmp
     assert 1800 <= edge <= 4000 and "-o features.fmax=" in text
 
 
+def test_vibration_csvs_are_recordings(tmp_path, caplog, capsys):
+    """Accelerometer CSVs (a time column, one column per axis, decimal commas) were refused by `anomaly fit`
+    ("no audio files found ... saw .csv x30"); a label CSV beside audio files is still not a recording."""
+    rng = np.random.default_rng(0)
+    sr = 1000
+
+    def write(path, fault, time=True):
+        t = np.arange(8 * sr) / sr
+        x = np.sin(2 * np.pi * rng.uniform(24.5, 25.5) * t) + 0.2 * rng.standard_normal(t.size)
+        if fault:  # impacts at 87 Hz ringing at 300 Hz
+            imp = np.zeros_like(t)
+            imp[:: sr // 87] = 1
+            x += 0.8 * np.convolve(imp, np.exp(-np.arange(40) / 6) * np.sin(2 * np.pi * 0.3 * np.arange(40)))[: t.size]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = (["Time [ms];Acc X [m/s2];Acc Z [m/s2]"] if time else []) + [
+            (f"{1000 * a:.3f};" if time else "") + f"{b:.5f};{9.81 + 0.5 * b:.5f}" for a, b in zip(t, x)]
+        path.write_text("\n".join(lines).replace(".", ",") + "\n")
+
+    for i in range(12):
+        write(tmp_path / "train" / f"run{i:02d}.csv", False)
+    for i in range(4):
+        write(tmp_path / "test" / "normal" / f"n{i}.csv", False)
+        write(tmp_path / "test" / "anomalous" / f"a{i}.csv", True)
+    from latentbridge.io import list_audio_files, read_audio
+
+    wave, rate = read_audio(tmp_path / "train" / "run00.csv", mono=False)
+    assert rate == 1000 and wave.shape == (2, 8000)
+    assert np.abs(wave.mean(axis=1)).max() < 1e-4 and 0.5 < wave[0].std() < 1.0  # gravity (9.81) taken out
+    assert main(["anomaly", "fit", str(tmp_path / "train"), "--out", str(tmp_path / "m")]) == 0
+    assert "audio.sample_rate = 1000  (all 12 files at 1000 Hz)" in capsys.readouterr().out
+    assert main(["anomaly", "score", str(tmp_path / "m"), str(tmp_path / "test"), "--labels", "auto",
+                 "--out", str(tmp_path / "s")]) == 0
+    m = json.loads((tmp_path / "s" / "metrics.json").read_text())
+    assert (m["n_normal"], m["n_anomalous"]) == (4, 4) and m["auc"] == 1.0
+    # without a time column the rate must be given, and is then used
+    for i in range(12):
+        write(tmp_path / "notime" / f"run{i:02d}.csv", False, time=False)
+    assert main(["anomaly", "fit", str(tmp_path / "notime"), "--out", str(tmp_path / "m2")]) == 2
+    err = capsys.readouterr().err
+    assert "run00.csv: a CSV recording without a time column" in err and "-o audio.csv_rate=HZ" in err
+    assert not (tmp_path / "m2").exists()
+    assert main(["anomaly", "fit", str(tmp_path / "notime"), "--out", str(tmp_path / "m2"),
+                 "-o", "audio.csv_rate=1000"]) == 0
+    info = json.loads((tmp_path / "m2" / "config.json").read_text())
+    assert info["config"]["audio"]["sample_rate"] == 1000 and info["config"]["audio"]["csv_rate"] == 1000
+    # a label CSV beside audio files is not a recording
+    (tmp_path / "mixed").mkdir()
+    (tmp_path / "mixed" / "a.wav").write_bytes(b"")
+    (tmp_path / "mixed" / "labels.csv").write_text("path,label\na.wav,normal\n")
+    assert [p.name for p in list_audio_files(tmp_path / "mixed")] == ["a.wav"]
+
+
 def test_export_parity_and_edge_scorer_without_torch(fitted_model, machine_data, tmp_path, capsys):
     onnx_path = tmp_path / "model.onnx"
     assert main(["export", str(fitted_model), "--format", "onnx", "--out", str(onnx_path)]) == 0

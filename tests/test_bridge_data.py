@@ -160,9 +160,7 @@ def test_csv_blank_lines_and_comments(tmp_path):
         ("time,a,b\n0,1,2\n0.1,1,2,7\n", r"ragged rows: line 3 has 4 fields, expected 3"),
         ("time,a,b,c\n0,1,2\n", r"header \(line 1\) has 4 fields but the data lines \(from line 2\) have 3"),
         ("1,2\n1,2,3\n4,5,6\n7,8,9\n", r"ragged rows: line 1 has 2 fields, expected 3 \(as on most lines"),
-        ("a;b\n1,5;2\n", r"line 2, column 1: not a number: '1,5' \(decimal commas"),
-        ("a\tb\n1,5\t2\n2,5\t3\n", r"line 2, column 1: not a number: '1,5' \(decimal commas"),  # was split at ','
-        ("0,000\t1,5\n0,005\t7\n0,010\t8\n", r"line 2, column 1: not a number: '0,005' \(decimal commas"),
+        ("a;b\n1,5;2.5\n3,5;4\n", r"line 2, column 1: not a number: '1,5' \(decimal commas and points mixed"),
         ("0,1\n1,2\n3,3\n3.5,1\n", r"no time column.*first column increases.*vary by up to"),
         ("time,a\n0,1\n0.1,abc\n0.2,3\n", r"line 3, column 2: not a number: 'abc'"),
         ("time,a\n0,1\n0.1,\n0.2,3\n", r"line 3, column 2: empty cell"),
@@ -175,6 +173,19 @@ def test_csv_bad_input(tmp_path, text, pattern):
     p = write_csv(tmp_path / "bad.csv", text)
     with pytest.raises(DataError, match=r"bad\.csv: .*" + pattern):
         read_vibration_csv(p, sample_rate=None)
+
+
+def test_csv_decimal_commas(tmp_path):
+    """Numbers written 0,125 with ';' or tabs between cells (European spreadsheets and loggers) were refused."""
+    p = write_csv(tmp_path / "eu.csv", "Time [ms];Acc X [m/s2];Acc Z [m/s2]\n0,000;0,125;9,81\n1,000;-1,5;9,8\n"
+                                       "2,000;2;9,79\n")
+    wave, sr = read_vibration_csv(p)
+    assert sr == 1000.0
+    np.testing.assert_allclose(wave, [[0.125, -1.5, 2.0], [9.81, 9.8, 9.79]], rtol=1e-6)
+    wave, sr = read_vibration_csv(write_csv(tmp_path / "tab.csv", "0,000\t1,5\n0,005\t7\n0,010\t3\n0,015\t4\n"))
+    assert sr == pytest.approx(200.0) and wave.tolist() == [[1.5, 7.0, 3.0, 4.0]]
+    wave, sr = read_vibration_csv(write_csv(tmp_path / "comma.csv", "time,a\n0,1\n0.5,2\n1.0,3\n"))
+    assert sr == 2.0 and wave.tolist() == [[1, 2, 3]]  # ',' between cells stays a delimiter
 
 
 def test_csv_encodings_of_spreadsheets_and_european_loggers(tmp_path):

@@ -232,12 +232,14 @@ def test_list_audio_files_errors(tmp_path):
     d.mkdir()
     (d / "a.txt").write_text("x")
     (d / "b.txt").write_text("x")
-    (d / "c.csv").write_text("x")
+    (d / "c.dat").write_text("x")
     with pytest.raises(DataError) as e:
         list_audio_files(d)
     msg = str(e.value)
     assert msg.startswith(str(d) + ": no audio files found")
-    assert "saw 3 other files" in msg and ".txt x2" in msg and ".wav" in msg and ".flac" in msg
+    assert "saw 3 other files" in msg and ".txt x2" in msg and ".wav" in msg and ".flac" in msg and ".csv" in msg
+    (d / "c.csv").write_text("x")  # with no audio file, a folder's CSVs are its (vibration) recordings
+    assert list_audio_files(d) == [d / "c.csv"]
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(DataError, match="no audio files found.*holds no files"):

@@ -146,8 +146,10 @@ class FeatureExtractor:
     def __init__(self, transform, *, sample_rate: int, window_s: float, hop_s: float, channel: int | None = None,
                  pad: str = "wrap", cache_dir: str | Path | None = None, use_cache: bool = True,
                  batch_windows: int = 32, trim_db: float | None = None, min_share: float = MIN_WINDOW_SHARE,
-                 num_workers: int | None = None, parallel: Literal["threads", "processes"] = "threads"):
+                 num_workers: int | None = None, parallel: Literal["threads", "processes"] = "threads",
+                 csv_rate: float | None = None):
         self.transform = transform.eval()
+        self.csv_rate = csv_rate  # the rate of vibration CSVs without a time column
         self.sample_rate = int(sample_rate)
         self.window = int(round(window_s * sample_rate))
         self.hop = max(1, int(round(hop_s * sample_rate)))
@@ -171,6 +173,7 @@ class FeatureExtractor:
             "sample_rate": self.sample_rate, "window": self.window, "hop": self.hop,
             "channel": channel, "pad": pad, **({"trim_db": trim_db} if trim_db else {}),
             **({"min_share": self.min_share} if self.min_share != MIN_WINDOW_SHARE else {}),
+            **({"csv_rate": csv_rate} if csv_rate else {}),
         }
 
     @classmethod
@@ -182,7 +185,7 @@ class FeatureExtractor:
         w = spec.windowing
         return cls(transform if transform is not None else build_spectrogram(spec), sample_rate=spec.sample_rate,
                    window_s=w.window_s, hop_s=w.hop_s, channel=w.channel, pad=w.pad, trim_db=w.trim_db,
-                   min_share=w.min_share, **kw)
+                   min_share=w.min_share, csv_rate=w.csv_rate, **kw)
 
     # --- cache --------------------------------------------------------------------------
     def _key(self, path: Path) -> str:
@@ -246,7 +249,8 @@ class FeatureExtractor:
     def read(self, path: Path) -> np.ndarray:
         """A file's samples at the model's rate (mono mix or its channel), silence-trimmed when set."""
         mono = self.channel is None
-        wave, _ = read_audio(path, sample_rate=self.sample_rate, mono=mono, channel=self.channel)
+        wave, _ = read_audio(path, sample_rate=self.sample_rate, mono=mono, channel=self.channel,
+                             csv_rate=self.csv_rate)
         if self.trim_db:
             wave = trim_silence(wave, self.sample_rate, self.trim_db)
         return wave
@@ -343,7 +347,7 @@ class FeatureExtractor:
         rates, channels = {}, {}
         for f in files:
             try:
-                info = audio_info(f)
+                info = audio_info(f, self.csv_rate)
             except DataError:
                 continue  # the extraction names the file and its problem
             rates[str(f)], channels[str(f)] = info.sample_rate, info.channels

@@ -73,8 +73,10 @@ class Survey:
         return d
 
 
-def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: float = 40.0) -> Survey:
-    """Survey ``files``; files whose header cannot be read are listed, not fatal (``fit`` reports them)."""
+def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: float = 40.0,
+                 csv_rate: float | None = None) -> Survey:
+    """Survey ``files``; files whose header cannot be read are listed, not fatal (``fit`` reports them).
+    ``csv_rate``: the rate of vibration CSVs without a time column."""
     if not files:
         raise DataError("survey", "no files to survey")
     headers, bad = {}, []
@@ -85,7 +87,7 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
 
     for f in files:
         try:
-            info = audio_info(f)
+            info = audio_info(f, csv_rate)
         except DataError as e:
             bad.append((str(f), e.problem))
             continue
@@ -101,7 +103,7 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
     levels, active, silence, quiet = [], [], [], []
     for f in pick:
         try:
-            wave, sr = read_audio(f, mono=True)
+            wave, sr = read_audio(f, mono=True, csv_rate=csv_rate)
         except DataError as e:  # a header that reads over samples that do not: not counted anywhere
             bad.append((str(f), e.problem))
             del headers[f]

@@ -11,6 +11,11 @@ Decisions worth knowing:
   returns only the frames present, so the header's declared size is compared with the bytes
   on disk. For other formats (FLAC, MP3) the frame count in the header is compared with the
   frames actually decoded.
+* A vibration CSV (one column per channel and a time column, :func:`latentbridge.io.read_vibration_csv`) is
+  a recording like an audio file: its rate comes from the time column, or ``csv_rate`` when it has none;
+  each channel loses its mean (gravity, a sensor's offset).
+  A folder is listed as its audio files, or, when it holds none, as its CSVs (a label CSV beside audio files
+  is not a recording).
 * :func:`resample` is the package's one resampler; :func:`check_recording_length` is its one
   short-recording rule (:data:`MIN_WINDOW_SHARE`). Cutting recordings into analysis windows is
   :mod:`latentbridge.io.windows`.
@@ -18,6 +23,7 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -30,6 +36,7 @@ from latentbridge.utils import atomic_path
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "RECORDING_EXTENSIONS",
     "AudioInfo",
     "list_audio_files",
     "audio_info",
@@ -47,6 +54,8 @@ __all__ = [
 ]
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
+#: what reads as a recording: audio, and vibration CSVs (see the module docstring)
+RECORDING_EXTENSIONS: tuple[str, ...] = (*AUDIO_EXTENSIONS, ".csv")
 
 #: A recording whose samples all have magnitude below this is treated as silent.
 SILENCE_LEVEL = 1e-8
@@ -75,18 +84,23 @@ class AudioInfo:
 
 
 def _accepted() -> str:
-    return ", ".join(AUDIO_EXTENSIONS)
+    return ", ".join(AUDIO_EXTENSIONS) + " (or .csv: vibration recordings with a time column)"
 
 
 def _is_audio_name(path: Path) -> bool:
-    return path.suffix.lower() in AUDIO_EXTENSIONS
+    return path.suffix.lower() in RECORDING_EXTENSIONS
+
+
+def _is_csv(path: Path) -> bool:
+    return path.suffix.lower() == ".csv"
 
 
 # --------------------------------------------------------------------------- listing
 
 
 def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
-    """Audio files under ``root`` (sorted), or ``[root]`` when ``root`` is one audio file.
+    """Audio files under ``root`` (sorted), or, when it holds none, its vibration CSVs; ``[root]`` when ``root``
+    is one such file.
 
     Extensions are matched case-insensitively against :data:`AUDIO_EXTENSIONS`. Hidden files
     and folders (name starting with ".", e.g. macOS ``._x.wav`` resource forks) are skipped.
@@ -109,6 +123,7 @@ def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
 
     candidates = root.rglob("*") if recursive else root.glob("*")
     found: list[Path] = []
+    csvs: list[Path] = []
     others: Counter[str] = Counter()
     for p in candidates:
         rel = p.relative_to(root)
@@ -116,10 +131,16 @@ def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
             continue
         if not p.is_file():
             continue
-        if _is_audio_name(p):
+        if _is_audio_name(p) and not _is_csv(p):
             found.append(p)
+        elif _is_csv(p):
+            csvs.append(p)
         else:
             others[p.suffix.lower() or "(no extension)"] += 1
+    if not found and csvs:  # a folder of vibration recordings
+        found = csvs
+    elif csvs:
+        others[".csv"] += len(csvs)
     if not found:
         n_other = sum(others.values())
         where = "in this folder or its subfolders" if recursive else "directly in this folder"
@@ -199,13 +220,50 @@ def _open_info(path: Path):
         raise DataError(path, f"unreadable or truncated audio file ({_sf_error_text(exc)})") from exc
 
 
-def audio_info(path: str | Path) -> AudioInfo:
-    """Sample rate, frame count, channel count and duration from the file header.
+def _csv_rate(rate: float, path: Path) -> int:
+    r = int(round(rate))
+    if r < 1:
+        raise DataError(path, f"the time column gives {rate:g} Hz, under 1 Hz: times in another unit than seconds? "
+                              "(a column named time_ms is read as milliseconds)")
+    return r
+
+
+def _read_csv(path: Path, csv_rate: float | None) -> tuple[np.ndarray, int]:
+    """(samples (T, C) float32, rate rounded to whole Hz) of a vibration CSV."""
+    from latentbridge.io.vibration import read_vibration_csv
+
+    try:
+        wave, rate = read_vibration_csv(path, sample_rate=csv_rate)
+    except DataError as e:
+        if "was given" in e.problem:  # the message names the bridge's options
+            raise DataError(path, e.problem.split(";")[0] + "; drop -o audio.csv_rate or the time column") from None
+        if "no time column" not in e.problem:
+            raise
+        raise DataError(path, "a CSV recording without a time column (a first column named like 'time', 'time_s' "
+                              "or 'time_ms', or evenly increasing): its sample rate is unknown; give it with "
+                              "-o audio.csv_rate=HZ") from None
+    # each channel's mean (gravity on a vertical axis, a sensor's offset) is no vibration: it would set the
+    # recording's level and its lowest band
+    return (wave - wave.mean(axis=1, keepdims=True)).T, _csv_rate(rate, path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _csv_info(path: str, size: int, mtime_ns: int, csv_rate: float | None) -> AudioInfo:
+    data, sr = _read_csv(Path(path), csv_rate)
+    return AudioInfo(sample_rate=sr, frames=data.shape[0], channels=data.shape[1], duration_s=data.shape[0] / sr)
+
+
+def audio_info(path: str | Path, csv_rate: float | None = None) -> AudioInfo:
+    """Sample rate, frame count, channel count and duration from the file header (a CSV is read whole, once per
+    version of the file; ``csv_rate``: its rate when it has no time column).
 
     For a WAV file whose data chunk is cut short, ``frames`` counts the frames actually present.
     """
     path = Path(path)
     _check_file(path)
+    if _is_csv(path):
+        st = path.stat()
+        return _csv_info(str(path), st.st_size, st.st_mtime_ns, csv_rate)
     info = _open_info(path)
     sr = int(info.samplerate)
     frames = int(info.frames)
@@ -217,13 +275,29 @@ def audio_info(path: str | Path) -> AudioInfo:
     )
 
 
+def _read_soundfile(path: Path) -> tuple[np.ndarray, int, int]:
+    """(samples (T, C) float32, rate, frames the header declares) of an audio file."""
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(str(path)) as f:
+            header_frames = int(f.frames)
+            sr = int(f.samplerate)
+            data = f.read(dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise DataError(path, f"unreadable or truncated audio file ({_sf_error_text(exc)})") from exc
+    return data, sr, header_frames
+
+
 def read_audio(
     path: str | Path,
     sample_rate: int | None = None,
     mono: bool = True,
     channel: int | None = None,
+    csv_rate: float | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Read an audio file as float32 samples in [-1, 1]; return ``(wave, sample_rate)``.
+    """Read an audio file as float32 samples in [-1, 1] (a vibration CSV: its values less each channel's mean, its
+    rate from the time column or ``csv_rate``); return ``(wave, sample_rate)``.
 
     Shapes: ``mono=True`` averages the channels -> ``(T,)``; ``mono=False`` -> ``(C, T)``.
     ``channel=k`` keeps only channel ``k`` (0-based): ``(T,)`` when ``mono`` else ``(1, T)``.
@@ -235,24 +309,17 @@ def read_audio(
     or is silent (every sample's magnitude below :data:`SILENCE_LEVEL`), and when ``channel``
     is out of range.
     """
-    import soundfile as sf
-
     path = Path(path)
     _check_file(path)
     if sample_rate is not None and (int(sample_rate) != sample_rate or sample_rate <= 0):
         raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
 
-    try:
-        with sf.SoundFile(str(path)) as f:
-            header_frames = int(f.frames)
-            sr = int(f.samplerate)
-            n_channels = int(f.channels)
-            data = f.read(dtype="float32", always_2d=True)
-    except DataError:
-        raise
-    except Exception as exc:
-        raise DataError(path, f"unreadable or truncated audio file ({_sf_error_text(exc)})") from exc
-
+    if _is_csv(path):
+        data, sr = _read_csv(path, csv_rate)
+        header_frames = data.shape[0]
+    else:
+        data, sr, header_frames = _read_soundfile(path)
+    n_channels = data.shape[1]
     n_read = data.shape[0]
     declared = _wav_declared_frames(path) if path.suffix.lower() == ".wav" else None
     if declared is not None and n_read < declared:

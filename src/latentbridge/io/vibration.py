@@ -12,6 +12,8 @@ CSV rules (:func:`read_vibration_csv`)
 * Delimiter, from the first non-blank line: ``;`` if it holds one, else a tab (a comma in a
   tab-separated line is a decimal comma), else ``,``, else runs of whitespace; or the one a first line
   ``sep=X`` names (Excel writes it). Cells may be quoted with ``"``.
+* Decimal commas (``0,125``, as European spreadsheets and loggers write numbers) are read when cells are
+  separated by ``;`` or tabs and the first 50 data lines hold commas and no point.
 * A delimiter that ends every data line (and the header, if it does) closes the line: it opens no
   empty last column.
 * Header: the first row is a header when one of its cells is non-empty and not a number.
@@ -163,6 +165,13 @@ def _snap_rate(rate: float) -> float:
     return float(rate)
 
 
+def _decimal_commas(lines: list[str], rows: list[int]) -> bool:
+    """Whether the numbers are written with decimal commas (European spreadsheets and loggers, ';' or tab
+    between cells): commas in the first data lines and no point anywhere there."""
+    head = [lines[i] for i in rows[:50]]
+    return any("," in ln for ln in head) and not any("." in ln for ln in head)
+
+
 def _find_bad_cell(path: Path, lines: list[str], rows: list[int], delim: str | None, first: int) -> DataError:
     """Locate the first cell that is not a number (slow path, only after a parse failure)."""
     for k in range(first, len(rows)):
@@ -175,7 +184,8 @@ def _find_bad_cell(path: Path, lines: list[str], rows: list[int], delim: str | N
                 float(c)
             except ValueError:
                 shown = c if len(c) <= 40 else c[:37] + "..."
-                hint = " (decimal commas are not supported: use '.')" if delim in (";", "\t") and "," in c else ""
+                hint = (" (decimal commas and points mixed in one file)" if delim in (";", "\t") and "," in c
+                        else "")
                 return DataError(path, f"line {i + 1}, column {j + 1}: not a number: {shown!r}{hint}")
     return DataError(path, "could not parse the numbers (no single bad cell found)")
 
@@ -218,6 +228,9 @@ def read_vibration_csv(
     if sep and len(rows) > 1:  # Excel's line naming the delimiter
         rows = rows[1:]
     delim = sep or _pick_delimiter(lines[rows[0]])
+    if delim in (";", "\t") and _decimal_commas(lines, rows[1:]):  # rows[0] may be a header
+        for i in rows:
+            lines[i] = lines[i].replace(",", ".")
     first_cells = _split(lines[rows[0]], delim)
     has_header = any(c.strip().strip('"').strip() != "" and not _is_number(c) for c in first_cells)
     header = [c.strip().strip('"').strip() for c in first_cells] if has_header else None

@@ -136,7 +136,7 @@ def adapt(cfg, paths, *, max_read: int = 200,
     if not cfg.audio.auto:
         return cfg, None, []
     files = list_files(paths) if files is None else files
-    survey = survey_files(files, max_read=max_read, seed=cfg.train.seed)
+    survey = survey_files(files, max_read=max_read, seed=cfg.train.seed, csv_rate=cfg.audio.csv_rate)
     if survey.quiet:
         n = len(survey.quiet)
         named = "; ".join(f"{p} ({db:g} dBFS)" for p, db in survey.quiet[:5]) + (f"; and {n - 5} more" if n > 5 else "")

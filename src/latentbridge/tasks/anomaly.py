@@ -459,7 +459,7 @@ def _warn_band(det: Detector, wf: WindowFeatures) -> None:
     top = det.spec.features.fmax or det.sample_rate / 2
     for i, f in enumerate(wf.files):
         try:
-            if below_band(audio_info(f).sample_rate, top):
+            if below_band(audio_info(f, det.spec.windowing.csv_rate).sample_rate, top):
                 profile[i] = np.nan
         except DataError:
             pass
