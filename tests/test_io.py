@@ -251,6 +251,45 @@ def test_list_audio_files_errors(tmp_path):
 # ----------------------------------------------------------------------------- windows
 
 
+def test_a_window_view_cuts_what_cut_windows_holds():
+    from latentbridge.io.windows import WindowView
+
+    x = np.random.default_rng(0).normal(size=(2, 1000)).astype(np.float32)
+    eager, s1 = cut_windows(x, 100, 30)
+    lazy, s2 = cut_windows(x, 100, 30, lazy=True)
+    assert isinstance(lazy, WindowView) and lazy.shape == eager.shape == (32, 2, 100) and len(lazy) == 32
+    np.testing.assert_array_equal(s1, s2)
+    np.testing.assert_array_equal(lazy[3:9], eager[3:9])
+    np.testing.assert_array_equal(np.asarray(lazy), eager)  # the last window ends on the last sample, as cut
+    assert lazy[3:9].flags.c_contiguous and np.shares_memory(lazy._view, x)
+    short, _ = cut_windows(x[:, :50], 100, 30, lazy=True)  # padded: an array of its own
+    assert isinstance(short, np.ndarray) and short.shape == (1, 2, 100)
+
+
+def test_long_recordings_are_read_and_checked_block_by_block(tmp_path, monkeypatch):
+    """An hour at 48 kHz peaked at 4.2 GB to score (its windows held twice, a float64 copy for its level, a second
+    buffer in the decoder); the checks and the level now go block by block, with the same results."""
+    import latentbridge.io.audio as io_audio
+    from latentbridge.io import level_dbfs
+
+    x = (0.3 * np.sin(np.arange(50_000) / 7.0)).astype(np.float32)
+    monkeypatch.setattr(io_audio, "_BLOCK", 4096)
+    assert level_dbfs(x) == pytest.approx(10 * np.log10(np.mean(x.astype(np.float64) ** 2)), abs=1e-9)
+    bad = x.copy()
+    bad[40_000] = np.nan
+    bad[45_001] = np.inf
+    write_wav(tmp_path / "ok.wav", x, SR, subtype="FLOAT")
+    np.testing.assert_array_equal(read_audio(tmp_path / "ok.wav")[0], x)
+    import soundfile as sf
+
+    sf.write(tmp_path / "bad.wav", bad, SR, subtype="FLOAT")
+    with pytest.raises(DataError, match=r"bad\.wav: contains 2 non-finite samples \(1 NaN, 1 inf\)"):
+        read_audio(tmp_path / "bad.wav")
+    sf.write(tmp_path / "silent.wav", np.zeros(50_000, np.float32), SR, subtype="FLOAT")
+    with pytest.raises(DataError, match="silent"):
+        read_audio(tmp_path / "silent.wav")
+
+
 def test_cut_windows_exact_and_starts():
     x = np.arange(10, dtype=np.float32)
     w, s = cut_windows(x, 4, 2)

@@ -536,6 +536,28 @@ def test_fit_names_every_bad_file_and_skip_bad_skips_them(machine_data, feature_
     assert "Skipped files: 4" in (tmp_path / "m" / "README.md").read_text()
 
 
+def test_a_long_recording_is_transformed_from_a_view_with_the_same_features(tmp_path, monkeypatch):
+    """A recording with many windows is transformed batch by batch from a view of its samples (its windows,
+    twice its samples, were held whole); features, starts and level as before."""
+    import soundfile as sf
+
+    import latentbridge.data.audio as data_audio
+    from latentbridge.config import load_config, transform_spec
+    from latentbridge.data.audio import FeatureExtractor
+
+    rng = np.random.default_rng(0)
+    sf.write(tmp_path / "long.wav", rng.normal(0, 0.1, 16000 * 300).astype(np.float32), 16000)
+    sf.write(tmp_path / "short.wav", rng.normal(0, 0.1, 16000 * 5).astype(np.float32), 16000)
+    spec = transform_spec(load_config(None, ["audio.auto=false"], sets={"task": "anomaly"}))
+    lazy = FeatureExtractor.from_spec(spec, use_cache=False, num_workers=0).extract(tmp_path)
+    monkeypatch.setattr(data_audio, "LAZY_WINDOWS", 10**9)
+    eager = FeatureExtractor.from_spec(spec, use_cache=False, num_workers=0).extract(tmp_path)
+    assert len(lazy) == 299 + 4 and lazy.features.shape == eager.features.shape
+    np.testing.assert_array_equal(lazy.features, eager.features)
+    np.testing.assert_array_equal(lazy.starts_s, eager.starts_s)
+    np.testing.assert_array_equal(lazy.levels_dbfs, eager.levels_dbfs)
+
+
 @pytest.mark.parametrize("parallel", ["threads", "processes"])
 def test_parallel_extraction_is_the_same_as_in_one_process(machine_data, tmp_path, parallel):
     """Two threads or two worker processes give this process's features, window starts, durations,

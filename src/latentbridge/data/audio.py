@@ -23,10 +23,15 @@ import torch
 from latentbridge.errors import DataError, named_problems
 from latentbridge.io import (MIN_WINDOW_SHARE, check_recording_length, cut_windows, level_dbfs, list_audio_files,
                              read_audio, trim_silence)
+from latentbridge.io.windows import WindowView
 from latentbridge.transforms.numpy_stft import silence_tail
 from latentbridge.utils import atomic_path, batched, stable_hash
 
 log = logging.getLogger(__name__)
+
+#: a recording with more windows than this is transformed from a view of its samples, batch by batch, instead of
+#: holding all its windows (which overlap: twice the samples at the usual half-window hop)
+LAZY_WINDOWS = 128
 
 CACHE_VERSION = 4  # 2: a recording's last window ends on its last sample (io.windows), where it was padded;
 # 3: frames reaching into a window's trailing digital silence are silence (transforms.numpy_stft.silence_tail);
@@ -226,18 +231,23 @@ class FeatureExtractor:
         """Windows of one recording (the short-recording rule of :func:`latentbridge.io.check_recording_length`)."""
         return self._windows(wave, name)[:2]
 
-    def _windows(self, wave: np.ndarray, name) -> tuple[np.ndarray, np.ndarray, bool]:
-        """(windows, starts_s, padded): no state kept, so chunks may run in several threads."""
+    def _windows(self, wave: np.ndarray, name, lazy: bool = False) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(windows, starts_s, padded): no state kept, so chunks may run in several threads. ``lazy``: a long
+        recording's windows as a :class:`~latentbridge.io.windows.WindowView`, cut batch by batch."""
         padded = check_recording_length(wave.shape[-1], self.window, self.sample_rate, name, self.min_share)
-        windows, starts = cut_windows(wave, self.window, self.hop, pad=self.pad, name=name)
-        return windows.astype(np.float32, copy=False), starts.astype(np.float64) / self.sample_rate, padded
+        wave = wave.astype(np.float32, copy=False)
+        lazy = lazy and wave.shape[-1] >= self.window + LAZY_WINDOWS * self.hop
+        windows, starts = cut_windows(wave, self.window, self.hop, pad=self.pad, name=name, lazy=lazy)
+        return windows, starts.astype(np.float64) / self.sample_rate, padded
 
     @torch.no_grad()
     def features_of_windows(self, windows: np.ndarray) -> np.ndarray:
         """(N, window) waveforms → (N, C, F, T) features, in batches."""
         if not len(windows):
             return np.zeros((0,), dtype=np.float32)
-        return batched(self._features, np.ascontiguousarray(windows), batch_size=self.batch_windows).numpy()
+        if not isinstance(windows, WindowView):
+            windows = np.ascontiguousarray(windows)
+        return batched(self._features, windows, batch_size=self.batch_windows).numpy()
 
     def _features(self, windows: torch.Tensor) -> torch.Tensor:
         """The transform of a batch, with the frames that reach into a window's trailing digital silence
@@ -258,7 +268,7 @@ class FeatureExtractor:
     def _read_windows(self, path: Path):
         """(windows, starts_s, duration_s, padded, level_dbfs) of one file; DataError when it is unusable."""
         wave = self.read(path)
-        windows, starts, padded = self._windows(wave, path)
+        windows, starts, padded = self._windows(wave, path, lazy=True)
         return windows, starts, wave.shape[-1] / self.sample_rate, padded, round(level_dbfs(wave), 2)
 
     def chunk_features(self, chunk: list[tuple[int, Path]]) -> list["FileFeatures"]:
@@ -281,14 +291,18 @@ class FeatureExtractor:
                 continue
             todo.append((len(out), key, path, windows))
             out.append(FileFeatures(i, None, starts, duration, padded, level_dbfs=level))
-        if todo:
-            feats = self.features_of_windows(np.concatenate([t[3] for t in todo], axis=0))
-            offset = 0
-            for k, key, path, windows in todo:
-                r = out[k]
+        # short recordings' windows transformed together (batched across files), long ones' from their view
+        eager = [t for t in todo if not isinstance(t[3], WindowView)]
+        feats = self.features_of_windows(np.concatenate([t[3] for t in eager], axis=0)) if eager else None
+        offset = 0
+        for k, key, path, windows in todo:
+            r = out[k]
+            if isinstance(windows, WindowView):
+                r.features = self.features_of_windows(windows)
+            else:
                 r.features = feats[offset:offset + len(windows)]
                 offset += len(windows)
-                self._save_cached(key, r.features, r.starts_s, r.duration_s, path, r.level_dbfs)
+            self._save_cached(key, r.features, r.starts_s, r.duration_s, path, r.level_dbfs)
         return out
 
     def chunks(self, files: list[Path], size: int | None = None, shares: int = 1) -> list[list[tuple[int, Path]]]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from latentbridge.errors import DataError
 
-__all__ = ["PAD_MODES", "WindowBuffer", "cut_windows"]
+__all__ = ["PAD_MODES", "WindowBuffer", "WindowView", "cut_windows"]
 
 #: Pad modes of :func:`cut_windows` (``"none"``: no padding, partial windows are dropped).
 PAD_MODES: tuple[str, ...] = ("wrap", "constant", "reflect", "none")
@@ -38,12 +38,35 @@ def _too_short(name: str | Path, n_samples: int, window: int) -> DataError:
     )
 
 
+class WindowView:
+    """The windows of a recording, cut when sliced: ``view[a:b]`` is the contiguous ``(b - a, ..., window)``
+    array :func:`cut_windows` would hold there. An hour at 48 kHz in 2-s windows every second is 1.4 GB of
+    windows against 0.7 GB of samples; features computed in batches from a view never hold them all."""
+
+    def __init__(self, wave: np.ndarray, starts: np.ndarray, window: int):
+        self._view = np.lib.stride_tricks.sliding_window_view(wave, window, axis=-1)  # (..., L, window)
+        self.starts, self.window = starts, window
+        self.shape = (len(starts), *wave.shape[:-1], window)
+        self.dtype = wave.dtype
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, index) -> np.ndarray:
+        return np.ascontiguousarray(np.moveaxis(self._view[..., self.starts[index], :], -2, 0))
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+
 def cut_windows(
     wave: np.ndarray,
     window: int,
     hop: int,
     pad: str = "wrap",
     name: str | Path = "<waveform>",
+    lazy: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cut ``wave`` of shape ``(..., T)`` into windows along the last axis.
 
@@ -64,7 +87,8 @@ def cut_windows(
       ``pad``: ``"wrap"`` tiles the clip, ``"constant"`` appends zeros, ``"reflect"`` mirrors
       it. ``pad="none"`` raises DataError (naming ``name``) for such input.
 
-    Vectorised with ``sliding_window_view``; no per-window Python loop.
+    Vectorised with ``sliding_window_view``; no per-window Python loop. ``lazy``: a :class:`WindowView`
+    instead of the array when the recording holds a full window (cut batch by batch when sliced).
     """
     _check_pad(pad)
     if int(window) != window or window <= 0:
@@ -88,9 +112,8 @@ def cut_windows(
     starts = np.arange(n_full, dtype=np.int64) * hop
     if pad != "none" and T - n_full * hop > window / 2:
         starts = np.append(starts, T - window)
-    view = np.lib.stride_tricks.sliding_window_view(wave, window, axis=-1)  # (..., L, window)
-    windows = np.ascontiguousarray(np.moveaxis(view[..., starts, :], -2, 0))  # (n, ..., window)
-    return windows, starts
+    windows = WindowView(wave, starts, window)
+    return (windows if lazy else windows[:]), starts
 
 
 class WindowBuffer:
