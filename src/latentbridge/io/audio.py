@@ -24,6 +24,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import functools
+import math
 import struct
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -419,7 +420,7 @@ _BLOCK = 1 << 20
 
 def _blocks(x: np.ndarray):
     """Slices of about :data:`_BLOCK` samples of ``x`` along its first axis."""
-    step = max(1, _BLOCK // max(1, int(np.prod(x.shape[1:]))))
+    step = max(1, _BLOCK // max(1, math.prod(x.shape[1:])))
     return (x[i:i + step] for i in range(0, len(x), step))
 
 
@@ -431,7 +432,7 @@ def _peak(x: np.ndarray) -> float:
 def level_dbfs(wave: np.ndarray) -> float:
     """RMS level of a waveform in dBFS (-200 for digital silence)."""
     wave = np.asarray(wave).reshape(-1)
-    power = sum(float(np.dot(b.astype(np.float64), b)) for b in _blocks(wave)) / max(1, wave.size)
+    power = sum(float(np.square(b, dtype=np.float64).sum()) for b in _blocks(wave)) / max(1, wave.size)
     return float(10 * np.log10(power + 1e-20))
 
 
