@@ -265,6 +265,10 @@ def test_some_m_z_of_sections_with_clean_maps_of_every_channel(tissue, tmp_path)
     full = np.load(tissue / "section_05.truth.npy")
     order = (tissue / "section_05.channels.txt").read_text().split()
     assert np.array_equal(sec.truth, full[..., [order.index("798.541"), order.index("760.585")]])
+    # m/z asked with 4 decimals of labels written with 3 (0.0004 apart): the same channels (data.spatial.same_mz,
+    # the one m/z rule of the clean maps and of the channel-label check)
+    sec4 = read_section(tissue / "section_05.imzML", mz=[798.5414, 760.5846], truth=tissue / "section_05.truth.npy")
+    assert np.array_equal(sec4.truth, sec.truth)
 
 
 def test_unusual_maps_and_masks(run, tissue, tmp_path, capsys):

@@ -214,6 +214,12 @@ def channel_text(labels: list[str], channels) -> str:
     return ", ".join(labels[c] if c < len(labels) else f"channel {c}" for c in channels)
 
 
+def same_mz(a: float, b: float) -> bool:
+    """Whether two m/z values name one channel (within 1e-3 or 10 ppm: lists written with 3 decimals match).
+    The one rule for channel labels, the clean maps' and the model's."""
+    return math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-3)
+
+
 def _truth_labels(path: Path) -> list[str]:
     """The m/z of a ``NAME.truth.npy``'s channels: ``NAME.channels.txt``, else the folder's ``manifest.json``."""
     base = path.name[: -len(".truth.npy")] if path.name.endswith(".truth.npy") else path.stem
@@ -241,7 +247,7 @@ def _load_truth(path, shape, labels: list[str] | None = None) -> np.ndarray:
                 wanted = known = None
             if wanted is not None:
                 idx = np.abs(known[None, :] - wanted[:, None]).argmin(axis=1)
-                if np.allclose(known[idx], wanted, rtol=1e-5, atol=1e-4):
+                if all(same_mz(a, b) for a, b in zip(known[idx], wanted)):
                     return t[..., idx]
     if tuple(t.shape) != tuple(shape):
         raise DataError(path, f"truth of shape {t.shape} does not match the section's {tuple(shape)}")

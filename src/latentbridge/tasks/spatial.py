@@ -35,7 +35,6 @@ Evaluate (:func:`evaluate`): :mod:`latentbridge.tasks.spatial_eval`.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -381,15 +380,17 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
 def _check_labels(path: Path, labels: list[str], mz: list[float] | None) -> None:
     """Maps whose channel labels are m/z (``NAME.channels.txt``) must be the model's, in its order: they were
     matched by position only, and a reversed or foreign list ran silently against the wrong channels."""
+    from latentbridge.data.spatial import same_mz
+
     if not mz or not labels:
         return
     try:
         given = [float(x) for x in labels]
     except ValueError:
         return  # names, not m/z: nothing to compare
-    if len(given) == len(mz) and all(math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-3) for a, b in zip(given, mz)):
+    if len(given) == len(mz) and all(same_mz(a, b) for a, b in zip(given, mz)):
         return
-    same = len(given) == len(mz) and all(any(math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-3) for b in mz)
+    same = len(given) == len(mz) and all(any(same_mz(a, b) for b in mz)
                                          for a in given)
     raise DataError(path, f"its channels are labelled m/z {', '.join(f'{v:g}' for v in given[:8])}"
                           + (", ..." if len(given) > 8 else "") + (
