@@ -186,6 +186,18 @@ def test_vibration_csvs_are_recordings(tmp_path, caplog, capsys):
                  "-o", "audio.csv_rate=1000"]) == 0
     info = json.loads((tmp_path / "m2" / "config.json").read_text())
     assert info["config"]["audio"]["sample_rate"] == 1000 and info["config"]["audio"]["csv_rate"] == 1000
+    # the server scores such an upload at the model's CSV rate
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from latentbridge.serve.app import create_app
+    from latentbridge.serve.registry import load_models
+
+    write(tmp_path / "up" / "fault.csv", True, time=False)
+    with TestClient(create_app(load_models([tmp_path / "m2"]))) as c:
+        r = c.post("/api/models/m2/score", files={"file": ("fault.csv", (tmp_path / "up" / "fault.csv").read_bytes())})
+    assert r.status_code == 200, r.text
+    assert r.json()["n_windows"] == 7 and r.json()["is_anomaly"] is True
     # a label CSV beside audio files is not a recording
     (tmp_path / "mixed").mkdir()
     (tmp_path / "mixed" / "a.wav").write_bytes(b"")

@@ -287,10 +287,10 @@ def _read_windows(m: ServedModel, path: Path, max_duration_s: float):
     (read_audio's checks, the short-recording rule, cut_windows with the model's pad mode)."""
     from latentbridge.io import audio_info
 
-    info = audio_info(path)
+    ex = m.extractor
+    info = audio_info(path, ex.csv_rate)  # a vibration CSV too, when the model was fitted on them
     if info.duration_s > max_duration_s:
         raise _TooLong(info.duration_s, max_duration_s)
-    ex = m.extractor
     wave = ex.read(path)
     windows, starts_s = ex.windows_of(wave, path)
     return wave, windows, starts_s, wave.shape[-1] < ex.window
