@@ -355,7 +355,7 @@ class FeatureExtractor:
     def check_band(self, files: list[Path]) -> str | None:
         """Warn (and return the text) when some files are recorded at rates too low to fill the band
         the features cover (:func:`latentbridge.data.survey.band_warning`); reads headers only."""
-        from latentbridge.data.survey import band_warning
+        from latentbridge.data.survey import band_fmax, band_warning
         from latentbridge.io import audio_info
 
         rates, channels = {}, {}
@@ -366,8 +366,7 @@ class FeatureExtractor:
                 continue  # the extraction names the file and its problem
             rates[str(f)], channels[str(f)] = info.sample_rate, info.channels
         self._report_conversions(rates, channels)
-        mel = getattr(self.transform, "kind", None) == "mel"
-        text = band_warning(rates, self.sample_rate, getattr(self.transform, "fmax", None) if mel else None)
+        text = band_warning(rates, self.sample_rate, band_fmax(self.transform))
         if text:
             log.warning(text)
         return text

@@ -127,13 +127,26 @@ def below_band(rate: float, top: float) -> bool:
     return rate / 2 < 0.98 * top
 
 
+def band_fmax(features) -> float | None:
+    """The top of the band features cover when it is set below Nyquist: a mel scale's ``fmax`` (a transform or
+    a ``FeatureConfig``; STFT bins always reach Nyquist)."""
+    return getattr(features, "fmax", None) if getattr(features, "kind", None) == "mel" else None
+
+
+def files_below_band(rates: dict[str, int], sample_rate: int, fmax: float | None) -> dict[str, int]:
+    """The files (path → native sample rate) whose rate leaves the top of the band (``fmax``, else
+    ``sample_rate / 2``) empty once resampled."""
+    top = float(fmax) if fmax else sample_rate / 2
+    return {p: r for p, r in rates.items() if below_band(r, top)}
+
+
 def band_warning(rates: dict[str, int], sample_rate: int, fmax: float | None) -> str | None:
     """A warning when files (path → native sample rate) are recorded at a rate whose Nyquist
     frequency lies under the top of the band the features cover (``fmax``, else ``sample_rate / 2``):
     resampled, they hold nothing in the band's top, which the model reads as unlike its training
     sound. None when every file fills the band."""
     top = float(fmax) if fmax else sample_rate / 2
-    short = {p: r for p, r in rates.items() if below_band(r, top)}
+    short = files_below_band(rates, sample_rate, fmax)
     if not short:
         return None
     low = min(short.values())

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from latentbridge.data.audio import FeatureExtractor, WindowFeatures
-from latentbridge.data.survey import band_centres_hz, band_content_warning, band_profile_db, below_band
+from latentbridge.data.survey import (band_centres_hz, band_content_warning, band_fmax, band_profile_db,
+                                      files_below_band)
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
 from latentbridge.metrics.anomaly import calibrate_threshold, detection_metrics, partial_auc, roc_auc
 from latentbridge.models.hub import SavedModel, load_model
@@ -456,13 +457,14 @@ def _warn_band(det: Detector, wf: WindowFeatures) -> None:
     names, centres = [Path(f).name for f in wf.files], band_centres_hz(det.spec.features, det.sample_rate)
     if band_content_warning(profile, fitted, names, centres) is None:
         return
-    top = det.spec.features.fmax or det.sample_rate / 2
-    for i, f in enumerate(wf.files):
+    rates = {}
+    for f in wf.files:
         try:
-            if below_band(audio_info(f, det.spec.windowing.csv_rate).sample_rate, top):
-                profile[i] = np.nan
+            rates[str(f)] = audio_info(f, det.spec.windowing.csv_rate).sample_rate
         except DataError:
             pass
+    short = files_below_band(rates, det.sample_rate, band_fmax(det.spec.features))
+    profile[[str(f) in short for f in wf.files]] = np.nan
     text = band_content_warning(profile, fitted, names, centres)
     if text:
         log.warning(text)
