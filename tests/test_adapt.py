@@ -526,3 +526,21 @@ def test_fit_lists_its_training_folder_once(machine_data, feature_cache, tmp_pat
     assert main(["anomaly", "fit", str(folder), "--out", str(tmp_path / "m")]) == 0
     assert [str(p) for p in walked] == [str(folder)]  # the survey and the features walked it once each before
     assert caplog.text.count("named more than once") == 1
+
+
+def test_codec_warning_names_recordings_stored_the_other_way():
+    from latentbridge.data.survey import codec_counts, codec_warning
+
+    fitted = codec_counts(["PCM_16"] * 3 + ["FLOAT", ""])
+    assert fitted == {"PCM_16": 3, "FLOAT": 1}
+    assert codec_warning(fitted, ["PCM_24", "FLOAT", "CSV", ""], ["a", "b", "c", "d"]) is None
+    text = codec_warning(fitted, ["PCM_16", "MPEG_LAYER_III", "VORBIS", "MPEG_LAYER_III"], list("abcd"))
+    assert text.startswith("3 of 4 recordings are stored by a lossy codec (MP3 x2, Vorbis x1: b, c, d) and every "
+                           "training recording was stored losslessly (16-bit PCM x3, 32-bit float x1)"), text
+    # fitted on lossy copies: the lossless recordings are the ones unlike them
+    text = codec_warning({"VORBIS": 5}, ["VORBIS", "PCM_16"], ["a.ogg", "b.wav"])
+    assert text.startswith("1 of 2 recordings are stored losslessly (16-bit PCM x1: b.wav) and every training "
+                           "recording was stored by a lossy codec (Vorbis x5)"), text
+    # training files of both kinds, or none known: nothing to tell
+    assert codec_warning({"VORBIS": 2, "PCM_16": 2}, ["MPEG_LAYER_III"], ["a.mp3"]) is None
+    assert codec_warning({}, ["VORBIS"], ["a.ogg"]) is None

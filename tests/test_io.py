@@ -41,8 +41,8 @@ def test_wav_round_trip_pcm16(tmp_path):
     assert sr == SR and y.dtype == np.float32 and y.shape == x.shape
     assert np.max(np.abs(y - x)) < 1.0 / 2**14
     info = audio_info(p)
-    assert info == AudioInfo(sample_rate=SR, frames=x.size, channels=1, duration_s=x.size / SR)
-    assert sf.info(str(p)).subtype == "PCM_16"
+    assert info == AudioInfo(sample_rate=SR, frames=x.size, channels=1, duration_s=x.size / SR, codec="PCM_16")
+    assert sf.info(str(p)).subtype == "PCM_16" and not info.lossy
     # atomic write leaves no temp files behind
     assert [q.name for q in tmp_path.iterdir()] == ["a.wav"]
 
@@ -53,6 +53,7 @@ def test_flac_round_trip(tmp_path):
     y, sr = read_audio(p)
     assert sr == SR and y.shape == x.shape
     assert np.max(np.abs(y - x)) < 1e-6
+    assert audio_info(p).codec == "PCM_24" and not audio_info(p).lossy
 
 
 def test_ogg_round_trip(tmp_path):
@@ -63,6 +64,7 @@ def test_ogg_round_trip(tmp_path):
     spec = np.abs(np.fft.rfft(y))
     assert abs(np.argmax(spec) * SR / y.size - 1000.0) < 5.0
     assert np.corrcoef(x[2000:-2000], y[2000:-2000])[0, 1] > 0.99
+    assert audio_info(p).codec == "VORBIS" and audio_info(p).lossy
 
 
 def test_mp3_listed_and_readable_when_supported(tmp_path):

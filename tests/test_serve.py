@@ -124,6 +124,12 @@ def test_score_accepts_other_formats_and_rates(client, folders, machine_data, tm
     assert r.status_code == 200 and r.json()["duration_s"] == pytest.approx(4.0)
     ref = score_task(folders["pump"], [flac])
     np.testing.assert_allclose([w["score"] for w in r.json()["windows"]], ref.window_scores, rtol=1e-5)
+    assert r.json()["warnings"] == []  # FLAC is lossless, like the training WAVs
+    ogg = tmp_path / "n.ogg"
+    sf.write(ogg, wave, sr, format="OGG", subtype="VORBIS")
+    r = _post(client, f"/api/models/{_name(folders, 'pump')}/score", "n.ogg", ogg.read_bytes())
+    assert r.status_code == 200 and len(r.json()["warnings"]) == 1
+    assert r.json()["warnings"][0].startswith("1 of 1 recordings are stored by a lossy codec (Vorbis x1: n.ogg)")
 
 
 def _cli_message(path, model_dir) -> str:

@@ -224,3 +224,34 @@ def band_content_warning(profile: np.ndarray, fitted: dict, names: list[str], ce
                      f"own spectrum; {files}): {cause}; fit on recordings made the same way, or fit within the band "
                      f"both hold (-o features.fmax={np.floor(edge / 100) * 100:g})")
     return "; ".join(texts) or None
+
+
+def codec_counts(codecs) -> dict[str, int]:
+    """How many files store their samples each way (:attr:`latentbridge.io.AudioInfo.codec`), most common first."""
+    return dict(Counter(c for c in codecs if c).most_common())
+
+
+def codec_warning(fitted: dict[str, int], codecs: list[str], names: list[str]) -> str | None:
+    """A warning naming the scored recordings stored lossily (Vorbis, MP3, Opus, GSM, ...) when every training
+    recording was stored losslessly, or the other way round. A lossy codec's artefacts lie inside the band
+    (quantisation noise shaped under the sound, pre-echo, lost quiet detail): a detector fitted on one kind reads
+    them as unlike its training sound, every recording at once, where the band check sees no cut-off. ``fitted``:
+    the training files' :func:`codec_counts`; None when the training files mix both kinds or none is known."""
+    from latentbridge.io.audio import codec_name, is_lossy
+
+    known = {c: n for c, n in fitted.items() if c}
+    if not known or len({is_lossy(c) for c in known}) > 1:
+        return None
+    fitted_lossy = is_lossy(next(iter(known)))
+    other = [i for i, c in enumerate(codecs) if c and is_lossy(c) != fitted_lossy]
+    if not other:
+        return None
+    kinds = Counter(codec_name(codecs[i]) for i in other)
+    files = ", ".join(names[i] for i in other[:3]) + (", ..." if len(other) > 3 else "")
+    train = ", ".join(f"{codec_name(c)} x{n}" for c, n in known.items())
+    what = "stored by a lossy codec" if not fitted_lossy else "stored losslessly"
+    how = "losslessly" if not fitted_lossy else "by a lossy codec"
+    return (f"{len(other)} of {len(codecs)} recordings are {what} (" + ", ".join(f"{k} x{n}" for k, n in
+            kinds.most_common()) + f": {files}) and every training recording was stored {how} ({train}): the "
+            "codec's artefacts inside the band score as unlike the training sound for that alone (false alarms "
+            "on normal sound); fit on recordings stored the same way")

@@ -79,9 +79,40 @@ class AudioInfo:
     frames: int
     channels: int
     duration_s: float
+    codec: str = ""
+    """How the samples are stored: soundfile's subtype (``PCM_16``, ``FLOAT``, ``VORBIS``, ``MPEG_LAYER_III``, ...);
+    ``CSV`` for a vibration CSV."""
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def lossy(self) -> bool:
+        return is_lossy(self.codec)
+
+
+#: soundfile subtypes that keep an approximation of the samples: perceptual codecs (their artefacts lie inside the
+#: band: quantisation noise shaped under the sound, pre-echo) and speech / telephone codecs
+LOSSY_CODECS = frozenset({"VORBIS", "OPUS", "MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III", "GSM610", "IMA_ADPCM",
+                          "MS_ADPCM", "VOX_ADPCM", "G721_32", "G723_24", "G723_40", "NMS_ADPCM_16", "NMS_ADPCM_24",
+                          "NMS_ADPCM_32", "ULAW", "ALAW"})
+_CODEC_NAMES = {"VORBIS": "Vorbis", "OPUS": "Opus", "MPEG_LAYER_III": "MP3", "MPEG_LAYER_II": "MP2",
+                "MPEG_LAYER_I": "MP1", "GSM610": "GSM", "ULAW": "u-law", "ALAW": "A-law"}
+
+
+def is_lossy(codec: str) -> bool:
+    """Whether a soundfile subtype (:attr:`AudioInfo.codec`) stores an approximation of the samples."""
+    return codec.upper() in LOSSY_CODECS
+
+
+def codec_name(codec: str) -> str:
+    """A reader's name for a soundfile subtype: ``MPEG_LAYER_III`` -> ``MP3``, ``PCM_16`` -> ``16-bit PCM``."""
+    c = codec.upper()
+    if c in _CODEC_NAMES:
+        return _CODEC_NAMES[c]
+    if c.startswith("PCM_"):
+        return f"{c[4:].lstrip('SU')}-bit PCM"
+    return {"FLOAT": "32-bit float", "DOUBLE": "64-bit float", "CSV": "CSV"}.get(c, codec or "unknown")
 
 
 def _accepted() -> str:
@@ -251,7 +282,8 @@ def _read_csv(path: Path, csv_rate: float | None) -> tuple[np.ndarray, int]:
 @functools.lru_cache(maxsize=4096)
 def _csv_info(path: str, size: int, mtime_ns: int, csv_rate: float | None) -> AudioInfo:
     data, sr = _read_csv(Path(path), csv_rate)
-    return AudioInfo(sample_rate=sr, frames=data.shape[0], channels=data.shape[1], duration_s=data.shape[0] / sr)
+    return AudioInfo(sample_rate=sr, frames=data.shape[0], channels=data.shape[1], duration_s=data.shape[0] / sr,
+                     codec="CSV")
 
 
 def audio_info(path: str | Path, csv_rate: float | None = None) -> AudioInfo:
@@ -273,6 +305,7 @@ def audio_info(path: str | Path, csv_rate: float | None = None) -> AudioInfo:
         frames=frames,
         channels=int(info.channels),
         duration_s=frames / sr if sr > 0 else 0.0,
+        codec=str(info.subtype or ""),
     )
 
 

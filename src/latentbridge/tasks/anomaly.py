@@ -21,7 +21,7 @@ import torch
 
 from latentbridge.data.audio import FeatureExtractor, WindowFeatures
 from latentbridge.data.survey import (band_centres_hz, band_content_warning, band_fmax, band_profile_db,
-                                      files_below_band)
+                                      codec_counts, codec_warning, files_below_band)
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
 from latentbridge.metrics.anomaly import calibrate_threshold, detection_metrics, partial_auc, roc_auc
 from latentbridge.models.hub import SavedModel, load_model
@@ -204,6 +204,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
                              "n_calibration_windows": int(len(calib_wf))})
         atomic_write_json(fit_.run.dir / "calibration.json", {**anomaly_info, "scores": calib_scores.tolist()})
         data_info = {k: v for k, v in fit_.data_info.items() if k != "val_files"}
+        data_info["codecs"] = codec_counts([c for wf in (fit_.train, fit_.val) for c in wf.codecs or ()])
         profiles = [p for wf in (fit_.train, fit_.val) if len(wf) and (p := band_profile_db(
             wf.features, wf.file_index, len(wf.files), fit_.spec.features)) is not None]
         if profiles:  # each training file's spectrum: scoring names recordings far outside it in some band
@@ -250,6 +251,7 @@ def model_card(cfg, anomaly: dict, data: dict, training: dict) -> str:
   {data['n_train_files']} files / {data['n_train_windows']} windows for training,
   {data['n_val_files']} files / {data['n_val_windows']} windows held out for calibration)
 - Skipped files: {len(data['skipped_files'])}; files shorter than one window (padded): {data.get('n_padded_files', 0)}
+- Stored as: {_codecs(data.get('codecs'))}
 
 ## Input
 {_chosen(data)}- Sample rate: {a.sample_rate} Hz ({'mono mix' if a.channel is None else f'channel {a.channel}'})
@@ -274,6 +276,17 @@ Trained on one set of normal conditions: a new microphone, position or machine c
 distribution, so recalibrate (`latentbridge anomaly calibrate MODEL_DIR NORMAL_DIR`) or refit before
 trusting the threshold there.
 """
+
+
+def _codecs(counts: dict | None) -> str:
+    from latentbridge.io.audio import codec_name, is_lossy
+
+    if not counts:
+        return "unknown"
+    lossy = {is_lossy(c) for c in counts}
+    kind = "lossless" if lossy == {False} else "lossy" if lossy == {True} else "lossless and lossy mixed"
+    return ", ".join(f"{codec_name(c)} x{n}" for c, n in counts.items()) + f" ({kind}; recordings stored the other " \
+        "way are named at scoring)" * (len(lossy) == 1)
 
 
 def _chosen(data: dict) -> str:
@@ -392,6 +405,7 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
     _warn_padding(det, wf)
     _warn_quiet(det, wf)
     _warn_band(det, wf)
+    _warn_codec(det, wf)
     y_files = resolve_labels(wf.files, labels)
     file_scores = aggregate_scores(scores, wf.file_index, len(wf.files), aggregate)
     summary = {"model": str(model_dir), "score": det.method, "aggregate": aggregate, "threshold": det.threshold,
@@ -466,6 +480,15 @@ def _warn_band(det: Detector, wf: WindowFeatures) -> None:
     short = files_below_band(rates, det.sample_rate, band_fmax(det.spec.features))
     profile[[str(f) in short for f in wf.files]] = np.nan
     text = band_content_warning(profile, fitted, names, centres)
+    if text:
+        log.warning(text)
+
+
+def _warn_codec(det: Detector, wf: WindowFeatures) -> None:
+    """Recordings stored by a lossy codec scored by a model fitted on lossless ones, or the other way round
+    (:func:`latentbridge.data.survey.codec_warning`); models fitted before the codecs were recorded are not checked."""
+    fitted = (det.saved.info.get("data") or {}).get("codecs")
+    text = codec_warning(fitted, wf.codecs, [Path(f).name for f in wf.files]) if fitted and wf.codecs else None
     if text:
         log.warning(text)
 
