@@ -62,6 +62,12 @@ def test_evaluate_writes_metrics_plots_and_report(trained, tmp_path, capsys):
     # crack localisation along the 20-m span of the simulated beam (from the data's manifest)
     assert m["span_m"] == 20.0 and m["match_radius_m"] == pytest.approx(1.0)
     assert {"crack_missed_rate", "crack_false_rate", "crack_localisation_error_m"} <= set(m)
+    # the same figures at every threshold; the calibrated one's row is the figures above
+    own = [r for r in m["crack_operating_curve"] if r["threshold"] == m["mask_threshold"]]
+    assert len(m["crack_operating_curve"]) == 14 and len(own) == 1
+    assert own[0]["crack_false_rate"] == m["crack_false_rate"] and own[0]["mask_damaged_iou"] == m["mask_damaged_iou"]
+    assert (out / "crack_operating_curve.png").is_file() == any(
+        r["crack_localisation_error_m"] is not None for r in m["crack_operating_curve"])
     for png in ("masks.png", "spectrograms.png", "waveform.png", "interpolation_spectrogram.png",
                 "interpolation_mask.png", "latent_extent.png", "latent_tests.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG", png

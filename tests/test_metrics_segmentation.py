@@ -113,3 +113,29 @@ def test_crack_localisation_on_hand_made_masks():
     assert perfect["crack_localisation_error_m"] == 0.0 and perfect["crack_missed_rate"] == 0.0
     nothing = crack_localisation(np.zeros_like(true), true, span_m=20.0)
     assert nothing["crack_localisation_error_m"] is None and nothing["crack_missed_rate"] == 1.0
+
+
+def test_crack_operating_curve_and_its_plot(tmp_path):
+    """Localisation improves as a lower threshold adds cracks, at the price of false ones: the curve over the
+    thresholds (metrics.json crack_operating_curve, plotted in the bridge reports) shows both."""
+    from latentbridge.report.charts import plot_crack_operating_curve
+    from latentbridge.tasks.multimodal import THRESHOLDS, crack_operating_curve
+
+    true = np.zeros((1, 4, 100))
+    true[0, 2:, 20] = 1  # a crack at column 20 (4.1 m of 20 m)
+    prob = np.zeros((1, 4, 100))
+    prob[0, 3, 26] = 0.6  # confident, 6 columns (1.2 m) away: missed at the 1-m radius
+    prob[0, 3, 21] = 0.04  # faint, 1 column (0.2 m) away
+    prob[0, 3, 80] = 0.04  # faint and false
+    curve = {r["threshold"]: r for r in crack_operating_curve(prob, true, span_m=20.0)}
+    assert list(curve) == list(THRESHOLDS)
+    low, high = curve[0.03], curve[0.05]
+    assert low["crack_localisation_error_m"] == pytest.approx(0.2) and low["crack_missed_rate"] == 0.0
+    assert low["crack_false_rate"] == pytest.approx(2 / 3)  # the confident crack and the one at column 80
+    assert high["crack_localisation_error_m"] == pytest.approx(1.2) and high["crack_missed_rate"] == 1.0
+    assert high["crack_false_rate"] == 1.0
+    assert curve[0.5]["crack_localisation_error_m"] == pytest.approx(1.2) and curve[0.5]["crack_false_rate"] == 1.0
+    png = plot_crack_operating_curve(list(curve.values()), 0.05, tmp_path / "curve.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="no threshold predicts a crack"):
+        plot_crack_operating_curve(crack_operating_curve(np.zeros_like(prob), true, 20.0), 0.5, tmp_path / "x.png")

@@ -9,7 +9,7 @@ import numpy as np
 
 from latentbridge.report.common import _new_figure, _save
 
-__all__ = ["plot_heatmap", "plot_lines"]
+__all__ = ["plot_crack_operating_curve", "plot_heatmap", "plot_lines"]
 
 
 def plot_lines(
@@ -65,4 +65,31 @@ def plot_heatmap(matrix, row_labels, col_labels, path: str | Path, title: str = 
         for (r, c), v in np.ndenumerate(m):
             ax.text(c, r, format(v, fmt), ha="center", va="center", fontsize=7,
                     color="black" if v > 0.6 * hi else "white")
+    return _save(fig, path)
+
+
+def plot_crack_operating_curve(curve: Sequence[Mapping], threshold: float, path: str | Path, title: str = "") -> Path:
+    """Crack localisation error against the false-crack share over the thresholds of ``curve`` (rows of
+    ``latentbridge.tasks.multimodal.crack_operating_curve``), the model's calibrated ``threshold`` marked."""
+    rows = [r for r in curve if r.get("crack_localisation_error_m") is not None and r.get("crack_false_rate") is not None]
+    if not rows:
+        raise ValueError("plot_crack_operating_curve: no threshold predicts a crack")
+    x = np.array([r["crack_false_rate"] for r in rows], dtype=np.float64)
+    y = np.array([r["crack_localisation_error_m"] for r in rows], dtype=np.float64)
+    fig = _new_figure(6.0, 4.0)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(x, y, marker=".", color="tab:blue")
+    for r, xv, yv in zip(rows, x, y):
+        mine = abs(r["threshold"] - threshold) < 1e-9
+        if mine:
+            ax.plot([xv], [yv], marker="*", markersize=14, color="tab:red", linestyle="none",
+                    label=f"calibrated threshold {threshold:g}")
+        if mine or r is rows[0] or r is rows[-1]:
+            ax.annotate(f"{r['threshold']:g}", (xv, yv), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel("false-crack share (predicted cracks with no true crack nearby)")
+    ax.set_ylabel("crack localisation error (m)")
+    ax.set_title(title or "crack localisation vs false cracks, over the threshold")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
     return _save(fig, path)

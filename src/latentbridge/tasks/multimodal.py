@@ -270,7 +270,23 @@ def mask_metrics(prob: np.ndarray, target: np.ndarray, threshold: float, span_m:
            "mask_iou": seg["mean_iou"], "mask_dice": seg["mean_dice"],
            **{f"mask_{k}": v for k, v in seg.items() if k not in ("mean_iou", "mean_dice")}}
     out.update(crack_localisation(prob, target, threshold=threshold, span_m=span_m))
+    out["crack_operating_curve"] = crack_operating_curve(prob, target, span_m)
     return out
+
+
+def crack_operating_curve(prob: np.ndarray, target: np.ndarray, span_m: float) -> list[dict]:
+    """The crack figures at every threshold of :data:`THRESHOLDS`: the localisation error falls as a mask predicts
+    more cracks and the false-crack share rises with it, so two models are compared at equal false shares here, not
+    only where each one's calibration puts it (``report``: the curve, the calibrated point marked)."""
+    from latentbridge.metrics.segmentation import crack_localisation, segmentation_summary
+
+    rows = []
+    for t in THRESHOLDS:
+        c = crack_localisation(prob, target, threshold=t, span_m=span_m)
+        rows.append({"threshold": t, **{k: c[k] for k in ("crack_localisation_error_m", "crack_false_rate",
+                                                           "crack_missed_rate")},
+                     "mask_damaged_iou": segmentation_summary(prob, target, threshold=t)["damaged_iou"]})
+    return rows
 
 
 def span_of(cfg, root) -> float:

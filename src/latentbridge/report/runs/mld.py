@@ -14,6 +14,7 @@ from latentbridge.report.audio import plot_spectrogram_pairs, plot_waveform_over
 from latentbridge.report.embedding import embed_2d, plot_embedding
 from latentbridge.report.html import write_html_report
 from latentbridge.report.images import plot_image_grid, plot_mask_triplets
+from latentbridge.report.runs.multimodal import crack_curve_section
 from latentbridge.utils import atomic_write_json
 
 BRIDGE_NOTE = ("Masks from vibration alone: the mean crack probability of the masks sampled for each window, "
@@ -117,6 +118,7 @@ def _bridge(res, folder: Path) -> list[dict]:
         {"heading": "Crack masks from vibration", "text": "target | mean sampled probability | above the calibrated "
          f"threshold {res.threshold:g}; then several masks sampled for the first window", "images":
          ["masks.png", "mask_samples.png"]},
+        *crack_curve_section(res.metrics, res.threshold, folder),
         {"heading": "Vibration from crack masks", "text": "log-magnitude (channel 1): real | generated from the true "
          "mask | difference; time series: real vs generated (ISTFT of the decoded magnitude and phase)",
          "images": ["spectrograms.png", "time_series.png"]},

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.report.audio import plot_spectrogram_pairs, plot_waveform_overlay
+from latentbridge.report.charts import plot_crack_operating_curve
 from latentbridge.report.embedding import embed_2d, plot_embedding
 from latentbridge.report.html import write_html_report
 from latentbridge.report.images import plot_image_grid, plot_mask_triplets
@@ -17,15 +18,29 @@ def _norm(x):
     return (x - x.min()) / max(1e-9, float(x.max() - x.min()))
 
 
+def crack_curve_section(metrics: dict, threshold: float, folder: Path) -> list[dict]:
+    """The report's section of the crack operating curve (``crack_operating_curve`` of ``metrics.json``)."""
+    curve = metrics.get("crack_operating_curve") or []
+    if not any(r.get("crack_localisation_error_m") is not None for r in curve):
+        return []
+    plot_crack_operating_curve(curve, threshold, folder / "crack_operating_curve.png")
+    return [{"heading": "Crack localisation over the threshold", "text": "The localisation error falls as the mask "
+             "predicts more cracks and the false-crack share rises with it: compare models at equal false shares "
+             "(metrics.json: crack_operating_curve), not only at each one's calibrated threshold.",
+             "images": ["crack_operating_curve.png"]}]
+
+
 def write_evaluation(res, folder: Path) -> None:
     folder = Path(folder)
     atomic_write_json(folder / "metrics.json", res.metrics)
     ex = res.examples
     sections = [{"heading": "Metrics", "text": f"Evaluated on {res.scope}; masks and damage extent predicted "
-                                               "from vibration alone.", "table": res.metrics}]
+                                               "from vibration alone.",
+                 "table": {k: v for k, v in res.metrics.items() if not isinstance(v, (dict, list))}}]
     plot_mask_triplets(None, ex["masks"], ex["mask_prob"], ex["titles"], folder / "masks.png", threshold=res.threshold)
     sections.append({"heading": "Crack masks from vibration alone", "text": "target | predicted probability | "
                      f"prediction above the calibrated threshold {res.threshold:g}", "images": ["masks.png"]})
+    sections += crack_curve_section(res.metrics, res.threshold, folder)
     if res.has_reconstruction:
         plot_spectrogram_pairs(ex["logmag"], ex["logmag_rec"], ex["titles"], folder / "spectrograms.png")
         plot_waveform_overlay(ex["wave"], ex["wave_rec"], res.sample_rate, folder / "waveform.png", title=ex["titles"][0])
