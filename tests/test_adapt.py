@@ -544,3 +544,20 @@ def test_codec_warning_names_recordings_stored_the_other_way():
     # training files of both kinds, or none known: nothing to tell
     assert codec_warning({"VORBIS": 2, "PCM_16": 2}, ["MPEG_LAYER_III"], ["a.mp3"]) is None
     assert codec_warning({}, ["VORBIS"], ["a.ogg"]) is None
+
+
+def test_a_low_rate_sensor_is_told_how_to_resolve_its_spectrum():
+    """At 100 Hz the time rule's frames hold 8 samples (5 bins 12.5 Hz apart, 2 mel bands): the choice says so and
+    gives the settings that resolve stationary vibration (1024-sample frames, 8 to a window, within the recordings)."""
+    from latentbridge.data.survey import Survey
+
+    def n_fft_choice(rate, seconds):
+        s = Survey(10, {rate: 10}, {1: 10}, [seconds] * 10)
+        return {c.key: c for c in choose_settings(s)}["features.n_fft"]
+
+    c = n_fft_choice(100, 120.0)
+    assert c.value == 8 and "only 5 frequency bins, 12.5 Hz apart" in c.reason
+    assert "-o features.n_fft=1024 -o features.hop_length=512 -o audio.window_s=46.25" in c.reason
+    # recordings too short for 8 frames of 1024 samples: the largest frame that fits
+    assert "-o features.n_fft=256 -o features.hop_length=128 -o audio.window_s=11.75" in n_fft_choice(100, 20.0).reason
+    assert n_fft_choice(16000, 10.0).reason == "64 ms at 16000 Hz (stationary sound)"  # 513 bins: nothing to add
