@@ -16,7 +16,6 @@ Results: ``benchmarks/results/bridge_operating_curve<suffix>.json``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table, write_results  # noqa: E402
-from bridge_recalibrate import MODELS, probabilities  # noqa: E402
+from bridge_recalibrate import MODELS, probabilities, run_args  # noqa: E402
 
 KEYS = ("crack_localisation_error_m", "crack_false_rate", "crack_missed_rate", "mask_damaged_iou")
 
@@ -37,17 +36,10 @@ def interpolate_at(false_rates: np.ndarray, values: np.ndarray, at: float) -> fl
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("work", help="a bench_mld.py --keep folder (runs/seedS/{mmvae,spec2mask,mld})")
-    ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--suffix", default="")
-    args = ap.parse_args(argv)
-    import torch
-
+    args = run_args(argv, __doc__.split("\n")[0])
     from latentbridge.tasks.multimodal import THRESHOLDS, mask_metrics
 
-    torch.set_num_threads(1)
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    seeds = args.seeds
     rows, own = [], []
     for seed in seeds:
         for name in MODELS:

@@ -57,19 +57,27 @@ def probabilities(run: Path):
     return prob, test.masks[lab(test)], mm.span_of(cfg, info["data"]["root"]), lambda: mm.calibrate_mask_threshold(model, val)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def run_args(argv, description: str) -> argparse.Namespace:
+    """The arguments of the scripts that read a ``bench_mld.py --keep`` folder's runs: ``work``, ``seeds`` (a list of
+    ints), ``suffix``; torch on one thread."""
+    import torch
+
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("work", help="a bench_mld.py --keep folder (runs/seedS/{mmvae,spec2mask,mld})")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--suffix", default="")
     args = ap.parse_args(argv)
-    import torch
+    args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    torch.set_num_threads(1)
+    return args
 
+
+def main(argv=None) -> int:
+    args = run_args(argv, __doc__.split("\n")[0])
     from latentbridge.tasks.multimodal import THRESHOLDS, mask_metrics
 
-    torch.set_num_threads(1)
     rows = []
-    for seed in [int(s) for s in args.seeds.split(",") if s.strip()]:
+    for seed in args.seeds:
         for name in MODELS:
             run = Path(args.work) / "runs" / f"seed{seed}" / name
             stored = json.loads((run / "config.json").read_text())["mask_threshold"]["threshold"]
