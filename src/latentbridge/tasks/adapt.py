@@ -123,8 +123,9 @@ def _resolution_hint(n_fft: int, rate: int, typical_s: float) -> str:
     """For a low-rate sensor, where frames of 32-64 ms hold a handful of samples (n_fft 8 at 100 Hz: 5 bins 12.5 Hz
     apart), the settings that resolve stationary vibration finely: frames of up to 1024 samples, windows of 8 of
     them (hop half a frame), both within the typical recording. Not chosen by default
-    (``benchmarks/low_rate_settings.py``): on simulated 100-Hz modal data they found a 7 % mode shift at AUC 0.86 where the default read 0.49 (0.69 vs 0.61 with modes and
-    levels varying), while on a simulated 1-kHz gearbox they lost to the default (0.976 vs 0.998)."""
+    (``benchmarks/low_rate_settings.py``): on simulated 100-Hz modal data they found a 7 % mode shift at AUC 0.86
+    where the default read 0.49 (0.69 vs 0.61 with modes and levels varying), while on a simulated 1-kHz gearbox they
+    lost to the default (0.976 vs 0.998)."""
     bins = n_fft // 2 + 1
     if bins >= FEW_BINS:
         return ""

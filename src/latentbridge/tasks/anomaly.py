@@ -284,9 +284,9 @@ def _codecs(counts: dict | None) -> str:
     if not counts:
         return "unknown"
     lossy = {is_lossy(c) for c in counts}
-    kind = "lossless" if lossy == {False} else "lossy" if lossy == {True} else "lossless and lossy mixed"
-    return ", ".join(f"{codec_name(c)} x{n}" for c, n in counts.items()) + f" ({kind}; recordings stored the other " \
-        "way are named at scoring)" * (len(lossy) == 1)
+    kind = ("lossless and lossy mixed" if len(lossy) > 1 else
+            ("lossy" if lossy == {True} else "lossless") + "; recordings stored the other way are named at scoring")
+    return ", ".join(f"{codec_name(c)} x{n}" for c, n in counts.items()) + f" ({kind})"
 
 
 def _chosen(data: dict) -> str:
