@@ -544,6 +544,10 @@ def test_codec_warning_names_recordings_stored_the_other_way():
     # training files of both kinds, or none known: nothing to tell
     assert codec_warning({"VORBIS": 2, "PCM_16": 2}, ["MPEG_LAYER_III"], ["a.mp3"]) is None
     assert codec_warning({}, ["VORBIS"], ["a.ogg"]) is None
+    from latentbridge.tasks.anomaly import _codecs  # the model card's line
+
+    assert _codecs({"VORBIS": 2, "PCM_16": 1}) == "Vorbis x2, 16-bit PCM x1 (lossless and lossy mixed)"
+    assert _codecs({"MPEG_LAYER_III": 4}) == "MP3 x4 (lossy; recordings stored the other way are named at scoring)"
 
 
 def test_a_low_rate_sensor_is_told_how_to_resolve_its_spectrum():
