@@ -272,3 +272,28 @@ def test_masks_and_array_errors(tmp_path):
     with pytest.raises(DataError, match="unknown array format"):
         (tmp_path / "x.csv").write_text("1,2")
         arrays.read_array_stack(tmp_path / "x.csv")
+
+
+def test_a_constant_channel_is_named(tmp_path, caplog):
+    """A channel holding one value on every valid pixel (an offset, an export's fill value) carries no spatial
+    structure; it was named only if its range differed from training's by 100x, and never at training."""
+    from latentbridge.config.sections import SpatialDataConfig
+    from latentbridge.data.spatial import load_sections, read_section
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "sections"
+    root.mkdir()
+    for i in range(3):
+        x = rng.random((24, 24, 3)).astype(np.float32)
+        x[..., 1] = 5.0  # constant
+        x[..., 2] = 0.0 if i == 0 else x[..., 2]  # no signal in one section
+        np.save(root / f"sec_{i}.npy", x)
+        np.save(root / f"sec_{i}.mask.npy", np.ones((24, 24), np.uint8))
+    s = read_section(root / "sec_0.npy")
+    assert (s.empty, s.constant) == ([2], [1])
+    assert (read_section(root / "sec_1.npy").empty, read_section(root / "sec_1.npy").constant) == ([], [1])
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        load_sections(SpatialDataConfig(root=str(root), format="arrays", test_sections=["sec_0"]))
+    assert caplog.text.count("channel 1 constant (one value on every valid pixel") == 3, caplog.text
+    assert "sec_0.npy: no signal in channel 2" in caplog.text

@@ -60,6 +60,8 @@ class Section:
     labels: list[str] = field(default_factory=list)
     empty: list[int] = field(default_factory=list)
     """Channels that are 0 on every valid pixel (an m/z no spectrum holds within the tolerance)."""
+    constant: list[int] = field(default_factory=list)
+    """Channels with one non-zero value on every valid pixel (an offset, a fill value): no spatial structure."""
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -169,22 +171,28 @@ def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: st
             values = _normalize_pixels(values, normalization)
         if not labels and mz:
             labels = [f"{m:g}" for m in mz]
-        empty = [c for c, any_ in enumerate(_channels_with_signal(values, valid)) if not any_]
+        empty = []
     if not valid.any():
         if empty_mask is not None:
             raise DataError(empty_mask, f"the mask of {path.name} marks no pixel as valid")
         raise DataError(path, "no valid pixel")
     t = _load_truth(truth, values.shape, labels) if truth else None
     o = read_mask(tissue, values.shape[:2]) if tissue else None
-    return Section(stem, values, valid, str(path), t, o, list(labels), empty)
+    lo, hi = _channel_ranges(values, valid)
+    empty = sorted(set(empty) | set(np.flatnonzero((lo == 0) & (hi == 0)).tolist()))
+    constant = [int(c) for c in np.flatnonzero((lo == hi) & (hi != 0))]
+    return Section(stem, values, valid, str(path), t, o, list(labels), empty, constant)
 
 
-def _channels_with_signal(values: np.ndarray, valid: np.ndarray, rows: int = 256) -> np.ndarray:
-    """(C,) whether each channel is non-zero on some valid pixel (a memory map is read in blocks of rows)."""
-    out = np.zeros(values.shape[2], dtype=bool)
+def _channel_ranges(values: np.ndarray, valid: np.ndarray, rows: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(C,) each channel's smallest and largest value on the valid pixels (a memory map is read in blocks of rows;
+    both 0 without a valid pixel)."""
+    lo, hi = np.full(values.shape[2], np.inf), np.full(values.shape[2], -np.inf)
     for r0 in range(0, values.shape[0], rows):
-        out |= (np.asarray(values[r0:r0 + rows])[valid[r0:r0 + rows]] != 0).any(axis=0)
-    return out
+        block = np.asarray(values[r0:r0 + rows])[valid[r0:r0 + rows]]
+        if len(block):
+            lo, hi = np.minimum(lo, block.min(axis=0)), np.maximum(hi, block.max(axis=0))
+    return np.where(np.isfinite(lo), lo, 0.0), np.where(np.isfinite(hi), hi, 0.0)
 
 
 def scale_mismatch(section: Section, spec, factor: float = 100.0, max_pixels: int = 1 << 20) -> list[dict]:
@@ -207,6 +215,12 @@ def scale_mismatch(section: Section, spec, factor: float = 100.0, max_pixels: in
     return [{"channel": c, "low": float(low[c]), "high": float(high[c]), "trained": (float(t_low[c]), float(t_high[c]))}
             for c in range(len(ratio)) if c not in section.empty and t_high[c] > t_low[c]
             and not 1.0 / factor <= ratio[c] <= factor]
+
+
+def constant_text(section: Section) -> str:
+    """What a section's constant channels are, for a warning."""
+    return (f"{channel_text(section.labels, section.constant)} constant (one value on every valid pixel: an offset "
+            "or a fill value): no spatial structure to learn or enhance")
 
 
 def channel_text(labels: list[str], channels) -> str:
@@ -295,6 +309,8 @@ def load_sections(data_cfg) -> tuple[list[Section], list[Section], list[float] |
     for s in train + test:
         if s.empty:
             log.warning("%s: no signal in %s", s.source, channel_text(s.labels, s.empty))
+        if s.constant:
+            log.warning("%s: %s", s.source, constant_text(s))
     return train, test, mz
 
 

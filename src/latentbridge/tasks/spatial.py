@@ -312,7 +312,7 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
                   mask: str | None = None, truth: str | None = None, n_samples: int | None = None, seed: int = 0,
                   allocate: Callable | None = None, progress: bool = False) -> Enhanced:
     """:func:`enhance` with a loaded model folder (``latentbridge serve`` holds its models loaded)."""
-    from latentbridge.data.spatial import channel_text, read_section, scale_mismatch
+    from latentbridge.data.spatial import channel_text, constant_text, read_section, scale_mismatch
     from latentbridge.io.arrays import load_npy
 
     run_dir = saved.path
@@ -340,6 +340,8 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
             "was trained on" if spec.mz else " (all zero on the valid pixels)"))
     if empty:
         log.warning("%s: no signal in %s: the model's maps of them rest on the other channels", path, empty)
+    if section.constant:
+        log.warning("%s: %s", path, constant_text(section))
     if min(section.shape[:2]) * (spec.upscale_factor if task == "upscale" else 1) < spec.patch_size:
         log.warning("%s: %d x %d pixels, smaller than the model's %d-pixel patches: enhanced on a patch padded with "
                     "unmeasured pixels, with less context than in training", path, *section.shape[:2], spec.patch_size)
