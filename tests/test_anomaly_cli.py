@@ -192,8 +192,12 @@ def test_vibration_csvs_are_recordings(tmp_path, caplog, capsys):
     wave, rate = read_audio(tmp_path / "train" / "run00.csv", mono=False)
     assert rate == 1000 and wave.shape == (2, 8000)
     assert np.abs(wave.mean(axis=1)).max() < 1e-4 and 0.5 < wave[0].std() < 1.0  # gravity (9.81) taken out
-    assert main(["anomaly", "fit", str(tmp_path / "train"), "--out", str(tmp_path / "m")]) == 0
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(["anomaly", "fit", str(tmp_path / "train"), "--out", str(tmp_path / "m")]) == 0
     assert "audio.sample_rate = 1000  (all 12 files at 1000 Hz)" in capsys.readouterr().out
+    assert ("vibration CSVs of 2 axes are averaged into one signal (channels 2 x12): a fault that shows on one axis is "
+            "diluted by the others' vibration; -o audio.channel=K models axis K alone") in caplog.text
     assert main(["anomaly", "score", str(tmp_path / "m"), str(tmp_path / "test"), "--labels", "auto",
                  "--out", str(tmp_path / "s")]) == 0
     m = json.loads((tmp_path / "s" / "metrics.json").read_text())

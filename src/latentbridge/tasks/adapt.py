@@ -169,6 +169,11 @@ def adapt(cfg, paths, *, max_read: int = 200,
         log.warning("%d recording%s all but silent (RMS of the mono mix under %g dBFS: a dead microphone, or "
                     "channels in opposite polarity that cancel in the mix?): %s",
                     n, "s are" if n > 1 else " is", QUIET_DBFS, named)
+    axes = max(survey.channels)
+    if axes > 1 and cfg.audio.channel is None and any(f.suffix.lower() == ".csv" for f in files):
+        log.warning("vibration CSVs of %d axes are averaged into one signal (channels %s): a fault that shows on one "
+                    "axis is diluted by the others' vibration; -o audio.channel=K models axis K alone (0-based)",
+                    axes, ", ".join(f"{c} x{n}" for c, n in sorted(survey.channels.items())))
     set_keys = {f"audio.{k}" for k in cfg.audio.model_fields_set} | {f"features.{k}" for k in cfg.features.model_fields_set}
     raw = config_to_dict(cfg)
     given = {k: raw[k.split(".")[0]][k.split(".")[1]] for k in set_keys}
