@@ -63,8 +63,8 @@ def _band_blocks(fb: np.ndarray, groups: int) -> list[tuple[int, int, int, int]]
 class MelScale(nn.Module):
     """Linear-frequency magnitude -> mel bands with librosa's (Slaney) filterbank.
 
-    ``forward`` is a single matmul (ONNX friendly). ``inverse`` is approximate and
-    non-negative: it starts from the pseudo-inverse solution clamped at 0, then (when
+    ``forward`` is a few matmuls, one per run of neighbouring bands over the bins they cover (ONNX friendly).
+    ``inverse`` is approximate and non-negative: it starts from the pseudo-inverse solution clamped at 0, then (when
     ``n_iter > 0``) refines it with projected-gradient NNLS steps minimising
     ``||fb @ x - mel||^2`` subject to ``x >= 0`` (step ``1 / ||fb||_2^2``).
     """
