@@ -116,11 +116,17 @@ class WindowFeatures:
     """Files shorter than one window, padded to one window (the short-recording rule)."""
     levels_dbfs: np.ndarray | None = None
     """(n_files,) RMS level of each file, dBFS (NaN where unknown)."""
-    codecs: list[str] | None = None
-    """How each file stores its samples (:attr:`latentbridge.io.AudioInfo.codec`; "" where unknown)."""
+    headers: list | None = None
+    """Each file's header (:class:`latentbridge.io.AudioInfo`) as :meth:`FeatureExtractor.check_band` read it; None
+    where it could not be read."""
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
+
+    @property
+    def codecs(self) -> list[str] | None:
+        """How each file stores its samples (:attr:`latentbridge.io.AudioInfo.codec`; "" where unknown)."""
+        return None if self.headers is None else [h.codec if h is not None else "" for h in self.headers]
 
     @property
     def ends_s(self) -> np.ndarray:
@@ -139,14 +145,14 @@ class WindowFeatures:
             files=[self.files[i] for i in file_ids],
             durations_s=self.durations_s[file_ids],
             levels_dbfs=None if self.levels_dbfs is None else self.levels_dbfs[file_ids],
-            codecs=None if self.codecs is None else [self.codecs[i] for i in file_ids],
+            headers=None if self.headers is None else [self.headers[i] for i in file_ids],
         )
 
     def subset_windows(self, mask: np.ndarray) -> "WindowFeatures":
         return WindowFeatures(self.features[mask], self.file_index[mask], self.starts_s[mask], self.window_s,
                               list(self.files), self.durations_s.copy(),
                               levels_dbfs=None if self.levels_dbfs is None else self.levels_dbfs.copy(),
-                              codecs=None if self.codecs is None else list(self.codecs))
+                              headers=None if self.headers is None else list(self.headers))
 
 
 class FeatureExtractor:
@@ -175,7 +181,7 @@ class FeatureExtractor:
         if parallel not in ("threads", "processes"):
             raise ValueError(f"parallel must be 'threads' or 'processes', got {parallel!r}")
         self.parallel = parallel
-        self._codecs: dict[str, str] = {}  # each file's codec, from the headers check_band reads
+        self._headers: dict[str, object] = {}  # each file's AudioInfo, from the header pass of check_band
         self.batch_windows = batch_windows  # small batches: faster on CPU than large ones (benchmarks/)
         self._params = {
             "version": CACHE_VERSION,
@@ -196,6 +202,10 @@ class FeatureExtractor:
         return cls(transform if transform is not None else build_spectrogram(spec), sample_rate=spec.sample_rate,
                    window_s=w.window_s, hop_s=w.hop_s, channel=w.channel, pad=w.pad, trim_db=w.trim_db,
                    min_share=w.min_share, csv_rate=w.csv_rate, **kw)
+
+    def __getstate__(self) -> dict:
+        # DataLoader worker processes compute features: the headers read for assemble() stay in this process
+        return {**self.__dict__, "_headers": {}}
 
     # --- cache --------------------------------------------------------------------------
     def _key(self, path: Path) -> str:
@@ -359,8 +369,8 @@ class FeatureExtractor:
 
     def check_band(self, files: list[Path]) -> str | None:
         """Warn (and return the text) when some files are recorded at rates too low to fill the band
-        the features cover (:func:`latentbridge.data.survey.band_warning`); reads headers only, and keeps each
-        file's codec for :meth:`assemble` (``WindowFeatures.codecs``)."""
+        the features cover (:func:`latentbridge.data.survey.band_warning`); reads headers only, and keeps them
+        for :meth:`assemble` (``WindowFeatures.headers``)."""
         from latentbridge.data.survey import band_fmax, band_warning
         from latentbridge.io import audio_info
 
@@ -371,7 +381,7 @@ class FeatureExtractor:
             except DataError:
                 continue  # the extraction names the file and its problem
             rates[str(f)], channels[str(f)] = info.sample_rate, info.channels
-            self._codecs[str(f)] = info.codec
+            self._headers[str(f)] = info
         self._report_conversions(rates, channels)
         text = band_warning(rates, self.sample_rate, band_fmax(self.transform))
         if text:
@@ -425,7 +435,7 @@ class FeatureExtractor:
             files=[files[r.index] for r in kept], durations_s=np.asarray([r.duration_s for r in kept], dtype=np.float64),
             skipped=skipped, padded=padded,
             levels_dbfs=np.asarray([np.nan if r.level_dbfs is None else r.level_dbfs for r in kept], dtype=np.float64),
-            codecs=[self._codecs.get(str(files[r.index]), "") for r in kept],
+            headers=[self._headers.get(str(files[r.index])) for r in kept],
         )
 
 

@@ -461,22 +461,15 @@ def _warn_quiet(det: Detector, wf: WindowFeatures) -> None:
 def _warn_band(det: Detector, wf: WindowFeatures) -> None:
     """Recordings whose spectrum leaves every training recording's in some band (a codec's or recorder's
     low-pass: everything flagged for that alone); those recorded at a rate too low for the band are named
-    already, from their headers (:meth:`FeatureExtractor.check_band`)."""
+    already, from their headers (:meth:`FeatureExtractor.check_band`, whose reading ``wf.headers`` keeps)."""
     fitted = (det.saved.info.get("data") or {}).get("band_profile_db")
     profile = None if not fitted else band_profile_db(wf.features, wf.file_index, len(wf.files), det.spec.features)
     if profile is None:
         return
-    from latentbridge.io import audio_info
-
     names, centres = [Path(f).name for f in wf.files], band_centres_hz(det.spec.features, det.sample_rate)
     if band_content_warning(profile, fitted, names, centres) is None:
         return
-    rates = {}
-    for f in wf.files:
-        try:
-            rates[str(f)] = audio_info(f, det.spec.windowing.csv_rate).sample_rate
-        except DataError:
-            pass
+    rates = {str(f): h.sample_rate for f, h in zip(wf.files, wf.headers or ()) if h is not None}
     short = files_below_band(rates, det.sample_rate, band_fmax(det.spec.features))
     profile[[str(f) in short for f in wf.files]] = np.nan
     text = band_content_warning(profile, fitted, names, centres)
