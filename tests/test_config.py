@@ -72,13 +72,20 @@ def test_inconsistent_values_are_reported():
     with pytest.raises(ConfigError, match="n_fft"):
         load_config(None, ["audio.window_s=0.01", "audio.auto=false"])
     # mel bands with no FFT bin read silence whatever the sound: once accepted with librosa's warning only
-    with pytest.raises(ConfigError, match=r"features\.n_mels \(64\) is too many for features\.n_fft \(16\) at 16000 Hz: "
-                                          r"50 mel bands would hold no frequency bin; use at most 5 bands"):
+    with pytest.raises(ConfigError, match=r"features\.n_mels \(64\) is too many for features\.n_fft \(16\) at 16000 Hz "
+                                          r"over 0-8000 Hz: 50 mel bands would hold no frequency bin; use at most 5 bands"):
         load_config(None, ["features.n_fft=16", "features.hop_length=8", "audio.sample_rate=16000",
                            "features.n_mels=64"])
     with pytest.raises(ConfigError, match=r"features\.n_mels \(1000\) is too many .* use at most 385 bands"):
         load_config(None, ["features.n_mels=1000", "audio.auto=false"])
     assert load_config(None, ["features.n_mels=385", "audio.auto=false"]).features.n_mels == 385
+    # every channel side by side is an anomaly model's reading; channels count from 0
+    assert load_config(None, ["audio.channel=all"]).audio.channel == "all"
+    with pytest.raises(ConfigError, match=r"audio.channel: 'all' \(every channel, side by side\) is for anomaly models, "
+                                          r"not audio_ae: pick one channel"):
+        load_config(ROOT / "configs" / "mel_ae.yaml", ["audio.channel=all"])
+    with pytest.raises(ConfigError, match="audio.channel: channels count from 0, got -1"):
+        load_config(None, ["audio.channel=-1"])
 
 
 def test_test_folder_names_read_as_numbers_say_to_quote_them():

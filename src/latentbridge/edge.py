@@ -68,6 +68,7 @@ from latentbridge.io import (  # numpy only at import time
     list_audio_files,
     read_audio,
     resample,
+    select_channels,
     trim_silence,
 )
 from latentbridge.transforms.numpy_stft import silence_tail, stft_magnitude
@@ -152,6 +153,7 @@ class EdgeScorer:
             self.trim_db = w.get("trim_db")
             self.min_share = float(w.get("min_share", MIN_WINDOW_SHARE))
             self.channel = w.get("channel")
+            self.n_channels = int(self.meta.get("n_channels", 1))  # what a channel "all" model reads
             self.aggregate = str(self.meta.get("aggregate", "mean"))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise EdgeModelError(path, f"damaged latentbridge metadata ({type(exc).__name__}: "
@@ -192,7 +194,8 @@ class EdgeScorer:
 
         Raises DataError naming the file for everything ``anomaly score`` refuses.
         """
-        x, sr = read_recording(path, channel=self.channel)
+        x, sr = read_recording(path, channel=self.channel,
+                               expect_channels=self.n_channels if self.channel == "all" else None)
         notes = []
         if sr != self.sample_rate:
             try:
@@ -255,21 +258,24 @@ def _soundfile_available() -> bool:
     return _SOUNDFILE
 
 
-def read_recording(path: str | Path, channel: int | None = None) -> tuple[np.ndarray, int]:
-    """Mono (or channel ``channel``) float32 samples and the file's rate, checked like training.
+def read_recording(path: str | Path, channel: int | str | None = None,
+                   expect_channels: int | None = None) -> tuple[np.ndarray, int]:
+    """Mono (or channel ``channel``, or every channel of the ``expect_channels`` a ``channel="all"`` model reads)
+    float32 samples and the file's rate, checked like training.
 
     :func:`latentbridge.io.read_audio` when soundfile can be imported, else the standard-library
     WAV reader :func:`_read_wav_stdlib` with the same checks. Raises DataError naming the file.
     """
     if _soundfile_available():
-        return read_audio(path, mono=channel is None, channel=channel)
-    return _read_wav_stdlib(path, channel=channel)
+        return read_audio(path, mono=channel is None, channel=channel, expect_channels=expect_channels)
+    return _read_wav_stdlib(path, channel=channel, expect_channels=expect_channels)
 
 
 _WAVE_FORMAT_PCM, _WAVE_FORMAT_FLOAT, _WAVE_FORMAT_EXTENSIBLE = 1, 3, 0xFFFE
 
 
-def _read_wav_stdlib(path: str | Path, channel: int | None = None) -> tuple[np.ndarray, int]:
+def _read_wav_stdlib(path: str | Path, channel: int | str | None = None,
+                     expect_channels: int | None = None) -> tuple[np.ndarray, int]:
     """WAV reader for devices without soundfile: struct + numpy (PCM 8/16/24/32-bit, float 32/64-bit).
 
     The standard library's ``wave`` module reads integer PCM only, but soundfile writes float32
@@ -360,18 +366,7 @@ def _read_wav_stdlib(path: str | Path, channel: int | None = None) -> tuple[np.n
                               f"out of {data2.size}")
     if float(np.max(np.abs(data2))) < SILENCE_LEVEL:
         raise DataError(path, f"audio is silent (every sample has magnitude below {SILENCE_LEVEL:g})")
-    if channel is not None:
-        if int(channel) != channel or not 0 <= channel < n_channels:
-            raise DataError(path, f"channel {channel!r} out of range: the file has {n_channels} channel"
-                                  f"{'s' if n_channels != 1 else ''} (valid: 0..{n_channels - 1})")
-        wave = data2[:, int(channel)]
-        if float(np.max(np.abs(wave))) < SILENCE_LEVEL:
-            raise DataError(path, f"channel {channel} is silent")
-    else:
-        wave = data2.mean(axis=1) if n_channels > 1 else data2[:, 0]
-        if float(np.max(np.abs(wave))) < SILENCE_LEVEL:
-            raise DataError(path, "mono mix is silent (the channels cancel out)")
-    return np.ascontiguousarray(wave, dtype=np.float32), int(sr)
+    return select_channels(data2, path, channel, True, expect_channels), int(sr)
 
 
 # --------------------------------------------------------------------------------------- CLI

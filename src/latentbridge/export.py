@@ -77,7 +77,10 @@ def write_score_graph(model, spec, path: str | Path, score: str = "mse", metadat
 
     transform = build_spectrogram(spec)
     graph = ScoreGraph(transform, model.eval(), score).eval()
-    windows = _probe_windows(n_parity, spec.window_samples, spec.sample_rate)
+    c = int(model.input_shape[0])  # every channel of a multi-axis recording (audio.channel: all), else 1
+    windows = _probe_windows(n_parity * c, spec.window_samples, spec.sample_rate)
+    if c > 1:
+        windows = windows.reshape(n_parity, c, -1)
     with torch.no_grad():
         mag = transform.magnitude(torch.from_numpy(windows))
         ref_score, ref_rec = graph(mag)
@@ -121,7 +124,7 @@ def export_onnx(model_dir: str | Path, out_path: str | Path, opset: int = 18, n_
         "input": "linear STFT magnitude (batch, channels, n_freq, frames), power applied, frames fixed",
         "transform": spec.model_dump(mode="json"),
         "score": score_name, "threshold": threshold,
-        "aggregate": det.cfg.anomaly.aggregate,
+        "aggregate": det.cfg.anomaly.aggregate, "n_channels": det.n_channels,
     }
     with atomic_path(out_path) as tmp:
         res = write_score_graph(det.model, spec, tmp, score_name, {

@@ -128,8 +128,9 @@ class AudioConfig(Section):
     sample_rate: int = Field(16000, gt=0)
     window_s: float = Field(2.0, gt=0)
     hop_s: float = Field(1.0, gt=0)
-    channel: int | None = None
-    """Pick one channel; ``None`` averages all channels to mono."""
+    channel: int | Literal["all"] | None = None
+    """Pick one channel (0-based); ``None`` averages all channels to mono; ``all`` models every channel
+    (the axes of a multi-axis sensor: features per channel; every recording must hold as many)."""
     pad: Literal["wrap", "constant", "reflect"] = "wrap"
     """How a recording shorter than one window is filled up."""
     trim_db: float | None = Field(None, gt=0)

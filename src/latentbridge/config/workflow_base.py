@@ -58,6 +58,11 @@ class _AudioWorkflow(Workflow):
     @model_validator(mode="after")
     def _check(self):
         self._check_features()
+        if self.audio.channel == "all" and self.task != "anomaly":
+            raise ValueError(f"audio.channel: 'all' (every channel, side by side) is for anomaly models, not "
+                             f"{self.task}: pick one channel (audio.channel=K) or mix them (audio.channel=null)")
+        if isinstance(self.audio.channel, int) and self.audio.channel < 0:
+            raise ValueError(f"audio.channel: channels count from 0, got {self.audio.channel}")
         return self
 
     def transform_spec(self, **data: Any) -> AudioTransform:
@@ -119,8 +124,8 @@ class _AudioWorkflow(Workflow):
             empty, most = mel_bands_without_bins(a.sample_rate, f.n_fft, f.n_mels, f.fmin, f.fmax)
             if empty:  # they read silence whatever the sound (librosa only warned)
                 raise ValueError(f"features.n_mels ({f.n_mels}) is too many for features.n_fft ({f.n_fft}) at "
-                                 f"{a.sample_rate} Hz: {empty} mel bands would hold no frequency bin; use at most "
-                                 f"{most} bands or a longer n_fft")
+                                 f"{a.sample_rate} Hz over {f.fmin:g}-{top:g} Hz: {empty} mel bands would hold no "
+                                 f"frequency bin; use at most {most} bands or a longer n_fft")
 
     def audio_transform(self, clip: str = "windows", standardize: bool | None = None) -> AudioTransform:
         a = self.audio

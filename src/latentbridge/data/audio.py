@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from latentbridge.errors import DataError, named_problems
-from latentbridge.io import (MIN_WINDOW_SHARE, check_recording_length, cut_windows, level_dbfs, list_audio_files,
-                             read_audio, trim_silence)
+from latentbridge.io import (ALL_CHANNELS, MIN_WINDOW_SHARE, check_recording_length, cut_windows, level_dbfs,
+                             list_audio_files, read_audio, trim_silence)
 from latentbridge.io.windows import WindowView
 from latentbridge.transforms.numpy_stft import silence_tail
 from latentbridge.utils import atomic_path, batched, stable_hash
@@ -162,8 +162,11 @@ class FeatureExtractor:
                  pad: str = "wrap", cache_dir: str | Path | None = None, use_cache: bool = True,
                  batch_windows: int = 32, trim_db: float | None = None, min_share: float = MIN_WINDOW_SHARE,
                  num_workers: int | None = None, parallel: Literal["threads", "processes"] = "threads",
-                 csv_rate: float | None = None):
+                 csv_rate: float | None = None, n_channels: int | None = None):
         self.transform = transform.eval()
+        # channel "all": the channel count every recording must hold (a fitted model's; None while fitting, when
+        # the files must agree among themselves: check_band)
+        self.n_channels = n_channels if channel == ALL_CHANNELS else None
         self.csv_rate = csv_rate  # the rate of vibration CSVs without a time column
         self.sample_rate = int(sample_rate)
         self.window = int(round(window_s * sample_rate))
@@ -257,7 +260,7 @@ class FeatureExtractor:
 
     @torch.no_grad()
     def features_of_windows(self, windows: np.ndarray) -> np.ndarray:
-        """(N, window) waveforms → (N, C, F, T) features, in batches."""
+        """(N, window) waveforms → (N, 1, F, T) features ((N, C, window) → (N, C, F, T)), in batches."""
         if not len(windows):
             return np.zeros((0,), dtype=np.float32)
         if not isinstance(windows, WindowView):
@@ -273,9 +276,8 @@ class FeatureExtractor:
 
     def read(self, path: Path) -> np.ndarray:
         """A file's samples at the model's rate (mono mix or its channel), silence-trimmed when set."""
-        mono = self.channel is None
-        wave, _ = read_audio(path, sample_rate=self.sample_rate, mono=mono, channel=self.channel,
-                             csv_rate=self.csv_rate)
+        wave, _ = read_audio(path, sample_rate=self.sample_rate, mono=self.channel is None, channel=self.channel,
+                             csv_rate=self.csv_rate, expect_channels=self.n_channels)
         if self.trim_db:
             wave = trim_silence(wave, self.sample_rate, self.trim_db)
         return wave
@@ -295,6 +297,12 @@ class FeatureExtractor:
         for i, path in chunk:
             key = self._key(path)
             cached = self._load_cached(key)
+            if cached is not None and self.n_channels and cached[0].shape[1] != self.n_channels:
+                try:  # the reader's error, naming the count
+                    self.read(path)
+                except DataError as e:
+                    out.append(FileFeatures(i, problem=e.problem))
+                    continue
             if cached is not None:
                 f, starts, duration, level = cached
                 out.append(FileFeatures(i, f, starts, duration, duration < self.window_s - 1e-9, level_dbfs=level))
@@ -382,6 +390,13 @@ class FeatureExtractor:
                 continue  # the extraction names the file and its problem
             rates[str(f)], channels[str(f)] = info.sample_rate, info.channels
             self._headers[str(f)] = info
+        if self.channel == ALL_CHANNELS and self.n_channels is None and len(set(channels.values())) > 1:
+            counts = Counter(channels.values())
+            odd = next(p for p, c in channels.items() if c != counts.most_common(1)[0][0])
+            raise DataError(_where(files), "audio.channel: all models every channel, but the recordings hold "
+                            + ", ".join(f"{c} channels x{n}" for c, n in counts.most_common())
+                            + f" (e.g. {odd}): fit on recordings of one channel count, or pick one with "
+                              "-o audio.channel=K (or mix them: -o audio.channel=null)")
         self._report_conversions(rates, channels)
         text = band_warning(rates, self.sample_rate, band_fmax(self.transform))
         if text:
@@ -394,7 +409,7 @@ class FeatureExtractor:
         if not rates:
             return
         other = Counter(r for r in rates.values() if r != self.sample_rate)
-        multi = Counter(c for c in channels.values() if c > 1)
+        multi = Counter(c for c in channels.values() if c > 1 and self.channel != ALL_CHANNELS)
         if not other and not multi:
             return
         parts = []

@@ -35,6 +35,7 @@ class Survey:
     silence_share: list[float] = field(default_factory=list)  # leading + trailing quiet share of each read file
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     quiet: list[tuple[str, float]] = field(default_factory=list)  # read files under QUIET_DBFS: (path, level)
+    codecs: dict[str, int] = field(default_factory=dict)  # how the files are stored (AudioInfo.codec) → count
 
     @property
     def common_rate(self) -> int | None:
@@ -119,7 +120,9 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
     rates = Counter(i.sample_rate for i in headers.values())
     channels = Counter(i.channels for i in headers.values())
     durations = [i.duration_s for i in headers.values()]
-    return Survey(len(files), dict(rates), dict(channels), durations, len(levels), levels, active, silence, bad, quiet)
+    codecs = Counter(i.codec for i in headers.values())
+    return Survey(len(files), dict(rates), dict(channels), durations, len(levels), levels, active, silence, bad, quiet,
+                  dict(codecs))
 
 
 def below_band(rate: float, top: float) -> bool:

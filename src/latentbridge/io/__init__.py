@@ -17,6 +17,7 @@ edge scorer (:mod:`latentbridge.edge`) can use it on small devices.
 from __future__ import annotations
 
 from latentbridge.io.audio import (
+    ALL_CHANNELS,
     AUDIO_EXTENSIONS,
     MIN_WINDOW_SHARE,
     SILENCE_LEVEL,
@@ -28,6 +29,7 @@ from latentbridge.io.audio import (
     list_audio_files,
     read_audio,
     resample,
+    select_channels,
     trim_silence,
     write_audio,
     write_wav,
@@ -46,6 +48,7 @@ __all__ = [
     "AudioInfo",
     "MIN_WINDOW_SHARE",
     "PAD_MODES",
+    "ALL_CHANNELS",
     "SILENCE_LEVEL",
     "TIME_STEP_TOLERANCE",
     "WindowBuffer",
@@ -59,6 +62,7 @@ __all__ = [
     "read_mask_png",
     "read_vibration_csv",
     "resample",
+    "select_channels",
     "trim_silence",
     "write_audio",
     "write_mask_png",

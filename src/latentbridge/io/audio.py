@@ -61,6 +61,9 @@ RECORDING_EXTENSIONS: tuple[str, ...] = (*AUDIO_EXTENSIONS, ".csv")
 #: A recording whose samples all have magnitude below this is treated as silent.
 SILENCE_LEVEL = 1e-8
 
+#: ``channel`` value that keeps every channel of a recording (a model of every axis of a multi-axis sensor)
+ALL_CHANNELS = "all"
+
 # soundfile format names for writing, by extension
 _WRITE_FORMATS = {
     ".wav": "WAV",
@@ -328,21 +331,24 @@ def read_audio(
     path: str | Path,
     sample_rate: int | None = None,
     mono: bool = True,
-    channel: int | None = None,
+    channel: int | str | None = None,
     csv_rate: float | None = None,
+    expect_channels: int | None = None,
 ) -> tuple[np.ndarray, int]:
     """Read an audio file as float32 samples in [-1, 1] (a vibration CSV: its values less each channel's mean, its
     rate from the time column or ``csv_rate``); return ``(wave, sample_rate)``.
 
     Shapes: ``mono=True`` averages the channels -> ``(T,)``; ``mono=False`` -> ``(C, T)``.
     ``channel=k`` keeps only channel ``k`` (0-based): ``(T,)`` when ``mono`` else ``(1, T)``.
+    ``channel="all"`` keeps every channel, ``(C, T)`` whatever ``mono`` says (a model of every axis of a
+    multi-axis sensor); ``expect_channels``, when given, is the count the file must hold.
     When ``sample_rate`` is given and differs from the file's, the audio is resampled with
     :func:`resample`.
 
     Raises DataError (naming the file) when the file does not exist, has an unsupported
     extension, is empty, unreadable or truncated, holds zero frames, contains NaN/inf samples,
     or is silent (every sample's magnitude below :data:`SILENCE_LEVEL`), and when ``channel``
-    is out of range.
+    is out of range or the file does not hold ``expect_channels`` channels.
     """
     path = Path(path)
     _check_file(path)
@@ -354,7 +360,6 @@ def read_audio(
         header_frames = data.shape[0]
     else:
         data, sr, header_frames = _read_soundfile(path)
-    n_channels = data.shape[1]
     n_read = data.shape[0]
     declared = _wav_declared_frames(path) if path.suffix.lower() == ".wav" else None
     if declared is not None and n_read < declared:
@@ -386,8 +391,29 @@ def read_audio(
     if _peak(data) < SILENCE_LEVEL:
         raise DataError(path, f"audio is silent (every sample has magnitude below {SILENCE_LEVEL:g})")
 
+    wave = select_channels(data, path, channel, mono, expect_channels)
+
+    if sample_rate is not None and int(sample_rate) != sr:
+        wave = resample(wave, sr, int(sample_rate))
+        sr = int(sample_rate)
+    return wave, sr
+
+
+# --------------------------------------------------------------------------- resampling
+
+
+def select_channels(data: np.ndarray, path: str | Path, channel: int | str | None = None, mono: bool = True,
+                    expect_channels: int | None = None) -> np.ndarray:
+    """A file's ``(T, C)`` samples as :func:`read_audio` returns them (its ``channel``, ``mono`` and
+    ``expect_channels``): ``(T,)``, ``(1, T)`` or ``(C, T)`` float32; DataError naming ``path``."""
+    n_channels = data.shape[1]
+    if expect_channels is not None and expect_channels != n_channels:
+        raise DataError(path, f"{n_channels} channel{'s' if n_channels != 1 else ''}, where the model reads every "
+                              f"channel of {expect_channels}-channel recordings (audio.channel: all)")
     wave = data.T  # (C, T)
-    if channel is not None:
+    if channel == ALL_CHANNELS:
+        mono = False
+    elif channel is not None:
         if int(channel) != channel or not 0 <= channel < n_channels:
             raise DataError(
                 path,
@@ -401,15 +427,7 @@ def read_audio(
         wave = wave.mean(axis=0) if wave.shape[0] > 1 else wave[0]
         if _peak(wave) < SILENCE_LEVEL:
             raise DataError(path, "mono mix is silent (the channels cancel out)")
-    wave = np.ascontiguousarray(wave, dtype=np.float32)
-
-    if sample_rate is not None and int(sample_rate) != sr:
-        wave = resample(wave, sr, int(sample_rate))
-        sr = int(sample_rate)
-    return wave, sr
-
-
-# --------------------------------------------------------------------------- resampling
+    return np.ascontiguousarray(wave, dtype=np.float32)
 
 
 def resample(x: np.ndarray, orig_sr: float, target_sr: float, axis: int = -1) -> np.ndarray:

@@ -117,11 +117,13 @@ def cut_windows(
 
 
 class WindowBuffer:
-    """Cut a stream of audio blocks into overlapping mono windows.
+    """Cut a stream of audio blocks into overlapping windows.
 
     ``push(block)`` appends a ``(n, channels)`` block (a 1-D block is taken as mono) and returns
     every window that became complete, as ``(start_sample, window)`` pairs; ``window`` is a
-    float32 array of ``window`` samples, the mean over channels.  Window ``k`` starts at sample
+    float32 array of ``window`` samples: the mean over channels (``select=None``), channel ``k``
+    (``select=k``), or every channel, ``(channels, window)`` (``select="all"``), as a model's
+    ``audio.channel`` reads a file.  Window ``k`` starts at sample
     ``k * hop``.  Samples no later window needs are dropped at once, so the buffer holds at most
     ``window`` samples plus one block (the last ``window`` samples are kept for :meth:`flush`;
     ``hop`` may exceed ``window``: the gap is skipped).
@@ -131,7 +133,7 @@ class WindowBuffer:
     :func:`cut_windows` cuts from the whole recording with the same pad mode.
     """
 
-    def __init__(self, window: int, hop: int, channels: int = 1):
+    def __init__(self, window: int, hop: int, channels: int = 1, select: int | str | None = None):
         window, hop, channels = int(window), int(hop), int(channels)
         if window < 1:
             raise ValueError(f"window must be at least 1 sample, got {window}")
@@ -139,10 +141,15 @@ class WindowBuffer:
             raise ValueError(f"hop must be at least 1 sample, got {hop}")
         if channels < 1:
             raise ValueError(f"channels must be at least 1, got {channels}")
+        if select is not None and select != "all" and not (int(select) == select and 0 <= select < channels):
+            raise ValueError(f"channel {select!r} out of range: the stream has {channels} channel"
+                             f"{'s' if channels != 1 else ''} (valid: 0..{channels - 1})")
         self.window = window
         self.hop = hop
         self.channels = channels
-        self._buf = np.zeros(0, dtype=np.float32)
+        self.select = select
+        width = channels if select == "all" else 1
+        self._buf = np.zeros((0, width), dtype=np.float32)  # (samples, channels kept)
         self._buf_start = 0  # absolute index of self._buf[0]
         self._next_start = 0  # absolute start of the next window
         self._flushed = False
@@ -153,30 +160,38 @@ class WindowBuffer:
         """Samples currently held (never more than ``window`` plus one block)."""
         return int(self._buf.shape[0])
 
-    def _mono(self, block: np.ndarray) -> np.ndarray:
+    def _kept(self, block: np.ndarray) -> np.ndarray:
+        """A block's channels as kept: ``(n, 1)`` (the mix or the selected channel) or ``(n, channels)``."""
         block = np.asarray(block)
         if block.ndim == 1:
             if self.channels != 1:
                 raise ValueError(f"expected blocks of shape (n, {self.channels}), got a 1-D block")
-            return block.astype(np.float32, copy=False)
+            return block.astype(np.float32, copy=False)[:, None]
         if block.ndim != 2 or block.shape[1] != self.channels:
             raise ValueError(f"expected a block of shape (n, {self.channels}), got {block.shape}")
-        if self.channels == 1:
-            return block[:, 0].astype(np.float32, copy=False)
-        return block.astype(np.float32, copy=False).mean(axis=1, dtype=np.float32)
+        block = block.astype(np.float32, copy=False)
+        if self.select == "all" or self.channels == 1:
+            return block
+        if self.select is not None:
+            return block[:, int(self.select):int(self.select) + 1]
+        return block.mean(axis=1, dtype=np.float32, keepdims=True)
+
+    def _out(self, samples: np.ndarray) -> np.ndarray:
+        """``(window, kept)`` samples → the window as emitted: ``(window,)``, or ``(channels, window)`` for "all"."""
+        return np.ascontiguousarray(samples.T if self.select == "all" else samples[:, 0], dtype=np.float32)
 
     def push(self, block: np.ndarray) -> list[tuple[int, np.ndarray]]:
         if self._flushed:
             raise ValueError("WindowBuffer.push after flush(): reset() it to start a new stream")
-        mono = self._mono(block)
-        self.samples_seen += int(mono.shape[0])
-        if mono.shape[0]:
-            self._buf = np.concatenate([self._buf, mono]) if self._buf.size else mono.copy()
+        kept = self._kept(block)
+        self.samples_seen += int(kept.shape[0])
+        if kept.shape[0]:
+            self._buf = np.concatenate([self._buf, kept]) if self._buf.size else kept.copy()
         end = self._buf_start + self._buf.shape[0]
         out: list[tuple[int, np.ndarray]] = []
         while self._next_start + self.window <= end:
             i = self._next_start - self._buf_start
-            out.append((self._next_start, self._buf[i : i + self.window].copy()))
+            out.append((self._next_start, self._out(self._buf[i : i + self.window])))
             self._next_start += self.hop
         # Drop what no later window needs: everything before the next window's start, but the last
         # `window` samples (the recording's last window, should the stream end here).
@@ -206,13 +221,13 @@ class WindowBuffer:
         if total < window:  # nothing was emitted and the whole recording is still buffered
             if pad == "none":
                 raise _too_short(name, total, window)
-            return [(0, np.pad(self._buf, (0, window - total), mode=pad))]
+            return [(0, self._out(np.pad(self._buf, ((0, window - total), (0, 0)), mode=pad)))]
         start = self._next_start
         if pad == "none" or total - start <= window / 2:
             return []
         self._next_start += self.hop
-        return [(total - window, self._buf[total - window - self._buf_start:].astype(np.float32, copy=True))]
+        return [(total - window, self._out(self._buf[total - window - self._buf_start:]))]
 
     def reset(self) -> None:
         """Forget buffered samples and restart the sample clock at zero."""
-        self.__init__(self.window, self.hop, self.channels)
+        self.__init__(self.window, self.hop, self.channels, self.select)

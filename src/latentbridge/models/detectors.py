@@ -197,8 +197,8 @@ class GaussianStatsDetector(WindowDetector):
         c, f, _ = self.input_shape
         self.top_db = float(top_db)
         self.separate_level = bool(separate_level)
-        self.register_buffer("dct", dct_matrix(min(int(n_mfcc), c * f), c * f))
-        d = 2 * c * f + 2 * self.dct.shape[0]
+        self.register_buffer("dct", dct_matrix(min(int(n_mfcc), f), f))
+        d = c * (2 * f + 2 * self.dct.shape[0])  # each channel's statistics (the axes of a multi-axis sensor)
         self.dim = d
         self.register_buffer("stat_mean", torch.zeros(d))
         self.register_buffer("stat_std", torch.ones(d))
@@ -209,8 +209,12 @@ class GaussianStatsDetector(WindowDetector):
         return (self.raw_statistics(x) - self.stat_mean) / self.stat_std
 
     def raw_statistics(self, x: Tensor) -> Tensor:
-        s = window_statistics(x, self.dct, self.top_db)
-        return separate_level(s, x.shape[1] * x.shape[2]) if self.separate_level else s
+        """(B, C, F, T) → (B, D): :func:`window_statistics` of each channel on its own (its active frames, its
+        cepstra, its level), side by side."""
+        b, c, f, t = x.shape
+        s = window_statistics(x.reshape(b * c, 1, f, t), self.dct, self.top_db)
+        s = separate_level(s, f) if self.separate_level else s
+        return s.reshape(b, -1)
 
     def scores(self, x: Tensor):
         s = self.statistics(x)

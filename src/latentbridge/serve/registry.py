@@ -53,12 +53,19 @@ class ServedModel:
         audio = ", ".join(AUDIO_EXTENSIONS)
         if self.task == "anomaly":
             w = spec.windowing
+            n = int(self.saved.model.input_shape[0])
+            read = ("any channel count (mixed to mono" if w.channel is None else
+                    f"{n} channels (each read" if w.channel == "all" else
+                    f"at least {w.channel + 1} channels (channel {w.channel} read")
+            channels = ('"channels": ' + str(n)) if w.channel == "all" else \
+                ('"channels": ' + f"{w.channel + 1} or more") if w.channel else 'optional "channels"'
             return {
-                "score": f"multipart field 'file': an audio file ({audio}), any rate and channel count "
-                         f"(mixed to mono and resampled to {spec.sample_rate} Hz)",
-                "stream": 'first message {"sample_rate": SR, "format": "f32"|"s16"} (optional "channels"), '
+                "score": f"multipart field 'file': an audio file ({audio}), any rate, {read} and resampled to "
+                         f"{spec.sample_rate} Hz)",
+                "stream": 'first message {"sample_rate": SR, "format": "f32"|"s16"} (' + channels + '), '
                           'then binary little-endian PCM frames; {"end": true} ends a finite recording',
                 "sample_rate": spec.sample_rate, "window_s": w.window_s, "hop_s": w.hop_s, "pad": w.pad,
+                "channel": w.channel, "n_channels": n,
             }
         if self.task == "multimodal":
             v = self.saved.workflow.vibration

@@ -1,7 +1,8 @@
 """``WS /api/models/{name}/stream``: live anomaly scores of a PCM stream, window by window.
 
 Protocol. The client's first message is JSON ``{"sample_rate": SR, "format": "f32" | "s16"}``
-(optional ``"channels"``, default 1: interleaved frames are averaged to mono as a device's are).
+(optional ``"channels"``, default 1: interleaved frames are averaged to mono as a device's are, or the model's
+channel picked, or every channel kept, as its ``audio.channel`` reads a file).
 The server answers ``{"type": "ready", ...}`` (the model's window, hop, rate and threshold), then
 takes binary messages of little-endian PCM and sends one JSON message per window
 ``{"type": "window", "start_s", "end_s", "score", "is_anomaly", "decision", "overflows",
@@ -65,6 +66,18 @@ def parse_start(text: str | None) -> tuple[int, str, int]:
     return sr, fmt, ch
 
 
+def check_channels(det, channels: int) -> None:
+    """StreamError when a stream of ``channels`` cannot give the model its input: every channel of the recordings it
+    was fitted on (``audio.channel: all``), or channel K."""
+    channel = det.spec.windowing.channel
+    if channel == "all" and channels != det.n_channels:
+        raise StreamError(f"the model reads every channel of {det.n_channels}-channel recordings: send "
+                          f'"channels": {det.n_channels} (got {channels})')
+    if isinstance(channel, int) and channels <= channel:
+        raise StreamError(f"the model reads channel {channel} (0-based): send at least {channel + 1} channels "
+                          f"(got {channels})")
+
+
 def decode_frame(data: bytes, fmt: str, channels: int) -> np.ndarray:
     """Binary PCM → ``(n, channels)`` float32; StreamError (1007) for a partial frame or NaN/inf."""
     dtype, scale = FORMATS[fmt]
@@ -91,6 +104,7 @@ async def run_stream(ws: WebSocket, served, batcher, *, queue_blocks: int, max_f
         if first["type"] == "websocket.disconnect":
             return
         sr, fmt, channels = parse_start(first.get("text"))
+        check_channels(det, channels)
     except asyncio.TimeoutError:
         return await _fail(ws, StreamError(f"no start message within {first_message_timeout_s:g} s"))
     except StreamError as e:
@@ -116,7 +130,7 @@ async def run_stream(ws: WebSocket, served, batcher, *, queue_blocks: int, max_f
         try:
             summary = listen(detector_score_fn(det, sr, batcher), sample_rate=sr, window_s=w.window_s,
                              hop_s=w.hop_s, source=feed, channels=channels, out=None, pad=w.pad, flush=True,
-                             on_window=on_window, stats=feed.stats)
+                             on_window=on_window, stats=feed.stats, channel=w.channel)
             msg = {"type": "end", **summary, "dropped_blocks": feed.stats.dropped_blocks,
                    "dropped_frames": feed.stats.dropped_frames}
         except StreamClosed:

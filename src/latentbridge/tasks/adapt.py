@@ -5,6 +5,8 @@ The rules (each choice is returned with its reason, printed by the CLI and kept 
 and ``config.json``):
 
 - sample rate: the files' own when at least 90 % share one; else the most common rate;
+- channels (recordings of more than one): vibration CSVs of one axis count are modelled axis by axis
+  (``audio.channel`` ``all``); audio files of several channels and CSVs of differing axis counts are mixed to one;
 - silence trimming (``audio.trim_db`` 40 dB): when the median file is at least 20 % silence before
   and after the sound;
 - window: the typical (median) duration of the sound, at most 2 s, on a 0.05-s grid below 1 s and
@@ -73,8 +75,11 @@ def choose_settings(survey: Survey, given: dict | None = None) -> list[Choice]:
         rate, n = Counter(survey.rates).most_common(1)[0]
         out.append(Choice("audio.sample_rate", int(rate), "rates differ (" + ", ".join(
             f"{r} Hz x{c}" for r, c in sorted(survey.rates.items())) + "); the most common, others resampled"))
+    axes = _channel_choice(survey)
+    if axes is not None:
+        out.append(axes)
     given = given or {}
-    rate = int(given.get("audio.sample_rate", out[-1].value))
+    rate = int(given.get("audio.sample_rate", out[0].value))
     trim = survey.typical_silence_share >= 0.2
     out.append(Choice("audio.trim_db", 40.0 if trim else None,
                       f"the median file is {survey.typical_silence_share:.0%} silence around the sound"
@@ -113,6 +118,23 @@ def choose_settings(survey: Survey, given: dict | None = None) -> list[Choice]:
                                                         f"{low} Hz or less: above {band:g} Hz their resampled "
                                                         f"audio is empty, so the band stops there"))
     return out
+
+
+def _channel_choice(survey: Survey) -> Choice | None:
+    """Recordings of more than one channel: vibration CSVs of one axis count are modelled axis by axis (a fault
+    that shows on one axis is not diluted by the others': ``benchmarks/multi_axis.py``); audio files of several
+    channels (microphones hearing one sound) are mixed to one. None for mono recordings."""
+    if max(survey.channels) < 2:
+        return None
+    counts = ", ".join(f"{c} channels x{n}" for c, n in sorted(survey.channels.items()))
+    csv = survey.codecs.get("CSV", 0) == sum(survey.channels.values())
+    if csv and len(survey.channels) == 1:
+        return Choice("audio.channel", "all", f"vibration CSVs of {max(survey.channels)} axes: each axis modelled "
+                                              "beside the others, not averaged into one signal")
+    return Choice("audio.channel", None, f"{counts}: mixed to one signal"
+                  + (" (the axis counts differ)" if csv else " (microphones hearing one sound)")
+                  + "; -o audio.channel=K models channel K alone (0-based)"
+                  + ("" if len(survey.channels) > 1 else ", -o audio.channel=all each channel beside the others"))
 
 
 #: fewer frequency bins than this (the time rule's frames at a low rate: 8 samples at 100 Hz) get a hint
@@ -169,15 +191,16 @@ def adapt(cfg, paths, *, max_read: int = 200,
         log.warning("%d recording%s all but silent (RMS of the mono mix under %g dBFS: a dead microphone, or "
                     "channels in opposite polarity that cancel in the mix?): %s",
                     n, "s are" if n > 1 else " is", QUIET_DBFS, named)
-    axes = max(survey.channels)
-    if axes > 1 and cfg.audio.channel is None and any(f.suffix.lower() == ".csv" for f in files):
-        log.warning("vibration CSVs of %d axes are averaged into one signal (channels %s): a fault that shows on one "
-                    "axis is diluted by the others' vibration; -o audio.channel=K models axis K alone (0-based)",
-                    axes, ", ".join(f"{c} x{n}" for c, n in sorted(survey.channels.items())))
     set_keys = {f"audio.{k}" for k in cfg.audio.model_fields_set} | {f"features.{k}" for k in cfg.features.model_fields_set}
     raw = config_to_dict(cfg)
     given = {k: raw[k.split(".")[0]][k.split(".")[1]] for k in set_keys}
     applied = [c for c in choose_settings(survey, given) if c.key not in set_keys]
+    axes = max(survey.channels)
+    channel = next((c.value for c in applied if c.key == "audio.channel"), cfg.audio.channel)
+    if axes > 1 and channel is None and survey.codecs.get("CSV"):
+        log.warning("vibration CSVs of up to %d axes are averaged into one signal (%s): a fault that shows on one "
+                    "axis is diluted by the others' vibration; -o audio.channel=K models axis K alone (0-based)",
+                    axes, ", ".join(f"{c} channels x{n}" for c, n in sorted(survey.channels.items())))
     if not applied:
         return cfg, survey, []
     for c in applied:

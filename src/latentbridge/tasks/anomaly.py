@@ -100,8 +100,15 @@ class Detector:
     def iwae_samples(self) -> int:
         return self.cfg.anomaly.iwae_samples if hasattr(self.cfg, "anomaly") else 32
 
+    @property
+    def n_channels(self) -> int:
+        """The channels of a window as the model reads it (1: the mono mix or one channel; ``audio.channel: all``:
+        every channel of the recordings it was fitted on)."""
+        return int(self.model.input_shape[0])
+
     def extractor(self, **kw) -> FeatureExtractor:
-        return FeatureExtractor.from_spec(self.spec, self.transform, cache_dir=self.cfg.data.cache_dir, **kw)
+        return FeatureExtractor.from_spec(self.spec, self.transform, cache_dir=self.cfg.data.cache_dir,
+                                          n_channels=self.n_channels, **kw)
 
     @functools.cached_property
     def _stream_extractor(self) -> FeatureExtractor:
@@ -204,6 +211,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
                              "n_calibration_windows": int(len(calib_wf))})
         atomic_write_json(fit_.run.dir / "calibration.json", {**anomaly_info, "scores": calib_scores.tolist()})
         data_info = {k: v for k, v in fit_.data_info.items() if k != "val_files"}
+        data_info["channels_read"] = int(fit_.model.input_shape[0])
         data_info["codecs"] = codec_counts([c for wf in (fit_.train, fit_.val) for c in wf.codecs or ()])
         profiles = [p for wf in (fit_.train, fit_.val) if len(wf) and (p := band_profile_db(
             wf.features, wf.file_index, len(wf.files), fit_.spec.features)) is not None]
@@ -254,7 +262,7 @@ def model_card(cfg, anomaly: dict, data: dict, training: dict) -> str:
 - Stored as: {_codecs(data.get('codecs'))}
 
 ## Input
-{_chosen(data)}- Sample rate: {a.sample_rate} Hz ({'mono mix' if a.channel is None else f'channel {a.channel}'})
+{_chosen(data)}- Sample rate: {a.sample_rate} Hz ({_channel_text(a.channel, data.get('channels_read'))})
 - Windows: {a.window_s:g} s, hop {a.hop_s:g} s; shorter recordings padded ({a.pad}); recordings shorter
   than a quarter of a window are refused{'' if not a.trim_db else f"; silence more than {a.trim_db:g} dB below the loudest frame trimmed from both ends of files"}
 - Features: {feat}
@@ -276,6 +284,14 @@ Trained on one set of normal conditions: a new microphone, position or machine c
 distribution, so recalibrate (`latentbridge anomaly calibrate MODEL_DIR NORMAL_DIR`) or refit before
 trusting the threshold there.
 """
+
+
+def _channel_text(channel, n_read: int | None) -> str:
+    if channel is None:
+        return "mono mix"
+    if channel == "all":
+        return f"every channel: {n_read or 'its'} channels, statistics or features per channel"
+    return f"channel {channel}"
 
 
 def _codecs(counts: dict | None) -> str:
@@ -508,9 +524,12 @@ def _examples(det: Detector, wf: WindowFeatures, scores: np.ndarray, y: np.ndarr
         x_np = wf.features[picks]
     x = torch.from_numpy(x_np)
     rec = det.model.reconstruct(x).numpy() if getattr(det.model, "has_reconstruction", True) else x_np
+    c = x_np.shape[1]  # every channel of a multi-axis recording (audio.channel: all): stacked, channel 0 lowest
+    stacked = f", channels 0-{c - 1} stacked upwards" if c > 1 else ""
     titles = [f"{wf.files[wf.file_index[i]].name} @{wf.starts_s[i]:.1f}s  score {scores[i]:.3g} "
-              f"({'anomalous' if y[i] else 'normal'})" for i in picks]
-    return {"inputs": x_np[:, 0], "reconstructions": rec[:, 0], "titles": titles}
+              f"({'anomalous' if y[i] else 'normal'}){stacked}" for i in picks]
+    n, _, f, t = x_np.shape
+    return {"inputs": x_np.reshape(n, c * f, t), "reconstructions": rec.reshape(n, c * f, t), "titles": titles}
 
 
 def evaluate(run_dir: str | Path, data: str | None = None) -> ScoreResult:

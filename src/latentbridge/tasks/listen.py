@@ -61,6 +61,7 @@ def listen(
     min_share: float = MIN_WINDOW_SHARE,
     on_window: Callable[[dict], None] | None = None,
     stats: StreamStats | None = None,
+    channel: int | str | None = None,
 ) -> dict:
     """Score a live stream window by window.
 
@@ -86,6 +87,10 @@ def listen(
     ``stats``: the counters of a source that drops blocks when it falls behind (a device's, or a
     :class:`~latentbridge.io.capture.BlockFeed`'s), so that its dropped blocks count as overflows
     even when no block after them arrives (default: a device source's own).
+
+    ``channel``: what a window holds, as a model's ``audio.channel`` reads a file: the mix of the ``channels`` (None),
+    channel ``k``, or every channel (``"all"``: windows ``(channels, window_samples)``; a file ``source`` must hold
+    ``channels``).
 
     ``on_window``, when given, is called with each window's event (the fields of an event-log
     row: ``wall_time``, ``start_s``, ``end_s``, ``score``, ``is_anomaly``, ``overflows``) as soon
@@ -120,15 +125,20 @@ def listen(
             stats=stats,
         )
         in_channels = channels
-    elif is_file:
-        blocks = file_blocks(source, sample_rate, blocksize=blocksize, realtime=realtime, trim_db=trim_db)
-        in_channels = 1
+    elif is_file:  # the file reader picks or mixes the channels as training read them
+        blocks = file_blocks(source, sample_rate, blocksize=blocksize, realtime=realtime, trim_db=trim_db,
+                             channel=channel, expect_channels=channels)
+        in_channels = channels if channel == "all" else 1
     else:
         blocks = source
         in_channels = channels
 
     limit = None if duration_s is None else int(round(duration_s * sample_rate))
-    buffer = WindowBuffer(window, hop, in_channels)
+    select = channel if not is_file or channel == "all" else None
+    try:
+        buffer = WindowBuffer(window, hop, in_channels, select)
+    except ValueError as e:
+        raise LatentbridgeError(f"the model reads channel {channel} of its recordings: {e}") from None
     own_log = events is not None and not isinstance(events, EventLog)
     new_log = own_log and not Path(events).exists()  # type: ignore[arg-type]
     log = EventLog(events) if own_log else events  # type: ignore[arg-type]
@@ -239,7 +249,8 @@ def detector_score_fn(det, capture_sr: int, score_windows: ScoreFn | None = None
     def score_fn(windows: np.ndarray):
         if capture_sr != model_sr:
             windows = resample(windows, capture_sr, model_sr, axis=-1)
-            windows = np.pad(windows, ((0, 0), (0, max(0, window - windows.shape[-1]))))[:, :window]
+            widths = [(0, 0)] * (windows.ndim - 1) + [(0, max(0, window - windows.shape[-1]))]
+            windows = np.pad(windows, widths)[..., :window]
         return score_windows(windows)
 
     return score_fn
@@ -282,4 +293,12 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
     return listen(score_fn, sample_rate=capture_sr, window_s=det.spec.windowing.window_s,
                   hop_s=hop_s or det.spec.windowing.hop_s, source=source, device=device, blocksize=blocksize,
                   duration_s=duration_s, events=events, out=out, realtime=realtime, pad=det.spec.windowing.pad,
-                  trim_db=det.spec.windowing.trim_db, min_share=det.spec.windowing.min_share)
+                  trim_db=det.spec.windowing.trim_db, min_share=det.spec.windowing.min_share,
+                  channel=det.spec.windowing.channel, channels=capture_channels(det))
+
+
+def capture_channels(det) -> int:
+    """The channels a device is opened with for a detector: the mix of one (``audio.channel`` unset), channel K
+    of K + 1, or every channel the model was fitted on (``all``)."""
+    channel = det.spec.windowing.channel
+    return det.n_channels if channel == "all" else 1 if channel is None else int(channel) + 1

@@ -49,8 +49,8 @@ class Windowing(Section):
     hop_s: float = Field(gt=0)
     pad: Literal["wrap", "constant", "reflect"] = "wrap"
     """Filling of a recording shorter than one window (and of a trailing partial window)."""
-    channel: int | None = None
-    """One channel of the file; None: the mono mix."""
+    channel: int | Literal["all"] | None = None
+    """One channel of the file; None: the mono mix; ``all``: every channel (features ``(C, F, T)``)."""
     clip: Literal["windows", "centre"] = "windows"
     """``windows``: sliding windows of ``window_s`` every ``hop_s``; ``centre``: one clip of
     ``window_s`` per recording (centre-cropped when longer, zero-padded after it when shorter)."""

@@ -1,0 +1,202 @@
+"""Multi-axis vibration recordings modelled axis by axis (``audio.channel: all``): the survey's choice for
+vibration CSVs, the features and statistics per channel, and the same windows and scores through ``score``,
+``listen --source``, the WebSocket stream and the ONNX edge scorer."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from latentbridge.cli import main
+from latentbridge.errors import DataError
+from latentbridge.io import read_audio
+from latentbridge.io.windows import WindowBuffer, cut_windows
+
+SR = 1000
+RESONANCES_HZ = (120.0, 220.0, 350.0)
+
+
+def _recording(rng, fault: bool, n_axes: int = 3, seconds: float = 4.0) -> np.ndarray:
+    """(T, n_axes): shaft orders and a resonance of each axis' own; a fault adds a faint 400-Hz tone to axis 1."""
+    from scipy.signal import iirpeak, lfilter
+
+    t = np.arange(int(seconds * SR)) / SR
+    fs = rng.uniform(24, 26)
+    axes = []
+    for k, f0 in enumerate(RESONANCES_HZ[:n_axes]):
+        b, a = iirpeak(f0, 10, fs=SR)
+        x = (np.sin(2 * np.pi * fs * t + rng.uniform(0, 6)) + 0.5 * np.sin(4 * np.pi * fs * t + rng.uniform(0, 6))
+             + 2 * lfilter(b, a, rng.standard_normal(t.size)) + 0.1 * rng.standard_normal(t.size))
+        if fault and k == 1:
+            x += 0.15 * np.sin(2 * np.pi * rng.uniform(395, 405) * t)
+        axes.append(x * 10 ** (rng.uniform(-2, 2) / 20))
+    return np.stack(axes, axis=1) * 10 ** (rng.uniform(-4, 4) / 20)
+
+
+def _write(path, x: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(len(x)) / SR
+    header = "time_s," + ",".join("xyz"[: x.shape[1]])
+    np.savetxt(path, np.c_[t, x], delimiter=",", header=header, comments="", fmt="%.4f")
+
+
+@pytest.fixture(scope="module")
+def axes_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("axes")
+    rng = np.random.default_rng(0)
+    for i in range(16):
+        _write(root / "train" / f"r{i:02d}.csv", _recording(rng, False))
+    for i in range(8):
+        _write(root / "test" / "normal" / f"n{i}.csv", _recording(rng, False))
+        _write(root / "test" / "anomalous" / f"a{i}.csv", _recording(rng, True))
+    return root
+
+
+@pytest.fixture(scope="module")
+def axes_model(axes_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("axes_model") / "m"
+    assert main(["anomaly", "fit", str(axes_data / "train"), "--out", str(out)]) == 0
+    return out
+
+
+def _auc(model, data, out) -> float:
+    assert main(["anomaly", "score", str(model), str(data / "test"), "--labels", "auto", "--out", str(out)]) == 0
+    return json.loads((out / "metrics.json").read_text())["auc"]
+
+
+def _window_scores(folder) -> list[float]:
+    with open(folder / "scores.csv", newline="") as f:
+        return [float(r["score"]) for r in csv.DictReader(f) if r["level"] == "window"]
+
+
+def test_the_survey_models_every_axis_and_finds_a_fault_the_mix_dilutes(axes_data, axes_model, tmp_path, capsys):
+    info = json.loads((axes_model / "config.json").read_text())
+    assert info["config"]["audio"]["channel"] == "all" and info["data"]["channels_read"] == 3
+    chosen = {r["key"]: r["reason"] for r in info["data"]["settings_chosen"]}
+    assert chosen["audio.channel"].startswith("vibration CSVs of 3 axes: each axis modelled")
+    assert "Sample rate: 1000 Hz (every channel: 3 channels" in (axes_model / "README.md").read_text()
+    from latentbridge.tasks.anomaly import Detector
+
+    det = Detector.load(axes_model)
+    assert det.model.input_shape[0] == 3 and det.n_channels == 3
+    # a faint tone on one axis of three: found axis by axis, lost in the mix
+    auc_axes = _auc(axes_model, axes_data, tmp_path / "s_axes")
+    assert main(["anomaly", "fit", str(axes_data / "train"), "--out", str(tmp_path / "mix"),
+                 "-o", "audio.channel=null"]) == 0
+    auc_mix = _auc(tmp_path / "mix", axes_data, tmp_path / "s_mix")
+    assert auc_axes >= 0.95 and auc_mix <= 0.8, (auc_axes, auc_mix)
+
+
+def test_statistics_are_each_channels_own(axes_model):
+    """A window's statistics are those of each channel scored alone, side by side (its own active frames,
+    cepstra and level), so one axis' level or spectrum does not leak into another's."""
+    from latentbridge.models.detectors import KNNStatsDetector
+
+    det3 = KNNStatsDetector((3, 16, 20), n_mfcc=8)
+    det1 = KNNStatsDetector((1, 16, 20), n_mfcc=8)
+    x = torch.randn(5, 3, 16, 20) * 10 - 40
+    x[:, 2] -= 30  # a much quieter axis
+    both = det3.raw_statistics(x)
+    assert both.shape == (5, 3 * (2 * 16 + 2 * 8))
+    alone = torch.cat([det1.raw_statistics(x[:, k:k + 1]) for k in range(3)], dim=1)
+    torch.testing.assert_close(both, alone)
+
+
+def test_recordings_of_another_channel_count_are_named(axes_data, axes_model, tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    _write(tmp_path / "two" / "two_axes.csv", _recording(rng, False, n_axes=2))
+    assert main(["anomaly", "score", str(axes_model), str(tmp_path / "two"), "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "two_axes.csv: 2 channels, where the model reads every channel of 3-channel recordings" in err
+    assert "Traceback" not in err and not (tmp_path / "s").exists()
+    with pytest.raises(DataError, match="2 channels, where the model reads every channel of 3"):
+        read_audio(tmp_path / "two" / "two_axes.csv", channel="all", expect_channels=3)
+    wave, _ = read_audio(tmp_path / "two" / "two_axes.csv", channel="all")
+    assert wave.shape == (2, 4000)
+    # fitting every channel of recordings that disagree: refused, one file named
+    mixed = tmp_path / "mixed"
+    for i in range(4):
+        _write(mixed / f"r{i}.csv", _recording(rng, False))
+    _write(mixed / "odd.csv", _recording(rng, False, n_axes=2))
+    assert main(["anomaly", "fit", str(mixed), "--out", str(tmp_path / "m"), "-o", "audio.channel=all"]) == 2
+    err = capsys.readouterr().err
+    assert "recordings hold 3 channels x4, 2 channels x1 (e.g. " in err and "odd.csv" in err
+    assert not (tmp_path / "m").exists()
+    # left to the survey, they are mixed to one signal, and the choice says why
+    assert main(["anomaly", "fit", str(mixed), "--out", str(tmp_path / "m")]) == 0
+    out = capsys.readouterr().out
+    assert "audio.channel = None  (2 channels x1, 3 channels x4: mixed to one signal (the axis counts differ)" in out
+
+
+def test_window_buffer_keeps_a_channel_or_every_channel():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1000, 3)).astype(np.float32)
+    for select, want in ((1, x[:, 1]), ("all", x.T)):
+        buf = WindowBuffer(64, 32, channels=3, select=select)
+        got = []
+        for i in range(0, len(x), 37):
+            got.extend(buf.push(x[i:i + 37]))
+        got += buf.flush("wrap")
+        want_w, want_s = cut_windows(np.ascontiguousarray(want), 64, 32, pad="wrap")
+        assert [s for s, _ in got] == want_s.tolist()
+        np.testing.assert_array_equal(np.stack([w for _, w in got]), want_w)
+    short = WindowBuffer(64, 32, 3, "all")
+    short.push(x[:40])
+    (start, w), = short.flush("constant")
+    assert start == 0 and w.shape == (3, 64) and not w[:, 40:].any()
+    with pytest.raises(ValueError, match="channel 3 out of range: the stream has 3 channels"):
+        WindowBuffer(64, 32, 3, 3)
+
+
+def test_listen_stream_and_edge_score_the_windows_of_score(axes_data, axes_model, tmp_path, capsys):
+    rec = sorted((axes_data / "test" / "anomalous").glob("*.csv"))[0]
+    assert main(["anomaly", "score", str(axes_model), str(rec), "--out", str(tmp_path / "s")]) == 0
+    ref = _window_scores(tmp_path / "s")
+    assert len(ref) == 3
+    # anomaly listen --source FILE reads every axis as score does
+    events = tmp_path / "events.csv"
+    assert main(["anomaly", "listen", str(axes_model), "--source", str(rec), "--events", str(events)]) == 0
+    with open(events, newline="") as f:
+        got = [float(r["score"]) for r in csv.DictReader(f)]
+    np.testing.assert_allclose(got, ref, rtol=1e-4)
+    # the WebSocket stream takes interleaved frames of the three axes
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from latentbridge.serve.app import create_app
+    from latentbridge.serve.registry import load_models
+
+    wave, _ = read_audio(rec, channel="all")
+    frames = np.ascontiguousarray(wave.T).astype("<f4")
+    with TestClient(create_app(load_models([axes_model]))) as c:
+        assert "3 channels (each read" in c.get("/api/models/m").json()["input"]["score"]
+        with c.websocket_connect("/api/models/m/stream") as ws:
+            ws.send_text(json.dumps({"sample_rate": SR, "format": "f32"}))
+            msg = ws.receive_json()
+            assert msg["type"] == "error" and 'send "channels": 3 (got 1)' in msg["detail"]
+        with c.websocket_connect("/api/models/m/stream") as ws:
+            ws.send_text(json.dumps({"sample_rate": SR, "format": "f32", "channels": 3}))
+            assert ws.receive_json()["type"] == "ready"
+            for i in range(0, len(frames), 700):
+                ws.send_bytes(frames[i:i + 700].tobytes())
+            ws.send_text(json.dumps({"end": True}))
+            msgs = []
+            while (m := ws.receive_json())["type"] == "window":
+                msgs.append(m)
+    np.testing.assert_allclose([m["score"] for m in msgs], ref, rtol=1e-4)
+    # the ONNX export reads every axis too
+    pytest.importorskip("onnxruntime")
+    onnx_path = tmp_path / "m.onnx"
+    assert main(["export", str(axes_model), "--format", "onnx", "--out", str(onnx_path)]) == 0
+    from latentbridge.edge import EdgeScorer
+
+    scorer = EdgeScorer(onnx_path)
+    assert scorer.n_channels == 3
+    np.testing.assert_allclose(scorer.score_file(rec).scores, ref, rtol=1e-3)
+    with pytest.raises(DataError, match="2 channels, where the model reads every channel of 3"):
+        _write(tmp_path / "two.csv", _recording(np.random.default_rng(2), False, n_axes=2))
+        scorer.score_file(tmp_path / "two.csv")
