@@ -15,6 +15,11 @@ level varies by +-6 dB (the sensor's mounting) and each axis' by +-2 dB.
 Each set is fitted and scored through the CLI with the survey's settings (``all``) and with ``-o
 audio.channel=null`` (the mix), ``-o audio.channel=1`` (the axis the impacts ring) and ``-o audio.channel=0``.
 
+A fifth set is the bridge of ``latentbridge data synth bridge`` (default: 300 states, 8 vertical accelerometers
+along the span, 200 Hz, 20 s): its healthy states as normal (60 % of them, seeded, for training, the others as
+normal test recordings) and 40 damaged states (seeded) as anomalous, every axis against the mix, with the survey's
+STFT (at 200 Hz the finer one: 512-sample frames) and with its time rule's (16-sample frames, 2-s windows).
+
     python benchmarks/multi_axis.py [--work DIR]
 
 Results: ``benchmarks/results/multi_axis.json``.
@@ -31,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table, write_results  # noqa: E402
-from low_rate_settings import run  # noqa: E402
+from low_rate_settings import run, time_rule  # noqa: E402
 
 SR = 2000
 RESONANCES_HZ = (180.0, 310.0, 520.0)
@@ -87,6 +92,33 @@ ARMS = {"survey (every axis)": [], "mixed": ["audio.channel=null"], "axis 1 alon
         "axis 0 alone": ["audio.channel=0"]}
 
 
+def bridge_set(root: Path, seed: int = 0) -> None:
+    import json
+    import os
+
+    from latentbridge.cli import main as cli
+
+    raw = root / "raw"
+    if not (raw / "manifest.json").exists():
+        assert cli(["data", "synth", "bridge", "--out", str(raw), "--force"]) == 0
+    states = json.loads((raw / "manifest.json").read_text())["states"]
+    rng = np.random.default_rng(seed)
+    healthy = [states[i] for i in rng.permutation(len(states)) if states[i]["healthy"]]
+    damaged = [states[i] for i in rng.permutation(len(states)) if not states[i]["healthy"]][:40]
+    n_train = len(healthy) * 6 // 10
+    for sub, group in (("train", healthy[:n_train]), ("test/normal", healthy[n_train:]), ("test/anomalous", damaged)):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        for st in group:
+            for r in st["recordings"]:
+                link = root / sub / f"{st['test_id']}_{Path(r['path']).name}"
+                if not link.exists():
+                    os.symlink((raw / r["path"]).resolve(), link)
+
+
+def _slug(arm: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in arm)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", default=None)
@@ -98,13 +130,25 @@ def main(argv=None) -> int:
         if not (data / "train").is_dir():
             make_set(data, seed, fault, amp)
         for arm, overrides in ARMS.items():
-            r = run(data, work / name / "".join(ch if ch.isalnum() else "_" for ch in arm), overrides)
-            rows.append({"set": name, "settings": arm, "auc": r["auc"], "pauc": r["pauc"], "seconds": r["seconds"]})
-            print(table(rows[-1:], ["set", "settings", "auc", "pauc", "seconds"], {"auc": ".3f", "pauc": ".3f"}),
-                  flush=True)
+            rows.append(_row(name, arm, run(data, work / name / _slug(arm), overrides)))
+    data = work / "bridge_8_sensors" / "data"
+    bridge_set(data)
+    survey = run(data, work / "bridge_8_sensors" / "survey", [])
+    rows.append(_row("bridge_8_sensors", "survey (every axis, finer STFT)", survey))
+    rows.append(_row("bridge_8_sensors", "mixed", run(data, work / "bridge_8_sensors" / "mixed", ["audio.channel=null"])))
+    rule = time_rule(survey["n_fft_reason"])
+    for arm, extra in (("every axis, the time rule's STFT", []), ("mixed, the time rule's STFT", ["audio.channel=null"])):
+        rows.append(_row("bridge_8_sensors", arm, run(data, work / "bridge_8_sensors" / _slug(arm), rule + extra)))
+        rows[-1]["overrides"] = rule + extra
     print(table(rows, ["set", "settings", "auc", "pauc", "seconds"], {"auc": ".3f", "pauc": ".3f"}))
     write_results("multi_axis", {"work": str(work), "rows": rows})
     return 0
+
+
+def _row(name: str, arm: str, r: dict) -> dict:
+    row = {"set": name, "settings": arm, "auc": r["auc"], "pauc": r["pauc"], "seconds": r["seconds"]}
+    print(table([row], ["set", "settings", "auc", "pauc", "seconds"], {"auc": ".3f", "pauc": ".3f"}), flush=True)
+    return row
 
 
 if __name__ == "__main__":

@@ -100,10 +100,24 @@ def choose_settings(survey: Survey, given: dict | None = None) -> list[Choice]:
     window_samples = int(round(window * rate))
     while n_fft > window_samples and n_fft > 16:
         n_fft //= 2
-    out.append(Choice("features.n_fft", n_fft, f"{1000 * n_fft / rate:.0f} ms at {rate} Hz "
-                                               f"({'stationary sound' if long_windows else 'short events'})"
-                      + _resolution_hint(n_fft, rate, typical)))
-    n_fft = int(given.get("features.n_fft", n_fft))
+    fine = fine_stft(n_fft, rate, typical)
+    time_rule = (f"{1000 * n_fft / rate:.0f} ms at {rate} Hz "
+                 f"({'stationary sound' if long_windows else 'short events'})")
+    if fine and n_fft <= FINE_CHOSEN_N_FFT and not {"audio.window_s", "audio.hop_s", "features.n_fft",
+                                                    "features.hop_length"} & set(given):
+        big, fine_window = fine
+        for c in out:
+            if c.key in ("audio.window_s", "audio.hop_s"):
+                c.value = fine_window if c.key == "audio.window_s" else fine_window / 2
+                c.reason = (f"8 frames of {big} samples (features.n_fft), hop half a frame; the typical recording "
+                            f"lasts {typical:.3g} s") if c.key == "audio.window_s" else "half a window"
+        out.append(Choice("features.n_fft", big, f"{rate / big:.3g}-Hz bins at {rate} Hz for stationary vibration: "
+                                                 f"the time rule ({time_rule}) would leave {n_fft // 2 + 1} bins "
+                                                 f"{rate / n_fft:.3g} Hz apart"))
+        n_fft, long_windows = big, True
+    else:
+        out.append(Choice("features.n_fft", n_fft, time_rule + _resolution_hint(n_fft, rate, fine)))
+        n_fft = int(given.get("features.n_fft", n_fft))
     hop = n_fft // (2 if long_windows else 4)
     out.append(Choice("features.hop_length", hop, f"{'half' if long_windows else 'a quarter'} of n_fft"))
     low = shared_low_rate(survey, rate)
@@ -137,28 +151,39 @@ def _channel_choice(survey: Survey) -> Choice | None:
                   + ("" if len(survey.channels) > 1 else ", -o audio.channel=all each channel beside the others"))
 
 
-#: fewer frequency bins than this (the time rule's frames at a low rate: 8 samples at 100 Hz) get a hint
+#: fewer frequency bins than this (the time rule's frames at a low rate: 8 samples at 100 Hz) get finer settings,
+#: suggested in the choice's line
 FEW_BINS = 65
+#: and chosen where the time rule's frames hold at most this many samples (sensors at up to about 500 Hz, 17 bins)
+FINE_CHOSEN_N_FFT = 32
 
 
-def _resolution_hint(n_fft: int, rate: int, typical_s: float) -> str:
+def fine_stft(n_fft: int, rate: int, typical_s: float) -> tuple[int, float] | None:
     """For a low-rate sensor, where frames of 32-64 ms hold a handful of samples (n_fft 8 at 100 Hz: 5 bins 12.5 Hz
-    apart), the settings that resolve stationary vibration finely: frames of up to 1024 samples, windows of 8 of
-    them (hop half a frame), both within the typical recording. Not chosen by default
-    (``benchmarks/low_rate_settings.py``): on simulated 100-Hz modal data they found a 7 % mode shift at AUC 0.86
-    where the default read 0.49 (0.69 vs 0.61 with modes and levels varying), while on a simulated 1-kHz gearbox they
-    lost to the default (0.976 vs 0.998)."""
-    bins = n_fft // 2 + 1
-    if bins >= FEW_BINS:
-        return ""
+    apart), ``(n_fft, window_s)`` that resolve stationary vibration finely: frames of up to 1024 samples, windows of 8
+    of them (hop half a frame), both within the typical recording; None when the time rule's frames leave enough
+    bins or no finer frame fits. Chosen up to :data:`FINE_CHOSEN_N_FFT`, suggested above
+    (``benchmarks/low_rate_settings.py``, ``benchmarks/multi_axis.py``: a 7 % mode shift at 100 Hz read at AUC 0.86
+    instead of 0.49, bridge damage at 200 Hz at 0.90 instead of 0.76, where a 1-kHz gearbox read 0.976 instead of
+    0.998)."""
+    if n_fft // 2 + 1 >= FEW_BINS:
+        return None
+    span = lambda frame: (frame + 7 * frame // 2) / rate  # noqa: E731 - 8 frames, hop half a frame
     big = 1024
-    while big > 2 * n_fft and (big + 7 * big // 2) / rate > typical_s:
+    while big > 2 * n_fft and span(big) > typical_s:
         big //= 2
     if big <= n_fft:
+        return None
+    return big, math.ceil(span(big) * 4) / 4
+
+
+def _resolution_hint(n_fft: int, rate: int, fine: tuple[int, float] | None) -> str:
+    """The finer settings of :func:`fine_stft`, as ``-o`` options to add to the time rule's choice."""
+    if fine is None:
         return ""
-    window = math.ceil((big + 7 * big // 2) / rate * 4) / 4
-    return (f"; only {bins} frequency bins, {rate / n_fft:.3g} Hz apart: for a finer look at stationary vibration "
-            f"-o features.n_fft={big} -o features.hop_length={big // 2} -o audio.window_s={window:g} "
+    big, window = fine
+    return (f"; only {n_fft // 2 + 1} frequency bins, {rate / n_fft:.3g} Hz apart: for a finer look at stationary "
+            f"vibration -o features.n_fft={big} -o features.hop_length={big // 2} -o audio.window_s={window:g} "
             f"-o audio.hop_s={window / 2:g} ({rate / big:.3g}-Hz bins)")
 
 
