@@ -137,8 +137,10 @@ def main(argv=None) -> int:
     rows.append(_row("bridge_8_sensors", "survey (every axis, finer STFT)", survey))
     rows.append(_row("bridge_8_sensors", "mixed", run(data, work / "bridge_8_sensors" / "mixed", ["audio.channel=null"])))
     rule = time_rule(survey["n_fft_reason"])
-    for arm, extra in (("every axis, the time rule's STFT", []), ("mixed, the time rule's STFT", ["audio.channel=null"])):
-        rows.append(_row("bridge_8_sensors", arm, run(data, work / "bridge_8_sensors" / _slug(arm), rule + extra)))
+    for arm, extra in (("every axis, the time rule's STFT", []),
+                       ("mixed, the time rule's STFT", ["audio.channel=null"])):
+        rows.append(_row("bridge_8_sensors", arm,
+                         run(data, work / "bridge_8_sensors" / _slug(arm), rule + extra)))
         rows[-1]["overrides"] = rule + extra
     print(table(rows, ["set", "settings", "auc", "pauc", "seconds"], {"auc": ".3f", "pauc": ".3f"}))
     write_results("multi_axis", {"work": str(work), "rows": rows})

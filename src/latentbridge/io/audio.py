@@ -399,9 +399,6 @@ def read_audio(
     return wave, sr
 
 
-# --------------------------------------------------------------------------- resampling
-
-
 def select_channels(data: np.ndarray, path: str | Path, channel: int | str | None = None, mono: bool = True,
                     expect_channels: int | None = None) -> np.ndarray:
     """A file's ``(T, C)`` samples as :func:`read_audio` returns them (its ``channel``, ``mono`` and
@@ -428,6 +425,9 @@ def select_channels(data: np.ndarray, path: str | Path, channel: int | str | Non
         if _peak(wave) < SILENCE_LEVEL:
             raise DataError(path, "mono mix is silent (the channels cancel out)")
     return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- resampling
 
 
 def resample(x: np.ndarray, orig_sr: float, target_sr: float, axis: int = -1) -> np.ndarray:

@@ -164,8 +164,8 @@ def fine_stft(n_fft: int, rate: int, typical_s: float) -> tuple[int, float] | No
     of them (hop half a frame), both within the typical recording; None when the time rule's frames leave enough
     bins or no finer frame fits. Chosen up to :data:`FINE_CHOSEN_N_FFT`, suggested above
     (``benchmarks/low_rate_settings.py``, ``benchmarks/multi_axis.py``: a 7 % mode shift at 100 Hz read at AUC 0.86
-    instead of 0.49, bridge damage at 200 Hz at 0.90 instead of 0.76, where a 1-kHz gearbox read 0.976 instead of
-    0.998)."""
+    instead of 0.49, bridge damage from 8 sensors at 200 Hz at 0.93 instead of 0.72, where a 1-kHz gearbox read 0.976
+    instead of 0.998)."""
     if n_fft // 2 + 1 >= FEW_BINS:
         return None
     span = lambda frame: (frame + 7 * frame // 2) / rate  # noqa: E731 - 8 frames, hop half a frame
