@@ -200,3 +200,44 @@ def test_listen_stream_and_edge_score_the_windows_of_score(axes_data, axes_model
     with pytest.raises(DataError, match="2 channels, where the model reads every channel of 3"):
         _write(tmp_path / "two.csv", _recording(np.random.default_rng(2), False, n_axes=2))
         scorer.score_file(tmp_path / "two.csv")
+
+
+@pytest.mark.audio
+def test_listen_on_a_two_channel_virtual_microphone(virtual_microphone, tmp_path):
+    """A model of both channels of stereo recordings listens to a real input device opened with two channels
+    (PulseAudio's null-sink monitor, fed by paplay, read through sounddevice)."""
+    import io
+    import threading
+
+    import soundfile as sf
+
+    from latentbridge.tasks.anomaly import Detector
+    from latentbridge.tasks.listen import capture_channels, listen_model
+
+    sr, rng = 16000, np.random.default_rng(0)
+    t = np.arange(3 * sr) / sr
+
+    def stereo(path, fault=False):
+        left = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.02 * rng.standard_normal(t.size)
+        right = 0.2 * np.sin(2 * np.pi * 1320 * t) + 0.02 * rng.standard_normal(t.size)
+        if fault:
+            right += 0.2 * np.sin(2 * np.pi * 3000 * t)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, np.stack([left, right], axis=1).astype(np.float32), sr)
+
+    for i in range(6):
+        stereo(tmp_path / "train" / f"r{i}.wav")
+    stereo(tmp_path / "fault.wav", fault=True)
+    assert main(["anomaly", "fit", str(tmp_path / "train"), "--out", str(tmp_path / "m"), "-o", "audio.channel=all"]) == 0
+    assert capture_channels(Detector.load(tmp_path / "m")) == 2
+    buf = io.StringIO()
+    timer = threading.Timer(0.5, virtual_microphone.play, args=(tmp_path / "fault.wav",))
+    timer.start()
+    try:
+        summary = listen_model(tmp_path / "m", duration_s=4.0, events=str(tmp_path / "live.csv"), out=buf)
+    finally:
+        timer.cancel()
+    assert summary["n_windows"] >= 2, buf.getvalue()
+    with open(tmp_path / "live.csv", newline="") as f:
+        scores = [float(r["score"]) for r in csv.DictReader(f)]
+    assert len(scores) == summary["n_windows"] and all(np.isfinite(scores))
