@@ -1,4 +1,5 @@
-"""Audio files: listing, reading with validation, resampling, writing (numpy, soundfile, soxr; no torch).
+"""Audio files: listing, reading with validation, resampling (numpy, soundfile, soxr; no torch); writing is
+:mod:`latentbridge.io.audio_write`.
 
 Every problem with a file is raised as :class:`latentbridge.errors.DataError`, whose message
 names the file and the problem ("PATH: problem").
@@ -33,7 +34,6 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError
-from latentbridge.utils import atomic_path
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -42,8 +42,8 @@ __all__ = [
     "list_audio_files",
     "audio_info",
     "read_audio",
-    "write_wav",
-    "write_audio",
+    "select_channels",
+    "ALL_CHANNELS",
     "SILENCE_LEVEL",
     "resample",
     "MIN_WINDOW_SHARE",
@@ -63,17 +63,6 @@ SILENCE_LEVEL = 1e-8
 
 #: ``channel`` value that keeps every channel of a recording (a model of every axis of a multi-axis sensor)
 ALL_CHANNELS = "all"
-
-# soundfile format names for writing, by extension
-_WRITE_FORMATS = {
-    ".wav": "WAV",
-    ".flac": "FLAC",
-    ".ogg": "OGG",
-    ".oga": "OGG",
-    ".aiff": "AIFF",
-    ".aif": "AIFF",
-    ".mp3": "MP3",
-}
 
 
 @dataclass(frozen=True)
@@ -554,61 +543,3 @@ def check_recording_length(n_samples: int, window: int, sample_rate: float, name
             "or a smaller share)",
         )
     return n_samples < window
-
-
-# --------------------------------------------------------------------------- writing
-
-_PCM_SUBTYPES = ("PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32")
-
-
-def write_audio(
-    path: str | Path,
-    wave: np.ndarray,
-    sample_rate: int,
-    subtype: str | None = None,
-    format: str | None = None,
-) -> Path:
-    """Write ``wave`` (``(T,)`` or ``(C, T)``) atomically; the format follows the extension.
-
-    Samples must be finite; for integer PCM subtypes they are clipped to [-1, 1].
-    """
-    import soundfile as sf
-
-    path = Path(path)
-    if format is None:
-        format = _WRITE_FORMATS.get(path.suffix.lower())
-        if format is None:
-            raise DataError(
-                path,
-                f"cannot write audio with extension {path.suffix or '(none)'!r}; "
-                f"use one of {', '.join(_WRITE_FORMATS)}",
-            )
-    if int(sample_rate) != sample_rate or sample_rate <= 0:
-        raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
-    wave = np.asarray(wave)
-    if wave.ndim == 1:
-        data = wave
-    elif wave.ndim == 2:
-        data = wave.T  # soundfile wants (T, C)
-    else:
-        raise DataError(path, f"cannot write a waveform of shape {wave.shape}; expected (T,) or (C, T)")
-    if data.shape[0] == 0:
-        raise DataError(path, "refusing to write an empty waveform")
-    if not np.all(np.isfinite(data)):
-        raise DataError(path, "refusing to write a waveform with NaN or inf samples")
-    if subtype is not None and subtype.upper() in _PCM_SUBTYPES:
-        data = np.clip(data, -1.0, 1.0)
-    data = np.ascontiguousarray(data, dtype=np.float32 if data.dtype != np.float64 else np.float64)
-    with atomic_path(path) as tmp:
-        try:
-            sf.write(str(tmp), data, int(sample_rate), subtype=subtype, format=format)
-        except Exception as exc:
-            raise DataError(path, f"could not write audio ({_sf_error_text(exc)})") from exc
-    return path
-
-
-def write_wav(
-    path: str | Path, wave: np.ndarray, sample_rate: int, subtype: str = "PCM_16"
-) -> Path:
-    """Write a WAV file atomically (``wave`` is ``(T,)`` or ``(C, T)``; PCM is clipped to [-1, 1])."""
-    return write_audio(path, wave, sample_rate, subtype=subtype, format="WAV")
