@@ -99,6 +99,34 @@ def test_csv_time_column_names_units_and_position(tmp_path):
     assert read_vibration_csv(p)[1] == pytest.approx(500.0, rel=1e-4)
 
 
+def test_csv_time_column_of_dates_and_times(tmp_path):
+    """A logger's timestamps (ISO 8601 with T, Z or an offset; a space; a decimal comma in a ;-separated file with
+    decimal commas) give the rate; a cell that is no date and time is named by line and column."""
+    import datetime
+
+    x = signal(2, 400)
+    t0 = datetime.datetime(2024, 5, 1, 23, 59, 59, 900000)
+    stamps = [t0 + datetime.timedelta(microseconds=500 * i) for i in range(400)]  # 2 kHz, across midnight
+    forms = {"iso": (lambda t: t.isoformat(timespec="microseconds") + "Z", ","),
+             "offset": (lambda t: t.isoformat(timespec="microseconds") + "+02:00", ","),
+             "space": (lambda t: t.strftime("%Y-%m-%d %H:%M:%S.%f"), ","),
+             "european": (lambda t: t.strftime("%Y-%m-%d %H:%M:%S,%f"), ";")}
+    for name, (fmt, sep) in forms.items():
+        rows = [sep.join([fmt(t), *(f"{v:.6f}" for v in x[:, i])]) for i, t in enumerate(stamps)]
+        if sep == ";":
+            rows = [r.split(";", 1)[0] + ";" + r.split(";", 1)[1].replace(".", ",") for r in rows]
+        p = write_csv(tmp_path / f"{name}.csv", f"Date/Time{sep}ax{sep}ay\n" + "\n".join(rows) + "\n")
+        wave, sr = read_vibration_csv(p)
+        assert sr == 2000.0 and wave.shape == (2, 400), name
+        np.testing.assert_allclose(wave, x, atol=1e-6)
+    lines = (tmp_path / "space.csv").read_text().splitlines()
+    lines[8] = "n/a," + lines[8].split(",", 1)[1]
+    p = write_csv(tmp_path / "gap.csv", "\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"gap\.csv: line 9, column 1: not a date and time like the column's others: "
+                                        r"'n/a'"):
+        read_vibration_csv(p)
+
+
 @pytest.mark.parametrize("delimiter", [";", "\t", " "])
 def test_csv_delimiters(tmp_path, delimiter):
     x = signal(3, 40)

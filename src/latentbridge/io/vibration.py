@@ -17,7 +17,9 @@ CSV rules (:func:`read_vibration_csv`)
 * A delimiter that ends every data line (and the header, if it does) closes the line: it opens no
   empty last column.
 * Header: the first row is a header when one of its cells is non-empty and not a number.
-* Time column: with a header, the first column named like a time (``t``, ``time``, ``time_s``,
+* Time column: a column of dates and times (a logger's timestamps: ``2024-05-01 12:00:00.125``, ISO 8601 with
+  ``T``, ``Z`` or an offset; a decimal comma allowed), read as time since its first. Else, with a header, the
+  first column named like a time (``t``, ``time``, ``time_s``,
   ``timestamp``, ``seconds``, ``time (s)``, ``time [ms]``, ``time_ms``, ... case-insensitive;
   millisecond names are scaled to seconds). Without a header, the first column when it is
   strictly increasing with a near-constant step (within 1 %) while no other column is.
@@ -131,6 +133,41 @@ def _pick_delimiter(line: str) -> str | None:
     return None
 
 
+#: a date and time as loggers write them: ISO 8601 (``2024-05-01T12:00:00.125``, ``Z`` or an offset allowed) or with a
+#: space (``2024-05-01 12:00:00.125``)
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}([.,]\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?")
+
+
+def _datetimes_to_microseconds(path: Path, lines: list[str], rows: list[int], delim: str | None) -> int | None:
+    """A column of dates and times (a logger's timestamps; looked for on the second row, the first may be a header)
+    rewritten, in ``lines``, as whole microseconds since its first (no decimal mark, so that the file's own, point or
+    comma, is still read from the other cells); its 0-based index, or None when there is none."""
+    import datetime
+
+    if delim is None or len(rows) < 2:
+        return None
+    cells = [c.strip().strip('"').strip() for c in _split(lines[rows[1]], delim)]
+    col = next((j for j, c in enumerate(cells) if _DATETIME.fullmatch(c)), None)
+    if col is None:
+        return None
+    t0 = None
+    for i in rows:
+        cells = _split(lines[i], delim)
+        if col >= len(cells):
+            continue  # a ragged row: named by the structural pass
+        cell = cells[col].strip().strip('"').strip()
+        if not _DATETIME.fullmatch(cell):
+            if i == rows[0]:
+                continue  # the header
+            raise DataError(path, f"line {i + 1}, column {col + 1}: not a date and time like the column's others: "
+                                  f"{cell!r}")
+        when = datetime.datetime.fromisoformat(cell.replace(",", "."))
+        t0 = when if t0 is None else t0
+        cells[col] = str((when - t0) // datetime.timedelta(microseconds=1))
+        lines[i] = delim.join(cells)
+    return col
+
+
 def _split(line: str, delim: str | None) -> list[str]:
     if delim is None:
         return line.split()
@@ -228,6 +265,7 @@ def read_vibration_csv(
     if sep and len(rows) > 1:  # Excel's line naming the delimiter
         rows = rows[1:]
     delim = sep or _pick_delimiter(lines[rows[0]])
+    datetime_col = _datetimes_to_microseconds(path, lines, rows, delim)
     if delim in (";", "\t") and _decimal_commas(lines, rows[1:]):  # rows[0] may be a header
         for i in rows:
             lines[i] = lines[i].replace(",", ".")
@@ -286,7 +324,9 @@ def read_vibration_csv(
     time_scale = 1.0
     time_hint = ""
     dropped: list[int] = []
-    if header is not None:
+    if datetime_col is not None:
+        time_col, time_scale = datetime_col, 1e-6
+    elif header is not None:
         for j, name in enumerate(header):
             s = _time_scale(name)
             if s is not None:
