@@ -14,7 +14,8 @@ from latentbridge.config import VibrationConfig
 from latentbridge.data import bridge
 from latentbridge.data.bridge import BridgeData, build_windows, discover
 from latentbridge.errors import ConfigError, DataError
-from latentbridge.io.vibration import read_mask_png, read_vibration_csv, write_mask_png, write_vibration_csv
+from latentbridge.io.masks import read_mask_png, write_mask_png
+from latentbridge.io.vibration import read_vibration_csv, write_vibration_csv
 
 SR = 100.0
 
@@ -124,6 +125,23 @@ def test_csv_time_column_of_dates_and_times(tmp_path):
     p = write_csv(tmp_path / "gap.csv", "\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"gap\.csv: line 9, column 1: not a date and time like the column's others: "
                                         r"'n/a'"):
+        read_vibration_csv(p)
+
+
+def test_csv_units_row_and_text_columns(tmp_path, caplog):
+    """An instrument export's units row under the header joins the names (a time in ms is scaled); columns of text
+    on every line (a device name, a status) are left out with a note; a sensor column with one word in it is not."""
+    x = signal(2, 300)
+    rows = [f"{0.5 * i:g},dev-7,{x[0, i]:.6f},{x[1, i]:.6f},{'ok' if i % 50 else 'warn'}" for i in range(300)]
+    p = write_csv(tmp_path / "export.csv", "Time,Device,AccX,AccY,Status\nms,,g,g,\n" + "\n".join(rows) + "\n")
+    with caplog.at_level(logging.INFO, logger="latentbridge.io.vibration"):
+        wave, sr = read_vibration_csv(p)
+    assert sr == 2000.0 and wave.shape == (2, 300)
+    np.testing.assert_allclose(wave, x, atol=1e-6)
+    assert "export.csv: columns 'Device', 'Status' hold text, not numbers: left out" in caplog.text
+    rows[7] = rows[7].replace(f"{x[0, 7]:.6f}", "overload")
+    p = write_csv(tmp_path / "gap.csv", "Time,Device,AccX,AccY,Status\nms,,g,g,\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"gap\.csv: line 10, column 3: not a number: 'overload'"):
         read_vibration_csv(p)
 
 

@@ -62,7 +62,8 @@ import numpy as np
 from latentbridge.errors import ConfigError, DataError
 from latentbridge.io import cut_windows, resample
 from latentbridge.io.images import IMAGE_EXTENSIONS
-from latentbridge.io.vibration import read_mask_png, read_vibration_csv
+from latentbridge.io.masks import read_mask_png
+from latentbridge.io.vibration import read_vibration_csv
 from latentbridge.utils import atomic_path, first_time, natural_key, stable_hash
 
 log = logging.getLogger(__name__)

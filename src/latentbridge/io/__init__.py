@@ -5,11 +5,11 @@
 * :mod:`latentbridge.io.windows`: cut a recording, or a stream of blocks, into analysis windows.
 * :mod:`latentbridge.io.capture`: audio blocks from an input device or a replayed recording.
 * :mod:`latentbridge.io.events`: the event log of scored windows (CSV or SQLite).
-* :mod:`latentbridge.io.vibration`: vibration CSVs and crack-mask PNGs.
+* :mod:`latentbridge.io.vibration`: vibration CSVs. :mod:`latentbridge.io.masks`: crack-mask PNGs.
 * :mod:`latentbridge.io.imzml`: ion images of imzML mass-spectrometry files (pyimzml, read lazily).
 * :mod:`latentbridge.io.arrays`: (H, W, channels) maps from .npy / TIFF / PNG stacks, masks.
 
-The package re-exports the public names of ``audio``, ``windows`` and ``vibration``; import
+The package re-exports the public names of ``audio``, ``audio_write``, ``windows``, ``vibration`` and ``masks``; import
 ``capture``, ``events``, ``imzml`` and ``arrays`` as submodules. Importing this package imports neither torch nor librosa nor sounddevice, so the torch-free
 edge scorer (:mod:`latentbridge.edge`) can use it on small devices.
 """
@@ -33,13 +33,8 @@ from latentbridge.io.audio import (
     trim_silence,
 )
 from latentbridge.io.audio_write import write_audio, write_wav
-from latentbridge.io.vibration import (
-    TIME_STEP_TOLERANCE,
-    read_mask_png,
-    read_vibration_csv,
-    write_mask_png,
-    write_vibration_csv,
-)
+from latentbridge.io.masks import read_mask_png, write_mask_png
+from latentbridge.io.vibration import TIME_STEP_TOLERANCE, read_vibration_csv, write_vibration_csv
 from latentbridge.io.windows import PAD_MODES, WindowBuffer, cut_windows
 
 __all__ = [

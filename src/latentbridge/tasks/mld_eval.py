@@ -69,7 +69,7 @@ def read_condition(saved, stages, path, sample_rate: float | None = None) -> tup
 
         return "spec", windows_of_recording(with_sample_rate(vib, sample_rate), saved.transform, p)[0]
     if suffix == ".png":
-        from latentbridge.io.vibration import read_mask_png
+        from latentbridge.io.masks import read_mask_png
 
         return "mask", read_mask_png(p, vib.mask_height, vib.mask_width, vib.mask_threshold,
                                      vib.mask_coverage)[None, None].astype(np.float32)

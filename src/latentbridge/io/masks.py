@@ -1,0 +1,167 @@
+"""Crack-mask PNGs (numpy + PIL; no torch).
+
+Every problem with a file is raised as :class:`latentbridge.errors.DataError`, whose message
+names the file and the problem ("PATH: problem").
+
+Mask rules (:func:`read_mask_png`)
+----------------------------------
+* Any size, any mode PIL reads from a PNG: 1-bit, grey (8/16 bit), grey+alpha, RGB, RGBA,
+  palette (with or without transparency).
+* Grey level in [0, 1]: the brightest of R, G and B (a crack drawn in red or any colour on black is
+  a crack; luminance read a pure red line as 0.299, below the threshold: an empty mask),
+  16-bit grey divided by 65535; transparency composites over black (a fully transparent pixel
+  is background).
+* Binarised at ``threshold`` (a pixel is crack when its grey level is **above** it), *then*
+  resized to ``(height, width)`` by area averaging (PIL ``BOX`` filter: each output pixel is the
+  share of its footprint that is crack), then re-binarised: crack when that share is
+  ``>= coverage`` (default 0.5; ties count as crack). Note: when shrinking a lot (e.g.
+  512x1536 -> 32x96 is 16x), a crack thinner than ``coverage`` x 16 pixels vanishes at
+  ``coverage=0.5``; lower ``coverage`` to keep thin cracks.
+* Unreadable, truncated or non-PNG files are DataErrors naming the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from latentbridge.errors import DataError
+from latentbridge.utils import atomic_path, first_time
+
+__all__ = ["read_mask_png", "write_mask_png"]
+
+log = logging.getLogger(__name__)
+
+
+def _grey_levels(img, path: Path) -> np.ndarray:
+    """PIL image -> (H, W) float64 grey level in [0, 1] (transparency over black)."""
+    mode = img.mode
+    if mode == "1":
+        return np.asarray(img, dtype=np.float64)
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return np.asarray(img, dtype=np.float64) / 65535.0
+    if mode == "I":  # PIL opens some 16-bit grey PNGs as 32-bit "I"
+        return np.clip(np.asarray(img, dtype=np.float64) / 65535.0, 0.0, 1.0)
+    if mode == "F":
+        return np.clip(np.asarray(img, dtype=np.float64), 0.0, 1.0)
+    if mode == "L":
+        return np.asarray(img, dtype=np.float64) / 255.0
+    if mode == "LA":
+        a = np.asarray(img, dtype=np.float64) / 255.0
+        return a[..., 0] * a[..., 1]
+    if mode == "P":
+        img = img.convert("RGBA")
+        mode = "RGBA"
+    if mode not in ("RGB", "RGBA"):
+        try:
+            img = img.convert("RGBA" if "A" in mode else "RGB")
+        except (ValueError, OSError) as e:
+            raise DataError(path, f"unsupported image mode {mode!r} ({e})") from None
+        mode = img.mode
+    a = np.asarray(img, dtype=np.float64) / 255.0
+    grey = a[..., :3].max(axis=-1)  # a crack drawn in any colour on black (a red line) is bright, not 0.299
+    if mode == "RGBA":
+        grey = grey * a[..., 3]
+    return grey
+
+
+def _read_grey(path: Path) -> np.ndarray:
+    """The grey levels ``(H, W)`` float64 in [0, 1] of a PNG; DataError naming the file when unusable."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.exists():
+        raise DataError(path, "file does not exist")
+    if path.is_dir():
+        raise DataError(path, "is a folder, not a PNG file")
+    if path.stat().st_size == 0:
+        raise DataError(path, "file is empty (0 bytes)")
+    try:
+        with Image.open(path) as img:
+            if img.format != "PNG":
+                raise DataError(path, f"not a PNG file (PIL reads it as {img.format or 'unknown'})")
+            img.load()
+            grey = _grey_levels(img, path)
+    except DataError:
+        raise
+    except UnidentifiedImageError:
+        raise DataError(path, "unreadable image: not a PNG (or a damaged one)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:  # truncated data, bad CRC, ...
+        raise DataError(path, f"unreadable or truncated PNG ({e})") from None
+    if grey.ndim != 2 or grey.size == 0:
+        raise DataError(path, f"unexpected image shape {grey.shape}")
+    return grey
+
+
+def read_mask_png(
+    path: str | Path,
+    height: int,
+    width: int,
+    threshold: float = 0.5,
+    coverage: float = 0.5,
+) -> np.ndarray:
+    """Read a crack mask PNG as a ``(height, width)`` float32 array of 0/1.
+
+    Binarise the grey level at ``threshold`` (crack: above it) at full resolution, resize by
+    area averaging to ``(height, width)`` and re-binarise (crack: at least ``coverage`` of the
+    output pixel's area). Any size and PNG colour type is accepted; see the module docstring.
+    """
+    from PIL import Image
+
+    path = Path(path)
+    height, width = int(height), int(width)
+    if height <= 0 or width <= 0:
+        raise ValueError(f"mask size must be positive, got {height}x{width}")
+    if not 0.0 <= threshold < 1.0:
+        raise ValueError(f"threshold must be in [0, 1), got {threshold!r}")
+    if not 0.0 < coverage <= 1.0:
+        raise ValueError(f"coverage must be in (0, 1], got {coverage!r}")
+    grey = _read_grey(path)
+    binary = (grey > threshold).astype(np.float32)
+    if binary.shape == (height, width):
+        return binary
+    h, w = binary.shape
+    if abs(math.log((w / h) / (width / height))) > math.log(1.1) and first_time(
+            ("mask stretched", binary.shape, (height, width))):
+        log.warning("%s: a %dx%d mask (width x height) is stretched to the model's %dx%d: its aspect ratio %.3g is not "
+                    "the model's %.3g (masks of this size are not named again)", path, w, h, width, height, w / h,
+                    width / height)
+    small = Image.fromarray(binary).resize((width, height), resample=Image.Resampling.BOX)
+    share = np.asarray(small, dtype=np.float32)
+    out = (share >= coverage - 1e-6).astype(np.float32)
+    if binary.any() and not out.any():
+        log.warning("%s: its crack (%d of %d pixels) vanishes when the mask is shrunk to %dx%d at coverage %g "
+                    "(vibration.mask_coverage): lower the coverage to keep thin cracks", path, int(binary.sum()),
+                    binary.size, width, height, coverage)
+    return out
+
+
+def write_mask_png(path: str | Path, mask: np.ndarray) -> Path:
+    """Write a mask PNG atomically.
+
+    * float or bool ``(H, W)`` (or ``(1, H, W)``) in [0, 1]: 8-bit grey, ``round(255 * mask)``.
+    * ``uint8`` ``(H, W)``, ``(H, W, 3)``, ``(H, W, 4)``: written as-is (grey, RGB, RGBA).
+    * ``uint16`` ``(H, W)``: 16-bit grey.
+    """
+    from PIL import Image
+
+    path = Path(path)
+    a = np.asarray(mask)
+    if a.ndim == 3 and a.shape[0] == 1:
+        a = a[0]
+    if a.dtype == np.uint8 and (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))):
+        img = Image.fromarray(np.ascontiguousarray(a))  # L, RGB or RGBA from the shape
+    elif a.dtype == np.uint16 and a.ndim == 2:
+        img = Image.fromarray(np.ascontiguousarray(a, dtype="<u2"))  # I;16
+    elif a.ndim == 2 and (a.dtype == bool or np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+        f = a.astype(np.float64)
+        if not np.all(np.isfinite(f)):
+            raise DataError(path, "refusing to write a mask with NaN or inf values")
+        img = Image.fromarray(np.round(np.clip(f, 0.0, 1.0) * 255.0).astype(np.uint8))
+    else:
+        raise DataError(path, f"cannot write a mask of shape {a.shape} and dtype {a.dtype}")
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
+    return path
