@@ -145,6 +145,25 @@ def test_csv_units_row_and_text_columns(tmp_path, caplog):
         read_vibration_csv(p)
 
 
+def test_csv_notes_above_the_table(tmp_path, caplog):
+    """A logger's notes above its table (device, date, the sample rate) are told apart by their shape; the rate they
+    give is used when the table has no time column and none was given."""
+    x = signal(3, 300)
+    table = "AccX;AccY;AccZ\n" + "\n".join(";".join(f"{v:.6f}" for v in x[:, i]) for i in range(300)) + "\n"
+    p = write_csv(tmp_path / "log.csv", "Logger: ADXL355 #7\nStart: 2024-05-01 12:00\nSampling frequency = 2,5 kHz\n"
+                                      "\n" + table)
+    with caplog.at_level(logging.INFO, logger="latentbridge.io.vibration"):
+        wave, sr = read_vibration_csv(p)
+    assert sr == 2500.0 and wave.shape == (3, 300)
+    np.testing.assert_allclose(wave, x, atol=1e-6)
+    assert "log.csv: the sample rate, 2500 Hz, read from the lines above the table" in caplog.text
+    assert read_vibration_csv(p, sample_rate=1000)[1] == 1000.0  # a rate given wins
+    p = write_csv(tmp_path / "norate.csv", "Logger: ADXL355 #7\n" + table)
+    with pytest.raises(DataError, match=r"norate\.csv: no time column found"):
+        read_vibration_csv(p)
+    assert read_vibration_csv(p, sample_rate=500)[0].shape == (3, 300)
+
+
 @pytest.mark.parametrize("delimiter", [";", "\t", " "])
 def test_csv_delimiters(tmp_path, delimiter):
     x = signal(3, 40)

@@ -16,6 +16,9 @@ CSV rules (:func:`read_vibration_csv`)
   separated by ``;`` or tabs and the first 50 data lines hold commas and no point.
 * A delimiter that ends every data line (and the header, if it does) closes the line: it opens no
   empty last column.
+* Lines above the table (a logger's notes: device, date, ``Sample rate: 1000 Hz``) are told apart by their number of
+  fields (the table's is its last lines'); a sample rate among them is used when there is no time column and none
+  was given.
 * Header: the first row is a header when one of its cells is non-empty and not a number.
 * Time column: a column of dates and times (a logger's timestamps: ``2024-05-01 12:00:00.125``, ISO 8601 with
   ``T``, ``Z`` or an offset; a decimal comma allowed), read as time since its first. Else, with a header, the
@@ -153,6 +156,36 @@ def _datetimes_to_microseconds(path: Path, lines: list[str], rows: list[int], de
     return col
 
 
+#: a sample rate in a logger's notes above its table: "Sample rate: 1000 Hz", "Sampling frequency = 2.5 kHz", "Fs;512"
+_RATE_NOTE = re.compile(r"(?i)\b(?:sampl(?:e|ing)[\s_-]*(?:rate|frequency|freq)|fs)\b[^0-9]{0,12}?"
+                        r"([0-9]+(?:[.,][0-9]+)?)\s*(khz|hz|s/s|sps)?")
+
+
+def _table_start(lines: list[str], rows: list[int]) -> int:
+    """Where the table begins among ``rows``: after a logger's notes (device, date, "Sample rate: 1000 Hz"), lines
+    with words in them and fewer fields than the table's last line, the first line of the table's shape followed by
+    five more. 0 otherwise (a ragged table, or a header wider than its rows, is the structural pass's to name)."""
+    last = lines[rows[-1]]
+    delim = _pick_delimiter(last)
+    width = len(_split(last, delim))
+    for k in range(min(64, len(rows) - 6)):
+        n = len(_split(lines[rows[k]], delim))
+        if n == width:
+            return k if all(len(_split(lines[i], delim)) == width for i in rows[k:k + 6]) else 0
+        if n > width or not any(ch.isalpha() for ch in lines[rows[k]]):
+            return 0  # numbers (the table itself, ragged) or a header wider than the table
+    return 0
+
+
+def _rate_of_notes(notes: list[str]) -> float | None:
+    for note in notes:
+        m = _RATE_NOTE.search(note)
+        if m:
+            rate = float(m.group(1).replace(",", "."))
+            return rate * 1000 if (m.group(2) or "").lower() == "khz" else rate
+    return None
+
+
 def _zero(_cell) -> float:
     """A text column's cells, read as 0 (the column is left out)."""
     return 0.0
@@ -258,6 +291,9 @@ def read_vibration_csv(
     sep = excel_separator(lines[rows[0]])
     if sep and len(rows) > 1:  # Excel's line naming the delimiter
         rows = rows[1:]
+    start = 0 if sep else _table_start(lines, rows)
+    notes = [lines[i] for i in rows[:start]]  # a logger's lines above its table
+    rows = rows[start:]
     delim = sep or _pick_delimiter(lines[rows[0]])
     datetime_col = _datetimes_to_microseconds(path, lines, rows, delim)
     if delim in (";", "\t") and _decimal_commas(lines, rows[1:]):  # rows[0] may be a header
@@ -437,6 +473,9 @@ def read_vibration_csv(
             )
     elif sample_rate is not None:
         rate = float(sample_rate)
+    elif (rate := _rate_of_notes(notes)) is not None:
+        if first_time(("csv rate note", path.parent, rate)):
+            log.info("%s: the sample rate, %g Hz, read from the lines above the table", path, rate)
     else:
         raise DataError(
             path,
