@@ -352,9 +352,10 @@ def read_vibration_csv(
     if text_cols:  # text on every line, or a sensor column that begins with a gap: the parser names its cell
         text_cols = [j for j in text_cols if all(text(_split(lines[i], delim)[j]) for i in data_rows)]
     if text_cols and first_time(("csv text columns", path.parent, tuple(text_cols))):
-        log.info("%s: column%s %s hold%s text, not numbers: left out", path, "s" if len(text_cols) > 1 else "",
-                 ", ".join(repr(header[j]) if header else str(j + 1) for j in text_cols), "" if len(text_cols) > 1
-                 else "s")
+        log.warning("%s: column%s %s hold%s text, not numbers: left out (the same in the folder's other files is "
+                    "not repeated)", path, "s" if len(text_cols) > 1 else "",
+                    ", ".join(repr(header[j]) if header else str(j + 1) for j in text_cols),
+                    "" if len(text_cols) > 1 else "s")
 
     # --- numbers (C parser)
     try:
