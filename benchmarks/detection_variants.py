@@ -32,6 +32,8 @@ relative to the window's level, no c0, the level as one feature — :func:`separ
                           difference of consecutive active frames: how fast the band moves, which impacts and
                           modulation raise), standardised and weighted W
 * ``delta_wW_level_wL``   both: the frame-to-frame change weighted W, the level feature weighted L
+* ``lof_kK``              the default's distance over the local scale: the mean leave-one-out nearest-neighbour
+                          distance of the K nearest training windows (a local outlier factor's idea)
 
 Each variant's AUC is checked against the issue's rule with the intervals of ``results/bench_detection.json``
 (the best adaptive detector of the task other than the default, which a variant would replace, and its
@@ -238,6 +240,18 @@ def variants() -> dict:
         dtr, dte = _standardise(t["train_delta"], t["test_delta"])
         return _knn(np.hstack([tr, w * dtr]), np.hstack([te, w * dte]))
 
+    def lof(t, k):
+        """The nearest-neighbour distance over the local scale: the mean leave-one-out nearest-neighbour distance of
+        the test window's k nearest training windows (a local outlier factor's idea: sparse regions of the training
+        windows, a speaker's varied voice, tolerate larger distances than dense ones)."""
+        tr, te = level_split(t)
+        loo = _loo_knn(tr)
+        d2 = _sqd(te, tr)
+        idx = np.argsort(d2, 1)[:, :k]
+        return np.sqrt(d2.min(1)) / np.maximum(loo[idx].mean(1), 1e-9)
+
+    for k in (1, 5, 20):
+        v[f"lof_k{k}"] = lambda t, k=k: lof(t, k)
     for w in (0.5, 1.0):
         v[f"delta_w{w:g}"] = lambda t, w=w: delta(t, w)
     for w in (0.3, 0.5):
