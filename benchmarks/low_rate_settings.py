@@ -84,19 +84,27 @@ def _sets(root: Path, one) -> None:
         one(root / "test" / "anomalous" / f"a{i:02d}.csv", True)
 
 
-def run(data: Path, out: Path, overrides: list[str]) -> dict:
+def run(data: Path, out: Path, overrides: list[str], scores: tuple[str, ...] = ()) -> dict:
+    """Fit on ``data/train`` with ``overrides``, score ``data/test``; ``scores``: other scores of the same model,
+    each scored too (``auc_SCORE``, ``pauc_SCORE``)."""
     from latentbridge.cli import main
 
     extra = [x for o in overrides for x in ("-o", o)]
     t0 = time.time()
     assert main(["anomaly", "fit", str(data / "train"), "--out", str(out / "m"), "--force", *extra]) == 0
+    other = {}
+    for score in scores:
+        assert main(["anomaly", "score", str(out / "m"), str(data / "test"), "--labels", "auto", "--score", score,
+                     "--out", str(out / f"s_{score}"), "--force"]) == 0
+        m = json.loads((out / f"s_{score}" / "metrics.json").read_text())
+        other.update({f"auc_{score}": round(m["auc"], 4), f"pauc_{score}": round(m["pauc"], 4)})
     assert main(["anomaly", "score", str(out / "m"), str(data / "test"), "--labels", "auto", "--out", str(out / "s"),
                  "--force"]) == 0
     m = json.loads((out / "s" / "metrics.json").read_text())
     info = json.loads((out / "m" / "config.json").read_text())
     chosen = {r["key"]: r for r in info["data"].get("settings_chosen", [])}
     f = info["config"]["features"]
-    return {"auc": round(m["auc"], 4), "pauc": round(m["pauc"], 4), "n_fft": f["n_fft"], "n_mels": f["n_mels"],
+    return {"auc": round(m["auc"], 4), "pauc": round(m["pauc"], 4), **other, "n_fft": f["n_fft"], "n_mels": f["n_mels"],
             "window_s": info["config"]["audio"]["window_s"], "seconds": round(time.time() - t0, 1),
             "n_fft_reason": (chosen.get("features.n_fft") or {}).get("reason", "")}
 

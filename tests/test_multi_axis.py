@@ -106,6 +106,40 @@ def test_statistics_are_each_channels_own(axes_model):
     torch.testing.assert_close(both, alone)
 
 
+def test_the_largest_channel_distance_is_each_channels_own_detector(axes_data, axes_model, tmp_path):
+    """``knn_channel_max``: each channel's nearest-neighbour distance over its training median, the largest; the same
+    as the largest of one-channel detectors fitted on each channel alone. ``anomaly score --score`` reads it without
+    refitting."""
+    from latentbridge.models.detectors import KNNStatsDetector
+
+    rng = np.random.default_rng(0)
+    train = (rng.standard_normal((200, 3, 16, 20)) * 5 - 40).astype(np.float32)
+    test = (rng.standard_normal((30, 3, 16, 20)) * 5 - 40).astype(np.float32)
+    test[:10, 1, 4:8] += 12  # a band of channel 1 louder in a third of the windows
+    det3 = KNNStatsDetector((3, 16, 20), n_mfcc=8, separate_level=True)
+    det3.fit_closed_form(train)
+    assert len(det3.params["channel_scale"]) == 3 and min(det3.params["channel_scale"]) > 0
+    got = det3.score(torch.from_numpy(test), "knn_channel_max")
+    alone = []
+    for j in range(3):
+        det1 = KNNStatsDetector((1, 16, 20), n_mfcc=8, separate_level=True)
+        det1.fit_closed_form(train[:, j:j + 1])
+        alone.append(det1.score(torch.from_numpy(test[:, j:j + 1]), "knn_channel_max"))
+        torch.testing.assert_close(alone[-1], det1.score(torch.from_numpy(test[:, j:j + 1]), "knn")
+                                   / det1.params["channel_scale"][0])
+    torch.testing.assert_close(got, torch.stack(alone, 1).amax(1))
+    # the louder band stands out further, in units of the normal windows' spread, than in the joint distance
+    joint = det3.score(torch.from_numpy(test), "knn")
+
+    def separation(v):
+        return float((v[:10].min() - v[10:].max()) / v[10:].std())
+
+    assert separation(got) > separation(joint), (separation(got), separation(joint))
+    assert main(["anomaly", "score", str(axes_model), str(axes_data / "test"), "--labels", "auto",
+                 "--score", "knn_channel_max", "--out", str(tmp_path / "s")]) == 0
+    assert json.loads((tmp_path / "s" / "metrics.json").read_text())["auc"] >= 0.95
+
+
 def test_recordings_of_another_channel_count_are_named(axes_data, axes_model, tmp_path, capsys):
     rng = np.random.default_rng(5)
     _write(tmp_path / "two" / "two_axes.csv", _recording(rng, False, n_axes=2))

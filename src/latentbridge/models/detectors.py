@@ -249,27 +249,56 @@ class KNNStatsDetector(GaussianStatsDetector):
 
     name = "knn_stats"
     config_class = KNNStatsConfig
-    score_methods = ("knn",)
-    deterministic_scores = ("knn",)
+    score_methods = ("knn", "knn_channel_max")
+    deterministic_scores = ("knn", "knn_channel_max")
     default_score = "knn"
 
     def __init__(self, input_shape, n_mfcc: int = 20, top_db: float = 40.0, separate_level: bool = False, k: int = 1,
-                 max_bank: int = 20000, bank_size: int = 0):
+                 max_bank: int = 20000, bank_size: int = 0, channel_scale: list[float] | None = None):
         super().__init__(input_shape, n_mfcc=n_mfcc, top_db=top_db, separate_level=separate_level, k=int(k),
-                         max_bank=int(max_bank), bank_size=int(bank_size))
+                         max_bank=int(max_bank), bank_size=int(bank_size),
+                         **({"channel_scale": [float(v) for v in channel_scale]} if channel_scale else {}))
         self.k = int(k)
         self.register_buffer("bank", torch.zeros(int(bank_size), self.dim))
 
-    def scores(self, x: Tensor):
-        s = self.statistics(x)
-        d2 = squared_distances(s, self.bank)
-        k = min(self.k, d2.shape[1])
-        return {"knn": d2.topk(k, dim=1, largest=False).values.clamp_min(0).sqrt().mean(1)}, x, s
+    def _nearest(self, s: Tensor, bank: Tensor, exclude: Tensor | None = None) -> Tensor:
+        """Mean distance of each row of ``s`` to its k nearest rows of ``bank`` (``exclude``: for each row, the
+        index of its own copy in ``bank``, left out)."""
+        d2 = squared_distances(s, bank)
+        if exclude is not None:
+            d2[torch.arange(len(s)), exclude] = float("inf")
+        k = min(self.k, d2.shape[1] - (exclude is not None))
+        return d2.topk(max(k, 1), dim=1, largest=False).values.clamp_min(0).sqrt().mean(1)
 
+    def scores(self, x: Tensor):
+        """``knn``: the distance of the whole window's statistics (every channel) to the nearest training windows';
+        ``knn_channel_max``: each channel's own nearest-neighbour distance over its training windows' median, the
+        largest of them (a fault on one axis of many is not diluted by the others' distances)."""
+        s = self.statistics(x)
+        knn = self._nearest(s, self.bank)
+        c = self.input_shape[0]
+        scale = self.params.get("channel_scale") or [1.0] * c
+        if c == 1:
+            per_channel = knn / scale[0]
+        else:
+            w = s.shape[1] // c
+            per_channel = torch.stack([self._nearest(s[:, j * w:(j + 1) * w], self.bank[:, j * w:(j + 1) * w])
+                                       / scale[j] for j in range(c)], dim=1).amax(1)
+        return {"knn": knn, "knn_channel_max": per_channel}, x, s
+
+    @torch.no_grad()
     def fit_closed_form(self, features: np.ndarray, seed: int = 0) -> dict:
         s = self._fit_standardisation(features)
-        keep = np.sort(np.random.default_rng(seed).permutation(len(s))[: self.params["max_bank"]])
+        rng = np.random.default_rng(seed)
+        keep = np.sort(rng.permutation(len(s))[: self.params["max_bank"]])
         self.bank = s[keep].clone()
         self.params["bank_size"] = int(len(keep))
+        # each channel's scale: the median leave-one-out distance of (up to 2000) training windows in that channel
+        c, w = self.input_shape[0], s.shape[1] // self.input_shape[0]
+        ref = torch.from_numpy(np.sort(rng.permutation(len(keep))[:2000]))
+        if len(keep) > 1:
+            self.params["channel_scale"] = [max(float(self._nearest(
+                self.bank[ref, j * w:(j + 1) * w], self.bank[:, j * w:(j + 1) * w], exclude=ref).median()), 1e-6)
+                for j in range(c)]
         self.fitted.fill_(True)
         return {"n_neighbours_stored": int(len(keep))}
