@@ -267,7 +267,7 @@ class KNNStatsDetector(GaussianStatsDetector):
         d2 = squared_distances(s, bank)
         if exclude is not None:
             d2[torch.arange(len(s)), exclude] = float("inf")
-        k = min(self.k, d2.shape[1] - (exclude is not None))
+        k = min(self.k, d2.shape[1] - (1 if exclude is not None else 0))
         return d2.topk(max(k, 1), dim=1, largest=False).values.clamp_min(0).sqrt().mean(1)
 
     def scores(self, x: Tensor):
