@@ -16,9 +16,9 @@ CSV rules (:func:`read_vibration_csv`)
   separated by ``;`` or tabs and the first 50 data lines hold commas and no point.
 * A delimiter that ends every data line (and the header, if it does) closes the line: it opens no
   empty last column.
-* Lines above the table (a logger's notes: device, date, ``Sample rate: 1000 Hz``) are told apart by their number of
-  fields (the table's is its last lines'); a sample rate among them is used when there is no time column and none
-  was given.
+* Lines above the table (a logger's notes: device, date, ``Sample rate: 1000 Hz``) are skipped: lines with words and
+  fewer fields than the table's last line, before six lines of its shape. A sample rate among them is used when there
+  is no time column and none was given.
 * Header: the first row is a header when one of its cells is non-empty and not a number.
 * Time column: a column of dates and times (a logger's timestamps: ``2024-05-01 12:00:00.125``, ISO 8601 with
   ``T``, ``Z`` or an offset; a decimal comma allowed), read as time since its first. Else, with a header, the
@@ -149,9 +149,13 @@ def _datetimes_to_microseconds(path: Path, lines: list[str], rows: list[int], de
                 continue  # the header
             raise DataError(path, f"line {i + 1}, column {col + 1}: not a date and time like the column's others: "
                                   f"{cell!r}")
-        when = datetime.datetime.fromisoformat(cell.replace(",", "."))
-        t0 = when if t0 is None else t0
-        cells[col] = str((when - t0) // datetime.timedelta(microseconds=1))
+        try:
+            when = datetime.datetime.fromisoformat(cell.replace(",", "."))
+            t0 = when if t0 is None else t0
+            cells[col] = str((when - t0) // datetime.timedelta(microseconds=1))
+        except (ValueError, TypeError) as e:  # no such date; a time zone on some lines only
+            raise DataError(path, f"line {i + 1}, column {col + 1}: {cell!r} cannot be read as a date and time "
+                                  f"after {t0} ({e})") from None
         lines[i] = delim.join(cells)
     return col
 
