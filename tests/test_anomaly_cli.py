@@ -197,13 +197,13 @@ def test_vibration_csvs_are_recordings(tmp_path, caplog, capsys):
         assert main(["anomaly", "fit", str(tmp_path / "train"), "--out", str(tmp_path / "m")]) == 0
     printed = capsys.readouterr().out
     assert "audio.sample_rate = 1000  (all 12 files at 1000 Hz)" in printed
-    assert "audio.channel = all  (vibration CSVs of 2 axes: each axis modelled beside the others" in printed
+    assert "audio.channel = all  (vibration recordings of 2 axes: each axis modelled beside the others" in printed
     assert "averaged into one signal" not in caplog.text
     with caplog.at_level("WARNING"):  # the axes mixed by choice: what that costs is named
         assert main(["anomaly", "fit", str(tmp_path / "train"), "--out", str(tmp_path / "m_mix"),
                      "-o", "audio.channel=null"]) == 0
-    assert ("vibration CSVs of up to 2 axes are averaged into one signal (2 channels x12): a fault that shows on one "
-            "axis is diluted by the others' vibration; -o audio.channel=K models axis K alone") in caplog.text
+    assert ("vibration recordings of up to 2 axes are averaged into one signal (2 channels x12): a fault that shows on "
+            "one axis is diluted by the others' vibration; -o audio.channel=K models axis K alone") in caplog.text
     assert main(["anomaly", "score", str(tmp_path / "m"), str(tmp_path / "test"), "--labels", "auto",
                  "--out", str(tmp_path / "s")]) == 0
     m = json.loads((tmp_path / "s" / "metrics.json").read_text())

@@ -77,7 +77,7 @@ def test_the_survey_models_every_axis_and_finds_a_fault_the_mix_dilutes(axes_dat
     info = json.loads((axes_model / "config.json").read_text())
     assert info["config"]["audio"]["channel"] == "all" and info["data"]["channels_read"] == 3
     chosen = {r["key"]: r["reason"] for r in info["data"]["settings_chosen"]}
-    assert chosen["audio.channel"].startswith("vibration CSVs of 3 axes: each axis modelled")
+    assert chosen["audio.channel"].startswith("vibration recordings of 3 axes: each axis modelled")
     assert "Sample rate: 1000 Hz (every channel: 3 channels" in (axes_model / "README.md").read_text()
     from latentbridge.tasks.anomaly import Detector
 
@@ -275,3 +275,34 @@ def test_listen_on_a_two_channel_virtual_microphone(virtual_microphone, tmp_path
     with open(tmp_path / "live.csv", newline="") as f:
         scores = [float(r["score"]) for r in csv.DictReader(f)]
     assert len(scores) == summary["n_windows"] and all(np.isfinite(scores))
+
+
+def test_matlab_recordings_are_read_like_csvs(tmp_path, capsys):
+    """A test rig's .mat files (its accelerometers as vectors, a shaft speed beside them, the rate as a scalar or
+    given) are recordings: channels in the file's order, each less its mean; the rate found, given or asked for."""
+    from scipy.io import savemat
+
+    from latentbridge.io import audio_info, list_audio_files
+
+    rng = np.random.default_rng(0)
+    de, fe = rng.standard_normal((2, 3000)) + np.array([[0.5], [-0.2]])
+    (tmp_path / "rig").mkdir()
+    savemat(tmp_path / "rig" / "r1.mat", {"X097_DE_time": de[:, None], "X097_FE_time": fe[:, None],
+                                          "X097RPM": np.array([[1797]]), "fs": np.array([[12000]])})
+    wave, sr = read_audio(tmp_path / "rig" / "r1.mat", channel="all")
+    assert sr == 12000 and wave.shape == (2, 3000)
+    np.testing.assert_allclose(wave, np.stack([de - de.mean(), fe - fe.mean()]), atol=1e-5)
+    info = audio_info(tmp_path / "rig" / "r1.mat")
+    assert (info.channels, info.frames, info.codec) == (2, 3000, "MAT")
+    # a matrix of samples (columns: axes), the rate given; none given: asked for by name
+    savemat(tmp_path / "rig" / "r2.mat", {"acc": rng.standard_normal((3, 2000)), "note": np.array([[1.0]])})
+    wave, sr = read_audio(tmp_path / "rig" / "r2.mat", channel="all", csv_rate=500)
+    assert sr == 500 and wave.shape == (3, 2000)
+    with pytest.raises(DataError, match=r"r2\.mat: a \.mat recording without its sample rate .* -o audio\.csv_rate=HZ"):
+        read_audio(tmp_path / "rig" / "r2.mat")
+    with pytest.raises(DataError, match=r"r1\.mat: the file gives 12000 Hz but 500 Hz was given"):
+        read_audio(tmp_path / "rig" / "r1.mat", csv_rate=500)
+    (tmp_path / "rig" / "bad.mat").write_bytes(b"MATLAB 5.0 MAT-file, but cut")
+    with pytest.raises(DataError, match=r"bad\.mat: unreadable \.mat file"):
+        read_audio(tmp_path / "rig" / "bad.mat", csv_rate=500)
+    assert [p.name for p in list_audio_files(tmp_path / "rig")] == ["bad.mat", "r1.mat", "r2.mat"]

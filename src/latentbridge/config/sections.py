@@ -140,8 +140,8 @@ class AudioConfig(Section):
     """Refuse recordings shorter than this share of one window (0.25: a 2-s window needs 0.5 s);
     shorter ones would be mostly padding. A clip dataset padded with silence can go lower."""
     csv_rate: float | None = Field(None, gt=0)
-    """The sample rate (Hz) of recordings given as vibration CSVs without a time column; a time column wins
-    (a conflict over 1 % is an error)."""
+    """The sample rate (Hz) of recordings given as vibration CSVs without a time column, or as MATLAB files without
+    a rate scalar; the file's own wins (a conflict over 1 % is an error)."""
     auto: bool = True
     """``anomaly fit``: choose every audio and feature setting not set explicitly from a survey of the
     training files (rate, window, hop, FFT size, mel bands, padding, silence trimming)."""

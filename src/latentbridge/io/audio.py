@@ -56,7 +56,9 @@ __all__ = [
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
 #: what reads as a recording: audio, and vibration CSVs (see the module docstring)
-RECORDING_EXTENSIONS: tuple[str, ...] = (*AUDIO_EXTENSIONS, ".csv")
+RECORDING_EXTENSIONS: tuple[str, ...] = (*AUDIO_EXTENSIONS, ".csv", ".mat")
+#: how vibration recordings are stored (:attr:`AudioInfo.codec` of a CSV or a MATLAB file)
+VIBRATION_CODECS = ("CSV", "MAT")
 
 #: A recording whose samples all have magnitude below this is treated as silent.
 SILENCE_LEVEL = 1e-8
@@ -104,27 +106,29 @@ def codec_name(codec: str) -> str:
         return _CODEC_NAMES[c]
     if c.startswith("PCM_"):
         return f"{c[4:].lstrip('SU')}-bit PCM"
-    return {"FLOAT": "32-bit float", "DOUBLE": "64-bit float", "CSV": "CSV"}.get(c, codec or "unknown")
+    return {"FLOAT": "32-bit float", "DOUBLE": "64-bit float", "CSV": "CSV", "MAT": "MATLAB .mat"}.get(
+        c, codec or "unknown")
 
 
 def _accepted() -> str:
-    return ", ".join(AUDIO_EXTENSIONS) + " (or .csv: vibration recordings with a time column)"
+    return ", ".join(AUDIO_EXTENSIONS) + " (or .csv / .mat: vibration recordings)"
 
 
 def _is_audio_name(path: Path) -> bool:
     return path.suffix.lower() in RECORDING_EXTENSIONS
 
 
-def _is_csv(path: Path) -> bool:
-    return path.suffix.lower() == ".csv"
+def _is_table(path: Path) -> bool:
+    """A vibration recording stored as numbers (a CSV or a MATLAB file), not as audio."""
+    return path.suffix.lower() in (".csv", ".mat")
 
 
 # --------------------------------------------------------------------------- listing
 
 
 def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
-    """Audio files under ``root`` (sorted), or, when it holds none, its vibration CSVs; ``[root]`` when ``root``
-    is one such file.
+    """Audio files under ``root`` (sorted), or, when it holds none, its vibration CSVs and MATLAB files; ``[root]``
+    when ``root`` is one such file.
 
     Extensions are matched case-insensitively against :data:`AUDIO_EXTENSIONS`. Hidden files
     and folders (name starting with ".", e.g. macOS ``._x.wav`` resource forks) are skipped.
@@ -147,7 +151,7 @@ def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
 
     candidates = root.rglob("*") if recursive else root.glob("*")
     found: list[Path] = []
-    csvs: list[Path] = []
+    tables: list[Path] = []
     others: Counter[str] = Counter()
     for p in candidates:
         rel = p.relative_to(root)
@@ -155,16 +159,16 @@ def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
             continue
         if not p.is_file():
             continue
-        if _is_audio_name(p) and not _is_csv(p):
+        if _is_audio_name(p) and not _is_table(p):
             found.append(p)
-        elif _is_csv(p):
-            csvs.append(p)
+        elif _is_table(p):
+            tables.append(p)
         else:
             others[p.suffix.lower() or "(no extension)"] += 1
-    if not found and csvs:  # a folder of vibration recordings
-        found = csvs
-    elif csvs:
-        others[".csv"] += len(csvs)
+    if not found and tables:  # a folder of vibration recordings
+        found = tables
+    for p in tables if found is not tables else ():
+        others[p.suffix.lower()] += 1
     if not found:
         n_other = sum(others.values())
         where = "in this folder or its subfolders" if recursive else "directly in this folder"
@@ -252,10 +256,14 @@ def _csv_rate(rate: float, path: Path) -> int:
     return r
 
 
-def _read_csv(path: Path, csv_rate: float | None) -> tuple[np.ndarray, int]:
-    """(samples (T, C) float32, rate rounded to whole Hz) of a vibration CSV."""
+def _read_table(path: Path, csv_rate: float | None) -> tuple[np.ndarray, int]:
+    """(samples (T, C) float32, rate rounded to whole Hz) of a vibration CSV or MATLAB file."""
+    from latentbridge.io.matfile import read_mat_recording
     from latentbridge.io.vibration import read_vibration_csv
 
+    if path.suffix.lower() == ".mat":
+        data, rate = read_mat_recording(path, csv_rate)
+        return (data - data.mean(axis=0, keepdims=True)).astype(np.float32), _csv_rate(rate, path)
     try:
         wave, rate = read_vibration_csv(path, sample_rate=csv_rate)
     except DataError as e:
@@ -273,9 +281,9 @@ def _read_csv(path: Path, csv_rate: float | None) -> tuple[np.ndarray, int]:
 
 @functools.lru_cache(maxsize=4096)
 def _csv_info(path: str, size: int, mtime_ns: int, csv_rate: float | None) -> AudioInfo:
-    data, sr = _read_csv(Path(path), csv_rate)
+    data, sr = _read_table(Path(path), csv_rate)
     return AudioInfo(sample_rate=sr, frames=data.shape[0], channels=data.shape[1], duration_s=data.shape[0] / sr,
-                     codec="CSV")
+                     codec="MAT" if path.lower().endswith(".mat") else "CSV")
 
 
 def audio_info(path: str | Path, csv_rate: float | None = None) -> AudioInfo:
@@ -286,7 +294,7 @@ def audio_info(path: str | Path, csv_rate: float | None = None) -> AudioInfo:
     """
     path = Path(path)
     _check_file(path)
-    if _is_csv(path):
+    if _is_table(path):
         st = path.stat()
         return _csv_info(str(path), st.st_size, st.st_mtime_ns, csv_rate)
     info = _open_info(path)
@@ -344,8 +352,8 @@ def read_audio(
     if sample_rate is not None and (int(sample_rate) != sample_rate or sample_rate <= 0):
         raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
 
-    if _is_csv(path):
-        data, sr = _read_csv(path, csv_rate)
+    if _is_table(path):
+        data, sr = _read_table(path, csv_rate)
         header_frames = data.shape[0]
     else:
         data, sr, header_frames = _read_soundfile(path)

@@ -5,7 +5,7 @@ The rules (each choice is returned with its reason, printed by the CLI and kept 
 and ``config.json``):
 
 - sample rate: the files' own when at least 90 % share one; else the most common rate;
-- channels (recordings of more than one): vibration CSVs of one axis count are modelled axis by axis
+- channels (recordings of more than one): vibration CSVs and .mat files of one axis count are modelled axis by axis
   (``audio.channel`` ``all``); audio files of several channels and CSVs of differing axis counts are mixed to one;
 - silence trimming (``audio.trim_db`` 40 dB): when the median file is at least 20 % silence before
   and after the sound;
@@ -31,6 +31,7 @@ import math
 from dataclasses import dataclass
 
 from latentbridge.data.survey import QUIET_DBFS, Survey, survey_files
+from latentbridge.io.audio import VIBRATION_CODECS
 
 log = logging.getLogger(__name__)
 
@@ -135,18 +136,18 @@ def choose_settings(survey: Survey, given: dict | None = None) -> list[Choice]:
 
 
 def _channel_choice(survey: Survey) -> Choice | None:
-    """Recordings of more than one channel: vibration CSVs of one axis count are modelled axis by axis (a fault
-    that shows on one axis is not diluted by the others': ``benchmarks/multi_axis.py``); audio files of several
-    channels (microphones hearing one sound) are mixed to one. None for mono recordings."""
+    """Recordings of more than one channel: vibration recordings (CSV, .mat) of one axis count are modelled axis by
+    axis (a fault that shows on one axis is not diluted by the others': ``benchmarks/multi_axis.py``); audio files of
+    several channels (microphones hearing one sound) are mixed to one. None for mono recordings."""
     if max(survey.channels) < 2:
         return None
     counts = ", ".join(f"{c} channels x{n}" for c, n in sorted(survey.channels.items()))
-    csv = survey.codecs.get("CSV", 0) == sum(survey.channels.values())
-    if csv and len(survey.channels) == 1:
-        return Choice("audio.channel", "all", f"vibration CSVs of {max(survey.channels)} axes: each axis modelled "
-                                              "beside the others, not averaged into one signal")
+    vibration = sum(survey.codecs.get(c, 0) for c in VIBRATION_CODECS) == sum(survey.channels.values())
+    if vibration and len(survey.channels) == 1:
+        return Choice("audio.channel", "all", f"vibration recordings of {max(survey.channels)} axes: each axis "
+                                              "modelled beside the others, not averaged into one signal")
     return Choice("audio.channel", None, f"{counts}: mixed to one signal"
-                  + (" (the axis counts differ)" if csv else " (microphones hearing one sound)")
+                  + (" (the axis counts differ)" if vibration else " (microphones hearing one sound)")
                   + "; -o audio.channel=K models channel K alone (0-based)"
                   + ("" if len(survey.channels) > 1 else ", -o audio.channel=all each channel beside the others"))
 
@@ -222,9 +223,9 @@ def adapt(cfg, paths, *, max_read: int = 200,
     applied = [c for c in choose_settings(survey, given) if c.key not in set_keys]
     axes = max(survey.channels)
     channel = next((c.value for c in applied if c.key == "audio.channel"), cfg.audio.channel)
-    if axes > 1 and channel is None and survey.codecs.get("CSV"):
-        log.warning("vibration CSVs of up to %d axes are averaged into one signal (%s): a fault that shows on one "
-                    "axis is diluted by the others' vibration; -o audio.channel=K models axis K alone (0-based)",
+    if axes > 1 and channel is None and any(survey.codecs.get(c) for c in VIBRATION_CODECS):
+        log.warning("vibration recordings of up to %d axes are averaged into one signal (%s): a fault that shows on "
+                    "one axis is diluted by the others' vibration; -o audio.channel=K models axis K alone (0-based)",
                     axes, ", ".join(f"{c} channels x{n}" for c, n in sorted(survey.channels.items())))
     if not applied:
         return cfg, survey, []

@@ -60,7 +60,8 @@ class Windowing(Section):
     min_share: float = Field(0.25, ge=0, le=1)
     """Recordings shorter than this share of a window are refused (:func:`latentbridge.io.check_recording_length`)."""
     csv_rate: float | None = Field(None, gt=0)
-    """The sample rate of vibration CSVs without a time column (:func:`latentbridge.io.read_audio`)."""
+    """The sample rate of vibration CSVs without a time column and MATLAB files without a rate
+    (:func:`latentbridge.io.read_audio`)."""
 
 
 class AudioTransform(Section):
