@@ -60,8 +60,8 @@ class ServedModel:
             channels = ('"channels": ' + str(n)) if w.channel == "all" else \
                 ('"channels": ' + f"{w.channel + 1} or more") if w.channel else 'optional "channels"'
             return {
-                "score": f"multipart field 'file': an audio file ({audio}), any rate, {read} and resampled to "
-                         f"{spec.sample_rate} Hz)",
+                "score": f"multipart field 'file': an audio file ({audio}) or a vibration recording (.csv, .mat), "
+                         f"any rate, {read} and resampled to {spec.sample_rate} Hz)",
                 "stream": 'first message {"sample_rate": SR, "format": "f32"|"s16"} (' + channels + '), '
                           'then binary little-endian PCM frames; {"end": true} ends a finite recording',
                 "sample_rate": spec.sample_rate, "window_s": w.window_s, "hop_s": w.hop_s, "pad": w.pad,
