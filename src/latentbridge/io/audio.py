@@ -165,10 +165,10 @@ def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
             tables.append(p)
         else:
             others[p.suffix.lower() or "(no extension)"] += 1
-    if not found and tables:  # a folder of vibration recordings
+    if not found:  # a folder of vibration recordings (or of nothing readable: named below)
         found = tables
-    for p in tables if found is not tables else ():
-        others[p.suffix.lower()] += 1
+    else:
+        others.update(p.suffix.lower() for p in tables)
     if not found:
         n_other = sum(others.values())
         where = "in this folder or its subfolders" if recursive else "directly in this folder"
@@ -280,7 +280,7 @@ def _read_table(path: Path, csv_rate: float | None) -> tuple[np.ndarray, int]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _csv_info(path: str, size: int, mtime_ns: int, csv_rate: float | None) -> AudioInfo:
+def _table_info(path: str, size: int, mtime_ns: int, csv_rate: float | None) -> AudioInfo:
     data, sr = _read_table(Path(path), csv_rate)
     return AudioInfo(sample_rate=sr, frames=data.shape[0], channels=data.shape[1], duration_s=data.shape[0] / sr,
                      codec="MAT" if path.lower().endswith(".mat") else "CSV")
@@ -296,7 +296,7 @@ def audio_info(path: str | Path, csv_rate: float | None = None) -> AudioInfo:
     _check_file(path)
     if _is_table(path):
         st = path.stat()
-        return _csv_info(str(path), st.st_size, st.st_mtime_ns, csv_rate)
+        return _table_info(str(path), st.st_size, st.st_mtime_ns, csv_rate)
     info = _open_info(path)
     sr = int(info.samplerate)
     frames = int(info.frames)

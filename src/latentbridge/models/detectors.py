@@ -296,9 +296,9 @@ class KNNStatsDetector(GaussianStatsDetector):
         # each channel's scale: the median leave-one-out distance of (up to 2000) training windows in that channel
         c, w = self.input_shape[0], s.shape[1] // self.input_shape[0]
         ref = torch.from_numpy(np.sort(rng.permutation(len(keep))[:2000]))
-        if len(keep) > 1:
-            self.params["channel_scale"] = [max(float(self._nearest(
-                self.bank[ref, j * w:(j + 1) * w], self.bank[:, j * w:(j + 1) * w], exclude=ref).median()), 1e-6)
-                for j in range(c)]
+        if len(keep) > 1:  # 256 reference windows at a time: a (256, bank) distance matrix, not (2000, bank)
+            self.params["channel_scale"] = [max(float(torch.cat([self._nearest(
+                self.bank[ref[i:i + 256], j * w:(j + 1) * w], self.bank[:, j * w:(j + 1) * w], exclude=ref[i:i + 256])
+                for i in range(0, len(ref), 256)]).median()), 1e-6) for j in range(c)]
         self.fitted.fill_(True)
         return {"n_neighbours_stored": int(len(keep))}
