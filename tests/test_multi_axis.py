@@ -306,3 +306,47 @@ def test_matlab_recordings_are_read_like_csvs(tmp_path, capsys):
     with pytest.raises(DataError, match=r"bad\.mat: unreadable \.mat file"):
         read_audio(tmp_path / "rig" / "bad.mat", csv_rate=500)
     assert [p.name for p in list_audio_files(tmp_path / "rig")] == ["bad.mat", "r1.mat", "r2.mat"]
+
+
+def test_matlab_structs_cells_and_version_7_3(tmp_path):
+    """A signal and its rate in a struct (a bearing rig's ``bearing.gs`` and ``bearing.sr``), channels in a cell or a
+    struct array, and a MATLAB 7.3 (HDF5) file, stored column-major with char fields beside: read as the same
+    samples; rate scalars that disagree need the rate given."""
+    import h5py
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(4000)
+    savemat(tmp_path / "s.mat", {"bearing": {"gs": x[:, None], "sr": 48828.0, "load": 270.0, "rate": 25.0}})
+    wave, sr = read_audio(tmp_path / "s.mat", channel="all")
+    assert sr == 48828 and wave.shape == (1, 4000)
+    np.testing.assert_allclose(wave[0], x - x.mean(), atol=1e-5)
+    cell = np.empty(2, dtype=object)
+    cell[0], cell[1] = x, 3 * x
+    units = np.array([{"Data": x[None, :], "fs": 1000.0}, {"Data": x[None, :500], "fs": 250.0}], dtype=object)
+    savemat(tmp_path / "c.mat", {"trials": cell, "Fs": 1000.0, "channel_names": np.array(["a", "b"], dtype=object)})
+    savemat(tmp_path / "u.mat", {"Y": units})
+    wave, sr = read_audio(tmp_path / "c.mat", channel="all")
+    assert sr == 1000 and wave.shape == (2, 4000)
+    np.testing.assert_allclose(wave[1], 3 * (x - x.mean()), atol=1e-4)
+    with pytest.raises(DataError, match=r"u\.mat: the file gives different sample rates \(Y\(1\)\.fs = 1000, "
+                                        r"Y\(2\)\.fs = 250\).*-o audio\.csv_rate=HZ"):
+        read_audio(tmp_path / "u.mat")
+    wave, sr = read_audio(tmp_path / "u.mat", channel="all", csv_rate=1000)
+    assert sr == 1000 and wave.shape == (1, 4000)  # the longest vector; the 250-Hz one is shorter
+    # version 7.3: MATLAB's 512-byte header before an HDF5 file; a (T, 2) matrix is stored (2, T)
+    with h5py.File(tmp_path / "v73.mat", "w", userblock_size=512) as f:
+        rig = f.create_group("rig")
+        rig.attrs["MATLAB_class"] = np.bytes_("struct")
+        rig.create_dataset("acc", data=np.stack([x, -x])).attrs["MATLAB_class"] = np.bytes_("double")
+        rig.create_dataset("Fs", data=np.array([[25600.0]])).attrs["MATLAB_class"] = np.bytes_("double")
+        name = rig.create_dataset("name", data=np.array([[ord(ch)] for ch in "pump"], dtype=np.uint16))
+        name.attrs["MATLAB_class"] = np.bytes_("char")
+    with open(tmp_path / "v73.mat", "r+b") as fh:
+        fh.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, HDF5 schema 1.00 .".ljust(116) + bytes(8) + b"\x00\x02IM")
+    wave, sr = read_audio(tmp_path / "v73.mat", channel="all")
+    assert sr == 25600 and wave.shape == (2, 4000)
+    np.testing.assert_allclose(wave[1], -(x - x.mean()), atol=1e-5)
+    (tmp_path / "cut.mat").write_bytes((tmp_path / "v73.mat").read_bytes()[:1500])
+    with pytest.raises(DataError, match=r"cut\.mat: unreadable MATLAB 7\.3 \(HDF5\) file"):
+        read_audio(tmp_path / "cut.mat")

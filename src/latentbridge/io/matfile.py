@@ -1,16 +1,19 @@
-"""Vibration recordings in MATLAB ``.mat`` files (scipy; no torch), as bearing test rigs and DAQ software save them.
+"""Vibration recordings in MATLAB ``.mat`` files (scipy and h5py; no torch), as bearing test rigs and DAQ software
+save them.
 
 Rules (:func:`read_mat_recording`):
 
-* Files of MATLAB versions 4 to 7 (scipy's reader). A version 7.3 file (HDF5) is refused by name: save it with
-  ``save(..., '-v7')``.
-* Channels: the numeric vectors (``(T,)``, ``(T, 1)`` or ``(1, T)``) of the greatest length T, in the file's order
-  (a test rig's drive-end and fan-end accelerometers: ``X097_DE_time``, ``X097_FE_time``), or, when a matrix is longer
-  than every vector, its columns (rows when it is wider than long). Shorter vectors and scalars (a shaft speed) are
-  not channels.
-* Sample rate: a scalar named like a rate (``fs``, ``Fs``, ``sr``, ``sample_rate``, ``samplerate``,
-  ``sampling_rate``, ``sampling_frequency``), else the rate given (``-o audio.csv_rate=HZ``, as for a CSV without a
-  time column); both, when they differ, are an error.
+* Files of every MATLAB version: 4 to 7 through scipy's reader, 7.3 (HDF5, MATLAB's format for large variables)
+  through h5py. Variables nested in structs, struct arrays and cell arrays are read too, named by their path
+  (``bearing.gs``, ``Y(2).Data``, ``trials{1}``): rigs often save a struct holding the signal and its rate.
+* Channels: the numeric vectors of the greatest length T, in the file's order (a test rig's drive-end and fan-end
+  accelerometers: ``X097_DE_time``, ``X097_FE_time``; a 7.3 file lists its variables alphabetically), or, when a
+  matrix is longer than every vector, its columns (rows when it is wider than long). Shorter vectors and scalars (a
+  shaft speed) are not channels.
+* Sample rate: a scalar whose name (its last part in a struct) is like a rate (``fs``, ``Fs``, ``sr``,
+  ``sample_rate``, ``samplerate``, ``sampling_rate``, ``sampling_frequency``), else the rate given
+  (``-o audio.csv_rate=HZ``, as for a CSV without a time column); both, when they differ, are an error. Rate
+  scalars that disagree with each other (a struct per sensor) need the rate given.
 """
 
 from __future__ import annotations
@@ -23,26 +26,99 @@ import numpy as np
 from latentbridge.errors import DataError
 
 _RATE_NAME = re.compile(r"(?i)(fs|sr|sample_?rate|sampling_?(rate|freq|frequency))")
+_MAX_DEPTH = 8  # structs nested deeper than this are not searched
+
+
+def _flatten(value, name: str, out: dict[str, np.ndarray], depth: int = 0) -> None:
+    """Numeric arrays of scipy's ``simplify_cells`` output, by path: structs are dicts, cells and struct arrays
+    object arrays or lists."""
+    if depth > _MAX_DEPTH:
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not str(key).startswith("__"):
+                _flatten(item, f"{name}.{key}" if name else str(key), out, depth + 1)
+    elif isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.dtype == object):
+        try:  # a cell array of numbers is an array of numbers
+            numeric = np.asarray(value, dtype=np.float64) if len(value) else None
+        except (TypeError, ValueError):
+            numeric = None
+        if numeric is not None:
+            out[name] = numeric
+            return
+        items = list(value) if isinstance(value, (list, tuple)) else list(value.ravel(order="F"))
+        for i, item in enumerate(items, start=1):
+            _flatten(item, f"{name}({i})", out, depth + 1)
+    elif isinstance(value, (np.ndarray, np.number, int, float)) and not isinstance(value, (bool, np.bool_)):
+        array = np.asarray(value)
+        if array.dtype.kind in "fiu" and array.size:
+            out[name] = array
+
+
+def _hdf5_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Numeric variables of a MATLAB 7.3 file by path (MATLAB stores arrays column-major: transposed back)."""
+    import h5py
+
+    out: dict[str, np.ndarray] = {}
+
+    def visit(node, name: str, depth: int) -> None:
+        if depth > _MAX_DEPTH:
+            return
+        if isinstance(node, h5py.Group):
+            for key in node:
+                if not key.startswith("#"):  # #refs# holds what cells point to; #subsystem# MATLAB objects
+                    visit(node[key], f"{name}.{key}" if name else key, depth + 1)
+            return
+        cls = node.attrs.get("MATLAB_class", b"")
+        cls = cls.decode() if isinstance(cls, bytes) else str(cls)
+        if node.attrs.get("MATLAB_empty", 0) or cls in ("char", "logical"):
+            return
+        if h5py.check_dtype(ref=node.dtype) is not None:  # a cell array or struct array: references
+            for i, ref in enumerate(np.asarray(node[()]).T.ravel(order="F"), start=1):
+                if ref:
+                    visit(node.file[ref], f"{name}({i})", depth + 1)
+            return
+        if node.dtype.kind in "fiu" and node.size:
+            out[name] = np.asarray(node[()]).T
+
+    with h5py.File(path, "r") as f:
+        visit(f, "", 0)
+    return out
+
+
+def _numeric_arrays(path: Path) -> dict[str, np.ndarray]:
+    from scipy.io import loadmat
+
+    try:
+        content = loadmat(str(path), simplify_cells=True)
+    except NotImplementedError:  # version 7.3: an HDF5 file
+        try:
+            return _hdf5_arrays(path)
+        except Exception as e:  # noqa: BLE001 - h5py raises OSError, KeyError... for damaged files
+            raise DataError(path, f"unreadable MATLAB 7.3 (HDF5) file ({type(e).__name__}: {e})") from None
+    except Exception as e:  # noqa: BLE001 - scipy raises ValueError, TypeError, OSError... for damaged files
+        raise DataError(path, f"unreadable .mat file ({type(e).__name__}: {e})") from None
+    out: dict[str, np.ndarray] = {}
+    _flatten({k: v for k, v in content.items() if not k.startswith("__")}, "", out)
+    return out
+
+
+def _last_part(name: str) -> str:
+    return re.split(r"[.(]", name)[-1] if not name.endswith(")") else name
 
 
 def read_mat_recording(path: str | Path, sample_rate: float | None = None) -> tuple[np.ndarray, float]:
     """``(samples (T, C) float64, rate in Hz)`` of a ``.mat`` recording; DataError naming the file."""
-    from scipy.io import loadmat
-
     path = Path(path)
-    try:
-        content = loadmat(str(path), squeeze_me=False)
-    except NotImplementedError:
-        raise DataError(path, "a MATLAB 7.3 (HDF5) file, which this reader does not open: save it with "
-                              "save(..., '-v7')") from None
-    except Exception as e:  # noqa: BLE001 - scipy raises ValueError, TypeError, OSError... for damaged files
-        raise DataError(path, f"unreadable .mat file ({type(e).__name__}: {e})") from None
-    arrays = {k: v for k, v in content.items() if not k.startswith("__") and isinstance(v, np.ndarray)
-              and v.dtype.kind in "fiu" and v.size}
-    rate = next((float(v.ravel()[0]) for k, v in arrays.items() if v.size == 1 and _RATE_NAME.fullmatch(k)), None)
-    vectors = {k: v.ravel() for k, v in arrays.items() if v.ndim <= 2 and min(v.shape) == 1 and v.size > 1}
-    matrices = {k: (v if v.shape[0] >= v.shape[1] else v.T) for k, v in arrays.items()
-                if v.ndim == 2 and min(v.shape) > 1}
+    arrays = {k: np.squeeze(v) for k, v in _numeric_arrays(path).items()}
+    rates = {k: float(v) for k, v in arrays.items() if v.ndim == 0 and _RATE_NAME.fullmatch(_last_part(k))}
+    if len({round(r, 6) for r in rates.values()}) > 1 and sample_rate is None:
+        listed = ", ".join(f"{k} = {r:g}" for k, r in rates.items())
+        raise DataError(path, f"the file gives different sample rates ({listed}): give the recording's with "
+                              "-o audio.csv_rate=HZ")
+    rate = next(iter(rates.values()), None) if len({round(r, 6) for r in rates.values()}) == 1 else None
+    vectors = {k: v for k, v in arrays.items() if v.ndim == 1 and v.size > 1}
+    matrices = {k: (v if v.shape[0] >= v.shape[1] else v.T) for k, v in arrays.items() if v.ndim == 2}
     longest = max((len(v) for v in vectors.values()), default=0)
     matrix = max(matrices.items(), key=lambda kv: kv[1].shape[0], default=None)
     if matrix is not None and matrix[1].shape[0] > longest:
@@ -50,7 +126,8 @@ def read_mat_recording(path: str | Path, sample_rate: float | None = None) -> tu
     elif longest:
         data = np.stack([v for v in vectors.values() if len(v) == longest], axis=1).astype(np.float64)
     else:
-        found = ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items()) or "no numeric arrays"
+        found = ", ".join(f"{k} {tuple(v.shape)}" for k, v in list(arrays.items())[:12]) or "no numeric arrays"
+        found += f" and {len(arrays) - 12} more" if len(arrays) > 12 else ""
         raise DataError(path, f"no recording in the .mat file (numeric vectors or a matrix of samples; found {found})")
     if rate is not None and sample_rate is not None and abs(rate - float(sample_rate)) > 0.01 * float(sample_rate):
         raise DataError(path, f"the file gives {rate:g} Hz but {float(sample_rate):g} Hz was given (-o audio.csv_rate)")
