@@ -430,7 +430,7 @@ def test_discover_errors(tmp_path):
         discover(tmp_path / "r1")
     (tmp_path / "r2" / "Data" / "Test_01").mkdir(parents=True)
     write_vibration_csv(tmp_path / "r2" / "Data" / "loose.csv", signal(1, 10), 10.0)
-    with pytest.raises(DataError, match=r"r2: no tests.*1 CSV file lie directly"):
+    with pytest.raises(DataError, match=r"r2: no tests.*1 recording lies directly"):
         discover(tmp_path / "r2")
     root = make_root(tmp_path, {"Test_01": {"extent": 0.1}}, name="r3")
     write_mask_png(root / "Labels" / "Test_01" / "second.png", crack_mask())
@@ -466,6 +466,24 @@ def test_build_windows_counts_starts_masks(tmp_path):
     assert np.all(d.extent[d.test_index == 0] == 0)
     assert d.test_has_mask().tolist() == [True, True, False]
     np.testing.assert_array_equal(d.test_ids[:1], ["Test_01"])
+
+
+def test_matlab_recordings_of_a_test(tmp_path):
+    """A test's recordings may be MATLAB files (as a DAQ saves them: the sensors in a struct beside the rate): the
+    same windows as the same samples in a CSV; vibration.channels picks from them; a channel out of range is named."""
+    from scipy.io import savemat
+
+    root = make_root(tmp_path, {"Test_01": {"extent": 0.0, "n": 1000}, "Test_02": {"extent": 0.25, "n": 1000}})
+    x = signal(3, 1000, seed=10)  # Test_02's CSV
+    (root / "Data" / "Test_02" / "rec0.csv").unlink()
+    savemat(root / "Data" / "Test_02" / "rec0.mat", {"daq": {"acc": x.T, "fs": SR}})
+    d = build_windows(root, vib(), cache_dir=tmp_path / "cache")
+    assert np.bincount(d.test_index).tolist() == [9, 9] and set(d.sources[d.test_index == 1]) == {"Data/Test_02/rec0.mat"}
+    np.testing.assert_allclose(d.waves[d.test_index == 1][2], x[:, 200:400], rtol=1e-6, atol=1e-6)
+    d = build_windows(root, vib(channels=[2, 0]), cache_dir=tmp_path / "cache")
+    np.testing.assert_allclose(d.waves[d.test_index == 1][0], x[[2, 0], :200], rtol=1e-6, atol=1e-6)
+    with pytest.raises(DataError, match=r"rec0\.mat: channel 5 out of range: the file has 3 channels \(valid: 0\.\.2\)"):
+        bridge.read_recording(root / "Data" / "Test_02" / "rec0.mat", vib(channels=[5]))
 
 
 def test_inverted_masks_are_named(tmp_path, caplog):

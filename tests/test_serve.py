@@ -265,6 +265,8 @@ def _vibration_csv(n_channels=2, seconds=25.0, rate=100.0) -> bytes:
 
 
 def test_predict_bridge_mask_and_extent(client, folders, models, tmp_path):
+    from scipy.io import savemat
+
     from latentbridge.tasks.multimodal import predict_recording
 
     name = _name(folders, "bridge")
@@ -281,6 +283,13 @@ def test_predict_bridge_mask_and_extent(client, folders, models, tmp_path):
     np.testing.assert_array_equal(mask[::4, ::4] > 127, ref.mask > 0.5)
     prob = _png(body["mask_probability_png"])[::4, ::4] / 255.0
     np.testing.assert_allclose(prob, ref.mask_prob, atol=1 / 255)
+    # the same samples as a MATLAB file (the DAQ's struct: samples and rate): the same prediction
+    samples = np.loadtxt(io.StringIO(_vibration_csv().decode()), delimiter=",", skiprows=1)[:, 1:]
+    mat = io.BytesIO()
+    savemat(mat, {"daq": {"acc": samples, "fs": 100.0}})
+    r = _post(client, f"/api/models/{name}/predict", "test_07.mat", mat.getvalue())
+    assert r.status_code == 200, r.text
+    assert r.json()["damage_extent"] == pytest.approx(ref.extent, rel=1e-4)
     # the CSV reader's own errors, naming the client's file and the line
     bad = _vibration_csv().decode().splitlines()
     bad[10] += ",7"
@@ -291,7 +300,7 @@ def test_predict_bridge_mask_and_extent(client, folders, models, tmp_path):
     r = _post(client, f"/api/models/{name}/predict", "short.csv", _vibration_csv(seconds=5))
     assert r.status_code == 422 and "recording too short" in r.json()["detail"]
     r = _post(client, f"/api/models/{name}/predict", "a.wav", b"RIFF")
-    assert r.status_code == 422 and "expected a vibration CSV" in r.json()["detail"]
+    assert r.status_code == 422 and "expected a vibration recording (.csv, .mat)" in r.json()["detail"]
     bare = "\n".join(",".join(line.split(",")[1:]) for line in _vibration_csv().decode().splitlines()[1:]).encode()
     r = _post(client, f"/api/models/{name}/predict", "bare.csv", bare)  # no time column, no rate
     assert r.status_code == 422 and "sample_rate in a /predict request" in r.json()["detail"], r.text

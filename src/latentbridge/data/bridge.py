@@ -2,12 +2,13 @@
 
 Data layout (``root``)::
 
-    ROOT/Data/Test_XX/*.csv     accelerometer recordings (see latentbridge.io.vibration)
+    ROOT/Data/Test_XX/*.csv     accelerometer recordings (see latentbridge.io.vibration; MATLAB .mat
+                                files too, latentbridge.io.matfile)
     ROOT/Labels/Test_XX/*.png   one crack mask per test (any size, any PNG colour type)
 
 Pairing rules (:func:`discover`)
 --------------------------------
-* A *test* is a sub-folder of ``Data/`` holding at least one ``.csv`` file; its folder name is
+* A *test* is a sub-folder of ``Data/`` holding at least one ``.csv`` or ``.mat`` file; its folder name is
   the test id. ``Data`` and ``Labels`` are found case-insensitively; hidden files and folders
   (name starting with ".") are ignored. Tests are ordered naturally (``Test_2`` before
   ``Test_10``).
@@ -19,7 +20,7 @@ Pairing rules (:func:`discover`)
 * Mask but no data (a label folder with no matching data folder, or a PNG directly in
   ``Labels/``): a warning is logged and it is ignored; it is never paired with another test.
 * Several PNGs in the label folder of a test: DataError naming the folder.
-* A data folder without CSV files: a warning, the folder is skipped.
+* A data folder without CSV or .mat files: a warning, the folder is skipped.
 * ``root`` missing, no ``Data/`` folder, or no test at all: DataError naming ``root``.
 
 Windows (:func:`build_windows`)
@@ -63,7 +64,8 @@ from latentbridge.errors import ConfigError, DataError
 from latentbridge.io import cut_windows, resample
 from latentbridge.io.images import IMAGE_EXTENSIONS
 from latentbridge.io.masks import read_mask_png
-from latentbridge.io.vibration import read_vibration_csv
+from latentbridge.io.matfile import read_mat_vibration
+from latentbridge.io.vibration import RECORDING_SUFFIXES, read_vibration_csv
 from latentbridge.utils import atomic_path, first_time, natural_key, stable_hash
 
 log = logging.getLogger(__name__)
@@ -93,7 +95,7 @@ class TestRecord:
     __test__ = False  # not a pytest test class
 
     test_id: str
-    csv_files: list[Path]
+    csv_files: list[Path]  # the test's recordings: CSV and .mat files
     mask_file: Path | None = None
 
     @property
@@ -126,7 +128,7 @@ def _warn_once(msg: str, *args) -> None:
 def discover(root: str | Path) -> list[TestRecord]:
     """Pair ``Data/Test_XX`` with ``Labels/Test_XX`` by folder name (rules in the module docstring)."""
     root = Path(root)
-    layout = "expected ROOT/Data/Test_XX/*.csv and ROOT/Labels/Test_XX/*.png"
+    layout = "expected ROOT/Data/Test_XX/*.csv (or .mat) and ROOT/Labels/Test_XX/*.png"
     if not root.exists():
         raise DataError(root, f"data root does not exist ({layout})")
     if not root.is_dir():
@@ -139,21 +141,21 @@ def discover(root: str | Path) -> list[TestRecord]:
     loose = 0
     for d in _visible(data_dir):
         if d.is_file():
-            loose += d.suffix.lower() == ".csv"
+            loose += d.suffix.lower() in RECORDING_SUFFIXES
             continue
         if not d.is_dir():
             continue
-        csvs = [p for p in _visible(d) if p.is_file() and p.suffix.lower() == ".csv"]
+        csvs = [p for p in _visible(d) if p.is_file() and p.suffix.lower() in RECORDING_SUFFIXES]
         if not csvs:
-            _warn_once("%s: no CSV files in this test folder; skipped", d)
+            _warn_once("%s: no CSV or .mat files in this test folder; skipped", d)
             continue
         tests[d.name] = csvs
     if not tests:
-        hint = (f"; {loose} CSV file{'s' if loose != 1 else ''} lie directly in {data_dir.name}/: put each "
-                f"test's CSVs in its own folder" if loose else "")
-        raise DataError(root, f"no tests: {data_dir.name}/ holds no sub-folder with CSV files ({layout}){hint}")
+        hint = (f"; {loose} recording{'s lie' if loose != 1 else ' lies'} directly in {data_dir.name}/: put each "
+                f"test's recordings in its own folder" if loose else "")
+        raise DataError(root, f"no tests: {data_dir.name}/ holds no sub-folder with CSV or .mat files ({layout}){hint}")
     if loose:
-        _warn_once("%s: %d CSV file(s) directly in this folder belong to no test; ignored", data_dir, loose)
+        _warn_once("%s: %d recording(s) directly in this folder belong to no test; ignored", data_dir, loose)
 
     masks: dict[str, Path] = {}
     labels_dir = _child_dir(root, "Labels")
@@ -396,11 +398,12 @@ def _assemble(waves, masks, has_mask, test_index, starts_s, tests, sample_rate, 
 
 
 def read_recording(path: str | Path, vib, rates_read: dict | None = None) -> tuple[np.ndarray, float]:
-    """One vibration CSV as the model reads it: ``(wave (C, T) float32, rate)`` with the
+    """One vibration CSV or .mat file as the model reads it: ``(wave (C, T) float32, rate)`` with the
     config's ``sample_rate`` (for CSVs without a time column) and ``channels``, resampled to
     ``resample_to`` when set (``vib``: a :class:`~latentbridge.config.sections.VibrationConfig`);
     ``rates_read`` collects the file's own rate (path → Hz)."""
-    wave, sr = read_vibration_csv(path, sample_rate=vib.sample_rate, channels=vib.channels)
+    reader = read_mat_vibration if Path(path).suffix.lower() == ".mat" else read_vibration_csv
+    wave, sr = reader(path, sample_rate=vib.sample_rate, channels=vib.channels)
     check_rate(sr, vib, path)
     if rates_read is not None:
         rates_read[Path(path)] = float(sr)

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError
+from latentbridge.io.vibration import RECORDING_SUFFIXES
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -56,7 +57,7 @@ __all__ = [
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
 #: what reads as a recording: audio, and vibration CSVs (see the module docstring)
-RECORDING_EXTENSIONS: tuple[str, ...] = (*AUDIO_EXTENSIONS, ".csv", ".mat")
+RECORDING_EXTENSIONS: tuple[str, ...] = (*AUDIO_EXTENSIONS, *RECORDING_SUFFIXES)
 #: how vibration recordings are stored (:attr:`AudioInfo.codec` of a CSV or a MATLAB file)
 VIBRATION_CODECS = ("CSV", "MAT")
 
@@ -120,7 +121,7 @@ def _is_audio_name(path: Path) -> bool:
 
 def _is_table(path: Path) -> bool:
     """A vibration recording stored as numbers (a CSV or a MATLAB file), not as audio."""
-    return path.suffix.lower() in (".csv", ".mat")
+    return path.suffix.lower() in RECORDING_SUFFIXES
 
 
 # --------------------------------------------------------------------------- listing

@@ -136,3 +136,19 @@ def read_mat_recording(path: str | Path, sample_rate: float | None = None) -> tu
         raise DataError(path, "a .mat recording without its sample rate (no scalar named fs, sample_rate, ...): give "
                               "it with -o audio.csv_rate=HZ")
     return data, float(rate)
+
+
+def read_mat_vibration(path: str | Path, sample_rate: float | None = None,
+                       channels: list[int] | tuple[int, ...] | None = None) -> tuple[np.ndarray, float]:
+    """A ``.mat`` recording as :func:`latentbridge.io.read_vibration_csv` returns a CSV's: ``(wave (C, T) float32,
+    rate)``, ``channels`` picking some (0-based; out of range: DataError naming the file)."""
+    data, rate = read_mat_recording(path, sample_rate)
+    if channels is not None:
+        n = data.shape[1]
+        bad = [c for c in channels if not 0 <= int(c) < n]
+        if bad or not len(channels):
+            raise DataError(path, f"channel {bad[0]!r} out of range: the file has {n} channel{'s' if n != 1 else ''} "
+                            f"(valid: 0..{n - 1})"
+                            if bad else "channels: empty list (pick at least one channel)")
+        data = data[:, [int(c) for c in channels]]
+    return np.ascontiguousarray(data.T, dtype=np.float32), rate

@@ -62,12 +62,16 @@ __all__ = [
     "read_vibration_csv",
     "write_vibration_csv",
     "TIME_STEP_TOLERANCE",
+    "RECORDING_SUFFIXES",
 ]
 
 log = logging.getLogger(__name__)
 
 #: Largest relative deviation of a time step from the median step.
 TIME_STEP_TOLERANCE = 0.01
+
+#: files read as vibration recordings: CSVs and MATLAB files (:func:`latentbridge.io.matfile.read_mat_vibration`)
+RECORDING_SUFFIXES = (".csv", ".mat")
 
 _TIME_NAMES = {
     "t", "time", "times", "time_s", "time_sec", "time_secs", "time_seconds", "times_s", "timestamp",

@@ -338,6 +338,7 @@ def _predict(m: ServedModel, up: _Upload, route: str, scale: int, settings: Serv
              sample_rate: float | None = None) -> dict:
     """``sample_rate``: of a vibration CSV without a time column."""
     from latentbridge.io import AUDIO_EXTENSIONS
+    from latentbridge.io.vibration import RECORDING_SUFFIXES
 
     ext = up.path.suffix
     if sample_rate is not None and m.task != "multimodal":
@@ -346,8 +347,9 @@ def _predict(m: ServedModel, up: _Upload, route: str, scale: int, settings: Serv
     if m.task == "multimodal":
         from latentbridge.tasks.multimodal import predict_recording
 
-        if ext != ".csv":
-            raise DataError(up.path, f"expected a vibration CSV (.csv), got {ext or 'a file without extension'}")
+        if ext.lower() not in RECORDING_SUFFIXES:
+            got = ext or "a file without extension"
+            raise DataError(up.path, f"expected a vibration recording (.csv, .mat), got {got}")
         p = predict_recording(m.saved, up.path, sample_rate)
         return {"model": m.name, "file": up.client_name, "kind": "vibration_to_mask",
                 "damage_extent": p.extent, "window_damage_extent": p.window_extent.tolist(),

@@ -30,6 +30,7 @@ import torch
 from latentbridge.errors import DataError, ModelFolderError
 from latentbridge.io.audio import AUDIO_EXTENSIONS
 from latentbridge.io.images import IMAGE_EXTENSIONS
+from latentbridge.io.vibration import RECORDING_SUFFIXES
 from latentbridge.tasks.mld import bridge_splits, digit_pairs, generate, load_run, sampler_settings
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def read_condition(saved, stages, path, sample_rate: float | None = None) -> tup
         raise DataError(p, f"a digits condition is a spoken digit ({', '.join(AUDIO_EXTENSIONS)}) or a written one "
                            f"({', '.join(IMAGE_EXTENSIONS)})")
     vib = stages.workflow("multimodal").vibration
-    if suffix == ".csv":
+    if suffix in RECORDING_SUFFIXES:
         from latentbridge.tasks.multimodal import windows_of_recording, with_sample_rate
 
         return "spec", windows_of_recording(with_sample_rate(vib, sample_rate), saved.transform, p)[0]
@@ -73,7 +74,7 @@ def read_condition(saved, stages, path, sample_rate: float | None = None) -> tup
 
         return "mask", read_mask_png(p, vib.mask_height, vib.mask_width, vib.mask_threshold,
                                      vib.mask_coverage)[None, None].astype(np.float32)
-    raise DataError(p, "a bridge condition is a vibration recording (.csv) or a crack mask (.png)")
+    raise DataError(p, "a bridge condition is a vibration recording (.csv, .mat) or a crack mask (.png)")
 
 
 def log_magnitude(waves: np.ndarray, spec) -> np.ndarray:

@@ -32,7 +32,7 @@ function selectModel(name) {
   $("submit").textContent = scoring ? "Score" : enhancing ? "Enhance" : "Predict";
   $("route-label").hidden = m.task !== "avdigits";
   $("task-label").hidden = $("mask-label").hidden = !enhancing;
-  $("file").accept = m.task === "multimodal" ? ".csv" : m.task === "avdigits" ? "audio/*,.png,.jpg,.jpeg"
+  $("file").accept = m.task === "multimodal" ? ".csv,.mat" : m.task === "avdigits" ? "audio/*,.png,.jpg,.jpeg"
     : enhancing ? ".npy,.npz,.tif,.tiff" : "audio/*";
   $("live-panel").hidden = !m.endpoints.includes("stream");
   $("sample-panel").hidden = !m.endpoints.includes("sample");
