@@ -465,7 +465,14 @@ def test_bad_input_is_one_line_exit_2(bridge_run, tmp_path, capsys):
         ["train", "--config", str(REPO / "configs" / "mmvae_bridge.yaml"), "--out", str(tmp_path / "m"),
          "-o", f"data.root={root}", "-o", "data.test_ids=[Test_01,Test_01]"],
         ["sample", str(run / "first_stage" / "multimodal"), "--condition", "x.csv", "--out", str(tmp_path / "n")],
+        ["sample", str(run), "--condition", str(root / "Data"), "--out", str(tmp_path / "o")],  # a folder
     ]
+    # a run whose supervised stage lost its weights, or the whole stage (sampled from as if absent, a traceback)
+    for name, cut in (("cut_weights", "supervised/model.safetensors"), ("cut_stage", "supervised")):
+        shutil.copytree(run, tmp_path / name)
+        gone = tmp_path / name / "first_stage" / cut
+        shutil.rmtree(gone) if gone.is_dir() else gone.unlink()
+        cases.append(["sample", str(tmp_path / name), "--num-samples", "1", "--out", str(tmp_path / f"{name}_out")])
     for args in cases:
         capsys.readouterr()
         assert main(args) == 2, args
@@ -478,6 +485,12 @@ def test_bad_input_is_one_line_exit_2(bridge_run, tmp_path, capsys):
             assert err.endswith("a 'multimodal' model, not a diffusion model"), err
         if "data.test_ids=[Test_99]" in args:
             assert "data.test_ids: unknown test 'Test_99'" in err
+        if "cut_weights" in args[1]:
+            assert err.endswith("supervised: an incomplete model folder: missing model.safetensors"), err
+        if "cut_stage" in args[1]:
+            assert "first_stage: first stages of latent sizes" in err and "a stage folder is missing" in err, err
+        if args[-1].endswith("/o"):
+            assert err.endswith("Data: a folder, not a condition file (give one recording, mask, audio or image file)")
 
 
 def test_samples_of_conditions_with_one_file_name_do_not_overwrite(bridge_run, tmp_path):
@@ -490,6 +503,8 @@ def test_samples_of_conditions_with_one_file_name_do_not_overwrite(bridge_run, t
     assert main(["sample", str(run), "--condition", str(tmp_path / "site0" / "rec.csv"), "--condition",
                  str(tmp_path / "site1" / "rec.csv"), "--num-samples", "1", "--steps", "2", "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["rec", "rec_"]
+    files = json.loads((out / "settings.json").read_text())["condition_files"]  # which folder came from which file
+    assert files == {"rec": str(tmp_path / "site0" / "rec.csv"), "rec_": str(tmp_path / "site1" / "rec.csv")}
     assert (out / "rec" / "mask.png").is_file() and (out / "rec_" / "mask.png").is_file()
 
 

@@ -23,6 +23,7 @@ from typing import Literal
 
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile, WebSocket
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -155,6 +156,14 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
     async def user_error(request: Request, e: LatentbridgeError):
         return JSONResponse({"detail": str(e)}, status_code=400)
 
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, e: RequestValidationError):
+        # FastAPI's own handler echoes the body it could not read (an upload's bytes: undecodable, and never for
+        # the log or the client); each problem is told by where and what instead
+        problems = [{"loc": [str(x) for x in err.get("loc", ())], "msg": str(err.get("msg", "")),
+                     "type": str(err.get("type", ""))} for err in e.errors()]
+        return JSONResponse({"detail": problems}, status_code=422)
+
     @app.get("/", include_in_schema=False)
     async def page():
         return FileResponse(STATIC / "index.html")
@@ -249,7 +258,7 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
     @app.post("/api/models/{name}/enhance",
               summary="Spatial maps enhanced (denoise, inpaint, 2x upscale) with a per-pixel uncertainty")
     async def enhance(name: str, file: UploadFile = File(...), mask: UploadFile | None = File(None),
-                      task: Literal["denoise", "inpaint", "upscale"] = Form(...), seed: int = Form(0),
+                      task: Literal["denoise", "inpaint", "upscale"] = Form("denoise"), seed: int = Form(0),
                       samples: int | None = Form(None, ge=1, le=64)):
         m = get(name, "enhance")
         up = await receive(file)

@@ -22,8 +22,8 @@ training clips' features / the MNIST training images (never on test clips); a mu
 is trained by its own workflow with this config's data sections.
 
 ``sample`` draws from a saved run: joint samples, or the other modality given condition files
-(a wav → images, a PNG digit → log-mels and wavs; a vibration CSV → crack masks, a mask PNG →
-vibration). Compute only; :mod:`latentbridge.report.runs.mld` writes the files.
+(a wav → images, a PNG digit → log-mels and wavs; a vibration CSV or .mat file → crack masks, a mask
+PNG → vibration). Compute only; :mod:`latentbridge.report.runs.mld` writes the files.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ from latentbridge.utils import batched, distinct_name, resolve_guidance
 
 log = logging.getLogger(__name__)
 STAGE_DIR = "first_stage"
-
 
 # ----------------------------------------------------------------------------- first stages
 
@@ -112,6 +111,9 @@ def stage_places(folder: str | Path, modalities) -> dict[str, Path]:
         folder = folder / STAGE_DIR
     if _is_model_folder(folder):
         return {"multimodal": folder}
+    for sub in (folder / k for k in (*modalities, SUPERVISED, "multimodal")):
+        if sub.is_dir() and (absent := [f for f in ("config.json", "model.safetensors") if not (sub / f).is_file()]):
+            raise ModelFolderError(sub, f"an incomplete model folder: missing {', '.join(absent)}")
     places = {m: folder / m for m in (*modalities, SUPERVISED) if _is_model_folder(folder / m)}
     if SUPERVISED in places and "mask" in places:
         raise ModelFolderError(folder, "holds both mask/ and supervised/ (the supervised network is the mask stage)")
@@ -508,14 +510,18 @@ def load_run(run_dir):
     saved = load_model(run_dir)
     if saved.workflow.task != "mld":
         raise LatentbridgeError(f"{run_dir}: a {saved.workflow.task!r} model, not a multimodal latent diffusion model")
-    fs = saved.info.get("first_stage", {})
-    stages = load_stages(Path(run_dir) / fs.get("folder", STAGE_DIR), saved.workflow.modalities)
+    folder = Path(run_dir) / saved.info.get("first_stage", {}).get("folder", STAGE_DIR)
+    stages = load_stages(folder, saved.workflow.modalities)
+    trained = dict(zip(saved.model.modalities, saved.model.latent_dims))
+    found = dict(zip(stages.views, stages.latent_dims))
+    if trained != found:  # a stage folder deleted or replaced: the diffusion model was trained over others
+        raise ModelFolderError(folder, f"first stages of latent sizes {found}, the diffusion model's {trained}: a stage "
+                                       "folder is missing or not this run's")
     if not saved.workflow.sampling.postfilter:
         stages.postfilters.clear()
-    else:
-        for m, k in stages.keys.items():
-            if m not in stages.postfilters and _takes_postfilter(stages.saved[k].workflow):
-                log.warning("%s: the %r first stage has no post-filter (trained by an earlier version): its "
+    for m, k in stages.keys.items() if saved.workflow.sampling.postfilter else ():
+        if m not in stages.postfilters and _takes_postfilter(stages.saved[k].workflow):
+            log.warning("%s: the %r first stage has no post-filter (trained by an earlier version): its "
                             "decoded log-mels are used as they are", run_dir, m)
     return saved, stages
 
@@ -584,8 +590,8 @@ def sample(run_dir, n: int, conditions: list[str] | None = None, *, progress: bo
         k = 1 if z is None else len(z)
         cond = None if z is None else {m: z.repeat_interleave(n, dim=0)}
         lat = generate(model, n * k, cond, settings=settings)
-        group = {"name": name, "given": m, **decode_outputs(saved, stages, lat, skip=m, threshold=threshold,
-                                                             windows=k)}
+        group = {"name": name, "given": m, "source": path and str(path),
+                 **decode_outputs(saved, stages, lat, skip=m, threshold=threshold, windows=k)}
         if m == "image":  # a written digit as the model read it (framed as MNIST's)
             group["condition_image"] = np.asarray(x)[0, 0]
         out.groups.append(group)

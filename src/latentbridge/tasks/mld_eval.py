@@ -49,6 +49,10 @@ def read_condition(saved, stages, path, sample_rate: float | None = None) -> tup
     digits; a vibration recording (CSV: its windows; ``sample_rate``: when it has no time column) or a
     crack mask (PNG) for the bridge."""
     cfg, p = saved.workflow, Path(path)
+    if not str(path).strip():
+        raise DataError(p, "an empty --condition (give a file)")
+    if p.is_dir():
+        raise DataError(p, "a folder, not a condition file (give one recording, mask, audio or image file)")
     if not p.is_file():
         raise DataError(p, "no such condition file")
     suffix = p.suffix.lower()

@@ -357,7 +357,7 @@ def predict_recording(saved, path: str | Path, sample_rate: float | None = None)
                              if k in ("mask_prob", "extent")}, windows, batch_size=64)
     prob = out["mask_prob"].numpy().mean(axis=0)[0]
     threshold = float((saved.info.get("mask_threshold") or {}).get("threshold", 0.5))
-    extent = out["extent"].numpy().reshape(-1)
+    extent = np.clip(out["extent"].numpy().reshape(-1), 0.0, 1.0)  # a share of the span: a regression head can overshoot
     return RecordingPrediction(prob, (prob > threshold).astype(np.float32), threshold, float(extent.mean()), extent,
                                starts_s, float(sr), n_channels)
 
@@ -366,7 +366,8 @@ def check_fits_model(n_channels: int, sample_rate: float, spec, where) -> None:
     """Refuse vibration (a recording or a data folder, ``where``) whose channel count or sample rate
     (after ``vibration.resample_to``) is not the model's (``spec``: its saved transform)."""
     if n_channels != spec.n_channels:
-        raise DataError(where, f"{n_channels} sensor channels; the model was trained on {spec.n_channels}")
+        raise DataError(where, f"{n_channels} sensor channel{'s' if n_channels != 1 else ''}; the model was trained on "
+                               f"{spec.n_channels}")
     if abs(sample_rate - spec.sample_rate) > 1e-4 * spec.sample_rate:
         raise DataError(where, f"sample rate {sample_rate:g} Hz; the model was trained at {spec.sample_rate:g} Hz "
                                "(resample the recordings, or train with vibration.resample_to)")

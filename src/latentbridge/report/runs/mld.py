@@ -76,6 +76,7 @@ def write_samples(res, folder: Path) -> dict:
                 write_png(out / f"spectrogram_{i:0{w}d}.png", _norm(lm[0])[::-1])
                 write_wav(out / f"vibration_{i:0{w}d}.wav", wave / peak, int(round(res.sample_rate)))
     summary = {**res.settings, "seconds": round(res.seconds, 2), "conditions": [g["name"] for g in res.groups],
+               "condition_files": {g["name"]: g.get("source") for g in res.groups if g.get("source")},
                "mask_threshold": res.threshold}
     atomic_write_json(folder / "settings.json", summary)
     # every file written, settings.json included (a count of samples kept by hand was printed as the count of files)
