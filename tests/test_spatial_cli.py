@@ -116,6 +116,14 @@ def test_enhance_arrays_and_imzml(run, tissue, tmp_path, capsys):
                  "--mz", "760.585,798.541"]) == 0
     np.testing.assert_allclose(np.load(out2 / "enhanced.npy"), enh, rtol=1e-4, atol=1e-4)
     assert json.loads((out2 / "enhance.json").read_text())["panel_channels"] == ["760.585", "798.541"]
+    # the same section saved channels first (C, H, W), its mask beside: turned, the same maps (a traceback before:
+    # the tiles were read from the file as it lies)
+    cf = tmp_path / "cf"
+    cf.mkdir()
+    np.save(cf / "section.npy", np.ascontiguousarray(np.moveaxis(np.load(tissue / "section_05.npy"), 2, 0)))
+    shutil.copy(tissue / "section_05.mask.npy", cf / "section.mask.npy")
+    assert main(["enhance", str(run), str(cf / "section.npy"), "--task", "denoise", "--out", str(tmp_path / "cf_out")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "cf_out" / "enhanced.npy"), enh, rtol=1e-5, atol=1e-5)
     # inpaint answers for the holes too; upscale doubles the grid
     out3 = tmp_path / "inp"
     assert main(["enhance", str(run), str(tissue / "section_05.npy"), "--task", "inpaint", "--out", str(out3)]) == 0
