@@ -128,6 +128,34 @@ def test_csv_time_column_of_dates_and_times(tmp_path):
         read_vibration_csv(p)
 
 
+def test_csv_first_column_stepping_evenly_under_a_name_of_its_own(tmp_path, caplog):
+    """A first column that steps evenly under a name the reader does not know is the time, in the unit its name gives
+    ('Zeit [s]', 'Time [us]', 'Zeit [ms]' in whole milliseconds), or a sample counter left out ('Sample #'); before,
+    each was either refused or modelled as one more sensor axis. Dates and times under a units row give the rate."""
+    import datetime
+
+    x = signal(2, 400)
+    t = np.arange(400) / 2000.0
+    cases = {"Zeit [s]": (t, 2000.0), "Time (UTC)": (t, 2000.0), "Time [us]": (t * 1e6, 2000.0),
+             "time_us": (t * 1e6, 2000.0), "Time (µs)": (t * 1e6, 2000.0), "Zeit [ms]": (np.arange(400.0), 1000.0),
+             "Sample #": (np.arange(400.0), None)}
+    for i, (name, (col, rate)) in enumerate(cases.items()):
+        p = table_csv(tmp_path / f"c{i}.csv", np.column_stack([col, x.T]), header=f"{name};ax;ay", delimiter=";")
+        with caplog.at_level(logging.WARNING, logger="latentbridge.io.vibration"):
+            wave, sr = read_vibration_csv(p, sample_rate=None if rate else 500.0)
+        assert wave.shape == (2, 400) and sr == (rate or 500.0), name
+        np.testing.assert_allclose(wave, x, atol=1e-6)
+    assert "'Zeit [s]', steps evenly: read as the time in s" in caplog.text
+    assert "'Sample #', steps evenly: read as a sample counter, left out" in caplog.text
+    # a logger's dates and times with a units row under the header
+    t0 = datetime.datetime(2024, 5, 1, 12)
+    rows = [",".join([(t0 + datetime.timedelta(milliseconds=i)).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+                      *(f"{v:.6f}" for v in x[:, i])]) for i in range(400)]
+    p = write_csv(tmp_path / "stamps.csv", "Timestamp,X,Y\n,g,g\n" + "\n".join(rows) + "\n")
+    wave, sr = read_vibration_csv(p)
+    assert sr == 1000.0 and wave.shape == (2, 400)
+
+
 def test_csv_units_row_and_text_columns(tmp_path, caplog):
     """An instrument export's units row under the header joins the names (a time in ms is scaled); columns of text
     on every line (a device name, a status) are left out with a note; a sensor column with one word in it is not."""

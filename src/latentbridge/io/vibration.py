@@ -80,9 +80,10 @@ _TIME_NAMES = {
 }
 _TIME_MS_NAMES = {"time_ms", "t_ms", "ms", "timestamp_ms", "milliseconds", "time_msec", "elapsed_ms"}
 _INDEX_NAMES = {"", "index", "idx", "sample", "samples", "sample_index", "n", "no", "unnamed:_0", "unnamed:0"}
-_UNIT_RE = re.compile(r"^(.*?)[\s_]*[\(\[]\s*([a-z]+)\s*[\)\]]$")
+_UNIT_RE = re.compile(r"^(.*?)[\s_]*[\(\[]\s*([a-zµμ]+)\s*[\)\]]$")
 _SECOND_UNITS = {"s", "sec", "secs", "second", "seconds"}
 _MS_UNITS = {"ms", "msec", "millisecond", "milliseconds"}
+_US_UNITS = {"us", "µs", "μs", "usec", "microsecond", "microseconds"}
 
 
 # --------------------------------------------------------------------------- CSV helpers
@@ -131,26 +132,30 @@ _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}([.,]\d+)?)?(Z|[
 
 
 def _datetimes_to_microseconds(path: Path, lines: list[str], rows: list[int], delim: str | None) -> int | None:
-    """A column of dates and times (a logger's timestamps; looked for on the second row, the first may be a header)
+    """A column of dates and times (a logger's timestamps; looked for on the second row, the first may be a header,
+    or the third, under a units row)
     rewritten, in ``lines``, as whole microseconds since its first (no decimal mark, so that the file's own, point or
     comma, is still read from the other cells); its 0-based index, or None when there is none."""
     import datetime
 
     if delim is None or len(rows) < 2:
         return None
-    cells = [c.strip().strip('"').strip() for c in _split(lines[rows[1]], delim)]
-    col = next((j for j, c in enumerate(cells) if _DATETIME.fullmatch(c)), None)
+    col, first = None, 0
+    for first in range(1, min(3, len(rows))):  # under the header, and under a units row below it
+        cells = [c.strip().strip('"').strip() for c in _split(lines[rows[first]], delim)]
+        if (col := next((j for j, c in enumerate(cells) if _DATETIME.fullmatch(c)), None)) is not None:
+            break
     if col is None:
         return None
     t0 = None
-    for i in rows:
+    for n, i in enumerate(rows):
         cells = _split(lines[i], delim)
         if col >= len(cells):
             continue  # a ragged row: named by the structural pass
         cell = cells[col].strip().strip('"').strip()
         if not _DATETIME.fullmatch(cell):
-            if i == rows[0]:
-                continue  # the header
+            if n < first:
+                continue  # the header (and its units)
             raise DataError(path, f"line {i + 1}, column {col + 1}: not a date and time like the column's others: "
                                   f"{cell!r}")
         try:
@@ -393,6 +398,22 @@ def read_vibration_csv(
                 break
         if time_col is None and n_cols >= 2 and _norm_name(header[0])[0] in _INDEX_NAMES and _is_index(data[:, 0]):
             dropped.append(0)
+        elif time_col is None and n_cols >= 2 and _step_ok(data[:, 0]) \
+                and not any(_step_ok(data[:, j]) for j in range(1, n_cols)):
+            # a first column that steps evenly under a name of its own ('Zeit [s]', 'Time (UTC)', 'Sample #'):
+            # a sample counter is left out, anything else is the time, in the unit its name gives (else seconds)
+            name, unit = _norm_name(header[0])
+            timed = unit in _SECOND_UNITS | _MS_UNITS | _US_UNITS or name.endswith(("_s", "_ms", "_us"))
+            if _is_index(data[:, 0]) and not timed:
+                dropped.append(0)
+            else:
+                time_col = 0
+                time_scale = 1e-6 if unit in _US_UNITS or name.endswith("_us") else \
+                    1e-3 if unit in _MS_UNITS or name.endswith("_ms") else 1.0
+            if first_time(("csv first column", path.parent, header[0])):
+                log.warning("%s: the first column, %r, steps evenly: read as %s (the folder's other files are not "
+                            "named)", path, header[0], "a sample counter, left out" if time_col is None else
+                            f"the time in {'µs' if time_scale == 1e-6 else 'ms' if time_scale == 1e-3 else 's'}")
     elif n_cols >= 2:
         c0 = data[:, 0]
         if _is_index(c0):
