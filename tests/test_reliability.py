@@ -352,6 +352,16 @@ def test_threshold_changes_through_calibrate_only(fitted_model, machine_data, tm
         assert main(["anomaly", "calibrate", str(model), str(machine_data / "test" / "normal"), *bad]) == 2, bad
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, err
+    # recordings that all leave the model's band empty (another sensor, another rate) are no calibration: refused
+    import soundfile as sf
+
+    low = tmp_path / "low"
+    low.mkdir()
+    for i in range(3):
+        sf.write(low / f"l{i}.wav", 0.1 * np.random.default_rng(i).standard_normal(8000 * 4), 2000)
+    capsys.readouterr()
+    assert main(["anomaly", "calibrate", str(model), str(low)]) == 2
+    assert "every recording is below the model's band" in capsys.readouterr().err
     # a distance is never negative: a negative threshold would flag every window
     assert main(["anomaly", "calibrate", str(model), "--threshold", "-5"]) == 2
     assert "--threshold -5: the score 'mse' is never negative, so every window" in capsys.readouterr().err

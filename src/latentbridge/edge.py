@@ -154,6 +154,7 @@ class EdgeScorer:
             self.min_share = float(w.get("min_share", MIN_WINDOW_SHARE))
             self.channel = w.get("channel")
             self.n_channels = int(self.meta.get("n_channels", 1))  # what a channel "all" model reads
+            self.csv_rate = w.get("csv_rate")  # the rate of vibration files that give none
             self.aggregate = str(self.meta.get("aggregate", "mean"))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise EdgeModelError(path, f"damaged latentbridge metadata ({type(exc).__name__}: "
@@ -195,7 +196,8 @@ class EdgeScorer:
         Raises DataError naming the file for everything ``anomaly score`` refuses.
         """
         x, sr = read_recording(path, channel=self.channel,
-                               expect_channels=self.n_channels if self.channel == "all" else None)
+                               expect_channels=self.n_channels if self.channel == "all" else None,
+                               csv_rate=self.csv_rate)
         notes = []
         if sr != self.sample_rate:
             try:
@@ -259,7 +261,7 @@ def _soundfile_available() -> bool:
 
 
 def read_recording(path: str | Path, channel: int | str | None = None,
-                   expect_channels: int | None = None) -> tuple[np.ndarray, int]:
+                   expect_channels: int | None = None, csv_rate: float | None = None) -> tuple[np.ndarray, int]:
     """Mono (or channel ``channel``, or every channel of the ``expect_channels`` a ``channel="all"`` model reads)
     float32 samples and the file's rate, checked like training.
 
@@ -267,7 +269,8 @@ def read_recording(path: str | Path, channel: int | str | None = None,
     WAV reader :func:`_read_wav_stdlib` with the same checks. Raises DataError naming the file.
     """
     if _soundfile_available():
-        return read_audio(path, mono=channel is None, channel=channel, expect_channels=expect_channels)
+        return read_audio(path, mono=channel is None, channel=channel, expect_channels=expect_channels,
+                          csv_rate=csv_rate)
     return _read_wav_stdlib(path, channel=channel, expect_channels=expect_channels)
 
 

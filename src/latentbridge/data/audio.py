@@ -185,6 +185,7 @@ class FeatureExtractor:
             raise ValueError(f"parallel must be 'threads' or 'processes', got {parallel!r}")
         self.parallel = parallel
         self._headers: dict[str, object] = {}  # each file's AudioInfo, from the header pass of check_band
+        self.refuse_below_band = False  # calibrating: recordings that all leave the band's top empty are refused
         self.batch_windows = batch_windows  # small batches: faster on CPU than large ones (benchmarks/)
         self._params = {
             "version": CACHE_VERSION,
@@ -379,7 +380,7 @@ class FeatureExtractor:
         """Warn (and return the text) when some files are recorded at rates too low to fill the band
         the features cover (:func:`latentbridge.data.survey.band_warning`); reads headers only, and keeps them
         for :meth:`assemble` (``WindowFeatures.headers``)."""
-        from latentbridge.data.survey import band_fmax, band_warning
+        from latentbridge.data.survey import band_fmax, band_warning, files_below_band
         from latentbridge.io import audio_info
 
         rates, channels = {}, {}
@@ -399,6 +400,10 @@ class FeatureExtractor:
                               "-o audio.channel=K (or mix them: -o audio.channel=null)")
         self._report_conversions(rates, channels)
         text = band_warning(rates, self.sample_rate, band_fmax(self.transform))
+        if text and self.refuse_below_band and len(files_below_band(rates, self.sample_rate,
+                                                                    band_fmax(self.transform))) == len(rates):
+            raise DataError(_where(files), "every recording is below the model's band, so none is the sound it "
+                                           "was fitted on: its threshold is not set from them (" + text + ")")
         if text:
             log.warning(text)
         return text

@@ -25,6 +25,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import struct
 from collections import Counter
@@ -35,6 +36,9 @@ import numpy as np
 
 from latentbridge.errors import DataError
 from latentbridge.io.vibration import RECORDING_SUFFIXES
+from latentbridge.utils import first_time
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -55,7 +59,8 @@ __all__ = [
     "trim_silence",
 ]
 
-AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
+AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".oga", ".opus", ".aiff", ".aif", ".mp3", ".caf", ".w64",
+                                     ".au")
 #: what reads as a recording: audio, and vibration CSVs (see the module docstring)
 RECORDING_EXTENSIONS: tuple[str, ...] = (*AUDIO_EXTENSIONS, *RECORDING_SUFFIXES)
 #: how vibration recordings are stored (:attr:`AudioInfo.codec` of a CSV or a MATLAB file)
@@ -181,6 +186,12 @@ def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
         raise DataError(
             root, f"no audio files found {where}; {seen}; accepted extensions: {_accepted()}"
         )
+    if others and first_time(("left out", str(root))):
+        kinds = ", ".join(f"{ext} x{n}" for ext, n in sorted(others.items()))
+        why = "; vibration recordings (.csv, .mat) are read from folders without audio" if tables and found != tables \
+            else ""
+        log.warning("%s: %d file%s left out, not recordings (%s)%s; accepted extensions: %s", root,
+                    sum(others.values()), "s" if sum(others.values()) != 1 else "", kinds, why, _accepted())
     return sorted(found)
 
 
@@ -263,18 +274,16 @@ def _read_table(path: Path, csv_rate: float | None) -> tuple[np.ndarray, int]:
     from latentbridge.io.vibration import read_vibration_csv
 
     if path.suffix.lower() == ".mat":
-        data, rate = read_mat_recording(path, csv_rate)
+        data, rate = read_mat_recording(path, fallback_rate=csv_rate)
         return (data - data.mean(axis=0, keepdims=True)).astype(np.float32), _csv_rate(rate, path)
     try:
-        wave, rate = read_vibration_csv(path, sample_rate=csv_rate)
+        wave, rate = read_vibration_csv(path, fallback_rate=csv_rate)
     except DataError as e:
-        if "was given" in e.problem:  # the message names the bridge's options
-            raise DataError(path, e.problem.split(";")[0] + "; drop -o audio.csv_rate or the time column") from None
         if "no time column" not in e.problem:
             raise
         raise DataError(path, "a CSV recording without a time column (a first column named like 'time', 'time_s' "
                               "or 'time_ms', or evenly increasing): its sample rate is unknown; give it with "
-                              "-o audio.csv_rate=HZ") from None
+                              "-o audio.csv_rate=HZ at fit (a model keeps it for the recordings it scores)") from None
     # each channel's mean (gravity on a vertical axis, a sensor's offset) is no vibration: it would set the
     # recording's level and its lowest band
     return (wave - wave.mean(axis=1, keepdims=True)).T, _csv_rate(rate, path)

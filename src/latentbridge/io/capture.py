@@ -278,13 +278,13 @@ def device_blocks(
 
 
 def _load_audio(path: str | Path, sample_rate: int, trim_db: float | None = None, channel: int | str | None = None,
-                expect_channels: int | None = None) -> np.ndarray:
+                expect_channels: int | None = None, csv_rate: float | None = None) -> np.ndarray:
     """``(T, channels read)`` float32 samples of ``path`` at ``sample_rate`` (the same reader and checks as
     training), silence-trimmed as in training when ``trim_db`` is set."""
     from latentbridge.io.audio import read_audio, trim_silence
 
     audio, _ = read_audio(path, sample_rate=sample_rate, channel=channel,
-                          expect_channels=expect_channels if channel == "all" else None)
+                          expect_channels=expect_channels if channel == "all" else None, csv_rate=csv_rate)
     if trim_db:
         audio = trim_silence(audio, sample_rate, trim_db)
     return np.ascontiguousarray(np.atleast_2d(np.asarray(audio, dtype=np.float32)).T)
@@ -298,17 +298,19 @@ def file_blocks(
     trim_db: float | None = None,
     channel: int | str | None = None,
     expect_channels: int | None = None,
+    csv_rate: float | None = None,
 ) -> Iterator[tuple[np.ndarray, bool]]:
     """Replay a recording (the mono mix, channel ``channel`` or, with ``channel="all"``, every channel of the
     ``expect_channels`` it must hold, as :func:`latentbridge.io.read_audio` reads them; resampled to
-    ``sample_rate``, trimmed with ``trim_db`` as in training) as ``(block (n, channels read), False)``.
+    ``sample_rate``, trimmed with ``trim_db`` as in training; ``csv_rate``: the model's rate of vibration files
+    that give none) as ``(block (n, channels read), False)``.
 
     With ``realtime=True`` each block is released when it would have finished arriving from a
     device, so the consumer sees live timing.
     """
     if blocksize < 1:
         raise ValueError(f"blocksize must be at least 1, got {blocksize}")
-    audio = _load_audio(path, sample_rate, trim_db, channel, expect_channels)  # (T, channels read)
+    audio = _load_audio(path, sample_rate, trim_db, channel, expect_channels, csv_rate)  # (T, channels read)
     t0 = time.monotonic()
     for pos in range(0, audio.shape[0], blocksize):
         block = audio[pos : pos + blocksize]

@@ -107,9 +107,18 @@ def _last_part(name: str) -> str:
     return re.split(r"[.(]", name)[-1] if not name.endswith(")") else name
 
 
-def read_mat_recording(path: str | Path, sample_rate: float | None = None) -> tuple[np.ndarray, float]:
-    """``(samples (T, C) float64, rate in Hz)`` of a ``.mat`` recording; DataError naming the file."""
+def read_mat_recording(path: str | Path, sample_rate: float | None = None,
+                       fallback_rate: float | None = None) -> tuple[np.ndarray, float]:
+    """``(samples (T, C) float64, rate in Hz)`` of a ``.mat`` recording; DataError naming the file. ``sample_rate``:
+    the file's rate (one it gives must agree); ``fallback_rate``: the rate of a file that gives none."""
     path = Path(path)
+    if sample_rate is None and fallback_rate is not None:
+        try:
+            return read_mat_recording(path)
+        except DataError as e:
+            if "without its sample rate" not in e.problem and "different sample rates" not in e.problem:
+                raise
+        return read_mat_recording(path, fallback_rate)
     arrays = {k: np.squeeze(v) for k, v in _numeric_arrays(path).items()}
     rates = {k: float(v) for k, v in arrays.items() if v.ndim == 0 and _RATE_NAME.fullmatch(_last_part(k))}
     if len({round(r, 6) for r in rates.values()}) > 1 and sample_rate is None:

@@ -274,8 +274,12 @@ def read_vibration_csv(
     path: str | Path,
     sample_rate: float | None = None,
     channels: list[int] | tuple[int, ...] | None = None,
+    fallback_rate: float | None = None,
 ) -> tuple[np.ndarray, float]:
     """Read an accelerometer CSV; return ``(wave (C, T) float32, sample_rate in Hz)``.
+
+    ``sample_rate``: the file's rate (a time column must agree with it); ``fallback_rate``: the rate of a file that
+    gives none of its own (no time column, no rate in its notes), never in conflict with one it gives.
 
     One column per channel, an optional time column, header or not (see the module docstring
     for the detection rules). ``channels`` picks sensor columns (0-based, time column
@@ -506,6 +510,8 @@ def read_vibration_csv(
     elif (rate := _rate_of_notes(notes)) is not None:
         if first_time(("csv rate note", path.parent, rate)):
             log.info("%s: the sample rate, %g Hz, read from the lines above the table", path, rate)
+    elif fallback_rate is not None:
+        rate = float(fallback_rate)
     else:
         raise DataError(
             path,

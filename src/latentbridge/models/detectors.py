@@ -25,6 +25,7 @@ that instead of the trainer.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -36,6 +37,8 @@ from latentbridge.models.base import ModelFamily, ModelSpec
 from latentbridge.models.outputs import AutoencoderOutput
 from latentbridge.nn.conv import FeatureNormalizer
 from latentbridge.transforms.stats import dct_matrix, separate_level, squared_distances, window_statistics
+
+log = logging.getLogger(__name__)
 
 
 class PCAConfig(ModelSpec):
@@ -293,6 +296,9 @@ class KNNStatsDetector(GaussianStatsDetector):
         keep = np.sort(rng.permutation(len(s))[: self.params["max_bank"]])
         self.bank = s[keep].clone()
         self.params["bank_size"] = int(len(keep))
+        if self.k > len(keep):  # the mean over k neighbours would be over every training window there is
+            log.warning("model.k = %d, but the bank holds %d training windows: each score is the mean distance to all "
+                        "%d of them (set k below the training window count)", self.k, len(keep), len(keep))
         # each channel's scale: the median leave-one-out distance of (up to 2000) training windows in that channel
         c, w = self.input_shape[0], s.shape[1] // self.input_shape[0]
         ref = torch.from_numpy(np.sort(rng.permutation(len(keep))[:2000]))

@@ -360,8 +360,10 @@ def calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | No
         new["score"] = score or det.method
         new["thresholds"] = {**(det.anomaly.get("thresholds") or {}), new["score"]: float(threshold)}
     else:
-        wf = det.extractor().extract(list(normal_paths) if isinstance(normal_paths, (list, tuple)) else [normal_paths],
-                                     skip_bad=skip_bad)
+        ex = det.extractor()
+        ex.refuse_below_band = True
+        wf = ex.extract(list(normal_paths) if isinstance(normal_paths, (list, tuple)) else [normal_paths],
+                        skip_bad=skip_bad)
         info, _ = _calibration(det.model, wf.features, det.cfg.anomaly, method, k, false_alarm_rate,
                                score or det.method)
         new = {**info, "calibrated_on": f"{len(wf.files)} files / {len(wf)} windows of "

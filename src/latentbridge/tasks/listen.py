@@ -62,6 +62,7 @@ def listen(
     on_window: Callable[[dict], None] | None = None,
     stats: StreamStats | None = None,
     channel: int | str | None = None,
+    csv_rate: float | None = None,
 ) -> dict:
     """Score a live stream window by window.
 
@@ -127,7 +128,7 @@ def listen(
         in_channels = channels
     elif is_file:  # the file reader picks or mixes the channels as training read them
         blocks = file_blocks(source, sample_rate, blocksize=blocksize, realtime=realtime, trim_db=trim_db,
-                             channel=channel, expect_channels=channels)
+                             channel=channel, expect_channels=channels, csv_rate=csv_rate)
         in_channels = channels if channel == "all" else 1
     else:
         blocks = source
@@ -294,7 +295,8 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
                   hop_s=hop_s or det.spec.windowing.hop_s, source=source, device=device, blocksize=blocksize,
                   duration_s=duration_s, events=events, out=out, realtime=realtime, pad=det.spec.windowing.pad,
                   trim_db=det.spec.windowing.trim_db, min_share=det.spec.windowing.min_share,
-                  channel=det.spec.windowing.channel, channels=capture_channels(det))
+                  channel=det.spec.windowing.channel, channels=capture_channels(det),
+                  csv_rate=det.spec.windowing.csv_rate)
 
 
 def capture_channels(det) -> int:
