@@ -510,7 +510,8 @@ def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None =
         counts[r.test_id] = per_file[0][1].shape[0]
     if len(set(counts.values())) > 1:
         raise DataError(root, "tests have different channel counts (channels: tests): " + _fmt_groups(counts)
-                        + "; pick common sensor columns with vibration.channels")
+                        + "; pick common sensor columns with -o vibration.channels=[...] when training (a trained "
+                          "model reads the columns it was trained on)")
     ref_rate = next(iter(rates.values()))
     if any(abs(s - ref_rate) > _RATE_RTOL * ref_rate for s in rates.values()):
         raise DataError(root, "tests have different sample rates (Hz: tests): "

@@ -305,8 +305,9 @@ def span_of(cfg, root) -> float:
         except (ValueError, OSError, AttributeError):
             pass
     log.warning("%s: the span the masks' width covers is unknown (no vibration.span_m, no manifest.json with "
-                "length_m): crack localisation errors are in mask widths (span 1), not metres; set -o "
-                "vibration.span_m=METRES", root)
+                "length_m): crack localisation errors are in mask widths (span 1), not metres; give the span with "
+                "-o vibration.span_m=METRES when training, or a manifest.json of {\"length_m\": METRES} in the data "
+                "folder", root)
     return 1.0
 
 
