@@ -209,6 +209,7 @@ def test_non_finite_scores_are_an_error_not_a_decision(files):
 
 @pytest.mark.parametrize("reader", ["soundfile", "stdlib"])
 def test_good_and_bad_files_mixed(files, onnx_model, tmp_path, reader):
+    from latentbridge.io.audio import _accepted
     alone = {k: run_edge(onnx_model, files[k], reader=reader) for k in ("good", "good2")}
     for r in alone.values():
         assert r.returncode == 0 and r.stderr == "", r.stderr
@@ -233,7 +234,9 @@ def test_good_and_bad_files_mixed(files, onnx_model, tmp_path, reader):
     assert sorted(got) == [str(folder / "good.wav"), str(folder / "good2.wav")]
     for k in ("good", "good2"):
         assert got[str(folder / files[k].name)] == window_lines(alone[k].stdout)[str(files[k])]
-    errors = res.stderr.strip().splitlines()
+    lines = res.stderr.strip().splitlines()
+    assert lines[0] == f"{folder}: 1 file left out, not recordings (.xyz x1); accepted extensions: {_accepted()}"
+    errors = lines[1:]
     assert errors == [f"error: {folder / 'silent.wav'}: audio is silent (every sample has magnitude below 1e-08)",
                       (f"error: {folder / 'truncated.wav'}: truncated audio file: header declares 64000 frames "
                        "but only 31989 are present")]

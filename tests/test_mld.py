@@ -434,6 +434,7 @@ def test_bad_input_is_one_line_exit_2(bridge_run, tmp_path, capsys):
         ["sample", str(run), "--steps", "5000", "--out", str(tmp_path / "c")],
         ["sample", str(run), "--guidance", "-1", "--out", str(tmp_path / "c2")],
         ["sample", str(run), "--guidance", "audio=2", "--out", str(tmp_path / "c4")],
+        ["sample", str(run), "--guidance", "mask=2,mask=3", "--out", str(tmp_path / "c7")],  # the last one kept
         ["sample", str(run), "--num-samples", "0", "--out", str(tmp_path / "c3")],
         ["sample", str(run), "--eta", "2", "--out", str(tmp_path / "c5")],  # blank samples with exit 0 once
         ["sample", str(run), "--batch-size", "0", "--out", str(tmp_path / "c6")],

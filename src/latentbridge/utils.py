@@ -176,13 +176,19 @@ def resolve_guidance(given, run, modalities) -> float | dict[str, float]:
     if isinstance(given, str):
         text = given.strip()
         try:
-            given = float(text) if "=" not in text else {
-                k.strip(): float(v) for k, v in (part.split("=", 1) for part in text.split(",") if part.strip())}
+            pairs = [(k.strip(), float(v)) for k, v in (part.split("=", 1) for part in text.split(",") if part.strip())] \
+                if "=" in text else []
+            parsed = dict(pairs) if "=" in text else float(text)
         except ValueError:
             from latentbridge.errors import LatentbridgeError
 
             raise LatentbridgeError(f"--guidance: a number or MODALITY=NUMBER,... (modalities "
                                     f"{', '.join(modalities)}), got {given!r}") from None
+        if len(dict(pairs)) != len(pairs):  # image=2,image=3 kept the last one
+            from latentbridge.errors import LatentbridgeError
+
+            raise LatentbridgeError(f"--guidance: a modality named twice in {given!r}")
+        given = parsed
     if problem := guidance_problem(given, modalities):
         from latentbridge.errors import LatentbridgeError
 

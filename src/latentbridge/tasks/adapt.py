@@ -232,7 +232,9 @@ def adapt(cfg, paths, *, max_read: int = 200,
     for c in applied:
         section, key = c.key.split(".")
         raw[section][key] = c.value
-    new = validate(raw, f"the settings chosen from the survey of {paths} (set them yourself with -o)")
+    mine = ", ".join(sorted(set_keys))
+    new = validate(raw, f"the settings chosen from the survey of {paths} with the ones given ({mine})" if mine else
+                   f"the settings chosen from the survey of {paths} (set them yourself with -o)")
     # the new config remembers what the user set (a resumed run re-derives the same choices)
     for section in ("audio", "features"):
         getattr(new, section).__pydantic_fields_set__ = set(getattr(cfg, section).model_fields_set)
