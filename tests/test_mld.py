@@ -3,6 +3,7 @@ clean modality held exactly), a denoiser that learns a cross-modal relation, the
 is read with, and train → sample → evaluate through the command line on tiny bridge and digit data."""
 
 import json
+import logging
 import shutil
 
 import numpy as np
@@ -508,6 +509,23 @@ def test_samples_of_conditions_with_one_file_name_do_not_overwrite(bridge_run, t
     assert files == {"rec": str(tmp_path / "site0" / "rec.csv"), "rec_": str(tmp_path / "site1" / "rec.csv")}
     assert (out / "rec" / "mask.png").is_file() and (out / "rec_" / "mask.png").is_file()
 
+
+
+def test_a_dark_on_white_mask_and_an_ignored_eta_are_named(bridge_run, tmp_path, caplog):
+    from PIL import Image
+
+    root, run = bridge_run
+    mask = np.asarray(Image.open(sorted((root / "Labels").rglob("*.png"))[0]).convert("L"))
+    Image.fromarray((255 - mask).astype(np.uint8)).save(tmp_path / "inverted.png")
+    with caplog.at_level(logging.WARNING):
+        assert main(["sample", str(run), "--condition", str(tmp_path / "inverted.png"), "--num-samples", "1",
+                     "--steps", "2", "--out", str(tmp_path / "s")]) == 0
+    assert "inverted.png: the mask is" in caplog.text and "inverted (crack drawn dark on white)?" in caplog.text
+    # DDIM's eta given to a scheduler without one: said, not silently ignored
+    with caplog.at_level(logging.WARNING):
+        assert main(["sample", str(run), "--scheduler", "dpm", "--eta", "0.5", "--num-samples", "1", "--steps", "2",
+                     "--out", str(tmp_path / "s2")]) == 0
+    assert "eta 0.5 is DDIM's noise; the dpm scheduler has none and ignores it" in caplog.text
 
 
 def test_csvs_without_a_time_column_take_their_rate_from_the_command_line(bridge_run, tmp_path, capsys):

@@ -18,6 +18,7 @@ unconditional, ``w = 1`` conditional (one pass each), other values batch both in
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import asdict, dataclass
 from functools import cache, cached_property
@@ -26,6 +27,9 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from latentbridge.utils import first_time
+
+log = logging.getLogger(__name__)
 SCHEDULERS = ("ddpm", "ddim", "dpm")
 
 
@@ -154,6 +158,8 @@ class DiffusionProcess:
         ``progress(1)`` is called after every step."""
         if not 0.0 <= float(eta) <= 1.0:  # NaN included: outside, DDIM's noise outgrows its step (blank samples)
             raise ValueError(f"eta must be in [0, 1] (0 deterministic, 1 DDPM-like noise), got {eta}")
+        if eta and scheduler != "ddim" and first_time(("eta", scheduler)):
+            log.warning("eta %g is DDIM's noise; the %s scheduler has none and ignores it", eta, scheduler)
         s = self.scheduler(scheduler, steps)
         if noise is None:
             noise = torch.randn(shape, generator=generator)

@@ -76,8 +76,11 @@ def read_condition(saved, stages, path, sample_rate: float | None = None) -> tup
     if suffix == ".png":
         from latentbridge.io.masks import read_mask_png
 
-        return "mask", read_mask_png(p, vib.mask_height, vib.mask_width, vib.mask_threshold,
-                                     vib.mask_coverage)[None, None].astype(np.float32)
+        mask = read_mask_png(p, vib.mask_height, vib.mask_width, vib.mask_threshold, vib.mask_coverage)
+        if (share := float(mask.mean())) > 0.5:  # as the bridge's data reader says of a folder's masks
+            log.warning("%s: the mask is %.0f%% crack: inverted (crack drawn dark on white)? A crack is what is "
+                        "brighter than vibration.mask_threshold", p, 100 * share)
+        return "mask", mask[None, None].astype(np.float32)
     raise DataError(p, "a bridge condition is a vibration recording (.csv, .mat) or a crack mask (.png)")
 
 
