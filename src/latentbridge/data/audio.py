@@ -399,9 +399,9 @@ class FeatureExtractor:
                             + f" (e.g. {odd}): fit on recordings of one channel count, or pick one with "
                               "-o audio.channel=K (or mix them: -o audio.channel=null)")
         self._report_conversions(rates, channels)
-        text = band_warning(rates, self.sample_rate, band_fmax(self.transform))
-        if text and self.refuse_below_band and len(files_below_band(rates, self.sample_rate,
-                                                                    band_fmax(self.transform))) == len(rates):
+        fmax = band_fmax(self.transform)
+        text = band_warning(rates, self.sample_rate, fmax)
+        if text and self.refuse_below_band and len(files_below_band(rates, self.sample_rate, fmax)) == len(rates):
             raise DataError(_where(files), "every recording is below the model's band, so none is the sound it "
                                            "was fitted on: its threshold is not set from them (" + text + ")")
         if text:

@@ -188,7 +188,7 @@ def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
         )
     if others and first_time(("left out", str(root))):
         kinds = ", ".join(f"{ext} x{n}" for ext, n in sorted(others.items()))
-        why = "; vibration recordings (.csv, .mat) are read from folders without audio" if tables and found != tables \
+        why = "; vibration recordings (.csv, .mat) are read from folders without audio" if tables and found is not tables \
             else ""
         log.warning("%s: %d file%s left out, not recordings (%s)%s; accepted extensions: %s", root,
                     sum(others.values()), "s" if sum(others.values()) != 1 else "", kinds, why, _accepted())

@@ -5,7 +5,7 @@ Rules (:func:`read_mat_recording`):
 
 * Files of every MATLAB version: 4 to 7 through scipy's reader, 7.3 (HDF5, MATLAB's format for large variables)
   through h5py. Variables nested in structs, struct arrays and cell arrays are read too, named by their path
-  (``bearing.gs``, ``Y(2).Data``, ``trials{1}``): rigs often save a struct holding the signal and its rate.
+  (``bearing.gs``, ``Y(2).Data``, ``trials(1)``): rigs often save a struct holding the signal and its rate.
 * Channels: the numeric vectors of the greatest length T, in the file's order (a test rig's drive-end and fan-end
   accelerometers: ``X097_DE_time``, ``X097_FE_time``; a 7.3 file lists its variables alphabetically), or, when a
   matrix is longer than every vector, its columns (rows when it is wider than long). Shorter vectors and scalars (a
@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError
+from latentbridge.io.vibration import pick_channels
 
 _RATE_NAME = re.compile(r"(?i)(fs|sr|sample_?rate|sampling_?(rate|freq|frequency))")
 _MAX_DEPTH = 8  # structs nested deeper than this are not searched
@@ -99,7 +100,7 @@ def _numeric_arrays(path: Path) -> dict[str, np.ndarray]:
     except Exception as e:  # noqa: BLE001 - scipy raises ValueError, TypeError, OSError... for damaged files
         raise DataError(path, f"unreadable .mat file ({type(e).__name__}: {e})") from None
     out: dict[str, np.ndarray] = {}
-    _flatten({k: v for k, v in content.items() if not k.startswith("__")}, "", out)
+    _flatten(content, "", out)  # less scipy's __header__, __version__, __globals__
     return out
 
 
@@ -112,20 +113,15 @@ def read_mat_recording(path: str | Path, sample_rate: float | None = None,
     """``(samples (T, C) float64, rate in Hz)`` of a ``.mat`` recording; DataError naming the file. ``sample_rate``:
     the file's rate (one it gives must agree); ``fallback_rate``: the rate of a file that gives none."""
     path = Path(path)
-    if sample_rate is None and fallback_rate is not None:
-        try:
-            return read_mat_recording(path)
-        except DataError as e:
-            if "without its sample rate" not in e.problem and "different sample rates" not in e.problem:
-                raise
-        return read_mat_recording(path, fallback_rate)
+    given = sample_rate if sample_rate is not None else fallback_rate
     arrays = {k: np.squeeze(v) for k, v in _numeric_arrays(path).items()}
     rates = {k: float(v) for k, v in arrays.items() if v.ndim == 0 and _RATE_NAME.fullmatch(_last_part(k))}
-    if len({round(r, 6) for r in rates.values()}) > 1 and sample_rate is None:
+    distinct = {round(r, 6) for r in rates.values()}
+    if len(distinct) > 1 and given is None:
         listed = ", ".join(f"{k} = {r:g}" for k, r in rates.items())
         raise DataError(path, f"the file gives different sample rates ({listed}): give the recording's with "
                               "-o audio.csv_rate=HZ")
-    rate = next(iter(rates.values()), None) if len({round(r, 6) for r in rates.values()}) == 1 else None
+    rate = next(iter(rates.values())) if len(distinct) == 1 else None
     vectors = {k: v for k, v in arrays.items() if v.ndim == 1 and v.size > 1}
     matrices = {k: (v if v.shape[0] >= v.shape[1] else v.T) for k, v in arrays.items() if v.ndim == 2}
     longest = max((len(v) for v in vectors.values()), default=0)
@@ -140,7 +136,7 @@ def read_mat_recording(path: str | Path, sample_rate: float | None = None,
         raise DataError(path, f"no recording in the .mat file (numeric vectors or a matrix of samples; found {found})")
     if rate is not None and sample_rate is not None and abs(rate - float(sample_rate)) > 0.01 * float(sample_rate):
         raise DataError(path, f"the file gives {rate:g} Hz but {float(sample_rate):g} Hz was given (-o audio.csv_rate)")
-    rate = rate if rate is not None else sample_rate
+    rate = rate if rate is not None else given
     if rate is None or not np.isfinite(rate) or rate <= 0:
         raise DataError(path, "a .mat recording without its sample rate (no scalar named fs, sample_rate, ...): give "
                               "it with -o audio.csv_rate=HZ")
@@ -153,11 +149,5 @@ def read_mat_vibration(path: str | Path, sample_rate: float | None = None,
     rate)``, ``channels`` picking some (0-based; out of range: DataError naming the file)."""
     data, rate = read_mat_recording(path, sample_rate)
     if channels is not None:
-        n = data.shape[1]
-        bad = [c for c in channels if not 0 <= int(c) < n]
-        if bad or not len(channels):
-            raise DataError(path, f"channel {bad[0]!r} out of range: the file has {n} channel{'s' if n != 1 else ''} "
-                            f"(valid: 0..{n - 1})"
-                            if bad else "channels: empty list (pick at least one channel)")
-        data = data[:, [int(c) for c in channels]]
+        data = data[:, pick_channels(path, channels, data.shape[1], "channel")]
     return np.ascontiguousarray(data.T, dtype=np.float32), rate

@@ -110,6 +110,18 @@ def _time_scale(name: str) -> float | None:
     return None
 
 
+def pick_channels(path: Path, channels, n: int, noun: str, note: str = "") -> list[int]:
+    """``channels`` (0-based indices among a recording's ``n`` channels, each a ``noun``) checked: DataError naming
+    the file for one out of range or not a whole number, or for none at all."""
+    for c in channels:
+        if isinstance(c, bool) or int(c) != c or not 0 <= int(c) < n:
+            raise DataError(path, f"channel {c!r} out of range: the file has {n} {noun}{'s' if n != 1 else ''}{note} "
+                                  f"(valid: 0..{n - 1})")
+    if not len(channels):
+        raise DataError(path, "channels: empty list (pick at least one channel)")
+    return [int(c) for c in channels]
+
+
 def _is_number(cell: str) -> bool:
     try:
         float(cell.strip().strip('"').strip())
@@ -438,19 +450,8 @@ def read_vibration_csv(
 
     # --- channel selection
     if channels is not None:
-        chans = list(channels)
-        n_s = len(sensor_cols)
-        for c in chans:
-            if isinstance(c, bool) or int(c) != c or not 0 <= int(c) < n_s:
-                what = " (time column excluded)" if dropped else ""
-                raise DataError(
-                    path,
-                    f"channel {c!r} out of range: the file has {n_s} sensor column{'s' if n_s != 1 else ''}"
-                    f"{what} (valid: 0..{n_s - 1})",
-                )
-        use_cols = [sensor_cols[int(c)] for c in chans]
-        if not use_cols:
-            raise DataError(path, "channels: empty list (pick at least one channel)")
+        note = " (time column excluded)" if dropped else ""
+        use_cols = [sensor_cols[c] for c in pick_channels(path, channels, len(sensor_cols), "sensor column", note)]
     else:
         use_cols = sensor_cols
 

@@ -44,9 +44,10 @@ def _crop(a: np.ndarray, y0: int, x0: int, size: int, fill=0) -> np.ndarray:
     ``.npy`` is mapped afresh for the read and unmapped after it, so the pages read do not stay in
     the process's resident memory (reading a large section does not grow it)."""
     filename = getattr(a, "filename", None)
-    fresh = np.load(filename, mmap_mode="r") if isinstance(a, np.memmap) and str(filename or "").endswith(".npy") \
-        else None
-    if fresh is not None and fresh.shape == a.shape and fresh.strides == a.strides:  # not a view turned (C, H, W)
+    # only the file's own layout is mapped afresh: a view of it turned from (C, H, W) is not contiguous
+    fresh = np.load(filename, mmap_mode="r") if isinstance(a, np.memmap) and a.flags.c_contiguous \
+        and str(filename or "").endswith(".npy") else None
+    if fresh is not None and fresh.shape == a.shape:
         part = np.array(fresh[y0:y0 + size, x0:x0 + size])
         del fresh
     else:
