@@ -208,6 +208,34 @@ def test_vibration_csvs_are_recordings(tmp_path, caplog, capsys):
                  "--out", str(tmp_path / "s")]) == 0
     m = json.loads((tmp_path / "s" / "metrics.json").read_text())
     assert (m["n_normal"], m["n_anomalous"]) == (4, 4) and m["auc"] == 1.0
+    # the same recordings without their time column, scored by that model: their rate is given at scoring
+    for f in (tmp_path / "test").rglob("*.csv"):  # the time column and its header cut off
+        cut = tmp_path / "test_nt" / f.relative_to(tmp_path / "test")
+        cut.parent.mkdir(parents=True, exist_ok=True)
+        cut.write_text("".join(line.split(";", 1)[1] for line in f.read_text().splitlines(True)[1:]))
+    capsys.readouterr()
+    assert main(["anomaly", "score", str(tmp_path / "m"), str(tmp_path / "test_nt"), "--labels", "auto",
+                 "--out", str(tmp_path / "s_nt")]) == 2
+    err = capsys.readouterr().err
+    assert "a0.csv: a CSV recording without a time column" in err and "--sample-rate HZ at anomaly score" in err
+    assert "Traceback" not in err and not (tmp_path / "s_nt").exists()
+    assert main(["anomaly", "score", str(tmp_path / "m"), str(tmp_path / "test_nt"), "--labels", "auto",
+                 "--out", str(tmp_path / "s_nt"), "--sample-rate", "0"]) == 2
+    assert "--sample-rate must be a positive number of Hz" in capsys.readouterr().err
+    assert main(["anomaly", "score", str(tmp_path / "m"), str(tmp_path / "test_nt"), "--labels", "auto",
+                 "--out", str(tmp_path / "s_nt"), "--sample-rate", "1000"]) == 0
+    m_nt = json.loads((tmp_path / "s_nt" / "metrics.json").read_text())
+    assert m_nt["auc"] == 1.0 and m_nt["n_windows"] == m["n_windows"]
+    timed = np.loadtxt(tmp_path / "s" / "scores.csv", delimiter=",", skiprows=1, usecols=3)
+    untimed = np.loadtxt(tmp_path / "s_nt" / "scores.csv", delimiter=",", skiprows=1, usecols=3)
+    np.testing.assert_allclose(untimed, timed, rtol=1e-4)  # the same samples at the same rate, the same scores
+    assert main(["evaluate", str(tmp_path / "m"), "--data", str(tmp_path / "test_nt"), "--out",
+                 str(tmp_path / "e_nt"), "--sample-rate", "1000"]) == 0
+    assert json.loads((tmp_path / "e_nt" / "metrics.json").read_text())["auc"] == 1.0
+    assert main(["anomaly", "calibrate", str(tmp_path / "m"), str(tmp_path / "test_nt" / "normal"),
+                 "--sample-rate", "1000"]) == 0
+    assert "(8 files" not in capsys.readouterr().out  # calibrated on the 4 normal recordings read at 1 kHz
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["anomaly"]["calibrated_on"].startswith("4 files")
     # without a time column the rate must be given, and is then used
     for i in range(12):
         write(tmp_path / "notime" / f"run{i:02d}.csv", False, time=False)

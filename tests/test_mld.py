@@ -545,7 +545,7 @@ def test_csvs_without_a_time_column_take_their_rate_from_the_command_line(bridge
     capsys.readouterr()
     assert main(["evaluate", str(stage), "--data", str(bare), "--out", str(tmp_path / "no")]) == 2
     err = capsys.readouterr().err
-    assert "sample rate is unknown" in err and "--sample-rate for evaluate and sample" in err, err
+    assert "sample rate is unknown" in err and "--sample-rate HZ for evaluate, sample" in err, err
     assert main(["evaluate", str(stage), "--data", str(root), "--out", str(tmp_path / "timed")]) == 0
     assert main(["evaluate", str(stage), "--data", str(bare), "--sample-rate", f"{rate:.6f}",
                  "--out", str(tmp_path / "rated")]) == 0

@@ -61,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir")
     e.add_argument("--out", required=True)
     e.add_argument("--data", help="test data folder (default: the config's test data)")
-    e.add_argument("--sample-rate", type=float, help="Hz of vibration CSVs without a time column (bridge runs; "
-                   "default: the run's vibration.sample_rate)")
+    e.add_argument("--sample-rate", type=float, help="Hz of vibration CSVs without a time column (bridge and "
+                   "anomaly runs; default: the run's vibration.sample_rate or audio.csv_rate)")
     e.add_argument("--force", action="store_true", help="replace a non-empty output folder")
 
     sm_ = sub.add_parser("sample", help="draw samples from a diffusion model folder (PNGs, a grid, an .npz) or a "
@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     asc.add_argument("--score", help="another of the model's scores (e.g. combined, latent_knn), with the "
                                      "threshold calibrated for it at fit time; default: the model's score")
     asc.add_argument("--skip-bad", action="store_true", help="skip unusable recordings with a warning")
+    asc.add_argument("--sample-rate", type=float, help="Hz of vibration CSVs and .mat files that give no rate "
+                     "(default: the model's audio.csv_rate; a file that gives its own is read at it)")
     asc.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     asc.add_argument("--workers", type=int, help="processes decoding and featurising files (default: one per core, at most 4; "
                                                 "0: in this process)")
@@ -143,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     ac.add_argument("--k", type=float, help="mean_std: mean + k·σ")
     ac.add_argument("--false-alarm-rate", type=float, help="quantile: target false-alarm rate")
     ac.add_argument("--skip-bad", action="store_true", help="skip unusable recordings with a warning")
+    ac.add_argument("--sample-rate", type=float, help="Hz of vibration CSVs and .mat files that give no rate "
+                    "(default: the model's audio.csv_rate)")
 
     al = a.add_parser("listen", help="score a live microphone (or a replayed file) window by window")
     al.add_argument("model_dir")
@@ -358,7 +362,8 @@ def _cmd_anomaly(args) -> int:
         devices = int(args.devices) if args.devices and str(args.devices).isdigit() else args.devices
         res = commands.score(args.model_dir, args.paths, args.out, labels=args.labels, aggregate=args.aggregate,
                              skip_bad=args.skip_bad, force=args.force, devices=devices, strategy=args.strategy,
-                             accelerator=args.accelerator, num_workers=args.workers, method=args.score)
+                             accelerator=args.accelerator, num_workers=args.workers, method=args.score,
+                             sample_rate=args.sample_rate)
         if res is None:  # an extra process of a distributed run: the first one reports
             return 0
         if res.metrics is not None:
@@ -374,7 +379,7 @@ def _cmd_anomaly(args) -> int:
 
         res = calibrate(args.model_dir, args.normal_paths or None, threshold=args.threshold, method=args.method,
                         k=args.k, false_alarm_rate=args.false_alarm_rate, skip_bad=args.skip_bad,
-                        score=args.score)
+                        score=args.score, sample_rate=args.sample_rate)
         old = "none" if res.old_threshold is None else f"{res.old_threshold:.6g}"
         print(f"threshold {old} → {res.threshold:.6g} ({res.anomaly.get('calibrated_on')}); "
               f"{Path(args.model_dir) / 'config.json'} rewritten")

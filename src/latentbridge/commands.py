@@ -99,11 +99,11 @@ def train(cfg, out: str, *, resume: bool = False, force: bool = False, notify=No
 
 def _reads_vibration(run_dir: str, config: dict, sample_rate: float | None) -> dict:
     """``{"sample_rate": ...}`` for a task call when given (``--sample-rate``: the rate of vibration CSVs
-    without a time column, for the bridge's multimodal and latent diffusion runs only)."""
+    without a time column, for anomaly detectors and the bridge's multimodal and latent diffusion runs only)."""
     if sample_rate is None:
         return {}
     task, kind = config.get("task"), (config.get("data") or {}).get("kind")
-    if task != "multimodal" and not (task == "mld" and kind == "bridge"):
+    if task not in ("multimodal", "anomaly") and not (task == "mld" and kind == "bridge"):
         raise LatentbridgeError(f"--sample-rate is the rate of vibration CSVs without a time column; {run_dir} is a "
                                 f"{task!r} run{' on ' + kind if kind else ''}, which reads none")
     if not sample_rate > 0 or sample_rate == float("inf"):
@@ -181,13 +181,15 @@ def sample(run_dir: str, out: str, n: int, *, force: bool = False, condition: li
 
 
 def score(model_dir: str, paths: list[str], out: str, *, labels: str | None = None, aggregate: str | None = None,
-          skip_bad: bool = False, force: bool = False, method: str | None = None, **hardware):
-    """``anomaly score`` (with the model's score, or ``method``, another it offers); ``hardware``:
+          skip_bad: bool = False, force: bool = False, method: str | None = None, sample_rate: float | None = None,
+          **hardware):
+    """``anomaly score`` (with the model's score, or ``method``, another it offers; ``sample_rate``: the rate of
+    vibration files that give none, default the model's); ``hardware``:
     devices, strategy, accelerator, num_workers. None in the extra processes of a distributed run
     (the first one writes the folder)."""
     check_target(Path(out), force)  # before the work: a used folder without --force is refused at once
     res = anomaly.score(model_dir, paths, labels=labels, aggregate=aggregate, skip_bad=skip_bad, method=method,
-                        **hardware)
+                        sample_rate=sample_rate, **hardware)
     if res is None:
         return None
     with output_folder(out, force=force) as tmp:

@@ -205,7 +205,7 @@ class FeatureExtractor:
         w = spec.windowing
         return cls(transform if transform is not None else build_spectrogram(spec), sample_rate=spec.sample_rate,
                    window_s=w.window_s, hop_s=w.hop_s, channel=w.channel, pad=w.pad, trim_db=w.trim_db,
-                   min_share=w.min_share, csv_rate=w.csv_rate, **kw)
+                   min_share=w.min_share, **{"csv_rate": w.csv_rate, **kw})
 
     def __getstate__(self) -> dict:
         # DataLoader worker processes compute features: the headers read for assemble() stay in this process

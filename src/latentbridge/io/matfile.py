@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError
-from latentbridge.io.vibration import pick_channels
+from latentbridge.io.vibration import RATE_HINT, pick_channels
 
 _RATE_NAME = re.compile(r"(?i)(fs|sr|sample_?rate|sampling_?(rate|freq|frequency))")
 _MAX_DEPTH = 8  # structs nested deeper than this are not searched
@@ -119,8 +119,8 @@ def read_mat_recording(path: str | Path, sample_rate: float | None = None,
     distinct = {round(r, 6) for r in rates.values()}
     if len(distinct) > 1 and given is None:
         listed = ", ".join(f"{k} = {r:g}" for k, r in rates.items())
-        raise DataError(path, f"the file gives different sample rates ({listed}): give the recording's with "
-                              "-o audio.csv_rate=HZ")
+        raise DataError(path, f"the file gives different sample rates ({listed}): the recording's is unknown; "
+                              + RATE_HINT)
     rate = next(iter(rates.values())) if len(distinct) == 1 else None
     vectors = {k: v for k, v in arrays.items() if v.ndim == 1 and v.size > 1}
     matrices = {k: (v if v.shape[0] >= v.shape[1] else v.T) for k, v in arrays.items() if v.ndim == 2}
@@ -135,11 +135,11 @@ def read_mat_recording(path: str | Path, sample_rate: float | None = None,
         found += f" and {len(arrays) - 12} more" if len(arrays) > 12 else ""
         raise DataError(path, f"no recording in the .mat file (numeric vectors or a matrix of samples; found {found})")
     if rate is not None and sample_rate is not None and abs(rate - float(sample_rate)) > 0.01 * float(sample_rate):
-        raise DataError(path, f"the file gives {rate:g} Hz but {float(sample_rate):g} Hz was given (-o audio.csv_rate)")
+        raise DataError(path, f"the file gives {rate:g} Hz but {float(sample_rate):g} Hz was given")
     rate = rate if rate is not None else given
     if rate is None or not np.isfinite(rate) or rate <= 0:
-        raise DataError(path, "a .mat recording without its sample rate (no scalar named fs, sample_rate, ...): give "
-                              "it with -o audio.csv_rate=HZ")
+        raise DataError(path, "a .mat recording without its sample rate (no scalar named fs, sample_rate, ...): "
+                              + RATE_HINT)
     return data, float(rate)
 
 

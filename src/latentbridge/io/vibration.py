@@ -63,12 +63,18 @@ __all__ = [
     "write_vibration_csv",
     "TIME_STEP_TOLERANCE",
     "RECORDING_SUFFIXES",
+    "RATE_HINT",
 ]
 
 log = logging.getLogger(__name__)
 
 #: Largest relative deviation of a time step from the median step.
 TIME_STEP_TOLERANCE = 0.01
+
+#: how a user gives the rate of a recording that gives none, in every command that reads one
+RATE_HINT = ("give it (-o vibration.sample_rate=HZ to train a bridge model, -o audio.csv_rate=HZ to fit an anomaly "
+             "model, which keeps it; --sample-rate HZ for evaluate, sample and anomaly score / calibrate; "
+             "sample_rate in a /predict request)")
 
 #: files read as vibration recordings: CSVs and MATLAB files (:func:`latentbridge.io.matfile.read_mat_vibration`)
 RECORDING_SUFFIXES = (".csv", ".mat")
@@ -517,8 +523,7 @@ def read_vibration_csv(
         raise DataError(
             path,
             "no time column found (a header named like 'time'/'t'/'time_s'/'timestamp', or an evenly "
-            "increasing first column), so the sample rate is unknown: give it (vibration.sample_rate for "
-            "training, --sample-rate for evaluate and sample, sample_rate in a /predict request)" + time_hint,
+            "increasing first column), so the sample rate is unknown: " + RATE_HINT + time_hint,
         )
 
     wave = np.ascontiguousarray(data[:, use_cols].T, dtype=np.float32)

@@ -87,6 +87,9 @@ class Detector:
                                         f"(calibrate it: latentbridge anomaly calibrate {saved.path} NORMAL_DIR "
                                         f"--score {score})")
             self.method, self.threshold = score, float(thresholds[score])
+        self.csv_rate = self.spec.windowing.csv_rate
+        """The rate of vibration CSVs and ``.mat`` files that give none (the model's ``audio.csv_rate``, or
+        ``--sample-rate`` at scoring); a file that gives its own is read at it."""
 
     @classmethod
     def load(cls, model_dir: str | Path, score: str | None = None) -> "Detector":
@@ -108,7 +111,16 @@ class Detector:
 
     def extractor(self, **kw) -> FeatureExtractor:
         return FeatureExtractor.from_spec(self.spec, self.transform, cache_dir=self.cfg.data.cache_dir,
-                                          n_channels=self.n_channels, **kw)
+                                          n_channels=self.n_channels, **{"csv_rate": self.csv_rate, **kw})
+
+    def read_rate(self, sample_rate: float | None) -> "Detector":
+        """Read vibration files that give no rate at ``sample_rate`` Hz (``--sample-rate``); None keeps the model's."""
+        if sample_rate is not None:
+            if not (np.isfinite(sample_rate) and sample_rate > 0):
+                raise LatentbridgeError(f"--sample-rate must be a positive number of Hz (the rate of vibration CSVs "
+                                        f"without a time column), got {sample_rate:g}")
+            self.csv_rate = float(sample_rate)
+        return self
 
     @functools.cached_property
     def _stream_extractor(self) -> FeatureExtractor:
@@ -329,11 +341,12 @@ class CalibrationResult:
 
 def calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | None = None, method: str | None = None,
               k: float | None = None, false_alarm_rate: float | None = None,
-              skip_bad: bool = False, score: str | None = None) -> CalibrationResult:
+              skip_bad: bool = False, score: str | None = None,
+              sample_rate: float | None = None) -> CalibrationResult:
     """Set a model folder's decision threshold: from the scores of the windows of new normal
     recordings (``normal_paths``; the model's rule, or ``method``/``k``/``false_alarm_rate``), or to
     ``threshold`` as given; with ``score``, for that score of the model, which becomes its score from
-    then on. Rewrites ``config.json``, its checksum in the weights' header and the
+    then on; ``sample_rate``: the rate of vibration files that give none (default: the model's). Rewrites ``config.json``, its checksum in the weights' header and the
     model card (the only way to change a threshold: hand edits are refused)."""
     from latentbridge.models.hub import update_info
 
@@ -344,7 +357,7 @@ def calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | No
                                 f"+ k·σ), got {k:g}")
     if false_alarm_rate is not None and not 0 < false_alarm_rate < 1:
         raise LatentbridgeError(f"--false-alarm-rate must lie between 0 and 1 (exclusive), got {false_alarm_rate:g}")
-    det = Detector.load(model_dir)
+    det = Detector.load(model_dir).read_rate(sample_rate)
     old = det.threshold
     if score is not None:
         _check_score(det.model, score, model_dir)
@@ -401,16 +414,17 @@ class ScoreResult:
 def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate: str | None = None,
           skip_bad: bool = False, n_examples: int = 4, devices=None, strategy: str | None = None,
           accelerator: str | None = None, num_workers: int | None = None,
-          method: str | None = None) -> ScoreResult | None:
+          method: str | None = None, sample_rate: float | None = None) -> ScoreResult | None:
     """Score every window of ``paths`` (files or folders) through Lightning's predict loop
     (:mod:`latentbridge.tasks.scoring`: decoding in ``num_workers`` workers; ``devices`` processes with
     a distributed ``strategy``) with the model's score, or ``method``, another it offers; with ``labels`` ("auto": folder names, or a CSV ``path,label``) also
-    AUC/pAUC and the other detection metrics. None in the extra processes of a distributed run."""
+    AUC/pAUC and the other detection metrics; ``sample_rate``: the rate of vibration files that give none
+    (default: the model's ``audio.csv_rate``). None in the extra processes of a distributed run."""
     from latentbridge.data.audio import list_files
     from latentbridge.data.labels import resolve_labels
     from latentbridge.tasks.scoring import score_files
 
-    det = Detector.load(model_dir, method)
+    det = Detector.load(model_dir, method).read_rate(sample_rate)
     aggregate = aggregate or det.cfg.anomaly.aggregate
     files = list_files(paths)  # once: the labels are checked on them before the scoring, which scores them
     if labels is not None:  # the label file, unlabelled files and a single class
@@ -534,10 +548,11 @@ def _examples(det: Detector, wf: WindowFeatures, scores: np.ndarray, y: np.ndarr
     return {"inputs": x_np.reshape(n, c * f, t), "reconstructions": rec.reshape(n, c * f, t), "titles": titles}
 
 
-def evaluate(run_dir: str | Path, data: str | None = None) -> ScoreResult:
-    """``latentbridge evaluate`` for anomaly runs: score the test folder with folder-name labels."""
+def evaluate(run_dir: str | Path, data: str | None = None, sample_rate: float | None = None) -> ScoreResult:
+    """``latentbridge evaluate`` for anomaly runs: score the test folder with folder-name labels (``sample_rate``:
+    the rate of vibration files that give none, default the model's)."""
     cfg = load_model(run_dir).workflow
     test_dir = data or cfg.data.test_dir
     if not test_dir:
         raise ConfigError("data.test_dir: no test recordings (give --data DIR with normal/ and anomalous/ folders)")
-    return score(run_dir, [test_dir], labels="auto")
+    return score(run_dir, [test_dir], labels="auto", sample_rate=sample_rate)

@@ -296,7 +296,7 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
                   duration_s=duration_s, events=events, out=out, realtime=realtime, pad=det.spec.windowing.pad,
                   trim_db=det.spec.windowing.trim_db, min_share=det.spec.windowing.min_share,
                   channel=det.spec.windowing.channel, channels=capture_channels(det),
-                  csv_rate=det.spec.windowing.csv_rate)
+                  csv_rate=det.csv_rate)
 
 
 def capture_channels(det) -> int:
