@@ -463,3 +463,39 @@ def test_score_with_another_of_the_models_scores(fitted_model, machine_data, tmp
     new = json.loads((model / "config.json").read_text())["anomaly"]
     assert new["score"] == "combined" and new["threshold"] == new["thresholds"]["combined"]
     assert Detector.load(model).method == "combined"
+
+
+def test_full_band_training_and_recordings_resampled_down_are_named(tmp_path, caplog):
+    """A model fitted on sound that fills the band up to its Nyquist frequency (synthetic or full-band sound) flagged
+    every normal recording made at a higher rate, without a word: resampling down removes the top of the band.
+    Training sound band-limited as real recorders make it scores such recordings as normal, and nothing is named."""
+    import soundfile as sf
+
+    from latentbridge.io import resample
+
+    rng = np.random.default_rng(0)
+
+    def write(folder, n, sr, band_limited):
+        folder.mkdir(parents=True)
+        for i in range(n):
+            made = 48000 if band_limited else sr  # made at another rate and resampled, as a recorder's filter would
+            t = np.arange(2 * made) / made
+            x = 10 ** (rng.uniform(-3, 3) / 20) * (0.1 * rng.standard_normal(t.size) + 0.2 * np.sin(2 * np.pi * 700 * t))
+            sf.write(folder / f"f{i}.wav", resample(x, made, sr) if made != sr else x.astype(np.float32), sr)
+
+    for kind, limited in (("full", False), ("limited", True)):
+        write(tmp_path / kind / "train", 16, 16000, limited)
+        write(tmp_path / kind / "at22k", 4, 22050, limited)
+        assert main(["anomaly", "fit", str(tmp_path / kind / "train"), "--out", str(tmp_path / kind / "m")]) == 0
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            assert main(["anomaly", "score", str(tmp_path / kind / "m"), str(tmp_path / kind / "at22k"), "--out",
+                         str(tmp_path / kind / "s")]) == 0
+        flagged = json.loads((tmp_path / kind / "s" / "summary.json").read_text())["n_anomalous_files_flagged"]
+        if limited:
+            assert flagged == 0 and "resampled down" not in caplog.text
+        else:
+            assert flagged == 4  # what the warning is for
+            assert ("4 of 4 recordings resampled down to the model's 16000 Hz (from 22050 Hz; f0.wav, f1.wav, f2.wav, "
+                    "...) hold less sound in the top band than every training recording") in caplog.text
+            assert "resampling removes what lies above 7600 Hz" in caplog.text and "features.fmax=7400" in caplog.text

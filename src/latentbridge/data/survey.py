@@ -229,6 +229,39 @@ def band_content_warning(profile: np.ndarray, fitted: dict, names: list[str], ce
     return "; ".join(texts) or None
 
 
+#: where the package's resampler (soxr "HQ", :func:`latentbridge.io.resample`) has fallen by 3 dB, as a share of the
+#: new rate's Nyquist frequency: a recording resampled down holds (nearly) nothing above it
+RESAMPLED_EDGE = 0.95
+
+
+def resampled_top_warning(profile: np.ndarray, fitted: dict, rates: list[int | None], sample_rate: int,
+                          features, names: list[str], margin: float = 1.0) -> str | None:
+    """A warning naming the recordings resampled down to the model's rate whose top band lost what lay above
+    :data:`RESAMPLED_EDGE` of the model's Nyquist frequency (the resampler's anti-alias filter) and so reads more
+    than ``margin`` dB under every training recording's: training recordings made at the model's rate that hold
+    sound up to its Nyquist frequency (synthetic or full-band sound; real recorders' own filters leave that band
+    nearly empty) make every such recording score as unlike them for that alone. ``rates``: each recording's own
+    rate (None unknown); ``fitted``: the training files' per-band ``min`` of ``profile``'s kind; None otherwise."""
+    top = float(band_fmax(features) or sample_rate / 2)
+    edge = RESAMPLED_EDGE * sample_rate / 2
+    lo = np.asarray(fitted.get("min") or [], dtype=np.float64)
+    if top <= edge or lo.shape != profile.shape[1:] or not len(lo):
+        return None
+    rows = [i for i, r in enumerate(rates) if r is not None and r > sample_rate and profile[i, -1] < lo[-1] - margin]
+    if not rows:
+        return None
+    files = ", ".join(names[i] for i in rows[:3]) + (", ..." if len(rows) > 3 else "")
+    from_rates = ", ".join(f"{r} Hz" for r in sorted({rates[i] for i in rows}))
+    below = np.floor(0.93 * sample_rate / 2 / 100) * 100
+    fix = (f"-o features.fmax={below:g}" if getattr(features, "kind", None) == "mel"
+           else f"-o features.kind=mel -o features.fmax={below:g}")
+    return (f"{len(rows)} of {len(profile)} recordings resampled down to the model's {sample_rate} Hz (from {from_rates}; "
+            f"{files}) hold less sound in the top band than every training recording (more than {margin:g} dB): "
+            f"resampling removes what lies above {edge:.0f} Hz, up to which the training recordings held sound, so "
+            f"they score as unlike them for that alone; score recordings made at {sample_rate} Hz, or fit within the "
+            f"band both hold ({fix})")
+
+
 def codec_counts(codecs) -> dict[str, int]:
     """How many files store their samples each way (:attr:`latentbridge.io.AudioInfo.codec`), most common first."""
     return dict(Counter(c for c in codecs if c).most_common())

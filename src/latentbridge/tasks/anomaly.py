@@ -21,7 +21,7 @@ import torch
 
 from latentbridge.data.audio import FeatureExtractor, WindowFeatures
 from latentbridge.data.survey import (band_centres_hz, band_content_warning, band_fmax, band_profile_db,
-                                      codec_counts, codec_warning, files_below_band)
+                                      codec_counts, codec_warning, files_below_band, resampled_top_warning)
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
 from latentbridge.metrics.anomaly import calibrate_threshold, detection_metrics, partial_auc, roc_auc
 from latentbridge.models.hub import SavedModel, load_model
@@ -499,6 +499,10 @@ def _warn_band(det: Detector, wf: WindowFeatures) -> None:
     if profile is None:
         return
     names, centres = [Path(f).name for f in wf.files], band_centres_hz(det.spec.features, det.sample_rate)
+    own_rates = [None if h is None else h.sample_rate for h in (wf.headers or [None] * len(wf.files))]
+    text = resampled_top_warning(profile, fitted, own_rates, det.sample_rate, det.spec.features, names)
+    if text:
+        log.warning(text)
     if band_content_warning(profile, fitted, names, centres) is None:
         return
     rates = {str(f): h.sample_rate for f, h in zip(wf.files, wf.headers or ()) if h is not None}
