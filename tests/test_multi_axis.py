@@ -166,6 +166,37 @@ def test_recordings_of_another_channel_count_are_named(axes_data, axes_model, tm
     assert "audio.channel = None  (2 channels x1, 3 channels x4: mixed to one signal (the axis counts differ)" in out
 
 
+def test_audio_files_of_a_sensor_array_are_modelled_channel_by_channel(axes_data, tmp_path, capsys):
+    """Multi-channel WAVs from a data acquisition system (three or more channels, or two at a rate no sound card
+    uses) were mixed to one signal like a stereo pair: their channels are sensors, modelled side by side as CSV
+    axes are; stereo audio stays mixed."""
+    import soundfile as sf
+
+    for csv_dir in ("train", "test/normal", "test/anomalous"):
+        for f in (axes_data / csv_dir).glob("*.csv"):  # the same recordings, 3 axes, as 1-kHz WAVs
+            x = np.loadtxt(f, delimiter=",", skiprows=1)[:, 1:]
+            (tmp_path / "wav" / csv_dir).mkdir(parents=True, exist_ok=True)
+            sf.write(tmp_path / "wav" / csv_dir / f"{f.stem}.wav", x / 20, SR, subtype="FLOAT")
+    assert main(["anomaly", "fit", str(tmp_path / "wav" / "train"), "--out", str(tmp_path / "m")]) == 0
+    out = capsys.readouterr().out
+    assert ("audio.channel = all  (audio files of 3 channels each (3 channels: a sensor array's or data acquisition "
+            "system's channels): each channel modelled beside the others") in out
+    auc = _auc(tmp_path / "m", tmp_path / "wav", tmp_path / "s")  # the tone on axis 1
+    assert main(["anomaly", "fit", str(tmp_path / "wav" / "train"), "--out", str(tmp_path / "m_mix"),
+                 "-o", "audio.channel=null"]) == 0
+    auc_mixed = _auc(tmp_path / "m_mix", tmp_path / "wav", tmp_path / "s_mix")
+    assert auc >= 0.95 and auc_mixed < auc - 0.1
+    rng = np.random.default_rng(3)
+    for rate, kind in ((25600, "all"), (44100, "None")):  # two channels: a DAQ's rate, a sound card's
+        (tmp_path / f"two_{rate}").mkdir()
+        for i in range(6):
+            sf.write(tmp_path / f"two_{rate}" / f"r{i}.wav", 0.1 * rng.standard_normal((rate, 2)), rate)
+        assert main(["anomaly", "fit", str(tmp_path / f"two_{rate}"), "--out", str(tmp_path / f"m{rate}")]) == 0
+        line = next(ln for ln in capsys.readouterr().out.splitlines() if "audio.channel =" in ln)
+        assert line.split("(")[0].strip().endswith(f"audio.channel = {kind}"), line
+        assert ("25600 Hz, not an audio rate" in line) == (rate == 25600), line
+
+
 def test_window_buffer_keeps_a_channel_or_every_channel():
     rng = np.random.default_rng(1)
     x = rng.standard_normal((1000, 3)).astype(np.float32)

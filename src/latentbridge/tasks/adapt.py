@@ -6,7 +6,9 @@ and ``config.json``):
 
 - sample rate: the files' own when at least 90 % share one; else the most common rate;
 - channels (recordings of more than one): vibration CSVs and .mat files of one axis count are modelled axis by axis
-  (``audio.channel`` ``all``); audio files of several channels and CSVs of differing axis counts are mixed to one;
+  (``audio.channel`` ``all``), and so are audio files of one channel count of three or more or of two at a rate no
+  sound card uses (sensor arrays, data acquisition systems); stereo audio and files of differing channel counts are
+  mixed to one;
 - silence trimming (``audio.trim_db`` 40 dB): when the median file is at least 20 % silence before
   and after the sound;
 - window: the typical (median) duration of the sound, at most 2 s, on a 0.05-s grid below 1 s and
@@ -135,10 +137,17 @@ def choose_settings(survey: Survey, given: dict | None = None) -> list[Choice]:
     return out
 
 
+#: rates audio recorders and sound cards use; multi-channel files at other rates (2 kHz, 25.6 kHz, 51.2 kHz) come from
+#: data acquisition systems, whose channels are sensors
+AUDIO_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000, 176400, 192000})
+
+
 def _channel_choice(survey: Survey) -> Choice | None:
     """Recordings of more than one channel: vibration recordings (CSV, .mat) of one axis count are modelled axis by
-    axis (a fault that shows on one axis is not diluted by the others': ``benchmarks/multi_axis.py``); audio files of
-    several channels (microphones hearing one sound) are mixed to one. None for mono recordings."""
+    axis (a fault that shows on one axis is not diluted by the others': ``benchmarks/multi_axis.py``), and so are audio
+    files of one channel count of three or more, or of two at a rate no sound card uses (a sensor array's or a data
+    acquisition system's channels); stereo audio (microphones hearing one sound) and files of differing channel counts
+    are mixed to one. None for mono recordings."""
     if max(survey.channels) < 2:
         return None
     counts = ", ".join(f"{c} channels x{n}" for c, n in sorted(survey.channels.items()))
@@ -146,6 +155,13 @@ def _channel_choice(survey: Survey) -> Choice | None:
     if vibration and len(survey.channels) == 1:
         return Choice("audio.channel", "all", f"vibration recordings of {max(survey.channels)} axes: each axis "
                                               "modelled beside the others, not averaged into one signal")
+    if len(survey.channels) == 1 and (max(survey.channels) >= 3 or not set(survey.rates) <= AUDIO_RATES):
+        rates = ", ".join(f"{r:g} Hz" for r in sorted(survey.rates))
+        why = (f"{max(survey.channels)} channels" if max(survey.channels) >= 3 else f"{rates}, not an audio rate")
+        return Choice("audio.channel", "all", f"audio files of {max(survey.channels)} channels each ({why}: a sensor "
+                                              "array's or data acquisition system's channels): each channel modelled "
+                                              "beside the others, not averaged into one signal; -o audio.channel=null "
+                                              "mixes them")
     return Choice("audio.channel", None, f"{counts}: mixed to one signal"
                   + (" (the axis counts differ)" if vibration else " (microphones hearing one sound)")
                   + "; -o audio.channel=K models channel K alone (0-based)"
