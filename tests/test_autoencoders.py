@@ -225,6 +225,18 @@ def test_audio_fit_and_evaluate(audio_run):
     assert m["mel_mse"] > 0 and -1 <= m["mel_cosine"] <= 1 and math.isfinite(m["lsd_db"])
     assert (out / "report.html").stat().st_size > 1000 and (out / "spectrograms.png").exists()
     assert len(list(out.glob("example_*_reconstructed.wav"))) == 4
+    # a run that names its test recordings (data.test_dir) is evaluated on them, not on its validation files
+    from latentbridge.tasks.autoencode import _evaluate_audio
+
+    saved = load_model(audio_run)
+    test_dir = audio_run.parent / "test_recordings"
+    test_dir.mkdir()
+    for f in sorted(FSDD.glob("*_theo_*.wav"))[:3]:
+        (test_dir / f.name).write_bytes(f.read_bytes())
+    saved._workflow = saved.workflow.model_copy(update={"data": saved.workflow.data.model_copy(
+        update={"test_dir": str(test_dir)})})
+    res = _evaluate_audio(saved, None, 4, 64, 2)
+    assert res.metrics["data"] == str(test_dir) and res.metrics["n_windows"] == 3
 
 
 def test_audio_reconstruct_cli(audio_run, tmp_path, capsys):
@@ -399,3 +411,20 @@ def test_presets_build(preset):
     if cfg.task == "audio_ae":
         assert cfg.model.latent_dim == 128
     assert model.config()["input_shape"] == list(shape)
+
+
+def test_a_run_without_validation_data_does_not_call_its_training_loss_a_validation_loss(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "imgs").mkdir()
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "imgs" / f"{i}.png")
+    assert main(["train", "--config", str(REPO / "configs" / "image_ae_conv.yaml"), "--out", str(tmp_path / "run"),
+                 "-o", "data.source=folder", "-o", f"data.root={tmp_path / 'imgs'}", "-o", "data.image_size=16",
+                 "-o", "data.channels=3", "-o", "model.channels=[8,16]", "-o", "train.max_epochs=2",
+                 "-o", "data.val_fraction=0"]) == 0
+    info = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert info["data"]["n_val"] == 0
+    assert info["training"]["best_val_loss"] is None and info["training"]["best_train_loss"] > 0
+    assert "no validation data (best training loss" in (tmp_path / "run" / "README.md").read_text()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 
 import numpy as np
 import pytest
@@ -141,6 +142,22 @@ def test_onnx_denoiser_samples_without_torch_like_pytorch(mnist_run, tmp_path, c
         np.testing.assert_allclose(ours, ((x.clamp(-1, 1) + 1) / 2).numpy(), atol=1e-4)
     assert edge_main([str(onnx_path), "--num-samples", "3", "--steps", "3", "--out", str(tmp_path / "edge")]) == 0
     assert len(list((tmp_path / "edge").glob("sample_*.png"))) == 3
+    capsys.readouterr()
+    (tmp_path / "a_file").write_text("")
+    for extra, message in ((["--num-samples", "0"], "--num-samples must be at least 1"),
+                           (["--steps", "0"], "steps must be in 1..1000"),
+                           (["--guidance", "nan"], "--guidance"), (["--guidance", "-3"], "--guidance"),
+                           (["--class", "seven"], "unknown class 'seven'; classes: ['0', '1'"),
+                           (["--condition", "1"], "the model takes 0 continuous condition(s)"),
+                           (["--out", str(tmp_path / "a_file")], "exists and is a file"),
+                           (["--out", str(tmp_path / "edge")], "exists and is not empty (use --force")):
+        args = [str(onnx_path), "--num-samples", "2", "--steps", "2", "--out", str(tmp_path / "e2"), *extra]
+        assert edge_main(args) == 2, extra
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (extra, err)
+    assert edge_main([str(onnx_path), "--num-samples", "2", "--steps", "2", "--class", "7", "--out",
+                      str(tmp_path / "edge"), "--force"]) == 0  # replaced whole: no stale third sample
+    assert sorted(p.name for p in (tmp_path / "edge").iterdir()) == ["grid.png", "sample_0000.png", "sample_0001.png"]
     assert main(["export", str(mnist_run), "--out", str(onnx_path)]) == 2  # exists: needs --force
 
 
@@ -230,8 +247,16 @@ def test_a_folder_of_images_trains_a_class_conditional_model(tmp_path, capsys):
         (few / cls).mkdir(parents=True)
         (few / cls / "a.png").write_bytes(next((root / cls).glob("*.png")).read_bytes())
     capsys.readouterr()
-    assert main(["evaluate", str(out), "--data", str(few), "--out", str(tmp_path / "e2")]) == 2
-    assert "0 test image(s) in the run's split" in capsys.readouterr().err and not (tmp_path / "e2").exists()
+    # another folder is the test set whole (it was split, leaving none here), the floor the run's own training images
+    assert main(["evaluate", str(out), "--data", str(few), "--out", str(tmp_path / "e2")]) == 0
+    m = json.loads((tmp_path / "e2" / "metrics.json").read_text())
+    assert m["n_reference"] == 2 and m["k"] == 1 and m["split"] == f"every image of {few} (2 images)"
+    (few / "intact" / "a.png").unlink()
+    assert main(["evaluate", str(out), "--data", str(few), "--out", str(tmp_path / "e3")]) == 2
+    assert "1 test image(s)" in capsys.readouterr().err and not (tmp_path / "e3").exists()
+    t0 = time.time()  # a used output folder is refused before the sampling, not after it
+    assert main(["evaluate", str(out), "--out", str(tmp_path / "e")]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err and time.time() - t0 < 5
     # a continuous condition from the CSV instead of the classes
     out2 = tmp_path / "run2"
     assert main(["train", "--config", str(REPO / "configs" / "ddpm_mnist.yaml"), "--out", str(out2),
@@ -241,6 +266,8 @@ def test_a_folder_of_images_trains_a_class_conditional_model(tmp_path, capsys):
     assert info["condition_names"] == ["extent"] and info["model_kwargs"]["n_continuous"] == 1
     assert main(["sample", str(out2), "--num-samples", "2", "--condition", "0.5", "--out", str(tmp_path / "s2")]) == 0
     assert np.load(tmp_path / "s2" / "samples.npz")["conditions"].tolist() == [[0.5], [0.5]]
+    assert main(["sample", str(out2), "--num-samples", "2", "--condition", "nan", "--out", str(tmp_path / "s3")]) == 2
+    assert "--condition: every value must be a finite number" in capsys.readouterr().err
 
 
 def test_image_folders_are_read_checked_and_split(tmp_path, caplog):
@@ -347,3 +374,77 @@ def test_image_transform_version_1_still_reads():
     assert isinstance(old, ImageTransform) and old.resize == "none" and old.value_range == (0.0, 1.0)
     with pytest.raises(ValueError, match="does not fit"):
         ImageTransform(channels=3, color="grayscale")
+
+
+def test_a_folder_is_read_alike_and_what_it_leaves_out_is_named(tmp_path, caplog):
+    """One pixel value means one thing across a folder: 16-bit grey over the folder's bit depth (image by image the
+    same raw value read 249 and 4), transparent images on one backdrop (navy and yellow icons landed on white and
+    black); files and class folders left out are named; numbered classes in their order; a conditions CSV as
+    spreadsheets save it, one row per image."""
+    from PIL import Image
+
+    from latentbridge.config.sections import ImageDataConfig
+    from latentbridge.data.images import load_image_data
+    from latentbridge.errors import DataError
+
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    dark = np.full((8, 8), 1000, np.uint16)
+    bright = dark.copy()
+    bright[:4] = 20000
+    Image.fromarray(dark).save(deep / "a_dark.png")
+    Image.fromarray(bright).save(deep / "b_bright.png")
+    imgs = load_image_data(ImageDataConfig(source="folder", root=str(deep), image_size=8, test_fraction=0.0,
+                                           val_fraction=0.0), seed=0).train.images
+    assert imgs[0, 0, 6, 0] == imgs[1, 0, 6, 0] == 4  # the folder needs 16 bits (20000): 1000 of 65535, both
+    icons = tmp_path / "icons"
+    icons.mkdir()
+    for name, colour in (("navy", (20, 20, 120)), ("yellow", (250, 230, 40))):
+        a = np.zeros((8, 8, 4), np.uint8)
+        a[2:6, 2:6, :3], a[2:6, 2:6, 3] = colour, 255
+        Image.fromarray(a, "RGBA").save(icons / f"{name}.png")
+    imgs = load_image_data(ImageDataConfig(source="folder", root=str(icons), image_size=8, channels=3,
+                                           test_fraction=0.0, val_fraction=0.0), seed=0).train.images
+    assert imgs[0, :, 0, 0].tolist() == imgs[1, :, 0, 0].tolist()  # one backdrop for both
+    classes = tmp_path / "classes"
+    for name in ("1", "2", "10", "bird", "empty"):
+        (classes / name).mkdir(parents=True)
+    for name in ("1", "2", "10"):
+        for i in range(3):
+            Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(classes / name / f"{i}.png")
+    Image.new("L", (8, 8)).save(classes / "bird" / "0.gif")
+    (classes / "notes.txt").write_text("taken on site")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        data = load_image_data(ImageDataConfig(source="folder", root=str(classes), image_size=8, class_folders=True,
+                                               test_fraction=0.0, val_fraction=0.0), seed=0)
+    assert data.train.class_names == ["1", "2", "10"]
+    assert "2 file(s) that are not images read here (.gif, .txt: bird/0.gif, notes.txt) left out" in caplog.text
+    assert "2 class folder(s) without an image read here (bird, empty): no such class in the model" in caplog.text
+    # conditions: Windows-1252 with semicolons and decimal commas, a byte-order mark; duplicates and strays
+    cond = tmp_path / "cond"
+    cond.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((8, 8), 60 * i, np.uint8)).save(cond / f"c{i}.png")
+    cfg = ImageDataConfig(source="folder", root=str(cond), image_size=8, test_fraction=0.0, val_fraction=0.0)
+
+    def conditions(text: str, encoding: str):
+        (tmp_path / "c.csv").write_bytes(text.encode(encoding))
+        return load_image_data(cfg.model_copy(update={"conditions": str(tmp_path / "c.csv")}), seed=0)
+
+    got = conditions("file;extent;depth\nc0.png;0,5;1\nc1.png;0,25;2 \nc2.png;1;3\n", "cp1252")
+    assert got.train.conditions.tolist() == [[0.5, 1], [0.25, 2], [1, 3]] and got.train.condition_names == ["extent", "depth"]
+    got = conditions("file,extent\nc0.png,0.5\nc1.png,0.25\nc2.png,1\n", "utf-8-sig")  # Excel's "CSV UTF-8"
+    assert got.train.conditions.ravel().tolist() == [0.5, 0.25, 1]
+    (tmp_path / "c.csv").write_bytes("file,extent,note\nc0.png,0.5,1\nc1.png,0.25,2\nc2.png,1,3\n".encode("cp1252")
+                                     .replace(b"note", b"r\xe9f"))
+    assert load_image_data(cfg.model_copy(update={"conditions": str(tmp_path / "c.csv")}), seed=0).train.condition_names \
+        == ["extent", "réf"]
+    with pytest.raises(DataError, match=r"lines 3 and 5 both give the conditions of c1\.png: one row per image"):
+        conditions("file,extent\nc0.png,0.5\nc1.png,0.25\nc2.png,1\nc1.png,0.9\n", "utf-8")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        conditions("file,extent\nc0.png,0.5\nc1.png,0.25\nc2.png,1\nghost.png,0.9\n", "utf-8")
+    assert "1 row(s) name no image of" in caplog.text and "line 5: ghost.png" in caplog.text
+    with pytest.raises(DataError, match="is a folder, not a conditions CSV"):
+        load_image_data(cfg.model_copy(update={"conditions": str(cond)}), seed=0)

@@ -562,8 +562,9 @@ def test_csvs_without_a_time_column_take_their_rate_from_the_command_line(bridge
     assert main(["sample", str(run), "--condition", str(csv_bare), "--sample-rate", "-5", "--out",
                  str(tmp_path / "c")]) == 2
     assert "--sample-rate must be a positive number of Hz, got -5" in capsys.readouterr().err
-    with pytest.raises(LatentbridgeError, match="'anomaly' run, which reads none"):
-        _reads_vibration("models/pump", {"task": "anomaly"}, 16000.0)
+    with pytest.raises(LatentbridgeError, match="'diffusion' run, which reads none"):
+        _reads_vibration("runs/ddpm", {"task": "diffusion"}, 16000.0)
+    assert _reads_vibration("models/pump", {"task": "anomaly"}, 2000.0) == {"sample_rate": 2000.0}  # rate-less CSVs
     with pytest.raises(LatentbridgeError, match="'mld' run on digits, which reads none"):
         _reads_vibration("runs/d", {"task": "mld", "data": {"kind": "digits"}}, 16000.0)
 

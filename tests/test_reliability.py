@@ -622,3 +622,38 @@ def test_format_1_digit_models_keep_their_digit_transform():
     spec = transform_spec(validate(config, "converted"))
     f = spec.features
     assert (f.sample_rate, f.n_fft, f.hop_length, f.n_mels) == (8000, 256, 64, 64)
+
+
+def test_a_terminated_training_says_so(tmp_path):
+    """Lightning turned SIGTERM (and Ctrl-C) during training into exit(1) without a word: the CLI says "terminated"
+    and exits 143, as every other command does; --resume continues the run from its last checkpoint."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "imgs").mkdir()
+    for i in range(24):
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "imgs" / f"{i}.png")
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "latentbridge", "train", "--config", str(REPO / "configs" / "image_ae_conv.yaml"),
+            "--out", str(run), "-o", "data.source=folder", "-o", f"data.root={tmp_path / 'imgs'}",
+            "-o", "data.image_size=16", "-o", "data.channels=3", "-o", "model.channels=[8,16]",
+            "-o", "train.batch_size=2", "-o", "train.max_epochs=3000"]
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not (run / "checkpoints" / "last.ckpt").exists():
+        time.sleep(0.1)
+    time.sleep(4)  # a few epochs more (a fraction of a second each)
+    assert proc.poll() is None, "training ended before it could be terminated: " + proc.stderr.read().decode()[-500:]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+    err = proc.stderr.read().decode()
+    assert "terminated" in err and "Traceback" not in err, err
+    # resuming to fewer epochs than were trained is refused before anything is written (it was Lightning's traceback)
+    done = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
+    assert done >= 2
+    before = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
+    res = subprocess.run(args[:-1] + [f"train.max_epochs={done - 1}", "--resume"], env=env, capture_output=True,
+                         text=True)
+    assert res.returncode == 2 and f"the run has trained {done} epochs already" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and sorted(str(p.relative_to(run)) for p in run.rglob("*")) == before

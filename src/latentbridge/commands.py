@@ -116,6 +116,7 @@ def evaluate(run_dir: str, out: str, data: str | None = None, force: bool = Fals
 
     config = read_info(run_dir)["config"]
     entry = TASKS[config.get("task", "anomaly")]
+    check_target(Path(out), force)  # before the work: a used folder without --force is refused at once
     res = entry.evaluate(run_dir, data, **_reads_vibration(run_dir, config, sample_rate))
     with output_folder(out, force=force) as tmp:
         entry.write_evaluation(res, tmp)
@@ -123,6 +124,7 @@ def evaluate(run_dir: str, out: str, data: str | None = None, force: bool = Fals
 
 
 def analyze(run_dir: str, out: str, n_clusters: int = 10, force: bool = False):
+    check_target(Path(out), force)
     res = analyze_task.analyze(run_dir, n_clusters=n_clusters)
     with output_folder(out, force=force) as tmp:
         digits_report.write_analysis(res, tmp)

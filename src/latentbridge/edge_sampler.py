@@ -117,33 +117,63 @@ class OnnxDenoiser:
         return ((np.clip(x, -1, 1) + 1) / 2).astype(np.float32)
 
 
+def _class_index(d: OnnxDenoiser, label: str) -> int:
+    """A class of the model by its name (a class folder's) or, failing that, its index."""
+    names = [str(n) for n in d.meta.get("class_names") or []]
+    if not d.n_classes:
+        raise LatentbridgeError("the model was trained without class labels; drop --class")
+    if label in names:
+        return names.index(label)
+    if label.lstrip("-").isdigit() and 0 <= int(label) < d.n_classes:
+        return int(label)
+    raise LatentbridgeError(f"unknown class {label!r}; classes: {names or list(range(d.n_classes))}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m latentbridge.edge_sampler",
                                 description="Sample images from an exported diffusion denoiser (numpy + onnxruntime).")
     p.add_argument("model", help="the .onnx file written by `latentbridge export`")
     p.add_argument("--num-samples", type=int, default=16)
-    p.add_argument("--class", dest="label", type=int, help="class index of every sample (default: classes in turn)")
+    p.add_argument("--class", dest="label", help="class of every sample, its name or index (default: classes in turn)")
+    p.add_argument("--condition", type=float, action="append",
+                   help="a continuous condition value, repeated for each of the model's (default: none, unconditional)")
     p.add_argument("--guidance", type=float, help="default: the model's sampling.guidance")
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="folder for sample_NNNN.png and grid.png")
+    p.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     args = p.parse_args(argv)
     try:
         from latentbridge.io.images import write_grid, write_png
+        from latentbridge.outputs import check_target, output_folder
+        from latentbridge.utils import guidance_problem
 
+        if args.num_samples < 1:
+            raise LatentbridgeError(f"--num-samples must be at least 1, got {args.num_samples}")
+        check_target(Path(args.out), args.force)  # before the sampling
         d = OnnxDenoiser(args.model)
+        d.timesteps(args.steps)  # its range checked before anything runs
         labels = None
         if args.label is not None:
-            labels = np.full(args.num_samples, args.label)
+            labels = np.full(args.num_samples, _class_index(d, args.label))
         elif d.n_classes:
             labels = np.arange(args.num_samples) % d.n_classes
         g = d.meta["sampling"]["guidance"] if args.guidance is None else args.guidance
-        images = d.sample(args.num_samples, labels=labels, guidance=g, steps=args.steps, seed=args.seed)
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        for i, img in enumerate(images):
-            write_png(out / f"sample_{i:04d}.png", img)
-        write_grid(out / "grid.png", images)
+        if problem := guidance_problem(g):
+            raise LatentbridgeError(f"--guidance: {problem}")
+        condition = args.condition
+        if condition is not None:
+            if len(condition) != d.n_continuous:
+                raise LatentbridgeError(f"the model takes {d.n_continuous} continuous condition(s) "
+                                        f"({d.meta.get('condition_names')}), got {len(condition)} --condition")
+            if not np.all(np.isfinite(condition)):
+                raise LatentbridgeError(f"--condition: every value must be a finite number, got {condition}")
+        images = d.sample(args.num_samples, labels=labels, condition=condition, guidance=g, steps=args.steps,
+                          seed=args.seed)
+        with output_folder(args.out, force=args.force) as tmp:
+            for i, img in enumerate(images):
+                write_png(tmp / f"sample_{i:04d}.png", img)
+            write_grid(tmp / "grid.png", images)
     except LatentbridgeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

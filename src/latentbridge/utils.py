@@ -18,6 +18,18 @@ from typing import Callable, Iterator
 LIGHTNING_INFO: bool | None = None
 
 
+@contextlib.contextmanager
+def lightning_interrupts():
+    """Around a Lightning ``fit`` / ``predict``: Lightning turns Ctrl-C and SIGTERM into ``exit(1)`` (no word, exit 1);
+    the interrupt is raised again instead, so that the CLI says so (exit 130 / 143) and outputs are cleaned up."""
+    try:
+        yield
+    except SystemExit as e:
+        if isinstance(e.__context__, KeyboardInterrupt):
+            raise e.__context__ from None
+        raise
+
+
 def quiet_lightning() -> None:
     """Importing Lightning sets its loggers to INFO and gives them a console handler of their own, after
     the CLI chose its verbosity: unless the CLI runs ``--verbose``, keep them at WARNING and let their

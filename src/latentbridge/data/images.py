@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import ConfigError, DataError, named_problems
+from latentbridge.utils import natural_key
 
 log = logging.getLogger(__name__)
 
@@ -128,36 +129,59 @@ def _mnist(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:
 
 
 def _read_conditions(path: Path, root: Path, files: list[Path]) -> tuple[np.ndarray, list[str]]:
+    """Each image's condition values from a CSV of a ``file`` column (paths relative to the image folder) and numeric
+    columns: comma, semicolon or tab between cells (or Excel's ``sep=X`` line), UTF-8 (a byte-order mark too), UTF-16
+    or Windows-1252 text. An image listed twice is refused (both lines named); rows of no image are named."""
+    from latentbridge.io.text import decode_text, excel_separator
+
     if not path.is_file():
-        raise DataError(path, "conditions CSV does not exist")
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
-    if not rows or "file" not in rows[0]:
-        raise DataError(path, "a conditions CSV needs a header with a 'file' column and numeric columns")
-    head = rows[0]
+        raise DataError(path, "is a folder, not a conditions CSV" if path.is_dir() else "conditions CSV does not exist")
+    lines = decode_text(path.read_bytes(), path, "a conditions CSV (a 'file' column and numeric columns)",
+                        legacy="all").splitlines()
+    skip = 1 if lines and (sep := excel_separator(lines[0])) else 0
+    lines = lines[skip:]
+    header = lines[0] if lines else ""
+    delim = sep if skip else next((d for d in (",", ";", "\t") if "file" in {h.strip().strip('"') for h in header.split(d)}),
+                                  ",")
+    rows = list(csv.reader(lines, delimiter=delim))
+    if not rows or "file" not in [h.strip() for h in rows[0]]:
+        raise DataError(path, "a conditions CSV needs a header with a 'file' column and numeric columns (comma, "
+                              f"semicolon or tab between them); its first line is {header[:80]!r}")
+    head = [h.strip() for h in rows[0]]
     col = head.index("file")
     names = [h for i, h in enumerate(head) if i != col]
     if not names:
         raise DataError(path, "no condition columns besides 'file'")
     values: dict[str, list[float]] = {}
-    for line, r in enumerate(rows[1:], start=2):
+    first_line: dict[str, int] = {}
+    for line, r in enumerate(rows[1:], start=2 + skip):
         if not any(x.strip() for x in r):
             continue
         if len(r) != len(head):
             raise DataError(path, f"line {line}: {len(r)} cells, the header has {len(head)}")
         try:
-            vals = [float(x) for i, x in enumerate(r) if i != col]
+            vals = [float(x.strip().replace(",", ".") if delim != "," else x) for i, x in enumerate(r) if i != col]
         except ValueError:
             raise DataError(path, f"line {line}: a condition value is not a number") from None
         if not np.all(np.isfinite(vals)):
             raise DataError(path, f"line {line}: a condition value is not finite")
-        values[Path(r[col].strip()).as_posix()] = vals
+        key = Path(r[col].strip()).as_posix()
+        if key in values:
+            raise DataError(path, f"lines {first_line[key]} and {line} both give the conditions of {key}: one row "
+                                  "per image")
+        values[key], first_line[key] = vals, line
     out = []
+    used = set()
     for p in files:
         key = p.relative_to(root).as_posix()
         if key not in values:
             raise DataError(p, f"no row for this image in {path}")
         out.append(values[key])
+        used.add(key)
+    unused = [k for k in values if k not in used]
+    if unused:
+        log.warning("%s: %d row(s) name no image of %s (%s): left out", path, len(unused), root,
+                    ", ".join(f"line {first_line[k]}: {k}" for k in unused[:3]) + (", ..." if len(unused) > 3 else ""))
     return np.asarray(out, dtype=np.float32), names
 
 
@@ -194,8 +218,30 @@ def _report_conversions(root: Path, files: list[Path], side: int, channels: int,
         (log.warning if len(sizes) > 1 or tiny else log.info)("%s: %s", root, "; ".join(parts))
 
 
+def _report_left_out(root: Path, files: list[Path], class_folders: bool, conditions: str | None = None) -> None:
+    """A warning naming the files of the folder that are not images it reads (GIFs, notes, ...) and, with class
+    folders, the sub-folders left without an image, whose class would vanish without a word."""
+    from latentbridge.io.images import IMAGE_EXTENSIONS
+
+    read = set(files) | ({Path(conditions)} if conditions else set())
+    read = {p.resolve() for p in read}
+    others = sorted(p for p in root.rglob("*") if p.is_file() and p.resolve() not in read
+                    and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    if others:
+        kinds = ", ".join(sorted({p.suffix.lower() or "(no extension)" for p in others}))
+        named = ", ".join(p.relative_to(root).as_posix() for p in others[:3]) + (", ..." if len(others) > 3 else "")
+        log.warning("%s: %d file(s) that are not images read here (%s: %s) left out; images are %s", root,
+                    len(others), kinds, named, ", ".join(IMAGE_EXTENSIONS))
+    if class_folders:
+        held = {p.relative_to(root).parts[0] for p in files}
+        empty = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in held)
+        if empty:
+            log.warning("%s: %d class folder(s) without an image read here (%s): no such class in the model",
+                        root, len(empty), ", ".join(empty[:5]) + (", ..." if len(empty) > 5 else ""))
+
+
 def _folder(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:
-    from latentbridge.io.images import list_image_files, read_image
+    from latentbridge.io.images import list_image_files, read_image, set_reading
 
     if not data_cfg.root:
         raise ConfigError("data.root: no image folder given")
@@ -203,17 +249,19 @@ def _folder(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:
     files = list_image_files(root)
     side = int(data_cfg.image_size)
     images, bad = [], []
+    # drawings on a transparent canvas (ink in the alpha channel) on the opposite of the set's ink, as a condition
+    # image is read (on black, black ink read as an empty image); 16-bit grey over the set's bit depth
+    reading = set_reading(files)
     for p in files:  # every unreadable image named at once, not one per attempt
         try:
-            # a drawing on a transparent canvas (ink in the alpha channel) on the opposite of its ink, as a
-            # condition image is read: on black, black ink read as an empty image
             images.append(read_image(p, data_cfg.channels, (side, side), data_cfg.resize, fit=data_cfg.fit,
-                                     background="contrast"))
+                                     background=reading["background"], grey_bits=reading["grey_bits"]))
         except DataError as e:
             bad.append(str(e))
     if bad:
         raise DataError(root, f"{len(bad)} of {len(files)} images cannot be read: " + named_problems(bad))
     _report_conversions(root, files, side, data_cfg.channels, data_cfg.fit)
+    _report_left_out(root, files, data_cfg.class_folders, data_cfg.conditions)
     images = np.stack(images)
     labels, names = None, []
     if data_cfg.class_folders:
@@ -223,14 +271,14 @@ def _folder(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:
             if len(parts) < 2:
                 raise DataError(p, "with data.class_folders every image must be in a class sub-folder of the root")
             top.append(parts[0])
-        names = sorted(set(top))
+        names = sorted(set(top), key=lambda n: (natural_key(n), n))  # 1, 2, ..., 10, not 1, 10, 2
         labels = np.asarray([names.index(t) for t in top], dtype=np.int64)
     conditions, cond_names = None, []
     if data_cfg.conditions:
         conditions, cond_names = _read_conditions(Path(data_cfg.conditions), root, files)
     full = ImageSet(images, labels, conditions, names, cond_names)
     keep, test = split_off(len(full), data_cfg.test_fraction, seed + 7, labels)
-    info = {"source": "folder", "root": str(root), "offline_split": False, "n_files": len(files),
+    info = {"source": "folder", "root": str(root), "offline_split": False, "n_files": len(files), "reading": reading,
             "split": f"a seeded (seed {seed}) {1 - data_cfg.test_fraction:.0%} / {data_cfg.test_fraction:.0%} "
                      f"split of {len(files)} images" + (", per class" if labels is not None else ""),
             "classes": names, "conditions": cond_names}
@@ -249,3 +297,11 @@ def load_image_data(data_cfg, seed: int) -> ImageData:
     info = {**info, "n_train": int(len(keep)), "n_val": int(len(val)), "n_test": int(len(test)),
             "limit": data_cfg.limit, "image_shape": list(train.images.shape[1:])}
     return ImageData(train.subset(keep), train.subset(val), test, info)
+
+
+def every_image(data_cfg, root: str, seed: int) -> tuple[ImageSet, dict]:
+    """Every image of the folder ``root`` read as ``data_cfg`` reads its own (size, channels, fit, classes), as the test
+    set of an evaluation on other data (``evaluate --data DIR``: the whole folder, not a split of it). A class folder
+    the run did not know is an error naming it; the run's conditions CSV is kept (it must list these images)."""
+    full, _, info = _folder(data_cfg.model_copy(update={"root": root, "test_fraction": 0.0}), seed)
+    return full, {**info, "split": f"every image of {root} ({len(full)} images)"}

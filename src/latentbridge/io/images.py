@@ -30,11 +30,13 @@ def list_image_files(root: str | Path) -> list[Path]:
 
 
 def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None = None,
-               resize: str = "area", background: str = "black", fit: str = "stretch") -> np.ndarray:
+               resize: str = "area", background: str = "black", fit: str = "stretch",
+               grey_bits: int | None = None) -> np.ndarray:
     """One image as ``uint8`` ``(channels, H, W)``: converted to grey levels (1) or RGB (3) (an
     alpha channel is composited on ``background``: ``black``, ``white``, or ``contrast`` — the
     opposite of what is drawn, so dark strokes on a transparent canvas land on white; 16-bit grey
-    scaled from the range of its bit depth: 10, 12, 14 or 16 bits), resized to ``size = (H, W)`` when given and
+    scaled from the range of its bit depth: 10, 12, 14 or 16 bits, or ``grey_bits``, a set's: :func:`set_reading`),
+    resized to ``size = (H, W)`` when given and
     different (``resize``: ``area``, ``bilinear`` or ``nearest``; ``none`` refuses another size). ``fit``, for
     an image of another aspect ratio: ``stretch`` (squeezed to the size), ``crop`` (its centre part of
     that aspect ratio) or ``pad`` (the whole image on a border of its edge colour)."""
@@ -51,7 +53,7 @@ def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None
                 rgba = im.convert("RGBA")
                 im = Image.alpha_composite(Image.new("RGBA", rgba.size, _backdrop(rgba, background)), rgba)
             if im.mode.startswith("I") or im.mode == "F":  # 16-bit / 32-bit grey: scaled, not clipped, to 8 bits
-                im = Image.fromarray(_to_8_bits(np.asarray(im), im.mode), "L")
+                im = Image.fromarray(_to_8_bits(np.asarray(im), im.mode, grey_bits), "L")
             im = im.convert("L" if channels == 1 else "RGB")
     except FileNotFoundError:
         raise DataError(path, "image file does not exist") from None
@@ -102,7 +104,38 @@ def _backdrop(rgba, background: str) -> tuple[int, int, int, int]:
     return (255, 255, 255, 255) if background == "white" else (0, 0, 0, 255)
 
 
-def _to_8_bits(a: np.ndarray, mode: str) -> np.ndarray:
+def set_reading(paths) -> dict:
+    """What must be the same for every image of a set, so that one pixel value means one thing across it:
+    ``background``, the backdrop of its transparent images (the opposite of what they draw, pooled over the set:
+    image by image, dark icons landed on white and light ones on black), and ``grey_bits``, the bit depth of its
+    16-bit grey images (the fewest of 10, 12, 14 or 16 bits holding the set's largest value: image by image, the
+    same raw value read 249 in a dark frame and 4 in a bright one). Unreadable files are passed over (the
+    reading names them)."""
+    from PIL import Image
+
+    ink, weight, top = 0.0, 0.0, None
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                    a = np.asarray(im.convert("RGBA"), dtype=np.float64)
+                    ink += float((a[..., :3].mean(axis=-1) * a[..., 3]).sum())
+                    weight += float(a[..., 3].sum())
+                elif im.mode.startswith("I"):
+                    m = float(np.asarray(im).max())
+                    top = m if top is None else max(top, m)
+        except (OSError, ValueError):
+            continue
+    background = "white" if weight > 0 and ink / weight < 128 else "black"
+    return {"background": background, "grey_bits": None if top is None else _bits(top)}
+
+
+def _bits(top: float) -> int | None:
+    """The fewest of 10, 12, 14 or 16 bits whose range holds ``top``; None above 16 bits."""
+    return next((b for b in (10, 12, 14, 16) if top <= 2 ** b - 1), None)
+
+
+def _to_8_bits(a: np.ndarray, mode: str, bits: int | None = None) -> np.ndarray:
     """Grey levels of a 16-bit (or 32-bit integer) image over the range of its bit depth: 10, 12 or 14 bits when
     its values fit (scanners and cameras store those in 16-bit PNGs: over the 16-bit range a 12-bit scan read
     as 16 of 255, nearly black), else 16 bits (its own maximum above that); of a float image over [0, 1] (its
@@ -112,7 +145,7 @@ def _to_8_bits(a: np.ndarray, mode: str) -> np.ndarray:
         lo, hi = (0.0, 1.0) if a.min() >= 0 and a.max() <= 1 else (a.min(), max(a.max(), a.min() + 1e-12))
     else:
         top = float(a.max())
-        bits = next((b for b in (10, 12, 14, 16) if top <= 2 ** b - 1), None)
+        bits = bits if bits is not None and top <= 2 ** bits - 1 else _bits(top)
         lo, hi = 0.0, float(2 ** bits - 1) if bits else top
     return (np.clip((a - lo) / (hi - lo), 0, 1) * 255 + 0.5).astype(np.uint8)
 

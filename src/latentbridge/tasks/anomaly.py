@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from latentbridge.training.fit import best_loss_text
 from latentbridge.data.audio import FeatureExtractor, WindowFeatures
 from latentbridge.data.survey import (band_centres_hz, band_content_warning, band_fmax, band_profile_db,
                                       codec_counts, codec_warning, files_below_band, resampled_top_warning)
@@ -246,7 +247,7 @@ def _fitted(training: dict) -> str:
     if not training.get("epochs"):  # a closed-form detector
         return (f"fitted in closed form (no gradient training) in {max(training['seconds'], 0.01):.2g} s once the "
                 "features were computed")
-    return f"{training['epochs']} epochs, best validation loss {training['best_val_loss']}; {training['seconds']} s"
+    return f"{training['epochs']} epochs, {best_loss_text(training)}; {training['seconds']} s"
 
 
 def model_card(cfg, anomaly: dict, data: dict, training: dict) -> str:

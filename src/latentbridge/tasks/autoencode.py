@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from latentbridge.training.fit import best_loss_text
 from latentbridge.data.images import seeded_subset
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
 from latentbridge.utils import batched
@@ -127,7 +128,7 @@ def _audio_card(cfg, data: dict, training: dict) -> str:
 
 ## Model
 - {cfg.model.name}: {cfg.model.model_dump(exclude={'name'})}
-- Training: {training['epochs']} epochs, best validation loss {training['best_val_loss']}, {training['seconds']} s
+- Training: {training['epochs']} epochs, {best_loss_text(training)}, {training['seconds']} s
 
 ## Audio
 Mel features keep no phase: audio is rebuilt with Griffin-Lim (`latentbridge audio reconstruct`), so
@@ -175,6 +176,7 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
 
     cfg, spec = saved.workflow, saved.transform
     transform = build_spectrogram(spec)
+    data = data or getattr(cfg.data, "test_dir", None)  # the run's own test recordings, when it names them
     if data:
         files, source = list_audio_files(data), str(data)
     else:
@@ -273,7 +275,7 @@ def _fit_image(cfg, out_dir: Path, resume: bool, force: bool) -> FitResult | Non
 ## Model
 - {cfg.model.name}, latent {cfg.model.latent_dim}; input ({c}, {h}, {w}) in [0, 1] (uint8 / 255), sigmoid output;
   loss BCE + MSE (per-pixel means)
-- Training: {training['epochs']} epochs, best validation loss {training['best_val_loss']}, {training['seconds']} s
+- Training: {training['epochs']} epochs, {best_loss_text(training)}, {training['seconds']} s
 """
         run.save(model, transform=transform_spec(cfg), extra={"data": data.info}, card=card)
         return FitResult(run.dir, len(train_x), len(val_x), training["best_val_loss"], training["epochs"],
@@ -281,11 +283,19 @@ def _fit_image(cfg, out_dir: Path, resume: bool, force: bool) -> FitResult | Non
 
 
 def _evaluate_image(saved, data: str | None) -> ImageEvaluation:
+    from latentbridge.data.images import every_image
+
     cfg = saved.workflow
-    loaded = _image_data(cfg.data, cfg.train.seed, data)
-    images, info = loaded.test, loaded.info
+    if data and cfg.data.source == "folder":  # another folder: all of it is the test set
+        images, info = every_image(cfg.data.model_copy(update={"conditions": None}), data, cfg.train.seed)
+    else:
+        loaded = _image_data(cfg.data, cfg.train.seed, data)
+        images, info = loaded.test, loaded.info
     if not len(images):
-        raise DataError(data or cfg.data.root, "no test images in the run's split (data.test_fraction is 0)")
+        why = ("data.test_fraction is 0" if not cfg.data.test_fraction else
+               f"{info.get('n_files', 'too few')} images are too few for a test share of {cfg.data.test_fraction:g}")
+        raise DataError(data or cfg.data.root, f"no test images in the run's split ({why}): evaluate on another "
+                                               "folder with --data DIR")
     x = images.floats()
     model = saved.model.eval()
     if tuple(x.shape[1:]) != tuple(model.input_shape):
@@ -299,7 +309,8 @@ def _evaluate_image(saved, data: str | None) -> ImageEvaluation:
         "task": "image_ae", "model": str(saved.path), "model_class": saved.info["model_class"],
         "data": str(data or cfg.data.root), "source": cfg.data.source,
         "split": ("test (offline split of t10k)" if info["offline_split"] else "test (official t10k)") if mnist
-        else f"test: held out of {info['split']}", "offline_split": bool(info["offline_split"]),
+        else info["split"] if info["split"].startswith("every image") else f"test: held out of {info['split']}",
+        "offline_split": bool(info["offline_split"]),
         "n_images": int(len(x)), "test_mse": float(mse_a.mean()), "test_bce": float(bce_a.mean()),
     }
     labels, names = images.labels, images.class_names or [str(d) for d in range(10)]

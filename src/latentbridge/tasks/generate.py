@@ -13,6 +13,7 @@ report step :mod:`latentbridge.report.runs.diffusion` writes the files.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -156,6 +157,8 @@ def sample_saved(saved, n: int, *, label=None, guidance: float | None = None, st
         if len(condition) != model.n_continuous:
             raise LatentbridgeError(f"{run_dir}: the model takes {model.n_continuous} continuous condition(s) "
                                     f"({saved.info.get('condition_names')}), got {len(condition)}")
+        if not np.all(np.isfinite(np.asarray(condition, dtype=np.float64))):
+            raise LatentbridgeError(f"--condition: every value must be a finite number, got {list(condition)}")
         conditions = np.tile(np.asarray(condition, dtype=np.float32), (n, 1))
     images, secs = generate(model, n, labels=labels, conditions=conditions, progress=progress,
                             batch_size=batch_size or cfg.sampling.batch_size, **settings)
@@ -208,11 +211,25 @@ def evaluate(run_dir, data: str | None = None, *, n_samples: int | None = None, 
     if cfg.task != "diffusion":
         raise LatentbridgeError(f"{run_dir}: a {cfg.task!r} model, not a diffusion model")
     data_cfg = cfg.data.model_copy(update={"root": data}) if data else cfg.data
-    images = load_image_data(data_cfg, cfg.train.seed)
+    if data and cfg.data.source == "folder":  # another folder: all of it is the reference, the floor the run's own
+        from latentbridge.data.images import every_image
+
+        test, test_info = every_image(cfg.data, data, cfg.train.seed)
+        try:
+            own = load_image_data(cfg.data, cfg.train.seed)
+        except DataError as e:
+            raise DataError(cfg.data.root, f"the run's training images give the real-data floor of an evaluation on "
+                                           f"{data}, and cannot be read ({e.problem})") from None
+        images = dataclasses.replace(own, test=test, info={**own.info, "root": str(data), "split": test_info["split"]})
+    else:
+        images = load_image_data(data_cfg, cfg.train.seed)
     if len(images.test) < 2:  # before the sampling: Fréchet distances need two test images at least
         raise DataError(data_cfg.root, f"{len(images.test)} test image(s) in the run's split: an evaluation "
                                        "compares samples with at least 2 (train on more images, or evaluate on "
                                        "another folder: --data DIR)")
+    if len(images.train) < 2:  # the real floor: as many training images as samples, two at least
+        raise DataError(data_cfg.root, f"{len(images.train)} training image(s) in the run's split: the real-data "
+                                       "floor of an evaluation needs at least 2")
     model = saved.model
     n = int(n_samples or cfg.evaluate.n_samples)
     if judge is None:
@@ -231,7 +248,11 @@ def evaluate(run_dir, data: str | None = None, *, n_samples: int | None = None, 
     if len(real) < n:
         log.warning("only %d training images for a real floor of %d", len(real), n)
     names = saved.info.get("class_names") or []
-    m = measure(judge, gen, labels, images.test.floats(), real, cfg.evaluate.k, digit_classes=names == DIGITS)
+    k = min(cfg.evaluate.k, len(images.test) - 1, len(real) - 1, n - 1)  # precision / recall: k neighbours within each set
+    if k < cfg.evaluate.k:
+        log.warning("precision / recall with k = %d nearest neighbours instead of evaluate.k = %d: %d test and %d "
+                    "real images (a small set: the figures are rough)", k, cfg.evaluate.k, len(images.test), len(real))
+    m = measure(judge, gen, labels, images.test.floats(), real, k, digit_classes=names == DIGITS)
     metrics = {
         "task": "diffusion", "model": str(saved.path), "model_class": saved.info["model_class"],
         **m, "sampler": settings, "seconds_sampling": round(secs, 2),

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from latentbridge.training.fit import best_loss_text
 from latentbridge.errors import ConfigError, DataError
 from latentbridge.models.hub import load_model
 from latentbridge.utils import batched
@@ -168,7 +169,7 @@ def model_card(cfg, data: dict, training: dict, mask_threshold: dict) -> str:
 
 ## Model
 - Latent size {m.latent_dim}; damage head on the vibration-only latent
-- Training: {training['epochs']} epochs, best validation loss {training['best_val_loss']}, {training['seconds']} s
+- Training: {training['epochs']} epochs, {best_loss_text(training)}, {training['seconds']} s
 
 ## Use
 `latentbridge evaluate RUN_DIR --out DIR` predicts crack masks and damage extent from vibration alone.

@@ -17,7 +17,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from latentbridge.data.audio import FileFeatures, WindowFeatures, list_files
-from latentbridge.utils import quiet_lightning
+from latentbridge.utils import lightning_interrupts, quiet_lightning
 
 _GATHER_ENV = "LATENTBRIDGE_SCORE_GATHER"
 
@@ -124,7 +124,8 @@ def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: s
                         logger=False, enable_progress_bar=False, enable_checkpointing=False,
                         enable_model_summary=False, callbacks=callbacks, use_distributed_sampler=False)
     module = _Scorer(det, seed=seed, keep_features=not distributed)
-    predictions = trainer.predict(module, loader, return_predictions=not distributed)
+    with lightning_interrupts():
+        predictions = trainer.predict(module, loader, return_predictions=not distributed)
     if not distributed:
         pairs = [p for chunk in predictions for p in chunk]
     else:

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from latentbridge.training.fit import best_loss_text
 from latentbridge.errors import ConfigError, DataError
 from latentbridge.tasks.enhance import PIXEL_KINDS, coarse_source, full_source, run_tiles
 
@@ -207,7 +208,7 @@ def _card(cfg, params: dict, spec, data: dict, cal: dict, training: dict, noise:
 - {m.name}: latent {m.latent_dim} x {spec.patch_size // 2} x {spec.patch_size // 2} per {spec.patch_size}-pixel patch,
   widths {m.channels}, {m.fourier_frequencies} Fourier frequencies of the coordinates (up to {m.max_frequency:g}).
   {paths}; {blind}.
-- Training: {training['epochs']} epochs, best validation loss {training['best_val_loss']}, {training['seconds']} s.
+- Training: {training['epochs']} epochs, {best_loss_text(training)}, {training['seconds']} s.
 - Uncertainty: σ calibrated to 95 % within ±2σ on the validation patches against the {cal['reference']}
   (factors {', '.join(f'{k} {v:.3g}' for k, v in cal['factors'].items())}).
 

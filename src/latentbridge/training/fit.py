@@ -16,7 +16,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from latentbridge.errors import CheckpointError, LatentbridgeError
 from latentbridge.training.callbacks import EMA, BetaTracker, LastCheckpoint, RunClock, truncate_csv_steps
 from latentbridge.training.module import TrainingModule
-from latentbridge.utils import quiet_lightning
+from latentbridge.utils import lightning_interrupts, quiet_lightning
 
 #: sections whose keys must match between a run and its ``--resume`` (architecture, data, transform)
 RESUME_SECTIONS = ("task", "model", "data", "audio", "features", "vibration", "digits", "diffusion")
@@ -71,6 +71,12 @@ def check_resume(cfg_dict: dict, out_dir: Path) -> dict:
         raise LatentbridgeError(f"{out_dir}: cannot resume: the run was trained with other settings ("
                                 + "; ".join(parts) + f"). Resume with the run's values ({keep}) or train a new run; "
                                 "nothing in the run folder was changed")
+    done = int(ckpt.get("epoch") or 0)  # Lightning's current epoch when the checkpoint was saved
+    wanted = (cfg_dict.get("train") or {}).get("max_epochs")
+    if wanted not in (None, -1) and done > int(wanted):
+        raise LatentbridgeError(f"{out_dir}: cannot resume to train.max_epochs = {wanted}: the run has trained "
+                                f"{done} epochs already; resume with more (-o train.max_epochs={done + 10}, say); "
+                                "nothing in the run folder was changed")
     return ckpt
 
 
@@ -99,10 +105,21 @@ class TrainOutcome:
 
     def summary(self) -> dict:
         """Epochs, steps, best monitored loss and wall time (accumulated over resumed sessions)."""
-        best = self.trainer.checkpoint_callback.best_model_score if self.trainer.checkpoint_callback else None
+        cb = self.trainer.checkpoint_callback
+        best = cb.best_model_score if cb else None
+        best = None if best is None else float(best.item() if hasattr(best, "item") else best)
+        on_train = cb is not None and cb.monitor == "train/loss_epoch"  # no validation data: the training loss
         return {"epochs": int(self.trainer.current_epoch), "global_step": int(self.trainer.global_step),
-                "best_val_loss": None if best is None else float(best.item() if hasattr(best, "item") else best),
+                "best_val_loss": None if on_train else best, **({"best_train_loss": best} if on_train else {}),
                 "seconds": round(self.clock.seconds(), 2)}
+
+
+def best_loss_text(training: dict) -> str:
+    """The best loss of a training summary as a model card says it: the validation loss, or the training loss
+    (named so) when there was no validation data."""
+    if training.get("best_val_loss") is None and training.get("best_train_loss") is not None:
+        return f"no validation data (best training loss {training['best_train_loss']})"
+    return f"best validation loss {training.get('best_val_loss')}"
 
 
 def make_trainer(t, run_dir: Path, monitor: str, beta: bool = True, extra_callbacks=()) -> tuple[L.Trainer, RunClock]:
@@ -180,7 +197,8 @@ def fit_model(model: torch.nn.Module, cfg, out_dir: Path, train_loader, val_load
 
             _drop_logged_after(out_dir, int(read_lightning_checkpoint(last).get("global_step", 0)))
     try:
-        trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=True)
+        with lightning_interrupts():
+            trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=True)
     except RuntimeError as e:
         if resume and ("size mismatch" in str(e) or "Missing key" in str(e) or "Unexpected key" in str(e)):
             raise CheckpointError(ckpt_path, "its weights do not fit the model built from this run's data "
