@@ -428,3 +428,7 @@ def test_a_run_without_validation_data_does_not_call_its_training_loss_a_validat
     assert info["data"]["n_val"] == 0
     assert info["training"]["best_val_loss"] is None and info["training"]["best_train_loss"] > 0
     assert "no validation data (best training loss" in (tmp_path / "run" / "README.md").read_text()
+    with pytest.raises(Exception, match="a 'image_ae' model; export writes anomaly detectors"):
+        from latentbridge.export import export_onnx
+
+        export_onnx(tmp_path / "run", tmp_path / "ae.onnx")

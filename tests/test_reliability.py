@@ -657,3 +657,7 @@ def test_a_terminated_training_says_so(tmp_path):
                          text=True)
     assert res.returncode == 2 and f"the run has trained {done} epochs already" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr and sorted(str(p.relative_to(run)) for p in run.rglob("*")) == before
+    res = subprocess.run([sys.executable, "-m", "latentbridge", "evaluate", str(run), "--out", str(tmp_path / "ev")],
+                         env=env, capture_output=True, text=True)
+    assert res.returncode == 2 and "its training did not finish (continue it with the same `latentbridge train` " \
+        "command and --resume)" in res.stderr, res.stderr

@@ -106,8 +106,12 @@ def export_onnx(model_dir: str | Path, out_path: str | Path, opset: int = 18, n_
     from latentbridge.models.hub import read_info
 
     out_path = _check_onnx_path(out_path, force)
-    if read_info(model_dir)["config"].get("task") == "diffusion":
+    task = read_info(model_dir)["config"].get("task")
+    if task == "diffusion":
         return export_denoiser(model_dir, out_path, opset=opset, force=force)
+    if task not in ("anomaly", "audio_ae"):  # an audio autoencoder exports as a detector once calibrated
+        raise LatentbridgeError(f"model folder {model_dir}: a {task!r} model; export writes anomaly detectors "
+                                "(`latentbridge anomaly fit`) and diffusion denoisers (configs/ddpm_*.yaml)")
     det = Detector.load(model_dir)
     anomaly = det.anomaly
     if det.method not in ("elbo", "iwae"):

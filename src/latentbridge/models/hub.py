@@ -137,7 +137,10 @@ def save_model(folder: str | Path, model: torch.nn.Module, *, config: dict, tran
 def _read_json(folder: Path) -> dict:
     cfg_path = folder / CONFIG_NAME
     if not cfg_path.is_file():
-        raise ModelFolderError(folder, f"missing {CONFIG_NAME}")
+        if (folder / "checkpoints" / "last.ckpt").is_file():  # a training that did not finish
+            raise ModelFolderError(folder, f"missing {CONFIG_NAME}: its training did not finish (continue it with the "
+                                           "same `latentbridge train` command and --resume)")
+        raise ModelFolderError(folder, f"missing {CONFIG_NAME}" + ("" if folder.is_dir() else " (no such folder)"))
     try:
         info = json.loads(cfg_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
