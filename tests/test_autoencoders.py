@@ -413,7 +413,8 @@ def test_presets_build(preset):
     assert model.config()["input_shape"] == list(shape)
 
 
-def test_a_run_without_validation_data_does_not_call_its_training_loss_a_validation_loss(tmp_path):
+def test_a_run_without_validation_data_does_not_call_its_training_loss_a_validation_loss(tmp_path, monkeypatch,
+                                                                                          capsys):
     from PIL import Image
 
     rng = np.random.default_rng(0)
@@ -432,3 +433,15 @@ def test_a_run_without_validation_data_does_not_call_its_training_loss_a_validat
         from latentbridge.export import export_onnx
 
         export_onnx(tmp_path / "run", tmp_path / "ae.onnx")
+    # the data path as `train` was given it, relative, read from another folder: said so
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--config", str(REPO / "configs" / "image_ae_conv.yaml"), "--out", "rel", "-o",
+                 "data.source=folder", "-o", "data.root=imgs", "-o", "data.image_size=16", "-o", "data.channels=3",
+                 "-o", "model.channels=[8,16]", "-o", "train.max_epochs=1"]) == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "rel"), "--out", "ev"]) == 2
+    err = capsys.readouterr().err
+    assert "imgs: image folder does not exist (the run's data path, relative to the folder `train` ran in" in err
+    assert main(["evaluate", str(tmp_path / "rel"), "--out", "ev", "--data", str(tmp_path / "imgs")]) == 0

@@ -9,7 +9,7 @@ from dataclasses import dataclass, is_dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from latentbridge.errors import LatentbridgeError
+from latentbridge.errors import DataError, LatentbridgeError
 from latentbridge.outputs import check_target, output_folder
 from latentbridge.report.runs import anomaly as anomaly_report
 from latentbridge.report.runs import autoencode as autoencode_report
@@ -117,7 +117,13 @@ def evaluate(run_dir: str, out: str, data: str | None = None, force: bool = Fals
     config = read_info(run_dir)["config"]
     entry = TASKS[config.get("task", "anomaly")]
     check_target(Path(out), force)  # before the work: a used folder without --force is refused at once
-    res = entry.evaluate(run_dir, data, **_reads_vibration(run_dir, config, sample_rate))
+    try:
+        res = entry.evaluate(run_dir, data, **_reads_vibration(run_dir, config, sample_rate))
+    except DataError as e:  # the run's own data, stored as the relative path `train` was given, read from elsewhere
+        if data is None and not Path(e.path).is_absolute() and not Path(e.path).exists():
+            raise DataError(e.path, f"{e.problem} (the run's data path, relative to the folder `train` ran in, not "
+                                    f"to {Path.cwd()}: evaluate from there, or give the data with --data DIR)") from None
+        raise
     with output_folder(out, force=force) as tmp:
         entry.write_evaluation(res, tmp)
     return res
