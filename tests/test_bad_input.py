@@ -159,3 +159,17 @@ def test_export_needs_onnx_suffix(fitted_model, tmp_path, capsys):
 def test_listen_missing_source(fitted_model, tmp_path, capsys):
     assert main(["anomaly", "listen", str(fitted_model), "--source", str(tmp_path / "none.wav")]) == 2
     assert "none.wav" in _err(capsys)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["tissue", "--channels", "0", "--no-imzml"], "data synth tissue: --channels must be an integer in [1, 1000], got 0"),
+    (["tissue", "--sections", "2", "--test-sections", "5"], "--test-sections must be an integer in [0, 2], got 5"),
+    (["tissue", "--count-scale", "0"], "--count-scale > 0"),
+    (["machine", "--seed", "-1"], "--seed must be 0 or more, got -1"),
+    (["bridge", "--sensors", "0"], "data synth bridge: --sensors must be an integer from 1 to 99, got 0"),
+])
+def test_synthetic_data_options_out_of_range_are_one_line(argv, message, tmp_path, capsys):
+    """Generators' own checks of their options were tracebacks (exit 1) naming their argument names."""
+    assert main(["data", "synth", argv[0], "--out", str(tmp_path / "out"), *argv[1:]]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and not (tmp_path / "out").exists(), err

@@ -234,6 +234,15 @@ def test_api_key_guards_every_request(models, machine_data, caplog):
     assert any(f"POST /api/models/{pump}/score 200 " in x for x in lines)
     assert any(x.startswith("GET / 200 ") for x in lines) and any(" 401 " in x for x in lines)
     assert not any("s3cret" in x or "RIFF" in x or "api_key" in x for x in lines)
+    # uvicorn's own line for an accepted WebSocket held its query string, the browser's key with it
+    import logging
+
+    from latentbridge.serve.server import QueryRedactor
+
+    rec = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, '%s - "WebSocket %s" [accepted]',
+                            ("127.0.0.1:46302", f"/api/models/{pump}/stream?api_key=s3cret"), None)
+    assert QueryRedactor().filter(rec) and rec.getMessage() == \
+        f'127.0.0.1:46302 - "WebSocket /api/models/{pump}/stream?..." [accepted]'
     with TestClient(create_app(models)) as c:
         assert "access-control-allow-origin" not in c.get("/healthz", headers={"Origin": "http://x.test"}).headers
     with TestClient(create_app(models, ServeSettings(cors_origins=("http://x.test",), api_key="k"))) as c:

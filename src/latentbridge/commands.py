@@ -5,11 +5,12 @@ the same task and report functions."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, is_dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from latentbridge.errors import DataError, LatentbridgeError
+from latentbridge.errors import ConfigError, DataError, LatentbridgeError
 from latentbridge.outputs import check_target, output_folder
 from latentbridge.report.runs import anomaly as anomaly_report
 from latentbridge.report.runs import autoencode as autoencode_report
@@ -239,8 +240,27 @@ def synth(kind: str, out: str, force: bool = False, **kw) -> dict:
         from latentbridge.data.synth.tissue import synth_tissue as fn
     else:
         raise LatentbridgeError(f"unknown synthetic data set {kind!r}")
+    if kw.get("seed") is not None and kw["seed"] < 0:
+        raise LatentbridgeError(f"--seed must be 0 or more, got {kw['seed']}")
+    check_target(Path(out), force)
     with output_folder(out, force=force) as tmp:
-        return fn(tmp, overwrite=True, **kw)
+        try:
+            return fn(tmp, overwrite=True, **kw)
+        except (ValueError, LatentbridgeError) as e:  # a generator's own check of an option: said with its name
+            if isinstance(e, LatentbridgeError) and type(e) not in (LatentbridgeError, ConfigError):
+                raise
+            names = "|".join(sorted(_SYNTH_OPTIONS, key=len, reverse=True))
+            text = re.sub(rf"(?<![\w-])({names})\b", lambda m: _SYNTH_OPTIONS[m.group(1)], str(e))
+            raise LatentbridgeError(f"data synth {kind}: {text}") from None
+
+
+#: the generators' argument names as `data synth` spells its options
+_SYNTH_OPTIONS = {"n_sensors": "--sensors", "noise_snr_db": "--noise-snr", "duration_s": "--duration",
+                  "sample_rate": "--sample-rate", "n_train": "--n-train", "n_test_normal": "--n-test-normal",
+                  "n_test_anomalous": "--n-test-anomalous", "test_sections": "--test-sections",
+                  "count_scale": "--count-scale", "read_noise": "the read noise", "sections": "--sections",
+                  "height": "--height", "width": "--width", "channels": "--channels", "dropout": "--dropout",
+                  "states": "--states"}
 
 
 def train_classifier(kind: str, out: str | None, *, data: str | None = None, overrides: list[str] | None = None,

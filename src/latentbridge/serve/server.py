@@ -10,6 +10,19 @@ from latentbridge.serve.security import is_loopback
 log = logging.getLogger("latentbridge.serve")
 
 
+class QueryRedactor(logging.Filter):
+    """Cuts query strings out of uvicorn's own lines: it logs each accepted WebSocket with its path and query,
+    where a browser's API key travels (``?api_key=...``); a secret never reaches a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(a.split("?", 1)[0] + "?..." if isinstance(a, str) and "?" in a and a.startswith("/")
+                                else a for a in record.args)
+        if isinstance(record.msg, str) and "?" in record.msg and "api_key" in record.msg.lower():
+            record.msg = record.msg.split("?", 1)[0] + "?..."
+        return True
+
+
 def check_bind(host: str, api_key: str | None) -> None:
     """Binding beyond the loopback interface needs an API key: LatentbridgeError otherwise."""
     if not is_loopback(host) and not api_key:
@@ -35,5 +48,8 @@ def serve(model_dirs, *, host: str = "127.0.0.1", port: int = 8000, settings=Non
     print(f"serving {names} on http://{host if ':' not in host else f'[{host}]'}:{port}/ "
           f"(API docs at /docs{'; API key required' if settings.api_key else ''})", flush=True)
     # uvicorn's own access log is off: it would print query strings (which may hold the API key);
-    # latentbridge.serve logs every request without them.
+    # latentbridge.serve logs every request without them, and uvicorn's other lines lose theirs.
+    redactor = QueryRedactor()
+    for name in ("uvicorn.error", "uvicorn"):
+        logging.getLogger(name).addFilter(redactor)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, ws_max_size=settings.max_frame_bytes)
