@@ -133,6 +133,17 @@ def test_imzml_errors_name_the_file(tmp_path):
         imzml.read_ion_images(bad, [760.0])
     with pytest.raises(ValueError, match="tolerance unit"):
         imzml.mz_windows([760.0], 5, "mda")
+    # a pixel written twice (the last spectrum won, silently); a stray coordinate (a 745-GiB grid: MemoryError)
+    mzs, ints = np.array([700.0, 760.58]), np.array([1.0, 2.0], dtype=np.float32)
+    pixels = [(r, c, mzs, ints) for r in range(3) for c in range(3)]
+    twice = imzml.write_imzml(tmp_path / "twice.imzML", [*pixels, (0, 0, mzs, 100 * ints)], mode="processed")
+    with pytest.raises(DataError, match=r"twice\.imzML: 1 pixel\(s\) hold more than one spectrum \(spectra 0, 9 at "
+                                        r"x = 1, y = 1\)"):
+        imzml.read_ion_images(twice, [760.58])
+    stray = imzml.write_imzml(tmp_path / "stray.imzML", [*pixels, (199_999, 199_999, mzs, ints)], mode="processed")
+    with pytest.raises(DataError, match=r"10 spectra on a grid of 200000 x 200000 pixels: spectrum 9 at x = 200000, "
+                                        r"y = 200000 lies far from the others"):
+        imzml.read_ion_images(stray, [760.58])
 
 
 def test_array_stacks_in_every_layout(tmp_path):

@@ -464,6 +464,16 @@ def test_spatial_enhance_is_the_cli_enhance(client, folders, models, tmp_path):
     assert r.status_code == 422
     r = client.post(f"/api/models/{name}/enhance", data={"task": "denoise"}, files={"file": ("s.npy", b"garbage")})
     assert r.status_code == 422 and r.json()["detail"].startswith("s.npy:") and "upload" not in r.json()["detail"]
+    r = client.post(f"/api/models/{name}/enhance", data={"task": "denoise"},  # the section by its name, not ours
+                    files={"file": ("base.npy", _npy(section)), "mask": ("none.mask.npy", _npy(np.zeros((20, 24), bool)))})
+    assert r.status_code == 422 and r.json()["detail"] == "none.mask.npy: the mask of base.npy marks no pixel as valid"
+    # the work grows with the values an array unpacks to, not its compressed size: a limit before unpacking
+    buf = io.BytesIO()
+    np.savez_compressed(buf, values=np.zeros((2000, 2000, 3), np.float32))
+    assert len(buf.getvalue()) < 100_000
+    small = TestClient(create_app(models, ServeSettings(max_values=1_000_000)))
+    r = small.post(f"/api/models/{name}/enhance", data={"task": "denoise"}, files={"file": ("bomb.npz", buf.getvalue())})
+    assert r.status_code == 413 and r.json()["detail"].startswith("bomb.npz: an array of 12,000,000 values; the limit")
     assert client.post(f"/api/models/{_name(folders, 'ddpm')}/enhance", data={"task": "denoise"},
                        files={"file": ("s.npy", _npy(section))}).status_code == 404
 

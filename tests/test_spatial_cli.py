@@ -189,6 +189,9 @@ def test_enhance_errors_are_one_line(run, tissue, tmp_path, capsys):
     assert main(["enhance", str(run), str(tmp_path / "wrong.npy"), "--task", "denoise", "--out",
                  str(tmp_path / "y")]) == 2
     assert "has 3 channels; the model reads 6" in capsys.readouterr().err
+    assert main(["enhance", str(run), str(tissue / "section_05.imzML"), "--task", "denoise", "--mask",
+                 str(tmp_path / "wrong.npy"), "--out", str(tmp_path / "y")]) == 2  # it was ignored
+    assert "--mask is for array inputs" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
     # once exit 0 with wrong or blank maps (or a traceback): channels labelled with m/z in another order or of
     # other m/z, one extreme pixel (a whole tile came out NaN), clean maps with NaN, a seed out of range

@@ -205,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--api-key", help="require this key on every request (default: $LATENTBRIDGE_API_KEY)")
     sv.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload (413 above it)")
     sv.add_argument("--max-duration", type=float, default=600.0, help="longest audio upload in seconds (413)")
+    sv.add_argument("--max-values", type=int, default=100_000_000,
+                    help="most values (pixels x channels) of an array to enhance (413; a compressed .npz unpacks)")
     sv.add_argument("--max-batch", type=int, default=16,
                     help="most windows per model call when batching concurrent requests (1: no batching)")
     sv.add_argument("--max-wait-ms", type=float, default=2.0, help="how long a batch waits for more requests")
@@ -446,6 +448,7 @@ def _cmd_serve(args) -> int:
         raise LatentbridgeError(f"serve needs the serve extra: pip install 'latentbridge[serve]' ({e})") from None
     settings = ServeSettings(api_key=args.api_key or os.environ.get("LATENTBRIDGE_API_KEY") or None,
                              max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration,
+                             max_values=args.max_values,
                              max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_age_ms=args.max_age_ms,
                              cors_origins=tuple(args.cors_origin), stream_queue_blocks=args.stream_queue_blocks)
     check_bind(args.host, settings.api_key)  # before loading anything

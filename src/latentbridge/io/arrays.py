@@ -123,6 +123,42 @@ def _labels_file(path: Path) -> list[str]:
     return [line.strip() for line in txt.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def _header_size(f) -> int:
+    """The number of values of the ``.npy`` array whose file ``f`` is open at its start."""
+    fmt = np.lib.format
+    version = fmt.read_magic(f)
+    read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+    return int(np.prod(read(f)[0]))
+
+
+def stored_size(path: str | Path) -> int | None:
+    """How many values a ``.npy`` / ``.npz`` / TIFF array file holds, from its headers alone (a compressed ``.npz``
+    of a few kB can unpack to GB: a server checks its limit before unpacking); None when the headers do not say."""
+    import zipfile
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            with open(path, "rb") as f:
+                return _header_size(f)
+        if suffix == ".npz":
+            with zipfile.ZipFile(path) as z:
+                sizes = []
+                for name in z.namelist():
+                    with z.open(name) as f:
+                        sizes.append(_header_size(f))
+            return max(sizes, default=0)
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                return sum(int(np.prod(p.shape)) for p in tif.pages)
+    except Exception:  # noqa: BLE001 - an unreadable file is named by the reader itself
+        return None
+    return None
+
+
 def read_array_stack(path: str | Path, *, mmap: bool = True) -> ArrayStack:
     """An (H, W, C) stack from a ``.npy`` / ``.npz`` / TIFF / PNG file or a folder of PNGs."""
     path = Path(path)

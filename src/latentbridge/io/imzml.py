@@ -131,6 +131,11 @@ def _mode(parser) -> str:
     return "continuous" if len(set(parser.mzOffsets)) == 1 else "processed"
 
 
+#: a pixel grid may hold this many times more pixels than spectra (sections with holes) before a stray coordinate is
+#: suspected
+SPARSEST_GRID = 50
+
+
 def _grid(parser, path: Path) -> tuple[np.ndarray, tuple[int, int]]:
     xyz = np.asarray(parser.coordinates, dtype=np.int64)
     if xyz.shape[1] > 2 and len(np.unique(xyz[:, 2])) > 1:
@@ -141,7 +146,19 @@ def _grid(parser, path: Path) -> tuple[np.ndarray, tuple[int, int]]:
     meta = getattr(parser, "imzmldict", {}) or {}
     h = max(int(rows.max()) + 1, int(meta.get("max count of pixels y") or 0))
     w = max(int(cols.max()) + 1, int(meta.get("max count of pixels x") or 0))
-    return np.stack([rows, cols], axis=1), (h, w)
+    rc = np.stack([rows, cols], axis=1)
+    if h * w > max(SPARSEST_GRID * len(rc), 1_000_000):  # an array of the grid would not fit for a stray pixel
+        far = int(np.argmax(np.maximum(rows / max(np.median(rows), 1), cols / max(np.median(cols), 1))))
+        raise DataError(path, f"{len(rc)} spectra on a grid of {h} x {w} pixels: spectrum {far} at x = {xyz[far, 0]}, "
+                              f"y = {xyz[far, 1]} lies far from the others (a stray coordinate?)")
+    _, first, counts = np.unique(rows * w + cols, return_index=True, return_counts=True)
+    if (counts > 1).any():
+        k = int(np.flatnonzero(counts > 1)[0])
+        again = np.flatnonzero((rows * w + cols) == rows[first[k]] * w + cols[first[k]])
+        raise DataError(path, f"{int((counts > 1).sum())} pixel(s) hold more than one spectrum (spectra "
+                              f"{', '.join(map(str, again[:4]))} at x = {xyz[again[0], 0]}, y = {xyz[again[0], 1]}): "
+                              "which one is the pixel's is unknown")
+    return rc, (h, w)
 
 
 def imzml_info(path: str | Path) -> dict:

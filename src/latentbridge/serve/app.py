@@ -58,10 +58,13 @@ class ServeSettings:
     max_frame_bytes: int = 1 << 20
     gl_iterations: int = 32
     decode_threads: int = 4
+    max_values: int = 100_000_000
+    """Most values (pixels x channels) of an array to enhance (413 above): the work grows with them, not with the
+    upload's compressed size."""
 
     def __post_init__(self):
         for name in ("max_upload_mb", "max_duration_s", "max_batch", "max_age_ms", "stream_queue_blocks",
-                     "max_frame_bytes", "gl_iterations", "decode_threads"):
+                     "max_frame_bytes", "gl_iterations", "decode_threads", "max_values"):
             if not getattr(self, name) > 0:
                 raise LatentbridgeError(f"serve: {name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.max_wait_ms < 0:
@@ -265,12 +268,14 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
         up_mask = await receive(mask) if mask is not None else None
         try:
             try:
-                return await in_thread(model_pool, _enhance, m, up, up_mask, task, seed, samples)
+                return await in_thread(model_pool, _enhance, m, up, up_mask, task, seed, samples,
+                                       settings.max_values)
             except DataError as e:
-                for u in (up, up_mask):
-                    if u is not None and str(u.path) in str(e):
-                        raise u.error(e) from None
-                raise up.error(e) from None
+                owner = up_mask if up_mask is not None and e.path == str(up_mask.path) else up
+                err = owner.error(e)
+                if owner is up_mask:  # a mask's error names the section too, by its temporary name
+                    err.detail = err.detail.replace(str(up.path), up.client_name).replace(up.path.name, up.client_name)
+                raise err from None
         finally:
             up.close()
             if up_mask is not None:
@@ -399,7 +404,9 @@ def _sample_images(m: ServedModel, body: SampleRequest) -> dict:
             "images_png": [media.png_base64(i, max(1, 112 // max(i.shape[:2]))) for i in images]}
 
 
-def _enhance(m: ServedModel, up: _Upload, up_mask: _Upload | None, task: str, seed: int, samples: int | None) -> dict:
+def _enhance(m: ServedModel, up: _Upload, up_mask: _Upload | None, task: str, seed: int, samples: int | None,
+             limit: int) -> dict:
+    from latentbridge.io.arrays import stored_size
     from latentbridge.serve.registry import SPATIAL_EXTENSIONS
     from latentbridge.tasks.spatial import enhance_saved
 
@@ -409,6 +416,10 @@ def _enhance(m: ServedModel, up: _Upload, up_mask: _Upload | None, task: str, se
                                  "'latentbridge enhance' or numpy")
     if up_mask is not None and up_mask.path.suffix not in (".npy", ".png"):
         raise DataError(up_mask.path, "a mask must be .npy or .png")
+    size = stored_size(up.path)
+    if size is not None and size > limit:
+        raise HTTPException(413, f"{up.client_name}: an array of {size:,} values; the limit is {limit:,} "
+                                 "(latentbridge serve --max-values), or enhance it with 'latentbridge enhance'")
     r = enhance_saved(m.saved, up.path, task, mask=None if up_mask is None else str(up_mask.path),
                       n_samples=samples, seed=seed)
     enhanced, sigma = np.asarray(r.enhanced, dtype=np.float32), np.asarray(r.sigma, dtype=np.float32)

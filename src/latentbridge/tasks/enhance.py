@@ -103,7 +103,8 @@ def run_tiles(model, spec, source: TileSource, *, n_samples: int = 8, batch_tile
               ) -> TiledOutput:
     """Enhance the whole grid of ``source`` (see the module docstring); ``allocate(name, shape)``
     gives the output arrays (``enhanced``, ``uncertainty``, ``latent``); with ``answered`` (H, W), the
-    enhanced map and its σ are NaN at the other pixels (the latent map is kept whole); ``progress``: a
+    enhanced map and its σ are NaN at the other pixels, and tiles holding none of them are not run (the latent
+    map is 0 where no tile ran: a small section on a large empty canvas costs its own tiles); ``progress``: a
     bar of tiles on stderr."""
     from latentbridge.utils import progress_bar
 
@@ -152,9 +153,15 @@ def run_tiles(model, spec, source: TileSource, *, n_samples: int = 8, batch_tile
         b0 = upto
 
     bar = progress_bar(len(ys) * len(xs), progress, "enhancing", unit="tile")
+    n_run = 0
     for y0 in ys:
         flush(y0)
         tiles = [(y0, x0) for x0 in xs]
+        if answered is not None:  # a tile with no pixel to answer (all outside the section) is not run
+            kept = [(ty, tx) for ty, tx in tiles if np.asarray(answered[ty:ty + size, tx:tx + size]).any()]
+            bar.update(len(tiles) - len(kept))
+            tiles = kept
+        n_run += len(tiles)
         for i in range(0, len(tiles), batch_tiles):
             chunk = tiles[i:i + batch_tiles]
             parts = [source.fetch(ty, tx, size) for ty, tx in chunk]
@@ -179,4 +186,4 @@ def run_tiles(model, spec, source: TileSource, *, n_samples: int = 8, batch_tile
             bar.update(len(chunk))
     flush(b0 + size)
     bar.close()
-    return TiledOutput(out_mean, out_sigma, out_latent, len(ys) * len(xs))
+    return TiledOutput(out_mean, out_sigma, out_latent, n_run)

@@ -328,6 +328,9 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
         raise ConfigError(f"--samples must be at least 1, got {n_samples}")
     if not -(2 ** 63) <= int(seed) < 2 ** 63:  # a traceback from the generator before
         raise ConfigError(f"--seed must lie between -2**63 and 2**63 - 1, got {seed}")
+    if mask and path.suffix.lower() == ".imzml":  # it was ignored without a word
+        raise ConfigError(f"--mask {mask}: an imzML section's valid pixels are those with a spectrum; --mask is for "
+                          "array inputs")
     truth_file = truth or (sibling if sibling.is_file() and task != "upscale" else None)
     section = read_section(path, mz=spec.mz, tolerance=spec.tolerance, unit=spec.tolerance_unit,
                            normalization=spec.normalization, mask=mask, truth=truth_file)
