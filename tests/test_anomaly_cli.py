@@ -260,6 +260,13 @@ def test_vibration_csvs_are_recordings(tmp_path, caplog, capsys):
         r = c.post("/api/models/m2/score", files={"file": ("fault.csv", (tmp_path / "up" / "fault.csv").read_bytes())})
     assert r.status_code == 200, r.text
     assert r.json()["n_windows"] == 7 and r.json()["is_anomaly"] is True and r.json()["warnings"] == []
+    # a model fitted on timed CSVs: the rate of a rate-less upload is a form field, as at the command line
+    bare = (tmp_path / "test_nt" / "anomalous" / "a0.csv").read_bytes()
+    with TestClient(create_app(load_models([tmp_path / "m"]))) as c:
+        r = c.post("/api/models/m/score", files={"file": ("a0.csv", bare)})
+        assert r.status_code == 422 and "sample_rate in a /score request" in r.json()["detail"], r.text
+        r = c.post("/api/models/m/score", files={"file": ("a0.csv", bare)}, data={"sample_rate": "1000"})
+    assert r.status_code == 200 and r.json()["is_anomaly"] is True, r.text
     # a label CSV beside audio files is not a recording
     (tmp_path / "mixed").mkdir()
     (tmp_path / "mixed" / "a.wav").write_bytes(b"")

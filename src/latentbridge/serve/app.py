@@ -192,14 +192,16 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
         return m.describe()
 
     @app.post("/api/models/{name}/score", summary="Anomaly scores of an uploaded recording")
-    async def score(name: str, file: UploadFile = File(...), spectrogram: bool = Query(False)):
+    async def score(name: str, file: UploadFile = File(...), spectrogram: bool = Query(False),
+                    sample_rate: float | None = Form(None, gt=0, description="Hz of a vibration CSV or .mat file "
+                                                    "that gives no rate (default: the model's)")):
         m = get(name, "score")
         up = await receive(file)
         try:
             t0 = time.perf_counter()
             try:
                 wave, windows, starts_s, padded, codec = await in_thread(decode_pool, _read_windows, m, up.path,
-                                                                         settings.max_duration_s)
+                                                                         settings.max_duration_s, sample_rate)
             except DataError as e:
                 raise up.error(e) from None
             t1 = time.perf_counter()
@@ -297,12 +299,18 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
 # ----------------------------------------------------------------------------- compute (worker threads)
 
 
-def _read_windows(m: ServedModel, path: Path, max_duration_s: float):
+def _read_windows(m: ServedModel, path: Path, max_duration_s: float, csv_rate: float | None = None):
     """The upload's waveform at the model's rate and its windows, by the detector's own extractor
-    (read_audio's checks, the short-recording rule, cut_windows with the model's pad mode)."""
+    (read_audio's checks, the short-recording rule, cut_windows with the model's pad mode); ``csv_rate``: the
+    rate of a vibration file that gives none (default: the model's)."""
+    import copy
+
     from latentbridge.io import audio_info
 
     ex = m.extractor
+    if csv_rate is not None:
+        ex = copy.copy(ex)
+        ex.csv_rate = float(csv_rate)
     info = audio_info(path, ex.csv_rate)  # a vibration CSV too, when the model was fitted on them
     if info.duration_s > max_duration_s:
         raise _TooLong(info.duration_s, max_duration_s)
