@@ -135,7 +135,7 @@ def test_enhance_arrays_and_imzml(run, tissue, tmp_path, capsys):
 
 def test_maps_on_another_intensity_scale_are_named(run, tissue, tmp_path, caplog):
     maps = np.load(tissue / "section_05.npy")
-    for name, factor in (("faint", 1e-9), ("loud", 1e3)):  # once enhanced without a word: nearly empty / extreme
+    for name, factor in (("faint", 1e-9), ("loud", 1e3), ("negated", -1.0)):  # once enhanced without a word
         np.save(tmp_path / f"{name}.npy", (maps * factor).astype(np.float32))
         shutil.copy(tissue / "section_05.mask.npy", tmp_path / f"{name}.mask.npy")
         shutil.copy(tissue / "section_05.channels.txt", tmp_path / f"{name}.channels.txt")
@@ -145,6 +145,11 @@ def test_maps_on_another_intensity_scale_are_named(run, tissue, tmp_path, caplog
         assert main(["enhance", str(run), str(tmp_path / f"{name}.npy"), "--task", "denoise", "--out",
                      str(tmp_path / name)]) == 0
         assert f"{', '.join(mz)} spread over {words} the range of the training sections' intensities" in caplog.text
+    caplog.clear()
+    assert main(["enhance", str(run), str(tmp_path / "negated.npy"), "--task", "denoise", "--out",
+                 str(tmp_path / "negated")]) == 0
+    assert f"{', '.join(mz)} outside the range of the training sections' intensities" in caplog.text
+    assert "spread over" not in caplog.text
     caplog.clear()
     assert main(["enhance", str(run), str(tissue / "section_05.npy"), "--task", "denoise", "--out",
                  str(tmp_path / "same")]) == 0

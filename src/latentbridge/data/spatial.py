@@ -197,10 +197,11 @@ def _channel_ranges(values: np.ndarray, valid: np.ndarray, rows: int = 256) -> t
 
 def scale_mismatch(section: Section, spec, factor: float = 100.0, max_pixels: int = 1 << 20) -> list[dict]:
     """Channels whose valid pixels spread over a range ``factor`` times narrower or wider than the training
-    sections' (from the ``lower`` / ``upper`` of :func:`channel_statistics`): maps on another intensity scale
-    (other units, another normalisation, an export's scale factor), which the model reads as nearly empty or as
-    extreme. For each: ``channel``, the input's 0.5th / 99.5th percentiles ``low`` / ``high`` and the training
-    range ``trained`` (min, max). Rows are subsampled past ``max_pixels`` pixels (a memory map is not read whole)."""
+    sections' (from the ``lower`` / ``upper`` of :func:`channel_statistics`), or lying wholly outside it: maps on
+    another intensity scale (other units, another normalisation, an export's scale factor, negated or offset
+    values), which the model reads as nearly empty or as extreme. For each: ``channel``, the input's 0.5th / 99.5th
+    percentiles ``low`` / ``high``, the training range ``trained`` (min, max) and ``outside`` (the spread is like
+    training's, the values not). Rows are subsampled past ``max_pixels`` pixels (a memory map is not read whole)."""
     h, w, c = section.shape
     step = max(1, int(np.ceil(h * w / max_pixels)))
     if c != len(spec.scale):  # another channel count: refused where the model reads the section
@@ -212,9 +213,11 @@ def scale_mismatch(section: Section, spec, factor: float = 100.0, max_pixels: in
     scale, center = np.asarray(spec.scale, np.float64), np.asarray(spec.center, np.float64)
     t_low, t_high = np.asarray(spec.lower) * scale + center, np.asarray(spec.upper) * scale + center
     ratio = (high - low) / np.maximum(t_high - t_low, 1e-300)
-    return [{"channel": c, "low": float(low[c]), "high": float(high[c]), "trained": (float(t_low[c]), float(t_high[c]))}
+    outside = (high < t_low) | (low > t_high)  # the same spread, elsewhere: negated maps, an offset
+    return [{"channel": c, "low": float(low[c]), "high": float(high[c]), "trained": (float(t_low[c]), float(t_high[c])),
+             "outside": bool(outside[c] and 1.0 / factor <= ratio[c] <= factor)}
             for c in range(len(ratio)) if c not in section.empty and t_high[c] > t_low[c]
-            and not 1.0 / factor <= ratio[c] <= factor]
+            and (not 1.0 / factor <= ratio[c] <= factor or outside[c])]
 
 
 def constant_text(section: Section) -> str:

@@ -349,7 +349,16 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
     if min(section.shape[:2]) * (spec.upscale_factor if task == "upscale" else 1) < spec.patch_size:
         log.warning("%s: %d x %d pixels, smaller than the model's %d-pixel patches: enhanced on a patch padded with "
                     "unmeasured pixels, with less context than in training", path, *section.shape[:2], spec.patch_size)
-    if off := scale_mismatch(section, spec):
+    off = scale_mismatch(section, spec)
+    if moved := [o for o in off if o["outside"]]:
+        o = moved[0]
+        log.warning("%s: %s outside the range of the training sections' intensities (%s: %.3g to %.3g, in training "
+                    "%.3g to %.3g): negated or offset maps come out as the model's guess of maps it never saw; bring "
+                    "them to the training maps' scale, or train on such maps", path,
+                    channel_text(section.labels, [o["channel"] for o in moved]), channel_text(section.labels,
+                                                                                         [o["channel"]]),
+                    o["low"], o["high"], *o["trained"])
+    if off := [o for o in off if not o["outside"]]:
         o = off[0]
         wide = o["high"] - o["low"] > o["trained"][1] - o["trained"][0]
         log.warning("%s: %s spread%s over %s the range of the training sections' intensities (%s: %.3g to %.3g, "
