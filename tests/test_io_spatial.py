@@ -146,6 +146,20 @@ def test_imzml_errors_name_the_file(tmp_path):
         imzml.read_ion_images(stray, [760.58])
 
 
+def test_the_model_channel_count_settles_a_layout_the_shape_leaves_open(tmp_path):
+    """A one-row map (1, W, C) read as one channel; an (H, W, C) array in a TIFF (a page per row) as H channels."""
+    import tifffile
+
+    a = np.random.default_rng(3).random((40, 48, 5)).astype(np.float32)
+    np.save(tmp_path / "row.npy", a[20:21])
+    assert arrays.read_array_stack(tmp_path / "row.npy", channels=5).values.shape == (1, 48, 5)
+    tifffile.imwrite(tmp_path / "hwc.tif", a)
+    got = arrays.read_array_stack(tmp_path / "hwc.tif", channels=5)
+    assert got.values.shape == (40, 48, 5) and np.array_equal(got.values, a)
+    np.save(tmp_path / "chw.npy", np.moveaxis(a, 2, 0))  # channels first, as before
+    assert np.array_equal(arrays.read_array_stack(tmp_path / "chw.npy", channels=5).values, a)
+
+
 def test_array_stacks_in_every_layout(tmp_path):
     import tifffile
     from PIL import Image

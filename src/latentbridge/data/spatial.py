@@ -137,9 +137,10 @@ def _normalize_pixels(values: np.ndarray, how: str) -> np.ndarray:
 
 def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: str = "ppm",
                  normalization: str = "none", mask: str | Path | None = None, truth: str | Path | None = None,
-                 tissue: str | Path | None = None, name: str | None = None) -> Section:
+                 tissue: str | Path | None = None, name: str | None = None, channels: int | None = None) -> Section:
     """One section from an imzML file (ion images of ``mz``) or an array file / PNG folder (with its
-    mask: ``mask``, else the sibling ``NAME.mask.*``, else every pixel with a non-zero value)."""
+    mask: ``mask``, else the sibling ``NAME.mask.*``, else every pixel with a non-zero value); ``channels``: the
+    channel count a model reads, which settles an array's layout where its shape leaves it open."""
     path = Path(path)
     stem = name or (path.name[: -len(path.suffix)] if path.suffix else path.name)
     empty_mask = None  # a mask file that marks no pixel
@@ -150,7 +151,7 @@ def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: st
         values, valid, labels = res.values, res.mask, [f"{m:g}" for m in res.mz]
         empty = [int(np.flatnonzero(res.mz == m)[0]) for m in res.empty_channels]
     else:
-        stack = read_array_stack(path)
+        stack = read_array_stack(path, channels=channels)
         values, labels = stack.values, stack.labels
         mask_path = Path(mask) if mask else find_mask(path)
         if mask_path is not None:

@@ -70,23 +70,25 @@ def _as_hwc(a: np.ndarray, path: Path) -> np.ndarray:
     return a
 
 
-def channels_last(a: np.ndarray, path: Path, n_labels: int | None = None) -> np.ndarray:
+def channels_last(a: np.ndarray, path: Path, n_labels: int | None = None, channels: int | None = None) -> np.ndarray:
     """A 3-D array as (H, W, C). (H, W, C) is the documented layout; an array is read as (C, H, W) (a view,
     moved to (H, W, C)) when ``NAME.channels.txt`` lists as many labels as its first axis holds and not as
     many as its last, or, without labels, when its first axis is at most a quarter of each other axis and
     shorter than the last (a stack of 16 maps of 256 x 256 written channels first, not a 16-pixel strip of
-    256 channels). Said once per file; a map that is wrongly turned is fixed by ``NAME.channels.txt``."""
+    256 channels); ``channels``, the channel count a model reads, decides as labels do when one end axis alone
+    holds it. Said once per file; a map that is wrongly turned is fixed by ``NAME.channels.txt``."""
     if a.ndim != 3:
         return a
     c0, h, c2 = a.shape
-    if n_labels is not None:
-        first = n_labels == c0 and n_labels != c2
+    known = n_labels if n_labels is not None else channels if channels in (c0, c2) and c0 != c2 else None
+    if known is not None:
+        first = known == c0 and known != c2
     else:
         first = 4 * c0 <= min(h, c2) and c0 < c2
     if not first:
         return a
     if first_time(("channels-first", str(path))):
-        how = "its channel labels" if n_labels is not None else \
+        how = "its channel labels" if n_labels is not None else "the model's channel count" if known else \
             "its first axis is far shorter than the other two; if that axis is the height, list the channels " \
             "in NAME.channels.txt"
         log.warning("%s: read as (channels, height, width) = %s, by %s", path, tuple(a.shape), how)
@@ -159,7 +161,7 @@ def stored_size(path: str | Path) -> int | None:
     return None
 
 
-def read_array_stack(path: str | Path, *, mmap: bool = True) -> ArrayStack:
+def read_array_stack(path: str | Path, *, mmap: bool = True, channels: int | None = None) -> ArrayStack:
     """An (H, W, C) stack from a ``.npy`` / ``.npz`` / TIFF / PNG file or a folder of PNGs."""
     path = Path(path)
     if path.is_dir():
@@ -194,8 +196,11 @@ def read_array_stack(path: str | Path, *, mmap: bool = True) -> ArrayStack:
             import tifffile
 
             with tifffile.TiffFile(path) as tif:
-                if len(tif.pages) > 1:
-                    a = np.stack([p.asarray() for p in tif.pages], axis=2)
+                pages = [p.asarray() for p in tif.pages] if len(tif.pages) > 1 else None
+                if pages and channels and pages[0].ndim == 2 and pages[0].shape[1] == channels != len(pages):
+                    a = np.stack(pages, axis=0)  # an (H, W, C) array written page per row: C is the model's
+                elif pages:
+                    a = np.stack(pages, axis=2)
                 else:
                     a = tif.pages[0].asarray()
         elif suffix == ".png":
@@ -208,7 +213,7 @@ def read_array_stack(path: str | Path, *, mmap: bool = True) -> ArrayStack:
     except (ValueError, OSError) as e:
         raise unreadable(path, "the array", e) from None
     labels = _labels_file(path)
-    a = _as_hwc(channels_last(a, path, len(labels) if labels else None), path)
+    a = _as_hwc(channels_last(a, path, len(labels) if labels else None, channels), path)
     if labels and len(labels) != a.shape[2]:
         raise DataError(path.with_name(f"{_stem(path)}.channels.txt"), f"{len(labels)} channel labels for "
                         f"{a.shape[2]} channels")

@@ -333,7 +333,7 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
                           "array inputs")
     truth_file = truth or (sibling if sibling.is_file() and task != "upscale" else None)
     section = read_section(path, mz=spec.mz, tolerance=spec.tolerance, unit=spec.tolerance_unit,
-                           normalization=spec.normalization, mask=mask, truth=truth_file)
+                           normalization=spec.normalization, mask=mask, truth=truth_file, channels=spec.channels)
     _check_labels(path, section.labels, spec.mz)
     if section.truth is not None and (bad := int(np.size(section.truth) - np.isfinite(section.truth).sum())):
         raise DataError(truth_file, f"{bad} non-finite values in the clean maps: the metrics would read NaN")
