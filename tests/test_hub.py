@@ -63,7 +63,8 @@ def test_hand_edits_of_config_json_are_refused(folder, edit):
         info["integrity"] = {}
     text = json.dumps(info, indent=2) + ("\n\n" if edit == "whitespace" else "\n")
     p.write_text(text)
-    with pytest.raises(ModelFolderError, match="config.json was changed after the model was saved.*calibrate"):
+    with pytest.raises(ModelFolderError, match="config.json and model.safetensors do not belong together.*edited by "
+                                               "hand, or one of the two copied.*calibrate"):
         load_model(folder)
 
 

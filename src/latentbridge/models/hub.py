@@ -192,10 +192,16 @@ def _check_config_hash(folder: Path) -> None:
     recorded = _header(folder).get("config_sha256")
     actual = hashlib.sha256((folder / CONFIG_NAME).read_bytes()).hexdigest()
     if recorded != actual:
+        try:
+            task = (json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8")).get("config") or {}).get("task")
+        except (ValueError, OSError, AttributeError):
+            task = None
+        hint = (f"; change a threshold with `latentbridge anomaly calibrate {folder} NORMAL_DIR` or `... --threshold "
+                "VALUE`" if task == "anomaly" else "")
         raise ModelFolderError(
-            folder, f"{CONFIG_NAME} was changed after the model was saved (its SHA-256 does not match the one "
-                    f"recorded in {WEIGHTS_NAME}); edits by hand are refused: change a threshold with "
-                    f"`latentbridge anomaly calibrate {folder} NORMAL_DIR` or `... --threshold VALUE`, "
+            folder, f"{CONFIG_NAME} and {WEIGHTS_NAME} do not belong together (the SHA-256 of {CONFIG_NAME} is not "
+                    f"the one {WEIGHTS_NAME} records): {CONFIG_NAME} edited by hand, or one of the two copied from "
+                    f"another model folder; both are refused{hint}; keep the two files of one training together, "
                     "or retrain")
 
 
