@@ -684,3 +684,20 @@ def test_cli_refuses_public_binds_without_a_key_and_bad_folders(fitted_model, tm
 
     assert is_loopback("127.0.0.1") and is_loopback("127.3.2.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4") and not is_loopback("example.org")
+
+
+def test_a_port_in_use_is_one_line_before_anything_is_announced(tmp_path, capsys):
+    """uvicorn's own error came after a line announcing the models as served, exit 3."""
+    import socket
+
+    from latentbridge.cli import main
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", str(tmp_path / "no_model"), "--port", str(port)]) == 2
+    err, out = capsys.readouterr()[::-1]
+    assert f"serve: port {port} on 127.0.0.1 is in use (another server?)" in err and "serving" not in out
+    assert main(["serve", str(tmp_path / "no_model"), "--host", "0.0.0.0", "--port", str(port)]) == 2
+    assert "needs an API key" in capsys.readouterr().err

@@ -23,6 +23,24 @@ class QueryRedactor(logging.Filter):
         return True
 
 
+def check_port(host: str, port: int) -> None:
+    """The port is free on ``host`` (before the models load and the address is announced): LatentbridgeError
+    otherwise (uvicorn's own error came after a line saying the models were served, exit 3)."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise LatentbridgeError(f"serve: port {port} on {host} is in use (another server?): choose another "
+                                        "with --port") from None
+            raise LatentbridgeError(f"serve: cannot listen on {host}:{port} ({e.strerror or e})") from None
+
+
 def check_bind(host: str, api_key: str | None) -> None:
     """Binding beyond the loopback interface needs an API key: LatentbridgeError otherwise."""
     if not is_loopback(host) and not api_key:
@@ -39,6 +57,7 @@ def serve(model_dirs, *, host: str = "127.0.0.1", port: int = 8000, settings=Non
 
     settings = settings or ServeSettings()
     check_bind(host, settings.api_key)
+    check_port(host, port)
     models = load_models(model_dirs)
     app = create_app(models, settings)
     logging.getLogger("latentbridge.serve").setLevel(getattr(logging, log_level.upper(), logging.INFO))
@@ -46,7 +65,8 @@ def serve(model_dirs, *, host: str = "127.0.0.1", port: int = 8000, settings=Non
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     names = ", ".join(f"{n} ({m.task})" for n, m in models.items())
     print(f"serving {names} on http://{host if ':' not in host else f'[{host}]'}:{port}/ "
-          f"(API docs at /docs{'; API key required' if settings.api_key else ''})", flush=True)
+          f"(API docs at /docs, which loads its page script from a CDN; the schema at /openapi.json"
+          f"{'; API key required' if settings.api_key else ''})", flush=True)
     # uvicorn's own access log is off: it would print query strings (which may hold the API key);
     # latentbridge.serve logs every request without them, and uvicorn's other lines lose theirs.
     redactor = QueryRedactor()
