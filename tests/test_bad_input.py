@@ -173,3 +173,23 @@ def test_synthetic_data_options_out_of_range_are_one_line(argv, message, tmp_pat
     assert main(["data", "synth", argv[0], "--out", str(tmp_path / "out"), *argv[1:]]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and not (tmp_path / "out").exists(), err
+
+
+def test_the_packages_own_python_warnings_are_one_line(tmp_path):
+    """A folder's skipped files came as Python's warning with the source line that raised it."""
+    import subprocess
+    import sys
+
+    from conftest import FSDD, REPO
+
+    if not FSDD.is_dir():
+        pytest.skip(f"FSDD recordings not found at {FSDD}")
+    (tmp_path / "recordings").mkdir()
+    shutil.copy(FSDD / "0_george_0.wav", tmp_path / "recordings")
+    (tmp_path / "recordings" / "notes.wav").write_bytes(b"")
+    res = subprocess.run([sys.executable, "-m", "latentbridge", "classifier", "train", "fsdd", "--data", str(tmp_path),
+                          "--out", str(tmp_path / "clf")], capture_output=True, text=True, timeout=300,
+                         env={**__import__("os").environ, "PYTHONPATH": str(REPO / "src")})
+    assert res.returncode == 2
+    assert f"WARNING latentbridge: {tmp_path / 'recordings'}: skipped 1 file(s) not named" in res.stderr, res.stderr
+    assert "UserWarning" not in res.stderr and "warnings.warn" not in res.stderr

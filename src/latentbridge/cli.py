@@ -533,6 +533,24 @@ def _on_sigterm() -> None:
         signal.signal(signal.SIGTERM, _terminate)
 
 
+def _our_warnings_as_lines() -> None:
+    """The package's own Python warnings (a folder's skipped files, MNIST's offline split) as one log line each, like
+    its other warnings, instead of Python's two lines with the source line that raised them."""
+    shown = warnings.showwarning
+    if getattr(shown, "latentbridge", False):
+        return
+    package = str(Path(__file__).resolve().parent)
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if str(filename).startswith(package):
+            logging.getLogger("latentbridge").warning("%s", message)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    show.latentbridge = True
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
     _default_threads()
     args = build_parser().parse_args(argv)
@@ -550,6 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         warnings.filterwarnings("ignore", message=".*infer the batch indices.*")
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     _on_sigterm()
+    _our_warnings_as_lines()
     try:
         return COMMANDS[args.command](args)
     except LatentbridgeError as e:
