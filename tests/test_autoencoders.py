@@ -237,6 +237,9 @@ def test_audio_fit_and_evaluate(audio_run):
         update={"test_dir": str(test_dir)})})
     res = _evaluate_audio(saved, None, 4, 64, 2)
     assert res.metrics["data"] == str(test_dir) and res.metrics["n_windows"] == 3
+    (test_dir / "broken.wav").write_bytes(b"RIFF")  # one unusable recording: named, the others evaluated
+    res = _evaluate_audio(saved, str(test_dir), 4, 64, 2)
+    assert res.metrics["n_windows"] == 3
 
 
 def test_audio_reconstruct_cli(audio_run, tmp_path, capsys):

@@ -36,7 +36,7 @@ import torch
 
 from latentbridge.training.fit import best_loss_text
 from latentbridge.data.images import seeded_subset
-from latentbridge.errors import ConfigError, DataError, LatentbridgeError
+from latentbridge.errors import ConfigError, DataError, LatentbridgeError, named_problems
 from latentbridge.utils import batched
 
 log = logging.getLogger(__name__)
@@ -189,11 +189,19 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
     if missing:
         raise DataError(missing[0], f"evaluation recording missing ({len(missing)} of {len(files)}); pass --data DIR")
     ex = FeatureExtractor.from_spec(spec, transform, use_cache=False)
-    waves, labels = [], []
-    for f in files:
-        w, starts = ex.windows_of(ex.read(Path(f)), f)
+    waves, labels, bad = [], [], []
+    for f in files:  # every unusable recording named at once, the others evaluated
+        try:
+            w, starts = ex.windows_of(ex.read(Path(f)), f)
+        except DataError as e:
+            bad.append(str(e))
+            continue
         waves.append(w)
         labels += [f"{Path(f).name}@{s:.2f}s" for s in starts]
+    if bad and not waves:
+        raise DataError(source, f"none of its {len(files)} recordings can be used: " + named_problems(bad))
+    if bad:
+        log.warning("%d of %d recordings left out: %s", len(bad), len(files), named_problems(bad))
     windows = np.concatenate(waves)
     if len(windows) > max_windows:  # evenly spread over the files
         keep = np.unique(np.linspace(0, len(windows) - 1, max_windows).round().astype(int))
