@@ -88,9 +88,9 @@ class Detector:
                                         f"(calibrate it: latentbridge anomaly calibrate {saved.path} NORMAL_DIR "
                                         f"--score {score})")
             self.method, self.threshold = score, float(thresholds[score])
+        # the rate of vibration CSVs and .mat files that give none (the model's audio.csv_rate, or --sample-rate at
+        # scoring: read_rate); a file that gives its own is read at it
         self.csv_rate = self.spec.windowing.csv_rate
-        """The rate of vibration CSVs and ``.mat`` files that give none (the model's ``audio.csv_rate``, or
-        ``--sample-rate`` at scoring); a file that gives its own is read at it."""
 
     @classmethod
     def load(cls, model_dir: str | Path, score: str | None = None) -> "Detector":
