@@ -82,6 +82,10 @@ def test_train_evaluate_analyze(av_run, small_classifiers, tmp_path, capsys):
     assert sr == 8000 and len(w) == 8000
     assert "<img" in (out / "report.html").read_text()
 
+    for bad, said in (("0", "--clusters must be at least 1, got 0"), ("100000", "more clusters than the run's")):
+        capsys.readouterr()
+        assert main(["analyze", str(av_run), "--out", str(tmp_path / "no"), "--clusters", bad]) == 2  # tracebacks
+        assert said in capsys.readouterr().err and not (tmp_path / "no").exists()
     ana = tmp_path / "analysis"
     assert main(["analyze", str(av_run), "--out", str(ana)]) == 0
     a = json.loads((ana / "metrics.json").read_text())

@@ -193,3 +193,14 @@ def test_the_packages_own_python_warnings_are_one_line(tmp_path):
     assert res.returncode == 2
     assert f"WARNING latentbridge: {tmp_path / 'recordings'}: skipped 1 file(s) not named" in res.stderr, res.stderr
     assert "UserWarning" not in res.stderr and "warnings.warn" not in res.stderr
+
+
+def test_json_outputs_hold_no_bare_nan(tmp_path):
+    """metrics.json held bare NaN (a silhouette of one cluster), which strict JSON parsers refuse."""
+    from latentbridge.utils import atomic_write_json
+
+    atomic_write_json(tmp_path / "m.json", {"silhouette": float("nan"), "x": [1.0, float("inf")],
+                                            "y": np.float64("nan"), "z": np.float32(0.5), "n": np.int64(3)})
+    text = (tmp_path / "m.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"silhouette": None, "x": [1.0, None], "y": None, "z": 0.5, "n": 3}

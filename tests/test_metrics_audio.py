@@ -87,6 +87,18 @@ def test_pesq_single_fsdd_recording_identical_is_max():
     assert d["pesq"] == pytest.approx(PESQ_MAX_NB, abs=0.01)
 
 
+def test_pesq_of_a_long_recording_is_the_mean_over_segments(george):
+    """The pesq package killed the process (segmentation fault) on about a minute of audio: `audio reconstruct` of a
+    90-s recording crashed with exit 139 and no output."""
+    rng = np.random.default_rng(0)
+    long = np.tile(np.r_[george, np.zeros(4000)], 16)[: 75 * 8000]  # 75 s of speech
+    assert pesq_score(long, long, 8000) == pytest.approx(PESQ_MAX_NB, abs=0.01)
+    noisy = long + 0.02 * rng.standard_normal(long.size)
+    bounds = ((0, 160000), (160000, 320000), (320000, 480000), (480000, 600000))  # 20 s x 3 and the last 15 s
+    pieces = [pesq_score(noisy[a:b], long[a:b], 8000) for a, b in bounds]
+    assert pesq_score(noisy, long, 8000) == pytest.approx(np.mean(pieces), abs=1e-6)
+
+
 def test_pesq_speech_decreases_with_noise(george):
     clean = pesq_score(george, george, 8000)
     assert clean == pytest.approx(PESQ_MAX_NB, abs=0.01)

@@ -42,6 +42,8 @@ def analyze(run_dir: str | Path, n_clusters: int = 10) -> Analysis:
     from latentbridge.metrics.clustering import agreement_zones, cluster, clustering_scores, relationship_tables
     from latentbridge.tasks.avdigits import classifiers, latent_modes, pairs, predict_all
 
+    if int(n_clusters) < 1:
+        raise LatentbridgeError(f"--clusters must be at least 1, got {n_clusters}")
     saved = load_model(run_dir)
     cfg = saved.workflow
     if cfg.task != "avdigits":
@@ -52,6 +54,8 @@ def analyze(run_dir: str | Path, n_clusters: int = 10) -> Analysis:
         ptr = latent_modes(model, pairs(cfg, "train")[0])
         model.fit_bridge(torch.from_numpy(ptr["z_audio"]), torch.from_numpy(ptr["z_image"]))
     test, _ = pairs(cfg, "test")
+    if int(n_clusters) > len(test.label):
+        raise LatentbridgeError(f"--clusters {n_clusters}: more clusters than the run's {len(test.label)} test pairs")
     pte = predict_all(model, test)
     y = test.label
     metrics: dict = {"n_test_pairs": int(len(y)), "n_clusters": n_clusters}
