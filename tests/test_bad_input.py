@@ -204,3 +204,15 @@ def test_json_outputs_hold_no_bare_nan(tmp_path):
     text = (tmp_path / "m.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"silhouette": None, "x": [1.0, None], "y": None, "z": 0.5, "n": 3}
+
+
+@pytest.mark.parametrize("widths, said", [("[]", "channels must list at least one layer width, got []"),
+                                          ("[16,0]", "channels must list positive whole numbers, got [16, 0]")])
+def test_layer_widths_are_checked_before_a_run_folder_is_made(widths, said, tmp_path, capsys):
+    """An empty or zero width was the network constructor's traceback, with config.yaml left in the run folder."""
+    from conftest import REPO
+
+    assert main(["train", "--config", str(REPO / "configs" / "mel_ae.yaml"), "--out", str(tmp_path / "run"),
+                 "-o", f"data.train_dir={tmp_path}", "-o", f"model.channels={widths}"]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err and not (tmp_path / "run").exists()

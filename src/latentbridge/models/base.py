@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+from pydantic import model_validator
 from torch import Tensor, nn
 
 from latentbridge.config.sections import Section
@@ -31,9 +32,22 @@ from latentbridge.nn.conv import FeatureNormalizer
 
 
 class ModelSpec(Section):
-    """Base of every model family's config; ``name`` is the registry key (the union tag)."""
+    """Base of every model family's config; ``name`` is the registry key (the union tag). Its layer widths (every
+    list of numbers under a name ending in ``channels`` or ``dims``) must be positive, the ``channels`` lists
+    non-empty: an empty or a zero width was a traceback from the network's constructor, after the run folder was
+    made."""
 
     name: str
+
+    @model_validator(mode="after")
+    def _widths(self):
+        for key, value in self:
+            if isinstance(value, (list, tuple)) and (key.endswith("channels") or key.endswith("dims")):
+                if not value and key.endswith("channels"):  # hidden_dims may be empty: no hidden layer
+                    raise ValueError(f"{key} must list at least one layer width, got []")
+                if any(not isinstance(v, int) or v < 1 for v in value):
+                    raise ValueError(f"{key} must list positive whole numbers, got {list(value)}")
+        return self
 
 
 def round_trip_error(stage, x_hat: Tensor, x: Tensor) -> Tensor:
