@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -407,6 +408,15 @@ def test_event_log_csv_flushes_each_row_and_appends(tmp_path):
     assert [(float(r["start_s"]), float(r["score"]), r["is_anomaly"], r["overflows"])
             for r in rows] == [(0.0, 0.0, "0", "0"), (1.0, 0.5, "1", "1"), (2.0, 1.0, "0", "2")]
     assert rows[1]["wall_time"] == "2024-01-01T00:00:01+00:00"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full (a full disk) on this system")
+def test_a_full_disk_under_the_event_log_is_named(tmp_path):
+    """It was "error: No space left on device", the log's path nowhere."""
+    full = tmp_path / "full.csv"
+    full.symlink_to("/dev/full")
+    with pytest.raises(DataError, match=r"full\.csv: cannot write to the event log \(No space left on device\)"):
+        EventLog(full)
 
 
 def test_event_log_unknown_extension_and_foreign_files(tmp_path):

@@ -93,8 +93,11 @@ class EventLog:
             raise DataError(self.path, f"cannot open event log: {exc}") from None
         self._writer = csv.writer(self._file)
         if not exists:
-            self._writer.writerow(EVENT_FIELDS)
-            self._file.flush()
+            try:
+                self._writer.writerow(EVENT_FIELDS)
+                self._file.flush()
+            except OSError as exc:  # a full disk, a device file
+                raise DataError(self.path, f"cannot write to the event log ({exc.strerror or exc})") from None
 
     def log(self, event: dict) -> None:
         unknown = set(event) - set(EVENT_FIELDS)
@@ -111,18 +114,22 @@ class EventLog:
             int(bool(event["is_anomaly"])),
             int(event["overflows"]),
         )
-        if self._conn is not None:
-            self._conn.execute(
-                "INSERT INTO events (wall_time, start_s, end_s, score, is_anomaly, overflows) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                row,
-            )
-            self._conn.commit()
-        elif self._file is not None:
-            self._writer.writerow(row)
-            self._file.flush()
-        else:
-            raise LatentbridgeError(f"{self.path}: event log is closed")
+        try:
+            if self._conn is not None:
+                self._conn.execute(
+                    "INSERT INTO events (wall_time, start_s, end_s, score, is_anomaly, overflows) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+                self._conn.commit()
+            elif self._file is not None:
+                self._writer.writerow(row)
+                self._file.flush()
+            else:
+                raise LatentbridgeError(f"{self.path}: event log is closed")
+        except (OSError, sqlite3.Error) as exc:  # a full disk, a device or a file removed meanwhile
+            raise DataError(self.path, f"cannot write to the event log ({getattr(exc, 'strerror', None) or exc})") \
+                from None
         self.rows_written += 1
 
     def close(self) -> None:
