@@ -531,6 +531,18 @@ def test_device_blocks_slow_consumer_counts_overflows(monkeypatch):
     assert all(b.shape == (10, 1) for b, _ in got)
 
 
+def test_a_device_lost_mid_stream_is_an_error(monkeypatch):
+    """The stream stopping by itself (a device unplugged, its sound server killed) ended `listen` with exit 0, as if
+    its duration had passed."""
+    monkeypatch.setitem(sys.modules, "sounddevice", _FakeSoundDevice(n_blocks=50))
+    got = []
+    with pytest.raises(LatentbridgeError, match=r"the default input device stopped after 0\.50 s of audio: the "
+                                                r"device was lost"):
+        for block, _ in device_blocks(sample_rate=1000, blocksize=10, duration_s=2.0):
+            got.append(block)
+    assert len(got) == 50  # every block it gave was passed on first
+
+
 def test_listen_reports_device_overflows(monkeypatch):
     monkeypatch.setitem(sys.modules, "sounddevice", _FakeSoundDevice(n_blocks=1000))
 

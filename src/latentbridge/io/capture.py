@@ -228,7 +228,8 @@ def device_blocks(
     ``overflowed=True``.  Stops after ``duration_s`` seconds of audio (if given), on
     KeyboardInterrupt, or when the consumer stops iterating (the stream is closed then).
     Raises :class:`LatentbridgeError` when the device cannot be opened (listing the input
-    devices) or when no audio arrives for ``stall_timeout_s`` seconds.
+    devices), when no audio arrives for ``stall_timeout_s`` seconds, or when the stream stops before
+    ``duration_s`` (or, without one, at all): the device was lost.
     """
     sd = _import_sounddevice()
     device = _normalize_device(device)
@@ -261,8 +262,13 @@ def device_blocks(
                 try:
                     item = callback.queue.get(timeout=0.05)
                 except queue.Empty:
-                    if callback.finished.is_set() or not stream.active:
+                    if callback.finished.is_set():
                         return
+                    if not stream.active:  # PortAudio stopped the stream: the device went away
+                        raise LatentbridgeError(
+                            f"{what} stopped after {stats.frames_captured / sample_rate:.2f} s of audio: the device "
+                            "was lost (unplugged, or its sound server stopped)"
+                        )
                     if time.monotonic() - last > stall_timeout_s:
                         raise LatentbridgeError(
                             f"no audio arrived from {what} for {stall_timeout_s:g} s"
