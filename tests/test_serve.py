@@ -377,6 +377,9 @@ def test_sample_is_seeded_and_leaves_the_global_rng_alone(client, folders):
     assert a["images_png"] == b["images_png"] and a["wavs"] == b["wavs"] and a["images_png"] != c["images_png"]
     assert len(a["images_png"]) == 2 and _png(a["images_png"][0]).shape == (224, 224)
     assert client.post(f"/api/models/{name}/sample", json={"n": 99}).status_code == 422
+    r = client.post(f"/api/models/{name}/sample", content=b'{"n": 1, "guidance": NaN}',
+                    headers={"Content-Type": "application/json"})  # was "less than or equal to 20"
+    assert r.status_code == 422 and r.json()["detail"][0]["msg"] == "Input should be a finite number"
     # an upload sent where JSON is expected: a 422 that names the problem, not the upload's bytes
     png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
     r = client.post(f"/api/models/{name}/sample", files={"file": ("seven.png", png, "image/png")})

@@ -77,7 +77,7 @@ class SampleRequest(BaseModel):
     route: str | None = None
     # diffusion models (unset: the run's sampling settings)
     label: str | int | None = None
-    guidance: float | None = Field(None, ge=0, le=20)
+    guidance: float | None = Field(None, ge=0, le=20, allow_inf_nan=False)
     steps: int | None = Field(None, ge=1, le=1000)
     scheduler: Literal["ddpm", "ddim", "dpm"] | None = None
     condition: list[float] | None = None
