@@ -246,9 +246,7 @@ def synth(kind: str, out: str, force: bool = False, **kw) -> dict:
     with output_folder(out, force=force) as tmp:
         try:
             return fn(tmp, overwrite=True, **kw)
-        except (ValueError, LatentbridgeError) as e:  # a generator's own check of an option: said with its name
-            if isinstance(e, LatentbridgeError) and type(e) not in (LatentbridgeError, ConfigError):
-                raise
+        except (ValueError, ConfigError) as e:  # a generator's own check of an option: said with the option's name
             names = "|".join(sorted(_SYNTH_OPTIONS, key=len, reverse=True))
             text = re.sub(rf"(?<![\w-])({names})\b", lambda m: _SYNTH_OPTIONS[m.group(1)], str(e))
             raise LatentbridgeError(f"data synth {kind}: {text}") from None

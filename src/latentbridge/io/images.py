@@ -97,10 +97,8 @@ def _backdrop(rgba, background: str) -> tuple[int, int, int, int]:
     if background not in ("black", "white", "contrast"):
         raise ValueError(f"background must be black, white or contrast, got {background!r}")
     if background == "contrast":
-        a = np.asarray(rgba, dtype=np.float64)
-        weight = a[..., 3].sum()
-        drawn = (a[..., :3].mean(axis=-1) * a[..., 3]).sum() / weight if weight > 0 else 255.0
-        background = "white" if drawn < 128 else "black"
+        ink, weight = _ink(rgba)
+        background = "white" if weight > 0 and ink / weight < 128 else "black"
     return (255, 255, 255, 255) if background == "white" else (0, 0, 0, 255)
 
 
@@ -118,9 +116,8 @@ def set_reading(paths) -> dict:
         try:
             with Image.open(p) as im:
                 if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                    a = np.asarray(im.convert("RGBA"), dtype=np.float64)
-                    ink += float((a[..., :3].mean(axis=-1) * a[..., 3]).sum())
-                    weight += float(a[..., 3].sum())
+                    i, w = _ink(im.convert("RGBA"))
+                    ink, weight = ink + i, weight + w
                 elif im.mode.startswith("I"):
                     m = float(np.asarray(im).max())
                     top = m if top is None else max(top, m)
@@ -128,6 +125,13 @@ def set_reading(paths) -> dict:
             continue
     background = "white" if weight > 0 and ink / weight < 128 else "black"
     return {"background": background, "grey_bits": None if top is None else _bits(top)}
+
+
+def _ink(rgba) -> tuple[float, float]:
+    """(the grey level of what an RGBA image draws, summed and weighted by its opacity; the summed opacity): their
+    ratio is the mean grey of the drawing, which decides the backdrop that contrasts with it."""
+    a = np.asarray(rgba, dtype=np.float64)
+    return float((a[..., :3].mean(axis=-1) * a[..., 3]).sum()), float(a[..., 3].sum())
 
 
 def _bits(top: float) -> int | None:

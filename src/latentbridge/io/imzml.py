@@ -151,10 +151,10 @@ def _grid(parser, path: Path) -> tuple[np.ndarray, tuple[int, int]]:
         far = int(np.argmax(np.maximum(rows / max(np.median(rows), 1), cols / max(np.median(cols), 1))))
         raise DataError(path, f"{len(rc)} spectra on a grid of {h} x {w} pixels: spectrum {far} at x = {xyz[far, 0]}, "
                               f"y = {xyz[far, 1]} lies far from the others (a stray coordinate?)")
-    _, first, counts = np.unique(rows * w + cols, return_index=True, return_counts=True)
+    pixel = rows * w + cols
+    _, first, counts = np.unique(pixel, return_index=True, return_counts=True)
     if (counts > 1).any():
-        k = int(np.flatnonzero(counts > 1)[0])
-        again = np.flatnonzero((rows * w + cols) == rows[first[k]] * w + cols[first[k]])
+        again = np.flatnonzero(pixel == pixel[first[int(np.flatnonzero(counts > 1)[0])]])
         raise DataError(path, f"{int((counts > 1).sum())} pixel(s) hold more than one spectrum (spectra "
                               f"{', '.join(map(str, again[:4]))} at x = {xyz[again[0], 0]}, y = {xyz[again[0], 1]}): "
                               "which one is the pixel's is unknown")

@@ -303,14 +303,9 @@ def _read_windows(m: ServedModel, path: Path, max_duration_s: float, csv_rate: f
     """The upload's waveform at the model's rate and its windows, by the detector's own extractor
     (read_audio's checks, the short-recording rule, cut_windows with the model's pad mode); ``csv_rate``: the
     rate of a vibration file that gives none (default: the model's)."""
-    import copy
-
     from latentbridge.io import audio_info
 
-    ex = m.extractor
-    if csv_rate is not None:
-        ex = copy.copy(ex)
-        ex.csv_rate = float(csv_rate)
+    ex = m.extractor if csv_rate is None else m.detector.extractor(use_cache=False, csv_rate=float(csv_rate))
     info = audio_info(path, ex.csv_rate)  # a vibration CSV too, when the model was fitted on them
     if info.duration_s > max_duration_s:
         raise _TooLong(info.duration_s, max_duration_s)
