@@ -117,18 +117,6 @@ class OnnxDenoiser:
         return ((np.clip(x, -1, 1) + 1) / 2).astype(np.float32)
 
 
-def _class_index(d: OnnxDenoiser, label: str) -> int:
-    """A class of the model by its name (a class folder's) or, failing that, its index."""
-    names = [str(n) for n in d.meta.get("class_names") or []]
-    if not d.n_classes:
-        raise LatentbridgeError("the model was trained without class labels; drop --class")
-    if label in names:
-        return names.index(label)
-    if label.lstrip("-").isdigit() and 0 <= int(label) < d.n_classes:
-        return int(label)
-    raise LatentbridgeError(f"unknown class {label!r}; classes: {names or list(range(d.n_classes))}")
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m latentbridge.edge_sampler",
                                 description="Sample images from an exported diffusion denoiser (numpy + onnxruntime).")
@@ -146,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from latentbridge.io.images import write_grid, write_png
         from latentbridge.outputs import check_target, output_folder
-        from latentbridge.utils import guidance_problem
+        from latentbridge.utils import class_index, guidance_problem
 
         if args.num_samples < 1:
             raise LatentbridgeError(f"--num-samples must be at least 1, got {args.num_samples}")
@@ -155,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         d.timesteps(args.steps)  # its range checked before anything runs
         labels = None
         if args.label is not None:
-            labels = np.full(args.num_samples, _class_index(d, args.label))
+            labels = np.full(args.num_samples, class_index(args.label, [str(n) for n in d.meta.get("class_names") or []],
+                                                           d.n_classes))
         elif d.n_classes:
             labels = np.arange(args.num_samples) % d.n_classes
         g = d.meta["sampling"]["guidance"] if args.guidance is None else args.guidance

@@ -180,6 +180,23 @@ def first_time(key) -> bool:
     return True
 
 
+def class_index(label, names: list[str], n_classes: int, where: str = "") -> int:
+    """The index of a model's class given by its name (a class folder's) or, failing that, its index; the CLI's
+    sampler and the ONNX edge sampler both read ``--class`` so. LatentbridgeError (prefixed by ``where``) for a model
+    without classes or an unknown one."""
+    from latentbridge.errors import LatentbridgeError
+
+    at = f"{where}: " if where else ""
+    if not n_classes:
+        raise LatentbridgeError(f"{at}the model was trained without class labels; drop --class")
+    key = str(label)
+    if key in names:
+        return names.index(key)
+    if key.lstrip("-").isdigit() and 0 <= int(key) < n_classes:
+        return int(key)
+    raise LatentbridgeError(f"{at}unknown class {label!r}; classes: {names or list(range(n_classes))}")
+
+
 def guidance_problem(guidance, modalities=None) -> str | None:
     """What is wrong with a classifier-free guidance setting, one strength or ``{modality: strength}``
     (None: nothing): a modality not among ``modalities`` (when given), a strength that is not a finite

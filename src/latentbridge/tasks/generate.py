@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from latentbridge.errors import DataError, LatentbridgeError
-from latentbridge.utils import progress_bar
+from latentbridge.utils import class_index, progress_bar
 
 log = logging.getLogger(__name__)
 DIGITS = [str(d) for d in range(10)]
@@ -107,15 +107,8 @@ def _settings(cfg, *, scheduler, steps, guidance, seed, eta) -> dict:
 
 
 def _class_index(saved, label) -> int:
-    names = saved.info.get("class_names") or []
-    if not names:
-        raise LatentbridgeError(f"{saved.path}: the model was trained without class labels; drop --class")
-    key = str(label)
-    if key in names:
-        return names.index(key)
-    if key.lstrip("-").isdigit() and 0 <= int(key) < len(names):
-        return int(key)
-    raise LatentbridgeError(f"{saved.path}: unknown class {label!r}; classes: {names}")
+    names = [str(n) for n in saved.info.get("class_names") or []]
+    return class_index(label, names, len(names), str(saved.path))
 
 
 def sample(run_dir, n: int, *, label=None, guidance: float | None = None, steps: int | None = None,
