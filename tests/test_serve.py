@@ -79,7 +79,16 @@ def test_health_models_and_docs(client, folders):
     one = client.get(f"/api/models/{_name(folders, 'pump')}").json()
     assert one["name"] == _name(folders, "pump")
     assert client.get("/api/models/nope").status_code == 404
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and client.app.state.docs_offline
+    # the page's script and style come from this server (a network without internet had a blank page)
+    import re as _re
+
+    assets = _re.findall(r"(?:src|href)=['\"]([^'\"]+)['\"]", docs.text)
+    assert assets and all(a.startswith("/") for a in assets), assets
+    for a in assets:
+        assert client.get(a).status_code == 200, a
+    assert client.get("/redoc").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/api/models/{name}/score", "/api/models/{name}/predict", "/api/models/{name}/sample"} <= set(paths)
     page = client.get("/")

@@ -163,3 +163,24 @@ def test_generate_and_enhance_pages(generative_server, browser):
     _shot(page, "serve_enhance.png")
     assert not errors, errors
     page.close()
+
+
+def test_api_docs_page_works_without_internet(server, browser):
+    """/docs lists the endpoints with every request beyond the server refused (the script was on a CDN)."""
+    page = browser.new_page()
+    outside = []
+
+    def route(r):
+        if r.request.url.startswith(server.url):
+            return r.continue_()
+        outside.append(r.request.url)
+        return r.abort()
+
+    page.route("**/*", route)
+    page.goto(server.url + "/docs")
+    page.wait_for_selector(".opblock", timeout=30000)
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert any(p.endswith("/score") for p in paths) and "/healthz" in paths, paths
+    _shot(page, "serve_docs.png")
+    assert not outside, outside
+    page.close()

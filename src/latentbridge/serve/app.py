@@ -111,6 +111,22 @@ class _Upload:
         return HTTPException(422, f"{self.client_name}: {e.problem}".replace(str(self.path), self.client_name))
 
 
+def _fastapi(**kwargs) -> FastAPI:
+    """A FastAPI application whose /docs and /redoc pages load their scripts from this server (the
+    ``fastapi-offline`` package of the serve extra: a server on a network without internet access had a
+    blank /docs page, its script on a CDN); FastAPI's own pages where that package is missing
+    (``app.state.docs_offline`` says which)."""
+    try:
+        from fastapi_offline import FastAPIOffline
+    except ImportError:
+        app = FastAPI(**kwargs)
+        app.state.docs_offline = False
+    else:
+        app = FastAPIOffline(**kwargs)
+        app.state.docs_offline = True
+    return app
+
+
 def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | None = None) -> FastAPI:
     """The application serving ``models`` (loaded :class:`ServedModel` objects by name, or model
     folders to load)."""
@@ -132,8 +148,8 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
         decode_pool.shutdown(wait=False, cancel_futures=True)
         model_pool.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="latentbridge", version=__version__, lifespan=lifespan,
-                  description="Scores, predictions and live streams of saved latentbridge models.")
+    app = _fastapi(title="latentbridge", version=__version__, lifespan=lifespan,
+                   description="Scores, predictions and live streams of saved latentbridge models.")
     app.state.models, app.state.settings, app.state.batchers = models, settings, batchers
 
     def get(name: str, endpoint: str) -> ServedModel:

@@ -65,7 +65,8 @@ def serve(model_dirs, *, host: str = "127.0.0.1", port: int = 8000, settings=Non
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     names = ", ".join(f"{n} ({m.task})" for n, m in models.items())
     print(f"serving {names} on http://{host if ':' not in host else f'[{host}]'}:{port}/ "
-          f"(API docs at /docs, which loads its page script from a CDN; the schema at /openapi.json"
+          f"(API docs at /docs{'' if app.state.docs_offline else ', which loads its page script from a CDN'}; "
+          "the schema at /openapi.json"
           f"{'; API key required' if settings.api_key else ''})", flush=True)
     # uvicorn's own access log is off: it would print query strings (which may hold the API key);
     # latentbridge.serve logs every request without them, and uvicorn's other lines lose theirs.
