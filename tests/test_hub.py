@@ -76,6 +76,16 @@ def test_update_info_re_signs_the_folder(folder):
     assert meta["config_sha256"] == hashlib.sha256((folder / "config.json").read_bytes()).hexdigest()
 
 
+def test_non_finite_numbers_are_written_as_null(folder):
+    """A diverged training's loss (NaN) in config.json: null, so that strict JSON readers take the file."""
+    update_info(folder, {"training": {"best_val_loss": float("nan"), "last": float("inf")}})
+    text = (folder / "config.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    info = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in config.json"))
+    assert info["training"]["best_val_loss"] is None and info["training"]["last"] is None
+    assert load_model(folder).info["training"]["best_val_loss"] is None
+
+
 @pytest.mark.parametrize("name", ["config.json", "model.safetensors", "README.md"])
 def test_missing_files_are_named(folder, name):
     (folder / name).unlink()

@@ -33,7 +33,7 @@ from safetensors.torch import load_file, save_file
 
 from latentbridge.errors import CheckpointError, ModelFolderError
 from latentbridge.models.registry import REGISTRY, get_model_class, model_names
-from latentbridge.utils import atomic_path, atomic_write_text
+from latentbridge.utils import atomic_path, atomic_write_text, json_safe
 
 FORMAT = "latentbridge-model"
 FORMAT_VERSION = 2
@@ -85,7 +85,9 @@ def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
 
 
 def _config_bytes(info: dict) -> bytes:
-    return (json.dumps(info, indent=2, sort_keys=False) + "\n").encode("utf-8")
+    # NaN / inf (a diverged loss, say) as null: bare NaN is not JSON, and strict readers (a browser's
+    # JSON.parse, other languages' libraries) refused the whole file
+    return (json.dumps(json_safe(info), indent=2, sort_keys=False, allow_nan=False) + "\n").encode("utf-8")
 
 
 def _write(folder: Path, tensors: dict[str, torch.Tensor], info: dict, card: str | None) -> None:
