@@ -115,3 +115,65 @@ def test_real_server_with_an_api_key(detector_model):
             assert json.loads(ws.recv(timeout=30))["type"] == "ready"
     finally:
         srv.stop()
+
+
+@pytest.fixture(scope="module")
+def spatial_data(tmp_path_factory):
+    from conftest import tiny_generative_folders
+
+    root = tmp_path_factory.mktemp("spatial_serve")
+    model = tiny_generative_folders(root)["cvae"]
+    rng = np.random.default_rng(0)
+    # about 2,000 tiles of the tiny model: half a minute of work on one core (6 ms a tile here)
+    np.save(root / "large.npy", rng.random((900, 900, 3)).astype(np.float32))
+    np.save(root / "small.npy", rng.random((20, 24, 3)).astype(np.float32))
+    return model
+
+
+@pytest.fixture
+def spatial_server(spatial_data, monkeypatch, tmp_path):
+    monkeypatch.setenv("LATENTBRIDGE_SERVE_LOG", str(tmp_path / "serve.log"))
+    srv = ServerProcess([spatial_data])
+    srv.root, srv.logfile, srv.name = spatial_data.parent, tmp_path / "serve.log", spatial_data.name
+    yield srv
+    srv.stop()
+
+
+def _enhance(srv, file, timeout):
+    with open(srv.root / file, "rb") as fh:
+        return httpx.post(f"{srv.url}/api/models/{srv.name}/enhance", files={"file": (file, fh)},
+                          data={"task": "denoise"}, timeout=timeout)
+
+
+def test_work_of_a_client_that_went_away_is_stopped(spatial_server):
+    """A long enhancement whose client hangs up stops: the next client is answered at once (it waited for the
+    whole of the first one's work, the server holding one model worker)."""
+    import time
+
+    with pytest.raises(httpx.ReadTimeout):
+        _enhance(spatial_server, "large.npy", timeout=3)
+    t0 = time.monotonic()
+    r = _enhance(spatial_server, "small.npy", timeout=120)
+    waited = time.monotonic() - t0
+    assert r.status_code == 200 and r.json()["shape"] == [20, 24, 3]
+    assert waited < 8, waited
+    assert "the client went away" in spatial_server.logfile.read_text()
+
+
+def test_sigterm_during_long_work_ends_the_server_soon(spatial_server):
+    """uvicorn waited for running requests without end: the server's exit waited for a long enhancement."""
+    import signal
+    import threading
+    import time
+
+    from latentbridge.serve.server import SHUTDOWN_GRACE_S
+
+    client = threading.Thread(target=lambda: _enhance(spatial_server, "large.npy", timeout=120), daemon=True)
+    client.start()
+    time.sleep(2.0)
+    t0 = time.monotonic()
+    spatial_server.proc.send_signal(signal.SIGTERM)
+    rc = spatial_server.proc.wait(timeout=90)
+    took = time.monotonic() - t0
+    assert rc == 0 and took < SHUTDOWN_GRACE_S + 5, (rc, took)
+    client.join(timeout=10)

@@ -52,3 +52,7 @@ class CheckpointError(LatentbridgeError):
 
 class BusyError(LatentbridgeError):
     """An output folder another process is writing (its lock is held)."""
+
+
+class Stopped(LatentbridgeError):
+    """Work stopped before its end because its caller asked (the server's client went away)."""

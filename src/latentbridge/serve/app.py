@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -164,6 +165,21 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
     async def in_thread(pool, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
+    async def while_connected(request: Request, pool, fn, *args):
+        """``fn(*args, stop)`` in ``pool``, its ``stop`` event set when the client goes away or this request is
+        cancelled (the server shutting down): long work no longer holds the model's one worker for nobody."""
+        stop = threading.Event()
+        job = asyncio.ensure_future(in_thread(pool, fn, *args, stop))
+        try:
+            while not (await asyncio.wait({job}, timeout=0.25))[0]:
+                if await request.is_disconnected():
+                    stop.set()
+                    log.info("%s: the client went away; its work is stopped", request.url.path)
+                    break
+            return await job
+        finally:
+            stop.set()
+
     async def receive(upload: UploadFile) -> _Upload:
         return _Upload(await upload.read(), _safe_name(upload.filename))
 
@@ -278,7 +294,8 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
 
     @app.post("/api/models/{name}/enhance",
               summary="Spatial maps enhanced (denoise, inpaint, 2x upscale) with a per-pixel uncertainty")
-    async def enhance(name: str, file: UploadFile = File(...), mask: UploadFile | None = File(None),
+    async def enhance(request: Request, name: str, file: UploadFile = File(...),
+                      mask: UploadFile | None = File(None),
                       task: Literal["denoise", "inpaint", "upscale"] = Form("denoise"), seed: int = Form(0),
                       samples: int | None = Form(None, ge=1, le=64)):
         m = get(name, "enhance")
@@ -286,8 +303,8 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
         up_mask = await receive(mask) if mask is not None else None
         try:
             try:
-                return await in_thread(model_pool, _enhance, m, up, up_mask, task, seed, samples,
-                                       settings.max_values)
+                return await while_connected(request, model_pool, _enhance, m, up, up_mask, task, seed, samples,
+                                             settings.max_values)
             except DataError as e:
                 owner = up_mask if up_mask is not None and e.path == str(up_mask.path) else up
                 err = owner.error(e)
@@ -424,7 +441,7 @@ def _sample_images(m: ServedModel, body: SampleRequest) -> dict:
 
 
 def _enhance(m: ServedModel, up: _Upload, up_mask: _Upload | None, task: str, seed: int, samples: int | None,
-             limit: int) -> dict:
+             limit: int, stop: threading.Event | None = None) -> dict:
     from latentbridge.io.arrays import stored_size
     from latentbridge.serve.registry import SPATIAL_EXTENSIONS
     from latentbridge.tasks.spatial import enhance_saved
@@ -440,7 +457,7 @@ def _enhance(m: ServedModel, up: _Upload, up_mask: _Upload | None, task: str, se
         raise HTTPException(413, f"{up.client_name}: an array of {size:,} values; the limit is {limit:,} "
                                  "(latentbridge serve --max-values), or enhance it with 'latentbridge enhance'")
     r = enhance_saved(m.saved, up.path, task, mask=None if up_mask is None else str(up_mask.path),
-                      n_samples=samples, seed=seed)
+                      n_samples=samples, seed=seed, stop=stop)
     enhanced, sigma = np.asarray(r.enhanced, dtype=np.float32), np.asarray(r.sigma, dtype=np.float32)
     channels = r.panels or list(range(min(4, enhanced.shape[2])))
     scale = max(1, 256 // max(enhanced.shape[:2]))

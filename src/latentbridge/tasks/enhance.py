@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from latentbridge.errors import Stopped
 from latentbridge.data.spatial import blend_window, ceil_even, coords_of, even_stride, tile_starts
 
 #: kinds of pixel in a model input, in the order of the model's ``sigma_scale`` factors
@@ -99,13 +100,14 @@ def _allocate(name: str, shape) -> np.ndarray:
 
 
 def run_tiles(model, spec, source: TileSource, *, n_samples: int = 8, batch_tiles: int = 32, seed: int = 0,
-              allocate: Callable = _allocate, answered: np.ndarray | None = None, progress: bool = False
-              ) -> TiledOutput:
+              allocate: Callable = _allocate, answered: np.ndarray | None = None, progress: bool = False,
+              stop=None) -> TiledOutput:
     """Enhance the whole grid of ``source`` (see the module docstring); ``allocate(name, shape)``
     gives the output arrays (``enhanced``, ``uncertainty``, ``latent``); with ``answered`` (H, W), the
     enhanced map and its σ are NaN at the other pixels, and tiles holding none of them are not run (the latent
     map is 0 where no tile ran: a small section on a large empty canvas costs its own tiles); ``progress``: a
-    bar of tiles on stderr."""
+    bar of tiles on stderr; ``stop``: a :class:`threading.Event` whose setting ends the work between two batches
+    of tiles (:class:`~latentbridge.errors.Stopped`: the server's client went away)."""
     from latentbridge.utils import progress_bar
 
     size, overlap = spec.patch_size, spec.overlap
@@ -163,6 +165,8 @@ def run_tiles(model, spec, source: TileSource, *, n_samples: int = 8, batch_tile
             tiles = kept
         n_run += len(tiles)
         for i in range(0, len(tiles), batch_tiles):
+            if stop is not None and stop.is_set():
+                raise Stopped(f"enhancement stopped after {n_run - len(tiles) + i} tiles")
             chunk = tiles[i:i + batch_tiles]
             parts = [source.fetch(ty, tx, size) for ty, tx in chunk]
             x = torch.from_numpy(np.stack([p[0] for p in parts]))

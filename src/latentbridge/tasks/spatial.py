@@ -252,11 +252,11 @@ class Enhanced:
 
 def enhance_section(model, spec, section, task: str, *, n_samples: int = 8, batch_tiles: int = 32, seed: int = 0,
                     observed: np.ndarray | None = None, allocate: Callable | None = None,
-                    blank_outside: bool = False, progress: bool = False) -> Enhanced:
+                    blank_outside: bool = False, progress: bool = False, stop=None) -> Enhanced:
     """Enhance a :class:`~latentbridge.data.spatial.Section` (``observed``: the pixels given to the
     model, default its valid pixels; the others are filled). ``blank_outside``: the enhanced map and σ
     are NaN at the pixels the task does not answer for (the files users read; evaluation compares
-    whole arrays)."""
+    whole arrays); ``stop``: :func:`~latentbridge.tasks.enhance.run_tiles`'s."""
     from latentbridge.data.spatial import coordinate_frame, outline_of
     from latentbridge.metrics.spatial import enhancement_metrics
     from latentbridge.tasks.baselines import block_mean  # noqa: F401 - the same blocks as the baselines
@@ -281,7 +281,7 @@ def enhance_section(model, spec, section, task: str, *, n_samples: int = 8, batc
         region = obs if task == "denoise" else (section.outline & (obs | outline_of(obs)))
         shown_valid = obs
     out = run_tiles(model, spec, source, n_samples=n_samples, batch_tiles=batch_tiles, seed=seed,
-                    answered=region if blank_outside else None, progress=progress, **kw)
+                    answered=region if blank_outside else None, progress=progress, stop=stop, **kw)
     mean, sigma, latent = (a.open() if hasattr(a, "open") else a for a in (out.mean, out.sigma, out.latent))
     truth = section.truth if task != "upscale" else None
     res = Enhanced(task, section.name, section.source, section.values, shown_valid, mean, sigma, latent, region,
@@ -311,8 +311,9 @@ def enhance(run_dir: str | Path, input_path: str | Path, task: str, *, mz: list[
 
 def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] | None = None,
                   mask: str | None = None, truth: str | None = None, n_samples: int | None = None, seed: int = 0,
-                  allocate: Callable | None = None, progress: bool = False) -> Enhanced:
-    """:func:`enhance` with a loaded model folder (``latentbridge serve`` holds its models loaded)."""
+                  allocate: Callable | None = None, progress: bool = False, stop=None) -> Enhanced:
+    """:func:`enhance` with a loaded model folder (``latentbridge serve`` holds its models loaded; ``stop``:
+    :func:`~latentbridge.tasks.enhance.run_tiles`'s)."""
     from latentbridge.data.spatial import channel_text, constant_text, read_section, scale_mismatch
     from latentbridge.io.arrays import load_npy
 
@@ -370,7 +371,7 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
     cfg = saved.workflow
     res = enhance_section(saved.model, spec, section, task, n_samples=n_samples or cfg.patches.samples,
                           batch_tiles=cfg.patches.batch_tiles, seed=seed, allocate=allocate, blank_outside=True,
-                          progress=progress)
+                          progress=progress, stop=stop)
     for name, a in (("enhanced", res.enhanced), ("uncertainty", res.sigma)):
         # never written (a 1e30 pixel blanked a whole tile); outside the region the maps are NaN by design
         if bad := int((~np.isfinite(np.asarray(a)[res.region])).sum()):
