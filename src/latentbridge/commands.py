@@ -107,9 +107,9 @@ def _reads_vibration(run_dir: str, config: dict, sample_rate: float | None) -> d
     if task not in ("multimodal", "anomaly") and not (task == "mld" and kind == "bridge"):
         raise LatentbridgeError(f"--sample-rate is the rate of vibration CSVs without a time column; {run_dir} is a "
                                 f"{task!r} run{' on ' + kind if kind else ''}, which reads none")
-    if not sample_rate > 0 or sample_rate == float("inf"):
-        raise LatentbridgeError(f"--sample-rate must be a positive number of Hz, got {sample_rate:g}")
-    return {"sample_rate": float(sample_rate)}
+    from latentbridge.io.vibration import given_rate
+
+    return {"sample_rate": given_rate(sample_rate)}
 
 
 def evaluate(run_dir: str, out: str, data: str | None = None, force: bool = False, sample_rate: float | None = None):

@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.errors import DataError
+from latentbridge.errors import DataError, LatentbridgeError
 from latentbridge.io.text import decode_text, excel_separator
 from latentbridge.utils import atomic_path, first_time
 
@@ -75,6 +75,17 @@ TIME_STEP_TOLERANCE = 0.01
 RATE_HINT = ("give it (-o vibration.sample_rate=HZ to train a bridge model, -o audio.csv_rate=HZ to fit an anomaly "
              "model, which keeps it; --sample-rate HZ for evaluate, sample and anomaly score / calibrate; "
              "sample_rate in a /predict request)")
+
+
+
+def given_rate(rate: float) -> float:
+    """A rate given for rate-less recordings (``--sample-rate``, a request's ``sample_rate``) as a float:
+    LatentbridgeError unless a finite positive number of Hz."""
+    if not (math.isfinite(rate) and rate > 0):
+        raise LatentbridgeError(f"--sample-rate must be a positive number of Hz (the rate of vibration CSVs without a "
+                                f"time column), got {rate:g}")
+    return float(rate)
+
 
 #: files read as vibration recordings: CSVs and MATLAB files (:func:`latentbridge.io.matfile.read_mat_vibration`)
 RECORDING_SUFFIXES = (".csv", ".mat")

@@ -117,10 +117,9 @@ class Detector:
     def read_rate(self, sample_rate: float | None) -> "Detector":
         """Read vibration files that give no rate at ``sample_rate`` Hz (``--sample-rate``); None keeps the model's."""
         if sample_rate is not None:
-            if not (np.isfinite(sample_rate) and sample_rate > 0):
-                raise LatentbridgeError(f"--sample-rate must be a positive number of Hz (the rate of vibration CSVs "
-                                        f"without a time column), got {sample_rate:g}")
-            self.csv_rate = float(sample_rate)
+            from latentbridge.io.vibration import given_rate
+
+            self.csv_rate = given_rate(sample_rate)
         return self
 
     @functools.cached_property
