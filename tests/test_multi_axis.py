@@ -384,3 +384,23 @@ def test_matlab_structs_cells_and_version_7_3(tmp_path):
     (tmp_path / "cut.mat").write_bytes((tmp_path / "v73.mat").read_bytes()[:1500])
     with pytest.raises(DataError, match=r"cut\.mat: unreadable MATLAB 7\.3 \(HDF5\) file"):
         read_audio(tmp_path / "cut.mat")
+
+
+def test_a_time_vector_beside_the_samples_is_time(tmp_path):
+    """DAQ software saves ``t`` beside ``acc``: ``t`` was read as the recording (every window identical, every fault
+    scored 0). It is time: the axes are the matrix's columns, the rate its step's where no scalar gives one."""
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(2)
+    t, acc = np.arange(3000) / 1000.0, rng.standard_normal((3000, 3))
+    for name, content in [("t_fs", {"t": t, "acc": acc, "fs": 1000.0}), ("t_only", {"t": t, "acc": acc}),
+                          ("first_column", {"data": np.c_[t, acc]}), ("ms", {"time_ms": t * 1000, "x": acc[:, 0],
+                                                                          "y": acc[:, 1], "z": acc[:, 2]})]:
+        savemat(tmp_path / f"{name}.mat", content)
+        wave, sr = read_audio(tmp_path / f"{name}.mat", channel="all")
+        assert sr == 1000 and wave.shape == (3, 3000), name
+        np.testing.assert_allclose(wave[2], acc[:, 2] - acc[:, 2].mean(), atol=1e-5)
+    jitter = t + np.r_[0, rng.uniform(0, 0.0008, 2999)]
+    savemat(tmp_path / "uneven.mat", {"t": np.sort(jitter), "acc": acc})
+    with pytest.raises(DataError, match=r"uneven\.mat: the time vector t is not evenly spaced"):
+        read_audio(tmp_path / "uneven.mat", channel="all")

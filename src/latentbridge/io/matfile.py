@@ -9,7 +9,8 @@ Rules (:func:`read_mat_recording`):
 * Channels: the numeric vectors of the greatest length T, in the file's order (a test rig's drive-end and fan-end
   accelerometers: ``X097_DE_time``, ``X097_FE_time``; a 7.3 file lists its variables alphabetically), or, when a
   matrix is longer than every vector, its columns (rows when it is wider than long). Shorter vectors and scalars (a
-  shaft speed) are not channels.
+  shaft speed) are not channels, nor is a time vector (strictly increasing: ``t``, ``time``) or a matrix's first
+  column that is one; without a rate scalar, the rate is its step's (seconds; milliseconds when named so).
 * Sample rate: a scalar whose name (its last part in a struct) is like a rate (``fs``, ``Fs``, ``sr``,
   ``sample_rate``, ``samplerate``, ``sampling_rate``, ``sampling_frequency``), else the rate given
   (``-o audio.csv_rate=HZ``, as for a CSV without a time column); both, when they differ, are an error. Rate
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError
-from latentbridge.io.vibration import RATE_HINT, pick_channels
+from latentbridge.io.vibration import RATE_HINT, _snap_rate, pick_channels
 
 _RATE_NAME = re.compile(r"(?i)(fs|sr|sample_?rate|sampling_?(rate|freq|frequency))")
 _MAX_DEPTH = 8  # structs nested deeper than this are not searched
@@ -104,6 +105,12 @@ def _numeric_arrays(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
+def _is_time(v: np.ndarray) -> bool:
+    """A strictly increasing vector of 16 or more values: a time axis (no recorded signal rises at every sample)."""
+    v = np.asarray(v, np.float64)
+    return v.size >= 16 and bool(np.isfinite(v).all()) and bool((np.diff(v) > 0).all())
+
+
 def _last_part(name: str) -> str:
     return re.split(r"[.(]", name)[-1] if not name.endswith(")") else name
 
@@ -124,16 +131,30 @@ def read_mat_recording(path: str | Path, sample_rate: float | None = None,
     rate = next(iter(rates.values())) if len(distinct) == 1 else None
     vectors = {k: v for k, v in arrays.items() if v.ndim == 1 and v.size > 1}
     matrices = {k: (v if v.shape[0] >= v.shape[1] else v.T) for k, v in arrays.items() if v.ndim == 2}
+    # a time vector saved beside the samples (t, time: DAQ software does) is not a channel: it had become the
+    # recording, every window identical, every fault scored 0
+    times = {k: v for k, v in vectors.items() if _is_time(v)}
+    vectors = {k: v for k, v in vectors.items() if k not in times}
     longest = max((len(v) for v in vectors.values()), default=0)
     matrix = max(matrices.items(), key=lambda kv: kv[1].shape[0], default=None)
     if matrix is not None and matrix[1].shape[0] > longest:
         data = np.asarray(matrix[1], dtype=np.float64)
+        if data.shape[1] > 1 and _is_time(data[:, 0]):  # a time column first, as in a CSV
+            times[f"{matrix[0]}(:, 1)"], data = data[:, 0], data[:, 1:]
     elif longest:
         data = np.stack([v for v in vectors.values() if len(v) == longest], axis=1).astype(np.float64)
     else:
         found = ", ".join(f"{k} {tuple(v.shape)}" for k, v in list(arrays.items())[:12]) or "no numeric arrays"
         found += f" and {len(arrays) - 12} more" if len(arrays) > 12 else ""
         raise DataError(path, f"no recording in the .mat file (numeric vectors or a matrix of samples; found {found})")
+    if rate is None and (timed := [(k, t) for k, t in times.items() if len(t) == len(data)]):
+        name, t = timed[0]
+        step = np.diff(np.asarray(t, np.float64))
+        if step.max() - step.min() > 0.01 * np.median(step):
+            raise DataError(path, f"the time vector {name} is not evenly spaced ({step.min():.6g} to {step.max():.6g}): "
+                                  "the sample rate is unknown; " + RATE_HINT)
+        rate = _snap_rate((1000.0 if re.search(r"(?i)(ms|msec|milli)", _last_part(name)) else 1.0)
+                          / float(np.median(step)))
     if rate is not None and sample_rate is not None and abs(rate - float(sample_rate)) > 0.01 * float(sample_rate):
         raise DataError(path, f"the file gives {rate:g} Hz but {float(sample_rate):g} Hz was given")
     rate = rate if rate is not None else given
