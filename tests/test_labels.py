@@ -24,7 +24,7 @@ def test_label_csv_in_the_forms_spreadsheets_write(tmp_path, encoding, text):
     f = tmp_path / "labels.csv"
     f.write_bytes(text.encode(encoding))
     got = read_label_csv(f)
-    assert {k: v for k, v in got.items() if not k.startswith("name:")} == _expect(tmp_path)
+    assert _expect(tmp_path).items() <= got.items()
     assert got["name:Prüfstand_2.wav"] == 1
 
 
@@ -39,3 +39,28 @@ def test_label_csv_problems_name_the_file_and_line(tmp_path):
     f.write_bytes(b"\x00\x01\x02binary")
     with pytest.raises(DataError, match="not a text file"):
         read_label_csv(f)
+
+
+def test_paths_relative_to_the_working_folder_and_names_listed_twice(tmp_path, monkeypatch):
+    """Paths written from the folder the command runs in matched nothing, and each file then took the first label
+    listed for its bare name: five anomalous files read as normal (AUC 0.87 instead of 1) without a word."""
+    import numpy as np
+
+    from latentbridge.data.labels import resolve_labels
+
+    files = []
+    for state, ids in (("normal", range(0, 10)), ("anomalous", range(5, 15))):
+        (tmp_path / "data" / "test" / state).mkdir(parents=True, exist_ok=True)
+        for i in ids:
+            (f := tmp_path / "data" / "test" / state / f"rec_{i}.wav").write_bytes(b"")
+            files.append(f)
+    (tmp_path / "meta").mkdir()
+    table = "path,label\n" + "".join(f"data/test/{f.parent.name}/{f.name},{f.parent.name}\n" for f in files)
+    (tmp_path / "meta" / "labels.csv").write_text(table)
+    monkeypatch.chdir(tmp_path)
+    truth = np.array([f.parent.name == "anomalous" for f in files], dtype=int)
+    np.testing.assert_array_equal(resolve_labels(files, "meta/labels.csv"), truth)
+    monkeypatch.chdir(tmp_path / "meta")  # no row matches a path now; rec_5 .. rec_9 are listed with both labels
+    with pytest.raises(DataError, match=r"rec_5\.wav: matches no path listed in .*listed there as normal and as "
+                                        r"anomalous"):
+        resolve_labels(files, "labels.csv")

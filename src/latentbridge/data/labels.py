@@ -29,8 +29,13 @@ def label_from_path(path: Path) -> int | None:
     return None
 
 
+AMBIGUOUS = -1  # a file name listed with both labels
+
+
 def read_label_csv(path: str | Path) -> dict[str, int]:
-    """``path,label`` rows (label normal/anomalous/0/1; paths relative to the CSV's folder). Column names in any
+    """``path,label`` rows (label normal/anomalous/0/1; paths absolute, or relative to the CSV's folder or to the
+    working folder; a row whose path matches no file labels the files of its name when no other row of that name
+    gives the other label). Column names in any
     case; comma, semicolon or tab between them (or Excel's ``sep=X`` line); UTF-8, UTF-16 or Windows-1252 text."""
     path = Path(path)
     if not path.is_file():
@@ -47,15 +52,18 @@ def read_label_csv(path: str | Path) -> dict[str, int]:
         raise DataError(path, "label CSV needs the columns 'path,label'")
     rows = [dict(zip(names, r)) for r in reader if any(c.strip() for c in r)]
     out: dict[str, int] = {}
+    by_name: dict[str, set[int]] = {}
     for n, r in enumerate(rows, start=2):
         lab = str(r.get("label", "")).strip().lower()
         if lab not in LABEL_NAMES:
             raise DataError(path, f"line {n}: label {r.get('label', '')!r} is not one of normal/anomalous/0/1")
         p = Path(str(r.get("path", "")).strip())
-        if not p.is_absolute():
-            p = path.parent / p
-        out[str(p.resolve())] = LABEL_NAMES[lab]
-        out.setdefault("name:" + p.name, LABEL_NAMES[lab])
+        # relative to the CSV's folder, or to the folder the command runs in (as a user writes paths he types)
+        for q in ([p] if p.is_absolute() else [path.parent / p, Path.cwd() / p]):
+            out.setdefault(str(q.resolve()), LABEL_NAMES[lab])
+        by_name.setdefault(p.name, set()).add(LABEL_NAMES[lab])
+    for name, labs in by_name.items():  # a bare file name stands for its rows only when they agree
+        out["name:" + name] = labs.pop() if len(labs) == 1 else AMBIGUOUS
     return out
 
 
@@ -68,6 +76,9 @@ def resolve_labels(files: list[Path], labels: str | None) -> np.ndarray | None:
     table = None if labels == "auto" else read_label_csv(labels)
     for f in files:
         lab = label_from_path(f) if table is None else table.get(str(f.resolve()), table.get("name:" + f.name))
+        if lab == AMBIGUOUS:  # the first label listed for the name was taken: wrong labels, wrong AUC, no word
+            raise DataError(f, f"matches no path listed in {labels}, and its name {f.name} is listed there as normal "
+                               "and as anomalous: list paths relative to the CSV's folder, or absolute ones")
         if lab is None:
             missing.append(f)
         out.append(lab)
