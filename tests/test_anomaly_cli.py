@@ -222,6 +222,10 @@ def test_vibration_csvs_are_recordings(tmp_path, caplog, capsys):
     assert main(["anomaly", "score", str(tmp_path / "m"), str(tmp_path / "test_nt"), "--labels", "auto",
                  "--out", str(tmp_path / "s_nt"), "--sample-rate", "0"]) == 2
     assert "--sample-rate must be a positive number of Hz" in capsys.readouterr().err
+    # resampling to it ran without end (SIGTERM did not stop it)
+    assert main(["anomaly", "score", str(tmp_path / "m"), str(tmp_path / "test_nt"), "--labels", "auto",
+                 "--out", str(tmp_path / "s_nt"), "--sample-rate", "1e13"]) == 2
+    assert "up to 1e+08 (the rate of" in capsys.readouterr().err
     assert main(["anomaly", "score", str(tmp_path / "m"), str(tmp_path / "test_nt"), "--labels", "auto",
                  "--out", str(tmp_path / "s_nt"), "--sample-rate", "1000"]) == 0
     m_nt = json.loads((tmp_path / "s_nt" / "metrics.json").read_text())

@@ -78,12 +78,16 @@ RATE_HINT = ("give it (-o vibration.sample_rate=HZ to train a bridge model, -o a
 
 
 
+#: the highest sample rate read (acoustic-emission sensors reach a few MHz); resampling to 1e13 Hz ran without end
+MAX_RATE = 1e8
+
+
 def given_rate(rate: float) -> float:
     """A rate given for rate-less recordings (``--sample-rate``, a request's ``sample_rate``) as a float:
-    LatentbridgeError unless a finite positive number of Hz."""
-    if not (math.isfinite(rate) and rate > 0):
-        raise LatentbridgeError(f"--sample-rate must be a positive number of Hz (the rate of vibration CSVs without a "
-                                f"time column), got {rate:g}")
+    LatentbridgeError unless a finite positive number of Hz up to :data:`MAX_RATE`."""
+    if not (math.isfinite(rate) and 0 < rate <= MAX_RATE):
+        raise LatentbridgeError(f"--sample-rate must be a positive number of Hz up to {MAX_RATE:g} (the rate of "
+                                f"vibration CSVs without a time column), got {rate:g}")
     return float(rate)
 
 

@@ -34,6 +34,7 @@ from latentbridge.errors import DataError, LatentbridgeError
 from latentbridge.serve import media
 from latentbridge.serve.batcher import MicroBatcher
 from latentbridge.io.images import IMAGE_EXTENSIONS
+from latentbridge.io.vibration import MAX_RATE
 from latentbridge.serve.registry import ServedModel, load_models
 from latentbridge.serve.security import ApiKeyMiddleware, RequestLogMiddleware, UploadLimitMiddleware
 
@@ -225,7 +226,8 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
 
     @app.post("/api/models/{name}/score", summary="Anomaly scores of an uploaded recording")
     async def score(name: str, file: UploadFile = File(...), spectrogram: bool = Query(False),
-                    sample_rate: float | None = Form(None, gt=0, description="Hz of a vibration CSV or .mat file "
+                    sample_rate: float | None = Form(None, gt=0, le=MAX_RATE, allow_inf_nan=False,
+                                                    description="Hz of a vibration CSV or .mat file "
                                                     "that gives no rate (default: the model's)")):
         m = get(name, "score")
         up = await receive(file)
@@ -268,7 +270,8 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
     @app.post("/api/models/{name}/predict",
               summary="Multimodal prediction: vibration CSV → crack mask; spoken digit ↔ image")
     async def predict(name: str, file: UploadFile = File(...), route: str = Form("posterior"),
-                      scale: int = Form(8, ge=1, le=16), sample_rate: float | None = Form(None, gt=0)):
+                      scale: int = Form(8, ge=1, le=16),
+                      sample_rate: float | None = Form(None, gt=0, le=MAX_RATE, allow_inf_nan=False)):
         m = get(name, "predict")
         up = await receive(file)
         try:
