@@ -403,6 +403,16 @@ def test_mask_colour_modes(tmp_path):
     np.testing.assert_array_equal(read_mask_png(p, 16, 48), expect)
     Image.fromarray(red, mode="RGBA").save(tmp_path / "red_alpha.png")
     np.testing.assert_array_equal(read_mask_png(tmp_path / "red_alpha.png", 16, 48), expect)
+    # a black crack on a transparent layer (grey + alpha and RGBA), and numpy's 0/1 array saved as it is: read as
+    # no crack at all before, and the evaluation then reported a perfect IoU of 1
+    black = np.zeros((16, 48, 4), np.uint8)
+    black[on, 3] = 255
+    Image.fromarray(black, mode="RGBA").save(tmp_path / "black_alpha.png")
+    Image.fromarray(black[..., [0, 3]], mode="LA").save(tmp_path / "black_la.png")
+    Image.fromarray(expect.astype(np.uint8)).save(tmp_path / "zero_one.png")
+    Image.fromarray(expect.astype(np.uint16)).save(tmp_path / "zero_one16.png")
+    for name in ("black_alpha", "black_la", "zero_one", "zero_one16"):
+        np.testing.assert_array_equal(read_mask_png(tmp_path / f"{name}.png", 16, 48), expect, err_msg=name)
 
 
 def test_mask_bad_files(tmp_path):

@@ -9,8 +9,9 @@ Mask rules (:func:`read_mask_png`)
   palette (with or without transparency).
 * Grey level in [0, 1]: the brightest of R, G and B (a crack drawn in red or any colour on black is
   a crack; luminance read a pure red line as 0.299, below the threshold: an empty mask),
-  16-bit grey divided by 65535; transparency composites over black (a fully transparent pixel
-  is background).
+  16-bit grey divided by 65535; a grey mask holding only the levels 0 and 1 (a numpy 0/1 array saved as
+  it is) read as 0/1; on a transparent layer (some pixels transparent, some opaque) the opaque pixels are
+  the crack whatever their colour, else transparency composites over black.
 * Binarised at ``threshold`` (a pixel is crack when its grey level is **above** it), *then*
   resized to ``(height, width)`` by area averaging (PIL ``BOX`` filter: each output pixel is the
   share of its footprint that is crack), then re-binarised: crack when that share is
@@ -36,22 +37,33 @@ __all__ = ["read_mask_png", "write_mask_png"]
 log = logging.getLogger(__name__)
 
 
+def _levels(raw: np.ndarray, full: float) -> np.ndarray:
+    """Integer grey levels over ``full``; a mask holding only 0 and 1 (numpy's 0/1 array saved as it is) as 0/1:
+    over 255 it read as empty, every crack lost without a word."""
+    raw = np.asarray(raw, dtype=np.float64)
+    return raw if raw.max(initial=0) == 1 else np.clip(raw / full, 0.0, 1.0)
+
+
+def _transparent(alpha: np.ndarray) -> bool:
+    """Whether a mask is drawn on a transparent layer (some pixels fully or mostly transparent)."""
+    return bool((alpha < 0.5).any() and (alpha >= 0.5).any())
+
+
 def _grey_levels(img, path: Path) -> np.ndarray:
-    """PIL image -> (H, W) float64 grey level in [0, 1] (transparency over black)."""
+    """PIL image -> (H, W) float64 grey level in [0, 1]; on a transparent layer, the drawn (opaque) pixels are the
+    crack whatever their colour (a black crack on transparency read as no crack)."""
     mode = img.mode
     if mode == "1":
         return np.asarray(img, dtype=np.float64)
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-        return np.asarray(img, dtype=np.float64) / 65535.0
-    if mode == "I":  # PIL opens some 16-bit grey PNGs as 32-bit "I"
-        return np.clip(np.asarray(img, dtype=np.float64) / 65535.0, 0.0, 1.0)
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):  # PIL opens some 16-bit grey PNGs as 32-bit "I"
+        return _levels(np.asarray(img), 65535.0)
     if mode == "F":
         return np.clip(np.asarray(img, dtype=np.float64), 0.0, 1.0)
     if mode == "L":
-        return np.asarray(img, dtype=np.float64) / 255.0
+        return _levels(np.asarray(img), 255.0)
     if mode == "LA":
         a = np.asarray(img, dtype=np.float64) / 255.0
-        return a[..., 0] * a[..., 1]
+        return a[..., 1] if _transparent(a[..., 1]) else a[..., 0] * a[..., 1]
     if mode == "P":
         img = img.convert("RGBA")
         mode = "RGBA"
@@ -64,7 +76,7 @@ def _grey_levels(img, path: Path) -> np.ndarray:
     a = np.asarray(img, dtype=np.float64) / 255.0
     grey = a[..., :3].max(axis=-1)  # a crack drawn in any colour on black (a red line) is bright, not 0.299
     if mode == "RGBA":
-        grey = grey * a[..., 3]
+        grey = a[..., 3] if _transparent(a[..., 3]) else grey * a[..., 3]
     return grey
 
 
