@@ -252,6 +252,9 @@ def test_csv_blank_lines_and_comments(tmp_path):
         ("time,a,b\n0,1,2\n0.1,1,2\n0.2,1\n0.3,1,2\n", r"ragged rows: line 4 has 2 fields, expected 3"),
         ("time,a,b\n0,1,2\n0.1,1,2,7\n", r"ragged rows: line 3 has 4 fields, expected 3"),
         ("time,a,b,c\n0,1,2\n", r"header \(line 1\) has 4 fields but the data lines \(from line 2\) have 3"),
+        # decimal commas between commas: read as twice the channels, the header skipped as a logger's note
+        ("time_s,acc_01,acc_02\n" + "".join(f"{i},000000,-0,{i}12349,0,5\n" for i in range(10)),
+         r"header \(line 1\) has 3 fields but the data lines \(from line 2\) have 6.*decimal commas.*';' or tabs"),
         ("1,2\n1,2,3\n4,5,6\n7,8,9\n", r"ragged rows: line 1 has 2 fields, expected 3 \(as on most lines"),
         ("a;b\n1,5;2.5\n3,5;4\n", r"line 2, column 1: not a number: '1,5' \(decimal commas and points mixed"),
         ("0,1\n1,2\n3,3\n3.5,1\n", r"no time column.*first column increases.*vary by up to"),

@@ -220,6 +220,9 @@ def _table_start(lines: list[str], rows: list[int]) -> int:
             return k if all(len(_split(lines[i], delim)) == width for i in rows[k:k + 6]) else 0
         if n > width or not any(ch.isalpha() for ch in lines[rows[k]]):
             return 0  # numbers (the table itself, ragged) or a header wider than the table
+        if delim == "," and n >= 2 and 2 * n == width and k + 1 < len(rows) and \
+                len(_split(lines[rows[k + 1]], delim)) == width:
+            return 0  # a header over rows of decimal commas split at them: the structural pass names it
     return 0
 
 
@@ -380,7 +383,9 @@ def read_vibration_csv(
         raise DataError(
             path,
             f"the header (line {rows[0] + 1}) has {len(header)} fields but the data lines "
-            f"(from line {data_rows[0] + 1}) have {int(counts[0])} (delimiter {_delim_name(delim)})",
+            f"(from line {data_rows[0] + 1}) have {int(counts[0])} (delimiter {_delim_name(delim)})"
+            + (": numbers written with decimal commas between cells separated by commas? Save the file with ';' "
+               "or tabs between the cells" if delim == "," and 2 * len(header) == int(counts[0]) else ""),
         )
     bad = np.flatnonzero(counts != expected)
     if bad.size:
