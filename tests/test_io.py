@@ -214,6 +214,27 @@ def test_write_wav_clips_pcm(tmp_path):
 # ----------------------------------------------------------------------------- listing
 
 
+def test_linked_folders_are_read_and_links_to_nothing_named(tmp_path, caplog):
+    """A folder of recordings linked in was left out, a link to nothing skipped, both without a word."""
+    import logging
+
+    site = tmp_path / "elsewhere" / "site1"
+    site.mkdir(parents=True)
+    for i in range(3):
+        sf.write(site / f"s{i}.wav", tone(), SR)
+    root = tmp_path / "data"
+    root.mkdir()
+    sf.write(root / "a.wav", tone(), SR)
+    (root / "site1").symlink_to(site, target_is_directory=True)
+    (root / "site1_again").symlink_to(site, target_is_directory=True)  # the same folder twice: read once
+    (root / "loop").symlink_to(root, target_is_directory=True)  # a link to a parent does not loop
+    (root / "gone.wav").symlink_to(tmp_path / "missing.wav")
+    with caplog.at_level(logging.WARNING, logger="latentbridge"):
+        files = list_audio_files(root)
+    assert [f.name for f in files] == ["a.wav", "s0.wav", "s1.wav", "s2.wav"]
+    assert "1 link to nothing left out (gone.wav)" in caplog.text
+
+
 def test_list_audio_files(tmp_path):
     (tmp_path / "sub").mkdir()
     for name in ["b.wav", "a.FLAC", "sub/c.ogg"]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import struct
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -132,6 +133,23 @@ def _is_table(path: Path) -> bool:
 # --------------------------------------------------------------------------- listing
 
 
+def _walk(root: Path, recursive: bool):
+    """Every entry under ``root``, linked folders followed (``rglob`` skips them: a folder of recordings linked in
+    was left out without a word), each real folder once (a link to a parent does not loop)."""
+    if not recursive:
+        yield from root.iterdir()
+        return
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        for name in files:  # a link to nothing among them
+            yield Path(folder) / name
+
+
 def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
     """Audio files under ``root`` (sorted), or, when it holds none, its vibration CSVs and MATLAB files; ``[root]``
     when ``root`` is one such file.
@@ -155,13 +173,16 @@ def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
     if not root.is_dir():
         raise DataError(root, "is neither a file nor a folder")
 
-    candidates = root.rglob("*") if recursive else root.glob("*")
     found: list[Path] = []
     tables: list[Path] = []
     others: Counter[str] = Counter()
-    for p in candidates:
+    broken: list[Path] = []
+    for p in _walk(root, recursive):
         rel = p.relative_to(root)
         if any(part.startswith(".") for part in rel.parts):
+            continue
+        if p.is_symlink() and not p.exists():
+            broken.append(p)
             continue
         if not p.is_file():
             continue
@@ -186,6 +207,9 @@ def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
         raise DataError(
             root, f"no audio files found {where}; {seen}; accepted extensions: {_accepted()}"
         )
+    if broken and first_time(("broken links", str(root))):
+        log.warning("%s: %d link%s to nothing left out (%s)", root, len(broken), "s" if len(broken) != 1 else "",
+                    ", ".join(str(p.relative_to(root)) for p in sorted(broken)[:5]) + (", ..." if len(broken) > 5 else ""))
     if others and first_time(("left out", str(root))):
         kinds = ", ".join(f"{ext} x{n}" for ext, n in sorted(others.items()))
         why = "; vibration recordings (.csv, .mat) are read from folders without audio" if tables and found is not tables \
