@@ -154,6 +154,12 @@ def test_csv_first_column_stepping_evenly_under_a_name_of_its_own(tmp_path, capl
     p = write_csv(tmp_path / "stamps.csv", "Timestamp,X,Y\n,g,g\n" + "\n".join(rows) + "\n")
     wave, sr = read_vibration_csv(p)
     assert sr == 1000.0 and wave.shape == (2, 400)
+    # a sample counter before a time column (it was read as a sensor axis: 4 axes for 3)
+    rows = [f"{i + 1},{i / 1000:.3f}," + ",".join(f"{v:.6f}" for v in x[:, i]) for i in range(400)]
+    p = write_csv(tmp_path / "counted.csv", "Sample #,time_s,X,Y\n" + "\n".join(rows) + "\n")
+    wave, sr = read_vibration_csv(p)
+    assert sr == 1000.0 and wave.shape == (2, 400)
+    np.testing.assert_allclose(wave, x[:, :400], atol=1e-6)
 
 
 def test_csv_units_row_and_text_columns(tmp_path, caplog):

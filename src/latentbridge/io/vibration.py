@@ -438,7 +438,9 @@ def read_vibration_csv(
             if s is not None:
                 time_col, time_scale = j, s
                 break
-        if time_col is None and n_cols >= 2 and _norm_name(header[0])[0] in _INDEX_NAMES and _is_index(data[:, 0]):
+        if time_col is not None and time_col > 0 and _is_index(data[:, 0]):
+            dropped.append(0)  # a sample counter before the time ('Sample #,time_s,...') was read as a sensor axis
+        elif time_col is None and n_cols >= 2 and _norm_name(header[0])[0] in _INDEX_NAMES and _is_index(data[:, 0]):
             dropped.append(0)
         elif time_col is None and n_cols >= 2 and _step_ok(data[:, 0]) \
                 and not any(_step_ok(data[:, j]) for j in range(1, n_cols)):
