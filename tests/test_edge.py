@@ -330,3 +330,22 @@ def test_metadata_is_read_from_the_export(onnx_model, fitted_model):
     cfg = json.loads((fitted_model / "config.json").read_text())
     assert scorer.threshold == pytest.approx(cfg["anomaly"]["threshold"])
     assert (scorer.sample_rate, scorer.window, scorer.hop, scorer.pad) == (SR, WINDOW, SR, "wrap")
+
+
+def test_export_after_a_sampled_score_says_what_the_graph_scores(files, fitted_model, tmp_path, capsys):
+    """After `calibrate --score elbo` the export scores reconstruction MSE (it said only its parity): edge scores
+    then differ from `anomaly score`'s, and the export says so with the threshold it uses."""
+    import shutil
+
+    from latentbridge.cli import main
+
+    model = tmp_path / "model"
+    shutil.copytree(fitted_model, model)
+    normal = [str(files["good"]), str(files["good2"])]
+    assert main(["anomaly", "calibrate", str(model), *normal, "--score", "elbo"]) == 0
+    capsys.readouterr()
+    assert main(["export", str(model), "--out", str(tmp_path / "m.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "note: the graph scores mse (threshold" in out and "not the model's sampled 'elbo' score" in out
+    assert main(["export", str(fitted_model), "--out", str(tmp_path / "plain.onnx")]) == 0
+    assert "note:" not in capsys.readouterr().out

@@ -137,7 +137,7 @@ def export_onnx(model_dir: str | Path, out_path: str | Path, opset: int = 18, n_
         if not np.isfinite(res["max_abs_diff"]) or res["relative_score_diff"] > tolerance:
             raise LatentbridgeError(f"{out_path}: ONNX output differs from PyTorch (max abs {res['max_abs_diff']:.3g}, "
                                     f"relative {res['relative_score_diff']:.3g}); nothing written")
-    return {"path": str(out_path), **res, "threshold": threshold}
+    return {"path": str(out_path), **res, "threshold": threshold, "score": score_name, "model_score": det.method}
 
 
 # ----------------------------------------------------------------------------- diffusion denoisers
