@@ -684,3 +684,25 @@ def test_digits_train_sample_evaluate(tmp_path, feature_cache, small_classifiers
     _, plain = load_run(later)
     assert plain.postfilters == {} and torch.equal(plain.decode("audio", z), raw)
     assert set(load_run(run)[1].postfilters) == {"audio"}
+
+
+def test_evaluate_elsewhere_names_the_stored_relative_data_path(tmp_path, monkeypatch, capsys):
+    """The bridge's reader resolves the run's relative data path before naming it: the error named /data/b20, a
+    path the user never typed, without the hint to evaluate from the training folder or give --data."""
+    import dataclasses
+
+    from latentbridge import commands
+    from latentbridge.errors import DataError
+    from latentbridge.models import hub
+
+    def evaluate(run_dir, data, **kw):
+        raise DataError((tmp_path / "data" / "b20").resolve(), "data root does not exist")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(hub, "read_info", lambda run: {"config": {"task": "multimodal", "data": {"root": "data/b20"}}})
+    monkeypatch.setitem(commands.TASKS, "multimodal", dataclasses.replace(commands.TASKS["multimodal"],
+                                                                          evaluate=evaluate))
+    assert main(["evaluate", "runs/mm", "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert "data/b20: data root does not exist (the run's data path, relative to the folder `train` ran in" in err
+    assert "--data DIR" in err and str(tmp_path / "data") not in err

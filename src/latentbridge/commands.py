@@ -121,9 +121,14 @@ def evaluate(run_dir: str, out: str, data: str | None = None, force: bool = Fals
     try:
         res = entry.evaluate(run_dir, data, **_reads_vibration(run_dir, config, sample_rate))
     except DataError as e:  # the run's own data, stored as the relative path `train` was given, read from elsewhere
-        if data is None and not Path(e.path).is_absolute() and not Path(e.path).exists():
-            raise DataError(e.path, f"{e.problem} (the run's data path, relative to the folder `train` ran in, not "
-                                    f"to {Path.cwd()}: evaluate from there, or give the data with --data DIR)") from None
+        stored = str((config.get("data") or {}).get("root") or "")
+        relative = stored and not Path(stored).is_absolute() and not Path(stored).exists()
+        # readers that resolve the path first (the bridge's) name it absolute, under this folder
+        if data is None and not Path(e.path).exists() and (
+                not Path(e.path).is_absolute() or relative and Path(e.path) == (Path.cwd() / stored).resolve()):
+            raise DataError(stored if relative else e.path, f"{e.problem} (the run's data path, relative to the "
+                                                            f"folder `train` ran in, not to {Path.cwd()}: evaluate "
+                                                            "from there, or give the data with --data DIR)") from None
         raise
     with output_folder(out, force=force) as tmp:
         entry.write_evaluation(res, tmp)
