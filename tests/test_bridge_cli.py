@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -113,3 +114,49 @@ def test_test_without_mask_is_used_unlabelled(bridge_data, tmp_path):
                  "-o", f"data.root={root}", *_args(["train.max_epochs=1"])]) == 0
     info = json.loads((out / "config.json").read_text())
     assert "Test_01" in info["data"]["train_tests"]  # unlabeled tests always train
+
+
+@pytest.mark.parametrize("trained", ["jsd"], indirect=True)
+def test_evaluate_examples_come_from_labelled_windows_only(trained, bridge_data, tmp_path, caplog):
+    import dataclasses
+    import shutil
+
+    from latentbridge.report.runs.multimodal import write_evaluation
+    from latentbridge.tasks.multimodal import evaluate
+
+    # some tests unlabelled: the example masks and the interpolation's ends are labelled windows only
+    part = tmp_path / "part"
+    shutil.copytree(bridge_data, part)
+    labelled = sorted(p.name for p in (part / "Labels").iterdir())
+    for name in labelled[::2]:
+        shutil.rmtree(part / "Labels" / name)
+    kept = set(labelled[1::2])
+    res = evaluate(trained, str(part))
+    assert 0 < res.metrics["n_labelled_windows"] < res.metrics["n_windows"]
+    assert res.examples["titles"] and {t.split(" @")[0] for t in res.examples["titles"]} <= kept
+    assert res.interpolation is not None and "nan" not in res.interpolation["from"] + res.interpolation["to"]
+
+    # no labelled window at all: no target panels, no interpolation, and the log says why
+    bare = tmp_path / "bare"
+    shutil.copytree(bridge_data, bare)
+    shutil.rmtree(bare / "Labels")
+    out = tmp_path / "eval"
+    with caplog.at_level("INFO", logger="latentbridge"):
+        assert main(["evaluate", str(trained), "--out", str(out), "--data", str(bare)]) == 0
+    assert "no latent interpolation" in caplog.text.lower()
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n_labelled_windows"] == 0
+    assert not (out / "masks.png").exists() and not (out / "interpolation_mask.png").exists()
+    assert (out / "masks_predicted.png").read_bytes()[:4] == b"\x89PNG"
+    html = re.sub(r"base64,[^\"']*", "", (out / "report.html").read_text())  # the text, not the embedded images
+    assert "IoU" not in html and "target |" not in html and "extent nan" not in html
+    assert "Latent interpolation" in html and "no labelled window" in html
+
+    # a threshold that was never calibrated: the report does not call it calibrated
+    assert res.threshold_calibrated_on  # this run's threshold was calibrated on its validation windows
+    out = tmp_path / "eval_uncalibrated"
+    out.mkdir()
+    write_evaluation(dataclasses.replace(res, threshold=0.5, threshold_calibrated_on=None,
+                                         threshold_note="default (no labelled validation windows)"), out)
+    html = re.sub(r"base64,[^\"']*", "", (out / "report.html").read_text())
+    assert "the calibrated threshold" not in html and "not calibrated" in html

@@ -195,13 +195,21 @@ class MultimodalEvaluation:
     sample_rate: float
     has_reconstruction: bool
     examples: dict = field(default_factory=dict)
-    """Plot data: ``titles``, ``masks`` / ``mask_prob`` (n, H, W), ``logmag`` / ``logmag_rec`` (n, F, T),
-    ``wave`` / ``wave_rec`` (T,) of the first example."""
+    """Plot data: ``titles``, ``masks`` (target; None when no window is labelled) / ``mask_prob`` (n, H, W) of
+    labelled windows (of any window when none is), ``logmag`` / ``logmag_rec`` (n, F, T), ``wave`` / ``wave_rec``
+    (T,) of the first example."""
     interpolation: dict | None = None
-    """``alphas``, ``masks`` (steps, H, W), ``spectrograms`` (steps, F, T), ``from`` / ``to`` text."""
+    """``alphas``, ``masks`` (steps, H, W), ``spectrograms`` (steps, F, T), ``from`` / ``to`` text; None without
+    two labelled states of different extent (``interpolation_note`` says why)."""
     latent: np.ndarray | None = None
     extent: np.ndarray | None = None
     tests: np.ndarray | None = None
+    threshold_calibrated_on: str | None = None
+    """Where the threshold was calibrated (``calibrated_on`` of the run's ``mask_threshold``); None: not calibrated
+    (the default 0.5)."""
+    threshold_note: str = ""
+    """Why the threshold is not calibrated (empty when it is)."""
+    interpolation_note: str = ""
 
 
 def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int = 4,
@@ -228,7 +236,15 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
         raise DataError(data_root or cfg.data.root, "no windows to evaluate")
     pred = predict(model, data)
     labelled = np.asarray(data.has_mask, dtype=bool)
-    threshold = float((saved.info.get("mask_threshold") or {}).get("threshold", 0.5))
+    threshold_info = saved.info.get("mask_threshold") or {}
+    threshold = float(threshold_info.get("threshold", 0.5))
+    calibrated_on = threshold_info.get("calibrated_on")
+    if not threshold_info:
+        calibrated_on, threshold_note = None, "the run saved no calibrated threshold"
+    elif not calibrated_on or str(calibrated_on).startswith("default"):
+        calibrated_on, threshold_note = None, str(threshold_info.get("calibrated_on") or "no calibration recorded")
+    else:
+        threshold_note = ""
     metrics: dict = {"model": saved.info["model_class"], "fusion": getattr(cfg.model, "fusion", None), "scope": scope,
                      "n_windows": int(len(data.waves)), "n_labelled_windows": int(labelled.sum())}
     if labelled.any():
@@ -243,21 +259,26 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
         metrics["waveform_si_sdr_db"] = float(np.mean(si_sdr(pred["wave"], data.waves)))
         metrics["log_spectral_distance_db"] = float(np.mean(log_spectral_distance(
             pred["wave"], data.waves, n_fft=cfg.vibration.n_fft, hop=cfg.vibration.hop_length)))
-    rng = np.random.default_rng(0)
-    idx = np.sort(rng.choice(len(data.waves), size=min(n_examples, len(data.waves)), replace=False))
+    # examples from the labelled windows (as the MLD evaluation picks them); from any window when none is labelled,
+    # then without a target to compare with
+    lab_idx = np.flatnonzero(labelled)
+    pool = lab_idx if len(lab_idx) else np.arange(len(data.waves))
+    idx = pool[np.sort(np.random.default_rng(0).choice(len(pool), size=min(n_examples, len(pool)), replace=False))]
     examples = {"titles": [f"{data.tests[data.test_index[i]]} @{data.starts_s[i]:.0f}s" for i in idx],
-                "masks": data.masks[idx, 0], "mask_prob": pred["mask_prob"][idx, 0]}
-    interp = None
+                "masks": data.masks[idx, 0] if len(lab_idx) else None, "mask_prob": pred["mask_prob"][idx, 0]}
+    interp, interp_note = None, ""
     if recon:
         with torch.no_grad():
             logmag, _ = model.codec.analyse(torch.from_numpy(data.waves[idx]))
         examples.update({"logmag": logmag[:, 0].numpy(), "logmag_rec": pred["logmag"][idx, 0],
                          "wave": data.waves[idx[0]], "wave_rec": pred["wave"][idx[0]]})
-        interp = _interpolation(model, data, pred)
+        interp, interp_note = _interpolation(model, data, pred, lab_idx)
+        if interp is None:
+            log.info("%s: no latent interpolation: %s", data_root or cfg.data.root, interp_note)
     return MultimodalEvaluation(
         metrics, scope, threshold, float(data.sample_rate), recon, examples, interp, pred["latent"],
         np.nan_to_num(np.asarray(data.extent, dtype=float), nan=-0.05),
-        np.array([data.tests[i] for i in data.test_index]))
+        np.array([data.tests[i] for i in data.test_index]), calibrated_on, threshold_note, interp_note)
 
 
 def mask_metrics(prob: np.ndarray, target: np.ndarray, threshold: float, span_m: float) -> dict:
@@ -312,11 +333,15 @@ def span_of(cfg, root) -> float:
     return 1.0
 
 
-def _interpolation(model, data, pred, steps: int = 7) -> dict:
-    """Decode a straight line in latent space between the least and the most damaged state."""
-    ext = np.nan_to_num(np.asarray(data.extent, dtype=float), nan=np.nan)
-    order = np.argsort(np.where(np.isnan(ext), np.inf, ext))
-    a, b = int(order[0]), int(np.nanargmax(np.where(np.isnan(ext), -np.inf, ext)))
+def _interpolation(model, data, pred, labelled: np.ndarray, steps: int = 7) -> tuple[dict | None, str]:
+    """Decode a straight line in latent space between the least and the most damaged labelled window (indices
+    ``labelled``); (None, why) without two labelled windows of different extent."""
+    if len(labelled) == 0:
+        return None, "no labelled window (no mask in Labels/) to give the damage states' extent"
+    ext = np.asarray(data.extent, dtype=float)[labelled]
+    a, b = int(labelled[np.argmin(ext)]), int(labelled[np.argmax(ext)])
+    if not ext[np.argmax(ext)] > ext[np.argmin(ext)]:
+        return None, f"every labelled window has the same damage extent ({ext[0]:.3f})"
     za, zb = torch.from_numpy(pred["latent"][a]), torch.from_numpy(pred["latent"][b])
     alphas = torch.linspace(0, 1, steps)
     z = torch.stack([(1 - t) * za + t * zb for t in alphas])
@@ -324,8 +349,9 @@ def _interpolation(model, data, pred, steps: int = 7) -> dict:
         masks = model.decode_modality("mask", z)[:, 0].numpy()
         specs = model.decode_spec(z, with_wave=False)["logmag"][:, 0].numpy()
     name = lambda i: data.tests[data.test_index[i]]  # noqa: E731
+    ext = np.asarray(data.extent, dtype=float)
     return {"alphas": alphas.numpy(), "masks": masks, "spectrograms": specs,
-            "from": f"{name(a)} (extent {ext[a]:.3f})", "to": f"{name(b)} (extent {ext[b]:.3f})"}
+            "from": f"{name(a)} (extent {ext[a]:.3f})", "to": f"{name(b)} (extent {ext[b]:.3f})"}, ""
 
 
 # ----------------------------------------------------------------------------- one recording

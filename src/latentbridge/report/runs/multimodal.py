@@ -30,6 +30,15 @@ def crack_curve_section(metrics: dict, threshold: float, folder: Path) -> list[d
              "images": ["crack_operating_curve.png"]}]
 
 
+def threshold_text(res) -> str:
+    """``the calibrated threshold T (calibrated on ...)``, or ``the default threshold T (not calibrated: why)``."""
+    on = getattr(res, "threshold_calibrated_on", None)
+    if on:
+        return f"the calibrated threshold {res.threshold:g} (calibrated on {on})"
+    why = getattr(res, "threshold_note", "") or "no calibration recorded"
+    return f"the default threshold {res.threshold:g} (not calibrated: {why})"
+
+
 def write_evaluation(res, folder: Path) -> None:
     folder = Path(folder)
     atomic_write_json(folder / "metrics.json", res.metrics)
@@ -37,9 +46,20 @@ def write_evaluation(res, folder: Path) -> None:
     sections = [{"heading": "Metrics", "text": f"Evaluated on {res.scope}; masks and damage extent predicted "
                                                "from vibration alone.",
                  "table": {k: v for k, v in res.metrics.items() if not isinstance(v, (dict, list))}}]
-    plot_mask_triplets(None, ex["masks"], ex["mask_prob"], ex["titles"], folder / "masks.png", threshold=res.threshold)
-    sections.append({"heading": "Crack masks from vibration alone", "text": "target | predicted probability | "
-                     f"prediction above the calibrated threshold {res.threshold:g}", "images": ["masks.png"]})
+    above = f"prediction above {threshold_text(res)}"
+    if ex.get("masks") is not None:
+        plot_mask_triplets(None, ex["masks"], ex["mask_prob"], ex["titles"], folder / "masks.png",
+                           threshold=res.threshold)
+        sections.append({"heading": "Crack masks from vibration alone", "text": "target | predicted probability | "
+                         f"{above}", "images": ["masks.png"]})
+    else:  # no labelled window: nothing to compare a prediction with
+        prob = np.asarray(ex["mask_prob"], dtype=float)
+        plot_image_grid(np.stack([prob, (prob > res.threshold).astype(float)]),
+                        ["crack probability", f"> {res.threshold:g}"], ex["titles"], folder / "masks_predicted.png",
+                        cmap="gray", origin="upper")
+        sections.append({"heading": "Crack masks from vibration alone", "text": "No window of this data has a mask "
+                         "(Labels/), so there is no target to compare with. Rows: predicted probability; "
+                         f"{above}.", "images": ["masks_predicted.png"]})
     sections += crack_curve_section(res.metrics, res.threshold, folder)
     if res.has_reconstruction:
         plot_spectrogram_pairs(ex["logmag"], ex["logmag_rec"], ex["titles"], folder / "spectrograms.png")
@@ -48,12 +68,17 @@ def write_evaluation(res, folder: Path) -> None:
                          "difference; waveform through the ISTFT of the reconstructed magnitude and phase",
                          "images": ["spectrograms.png", "waveform.png"]})
         it = res.interpolation
-        cols = [f"{t:.2f}" for t in it["alphas"].tolist()]
-        plot_image_grid(np.stack([_norm(s) for s in it["spectrograms"]])[None], ["log-magnitude (ch 1)"], cols,
-                        folder / "interpolation_spectrogram.png")
-        plot_image_grid(it["masks"][None], ["crack probability"], cols, folder / "interpolation_mask.png", cmap="gray")
-        sections.append({"heading": "Latent interpolation", "text": f"from {it['from']} to {it['to']}",
-                         "images": ["interpolation_spectrogram.png", "interpolation_mask.png"]})
+        if it is None:
+            sections.append({"heading": "Latent interpolation", "text": "None: "
+                             f"{getattr(res, 'interpolation_note', '') or 'no two labelled damage states'}."})
+        else:
+            cols = [f"{t:.2f}" for t in it["alphas"].tolist()]
+            plot_image_grid(np.stack([_norm(s) for s in it["spectrograms"]])[None], ["log-magnitude (ch 1)"], cols,
+                            folder / "interpolation_spectrogram.png")
+            plot_image_grid(it["masks"][None], ["crack probability"], cols, folder / "interpolation_mask.png",
+                            cmap="gray")
+            sections.append({"heading": "Latent interpolation", "text": f"from {it['from']} to {it['to']}",
+                             "images": ["interpolation_spectrogram.png", "interpolation_mask.png"]})
     z2 = embed_2d(res.latent, method="umap", seed=0)
     plot_embedding(z2, res.extent, folder / "latent_extent.png", "latent (UMAP) by damage extent",
                    label="mask mean (-0.05: unlabelled)")
