@@ -385,3 +385,20 @@ def test_import_io_loads_no_torch_librosa_or_sounddevice():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr
     assert Path(res.stdout.strip()).resolve() == Path(src) / "latentbridge" / "io" / "__init__.py"
+
+
+def test_linked_image_folders_are_read(tmp_path):
+    """An image folder's linked class folder was left out (rglob does not follow links)."""
+    from PIL import Image
+
+    from latentbridge.io.images import list_image_files
+
+    elsewhere = tmp_path / "elsewhere" / "cats"
+    elsewhere.mkdir(parents=True)
+    root = tmp_path / "images" / "dogs"
+    root.mkdir(parents=True)
+    for folder in (elsewhere, root):
+        Image.new("L", (8, 8), 128).save(folder / "a.png")
+    (tmp_path / "images" / "cats").symlink_to(elsewhere, target_is_directory=True)
+    files = list_image_files(tmp_path / "images")
+    assert [f.relative_to(tmp_path / "images").as_posix() for f in files] == ["cats/a.png", "dogs/a.png"]

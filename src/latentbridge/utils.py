@@ -102,6 +102,24 @@ def progress_bar(total: int, enabled: bool, desc: str, unit: str = "step"):
     return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False, dynamic_ncols=True)
 
 
+def walk_files(root: Path, recursive: bool = True):
+    """Every file under ``root`` (links to nothing among them), linked folders followed (``rglob`` skips them: a
+    folder of recordings or images linked in was left out without a word), each real folder once (a link to a
+    parent does not loop)."""
+    if not recursive:
+        yield from root.iterdir()
+        return
+    seen: set[str] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        for name in files:  # a link to nothing among them
+            yield Path(folder) / name
+
+
 def natural_key(name: str):
     """Sort key reading the digit runs of ``name`` as numbers ("ch_8" before "ch_10"), case-insensitive."""
     return [(0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in re.split(r"(\d+)", name) if p]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import ConfigError, DataError, named_problems
-from latentbridge.utils import natural_key
+from latentbridge.utils import natural_key, walk_files
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ def _report_left_out(root: Path, files: list[Path], class_folders: bool, conditi
 
     read = set(files) | ({Path(conditions)} if conditions else set())
     read = {p.resolve() for p in read}
-    others = sorted(p for p in root.rglob("*") if p.is_file() and p.resolve() not in read
+    others = sorted(p for p in walk_files(root) if p.is_file() and p.resolve() not in read
                     and not any(part.startswith(".") for part in p.relative_to(root).parts))
     if others:
         kinds = ", ".join(sorted({p.suffix.lower() or "(no extension)" for p in others}))

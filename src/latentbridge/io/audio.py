@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
 import struct
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -37,7 +36,7 @@ import numpy as np
 
 from latentbridge.errors import DataError
 from latentbridge.io.vibration import RECORDING_SUFFIXES
-from latentbridge.utils import first_time
+from latentbridge.utils import walk_files, first_time
 
 log = logging.getLogger(__name__)
 
@@ -133,23 +132,6 @@ def _is_table(path: Path) -> bool:
 # --------------------------------------------------------------------------- listing
 
 
-def _walk(root: Path, recursive: bool):
-    """Every entry under ``root``, linked folders followed (``rglob`` skips them: a folder of recordings linked in
-    was left out without a word), each real folder once (a link to a parent does not loop)."""
-    if not recursive:
-        yield from root.iterdir()
-        return
-    seen: set[str] = set()
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        real = os.path.realpath(folder)
-        if real in seen:
-            dirs[:] = []
-            continue
-        seen.add(real)
-        for name in files:  # a link to nothing among them
-            yield Path(folder) / name
-
-
 def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
     """Audio files under ``root`` (sorted), or, when it holds none, its vibration CSVs and MATLAB files; ``[root]``
     when ``root`` is one such file.
@@ -177,7 +159,7 @@ def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
     tables: list[Path] = []
     others: Counter[str] = Counter()
     broken: list[Path] = []
-    for p in _walk(root, recursive):
+    for p in walk_files(root, recursive):
         rel = p.relative_to(root)
         if any(part.startswith(".") for part in rel.parts):
             continue

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError
+from latentbridge.utils import walk_files
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 _RESAMPLE = {"bilinear": "BILINEAR", "area": "BOX", "nearest": "NEAREST"}
@@ -22,7 +23,7 @@ def list_image_files(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise DataError(root, "is a file, not a folder of images" if root.exists() else "image folder does not exist")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+    files = sorted(p for p in walk_files(root) if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
                    and not any(part.startswith(".") for part in p.relative_to(root).parts))
     if not files:
         raise DataError(root, f"no images ({', '.join(IMAGE_EXTENSIONS)}) in the folder")
