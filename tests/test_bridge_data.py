@@ -420,8 +420,16 @@ def test_mask_colour_modes(tmp_path):
     Image.fromarray(black[..., [0, 3]], mode="LA").save(tmp_path / "black_la.png")
     Image.fromarray(expect.astype(np.uint8)).save(tmp_path / "zero_one.png")
     Image.fromarray(expect.astype(np.uint16)).save(tmp_path / "zero_one16.png")
+    margin = np.zeros((16, 48, 4), np.uint8)  # white on opaque black, a transparent margin: read by the levels
+    margin[..., 3] = 255
+    margin[on, :3] = 255
+    margin[:, :2, 3] = 0
+    Image.fromarray(margin, mode="RGBA").save(tmp_path / "margin.png")
     for name in ("black_alpha", "black_la", "zero_one", "zero_one16"):
         np.testing.assert_array_equal(read_mask_png(tmp_path / f"{name}.png", 16, 48), expect, err_msg=name)
+    inside = expect.copy()
+    inside[:, :2] = 0  # the margin is background
+    np.testing.assert_array_equal(read_mask_png(tmp_path / "margin.png", 16, 48), inside)
 
 
 def test_mask_bad_files(tmp_path):

@@ -10,8 +10,8 @@ Mask rules (:func:`read_mask_png`)
 * Grey level in [0, 1]: the brightest of R, G and B (a crack drawn in red or any colour on black is
   a crack; luminance read a pure red line as 0.299, below the threshold: an empty mask),
   16-bit grey divided by 65535; a grey mask holding only the levels 0 and 1 (a numpy 0/1 array saved as
-  it is) read as 0/1; on a transparent layer (some pixels transparent, some opaque) the opaque pixels are
-  the crack whatever their colour, else transparency composites over black.
+  it is) read as 0/1; drawn in one colour on a transparent layer, the drawn (opaque) pixels are the crack
+  whatever their colour, else transparency composites over black.
 * Binarised at ``threshold`` (a pixel is crack when its grey level is **above** it), *then*
   resized to ``(height, width)`` by area averaging (PIL ``BOX`` filter: each output pixel is the
   share of its footprint that is crack), then re-binarised: crack when that share is
@@ -44,9 +44,15 @@ def _levels(raw: np.ndarray, full: float) -> np.ndarray:
     return raw if raw.max(initial=0) == 1 else np.clip(raw / full, 0.0, 1.0)
 
 
-def _transparent(alpha: np.ndarray) -> bool:
-    """Whether a mask is drawn on a transparent layer (some pixels fully or mostly transparent)."""
-    return bool((alpha < 0.5).any() and (alpha >= 0.5).any())
+def _drawn_on_transparency(grey: np.ndarray, alpha: np.ndarray) -> bool:
+    """Whether a mask is drawn in one colour on a transparent layer (some pixels transparent, the opaque ones of one
+    grey level): its drawn pixels are the crack. Opaque pixels of both dark and bright levels (a white crack on an
+    opaque black mask with a transparent margin) are read by their level."""
+    opaque = alpha >= 0.5
+    if not (opaque.any() and (~opaque).any()):
+        return False
+    drawn = grey[opaque]
+    return bool(drawn.max() - drawn.min() < 0.5)
 
 
 def _grey_levels(img, path: Path) -> np.ndarray:
@@ -63,7 +69,7 @@ def _grey_levels(img, path: Path) -> np.ndarray:
         return _levels(np.asarray(img), 255.0)
     if mode == "LA":
         a = np.asarray(img, dtype=np.float64) / 255.0
-        return a[..., 1] if _transparent(a[..., 1]) else a[..., 0] * a[..., 1]
+        return a[..., 1] if _drawn_on_transparency(a[..., 0], a[..., 1]) else a[..., 0] * a[..., 1]
     if mode == "P":
         img = img.convert("RGBA")
         mode = "RGBA"
@@ -76,7 +82,7 @@ def _grey_levels(img, path: Path) -> np.ndarray:
     a = np.asarray(img, dtype=np.float64) / 255.0
     grey = a[..., :3].max(axis=-1)  # a crack drawn in any colour on black (a red line) is bright, not 0.299
     if mode == "RGBA":
-        grey = a[..., 3] if _transparent(a[..., 3]) else grey * a[..., 3]
+        grey = a[..., 3] if _drawn_on_transparency(grey, a[..., 3]) else grey * a[..., 3]
     return grey
 
 
