@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError
-from latentbridge.io.vibration import RATE_HINT, _snap_rate, pick_channels
+from latentbridge.io.vibration import RATE_HINT, snap_rate, pick_channels
 
 _RATE_NAME = re.compile(r"(?i)(fs|sr|sample_?rate|sampling_?(rate|freq|frequency))")
 _MAX_DEPTH = 8  # structs nested deeper than this are not searched
@@ -153,7 +153,7 @@ def read_mat_recording(path: str | Path, sample_rate: float | None = None,
         if step.max() - step.min() > 0.01 * np.median(step):
             raise DataError(path, f"the time vector {name} is not evenly spaced ({step.min():.6g} to {step.max():.6g}): "
                                   "the sample rate is unknown; " + RATE_HINT)
-        rate = _snap_rate((1000.0 if re.search(r"(?i)(ms|msec|milli)", _last_part(name)) else 1.0)
+        rate = snap_rate((1000.0 if re.search(r"(?i)(ms|msec|milli)", _last_part(name)) else 1.0)
                           / float(np.median(step)))
     if rate is not None and sample_rate is not None and abs(rate - float(sample_rate)) > 0.01 * float(sample_rate):
         raise DataError(path, f"the file gives {rate:g} Hz but {float(sample_rate):g} Hz was given")

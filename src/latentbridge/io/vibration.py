@@ -77,7 +77,6 @@ RATE_HINT = ("give it (-o vibration.sample_rate=HZ to train a bridge model, -o a
              "sample_rate in a /predict request)")
 
 
-
 #: the highest sample rate read (acoustic-emission sensors reach a few MHz); resampling to 1e13 Hz ran without end
 MAX_RATE = 1e8
 
@@ -267,7 +266,8 @@ def _is_index(col: np.ndarray) -> bool:
     return bool(np.all(col == np.round(col)) and np.all(np.diff(col) == 1.0))
 
 
-def _snap_rate(rate: float) -> float:
+def snap_rate(rate: float) -> float:
+    """A rate within 1e-6 of whole Hz as that whole number (a time step's float error)."""
     r = round(rate)
     if r > 0 and abs(rate - r) <= 1e-6 * rate:
         return float(r)
@@ -526,7 +526,7 @@ def read_vibration_csv(
             )
         # the mean step over the whole column: a time written with few decimals (1/2048 s as 0.000488) rounds
         # every step alike, which 1 / median step turns into 2049.18 Hz; over the column the rounding averages out
-        rate = _snap_rate((len(t) - 1) / float(t[-1] - t[0]))
+        rate = snap_rate((len(t) - 1) / float(t[-1] - t[0]))
         if sample_rate is not None and abs(rate - float(sample_rate)) > TIME_STEP_TOLERANCE * float(sample_rate):
             raise DataError(
                 path,

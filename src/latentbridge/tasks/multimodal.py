@@ -338,10 +338,10 @@ def _interpolation(model, data, pred, labelled: np.ndarray, steps: int = 7) -> t
     ``labelled``); (None, why) without two labelled windows of different extent."""
     if len(labelled) == 0:
         return None, "no labelled window (no mask in Labels/) to give the damage states' extent"
-    ext = np.asarray(data.extent, dtype=float)[labelled]
-    a, b = int(labelled[np.argmin(ext)]), int(labelled[np.argmax(ext)])
-    if not ext[np.argmax(ext)] > ext[np.argmin(ext)]:
-        return None, f"every labelled window has the same damage extent ({ext[0]:.3f})"
+    ext = np.asarray(data.extent, dtype=float)
+    a, b = int(labelled[np.argmin(ext[labelled])]), int(labelled[np.argmax(ext[labelled])])
+    if not ext[b] > ext[a]:
+        return None, f"every labelled window has the same damage extent ({ext[a]:.3f})"
     za, zb = torch.from_numpy(pred["latent"][a]), torch.from_numpy(pred["latent"][b])
     alphas = torch.linspace(0, 1, steps)
     z = torch.stack([(1 - t) * za + t * zb for t in alphas])
@@ -349,7 +349,6 @@ def _interpolation(model, data, pred, labelled: np.ndarray, steps: int = 7) -> t
         masks = model.decode_modality("mask", z)[:, 0].numpy()
         specs = model.decode_spec(z, with_wave=False)["logmag"][:, 0].numpy()
     name = lambda i: data.tests[data.test_index[i]]  # noqa: E731
-    ext = np.asarray(data.extent, dtype=float)
     return {"alphas": alphas.numpy(), "masks": masks, "spectrograms": specs,
             "from": f"{name(a)} (extent {ext[a]:.3f})", "to": f"{name(b)} (extent {ext[b]:.3f})"}, ""
 

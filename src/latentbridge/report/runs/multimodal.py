@@ -32,11 +32,9 @@ def crack_curve_section(metrics: dict, threshold: float, folder: Path) -> list[d
 
 def threshold_text(res) -> str:
     """``the calibrated threshold T (calibrated on ...)``, or ``the default threshold T (not calibrated: why)``."""
-    on = getattr(res, "threshold_calibrated_on", None)
-    if on:
-        return f"the calibrated threshold {res.threshold:g} (calibrated on {on})"
-    why = getattr(res, "threshold_note", "") or "no calibration recorded"
-    return f"the default threshold {res.threshold:g} (not calibrated: {why})"
+    if res.threshold_calibrated_on:
+        return f"the calibrated threshold {res.threshold:g} (calibrated on {res.threshold_calibrated_on})"
+    return f"the default threshold {res.threshold:g} (not calibrated: {res.threshold_note})"
 
 
 def write_evaluation(res, folder: Path) -> None:
@@ -70,7 +68,7 @@ def write_evaluation(res, folder: Path) -> None:
         it = res.interpolation
         if it is None:
             sections.append({"heading": "Latent interpolation", "text": "None: "
-                             f"{getattr(res, 'interpolation_note', '') or 'no two labelled damage states'}."})
+                             f"{res.interpolation_note}."})
         else:
             cols = [f"{t:.2f}" for t in it["alphas"].tolist()]
             plot_image_grid(np.stack([_norm(s) for s in it["spectrograms"]])[None], ["log-magnitude (ch 1)"], cols,
