@@ -93,6 +93,22 @@ def test_istft_roundtrip_batched():
     assert snr_db(wave, st.inverse(from_magnitude_phase(mag, ph), length=T).numpy()) > 80.0
 
 
+def test_stft_of_half_precision_runs_in_float32():
+    """A decoded wave or magnitude under bf16/fp16 mixed precision: torch.stft and torch.polar take
+    neither, so both are computed in float32 (complex64)."""
+    wave = torch.from_numpy(chirp_noise(4000, seed=3)).float()
+    st = STFT(256, 64)
+    ref = st(wave)
+    for dt in (torch.bfloat16, torch.float16):
+        low = st(wave.to(dt))
+        assert low.dtype == torch.complex64 and low.shape == ref.shape
+        assert float((low - ref).abs().max() / ref.abs().max()) < 0.02
+        mag, ph = magnitude_phase(ref)
+        spec = from_magnitude_phase(mag.to(dt), ph.to(dt))
+        assert spec.dtype == torch.complex64
+        assert snr_db(wave.numpy(), st.inverse(spec, length=4000).numpy()) > 20.0
+
+
 def test_griffin_lim_convergence():
     """Spectral convergence ||S - |STFT(GL(S))||| / ||S|| on a harmonic tone.
 

@@ -47,6 +47,7 @@ from latentbridge.models.base import ModelSpec, MultimodalFamily
 from latentbridge.models.outputs import DiagonalGaussian
 from latentbridge.nn.conv import ConvDecoder, ConvEncoder, FeatureNormalizer
 from latentbridge.transforms.audio import STFT
+from latentbridge.transforms.stft import from_magnitude_phase
 
 FUSIONS = ("poe", "moe", "mopoe", "jsd")
 MODALITIES = ("spec", "mask")
@@ -171,7 +172,7 @@ class SpecCodec(nn.Module):
         return {"logmag_n": logmag_n, "logmag": logmag, "phase": phase, "mag": mag}
 
     def synthesise(self, mag: Tensor, phase: Tensor) -> Tensor:
-        return self.stft.inverse(torch.polar(mag, phase), length=self.n_samples)
+        return self.stft.inverse(from_magnitude_phase(mag, phase), length=self.n_samples)
 
 
 class MultimodalVAE(MultimodalFamily, nn.Module):

@@ -134,8 +134,8 @@ class STFT(nn.Module):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         if wave.is_complex():
             raise TypeError("STFT.forward: expected a real wave")
-        if not wave.is_floating_point():
-            wave = wave.float()
+        if not wave.is_floating_point() or wave.dtype in (torch.float16, torch.bfloat16):
+            wave = wave.float()  # torch.stft takes neither (a decoded wave under mixed precision)
         lead = wave.shape[:-1]
         flat = wave.reshape(-1, wave.shape[-1])
         spec = torch.stft(
@@ -190,7 +190,10 @@ def magnitude_phase(spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def from_magnitude_phase(mag: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
-    """Complex spectrogram ``mag * exp(i * phase)``."""
+    """Complex spectrogram ``mag * exp(i * phase)`` (complex64 for half-precision input: a decoder's
+    output under mixed precision; there is no complex bfloat16)."""
+    if mag.dtype in (torch.float16, torch.bfloat16):
+        mag = mag.float()
     return torch.polar(mag, phase.to(mag.dtype))
 
 
