@@ -198,3 +198,17 @@ def test_num_threads_all_and_the_mld_stages_inherit_it():
                       ["train.num_threads=2", "first_stage.stages.image.train.num_threads=1"])
     assert mld.stage_config("audio").train.num_threads == 2  # inherited
     assert mld.stage_config("image").train.num_threads == 1  # the stage's own wins
+
+
+def test_mld_stages_train_on_the_runs_accelerator_and_precision():
+    """``latentbridge train --config configs/mld_bridge.yaml --accelerator gpu --precision bf16-mixed``: the
+    first stages train there too (they trained in 32-bit whatever the flag said); a stage's own setting wins."""
+    root = Path(__file__).parents[1] / "configs"
+    mld = load_config(root / "mld_bridge.yaml", ["train.accelerator=cpu", "train.precision=bf16-mixed",
+                                                  "first_stage.stages.supervised.train.precision=32-true"])
+    multimodal, supervised = mld.stage_config("multimodal").train, mld.stage_config("supervised").train
+    assert (multimodal.accelerator, multimodal.precision) == ("cpu", "bf16-mixed")
+    assert (supervised.accelerator, supervised.precision) == ("cpu", "32-true")
+    digits = load_config(root / "mld_avdigits.yaml", ["train.precision=bf16-mixed"])
+    assert {digits.stage_config(k).train.precision for k in ("audio", "image")} == {"bf16-mixed"}
+    assert load_config(root / "mld_avdigits.yaml").stage_config("audio").train.precision == "32-true"

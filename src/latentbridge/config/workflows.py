@@ -335,9 +335,11 @@ class MLDWorkflow(_AudioWorkflow):
         """A first stage's raw config with this config's data sections and seed applied."""
         raw = {**self.first_stage.stages[key]}
         d = self.data.model_dump(exclude={"kind"})
-        # the stages train with this config's seed and (unless they set theirs) its torch threads
+        # the stages train with this config's seed and (unless they set theirs) its torch threads, accelerator
+        # and precision (``--accelerator gpu --precision bf16-mixed`` reach the first stages too)
         threads = {} if self.train.num_threads is None else {"num_threads": self.train.num_threads}
-        seed = {**threads, **raw.get("train", {}), "seed": self.train.seed}
+        hardware = {"accelerator": self.train.accelerator, "precision": self.train.precision}
+        seed = {**threads, **hardware, **raw.get("train", {}), "seed": self.train.seed}
         if self.data.kind == "bridge":
             return {**raw, "data": d, "train": seed}
         audio, feats = self.audio.model_dump(), self.features.model_dump()
