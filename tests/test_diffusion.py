@@ -248,6 +248,36 @@ def test_sampling_is_seeded_and_leaves_the_global_rng_alone(toy_classes):
     assert torch.equal(state, torch.random.get_rng_state())
 
 
+def test_the_sampling_device_is_chosen_and_the_model_goes_back(toy_classes):
+    """Sampling and evaluation draw on the GPU when torch sees one (``auto``), the CPU otherwise; a
+    named GPU that is not there is a clear error; the model is back on its device afterwards."""
+    from latentbridge.errors import LatentbridgeError
+    from latentbridge.tasks.generate import generate
+    from latentbridge.utils import inference_device
+
+    model, _ = toy_classes
+    gpu = torch.cuda.is_available()
+    assert inference_device(None).type == inference_device("auto").type == ("cuda" if gpu else "cpu")
+    assert inference_device("cpu") == torch.device("cpu")
+    with pytest.raises(LatentbridgeError, match="--device"):
+        inference_device("no-such-device")
+    if not gpu:
+        with pytest.raises(LatentbridgeError, match="no CUDA GPU"):
+            inference_device("cuda")
+    labels = np.arange(16) % 4
+    kw = dict(labels=labels, guidance=2.0, scheduler="ddim", steps=20, seed=3)
+    on_cpu, _ = generate(model, 16, device="cpu", **kw)
+    assert on_cpu.shape == (16, 2, 1, 1) and on_cpu.dtype == np.float32
+    assert next(model.parameters()).device.type == "cpu"
+    if gpu:  # the same seed starts from the same noise: the samples agree up to the GPU's arithmetic
+        on_gpu, _ = generate(model, 16, device="cuda", **kw)
+        assert next(model.parameters()).device.type == "cpu"
+        assert np.abs(on_gpu - on_cpu).max() < 0.02
+        for scheduler in SCHEDULERS:  # every sampler runs there, DDPM's noise drawn from the CPU generator too
+            out, _ = generate(model, 8, labels=labels[:8], scheduler=scheduler, steps=10, device="cuda")
+            assert np.isfinite(out).all(), scheduler
+
+
 def test_ema_averages_the_weights_and_is_what_validation_sees():
     from types import SimpleNamespace
 

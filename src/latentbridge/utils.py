@@ -120,6 +120,26 @@ def walk_files(root: Path, recursive: bool = True):
             yield Path(folder) / name
 
 
+def inference_device(requested=None):
+    """The torch device for sampling and evaluation: ``requested`` (``cpu``, ``cuda``, ``cuda:1``, a
+    ``torch.device``), or with None / ``auto`` the GPU when torch sees one, else the CPU."""
+    import torch
+
+    if requested is None or str(requested) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(requested)
+    except RuntimeError as e:
+        from latentbridge.errors import LatentbridgeError
+
+        raise LatentbridgeError(f"--device: {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        from latentbridge.errors import LatentbridgeError
+
+        raise LatentbridgeError(f"--device {requested}: torch sees no CUDA GPU here (use cpu or auto)")
+    return dev
+
+
 def natural_key(name: str):
     """Sort key reading the digit runs of ``name`` as numbers ("ch_8" before "ch_10"), case-insensitive."""
     return [(0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in re.split(r"(\d+)", name) if p]

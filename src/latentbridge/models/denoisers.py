@@ -164,9 +164,12 @@ class Denoiser(ModelFamily, nn.Module):
     def generate(self, n: int, *, y=None, c=None, guidance: float = 1.0, scheduler: str = "ddim",
                  steps: int | None = 50, eta: float = 0.0, generator: torch.Generator | None = None,
                  batch_size: int = 250, progress: Callable[[int], None] | None = None) -> Tensor:
-        """``n`` images in [0, 1] (B, C, H, W), in batches of ``batch_size``, each batch seeded by
-        ``generator`` in turn (same generator seed, same batch size → same images)."""
+        """``n`` images in [0, 1] (B, C, H, W, on the CPU), drawn on the model's device in batches of
+        ``batch_size``, each batch seeded by ``generator`` (a CPU generator) in turn (same generator
+        seed, same batch size, same device → same images)."""
         y, c = self._check_conditions(n, y, c)
+        dev = next(self.parameters()).device
+        y, c = (None if v is None else v.to(dev) for v in (y, c))
         was = self.training
         self.eval()
         out = []
@@ -175,8 +178,8 @@ class Denoiser(ModelFamily, nn.Module):
                 j = min(n, i + batch_size)
                 fn = self.denoiser(None if y is None else y[i:j], None if c is None else c[i:j], guidance)
                 x = self.process.sample(fn, (j - i, *self.image_shape), scheduler=scheduler, steps=steps,
-                                        generator=generator, eta=eta, progress=progress)
-                out.append(((x.clamp(-1, 1) + 1) / 2).float())
+                                        generator=generator, eta=eta, progress=progress, device=dev)
+                out.append(((x.clamp(-1, 1) + 1) / 2).float().cpu())
         finally:
             self.train(was)
         return torch.cat(out) if out else torch.zeros(0, *self.image_shape)

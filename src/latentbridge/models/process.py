@@ -152,10 +152,11 @@ class DiffusionProcess:
     @torch.no_grad()
     def sample(self, denoise: Denoise, shape: tuple[int, ...], *, scheduler: str = "ddim", steps: int | None = 50,
                generator: torch.Generator | None = None, eta: float = 0.0, noise: Tensor | None = None,
-               progress: Callable[[int], None] | None = None) -> Tensor:
+               progress: Callable[[int], None] | None = None, device=None) -> Tensor:
         """Samples of ``shape`` from ``denoise(x_t, t)`` (``t``: a 0-d long tensor) with the named
-        scheduler. ``noise``: the starting point (default: drawn from ``generator``);
-        ``progress(1)`` is called after every step."""
+        scheduler, on ``device`` (default: the CPU). ``noise``: the starting point (default: drawn
+        from ``generator``, a CPU generator, so that a seed starts from the same noise on every
+        device); ``progress(1)`` is called after every step."""
         if not 0.0 <= float(eta) <= 1.0:  # NaN included: outside, DDIM's noise outgrows its step (blank samples)
             raise ValueError(f"eta must be in [0, 1] (0 deterministic, 1 DDPM-like noise), got {eta}")
         if eta and scheduler != "ddim" and first_time(("eta", scheduler)):
@@ -163,7 +164,7 @@ class DiffusionProcess:
         s = self.scheduler(scheduler, steps)
         if noise is None:
             noise = torch.randn(shape, generator=generator)
-        x = noise * s.init_noise_sigma
+        x = noise.to(device or noise.device) * s.init_noise_sigma
         for t in s.timesteps:
             out = denoise(s.scale_model_input(x, t), t)
             if scheduler == "ddim":  # the noise re-derived from the clipped clean sample keeps the step consistent
@@ -187,17 +188,18 @@ def guided(forward: Callable[..., Tensor], y: Tensor | None, c: Tensor | None, g
     ``guidance`` (see the module notes); ``conditional=False``: the null condition only."""
     g = float(guidance)
 
-    def expand(t: Tensor, n: int) -> Tensor:
-        return t.reshape(-1).expand(n) if t.numel() == 1 else t
+    def expand(t: Tensor, n: int, device) -> Tensor:
+        return (t.reshape(-1).expand(n) if t.numel() == 1 else t).to(device)
 
     def fn(x: Tensor, t: Tensor) -> Tensor:
         if not conditional or g == 0.0:
-            return forward(x, expand(t, x.shape[0]), y, c, torch.ones(x.shape[0], dtype=torch.bool))
+            return forward(x, expand(t, x.shape[0], x.device), y, c,
+                           torch.ones(x.shape[0], dtype=torch.bool, device=x.device))
         if g == 1.0:
-            return forward(x, expand(t, x.shape[0]), y, c, None)
+            return forward(x, expand(t, x.shape[0], x.device), y, c, None)
         n = x.shape[0]
-        drop = torch.cat([torch.zeros(n, dtype=torch.bool), torch.ones(n, dtype=torch.bool)])
-        both = forward(torch.cat([x, x]), expand(t, 2 * n), None if y is None else torch.cat([y, y]),
+        drop = torch.cat([torch.zeros(n, dtype=torch.bool), torch.ones(n, dtype=torch.bool)]).to(x.device)
+        both = forward(torch.cat([x, x]), expand(t, 2 * n, x.device), None if y is None else torch.cat([y, y]),
                        None if c is None else torch.cat([c, c]), drop)
         cond, uncond = both[:n], both[n:]
         return uncond + g * (cond - uncond)

@@ -71,10 +71,10 @@ class EpochMonitor(Callback):
     def _sampler(self, trainer, pl_module):
         from latentbridge.training.callbacks import EMA
 
-        model = copy.deepcopy(pl_module.model).cpu().eval()
+        model = copy.deepcopy(pl_module.model).eval()  # on the training device (the GPU's samples take seconds)
         ema = next((c for c in trainer.callbacks if isinstance(c, EMA)), None)
         if ema is not None and ema.shadow is not None:
-            model.load_state_dict({k: v.cpu() for k, v in ema.shadow.items()})
+            model.load_state_dict(ema.shadow)
         return model
 
     def _conditions(self, n: int):
@@ -100,7 +100,7 @@ class EpochMonitor(Callback):
             t0 = time.perf_counter()
             model = self._sampler(trainer, pl_module)
             common = dict(guidance=s.guidance, scheduler=m.scheduler, steps=m.steps, seed=s.seed,
-                          batch_size=s.batch_size)
+                          batch_size=s.batch_size, device=pl_module.device)
             if want_grid:
                 n = m.grid_per_class * (self.n_classes or 10)
                 labels = grid_labels(m.grid_per_class, self.n_classes)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from latentbridge.errors import DataError, LatentbridgeError
-from latentbridge.utils import class_index, progress_bar
+from latentbridge.utils import class_index, inference_device, progress_bar
 
 log = logging.getLogger(__name__)
 DIGITS = [str(d) for d in range(10)]
@@ -85,17 +85,24 @@ class SampleResult:
 
 def generate(model, n: int, *, labels=None, conditions=None, guidance: float = 2.0, scheduler: str = "ddim",
              steps: int | None = 50, eta: float = 0.0, seed: int = 0, batch_size: int = 250,
-             progress: bool = False) -> tuple[np.ndarray, float]:
-    """``n`` images from ``model`` (float32 [0, 1]) and the seconds it took, seeded by ``seed``."""
+             progress: bool = False, device=None) -> tuple[np.ndarray, float]:
+    """``n`` images from ``model`` (float32 [0, 1]) and the seconds it took, seeded by ``seed``, drawn on
+    ``device`` (:func:`~latentbridge.utils.inference_device`: default the GPU when there is one); the
+    model is back on its own device afterwards."""
     n_steps = steps or model.process.train_timesteps
     total = -(-n // batch_size) * n_steps
+    home = next(model.parameters()).device
     t0 = time.perf_counter()
-    with progress_bar(total, progress, "sampling") as bar:
-        x = model.generate(n, y=None if labels is None else torch.as_tensor(labels),
-                           c=None if conditions is None else torch.as_tensor(conditions, dtype=torch.float32),
-                           guidance=guidance, scheduler=scheduler, steps=steps, eta=eta,
-                           generator=torch.Generator().manual_seed(int(seed)), batch_size=batch_size,
-                           progress=bar.update)
+    try:
+        model.to(inference_device(device))
+        with progress_bar(total, progress, "sampling") as bar:
+            x = model.generate(n, y=None if labels is None else torch.as_tensor(labels),
+                               c=None if conditions is None else torch.as_tensor(conditions, dtype=torch.float32),
+                               guidance=guidance, scheduler=scheduler, steps=steps, eta=eta,
+                               generator=torch.Generator().manual_seed(int(seed)), batch_size=batch_size,
+                               progress=bar.update)
+    finally:
+        model.to(home)
     return x.numpy().astype(np.float32), time.perf_counter() - t0
 
 
