@@ -163,6 +163,36 @@ def test_importance_sampling_tightens_the_bound_and_scores_use_the_generator():
     assert torch.equal(state, torch.random.get_rng_state())
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_scores_on_the_gpu_match_the_cpu_for_every_score():
+    """``anomaly score --accelerator gpu``: the predict loop puts the model on the GPU while the windows
+    come from CPU workers, and the Monte Carlo scores draw from a CPU generator: the same scores there."""
+    import numpy as np
+
+    from latentbridge.tasks.anomaly import score_features
+
+    torch.manual_seed(1)
+    model = ConvVAE((1, 16, 16), latent_dim=3, channels=[4, 8]).eval()
+    x = np.random.default_rng(0).standard_normal((20, 1, 16, 16)).astype(np.float32)
+    for method in ("mse", "elbo", "iwae"):
+        cpu = score_features(model, x, method, n_samples=8, batch_size=8, seed=3)
+        gpu = score_features(model.cuda(), x, method, n_samples=8, batch_size=8, seed=3)
+        model.cpu()
+        assert gpu.dtype == cpu.dtype and gpu.shape == (20,)
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-3, atol=1e-3, err_msg=method)
+
+
+def test_a_generator_on_another_device_draws_there_and_moves():
+    """A generator whose device differs from the distribution's draws on its own device (here both are the
+    CPU, so the draws are the plain ones: the same as before for CPU scoring)."""
+    d = DiagonalGaussian(torch.zeros(4, 3), torch.zeros(4, 3))
+    a = d.rsample_n(5, generator=torch.Generator().manual_seed(7))
+    b = torch.randn((5, 4, 3), generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(d.sample(torch.Generator().manual_seed(7)),
+                               torch.randn((4, 3), generator=torch.Generator().manual_seed(7)))
+
+
 def test_diagonal_gaussian_against_torch_distributions():
     torch.manual_seed(0)
     mean, logvar = torch.randn(4, 3), torch.randn(4, 3)

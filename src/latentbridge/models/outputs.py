@@ -50,16 +50,22 @@ class DiagonalGaussian:
     def _sum(self, x: Tensor) -> Tensor:
         return x.flatten(1).sum(dim=1)
 
+    def _noise(self, shape, generator: torch.Generator | None) -> Tensor:
+        """Standard normal noise on the mean's device, drawn from ``generator`` on its own device (a CPU
+        generator scoring a model on a GPU: the same draws, so the same scores, on every device)."""
+        m = self.mean
+        if generator is None or generator.device == m.device:
+            return torch.randn(shape, generator=generator, device=m.device, dtype=m.dtype)
+        return torch.randn(shape, generator=generator, device=generator.device, dtype=m.dtype).to(m.device)
+
     def sample(self, generator: torch.Generator | None = None) -> Tensor:
         if self.deterministic:
             return self.mean
-        eps = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
-        return self.mean + self.std * eps
+        return self.mean + self.std * self._noise(self.mean.shape, generator)
 
     def rsample_n(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` reparameterised samples, shape (n, *mean.shape)."""
-        eps = torch.randn((n, *self.mean.shape), generator=generator, device=self.mean.device,
-                          dtype=self.mean.dtype)
+        eps = self._noise((n, *self.mean.shape), generator)
         return self.mean.unsqueeze(0) + self.std.unsqueeze(0) * eps
 
     def mode(self) -> Tensor:

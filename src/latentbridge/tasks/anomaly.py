@@ -41,12 +41,14 @@ NONNEGATIVE_SCORES = frozenset({"mse", "frame_max", "l1", "bce", "mahalanobis", 
 def score_features(model, features: np.ndarray, method: str = "mse", n_samples: int = 32, batch_size: int = 256,
                    seed: int = 0) -> np.ndarray:
     """One score per window; deterministic for ``mse``/``frame_max``, Monte Carlo for ``elbo``/``iwae``
-    drawn from a generator seeded with ``seed`` (the global RNG is never touched: safe in threads)."""
+    drawn from a generator seeded with ``seed`` (the global RNG is never touched: safe in threads). The
+    windows go to the model's device (a GPU in ``anomaly score --accelerator gpu``), the scores come back."""
     model.eval()
     if len(features) == 0:
         return np.zeros(0)
     g = torch.Generator().manual_seed(seed)
-    return batched(lambda x: model.score(x, method=method, n_samples=n_samples, generator=g).double(),
+    dev = next(iter(model.parameters()), next(iter(model.buffers()), torch.zeros(0))).device
+    return batched(lambda x: model.score(x.to(dev), method=method, n_samples=n_samples, generator=g).double().cpu(),
                    features, batch_size=batch_size).numpy()
 
 
