@@ -265,6 +265,22 @@ def test_listen_stream_and_edge_score_the_windows_of_score(axes_data, axes_model
     with pytest.raises(DataError, match="2 channels, where the model reads every channel of 3"):
         _write(tmp_path / "two.csv", _recording(np.random.default_rng(2), False, n_axes=2))
         scorer.score_file(tmp_path / "two.csv")
+    # a rate-less CSV of the same recording: the edge scorer names its own --sample-rate, and takes it
+    from latentbridge.edge import main as edge_main
+
+    x = np.loadtxt(rec, delimiter=",", skiprows=1)[:, 1:]
+    bare = tmp_path / "bare.csv"
+    np.savetxt(bare, x, delimiter=",", header="x,y,z", comments="", fmt="%.4f")
+    capsys.readouterr()
+    assert edge_main([str(onnx_path), str(bare)]) == 2
+    err = capsys.readouterr().err
+    assert "bare.csv" in err and "evaluate and python -m latentbridge.edge" in err, err
+    assert edge_main([str(onnx_path), str(bare), "--sample-rate", str(SR)]) == 0
+    assert "bare.csv" in capsys.readouterr().out
+    scorer.csv_rate = SR  # what --sample-rate sets: the same windows as the timed file's
+    np.testing.assert_allclose(scorer.score_file(bare).scores, ref, rtol=1e-3)
+    assert edge_main([str(onnx_path), str(bare), "--sample-rate", "nan"]) == 2
+    assert "--sample-rate must be a positive number" in capsys.readouterr().err
 
 
 @pytest.mark.audio

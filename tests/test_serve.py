@@ -321,7 +321,7 @@ def test_predict_bridge_mask_and_extent(client, folders, models, tmp_path):
     assert r.status_code == 422 and "expected a vibration recording (.csv, .mat)" in r.json()["detail"]
     bare = "\n".join(",".join(line.split(",")[1:]) for line in _vibration_csv().decode().splitlines()[1:]).encode()
     r = _post(client, f"/api/models/{name}/predict", "bare.csv", bare)  # no time column, no rate
-    assert r.status_code == 422 and "sample_rate in a /predict request" in r.json()["detail"], r.text
+    assert r.status_code == 422 and "sample_rate in a /score or /predict request" in r.json()["detail"], r.text
     for rate in ("inf", "1e13"):  # a 500 (OverflowError); a worker resampling without end
         r = _post(client, f"/api/models/{name}/predict", "bare.csv", bare, data={"sample_rate": rate})
         assert r.status_code == 422 and "sample_rate" in r.text, (rate, r.text)

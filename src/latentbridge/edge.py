@@ -58,7 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.errors import DataError
+from latentbridge.errors import DataError, LatentbridgeError
 from latentbridge.io import (  # numpy only at import time
     AUDIO_EXTENSIONS,
     MIN_WINDOW_SHARE,
@@ -389,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model", help="the .onnx file written by `latentbridge export`")
     p.add_argument("files", nargs="+", help="audio files or folders")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    p.add_argument("--sample-rate", type=float, help="Hz of vibration CSVs and .mat files that give no rate "
+                   "(default: the model's audio.csv_rate; a file that gives its own is read at it)")
     args = p.parse_args(argv)
 
     def error(e: DataError) -> None:
@@ -396,7 +398,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         scorer = EdgeScorer(args.model, threads=args.threads)
-    except DataError as e:
+        if args.sample_rate is not None:
+            from latentbridge.io.vibration import given_rate
+
+            scorer.csv_rate = given_rate(args.sample_rate)
+    except (DataError, LatentbridgeError) as e:
         error(e)
         return 2
     status = 0

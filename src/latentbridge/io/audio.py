@@ -295,8 +295,8 @@ def _read_table(path: Path, csv_rate: float | None) -> tuple[np.ndarray, int]:
         raise DataError(path, "a CSV recording without a time column (a first column named like 'time', 'time_s' "
                               "or 'time_ms', or evenly increasing): its sample rate is unknown; give it with "
                               "-o audio.csv_rate=HZ at fit (a model keeps it for the recordings it scores) or "
-                              "--sample-rate HZ at anomaly score / calibrate / evaluate (sample_rate in a /score "
-                              "request)") from None
+                              "--sample-rate HZ at anomaly score / calibrate / evaluate and python -m "
+                              "latentbridge.edge (sample_rate in a /score request)") from None
     # each channel's mean (gravity on a vertical axis, a sensor's offset) is no vibration: it would set the
     # recording's level and its lowest band
     return (wave - wave.mean(axis=1, keepdims=True)).T, _csv_rate(rate, path)

@@ -74,7 +74,7 @@ TIME_STEP_TOLERANCE = 0.01
 #: how a user gives the rate of a recording that gives none, in every command that reads one
 RATE_HINT = ("give it (-o vibration.sample_rate=HZ to train a bridge model, -o audio.csv_rate=HZ to fit an anomaly "
              "model, which keeps it; --sample-rate HZ for evaluate, sample and anomaly score / calibrate; "
-             "sample_rate in a /predict request)")
+             "sample_rate in a /score or /predict request; --sample-rate HZ for python -m latentbridge.edge)")
 
 
 #: the highest sample rate read (acoustic-emission sensors reach a few MHz); resampling to 1e13 Hz ran without end
