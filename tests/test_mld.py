@@ -381,6 +381,29 @@ def test_bridge_first_stage_reuse(bridge_run, tmp_path):
     assert not (again / "first_stage" / "multimodal" / "checkpoints").exists()
 
 
+def test_resume_with_other_first_stage_settings_is_refused(bridge_run, tmp_path, capsys):
+    """The stored first stages were trained with the run's settings: a resume that changes them (which
+    rewrote config.yaml while the stages stayed as they were) is refused, naming the key."""
+    import shutil
+
+    root, run = bridge_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    before = (copy / "config.yaml").read_text()
+    args = ["train", "--config", str(REPO / "configs" / "mld_bridge.yaml"), "--out", str(copy), "--resume",
+            *_o([f"data.root={root}", *BRIDGE, "train.max_epochs=3", "first_stage.stages.multimodal.model.latent_dim=4"])]
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "first_stage.stages.multimodal.model.latent_dim" in err and "nothing in the run folder was changed" in err
+    assert (copy / "config.yaml").read_text() == before
+    # the same settings resume (the stored stages kept, not retrained)
+    stage_weights = (copy / "first_stage" / "multimodal" / "model.safetensors").read_bytes()
+    assert main(args[:-2] + ["-o", "train.max_epochs=4"]) == 0
+    assert json.loads((copy / "config.json").read_text())["training"]["epochs"] == 4
+    assert (copy / "first_stage" / "multimodal" / "model.safetensors").read_bytes() == stage_weights
+
+
 def test_bridge_first_stage_with_a_modality_of_its_own(bridge_run, tmp_path, capsys):
     """A first-stage folder may hold a modality's own autoencoder beside the multimodal model: it wins
     for that modality, the multimodal model serves the rest (and the split of damage states)."""

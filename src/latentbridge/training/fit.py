@@ -19,7 +19,7 @@ from latentbridge.training.module import TrainingModule
 from latentbridge.utils import lightning_interrupts, quiet_lightning
 
 #: sections whose keys must match between a run and its ``--resume`` (architecture, data, transform)
-RESUME_SECTIONS = ("task", "model", "data", "audio", "features", "vibration", "digits", "diffusion")
+RESUME_SECTIONS = ("task", "model", "data", "audio", "features", "vibration", "digits", "diffusion", "first_stage")
 
 
 def is_launched_child() -> bool:
