@@ -384,8 +384,6 @@ def test_bridge_first_stage_reuse(bridge_run, tmp_path):
 def test_resume_with_other_first_stage_settings_is_refused(bridge_run, tmp_path, capsys):
     """The stored first stages were trained with the run's settings: a resume that changes them (which
     rewrote config.yaml while the stages stayed as they were) is refused, naming the key."""
-    import shutil
-
     root, run = bridge_run
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
@@ -402,6 +400,22 @@ def test_resume_with_other_first_stage_settings_is_refused(bridge_run, tmp_path,
     assert main(args[:-2] + ["-o", "train.max_epochs=4"]) == 0
     assert json.loads((copy / "config.json").read_text())["training"]["epochs"] == 4
     assert (copy / "first_stage" / "multimodal" / "model.safetensors").read_bytes() == stage_weights
+
+
+def test_reused_first_stages_name_the_states_they_never_saw(bridge_run, tmp_path, caplog):
+    """``-o first_stage.run=DIR`` over a data folder holding more damage states than DIR's split: the states in
+    none of its splits are left out with a warning that says so (they were left out without a word)."""
+    root, run = bridge_run
+    more = tmp_path / "data"
+    shutil.copytree(root, more)
+    last = sorted((more / "Data").iterdir())[-1].name
+    for part in ("Data", "Labels"):
+        shutil.copytree(more / part / last, more / part / "Test_99")
+    n = len(list((more / "Data").iterdir()))
+    with caplog.at_level(logging.WARNING, logger="latentbridge"):
+        assert main(["train", "--config", str(REPO / "configs" / "mld_bridge.yaml"), "--out", str(tmp_path / "run"),
+                     *_o([f"data.root={more}", *BRIDGE, "train.max_epochs=1", f"first_stage.run={run}"])]) == 0
+    assert f"1 of its {n} damage states are in none of the first stage's splits" in caplog.text, caplog.text
 
 
 def test_bridge_first_stage_with_a_modality_of_its_own(bridge_run, tmp_path, capsys):

@@ -329,35 +329,20 @@ def bridge_splits(stages: Stages, root: str | None = None, sample_rate: float | 
 
     data = bridge_windows(saved, root, sample_rate)
     try:
-        return tuple(data.subset_tests(info[k]) for k in ("train_tests", "val_tests", "test_tests"))
+        out = tuple(data.subset_tests(info[k]) for k in ("train_tests", "val_tests", "test_tests"))
     except ValueError as e:
         raise DataError(root or info.get("root"), f"not the data the first stage was trained on ({e})") from None
-
-
-class RedrawnLatents(torch.utils.data.Dataset):
-    """Scaled latent pairs whose second part is drawn afresh on every use among the rows of the
-    pool with the same label (seeded by (seed, row, use count): reproducible)."""
-
-    def __init__(self, first: torch.Tensor, labels: np.ndarray, pool: torch.Tensor, pool_labels: np.ndarray,
-                 seed: int):
-        self.first, self.labels, self.pool, self.seed = first, np.asarray(labels), pool, int(seed)
-        self.rows = {int(d): np.flatnonzero(np.asarray(pool_labels) == d) for d in np.unique(self.labels)}
-        if any(not len(r) for r in self.rows.values()):
-            raise DataError("MNIST", "a digit of the clips has no training image to pair with")
-        self.uses = np.zeros(len(self.first), dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self.first)
-
-    def __getitem__(self, i):
-        rows = self.rows[int(self.labels[i])]
-        r = rows[np.random.default_rng([self.seed, int(i), int(self.uses[i])]).integers(len(rows))]
-        self.uses[i] += 1
-        return {"z": torch.cat([self.first[i], self.pool[r]])}
+    if left := len(data.tests) - sum(len(d.tests) for d in out):  # states the first stage never saw
+        log.warning("%s: %d of its %d damage states are in none of the first stage's splits (%s was trained on "
+                    "other data): they are left out; without first_stage.run the first stages train on all of them",
+                    root or info.get("root"), left, len(data.tests), saved.path)
+    return out
 
 
 def latent_statistics(train_set) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-entry (mean, std) of the training latents (redrawn pairs: each part over its own rows)."""
+    from latentbridge.training.fit import RedrawnLatents
+
     parts = [train_set.first, train_set.pool] if isinstance(train_set, RedrawnLatents) else [train_set.tensors["z"]]
     std = torch.cat([p.float().std(0) for p in parts])
     return torch.cat([p.float().mean(0) for p in parts]), torch.nan_to_num(std, nan=1.0)  # one row: no spread
@@ -369,7 +354,7 @@ def _latents(stages: Stages, batches: dict) -> torch.Tensor:
 
 def training_latents(cfg, stages: Stages, root: str | None = None):
     """(train dataset, validation tensor or None, data info) of scaled latent pairs."""
-    from latentbridge.training.fit import DictDataset
+    from latentbridge.training.fit import DictDataset, RedrawnLatents
 
     if cfg.data.kind == "bridge":
         train, val, test = bridge_splits(stages, root)

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from latentbridge.errors import CheckpointError, LatentbridgeError
+from latentbridge.errors import CheckpointError, DataError, LatentbridgeError
 from latentbridge.training.callbacks import EMA, BetaTracker, LastCheckpoint, RunClock, truncate_csv_steps
 from latentbridge.training.module import TrainingModule
 from latentbridge.utils import lightning_interrupts, quiet_lightning
@@ -224,6 +225,28 @@ class DictDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         return {k: v[i] for k, v in self.tensors.items()}
+
+
+class RedrawnLatents(torch.utils.data.Dataset):
+    """Scaled latent pairs whose second part is drawn afresh on every use among the rows of the
+    pool with the same label (seeded by (seed, row, use count): reproducible)."""
+
+    def __init__(self, first: torch.Tensor, labels: np.ndarray, pool: torch.Tensor, pool_labels: np.ndarray,
+                 seed: int):
+        self.first, self.labels, self.pool, self.seed = first, np.asarray(labels), pool, int(seed)
+        self.rows = {int(d): np.flatnonzero(np.asarray(pool_labels) == d) for d in np.unique(self.labels)}
+        if any(not len(r) for r in self.rows.values()):
+            raise DataError("MNIST", "a digit of the clips has no training image to pair with")
+        self.uses = np.zeros(len(self.first), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+    def __getitem__(self, i):
+        rows = self.rows[int(self.labels[i])]
+        r = rows[np.random.default_rng([self.seed, int(i), int(self.uses[i])]).integers(len(rows))]
+        self.uses[i] += 1
+        return {"z": torch.cat([self.first[i], self.pool[r]])}
 
 
 def make_loader(dataset, train_cfg, shuffle: bool) -> torch.utils.data.DataLoader:
