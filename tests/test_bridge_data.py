@@ -550,6 +550,20 @@ def test_inverted_masks_are_named(tmp_path, caplog):
     assert re.search(r"the masks are (8|9)\d% crack on average: inverted \(crack drawn dark on white\)\?", caplog.text)
 
 
+def test_every_mask_empty_is_named(tmp_path, caplog):
+    """Masks read as empty in every state (cracks drawn in a way not read as crack): a warning, not a model
+    trained to draw nothing and an evaluation reporting IoU 1 of empty masks."""
+    root = make_root(tmp_path, {"Test_01": {"extent": 0.0}, "Test_02": {"extent": 0.0}, "Test_03": {"extent": 0.3}})
+    with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
+        build_windows(root, vib(), cache_dir=tmp_path / "cache")
+    assert "crack masks are empty" not in caplog.text  # one state with a crack is enough
+    for mask in (root / "Labels").rglob("*.png"):
+        write_mask_png(mask, np.zeros_like(read_mask_png(mask, *Image.open(mask).size[::-1])))
+    with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
+        build_windows(root, vib(), cache_dir=tmp_path / "cache2")
+    assert "all 3 crack masks are empty" in caplog.text, caplog.text
+
+
 def test_mismatched_channel_counts_are_an_error(tmp_path):
     root = make_root(tmp_path, {"Test_01": {"n_ch": 3}, "Test_02": {"n_ch": 2}, "Test_03": {"n_ch": 3}})
     with pytest.raises(DataError, match=r"different channel counts.*3: Test_01, Test_03; 2: Test_02"):

@@ -553,6 +553,11 @@ def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None =
     if test_has.any() and (share := float(test_masks[test_has].mean())) > 0.5:
         _warn_once("%s: the masks are %.0f%% crack on average: inverted (crack drawn dark on white)? A crack is "
                    "what is brighter than vibration.mask_threshold", root, 100 * share)
+    if test_has.sum() >= 2 and not test_masks[test_has].any():
+        _warn_once("%s: all %d crack masks are empty: a model learns to draw no crack, and the IoU of empty masks "
+                   "says nothing. Are the cracks drawn in a way not read as crack (a crack is what is brighter than "
+                   "vibration.mask_threshold = %g, or a transparent layer's drawn pixels)?", root, int(test_has.sum()),
+                   vib.mask_threshold)
     masks = test_masks[test_index]
     has_mask = test_has[test_index]
     tests = [r.test_id for r in records]
