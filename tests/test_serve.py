@@ -139,6 +139,19 @@ def test_score_accepts_other_formats_and_rates(client, folders, machine_data, tm
     r = _post(client, f"/api/models/{_name(folders, 'pump')}/score", "n.ogg", ogg.read_bytes())
     assert r.status_code == 200 and len(r.json()["warnings"]) == 1
     assert r.json()["warnings"][0].startswith("1 of 1 recordings are stored by a lossy codec (Vorbis x1: n.ogg)")
+    # what the CLI warns of from the header and the level: a rate below the model's band, a dead microphone
+    low = tmp_path / "phone.wav"
+    sf.write(low, wave[::4], sr // 4)
+    r = _post(client, f"/api/models/{_name(folders, 'pump')}/score", "phone.wav", low.read_bytes())
+    assert r.status_code == 200 and len(r.json()["warnings"]) == 1, r.json()["warnings"]
+    assert r.json()["warnings"][0].startswith(f"1 of 1 files are recorded below the model's band (lowest {sr // 4} Hz; "
+                                              "phone.wav)")
+    dead = tmp_path / "dead_mic.wav"
+    sf.write(dead, np.random.default_rng(0).integers(-1, 2, 4 * sr).astype(np.int16), sr, subtype="PCM_16")
+    r = _post(client, f"/api/models/{_name(folders, 'pump')}/score", "dead_mic.wav", dead.read_bytes())
+    assert r.status_code == 200 and len(r.json()["warnings"]) == 1, r.json()["warnings"]
+    assert r.json()["warnings"][0].startswith("1 of 1 recordings are more than 30 dB quieter than the quietest "
+                                              "training recording (dead_mic.wav -92 dBFS")
 
 
 def _cli_message(path, model_dir) -> str:

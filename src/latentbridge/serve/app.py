@@ -234,15 +234,15 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
         try:
             t0 = time.perf_counter()
             try:
-                wave, windows, starts_s, padded, codec = await in_thread(decode_pool, _read_windows, m, up.path,
-                                                                         settings.max_duration_s, sample_rate)
+                wave, windows, starts_s, padded, info = await in_thread(decode_pool, _read_windows, m, up.path,
+                                                                        settings.max_duration_s, sample_rate)
             except DataError as e:
                 raise up.error(e) from None
             t1 = time.perf_counter()
             scores, decisions = await asyncio.wrap_future(batchers[name].submit(windows))
             t2 = time.perf_counter()
             result = _score_result(m, up.client_name, wave, scores, decisions, starts_s, padded)
-            result["warnings"] = _upload_warnings(m, up.client_name, codec)
+            result["warnings"] = _upload_warnings(m, up.client_name, info, wave)
             result["timing_ms"] = {"read_and_window": round(1000 * (t1 - t0), 2), "score": round(1000 * (t2 - t1), 2)}
             if spectrogram:
                 result["spectrogram"] = await in_thread(decode_pool, media.display_spectrogram, wave,
@@ -347,17 +347,23 @@ def _read_windows(m: ServedModel, path: Path, max_duration_s: float, csv_rate: f
         raise _TooLong(info.duration_s, max_duration_s)
     wave = ex.read(path)
     windows, starts_s = ex.windows_of(wave, path)
-    return wave, windows, starts_s, wave.shape[-1] < ex.window, info.codec
+    return wave, windows, starts_s, wave.shape[-1] < ex.window, info
 
 
-def _upload_warnings(m: ServedModel, client_name: str, codec: str) -> list[str]:
-    """What ``anomaly score`` would warn of this upload that its header tells: stored the other way (lossy or
-    lossless) than every training recording (:func:`latentbridge.data.survey.codec_warning`)."""
-    from latentbridge.data.survey import codec_warning
+def _upload_warnings(m: ServedModel, client_name: str, info, wave) -> list[str]:
+    """What ``anomaly score`` would warn of this upload that its header and level tell: stored the other way
+    (lossy or lossless) than every training recording, recorded at a rate below the model's band, far quieter
+    than every training recording. (The band-content checks, which read the features, are the CLI's.)"""
+    from latentbridge.data.survey import band_fmax, band_warning, codec_warning
+    from latentbridge.io import level_dbfs
+    from latentbridge.tasks.anomaly import quiet_warning
 
-    fitted = (m.detector.saved.info.get("data") or {}).get("codecs")
-    text = codec_warning(fitted, [codec], [client_name]) if fitted else None
-    return [text] if text else []
+    det = m.detector
+    fitted = (det.saved.info.get("data") or {}).get("codecs")
+    texts = [codec_warning(fitted, [info.codec], [client_name]) if fitted else None,
+             band_warning({client_name: int(info.sample_rate)}, det.sample_rate, band_fmax(det.spec.features)),
+             quiet_warning(det, [client_name], [level_dbfs(wave)])]
+    return [t for t in texts if t]
 
 
 class _TooLong(HTTPException):

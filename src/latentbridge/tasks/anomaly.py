@@ -477,19 +477,25 @@ def _warn_padding(det: Detector, wf: WindowFeatures) -> None:
 QUIET_MARGIN_DB = 30.0
 
 
-def _warn_quiet(det: Detector, wf: WindowFeatures) -> None:
+def quiet_warning(det: Detector, names: list[str], levels_dbfs) -> str | None:
     """Recordings far quieter than every training recording (a disconnected or dead microphone, a gain set
     far lower): scored as they are, and named, so that their scores are read for what they are."""
     pct = ((det.saved.info.get("data") or {}).get("survey") or {}).get("level_dbfs_percentiles_0_10_50_90_100")
-    if not pct or wf.levels_dbfs is None:
-        return
-    quiet = np.flatnonzero(wf.levels_dbfs < pct[0] - QUIET_MARGIN_DB)
-    if len(quiet):
-        names = ", ".join(f"{Path(wf.files[i]).name} {wf.levels_dbfs[i]:.0f} dBFS" for i in quiet[:3])
-        log.warning("%d of %d recordings are more than %g dB quieter than the quietest training recording (%s; "
-                    "training %.0f to %.0f dBFS): a disconnected or dead microphone, or a far lower gain, scores "
-                    "as unlike the training sound for that alone", len(quiet), len(wf.files), QUIET_MARGIN_DB,
-                    names + (", ..." if len(quiet) > 3 else ""), pct[0], pct[-1])
+    if not pct or levels_dbfs is None:
+        return None
+    levels = np.asarray(levels_dbfs, dtype=np.float64)
+    quiet = np.flatnonzero(levels < pct[0] - QUIET_MARGIN_DB)
+    if not len(quiet):
+        return None
+    shown = ", ".join(f"{names[i]} {levels[i]:.0f} dBFS" for i in quiet[:3]) + (", ..." if len(quiet) > 3 else "")
+    return (f"{len(quiet)} of {len(levels)} recordings are more than {QUIET_MARGIN_DB:g} dB quieter than the quietest "
+            f"training recording ({shown}; training {pct[0]:.0f} to {pct[-1]:.0f} dBFS): a disconnected or dead "
+            "microphone, or a far lower gain, scores as unlike the training sound for that alone")
+
+
+def _warn_quiet(det: Detector, wf: WindowFeatures) -> None:
+    if text := quiet_warning(det, [Path(f).name for f in wf.files], wf.levels_dbfs):
+        log.warning(text)
 
 
 def _warn_band(det: Detector, wf: WindowFeatures) -> None:
