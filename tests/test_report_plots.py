@@ -280,6 +280,21 @@ def test_image_grid_white_next_to_black(tmp_path, drawn):
     _assert_colour(_pixels(fig, right, path), _rgb("magma", 0.0))
 
 
+def test_image_grid_keeps_a_strips_aspect(tmp_path, drawn):
+    """A beam's crack masks (32 x 96, the bridge default) drawn with keep_aspect stay strips; by default every
+    panel is square."""
+    strips = np.zeros((1, 3, 32, 96))
+    strips[:, :, :8] = 1.0  # the top rows: row 0 drawn at the top (origin="upper")
+    plot_image_grid(strips, ["mask"], ["a", "b", "c"], tmp_path / "kept.png", cmap="gray", origin="upper",
+                    keep_aspect=True)
+    plot_image_grid(strips, ["mask"], ["a", "b", "c"], tmp_path / "square.png", cmap="gray", origin="upper")
+    for fig, path, lo, hi in ((drawn[0], tmp_path / "kept.png", 2.4, 3.6), (drawn[1], tmp_path / "square.png", 0.7, 1.4)):
+        px = _pixels(fig, _panels(fig)[0], path).mean(axis=2)
+        assert lo < px.shape[1] / px.shape[0] < hi, (path.name, px.shape)
+        h = px.shape[0]
+        assert px[: h // 6].mean() > 200 and px[h // 2:].mean() < 50, path.name
+
+
 def test_image_grid_origin_and_row_scale(tmp_path, drawn):
     top = np.zeros((8, 8))
     top[:4] = 1.0  # array rows 0-3 bright

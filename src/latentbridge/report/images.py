@@ -110,6 +110,7 @@ def plot_image_grid(
     cmap: str = "magma",
     origin: str = "lower",
     share_row_scale: bool = True,
+    keep_aspect: bool = False,
 ) -> Path:
     """A grid of (R, K, H, W) images: R rows of K panels (e.g. rows = spectrogram / mask,
     columns = latent interpolation steps). A (K, H, W) array is one row; (R, K, H, W, 3) are RGB
@@ -118,7 +119,8 @@ def plot_image_grid(
     ``row_titles`` (R) label the rows on the left, ``col_titles`` (K) label the top row; either
     may be None. By default the panels of a row share one colour scale (with a colourbar at the
     row's end), so a row reads as one sequence. ``origin="lower"`` draws row 0 at the bottom
-    (spectrograms); use ``"upper"`` for images and masks.
+    (spectrograms); use ``"upper"`` for images and masks. ``keep_aspect``: panels as wide and tall as the
+    images (a beam's 16 x 128 mask stays a strip), where by default every panel is square.
     """
     a = np.asarray(images, dtype=np.float64)
     if a.ndim == 3:
@@ -134,13 +136,15 @@ def plot_image_grid(
     row_titles = None if row_titles is None else _titles(row_titles, n_row, "row titles")
     col_titles = None if col_titles is None else _titles(col_titles, n_col, "column titles")
 
-    fig = _new_figure(2.0 * n_col + 1.2, 2.0 * n_row + 0.4)
+    panel_h = 2.0 if not keep_aspect else float(np.clip(2.0 * a.shape[2] / max(a.shape[3], 1), 0.3, 4.0))
+    fig = _new_figure(2.0 * n_col + 1.2, (panel_h + 0.3) * n_row + 0.4)
     for r in range(n_row):
         lo, hi = _finite_range(a[r]) if share_row_scale else (None, None)
         im = None
         for k in range(n_col):
             ax = fig.add_subplot(n_row, n_col, r * n_col + k + 1)
-            im = ax.imshow(np.clip(a[r, k], 0, 1) if rgb else a[r, k], origin=origin, aspect="auto",
+            im = ax.imshow(np.clip(a[r, k], 0, 1) if rgb else a[r, k], origin=origin,
+                           aspect="equal" if keep_aspect else "auto",
                            cmap=None if rgb else cmap, vmin=None if rgb else lo, vmax=None if rgb else hi)
             ax.set_xticks([])
             ax.set_yticks([])

@@ -27,14 +27,14 @@ def write_evaluation(res, folder: Path) -> None:
     cols = [str(test.label[i]) for i in pick]
     plot_image_grid(np.stack([test.image[pick, 0]] + [pred["audio_to_image" + r][pick, 0] for r in routes]),
                     ["paired image"] + [f"from the clip{names[r]}" for r in routes], cols,
-                    folder / "audio_to_image.png", cmap="gray")
+                    folder / "audio_to_image.png", cmap="gray", origin="upper")
     plot_image_grid(np.stack([np.stack([_norm(test.audio[i, 0]) for i in pick])]
                              + [np.stack([_norm(pred["image_to_audio" + r][i, 0]) for i in pick]) for r in routes]),
                     ["spoken digit"] + [f"from the image{names[r]}" for r in routes], cols,
                     folder / "image_to_audio.png")
     plot_image_grid(np.stack([test.image[pick, 0], pred["image_recon"][pick, 0]]),
                     ["image", "reconstruction (from the image)"], cols, folder / "image_reconstructions.png",
-                    cmap="gray")
+                    cmap="gray", origin="upper")
     plot_spectrogram_pairs(test.audio[pick, 0], pred["audio_recon"][pick, 0],
                            [f"digit {test.label[i]} ({test.speaker[i]})" for i in pick],
                            folder / "audio_reconstructions.png")
@@ -42,7 +42,7 @@ def write_evaluation(res, folder: Path) -> None:
         write_wav(folder / name, wave, res.sample_rate)
     s = res.samples
     plot_image_grid(s["image"][None], ["synthetic image"], [str(i) for i in range(len(s["image"]))],
-                    folder / "synthetic_images.png", cmap="gray")
+                    folder / "synthetic_images.png", cmap="gray", origin="upper")
     plot_image_grid(np.stack([_norm(a) for a in s["audio"]])[None], ["synthetic spectrogram"],
                     [str(i) for i in range(len(s["audio"]))], folder / "synthetic_audio.png")
     z2 = embed_2d(pred["z_joint"], method="umap", seed=0)

@@ -102,13 +102,13 @@ def _bridge(res, folder: Path) -> list[dict]:
     ex = res.examples
     plot_mask_triplets(None, ex["masks"], ex["mask_prob"], ex["titles"], folder / "masks.png", threshold=res.threshold)
     plot_image_grid(ex["mask_samples"][None], ["sampled mask"], [str(i) for i in range(len(ex["mask_samples"]))],
-                    folder / "mask_samples.png", cmap="gray")
+                    folder / "mask_samples.png", cmap="gray", origin="upper", keep_aspect=True)
     plot_spectrogram_pairs(ex["logmag"], ex["logmag_gen"], ex["titles"], folder / "spectrograms.png")
     plot_waveform_overlay(ex["wave"], ex["wave_gen"], res.sample_rate, folder / "time_series.png",
                           title=f"{ex['titles'][0]}: real vs generated from its mask")
     it = res.interpolation
     plot_image_grid(it["masks"][None], ["crack probability"], [f"{a:.2f}" for a in it["alphas"].tolist()],
-                    folder / "interpolation_mask.png", cmap="gray")
+                    folder / "interpolation_mask.png", cmap="gray", origin="upper", keep_aspect=True)
     lat = res.latents
     method = res.embedding
     z2 = embed_2d(np.concatenate([lat["real"], lat["generated"]]), method=method, seed=0)
