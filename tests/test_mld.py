@@ -4,6 +4,7 @@ is read with, and train → sample → evaluate through the command line on tiny
 
 import json
 import logging
+import re
 import shutil
 
 import numpy as np
@@ -397,8 +398,16 @@ def test_resume_with_other_first_stage_settings_is_refused(bridge_run, tmp_path,
     assert (copy / "config.yaml").read_text() == before
     # the same settings resume (the stored stages kept, not retrained)
     stage_weights = (copy / "first_stage" / "multimodal" / "model.safetensors").read_bytes()
+    capsys.readouterr()
     assert main(args[:-2] + ["-o", "train.max_epochs=4"]) == 0
-    assert json.loads((copy / "config.json").read_text())["training"]["epochs"] == 4
+    info = json.loads((copy / "config.json").read_text())
+    assert info["training"]["epochs"] == 4
+    # the kept stages' training time still counts (it was this session's loading time only), and the total holds both
+    stage_s = sum(json.loads((copy / "first_stage" / k / "config.json").read_text())["training"]["seconds"]
+                  for k in ("multimodal", "supervised"))
+    assert info["first_stage"]["seconds"] >= stage_s > 0
+    printed = dict(re.findall(r"\b(seconds\w*)=([\d.e+]+)", capsys.readouterr().out))
+    assert float(printed["seconds"]) >= float(printed["seconds_first_stage"]) + float(printed["seconds_diffusion"]) - 0.5
     assert (copy / "first_stage" / "multimodal" / "model.safetensors").read_bytes() == stage_weights
 
 

@@ -28,6 +28,7 @@ PNG → vibration). Compute only; :mod:`latentbridge.report.runs.mld` writes the
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -416,16 +417,20 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
                                    "multimodal/ folder beside spec/ and mask/): it holds the split of damage states")
     t0 = time.time()
     with training_run(cfg, out_dir, resume=resume, force=force) as run:
+        # a resumed run keeps the stages an earlier session trained: their time counts (it was this session's only)
+        kept = _trained_seconds(run.dir / STAGE_DIR, cfg) if resume and not cfg.first_stage.run else 0.0
         stages = prepare_stages(cfg, run.dir, resume)
-        t_stage = time.time() - t0
+        t_stage = time.time() - t0 + kept
         train_set, z_val, info = training_latents(cfg, stages, cfg.data.root if cfg.data.kind == "bridge" else None)
         model = build_model(cfg.model, **cfg.model_data(stages.latent_dims))
         if cfg.diffusion.standardise:
             model.fit_statistics(*latent_statistics(train_set))
         val = make_loader(DictDataset(z=z_val), cfg.train, False) if z_val is not None and len(z_val) else None
+        t_fit = time.time()
         run.fit(model, make_loader(train_set, cfg.train, True), val, beta=False)
         if run.outcome is None:
             return None
+        earlier = max(0.0, run.summary["seconds"] - (time.time() - t_fit))  # diffusion sessions before this one
         model.eval()
         extra = {"data": info, "first_stage": {"folder": STAGE_DIR, "keys": stages.keys, "widened": stages.widened,
                                                "latent_scales": {m: stages.scale(m) for m in cfg.modalities},
@@ -440,8 +445,18 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
         summary = run.summary
         run.save(model, transform=spec, extra=extra, card=_card(cfg, info, summary, stages, t_stage))
         return FitResult(run.dir, info.get("n_train_windows", info.get("n_train_pairs")),
-                         info.get("n_val_windows", info.get("n_val_pairs")), time.time() - t0, round(t_stage, 1),
-                         summary["seconds"], threshold)
+                         info.get("n_val_windows", info.get("n_val_pairs")), time.time() - t0 + kept + earlier,
+                         round(t_stage, 1), summary["seconds"], threshold)
+
+
+def _trained_seconds(folder: Path, cfg) -> float:
+    """Seconds the first stages saved in ``folder`` took to train (and align), as their model folders record."""
+    total = 0.0
+    for key in (k for k in cfg.first_stage.stages if _is_model_folder(folder / k)):
+        info = json.loads((folder / key / "config.json").read_text(encoding="utf-8"))
+        parts = [info.get("training") or {}, *(info.get("data") or {}).values()]  # training, then alignments
+        total += sum(float(p.get("seconds") or 0.0) for p in parts if isinstance(p, dict))
+    return total
 
 
 def _transform(cfg, stages: Stages):
