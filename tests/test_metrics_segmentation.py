@@ -115,7 +115,7 @@ def test_crack_localisation_on_hand_made_masks():
     assert nothing["crack_localisation_error_m"] is None and nothing["crack_missed_rate"] == 1.0
 
 
-def test_crack_operating_curve_and_its_plot(tmp_path):
+def test_crack_operating_curve_and_its_plot(tmp_path, monkeypatch):
     """Localisation improves as a lower threshold adds cracks, at the price of false ones: the curve over the
     thresholds (metrics.json crack_operating_curve, plotted in the bridge reports) shows both."""
     from latentbridge.report.charts import plot_crack_operating_curve
@@ -137,5 +137,18 @@ def test_crack_operating_curve_and_its_plot(tmp_path):
     assert curve[0.5]["crack_localisation_error_m"] == pytest.approx(1.2) and curve[0.5]["crack_false_rate"] == 1.0
     png = plot_crack_operating_curve(list(curve.values()), 0.05, tmp_path / "curve.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
+    # a threshold that was never calibrated is not called calibrated, in the legend nor in the report's text
+    from matplotlib.figure import Figure
+
+    from latentbridge.report.runs.multimodal import crack_curve_section
+
+    figures, savefig = [], Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: (figures.append(fig), savefig(fig, *a, **k))[1])
+    metrics = {"crack_operating_curve": list(curve.values())}
+    for calibrated, name in ((True, "calibrated threshold 0.05"), (False, "default threshold (not calibrated) 0.05")):
+        section = crack_curve_section(metrics, 0.05, tmp_path, calibrated=calibrated)
+        legend = [t.get_text() for t in figures[-1].axes[0].get_legend().get_texts()]
+        assert legend == [name], legend
+        assert ("here the default threshold" in section[0]["text"]) is not calibrated
     with pytest.raises(ValueError, match="no threshold predicts a crack"):
         plot_crack_operating_curve(crack_operating_curve(np.zeros_like(prob), true, 20.0), 0.5, tmp_path / "x.png")

@@ -68,9 +68,11 @@ def plot_heatmap(matrix, row_labels, col_labels, path: str | Path, title: str = 
     return _save(fig, path)
 
 
-def plot_crack_operating_curve(curve: Sequence[Mapping], threshold: float, path: str | Path, title: str = "") -> Path:
+def plot_crack_operating_curve(curve: Sequence[Mapping], threshold: float, path: str | Path, title: str = "",
+                               threshold_name: str = "calibrated threshold") -> Path:
     """Crack localisation error against the false-crack share over the thresholds of ``curve`` (rows of
-    ``latentbridge.tasks.multimodal.crack_operating_curve``), the model's calibrated ``threshold`` marked."""
+    ``latentbridge.tasks.multimodal.crack_operating_curve``), the model's ``threshold`` marked and named in the
+    legend as ``threshold_name`` (``"default threshold (not calibrated)"`` where it was not calibrated)."""
     rows = [r for r in curve if r.get("crack_localisation_error_m") is not None and r.get("crack_false_rate") is not None]
     if not rows:
         raise ValueError("plot_crack_operating_curve: no threshold predicts a crack")
@@ -83,7 +85,7 @@ def plot_crack_operating_curve(curve: Sequence[Mapping], threshold: float, path:
         mine = abs(r["threshold"] - threshold) < 1e-9
         if mine:
             ax.plot([xv], [yv], marker="*", markersize=14, color="tab:red", linestyle="none",
-                    label=f"calibrated threshold {threshold:g}")
+                    label=f"{threshold_name} {threshold:g}")
         if mine or r is rows[0] or r is rows[-1]:
             ax.annotate(f"{r['threshold']:g}", (xv, yv), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xlabel("false-crack share (predicted cracks with no true crack nearby)")

@@ -211,6 +211,7 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
             z_train[np.sort(rng.permutation(len(z_train))[:len(real_lat)])], real_lat)})
     metrics.update({
         "mask_threshold": threshold, "crack_span_m": span,
+        "mask_threshold_calibrated_on": (saved.info.get("mask_threshold") or {}).get("calibrated_on"),
     })
     idx = np.sort(np.random.default_rng(0).choice(len(waves), size=min(4, len(waves)), replace=False))
     test_lab = np.flatnonzero(lab)

@@ -115,11 +115,14 @@ def _bridge(res, folder: Path) -> list[dict]:
     kind = np.array(["held-out"] * len(lat["real"]) + ["joint sample"] * len(lat["generated"]))
     plot_embedding(z2, kind, folder / "latent_map.png", f"latents ({method.upper()}): held-out vs generated",
                    categorical=True)
+    on = res.metrics.get("mask_threshold_calibrated_on")
+    calibrated = not str(on or "default").startswith("default")
+    said = f"calibrated threshold {res.threshold:g} ({on})" if calibrated else \
+        f"default threshold {res.threshold:g} (not calibrated: {on or 'no labelled validation windows'})"
     return [
-        {"heading": "Crack masks from vibration", "text": "target | mean sampled probability | above the calibrated "
-         f"threshold {res.threshold:g}; then several masks sampled for the first window", "images":
-         ["masks.png", "mask_samples.png"]},
-        *crack_curve_section(res.metrics, res.threshold, folder),
+        {"heading": "Crack masks from vibration", "text": f"target | mean sampled probability | above the {said}; "
+         "then several masks sampled for the first window", "images": ["masks.png", "mask_samples.png"]},
+        *crack_curve_section(res.metrics, res.threshold, folder, calibrated=calibrated),
         {"heading": "Vibration from crack masks", "text": "log-magnitude (channel 1): real | generated from the true "
          "mask | difference; time series: real vs generated (ISTFT of the decoded magnitude and phase)",
          "images": ["spectrograms.png", "time_series.png"]},

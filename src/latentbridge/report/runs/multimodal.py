@@ -18,15 +18,17 @@ def _norm(x):
     return (x - x.min()) / max(1e-9, float(x.max() - x.min()))
 
 
-def crack_curve_section(metrics: dict, threshold: float, folder: Path) -> list[dict]:
-    """The report's section of the crack operating curve (``crack_operating_curve`` of ``metrics.json``)."""
+def crack_curve_section(metrics: dict, threshold: float, folder: Path, calibrated: bool = True) -> list[dict]:
+    """The report's section of the crack operating curve (``crack_operating_curve`` of ``metrics.json``);
+    ``calibrated``: whether ``threshold`` was calibrated (else it is named the default threshold)."""
     curve = metrics.get("crack_operating_curve") or []
     if not any(r.get("crack_localisation_error_m") is not None for r in curve):
         return []
-    plot_crack_operating_curve(curve, threshold, folder / "crack_operating_curve.png")
+    name = "calibrated threshold" if calibrated else "default threshold (not calibrated)"
+    plot_crack_operating_curve(curve, threshold, folder / "crack_operating_curve.png", threshold_name=name)
     return [{"heading": "Crack localisation over the threshold", "text": "The localisation error falls as the mask "
              "predicts more cracks and the false-crack share rises with it: compare models at equal false shares "
-             "(metrics.json: crack_operating_curve), not only at each one's calibrated threshold.",
+             f"(metrics.json: crack_operating_curve), not only at each one's own threshold (here the {name}).",
              "images": ["crack_operating_curve.png"]}]
 
 
@@ -58,7 +60,7 @@ def write_evaluation(res, folder: Path) -> None:
         sections.append({"heading": "Crack masks from vibration alone", "text": "No window of this data has a mask "
                          "(Labels/), so there is no target to compare with. Rows: predicted probability; "
                          f"{above}.", "images": ["masks_predicted.png"]})
-    sections += crack_curve_section(res.metrics, res.threshold, folder)
+    sections += crack_curve_section(res.metrics, res.threshold, folder, calibrated=bool(res.threshold_calibrated_on))
     if res.has_reconstruction:
         plot_spectrogram_pairs(ex["logmag"], ex["logmag_rec"], ex["titles"], folder / "spectrograms.png")
         plot_waveform_overlay(ex["wave"], ex["wave_rec"], res.sample_rate, folder / "waveform.png", title=ex["titles"][0])
