@@ -3,6 +3,7 @@
 import csv
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -87,7 +88,6 @@ def test_supervised_reference_and_other_fusions(bridge_data, tmp_path):
 
 
 def test_bad_vibration_csv_is_named(bridge_data, tmp_path, capsys):
-    import shutil
 
     root = tmp_path / "data"
     shutil.copytree(bridge_data, root)
@@ -104,7 +104,6 @@ def test_bad_vibration_csv_is_named(bridge_data, tmp_path, capsys):
 
 
 def test_test_without_mask_is_used_unlabelled(bridge_data, tmp_path):
-    import shutil
 
     root = tmp_path / "data"
     shutil.copytree(bridge_data, root)
@@ -117,9 +116,21 @@ def test_test_without_mask_is_used_unlabelled(bridge_data, tmp_path):
 
 
 @pytest.mark.parametrize("trained", ["jsd"], indirect=True)
+def test_evaluate_on_data_without_a_manifest_keeps_the_runs_span(trained, bridge_data, tmp_path, caplog):
+    """Another folder of recordings and masks without the simulator's manifest.json: crack localisation stays in
+    metres, along the span the run read from its training data (it fell back to mask widths, span 1)."""
+    assert json.loads((trained / "config.json").read_text())["data"]["span_m"] == 20.0
+    site = tmp_path / "site"
+    shutil.copytree(bridge_data, site)
+    (site / "manifest.json").unlink()
+    with caplog.at_level("WARNING", logger="latentbridge"):
+        assert main(["evaluate", str(trained), "--out", str(tmp_path / "eval"), "--data", str(site)]) == 0
+    m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert m["span_m"] == 20.0 and "span the masks' width covers is unknown" not in caplog.text
+
+
 def test_evaluate_examples_come_from_labelled_windows_only(trained, bridge_data, tmp_path, caplog):
     import dataclasses
-    import shutil
 
     from latentbridge.report.runs.multimodal import write_evaluation
     from latentbridge.tasks.multimodal import evaluate

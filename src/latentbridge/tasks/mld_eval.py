@@ -183,7 +183,8 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
     threshold = float((saved.info.get("mask_threshold") or {}).get("threshold", 0.5))
     waves, masks = test.waves[lab], test.masks[lab]
     prob = mask_probabilities(model, stages, waves, k, settings)
-    span = span_of(stage_cfg, data_root or saved.info["data"]["root"])
+    span = span_of(stage_cfg, data_root or saved.info["data"]["root"],
+                   (stages.saved["multimodal"].info.get("data") or {}).get("span_m"))
     metrics: dict = {"model": "mld", "first_stage": saved.info["first_stage"]["keys"],
                      "scope": scope, "n_windows": int(len(test)),
                      "n_labelled_windows": int(lab.sum()), "samples_per_window": k, "sampler": settings,

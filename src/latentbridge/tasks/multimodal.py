@@ -112,7 +112,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
         data_info = {"root": str(cfg.data.root), "sample_rate": data.sample_rate, "n_channels": c,
                      "window_samples": t, "n_train_windows": int(n), "n_val_windows": int(len(val.waves)),
                      "n_test_windows": int(len(test.waves)), "train_tests": train.tests, "val_tests": val.tests,
-                     "test_tests": test.tests}
+                     "test_tests": test.tests, "span_m": span_of(cfg, cfg.data.root)}
         run.save(model, transform=transform_spec(cfg, sample_rate=data.sample_rate, n_channels=c),
                  extra={"data": data_info, "mask_threshold": mask_threshold},
                  card=model_card(cfg, data_info, run.summary, mask_threshold))
@@ -248,8 +248,8 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
     metrics: dict = {"model": saved.info["model_class"], "fusion": getattr(cfg.model, "fusion", None), "scope": scope,
                      "n_windows": int(len(data.waves)), "n_labelled_windows": int(labelled.sum())}
     if labelled.any():
-        metrics.update(mask_metrics(pred["mask_prob"][labelled], data.masks[labelled], threshold,
-                                    span_of(cfg, data_root or cfg.data.root)))
+        span = span_of(cfg, data_root or cfg.data.root, (saved.info.get("data") or {}).get("span_m"))
+        metrics.update(mask_metrics(pred["mask_prob"][labelled], data.masks[labelled], threshold, span))
         extent = np.asarray(data.extent)[labelled]
         metrics["damage_extent_mae"] = float(np.abs(pred["extent"][labelled] - extent).mean())
         metrics["damage_extent_from_mask_mae"] = float(
@@ -311,8 +311,9 @@ def crack_operating_curve(prob: np.ndarray, target: np.ndarray, span_m: float) -
     return rows
 
 
-def span_of(cfg, root) -> float:
-    """The span (m) the masks' width covers: ``vibration.span_m``, else the data's manifest (``length_m``), else 1."""
+def span_of(cfg, root, learned: float | None = None) -> float:
+    """The span (m) the masks' width covers: ``vibration.span_m``, else the data's manifest (``length_m``), else
+    ``learned`` (the span the run read from its training data), else 1."""
     import json
 
     if cfg.vibration.span_m:
@@ -326,6 +327,8 @@ def span_of(cfg, root) -> float:
                 return float(length)
         except (ValueError, OSError, AttributeError):
             pass
+    if learned:
+        return float(learned)
     log.warning("%s: the span the masks' width covers is unknown (no vibration.span_m, no manifest.json with "
                 "length_m): crack localisation errors are in mask widths (span 1), not metres; give the span with "
                 "-o vibration.span_m=METRES when training, or a manifest.json of {\"length_m\": METRES} in the data "
