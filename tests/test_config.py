@@ -212,3 +212,12 @@ def test_mld_stages_train_on_the_runs_accelerator_and_precision():
     digits = load_config(root / "mld_avdigits.yaml", ["train.precision=bf16-mixed"])
     assert {digits.stage_config(k).train.precision for k in ("audio", "image")} == {"bf16-mixed"}
     assert load_config(root / "mld_avdigits.yaml").stage_config("audio").train.precision == "32-true"
+
+
+def test_seeds_outside_numpys_range_are_config_errors():
+    """train.seed -1 or 2**32 was a traceback from the seeding, after the run folder was made (a rerun refused)."""
+    for key in ("train.seed", "sampling.seed"):
+        for bad in ("-1", str(2 ** 32)):
+            with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+                load_config(Path(__file__).parents[1] / "configs" / "ddpm_mnist.yaml", [f"{key}={bad}"])
+    assert load_config(None, [f"train.seed={2 ** 32 - 1}"]).train.seed == 2 ** 32 - 1

@@ -102,6 +102,9 @@ def test_sample_is_seeded_and_writes_pngs_grid_and_npz(mnist_run, tmp_path, caps
     assert np.array_equal(np.load(tmp_path / "b" / "samples.npz")["images"], a["images"])
     assert main([*args[:-1], "8", "--out", str(tmp_path / "c")]) == 0
     assert not np.array_equal(np.load(tmp_path / "c" / "samples.npz")["images"], a["images"])
+    for seed in ("-1", str(2 ** 64)):  # numpy / torch refuse these: one line, exit 2, nothing written (a traceback)
+        assert main([*args[:-1], seed, "--out", str(tmp_path / "d")]) == 2
+        assert "--seed must be 0 to 4294967295" in capsys.readouterr().err and not (tmp_path / "d").exists()
     for scheduler in ("ddpm", "dpm"):
         assert main(["sample", str(mnist_run), "--num-samples", "3", "--steps", "3", "--scheduler", scheduler,
                      "--guidance", "0", "--out", str(tmp_path / scheduler)]) == 0
@@ -149,6 +152,7 @@ def test_onnx_denoiser_samples_without_torch_like_pytorch(mnist_run, tmp_path, c
                            (["--guidance", "nan"], "--guidance"), (["--guidance", "-3"], "--guidance"),
                            (["--class", "seven"], "unknown class 'seven'; classes: ['0', '1'"),
                            (["--condition", "1"], "the model takes 0 continuous condition(s)"),
+                           (["--seed", "-1"], "--seed must be 0 to 4294967295, got -1"),
                            (["--out", str(tmp_path / "a_file")], "exists and is a file"),
                            (["--out", str(tmp_path / "edge")], "exists and is not empty (use --force")):
         args = [str(onnx_path), "--num-samples", "2", "--steps", "2", "--out", str(tmp_path / "e2"), *extra]

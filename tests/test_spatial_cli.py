@@ -131,6 +131,21 @@ def test_enhance_arrays_and_imzml(run, tissue, tmp_path, capsys):
     out4 = tmp_path / "up"
     assert main(["enhance", str(run), str(tissue / "section_05.npy"), "--task", "upscale", "--out", str(out4)]) == 0
     assert np.load(out4 / "enhanced.npy").shape == (68, 80, 6)
+    # --truth of an upscale has the output's shape (help: "the output's shape"): it was checked against the input's
+    up_truth = tmp_path / "truth_up.npy"
+    np.save(up_truth, np.load(tissue / "section_05.truth.npy").repeat(2, 0).repeat(2, 1))
+    assert main(["enhance", str(run), str(tissue / "section_05.npy"), "--task", "upscale", "--out", str(tmp_path / "up2"),
+                 "--truth", str(up_truth)]) == 0
+    assert json.loads((tmp_path / "up2" / "enhance.json").read_text())["metrics"]["psnr"] > 0
+    # a strip under SSIM's 3 x 3 window with its truth: scored, SSIM left out (a traceback from skimage before)
+    strip = tmp_path / "strip"
+    strip.mkdir()
+    np.save(strip / "s.npy", np.load(tissue / "section_05.npy")[10:11])
+    np.save(strip / "s.mask.npy", np.ones((1, 40), bool))
+    np.save(strip / "s.truth.npy", np.load(tissue / "section_05.truth.npy")[10:11])
+    assert main(["enhance", str(run), str(strip / "s.npy"), "--task", "denoise", "--out", str(tmp_path / "st")]) == 0
+    m = json.loads((tmp_path / "st" / "enhance.json").read_text())["metrics"]
+    assert m["psnr"] > 0 and m["ssim"] is None
 
 
 def test_maps_on_another_intensity_scale_are_named(run, tissue, tmp_path, caplog):

@@ -297,8 +297,12 @@ class BetaConfig(Section):
     """Cyclical: share of each cycle spent rising to ``value``."""
 
 
+#: seeds numpy and torch both take (numpy's generators refuse negatives and numbers from 2**32)
+MAX_SEED = 2 ** 32 - 1
+
+
 class TrainConfig(Section):
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     max_epochs: int = Field(30, gt=0)
     max_steps: int = -1
     batch_size: int = Field(32, gt=0)
@@ -375,7 +379,7 @@ class SamplingConfig(Section):
     """Classifier-free guidance: 0 = unconditional, 1 = conditional, > 1 = pushed further from the
     unconditional prediction."""
     eta: float = Field(0.0, ge=0, le=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     batch_size: int = Field(250, gt=0)
 
 

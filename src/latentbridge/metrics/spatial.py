@@ -52,6 +52,8 @@ def ssim(truth: np.ndarray, est: np.ndarray, where: np.ndarray | None = None) ->
     from skimage.metrics import structural_similarity
 
     _check(truth, est)
+    if min(truth.shape[:2]) < 3:  # SSIM's smallest window is 3 x 3 pixels
+        return float("nan")
     w = _where(truth, where)
     filled = np.where(w[..., None], est, truth).astype(np.float64)
     vals = []

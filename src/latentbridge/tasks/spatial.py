@@ -332,7 +332,8 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
     if mask and path.suffix.lower() == ".imzml":  # it was ignored without a word
         raise ConfigError(f"--mask {mask}: an imzML section's valid pixels are those with a spectrum; --mask is for "
                           "array inputs")
-    truth_file = truth or (sibling if sibling.is_file() and task != "upscale" else None)
+    # an upscale's clean maps have the output's shape: read after the upscale, not against the section's shape
+    truth_file = None if task == "upscale" else truth or (sibling if sibling.is_file() else None)
     section = read_section(path, mz=spec.mz, tolerance=spec.tolerance, unit=spec.tolerance_unit,
                            normalization=spec.normalization, mask=mask, truth=truth_file, channels=spec.channels)
     _check_labels(path, section.labels, spec.mz)
