@@ -77,3 +77,20 @@ def test_regions_and_channel_list():
     assert all(frac[r].sum() > 5 for r in range(len(REGIONS)))  # every region is drawn
     mz = channel_mz(50)
     assert len(mz) == len(set(mz)) == 50 and min(np.diff(np.sort(mz))) > 0.05
+
+
+@pytest.mark.parametrize("how", ["tic", "rms"])
+def test_per_pixel_normalisation_reads_the_clean_maps_in_the_values_units(tissue, how):
+    """With data.normalization tic / rms the clean maps were read raw, thousands of times off the normalised values
+    (sigma calibrated against them came out ~3,700x too large): each pixel is divided alike, imzML and arrays."""
+    import json
+
+    from latentbridge.data.spatial import read_section
+
+    root = tissue
+    mz = [float(m) for m in json.loads((root / "manifest.json").read_text())["mz"]]
+    for path, kw in ((root / "section_01.npy", {}), (root / "section_01.imzML", {"mz": mz})):
+        s = read_section(path, normalization=how, truth=root / "section_01.truth.npy", **kw)
+        v, t = s.values[s.valid], s.truth[s.valid]
+        ratio = np.median(t[v > 0] / v[v > 0])
+        assert 0.5 < ratio < 2.0, (path.suffix, how, ratio)

@@ -127,12 +127,15 @@ def _entry(path: Path, split: str) -> dict:
             "tissue": tissue if tissue.is_file() else None, "mask": None}
 
 
-def _normalize_pixels(values: np.ndarray, how: str) -> np.ndarray:
-    if how == "none":
-        return values
+def _pixel_divisor(values: np.ndarray, how: str) -> np.ndarray:
+    """(H, W) what ``tic`` / ``rms`` normalisation divides each pixel of an array by."""
     v = np.asarray(values, dtype=np.float32)
-    norm = v.sum(-1) if how == "tic" else np.sqrt((v ** 2).mean(-1))
-    return np.where(norm[..., None] > 0, v / np.maximum(norm[..., None], 1e-30), 0.0).astype(np.float32)
+    return v.sum(-1) if how == "tic" else np.sqrt((v ** 2).mean(-1))
+
+
+def _divide_pixels(values: np.ndarray, divisor: np.ndarray) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float32)
+    return np.where(divisor[..., None] > 0, v / np.maximum(divisor[..., None], 1e-30), 0.0).astype(np.float32)
 
 
 def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: str = "ppm",
@@ -150,6 +153,7 @@ def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: st
         res = read_ion_images(path, mz, tolerance=tolerance, unit=unit, normalization=normalization)
         values, valid, labels = res.values, res.mask, [f"{m:g}" for m in res.mz]
         empty = [int(np.flatnonzero(res.mz == m)[0]) for m in res.empty_channels]
+        divisor = res.divisor
     else:
         stack = read_array_stack(path, channels=channels)
         values, labels = stack.values, stack.labels
@@ -168,8 +172,10 @@ def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: st
             valid = valid & ~stack.missing
             if n:
                 log.warning("%s: %d pixel(s) hold NaN: read as pixels without a measurement", path, n)
+        divisor = None
         if normalization != "none":
-            values = _normalize_pixels(values, normalization)
+            divisor = _pixel_divisor(values, normalization)
+            values = _divide_pixels(values, divisor)
         if not labels and mz:
             labels = [f"{m:g}" for m in mz]
         empty = []
@@ -178,6 +184,8 @@ def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: st
             raise DataError(empty_mask, f"the mask of {path.name} marks no pixel as valid")
         raise DataError(path, "no valid pixel")
     t = _load_truth(truth, values.shape, labels) if truth else None
+    if t is not None and divisor is not None:  # the clean maps in the values' units: each pixel divided alike
+        t = _divide_pixels(t, divisor)
     o = read_mask(tissue, values.shape[:2]) if tissue else None
     lo, hi = _channel_ranges(values, valid)
     empty = sorted(set(empty) | set(np.flatnonzero((lo == 0) & (hi == 0)).tolist()))

@@ -50,6 +50,8 @@ class IonImages:
     """``continuous`` or ``processed``."""
     source: str
     empty_channels: list[float] = field(default_factory=list)
+    divisor: np.ndarray | None = None
+    """(H, W) what each pixel's images were divided by (``tic`` or ``rms`` normalisation; None without one)."""
     """Target m/z values with no intensity in any spectrum (a tolerance too tight, a wrong m/z)."""
 
     @property
@@ -207,6 +209,7 @@ def read_ion_images(path: str | Path, mz, *, tolerance: float = 10.0, unit: str 
         mode = _mode(parser)
         values = np.zeros((h, w, len(targets)), dtype=np.float32)
         tic = np.zeros((h, w), dtype=np.float32)
+        divisor = np.zeros((h, w), dtype=np.float32)
         mask = np.zeros((h, w), dtype=bool)
         shared_mz = None
         for i, (r, c) in enumerate(rc):
@@ -235,16 +238,19 @@ def read_ion_images(path: str | Path, mz, *, tolerance: float = 10.0, unit: str 
             img = _reduce_windows(mzs, ints, windows, reduce)
             if normalization == "tic":
                 img = img / total if total > 0 else np.zeros_like(img)
+                divisor[r, c] = total
             elif normalization == "rms":
                 rms = float(np.sqrt(np.mean(ints ** 2))) if len(ints) else 0.0
                 img = img / rms if rms > 0 else np.zeros_like(img)
+                divisor[r, c] = rms
             values[r, c] = img
             tic[r, c] = total
             mask[r, c] = True
     finally:
         parser.m.close()
     empty = [float(m) for m, any_ in zip(targets, values[mask].any(axis=0)) if not any_]
-    return IonImages(values, mask, targets, tic, mode, str(path), empty)
+    return IonImages(values, mask, targets, tic, mode, str(path), empty,
+                     divisor if normalization in ("tic", "rms") else None)
 
 
 def _set_grid_size(xml: Path, shape: tuple[int, int]) -> None:

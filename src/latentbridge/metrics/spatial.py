@@ -39,12 +39,16 @@ def psnr_per_channel(truth: np.ndarray, est: np.ndarray, where: np.ndarray | Non
     e = est[w].astype(np.float64)
     rng = t.max(0) - t.min(0)
     mse = ((e - t) ** 2).mean(0)
-    return 10.0 * np.log10(np.maximum(rng, 1e-12) ** 2 / np.maximum(mse, 1e-20))
+    out = 10.0 * np.log10(np.maximum(rng, 1e-12) ** 2 / np.maximum(mse, 1e-20))
+    # a constant clean channel has no peak-to-peak range to measure against (it read -260 dB): NaN, left out
+    return np.where(rng > 0, out, np.nan)
 
 
 def psnr(truth: np.ndarray, est: np.ndarray, where: np.ndarray | None = None) -> float:
-    """Mean over channels of the per-channel PSNR (dB) on the pixels ``where``."""
-    return float(psnr_per_channel(truth, est, where).mean())
+    """Mean over channels of the per-channel PSNR (dB) on the pixels ``where``; constant clean channels, which
+    have no range to measure against, are left out (NaN when every channel is constant)."""
+    per = psnr_per_channel(truth, est, where)
+    return float(np.nanmean(per)) if np.isfinite(per).any() else float("nan")
 
 
 def ssim(truth: np.ndarray, est: np.ndarray, where: np.ndarray | None = None) -> float:
