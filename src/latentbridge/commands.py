@@ -145,10 +145,10 @@ def analyze(run_dir: str, out: str, n_clusters: int = 10, force: bool = False):
 
 def _check_sampler_flags(*, steps=None, eta=None, batch_size=None, seed=None, **_) -> None:
     """The sampler flags both kinds of diffusion model share (the steps' upper bound is the model's)."""
-    from latentbridge.config.sections import MAX_SEED
+    from latentbridge.utils import check_seed
 
-    if seed is not None and not 0 <= seed <= MAX_SEED:  # torch took up to 2**64 - 1, then a traceback
-        raise LatentbridgeError(f"--seed must be 0 to {MAX_SEED}, got {seed}")
+    if seed is not None:  # torch took up to 2**64 - 1, then a traceback
+        check_seed(seed)
     if steps is not None and steps < 1:  # 0 once meant "the run's" for a diffusion model, and an error for MLD
         raise LatentbridgeError(f"--steps must be at least 1, got {steps}")
     if eta is not None and not (math.isfinite(eta) and 0.0 <= eta <= 1.0):

@@ -134,12 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from latentbridge.io.images import write_grid, write_png
         from latentbridge.outputs import check_target, output_folder
-        from latentbridge.utils import class_index, guidance_problem
+        from latentbridge.utils import check_seed, class_index, guidance_problem
 
         if args.num_samples < 1:
             raise LatentbridgeError(f"--num-samples must be at least 1, got {args.num_samples}")
-        if not 0 <= args.seed <= 2 ** 32 - 1:  # numpy's generator refuses negatives (a traceback)
-            raise LatentbridgeError(f"--seed must be 0 to {2 ** 32 - 1}, got {args.seed}")
+        check_seed(args.seed)  # numpy's generator refuses negatives (a traceback)
         check_target(Path(args.out), args.force)  # before the sampling
         d = OnnxDenoiser(args.model)
         d.timesteps(args.steps)  # its range checked before anything runs

@@ -218,6 +218,19 @@ def first_time(key) -> bool:
     return True
 
 
+#: seeds numpy and torch both take (numpy's generators refuse negatives and numbers from 2**32)
+MAX_SEED = 2 ** 32 - 1
+
+
+def check_seed(seed: int) -> int:
+    """``--seed`` as given, or LatentbridgeError outside 0..:data:`MAX_SEED` (a traceback from numpy or torch)."""
+    if not 0 <= seed <= MAX_SEED:
+        from latentbridge.errors import LatentbridgeError
+
+        raise LatentbridgeError(f"--seed must be 0 to {MAX_SEED}, got {seed}")
+    return seed
+
+
 def class_index(label, names: list[str], n_classes: int, where: str = "") -> int:
     """The index of a model's class given by its name (a class folder's) or, failing that, its index; the CLI's
     sampler and the ONNX edge sampler both read ``--class`` so. LatentbridgeError (prefixed by ``where``) for a model

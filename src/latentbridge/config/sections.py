@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from latentbridge.utils import MAX_SEED
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -295,10 +297,6 @@ class BetaConfig(Section):
     cycle_steps: int = Field(400, gt=0)
     ratio: float = Field(0.5, gt=0, le=1)
     """Cyclical: share of each cycle spent rising to ``value``."""
-
-
-#: seeds numpy and torch both take (numpy's generators refuse negatives and numbers from 2**32)
-MAX_SEED = 2 ** 32 - 1
 
 
 class TrainConfig(Section):

@@ -50,9 +50,9 @@ class IonImages:
     """``continuous`` or ``processed``."""
     source: str
     empty_channels: list[float] = field(default_factory=list)
+    """Target m/z values with no intensity in any spectrum (a tolerance too tight, a wrong m/z)."""
     divisor: np.ndarray | None = None
     """(H, W) what each pixel's images were divided by (``tic`` or ``rms`` normalisation; None without one)."""
-    """Target m/z values with no intensity in any spectrum (a tolerance too tight, a wrong m/z)."""
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -136,8 +136,9 @@ def plot_image_grid(
     row_titles = None if row_titles is None else _titles(row_titles, n_row, "row titles")
     col_titles = None if col_titles is None else _titles(col_titles, n_col, "column titles")
 
-    panel_h = 2.0 if not keep_aspect else float(np.clip(2.0 * a.shape[2] / max(a.shape[3], 1), 0.3, 4.0))
-    fig = _new_figure(2.0 * n_col + 1.2, (panel_h + 0.3) * n_row + 0.4)
+    # a row's height: square panels, or the images' aspect (with room for the column titles)
+    row_h = 2.0 if not keep_aspect else float(np.clip(2.0 * a.shape[2] / max(a.shape[3], 1), 0.3, 4.0)) + 0.3
+    fig = _new_figure(2.0 * n_col + 1.2, row_h * n_row + 0.4)
     for r in range(n_row):
         lo, hi = _finite_range(a[r]) if share_row_scale else (None, None)
         im = None

@@ -161,7 +161,7 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
                     ) -> MLDBridgeEvaluation:
     from latentbridge.metrics.generative import frechet_distance
     from latentbridge.metrics.signal import psd_distance
-    from latentbridge.tasks.multimodal import bridge_windows, mask_metrics, span_of
+    from latentbridge.tasks.multimodal import bridge_windows, mask_metrics, span_of, threshold_calibration
 
     cfg, model = saved.workflow, saved.model.eval()
     stage_cfg = stages.workflow("multimodal")
@@ -210,9 +210,10 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
                              stages.encode("mask", train.masks[lab_train])], dim=1).numpy()
         metrics.update({"psd_distance_db_real_train": psd(real_ref), "fd_latent_real_train": frechet_distance(
             z_train[np.sort(rng.permutation(len(z_train))[:len(real_lat)])], real_lat)})
+    calibrated_on, note = threshold_calibration(saved.info.get("mask_threshold"))
     metrics.update({
         "mask_threshold": threshold, "crack_span_m": span,
-        "mask_threshold_calibrated_on": (saved.info.get("mask_threshold") or {}).get("calibrated_on"),
+        "mask_threshold_calibrated_on": calibrated_on, "mask_threshold_note": note,
     })
     idx = np.sort(np.random.default_rng(0).choice(len(waves), size=min(4, len(waves)), replace=False))
     test_lab = np.flatnonzero(lab)

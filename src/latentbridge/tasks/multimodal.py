@@ -236,15 +236,8 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
         raise DataError(data_root or cfg.data.root, "no windows to evaluate")
     pred = predict(model, data)
     labelled = np.asarray(data.has_mask, dtype=bool)
-    threshold_info = saved.info.get("mask_threshold") or {}
-    threshold = float(threshold_info.get("threshold", 0.5))
-    calibrated_on = threshold_info.get("calibrated_on")
-    if not threshold_info:
-        calibrated_on, threshold_note = None, "the run saved no calibrated threshold"
-    elif not calibrated_on or str(calibrated_on).startswith("default"):
-        calibrated_on, threshold_note = None, str(threshold_info.get("calibrated_on") or "no calibration recorded")
-    else:
-        threshold_note = ""
+    threshold = float((saved.info.get("mask_threshold") or {}).get("threshold", 0.5))
+    calibrated_on, threshold_note = threshold_calibration(saved.info.get("mask_threshold"))
     metrics: dict = {"model": saved.info["model_class"], "fusion": getattr(cfg.model, "fusion", None), "scope": scope,
                      "n_windows": int(len(data.waves)), "n_labelled_windows": int(labelled.sum())}
     if labelled.any():
@@ -309,6 +302,16 @@ def crack_operating_curve(prob: np.ndarray, target: np.ndarray, span_m: float) -
                                                            "crack_missed_rate")},
                      "mask_damaged_iou": segmentation_summary(prob, target, threshold=t)["damaged_iou"]})
     return rows
+
+
+def threshold_calibration(info: dict | None) -> tuple[str | None, str]:
+    """(where a run's mask threshold was calibrated, or None; why it was not, or "") of its ``mask_threshold``."""
+    on = (info or {}).get("calibrated_on")
+    if not info:
+        return None, "the run saved no calibrated threshold"
+    if not on or str(on).startswith("default"):
+        return None, str(on or "no calibration recorded")
+    return str(on), ""
 
 
 def span_of(cfg, root, learned: float | None = None) -> float:

@@ -115,10 +115,10 @@ def _bridge(res, folder: Path) -> list[dict]:
     kind = np.array(["held-out"] * len(lat["real"]) + ["joint sample"] * len(lat["generated"]))
     plot_embedding(z2, kind, folder / "latent_map.png", f"latents ({method.upper()}): held-out vs generated",
                    categorical=True)
-    on = res.metrics.get("mask_threshold_calibrated_on")
-    calibrated = not str(on or "default").startswith("default")
+    on = res.metrics.get("mask_threshold_calibrated_on")  # None: not calibrated (mask_threshold_note says why)
+    calibrated = bool(on)
     said = f"calibrated threshold {res.threshold:g} ({on})" if calibrated else \
-        f"default threshold {res.threshold:g} (not calibrated: {on or 'no labelled validation windows'})"
+        f"default threshold {res.threshold:g} (not calibrated: {res.metrics.get('mask_threshold_note')})"
     return [
         {"heading": "Crack masks from vibration", "text": f"target | mean sampled probability | above the {said}; "
          "then several masks sampled for the first window", "images": ["masks.png", "mask_samples.png"]},
