@@ -226,7 +226,7 @@ def _image_folder(root, sizes=((10, 14), (12, 12), (9, 9))):
     return root
 
 
-def test_a_folder_of_images_trains_a_class_conditional_model(tmp_path, capsys):
+def test_a_folder_of_images_trains_a_class_conditional_model(tmp_path, capsys, caplog):
     root = _image_folder(tmp_path / "images")
     out = tmp_path / "run"
     opts = ["data.source=folder", f"data.root={root}", "data.image_size=8", "data.channels=3",
@@ -241,8 +241,11 @@ def test_a_folder_of_images_trains_a_class_conditional_model(tmp_path, capsys):
         f"Denoising diffusion model of the images in `{root}` (the preset's description: Class-conditional DDPM of")
     assert all(r["fd"] for r in _epochs(out))  # measured in pixel space
     assert main(["sample", str(out), "--num-samples", "4", "--class", "intact", "--out", str(tmp_path / "s")]) == 0
-    s = np.load(tmp_path / "s" / "samples.npz")
+    s = np.load(tmp_path / "s" / "samples.npz")  # no pickle: the names are a string array
     assert s["images"].shape == (4, 3, 8, 8) and s["labels"].tolist() == [1] * 4
+    assert s["class_names"].tolist() == ["cracked", "intact"]  # what the labels index
+    settings = json.loads((tmp_path / "s" / "settings.json").read_text())
+    assert settings["class_names"] == ["cracked", "intact"] and settings["classes"]["sample_0003.png"] == "intact"
     assert main(["evaluate", str(out), "--out", str(tmp_path / "e")]) == 0
     m = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert m["feature_space"] == "pixels16" and "class_accuracy" not in m and m["n_reference"] == 6
@@ -255,9 +258,19 @@ def test_a_folder_of_images_trains_a_class_conditional_model(tmp_path, capsys):
     assert main(["evaluate", str(out), "--data", str(few), "--out", str(tmp_path / "e2")]) == 0
     m = json.loads((tmp_path / "e2" / "metrics.json").read_text())
     assert m["n_reference"] == 2 and m["k"] == 1 and m["split"] == f"every image of {few} (2 images)"
-    (few / "intact" / "a.png").unlink()
+    # a class folder the run never knew would put other images into the reference: refused, named
+    (few / "rusty").mkdir()
+    (few / "rusty" / "a.png").write_bytes((few / "intact" / "a.png").read_bytes())
     assert main(["evaluate", str(out), "--data", str(few), "--out", str(tmp_path / "e3")]) == 2
-    assert "1 test image(s)" in capsys.readouterr().err and not (tmp_path / "e3").exists()
+    err = capsys.readouterr().err
+    assert "class folder(s) the run was not trained on: rusty (its classes: cracked, intact)" in err, err
+    assert not (tmp_path / "e3").exists()
+    (few / "rusty" / "a.png").unlink()
+    (few / "intact" / "a.png").unlink()  # a class of the run missing: named, then too few images to compare with
+    assert main(["evaluate", str(out), "--data", str(few), "--out", str(tmp_path / "e3")]) == 2
+    assert "1 test image(s)" in capsys.readouterr().err
+    assert "no folder for class(es) intact of the run" in caplog.text
+    assert not (tmp_path / "e3").exists()
     t0 = time.time()  # a used output folder is refused before the sampling, not after it
     assert main(["evaluate", str(out), "--out", str(tmp_path / "e")]) == 2
     assert "exists and is not empty" in capsys.readouterr().err and time.time() - t0 < 5
@@ -362,6 +375,16 @@ def test_image_folders_are_read_checked_and_split(tmp_path, caplog):
     again = load_image_data(cfg, seed=0)
     assert np.array_equal(again.test.images, data.test.images)  # seeded
     lines = (root / "conditions.csv").read_text().splitlines()
+    # a CSV naming each image by its absolute path, or with Windows' separators, names the same images
+    for name, row in (("absolute.csv", lambda f, v: f"{root / f},{v}"),
+                      ("windows.csv", lambda f, v: f"{f.replace('/', chr(92))},{v}")):
+        (tmp_path / name).write_text("\n".join([lines[0], *(row(*ln.rsplit(",", 1)) for ln in lines[1:])]) + "\n")
+        other = load_image_data(cfg.model_copy(update={"conditions": str(tmp_path / name)}), seed=0)
+        assert np.array_equal(other.test.conditions, data.test.conditions), name
+    # absolute paths of another folder: the error says what the rows name
+    (tmp_path / "elsewhere.csv").write_text("file,c\n" + "".join(f"/data/x{i}.png,0\n" for i in range(24)))
+    with pytest.raises(DataError, match="its rows name paths outside .* such as /data/x0.png"):
+        load_image_data(cfg.model_copy(update={"conditions": str(tmp_path / "elsewhere.csv")}), seed=0)
     (root / "conditions.csv").write_text("\n".join(lines[:-1]) + "\n")
     with pytest.raises(DataError, match="no row for this image"):
         load_image_data(cfg, seed=0)
@@ -452,3 +475,25 @@ def test_a_folder_is_read_alike_and_what_it_leaves_out_is_named(tmp_path, caplog
     assert "1 row(s) name no image of" in caplog.text and "line 5: ghost.png" in caplog.text
     with pytest.raises(DataError, match="is a folder, not a conditions CSV"):
         load_image_data(cfg.model_copy(update={"conditions": str(cond)}), seed=0)
+
+
+def test_a_grey_palette_image_is_not_called_colour(tmp_path, caplog):
+    """Reading a folder as grey names the images in colour; a grey image saved with a palette is not one of them."""
+    from PIL import Image
+
+    from latentbridge.config.sections import ImageDataConfig
+    from latentbridge.data.images import load_image_data
+
+    folder = tmp_path / "pal"
+    folder.mkdir()
+    for name, colour in (("grey", lambda v: [v, v, v]), ("red", lambda v: [v, 0, 0])):
+        for i in range(3):
+            im = Image.new("P", (8, 8))
+            im.putpalette([c for v in range(256) for c in colour(v)])
+            im.putdata([(i * 40 + k) % 256 for k in range(64)])
+            im.save(folder / f"{name}_{i}.png")
+    with caplog.at_level("INFO", logger="latentbridge.data.images"):
+        data = load_image_data(ImageDataConfig(source="folder", root=str(folder), image_size=8, test_fraction=0.0,
+                                               val_fraction=0.0), seed=0)
+    assert data.train.images.shape == (6, 1, 8, 8)
+    assert f"{folder}: 3 in colour read as grey (data.channels 1)" in caplog.text, caplog.text

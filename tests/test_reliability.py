@@ -650,12 +650,18 @@ def test_a_terminated_training_says_so(tmp_path):
     err = proc.stderr.read().decode()
     assert "terminated" in err and "Traceback" not in err, err
     # resuming to fewer epochs than were trained is refused before anything is written (it was Lightning's traceback)
-    done = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
-    assert done >= 2
+    # (and so is resuming to as many: there is nothing left to train). The checkpoint is written at the end
+    # of an epoch, whose 0-based index it records: the epochs done are one more (they were reported one short)
+    from latentbridge.training.fit import epochs_done
+
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    done = epochs_done(ckpt)
+    assert done == ckpt["epoch"] + 1 and done >= 2
     before = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
-    res = subprocess.run(args[:-1] + [f"train.max_epochs={done - 1}", "--resume"], env=env, capture_output=True,
-                         text=True)
-    assert res.returncode == 2 and f"the run has trained {done} epochs already" in res.stderr, res.stderr
+    for wanted in (done - 1, done):
+        res = subprocess.run(args[:-1] + [f"train.max_epochs={wanted}", "--resume"], env=env, capture_output=True,
+                             text=True)
+        assert res.returncode == 2 and f"the run has trained {done} epochs already" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr and sorted(str(p.relative_to(run)) for p in run.rglob("*")) == before
     res = subprocess.run([sys.executable, "-m", "latentbridge", "evaluate", str(run), "--out", str(tmp_path / "ev")],
                          env=env, capture_output=True, text=True)

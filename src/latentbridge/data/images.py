@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,9 +130,10 @@ def _mnist(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:
 
 
 def _read_conditions(path: Path, root: Path, files: list[Path]) -> tuple[np.ndarray, list[str]]:
-    """Each image's condition values from a CSV of a ``file`` column (paths relative to the image folder) and numeric
-    columns: comma, semicolon or tab between cells (or Excel's ``sep=X`` line), UTF-8 (a byte-order mark too), UTF-16
-    or Windows-1252 text. An image listed twice is refused (both lines named); rows of no image are named."""
+    """Each image's condition values from a CSV of a ``file`` column (paths inside the image folder: relative to it,
+    or absolute; ``/`` or ``\\`` between folders) and numeric columns: comma, semicolon or tab between cells (or
+    Excel's ``sep=X`` line), UTF-8 (a byte-order mark too), UTF-16 or Windows-1252 text. An image listed twice is
+    refused (both lines named); rows of no image are named."""
     from latentbridge.io.text import decode_text, excel_separator
 
     if not path.is_file():
@@ -165,7 +167,7 @@ def _read_conditions(path: Path, root: Path, files: list[Path]) -> tuple[np.ndar
             raise DataError(path, f"line {line}: a condition value is not a number") from None
         if not np.all(np.isfinite(vals)):
             raise DataError(path, f"line {line}: a condition value is not finite")
-        key = Path(r[col].strip()).as_posix()
+        key = _condition_key(r[col], root)
         if key in values:
             raise DataError(path, f"lines {first_line[key]} and {line} both give the conditions of {key}: one row "
                                   "per image")
@@ -175,7 +177,10 @@ def _read_conditions(path: Path, root: Path, files: list[Path]) -> tuple[np.ndar
     for p in files:
         key = p.relative_to(root).as_posix()
         if key not in values:
-            raise DataError(p, f"no row for this image in {path}")
+            outside = next((k for k in values if Path(k).is_absolute() or re.match(r"[A-Za-z]:/", k)), None)
+            hint = (f" (its rows name paths outside {root}, such as {outside}: name each image by its path inside the "
+                    "image folder)" if outside else "")
+            raise DataError(p, f"no row for this image in {path}{hint}")
         out.append(values[key])
         used.add(key)
     unused = [k for k in values if k not in used]
@@ -183,6 +188,27 @@ def _read_conditions(path: Path, root: Path, files: list[Path]) -> tuple[np.ndar
         log.warning("%s: %d row(s) name no image of %s (%s): left out", path, len(unused), root,
                     ", ".join(f"line {first_line[k]}: {k}" for k in unused[:3]) + (", ..." if len(unused) > 3 else ""))
     return np.asarray(out, dtype=np.float32), names
+
+
+def _condition_key(cell: str, root: Path) -> str:
+    """A conditions CSV's ``file`` cell as the path inside ``root`` it names (``./a.png``, ``a\\b.png`` written on
+    Windows and an absolute path inside ``root`` all read as the image folder's own names)."""
+    text = cell.strip().replace("\\", "/")
+    p = Path(text)
+    if p.is_absolute():
+        try:
+            return p.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            return p.as_posix()
+    return p.as_posix()
+
+
+def _grey_palette(im) -> bool:
+    """Whether every colour a palette image uses is a grey (a grey image saved with a palette is not colour)."""
+    palette = im.getpalette() or []
+    used = im.getcolors(maxcolors=256) or []
+    rgb = [palette[3 * i:3 * i + 3] for _, i in used]
+    return all(len(c) == 3 and c[0] == c[1] == c[2] for c in rgb)
 
 
 def _report_conversions(root: Path, files: list[Path], side: int, channels: int, fit: str) -> None:
@@ -198,7 +224,8 @@ def _report_conversions(root: Path, files: list[Path], side: int, channels: int,
         try:
             with Image.open(p) as im:
                 sizes[im.size] += 1
-                colour += channels == 1 and im.mode in ("RGB", "RGBA", "CMYK", "YCbCr", "P")
+                colour += channels == 1 and (im.mode in ("RGB", "RGBA", "CMYK", "YCbCr") or
+                                             (im.mode == "P" and not _grey_palette(im)))
                 if max(im.size) < side / 2:
                     tiny.append(p.name)
         except OSError:
@@ -299,9 +326,25 @@ def load_image_data(data_cfg, seed: int) -> ImageData:
     return ImageData(train.subset(keep), train.subset(val), test, info)
 
 
-def every_image(data_cfg, root: str, seed: int) -> tuple[ImageSet, dict]:
+def every_image(data_cfg, root: str, seed: int, classes: list[str] | None = None) -> tuple[ImageSet, dict]:
     """Every image of the folder ``root`` read as ``data_cfg`` reads its own (size, channels, fit, classes), as the test
-    set of an evaluation on other data (``evaluate --data DIR``: the whole folder, not a split of it). A class folder
-    the run did not know is an error naming it; the run's conditions CSV is kept (it must list these images)."""
+    set of an evaluation on other data (``evaluate --data DIR``: the whole folder, not a split of it). With
+    ``data.class_folders`` and the run's ``classes``, a class folder the run did not know is an error naming it, the
+    labels are the run's class indices, and a class of the run with no folder here is named in a warning (samples of
+    every class are then compared with images of fewer). The run's conditions CSV is kept (it must list these images)."""
     full, _, info = _folder(data_cfg.model_copy(update={"root": root, "test_fraction": 0.0}), seed)
+    if data_cfg.class_folders and classes and full.labels is not None:
+        known = [str(c) for c in classes]
+        unknown = [n for n in full.class_names if n not in known]
+        if unknown:
+            raise DataError(root, f"class folder(s) the run was not trained on: {', '.join(unknown)} (its classes: "
+                                  f"{', '.join(known)}); evaluate on a folder of the run's classes only")
+        missing = [n for n in known if n not in full.class_names]
+        if missing:
+            log.warning("%s: no folder for class(es) %s of the run: its samples of every class are compared with "
+                        "images of %d of its %d classes", root, ", ".join(missing), len(known) - len(missing),
+                        len(known))
+        remap = np.asarray([known.index(n) for n in full.class_names], dtype=np.int64)
+        full = ImageSet(full.images, remap[full.labels], full.conditions, known, full.condition_names)
+        info = {**info, "classes": known}
     return full, {**info, "split": f"every image of {root} ({len(full)} images)"}

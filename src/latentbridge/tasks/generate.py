@@ -80,7 +80,8 @@ class SampleResult:
     conditions: np.ndarray | None
     settings: dict
     seconds: float
-    class_names: list[str] = field(default_factory=list)
+    class_names: list[str] = field(default_factory=list)  # ``labels`` index them
+    condition_names: list[str] = field(default_factory=list)  # the columns of ``conditions``
 
 
 def generate(model, n: int, *, labels=None, conditions=None, guidance: float = 2.0, scheduler: str = "ddim",
@@ -163,7 +164,8 @@ def sample_saved(saved, n: int, *, label=None, guidance: float | None = None, st
     images, secs = generate(model, n, labels=labels, conditions=conditions, progress=progress,
                             batch_size=batch_size or cfg.sampling.batch_size, **settings)
     return SampleResult(images, labels, conditions, {**settings, "n_samples": int(n)}, secs,
-                        list(saved.info.get("class_names") or []))
+                        [str(c) for c in saved.info.get("class_names") or []],
+                        [str(c) for c in saved.info.get("condition_names") or []])
 
 
 @dataclass
@@ -214,7 +216,7 @@ def evaluate(run_dir, data: str | None = None, *, n_samples: int | None = None, 
     if data and cfg.data.source == "folder":  # another folder: all of it is the reference, the floor the run's own
         from latentbridge.data.images import every_image
 
-        test, test_info = every_image(cfg.data, data, cfg.train.seed)
+        test, test_info = every_image(cfg.data, data, cfg.train.seed, saved.info.get("class_names"))
         try:
             own = load_image_data(cfg.data, cfg.train.seed)
         except DataError as e:

@@ -72,13 +72,23 @@ def check_resume(cfg_dict: dict, out_dir: Path) -> dict:
         raise LatentbridgeError(f"{out_dir}: cannot resume: the run was trained with other settings ("
                                 + "; ".join(parts) + f"). Resume with the run's values ({keep}) or train a new run; "
                                 "nothing in the run folder was changed")
-    done = int(ckpt.get("epoch") or 0)  # Lightning's current epoch when the checkpoint was saved
+    done = epochs_done(ckpt)
     wanted = (cfg_dict.get("train") or {}).get("max_epochs")
-    if wanted not in (None, -1) and done > int(wanted):
+    if wanted not in (None, -1) and done >= int(wanted):
         raise LatentbridgeError(f"{out_dir}: cannot resume to train.max_epochs = {wanted}: the run has trained "
-                                f"{done} epochs already; resume with more (-o train.max_epochs={done + 10}, say); "
-                                "nothing in the run folder was changed")
+                                f"{done} epochs already, so there is nothing left to train; resume with more "
+                                f"(-o train.max_epochs={done + 10}, say); nothing in the run folder was changed")
     return ckpt
+
+
+def epochs_done(ckpt: dict) -> int:
+    """Training epochs a Lightning checkpoint has completed. Its ``epoch`` is the 0-based index of the
+    epoch it was saved in, so a checkpoint written at the end of the third epoch says 2; the fit loop's
+    progress counts the epochs whose training was processed (3 there, 2 for one saved inside the third)."""
+    progress = (((ckpt.get("loops") or {}).get("fit_loop") or {}).get("epoch_progress") or {}).get("total") or {}
+    if "processed" in progress:
+        return int(progress["processed"])
+    return int(ckpt.get("epoch") or 0)
 
 
 def start_run(cfg, out_dir: Path, resume: bool) -> None:
