@@ -3,8 +3,9 @@
 A thin caller of the task functions, as the CLI is: an upload is read by the same reader with
 the same checks (its :class:`~latentbridge.errors.DataError` becomes a 422 with the CLI's
 message, naming the client's file name, never a server path), anomaly windows are cut by the
-detector's extractor and scored by :meth:`~latentbridge.tasks.anomaly.Detector.score_windows`
-through a :class:`~latentbridge.serve.batcher.MicroBatcher`; multimodal predictions are
+detector's extractor, their features computed in the decoding threads
+(:meth:`~latentbridge.tasks.anomaly.Detector.features_of_windows`) and scored by
+:meth:`~latentbridge.tasks.anomaly.Detector.decide` through a :class:`~latentbridge.serve.batcher.MicroBatcher`; multimodal predictions are
 :func:`latentbridge.tasks.multimodal.predict_recording` and the digit translations of
 :mod:`latentbridge.tasks.avdigits`. Nothing runs model code on the event loop.
 """
@@ -37,6 +38,7 @@ from latentbridge.io.images import IMAGE_EXTENSIONS
 from latentbridge.io.vibration import MAX_RATE
 from latentbridge.serve.registry import ServedModel, load_models
 from latentbridge.serve.security import ApiKeyMiddleware, RequestLogMiddleware, UploadLimitMiddleware
+from latentbridge.tasks.enhance import SEED_RANGE
 
 log = logging.getLogger("latentbridge.serve")
 STATIC = Path(__file__).parent / "static"
@@ -135,7 +137,7 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
     settings = settings or ServeSettings()
     if not isinstance(models, dict):
         models = load_models(models)
-    batchers = {name: MicroBatcher(m.detector.score_windows, max_batch=settings.max_batch,
+    batchers = {name: MicroBatcher(m.detector.decide, max_batch=settings.max_batch,
                                    max_wait_s=settings.max_wait_ms / 1000.0,
                                    max_age_s=settings.max_age_ms / 1000.0, name=f"batch-{name}")
                 for name, m in models.items() if m.detector is not None}
@@ -234,16 +236,17 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
         try:
             t0 = time.perf_counter()
             try:
-                wave, windows, starts_s, padded, info = await in_thread(decode_pool, _read_windows, m, up.path,
-                                                                        settings.max_duration_s, sample_rate)
+                wave, feats, starts_s, padded, info = await in_thread(decode_pool, _read_windows, m, up.path,
+                                                                      settings.max_duration_s, sample_rate)
             except DataError as e:
                 raise up.error(e) from None
             t1 = time.perf_counter()
-            scores, decisions = await asyncio.wrap_future(batchers[name].submit(windows))
+            scores, decisions = await asyncio.wrap_future(batchers[name].submit(feats))
             t2 = time.perf_counter()
             result = _score_result(m, up.client_name, wave, scores, decisions, starts_s, padded)
-            result["warnings"] = _upload_warnings(m, up.client_name, info, wave)
-            result["timing_ms"] = {"read_and_window": round(1000 * (t1 - t0), 2), "score": round(1000 * (t2 - t1), 2)}
+            result["warnings"] = _upload_warnings(m, up.client_name, info, wave, feats)
+            result["timing_ms"] = {"read_and_features": round(1000 * (t1 - t0), 2),
+                                   "score": round(1000 * (t2 - t1), 2)}
             if spectrogram:
                 result["spectrogram"] = await in_thread(decode_pool, media.display_spectrogram, wave,
                                                         m.detector.spec)
@@ -299,7 +302,8 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
               summary="Spatial maps enhanced (denoise, inpaint, 2x upscale) with a per-pixel uncertainty")
     async def enhance(request: Request, name: str, file: UploadFile = File(...),
                       mask: UploadFile | None = File(None),
-                      task: Literal["denoise", "inpaint", "upscale"] = Form("denoise"), seed: int = Form(0),
+                      task: Literal["denoise", "inpaint", "upscale"] = Form("denoise"),
+                      seed: int = Form(0, ge=SEED_RANGE[0], le=SEED_RANGE[1]),
                       samples: int | None = Form(None, ge=1, le=64)):
         m = get(name, "enhance")
         up = await receive(file)
@@ -336,7 +340,7 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
 
 
 def _read_windows(m: ServedModel, path: Path, max_duration_s: float, csv_rate: float | None = None):
-    """The upload's waveform at the model's rate and its windows, by the detector's own extractor
+    """The upload's waveform at the model's rate and its windows' features, by the detector's own extractor
     (read_audio's checks, the short-recording rule, cut_windows with the model's pad mode); ``csv_rate``: the
     rate of a vibration file that gives none (default: the model's)."""
     from latentbridge.io import audio_info
@@ -347,22 +351,24 @@ def _read_windows(m: ServedModel, path: Path, max_duration_s: float, csv_rate: f
         raise _TooLong(info.duration_s, max_duration_s)
     wave = ex.read(path)
     windows, starts_s = ex.windows_of(wave, path)
-    return wave, windows, starts_s, wave.shape[-1] < ex.window, info
+    return wave, m.detector.features_of_windows(windows), starts_s, wave.shape[-1] < ex.window, info
 
 
-def _upload_warnings(m: ServedModel, client_name: str, info, wave) -> list[str]:
-    """What ``anomaly score`` would warn of this upload that its header and level tell: stored the other way
-    (lossy or lossless) than every training recording, recorded at a rate below the model's band, far quieter
-    than every training recording. (The band-content checks, which read the features, are the CLI's.)"""
+def _upload_warnings(m: ServedModel, client_name: str, info, wave, features) -> list[str]:
+    """What ``anomaly score`` would warn of this upload: stored the other way (lossy or lossless) than every
+    training recording, recorded at a rate below the model's band, far quieter than every training recording,
+    its spectrum cut off at the top where no training recording's is (a codec's or recorder's low-pass)."""
     from latentbridge.data.survey import band_fmax, band_warning, codec_warning
     from latentbridge.io import level_dbfs
-    from latentbridge.tasks.anomaly import quiet_warning
+    from latentbridge.tasks.anomaly import band_warnings, quiet_warning
 
     det = m.detector
     fitted = (det.saved.info.get("data") or {}).get("codecs")
     texts = [codec_warning(fitted, [info.codec], [client_name]) if fitted else None,
              band_warning({client_name: int(info.sample_rate)}, det.sample_rate, band_fmax(det.spec.features)),
-             quiet_warning(det, [client_name], [level_dbfs(wave)])]
+             quiet_warning(det, [client_name], [level_dbfs(wave)]),
+             *band_warnings(det, features, np.zeros(len(features), dtype=np.int64), [client_name],
+                            [int(info.sample_rate)])]
     return [t for t in texts if t]
 
 

@@ -1,7 +1,7 @@
 """Dynamic micro-batching: concurrent scoring requests share one call of the model.
 
 A :class:`MicroBatcher` owns one worker thread (inference never runs on the event loop). Callers
-submit the windows of one request (``(n, window_samples)`` waveforms) and get a
+submit the rows of one request (the server: the model's features of its ``n`` windows) and get a
 :class:`concurrent.futures.Future`; the worker takes the first waiting request, then keeps
 collecting until ``max_batch`` windows are gathered or ``max_wait_s`` has passed since it took the
 first one, runs ``fn`` once on all of them and hands each request its rows. Requests that arrive
@@ -50,7 +50,7 @@ class BatchStats:
 
 
 class MicroBatcher:
-    """``fn(windows (N, ...)) -> (scores (N,), decisions (N,))`` behind a batching worker thread."""
+    """``fn(rows (N, ...)) -> (scores (N,), decisions (N,))`` behind a batching worker thread."""
 
     def __init__(self, fn, *, max_batch: int = 16, max_wait_s: float = 0.002, max_age_s: float = 1.0,
                  name: str = "batcher"):

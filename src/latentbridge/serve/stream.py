@@ -14,8 +14,9 @@ and a close (1008 policy, 1007 bad data, 1009 too big).
 The scoring is :func:`latentbridge.tasks.listen.listen` itself, run in a thread per stream on a
 :class:`~latentbridge.io.capture.BlockFeed` (the device capture's bounded queue): when scoring
 falls behind, blocks are dropped and counted like a device's overflows, never buffered without
-bound, and the stream goes on. Windows are scored through the model's micro-batcher, so
-concurrent streams share model calls with each other and with uploads.
+bound, and the stream goes on. Each window's features are computed in the stream's thread and
+scored through the model's micro-batcher, so concurrent streams share model calls with each other
+and with uploads.
 """
 
 from __future__ import annotations
@@ -128,7 +129,10 @@ async def run_stream(ws: WebSocket, served, batcher, *, queue_blocks: int, max_f
     def work() -> None:
         msg = None
         try:
-            summary = listen(detector_score_fn(det, sr, batcher), sample_rate=sr, window_s=w.window_s,
+            def score_windows(windows):  # features in this stream's thread, the model call batched
+                return batcher(det.features_of_windows(windows))
+
+            summary = listen(detector_score_fn(det, sr, score_windows), sample_rate=sr, window_s=w.window_s,
                              hop_s=w.hop_s, source=feed, channels=channels, out=None, pad=w.pad, flush=True,
                              on_window=on_window, stats=feed.stats, channel=w.channel)
             msg = {"type": "end", **summary, "dropped_blocks": feed.stats.dropped_blocks,

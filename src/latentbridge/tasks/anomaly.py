@@ -131,11 +131,19 @@ class Detector:
     def score_features(self, features: np.ndarray) -> np.ndarray:
         return score_features(self.model, features, self.method, self.iwae_samples)
 
+    def features_of_windows(self, windows: np.ndarray) -> np.ndarray:
+        """(n, window_samples) waveforms at the model's rate ((n, C, window_samples) for several channels) → the
+        model's input features."""
+        return self._stream_extractor.features_of_windows(windows.astype(np.float32))
+
+    def decide(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Features of windows (:meth:`features_of_windows`) → (scores, decisions)."""
+        scores = self.score_features(features)
+        return scores, scores > self.threshold
+
     def score_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n, window_samples) waveforms at the model's rate → (scores, decisions)."""
-        feats = self._stream_extractor.features_of_windows(windows.astype(np.float32))
-        scores = self.score_features(feats)
-        return scores, scores > self.threshold
+        return self.decide(self.features_of_windows(windows))
 
 
 def _check_score(model, score: str, where) -> None:
@@ -499,26 +507,30 @@ def _warn_quiet(det: Detector, wf: WindowFeatures) -> None:
 
 
 def _warn_band(det: Detector, wf: WindowFeatures) -> None:
-    """Recordings whose spectrum leaves every training recording's in some band (a codec's or recorder's
-    low-pass: everything flagged for that alone); those recorded at a rate too low for the band are named
-    already, from their headers (:meth:`FeatureExtractor.check_band`, whose reading ``wf.headers`` keeps)."""
-    fitted = (det.saved.info.get("data") or {}).get("band_profile_db")
-    profile = None if not fitted else band_profile_db(wf.features, wf.file_index, len(wf.files), det.spec.features)
-    if profile is None:
-        return
-    names, centres = [Path(f).name for f in wf.files], band_centres_hz(det.spec.features, det.sample_rate)
     own_rates = [None if h is None else h.sample_rate for h in (wf.headers or [None] * len(wf.files))]
-    text = resampled_top_warning(profile, fitted, own_rates, det.sample_rate, det.spec.features, names)
-    if text:
+    for text in band_warnings(det, wf.features, wf.file_index, [str(f) for f in wf.files], own_rates):
         log.warning(text)
-    if band_content_warning(profile, fitted, names, centres) is None:
-        return
-    rates = {str(f): h.sample_rate for f, h in zip(wf.files, wf.headers or ()) if h is not None}
-    short = files_below_band(rates, det.sample_rate, band_fmax(det.spec.features))
-    profile[[str(f) in short for f in wf.files]] = np.nan
-    text = band_content_warning(profile, fitted, names, centres)
-    if text:
-        log.warning(text)
+
+
+def band_warnings(det: Detector, features: np.ndarray, file_index: np.ndarray, files: list[str],
+                  own_rates: list[int | None]) -> list[str]:
+    """Recordings whose spectrum leaves every training recording's in some band (a codec's or recorder's
+    low-pass: everything flagged for that alone), and those resampled down whose top band the resampler emptied;
+    those recorded at a rate too low for the band are named already, from their headers
+    (:meth:`FeatureExtractor.check_band`), and left out here. ``features``: the recordings' windows as the model
+    reads them, ``file_index`` the recording of each, ``own_rates`` each recording's rate (None: not known)."""
+    fitted = (det.saved.info.get("data") or {}).get("band_profile_db")
+    profile = None if not fitted else band_profile_db(features, file_index, len(files), det.spec.features)
+    if profile is None:
+        return []
+    names, centres = [Path(f).name for f in files], band_centres_hz(det.spec.features, det.sample_rate)
+    texts = [resampled_top_warning(profile, fitted, own_rates, det.sample_rate, det.spec.features, names)]
+    if band_content_warning(profile, fitted, names, centres) is not None:
+        rates = {f: r for f, r in zip(files, own_rates) if r is not None}
+        short = files_below_band(rates, det.sample_rate, band_fmax(det.spec.features))
+        profile[[f in short for f in files]] = np.nan
+        texts.append(band_content_warning(profile, fitted, names, centres))
+    return [t for t in texts if t]
 
 
 def _warn_codec(det: Detector, wf: WindowFeatures) -> None:
