@@ -497,3 +497,27 @@ def test_a_grey_palette_image_is_not_called_colour(tmp_path, caplog):
                                                val_fraction=0.0), seed=0)
     assert data.train.images.shape == (6, 1, 8, 8)
     assert f"{folder}: 3 in colour read as grey (data.channels 1)" in caplog.text, caplog.text
+
+
+def test_an_image_folder_is_walked_once(tmp_path, monkeypatch, caplog):
+    """Listing the images and naming the files left out share one walk of the folder (a large set was walked
+    twice, every file resolved)."""
+    from PIL import Image
+
+    import latentbridge.io.images as io_images
+    from latentbridge.config.sections import ImageDataConfig
+    from latentbridge.data.images import load_image_data
+
+    folder = tmp_path / "set"
+    (folder / "a").mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(folder / "a" / f"{i}.png")
+    (folder / "a" / "notes.txt").write_text("x")
+    walks = []
+    real = io_images.walk_files
+    monkeypatch.setattr(io_images, "walk_files", lambda root, *a, **k: walks.append(root) or real(root, *a, **k))
+    with caplog.at_level("WARNING", logger="latentbridge.data.images"):
+        data = load_image_data(ImageDataConfig(source="folder", root=str(folder), image_size=8, test_fraction=0.0,
+                                               val_fraction=0.0), seed=0)
+    assert len(data.train) == 4 and walks == [folder]
+    assert "1 file(s) that are not images read here (.txt: a/notes.txt) left out" in caplog.text

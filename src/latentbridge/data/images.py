@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import ConfigError, DataError, named_problems
-from latentbridge.utils import natural_key, walk_files
+from latentbridge.utils import natural_key
 
 log = logging.getLogger(__name__)
 
@@ -245,15 +245,16 @@ def _report_conversions(root: Path, files: list[Path], side: int, channels: int,
         (log.warning if len(sizes) > 1 or tiny else log.info)("%s: %s", root, "; ".join(parts))
 
 
-def _report_left_out(root: Path, files: list[Path], class_folders: bool, conditions: str | None = None) -> None:
-    """A warning naming the files of the folder that are not images it reads (GIFs, notes, ...) and, with class
-    folders, the sub-folders left without an image, whose class would vanish without a word."""
+def _report_left_out(root: Path, files: list[Path], others: list[Path], class_folders: bool,
+                     conditions: str | None = None) -> None:
+    """A warning naming the files of the folder that are not images it reads (``others``: GIFs, notes, ...; the
+    conditions CSV is read) and, with class folders, the sub-folders left without an image, whose class would vanish
+    without a word."""
     from latentbridge.io.images import IMAGE_EXTENSIONS
 
-    read = set(files) | ({Path(conditions)} if conditions else set())
-    read = {p.resolve() for p in read}
-    others = sorted(p for p in walk_files(root) if p.is_file() and p.resolve() not in read
-                    and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    if conditions:
+        csv_file = Path(conditions).resolve()
+        others = [p for p in others if p.resolve() != csv_file]
     if others:
         kinds = ", ".join(sorted({p.suffix.lower() or "(no extension)" for p in others}))
         named = ", ".join(p.relative_to(root).as_posix() for p in others[:3]) + (", ..." if len(others) > 3 else "")
@@ -268,12 +269,12 @@ def _report_left_out(root: Path, files: list[Path], class_folders: bool, conditi
 
 
 def _folder(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:
-    from latentbridge.io.images import list_image_files, read_image, set_reading
+    from latentbridge.io.images import list_folder, read_image, set_reading
 
     if not data_cfg.root:
         raise ConfigError("data.root: no image folder given")
     root = Path(data_cfg.root)
-    files = list_image_files(root)
+    files, others = list_folder(root)
     side = int(data_cfg.image_size)
     images, bad = [], []
     # drawings on a transparent canvas (ink in the alpha channel) on the opposite of the set's ink, as a condition
@@ -288,7 +289,7 @@ def _folder(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:
     if bad:
         raise DataError(root, f"{len(bad)} of {len(files)} images cannot be read: " + named_problems(bad))
     _report_conversions(root, files, side, data_cfg.channels, data_cfg.fit)
-    _report_left_out(root, files, data_cfg.class_folders, data_cfg.conditions)
+    _report_left_out(root, files, others, data_cfg.class_folders, data_cfg.conditions)
     images = np.stack(images)
     labels, names = None, []
     if data_cfg.class_folders:

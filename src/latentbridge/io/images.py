@@ -20,14 +20,22 @@ _RESAMPLE = {"bilinear": "BILINEAR", "area": "BOX", "nearest": "NEAREST"}
 
 def list_image_files(root: str | Path) -> list[Path]:
     """PNG/JPEG files under ``root`` (recursively), sorted; DataError when there are none."""
+    return list_folder(root)[0]
+
+
+def list_folder(root: str | Path) -> tuple[list[Path], list[Path]]:
+    """The image files under ``root`` (recursively, by :data:`IMAGE_EXTENSIONS`) and its other files, each sorted,
+    in one walk; hidden files and folders are in neither. DataError when there are no images."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(root, "is a file, not a folder of images" if root.exists() else "image folder does not exist")
-    files = sorted(p for p in walk_files(root) if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    files, others = [], []
+    for p in walk_files(root):
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts):
+            (files if p.suffix.lower() in IMAGE_EXTENSIONS else others).append(p)
     if not files:
         raise DataError(root, f"no images ({', '.join(IMAGE_EXTENSIONS)}) in the folder")
-    return files
+    return sorted(files), sorted(others)
 
 
 def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None = None,
