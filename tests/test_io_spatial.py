@@ -322,3 +322,14 @@ def test_a_constant_channel_is_named(tmp_path, caplog):
         load_sections(SpatialDataConfig(root=str(root), format="arrays", test_sections=["sec_0"]))
     assert caplog.text.count("channel 1 constant (one value on every valid pixel") == 3, caplog.text
     assert "sec_0.npy: no signal in channel 2" in caplog.text
+
+
+def test_a_stack_whose_end_axes_both_could_be_the_channels(tmp_path):
+    """Exactly one end axis holding the model's channel count: that axis; both: (H, W, C), the documented layout."""
+    a = np.random.default_rng(4).random((6, 48, 5)).astype(np.float32)
+    np.save(tmp_path / "a.npy", a)
+    assert np.array_equal(arrays.read_array_stack(tmp_path / "a.npy", channels=6).values, np.moveaxis(a, 0, 2))
+    assert np.array_equal(arrays.read_array_stack(tmp_path / "a.npy", channels=5).values, a)
+    b = np.random.default_rng(5).random((6, 48, 6)).astype(np.float32)
+    np.save(tmp_path / "b.npy", b)
+    assert np.array_equal(arrays.read_array_stack(tmp_path / "b.npy", channels=6).values, b)

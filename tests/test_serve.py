@@ -499,6 +499,11 @@ def test_spatial_enhance_is_the_cli_enhance(client, folders, models, tmp_path):
     assert r.status_code == 422 and "unsupported file type '.csv'" in r.json()["detail"]
     r = client.post(f"/api/models/{name}/enhance", data={"task": "sharpen"}, files={"file": ("s.npy", _npy(section))})
     assert r.status_code == 422
+    # a seed out of range is told by its request field, not the CLI's --seed
+    r = client.post(f"/api/models/{name}/enhance", data={"task": "denoise", "seed": str(2 ** 63)},
+                    files={"file": ("s.npy", _npy(section))})
+    assert r.status_code == 422 and "--seed" not in r.text, r.text
+    assert r.json()["detail"][0]["loc"] == ["body", "seed"] and "9223372036854775807" in r.json()["detail"][0]["msg"]
     r = client.post(f"/api/models/{name}/enhance", data={"task": "denoise"}, files={"file": ("s.npy", b"garbage")})
     assert r.status_code == 422 and r.json()["detail"].startswith("s.npy:") and "upload" not in r.json()["detail"]
     r = client.post(f"/api/models/{name}/enhance", data={"task": "denoise"},  # the section by its name, not ours

@@ -14,6 +14,7 @@ import pytest
 from conftest import REPO
 
 from latentbridge.cli import main
+from latentbridge.tasks.spatial_eval import evaluate
 
 TINY = ["train.max_epochs=2", "model.channels=[8,16]", "model.latent_dim=4", "model.condition_dim=8",
         "model.fourier_frequencies=4", "patches.size=16", "patches.overlap=4", "patches.per_epoch=64", "patches.val_patches=16",
@@ -200,6 +201,8 @@ def test_enhance_errors_are_one_line(run, tissue, tmp_path, capsys):
     cases = [
         (["--task", "denoise", "--mz", "123.4"], "not one of the model's channels"),
         (["--task", "denoise", "--mz", "abc"], "comma-separated numbers"),
+        (["--task", "denoise", "--mz", ","], "--mz: expected comma-separated numbers, got ','"),
+        (["--task", "denoise", "--mz="], "--mz: expected comma-separated numbers, got ''"),
     ]
     for extra, message in cases:
         code = main(["enhance", str(run), str(tissue / "section_05.npy"), "--out", str(tmp_path / "x"), *extra])
@@ -385,3 +388,114 @@ def test_a_run_trained_on_a_relative_folder_says_so_when_evaluated_elsewhere(tis
     err = capsys.readouterr().err
     assert f"{tissue.name}: the run's data.root, relative to the folder it was trained from, is not under" in err
     assert "--data DIR" in err and not (tmp_path / "e").exists()
+
+
+def _train_on(folder, out, *overrides):
+    assert main(["train", "--config", str(REPO / "configs" / "cvae_tissue.yaml"), "--out", str(out),
+                 *_o([f"data.root={folder}", *TINY, "train.max_epochs=1", *overrides])]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def array_run(tissue, tmp_path_factory):
+    """A model of arrays without m/z: four sections' .npy and masks, no manifest, no channel labels."""
+    data = tmp_path_factory.mktemp("arrays")
+    for i in range(1, 5):
+        for ext in (".npy", ".mask.npy"):
+            shutil.copy(tissue / f"section_0{i}{ext}", data / f"section_0{i}{ext}")
+    return _train_on(data, tmp_path_factory.mktemp("run") / "arrays")
+
+
+def _section_folder(tissue, folder, rows=slice(None), channels_first=False):
+    """section_05's maps (its rows ``rows``), mask and clean maps as ``folder``/s.npy, s.mask.npy, s.truth.npy."""
+    folder.mkdir(exist_ok=True)
+    maps = np.load(tissue / "section_05.npy")[rows]
+    np.save(folder / "s.npy", np.ascontiguousarray(np.moveaxis(maps, 2, 0)) if channels_first else maps)
+    np.save(folder / "s.mask.npy", np.load(tissue / "section_05.mask.npy")[rows])
+    np.save(folder / "s.truth.npy", np.load(tissue / "section_05.truth.npy")[rows])
+    return folder
+
+
+def test_evaluate_data_checks_the_channels_m_z_as_enhance_does(run, tissue, tmp_path, capsys):
+    """Maps labelled with the model's m/z in another order were scored, standardised by other channels' statistics."""
+    folder = _section_folder(tissue, tmp_path / "rev")
+    mz = (tissue / "section_05.channels.txt").read_text().split()
+    (folder / "s.channels.txt").write_text("\n".join(reversed(mz)) + "\n")
+    assert main(["evaluate", str(run), "--data", str(folder), "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert f"{folder / 's.npy'}: its channels are labelled m/z {', '.join(f'{float(v):g}' for v in reversed(mz))}" \
+           "; the model reads the same m/z in another order" in err and "Traceback" not in err
+    assert not (tmp_path / "e").exists()
+
+
+def test_an_imzml_section_for_a_model_without_m_z_is_refused_with_advice_that_works(array_run, tissue, tmp_path,
+                                                                                     capsys):
+    """--mz only picks the channels shown in figures: advising it for a model trained on arrays could not work."""
+    imz = tissue / "section_05.imzML"
+    assert main(["enhance", str(array_run), str(imz), "--task", "denoise", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert f"{imz}: the model has no m/z list (it was trained on arrays), so the spectra cannot be matched to its 6 " \
+           "channels: give the section as an (H, W, 6) array of its ion images in the training arrays' channel " \
+           "order" in err
+    assert "--mz" not in err and "Traceback" not in err and not (tmp_path / "x").exists()
+    folder = tmp_path / "imz"  # evaluate --data of imzML sections alone: the same
+    folder.mkdir()
+    for ext in (".imzML", ".ibd", ".truth.npy"):
+        shutil.copy(tissue / f"section_05{ext}", folder / f"section_05{ext}")
+    assert main(["evaluate", str(array_run), "--data", str(folder), "--out", str(tmp_path / "e")]) == 2
+    assert "the model has no m/z list (it was trained on arrays)" in capsys.readouterr().err
+
+
+def test_evaluate_data_reads_the_kind_of_file_the_model_was_trained_on(tissue, tmp_path, caplog):
+    """A model of imzML files given a folder whose manifest lists each section as an array and as imzML: the imzML
+    is read (the arrays were: here a file that is not an array at all)."""
+    imz = tmp_path / "imz"
+    imz.mkdir()
+    for i in range(1, 5):
+        for ext in (".imzML", ".ibd"):
+            shutil.copy(tissue / f"section_0{i}{ext}", imz / f"section_0{i}{ext}")
+    mz = json.loads((tissue / "manifest.json").read_text())["mz"]
+    run = _train_on(imz, tmp_path / "run", f"data.mz=[{','.join(map(str, mz))}]")
+    both = tmp_path / "both"
+    both.mkdir()
+    for f in tissue.glob("section_05*"):
+        shutil.copy(f, both / f.name)
+    manifest = json.loads((tissue / "manifest.json").read_text())
+    manifest["sections"] = [s for s in manifest["sections"] if s["name"] == "section_05"]
+    (both / "manifest.json").write_text(json.dumps(manifest))
+    (both / "section_05.npy").write_bytes(b"not an array")
+    m = evaluate(run, str(both)).metrics
+    assert m["sections"] == ["section_05"] and m["scope"].endswith("(.imzML)") and m["denoise"]["psnr"] > 0
+    assert json.loads((run / "config.json").read_text())["data"]["files"] == "imzml"  # what the choice rests on
+    # a folder holding both kinds without a manifest: the imzML read, array files of other sections named
+    (both / "manifest.json").unlink()
+    shutil.copy(tissue / "section_04.npy", both / "other.npy")
+    from latentbridge.data.spatial import list_sections
+
+    caplog.clear()
+    assert [e["name"] for e in list_sections(both, prefer="imzml")] == ["section_05"]
+    assert "holds imzML and array sections: the imzML files are read, not other.npy" in caplog.text
+    assert [e["name"] for e in list_sections(both, prefer="arrays")] == ["other", "section_05"]
+
+
+def test_evaluate_data_reads_a_channels_first_stack_by_the_model_s_channel_count(array_run, tissue, tmp_path):
+    """(6, 20, 40): its first axis alone holds the model's 6 channels, as enhance reads it (its shape alone says
+    (H, W, C) = (6, 20, 40): 'mask of shape (20, 40) does not match the maps' (6, 20)')."""
+    folder = _section_folder(tissue, tmp_path / "cf", rows=slice(8, 28), channels_first=True)
+    m = evaluate(array_run, str(folder)).metrics
+    assert m["sections"] == ["s"] and m["denoise"]["psnr"] > 0
+
+
+def test_evaluate_leaves_sections_without_ssim_out_of_its_mean(array_run, tissue, tmp_path):
+    """A 2-row section has no SSIM (3 x 3 window): the mean SSIM is that of the others (it read NaN), and
+    ssim_sections counts them; PSNR is the mean over both."""
+    folder = _section_folder(tissue, tmp_path / "two")
+    np.save(folder / "strip.npy", np.load(tissue / "section_05.npy")[10:12])
+    np.save(folder / "strip.mask.npy", np.ones((2, 40), bool))
+    np.save(folder / "strip.truth.npy", np.load(tissue / "section_05.truth.npy")[10:12])
+    m = evaluate(array_run, str(folder)).metrics
+    assert m["n_sections"] == 2
+    for task in ("denoise", "inpaint", "upscale"):
+        t = m[task]
+        assert 0 < t["ssim"] <= 1 and t["ssim_sections"] == 1 and t["psnr"] > 0, (task, t)
+        assert all(0 < b["ssim"] <= 1 for b in t["baselines"].values()), (task, t["baselines"])

@@ -314,11 +314,13 @@ def _cmd_enhance(args) -> int:
     from latentbridge import commands
 
     mz = None
-    if args.mz:
+    if args.mz is not None:  # --mz , or --mz "": refused like any list without a number
         try:
             mz = [float(v) for v in args.mz.split(",") if v.strip()]
         except ValueError:
-            raise LatentbridgeError(f"--mz: expected comma-separated numbers, got {args.mz!r}") from None
+            mz = []
+        if not mz:
+            raise LatentbridgeError(f"--mz: expected comma-separated numbers, got {args.mz!r}")
     res = commands.enhance(args.run_dir, args.input, args.task, args.out, mz=mz, mask=args.mask, truth=args.truth,
                            samples=args.samples, seed=args.seed, force=args.force)
     h, w, c = res.enhanced.shape

@@ -83,8 +83,12 @@ def _is_side_file(p: Path) -> bool:
     return any(p.name[: -len(p.suffix)].endswith(s) for s in _SIDE_FILES)
 
 
-def list_sections(root: str | Path, fmt: str = "auto") -> list[dict]:
-    """``[{"name", "path", "split", "truth", "tissue"}]`` of the sections under ``root``."""
+def list_sections(root: str | Path, fmt: str = "auto", prefer: str | None = None) -> list[dict]:
+    """``[{"name", "path", "split", "truth", "tissue"}]`` of the sections under ``root``. ``fmt`` ``"imzml"`` or
+    ``"arrays"`` reads that kind of file only; ``"auto"`` reads, where a section is given both as imzML and as an
+    array (a manifest listing both files, a folder holding both kinds), the kind ``prefer`` (``"imzml"`` or
+    ``"arrays"``; None: a manifest's arrays, a folder's imzML files, as training reads them), and the other kind
+    where it is all there is."""
     root = Path(root)
     if not root.exists():
         raise DataError(root, "does not exist")
@@ -98,9 +102,11 @@ def list_sections(root: str | Path, fmt: str = "auto") -> list[dict]:
         except (json.JSONDecodeError, KeyError, TypeError) as e:
             raise DataError(manifest, f"not a tissue manifest ({e})") from None
         out = []
+        first = "imzml" if fmt == "imzml" or (fmt == "auto" and prefer == "imzml") else "values"
+        other = "values" if first == "imzml" else "imzml"
         for s in rows:
             files = s["files"]
-            key = "imzml" if fmt == "imzml" else "values"
+            key = other if fmt == "auto" and first not in files and other in files else first
             if key not in files:
                 raise DataError(manifest, f"section {s['name']} has no {key} file")
             out.append({"name": s["name"], "path": root / files[key], "split": s.get("split", "train"),
@@ -111,7 +117,13 @@ def list_sections(root: str | Path, fmt: str = "auto") -> list[dict]:
     imz = sorted(p for p in root.iterdir() if p.suffix.lower() == ".imzml")
     arrays = sorted(p for p in root.iterdir() if p.suffix.lower() in ARRAY_SUFFIXES and p.suffix.lower() != ".png"
                     and not _is_side_file(p))
-    paths = imz if (imz and fmt != "arrays") else arrays
+    paths = arrays if fmt == "arrays" or not imz or (fmt == "auto" and arrays and prefer == "arrays") else imz
+    if fmt == "auto" and imz and arrays:  # the other kind's files of other sections are named: they are not read
+        read = {p.name[: -len(p.suffix)] for p in paths}
+        alone = [p.name for p in (arrays if paths is imz else imz) if p.name[: -len(p.suffix)] not in read]
+        log.log(logging.WARNING if alone else logging.INFO, "%s holds imzML and array sections: the %s files are "
+                "read%s", root, "imzML" if paths is imz else "array", f", not {', '.join(alone[:5])}"
+                + (" ..." if len(alone) > 5 else "") if alone else "")
     if fmt == "imzml" and not imz:
         raise DataError(root, "holds no .imzML files")
     if not paths:
@@ -149,7 +161,7 @@ def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: st
     empty_mask = None  # a mask file that marks no pixel
     if path.suffix.lower() == ".imzml":
         if not mz:
-            raise ConfigError(f"{path}: give the m/z values to image (data.mz, or --mz for enhance)")
+            raise ConfigError(f"{path}: give the m/z values to image (data.mz)")
         res = read_ion_images(path, mz, tolerance=tolerance, unit=unit, normalization=normalization)
         values, valid, labels = res.values, res.mask, [f"{m:g}" for m in res.mz]
         empty = [int(np.flatnonzero(res.mz == m)[0]) for m in res.empty_channels]

@@ -5,7 +5,8 @@ Layouts read by :func:`read_array_stack`:
 
 - ``.npy``: (H, W) or (H, W, C), any real dtype; opened memory-mapped (``mmap=True``), so a large
   section is read tile by tile by whoever slices it; (C, H, W), as PyTorch and many exporters write it, is
-  recognised (:func:`channels_last`);
+  recognised (:func:`channels_last`: by the channel labels or the model's channel count where one end axis
+  alone holds it, else by the shape; (H, W, C) where both do);
 - ``.npz``: the array named ``values`` (or the only array in the file);
 - ``.tif`` / ``.tiff``: a multi-page TIFF is one page per channel; a single page is (H, W) or
   (H, W, samples);
@@ -76,7 +77,11 @@ def channels_last(a: np.ndarray, path: Path, n_labels: int | None = None, channe
     many as its last, or, without labels, when its first axis is at most a quarter of each other axis and
     shorter than the last (a stack of 16 maps of 256 x 256 written channels first, not a 16-pixel strip of
     256 channels); ``channels``, the channel count a model reads, decides as labels do when one end axis alone
-    holds it. Said once per file; a map that is wrongly turned is fixed by ``NAME.channels.txt``."""
+    holds it (a (6, 48, 5) array is read as 6 channels of 48 x 5 by a 6-channel model, as 6 x 48 pixels of 5
+    channels by a 5-channel one). When both end axes hold the labels' or the model's count, as in (6, 48, 6) for
+    6 channels, the array is read as (H, W, C), the documented layout: a channels-first stack of such a shape is
+    to be saved as (H, W, C). Said once per file; a map that is wrongly turned is fixed by
+    ``NAME.channels.txt``."""
     if a.ndim != 3:
         return a
     c0, h, c2 = a.shape

@@ -26,6 +26,8 @@ from latentbridge.data.spatial import blend_window, ceil_even, coords_of, even_s
 
 #: kinds of pixel in a model input, in the order of the model's ``sigma_scale`` factors
 PIXEL_KINDS = ("observed", "missing", "coarse")
+#: the seeds of :func:`run_tiles` (torch's generator takes 64-bit integers): the CLI's and the server's bound
+SEED_RANGE = (-(2 ** 63), 2 ** 63 - 1)
 
 
 @dataclass

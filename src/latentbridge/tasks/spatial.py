@@ -45,7 +45,7 @@ import torch
 
 from latentbridge.training.fit import best_loss_text
 from latentbridge.errors import ConfigError, DataError
-from latentbridge.tasks.enhance import PIXEL_KINDS, coarse_source, full_source, run_tiles
+from latentbridge.tasks.enhance import PIXEL_KINDS, SEED_RANGE, coarse_source, full_source, run_tiles
 
 log = logging.getLogger(__name__)
 TASKS = ("denoise", "inpaint", "upscale")
@@ -125,6 +125,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
     fit_sections = prepare(train, spec)
     val_sections = prepare(val, spec) if val else fit_sections
     data_info = {"root": str(cfg.data.root), "format": cfg.data.format, "target": cfg.data.target,
+                 "files": "imzml" if Path(train[0].source).suffix.lower() == ".imzml" else "arrays",
                  "train_sections": [s.name for s in train],
                  "val_sections": [s.name for s in val], "test_sections": [s.name for s in test],
                  "channels": channels, "shapes": {s.name: list(s.shape) for s in train_all + test},
@@ -213,7 +214,8 @@ def _card(cfg, params: dict, spec, data: dict, cal: dict, training: dict, noise:
   (factors {', '.join(f'{k} {v:.3g}' for k, v in cal['factors'].items())}).
 
 ## Use
-`latentbridge enhance RUN INPUT --task denoise|inpaint|upscale --out DIR` (INPUT: imzML or an array);
+`latentbridge enhance RUN INPUT --task denoise|inpaint|upscale --out DIR` (INPUT: {'imzML or an array' if spec.mz
+else 'an array of the training channels, in their order'});
 whole sections run in {spec.patch_size}-pixel tiles overlapping by {spec.overlap}.
 """
 
@@ -314,7 +316,7 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
                   allocate: Callable | None = None, progress: bool = False, stop=None) -> Enhanced:
     """:func:`enhance` with a loaded model folder (``latentbridge serve`` holds its models loaded; ``stop``:
     :func:`~latentbridge.tasks.enhance.run_tiles`'s)."""
-    from latentbridge.data.spatial import channel_text, constant_text, read_section, scale_mismatch
+    from latentbridge.data.spatial import channel_text, constant_text, scale_mismatch
     from latentbridge.io.arrays import load_npy
 
     run_dir = saved.path
@@ -327,16 +329,14 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
     sibling = path.with_name(f"{stem}.truth.npy")
     if n_samples is not None and n_samples < 1:
         raise ConfigError(f"--samples must be at least 1, got {n_samples}")
-    if not -(2 ** 63) <= int(seed) < 2 ** 63:  # a traceback from the generator before
+    if not SEED_RANGE[0] <= int(seed) <= SEED_RANGE[1]:  # a traceback from the generator before
         raise ConfigError(f"--seed must lie between -2**63 and 2**63 - 1, got {seed}")
     if mask and path.suffix.lower() == ".imzml":  # it was ignored without a word
         raise ConfigError(f"--mask {mask}: an imzML section's valid pixels are those with a spectrum; --mask is for "
                           "array inputs")
     # an upscale's clean maps have the output's shape: read after the upscale, not against the section's shape
     truth_file = None if task == "upscale" else truth or (sibling if sibling.is_file() else None)
-    section = read_section(path, mz=spec.mz, tolerance=spec.tolerance, unit=spec.tolerance_unit,
-                           normalization=spec.normalization, mask=mask, truth=truth_file, channels=spec.channels)
-    _check_labels(path, section.labels, spec.mz)
+    section = read_for_model(spec, path, mask=mask, truth=truth_file)
     if section.truth is not None and (bad := int(np.size(section.truth) - np.isfinite(section.truth).sum())):
         raise DataError(truth_file, f"{bad} non-finite values in the clean maps: the metrics would read NaN")
     empty = channel_text(section.labels, section.empty)
@@ -392,6 +392,27 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
     res.panels = panels
     res.empty_channels = [section.labels[c] if c < len(section.labels) else str(c) for c in section.empty]
     return res
+
+
+def read_for_model(spec, path: str | Path, **kw):
+    """A :class:`~latentbridge.data.spatial.Section` read as the model ``spec`` reads its inputs (``enhance`` and
+    ``evaluate --data``): imzML spectra imaged at the model's m/z with its tolerance and normalisation, an
+    array's layout settled by the model's channel count where its shape leaves it open, channels labelled with
+    m/z checked against the model's list (:func:`_check_labels`); ``kw``: the rest of
+    :func:`~latentbridge.data.spatial.read_section`'s arguments. An imzML file given to a model without an m/z
+    list (trained on arrays) is a DataError: nothing says which ion images its channels are."""
+    from latentbridge.data.spatial import read_section
+
+    path = Path(path)
+    if path.suffix.lower() == ".imzml" and not spec.mz:
+        raise DataError(path, f"the model has no m/z list (it was trained on arrays), so the spectra cannot be "
+                              f"matched to its {spec.channels} channels: give the section as an (H, W, "
+                              f"{spec.channels}) array of its ion images in the training arrays' channel order, or "
+                              "train a model on imzML sections (data.mz)")
+    section = read_section(path, mz=spec.mz, tolerance=spec.tolerance, unit=spec.tolerance_unit,
+                           normalization=spec.normalization, channels=spec.channels, **kw)
+    _check_labels(path, section.labels, spec.mz)
+    return section
 
 
 def _check_labels(path: Path, labels: list[str], mz: list[float] | None) -> None:

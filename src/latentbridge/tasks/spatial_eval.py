@@ -12,9 +12,18 @@ section under ``--data``), three tasks are run, by the model and by the baseline
   the section.
 
 Scores (:mod:`latentbridge.metrics.spatial`): PSNR, SSIM and spectral angle against the clean
-map, averaged over the sections; for the model also the share of true values within ±2σ (and
-±1σ). Each baseline runs at the parameter that scored best on the run's validation sections
-(their clean maps; defaults when none has one).
+map, averaged over the sections that have the score (SSIM needs 3 x 3 pixels: a section under 3
+pixels is left out of the SSIM's mean, and ``ssim_sections`` of each task counts those scored);
+for the model also the share of true values within ±2σ (and ±1σ). Each baseline runs at the
+parameter that scored best on the run's validation sections (their clean maps; defaults when
+none has one).
+
+Sections under ``--data`` are read as ``enhance`` reads its input
+(:func:`~latentbridge.tasks.spatial.read_for_model`: the model's m/z list, tolerance and
+normalisation; channels labelled with m/z must be the model's, in its order). Where a section is
+given both as imzML and as an array (a folder or manifest holding both), the kind of file the
+model was trained on is read (runs that do not record it: imzML for a model with an m/z list,
+arrays for one without).
 """
 
 from __future__ import annotations
@@ -76,21 +85,30 @@ def _tune_baselines(sections) -> dict[str, dict[str, object]]:
             for task in BASELINES}
 
 
+def _section_means(rows: list[dict], keys) -> dict:
+    """Per key, the mean over the sections that have a finite value (NaN when none has one)."""
+    out = {}
+    for k in keys:
+        vals = [r[k] for r in rows if np.isfinite(r[k])]
+        out[k] = float(np.mean(vals)) if vals else float("nan")
+    return out
+
+
 def evaluate(run_dir: str | Path, data: str | None = None) -> SpatialEvaluation:
-    from latentbridge.data.spatial import list_sections, load_sections, read_section
+    from latentbridge.data.spatial import list_sections, load_sections
     from latentbridge.metrics.spatial import enhancement_metrics
     from latentbridge.models.hub import load_model
-    from latentbridge.tasks.spatial import enhance_section
+    from latentbridge.tasks.spatial import enhance_section, read_for_model
 
     t0 = time.time()
     saved = load_model(run_dir)
     cfg, spec = saved.workflow, saved.transform
     info = saved.info.get("data") or {}
-    read = dict(mz=spec.mz, tolerance=spec.tolerance, unit=spec.tolerance_unit, normalization=spec.normalization)
     if data:
-        sections = [read_section(e["path"], mask=e.get("mask"), truth=e["truth"], tissue=e["tissue"], name=e["name"],
-                                 **read) for e in list_sections(data, cfg.data.format)]
-        scope = f"every section under {data}"
+        kind = info.get("files") or ("imzml" if spec.mz else "arrays")
+        sections = [read_for_model(spec, e["path"], mask=e.get("mask"), truth=e["truth"], tissue=e["tissue"],
+                                   name=e["name"]) for e in list_sections(data, cfg.data.format, prefer=kind)]
+        scope = f"every section under {data} ({', '.join(sorted({Path(s.source).suffix for s in sections}))})"
     else:
         root = Path(cfg.data.root) if cfg.data.root else None
         if root is not None and not root.is_absolute() and not root.exists():  # "does not exist" named no cause
@@ -155,10 +173,11 @@ def evaluate(run_dir: str | Path, data: str | None = None) -> SpatialEvaluation:
                      "baseline_tuning": f"on {', '.join(s.name for s in tuning)}" if tuning
                      else f"defaults{untuned}"}
     for task in BASELINES:
-        mean = {k: float(np.mean([m[k] for m in per_task[task]])) for k in per_task[task][0]}
+        mean = _section_means(per_task[task], per_task[task][0])
+        mean["ssim_sections"] = int(sum(np.isfinite(m["ssim"]) for m in per_task[task]))
         bases = {}
         for name, rows in per_base[task].items():
-            bases[name] = {k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "ssim", "sam")}
+            bases[name] = _section_means(rows, ("psnr", "ssim", "sam"))
             if params[task][name] is not None:
                 bases[name][BASELINES[task][name].param] = params[task][name]
         best = max(bases, key=lambda n: bases[n]["psnr"])
