@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="evaluate a trained run: metrics.json and plots")
     e.add_argument("run_dir")
     e.add_argument("--out", required=True)
-    e.add_argument("--data", help="test data folder (default: the config's test data)")
+    e.add_argument("--data", help="test data folder (default: the config's test data; spatial maps: a section given "
+                                  "both as imzML and as an array is read as the kind the model was trained on)")
     e.add_argument("--sample-rate", type=float, help="Hz of vibration CSVs without a time column (bridge and "
                    "anomaly runs; default: the run's vibration.sample_rate or audio.csv_rate)")
     e.add_argument("--force", action="store_true", help="replace a non-empty output folder")
