@@ -5,7 +5,8 @@ the same checks (its :class:`~latentbridge.errors.DataError` becomes a 422 with 
 message, naming the client's file name, never a server path), anomaly windows are cut by the
 detector's extractor, their features computed in the decoding threads
 (:meth:`~latentbridge.tasks.anomaly.Detector.features_of_windows`) and scored by
-:meth:`~latentbridge.tasks.anomaly.Detector.decide` through a :class:`~latentbridge.serve.batcher.MicroBatcher`; multimodal predictions are
+:meth:`~latentbridge.tasks.anomaly.Detector.decide` through a
+:class:`~latentbridge.serve.batcher.MicroBatcher`; multimodal predictions are
 :func:`latentbridge.tasks.multimodal.predict_recording` and the digit translations of
 :mod:`latentbridge.tasks.avdigits`. Nothing runs model code on the event loop.
 """
