@@ -157,6 +157,23 @@ def test_resume_with_other_data_is_refused(short_run, machine_data, tmp_path, ca
     assert _snapshot(short_run) == before
 
 
+def test_resume_reads_a_data_path_as_the_folder_it_names(tmp_path, monkeypatch):
+    """The check compared paths as text: `fsdd`, `./fsdd/` and the absolute path of the same folder were
+    "other data"; a relative path of the run that names nothing from here is said to be relative."""
+    from latentbridge.training.fit import resume_differences
+
+    (tmp_path / "fsdd").mkdir()
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path)
+    run = {"data": {"train_dir": "fsdd"}, "model": {"name": "vae"}}
+    for same in ("./fsdd/", str(tmp_path / "fsdd"), "fsdd"):
+        assert resume_differences(run, {"data": {"train_dir": same}, "model": {"name": "vae"}}) == []
+    assert resume_differences(run, {"data": {"train_dir": "other"}, "model": {"name": "vae"}}) == [
+        ("data.train_dir", "fsdd", "other")]
+    assert resume_differences(run, {"data": {"train_dir": "fsdd"}, "model": {"name": "ae"}}) == [
+        ("model.name", "vae", "ae")]
+
+
 @pytest.mark.parametrize("damage", ["truncated", "not_a_checkpoint", "pickled_object"])
 def test_corrupt_or_foreign_checkpoint_is_named(short_run, machine_data, capsys, damage):
     last = short_run / "checkpoints" / "last.ckpt"
@@ -216,6 +233,43 @@ def test_score_replaces_a_used_folder_whole(fitted_model, machine_data, tmp_path
     assert not stale.exists() and sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".report")) == []
 
 
+def test_force_never_replaces_what_the_command_reads(fitted_model, machine_data, tmp_path, capsys):
+    """--force replaced the folder it was told to write even when that folder was the command's input or held it:
+    ``evaluate RUN --out RUN --force`` deleted the model, a fit into its data folder the recordings. Refused,
+    nothing changed; a used folder that is no input is still replaced."""
+    run = tmp_path / "run"
+    shutil.copytree(fitted_model, run)
+    before = _snapshot(run)
+    data = tmp_path / "data"
+    shutil.copytree(machine_data / "test" / "normal", data / "normal")
+    recordings = sorted(p.name for p in (data / "normal").iterdir())
+    for args, held in ((["anomaly", "score", str(run), str(data), "--out", str(run), "--force"], f"{run}: "),
+                       (["anomaly", "score", str(run), str(data / "normal"), "--out", str(data), "--force"],
+                        f"holds {(data / 'normal').resolve()}, which is"),
+                       (["anomaly", "fit", str(data / "normal"), "--out", str(data), "--force", *_o()],
+                        f"holds {(data / 'normal').resolve()}, which is"),
+                       (["evaluate", str(run), "--out", str(tmp_path), "--force"], f"holds {run.resolve()}")):
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert held in err and "an input of this command; write to another output folder" in err, err
+        assert _snapshot(run) == before and sorted(p.name for p in (data / "normal").iterdir()) == recordings
+    # a training's config file names its data (no path on the command line)
+    out = tmp_path / "elsewhere"
+    out.mkdir()
+    shutil.copytree(data / "normal", out / "normal")
+    config = tmp_path / "knn.yaml"
+    config.write_text((REPO / "configs" / "anomaly_knn_stats.yaml").read_text()
+                      + f"\ndata:\n  train_dir: {out / 'normal'}\n")
+    assert main(["train", "--config", str(config), "--out", str(out), "--force"]) == 2
+    err = capsys.readouterr().err
+    assert "an input of this command" in err and len(list((out / "normal").iterdir())) == len(recordings), err
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "old.txt").write_text("old")
+    assert main(["anomaly", "score", str(run), str(data / "normal"), "--out", str(used), "--force"]) == 0
+    assert not (used / "old.txt").exists() and (used / "scores.csv").exists()
+
+
 def test_a_failed_forced_fit_puts_the_old_model_back(fitted_model, machine_data, tmp_path, monkeypatch):
     """Training writes in place (its checkpoints must be where --resume finds them), so --force moves the
     old run aside until the new one is saved: a fit that fails leaves the old model as it was."""
@@ -238,6 +292,23 @@ def test_a_failed_forced_fit_puts_the_old_model_back(fitted_model, machine_data,
     assert main(args) == 0
     assert _snapshot(out) != before and (out / "model.safetensors").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    # a new run that fails with no checkpoint written (here the default detector, which trains in closed form) is
+    # not left behind (its config and logs refused the rerun as a used folder, with nothing for --resume); an empty
+    # folder made for it stays empty; a failed training that has a checkpoint keeps it for --resume
+    for fresh, made in ((tmp_path / "new", False), (tmp_path / "made", True)):
+        if made:
+            fresh.mkdir()
+        monkeypatch.setattr(anomaly_task, "_calibration", fails)
+        with pytest.raises(RuntimeError, match="calibration failed"):
+            main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(fresh)])
+        assert (fresh.is_dir() and not any(fresh.iterdir())) if made else not fresh.exists()
+        monkeypatch.undo()
+        assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(fresh)]) == 0
+    trained = tmp_path / "trained"
+    monkeypatch.setattr(anomaly_task, "_calibration", fails)
+    with pytest.raises(RuntimeError, match="calibration failed"):
+        main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(trained), *_o()])
+    assert (trained / "checkpoints" / "last.ckpt").is_file()
 
 
 def test_one_training_window_is_refused_and_few_calibration_windows_warned(machine_data, tmp_path, capsys):

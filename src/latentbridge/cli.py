@@ -576,6 +576,9 @@ def main(argv: list[str] | None = None) -> int:
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     _on_sigterm()
     _our_warnings_as_lines()
+    from latentbridge.outputs import protect_arguments
+
+    protect_arguments(args)  # what the command reads is never replaced by its --force
     try:
         return COMMANDS[args.command](args)
     except LatentbridgeError as e:

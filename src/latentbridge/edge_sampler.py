@@ -133,8 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         from latentbridge.io.images import write_grid, write_png
-        from latentbridge.outputs import check_target, output_folder
+        from latentbridge.outputs import check_target, output_folder, protect_arguments
         from latentbridge.utils import check_seed, class_index, guidance_problem
+
+        protect_arguments(args)  # --force never replaces the folder holding the model
 
         if args.num_samples < 1:
             raise LatentbridgeError(f"--num-samples must be at least 1, got {args.num_samples}")

@@ -6,11 +6,13 @@ data synth, classifier train) goes through :func:`output_folder`:
 - it takes an exclusive lock (``fcntl.flock`` on the hidden sibling file ``.NAME.lock``, which
   records the holder's PID and command); a second writer is refused with a message naming that
   PID, and ``--force`` never deletes a folder whose lock is held;
-- a non-empty folder is replaced only with ``force``;
+- a non-empty folder is replaced only with ``force``, and never when it is, or holds, one of the
+  command's inputs (:func:`protect_inputs`: a run evaluated into itself, a data folder trained into);
 - results are written to a hidden sibling temporary folder and moved into place when complete
   (one rename), so a folder never holds two runs' files and a failed command leaves the old
   folder as it was. Training writes in place instead (its checkpoints must survive a kill for
-  ``--resume``), under the lock for the whole run.
+  ``--resume``), under the lock for the whole run; a new run that fails before its first checkpoint
+  is removed (nothing in it to resume).
 """
 
 from __future__ import annotations
@@ -96,11 +98,50 @@ def _is_nonempty_dir(p: Path) -> bool:
     return p.is_dir() and any(p.iterdir())
 
 
+#: the existing paths the running command reads (:func:`protect_inputs`)
+_INPUTS: set[Path] = set()
+
+
+def protect_inputs(values, skip: tuple[str, ...] = ()) -> None:
+    """Record the existing paths among ``values`` (strings or paths, nested in lists and dicts; a dict's keys
+    holding any of ``skip`` are passed over) as the running command's inputs: ``force`` refuses to replace a
+    folder that is one of them or holds one (it deleted the run an ``evaluate RUN --out RUN --force`` read,
+    the recordings a training read)."""
+    for v in values:
+        if isinstance(v, dict):
+            protect_inputs((x for k, x in v.items() if not any(s in str(k) for s in skip)), skip)
+        elif isinstance(v, (list, tuple, set)):
+            protect_inputs(v, skip)
+        elif isinstance(v, (str, Path)) and str(v).strip():
+            try:
+                p = Path(v).expanduser()
+                if p.exists():
+                    _INPUTS.add(p.resolve())
+            except (OSError, ValueError, RuntimeError):
+                continue
+
+
+def protect_arguments(args) -> None:
+    """:func:`protect_inputs` of a parsed command line: every path argument but ``--out`` and ``--config`` (read
+    whole before anything is written), and the values of ``-o KEY=VALUE``; those of an earlier command run in
+    this process are forgotten."""
+    _INPUTS.clear()
+    protect_inputs([{k: v for k, v in vars(args).items() if k not in ("out", "config", "override")}])
+    protect_inputs(o.split("=", 1)[1] for o in getattr(args, "override", None) or [] if "=" in o)
+
+
 def check_target(folder: Path, force: bool, what: str = "output folder") -> None:
     if folder.exists() and not folder.is_dir():
         raise LatentbridgeError(f"{folder}: exists and is a file, not a folder (choose another {what})")
-    if _is_nonempty_dir(folder) and not force:
-        raise LatentbridgeError(f"{folder}: exists and is not empty (use --force to replace it)")
+    if _is_nonempty_dir(folder):
+        if not force:
+            raise LatentbridgeError(f"{folder}: exists and is not empty (use --force to replace it)")
+        where = folder.resolve()
+        held = sorted(p for p in _INPUTS if p == where or where in p.parents)
+        if held:
+            what_held = "is" if held[0] == where else f"holds {held[0]}, which is"
+            raise LatentbridgeError(f"{folder}: --force would replace it, and it {what_held} an input of this "
+                                    f"command; write to another {what} (nothing was changed)")
 
 
 @contextlib.contextmanager
@@ -128,12 +169,19 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
         check_target(folder, force)
         if in_place:
             old = folder.parent / f".{folder.name}.old-{os.getpid()}" if _is_nonempty_dir(folder) else None
+            existed = folder.is_dir()
             moved = False
 
             def put_back():
                 if moved:  # the old run comes back as it was
                     shutil.rmtree(folder, ignore_errors=True)
                     os.replace(old, folder)
+                elif old is None and not (folder / "checkpoints" / "last.ckpt").exists():
+                    # a new run that failed before its first checkpoint holds nothing to resume: not left
+                    # behind to refuse the rerun as a used folder
+                    shutil.rmtree(folder, ignore_errors=True)
+                    if existed:
+                        folder.mkdir(parents=True, exist_ok=True)
 
             try:
                 if old is not None:

@@ -72,8 +72,12 @@ class ClosedFormOutcome:
 def training_run(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False) -> Iterator[TrainingRun]:
     """Own ``out_dir`` (lock; emptied with ``force``; kept with ``resume`` after checking that the
     run's architecture, data and transform match), save the resolved config, seed everything."""
-    from latentbridge.outputs import output_folder
+    from latentbridge.config.workflows import config_to_dict
+    from latentbridge.outputs import output_folder, protect_inputs
     from latentbridge.training.fit import is_launched_child, start_run
+
+    # the data (and first stages) the config reads are inputs that --force never replaces; caches are written
+    protect_inputs([config_to_dict(cfg)], skip=("cache",))
 
     threads = torch.get_num_threads()  # train.num_threads holds for this run only
     try:

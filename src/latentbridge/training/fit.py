@@ -43,7 +43,19 @@ def resume_differences(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
     b = {k: v for k, v in _flatten(new).items() if k.split(".")[0] in RESUME_SECTIONS}
     missing = object()
     return [(k, a.get(k, missing), b.get(k, missing)) for k in sorted(set(a) | set(b))
-            if a.get(k, missing) != b.get(k, missing)]
+            if a.get(k, missing) != b.get(k, missing) and not _same_path(a.get(k), b.get(k))]
+
+
+def _same_path(a: Any, b: Any) -> bool:
+    """Whether two values are paths of one existing file or folder (``fsdd``, ``./fsdd/`` and its absolute path,
+    seen from here)."""
+    if not (isinstance(a, str) and isinstance(b, str) and a.strip() and b.strip()):
+        return False
+    try:
+        pa, pb = Path(a).expanduser(), Path(b).expanduser()
+        return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
+    except (OSError, ValueError, RuntimeError):
+        return False
 
 
 def check_resume(cfg_dict: dict, out_dir: Path) -> dict:
@@ -67,7 +79,11 @@ def check_resume(cfg_dict: dict, out_dir: Path) -> dict:
         def show(v):
             return "(not set)" if type(v) is object else repr(v)
 
-        parts = [f"{k}: run {show(a)}, now {show(b)}" for k, a, b in diffs]
+        def here(v):  # a relative path of the run that names nothing from this folder
+            return isinstance(v, str) and v.strip() and not Path(v).is_absolute() and not Path(v).exists()
+
+        parts = [f"{k}: run {show(a)}" + (" (relative to the folder the run was trained in)" if here(a) else "")
+                 + f", now {show(b)}" for k, a, b in diffs]
         keep = " ".join(f"-o {k}={a}" for k, a, _ in diffs if type(a) is not object)
         raise LatentbridgeError(f"{out_dir}: cannot resume: the run was trained with other settings ("
                                 + "; ".join(parts) + f"). Resume with the run's values ({keep}) or train a new run; "
