@@ -242,6 +242,26 @@ def test_audio_fit_and_evaluate(audio_run):
     assert res.metrics["n_windows"] == 3
 
 
+def test_a_mel_autoencoder_becomes_a_detector_through_calibrate(audio_run, tmp_path, capsys):
+    """A mel autoencoder's run has no threshold: score and export sent the user to `anomaly calibrate`, which
+    refused it with the same message (and then asked for detector statistics the run never fitted)."""
+    import shutil
+
+    run = tmp_path / "mel"
+    shutil.copytree(audio_run, run)
+    clips = sorted(FSDD.glob("*.wav"))[:12]
+    assert main(["anomaly", "score", str(run), *map(str, clips), "--out", str(tmp_path / "s0")]) == 2
+    assert f"calibrate it: latentbridge anomaly calibrate {run} NORMAL_DIR" in capsys.readouterr().err
+    assert main(["anomaly", "calibrate", str(run), *map(str, clips)]) == 0
+    assert capsys.readouterr().out.startswith("threshold none → ")
+    anomaly = json.loads((run / "config.json").read_text())["anomaly"]
+    assert anomaly["score"] == "mse" and sorted(anomaly["thresholds"]) == ["frame_max", "l1", "mse"]
+    assert main(["anomaly", "score", str(run), *map(str, clips), "--out", str(tmp_path / "s1")]) == 0
+    rows = [r for r in csv.DictReader((tmp_path / "s1" / "scores.csv").open()) if r["level"] != "window"]
+    assert len(rows) == 12 and all(math.isfinite(float(r["score"])) for r in rows)
+    assert main(["export", str(run), "--out", str(tmp_path / "mel.onnx")]) == 0
+
+
 def test_audio_reconstruct_cli(audio_run, tmp_path, capsys):
     import soundfile as sf
 
@@ -416,6 +436,19 @@ def test_presets_build(preset):
     assert model.config()["input_shape"] == list(shape)
 
 
+@pytest.mark.parametrize("preset", ["mel_ae", "mel_vae"])
+def test_an_even_kernel_is_a_config_error(preset, tmp_path, capsys):
+    """An even kernel's "same" padding lengthened the frames by one per convolution: a shape traceback in the
+    first step, and a half-made run folder that refused the rerun."""
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(REPO / "configs" / f"{preset}.yaml"), "--out", str(out),
+                 "-o", f"data.train_dir={tmp_path}", "-o", "model.kernel_size=4"]) == 2
+    err = capsys.readouterr().err
+    assert "'model.kernel_size': Value error, must be odd" in err and "try 5" in err and "Traceback" not in err, err
+    assert not out.exists()
+    assert load_config(REPO / "configs" / f"{preset}.yaml", ["model.kernel_size=5"]).model.kernel_size == 5
+
+
 def test_a_run_without_validation_data_does_not_call_its_training_loss_a_validation_loss(tmp_path, monkeypatch,
                                                                                           capsys):
     from PIL import Image
@@ -448,3 +481,34 @@ def test_a_run_without_validation_data_does_not_call_its_training_loss_a_validat
     err = capsys.readouterr().err
     assert "imgs: image folder does not exist (the run's data path, relative to the folder `train` ran in" in err
     assert main(["evaluate", str(tmp_path / "rel"), "--out", "ev", "--data", str(tmp_path / "imgs")]) == 0
+
+
+def test_evaluate_data_reads_the_runs_stems_and_counts_the_files_it_used(tmp_path, capsys):
+    """`evaluate --data MUSDB_ROOT` of a vocals model scored every stem and the mixture (15 files where 3 were
+    vocals); a folder with an unreadable file counted it among the files evaluated."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "musdb"
+    for t in range(3):
+        for stem in ("vocals", "drums", "mixture"):
+            (root / f"track {t}").mkdir(parents=True, exist_ok=True)
+            sf.write(root / f"track {t}" / f"{stem}.wav", (0.1 * rng.standard_normal(8000)).astype(np.float32), 8000)
+    out = tmp_path / "run"
+    overrides = [f"data.train_dir={root}", "audio.sample_rate=8000", "audio.window_s=0.5", "audio.hop_s=0.5",
+                 "features.n_fft=256", "features.hop_length=64", "features.n_mels=16", "features.fmax=4000",
+                 "model.channels=[8,8]",
+                 "model.latent_dim=8", "train.max_epochs=1", "train.batch_size=4", "train.progress_bar=false"]
+    assert main(["train", "--config", str(REPO / "configs" / "mel_ae_music.yaml"), "--out", str(out),
+                 *[x for o in overrides for x in ("-o", o)]]) == 0
+    assert main(["evaluate", str(out), "--data", str(root), "--out", str(tmp_path / "e")]) == 0
+    m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert m["n_files"] == 3 and m["n_windows"] == 6 and m["n_files_left_out"] == 0  # the vocals only
+    plain = tmp_path / "plain"  # a folder of recordings, no MUSDB layout: every file, the broken one left out
+    plain.mkdir()
+    for i in range(2):
+        sf.write(plain / f"v{i}.wav", (0.1 * rng.standard_normal(8000)).astype(np.float32), 8000)
+    (plain / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
+    assert main(["evaluate", str(out), "--data", str(plain), "--out", str(tmp_path / "e2")]) == 0
+    m = json.loads((tmp_path / "e2" / "metrics.json").read_text())
+    assert m["n_files"] == 2 and m["n_files_left_out"] == 1 and "broken.wav" in m["left_out"][0]

@@ -326,6 +326,19 @@ def test_image_grid_origin_and_row_scale(tmp_path, drawn):
         np.testing.assert_allclose(px[h // 2 + 3 :], 255.0, atol=1.0)  # own scale: every panel full range
 
 
+def test_image_grid_value_range_draws_a_flat_reconstruction_grey(tmp_path, drawn):
+    """Images in [0, 1] on one scale: a nearly flat reconstruction (0.45-0.53) was stretched to black and white on
+    its row's own scale, a texture beside an input it did not have."""
+    flat = np.tile(np.linspace(0.45, 0.53, 8), (8, 1))
+    digit = np.zeros((8, 8))
+    digit[2:6, 3:5] = 1.0
+    path = plot_image_grid(np.stack([[digit], [flat]]), ["input", "reconstruction"], None, tmp_path / "r.png",
+                           cmap="gray", origin="upper", value_range=(0.0, 1.0))
+    fig = drawn[0]
+    px = _pixels(fig, _panels(fig)[1], path).mean(axis=2)
+    assert 100 < px.min() and px.max() < 150, (px.min(), px.max())  # grey throughout (0.45-0.53 of 255)
+
+
 def test_image_grid_errors(tmp_path):
     imgs = np.zeros((2, 5, 4, 4))
     with pytest.raises(ValueError, match="column titles"):

@@ -128,7 +128,7 @@ def export_onnx(model_dir: str | Path, out_path: str | Path, opset: int = 18, n_
         "input": "linear STFT magnitude (batch, channels, n_freq, frames), power applied, frames fixed",
         "transform": spec.model_dump(mode="json"),
         "score": score_name, "threshold": threshold,
-        "aggregate": det.cfg.anomaly.aggregate, "n_channels": det.n_channels,
+        "aggregate": det.anomaly_config.aggregate, "n_channels": det.n_channels,
     }
     with atomic_path(out_path) as tmp:
         res = write_score_graph(det.model, spec, tmp, score_name, {

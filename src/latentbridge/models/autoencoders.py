@@ -31,7 +31,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import Tensor, nn
 
 from latentbridge.models.base import LatentModel, ModelSpec
@@ -59,6 +59,13 @@ class MelAEConfig(ModelSpec):
     the labels apart, also for voices the training set lacks. Needs labelled training examples (the digits'
     audio stage of a multimodal latent diffusion run); 0: none."""
     label_weight: float = Field(1.0, ge=0)
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd_kernel(cls, v: int) -> int:
+        if v % 2 == 0:  # "same" padding of an even kernel lengthens every frame axis by one
+            raise ValueError(f"must be odd (the convolutions keep the frame count with an odd kernel); try {v + 1}")
+        return v
 
 
 class MelVAEConfig(MelAEConfig):

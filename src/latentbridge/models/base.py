@@ -392,7 +392,10 @@ class LatentModel(ModelFamily, nn.Module):
         return total
 
     def supports_score(self, method: str) -> bool:
-        """Whether ``method`` applies to this model (``level`` needs ``level_norm``, ``aux`` a head)."""
+        """Whether ``method`` applies to this model (``level`` needs ``level_norm``, ``aux`` a head, every detector
+        score the statistics of :meth:`fit_detector`: an autoencoder trained outside ``anomaly fit`` has none)."""
+        if method in self.detector_scores and not bool(self.det_fitted):
+            return False
         if method == "level":
             return self.level_norm
         if method == "aux":

@@ -111,6 +111,7 @@ def plot_image_grid(
     origin: str = "lower",
     share_row_scale: bool = True,
     keep_aspect: bool = False,
+    value_range: tuple[float, float] | None = None,
 ) -> Path:
     """A grid of (R, K, H, W) images: R rows of K panels (e.g. rows = spectrogram / mask,
     columns = latent interpolation steps). A (K, H, W) array is one row; (R, K, H, W, 3) are RGB
@@ -120,7 +121,9 @@ def plot_image_grid(
     may be None. By default the panels of a row share one colour scale (with a colourbar at the
     row's end), so a row reads as one sequence. ``origin="lower"`` draws row 0 at the bottom
     (spectrograms); use ``"upper"`` for images and masks. ``keep_aspect``: panels as wide and tall as the
-    images (a beam's 16 x 128 mask stays a strip), where by default every panel is square.
+    images (a beam's 16 x 128 mask stays a strip), where by default every panel is square. ``value_range``: one
+    colour scale for every panel (images in [0, 1]: a flat grey reconstruction is drawn grey, not stretched to
+    black and white beside its input).
     """
     a = np.asarray(images, dtype=np.float64)
     if a.ndim == 3:
@@ -140,7 +143,7 @@ def plot_image_grid(
     row_h = 2.0 if not keep_aspect else float(np.clip(2.0 * a.shape[2] / max(a.shape[3], 1), 0.3, 4.0)) + 0.3
     fig = _new_figure(2.0 * n_col + 1.2, row_h * n_row + 0.4)
     for r in range(n_row):
-        lo, hi = _finite_range(a[r]) if share_row_scale else (None, None)
+        lo, hi = value_range if value_range else _finite_range(a[r]) if share_row_scale else (None, None)
         im = None
         for k in range(n_col):
             ax = fig.add_subplot(n_row, n_col, r * n_col + k + 1)

@@ -386,7 +386,7 @@ def _score_result(m: ServedModel, client_name: str, wave, scores, decisions, sta
     sr = det.sample_rate
     duration = wave.shape[-1] / sr
     window_s = det.spec.window_samples / sr
-    how = det.cfg.anomaly.aggregate
+    how = det.anomaly_config.aggregate
     file_score = float(aggregate_scores(np.asarray(scores), np.zeros(len(scores), dtype=np.int64), 1, how)[0])
     flagged = file_score > det.threshold
     return {

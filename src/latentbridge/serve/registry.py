@@ -123,7 +123,7 @@ class ServedModel:
         if self.detector is not None:
             out["threshold"] = self.detector.threshold
             out["score"] = self.detector.method
-            out["aggregate"] = self.saved.workflow.anomaly.aggregate
+            out["aggregate"] = self.detector.anomaly_config.aggregate
             out["card_fields"]["anomaly"] = info.get("anomaly")
         elif self.task == "multimodal":
             out["threshold"] = float((info.get("mask_threshold") or {}).get("threshold", 0.5))

@@ -64,7 +64,7 @@ class Detector:
     """A saved anomaly model ready to score waveforms or files: with its calibrated score and threshold,
     or with ``score``, another of the model's scores and the threshold calibrated for it at fit time."""
 
-    def __init__(self, saved: SavedModel, score: str | None = None):
+    def __init__(self, saved: SavedModel, score: str | None = None, *, calibrated: bool = True):
         from latentbridge.transforms.spec import AudioTransform, build_spectrogram
 
         self.saved = saved
@@ -77,10 +77,10 @@ class Detector:
             raise LatentbridgeError(f"model folder {saved.path}: its transform is not an audio transform")
         self.transform = build_spectrogram(self.spec)
         self.anomaly = saved.info.get("anomaly") or {}
-        if "threshold" not in self.anomaly:
+        if "threshold" not in self.anomaly and calibrated:  # an audio autoencoder's run, before calibrate
             raise LatentbridgeError(f"model folder {saved.path}: no calibrated threshold in config.json "
                                     f"(calibrate it: latentbridge anomaly calibrate {saved.path} NORMAL_DIR)")
-        self.threshold = float(self.anomaly["threshold"])
+        self.threshold = float(self.anomaly.get("threshold", np.nan))
         self.method = self.anomaly.get("score") or getattr(self.model, "default_score", "mse")
         if score is not None and score != self.method:
             _check_score(self.model, score, saved.path)
@@ -95,8 +95,16 @@ class Detector:
         self.csv_rate = self.spec.windowing.csv_rate
 
     @classmethod
-    def load(cls, model_dir: str | Path, score: str | None = None) -> "Detector":
-        return cls(load_model(model_dir), score)
+    def load(cls, model_dir: str | Path, score: str | None = None, *, calibrated: bool = True) -> "Detector":
+        """``calibrated=False``: a model without a threshold yet (``calibrate`` sets its first)."""
+        return cls(load_model(model_dir), score, calibrated=calibrated)
+
+    @property
+    def anomaly_config(self):
+        """The run's ``anomaly`` section (an audio autoencoder's run has none: the defaults)."""
+        from latentbridge.config.sections import AnomalyConfig
+
+        return getattr(self.cfg, "anomaly", None) or AnomalyConfig()
 
     @property
     def sample_rate(self) -> int:
@@ -104,7 +112,7 @@ class Detector:
 
     @property
     def iwae_samples(self) -> int:
-        return self.cfg.anomaly.iwae_samples if hasattr(self.cfg, "anomaly") else 32
+        return self.anomaly_config.iwae_samples
 
     @property
     def n_channels(self) -> int:
@@ -367,8 +375,8 @@ def calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | No
                                 f"+ k·σ), got {k:g}")
     if false_alarm_rate is not None and not 0 < false_alarm_rate < 1:
         raise LatentbridgeError(f"--false-alarm-rate must lie between 0 and 1 (exclusive), got {false_alarm_rate:g}")
-    det = Detector.load(model_dir).read_rate(sample_rate)
-    old = det.threshold
+    det = Detector.load(model_dir, calibrated=False).read_rate(sample_rate)
+    old = det.threshold if np.isfinite(det.threshold) else None  # None: the model's first threshold
     if score is not None:
         _check_score(det.model, score, model_dir)
     if threshold is not None:
@@ -387,7 +395,7 @@ def calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | No
         ex.refuse_below_band = True
         wf = ex.extract(list(normal_paths) if isinstance(normal_paths, (list, tuple)) else [normal_paths],
                         skip_bad=skip_bad)
-        info, _ = _calibration(det.model, wf.features, det.cfg.anomaly, method, k, false_alarm_rate,
+        info, _ = _calibration(det.model, wf.features, det.anomaly_config, method, k, false_alarm_rate,
                                score or det.method)
         new = {**info, "calibrated_on": f"{len(wf.files)} files / {len(wf)} windows of "
                                         + ", ".join(map(str, normal_paths if isinstance(normal_paths, (list, tuple))
@@ -435,7 +443,7 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
     from latentbridge.tasks.scoring import score_files
 
     det = Detector.load(model_dir, method).read_rate(sample_rate)
-    aggregate = aggregate or det.cfg.anomaly.aggregate
+    aggregate = aggregate or det.anomaly_config.aggregate
     files = list_files(paths)  # once: the labels are checked on them before the scoring, which scores them
     if labels is not None:  # the label file, unlabelled files and a single class
         _two_classes(resolve_labels(files, labels), paths)

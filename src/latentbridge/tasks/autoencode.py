@@ -69,26 +69,34 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
 
 def audio_files(cfg) -> list[Path]:
     """The recordings ``fit`` trains on: ``data.train_dir`` (or its MUSDB stems), ``data.limit`` of them."""
-    from latentbridge.io import list_audio_files
-
     if not cfg.data.train_dir:
         raise ConfigError("data.train_dir: no recordings given (a folder of audio files, or a MUSDB root "
                           "with data.stems)")
-    root = Path(cfg.data.train_dir)
-    if cfg.data.stems:
+    files = recordings(cfg.data.train_dir, cfg.data.stems)
+    return [files[i] for i in seeded_subset(len(files), cfg.data.limit, cfg.train.seed)]
+
+
+def recordings(root, stems: list[str] | None, *, stems_required: bool = True) -> list[Path]:
+    """The recordings under ``root``: with ``stems``, the ``<track>/<stem>.wav`` files of those MUSDB stems (a
+    folder without that layout is an error, or with ``stems_required=False`` read whole: another folder given to
+    ``evaluate --data``), else every audio file."""
+    from latentbridge.io import list_audio_files
+
+    root = Path(root)
+    if stems:
         from latentbridge.data.sources import MUSDB_STEMS
 
-        bad = [s for s in cfg.data.stems if s not in MUSDB_STEMS]
+        bad = [s for s in stems if s not in MUSDB_STEMS]
         if bad:
             raise ConfigError(f"data.stems: unknown stem(s) {bad}; stems are {list(MUSDB_STEMS)}")
         if not root.is_dir():
             raise DataError(root, "MUSDB folder does not exist")
-        files = [p for stem in cfg.data.stems for p in sorted(root.glob(f"*/{stem}.wav"))]
-        if not files:
-            raise DataError(root, f"no <track>/{{{','.join(cfg.data.stems)}}}.wav files (MUSDB-style layout)")
-    else:
-        files = list_audio_files(root)
-    return [files[i] for i in seeded_subset(len(files), cfg.data.limit, cfg.train.seed)]
+        files = [p for stem in stems for p in sorted(root.glob(f"*/{stem}.wav"))]
+        if files or stems_required:
+            if not files:
+                raise DataError(root, f"no <track>/{{{','.join(stems)}}}.wav files (MUSDB-style layout)")
+            return files
+    return list_audio_files(root)
 
 
 def _fit_audio(cfg, out_dir: Path, resume: bool, force: bool) -> FitResult | None:
@@ -171,14 +179,13 @@ class ImageEvaluation:
 
 def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_examples: int) -> AudioEvaluation:
     from latentbridge.data.audio import FeatureExtractor
-    from latentbridge.io import list_audio_files
     from latentbridge.transforms.spec import build_spectrogram
 
     cfg, spec = saved.workflow, saved.transform
     transform = build_spectrogram(spec)
     data = data or getattr(cfg.data, "test_dir", None)  # the run's own test recordings, when it names them
-    if data:
-        files, source = list_audio_files(data), str(data)
+    if data:  # the run's MUSDB stems where the folder has them (the other stems are other sounds), else every file
+        files, source = recordings(data, getattr(cfg.data, "stems", None), stems_required=False), str(data)
     else:
         files = [Path(p) for p in (saved.info.get("data") or {}).get("val_files", [])]
         source = "held-out validation files"
@@ -202,6 +209,7 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
         raise DataError(source, f"none of its {len(files)} recordings can be used: " + named_problems(bad))
     if bad:
         log.warning("%d of %d recordings left out: %s", len(bad), len(files), named_problems(bad))
+    n_used = len(waves)
     windows = np.concatenate(waves)
     if len(windows) > max_windows:  # evenly spread over the files
         keep = np.unique(np.linspace(0, len(windows) - 1, max_windows).round().astype(int))
@@ -224,7 +232,8 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
     oracle_audio = safe_audio_metrics(wave_orc, windows, sr)
     metrics = {
         "task": "audio_ae", "model": str(saved.path), "model_class": saved.info["model_class"], "data": source,
-        "n_files": len(files), "n_windows": int(len(windows)), "sample_rate": sr, "window_s": length / sr,
+        "n_files": n_used, "n_files_left_out": len(bad), "left_out": bad, "n_windows": int(len(windows)),
+        "sample_rate": sr, "window_s": length / sr,
         "mel_mse": float(((a - b) ** 2).mean()), "mel_mae": float(np.abs(a - b).mean()),
         "mel_cosine": float(cos.mean()), "mel_mse_standardized": std_mse,
         "griffin_lim_iters": int(n_iter), "phase": "Griffin-Lim (mel features keep no phase)",

@@ -48,7 +48,7 @@ def write_image_evaluation(res, folder: Path) -> None:
     folder = Path(folder)
     atomic_write_json(folder / "metrics.json", res.metrics)
     plot_image_grid(np.stack([res.inputs, res.reconstructions]), ["input", "reconstruction"], res.labels,
-                    folder / "reconstructions.png", cmap="gray", origin="upper")
+                    folder / "reconstructions.png", cmap="gray", origin="upper", value_range=(0.0, 1.0))
     write_html_report(folder / "report.html", "latentbridge image autoencoder report", [
         {"heading": "Metrics", "table": {k: v for k, v in res.metrics.items() if not isinstance(v, dict)},
          "text": "Per-pixel means over the test split (images in [0, 1])."},

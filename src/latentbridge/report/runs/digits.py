@@ -27,14 +27,14 @@ def write_evaluation(res, folder: Path) -> None:
     cols = [str(test.label[i]) for i in pick]
     plot_image_grid(np.stack([test.image[pick, 0]] + [pred["audio_to_image" + r][pick, 0] for r in routes]),
                     ["paired image"] + [f"from the clip{names[r]}" for r in routes], cols,
-                    folder / "audio_to_image.png", cmap="gray", origin="upper")
+                    folder / "audio_to_image.png", cmap="gray", origin="upper", value_range=(0.0, 1.0))
     plot_image_grid(np.stack([np.stack([_norm(test.audio[i, 0]) for i in pick])]
                              + [np.stack([_norm(pred["image_to_audio" + r][i, 0]) for i in pick]) for r in routes]),
                     ["spoken digit"] + [f"from the image{names[r]}" for r in routes], cols,
                     folder / "image_to_audio.png")
     plot_image_grid(np.stack([test.image[pick, 0], pred["image_recon"][pick, 0]]),
                     ["image", "reconstruction (from the image)"], cols, folder / "image_reconstructions.png",
-                    cmap="gray", origin="upper")
+                    cmap="gray", origin="upper", value_range=(0.0, 1.0))
     plot_spectrogram_pairs(test.audio[pick, 0], pred["audio_recon"][pick, 0],
                            [f"digit {test.label[i]} ({test.speaker[i]})" for i in pick],
                            folder / "audio_reconstructions.png")
