@@ -152,6 +152,7 @@ def test_train_mnist_subset(tmp_path):
     out = tmp_path / "mnist"
     m = classify.train_classifier(quick("mnist"), out)
     assert m["n_train"] == 600 and m["n_test"] == 500
+    assert m["test_split"].startswith("a seeded (seed 0) 500 of "), m["test_split"]  # it named the whole split
     assert m["test_accuracy"] >= MNIST_BAR, m["test_accuracy"]
     for name in ("config.json", "model.safetensors", "README.md", "metrics.json"):
         assert (out / name).is_file()
@@ -181,6 +182,27 @@ def test_train_fsdd_subset(tmp_path):
     assert isinstance(saved.model, FSDDClassifier)
     assert saved.info["transform"]["features"] == digits.default_digit_spec().features.model_dump(mode="json")
     assert saved.info["data"]["speaker_overlap"] is True
+    speakers = saved.info["data"]["speakers"]
+    assert f"The {len(speakers)} speaker(s) ({', '.join(speakers)}) appear in both splits" in (
+        out / "README.md").read_text()
+
+
+@needs_fsdd
+def test_a_digit_missing_from_training_is_named(tmp_path, caplog):
+    """A folder of some digits trained a referee that can never predict the others, without a word; the card
+    claimed six speakers whatever the folder held."""
+    (tmp_path / "few" / "recordings").mkdir(parents=True)
+    for f in sorted((FSDD_ROOT / "recordings").glob("[01]_jackson_*.wav")) + sorted(
+            (FSDD_ROOT / "recordings").glob("[01]_george_*.wav")):
+        (tmp_path / "few" / "recordings" / f.name).write_bytes(f.read_bytes())
+    cfg = classify.classifier_config("fsdd", tmp_path / "few", **{**QUICK_FSDD, "train.max_epochs": 1,
+                                                                    "data.n_train": None})
+    with caplog.at_level("WARNING"):  # 180 clips in batches of 32: 5 steps, where the one-cycle schedule divided by 0
+        m = classify.train_classifier(cfg, tmp_path / "clf")
+    assert m["n_train"] == 180
+    assert "no training recording of digit(s) 2, 3, 4, 5, 6, 7, 8, 9: the classifier will never predict them" in \
+        caplog.text, caplog.text
+    assert "The 2 speaker(s) (george, jackson) appear in both splits" in (tmp_path / "clf" / "README.md").read_text()
 
 
 @needs_mnist
@@ -234,3 +256,22 @@ def test_cli_classifier_train(tmp_path, capsys):
     assert main(args) == 2  # exists: needs --force
     assert "not empty" in capsys.readouterr().err
     assert main(args + ["--force"]) == 0
+
+
+@pytest.mark.parametrize("kind", ["mnist", "fsdd", "image_ae"])
+def test_a_missing_data_folder_names_the_option_that_exists(kind, tmp_path, capsys):
+    """The message sent classifier and image-autoencoder users to digits.fsdd_root / digits.mnist_root /
+    digits.download=true, keys their configs refuse as unknown."""
+    from latentbridge.cli import main
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    if kind == "image_ae":
+        args = ["train", "--config", str(REPO / "configs" / "image_ae_conv.yaml"), "-o", f"data.root={empty}"]
+        said = "point data.root at the folder holding the MNIST idx files"
+    else:
+        args = ["classifier", "train", kind, "--data", str(empty), "--epochs", "1"]
+        said = "point --data DIR (a classifier config's data.root) at"
+    assert main([*args, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "digits." not in err, err

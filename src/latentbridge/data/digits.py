@@ -474,6 +474,10 @@ def _subset(x: np.ndarray, y: np.ndarray, n: int | None, seed: int, which: int):
     return x[idx], y[idx]
 
 
+#: how a classifier's data folder is given (`classifier train KIND --data DIR`, a config's data.root)
+CLASSIFIER_ROOT = "--data DIR (a classifier config's data.root)"
+
+
 def classifier_data(kind: str, root, spec=None, *, n_train: int | None = None, n_test: int | None = None,
                     seed: int = 0) -> dict:
     """``{"x_train", "y_train", "x_test", "y_test", "data_config"}``: float32 model inputs and int64
@@ -484,7 +488,7 @@ def classifier_data(kind: str, root, spec=None, *, n_train: int | None = None, n
     if kind == "mnist":
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*MNIST training images absent.*")
-            ds = MNIST(root)
+            ds = MNIST(root, setting=CLASSIFIER_ROOT, fetch=None)
         xtr, ytr = ds.load("train")
         xte, yte = ds.load("test")
         split = ({"train": f"seeded (seed {ds.seed}) {len(ytr)} of the t10k images",
@@ -495,7 +499,7 @@ def classifier_data(kind: str, root, spec=None, *, n_train: int | None = None, n
                "data_config": {"data_root": str(ds.root), "dataset": "MNIST", "offline_split": bool(ds.offline_split),
                                "split_seed": ds.seed, "split": split}}
     elif kind == "fsdd":
-        ds = FSDD(root)
+        ds = FSDD(root, setting=CLASSIFIER_ROOT, fetch=None)
         out = {}
         for s in ("train", "test"):
             items = ds.split(s)
@@ -512,6 +516,10 @@ def classifier_data(kind: str, root, spec=None, *, n_train: int | None = None, n
         }
     else:
         raise ValueError(f"kind must be 'mnist' or 'fsdd', got {kind!r}")
-    out["x_train"], out["y_train"] = _subset(out["x_train"], out["y_train"], n_train, seed, 0)
-    out["x_test"], out["y_test"] = _subset(out["x_test"], out["y_test"], n_test, seed, 1)
+    for which, (s, n) in enumerate((("train", n_train), ("test", n_test))):
+        before = len(out[f"y_{s}"])
+        out[f"x_{s}"], out[f"y_{s}"] = _subset(out[f"x_{s}"], out[f"y_{s}"], n, seed, which)
+        if len(out[f"y_{s}"]) < before:  # the split says what was used: a seeded subset of it
+            split = out["data_config"]["split"]
+            split[s] = f"a seeded (seed {seed}) {len(out[f'y_{s}'])} of {split[s]}"
     return out

@@ -115,7 +115,7 @@ def _mnist(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:
         raise ConfigError("data.root: no MNIST folder given (the folder holding the *-ubyte.gz files)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the offline split is recorded in info instead
-        mn = MNIST(data_cfg.root, seed=seed)
+        mn = MNIST(data_cfg.root, seed=seed, setting="data.root", fetch=None)
     names = [str(d) for d in range(10)]
     sets = []
     for split in ("train", "test"):

@@ -78,9 +78,10 @@ def _card(kind: str, metrics: dict, data_cfg: dict, cfg) -> str:
                 "MNIST test images (the 60,000 training images were absent)." if data_cfg["offline_split"]
                 else "Official MNIST train / test split.")
     else:
-        note = ("Official FSDD split (repetitions 0-4 of every digit and speaker are the test set). The six "
-                "speakers appear in both splits: the test accuracy measures new recordings of known "
-                "speakers, not unseen speakers.")
+        speakers = data_cfg.get("speakers") or []
+        note = (f"Official FSDD split (repetitions 0-4 of every digit and speaker are the test set). The "
+                f"{len(speakers)} speaker(s) ({', '.join(speakers)}) appear in both splits: the test accuracy "
+                "measures new recordings of known speakers, not unseen speakers.")
     per = ", ".join(f"{c}: {v:.3f}" for c, v in metrics["per_class_accuracy"].items() if v is not None)
     t = cfg.train
     return (f"# {MODEL_NAMES[kind]}\n\nDigit classifier for {what}; the referee of cross-modal coherence "
@@ -115,6 +116,11 @@ def train_classifier(cfg, out_dir: str | Path, *, force: bool = False, data: dic
         data = classifier_data(kind, cfg.data.root, spec if kind == "fsdd" else None, n_train=cfg.data.n_train,
                                n_test=cfg.data.n_test, seed=cfg.train.seed)
     xtr, ytr, xte, yte = data["x_train"], data["y_train"], data["x_test"], data["y_test"]
+    absent = sorted(set(range(10)) - set(np.asarray(ytr).tolist()))
+    if absent:  # a digit the model never sees is one it never predicts: a referee that cannot judge it
+        log.warning("%s: no training %s of digit(s) %s: the classifier will never predict them (as a coherence "
+                    "referee it misjudges every sample of those digits); train on all ten", data["data_config"]
+                    ["data_root"], "image" if kind == "mnist" else "recording", ", ".join(map(str, absent)))
     t_data = time.time() - t0
     with training_run(cfg, out_dir, force=force) as run:
         extra_args = {"n_mels": xtr.shape[2], "n_frames": xtr.shape[3]} if kind == "fsdd" else {}

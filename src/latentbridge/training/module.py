@@ -79,7 +79,11 @@ class TrainingModule(L.LightningModule):
                                                                eta_min=t["lr"] * t["min_lr_ratio"])
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
         if t["scheduler"] == "onecycle":
-            total = max(1, int(self.trainer.estimated_stepping_batches))
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t["lr"], total_steps=total, pct_start=0.2)
+            total = int(self.trainer.estimated_stepping_batches)
+            if total < 2:  # one step: no cycle to run
+                return opt
+            # a warm-up of 20 % of the steps, one and a half at least (at 5 steps torch's schedule divided by 0)
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=t["lr"], total_steps=total,
+                                                        pct_start=max(0.2, 1.5 / total))
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         raise ValueError(f"train.scheduler: unknown {t['scheduler']!r}")

@@ -80,7 +80,10 @@ class FSDD:
     #: repetitions with index < TEST_INDICES form the official test split
     TEST_INDICES = 5
 
-    def __init__(self, root: str | Path | None = None, download: bool = False):
+    def __init__(self, root: str | Path | None = None, download: bool = False, *, setting: str = "digits.fsdd_root",
+                 fetch: str | None = "digits.download=true"):
+        """``setting``: the option that names the folder, ``fetch`` the one that downloads the clips (None: the
+        caller has none), for the message of a folder without them."""
         self.root = Path(root) if root is not None else default_data_dir() / "fsdd"
         self._items: list[FSDDItem] | None = None
         self.skipped: list[Path] = []
@@ -89,9 +92,8 @@ class FSDD:
             if not download:
                 raise DataError(
                     self.root,
-                    "no FSDD recordings found (expected recordings/*.wav): point the config's FSDD folder "
-                    "(data.root, or digits.fsdd_root) at a folder holding recordings/*.wav "
-                    "(digits.download=true fetches them)",
+                    f"no FSDD recordings found (expected recordings/*.wav): point {setting} at a folder holding "
+                    "recordings/*.wav" + (f" ({fetch} fetches them)" if fetch else ""),
                 )
             self._download()
             rec = self._find_recordings()

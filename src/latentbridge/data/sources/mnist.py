@@ -102,7 +102,11 @@ class MNIST:
         seed: int = 0,
         n_offline_test: int = 2000,
         verify: bool = False,
+        setting: str = "digits.mnist_root",
+        fetch: str | None = "digits.download=true",
     ):
+        """``setting``: the option that names the folder, ``fetch`` the one that downloads the files (None: the
+        caller has none), for the message of a folder without them."""
         self.root = Path(root) if root is not None else default_data_dir() / "mnist"
         self.seed = int(seed)
         self.n_offline_test = int(n_offline_test)
@@ -121,9 +125,8 @@ class MNIST:
                     own = False
                 raise DataError(
                     self.root / self.FILES[key][0],
-                    "MNIST test file missing (needed even for the offline split): point the config's MNIST "
-                    "folder (data.root, or digits.mnist_root) at the folder holding the MNIST idx files "
-                    "(digits.download=true fetches them)" + (
+                    f"MNIST test file missing (needed even for the offline split): point {setting} at the folder "
+                    "holding the MNIST idx files" + (f" ({fetch} fetches them)" if fetch else "") + (
                         f"; {self.root} holds image files, which MNIST presets do not read: a folder of your own "
                         "images trains an image autoencoder or a diffusion model with -o data.source=folder "
                         "-o data.image_size=SIDE (configs/image_ae_conv.yaml, configs/ddpm_mnist.yaml)"
