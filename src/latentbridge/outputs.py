@@ -12,7 +12,7 @@ data synth, classifier train) goes through :func:`output_folder`:
   (one rename), so a folder never holds two runs' files and a failed command leaves the old
   folder as it was. Training writes in place instead (its checkpoints must survive a kill for
   ``--resume``), under the lock for the whole run; a new run that fails before its first checkpoint
-  is removed (nothing in it to resume).
+  or saved model is removed (nothing in it to resume or use).
 """
 
 from __future__ import annotations
@@ -176,9 +176,10 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
                 if moved:  # the old run comes back as it was
                     shutil.rmtree(folder, ignore_errors=True)
                     os.replace(old, folder)
-                elif old is None and not (folder / "checkpoints" / "last.ckpt").exists():
-                    # a new run that failed before its first checkpoint holds nothing to resume: not left
-                    # behind to refuse the rerun as a used folder
+                elif old is None and not any((folder / f).exists() for f in ("checkpoints/last.ckpt",
+                                                                                "model.safetensors")):
+                    # a new run that failed before its first checkpoint (or saved model) holds nothing to resume
+                    # or use: not left behind to refuse the rerun as a used folder
                     shutil.rmtree(folder, ignore_errors=True)
                     if existed:
                         folder.mkdir(parents=True, exist_ok=True)

@@ -3,10 +3,9 @@
 A thin caller of the task functions, as the CLI is: an upload is read by the same reader with
 the same checks (its :class:`~latentbridge.errors.DataError` becomes a 422 with the CLI's
 message, naming the client's file name, never a server path), anomaly windows are cut by the
-detector's extractor, their features computed in the decoding threads
-(:meth:`~latentbridge.tasks.anomaly.Detector.features_of_windows`) and scored by
-:meth:`~latentbridge.tasks.anomaly.Detector.decide` through a
-:class:`~latentbridge.serve.batcher.MicroBatcher`; multimodal predictions are
+detector's extractor and scored by :meth:`~latentbridge.tasks.anomaly.Detector.score_windows`
+through a :class:`~latentbridge.serve.batcher.MicroBatcher` (which hands back their features too, for the
+upload's band checks); multimodal predictions are
 :func:`latentbridge.tasks.multimodal.predict_recording` and the digit translations of
 :mod:`latentbridge.tasks.avdigits`. Nothing runs model code on the event loop.
 """
@@ -14,6 +13,7 @@ detector's extractor, their features computed in the decoding threads
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import tempfile
 import threading
@@ -138,7 +138,8 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
     settings = settings or ServeSettings()
     if not isinstance(models, dict):
         models = load_models(models)
-    batchers = {name: MicroBatcher(m.detector.decide, max_batch=settings.max_batch,
+    batchers = {name: MicroBatcher(functools.partial(m.detector.score_windows, with_features=True),
+                                   max_batch=settings.max_batch,
                                    max_wait_s=settings.max_wait_ms / 1000.0,
                                    max_age_s=settings.max_age_ms / 1000.0, name=f"batch-{name}")
                 for name, m in models.items() if m.detector is not None}
@@ -237,17 +238,16 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
         try:
             t0 = time.perf_counter()
             try:
-                wave, feats, starts_s, padded, info = await in_thread(decode_pool, _read_windows, m, up.path,
-                                                                      settings.max_duration_s, sample_rate)
+                wave, windows, starts_s, padded, info = await in_thread(decode_pool, _read_windows, m, up.path,
+                                                                        settings.max_duration_s, sample_rate)
             except DataError as e:
                 raise up.error(e) from None
             t1 = time.perf_counter()
-            scores, decisions = await asyncio.wrap_future(batchers[name].submit(feats))
+            scores, decisions, feats = await asyncio.wrap_future(batchers[name].submit(windows))
             t2 = time.perf_counter()
             result = _score_result(m, up.client_name, wave, scores, decisions, starts_s, padded)
             result["warnings"] = _upload_warnings(m, up.client_name, info, wave, feats)
-            result["timing_ms"] = {"read_and_features": round(1000 * (t1 - t0), 2),
-                                   "score": round(1000 * (t2 - t1), 2)}
+            result["timing_ms"] = {"read_and_window": round(1000 * (t1 - t0), 2), "score": round(1000 * (t2 - t1), 2)}
             if spectrogram:
                 result["spectrogram"] = await in_thread(decode_pool, media.display_spectrogram, wave,
                                                         m.detector.spec)
@@ -341,7 +341,7 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
 
 
 def _read_windows(m: ServedModel, path: Path, max_duration_s: float, csv_rate: float | None = None):
-    """The upload's waveform at the model's rate and its windows' features, by the detector's own extractor
+    """The upload's waveform at the model's rate and its windows, by the detector's own extractor
     (read_audio's checks, the short-recording rule, cut_windows with the model's pad mode); ``csv_rate``: the
     rate of a vibration file that gives none (default: the model's)."""
     from latentbridge.io import audio_info
@@ -352,7 +352,7 @@ def _read_windows(m: ServedModel, path: Path, max_duration_s: float, csv_rate: f
         raise _TooLong(info.duration_s, max_duration_s)
     wave = ex.read(path)
     windows, starts_s = ex.windows_of(wave, path)
-    return wave, m.detector.features_of_windows(windows), starts_s, wave.shape[-1] < ex.window, info
+    return wave, windows, starts_s, wave.shape[-1] < ex.window, info
 
 
 def _upload_warnings(m: ServedModel, client_name: str, info, wave, features) -> list[str]:

@@ -1,7 +1,7 @@
 """Dynamic micro-batching: concurrent scoring requests share one call of the model.
 
 A :class:`MicroBatcher` owns one worker thread (inference never runs on the event loop). Callers
-submit the rows of one request (the server: the model's features of its ``n`` windows) and get a
+submit the windows of one request (``(n, window_samples)`` waveforms) and get a
 :class:`concurrent.futures.Future`; the worker takes the first waiting request, then keeps
 collecting until ``max_batch`` windows are gathered or ``max_wait_s`` has passed since it took the
 first one, runs ``fn`` once on all of them and hands each request its rows. Requests that arrive
@@ -50,7 +50,8 @@ class BatchStats:
 
 
 class MicroBatcher:
-    """``fn(rows (N, ...)) -> (scores (N,), decisions (N,))`` behind a batching worker thread."""
+    """``fn(windows (N, ...)) -> (scores (N,), decisions (N,), ...)`` behind a batching worker thread: each request
+    gets its rows of every array ``fn`` returns."""
 
     def __init__(self, fn, *, max_batch: int = 16, max_wait_s: float = 0.002, max_age_s: float = 1.0,
                  name: str = "batcher"):
@@ -162,8 +163,7 @@ class MicroBatcher:
             t0 = time.perf_counter()
             try:
                 windows = batch[0][3] if len(batch) == 1 else np.concatenate([e[3] for e in batch], axis=0)
-                scores, decisions = self.fn(windows)
-                scores, decisions = np.asarray(scores), np.asarray(decisions)
+                outs = tuple(np.asarray(o) for o in self.fn(windows))
             except BaseException as e:  # noqa: BLE001 - handed to every waiting request
                 for entry in batch:
                     entry[4].set_exception(e)
@@ -176,5 +176,5 @@ class MicroBatcher:
             self.stats.largest_batch = max(self.stats.largest_batch, sum(sizes))
             offset = 0
             for entry, n in zip(batch, sizes):
-                entry[4].set_result((scores[offset:offset + n], decisions[offset:offset + n]))
+                entry[4].set_result(tuple(o[offset:offset + n] for o in outs))
                 offset += n

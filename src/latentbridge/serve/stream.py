@@ -14,9 +14,8 @@ and a close (1008 policy, 1007 bad data, 1009 too big).
 The scoring is :func:`latentbridge.tasks.listen.listen` itself, run in a thread per stream on a
 :class:`~latentbridge.io.capture.BlockFeed` (the device capture's bounded queue): when scoring
 falls behind, blocks are dropped and counted like a device's overflows, never buffered without
-bound, and the stream goes on. Each window's features are computed in the stream's thread and
-scored through the model's micro-batcher, so concurrent streams share model calls with each other
-and with uploads.
+bound, and the stream goes on. Windows are scored through the model's micro-batcher, so
+concurrent streams share model calls with each other and with uploads.
 """
 
 from __future__ import annotations
@@ -129,8 +128,8 @@ async def run_stream(ws: WebSocket, served, batcher, *, queue_blocks: int, max_f
     def work() -> None:
         msg = None
         try:
-            def score_windows(windows):  # features in this stream's thread, the model call batched
-                return batcher(det.features_of_windows(windows))
+            def score_windows(windows):  # the scores and decisions (the batcher hands back features third)
+                return batcher(windows)[:2]
 
             summary = listen(detector_score_fn(det, sr, score_windows), sample_rate=sr, window_s=w.window_s,
                              hop_s=w.hop_s, source=feed, channels=channels, out=None, pad=w.pad, flush=True,
