@@ -4,8 +4,7 @@ A thin caller of the task functions, as the CLI is: an upload is read by the sam
 the same checks (its :class:`~latentbridge.errors.DataError` becomes a 422 with the CLI's
 message, naming the client's file name, never a server path), anomaly windows are cut by the
 detector's extractor and scored by :meth:`~latentbridge.tasks.anomaly.Detector.score_windows`
-through a :class:`~latentbridge.serve.batcher.MicroBatcher` (which hands back their features too, for the
-upload's band checks); multimodal predictions are
+through a :class:`~latentbridge.serve.batcher.MicroBatcher`; multimodal predictions are
 :func:`latentbridge.tasks.multimodal.predict_recording` and the digit translations of
 :mod:`latentbridge.tasks.avdigits`. Nothing runs model code on the event loop.
 """
@@ -13,7 +12,6 @@ upload's band checks); multimodal predictions are
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import tempfile
 import threading
@@ -138,8 +136,7 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
     settings = settings or ServeSettings()
     if not isinstance(models, dict):
         models = load_models(models)
-    batchers = {name: MicroBatcher(functools.partial(m.detector.score_windows, with_features=True),
-                                   max_batch=settings.max_batch,
+    batchers = {name: MicroBatcher(m.detector.score_windows, max_batch=settings.max_batch,
                                    max_wait_s=settings.max_wait_ms / 1000.0,
                                    max_age_s=settings.max_age_ms / 1000.0, name=f"batch-{name}")
                 for name, m in models.items() if m.detector is not None}
@@ -243,10 +240,10 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
             except DataError as e:
                 raise up.error(e) from None
             t1 = time.perf_counter()
-            scores, decisions, feats = await asyncio.wrap_future(batchers[name].submit(windows))
+            scores, decisions = await asyncio.wrap_future(batchers[name].submit(windows))
             t2 = time.perf_counter()
             result = _score_result(m, up.client_name, wave, scores, decisions, starts_s, padded)
-            result["warnings"] = _upload_warnings(m, up.client_name, info, wave, feats)
+            result["warnings"] = _upload_warnings(m, up.client_name, info, wave)
             result["timing_ms"] = {"read_and_window": round(1000 * (t1 - t0), 2), "score": round(1000 * (t2 - t1), 2)}
             if spectrogram:
                 result["spectrogram"] = await in_thread(decode_pool, media.display_spectrogram, wave,
@@ -355,21 +352,21 @@ def _read_windows(m: ServedModel, path: Path, max_duration_s: float, csv_rate: f
     return wave, windows, starts_s, wave.shape[-1] < ex.window, info
 
 
-def _upload_warnings(m: ServedModel, client_name: str, info, wave, features) -> list[str]:
-    """What ``anomaly score`` would warn of this upload: stored the other way (lossy or lossless) than every
-    training recording, recorded at a rate below the model's band, far quieter than every training recording,
-    its spectrum cut off at the top where no training recording's is (a codec's or recorder's low-pass)."""
+def _upload_warnings(m: ServedModel, client_name: str, info, wave) -> list[str]:
+    """What ``anomaly score`` would warn of this upload that its header and level tell: stored the other way
+    (lossy or lossless) than every training recording, recorded at a rate below the model's band, far quieter
+    than every training recording. (The band-content checks, which read the features, are the CLI's: computed
+    per upload they cost served throughput, 96-107 against 75-81 requests/s in benchmarks/README.md §7's
+    setting.)"""
     from latentbridge.data.survey import band_fmax, band_warning, codec_warning
     from latentbridge.io import level_dbfs
-    from latentbridge.tasks.anomaly import band_warnings, quiet_warning
+    from latentbridge.tasks.anomaly import quiet_warning
 
     det = m.detector
     fitted = (det.saved.info.get("data") or {}).get("codecs")
     texts = [codec_warning(fitted, [info.codec], [client_name]) if fitted else None,
              band_warning({client_name: int(info.sample_rate)}, det.sample_rate, band_fmax(det.spec.features)),
-             quiet_warning(det, [client_name], [level_dbfs(wave)]),
-             *band_warnings(det, features, np.zeros(len(features), dtype=np.int64), [client_name],
-                            [int(info.sample_rate)])]
+             quiet_warning(det, [client_name], [level_dbfs(wave)])]
     return [t for t in texts if t]
 
 

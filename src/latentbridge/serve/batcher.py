@@ -50,8 +50,7 @@ class BatchStats:
 
 
 class MicroBatcher:
-    """``fn(windows (N, ...)) -> (scores (N,), decisions (N,), ...)`` behind a batching worker thread: each request
-    gets its rows of every array ``fn`` returns."""
+    """``fn(windows (N, ...)) -> (scores (N,), decisions (N,))`` behind a batching worker thread."""
 
     def __init__(self, fn, *, max_batch: int = 16, max_wait_s: float = 0.002, max_age_s: float = 1.0,
                  name: str = "batcher"):
@@ -163,7 +162,8 @@ class MicroBatcher:
             t0 = time.perf_counter()
             try:
                 windows = batch[0][3] if len(batch) == 1 else np.concatenate([e[3] for e in batch], axis=0)
-                outs = tuple(np.asarray(o) for o in self.fn(windows))
+                scores, decisions = self.fn(windows)
+                scores, decisions = np.asarray(scores), np.asarray(decisions)
             except BaseException as e:  # noqa: BLE001 - handed to every waiting request
                 for entry in batch:
                     entry[4].set_exception(e)
@@ -176,5 +176,5 @@ class MicroBatcher:
             self.stats.largest_batch = max(self.stats.largest_batch, sum(sizes))
             offset = 0
             for entry, n in zip(batch, sizes):
-                entry[4].set_result(tuple(o[offset:offset + n] for o in outs))
+                entry[4].set_result((scores[offset:offset + n], decisions[offset:offset + n]))
                 offset += n

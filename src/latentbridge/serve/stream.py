@@ -128,10 +128,7 @@ async def run_stream(ws: WebSocket, served, batcher, *, queue_blocks: int, max_f
     def work() -> None:
         msg = None
         try:
-            def score_windows(windows):  # the scores and decisions (the batcher hands back features third)
-                return batcher(windows)[:2]
-
-            summary = listen(detector_score_fn(det, sr, score_windows), sample_rate=sr, window_s=w.window_s,
+            summary = listen(detector_score_fn(det, sr, batcher), sample_rate=sr, window_s=w.window_s,
                              hop_s=w.hop_s, source=feed, channels=channels, out=None, pad=w.pad, flush=True,
                              on_window=on_window, stats=feed.stats, channel=w.channel)
             msg = {"type": "end", **summary, "dropped_blocks": feed.stats.dropped_blocks,

@@ -149,12 +149,9 @@ class Detector:
         scores = self.score_features(features)
         return scores, scores > self.threshold
 
-    def score_windows(self, windows: np.ndarray, *, with_features: bool = False) -> tuple[np.ndarray, ...]:
-        """(n, window_samples) waveforms at the model's rate → (scores, decisions), and with ``with_features`` the
-        windows' features third (the server's band checks read them)."""
-        feats = self.features_of_windows(windows)
-        scores, decisions = self.decide(feats)
-        return (scores, decisions, feats) if with_features else (scores, decisions)
+    def score_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, window_samples) waveforms at the model's rate → (scores, decisions)."""
+        return self.decide(self.features_of_windows(windows))
 
 
 def _check_score(model, score: str, where) -> None:
