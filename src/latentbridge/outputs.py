@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 from latentbridge.errors import BusyError, LatentbridgeError
+from latentbridge.utils import existing_path
 
 
 def _describe_os_error(e: OSError) -> str:
@@ -112,13 +113,8 @@ def protect_inputs(values, skip: tuple[str, ...] = ()) -> None:
             protect_inputs((x for k, x in v.items() if not any(s in str(k) for s in skip)), skip)
         elif isinstance(v, (list, tuple, set)):
             protect_inputs(v, skip)
-        elif isinstance(v, (str, Path)) and str(v).strip():
-            try:
-                p = Path(v).expanduser()
-                if p.exists():
-                    _INPUTS.add(p.resolve())
-            except (OSError, ValueError, RuntimeError):
-                continue
+        elif (p := existing_path(v)) is not None:
+            _INPUTS.add(p)
 
 
 def protect_arguments(args) -> None:

@@ -102,6 +102,18 @@ def progress_bar(total: int, enabled: bool, desc: str, unit: str = "step"):
     return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False, dynamic_ncols=True)
 
 
+def existing_path(value) -> Path | None:
+    """``value`` (a string or path, ``~`` expanded) resolved when it names an existing file or folder, else None
+    (also for values that are no path: numbers, names, text no file system takes)."""
+    if not isinstance(value, (str, Path)) or not str(value).strip():
+        return None
+    try:
+        p = Path(value).expanduser()
+        return p.resolve() if p.exists() else None
+    except (OSError, ValueError, RuntimeError):
+        return None
+
+
 def walk_files(root: Path, recursive: bool = True):
     """Every file under ``root`` (links to nothing among them), linked folders followed (``rglob`` skips them: a
     folder of recordings or images linked in was left out without a word), each real folder once (a link to a

@@ -44,11 +44,18 @@ def psnr_per_channel(truth: np.ndarray, est: np.ndarray, where: np.ndarray | Non
     return np.where(rng > 0, out, np.nan)
 
 
+def finite_mean(values) -> float:
+    """The mean of the finite ``values`` (a score some channels or sections do not have: NaN there), NaN when none
+    is finite."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if len(v) else float("nan")
+
+
 def psnr(truth: np.ndarray, est: np.ndarray, where: np.ndarray | None = None) -> float:
     """Mean over channels of the per-channel PSNR (dB) on the pixels ``where``; constant clean channels, which
     have no range to measure against, are left out (NaN when every channel is constant)."""
-    per = psnr_per_channel(truth, est, where)
-    return float(np.nanmean(per)) if np.isfinite(per).any() else float("nan")
+    return finite_mean(psnr_per_channel(truth, est, where))
 
 
 def ssim(truth: np.ndarray, est: np.ndarray, where: np.ndarray | None = None) -> float:

@@ -99,7 +99,7 @@ class Detector:
         """``calibrated=False``: a model without a threshold yet (``calibrate`` sets its first)."""
         return cls(load_model(model_dir), score, calibrated=calibrated)
 
-    @property
+    @functools.cached_property
     def anomaly_config(self):
         """The run's ``anomaly`` section (an audio autoencoder's run has none: the defaults)."""
         from latentbridge.config.sections import AnomalyConfig
@@ -139,19 +139,11 @@ class Detector:
     def score_features(self, features: np.ndarray) -> np.ndarray:
         return score_features(self.model, features, self.method, self.iwae_samples)
 
-    def features_of_windows(self, windows: np.ndarray) -> np.ndarray:
-        """(n, window_samples) waveforms at the model's rate ((n, C, window_samples) for several channels) → the
-        model's input features."""
-        return self._stream_extractor.features_of_windows(windows.astype(np.float32))
-
-    def decide(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Features of windows (:meth:`features_of_windows`) → (scores, decisions)."""
-        scores = self.score_features(features)
-        return scores, scores > self.threshold
-
     def score_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n, window_samples) waveforms at the model's rate → (scores, decisions)."""
-        return self.decide(self.features_of_windows(windows))
+        feats = self._stream_extractor.features_of_windows(windows.astype(np.float32))
+        scores = self.score_features(feats)
+        return scores, scores > self.threshold
 
 
 def _check_score(model, score: str, where) -> None:

@@ -87,11 +87,9 @@ def _tune_baselines(sections) -> dict[str, dict[str, object]]:
 
 def _section_means(rows: list[dict], keys) -> dict:
     """Per key, the mean over the sections that have a finite value (NaN when none has one)."""
-    out = {}
-    for k in keys:
-        vals = [r[k] for r in rows if np.isfinite(r[k])]
-        out[k] = float(np.mean(vals)) if vals else float("nan")
-    return out
+    from latentbridge.metrics.spatial import finite_mean
+
+    return {k: finite_mean([r[k] for r in rows]) for k in keys}
 
 
 def evaluate(run_dir: str | Path, data: str | None = None) -> SpatialEvaluation:

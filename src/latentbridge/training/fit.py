@@ -49,13 +49,10 @@ def resume_differences(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
 def _same_path(a: Any, b: Any) -> bool:
     """Whether two values are paths of one existing file or folder (``fsdd``, ``./fsdd/`` and its absolute path,
     seen from here)."""
-    if not (isinstance(a, str) and isinstance(b, str) and a.strip() and b.strip()):
-        return False
-    try:
-        pa, pb = Path(a).expanduser(), Path(b).expanduser()
-        return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
-    except (OSError, ValueError, RuntimeError):
-        return False
+    from latentbridge.utils import existing_path
+
+    pa = existing_path(a) if isinstance(a, str) else None
+    return pa is not None and pa == (existing_path(b) if isinstance(b, str) else None)
 
 
 def check_resume(cfg_dict: dict, out_dir: Path) -> dict:
