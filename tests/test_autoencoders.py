@@ -296,6 +296,21 @@ def test_audio_reconstruct_cli(audio_run, tmp_path, capsys):
     assert "c_empty.wav" in err and "PESQ" not in err and not (tmp_path / "y").exists()
 
 
+def test_audio_reconstruct_names_the_file_pesq_skipped(audio_run, tmp_path, caplog):
+    """A clip long enough for the model but too short for PESQ: the warning said only 'PESQ/STOI skipped'."""
+    import numpy as np
+    import soundfile as sf
+
+    clip = tmp_path / "in" / "short_clip.wav"
+    clip.parent.mkdir()
+    rng = np.random.default_rng(0)
+    sf.write(clip, (0.1 * rng.standard_normal(1200)).astype(np.float32), 8000)  # 0.15 s
+    assert main(["audio", "reconstruct", str(audio_run), str(clip), "--out", str(tmp_path / "o"), "--n-iter", "4"]) == 0
+    assert f"{clip}: PESQ/STOI skipped: PESQ needs at least 0.25 s" in caplog.text, caplog.text
+    row = json.loads((tmp_path / "o" / "reconstruct.json").read_text())["files"][0]
+    assert row["pesq"] is None and row["stoi"] is None and np.isfinite(row["si_sdr"])
+
+
 def test_audio_reconstruct_applies_the_stage_postfilter(audio_run, tmp_path, capsys):
     """A model folder with a global-variance post-filter (an MLD audio stage): ``audio reconstruct``
     passes the decoded log-mels through it, as MLD sampling does; ``--no-postfilter`` gives the raw

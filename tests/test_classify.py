@@ -275,3 +275,17 @@ def test_a_missing_data_folder_names_the_option_that_exists(kind, tmp_path, caps
     assert main([*args, "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert said in err and "digits." not in err, err
+
+
+@pytest.mark.parametrize("flag,value,key", [("--epochs", "0", "train.max_epochs"), ("--batch-size", "-1", "train.batch_size")])
+def test_a_bad_option_value_is_named_by_its_option(flag, value, key, tmp_path, capsys):
+    """`classifier train --epochs 0` answered with the config's key and a 'defaults with overrides' source
+    the user never wrote; an -o override keeps the key it was given by."""
+    from latentbridge.cli import main
+
+    assert main(["classifier", "train", "fsdd", flag, value, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert f"classifier train fsdd: {flag}: Input should be greater than 0 (got {value})" in err, err
+    assert key not in err and not (tmp_path / "run").exists()
+    assert main(["classifier", "train", "fsdd", "-o", f"{key}={value}", "--out", str(tmp_path / "run")]) == 2
+    assert f"'{key}'" in capsys.readouterr().err

@@ -270,8 +270,23 @@ _SYNTH_OPTIONS = {"n_sensors": "--sensors", "noise_snr_db": "--noise-snr", "dura
                   "states": "--states"}
 
 
+#: the config keys `classifier train` sets from its options, and those options
+_CLASSIFIER_OPTIONS = {"train.max_epochs": "--epochs", "train.seed": "--seed", "train.batch_size": "--batch-size",
+                       "data.n_train": "--n-train", "data.n_test": "--n-test"}
+
+
 def train_classifier(kind: str, out: str | None, *, data: str | None = None, overrides: list[str] | None = None,
                      force: bool = False, **sets) -> dict:
-    cfg = classify.classifier_config(kind, data, overrides, **sets)
+    try:
+        cfg = classify.classifier_config(kind, data, overrides, **sets)
+    except ConfigError as e:  # a value an option gave: said with the option's name
+        given = {k: flag for k, flag in _CLASSIFIER_OPTIONS.items() if sets.get(k) is not None}
+        text = str(e)
+        if any(f"'{k}'" in text for k in given):
+            text = text.split(": invalid config: ", 1)[-1]
+            for k, flag in given.items():
+                text = text.replace(f"'{k}'", flag)
+            raise LatentbridgeError(f"classifier train {kind}: {text}") from None
+        raise
     folder = out or classify.classifier_dir(kind)
     return classify.train_classifier(cfg, folder, force=force)

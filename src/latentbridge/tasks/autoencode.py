@@ -145,14 +145,15 @@ Griffin-Lim ceiling of the unprocessed features.
 """
 
 
-def safe_audio_metrics(est: np.ndarray, ref: np.ndarray, sr: int) -> dict:
-    """:func:`~latentbridge.metrics.signal.audio_metrics`; PESQ/STOI None for signals shorter than PESQ needs."""
+def safe_audio_metrics(est: np.ndarray, ref: np.ndarray, sr: int, source: str = "") -> dict:
+    """:func:`~latentbridge.metrics.signal.audio_metrics`; PESQ/STOI None for signals shorter than PESQ needs
+    (the warning names ``source``, what was scored)."""
     from latentbridge.metrics import signal
 
     try:
         return signal.audio_metrics(est, ref, sr)
     except ValueError as e:
-        log.warning("PESQ/STOI skipped: %s", e)
+        log.warning("%sPESQ/STOI skipped: %s", f"{source}: " if source else "", e)
         m = lambda fn: float(np.mean(fn(est, ref)))  # noqa: E731
         return {"n": int(np.prod(est.shape[:-1])), "si_sdr": m(signal.si_sdr), "snr": m(signal.snr),
                 "lsd": m(signal.log_spectral_distance), "mae": m(signal.mae), "mse": m(signal.mse),
@@ -228,8 +229,8 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
         wave_rec = transform.invert(torch.from_numpy(rec), length=length, n_iter=n_iter)[:, 0].numpy()
         wave_orc = transform.invert(torch.from_numpy(feats), length=length, n_iter=n_iter)[:, 0].numpy()
     gl_s = time.time() - t1
-    model_audio = safe_audio_metrics(wave_rec, windows, sr)
-    oracle_audio = safe_audio_metrics(wave_orc, windows, sr)
+    model_audio = safe_audio_metrics(wave_rec, windows, sr, "the model's audio")
+    oracle_audio = safe_audio_metrics(wave_orc, windows, sr, "the Griffin-Lim ceiling")
     metrics = {
         "task": "audio_ae", "model": str(saved.path), "model_class": saved.info["model_class"], "data": source,
         "n_files": n_used, "n_files_left_out": len(bad), "left_out": bad, "n_windows": int(len(windows)),

@@ -121,7 +121,7 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
         else:
             waves = transform.invert(rec[:, 0], length=window, n_iter=n_iter)
         out = overlap_add(waves.numpy().astype(np.float64), hop, total).astype(np.float32)
-        metrics = safe_audio_metrics(out, wave, sr)
+        metrics = safe_audio_metrics(out, wave, sr, str(path))
         written = out
         if native.sample_rate != sr:
             written = resample(out, sr, native.sample_rate)
