@@ -159,6 +159,19 @@ def test_garbage_bytes_named_wav(tmp_path):
         read_audio(p)
 
 
+def test_random_bytes_named_mp3_are_not_called_a_missing_file(tmp_path):
+    """libsndfile's text for bytes it cannot decode is 'File does not exist or is not a regular file (possibly a
+    pipe?)', which the user read as a wrong path."""
+    p = tmp_path / "noise.mp3"
+    p.write_bytes(np.random.default_rng(0).bytes(20000))
+    with pytest.raises(DataError, match=r"noise\.mp3: unreadable or truncated audio file \(no audio in a format the "
+                                        r"decoder recognises") as e:
+        read_audio(p)
+    assert "does not exist" not in str(e.value)
+    with pytest.raises(DataError, match=r"missing\.mp3: file does not exist"):
+        read_audio(tmp_path / "missing.mp3")
+
+
 def test_zero_byte_file(tmp_path):
     p = tmp_path / "empty.wav"
     p.write_bytes(b"")

@@ -219,9 +219,12 @@ def _check_file(path: Path) -> None:
         raise DataError(path, "file is empty (0 bytes)")
 
 
-def _sf_error_text(exc: BaseException) -> str:
-    text = getattr(exc, "error_string", None) or str(exc)
-    return str(text).strip() or type(exc).__name__
+def _sf_error_text(exc: BaseException, path: Path | None = None) -> str:
+    text = str(getattr(exc, "error_string", None) or str(exc)).strip() or type(exc).__name__
+    if path is not None and "does not exist or is not a regular file" in text and path.is_file():
+        # libsndfile says so of a file it opened but whose bytes are no audio it decodes (random bytes named .mp3)
+        return "no audio in a format the decoder recognises: a damaged file, or another format than its name says"
+    return text
 
 
 def _wav_declared_frames(path: Path) -> int | None:
@@ -263,7 +266,7 @@ def _open_info(path: Path):
     try:
         return sf.info(str(path))
     except Exception as exc:  # LibsndfileError, RuntimeError, TypeError from odd headers
-        raise DataError(path, f"unreadable or truncated audio file ({_sf_error_text(exc)})") from exc
+        raise DataError(path, f"unreadable or truncated audio file ({_sf_error_text(exc, path)})") from exc
 
 
 def _csv_rate(rate: float, path: Path) -> int:
@@ -343,7 +346,7 @@ def _read_soundfile(path: Path) -> tuple[np.ndarray, int, int]:
             # into one buffer: soundfile's own read held the samples twice at its peak (1.4 GB for an hour at 48 kHz)
             data = f.read(out=np.empty((max(0, header_frames), int(f.channels)), dtype=np.float32))
     except Exception as exc:
-        raise DataError(path, f"unreadable or truncated audio file ({_sf_error_text(exc)})") from exc
+        raise DataError(path, f"unreadable or truncated audio file ({_sf_error_text(exc, path)})") from exc
     return data, sr, header_frames
 
 
