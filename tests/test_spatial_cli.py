@@ -499,3 +499,18 @@ def test_evaluate_leaves_sections_without_ssim_out_of_its_mean(array_run, tissue
         t = m[task]
         assert 0 < t["ssim"] <= 1 and t["ssim_sections"] == 1 and t["psnr"] > 0, (task, t)
         assert all(0 < b["ssim"] <= 1 for b in t["baselines"].values()), (task, t["baselines"])
+
+
+def test_evaluate_says_why_no_psnr_was_measured(array_run, tissue, tmp_path, caplog):
+    """A clean map constant on every channel has no range to measure PSNR against: the mean was null in
+    metrics.json with nothing said; psnr_sections counts the sections scored, and a warning names the cause."""
+    folder = _section_folder(tissue, tmp_path / "flat")
+    truth = np.load(folder / "s.truth.npy")
+    np.save(folder / "s.truth.npy", np.ones_like(truth) * truth.mean(axis=(0, 1), keepdims=True))
+    m = evaluate(array_run, str(folder)).metrics
+    for task in ("denoise", "inpaint", "upscale"):
+        assert m[task]["psnr_sections"] == 0 and np.isnan(m[task]["psnr"]), (task, m[task])
+        assert np.isfinite(m[task]["sam"]), (task, m[task])
+        assert f"{task}: no section's clean map varies over the scored pixels" in caplog.text
+    ok = evaluate(array_run, str(_section_folder(tissue, tmp_path / "ok"))).metrics
+    assert ok["denoise"]["psnr_sections"] == 1 and ok["denoise"]["psnr"] > 0

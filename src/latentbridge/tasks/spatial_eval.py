@@ -13,7 +13,8 @@ section under ``--data``), three tasks are run, by the model and by the baseline
 
 Scores (:mod:`latentbridge.metrics.spatial`): PSNR, SSIM and spectral angle against the clean
 map, averaged over the sections that have the score (SSIM needs 3 x 3 pixels: a section under 3
-pixels is left out of the SSIM's mean, and ``ssim_sections`` of each task counts those scored);
+pixels is left out of the SSIM's mean, and ``ssim_sections`` of each task counts those scored;
+``psnr_sections`` those with a PSNR: a clean map constant on every channel has none);
 for the model also the share of true values within ±2σ (and ±1σ). Each baseline runs at the
 parameter that scored best on the run's validation sections (their clean maps; defaults when
 none has one).
@@ -173,6 +174,10 @@ def evaluate(run_dir: str | Path, data: str | None = None) -> SpatialEvaluation:
     for task in BASELINES:
         mean = _section_means(per_task[task], per_task[task][0])
         mean["ssim_sections"] = int(sum(np.isfinite(m["ssim"]) for m in per_task[task]))
+        mean["psnr_sections"] = int(sum(np.isfinite(m["psnr"]) for m in per_task[task]))
+        if not mean["psnr_sections"]:
+            log.warning("%s: no section's clean map varies over the scored pixels, so no PSNR can be measured: "
+                        "psnr and psnr_gain_db are left empty (null in metrics.json)", task)
         bases = {}
         for name, rows in per_base[task].items():
             bases[name] = _section_means(rows, ("psnr", "ssim", "sam"))
