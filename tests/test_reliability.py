@@ -174,6 +174,31 @@ def test_resume_reads_a_data_path_as_the_folder_it_names(tmp_path, monkeypatch):
         ("model.name", "vae", "ae")]
 
 
+def test_resume_from_another_folder_reads_the_run_s_relative_data_path_from_where_it_was_trained(
+        machine_data, feature_cache, tmp_path, monkeypatch, capsys):
+    """A run trained with a relative data path could not be resumed from another folder, even given the same
+    data's absolute path: its checkpoint now records the folder it was trained in."""
+    project = tmp_path / "project"
+    shutil.copytree(machine_data / "train" / "normal", project / "normal")
+    monkeypatch.chdir(project)
+    base = ["train", "--config", str(REPO / "configs" / "anomaly_ae.yaml"), "--out", str(tmp_path / "run"), *_o()]
+    assert main([*base, "-o", "data.train_dir=normal", "-o", "train.max_epochs=1"]) == 0
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["hyper_parameters"]["trained_in"] == str(project)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    shutil.copytree(machine_data / "train" / "normal", elsewhere / "normal")  # same name, same files: other data
+    capsys.readouterr()
+    assert main([*base, "-o", "data.train_dir=normal", "-o", "train.max_epochs=2", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert (f"data.train_dir: run 'normal' (relative to the folder the run was trained in, {project}), now 'normal'"
+            in err), err
+    assert main([*base, "-o", f"data.train_dir={project / 'normal'}", "-o", "train.max_epochs=2", "--resume"]) == 0
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["hyper_parameters"]["trained_in"] == str(elsewhere)
+
+
 @pytest.mark.parametrize("damage", ["truncated", "not_a_checkpoint", "pickled_object"])
 def test_corrupt_or_foreign_checkpoint_is_named(short_run, machine_data, capsys, damage):
     last = short_run / "checkpoints" / "last.ckpt"

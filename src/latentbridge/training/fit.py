@@ -4,6 +4,7 @@ checkpoints, logs, EMA, and the weights the model folder keeps."""
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,22 +38,40 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: d}
 
 
-def resume_differences(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
-    """(key, run's value, new value) for every architecture / data / transform key that differs."""
+def resume_differences(old: dict, new: dict, trained_in: str | None = None) -> list[tuple[str, Any, Any]]:
+    """(key, run's value, new value) for every architecture / data / transform key that differs; the run's
+    relative paths are read from ``trained_in``, the folder it was trained in, where known."""
     a = {k: v for k, v in _flatten(old).items() if k.split(".")[0] in RESUME_SECTIONS}
     b = {k: v for k, v in _flatten(new).items() if k.split(".")[0] in RESUME_SECTIONS}
     missing = object()
-    return [(k, a.get(k, missing), b.get(k, missing)) for k in sorted(set(a) | set(b))
-            if a.get(k, missing) != b.get(k, missing) and not _same_path(a.get(k), b.get(k))]
+
+    def differs(k):
+        x, y = a.get(k, missing), b.get(k, missing)
+        if x != y:
+            return not _same_path(x, y, trained_in)
+        # the same relative path, from another folder than the run's: other data where it names another folder
+        return (bool(trained_in) and _PATH_KEY.search(k) is not None and isinstance(x, str) and bool(x.strip())
+                and not Path(x).is_absolute() and not _same_path(x, y, trained_in)
+                and (Path(trained_in) / x).exists())
+
+    return [(k, a.get(k, missing), b.get(k, missing)) for k in sorted(set(a) | set(b)) if differs(k)]
 
 
-def _same_path(a: Any, b: Any) -> bool:
+#: config keys that hold paths (data.root, data.train_dir, digits.fsdd_root, data.conditions, first_stage.run)
+_PATH_KEY = re.compile(r"(^|\.)([a-z_]*root|[a-z_]*_dir|conditions|run)$")
+
+
+def _same_path(a: Any, b: Any, trained_in: str | None = None) -> bool:
     """Whether two values are paths of one existing file or folder (``fsdd``, ``./fsdd/`` and its absolute path,
-    seen from here)."""
+    seen from here; a relative ``a``, the run's, seen from ``trained_in`` where that is known)."""
     from latentbridge.utils import existing_path
 
-    pa = existing_path(a) if isinstance(a, str) else None
-    return pa is not None and pa == (existing_path(b) if isinstance(b, str) else None)
+    if not isinstance(a, str) or not isinstance(b, str):
+        return False
+    if trained_in and a.strip() and not Path(a).is_absolute():
+        a = str(Path(trained_in) / a)
+    pa = existing_path(a)
+    return pa is not None and pa == existing_path(b)
 
 
 def check_resume(cfg_dict: dict, out_dir: Path) -> dict:
@@ -71,15 +90,19 @@ def check_resume(cfg_dict: dict, out_dir: Path) -> dict:
         old = yaml.safe_load((out_dir / "config.yaml").read_text(encoding="utf-8"))
     if not old:
         raise CheckpointError(last, "records no run config to check a resume against")
-    diffs = resume_differences(old, cfg_dict)
+    trained_in = (ckpt.get("hyper_parameters") or {}).get("trained_in")
+    diffs = resume_differences(old, cfg_dict, trained_in)
     if diffs:
         def show(v):
             return "(not set)" if type(v) is object else repr(v)
 
-        def here(v):  # a relative path of the run that names nothing from this folder
-            return isinstance(v, str) and v.strip() and not Path(v).is_absolute() and not Path(v).exists()
+        def here(v):  # a relative path of the run, trained in another folder (or, unknown where, naming nothing here)
+            if not isinstance(v, str) or not v.strip() or Path(v).is_absolute():
+                return False
+            return Path(trained_in).resolve() != Path.cwd().resolve() if trained_in else not Path(v).exists()
 
-        parts = [f"{k}: run {show(a)}" + (" (relative to the folder the run was trained in)" if here(a) else "")
+        where = f", {trained_in}" if trained_in else ""
+        parts = [f"{k}: run {show(a)}" + (f" (relative to the folder the run was trained in{where})" if here(a) else "")
                  + f", now {show(b)}" for k, a, b in diffs]
         keep = " ".join(f"-o {k}={a}" for k, a, _ in diffs if type(a) is not object)
         raise LatentbridgeError(f"{out_dir}: cannot resume: the run was trained with other settings ("

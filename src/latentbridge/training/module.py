@@ -3,6 +3,8 @@ class owns the optimisation (optimiser, learning-rate schedule, KL-weight schedu
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
 import torch
 
@@ -21,8 +23,10 @@ class TrainingModule(L.LightningModule):
         self.model = model
         self.train_cfg = dict(train_cfg)
         self.beta_cfg = dict(beta_cfg) if beta_cfg is not None else None
-        # the resolved run config travels in every checkpoint (resume checks compare against it)
-        self.save_hyperparameters({"train": self.train_cfg, "beta": self.beta_cfg, "config": config or {}})
+        # the resolved run config travels in every checkpoint (resume checks compare against it), with the folder
+        # its relative paths are relative to (a resume from another folder reads them from there)
+        self.save_hyperparameters({"train": self.train_cfg, "beta": self.beta_cfg, "config": config or {},
+                                   "trained_in": str(Path.cwd())})
 
     def beta(self) -> float:
         b = self.beta_cfg
