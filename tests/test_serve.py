@@ -677,6 +677,20 @@ def test_micro_batcher_serves_short_requests_first_without_starving_long_ones():
     [f.result(timeout=10) for f in [long_, *shorts]]
     assert calls == [1, 9, 1, 1, 1], calls
     b.close()
+    # an overdue request that does not fit what is left of a batch opens the next one; the shortest fill the room
+    # (the batch left with the room empty, short requests waiting behind every overdue one)
+    calls.clear()
+    gate.clear()
+    b = MicroBatcher(fn, max_batch=12, max_wait_s=0.0, max_age_s=0.05)
+    b.submit(np.ones((1, 2)))
+    time.sleep(0.1)
+    overdue = [b.submit(np.ones((9, 2))) for _ in range(2)]
+    time.sleep(0.1)
+    shorts = [b.submit(np.ones((1, 2))) for _ in range(3)]
+    gate.set()
+    [f.result(timeout=10) for f in [*overdue, *shorts]]
+    assert calls == [1, 12, 9], calls
+    b.close()
     with pytest.raises(ValueError, match="max_age_s"):
         MicroBatcher(fn, max_age_s=0)
 

@@ -18,7 +18,10 @@ benchmarks/README.md §7 measured under load (padded to the default 16).
 
 Order: shortest request first (fewest windows; ties by arrival), so a 2-s clip does not queue
 behind the windows of long uploads; a request that has waited ``max_age_s`` goes ahead of every
-younger one (oldest first), so long requests are never starved.
+younger one (oldest first), so long requests are never starved. Where an overdue request does not fit
+the room left in a batch, the shortest requests fill that room and the overdue one opens the next
+batch (a batch that left with the room empty kept short requests waiting behind every overdue one:
+on a machine where long uploads waited about ``max_age_s`` under load, that was the 2-s clips' tail).
 """
 
 from __future__ import annotations
@@ -116,9 +119,10 @@ class MicroBatcher:
         if not self._short:
             return None
         oldest = self._arrivals[0][1]
-        if time.monotonic() - oldest[2] >= self.max_age_s:
+        if time.monotonic() - oldest[2] >= self.max_age_s and (room is None or oldest[0] <= room):
             entry = oldest
-        else:
+        else:  # the shortest: also where an overdue request does not fit what is left of this batch (it opens
+            # the next one), so that short requests fill the room instead of the batch leaving with it
             entry = self._short[0]
         if room is not None and entry[0] > room:
             return None
