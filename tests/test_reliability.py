@@ -194,6 +194,11 @@ def test_resume_from_another_folder_reads_the_run_s_relative_data_path_from_wher
     err = capsys.readouterr().err
     assert (f"data.train_dir: run 'normal' (relative to the folder the run was trained in, {project}), now 'normal'"
             in err), err
+    # another setting of text from another folder is not called a relative path
+    assert main([*base, "-o", f"data.train_dir={project / 'normal'}", "-o", "audio.pad=reflect", "-o",
+                 "train.max_epochs=2", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "audio.pad: run " in err and "now 'reflect'" in err and "relative" not in err, err
     assert main([*base, "-o", f"data.train_dir={project / 'normal'}", "-o", "train.max_epochs=2", "--resume"]) == 0
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["hyper_parameters"]["trained_in"] == str(elsewhere)

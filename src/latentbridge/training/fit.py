@@ -96,14 +96,14 @@ def check_resume(cfg_dict: dict, out_dir: Path) -> dict:
         def show(v):
             return "(not set)" if type(v) is object else repr(v)
 
-        def here(v):  # a relative path of the run, trained in another folder (or, unknown where, naming nothing here)
-            if not isinstance(v, str) or not v.strip() or Path(v).is_absolute():
+        def here(k, v):  # a relative path of the run trained in another folder (unknown where: naming nothing here)
+            if not _PATH_KEY.search(k) or not isinstance(v, str) or not v.strip() or Path(v).is_absolute():
                 return False
             return Path(trained_in).resolve() != Path.cwd().resolve() if trained_in else not Path(v).exists()
 
         where = f", {trained_in}" if trained_in else ""
-        parts = [f"{k}: run {show(a)}" + (f" (relative to the folder the run was trained in{where})" if here(a) else "")
-                 + f", now {show(b)}" for k, a, b in diffs]
+        parts = [f"{k}: run {show(a)}" + (f" (relative to the folder the run was trained in{where})"
+                                          if here(k, a) else "") + f", now {show(b)}" for k, a, b in diffs]
         keep = " ".join(f"-o {k}={a}" for k, a, _ in diffs if type(a) is not object)
         raise LatentbridgeError(f"{out_dir}: cannot resume: the run was trained with other settings ("
                                 + "; ".join(parts) + f"). Resume with the run's values ({keep}) or train a new run; "
