@@ -201,3 +201,23 @@ def test_tiling_memory_does_not_grow_with_the_section(tmp_path):
     # four times the rows: the same working memory (a band of one tile row), far below one output map
     assert large < 1.25 * small and large < 0.3 * (960 * 360 * 8 * 4), (small, large)
     assert blend_window(32, 8).min() > 0 and blend_window(32, 8)[16, 16] == 1.0
+
+
+def test_scale_check_samples_values_not_pixels():
+    """The intensity-scale check copied every pixel of a section as float64 below 2**20 pixels (400 MiB for a moment
+    at 1000 x 1000 x 50): its sample is now capped by values, in float32, and still names a map on another scale."""
+    from latentbridge.data.spatial import scale_mismatch
+
+    rng = np.random.default_rng(0)
+    values = rng.gamma(3.0, 2.0, (600, 600, 20)).astype(np.float32)
+    valid = np.ones((600, 600), bool)
+    spec = SpatialTransform(channels=20, center=[6.0] * 20, scale=[3.5] * 20, lower=[-1.7] * 20, upper=[5.0] * 20,
+                            patch_size=16, overlap=4)
+    assert scale_mismatch(Section("same", values, valid, "mem"), spec) == []
+    tracemalloc.start()
+    loud = scale_mismatch(Section("loud", values * 1e3, valid, "mem"), spec)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert [m["channel"] for m in loud] == list(range(20)) and not any(m["outside"] for m in loud)
+    # values * 1e3 itself is 28.8 MB; a float64 copy of every pixel would add 57.6 MB
+    assert peak < values.nbytes + 0.6 * 8 * values.size, peak

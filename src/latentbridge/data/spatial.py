@@ -216,18 +216,19 @@ def _channel_ranges(values: np.ndarray, valid: np.ndarray, rows: int = 256) -> t
     return np.where(np.isfinite(lo), lo, 0.0), np.where(np.isfinite(hi), hi, 0.0)
 
 
-def scale_mismatch(section: Section, spec, factor: float = 100.0, max_pixels: int = 1 << 20) -> list[dict]:
+def scale_mismatch(section: Section, spec, factor: float = 100.0, max_values: int = 1 << 22) -> list[dict]:
     """Channels whose valid pixels spread over a range ``factor`` times narrower or wider than the training
     sections' (from the ``lower`` / ``upper`` of :func:`channel_statistics`), or lying wholly outside it: maps on
     another intensity scale (other units, another normalisation, an export's scale factor, negated or offset
     values), which the model reads as nearly empty or as extreme. For each: ``channel``, the input's 0.5th / 99.5th
     percentiles ``low`` / ``high``, the training range ``trained`` (min, max) and ``outside`` (the spread is like
-    training's, the values not). Rows are subsampled past ``max_pixels`` pixels (a memory map is not read whole)."""
+    training's, the values not). Rows are subsampled past ``max_values`` values (a memory map is not read whole; a
+float64 copy of every pixel of a 1000 x 1000 x 50 section took 400 MiB for a moment)."""
     h, w, c = section.shape
-    step = max(1, int(np.ceil(h * w / max_pixels)))
+    step = max(1, int(np.ceil(h * w * c / max_values)))
     if c != len(spec.scale):  # another channel count: refused where the model reads the section
         return []
-    v = np.asarray(section.values[::step], dtype=np.float64)[section.valid[::step]]
+    v = np.asarray(section.values[::step], dtype=np.float32)[section.valid[::step]]
     if len(v) < 2:
         return []
     low, high = np.percentile(v, 0.5, axis=0), np.percentile(v, 99.5, axis=0)
