@@ -82,7 +82,9 @@ def test_train_evaluate_analyze(av_run, small_classifiers, tmp_path, capsys):
     assert sr == 8000 and len(w) == 8000
     assert "<img" in (out / "report.html").read_text()
 
-    for bad, said in (("0", "--clusters must be at least 1, got 0"), ("100000", "more clusters than the run's")):
+    for bad, said in (("0", "--clusters must be at least 2"),
+                      ("1", "--clusters must be at least 2 (one cluster relates nothing), got 1"),
+                      ("100000", "more clusters than the run's")):
         capsys.readouterr()
         assert main(["analyze", str(av_run), "--out", str(tmp_path / "no"), "--clusters", bad]) == 2  # tracebacks
         assert said in capsys.readouterr().err and not (tmp_path / "no").exists()
@@ -113,6 +115,24 @@ def test_model_generates_both_modalities(av_run):
     for fusion_use in [("audio",), ("image",), ("audio", "image")]:
         q = model.infer({"audio": torch.zeros(2, 1, 64, 128) - 40, "image": torch.zeros(2, 1, 28, 28)}, fusion_use)
         assert q.mean.shape == (2, 16)
+
+
+def test_analyze_refuses_clusterings_that_agree_trivially(tmp_path, capsys):
+    """One cluster, or one per test pair, made every agreement and convergence rate 1 (and silhouettes
+    null): reported as a finding. Refused with a one-line error, before the run is even read."""
+    from latentbridge.errors import LatentbridgeError
+    from latentbridge.tasks.analyze import check_clusters
+
+    for bad in ("1", "-3"):
+        assert main(["analyze", str(tmp_path / "no-run"), "--out", str(tmp_path / "a"), "--clusters", bad]) == 2
+        assert f"--clusters must be at least 2 (one cluster relates nothing), got {bad}" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+    for k in (30, 31):
+        with pytest.raises(LatentbridgeError, match=f"--clusters {k}: as many or more clusters than the run's 30 test "
+                                                    "pairs .*use at most 29"):
+            check_clusters(k, 30)
+    check_clusters(2, 30)
+    check_clusters(29, 30)
 
 
 def test_analyze_refuses_other_tasks(fitted_model, tmp_path, capsys):

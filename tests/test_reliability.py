@@ -547,6 +547,60 @@ def test_format_1_folders_are_named_and_upgraded(fitted_model, machine_data, tmp
     assert "nothing to upgrade" in capsys.readouterr().err
 
 
+def test_a_damaged_or_read_only_format_1_folder_is_named_and_left_as_it_was(fitted_model, tmp_path, capsys,
+                                                                             monkeypatch):
+    """`model upgrade` of a format-1 folder whose config.json lacks keys or holds wrong types raised
+    KeyError / AttributeError / TypeError tracebacks; a read-only folder, or a failed last rename, must
+    leave the original folder as it was."""
+    import latentbridge.models.upgrade as upgrade
+
+    def damaged(name, change):
+        folder = tmp_path / name
+        shutil.copytree(fitted_model, folder)
+        _as_format_1(folder)
+        info = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps(change(info)))
+        return folder
+
+    cases = [
+        (lambda i: {k: v for k, v in i.items() if k != "model_class"}, "'model_class' must name a known model"),
+        (lambda i: {**i, "config": "oops"}, "'config', 'data' and 'transform' must be mappings"),
+        (lambda i: {**i, "data": "oops"}, "'data' and 'transform' must be mappings"),
+        (lambda i: {**i, "config": {**i["config"], "task": "nosuch"}}, "unknown task 'nosuch'"),
+        (lambda i: {**i, "model_kwargs": {k: v for k, v in i["model_kwargs"].items() if k != "input_shape"}},
+         "do not build a"),
+        (lambda i: {**i, "config": {**i["config"], "train": {"max_epochs": "lots"}}}, "'train.max_epochs'"),
+    ]
+    for n, (change, said) in enumerate(cases):
+        folder = damaged(f"bad{n}", change)
+        before = (folder / "config.json").read_bytes()
+        assert main(["model", "upgrade", str(folder)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: model folder {folder}: config.json is damaged") and said in err, err
+        assert "Traceback" not in err and (folder / "config.json").read_bytes() == before
+    good = damaged("readonly", lambda i: i)
+    before = {p.name: p.read_bytes() for p in good.iterdir() if p.is_file()}
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **k: Path(p) != good and real_access(p, mode, **k))
+    assert main(["model", "upgrade", str(good)]) == 2
+    assert f"{good} is read-only" in capsys.readouterr().err
+    monkeypatch.setattr(os, "access", real_access)
+    real_replace = os.replace
+
+    def no_final_rename(src, dst):
+        if ".upgrade-" in str(src):
+            raise OSError(28, "No space left on device", str(dst))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(upgrade.os, "replace", no_final_rename)
+    assert main(["model", "upgrade", str(good)]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in good.iterdir() if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    monkeypatch.setattr(upgrade.os, "replace", real_replace)
+    assert main(["model", "upgrade", str(good)]) == 0
+
+
 # ----------------------------------------------------------------------------- no traceback for a user error
 
 

@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from latentbridge.errors import ModelFolderError
+from latentbridge.errors import ConfigError, ModelFolderError
 from latentbridge.utils import sha256_file
 
 
@@ -74,9 +74,9 @@ def upgrade_folder(folder: str | Path) -> dict:
     """Convert ``folder`` (format version 1) in place; returns ``{"from", "to", "dropped_keys"}``."""
     from safetensors.torch import load_file
 
-    from latentbridge.config.workflows import transform_spec, validate
+    from latentbridge.config.workflows import WORKFLOWS, transform_spec, validate
     from latentbridge.models import hub
-    from latentbridge.models.registry import get_model_class
+    from latentbridge.models.registry import get_model_class, model_names
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -94,15 +94,33 @@ def upgrade_folder(folder: str | Path) -> dict:
     if not expected or sha256_file(weights) != expected:
         raise ModelFolderError(folder, f"{hub.WEIGHTS_NAME} does not match the checksum in {hub.CONFIG_NAME}; "
                                        "refusing to upgrade an altered folder")
-    model_class, kwargs = info["model_class"], info["model_kwargs"]
-    config, dropped = convert_config(info["config"], model_class, kwargs)
+    model_class, kwargs, old_config = info.get("model_class"), info.get("model_kwargs"), info.get("config")
+    if model_class not in model_names() or not all(isinstance(v, dict) for v in (
+            kwargs, old_config, info.get("data") or {}, info.get("transform") or {})):
+        raise ModelFolderError(folder, f"{hub.CONFIG_NAME} is damaged: 'model_class' must name a known model, "
+                                       "'model_kwargs', 'config', 'data' and 'transform' must be mappings "
+                                       "(nothing was changed)")
+    if old_config.get("task", "anomaly") not in WORKFLOWS and old_config.get("task") != "classifier":
+        raise ModelFolderError(folder, f"{hub.CONFIG_NAME} is damaged: unknown task {old_config.get('task')!r} "
+                                       "(nothing was changed)")
+    for where in (folder, folder.parent):  # the folder is replaced whole: its parent is written too
+        if not os.access(where, os.W_OK | os.X_OK):
+            raise ModelFolderError(folder, f"{where} is read-only; make it writable to upgrade (nothing was changed)")
+    try:
+        config, dropped = convert_config(old_config, model_class, kwargs)
+    except ConfigError as e:
+        raise ModelFolderError(folder, f"{hub.CONFIG_NAME} is damaged: {e} (nothing was changed)") from None
     cfg = validate(config, f"{folder}/{hub.CONFIG_NAME} (converted)")
     data = info.get("data") or {}
     old_t = info.get("transform") or {}
     spec = transform_spec(cfg, sample_rate=data.get("sample_rate", old_t.get("sample_rate")),
                           n_channels=data.get("n_channels", kwargs.get("n_channels")))
     cls = get_model_class(model_class)
-    model = cls(**kwargs)
+    try:
+        model = cls(**kwargs)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ModelFolderError(folder, f"{hub.CONFIG_NAME} is damaged: its model_kwargs do not build a "
+                                       f"{model_class} ({e}); nothing was changed") from None
     new_state = model.state_dict()
     old_state = load_file(str(weights))
     extra = sorted(set(old_state) - set(new_state))
@@ -134,7 +152,11 @@ def upgrade_folder(folder: str | Path) -> dict:
             (tmp / "config.yaml").write_text(dump_yaml(cfg), encoding="utf-8")
         hub.load_model(tmp)  # the converted folder must load before it replaces the original
         os.replace(folder, old)
-        os.replace(tmp, folder)
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            os.replace(old, folder)  # the original comes back as it was
+            raise
         shutil.rmtree(old, ignore_errors=True)
     finally:
         if tmp.exists():

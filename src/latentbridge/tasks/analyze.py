@@ -37,13 +37,22 @@ class Analysis:
     audio_cluster_names: list[str]
 
 
+def check_clusters(n_clusters: int, n_pairs: int | None = None) -> None:
+    """``--clusters`` must split the test pairs: one cluster, or one per pair, makes the two modalities'
+    clusterings agree trivially (agreement and convergence 1, silhouette undefined), not a finding."""
+    if int(n_clusters) < 2:
+        raise LatentbridgeError(f"--clusters must be at least 2 (one cluster relates nothing), got {n_clusters}")
+    if n_pairs is not None and int(n_clusters) >= n_pairs:
+        raise LatentbridgeError(f"--clusters {n_clusters}: as many or more clusters than the run's {n_pairs} test pairs "
+                                f"(each pair alone in a cluster agrees trivially); use at most {n_pairs - 1}")
+
+
 def analyze(run_dir: str | Path, n_clusters: int = 10) -> Analysis:
     from latentbridge.metrics.classification import coherence, retrieval_accuracy
     from latentbridge.metrics.clustering import agreement_zones, cluster, clustering_scores, relationship_tables
     from latentbridge.tasks.avdigits import classifiers, latent_modes, pairs, predict_all
 
-    if int(n_clusters) < 1:
-        raise LatentbridgeError(f"--clusters must be at least 1, got {n_clusters}")
+    check_clusters(n_clusters)
     saved = load_model(run_dir)
     cfg = saved.workflow
     if cfg.task != "avdigits":
@@ -54,8 +63,7 @@ def analyze(run_dir: str | Path, n_clusters: int = 10) -> Analysis:
         ptr = latent_modes(model, pairs(cfg, "train")[0])
         model.fit_bridge(torch.from_numpy(ptr["z_audio"]), torch.from_numpy(ptr["z_image"]))
     test, _ = pairs(cfg, "test")
-    if int(n_clusters) > len(test.label):
-        raise LatentbridgeError(f"--clusters {n_clusters}: more clusters than the run's {len(test.label)} test pairs")
+    check_clusters(n_clusters, len(test.label))
     pte = predict_all(model, test)
     y = test.label
     metrics: dict = {"n_test_pairs": int(len(y)), "n_clusters": n_clusters}
