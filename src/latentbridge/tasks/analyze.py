@@ -43,8 +43,8 @@ def check_clusters(n_clusters: int, n_pairs: int | None = None) -> None:
     if int(n_clusters) < 2:
         raise LatentbridgeError(f"--clusters must be at least 2 (one cluster relates nothing), got {n_clusters}")
     if n_pairs is not None and int(n_clusters) >= n_pairs:
-        raise LatentbridgeError(f"--clusters {n_clusters}: as many or more clusters than the run's {n_pairs} test pairs "
-                                f"(each pair alone in a cluster agrees trivially); use at most {n_pairs - 1}")
+        raise LatentbridgeError(f"--clusters {n_clusters}: as many or more clusters than the run's {n_pairs} test "
+                                f"pairs (each pair alone in a cluster agrees trivially); use at most {n_pairs - 1}")
 
 
 def analyze(run_dir: str | Path, n_clusters: int = 10) -> Analysis:
