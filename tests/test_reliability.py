@@ -172,6 +172,16 @@ def test_resume_reads_a_data_path_as_the_folder_it_names(tmp_path, monkeypatch):
         ("data.train_dir", "fsdd", "other")]
     assert resume_differences(run, {"data": {"train_dir": "fsdd"}, "model": {"name": "ae"}}) == [
         ("model.name", "vae", "ae")]
+    # from another folder than the run's: its relative data path is read from there, a cache folder is no data
+    (tmp_path / "cache").mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "fsdd").mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    run = {"data": {"train_dir": "fsdd", "cache_dir": "cache"}}
+    assert resume_differences(run, {"data": {"train_dir": str(tmp_path / "fsdd"), "cache_dir": "cache"}},
+                              str(tmp_path)) == []
+    assert resume_differences(run, {"data": {"train_dir": "fsdd", "cache_dir": "cache"}}, str(tmp_path)) == [
+        ("data.train_dir", "fsdd", "fsdd")]
 
 
 def test_resume_from_another_folder_reads_the_run_s_relative_data_path_from_where_it_was_trained(

@@ -50,7 +50,8 @@ def resume_differences(old: dict, new: dict, trained_in: str | None = None) -> l
         if x != y:
             return not _same_path(x, y, trained_in)
         # the same relative path, from another folder than the run's: other data where it names another folder
-        return (bool(trained_in) and _PATH_KEY.search(k) is not None and isinstance(x, str) and bool(x.strip())
+        return (bool(trained_in) and _PATH_KEY.search(k) is not None and "cache" not in k  # a cache is not data
+                and isinstance(x, str) and bool(x.strip())
                 and not Path(x).is_absolute() and not _same_path(x, y, trained_in)
                 and (Path(trained_in) / x).exists())
 
