@@ -51,15 +51,18 @@ def resume_differences(old: dict, new: dict, trained_in: str | None = None) -> l
             return not _same_path(x, y, trained_in)
         # the same relative path, from another folder than the run's: other data where it names another folder
         return (bool(trained_in) and _PATH_KEY.search(k) is not None and "cache" not in k  # a cache is not data
-                and isinstance(x, str) and bool(x.strip())
-                and not Path(x).is_absolute() and not _same_path(x, y, trained_in)
-                and (Path(trained_in) / x).exists())
+                and _relative(x) and not _same_path(x, y, trained_in) and (Path(trained_in) / x).exists())
 
     return [(k, a.get(k, missing), b.get(k, missing)) for k in sorted(set(a) | set(b)) if differs(k)]
 
 
 #: config keys that hold paths (data.root, data.train_dir, digits.fsdd_root, data.conditions, first_stage.run)
 _PATH_KEY = re.compile(r"(^|\.)([a-z_]*root|[a-z_]*_dir|conditions|run)$")
+
+
+def _relative(v: Any) -> bool:
+    """Whether ``v`` is a relative path (non-empty text that is not absolute)."""
+    return isinstance(v, str) and bool(v.strip()) and not Path(v).is_absolute()
 
 
 def _same_path(a: Any, b: Any, trained_in: str | None = None) -> bool:
@@ -69,7 +72,7 @@ def _same_path(a: Any, b: Any, trained_in: str | None = None) -> bool:
 
     if not isinstance(a, str) or not isinstance(b, str):
         return False
-    if trained_in and a.strip() and not Path(a).is_absolute():
+    if trained_in and _relative(a):
         a = str(Path(trained_in) / a)
     pa = existing_path(a)
     return pa is not None and pa == existing_path(b)
@@ -98,7 +101,7 @@ def check_resume(cfg_dict: dict, out_dir: Path) -> dict:
             return "(not set)" if type(v) is object else repr(v)
 
         def here(k, v):  # a relative path of the run trained in another folder (unknown where: naming nothing here)
-            if not _PATH_KEY.search(k) or not isinstance(v, str) or not v.strip() or Path(v).is_absolute():
+            if not _PATH_KEY.search(k) or not _relative(v):
                 return False
             return Path(trained_in).resolve() != Path.cwd().resolve() if trained_in else not Path(v).exists()
 
