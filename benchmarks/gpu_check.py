@@ -9,6 +9,11 @@ other benchmarks with their full epochs.
 
     python benchmarks/gpu_check.py --work /tmp/gpu --accelerator gpu --precision bf16-mixed \
         [--data ../shared/data] [--epochs-scale 1.0] [--only anomaly,ddpm,mld_bridge,...] [--json OUT.json]
+        [--throughput-epochs 2]
+
+The ``throughput`` workflow trains the CPU presets ``ddpm_mnist`` and ``mmvae_bridge`` for the same epochs on the
+machine's CPU (every core, 32-bit) and on the accelerator (32-bit, bf16-mixed): the training seconds per epoch each
+model records, and the accelerator's speed-up over the CPU measured in the same run.
 """
 
 from __future__ import annotations
@@ -23,7 +28,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, cli, machine_info, write_results  # noqa: E402
 
-WORKFLOWS = ("anomaly", "ddpm", "mmvae_bridge", "mld_bridge", "cvae_tissue", "mld_digits")
+WORKFLOWS = ("anomaly", "ddpm", "mmvae_bridge", "mld_bridge", "cvae_tissue", "mld_digits", "throughput")
+# training throughput: each preset's training for the same epochs on the machine's CPU (every core, 32-bit) and on
+# the accelerator (32-bit and bf16), its seconds per epoch read from the model's config.json ("training")
+HARDWARE = {"cpu-32": ("--accelerator", "cpu", "--precision", "32-true", "-o", "train.num_threads=all"),
+            "gpu-32": ("--accelerator", "gpu", "--precision", "32-true"),
+            "gpu-bf16": ("--accelerator", "gpu", "--precision", "bf16-mixed")}
 
 
 class Steps:
@@ -59,6 +69,19 @@ def _pick(m: dict, dotted: str):
     return m
 
 
+def throughput(rows: list[dict]) -> dict:
+    """Seconds per training epoch by preset and hardware, and each hardware's speed-up over the CPU."""
+    per: dict[str, dict[str, float]] = {}
+    for r in rows:
+        m = r.get("metrics") or {}
+        if r["workflow"] == "throughput" and m.get("training.seconds") and m.get("training.epochs"):
+            preset, label = r["step"].split(" ", 1)
+            per.setdefault(preset, {})[label] = round(m["training.seconds"] / m["training.epochs"], 3)
+    return {p: {"seconds_per_epoch": v, "speedup_over_cpu": {k: round(v["cpu-32"] / x, 2) for k, x in v.items()
+                                                              if k != "cpu-32" and "cpu-32" in v}}
+            for p, v in per.items()}
+
+
 def epochs(n: int, scale: float) -> str:
     return str(max(1, round(n * scale)))
 
@@ -72,6 +95,7 @@ def main() -> int:
     ap.add_argument("--epochs-scale", type=float, default=1.0)
     ap.add_argument("--only", default=",".join(WORKFLOWS))
     ap.add_argument("--timeout", type=float, default=900, help="seconds per step")
+    ap.add_argument("--throughput-epochs", type=int, default=2, help="epochs of each throughput training")
     ap.add_argument("--json", help="results file (default: benchmarks/results/gpu_check.json)")
     a = ap.parse_args()
     work, data, sc = Path(a.work).resolve(), Path(a.data).resolve(), a.epochs_scale
@@ -152,8 +176,24 @@ def main() -> int:
                   metrics=work / "mld_digits-eval" / "metrics.json",
                   keys=("coherence_audio_to_image", "coherence_image_to_audio", "fd_image"))
 
+    if "throughput" in only:
+        presets = []
+        if mnist.is_dir():  # the CPU preset, without the per-epoch samples (they are not training)
+            presets.append(("ddpm_mnist", ("-o", f"data.root={mnist}", "-o", "monitor.fd_every=0",
+                                           "-o", "monitor.grid_epochs=[]")))
+        if bridge.is_dir() or s.run("throughput", "bridge synth", "data", "synth", "bridge", "--out", str(bridge),
+                                    "--seed", "0", "--force"):
+            presets.append(("mmvae_bridge", ("-o", f"data.root={bridge}",)))
+        for preset, extra in presets:
+            for label, hw_args in HARDWARE.items():
+                r = work / f"tp-{preset}-{label}"
+                s.run("throughput", f"{preset} {label}", "train", "--config", f"configs/{preset}.yaml", "--out",
+                      str(r), "--force", *hw_args, *extra, "-o", f"train.max_epochs={a.throughput_epochs}",
+                      metrics=r / "config.json", keys=("training.seconds", "training.epochs"))
+
     failed = [f"{r['workflow']}/{r['step']}" for r in s.rows if r["rc"] != 0]
-    res = {"settings": vars(a), "machine": machine_info(), "steps": s.rows, "failed": failed}
+    res = {"settings": vars(a), "machine": machine_info(), "steps": s.rows, "failed": failed,
+           "throughput": throughput(s.rows)}
     try:
         import torch
 

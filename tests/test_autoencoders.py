@@ -69,6 +69,29 @@ def test_shapes_losses_and_gradients(name):
         model(torch.zeros(2, 1, 5, 5))
 
 
+@pytest.mark.parametrize("name", list(SMALL))
+def test_a_training_step_under_bf16_autocast_matches_float32(name):
+    """What ``--precision bf16-mixed`` runs (on the GPU when there is one: CUDA autocast refuses
+    binary_cross_entropy of probabilities, which crashed the digits MLD's image first stage there): losses in
+    float32, finite, within bfloat16's rounding of the float32 step's, with gradients everywhere."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, shape = _model(name)
+    model = model.to(device).train()
+    x = _batch(name, shape).to(device)
+    if name.startswith("mel"):
+        model.normalizer.fit(x)
+    torch.manual_seed(1)  # the same posterior draws for the VAE
+    ref, _ = model.loss(x, beta=0.5)
+    torch.manual_seed(1)
+    with torch.autocast(device, dtype=torch.bfloat16):
+        loss, parts = model.loss(x, beta=0.5)
+    assert all(v.dtype == torch.float32 for v in parts.values()), {k: v.dtype for k, v in parts.items()}
+    assert torch.isfinite(loss).all()
+    torch.testing.assert_close(loss, ref, rtol=0.05, atol=0.05)
+    loss.mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
+
+
 @pytest.mark.parametrize("name", ["mel_ae", "mel_vae"])
 def test_delta_loss_is_the_l1_of_frame_differences(name, tmp_path):
     shape, over = SMALL[name]

@@ -277,9 +277,12 @@ class _ImageBase(LatentModel):
 
     @staticmethod
     def _image_losses(x_hat: Tensor, x: Tensor) -> dict[str, Tensor]:
-        x_hat_c = x_hat.clamp(1e-6, 1 - 1e-6)
-        bce = F.binary_cross_entropy(x_hat_c, x, reduction="none").flatten(1).mean(1)
-        return {"mse": (x_hat - x).pow(2).flatten(1).mean(1), "bce": bce}
+        # in float32 outside autocast: CUDA autocast refuses binary_cross_entropy of probabilities, and a
+        # bfloat16 clamp at 1 - 1e-6 rounds to 1 (log 0)
+        with torch.autocast(x_hat.device.type, enabled=False):
+            x_hat, x = x_hat.float(), x.float()
+            bce = F.binary_cross_entropy(x_hat.clamp(1e-6, 1 - 1e-6), x, reduction="none").flatten(1).mean(1)
+            return {"mse": (x_hat - x).pow(2).flatten(1).mean(1), "bce": bce}
 
     def posterior(self, xn: Tensor) -> DiagonalGaussian:
         return DiagonalGaussian.point(self.encoder(xn))

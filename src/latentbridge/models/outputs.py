@@ -48,7 +48,8 @@ class DiagonalGaussian:
         return cls(mean, logvar)
 
     def _sum(self, x: Tensor) -> Tensor:
-        return x.flatten(1).sum(dim=1)
+        """One value per sample, summed in float32 at least (under bf16 autocast the terms are bfloat16)."""
+        return x.flatten(1).sum(dim=1, dtype=torch.promote_types(x.dtype, torch.float32))
 
     def _noise(self, shape, generator: torch.Generator | None) -> Tensor:
         """Standard normal noise on the mean's device, drawn from ``generator`` on its own device (a CPU
