@@ -240,7 +240,8 @@ def test_enhance_errors_are_one_line(run, tissue, tmp_path, capsys):
                           ([str(tmp_path / "hot.npy")], "non-finite enhanced values; the input's largest value, 1e+30"
                                                          " at row 0, column 0, channel 0"),
                           ([section, "--truth", str(tmp_path / "truth_nan.npy")], "non-finite values in the clean"),
-                          ([section, "--seed", "99999999999999999999"], "--seed must lie between")):
+                          ([section, "--seed", "99999999999999999999"],
+                           "--seed must be -9223372036854775808 to 9223372036854775807, got 99999999999999999999")):
         assert main(["enhance", str(run), *args, "--task", "denoise", "--out", str(tmp_path / "z")]) == 2, args
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, err

@@ -234,12 +234,13 @@ def first_time(key) -> bool:
 MAX_SEED = 2 ** 32 - 1
 
 
-def check_seed(seed: int) -> int:
-    """``--seed`` as given, or LatentbridgeError outside 0..:data:`MAX_SEED` (a traceback from numpy or torch)."""
-    if not 0 <= seed <= MAX_SEED:
+def check_seed(seed: int, low: int = 0, high: int = MAX_SEED) -> int:
+    """``--seed`` as given, or LatentbridgeError outside ``low``..``high`` (a traceback from numpy or torch):
+    0..:data:`MAX_SEED` where numpy draws, torch's 64-bit range where only torch does (``enhance``)."""
+    if not low <= int(seed) <= high:
         from latentbridge.errors import LatentbridgeError
 
-        raise LatentbridgeError(f"--seed must be 0 to {MAX_SEED}, got {seed}")
+        raise LatentbridgeError(f"--seed must be {low} to {high}, got {seed}")
     return seed
 
 

@@ -46,6 +46,7 @@ import torch
 from latentbridge.training.fit import best_loss_text
 from latentbridge.errors import ConfigError, DataError
 from latentbridge.tasks.enhance import PIXEL_KINDS, SEED_RANGE, coarse_source, full_source, run_tiles
+from latentbridge.utils import check_seed
 
 log = logging.getLogger(__name__)
 TASKS = ("denoise", "inpaint", "upscale")
@@ -329,8 +330,7 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
     sibling = path.with_name(f"{stem}.truth.npy")
     if n_samples is not None and n_samples < 1:
         raise ConfigError(f"--samples must be at least 1, got {n_samples}")
-    if not SEED_RANGE[0] <= int(seed) <= SEED_RANGE[1]:  # a traceback from the generator before
-        raise ConfigError(f"--seed must lie between -2**63 and 2**63 - 1, got {seed}")
+    check_seed(seed, *SEED_RANGE)  # a traceback from the generator before
     if mask and path.suffix.lower() == ".imzml":  # it was ignored without a word
         raise ConfigError(f"--mask {mask}: an imzML section's valid pixels are those with a spectrum; --mask is for "
                           "array inputs")
