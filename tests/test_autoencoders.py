@@ -517,7 +517,7 @@ def test_a_run_without_validation_data_does_not_call_its_training_loss_a_validat
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "rel"), "--out", "ev"]) == 2
     err = capsys.readouterr().err
-    assert "imgs: image folder does not exist (the run's data path, relative to the folder `train` ran in" in err
+    assert "imgs: image folder does not exist (the run's data.root, relative to the folder `train` ran in" in err
     assert main(["evaluate", str(tmp_path / "rel"), "--out", "ev", "--data", str(tmp_path / "imgs")]) == 0
 
 

@@ -135,6 +135,30 @@ def test_analyze_refuses_clusterings_that_agree_trivially(tmp_path, capsys):
     check_clusters(29, 30)
 
 
+def test_analyze_from_another_folder_says_the_runs_paths_are_relative(small_classifiers, tmp_path, monkeypatch, capsys):
+    """A run trained with relative data folders, analysed from another folder: the FSDD loader's "no recordings"
+    (which pointed at an option analyze does not have) now says the path is the run's, relative to where `train`
+    ran, and to analyze from there; from there it runs."""
+    here = tmp_path / "trained_here"
+    here.mkdir()
+    (here / "fsdd").symlink_to(FSDD.parent)
+    (here / "mnist").symlink_to(MNIST_DIR)
+    monkeypatch.chdir(here)
+    over = [x for o in ("digits.fsdd_root=fsdd", "digits.mnist_root=mnist", *SMALL) for x in ("-o", o)]
+    assert main(["train", "--config", str(REPO / "configs" / "avdigits.yaml"), "--out", "run", *over]) == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert main(["analyze", str(here / "run"), "--out", "a"]) == 2
+    err = capsys.readouterr().err
+    assert "fsdd: no FSDD recordings found" in err and "Traceback" not in err
+    assert (f"(the run's digits.fsdd_root, relative to the folder `train` ran in, not to {tmp_path / 'elsewhere'}: "
+            "analyze from there)") in err
+    assert not (tmp_path / "elsewhere" / "a").exists()
+    monkeypatch.chdir(here)
+    assert main(["analyze", "run", "--out", "a"]) == 0
+
+
 def test_analyze_refuses_other_tasks(fitted_model, tmp_path, capsys):
     assert main(["analyze", str(fitted_model), "--out", str(tmp_path / "a")]) == 2
     assert "avdigits" in capsys.readouterr().err

@@ -750,5 +750,5 @@ def test_evaluate_elsewhere_names_the_stored_relative_data_path(tmp_path, monkey
                                                                           evaluate=evaluate))
     assert main(["evaluate", "runs/mm", "--out", str(tmp_path / "e")]) == 2
     err = capsys.readouterr().err
-    assert "data/b20: data root does not exist (the run's data path, relative to the folder `train` ran in" in err
+    assert "data/b20: data root does not exist (the run's data.root, relative to the folder `train` ran in" in err
     assert "--data DIR" in err and str(tmp_path / "data") not in err

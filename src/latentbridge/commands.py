@@ -120,24 +120,41 @@ def evaluate(run_dir: str, out: str, data: str | None = None, force: bool = Fals
     check_target(Path(out), force)  # before the work: a used folder without --force is refused at once
     try:
         res = entry.evaluate(run_dir, data, **_reads_vibration(run_dir, config, sample_rate))
-    except DataError as e:  # the run's own data, stored as the relative path `train` was given, read from elsewhere
-        stored = str((config.get("data") or {}).get("root") or "")
-        relative = stored and not Path(stored).is_absolute() and not Path(stored).exists()
-        # readers that resolve the path first (the bridge's) name it absolute, under this folder
-        if data is None and not Path(e.path).exists() and (
-                not Path(e.path).is_absolute() or relative and Path(e.path) == (Path.cwd() / stored).resolve()):
-            raise DataError(stored if relative else e.path, f"{e.problem} (the run's data path, relative to the "
-                                                            f"folder `train` ran in, not to {Path.cwd()}: evaluate "
-                                                            "from there, or give the data with --data DIR)") from None
+    except DataError as e:
+        if data is None:
+            _raise_if_relative_to_training(e, config, "evaluate from there, or give the data with --data DIR")
         raise
     with output_folder(out, force=force) as tmp:
         entry.write_evaluation(res, tmp)
     return res
 
 
+def _raise_if_relative_to_training(e: DataError, config: dict, hint: str) -> None:
+    """``e`` again, saying why, where the missing path is the run's own data stored as the relative path `train`
+    was given (``data.root``, ``digits.fsdd_root``, ...) and read from another folder than the training's."""
+    from latentbridge.training.fit import relative_data_paths
+
+    if Path(e.path).exists():
+        return
+    missing = Path.cwd() / e.path  # an absolute e.path stays itself
+    for key, stored in relative_data_paths(config).items():
+        here = Path.cwd() / stored
+        # readers name the folder or a file in it, as given or resolved under this folder first (the bridge's)
+        if not here.exists() and any(t == m or t in m.parents for t in (here, here.resolve())
+                                     for m in (missing, missing.resolve())):
+            raise DataError(stored, f"{e.problem} (the run's {key}, relative to the folder `train` ran in, not to "
+                                    f"{Path.cwd()}: {hint})") from None
+
+
 def analyze(run_dir: str, out: str, n_clusters: int = 10, force: bool = False):
+    from latentbridge.models.hub import read_info
+
     check_target(Path(out), force)
-    res = analyze_task.analyze(run_dir, n_clusters=n_clusters)
+    try:
+        res = analyze_task.analyze(run_dir, n_clusters=n_clusters)
+    except DataError as e:
+        _raise_if_relative_to_training(e, read_info(run_dir)["config"], "analyze from there")
+        raise
     with output_folder(out, force=force) as tmp:
         digits_report.write_analysis(res, tmp)
     return res

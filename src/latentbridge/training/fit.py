@@ -60,6 +60,11 @@ def resume_differences(old: dict, new: dict, trained_in: str | None = None) -> l
 _PATH_KEY = re.compile(r"(^|\.)([a-z_]*root|[a-z_]*_dir|conditions|run)$")
 
 
+def relative_data_paths(config: dict) -> dict[str, str]:
+    """The config's path keys (a cache's left out: it is not data) that hold relative paths, by dotted key."""
+    return {k: v for k, v in _flatten(config).items() if _PATH_KEY.search(k) and "cache" not in k and _relative(v)}
+
+
 def _relative(v: Any) -> bool:
     """Whether ``v`` is a relative path (non-empty text that is not absolute)."""
     return isinstance(v, str) and bool(v.strip()) and not Path(v).is_absolute()
