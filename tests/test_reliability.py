@@ -608,7 +608,14 @@ def test_a_damaged_or_read_only_format_1_folder_is_named_and_left_as_it_was(fitt
     assert {p.name: p.read_bytes() for p in good.iterdir() if p.is_file()} == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
     monkeypatch.setattr(upgrade.os, "replace", real_replace)
+    from latentbridge.outputs import FolderLock
+
+    with FolderLock(good):  # another process writing the folder (another upgrade, a training into it)
+        assert main(["model", "upgrade", str(good)]) == 2
+        assert "another latentbridge process is writing this folder" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in good.iterdir() if p.is_file()} == before
     assert main(["model", "upgrade", str(good)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # the lock file too
 
 
 # ----------------------------------------------------------------------------- no traceback for a user error

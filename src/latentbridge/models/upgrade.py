@@ -71,14 +71,25 @@ def convert_config(old: dict, model_class: str, model_kwargs: dict) -> tuple[dic
 
 
 def upgrade_folder(folder: str | Path) -> dict:
-    """Convert ``folder`` (format version 1) in place; returns ``{"from", "to", "dropped_keys"}``."""
+    """Convert ``folder`` (format version 1) in place; returns ``{"from", "to", "dropped_keys"}``. The folder's
+    lock is held throughout (:class:`latentbridge.outputs.FolderLock`): a second upgrade, or a command writing the
+    folder, is refused while one runs. A read-only parent takes no lock: the checks refuse it, unchanged."""
+    from latentbridge.outputs import FolderLock
+
+    folder = Path(folder)
+    if not os.access(folder.parent, os.W_OK | os.X_OK):
+        return _upgrade(folder)
+    with FolderLock(folder):
+        return _upgrade(folder)
+
+
+def _upgrade(folder: Path) -> dict:
     from safetensors.torch import load_file
 
     from latentbridge.config.workflows import WORKFLOWS, transform_spec, validate
     from latentbridge.models import hub
     from latentbridge.models.registry import get_model_class, model_names
 
-    folder = Path(folder)
     if not folder.is_dir():
         raise ModelFolderError(folder, "not a folder")
     info = hub._read_json(folder)
