@@ -298,9 +298,8 @@ def train_classifier(kind: str, out: str | None, *, data: str | None = None, ove
         cfg = classify.classifier_config(kind, data, overrides, **sets)
     except ConfigError as e:  # a value an option gave: said with the option's name
         given = {k: flag for k, flag in _CLASSIFIER_OPTIONS.items() if sets.get(k) is not None}
-        text = str(e)
+        text = e.problems or ""
         if any(f"'{k}'" in text for k in given):
-            text = text.split(": invalid config: ", 1)[-1]
             for k, flag in given.items():
                 text = text.replace(f"'{k}'", flag)
             raise LatentbridgeError(f"classifier train {kind}: {text}") from None

@@ -29,7 +29,12 @@ class DataError(LatentbridgeError):
 
 
 class ConfigError(LatentbridgeError):
-    """A config file or override with unknown keys or wrong values."""
+    """A config file or override with unknown keys or wrong values; ``problems``, where the config was validated,
+    is the message without its source (the keys and what is wrong with them)."""
+
+    def __init__(self, message: str, problems: str | None = None):
+        self.problems = problems
+        super().__init__(message)
 
 
 class ModelFolderError(LatentbridgeError):

@@ -143,6 +143,11 @@ def _compose_nested(node: dict, path: Path, chain: tuple[Path, ...]) -> dict:
 
 def format_validation_error(err: ValidationError, source: str, tags: set[str] = frozenset()) -> str:
     """One line naming every bad key (dotted, union tags such as the task or model name removed)."""
+    return f"{source}: invalid config: " + validation_problems(err, tags)
+
+
+def validation_problems(err: ValidationError, tags: set[str] = frozenset()) -> str:
+    """:func:`format_validation_error` without its source."""
     lines = []
     for e in err.errors():
         loc = [str(p) for p in e["loc"]]
@@ -160,7 +165,7 @@ def format_validation_error(err: ValidationError, source: str, tags: set[str] = 
             lines.append(str(e["msg"]).removeprefix("Value error, "))
         else:
             lines.append(f"'{key}': {e['msg']} (got {e.get('input')!r})")
-    return f"{source}: invalid config: " + "; ".join(lines)
+    return "; ".join(lines)
 
 
 def dump_yaml_dict(d: dict) -> str:

@@ -13,7 +13,8 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
-from latentbridge.config.loading import apply_overrides, deep_merge, format_validation_error, load_raw
+from latentbridge.config.loading import (apply_overrides, deep_merge, format_validation_error, load_raw,
+                                         validation_problems)
 from latentbridge.config.sections import (
     DIGIT_AUDIO,
     DIGIT_FEATURES,
@@ -515,7 +516,9 @@ def validate(raw: dict, source: str = "config") -> Workflow:
     try:
         return _ADAPTER.validate_python(raw)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, source, _TAGS) + _model_key_hint(e, raw["task"])) from None
+        hint = _model_key_hint(e, raw["task"])
+        raise ConfigError(format_validation_error(e, source, _TAGS) + hint,
+                          problems=validation_problems(e, _TAGS) + hint) from None
 
 
 def _model_key_hint(err: ValidationError, task: str) -> str:
