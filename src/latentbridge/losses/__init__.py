@@ -11,6 +11,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from latentbridge.models.outputs import gaussian_kl
 from latentbridge.transforms.stft import STFT
 
 
@@ -61,8 +62,7 @@ class KLDivergence(nn.Module):
         self.reduction = reduction
 
     def forward(self, mean: Tensor, logvar: Tensor) -> Tensor:
-        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar)
-        return _reduce(kl.flatten(1).sum(dim=1), self.reduction)
+        return _reduce(gaussian_kl(mean, logvar).flatten(1).sum(dim=1), self.reduction)
 
 
 def beta_at(step: int, schedule: str, value: float, start: float = 0.0, warmup_steps: int = 0,

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from latentbridge.losses import _reduce, per_sample
+from latentbridge.models.outputs import gaussian_kl
 
 _NORM_EPS = 1e-12
 
@@ -91,7 +92,7 @@ class ProgressiveKL(nn.Module):
         self.reduction = reduction
 
     def forward(self, mean: Tensor, logvar: Tensor, step: int | None = None) -> Tensor:
-        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar)
+        kl = gaussian_kl(mean, logvar)
         per_channel = kl.flatten(2).sum(2) if kl.dim() > 2 else kl  # (B, C)
         free = 0.0 if step is None else free_nats_at(step, self.start, self.steps)
         if free > 0:
