@@ -12,8 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from latentbridge.losses import _reduce, per_sample
-from latentbridge.models.outputs import gaussian_kl
+from latentbridge.losses import _reduce, gaussian_kl, per_sample
 
 _NORM_EPS = 1e-12
 

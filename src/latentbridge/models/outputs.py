@@ -8,24 +8,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from latentbridge.losses import gaussian_kl
+
 LOG_2PI = math.log(2 * math.pi)
-
-
-def _wide(t: Tensor) -> Tensor:
-    """``t`` in float32 at least (bfloat16 / float16 activations under autocast)."""
-    return t if t.dtype in (torch.float32, torch.float64) else t.float()
-
-
-def gaussian_kl(mean: Tensor, logvar: Tensor, other_mean: Tensor | None = None,
-                other_logvar: Tensor | None = None) -> Tensor:
-    """Element-wise KL(N(mean, exp(logvar)) || N(other_mean, exp(other_logvar))), against N(0, 1) by default:
-    the one formula of the VAEs' KL terms. In float32 at least and through ``expm1``: from bfloat16 terms,
-    ``var - 1 - logvar`` cancels near the prior (the KL of a posterior close to it was 17-63 % off)."""
-    mean, logvar = _wide(mean), _wide(logvar)
-    if other_mean is None:
-        return 0.5 * (mean.pow(2) + torch.expm1(logvar) - logvar)
-    d = logvar - _wide(other_logvar)
-    return 0.5 * ((mean - _wide(other_mean)).pow(2) * torch.exp(-_wide(other_logvar)) + torch.expm1(d) - d)
 
 
 class DiagonalGaussian:
