@@ -50,8 +50,8 @@ def resume_differences(old: dict, new: dict, trained_in: str | None = None) -> l
         if x != y:
             return not _same_path(x, y, trained_in)
         # the same relative path, from another folder than the run's: other data where it names another folder
-        return (bool(trained_in) and _PATH_KEY.search(k) is not None and "cache" not in k  # a cache is not data
-                and _relative(x) and not _same_path(x, y, trained_in) and (Path(trained_in) / x).exists())
+        return (bool(trained_in) and _relative_data(k, x) and not _same_path(x, y, trained_in)
+                and (Path(trained_in) / x).exists())
 
     return [(k, a.get(k, missing), b.get(k, missing)) for k in sorted(set(a) | set(b)) if differs(k)]
 
@@ -61,8 +61,13 @@ _PATH_KEY = re.compile(r"(^|\.)([a-z_]*root|[a-z_]*_dir|conditions|run)$")
 
 
 def relative_data_paths(config: dict) -> dict[str, str]:
-    """The config's path keys (a cache's left out: it is not data) that hold relative paths, by dotted key."""
-    return {k: v for k, v in _flatten(config).items() if _PATH_KEY.search(k) and "cache" not in k and _relative(v)}
+    """The config's path keys that hold relative data paths, by dotted key (:func:`_relative_data`)."""
+    return {k: v for k, v in _flatten(config).items() if _relative_data(k, v)}
+
+
+def _relative_data(key: str, value: Any) -> bool:
+    """Whether a config key is a path key holding a relative path (a cache's is left out: it is not data)."""
+    return _PATH_KEY.search(key) is not None and "cache" not in key and _relative(value)
 
 
 def _relative(v: Any) -> bool:
