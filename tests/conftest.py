@@ -235,6 +235,38 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def cuda_like_autocast(monkeypatch):
+    """CPU autocast made as strict as CUDA's where they differ, so bf16-mixed crashes seen on a GPU fail here too:
+    CPU autocast runs ``binary_cross_entropy`` in float32 where CUDA autocast raises, and passes bfloat16 tensors
+    to ``torch.stft`` / ``istft`` / ``polar`` quietly upcast where CUDA has no bfloat16 kernel. Yields the device
+    type to autocast on ("cpu")."""
+    import torch
+    import torch.nn.functional as F
+
+    half = (torch.bfloat16, torch.float16)
+
+    def refuse_under_autocast(name, fn):
+        def wrapped(*args, **kwargs):
+            if torch.is_autocast_enabled("cpu"):
+                raise RuntimeError(f"{name} is unsafe to autocast (CUDA autocast raises here)")
+            return fn(*args, **kwargs)
+        return wrapped
+
+    def refuse_half(name, fn):
+        def wrapped(*args, **kwargs):
+            if any(isinstance(a, torch.Tensor) and a.dtype in half for a in (*args, *kwargs.values())):
+                raise RuntimeError(f"{name} of a half-precision tensor (no such CUDA kernel)")
+            return fn(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(F, "binary_cross_entropy", refuse_under_autocast("binary_cross_entropy",
+                                                                         F.binary_cross_entropy))
+    for name in ("stft", "istft", "polar"):
+        monkeypatch.setattr(torch, name, refuse_half(name, getattr(torch, name)))
+    yield "cpu"
+
+
 # --------------------------------------------------------------------------- serving fixtures
 
 

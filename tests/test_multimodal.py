@@ -155,6 +155,20 @@ def test_decoded_spectrogram_of_half_precision_synthesises_in_float32():
     assert rel < 0.05, rel  # bfloat16's 8-bit mantissa, nothing worse
 
 
+@pytest.mark.parametrize("fusion", sorted(FUSIONS))
+def test_a_training_step_under_cuda_like_bf16_autocast(fusion, cuda_like_autocast):
+    """The GPU test below on the CPU, with autocast as strict as CUDA's (the waveform loss took the ISTFT and
+    torch.polar of bfloat16 decoder output: a crash on a GPU, quietly upcast by CPU autocast): every fusion's loss
+    finite and float32, gradients reaching the experts."""
+    model = make(fusion).train()
+    with torch.autocast(cuda_like_autocast, dtype=torch.bfloat16):
+        loss, parts = model.loss(batch(), beta=0.01)
+    loss.mean().backward()
+    assert torch.isfinite(loss).all() and loss.dtype == torch.float32
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert sum(g is not None and bool(torch.isfinite(g).all()) for g in grads) > 0.9 * len(grads)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_a_training_step_under_bf16_autocast_on_the_gpu():
     """What ``--accelerator gpu --precision bf16-mixed`` runs: the loss (waveform terms through the ISTFT
