@@ -111,6 +111,20 @@ def test_loss_parts_and_their_gradients():
     assert int(model.train_steps) == 1  # evaluation does not advance the progressive-KL clock
 
 
+def test_a_training_step_under_cuda_like_bf16_autocast(cuda_like_autocast):
+    """``--precision bf16-mixed`` (CPU autocast as strict as CUDA's): the loss and each part finite and float32,
+    the gradients finite."""
+    model = _model(loss_weights={"spatial": 0.1, "free_nats": 0.5, "free_nats_steps": 10}).train()
+    model.set_bounds([-1.0] * 5, [1.0] * 5)
+    batch = model.example_batch(4, torch.Generator().manual_seed(2))
+    with torch.autocast(cuda_like_autocast, dtype=torch.bfloat16):
+        loss, parts = model.loss(batch, beta=0.3)
+    assert torch.isfinite(loss).all() and loss.dtype == torch.float32
+    assert parts["kl"].dtype == torch.float32 and all(torch.isfinite(v).all() for v in parts.values())
+    loss.mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
 def test_enhance_uses_the_generator_only():
     model = _model().eval()
     b = model.example_batch(2)
