@@ -223,7 +223,7 @@ def scale_mismatch(section: Section, spec, factor: float = 100.0, max_values: in
     values), which the model reads as nearly empty or as extreme. For each: ``channel``, the input's 0.5th / 99.5th
     percentiles ``low`` / ``high``, the training range ``trained`` (min, max) and ``outside`` (the spread is like
     training's, the values not). Rows are subsampled past ``max_values`` values (a memory map is not read whole; a
-float64 copy of every pixel of a 1000 x 1000 x 50 section took 400 MiB for a moment)."""
+    float64 copy of every pixel of a 1000 x 1000 x 50 section took 400 MiB for a moment)."""
     h, w, c = section.shape
     step = max(1, int(np.ceil(h * w * c / max_values)))
     if c != len(spec.scale):  # another channel count: refused where the model reads the section

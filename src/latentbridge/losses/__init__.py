@@ -66,8 +66,9 @@ def gaussian_kl(mean: Tensor, logvar: Tensor, other_mean: Tensor | None = None,
     mean, logvar = _wide(mean), _wide(logvar)
     if other_mean is None:
         return 0.5 * (mean.pow(2) + torch.expm1(logvar) - logvar)
-    d = logvar - _wide(other_logvar)
-    return 0.5 * ((mean - _wide(other_mean)).pow(2) * torch.exp(-_wide(other_logvar)) + torch.expm1(d) - d)
+    other_logvar = _wide(other_logvar)
+    d = logvar - other_logvar
+    return 0.5 * ((mean - _wide(other_mean)).pow(2) * torch.exp(-other_logvar) + torch.expm1(d) - d)
 
 
 class KLDivergence(nn.Module):
