@@ -528,6 +528,28 @@ def test_fit_lists_its_training_folder_once(machine_data, feature_cache, tmp_pat
     assert caplog.text.count("named more than once") == 1
 
 
+def test_level_and_depth_warnings_name_the_odd_recordings():
+    from latentbridge.data.survey import depth_warning, level_warnings
+
+    pct = [-60.0, -55.0, -50.0, -45.0, -40.0]
+    names = ["ok", "dead", "hot", "unscaled"]
+    texts = level_warnings(pct, names, [-50.0, -95.0, -5.0, 60.0])
+    assert len(texts) == 3 and texts[0].startswith("1 of 4 recordings are more than 30 dB quieter than the quietest "
+                                                   "training recording (dead -95 dBFS")
+    assert texts[1].startswith("1 of 4 recordings are more than 30 dB louder than the loudest training recording "
+                               "(hot -5 dBFS")
+    assert texts[2].startswith("1 of 4 recordings have an RMS level above full scale (unscaled 60 dBFS")
+    assert level_warnings(pct, names, [-50.0, -85.0, -15.0, -45.0]) == []  # within 30 dB either way: nothing
+    # training in physical units (vibration tables of m/s^2, levels above 0 dB): full scale means nothing
+    assert level_warnings([-5.0, 0.0, 5.0, 10.0, 12.0], ["a"], [20.0]) == []
+    assert level_warnings(None, ["a"], [60.0]) == []
+    text = depth_warning({"PCM_16": 4, "FLOAT": 1}, ["PCM_16", "PCM_U8", "PCM_S8", "VORBIS"], list("abcd"))
+    assert text.startswith("2 of 4 recordings are stored with 8-bit samples (b, c) and no training recording was "
+                           "(16-bit PCM x4, 32-bit float x1)"), text
+    assert depth_warning({"PCM_U8": 3}, ["PCM_U8"], ["a"]) is None  # fitted on 8-bit recordings: they are alike
+    assert depth_warning({"PCM_16": 3}, ["PCM_24", "FLOAT"], ["a", "b"]) is None
+
+
 def test_codec_warning_names_recordings_stored_the_other_way():
     from latentbridge.data.survey import codec_counts, codec_warning
 

@@ -115,6 +115,50 @@ def test_a_recording_far_quieter_than_training_is_named(fitted_model, machine_da
                      str(tmp_path / "b")]) == 0
     assert "1 of 2 recordings are more than 30 dB quieter than the quietest training recording (dead_mic.wav -92 dBFS" \
         in caplog.text and f"training {quietest:.0f} to" in caplog.text
+    # the same microphone with a constant offset (an ADC's bias) is as dead: the offset is no sound
+    sf.write(tmp_path / "biased_dead_mic.wav", 6000 + np.random.default_rng(0).integers(-1, 2, 4 * sr).astype(np.int16),
+             sr, subtype="PCM_16")
+    # a normal recording's integer samples saved as floats unscaled, and its 8-bit copy
+    x, _ = sf.read(normal)
+    sf.write(tmp_path / "unscaled.wav", x * 32768, sr, subtype="FLOAT")
+    sf.write(tmp_path / "eight_bit.wav", x, sr, subtype="PCM_U8")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(["anomaly", "score", str(fitted_model), str(normal), *(str(tmp_path / f) for f in (
+            "biased_dead_mic.wav", "unscaled.wav", "eight_bit.wav")), "--out", str(tmp_path / "c")]) == 0
+    assert "1 of 4 recordings are more than 30 dB quieter than the quietest training recording (biased_dead_mic.wav " \
+        "-92 dBFS" in caplog.text, caplog.text
+    assert "1 of 4 recordings have an RMS level above full scale (unscaled.wav " in caplog.text
+    assert "integer samples saved in a float file without scaling" in caplog.text
+    assert "1 of 4 recordings are stored with 8-bit samples (eight_bit.wav) and no training recording was" in caplog.text
+
+
+def test_windows_of_digital_silence_are_named_after_scoring(fitted_model, machine_data, tmp_path, caplog):
+    """A recording mostly of digital zeros (a muted input, gaps written as zeros) was flagged without a word, where
+    `listen` names digital silence as it comes."""
+    import soundfile as sf
+
+    normal = sorted((machine_data / "test" / "normal").glob("*.wav"))[0]
+    x, sr = sf.read(normal, dtype="float32")
+    gap = np.zeros(len(x) * 3, np.float32)
+    gap[len(x):2 * len(x)] = x  # silence, the sound, silence
+    sf.write(tmp_path / "gaps.wav", gap, sr, subtype="PCM_16")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(["anomaly", "score", str(fitted_model), str(normal), "--out", str(tmp_path / "a")]) == 0
+    assert "digital silence" not in caplog.text
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["n_silent_windows"] == 0
+    with caplog.at_level("WARNING"):
+        assert main(["anomaly", "score", str(fitted_model), str(normal), str(tmp_path / "gaps.wav"), "--out",
+                     str(tmp_path / "b")]) == 0
+    m = re.search(r"1 of 2 recordings hold windows of digital silence \(gaps\.wav (\d+) of (\d+) windows\)", caplog.text)
+    assert m, caplog.text
+    n_silent, n = int(m.group(1)), int(m.group(2))
+    window, hop = (json.loads((fitted_model / "config.json").read_text())["config"]["audio"][k]
+                   for k in ("window_s", "hop_s"))
+    duration = len(x) / sr  # each silent third holds the windows that fit in it whole
+    assert n_silent == 2 * (int((duration - window) // hop) + 1), (n_silent, n)
+    assert json.loads((tmp_path / "b" / "summary.json").read_text())["n_silent_windows"] == n_silent
 
 
 def test_a_recording_cut_off_at_the_top_is_named(fitted_model, machine_data, tmp_path, caplog):

@@ -220,7 +220,7 @@ def test_write_refuses_nan(tmp_path):
 
 def test_write_wav_clips_pcm(tmp_path):
     p = write_wav(tmp_path / "loud.wav", np.array([2.0, -3.0, 0.5], np.float32), SR)
-    y, _ = read_audio(p)
+    y, _ = sf.read(p)  # the samples as stored (read_audio takes the file's mean out)
     np.testing.assert_allclose(y, [32767 / 32768, -1.0, 0.5], atol=1e-4)
 
 
@@ -305,17 +305,18 @@ def test_a_window_view_cuts_what_cut_windows_holds():
 def test_long_recordings_are_read_and_checked_block_by_block(tmp_path, monkeypatch):
     """An hour at 48 kHz peaked at 4.2 GB to score (its windows held twice, a float64 copy for its level, a second
     buffer in the decoder); the checks and the level now go block by block, with the same results."""
-    import latentbridge.io.audio as io_audio
+    import latentbridge.io.levels as io_levels
     from latentbridge.io import level_dbfs
 
     x = (0.3 * np.sin(np.arange(50_000) / 7.0)).astype(np.float32)
-    monkeypatch.setattr(io_audio, "_BLOCK", 4096)
+    monkeypatch.setattr(io_levels, "_BLOCK", 4096)
     assert level_dbfs(x) == pytest.approx(10 * np.log10(np.mean(x.astype(np.float64) ** 2)), abs=1e-9)
     bad = x.copy()
     bad[40_000] = np.nan
     bad[45_001] = np.inf
     write_wav(tmp_path / "ok.wav", x, SR, subtype="FLOAT")
-    np.testing.assert_array_equal(read_audio(tmp_path / "ok.wav")[0], x)
+    offset = x[x != 0].mean(dtype=np.float64)  # the samples that are not digital zeros lose their mean
+    np.testing.assert_allclose(read_audio(tmp_path / "ok.wav")[0], np.where(x != 0, x - offset, 0), atol=1e-7)
     import soundfile as sf
 
     sf.write(tmp_path / "bad.wav", bad, SR, subtype="FLOAT")
@@ -415,3 +416,75 @@ def test_linked_image_folders_are_read(tmp_path):
     (tmp_path / "images" / "cats").symlink_to(elsewhere, target_is_directory=True)
     files = list_image_files(tmp_path / "images")
     assert [f.relative_to(tmp_path / "images").as_posix() for f in files] == ["cats/a.png", "dogs/a.png"]
+
+
+# ----------------------------------------------------------------------------- a recorder's offset, a header's rate
+
+
+def test_a_constant_offset_is_taken_out_of_audio_as_of_vibration_tables(tmp_path):
+    x = tone(seconds=1.0)
+    clean = write_audio(tmp_path / "clean.wav", x, SR, subtype="PCM_16")
+    biased = write_audio(tmp_path / "biased.wav", np.stack([0.3 + 0.5 * x, -0.2 + 0.5 * x]), SR, subtype="PCM_16")
+    y0, _ = read_audio(clean)
+    y1, _ = read_audio(biased)  # the mono mix of two channels with opposite offsets
+    assert abs(float(y1.mean())) < 1e-6 and abs(float(y0.mean())) < 1e-6
+    np.testing.assert_allclose(y1, 0.5 * y0, atol=1e-4)  # the sound as it was, at its own level
+    lsb = np.random.default_rng(0).integers(-1, 2, SR).astype(np.float32) / 32768
+    dead = write_audio(tmp_path / "dead.wav", 0.2 + lsb, SR, subtype="PCM_16")
+    from latentbridge.io import level_dbfs
+
+    assert level_dbfs(read_audio(dead)[0]) < -90  # a dead microphone with a bias reads as dead, not loud
+    write_audio(tmp_path / "dc.wav", np.full(SR, 0.25, np.float32), SR, subtype="PCM_16")
+    with pytest.raises(DataError, match=r"dc\.wav: audio is silent .*constant offset"):
+        read_audio(tmp_path / "dc.wav")
+
+
+def test_a_rate_the_header_cannot_mean_is_refused_naming_it(tmp_path):
+    x = tone(seconds=1.0, sr=8000)
+    one_hz = tmp_path / "one_hz.wav"
+    sf.write(one_hz, x, 1, subtype="PCM_16")  # an 8-kHz clip whose header says 1 Hz
+    with pytest.raises(DataError, match=r"one_hz\.wav: recorded at 1 Hz .* upsample it 8e\+03 times \(at most 32\)"):
+        read_audio(one_hz, sample_rate=8000)  # it read 8,000-fold upsampled: gigabytes for a clip
+    read_audio(tmp_path / one_hz)  # its own rate: read as it is (a survey reads it so)
+    ok = write_audio(tmp_path / "phone.wav", x, 8000, subtype="PCM_16")
+    assert read_audio(ok, sample_rate=44100)[1] == 44100  # 5.5-fold: read
+    raw = bytearray(ok.read_bytes())
+    raw[24:28] = (10**9).to_bytes(4, "little")  # the fmt chunk's rate field
+    (tmp_path / "fast.wav").write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"fast\.wav: a sample rate of 1e\+09 Hz in its header, above 1e\+08 Hz"):
+        read_audio(tmp_path / "fast.wav", sample_rate=8000)
+    raw[24:28] = (0).to_bytes(4, "little")
+    (tmp_path / "zero.wav").write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"zero\.wav: .*header gives a sample rate or a channel count of 0"):
+        read_audio(tmp_path / "zero.wav")
+
+
+def test_aifc_is_read_and_formats_without_a_decoder_say_how_to_convert(tmp_path):
+    x = tone()
+    sf.write(tmp_path / "a.aifc", x, SR, format="AIFF", subtype="PCM_16")
+    y, sr = read_audio(tmp_path / "a.aifc")
+    assert sr == SR and np.allclose(y, x - x.mean(), atol=1e-4)
+
+
+def test_digital_zeros_stay_silence_when_the_offset_is_taken_out(tmp_path):
+    x = np.zeros(3 * SR, np.float32)
+    x[SR:2 * SR] = 0.2 + tone(seconds=1.0)  # a biased recorder's sound between two muted stretches
+    y, _ = read_audio(write_audio(tmp_path / "gaps.wav", x, SR, subtype="FLOAT"))
+    assert not y[:SR].any() and not y[2 * SR:].any()
+    np.testing.assert_allclose(y[SR:2 * SR], tone(seconds=1.0), atol=1e-4)
+    (tmp_path / "memo.m4a").write_bytes(b"\0\0\0\x18ftypM4A ")
+    with pytest.raises(DataError, match=r"memo\.m4a: AAC audio \(\.m4a\) is not a format the decoder reads; convert "
+                                        r"it first, e\.g\. 'ffmpeg -i memo\.m4a memo\.flac'"):
+        list_audio_files(tmp_path / "memo.m4a")
+    with pytest.raises(DataError, match=r"memo\.m4a: AAC audio"):
+        read_audio(tmp_path / "memo.m4a")
+
+
+def test_a_folder_of_hidden_recordings_says_so(tmp_path):
+    (tmp_path / "rec" / ".recordings").mkdir(parents=True)
+    for k in range(3):
+        write_audio(tmp_path / "rec" / ".recordings" / f"{k}.wav", tone(), SR)
+    (tmp_path / "rec" / "._a.wav").write_bytes(b"\0" * 4096)
+    with pytest.raises(DataError, match=r"rec: no audio files found .*; it holds 4 hidden files \(names, or folders, "
+                                        r"starting with '\.': never read\), and no other"):
+        list_audio_files(tmp_path / "rec")

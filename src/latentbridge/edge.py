@@ -71,6 +71,7 @@ from latentbridge.io import (  # numpy only at import time
     select_channels,
     trim_silence,
 )
+from latentbridge.io.audio import SILENT, rate_problem, remove_dc
 from latentbridge.transforms.numpy_stft import silence_tail, stft_magnitude
 
 __all__ = ["EdgeModelError", "EdgeScorer", "FileScores", "main", "read_recording"]
@@ -199,6 +200,8 @@ class EdgeScorer:
                                expect_channels=self.n_channels if self.channel == "all" else None,
                                csv_rate=self.csv_rate)
         notes = []
+        if problem := rate_problem(sr, self.sample_rate):
+            raise DataError(path, problem)
         if sr != self.sample_rate:
             try:
                 x = resample(x, sr, self.sample_rate)
@@ -367,8 +370,9 @@ def _read_wav_stdlib(path: str | Path, channel: int | str | None = None,
         n_inf = int(data2.size - finite.sum() - n_nan)
         raise DataError(path, f"contains {n_nan + n_inf} non-finite samples ({n_nan} NaN, {n_inf} inf) "
                               f"out of {data2.size}")
+    remove_dc(data2)
     if float(np.max(np.abs(data2))) < SILENCE_LEVEL:
-        raise DataError(path, f"audio is silent (every sample has magnitude below {SILENCE_LEVEL:g})")
+        raise DataError(path, SILENT)
     return select_channels(data2, path, channel, True, expect_channels), int(sr)
 
 

@@ -23,6 +23,7 @@ import torch
 from latentbridge.errors import DataError, named_problems
 from latentbridge.io import (ALL_CHANNELS, MIN_WINDOW_SHARE, check_recording_length, cut_windows, level_dbfs,
                              list_audio_files, read_audio, trim_silence)
+from latentbridge.io.audio import rate_problem
 from latentbridge.io.windows import WindowView
 from latentbridge.transforms.numpy_stft import silence_tail
 from latentbridge.utils import atomic_path, batched, stable_hash
@@ -33,9 +34,10 @@ log = logging.getLogger(__name__)
 #: holding all its windows (which overlap: twice the samples at the usual half-window hop)
 LAZY_WINDOWS = 128
 
-CACHE_VERSION = 4  # 2: a recording's last window ends on its last sample (io.windows), where it was padded;
+CACHE_VERSION = 5  # 2: a recording's last window ends on its last sample (io.windows), where it was padded;
 # 3: frames reaching into a window's trailing digital silence are silence (transforms.numpy_stft.silence_tail);
-# 4: each entry records the file's level (scoring names files far quieter than the training files)
+# 4: each entry records the file's level (scoring names files far quieter than the training files);
+# 5: audio files lose each channel's constant offset when read (io.remove_dc)
 
 
 def default_workers() -> int:
@@ -67,6 +69,17 @@ class FileFeatures:
     problem: str | None = None
     level_dbfs: float | None = None
     """RMS level of the samples read (the mono mix or the channel), dBFS; None from an older cache entry."""
+    silent: np.ndarray | None = None
+    """(n,) whether each window is digital silence (:func:`constant_windows`)."""
+
+
+def constant_windows(features: np.ndarray) -> np.ndarray:
+    """(n,) whether each window's features (n, ...) hold one value throughout: digital silence (a muted or
+    disconnected input, a recording's zeroed gaps), which every transform maps to its floor."""
+    flat = np.asarray(features).reshape(len(features), -1)
+    if not flat.shape[1]:
+        return np.zeros(len(flat), dtype=bool)
+    return flat.max(axis=1) == flat.min(axis=1)
 
 
 class FeatureChunks(torch.utils.data.Dataset):
@@ -119,6 +132,8 @@ class WindowFeatures:
     headers: list | None = None
     """Each file's header (:class:`latentbridge.io.AudioInfo`) as :meth:`FeatureExtractor.check_band` read it; None
     where it could not be read."""
+    silent: np.ndarray | None = None
+    """(N,) whether each window is digital silence (:func:`constant_windows`); None where unknown."""
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
@@ -146,13 +161,15 @@ class WindowFeatures:
             durations_s=self.durations_s[file_ids],
             levels_dbfs=None if self.levels_dbfs is None else self.levels_dbfs[file_ids],
             headers=None if self.headers is None else [self.headers[i] for i in file_ids],
+            silent=None if self.silent is None else self.silent[mask],
         )
 
     def subset_windows(self, mask: np.ndarray) -> "WindowFeatures":
         return WindowFeatures(self.features[mask], self.file_index[mask], self.starts_s[mask], self.window_s,
                               list(self.files), self.durations_s.copy(),
                               levels_dbfs=None if self.levels_dbfs is None else self.levels_dbfs.copy(),
-                              headers=None if self.headers is None else list(self.headers))
+                              headers=None if self.headers is None else list(self.headers),
+                              silent=None if self.silent is None else self.silent[mask])
 
 
 class FeatureExtractor:
@@ -327,6 +344,9 @@ class FeatureExtractor:
                 r.features = feats[offset:offset + len(windows)]
                 offset += len(windows)
             self._save_cached(key, r.features, r.starts_s, r.duration_s, path, r.level_dbfs)
+        for r in out:
+            if r.problem is None:
+                r.silent = constant_windows(r.features)
         return out
 
     def chunks(self, files: list[Path], size: int | None = None, shares: int = 1) -> list[list[tuple[int, Path]]]:
@@ -389,6 +409,8 @@ class FeatureExtractor:
                 info = audio_info(f, self.csv_rate)
             except DataError:
                 continue  # the extraction names the file and its problem
+            if rate_problem(info.sample_rate, self.sample_rate):
+                continue  # refused when read, naming its rate: no band advice from it
             rates[str(f)], channels[str(f)] = info.sample_rate, info.channels
             self._headers[str(f)] = info
         if self.channel == ALL_CHANNELS and self.n_channels is None and len(set(channels.values())) > 1:
@@ -456,6 +478,7 @@ class FeatureExtractor:
             skipped=skipped, padded=padded,
             levels_dbfs=np.asarray([np.nan if r.level_dbfs is None else r.level_dbfs for r in kept], dtype=np.float64),
             headers=[self._headers.get(str(files[r.index])) for r in kept],
+            silent=None if any(r.silent is None for r in kept) else np.concatenate([r.silent for r in kept]),
         )
 
 

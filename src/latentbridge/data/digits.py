@@ -75,7 +75,7 @@ def load_clips(paths, spec, strict: bool = True, trim: dict | None = None) -> np
     rather than silently converted: a folder that mixes in other recordings is a data problem
     worth seeing. ``trim``: :func:`latentbridge.io.audio.trim_silence` arguments applied to each
     recording before it is fitted to the clip length (a user's recording: :data:`CONDITION_TRIM`)."""
-    from latentbridge.io.audio import trim_silence
+    from latentbridge.io.levels import trim_silence
 
     sr, length = spec.sample_rate, spec.window_samples
     out = np.zeros((len(paths), length), dtype=np.float32)
@@ -150,7 +150,7 @@ def as_recorded_clips(waves: np.ndarray, sample_rate: int, copies: int, seed: in
     from scipy.signal import butter, fftconvolve, sosfilt
 
     from latentbridge.data.augment import coloured_noise
-    from latentbridge.io.audio import frame_rms, trim_silence
+    from latentbridge.io.levels import frame_rms, trim_silence
 
     waves = np.asarray(waves, dtype=np.float32)
     n, length = waves.shape
@@ -337,7 +337,7 @@ def clips_and_features_cached(paths: list[Path], spec) -> tuple[np.ndarray, np.n
     """Clips and their features, cached as .npy keyed by the files and the feature definition."""
     from latentbridge.data.audio import default_cache_dir
 
-    key = stable_hash({"transform": spec.model_dump(mode="json"),
+    key = stable_hash({"transform": spec.model_dump(mode="json"), "reader": 2,  # 2: io.remove_dc
                        "files": [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]})
     folder = default_cache_dir().parent / "digits" / key
     if (folder / "features.npy").exists() and (folder / "waves.npy").exists():

@@ -267,6 +267,72 @@ def codec_counts(codecs) -> dict[str, int]:
     return dict(Counter(c for c in codecs if c).most_common())
 
 
+#: a recording this much quieter than the quietest training recording, or louder than the loudest, is named when
+#: scored
+QUIET_MARGIN_DB = LOUD_MARGIN_DB = 30.0
+#: a recording whose RMS level is above this is named whenever the training recordings are all below full scale (a
+#: full-scale square wave is 0 dBFS)
+BEYOND_FULL_SCALE_DBFS = 3.0
+
+
+def level_warnings(pct: list[float] | None, names: list[str], levels_dbfs) -> list[str]:
+    """Recordings far quieter than every training recording (a disconnected or dead microphone, a gain set far
+    lower), and far louder than every one (integer samples saved in a float file, a gain set far higher): scored as
+    they are, and named, so that their scores are read for what they are. ``pct``: the 0/10/50/90/100th percentiles
+    of the training recordings' levels (as :meth:`Survey.to_dict` gives them); ``levels_dbfs``: the scored ones'."""
+    if not pct or levels_dbfs is None:
+        return []
+    levels = np.asarray(levels_dbfs, dtype=np.float64)
+    texts = []
+
+    def shown(idx) -> str:
+        return ", ".join(f"{names[i]} {levels[i]:.0f} dBFS" for i in idx[:3]) + (", ..." if len(idx) > 3 else "")
+
+    quiet = np.flatnonzero(levels < pct[0] - QUIET_MARGIN_DB)
+    if len(quiet):
+        texts.append(f"{len(quiet)} of {len(levels)} recordings are more than {QUIET_MARGIN_DB:g} dB quieter than the "
+                     f"quietest training recording ({shown(quiet)}; training {pct[0]:.0f} to {pct[-1]:.0f} dBFS): a "
+                     "disconnected or dead microphone, or a far lower gain, scores as unlike the training sound for "
+                     "that alone")
+    # above full scale: a float file's integer samples (training in physical units, vibration tables, may be there)
+    beyond = levels > BEYOND_FULL_SCALE_DBFS if pct[-1] <= 0 else np.zeros(len(levels), bool)
+    loud = np.flatnonzero((levels > pct[-1] + LOUD_MARGIN_DB) & ~beyond)
+    if len(loud):
+        texts.append(f"{len(loud)} of {len(levels)} recordings are more than {LOUD_MARGIN_DB:g} dB louder than the "
+                     f"loudest training recording ({shown(loud)}; training {pct[0]:.0f} to {pct[-1]:.0f} dBFS): a far "
+                     "higher gain scores as unlike the training sound for that alone")
+    if beyond.any():
+        texts.append(f"{int(beyond.sum())} of {len(levels)} recordings have an RMS level above full scale "
+                     f"({shown(np.flatnonzero(beyond))}; training {pct[0]:.0f} to {pct[-1]:.0f} dBFS): no recorder's "
+                     "samples reach that; integer samples saved in a float file without scaling (by 32768 for 16 "
+                     "bits) read so, and score as unlike the training sound for their level alone")
+    return texts
+
+
+#: soundfile subtypes whose samples keep 8 bits: quantisation noise 48 dB under full scale, over the whole band
+COARSE_PCM = frozenset({"PCM_S8", "PCM_U8"})
+
+
+def depth_warning(fitted: dict[str, int], codecs: list[str], names: list[str]) -> str | None:
+    """A warning naming the scored recordings stored with 8-bit samples when no training recording was: their
+    quantisation noise (about 48 dB under full scale, white over the band) fills the quiet bands the training sound
+    left empty, so they score as unlike it for that alone, where a codec check (lossless PCM) sees nothing."""
+    from latentbridge.io.audio import codec_name
+
+    known = {c: n for c, n in fitted.items() if c}
+    if not known or COARSE_PCM & {c.upper() for c in known}:
+        return None
+    other = [i for i, c in enumerate(codecs) if c and c.upper() in COARSE_PCM]
+    if not other:
+        return None
+    files = ", ".join(names[i] for i in other[:3]) + (", ..." if len(other) > 3 else "")
+    train = ", ".join(f"{codec_name(c)} x{n}" for c, n in known.items())
+    return (f"{len(other)} of {len(codecs)} recordings are stored with 8-bit samples ({files}) and no training "
+            f"recording was ({train}): their quantisation noise, about 48 dB under full scale over the whole band, "
+            "scores as unlike the training sound for that alone (false alarms on normal sound); record or convert "
+            "at 16 bits or more, as the training recordings were")
+
+
 def codec_warning(fitted: dict[str, int], codecs: list[str], names: list[str]) -> str | None:
     """A warning naming the scored recordings stored lossily (Vorbis, MP3, Opus, GSM, ...) when every training
     recording was stored losslessly, or the other way round. A lossy codec's artefacts lie inside the band

@@ -22,17 +22,15 @@ from latentbridge.io.audio import (
     MIN_WINDOW_SHARE,
     SILENCE_LEVEL,
     AudioInfo,
-    active_bounds,
     audio_info,
     check_recording_length,
-    level_dbfs,
     list_audio_files,
     read_audio,
     resample,
     select_channels,
-    trim_silence,
 )
 from latentbridge.io.audio_write import write_audio, write_wav
+from latentbridge.io.levels import active_bounds, level_dbfs, trim_silence
 from latentbridge.io.masks import read_mask_png, write_mask_png
 from latentbridge.io.vibration import TIME_STEP_TOLERANCE, read_vibration_csv, write_vibration_csv
 from latentbridge.io.windows import PAD_MODES, WindowBuffer, cut_windows

@@ -14,7 +14,8 @@ Decisions worth knowing:
   frames actually decoded.
 * A vibration CSV (one column per channel and a time column, :func:`latentbridge.io.read_vibration_csv`) is
   a recording like an audio file: its rate comes from the time column, or ``csv_rate`` when it has none;
-  each channel loses its mean (gravity, a sensor's offset).
+  each channel loses its mean (gravity, a sensor's offset), as an audio file's channels do (a recorder's bias:
+  :func:`remove_dc`).
   A folder is listed as its audio files, or, when it holds none, as its CSVs (a label CSV beside audio files
   is not a recording).
 * :func:`resample` is the package's one resampler; :func:`check_recording_length` is its one
@@ -35,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError
+from latentbridge.io.levels import _blocks, _peak, remove_dc
 from latentbridge.io.vibration import RECORDING_SUFFIXES
 from latentbridge.utils import walk_files, first_time
 
@@ -50,17 +52,22 @@ __all__ = [
     "select_channels",
     "ALL_CHANNELS",
     "SILENCE_LEVEL",
+    "SILENT",
     "resample",
+    "rate_problem",
+    "MAX_AUDIO_UPSAMPLING",
     "MIN_WINDOW_SHARE",
     "check_recording_length",
-    "active_bounds",
-    "frame_rms",
-    "level_dbfs",
-    "trim_silence",
 ]
 
-AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".oga", ".opus", ".aiff", ".aif", ".mp3", ".caf", ".w64",
-                                     ".au")
+AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".oga", ".opus", ".aiff", ".aif", ".aifc", ".mp3", ".caf",
+                                     ".w64", ".au")
+#: audio formats libsndfile does not decode, with what to do about them
+UNDECODED_AUDIO = {".m4a": "AAC", ".aac": "AAC", ".mp4": "AAC", ".wma": "WMA", ".amr": "AMR", ".ac3": "AC-3",
+                   ".webm": "WebM", ".mka": "Matroska", ".ape": "Monkey's Audio", ".wv": "WavPack"}
+#: the most a recording is upsampled to the model's rate: beyond it most of the model's band is empty, and a rate
+#: mistyped in a header (1 Hz for 8 kHz) upsamples it thousands of times, out of memory
+MAX_AUDIO_UPSAMPLING = 32.0
 #: what reads as a recording: audio, and vibration CSVs (see the module docstring)
 RECORDING_EXTENSIONS: tuple[str, ...] = (*AUDIO_EXTENSIONS, *RECORDING_SUFFIXES)
 #: how vibration recordings are stored (:attr:`AudioInfo.codec` of a CSV or a MATLAB file)
@@ -68,6 +75,9 @@ VIBRATION_CODECS = ("CSV", "MAT")
 
 #: A recording whose samples all have magnitude below this is treated as silent.
 SILENCE_LEVEL = 1e-8
+#: what is said of such a recording
+SILENT = (f"audio is silent (every sample has magnitude below {SILENCE_LEVEL:g} once each channel's constant offset "
+          "is taken out)")
 
 #: ``channel`` value that keeps every channel of a recording (a model of every axis of a multi-axis sensor)
 ALL_CHANNELS = "all"
@@ -120,6 +130,15 @@ def _accepted() -> str:
     return ", ".join(AUDIO_EXTENSIONS) + " (or .csv / .mat: vibration recordings)"
 
 
+def _not_audio(path: Path, lead: str = "not an audio file (extension {ext})") -> str:
+    """Why ``path`` is not read as a recording: its extension, and for a format the decoder lacks, how to convert."""
+    fmt = UNDECODED_AUDIO.get(path.suffix.lower())
+    if fmt:
+        return (f"{fmt} audio ({path.suffix}) is not a format the decoder reads; convert it first, e.g. "
+                f"'ffmpeg -i {path.name} {path.stem}.flac' (lossless); accepted extensions: {_accepted()}")
+    return lead.format(ext=repr(path.suffix or "(none)")) + f"; accepted extensions: {_accepted()}"
+
+
 def _is_audio_name(path: Path) -> bool:
     return path.suffix.lower() in RECORDING_EXTENSIONS
 
@@ -146,11 +165,7 @@ def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
         raise DataError(root, "does not exist")
     if root.is_file():
         if not _is_audio_name(root):
-            raise DataError(
-                root,
-                f"not an audio file (extension {root.suffix or '(none)'!r}; "
-                f"accepted extensions: {_accepted()})",
-            )
+            raise DataError(root, _not_audio(root))
         return [root]
     if not root.is_dir():
         raise DataError(root, "is neither a file nor a folder")
@@ -159,9 +174,11 @@ def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
     tables: list[Path] = []
     others: Counter[str] = Counter()
     broken: list[Path] = []
+    hidden = 0
     for p in walk_files(root, recursive):
         rel = p.relative_to(root)
         if any(part.startswith(".") for part in rel.parts):
+            hidden += 1
             continue
         if p.is_symlink() and not p.exists():
             broken.append(p)
@@ -184,6 +201,9 @@ def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
         if n_other:
             kinds = ", ".join(f"{ext} x{n}" for ext, n in sorted(others.items()))
             seen = f"saw {n_other} other file{'s' if n_other != 1 else ''} ({kinds})"
+        elif hidden:
+            seen = (f"it holds {hidden} hidden file{'s' if hidden != 1 else ''} (names, or folders, starting with '.': "
+                    "never read), and no other")
         else:
             seen = "the folder holds no files"
         raise DataError(
@@ -210,17 +230,15 @@ def _check_file(path: Path) -> None:
     if path.is_dir():
         raise DataError(path, "is a folder, not an audio file")
     if not _is_audio_name(path):
-        raise DataError(
-            path,
-            f"unsupported file type {path.suffix or '(no extension)'!r}; "
-            f"accepted extensions: {_accepted()}",
-        )
+        raise DataError(path, _not_audio(path, "unsupported file type {ext}"))
     if path.stat().st_size == 0:
         raise DataError(path, "file is empty (0 bytes)")
 
 
 def _sf_error_text(exc: BaseException, path: Path | None = None) -> str:
     text = str(getattr(exc, "error_string", None) or str(exc)).strip() or type(exc).__name__
+    if "SF_INFO struct incomplete" in text:  # libsndfile's words for a header with no rate or no channels
+        return "its header gives a sample rate or a channel count of 0"
     if path is not None and "does not exist or is not a regular file" in text and path.is_file():
         # libsndfile says so of a file it opened but whose bytes are no audio it decodes (random bytes named .mp3)
         return "no audio in a format the decoder recognises: a damaged file, or another format than its name says"
@@ -358,8 +376,9 @@ def read_audio(
     csv_rate: float | None = None,
     expect_channels: int | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Read an audio file as float32 samples in [-1, 1] (a vibration CSV: its values less each channel's mean, its
-    rate from the time column or ``csv_rate``); return ``(wave, sample_rate)``.
+    """Read an audio file as float32 samples (full scale 1), less each channel's mean (:func:`remove_dc`; a vibration
+    CSV: its values less each channel's mean, its rate from the time column or ``csv_rate``); return
+    ``(wave, sample_rate)``.
 
     Shapes: ``mono=True`` averages the channels -> ``(T,)``; ``mono=False`` -> ``(C, T)``.
     ``channel=k`` keeps only channel ``k`` (0-based): ``(T,)`` when ``mono`` else ``(1, T)``.
@@ -402,6 +421,8 @@ def read_audio(
         raise DataError(path, "audio has zero length (no samples)")
     if sr <= 0:
         raise DataError(path, f"invalid sample rate {sr} in header")
+    if problem := rate_problem(sr, sample_rate):
+        raise DataError(path, problem)
 
     if not all(np.isfinite(b).all() for b in _blocks(data)):
         n_nan = int(np.isnan(data).sum())
@@ -411,8 +432,10 @@ def read_audio(
             f"contains {n_nan + n_inf} non-finite samples ({n_nan} NaN, {n_inf} inf) "
             f"out of {data.size}",
         )
+    if not _is_table(path):  # a vibration table lost its means when read
+        remove_dc(data)
     if _peak(data) < SILENCE_LEVEL:
-        raise DataError(path, f"audio is silent (every sample has magnitude below {SILENCE_LEVEL:g})")
+        raise DataError(path, SILENT)
 
     wave = select_channels(data, path, channel, mono, expect_channels)
 
@@ -420,6 +443,23 @@ def read_audio(
         wave = resample(wave, sr, int(sample_rate))
         sr = int(sample_rate)
     return wave, sr
+
+
+def rate_problem(rate: float, target: float | None = None) -> str | None:
+    """Why a recording at ``rate`` cannot be read for a model at ``target`` Hz, or None: a rate above
+    :data:`~latentbridge.io.vibration.MAX_RATE`, or one the model's rate is more than :data:`MAX_AUDIO_UPSAMPLING`
+    times (most of its band would be empty; a header's rate mistyped, 1 Hz for 8 kHz, upsampled the samples
+    thousands of times, out of memory)."""
+    from latentbridge.io.vibration import MAX_RATE
+
+    if rate > MAX_RATE:
+        return f"a sample rate of {rate:g} Hz in its header, above {MAX_RATE:g} Hz: a damaged or mistyped header?"
+    if target is not None and float(target) > MAX_AUDIO_UPSAMPLING * rate:
+        return (f"recorded at {rate:g} Hz (its header's rate): reading it at the model's {float(target):g} Hz would "
+                f"upsample it {float(target) / rate:.3g} times (at most {MAX_AUDIO_UPSAMPLING:g}), leaving all but "
+                f"the bottom {100 / (float(target) / rate):.2g} % of the band empty; a wrong rate in its header, or "
+                "not the sound the model reads")
+    return None
 
 
 def select_channels(data: np.ndarray, path: str | Path, channel: int | str | None = None, mono: bool = True,
@@ -477,78 +517,6 @@ def resample(x: np.ndarray, orig_sr: float, target_sr: float, axis: int = -1) ->
         y = soxr.resample(row, float(orig_sr), float(target_sr), quality="soxr_hq")
         out[i, :min(n_out, len(y))] = y[:n_out]
     return np.ascontiguousarray(np.moveaxis(out.reshape(*moved.shape[:-1], n_out), -1, axis))
-
-
-def frame_rms(x: np.ndarray, frame: int) -> np.ndarray:
-    """RMS of the consecutive ``frame``-sample frames of the 1-D signal ``x`` (a trailing partial frame left
-    out; a signal shorter than one frame is one frame), in ``x``'s precision."""
-    n_frames = len(x) // frame
-    if not n_frames:
-        return np.sqrt(np.mean(x ** 2) + 1e-20)[None]
-    return np.sqrt(np.mean(x[: n_frames * frame].reshape(n_frames, frame) ** 2, axis=1) + 1e-20)
-
-
-#: samples per block of the whole-recording checks (a float64 copy of an hour at 48 kHz was 1.4 GB)
-_BLOCK = 1 << 20
-
-
-def _blocks(x: np.ndarray):
-    """Slices of about :data:`_BLOCK` samples of ``x`` along its first axis."""
-    step = max(1, _BLOCK // max(1, math.prod(x.shape[1:])))
-    return (x[i:i + step] for i in range(0, len(x), step))
-
-
-def _peak(x: np.ndarray) -> float:
-    """Largest magnitude of ``x``, block by block."""
-    return max((float(np.max(np.abs(b))) for b in _blocks(x) if b.size), default=0.0)
-
-
-def level_dbfs(wave: np.ndarray) -> float:
-    """RMS level of a waveform in dBFS (-200 for digital silence)."""
-    wave = np.asarray(wave).reshape(-1)
-    power = sum(float(np.square(b, dtype=np.float64).sum()) for b in _blocks(wave)) / max(1, wave.size)
-    return float(10 * np.log10(power + 1e-20))
-
-
-def active_bounds(wave: np.ndarray, sample_rate: float, top_db: float = 40.0, frame_s: float = 0.02,
-                  floor_margin_db: float | None = None) -> tuple[int, int]:
-    """``(start, end)`` samples of the part of a recording between its first and last frame whose RMS is
-    within ``top_db`` of the loudest frame's (frames of ``frame_s``); ``(0, len)`` when nothing is quiet.
-    With ``floor_margin_db``, a frame must also be that far above the recording's noise floor, so that
-    steady background noise within ``top_db`` of the peak counts as quiet: the floor is the median frame
-    more than 0.15 s away from the loud core (the frames within 20 dB of the peak), measured only where
-    there are at least five such frames (a recording trimmed around its sound has no floor to measure),
-    and the threshold never rises into the core."""
-    x = np.asarray(wave, dtype=np.float64)
-    if x.ndim > 1:
-        x = x.mean(axis=0)
-    n = x.shape[-1]
-    frame = max(1, int(round(frame_s * sample_rate)))
-    n_frames = max(1, n // frame)
-    db = 20 * np.log10(frame_rms(x, frame))
-    threshold = db.max() - float(top_db)
-    if floor_margin_db is not None:
-        core = np.flatnonzero(db >= db.max() - 20.0)
-        away = int(round(0.15 / frame_s))
-        far = np.ones(n_frames, dtype=bool)
-        far[max(0, core[0] - away):core[-1] + away + 1] = False
-        if far.sum() >= 5:
-            threshold = min(max(threshold, float(np.median(db[far])) + float(floor_margin_db)), db.max() - 20.0)
-    loud = np.flatnonzero(db >= threshold)
-    if not len(loud):
-        return 0, n
-    start = int(loud[0] * frame)
-    end = n if loud[-1] == n_frames - 1 else int(min(n, (loud[-1] + 1) * frame))
-    return start, end
-
-
-def trim_silence(wave: np.ndarray, sample_rate: float, top_db: float = 40.0,
-                 floor_margin_db: float | None = None) -> np.ndarray:
-    """``wave`` without its leading and trailing frames more than ``top_db`` below its loudest frame
-    (and with ``floor_margin_db``, not that far above its noise floor: :func:`active_bounds`); the last
-    axis is time."""
-    start, end = active_bounds(wave, sample_rate, top_db, floor_margin_db=floor_margin_db)
-    return np.ascontiguousarray(wave[..., start:end])
 
 
 #: The short-recording rule shared by fit, score, listen and the edge scorer: a recording must

@@ -287,7 +287,8 @@ def _load_audio(path: str | Path, sample_rate: int, trim_db: float | None = None
                 expect_channels: int | None = None, csv_rate: float | None = None) -> np.ndarray:
     """``(T, channels read)`` float32 samples of ``path`` at ``sample_rate`` (the same reader and checks as
     training), silence-trimmed as in training when ``trim_db`` is set."""
-    from latentbridge.io.audio import read_audio, trim_silence
+    from latentbridge.io.audio import read_audio
+    from latentbridge.io.levels import trim_silence
 
     audio, _ = read_audio(path, sample_rate=sample_rate, channel=channel,
                           expect_channels=expect_channels if channel == "all" else None, csv_rate=csv_rate)

@@ -355,18 +355,19 @@ def _read_windows(m: ServedModel, path: Path, max_duration_s: float, csv_rate: f
 def _upload_warnings(m: ServedModel, client_name: str, info, wave) -> list[str]:
     """What ``anomaly score`` would warn of this upload that its header and level tell: stored the other way
     (lossy or lossless) than every training recording, recorded at a rate below the model's band, far quieter
-    than every training recording. (The band-content checks, which read the features, are the CLI's: computed
+    or louder than every training recording. (The band-content checks, which read the features, are the CLI's: computed
     per upload they cost served throughput, 96-107 against 75-81 requests/s in benchmarks/README.md §7's
     setting.)"""
-    from latentbridge.data.survey import band_fmax, band_warning, codec_warning
+    from latentbridge.data.survey import band_fmax, band_warning, codec_warning, depth_warning, level_warnings
     from latentbridge.io import level_dbfs
-    from latentbridge.tasks.anomaly import quiet_warning
+    from latentbridge.tasks.anomaly import training_levels
 
     det = m.detector
     fitted = (det.saved.info.get("data") or {}).get("codecs")
     texts = [codec_warning(fitted, [info.codec], [client_name]) if fitted else None,
+             depth_warning(fitted, [info.codec], [client_name]) if fitted else None,
              band_warning({client_name: int(info.sample_rate)}, det.sample_rate, band_fmax(det.spec.features)),
-             quiet_warning(det, [client_name], [level_dbfs(wave)])]
+             *level_warnings(training_levels(det), [client_name], [level_dbfs(wave)])]
     return [t for t in texts if t]
 
 

@@ -22,7 +22,8 @@ import torch
 from latentbridge.training.fit import best_loss_text
 from latentbridge.data.audio import FeatureExtractor, WindowFeatures
 from latentbridge.data.survey import (band_centres_hz, band_content_warning, band_fmax, band_profile_db,
-                                      codec_counts, codec_warning, files_below_band, resampled_top_warning)
+                                      codec_counts, codec_warning, depth_warning, files_below_band,
+                                      level_warnings, resampled_top_warning)
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
 from latentbridge.metrics.anomaly import calibrate_threshold, detection_metrics, partial_auc, roc_auc
 from latentbridge.models.hub import SavedModel, load_model
@@ -445,14 +446,16 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
         return None
     wf, scores = scored
     _warn_padding(det, wf)
-    _warn_quiet(det, wf)
+    _warn_level(det, wf)
+    _warn_silent(wf)
     _warn_band(det, wf)
     _warn_codec(det, wf)
     y_files = resolve_labels(wf.files, labels)
     file_scores = aggregate_scores(scores, wf.file_index, len(wf.files), aggregate)
     summary = {"model": str(model_dir), "score": det.method, "aggregate": aggregate, "threshold": det.threshold,
                "n_files": len(wf.files), "n_windows": len(wf), "skipped_files": wf.skipped,
-               "padded_files": wf.padded, "n_anomalous_files_flagged": int((file_scores > det.threshold).sum())}
+               "padded_files": wf.padded, "n_anomalous_files_flagged": int((file_scores > det.threshold).sum()),
+               "n_silent_windows": None if wf.silent is None else int(wf.silent.sum())}
     res = ScoreResult(str(model_dir), det.method, aggregate, det.threshold, wf, scores, file_scores, summary=summary)
     if y_files is None:
         return res
@@ -481,28 +484,29 @@ def _warn_padding(det: Detector, wf: WindowFeatures) -> None:
                     + (", ..." if len(wf.padded) > 3 else ""))
 
 
-#: a recording this much quieter than the quietest training recording is named when scored
-QUIET_MARGIN_DB = 30.0
+def _warn_silent(wf: WindowFeatures) -> None:
+    """Recordings with windows of digital silence (a muted or disconnected input, zeroed gaps): each such window
+    scores the silence, not the machine; ``listen`` names them as they come, here they are named after scoring."""
+    if wf.silent is None or not wf.silent.any():
+        return
+    per_file = np.bincount(wf.file_index[wf.silent], minlength=len(wf.files))
+    total = np.bincount(wf.file_index, minlength=len(wf.files))
+    which = np.flatnonzero(per_file)
+    shown = ", ".join(f"{Path(wf.files[i]).name} {per_file[i]} of {total[i]}" for i in which[:3]) \
+        + (", ..." if len(which) > 3 else "")
+    log.warning("%d of %d recordings hold windows of digital silence (%s windows): a muted or disconnected input, or "
+                "gaps written as zeros; those windows score the silence, not the sound (--out's scores.csv lists "
+                "every window)", len(which), len(wf.files), shown)
 
 
-def quiet_warning(det: Detector, names: list[str], levels_dbfs) -> str | None:
-    """Recordings far quieter than every training recording (a disconnected or dead microphone, a gain set
-    far lower): scored as they are, and named, so that their scores are read for what they are."""
-    pct = ((det.saved.info.get("data") or {}).get("survey") or {}).get("level_dbfs_percentiles_0_10_50_90_100")
-    if not pct or levels_dbfs is None:
-        return None
-    levels = np.asarray(levels_dbfs, dtype=np.float64)
-    quiet = np.flatnonzero(levels < pct[0] - QUIET_MARGIN_DB)
-    if not len(quiet):
-        return None
-    shown = ", ".join(f"{names[i]} {levels[i]:.0f} dBFS" for i in quiet[:3]) + (", ..." if len(quiet) > 3 else "")
-    return (f"{len(quiet)} of {len(levels)} recordings are more than {QUIET_MARGIN_DB:g} dB quieter than the quietest "
-            f"training recording ({shown}; training {pct[0]:.0f} to {pct[-1]:.0f} dBFS): a disconnected or dead "
-            "microphone, or a far lower gain, scores as unlike the training sound for that alone")
+def training_levels(det: Detector) -> list[float] | None:
+    """The 0/10/50/90/100th percentiles of the training recordings' levels in dBFS, when the model's survey kept
+    them."""
+    return ((det.saved.info.get("data") or {}).get("survey") or {}).get("level_dbfs_percentiles_0_10_50_90_100")
 
 
-def _warn_quiet(det: Detector, wf: WindowFeatures) -> None:
-    if text := quiet_warning(det, [Path(f).name for f in wf.files], wf.levels_dbfs):
+def _warn_level(det: Detector, wf: WindowFeatures) -> None:
+    for text in level_warnings(training_levels(det), [Path(f).name for f in wf.files], wf.levels_dbfs):
         log.warning(text)
 
 
@@ -537,9 +541,12 @@ def _warn_codec(det: Detector, wf: WindowFeatures) -> None:
     """Recordings stored by a lossy codec scored by a model fitted on lossless ones, or the other way round
     (:func:`latentbridge.data.survey.codec_warning`); models fitted before the codecs were recorded are not checked."""
     fitted = (det.saved.info.get("data") or {}).get("codecs")
-    text = codec_warning(fitted, wf.codecs, [Path(f).name for f in wf.files]) if fitted and wf.codecs else None
-    if text:
-        log.warning(text)
+    if not (fitted and wf.codecs):
+        return
+    names = [Path(f).name for f in wf.files]
+    for text in (codec_warning(fitted, wf.codecs, names), depth_warning(fitted, wf.codecs, names)):
+        if text:
+            log.warning(text)
 
 
 def _two_classes(y_files: np.ndarray, paths) -> None:

@@ -83,6 +83,7 @@ class _Gather(BasePredictionWriter):
                 rows.append({"index": r.index, "starts_s": None if r.starts_s is None else r.starts_s.tolist(),
                              "duration_s": r.duration_s, "padded": r.padded, "problem": r.problem,
                              "level_dbfs": r.level_dbfs,
+                             "silent": None if r.silent is None else r.silent.tolist(),
                              "n_windows": None if scores is None else len(scores),
                              "scores": None if scores is None else scores.tolist()})
         tmp = self.folder / f".rank_{trainer.global_rank}.json.partial"
@@ -140,7 +141,8 @@ def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: s
                 seen.add(row["index"])
                 starts = None if row["starts_s"] is None else np.asarray(row["starts_s"])
                 r = FileFeatures(row["index"], None if row["problem"] else np.zeros((row["n_windows"], 0), np.float32),
-                                 starts, row["duration_s"], row["padded"], row["problem"], row.get("level_dbfs"))
+                                 starts, row["duration_s"], row["padded"], row["problem"], row.get("level_dbfs"),
+                                 None if row.get("silent") is None else np.asarray(row["silent"], dtype=bool))
                 pairs.append((r, None if row["scores"] is None else np.asarray(row["scores"])))
         shutil.rmtree(gather_dir, ignore_errors=True)
         os.environ.pop(_GATHER_ENV, None)

@@ -1,0 +1,103 @@
+"""Levels of recordings: RMS in dBFS, frame RMS, the active part between leading and trailing quiet, a channel's
+constant offset; whole recordings are read block by block (an hour at 48 kHz in float64 was 1.4 GB). numpy only."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["frame_rms", "level_dbfs", "active_bounds", "trim_silence", "remove_dc"]
+
+
+def frame_rms(x: np.ndarray, frame: int) -> np.ndarray:
+    """RMS of the consecutive ``frame``-sample frames of the 1-D signal ``x`` (a trailing partial frame left
+    out; a signal shorter than one frame is one frame), in ``x``'s precision."""
+    n_frames = len(x) // frame
+    if not n_frames:
+        return np.sqrt(np.mean(x ** 2) + 1e-20)[None]
+    return np.sqrt(np.mean(x[: n_frames * frame].reshape(n_frames, frame) ** 2, axis=1) + 1e-20)
+
+
+#: samples per block of the whole-recording checks (a float64 copy of an hour at 48 kHz was 1.4 GB)
+_BLOCK = 1 << 20
+
+
+def _blocks(x: np.ndarray):
+    """Slices of about :data:`_BLOCK` samples of ``x`` along its first axis."""
+    step = max(1, _BLOCK // max(1, math.prod(x.shape[1:])))
+    return (x[i:i + step] for i in range(0, len(x), step))
+
+
+def _peak(x: np.ndarray) -> float:
+    """Largest magnitude of ``x``, block by block."""
+    return max((float(np.max(np.abs(b))) for b in _blocks(x) if b.size), default=0.0)
+
+
+def level_dbfs(wave: np.ndarray) -> float:
+    """RMS level of a waveform in dBFS (-200 for digital silence)."""
+    wave = np.asarray(wave).reshape(-1)
+    power = sum(float(np.square(b, dtype=np.float64).sum()) for b in _blocks(wave)) / max(1, wave.size)
+    return float(10 * np.log10(power + 1e-20))
+
+
+def active_bounds(wave: np.ndarray, sample_rate: float, top_db: float = 40.0, frame_s: float = 0.02,
+                  floor_margin_db: float | None = None) -> tuple[int, int]:
+    """``(start, end)`` samples of the part of a recording between its first and last frame whose RMS is
+    within ``top_db`` of the loudest frame's (frames of ``frame_s``); ``(0, len)`` when nothing is quiet.
+    With ``floor_margin_db``, a frame must also be that far above the recording's noise floor, so that
+    steady background noise within ``top_db`` of the peak counts as quiet: the floor is the median frame
+    more than 0.15 s away from the loud core (the frames within 20 dB of the peak), measured only where
+    there are at least five such frames (a recording trimmed around its sound has no floor to measure),
+    and the threshold never rises into the core."""
+    x = np.asarray(wave, dtype=np.float64)
+    if x.ndim > 1:
+        x = x.mean(axis=0)
+    n = x.shape[-1]
+    frame = max(1, int(round(frame_s * sample_rate)))
+    n_frames = max(1, n // frame)
+    db = 20 * np.log10(frame_rms(x, frame))
+    threshold = db.max() - float(top_db)
+    if floor_margin_db is not None:
+        core = np.flatnonzero(db >= db.max() - 20.0)
+        away = int(round(0.15 / frame_s))
+        far = np.ones(n_frames, dtype=bool)
+        far[max(0, core[0] - away):core[-1] + away + 1] = False
+        if far.sum() >= 5:
+            threshold = min(max(threshold, float(np.median(db[far])) + float(floor_margin_db)), db.max() - 20.0)
+    loud = np.flatnonzero(db >= threshold)
+    if not len(loud):
+        return 0, n
+    start = int(loud[0] * frame)
+    end = n if loud[-1] == n_frames - 1 else int(min(n, (loud[-1] + 1) * frame))
+    return start, end
+
+
+def trim_silence(wave: np.ndarray, sample_rate: float, top_db: float = 40.0,
+                 floor_margin_db: float | None = None) -> np.ndarray:
+    """``wave`` without its leading and trailing frames more than ``top_db`` below its loudest frame
+    (and with ``floor_margin_db``, not that far above its noise floor: :func:`active_bounds`); the last
+    axis is time."""
+    start, end = active_bounds(wave, sample_rate, top_db, floor_margin_db=floor_margin_db)
+    return np.ascontiguousarray(wave[..., start:end])
+
+
+def remove_dc(data: np.ndarray) -> np.ndarray:
+    """Take each channel's constant offset out of ``data`` (T, C), in place, and return it. An offset (an ADC's or a
+    microphone preamplifier's bias, a sensor's gravity) is no sound: left in, it set the recording's level and its
+    lowest band, so a recorder with an offset scored every normal recording as a fault (and a dead microphone with
+    one as loud). The offset is the mean of the samples that are not digital zeros, and it is taken out of those
+    alone: a muted stretch or a gap written as zeros stays digital silence (taken out of it too, it turned into a
+    constant that no longer reads as silence). Vibration tables lose their means when read; audio files here."""
+    if not data.size:
+        return data
+    total = np.zeros(data.shape[1], np.float64)
+    count = np.zeros(data.shape[1], np.int64)
+    for b in _blocks(data):
+        total += np.add.reduce(b, axis=0, dtype=np.float64)
+        count += np.count_nonzero(b, axis=0)
+    offset = np.divide(total, count, out=np.zeros_like(total), where=count > 0).astype(data.dtype)
+    if np.any(offset):
+        for b in _blocks(data):  # views: in place
+            b -= np.where(b != 0, offset, 0).astype(data.dtype)
+    return data
