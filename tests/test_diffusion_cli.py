@@ -477,6 +477,98 @@ def test_a_folder_is_read_alike_and_what_it_leaves_out_is_named(tmp_path, caplog
         load_image_data(cfg.model_copy(update={"conditions": str(cond)}), seed=0)
 
 
+def test_odd_image_files_of_real_folders_are_read_alike_or_named(tmp_path, caplog):
+    """Opaque RGBA scans no longer outvote the transparent icons beside them (the icons read blank on black); a
+    colour-keyed PNG (tRNS) is composited like an alpha channel; 32-bit float images over one range for the folder
+    (the same value read 255 in one image and 51 in another); an animation's frames are named; an image above
+    Pillow's pixel limit is one error naming it (a traceback, exit 1)."""
+    from PIL import Image, ImageDraw
+
+    from latentbridge.config.sections import ImageDataConfig
+    from latentbridge.data.images import load_image_data
+    from latentbridge.errors import DataError
+    from latentbridge.io.images import read_image, set_reading
+
+    def folder(name):
+        (tmp_path / name).mkdir()
+        return tmp_path / name
+
+    def read(root, **kw):
+        cfg = ImageDataConfig(source="folder", root=str(root), image_size=16, test_fraction=0.0, val_fraction=0.0, **kw)
+        return load_image_data(cfg, seed=0).train.images
+
+    mixed = folder("mixed")
+    for i in range(3):
+        scan = Image.new("RGBA", (32, 32), (255, 255, 255, 255))
+        ImageDraw.Draw(scan).line((4, 16, 28, 16), fill=(100, 100, 100, 255), width=2)
+        scan.save(mixed / f"scan{i}.png")
+        icon = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+        ImageDraw.Draw(icon).ellipse((6, 6, 26, 26), outline=(0, 0, 0, 255), width=3)
+        icon.save(mixed / f"icon{i}.png")
+    assert set_reading(sorted(mixed.iterdir()))["background"] == "white"  # the icons' ink decides
+    icons = read(mixed)[:3]  # icon0-2 sort first
+    assert icons.min() < 60 and icons.max() == 255  # a dark ring on white, not a blank square
+    keyed = folder("keyed")
+    for i in range(2):
+        im = Image.new("RGB", (32, 32), (0, 255, 0))
+        ImageDraw.Draw(im).ellipse((6, 6, 26, 26), outline=(0, 0, 0), width=3)
+        im.save(keyed / f"key{i}.png", transparency=(0, 255, 0))
+    imgs = read(keyed, channels=3)
+    assert imgs[:, :, 0, 0].tolist() == [[255, 255, 255]] * 2  # the green key is the canvas: on white
+    floats = folder("floats")
+    a = np.zeros((16, 16), np.float32)
+    a[:, 8:] = 2.0
+    b = a.copy()
+    b[0, 0] = 10.0
+    c = np.full((16, 16), 0.5, np.float32)
+    for name, x in zip("abc", (a, b, c)):
+        Image.fromarray(x, "F").save(floats / f"{name}.tif")
+    imgs = read(floats)
+    assert imgs[0, 0, 4, 12] == imgs[1, 0, 4, 12] == 51  # 2.0 of the folder's 0-10, in both images
+    assert imgs[2, 0, 4, 4] == 13  # 0.5 of 0-10 too
+    anim = folder("anim")
+    ring = Image.new("L", (32, 32), 0)
+    ImageDraw.Draw(ring).ellipse((6, 6, 26, 26), outline=255, width=3)
+    Image.new("L", (32, 32), 0).save(anim / "a.png", save_all=True, append_images=[ring, ring], duration=100)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        read_image(anim / "a.png")
+    assert "a.png: holds 2 frames (an animation, or a file of several pages): only the first is read" in caplog.text
+    links = folder("links")
+    for i in range(3):
+        Image.new("L", (16, 16), 40 * i).save(links / f"img{i}.png")
+    (links / "copy_of_img0.png").symlink_to(links / "img0.png")
+    (links / "broken.png").symlink_to(tmp_path / "nowhere.png")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert len(read(links)) == 3
+    assert "links: 1 link(s) to nothing left out (broken.png)" in caplog.text
+    assert "links: 1 image(s) reached twice through links, read once (img0.png = copy_of_img0.png)" in caplog.text \
+        or "links: 1 image(s) reached twice through links, read once (copy_of_img0.png = img0.png)" in caplog.text
+    bomb = folder("bomb")
+    Image.new("1", (20000, 20000), 0).save(bomb / "huge.png")
+    Image.new("L", (16, 16), 9).save(bomb / "ok.png")
+    with pytest.raises(DataError, match=r"bomb: 1 of 2 images cannot be read: .*huge\.png: an image too large to read "
+                                        r"\(Image size \(400000000 pixels\) exceeds"):
+        read(bomb)
+
+
+def test_class_names_that_are_numbers_or_decomposed_letters_are_read_as_typed():
+    """On class folders 01, 02, 03, --class 1 drew class 02 (index 1) without a word; folders named on macOS
+    (decomposed letters) did not match the name as typed."""
+    import unicodedata
+
+    from latentbridge.errors import LatentbridgeError
+    from latentbridge.utils import class_index
+
+    assert class_index("1", ["01", "02", "03"], 3) == 0 and class_index("03", ["01", "02", "03"], 3) == 2
+    with pytest.raises(LatentbridgeError, match=r"unknown class '7'; classes: \['01', '02', '03'\] \(classes named by "
+                                                r"numbers are given by name, not by index\)"):
+        class_index("7", ["01", "02", "03"], 3)
+    assert class_index("2", ["cat", "dog", "owl"], 3) == 2  # names that are not numbers: an index still works
+    assert class_index("Müller", [unicodedata.normalize("NFD", n) for n in ("Müller", "Zoë")], 2) == 0
+
+
 def test_a_grey_palette_image_is_not_called_colour(tmp_path, caplog):
     """Reading a folder as grey names the images in colour; a grey image saved with a palette is not one of them."""
     from PIL import Image

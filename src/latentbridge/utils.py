@@ -250,13 +250,27 @@ def class_index(label, names: list[str], n_classes: int, where: str = "") -> int
     without classes or an unknown one."""
     from latentbridge.errors import LatentbridgeError
 
+    import unicodedata
+
     at = f"{where}: " if where else ""
     if not n_classes:
         raise LatentbridgeError(f"{at}the model was trained without class labels; drop --class")
-    key = str(label)
-    if key in names:
-        return names.index(key)
-    if key.lstrip("-").isdigit() and 0 <= int(key) < n_classes:
+
+    def nfc(text) -> str:  # a folder named on macOS (decomposed letters) matches the name as typed
+        return unicodedata.normalize("NFC", str(text)).strip()
+
+    key, known = nfc(label), [nfc(n) for n in names]
+    if key in known:
+        return known.index(key)
+    number = key.lstrip("-").isdigit()
+    numbered = [i for i, n in enumerate(known) if n.lstrip("-").isdigit()]
+    if number and numbered:  # classes named by numbers: '1' is the class '01', never the index of '02'
+        same = [i for i in numbered if int(known[i]) == int(key)]
+        if len(same) == 1:
+            return same[0]
+        raise LatentbridgeError(f"{at}unknown class {label!r}; classes: {names} (classes named by numbers are "
+                                "given by name, not by index)")
+    if number and 0 <= int(key) < n_classes:
         return int(key)
     raise LatentbridgeError(f"{at}unknown class {label!r}; classes: {names or list(range(n_classes))}")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
+import unicodedata
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import ConfigError, DataError, named_problems
-from latentbridge.utils import natural_key
+from latentbridge.utils import first_time, natural_key
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ def _read_conditions(path: Path, root: Path, files: list[Path]) -> tuple[np.ndar
     out = []
     used = set()
     for p in files:
-        key = p.relative_to(root).as_posix()
+        key = _nfc(p.relative_to(root).as_posix())
         if key not in values:
             outside = next((k for k in values if Path(k).is_absolute() or re.match(r"[A-Za-z]:/", k)), None)
             hint = (f" (its rows name paths outside {root}, such as {outside}: name each image by its path inside the "
@@ -197,10 +198,16 @@ def _condition_key(cell: str, root: Path) -> str:
     p = Path(text)
     if p.is_absolute():
         try:
-            return p.resolve().relative_to(root.resolve()).as_posix()
+            return _nfc(p.resolve().relative_to(root.resolve()).as_posix())
         except ValueError:
-            return p.as_posix()
-    return p.as_posix()
+            return _nfc(p.as_posix())
+    return _nfc(p.as_posix())
+
+
+def _nfc(name: str) -> str:
+    """A name with its letters composed: files named on macOS (``u`` + a combining diaeresis) match the same name
+    typed or written by a spreadsheet (``ü``)."""
+    return unicodedata.normalize("NFC", name)
 
 
 def _grey_palette(im) -> bool:
@@ -255,7 +262,7 @@ def _report_left_out(root: Path, files: list[Path], others: list[Path], class_fo
     if conditions:
         csv_file = Path(conditions).resolve()
         others = [p for p in others if p.resolve() != csv_file]
-    if others:
+    if others and first_time(("images left out", str(root))):  # a folder read twice (evaluate --data of it): once
         kinds = ", ".join(sorted({p.suffix.lower() or "(no extension)" for p in others}))
         named = ", ".join(p.relative_to(root).as_posix() for p in others[:3]) + (", ..." if len(others) > 3 else "")
         log.warning("%s: %d file(s) that are not images read here (%s: %s) left out; images are %s", root,
@@ -263,7 +270,7 @@ def _report_left_out(root: Path, files: list[Path], others: list[Path], class_fo
     if class_folders:
         held = {p.relative_to(root).parts[0] for p in files}
         empty = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in held)
-        if empty:
+        if empty and first_time(("empty class folders", str(root))):
             log.warning("%s: %d class folder(s) without an image read here (%s): no such class in the model",
                         root, len(empty), ", ".join(empty[:5]) + (", ..." if len(empty) > 5 else ""))
 
@@ -283,7 +290,8 @@ def _folder(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:
     for p in files:  # every unreadable image named at once, not one per attempt
         try:
             images.append(read_image(p, data_cfg.channels, (side, side), data_cfg.resize, fit=data_cfg.fit,
-                                     background=reading["background"], grey_bits=reading["grey_bits"]))
+                                     background=reading["background"], grey_bits=reading["grey_bits"],
+                                     value_ranges=reading["value_ranges"]))
         except DataError as e:
             bad.append(str(e))
     if bad:

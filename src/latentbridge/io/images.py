@@ -7,14 +7,19 @@ accepted by the writers and scaled by 255.
 
 from __future__ import annotations
 
+import logging
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from latentbridge.errors import DataError
-from latentbridge.utils import walk_files
+from latentbridge.utils import first_time, walk_files
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".tif", ".tiff", ".webp")
 _RESAMPLE = {"bilinear": "BILINEAR", "area": "BOX", "nearest": "NEAREST"}
 
 
@@ -29,22 +34,64 @@ def list_folder(root: str | Path) -> tuple[list[Path], list[Path]]:
     root = Path(root)
     if not root.is_dir():
         raise DataError(root, "is a file, not a folder of images" if root.exists() else "image folder does not exist")
-    files, others = [], []
+    files, others, broken, seen, twice = [], [], [], {}, []
     for p in walk_files(root):
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts):
-            (files if p.suffix.lower() in IMAGE_EXTENSIONS else others).append(p)
+        if any(part.startswith(".") for part in p.relative_to(root).parts):
+            continue
+        if p.is_symlink() and not p.exists():
+            broken.append(p)
+        elif p.is_file():
+            if p.suffix.lower() not in IMAGE_EXTENSIONS:
+                others.append(p)
+            elif (real := p.resolve()) in seen:  # a link to an image of the folder: one image, read once
+                twice.append((p, seen[real]))
+            else:
+                seen[real] = p
+                files.append(p)
     if not files:
         raise DataError(root, f"no images ({', '.join(IMAGE_EXTENSIONS)}) in the folder")
+    if broken and first_time(("broken image links", str(root))):
+        log.warning("%s: %d link(s) to nothing left out (%s)", root, len(broken),
+                    ", ".join(q.relative_to(root).as_posix() for q in sorted(broken)[:5]) + (", ..." if len(broken) > 5
+                                                                                           else ""))
+    if twice and first_time(("images twice", str(root))):
+        log.warning("%s: %d image(s) reached twice through links, read once (%s)", root, len(twice),
+                    ", ".join(f"{a.relative_to(root).as_posix()} = {b.relative_to(root).as_posix()}"
+                              for a, b in twice[:3]) + (", ..." if len(twice) > 3 else ""))
     return sorted(files), sorted(others)
+
+
+@contextmanager
+def _open(path: Path):
+    """Pillow's image of ``path``: an image above Pillow's pixel limit (a decompression bomb guard: 20,000 x 20,000
+    px in 48 KB of PNG) is a DataError naming its size, and Pillow's warning below that limit is not printed (such
+    an image is read)."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(path)
+        except Image.DecompressionBombError as e:
+            raise DataError(path, f"an image too large to read ({e}); shrink it first") from None
+    with im:
+        yield im
+
+
+def _transparent(im) -> bool:
+    """Whether ``im`` has an alpha channel or a transparent colour (a palette index, or a grey or RGB colour key)."""
+    return im.mode in ("RGBA", "LA", "PA") or ("transparency" in im.info and im.mode in ("P", "L", "RGB"))
 
 
 def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None = None,
                resize: str = "area", background: str = "black", fit: str = "stretch",
-               grey_bits: int | None = None) -> np.ndarray:
+               grey_bits: int | None = None, value_ranges: dict | None = None) -> np.ndarray:
     """One image as ``uint8`` ``(channels, H, W)``: converted to grey levels (1) or RGB (3) (an
     alpha channel is composited on ``background``: ``black``, ``white``, or ``contrast`` — the
     opposite of what is drawn, so dark strokes on a transparent canvas land on white; 16-bit grey
-    scaled from the range of its bit depth: 10, 12, 14 or 16 bits, or ``grey_bits``, a set's: :func:`set_reading`),
+    scaled from the range of its bit depth: 10, 12, 14 or 16 bits, or ``grey_bits``, a set's: :func:`set_reading`;
+    32-bit integers beyond 16 bits and floats beyond [0, 1] over ``value_ranges``, a set's, or their own range; the
+    first frame of an animation or the first page of a multi-page file, with a warning),
     resized to ``size = (H, W)`` when given and
     different (``resize``: ``area``, ``bilinear`` or ``nearest``; ``none`` refuses another size). ``fit``, for
     an image of another aspect ratio: ``stretch`` (squeezed to the size), ``crop`` (its centre part of
@@ -55,14 +102,19 @@ def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     try:
-        with Image.open(path) as im:
+        with _open(path) as im:
             im.load()
+            if getattr(im, "n_frames", 1) > 1:
+                log.warning("%s: holds %d frames (an animation, or a file of several pages): only the first is read",
+                            path, im.n_frames)
             im = ImageOps.exif_transpose(im)  # a photo as the camera held it
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+            if _transparent(im):
                 rgba = im.convert("RGBA")
                 im = Image.alpha_composite(Image.new("RGBA", rgba.size, _backdrop(rgba, background)), rgba)
             if im.mode.startswith("I") or im.mode == "F":  # 16-bit / 32-bit grey: scaled, not clipped, to 8 bits
-                im = Image.fromarray(_to_8_bits(np.asarray(im), im.mode, grey_bits), "L")
+                kind = "float" if im.mode == "F" else "int"
+                im = Image.fromarray(_to_8_bits(np.asarray(im), im.mode, grey_bits, (value_ranges or {}).get(kind)),
+                                     "L")
             im = im.convert("L" if channels == 1 else "RGB")
     except FileNotFoundError:
         raise DataError(path, "image file does not exist") from None
@@ -116,24 +168,32 @@ def set_reading(paths) -> dict:
     ``background``, the backdrop of its transparent images (the opposite of what they draw, pooled over the set:
     image by image, dark icons landed on white and light ones on black), and ``grey_bits``, the bit depth of its
     16-bit grey images (the fewest of 10, 12, 14 or 16 bits holding the set's largest value: image by image, the
-    same raw value read 249 in a dark frame and 4 in a bright one). Unreadable files are passed over (the
-    reading names them)."""
-    from PIL import Image
-
-    ink, weight, top = 0.0, 0.0, None
+    same raw value read 249 in a dark frame and 4 in a bright one), and ``value_ranges``: ``float``, the range of
+    its float images when any leaves [0, 1], ``int`` of its integer ones when any goes beyond 16 bits (image by
+    image, one value read 255 in one and 51 in another). Images with an alpha channel that is opaque everywhere draw on no canvas and do not vote for the
+    backdrop (scans saved as RGBA outvoted the transparent icons beside them, which then read blank). Unreadable
+    files are passed over (the reading names them)."""
+    ink, weight, top, lo, hi = 0.0, 0.0, None, np.inf, -np.inf  # top: integer images; lo, hi: float ones
     for p in paths:
         try:
-            with Image.open(p) as im:
-                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                    i, w = _ink(im.convert("RGBA"))
-                    ink, weight = ink + i, weight + w
+            with _open(p) as im:
+                if _transparent(im):
+                    rgba = im.convert("RGBA")
+                    if np.asarray(rgba.getchannel("A")).min() < 255:
+                        i, w = _ink(rgba)
+                        ink, weight = ink + i, weight + w
+                elif im.mode == "F":
+                    a = np.nan_to_num(np.asarray(im, dtype=np.float64))
+                    lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
                 elif im.mode.startswith("I"):
                     m = float(np.asarray(im).max())
                     top = m if top is None else max(top, m)
-        except (OSError, ValueError):
+        except (OSError, ValueError, DataError):
             continue
     background = "white" if weight > 0 and ink / weight < 128 else "black"
-    return {"background": background, "grey_bits": None if top is None else _bits(top)}
+    return {"background": background, "grey_bits": None if top is None else _bits(top),
+            "value_ranges": {"float": [lo, hi] if lo < 0 or hi > 1 else None,
+                             "int": [0.0, top] if top is not None and top > 2 ** 16 - 1 else None}}
 
 
 def _ink(rgba) -> tuple[float, float]:
@@ -148,14 +208,19 @@ def _bits(top: float) -> int | None:
     return next((b for b in (10, 12, 14, 16) if top <= 2 ** b - 1), None)
 
 
-def _to_8_bits(a: np.ndarray, mode: str, bits: int | None = None) -> np.ndarray:
+def _to_8_bits(a: np.ndarray, mode: str, bits: int | None = None,
+               value_range: tuple[float, float] | None = None) -> np.ndarray:
     """Grey levels of a 16-bit (or 32-bit integer) image over the range of its bit depth: 10, 12 or 14 bits when
     its values fit (scanners and cameras store those in 16-bit PNGs: over the 16-bit range a 12-bit scan read
-    as 16 of 255, nearly black), else 16 bits (its own maximum above that); of a float image over [0, 1] (its
-    own range when it exceeds that), as uint8."""
+    as 16 of 255, nearly black), else 16 bits; of a float image over [0, 1]; beyond those (floats outside [0, 1],
+    integers above 16 bits) over their own range; over ``value_range``, a set's, when it is given; as uint8."""
     a = np.nan_to_num(a.astype(np.float64))
-    if mode == "F":
-        lo, hi = (0.0, 1.0) if a.min() >= 0 and a.max() <= 1 else (a.min(), max(a.max(), a.min() + 1e-12))
+    if value_range is not None and value_range[0] <= a.min() and a.max() <= value_range[1]:
+        lo, hi = value_range[0], max(value_range[1], value_range[0] + 1e-12)
+    elif (a.min() < 0 or a.max() > 1) if mode == "F" else a.max() > 2 ** 16 - 1:
+        lo, hi = a.min(), max(a.max(), a.min() + 1e-12)
+    elif mode == "F":
+        lo, hi = 0.0, 1.0
     else:
         top = float(a.max())
         bits = bits if bits is not None and top <= 2 ** bits - 1 else _bits(top)
