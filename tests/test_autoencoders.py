@@ -311,7 +311,8 @@ def test_audio_reconstruct_cli(audio_run, tmp_path, capsys):
     bad = tmp_path / "bad"
     bad.mkdir()
     shutil.copy(files[0], bad / "a_good.wav")
-    sf.write(bad / "b_blip.wav", 0.3 * np.ones(400, np.float32), 8000)  # 50 ms: under a tenth of the 1-s window
+    sf.write(bad / "b_blip.wav", 0.3 * np.sin(np.arange(400) / 3.0).astype(np.float32), 8000)  # 50 ms: under a
+    # tenth of the 1-s window
     (bad / "c_empty.wav").write_bytes(b"")
     capsys.readouterr()
     assert main(["audio", "reconstruct", str(audio_run), str(bad), "--out", str(tmp_path / "y"), "--n-iter", "4"]) == 2

@@ -286,7 +286,7 @@ def test_file_replay_scores_the_windows_of_cut_windows(tmp_path, seconds, pad):
 def test_file_replay_applies_the_short_recording_rule(tmp_path):
     sr = 8000
     wav = tmp_path / "blip.wav"
-    sf.write(str(wav), np.full(900, 0.2, np.float32), sr)  # 0.1125 s < a quarter of 0.5 s
+    sf.write(str(wav), 0.2 * np.sin(np.arange(900) / 3.0).astype(np.float32), sr)  # 0.1125 s < a quarter of 0.5 s
     seen, score_fn = _recording_score()
     with pytest.raises(DataError, match=r"blip\.wav: recording too short"):
         listen(score_fn, sample_rate=sr, window_s=0.5, hop_s=0.25, source=wav, out=None)
