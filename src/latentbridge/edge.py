@@ -53,6 +53,7 @@ import argparse
 import json
 import struct
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,7 @@ from latentbridge.io import (  # numpy only at import time
     AUDIO_EXTENSIONS,
     MIN_WINDOW_SHARE,
     SILENCE_LEVEL,
+    audio_info,
     check_recording_length,
     cut_windows,
     list_audio_files,
@@ -209,11 +211,13 @@ class EdgeScorer:
                 raise DataError(path, f"{sr} Hz needs resampling to the model's {self.sample_rate} Hz, "
                                       f"which needs the soxr package ({exc})") from None
             notes.append(f"resampled from {sr} Hz to the model's {self.sample_rate} Hz")
+        if self.channel is None and _soundfile_available() and (n := audio_info(path, self.csv_rate).channels) > 1:
+            notes.append(f"mixed to one channel from {n}, as the model was fitted")
         if self.trim_db:
             x = trim_silence(x, self.sample_rate, float(self.trim_db))
         if check_recording_length(x.shape[-1], self.window, self.sample_rate, path, self.min_share):
-            notes.append(f"{x.shape[-1] / self.sample_rate:.3g} s is shorter than one "
-                         f"{self.window / self.sample_rate:g}-s window; padded to one window ({self.pad})")
+            notes.append(f"shorter than one {self.window / self.sample_rate:.4g}-s window; padded to one window "
+                         f"({self.pad})")
         windows, starts_s = self.windows(x, name=path)
         return windows, starts_s, notes
 
@@ -410,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         error(e)
         return 2
     status = 0
+    noted: Counter[str] = Counter()  # each note is printed for the first file it concerns, then counted
     for arg in args.files:
         try:
             files = _expand(arg)
@@ -429,8 +434,13 @@ def main(argv: list[str] | None = None) -> int:
                 status = 2
                 continue
             for note in res.notes:
-                print(f"note: {f}: {note}", file=sys.stderr, flush=True)
+                noted[note] += 1
+                if noted[note] == 1:
+                    print(f"note: {f}: {note}", file=sys.stderr, flush=True)
             print("\n".join(res.lines()), flush=True)
+    for note, n in noted.items():
+        if n > 1:
+            print(f"note: {n - 1} more file(s) too: {note}", file=sys.stderr, flush=True)
     return status
 
 
