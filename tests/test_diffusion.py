@@ -392,3 +392,14 @@ def test_unconditional_and_conditional_denoisers_share_one_code_path():
     # configs round-trip through config() (what a model folder saves)
     again = DDPMUNet(**cond.config())
     assert again.config() == cond.config() and again.process == cond.process
+
+
+def test_sample_grids_of_many_classes_show_twenty_spread_over_them():
+    """With 300 class folders every grid drew 8 samples of each class (2 x 2,400 per training): 142 of a 151-s epoch."""
+    from latentbridge.tasks.diffusion import grid_columns, grid_labels
+
+    assert grid_labels(2, 3).tolist() == [0, 1, 2, 0, 1, 2] and grid_columns(3) == 3
+    labels = grid_labels(8, 300)
+    assert grid_columns(300) == 20 and len(labels) == 160
+    assert labels[:20].tolist()[0] == 0 and labels[:20].tolist()[-1] == 299 and len(set(labels.tolist())) == 20
+    assert grid_labels(8, 0) is None and grid_columns(0) == 10

@@ -355,7 +355,7 @@ def test_image_folders_are_read_checked_and_split(tmp_path, caplog):
                                                val_fraction=0.0), seed=0).train.images
     assert side.shape[1:] == (1, 8, 8) and side.min() == 255
     # what reading did to the images is said: a warning when they differ (sizes, one blown up), with -v otherwise
-    Image.fromarray(np.zeros((3, 3, 3), np.uint8), "RGB").save(folder / "tiny.png")
+    Image.fromarray(np.full((3, 3, 3), (200, 30, 30), np.uint8), "RGB").save(folder / "tiny.png")
     with caplog.at_level("INFO", logger="latentbridge.data.images"):
         load_image_data(ImageDataConfig(source="folder", root=str(folder), image_size=8, test_fraction=0.25,
                                             val_fraction=0.0), seed=0)
@@ -534,6 +534,14 @@ def test_odd_image_files_of_real_folders_are_read_alike_or_named(tmp_path, caplo
     with caplog.at_level("WARNING"):
         read_image(anim / "a.png")
     assert "a.png: holds 2 frames (an animation, or a file of several pages): only the first is read" in caplog.text
+    thin = folder("thin")
+    for i in range(3):
+        Image.new("L", (32, 32), 60 * i).save(thin / f"img{i}.png")
+    Image.new("L", (2, 500), 255).save(thin / "strip.png")  # its centre square is 2 x 2 px
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        read(thin)
+    assert "1 under half that size, blown up (strip.png)" in caplog.text, caplog.text
     links = folder("links")
     for i in range(3):
         Image.new("L", (16, 16), 40 * i).save(links / f"img{i}.png")
@@ -584,10 +592,13 @@ def test_a_grey_palette_image_is_not_called_colour(tmp_path, caplog):
             im.putpalette([c for v in range(256) for c in colour(v)])
             im.putdata([(i * 40 + k) % 256 for k in range(64)])
             im.save(folder / f"{name}_{i}.png")
+    # a grey scan saved as an RGB JPEG (its chroma noise aside) is no colour either
+    scan = np.tile(np.linspace(0, 255, 8, dtype=np.uint8), (8, 1))
+    Image.fromarray(np.stack([scan] * 3, axis=-1), "RGB").save(folder / "scan.jpg", quality=70)
     with caplog.at_level("INFO", logger="latentbridge.data.images"):
         data = load_image_data(ImageDataConfig(source="folder", root=str(folder), image_size=8, test_fraction=0.0,
                                                val_fraction=0.0), seed=0)
-    assert data.train.images.shape == (6, 1, 8, 8)
+    assert data.train.images.shape == (7, 1, 8, 8)
     assert f"{folder}: 3 in colour read as grey (data.channels 1)" in caplog.text, caplog.text
 
 

@@ -210,6 +210,15 @@ def _nfc(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
+def _grey_content(im) -> bool:
+    """Whether an RGB-like image holds only greys (a scan or a grey drawing saved in colour, a JPEG's chroma noise
+    aside), judged on a 32-px copy."""
+    if im.format == "JPEG":
+        im.draft("RGB", (32, 32))  # decoded at a fraction of its size
+    a = np.asarray(im.convert("RGB").resize((32, 32)), dtype=np.int16)
+    return int(np.abs(a - a.mean(axis=-1, keepdims=True)).max()) <= 8
+
+
 def _grey_palette(im) -> bool:
     """Whether every colour a palette image uses is a grey (a grey image saved with a palette is not colour)."""
     palette = im.getpalette() or []
@@ -231,9 +240,9 @@ def _report_conversions(root: Path, files: list[Path], side: int, channels: int,
         try:
             with Image.open(p) as im:
                 sizes[im.size] += 1
-                colour += channels == 1 and (im.mode in ("RGB", "RGBA", "CMYK", "YCbCr") or
+                colour += channels == 1 and (im.mode in ("RGB", "RGBA", "CMYK", "YCbCr") and not _grey_content(im) or
                                              (im.mode == "P" and not _grey_palette(im)))
-                if max(im.size) < side / 2:
+                if (max(im.size) if fit == "pad" else min(im.size)) < side / 2:  # what the fit keeps, blown up
                     tiny.append(p.name)
         except OSError:
             continue  # read_image names it

@@ -13,6 +13,7 @@ from latentbridge.io.images import to_uint8, write_grid, write_png
 from latentbridge.report.charts import plot_lines
 from latentbridge.report.common import _new_figure, _save
 from latentbridge.report.html import write_html_report
+from latentbridge.tasks.diffusion import grid_columns
 from latentbridge.utils import atomic_path, atomic_write_json
 
 EVAL_NOTE = ("fd: Fréchet distance between the Gaussian fits of generated and test-image features; "
@@ -78,7 +79,7 @@ def write_training(res, folder: Path) -> None:
     if res.history:
         plot_metrics_vs_epoch(res.history, folder / "metrics_vs_epoch.png")
     if res.final_samples is not None and len(res.final_samples):
-        write_grid(folder / "final_samples.png", res.final_samples, n_cols=res.n_classes or 10)
+        write_grid(folder / "final_samples.png", res.final_samples, n_cols=grid_columns(res.n_classes))
 
 
 def write_samples(res, folder: Path) -> dict:
