@@ -567,6 +567,21 @@ def test_samples_of_conditions_with_one_file_name_do_not_overwrite(bridge_run, t
     assert (out / "rec" / "mask.png").is_file() and (out / "rec_" / "mask.png").is_file()
 
 
+def test_every_unusable_condition_is_named_at_once(bridge_run, tmp_path, capsys):
+    """Several --condition files: the first bad one stopped the command, the others unnamed."""
+    root, run = bridge_run
+    good = sorted((root / "Data").rglob("*.csv"))[0]
+    (tmp_path / "cut.csv").write_text("time,a\n0,1\n")
+    (tmp_path / "notes.txt").write_text("site visit")
+    out = tmp_path / "s"
+    assert main(["sample", str(run), "--condition", str(good), "--condition", str(tmp_path / "cut.csv"),
+                 "--condition", str(tmp_path / "notes.txt"), "--num-samples", "1", "--steps", "2",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --condition: 2 of 3 condition files cannot be used: ") and "cut.csv" in err \
+        and "notes.txt" in err and "Traceback" not in err, err
+    assert not out.exists()
+
 
 def test_a_dark_on_white_mask_and_an_ignored_eta_are_named(bridge_run, tmp_path, caplog):
     from PIL import Image

@@ -567,9 +567,8 @@ class MLDSamples:
 
 def sample(run_dir, n: int, conditions: list[str] | None = None, *, progress: bool = False,
            sample_rate: float | None = None, **given) -> MLDSamples:
-    """``n`` samples per condition file (``conditions``; ``sample_rate``: of vibration CSVs without a
-    time column), or ``n`` joint samples without them."""
-    from latentbridge.tasks.mld_eval import decode_outputs, read_condition
+    """``n`` samples per condition file (``sample_rate``: of CSVs without a time column), or ``n`` joint samples."""
+    from latentbridge.tasks.mld_eval import decode_outputs, read_conditions
 
     if n < 1:
         raise LatentbridgeError(f"--num-samples must be at least 1, got {n}")
@@ -580,11 +579,12 @@ def sample(run_dir, n: int, conditions: list[str] | None = None, *, progress: bo
     threshold = (saved.info.get("mask_threshold") or {}).get("threshold")
     out = MLDSamples(cfg.data.kind, {**settings, "n_samples": int(n)}, threshold=threshold)
     used: set[str] = set()
+    read = read_conditions(saved, stages, conditions or [], sample_rate)
     for path in conditions or [None]:
         if path is None:
             m, x, name = None, None, "joint"
         else:
-            m, x = read_condition(saved, stages, path, sample_rate)
+            m, x = read[path]
             name = distinct_name(Path(path).stem, used)
         z = None if m is None else stages.encode(m, x)  # (W, d): one row per window / clip / image
         k = 1 if z is None else len(z)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latentbridge.errors import DataError, ModelFolderError
+from latentbridge.errors import DataError, ModelFolderError, named_problems
 from latentbridge.io.audio import AUDIO_EXTENSIONS
 from latentbridge.io.images import IMAGE_EXTENSIONS
 from latentbridge.io.vibration import RECORDING_SUFFIXES
@@ -42,6 +42,23 @@ log = logging.getLogger(__name__)
 def _data_shape(stages, m: str) -> tuple[int, ...]:
     """The data shape a stage decodes to (from a zero latent)."""
     return tuple(stages.decode(m, torch.zeros(1, stages.latent_dims[list(stages.views).index(m)])).shape[1:])
+
+
+def read_conditions(saved, stages, paths, sample_rate: float | None = None) -> dict:
+    """:func:`read_condition` of every path, keyed by path; every unusable one named in one error, before any
+    sampling (the first stopped the command)."""
+    read, bad = {}, []
+    for path in paths:
+        try:
+            read[path] = read_condition(saved, stages, path, sample_rate)
+        except DataError as e:
+            bad.append(e)
+    if len(bad) == 1:
+        raise bad[0]
+    if bad:
+        raise DataError("--condition", f"{len(bad)} of {len(paths)} condition files cannot be used: "
+                        + named_problems([str(e) for e in bad]))
+    return read
 
 
 def read_condition(saved, stages, path, sample_rate: float | None = None) -> tuple[str, np.ndarray]:
