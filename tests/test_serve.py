@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from starlette.testclient import WebSocketDenialResponse  # noqa: E402
 
 from conftest import tiny_generative_folders, tiny_multimodal_folders  # noqa: E402
-from latentbridge.errors import DataError  # noqa: E402
+from latentbridge.errors import DataError, LatentbridgeError  # noqa: E402
 from latentbridge.serve.app import ServeSettings, create_app  # noqa: E402
 from latentbridge.serve.batcher import MicroBatcher  # noqa: E402
 from latentbridge.serve.registry import load_models  # noqa: E402
@@ -206,6 +206,44 @@ def test_unknown_model_wrong_endpoint_missing_field(client, folders, machine_dat
     assert client.get(f"/api/models/{_name(folders, 'pump')}/score").status_code == 405
 
 
+def test_integrators_clients_get_answers_that_say_what_happened(client, folders, models, machine_data, caplog):
+    """HEAD for health checks (405); two files under one field (the last scored without a word); a bad body for no
+    model (422 before the 404); sample_rate in the query (ignored) or for a file that gives its own rate (silently
+    ignored); a forged log line through %0a in the path; CORS headers on the guards' 401 and 413 (a browser saw
+    only a network error)."""
+    import logging
+
+    pump = _name(folders, "pump")
+    wav = sorted((machine_data / "test" / "normal").glob("*.wav"))[0].read_bytes()
+    assert client.head("/healthz").status_code == 200 and client.head("/").status_code == 200
+    r = client.post(f"/api/models/{pump}/score", files=[("file", ("a.wav", wav)), ("file", ("b.wav", wav))])
+    assert r.status_code == 422 and r.json()["detail"] == "2 files under 'file': one file per request"
+    r = client.post("/api/models/nope/score")
+    assert r.status_code == 404 and "no model named 'nope'" in r.json()["detail"]
+    r = _post(client, f"/api/models/{pump}/score", "a.wav", wav, data={"sample_rate": "8000"})
+    assert r.status_code == 200 and any(w.startswith("sample_rate 8000 Hz ignored: a.wav gives its own rate, 16000 Hz")
+                                        for w in r.json()["warnings"]), r.json()["warnings"]
+    r = _post(client, f"/api/models/{pump}/score?sample_rate=8000", "a.wav", wav)
+    assert r.status_code == 200 and any("sample_rate 8000 Hz ignored" in w for w in r.json()["warnings"])
+    r = _post(client, f"/api/models/{pump}/score?sample_rate=100", "a.wav", wav, data={"sample_rate": "200"})
+    assert r.status_code == 422 and "sample_rate given twice" in r.json()["detail"]
+    caplog.set_level(logging.INFO, logger="latentbridge.serve")
+    caplog.clear()
+    client.get("/api/models/x%0aINFO latentbridge.serve: FAKE")
+    lines = [r.getMessage() for r in caplog.records if r.name == "latentbridge.serve"]
+    assert len(lines) == 1 and lines[0].startswith("GET /api/models/x\\nINFO latentbridge.serve: FAKE 404"), lines
+    with TestClient(create_app(models, ServeSettings(api_key="s3cret", cors_origins=("https://dash.example",),
+                                                     max_upload_mb=0.01))) as c:
+        origin = {"Origin": "https://dash.example"}
+        r = c.get("/healthz", headers=origin)
+        assert r.status_code == 401 and r.headers["access-control-allow-origin"] == "https://dash.example"
+        r = _post(c, f"/api/models/{pump}/score", "a.wav", wav, headers={**origin, "X-API-Key": "s3cret"})
+        assert r.status_code == 413 and r.headers["access-control-allow-origin"] == "https://dash.example"
+    for key in ("k€y", "abc;def", "with space", ""):
+        with pytest.raises(LatentbridgeError, match="serve: the API key"):
+            ServeSettings(api_key=key)
+
+
 def test_upload_and_duration_limits_are_413_naming_the_limit(models, machine_data):
     wav = sorted((machine_data / "test" / "normal").glob("*.wav"))[0].read_bytes()  # 4 s, 128 kB
     pump = next(n for n, m in models.items() if m.task == "anomaly")
@@ -219,7 +257,7 @@ def test_upload_and_duration_limits_are_413_naming_the_limit(models, machine_dat
     with TestClient(create_app(models, ServeSettings(max_duration_s=3.0))) as c:
         r = _post(c, f"/api/models/{pump}/score", "a.wav", wav)
         assert r.status_code == 413 and r.json()["detail"] == (
-            "audio too long: 4.0 s; the limit is 3 s (latentbridge serve --max-duration)")
+            "a.wav: audio too long: 4.0 s; the limit is 3 s (latentbridge serve --max-duration)")
 
 
 # ----------------------------------------------------------------------------- API key, CORS
@@ -578,6 +616,13 @@ def test_stream_bad_frames_short_recordings_unknown_models(client, folders):
         assert m["type"] == "error" and "3 non-finite samples" not in m["detail"] and "2 non-finite" in m["detail"]
     msgs = _stream(client, pump, np.full(3000, 0.1, np.float32), 16000)  # 0.19 s, then end
     assert msgs[-1]["type"] == "error" and "<stream>: recording too short" in msgs[-1]["detail"]
+    for text in ('{"end": "no"}', "[1, 2, 3]"):  # ended the stream; was ignored
+        with client.websocket_connect(f"/api/models/{pump}/stream") as ws:
+            ws.send_text(json.dumps({"sample_rate": 16000, "format": "f32"}))
+            ws.receive_json()
+            ws.send_text(text)
+            m = ws.receive_json()
+            assert m["type"] == "error" and 'the only text message after the first is {"end": true}' in m["detail"]
     for name in ("nope", _name(folders, "bridge")):
         with pytest.raises(WebSocketDenialResponse) as denied:
             with client.websocket_connect(f"/api/models/{name}/stream"):
@@ -748,3 +793,63 @@ def test_a_port_in_use_is_one_line_before_anything_is_announced(tmp_path, capsys
     assert f"serve: port {port} on 127.0.0.1 is in use (another server?)" in err and "serving" not in out
     assert main(["serve", str(tmp_path / "no_model"), "--host", "0.0.0.0", "--port", str(port)]) == 2
     assert "needs an API key" in capsys.readouterr().err
+
+
+def test_a_stalled_upload_and_a_silent_stream_are_closed():
+    """A body that stopped coming, and a stream whose client sent nothing, held memory and a thread without end."""
+    import asyncio
+
+    from latentbridge.serve.security import UploadLimitMiddleware
+    from latentbridge.serve.stream import StreamError, _receive_all
+
+    async def never():
+        await asyncio.sleep(3600)
+
+    async def stalled_upload():
+        sent, chunks = [], [{"type": "http.request", "body": b"x" * 100, "more_body": True}]
+
+        async def receive():
+            return chunks.pop() if chunks else await never()
+
+        async def send(message):
+            sent.append(message)
+
+        async def app(scope, receive, send):  # never reached
+            raise AssertionError("the application got a stalled body")
+
+        await UploadLimitMiddleware(app, max_bytes=10_000, idle_s=0.2)({"type": "http", "method": "POST",
+                                                                          "headers": []}, receive, send)
+        return sent
+
+    sent = asyncio.run(stalled_upload())
+    assert sent[0]["status"] == 408 and b"the upload stalled: no bytes for 0.2 s after 100 bytes" in sent[1]["body"]
+
+    class Silent:
+        async def receive(self):
+            await never()
+
+    with pytest.raises(StreamError, match=r"no message for 0\.1 s: the stream is closed"):
+        asyncio.run(_receive_all(Silent(), None, "f32", 1, 1 << 20, idle_s=0.1))
+
+
+def test_a_client_that_hangs_up_mid_upload_is_logged_as_such(caplog):
+    """It was logged as status 500: a server error where there was none."""
+    import asyncio
+    import logging
+
+    from latentbridge.serve.security import RequestLogMiddleware
+
+    async def app(scope, receive, send):
+        await receive()  # the client is gone: nothing to answer
+
+    async def receive():
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        raise AssertionError("nothing is sent to a client that is gone")
+
+    caplog.set_level(logging.INFO, logger="latentbridge.serve")
+    asyncio.run(RequestLogMiddleware(app)({"type": "http", "method": "POST", "path": "/api/models/m/score",
+                                           "client": ("10.0.0.9", 5)}, receive, send))
+    line = [r.getMessage() for r in caplog.records if r.name == "latentbridge.serve"][-1]
+    assert line.startswith("POST /api/models/m/score 499 (client disconnected) 0 bytes in ") and "10.0.0.9" in line

@@ -238,7 +238,7 @@ def _check_file(path: Path) -> None:
 def _sf_error_text(exc: BaseException, path: Path | None = None) -> str:
     text = str(getattr(exc, "error_string", None) or str(exc)).strip() or type(exc).__name__
     if "SF_INFO struct incomplete" in text:  # libsndfile's words for a header with no rate or no channels
-        return "its header gives a sample rate or a channel count of 0"
+        return "its header's sample rate or channel count cannot be read (0, or beyond what the format holds)"
     if path is not None and "does not exist or is not a regular file" in text and path.is_file():
         # libsndfile says so of a file it opened but whose bytes are no audio it decodes (random bytes named .mp3)
         return "no audio in a format the decoder recognises: a damaged file, or another format than its name says"
@@ -295,8 +295,9 @@ def _csv_rate(rate: float, path: Path) -> int:
                               "seconds, or a mistyped --sample-rate?")
     r = int(round(rate))
     if r < 1:
-        raise DataError(path, f"the time column gives {rate:g} Hz, under 1 Hz: times in another unit than seconds? "
-                              "(a column named time_ms is read as milliseconds)")
+        raise DataError(path, f"a sample rate of {rate:g} Hz (from its time column, or as given), under 1 Hz: times in "
+                              "another unit than seconds (a column named time_ms is read as milliseconds), or a rate "
+                              "given in kHz?")
     return r
 
 

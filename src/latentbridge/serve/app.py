@@ -36,7 +36,7 @@ from latentbridge.serve.batcher import MicroBatcher
 from latentbridge.io.images import IMAGE_EXTENSIONS
 from latentbridge.io.vibration import MAX_RATE
 from latentbridge.serve.registry import ServedModel, load_models
-from latentbridge.serve.security import ApiKeyMiddleware, RequestLogMiddleware, UploadLimitMiddleware
+from latentbridge.serve.security import ApiKeyMiddleware, RequestLogMiddleware, UploadLimitMiddleware, api_key_problem
 from latentbridge.tasks.enhance import SEED_RANGE
 
 log = logging.getLogger("latentbridge.serve")
@@ -72,6 +72,8 @@ class ServeSettings:
                 raise LatentbridgeError(f"serve: {name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.max_wait_ms < 0:
             raise LatentbridgeError(f"serve: max-wait-ms must be >= 0, got {self.max_wait_ms}")
+        if self.api_key is not None and (problem := api_key_problem(self.api_key)):
+            raise LatentbridgeError(f"serve: {problem}")
 
 
 class SampleRequest(BaseModel):
@@ -182,7 +184,10 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
         finally:
             stop.set()
 
-    async def receive(upload: UploadFile) -> _Upload:
+    async def receive(upload: UploadFile, request: Request, field: str = "file") -> _Upload:
+        n = len((await request.form()).getlist(field))  # parsed once already: the endpoint's own
+        if n > 1:  # the last one was scored without a word
+            raise HTTPException(422, f"{n} files under '{field}': one file per request")
         return _Upload(await upload.read(), _safe_name(upload.filename))
 
     @app.exception_handler(DataError)
@@ -195,19 +200,24 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, e: RequestValidationError):
+        name = request.path_params.get("name")
+        if name is not None and name not in models:  # the model first: a bad body for no model is a 404
+            return JSONResponse({"detail": f"no model named {name!r}; served: {', '.join(sorted(models))}"},
+                                status_code=404)
         # FastAPI's own handler echoes the body it could not read (an upload's bytes: undecodable, and never for
         # the log or the client); each problem is told by where and what instead
         problems = [{"loc": [str(x) for x in err.get("loc", ())], "msg": str(err.get("msg", "")),
                      "type": str(err.get("type", ""))} for err in e.errors()]
         return JSONResponse({"detail": problems}, status_code=422)
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page():
         return FileResponse(STATIC / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.get("/healthz", summary="Liveness, the served models and the micro-batching counters")
+    @app.api_route("/healthz", methods=["GET", "HEAD"], summary="Liveness, the served models and the micro-batching "
+                   "counters")
     async def healthz():
         return {"status": "ok", "version": __version__, "models": sorted(models),
                 "batching": {n: {"max_batch": b.max_batch, "max_wait_ms": b.max_wait_s * 1000,
@@ -226,12 +236,18 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
         return m.describe()
 
     @app.post("/api/models/{name}/score", summary="Anomaly scores of an uploaded recording")
-    async def score(name: str, file: UploadFile = File(...), spectrogram: bool = Query(False),
+    async def score(request: Request, name: str, file: UploadFile = File(...), spectrogram: bool = Query(False),
                     sample_rate: float | None = Form(None, gt=0, le=MAX_RATE, allow_inf_nan=False,
                                                     description="Hz of a vibration CSV or .mat file "
-                                                    "that gives no rate (default: the model's)")):
+                                                    "that gives no rate (default: the model's)"),
+                    rate_query: float | None = Query(None, alias="sample_rate", gt=0, le=MAX_RATE,
+                                                     allow_inf_nan=False, description="the same, in the query")):
         m = get(name, "score")
-        up = await receive(file)
+        if sample_rate is not None and rate_query is not None and sample_rate != rate_query:
+            raise HTTPException(422, f"sample_rate given twice: {sample_rate:g} in the form, {rate_query:g} in the "
+                                     "query")
+        sample_rate = sample_rate if sample_rate is not None else rate_query
+        up = await receive(file, request)
         try:
             t0 = time.perf_counter()
             try:
@@ -239,11 +255,16 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
                                                                         settings.max_duration_s, sample_rate)
             except DataError as e:
                 raise up.error(e) from None
+            except _TooLong as e:
+                raise HTTPException(413, f"{up.client_name}: {e.detail}") from None
             t1 = time.perf_counter()
             scores, decisions = await asyncio.wrap_future(batchers[name].submit(windows))
             t2 = time.perf_counter()
             result = _score_result(m, up.client_name, wave, scores, decisions, starts_s, padded)
             result["warnings"] = _upload_warnings(m, up.client_name, info, wave)
+            if sample_rate is not None and info.sample_rate != round(sample_rate):  # the file gives its own rate
+                result["warnings"].append(f"sample_rate {sample_rate:g} Hz ignored: {up.client_name} gives its own "
+                                          f"rate, {info.sample_rate} Hz (the rate is for files that give none)")
             result["timing_ms"] = {"read_and_window": round(1000 * (t1 - t0), 2), "score": round(1000 * (t2 - t1), 2)}
             if spectrogram:
                 result["spectrogram"] = await in_thread(decode_pool, media.display_spectrogram, wave,
@@ -270,11 +291,11 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
 
     @app.post("/api/models/{name}/predict",
               summary="Multimodal prediction: vibration CSV → crack mask; spoken digit ↔ image")
-    async def predict(name: str, file: UploadFile = File(...), route: str = Form("posterior"),
+    async def predict(request: Request, name: str, file: UploadFile = File(...), route: str = Form("posterior"),
                       scale: int = Form(8, ge=1, le=16),
                       sample_rate: float | None = Form(None, gt=0, le=MAX_RATE, allow_inf_nan=False)):
         m = get(name, "predict")
-        up = await receive(file)
+        up = await receive(file, request)
         try:
             try:
                 return await in_thread(model_pool, _predict, m, up, route, scale, settings, sample_rate)
@@ -304,8 +325,8 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
                       seed: int = Form(0, ge=SEED_RANGE[0], le=SEED_RANGE[1]),
                       samples: int | None = Form(None, ge=1, le=64)):
         m = get(name, "enhance")
-        up = await receive(file)
-        up_mask = await receive(mask) if mask is not None else None
+        up = await receive(file, request)
+        up_mask = await receive(mask, request, "mask") if mask is not None else None
         try:
             try:
                 return await while_connected(request, model_pool, _enhance, m, up, up_mask, task, seed, samples,
@@ -321,15 +342,15 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
             if up_mask is not None:
                 up_mask.close()
 
-    # guards, outermost last: log → key → size limit → (CORS) → app
+    # guards, outermost last: log → (CORS: its headers on the guards' 401 and 413 too) → key → size limit → app
+    app.add_middleware(UploadLimitMiddleware, max_bytes=int(settings.max_upload_mb * 2**20))
+    if settings.api_key:
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["X-API-Key", "Authorization", "Content-Type"])
-    app.add_middleware(UploadLimitMiddleware, max_bytes=int(settings.max_upload_mb * 2**20))
-    if settings.api_key:
-        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
     app.add_middleware(RequestLogMiddleware)
     return app
 

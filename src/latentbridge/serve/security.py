@@ -13,6 +13,7 @@ request log (which never holds audio, request bodies or query strings).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
@@ -25,6 +26,24 @@ log = logging.getLogger("latentbridge.serve")
 
 COOKIE = "latentbridge_api_key"
 LOOPBACK_NAMES = ("localhost",)
+
+
+def api_key_problem(key: str) -> str | None:
+    """Why ``key`` cannot serve as the API key, or None: it must be visible ASCII without ``;``, ``,`` or quotes (a
+    key outside Latin-1 broke the cookie header with a 500, one with ``;`` or a space came back cut in the cookie, and
+    clients encode other letters differently in headers)."""
+    bad = sorted({c for c in key if not 33 <= ord(c) <= 126 or c in ';,"\\'})
+    if not key:
+        return "the API key is empty"
+    if bad:
+        return ("the API key may hold visible ASCII letters, digits and punctuation only (no spaces, ';', ',', quotes "
+                f"or backslashes; clients and cookies carry those differently); it holds {''.join(bad)!r}")
+    return None
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped, for one log line (a path with %0a forged a second one)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def is_loopback(host: str) -> bool:
@@ -108,9 +127,10 @@ class UploadLimitMiddleware:
     """413 for a request body over ``max_bytes`` (named in the message). The body is read here
     (at most ``max_bytes`` of it held) before the application sees it."""
 
-    def __init__(self, app, max_bytes: int):
+    def __init__(self, app, max_bytes: int, idle_s: float = 60.0):
         self.app = app
         self.max_bytes = int(max_bytes)
+        self.idle_s = float(idle_s)
 
     def _detail(self, size: str) -> str:
         return (f"upload too large: {size}; the limit is {self.max_bytes} bytes "
@@ -124,7 +144,11 @@ class UploadLimitMiddleware:
             return await _send_json(send, 413, self._detail(f"{int(length)} bytes"))
         chunks, received = [], 0
         while True:
-            message = await receive()
+            try:  # a body that stops coming held its bytes, and the connection, without end
+                message = await asyncio.wait_for(receive(), timeout=self.idle_s)
+            except asyncio.TimeoutError:
+                return await _send_json(send, 408, f"the upload stalled: no bytes for {self.idle_s:g} s after "
+                                                   f"{received} bytes")
             if message["type"] == "http.disconnect":
                 return
             body = message.get("body", b"")
@@ -158,6 +182,8 @@ class RequestLogMiddleware:
 
         async def counting_receive():
             message = await receive()
+            if message["type"] == "http.disconnect" and status["code"] == 500:
+                status["code"] = 499  # the client went away before any answer: no server error
             if message["type"] == "http.request":
                 size["bytes"] += len(message.get("body", b""))
             elif message["type"] == "websocket.receive":
@@ -175,5 +201,7 @@ class RequestLogMiddleware:
             await self.app(scope, counting_receive, status_send)
         finally:
             client = scope.get("client") or ("-", 0)
-            log.info("%s %s %s %d bytes in %.1f ms from %s", scope.get("method", "WS"), scope.get("path"),
-                     status["code"], size["bytes"], 1000 * (time.perf_counter() - t0), client[0])
+            code = "499 (client disconnected)" if status["code"] == 499 else status["code"]
+            log.info("%s %s %s %d bytes in %.1f ms from %s", scope.get("method", "WS"),
+                     _printable(str(scope.get("path"))), code, size["bytes"], 1000 * (time.perf_counter() - t0),
+                     client[0])

@@ -8,8 +8,9 @@ takes binary messages of little-endian PCM and sends one JSON message per window
 ``{"type": "window", "start_s", "end_s", "score", "is_anomaly", "decision", "overflows",
 "dropped_blocks", "wall_time"}``. A text message ``{"end": true}`` says the recording is over:
 its last windows are cut as ``anomaly score`` cuts a file, a ``{"type": "end", ...}`` summary
-follows and the server closes. Problems are one ``{"type": "error", "detail": ...}`` message
-and a close (1008 policy, 1007 bad data, 1009 too big).
+follows and the server closes (1000). Problems are one ``{"type": "error", "detail": ...}`` message
+and a close (1008 policy: any other text message, or none for 60 s; 1007 bad data, a recording too short to score
+among them; 1009 too big; 1011 the server's own failure).
 
 The scoring is :func:`latentbridge.tasks.listen.listen` itself, run in a thread per stream on a
 :class:`~latentbridge.io.capture.BlockFeed` (the device capture's bounded queue): when scoring
@@ -136,10 +137,10 @@ async def run_stream(ws: WebSocket, served, batcher, *, queue_blocks: int, max_f
         except StreamClosed:
             pass
         except LatentbridgeError as e:  # e.g. a recording too short to score: the CLI's message
-            msg = {"type": "error", "detail": str(e)}
+            msg = {"type": "error", "detail": str(e), "code": 1007}
         except Exception as e:  # noqa: BLE001 - reported to the client, the server goes on
             log.exception("stream of model %s failed", served.name)
-            msg = {"type": "error", "detail": f"internal error while scoring: {type(e).__name__}"}
+            msg = {"type": "error", "detail": f"internal error while scoring: {type(e).__name__}", "code": 1011}
         post(msg if msg is not None else _DONE)
 
     await ws.send_json({"type": "ready", "model": served.name, "sample_rate": sr, "format": fmt,
@@ -160,20 +161,29 @@ async def run_stream(ws: WebSocket, served, batcher, *, queue_blocks: int, max_f
             feed.abort()
             sender.cancel()
             return
-        await sender  # the recording ended: the last windows and the summary, then close
+        code = await sender  # the recording ended: the last windows and the summary, then close
     else:
         receiver.cancel()
         feed.abort()
+        code = sender.result()
     try:
-        await ws.close(code=1000)
+        await ws.close(code=code)
     except RuntimeError:
         pass  # already closed
 
 
-async def _receive_all(ws: WebSocket, feed: BlockFeed, fmt: str, channels: int, max_frame_bytes: int) -> str:
+#: a stream whose client sends nothing for this long is closed (it held a thread without end)
+IDLE_TIMEOUT_S = 60.0
+
+
+async def _receive_all(ws: WebSocket, feed: BlockFeed, fmt: str, channels: int, max_frame_bytes: int,
+                       idle_s: float = IDLE_TIMEOUT_S) -> str:
     while True:
         try:
-            message = await ws.receive()
+            message = await asyncio.wait_for(ws.receive(), timeout=idle_s)
+        except asyncio.TimeoutError:
+            raise StreamError(f"no message for {idle_s:g} s: the stream is closed (send audio, or "
+                              '{"end": true} when the recording is over)') from None
         except WebSocketDisconnect:
             return "disconnect"
         if message["type"] == "websocket.disconnect":
@@ -189,22 +199,25 @@ async def _receive_all(ws: WebSocket, feed: BlockFeed, fmt: str, channels: int, 
             msg = json.loads(message.get("text") or "")
         except json.JSONDecodeError:
             raise StreamError("text messages after the first must be JSON ({\"end\": true})") from None
-        if isinstance(msg, dict) and msg.get("end"):
-            feed.end()
-            return "end"
+        if not (isinstance(msg, dict) and msg.get("end") is True):  # {"end": "no"} ended it; [1, 2] was ignored
+            raise StreamError(f'the only text message after the first is {{"end": true}}, got {str(msg)[:80]}')
+        feed.end()
+        return "end"
 
 
-async def _send_all(ws: WebSocket, outbox: asyncio.Queue) -> None:
+async def _send_all(ws: WebSocket, outbox: asyncio.Queue) -> int:
+    """Send the worker's messages; the close code the stream ends with (1007 after an error of the data)."""
     while True:
         msg = await outbox.get()
         if msg is _DONE:
-            return
+            return 1000
+        code = msg.pop("code", 1000) if msg.get("type") == "error" else 1000
         try:
             await ws.send_json(msg)
         except (WebSocketDisconnect, RuntimeError):
-            return
+            return 1000
         if msg["type"] in ("end", "error"):
-            return
+            return code
 
 
 async def _fail(ws: WebSocket, err: StreamError) -> None:
