@@ -460,9 +460,9 @@ def test_discover_pairing_rules(tmp_path, caplog):
     assert by["Test_2"].mask_file is None and not by["Test_2"].has_mask  # never paired with test_2/Test_99
     assert by["Test_10"].mask_file.name == "mask.png" and by["Test_1"].has_mask
     text = caplog.text
-    assert "Test_99" in text and "ignored" in text
-    assert "differs only in case" in text
-    assert "Test_2 has no mask" in text and "stray.png" in text
+    assert "Labels: 3 label(s) of no test, ignored: stray.png, test_2 (resembles Test_2: names must match exactly), " \
+        "Test_99" in text, text
+    assert "1 of 3 tests have no mask (no Labels/TEST/*.png): kept as unlabeled: Test_2" in text
     caplog.clear()  # a run reads its folder several times (first stage, diffusion, evaluation): warned once
     with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
         discover(root)
@@ -489,8 +489,42 @@ def test_discover_errors(tmp_path):
         discover(tmp_path / "r2")
     root = make_root(tmp_path, {"Test_01": {"extent": 0.1}}, name="r3")
     write_mask_png(root / "Labels" / "Test_01" / "second.png", crack_mask())
-    with pytest.raises(DataError, match=r"Labels/Test_01: 2 PNG masks in one label folder"):
+    with pytest.raises(DataError, match=r"Labels/Test_01: 2 PNG masks for one test"):
         discover(root)
+
+
+def test_discover_reads_masks_named_after_tests_and_names_what_it_leaves(tmp_path, caplog):
+    """Masks saved flat (Labels/Test_01.png) were ignored and the model trained on none, exit 0, with a warning per
+    test; label folders Test_1 beside data folders Test_01 got no hint; recordings in a day sub-folder and a test of
+    .txt tables were left out without being named."""
+    import shutil
+
+    root = make_root(tmp_path, {"Test_01": {"extent": 0.1}, "Test_02": {"extent": 0.0}, "Test_03": {"extent": 0.2}})
+    for t in ("Test_01", "Test_02", "Test_03"):  # flat: Labels/Test_XX.png
+        shutil.move(root / "Labels" / t / "mask.png", root / "Labels" / f"{t}.png")
+        (root / "Labels" / t).rmdir()
+    (root / "Data" / "Test_02" / "day2").mkdir()
+    shutil.copy(next((root / "Data" / "Test_02").glob("*.csv")), root / "Data" / "Test_02" / "day2" / "rec.csv")
+    with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
+        recs = discover(root)
+    assert [r.mask_file.name for r in recs] == ["Test_01.png", "Test_02.png", "Test_03.png"]
+    assert "Data/Test_02: recordings in its sub-folder(s) day2 are not read" in caplog.text
+    # every label a near miss of its test (leading zeros): refused, naming the resemblance
+    for t in ("Test_01", "Test_02", "Test_03"):
+        (root / "Labels" / f"{t}.png").rename(root / "Labels" / f"Test_{int(t[5:])}.png")
+    with pytest.raises(DataError, match=r"Labels: none of its 3 masks pairs with a test of Data/: Test_1\.png \(resembles "
+                                        r"Test_01: names must match exactly\)"):
+        discover(root)
+    # a test of .txt tables: named, and its label is not said to lack a data folder
+    root = make_root(tmp_path, {"Test_01": {"extent": 0.1}, "Test_02": {"extent": 0.0}}, name="txt")
+    for f in (root / "Data" / "Test_02").glob("*.csv"):
+        f.rename(f.with_suffix(".txt"))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
+        assert [r.test_id for r in discover(root)] == ["Test_01"]
+    assert "Data/Test_02: no CSV or .mat files in this test folder (it holds " in caplog.text
+    assert ".txt); skipped" in caplog.text or ".txt, " in caplog.text
+    assert "Test_02 (its data folder holds no recordings read here)" in caplog.text, caplog.text
 
 
 # ============================================================================ windows

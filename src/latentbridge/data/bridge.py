@@ -6,22 +6,7 @@ Data layout (``root``)::
                                 files too, latentbridge.io.matfile)
     ROOT/Labels/Test_XX/*.png   one crack mask per test (any size, any PNG colour type)
 
-Pairing rules (:func:`discover`)
---------------------------------
-* A *test* is a sub-folder of ``Data/`` holding at least one ``.csv`` or ``.mat`` file; its folder name is
-  the test id. ``Data`` and ``Labels`` are found case-insensitively; hidden files and folders
-  (name starting with ".") are ignored. Tests are ordered naturally (``Test_2`` before
-  ``Test_10``).
-* A test is paired with ``Labels/<same folder name>`` only — exact name, never a guess. A label
-  folder whose name differs only in case from a data folder is *not* paired (the warning says
-  so).
-* Data but no mask (no label folder, or one without a PNG, or no ``Labels/`` at all): the test
-  is kept as *unlabeled* (``has_mask`` False, extent NaN, mask zeros) and a warning is logged.
-* Mask but no data (a label folder with no matching data folder, or a PNG directly in
-  ``Labels/``): a warning is logged and it is ignored; it is never paired with another test.
-* Several PNGs in the label folder of a test: DataError naming the folder.
-* A data folder without CSV or .mat files: a warning, the folder is skipped.
-* ``root`` missing, no ``Data/`` folder, or no test at all: DataError naming ``root``.
+Pairing rules: :mod:`latentbridge.data.bridge_layout` (:func:`discover`).
 
 Windows (:func:`build_windows`)
 -------------------------------
@@ -62,11 +47,11 @@ import numpy as np
 
 from latentbridge.errors import ConfigError, DataError
 from latentbridge.io import cut_windows, resample
-from latentbridge.io.images import IMAGE_EXTENSIONS
+from latentbridge.data.bridge_layout import TestRecord, _warn_once, discover
 from latentbridge.io.masks import read_mask_png
 from latentbridge.io.matfile import read_mat_vibration
-from latentbridge.io.vibration import RECORDING_SUFFIXES, read_vibration_csv
-from latentbridge.utils import atomic_path, first_time, natural_key, stable_hash
+from latentbridge.io.vibration import read_vibration_csv
+from latentbridge.utils import atomic_path, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -83,119 +68,6 @@ def default_bridge_cache_dir() -> Path:
     from latentbridge.data.audio import default_cache_dir
 
     return default_cache_dir().parent / "bridge"
-
-
-# --------------------------------------------------------------------------- discovery
-
-
-@dataclass
-class TestRecord:
-    """One test (damage state): its recordings and its crack mask (None when unlabeled)."""
-
-    __test__ = False  # not a pytest test class
-
-    test_id: str
-    csv_files: list[Path]  # the test's recordings: CSV and .mat files
-    mask_file: Path | None = None
-
-    @property
-    def has_mask(self) -> bool:
-        return self.mask_file is not None
-
-
-def _child_dir(root: Path, name: str) -> Path | None:
-    exact = root / name
-    if exact.is_dir():
-        return exact
-    for p in sorted(root.iterdir()):
-        if p.is_dir() and p.name.lower() == name.lower():
-            return p
-    return None
-
-
-def _visible(folder: Path):
-    return sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: natural_key(p.name))
-
-
-def _warn_once(msg: str, *args) -> None:
-    """A warning about the data folder, once per process (:func:`latentbridge.utils.first_time`): a run reads
-    its folder several times, and once printed the same warning three times."""
-    text = msg % args if args else msg
-    if first_time(("bridge data", text)):
-        log.warning(text)
-
-
-def discover(root: str | Path) -> list[TestRecord]:
-    """Pair ``Data/Test_XX`` with ``Labels/Test_XX`` by folder name (rules in the module docstring)."""
-    root = Path(root)
-    layout = "expected ROOT/Data/Test_XX/*.csv (or .mat) and ROOT/Labels/Test_XX/*.png"
-    if not root.exists():
-        raise DataError(root, f"data root does not exist ({layout})")
-    if not root.is_dir():
-        raise DataError(root, f"data root is not a folder ({layout})")
-    data_dir = _child_dir(root, "Data")
-    if data_dir is None:
-        raise DataError(root, f"no Data/ folder in the data root ({layout})")
-
-    tests: dict[str, list[Path]] = {}
-    loose = 0
-    for d in _visible(data_dir):
-        if d.is_file():
-            loose += d.suffix.lower() in RECORDING_SUFFIXES
-            continue
-        if not d.is_dir():
-            continue
-        csvs = [p for p in _visible(d) if p.is_file() and p.suffix.lower() in RECORDING_SUFFIXES]
-        if not csvs:
-            _warn_once("%s: no CSV or .mat files in this test folder; skipped", d)
-            continue
-        tests[d.name] = csvs
-    if not tests:
-        hint = (f"; {loose} recording{'s lie' if loose != 1 else ' lies'} directly in {data_dir.name}/: put each "
-                f"test's recordings in its own folder" if loose else "")
-        raise DataError(root, f"no tests: {data_dir.name}/ holds no sub-folder with CSV or .mat files ({layout}){hint}")
-    if loose:
-        _warn_once("%s: %d recording(s) directly in this folder belong to no test; ignored", data_dir, loose)
-
-    masks: dict[str, Path] = {}
-    labels_dir = _child_dir(root, "Labels")
-    if labels_dir is None:
-        _warn_once("%s: no Labels/ folder; every test is unlabeled", root)
-    else:
-        lower = {t.lower(): t for t in tests}
-        for d in _visible(labels_dir):
-            if d.is_file():
-                if d.suffix.lower() == ".png":
-                    _warn_once("%s: a mask directly in %s/ belongs to no test (expected %s/Test_XX/*.png); "
-                                "ignored", d, labels_dir.name, labels_dir.name)
-                continue
-            if not d.is_dir():
-                continue
-            if d.name not in tests:
-                near = lower.get(d.name.lower())
-                hint = f" (the data folder '{near}' differs only in case; names must match exactly)" if near else ""
-                _warn_once("%s: label folder has no matching data folder %s/%s%s; ignored",
-                            d, data_dir.name, d.name, hint)
-                continue
-            pngs = [p for p in _visible(d) if p.is_file() and p.suffix.lower() == ".png"]
-            if len(pngs) > 1:
-                names = ", ".join(p.name for p in pngs[:6]) + (", ..." if len(pngs) > 6 else "")
-                raise DataError(d, f"{len(pngs)} PNG masks in one label folder ({names}); expected one mask per test")
-            if not pngs:
-                others = [p.name for p in _visible(d) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
-                if others:  # a set labelled in JPEG would silently train as unlabelled
-                    raise DataError(d, f"the crack mask must be a PNG (lossless), found {', '.join(others[:3])}: "
-                                       "convert it (e.g. with PIL: Image.open(f).save(f.with_suffix('.png')))")
-                _warn_once("%s: label folder holds no PNG mask", d)
-                continue
-            masks[d.name] = pngs[0]
-
-    records = [TestRecord(t, tests[t], masks.get(t)) for t in sorted(tests, key=natural_key)]
-    for r in records:
-        if not r.has_mask:
-            _warn_once("%s: test %s has no mask (no %s/%s/*.png): kept as unlabeled", root, r.test_id,
-                       labels_dir.name if labels_dir is not None else "Labels", r.test_id)
-    return records
 
 
 # --------------------------------------------------------------------------- the data set

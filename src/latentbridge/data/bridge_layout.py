@@ -1,0 +1,188 @@
+"""Bridge data folders: which recordings and which crack mask make each test (damage state).
+
+Layout (``root``)::
+
+    ROOT/Data/Test_XX/*.csv     accelerometer recordings (see latentbridge.io.vibration; MATLAB .mat
+                                files too, latentbridge.io.matfile)
+    ROOT/Labels/Test_XX/*.png   one crack mask per test (any size, any PNG colour type), or
+    ROOT/Labels/Test_XX.png     the same mask named after its test
+
+Pairing rules (:func:`discover`)
+--------------------------------
+* A *test* is a sub-folder of ``Data/`` holding at least one ``.csv`` or ``.mat`` file; its folder name is
+  the test id. ``Data`` and ``Labels`` are found case-insensitively; hidden files and folders
+  (name starting with ".") are ignored. Tests are ordered naturally (``Test_2`` before
+  ``Test_10``). Recordings in sub-folders of a test folder are not read (a warning names them).
+* A test is paired with ``Labels/<same folder name>/`` or ``Labels/<same name>.png`` only — exact name, never a
+  guess. A label name that differs from a data folder's only in case or in its numbers' leading zeros
+  (``Test_1`` / ``Test_01``) is *not* paired (the warning says which data folder it resembles).
+* Data but no mask (no label folder, or one without a PNG, or no ``Labels/`` at all): the test
+  is kept as *unlabeled* (``has_mask`` False, extent NaN, mask zeros); one warning lists them.
+* Mask but no data (a label with no matching test): one warning lists them; it is never paired with another
+  test. Masks in ``Labels/`` that pair with no test at all, leaving every test unlabelled: DataError.
+* Several PNGs for one test (in its label folder, or a folder and a file): DataError naming them.
+* A data folder without CSV or .mat files: a warning naming what it holds, the folder is skipped.
+* ``root`` missing, no ``Data/`` folder, or no test at all: DataError naming ``root``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from latentbridge.errors import DataError
+from latentbridge.io.images import IMAGE_EXTENSIONS
+from latentbridge.io.vibration import RECORDING_SUFFIXES
+from latentbridge.utils import first_time, natural_key
+
+log = logging.getLogger("latentbridge.data.bridge")
+
+__all__ = ["TestRecord", "discover"]
+
+
+@dataclass
+class TestRecord:
+    """One test (damage state): its recordings and its crack mask (None when unlabeled)."""
+
+    __test__ = False  # not a pytest test class
+
+    test_id: str
+    csv_files: list[Path]  # the test's recordings: CSV and .mat files
+    mask_file: Path | None = None
+
+    @property
+    def has_mask(self) -> bool:
+        return self.mask_file is not None
+
+
+def _child_dir(root: Path, name: str) -> Path | None:
+    exact = root / name
+    if exact.is_dir():
+        return exact
+    for p in sorted(root.iterdir()):
+        if p.is_dir() and p.name.lower() == name.lower():
+            return p
+    return None
+
+
+def _visible(folder: Path):
+    return sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: natural_key(p.name))
+
+
+def _warn_once(msg: str, *args) -> None:
+    """A warning about the data folder, once per process (:func:`latentbridge.utils.first_time`): a run reads
+    its folder several times, and once printed the same warning three times."""
+    text = msg % args if args else msg
+    if first_time(("bridge data", text)):
+        log.warning(text)
+
+
+def _listed(names: list[str], n: int = 5) -> str:
+    return ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "")
+
+
+def _number_key(name: str) -> str:
+    """A folder name with the leading zeros of its numbers dropped, lower case: ``Test_01`` and ``test_1`` alike."""
+    return re.sub(r"\d+", lambda m: str(int(m.group())), name).lower()
+
+
+def discover(root: str | Path) -> list[TestRecord]:
+    """Pair ``Data/Test_XX`` with ``Labels/Test_XX`` by folder name (rules in the module docstring)."""
+    root = Path(root)
+    layout = "expected ROOT/Data/Test_XX/*.csv (or .mat) and ROOT/Labels/Test_XX/*.png"
+    if not root.exists():
+        raise DataError(root, f"data root does not exist ({layout})")
+    if not root.is_dir():
+        raise DataError(root, f"data root is not a folder ({layout})")
+    data_dir = _child_dir(root, "Data")
+    if data_dir is None:
+        raise DataError(root, f"no Data/ folder in the data root ({layout})")
+
+    tests: dict[str, list[Path]] = {}
+    skipped: set[str] = set()
+    loose = 0
+    for d in _visible(data_dir):
+        if d.is_file():
+            loose += d.suffix.lower() in RECORDING_SUFFIXES
+            continue
+        if not d.is_dir():
+            continue
+        inside = _visible(d)
+        csvs = [p for p in inside if p.is_file() and p.suffix.lower() in RECORDING_SUFFIXES]
+        deeper = [q.name for q in inside if q.is_dir() and any(x.suffix.lower() in RECORDING_SUFFIXES
+                                                                for x in q.rglob("*") if x.is_file())]
+        if deeper:  # a session or day folder inside a test: its recordings were left out without a word
+            _warn_once("%s: recordings in its sub-folder(s) %s are not read: a test's recordings lie directly in its "
+                       "folder (a test per folder of Data/)", d, _listed(deeper))
+        if not csvs:
+            held = [q.name for q in inside if q.is_file()]
+            _warn_once("%s: no CSV or .mat files in this test folder%s; skipped", d,
+                       f" (it holds {_listed(held, 3)})" if held else "")
+            skipped.add(d.name)
+            continue
+        tests[d.name] = csvs
+    if not tests:
+        hint = (f"; {loose} recording{'s lie' if loose != 1 else ' lies'} directly in {data_dir.name}/: put each "
+                f"test's recordings in its own folder" if loose else "")
+        raise DataError(root, f"no tests: {data_dir.name}/ holds no sub-folder with CSV or .mat files ({layout}){hint}")
+    if loose:
+        _warn_once("%s: %d recording(s) directly in this folder belong to no test; ignored", data_dir, loose)
+
+    masks: dict[str, Path] = {}
+    labels_dir = _child_dir(root, "Labels")
+    unmatched: list[str] = []  # labels of no test, with what they resemble
+    if labels_dir is None:
+        _warn_once("%s: no Labels/ folder; every test is unlabeled", root)
+    else:
+        alike = {_number_key(t): t for t in tests}
+
+        def no_test(label: Path, name: str) -> None:
+            near = alike.get(_number_key(name))
+            unmatched.append(label.name + (f" (resembles {near}: names must match exactly)" if near else
+                                           " (its data folder holds no recordings read here)" if name in skipped
+                                           else ""))
+
+        for d in _visible(labels_dir):
+            if d.is_file():
+                if d.suffix.lower() != ".png":
+                    continue
+                if d.stem not in tests:
+                    no_test(d, d.stem)
+                elif d.stem in masks:
+                    raise DataError(d, f"a second mask for {d.stem}, beside {masks[d.stem]}: one mask per test")
+                else:
+                    masks[d.stem] = d  # Labels/Test_XX.png: the mask named after its test
+                continue
+            if not d.is_dir():
+                continue
+            if d.name not in tests:
+                no_test(d, d.name)
+                continue
+            pngs = [p for p in _visible(d) if p.is_file() and p.suffix.lower() == ".png"]
+            if len(pngs) > 1 or pngs and d.name in masks:
+                names = [p.name for p in pngs] + ([str(masks[d.name])] if d.name in masks else [])
+                raise DataError(d, f"{len(names)} PNG masks for one test ({_listed(names, 6)}); expected one mask "
+                                   "per test")
+            if not pngs:
+                others = [p.name for p in _visible(d) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+                if others:  # a set labelled in JPEG would silently train as unlabelled
+                    raise DataError(d, f"the crack mask must be a PNG (lossless), found {', '.join(others[:3])}: "
+                                       "convert it (e.g. with PIL: Image.open(f).save(f.with_suffix('.png')))")
+                _warn_once("%s: label folder holds no PNG mask", d)
+                continue
+            masks[d.name] = pngs[0]
+        if unmatched and not masks:  # every test unlabelled for a naming slip: a crack model trained on no mask
+            raise DataError(labels_dir, f"none of its {len(unmatched)} masks pairs with a test of {data_dir.name}/: "
+                                        f"{_listed(unmatched, 3)}; expected {labels_dir.name}/Test_XX/*.png or "
+                                        f"{labels_dir.name}/Test_XX.png named exactly as {data_dir.name}/Test_XX")
+        if unmatched:
+            _warn_once("%s: %d label(s) of no test, ignored: %s", labels_dir, len(unmatched), _listed(unmatched))
+
+    records = [TestRecord(t, tests[t], masks.get(t)) for t in sorted(tests, key=natural_key)]
+    bare = [r.test_id for r in records if not r.has_mask]
+    if bare and labels_dir is not None:
+        _warn_once("%s: %d of %d tests have no mask (no %s/TEST/*.png): kept as unlabeled: %s", root, len(bare),
+                   len(records), labels_dir.name, _listed(bare))
+    return records
