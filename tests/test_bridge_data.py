@@ -738,3 +738,22 @@ def test_cache_reused_and_invalidated(tmp_path, monkeypatch):
     nocache = tmp_path / "nocache"
     build_windows(root, vib(), cache_dir=nocache, use_cache=False)
     assert not nocache.exists()
+
+
+def test_masks_saved_in_16_bits_or_colour_as_0_1_and_a_few_inverted_ones(tmp_path, caplog):
+    """A uint16 copy of an 8-bit mask (0/255) and an RGB 0/1 array read as empty; three inverted masks among twelve
+    went unnamed (only the average was checked)."""
+    from latentbridge.io.masks import read_mask_png
+
+    m = crack_mask()
+    Image.fromarray((m * 255).astype(np.uint16)).save(tmp_path / "m16.png")
+    Image.fromarray(np.stack([m.astype(np.uint8)] * 3, axis=-1), "RGB").save(tmp_path / "rgb01.png")
+    h, w = m.shape
+    for name in ("m16.png", "rgb01.png"):
+        np.testing.assert_array_equal(read_mask_png(tmp_path / name, h, w), m.astype(np.float32))
+    root = make_root(tmp_path, {f"Test_{i:02d}": {"extent": 0.1} for i in range(1, 7)})
+    mask = root / "Labels" / "Test_02" / "mask.png"
+    Image.fromarray((255 - np.asarray(Image.open(mask).convert("L"))).astype(np.uint8)).save(mask)
+    with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
+        build_windows(root, vib(), cache_dir=tmp_path / "cache")
+    assert "1 mask(s) more than half crack, as if drawn dark on white (the others are not): Test_02" in caplog.text

@@ -47,7 +47,7 @@ import numpy as np
 
 from latentbridge.errors import ConfigError, DataError
 from latentbridge.io import cut_windows, resample
-from latentbridge.data.bridge_layout import TestRecord, _warn_once, discover
+from latentbridge.data.bridge_layout import TestRecord, _listed, _warn_once, discover
 from latentbridge.io.masks import read_mask_png
 from latentbridge.io.matfile import read_mat_vibration
 from latentbridge.io.vibration import read_vibration_csv
@@ -425,6 +425,9 @@ def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None =
     if test_has.any() and (share := float(test_masks[test_has].mean())) > 0.5:
         _warn_once("%s: the masks are %.0f%% crack on average: inverted (crack drawn dark on white)? A crack is "
                    "what is brighter than vibration.mask_threshold", root, 100 * share)
+    elif odd := [r.test_id for r, m, has in zip(records, test_masks, test_has) if has and m.mean() > 0.5]:
+        _warn_once("%s: %d mask(s) more than half crack, as if drawn dark on white (the others are not): %s; a crack "
+                   "is what is brighter than vibration.mask_threshold", root, len(odd), _listed(odd))
     if test_has.sum() >= 2 and not test_masks[test_has].any():
         _warn_once("%s: all %d crack masks are empty: a model learns to draw no crack, and the IoU of empty masks "
                    "says nothing. Are the cracks drawn in a way not read as crack (a crack is what is brighter than "

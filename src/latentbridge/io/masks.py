@@ -9,8 +9,8 @@ Mask rules (:func:`read_mask_png`)
   palette (with or without transparency).
 * Grey level in [0, 1]: the brightest of R, G and B (a crack drawn in red or any colour on black is
   a crack; luminance read a pure red line as 0.299, below the threshold: an empty mask),
-  16-bit grey divided by 65535; a grey mask holding only the levels 0 and 1 (a numpy 0/1 array saved as
-  it is) read as 0/1; drawn in one colour on a transparent layer, the drawn (opaque) pixels are the crack
+  16-bit grey divided by 65535 (by 255 when its levels stop there: 8-bit values stored in 16 bits); a mask
+  holding only the levels 0 and 1 (a numpy 0/1 array saved as it is, grey or colour) read as 0/1; drawn in one colour on a transparent layer, the drawn (opaque) pixels are the crack
   whatever their colour, else transparency composites over black.
 * Binarised at ``threshold`` (a pixel is crack when its grey level is **above** it), *then*
   resized to ``(height, width)`` by area averaging (PIL ``BOX`` filter: each output pixel is the
@@ -39,9 +39,13 @@ log = logging.getLogger(__name__)
 
 def _levels(raw: np.ndarray, full: float) -> np.ndarray:
     """Integer grey levels over ``full``; a mask holding only 0 and 1 (numpy's 0/1 array saved as it is) as 0/1:
-    over 255 it read as empty, every crack lost without a word."""
+    over 255 it read as empty, every crack lost without a word; a 16-bit mask whose levels stop at 255 (an 8-bit
+    mask's values stored in 16 bits) over 255, not 65535 (read as empty)."""
     raw = np.asarray(raw, dtype=np.float64)
-    return raw if raw.max(initial=0) == 1 else np.clip(raw / full, 0.0, 1.0)
+    top = raw.max(initial=0)
+    if top == 1:
+        return raw
+    return np.clip(raw / (255.0 if full > 255 and top <= 255 else full), 0.0, 1.0)
 
 
 def _drawn_on_transparency(grey: np.ndarray, alpha: np.ndarray) -> bool:
@@ -80,6 +84,8 @@ def _grey_levels(img, path: Path) -> np.ndarray:
             raise DataError(path, f"unsupported image mode {mode!r} ({e})") from None
         mode = img.mode
     a = np.asarray(img, dtype=np.float64) / 255.0
+    if a[..., :3].max(initial=0) == 1 / 255:  # a 0/1 array saved in colour: 1 is the crack (it read as empty)
+        a[..., :3] *= 255.0
     grey = a[..., :3].max(axis=-1)  # a crack drawn in any colour on black (a red line) is bright, not 0.299
     if mode == "RGBA":
         grey = a[..., 3] if _drawn_on_transparency(grey, a[..., 3]) else grey * a[..., 3]
