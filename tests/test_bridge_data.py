@@ -708,7 +708,7 @@ def test_cache_reused_and_invalidated(tmp_path, monkeypatch):
     assert man["sample_rate"] == SR and man["inputs"]["vibration"]["window_s"] == 2.0
     assert {f["path"] for f in man["inputs"]["files"]} >= {"Data/Test_01/rec0.csv", "Labels/Test_01/mask.png"}
     assert man["shapes"]["segments"] == [len(first), 3, 200] and "spectrograms" not in man["shapes"]
-    assert man["code_version"].endswith(f"+bridge{bridge.CACHE_VERSION}") and bridge.CACHE_VERSION == 3
+    assert man["code_version"].endswith(f"+bridge{bridge.CACHE_VERSION}") and bridge.CACHE_VERSION == 4
     assert np.load(folder / "test_ids.npy").dtype.kind == "U"
 
     def boom(*a, **k):
@@ -757,3 +757,66 @@ def test_masks_saved_in_16_bits_or_colour_as_0_1_and_a_few_inverted_ones(tmp_pat
     with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
         build_windows(root, vib(), cache_dir=tmp_path / "cache")
     assert "1 mask(s) more than half crack, as if drawn dark on white (the others are not): Test_02" in caplog.text
+
+
+def test_sensor_columns_are_matched_by_name_across_recordings(tmp_path, caplog):
+    """A logger writing its columns in another order (ch2, ch1, ch0) had its channels swapped without a word."""
+    root = make_root(tmp_path, {"Test_01": {"extent": 0.1}, "Test_02": {"extent": 0.0}})
+    f = next((root / "Data" / "Test_02").glob("*.csv"))
+    lines = f.read_text().splitlines()
+    cells = [ln.split(",") for ln in lines]
+    order = [0, 3, 2, 1]  # time first, the sensors reversed, header and values alike
+    f.write_text("\n".join(",".join(c[j] for j in order) for c in cells) + "\n")
+    expected, _ = read_vibration_csv(f)
+    with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
+        d = build_windows(root, vib(), cache_dir=tmp_path / "cache")
+    assert "1 recording(s) list their sensor columns in another order than Data/Test_01/rec0.csv (ch0, ch1, ch2): " \
+           "read in its order, by name: rec0.csv" in caplog.text, caplog.text
+    np.testing.assert_allclose(d.waves[d.test_index == 1][0], expected[::-1, :d.waves.shape[-1]], atol=1e-6)
+    # names that differ are read by position, and named
+    f.write_text(f.read_text().replace("ch2,ch1,ch0", "x,y,z", 1))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
+        build_windows(root, vib(), cache_dir=tmp_path / "cache2")
+    assert "name their sensor columns otherwise than Data/Test_01/rec0.csv (ch0, ch1, ch2): read by position: " \
+           "rec0.csv (x, y, z)" in caplog.text, caplog.text
+
+
+def test_numbers_written_by_spreadsheets_and_loggers(tmp_path):
+    """Dots grouping thousands (1.108 for 1108) were read as decimal points, silently; a file of decimal commas whose
+    first 60 lines are pre-trigger zeros was refused as 'commas and points mixed'; quoted US thousands ("1,108")
+    were a ragged-rows error that did not say why."""
+    rng = np.random.default_rng(0)
+    counts = rng.integers(-3000, 3000, size=(300, 3))
+    de = tmp_path / "de.csv"
+    de.write_text("a;b;c\n" + "\n".join(";".join(f"{v:,}".replace(",", ".") for v in r) for r in counts) + "\n")
+    with pytest.raises(DataError, match=r"de\.csv: line \d+: '-?\d\.\d{3}' among whole numbers of up to three digits: "
+                                        r"dots grouping thousands"):
+        read_vibration_csv(de, sample_rate=200)
+    decimals = tmp_path / "decimals.csv"  # three decimals everywhere: decimal points, not grouping
+    decimals.write_text("a;b\n" + "\n".join(f"{v / 1000:.3f};{w / 1000:.3f}" for v, w in counts[:, :2]) + "\n")
+    assert read_vibration_csv(decimals, sample_rate=200)[0].shape == (2, 300)
+    x = signal(2, 300)
+    pre = tmp_path / "pretrigger.csv"
+    pre.write_text("a;b\n" + "\n".join("0;0" if i < 60 else f"{x[0, i]:.5f};{x[1, i]:.5f}".replace(".", ",")
+                                       for i in range(300)) + "\n")
+    wave, _ = read_vibration_csv(pre, sample_rate=200)
+    np.testing.assert_allclose(wave[:, 60:], x[:, 60:], atol=1e-5)
+    us = tmp_path / "us.csv"
+    us.write_text("time,a,b\n" + "\n".join(f'{i / 200:.3f},"{v:,}","{w:,}"' for i, (v, w) in
+                                           enumerate(counts[:, :2] * 10)) + "\n")
+    with pytest.raises(DataError, match=r"us\.csv: ragged rows: .*: quoted numbers with thousands separators "
+                                        r"\(\"-?\d{1,3},\d{3}\"\) split at their commas"):
+        read_vibration_csv(us)
+
+
+def test_a_dead_sensor_is_named(tmp_path, caplog):
+    root = make_root(tmp_path, {"Test_01": {"extent": 0.1}, "Test_02": {"extent": 0.0}})
+    f = next((root / "Data" / "Test_02").glob("*.csv"))
+    wave, sr = read_vibration_csv(f)
+    wave[1] = 0.0
+    write_vibration_csv(f, wave, sr)
+    with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
+        build_windows(root, vib(), cache_dir=tmp_path / "cache")
+    assert "channel(s) constant over a whole recording (a dead or unplugged sensor?): channel 1 (ch1, in 1 of 2 " \
+           "recordings)" in caplog.text, caplog.text

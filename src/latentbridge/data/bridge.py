@@ -59,7 +59,8 @@ __all__ = ["TestRecord", "BridgeData", "discover", "build_windows", "default_bri
            "CACHE_VERSION"]
 
 #: Bump when the cached arrays change meaning.
-CACHE_VERSION = 3  # 2: soxr resampling (io.resample) instead of resample_poly; 3: no spectrograms.npy
+CACHE_VERSION = 4  # 2: soxr resampling (io.resample) instead of resample_poly; 3: no spectrograms.npy;
+# 4: sensor columns matched by their header names across files (_ChannelOrder)
 _RATE_RTOL = 1e-4
 _CACHE_FILES = ("masks", "segments", "test_ids", "has_mask", "starts_s", "sources")
 
@@ -269,13 +270,16 @@ def _assemble(waves, masks, has_mask, test_index, starts_s, tests, sample_rate, 
                       sources=sources, cache_path=cache_path)
 
 
-def read_recording(path: str | Path, vib, rates_read: dict | None = None) -> tuple[np.ndarray, float]:
+def read_recording(path: str | Path, vib, rates_read: dict | None = None,
+                   names: list | None = None) -> tuple[np.ndarray, float]:
     """One vibration CSV or .mat file as the model reads it: ``(wave (C, T) float32, rate)`` with the
     config's ``sample_rate`` (for CSVs without a time column) and ``channels``, resampled to
     ``resample_to`` when set (``vib``: a :class:`~latentbridge.config.sections.VibrationConfig`);
-    ``rates_read`` collects the file's own rate (path → Hz)."""
-    reader = read_mat_vibration if Path(path).suffix.lower() == ".mat" else read_vibration_csv
-    wave, sr = reader(path, sample_rate=vib.sample_rate, channels=vib.channels)
+    ``rates_read`` collects the file's own rate (path → Hz), ``names`` a CSV header's channel names."""
+    if Path(path).suffix.lower() == ".mat":
+        wave, sr = read_mat_vibration(path, sample_rate=vib.sample_rate, channels=vib.channels)
+    else:
+        wave, sr = read_vibration_csv(path, sample_rate=vib.sample_rate, channels=vib.channels, names=names)
     check_rate(sr, vib, path)
     if rates_read is not None:
         rates_read[Path(path)] = float(sr)
@@ -321,6 +325,54 @@ def recording_windows(wave: np.ndarray, sample_rate: float, window_s: float, hop
     return segs.astype(np.float32, copy=False), starts.astype(np.float64) / sr
 
 
+class _ChannelOrder:
+    """Sensor columns matched by their header names to the first named file's: a logger that writes its columns in
+    another order (acc_08 ... acc_01) had its channels swapped without a word. Same names in another order: the
+    rows reordered; other names: read by position, and named. Channels that never move are named too."""
+
+    def __init__(self):
+        self.ref: tuple[Path, list[str]] | None = None
+        self.reordered: list[str] = []
+        self.renamed: list[str] = []
+        self.n_files, self.dead = 0, Counter()  # recordings read; channel -> recordings where it is constant
+
+    def flat(self, path: Path, wave: np.ndarray) -> None:
+        """Count the channels of one recording that never move (a dead or unplugged sensor)."""
+        self.n_files += 1
+        self.dead.update(np.flatnonzero(np.ptp(wave, axis=1) == 0).tolist())
+
+    def align(self, path: Path, wave: np.ndarray, names: list[str]) -> np.ndarray:
+        if not names or len(names) != wave.shape[0]:
+            return wave
+        if self.ref is None:
+            self.ref = (path, names)
+            return wave
+        ref = self.ref[1]
+        if names == ref:
+            return wave
+        if sorted(names) == sorted(ref) and len(set(names)) == len(names):
+            self.reordered.append(path.name)
+            return wave[[names.index(n) for n in ref]]
+        self.renamed.append(f"{path.name} ({', '.join(names[:4])}{', ...' if len(names) > 4 else ''})")
+        return wave
+
+    def report(self, root: Path) -> None:
+        if self.dead:
+            _warn_once("%s: channel(s) constant over a whole recording (a dead or unplugged sensor?): %s", root,
+                       ", ".join(f"channel {c} ({'' if self.ref is None else self.ref[1][c] + ', '}in {n} of "
+                                 f"{self.n_files} recordings)" for c, n in sorted(self.dead.items())))
+        if self.ref is None:
+            return
+        first = f"{self.ref[0].relative_to(root).as_posix()} ({', '.join(self.ref[1][:4])}" + \
+            (", ...)" if len(self.ref[1]) > 4 else ")")
+        if self.reordered:
+            _warn_once("%s: %d recording(s) list their sensor columns in another order than %s: read in its order, by "
+                       "name: %s", root, len(self.reordered), first, _listed(self.reordered))
+        if self.renamed:
+            _warn_once("%s: %d recording(s) name their sensor columns otherwise than %s: read by position: %s", root,
+                       len(self.renamed), first, _listed(self.renamed, 3))
+
+
 def _report_rates(own: dict[Path, float], rate: float, root: Path) -> None:
     """Say at which rates the recordings were written and to which they were resampled: a warning when the
     rates differ between files (a set mixed from two loggers, or a rate read wrong), else one info line."""
@@ -363,11 +415,14 @@ def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None =
     rates: dict[str, float] = {}
     counts: dict[str, int] = {}
     own: dict[Path, float] = {}
+    order = _ChannelOrder()
     for r in records:
         per_file = []
         for p in r.csv_files:
-            wave, sr = read_recording(p, vib, own)
-            per_file.append((p, wave, sr))
+            names: list[str] = []
+            wave, sr = read_recording(p, vib, own, names)
+            per_file.append((p, order.align(p, wave, names), sr))
+            order.flat(p, per_file[-1][1])
         ch = {p.name: w.shape[0] for p, w, _ in per_file}
         if len(set(ch.values())) > 1:
             raise DataError(root / "Data" / r.test_id, "recordings of one test have different channel counts: "
@@ -390,6 +445,7 @@ def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None =
                         + _fmt_groups({k: f"{v:g}" for k, v in rates.items()}) + "; set vibration.resample_to")
     sr = float(ref_rate)
     _report_rates(own, sr, root)
+    order.report(root)
     window = int(round(vib.window_s * sr))
     hop = max(1, int(round(vib.hop_s * sr)))
     if window < 2:

@@ -46,7 +46,6 @@ CSV rules (:func:`read_vibration_csv`)
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import re
@@ -55,6 +54,8 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError, LatentbridgeError
+from latentbridge.io.cells import (_decimal_commas, _delim_name, _find_bad_cell, _is_number, _pick_delimiter, _split,
+                                  quoted_thousands_hint, thousands_problem)
 from latentbridge.io.text import decode_text, excel_separator
 from latentbridge.utils import atomic_path, first_time
 
@@ -142,22 +143,6 @@ def pick_channels(path: Path, channels, n: int, noun: str, note: str = "") -> li
     return [int(c) for c in channels]
 
 
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell.strip().strip('"').strip())
-    except ValueError:
-        return False
-    return True
-
-
-def _pick_delimiter(line: str) -> str | None:
-    # a tab before a comma: in a tab-separated line a comma is a decimal comma, never a separator
-    for d in (";", "\t", ","):
-        if d in line:
-            return d
-    return None
-
-
 #: a date and time as loggers write them: ISO 8601 (``2024-05-01T12:00:00.125``, ``Z`` or an offset allowed) or with a
 #: space (``2024-05-01 12:00:00.125``)
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}([.,]\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?")
@@ -239,16 +224,6 @@ def _zero(_cell) -> float:
     return 0.0
 
 
-def _split(line: str, delim: str | None) -> list[str]:
-    if delim is None:
-        return line.split()
-    return next(csv.reader([line], delimiter=delim, quotechar='"'))
-
-
-def _delim_name(delim: str | None) -> str:
-    return {";": "';'", ",": "','", "\t": "tab"}.get(delim, "whitespace") if delim else "whitespace"
-
-
 def _step_ok(col: np.ndarray) -> bool:
     """Strictly increasing with steps within TIME_STEP_TOLERANCE of the median."""
     if col.size < 3 or not np.all(np.isfinite(col)):
@@ -274,35 +249,6 @@ def snap_rate(rate: float) -> float:
     return float(rate)
 
 
-def _decimal_commas(lines: list[str], rows: list[int]) -> bool:
-    """Whether the numbers are written with decimal commas (European spreadsheets and loggers, ';' or tab
-    between cells): commas in the first data lines and no point anywhere there."""
-    head = [lines[i] for i in rows[:50]]
-    return any("," in ln for ln in head) and not any("." in ln for ln in head)
-
-
-def _find_bad_cell(path: Path, lines: list[str], rows: list[int], delim: str | None, first: int,
-                   skip: list[int] | tuple = ()) -> DataError:
-    """Locate the first cell that is not a number, outside the columns ``skip`` (slow path, only after a parse
-    failure)."""
-    for k in range(first, len(rows)):
-        i = rows[k]
-        for j, cell in enumerate(_split(lines[i], delim)):
-            if j in skip:
-                continue
-            c = cell.strip().strip('"').strip()
-            if c == "":
-                return DataError(path, f"line {i + 1}, column {j + 1}: empty cell (expected a number)")
-            try:
-                float(c)
-            except ValueError:
-                shown = c if len(c) <= 40 else c[:37] + "..."
-                hint = (" (decimal commas and points mixed in one file)" if delim in (";", "\t") and "," in c
-                        else "")
-                return DataError(path, f"line {i + 1}, column {j + 1}: not a number: {shown!r}{hint}")
-    return DataError(path, "could not parse the numbers (no single bad cell found)")
-
-
 # --------------------------------------------------------------------------- CSV
 
 
@@ -311,8 +257,10 @@ def read_vibration_csv(
     sample_rate: float | None = None,
     channels: list[int] | tuple[int, ...] | None = None,
     fallback_rate: float | None = None,
+    names: list | None = None,
 ) -> tuple[np.ndarray, float]:
-    """Read an accelerometer CSV; return ``(wave (C, T) float32, sample_rate in Hz)``.
+    """Read an accelerometer CSV; return ``(wave (C, T) float32, sample_rate in Hz)``; ``names``, when given, gets
+    the header's names of the channels returned (nothing without a header).
 
     ``sample_rate``: the file's rate (a time column must agree with it); ``fallback_rate``: the rate of a file that
     gives none of its own (no time column, no rate in its notes), never in conflict with one it gives.
@@ -371,6 +319,9 @@ def read_vibration_csv(
                       for h, u in zip(header, units + [""] * len(header))]
             data_rows = data_rows[1:]
 
+    if delim != "," and (problem := thousands_problem(lines, data_rows, delim)):
+        raise DataError(path, problem)
+
     # --- structure: the same number of fields on every line
     if delim is None:
         counts = np.fromiter((len(lines[i].split()) for i in data_rows), dtype=np.int64, count=len(data_rows))
@@ -395,7 +346,8 @@ def read_vibration_csv(
         raise DataError(
             path,
             f"ragged rows: line {data_rows[b] + 1} has {int(counts[b])} fields, expected {expected} "
-            f"({basis}; delimiter {_delim_name(delim)}){more}",
+            f"({basis}; delimiter {_delim_name(delim)}){more}"
+            + (quoted_thousands_hint(lines[data_rows[b]]) if delim == "," else ""),
         )
 
     # --- columns of text on every line (a logger's status or device name): not sensors, left out
@@ -548,6 +500,8 @@ def read_vibration_csv(
             "increasing first column), so the sample rate is unknown: " + RATE_HINT + time_hint,
         )
 
+    if names is not None and header is not None:
+        names.extend(header[j] for j in use_cols)
     wave = np.ascontiguousarray(data[:, use_cols].T, dtype=np.float32)
     return wave, float(rate)
 
