@@ -104,7 +104,7 @@ def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None
     try:
         with _open(path) as im:
             im.load()
-            if getattr(im, "n_frames", 1) > 1:
+            if getattr(im, "n_frames", 1) > 1 and first_time(("frames", str(path))):
                 log.warning("%s: holds %d frames (an animation, or a file of several pages): only the first is read",
                             path, im.n_frames)
             im = ImageOps.exif_transpose(im)  # a photo as the camera held it
@@ -170,9 +170,9 @@ def set_reading(paths) -> dict:
     16-bit grey images (the fewest of 10, 12, 14 or 16 bits holding the set's largest value: image by image, the
     same raw value read 249 in a dark frame and 4 in a bright one), and ``value_ranges``: ``float``, the range of
     its float images when any leaves [0, 1], ``int`` of its integer ones when any goes beyond 16 bits (image by
-    image, one value read 255 in one and 51 in another). Images with an alpha channel that is opaque everywhere draw on no canvas and do not vote for the
-    backdrop (scans saved as RGBA outvoted the transparent icons beside them, which then read blank). Unreadable
-    files are passed over (the reading names them)."""
+    image, one value read 255 in one and 51 in another). Images with an alpha channel that is opaque everywhere draw
+    on no canvas and do not vote for the backdrop (scans saved as RGBA outvoted the transparent icons beside them,
+    which then read blank). Unreadable files are passed over (the reading names them)."""
     ink, weight, top, lo, hi = 0.0, 0.0, None, np.inf, -np.inf  # top: integer images; lo, hi: float ones
     for p in paths:
         try:
