@@ -151,8 +151,11 @@ def test_enhance_arrays_and_imzml(run, tissue, tmp_path, capsys):
 
 def test_maps_on_another_intensity_scale_are_named(run, tissue, tmp_path, caplog):
     maps = np.load(tissue / "section_05.npy")
-    for name, factor in (("faint", 1e-9), ("loud", 1e3), ("negated", -1.0)):  # once enhanced without a word
-        np.save(tmp_path / f"{name}.npy", (maps * factor).astype(np.float32))
+    both = maps.astype(np.float64).copy()
+    both[..., 0] *= 1e4
+    both[..., 1] *= 1e-5  # one channel scaled up, one down: told as one verdict before
+    for name, factor in (("faint", 1e-9), ("loud", 1e3), ("negated", -1.0), ("both", None)):  # enhanced silently once
+        np.save(tmp_path / f"{name}.npy", (both if factor is None else maps * factor).astype(np.float32))
         shutil.copy(tissue / "section_05.mask.npy", tmp_path / f"{name}.mask.npy")
         shutil.copy(tissue / "section_05.channels.txt", tmp_path / f"{name}.channels.txt")
     mz = (tissue / "section_05.channels.txt").read_text().split()
@@ -161,6 +164,10 @@ def test_maps_on_another_intensity_scale_are_named(run, tissue, tmp_path, caplog
         assert main(["enhance", str(run), str(tmp_path / f"{name}.npy"), "--task", "denoise", "--out",
                      str(tmp_path / name)]) == 0
         assert f"{', '.join(mz)} spread over {words} the range of the training sections' intensities" in caplog.text
+    caplog.clear()
+    assert main(["enhance", str(run), str(tmp_path / "both.npy"), "--task", "denoise", "--out", str(tmp_path / "both")]) == 0
+    assert f"{mz[0]} spreads over far more than the range" in caplog.text and \
+        f"{mz[1]} spreads over a sliver of the range" in caplog.text, caplog.text
     caplog.clear()
     assert main(["enhance", str(run), str(tmp_path / "negated.npy"), "--task", "denoise", "--out",
                  str(tmp_path / "negated")]) == 0

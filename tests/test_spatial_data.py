@@ -221,3 +221,44 @@ def test_scale_check_samples_values_not_pixels():
     assert [m["channel"] for m in loud] == list(range(20)) and not any(m["outside"] for m in loud)
     # values * 1e3 itself is 28.8 MB; a float64 copy of every pixel would add 57.6 MB
     assert peak < values.nbytes + 0.6 * 8 * values.size, peak
+
+
+def test_channel_labels_that_are_m_z_are_read_however_written_and_checked(tmp_path):
+    """Labels with units ('786.601 m/z'), a byte-order mark with CRLF (Notepad) or decimal commas were not read as m/z,
+    so a reversed order ran silently; sections of one training in different channel orders, a data.mz that
+    contradicts them, and one section given as .npy and .npz went unnoticed."""
+    from types import SimpleNamespace
+
+    from latentbridge.data.spatial_labels import check_labels, check_sections, label_mz, labels_mz
+    from latentbridge.errors import DataError
+    from latentbridge.io.arrays import channel_labels
+
+    assert [label_mz(x) for x in ("786.601", "786.601 m/z", "m/z 786,601", "\ufeff734.569", "GFP", "ch_8")] == [
+        786.601, 786.601, 786.601, 734.569, None, None]
+    mz = [734.569, 760.585, 782.567, 786.601]
+    np.save(tmp_path / "rev.npy", np.zeros((4, 5, 4), np.float32))
+    (tmp_path / "rev.channels.txt").write_bytes("\ufeff# reversed\r\n".encode() + "\r\n".join(
+        f"{m} m/z" for m in mz[::-1]).encode("utf-8"))
+    labels = channel_labels(tmp_path / "rev.npy")
+    assert labels_mz(labels) == mz[::-1]
+    with pytest.raises(DataError, match=r"rev\.npy: its channels are labelled m/z 786\.601, 782\.567, 760\.585, "
+                                        r"734\.569; the model reads the same m/z in another order"):
+        check_labels(tmp_path / "rev.npy", labels, mz)
+    check_labels(tmp_path / "rev.npy", ["GFP", "RFP", "DAPI", "Cy5"], mz)  # names: nothing to compare
+
+    def section(name, labels, source=None, channels=4):
+        return SimpleNamespace(name=name, labels=labels, source=str(tmp_path / (source or f"{name}.npy")),
+                               shape=(5, 5, channels))
+
+    plain = [f"{m}" for m in mz]
+    check_sections([section("s1", plain), section("s3", plain)], None, tmp_path)
+    with pytest.raises(DataError, match=r"s2\.npy: its channels are labelled m/z 786\.601.*in another order"):
+        check_sections([section("s1", plain), section("s2", plain[::-1]), section("s3", plain)], None, tmp_path)
+    with pytest.raises(DataError, match=r"s1\.npy: its channels are labelled m/z 734\.569"):  # data.mz reversed
+        check_sections([section("s1", plain)], mz[::-1], tmp_path)
+    with pytest.raises(DataError, match=r"section 's4' is given 2 times \(s4\.npy, s4\.npz\): keep one file per "
+                                        r"section"):
+        check_sections([section("s4", plain), section("s4", plain, "s4.npz")], None, tmp_path)
+    with pytest.raises(DataError, match=r"sections have different channel counts \[3, 4\]: s5\.npy \(3\)"):
+        check_sections([section("s1", plain), section("s3", plain), section("s5", plain[:3], channels=3)], None,
+                       tmp_path)

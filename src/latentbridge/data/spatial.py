@@ -38,7 +38,8 @@ import torch
 from scipy import ndimage
 
 from latentbridge.errors import ConfigError, DataError
-from latentbridge.io.arrays import ARRAY_SUFFIXES, channels_last, find_mask, load_npy, read_array_stack, read_mask
+from latentbridge.io.arrays import (ARRAY_SUFFIXES, channel_labels, channels_last, find_mask, load_npy, read_array_stack,
+                                   read_mask)
 from latentbridge.io.imzml import read_ion_images
 from latentbridge.utils import first_time
 
@@ -262,10 +263,9 @@ def same_mz(a: float, b: float) -> bool:
 def _truth_labels(path: Path) -> list[str]:
     """The m/z of a ``NAME.truth.npy``'s channels: ``NAME.channels.txt``, else the folder's ``manifest.json``."""
     base = path.name[: -len(".truth.npy")] if path.name.endswith(".truth.npy") else path.stem
-    txt, manifest = path.with_name(f"{base}.channels.txt"), path.with_name("manifest.json")
-    if txt.is_file():
-        return [x.strip() for x in txt.read_text(encoding="utf-8").splitlines() if x.strip()]
-    if manifest.is_file():
+    if labels := channel_labels(path.with_name(f"{base}.npy")):
+        return labels
+    if (manifest := path.with_name("manifest.json")).is_file():
         return [f"{m:g}" for m in json.loads(manifest.read_text(encoding="utf-8")).get("mz") or []]
     return []
 
@@ -295,6 +295,8 @@ def _load_truth(path, shape, labels: list[str] | None = None) -> np.ndarray:
 
 def load_sections(data_cfg) -> tuple[list[Section], list[Section], list[float] | None]:
     """The training and test sections of a ``data`` config section, and the m/z list used."""
+    from latentbridge.data.spatial_labels import check_sections
+
     if not data_cfg.root:
         raise ConfigError("data.root: no sections given (a folder from `latentbridge data synth tissue`, "
                           "a folder of imzML / array files, or one file)")
@@ -317,14 +319,7 @@ def load_sections(data_cfg) -> tuple[list[Section], list[Section], list[float] |
         (test if is_test else train).append(s)
     if not train:
         raise DataError(data_cfg.root, "no training section (every section is in the test split)")
-    channels = {s.shape[2] for s in train + test}
-    if len(channels) != 1:
-        from collections import Counter
-
-        usual = Counter(s.shape[2] for s in train + test).most_common(1)[0][0]
-        odd = [f"{Path(s.source).name} ({s.shape[2]})" for s in train + test if s.shape[2] != usual]
-        raise DataError(data_cfg.root, f"sections have different channel counts {sorted(channels)}: "
-                                       f"{', '.join(odd[:5])}{' ...' if len(odd) > 5 else ''} against {usual} in the others")
+    check_sections(train + test, mz, data_cfg.root)  # one file a name, one channel count, m/z labels in one order
     nowhere = set.intersection(*(set(s.empty) for s in train))
     if nowhere:
         raise DataError(data_cfg.root, f"{channel_text(train[0].labels, sorted(nowhere))}: no signal in any "

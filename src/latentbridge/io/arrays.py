@@ -122,12 +122,16 @@ def _png(path: Path, alpha: bool = False) -> np.ndarray:
         raise DataError(path, f"not a readable PNG ({e})") from None
 
 
-def _labels_file(path: Path) -> list[str]:
-    """The labels of ``NAME.channels.txt`` (none: [])."""
+def channel_labels(path: Path) -> list[str]:
+    """The labels of ``NAME.channels.txt`` (none: []): one a line, as Notepad or a spreadsheet saves them (a byte-order
+    mark, UTF-16, Windows-1252), blank lines and ``#`` comments left out."""
+    from latentbridge.io.text import decode_text
+
     txt = path.with_name(f"{_stem(path)}.channels.txt")
     if not txt.is_file():
         return []
-    return [line.strip() for line in txt.read_text(encoding="utf-8").splitlines() if line.strip()]
+    text = decode_text(txt.read_bytes(), txt, "channel labels, one a line", legacy="all")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
 def _header_size(f) -> int:
@@ -217,7 +221,7 @@ def read_array_stack(path: str | Path, *, mmap: bool = True, channels: int | Non
         raise
     except (ValueError, OSError) as e:
         raise unreadable(path, "the array", e) from None
-    labels = _labels_file(path)
+    labels = channel_labels(path)
     a = _as_hwc(channels_last(a, path, len(labels) if labels else None, channels), path)
     if labels and len(labels) != a.shape[2]:
         raise DataError(path.with_name(f"{_stem(path)}.channels.txt"), f"{len(labels)} channel labels for "

@@ -360,15 +360,17 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
                     channel_text(section.labels, [o["channel"] for o in moved]), channel_text(section.labels,
                                                                                          [o["channel"]]),
                     o["low"], o["high"], *o["trained"])
-    if off := [o for o in off if not o["outside"]]:
-        o = off[0]
-        wide = o["high"] - o["low"] > o["trained"][1] - o["trained"][0]
-        log.warning("%s: %s spread%s over %s the range of the training sections' intensities (%s: %.3g to %.3g, "
-                    "in training %.3g to %.3g): maps on another intensity scale (units, normalisation, an export's "
-                    "scale factor) come out as %s; bring them to the training maps' scale, or train on such maps",
-                    path, channel_text(section.labels, [o["channel"] for o in off]), "s" if len(off) == 1 else "",
-                    "far more than" if wide else "a sliver of", channel_text(section.labels, [o["channel"]]),
-                    o["low"], o["high"], *o["trained"], "extreme" if wide else "nearly empty")
+    scaled = [o for o in off if not o["outside"]]
+    for wide in (True, False):  # one verdict for each direction (channels scaled up and down were told as one)
+        if off := [o for o in scaled if (o["high"] - o["low"] > o["trained"][1] - o["trained"][0]) == wide]:
+            o = off[0]
+            log.warning("%s: %s spread%s over %s the range of the training sections' intensities (%s: %.3g to %.3g, "
+                        "in training %.3g to %.3g): maps on another intensity scale (units, normalisation, an "
+                        "export's scale factor) come out as %s; bring them to the training maps' scale, or train on "
+                        "such maps", path, channel_text(section.labels, [o["channel"] for o in off]),
+                        "s" if len(off) == 1 else "", "far more than" if wide else "a sliver of",
+                        channel_text(section.labels, [o["channel"]]), o["low"], o["high"], *o["trained"],
+                        "extreme" if wide else "nearly empty")
     cfg = saved.workflow
     res = enhance_section(saved.model, spec, section, task, n_samples=n_samples or cfg.patches.samples,
                           batch_tiles=cfg.patches.batch_tiles, seed=seed, allocate=allocate, blank_outside=True,
@@ -400,10 +402,11 @@ def read_for_model(spec, path: str | Path, **kw):
     """A :class:`~latentbridge.data.spatial.Section` read as the model ``spec`` reads its inputs (``enhance`` and
     ``evaluate --data``): imzML spectra imaged at the model's m/z with its tolerance and normalisation, an
     array's layout settled by the model's channel count where its shape leaves it open, channels labelled with
-    m/z checked against the model's list (:func:`_check_labels`); ``kw``: the rest of
+    m/z checked against the model's list (:func:`~latentbridge.data.spatial_labels.check_labels`); ``kw``: the rest of
     :func:`~latentbridge.data.spatial.read_section`'s arguments. An imzML file given to a model without an m/z
     list (trained on arrays) is a DataError: nothing says which ion images its channels are."""
     from latentbridge.data.spatial import read_section
+    from latentbridge.data.spatial_labels import check_labels, labels_mz
 
     path = Path(path)
     if path.suffix.lower() == ".imzml" and not spec.mz:
@@ -413,31 +416,8 @@ def read_for_model(spec, path: str | Path, **kw):
                               "train a model on imzML sections (data.mz)")
     section = read_section(path, mz=spec.mz, tolerance=spec.tolerance, unit=spec.tolerance_unit,
                            normalization=spec.normalization, channels=spec.channels, **kw)
-    _check_labels(path, section.labels, spec.mz)
+    check_labels(path, section.labels, spec.mz or labels_mz(list(spec.labels or [])))
     return section
-
-
-def _check_labels(path: Path, labels: list[str], mz: list[float] | None) -> None:
-    """Maps whose channel labels are m/z (``NAME.channels.txt``) must be the model's, in its order: they were
-    matched by position only, and a reversed or foreign list ran silently against the wrong channels."""
-    from latentbridge.data.spatial import same_mz
-
-    if not mz or not labels:
-        return
-    try:
-        given = [float(x) for x in labels]
-    except ValueError:
-        return  # names, not m/z: nothing to compare
-    if len(given) == len(mz) and all(same_mz(a, b) for a, b in zip(given, mz)):
-        return
-    same = len(given) == len(mz) and all(any(same_mz(a, b) for b in mz)
-                                         for a in given)
-    raise DataError(path, f"its channels are labelled m/z {', '.join(f'{v:g}' for v in given[:8])}"
-                          + (", ..." if len(given) > 8 else "") + (
-                              "; the model reads the same m/z in another order: " if same else
-                              "; the model reads m/z ") + ", ".join(f"{v:g}" for v in mz[:8])
-                          + (", ..." if len(mz) > 8 else "")
-                          + ("; reorder the maps' channels" if same else ""))
 
 
 def channel_indices(spec, mz: list[float]) -> list[int]:

@@ -97,6 +97,7 @@ def evaluate(run_dir: str | Path, data: str | None = None) -> SpatialEvaluation:
     from latentbridge.data.spatial import list_sections, load_sections
     from latentbridge.metrics.spatial import enhancement_metrics
     from latentbridge.models.hub import load_model
+    from latentbridge.data.spatial_labels import check_sections
     from latentbridge.tasks.spatial import enhance_section, read_for_model
 
     t0 = time.time()
@@ -107,6 +108,7 @@ def evaluate(run_dir: str | Path, data: str | None = None) -> SpatialEvaluation:
         kind = info.get("files") or ("imzml" if spec.mz else "arrays")
         sections = [read_for_model(spec, e["path"], mask=e.get("mask"), truth=e["truth"], tissue=e["tissue"],
                                    name=e["name"]) for e in list_sections(data, cfg.data.format, prefer=kind)]
+        check_sections(sections, None, data)  # one file per section name
         scope = f"every section under {data} ({', '.join(sorted({Path(s.source).suffix for s in sections}))})"
     else:
         root = Path(cfg.data.root) if cfg.data.root else None
