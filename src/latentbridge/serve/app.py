@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile, WebSocket
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
@@ -216,8 +216,11 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.api_route("/healthz", methods=["GET", "HEAD"], summary="Liveness, the served models and the micro-batching "
-                   "counters")
+    @app.head("/healthz", include_in_schema=False)  # load balancers' and uptime checks' method (405 before)
+    async def healthz_head():
+        return Response()
+
+    @app.get("/healthz", summary="Liveness, the served models and the micro-batching counters")
     async def healthz():
         return {"status": "ok", "version": __version__, "models": sorted(models),
                 "batching": {n: {"max_batch": b.max_batch, "max_wait_ms": b.max_wait_s * 1000,
