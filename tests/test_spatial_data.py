@@ -262,3 +262,19 @@ def test_channel_labels_that_are_m_z_are_read_however_written_and_checked(tmp_pa
     with pytest.raises(DataError, match=r"sections have different channel counts \[3, 4\]: s5\.npy \(3\)"):
         check_sections([section("s1", plain), section("s3", plain), section("s5", plain[:3], channels=3)], None,
                        tmp_path)
+
+
+def test_pixels_whose_normalisation_is_undefined_are_not_measurements(tmp_path, caplog):
+    """Baseline-corrected maps (negative values) under TIC normalisation: pixels with a total of 0 or less were zeroed
+    and kept as valid, and near-zero totals blew the others up."""
+    from latentbridge.data.spatial import read_section
+
+    v = np.full((4, 5, 3), 2.0, np.float32)
+    v[0, :2] = [-3.0, 1.0, 1.0]  # totals -1: undefined
+    np.save(tmp_path / "s.npy", v)
+    np.save(tmp_path / "s.mask.npy", np.ones((4, 5), bool))
+    with caplog.at_level("WARNING"):
+        s = read_section(tmp_path / "s.npy", normalization="tic")
+    assert int(s.valid.sum()) == 18 and not s.valid[0, :2].any()
+    assert "s.npy: 2 pixel(s) with a tic of 0 or less (empty or baseline-corrected spectra)" in caplog.text
+    np.testing.assert_allclose(s.values[1, 1], [1 / 3] * 3, rtol=1e-6)

@@ -192,6 +192,10 @@ def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: st
         if not labels and mz:
             labels = [f"{m:g}" for m in mz]
         empty = []
+    if divisor is not None and (undefined := valid & ~(np.asarray(divisor) > 0)).any():  # zeroed, kept as valid before
+        log.warning("%s: %d pixel(s) with a %s of 0 or less (empty or baseline-corrected spectra): their normalisation is "
+                    "undefined, read as pixels without a measurement", path, int(undefined.sum()), normalization)
+        valid = valid & ~undefined
     if not valid.any():
         if empty_mask is not None:
             raise DataError(empty_mask, f"the mask of {path.name} marks no pixel as valid")
