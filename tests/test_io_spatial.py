@@ -146,6 +146,36 @@ def test_imzml_errors_name_the_file(tmp_path):
         imzml.read_ion_images(stray, [760.58])
 
 
+def test_imzml_grids_cut_from_a_larger_raster_or_on_a_coarser_step(tmp_path, caplog):
+    """Coordinates from x = 201 read as a speck in a corner of a 305 x 207 grid (from x = 5001: refused as a stray
+    pixel); a raster stepping by 3 as isolated pixels one in nine; a file declared continuous whose spectra hold
+    different m/z arrays read every pixel at the first spectrum's m/z."""
+    mzs = np.array([700.0, 760.58])
+    pixels = [(r, c, mzs, np.array([1.0, 10.0 * r + c], dtype=np.float32)) for r in range(5) for c in range(7)]
+    reference = imzml.read_ion_images(imzml.write_imzml(tmp_path / "ref.imzML", pixels, mode="processed"), [760.58])
+    for name, move in (("offset", lambda r, c: (r + 300, c + 200)), ("far", lambda r, c: (r + 9000, c + 5000)),
+                       ("stride", lambda r, c: (3 * r, 3 * c)), ("both", lambda r, c: (2 * r + 40, 3 * c + 11))):
+        moved = [(*move(r, c), m, i) for r, c, m, i in pixels]
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            got = imzml.read_ion_images(imzml.write_imzml(tmp_path / f"{name}.imzML", moved, mode="processed"),
+                                        [760.58])
+        assert got.values.shape == (5, 7, 1) and got.mask.all(), name
+        np.testing.assert_array_equal(got.values, reference.values)
+        assert f"{name}.imzML: the spectra's coordinates start at x = " in caplog.text and "read on their own grid " \
+            "of 5 x 7 pixels" in caplog.text, caplog.text
+    shifted = [(r, c, mzs + (0.3 if r >= 2 else 0.0), i) for r, c, _, i in pixels]
+    liar = imzml.write_imzml(tmp_path / "liar.imzML", shifted, mode="processed")
+    text = liar.read_text()
+    liar.write_text(text.replace('accession="IMS:1000031" name="processed"', 'accession="IMS:1000030" name="continuous"'))
+    assert 'name="continuous"' in liar.read_text()
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        got = imzml.read_ion_images(liar, [760.58])
+    assert not got.values[2:].any() and got.values[:2].any()  # rows 2-4 hold 760.88, not 760.58
+    assert "liar.imzML: declared continuous (one m/z array for every spectrum), but its spectra point to" in caplog.text
+
+
 def test_the_model_channel_count_settles_a_layout_the_shape_leaves_open(tmp_path):
     """A one-row map (1, W, C) read as one channel; an (H, W, C) array in a TIFF (a page per row) as H channels."""
     import tifffile

@@ -10,14 +10,16 @@ Ion image of a target m/z ``m``: the sum (or the maximum, ``reduce="max"``) of t
 m/z lies in ``[m - tol, m + tol]``, ``tol = m * tolerance * 1e-6`` for ``unit="ppm"`` and
 ``tol = tolerance`` for ``unit="da"``. Per-pixel normalisation: ``"tic"`` divides by the spectrum's
 total ion count (the sum of all its intensities), ``"rms"`` by its root mean square, ``"none"``
-keeps raw intensities. Pixel coordinates are imzML's 1-based (x, y): row ``y - 1``, column ``x - 1``;
-pixels without a spectrum are 0 and ``mask`` is False there.
+keeps raw intensities. Pixel coordinates are imzML's 1-based (x, y): row ``y - 1``, column ``x - 1``, on the
+spectra's own grid where they start further on or step by more than 1 (a section cut from a larger raster, a coarser
+raster step), with a warning; pixels without a spectrum are 0 and ``mask`` is False there.
 
 ``pyimzml`` is imported when a file is read or written, so ``import latentbridge.io`` stays light.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -29,6 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError
+from latentbridge.utils import first_time
+
+log = logging.getLogger(__name__)
 
 NORMALIZATIONS = ("none", "tic", "rms")
 TOLERANCE_UNITS = ("ppm", "da")
@@ -124,13 +129,19 @@ def _check_ibd_length(parser, path: Path, ibd: Path, size: int) -> None:
                               f"{x - 1}) ends at byte {int(ends[i])}; {short.size} of {len(ends)} spectra are cut off")
 
 
-def _mode(parser) -> str:
+def _mode(parser, path: Path | None = None) -> str:
     params = getattr(getattr(getattr(parser, "metadata", None), "file_description", None), "param_by_name", {}) or {}
+    shared = len(set(parser.mzOffsets)) == 1
+    if params.get("continuous") and not shared:  # every pixel was read at the first spectrum's m/z
+        if path is not None and first_time(("imzml continuous", str(path))):
+            log.warning("%s: declared continuous (one m/z array for every spectrum), but its spectra point to %d m/z "
+                        "arrays: each spectrum is read with its own", path, len(set(parser.mzOffsets)))
+        return "processed"
     if params.get("continuous"):
         return "continuous"
     if params.get("processed"):
         return "processed"
-    return "continuous" if len(set(parser.mzOffsets)) == 1 else "processed"
+    return "continuous" if shared else "processed"
 
 
 #: a pixel grid may hold this many times more pixels than spectra (sections with holes) before a stray coordinate is
@@ -146,6 +157,16 @@ def _grid(parser, path: Path) -> tuple[np.ndarray, tuple[int, int]]:
         raise DataError(path, f"pixel coordinates must start at 1 (found {xyz[:, :2].min()})")
     rows, cols = xyz[:, 1] - 1, xyz[:, 0] - 1
     meta = getattr(parser, "imzmldict", {}) or {}
+    step = (int(np.gcd.reduce(rows - rows.min())) or 1, int(np.gcd.reduce(cols - cols.min())) or 1)
+    if rows.min() > 0 or cols.min() > 0 or step != (1, 1):
+        # a section cut from a larger raster (x from 201) read as a speck in a corner of an empty grid; a raster on a
+        # coarser step (x = 1, 4, 7, ...) read as isolated pixels one in nine; both read on the spectra's own grid
+        if first_time(("imzml grid", str(path))):
+            log.warning("%s: the spectra's coordinates start at x = %d, y = %d and step by %d in x, %d in y: read on "
+                        "their own grid of %d x %d pixels", path, cols.min() + 1, rows.min() + 1, step[1], step[0],
+                        (rows.max() - rows.min()) // step[0] + 1, (cols.max() - cols.min()) // step[1] + 1)
+        rows, cols = (rows - rows.min()) // step[0], (cols - cols.min()) // step[1]
+        meta = {}  # the declared grid counts the whole raster's pixels
     h = max(int(rows.max()) + 1, int(meta.get("max count of pixels y") or 0))
     w = max(int(cols.max()) + 1, int(meta.get("max count of pixels x") or 0))
     rc = np.stack([rows, cols], axis=1)
@@ -206,7 +227,7 @@ def read_ion_images(path: str | Path, mz, *, tolerance: float = 10.0, unit: str 
     parser = open_imzml(path)
     try:
         rc, (h, w) = _grid(parser, path)
-        mode = _mode(parser)
+        mode = _mode(parser, path)
         values = np.zeros((h, w, len(targets)), dtype=np.float32)
         tic = np.zeros((h, w), dtype=np.float32)
         divisor = np.zeros((h, w), dtype=np.float32)
