@@ -10,9 +10,10 @@ Ion image of a target m/z ``m``: the sum (or the maximum, ``reduce="max"``) of t
 m/z lies in ``[m - tol, m + tol]``, ``tol = m * tolerance * 1e-6`` for ``unit="ppm"`` and
 ``tol = tolerance`` for ``unit="da"``. Per-pixel normalisation: ``"tic"`` divides by the spectrum's
 total ion count (the sum of all its intensities), ``"rms"`` by its root mean square, ``"none"``
-keeps raw intensities. Pixel coordinates are imzML's 1-based (x, y): row ``y - 1``, column ``x - 1``, on the
-spectra's own grid where they start further on or step by more than 1 (a section cut from a larger raster, a coarser
-raster step), with a warning; pixels without a spectrum are 0 and ``mask`` is False there.
+keeps raw intensities. Pixel coordinates are imzML's 1-based (x, y): row ``y - 1``, column ``x - 1``; on the
+spectra's own grid, with a warning, where they step by more than 1 (a coarser raster) or fill less than a quarter of
+the grid from (1, 1) (a section cut from a larger raster; a margin around a section is kept, so that arrays of the
+raster beside it align); pixels without a spectrum are 0 and ``mask`` is False there.
 
 ``pyimzml`` is imported when a file is read or written, so ``import latentbridge.io`` stays light.
 """
@@ -158,7 +159,8 @@ def _grid(parser, path: Path) -> tuple[np.ndarray, tuple[int, int]]:
     rows, cols = xyz[:, 1] - 1, xyz[:, 0] - 1
     meta = getattr(parser, "imzmldict", {}) or {}
     step = (int(np.gcd.reduce(rows - rows.min())) or 1, int(np.gcd.reduce(cols - cols.min())) or 1)
-    if rows.min() > 0 or cols.min() > 0 or step != (1, 1):
+    box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+    if step != (1, 1) or box < (rows.max() + 1) * (cols.max() + 1) / 4:  # a margin is kept: arrays beside it align
         # a section cut from a larger raster (x from 201) read as a speck in a corner of an empty grid; a raster on a
         # coarser step (x = 1, 4, 7, ...) read as isolated pixels one in nine; both read on the spectra's own grid
         if first_time(("imzml grid", str(path))):
