@@ -315,8 +315,13 @@ def test_long_recordings_are_read_and_checked_block_by_block(tmp_path, monkeypat
     bad[40_000] = np.nan
     bad[45_001] = np.inf
     write_wav(tmp_path / "ok.wav", x, SR, subtype="FLOAT")
-    offset = x[x != 0].mean(dtype=np.float64)  # the samples that are not digital zeros lose their mean
-    np.testing.assert_allclose(read_audio(tmp_path / "ok.wav")[0], np.where(x != 0, x - offset, 0), atol=1e-7)
+    assert abs(x[x != 0].mean(dtype=np.float64)) < 2.0 ** -15  # an offset under one 16-bit step: read as it is
+    np.testing.assert_array_equal(read_audio(tmp_path / "ok.wav")[0], x)
+    y = x + np.float32(0.01)  # a real offset: the samples that are not digital zeros lose their mean
+    y[0] = 0.0
+    write_wav(tmp_path / "biased.wav", y, SR, subtype="FLOAT")
+    offset = y[y != 0].mean(dtype=np.float64)
+    np.testing.assert_allclose(read_audio(tmp_path / "biased.wav")[0], np.where(y != 0, y - offset, 0), atol=1e-6)
     import soundfile as sf
 
     sf.write(tmp_path / "bad.wav", bad, SR, subtype="FLOAT")
@@ -427,7 +432,7 @@ def test_a_constant_offset_is_taken_out_of_audio_as_of_vibration_tables(tmp_path
     biased = write_audio(tmp_path / "biased.wav", np.stack([0.3 + 0.5 * x, -0.2 + 0.5 * x]), SR, subtype="PCM_16")
     y0, _ = read_audio(clean)
     y1, _ = read_audio(biased)  # the mono mix of two channels with opposite offsets
-    assert abs(float(y1.mean())) < 1e-6 and abs(float(y0.mean())) < 1e-6
+    assert abs(float(y1.mean())) < 1e-6 and abs(float(y0.mean())) < 2.0 ** -15  # under one 16-bit step: left
     np.testing.assert_allclose(y1, 0.5 * y0, atol=1e-4)  # the sound as it was, at its own level
     lsb = np.random.default_rng(0).integers(-1, 2, SR).astype(np.float32) / 32768
     dead = write_audio(tmp_path / "dead.wav", 0.2 + lsb, SR, subtype="PCM_16")

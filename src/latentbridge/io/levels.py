@@ -82,13 +82,18 @@ def trim_silence(wave: np.ndarray, sample_rate: float, top_db: float = 40.0,
     return np.ascontiguousarray(wave[..., start:end])
 
 
+#: an offset under one 16-bit step is quantisation, not a bias: left alone (the recording read bit for bit as before)
+DC_FLOOR = 2.0 ** -15
+
+
 def remove_dc(data: np.ndarray) -> np.ndarray:
     """Take each channel's constant offset out of ``data`` (T, C), in place, and return it. An offset (an ADC's or a
     microphone preamplifier's bias, a sensor's gravity) is no sound: left in, it set the recording's level and its
     lowest band, so a recorder with an offset scored every normal recording as a fault (and a dead microphone with
     one as loud). The offset is the mean of the samples that are not digital zeros, and it is taken out of those
     alone: a muted stretch or a gap written as zeros stays digital silence (taken out of it too, it turned into a
-    constant that no longer reads as silence). Vibration tables lose their means when read; audio files here."""
+    constant that no longer reads as silence). Offsets under :data:`DC_FLOOR` are left. Vibration tables lose their
+    means when read; audio files here."""
     if not data.size:
         return data
     total = np.zeros(data.shape[1], np.float64)
@@ -96,8 +101,9 @@ def remove_dc(data: np.ndarray) -> np.ndarray:
     for b in _blocks(data):
         total += np.add.reduce(b, axis=0, dtype=np.float64)
         count += np.count_nonzero(b, axis=0)
-    offset = np.divide(total, count, out=np.zeros_like(total), where=count > 0).astype(data.dtype)
+    offset = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+    offset = np.where(np.abs(offset) > DC_FLOOR, offset, 0.0).astype(data.dtype)
     if np.any(offset):
-        for b in _blocks(data):  # views: in place
-            b -= np.where(b != 0, offset, 0).astype(data.dtype)
+        for b in _blocks(data):  # views: in place, digital zeros left
+            np.subtract(b, offset, out=b, where=b != 0)
     return data
