@@ -37,7 +37,7 @@ import numpy as np
 
 from latentbridge.errors import DataError
 from latentbridge.io.levels import _blocks, _peak, remove_dc
-from latentbridge.io.vibration import RECORDING_SUFFIXES
+from latentbridge.io.vibration import MAX_RATE, RECORDING_SUFFIXES
 from latentbridge.utils import walk_files, first_time
 
 log = logging.getLogger(__name__)
@@ -451,8 +451,6 @@ def rate_problem(rate: float, target: float | None = None) -> str | None:
     :data:`~latentbridge.io.vibration.MAX_RATE`, or one the model's rate is more than :data:`MAX_AUDIO_UPSAMPLING`
     times (most of its band would be empty; a header's rate mistyped, 1 Hz for 8 kHz, upsampled the samples
     thousands of times, out of memory)."""
-    from latentbridge.io.vibration import MAX_RATE
-
     if rate > MAX_RATE:
         return f"a sample rate of {rate:g} Hz in its header, above {MAX_RATE:g} Hz: a damaged or mistyped header?"
     if target is not None and float(target) > MAX_AUDIO_UPSAMPLING * rate:

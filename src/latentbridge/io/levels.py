@@ -90,20 +90,37 @@ def remove_dc(data: np.ndarray) -> np.ndarray:
     """Take each channel's constant offset out of ``data`` (T, C), in place, and return it. An offset (an ADC's or a
     microphone preamplifier's bias, a sensor's gravity) is no sound: left in, it set the recording's level and its
     lowest band, so a recorder with an offset scored every normal recording as a fault (and a dead microphone with
-    one as loud). The offset is the mean of the samples that are not digital zeros, and it is taken out of those
-    alone: a muted stretch or a gap written as zeros stays digital silence (taken out of it too, it turned into a
-    constant that no longer reads as silence). Offsets under :data:`DC_FLOOR` are left. Vibration tables lose their
+    one as loud). Where more than 1 % of the samples are digital zeros (a muted stretch, a gap written as zeros), the
+    offset is the mean of the others and is taken out of them alone: the zeros stay digital silence (taken out of
+    them too, they turned into a constant that no longer reads as silence). Offsets under :data:`DC_FLOOR` are left. Vibration tables lose their
     means when read; audio files here."""
     if not data.size:
         return data
-    total = np.zeros(data.shape[1], np.float64)
-    count = np.zeros(data.shape[1], np.int64)
-    for b in _blocks(data):
+    blocks = [data] if data.size <= _BLOCK else list(_blocks(data))  # a clip is one block
+    total = np.add.reduce(blocks[0], axis=0, dtype=np.float64)
+    for b in blocks[1:]:
         total += np.add.reduce(b, axis=0, dtype=np.float64)
-        count += np.count_nonzero(b, axis=0)
+    # digital zeros, when more than a few (muted stretches, gaps; not a zero crossing's odd sample): counted out, and left
+    zeros = sum(b.size - np.count_nonzero(b) for b in blocks) > data.size // 100
+    count = sum(np.count_nonzero(b, axis=0) for b in blocks) if zeros else np.full(data.shape[1], data.shape[0])
     offset = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
-    offset = np.where(np.abs(offset) > DC_FLOOR, offset, 0.0).astype(data.dtype)
-    if np.any(offset):
-        for b in _blocks(data):  # views: in place, digital zeros left
-            np.subtract(b, offset, out=b, where=b != 0)
+    offset[np.abs(offset) <= DC_FLOOR] = 0.0
+    if offset.any():
+        offset = offset.astype(data.dtype)
+        for b in blocks:  # views: in place
+            np.subtract(b, offset, out=b, where=(b != 0) if zeros else True)
+    return data
+    blocks = [data] if data.size <= _BLOCK else list(_blocks(data))  # a clip is one block: no generator to run
+    total = sum(np.add.reduce(b, axis=0, dtype=np.float64) for b in blocks).tolist()
+    zeros = data.size - sum(np.count_nonzero(b) for b in blocks)
+    count = [data.shape[0]] * data.shape[1] if not zeros else np.sum(
+        [np.count_nonzero(b, axis=0) for b in blocks], axis=0).tolist()
+    offset = [t / n if n and abs(t) > DC_FLOOR * n else 0.0 for t, n in zip(total, count)]
+    if any(offset):
+        offset = np.asarray(offset, dtype=data.dtype)
+        for b in blocks:  # views: in place, digital zeros left
+            if zeros:
+                np.subtract(b, offset, out=b, where=b != 0)
+            else:
+                b -= offset
     return data
