@@ -262,7 +262,8 @@ def run_logmel(name: str, files: list[Path], reps: int) -> dict:
     n_def = default_workers()
     # (workers, parallel): this process; threads (the default) and DataLoader worker processes
     ext = {(k, par): FeatureExtractor.from_spec(spec, use_cache=False, num_workers=k, parallel=par)
-           for k, par in [(0, "threads")] + [(k, par) for par in ("threads", "processes") for k in sorted({1, n_def})]}
+           for k, par in [(0, "threads")] + [(k, par) for par in ("threads", "processes") for k in sorted({1, n_def})]
+           + [(n_def, "auto")]}
     ours = ext[(0, "threads")].extract(files).features
     ref = np.concatenate(user_logmel_loop(files, p))[:, None]
     diff = np.abs(ours - ref)
@@ -271,10 +272,11 @@ def run_logmel(name: str, files: list[Path], reps: int) -> dict:
     fns = {"librosa per-file loop": lambda: user_logmel_loop(files, p)}
     workers = {"librosa per-file loop": 0}
     for (k, par), e in ext.items():
-        label = "this process" if k == 0 else f"{k} {par if k > 1 else {'processes': 'process', 'threads': 'thread'}[par]}"
-        method = f"ours, {k} workers ({label}{', the default' if k == n_def and par == 'threads' else ''})"
+        label = "this process" if k == 0 else "auto: threads or processes by the files" if par == "auto" else \
+            f"{k} {par if k > 1 else {'processes': 'process', 'threads': 'thread'}[par]}"
+        method = f"ours, {k} workers ({label}{', the default' if k == n_def and par == 'auto' else ''})"
         fns[method] = lambda e=e: _with_threads(1, e.extract, files)
-        workers[method] = k if par == "processes" else -k  # threads: their CPU time is this process's
+        workers[method] = k if par == "processes" else -k  # threads: their CPU time is this process's (auto: either)
     load = [os.getloadavg()[0]]
     wall, cpu = interleaved_cpu(fns, reps)
     load.append(os.getloadavg()[0])

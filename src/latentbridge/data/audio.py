@@ -178,7 +178,7 @@ class FeatureExtractor:
     def __init__(self, transform, *, sample_rate: int, window_s: float, hop_s: float, channel: int | None = None,
                  pad: str = "wrap", cache_dir: str | Path | None = None, use_cache: bool = True,
                  batch_windows: int = 32, trim_db: float | None = None, min_share: float = MIN_WINDOW_SHARE,
-                 num_workers: int | None = None, parallel: Literal["threads", "processes"] = "threads",
+                 num_workers: int | None = None, parallel: Literal["auto", "threads", "processes"] = "auto",
                  csv_rate: float | None = None, n_channels: int | None = None):
         self.transform = transform.eval()
         # channel "all": the channel count every recording must hold (a fitted model's; None while fitting, when
@@ -198,8 +198,8 @@ class FeatureExtractor:
         # decoding and features in num_workers threads (decoding, resampling and the transform release
         # the GIL; no start-up cost) or DataLoader worker processes (benchmarks/README.md §1)
         self.num_workers = default_workers() if num_workers is None else int(num_workers)
-        if parallel not in ("threads", "processes"):
-            raise ValueError(f"parallel must be 'threads' or 'processes', got {parallel!r}")
+        if parallel not in ("auto", "threads", "processes"):
+            raise ValueError(f"parallel must be 'auto', 'threads' or 'processes', got {parallel!r}")
         self.parallel = parallel
         self._headers: dict[str, object] = {}  # each file's AudioInfo, from the header pass of check_band
         self.refuse_below_band = False  # calibrating: recordings that all leave the band's top empty are refused
@@ -361,13 +361,19 @@ class FeatureExtractor:
     def map_chunks(self, chunks: list[list[tuple[int, Path]]]):
         """:meth:`chunk_features` of every chunk, in order; with ``num_workers`` set, in that many
         threads (torch on one thread each meanwhile) or DataLoader worker processes (``parallel``).
-        Threads cost nothing to start and ran the anomaly settings' path 1.8-2.0x the per-file librosa
-        loop on 60 and 300 recordings of 10 s, where processes ran 1.3-1.5x; on 600 short clips
-        processes ran 2.4x, threads 2.1x (``benchmarks/bench_features.py``)."""
+        Threads cost nothing to start and ran the anomaly settings' path 1.6-2.0x the per-file librosa
+        loop on 60 and 300 recordings of 10 s, where processes ran 1.2-1.5x; on 600 short clips processes ran
+        1.9-2.4x, threads 1.4-2.1x (the per-file work that holds the GIL weighs more there;
+        ``benchmarks/bench_features.py``): ``auto`` takes processes for at least 100 recordings whose median
+        header duration is 2 s or less, threads otherwise."""
         if self.num_workers <= 0 or len(chunks) < 2:
             return (self.chunk_features(c) for c in chunks)
         n = min(self.num_workers, len(chunks))
-        if self.parallel == "processes":
+        parallel = self.parallel
+        if parallel == "auto":
+            durations = [h.duration_s for c in chunks for _, p in c if (h := self._headers.get(str(p))) is not None]
+            parallel = "processes" if len(durations) >= 100 and float(np.median(durations)) <= 2.0 else "threads"
+        if parallel == "processes":
             return iter(torch.utils.data.DataLoader(
                 FeatureChunks(self, chunks), batch_size=None, shuffle=False, num_workers=n,
                 worker_init_fn=_one_thread, prefetch_factor=4, collate_fn=_identity))
