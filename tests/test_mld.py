@@ -416,7 +416,7 @@ def test_resume_with_other_first_stage_settings_is_refused(bridge_run, tmp_path,
     # the kept stages' training time still counts (it was this session's loading time only), and the total holds both
     stage_s = sum(json.loads((copy / "first_stage" / k / "config.json").read_text())["training"]["seconds"]
                   for k in ("multimodal", "supervised"))
-    assert info["first_stage"]["seconds"] >= stage_s > 0
+    assert info["first_stage"]["seconds"] >= stage_s - 0.1 and stage_s > 0  # each rounded on its own (1.2 vs 1.21)
     printed = dict(re.findall(r"\b(seconds\w*)=([\d.e+]+)", capsys.readouterr().out))
     assert float(printed["seconds"]) >= float(printed["seconds_first_stage"]) + float(printed["seconds_diffusion"]) - 0.5
     assert (copy / "first_stage" / "multimodal" / "model.safetensors").read_bytes() == stage_weights
