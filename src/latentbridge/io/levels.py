@@ -92,15 +92,15 @@ def remove_dc(data: np.ndarray) -> np.ndarray:
     lowest band, so a recorder with an offset scored every normal recording as a fault (and a dead microphone with
     one as loud). Where more than 1 % of the samples are digital zeros (a muted stretch, a gap written as zeros), the
     offset is the mean of the others and is taken out of them alone: the zeros stay digital silence (taken out of
-    them too, they turned into a constant that no longer reads as silence). Offsets under :data:`DC_FLOOR` are left. Vibration tables lose their
-    means when read; audio files here."""
+    them too, they turned into a constant that no longer reads as silence). Offsets under :data:`DC_FLOOR` are left.
+    Vibration tables lose their means when read; audio files here."""
     if not data.size:
         return data
     blocks = [data] if data.size <= _BLOCK else list(_blocks(data))  # a clip is one block
     total = np.add.reduce(blocks[0], axis=0, dtype=np.float64)
     for b in blocks[1:]:
         total += np.add.reduce(b, axis=0, dtype=np.float64)
-    # digital zeros, when more than a few (muted stretches, gaps; not a zero crossing's odd sample): counted out, and left
+    # digital zeros, when more than a few (muted stretches, gaps; not a zero crossing's odd sample): counted out, left
     zeros = sum(b.size - np.count_nonzero(b) for b in blocks) > data.size // 100
     count = sum(np.count_nonzero(b, axis=0) for b in blocks) if zeros else np.full(data.shape[1], data.shape[0])
     offset = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
@@ -109,18 +109,4 @@ def remove_dc(data: np.ndarray) -> np.ndarray:
         offset = offset.astype(data.dtype)
         for b in blocks:  # views: in place
             np.subtract(b, offset, out=b, where=(b != 0) if zeros else True)
-    return data
-    blocks = [data] if data.size <= _BLOCK else list(_blocks(data))  # a clip is one block: no generator to run
-    total = sum(np.add.reduce(b, axis=0, dtype=np.float64) for b in blocks).tolist()
-    zeros = data.size - sum(np.count_nonzero(b) for b in blocks)
-    count = [data.shape[0]] * data.shape[1] if not zeros else np.sum(
-        [np.count_nonzero(b, axis=0) for b in blocks], axis=0).tolist()
-    offset = [t / n if n and abs(t) > DC_FLOOR * n else 0.0 for t, n in zip(total, count)]
-    if any(offset):
-        offset = np.asarray(offset, dtype=data.dtype)
-        for b in blocks:  # views: in place, digital zeros left
-            if zeros:
-                np.subtract(b, offset, out=b, where=b != 0)
-            else:
-                b -= offset
     return data
