@@ -336,7 +336,7 @@ class _ChannelOrder:
         self.renamed: list[str] = []
         self.n_files, self.dead = 0, Counter()  # recordings read; channel -> recordings where it is constant
 
-    def flat(self, path: Path, wave: np.ndarray) -> None:
+    def flat(self, wave: np.ndarray) -> None:
         """Count the channels of one recording that never move (a dead or unplugged sensor)."""
         self.n_files += 1
         self.dead.update(np.flatnonzero(np.ptp(wave, axis=1) == 0).tolist())
@@ -422,7 +422,7 @@ def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None =
             names: list[str] = []
             wave, sr = read_recording(p, vib, own, names)
             per_file.append((p, order.align(p, wave, names), sr))
-            order.flat(p, per_file[-1][1])
+            order.flat(per_file[-1][1])
         ch = {p.name: w.shape[0] for p, w, _ in per_file}
         if len(set(ch.values())) > 1:
             raise DataError(root / "Data" / r.test_id, "recordings of one test have different channel counts: "

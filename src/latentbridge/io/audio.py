@@ -288,8 +288,6 @@ def _open_info(path: Path):
 
 
 def _csv_rate(rate: float, path: Path) -> int:
-    from latentbridge.io.vibration import MAX_RATE
-
     if not math.isfinite(rate) or rate > MAX_RATE:  # resampling to it ran without end (a time column in another unit)
         raise DataError(path, f"a sample rate of {rate:g} Hz, above {MAX_RATE:g} Hz: times in another unit than "
                               "seconds, or a mistyped --sample-rate?")
