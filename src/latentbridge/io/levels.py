@@ -30,8 +30,8 @@ def _blocks(x: np.ndarray):
 
 
 def _peak(x: np.ndarray) -> float:
-    """Largest magnitude of ``x``, block by block."""
-    return max((float(np.max(np.abs(b))) for b in _blocks(x) if b.size), default=0.0)
+    """Largest magnitude of ``x``, block by block (its largest and smallest value: no copy of its magnitudes)."""
+    return max((max(float(b.max()), -float(b.min())) for b in _blocks(x) if b.size), default=0.0)
 
 
 def level_dbfs(wave: np.ndarray) -> float:
@@ -96,17 +96,23 @@ def remove_dc(data: np.ndarray) -> np.ndarray:
     Vibration tables lose their means when read; audio files here."""
     if not data.size:
         return data
-    blocks = [data] if data.size <= _BLOCK else list(_blocks(data))  # a clip is one block
-    total = np.add.reduce(blocks[0], axis=0, dtype=np.float64)
-    for b in blocks[1:]:
-        total += np.add.reduce(b, axis=0, dtype=np.float64)
+    n_frames, n_channels = data.shape
+    # column by column: numpy's reductions along the first axis of a (T, C) array (and its broadcasts over a short
+    # last axis) ran 10-30 times slower than over a column's strided view (6.7 ms against 0.2 ms for 10 s of stereo)
+    total = np.zeros(n_channels)
+    n_zero = np.zeros(n_channels, dtype=np.int64)
+    for b in _blocks(data):
+        for c in range(n_channels):
+            total[c] += np.add.reduce(b[:, c], dtype=np.float64)
+            n_zero[c] += np.count_nonzero(b[:, c] == 0)  # a comparison counts 4 times faster than floats
     # digital zeros, when more than a few (muted stretches, gaps; not a zero crossing's odd sample): counted out, left
-    zeros = sum(b.size - np.count_nonzero(b) for b in blocks) > data.size // 100
-    count = sum(np.count_nonzero(b, axis=0) for b in blocks) if zeros else np.full(data.shape[1], data.shape[0])
+    zeros = int(n_zero.sum()) > data.size // 100
+    count = n_frames - n_zero if zeros else np.full(n_channels, n_frames)
     offset = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
     offset[np.abs(offset) <= DC_FLOOR] = 0.0
-    if offset.any():
-        offset = offset.astype(data.dtype)
-        for b in blocks:  # views: in place
-            np.subtract(b, offset, out=b, where=(b != 0) if zeros else True)
+    for c in np.flatnonzero(offset):
+        value = data.dtype.type(offset[c])
+        for b in _blocks(data):  # views: in place
+            col = b[:, c]
+            np.subtract(col, value, out=col, where=(col != 0) if zeros else True)
     return data
