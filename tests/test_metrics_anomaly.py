@@ -170,3 +170,25 @@ def test_bootstrap_interval_keeps_the_classes_and_covers_the_estimate():
     assert lo_p < partial_auc(y, s) < hi_p
     with pytest.raises(ValueError):
         bootstrap_indices(np.zeros(5))
+
+
+def test_file_scores_from_window_scores_in_one_pass():
+    """Each file's mean / max of its windows, files in any order, a file without windows NaN; a million windows of
+    100,000 files in well under a second (a mask per file took minutes there)."""
+    import time
+
+    from latentbridge.tasks.anomaly import aggregate_scores
+
+    scores = np.array([1.0, 3.0, 10.0, 2.0, 4.0])
+    files = np.array([2, 0, 1, 0, 2])
+    np.testing.assert_allclose(aggregate_scores(scores, files, 4, "mean")[:3], [2.5, 10.0, 2.5])
+    np.testing.assert_allclose(aggregate_scores(scores, files, 4, "max")[:3], [3.0, 10.0, 4.0])
+    assert np.isnan(aggregate_scores(scores, files, 4)[3]) and np.isnan(aggregate_scores(scores, files, 4, "max")[3])
+    rng = np.random.default_rng(0)
+    files = rng.integers(0, 100_000, 1_000_000)
+    scores = rng.random(len(files))
+    t = time.perf_counter()
+    mean = aggregate_scores(scores, files, 100_000)
+    assert time.perf_counter() - t < 2.0
+    for i in (0, 17, 99_999):
+        assert mean[i] == pytest.approx(scores[files == i].mean())

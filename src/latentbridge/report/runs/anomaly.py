@@ -21,8 +21,11 @@ def scores_csv(res) -> str:
     w = csv.writer(buf)
     w.writerow(["path", "start_s", "end_s", "score", "is_anomaly", "level"])
     ends = wf.ends_s
+    # each file's windows in their order, grouped in one sort (a mask per file was quadratic in the archive's size)
+    order = np.argsort(wf.file_index, kind="stable")
+    bounds = np.searchsorted(wf.file_index[order], np.arange(len(wf.files) + 1))
     for i, f in enumerate(wf.files):
-        for j in np.flatnonzero(wf.file_index == i):
+        for j in order[bounds[i]:bounds[i + 1]]:
             w.writerow([str(f), f"{wf.starts_s[j]:.3f}", f"{ends[j]:.3f}", f"{res.window_scores[j]:.6g}",
                         int(res.window_scores[j] > res.threshold), "window"])
         w.writerow([str(f), "0.000", f"{wf.durations_s[i]:.3f}", f"{res.file_scores[i]:.6g}",
