@@ -23,6 +23,7 @@ from latentbridge.errors import DataError, LatentbridgeError  # noqa: E402
 from latentbridge.serve.app import ServeSettings, create_app  # noqa: E402
 from latentbridge.serve.batcher import MicroBatcher  # noqa: E402
 from latentbridge.serve.registry import load_models  # noqa: E402
+from latentbridge.serve.schema import Problem, ScoreResponse  # noqa: E402
 from latentbridge.tasks.anomaly import Detector  # noqa: E402
 from latentbridge.tasks.anomaly import score as score_task  # noqa: E402
 
@@ -89,8 +90,19 @@ def test_health_models_and_docs(client, folders):
     for a in assets:
         assert client.get(a).status_code == 200, a
     assert client.get("/redoc").status_code == 200
-    paths = client.get("/openapi.json").json()["paths"]
+    schema = client.get("/openapi.json").json()
+    paths = schema["paths"]
     assert {"/api/models/{name}/score", "/api/models/{name}/predict", "/api/models/{name}/sample"} <= set(paths)
+    # the errors as the server sends them ({"detail": a sentence, or one entry per field}), not FastAPI's list-only
+    # HTTPValidationError, which clients generated from the schema failed to parse; no key on a server without one
+    assert "HTTPValidationError" not in json.dumps(paths) and "security" not in schema
+    problem = {"$ref": "#/components/schemas/Problem"}
+    for path, codes in (("/api/models/{name}/score", "400 404 408 413 422"), ("/api/models/{name}/sample", "404 422"),
+                        ("/api/models/{name}/enhance", "413 422"), ("/api/models/{name}", "404")):
+        op = next(iter(paths[path].values()))
+        for code in codes.split():
+            assert op["responses"][code]["content"]["application/json"]["schema"] == problem, (path, code)
+    assert schema["components"]["schemas"]["ScoreResponse"]["properties"]["windows"]["type"] == "array"
     page = client.get("/")
     assert page.status_code == 200 and "Live microphone" in page.text
     for asset in ("app.js", "charts.js", "worklet.js", "style.css"):
@@ -122,6 +134,8 @@ def test_score_gives_the_windows_of_anomaly_score(client, folders, machine_data)
         assert body["decision"] == ("anomalous" if ref.file_scores[0] > ref.threshold else "normal")
         spec = body["spectrogram"]
         assert len(spec["db"]) == 64 and len(spec["db"][0]) > 100 and spec["f_max_hz"] > 0
+        # the body is what /openapi.json says it is, every field of it
+        assert ScoreResponse.model_validate(body, strict=False).model_dump(exclude_none=True).keys() == body.keys()
 
 
 def test_score_accepts_other_formats_and_rates(client, folders, machine_data, tmp_path):
@@ -192,6 +206,7 @@ def test_client_file_names_are_labels_not_paths(client, folders, machine_data):
     assert r.status_code == 200 and r.json()["file"] == "passwd.wav"
     r = _post(client, f"/api/models/{_name(folders, 'pump')}/score", "/etc/hostname", wav.read_bytes())
     assert r.status_code == 422 and r.json()["detail"].startswith("hostname: unsupported file type")
+    assert isinstance(Problem.model_validate(r.json()).detail, str)  # a sentence naming the file
 
 
 def test_unknown_model_wrong_endpoint_missing_field(client, folders, machine_data):
@@ -272,6 +287,12 @@ def test_api_key_guards_every_request(models, machine_data, caplog):
     with TestClient(create_app(models, ServeSettings(api_key="s3cret"))) as c:
         for path in ("/", "/healthz", "/api/models", "/docs", "/static/app.js"):
             assert c.get(path).status_code == 401, path
+            assert Problem.model_validate(c.get(path).json())
+        # the schema says so: the four ways the key travels, any one of them, and a 401 on every operation
+        schema = c.get("/openapi.json", headers={"X-API-Key": "s3cret"}).json()
+        assert {"ApiKeyHeader", "Bearer", "ApiKeyQuery", "ApiKeyCookie"} == set(schema["components"]["securitySchemes"])
+        assert len(schema["security"]) == 4
+        assert all("401" in op["responses"] for ops in schema["paths"].values() for op in ops.values())
         assert c.get("/healthz", headers={"X-API-Key": "wrong"}).status_code == 401
         assert _post(c, f"/api/models/{pump}/score", "a.wav", wav).status_code == 401
         assert c.get("/healthz", headers={"X-API-Key": "s3cret"}).status_code == 200
@@ -443,6 +464,7 @@ def test_sample_is_seeded_and_leaves_the_global_rng_alone(client, folders):
     r = client.post(f"/api/models/{name}/sample", content=b'{"n": 1, "guidance": NaN}',
                     headers={"Content-Type": "application/json"})  # was "less than or equal to 20"
     assert r.status_code == 422 and r.json()["detail"][0]["msg"] == "Input should be a finite number"
+    assert isinstance(Problem.model_validate(r.json()).detail, list)  # as the schema says: one entry per field
     # an upload sent where JSON is expected: a 422 that names the problem, not the upload's bytes
     png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
     r = client.post(f"/api/models/{name}/sample", files={"file": ("seven.png", png, "image/png")})

@@ -36,6 +36,7 @@ from latentbridge.serve.batcher import MicroBatcher
 from latentbridge.io.images import IMAGE_EXTENSIONS
 from latentbridge.io.vibration import MAX_RATE
 from latentbridge.serve.registry import ServedModel, load_models
+from latentbridge.serve.schema import ScoreResponse, document_api_key, errors
 from latentbridge.serve.security import ApiKeyMiddleware, RequestLogMiddleware, UploadLimitMiddleware, api_key_problem
 from latentbridge.tasks.enhance import SEED_RANGE
 
@@ -231,14 +232,15 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
     async def list_models():
         return [m.describe() for m in models.values()]
 
-    @app.get("/api/models/{name}", summary="One served model")
+    @app.get("/api/models/{name}", summary="One served model", responses=errors(404, 422))
     async def one_model(name: str):
         m = models.get(name)
         if m is None:
             raise HTTPException(404, f"no model named {name!r}; served: {', '.join(sorted(models))}")
         return m.describe()
 
-    @app.post("/api/models/{name}/score", summary="Anomaly scores of an uploaded recording")
+    @app.post("/api/models/{name}/score", summary="Anomaly scores of an uploaded recording",
+              responses={200: {"model": ScoreResponse}, **errors(400, 404, 408, 413, 422)})
     async def score(request: Request, name: str, file: UploadFile = File(...), spectrogram: bool = Query(False),
                     sample_rate: float | None = Form(None, gt=0, le=MAX_RATE, allow_inf_nan=False,
                                                     description="Hz of a vibration CSV or .mat file "
@@ -293,7 +295,8 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
                          max_frame_bytes=settings.max_frame_bytes)
 
     @app.post("/api/models/{name}/predict",
-              summary="Multimodal prediction: vibration CSV → crack mask; spoken digit ↔ image")
+              summary="Multimodal prediction: vibration CSV → crack mask; spoken digit ↔ image",
+              responses=errors(400, 404, 408, 413, 422))
     async def predict(request: Request, name: str, file: UploadFile = File(...), route: str = Form("posterior"),
                       scale: int = Form(8, ge=1, le=16),
                       sample_rate: float | None = Form(None, gt=0, le=MAX_RATE, allow_inf_nan=False)):
@@ -308,7 +311,8 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
             up.close()
 
     @app.post("/api/models/{name}/sample",
-              summary="Seeded samples of a generative model: image + audio pairs (avdigits), images (diffusion)")
+              summary="Seeded samples of a generative model: image + audio pairs (avdigits), images (diffusion)",
+              responses=errors(400, 404, 422))
     async def sample(name: str, body: SampleRequest):
         m = get(name, "sample")
         if m.task == "diffusion":
@@ -321,7 +325,8 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
                 "wavs": [media.wav_base64(w, m.saved.transform.sample_rate) for w in out["wave"]]}
 
     @app.post("/api/models/{name}/enhance",
-              summary="Spatial maps enhanced (denoise, inpaint, 2x upscale) with a per-pixel uncertainty")
+              summary="Spatial maps enhanced (denoise, inpaint, 2x upscale) with a per-pixel uncertainty",
+              responses=errors(400, 404, 408, 413, 422))
     async def enhance(request: Request, name: str, file: UploadFile = File(...),
                       mask: UploadFile | None = File(None),
                       task: Literal["denoise", "inpaint", "upscale"] = Form("denoise"),
@@ -349,6 +354,7 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
     app.add_middleware(UploadLimitMiddleware, max_bytes=int(settings.max_upload_mb * 2**20))
     if settings.api_key:
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
+        document_api_key(app)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
