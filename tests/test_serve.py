@@ -652,6 +652,28 @@ def test_stream_bad_frames_short_recordings_unknown_models(client, folders):
         assert denied.value.status_code == 404
 
 
+def test_live_streams_are_capped_and_the_slot_comes_back(models):
+    """Each stream holds a thread and a queue: one more than --max-streams is refused (503, Retry-After) while the
+    others run, and a closed stream frees its slot."""
+    pump = next(n for n, m in models.items() if m.task == "anomaly")
+    start = json.dumps({"sample_rate": 16000, "format": "f32"})
+    with TestClient(create_app(models, ServeSettings(max_streams=2))) as c:
+        with c.websocket_connect(f"/api/models/{pump}/stream") as a, c.websocket_connect(f"/api/models/{pump}/stream") as b:
+            for ws in (a, b):
+                ws.send_text(start)
+                assert ws.receive_json()["type"] == "ready"
+            with pytest.raises(WebSocketDenialResponse) as denied:
+                with c.websocket_connect(f"/api/models/{pump}/stream"):
+                    pass
+            assert denied.value.status_code == 503 and denied.value.headers["retry-after"] == "10"
+            assert "2 live streams already" in denied.value.json()["detail"]
+        with c.websocket_connect(f"/api/models/{pump}/stream") as ws:  # both closed: room again
+            ws.send_text(start)
+            assert ws.receive_json()["type"] == "ready"
+    with pytest.raises(LatentbridgeError, match="max-streams must be positive"):
+        ServeSettings(max_streams=0)
+
+
 def test_stream_overflow_is_counted_not_fatal(models, machine_data):
     """A scorer slower than the stream: blocks are dropped and counted, the stream goes on."""
     pump = next(n for n, m in models.items() if m.task == "anomaly")

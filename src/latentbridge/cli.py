@@ -1,9 +1,8 @@
 """Command line: ``latentbridge <command>``. Parses arguments and calls :mod:`latentbridge.commands`
 (and through it the tasks and report steps), nothing more.
 
-Paths on the command line are strings, never parsed as YAML: a folder named ``2024``, ``yes``,
-``null`` or ``[x]`` is that folder. User errors (bad input, bad config, busy or unwritable output
-folders) print one line ``error: ...`` and exit with status 2.
+Paths on the command line are strings, never YAML: a folder named ``2024``, ``yes``, ``null`` or ``[x]`` is that folder.
+User errors (bad input or config, busy or unwritable output folders) print one line ``error: ...`` and exit with 2.
 """
 
 from __future__ import annotations
@@ -217,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="allow cross-origin requests from ORIGIN (repeatable; CORS is off by default)")
     sv.add_argument("--stream-queue-blocks", type=int, default=256,
                     help="audio messages a stream may queue before they are dropped and counted")
+    sv.add_argument("--max-streams", type=int, default=32, help="most live WebSocket streams at once (503 above)")
     sv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     d = sub.add_parser("data", help="built-in data sets").add_subparsers(dest="data_cmd", required=True)
@@ -454,10 +454,10 @@ def _cmd_serve(args) -> int:
     except ImportError as e:
         raise LatentbridgeError(f"serve needs the serve extra: pip install 'latentbridge[serve]' ({e})") from None
     settings = ServeSettings(api_key=args.api_key or os.environ.get("LATENTBRIDGE_API_KEY") or None,
-                             max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration,
-                             max_values=args.max_values,
+                             max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration, max_values=args.max_values,
                              max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_age_ms=args.max_age_ms,
-                             cors_origins=tuple(args.cors_origin), stream_queue_blocks=args.stream_queue_blocks)
+                             cors_origins=tuple(args.cors_origin), stream_queue_blocks=args.stream_queue_blocks,
+                             max_streams=args.max_streams)
     check_bind(args.host, settings.api_key)  # before loading anything
     serve(args.model_dirs, host=args.host, port=args.port, settings=settings, log_level=args.log_level)
     return 0

@@ -59,6 +59,8 @@ class ServeSettings:
     """Shortest requests are scored first; one that has waited this long goes ahead of younger ones."""
     cors_origins: tuple[str, ...] = ()
     stream_queue_blocks: int = 256
+    max_streams: int = 32
+    """Most live WebSocket streams at once (each holds a scoring thread and its queue); one more is refused (503)."""
     max_frame_bytes: int = 1 << 20
     gl_iterations: int = 32
     decode_threads: int = 4
@@ -67,7 +69,7 @@ class ServeSettings:
     upload's compressed size."""
 
     def __post_init__(self):
-        for name in ("max_upload_mb", "max_duration_s", "max_batch", "max_age_ms", "stream_queue_blocks",
+        for name in ("max_upload_mb", "max_duration_s", "max_batch", "max_age_ms", "stream_queue_blocks", "max_streams",
                      "max_frame_bytes", "gl_iterations", "decode_threads", "max_values"):
             if not getattr(self, name) > 0:
                 raise LatentbridgeError(f"serve: {name.replace('_', '-')} must be positive, got {getattr(self, name)}")
@@ -157,6 +159,7 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
     app = _fastapi(title="latentbridge", version=__version__, lifespan=lifespan,
                    description="Scores, predictions and live streams of saved latentbridge models.")
     app.state.models, app.state.settings, app.state.batchers = models, settings, batchers
+    live_streams = [0]  # WebSocket streams open now (the event loop's own counter: no lock)
 
     def get(name: str, endpoint: str) -> ServedModel:
         m = models.get(name)
@@ -282,17 +285,27 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
     async def stream(ws: WebSocket, name: str):
         from latentbridge.serve.stream import run_stream
 
+        async def deny(status: int, detail: str, code: int, headers: dict | None = None):
+            try:  # an HTTP answer to the handshake, where the server can send one; else a close with the reason
+                await ws.send_denial_response(JSONResponse({"detail": detail}, status_code=status, headers=headers))
+            except RuntimeError:
+                await ws.close(code=code, reason=detail[:120])
+
         m = models.get(name)
         if m is None or "stream" not in m.endpoints:
-            detail = (f"no model named {name!r}" if m is None else f"model {name!r} (task {m.task}) has no stream")
-            try:
-                await ws.send_denial_response(JSONResponse({"detail": detail}, status_code=404))
-            except RuntimeError:
-                await ws.close(code=1008, reason=detail[:120])
-            return
-        await ws.accept()
-        await run_stream(ws, m, batchers[name], queue_blocks=settings.stream_queue_blocks,
-                         max_frame_bytes=settings.max_frame_bytes)
+            return await deny(404, f"no model named {name!r}" if m is None
+                              else f"model {name!r} (task {m.task}) has no stream", 1008)
+        if live_streams[0] >= settings.max_streams:  # each holds a thread and a queue: never without bound
+            log.warning("stream to %s refused: %d live streams, the limit (--max-streams)", name, live_streams[0])
+            return await deny(503, f"{live_streams[0]} live streams already, the server's limit (latentbridge serve "
+                                   "--max-streams); try again later", 1013, {"Retry-After": "10"})
+        live_streams[0] += 1
+        try:
+            await ws.accept()
+            await run_stream(ws, m, batchers[name], queue_blocks=settings.stream_queue_blocks,
+                             max_frame_bytes=settings.max_frame_bytes)
+        finally:
+            live_streams[0] -= 1
 
     @app.post("/api/models/{name}/predict",
               summary="Multimodal prediction: vibration CSV → crack mask; spoken digit ↔ image",
