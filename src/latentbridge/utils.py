@@ -157,6 +157,14 @@ def natural_key(name: str):
     return [(0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in re.split(r"(\d+)", name) if p]
 
 
+def listed(items, n: int = 3, count: bool = False) -> str:
+    """The first ``n`` of ``items`` joined by commas, ``, ...`` after them when there are more (``count``:
+    ``, ... (N in all)``): how messages name files, rows or values without printing thousands of them."""
+    items = items if hasattr(items, "__len__") and hasattr(items, "__getitem__") else list(items)
+    text = ", ".join(str(x) for x in items[:n])
+    return text + ((f", ... ({len(items)} in all)" if count else ", ...") if len(items) > n else "")
+
+
 def distinct_name(name: str, used: set[str]) -> str:
     """``name``, with ``_`` appended until it is not in ``used`` (then added to it): one output per input
     when inputs share a file name (``Test_01/rec_01.csv`` and ``Test_02/rec_01.csv``)."""

@@ -47,11 +47,11 @@ import numpy as np
 
 from latentbridge.errors import ConfigError, DataError
 from latentbridge.io import cut_windows, resample
-from latentbridge.data.bridge_layout import TestRecord, _listed, _warn_once, discover
+from latentbridge.data.bridge_layout import TestRecord, _warn_once, discover
 from latentbridge.io.masks import read_mask_png
 from latentbridge.io.matfile import read_mat_vibration
 from latentbridge.io.vibration import read_vibration_csv
-from latentbridge.utils import atomic_path, stable_hash
+from latentbridge.utils import atomic_path, listed, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -367,10 +367,10 @@ class _ChannelOrder:
             (", ...)" if len(self.ref[1]) > 4 else ")")
         if self.reordered:
             _warn_once("%s: %d recording(s) list their sensor columns in another order than %s: read in its order, by "
-                       "name: %s", root, len(self.reordered), first, _listed(self.reordered))
+                       "name: %s", root, len(self.reordered), first, listed(self.reordered, 5, count=True))
         if self.renamed:
             _warn_once("%s: %d recording(s) name their sensor columns otherwise than %s: read by position: %s", root,
-                       len(self.renamed), first, _listed(self.renamed, 3))
+                       len(self.renamed), first, listed(self.renamed, 3, count=True))
 
 
 def _report_rates(own: dict[Path, float], rate: float, root: Path) -> None:
@@ -483,7 +483,7 @@ def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None =
                    "what is brighter than vibration.mask_threshold", root, 100 * share)
     elif odd := [r.test_id for r, m, has in zip(records, test_masks, test_has) if has and m.mean() > 0.5]:
         _warn_once("%s: %d mask(s) more than half crack, as if drawn dark on white (the others are not): %s; a crack "
-                   "is what is brighter than vibration.mask_threshold", root, len(odd), _listed(odd))
+                   "is what is brighter than vibration.mask_threshold", root, len(odd), listed(odd, 5, count=True))
     if test_has.sum() >= 2 and not test_masks[test_has].any():
         _warn_once("%s: all %d crack masks are empty: a model learns to draw no crack, and the IoU of empty masks "
                    "says nothing. Are the cracks drawn in a way not read as crack (a crack is what is brighter than "

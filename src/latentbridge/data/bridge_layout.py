@@ -35,7 +35,7 @@ from pathlib import Path
 from latentbridge.errors import DataError
 from latentbridge.io.images import IMAGE_EXTENSIONS
 from latentbridge.io.vibration import RECORDING_SUFFIXES
-from latentbridge.utils import first_time, natural_key
+from latentbridge.utils import first_time, listed, natural_key
 
 log = logging.getLogger("latentbridge.data.bridge")
 
@@ -79,10 +79,6 @@ def _warn_once(msg: str, *args) -> None:
         log.warning(text)
 
 
-def _listed(names: list[str], n: int = 5) -> str:
-    return ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "")
-
-
 def _number_key(name: str) -> str:
     """A folder name with the leading zeros of its numbers dropped, lower case: ``Test_01`` and ``test_1`` alike."""
     return re.sub(r"\d+", lambda m: str(int(m.group())), name).lower()
@@ -115,11 +111,11 @@ def discover(root: str | Path) -> list[TestRecord]:
                                                                 for x in q.rglob("*") if x.is_file())]
         if deeper:  # a session or day folder inside a test: its recordings were left out without a word
             _warn_once("%s: recordings in its sub-folder(s) %s are not read: a test's recordings lie directly in its "
-                       "folder (a test per folder of Data/)", d, _listed(deeper))
+                       "folder (a test per folder of Data/)", d, listed(deeper, 5, count=True))
         if not csvs:
             held = [q.name for q in inside if q.is_file()]
             _warn_once("%s: no CSV or .mat files in this test folder%s; skipped", d,
-                       f" (it holds {_listed(held, 3)})" if held else "")
+                       f" (it holds {listed(held, 3, count=True)})" if held else "")
             skipped.add(d.name)
             continue
         tests[d.name] = csvs
@@ -163,8 +159,8 @@ def discover(root: str | Path) -> list[TestRecord]:
             pngs = [p for p in _visible(d) if p.is_file() and p.suffix.lower() == ".png"]
             if len(pngs) > 1 or pngs and d.name in masks:
                 names = [p.name for p in pngs] + ([str(masks[d.name])] if d.name in masks else [])
-                raise DataError(d, f"{len(names)} PNG masks for one test ({_listed(names, 6)}); expected one mask "
-                                   "per test")
+                raise DataError(d, f"{len(names)} PNG masks for one test ({listed(names, 6, count=True)}); expected "
+                                   "one mask per test")
             if not pngs:
                 others = [p.name for p in _visible(d) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
                 if others:  # a set labelled in JPEG would silently train as unlabelled
@@ -175,14 +171,15 @@ def discover(root: str | Path) -> list[TestRecord]:
             masks[d.name] = pngs[0]
         if unmatched and not masks:  # every test unlabelled for a naming slip: a crack model trained on no mask
             raise DataError(labels_dir, f"none of its {len(unmatched)} masks pairs with a test of {data_dir.name}/: "
-                                        f"{_listed(unmatched, 3)}; expected {labels_dir.name}/Test_XX/*.png or "
-                                        f"{labels_dir.name}/Test_XX.png named exactly as {data_dir.name}/Test_XX")
+                                        f"{listed(unmatched, 3, count=True)}; expected {labels_dir.name}/Test_XX/*.png "
+                                        f"or {labels_dir.name}/Test_XX.png named exactly as {data_dir.name}/Test_XX")
         if unmatched:
-            _warn_once("%s: %d label(s) of no test, ignored: %s", labels_dir, len(unmatched), _listed(unmatched))
+            _warn_once("%s: %d label(s) of no test, ignored: %s", labels_dir, len(unmatched),
+                       listed(unmatched, 5, count=True))
 
     records = [TestRecord(t, tests[t], masks.get(t)) for t in sorted(tests, key=natural_key)]
     bare = [r.test_id for r in records if not r.has_mask]
     if bare and labels_dir is not None:
         _warn_once("%s: %d of %d tests have no mask (no %s/TEST/*.png): kept as unlabeled: %s", root, len(bare),
-                   len(records), labels_dir.name, _listed(bare))
+                   len(records), labels_dir.name, listed(bare, 5, count=True))
     return records

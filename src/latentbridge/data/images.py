@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import ConfigError, DataError, named_problems
-from latentbridge.utils import first_time, natural_key
+from latentbridge.utils import first_time, listed, natural_key
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def _read_conditions(path: Path, root: Path, files: list[Path]) -> tuple[np.ndar
     unused = [k for k in values if k not in used]
     if unused:
         log.warning("%s: %d row(s) name no image of %s (%s): left out", path, len(unused), root,
-                    ", ".join(f"line {first_line[k]}: {k}" for k in unused[:3]) + (", ..." if len(unused) > 3 else ""))
+                    listed([f"line {first_line[k]}: {k}" for k in unused]))
     return np.asarray(out, dtype=np.float32), names
 
 
@@ -248,13 +248,12 @@ def _report_conversions(root: Path, files: list[Path], side: int, channels: int,
             continue  # read_image names it
     parts = []
     if set(sizes) != {(side, side)}:
-        listed = ", ".join(f"{w}x{h} x{n}" for (w, h), n in sizes.most_common(4)) + (", ..." if len(sizes) > 4 else "")
+        shapes = listed([f"{w}x{h} x{n}" for (w, h), n in sizes.most_common()], 4)
         odd = sum(n for (w, h), n in sizes.items() if w != h)
-        parts.append(f"images of {listed} resized to {side}x{side}" + (
+        parts.append(f"images of {shapes} resized to {side}x{side}" + (
             f" ({odd} of another aspect ratio: data.fit {fit})" if odd else ""))
     if tiny:
-        named = ", ".join(tiny[:3]) + (", ..." if len(tiny) > 3 else "")
-        parts.append(f"{len(tiny)} under half that size, blown up ({named})")
+        parts.append(f"{len(tiny)} under half that size, blown up ({listed(tiny)})")
     if colour:
         parts.append(f"{colour} in colour read as grey (data.channels 1)")
     if parts:
@@ -273,7 +272,7 @@ def _report_left_out(root: Path, files: list[Path], others: list[Path], class_fo
         others = [p for p in others if p.resolve() != csv_file]
     if others and first_time(("images left out", str(root))):  # a folder read twice (evaluate --data of it): once
         kinds = ", ".join(sorted({p.suffix.lower() or "(no extension)" for p in others}))
-        named = ", ".join(p.relative_to(root).as_posix() for p in others[:3]) + (", ..." if len(others) > 3 else "")
+        named = listed([p.relative_to(root).as_posix() for p in others])
         log.warning("%s: %d file(s) that are not images read here (%s: %s) left out; images are %s", root,
                     len(others), kinds, named, ", ".join(IMAGE_EXTENSIONS))
     if class_folders:
@@ -281,7 +280,7 @@ def _report_left_out(root: Path, files: list[Path], others: list[Path], class_fo
         empty = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in held)
         if empty and first_time(("empty class folders", str(root))):
             log.warning("%s: %d class folder(s) without an image read here (%s): no such class in the model",
-                        root, len(empty), ", ".join(empty[:5]) + (", ..." if len(empty) > 5 else ""))
+                        root, len(empty), listed(empty, 5))
 
 
 def _folder(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:

@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from latentbridge.errors import DataError
+from latentbridge.utils import listed
 
 __all__ = ["label_mz", "labels_mz", "check_labels", "check_sections"]
 
@@ -29,8 +30,7 @@ def labels_mz(labels: list[str]) -> list[float] | None:
 
 
 def _listed(values) -> str:
-    values = list(values)
-    return ", ".join(f"{v:g}" for v in values[:8]) + (", ..." if len(values) > 8 else "")
+    return listed([f"{v:g}" for v in values], 8)
 
 
 def check_labels(path, labels: list[str], mz: list[float] | None) -> None:

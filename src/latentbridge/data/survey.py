@@ -16,6 +16,7 @@ import numpy as np
 
 from latentbridge.errors import DataError
 from latentbridge.io import active_bounds, audio_info, level_dbfs, read_audio
+from latentbridge.utils import listed
 
 
 #: RMS level (dBFS, of the mono mix) under which a recording is all but silent: a dead microphone, a stereo pair in
@@ -153,7 +154,7 @@ def band_warning(rates: dict[str, int], sample_rate: int, fmax: float | None) ->
     if not short:
         return None
     low = min(short.values())
-    names = ", ".join(sorted(short)[:3]) + (", ..." if len(short) > 3 else "")
+    names = listed(sorted(short))
     return (f"{len(short)} of {len(rates)} files are recorded below the model's band (lowest {low} Hz; {names}): "
             f"resampled to {sample_rate} Hz they hold nothing between {low / 2:g} and {top:g} Hz, which scores them "
             f"as unlike the training sound for that alone; a model whose band they fill: -o features.fmax={low / 2:g}")
@@ -216,7 +217,7 @@ def band_content_warning(profile: np.ndarray, fitted: dict, names: list[str], ce
         if not len(rows):
             continue
         edge = float(centres[len(centres) - run[rows].min() - 1])  # the highest band both hold
-        files = ", ".join(names[i] for i in rows[:3]) + (", ..." if len(rows) > 3 else "")
+        files = listed([names[i] for i in rows])
         what = ("hold far less sound above {:.0f} Hz than every training recording" if less else
                 "hold sound above {:.0f} Hz where every training recording was far quieter").format(edge)
         cause = ("a lossy codec (MP3, OGG, AAC), another recorder's low-pass or a lower original rate: scored as "
@@ -250,7 +251,7 @@ def resampled_top_warning(profile: np.ndarray, fitted: dict, rates: list[int | N
     rows = [i for i, r in enumerate(rates) if r is not None and r > sample_rate and profile[i, -1] < lo[-1] - margin]
     if not rows:
         return None
-    files = ", ".join(names[i] for i in rows[:3]) + (", ..." if len(rows) > 3 else "")
+    files = listed([names[i] for i in rows])
     from_rates = ", ".join(f"{r} Hz" for r in sorted({rates[i] for i in rows}))
     below = np.floor(0.93 * sample_rate / 2 / 100) * 100
     fix = (f"-o features.fmax={below:g}" if getattr(features, "kind", None) == "mel"
@@ -286,7 +287,7 @@ def level_warnings(pct: list[float] | None, names: list[str], levels_dbfs) -> li
     texts = []
 
     def shown(idx) -> str:
-        return ", ".join(f"{names[i]} {levels[i]:.0f} dBFS" for i in idx[:3]) + (", ..." if len(idx) > 3 else "")
+        return listed([f"{names[i]} {levels[i]:.0f} dBFS" for i in idx])
 
     quiet = np.flatnonzero(levels < pct[0] - QUIET_MARGIN_DB)
     if len(quiet):
@@ -325,7 +326,7 @@ def depth_warning(fitted: dict[str, int], codecs: list[str], names: list[str]) -
     other = [i for i, c in enumerate(codecs) if c and c.upper() in COARSE_PCM]
     if not other:
         return None
-    files = ", ".join(names[i] for i in other[:3]) + (", ..." if len(other) > 3 else "")
+    files = listed([names[i] for i in other])
     train = ", ".join(f"{codec_name(c)} x{n}" for c, n in known.items())
     return (f"{len(other)} of {len(codecs)} recordings are stored with 8-bit samples ({files}) and no training "
             f"recording was ({train}): their quantisation noise, about 48 dB under full scale over the whole band, "
@@ -349,7 +350,7 @@ def codec_warning(fitted: dict[str, int], codecs: list[str], names: list[str]) -
     if not other:
         return None
     kinds = Counter(codec_name(codecs[i]) for i in other)
-    files = ", ".join(names[i] for i in other[:3]) + (", ..." if len(other) > 3 else "")
+    files = listed([names[i] for i in other])
     train = ", ".join(f"{codec_name(c)} x{n}" for c, n in known.items())
     what = "stored by a lossy codec" if not fitted_lossy else "stored losslessly"
     how = "losslessly" if not fitted_lossy else "by a lossy codec"

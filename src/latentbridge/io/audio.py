@@ -38,7 +38,7 @@ import numpy as np
 from latentbridge.errors import DataError
 from latentbridge.io.levels import _blocks, _peak, remove_dc
 from latentbridge.io.vibration import MAX_RATE, RECORDING_SUFFIXES
-from latentbridge.utils import walk_files, first_time
+from latentbridge.utils import first_time, listed, walk_files
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
         )
     if broken and first_time(("broken links", str(root))):
         log.warning("%s: %d link%s to nothing left out (%s)", root, len(broken), "s" if len(broken) != 1 else "",
-                    ", ".join(str(p.relative_to(root)) for p in sorted(broken)[:5]) + (", ..." if len(broken) > 5 else ""))
+                    listed([str(p.relative_to(root)) for p in sorted(broken)], 5))
     if others and first_time(("left out", str(root))):
         kinds = ", ".join(f"{ext} x{n}" for ext, n in sorted(others.items()))
         why = "; vibration recordings (.csv, .mat) are read from folders without audio" if tables and found is not tables \

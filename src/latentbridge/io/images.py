@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError
-from latentbridge.utils import first_time, walk_files
+from latentbridge.utils import first_time, listed, walk_files
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,10 @@ def list_folder(root: str | Path) -> tuple[list[Path], list[Path]]:
         raise DataError(root, f"no images ({', '.join(IMAGE_EXTENSIONS)}) in the folder")
     if broken and first_time(("broken image links", str(root))):
         log.warning("%s: %d link(s) to nothing left out (%s)", root, len(broken),
-                    ", ".join(q.relative_to(root).as_posix() for q in sorted(broken)[:5]) + (", ..." if len(broken) > 5
-                                                                                           else ""))
+                    listed([q.relative_to(root).as_posix() for q in sorted(broken)], 5))
     if twice and first_time(("images twice", str(root))):
         log.warning("%s: %d image(s) reached twice through links, read once (%s)", root, len(twice),
-                    ", ".join(f"{a.relative_to(root).as_posix()} = {b.relative_to(root).as_posix()}"
-                              for a, b in twice[:3]) + (", ..." if len(twice) > 3 else ""))
+                    listed([f"{a.relative_to(root).as_posix()} = {b.relative_to(root).as_posix()}" for a, b in twice]))
     return sorted(files), sorted(others)
 
 

@@ -27,7 +27,7 @@ from latentbridge.data.survey import (band_centres_hz, band_content_warning, ban
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
 from latentbridge.metrics.anomaly import calibrate_threshold, detection_metrics, partial_auc, roc_auc
 from latentbridge.models.hub import SavedModel, load_model
-from latentbridge.utils import batched
+from latentbridge.utils import batched, listed
 
 log = logging.getLogger(__name__)
 
@@ -487,8 +487,7 @@ def _warn_padding(det: Detector, wf: WindowFeatures) -> None:
         log.warning("%d recording(s) shorter than the model's %.3g-s window were padded (%s), and the model was "
                     "fitted on none: their scores also measure the padding (%s); fit with a window no longer than "
                     "them (-o audio.window_s=...) to score them on sound alone", len(wf.padded),
-                    det.cfg.audio.window_s, det.cfg.audio.pad, ", ".join(Path(p).name for p in wf.padded[:3])
-                    + (", ..." if len(wf.padded) > 3 else ""))
+                    det.cfg.audio.window_s, det.cfg.audio.pad, listed([Path(p).name for p in wf.padded]))
 
 
 def _warn_silent(wf: WindowFeatures) -> None:
@@ -499,8 +498,7 @@ def _warn_silent(wf: WindowFeatures) -> None:
     per_file = np.bincount(wf.file_index[wf.silent], minlength=len(wf.files))
     total = np.bincount(wf.file_index, minlength=len(wf.files))
     which = np.flatnonzero(per_file)
-    shown = ", ".join(f"{Path(wf.files[i]).name} {per_file[i]} of {total[i]}" for i in which[:3]) \
-        + (", ..." if len(which) > 3 else "")
+    shown = listed([f"{Path(wf.files[i]).name} {per_file[i]} of {total[i]}" for i in which])
     log.warning("%d of %d recordings hold windows of digital silence (%s windows): a muted or disconnected input, or "
                 "gaps written as zeros; those windows score the silence, not the sound (--out's scores.csv lists "
                 "every window)", len(which), len(wf.files), shown)
