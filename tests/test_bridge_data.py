@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -708,7 +709,7 @@ def test_cache_reused_and_invalidated(tmp_path, monkeypatch):
     assert man["sample_rate"] == SR and man["inputs"]["vibration"]["window_s"] == 2.0
     assert {f["path"] for f in man["inputs"]["files"]} >= {"Data/Test_01/rec0.csv", "Labels/Test_01/mask.png"}
     assert man["shapes"]["segments"] == [len(first), 3, 200] and "spectrograms" not in man["shapes"]
-    assert man["code_version"].endswith(f"+bridge{bridge.CACHE_VERSION}") and bridge.CACHE_VERSION == 4
+    assert man["code_version"].endswith(f"+bridge{bridge.CACHE_VERSION}") and bridge.CACHE_VERSION == 5
     assert np.load(folder / "test_ids.npy").dtype.kind == "U"
 
     def boom(*a, **k):
@@ -780,6 +781,34 @@ def test_sensor_columns_are_matched_by_name_across_recordings(tmp_path, caplog):
         build_windows(root, vib(), cache_dir=tmp_path / "cache2")
     assert "name their sensor columns otherwise than Data/Test_01/rec0.csv (ch0, ch1, ch2): read by position: " \
            "rec0.csv (x, y, z)" in caplog.text, caplog.text
+
+
+def test_new_recordings_are_read_in_the_order_of_the_model_s_columns(tmp_path, caplog):
+    """`evaluate --data` of a folder, and `sample --condition` / `predict` of one file, whose logger writes the
+    sensor columns in another order than the training recordings: read by name in the model's order (they were read
+    by position: every channel swapped, silently)."""
+    from latentbridge.tasks.multimodal import windows_of_recording
+
+    train = make_root(tmp_path, {"Test_01": {"extent": 0.1}, "Test_02": {"extent": 0.0}}, name="train")
+    names = build_windows(train, vib(), cache_dir=tmp_path / "cache").channel_names
+    assert names == ["ch0", "ch1", "ch2"]
+    other = make_root(tmp_path, {"Test_01": {"extent": 0.1}, "Test_02": {"extent": 0.0}}, name="other")
+    plain = build_windows(other, vib(), cache_dir=tmp_path / "cache")
+    for f in (other / "Data").glob("*/*.csv"):  # the whole folder written with the columns reversed
+        cells = [ln.split(",") for ln in f.read_text().splitlines()]
+        f.write_text("\n".join(",".join(c[j] for j in (0, 3, 2, 1)) for c in cells) + "\n")
+    with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
+        d = build_windows(other, vib(), cache_dir=tmp_path / "cache", channel_names=names)
+    assert "sensor columns in another order (ch2, ch1, ch0) than the model's training recordings (ch0, ch1, ch2): " \
+           "read in the model's order, by name" in caplog.text, caplog.text
+    assert d.channel_names == names
+    np.testing.assert_allclose(d.waves, plain.waves, atol=1e-6)
+    assert not np.allclose(build_windows(other, vib(), cache_dir=tmp_path / "cache").waves, plain.waves)
+    f = other / "Data" / "Test_01" / "rec0.csv"
+    spec = SimpleNamespace(n_channels=3, sample_rate=SR, window_s=2.0, hop_s=1.0)
+    one = windows_of_recording(vib(), spec, f, names)[0]
+    np.testing.assert_allclose(one, plain.waves[plain.test_index == 0][:len(one)], atol=1e-6)
+    assert not np.allclose(windows_of_recording(vib(), spec, f)[0], one)  # a run without the record: by position
 
 
 def test_numbers_written_by_spreadsheets_and_loggers(tmp_path):

@@ -55,12 +55,12 @@ from latentbridge.utils import atomic_path, listed, stable_hash
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TestRecord", "BridgeData", "discover", "build_windows", "default_bridge_cache_dir",
+__all__ = ["TestRecord", "BridgeData", "discover", "build_windows", "model_order", "default_bridge_cache_dir",
            "CACHE_VERSION"]
 
 #: Bump when the cached arrays change meaning.
-CACHE_VERSION = 4  # 2: soxr resampling (io.resample) instead of resample_poly; 3: no spectrograms.npy;
-# 4: sensor columns matched by their header names across files (_ChannelOrder)
+CACHE_VERSION = 5  # 2: soxr resampling (io.resample) instead of resample_poly; 3: no spectrograms.npy;
+# 4: sensor columns matched by their header names across files (_ChannelOrder); 5: their names kept (channel_names)
 _RATE_RTOL = 1e-4
 _CACHE_FILES = ("masks", "segments", "test_ids", "has_mask", "starts_s", "sources")
 
@@ -88,6 +88,7 @@ class BridgeData:
     sample_rate: float
     sources: np.ndarray | None = None  # (N,) str: the window's CSV, relative to the data root
     cache_path: Path | None = field(default=None, compare=False)
+    channel_names: list[str] | None = None  # the sensor columns' header names, in the order of the channels
 
     def __len__(self) -> int:
         return int(self.waves.shape[0])
@@ -152,7 +153,7 @@ class BridgeData:
             waves=self.waves[order], masks=self.masks[order], has_mask=self.has_mask[order],
             extent=self.extent[order], test_index=remap[self.test_index[order]], starts_s=self.starts_s[order],
             tests=[self.tests[i] for i in idx], sample_rate=self.sample_rate,
-            sources=take(self.sources), cache_path=self.cache_path,
+            sources=take(self.sources), cache_path=self.cache_path, channel_names=self.channel_names,
         )
 
     def split(self, test_fraction: float, seed: int, test_ids=None) -> tuple["BridgeData", "BridgeData"]:
@@ -257,17 +258,18 @@ def _load_cache(folder: Path, key: str) -> BridgeData | None:
     except KeyError:
         return None
     return _assemble(arr["segments"], arr["masks"], arr["has_mask"], test_index, arr["starts_s"], tests,
-                     float(man["sample_rate"]), arr["sources"], folder)
+                     float(man["sample_rate"]), arr["sources"], folder, man.get("channel_names"))
 
 
-def _assemble(waves, masks, has_mask, test_index, starts_s, tests, sample_rate, sources, cache_path) -> BridgeData:
+def _assemble(waves, masks, has_mask, test_index, starts_s, tests, sample_rate, sources, cache_path,
+              channel_names=None) -> BridgeData:
     has_mask = np.asarray(has_mask, dtype=bool)
     extent = masks.reshape(len(masks), -1).mean(axis=1).astype(np.float32) if len(masks) else \
         np.zeros(0, dtype=np.float32)
     extent[~has_mask] = np.nan
     return BridgeData(waves=waves, masks=masks, has_mask=has_mask, extent=extent, test_index=test_index,
                       starts_s=np.asarray(starts_s, dtype=np.float64), tests=tests, sample_rate=sample_rate,
-                      sources=sources, cache_path=cache_path)
+                      sources=sources, cache_path=cache_path, channel_names=channel_names)
 
 
 def read_recording(path: str | Path, vib, rates_read: dict | None = None,
@@ -377,9 +379,9 @@ def _report_rates(own: dict[Path, float], rate: float, root: Path) -> None:
     """Say at which rates the recordings were written and to which they were resampled: a warning when the
     rates differ between files (a set mixed from two loggers, or a rate read wrong), else one info line."""
     counts = Counter(f"{r:.5g}" for r in own.values()).most_common()
-    listed = ", ".join(f"{k} Hz x{n}" for k, n in counts)
+    at = ", ".join(f"{k} Hz x{n}" for k, n in counts)
     resampled = any(abs(r - rate) > _RATE_RTOL * rate for r in own.values())
-    line = f"{root}: {len(own)} recordings at {listed}" + (f", resampled to {rate:g} Hz" if resampled else "")
+    line = f"{root}: {len(own)} recordings at {at}" + (f", resampled to {rate:g} Hz" if resampled else "")
     if len(counts) > 1:
         first = next(p for p, r in own.items() if f"{r:.5g}" != counts[0][0])
         log.warning("%s (the recordings' rates differ: %s is one of the others)", line, first)
@@ -388,11 +390,37 @@ def _report_rates(own: dict[Path, float], rate: float, root: Path) -> None:
 
 
 def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None = None,
-                  use_cache: bool = True) -> BridgeData:
+                  use_cache: bool = True, channel_names: list[str] | None = None) -> BridgeData:
     """Read and window every test under ``root``, with its mask; cached (see the module docstring).
 
-    ``vib_cfg`` is a :class:`latentbridge.config.VibrationConfig` (None: its defaults).
+    ``vib_cfg`` is a :class:`latentbridge.config.VibrationConfig` (None: its defaults). ``channel_names``: the sensor
+    columns a model was trained on, in its order: recordings that name the same columns in another order are read
+    in the model's (:func:`model_order`).
     """
+    data = _build_windows(root, vib_cfg, cache_dir, use_cache)
+    idx = model_order(data.channel_names, channel_names, Path(root))
+    if idx is not None:
+        data.waves, data.channel_names = data.waves[:, idx], list(channel_names)
+    return data
+
+
+def model_order(names: list[str] | None, model_names: list[str] | None, where) -> list[int] | None:
+    """The channel indices that put recordings whose sensor columns are named ``names`` in the order of
+    ``model_names`` (the columns a model was trained on), when they are the same names in another order (a logger that
+    writes its columns acc_08 ... acc_01 had its channels swapped without a word); None when there is nothing to
+    reorder. Other names: read by position, with a warning naming both (``where``: the file or folder)."""
+    if not names or not model_names or list(names) == list(model_names) or len(names) != len(model_names):
+        return None  # no header, or the same order; another channel count is refused where the model reads it
+    if sorted(names) == sorted(model_names) and len(set(names)) == len(names):
+        _warn_once("%s: sensor columns in another order (%s) than the model's training recordings (%s): read in the "
+                   "model's order, by name", where, listed(names, 4), listed(model_names, 4))
+        return [list(names).index(n) for n in model_names]
+    _warn_once("%s: sensor columns named otherwise (%s) than the model's training recordings (%s): read by position",
+               where, listed(names, 4), listed(model_names, 4))
+    return None
+
+
+def _build_windows(root, vib_cfg, cache_dir, use_cache) -> BridgeData:
     from latentbridge.config.sections import VibrationConfig
 
     vib = VibrationConfig() if vib_cfg is None else vib_cfg
@@ -494,7 +522,8 @@ def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None =
     tests = [r.test_id for r in records]
     test_ids = np.asarray(tests, dtype=str)[test_index]
 
-    data = _assemble(segments, masks, has_mask, test_index, starts_s, tests, sr, sources, None)
+    data = _assemble(segments, masks, has_mask, test_index, starts_s, tests, sr, sources, None,
+                     None if order.ref is None else list(order.ref[1]))
 
     if use_cache:
         arrays = {"masks": masks, "segments": segments, "test_ids": test_ids,
@@ -502,6 +531,7 @@ def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None =
         manifest = {
             "key": key, "inputs": inputs, "sample_rate": sr, "window_samples": window, "hop_samples": hop,
             "tests": tests, "labelled_tests": [t for t, h in zip(tests, test_has) if h],
+            "channel_names": data.channel_names,
             "n_windows": int(len(segments)), "shapes": {k: list(v.shape) for k, v in arrays.items()},
             "code_version": _code_version(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }

@@ -87,9 +87,10 @@ def read_condition(saved, stages, path, sample_rate: float | None = None) -> tup
                            f"({', '.join(IMAGE_EXTENSIONS)})")
     vib = stages.workflow("multimodal").vibration
     if suffix in RECORDING_SUFFIXES:
-        from latentbridge.tasks.multimodal import windows_of_recording, with_sample_rate
+        from latentbridge.tasks.multimodal import channel_names_of, windows_of_recording, with_sample_rate
 
-        return "spec", windows_of_recording(with_sample_rate(vib, sample_rate), saved.transform, p)[0]
+        return "spec", windows_of_recording(with_sample_rate(vib, sample_rate), saved.transform, p,
+                                            channel_names_of(stages.saved["multimodal"]))[0]
     if suffix == ".png":
         from latentbridge.io.masks import read_mask_png
 

@@ -34,22 +34,29 @@ def with_sample_rate(vibration, sample_rate: float | None):
     return vibration if sample_rate is None else vibration.model_copy(update={"sample_rate": float(sample_rate)})
 
 
-def bridge_data(cfg, root: str | None = None, sample_rate: float | None = None):
+def bridge_data(cfg, root: str | None = None, sample_rate: float | None = None, channel_names=None):
     from latentbridge.data.bridge import build_windows
 
     root = root or cfg.data.root
     if not root:
         raise ConfigError("data.root: no data folder given (expected ROOT/Data/Test_XX/*.csv and "
                           "ROOT/Labels/Test_XX/*.png; `latentbridge data synth bridge --out DIR` makes one)")
-    return build_windows(root, with_sample_rate(cfg.vibration, sample_rate), cache_dir=cfg.data.cache_dir)
+    return build_windows(root, with_sample_rate(cfg.vibration, sample_rate), cache_dir=cfg.data.cache_dir,
+                         channel_names=channel_names)
+
+
+def channel_names_of(saved) -> list[str] | None:
+    """The sensor columns' header names a saved multimodal model was trained on, in its channel order (None: the
+    recordings had no header, or the run is older than this record)."""
+    return (saved.info.get("data") or {}).get("channel_names")
 
 
 def bridge_windows(saved, root: str | None = None, sample_rate: float | None = None):
     """Every window of the bridge data at ``root`` (None: the data a saved multimodal model (``saved``) was
-    trained on), read as that model reads vibration and checked against its channels and rate
-    (``sample_rate``: of CSVs without a time column)."""
+    trained on), read as that model reads vibration (its sensor columns in its order, by name) and checked against
+    its channels and rate (``sample_rate``: of CSVs without a time column)."""
     root = root or saved.info.get("data", {}).get("root")
-    data = bridge_data(saved.workflow, root, sample_rate)
+    data = bridge_data(saved.workflow, root, sample_rate, channel_names_of(saved))
     check_fits_model(data.n_channels, data.sample_rate, saved.transform, root)
     return data
 
@@ -112,7 +119,8 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
         data_info = {"root": str(cfg.data.root), "sample_rate": data.sample_rate, "n_channels": c,
                      "window_samples": t, "n_train_windows": int(n), "n_val_windows": int(len(val.waves)),
                      "n_test_windows": int(len(test.waves)), "train_tests": train.tests, "val_tests": val.tests,
-                     "test_tests": test.tests, "span_m": span_of(cfg, cfg.data.root)}
+                     "test_tests": test.tests, "span_m": span_of(cfg, cfg.data.root),
+                     "channel_names": data.channel_names}
         run.save(model, transform=transform_spec(cfg, sample_rate=data.sample_rate, n_channels=c),
                  extra={"data": data_info, "mask_threshold": mask_threshold},
                  card=model_card(cfg, data_info, run.summary, mask_threshold))
@@ -384,7 +392,8 @@ def predict_recording(saved, path: str | Path, sample_rate: float | None = None)
     damage state, so the mask is the mean of the windows' crack probabilities. ``sample_rate``: of a
     CSV without a time column (else the config's)."""
     cfg, spec = saved.workflow, saved.transform
-    windows, starts_s, sr, n_channels = windows_of_recording(with_sample_rate(cfg.vibration, sample_rate), spec, path)
+    windows, starts_s, sr, n_channels = windows_of_recording(with_sample_rate(cfg.vibration, sample_rate), spec, path,
+                                                             channel_names_of(saved))
     model = saved.model.eval()
     out = batched(lambda w: {k: v for k, v in model.predict({"wave": w}, use=("spec",)).items()
                              if k in ("mask_prob", "extent")}, windows, batch_size=64)
@@ -406,12 +415,16 @@ def check_fits_model(n_channels: int, sample_rate: float, spec, where) -> None:
                                "(resample the recordings, or train with vibration.resample_to)")
 
 
-def windows_of_recording(vibration, spec, path: str | Path):
+def windows_of_recording(vibration, spec, path: str | Path, channel_names: list[str] | None = None):
     """(windows (W, C, T), starts_s, rate, channels) of one vibration CSV, read and windowed as in
-    training (``vibration``: the config section; ``spec``: the model's saved transform)."""
-    from latentbridge.data.bridge import read_recording, recording_windows
+    training (``vibration``: the config section; ``spec``: the model's saved transform; ``channel_names``: the
+    sensor columns it was trained on, in its order: a file naming them in another order is read in the model's)."""
+    from latentbridge.data.bridge import model_order, read_recording, recording_windows
 
-    wave, sr = read_recording(path, vibration)
+    names: list[str] = []
+    wave, sr = read_recording(path, vibration, names=names)
+    if (idx := model_order(names, channel_names, path)) is not None:
+        wave = wave[idx]
     check_fits_model(wave.shape[0], sr, spec, path)
     windows, starts_s = recording_windows(wave, sr, spec.window_s, spec.hop_s, path)
     return windows, starts_s, float(sr), int(wave.shape[0])
