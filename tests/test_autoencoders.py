@@ -523,7 +523,7 @@ def test_a_run_without_validation_data_does_not_call_its_training_loss_a_validat
     assert main(["evaluate", str(tmp_path / "rel"), "--out", "ev", "--data", str(tmp_path / "imgs")]) == 0
 
 
-def test_evaluate_data_reads_the_runs_stems_and_counts_the_files_it_used(tmp_path, capsys):
+def test_evaluate_data_reads_the_runs_stems_and_counts_the_files_it_used(tmp_path, caplog):
     """`evaluate --data MUSDB_ROOT` of a vocals model scored every stem and the mixture (15 files where 3 were
     vocals); a folder with an unreadable file counted it among the files evaluated."""
     import soundfile as sf
@@ -552,3 +552,28 @@ def test_evaluate_data_reads_the_runs_stems_and_counts_the_files_it_used(tmp_pat
     assert main(["evaluate", str(out), "--data", str(plain), "--out", str(tmp_path / "e2")]) == 0
     m = json.loads((tmp_path / "e2" / "metrics.json").read_text())
     assert m["n_files"] == 2 and m["n_files_left_out"] == 1 and "broken.wav" in m["left_out"][0]
+    # MUSDB18's own root (train/ and test/ folders of tracks): vocals of test/ only, the name's case aside; a track
+    # without vocals named (it scored every stem and the mixture of both splits, 28 files for 4 vocals)
+    hq = tmp_path / "hq"
+    for split, tracks in (("train", ["a", "b"]), ("test", ["c", "d", "e"])):
+        for t in tracks:
+            (hq / split / t).mkdir(parents=True)
+            for stem in ("Vocals" if t == "d" else "vocals", "mixture", "drums"):
+                if not (t == "e" and stem == "vocals"):
+                    sf.write(hq / split / t / f"{stem}.wav", (0.1 * rng.standard_normal(8000)).astype(np.float32), 8000)
+    assert main(["evaluate", str(out), "--data", str(hq), "--out", str(tmp_path / "e3")]) == 0
+    m = json.loads((tmp_path / "e3" / "metrics.json").read_text())
+    assert m["n_files"] == 2 and m["n_windows"] == 4  # c and d: the test split, Vocals.wav found
+    assert "1 track(s) without the model's stem, left out: e (no vocals)" in caplog.text
+
+
+def test_evaluation_windows_are_spread_over_the_files():
+    """The cap on evaluated windows gave a minute-long recording 41 of 64 windows and 11 short clips none."""
+    from latentbridge.tasks.autoencode import _spread_over_files
+
+    counts = [41] + [1] * 34
+    windows = np.arange(sum(counts))
+    kept, labels, n_files = _spread_over_files(windows, [str(w) for w in windows], counts, 64)
+    assert len(kept) == 64 and n_files == 35 and (kept < 41).sum() == 30 and labels == [str(k) for k in kept]
+    kept, _, n_files = _spread_over_files(np.arange(300), [""] * 300, [3] * 100, 10)  # more files than windows
+    assert n_files == 10 and list(kept) == [0, 33, 66, 99, 132, 165, 198, 231, 264, 297]

@@ -37,7 +37,7 @@ import torch
 from latentbridge.training.fit import best_loss_text
 from latentbridge.data.images import seeded_subset
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError, named_problems
-from latentbridge.utils import batched
+from latentbridge.utils import batched, listed
 
 log = logging.getLogger(__name__)
 
@@ -76,25 +76,33 @@ def audio_files(cfg) -> list[Path]:
     return [files[i] for i in seeded_subset(len(files), cfg.data.limit, cfg.train.seed)]
 
 
-def recordings(root, stems: list[str] | None, *, stems_required: bool = True) -> list[Path]:
-    """The recordings under ``root``: with ``stems``, the ``<track>/<stem>.wav`` files of those MUSDB stems (a
-    folder without that layout is an error, or with ``stems_required=False`` read whole: another folder given to
-    ``evaluate --data``), else every audio file."""
+def recordings(root, stems: list[str] | None, *, stems_required: bool = True, split: str = "train") -> list[Path]:
+    """The recordings under ``root``: with ``stems``, the ``<track>/<stem>.wav`` files of those MUSDB stems (of
+    ``root/<split>`` when ``root`` is MUSDB18's own root of ``train/`` and ``test/``; a folder without that layout is
+    an error, or with ``stems_required=False`` read whole: another folder given to ``evaluate --data``), else every
+    audio file."""
     from latentbridge.io import list_audio_files
 
     root = Path(root)
     if stems:
-        from latentbridge.data.sources import MUSDB_STEMS
+        from latentbridge.data.sources.musdb import MUSDB_STEMS, stem_files, track_root
 
         bad = [s for s in stems if s not in MUSDB_STEMS]
         if bad:
             raise ConfigError(f"data.stems: unknown stem(s) {bad}; stems are {list(MUSDB_STEMS)}")
         if not root.is_dir():
             raise DataError(root, "MUSDB folder does not exist")
-        files = [p for stem in stems for p in sorted(root.glob(f"*/{stem}.wav"))]
+        tracks = track_root(root, split)
+        files, missing = stem_files(tracks, stems)
+        if files and tracks != root:
+            log.info("%s: MUSDB18's own split, the tracks of %s/", root, split)
+        if files and missing:
+            log.warning("%s: %d track(s) without the model's stem%s, left out: %s", tracks, len(missing),
+                        "s" if len(stems) > 1 else "", listed(missing))
         if files or stems_required:
             if not files:
-                raise DataError(root, f"no <track>/{{{','.join(stems)}}}.wav files (MUSDB-style layout)")
+                raise DataError(root, f"no <track>/{{{','.join(stems)}}}.wav files (MUSDB-style layout: ROOT/<track>/"
+                                      "vocals.wav, or MUSDB18's ROOT/train/<track>/ and ROOT/test/<track>/)")
             return files
     return list_audio_files(root)
 
@@ -178,6 +186,22 @@ class ImageEvaluation:
     labels: list[str]
 
 
+def _spread_over_files(windows: np.ndarray, labels: list[str], counts: list[int], max_windows: int):
+    """At most ``max_windows`` of ``windows`` (the files' windows one after the other, ``counts`` of each), spread over
+    the files: each file's first window before any file's second (files evenly spaced when there are more files than
+    windows). A cut spread over windows gave a minute-long recording 41 of 64 windows and eleven short clips none,
+    while ``n_files`` still counted them. Returns the windows, their labels and how many files they come from."""
+    file_of = np.repeat(np.arange(len(counts)), counts)
+    rank = np.concatenate([np.arange(n) for n in counts])
+    by_rank = np.lexsort((file_of, rank))  # rank 0 of every file (in file order), then rank 1, ...
+    if max_windows <= len(counts):
+        keep = by_rank[np.unique(np.linspace(0, len(counts) - 1, max_windows).round().astype(int))]
+    else:
+        keep = by_rank[:max_windows]
+    keep = np.sort(keep)
+    return windows[keep], [labels[i] for i in keep], int(len(np.unique(file_of[keep])))
+
+
 def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_examples: int) -> AudioEvaluation:
     from latentbridge.data.audio import FeatureExtractor
     from latentbridge.transforms.spec import build_spectrogram
@@ -186,7 +210,8 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
     transform = build_spectrogram(spec)
     data = data or getattr(cfg.data, "test_dir", None)  # the run's own test recordings, when it names them
     if data:  # the run's MUSDB stems where the folder has them (the other stems are other sounds), else every file
-        files, source = recordings(data, getattr(cfg.data, "stems", None), stems_required=False), str(data)
+        files = recordings(data, getattr(cfg.data, "stems", None), stems_required=False, split="test")
+        source = str(data)
     else:
         files = [Path(p) for p in (saved.info.get("data") or {}).get("val_files", [])]
         source = "held-out validation files"
@@ -212,9 +237,9 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
         log.warning("%d of %d recordings left out: %s", len(bad), len(files), named_problems(bad))
     n_used = len(waves)
     windows = np.concatenate(waves)
-    if len(windows) > max_windows:  # evenly spread over the files
-        keep = np.unique(np.linspace(0, len(windows) - 1, max_windows).round().astype(int))
-        windows, labels = windows[keep], [labels[i] for i in keep]
+    n_windows_read = len(windows)
+    if len(windows) > max_windows:
+        windows, labels, n_used = _spread_over_files(windows, labels, [len(w) for w in waves], max_windows)
     feats = ex.features_of_windows(windows)
     model = saved.model.eval()
     rec = batched(model.reconstruct, feats, batch_size=64).numpy()
@@ -234,6 +259,7 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
     metrics = {
         "task": "audio_ae", "model": str(saved.path), "model_class": saved.info["model_class"], "data": source,
         "n_files": n_used, "n_files_left_out": len(bad), "left_out": bad, "n_windows": int(len(windows)),
+        "n_windows_read": int(n_windows_read), "max_windows": int(max_windows),
         "sample_rate": sr, "window_s": length / sr,
         "mel_mse": float(((a - b) ** 2).mean()), "mel_mae": float(np.abs(a - b).mean()),
         "mel_cosine": float(cos.mean()), "mel_mse_standardized": std_mse,

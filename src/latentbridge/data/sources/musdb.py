@@ -10,9 +10,44 @@ import numpy as np
 from latentbridge.errors import DataError
 from latentbridge.io import resample
 
-__all__ = ["MUSDB_STEMS", "MUSDBStems"]
+__all__ = ["MUSDB_STEMS", "MUSDBStems", "stem_file", "stem_files", "track_root"]
 
 MUSDB_STEMS: tuple[str, ...] = ("mixture", "drums", "bass", "other", "vocals")
+
+
+def stem_file(folder: Path, stem: str) -> Path | None:
+    """``folder/<stem>.wav``, its name in any case (``Vocals.wav`` was not found), or None."""
+    exact = folder / f"{stem}.wav"
+    if exact.is_file():
+        return exact
+    return next((q for q in sorted(folder.iterdir()) if q.name.lower() == f"{stem}.wav" and q.is_file()), None)
+
+
+def _track_folders(root: Path) -> list[Path]:
+    """The sub-folders of ``root`` holding at least one stem file (sorted)."""
+    return [p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")
+            and any(stem_file(p, s) is not None for s in MUSDB_STEMS)]
+
+
+def track_root(root: Path, split: str) -> Path:
+    """The folder whose sub-folders are the tracks: ``root``, or ``root/<split>`` when ``root`` is MUSDB18's own root
+    (``train/`` and ``test/`` folders of tracks, no track of its own): a model trains on ``train``, ``evaluate --data``
+    of that root reads ``test`` (found nothing, then scored every file under the root, every stem and the mixture)."""
+    root = Path(root)
+    if (root / "train").is_dir() and (root / "test").is_dir() and not _track_folders(root):
+        return root / split
+    return root
+
+
+def stem_files(root: Path, stems: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """The ``<track>/<stem>.wav`` files of ``stems`` under ``root`` (stem by stem, tracks in order; names in any
+    case), and the tracks that lack one of them (left out: a track without vocals was skipped without a word)."""
+    tracks = _track_folders(Path(root))
+    found = {t: {s: stem_file(t, s) for s in stems} for t in tracks}
+    files = [found[t][s] for s in stems for t in tracks if found[t][s] is not None]
+    missing = [f"{t.name} (no {', '.join(s for s in stems if found[t][s] is None)})" for t in tracks
+               if any(found[t][s] is None for s in stems)]
+    return files, missing
 
 
 class MUSDBStems:
@@ -32,11 +67,7 @@ class MUSDBStems:
 
     def tracks(self) -> list[str]:
         """Names of the track folders (sorted) holding at least one stem file."""
-        out = []
-        for p in sorted(self.root.iterdir()):
-            if p.is_dir() and not p.name.startswith(".") and any((p / f"{s}.wav").is_file() for s in self.STEMS):
-                out.append(p.name)
-        return out
+        return [p.name for p in _track_folders(self.root)]
 
     def load(
         self, track: str, stems: Sequence[str] | None = None, sample_rate: int | None = None
@@ -60,7 +91,7 @@ class MUSDBStems:
         out: dict[str, np.ndarray] = {}
         ref: tuple[str, int, int, int] | None = None  # (file, sr, channels, frames)
         for stem in stems:
-            path = folder / f"{stem}.wav"
+            path = stem_file(folder, stem) or folder / f"{stem}.wav"
             if not path.is_file():
                 have = sorted(p.name for p in folder.glob("*.wav"))
                 raise DataError(path, f"missing stem {stem!r} (track folder holds: {', '.join(have) or 'no wav files'})")
@@ -94,7 +125,7 @@ class MUSDBStems:
         import soundfile as sf
 
         for stem in self.STEMS:
-            p = self.root / track / f"{stem}.wav"
-            if p.is_file():
+            p = stem_file(self.root / track, stem)
+            if p is not None:
                 return int(sf.info(str(p)).samplerate)
         raise DataError(self.root / track, "no stem files")
