@@ -266,13 +266,15 @@ class SpectrogramTransform(nn.Module):
         phase: torch.Tensor | None = None,
         n_iter: int = 32,
     ) -> torch.Tensor:
-        """Features ``(..., n_features, frames)`` -> wave ``(..., T)``.
+        """Features ``(..., n_features, frames)`` -> wave ``(..., T)``: :meth:`features_to_magnitude`, then
+        :meth:`magnitude_to_wave` (the ISTFT with ``phase`` when given, else Griffin-Lim with ``n_iter``
+        iterations)."""
+        return self.magnitude_to_wave(self.features_to_magnitude(features), length, phase, n_iter)
 
-        Undoes the scale exactly (except for ``amin``/``top_db`` clamping), the mel
-        projection approximately (:meth:`MelScale.inverse`) and ``power``, then runs the
-        ISTFT with ``phase`` when given, else Griffin-Lim with ``n_iter`` iterations.
-        Min-max normalisation discards the level, so it cannot be undone: ValueError.
-        """
+    def features_to_magnitude(self, features: torch.Tensor) -> torch.Tensor:
+        """Features ``(..., n_features, frames)`` -> the STFT magnitude ``(..., n_freq, frames)``: undoes the scale
+        exactly (except for ``amin``/``top_db`` clamping), the mel projection approximately (:meth:`MelScale.inverse`)
+        and ``power``. Min-max normalisation discards the level, so it cannot be undone: ValueError."""
         if self.normalize == "minmax":
             raise ValueError(
                 "SpectrogramTransform.invert: features were min-max normalised per item; "
@@ -290,6 +292,13 @@ class SpectrogramTransform(nn.Module):
         x = torch.clamp(x, min=0.0)
         if self.power != 1.0:
             x = x.pow(1.0 / self.power)
+        return x
+
+    def magnitude_to_wave(self, magnitude: torch.Tensor, length: int | None = None, phase: torch.Tensor | None = None,
+                          n_iter: int = 32) -> torch.Tensor:
+        """An STFT magnitude ``(..., n_freq, frames)`` -> wave ``(..., T)``: the ISTFT with ``phase``, else Griffin-Lim
+        with ``n_iter`` iterations."""
+        x = torch.as_tensor(magnitude).to(torch.float32)
         if phase is not None:
             phase = torch.as_tensor(phase).to(device=x.device, dtype=x.dtype)
             return self.stft.inverse(from_magnitude_phase(x, phase), length=length)
