@@ -216,3 +216,26 @@ def test_layer_widths_are_checked_before_a_run_folder_is_made(widths, said, tmp_
                  "-o", f"data.train_dir={tmp_path}", "-o", f"model.channels={widths}"]) == 2
     err = capsys.readouterr().err
     assert said in err and "Traceback" not in err and not (tmp_path / "run").exists()
+
+
+def test_a_full_disk_names_the_output_on_a_line_of_its_own(monkeypatch, capsys, tmp_path):
+    """Disk full mid-training printed 'error: /tmp/tmpfo9oauwl: No space left on device' after the progress bar's
+    last state, on the same line: a temporary file's name, and hidden to anyone filtering the bar's lines."""
+    import errno
+    import os
+
+    from tqdm import tqdm
+
+    from latentbridge import cli
+
+    def full(args):
+        bar = tqdm(total=10, desc="epoch 0")
+        bar.update(3)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/tmp/tmpfo9oauwl")
+
+    monkeypatch.setitem(cli.COMMANDS, "train", full)
+    out = tmp_path / "run"
+    assert cli.main(["train", "--config", "configs/mel_ae.yaml", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"\nerror: /tmp/tmpfo9oauwl: No space left on device (while writing {out})" in err
+    assert not list(getattr(tqdm, "_instances", ()))

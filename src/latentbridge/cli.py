@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from latentbridge import __version__
-from latentbridge.errors import LatentbridgeError
+from latentbridge.errors import LatentbridgeError, os_error_text
 
 
 def _add_config_args(p: argparse.ArgumentParser, required: bool = False) -> None:
@@ -581,12 +581,10 @@ def main(argv: list[str] | None = None) -> int:
     protect_arguments(args)  # what the command reads is never replaced by its --force
     try:
         return COMMANDS[args.command](args)
-    except LatentbridgeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # the user's environment: permissions, a full disk, a missing folder
-        where = f"{e.filename}: " if e.filename else ""
-        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+    except (LatentbridgeError, OSError) as e:  # bad input, config or output; the user's environment (a full disk)
+        utils.close_progress_bars()  # the line starts on a line of its own, not after a bar cut short
+        print(f"error: {e if isinstance(e, LatentbridgeError) else os_error_text(e, getattr(args, 'out', None))}",
+              file=sys.stderr)
         return 2
     except Terminated:
         print("terminated", file=sys.stderr)

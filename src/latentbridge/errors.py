@@ -61,3 +61,15 @@ class BusyError(LatentbridgeError):
 
 class Stopped(LatentbridgeError):
     """Work stopped before its end because its caller asked (the server's client went away)."""
+
+
+def os_error_text(e: OSError, out=None) -> str:
+    """One line for an OSError of the user's environment (permissions, a full disk, a missing folder): the file and
+    the problem; a full disk also names ``out``, the output being written (the file that failed is often a temporary
+    one, whose name says nothing to the user)."""
+    import errno
+
+    text = f"{e.filename}: {e.strerror or e}" if e.filename else str(e.strerror or e)
+    if e.errno in (errno.ENOSPC, errno.EDQUOT) and out:
+        text += f" (while writing {out})"
+    return text

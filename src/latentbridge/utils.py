@@ -102,6 +102,20 @@ def progress_bar(total: int, enabled: bool, desc: str, unit: str = "step"):
     return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False, dynamic_ncols=True)
 
 
+def close_progress_bars() -> None:
+    """Close the progress bars still open (a command stopped by an error mid-epoch), so that what is printed next
+    starts on a line of its own: an error printed after a bar cut short was hidden in the bar's line."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return
+    for bar in list(getattr(tqdm, "_instances", ())):
+        try:
+            bar.close()
+        except Exception:  # noqa: BLE001 - a bar that cannot close must not hide the error being reported
+            pass
+
+
 def existing_path(value) -> Path | None:
     """``value`` (a string or path, ``~`` expanded) resolved when it names an existing file or folder, else None
     (also for values that are no path: numbers, names, text no file system takes)."""
