@@ -626,3 +626,5 @@ def test_reconstruct_names_inputs_below_the_band_and_mixed_down(audio_run, tmp_p
         reconstruct(audio_run, [tmp_path / "low.wav", tmp_path / "two.wav"], n_iter=2)
     assert "1 input(s) recorded below the model's band (it reaches 4000 Hz): low.wav (4000 Hz)" in caplog.text
     assert "1 input(s) of several channels rebuilt as their mono mix: two.wav (2 channels)" in caplog.text
+    # a file given directly and through its folder: rebuilt once (it was twice, the second as two__reconstructed)
+    assert [r.stem for r in reconstruct(audio_run, [tmp_path / "two.wav", tmp_path], n_iter=2).files] == ["two", "low"]

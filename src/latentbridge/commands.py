@@ -174,6 +174,16 @@ def _check_sampler_flags(*, steps=None, eta=None, batch_size=None, seed=None, **
         raise LatentbridgeError(f"--batch-size must be at least 1, got {batch_size}")
 
 
+#: what a model that ``sample`` does not take offers instead
+_SAMPLE_INSTEAD = {
+    "avdigits": "; its samples of written and spoken digits: `latentbridge serve RUN` (POST /api/models/NAME/sample), "
+                "its translations: `latentbridge evaluate RUN`",
+    "multimodal": "; its masks from vibration: `latentbridge evaluate RUN --data DIR` or `latentbridge serve RUN` "
+                  "(POST /api/models/NAME/predict)",
+    "audio_ae": "; it rebuilds recordings: `latentbridge audio reconstruct RUN FILES --out DIR`",
+}
+
+
 def sample(run_dir: str, out: str, n: int, *, force: bool = False, condition: list[str] | None = None,
            sample_rate: float | None = None, **settings) -> dict:
     """``latentbridge sample``: images of a diffusion model folder (:func:`latentbridge.tasks.generate.sample`;
@@ -184,7 +194,7 @@ def sample(run_dir: str, out: str, n: int, *, force: bool = False, condition: li
     config = read_info(run_dir)["config"]
     task = config.get("task")
     if task not in ("mld", "diffusion"):  # before reading its flags as a diffusion model's
-        raise LatentbridgeError(f"{run_dir}: a {task!r} model, not a diffusion model")
+        raise LatentbridgeError(f"{run_dir}: a {task!r} model, not a diffusion model" + _SAMPLE_INSTEAD.get(task, ""))
     _check_sampler_flags(**settings)
     check_target(Path(out), force)  # before the sampling: a used folder was refused after minutes of it
     rate = _reads_vibration(run_dir, config, sample_rate)

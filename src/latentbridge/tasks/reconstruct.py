@@ -97,7 +97,9 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
     saved = load_model(model_dir)
     spec = saved.transform
     if not isinstance(spec, AudioTransform) or saved.workflow.task not in ("audio_ae", "anomaly"):
-        raise LatentbridgeError(f"{model_dir}: not an audio model (task {saved.workflow.task!r})")
+        stage = Path(model_dir) / "first_stage" / "audio"
+        hint = f"; its audio stage is {stage}" if (stage / "config.json").is_file() else ""
+        raise LatentbridgeError(f"{model_dir}: not an audio model (task {saved.workflow.task!r}){hint}")
     transform = build_spectrogram(spec)
     if phase not in ("griffinlim", "input"):
         raise ValueError(f"phase must be 'griffinlim' or 'input', got {phase!r}")
@@ -113,6 +115,8 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
     paths: list[Path] = []
     for f in [files] if isinstance(files, (str, Path)) else list(files):
         paths.extend(list_audio_files(f))
+    seen: set[Path] = set()  # a file given directly and through its folder was rebuilt twice, the second renamed
+    paths = [p for p in paths if not (p.resolve() in seen or seen.add(p.resolve()))]
     channel = spec.windowing.channel
 
     def read(path: Path) -> np.ndarray:
