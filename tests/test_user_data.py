@@ -43,3 +43,19 @@ def test_mel_preset_keeps_short_clips_and_many_bad_files_make_one_short_error(tm
     assert text.startswith(f"30 files in {bad}: 30 of 30 audio files cannot be used: ")
     assert "blip_09.wav: recording too short" in text and "blip_10.wav" not in text and "; and 20 more" in text
     assert len(text) < 4000
+
+
+def test_validation_files_hold_the_share_of_windows_asked_for():
+    """Whole files are held out; one long recording among clips took 63 of 94 windows at a fraction of 0.1. Files of
+    similar length keep the plain seeded split (the same files as before)."""
+    from latentbridge.data.audio import balanced_split, split_files
+
+    windows = np.array([60] + [1] * 30)
+    seed = next(s for s in range(100) if 0 in split_files(len(windows), 0.1, s)[1])  # the plain split takes the long one
+    tr, va = balanced_split(windows, 0.1, seed)
+    assert 0 not in va and 1 <= windows[va].sum() <= 0.1 * windows.sum() and len(tr) + len(va) == len(windows)
+    assert set(tr) | set(va) == set(range(len(windows))) and not set(tr) & set(va)
+    similar = np.random.default_rng(1).integers(1, 6, 300)
+    for s in range(5):
+        assert np.array_equal(balanced_split(similar, 0.2, s)[1], split_files(300, 0.2, s)[1])
+    assert list(balanced_split(np.array([50, 40]), 0.1, 0)[1]) == [1]  # none fits: the smallest file
