@@ -398,6 +398,10 @@ def test_reconstruct_long_file_overlap_add(audio_run, tmp_path):
     assert (info.frames, info.samplerate) == (len(wave16), 16000)
     # 1-s windows, overlapping by half a window on the 64-sample frame grid (hop 3968 samples)
     assert res["files"][0]["n_windows"] == math.ceil((len(wave) - 8000) / 3968) + 1
+    from latentbridge.io import level_dbfs
+
+    assert res["files"][0]["level_in_dbfs"] == pytest.approx(level_dbfs(wave), abs=0.5)  # the model's rate
+    assert -80 < res["files"][0]["level_out_dbfs"] < 0
 
 
 def test_reconstruct_has_no_seam_where_a_model_decodes_a_window_s_end_as_silence(audio_run, tmp_path, monkeypatch):

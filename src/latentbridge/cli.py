@@ -416,6 +416,7 @@ def _cmd_audio(args) -> int:
                                postfilter=not args.no_postfilter, force=args.force)
     for r in res["files"]:
         extra = "".join(f"  {k}={r[k]:.3g}" for k in ("pesq", "stoi", "lsd") if isinstance(r.get(k), float))
+        extra += f"  level {r['level_in_dbfs']:.1f} -> {r['level_out_dbfs']:.1f} dBFS"  # a model's "mean voice" shows
         print(f"{r['output']}{extra}")
     pf = "; log-mels post-filtered" if res["postfilter"] else ""
     print(f"wrote {len(res['files'])} reconstructions (a wav and a spectrogram each) and reconstruct.json to "

@@ -87,7 +87,7 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
     model's global-variance post-filter where its folder has one (an MLD audio stage;
     ``postfilter=False``: the decoder's raw output), as they do when the MLD model samples audio."""
     from latentbridge.errors import DataError, named_problems
-    from latentbridge.io import audio_info, check_recording_length, list_audio_files, read_audio, resample
+    from latentbridge.io import audio_info, check_recording_length, level_dbfs, list_audio_files, read_audio, resample
     from latentbridge.models.hub import load_model
     from latentbridge.tasks.autoencode import safe_audio_metrics
     from latentbridge.transforms.audio import SpectrogramTransform
@@ -164,7 +164,8 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
         heard = ("mono mix" if channel is None else f"channel {channel}") if native.channels > 1 else "mono"
         results.append(FileReconstruction(path, stem, int(n), native.sample_rate, np.clip(written, -1, 1), a, b,
                                           {"duration_s": total / sr, "input_channels": int(native.channels),
-                                           "reconstructed": heard, **metrics}))
+                                           "reconstructed": heard, "level_in_dbfs": level_dbfs(wave),
+                                           "level_out_dbfs": level_dbfs(out), **metrics}))
     phase_text = ("input phase (ISTFT)" if phase == "input"
                   else f"Griffin-Lim, {n_iter} iterations (mel features keep no phase)")
     return Reconstructions(str(model_dir), phase_text, sr, transform.hop_length, transform.kind, results,
