@@ -76,6 +76,28 @@ def test_update_info_re_signs_the_folder(folder):
     assert meta["config_sha256"] == hashlib.sha256((folder / "config.json").read_bytes()).hexdigest()
 
 
+def test_a_full_disk_while_re_signing_leaves_the_old_pair(folder, monkeypatch):
+    """`anomaly calibrate` on a nearly full disk wrote the new config.json, then failed on the weights: the pair no
+    longer matched, and the folder was refused for good. Now both are written beside the old ones first."""
+    import errno
+
+    from latentbridge.models import hub
+
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    def full(*a, **k):
+        raise RuntimeError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: \"No space "
+                           "left on device\" }) (os error 28)")
+
+    monkeypatch.setattr(hub, "save_file", full)
+    with pytest.raises(OSError) as e:
+        update_info(folder, {"anomaly": {"threshold": 3.5}})
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(folder / "model.safetensors")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # no partial file left, the old pair whole
+    monkeypatch.undo()
+    assert "anomaly" not in load_model(folder).info
+
+
 def test_non_finite_numbers_are_written_as_null(folder):
     """A diverged training's loss (NaN) in config.json: null, so that strict JSON readers take the file."""
     update_info(folder, {"training": {"best_val_loss": float("nan"), "last": float("inf")}})

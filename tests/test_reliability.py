@@ -241,16 +241,16 @@ def test_a_held_lock_refuses_a_second_writer_and_force(fitted_model, machine_dat
 
     out = tmp_path / "report"
     out.mkdir()
-    (out / "keep.txt").write_text("x")
+    (out / "metrics.json").write_text("x")  # an earlier output
     wav = str(sorted((machine_data / "test" / "normal").glob("*.wav"))[0])
     with FolderLock(out):
         assert main(["anomaly", "score", str(fitted_model), wav, "--out", str(out), "--force"]) == 2
         err = capsys.readouterr().err
         assert f"PID {os.getpid()}" in err and "another latentbridge process" in err
         assert main(_train_args(machine_data, out, ["train.max_epochs=1"]) + ["--force"]) == 2
-        assert (out / "keep.txt").read_text() == "x"  # --force never deletes a locked folder
+        assert (out / "metrics.json").read_text() == "x"  # --force never deletes a locked folder
     assert main(["anomaly", "score", str(fitted_model), wav, "--out", str(out), "--force"]) == 0
-    assert not (out / "keep.txt").exists() and (out / "scores.csv").exists()
+    assert not (out / "metrics.json").exists() and (out / "scores.csv").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no lock or temporary left
 
 
@@ -296,6 +296,7 @@ def test_force_never_replaces_what_the_command_reads(fitted_model, machine_data,
     # a training's config file names its data (no path on the command line)
     out = tmp_path / "elsewhere"
     out.mkdir()
+    (out / "metrics.json").write_text("{}")  # an earlier output beside the recordings
     shutil.copytree(data / "normal", out / "normal")
     config = tmp_path / "knn.yaml"
     config.write_text((REPO / "configs" / "anomaly_knn_stats.yaml").read_text()
@@ -305,9 +306,16 @@ def test_force_never_replaces_what_the_command_reads(fitted_model, machine_data,
     assert "an input of this command" in err and len(list((out / "normal").iterdir())) == len(recordings), err
     used = tmp_path / "used"
     used.mkdir()
-    (used / "old.txt").write_text("old")
+    (used / "thesis.docx").write_text("precious")
+    (used / "sub").mkdir()
+    # a folder of a user's files, no output of latentbridge in it: --force deleted them all, without a word
+    assert main(["anomaly", "score", str(run), str(data / "normal"), "--out", str(used), "--force"]) == 2
+    err = capsys.readouterr().err
+    assert f"{used}: --force replaces an earlier output of latentbridge, and this folder holds none (sub/, " \
+           "thesis.docx;" in err and (used / "thesis.docx").read_text() == "precious", err
+    (used / "scores.csv").write_text("path,start_s,end_s,score,is_anomaly,level\n")  # an earlier score's
     assert main(["anomaly", "score", str(run), str(data / "normal"), "--out", str(used), "--force"]) == 0
-    assert not (used / "old.txt").exists() and (used / "scores.csv").exists()
+    assert not (used / "thesis.docx").exists() and len((used / "scores.csv").read_text().splitlines()) > 1
 
 
 def test_a_failed_forced_fit_puts_the_old_model_back(fitted_model, machine_data, tmp_path, monkeypatch):
@@ -839,3 +847,30 @@ def test_a_terminated_training_says_so(tmp_path):
                          env=env, capture_output=True, text=True)
     assert res.returncode == 2 and "its training did not finish (continue it with the same `latentbridge train` " \
         "command and --resume)" in res.stderr, res.stderr
+
+
+def test_a_link_to_a_folder_is_that_folder_for_locks_and_force(tmp_path, caplog):
+    """A training through a link to a run folder was not refused while another wrote the folder itself (each locked
+    its own name); --force replaced the link with a folder and hid the link; a killed --force run's old contents were
+    never mentioned again."""
+    from latentbridge.errors import BusyError
+    from latentbridge.outputs import FolderLock, output_folder
+
+    real = tmp_path / "run"
+    real.mkdir()
+    (real / "config.json").write_text("{}")
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    with FolderLock(real):
+        with pytest.raises(BusyError):
+            FolderLock(link).acquire()
+    with output_folder(link, force=True, in_place=True) as folder:
+        (folder / "model.safetensors").write_text("new")
+    assert link.is_symlink() and (real / "model.safetensors").read_text() == "new" and not (real / "config.json").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    kept = tmp_path / ".run.old-999999"  # what a --force run killed by SIGKILL leaves
+    kept.mkdir()
+    with caplog.at_level(logging.WARNING, logger="latentbridge.outputs"):
+        with output_folder(real, force=True) as tmp:
+            (tmp / "summary.json").write_text("{}")
+    assert f"what it held before a --force run that was killed is kept in {kept}" in caplog.text

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import glob
+import logging
 import os
 import shutil
 import sys
@@ -27,7 +28,9 @@ from pathlib import Path
 from typing import Iterator
 
 from latentbridge.errors import BusyError, LatentbridgeError
-from latentbridge.utils import existing_path
+from latentbridge.utils import existing_path, listed
+
+log = logging.getLogger(__name__)
 
 
 def _describe_os_error(e: OSError) -> str:
@@ -39,7 +42,8 @@ class FolderLock:
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
-        self.path = self.folder.parent / f".{self.folder.name}.lock"
+        real = Path(os.path.realpath(self.folder))  # one lock per folder, whatever link names it
+        self.path = real.parent / f".{real.name}.lock"
         self.fd: int | None = None
 
     def holder(self) -> str:
@@ -126,6 +130,13 @@ def protect_arguments(args) -> None:
     protect_inputs(o.split("=", 1)[1] for o in getattr(args, "override", None) or [] if "=" in o)
 
 
+#: what every latentbridge output folder holds one of at its top (a model folder, a run, evaluate's, score's, sample's,
+#: enhance's, analyze's, reconstruct's, synthetic data): ``--force`` replaces only a folder holding one
+OUTPUT_NAMES = frozenset({"config.json", "model.safetensors", "checkpoints", "metrics.json", "report.html",
+                          "judge.json", "settings.json", "manifest.json", "summary.json", "scores.csv",
+                          "relationships.json", "reconstruct.json", "enhance.json"})
+
+
 def check_target(folder: Path, force: bool, what: str = "output folder") -> None:
     if folder.exists() and not folder.is_dir():
         raise LatentbridgeError(f"{folder}: exists and is a file, not a folder (choose another {what})")
@@ -138,6 +149,11 @@ def check_target(folder: Path, force: bool, what: str = "output folder") -> None
             what_held = "is" if held[0] == where else f"holds {held[0]}, which is"
             raise LatentbridgeError(f"{folder}: --force would replace it, and it {what_held} an input of this "
                                     f"command; write to another {what} (nothing was changed)")
+        names = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
+        if not any(n.rstrip("/") in OUTPUT_NAMES for n in names):
+            raise LatentbridgeError(f"{folder}: --force replaces an earlier output of latentbridge, and this folder "
+                                    f"holds none ({listed(names, 4)}; it deleted such folders, a user's files and "
+                                    f"all): empty it or choose another {what} (nothing was changed)")
 
 
 @contextlib.contextmanager
@@ -151,12 +167,17 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
     as it is with ``resume``; with ``force`` the old contents wait in the hidden sibling
     ``.NAME.old-PID`` until the block succeeds (then removed) or fails (then put back)."""
     folder = Path(folder)
+    if folder.is_symlink():  # the folder it names is replaced, not the link (it became a folder, the link hidden)
+        folder = Path(os.path.realpath(folder))
     lock = FolderLock(folder)
     lock.acquire()
     try:
         # a temporary sibling no process holds (only the lock's holder writes one): left by a killed process
         for stale in folder.parent.glob(f".{glob.escape(folder.name)}.tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
+        for kept in folder.parent.glob(f".{glob.escape(folder.name)}.old-*"):  # a killed --force run's: the user's
+            log.warning("%s: what it held before a --force run that was killed is kept in %s (the killed run's own "
+                        "files are in the folder); move back what you need and remove the other", folder, kept)
         if resume:
             if not folder.is_dir():
                 raise LatentbridgeError(f"{folder}: nothing to resume (no such folder)")

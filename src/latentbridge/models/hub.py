@@ -20,6 +20,7 @@ converted by ``latentbridge model upgrade DIR`` (:mod:`latentbridge.models.upgra
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
@@ -91,15 +92,20 @@ def _config_bytes(info: dict) -> bytes:
 
 
 def _write(folder: Path, tensors: dict[str, torch.Tensor], info: dict, card: str | None) -> None:
-    """config.json, then the weights with the config's SHA-256 in their header (each atomically)."""
+    """config.json and the weights with the config's SHA-256 in their header, as a pair: both are written in full
+    beside the old ones before either replaces its old one (a full disk between the two writes left a new config
+    beside the old weights, a folder refused for good), then the card."""
     data = _config_bytes(info)
-    with atomic_path(folder / CONFIG_NAME) as tmp:
-        tmp.write_bytes(data)
-        os.chmod(tmp, 0o644)
-    with atomic_path(folder / WEIGHTS_NAME) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT, "model_class": info["model_class"],
-                                               "config_sha256": hashlib.sha256(data).hexdigest()})
-        os.chmod(tmp, 0o644)  # safetensors writes 0600; the folder's other files are 0644
+    with atomic_path(folder / CONFIG_NAME) as config, atomic_path(folder / WEIGHTS_NAME) as weights:
+        config.write_bytes(data)
+        os.chmod(config, 0o644)
+        try:
+            save_file(tensors, str(weights), metadata={"format": FORMAT, "model_class": info["model_class"],
+                                                       "config_sha256": hashlib.sha256(data).hexdigest()})
+        except Exception as e:  # noqa: BLE001 - safetensors' own error for a full disk is no OSError
+            code = errno.ENOSPC if "os error 28" in str(e) else errno.EIO
+            raise OSError(code, os.strerror(code), str(folder / WEIGHTS_NAME)) from e
+        os.chmod(weights, 0o644)  # safetensors writes 0600; the folder's other files are 0644
     if card is not None:
         atomic_write_text(folder / CARD_NAME, card)
 

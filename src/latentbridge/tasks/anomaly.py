@@ -1,10 +1,9 @@
 """Acoustic anomaly detection: fit on normal recordings, calibrate the threshold, score recordings.
 
-Compute only: :func:`fit` writes its model folder (through the shared training run), :func:`score`
-and :func:`evaluate` return a :class:`ScoreResult` and write nothing (``latentbridge.report.anomaly``
-turns it into files), :func:`calibrate` rewrites a model folder's threshold through the hub, so its
-checksums stay whole. Every step reuses the same pieces: the saved transform
-(:mod:`latentbridge.transforms.spec`) and :class:`~latentbridge.data.audio.FeatureExtractor` for
+Compute only: :func:`fit` writes its model folder (through the shared training run), :func:`score` and :func:`evaluate`
+return a :class:`ScoreResult` and write nothing (``latentbridge.report.anomaly`` turns it into files), :func:`calibrate`
+rewrites a model folder's threshold through the hub, so its checksums stay whole. Every step reuses the same pieces:
+the saved transform (:mod:`latentbridge.transforms.spec`) and :class:`~latentbridge.data.audio.FeatureExtractor` for
 features, the model's own per-sample ``score``, and :mod:`latentbridge.metrics.anomaly`.
 """
 
@@ -27,6 +26,7 @@ from latentbridge.data.survey import (band_centres_hz, band_content_warning, ban
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
 from latentbridge.metrics.anomaly import calibrate_threshold, detection_metrics, partial_auc, roc_auc
 from latentbridge.models.hub import SavedModel, load_model
+from latentbridge.outputs import FolderLock
 from latentbridge.utils import batched, listed
 
 log = logging.getLogger(__name__)
@@ -357,10 +357,16 @@ class CalibrationResult:
     anomaly: dict
 
 
-def calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | None = None, method: str | None = None,
-              k: float | None = None, false_alarm_rate: float | None = None,
-              skip_bad: bool = False, score: str | None = None,
-              sample_rate: float | None = None) -> CalibrationResult:
+def calibrate(model_dir: str | Path, normal_paths=None, **options) -> CalibrationResult:
+    """:func:`_calibrate` holding the model folder's lock (two at once each wrote their change: one was lost)."""
+    with FolderLock(model_dir):
+        return _calibrate(model_dir, normal_paths, **options)
+
+
+def _calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | None = None, method: str | None = None,
+               k: float | None = None, false_alarm_rate: float | None = None,
+               skip_bad: bool = False, score: str | None = None,
+               sample_rate: float | None = None) -> CalibrationResult:
     """Set a model folder's decision threshold: from the scores of the windows of new normal
     recordings (``normal_paths``; the model's rule, or ``method``/``k``/``false_alarm_rate``), or to
     ``threshold`` as given; with ``score``, for that score of the model, which becomes its score from
