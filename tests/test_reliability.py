@@ -874,3 +874,20 @@ def test_a_link_to_a_folder_is_that_folder_for_locks_and_force(tmp_path, caplog)
         with output_folder(real, force=True) as tmp:
             (tmp / "summary.json").write_text("{}")
     assert f"what it held before a --force run that was killed is kept in {kept}" in caplog.text
+
+
+def test_a_moved_run_keeps_its_best_checkpoint_when_resumed(tmp_path):
+    """Lightning forgets the best score of a run whose folder moved (a copy resumed replaced best.ckpt of epoch 55,
+    val 2.5190, by epoch 61's 2.5205): the kept paths are read in the run's folder now, the score kept."""
+    from latentbridge.training.fit import RunCheckpoint
+
+    old, new = tmp_path / "old" / "checkpoints", tmp_path / "copy" / "checkpoints"
+    state = {"monitor": "val/loss", "best_model_score": torch.tensor(2.519), "best_model_path": str(old / "best.ckpt"),
+             "current_score": torch.tensor(2.533), "dirpath": str(old), "best_k_models": {str(old / "best.ckpt"):
+                                                                                        torch.tensor(2.519)},
+             "kth_best_model_path": str(old / "best.ckpt"), "kth_value": torch.tensor(2.519), "last_model_path": ""}
+    keeper = RunCheckpoint(dirpath=new, filename="best", monitor="val/loss", mode="min", save_top_k=1)
+    keeper.load_state_dict(state)
+    assert float(keeper.best_model_score) == pytest.approx(2.519)
+    assert keeper.best_model_path == str(Path(keeper.dirpath) / "best.ckpt")
+    assert list(keeper.best_k_models) == [str(Path(keeper.dirpath) / "best.ckpt")]

@@ -183,10 +183,29 @@ def best_loss_text(training: dict) -> str:
     return f"best validation loss {training.get('best_val_loss')}"
 
 
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's best-checkpoint keeper, for a run folder that may have moved since its last session: Lightning
+    forgets the best score when its folder's path changed, so a resumed copy of a run replaced the best checkpoint by
+    the next epoch however worse (best.ckpt of epoch 61 at 2.5205 over epoch 55's 2.5190). The paths it kept are
+    read in the run's folder now."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old = state_dict.get("dirpath")
+        if old and self.dirpath and old != self.dirpath:
+            def here(path):
+                return str(Path(self.dirpath) / Path(path).name) if path else path
+
+            state_dict = {**state_dict, "dirpath": self.dirpath,
+                          **{k: here(state_dict.get(k)) for k in ("best_model_path", "kth_best_model_path",
+                                                                   "last_model_path")},
+                          "best_k_models": {here(k): v for k, v in (state_dict.get("best_k_models") or {}).items()}}
+        super().load_state_dict(state_dict)
+
+
 def make_trainer(t, run_dir: Path, monitor: str, beta: bool = True, extra_callbacks=()) -> tuple[L.Trainer, RunClock]:
     quiet_lightning()
     ckpt_dir = run_dir / "checkpoints"
-    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="min", save_top_k=1,
+    best = RunCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="min", save_top_k=1,
                            save_last=False, auto_insert_metric_name=False, enable_version_counter=False)
     clock = RunClock()
     callbacks: list[Callback] = [best, LastCheckpoint(ckpt_dir, t.checkpoint_every_n_steps), clock, *extra_callbacks]
