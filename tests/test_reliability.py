@@ -137,6 +137,7 @@ def short_run(machine_data, feature_cache, tmp_path):
     (["model.latent_dim=8"], "model.latent_dim: run 4, now 8"),
     (["features.n_mels=32"], "features.n_mels: run 64, now 32"),
     (["audio.window_s=1.0"], "audio.window_s: run 2.0, now 1.0"),
+    (["train.lr=0.1"], "train.lr: run 0.002, now 0.1"),  # the checkpoint's optimiser kept its own, config.json said 0.1
 ])
 def test_resume_with_other_settings_changes_nothing(short_run, machine_data, capsys, change, key):
     before = _snapshot(short_run)

@@ -22,6 +22,10 @@ from latentbridge.utils import lightning_interrupts, quiet_lightning
 
 #: sections whose keys must match between a run and its ``--resume`` (architecture, data, transform)
 RESUME_SECTIONS = ("task", "model", "data", "audio", "features", "vibration", "digits", "diffusion", "first_stage")
+#: and the training keys a resume takes from the checkpoint (the optimiser's and schedule's state): a new value had no
+#: effect, while config.json recorded it
+RESUME_KEYS = ("train.optimizer", "train.lr", "train.weight_decay", "train.scheduler", "train.min_lr_ratio",
+               "train.ema_decay")
 
 
 def is_launched_child() -> bool:
@@ -41,8 +45,8 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 def resume_differences(old: dict, new: dict, trained_in: str | None = None) -> list[tuple[str, Any, Any]]:
     """(key, run's value, new value) for every architecture / data / transform key that differs; the run's
     relative paths are read from ``trained_in``, the folder it was trained in, where known."""
-    a = {k: v for k, v in _flatten(old).items() if k.split(".")[0] in RESUME_SECTIONS}
-    b = {k: v for k, v in _flatten(new).items() if k.split(".")[0] in RESUME_SECTIONS}
+    a = {k: v for k, v in _flatten(old).items() if k.split(".")[0] in RESUME_SECTIONS or k in RESUME_KEYS}
+    b = {k: v for k, v in _flatten(new).items() if k.split(".")[0] in RESUME_SECTIONS or k in RESUME_KEYS}
     missing = object()
 
     def differs(k):
