@@ -221,3 +221,20 @@ def test_seeds_outside_numpys_range_are_config_errors():
             with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
                 load_config(Path(__file__).parents[1] / "configs" / "ddpm_mnist.yaml", [f"{key}={bad}"])
     assert load_config(None, [f"train.seed={2 ** 32 - 1}"]).train.seed == 2 ** 32 - 1
+
+
+def test_a_key_given_twice_and_yes_no_for_a_number_are_refused(tmp_path):
+    """A second `train:` section replaced the preset's first without a word (its lr back to the default); true/yes
+    where a number belongs read as 1 (train.max_epochs=true trained one epoch)."""
+    path = tmp_path / "twice.yaml"
+    path.write_text("task: anomaly\ntrain:\n  lr: 0.002\ndata:\n  train_dir: x\ntrain:\n  num_threads: all\n")
+    with pytest.raises(ConfigError, match=r"twice.yaml: not valid YAML \(line 6, column 1: 'train' given twice in one "
+                                          r"mapping \(lines 2 and 6\)"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="'a' given twice"):
+        load_config(None, ["model={a: 1, a: 2}"])
+    for override in ("train.max_epochs=true", "train.batch_size=yes", "train.lr=on"):
+        with pytest.raises(ConfigError, match=r"is a yes/no value .* not a number"):
+            load_config(None, [override])
+    cfg = load_config(None, ["train.progress_bar=no", "data.skip_bad_files=yes", "train.max_epochs=3"])
+    assert cfg.train.progress_bar is False and cfg.data.skip_bad_files is True and cfg.train.max_epochs == 3

@@ -22,6 +22,30 @@ from latentbridge.errors import ConfigError
 COMPOSE_KEYS = ("base", "defaults")
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping: the last one won without a word (a second
+    ``train:`` section appended to a preset replaced the preset's, its learning rate back to the default)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            try:
+                key = self.construct_object(key_node, deep=True)
+                hash(key)
+            except (TypeError, yaml.YAMLError):
+                continue  # a key YAML's own constructor refuses, with its own words
+            if key != "<<" and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} given twice in one mapping (lines {seen[key]} and "
+                    f"{key_node.start_mark.line + 1}): the second would replace the first without a word; merge them", key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+def _load(text: str):
+    return yaml.load(text, Loader=_UniqueKeys)  # noqa: S506 - a SafeLoader: plain data only
+
+
 def _yaml_problem(e: Exception) -> str:
     """A YAML error in one line: the problem and where."""
     mark = getattr(e, "problem_mark", None)
@@ -38,7 +62,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"override '{text}': empty key")
     try:
-        parsed = yaml.safe_load(value) if value.strip() != "" else None
+        parsed = _load(value) if value.strip() != "" else None
     except yaml.YAMLError as e:
         raise ConfigError(f"override '{text}': cannot parse value ({_yaml_problem(e)})") from None
     return key.split("."), parsed
@@ -85,7 +109,7 @@ def _read_yaml(path: Path) -> dict:
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder, not a config file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = _load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(e)})") from None
     except UnicodeDecodeError:

@@ -8,15 +8,35 @@ per-workflow schemas that combine them (and that know every model) live in
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from latentbridge.utils import MAX_SEED
 
 
+def _takes_bool(annotation) -> bool:
+    """Whether a field's type admits true/false (``bool``, ``Any``, a union or ``Literal`` holding one)."""
+    if annotation is bool or annotation is Any:
+        return True
+    return any(isinstance(a, bool) or _takes_bool(a) for a in get_args(annotation))
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_yes_no_as_number(cls, data):
+        """true/false (YAML also reads yes/no/on/off so) where a number belongs: pydantic took them as 1 and 0
+        (``train.max_epochs=true`` trained one epoch, ``batch_size: yes`` batches of one)."""
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name)
+                if isinstance(value, bool) and field is not None and not _takes_bool(field.annotation):
+                    raise ValueError(f"{name}: {str(value).lower()} is a yes/no value (YAML reads true/false, yes/no "
+                                     "and on/off so), not a number")
+        return data
 
 
 # ----------------------------------------------------------------------------- data
