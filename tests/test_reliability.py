@@ -892,3 +892,14 @@ def test_a_moved_run_keeps_its_best_checkpoint_when_resumed(tmp_path):
     assert float(keeper.best_model_score) == pytest.approx(2.519)
     assert keeper.best_model_path == str(Path(keeper.dirpath) / "best.ckpt")
     assert list(keeper.best_k_models) == [str(Path(keeper.dirpath) / "best.ckpt")]
+
+
+def test_audio_reconstruct_of_a_statistics_detector_is_refused(machine_data, feature_cache, tmp_path, capsys):
+    """The default detector (statistics of windows) passed the input through and reported it as a reconstruction."""
+    model = tmp_path / "knn"
+    assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(model)]) == 0
+    assert json.loads((model / "config.json").read_text())["model_class"] == "knn_stats"
+    wav = sorted((machine_data / "test" / "normal").glob("*.wav"))[0]
+    assert main(["audio", "reconstruct", str(model), str(wav), "--out", str(tmp_path / "r")]) == 2
+    assert "detector scores statistics of the windows and rebuilds nothing" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

@@ -100,6 +100,10 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
         stage = Path(model_dir) / "first_stage" / "audio"
         hint = f"; its audio stage is {stage}" if (stage / "config.json").is_file() else ""
         raise LatentbridgeError(f"{model_dir}: not an audio model (task {saved.workflow.task!r}){hint}")
+    if not getattr(saved.model, "has_reconstruction", True):  # it passed the input through, called a reconstruction
+        raise LatentbridgeError(f"{model_dir}: a {saved.info['model_class']!r} detector scores statistics of the "
+                                "windows and rebuilds nothing; reconstruct with an autoencoder (configs/mel_ae.yaml, "
+                                "or anomaly fit -o model.name=conv_ae)")
     transform = build_spectrogram(spec)
     if phase not in ("griffinlim", "input"):
         raise ValueError(f"phase must be 'griffinlim' or 'input', got {phase!r}")
