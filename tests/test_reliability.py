@@ -903,3 +903,14 @@ def test_audio_reconstruct_of_a_statistics_detector_is_refused(machine_data, fea
     assert main(["audio", "reconstruct", str(model), str(wav), "--out", str(tmp_path / "r")]) == 2
     assert "detector scores statistics of the windows and rebuilds nothing" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_diverging_training_is_said_so(machine_data, feature_cache, tmp_path, capsys):
+    """train.lr = 1e6 blew the weights up: a traceback from what read the model afterwards (LedoitWolf: 'Input X
+    contains NaN'), exit 1. Now one line that says so, exit 2."""
+    args = ["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(tmp_path / "m"),
+            *_o(["train.lr=1e6", "train.max_epochs=3"])]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "error: training diverged: the " in err and "(train.lr = 1e+06); train again with a lower train.lr" in err
+    assert "Traceback" not in err

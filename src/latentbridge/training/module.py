@@ -8,6 +8,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
+from latentbridge.errors import LatentbridgeError
 from latentbridge.losses import beta_at
 
 
@@ -49,12 +50,24 @@ class TrainingModule(L.LightningModule):
         beta = self.beta()
         loss, parts = self.model.loss(x, beta=beta)
         loss = loss.mean()
+        if not torch.isfinite(loss):  # every later step is NaN too: said now, not as a traceback of what reads them
+            self._diverged(f"the loss is {float(loss)}")
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
         if self.beta_cfg is not None:
             self.log("train/beta", beta, on_step=True, on_epoch=False, batch_size=n)
         for k, v in parts.items():
             self.log(f"train/{k}", v.mean(), on_step=False, on_epoch=True, batch_size=n)
         return loss
+
+    def on_train_epoch_end(self):
+        # weights blown up by a step too large can still give finite losses; what reads the model then fails
+        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            self._diverged("the weights hold NaN or inf")
+
+    def _diverged(self, what: str):
+        raise LatentbridgeError(
+            f"training diverged: {what} at epoch {self.current_epoch}, step {self.global_step} (train.lr = "
+            f"{self.train_cfg['lr']:g}); train again with a lower train.lr (or train.gradient_clip set)")
 
     def validation_step(self, batch, batch_idx):
         x = self._x(batch)
