@@ -396,6 +396,14 @@ def test_a_run_trained_on_a_relative_folder_says_so_when_evaluated_elsewhere(tis
     err = capsys.readouterr().err
     assert f"{tissue.name}: the run's data.root, relative to the folder it was trained from, is not under" in err
     assert "--data DIR" in err and not (tmp_path / "e").exists()
+    # here the same relative path names another folder (another data set of the same name): it was read as the run's
+    # own held-out sections, without a word
+    shutil.copytree(tissue, tmp_path / tissue.name)
+    assert main(["evaluate", str(out), "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tissue.name}: the run's data.root, relative to the folder `train` ran in ({tissue.parent}), where it is " \
+           f"{tissue.resolve()}; here it names another folder, {(tmp_path / tissue.name).resolve()}" in err, err
+    assert not (tmp_path / "e").exists()
 
 
 def _train_on(folder, out, *overrides):

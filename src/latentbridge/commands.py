@@ -115,9 +115,12 @@ def _reads_vibration(run_dir: str, config: dict, sample_rate: float | None) -> d
 def evaluate(run_dir: str, out: str, data: str | None = None, force: bool = False, sample_rate: float | None = None):
     from latentbridge.models.hub import read_info
 
-    config = read_info(run_dir)["config"]
+    info = read_info(run_dir)
+    config = info["config"]
     entry = TASKS[config.get("task", "anomaly")]
     check_target(Path(out), force)  # before the work: a used folder without --force is refused at once
+    if data is None:
+        _refuse_other_data_here(info, "evaluate from there, or give the data with --data DIR")
     try:
         res = entry.evaluate(run_dir, data, **_reads_vibration(run_dir, config, sample_rate))
     except DataError as e:
@@ -127,6 +130,22 @@ def evaluate(run_dir: str, out: str, data: str | None = None, force: bool = Fals
     with output_folder(out, force=force) as tmp:
         entry.write_evaluation(res, tmp)
     return res
+
+
+def _refuse_other_data_here(info: dict, hint: str) -> None:
+    """A run's relative data path (``data.root: data/bridge``, as `train` was given it) that names another existing
+    folder here than in the folder `train` ran in: evaluated from another folder, the run read that folder's data as
+    its own held-out states, without a word."""
+    from latentbridge.training.fit import relative_data_paths
+
+    trained_in = info.get("trained_in")
+    if not trained_in or Path(trained_in).resolve() == Path.cwd().resolve():
+        return
+    for key, stored in relative_data_paths(info["config"]).items():
+        there, here = Path(trained_in) / stored, Path.cwd() / stored
+        if there.exists() and here.exists() and there.resolve() != here.resolve():
+            raise DataError(stored, f"the run's {key}, relative to the folder `train` ran in ({trained_in}), where it "
+                                    f"is {there.resolve()}; here it names another folder, {here.resolve()}: {hint}")
 
 
 def _raise_if_relative_to_training(e: DataError, config: dict, hint: str) -> None:
@@ -150,6 +169,7 @@ def analyze(run_dir: str, out: str, n_clusters: int = 10, force: bool = False):
     from latentbridge.models.hub import read_info
 
     check_target(Path(out), force)
+    _refuse_other_data_here(read_info(run_dir), "analyze from there")
     try:
         res = analyze_task.analyze(run_dir, n_clusters=n_clusters)
     except DataError as e:

@@ -55,7 +55,7 @@ class TrainingRun:
         from latentbridge.models.hub import save_model
 
         return save_model(self.dir, model, config=config_to_dict(self.cfg), transform=transform,
-                          extra={**extra, "training": self.summary}, card=card)
+                          extra={**extra, "training": self.summary, "trained_in": str(Path.cwd())}, card=card)
 
 
 @dataclass
