@@ -136,3 +136,14 @@ def test_weights_file_is_not_a_pickle(folder):
     assert head[:2] != b"\x80\x04"  # pickle protocol marker
     assert "encoder.fc.weight" in _header(folder)
     assert isinstance(load_model(folder).model.encoder.fc.weight, torch.Tensor)
+
+
+def test_an_unfinished_anomaly_run_names_the_command_that_resumes_it(tmp_path):
+    """It said 'the same `latentbridge train` command' for a run `anomaly fit` had started."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    (run / "config.yaml").write_text("task: anomaly\n")
+    with pytest.raises(ModelFolderError, match=r"did not finish \(continue it with the same `latentbridge anomaly fit` "
+                                               r"command and --resume\)"):
+        load_model(run)

@@ -142,12 +142,23 @@ def save_model(folder: str | Path, model: torch.nn.Module, *, config: dict, tran
     return folder
 
 
+def _trained_by(folder: Path) -> str:
+    """The command that trains the run in ``folder`` (by the task of the ``config.yaml`` its training wrote first)."""
+    import yaml
+
+    try:
+        task = (yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}).get("task")
+    except (OSError, yaml.YAMLError, AttributeError):
+        task = None
+    return "anomaly fit" if task == "anomaly" else "train"
+
+
 def _read_json(folder: Path) -> dict:
     cfg_path = folder / CONFIG_NAME
     if not cfg_path.is_file():
         if (folder / "checkpoints" / "last.ckpt").is_file():  # a training that did not finish
             raise ModelFolderError(folder, f"missing {CONFIG_NAME}: its training did not finish (continue it with the "
-                                           "same `latentbridge train` command and --resume)")
+                                           f"same `latentbridge {_trained_by(folder)}` command and --resume)")
         raise ModelFolderError(folder, f"missing {CONFIG_NAME}" + ("" if folder.is_dir() else " (no such folder)"))
     try:
         info = json.loads(cfg_path.read_text(encoding="utf-8"))
