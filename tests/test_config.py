@@ -238,3 +238,16 @@ def test_a_key_given_twice_and_yes_no_for_a_number_are_refused(tmp_path):
             load_config(None, [override])
     cfg = load_config(None, ["train.progress_bar=no", "data.skip_bad_files=yes", "train.max_epochs=3"])
     assert cfg.train.progress_bar is False and cfg.data.skip_bad_files is True and cfg.train.max_epochs == 3
+
+
+def test_a_preset_of_another_task_and_an_empty_one_are_refused(tmp_path):
+    """`anomaly fit --config configs/mel_ae.yaml` trained an anomaly detector without a word; an empty config became
+    the anomaly defaults and failed on a data folder it never named."""
+    repo = Path(__file__).resolve().parents[1]
+    with pytest.raises(ConfigError, match=r"mel_ae.yaml: a preset for task 'audio_ae' \(`latentbridge train --config "):
+        load_config(repo / "configs" / "mel_ae.yaml", sets={"task": "anomaly"})
+    assert load_config(repo / "configs" / "anomaly_pca.yaml", sets={"task": "anomaly"}).model.name == "pca"
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing yet\n")
+    with pytest.raises(ConfigError, match="empty.yaml: an empty config"):
+        load_config(empty)

@@ -1,10 +1,9 @@
 """Per-workflow config schemas: a discriminated union on ``task``.
 
-Each workflow validates only its own sections and its own cross-field rules. Its ``model``
-section is a discriminated union (on ``name``) of the configs of the registered models whose
-``tasks`` name the workflow (:func:`latentbridge.models.registry.models_for_task`), so a new
-model appears here by being registered. :func:`transform_spec` builds the saved preprocessing
-description (:mod:`latentbridge.transforms.spec`) of every workflow.
+Each workflow validates only its own sections and its own cross-field rules. Its ``model`` section is a discriminated
+union (on ``name``) of the configs of the registered models whose ``tasks`` name the workflow
+(:func:`latentbridge.models.registry.models_for_task`), so a new model appears here by being registered.
+:func:`transform_spec` builds the saved preprocessing description (:mod:`latentbridge.transforms.spec`) of each.
 """
 
 from __future__ import annotations
@@ -563,6 +562,11 @@ def load_config(path=None, overrides: list[str] | None = None, *, sets: dict[str
     from latentbridge.config.loading import parse_override, set_path
 
     raw = load_raw(path) if path is not None else {}
+    if path is not None and not raw:  # it became the anomaly defaults, refused later for a data folder it never named
+        raise ConfigError(f"{path}: an empty config (no task, no section)")
+    if path is not None and "task" in (sets or {}) and raw.get("task", sets["task"]) != sets["task"]:
+        raise ConfigError(f"{path}: a preset for task {raw['task']!r} (`latentbridge train --config {path}`); this "
+                          f"command takes {sets['task']!r} presets (its keys were read as another task's)")
     raw = apply_overrides(raw, overrides)
     for key, value in (sets or {}).items():
         set_path(raw, key.split("."), value, key)
