@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
-from latentbridge.outputs import check_target, output_folder
+from latentbridge.outputs import FolderLock, check_target, output_folder
 from latentbridge.report.runs import anomaly as anomaly_report
 from latentbridge.report.runs import autoencode as autoencode_report
 from latentbridge.report.runs import diffusion as diffusion_report
@@ -93,8 +93,11 @@ def train(cfg, out: str, *, resume: bool = False, force: bool = False, notify=No
 
     # a used folder (or a file) is refused before the data is read and surveyed (not in DDP's extra processes,
     # which find the folder the first one made)
-    if not resume and not is_launched_child():
-        check_target(Path(out), force)
+    if not is_launched_child():
+        if not resume:
+            check_target(Path(out), force)
+        if Path(out).parent.is_dir():  # a folder another process writes: refused now, not after minutes of reading
+            FolderLock(out).acquire().release()
     return TASKS[cfg.task].fit(cfg, out, resume=resume, force=force, notify=notify)
 
 
