@@ -239,3 +239,15 @@ def test_a_full_disk_names_the_output_on_a_line_of_its_own(monkeypatch, capsys, 
     err = capsys.readouterr().err
     assert f"\nerror: /tmp/tmpfo9oauwl: No space left on device (while writing {out})" in err
     assert not list(getattr(tqdm, "_instances", ()))
+
+
+def test_os_errors_name_the_file_a_temporary_one_was_to_become():
+    """`.config.json.vqjqu1ip.partial: Read-only file system` named a hidden temporary file."""
+    import errno
+
+    from latentbridge.errors import os_error_text
+
+    assert os_error_text(OSError(errno.EROFS, "Read-only file system", "/ro/knn/.config.json.vqjqu1ip.partial")) \
+        == "/ro/knn/config.json: Read-only file system"
+    assert os_error_text(OSError(errno.EFBIG, "File too large"), "runs/m") == "File too large (while writing runs/m)"
+    assert os_error_text(OSError(errno.EACCES, "Permission denied", "/a/.run.tmp-77"), "x") == "/a/run: Permission denied"

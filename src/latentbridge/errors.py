@@ -68,8 +68,14 @@ def os_error_text(e: OSError, out=None) -> str:
     the problem; a full disk also names ``out``, the output being written (the file that failed is often a temporary
     one, whose name says nothing to the user)."""
     import errno
+    import re
 
-    text = f"{e.filename}: {e.strerror or e}" if e.filename else str(e.strerror or e)
-    if e.errno in (errno.ENOSPC, errno.EDQUOT) and out:
+    name = e.filename
+    if name:  # a temporary file's name (.config.json.x1y2.partial, .run.tmp-123) said as the file it was to become
+        path = Path(str(name))
+        if m := re.fullmatch(r"\.(.+?)(?:\.[a-z0-9_]{8}\.partial|\.tmp-\d+)", path.name):
+            name = path.parent / m.group(1)
+    text = f"{name}: {e.strerror or e}" if name else str(e.strerror or e)
+    if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) and out:
         text += f" (while writing {out})"
     return text
