@@ -193,6 +193,8 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
                 if moved:  # the old run comes back as it was
                     shutil.rmtree(folder, ignore_errors=True)
                     os.replace(old, folder)
+                    log.warning("%s: the --force run stopped before it finished: the folder holds what it held before "
+                                "(the stopped run's checkpoints are not kept)", folder)
                 elif old is None and not any((folder / f).exists() for f in ("checkpoints/last.ckpt",
                                                                                 "model.safetensors")):
                     # a new run that failed before its first checkpoint (or saved model) holds nothing to resume
