@@ -33,18 +33,6 @@ def blend_frames(features: np.ndarray, offset: int, valid: int, total: int) -> n
     return out / np.maximum(wsum, 1e-12)
 
 
-def overlap_add(frames: np.ndarray, hop: int, total: int) -> np.ndarray:
-    """(n, window) → (total,): windows at 0, hop, 2·hop, … blended with Hann-shaped weights."""
-    n, window = frames.shape
-    w = np.ones(window) if hop >= window else 1e-3 + np.hanning(window + 2)[1:-1]
-    out = np.zeros((n - 1) * hop + window)
-    wsum = np.zeros_like(out)
-    for i in range(n):
-        out[i * hop:i * hop + window] += w * frames[i]
-        wsum[i * hop:i * hop + window] += w
-    return (out / np.maximum(wsum, 1e-12))[:total]
-
-
 @dataclass
 class FileReconstruction:
     path: Path
@@ -83,9 +71,8 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
     ISTFT with the input's phase). (Windows side by side, each inverted on its own, left a seam at every window's
     end: a model trained on padded clips decodes a window's last frames as silence, 0.1 s of -89 dB every second.)
     When the file's own rate differs, the result is resampled back to it, so the output has the input's rate and
-    length. Decoded log-mels pass the
-    model's global-variance post-filter where its folder has one (an MLD audio stage;
-    ``postfilter=False``: the decoder's raw output), as they do when the MLD model samples audio."""
+    length. Decoded log-mels pass the model's global-variance post-filter where its folder has one (an MLD audio
+    stage; ``postfilter=False``: the decoder's raw output), as they do when the MLD model samples audio."""
     from latentbridge.errors import DataError, named_problems
     from latentbridge.io import audio_info, check_recording_length, level_dbfs, list_audio_files, read_audio, resample
     from latentbridge.models.hub import load_model
@@ -150,11 +137,10 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
         rec = saved.model.reconstruct(transform(x))
         if pf is not None:
             rec = pf.apply(rec)
-        whole = torch.from_numpy(padded)[None]
-        n_frames = full.stft(whole).shape[-1]
+        spectrum = full.stft(torch.from_numpy(padded)[None])
         mags = transform.features_to_magnitude(rec[:, 0]).double().numpy()
-        blended = torch.from_numpy(blend_frames(mags, hop // h, valid, n_frames)).float()[None]
-        angle = full.stft(whole).angle() if phase == "input" else None
+        blended = torch.from_numpy(blend_frames(mags, hop // h, valid, spectrum.shape[-1])).float()[None]
+        angle = spectrum.angle() if phase == "input" else None
         out = full.magnitude_to_wave(blended, length=len(padded), phase=angle, n_iter=n_iter)[0]
         out = out.numpy()[:total].astype(np.float32)
         metrics = safe_audio_metrics(out, wave, sr, str(path))
