@@ -130,11 +130,12 @@ def protect_arguments(args) -> None:
     protect_inputs(o.split("=", 1)[1] for o in getattr(args, "override", None) or [] if "=" in o)
 
 
-#: what every latentbridge output folder holds one of at its top (a model folder, a run, evaluate's, score's, sample's,
-#: enhance's, analyze's, reconstruct's, synthetic data): ``--force`` replaces only a folder holding one
-OUTPUT_NAMES = frozenset({"config.json", "model.safetensors", "checkpoints", "metrics.json", "report.html",
-                          "judge.json", "settings.json", "manifest.json", "summary.json", "scores.csv",
-                          "relationships.json", "reconstruct.json", "enhance.json"})
+#: what every latentbridge output folder holds one of at its top (a model folder, a run, one killed before its first
+#: checkpoint, evaluate's, score's, sample's and the edge sampler's, enhance's, analyze's, reconstruct's, synthetic
+#: data): ``--force`` replaces only a folder holding one
+OUTPUT_NAMES = frozenset({"config.json", "config.yaml", "model.safetensors", "checkpoints", "logs", "metrics.json",
+                          "report.html", "judge.json", "settings.json", "grid.png", "manifest.json", "summary.json",
+                          "scores.csv", "relationships.json", "reconstruct.json", "enhance.json"})
 
 
 def check_target(folder: Path, force: bool, what: str = "output folder") -> None:
