@@ -172,6 +172,7 @@ def analyze(run_dir: str, out: str, n_clusters: int = 10, force: bool = False):
     from latentbridge.models.hub import read_info
 
     check_target(Path(out), force)
+    analyze_task.check_clusters(n_clusters)  # before the run is read
     _refuse_other_data_here(read_info(run_dir), "analyze from there")
     try:
         res = analyze_task.analyze(run_dir, n_clusters=n_clusters)
