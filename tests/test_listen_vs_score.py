@@ -110,3 +110,26 @@ def test_listen_options_are_checked_before_listening(fitted_model, recordings, t
     with caplog.at_level("WARNING"):
         summary = listen_model(fitted_model, source=wav, out=io.StringIO(), hop_s=3.0)
     assert summary["n_windows"] == 1 and "audio between windows is not scored" in caplog.text
+
+
+@pytest.mark.parametrize("capture_rate", [44100, 48000])
+def test_a_stream_at_another_rate_scores_as_the_recording_of_it(fitted_model, recordings, tmp_path, capture_rate):
+    """A device or browser at 44.1 or 48 kHz: each window was resampled on its own (zeros beyond its edges) and
+    scored up to 8 % off `anomaly score` of the same audio, flipping decisions near the threshold. The stream is now
+    resampled as one signal before it is cut."""
+    from latentbridge.io import resample
+    from latentbridge.tasks.listen import listen
+
+    det = Detector.load(fitted_model)
+    wave, sr = read_audio(recordings["full"])
+    captured = resample(np.tile(wave, 2), sr, capture_rate)  # 8 s of the normal recording at the capture rate
+    wav = write_wav(tmp_path / "captured.wav", captured, capture_rate, subtype="FLOAT")
+    s_starts, s_scores = _scored(fitted_model, wav, tmp_path)
+    blocks = ((captured[i:i + 1000, None], False) for i in range(0, len(captured), 1000))
+    got = []
+    summary = listen(det.score_windows, sample_rate=capture_rate, model_rate=det.sample_rate, window_s=2.0,
+                     hop_s=1.0, source=blocks, out=None, flush=True, pad=det.cfg.audio.pad,
+                     on_window=got.append)
+    assert summary["duration_s"] == pytest.approx(len(captured) / capture_rate, abs=1e-3)
+    np.testing.assert_allclose([e["start_s"] for e in got], s_starts, atol=5e-4)
+    np.testing.assert_allclose([e["score"] for e in got], s_scores, rtol=2e-5)

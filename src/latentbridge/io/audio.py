@@ -526,6 +526,26 @@ def resample(x: np.ndarray, orig_sr: float, target_sr: float, axis: int = -1) ->
     return np.ascontiguousarray(np.moveaxis(out.reshape(*moved.shape[:-1], n_out), -1, axis))
 
 
+def resampled_blocks(blocks, orig_sr: float, target_sr: float, channels: int):
+    """A stream of ``(block (n, channels), flag)`` pairs at ``target_sr``: the same soxr "HQ" filter as :func:`resample`,
+    run over the stream as one signal, so the samples are those :func:`resample` gives the whole recording (windows
+    resampled one by one, with zeros beyond their edges, scored up to 8 % off ``anomaly score`` of the same audio).
+    The samples the filter still holds come out when the stream ends; closing this generator closes ``blocks``."""
+    import soxr
+
+    stream = soxr.ResampleStream(float(orig_sr), float(target_sr), int(channels), dtype="float32", quality="HQ")
+    inner = iter(blocks)
+    try:
+        for block, flag in inner:
+            block = np.ascontiguousarray(np.asarray(block, dtype=np.float32).reshape(len(block), int(channels)))
+            yield stream.resample_chunk(block, last=False), flag
+        yield stream.resample_chunk(np.zeros((0, int(channels)), np.float32), last=True), False
+    finally:
+        close = getattr(inner, "close", None)
+        if close is not None:
+            close()
+
+
 #: The short-recording rule shared by fit, score, listen and the edge scorer: a recording must
 #: hold at least this share of one analysis window (0.5 s for 2-s windows). Shorter recordings
 #: are refused; recordings between that and one window are padded to one window with the

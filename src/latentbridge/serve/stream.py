@@ -31,7 +31,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from latentbridge.errors import LatentbridgeError
 from latentbridge.io.capture import BlockFeed, StreamClosed
-from latentbridge.tasks.listen import detector_score_fn, listen
+from latentbridge.tasks.listen import listen
 
 log = logging.getLogger("latentbridge.serve")
 
@@ -129,7 +129,7 @@ async def run_stream(ws: WebSocket, served, batcher, *, queue_blocks: int, max_f
     def work() -> None:
         msg = None
         try:
-            summary = listen(detector_score_fn(det, sr, batcher), sample_rate=sr, window_s=w.window_s,
+            summary = listen(batcher, sample_rate=sr, model_rate=det.sample_rate, window_s=w.window_s,
                              hop_s=w.hop_s, source=feed, channels=channels, out=None, pad=w.pad, flush=True,
                              on_window=on_window, stats=feed.stats, channel=w.channel)
             msg = {"type": "end", **summary, "dropped_blocks": feed.stats.dropped_blocks,

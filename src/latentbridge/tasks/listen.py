@@ -19,7 +19,7 @@ from typing import TextIO
 import numpy as np
 
 from latentbridge.errors import LatentbridgeError
-from latentbridge.io.audio import MIN_WINDOW_SHARE, check_recording_length, resample
+from latentbridge.io.audio import MIN_WINDOW_SHARE, check_recording_length, resampled_blocks
 from latentbridge.io.capture import StreamStats, device_blocks, file_blocks
 from latentbridge.io.events import EventLog, utc_now_iso
 from latentbridge.io.windows import PAD_MODES, WindowBuffer
@@ -29,7 +29,7 @@ _log = logging.getLogger(__name__)
 #: a window whose samples all stay below this is digital silence (a muted or disconnected input)
 SILENT_PEAK = 1e-6
 
-__all__ = ["ScoreFn", "detector_score_fn", "listen", "listen_model"]
+__all__ = ["ScoreFn", "listen", "listen_model"]
 
 #: ``score_fn(windows (n, window_samples) float32) -> (scores (n,), decisions (n,) bool)``.
 ScoreFn = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray]"]
@@ -63,6 +63,7 @@ def listen(
     stats: StreamStats | None = None,
     channel: int | str | None = None,
     csv_rate: float | None = None,
+    model_rate: int | None = None,
 ) -> dict:
     """Score a live stream window by window.
 
@@ -93,6 +94,11 @@ def listen(
     channel ``k``, or every channel (``"all"``: windows ``(channels, window_samples)``; a file ``source`` must hold
     ``channels``).
 
+    ``model_rate``: the rate the windows are cut and scored at, when a device or stream delivers ``sample_rate``:
+    the stream is resampled as one signal before it is cut (:func:`latentbridge.io.audio.resampled_blocks`), so the
+    windows hold the samples ``anomaly score`` reads from a recording of it (a file ``source`` is read at
+    ``sample_rate`` already). Times are seconds of the received audio either way.
+
     ``on_window``, when given, is called with each window's event (the fields of an event-log
     row: ``wall_time``, ``start_s``, ``end_s``, ``score``, ``is_anomaly``, ``overflows``) as soon
     as it is scored: the server's WebSocket stream sends it on.
@@ -104,6 +110,12 @@ def listen(
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
     if pad not in PAD_MODES:
         raise ValueError(f"pad must be one of {PAD_MODES}, got {pad!r}")
+    if int(blocksize) != blocksize or blocksize < 1:  # a traceback from the device or file reader
+        raise LatentbridgeError(f"--blocksize must be a whole number of at least 1 sample, got {blocksize}")
+    is_file = isinstance(source, (str, os.PathLike))
+    captured = sample_rate
+    if model_rate is not None and not is_file:
+        sample_rate = int(model_rate)  # windows, hops and times at the rate the stream is resampled to
     window = int(round(window_s * sample_rate))
     hop = int(round(hop_s * sample_rate))
     if window < 1 or hop < 1:
@@ -111,14 +123,13 @@ def listen(
             f"window_s={window_s} and hop_s={hop_s} must each be at least one sample "
             f"at {sample_rate} Hz"
         )
-    is_file = isinstance(source, (str, os.PathLike))
     flush = is_file if flush is None else bool(flush)
     name = source if is_file else "<stream>"
     if source is None:
         stats = stats if stats is not None else StreamStats()
         blocks: Iterable[tuple[np.ndarray, bool]] = device_blocks(
             device,
-            sample_rate=sample_rate,
+            sample_rate=captured,
             channels=channels,
             blocksize=blocksize,
             duration_s=duration_s,
@@ -133,6 +144,8 @@ def listen(
     else:
         blocks = source
         in_channels = channels
+    if captured != sample_rate:
+        blocks = resampled_blocks(blocks, captured, sample_rate, in_channels)
 
     limit = None if duration_s is None else int(round(duration_s * sample_rate))
     select = channel if not is_file or channel == "all" else None
@@ -238,25 +251,6 @@ def listen(
     return summary
 
 
-def detector_score_fn(det, capture_sr: int, score_windows: ScoreFn | None = None) -> ScoreFn:
-    """The :data:`ScoreFn` of a :class:`~latentbridge.tasks.anomaly.Detector` for windows captured
-    at ``capture_sr``: each window is resampled to the model's rate (cut or padded to the model's
-    window length) and scored by ``score_windows`` (default: ``det.score_windows``; the server
-    passes its micro-batcher, which calls the same method)."""
-    model_sr = det.sample_rate
-    window = det.spec.window_samples
-    score_windows = det.score_windows if score_windows is None else score_windows
-
-    def score_fn(windows: np.ndarray):
-        if capture_sr != model_sr:
-            windows = resample(windows, capture_sr, model_sr, axis=-1)
-            widths = [(0, 0)] * (windows.ndim - 1) + [(0, max(0, window - windows.shape[-1]))]
-            windows = np.pad(windows, widths)[..., :window]
-        return score_windows(windows)
-
-    return score_fn
-
-
 def listen_model(model_dir, *, device=None, source=None, duration_s=None, events=None, hop_s=None,
                  sample_rate=None, blocksize: int = 1024, realtime: bool = False, out=None) -> dict:
     """Stream windows through the saved detector in ``model_dir``; one printed line (and event
@@ -283,7 +277,6 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
         _log.warning("--hop %g s is longer than the model's %g-s window: the audio between windows is not scored",
                     hop_s, det.spec.windowing.window_s)
     capture_sr = int(sample_rate or det.sample_rate)
-    score_fn = detector_score_fn(det, capture_sr)
 
     if isinstance(device, str) and device.strip().lstrip("-").isdigit():
         device = int(device)
@@ -291,7 +284,8 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
              else f"device {device if device is not None else '(default)'} at {capture_sr} Hz")
     print(f"model {model_dir}: {det.saved.info['model_class']}, score {det.method}, threshold {det.threshold:.6g}, "
           f"window {det.spec.windowing.window_s:g} s, input {where}", file=out, flush=True)
-    return listen(score_fn, sample_rate=capture_sr, window_s=det.spec.windowing.window_s,
+    return listen(det.score_windows, sample_rate=capture_sr, model_rate=det.sample_rate,
+                  window_s=det.spec.windowing.window_s,
                   hop_s=hop_s or det.spec.windowing.hop_s, source=source, device=device, blocksize=blocksize,
                   duration_s=duration_s, events=events, out=out, realtime=realtime, pad=det.spec.windowing.pad,
                   trim_db=det.spec.windowing.trim_db, min_share=det.spec.windowing.min_share,
