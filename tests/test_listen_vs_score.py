@@ -103,6 +103,7 @@ def test_listen_options_are_checked_before_listening(fitted_model, recordings, t
     for kw, message in (({"hop_s": 0.0}, "--hop must be a positive number, got 0"),
                         ({"duration_s": -1.0}, "--duration must be a positive number, got -1"),
                         ({"sample_rate": float("nan")}, "--sample-rate must be a positive number"),
+                        ({"blocksize": 0}, "--blocksize must be a whole number of at least 1"),  # a traceback
                         # a file is read at its own rate: the banner once claimed the given one
                         ({"sample_rate": 8000}, "--sample-rate sets a device's capture rate; the --source file")):
         with pytest.raises(LatentbridgeError, match=message):
