@@ -134,6 +134,10 @@ def test_onnx_denoiser_samples_without_torch_like_pytorch(mnist_run, tmp_path, c
     onnx_path = tmp_path / "denoiser.onnx"
     assert main(["export", str(mnist_run), "--out", str(onnx_path)]) == 0
     assert "denoiser inputs" in capsys.readouterr().out
+    from latentbridge.edge import EdgeModelError, EdgeScorer
+
+    with pytest.raises(EdgeModelError, match="not an anomaly scorer export .* a diffusion denoiser"):
+        EdgeScorer(onnx_path)  # it said "exported by an earlier latentbridge": export it again
     d = OnnxDenoiser(onnx_path)
     model = load_model(mnist_run).model
     noise = np.random.default_rng(0).standard_normal((4, 1, 28, 28)).astype(np.float32)

@@ -137,6 +137,11 @@ class EdgeScorer:
                                        "folder with: latentbridge export MODEL_DIR --format onnx --out model.onnx)")
         try:
             self.meta = json.loads(meta[METADATA_KEY])
+            kind = self.meta.get("format")
+            if kind not in (None, "latentbridge-onnx"):  # a diffusion denoiser was "an earlier latentbridge's" export
+                raise EdgeModelError(path, f"not an anomaly scorer export (format {kind!r}): "
+                                           + ("a diffusion denoiser, which python -m latentbridge.edge_sampler runs"
+                                              if kind == "latentbridge-onnx-denoiser" else "another kind of model"))
             version = int(self.meta.get("format_version", 1))
             if version < FORMAT_VERSION:
                 raise EdgeModelError(path, f"exported by an earlier latentbridge (format_version {version}); "
