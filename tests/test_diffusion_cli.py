@@ -149,6 +149,12 @@ def test_onnx_denoiser_samples_without_torch_like_pytorch(mnist_run, tmp_path, c
         np.testing.assert_allclose(ours, ((x.clamp(-1, 1) + 1) / 2).numpy(), atol=1e-4)
     assert edge_main([str(onnx_path), "--num-samples", "3", "--steps", "3", "--out", str(tmp_path / "edge")]) == 0
     assert len(list((tmp_path / "edge").glob("sample_*.png"))) == 3
+    # in batches (all at once ran out of memory for thousands): the same images whatever the batch size
+    assert edge_main([str(onnx_path), "--num-samples", "3", "--steps", "3", "--batch-size", "2", "--out",
+                      str(tmp_path / "edge2")]) == 0
+    for i in range(3):
+        assert (tmp_path / "edge2" / f"sample_{i:04d}.png").read_bytes() == \
+            (tmp_path / "edge" / f"sample_{i:04d}.png").read_bytes()
     capsys.readouterr()
     (tmp_path / "a_file").write_text("")
     for extra, message in ((["--num-samples", "0"], "--num-samples must be at least 1"),
@@ -157,6 +163,7 @@ def test_onnx_denoiser_samples_without_torch_like_pytorch(mnist_run, tmp_path, c
                            (["--class", "seven"], "unknown class 'seven'; classes: ['0', '1'"),
                            (["--condition", "1"], "the model takes 0 continuous condition(s)"),
                            (["--seed", "-1"], "--seed must be 0 to 4294967295, got -1"),
+                           (["--batch-size", "0"], "--batch-size must be at least 1"),
                            (["--out", str(tmp_path / "a_file")], "exists and is a file"),
                            (["--out", str(tmp_path / "edge")], "exists and is not empty (use --force")):
         args = [str(onnx_path), "--num-samples", "2", "--steps", "2", "--out", str(tmp_path / "e2"), *extra]

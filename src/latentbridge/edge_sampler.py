@@ -126,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--condition", type=float, action="append",
                    help="a continuous condition value, repeated for each of the model's (default: none, unconditional)")
     p.add_argument("--guidance", type=float, help="default: the model's sampling.guidance")
-    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--steps", type=int, help="default: the model's sampling.steps")
+    p.add_argument("--batch-size", type=int, help="samples drawn at once (default: the model's sampling.batch_size); "
+                                                  "less memory with fewer")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="folder for sample_NNNN.png and grid.png")
     p.add_argument("--force", action="store_true", help="replace a non-empty output folder")
@@ -143,7 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         check_seed(args.seed)  # numpy's generator refuses negatives (a traceback)
         check_target(Path(args.out), args.force)  # before the sampling
         d = OnnxDenoiser(args.model)
-        d.timesteps(args.steps)  # its range checked before anything runs
+        sampling = d.meta.get("sampling") or {}
+        steps = int(sampling.get("steps", 50)) if args.steps is None else args.steps  # 50 whatever the model's was
+        d.timesteps(steps)  # its range checked before anything runs
+        batch = int(sampling.get("batch_size", 64)) if args.batch_size is None else args.batch_size
+        if batch < 1:
+            raise LatentbridgeError(f"--batch-size must be at least 1, got {batch}")
         labels = None
         if args.label is not None:
             labels = np.full(args.num_samples, class_index(args.label, [str(n) for n in d.meta.get("class_names") or []],
@@ -160,8 +167,21 @@ def main(argv: list[str] | None = None) -> int:
                                         f"({d.meta.get('condition_names')}), got {len(condition)} --condition")
             if not np.all(np.isfinite(condition)):
                 raise LatentbridgeError(f"--condition: every value must be a finite number, got {condition}")
-        images = d.sample(args.num_samples, labels=labels, condition=condition, guidance=g, steps=args.steps,
-                          seed=args.seed)
+        # in batches (all at once took 1.7 GB for 4,000 small images, and onnxruntime's allocation error for more),
+        # from one draw of the noise: the same images whatever the batch size
+        noise = np.random.default_rng(args.seed).standard_normal((args.num_samples, *d.image_shape))
+        parts = []
+        for i in range(0, args.num_samples, batch):
+            try:
+                parts.append(d.sample(len(noise[i:i + batch]), labels=None if labels is None else labels[i:i + batch],
+                                      condition=condition, guidance=g, steps=steps, noise=noise[i:i + batch]))
+            except LatentbridgeError:
+                raise
+            except Exception as e:  # noqa: BLE001 - onnxruntime's own errors (memory) are said in one line
+                raise LatentbridgeError(f"{args.model}: onnxruntime failed on a batch of {batch} samples "
+                                        f"({str(e).splitlines()[0][:200]}); a smaller --batch-size needs less memory") \
+                    from None
+        images = np.concatenate(parts)
         with output_folder(args.out, force=args.force) as tmp:
             for i, img in enumerate(images):
                 write_png(tmp / f"sample_{i:04d}.png", img)
