@@ -313,6 +313,11 @@ def test_other_sample_rates_are_resampled(tmp_path, onnx_model):
         f"note: {paths[44100]}: resampled from 44100 Hz to the model's 16000 Hz"]
     ref = window_scores(res.stdout, paths[16000])
     assert len(ref) == 3
+    low = tmp_path / "machine_8000.wav"  # below the model's band: every window a fault for that alone, unsaid
+    sf.write(str(low), machine_like(8000), 8000, subtype="FLOAT")
+    res_low = run_edge(onnx_model, low)
+    assert f"note: {low}: resampled from 8000 Hz to the model's 16000 Hz; recorded below the model's band, it holds " \
+           "nothing between 4000 and 8000 Hz" in res_low.stderr, res_low.stderr
     for sr in (22050, 44100):
         np.testing.assert_allclose(window_scores(res.stdout, paths[sr]), ref, rtol=1e-2)
     # without resampling the scores would be far off

@@ -134,3 +134,14 @@ def test_a_stream_at_another_rate_scores_as_the_recording_of_it(fitted_model, re
     assert summary["duration_s"] == pytest.approx(len(captured) / capture_rate, abs=1e-3)
     np.testing.assert_allclose([e["start_s"] for e in got], s_starts, atol=5e-4)
     np.testing.assert_allclose([e["score"] for e in got], s_scores, rtol=2e-5)
+
+
+def test_listen_says_what_score_says_of_a_recording_below_the_band(fitted_model, recordings, tmp_path, caplog):
+    """An 8-kHz copy for a 16-kHz model: every window scored as a fault, and listen said nothing (score warns)."""
+    from latentbridge.io import resample
+
+    wave, sr = read_audio(recordings["full"])
+    low = write_wav(tmp_path / "r8k.wav", resample(wave, sr, 8000), 8000, subtype="PCM_16")
+    with caplog.at_level("WARNING"):
+        listen_model(fitted_model, source=low, out=io.StringIO())
+    assert "1 of 1 files are recorded below the model's band (lowest 8000 Hz; r8k.wav)" in caplog.text

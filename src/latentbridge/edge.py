@@ -155,6 +155,7 @@ class EdgeScorer:
                                     center=t.get("center", True), power=t.get("power", 1.0),
                                     n_frames=t.get("n_frames"))
             self.sample_rate = int(t["sample_rate"])
+            self.fmax = float(t["fmax"]) if t.get("kind") == "mel" and t.get("fmax") else None  # the band's top
             self.window = int(round(float(w["window_s"]) * self.sample_rate))
             self.hop = max(1, int(round(float(w["hop_s"]) * self.sample_rate)))
             self.pad = str(w.get("pad", "wrap"))
@@ -215,7 +216,10 @@ class EdgeScorer:
             except ImportError as exc:
                 raise DataError(path, f"{sr} Hz needs resampling to the model's {self.sample_rate} Hz, "
                                       f"which needs the soxr package ({exc})") from None
-            notes.append(f"resampled from {sr} Hz to the model's {self.sample_rate} Hz")
+            top = self.fmax or self.sample_rate / 2
+            notes.append(f"resampled from {sr} Hz to the model's {self.sample_rate} Hz"
+                         + (f"; recorded below the model's band, it holds nothing between {sr / 2:g} and {top:g} Hz, "
+                            "which scores it as unlike the training sound for that alone" if sr / 2 < 0.98 * top else ""))
         if self.channel is None and _soundfile_available() and (n := audio_info(path, self.csv_rate).channels) > 1:
             notes.append(f"mixed to one channel from {n}, as the model was fitted")
         if self.trim_db:

@@ -277,6 +277,7 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
         _log.warning("--hop %g s is longer than the model's %g-s window: the audio between windows is not scored",
                     hop_s, det.spec.windowing.window_s)
     capture_sr = int(sample_rate or det.sample_rate)
+    _say_what_the_input_lacks(det, source, capture_sr)
 
     if isinstance(device, str) and device.strip().lstrip("-").isdigit():
         device = int(device)
@@ -291,6 +292,28 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
                   trim_db=det.spec.windowing.trim_db, min_share=det.spec.windowing.min_share,
                   channel=det.spec.windowing.channel, channels=capture_channels(det),
                   csv_rate=det.csv_rate)
+
+
+def _say_what_the_input_lacks(det, source, capture_sr: int) -> None:
+    """What `anomaly score` says of a recording, said before listening to it (or to a device at ``capture_sr``): a
+    rate below the model's band, 8-bit or lossy samples where training had none. Every window scored as a fault for
+    that alone, without a word."""
+    from latentbridge.data.survey import band_fmax, band_warning, codec_warning, depth_warning
+    from latentbridge.io import audio_info
+
+    if source is None:
+        rates, codecs, names = {f"the device's {capture_sr}-Hz capture": capture_sr}, [], []
+    else:
+        try:
+            info = audio_info(source, csv_rate=det.csv_rate)
+        except LatentbridgeError:
+            return  # the reader names what is wrong with it when it reads it
+        rates, codecs, names = {Path(source).name: info.sample_rate}, [info.codec], [Path(source).name]
+    fitted = (det.saved.info.get("data") or {}).get("codecs") or {}
+    for text in (band_warning(rates, det.sample_rate, band_fmax(det.spec.features)),
+                 *((codec_warning(fitted, codecs, names), depth_warning(fitted, codecs, names)) if fitted else ())):
+        if text:
+            _log.warning(text)
 
 
 def capture_channels(det) -> int:
