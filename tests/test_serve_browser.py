@@ -124,6 +124,13 @@ def test_upload_page_shows_a_result(server, browser, detector_model):
         return [red, blue];
     }""")
     assert colours[0] > 10 and colours[1] > 50, colours
+    # a file that cannot be read: its error, and no verdict of the file before (it read as this file's)
+    bad = detector_model.parent / "text.wav"
+    bad.write_text("not audio")
+    page.set_input_files("#file", str(bad))
+    page.click("#submit")
+    page.wait_for_function("document.getElementById('upload-status').textContent === ''", timeout=60000)
+    assert page.is_hidden("#result") and "422: text.wav:" in page.inner_text("body")
     page.close()
 
 
@@ -151,6 +158,14 @@ def test_generate_and_enhance_pages(generative_server, browser):
     assert page.locator("#sample-result figure").count() == 4
     assert page.locator("#sample-result figcaption").all_inner_texts() == ["seven"] * 4
     _shot(page, "serve_sample.png")
+    # emptied fields are the run's settings (guidance 0 sampled unconditionally, steps 0 showed pydantic's JSON)
+    page.fill("#sample-guidance", "")
+    page.fill("#sample-steps", "")
+    page.evaluate("window.lb.samples = undefined")
+    page.click("#sample-submit")
+    page.wait_for_function("window.lb.samples !== undefined", timeout=60000)
+    used = page.evaluate("window.lb.samples")
+    assert used["steps"] == 5 and used["guidance"] != 0, used
     page.select_option("#model", "cvae")
     assert page.is_visible("#upload-panel") and page.is_hidden("#sample-panel") and page.is_visible("#task-label")
     page.set_input_files("#file", str(generative_server.root / "slide.npy"))

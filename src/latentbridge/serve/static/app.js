@@ -15,7 +15,12 @@ async function api(path, options) {
   let body = null;
   try { body = await r.json(); } catch (e) { body = { detail: r.statusText }; }
   if (r.status === 401) throw new Error("this server needs an API key: open the page as /?api_key=KEY");
-  if (!r.ok) throw new Error(`${r.status}: ${typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)}`);
+  if (!r.ok) {  // a sentence, or one entry per field that could not be read ("steps: Input should be ...")
+    const d = body.detail;
+    const text = typeof d === "string" ? d : Array.isArray(d)
+      ? d.map((x) => `${(x.loc || []).slice(1).join(".") || "request"}: ${x.msg}`).join("; ") : JSON.stringify(d);
+    throw new Error(`${r.status}: ${text}`);
+  }
   return body;
 }
 
@@ -163,6 +168,9 @@ async function upload(ev) {
   }
   $("upload-status").textContent = "working…";
   message("");
+  // the last file's result goes: after a failed upload it read as this file's
+  $("result").hidden = true;
+  $("enhance-result").hidden = true;
   try {
     const url = `/api/models/${encodeURIComponent(m.name)}/` +
       (scoring ? "score?spectrogram=true" : enhancing ? "enhance" : "predict");
@@ -186,8 +194,10 @@ async function generateSamples(ev) {
   const body = { n: Number($("sample-n").value), seed: Number($("sample-seed").value) };
   if (m.task === "diffusion") {
     if ($("sample-class").value) body.label = $("sample-class").value;
-    body.guidance = Number($("sample-guidance").value);
-    body.steps = Number($("sample-steps").value);
+    // an emptied field is the run's own setting, not 0 (guidance 0 sampled unconditionally without a word)
+    const guidance = $("sample-guidance").value.trim(), steps = $("sample-steps").value.trim();
+    if (guidance !== "") body.guidance = Number(guidance);
+    if (steps !== "") body.steps = Number(steps);
     body.scheduler = $("sample-scheduler").value;
   }
   $("sample-status").textContent = "sampling…";
