@@ -113,11 +113,12 @@ def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: s
         FeatureChunks(ex, chunks), batch_size=None, sampler=_RankShare(len(chunks)), collate_fn=_identity,
         num_workers=min(ex.num_workers, len(chunks)) if len(chunks) > 1 else 0,
         worker_init_fn=_one_thread if ex.num_workers > 0 and len(chunks) > 1 else None)
-    gather_dir = None
+    gather_dir, made_here = None, False
     callbacks = []
     if distributed:
         if _GATHER_ENV not in os.environ:  # the first process: the others inherit the folder
             os.environ[_GATHER_ENV] = tempfile.mkdtemp(prefix="latentbridge-score-")
+            made_here = True
         gather_dir = Path(os.environ[_GATHER_ENV])
         callbacks.append(_Gather(gather_dir))
     quiet_lightning()
@@ -125,8 +126,14 @@ def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: s
                         logger=False, enable_progress_bar=False, enable_checkpointing=False,
                         enable_model_summary=False, callbacks=callbacks, use_distributed_sampler=False)
     module = _Scorer(det, seed=seed, keep_features=not distributed)
-    with lightning_interrupts():
-        predictions = trainer.predict(module, loader, return_predictions=not distributed)
+    try:
+        with lightning_interrupts():
+            predictions = trainer.predict(module, loader, return_predictions=not distributed)
+    except BaseException:
+        if made_here:  # an interrupted run left its empty exchange folder behind
+            shutil.rmtree(gather_dir, ignore_errors=True)
+            os.environ.pop(_GATHER_ENV, None)
+        raise
     if not distributed:
         pairs = [p for chunk in predictions for p in chunk]
     else:
