@@ -554,3 +554,24 @@ def test_full_band_training_and_recordings_resampled_down_are_named(tmp_path, ca
             assert ("4 of 4 recordings resampled down to the model's 16000 Hz (from 22050 Hz; f0.wav, f1.wav, f2.wav, "
                     "...) hold less sound in the top band than every training recording") in caplog.text
             assert "resampling removes what lies above 7600 Hz" in caplog.text and "features.fmax=7400" in caplog.text
+
+
+def test_an_interrupted_distributed_score_s_exchange_folder_is_removed_by_the_next(tmp_path, monkeypatch):
+    """Lightning ends an interrupted DDP run with SIGKILL: its exchange folder was left in the temporary folder. The
+    next distributed score removes the folders of first processes that are gone, and no other's."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from latentbridge.tasks.scoring import _remove_orphans
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = tmp_path / f"latentbridge-score-{gone.pid}-abc123"
+    live = tmp_path / f"latentbridge-score-{os.getpid()}-def456"
+    other = tmp_path / "latentbridge-score-xyz"  # no PID in its name: not touched
+    for d in (dead, live, other):
+        d.mkdir()
+    _remove_orphans()
+    assert not dead.exists() and live.exists() and other.exists()

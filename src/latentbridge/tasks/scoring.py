@@ -91,6 +91,18 @@ class _Gather(BasePredictionWriter):
         os.replace(tmp, self.folder / f"rank_{trainer.global_rank}.json")
 
 
+def _remove_orphans() -> None:
+    """The exchange folders of distributed runs whose first process is gone (Lightning ends an interrupted DDP run
+    with SIGKILL: no cleanup of its own runs), named ``latentbridge-score-PID-*``."""
+    for folder in Path(tempfile.gettempdir()).glob("latentbridge-score-*-*"):
+        try:
+            os.kill(int(folder.name.split("-")[2]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (ValueError, PermissionError, OSError):
+            continue  # not ours, or a live process of another user
+
+
 def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: str | None = None,
                 accelerator: str | None = None, num_workers: int | None = None, seed: int = 0
                 ) -> tuple[WindowFeatures, np.ndarray] | None:
@@ -117,7 +129,8 @@ def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: s
     callbacks = []
     if distributed:
         if _GATHER_ENV not in os.environ:  # the first process: the others inherit the folder
-            os.environ[_GATHER_ENV] = tempfile.mkdtemp(prefix="latentbridge-score-")
+            _remove_orphans()
+            os.environ[_GATHER_ENV] = tempfile.mkdtemp(prefix=f"latentbridge-score-{os.getpid()}-")
             made_here = True
         gather_dir = Path(os.environ[_GATHER_ENV])
         callbacks.append(_Gather(gather_dir))
