@@ -346,6 +346,19 @@ def test_stdlib_reader_reads_like_soundfile(tmp_path, monkeypatch, subtype, chan
                                    atol=1e-6)
 
 
+def test_stdlib_reader_names_a_64_bit_wav(tmp_path, monkeypatch):
+    """An RF64 file read without soundfile was 'unreadable or truncated (not a RIFF/WAVE file)'."""
+    from latentbridge import edge
+    from latentbridge.errors import DataError
+
+    path = tmp_path / "big.wav"
+    sf.write(str(path), machine_like(SR, 0.5), SR, format="RF64")
+    assert path.read_bytes()[:4] == b"RF64"
+    monkeypatch.setattr(edge, "_SOUNDFILE", False)
+    with pytest.raises(DataError, match="a 64-bit WAV \\(RF64, for files over 4 GB\\) needs the soundfile package"):
+        edge.read_recording(path)
+
+
 def test_metadata_is_read_from_the_export(onnx_model, fitted_model):
     from latentbridge.edge import EdgeScorer
 

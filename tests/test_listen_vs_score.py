@@ -104,10 +104,11 @@ def test_listen_options_are_checked_before_listening(fitted_model, recordings, t
                         ({"duration_s": -1.0}, "--duration must be a positive number, got -1"),
                         ({"sample_rate": float("nan")}, "--sample-rate must be a positive number"),
                         ({"blocksize": 0}, "--blocksize must be a whole number of at least 1"),  # a traceback
+                        ({"device": " ", "source": None}, "--device '': give an input device's name or index"),
                         # a file is read at its own rate: the banner once claimed the given one
                         ({"sample_rate": 8000}, "--sample-rate sets a device's capture rate; the --source file")):
         with pytest.raises(LatentbridgeError, match=message):
-            listen_model(fitted_model, source=wav, out=io.StringIO(), **kw)
+            listen_model(fitted_model, out=io.StringIO(), **{"source": wav, **kw})
     with caplog.at_level("WARNING"):
         summary = listen_model(fitted_model, source=wav, out=io.StringIO(), hop_s=3.0)
     assert summary["n_windows"] == 1 and "audio between windows is not scored" in caplog.text

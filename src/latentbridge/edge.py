@@ -320,6 +320,8 @@ def _read_wav_stdlib(path: str | Path, channel: int | str | None = None,
     try:
         with open(path, "rb") as f:
             head = f.read(12)
+            if head[:4] in (b"RF64", b"BW64") and head[8:12] == b"WAVE":  # "not a RIFF/WAVE file" said nothing of it
+                raise DataError(path, "a 64-bit WAV (RF64, for files over 4 GB) needs the soundfile package")
             if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
                 raise DataError(path, "unreadable or truncated audio file (not a RIFF/WAVE file)")
             if head[:4] == b"RIFX":

@@ -279,6 +279,9 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
     capture_sr = int(sample_rate or det.sample_rate)
     _say_what_the_input_lacks(det, source, capture_sr)
 
+    if isinstance(device, str) and not device.strip():  # it listened on the default device, named as ''
+        raise LatentbridgeError("--device '': give an input device's name or index (latentbridge anomaly listen "
+                                "--list-devices), or leave --device out for the default")
     if isinstance(device, str) and device.strip().lstrip("-").isdigit():
         device = int(device)
     where = (f"file {source} (resampled to the model's {capture_sr} Hz where it is at another rate)" if source
