@@ -355,7 +355,7 @@ class _ChannelOrder:
         if sorted(names) == sorted(ref) and len(set(names)) == len(names):
             self.reordered.append(path.name)
             return wave[[names.index(n) for n in ref]]
-        self.renamed.append(f"{path.name} ({', '.join(names[:4])}{', ...' if len(names) > 4 else ''})")
+        self.renamed.append(f"{path.name} ({listed(names, 4)})")
         return wave
 
     def report(self, root: Path) -> None:
@@ -365,8 +365,7 @@ class _ChannelOrder:
                                  f"{self.n_files} recordings)" for c, n in sorted(self.dead.items())))
         if self.ref is None:
             return
-        first = f"{self.ref[0].relative_to(root).as_posix()} ({', '.join(self.ref[1][:4])}" + \
-            (", ...)" if len(self.ref[1]) > 4 else ")")
+        first = f"{self.ref[0].relative_to(root).as_posix()} ({listed(self.ref[1], 4)})"
         if self.reordered:
             _warn_once("%s: %d recording(s) list their sensor columns in another order than %s: read in its order, by "
                        "name: %s", root, len(self.reordered), first, listed(self.reordered, 5, count=True))
