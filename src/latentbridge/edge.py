@@ -216,10 +216,12 @@ class EdgeScorer:
             except ImportError as exc:
                 raise DataError(path, f"{sr} Hz needs resampling to the model's {self.sample_rate} Hz, "
                                       f"which needs the soxr package ({exc})") from None
+            from latentbridge.data.survey import below_band  # numpy only
+
             top = self.fmax or self.sample_rate / 2
             notes.append(f"resampled from {sr} Hz to the model's {self.sample_rate} Hz"
                          + (f"; recorded below the model's band, it holds nothing between {sr / 2:g} and {top:g} Hz, "
-                            "which scores it as unlike the training sound for that alone" if sr / 2 < 0.98 * top else ""))
+                            "which scores it as unlike the training sound for that alone" if below_band(sr, top) else ""))
         if self.channel is None and _soundfile_available() and (n := audio_info(path, self.csv_rate).channels) > 1:
             notes.append(f"mixed to one channel from {n}, as the model was fitted")
         if self.trim_db:

@@ -334,6 +334,20 @@ def depth_warning(fitted: dict[str, int], codecs: list[str], names: list[str]) -
             "at 16 bits or more, as the training recordings were")
 
 
+def header_warnings(fitted_codecs: dict | None, sample_rate: int, features, names: list[str], codecs: list[str],
+                    rates: list[int]) -> list[str]:
+    """What recordings' headers tell against a model's training recordings: stored the other way (lossy or lossless),
+    with 8-bit samples where training had none (``fitted_codecs``: the training recordings' codecs; None for a model
+    fitted before they were recorded, which is not checked), recorded at a rate below the band of ``features``
+    (``rates``: each recording's, or none where the band is checked elsewhere). ``anomaly score``, ``listen`` and the
+    server's uploads say the same."""
+    texts = [codec_warning(fitted_codecs, codecs, names), depth_warning(fitted_codecs, codecs, names)] \
+        if fitted_codecs and codecs else []
+    if rates:
+        texts.append(band_warning(dict(zip(names, rates)), sample_rate, band_fmax(features)))
+    return [t for t in texts if t]
+
+
 def codec_warning(fitted: dict[str, int], codecs: list[str], names: list[str]) -> str | None:
     """A warning naming the scored recordings stored lossily (Vorbis, MP3, Opus, GSM, ...) when every training
     recording was stored losslessly, or the other way round. A lossy codec's artefacts lie inside the band

@@ -401,17 +401,14 @@ def _upload_warnings(m: ServedModel, client_name: str, info, wave) -> list[str]:
     or louder than every training recording. (The band-content checks, which read the features, are the CLI's: computed
     per upload they cost served throughput, 96-107 against 75-81 requests/s in benchmarks/README.md §7's
     setting.)"""
-    from latentbridge.data.survey import band_fmax, band_warning, codec_warning, depth_warning, level_warnings
+    from latentbridge.data.survey import header_warnings, level_warnings
     from latentbridge.io import level_dbfs
     from latentbridge.tasks.anomaly import training_levels
 
     det = m.detector
-    fitted = (det.saved.info.get("data") or {}).get("codecs")
-    texts = [codec_warning(fitted, [info.codec], [client_name]) if fitted else None,
-             depth_warning(fitted, [info.codec], [client_name]) if fitted else None,
-             band_warning({client_name: int(info.sample_rate)}, det.sample_rate, band_fmax(det.spec.features)),
-             *level_warnings(training_levels(det), [client_name], [level_dbfs(wave)])]
-    return [t for t in texts if t]
+    return header_warnings((det.saved.info.get("data") or {}).get("codecs"), det.sample_rate, det.spec.features,
+                           [client_name], [info.codec], [int(info.sample_rate)]) \
+        + level_warnings(training_levels(det), [client_name], [level_dbfs(wave)])
 
 
 class _TooLong(HTTPException):

@@ -21,8 +21,8 @@ import torch
 from latentbridge.training.fit import best_loss_text
 from latentbridge.data.audio import FeatureExtractor, WindowFeatures
 from latentbridge.data.survey import (band_centres_hz, band_content_warning, band_fmax, band_profile_db,
-                                      codec_counts, codec_warning, depth_warning, files_below_band,
-                                      level_warnings, resampled_top_warning)
+                                      codec_counts, files_below_band, header_warnings, level_warnings,
+                                      resampled_top_warning)
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
 from latentbridge.metrics.anomaly import calibrate_threshold, detection_metrics, partial_auc, roc_auc
 from latentbridge.models.hub import SavedModel, load_model
@@ -462,7 +462,9 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
     _warn_level(det, wf)
     _warn_silent(wf)
     _warn_band(det, wf)
-    _warn_codec(det, wf)
+    for text in header_warnings((det.saved.info.get("data") or {}).get("codecs"), det.sample_rate, det.spec.features,
+                                [Path(f).name for f in wf.files], wf.codecs or [], []):  # the band: check_band's
+        log.warning(text)
     y_files = resolve_labels(wf.files, labels)
     file_scores = aggregate_scores(scores, wf.file_index, len(wf.files), aggregate)
     summary = {"model": str(model_dir), "score": det.method, "aggregate": aggregate, "threshold": det.threshold,
@@ -546,18 +548,6 @@ def band_warnings(det: Detector, features: np.ndarray, file_index: np.ndarray, f
         profile[[f in short for f in files]] = np.nan
         texts.append(band_content_warning(profile, fitted, names, centres))
     return [t for t in texts if t]
-
-
-def _warn_codec(det: Detector, wf: WindowFeatures) -> None:
-    """Recordings stored by a lossy codec scored by a model fitted on lossless ones, or the other way round
-    (:func:`latentbridge.data.survey.codec_warning`); models fitted before the codecs were recorded are not checked."""
-    fitted = (det.saved.info.get("data") or {}).get("codecs")
-    if not (fitted and wf.codecs):
-        return
-    names = [Path(f).name for f in wf.files]
-    for text in (codec_warning(fitted, wf.codecs, names), depth_warning(fitted, wf.codecs, names)):
-        if text:
-            log.warning(text)
 
 
 def _two_classes(y_files: np.ndarray, paths) -> None:

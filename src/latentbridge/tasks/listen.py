@@ -301,22 +301,20 @@ def _say_what_the_input_lacks(det, source, capture_sr: int) -> None:
     """What `anomaly score` says of a recording, said before listening to it (or to a device at ``capture_sr``): a
     rate below the model's band, 8-bit or lossy samples where training had none. Every window scored as a fault for
     that alone, without a word."""
-    from latentbridge.data.survey import band_fmax, band_warning, codec_warning, depth_warning
+    from latentbridge.data.survey import header_warnings
     from latentbridge.io import audio_info
 
     if source is None:
-        rates, codecs, names = {f"the device's {capture_sr}-Hz capture": capture_sr}, [], []
+        names, codecs, rates = [f"the device's {capture_sr}-Hz capture"], [], [capture_sr]
     else:
         try:
             info = audio_info(source, csv_rate=det.csv_rate)
         except LatentbridgeError:
             return  # the reader names what is wrong with it when it reads it
-        rates, codecs, names = {Path(source).name: info.sample_rate}, [info.codec], [Path(source).name]
-    fitted = (det.saved.info.get("data") or {}).get("codecs") or {}
-    for text in (band_warning(rates, det.sample_rate, band_fmax(det.spec.features)),
-                 *((codec_warning(fitted, codecs, names), depth_warning(fitted, codecs, names)) if fitted else ())):
-        if text:
-            _log.warning(text)
+        names, codecs, rates = [Path(source).name], [info.codec], [info.sample_rate]
+    for text in header_warnings((det.saved.info.get("data") or {}).get("codecs"), det.sample_rate, det.spec.features,
+                                names, codecs, rates):
+        _log.warning(text)
 
 
 def capture_channels(det) -> int:
