@@ -37,7 +37,8 @@ class _UniqueKeys(yaml.SafeLoader):
             if key != "<<" and key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"{key!r} given twice in one mapping (lines {seen[key]} and "
-                    f"{key_node.start_mark.line + 1}): the second would replace the first without a word; merge them", key_node.start_mark)
+                    f"{key_node.start_mark.line + 1}): the second would replace the first without a word; merge them",
+                    key_node.start_mark)
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep)
 

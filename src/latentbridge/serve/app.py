@@ -403,11 +403,11 @@ def _upload_warnings(m: ServedModel, client_name: str, info, wave) -> list[str]:
     setting.)"""
     from latentbridge.data.survey import header_warnings, level_warnings
     from latentbridge.io import level_dbfs
-    from latentbridge.tasks.anomaly import training_levels
+    from latentbridge.tasks.anomaly import training_codecs, training_levels
 
     det = m.detector
-    return header_warnings((det.saved.info.get("data") or {}).get("codecs"), det.sample_rate, det.spec.features,
-                           [client_name], [info.codec], [int(info.sample_rate)]) \
+    return header_warnings(training_codecs(det), det.sample_rate, det.spec.features, [client_name], [info.codec],
+                           [int(info.sample_rate)]) \
         + level_warnings(training_levels(det), [client_name], [level_dbfs(wave)])
 
 

@@ -462,7 +462,7 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
     _warn_level(det, wf)
     _warn_silent(wf)
     _warn_band(det, wf)
-    for text in header_warnings((det.saved.info.get("data") or {}).get("codecs"), det.sample_rate, det.spec.features,
+    for text in header_warnings(training_codecs(det), det.sample_rate, det.spec.features,
                                 [Path(f).name for f in wf.files], wf.codecs or [], []):  # the band: check_band's
         log.warning(text)
     y_files = resolve_labels(wf.files, labels)
@@ -510,6 +510,11 @@ def _warn_silent(wf: WindowFeatures) -> None:
     log.warning("%d of %d recordings hold windows of digital silence (%s windows): a muted or disconnected input, or "
                 "gaps written as zeros; those windows score the silence, not the sound (--out's scores.csv lists "
                 "every window)", len(which), len(wf.files), shown)
+
+
+def training_codecs(det: Detector) -> dict[str, int] | None:
+    """How the training recordings were stored (codec -> count), when the model's survey kept it."""
+    return (det.saved.info.get("data") or {}).get("codecs")
 
 
 def training_levels(det: Detector) -> list[float] | None:

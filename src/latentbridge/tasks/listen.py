@@ -303,6 +303,7 @@ def _say_what_the_input_lacks(det, source, capture_sr: int) -> None:
     that alone, without a word."""
     from latentbridge.data.survey import header_warnings
     from latentbridge.io import audio_info
+    from latentbridge.tasks.anomaly import training_codecs
 
     if source is None:
         names, codecs, rates = [f"the device's {capture_sr}-Hz capture"], [], [capture_sr]
@@ -312,8 +313,7 @@ def _say_what_the_input_lacks(det, source, capture_sr: int) -> None:
         except LatentbridgeError:
             return  # the reader names what is wrong with it when it reads it
         names, codecs, rates = [Path(source).name], [info.codec], [info.sample_rate]
-    for text in header_warnings((det.saved.info.get("data") or {}).get("codecs"), det.sample_rate, det.spec.features,
-                                names, codecs, rates):
+    for text in header_warnings(training_codecs(det), det.sample_rate, det.spec.features, names, codecs, rates):
         _log.warning(text)
 
 

@@ -42,11 +42,15 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: d}
 
 
+def _resume_checked(config: dict) -> dict[str, Any]:
+    """The dotted keys of ``config`` a resume must keep (:data:`RESUME_SECTIONS`, :data:`RESUME_KEYS`)."""
+    return {k: v for k, v in _flatten(config).items() if k.split(".")[0] in RESUME_SECTIONS or k in RESUME_KEYS}
+
+
 def resume_differences(old: dict, new: dict, trained_in: str | None = None) -> list[tuple[str, Any, Any]]:
     """(key, run's value, new value) for every architecture / data / transform key that differs; the run's
     relative paths are read from ``trained_in``, the folder it was trained in, where known."""
-    a = {k: v for k, v in _flatten(old).items() if k.split(".")[0] in RESUME_SECTIONS or k in RESUME_KEYS}
-    b = {k: v for k, v in _flatten(new).items() if k.split(".")[0] in RESUME_SECTIONS or k in RESUME_KEYS}
+    a, b = (_resume_checked(c) for c in (old, new))
     missing = object()
 
     def differs(k):
