@@ -125,10 +125,10 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
         given = files if isinstance(files, (str, Path)) else ", ".join(map(str, files))
         raise DataError(given, f"{len(problems)} of {len(paths)} audio files cannot be used: "
                         + named_problems(problems))
-    _say_conversions(paths, spec)
+    natives = [audio_info(p) for p in paths]  # each header read once
+    _say_conversions(paths, natives, spec)
     results, used = [], set()
-    for path, wave in zip(paths, waves):
-        native = audio_info(path)
+    for path, wave, native in zip(paths, waves, natives):
         total = wave.shape[-1]
         n = 1 if total <= window else math.ceil((total - window) / hop) + 1
         padded = np.zeros((n - 1) * hop + window, dtype=np.float32)
@@ -162,14 +162,13 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
                            postfilter=pf is not None)
 
 
-def _say_conversions(paths: list[Path], spec) -> None:
+def _say_conversions(paths: list[Path], natives: list, spec) -> None:
     """Warn of inputs recorded below the model's band (resampled, their top is empty: the model fills it with what
     it learnt, or nothing, and the rebuilt sound is not the input's) and of inputs of several channels (rebuilt as
     their mono mix, or the model's one channel); both went without a word."""
     from latentbridge.data.survey import band_fmax, below_band
-    from latentbridge.io import audio_info
 
-    infos = [(p, audio_info(p)) for p in paths]
+    infos = list(zip(paths, natives))
     top = band_fmax(spec.features) or spec.sample_rate / 2
     low = [f"{p.name} ({i.sample_rate} Hz)" for p, i in infos if below_band(i.sample_rate, top)]
     if low:
