@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -183,6 +184,24 @@ def test_a_recording_cut_off_at_the_top_is_named(fitted_model, machine_data, tmp
     assert "1 of 2 recordings hold far less sound above" in text and "lowpassed.wav" in text, text
     edge = float(re.search(r"sound above (\d+) Hz", text).group(1))
     assert 1800 <= edge <= 4000 and "-o features.fmax=" in text
+
+
+def test_scoring_keeps_each_files_band_power_not_its_features(fitted_model, machine_data):
+    """Every window's features were kept until the end of scoring (1.0 GB for 20,000 clips); the band checks need
+    each file's mean band power and the report's examples are read again."""
+    from latentbridge.data.survey import band_profile_db, profile_of_powers
+    from latentbridge.tasks.anomaly import Detector, score
+
+    res = score(fitted_model, [machine_data / "test"], labels="auto")
+    wf = res.windows
+    assert wf.features.shape == (len(res.window_scores), 0)
+    n_mels = json.loads((fitted_model / "config.json").read_text())["config"]["features"]["n_mels"]
+    assert wf.band_power.shape == (len(wf.files), n_mels)
+    det = Detector.load(fitted_model)
+    full = det.extractor().extract([machine_data / "test"])
+    np.testing.assert_allclose(band_profile_db(full.features, full.file_index, len(full.files), det.spec.features),
+                               profile_of_powers(wf.band_power), atol=1e-6)
+    assert res.examples["inputs"].shape[0] == 4 and res.examples["inputs"].shape[1:] == full.features.shape[2:]
 
 
 def test_a_lossy_copy_is_named(fitted_model, machine_data, tmp_path, caplog):
@@ -430,11 +449,18 @@ def test_ddp_on_cpu_with_two_processes(machine_data, feature_cache, tmp_path):
 
 
 def test_ddp_scoring_gathers_one_scores_csv(fitted_model, machine_data, tmp_path):
-    """Two processes score their shares of the files; the first gathers: the same scores.csv as one process."""
-    one, two = tmp_path / "one", tmp_path / "two"
-    assert main(["anomaly", "score", str(fitted_model), str(machine_data / "test"), "--labels", "auto",
+    """Two processes score their shares of the files; the first gathers: the same scores.csv as one process, and
+    the same warnings (a low-passed recording's band was named by one process only: the features were gone)."""
+    import soundfile as sf
+    from scipy.signal import butter, sosfiltfilt
+
+    one, two, test = tmp_path / "one", tmp_path / "two", tmp_path / "test"
+    shutil.copytree(machine_data / "test", test)
+    x, sr = sf.read(sorted((test / "normal").glob("*.wav"))[0])
+    sf.write(test / "normal" / "lowpassed.wav", sosfiltfilt(butter(10, 2000, fs=sr, output="sos"), x, axis=0), sr)
+    assert main(["anomaly", "score", str(fitted_model), str(test), "--labels", "auto",
                  "--out", str(one), "--workers", "0"]) == 0
-    cmd = [sys.executable, "-m", "latentbridge", "anomaly", "score", str(fitted_model), str(machine_data / "test"),
+    cmd = [sys.executable, "-m", "latentbridge", "anomaly", "score", str(fitted_model), str(test),
            "--labels", "auto", "--out", str(two), "--devices", "2", "--strategy", "ddp", "--accelerator", "cpu"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env, cwd=tmp_path)
@@ -444,6 +470,7 @@ def test_ddp_scoring_gathers_one_scores_csv(fitted_model, machine_data, tmp_path
     noise = [line for line in res.stderr.splitlines() if line.startswith("INFO") or "GPU available" in line
              or "batch indices" in line or "litlogger" in line]
     assert not noise, res.stderr[-3000:]
+    assert "1 of " in res.stderr and "sound above" in res.stderr and "lowpassed.wav" in res.stderr, res.stderr[-3000:]
     # the same rows; scores equal up to float rounding (other batches, other summation order: the last
     # printed digit may differ on some CPUs)
     a, b = (sorted(_rows(d / "scores.csv"), key=lambda r: (r["path"], r["start_s"], r["level"])) for d in (one, two))

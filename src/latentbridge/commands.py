@@ -258,7 +258,7 @@ def score(model_dir: str, paths: list[str], out: str, *, labels: str | None = No
     (the first one writes the folder)."""
     check_target(Path(out), force)  # before the work: a used folder without --force is refused at once
     res = anomaly.score(model_dir, paths, labels=labels, aggregate=aggregate, skip_bad=skip_bad, method=method,
-                        sample_rate=sample_rate, **hardware)
+                        sample_rate=sample_rate, progress=True, **hardware)
     if res is None:
         return None
     with output_folder(out, force=force) as tmp:

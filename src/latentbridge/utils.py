@@ -96,10 +96,15 @@ def atomic_write_json(path: str | Path, obj) -> None:
 
 
 def progress_bar(total: int, enabled: bool, desc: str, unit: str = "step"):
-    """A transient tqdm bar on stderr (``enabled`` False: silent)."""
+    """A transient tqdm bar on stderr (``enabled`` False: silent); redrawn at most every 30 s where stderr is a file or
+    a pipe (a log), which keeps every redraw."""
+    import sys
+
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False, dynamic_ncols=True)
+    tty = bool(getattr(sys.stderr, "isatty", lambda: False)())
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False, dynamic_ncols=True,
+                mininterval=0.1 if tty else 30.0)
 
 
 def close_progress_bars() -> None:

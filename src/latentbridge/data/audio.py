@@ -71,6 +71,9 @@ class FileFeatures:
     """RMS level of the samples read (the mono mix or the channel), dBFS; None from an older cache entry."""
     silent: np.ndarray | None = None
     """(n,) whether each window is digital silence (:func:`constant_windows`)."""
+    band_power: np.ndarray | None = None
+    """(bands,) mean band power of the windows (:func:`latentbridge.data.survey.band_power`), kept by scoring where the
+    features are let go; None where not computed."""
 
 
 def constant_windows(features: np.ndarray) -> np.ndarray:
@@ -134,6 +137,8 @@ class WindowFeatures:
     where it could not be read."""
     silent: np.ndarray | None = None
     """(N,) whether each window is digital silence (:func:`constant_windows`); None where unknown."""
+    band_power: np.ndarray | None = None
+    """(n_files, bands) each file's mean band power (:attr:`FileFeatures.band_power`); None where not computed."""
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
@@ -485,6 +490,7 @@ class FeatureExtractor:
             levels_dbfs=np.asarray([np.nan if r.level_dbfs is None else r.level_dbfs for r in kept], dtype=np.float64),
             headers=[self._headers.get(str(files[r.index])) for r in kept],
             silent=None if any(r.silent is None for r in kept) else np.concatenate([r.silent for r in kept]),
+            band_power=None if any(r.band_power is None for r in kept) else np.stack([r.band_power for r in kept]),
         )
 
 

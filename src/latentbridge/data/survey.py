@@ -175,14 +175,44 @@ def band_centres_hz(features, sample_rate: int) -> np.ndarray:
     return np.fft.rfftfreq(features.n_fft, 1.0 / sample_rate)
 
 
-def band_profile_db(features: np.ndarray, file_index: np.ndarray, n_files: int, config) -> np.ndarray | None:
-    """(n_files, bands): each file's mean power per band over its windows, channels and frames, in dB against
-    the file's median band (so that a file's level does not move it). ``features``: (N, C, F, T) log-power
-    windows as ``config`` (a ``FeatureConfig``) computes them; None when they are not on a log scale or are
-    min-max normalised. Files without windows are NaN rows."""
-    if config.scale not in ("db", "log") or config.normalize != "none" or features.ndim != 4:
+def _band_unit(config) -> float | None:
+    """dB per feature unit of ``config``'s (a ``FeatureConfig``) log-power features; None when they are not on a log
+    scale or are min-max normalised (no band profile of them)."""
+    if config.scale not in ("db", "log") or config.normalize != "none":
         return None
-    unit = 1.0 if config.scale == "db" else 20.0 / (config.power * np.log(10.0))  # feature unit -> dB
+    return 1.0 if config.scale == "db" else 20.0 / (config.power * np.log(10.0))
+
+
+def band_power(features: np.ndarray, config) -> np.ndarray | None:
+    """(bands,) one recording's mean linear power per band over its windows, channels and frames. ``features``:
+    its (N, C, F, T) log-power windows as ``config`` computes them; None when they are not on a log scale
+    (:func:`_band_unit`) or there are none. Scoring keeps this per recording instead of every window's features."""
+    unit = _band_unit(config)
+    if unit is None or features.ndim != 4 or not len(features):
+        return None
+    total = np.zeros(features.shape[2])
+    for s in range(0, len(features), 2048):
+        x = np.asarray(features[s:s + 2048], dtype=np.float64) * unit
+        total += (10.0 ** (x / 10.0)).sum(axis=(0, 1, 3))
+    return total / (len(features) * features.shape[1] * features.shape[3])
+
+
+def profile_of_powers(powers: np.ndarray) -> np.ndarray:
+    """(n_files, bands) mean band powers (:func:`band_power`) -> each file's band profile in dB against the file's
+    median band (so that a file's level does not move it); NaN rows stay NaN."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        db = 10.0 * np.log10(np.maximum(np.asarray(powers, dtype=np.float64), 1e-30))
+    return db - np.median(db, axis=1, keepdims=True)
+
+
+def band_profile_db(features: np.ndarray, file_index: np.ndarray, n_files: int, config) -> np.ndarray | None:
+    """(n_files, bands): each file's band profile (:func:`profile_of_powers` of its mean power per band over its
+    windows, channels and frames). ``features``: (N, C, F, T) log-power windows as ``config`` (a
+    ``FeatureConfig``) computes them; None when they are not on a log scale or are min-max normalised. Files
+    without windows are NaN rows."""
+    unit = _band_unit(config)
+    if unit is None or features.ndim != 4:
+        return None
     sums = np.zeros((n_files, features.shape[2]))
     counts = np.zeros(n_files)
     for s in range(0, len(features), 2048):
@@ -190,8 +220,7 @@ def band_profile_db(features: np.ndarray, file_index: np.ndarray, n_files: int, 
         np.add.at(sums, file_index[s:s + 2048], (10.0 ** (x / 10.0)).mean(axis=(1, 3)))
         np.add.at(counts, file_index[s:s + 2048], 1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        db = 10.0 * np.log10(np.maximum(sums / counts[:, None], 1e-30))
-    return db - np.median(db, axis=1, keepdims=True)
+        return profile_of_powers(sums / counts[:, None])
 
 
 def _top_run(off: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from latentbridge.training.fit import best_loss_text
 from latentbridge.data.audio import FeatureExtractor, WindowFeatures
 from latentbridge.data.survey import (band_centres_hz, band_content_warning, band_fmax, band_profile_db,
                                       codec_counts, files_below_band, header_warnings, level_warnings,
-                                      resampled_top_warning)
+                                      profile_of_powers, resampled_top_warning)
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
 from latentbridge.metrics.anomaly import calibrate_threshold, detection_metrics, partial_auc, roc_auc
 from latentbridge.models.hub import SavedModel, load_model
@@ -438,7 +438,8 @@ class ScoreResult:
 def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate: str | None = None,
           skip_bad: bool = False, n_examples: int = 4, devices=None, strategy: str | None = None,
           accelerator: str | None = None, num_workers: int | None = None,
-          method: str | None = None, sample_rate: float | None = None) -> ScoreResult | None:
+          method: str | None = None, sample_rate: float | None = None, progress: bool = False
+          ) -> ScoreResult | None:
     """Score every window of ``paths`` (files or folders) through Lightning's predict loop
     (:mod:`latentbridge.tasks.scoring`: decoding in ``num_workers`` workers; ``devices`` processes with
     a distributed ``strategy``) with the model's score, or ``method``, another it offers; with ``labels`` ("auto": folder names, or a CSV ``path,label``) also
@@ -453,8 +454,8 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
     files = list_files(paths)  # once: the labels are checked on them before the scoring, which scores them
     if labels is not None:  # the label file, unlabelled files and a single class
         _two_classes(resolve_labels(files, labels), paths)
-    scored = score_files(det, files, skip_bad=skip_bad,
-                         devices=devices, strategy=strategy, accelerator=accelerator, num_workers=num_workers)
+    scored = score_files(det, files, skip_bad=skip_bad, devices=devices, strategy=strategy, accelerator=accelerator,
+                         num_workers=num_workers, progress=progress)
     if scored is None:
         return None
     wf, scores = scored
@@ -530,19 +531,20 @@ def _warn_level(det: Detector, wf: WindowFeatures) -> None:
 
 def _warn_band(det: Detector, wf: WindowFeatures) -> None:
     own_rates = [None if h is None else h.sample_rate for h in (wf.headers or [None] * len(wf.files))]
-    for text in band_warnings(det, wf.features, wf.file_index, [str(f) for f in wf.files], own_rates):
+    for text in band_warnings(det, wf.band_power, [str(f) for f in wf.files], own_rates):
         log.warning(text)
 
 
-def band_warnings(det: Detector, features: np.ndarray, file_index: np.ndarray, files: list[str],
-                  own_rates: list[int | None]) -> list[str]:
+def band_warnings(det: Detector, powers: np.ndarray | None, files: list[str], own_rates: list[int | None]
+                  ) -> list[str]:
     """Recordings whose spectrum leaves every training recording's in some band (a codec's or recorder's
     low-pass: everything flagged for that alone), and those resampled down whose top band the resampler emptied;
     those recorded at a rate too low for the band are named already, from their headers
-    (:meth:`FeatureExtractor.check_band`), and left out here. ``features``: the recordings' windows as the model
-    reads them, ``file_index`` the recording of each, ``own_rates`` each recording's rate (None: not known)."""
+    (:meth:`FeatureExtractor.check_band`), and left out here. ``powers``: each recording's mean band power as the
+    model reads it (:func:`~latentbridge.data.survey.band_power`; None: not known), ``own_rates`` each recording's
+    rate (None: not known)."""
     fitted = (det.saved.info.get("data") or {}).get("band_profile_db")
-    profile = None if not fitted else band_profile_db(features, file_index, len(files), det.spec.features)
+    profile = None if not fitted or powers is None else profile_of_powers(powers)
     if profile is None:
         return []
     names, centres = [Path(f).name for f in files], band_centres_hz(det.spec.features, det.sample_rate)
@@ -566,15 +568,12 @@ def _two_classes(y_files: np.ndarray, paths) -> None:
 def _examples(det: Detector, wf: WindowFeatures, scores: np.ndarray, y: np.ndarray, n: int) -> dict:
     order = np.argsort(scores)
     picks = list(order[: n // 2]) + list(order[::-1][: n - n // 2])
-    if wf.features.ndim != 4:  # scored in several processes: read the picked windows' files again
-        ex = det.extractor()
-        feats = []
-        for i in picks:
-            f = ex.chunk_features([(0, wf.files[wf.file_index[i]])])[0]
-            feats.append(f.features[int(np.flatnonzero(np.isclose(f.starts_s, wf.starts_s[i]))[0])])
-        x_np = np.stack(feats)
-    else:
-        x_np = wf.features[picks]
+    ex = det.extractor()  # scoring let the features go: the picked windows' files are read again
+    feats = []
+    for i in picks:
+        f = ex.chunk_features([(0, wf.files[wf.file_index[i]])])[0]
+        feats.append(f.features[int(np.flatnonzero(np.isclose(f.starts_s, wf.starts_s[i]))[0])])
+    x_np = np.stack(feats)
     x = torch.from_numpy(x_np)
     rec = det.model.reconstruct(x).numpy() if getattr(det.model, "has_reconstruction", True) else x_np
     c = x_np.shape[1]  # every channel of a multi-axis recording (audio.channel: all): stacked, channel 0 lowest

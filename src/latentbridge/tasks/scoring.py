@@ -1,7 +1,9 @@
 """Scoring recordings through Lightning's predict loop: files are decoded and featurised in
 DataLoader workers, chunk by chunk, and scored by the model; with ``devices > 1`` and a
 distributed strategy (``ddp``), each process scores its share of the files and the first one
-gathers every process's scores (one ``scores.csv``)."""
+gathers every process's scores (one ``scores.csv``). A file's features are let go once it is scored:
+what the report's checks need of them (the mean band power) is kept per file, so memory grows with the
+number of windows' scores, not with their features (20,000 clips kept 1.0 GB of features)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from latentbridge.data.audio import FileFeatures, WindowFeatures, list_files
-from latentbridge.utils import lightning_interrupts, quiet_lightning
+from latentbridge.utils import lightning_interrupts, progress_bar, quiet_lightning
 
 _GATHER_ENV = "LATENTBRIDGE_SCORE_GATHER"
 
@@ -46,15 +48,19 @@ class _RankShare(torch.utils.data.Sampler):
 
 
 class _Scorer(L.LightningModule):
-    def __init__(self, det, seed: int = 0, keep_features: bool = True):
+    def __init__(self, det, seed: int = 0, band_config=None, bar=None):
+        """``band_config``: the features' config when the model keeps a band profile of its training recordings
+        (each file's mean band power is then kept for the band checks); ``bar``: a progress bar counting files."""
         super().__init__()
         self.model = det.model
         self.method = det.method
         self.n_samples = det.iwae_samples
         self.seed = seed
-        self.keep_features = keep_features
+        self.band_config = band_config
+        self.bar = bar
 
     def predict_step(self, chunk, batch_idx):
+        from latentbridge.data.survey import band_power
         from latentbridge.tasks.anomaly import score_features
 
         out = []
@@ -63,14 +69,17 @@ class _Scorer(L.LightningModule):
             if r.problem is None:
                 # a generator per file: the same scores however the files are shared between processes
                 scores = score_features(self.model, r.features, self.method, self.n_samples, seed=self.seed + r.index)
-                if not self.keep_features:
-                    r.features = np.zeros((len(r.features), 0), np.float32)
+                if self.band_config is not None:
+                    r.band_power = band_power(r.features, self.band_config)
+                r.features = np.zeros((len(r.features), 0), np.float32)
             out.append((r, scores))
+        if self.bar is not None:
+            self.bar.update(len(chunk))
         return out
 
 
 class _Gather(BasePredictionWriter):
-    """Every process writes its scores (no features) as JSON for the first process to merge."""
+    """Every process writes its scores as JSON for the first process to merge."""
 
     def __init__(self, folder: Path):
         super().__init__(write_interval="epoch")
@@ -84,6 +93,7 @@ class _Gather(BasePredictionWriter):
                              "duration_s": r.duration_s, "padded": r.padded, "problem": r.problem,
                              "level_dbfs": r.level_dbfs,
                              "silent": None if r.silent is None else r.silent.tolist(),
+                             "band_power": None if r.band_power is None else r.band_power.tolist(),
                              "n_windows": None if scores is None else len(scores),
                              "scores": None if scores is None else scores.tolist()})
         tmp = self.folder / f".rank_{trainer.global_rank}.json.partial"
@@ -104,11 +114,12 @@ def _remove_orphans() -> None:
 
 
 def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: str | None = None,
-                accelerator: str | None = None, num_workers: int | None = None, seed: int = 0
-                ) -> tuple[WindowFeatures, np.ndarray] | None:
-    """(windows with their features, window scores) of every file of ``paths``; None in the extra
-    processes of a distributed run (the first process returns everything). Several processes keep
-    no features (the report's example windows are read again)."""
+                accelerator: str | None = None, num_workers: int | None = None, seed: int = 0,
+                progress: bool = False) -> tuple[WindowFeatures, np.ndarray] | None:
+    """(windows, window scores) of every file of ``paths``; None in the extra processes of a distributed run
+    (the first process returns everything). The windows keep no features (``features`` is (N, 0): read a
+    window again for them) but each file's mean band power; ``progress``: a bar counting the files scored
+    (the first process's share in a distributed run)."""
     files = list_files(paths)
     ex = det.extractor(**({} if num_workers is None else {"num_workers": num_workers}))
     ex.check_band(files)
@@ -138,7 +149,12 @@ def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: s
     trainer = L.Trainer(accelerator=accelerator or "cpu", devices=devices or 1, strategy=strategy or "auto",
                         logger=False, enable_progress_bar=False, enable_checkpointing=False,
                         enable_model_summary=False, callbacks=callbacks, use_distributed_sampler=False)
-    module = _Scorer(det, seed=seed, keep_features=not distributed)
+    fitted_band = bool((det.saved.info.get("data") or {}).get("band_profile_db"))
+    spawned = "spawn" in str(strategy)  # the module is pickled into each process: no bar in it
+    bar = progress_bar(sum(len(c) for c in chunks[::n_proc]), progress and trainer.global_rank == 0 and not spawned,
+                       "scoring", unit="file")
+    module = _Scorer(det, seed=seed, band_config=det.spec.features if fitted_band else None,
+                     bar=None if spawned else bar)
     try:
         with lightning_interrupts():
             predictions = trainer.predict(module, loader, return_predictions=not distributed)
@@ -147,6 +163,8 @@ def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: s
             shutil.rmtree(gather_dir, ignore_errors=True)
             os.environ.pop(_GATHER_ENV, None)
         raise
+    finally:
+        bar.close()
     if not distributed:
         pairs = [p for chunk in predictions for p in chunk]
     else:
@@ -162,7 +180,8 @@ def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: s
                 starts = None if row["starts_s"] is None else np.asarray(row["starts_s"])
                 r = FileFeatures(row["index"], None if row["problem"] else np.zeros((row["n_windows"], 0), np.float32),
                                  starts, row["duration_s"], row["padded"], row["problem"], row.get("level_dbfs"),
-                                 None if row.get("silent") is None else np.asarray(row["silent"], dtype=bool))
+                                 None if row.get("silent") is None else np.asarray(row["silent"], dtype=bool),
+                                 None if row.get("band_power") is None else np.asarray(row["band_power"]))
                 pairs.append((r, None if row["scores"] is None else np.asarray(row["scores"])))
         shutil.rmtree(gather_dir, ignore_errors=True)
         os.environ.pop(_GATHER_ENV, None)
