@@ -311,6 +311,14 @@ def test_long_recordings_are_read_and_checked_block_by_block(tmp_path, monkeypat
     x = (0.3 * np.sin(np.arange(50_000) / 7.0)).astype(np.float32)
     monkeypatch.setattr(io_levels, "_BLOCK", 4096)
     assert level_dbfs(x) == pytest.approx(10 * np.log10(np.mean(x.astype(np.float64) ** 2)), abs=1e-9)
+    # the active part: frames in float64 block by block (a float64 copy of the whole recording before), the same
+    # bounds as of the frames of the whole copy: quiet up to 12,345, loud to 31,000 across many blocks
+    quiet = x * np.where((np.arange(50_000) < 12_345) | (np.arange(50_000) >= 31_000), 1e-4, 1.0).astype(np.float32)
+    db = 20 * np.log10(io_levels.frame_rms(quiet.astype(np.float64), 320))
+    loud = np.flatnonzero(db >= db.max() - 40)
+    assert io_levels.active_bounds(quiet, 16_000) == (loud[0] * 320, (loud[-1] + 1) * 320) == (12_160, 31_040)
+    assert io_levels.active_bounds(quiet[:100], 16_000) == (0, 100) and io_levels.active_bounds(quiet[:0], 16_000) \
+        == (0, 0)
     bad = x.copy()
     bad[40_000] = np.nan
     bad[45_001] = np.inf

@@ -50,13 +50,19 @@ def active_bounds(wave: np.ndarray, sample_rate: float, top_db: float = 40.0, fr
     more than 0.15 s away from the loud core (the frames within 20 dB of the peak), measured only where
     there are at least five such frames (a recording trimmed around its sound has no floor to measure),
     and the threshold never rises into the core."""
-    x = np.asarray(wave, dtype=np.float64)
+    x = np.asarray(wave)
     if x.ndim > 1:
-        x = x.mean(axis=0)
+        x = x.mean(axis=0, dtype=np.float64)
     n = x.shape[-1]
+    if not n:
+        return 0, 0
     frame = max(1, int(round(frame_s * sample_rate)))
     n_frames = max(1, n // frame)
-    db = 20 * np.log10(frame_rms(x, frame))
+    # whole frames block by block in float64 (a float64 copy of four hours at 48 kHz was 5.5 GB)
+    step = max(1, _BLOCK // frame) * frame
+    whole = n_frames * frame if n >= frame else n  # a recording shorter than one frame is one frame
+    db = 20 * np.log10(np.concatenate([frame_rms(np.asarray(x[i:i + step], dtype=np.float64), frame)
+                                       for i in range(0, whole, step)]))
     threshold = db.max() - float(top_db)
     if floor_margin_db is not None:
         core = np.flatnonzero(db >= db.max() - 20.0)
