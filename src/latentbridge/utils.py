@@ -96,15 +96,15 @@ def atomic_write_json(path: str | Path, obj) -> None:
 
 
 def progress_bar(total: int, enabled: bool, desc: str, unit: str = "step"):
-    """A transient tqdm bar on stderr (``enabled`` False: silent); redrawn at most every 30 s where stderr is a file or
-    a pipe (a log), which keeps every redraw."""
+    """A transient tqdm bar on stderr (``enabled`` False: silent), shown once the work has taken 0.5 s; where stderr is
+    a file or a pipe (a log, which keeps every redraw), once it has taken 30 s and then redrawn every 30 s."""
     import sys
 
     from tqdm import tqdm
 
-    tty = bool(getattr(sys.stderr, "isatty", lambda: False)())
+    wait = 0.5 if bool(getattr(sys.stderr, "isatty", lambda: False)()) else 30.0
     return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False, dynamic_ncols=True,
-                mininterval=0.1 if tty else 30.0)
+                mininterval=min(wait, 0.1) if wait < 1 else wait, delay=wait)
 
 
 def close_progress_bars() -> None:

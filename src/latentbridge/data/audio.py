@@ -26,7 +26,7 @@ from latentbridge.io import (ALL_CHANNELS, MIN_WINDOW_SHARE, check_recording_len
 from latentbridge.io.audio import rate_problem
 from latentbridge.io.windows import WindowView
 from latentbridge.transforms.numpy_stft import silence_tail
-from latentbridge.utils import atomic_path, batched, stable_hash
+from latentbridge.utils import atomic_path, batched, progress_bar, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -394,17 +394,22 @@ class FeatureExtractor:
             pool.shutdown(wait=True, cancel_futures=True)
             torch.set_num_threads(was)
 
-    def extract(self, paths, skip_bad: bool = False, files: list[Path] | None = None) -> WindowFeatures:
+    def extract(self, paths, skip_bad: bool = False, files: list[Path] | None = None, progress: bool = False
+                ) -> WindowFeatures:
         """Features of every window of ``paths`` (files or folders).
 
         Every file that cannot be used (unreadable, truncated, non-finite, silent, too short) is
         collected; without ``skip_bad`` one error then lists them all, with ``skip_bad`` they are
         skipped with a warning and listed in ``skipped``. Files are decoded and transformed in
         chunks, in ``num_workers`` threads or processes (:meth:`map_chunks`). ``files``: ``paths`` already
-        listed by :func:`list_files`."""
+        listed by :func:`list_files`; ``progress``: a bar counting the files read."""
         files = list_files(paths) if files is None else files
         self.check_band(files)
-        results = [r for chunk in self.map_chunks(self.chunks(files)) for r in chunk]
+        results = []
+        with progress_bar(len(files), progress, "reading", unit="file") as bar:
+            for chunk in self.map_chunks(self.chunks(files)):
+                results.extend(chunk)
+                bar.update(len(chunk))
         return self.assemble(files, results, skip_bad, paths)
 
     def check_band(self, files: list[Path]) -> str | None:

@@ -134,7 +134,7 @@ def feature_training(cfg, out_dir, paths, *, resume: bool = False, force: bool =
                           "trains as the audio stage of a digits MLD run (first_stage.stages.audio)")
     spec = transform_spec(cfg)
     extractor = FeatureExtractor.from_spec(spec, cache_dir=cfg.data.cache_dir)
-    wf = extractor.extract(paths, skip_bad=cfg.data.skip_bad_files, files=files)
+    wf = extractor.extract(paths, skip_bad=cfg.data.skip_bad_files, files=files, progress=True)
     train_wf, val_wf = split_train_val(wf, cfg.data.val_fraction, cfg.train.seed)
     if len(train_wf) < 2:
         raise DataError(cfg.data.train_dir, f"{len(train_wf)} training window(s) from {len(train_wf.files)} "
