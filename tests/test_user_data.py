@@ -59,3 +59,47 @@ def test_validation_files_hold_the_share_of_windows_asked_for():
     for s in range(5):
         assert np.array_equal(balanced_split(similar, 0.2, s)[1], split_files(300, 0.2, s)[1])
     assert list(balanced_split(np.array([50, 40]), 0.1, 0)[1]) == [1]  # none fits: the smallest file
+
+
+def test_the_feature_cache_keeps_to_its_size_limit(tmp_path, monkeypatch):
+    """The feature cache grew without bound (16 KB per 1-s clip: 16 GB for a million); it now drops its least
+    recently used entries once it holds more than $LATENTBRIDGE_CACHE_MAX_GB, and a hit renews an entry."""
+    import os
+
+    from latentbridge.config import load_config
+    from latentbridge.data.audio import FeatureExtractor
+    data = tmp_path / "clips"
+    data.mkdir()
+    for i in range(12):
+        _tone(data / f"c{i:02d}.wav", 1.0)
+    spec = load_config(REPO / "configs" / "mel_ae.yaml", [f"data.train_dir={data}"]).transform_spec()
+    cache = tmp_path / "cache"
+
+    def entries():
+        return sorted(p.stem for p in cache.glob("*.npy"))
+
+    def size():
+        return sum(p.stat().st_size for p in cache.iterdir())
+
+    monkeypatch.setenv("LATENTBRIDGE_CACHE_MAX_GB", "inf")
+    ex = FeatureExtractor.from_spec(spec, cache_dir=cache, num_workers=0)
+    first = ex.extract(data)
+    one_entry = size() / 12
+    assert len(entries()) == 12
+    keys = {f.name: ex._key(f) for f in sorted(data.glob("*.wav"))}
+    for n, key in enumerate(keys.values()):  # used in file order, c00 longest ago
+        os.utime(cache / f"{key}.npy", (1e9 + n, 1e9 + n))
+    ex._load_cached(keys["c01.wav"])  # a hit: c01 used now
+    monkeypatch.setenv("LATENTBRIDGE_CACHE_MAX_GB", str(8.5 * one_entry / 1e9))
+    ex = FeatureExtractor.from_spec(spec, cache_dir=cache, num_workers=0)
+    again = ex.extract([data / "c11.wav"])  # a hit, and over the limit: pruned to 90 % of it (7 entries)
+    left = set(entries())
+    assert len(left) == 7 and size() <= 0.9 * 8.5 * one_entry
+    assert {keys[n] for n in ("c01.wav", "c11.wav", "c10.wav", "c09.wav", "c08.wav", "c07.wav", "c06.wav")} == left
+    assert sorted(p.stem for p in cache.glob("*.json")) == sorted(left)  # each entry's pair goes together
+    np.testing.assert_array_equal(again.features, first.features[first.file_index == 11])
+
+    monkeypatch.setenv("LATENTBRIDGE_CACHE_MAX_GB", "lots")
+    with pytest.raises(DataError, match=r"LATENTBRIDGE_CACHE_MAX_GB: not a number of GB: 'lots'"):
+        FeatureExtractor.from_spec(spec, cache_dir=cache)
+    FeatureExtractor.from_spec(spec, use_cache=False)  # no cache: the setting is not read

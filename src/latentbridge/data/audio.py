@@ -8,6 +8,7 @@ changed parameter never reuses a stale cache.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -117,6 +118,60 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "latentbridge" / "features"
 
 
+#: the feature cache's default size limit in GB (``$LATENTBRIDGE_CACHE_MAX_GB``): about 300 hours of 1-s clips
+CACHE_MAX_GB = 5.0
+
+
+def cache_limit_bytes() -> float:
+    """The feature cache's size limit: ``$LATENTBRIDGE_CACHE_MAX_GB`` (a number of GB, ``inf`` for none), default
+    :data:`CACHE_MAX_GB`."""
+    env = os.environ.get("LATENTBRIDGE_CACHE_MAX_GB", "").strip()
+    try:
+        gb = float(env) if env else CACHE_MAX_GB
+    except ValueError:
+        raise DataError("LATENTBRIDGE_CACHE_MAX_GB", f"not a number of GB: {env!r} (e.g. 5, 0.5, or inf for no "
+                                                     "limit)") from None
+    if not gb >= 0:
+        raise DataError("LATENTBRIDGE_CACHE_MAX_GB", f"must be at least 0 GB, got {env!r}")
+    return gb * 1e9
+
+
+def prune_cache(folder: Path, limit_bytes: float) -> int:
+    """Remove the least recently used entries (``KEY.npy`` + ``KEY.json``; a hit renews an entry's time) of the
+    feature cache ``folder`` until it holds at most 90 % of ``limit_bytes`` (once it holds more than the limit);
+    return how many entries went. Entries another process removes meanwhile are passed over."""
+    entries, total = {}, 0
+    try:
+        with os.scandir(folder) as it:
+            for e in it:
+                key, dot, ext = e.name.rpartition(".")
+                if not dot or ext not in ("npy", "json") or key.startswith("."):
+                    continue
+                try:
+                    st = e.stat()
+                except OSError:
+                    continue
+                size, when = entries.get(key, (0, 0.0))
+                entries[key] = (size + st.st_size, max(when, st.st_mtime) if ext == "npy" else when)
+                total += st.st_size
+    except OSError:
+        return 0
+    if total <= limit_bytes:
+        return 0
+    removed = 0
+    for key, (size, _) in sorted(entries.items(), key=lambda kv: kv[1][1]):
+        if total <= 0.9 * limit_bytes:
+            break
+        for ext in ("npy", "json"):
+            with contextlib.suppress(OSError):
+                os.remove(folder / f"{key}.{ext}")
+        total -= size
+        removed += 1
+    log.info("feature cache %s: %d least recently used entries removed (limit %.3g GB, "
+             "$LATENTBRIDGE_CACHE_MAX_GB)", folder, removed, limit_bytes / 1e9)
+    return removed
+
+
 @dataclass
 class WindowFeatures:
     """Features of every window of a set of files, with where each window came from."""
@@ -200,6 +255,7 @@ class FeatureExtractor:
         self.min_share = float(min_share)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.use_cache = use_cache
+        self.cache_limit = cache_limit_bytes() if use_cache else float("inf")  # a bad setting named before the work
         # decoding and features in num_workers threads (decoding, resampling and the transform release
         # the GIL; no start-up cost) or DataLoader worker processes (benchmarks/README.md §1)
         self.num_workers = default_workers() if num_workers is None else int(num_workers)
@@ -246,6 +302,8 @@ class FeatureExtractor:
         try:
             info = json.loads(meta.read_text())
             feats = np.load(npy, allow_pickle=False)
+            with contextlib.suppress(OSError):  # used now: the last entry the size limit removes
+                os.utime(npy)
             return (feats, np.asarray(info["starts_s"], dtype=np.float64), float(info["duration_s"]),
                     info.get("level_dbfs"))
         except (OSError, ValueError, KeyError):
@@ -266,6 +324,12 @@ class FeatureExtractor:
                                            "level_dbfs": level_dbfs}))
         except OSError as e:  # a read-only cache must not stop the work
             log.warning("feature cache %s not written: %s", self.cache_dir, e)
+
+    def keep_cache_limit(self) -> None:
+        """After a pass that may have written to the cache: its least recently used entries removed down to its size
+        limit (:func:`prune_cache`)."""
+        if self.use_cache and self.cache_dir.is_dir():
+            prune_cache(self.cache_dir, self.cache_limit)
 
     # --- extraction ---------------------------------------------------------------------
     def windows_of(self, wave: np.ndarray, name: str | Path = "<waveform>") -> tuple[np.ndarray, np.ndarray]:
@@ -410,6 +474,7 @@ class FeatureExtractor:
             for chunk in self.map_chunks(self.chunks(files)):
                 results.extend(chunk)
                 bar.update(len(chunk))
+        self.keep_cache_limit()
         return self.assemble(files, results, skip_bad, paths)
 
     def check_band(self, files: list[Path]) -> str | None:
