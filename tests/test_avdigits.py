@@ -117,6 +117,47 @@ def test_model_generates_both_modalities(av_run):
         assert q.mean.shape == (2, 16)
 
 
+def test_sample_draws_pairs_and_translations_from_the_command_line(av_run, tmp_path, capsys):
+    """`latentbridge sample` of an audio-visual run (it pointed to the server): joint pairs from the prior, and
+    for a condition file several draws from its posterior (not one decoded mode), seeded."""
+    import soundfile as sf
+
+    from latentbridge.io.images import read_image
+
+    digit = sorted(FSDD.glob("3_*.wav"))[0]
+    png = tmp_path / "seven.png"
+    from PIL import Image
+
+    img = np.zeros((28, 28), np.uint8)
+    img[4:24, 12:16] = 255
+    img[4:8, 6:22] = 255
+    Image.fromarray(img).save(png)
+    out = tmp_path / "s"
+    assert main(["sample", str(av_run), "--num-samples", "3", "--seed", "5", "--condition", str(digit),
+                 "--condition", str(png), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "3 samples for each of 2 condition files" in printed and "posterior, seed 5" in printed, printed
+    spoken, written = out / digit.stem, out / "seven"
+    images = [read_image(spoken / f"image_{i:02d}.png")[0].astype(float) for i in range(3)]
+    assert images[0].shape == (28, 28) and np.abs(images[0] - images[1]).mean() > 2  # draws, not one mode
+    assert (written / "condition.png").exists() and np.load(written / "log_mel.npy").shape == (3, 64, 128)
+    wave, sr = sf.read(written / "audio_00.wav")
+    assert sr == 8000 and len(wave) > 0.5 * sr and np.abs(wave).max() > 1e-3
+    again = tmp_path / "again"
+    assert main(["sample", str(av_run), "--num-samples", "3", "--seed", "5", "--condition", str(digit),
+                 "--condition", str(png), "--out", str(again)]) == 0
+    np.testing.assert_array_equal(np.load(written / "log_mel.npy"), np.load(again / "seven" / "log_mel.npy"))
+    assert main(["sample", str(av_run), "--num-samples", "4", "--out", str(tmp_path / "joint")]) == 0
+    assert "4 joint samples" in capsys.readouterr().out
+    assert np.load(tmp_path / "joint" / "joint" / "log_mel.npy").shape == (4, 64, 128)
+    assert len(list((tmp_path / "joint" / "joint").glob("image_*.png"))) == 4
+    capsys.readouterr()
+    assert main(["sample", str(av_run), "--steps", "10", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --steps: an audio-visual VAE samples its latents at once") and "--condition" in err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_analyze_refuses_clusterings_that_agree_trivially(tmp_path, capsys):
     """One cluster, or one per test pair, made every agreement and convergence rate 1 (and silhouettes
     null): reported as a finding. Refused with a one-line error, before the run is even read."""

@@ -541,7 +541,7 @@ def test_bad_input_is_one_line_exit_2(bridge_run, tmp_path, capsys):
         if "--data" in args:
             assert err == f"error: {three}: 3 sensor channels; the model was trained on 4", err
         if args[0] == "sample" and "multimodal" in args[1]:  # it said "a diffusion model takes numbers"
-            assert "a 'multimodal' model, not a diffusion model; its masks from vibration: `latentbridge evaluate " \
+            assert "a 'multimodal' model, not a generative one; its masks from vibration: `latentbridge evaluate " \
                    "RUN --data DIR`" in err, err
         if "data.test_ids=[Test_99]" in args:
             assert "data.test_ids: unknown test 'Test_99'" in err

@@ -65,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "anomaly runs; default: the run's vibration.sample_rate or audio.csv_rate)")
     e.add_argument("--force", action="store_true", help="replace a non-empty output folder")
 
-    sm_ = sub.add_parser("sample", help="draw samples from a diffusion model folder (PNGs, a grid, an .npz) or a "
-                                        "multimodal latent diffusion run (masks, spectrograms, audio)")
+    sm_ = sub.add_parser("sample", help="draw samples from a diffusion model folder (PNGs, a grid, an .npz), a "
+                                        "multimodal latent diffusion run (masks, spectrograms, audio) or an "
+                                        "audio-visual digits run (images, log-mels, audio)")
     sm_.add_argument("run_dir")
     sm_.add_argument("--num-samples", type=int, default=16)
     sm_.add_argument("--class", dest="label", help="class of every sample (name or index; default: classes in turn)")
@@ -78,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     sm_.add_argument("--seed", type=int, help="same seed, same samples (default: the run's)")
     sm_.add_argument("--eta", type=float, help="DDIM only: 0 deterministic, 1 DDPM-like noise")
     sm_.add_argument("--condition", action="append", help="diffusion: a continuous condition value (repeat for "
-                     "several); multimodal latent diffusion: a condition file (a wav or PNG digit; a vibration CSV "
-                     "or mask PNG), repeatable; none: joint samples")
+                     "several); multimodal latent diffusion and audio-visual digits: a condition file (a wav or PNG "
+                     "digit; a vibration CSV or mask PNG), repeatable; none: joint samples")
     sm_.add_argument("--batch-size", type=int, help="samples per batch")
     sm_.add_argument("--sample-rate", type=float, help="Hz of condition CSVs without a time column (bridge runs; "
                      "default: the run's vibration.sample_rate)")
@@ -302,8 +303,9 @@ def _cmd_sample(args) -> int:
         what = f"{res['n_samples']} joint samples, {res['files']} files"
     else:
         what = f"{res['n_samples']} samples for each of {len(res['conditions'])} condition files, {res['files']} files"
-    print(f"{what} ({res['scheduler']}, {res['steps']} steps, guidance {guidance_text(res['guidance'])}, "
-          f"seed {res['seed']}) in {res['seconds']:.1f} s")
+    how = f"{res['route']}" if "route" in res else \
+        f"{res['scheduler']}, {res['steps']} steps, guidance {guidance_text(res['guidance'])}"
+    print(f"{what} ({how}, seed {res['seed']}) in {res['seconds']:.1f} s")
     if "conditions" in res:
         print(f"wrote {', '.join(str(Path(args.out) / c) for c in res['conditions'])}")
     else:

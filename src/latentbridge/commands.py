@@ -200,8 +200,6 @@ def _check_sampler_flags(*, steps=None, eta=None, batch_size=None, seed=None, **
 
 #: what a model that ``sample`` does not take offers instead
 _SAMPLE_INSTEAD = {
-    "avdigits": "; its samples of written and spoken digits: `latentbridge serve RUN` (POST /api/models/NAME/sample), "
-                "its translations: `latentbridge evaluate RUN`",
     "multimodal": "; its masks from vibration: `latentbridge evaluate RUN --data DIR` or `latentbridge serve RUN` "
                   "(POST /api/models/NAME/predict)",
     "audio_ae": "; it rebuilds recordings: `latentbridge audio reconstruct RUN FILES --out DIR`",
@@ -212,17 +210,26 @@ def sample(run_dir: str, out: str, n: int, *, force: bool = False, condition: li
            sample_rate: float | None = None, **settings) -> dict:
     """``latentbridge sample``: images of a diffusion model folder (:func:`latentbridge.tasks.generate.sample`;
     ``condition``: continuous condition values), or samples of a multimodal latent diffusion run
-    (:func:`latentbridge.tasks.mld.sample`; ``condition``: condition files)."""
+    (:func:`latentbridge.tasks.mld.sample`) or of an audio-visual digits run (:func:`latentbridge.tasks.avdigits.sample`;
+    ``condition``: condition files)."""
     from latentbridge.models.hub import read_info
 
     config = read_info(run_dir)["config"]
     task = config.get("task")
-    if task not in ("mld", "diffusion"):  # before reading its flags as a diffusion model's
-        raise LatentbridgeError(f"{run_dir}: a {task!r} model, not a diffusion model" + _SAMPLE_INSTEAD.get(task, ""))
+    if task not in ("mld", "diffusion", "avdigits"):  # before reading its flags as a diffusion model's
+        raise LatentbridgeError(f"{run_dir}: a {task!r} model, not a generative one" + _SAMPLE_INSTEAD.get(task, ""))
     _check_sampler_flags(**settings)
+    if task == "avdigits" and (given := [f for f, v in settings.items() if v is not None and f != "seed"]):
+        flags = {"label": "--class", "batch_size": "--batch-size"}
+        raise LatentbridgeError(f"{', '.join(flags.get(f, '--' + f) for f in given)}: an audio-visual VAE samples "
+                                "its latents at once (no sampler steps or guidance); it takes --condition FILE, "
+                                "--num-samples and --seed")
     check_target(Path(out), force)  # before the sampling: a used folder was refused after minutes of it
     rate = _reads_vibration(run_dir, config, sample_rate)
-    if task == "mld":
+    if task == "avdigits":
+        res = avdigits.sample(run_dir, n, condition, seed=settings.get("seed") or 0)
+        write = mld_report.write_samples
+    elif task == "mld":
         if settings.pop("label", None) is not None:
             raise LatentbridgeError("--class: a multimodal latent diffusion model is conditioned by --condition FILE")
         res = mld.sample(run_dir, n, condition, progress=True, **rate, **settings)

@@ -298,9 +298,20 @@ class AudioVisualVAE(MultimodalFamily, nn.Module):
         return out
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """Synthetic pairs from the prior (shared and private latents)."""
-        z = torch.randn(n, self.latent_dim, generator=generator)
-        private = {m: torch.randn(n, self.private_dim, generator=generator) for m in MODALITIES} \
-            if self.private_dim else None
+    def sample(self, n: int, generator: torch.Generator | None = None, given: dict | None = None
+               ) -> dict[str, Tensor]:
+        """Synthetic pairs from the prior (shared and private latents). With ``given`` (a batch of one example
+        of one modality), ``n`` pairs given it: the shared latent drawn from the example's posterior, the given
+        modality's private latent at its posterior mode, the other's drawn from the prior (cross-modal generation:
+        :meth:`predict` decodes the posterior mode alone)."""
+        if given:
+            q, priv, _ = self._posterior(given, tuple(given))
+            if q.mean.shape[0] != 1:
+                raise ValueError(f"given holds {q.mean.shape[0]} examples; sample() draws for one")
+            z = q.rsample_n(n, generator)[:, 0]
+        else:
+            z, priv = torch.randn(n, self.latent_dim, generator=generator), {}
+        private = {m: priv[m].mode().expand(n, -1) if m in priv else torch.randn(n, self.private_dim,
+                                                                                 generator=generator)
+                   for m in MODALITIES} if self.private_dim else None
         return {"latent": z, **self.decode(z, private)}

@@ -234,3 +234,40 @@ def sample_pairs(saved, n: int, seed: int = 0, gl_iterations: int = 32) -> dict[
     s = model.sample(int(n), generator=torch.Generator().manual_seed(int(seed)))
     return {"image": s["image"][:, 0].numpy(), "audio": s["audio"][:, 0].numpy(),
             "wave": to_waves(spec, s["audio"], gl_iterations)}
+
+
+def sample(run_dir, n: int, conditions: list[str] | None = None, *, seed: int = 0, gl_iterations: int = 32):
+    """``latentbridge sample`` of an audio-visual run: ``n`` pairs per condition file drawn given it (a spoken
+    digit: written digits; a written digit: spoken ones, :meth:`AudioVisualVAE.sample`), or ``n`` pairs from the
+    prior; seeded. Returned as :class:`latentbridge.tasks.mld.MLDSamples` (one writer for both kinds of run)."""
+    from latentbridge.errors import LatentbridgeError
+    from latentbridge.tasks.mld import MLDSamples
+    from latentbridge.tasks.mld_eval import digit_condition, read_conditions
+    from latentbridge.utils import distinct_name
+
+    if n < 1:
+        raise LatentbridgeError(f"--num-samples must be at least 1, got {n}")
+    saved = load_model(run_dir)
+    spec, model = saved.transform, saved.model.eval()
+    read = read_conditions(conditions or [], lambda p: digit_condition(p, spec, tuple(model.kwargs["image_shape"][1:])))
+    t0 = time.perf_counter()
+    out = MLDSamples("digits", {"n_samples": int(n), "seed": int(seed), "gl_iterations": int(gl_iterations),
+                                "route": "prior" if not conditions else "posterior"})
+    used: set[str] = set()
+    for k, path in enumerate(conditions or [None]):
+        g = torch.Generator().manual_seed(int(seed) + k)
+        m, x = (None, None) if path is None else read[path]
+        s = model.sample(int(n), generator=g, given=None if m is None else {m: torch.from_numpy(np.asarray(x))})
+        group = {"name": "joint" if path is None else distinct_name(Path(path).stem, used), "given": m,
+                 "source": path and str(path)}
+        if m != "image":
+            group["image"] = s["image"][:, 0].numpy()
+        else:
+            group["condition_image"] = np.asarray(x)[0, 0]
+        if m != "audio":
+            group["audio"] = s["audio"][:, 0].numpy()
+            group["waves"] = to_waves(spec, s["audio"], gl_iterations)
+        out.groups.append(group)
+    out.seconds = time.perf_counter() - t0
+    out.sample_rate = float(spec.sample_rate)
+    return out

@@ -568,7 +568,7 @@ class MLDSamples:
 def sample(run_dir, n: int, conditions: list[str] | None = None, *, progress: bool = False,
            sample_rate: float | None = None, **given) -> MLDSamples:
     """``n`` samples per condition file (``sample_rate``: of CSVs without a time column), or ``n`` joint samples."""
-    from latentbridge.tasks.mld_eval import decode_outputs, read_conditions
+    from latentbridge.tasks.mld_eval import decode_outputs, read_condition, read_conditions
 
     if n < 1:
         raise LatentbridgeError(f"--num-samples must be at least 1, got {n}")
@@ -579,7 +579,7 @@ def sample(run_dir, n: int, conditions: list[str] | None = None, *, progress: bo
     threshold = (saved.info.get("mask_threshold") or {}).get("threshold")
     out = MLDSamples(cfg.data.kind, {**settings, "n_samples": int(n)}, threshold=threshold)
     used: set[str] = set()
-    read = read_conditions(saved, stages, conditions or [], sample_rate)
+    read = read_conditions(conditions or [], lambda p: read_condition(saved, stages, p, sample_rate))
     for path in conditions or [None]:
         if path is None:
             m, x, name = None, None, "joint"

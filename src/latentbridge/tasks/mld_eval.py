@@ -44,13 +44,13 @@ def _data_shape(stages, m: str) -> tuple[int, ...]:
     return tuple(stages.decode(m, torch.zeros(1, stages.latent_dims[list(stages.views).index(m)])).shape[1:])
 
 
-def read_conditions(saved, stages, paths, sample_rate: float | None = None) -> dict:
-    """:func:`read_condition` of every path, keyed by path; every unusable one named in one error, before any
-    sampling (the first stopped the command)."""
-    read, bad = {}, []
+def read_conditions(paths, read) -> dict:
+    """``read(path)`` of every path (each a :func:`condition_file`), keyed by path; every unusable one named in one
+    error, before any sampling (the first stopped the command)."""
+    done, bad = {}, []
     for path in paths:
         try:
-            read[path] = read_condition(saved, stages, path, sample_rate)
+            done[path] = read(condition_file(path))
         except DataError as e:
             bad.append(e)
     if len(bad) == 1:
@@ -58,33 +58,44 @@ def read_conditions(saved, stages, paths, sample_rate: float | None = None) -> d
     if bad:
         raise DataError("--condition", f"{len(bad)} of {len(paths)} condition files cannot be used: "
                         + named_problems([str(e) for e in bad]))
-    return read
+    return done
 
 
-def read_condition(saved, stages, path, sample_rate: float | None = None) -> tuple[str, np.ndarray]:
-    """(modality, data) of a condition file: a spoken digit (an audio file) or a written one (PNG/JPEG) for
-    digits; a vibration recording (CSV: its windows; ``sample_rate``: when it has no time column) or a
-    crack mask (PNG) for the bridge."""
-    cfg, p = saved.workflow, Path(path)
+def condition_file(path) -> Path:
+    """``path`` of a ``--condition`` checked to be a file."""
+    p = Path(path)
     if not str(path).strip():
         raise DataError(p, "an empty --condition (give a file)")
     if p.is_dir():
         raise DataError(p, "a folder, not a condition file (give one recording, mask, audio or image file)")
     if not p.is_file():
         raise DataError(p, "no such condition file")
+    return p
+
+
+def digit_condition(p: Path, transform, image_hw: tuple[int, int]) -> tuple[str, np.ndarray]:
+    """(modality, data) of a digits condition file: a written digit (an image, framed as MNIST's: (1, 1, H, W)) or
+    a spoken one (an audio file, prepared as the training clips are)."""
     suffix = p.suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        from latentbridge.data.digits import read_digit_image
+
+        return "image", read_digit_image(p, *image_hw)[None, None]
+    if suffix in AUDIO_EXTENSIONS:
+        from latentbridge.data.digits import spoken_digit_features
+
+        return "audio", spoken_digit_features(p, transform)
+    raise DataError(p, f"a digits condition is a spoken digit ({', '.join(AUDIO_EXTENSIONS)}) or a written one "
+                       f"({', '.join(IMAGE_EXTENSIONS)})")
+
+
+def read_condition(saved, stages, p: Path, sample_rate: float | None = None) -> tuple[str, np.ndarray]:
+    """(modality, data) of a condition file: a spoken or written digit for digits (:func:`digit_condition`); a
+    vibration recording (CSV: its windows; ``sample_rate``: when it has no time column) or a crack mask (PNG) for
+    the bridge."""
+    cfg, suffix = saved.workflow, p.suffix.lower()
     if cfg.data.kind == "digits":
-        if suffix in IMAGE_EXTENSIONS:
-            from latentbridge.data.digits import read_digit_image
-
-            _, h, w = _data_shape(stages, "image")
-            return "image", read_digit_image(p, h, w)[None, None]
-        if suffix in AUDIO_EXTENSIONS:
-            from latentbridge.data.digits import spoken_digit_features
-
-            return "audio", spoken_digit_features(p, saved.transform)
-        raise DataError(p, f"a digits condition is a spoken digit ({', '.join(AUDIO_EXTENSIONS)}) or a written one "
-                           f"({', '.join(IMAGE_EXTENSIONS)})")
+        return digit_condition(p, saved.transform, _data_shape(stages, "image")[1:])
     vib = stages.workflow("multimodal").vibration
     if suffix in RECORDING_SUFFIXES:
         from latentbridge.tasks.multimodal import channel_names_of, windows_of_recording, with_sample_rate
