@@ -23,7 +23,8 @@ from latentbridge.errors import DataError, LatentbridgeError  # noqa: E402
 from latentbridge.serve.app import ServeSettings, create_app  # noqa: E402
 from latentbridge.serve.batcher import MicroBatcher  # noqa: E402
 from latentbridge.serve.registry import load_models  # noqa: E402
-from latentbridge.serve.schema import Problem, ScoreResponse  # noqa: E402
+from latentbridge.serve.schema import (EnhanceResponse, PredictResponse, Problem, SampleResponse,  # noqa: E402
+                                      ScoreResponse)
 from latentbridge.tasks.anomaly import Detector  # noqa: E402
 from latentbridge.tasks.anomaly import score as score_task  # noqa: E402
 
@@ -47,6 +48,15 @@ def client(models):
 
 def _name(folders, key):
     return folders[key].name
+
+
+def _as_documented(schema, body: dict) -> None:
+    """The body is what /openapi.json says it is, every field of it (the answers of /predict, /sample and /enhance
+    were documented as anything)."""
+    from pydantic import TypeAdapter
+
+    parsed = TypeAdapter(schema).validate_python(body)
+    assert parsed.model_dump(exclude_none=True).keys() == {k for k, v in body.items() if v is not None}
 
 
 def _wav_bytes(wave, sr, subtype="PCM_16") -> bytes:
@@ -363,6 +373,7 @@ def test_predict_bridge_mask_and_extent(client, folders, models, tmp_path):
     r = _post(client, f"/api/models/{name}/predict", "test_07.csv", _vibration_csv(), data={"scale": "4"})
     assert r.status_code == 200, r.text
     body = r.json()
+    _as_documented(PredictResponse, body)
     local = tmp_path / "test_07.csv"
     local.write_bytes(_vibration_csv())
     ref = predict_recording(models[name].saved, local)
@@ -412,6 +423,7 @@ def test_predict_digits_both_ways(client, folders):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["kind"] == "audio_to_image" and body["route"] == "posterior"
+    _as_documented(PredictResponse, body)
     assert _png(body["image_png"]).shape == (28 * 8, 28 * 8)
     r2 = _post(client, f"/api/models/{name}/predict", "seven.wav", _wav_bytes(spoken.astype(np.float32), 8000),
                data={"route": "bridge"})
@@ -424,6 +436,7 @@ def test_predict_digits_both_ways(client, folders):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["kind"] == "image_to_audio" and body["sample_rate"] == 8000
+    _as_documented(PredictResponse, body)
     wave, sr = sf.read(io.BytesIO(base64.b64decode(body["wav"])))
     assert sr == 8000 and len(wave) == 8000 and np.isfinite(wave).all() and np.abs(wave).max() > 0.1
     inp = _png(body["input_image_png"])[::8, ::8]
@@ -460,6 +473,7 @@ def test_sample_is_seeded_and_leaves_the_global_rng_alone(client, folders):
     assert torch.equal(state, torch.random.get_rng_state())
     assert a["images_png"] == b["images_png"] and a["wavs"] == b["wavs"] and a["images_png"] != c["images_png"]
     assert len(a["images_png"]) == 2 and _png(a["images_png"][0]).shape == (224, 224)
+    _as_documented(SampleResponse, a)
     assert client.post(f"/api/models/{name}/sample", json={"n": 99}).status_code == 422
     r = client.post(f"/api/models/{name}/sample", content=b'{"n": 1, "guidance": NaN}',
                     headers={"Content-Type": "application/json"})  # was "less than or equal to 20"
@@ -483,6 +497,7 @@ def test_diffusion_sample_is_the_cli_sample(client, folders, models):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["labels"] == [3, 3, 3] and body["class_names"] == ["three"] * 3
+    _as_documented(SampleResponse, body)
     assert body["scheduler"] == "ddim" and body["steps"] == 5 and body["guidance"] == 1.5 and body["seed"] == 7
     ref = sample_saved(models[name].saved, 3, label="three", guidance=1.5, seed=7)
     for png, img in zip(body["images_png"], ref.images):
@@ -532,6 +547,7 @@ def test_spatial_enhance_is_the_cli_enhance(client, folders, models, tmp_path):
                         files={"file": ("slide.npy", _npy(section)), "mask": ("slide_mask.npy", _npy(mask))})
         assert r.status_code == 200, r.text
         body = r.json()
+        _as_documented(EnhanceResponse, body)
         ref = enhance_saved(models[name].saved, local, task, mask=str(tmp_path / "slide_mask.npy"), seed=1)
         enhanced, sigma = _from_b64_npy(body["enhanced_npy"]), _from_b64_npy(body["uncertainty_npy"])
         assert body["shape"] == list(shape) and enhanced.shape == shape and sigma.shape == shape

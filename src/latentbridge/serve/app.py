@@ -36,7 +36,8 @@ from latentbridge.serve.batcher import MicroBatcher
 from latentbridge.io.images import IMAGE_EXTENSIONS
 from latentbridge.io.vibration import MAX_RATE
 from latentbridge.serve.registry import ServedModel, load_models
-from latentbridge.serve.schema import ScoreResponse, document_api_key, errors
+from latentbridge.serve.schema import (EnhanceResponse, PredictResponse, SampleResponse, ScoreResponse,
+                                      document_api_key, errors)
 from latentbridge.serve.security import ApiKeyMiddleware, RequestLogMiddleware, UploadLimitMiddleware, api_key_problem
 from latentbridge.tasks.enhance import SEED_RANGE
 
@@ -309,7 +310,7 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
 
     @app.post("/api/models/{name}/predict",
               summary="Multimodal prediction: vibration CSV → crack mask; spoken digit ↔ image",
-              responses=errors(400, 404, 408, 413, 422))
+              responses={200: {"model": PredictResponse}, **errors(400, 404, 408, 413, 422)})
     async def predict(request: Request, name: str, file: UploadFile = File(...), route: str = Form("posterior"),
                       scale: int = Form(8, ge=1, le=16),
                       sample_rate: float | None = Form(None, gt=0, le=MAX_RATE, allow_inf_nan=False)):
@@ -325,7 +326,7 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
 
     @app.post("/api/models/{name}/sample",
               summary="Seeded samples of a generative model: image + audio pairs (avdigits), images (diffusion)",
-              responses=errors(400, 404, 422))
+              responses={200: {"model": SampleResponse}, **errors(400, 404, 422)})
     async def sample(name: str, body: SampleRequest):
         m = get(name, "sample")
         if m.task == "diffusion":
@@ -339,7 +340,7 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
 
     @app.post("/api/models/{name}/enhance",
               summary="Spatial maps enhanced (denoise, inpaint, 2x upscale) with a per-pixel uncertainty",
-              responses=errors(400, 404, 408, 413, 422))
+              responses={200: {"model": EnhanceResponse}, **errors(400, 404, 408, 413, 422)})
     async def enhance(request: Request, name: str, file: UploadFile = File(...),
                       mask: UploadFile | None = File(None),
                       task: Literal["denoise", "inpaint", "upscale"] = Form("denoise"),

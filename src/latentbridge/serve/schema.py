@@ -9,14 +9,15 @@ sentences and sent requests without the key the server wanted.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from fastapi import FastAPI
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from latentbridge.serve.security import COOKIE
 
-__all__ = ["Problem", "ScoreResponse", "errors", "document_api_key"]
+__all__ = ["Problem", "ScoreResponse", "PredictResponse", "SampleResponse", "EnhanceResponse", "errors",
+           "document_api_key"]
 
 
 class FieldProblem(BaseModel):
@@ -63,6 +64,114 @@ class ScoreResponse(BaseModel):
     timing_ms: dict[str, float]
     spectrogram: dict[str, Any] | None = None
     """With ``?spectrogram=true``: the model's spectrogram of the recording for display (dB rows, low to high)."""
+
+
+class MaskPrediction(BaseModel):
+    """A vibration recording's crack mask (multimodal bridge models): PNGs in base64, the damage extent per window."""
+
+    model: str
+    file: str
+    kind: Literal["vibration_to_mask"]
+    damage_extent: float
+    window_damage_extent: list[float]
+    window_starts_s: list[float]
+    n_windows: int
+    sample_rate: float
+    n_channels: int
+    mask_threshold: float | None = None
+    crack_fraction: float
+    mask_shape: list[int]
+    mask_png: str
+    mask_probability_png: str
+
+
+class ImagePrediction(BaseModel):
+    """The written digit an audio-visual model draws for an uploaded spoken digit (PNG in base64)."""
+
+    model: str
+    file: str
+    kind: Literal["audio_to_image"]
+    route: Literal["posterior", "bridge"]
+    image_png: str
+    image_shape: list[int]
+    spectrogram_png: str
+
+
+class AudioPrediction(BaseModel):
+    """The spoken digit an audio-visual model says for an uploaded image (WAV in base64, through Griffin-Lim)."""
+
+    model: str
+    file: str
+    kind: Literal["image_to_audio"]
+    route: Literal["posterior", "bridge"]
+    sample_rate: int
+    duration_s: float
+    wav: str
+    input_image_png: str
+    spectrogram_png: str
+
+
+PredictResponse = Annotated[Union[MaskPrediction, ImagePrediction, AudioPrediction], Field(discriminator="kind")]
+
+
+class PairSamples(BaseModel):
+    """Seeded pairs drawn from an audio-visual model's prior: images (PNG) and spoken digits (WAV), in base64."""
+
+    model: str
+    seed: int
+    n: int
+    sample_rate: int
+    images_png: list[str]
+    wavs: list[str]
+
+
+class ImageSamples(BaseModel):
+    """Seeded images of a diffusion model (PNG in base64) with the sampler's settings."""
+
+    model: str
+    n: int
+    scheduler: str
+    steps: int
+    guidance: float
+    seed: int
+    eta: float
+    n_samples: int
+    seconds: float
+    labels: list[int] | None = None
+    class_names: list[str] | None = None
+    conditions: list[list[float]] | None = None
+    image_shape: list[int]
+    images_png: list[str]
+
+
+SampleResponse = Union[ImageSamples, PairSamples]
+
+
+class EnhancedPanel(BaseModel):
+    channel: int
+    label: str
+    input_png: str
+    enhanced_png: str
+    uncertainty_png: str
+
+
+class EnhanceResponse(BaseModel):
+    """A spatial section enhanced: the arrays as ``.npy`` in base64 (enhanced, per-pixel uncertainty, the region
+    answered) and PNG panels of up to four channels."""
+
+    model: str
+    file: str
+    task: Literal["denoise", "inpaint", "upscale"]
+    seed: int
+    shape: list[int]
+    n_tiles: int
+    seconds: float
+    region_fraction: float
+    labels: list[str]
+    panels: list[EnhancedPanel]
+    enhanced_npy: str
+    uncertainty_npy: str
+    region_npy: str
 
 
 _DESCRIPTIONS = {
