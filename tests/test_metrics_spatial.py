@@ -42,6 +42,13 @@ def test_psnr_and_ssim_against_scikit_image():
         truth[..., c].astype(np.float64), est[..., c].astype(np.float64), data_range=float(np.ptp(truth[..., c])))
         for c in (0, 2)]), rel=1e-6)
     assert np.isnan(psnr(np.zeros_like(truth), est)) and np.isnan(ssim(truth[:2], est[:2]))
+    # nor an SSIM, which read a range of 1 in the data's units: 0.99 in one unit, 0.49 in a thousandth of it
+    flat[..., 1] = 0.003
+    rough = est.copy()
+    rough[..., 1] = 0.003 + 0.003 * rng.normal(size=truth.shape[:2])
+    assert ssim(flat, rough) == pytest.approx(np.mean([maps[0], maps[2]]), rel=1e-6)
+    assert ssim(flat * 1000, rough * 1000) == pytest.approx(ssim(flat, rough), rel=1e-6)
+    assert np.isnan(ssim(np.zeros_like(truth), est))
 
 
 def test_spectral_angle_and_coverage():
@@ -89,6 +96,10 @@ def test_denoisers_inpainting_and_tuning():
         assert psnr(truth, B.run(b, (noisy, valid))) > base + 2, name
     cases = [((noisy, valid), truth, None)]
     assert B.tune(B.DENOISERS["gaussian"], cases) in (1.0, 1.5, 2.0)  # smooth truth: wide filters win
+    # a tuning section with a constant clean map has no PSNR: the others choose (every value scored NaN, the first won)
+    flat = ((noisy, valid), np.full_like(truth, 0.5), None)
+    assert B.tune(B.DENOISERS["gaussian"], [*cases, flat]) == B.tune(B.DENOISERS["gaussian"], cases)
+    assert B.tune(B.DENOISERS["gaussian"], [flat]) is None
     missing = rng.random(valid.shape) < 0.2
     filled = B.biharmonic(np.where(missing[..., None], 0, truth), valid & ~missing, missing)
     assert psnr(truth, filled, missing) > 45 and np.array_equal(filled[~missing], truth[~missing])

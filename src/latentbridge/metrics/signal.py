@@ -130,7 +130,10 @@ def log_spectral_distance(
     (RMS over the ``n_fft // 2 + 1`` frequency bins), and the result is the mean over frames.
     Identical signals give exactly 0; scaling the amplitude by ``c`` gives ``20 * log10(|c|)``
     dB (6.0206 dB for c = 2) wherever the power is far above ``eps`` (an absolute power
-    floor: bins below it count as ``eps``, so silence vs silence is 0, not undefined).
+    floor: bins below it count as ``eps``, so silence vs silence is 0, not undefined). The floor is absolute, so
+    frames of digital silence in the reference (padding, muted gaps) against inaudible noise in the estimate cost
+    many dB: half a second of zeros against noise at -100 dBFS gave 9.9 dB over a whole clip where the sound itself
+    differed by 0.03 dB. Read an LSD of padded or gated signals beside PESQ/STOI, or over the sound alone.
     """
     e, r = _pair(estimate, reference)
     n_fft = int(n_fft)

@@ -59,7 +59,9 @@ def psnr(truth: np.ndarray, est: np.ndarray, where: np.ndarray | None = None) ->
 
 
 def ssim(truth: np.ndarray, est: np.ndarray, where: np.ndarray | None = None) -> float:
-    """Mean over channels of the SSIM map averaged over the pixels ``where``."""
+    """Mean over channels of the SSIM map averaged over the pixels ``where``, each channel against its own range
+    there; constant clean channels are left out as in :func:`psnr` (their SSIM depended on the data's units: with a
+    range of 1 assumed, 0.99 in one unit and 0.49 in a thousandth of it), NaN when every channel is constant."""
     from skimage.metrics import structural_similarity
 
     _check(truth, est)
@@ -70,11 +72,14 @@ def ssim(truth: np.ndarray, est: np.ndarray, where: np.ndarray | None = None) ->
     vals = []
     for c in range(truth.shape[2]):
         t = truth[..., c].astype(np.float64)
-        rng = float(t[w].max() - t[w].min()) or 1.0
+        rng = float(t[w].max() - t[w].min())
+        if not rng > 0:
+            vals.append(float("nan"))
+            continue
         win = min(7, *(s - (1 - s % 2) for s in t.shape))
         _, smap = structural_similarity(t, filled[..., c], data_range=rng, full=True, win_size=max(3, win))
         vals.append(float(smap[w].mean()))
-    return float(np.mean(vals))
+    return finite_mean(vals)
 
 
 def spectral_angle(truth: np.ndarray, est: np.ndarray, where: np.ndarray | None = None) -> float:

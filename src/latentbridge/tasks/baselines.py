@@ -156,11 +156,13 @@ def run(b: Baseline, args: tuple, value=None) -> np.ndarray:
 
 
 def tune(b: Baseline, cases: Sequence[tuple[tuple, np.ndarray, np.ndarray]]):
-    """The grid value with the best mean PSNR over ``cases`` = ``[(args, truth, where), ...]``
-    (None for a method without a parameter)."""
-    from latentbridge.metrics.spatial import psnr
+    """The grid value with the best mean PSNR over ``cases`` = ``[(args, truth, where), ...]``, over the cases that
+    have one (a section whose clean map is constant has none: with it in a plain mean every value scored NaN and the
+    first won); None for a method without a parameter, or when no case has a PSNR (the method's default)."""
+    from latentbridge.metrics.spatial import finite_mean, psnr
 
     if not b.param or not cases:
         return None
-    scores = {v: float(np.mean([psnr(t, run(b, a, v), w) for a, t, w in cases])) for v in b.grid}
-    return max(scores, key=scores.get)
+    scores = {v: finite_mean([psnr(t, run(b, a, v), w) for a, t, w in cases]) for v in b.grid}
+    finite = {v: x for v, x in scores.items() if np.isfinite(x)}
+    return max(finite, key=finite.get) if finite else None
