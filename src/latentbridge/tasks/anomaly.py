@@ -568,12 +568,10 @@ def _two_classes(y_files: np.ndarray, paths) -> None:
 def _examples(det: Detector, wf: WindowFeatures, scores: np.ndarray, y: np.ndarray, n: int) -> dict:
     order = np.argsort(scores)
     picks = list(order[: n // 2]) + list(order[::-1][: n - n // 2])
-    ex = det.extractor()  # scoring let the features go: the picked windows' files are read again
-    feats = []
-    for i in picks:
-        f = ex.chunk_features([(0, wf.files[wf.file_index[i]])])[0]
-        feats.append(f.features[int(np.flatnonzero(np.isclose(f.starts_s, wf.starts_s[i]))[0])])
-    x_np = np.stack(feats)
+    ex = det.extractor()  # scoring let the features go: the picked windows' files are read again, each once
+    read = {k: ex.chunk_features([(0, wf.files[k])])[0] for k in {int(wf.file_index[i]) for i in picks}}
+    x_np = np.stack([(f := read[int(wf.file_index[i])]).features[int(np.flatnonzero(np.isclose(
+        f.starts_s, wf.starts_s[i]))[0])] for i in picks])
     x = torch.from_numpy(x_np)
     rec = det.model.reconstruct(x).numpy() if getattr(det.model, "has_reconstruction", True) else x_np
     c = x_np.shape[1]  # every channel of a multi-axis recording (audio.channel: all): stacked, channel 0 lowest
