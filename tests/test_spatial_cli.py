@@ -93,7 +93,8 @@ def test_evaluate_scores_three_tasks_against_baselines(run, tmp_path, capsys):
     assert html.count("<img") >= 5 and "nl_means" in html
 
 
-def test_enhance_arrays_and_imzml(run, tissue, tmp_path, capsys):
+def test_enhance_arrays_and_imzml(run, tissue, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("latentbridge.utils.LOG_PROGRESS_S", 0.0)  # the bar at once into the captured stderr
     out = tmp_path / "den"
     assert main(["enhance", str(run), str(tissue / "section_05.npy"), "--task", "denoise", "--out", str(out)]) == 0
     printed = capsys.readouterr()

@@ -95,16 +95,21 @@ def atomic_write_json(path: str | Path, obj) -> None:
     atomic_write_text(path, json.dumps(json_safe(obj), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
+#: seconds before a progress bar shows, and between its redraws, where stderr is a file or a pipe (a log keeps every
+#: redraw: a bar redrawn ten times a second filled it)
+LOG_PROGRESS_S = 30.0
+
+
 def progress_bar(total: int, enabled: bool, desc: str, unit: str = "step"):
-    """A transient tqdm bar on stderr (``enabled`` False: silent), shown once the work has taken 0.5 s; where stderr is
-    a file or a pipe (a log, which keeps every redraw), once it has taken 30 s and then redrawn every 30 s."""
+    """A transient tqdm bar on stderr (``enabled`` False: silent), shown once the work has taken 0.5 s on a terminal;
+    where stderr is a file or a pipe, once it has taken :data:`LOG_PROGRESS_S` and then redrawn as often."""
     import sys
 
     from tqdm import tqdm
 
-    wait = 0.5 if bool(getattr(sys.stderr, "isatty", lambda: False)()) else 30.0
+    tty = bool(getattr(sys.stderr, "isatty", lambda: False)())
     return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False, dynamic_ncols=True,
-                mininterval=min(wait, 0.1) if wait < 1 else wait, delay=wait)
+                mininterval=0.1 if tty else LOG_PROGRESS_S, delay=0.5 if tty else LOG_PROGRESS_S)
 
 
 def close_progress_bars() -> None:
