@@ -66,7 +66,7 @@ _CACHE_FILES = ("masks", "segments", "test_ids", "has_mask", "starts_s", "source
 
 
 def default_bridge_cache_dir() -> Path:
-    from latentbridge.data.audio import default_cache_dir
+    from latentbridge.data.feature_cache import default_cache_dir
 
     return default_cache_dir().parent / "bridge"
 

@@ -335,7 +335,7 @@ def images_to_float(images: np.ndarray) -> np.ndarray:
 
 def clips_and_features_cached(paths: list[Path], spec) -> tuple[np.ndarray, np.ndarray]:
     """Clips and their features, cached as .npy keyed by the files and the feature definition."""
-    from latentbridge.data.audio import default_cache_dir
+    from latentbridge.data.feature_cache import default_cache_dir
 
     key = stable_hash({"transform": spec.model_dump(mode="json"), "reader": 2,  # 2: io.remove_dc
                        "files": [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]})

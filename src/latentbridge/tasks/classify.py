@@ -58,7 +58,7 @@ def classifier_dir(kind: str, cache_dir: str | Path | None = None, spec=None) ->
     """Cache folder of a classifier: ``cache_dir / kind`` (FSDD classifiers of non-default features:
     ``fsdd-<hash>``); by default ``default_cache_dir().parent / "classifiers" / ...``
     (``~/.cache/latentbridge/classifiers/KIND``, or beside ``$LATENTBRIDGE_CACHE``)."""
-    from latentbridge.data.audio import default_cache_dir
+    from latentbridge.data.feature_cache import default_cache_dir
     from latentbridge.data.digits import default_digit_spec
     from latentbridge.utils import stable_hash
 

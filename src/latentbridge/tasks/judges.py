@@ -79,7 +79,7 @@ class WaveformJudge:
 
 def judge_dir(spec, cache_dir: Path | None = None) -> Path:
     """Where the judge for FSDD clips cut like ``spec`` is cached (beside the digit classifiers)."""
-    from latentbridge.data.audio import default_cache_dir
+    from latentbridge.data.feature_cache import default_cache_dir
 
     return (cache_dir or default_cache_dir().parent / "classifiers") / f"fsdd_waveform_judge_{spec.sample_rate}"
 

@@ -1,0 +1,75 @@
+"""The feature cache: where it lives (``$LATENTBRIDGE_CACHE``) and how large it may grow
+(``$LATENTBRIDGE_CACHE_MAX_GB``); :class:`latentbridge.data.audio.FeatureExtractor` reads and writes its entries.
+The bridge windows, the digit classifiers and the digit sets are kept beside it, in its parent folder."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+from latentbridge.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("LATENTBRIDGE_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "latentbridge" / "features"
+
+
+#: the feature cache's default size limit in GB (``$LATENTBRIDGE_CACHE_MAX_GB``): about 300 hours of 1-s clips
+CACHE_MAX_GB = 5.0
+
+
+def cache_limit_bytes() -> float:
+    """The feature cache's size limit: ``$LATENTBRIDGE_CACHE_MAX_GB`` (a number of GB, ``inf`` for none), default
+    :data:`CACHE_MAX_GB`."""
+    env = os.environ.get("LATENTBRIDGE_CACHE_MAX_GB", "").strip()
+    try:
+        gb = float(env) if env else CACHE_MAX_GB
+    except ValueError:
+        raise DataError("LATENTBRIDGE_CACHE_MAX_GB", f"not a number of GB: {env!r} (e.g. 5, 0.5, or inf for no "
+                                                     "limit)") from None
+    if not gb >= 0:
+        raise DataError("LATENTBRIDGE_CACHE_MAX_GB", f"must be at least 0 GB, got {env!r}")
+    return gb * 1e9
+
+
+def prune_cache(folder: Path, limit_bytes: float) -> int:
+    """Remove the least recently used entries (``KEY.npy`` + ``KEY.json``; a hit renews an entry's time) of the
+    feature cache ``folder`` until it holds at most 90 % of ``limit_bytes`` (once it holds more than the limit);
+    return how many entries went. Entries another process removes meanwhile are passed over."""
+    entries, total = {}, 0
+    try:
+        with os.scandir(folder) as it:
+            for e in it:
+                key, dot, ext = e.name.rpartition(".")
+                if not dot or ext not in ("npy", "json") or key.startswith("."):
+                    continue
+                try:
+                    st = e.stat()
+                except OSError:
+                    continue
+                size, when = entries.get(key, (0, 0.0))
+                entries[key] = (size + st.st_size, max(when, st.st_mtime) if ext == "npy" else when)
+                total += st.st_size
+    except OSError:
+        return 0
+    if total <= limit_bytes:
+        return 0
+    removed = 0
+    for key, (size, _) in sorted(entries.items(), key=lambda kv: kv[1][1]):
+        if total <= 0.9 * limit_bytes:
+            break
+        for ext in ("npy", "json"):
+            with contextlib.suppress(OSError):
+                os.remove(folder / f"{key}.{ext}")
+        total -= size
+        removed += 1
+    log.info("feature cache %s: %d least recently used entries removed (limit %.3g GB, "
+             "$LATENTBRIDGE_CACHE_MAX_GB)", folder, removed, limit_bytes / 1e9)
+    return removed
