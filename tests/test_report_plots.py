@@ -508,3 +508,16 @@ def test_east_asian_file_names_are_drawn_not_boxed(tmp_path):
         plot_roc([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], tmp_path / "roc.png", title="录音_01.wav / 振動センサー")
     assert (tmp_path / "roc.png").stat().st_size > 0
     assert not [w for w in caught if "missing from" in str(w.message)]
+
+
+def test_names_with_dollar_signs_are_drawn_as_written(tmp_path, drawn):
+    """matplotlib reads the text between two `$` as mathematics: a file name `pump_$12_to_$15.wav` or a test id
+    `T_$1_$2` in a title stopped `anomaly score` and `evaluate` with a parse error after all the work."""
+    rng = np.random.default_rng(0)
+    x = rng.random((1, 16, 20))
+    plot_spectrogram_pairs(x, x, ["pump_$12_to_$15.wav"], tmp_path / "spec.png")
+    assert _panels(drawn[0])[0].get_title() == "pump_$12_to_$15.wav: input"
+    masks = (rng.random((1, 8, 10)) > 0.5).astype(float)
+    plot_mask_triplets(None, masks, masks, ["T_$1_$2 \\frac{a}{b}$"], tmp_path / "masks.png")
+    plot_image_grid(rng.random((1, 2, 8, 8)), ["$x$"], ["a$", "$b"], tmp_path / "grid.png")
+    assert all(_is_png(tmp_path / f) for f in ("spec.png", "masks.png", "grid.png"))

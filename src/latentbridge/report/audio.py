@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.report.common import _new_figure, _paired_arrays, _save
+from latentbridge.report.common import _new_figure, _paired_arrays, _save, _tight
 
 __all__ = ["plot_spectrogram_pairs", "plot_waveform_overlay"]
 
@@ -61,7 +61,7 @@ def plot_spectrogram_pairs(
             if j == 0:
                 ax.set_ylabel("bin")
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
-    fig.tight_layout()
+    _tight(fig)
     return _save(fig, path)
 
 
@@ -122,5 +122,5 @@ def plot_waveform_overlay(
     axes[-1].set_xlabel(xlabel)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    _tight(fig)
     return _save(fig, path)

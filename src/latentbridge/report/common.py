@@ -27,9 +27,25 @@ def _new_figure(width: float, height: float):
     return fig
 
 
+def _literal(fig) -> None:
+    """Every text of ``fig`` drawn as written: matplotlib reads the text between two ``$`` as mathematics, so a file
+    name or test id such as ``pump_$12_to_$15.wav`` stopped a report with a parse error, after all the work."""
+    from matplotlib.text import Text
+
+    for t in fig.findobj(Text):
+        t.set_parse_math(False)
+
+
+def _tight(fig, **kw) -> None:
+    """``fig.tight_layout`` of its texts as written (:func:`_literal`: the layout draws them)."""
+    _literal(fig)
+    fig.tight_layout(**kw)
+
+
 def _save(fig, path: str | Path) -> Path:
     import logging
 
+    _literal(fig)
     path = Path(path)
     quiet = logging.getLogger("matplotlib.font_manager")
     level = quiet.level

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.report.common import _finite_range, _new_figure, _save, _titles
+from latentbridge.report.common import _finite_range, _new_figure, _save, _tight, _titles
 
 __all__ = ["plot_image_grid", "plot_mask_triplets"]
 
@@ -98,7 +98,7 @@ def plot_mask_triplets(
             ax.set_yticks([])
             if name == "probability":
                 fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
-    fig.tight_layout()
+    _tight(fig)
     return _save(fig, path)
 
 

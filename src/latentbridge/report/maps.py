@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.report.common import _new_figure, _save
+from latentbridge.report.common import _new_figure, _save, _tight
 
 __all__ = ["plot_latent_maps", "plot_map_panels"]
 
@@ -61,7 +61,7 @@ def plot_map_panels(rows: Sequence[Sequence], columns: Sequence[str], row_titles
                 top = float(np.percentile(fin, 99.5)) if fin.size else 1.0
                 im = ax.imshow(a, cmap="magma", vmin=0.0, vmax=top if top > 0 else 1e-9, interpolation="nearest")
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
-    fig.tight_layout()
+    _tight(fig)
     return _save(fig, path)
 
 
@@ -84,5 +84,5 @@ def plot_latent_maps(latent, path: str | Path, *, mask=None, n: int = 8, max_pix
         ax.set_xticks([])
         ax.set_yticks([])
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
-    fig.tight_layout()
+    _tight(fig)
     return _save(fig, path)

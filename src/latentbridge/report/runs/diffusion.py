@@ -11,7 +11,7 @@ import numpy as np
 
 from latentbridge.io.images import to_uint8, write_grid, write_png
 from latentbridge.report.charts import plot_lines
-from latentbridge.report.common import _new_figure, _save
+from latentbridge.report.common import _new_figure, _save, _tight
 from latentbridge.report.html import write_html_report
 from latentbridge.tasks.diffusion import grid_columns
 from latentbridge.utils import atomic_path, atomic_write_json
@@ -61,7 +61,7 @@ def plot_metrics_vs_epoch(history: list[dict], path: str | Path) -> Path:
         twin.legend(loc="upper center", fontsize=8)
     if y:
         ax2.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
+    _tight(fig)
     return _save(fig, path)
 
 
