@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -604,3 +605,17 @@ def test_an_interrupted_distributed_score_s_exchange_folder_is_removed_by_the_ne
         d.mkdir()
     _remove_orphans()
     assert not dead.exists() and live.exists() and other.exists()
+
+
+def test_a_file_name_that_is_not_utf8_is_scored_and_written(fitted_model, machine_data, tmp_path):
+    """A name whose bytes are not UTF-8 (an old archive, another system's encoding): soundfile refused the file as
+    "unreadable", and writing its name into scores.csv or a run's README stopped the command at its last step."""
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    normal = sorted((machine_data / "test" / "normal").glob("*.wav"))[0]
+    shutil.copy(normal, folder / os.fsdecode(b"bad\xff\xfe.wav"))
+    shutil.copy(normal, folder / "fine.wav")
+    assert main(["anomaly", "score", str(fitted_model), str(folder), "--out", str(tmp_path / "o")]) == 0
+    rows = _rows(tmp_path / "o" / "scores.csv")  # valid UTF-8, the odd bytes escaped
+    scores = {Path(r["path"]).name: r["score"] for r in rows if r["level"] != "window"}
+    assert set(scores) == {"bad\\udcff\\udcfe.wav", "fine.wav"} and len(set(scores.values())) == 1

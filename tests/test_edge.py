@@ -385,3 +385,21 @@ def test_export_after_a_sampled_score_says_what_the_graph_scores(files, fitted_m
     assert "note: the graph scores mse (threshold" in out and "not the model's sampled 'elbo' score" in out
     assert main(["export", str(fitted_model), "--out", str(tmp_path / "plain.onnx")]) == 0
     assert "note:" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("reader", ["soundfile", "stdlib"])
+def test_awkward_file_names_keep_their_rows(files, onnx_model, tmp_path, reader):
+    """A name holding a tab or a line break split its tab-separated row into other fields or lines; a name that is
+    not UTF-8 was refused as "unreadable" by soundfile, and printing it stopped the scorer under a UTF-8 locale."""
+    tab = tmp_path / "a\tb.wav"
+    odd = tmp_path / os.fsdecode(b"bad\xff\xfe.wav")
+    shutil.copy(files["good"], tab)
+    shutil.copy(files["good"], odd)
+    head = ["-m", "latentbridge.edge"] if reader == "soundfile" else ["-c", NO_SOUNDFILE]
+    res = subprocess.run([sys.executable, *head, str(onnx_model), str(tab), os.fsencode(odd)], capture_output=True,
+                         env={**ENV, "PYTHONIOENCODING": "utf-8:strict"}, timeout=120)
+    assert res.returncode == 0, res.stderr.decode(errors="replace")
+    rows = window_lines(res.stdout.decode("utf-8"))
+    assert set(rows) == {str(tmp_path / "a\\tb.wav"), str(tmp_path / "bad\\udcff\\udcfe.wav")}
+    good = run_edge(onnx_model, files["good"], reader=reader)
+    assert rows[str(tmp_path / "a\\tb.wav")] == window_lines(good.stdout)[str(files["good"])]

@@ -567,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     from latentbridge import utils
 
+    utils.tolerant_stdout()  # a file name that is not UTF-8, printed
     utils.LIGHTNING_INFO = bool(args.verbose)
     utils.quiet_lightning()
     if not args.verbose:
@@ -574,8 +575,7 @@ def main(argv: list[str] | None = None) -> int:
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         # Lightning's advice about its own bookkeeping (batch indices a prediction writer might want, the
         # logging interval of a short epoch): nothing the user can act on
-        warnings.filterwarnings("ignore", message=".*infer the batch indices.*")
-        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+        warnings.filterwarnings("ignore", message=".*(infer the batch indices|smaller than the logging interval).*")
     _on_sigterm()
     _our_warnings_as_lines()
     from latentbridge.outputs import protect_arguments

@@ -75,6 +75,7 @@ from latentbridge.io import (  # numpy only at import time
 )
 from latentbridge.io.audio import SILENT, rate_problem, remove_dc
 from latentbridge.transforms.numpy_stft import silence_tail, stft_magnitude
+from latentbridge.utils import tolerant_stdout
 
 __all__ = ["EdgeModelError", "EdgeScorer", "FileScores", "main", "read_recording"]
 
@@ -255,10 +256,17 @@ class FileScores:
     notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        out = [f"{self.path}\t{s:.2f}\t{sc:.6g}\t{'ANOMALY' if fl else 'normal'}"
+        """Tab-separated rows: path, window start (s) or ``file``, score, decision. Tabs and line breaks in the path
+        are written as ``\\t``, ``\\n``, ``\\r`` (a name holding them split its row into other fields or lines)."""
+        path = self.path.translate(_ESCAPES)
+        out = [f"{path}\t{s:.2f}\t{sc:.6g}\t{'ANOMALY' if fl else 'normal'}"
                for s, sc, fl in zip(self.starts_s, self.scores, self.decisions)]
-        out.append(f"{self.path}\tfile\t{self.file_score:.6g}\t{'ANOMALY' if self.file_decision else 'normal'}")
+        out.append(f"{path}\tfile\t{self.file_score:.6g}\t{'ANOMALY' if self.file_decision else 'normal'}")
         return out
+
+
+_ESCAPES = str.maketrans({"\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
 
 
 # --------------------------------------------------------------------------------------- reading
@@ -413,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample-rate", type=float, help="Hz of vibration CSVs and .mat files that give no rate "
                    "(default: the model's audio.csv_rate; a file that gives its own is read at it)")
     args = p.parse_args(argv)
+    tolerant_stdout()
 
     def error(e: DataError) -> None:
         print(f"error: {_one_line(e)}", file=sys.stderr, flush=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError, LatentbridgeError
+from latentbridge.utils import tolerant_stdout
 
 METADATA_KEY = "latentbridge"
 
@@ -133,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="folder for sample_NNNN.png and grid.png")
     p.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     args = p.parse_args(argv)
+    tolerant_stdout()
     try:
         from latentbridge.io.images import write_grid, write_png
         from latentbridge.outputs import check_target, output_folder, protect_arguments

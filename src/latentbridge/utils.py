@@ -10,6 +10,7 @@ import math
 import os
 import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from collections.abc import Mapping
@@ -72,8 +73,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
+    """``text`` as UTF-8, written atomically; a file name that is not UTF-8 (its bytes read as surrogates) is written
+    with ``\\udcXX`` escapes, valid UTF-8 (it stopped a training or a scoring at its last step)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors="backslashreplace")
+
+
+def tolerant_stdout() -> None:
+    """Names that are not UTF-8 (their bytes read as surrogates) printed with ``\\udcXX`` escapes: under a UTF-8
+    locale stdout refuses them, and printing a result stopped the command."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="backslashreplace")
 
 
 def json_safe(obj):

@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import struct
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -282,7 +283,7 @@ def _open_info(path: Path):
     import soundfile as sf
 
     try:
-        return sf.info(str(path))
+        return sf.info(os.fsencode(path))  # bytes: a name that is not UTF-8 is opened as it is
     except Exception as exc:  # LibsndfileError, RuntimeError, TypeError from odd headers
         raise DataError(path, f"unreadable or truncated audio file ({_sf_error_text(exc, path)})") from exc
 
@@ -357,7 +358,7 @@ def _read_soundfile(path: Path) -> tuple[np.ndarray, int, int]:
     import soundfile as sf
 
     try:
-        with sf.SoundFile(str(path)) as f:
+        with sf.SoundFile(os.fsencode(path)) as f:
             header_frames = int(f.frames)
             sr = int(f.samplerate)
             # into one buffer: soundfile's own read held the samples twice at its peak (1.4 GB for an hour at 48 kHz)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -96,7 +97,7 @@ class MUSDBStems:
                 have = sorted(p.name for p in folder.glob("*.wav"))
                 raise DataError(path, f"missing stem {stem!r} (track folder holds: {', '.join(have) or 'no wav files'})")
             try:
-                with sf.SoundFile(str(path)) as f:
+                with sf.SoundFile(os.fsencode(path)) as f:
                     sr, ch, declared = int(f.samplerate), int(f.channels), int(f.frames)
                     data = f.read(dtype="float32", always_2d=True)
             except Exception as exc:  # noqa: BLE001 - libsndfile errors
@@ -127,5 +128,5 @@ class MUSDBStems:
         for stem in self.STEMS:
             p = stem_file(self.root / track, stem)
             if p is not None:
-                return int(sf.info(str(p)).samplerate)
+                return int(sf.info(os.fsencode(p)).samplerate)
         raise DataError(self.root / track, "no stem files")
