@@ -64,3 +64,29 @@ def test_paths_relative_to_the_working_folder_and_names_listed_twice(tmp_path, m
     with pytest.raises(DataError, match=r"rec_5\.wav: matches no path listed in .*listed there as normal and as "
                                         r"anomalous"):
         resolve_labels(files, "labels.csv")
+
+
+def test_rows_read_from_the_csvs_folder_first_quoted_line_breaks_and_composed_names(tmp_path, monkeypatch):
+    """A row read from the working folder took another row's file first (files labelled the other way, a wrong AUC);
+    the CSV was split into lines before its quotes were read (a name with a line break: "not listed"); a name
+    written decomposed by the file system did not match the same name typed composed."""
+    import csv
+    import unicodedata
+
+    import numpy as np
+
+    from latentbridge.data.labels import resolve_labels
+
+    (tmp_path / "D").mkdir()
+    x, dx, dy = tmp_path / "x.wav", tmp_path / "D" / "x.wav", tmp_path / "D" / "y.wav"
+    odd = tmp_path / "D" / "two\nlines.wav"
+    nfd = tmp_path / "D" / unicodedata.normalize("NFD", "café.wav")
+    for f in (x, dx, dy, odd, nfd):
+        f.write_bytes(b"")
+    with open(tmp_path / "D" / "labels.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerows([["path", "label"], ["x.wav", "anomalous"], ["../x.wav", "normal"], ["y.wav", "normal"],
+                     ["two\nlines.wav", "anomalous"], [unicodedata.normalize("NFC", "café.wav"), "anomalous"]])
+    monkeypatch.chdir(tmp_path)  # here "x.wav" is also the working folder's x.wav
+    got = resolve_labels([x, dx, dy, odd, nfd], "D/labels.csv")
+    np.testing.assert_array_equal(got, [0, 1, 0, 1, 1])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import io
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -32,36 +34,48 @@ def label_from_path(path: Path) -> int | None:
 AMBIGUOUS = -1  # a file name listed with both labels
 
 
+def _key(text: str) -> str:
+    """A path or name as the label table keys it: Unicode composed (NFC), so that ``café.wav`` written by a
+    macOS file system (decomposed) matches the same name typed in a CSV (composed)."""
+    return unicodedata.normalize("NFC", text)
+
+
 def read_label_csv(path: str | Path) -> dict[str, int]:
-    """``path,label`` rows (label normal/anomalous/0/1; paths absolute, or relative to the CSV's folder or to the
-    working folder; a row whose path matches no file labels the files of its name when no other row of that name
-    gives the other label). Column names in any
-    case; comma, semicolon or tab between them (or Excel's ``sep=X`` line); UTF-8, UTF-16 or Windows-1252 text."""
+    """``path,label`` rows (label normal/anomalous/0/1; paths absolute, or relative to the CSV's folder or, for a
+    file found only there, to the working folder; a row whose path matches no file labels the files of its name when
+    no other row of that name gives the other label). Column names in any case; comma, semicolon or tab between
+    them (or Excel's ``sep=X`` line); quoted fields may hold the separator or line breaks; UTF-8, UTF-16 or
+    Windows-1252 text."""
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "label file does not exist" if not path.exists() else "label file is not a file")
-    lines = decode_text(path.read_bytes(), path, "a label CSV (columns path,label)", legacy="all").splitlines()
-    if lines and (sep := excel_separator(lines[0])):
-        lines = lines[1:]
-    header = lines[0] if lines else ""
+    text = decode_text(path.read_bytes(), path, "a label CSV (columns path,label)", legacy="all")
+    first, _, rest = text.partition("\n")
+    if sep := excel_separator(first.rstrip("\r")):
+        text, first = rest, rest.partition("\n")[0]
     delim = sep or next((d for d in (",", ";", "\t") if {"path", "label"} <= {h.strip().strip('"').lower()
-                                                                          for h in header.split(d)}), ",")
-    reader = csv.reader(lines, delimiter=delim)
+                                                                          for h in first.split(d)}), ",")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)  # not split first: quoted line breaks
     names = [h.strip().lower() for h in next(reader, [])]
     if not {"path", "label"} <= set(names):
         raise DataError(path, "label CSV needs the columns 'path,label'")
-    rows = [dict(zip(names, r)) for r in reader if any(c.strip() for c in r)]
+    rows = [(reader.line_num, dict(zip(names, r))) for r in reader if any(c.strip() for c in r)]
     out: dict[str, int] = {}
     by_name: dict[str, set[int]] = {}
-    for n, r in enumerate(rows, start=2):
+    here = []
+    for n, r in rows:
         lab = str(r.get("label", "")).strip().lower()
         if lab not in LABEL_NAMES:
             raise DataError(path, f"line {n}: label {r.get('label', '')!r} is not one of normal/anomalous/0/1")
         p = Path(str(r.get("path", "")).strip())
-        # relative to the CSV's folder, or to the folder the command runs in (as a user writes paths he types)
-        for q in ([p] if p.is_absolute() else [path.parent / p, Path.cwd() / p]):
-            out.setdefault(str(q.resolve()), LABEL_NAMES[lab])
-        by_name.setdefault(p.name, set()).add(LABEL_NAMES[lab])
+        # relative to the CSV's folder first, for every row (a row read from the working folder took another row's
+        # file first: files labelled the other way, a wrong AUC)
+        out.setdefault(_key(str((p if p.is_absolute() else path.parent / p).resolve())), LABEL_NAMES[lab])
+        if not p.is_absolute():
+            here.append((p, LABEL_NAMES[lab]))
+        by_name.setdefault(_key(p.name), set()).add(LABEL_NAMES[lab])
+    for p, lab in here:  # then relative to the folder the command runs in (as a user writes paths he types)
+        out.setdefault(_key(str((Path.cwd() / p).resolve())), lab)
     for name, labs in by_name.items():  # a bare file name stands for its rows only when they agree
         out["name:" + name] = labs.pop() if len(labs) == 1 else AMBIGUOUS
     return out
@@ -75,7 +89,8 @@ def resolve_labels(files: list[Path], labels: str | None) -> np.ndarray | None:
     out, missing = [], []
     table = None if labels == "auto" else read_label_csv(labels)
     for f in files:
-        lab = label_from_path(f) if table is None else table.get(str(f.resolve()), table.get("name:" + f.name))
+        lab = label_from_path(f) if table is None else table.get(_key(str(f.resolve())),
+                                                                 table.get("name:" + _key(f.name)))
         if lab == AMBIGUOUS:  # the first label listed for the name was taken: wrong labels, wrong AUC, no word
             raise DataError(f, f"matches no path listed in {labels}, and its name {f.name} is listed there as normal "
                                "and as anomalous: list paths relative to the CSV's folder, or absolute ones")
