@@ -319,6 +319,21 @@ def test_force_never_replaces_what_the_command_reads(fitted_model, machine_data,
     assert not (used / "thesis.docx").exists() and len((used / "scores.csv").read_text().splitlines()) > 1
 
 
+def test_the_working_folder_is_no_output_folder(fitted_model, machine_data, tmp_path, monkeypatch, capsys):
+    """`--out .` (or `..`, or "") was replaced as a whole after all the work: "Device or resource busy", or a
+    traceback from the edge sampler; it is refused before the work, nothing written."""
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    wav = sorted((machine_data / "test" / "normal").glob("*.wav"))[0]
+    for out, what in ((".", "the folder this command runs in"), ("", "the folder this command runs in"),
+                      ("..", "a folder above the one this command runs in")):
+        assert main(["anomaly", "score", str(fitted_model), str(wav), "--out", out]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and what in err and "give a folder of its own" in err, err
+    assert not list(here.iterdir())
+
+
 def test_a_failed_forced_fit_puts_the_old_model_back(fitted_model, machine_data, tmp_path, monkeypatch):
     """Training writes in place (its checkpoints must be where --resume finds them), so --force moves the
     old run aside until the new one is saved: a fit that fails leaves the old model as it was."""

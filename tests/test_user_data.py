@@ -103,3 +103,29 @@ def test_the_feature_cache_keeps_to_its_size_limit(tmp_path, monkeypatch):
     with pytest.raises(DataError, match=r"LATENTBRIDGE_CACHE_MAX_GB: not a number of GB: 'lots'"):
         FeatureExtractor.from_spec(spec, cache_dir=cache)
     FeatureExtractor.from_spec(spec, use_cache=False)  # no cache: the setting is not read
+
+
+def test_the_commands_output_folder_is_left_out_of_its_input_folders(tmp_path, caplog):
+    """An output inside an input folder was read back as data by the next run: a diffusion model trained on its own
+    plots (9 images, then 12), `audio reconstruct` rebuilt its own reconstructions."""
+    import argparse
+
+    from latentbridge.io import list_audio_files
+    from latentbridge.io.images import list_folder
+    from latentbridge.outputs import protect_arguments
+
+    data = tmp_path / "data"
+    (data / "out" / "deeper").mkdir(parents=True)
+    for f in ("a.wav", "sub/b.wav", "out/a_reconstructed.wav", "out/deeper/c.wav"):
+        (data / f).parent.mkdir(parents=True, exist_ok=True)
+        _tone(data / f, 0.2)
+    for f in ("x.png", "out/training_loss.png"):
+        (data / f).write_bytes(b"")
+    protect_arguments(argparse.Namespace(paths=[str(data)], out=str(data / "out")))
+    with caplog.at_level("WARNING"):
+        assert [p.relative_to(data).as_posix() for p in list_audio_files(data)] == ["a.wav", "sub/b.wav"]
+        assert [p.relative_to(data).as_posix() for p in list_folder(data)[0]] == ["x.png"]
+    assert "the output folder of this command" in caplog.text
+    assert len(list_audio_files(data / "out")) == 2  # given as the input itself: read (--force refuses replacing it)
+    protect_arguments(argparse.Namespace(paths=[str(data)], out=str(tmp_path / "elsewhere")))
+    assert len(list_audio_files(data)) == 4

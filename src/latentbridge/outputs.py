@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Iterator
 
 from latentbridge.errors import BusyError, LatentbridgeError
-from latentbridge.utils import existing_path, listed
+from latentbridge.utils import OUTPUT_FOLDERS, existing_path, listed
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,9 @@ def protect_arguments(args) -> None:
     whole before anything is written), and the values of ``-o KEY=VALUE``; those of an earlier command run in
     this process are forgotten."""
     _INPUTS.clear()
+    OUTPUT_FOLDERS.clear()  # and the output folder is left out of the folders read as data
+    if isinstance(out := getattr(args, "out", None), str) and out.strip():
+        OUTPUT_FOLDERS.add(os.path.realpath(out))
     protect_inputs([{k: v for k, v in vars(args).items() if k not in ("out", "config", "override")}])
     protect_inputs(o.split("=", 1)[1] for o in getattr(args, "override", None) or [] if "=" in o)
 
@@ -139,6 +142,11 @@ OUTPUT_NAMES = frozenset({"config.json", "config.yaml", "model.safetensors", "ch
 
 
 def check_target(folder: Path, force: bool, what: str = "output folder") -> None:
+    here, where = Path.cwd().resolve(), Path(os.path.abspath(folder))
+    if where == here or where in here.parents:  # `--out .`: its folder replaced as a whole, after all the work
+        raise LatentbridgeError(f"{folder}: " + ("the folder this command runs in" if where == here else
+                                                 "a folder above the one this command runs in")
+                                + f"; an {what} is replaced as a whole: give a folder of its own (e.g. --out results)")
     if folder.exists() and not folder.is_dir():
         raise LatentbridgeError(f"{folder}: exists and is a file, not a folder (choose another {what})")
     if _is_nonempty_dir(folder):

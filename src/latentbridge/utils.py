@@ -19,6 +19,8 @@ from typing import Callable, Iterator
 #: set by the CLI (its ``--verbose``); None (the library used from Python) leaves Lightning's logging alone
 LIGHTNING_INFO: bool | None = None
 
+log = logging.getLogger(__name__)
+
 
 @contextlib.contextmanager
 def lightning_interrupts():
@@ -149,10 +151,16 @@ def existing_path(value) -> Path | None:
         return None
 
 
+#: real paths of the folders the running command writes (its ``--out``), left out of every folder it reads as data
+#: (:func:`walk_files`): an output inside an input folder was read back as data by the next run (a training on its
+#: own plots, a reconstruction of its reconstructions)
+OUTPUT_FOLDERS: set[str] = set()
+
+
 def walk_files(root: Path, recursive: bool = True):
     """Every file under ``root`` (links to nothing among them), linked folders followed (``rglob`` skips them: a
     folder of recordings or images linked in was left out without a word), each real folder once (a link to a
-    parent does not loop)."""
+    parent does not loop); the command's own output folder (:data:`OUTPUT_FOLDERS`) left out, with a warning."""
     if not recursive:
         yield from root.iterdir()
         return
@@ -163,6 +171,12 @@ def walk_files(root: Path, recursive: bool = True):
             dirs[:] = []
             continue
         seen.add(real)
+        if real in OUTPUT_FOLDERS and folder != str(root):
+            dirs[:] = []
+            if first_time(("output folder left out", real)):
+                log.warning("%s: left out of %s, the output folder of this command (what an earlier run wrote there "
+                            "is no data)", folder, root)
+            continue
         for name in files:  # a link to nothing among them
             yield Path(folder) / name
 
