@@ -129,3 +129,21 @@ def test_the_commands_output_folder_is_left_out_of_its_input_folders(tmp_path, c
     assert len(list_audio_files(data / "out")) == 2  # given as the input itself: read (--force refuses replacing it)
     protect_arguments(argparse.Namespace(paths=[str(data)], out=str(tmp_path / "elsewhere")))
     assert len(list_audio_files(data)) == 4
+
+
+def test_output_names_of_long_input_names_fit_the_file_system(tmp_path):
+    """`audio reconstruct` of a file named with 245 letters (or 80 Japanese ones, 240 bytes) wrote
+    NAME_reconstructed.wav, over 255 bytes: "File name too long" after all the work; the server cut a long upload
+    name to 200 characters and with it its extension ("unsupported file type")."""
+    from latentbridge.serve.app import _safe_name
+    from latentbridge.utils import distinct_name
+
+    used: set[str] = set()
+    room = 255 - len("_reconstructed.wav")
+    names = [distinct_name(n, used, max_bytes=room) for n in ("L" * 245, "日" * 80, "L" * 245, "short", "short")]
+    assert [len(n.encode()) for n in names[:3]] == [room, room, room] and names[1] == "日" * 79 and names[3:] == ["short", "short_"]
+    assert names[2] == "L" * (room - 1) + "_" and len(set(names)) == 5
+    for n in names:
+        (tmp_path / f"{n}_reconstructed.wav").write_bytes(b"")  # each one a name the file system takes
+    long = "L" * 201 + ".WAV"
+    assert _safe_name(long) == "L" * 196 + ".wav" and _safe_name("a/b\\c.wav") == "c.wav"

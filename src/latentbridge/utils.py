@@ -214,13 +214,19 @@ def listed(items, n: int = 3, count: bool = False) -> str:
     return text + ((f", ... ({len(items)} in all)" if count else ", ...") if len(items) > n else "")
 
 
-def distinct_name(name: str, used: set[str]) -> str:
+def distinct_name(name: str, used: set[str], max_bytes: int | None = None) -> str:
     """``name``, with ``_`` appended until it is not in ``used`` (then added to it): one output per input
-    when inputs share a file name (``Test_01/rec_01.csv`` and ``Test_02/rec_01.csv``)."""
-    while name in used:
-        name += "_"
-    used.add(name)
-    return name
+    when inputs share a file name (``Test_01/rec_01.csv`` and ``Test_02/rec_01.csv``). With ``max_bytes``, cut
+    (at a character) to that many bytes on disk, the ``_`` included: a long input name with a suffix added was
+    over the file system's 255 bytes ("File name too long" after all the work)."""
+    for k in range(len(used) + 1):
+        base = name
+        while max_bytes is not None and base and len(os.fsencode(base)) + k > max_bytes:
+            base = base[:-1]
+        if (candidate := base + "_" * k) not in used:
+            used.add(candidate)
+            return candidate
+    raise AssertionError("unreachable: one of len(used) + 1 candidates is free")
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -95,7 +95,8 @@ class SampleRequest(BaseModel):
 def _safe_name(filename: str | None) -> str:
     """The client's file name as a label (its last path component); never used as a path."""
     name = (filename or "upload").replace("\\", "/").rsplit("/", 1)[-1].strip() or "upload"
-    return name[:200]
+    suffix = _suffix(name)  # kept: a long name cut to 200 characters lost it ("unsupported file type")
+    return name if len(name) <= 200 else name[:200 - len(suffix)] + suffix
 
 
 def _suffix(name: str) -> str:

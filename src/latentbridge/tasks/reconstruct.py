@@ -148,7 +148,7 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
         if native.sample_rate != sr:
             written = resample(out, sr, native.sample_rate)
             written = np.pad(written, (0, max(0, native.frames - len(written))))[:native.frames]
-        stem = distinct_name(path.stem, used)
+        stem = distinct_name(path.stem, used, max_bytes=255 - len("_reconstructed.wav"))  # the longest output name
         a = full(torch.from_numpy(wave)[None])[0, 0].numpy()
         b = full(torch.from_numpy(out)[None])[0, 0].numpy()
         heard = ("mono mix" if channel is None else f"channel {channel}") if native.channels > 1 else "mono"
