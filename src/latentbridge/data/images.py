@@ -9,7 +9,6 @@ MNIST: the official split when the training images are present; otherwise the se
 
 from __future__ import annotations
 
-import csv
 import logging
 import re
 import unicodedata
@@ -135,21 +134,17 @@ def _read_conditions(path: Path, root: Path, files: list[Path]) -> tuple[np.ndar
     or absolute; ``/`` or ``\\`` between folders) and numeric columns: comma, semicolon or tab between cells (or
     Excel's ``sep=X`` line), UTF-8 (a byte-order mark too), UTF-16 or Windows-1252 text. An image listed twice is
     refused (both lines named); rows of no image are named."""
-    from latentbridge.io.text import decode_text, excel_separator
+    from latentbridge.io.text import csv_records, decode_text
 
     if not path.is_file():
         raise DataError(path, "is a folder, not a conditions CSV" if path.is_dir() else "conditions CSV does not exist")
-    lines = decode_text(path.read_bytes(), path, "a conditions CSV (a 'file' column and numeric columns)",
-                        legacy="all").splitlines()
-    skip = 1 if lines and (sep := excel_separator(lines[0])) else 0
-    lines = lines[skip:]
-    header = lines[0] if lines else ""
-    delim = sep if skip else next((d for d in (",", ";", "\t") if "file" in {h.strip().strip('"') for h in header.split(d)}),
-                                  ",")
-    rows = list(csv.reader(lines, delimiter=delim))
+    records, delim = csv_records(decode_text(path.read_bytes(), path, "a conditions CSV (a 'file' column and numeric "
+                                             "columns)", legacy="all"), {"file"})
+    rows = [r for _, r in records]
     if not rows or "file" not in [h.strip() for h in rows[0]]:
+        first = delim.join(rows[0]) if rows else ""
         raise DataError(path, "a conditions CSV needs a header with a 'file' column and numeric columns (comma, "
-                              f"semicolon or tab between them); its first line is {header[:80]!r}")
+                              f"semicolon or tab between them); its first line is {first[:80]!r}")
     head = [h.strip() for h in rows[0]]
     col = head.index("file")
     names = [h for i, h in enumerate(head) if i != col]
@@ -157,7 +152,7 @@ def _read_conditions(path: Path, root: Path, files: list[Path]) -> tuple[np.ndar
         raise DataError(path, "no condition columns besides 'file'")
     values: dict[str, list[float]] = {}
     first_line: dict[str, int] = {}
-    for line, r in enumerate(rows[1:], start=2 + skip):
+    for line, r in records[1:]:
         if not any(x.strip() for x in r):
             continue
         if len(r) != len(head):

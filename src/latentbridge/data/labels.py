@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import unicodedata
 from pathlib import Path
 
 import numpy as np
 
 from latentbridge.errors import DataError
-from latentbridge.io.text import decode_text, excel_separator
+from latentbridge.io.text import csv_records, decode_text
 
 LABEL_NAMES = {"normal": 0, "anomalous": 1, "anomaly": 1, "0": 0, "1": 1, "abnormal": 1}
 
@@ -49,17 +47,12 @@ def read_label_csv(path: str | Path) -> dict[str, int]:
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "label file does not exist" if not path.exists() else "label file is not a file")
-    text = decode_text(path.read_bytes(), path, "a label CSV (columns path,label)", legacy="all")
-    first, _, rest = text.partition("\n")
-    if sep := excel_separator(first.rstrip("\r")):
-        text, first = rest, rest.partition("\n")[0]
-    delim = sep or next((d for d in (",", ";", "\t") if {"path", "label"} <= {h.strip().strip('"').lower()
-                                                                          for h in first.split(d)}), ",")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)  # not split first: quoted line breaks
-    names = [h.strip().lower() for h in next(reader, [])]
+    records, _ = csv_records(decode_text(path.read_bytes(), path, "a label CSV (columns path,label)", legacy="all"),
+                             {"path", "label"})
+    names = [h.strip().lower() for h in (records[0][1] if records else [])]
     if not {"path", "label"} <= set(names):
         raise DataError(path, "label CSV needs the columns 'path,label'")
-    rows = [(reader.line_num, dict(zip(names, r))) for r in reader if any(c.strip() for c in r)]
+    rows = [(n, dict(zip(names, r))) for n, r in records[1:] if any(c.strip() for c in r)]
     out: dict[str, int] = {}
     by_name: dict[str, set[int]] = {}
     here = []

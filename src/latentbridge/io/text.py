@@ -4,6 +4,8 @@ European data loggers), and the ``sep=X`` line Excel writes to name a CSV's deli
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from pathlib import Path
 
@@ -43,3 +45,22 @@ def excel_separator(line: str) -> str | None:
     """The delimiter named by Excel's ``sep=X`` first line, or None when ``line`` is not one."""
     m = re.fullmatch(r'"?sep=(.)"?', line.strip())
     return m.group(1) if m else None
+
+
+def csv_records(text: str, wanted: set[str]) -> tuple[list[tuple[int, list[str]]], str]:
+    """The records of a CSV ``text`` (the header first), each with the line it starts on, and the delimiter: Excel's
+    ``sep=X`` first line, else the first of comma, semicolon and tab whose header cells hold every name of ``wanted``
+    (in any case, quoted or not), else comma. Quotes are read before lines are split: a quoted cell may hold the
+    delimiter or a line break (splitting the text into lines first cut such a row in two)."""
+    first, _, rest = text.partition("\n")
+    skip = 0
+    if sep := excel_separator(first.rstrip("\r")):
+        text, first, skip = rest, rest.partition("\n")[0], 1
+    delim = sep or next((d for d in (",", ";", "\t")
+                         if wanted <= {h.strip().strip('"').lower() for h in first.split(d)}), ",")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+    records, start = [], 1
+    for cells in reader:
+        records.append((start + skip, cells))
+        start = reader.line_num + 1
+    return records, delim
