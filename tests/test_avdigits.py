@@ -158,6 +158,14 @@ def test_sample_draws_pairs_and_translations_from_the_command_line(av_run, tmp_p
     assert not (tmp_path / "bad").exists()
 
 
+def test_evaluate_refuses_other_data(av_run, tmp_path, capsys):
+    """`evaluate --data DIR` of an audio-visual run gave the config's test pairs' metrics as if of DIR."""
+    assert main(["evaluate", str(av_run), "--data", str(tmp_path), "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path}: digits runs are evaluated on the test pairs of their config") \
+        and "--condition FILE" in err and not (tmp_path / "e").exists()
+
+
 def test_analyze_refuses_clusterings_that_agree_trivially(tmp_path, capsys):
     """One cluster, or one per test pair, made every agreement and convergence rate 1 (and silhouettes
     null): reported as a finding. Refused with a one-line error, before the run is even read."""

@@ -129,6 +129,16 @@ class DigitsEvaluation:
     samples: dict = field(default_factory=dict)  # prior samples: image (10, H, W), audio (10, F, T)
 
 
+def refuse_other_data(data) -> None:
+    """``evaluate --data`` of a digits run (audio-visual or latent diffusion): refused, not ignored (the metrics of
+    the config's test pairs came back as if of the folder given)."""
+    if data:
+        from latentbridge.errors import DataError
+
+        raise DataError(data, "digits runs are evaluated on the test pairs of their config (drop --data); a spoken or "
+                              "written digit of your own: latentbridge sample RUN --condition FILE --out DIR")
+
+
 def evaluate(run_dir: str | Path, data: str | None = None, n_audio_examples: int = 10, gl_iterations: int = 32,
              max_wav_pairs: int = 600) -> DigitsEvaluation:
     """Coherence, Fréchet distances, diversity and memorisation of both routes on the test pairs
@@ -136,6 +146,7 @@ def evaluate(run_dir: str | Path, data: str | None = None, n_audio_examples: int
     from latentbridge.metrics.clustering import cluster, clustering_scores
     from latentbridge.tasks.crossmodal import digit_judges, generation_metrics, reference_metrics, wav_subset
 
+    refuse_other_data(data)
     saved = load_model(run_dir)
     cfg, spec = saved.workflow, saved.transform
     model = saved.model.eval()

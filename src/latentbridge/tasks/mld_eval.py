@@ -360,6 +360,7 @@ def evaluate(run_dir, data: str | None = None, sample_rate: float | None = None)
     saved, stages = load_run(run_dir)
     if saved.workflow.data.kind == "bridge":
         return evaluate_bridge(saved, stages, data, sample_rate)
-    if data:
-        raise DataError(data, "digits runs are evaluated on the test pairs of their config (drop --data)")
+    from latentbridge.tasks.avdigits import refuse_other_data
+
+    refuse_other_data(data)
     return evaluate_digits(saved, stages)
