@@ -345,7 +345,11 @@ def test_fit_with_no_options_is_the_level_aware_neighbour_detector(machine_data,
     assert re.search(r"fitted in closed form \(no gradient training\) in [0-9.e-]+ s once the features", card)
     assert main(["anomaly", "score", str(out), str(machine_data / "test"), "--labels", "auto",
                  "--out", str(tmp_path / "s")]) == 0
-    assert json.loads((tmp_path / "s" / "metrics.json").read_text())["auc"] >= 0.9
+    metrics = json.loads((tmp_path / "s" / "metrics.json").read_text())
+    assert metrics["auc"] >= 0.9 and metrics["data"] == [str(machine_data / "test")]
+    # no reconstruction to show: the windows alone (the input was drawn as a perfect "reconstruction")
+    report = (tmp_path / "s" / "report.html").read_text()
+    assert "<h2>Example windows</h2>" in report and "reconstruction" not in report.lower()
 
 
 def test_synthetic_anomalies_change_every_window():

@@ -205,6 +205,8 @@ def test_scoring_keeps_each_files_band_power_not_its_features(fitted_model, mach
     np.testing.assert_allclose(band_profile_db(full.features, full.file_index, len(full.files), det.spec.features),
                                profile_of_powers(wf.band_power), atol=1e-6)
     assert res.examples["inputs"].shape[0] == 4 and res.examples["inputs"].shape[1:] == full.features.shape[2:]
+    assert res.summary["data"] == [str(machine_data / "test")]  # which data the report is of
+    assert res.examples["reconstructions"].shape == res.examples["inputs"].shape  # a VAE's: it reconstructs
 
 
 def test_a_lossy_copy_is_named(fitted_model, machine_data, tmp_path, caplog):
@@ -576,7 +578,7 @@ def test_full_band_training_and_recordings_resampled_down_are_named(tmp_path, ca
         with caplog.at_level("WARNING"):
             assert main(["anomaly", "score", str(tmp_path / kind / "m"), str(tmp_path / kind / "at22k"), "--out",
                          str(tmp_path / kind / "s")]) == 0
-        flagged = json.loads((tmp_path / kind / "s" / "summary.json").read_text())["n_anomalous_files_flagged"]
+        flagged = json.loads((tmp_path / kind / "s" / "summary.json").read_text())["n_files_flagged"]
         if limited:
             assert flagged == 0 and "resampled down" not in caplog.text
         else:

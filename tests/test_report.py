@@ -92,7 +92,7 @@ def test_html_report_content(tmp_path):
     # tables: a dict is one key/value row per entry; records share the union of their columns
     metrics, per_file = page.tables
     assert [[c[1] for c in row] for row in metrics] == [
-        ["auc", "0.9123"], ["n", "100"], ["note", "<i>x</i>"], ["none", ""], ["ok", "True"], ["nan", "nan"],
+        ["auc", "0.9123"], ["n", "100"], ["note", "<i>x</i>"], ["none", "n/a"], ["ok", "True"], ["nan", "nan"],
         ["<u>key</u>", "v"]]
     assert [row[1][2] for row in metrics] == ["num", "num", None, None, None, "num", None]  # numbers right-aligned
     assert [[c[1] for c in row] for row in per_file] == [

@@ -377,7 +377,7 @@ def _cmd_anomaly(args) -> int:
         else:
             s = res.summary
             print(f"scored {s['n_files']} files / {s['n_windows']} windows; "
-                  f"{s['n_anomalous_files_flagged']} files above the threshold {s['threshold']:.6g}")
+                  f"{s['n_files_flagged']} files above the threshold {s['threshold']:.6g}")
         print(f"wrote {Path(args.out) / 'scores.csv'}")
         return 0
     if args.anomaly_cmd == "calibrate":

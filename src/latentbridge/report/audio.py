@@ -22,12 +22,14 @@ def plot_spectrogram_pairs(
     sample_rate: int | None = None,
     hop_length: int | None = None,
 ) -> Path:
-    """Rows of ``input | reconstruction | |input - reconstruction|`` for (n, F, T) arrays.
+    """Rows of ``input | reconstruction | |input - reconstruction|`` for (n, F, T) arrays; the inputs alone,
+    one per row, when ``reconstructions`` is None (a model that reconstructs nothing).
 
     Input and reconstruction in a row share one colour scale. When ``sample_rate`` and
     ``hop_length`` are both given the time axis is in seconds, otherwise in frames.
     """
-    a, b = _paired_arrays(inputs, reconstructions, "(n, F, T)", "inputs and reconstructions")
+    a, b = _paired_arrays(inputs, inputs if reconstructions is None else reconstructions, "(n, F, T)",
+                          "inputs and reconstructions")
     n, n_freq, n_time = a.shape
     if n == 0:
         raise ValueError("no spectrograms to plot")
@@ -41,7 +43,8 @@ def plot_spectrogram_pairs(
         extent = [0, n_time, 0, n_freq]
         xlabel = "frame"
 
-    fig = _new_figure(12.0, 2.6 * n + 0.4)
+    cols = 1 if reconstructions is None else 3
+    fig = _new_figure(4.0 * cols, 2.6 * n + 0.4)
     for i in range(n):
         diff = np.abs(a[i] - b[i])
         both = np.concatenate([a[i].ravel(), b[i].ravel()])
@@ -51,9 +54,9 @@ def plot_spectrogram_pairs(
             (a[i], "input", "magma", vmin, vmax),
             (b[i], "reconstruction", "magma", vmin, vmax),
             (diff, "|difference|", "viridis", None, None),
-        )
+        )[:cols]
         for j, (img, name, cmap, lo, hi) in enumerate(panels):
-            ax = fig.add_subplot(n, 3, 3 * i + j + 1)
+            ax = fig.add_subplot(n, cols, cols * i + j + 1)
             im = ax.imshow(img, origin="lower", aspect="auto", cmap=cmap, vmin=lo, vmax=hi, extent=extent)
             ax.set_title(f"{titles[i]}: {name}" if j == 0 else name, fontsize=9)
             if i == n - 1:

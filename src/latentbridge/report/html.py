@@ -45,9 +45,12 @@ figcaption { font-size: .85em; color: #666; }
 
 
 def _fmt(v: Any) -> tuple[str, bool]:
-    """Escaped cell text and whether it is numeric."""
+    """Escaped cell text and whether it is numeric; ``n/a`` for None (a value not defined here: no damaged state to
+    localise, a metric without its data), a list as its items."""
     if v is None:
-        return "", False
+        return "n/a", False
+    if isinstance(v, (list, tuple)) and all(isinstance(x, (str, Path)) for x in v):
+        return html.escape(", ".join(map(str, v))), False
     if isinstance(v, (bool, np.bool_)):
         return html.escape(str(bool(v))), False
     if isinstance(v, numbers.Integral):
@@ -80,7 +83,7 @@ def _table_html(table: Mapping | Sequence[Mapping]) -> str:
     for r in records:
         cells = []
         for c in cols:
-            cell, num = _fmt(r.get(c))
+            cell, num = _fmt(r[c]) if c in r else ("", False)  # a cell the row does not have: empty
             cells.append(f'<td{" class=num" if num else ""}>{cell}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     return "<table>\n" + head + "\n" + "\n".join(body) + "\n</table>"

@@ -468,9 +468,10 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
         log.warning(text)
     y_files = resolve_labels(wf.files, labels)
     file_scores = aggregate_scores(scores, wf.file_index, len(wf.files), aggregate)
-    summary = {"model": str(model_dir), "score": det.method, "aggregate": aggregate, "threshold": det.threshold,
-               "n_files": len(wf.files), "n_windows": len(wf), "skipped_files": wf.skipped,
-               "padded_files": wf.padded, "n_anomalous_files_flagged": int((file_scores > det.threshold).sum()),
+    given = paths if isinstance(paths, (list, tuple)) else [paths]  # the data scored, named in the report
+    summary = {"model": str(model_dir), "data": [str(p) for p in given], "score": det.method, "aggregate": aggregate,
+               "threshold": det.threshold, "n_files": len(wf.files), "n_windows": len(wf), "skipped_files": wf.skipped,
+               "padded_files": wf.padded, "n_files_flagged": int((file_scores > det.threshold).sum()),
                "n_silent_windows": None if wf.silent is None else int(wf.silent.sum())}
     res = ScoreResult(str(model_dir), det.method, aggregate, det.threshold, wf, scores, file_scores, summary=summary)
     if y_files is None:
@@ -573,13 +574,16 @@ def _examples(det: Detector, wf: WindowFeatures, scores: np.ndarray, y: np.ndarr
     x_np = np.stack([(f := read[int(wf.file_index[i])]).features[int(np.flatnonzero(np.isclose(
         f.starts_s, wf.starts_s[i]))[0])] for i in picks])
     x = torch.from_numpy(x_np)
-    rec = det.model.reconstruct(x).numpy() if getattr(det.model, "has_reconstruction", True) else x_np
+    # a detector without a reconstruction (statistics, kNN): the windows alone (the input drawn as its own
+    # "reconstruction", the difference all zero, read as a perfect one)
+    rec = det.model.reconstruct(x).numpy() if getattr(det.model, "has_reconstruction", True) else None
     c = x_np.shape[1]  # every channel of a multi-axis recording (audio.channel: all): stacked, channel 0 lowest
     stacked = f", channels 0-{c - 1} stacked upwards" if c > 1 else ""
     titles = [f"{wf.files[wf.file_index[i]].name} @{wf.starts_s[i]:.1f}s  score {scores[i]:.3g} "
               f"({'anomalous' if y[i] else 'normal'}){stacked}" for i in picks]
     n, _, f, t = x_np.shape
-    return {"inputs": x_np.reshape(n, c * f, t), "reconstructions": rec.reshape(n, c * f, t), "titles": titles}
+    return {"inputs": x_np.reshape(n, c * f, t), "reconstructions": None if rec is None else rec.reshape(n, c * f, t),
+            "titles": titles}
 
 
 def evaluate(run_dir: str | Path, data: str | None = None, sample_rate: float | None = None) -> ScoreResult:

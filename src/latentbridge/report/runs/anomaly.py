@@ -50,10 +50,14 @@ def write_scores(res, folder: Path) -> None:
                          title="Window scores")
     ex = res.examples
     plot_spectrogram_pairs(ex["inputs"], ex["reconstructions"], ex["titles"], folder / "examples.png")
+    examples = {"heading": "Example windows and their reconstructions",
+                "text": "Lowest- and highest-scoring windows: input, reconstruction, absolute difference.",
+                "images": ["examples.png"]}
+    if ex["reconstructions"] is None:  # the detector scores statistics or distances of the windows, no rebuilt copy
+        examples.update(heading="Example windows",
+                        text=f"Lowest- and highest-scoring windows (the {res.method} score reconstructs nothing).")
     write_html_report(folder / "report.html", "latentbridge anomaly report", [
         {"heading": "Metrics", "table": res.metrics},
         {"heading": "ROC and scores", "images": ["roc.png", "histogram.png", "histogram_windows.png"]},
-        {"heading": "Example windows and their reconstructions",
-         "text": "Lowest- and highest-scoring windows: input, reconstruction, absolute difference.",
-         "images": ["examples.png"]},
+        examples,
     ])
