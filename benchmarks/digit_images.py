@@ -198,7 +198,7 @@ def main_mld(args, argv) -> int:
 
     saved, stages = load_run(args.mld)
     model, settings = saved.model.eval(), sampler_settings(saved.workflow)
-    test = held_out_digit_pairs(saved.workflow, args.n)
+    test, _ = held_out_digit_pairs(saved.workflow, args.n)
     judges = digit_judges(saved.workflow, saved.transform)
     digits, labels = (np.clip(test.image[:, 0], 0, 1) * 255 + 0.5).astype(np.uint8), test.label
     if args.source == "uci":

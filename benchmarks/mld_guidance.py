@@ -68,7 +68,7 @@ def main(argv=None) -> int:
             rows += bridge_rows(run, saved, stages, settings, samples)
             continue
         cfg, model = saved.workflow, saved.model.eval()
-        test = held_out_digit_pairs(cfg, args.pairs)
+        test, _ = held_out_digit_pairs(cfg, args.pairs)
         z_a, z_i = stages.encode("audio", test.audio), stages.encode("image", test.image)
         judges = digit_judges(cfg, saved.transform)
         for s in settings:

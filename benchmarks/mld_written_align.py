@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     saved, stages = load_run(args.run)
     cfg, model, settings = saved.workflow, saved.model.eval(), sampler_settings(saved.workflow)
     judges = digit_judges(cfg, saved.transform)
-    test = held_out_digit_pairs(cfg, 600)
+    test, _ = held_out_digit_pairs(cfg, 600)
     sources = {"mnist": ((np.clip(test.image[:, 0], 0, 1) * 255 + 0.5).astype(np.uint8), test.label),
                "uci": uci_digits(1797)}
     sets = {}

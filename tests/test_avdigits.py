@@ -70,7 +70,7 @@ def test_train_evaluate_analyze(av_run, small_classifiers, tmp_path, capsys):
     m = json.loads((out / "metrics.json").read_text())
     for k in ("coherence_audio_to_image", "coherence_image_to_audio", "coherence_image_to_wav",
               "coherence_audio_to_image_bridge", "coherence_image_to_audio_bridge", "coherence_image_to_wav_bridge",
-              "z_joint_kmeans_nmi", "audio_recon_mse_db", "image_recon_bce"):
+              "z_joint_kmeans_nmi", "audio_recon_rmse_db", "image_recon_bce"):
         assert np.isfinite(m[k]), k
     assert 0.0 <= m["coherence_audio_to_image"] <= 1.0
     assert m["mnist_classifier_test_accuracy"] > 0.5  # even the quick test classifier is far above chance

@@ -62,11 +62,12 @@ def analyze(run_dir: str | Path, n_clusters: int = 10) -> Analysis:
     if not model.bridge_fitted:  # a model saved without training through ``fit``
         ptr = latent_modes(model, pairs(cfg, "train")[0])
         model.fit_bridge(torch.from_numpy(ptr["z_audio"]), torch.from_numpy(ptr["z_image"]))
-    test, _ = pairs(cfg, "test")
+    test, info = pairs(cfg, "test")
     check_clusters(n_clusters, len(test.label))
     pte = predict_all(model, test)
     y = test.label
-    metrics: dict = {"n_test_pairs": int(len(y)), "n_clusters": n_clusters}
+    metrics: dict = {"n_test_pairs": int(len(y)), "n_clusters": n_clusters,
+                     "mnist_offline_split": info["mnist_offline_split"]}
     clusters: dict[str, np.ndarray] = {}
     for space in ("z_audio", "z_image", "z_joint"):
         for method in ("kmeans", "gmm"):

@@ -165,7 +165,7 @@ def evaluate(run_dir: str | Path, data: str | None = None, n_audio_examples: int
         "n_image_to_wav": int(len(sub)),
         "mnist_classifier_test_accuracy": mnist_info.get("test_accuracy"),
         "fsdd_classifier_test_accuracy": fsdd_info.get("test_accuracy"),
-        "audio_recon_mse_db": float(np.mean((pred["audio_recon"] - test.audio) ** 2)),
+        "audio_recon_rmse_db": float(np.sqrt(np.mean((pred["audio_recon"] - test.audio) ** 2))),
         "image_recon_bce": float(np.mean(-(test.image * np.log(pred["image_recon"] + 1e-7)
                                            + (1 - test.image) * np.log(1 - pred["image_recon"] + 1e-7)))),
     })

@@ -31,7 +31,7 @@ from latentbridge.errors import DataError, ModelFolderError, named_problems
 from latentbridge.io.audio import AUDIO_EXTENSIONS
 from latentbridge.io.images import IMAGE_EXTENSIONS
 from latentbridge.io.vibration import RECORDING_SUFFIXES
-from latentbridge.tasks.mld import bridge_splits, digit_pairs, generate, load_run, sampler_settings
+from latentbridge.tasks.mld import bridge_splits, generate, load_run, sampler_settings
 
 log = logging.getLogger(__name__)
 
@@ -286,13 +286,16 @@ class MLDDigitsEvaluation:
 
 
 def held_out_digit_pairs(cfg, max_pairs: int | None = None):
-    """The test pairs of a digits run, or a seeded (seed 0) subset of ``max_pairs`` of them."""
-    test = digit_pairs(cfg, "test")
+    """(the test pairs of a digits run, or a seeded (seed 0) subset of ``max_pairs`` of them; what the pairs' builder
+    says of them: ``mnist_offline_split`` ...)."""
+    from latentbridge.tasks.avdigits import pairs
+
+    test, info = pairs(cfg, "test")
     if max_pairs and max_pairs < len(test):
         keep = np.zeros(len(test), dtype=bool)
         keep[np.random.default_rng(0).permutation(len(test))[:max_pairs]] = True
         test = test.subset(keep)
-    return test
+    return test, info
 
 
 def evaluate_digits(saved, stages) -> MLDDigitsEvaluation:
@@ -302,7 +305,7 @@ def evaluate_digits(saved, stages) -> MLDDigitsEvaluation:
 
     cfg, model = saved.workflow, saved.model.eval()
     e, settings = cfg.evaluate, sampler_settings(cfg)
-    test = held_out_digit_pairs(cfg, e.max_pairs)
+    test, info = held_out_digit_pairs(cfg, e.max_pairs)
     z_a, z_i = stages.encode("audio", test.audio), stages.encode("image", test.image)
     images = stages.decode("image", generate(model, len(test), {"audio": z_a}, settings=settings)["image"]).numpy()
     images = np.clip(images, 0.0, 1.0)
@@ -310,6 +313,7 @@ def evaluate_digits(saved, stages) -> MLDDigitsEvaluation:
     judges = digit_judges(cfg, saved.transform)
     sub = wav_subset(len(test), e.max_wav_pairs)
     metrics: dict = {"model": "mld", "first_stage": saved.info["first_stage"]["keys"], "n_test_pairs": len(test),
+                     "mnist_offline_split": info["mnist_offline_split"],
                      "sampler": settings, "n_image_to_wav": int(len(sub)),
                      **generation_metrics(judges, test, images, audio, sub, "", e.gl_iterations),
                      **reference_metrics(judges, test, sub, e.gl_iterations)}
