@@ -285,7 +285,8 @@ def test_vibration_csvs_are_recordings(tmp_path, caplog, capsys):
     assert main(["anomaly", "score", str(tmp_path / "m"), str(tmp_path / "test_nt"), "--labels", "auto",
                  "--out", str(tmp_path / "s_nt")]) == 2
     err = capsys.readouterr().err
-    assert "a0.csv: a CSV recording without a time column" in err and "--sample-rate HZ at anomaly score" in err
+    assert "a0.csv" in err and err.count(": a CSV recording without a time column") == 1  # said once for all
+    assert "--sample-rate HZ at anomaly score" in err
     assert "Traceback" not in err and not (tmp_path / "s_nt").exists()
     assert main(["anomaly", "score", str(tmp_path / "m"), str(tmp_path / "test_nt"), "--labels", "auto",
                  "--out", str(tmp_path / "s_nt"), "--sample-rate", "0"]) == 2

@@ -91,6 +91,9 @@ def test_evaluate_scores_three_tasks_against_baselines(run, tmp_path, capsys):
         assert (out / png).read_bytes()[:4] == b"\x89PNG", png
     html = (out / "report.html").read_text()
     assert html.count("<img") >= 5 and "nl_means" in html
+    # the figure's baseline is the table's best (it was the first section's best), and the section is named
+    assert f"best baseline ({m['denoise']['best_baseline']}, best by its mean over the sections)" in html
+    assert "The images: section section_05." in html
 
 
 def test_enhance_arrays_and_imzml(run, tissue, tmp_path, capsys, monkeypatch):

@@ -9,10 +9,22 @@ from pathlib import Path
 MAX_NAMED = 10
 
 
-def named_problems(problems: list[str]) -> str:
-    """``"a; b; ...; and N more"``: the first :data:`MAX_NAMED` problems of an error about many files."""
-    more = len(problems) - MAX_NAMED
-    return "; ".join(problems[:MAX_NAMED]) + (f"; and {more} more" if more > 0 else "")
+def named_problems(problems: list) -> str:
+    """``"a; b; ...; and N more"``: the first :data:`MAX_NAMED` problems of an error about many files. Problems given
+    as :class:`DataError` or ``(path, problem)`` pairs are grouped: the files of one problem named together (three,
+    then a count), the problem said once (ten files recorded below a model's rate made one line of 2,500
+    characters)."""
+    texts, groups = [], {}
+    for p in problems:
+        if isinstance(p, (DataError, tuple)):
+            path, problem = (p.path, p.problem) if isinstance(p, DataError) else p
+            groups.setdefault(problem, []).append(str(path))
+        else:
+            texts.append(str(p))
+    for problem, paths in groups.items():
+        texts.append(", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "") + f": {problem}")
+    more = len(texts) - MAX_NAMED
+    return "; ".join(texts[:MAX_NAMED]) + (f"; and {more} more" if more > 0 else "")
 
 
 class LatentbridgeError(Exception):

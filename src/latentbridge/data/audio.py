@@ -480,7 +480,7 @@ class FeatureExtractor:
         where = _where(paths)
         if skipped and not skip_bad:
             raise DataError(where, f"{len(skipped)} of {len(files)} audio files cannot be used: "
-                            + named_problems([f"{p}: {r}" for p, r in skipped])
+                            + named_problems(skipped)
                             + " (skip such files, each named in a warning: --skip-bad in the anomaly commands, "
                               "-o data.skip_bad_files=true in train)")
         for p_, r in skipped:

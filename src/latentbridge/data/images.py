@@ -296,7 +296,7 @@ def _folder(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:
                                      background=reading["background"], grey_bits=reading["grey_bits"],
                                      value_ranges=reading["value_ranges"]))
         except DataError as e:
-            bad.append(str(e))
+            bad.append(e)
     if bad:
         raise DataError(root, f"{len(bad)} of {len(files)} images cannot be read: " + named_problems(bad))
     _report_conversions(root, files, side, data_cfg.channels, data_cfg.fit)

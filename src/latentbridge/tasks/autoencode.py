@@ -227,7 +227,7 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
         try:
             w, starts = ex.windows_of(ex.read(Path(f)), f)
         except DataError as e:
-            bad.append(str(e))
+            bad.append(e)
             continue
         waves.append(w)
         labels += [f"{Path(f).name}@{s:.2f}s" for s in starts]
@@ -258,7 +258,7 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
     oracle_audio = safe_audio_metrics(wave_orc, windows, sr, "the Griffin-Lim ceiling")
     metrics = {
         "task": "audio_ae", "model": str(saved.path), "model_class": saved.info["model_class"], "data": source,
-        "n_files": n_used, "n_files_left_out": len(bad), "left_out": bad, "n_windows": int(len(windows)),
+        "n_files": n_used, "n_files_left_out": len(bad), "left_out": [str(e) for e in bad], "n_windows": int(len(windows)),
         "n_windows_read": int(n_windows_read), "max_windows": int(max_windows),
         "sample_rate": sr, "window_s": length / sr,
         "mel_mse": float(((a - b) ** 2).mean()), "mel_mae": float(np.abs(a - b).mean()),

@@ -57,7 +57,7 @@ def read_conditions(paths, read) -> dict:
         raise bad[0]
     if bad:
         raise DataError("--condition", f"{len(bad)} of {len(paths)} condition files cannot be used: "
-                        + named_problems([str(e) for e in bad]))
+                        + named_problems(bad))
     return done
 
 

@@ -120,7 +120,7 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
         try:
             waves.append(read(path))
         except DataError as e:
-            problems.append(str(e))
+            problems.append(e)
     if problems:
         given = files if isinstance(files, (str, Path)) else ", ".join(map(str, files))
         raise DataError(given, f"{len(problems)} of {len(paths)} audio files cannot be used: "

@@ -123,7 +123,7 @@ def _bridge(res, folder: Path) -> list[dict]:
         {"heading": "Crack masks from vibration", "text": f"target | mean sampled probability | above the {said}; "
          "then several masks sampled for the first window", "images": ["masks.png", "mask_samples.png"]},
         *crack_curve_section(res.metrics, res.threshold, folder, calibrated=calibrated),
-        {"heading": "Vibration from crack masks", "text": "log-magnitude (channel 1): real | generated from the true "
+        {"heading": "Vibration from crack masks", "text": "log-magnitude (channel 0): real | generated from the true "
          "mask | difference; time series: real vs generated (ISTFT of the decoded magnitude and phase)",
          "images": ["spectrograms.png", "time_series.png"]},
         {"heading": "Interpolation", "text": f"masks sampled with the same noise along a line between the vibration "

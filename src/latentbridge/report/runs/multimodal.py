@@ -64,7 +64,7 @@ def write_evaluation(res, folder: Path) -> None:
     if res.has_reconstruction:
         plot_spectrogram_pairs(ex["logmag"], ex["logmag_rec"], ex["titles"], folder / "spectrograms.png")
         plot_waveform_overlay(ex["wave"], ex["wave_rec"], res.sample_rate, folder / "waveform.png", title=ex["titles"][0])
-        sections.append({"heading": "Reconstructions", "text": "log-magnitude (channel 1): input, reconstruction, "
+        sections.append({"heading": "Reconstructions", "text": "log-magnitude (channel 0): input, reconstruction, "
                          "difference; waveform through the ISTFT of the reconstructed magnitude and phase",
                          "images": ["spectrograms.png", "waveform.png"]})
         it = res.interpolation
@@ -73,15 +73,18 @@ def write_evaluation(res, folder: Path) -> None:
                              f"{res.interpolation_note}."})
         else:
             cols = [f"{t:.2f}" for t in it["alphas"].tolist()]
-            plot_image_grid(np.stack([_norm(s) for s in it["spectrograms"]])[None], ["log-magnitude (ch 1)"], cols,
+            plot_image_grid(np.stack([_norm(s) for s in it["spectrograms"]])[None], ["log-magnitude (ch 0)"], cols,
                             folder / "interpolation_spectrogram.png")
             plot_image_grid(it["masks"][None], ["crack probability"], cols, folder / "interpolation_mask.png",
                             cmap="gray", origin="upper", keep_aspect=True)
             sections.append({"heading": "Latent interpolation", "text": f"from {it['from']} to {it['to']}",
                              "images": ["interpolation_spectrogram.png", "interpolation_mask.png"]})
     z2 = embed_2d(res.latent, method="umap", seed=0)
-    plot_embedding(z2, res.extent, folder / "latent_extent.png", "latent (UMAP) by damage extent",
-                   label="mask mean (-0.05: unlabelled)")
+    latent_images = ["latent_tests.png"]
+    if (np.asarray(res.extent) >= 0).any():  # by extent only where some state has a mask (all at -0.05: no colours)
+        plot_embedding(z2, res.extent, folder / "latent_extent.png", "latent (UMAP) by damage extent",
+                       label="mask mean (-0.05: unlabelled)")
+        latent_images.insert(0, "latent_extent.png")
     plot_embedding(z2, res.tests, folder / "latent_tests.png", "latent (UMAP) by test", categorical=True)
-    sections.append({"heading": "Latent space", "images": ["latent_extent.png", "latent_tests.png"]})
+    sections.append({"heading": "Latent space", "images": latent_images})
     write_html_report(folder / "report.html", f"latentbridge multimodal evaluation: {res.metrics['model']}", sections)
