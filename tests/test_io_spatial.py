@@ -303,6 +303,10 @@ def test_masks_and_array_errors(tmp_path):
     Image.fromarray(m).save(tmp_path / "s.mask.png")
     found = arrays.find_mask(tmp_path / "s.npy")
     assert found == tmp_path / "s.mask.png"
+    np.save(tmp_path / "UP.NPY", np.ones((6, 7, 2)))  # names in any case, as the extension is read
+    Image.fromarray(m).save(tmp_path / "UP.MASK.PNG", format="PNG")
+    assert arrays.find_mask(tmp_path / "UP.NPY") == tmp_path / "UP.MASK.PNG"
+    assert arrays.find_mask(tmp_path / "nothing.npy") is None
     mask = arrays.read_mask(found, (6, 7))
     assert mask.dtype == bool and mask.sum() == 16
     with pytest.raises(DataError, match="does not match"):

@@ -295,14 +295,20 @@ def unreadable(path: str | Path, what: str, e: Exception) -> DataError:
     return DataError(path, f"cannot read {what} ({type(e).__name__}: {str(e)[:200] or 'empty file'})")
 
 
+def sibling(folder: Path, name: str) -> Path | None:
+    """The file of ``folder`` named ``name`` in any case (``up.NPY`` beside ``up.MASK.NPY``: the extension was
+    taken in any case, its mask only in lower case), the exact name first; None when there is none."""
+    if (folder / name).is_file():
+        return folder / name
+    try:
+        return next((p for p in sorted(folder.iterdir()) if p.name.lower() == name.lower() and p.is_file()), None)
+    except OSError:
+        return None
+
+
 def find_mask(path: str | Path) -> Path | None:
-    """The mask file that goes with an array file or PNG folder, if there is one."""
+    """The mask file that goes with an array file or PNG folder, if there is one (names in any case)."""
     path = Path(path)
     if path.is_dir():
-        cand = path / "mask.png"
-        return cand if cand.is_file() else None
-    for ext in (".npy", ".png"):
-        cand = path.with_name(f"{_stem(path)}.mask{ext}")
-        if cand.is_file():
-            return cand
-    return None
+        return sibling(path, "mask.png")
+    return next((m for ext in (".npy", ".png") if (m := sibling(path.parent, f"{_stem(path)}.mask{ext}"))), None)

@@ -318,7 +318,7 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
     """:func:`enhance` with a loaded model folder (``latentbridge serve`` holds its models loaded; ``stop``:
     :func:`~latentbridge.tasks.enhance.run_tiles`'s)."""
     from latentbridge.data.spatial import channel_text, constant_text, scale_mismatch
-    from latentbridge.io.arrays import load_npy
+    from latentbridge.io.arrays import load_npy, sibling
 
     run_dir = saved.path
     spec = saved.transform
@@ -327,7 +327,7 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
     panels = channel_indices(spec, mz) if mz else []  # before any work: a wrong m/z is an error at once
     path = Path(input_path)
     stem = path.name[: -len(path.suffix)] if path.suffix else path.name
-    sibling = path.with_name(f"{stem}.truth.npy")
+    truth_sibling = sibling(path.parent, f"{stem}.truth.npy")
     if n_samples is not None and n_samples < 1:
         raise ConfigError(f"--samples must be at least 1, got {n_samples}")
     check_seed(seed, *SEED_RANGE)  # a traceback from the generator before
@@ -335,7 +335,7 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
         raise ConfigError(f"--mask {mask}: an imzML section's valid pixels are those with a spectrum; --mask is for "
                           "array inputs")
     # an upscale's clean maps have the output's shape: read after the upscale, not against the section's shape
-    truth_file = None if task == "upscale" else truth or (sibling if sibling.is_file() else None)
+    truth_file = None if task == "upscale" else truth or truth_sibling
     section = read_for_model(spec, path, mask=mask, truth=truth_file)
     if section.truth is not None and (bad := int(np.size(section.truth) - np.isfinite(section.truth).sum())):
         raise DataError(truth_file, f"{bad} non-finite values in the clean maps: the metrics would read NaN")
