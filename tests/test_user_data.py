@@ -100,6 +100,11 @@ def test_the_feature_cache_keeps_to_its_size_limit(tmp_path, monkeypatch):
     assert sorted(p.stem for p in cache.glob("*.json")) == sorted(left)  # each entry's pair goes together
     np.testing.assert_array_equal(again.features, first.features[first.file_index == 11])
 
+    mine = cache / "my_array.npy"  # a file of the user's in a folder given as the cache: never the cache's to remove
+    np.save(mine, np.zeros(10_000))
+    monkeypatch.setenv("LATENTBRIDGE_CACHE_MAX_GB", "0")
+    FeatureExtractor.from_spec(spec, cache_dir=cache, num_workers=0).extract([data / "c00.wav"])
+    assert not list(cache.glob("*.json")) and list(cache.glob("*.npy")) == [mine]
     monkeypatch.setenv("LATENTBRIDGE_CACHE_MAX_GB", "lots")
     with pytest.raises(DataError, match=r"LATENTBRIDGE_CACHE_MAX_GB: not a number of GB: 'lots'"):
         FeatureExtractor.from_spec(spec, cache_dir=cache)

@@ -116,8 +116,6 @@ LOG_PROGRESS_S = 30.0
 def progress_bar(total: int, enabled: bool, desc: str, unit: str = "step"):
     """A transient tqdm bar on stderr (``enabled`` False: silent), shown once the work has taken 0.5 s on a terminal;
     where stderr is a file or a pipe, once it has taken :data:`LOG_PROGRESS_S` and then redrawn as often."""
-    import sys
-
     from tqdm import tqdm
 
     tty = bool(getattr(sys.stderr, "isatty", lambda: False)())

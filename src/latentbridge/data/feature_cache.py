@@ -7,11 +7,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from pathlib import Path
 
 from latentbridge.errors import DataError
 
 log = logging.getLogger(__name__)
+
+#: a cache entry's name: the 16 hex digits of :func:`latentbridge.utils.stable_hash` of its file and settings
+_ENTRY = re.compile(r"[0-9a-f]{16}")
 
 
 def default_cache_dir() -> Path:
@@ -42,13 +46,15 @@ def cache_limit_bytes() -> float:
 def prune_cache(folder: Path, limit_bytes: float) -> int:
     """Remove the least recently used entries (``KEY.npy`` + ``KEY.json``; a hit renews an entry's time) of the
     feature cache ``folder`` until it holds at most 90 % of ``limit_bytes`` (once it holds more than the limit);
-    return how many entries went. Entries another process removes meanwhile are passed over."""
+    return how many entries went. Only files named as the cache names them (16 hex digits) are counted or removed:
+    a ``data.cache_dir`` pointed at a folder of the user's own arrays loses none of them. Entries another process
+    removes meanwhile are passed over."""
     entries, total = {}, 0
     try:
         with os.scandir(folder) as it:
             for e in it:
                 key, dot, ext = e.name.rpartition(".")
-                if not dot or ext not in ("npy", "json") or key.startswith("."):
+                if ext not in ("npy", "json") or not _ENTRY.fullmatch(key):
                     continue
                 try:
                     st = e.stat()
