@@ -268,7 +268,6 @@ class FileScores:
 _ESCAPES = str.maketrans({"\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-
 # --------------------------------------------------------------------------------------- reading
 
 _SOUNDFILE: bool | None = None

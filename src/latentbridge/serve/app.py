@@ -332,12 +332,14 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
         m = get(name, "sample")
         if m.task == "diffusion":
             return await in_thread(model_pool, _sample_images, m, body)
-        from latentbridge.tasks.avdigits import sample_pairs
+        from latentbridge.tasks.avdigits import sample_saved
 
-        out = await in_thread(model_pool, sample_pairs, m.saved, body.n, body.seed, settings.gl_iterations)
+        res = await in_thread(model_pool, lambda: sample_saved(m.saved, body.n, seed=body.seed,
+                                                               gl_iterations=settings.gl_iterations))
+        out = res.groups[0]  # the pairs from the prior
         return {"model": name, "seed": body.seed, "n": body.n, "sample_rate": m.saved.transform.sample_rate,
                 "images_png": [media.png_base64(i, 8) for i in out["image"]],
-                "wavs": [media.wav_base64(w, m.saved.transform.sample_rate) for w in out["wave"]]}
+                "wavs": [media.wav_base64(w, m.saved.transform.sample_rate) for w in out["waves"]]}
 
     @app.post("/api/models/{name}/enhance",
               summary="Spatial maps enhanced (denoise, inpaint, 2x upscale) with a per-pixel uncertainty",

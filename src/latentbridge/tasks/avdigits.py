@@ -237,20 +237,16 @@ def image_to_spoken(saved, path: str | Path, route: str = "posterior", gl_iterat
     return Translation("image_to_audio", route, img, out["audio"][0, 0].numpy(), wave.reshape(-1), spec.sample_rate)
 
 
-def sample_pairs(saved, n: int, seed: int = 0, gl_iterations: int = 32) -> dict[str, np.ndarray]:
-    """``n`` synthetic pairs from the model's prior, drawn with a generator seeded with ``seed``
-    (the global RNG is untouched): ``image`` (n, H, W), ``audio`` (n, F, T) dB log-mel, ``wave``
-    (n, T) through Griffin-Lim."""
-    spec, model = saved.transform, saved.model.eval()
-    s = model.sample(int(n), generator=torch.Generator().manual_seed(int(seed)))
-    return {"image": s["image"][:, 0].numpy(), "audio": s["audio"][:, 0].numpy(),
-            "wave": to_waves(spec, s["audio"], gl_iterations)}
-
-
 def sample(run_dir, n: int, conditions: list[str] | None = None, *, seed: int = 0, gl_iterations: int = 32):
-    """``latentbridge sample`` of an audio-visual run: ``n`` pairs per condition file drawn given it (a spoken
-    digit: written digits; a written digit: spoken ones, :meth:`AudioVisualVAE.sample`), or ``n`` pairs from the
-    prior; seeded. Returned as :class:`latentbridge.tasks.mld.MLDSamples` (one writer for both kinds of run)."""
+    """``latentbridge sample`` of an audio-visual run folder (:func:`sample_saved`)."""
+    return sample_saved(load_model(run_dir), n, conditions, seed=seed, gl_iterations=gl_iterations)
+
+
+def sample_saved(saved, n: int, conditions: list[str] | None = None, *, seed: int = 0, gl_iterations: int = 32):
+    """``n`` pairs per condition file drawn given it (a spoken digit: written digits; a written digit: spoken ones,
+    :meth:`AudioVisualVAE.sample`), or ``n`` pairs from the prior (the server's samples too); seeded, the global RNG
+    untouched. Returned as :class:`latentbridge.tasks.mld.MLDSamples` (one writer for both kinds of run): images
+    (n, H, W), dB log-mels ``audio`` (n, F, T) and ``waves`` through Griffin-Lim."""
     from latentbridge.errors import LatentbridgeError
     from latentbridge.tasks.mld import MLDSamples
     from latentbridge.tasks.mld_eval import digit_condition, read_conditions
@@ -258,7 +254,6 @@ def sample(run_dir, n: int, conditions: list[str] | None = None, *, seed: int = 
 
     if n < 1:
         raise LatentbridgeError(f"--num-samples must be at least 1, got {n}")
-    saved = load_model(run_dir)
     spec, model = saved.transform, saved.model.eval()
     read = read_conditions(conditions or [], lambda p: digit_condition(p, spec, tuple(model.kwargs["image_shape"][1:])))
     t0 = time.perf_counter()
