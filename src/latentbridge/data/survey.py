@@ -190,11 +190,15 @@ def band_power(features: np.ndarray, config) -> np.ndarray | None:
     unit = _band_unit(config)
     if unit is None or features.ndim != 4 or not len(features):
         return None
-    total = np.zeros(features.shape[2])
-    for s in range(0, len(features), 2048):
-        x = np.asarray(features[s:s + 2048], dtype=np.float64) * unit
-        total += (10.0 ** (x / 10.0)).sum(axis=(0, 1, 3))
+    total = sum(power.sum(axis=(0, 1, 3)) for _, power in _linear_power(features, unit))
     return total / (len(features) * features.shape[1] * features.shape[3])
+
+
+def _linear_power(features: np.ndarray, unit: float, chunk: int = 2048):
+    """``(start, power)`` of the windows of ``features`` (log-power, ``unit`` dB each) as linear power, ``chunk``
+    windows at a time in float64 (the whole set at once held a float64 copy of every window)."""
+    for s in range(0, len(features), chunk):
+        yield s, 10.0 ** (np.asarray(features[s:s + chunk], dtype=np.float64) * unit / 10.0)
 
 
 def profile_of_powers(powers: np.ndarray) -> np.ndarray:
@@ -215,10 +219,9 @@ def band_profile_db(features: np.ndarray, file_index: np.ndarray, n_files: int, 
         return None
     sums = np.zeros((n_files, features.shape[2]))
     counts = np.zeros(n_files)
-    for s in range(0, len(features), 2048):
-        x = np.asarray(features[s:s + 2048], dtype=np.float64) * unit
-        np.add.at(sums, file_index[s:s + 2048], (10.0 ** (x / 10.0)).mean(axis=(1, 3)))
-        np.add.at(counts, file_index[s:s + 2048], 1)
+    for s, power in _linear_power(features, unit):
+        np.add.at(sums, file_index[s:s + len(power)], power.mean(axis=(1, 3)))
+        np.add.at(counts, file_index[s:s + len(power)], 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return profile_of_powers(sums / counts[:, None])
 
