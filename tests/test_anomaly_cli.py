@@ -135,6 +135,42 @@ def test_a_recording_far_quieter_than_training_is_named(fitted_model, machine_da
     assert "1 of 4 recordings are stored with 8-bit samples (eight_bit.wav) and no training recording was" in caplog.text
 
 
+def test_recordings_that_clip_where_training_did_not_are_named(fitted_model, machine_data, tmp_path, caplog):
+    """A saturated recorder (a gain set too high) was scored without a word: its distortion flags it for that alone.
+    The model keeps its training recordings' clipped shares; a scored recording held at full scale is named, a clean
+    one not; training recordings that clip are named at fit."""
+    import soundfile as sf
+
+    info = json.loads((fitted_model / "config.json").read_text())
+    assert info["data"]["clipped_share_percentiles_0_10_50_90_100"] == [0.0] * 5
+    normal = sorted((machine_data / "test" / "normal").glob("*.wav"))[0]
+    x, sr = sf.read(normal)
+    sf.write(tmp_path / "hot.wav", np.clip(x * 4 / np.abs(x).max(), -1, 1), sr, subtype="PCM_16")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(["anomaly", "score", str(fitted_model), str(normal), str(tmp_path / "hot.wav"), "--out",
+                     str(tmp_path / "a")]) == 0
+    text = caplog.text
+    assert "1 of 2 recordings clip (samples on plateaus at their extremes: hot.wav " in text, text
+    assert "none of the training recordings did" in text and normal.name not in text.split("recordings clip")[1]
+    # training recordings that clip: named at fit, and a recording clipping as much is then not named when scored
+    train = tmp_path / "train"
+    train.mkdir()
+    files = sorted((machine_data / "train" / "normal").glob("*.wav"))
+    for f in files:
+        y, _ = sf.read(f)
+        sf.write(train / f.name, np.clip(y * 4 / np.abs(y).max(), -1, 1), sr, subtype="PCM_16")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(["anomaly", "fit", str(train), "--out", str(tmp_path / "m")]) == 0
+        assert f"{len(files)} of {len(files)} training recordings clip (samples on plateaus at their extremes: " \
+            in caplog.text
+        caplog.clear()
+        assert main(["anomaly", "score", str(tmp_path / "m"), str(tmp_path / "hot.wav"), "--out",
+                     str(tmp_path / "b")]) == 0
+    assert "recordings clip" not in caplog.text
+
+
 def test_windows_of_digital_silence_are_named_after_scoring(fitted_model, machine_data, tmp_path, caplog):
     """A recording mostly of digital zeros (a muted input, gaps written as zeros) was flagged without a word, where
     `listen` names digital silence as it comes."""

@@ -524,3 +524,36 @@ def test_stereo_offset_and_mix_are_computed_channel_by_channel(tmp_path):
     sf.write(tmp_path / "st.wav", x[:, :2], 16000, subtype="FLOAT")
     wave, _ = read_audio(tmp_path / "st.wav")
     np.testing.assert_allclose(wave, (x[:, :2] - x[:, :2].mean(axis=0)).mean(axis=1), atol=1e-6)
+
+
+def test_clipping_is_measured_on_plateaus_at_full_scale(tmp_path):
+    """A saturated recorder leaves plateaus at full scale; a clean recording reaches its extremes at isolated
+    samples, and a coarsely quantised quiet one repeats its top value at crests without clipping."""
+    from latentbridge.io import peak_and_clipping
+
+    sr = 16000
+    t = np.arange(sr) / sr
+    clean = 0.99 * np.sin(2 * np.pi * 100 * t)
+    peak, shares = peak_and_clipping(clean[:, None].astype(np.float32))
+    assert peak == pytest.approx(0.99, abs=1e-6) and shares.tolist() == [0.0]
+    # 1.5 x a sine held at +-1: held wherever |sin| >= 2/3, 1 - (2/pi) asin(2/3) = 53.5 % of the time
+    held = np.clip(1.5 * np.sin(2 * np.pi * 100 * t), -1, 1)
+    assert peak_and_clipping(held[:, None].astype(np.float32))[1][0] == pytest.approx(0.5354, abs=0.01)
+    # held on one side only: half of that
+    one_side = np.minimum(1.5 * np.sin(2 * np.pi * 100 * t), 1.0)
+    assert peak_and_clipping(one_side[:, None].astype(np.float32))[1][0] == pytest.approx(0.2677, abs=0.01)
+    # crests repeating their top value: 8-bit steps at -24 dBFS, plateaus of a few samples that are no clipping
+    coarse = np.round(0.06 * np.sin(2 * np.pi * 50 * t) * 128) / 128
+    assert peak_and_clipping(coarse[:, None].astype(np.float32))[1][0] == 0.0
+    # through the reader, of 16-bit files (full scale 32767/32768), channel by channel, less an offset
+    stereo = np.stack([clean, held], axis=1) * 0.999 + 0.004
+    sf.write(tmp_path / "s.wav", stereo, sr, subtype="PCM_16")
+    for channel, expected in [(0, 0.0), (1, 0.535), (None, 0.535)]:
+        stats: dict = {}
+        read_audio(tmp_path / "s.wav", channel=channel, stats=stats)
+        assert stats["clipped_share"] == pytest.approx(expected, abs=0.01), channel
+    # a vibration table's full scale is the sensor's: not known
+    (tmp_path / "v.csv").write_text("time,x\n" + "".join(f"{i / 100},{v}\n" for i, v in enumerate(held[:400])))
+    stats = {}
+    read_audio(tmp_path / "v.csv", stats=stats)
+    assert stats == {"clipped_share": None}

@@ -146,3 +146,9 @@ def test_listen_says_what_score_says_of_a_recording_below_the_band(fitted_model,
     with caplog.at_level("WARNING"):
         listen_model(fitted_model, source=low, out=io.StringIO())
     assert "1 of 1 files are recorded below the model's band (lowest 8000 Hz; r8k.wav)" in caplog.text
+    # and a copy held at full scale (a gain set too high), as score names it
+    hot = write_wav(tmp_path / "hot.wav", np.clip(4 * wave / np.abs(wave).max(), -1, 1), sr, subtype="PCM_16")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        listen_model(fitted_model, source=hot, out=io.StringIO())
+    assert "1 of 1 recordings clip (samples on plateaus at their extremes: hot.wav " in caplog.text

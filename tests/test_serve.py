@@ -176,6 +176,11 @@ def test_score_accepts_other_formats_and_rates(client, folders, machine_data, tm
     assert r.status_code == 200 and len(r.json()["warnings"]) == 1, r.json()["warnings"]
     assert r.json()["warnings"][0].startswith("1 of 1 recordings are more than 30 dB quieter than the quietest "
                                               "training recording (dead_mic.wav -92 dBFS")
+    hot = tmp_path / "hot.wav"  # a saturated recorder: held at full scale
+    sf.write(hot, np.clip(4 * wave / np.abs(wave).max(), -1, 1), sr, subtype="PCM_16")
+    r = _post(client, f"/api/models/{_name(folders, 'pump')}/score", "hot.wav", hot.read_bytes())
+    assert r.status_code == 200 and len(r.json()["warnings"]) == 1, r.json()["warnings"]
+    assert r.json()["warnings"][0].startswith("1 of 1 recordings clip (samples on plateaus at their extremes: hot.wav ")
 
 
 def _cli_message(path, model_dir) -> str:

@@ -325,6 +325,26 @@ def test_a_muted_input_is_named(caplog):
                   source=iter([(rng.standard_normal((2000, 1)).astype(np.float32), False)]))["n_silent_windows"] == 0
 
 
+def test_a_clipping_input_is_named(caplog):
+    """A live input whose converter saturates (the input gain too high) holds samples at full scale: every window
+    then scores its distortion. The first is named as it comes and the summary counts the held samples."""
+    t = np.arange(2400) / 1000
+    x = np.sin(2 * np.pi * 5 * t).astype(np.float32)
+    x[1200:] = np.clip(1.5 * x[1200:], -1, 1)  # clipping from 1.2 s
+    blocks = [(x[i : i + 100].reshape(-1, 1), False) for i in range(0, len(x), 100)]
+    _, score_fn = _recording_score()
+    lines = io.StringIO()
+    with caplog.at_level("WARNING"):
+        summary = listen(score_fn, sample_rate=1000, window_s=0.4, hop_s=0.2, source=iter(blocks), out=lines)
+    held = int(np.sum(np.abs(x) == 1.0))
+    assert summary["n_clipped_samples"] == pytest.approx(held, abs=12)  # runs cut by block edges: a few samples
+    assert "the input clips at 1.20 s" in caplog.text and caplog.text.count("the input clips") == 1
+    assert lines.getvalue().rstrip().endswith(f", {summary['n_clipped_samples']} samples clipped")
+    _, score_fn = _recording_score()
+    assert listen(score_fn, sample_rate=1000, window_s=0.4, hop_s=0.2, out=None,
+                  source=iter([(0.99 * x[:1200, None], False)]))["n_clipped_samples"] == 0
+
+
 def test_file_blocks_shapes_and_realtime_pacing(tmp_path):
     wav = tmp_path / "t.wav"
     tone_wav(wav, 8000, silence_s=0.1, tone_s=0.1)

@@ -36,10 +36,11 @@ log = logging.getLogger(__name__)
 #: holding all its windows (which overlap: twice the samples at the usual half-window hop)
 LAZY_WINDOWS = 128
 
-CACHE_VERSION = 5  # 2: a recording's last window ends on its last sample (io.windows), where it was padded;
+CACHE_VERSION = 6  # 2: a recording's last window ends on its last sample (io.windows), where it was padded;
 # 3: frames reaching into a window's trailing digital silence are silence (transforms.numpy_stft.silence_tail);
 # 4: each entry records the file's level (scoring names files far quieter than the training files);
-# 5: audio files lose each channel's constant offset when read (io.remove_dc)
+# 5: audio files lose each channel's constant offset when read (io.remove_dc);
+# 6: each entry records the file's clipped share (scoring names recordings that clip where training ones did not)
 
 
 def default_workers() -> int:
@@ -71,6 +72,8 @@ class FileFeatures:
     problem: str | None = None
     level_dbfs: float | None = None
     """RMS level of the samples read (the mono mix or the channel), dBFS; None from an older cache entry."""
+    clipped_share: float | None = None
+    """Share of the samples on plateaus at a read channel's extremes (:func:`latentbridge.io.peak_and_clipping`)."""
     silent: np.ndarray | None = None
     """(n,) whether each window is digital silence (:func:`constant_windows`)."""
     band_power: np.ndarray | None = None
@@ -127,6 +130,8 @@ class WindowFeatures:
     """Files shorter than one window, padded to one window (the short-recording rule)."""
     levels_dbfs: np.ndarray | None = None
     """(n_files,) RMS level of each file, dBFS (NaN where unknown)."""
+    clipped_shares: np.ndarray | None = None
+    """(n_files,) share of each file's samples on plateaus at its extremes (NaN where unknown)."""
     headers: list | None = None
     """Each file's header (:class:`latentbridge.io.AudioInfo`) as :meth:`FeatureExtractor.check_band` read it; None
     where it could not be read."""
@@ -160,6 +165,7 @@ class WindowFeatures:
             files=[self.files[i] for i in file_ids],
             durations_s=self.durations_s[file_ids],
             levels_dbfs=None if self.levels_dbfs is None else self.levels_dbfs[file_ids],
+            clipped_shares=None if self.clipped_shares is None else self.clipped_shares[file_ids],
             headers=None if self.headers is None else [self.headers[i] for i in file_ids],
             silent=None if self.silent is None else self.silent[mask],
         )
@@ -168,6 +174,7 @@ class WindowFeatures:
         return WindowFeatures(self.features[mask], self.file_index[mask], self.starts_s[mask], self.window_s,
                               list(self.files), self.durations_s.copy(),
                               levels_dbfs=None if self.levels_dbfs is None else self.levels_dbfs.copy(),
+                              clipped_shares=None if self.clipped_shares is None else self.clipped_shares.copy(),
                               headers=None if self.headers is None else list(self.headers),
                               silent=None if self.silent is None else self.silent[mask])
 
@@ -245,12 +252,12 @@ class FeatureExtractor:
             with contextlib.suppress(OSError):  # used now: the last entry the size limit removes
                 os.utime(npy)
             return (feats, np.asarray(info["starts_s"], dtype=np.float64), float(info["duration_s"]),
-                    info.get("level_dbfs"))
+                    info.get("level_dbfs"), info.get("clipped_share"))
         except (OSError, ValueError, KeyError):
             return None  # a damaged cache entry is recomputed
 
     def _save_cached(self, key: str, feats: np.ndarray, starts_s: np.ndarray, duration_s: float,
-                     path: Path, level_dbfs: float | None = None) -> None:
+                     path: Path, level_dbfs: float | None = None, clipped_share: float | None = None) -> None:
         if not self.use_cache:
             return
         try:
@@ -261,7 +268,7 @@ class FeatureExtractor:
             with atomic_path(self.cache_dir / f"{key}.json") as tmp:
                 tmp.write_text(json.dumps({"source": str(path.resolve()), "params": self._params,
                                            "starts_s": starts_s.tolist(), "duration_s": duration_s,
-                                           "level_dbfs": level_dbfs}))
+                                           "level_dbfs": level_dbfs, "clipped_share": clipped_share}))
         except OSError as e:  # a read-only cache must not stop the work
             log.warning("feature cache %s not written: %s", self.cache_dir, e)
 
@@ -301,19 +308,23 @@ class FeatureExtractor:
         mag = silence_tail(t.magnitude(windows), windows.numpy(), t.n_fft, t.hop_length, t.stft.center)
         return t.features_from_magnitude(mag).float()
 
-    def read(self, path: Path) -> np.ndarray:
-        """A file's samples at the model's rate (mono mix or its channel), silence-trimmed when set."""
+    def read(self, path: Path, stats: dict | None = None) -> np.ndarray:
+        """A file's samples at the model's rate (mono mix or its channel), silence-trimmed when set; ``stats`` as
+        :func:`~latentbridge.io.read_audio` fills it."""
         wave, _ = read_audio(path, sample_rate=self.sample_rate, mono=self.channel is None, channel=self.channel,
-                             csv_rate=self.csv_rate, expect_channels=self.n_channels)
+                             csv_rate=self.csv_rate, expect_channels=self.n_channels, stats=stats)
         if self.trim_db:
             wave = trim_silence(wave, self.sample_rate, self.trim_db)
         return wave
 
     def _read_windows(self, path: Path):
-        """(windows, starts_s, duration_s, padded, level_dbfs) of one file; DataError when it is unusable."""
-        wave = self.read(path)
+        """(windows, starts_s, duration_s, padded, level_dbfs, clipped_share) of one file; DataError when it is
+        unusable."""
+        stats: dict = {}
+        wave = self.read(path, stats)
         windows, starts, padded = self._windows(wave, path, lazy=True)
-        return windows, starts, wave.shape[-1] / self.sample_rate, padded, round(level_dbfs(wave), 2)
+        return (windows, starts, wave.shape[-1] / self.sample_rate, padded, round(level_dbfs(wave), 2),
+                stats["clipped_share"])
 
     def chunk_features(self, chunk: list[tuple[int, Path]]) -> list["FileFeatures"]:
         """Features of a chunk of files ``[(index, path), ...]``: cached ones loaded, the others read,
@@ -331,16 +342,17 @@ class FeatureExtractor:
                     out.append(FileFeatures(i, problem=e.problem))
                     continue
             if cached is not None:
-                f, starts, duration, level = cached
-                out.append(FileFeatures(i, f, starts, duration, duration < self.window_s - 1e-9, level_dbfs=level))
+                f, starts, duration, level, clipped = cached
+                out.append(FileFeatures(i, f, starts, duration, duration < self.window_s - 1e-9, level_dbfs=level,
+                                        clipped_share=clipped))
                 continue
             try:
-                windows, starts, duration, padded, level = self._read_windows(path)
+                windows, starts, duration, padded, level, clipped = self._read_windows(path)
             except DataError as e:
                 out.append(FileFeatures(i, problem=e.problem))
                 continue
             todo.append((len(out), key, path, windows))
-            out.append(FileFeatures(i, None, starts, duration, padded, level_dbfs=level))
+            out.append(FileFeatures(i, None, starts, duration, padded, level_dbfs=level, clipped_share=clipped))
         # short recordings' windows transformed together (batched across files), long ones' from their view
         eager = [t for t in todo if not isinstance(t[3], WindowView)]
         feats = self.features_of_windows(np.concatenate([t[3] for t in eager], axis=0)) if eager else None
@@ -352,7 +364,7 @@ class FeatureExtractor:
             else:
                 r.features = feats[offset:offset + len(windows)]
                 offset += len(windows)
-            self._save_cached(key, r.features, r.starts_s, r.duration_s, path, r.level_dbfs)
+            self._save_cached(key, r.features, r.starts_s, r.duration_s, path, r.level_dbfs, r.clipped_share)
         for r in out:
             if r.problem is None:
                 r.silent = constant_windows(r.features)
@@ -498,6 +510,8 @@ class FeatureExtractor:
             files=[files[r.index] for r in kept], durations_s=np.asarray([r.duration_s for r in kept], dtype=np.float64),
             skipped=skipped, padded=padded,
             levels_dbfs=np.asarray([np.nan if r.level_dbfs is None else r.level_dbfs for r in kept], dtype=np.float64),
+            clipped_shares=np.asarray([np.nan if r.clipped_share is None else r.clipped_share for r in kept],
+                                      dtype=np.float64),
             headers=[self._headers.get(str(files[r.index])) for r in kept],
             silent=None if any(r.silent is None for r in kept) else np.concatenate([r.silent for r in kept]),
             band_power=None if any(r.band_power is None for r in kept) else np.stack([r.band_power for r in kept]),

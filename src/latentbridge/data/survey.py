@@ -342,6 +342,44 @@ def level_warnings(pct: list[float] | None, names: list[str], levels_dbfs) -> li
     return texts
 
 
+#: share of a recording's samples on plateaus at its extremes (:func:`latentbridge.io.peak_and_clipping`) from which
+#: it is named as clipping: one sample in a thousand saturated, a tenth of a second in each 100 s
+CLIPPED_SHARE = 1e-3
+
+
+def _clipped(names: list[str], shares: np.ndarray, idx) -> str:
+    return "samples on plateaus at their extremes: " + listed([f"{names[i]} {100 * shares[i]:.2g} %" for i in idx])
+
+
+def clipping_summary(shares) -> list[float]:
+    """The 0/10/50/90/100th percentiles of recordings' clipped shares (those known), as a model keeps them."""
+    shares = np.asarray(shares, dtype=np.float64)
+    shares = shares[np.isfinite(shares)]
+    return [round(float(v), 6) for v in np.percentile(shares, [0, 10, 50, 90, 100])] if len(shares) else []
+
+
+def clipping_warnings(pct: list[float] | None, names: list[str], shares, training: bool = False) -> list[str]:
+    """Recordings that clip (a saturated recorder, preamplifier or sensor: the level or gain set too high for the
+    sound) more than the training recordings did: the distortion spreads harmonics over the band, and the recording
+    scores as unlike the training sound for that alone. ``pct``: the training recordings' :func:`clipping_summary`
+    (no check without one); ``shares``: the scored ones' clipped shares. ``training``: the training recordings
+    themselves, named when they clip at all (the model then takes saturation for normal sound)."""
+    if shares is None or (not pct and not training):
+        return []
+    shares = np.asarray(shares, dtype=np.float64)
+    bar = CLIPPED_SHARE if training else max(CLIPPED_SHARE, 2 * pct[3])
+    idx = np.flatnonzero(np.nan_to_num(shares) >= bar)
+    if not len(idx):
+        return []
+    if training:
+        return [f"{len(idx)} of {len(shares)} training recordings clip ({_clipped(names, shares, idx)}): a saturated recorder or sensor; the model takes its distortion for "
+                "normal sound, and recordings that clip as much are not named when scored"]
+    told = "none of the training recordings did" if pct[-1] < CLIPPED_SHARE else "fewer than 1 in 10 training " \
+        "recordings did" if pct[3] < CLIPPED_SHARE else f"9 in 10 training recordings at most {100 * pct[3]:.2g} %"
+    return [f"{len(idx)} of {len(shares)} recordings clip ({_clipped(names, shares, idx)}; {told}): a saturated recorder or sensor (the level or gain set too high for the "
+            "sound) spreads distortion over the band, which scores as unlike the training sound for that alone"]
+
+
 #: soundfile subtypes whose samples keep 8 bits: quantisation noise 48 dB under full scale, over the whole band
 COARSE_PCM = frozenset({"PCM_S8", "PCM_U8"})
 

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError
-from latentbridge.io.levels import _blocks, _peak, remove_dc
+from latentbridge.io.levels import _blocks, _peak, peak_and_clipping, remove_dc
 from latentbridge.io.vibration import MAX_RATE, RECORDING_SUFFIXES
 from latentbridge.utils import first_time, listed, walk_files
 
@@ -375,6 +375,7 @@ def read_audio(
     channel: int | str | None = None,
     csv_rate: float | None = None,
     expect_channels: int | None = None,
+    stats: dict | None = None,
 ) -> tuple[np.ndarray, int]:
     """Read an audio file as float32 samples (full scale 1), less each channel's mean (:func:`remove_dc`; a vibration
     CSV: its values less each channel's mean, its rate from the time column or ``csv_rate``); return
@@ -385,7 +386,9 @@ def read_audio(
     ``channel="all"`` keeps every channel, ``(C, T)`` whatever ``mono`` says (a model of every axis of a
     multi-axis sensor); ``expect_channels``, when given, is the count the file must hold.
     When ``sample_rate`` is given and differs from the file's, the audio is resampled with
-    :func:`resample`.
+    :func:`resample`. ``stats``, when given, gets ``clipped_share``: the largest share of samples on plateaus at a
+    read channel's extremes near full scale (:func:`~latentbridge.io.levels.peak_and_clipping`: a saturated recorder),
+    before resampling; None for a vibration table, whose full scale is the sensor's and unknown.
 
     Raises DataError (naming the file) when the file does not exist, has an unsupported
     extension, is empty, unreadable or truncated, holds zero frames, contains NaN/inf samples,
@@ -434,10 +437,14 @@ def read_audio(
         )
     if not _is_table(path):  # a vibration table lost its means when read
         remove_dc(data)
-    if _peak(data) < SILENCE_LEVEL:
+    peak, clipped = peak_and_clipping(data)
+    if peak < SILENCE_LEVEL:
         raise DataError(path, SILENT)
 
     wave = select_channels(data, path, channel, mono, expect_channels)
+    if stats is not None:
+        read = clipped if channel is None or channel == ALL_CHANNELS else clipped[int(channel):int(channel) + 1]
+        stats["clipped_share"] = None if _is_table(path) else round(float(read.max()), 6)
 
     if sample_rate is not None and int(sample_rate) != sr:
         wave = resample(wave, sr, int(sample_rate))
@@ -463,7 +470,8 @@ def rate_problem(rate: float, target: float | None = None) -> str | None:
 def select_channels(data: np.ndarray, path: str | Path, channel: int | str | None = None, mono: bool = True,
                     expect_channels: int | None = None) -> np.ndarray:
     """A file's ``(T, C)`` samples as :func:`read_audio` returns them (its ``channel``, ``mono`` and
-    ``expect_channels``): ``(T,)``, ``(1, T)`` or ``(C, T)`` float32; DataError naming ``path``."""
+    ``expect_channels``): ``(T,)``, ``(1, T)`` or ``(C, T)`` float32; DataError naming ``path``. The caller has
+    refused samples that are silent as a whole; a silent channel picked or a mix that cancels are refused here."""
     n_channels = data.shape[1]
     if expect_channels is not None and expect_channels != n_channels:
         raise DataError(path, f"{n_channels} channel{'s' if n_channels != 1 else ''}, where the model reads every "
@@ -481,10 +489,12 @@ def select_channels(data: np.ndarray, path: str | Path, channel: int | str | Non
         wave = wave[int(channel) : int(channel) + 1]
         if _peak(wave.T) < SILENCE_LEVEL:
             raise DataError(path, f"channel {channel} is silent")
-    if mono:
-        wave = mix_down(wave) if wave.shape[0] > 1 else wave[0]
+    if mono and wave.shape[0] > 1:
+        wave = mix_down(wave)
         if _peak(wave) < SILENCE_LEVEL:
             raise DataError(path, "mono mix is silent (the channels cancel out)")
+    elif mono:
+        wave = wave[0]  # one channel, whose silence the caller checked with the file's
     return np.ascontiguousarray(wave, dtype=np.float32)
 
 

@@ -261,8 +261,8 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
         try:
             t0 = time.perf_counter()
             try:
-                wave, windows, starts_s, padded, info = await in_thread(decode_pool, _read_windows, m, up.path,
-                                                                        settings.max_duration_s, sample_rate)
+                wave, windows, starts_s, padded, info, clipped = await in_thread(
+                    decode_pool, _read_windows, m, up.path, settings.max_duration_s, sample_rate)
             except DataError as e:
                 raise up.error(e) from None
             except _TooLong as e:
@@ -271,7 +271,7 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
             scores, decisions = await asyncio.wrap_future(batchers[name].submit(windows))
             t2 = time.perf_counter()
             result = _score_result(m, up.client_name, wave, scores, decisions, starts_s, padded)
-            result["warnings"] = _upload_warnings(m, up.client_name, info, wave)
+            result["warnings"] = _upload_warnings(m, up.client_name, info, wave, clipped)
             if sample_rate is not None and info.sample_rate != round(sample_rate):  # the file gives its own rate
                 result["warnings"].append(f"sample_rate {sample_rate:g} Hz ignored: {up.client_name} gives its own "
                                           f"rate, {info.sample_rate} Hz (the rate is for files that give none)")
@@ -385,34 +385,32 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
 
 
 def _read_windows(m: ServedModel, path: Path, max_duration_s: float, csv_rate: float | None = None):
-    """The upload's waveform at the model's rate and its windows, by the detector's own extractor
-    (read_audio's checks, the short-recording rule, cut_windows with the model's pad mode); ``csv_rate``: the
-    rate of a vibration file that gives none (default: the model's)."""
+    """The upload's waveform at the model's rate, its windows, whether it was padded, its header and clipped share, by
+    the detector's own extractor (read_audio's checks, the short-recording rule, cut_windows with the model's pad
+    mode); ``csv_rate``: the rate of a vibration file that gives none (default: the model's)."""
     from latentbridge.io import audio_info
 
     ex = m.extractor if csv_rate is None else m.detector.extractor(use_cache=False, csv_rate=float(csv_rate))
     info = audio_info(path, ex.csv_rate)  # a vibration CSV too, when the model was fitted on them
     if info.duration_s > max_duration_s:
         raise _TooLong(info.duration_s, max_duration_s)
-    wave = ex.read(path)
+    stats: dict = {}
+    wave = ex.read(path, stats)
     windows, starts_s = ex.windows_of(wave, path)
-    return wave, windows, starts_s, wave.shape[-1] < ex.window, info
+    return wave, windows, starts_s, wave.shape[-1] < ex.window, info, stats["clipped_share"]
 
 
-def _upload_warnings(m: ServedModel, client_name: str, info, wave) -> list[str]:
-    """What ``anomaly score`` would warn of this upload that its header and level tell: stored the other way
-    (lossy or lossless) than every training recording, recorded at a rate below the model's band, far quieter
-    or louder than every training recording. (The band-content checks, which read the features, are the CLI's: computed
+def _upload_warnings(m: ServedModel, client_name: str, info, wave, clipped: float) -> list[str]:
+    """What ``anomaly score`` would warn of this upload that its header, level and plateaus tell: stored the other
+    way (lossy or lossless) than every training recording, recorded at a rate below the model's band, far quieter
+    or louder than every training recording, clipping where they did not. (The band-content checks, which read the features, are the CLI's: computed
     per upload they cost served throughput, 96-107 against 75-81 requests/s in benchmarks/README.md §7's
     setting.)"""
-    from latentbridge.data.survey import header_warnings, level_warnings
     from latentbridge.io import level_dbfs
-    from latentbridge.tasks.anomaly import training_codecs, training_levels
+    from latentbridge.tasks.anomaly import recording_warnings
 
-    det = m.detector
-    return header_warnings(training_codecs(det), det.sample_rate, det.spec.features, [client_name], [info.codec],
-                           [int(info.sample_rate)]) \
-        + level_warnings(training_levels(det), [client_name], [level_dbfs(wave)])
+    return recording_warnings(m.detector, [client_name], [info.codec], [int(info.sample_rate)], [level_dbfs(wave)],
+                              [clipped])
 
 
 class _TooLong(HTTPException):

@@ -21,8 +21,8 @@ import torch
 from latentbridge.training.fit import best_loss_text
 from latentbridge.data.audio import FeatureExtractor, WindowFeatures
 from latentbridge.data.survey import (band_centres_hz, band_content_warning, band_fmax, band_profile_db,
-                                      codec_counts, files_below_band, header_warnings, level_warnings,
-                                      profile_of_powers, resampled_top_warning)
+                                      clipping_summary, clipping_warnings, codec_counts, files_below_band,
+                                      header_warnings, level_warnings, profile_of_powers, resampled_top_warning)
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
 from latentbridge.metrics.anomaly import calibrate_threshold, detection_metrics, partial_auc, roc_auc
 from latentbridge.models.hub import SavedModel, load_model
@@ -243,6 +243,10 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
         data_info = {k: v for k, v in fit_.data_info.items() if k != "val_files"}
         data_info["channels_read"] = int(fit_.model.input_shape[0])
         data_info["codecs"] = codec_counts([c for wf in (fit_.train, fit_.val) for c in wf.codecs or ()])
+        named = [(Path(f).name, c) for wf in (fit_.train, fit_.val) for f, c in zip(wf.files, wf.clipped_shares)]
+        data_info["clipped_share_percentiles_0_10_50_90_100"] = clipping_summary([c for _, c in named])
+        for text in clipping_warnings(None, [n for n, _ in named], [c for _, c in named], training=True):
+            log.warning(text)
         profiles = [p for wf in (fit_.train, fit_.val) if len(wf) and (p := band_profile_db(
             wf.features, wf.file_index, len(wf.files), fit_.spec.features)) is not None]
         if profiles:  # each training file's spectrum: scoring names recordings far outside it in some band
@@ -460,11 +464,10 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
         return None
     wf, scores = scored
     _warn_padding(det, wf)
-    _warn_level(det, wf)
     _warn_silent(wf)
     _warn_band(det, wf)
-    for text in header_warnings(training_codecs(det), det.sample_rate, det.spec.features,
-                                [Path(f).name for f in wf.files], wf.codecs or [], []):  # the band: check_band's
+    for text in recording_warnings(det, [Path(f).name for f in wf.files], wf.codecs or [], [],  # band: check_band's
+                                   wf.levels_dbfs, wf.clipped_shares):
         log.warning(text)
     y_files = resolve_labels(wf.files, labels)
     file_scores = aggregate_scores(scores, wf.file_index, len(wf.files), aggregate)
@@ -514,20 +517,14 @@ def _warn_silent(wf: WindowFeatures) -> None:
                 "every window)", len(which), len(wf.files), shown)
 
 
-def training_codecs(det: Detector) -> dict[str, int] | None:
-    """How the training recordings were stored (codec -> count), when the model's survey kept it."""
-    return (det.saved.info.get("data") or {}).get("codecs")
-
-
-def training_levels(det: Detector) -> list[float] | None:
-    """The 0/10/50/90/100th percentiles of the training recordings' levels in dBFS, when the model's survey kept
-    them."""
-    return ((det.saved.info.get("data") or {}).get("survey") or {}).get("level_dbfs_percentiles_0_10_50_90_100")
-
-
-def _warn_level(det: Detector, wf: WindowFeatures) -> None:
-    for text in level_warnings(training_levels(det), [Path(f).name for f in wf.files], wf.levels_dbfs):
-        log.warning(text)
+def recording_warnings(det: Detector, names: list[str], codecs=(), rates=(), levels=None, clipped=None) -> list[str]:
+    """What recordings' headers (``codecs``, ``rates``), levels and clipped shares tell against the model's training
+    recordings, as far as the model kept them (:func:`header_warnings`, :func:`level_warnings`,
+    :func:`clipping_warnings`): `anomaly score`, `listen` and the server's uploads say the same."""
+    data = det.saved.info.get("data") or {}
+    return header_warnings(data.get("codecs"), det.sample_rate, det.spec.features, names, list(codecs), list(rates)) \
+        + level_warnings((data.get("survey") or {}).get("level_dbfs_percentiles_0_10_50_90_100"), names, levels) \
+        + clipping_warnings(data.get("clipped_share_percentiles_0_10_50_90_100"), names, clipped)
 
 
 def _warn_band(det: Detector, wf: WindowFeatures) -> None:

@@ -22,6 +22,7 @@ from latentbridge.errors import LatentbridgeError
 from latentbridge.io.audio import MIN_WINDOW_SHARE, check_recording_length, resampled_blocks
 from latentbridge.io.capture import StreamStats, device_blocks, file_blocks
 from latentbridge.io.events import EventLog, utc_now_iso
+from latentbridge.io.levels import CLIP_LEVEL, peak_and_clipping
 from latentbridge.io.windows import PAD_MODES, WindowBuffer
 
 _log = logging.getLogger(__name__)
@@ -33,6 +34,23 @@ __all__ = ["ScoreFn", "listen", "listen_model"]
 
 #: ``score_fn(windows (n, window_samples) float32) -> (scores (n,), decisions (n,) bool)``.
 ScoreFn = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray]"]
+
+
+def _watch_clipping(blocks: Iterable[tuple[np.ndarray, bool]], sample_rate: int, clipped: list[int]):
+    """A live input's blocks, passed on; the samples on plateaus at full scale (the converter saturated:
+    :func:`~latentbridge.io.peak_and_clipping`) counted in ``clipped[0]``, the first named in a warning. Every window
+    of a clipping input carries the saturation's distortion, which scores as unlike the training sound."""
+    seen = 0
+    for block, overflowed in blocks:
+        b = np.asarray(block, dtype=np.float32).reshape(len(block), -1)
+        if b.size and float(np.abs(b).max()) >= CLIP_LEVEL:  # one pass; the plateaus are looked for only then
+            n = int(round(float(peak_and_clipping(b)[1].max()) * len(b)))
+            if n and not clipped[0]:
+                _log.warning("the input clips at %.2f s (samples held at full scale): its windows score the "
+                             "distortion; lower the input gain", seen / sample_rate)
+            clipped[0] += n
+        seen += len(b)
+        yield block, overflowed
 
 
 def _format_line(start_s: float, end_s: float, score: float, is_anomaly: bool) -> str:
@@ -103,8 +121,9 @@ def listen(
     row: ``wall_time``, ``start_s``, ``end_s``, ``score``, ``is_anomaly``, ``overflows``) as soon
     as it is scored: the server's WebSocket stream sends it on.
 
-    Returns ``{"n_windows", "n_anomalies", "overflows", "duration_s", "n_silent_windows"}`` where ``duration_s`` is
-    the audio received, in seconds.  Times are positions in the received audio.
+    Returns ``{"n_windows", "n_anomalies", "overflows", "duration_s", "n_silent_windows", "n_clipped_samples"}``
+    where ``duration_s`` is the audio received, in seconds (a file ``source``'s clipping is named as ``anomaly score``
+    names it; a live input's samples held at full scale are counted as they arrive).  Times are positions in the received audio.
     """
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
@@ -144,6 +163,9 @@ def listen(
     else:
         blocks = source
         in_channels = channels
+    clipped = [0]
+    if not is_file:  # a live input or stream: its converter's saturation named as it happens
+        blocks = _watch_clipping(blocks, captured, clipped)
     if captured != sample_rate:
         blocks = resampled_blocks(blocks, captured, sample_rate, in_channels)
 
@@ -242,11 +264,13 @@ def listen(
         "overflows": overflows(),
         "duration_s": buffer.samples_seen / sample_rate,
         "n_silent_windows": n_silent,
+        "n_clipped_samples": clipped[0],
     }
     emit(
         f"listened {summary['duration_s']:.2f} s: {n_windows} windows, "
         f"{n_anomalies} anomalies, {summary['overflows']} overflows"
         + (f", {n_silent} windows of digital silence" if n_silent else "")
+        + (f", {clipped[0]} samples clipped" if clipped[0] else "")
     )
     return summary
 
@@ -299,21 +323,23 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
 
 def _say_what_the_input_lacks(det, source, capture_sr: int) -> None:
     """What `anomaly score` says of a recording, said before listening to it (or to a device at ``capture_sr``): a
-    rate below the model's band, 8-bit or lossy samples where training had none. Every window scored as a fault for
-    that alone, without a word."""
-    from latentbridge.data.survey import header_warnings
-    from latentbridge.io import audio_info
-    from latentbridge.tasks.anomaly import training_codecs
+    rate below the model's band, 8-bit or lossy samples where training had none, a level far from training's, clipping
+    where training had none (a recording is read for these once more). Every window scored as a fault for that alone,
+    without a word."""
+    from latentbridge.io import audio_info, level_dbfs
+    from latentbridge.tasks.anomaly import recording_warnings
 
     if source is None:
-        names, codecs, rates = [f"the device's {capture_sr}-Hz capture"], [], [capture_sr]
-    else:
-        try:
-            info = audio_info(source, csv_rate=det.csv_rate)
-        except LatentbridgeError:
-            return  # the reader names what is wrong with it when it reads it
-        names, codecs, rates = [Path(source).name], [info.codec], [info.sample_rate]
-    for text in header_warnings(training_codecs(det), det.sample_rate, det.spec.features, names, codecs, rates):
+        for text in recording_warnings(det, [f"the device's {capture_sr}-Hz capture"], [], [capture_sr]):
+            _log.warning(text)
+        return
+    try:
+        info, stats = audio_info(source, csv_rate=det.csv_rate), {}
+        wave = det.extractor(use_cache=False).read(Path(source), stats)
+    except LatentbridgeError:
+        return  # the reader names what is wrong with it when it reads it
+    for text in recording_warnings(det, [Path(source).name], [info.codec], [info.sample_rate], [level_dbfs(wave)],
+                                   [stats["clipped_share"]]):
         _log.warning(text)
 
 

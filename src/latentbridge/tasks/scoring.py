@@ -91,7 +91,7 @@ class _Gather(BasePredictionWriter):
             for r, scores in chunk:
                 rows.append({"index": r.index, "starts_s": None if r.starts_s is None else r.starts_s.tolist(),
                              "duration_s": r.duration_s, "padded": r.padded, "problem": r.problem,
-                             "level_dbfs": r.level_dbfs,
+                             "level_dbfs": r.level_dbfs, "clipped_share": r.clipped_share,
                              "silent": None if r.silent is None else r.silent.tolist(),
                              "band_power": None if r.band_power is None else r.band_power.tolist(),
                              "n_windows": None if scores is None else len(scores),
@@ -180,8 +180,9 @@ def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: s
                 starts = None if row["starts_s"] is None else np.asarray(row["starts_s"])
                 r = FileFeatures(row["index"], None if row["problem"] else np.zeros((row["n_windows"], 0), np.float32),
                                  starts, row["duration_s"], row["padded"], row["problem"], row.get("level_dbfs"),
-                                 None if row.get("silent") is None else np.asarray(row["silent"], dtype=bool),
-                                 None if row.get("band_power") is None else np.asarray(row["band_power"]))
+                                 clipped_share=row.get("clipped_share"),
+                                 silent=None if row.get("silent") is None else np.asarray(row["silent"], dtype=bool),
+                                 band_power=None if row.get("band_power") is None else np.asarray(row["band_power"]))
                 pairs.append((r, None if row["scores"] is None else np.asarray(row["scores"])))
         shutil.rmtree(gather_dir, ignore_errors=True)
         os.environ.pop(_GATHER_ENV, None)
