@@ -152,3 +152,33 @@ def test_listen_says_what_score_says_of_a_recording_below_the_band(fitted_model,
     with caplog.at_level("WARNING"):
         listen_model(fitted_model, source=hot, out=io.StringIO())
     assert "1 of 1 recordings clip (samples on plateaus at their extremes: hot.wav " in caplog.text
+
+
+def test_times_stay_the_recordings_where_silence_is_trimmed(fitted_model, recordings, machine_data, tmp_path):
+    """A model that trims silence (``audio.trim_db``) gave times counted from the first sound: after 2.5 s of
+    silence a burst at 4.0 s was flagged at 1.5 s in score, listen and the edge scorer alike, and the file row ran
+    to the trimmed length. Times are the recording's now, the same on the three paths."""
+    from latentbridge.cli import main
+    from latentbridge.edge import EdgeScorer
+    from latentbridge.export import export_onnx
+
+    model = tmp_path / "trimming"
+    assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(model),
+                 "-o", "audio.trim_db=40"]) == 0
+    wave, sr = read_audio(recordings["full"])
+    t = np.arange(int(0.1 * sr)) / sr
+    wave[int(1.5 * sr):int(1.6 * sr)] += 0.5 * np.sin(2 * np.pi * 3000 * t)  # the burst: 4.0 s in the file
+    x = np.concatenate([np.zeros(int(2.5 * sr)), wave, np.zeros(sr)]).astype(np.float32)
+    wav = write_wav(tmp_path / "late.wav", x, sr, subtype="FLOAT")
+    s_starts, s_scores = _scored(model, wav, tmp_path)
+    assert s_starts[0] == pytest.approx(2.5, abs=0.03)
+    top = int(np.argmax(s_scores))
+    assert s_starts[top] <= 4.0 <= s_starts[top] + 2.0
+    with open(tmp_path / "scored_late" / "scores.csv", newline="") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["level"].startswith("file"))
+    assert float(row["end_s"]) == pytest.approx(len(x) / sr)
+    l_starts, l_scores, _ = _listened(model, wav, tmp_path)
+    np.testing.assert_allclose(l_starts, s_starts, atol=1e-3)
+    np.testing.assert_allclose(l_scores, s_scores, rtol=1e-4)
+    export_onnx(model, tmp_path / "trimming.onnx")
+    np.testing.assert_allclose(EdgeScorer(tmp_path / "trimming.onnx").score_file(wav).starts_s, s_starts, atol=1e-3)

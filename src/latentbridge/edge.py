@@ -71,7 +71,7 @@ from latentbridge.io import (  # numpy only at import time
     read_audio,
     resample,
     select_channels,
-    trim_silence,
+    trimmed,
 )
 from latentbridge.io.audio import SILENT, rate_problem, remove_dc
 from latentbridge.transforms.numpy_stft import silence_tail, stft_magnitude
@@ -225,13 +225,14 @@ class EdgeScorer:
                             "which scores it as unlike the training sound for that alone" if below_band(sr, top) else ""))
         if self.channel is None and _soundfile_available() and (n := audio_info(path, self.csv_rate).channels) > 1:
             notes.append(f"mixed to one channel from {n}, as the model was fitted")
-        if self.trim_db:
-            x = trim_silence(x, self.sample_rate, float(self.trim_db))
+        lead = 0
+        if self.trim_db:  # times stay the recording's: the trimmed lead added back
+            x, lead = trimmed(x, self.sample_rate, float(self.trim_db))
         if check_recording_length(x.shape[-1], self.window, self.sample_rate, path, self.min_share):
             notes.append(f"shorter than one {self.window / self.sample_rate:.4g}-s window; padded to one window "
                          f"({self.pad})")
         windows, starts_s = self.windows(x, name=path)
-        return windows, starts_s, notes
+        return windows, starts_s + lead / self.sample_rate, notes
 
     def score_file(self, path: str | Path) -> FileScores:
         """Window scores, decisions and the file score of one recording (DataError for a bad file)."""

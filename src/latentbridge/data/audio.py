@@ -24,7 +24,7 @@ import torch
 from latentbridge.data.feature_cache import cache_limit_bytes, default_cache_dir, prune_cache
 from latentbridge.errors import DataError, named_problems
 from latentbridge.io import (ALL_CHANNELS, MIN_WINDOW_SHARE, check_recording_length, cut_windows, level_dbfs,
-                             list_audio_files, read_audio, trim_silence)
+                             list_audio_files, read_audio, trimmed)
 from latentbridge.io.audio import rate_problem
 from latentbridge.io.windows import WindowView
 from latentbridge.transforms.numpy_stft import silence_tail
@@ -40,7 +40,8 @@ CACHE_VERSION = 6  # 2: a recording's last window ends on its last sample (io.wi
 # 3: frames reaching into a window's trailing digital silence are silence (transforms.numpy_stft.silence_tail);
 # 4: each entry records the file's level (scoring names files far quieter than the training files);
 # 5: audio files lose each channel's constant offset when read (io.remove_dc);
-# 6: each entry records the file's clipped share (scoring names recordings that clip where training ones did not)
+# 6: each entry records the file's clipped share (scoring names recordings that clip where training ones did not),
+# whether it was padded, and windows' times in the recording where its leading silence was trimmed
 
 
 def default_workers() -> int:
@@ -252,12 +253,13 @@ class FeatureExtractor:
             with contextlib.suppress(OSError):  # used now: the last entry the size limit removes
                 os.utime(npy)
             return (feats, np.asarray(info["starts_s"], dtype=np.float64), float(info["duration_s"]),
-                    info.get("level_dbfs"), info.get("clipped_share"))
+                    info.get("level_dbfs"), info.get("clipped_share"), info.get("padded"))
         except (OSError, ValueError, KeyError):
             return None  # a damaged cache entry is recomputed
 
     def _save_cached(self, key: str, feats: np.ndarray, starts_s: np.ndarray, duration_s: float,
-                     path: Path, level_dbfs: float | None = None, clipped_share: float | None = None) -> None:
+                     path: Path, level_dbfs: float | None = None, clipped_share: float | None = None,
+                     padded: bool = False) -> None:
         if not self.use_cache:
             return
         try:
@@ -268,7 +270,8 @@ class FeatureExtractor:
             with atomic_path(self.cache_dir / f"{key}.json") as tmp:
                 tmp.write_text(json.dumps({"source": str(path.resolve()), "params": self._params,
                                            "starts_s": starts_s.tolist(), "duration_s": duration_s,
-                                           "level_dbfs": level_dbfs, "clipped_share": clipped_share}))
+                                           "level_dbfs": level_dbfs, "clipped_share": clipped_share,
+                                           "padded": bool(padded)}))
         except OSError as e:  # a read-only cache must not stop the work
             log.warning("feature cache %s not written: %s", self.cache_dir, e)
 
@@ -310,11 +313,15 @@ class FeatureExtractor:
 
     def read(self, path: Path, stats: dict | None = None) -> np.ndarray:
         """A file's samples at the model's rate (mono mix or its channel), silence-trimmed when set; ``stats`` as
-        :func:`~latentbridge.io.read_audio` fills it."""
+        :func:`~latentbridge.io.read_audio` fills it, and with the recording's ``lead_s`` (the silence trimmed before
+        the samples returned: their times in the recording are that much later) and ``duration_s``."""
         wave, _ = read_audio(path, sample_rate=self.sample_rate, mono=self.channel is None, channel=self.channel,
                              csv_rate=self.csv_rate, expect_channels=self.n_channels, stats=stats)
+        duration_s, start = wave.shape[-1] / self.sample_rate, 0
         if self.trim_db:
-            wave = trim_silence(wave, self.sample_rate, self.trim_db)
+            wave, start = trimmed(wave, self.sample_rate, self.trim_db)
+        if stats is not None:
+            stats.update(lead_s=start / self.sample_rate, duration_s=duration_s)
         return wave
 
     def _read_windows(self, path: Path):
@@ -323,7 +330,7 @@ class FeatureExtractor:
         stats: dict = {}
         wave = self.read(path, stats)
         windows, starts, padded = self._windows(wave, path, lazy=True)
-        return (windows, starts, wave.shape[-1] / self.sample_rate, padded, round(level_dbfs(wave), 2),
+        return (windows, starts + stats["lead_s"], stats["duration_s"], padded, round(level_dbfs(wave), 2),
                 stats["clipped_share"])
 
     def chunk_features(self, chunk: list[tuple[int, Path]]) -> list["FileFeatures"]:
@@ -342,9 +349,9 @@ class FeatureExtractor:
                     out.append(FileFeatures(i, problem=e.problem))
                     continue
             if cached is not None:
-                f, starts, duration, level, clipped = cached
-                out.append(FileFeatures(i, f, starts, duration, duration < self.window_s - 1e-9, level_dbfs=level,
-                                        clipped_share=clipped))
+                f, starts, duration, level, clipped, padded = cached
+                padded = duration < self.window_s - 1e-9 if padded is None else padded
+                out.append(FileFeatures(i, f, starts, duration, padded, level_dbfs=level, clipped_share=clipped))
                 continue
             try:
                 windows, starts, duration, padded, level, clipped = self._read_windows(path)
@@ -364,7 +371,7 @@ class FeatureExtractor:
             else:
                 r.features = feats[offset:offset + len(windows)]
                 offset += len(windows)
-            self._save_cached(key, r.features, r.starts_s, r.duration_s, path, r.level_dbfs, r.clipped_share)
+            self._save_cached(key, r.features, r.starts_s, r.duration_s, path, r.level_dbfs, r.clipped_share, r.padded)
         for r in out:
             if r.problem is None:
                 r.silent = constant_windows(r.features)

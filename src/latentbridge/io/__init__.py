@@ -30,7 +30,7 @@ from latentbridge.io.audio import (
     select_channels,
 )
 from latentbridge.io.audio_write import write_audio, write_wav
-from latentbridge.io.levels import active_bounds, level_dbfs, peak_and_clipping, trim_silence
+from latentbridge.io.levels import active_bounds, level_dbfs, peak_and_clipping, trim_silence, trimmed
 from latentbridge.io.masks import read_mask_png, write_mask_png
 from latentbridge.io.vibration import TIME_STEP_TOLERANCE, read_vibration_csv, write_vibration_csv
 from latentbridge.io.windows import PAD_MODES, WindowBuffer, cut_windows
@@ -57,6 +57,7 @@ __all__ = [
     "resample",
     "select_channels",
     "trim_silence",
+    "trimmed",
     "write_audio",
     "write_mask_png",
     "write_vibration_csv",

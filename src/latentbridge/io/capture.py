@@ -284,17 +284,18 @@ def device_blocks(
 
 
 def _load_audio(path: str | Path, sample_rate: int, trim_db: float | None = None, channel: int | str | None = None,
-                expect_channels: int | None = None, csv_rate: float | None = None) -> np.ndarray:
+                expect_channels: int | None = None, csv_rate: float | None = None) -> tuple[np.ndarray, int]:
     """``(T, channels read)`` float32 samples of ``path`` at ``sample_rate`` (the same reader and checks as
-    training), silence-trimmed as in training when ``trim_db`` is set."""
+    training), silence-trimmed as in training when ``trim_db`` is set, and the sample of the recording they start at."""
     from latentbridge.io.audio import read_audio
-    from latentbridge.io.levels import trim_silence
+    from latentbridge.io.levels import trimmed
 
     audio, _ = read_audio(path, sample_rate=sample_rate, channel=channel,
                           expect_channels=expect_channels if channel == "all" else None, csv_rate=csv_rate)
+    start = 0
     if trim_db:
-        audio = trim_silence(audio, sample_rate, trim_db)
-    return np.ascontiguousarray(np.atleast_2d(np.asarray(audio, dtype=np.float32)).T)
+        audio, start = trimmed(audio, sample_rate, trim_db)
+    return np.ascontiguousarray(np.atleast_2d(np.asarray(audio, dtype=np.float32)).T), start
 
 
 def file_blocks(
@@ -306,18 +307,22 @@ def file_blocks(
     channel: int | str | None = None,
     expect_channels: int | None = None,
     csv_rate: float | None = None,
+    stats: dict | None = None,
 ) -> Iterator[tuple[np.ndarray, bool]]:
     """Replay a recording (the mono mix, channel ``channel`` or, with ``channel="all"``, every channel of the
     ``expect_channels`` it must hold, as :func:`latentbridge.io.read_audio` reads them; resampled to
     ``sample_rate``, trimmed with ``trim_db`` as in training; ``csv_rate``: the model's rate of vibration files
-    that give none) as ``(block (n, channels read), False)``.
+    that give none) as ``(block (n, channels read), False)``. ``stats``, when given, gets ``lead_s`` before the first
+    block: the silence trimmed before it (times in the blocks are that much later in the recording).
 
     With ``realtime=True`` each block is released when it would have finished arriving from a
     device, so the consumer sees live timing.
     """
     if blocksize < 1:
         raise ValueError(f"blocksize must be at least 1, got {blocksize}")
-    audio = _load_audio(path, sample_rate, trim_db, channel, expect_channels, csv_rate)  # (T, channels read)
+    audio, start = _load_audio(path, sample_rate, trim_db, channel, expect_channels, csv_rate)  # (T, channels read)
+    if stats is not None:
+        stats["lead_s"] = start / sample_rate
     t0 = time.monotonic()
     for pos in range(0, audio.shape[0], blocksize):
         block = audio[pos : pos + blocksize]

@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 
-__all__ = ["frame_rms", "level_dbfs", "active_bounds", "trim_silence", "remove_dc", "peak_and_clipping", "CLIP_RUN",
-           "CLIP_LEVEL"]
+__all__ = ["frame_rms", "level_dbfs", "active_bounds", "trim_silence", "trimmed", "remove_dc", "peak_and_clipping",
+           "CLIP_RUN", "CLIP_LEVEL"]
 
 
 def frame_rms(x: np.ndarray, frame: int) -> np.ndarray:
@@ -121,8 +121,15 @@ def trim_silence(wave: np.ndarray, sample_rate: float, top_db: float = 40.0,
     """``wave`` without its leading and trailing frames more than ``top_db`` below its loudest frame
     (and with ``floor_margin_db``, not that far above its noise floor: :func:`active_bounds`); the last
     axis is time."""
+    return trimmed(wave, sample_rate, top_db, floor_margin_db)[0]
+
+
+def trimmed(wave: np.ndarray, sample_rate: float, top_db: float = 40.0,
+            floor_margin_db: float | None = None) -> tuple[np.ndarray, int]:
+    """:func:`trim_silence`'s samples and the sample of ``wave`` they start at: a time in them is that much later in
+    the recording (a window's time reported as the trimmed samples' read 2.5 s early after 2.5 s of silence)."""
     start, end = active_bounds(wave, sample_rate, top_db, floor_margin_db=floor_margin_db)
-    return np.ascontiguousarray(wave[..., start:end])
+    return np.ascontiguousarray(wave[..., start:end]), int(start)
 
 
 #: an offset under one 16-bit step is quantisation, not a bias: left alone (the recording read bit for bit as before)

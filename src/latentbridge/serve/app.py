@@ -397,7 +397,7 @@ def _read_windows(m: ServedModel, path: Path, max_duration_s: float, csv_rate: f
     stats: dict = {}
     wave = ex.read(path, stats)
     windows, starts_s = ex.windows_of(wave, path)
-    return wave, windows, starts_s, wave.shape[-1] < ex.window, info, stats["clipped_share"]
+    return wave, windows, starts_s + stats["lead_s"], wave.shape[-1] < ex.window, info, stats["clipped_share"]
 
 
 def _upload_warnings(m: ServedModel, client_name: str, info, wave, clipped: float) -> list[str]:

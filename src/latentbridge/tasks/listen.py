@@ -144,6 +144,7 @@ def listen(
         )
     flush = is_file if flush is None else bool(flush)
     name = source if is_file else "<stream>"
+    read: dict = {"lead_s": 0.0}  # a file source's trimmed lead: times stay the recording's
     if source is None:
         stats = stats if stats is not None else StreamStats()
         blocks: Iterable[tuple[np.ndarray, bool]] = device_blocks(
@@ -158,7 +159,7 @@ def listen(
         in_channels = channels
     elif is_file:  # the file reader picks or mixes the channels as training read them
         blocks = file_blocks(source, sample_rate, blocksize=blocksize, realtime=realtime, trim_db=trim_db,
-                             channel=channel, expect_channels=channels, csv_rate=csv_rate)
+                             channel=channel, expect_channels=channels, csv_rate=csv_rate, stats=read)
         in_channels = channels if channel == "all" else 1
     else:
         blocks = source
@@ -208,8 +209,8 @@ def listen(
                 f"{decisions.shape[0]} decisions for {len(ready)} windows"
             )
         for start, value, flag in zip(starts, scores, decisions):
-            start_s = start / sample_rate
-            end_s = (start + window) / sample_rate
+            start_s = start / sample_rate + read["lead_s"]
+            end_s = start_s + window / sample_rate
             n_windows += 1
             n_anomalies += int(flag)
             emit(_format_line(start_s, end_s, float(value), bool(flag)))
