@@ -557,3 +557,45 @@ def test_clipping_is_measured_on_plateaus_at_full_scale(tmp_path):
     stats = {}
     read_audio(tmp_path / "v.csv", stats=stats)
     assert stats == {"clipped_share": None}
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
+def test_a_wav_header_never_finalised_is_read_whole(tmp_path, subtype, caplog):
+    """A recorder writes the data chunk's size when it stops: one killed, or one that lost power, leaves 0, a
+    placeholder (0x7FFFFFFF) or an early count. libsndfile trusted it: 8 s of samples under a header declaring 1 s read
+    as 1 s (padded and flagged), under 0 as empty. The samples present are read, with a warning naming the file."""
+    import struct
+
+    from latentbridge.edge import _read_wav_stdlib
+    from latentbridge.io import audio_info
+    from latentbridge.io.wav import wav_layout
+
+    sr = 16000
+    x = (0.3 * np.sin(2 * np.pi * 220 * np.arange(8 * sr) / sr)).astype(np.float32)
+    good = tmp_path / "good.wav"
+    sf.write(good, x, sr, subtype=subtype)
+    ref, _ = read_audio(good)
+    layout = wav_layout(good)
+    for declared in (layout.block_align * sr, 0, 0x7FFFFFFF):
+        bad = tmp_path / f"stale_{declared}.wav"
+        raw = bytearray(good.read_bytes())
+        raw[layout.data_offset - 4:layout.data_offset] = struct.pack("<I", declared)
+        bad.write_bytes(bytes(raw))
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            wave, _ = read_audio(bad)
+            assert audio_info(bad).frames == len(x)
+        np.testing.assert_array_equal(wave, ref)
+        said = "declares 16000 frames (1 s)" if declared == layout.block_align * sr else \
+            "gives its samples no size (0 or a placeholder)"
+        assert f"{bad}: its header {said} but 128000 frames (8 s) follow it" in caplog.text, caplog.text
+        np.testing.assert_allclose(_read_wav_stdlib(bad)[0], ref, atol=1e-6)
+    # a chunk after the data (a broadcast WAV's LIST) is no stale header; a data chunk cut short is still truncated
+    listed = tmp_path / "listed.wav"
+    body = good.read_bytes() + b"LIST" + struct.pack("<I", 4) + b"INFO"
+    listed.write_bytes(body[:4] + struct.pack("<I", len(body) - 8) + body[8:])
+    np.testing.assert_array_equal(read_audio(listed)[0], ref)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(good.read_bytes()[: layout.data_offset + layout.block_align * sr])
+    with pytest.raises(DataError, match="truncated audio file"):
+        read_audio(cut)

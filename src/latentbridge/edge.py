@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import struct
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -74,6 +73,7 @@ from latentbridge.io import (  # numpy only at import time
     trimmed,
 )
 from latentbridge.io.audio import SILENT, rate_problem, remove_dc
+from latentbridge.io.wav import declared_frames, read_wav_samples, sample_width, unfinalised_frames, wav_layout
 from latentbridge.transforms.numpy_stft import silence_tail, stft_magnitude
 from latentbridge.utils import tolerant_stdout
 
@@ -300,16 +300,14 @@ def read_recording(path: str | Path, channel: int | str | None = None,
     return _read_wav_stdlib(path, channel=channel, expect_channels=expect_channels)
 
 
-_WAVE_FORMAT_PCM, _WAVE_FORMAT_FLOAT, _WAVE_FORMAT_EXTENSIBLE = 1, 3, 0xFFFE
-
-
 def _read_wav_stdlib(path: str | Path, channel: int | str | None = None,
                      expect_channels: int | None = None) -> tuple[np.ndarray, int]:
-    """WAV reader for devices without soundfile: struct + numpy (PCM 8/16/24/32-bit, float 32/64-bit).
+    """WAV reader for devices without soundfile: numpy only (PCM 8/16/24/32-bit, float 32/64-bit).
 
     The standard library's ``wave`` module reads integer PCM only, but soundfile writes float32
     WAV (format tag 3) by default, and that is where NaN/inf samples occur, so the RIFF chunks are
-    parsed here. Applies the checks of :func:`latentbridge.io.read_audio` with its messages.
+    parsed by :mod:`latentbridge.io.wav`, as for a header a recorder never finalised. Applies the checks of
+    :func:`latentbridge.io.read_audio` with its messages.
     """
     path = Path(path)
     if not path.exists():
@@ -326,68 +324,40 @@ def _read_wav_stdlib(path: str | Path, channel: int | str | None = None,
     if suffix != ".wav":
         raise DataError(path, f"reading {suffix} files needs the soundfile package (pip install soundfile); "
                               "without it only WAV files can be read")
-    fmt = data = None
     try:
         with open(path, "rb") as f:
             head = f.read(12)
-            if head[:4] in (b"RF64", b"BW64") and head[8:12] == b"WAVE":  # "not a RIFF/WAVE file" said nothing of it
-                raise DataError(path, "a 64-bit WAV (RF64, for files over 4 GB) needs the soundfile package")
-            if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
-                raise DataError(path, "unreadable or truncated audio file (not a RIFF/WAVE file)")
-            if head[:4] == b"RIFX":
-                raise DataError(path, "big-endian WAV (RIFX) needs the soundfile package")
-            pos = 12
-            while pos + 8 <= size:
-                f.seek(pos)
-                cid, csize = struct.unpack("<4sI", f.read(8))
-                if cid == b"fmt ":
-                    fmt = f.read(min(csize, 40))
-                elif cid == b"data":
-                    present = size - (pos + 8)
-                    declared = present if csize in (0, 0xFFFFFFFF) else csize  # streaming headers
-                    data = (declared, f.read(min(declared, present)))
-                    break
-                pos += 8 + csize + (csize & 1)
     except OSError as exc:
         raise DataError(path, f"cannot read the file ({exc.strerror or exc})") from None
-    if fmt is None or len(fmt) < 16 or data is None:
+    if head[:4] in (b"RF64", b"BW64") and head[8:12] == b"WAVE":  # "not a RIFF/WAVE file" said nothing of it
+        raise DataError(path, "a 64-bit WAV (RF64, for files over 4 GB) needs the soundfile package")
+    if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+        raise DataError(path, "unreadable or truncated audio file (not a RIFF/WAVE file)")
+    if head[:4] == b"RIFX":
+        raise DataError(path, "big-endian WAV (RIFX) needs the soundfile package")
+    layout = wav_layout(path)
+    if layout is None:
         raise DataError(path, "unreadable or truncated audio file (no complete 'fmt ' and 'data' chunks)")
-    tag, n_channels, sr, _, block_align, bits = struct.unpack("<HHIIHH", fmt[:16])
-    if tag == _WAVE_FORMAT_EXTENSIBLE and len(fmt) >= 26:
-        tag = struct.unpack("<H", fmt[24:26])[0]  # first two bytes of the sub-format GUID
-    if n_channels < 1 or block_align < 1 or block_align % n_channels:
+    n_channels, sr = layout.channels, layout.sample_rate
+    if n_channels < 1 or layout.block_align < 1 or layout.block_align % n_channels:
         raise DataError(path, f"unreadable audio file (invalid header: {n_channels} channels, "
-                              f"block align {block_align})")
-    width = block_align // n_channels
-    if tag == _WAVE_FORMAT_PCM and width in (1, 2, 3, 4):
-        kind = "pcm"
-    elif tag == _WAVE_FORMAT_FLOAT and width in (4, 8):
-        kind = "float"
-    else:
-        raise DataError(path, f"unsupported WAV encoding (format tag {tag}, {bits} bits) for the reader "
-                              "without soundfile; pip install soundfile")
-    declared_bytes, raw = data
-    n_declared, n_read = declared_bytes // block_align, len(raw) // block_align
-    if n_read < n_declared:
-        raise DataError(path, f"truncated audio file: header declares {n_declared} frames but only {n_read} "
-                              "are present")
+                              f"block align {layout.block_align})")
+    if sample_width(layout) is None:
+        raise DataError(path, f"unsupported WAV encoding (format tag {layout.fmt_tag}, {layout.bits} bits) for the "
+                              "reader without soundfile; pip install soundfile")
+    n_read = layout.present_bytes // layout.block_align
+    if (n_stale := unfinalised_frames(layout)) is not None:  # a header never finalised: the samples present
+        n_read = n_stale
+    elif (n_declared := declared_frames(layout)) is not None:
+        if n_read < n_declared:
+            raise DataError(path, f"truncated audio file: header declares {n_declared} frames but only {n_read} "
+                                  "are present")
+        n_read = n_declared
     if n_read == 0:
         raise DataError(path, "audio has zero length (no samples)")
     if sr <= 0:
         raise DataError(path, f"invalid sample rate {sr} in header")
-    raw = raw[: n_read * block_align]
-    if kind == "float":
-        x = np.frombuffer(raw, dtype="<f4" if width == 4 else "<f8").astype(np.float32)
-    elif width == 1:
-        x = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
-    elif width == 2:
-        x = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
-    elif width == 3:
-        b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
-        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
-        x = (np.where(v >= 1 << 23, v - (1 << 24), v) / float(1 << 23)).astype(np.float32)
-    else:
-        x = (np.frombuffer(raw, dtype="<i4").astype(np.float64) / 2147483648.0).astype(np.float32)
+    x = read_wav_samples(path, layout, n_read)
     data2 = x.reshape(-1, n_channels)
     finite = np.isfinite(data2)
     if not finite.all():

@@ -29,7 +29,6 @@ import functools
 import logging
 import math
 import os
-import struct
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ import numpy as np
 from latentbridge.errors import DataError
 from latentbridge.io.levels import _blocks, _peak, peak_and_clipping, remove_dc
 from latentbridge.io.vibration import MAX_RATE, RECORDING_SUFFIXES
+from latentbridge.io.wav import WavLayout, declared_frames, read_wav_samples, unfinalised_frames, wav_layout
 from latentbridge.utils import first_time, listed, walk_files
 
 log = logging.getLogger(__name__)
@@ -246,37 +246,19 @@ def _sf_error_text(exc: BaseException, path: Path | None = None) -> str:
     return text
 
 
-def _wav_declared_frames(path: Path) -> int | None:
-    """Frames a RIFF/WAVE header declares in its ``data`` chunk, or None when unknown.
-
-    Returns None for non-RIFF files, streaming headers (size 0 or 0xFFFFFFFF) and RF64.
-    """
-    try:
-        file_size = path.stat().st_size
-        with open(path, "rb") as f:
-            head = f.read(12)
-            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-                return None
-            block_align = None
-            pos = 12
-            while pos + 8 <= file_size:
-                f.seek(pos)
-                ch = f.read(8)
-                if len(ch) < 8:
-                    return None
-                cid, size = ch[:4], struct.unpack("<I", ch[4:8])[0]
-                if cid == b"fmt ":
-                    fmt = f.read(min(size, 16))
-                    if len(fmt) >= 14:
-                        block_align = struct.unpack("<H", fmt[12:14])[0]
-                elif cid == b"data":
-                    if size in (0, 0xFFFFFFFF) or not block_align:
-                        return None
-                    return size // block_align
-                pos += 8 + size + (size & 1)
-    except OSError:
+def _unfinalised(path: Path) -> tuple[WavLayout, int] | None:
+    """A WAV file's layout and the frames it holds where its header was never finalised (:mod:`latentbridge.io.wav`),
+    named in a warning once per file."""
+    if path.suffix.lower() != ".wav" or (frames := unfinalised_frames(layout := wav_layout(path))) is None:
         return None
-    return None
+    if first_time(("unfinalised", str(path))):
+        declared = declared_frames(layout)
+        said = "gives its samples no size (0 or a placeholder)" if declared is None else \
+            f"declares {declared} frames ({declared / layout.sample_rate:.3g} s)"
+        log.warning("%s: its header %s but %d frames (%.3g s) follow it, as a recorder leaves a header it never "
+                    "finalised (stopped, killed, power lost): all of them read", path, said, frames,
+                    frames / layout.sample_rate)
+    return layout, frames
 
 
 def _open_info(path: Path):
@@ -343,7 +325,7 @@ def audio_info(path: str | Path, csv_rate: float | None = None) -> AudioInfo:
         return _table_info(str(path), st.st_size, st.st_mtime_ns, csv_rate)
     info = _open_info(path)
     sr = int(info.samplerate)
-    frames = int(info.frames)
+    frames = int(info.frames) if (stale := _unfinalised(path)) is None else stale[1]
     return AudioInfo(
         sample_rate=sr,
         frames=frames,
@@ -354,9 +336,13 @@ def audio_info(path: str | Path, csv_rate: float | None = None) -> AudioInfo:
 
 
 def _read_soundfile(path: Path) -> tuple[np.ndarray, int, int]:
-    """(samples (T, C) float32, rate, frames the header declares) of an audio file."""
+    """(samples (T, C) float32, rate, frames the header declares) of an audio file (a WAV file whose header was never
+    finalised: the frames it holds)."""
     import soundfile as sf
 
+    if (stale := _unfinalised(path)) is not None:
+        layout, frames = stale
+        return read_wav_samples(path, layout, frames), layout.sample_rate, frames
     try:
         with sf.SoundFile(os.fsencode(path)) as f:
             header_frames = int(f.frames)
@@ -406,7 +392,7 @@ def read_audio(
     else:
         data, sr, header_frames = _read_soundfile(path)
     n_read = data.shape[0]
-    declared = _wav_declared_frames(path) if path.suffix.lower() == ".wav" else None
+    declared = declared_frames(wav_layout(path)) if path.suffix.lower() == ".wav" else None
     if declared is not None and n_read < declared:
         raise DataError(
             path,

@@ -1,0 +1,135 @@
+"""RIFF/WAVE headers read by hand (numpy only): the frames a header declares, and the samples of a file whose header a
+recorder never finalised.
+
+A WAV recorder writes its header first, with the data chunk's size as a placeholder (0, or 0x7FFFFFFF), and rewrites it
+when it stops; a recorder that loses power, a process killed mid-recording or a writer that rewrites the header block
+by block leaves the placeholder or an early count. libsndfile trusts the header: a file holding 8 s of samples under a
+header that declares 1 s read as 1 s, and one declaring 0 as empty. Where the data chunk is the file's last, the samples
+present are read instead (PCM of 8-32 bits and IEEE float, as plain or extensible WAV), and the reader says so.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["WavLayout", "wav_layout", "declared_frames", "unfinalised_frames", "sample_width", "read_wav_samples"]
+
+#: data-chunk sizes a recorder writes before it knows the size: none; 0xFFFFFFFF libsndfile reads to the end itself
+PLACEHOLDER_MIN = 0x7FFFF000
+_PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
+
+
+@dataclass(frozen=True)
+class WavLayout:
+    fmt_tag: int  # 1 PCM, 3 IEEE float (an extensible header's sub-format)
+    channels: int
+    sample_rate: int
+    bits: int
+    block_align: int
+    data_offset: int  # where the samples start
+    declared_bytes: int  # the data chunk's size as its header says
+    present_bytes: int  # bytes from the data offset to the end of the file
+    last: bool  # no chunk follows the declared end of the data: the bytes after it are samples
+
+
+def _chunk_follows(f, pos: int, file_size: int) -> bool:
+    """Whether a chunk header (four ASCII characters and a size that fits in the file) starts at ``pos``."""
+    if pos + 8 > file_size:
+        return False
+    f.seek(pos)
+    head = f.read(8)
+    cid, size = head[:4], struct.unpack("<I", head[4:8])[0]
+    return all(32 <= b < 127 for b in cid) and size <= file_size - pos - 8
+
+
+def wav_layout(path: str | Path) -> WavLayout | None:
+    """The format and data chunk of a RIFF/WAVE file; None for another file, RF64, or a header cut short."""
+    path = Path(path)
+    try:
+        file_size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            fmt = None
+            pos = 12
+            while pos + 8 <= file_size:
+                f.seek(pos)
+                ch = f.read(8)
+                cid, size = ch[:4], struct.unpack("<I", ch[4:8])[0]
+                if cid == b"fmt ":
+                    raw = f.read(min(size, 40))
+                    if len(raw) < 16:
+                        return None
+                    tag, channels, rate, _, align, bits = struct.unpack("<HHIIHH", raw[:16])
+                    if tag == _EXTENSIBLE and len(raw) >= 26:
+                        tag = struct.unpack("<H", raw[24:26])[0]  # the sub-format GUID's first two bytes
+                    fmt = (tag, channels, rate, bits, align)
+                elif cid == b"data":
+                    if fmt is None:
+                        return None
+                    offset = pos + 8
+                    last = size >= PLACEHOLDER_MIN or not _chunk_follows(f, offset + size + (size & 1), file_size)
+                    return WavLayout(*fmt, data_offset=offset, declared_bytes=size,
+                                     present_bytes=file_size - offset, last=last)
+                pos += 8 + size + (size & 1)
+    except (OSError, struct.error):
+        return None
+    return None
+
+
+def declared_frames(layout: WavLayout | None) -> int | None:
+    """Frames the header declares; None where it does not know them (a placeholder size, no block size)."""
+    if layout is None or not layout.block_align or layout.declared_bytes == 0 \
+            or layout.declared_bytes >= PLACEHOLDER_MIN:
+        return None
+    return layout.declared_bytes // layout.block_align
+
+
+def sample_width(layout: WavLayout) -> int | None:
+    """Bytes per sample where :func:`read_wav_samples` decodes them (PCM of 1-4 bytes, a 20-bit sample in 3 of
+    them; IEEE float of 4 or 8), else None."""
+    if layout.channels < 1 or layout.block_align < 1 or layout.block_align % layout.channels:
+        return None
+    width = layout.block_align // layout.channels
+    ok = (layout.fmt_tag == _PCM and width in (1, 2, 3, 4)) or (layout.fmt_tag == _FLOAT and width in (4, 8))
+    return width if ok else None
+
+
+def unfinalised_frames(layout: WavLayout | None) -> int | None:
+    """The frames a file holds where its header was never finalised: a placeholder size (0, 0x7FFFF000 up to but not
+    0xFFFFFFFF) or a size under the bytes present with no chunk after it; None where the header is right, the
+    samples are not plain PCM or float, or libsndfile reads them to the end itself (0xFFFFFFFF)."""
+    if layout is None or not layout.last or sample_width(layout) is None \
+            or layout.declared_bytes == 0xFFFFFFFF:
+        return None
+    present = layout.present_bytes // layout.block_align
+    placeholder = layout.declared_bytes == 0 or layout.declared_bytes >= PLACEHOLDER_MIN
+    if present and (placeholder or layout.declared_bytes // layout.block_align < present):
+        return present
+    return None
+
+
+def read_wav_samples(path: str | Path, layout: WavLayout, frames: int) -> np.ndarray:
+    """``(frames, channels)`` float32 samples (full scale 1, as libsndfile scales them) from ``layout``'s data
+    offset: PCM (8-bit unsigned, 16/24/32-bit signed) or IEEE float (:func:`sample_width`)."""
+    n, width = frames * layout.channels, sample_width(layout)
+    if width is None:
+        raise ValueError(f"{path}: samples of format {layout.fmt_tag} in {layout.block_align}-byte frames of "
+                         f"{layout.channels} channels are not decoded here")
+    if layout.fmt_tag == _PCM and width == 3:
+        raw = np.fromfile(path, dtype=np.uint8, count=3 * n, offset=layout.data_offset).reshape(-1, 3)
+        ints = (raw[:, 0].astype(np.int32) | (raw[:, 1].astype(np.int32) << 8) | (raw[:, 2].astype(np.int32) << 16))
+        x = ((ints << 8) >> 8).astype(np.float32) / np.float32(2 ** 23)
+    else:
+        dtype = {(_PCM, 1): "u1", (_PCM, 2): "<i2", (_PCM, 4): "<i4", (_FLOAT, 4): "<f4",
+                 (_FLOAT, 8): "<f8"}[(layout.fmt_tag, width)]
+        x = np.fromfile(path, dtype=dtype, count=n, offset=layout.data_offset)
+        if layout.fmt_tag == _PCM:
+            x = (x.astype(np.float32) - 128) / np.float32(128) if width == 1 else \
+                (x.astype(np.float64) / 2.0 ** (8 * width - 1)).astype(np.float32)
+    return np.ascontiguousarray(x, dtype=np.float32).reshape(frames, layout.channels)
