@@ -849,3 +849,28 @@ def test_a_dead_sensor_is_named(tmp_path, caplog):
         build_windows(root, vib(), cache_dir=tmp_path / "cache")
     assert "channel(s) constant over a whole recording (a dead or unplugged sensor?): channel 1 (ch1, in 1 of 2 " \
            "recordings)" in caplog.text, caplog.text
+
+
+@pytest.mark.parametrize("rate", [400, 512, 1024, 2048])
+def test_csv_times_written_to_milliseconds_and_as_unix_time(tmp_path, rate, caplog):
+    """Loggers write each row's time to milliseconds (three decimals, or an ISO time with milliseconds) at 400-2048 Hz:
+    the steps then vary by up to a whole millisecond, or repeat, and such files were refused as not evenly sampled or
+    not increasing. Others stamp rows with Unix time in milliseconds under 'timestamp': read as seconds, 1 kHz was
+    1 Hz. Both are read at their rate now; a missing stretch is still refused."""
+    from latentbridge.io import read_vibration_csv
+
+    t = np.arange(rate * 4) / rate
+    x = np.sin(2 * np.pi * 13 * t)
+    (tmp_path / "ms.csv").write_text("time_s,ax\n" + "".join(f"{a:.3f},{v:.5f}\n" for a, v in zip(t, x)))
+    wave, sr = read_vibration_csv(tmp_path / "ms.csv")
+    assert sr == rate and wave.shape == (1, len(t))
+    np.testing.assert_allclose(wave[0], x - x.mean(), atol=1e-5)
+    (tmp_path / "epoch.csv").write_text("timestamp,ax\n" + "".join(
+        f"{1714564800000 + round(a * 1000)},{v:.5f}\n" for a, v in zip(t, x)))
+    with caplog.at_level("WARNING"):
+        assert read_vibration_csv(tmp_path / "epoch.csv")[1] == rate
+    assert "holds 1.715e+12, Unix time in ms: read so" in caplog.text
+    keep = np.r_[0:rate, rate + 20:len(t)]  # 20 samples missing
+    (tmp_path / "gap.csv").write_text("time_s,ax\n" + "".join(f"{t[i]:.3f},{x[i]:.5f}\n" for i in keep))
+    with pytest.raises(DataError, match="not evenly sampled"):
+        read_vibration_csv(tmp_path / "gap.csv")

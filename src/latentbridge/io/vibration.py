@@ -235,6 +235,41 @@ def _step_ok(col: np.ndarray) -> bool:
     return float(np.max(np.abs(d - med))) <= TIME_STEP_TOLERANCE * med
 
 
+#: Unix time in these units passes this many of them: a column named like seconds that holds such values holds
+#: milliseconds, microseconds or nanoseconds since 1970 (1e11 s is over 3,000 years; 1.7e12 ms is 2024)
+_EPOCH_UNITS = ((1e17, 1e-9, "ns"), (1e14, 1e-6, "µs"), (1e11, 1e-3, "ms"))
+
+
+def _epoch_scale(path: Path, col: np.ndarray, name: str) -> float:
+    """Seconds per unit of a time column read as seconds whose values are Unix time in a finer unit (loggers stamp
+    each row with milliseconds since 1970: at 1 kHz the step of 1 read as 1 Hz); 1.0 otherwise."""
+    first = float(np.abs(col[0])) if col.size else 0.0
+    for floor, scale, unit in _EPOCH_UNITS:
+        if first >= floor:
+            if first_time(("csv epoch", path.parent, name, unit)):
+                log.warning("%s: the time column %s holds %.4g, Unix time in %s: read so (the folder's other files are "
+                            "not named)", path, name, first, unit)
+            return scale
+    return 1.0
+
+
+#: rows from which the step times were written to is read from them (a few round values say nothing of it)
+_STAMP_ROWS = 50
+
+
+def _stamp_resolution(t: np.ndarray) -> float:
+    """The step the times were written to (seconds: 1e-3 for stamps with three decimals), 0 where they are written
+    in full or are too few to tell: each time may be off by half of it, so a step by a whole one."""
+    if len(t) < _STAMP_ROWS:
+        return 0.0
+    rel = t - t[0]
+    for k in range(10):
+        q = 10.0 ** -k
+        if float(np.max(np.abs(rel / q - np.round(rel / q)))) <= 1e-3:
+            return q
+    return 0.0
+
+
 def _is_index(col: np.ndarray) -> bool:
     if col.size < 2 or not np.all(np.isfinite(col)):
         return False
@@ -454,10 +489,14 @@ def read_vibration_csv(
     # --- sample rate
     rate: float | None = None
     if time_col is not None:
+        name = f"'{header[time_col]}' " if header is not None else ""
+        if time_scale == 1.0:
+            time_scale = _epoch_scale(path, data[:, time_col], name.strip())
         t = data[:, time_col] * time_scale
         d = np.diff(t)
-        nonpos = np.flatnonzero(d <= 0)
-        name = f"'{header[time_col]}' " if header is not None else ""
+        # times written to a step near the sample period (milliseconds at 1024 Hz) repeat or vary by that step
+        step, q = (float(t[-1] - t[0]) / (len(t) - 1), _stamp_resolution(t)) if len(t) > 1 else (0.0, 0.0)
+        nonpos = np.flatnonzero(d < 0 if 0 < step <= q else d <= 0)
         if nonpos.size:
             r = int(nonpos[0]) + 1
             raise DataError(
@@ -465,20 +504,24 @@ def read_vibration_csv(
                 f"time column {name}(column {time_col + 1}) is not increasing: line {line_of(r)} has "
                 f"{data[r, time_col]:.10g} after {data[r - 1, time_col]:.10g} on line {line_of(r - 1)}",
             )
-        med = float(np.median(d))
+        med = float(np.median(d)) if not q else step
         dev = np.abs(d - med) / med
         worst = int(np.argmax(dev))
-        if dev[worst] > TIME_STEP_TOLERANCE:
+        limit = TIME_STEP_TOLERANCE + q / med  # a time written to q may be off by q / 2, a step by q
+        if dev[worst] > limit:
             raise DataError(
                 path,
                 f"time column {name}(column {time_col + 1}) is not evenly sampled: the step before line "
-                f"{line_of(worst + 1)} is {d[worst]:g} s, {100 * dev[worst]:.1f} % off the median step "
-                f"{med:g} s (limit {100 * TIME_STEP_TOLERANCE:g} %); resample the recording or remove the "
-                f"time column and give the sample rate",
+                f"{line_of(worst + 1)} is {d[worst]:g} s, {100 * dev[worst]:.1f} % off the {'mean' if q else 'median'} "
+                f"step {med:g} s (limit {100 * limit:.3g} %"
+                + (f": {100 * TIME_STEP_TOLERANCE:g} % and the times' {q:g}-s resolution" if q else "")
+                + "); resample the recording or remove the time column and give the sample rate",
             )
         # the mean step over the whole column: a time written with few decimals (1/2048 s as 0.000488) rounds
         # every step alike, which 1 / median step turns into 2049.18 Hz; over the column the rounding averages out
         rate = snap_rate((len(t) - 1) / float(t[-1] - t[0]))
+        if q and abs(rate - round(rate)) <= rate * q / float(t[-1] - t[0]):  # the ends are off by up to q / 2 each
+            rate = float(round(rate))
         if sample_rate is not None and abs(rate - float(sample_rate)) > TIME_STEP_TOLERANCE * float(sample_rate):
             raise DataError(
                 path,
