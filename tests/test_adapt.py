@@ -114,6 +114,13 @@ def test_a_spectrum_cut_off_at_the_top_is_named_and_a_change_within_the_band_is_
     assert text.startswith("2 of 2 recordings hold sound above 1600 Hz where every training recording was far "
                            "quieter") and "training recordings were cut off" in text
     assert band_content_warning(prof[2:], fitted, ["ok.wav"], centres) is None
+    # the top band alone: emptied, a cut (an anti-alias filter); louder, what a fault may do
+    top = feats[:4].copy()
+    top[0:2, :, 7] -= 35
+    top[2:4, :, 7] += 35
+    text = band_content_warning(band_profile_db(top, np.repeat(np.arange(2), 2), 2, cfg), fitted,
+                                ["filtered.wav", "whistle.wav"], centres)
+    assert text.startswith("1 of 2 recordings hold far less sound above 3600 Hz") and "whistle" not in text
     assert band_profile_db(feats, np.zeros(8, int), 1, type("F", (), {"scale": "linear"})()) is None
 
 

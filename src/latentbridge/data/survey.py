@@ -237,15 +237,17 @@ def band_content_warning(profile: np.ndarray, fitted: dict, names: list[str], ce
     band up to the last, more than ``margin`` dB under every training recording's (a lossy codec's or another
     recorder's low-pass, a lower original rate), or that far above it (training recordings so cut off).
     ``fitted``: the training files' per-band ``min`` and ``max`` of the same profile. Only a cut from the top
-    is named (at least two bands): a change within the band is what a detector is for. None when no recording
-    shows one."""
+    is named: a change within the band is what a detector is for. The top band alone emptied is a cut (an
+    anti-alias filter at 7.2 kHz of a 16-kHz model's 64 bands: the last 33 dB under, the one before 10; a fault adds
+    sound), the top band alone louder is not (a fault's whine): more sound is named from two bands. None when no
+    recording shows one."""
     lo, hi = np.asarray(fitted["min"], dtype=np.float64), np.asarray(fitted["max"], dtype=np.float64)
     if lo.shape != profile.shape[1:] or len(lo) < 4:
         return None
     texts = []
     for off, less in ((profile < lo - margin, True), (profile > hi + margin, False)):
         run = _top_run(off)
-        rows = np.flatnonzero(run >= 2)
+        rows = np.flatnonzero(run >= (1 if less else 2))
         if not len(rows):
             continue
         edge = float(centres[len(centres) - run[rows].min() - 1])  # the highest band both hold
