@@ -874,3 +874,21 @@ def test_csv_times_written_to_milliseconds_and_as_unix_time(tmp_path, rate, capl
     (tmp_path / "gap.csv").write_text("time_s,ax\n" + "".join(f"{t[i]:.3f},{x[i]:.5f}\n" for i in keep))
     with pytest.raises(DataError, match="not evenly sampled"):
         read_vibration_csv(tmp_path / "gap.csv")
+
+
+def test_csv_empty_columns_after_the_table_and_a_time_read_as_a_channel(tmp_path, caplog):
+    """Lines closed by two delimiters (empty columns after the table) were refused at their first empty cell; a
+    headerless file whose first column increases unevenly, read at a given rate, made that column a sensor axis
+    without a word (the hint was in the error only where no rate was given)."""
+    from latentbridge.io import read_vibration_csv
+
+    x = np.sin(np.arange(200) / 5)
+    (tmp_path / "closed.csv").write_text("time,ax,,\n" + "".join(f"{i / 100},{v:.5f},,\n" for i, v in enumerate(x)))
+    wave, sr = read_vibration_csv(tmp_path / "closed.csv")
+    assert sr == 100 and wave.shape == (1, 200)
+    t = np.arange(200) / 100 + np.random.default_rng(0).uniform(0, 0.004, 200)
+    (tmp_path / "jitter.csv").write_text("".join(f"{a:.5f},{v:.5f}\n" for a, v in zip(t, x)))
+    with caplog.at_level("WARNING"):
+        wave, sr = read_vibration_csv(tmp_path / "jitter.csv", fallback_rate=100)
+    assert wave.shape == (2, 200) and "read at the given 100 Hz, with its first column as a sensor channel (the " \
+        "first column increases like a time but its steps vary by up to" in caplog.text

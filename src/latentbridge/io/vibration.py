@@ -341,8 +341,9 @@ def read_vibration_csv(
     data_rows = rows[1:] if has_header else rows
     if not data_rows:
         raise DataError(path, "no data rows (only a header line)")
-    if delim is not None and all(lines[i].rstrip().endswith(delim) for i in data_rows):
-        # a delimiter closing every line (loggers, spreadsheet exports): no empty last column
+    while delim is not None and all(lines[i].rstrip().endswith(delim) for i in data_rows):
+        # a delimiter closing every line (loggers, spreadsheet exports; empty columns after the table: one per
+        # delimiter): no empty last column
         for i in data_rows:
             lines[i] = lines[i].rstrip()[:-1]
         if header is not None and header[-1] == "":
@@ -529,13 +530,14 @@ def read_vibration_csv(
                 "drop the given rate (vibration.sample_rate, or --sample-rate of evaluate and sample) or the time "
                 "column",
             )
-    elif sample_rate is not None:
-        rate = float(sample_rate)
+    elif sample_rate is not None or fallback_rate is not None and _rate_of_notes(notes) is None:
+        rate = float(sample_rate if sample_rate is not None else fallback_rate)
+        if time_hint and first_time(("csv time as channel", path.parent)):
+            log.warning("%s: read at the given %g Hz, with its first column as a sensor channel%s (the folder's other "
+                        "files are not named)", path, rate, time_hint)
     elif (rate := _rate_of_notes(notes)) is not None:
         if first_time(("csv rate note", path.parent, rate)):
             log.info("%s: the sample rate, %g Hz, read from the lines above the table", path, rate)
-    elif fallback_rate is not None:
-        rate = float(fallback_rate)
     else:
         raise DataError(
             path,
