@@ -609,3 +609,16 @@ def test_a_low_rate_sensor_gets_frames_that_resolve_its_spectrum():
     c = chosen(1000, 10.0)["features.n_fft"]
     assert c.value == 64 and "only 33 frequency bins, 15.6 Hz apart: for a finer look" in c.reason
     assert chosen(16000, 10.0)["features.n_fft"].reason == "64 ms at 16000 Hz (stationary sound)"  # 513 bins
+
+
+def test_audio_files_of_differing_channel_counts_are_mixed_and_said_so():
+    """A folder of 6- and 8-channel array recordings is mixed to one signal: the reason said was 'microphones hearing
+    one sound', a stereo pair's."""
+    from latentbridge.data.survey import Survey
+    from latentbridge.tasks.adapt import _channel_choice
+
+    mixed = _channel_choice(Survey(8, {48000: 8}, {6: 5, 8: 3}, [5.0] * 8, codecs={"PCM_24": 8}))
+    assert mixed.value is None and "6 channels x5, 8 channels x3: mixed to one signal (the channel counts differ" \
+        in mixed.reason
+    stereo = _channel_choice(Survey(4, {48000: 4}, {2: 4}, [5.0] * 4, codecs={"PCM_16": 4}))
+    assert stereo.value is None and "(microphones hearing one sound)" in stereo.reason

@@ -163,7 +163,9 @@ def _channel_choice(survey: Survey) -> Choice | None:
                                               "beside the others, not averaged into one signal; -o audio.channel=null "
                                               "mixes them")
     return Choice("audio.channel", None, f"{counts}: mixed to one signal"
-                  + (" (the axis counts differ)" if vibration else " (microphones hearing one sound)")
+                  + (" (the axis counts differ)" if vibration else " (the channel counts differ: every channel of "
+                     "each file cannot be modelled beside the others)" if len(survey.channels) > 1
+                     else " (microphones hearing one sound)")
                   + "; -o audio.channel=K models channel K alone (0-based)"
                   + ("" if len(survey.channels) > 1 else ", -o audio.channel=all each channel beside the others"))
 
