@@ -379,10 +379,11 @@ class FeatureExtractor:
 
     def chunks(self, files: list[Path], size: int | None = None, shares: int = 1) -> list[list[tuple[int, Path]]]:
         """``[(index, path), ...]`` chunks of ``size`` files; by default small enough that every worker
-        (of each of ``shares`` processes) gets about four chunks, so that none waits on a long last
-        one, and at most 16 files (features of a chunk are transformed together)."""
+        (of each of ``shares`` processes) gets about sixteen chunks, so that none waits long on a last
+        one (with four, two threads on 60 recordings of 10 s waited out 8-file chunks: 0.27 s against 0.25 s with
+        chunks of 2), and at most 16 files (features of a chunk are transformed together)."""
         if size is None:
-            size = max(1, min(16, -(-len(files) // (4 * max(1, self.num_workers) * max(1, shares)))))
+            size = max(1, min(16, -(-len(files) // (16 * max(1, self.num_workers) * max(1, shares)))))
         indexed = list(enumerate(files))
         return [indexed[k:k + size] for k in range(0, len(indexed), size)]
 
