@@ -123,7 +123,8 @@ def listen(
 
     Returns ``{"n_windows", "n_anomalies", "overflows", "duration_s", "n_silent_windows", "n_clipped_samples"}``
     where ``duration_s`` is the audio received, in seconds (a file ``source``'s clipping is named as ``anomaly score``
-    names it; a live input's samples held at full scale are counted as they arrive).  Times are positions in the received audio.
+    names it; a live input's samples held at full scale are counted as they arrive). Times are positions in the
+    received audio, a trimmed file's in the recording.
     """
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be positive, got {sample_rate}")
