@@ -239,6 +239,11 @@ def test_listen_stream_and_edge_score_the_windows_of_score(axes_data, axes_model
     frames = np.ascontiguousarray(wave.T).astype("<f4")
     with TestClient(create_app(load_models([axes_model]))) as c:
         assert "3 channels (each read" in c.get("/api/models/m").json()["input"]["score"]
+        # an upload with the page's display spectrogram (a 500: the display assumed one channel)
+        r = c.post("/api/models/m/score", params={"spectrogram": True}, files={"file": (rec.name, rec.read_bytes())})
+        assert r.status_code == 200, r.text
+        np.testing.assert_allclose([w["score"] for w in r.json()["windows"]], ref, rtol=1e-4)
+        assert len(r.json()["spectrogram"]["db"]) == len(r.json()["spectrogram"]["row_hz"])
         with c.websocket_connect("/api/models/m/stream") as ws:
             ws.send_text(json.dumps({"sample_rate": SR, "format": "f32"}))
             msg = ws.receive_json()

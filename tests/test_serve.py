@@ -144,6 +144,9 @@ def test_score_gives_the_windows_of_anomaly_score(client, folders, machine_data)
         assert body["decision"] == ("anomalous" if ref.file_scores[0] > ref.threshold else "normal")
         spec = body["spectrogram"]
         assert len(spec["db"]) == 64 and len(spec["db"][0]) > 100 and spec["f_max_hz"] > 0
+        # each row at its mel band's centre (the page drew a linear axis: a 2-kHz tone at "4.4 kHz")
+        hz = np.array(spec["row_hz"])
+        assert len(hz) == 64 and np.all(np.diff(hz) > 0) and 1000 < hz[31] < 2000 and hz[-1] < spec["f_max_hz"]
         # the body is what /openapi.json says it is, every field of it
         assert ScoreResponse.model_validate(body, strict=False).model_dump(exclude_none=True).keys() == body.keys()
 
@@ -176,6 +179,12 @@ def test_score_accepts_other_formats_and_rates(client, folders, machine_data, tm
     assert r.status_code == 200 and len(r.json()["warnings"]) == 1, r.json()["warnings"]
     assert r.json()["warnings"][0].startswith("1 of 1 recordings are more than 30 dB quieter than the quietest "
                                               "training recording (dead_mic.wav -92 dBFS")
+    unfinished = bytearray(dead.read_bytes())  # a recorder stopped before it wrote the data chunk's size
+    at = unfinished.find(b"data")
+    unfinished[at + 4:at + 8] = bytes(4)
+    r = _post(client, f"/api/models/{_name(folders, 'pump')}/score", "rec.wav", bytes(unfinished))
+    assert r.status_code == 200 and r.json()["duration_s"] == pytest.approx(4.0), r.text
+    assert r.json()["warnings"][0].startswith("rec.wav: its header gives its samples no size"), r.json()["warnings"]
     hot = tmp_path / "hot.wav"  # a saturated recorder: held at full scale
     sf.write(hot, np.clip(4 * wave / np.abs(wave).max(), -1, 1), sr, subtype="PCM_16")
     r = _post(client, f"/api/models/{_name(folders, 'pump')}/score", "hot.wav", hot.read_bytes())
@@ -389,6 +398,16 @@ def test_predict_bridge_mask_and_extent(client, folders, models, tmp_path):
     np.testing.assert_array_equal(mask[::4, ::4] > 127, ref.mask > 0.5)
     prob = _png(body["mask_probability_png"])[::4, ::4] / 255.0
     np.testing.assert_allclose(prob, ref.mask_prob, atol=1 / 255)
+    assert body["warnings"] == []
+    # what the reader says of a file reaches the client, naming its file (it was only logged, under a temporary path)
+    epoch = _vibration_csv().decode().splitlines()
+    epoch = "\n".join(["timestamp," + epoch[0].split(",", 1)[1]] + [
+        f"{1714564800000 + round(float(line.split(',', 1)[0]) * 1000)},{line.split(',', 1)[1]}" for line in epoch[1:]])
+    r = _post(client, f"/api/models/{name}/predict", "stamped.csv", epoch.encode())
+    assert r.status_code == 200, r.text
+    assert r.json()["damage_extent"] == pytest.approx(ref.extent, rel=1e-5)
+    assert any(w.startswith("stamped.csv: the time column 'timestamp' holds 1.715e+12, Unix time in ms")
+               for w in r.json()["warnings"]), r.json()["warnings"]
     # the same samples as a MATLAB file (the DAQ's struct: samples and rate): the same prediction
     samples = np.loadtxt(io.StringIO(_vibration_csv().decode()), delimiter=",", skiprows=1)[:, 1:]
     mat = io.BytesIO()

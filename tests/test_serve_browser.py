@@ -124,6 +124,17 @@ def test_upload_page_shows_a_result(server, browser, detector_model):
         return [red, blue];
     }""")
     assert colours[0] > 10 and colours[1] > 50, colours
+    assert page.is_hidden("#result-warnings")
+    # what the server says of a file is shown beside the decision (a clipping recording read as just "anomalous")
+    import soundfile as sf
+
+    x, sr = sf.read(detector_model.parent / "fault.wav")
+    hot = detector_model.parent / "hot.wav"
+    sf.write(hot, np.clip(4 * x / np.abs(x).max(), -1, 1), sr, subtype="PCM_16")
+    page.set_input_files("#file", str(hot))
+    page.click("#submit")
+    page.wait_for_function("window.lb.result.file === 'hot.wav'", timeout=60000)
+    assert page.is_visible("#result-warnings") and "1 of 1 recordings clip" in page.inner_text("#result-warnings")
     # a file that cannot be read: its error, and no verdict of the file before (it read as this file's)
     bad = detector_model.parent / "text.wav"
     bad.write_text("not audio")

@@ -527,7 +527,8 @@ def read_vibration_csv(
             raise DataError(
                 path,
                 f"the time column gives {rate:g} Hz but the sample rate {float(sample_rate):g} Hz was given; "
-                "drop the given rate (vibration.sample_rate, or --sample-rate of evaluate and sample) or the time "
+                "drop the given rate (vibration.sample_rate, --sample-rate of evaluate and sample, or a server "
+                "request's sample_rate) or the time "
                 "column",
             )
     elif sample_rate is not None or fallback_rate is not None and _rate_of_notes(notes) is None:

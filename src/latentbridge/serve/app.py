@@ -120,6 +120,32 @@ class _Upload:
     def error(self, e: DataError) -> HTTPException:
         return HTTPException(422, f"{self.client_name}: {e.problem}".replace(str(self.path), self.client_name))
 
+    def told(self, fn, *args):
+        """``(fn(*args), the warnings latentbridge logged meanwhile in this thread)``, naming the client's file: what
+        the reader says of a file (a header never finalised, a CSV's Unix-time column or sensors read by position)
+        reaches the client, not only the server's log under a temporary path."""
+        said = _Said()
+        logger = logging.getLogger("latentbridge")
+        logger.addHandler(said)
+        try:
+            out = fn(*args)
+        finally:
+            logger.removeHandler(said)
+        return out, [t.replace(str(self.path), self.client_name).replace(str(self.path.parent), ".")
+                     for t in said.texts]
+
+
+class _Said(logging.Handler):
+    """The warnings logged in the thread that made it (a request's reading, in a worker thread)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.thread, self.texts = threading.get_ident(), []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.texts.append(record.getMessage())
+
 
 def _fastapi(**kwargs) -> FastAPI:
     """A FastAPI application whose /docs and /redoc pages load their scripts from this server (the
@@ -261,8 +287,8 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
         try:
             t0 = time.perf_counter()
             try:
-                wave, windows, starts_s, padded, info, clipped = await in_thread(
-                    decode_pool, _read_windows, m, up.path, settings.max_duration_s, sample_rate)
+                (wave, windows, starts_s, padded, info, clipped), said = await in_thread(
+                    decode_pool, up.told, _read_windows, m, up.path, settings.max_duration_s, sample_rate)
             except DataError as e:
                 raise up.error(e) from None
             except _TooLong as e:
@@ -271,7 +297,7 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
             scores, decisions = await asyncio.wrap_future(batchers[name].submit(windows))
             t2 = time.perf_counter()
             result = _score_result(m, up.client_name, wave, scores, decisions, starts_s, padded)
-            result["warnings"] = _upload_warnings(m, up.client_name, info, wave, clipped)
+            result["warnings"] = said + _upload_warnings(m, up.client_name, info, wave, clipped)
             if sample_rate is not None and info.sample_rate != round(sample_rate):  # the file gives its own rate
                 result["warnings"].append(f"sample_rate {sample_rate:g} Hz ignored: {up.client_name} gives its own "
                                           f"rate, {info.sample_rate} Hz (the rate is for files that give none)")
@@ -319,7 +345,9 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
         up = await receive(file, request)
         try:
             try:
-                return await in_thread(model_pool, _predict, m, up, route, scale, settings, sample_rate)
+                result, said = await in_thread(model_pool, up.told, _predict, m, up, route, scale, settings,
+                                               sample_rate)
+                return {**result, "warnings": said}
             except DataError as e:
                 raise up.error(e) from None
         finally:

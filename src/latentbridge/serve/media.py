@@ -48,7 +48,9 @@ def display_spectrogram(wave: np.ndarray, spec, max_columns: int = 480) -> dict:
     """The model's own spectrogram (its saved feature parameters, dB, un-normalised, every frame)
     of a whole recording at the model's rate, max-pooled to at most ``max_columns`` frames for
     display: ``{"db": [[...] per frequency row, low to high], "seconds_per_column", "f_max_hz",
-    "kind"}``."""
+    "kind", "row_hz"}`` (``row_hz``: each row's centre frequency, mel bands spaced as they are). A recording of
+    several channels (a model of every channel) shows the loudest channel in each cell."""
+    from latentbridge.data.survey import band_centres_hz
     import torch
 
     from latentbridge.transforms.audio import SpectrogramTransform
@@ -57,7 +59,7 @@ def display_spectrogram(wave: np.ndarray, spec, max_columns: int = 480) -> dict:
     t = SpectrogramTransform(**{**f.model_dump(), "n_frames": None, "normalize": "none", "scale": "db"}).eval()
     with torch.no_grad():
         db = t(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None]).numpy()
-    db = db.reshape(db.shape[-2], db.shape[-1])
+    db = db.reshape(-1, db.shape[-2], db.shape[-1]).max(axis=0)  # (channels, rows, frames) -> the loudest
     pool = max(1, int(np.ceil(db.shape[1] / max_columns)))
     n = db.shape[1] // pool * pool
     if n:
@@ -67,4 +69,5 @@ def display_spectrogram(wave: np.ndarray, spec, max_columns: int = 480) -> dict:
     else:
         pooled = db
     return {"db": np.round(pooled, 1).tolist(), "seconds_per_column": pool * f.hop_length / f.sample_rate,
-            "f_max_hz": f.fmax or f.sample_rate / 2, "kind": f.kind}
+            "f_max_hz": f.fmax or f.sample_rate / 2, "kind": f.kind,
+            "row_hz": np.round(band_centres_hz(f, f.sample_rate), 1).tolist()}

@@ -83,6 +83,8 @@ class MaskPrediction(BaseModel):
     mask_shape: list[int]
     mask_png: str
     mask_probability_png: str
+    warnings: list[str] = []
+    """What the reader said of the file (the same words as the command line's warnings)."""
 
 
 class ImagePrediction(BaseModel):
@@ -95,6 +97,8 @@ class ImagePrediction(BaseModel):
     image_png: str
     image_shape: list[int]
     spectrogram_png: str
+    warnings: list[str] = []
+    """What the reader said of the file (the same words as the command line's warnings)."""
 
 
 class AudioPrediction(BaseModel):
@@ -109,6 +113,8 @@ class AudioPrediction(BaseModel):
     wav: str
     input_image_png: str
     spectrogram_png: str
+    warnings: list[str] = []
+    """What the reader said of the file (the same words as the command line's warnings)."""
 
 
 PredictResponse = Annotated[Union[MaskPrediction, ImagePrediction, AudioPrediction], Field(discriminator="kind")]

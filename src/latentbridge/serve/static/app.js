@@ -38,8 +38,15 @@ function selectModel(name) {
   $("route-label").hidden = m.task !== "avdigits";
   $("task-label").hidden = $("mask-label").hidden = !enhancing;
   $("file").accept = m.task === "multimodal" ? ".csv,.mat" : m.task === "avdigits" ? "audio/*,.png,.jpg,.jpeg"
-    : enhancing ? ".npy,.npz,.tif,.tiff" : "audio/*";
+    : enhancing ? ".npy,.npz,.tif,.tiff" : "audio/*,.csv,.mat";  // a detector of vibration recordings reads them
+  $("rate-label").hidden = !(scoring || m.task === "multimodal");
   $("live-panel").hidden = !m.endpoints.includes("stream");
+  // the page's microphone sends one channel: a model of channel K or of every channel needs more
+  const mono = inp.channel === null || inp.channel === undefined;
+  $("live-start").disabled = !mono;
+  $("live-status").textContent = mono ? "idle" : `this model reads ${inp.channel === "all"
+    ? `every channel of ${inp.n_channels}` : `channel ${inp.channel}`}; the page's microphone sends one: stream ` +
+    "such audio over the WebSocket API (/docs)";
   $("sample-panel").hidden = !m.endpoints.includes("sample");
   $("diffusion-controls").hidden = m.task !== "diffusion";
   if (m.task === "diffusion") {
@@ -90,6 +97,22 @@ function showScore(r) {
     `${r.n_anomalous_windows} above the threshold ${r.threshold.toPrecision(4)}) · ${r.duration_s.toFixed(2)} s`;
   LBCharts.timeline($("timeline"), r.windows, r.threshold);
   if (r.spectrogram) LBCharts.spectrogram($("spectrogram"), r.spectrogram);
+}
+
+// what the server said of the file (a codec, level, clipping, a header never finalised, ...), beside the decision
+function showWarnings(r) {
+  const items = (r.warnings || []).slice();
+  if (r.padded && lb.model && lb.model.input) {
+    items.push(`shorter than one ${lb.model.input.window_s}-s window: padded to one window`);
+  }
+  const box = $("result-warnings");
+  box.innerHTML = "";
+  for (const text of items) {
+    const li = document.createElement("li");
+    li.textContent = text;
+    box.appendChild(li);
+  }
+  box.hidden = !items.length;
 }
 
 function showImage(fig, img, b64, caption) {
@@ -161,6 +184,8 @@ async function upload(ev) {
   form.append("file", f, f.name);
   const scoring = m.endpoints.includes("score"), enhancing = m.endpoints.includes("enhance");
   if (m.task === "avdigits") form.append("route", $("route").value);
+  const rate = $("upload-rate").value.trim();
+  if (rate !== "" && !enhancing && m.task !== "avdigits") form.append("sample_rate", rate);
   if (enhancing) {
     form.append("task", $("enhance-task").value);
     const mask = $("mask").files[0];
@@ -175,10 +200,15 @@ async function upload(ev) {
     const url = `/api/models/${encodeURIComponent(m.name)}/` +
       (scoring ? "score?spectrogram=true" : enhancing ? "enhance" : "predict");
     const r = await api(url, { method: "POST", body: form });
+    if (lb.model !== m) {  // another model was picked meanwhile: its header would stand over this answer
+      $("upload-status").textContent = `${m.name}'s answer for ${f.name} left unshown: another model is selected`;
+      return;
+    }
     lb.result = r;
     $("result").hidden = false;
     $("enhance-result").hidden = true;
     (scoring ? showScore : enhancing ? showEnhanced : showPrediction)(r);
+    showWarnings(r);
     $("upload-status").textContent = "";
   } catch (e) {
     $("upload-status").textContent = "";
@@ -278,7 +308,9 @@ async function startLive() {
       }
     };
     ws.onclose = () => { $("live-status").textContent = "stopped"; stopLive(); };
-    ws.onerror = () => message("the live stream failed (is the server running, and does it need an API key?)");
+    // a browser reads no reason from a refused handshake: name every one it may be
+    ws.onerror = () => message("the live stream was refused or failed: the server may be down, need an API key " +
+      "(open the page as /?api_key=KEY), or hold as many live streams as it takes (latentbridge serve --max-streams)");
     $("live-start").disabled = true;
     $("live-stop").disabled = false;
     $("live-status").textContent = "connecting…";

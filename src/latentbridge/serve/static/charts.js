@@ -14,7 +14,8 @@ const LBCharts = (() => {
     return ticks;
   }
 
-  function axes(ctx, w, h, x0, x1, y0, y1, xLabel, grid = true) {
+  // yTicks: [[value, label], ...] in place of evenly spaced numbers (a mel axis)
+  function axes(ctx, w, h, x0, x1, y0, y1, xLabel, grid = true, yTicks = null) {
     const X = (v) => PAD.left + ((v - x0) / (x1 - x0 || 1)) * (w - PAD.left - PAD.right);
     const Y = (v) => h - PAD.bottom - ((v - y0) / (y1 - y0 || 1)) * (h - PAD.top - PAD.bottom);
     ctx.strokeStyle = "#c9ced8";
@@ -27,8 +28,8 @@ const LBCharts = (() => {
     ctx.lineTo(w - PAD.right, h - PAD.bottom);
     ctx.stroke();
     ctx.textAlign = "right";
-    for (const t of niceTicks(y0, y1, 5)) {
-      ctx.fillText(String(t), PAD.left - 6, Y(t) + 4);
+    for (const [t, label] of yTicks || niceTicks(y0, y1, 5).map((v) => [v, String(v)])) {
+      ctx.fillText(label, PAD.left - 6, Y(t) + 4);
       if (!grid) continue;
       ctx.strokeStyle = "#eef0f4";
       ctx.beginPath();
@@ -109,7 +110,14 @@ const LBCharts = (() => {
     const w = canvas.width, h = canvas.height;
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(off, PAD.left, PAD.top, w - PAD.left - PAD.right, h - PAD.top - PAD.bottom);
-    axes(ctx, w, h, 0, cols * spec.seconds_per_column, 0, spec.f_max_hz / 1000, "time (s) · frequency (kHz)", false);
+    const x1 = cols * spec.seconds_per_column, label = "time (s) · frequency (kHz)";
+    if (spec.row_hz && spec.row_hz.length === rows) {  // each row at its own frequency: mel bands are not evenly spaced
+      const ticks = [0, 1, 2, 3, 4].map((k) => Math.round((k * (rows - 1)) / 4))
+        .map((r) => [r + 0.5, String(+(spec.row_hz[r] / 1000).toPrecision(2))]);
+      axes(ctx, w, h, 0, x1, 0, rows, label, false, ticks);
+    } else {
+      axes(ctx, w, h, 0, x1, 0, spec.f_max_hz / 1000, label, false);
+    }
   }
 
   return { timeline, spectrogram };
