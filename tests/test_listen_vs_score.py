@@ -72,6 +72,12 @@ def test_listen_on_a_file_matches_score(fitted_model, recordings, tmp_path, whic
     np.testing.assert_allclose(l_starts, s_starts, atol=5e-4)  # scores.csv writes 3 decimals
     np.testing.assert_allclose(l_scores, s_scores, rtol=2e-5)  # and 6 significant digits
     assert printed.count(" s  score ") == n_windows
+    # and the same ends: a recording shorter than its window ends where its samples do (listen said 2.0 for 1.2 s)
+    with sqlite3.connect(tmp_path / f"{wav.stem}.sqlite") as db:
+        l_ends = [r[0] for r in db.execute("SELECT end_s FROM events ORDER BY id")]
+    with open(tmp_path / f"scored_{wav.stem}" / "scores.csv", newline="") as fh:
+        s_ends = [float(r["end_s"]) for r in csv.DictReader(fh) if r["level"] == "window"]
+    np.testing.assert_allclose(l_ends, s_ends, atol=5e-4)
 
     if which == 1.2:
         # The comparison is sharp: the window padded with zeros instead of the model's

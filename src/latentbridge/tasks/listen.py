@@ -211,7 +211,8 @@ def listen(
             )
         for start, value, flag in zip(starts, scores, decisions):
             start_s = start / sample_rate + read["lead_s"]
-            end_s = start_s + window / sample_rate
+            # a recording shorter than its padded last window ends where its samples do, as score says
+            end_s = min(start + window, buffer.samples_seen) / sample_rate + read["lead_s"]
             n_windows += 1
             n_anomalies += int(flag)
             emit(_format_line(start_s, end_s, float(value), bool(flag)))
