@@ -709,7 +709,7 @@ def test_cache_reused_and_invalidated(tmp_path, monkeypatch):
     assert man["sample_rate"] == SR and man["inputs"]["vibration"]["window_s"] == 2.0
     assert {f["path"] for f in man["inputs"]["files"]} >= {"Data/Test_01/rec0.csv", "Labels/Test_01/mask.png"}
     assert man["shapes"]["segments"] == [len(first), 3, 200] and "spectrograms" not in man["shapes"]
-    assert man["code_version"].endswith(f"+bridge{bridge.CACHE_VERSION}") and bridge.CACHE_VERSION == 5
+    assert man["code_version"].endswith(f"+bridge{bridge.CACHE_VERSION}") and bridge.CACHE_VERSION == 6
     assert np.load(folder / "test_ids.npy").dtype.kind == "U"
 
     def boom(*a, **k):
@@ -892,3 +892,38 @@ def test_csv_empty_columns_after_the_table_and_a_time_read_as_a_channel(tmp_path
         wave, sr = read_vibration_csv(tmp_path / "jitter.csv", fallback_rate=100)
     assert wave.shape == (2, 200) and "read at the given 100 Hz, with its first column as a sensor channel (the " \
         "first column increases like a time but its steps vary by up to" in caplog.text
+
+
+def test_warnings_of_a_build_are_said_again_from_the_cache(tmp_path, caplog):
+    """The windows of a second train and of every evaluate come from the cache, which returned before the checks:
+    inverted, stretched masks and sensor columns in another order were named once, then never again."""
+    import json
+
+    import latentbridge.utils as utils
+
+    root = make_root(tmp_path, {"Test_01": {"extent": 0.3}, "Test_02": {"extent": 0.0}})
+    for mask in (root / "Labels").rglob("*.png"):  # black crack on white
+        write_mask_png(mask, 1.0 - read_mask_png(mask, *Image.open(mask).size[::-1]))
+    write_mask_png(root / "Labels" / "Test_02" / "mask.png", np.ones((64, 64)))  # square: stretched to 24x8
+    csv = root / "Data" / "Test_02" / "rec0.csv"  # the sensor columns reversed
+    csv.write_text("\n".join(",".join(c[j] for j in (0, 3, 2, 1)) for c in
+                             (ln.split(",") for ln in csv.read_text().splitlines())) + "\n")
+    said = []
+    for run in range(3):  # a build, then two runs (processes) that read the cache
+        utils._SAID.clear()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            data = build_windows(root, vib(), cache_dir=tmp_path / "cache")
+        said.append(sorted(r.getMessage() for r in caplog.records))
+    assert len(said[0]) == 3, said[0]
+    assert said[1] == said[2] == said[0]
+    text = "\n".join(said[1])
+    assert "the masks are 85% crack on average: inverted" in text
+    assert "a 64x64 mask (width x height) is stretched to the model's 24x8" in text
+    assert "1 recording(s) list their sensor columns in another order" in text
+    man = json.loads((data.cache_path / "manifest.json").read_text())
+    assert sorted(man["warnings"]) == said[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # the same process: named once
+        build_windows(root, vib(), cache_dir=tmp_path / "cache")
+    assert not caplog.records

@@ -27,8 +27,10 @@ Windows (:func:`build_windows`)
 Cache
 -----
 ``CACHE/<key>/`` holds ``masks.npy``, ``segments.npy`` (the wave windows), ``test_ids.npy``
-(one per window), ``has_mask.npy``, ``starts_s.npy``, ``sources.npy`` and ``manifest.json``. ``key`` is :func:`latentbridge.utils.stable_hash` of the
-manifest inputs: the vibration config, the resolved root, every CSV/PNG's relative path, size
+(one per window), ``has_mask.npy``, ``starts_s.npy``, ``sources.npy`` and ``manifest.json``, which keeps the
+warnings said while the windows were built (masks inverted, empty, stretched or shrunk away; sensor columns
+reordered, dead or at other rates): a cache hit says them again. ``key`` is
+:func:`latentbridge.utils.stable_hash` of the manifest inputs: the vibration config, the resolved root, every CSV/PNG's relative path, size
 and mtime, and the code version (package version + cache format version) — so a changed file or parameter never reuses a stale
 cache. The folder is written under a temporary name and renamed. Default ``CACHE``:
 ``default_cache_dir().parent / "bridge"`` (beside ``$LATENTBRIDGE_CACHE``, as the digit classifiers are).
@@ -40,6 +42,7 @@ import json
 import logging
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,7 +54,7 @@ from latentbridge.data.bridge_layout import TestRecord, _warn_once, discover
 from latentbridge.io.masks import read_mask_png
 from latentbridge.io.matfile import read_mat_vibration
 from latentbridge.io.vibration import read_vibration_csv
-from latentbridge.utils import atomic_path, listed, stable_hash
+from latentbridge.utils import atomic_path, first_time, listed, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +62,9 @@ __all__ = ["TestRecord", "BridgeData", "discover", "build_windows", "model_order
            "CACHE_VERSION"]
 
 #: Bump when the cached arrays change meaning.
-CACHE_VERSION = 5  # 2: soxr resampling (io.resample) instead of resample_poly; 3: no spectrograms.npy;
-# 4: sensor columns matched by their header names across files (_ChannelOrder); 5: their names kept (channel_names)
+CACHE_VERSION = 6  # 2: soxr resampling (io.resample) instead of resample_poly; 3: no spectrograms.npy;
+# 4: sensor columns matched by their header names across files (_ChannelOrder); 5: their names kept (channel_names);
+# 6: the build's warnings kept (said again on a cache hit)
 _RATE_RTOL = 1e-4
 _CACHE_FILES = ("masks", "segments", "test_ids", "has_mask", "starts_s", "sources")
 
@@ -257,6 +261,8 @@ def _load_cache(folder: Path, key: str) -> BridgeData | None:
         test_index = np.array([lookup[str(t)] for t in arr["test_ids"]], dtype=np.int64)
     except KeyError:
         return None
+    for text in man.get("warnings", []):  # what the build said: a second train and every evaluate said nothing
+        _warn_once("%s", text)
     return _assemble(arr["segments"], arr["masks"], arr["has_mask"], test_index, arr["starts_s"], tests,
                      float(man["sample_rate"]), arr["sources"], folder, man.get("channel_names"))
 
@@ -270,6 +276,35 @@ def _assemble(waves, masks, has_mask, test_index, starts_s, tests, sample_rate, 
     return BridgeData(waves=waves, masks=masks, has_mask=has_mask, extent=extent, test_index=test_index,
                       starts_s=np.asarray(starts_s, dtype=np.float64), tests=tests, sample_rate=sample_rate,
                       sources=sources, cache_path=cache_path, channel_names=channel_names)
+
+
+class _Kept(logging.Handler):
+    """The warnings said while windows are built, for the cache's manifest."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.texts: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if text not in self.texts:
+            self.texts.append(text)
+        first_time(("bridge data", text))  # said: not again from the cache in this process (_warn_once's key)
+
+
+@contextmanager
+def _keeping_warnings():
+    """Collect the warnings of the folder's checks and of its masks (:mod:`latentbridge.io.masks`) while windows are
+    built: kept in the manifest, they are said again when the windows come from the cache."""
+    kept = _Kept()
+    loggers = (log, logging.getLogger("latentbridge.io.masks"))
+    for lg in loggers:
+        lg.addHandler(kept)
+    try:
+        yield kept.texts
+    finally:
+        for lg in loggers:
+            lg.removeHandler(kept)
 
 
 def read_recording(path: str | Path, vib, rates_read: dict | None = None,
@@ -419,84 +454,8 @@ def model_order(names: list[str] | None, model_names: list[str] | None, where) -
     return None
 
 
-def _build_windows(root, vib_cfg, cache_dir, use_cache) -> BridgeData:
-    from latentbridge.config.sections import VibrationConfig
-
-    vib = VibrationConfig() if vib_cfg is None else vib_cfg
-    if isinstance(vib, dict):
-        vib = VibrationConfig.model_validate(vib)
-    root = Path(root).resolve()
-    records = discover(root)
-    inputs = _manifest_inputs(root, records, vib)
-    key = stable_hash(inputs)
-    cache_root = Path(cache_dir) if cache_dir is not None else default_bridge_cache_dir()
-    folder = cache_root / key
-    if use_cache:
-        cached = _load_cache(folder, key)
-        if cached is not None:
-            log.info("bridge windows from cache %s", folder)
-            return cached
-
-    # --- read every recording
-    waves: dict[str, list[tuple[Path, np.ndarray]]] = {}
-    rates: dict[str, float] = {}
-    counts: dict[str, int] = {}
-    own: dict[Path, float] = {}
-    order = _ChannelOrder()
-    for r in records:
-        per_file = []
-        for p in r.csv_files:
-            names: list[str] = []
-            wave, sr = read_recording(p, vib, own, names)
-            per_file.append((p, order.align(p, wave, names), sr))
-            order.flat(per_file[-1][1])
-        ch = {p.name: w.shape[0] for p, w, _ in per_file}
-        if len(set(ch.values())) > 1:
-            raise DataError(root / "Data" / r.test_id, "recordings of one test have different channel counts: "
-                            + _fmt_groups(ch))
-        srs = {p.name: s for p, _, s in per_file}
-        ref = per_file[0][2]
-        if any(abs(s - ref) > _RATE_RTOL * ref for s in srs.values()):
-            raise DataError(root / "Data" / r.test_id, "recordings of one test have different sample rates (Hz): "
-                            + _fmt_groups({k: f"{v:g}" for k, v in srs.items()}) + "; set vibration.resample_to")
-        waves[r.test_id] = [(p, w) for p, w, _ in per_file]
-        rates[r.test_id] = ref
-        counts[r.test_id] = per_file[0][1].shape[0]
-    if len(set(counts.values())) > 1:
-        raise DataError(root, "tests have different channel counts (channels: tests): " + _fmt_groups(counts)
-                        + "; pick common sensor columns with -o vibration.channels=[...] when training (a trained "
-                          "model reads the columns it was trained on)")
-    ref_rate = next(iter(rates.values()))
-    if any(abs(s - ref_rate) > _RATE_RTOL * ref_rate for s in rates.values()):
-        raise DataError(root, "tests have different sample rates (Hz: tests): "
-                        + _fmt_groups({k: f"{v:g}" for k, v in rates.items()}) + "; set vibration.resample_to")
-    sr = float(ref_rate)
-    _report_rates(own, sr, root)
-    order.report(root)
-    window = int(round(vib.window_s * sr))
-    hop = max(1, int(round(vib.hop_s * sr)))
-    if window < 2:
-        raise ConfigError(f"vibration.window_s ({vib.window_s} s) is less than 2 samples at {sr:g} Hz")
-    if vib.n_fft > window:
-        raise ConfigError(f"vibration.n_fft ({vib.n_fft}) is longer than one window "
-                          f"(vibration.window_s x {sr:g} Hz = {window} samples)")
-
-    # --- windows and masks
-    seg_list, idx_list, start_list, src_list = [], [], [], []
-    for ti, r in enumerate(records):
-        for p, w in waves[r.test_id]:
-            segs, starts_s_ = recording_windows(w, sr, vib.window_s, vib.hop_s, p)
-            seg_list.append(segs)
-            idx_list.append(np.full(len(segs), ti, dtype=np.int64))
-            start_list.append(starts_s_)
-            src_list.append(np.full(len(segs), p.relative_to(root).as_posix()))
-        waves[r.test_id] = []  # free the recordings as we go
-    segments = np.concatenate(seg_list, axis=0)
-    del seg_list
-    test_index = np.concatenate(idx_list)
-    starts_s = np.concatenate(start_list)
-    sources = np.concatenate(src_list).astype(str)
-
+def _read_masks(root: Path, records: list[TestRecord], vib) -> tuple[np.ndarray, np.ndarray]:
+    """Every test's mask ``(n_tests, 1, H, W)`` and whether it has one; masks that look inverted or all empty named."""
     H, W = vib.mask_height, vib.mask_width
     test_masks = np.zeros((len(records), 1, H, W), dtype=np.float32)
     test_has = np.zeros(len(records), dtype=bool)
@@ -516,13 +475,96 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache) -> BridgeData:
                    "says nothing. Are the cracks drawn in a way not read as crack (a crack is what is brighter than "
                    "vibration.mask_threshold = %g, or a transparent layer's drawn pixels)?", root, int(test_has.sum()),
                    vib.mask_threshold)
-    masks = test_masks[test_index]
-    has_mask = test_has[test_index]
-    tests = [r.test_id for r in records]
-    test_ids = np.asarray(tests, dtype=str)[test_index]
+    return test_masks, test_has
 
-    data = _assemble(segments, masks, has_mask, test_index, starts_s, tests, sr, sources, None,
-                     None if order.ref is None else list(order.ref[1]))
+
+def _build_windows(root, vib_cfg, cache_dir, use_cache) -> BridgeData:
+    from latentbridge.config.sections import VibrationConfig
+
+    vib = VibrationConfig() if vib_cfg is None else vib_cfg
+    if isinstance(vib, dict):
+        vib = VibrationConfig.model_validate(vib)
+    root = Path(root).resolve()
+    records = discover(root)
+    inputs = _manifest_inputs(root, records, vib)
+    key = stable_hash(inputs)
+    cache_root = Path(cache_dir) if cache_dir is not None else default_bridge_cache_dir()
+    folder = cache_root / key
+    if use_cache:
+        cached = _load_cache(folder, key)
+        if cached is not None:
+            log.info("bridge windows from cache %s", folder)
+            return cached
+
+    with _keeping_warnings() as said:
+        # --- read every recording
+        waves: dict[str, list[tuple[Path, np.ndarray]]] = {}
+        rates: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        own: dict[Path, float] = {}
+        order = _ChannelOrder()
+        for r in records:
+            per_file = []
+            for p in r.csv_files:
+                names: list[str] = []
+                wave, sr = read_recording(p, vib, own, names)
+                per_file.append((p, order.align(p, wave, names), sr))
+                order.flat(per_file[-1][1])
+            ch = {p.name: w.shape[0] for p, w, _ in per_file}
+            if len(set(ch.values())) > 1:
+                raise DataError(root / "Data" / r.test_id, "recordings of one test have different channel counts: "
+                                + _fmt_groups(ch))
+            srs = {p.name: s for p, _, s in per_file}
+            ref = per_file[0][2]
+            if any(abs(s - ref) > _RATE_RTOL * ref for s in srs.values()):
+                raise DataError(root / "Data" / r.test_id, "recordings of one test have different sample rates (Hz): "
+                                + _fmt_groups({k: f"{v:g}" for k, v in srs.items()}) + "; set vibration.resample_to")
+            waves[r.test_id] = [(p, w) for p, w, _ in per_file]
+            rates[r.test_id] = ref
+            counts[r.test_id] = per_file[0][1].shape[0]
+        if len(set(counts.values())) > 1:
+            raise DataError(root, "tests have different channel counts (channels: tests): " + _fmt_groups(counts)
+                            + "; pick common sensor columns with -o vibration.channels=[...] when training (a trained "
+                              "model reads the columns it was trained on)")
+        ref_rate = next(iter(rates.values()))
+        if any(abs(s - ref_rate) > _RATE_RTOL * ref_rate for s in rates.values()):
+            raise DataError(root, "tests have different sample rates (Hz: tests): "
+                            + _fmt_groups({k: f"{v:g}" for k, v in rates.items()}) + "; set vibration.resample_to")
+        sr = float(ref_rate)
+        _report_rates(own, sr, root)
+        order.report(root)
+        window = int(round(vib.window_s * sr))
+        hop = max(1, int(round(vib.hop_s * sr)))
+        if window < 2:
+            raise ConfigError(f"vibration.window_s ({vib.window_s} s) is less than 2 samples at {sr:g} Hz")
+        if vib.n_fft > window:
+            raise ConfigError(f"vibration.n_fft ({vib.n_fft}) is longer than one window "
+                              f"(vibration.window_s x {sr:g} Hz = {window} samples)")
+
+        # --- windows and masks
+        seg_list, idx_list, start_list, src_list = [], [], [], []
+        for ti, r in enumerate(records):
+            for p, w in waves[r.test_id]:
+                segs, starts_s_ = recording_windows(w, sr, vib.window_s, vib.hop_s, p)
+                seg_list.append(segs)
+                idx_list.append(np.full(len(segs), ti, dtype=np.int64))
+                start_list.append(starts_s_)
+                src_list.append(np.full(len(segs), p.relative_to(root).as_posix()))
+            waves[r.test_id] = []  # free the recordings as we go
+        segments = np.concatenate(seg_list, axis=0)
+        del seg_list
+        test_index = np.concatenate(idx_list)
+        starts_s = np.concatenate(start_list)
+        sources = np.concatenate(src_list).astype(str)
+
+        test_masks, test_has = _read_masks(root, records, vib)
+        masks = test_masks[test_index]
+        has_mask = test_has[test_index]
+        tests = [r.test_id for r in records]
+        test_ids = np.asarray(tests, dtype=str)[test_index]
+
+        data = _assemble(segments, masks, has_mask, test_index, starts_s, tests, sr, sources, None,
+                         None if order.ref is None else list(order.ref[1]))
 
     if use_cache:
         arrays = {"masks": masks, "segments": segments, "test_ids": test_ids,
@@ -530,7 +572,7 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache) -> BridgeData:
         manifest = {
             "key": key, "inputs": inputs, "sample_rate": sr, "window_samples": window, "hop_samples": hop,
             "tests": tests, "labelled_tests": [t for t, h in zip(tests, test_has) if h],
-            "channel_names": data.channel_names,
+            "channel_names": data.channel_names, "warnings": said,
             "n_windows": int(len(segments)), "shapes": {k: list(v.shape) for k, v in arrays.items()},
             "code_version": _code_version(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
