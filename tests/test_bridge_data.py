@@ -433,6 +433,35 @@ def test_mask_colour_modes(tmp_path):
     np.testing.assert_array_equal(read_mask_png(tmp_path / "margin.png", 16, 48), inside)
 
 
+
+def test_two_level_masks_and_faint_overlays_read_their_crack(tmp_path, caplog):
+    """Masks whose crack level is at or under half grey read as healthy without a word: a red overlay at 40 % opacity
+    on a transparent layer, a dark-green crack on black, 0/4095 in a 16-bit PNG, a label map 0/2."""
+    expect = crack_mask(16, 48, 0.25)
+    on = expect.astype(bool)
+    overlay = np.zeros((16, 48, 4), np.uint8)
+    overlay[on] = (255, 0, 0, 100)
+    green = np.zeros((16, 48, 3), np.uint8)
+    green[on] = (0, 100, 0)
+    cases = {"overlay": Image.fromarray(overlay, mode="RGBA"), "green": Image.fromarray(green, mode="RGB"),
+             "twelve": Image.fromarray(on.astype(np.uint16) * 4095), "labels": Image.fromarray(on.astype(np.uint8) * 2)}
+    for name, img in cases.items():
+        img.save(tmp_path / f"{name}.png")
+        np.testing.assert_array_equal(read_mask_png(tmp_path / f"{name}.png", 16, 48), expect, err_msg=name)
+    soft = overlay.copy()  # anti-aliased edges of the overlay: under half its opacity, background
+    soft[:, 12, 3] = 40
+    Image.fromarray(soft, mode="RGBA").save(tmp_path / "soft.png")
+    np.testing.assert_array_equal(read_mask_png(tmp_path / "soft.png", 16, 48), expect)
+    faint = np.zeros((16, 48), np.uint8)  # three levels, none above half: no crack, and said so
+    faint[on] = 100
+    faint[:, 20] = 50
+    Image.fromarray(faint).save(tmp_path / "faint.png")
+    with caplog.at_level(logging.WARNING):
+        assert read_mask_png(tmp_path / "faint.png", 16, 48).sum() == 0
+        assert read_mask_png(tmp_path / "labels.png", 16, 48).sum() == 192
+    assert caplog.text.count("none above the threshold") == 1
+    assert "faint.png: its grey levels run from 0 to 0.392, none above the threshold 0.5" in caplog.text
+
 def test_mask_bad_files(tmp_path):
     good = write_mask_png(tmp_path / "good.png", crack_mask(64, 64))
     data = good.read_bytes()

@@ -9,9 +9,13 @@ Mask rules (:func:`read_mask_png`)
   palette (with or without transparency).
 * Grey level in [0, 1]: the brightest of R, G and B (a crack drawn in red or any colour on black is
   a crack; luminance read a pure red line as 0.299, below the threshold: an empty mask),
-  16-bit grey divided by 65535 (by 255 when its levels stop there: 8-bit values stored in 16 bits); a mask
-  holding only the levels 0 and 1 (a numpy 0/1 array saved as it is, grey or colour) read as 0/1; drawn in one colour on a transparent layer, the drawn (opaque) pixels are the crack
-  whatever their colour, else transparency composites over black.
+  16-bit grey divided by 65535 (by 255 when its levels stop there: 8-bit values stored in 16 bits); drawn in one
+  colour on a transparent layer (some pixels fully transparent), the drawn pixels at half the drawing's opacity or
+  more are the crack whatever their colour and opacity (a black crack, a red overlay at 40 % opacity), else
+  transparency composites over black.
+* A mask of exactly two levels is read as crack (the brighter) on background whatever the levels: a 0/1 array
+  saved as it is, a label map 0/2, 12-bit 0/4095 in a 16-bit PNG, a dark-green crack (0, 100, 0) on black all read
+  as empty before. A mask of more levels with none above ``threshold`` is read as no crack, with a warning naming it.
 * Binarised at ``threshold`` (a pixel is crack when its grey level is **above** it), *then*
   resized to ``(height, width)`` by area averaging (PIL ``BOX`` filter: each output pixel is the
   share of its footprint that is crack), then re-binarised: crack when that share is
@@ -38,25 +42,23 @@ log = logging.getLogger(__name__)
 
 
 def _levels(raw: np.ndarray, full: float) -> np.ndarray:
-    """Integer grey levels over ``full``; a mask holding only 0 and 1 (numpy's 0/1 array saved as it is) as 0/1:
-    over 255 it read as empty, every crack lost without a word; a 16-bit mask whose levels stop at 255 (an 8-bit
-    mask's values stored in 16 bits) over 255, not 65535 (read as empty)."""
+    """Integer grey levels over ``full``; a 16-bit mask whose levels stop at 255 (an 8-bit mask's values stored in
+    16 bits) over 255, not 65535 (read as empty)."""
     raw = np.asarray(raw, dtype=np.float64)
-    top = raw.max(initial=0)
-    if top == 1:
-        return raw
-    return np.clip(raw / (255.0 if full > 255 and top <= 255 else full), 0.0, 1.0)
+    return np.clip(raw / (255.0 if full > 255 and raw.max(initial=0) <= 255 else full), 0.0, 1.0)
 
 
-def _drawn_on_transparency(grey: np.ndarray, alpha: np.ndarray) -> bool:
-    """Whether a mask is drawn in one colour on a transparent layer (some pixels transparent, the opaque ones of one
-    grey level): its drawn pixels are the crack. Opaque pixels of both dark and bright levels (a white crack on an
-    opaque black mask with a transparent margin) are read by their level."""
-    opaque = alpha >= 0.5
-    if not (opaque.any() and (~opaque).any()):
-        return False
-    drawn = grey[opaque]
-    return bool(drawn.max() - drawn.min() < 0.5)
+def _drawn_on_transparency(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray | None:
+    """A mask drawn in one colour on a transparent layer (some pixels fully transparent, the drawn ones of one grey
+    level): its opacity over the drawing's (the crack where it is drawn at half its opacity or more, whatever its
+    colour: a black crack, a red overlay at 40 % opacity, read as no crack). None otherwise: drawn pixels of both
+    dark and bright levels (a white crack on an opaque black mask with a transparent margin) are read by their level."""
+    drawn = alpha > 0
+    if drawn.all() or not drawn.any():
+        return None
+    top = alpha.max()
+    levels = grey[alpha >= top / 2]
+    return None if levels.max() - levels.min() >= 0.5 else alpha / top
 
 
 def _grey_levels(img, path: Path) -> np.ndarray:
@@ -73,7 +75,8 @@ def _grey_levels(img, path: Path) -> np.ndarray:
         return _levels(np.asarray(img), 255.0)
     if mode == "LA":
         a = np.asarray(img, dtype=np.float64) / 255.0
-        return a[..., 1] if _drawn_on_transparency(a[..., 0], a[..., 1]) else a[..., 0] * a[..., 1]
+        drawn = _drawn_on_transparency(a[..., 0], a[..., 1])
+        return a[..., 0] * a[..., 1] if drawn is None else drawn
     if mode == "P":
         img = img.convert("RGBA")
         mode = "RGBA"
@@ -84,11 +87,10 @@ def _grey_levels(img, path: Path) -> np.ndarray:
             raise DataError(path, f"unsupported image mode {mode!r} ({e})") from None
         mode = img.mode
     a = np.asarray(img, dtype=np.float64) / 255.0
-    if a[..., :3].max(initial=0) == 1 / 255:  # a 0/1 array saved in colour: 1 is the crack (it read as empty)
-        a[..., :3] *= 255.0
     grey = a[..., :3].max(axis=-1)  # a crack drawn in any colour on black (a red line) is bright, not 0.299
     if mode == "RGBA":
-        grey = a[..., 3] if _drawn_on_transparency(grey, a[..., 3]) else grey * a[..., 3]
+        drawn = _drawn_on_transparency(grey, a[..., 3])
+        grey = grey * a[..., 3] if drawn is None else drawn
     return grey
 
 
@@ -116,6 +118,9 @@ def _read_grey(path: Path) -> np.ndarray:
         raise DataError(path, f"unreadable or truncated PNG ({e})") from None
     if grey.ndim != 2 or grey.size == 0:
         raise DataError(path, f"unexpected image shape {grey.shape}")
+    lo, hi = grey.min(), grey.max()
+    if hi > lo and np.all((grey == lo) | (grey == hi)):  # two levels: the brighter is the crack, whatever they are
+        grey = (grey == hi).astype(np.float64)
     return grey
 
 
@@ -144,6 +149,9 @@ def read_mask_png(
         raise ValueError(f"coverage must be in (0, 1], got {coverage!r}")
     grey = _read_grey(path)
     binary = (grey > threshold).astype(np.float32)
+    if not binary.any() and grey.max() > grey.min():  # drawn, yet no crack: a faint or dark drawing
+        log.warning("%s: its grey levels run from %.3g to %.3g, none above the threshold %g (vibration.mask_threshold): "
+                    "read as no crack", path, grey.min(), grey.max(), threshold)
     if binary.shape == (height, width):
         return binary
     h, w = binary.shape
