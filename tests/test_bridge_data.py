@@ -505,6 +505,13 @@ def test_a_mask_in_another_image_format_is_refused_by_name(tmp_path):
     Image.fromarray((crack_mask() * 255).astype(np.uint8)).save(root / "Labels" / "Test_01" / "mask.jpg")
     with pytest.raises(DataError, match=r"Test_01: the crack mask must be a PNG.*found mask\.jpg"):
         discover(root)
+    (root / "Labels" / "Test_01" / "mask.jpg").unlink()
+    (root / "Labels" / "Test_01").rmdir()
+    for ext in (".jpg", ".tif"):  # saved flat, named after the test: skipped, exit 0 and a model trained on no mask
+        Image.fromarray((crack_mask() * 255).astype(np.uint8)).save(root / "Labels" / f"Test_01{ext}")
+        with pytest.raises(DataError, match=rf"Labels/Test_01\{ext}: the crack mask must be a PNG.*found Test_01\{ext}"):
+            discover(root)
+        (root / "Labels" / f"Test_01{ext}").unlink()
 
 
 def test_discover_errors(tmp_path):

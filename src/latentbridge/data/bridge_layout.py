@@ -21,6 +21,8 @@ Pairing rules (:func:`discover`)
 * Mask but no data (a label with no matching test): one warning lists them; it is never paired with another
   test. Masks in ``Labels/`` that pair with no test at all, leaving every test unlabelled: DataError.
 * Several PNGs for one test (in its label folder, or a folder and a file): DataError naming them.
+* A mask in another image format (``Labels/Test_XX/mask.jpg``, ``Labels/Test_XX.jpg`` or ``.tif``): DataError
+  naming it (a set labelled so trained as unlabelled).
 * A data folder without CSV or .mat files: a warning naming what it holds, the folder is skipped.
 * ``root`` missing, no ``Data/`` folder, or no test at all: DataError naming ``root``.
 """
@@ -77,6 +79,12 @@ def _warn_once(msg: str, *args) -> None:
     text = msg % args if args else msg
     if first_time(("bridge data", text)):
         log.warning(text)
+
+
+def _not_png(where: Path, found: list[str]) -> DataError:
+    """A mask saved in another image format (JPEG, TIFF): refused by name, as a set labelled so trained as unlabelled."""
+    return DataError(where, f"the crack mask must be a PNG (lossless), found {', '.join(found[:3])}: convert it (e.g. "
+                            "with PIL: Image.open(f).save(f.with_suffix('.png')))")
 
 
 def _number_key(name: str) -> str:
@@ -143,6 +151,8 @@ def discover(root: str | Path) -> list[TestRecord]:
         for d in _visible(labels_dir):
             if d.is_file():
                 if d.suffix.lower() != ".png":
+                    if d.stem in tests and d.suffix.lower() in IMAGE_EXTENSIONS:  # Labels/Test_XX.jpg: skipped
+                        raise _not_png(d, [d.name])
                     continue
                 if d.stem not in tests:
                     no_test(d, d.stem)
@@ -164,8 +174,7 @@ def discover(root: str | Path) -> list[TestRecord]:
             if not pngs:
                 others = [p.name for p in _visible(d) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
                 if others:  # a set labelled in JPEG would silently train as unlabelled
-                    raise DataError(d, f"the crack mask must be a PNG (lossless), found {', '.join(others[:3])}: "
-                                       "convert it (e.g. with PIL: Image.open(f).save(f.with_suffix('.png')))")
+                    raise _not_png(d, others)
                 _warn_once("%s: label folder holds no PNG mask", d)
                 continue
             masks[d.name] = pngs[0]
