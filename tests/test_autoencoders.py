@@ -632,3 +632,36 @@ def test_reconstruct_names_inputs_below_the_band_and_mixed_down(audio_run, tmp_p
     assert "1 input(s) of several channels rebuilt as their mono mix: two.wav (2 channels)" in caplog.text
     # a file given directly and through its folder: rebuilt once (it was twice, the second as two__reconstructed)
     assert [r.stem for r in reconstruct(audio_run, [tmp_path / "two.wav", tmp_path], n_iter=2).files] == ["two", "low"]
+
+
+def test_evaluate_data_reads_another_folder_as_the_run_read_its_own(tmp_path, monkeypatch):
+    """`evaluate --data` re-derived the bit depth for the other folder: 12-bit frames whose largest value is 1000 read
+    as 10-bit ones, 4x brighter than training read the same camera (400 read 100, not 25)."""
+    from PIL import Image
+
+    import latentbridge.data.images as images_mod
+
+    rng = np.random.default_rng(0)
+    for name, spot, n in (("train12", 4000, 12), ("dim12", 1000, 4)):  # one camera's 12-bit frames, in 16-bit PNGs
+        (tmp_path / name).mkdir()
+        for i in range(n):
+            a = np.full((16, 16), 400, np.uint16)
+            x, y = rng.integers(2, 10, 2)
+            a[y:y + 4, x:x + 4] = spot
+            Image.fromarray(a).save(tmp_path / name / f"f{i:02d}.png")
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(REPO / "configs" / "image_ae_conv.yaml"), "--out", str(out), "-o",
+                 "data.source=folder", "-o", f"data.root={tmp_path / 'train12'}", "-o", "data.image_size=16", "-o",
+                 "model.channels=[8,16]", "-o", "train.max_epochs=1", "-o", "train.progress_bar=false"]) == 0
+    assert json.loads((out / "config.json").read_text())["data"]["reading"]["grey_bits"] == 12
+    read = []
+    every_image = images_mod.every_image
+
+    def spy(*args, **kwargs):
+        found = every_image(*args, **kwargs)
+        read.append(found[0].images)
+        return found
+
+    monkeypatch.setattr(images_mod, "every_image", spy)
+    assert main(["evaluate", str(out), "--data", str(tmp_path / "dim12"), "--out", str(tmp_path / "ev")]) == 0
+    assert np.unique(read[0]).tolist() == [25, 62]  # 400 and 1000 of 4095, as training read them (100 and 249)

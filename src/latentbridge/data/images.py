@@ -278,7 +278,7 @@ def _report_left_out(root: Path, files: list[Path], others: list[Path], class_fo
                         root, len(empty), listed(empty, 5))
 
 
-def _folder(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:
+def _folder(data_cfg, seed: int, reading: dict | None = None) -> tuple[ImageSet, ImageSet, dict]:
     from latentbridge.io.images import list_folder, read_image, set_reading
 
     if not data_cfg.root:
@@ -289,7 +289,7 @@ def _folder(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:
     images, bad = [], []
     # drawings on a transparent canvas (ink in the alpha channel) on the opposite of the set's ink, as a condition
     # image is read (on black, black ink read as an empty image); 16-bit grey over the set's bit depth
-    reading = set_reading(files)
+    reading = set_reading(files) if reading is None else reading
     for p in files:  # every unreadable image named at once, not one per attempt
         try:
             images.append(read_image(p, data_cfg.channels, (side, side), data_cfg.resize, fit=data_cfg.fit,
@@ -338,13 +338,17 @@ def load_image_data(data_cfg, seed: int) -> ImageData:
     return ImageData(train.subset(keep), train.subset(val), test, info)
 
 
-def every_image(data_cfg, root: str, seed: int, classes: list[str] | None = None) -> tuple[ImageSet, dict]:
+def every_image(data_cfg, root: str, seed: int, classes: list[str] | None = None,
+                reading: dict | None = None) -> tuple[ImageSet, dict]:
     """Every image of the folder ``root`` read as ``data_cfg`` reads its own (size, channels, fit, classes), as the test
     set of an evaluation on other data (``evaluate --data DIR``: the whole folder, not a split of it). With
     ``data.class_folders`` and the run's ``classes``, a class folder the run did not know is an error naming it, the
     labels are the run's class indices, and a class of the run with no folder here is named in a warning (samples of
-    every class are then compared with images of fewer). The run's conditions CSV is kept (it must list these images)."""
-    full, _, info = _folder(data_cfg.model_copy(update={"root": root, "test_fraction": 0.0}), seed)
+    every class are then compared with images of fewer). The run's conditions CSV is kept (it must list these images).
+    ``reading``: the run's (``data.reading`` of its model folder, :func:`~latentbridge.io.images.set_reading` of its
+    training images), so that a raw value reads as it did in training: the folder's own bit depth read 12-bit frames
+    whose largest value is 1000 as 10-bit ones, 4x brighter (None: the folder's own)."""
+    full, _, info = _folder(data_cfg.model_copy(update={"root": root, "test_fraction": 0.0}), seed, reading)
     if data_cfg.class_folders and classes and full.labels is not None:
         known = [str(c) for c in classes]
         unknown = [n for n in full.class_names if n not in known]

@@ -331,7 +331,8 @@ def _evaluate_image(saved, data: str | None) -> ImageEvaluation:
 
     cfg = saved.workflow
     if data and cfg.data.source == "folder":  # another folder: all of it is the test set
-        images, info = every_image(cfg.data.model_copy(update={"conditions": None}), data, cfg.train.seed)
+        images, info = every_image(cfg.data.model_copy(update={"conditions": None}), data, cfg.train.seed,
+                                   reading=(saved.info.get("data") or {}).get("reading"))
     else:
         loaded = _image_data(cfg.data, cfg.train.seed, data)
         images, info = loaded.test, loaded.info

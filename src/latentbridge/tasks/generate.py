@@ -216,7 +216,8 @@ def evaluate(run_dir, data: str | None = None, *, n_samples: int | None = None, 
     if data and cfg.data.source == "folder":  # another folder: all of it is the reference, the floor the run's own
         from latentbridge.data.images import every_image
 
-        test, test_info = every_image(cfg.data, data, cfg.train.seed, saved.info.get("class_names"))
+        test, test_info = every_image(cfg.data, data, cfg.train.seed, saved.info.get("class_names"),
+                                      (saved.info.get("data") or {}).get("reading"))
         try:
             own = load_image_data(cfg.data, cfg.train.seed)
         except DataError as e:
