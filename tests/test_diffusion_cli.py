@@ -635,3 +635,72 @@ def test_an_image_folder_is_walked_once(tmp_path, monkeypatch, caplog):
                                                val_fraction=0.0), seed=0)
     assert len(data.train) == 4 and walks == [folder]
     assert "1 file(s) that are not images read here (.txt: a/notes.txt) left out" in caplog.text
+
+
+def _png_16_bits_per_channel(path, a):
+    """A PNG of 16 bits per colour channel (Pillow cannot write one) of ``a`` (H, W, 3|4) uint16, its rows filtered by
+    each of PNG's five filters in turn (None, Sub, Up, Average, Paeth)."""
+    import struct
+    import zlib
+
+    h, w, c = a.shape
+    bpp = 2 * c
+    rows = a.astype(">u2").view(np.uint8).reshape(h, w * bpp).astype(np.int32)
+    prev, out = np.zeros(w * bpp, np.int32), b""
+    for y, x in enumerate(rows):
+        left = np.concatenate([np.zeros(bpp, np.int32), x[:-bpp]])
+        corner = np.concatenate([np.zeros(bpp, np.int32), prev[:-bpp]])
+        p = left + prev - corner
+        paeth = np.where((abs(p - left) <= abs(p - prev)) & (abs(p - left) <= abs(p - corner)), left,
+                         np.where(abs(p - prev) <= abs(p - corner), prev, corner))
+        pred = [0, left, prev, (left + prev) // 2, paeth][y % 5]
+        out += bytes([y % 5]) + ((x - pred) % 256).astype(np.uint8).tobytes()
+        prev = x
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2 if c == 3 else 6, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(out)) + chunk(b"IEND", b""))
+
+
+def test_a_png_of_16_bits_per_colour_channel_is_read_at_its_depth(tmp_path):
+    """Pillow keeps the high byte of a PNG's 16-bit colour samples: 12-bit data (a camera's RGB frames) read nearly
+    black, 4000 as 15 of 255 and 400 as 1."""
+    from latentbridge.io.images import read_image, set_reading
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 4096, (10, 7, 3)).astype(np.uint16)
+    a[0, 0] = 4095
+    _png_16_bits_per_channel(tmp_path / "rgb.png", a)
+    rgba = np.concatenate([a, np.full((10, 7, 1), 65535, np.uint16)], axis=-1)
+    _png_16_bits_per_channel(tmp_path / "rgba.png", rgba)
+    want = (a / 4095 * 255 + 0.5).astype(np.uint8).transpose(2, 0, 1)
+    reading = set_reading([tmp_path / "rgb.png"])
+    assert reading["grey_bits"] == 12
+    np.testing.assert_array_equal(read_image(tmp_path / "rgb.png", 3, grey_bits=12), want)
+    np.testing.assert_array_equal(read_image(tmp_path / "rgb.png", 3), want)  # its own depth: 12 bits too
+    np.testing.assert_array_equal(read_image(tmp_path / "rgba.png", 3), want)  # opaque: the same colours
+    assert read_image(tmp_path / "rgb.png", 1)[0, 0, 0] == 255  # as grey: the brightest pixel (4095, 4095, 4095)
+
+
+def test_signed_integer_images_keep_their_negative_values(tmp_path):
+    """CT slices in Hounsfield units (signed 16-bit TIFFs): integers were read from 0 up, so air (-1000) and fat
+    (-100) both read 0; the folder's range now starts at its smallest value."""
+    import tifffile
+
+    from latentbridge.config.sections import ImageDataConfig
+    from latentbridge.data.images import load_image_data
+    from latentbridge.io.images import read_image
+
+    r = np.hypot(*(np.mgrid[:16, :16] - 8))
+    for i in range(3):
+        ct = np.full((16, 16), -1000, np.int16)  # air, fat, tissue, bone
+        ct[r < 7], ct[r < 5] = -100, 40
+        ct[r < 1 + i] = 1000 if i else 500
+        tifffile.imwrite(tmp_path / f"s{i}.tif", ct)
+    cfg = ImageDataConfig(source="folder", root=str(tmp_path), image_size=16, test_fraction=0.0, val_fraction=0.0)
+    data = load_image_data(cfg, seed=0)
+    assert data.info["reading"]["value_ranges"]["int"] == [-1000, 1000]
+    assert np.unique(data.train.images).tolist() == [0, 115, 133, 191, 255]  # -1000, -100, 40, 500, 1000 of -1000..1000
+    assert np.unique(read_image(tmp_path / "s0.tif")).tolist() == [0, 153, 177, 255]  # alone: its own -1000..500

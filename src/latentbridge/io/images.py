@@ -76,6 +76,30 @@ def _open(path: Path):
         yield im
 
 
+#: Pillow's raw modes of PNGs of 16 bits per colour channel (it keeps their high bytes) → the raw mode reading the low
+#: bytes of the same big-endian samples
+_WIDE_PNG = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}
+
+
+def _wide_png(path: Path, im) -> np.ndarray | None:
+    """The samples ``(H, W, 3|4)`` uint16 of a PNG of 16 bits per colour channel (``im``, opened, not loaded: it is
+    loaded here), None for any other image. Pillow keeps only the high byte of each (12-bit data read nearly black:
+    4000 as 15 of 255); the file is decoded a second time by Pillow with a raw mode that takes the low bytes (the
+    rows' filters undone alike)."""
+    from PIL import Image
+
+    tile = im.tile[0] if im.format == "PNG" and len(im.tile) == 1 else None
+    if tile is None or tile[3] not in _WIDE_PNG:
+        return None
+    with Image.open(path) as low:
+        codec, extents, offset, raw = low.tile[0]
+        low.tile = [(codec, extents, offset, _WIDE_PNG[raw])]
+        low.load()
+        lo = np.asarray(low, dtype=np.uint16)
+    im.load()
+    return (np.asarray(im, dtype=np.uint16) << 8) | lo
+
+
 def _transparent(im) -> bool:
     """Whether ``im`` has an alpha channel or a transparent colour (a palette index, or a grey or RGB colour key)."""
     return im.mode in ("RGBA", "LA", "PA") or ("transparency" in im.info and im.mode in ("P", "L", "RGB"))
@@ -86,8 +110,9 @@ def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None
                grey_bits: int | None = None, value_ranges: dict | None = None) -> np.ndarray:
     """One image as ``uint8`` ``(channels, H, W)``: converted to grey levels (1) or RGB (3) (an
     alpha channel is composited on ``background``: ``black``, ``white``, or ``contrast`` — the
-    opposite of what is drawn, so dark strokes on a transparent canvas land on white; 16-bit grey
-    scaled from the range of its bit depth: 10, 12, 14 or 16 bits, or ``grey_bits``, a set's: :func:`set_reading`;
+    opposite of what is drawn, so dark strokes on a transparent canvas land on white; 16-bit grey, and PNGs of 16
+    bits per colour channel (Pillow kept their high bytes: nearly black), scaled from the range of its bit depth:
+    10, 12, 14 or 16 bits, or ``grey_bits``, a set's: :func:`set_reading`;
     32-bit integers beyond 16 bits and floats beyond [0, 1] over ``value_ranges``, a set's, or their own range; the
     first frame of an animation or the first page of a multi-page file, with a warning),
     resized to ``size = (H, W)`` when given and
@@ -101,7 +126,13 @@ def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     try:
         with _open(path) as im:
+            wide = _wide_png(path, im)
             im.load()
+            if wide is not None:  # 16 bits per colour channel: over its bit depth, as 16-bit grey is
+                info = im.info
+                im = Image.fromarray(np.concatenate([_to_8_bits(wide[..., :3], "I;16", grey_bits),
+                                                     (wide[..., 3:] // 257).astype(np.uint8)], axis=-1))
+                im.info.update(info)
             if getattr(im, "n_frames", 1) > 1 and first_time(("frames", str(path))):
                 log.warning("%s: holds %d frames (an animation, or a file of several pages): only the first is read",
                             path, im.n_frames)
@@ -166,12 +197,14 @@ def set_reading(paths) -> dict:
     ``background``, the backdrop of its transparent images (the opposite of what they draw, pooled over the set:
     image by image, dark icons landed on white and light ones on black), and ``grey_bits``, the bit depth of its
     16-bit grey images (the fewest of 10, 12, 14 or 16 bits holding the set's largest value: image by image, the
-    same raw value read 249 in a dark frame and 4 in a bright one), and ``value_ranges``: ``float``, the range of
-    its float images when any leaves [0, 1], ``int`` of its integer ones when any goes beyond 16 bits (image by
-    image, one value read 255 in one and 51 in another). Images with an alpha channel that is opaque everywhere draw
-    on no canvas and do not vote for the backdrop (scans saved as RGBA outvoted the transparent icons beside them,
+    same raw value read 249 in a dark frame and 4 in a bright one; its PNGs of 16 bits per colour channel too), and
+    ``value_ranges``: ``float``, the range of its float images when any leaves [0, 1], ``int`` of its integer ones
+    when any goes beyond 16 bits or below 0 (image by image, one value read 255 in one and 51 in another; signed
+    ones, CT in Hounsfield units, lost every negative value). Images with an alpha channel that is opaque everywhere
+    draw on no canvas and do not vote for the backdrop (scans saved as RGBA outvoted the transparent icons beside them,
     which then read blank). Unreadable files are passed over (the reading names them)."""
-    ink, weight, top, lo, hi = 0.0, 0.0, None, np.inf, -np.inf  # top: integer images; lo, hi: float ones
+    ink, weight, lo, hi = 0.0, 0.0, np.inf, -np.inf  # lo, hi: float images
+    top, bottom = None, 0.0  # integer images: the largest value, the smallest below 0 (signed: CT in Hounsfield units)
     for p in paths:
         try:
             with _open(p) as im:
@@ -183,15 +216,15 @@ def set_reading(paths) -> dict:
                 elif im.mode == "F":
                     a = np.nan_to_num(np.asarray(im, dtype=np.float64))
                     lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
-                elif im.mode.startswith("I"):
-                    m = float(np.asarray(im).max())
-                    top = m if top is None else max(top, m)
+                elif im.mode.startswith("I") or (wide := _wide_png(p, im)) is not None:
+                    a = np.asarray(im) if im.mode.startswith("I") else wide
+                    top, bottom = max(float(a.max()), -np.inf if top is None else top), min(float(a.min()), bottom)
         except (OSError, ValueError, DataError):
             continue
     background = "white" if weight > 0 and ink / weight < 128 else "black"
     return {"background": background, "grey_bits": None if top is None else _bits(top),
             "value_ranges": {"float": [lo, hi] if lo < 0 or hi > 1 else None,
-                             "int": [0.0, top] if top is not None and top > 2 ** 16 - 1 else None}}
+                             "int": [bottom, top] if top is not None and (top > 2 ** 16 - 1 or bottom < 0) else None}}
 
 
 def _ink(rgba) -> tuple[float, float]:
@@ -211,11 +244,12 @@ def _to_8_bits(a: np.ndarray, mode: str, bits: int | None = None,
     """Grey levels of a 16-bit (or 32-bit integer) image over the range of its bit depth: 10, 12 or 14 bits when
     its values fit (scanners and cameras store those in 16-bit PNGs: over the 16-bit range a 12-bit scan read
     as 16 of 255, nearly black), else 16 bits; of a float image over [0, 1]; beyond those (floats outside [0, 1],
-    integers above 16 bits) over their own range; over ``value_range``, a set's, when it is given; as uint8."""
+    integers above 16 bits or below 0: signed, CT in Hounsfield units read every negative value as 0) over their own
+    range; over ``value_range``, a set's, when it is given; as uint8."""
     a = np.nan_to_num(a.astype(np.float64))
     if value_range is not None and value_range[0] <= a.min() and a.max() <= value_range[1]:
         lo, hi = value_range[0], max(value_range[1], value_range[0] + 1e-12)
-    elif (a.min() < 0 or a.max() > 1) if mode == "F" else a.max() > 2 ** 16 - 1:
+    elif a.min() < 0 or (a.max() > 1 if mode == "F" else a.max() > 2 ** 16 - 1):  # signed integers too (CT, HU)
         lo, hi = a.min(), max(a.max(), a.min() + 1e-12)
     elif mode == "F":
         lo, hi = 0.0, 1.0
