@@ -333,6 +333,25 @@ def test_masks_and_array_errors(tmp_path):
         arrays.read_array_stack(tmp_path / "x.csv")
 
 
+
+def test_an_anti_aliased_png_mask_is_cut_at_half(tmp_path):
+    """An anti-aliased drawing saved as an 8-bit PNG made every non-zero pixel valid (its soft edge too); 0/1 and 0/255
+    PNGs and region labels stay as they are."""
+    from PIL import Image
+
+    yy, xx = np.mgrid[:20, :20]
+    r = np.hypot(yy - 10, xx - 10)
+    aa = np.clip((8 - r) * 64 + 128, 0, 255).astype(np.uint8)  # a disc of radius 8 with a 4-px soft edge
+    Image.fromarray(aa).save(tmp_path / "aa.mask.png")
+    Image.fromarray((aa.astype(np.uint16) * 257)).save(tmp_path / "aa16.mask.png")
+    assert (aa > 0).sum() == 305 and (aa >= 128).sum() == 197
+    assert arrays.read_mask(tmp_path / "aa.mask.png").sum() == 197
+    assert arrays.read_mask(tmp_path / "aa16.mask.png").sum() == 197
+    for name, values in (("bin", (aa >= 128).astype(np.uint8)), ("b255", (aa >= 128).astype(np.uint8) * 255),
+                         ("labels", (aa >= 128).astype(np.uint8) + (r < 3))):  # 0/1, 0/255, regions 0, 1, 2
+        Image.fromarray(values).save(tmp_path / f"{name}.mask.png")
+        assert arrays.read_mask(tmp_path / f"{name}.mask.png").sum() == 197, name
+
 def test_a_constant_channel_is_named(tmp_path, caplog):
     """A channel holding one value on every valid pixel (an offset, an export's fill value) carries no spatial
     structure; it was named only if its range differed from training's by 100x, and never at training."""

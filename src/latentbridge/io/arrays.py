@@ -18,8 +18,8 @@ NaN marks a pixel without a measurement (``missing``: it is not valid whatever t
 reads 0); an infinite value is refused.
 
 Masks (:func:`read_mask`): ``.npy`` or ``.png``; whole numbers (0/1, 0/255, labels): non-zero = valid;
-fractions (a probability map): above half the maximum; NaN: not valid; a PNG with transparency: its
-alpha channel. :func:`find_mask` looks for the
+fractions (a probability map), and a PNG up to its full scale (255, 65535) with levels between (an anti-aliased
+drawing): above half the maximum; NaN: not valid; a PNG with transparency: its alpha channel. :func:`find_mask` looks for the
 sibling ``NAME.mask.npy`` / ``NAME.mask.png`` of ``NAME.EXT`` (or ``mask.png`` inside a PNG
 folder). Channel labels: the PNG file stems, else ``NAME.channels.txt`` (one label per line) when
 present. ``tifffile`` and ``PIL`` are imported when needed.
@@ -274,9 +274,12 @@ def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndar
         raise DataError(path, f"a mask holds numbers, got dtype {m.dtype}")
     m = m.astype(np.float64)
     known = np.isfinite(m)
-    if np.all(m[known] == np.round(m[known])):
+    top = np.max(m[known], initial=0)
+    # a PNG up to its full scale with levels between: an anti-aliased drawing (every non-zero pixel of it was valid)
+    drawn = path.suffix.lower() == ".png" and top in (255, 2 ** 16 - 1) and bool(np.any((m > 0) & (m < top)))
+    if not drawn and np.all(m[known] == np.round(m[known])):
         return known & (m != 0)  # 0/1, 0/255, region labels
-    return known & (m > np.max(m[known]) / 2)  # a probability map, an anti-aliased drawing
+    return known & (m > top / 2)  # a probability map, an anti-aliased drawing
 
 
 def load_npy(path: str | Path, what: str = "the array", mmap: bool = False) -> np.ndarray:
