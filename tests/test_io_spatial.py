@@ -352,6 +352,25 @@ def test_an_anti_aliased_png_mask_is_cut_at_half(tmp_path):
         Image.fromarray(values).save(tmp_path / f"{name}.mask.png")
         assert arrays.read_mask(tmp_path / f"{name}.mask.png").sum() == 197, name
 
+
+def test_a_png_folder_s_channels_and_mask_are_found_in_any_case(tmp_path):
+    """`Mask.png` was read as a fourth channel (only `mask*` in lower case was left out) and `.PNG` channels were not
+    found ("folder holds no .png channel images")."""
+    from PIL import Image
+
+    m = np.zeros((6, 7), np.uint8)
+    m[1:5, 2:6] = 255
+    for name, mask, ext in (("lower", "mask.png", ".png"), ("capital", "Mask.png", ".png"), ("upper", "MASK.PNG", ".PNG")):
+        folder = tmp_path / name
+        folder.mkdir()
+        for c in (1, 2, 3):
+            Image.fromarray(np.full((6, 7), 10 * c, np.uint8)).save(folder / f"ch_{c}{ext}", format="PNG")
+        Image.fromarray(m).save(folder / mask, format="PNG")
+        stack = arrays.read_array_stack(folder)
+        assert stack.labels == ["ch_1", "ch_2", "ch_3"] and list(stack.values[0, 0]) == [10, 20, 30], name
+        assert arrays.find_mask(folder) == folder / mask
+        assert arrays.read_mask(folder / mask, (6, 7)).sum() == 16
+
 def test_a_constant_channel_is_named(tmp_path, caplog):
     """A channel holding one value on every valid pixel (an offset, an export's fill value) carries no spatial
     structure; it was named only if its range differed from training's by 100x, and never at training."""

@@ -11,7 +11,7 @@ Layouts read by :func:`read_array_stack`:
 - ``.tif`` / ``.tiff``: a multi-page TIFF is one page per channel; a single page is (H, W) or
   (H, W, samples);
 - a folder of ``.png`` files: one grey image per channel, in natural file-name order (``ch_8`` before
-  ``ch_10``; 8- or 16-bit);
+  ``ch_10``; 8- or 16-bit; ``.PNG`` too, and its ``mask.png`` in any case is no channel);
 - a single ``.png``: one grey channel.
 
 NaN marks a pixel without a measurement (``missing``: it is not valid whatever the mask says, and
@@ -174,7 +174,8 @@ def read_array_stack(path: str | Path, *, mmap: bool = True, channels: int | Non
     """An (H, W, C) stack from a ``.npy`` / ``.npz`` / TIFF / PNG file or a folder of PNGs."""
     path = Path(path)
     if path.is_dir():
-        pngs = sorted((p for p in path.glob("*.png") if not p.name.startswith("mask")), key=lambda p: natural_key(p.name))
+        pngs = sorted((p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".png"  # .PNG, Mask.png
+                       and not p.name.lower().startswith("mask")), key=lambda p: natural_key(p.name))
         if not pngs:
             raise DataError(path, "folder holds no .png channel images")
         planes = [_png(p) for p in pngs]
