@@ -704,3 +704,26 @@ def test_signed_integer_images_keep_their_negative_values(tmp_path):
     assert data.info["reading"]["value_ranges"]["int"] == [-1000, 1000]
     assert np.unique(data.train.images).tolist() == [0, 115, 133, 191, 255]  # -1000, -100, 40, 500, 1000 of -1000..1000
     assert np.unique(read_image(tmp_path / "s0.tif")).tolist() == [0, 153, 177, 255]  # alone: its own -1000..500
+
+
+def test_a_large_image_prints_no_raw_pillow_warning_and_an_empty_file_is_named_so(tmp_path, monkeypatch, recwarn):
+    """An image above Pillow's warning limit (89 Mpx) but under its error limit printed two raw
+    DecompressionBombWarning tracebacks (the folder's size survey and the crop); a 0-byte .png was "cannot identify
+    image file"."""
+    import PIL.Image
+    from PIL import Image
+
+    from latentbridge.config.sections import ImageDataConfig
+    from latentbridge.data.images import load_image_data
+    from latentbridge.errors import DataError
+
+    monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 1000)  # a 40 x 30 image stands for a 95-Mpx one
+    Image.new("L", (40, 30), 30).save(tmp_path / "large.png")
+    for i in range(3):
+        Image.new("L", (16, 16), 60 * i).save(tmp_path / f"s{i}.png")
+    cfg = ImageDataConfig(source="folder", root=str(tmp_path), image_size=16, test_fraction=0.0, val_fraction=0.0)
+    assert len(load_image_data(cfg, seed=0).train) == 4
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(DataError, match=r"1 of 5 images cannot be read: .*empty\.png: file is empty \(0 bytes\)"):
+        load_image_data(cfg, seed=0)

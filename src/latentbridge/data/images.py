@@ -228,18 +228,18 @@ def _report_conversions(root: Path, files: list[Path], side: int, channels: int,
     themselves or from the model's size, else an info line (``-v``)."""
     from collections import Counter
 
-    from PIL import Image
+    from latentbridge.io.images import open_image
 
     sizes, colour, tiny = Counter(), 0, []
     for p in files:
         try:
-            with Image.open(p) as im:
+            with open_image(p) as im:
                 sizes[im.size] += 1
                 colour += channels == 1 and (im.mode in ("RGB", "RGBA", "CMYK", "YCbCr") and not _grey_content(im) or
                                              (im.mode == "P" and not _grey_palette(im)))
                 if (max(im.size) if fit == "pad" else min(im.size)) < side / 2:  # what the fit keeps, blown up
                     tiny.append(p.name)
-        except OSError:
+        except (OSError, DataError):
             continue  # read_image names it
     parts = []
     if set(sizes) != {(side, side)}:

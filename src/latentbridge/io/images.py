@@ -60,12 +60,14 @@ def list_folder(root: str | Path) -> tuple[list[Path], list[Path]]:
 
 
 @contextmanager
-def _open(path: Path):
+def open_image(path: Path):
     """Pillow's image of ``path``: an image above Pillow's pixel limit (a decompression bomb guard: 20,000 x 20,000
     px in 48 KB of PNG) is a DataError naming its size, and Pillow's warning below that limit is not printed (such
-    an image is read)."""
+    an image is read); an empty file is a DataError saying so (Pillow: "cannot identify image file")."""
     from PIL import Image
 
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise DataError(path, "file is empty (0 bytes)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
@@ -125,7 +127,7 @@ def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     try:
-        with _open(path) as im:
+        with open_image(path) as im:
             wide = _wide_png(path, im)
             im.load()
             if wide is not None:  # 16 bits per colour channel: over its bit depth, as 16-bit grey is
@@ -172,7 +174,9 @@ def _fit(im, fit: str, aspect: float):
     if fit == "crop":
         cw, ch = (h / aspect, h) if w / h > 1 / aspect else (w, w * aspect)
         left, top = (w - cw) / 2, (h - ch) / 2
-        return im.crop((int(round(left)), int(round(top)), int(round(left + cw)), int(round(top + ch))))
+        with warnings.catch_warnings():  # Pillow's pixel-limit warning again, for an image read (open_image)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return im.crop((int(round(left)), int(round(top)), int(round(left + cw)), int(round(top + ch))))
     a = np.asarray(im)
     edge = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
     colour = tuple(int(v) for v in np.atleast_1d(np.median(edge, axis=0)))
@@ -207,7 +211,7 @@ def set_reading(paths) -> dict:
     top, bottom = None, 0.0  # integer images: the largest value, the smallest below 0 (signed: CT in Hounsfield units)
     for p in paths:
         try:
-            with _open(p) as im:
+            with open_image(p) as im:
                 if _transparent(im):
                     rgba = im.convert("RGBA")
                     if np.asarray(rgba.getchannel("A")).min() < 255:
