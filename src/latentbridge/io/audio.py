@@ -246,10 +246,15 @@ def _sf_error_text(exc: BaseException, path: Path | None = None) -> str:
     return text
 
 
-def _unfinalised(path: Path) -> tuple[WavLayout, int] | None:
+def _layout(path: Path) -> WavLayout | None:
+    """A WAV file's chunk layout (:func:`~latentbridge.io.wav.wav_layout`); None for other files."""
+    return wav_layout(path) if path.suffix.lower() == ".wav" else None
+
+
+def _unfinalised(path: Path, layout: WavLayout | None) -> tuple[WavLayout, int] | None:
     """A WAV file's layout and the frames it holds where its header was never finalised (:mod:`latentbridge.io.wav`),
     named in a warning once per file."""
-    if path.suffix.lower() != ".wav" or (frames := unfinalised_frames(layout := wav_layout(path))) is None:
+    if (frames := unfinalised_frames(layout)) is None:
         return None
     if first_time(("unfinalised", str(path))):
         declared = declared_frames(layout)
@@ -325,7 +330,7 @@ def audio_info(path: str | Path, csv_rate: float | None = None) -> AudioInfo:
         return _table_info(str(path), st.st_size, st.st_mtime_ns, csv_rate)
     info = _open_info(path)
     sr = int(info.samplerate)
-    frames = int(info.frames) if (stale := _unfinalised(path)) is None else stale[1]
+    frames = int(info.frames) if (stale := _unfinalised(path, _layout(path))) is None else stale[1]
     return AudioInfo(
         sample_rate=sr,
         frames=frames,
@@ -335,12 +340,12 @@ def audio_info(path: str | Path, csv_rate: float | None = None) -> AudioInfo:
     )
 
 
-def _read_soundfile(path: Path) -> tuple[np.ndarray, int, int]:
+def _read_soundfile(path: Path, layout: WavLayout | None = None) -> tuple[np.ndarray, int, int]:
     """(samples (T, C) float32, rate, frames the header declares) of an audio file (a WAV file whose header was never
     finalised: the frames it holds)."""
     import soundfile as sf
 
-    if (stale := _unfinalised(path)) is not None:
+    if (stale := _unfinalised(path, layout)) is not None:
         layout, frames = stale
         return read_wav_samples(path, layout, frames), layout.sample_rate, frames
     try:
@@ -390,9 +395,9 @@ def read_audio(
         data, sr = _read_table(path, csv_rate)
         header_frames = data.shape[0]
     else:
-        data, sr, header_frames = _read_soundfile(path)
+        data, sr, header_frames = _read_soundfile(path, layout := _layout(path))
     n_read = data.shape[0]
-    declared = declared_frames(wav_layout(path)) if path.suffix.lower() == ".wav" else None
+    declared = None if _is_table(path) else declared_frames(layout)
     if declared is not None and n_read < declared:
         raise DataError(
             path,
