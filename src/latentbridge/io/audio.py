@@ -251,6 +251,19 @@ def _layout(path: Path) -> WavLayout | None:
     return wav_layout(path) if path.suffix.lower() == ".wav" else None
 
 
+#: bytes per sample of the WAV encodings :mod:`latentbridge.io.wav` decodes
+_SAMPLE_BYTES = {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
+
+
+def _beyond_header(path: Path, info) -> bool:
+    """Whether a WAV file may hold samples its header does not count (no frames, or more bytes than its frames and
+    a header with metadata take): only then are its chunks parsed (20 us a file, on every file a folder lists)."""
+    width = _SAMPLE_BYTES.get(str(info.subtype))
+    if path.suffix.lower() != ".wav" or width is None:
+        return False
+    return not info.frames or path.stat().st_size - int(info.frames) * int(info.channels) * width > 8192
+
+
 def _unfinalised(path: Path, layout: WavLayout | None) -> tuple[WavLayout, int] | None:
     """A WAV file's layout and the frames it holds where its header was never finalised (:mod:`latentbridge.io.wav`),
     named in a warning once per file."""
@@ -330,7 +343,9 @@ def audio_info(path: str | Path, csv_rate: float | None = None) -> AudioInfo:
         return _table_info(str(path), st.st_size, st.st_mtime_ns, csv_rate)
     info = _open_info(path)
     sr = int(info.samplerate)
-    frames = int(info.frames) if (stale := _unfinalised(path, _layout(path))) is None else stale[1]
+    frames = int(info.frames)
+    if _beyond_header(path, info) and (stale := _unfinalised(path, _layout(path))) is not None:
+        frames = stale[1]
     return AudioInfo(
         sample_rate=sr,
         frames=frames,
