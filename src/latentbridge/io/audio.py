@@ -466,10 +466,10 @@ def rate_problem(rate: float, target: float | None = None) -> str | None:
     if rate > MAX_RATE:
         return f"a sample rate of {rate:g} Hz in its header, above {MAX_RATE:g} Hz: a damaged or mistyped header?"
     if target is not None and float(target) > MAX_AUDIO_UPSAMPLING * rate:
-        return (f"recorded at {rate:g} Hz (its header's rate): reading it at the model's {float(target):g} Hz would "
-                f"upsample it {float(target) / rate:.3g} times (at most {MAX_AUDIO_UPSAMPLING:g}), leaving all but "
-                f"the bottom {100 / (float(target) / rate):.2g} % of the band empty; a wrong rate in its header, or "
-                "not the sound the model reads")
+        return (f"recorded at {rate:g} Hz (its header's rate, its time column's or the rate given for it): reading it "
+                f"at the model's {float(target):g} Hz would upsample it {float(target) / rate:.3g} times (at most "
+                f"{MAX_AUDIO_UPSAMPLING:g}), leaving all but the bottom {100 / (float(target) / rate):.2g} % of the band "
+                "empty; a wrong rate (in its header, or given), or not the sound the model reads")
     return None
 
 
