@@ -912,6 +912,24 @@ def test_csv_times_written_to_milliseconds_and_as_unix_time(tmp_path, rate, capl
         read_vibration_csv(tmp_path / "gap.csv")
 
 
+@pytest.mark.parametrize("rate,decimals", [(1000, 3), (100, 2)])
+def test_csv_times_exact_at_their_resolution_keep_the_strict_checks(tmp_path, rate, decimals):
+    """Milliseconds at 1 kHz (hundredths at 100 Hz) are exact: one missing sample or a repeated row is refused, as
+    before the allowance for times written coarser than the period."""
+    from latentbridge.io import read_vibration_csv
+
+    t = np.arange(rate * 4) / rate
+    rows = [f"{a:.{decimals}f},{np.sin(a * 20):.5f}\n" for a in t]
+    (tmp_path / "ok.csv").write_text("time_s,ax\n" + "".join(rows))
+    assert read_vibration_csv(tmp_path / "ok.csv")[1] == rate
+    (tmp_path / "gap.csv").write_text("time_s,ax\n" + "".join(rows[:100] + rows[101:]))
+    with pytest.raises(DataError, match="not evenly sampled"):
+        read_vibration_csv(tmp_path / "gap.csv")
+    (tmp_path / "twice.csv").write_text("time_s,ax\n" + "".join(rows[:101] + rows[100:]))
+    with pytest.raises(DataError, match="not increasing"):
+        read_vibration_csv(tmp_path / "twice.csv")
+
+
 def test_csv_empty_columns_after_the_table_and_a_time_read_as_a_channel(tmp_path, caplog):
     """Lines closed by two delimiters (empty columns after the table) were refused at their first empty cell; a
     headerless file whose first column increases unevenly, read at a given rate, made that column a sensor axis

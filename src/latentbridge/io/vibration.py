@@ -495,8 +495,11 @@ def read_vibration_csv(
             time_scale = _epoch_scale(path, data[:, time_col], name.strip())
         t = data[:, time_col] * time_scale
         d = np.diff(t)
-        # times written to a step near the sample period (milliseconds at 1024 Hz) repeat or vary by that step
+        # times written to a step near the sample period (milliseconds at 1024 Hz) repeat or vary by that step; where
+        # nearly every step is one and the same (milliseconds at 1 kHz) they are exact, and checked as such
         step, q = (float(t[-1] - t[0]) / (len(t) - 1), _stamp_resolution(t)) if len(t) > 1 else (0.0, 0.0)
+        if q and np.unique(np.round(d / q), return_counts=True)[1].max() >= 0.99 * len(d):
+            q = 0.0
         nonpos = np.flatnonzero(d < 0 if 0 < step <= q else d <= 0)
         if nonpos.size:
             r = int(nonpos[0]) + 1
