@@ -188,3 +188,19 @@ def test_times_stay_the_recordings_where_silence_is_trimmed(fitted_model, record
     np.testing.assert_allclose(l_scores, s_scores, rtol=1e-4)
     export_onnx(model, tmp_path / "trimming.onnx")
     np.testing.assert_allclose(EdgeScorer(tmp_path / "trimming.onnx").score_file(wav).starts_s, s_starts, atol=1e-3)
+    # the server: the same windows, ends and duration (its windows ended before they started: trimmed ends)
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from latentbridge.serve.app import create_app
+    from latentbridge.serve.registry import load_models
+
+    with open(tmp_path / "scored_late" / "scores.csv", newline="") as fh:
+        s_ends = [float(r["end_s"]) for r in csv.DictReader(fh) if r["level"] == "window"]
+    with TestClient(create_app(load_models([model]))) as c:
+        body = c.post("/api/models/trimming/score", params={"spectrogram": True},
+                      files={"file": ("late.wav", wav.read_bytes())}).json()
+    assert body["duration_s"] == pytest.approx(len(x) / sr)
+    np.testing.assert_allclose([w["start_s"] for w in body["windows"]], s_starts, atol=1e-3)
+    np.testing.assert_allclose([w["end_s"] for w in body["windows"]], s_ends, atol=1e-3)
+    assert body["spectrogram"]["start_s"] == pytest.approx(2.5, abs=0.03)

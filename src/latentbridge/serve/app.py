@@ -287,7 +287,7 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
         try:
             t0 = time.perf_counter()
             try:
-                (wave, windows, starts_s, padded, info, clipped), said = await in_thread(
+                (wave, windows, starts_s, padded, info, read), said = await in_thread(
                     decode_pool, up.told, _read_windows, m, up.path, settings.max_duration_s, sample_rate)
             except DataError as e:
                 raise up.error(e) from None
@@ -296,15 +296,15 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
             t1 = time.perf_counter()
             scores, decisions = await asyncio.wrap_future(batchers[name].submit(windows))
             t2 = time.perf_counter()
-            result = _score_result(m, up.client_name, wave, scores, decisions, starts_s, padded)
-            result["warnings"] = said + _upload_warnings(m, up.client_name, info, wave, clipped)
+            result = _score_result(m, up.client_name, read["duration_s"], scores, decisions, starts_s, padded)
+            result["warnings"] = said + _upload_warnings(m, up.client_name, info, wave, read["clipped_share"])
             if sample_rate is not None and info.sample_rate != round(sample_rate):  # the file gives its own rate
                 result["warnings"].append(f"sample_rate {sample_rate:g} Hz ignored: {up.client_name} gives its own "
                                           f"rate, {info.sample_rate} Hz (the rate is for files that give none)")
             result["timing_ms"] = {"read_and_window": round(1000 * (t1 - t0), 2), "score": round(1000 * (t2 - t1), 2)}
             if spectrogram:
                 result["spectrogram"] = await in_thread(decode_pool, media.display_spectrogram, wave,
-                                                        m.detector.spec)
+                                                        m.detector.spec, read["lead_s"])
             return result
         finally:
             up.close()
@@ -413,9 +413,11 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
 
 
 def _read_windows(m: ServedModel, path: Path, max_duration_s: float, csv_rate: float | None = None):
-    """The upload's waveform at the model's rate, its windows, whether it was padded, its header and clipped share, by
-    the detector's own extractor (read_audio's checks, the short-recording rule, cut_windows with the model's pad
-    mode); ``csv_rate``: the rate of a vibration file that gives none (default: the model's)."""
+    """The upload's waveform at the model's rate, its windows and their start times in the recording, whether it was
+    padded, its header, and what the reader measured (:meth:`FeatureExtractor.read`'s ``stats``: the recording's
+    duration, the silence trimmed before the waveform, its clipped share), by the detector's own extractor
+    (read_audio's checks, the short-recording rule, cut_windows with the model's pad mode); ``csv_rate``: the rate of
+    a vibration file that gives none (default: the model's)."""
     from latentbridge.io import audio_info
 
     ex = m.extractor if csv_rate is None else m.detector.extractor(use_cache=False, csv_rate=float(csv_rate))
@@ -425,7 +427,7 @@ def _read_windows(m: ServedModel, path: Path, max_duration_s: float, csv_rate: f
     stats: dict = {}
     wave = ex.read(path, stats)
     windows, starts_s = ex.windows_of(wave, path)
-    return wave, windows, starts_s + stats["lead_s"], wave.shape[-1] < ex.window, info, stats["clipped_share"]
+    return wave, windows, starts_s + stats["lead_s"], wave.shape[-1] < ex.window, info, stats
 
 
 def _upload_warnings(m: ServedModel, client_name: str, info, wave, clipped: float) -> list[str]:
@@ -447,12 +449,12 @@ class _TooLong(HTTPException):
                               "(latentbridge serve --max-duration)")
 
 
-def _score_result(m: ServedModel, client_name: str, wave, scores, decisions, starts_s, padded) -> dict:
+def _score_result(m: ServedModel, client_name: str, duration: float, scores, decisions, starts_s, padded) -> dict:
+    """``duration``: the recording's, in seconds (windows end within it, as `anomaly score`'s rows do)."""
     from latentbridge.tasks.anomaly import aggregate_scores
 
     det = m.detector
     sr = det.sample_rate
-    duration = wave.shape[-1] / sr
     window_s = det.spec.window_samples / sr
     how = det.anomaly_config.aggregate
     file_score = float(aggregate_scores(np.asarray(scores), np.zeros(len(scores), dtype=np.int64), 1, how)[0])

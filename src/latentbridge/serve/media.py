@@ -44,12 +44,13 @@ def wav_base64(wave: np.ndarray, sample_rate: int) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def display_spectrogram(wave: np.ndarray, spec, max_columns: int = 480) -> dict:
+def display_spectrogram(wave: np.ndarray, spec, start_s: float = 0.0, max_columns: int = 480) -> dict:
     """The model's own spectrogram (its saved feature parameters, dB, un-normalised, every frame)
     of a whole recording at the model's rate, max-pooled to at most ``max_columns`` frames for
     display: ``{"db": [[...] per frequency row, low to high], "seconds_per_column", "f_max_hz",
-    "kind", "row_hz"}`` (``row_hz``: each row's centre frequency, mel bands spaced as they are). A recording of
-    several channels (a model of every channel) shows the loudest channel in each cell."""
+    "kind", "row_hz", "start_s"}`` (``row_hz``: each row's centre frequency, mel bands spaced as they are; ``start_s``:
+    where ``wave`` starts in the recording, after the silence a model trims). A recording of several channels (a model
+    of every channel) shows the loudest channel in each cell."""
     from latentbridge.data.survey import band_centres_hz
     import torch
 
@@ -70,4 +71,4 @@ def display_spectrogram(wave: np.ndarray, spec, max_columns: int = 480) -> dict:
         pooled = db
     return {"db": np.round(pooled, 1).tolist(), "seconds_per_column": pool * f.hop_length / f.sample_rate,
             "f_max_hz": f.fmax or f.sample_rate / 2, "kind": f.kind,
-            "row_hz": np.round(band_centres_hz(f, f.sample_rate), 1).tolist()}
+            "row_hz": np.round(band_centres_hz(f, f.sample_rate), 1).tolist(), "start_s": float(start_s)}

@@ -110,13 +110,14 @@ const LBCharts = (() => {
     const w = canvas.width, h = canvas.height;
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(off, PAD.left, PAD.top, w - PAD.left - PAD.right, h - PAD.top - PAD.bottom);
-    const x1 = cols * spec.seconds_per_column, label = "time (s) · frequency (kHz)";
+    // times in the recording: a model that trims silence draws what it kept from where that starts
+    const x0 = spec.start_s || 0, x1 = x0 + cols * spec.seconds_per_column, label = "time (s) · frequency (kHz)";
     if (spec.row_hz && spec.row_hz.length === rows) {  // each row at its own frequency: mel bands are not evenly spaced
       const ticks = [0, 1, 2, 3, 4].map((k) => Math.round((k * (rows - 1)) / 4))
         .map((r) => [r + 0.5, String(+(spec.row_hz[r] / 1000).toPrecision(2))]);
-      axes(ctx, w, h, 0, x1, 0, rows, label, false, ticks);
+      axes(ctx, w, h, x0, x1, 0, rows, label, false, ticks);
     } else {
-      axes(ctx, w, h, 0, x1, 0, spec.f_max_hz / 1000, label, false);
+      axes(ctx, w, h, x0, x1, 0, spec.f_max_hz / 1000, label, false);
     }
   }
 
