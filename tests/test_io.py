@@ -595,6 +595,12 @@ def test_a_wav_header_never_finalised_is_read_whole(tmp_path, subtype, caplog):
     body = good.read_bytes() + b"LIST" + struct.pack("<I", 4) + b"INFO"
     listed.write_bytes(body[:4] + struct.pack("<I", len(body) - 8) + body[8:])
     np.testing.assert_array_equal(read_audio(listed)[0], ref)
+    # a pad byte after an odd-sized data chunk, or a tag appended to the file, are no samples
+    odd = tmp_path / "odd.wav"
+    sf.write(odd, x[:16001], sr, subtype="PCM_U8")
+    tagged = tmp_path / "tagged.wav"
+    tagged.write_bytes(good.read_bytes() + b"TAG" + bytes(125))
+    assert len(read_audio(odd)[0]) == 16001 and len(read_audio(tagged)[0]) == len(x)
     cut = tmp_path / "cut.wav"
     cut.write_bytes(good.read_bytes()[: layout.data_offset + layout.block_align * sr])
     with pytest.raises(DataError, match="truncated audio file"):

@@ -38,7 +38,8 @@ import numpy as np
 from latentbridge.errors import DataError
 from latentbridge.io.levels import _blocks, _peak, peak_and_clipping, remove_dc
 from latentbridge.io.vibration import MAX_RATE, RECORDING_SUFFIXES
-from latentbridge.io.wav import WavLayout, declared_frames, read_wav_samples, unfinalised_frames, wav_layout
+from latentbridge.io.wav import (STALE_MIN_BYTES, WavLayout, declared_frames, read_wav_samples, unfinalised_frames,
+                                 wav_layout)
 from latentbridge.utils import first_time, listed, walk_files
 
 log = logging.getLogger(__name__)
@@ -261,7 +262,7 @@ def _beyond_header(path: Path, info) -> bool:
     width = _SAMPLE_BYTES.get(str(info.subtype))
     if path.suffix.lower() != ".wav" or width is None:
         return False
-    return not info.frames or path.stat().st_size - int(info.frames) * int(info.channels) * width > 8192
+    return not info.frames or path.stat().st_size - int(info.frames) * int(info.channels) * width >= STALE_MIN_BYTES
 
 
 def _unfinalised(path: Path, layout: WavLayout | None) -> tuple[WavLayout, int] | None:

@@ -16,11 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["WavLayout", "wav_layout", "declared_frames", "unfinalised_frames", "sample_width", "read_wav_samples"]
+__all__ = ["WavLayout", "wav_layout", "declared_frames", "unfinalised_frames", "sample_width", "read_wav_samples",
+           "STALE_MIN_BYTES"]
 
 #: data-chunk sizes a recorder writes before it knows the size: none; 0xFFFFFFFF libsndfile reads to the end itself
 PLACEHOLDER_MIN = 0x7FFFF000
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
+#: bytes after a counted data chunk that make it a count never finalised: fewer are a pad byte, a sector's zero fill or
+#: a tag appended to the file (ID3v1's 128 bytes), not samples (an 8-bit mono file of odd length read one sample more)
+STALE_MIN_BYTES = 8192
 
 
 @dataclass(frozen=True)
@@ -108,8 +112,9 @@ def unfinalised_frames(layout: WavLayout | None) -> int | None:
             or layout.declared_bytes == 0xFFFFFFFF:
         return None
     present = layout.present_bytes // layout.block_align
-    placeholder = layout.declared_bytes == 0 or layout.declared_bytes >= PLACEHOLDER_MIN
-    if present and (placeholder or layout.declared_bytes // layout.block_align < present):
+    declared = layout.declared_bytes
+    placeholder = declared == 0 or declared >= PLACEHOLDER_MIN
+    if present and (placeholder or layout.present_bytes - declared - (declared & 1) >= STALE_MIN_BYTES):
         return present
     return None
 
