@@ -185,6 +185,13 @@ def test_score_accepts_other_formats_and_rates(client, folders, machine_data, tm
     r = _post(client, f"/api/models/{_name(folders, 'pump')}/score", "rec.wav", bytes(unfinished))
     assert r.status_code == 200 and r.json()["duration_s"] == pytest.approx(4.0), r.text
     assert r.json()["warnings"][0].startswith("rec.wav: its header gives its samples no size"), r.json()["warnings"]
+    from latentbridge import utils
+
+    said = len(utils._SAID)  # each upload's notes said to it, and forgotten after (the set grew with every upload)
+    for _ in range(2):
+        r = _post(client, f"/api/models/{_name(folders, 'pump')}/score", "rec.wav", bytes(unfinished))
+        assert r.json()["warnings"][0].startswith("rec.wav: its header gives its samples no size")
+    assert len(utils._SAID) == said
     hot = tmp_path / "hot.wav"  # a saturated recorder: held at full scale
     sf.write(hot, np.clip(4 * wave / np.abs(wave).max(), -1, 1), sr, subtype="PCM_16")
     r = _post(client, f"/api/models/{_name(folders, 'pump')}/score", "hot.wav", hot.read_bytes())

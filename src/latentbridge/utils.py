@@ -291,6 +291,13 @@ def first_time(key) -> bool:
     return True
 
 
+def forget_said(text: str) -> None:
+    """Forget the :func:`first_time` keys that name ``text`` (a path): a server's uploads, each in a folder of its own,
+    grew the set without end."""
+    for key in [k for k in list(_SAID) if text in str(k)]:  # list(): one step, safe while other threads add
+        _SAID.discard(key)
+
+
 #: seeds numpy and torch both take (numpy's generators refuse negatives and numbers from 2**32)
 MAX_SEED = 2 ** 32 - 1
 
