@@ -351,6 +351,11 @@ def test_an_anti_aliased_png_mask_is_cut_at_half(tmp_path):
                          ("labels", (aa >= 128).astype(np.uint8) + (r < 3))):  # 0/1, 0/255, regions 0, 1, 2
         Image.fromarray(values).save(tmp_path / f"{name}.mask.png")
         assert arrays.read_mask(tmp_path / f"{name}.mask.png").sum() == 197, name
+    # region labels with 255 for "void" (as segmentation sets save them) are labels, not a drawing cut at half
+    labels = np.zeros((20, 20), np.uint8)
+    labels[2:8, 2:8], labels[2:8, 10:18], labels[10:18, 2:18], labels[18:, :5] = 1, 2, 3, 255
+    Image.fromarray(labels).save(tmp_path / "void.mask.png")
+    assert arrays.read_mask(tmp_path / "void.mask.png").sum() == (labels > 0).sum() == 222
 
 
 def test_a_png_folder_s_channels_and_mask_are_found_in_any_case(tmp_path):

@@ -255,6 +255,21 @@ def _nan_pixels(a: np.ndarray, path: Path, chunk_values: int = 1 << 24) -> np.nd
     return nan if nan.any() else None
 
 
+def _ramps(m: np.ndarray, top: float) -> bool:
+    """Whether a PNG mask up to its full scale (``top``) is an anti-aliased drawing, cut at half (every non-zero pixel
+    of one was valid): its levels between 0 and ``top`` lie on ramps, most such pixels beside another level. Region
+    labels (1, 2, 3, and 255 for "void") fill blobs of one level: only their rims border another."""
+    between = (m > 0) & (m < top)
+    if not between.any():
+        return False
+    other = np.zeros(m.shape, dtype=bool)
+    other[1:] |= m[1:] != m[:-1]
+    other[:-1] |= m[:-1] != m[1:]
+    other[:, 1:] |= m[:, 1:] != m[:, :-1]
+    other[:, :-1] |= m[:, :-1] != m[:, 1:]
+    return bool((between & other).sum() >= 0.5 * between.sum())
+
+
 def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
     """A boolean (H, W) mask of valid pixels from ``.npy`` or ``.png`` (the rules in the module's docstring)."""
     path = Path(path)
@@ -276,8 +291,7 @@ def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndar
     m = m.astype(np.float64)
     known = np.isfinite(m)
     top = np.max(m[known], initial=0)
-    # a PNG up to its full scale with levels between: an anti-aliased drawing (every non-zero pixel of it was valid)
-    drawn = path.suffix.lower() == ".png" and top in (255, 2 ** 16 - 1) and bool(np.any((m > 0) & (m < top)))
+    drawn = path.suffix.lower() == ".png" and top in (255, 2 ** 16 - 1) and _ramps(m, top)
     if not drawn and np.all(m[known] == np.round(m[known])):
         return known & (m != 0)  # 0/1, 0/255, region labels
     return known & (m > top / 2)  # a probability map, an anti-aliased drawing
