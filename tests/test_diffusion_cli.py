@@ -682,6 +682,12 @@ def test_a_png_of_16_bits_per_colour_channel_is_read_at_its_depth(tmp_path):
     np.testing.assert_array_equal(read_image(tmp_path / "rgb.png", 3), want)  # its own depth: 12 bits too
     np.testing.assert_array_equal(read_image(tmp_path / "rgba.png", 3), want)  # opaque: the same colours
     assert read_image(tmp_path / "rgb.png", 1)[0, 0, 0] == 255  # as grey: the brightest pixel (4095, 4095, 4095)
+    # a folder of RGBA ones reads on the folder's depth as RGB ones do (their opaque alpha, 65535, is no colour)
+    dim = np.concatenate([np.full((10, 7, 3), 400, np.uint16), np.full((10, 7, 1), 65535, np.uint16)], axis=-1)
+    _png_16_bits_per_channel(tmp_path / "dim.png", dim)
+    reading = set_reading([tmp_path / "rgba.png", tmp_path / "dim.png"])
+    assert reading["grey_bits"] == 12
+    assert read_image(tmp_path / "dim.png", 3, grey_bits=reading["grey_bits"]).max() == 25  # 400 of 4095
 
 
 def test_signed_integer_images_keep_their_negative_values(tmp_path):

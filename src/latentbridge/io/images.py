@@ -212,6 +212,10 @@ def set_reading(paths) -> dict:
     for p in paths:
         try:
             with open_image(p) as im:
+                wide = _wide_png(p, im)  # 16 bits per colour channel, with alpha or not: its colours, not its alpha
+                a = np.asarray(im) if im.mode.startswith("I") else None if wide is None else wide[..., :3]
+                if a is not None:
+                    top, bottom = max(float(a.max()), -np.inf if top is None else top), min(float(a.min()), bottom)
                 if _transparent(im):
                     rgba = im.convert("RGBA")
                     if np.asarray(rgba.getchannel("A")).min() < 255:
@@ -220,9 +224,6 @@ def set_reading(paths) -> dict:
                 elif im.mode == "F":
                     a = np.nan_to_num(np.asarray(im, dtype=np.float64))
                     lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
-                elif im.mode.startswith("I") or (wide := _wide_png(p, im)) is not None:
-                    a = np.asarray(im) if im.mode.startswith("I") else wide
-                    top, bottom = max(float(a.max()), -np.inf if top is None else top), min(float(a.min()), bottom)
         except (OSError, ValueError, DataError):
             continue
     background = "white" if weight > 0 and ink / weight < 128 else "black"
