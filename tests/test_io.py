@@ -542,6 +542,9 @@ def test_clipping_is_measured_on_plateaus_at_full_scale(tmp_path):
     # held on one side only: half of that
     one_side = np.minimum(1.5 * np.sin(2 * np.pi * 100 * t), 1.0)
     assert peak_and_clipping(one_side[:, None].astype(np.float32))[1][0] == pytest.approx(0.2677, abs=0.01)
+    # a slow tone near full scale in 16 bits holds its crest a few samples, reaching it one step at a time: no clipping
+    slow = np.round(0.97 * np.sin(2 * np.pi * 20 * np.arange(48000) / 48000) * 32767) / 32768
+    assert peak_and_clipping(slow[:, None].astype(np.float32))[1][0] == 0.0
     # crests repeating their top value: 8-bit steps at -24 dBFS, plateaus of a few samples that are no clipping
     coarse = np.round(0.06 * np.sin(2 * np.pi * 50 * t) * 128) / 128
     assert peak_and_clipping(coarse[:, None].astype(np.float32))[1][0] == 0.0
