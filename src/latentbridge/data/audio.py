@@ -36,12 +36,13 @@ log = logging.getLogger(__name__)
 #: holding all its windows (which overlap: twice the samples at the usual half-window hop)
 LAZY_WINDOWS = 128
 
-CACHE_VERSION = 6  # 2: a recording's last window ends on its last sample (io.windows), where it was padded;
+CACHE_VERSION = 7  # 2: a recording's last window ends on its last sample (io.windows), where it was padded;
 # 3: frames reaching into a window's trailing digital silence are silence (transforms.numpy_stft.silence_tail);
 # 4: each entry records the file's level (scoring names files far quieter than the training files);
 # 5: audio files lose each channel's constant offset when read (io.remove_dc);
-# 6: each entry records the file's clipped share (scoring names recordings that clip where training ones did not),
-# whether it was padded, and windows' times in the recording where its leading silence was trimmed
+# 6: each entry records the file's clipped share (scoring names recordings that clip where training ones did not);
+# 7: and whether it was padded; windows' times in the recording where its leading silence was trimmed, WAV headers
+# never finalised read whole, plateaus entered by a step
 
 
 def default_workers() -> int:
