@@ -36,13 +36,10 @@ log = logging.getLogger(__name__)
 #: holding all its windows (which overlap: twice the samples at the usual half-window hop)
 LAZY_WINDOWS = 128
 
-CACHE_VERSION = 7  # 2: a recording's last window ends on its last sample (io.windows), where it was padded;
-# 3: frames reaching into a window's trailing digital silence are silence (transforms.numpy_stft.silence_tail);
-# 4: each entry records the file's level (scoring names files far quieter than the training files);
-# 5: audio files lose each channel's constant offset when read (io.remove_dc);
-# 6: each entry records the file's clipped share (scoring names recordings that clip where training ones did not);
-# 7: and whether it was padded; windows' times in the recording where its leading silence was trimmed, WAV headers
-# never finalised read whole, plateaus entered by a step
+CACHE_VERSION = 7  # 2: a recording's last window ends on its last sample (io.windows); 3: frames reaching into a
+# window's trailing digital silence are silence (numpy_stft.silence_tail); 4: the file's level; 5: audio loses each
+# channel's offset (io.remove_dc); 6: the file's clipped share; 7: whether it was padded, windows' times in the recording
+# where its lead was trimmed, WAV headers never finalised read whole, clipped plateaus entered by a step
 
 
 def default_workers() -> int:
@@ -286,6 +283,12 @@ class FeatureExtractor:
     def windows_of(self, wave: np.ndarray, name: str | Path = "<waveform>") -> tuple[np.ndarray, np.ndarray]:
         """Windows of one recording (the short-recording rule of :func:`latentbridge.io.check_recording_length`)."""
         return self._windows(wave, name)[:2]
+
+    def file_windows(self, path: Path, stats: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(samples read, windows, their starts in the recording, s): :meth:`read` (``stats``) and :meth:`windows_of`."""
+        wave = self.read(path, stats := {} if stats is None else stats)
+        windows, starts = self.windows_of(wave, path)
+        return wave, windows, starts + stats["lead_s"]
 
     def _windows(self, wave: np.ndarray, name, lazy: bool = False) -> tuple[np.ndarray, np.ndarray, bool]:
         """(windows, starts_s, padded): no state kept, so chunks may run in several threads. ``lazy``: a long

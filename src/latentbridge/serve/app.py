@@ -435,9 +435,8 @@ def _read_windows(m: ServedModel, path: Path, max_duration_s: float, csv_rate: f
     if info.duration_s > max_duration_s:
         raise _TooLong(info.duration_s, max_duration_s)
     stats: dict = {}
-    wave = ex.read(path, stats)
-    windows, starts_s = ex.windows_of(wave, path)
-    return wave, windows, starts_s + stats["lead_s"], wave.shape[-1] < ex.window, info, stats
+    wave, windows, starts_s = ex.file_windows(path, stats)
+    return wave, windows, starts_s, wave.shape[-1] < ex.window, info, stats
 
 
 def _upload_warnings(m: ServedModel, client_name: str, info, wave, clipped: float) -> list[str]:

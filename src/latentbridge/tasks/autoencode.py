@@ -225,7 +225,7 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
     waves, labels, bad = [], [], []
     for f in files:  # every unusable recording named at once, the others evaluated
         try:
-            w, starts = ex.windows_of(ex.read(Path(f)), f)
+            _, w, starts = ex.file_windows(Path(f))  # times in the recording, a trimmed lead added back
         except DataError as e:
             bad.append(e)
             continue
