@@ -410,3 +410,18 @@ def test_a_stack_whose_end_axes_both_could_be_the_channels(tmp_path):
     b = np.random.default_rng(5).random((6, 48, 6)).astype(np.float32)
     np.save(tmp_path / "b.npy", b)
     assert np.array_equal(arrays.read_array_stack(tmp_path / "b.npy", channels=6).values, b)
+
+
+def test_an_ibd_of_another_export_is_refused(tmp_path):
+    """The continuous example's imzML beside the processed example's .ibd (long enough) was read as spectra: m/z
+    values as intensities, every other pixel 764.6 where the right pair reads 8.5-11.4. Its UUID names the pair."""
+    import shutil
+
+    cont, proc = _example("Continuous"), _example("Processed")
+    shutil.copy(cont, tmp_path / "A.imzML")
+    shutil.copy(proc.with_suffix(".ibd"), tmp_path / "A.ibd")
+    with pytest.raises(DataError, match=r"A\.imzML: A\.ibd belongs to another imzML: it starts with the UUID "
+                                        r"9d501bdc53444916b7e97e795b02c856, this file names 554a27fa"):
+        imzml.read_ion_images(tmp_path / "A.imzML", [152.9], tolerance=0.2, unit="da")
+    shutil.copy(cont.with_suffix(".ibd"), tmp_path / "A.ibd")  # the right one: read
+    assert imzml.read_ion_images(tmp_path / "A.imzML", [152.9], tolerance=0.2, unit="da").values.shape == (3, 3, 1)

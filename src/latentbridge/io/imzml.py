@@ -105,11 +105,30 @@ def open_imzml(path: str | Path):
         parser.m.close()
         raise DataError(path, "holds no spectra")
     try:
+        _check_ibd_uuid(parser, path, ibd, fh)
         _check_ibd_length(parser, path, ibd, os.fstat(fh.fileno()).st_size)
     except DataError:
         parser.m.close()
         raise
     return parser
+
+
+def _check_ibd_uuid(parser, path: Path, ibd: Path, fh) -> None:
+    """Refuse an ``.ibd`` whose first 16 bytes are not the UUID its imzML names: a binary file of another export
+    beside it (long enough, it was read as spectra: m/z values as intensities, every other pixel 764.6 where the
+    right pair reads 8.5-11.4)."""
+    try:
+        named = str(parser.metadata.file_description.param_by_name.get("universally unique identifier") or "")
+    except AttributeError:  # no file description the parser understood: nothing to compare
+        return
+    named = named.strip("{}").replace("-", "").lower()
+    pos = fh.tell()
+    fh.seek(0)
+    head = fh.read(16).hex()
+    fh.seek(pos)
+    if len(named) == 32 and head != named:
+        raise DataError(path, f"{ibd.name} belongs to another imzML: it starts with the UUID {head}, this file names "
+                              f"{named} (a binary file from another export, paired by name?)")
 
 
 def _check_ibd_length(parser, path: Path, ibd: Path, size: int) -> None:
