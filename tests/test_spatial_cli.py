@@ -239,7 +239,7 @@ def test_enhance_errors_are_one_line(run, tissue, tmp_path, capsys):
     hot[0, 0, 0] = 1e30
     np.save(tmp_path / "hot.npy", hot)
     bad_truth = np.load(tissue / "section_05.truth.npy")
-    bad_truth[:3] = np.nan
+    bad_truth[16:19] = np.nan  # across the section (NaN around it is a background, scored nowhere)
     np.save(tmp_path / "truth_nan.npy", bad_truth)
     dead = maps.astype(np.float32)
     dead[..., 2] = np.nan  # one channel NaN everywhere: "no valid pixel", naming no channel
@@ -534,3 +534,27 @@ def test_evaluate_says_why_no_psnr_was_measured(array_run, tissue, tmp_path, cap
         assert f"{task}: no section's clean map varies over the scored pixels" in caplog.text
     ok = evaluate(array_run, str(_section_folder(tissue, tmp_path / "ok"))).metrics
     assert ok["denoise"]["psnr_sections"] == 1 and ok["denoise"]["psnr"] > 0
+
+
+def test_clean_maps_with_a_nan_background_are_scored(run, tissue, tmp_path, capsys):
+    """A clean map with NaN around the tissue (what enhance itself writes outside its region) was refused ("2496
+    non-finite values in the clean maps") though no scored pixel held one; NaN on a scored pixel still is."""
+    x = np.load(tissue / "section_05.npy").astype(np.float32)
+    valid = np.load(tissue / "section_05.mask.npy")
+    truth = np.load(tissue / "section_05.truth.npy").astype(np.float32)
+    x[~valid] = np.nan
+    np.save(tmp_path / "a.npy", x)
+    around = truth.copy()
+    around[~valid] = np.nan
+    np.save(tmp_path / "a.truth.npy", around)
+    assert main(["enhance", str(run), str(tmp_path / "a.npy"), "--task", "denoise", "--out", str(tmp_path / "o")]) == 0
+    plain = tmp_path / "plain"
+    assert main(["enhance", str(run), str(tissue / "section_05.npy"), "--task", "denoise", "--out", str(plain)]) == 0
+    got, want = (json.loads((d / "enhance.json").read_text())["metrics"] for d in (tmp_path / "o", plain))
+    assert got["psnr"] == pytest.approx(want["psnr"], rel=1e-4)
+    r, c = np.argwhere(valid)[0]
+    around[r, c, 0] = np.nan
+    np.save(tmp_path / "a.truth.npy", around)
+    capsys.readouterr()
+    assert main(["enhance", str(run), str(tmp_path / "a.npy"), "--task", "denoise", "--out", str(tmp_path / "o2")]) == 2
+    assert "1 non-finite values in the clean maps where pixels are scored" in capsys.readouterr().err

@@ -337,8 +337,12 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
     # an upscale's clean maps have the output's shape: read after the upscale, not against the section's shape
     truth_file = None if task == "upscale" else truth or truth_sibling
     section = read_for_model(spec, path, mask=mask, truth=truth_file)
-    if section.truth is not None and (bad := int(np.size(section.truth) - np.isfinite(section.truth).sum())):
-        raise DataError(truth_file, f"{bad} non-finite values in the clean maps: the metrics would read NaN")
+    # only where pixels are scored (a denoise's measured pixels, an inpainting's outline): NaN around is a background
+    scored = section.valid if task == "denoise" else section.valid | section.outline
+    if section.truth is not None and (bad := int((~np.isfinite(section.truth[scored])).sum())):
+        raise DataError(truth_file, f"{bad} non-finite values in the clean maps where pixels are scored (the "
+                                    f"section's {'measured pixels' if task == 'denoise' else 'outline'}): the "
+                                    "metrics would read NaN")
     empty = channel_text(section.labels, section.empty)
     if len(section.empty) == section.shape[2]:
         raise DataError(path, "no signal in any of the model's channels" + (
