@@ -112,6 +112,7 @@ def test_enhance_arrays_and_imzml(run, tissue, tmp_path, capsys, monkeypatch):
     assert np.isfinite(enh[region]).all() and np.isnan(enh[~region]).all() and np.isnan(sig[~region]).all()
     summary = json.loads((out / "enhance.json").read_text())
     assert summary["task"] == "denoise" and summary["metrics"]["psnr"] > 0
+    assert summary["normalization"] == "none" and "), data units;" in summary["files"]["enhanced"]
     info = json.loads((run / "config.json").read_text())["config"]
     assert (summary["seed"], summary["samples"]) == (0, info["patches"]["samples"])  # what reproduces sigma
     assert (out / "panels.png").read_bytes()[:4] == b"\x89PNG"
@@ -558,3 +559,18 @@ def test_clean_maps_with_a_nan_background_are_scored(run, tissue, tmp_path, caps
     capsys.readouterr()
     assert main(["enhance", str(run), str(tmp_path / "a.npy"), "--task", "denoise", "--out", str(tmp_path / "o2")]) == 2
     assert "1 non-finite values in the clean maps where pixels are scored" in capsys.readouterr().err
+
+
+def test_a_tic_model_s_maps_say_their_unit(tissue, tmp_path):
+    """A model of TIC-normalised ion images (the README's imzML example) wrote its maps, intensity over each pixel's
+    total ion count, as "data units": enhance.json says the normalisation and the unit."""
+    out = tmp_path / "tic"
+    assert main(["train", "--config", str(REPO / "configs" / "cvae_tissue.yaml"), "--out", str(out),
+                 *_o([f"data.root={tissue}", "data.format=imzml", "data.normalization=tic", *TINY,
+                      "train.max_epochs=1"])]) == 0
+    assert main(["enhance", str(out), str(tissue / "section_05.imzML"), "--task", "denoise", "--out",
+                 str(tmp_path / "e")]) == 0
+    summary = json.loads((tmp_path / "e" / "enhance.json").read_text())
+    assert summary["normalization"] == "tic"
+    assert summary["files"]["enhanced"].startswith("enhanced.npy (H, W, C), intensity / the pixel's total ion count")
+    assert np.nanmax(np.load(tmp_path / "e" / "enhanced.npy")) < 1.5  # shares of the spectrum, not counts

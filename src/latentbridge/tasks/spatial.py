@@ -251,6 +251,8 @@ class Enhanced:
     """Channels of the input without signal (an m/z none of its spectra holds)."""
     sampling: dict = field(default_factory=dict)
     """``{"seed", "samples"}``: what reproduces the uncertainty (``enhance.json`` records it)."""
+    normalization: str = "none"
+    """Each pixel divided by its spectrum's ``tic`` or ``rms`` as the model reads it: the maps' unit."""
 
 
 def enhance_section(model, spec, section, task: str, *, n_samples: int = 8, batch_tiles: int = 32, seed: int = 0,
@@ -399,6 +401,7 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
         res.metrics = enhancement_metrics(np.asarray(t), res.enhanced, res.region, res.sigma)
     res.panels = panels
     res.empty_channels = [section.labels[c] if c < len(section.labels) else str(c) for c in section.empty]
+    res.normalization = spec.normalization
     return res
 
 

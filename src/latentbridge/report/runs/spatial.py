@@ -100,11 +100,18 @@ def write_enhanced(res, folder: Path) -> None:
                "channels": res.labels, "panel_channels": [res.labels[c] for c in channels],
                "n_tiles": res.n_tiles, "seconds": res.seconds, "pixels_answered": int(np.asarray(res.region).sum()),
                "metrics": res.metrics or None, "empty_channels": res.empty_channels, **res.sampling,
-               "files": {"enhanced": "enhanced.npy (H, W, C), data units; NaN outside region.npy",
+               "normalization": res.normalization,
+               "files": {"enhanced": f"enhanced.npy (H, W, C), {UNITS.get(res.normalization, 'data units')}; NaN "
+                                     "outside region.npy",
                          "uncertainty": "uncertainty.npy (H, W, C): σ; NaN outside region.npy",
                          "latent": "latent.npy (H, W, d): posterior mean", "region": "region.npy (H, W): answered pixels",
                          "panels": "panels.png"}}
     atomic_write_json(folder / "enhance.json", summary)
+
+
+#: the unit of the enhanced maps by the model's per-pixel normalisation (a TIC model's maps read as data units)
+UNITS = {"tic": "intensity / the pixel's total ion count (the model's data.normalization: tic)",
+         "rms": "intensity / the RMS of the pixel's spectrum (the model's data.normalization: rms)"}
 
 
 NOTE = ("PSNR (dB, per channel then averaged), SSIM and spectral angle (degrees) against the clean maps of the "
