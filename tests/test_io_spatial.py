@@ -244,6 +244,16 @@ def test_channels_first_arrays_are_turned_and_png_channels_keep_their_numeric_or
     # a small first axis that is not far shorter than the others stays the height
     np.save(tmp_path / "hwc.npy", rng.random((12, 30, 30)).astype(np.float32))
     assert arrays.read_array_stack(tmp_path / "hwc.npy").shape == (12, 30, 30)
+    # ... and where it could as well be the channels (20 ion images of 36 x 48 saved channels first), the reading
+    # is said with how to settle it (trained as 48 channels of 20 x 36 maps without a word)
+    sub = tmp_path / "cf20"
+    sub.mkdir()
+    np.save(sub / "s1.npy", rng.random((20, 36, 48)).astype(np.float32))
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert arrays.read_array_stack(sub / "s1.npy").shape == (20, 36, 48)
+    assert "read as (height, width, channels) = (20, 36, 48), the documented layout; if its first axis holds the " \
+           "channels (saved channels first), list them in NAME.channels.txt" in caplog.text
     folder = tmp_path / "ions"
     folder.mkdir()
     for i in (8, 9, 10, 11):  # lexicographic order would read ch_10 and ch_11 before ch_8

@@ -91,6 +91,11 @@ def channels_last(a: np.ndarray, path: Path, n_labels: int | None = None, channe
     else:
         first = 4 * c0 <= min(h, c2) and c0 < c2
     if not first:
+        if known is None and c0 < c2 and first_time(("channels-ambiguous", str(path.parent))):
+            # (20, 36, 48): 20 x 36 maps of 48 channels, or 20 maps of 36 x 48 written channels first
+            log.warning("%s: read as (height, width, channels) = %s, the documented layout; if its first axis holds "
+                        "the channels (saved channels first), list them in NAME.channels.txt or give the model's "
+                        "m/z (data.mz) (the folder's other files are not named)", path, tuple(a.shape))
         return a
     if first_time(("channels-first", str(path))):
         how = "its channel labels" if n_labels is not None else "the model's channel count" if known else \
