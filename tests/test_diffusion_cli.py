@@ -260,15 +260,18 @@ def test_a_folder_of_images_trains_a_class_conditional_model(tmp_path, capsys, c
     assert main(["evaluate", str(out), "--out", str(tmp_path / "e")]) == 0
     m = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert m["feature_space"] == "pixels16" and "class_accuracy" not in m and m["n_reference"] == 6
-    few = tmp_path / "few"  # one image per class: the split per class keeps both for training, none to compare with
+    few = tmp_path / "few"  # two images per class: the split per class keeps them for training, none to compare with
     for cls in ("cracked", "intact"):
         (few / cls).mkdir(parents=True)
-        (few / cls / "a.png").write_bytes(next((root / cls).glob("*.png")).read_bytes())
+        for name, f in zip("ab", sorted((root / cls).glob("*.png"))[:2]):
+            (few / cls / f"{name}.png").write_bytes(f.read_bytes())
     capsys.readouterr()
-    # another folder is the test set whole (it was split, leaving none here), the floor the run's own training images
+    # another folder is read whole (it was split, leaving none here): a reference and, disjoint from it, its own
+    # real-data floor (the run's training images as the floor measured the distance between two kinds of image)
     assert main(["evaluate", str(out), "--data", str(few), "--out", str(tmp_path / "e2")]) == 0
     m = json.loads((tmp_path / "e2" / "metrics.json").read_text())
-    assert m["n_reference"] == 2 and m["k"] == 1 and m["split"] == f"every image of {few} (2 images)"
+    assert m["n_reference"] == 2 and m["n_real_floor"] == 2 and m["k"] == 1
+    assert m["split"] == f"every image of {few} (4 images); 2 as the reference, 2 others as the real-data floor"
     # a class folder the run never knew would put other images into the reference: refused, named
     (few / "rusty").mkdir()
     (few / "rusty" / "a.png").write_bytes((few / "intact" / "a.png").read_bytes())
@@ -277,9 +280,11 @@ def test_a_folder_of_images_trains_a_class_conditional_model(tmp_path, capsys, c
     assert "class folder(s) the run was not trained on: rusty (its classes: cracked, intact)" in err, err
     assert not (tmp_path / "e3").exists()
     (few / "rusty" / "a.png").unlink()
-    (few / "intact" / "a.png").unlink()  # a class of the run missing: named, then too few images to compare with
+    for f in (few / "intact").glob("*.png"):  # a class of the run missing: named, then too few images to compare with
+        f.unlink()
     assert main(["evaluate", str(out), "--data", str(few), "--out", str(tmp_path / "e3")]) == 2
-    assert "1 test image(s)" in capsys.readouterr().err
+    assert "2 image(s): an evaluation on another folder takes a real-data floor and a reference" in \
+        capsys.readouterr().err
     assert "no folder for class(es) intact of the run" in caplog.text
     assert not (tmp_path / "e3").exists()
     t0 = time.time()  # a used output folder is refused before the sampling, not after it

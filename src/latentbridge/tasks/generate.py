@@ -13,7 +13,6 @@ report step :mod:`latentbridge.report.runs.diffusion` writes the files.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -205,7 +204,7 @@ def evaluate(run_dir, data: str | None = None, *, n_samples: int | None = None, 
              eta: float | None = None, judge: Judge | None = None, progress: bool = False) -> DiffusionEvaluation:
     """Generate ``evaluate.n_samples`` images (classes in turn) and measure them against the test
     images of the run's data (or of ``data``, a data root of the same source)."""
-    from latentbridge.data.images import load_image_data
+    from latentbridge.data.images import ImageData, load_image_data
     from latentbridge.models.hub import load_model
 
     saved = load_model(run_dir)
@@ -213,17 +212,22 @@ def evaluate(run_dir, data: str | None = None, *, n_samples: int | None = None, 
     if cfg.task != "diffusion":
         raise LatentbridgeError(f"{run_dir}: a {cfg.task!r} model, not a diffusion model")
     data_cfg = cfg.data.model_copy(update={"root": data}) if data else cfg.data
-    if data and cfg.data.source == "folder":  # another folder: all of it is the reference, the floor the run's own
+    if data and cfg.data.source == "folder":
+        # another folder: its own images give the reference and, disjoint from it, the real-data floor (the run's
+        # training images as the floor put it between two kinds of image: fd_ratio 1.2 for a model of bars
+        # evaluated on digits; and the training folder itself as --data put the floor's images in the reference)
         from latentbridge.data.images import every_image
 
-        test, test_info = every_image(cfg.data, data, cfg.train.seed, saved.info.get("class_names"),
-                                      (saved.info.get("data") or {}).get("reading"))
-        try:
-            own = load_image_data(cfg.data, cfg.train.seed)
-        except DataError as e:
-            raise DataError(cfg.data.root, f"the run's training images give the real-data floor of an evaluation on "
-                                           f"{data}, and cannot be read ({e.problem})") from None
-        images = dataclasses.replace(own, test=test, info={**own.info, "root": str(data), "split": test_info["split"]})
+        every, test_info = every_image(cfg.data, data, cfg.train.seed, saved.info.get("class_names"),
+                                       (saved.info.get("data") or {}).get("reading"))
+        if len(every) < 4:
+            raise DataError(data, f"{len(every)} image(s): an evaluation on another folder takes a real-data floor "
+                                  "and a reference from it, 2 images each at least")
+        order = np.random.default_rng(cfg.train.seed + 13).permutation(len(every))
+        m = min(int(n_samples or cfg.evaluate.n_samples), len(every) // 2)
+        floor, test = every.subset(np.sort(order[:m])), every.subset(np.sort(order[m:]))
+        images = ImageData(floor, floor, test, {"root": str(data), "offline_split": False, "split": (
+            f"{test_info['split']}; {len(test)} as the reference, {m} others as the real-data floor")})
     else:
         images = load_image_data(data_cfg, cfg.train.seed)
     if len(images.test) < 2:  # before the sampling: Fréchet distances need two test images at least
@@ -249,7 +253,7 @@ def evaluate(run_dir, data: str | None = None, *, n_samples: int | None = None, 
     pool = images.train
     real = pool.subset(np.sort(rng.choice(len(pool), size=min(n, len(pool)), replace=False))).floats()
     if len(real) < n:
-        log.warning("only %d training images for a real floor of %d", len(real), n)
+        log.warning("only %d %s images for a real floor of %d", len(real), "of the folder's" if data else "training", n)
     names = saved.info.get("class_names") or []
     k = min(cfg.evaluate.k, len(images.test) - 1, len(real) - 1, n - 1)  # precision / recall: k neighbours within each set
     if k < cfg.evaluate.k:

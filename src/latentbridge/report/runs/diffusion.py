@@ -18,7 +18,8 @@ from latentbridge.utils import atomic_path, atomic_write_json
 
 EVAL_NOTE = ("fd: Fréchet distance between the Gaussian fits of generated and test-image features; "
              "fd_real_floor: the same distance for as many real training images (disjoint from the test "
-             "images): what a perfect model of the data would score at this sample count. precision / recall: "
+             "images; with --data DIR, other images of that folder): what a perfect model of the data would score "
+             "at this sample count. precision / recall: "
              "k-nearest-neighbour manifold estimate in the same feature space (precision_real / recall_real: "
              "the real floor's). class_accuracy: share of class-conditional samples the classifier assigns "
              "to the requested class.")
