@@ -574,3 +574,24 @@ def test_a_tic_model_s_maps_say_their_unit(tissue, tmp_path):
     assert summary["normalization"] == "tic"
     assert summary["files"]["enhanced"].startswith("enhanced.npy (H, W, C), intensity / the pixel's total ion count")
     assert np.nanmax(np.load(tmp_path / "e" / "enhanced.npy")) < 1.5  # shares of the spectrum, not counts
+
+
+def test_enhanced_counts_below_zero_are_named(run, tissue, tmp_path, caplog, monkeypatch):
+    """Ion counts are 0 or more; an undertrained model's enhanced maps held 9 % negative values without a word."""
+    import latentbridge.tasks.spatial as spatial
+
+    real = spatial.enhance_section
+
+    def shifted(*a, **kw):
+        res = real(*a, **kw)
+        e = np.array(res.enhanced)
+        e[res.region] -= 1e6  # far below any count: every answered value negative
+        res.enhanced = e
+        return res
+
+    monkeypatch.setattr(spatial, "enhance_section", shifted)
+    with caplog.at_level("WARNING"):
+        assert main(["enhance", str(run), str(tissue / "section_05.npy"), "--task", "denoise", "--out",
+                     str(tmp_path / "o")]) == 0
+    n = int(np.load(tissue / "section_05.mask.npy").sum()) * 6
+    assert f"{n} enhanced value(s) below 0" in caplog.text and "where every input value is 0 or more" in caplog.text

@@ -391,6 +391,17 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
             raise DataError(path, f"the model gave {bad} non-finite {name} values; the input's largest value, "
                                   f"{section.values[r, c, ch]:.4g} at row {r}, column {c}, channel {ch}, may lie far "
                                   f"outside what it was trained on")
+    # maps of counts (every input value 0 or more) enhanced below 0: nothing clamps a model's answer, so it is said
+    if min(float(np.nanmin(section.values[r:r + 256][section.valid[r:r + 256]], initial=0.0))
+           for r in range(0, section.values.shape[0], 256)) >= 0:
+        n, low = 0, 0.0
+        for r in range(0, res.enhanced.shape[0], 256):  # in row blocks, as above
+            b = np.asarray(res.enhanced[r:r + 256])[res.region[r:r + 256]]
+            n, low = n + int((b < 0).sum()), min(low, float(np.min(b, initial=0.0)))
+        if n:
+            log.warning("%s: %d enhanced value(s) below 0 (down to %.3g) where every input value is 0 or more: the model "
+                        "answers outside its data's range there (too little training, or maps unlike the training "
+                        "ones); they are written as they came", path, n, low)
     if truth and task == "upscale":
         t = load_npy(truth, "the clean maps", mmap=True)
         if tuple(t.shape) != tuple(res.enhanced.shape):
