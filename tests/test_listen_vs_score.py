@@ -186,6 +186,16 @@ def test_times_stay_the_recordings_where_silence_is_trimmed(fitted_model, record
     l_starts, l_scores, _ = _listened(model, wav, tmp_path)
     np.testing.assert_allclose(l_starts, s_starts, atol=1e-3)
     np.testing.assert_allclose(l_scores, s_scores, rtol=1e-4)
+    # a sound shorter than one window between silences: its padded window ends alike in score and listen
+    short = write_wav(tmp_path / "short.wav", np.concatenate([np.zeros(int(2.5 * sr)), wave[:int(1.2 * sr)],
+                                                              np.zeros(sr)]).astype(np.float32), sr, subtype="FLOAT")
+    _scored(model, short, tmp_path)
+    _listened(model, short, tmp_path)
+    with open(tmp_path / "scored_short" / "scores.csv", newline="") as fh:
+        s_ends = [float(r["end_s"]) for r in csv.DictReader(fh) if r["level"] == "window"]
+    with sqlite3.connect(tmp_path / "short.sqlite") as db:
+        np.testing.assert_allclose([r[0] for r in db.execute("SELECT end_s FROM events ORDER BY id")], s_ends,
+                                   atol=1e-3)
     export_onnx(model, tmp_path / "trimming.onnx")
     np.testing.assert_allclose(EdgeScorer(tmp_path / "trimming.onnx").score_file(wav).starts_s, s_starts, atol=1e-3)
     # the server: the same windows, ends and duration (its windows ended before they started: trimmed ends)

@@ -211,8 +211,10 @@ def listen(
             )
         for start, value, flag in zip(starts, scores, decisions):
             start_s = start / sample_rate + read["lead_s"]
-            # a recording shorter than its padded last window ends where its samples do, as score says
-            end_s = min(start + window, buffer.samples_seen) / sample_rate + read["lead_s"]
+            # a window padded past the recording's end ends with it, as score's rows say (a file: the recording's
+            # whole length, a trimmed lead and tail included; a stream: the samples received)
+            end_s = min(start_s + window / sample_rate, read["duration_s"]) if is_file else \
+                min(start + window, buffer.samples_seen) / sample_rate
             n_windows += 1
             n_anomalies += int(flag)
             emit(_format_line(start_s, end_s, float(value), bool(flag)))
