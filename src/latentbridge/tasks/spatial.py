@@ -408,8 +408,11 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
             raise DataError(truth, f"truth of shape {t.shape} does not match the upscaled maps {res.enhanced.shape}")
         from latentbridge.metrics.spatial import enhancement_metrics
 
-        res.truth = t
-        res.metrics = enhancement_metrics(np.asarray(t), res.enhanced, res.region, res.sigma)
+        res.truth = t = np.asarray(t)
+        # the section's pixels: not those whose clean map is 0 or NaN in every channel (a background the upsampled
+        # outline takes in at its edge, scored at a spectral angle of 90 degrees; evaluate scores the section's)
+        section_px = ~np.all((t == 0) | ~np.isfinite(t), axis=-1)
+        res.metrics = enhancement_metrics(t, res.enhanced, res.region & section_px, res.sigma)
     res.panels = panels
     res.empty_channels = [section.labels[c] if c < len(section.labels) else str(c) for c in section.empty]
     res.normalization = spec.normalization
