@@ -294,10 +294,11 @@ class _Kept(logging.Handler):
 
 @contextmanager
 def _keeping_warnings():
-    """Collect the warnings of the folder's checks and of its masks (:mod:`latentbridge.io.masks`) while windows are
-    built: kept in the manifest, they are said again when the windows come from the cache."""
+    """Collect the warnings of the folder's checks, of its masks (:mod:`latentbridge.io.masks`) and of its recordings'
+    reader (:mod:`latentbridge.io.vibration`: Unix time, a time read as a sensor) while windows are built: kept in the
+    manifest, they are said again when the windows come from the cache."""
     kept = _Kept()
-    loggers = (log, logging.getLogger("latentbridge.io.masks"))
+    loggers = (log, logging.getLogger("latentbridge.io.masks"), logging.getLogger("latentbridge.io.vibration"))
     for lg in loggers:
         lg.addHandler(kept)
     try:
