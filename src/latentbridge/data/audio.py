@@ -344,8 +344,8 @@ class FeatureExtractor:
         out: list[FileFeatures] = []
         todo = []
         for i, path in chunk:
-            key = self._key(path)
-            cached = self._load_cached(key)
+            key = self._key(path) if self.use_cache else ""  # (the key resolves the path: 1 % of the path uncached)
+            cached = self._load_cached(key) if self.use_cache else None
             if cached is not None and self.n_channels and cached[0].shape[1] != self.n_channels:
                 try:  # the reader's error, naming the count
                     self.read(path)

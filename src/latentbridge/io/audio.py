@@ -29,6 +29,7 @@ import functools
 import logging
 import math
 import os
+import stat
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,10 +37,10 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError
-from latentbridge.io.levels import _blocks, _peak, peak_and_clipping, remove_dc
+from latentbridge.io.levels import _blocks, _peak, column_sums, peak_and_clipping, remove_dc
 from latentbridge.io.vibration import MAX_RATE, RECORDING_SUFFIXES
-from latentbridge.io.wav import (STALE_MIN_BYTES, WavLayout, declared_frames, read_wav_samples, unfinalised_frames,
-                                 wav_layout)
+from latentbridge.io.wav import (PCM16_FORMATS, STALE_MIN_BYTES, WavLayout, declared_frames, read_pcm16,
+                                 read_wav_samples, unfinalised_frames, wav_layout)
 from latentbridge.utils import first_time, listed, walk_files
 
 log = logging.getLogger(__name__)
@@ -227,13 +228,17 @@ def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
 
 
 def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise DataError(path, "file does not exist")
-    if path.is_dir():
+    try:
+        st = path.stat()  # one call for what exists(), is_dir() and a size asked three times
+    except (FileNotFoundError, NotADirectoryError):
+        raise DataError(path, "file does not exist") from None
+    except OSError as e:  # a link in a loop, a folder the user may not enter
+        raise DataError(path, f"cannot be opened ({e.strerror or e})") from None
+    if stat.S_ISDIR(st.st_mode):
         raise DataError(path, "is a folder, not an audio file")
     if not _is_audio_name(path):
         raise DataError(path, _not_audio(path, "unsupported file type {ext}"))
-    if path.stat().st_size == 0:
+    if st.st_size == 0:
         raise DataError(path, "file is empty (0 bytes)")
 
 
@@ -369,7 +374,8 @@ def _read_soundfile(path: Path, layout: WavLayout | None = None) -> tuple[np.nda
             header_frames = int(f.frames)
             sr = int(f.samplerate)
             # into one buffer: soundfile's own read held the samples twice at its peak (1.4 GB for an hour at 48 kHz)
-            data = f.read(out=np.empty((max(0, header_frames), int(f.channels)), dtype=np.float32))
+            data = read_pcm16(f, header_frames) if f.subtype == "PCM_16" and f.format in PCM16_FORMATS else \
+                f.read(out=np.empty((max(0, header_frames), int(f.channels)), dtype=np.float32))
     except Exception as exc:
         raise DataError(path, f"unreadable or truncated audio file ({_sf_error_text(exc, path)})") from exc
     return data, sr, header_frames
@@ -434,7 +440,8 @@ def read_audio(
     if problem := rate_problem(sr, sample_rate):
         raise DataError(path, problem)
 
-    if not all(np.isfinite(b).all() for b in _blocks(data)):
+    sums = None if _is_table(path) else column_sums(data)  # (a vibration table lost its means when read)
+    if not (np.isfinite(sums[0]).all() if sums is not None else all(np.isfinite(b).all() for b in _blocks(data))):
         n_nan = int(np.isnan(data).sum())
         n_inf = int(np.isinf(data).sum())
         raise DataError(
@@ -442,8 +449,8 @@ def read_audio(
             f"contains {n_nan + n_inf} non-finite samples ({n_nan} NaN, {n_inf} inf) "
             f"out of {data.size}",
         )
-    if not _is_table(path):  # a vibration table lost its means when read
-        remove_dc(data)
+    if sums is not None:
+        remove_dc(data, sums)
     peak, clipped = peak_and_clipping(data)
     if peak < SILENCE_LEVEL:
         raise DataError(path, SILENT)

@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 
-__all__ = ["frame_rms", "level_dbfs", "active_bounds", "trim_silence", "trimmed", "remove_dc", "peak_and_clipping",
-           "CLIP_RUN", "CLIP_LEVEL"]
+__all__ = ["frame_rms", "level_dbfs", "active_bounds", "trim_silence", "trimmed", "remove_dc", "column_sums",
+           "peak_and_clipping", "CLIP_RUN", "CLIP_LEVEL"]
 
 
 def frame_rms(x: np.ndarray, frame: int) -> np.ndarray:
@@ -83,7 +83,11 @@ def peak_and_clipping(data: np.ndarray) -> tuple[float, np.ndarray]:
 def level_dbfs(wave: np.ndarray) -> float:
     """RMS level of a waveform in dBFS (-200 for digital silence)."""
     wave = np.asarray(wave).reshape(-1)
-    power = sum(float(np.square(b, dtype=np.float64).sum()) for b in _blocks(wave)) / max(1, wave.size)
+    # a dot product of each block with itself (BLAS): 6x faster than summing its squares in float64, levels equal to
+    # 1e-6 dB; samples of other types (integers would overflow) converted block by block
+    as_is = wave.dtype in (np.float32, np.float64)
+    power = sum(float(np.dot(b, b)) for b in (b if as_is else b.astype(np.float64) for b in _blocks(wave)))
+    power /= max(1, wave.size)
     return float(10 * np.log10(power + 1e-20))
 
 
@@ -145,17 +149,11 @@ def trimmed(wave: np.ndarray, sample_rate: float, top_db: float = 40.0,
 DC_FLOOR = 2.0 ** -15
 
 
-def remove_dc(data: np.ndarray) -> np.ndarray:
-    """Take each channel's constant offset out of ``data`` (T, C), in place, and return it. An offset (an ADC's or a
-    microphone preamplifier's bias, a sensor's gravity) is no sound: left in, it set the recording's level and its
-    lowest band, so a recorder with an offset scored every normal recording as a fault (and a dead microphone with
-    one as loud). Where more than 1 % of the samples are digital zeros (a muted stretch, a gap written as zeros), the
-    offset is the mean of the others and is taken out of them alone: the zeros stay digital silence (taken out of
-    them too, they turned into a constant that no longer reads as silence). Offsets under :data:`DC_FLOOR` are left.
-    Vibration tables lose their means when read; audio files here."""
-    if not data.size:
-        return data
-    n_frames, n_channels = data.shape
+def column_sums(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(float64 sum, count of digital zeros) of each column of ``data`` (T, C), block by block. A sum that is not
+    finite marks a column holding NaN or inf (float32 samples summed in float64 cannot overflow): one pass both checks
+    a recording and gives :func:`remove_dc` its offsets."""
+    n_channels = data.shape[1]
     # column by column: numpy's reductions along the first axis of a (T, C) array (and its broadcasts over a short
     # last axis) ran 10-30 times slower than over a column's strided view (6.7 ms against 0.2 ms for 10 s of stereo)
     total = np.zeros(n_channels)
@@ -164,7 +162,22 @@ def remove_dc(data: np.ndarray) -> np.ndarray:
         for c in range(n_channels):
             total[c] += np.add.reduce(b[:, c], dtype=np.float64)
             n_zero[c] += np.count_nonzero(b[:, c] == 0)  # a comparison counts 4 times faster than floats
-    # digital zeros, when more than a few (muted stretches, gaps; not a zero crossing's odd sample): counted out, left
+    return total, n_zero
+
+
+def remove_dc(data: np.ndarray, sums: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Take each channel's constant offset out of ``data`` (T, C), in place, and return it. An offset (an ADC's or a
+    microphone preamplifier's bias, a sensor's gravity) is no sound: left in, it set the recording's level and its
+    lowest band, so a recorder with an offset scored every normal recording as a fault (and a dead microphone with
+    one as loud). Where more than 1 % of the samples are digital zeros (a muted stretch, a gap written as zeros), the
+    offset is the mean of the others and is taken out of them alone: the zeros stay digital silence (taken out of
+    them too, they turned into a constant that no longer reads as silence). Offsets under :data:`DC_FLOOR` are left.
+    Vibration tables lose their means when read; audio files here. ``sums``: :func:`column_sums` of ``data``, where
+    the caller has them."""
+    if not data.size:
+        return data
+    n_frames, n_channels = data.shape
+    total, n_zero = column_sums(data) if sums is None else sums
     zeros = int(n_zero.sum()) > data.size // 100
     count = n_frames - n_zero if zeros else np.full(n_channels, n_frames)
     offset = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
