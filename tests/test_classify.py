@@ -233,6 +233,19 @@ def test_load_classifier_trains_once_then_reuses(tmp_path, monkeypatch):
     with pytest.raises(LatentbridgeError, match="classifier train fsdd"):
         classify.load_classifier("fsdd", cache_dir=tmp_path, train_if_missing=False)
 
+    # another data folder (the user's own images under MNIST's names): its own judge, not the cached one of the first
+    other = tmp_path / "own_mnist"
+    other.mkdir()
+    for f in Path(MNIST_ROOT).iterdir():
+        (other / f.name).symlink_to(f)
+    monkeypatch.setattr(classify, "train_classifier", shortened)
+    _, info3 = classify.load_classifier("mnist", data_root=other, cache_dir=tmp_path)
+    assert info3["trained_now"] is True and Path(info3["path"]) == classify.data_folder(tmp_path / "mnist", other)
+    assert info3["data"]["data_root"] == str(other.resolve()) and len(calls) == 2
+    monkeypatch.setattr(classify, "train_classifier", boom)  # each folder's judge, cached
+    assert classify.load_classifier("mnist", data_root=other, cache_dir=tmp_path)[1]["path"] == info3["path"]
+    assert classify.load_classifier("mnist", data_root=MNIST_ROOT, cache_dir=tmp_path)[1]["path"] == info["path"]
+
 
 def test_classifier_dir_default(monkeypatch, tmp_path):
     monkeypatch.setenv("LATENTBRIDGE_CACHE", str(tmp_path / "features"))

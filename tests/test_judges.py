@@ -53,3 +53,34 @@ def test_griffin_lim_audio_never_passes_full_scale():
     assert np.abs(waves[1]).max() == pytest.approx(FULL_SCALE_PEAK, abs=1e-6)
     np.testing.assert_allclose(waves[1], raw[1] * FULL_SCALE_PEAK / np.abs(raw[1]).max(), rtol=1e-5, atol=1e-7)
     np.testing.assert_array_equal(waves[0], raw[0])  # a quiet clip: unchanged
+
+
+def test_the_cached_waveform_judge_is_the_one_of_the_runs_data(tmp_path, monkeypatch):
+    """The judge was cached by sample rate alone: a run of other voices was judged by one fitted on FSDD's (and an
+    FSDD run by one of a user's two speakers: ceiling 0.97 -> 0.59, without a word). It is kept per data folder."""
+    import latentbridge.tasks.judges as judges
+    from latentbridge.data.digits import default_digit_spec
+    from latentbridge.tasks.classify import data_folder, data_path
+
+    fitted = []
+
+    def fit(root, spec, folder, limit=None, seed=0):  # no real fit: which folder for which data is the point
+        judge = judges.WaveformJudge(np.zeros(2), np.ones(2), np.zeros((10, 2)), np.zeros(10), 8000,
+                                     {"sample_rate": 8000, "data_root": str(data_path(root))})
+        judge.save(folder)
+        fitted.append(folder)
+        return judge
+
+    monkeypatch.setattr(judges, "fit_waveform_judge", fit)
+    spec = default_digit_spec()
+    a, b = tmp_path / "voices_a", tmp_path / "voices_b"
+    a.mkdir(), b.mkdir()
+    first = judges.load_waveform_judge(a, spec, cache_dir=tmp_path / "cache")
+    assert fitted == [judges.judge_dir(spec, tmp_path / "cache")] and first.info["data_root"] == str(a.resolve())
+    judges.load_waveform_judge(a / "recordings", spec, cache_dir=tmp_path / "cache")  # the same folder: reused
+    other = judges.load_waveform_judge(b, spec, cache_dir=tmp_path / "cache")
+    assert fitted[1:] == [data_folder(judges.judge_dir(spec, tmp_path / "cache"), b)]
+    assert other.info["data_root"] == str(b.resolve())
+    judges.load_waveform_judge(b, spec, cache_dir=tmp_path / "cache")
+    judges.load_waveform_judge(a, spec, cache_dir=tmp_path / "cache")
+    assert len(fitted) == 2

@@ -70,6 +70,26 @@ def classifier_dir(kind: str, cache_dir: str | Path | None = None, spec=None) ->
     return base / name
 
 
+def data_path(root) -> Path:
+    """The data folder ``root`` names, resolved (FSDD's ``recordings`` folder named by its parent)."""
+    path = Path(root).expanduser().resolve()
+    return path.parent if path.name == "recordings" else path
+
+
+def same_data(recorded, root) -> bool:
+    """Whether a cached judge trained on ``recorded`` (None: not recorded) is one of the data folder ``root``."""
+    return recorded is not None and data_path(recorded) == data_path(root)
+
+
+def data_folder(folder: Path, root) -> Path:
+    """Where a judge cached at ``folder`` is kept for the data folder ``root`` when the one there was trained on
+    another: beside it, named by the folder (a judge of other voices read a run's FSDD test clips 0.61 right where
+    its own read them 1.00, and the coherence and FD figures moved with it, without a word)."""
+    from latentbridge.utils import stable_hash
+
+    return folder.parent / f"{folder.name}-data-{stable_hash(str(data_path(root)), 10)}"
+
+
 def _card(kind: str, metrics: dict, data_cfg: dict, cfg) -> str:
     what = ("MNIST digit images (B, 1, 28, 28) in [0, 1]" if kind == "mnist" else
             "FSDD spoken digits as dB log-mel features of latentbridge.data.digits")
@@ -173,6 +193,10 @@ def load_classifier(kind: str, *, data_root: str | Path | None = None, cache_dir
     trained_now = False
     try:
         saved = load_model(folder)
+        if data_root is not None and not same_data(saved.info.get("data", {}).get("data_root"), data_root):
+            # trained on another folder (another set of voices or images): a referee of other data
+            folder = data_folder(folder, data_root)
+            saved = load_model(folder)
     except ModelFolderError as exc:
         if not train_if_missing:
             raise LatentbridgeError(f"no usable {kind} classifier at {folder} ({exc.problem}); train it with "

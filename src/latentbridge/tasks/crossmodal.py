@@ -109,6 +109,10 @@ def reference_metrics(j: DigitJudges, test, sub: np.ndarray, gl_iterations: int 
     return {
         "second_judge_ceiling": ceiling(j.waveform, test.audio[sub], test.label[sub], j.spec, gl_iterations),
         "second_judge_real_clips": j.waveform.info.get("test_accuracy_real_clips"),
+        # the data folders the judges were trained on (kept per folder: a judge of other data reads other figures)
+        "mnist_classifier_data": (j.mnist_info.get("data") or {}).get("data_root"),
+        "fsdd_classifier_data": (j.fsdd_info.get("data") or {}).get("data_root"),
+        "second_judge_data": j.waveform.info.get("data_root"),
         "fd_image_real_floor": _floor(j.mnist.embed(j.train_images), n, j.mnist.embed(test.image)),
         "fd_audio_real_floor": _floor(j.fsdd.embed(j.train_audio), n, j.fsdd.embed(test.audio[clips])),
         "diversity_image_real": diversity(test.image, test.label),

@@ -89,6 +89,7 @@ def fit_waveform_judge(fsdd_root, spec, folder: Path, limit: int | None = None, 
     checks), record its accuracy on the real test clips and save it in ``folder``."""
     from latentbridge.data.digits import load_clips
     from latentbridge.data.sources import FSDD
+    from latentbridge.tasks.classify import data_path
 
     ds = FSDD(fsdd_root)
     train, test = ds.split("train"), ds.split("test")
@@ -99,6 +100,7 @@ def fit_waveform_judge(fsdd_root, spec, folder: Path, limit: int | None = None, 
                               spec.sample_rate, seed)
     judge.info["test_accuracy_real_clips"] = judge.accuracy(load_clips([it.path for it in test], spec),
                                                             [it.digit for it in test])
+    judge.info["data_root"] = str(data_path(fsdd_root))
     judge.save(folder)
     return judge
 
@@ -106,10 +108,16 @@ def fit_waveform_judge(fsdd_root, spec, folder: Path, limit: int | None = None, 
 def load_waveform_judge(fsdd_root, spec, cache_dir: Path | None = None) -> WaveformJudge:
     """The cached judge for FSDD clips cut like ``spec`` (fitted on the training split on first use,
     with its test accuracy on real clips recorded)."""
-    folder = judge_dir(spec, cache_dir)
-    if (folder / "judge.npz").is_file() and (folder / "judge.json").is_file():
-        return WaveformJudge.load(folder)
-    return fit_waveform_judge(fsdd_root, spec, folder)
+    from latentbridge.tasks.classify import data_folder, same_data
+
+    for folder in (judge_dir(spec, cache_dir), data_folder(judge_dir(spec, cache_dir), fsdd_root)):
+        if (folder / "judge.npz").is_file() and (folder / "judge.json").is_file():
+            judge = WaveformJudge.load(folder)
+            if same_data(judge.info.get("data_root"), fsdd_root):  # (one that does not record its data: refitted)
+                return judge
+    first = judge_dir(spec, cache_dir)
+    free = not (first / "judge.json").is_file()
+    return fit_waveform_judge(fsdd_root, spec, first if free else data_folder(first, fsdd_root))
 
 
 def ceiling(judge: WaveformJudge, log_mels: np.ndarray, labels, spec, n_iter: int = 32) -> float:
