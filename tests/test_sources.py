@@ -99,10 +99,11 @@ def test_download_ok_and_skips_present_file(server, tmp_path):
     # present with the right checksum: no request at all
     download(base + "blob.bin", dest, md5=md5(payload))
     assert log == ["/blob.bin"]
-    # present with a wrong checksum: downloaded again
-    dest.write_bytes(b"stale")
-    download(base + "blob.bin", dest, md5=md5(payload))
-    assert dest.read_bytes() == payload and len(log) == 2
+    # present with another checksum: a file of the user's (downloads arrive verified), refused, not replaced
+    dest.write_bytes(b"own data")
+    with pytest.raises(DataError, match=r"blob\.bin: holds other data than .*blob\.bin \(md5 .*\): not replaced"):
+        download(base + "blob.bin", dest, md5=md5(payload))
+    assert dest.read_bytes() == b"own data" and log == ["/blob.bin"]
 
 
 def test_download_checksum_mismatch(server, tmp_path):
@@ -312,6 +313,10 @@ def test_fsdd_parsing_bad_names_and_download(server, tmp_path):
     assert {it.index for it in ds.split("test")} == {0} and {it.index for it in ds.split("train")} == {7}
     assert sorted(ds.by_digit("train")) == [0, 1] and len(ds.by_digit("train")[1]) == 2
     assert FSDD(rec).recordings_dir == rec  # the recordings folder itself works too
+    upper = tmp_path / "upper" / "recordings"  # a recorder's upper-case suffix: read, not skipped as misnamed
+    upper.mkdir(parents=True)
+    write_clip(upper / "1_bob_8.WAV")
+    assert FSDD(upper).items() == [FSDDItem(upper / "1_bob_8.WAV", 1, "bob", 8)]
 
     with pytest.raises(DataError, match="digits.download=true fetches them"):
         FSDD(tmp_path / "nothing")
@@ -429,7 +434,8 @@ def test_pairing_synthetic():
     many = pair_audio_visual(items, labels, "test", seed=1, per_clip=9, **kw)
     assert len(many) == 27 and all(i >= 45 and items[c].digit == labels[i] for c, i in many)
 
-    with pytest.raises(DataError, match="digit 7: no FSDD clips"):
+    with pytest.raises(DataError, match=r"no recordings of digit 7 in the 'train' split \(index 5-49 of a speaker's "
+                                        r"recordings; it holds digit\(s\) 0, 1, 2\): pairs are drawn for all ten"):
         pair_audio_visual(items, labels, "train", seed=1, image_splits=splits, digits=[0, 7])
     no_twos = np.where(np.arange(60) >= 45, np.arange(60) % 2, np.arange(60) % 3)
     with pytest.raises(DataError, match="digit 2: no MNIST images"):

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latentbridge.errors import ConfigError, DataError
-from latentbridge.io import audio_info, check_recording_length, read_audio
+from latentbridge.errors import ConfigError, DataError, named_problems
+from latentbridge.io import audio_info, read_audio
 from latentbridge.utils import atomic_path, batched, stable_hash
 
 log = logging.getLogger(__name__)
@@ -74,28 +74,51 @@ def load_clips(paths, spec, strict: bool = True, trim: dict | None = None) -> np
     With ``strict`` (FSDD), a recording that is not mono at that rate is an error naming the file
     rather than silently converted: a folder that mixes in other recordings is a data problem
     worth seeing. ``trim``: :func:`latentbridge.io.audio.trim_silence` arguments applied to each
-    recording before it is fitted to the clip length (a user's recording: :data:`CONDITION_TRIM`)."""
+    recording before it is fitted to the clip length (a user's recording: :data:`CONDITION_TRIM`); without it, a
+    recording longer than the clip loses its quiet (:data:`CONDITION_TRIM`) before it is centre-cropped (recordings
+    with 1.5 s of quiet before the word kept 38 % of its energy in the median, none of it in 71 % of them; 20 FSDD
+    clips are longer than 1 s)."""
     from latentbridge.io.levels import trim_silence
 
     sr, length = spec.sample_rate, spec.window_samples
     out = np.zeros((len(paths), length), dtype=np.float32)
+    bad: list[DataError] = []
     for i, p in enumerate(paths):
-        if strict:
-            info = audio_info(p)
-            if info.channels != 1 or info.sample_rate != sr:
-                raise DataError(p, f"expected a mono {sr} Hz recording, got {info.channels} channel(s) "
-                                   f"at {info.sample_rate} Hz")
-        wave, _ = read_audio(p, sample_rate=sr, mono=True)
+        try:
+            wave = _read_clip(p, sr, strict)
+        except DataError as e:  # every unusable recording named at once (one per run before, fixed one by one)
+            bad.append(e)
+            continue
         if trim:  # a user's recording: as long as the model's shortest clips, and one word
-            check_recording_length(wave.shape[-1], length, sr, p, min(spec.windowing.min_share, MIN_CONDITION_SHARE))
+            least = int(np.ceil(min(spec.windowing.min_share, MIN_CONDITION_SHARE) * length))
+            if wave.shape[-1] < least:  # (check_recording_length's advice, a model setting, is no sampler's to take)
+                raise DataError(p, f"too short for a spoken digit: {wave.shape[-1] / sr:.3g} s; a recording of one "
+                                   f"must last at least {least / sr:.3g} s")
             _say_conversions(p, spec)
             wave = trim_silence(wave.reshape(-1), sr, **trim)
             if wave.shape[-1] > 1.5 * length:
                 log.warning("%s: %.3g s of sound once its quiet is trimmed; the model reads one %.3g-s spoken "
                             "digit, so only the middle %.3g s is used (cut the recording to one word)", p,
                             wave.shape[-1] / sr, length / sr, length / sr)
+        elif wave.shape[-1] > length:  # centre-cropped: its quiet first trimmed, so that the crop keeps the word
+            wave = trim_silence(wave.reshape(-1), sr, **CONDITION_TRIM)
         out[i] = fit_length(wave, length)
+    if len(bad) == 1:
+        raise bad[0]
+    if bad:
+        raise DataError(Path(bad[0].path).parent, f"{len(bad)} of {len(paths)} recordings cannot be used: "
+                                                  + named_problems(bad))
     return out
+
+
+def _read_clip(path, sample_rate: int, strict: bool) -> np.ndarray:
+    """A recording at ``sample_rate``, mono; with ``strict``, one of another rate or channel count is an error."""
+    if strict:
+        info = audio_info(path)
+        if info.channels != 1 or info.sample_rate != sample_rate:
+            raise DataError(path, f"expected a mono {sample_rate} Hz recording, got {info.channels} channel(s) "
+                                  f"at {info.sample_rate} Hz")
+    return read_audio(path, sample_rate=sample_rate, mono=True)[0]
 
 
 @torch.no_grad()
@@ -337,7 +360,7 @@ def clips_and_features_cached(paths: list[Path], spec) -> tuple[np.ndarray, np.n
     """Clips and their features, cached as .npy keyed by the files and the feature definition."""
     from latentbridge.data.feature_cache import default_cache_dir
 
-    key = stable_hash({"transform": spec.model_dump(mode="json"), "reader": 2,  # 2: io.remove_dc
+    key = stable_hash({"transform": spec.model_dump(mode="json"), "reader": 3,  # 2: io.remove_dc, 3: long clips trimmed
                        "files": [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]})
     folder = default_cache_dir().parent / "digits" / key
     if (folder / "features.npy").exists() and (folder / "waves.npy").exists():
@@ -496,7 +519,7 @@ def classifier_data(kind: str, root, spec=None, *, n_train: int | None = None, n
                  {"train": "official train (60,000)", "test": "official t10k (10,000)"})
         out = {"x_train": images_to_float(xtr), "y_train": ytr.astype(np.int64),
                "x_test": images_to_float(xte), "y_test": yte.astype(np.int64),
-               "data_config": {"data_root": str(ds.root), "dataset": "MNIST", "offline_split": bool(ds.offline_split),
+               "data_config": {"data_root": str(Path(ds.root).resolve()), "dataset": "MNIST", "offline_split": bool(ds.offline_split),
                                "split_seed": ds.seed, "split": split}}
     elif kind == "fsdd":
         ds = FSDD(root, setting=CLASSIFIER_ROOT, fetch=None)
@@ -508,7 +531,7 @@ def classifier_data(kind: str, root, spec=None, *, n_train: int | None = None, n
             out[f"x_{s}"] = clip_features(load_clips([it.path for it in items], spec), spec)
             out[f"y_{s}"] = np.array([it.digit for it in items], dtype=np.int64)
         out["data_config"] = {
-            "data_root": str(ds.root), "dataset": "FSDD", "offline_split": False,
+            "data_root": str(Path(ds.root).resolve()), "dataset": "FSDD", "offline_split": False,
             "split": {"train": f"official: repetitions {FSDD.TEST_INDICES}-49",
                       "test": f"official: repetitions 0-{FSDD.TEST_INDICES - 1}"},
             "speakers": ds.speakers, "speaker_overlap": True,

@@ -43,7 +43,7 @@ class FSDDItem:
         return "test" if self.index < FSDD.TEST_INDICES else "train"
 
 
-_FSDD_NAME = re.compile(r"^(\d)_([A-Za-z][A-Za-z0-9-]*)_(\d+)\.wav$")
+_FSDD_NAME = re.compile(r"^(\d)_([A-Za-z][A-Za-z0-9-]*)_(\d+)\.(?i:wav)$")  # (.WAV too: a recorder's case)
 
 
 def _recordings_digest(files: Iterable[Path]) -> str:

@@ -78,7 +78,11 @@ def pair_audio_visual(
     for digit in sorted({int(d) for d in digits}):
         clips = [i for i, it in enumerate(fsdd_items) if it.split == split and it.digit == digit]
         if not clips:
-            raise DataError(f"digit {digit}", f"no FSDD clips of this digit in the {split!r} split")
+            held = sorted({it.digit for it in fsdd_items if it.split == split})
+            where = Path(fsdd_items[0].path).parent if fsdd_items else f"digit {digit}"
+            raise DataError(where, f"no recordings of digit {digit} in the {split!r} split (index "
+                                   f"{'5-49' if split == 'train' else '0-4'} of a speaker's recordings; it holds digit(s) "
+                                   f"{', '.join(map(str, held)) or 'none'}): pairs are drawn for all ten digits")
         cand = pool[pool_labels == digit]
         if cand.size == 0:
             raise DataError(f"digit {digit}", f"no MNIST images of this digit in the {split!r} split")
