@@ -4,10 +4,13 @@ import json
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from conftest import FSDD, REPO
 from latentbridge.cli import main
+from latentbridge.data.digits import fit_length
+from latentbridge.io import read_audio
 
 MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"
 pytestmark = pytest.mark.skipif(not (FSDD.exists() and MNIST_DIR.exists()),
@@ -143,9 +146,9 @@ def test_sample_draws_pairs_and_translations_from_the_command_line(av_run, tmp_p
     assert (written / "condition.png").exists() and np.load(written / "log_mel.npy").shape == (3, 64, 128)
     wave, sr = sf.read(written / "audio_00.wav")
     assert sr == 8000 and len(wave) > 0.5 * sr and np.abs(wave).max() > 1e-3
-    again = tmp_path / "again"
-    assert main(["sample", str(av_run), "--num-samples", "3", "--seed", "5", "--condition", str(digit),
-                 "--condition", str(png), "--out", str(again)]) == 0
+    again = tmp_path / "again"  # the condition alone: the same samples whatever its place on the command line
+    assert main(["sample", str(av_run), "--num-samples", "3", "--seed", "5", "--condition", str(png),
+                 "--out", str(again)]) == 0
     np.testing.assert_array_equal(np.load(written / "log_mel.npy"), np.load(again / "seven" / "log_mel.npy"))
     assert main(["sample", str(av_run), "--num-samples", "4", "--out", str(tmp_path / "joint")]) == 0
     assert "4 joint samples" in capsys.readouterr().out
@@ -177,11 +180,35 @@ def test_analyze_refuses_clusterings_that_agree_trivially(tmp_path, capsys):
         assert f"--clusters must be at least 2 (one cluster relates nothing), got {bad}" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()
     for k in (30, 31):
-        with pytest.raises(LatentbridgeError, match=f"--clusters {k}: as many or more clusters than the run's 30 test "
-                                                    "pairs .*use at most 29"):
+        with pytest.raises(LatentbridgeError, match=f"--clusters {k}: as many or more clusters than the run's 30 "
+                                                    "distinct test clips .*use at most 29"):
             check_clusters(k, 30)
     check_clusters(2, 30)
     check_clusters(29, 30)
+
+
+def test_audio_latents_are_clustered_over_distinct_clips():
+    """Each test clip is in several pairs with one audio latent: clustered per pair, a clip's copies sat together
+    (silhouettes rose, to 1.0 at as many clusters as clips). Clustered over the distinct clips, the pairs get their
+    clip's cluster; the image latent (one per pair) is clustered over the pairs."""
+    from types import SimpleNamespace
+
+    from latentbridge.metrics.clustering import cluster, clustering_scores
+    from latentbridge.tasks.avdigits import space_clusters
+
+    rng = np.random.default_rng(0)
+    clip_latent, clip_label = rng.normal(size=(40, 4)), np.arange(40) % 10
+    clip = np.repeat(np.arange(40), 4)  # four pairs per clip
+    test = SimpleNamespace(clip=clip, label=clip_label[clip])
+    latents = {"z_audio": clip_latent[clip], "z_image": rng.normal(size=(160, 4))}
+    labels, sc = space_clusters(test, latents, "z_audio", "kmeans", 10)
+    once = clustering_scores(clip_latent, cluster(clip_latent, "kmeans", 10, seed=0), clip_label)
+    assert sc["silhouette"] == pytest.approx(once["silhouette"]) and sc["nmi"] == pytest.approx(once["nmi"])
+    assert labels.shape == (160,) and all(len(set(labels[clip == c])) == 1 for c in range(40))
+    per_pair = clustering_scores(latents["z_audio"], cluster(latents["z_audio"], "kmeans", 39, seed=0), test.label)
+    assert per_pair["silhouette"] > 0.9  # what the pairs' copies gave at 39 clusters of 40 clips
+    assert space_clusters(test, latents, "z_audio", "kmeans", 39)[1]["silhouette"] < 0.5
+    assert space_clusters(test, latents, "z_image", "kmeans", 10)[0].shape == (160,)
 
 
 def test_analyze_from_another_folder_says_the_runs_paths_are_relative(small_classifiers, tmp_path, monkeypatch, capsys):
@@ -204,6 +231,10 @@ def test_analyze_from_another_folder_says_the_runs_paths_are_relative(small_clas
     assert (f"(the run's digits.fsdd_root, relative to the folder `train` ran in, not to {tmp_path / 'elsewhere'}: "
             "analyze from there)") in err
     assert not (tmp_path / "elsewhere" / "a").exists()
+    assert main(["evaluate", str(here / "run"), "--out", "e"]) == 2  # no --data to offer: digits runs refuse it
+    err = capsys.readouterr().err
+    assert err.rstrip().endswith("digits.fsdd_root, relative to the folder `train` ran in, not to "
+                                 f"{tmp_path / 'elsewhere'}: evaluate from there)"), err
     monkeypatch.chdir(here)
     assert main(["analyze", "run", "--out", "a"]) == 0
 
@@ -224,6 +255,11 @@ def test_clip_with_wrong_rate_or_channels_is_named(tmp_path, rate, channels):
     sf.write(bad, np.random.default_rng(0).normal(0, 0.1, (rate // 2, channels)), rate)
     with pytest.raises(DataError, match=f"3_someone_7.wav.*{channels} channel.*{rate} Hz"):
         load_clips([bad], default_digit_spec())
+    # with an empty file beside it: both named in one error (they were named one per run)
+    (tmp_path / "4_someone_7.wav").write_bytes(b"")
+    with pytest.raises(DataError, match="2 of 3 recordings cannot be used: .*3_someone_7.wav.*4_someone_7.wav: file "
+                                        "is empty"):
+        load_clips([bad, tmp_path / "4_someone_7.wav", FSDD / "3_jackson_5.wav"], default_digit_spec())
 
 
 def _tiny_av(**kw):
@@ -423,8 +459,30 @@ def test_a_spoken_digit_condition_is_trimmed_like_the_training_clips(tmp_path):
         np.testing.assert_allclose(clean, as_is, atol=1e-4)
         active = clean.max(0) > clean.max() - 40  # the word's frames
         prepared = np.abs(spoken_digit_features(recorded, spec)[0, 0] - clean)[:, active].mean()
-        raw = np.abs(clip_features(load_clips([recorded], spec, strict=False), spec)[0, 0] - as_is)[:, active].mean()
+        untrimmed = fit_length(read_audio(recorded, sample_rate=spec.sample_rate)[0], spec.window_samples)[None]
+        raw = np.abs(clip_features(untrimmed, spec)[0, 0] - as_is)[:, active].mean()
         assert prepared < 2.5 and raw > 10, (name, prepared, raw)
+
+
+def test_training_clips_longer_than_the_clip_keep_their_word(tmp_path):
+    """A user's FSDD-layout recording with 1.5 s of quiet before the word was centre-cropped as it was: the crop
+    kept a median 38 % of the word's energy. A recording longer than the clip loses its quiet first (as a
+    condition does), so the crop holds the word; FSDD's own clips of up to 1 s are read as they are."""
+    from latentbridge.data.digits import default_digit_spec, load_clips
+
+    spec = default_digit_spec()
+    clip = FSDD / "7_jackson_0.wav"
+    if not clip.is_file():
+        pytest.skip(f"FSDD recording {clip} not found")
+    word, sr = read_audio(clip, sample_rate=8000)
+    noise = 1e-4 * np.random.default_rng(0).standard_normal(int(2.2 * sr) + len(word)).astype(np.float32)
+    recorded = np.concatenate([np.zeros(int(1.5 * sr), np.float32), word, np.zeros(int(0.7 * sr), np.float32)]) + noise
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    sf.write(folder / "7_jackson_0.wav", recorded, sr, subtype="PCM_16")
+    got = load_clips([folder / "7_jackson_0.wav"], spec)[0]
+    assert np.sum(got.astype(np.float64) ** 2) > 0.97 * np.sum(word.astype(np.float64) ** 2)
+    np.testing.assert_array_equal(load_clips([clip], spec)[0], fit_length(word, spec.window_samples))
 
 
 def test_a_spoken_digit_condition_too_short_or_of_many_words_is_named(tmp_path, caplog):
@@ -436,7 +494,8 @@ def test_a_spoken_digit_condition_too_short_or_of_many_words_is_named(tmp_path, 
     rng = np.random.default_rng(0)
     blip = tmp_path / "blip.wav"
     write_wav(blip, 0.3 * rng.standard_normal(int(0.05 * sr)).astype(np.float32), sr)  # read as a word before
-    with pytest.raises(DataError, match=r"blip\.wav: recording too short: 0\.05 s"):
+    with pytest.raises(DataError, match=r"blip\.wav: too short for a spoken digit: 0\.05 s; a recording of one must "
+                                        r"last at least 0\.1 s"):
         spoken_digit_features(blip, spec)
     words = np.zeros(5 * sr, np.float32)  # five 0.4-s "words" 0.6 s apart: the middle second was used silently
     for k in range(5):

@@ -122,13 +122,16 @@ def evaluate(run_dir: str, out: str, data: str | None = None, force: bool = Fals
     config = info["config"]
     entry = TASKS[config.get("task", "anomaly")]
     check_target(Path(out), force)  # before the work: a used folder without --force is refused at once
+    # digits runs read their config's test pairs: no --data to give them
+    digits = config.get("task") == "avdigits" or (config.get("data") or {}).get("kind") == "digits"
+    hint = "evaluate from there" + ("" if digits else ", or give the data with --data DIR")
     if data is None:
-        _refuse_other_data_here(info, "evaluate from there, or give the data with --data DIR")
+        _refuse_other_data_here(info, hint)
     try:
         res = entry.evaluate(run_dir, data, **_reads_vibration(run_dir, config, sample_rate))
     except DataError as e:
         if data is None:
-            _raise_if_relative_to_training(e, config, "evaluate from there, or give the data with --data DIR")
+            _raise_if_relative_to_training(e, config, hint)
         raise
     with output_folder(out, force=force) as tmp:
         entry.write_evaluation(res, tmp)

@@ -37,20 +37,22 @@ class Analysis:
     audio_cluster_names: list[str]
 
 
-def check_clusters(n_clusters: int, n_pairs: int | None = None) -> None:
-    """``--clusters`` must split the test pairs: one cluster, or one per pair, makes the two modalities'
-    clusterings agree trivially (agreement and convergence 1, silhouette undefined), not a finding."""
+def check_clusters(n_clusters: int, n_clips: int | None = None) -> None:
+    """``--clusters`` must split the test clips: one cluster, or one per clip (the audio latent is one per clip,
+    repeated by its pairs), makes the two modalities' clusterings agree trivially (agreement and convergence 1,
+    silhouette undefined), not a finding."""
     if int(n_clusters) < 2:
         raise LatentbridgeError(f"--clusters must be at least 2 (one cluster relates nothing), got {n_clusters}")
-    if n_pairs is not None and int(n_clusters) >= n_pairs:
-        raise LatentbridgeError(f"--clusters {n_clusters}: as many or more clusters than the run's {n_pairs} test "
-                                f"pairs (each pair alone in a cluster agrees trivially); use at most {n_pairs - 1}")
+    if n_clips is not None and int(n_clusters) >= n_clips:
+        raise LatentbridgeError(f"--clusters {n_clusters}: as many or more clusters than the run's {n_clips} distinct "
+                                f"test clips (each clip alone in a cluster agrees trivially); use at most "
+                                f"{n_clips - 1}")
 
 
 def analyze(run_dir: str | Path, n_clusters: int = 10) -> Analysis:
     from latentbridge.metrics.classification import coherence, retrieval_accuracy
-    from latentbridge.metrics.clustering import agreement_zones, cluster, clustering_scores, relationship_tables
-    from latentbridge.tasks.avdigits import classifiers, latent_modes, pairs, predict_all
+    from latentbridge.metrics.clustering import agreement_zones, relationship_tables
+    from latentbridge.tasks.avdigits import classifiers, distinct_clips, latent_modes, pairs, predict_all, space_clusters
 
     check_clusters(n_clusters)
     saved = load_model(run_dir)
@@ -63,17 +65,16 @@ def analyze(run_dir: str | Path, n_clusters: int = 10) -> Analysis:
         ptr = latent_modes(model, pairs(cfg, "train")[0])
         model.fit_bridge(torch.from_numpy(ptr["z_audio"]), torch.from_numpy(ptr["z_image"]))
     test, info = pairs(cfg, "test")
-    check_clusters(n_clusters, len(test.label))
+    check_clusters(n_clusters, distinct_clips(test))
     pte = predict_all(model, test)
     y = test.label
-    metrics: dict = {"n_test_pairs": int(len(y)), "n_clusters": n_clusters,
+    metrics: dict = {"n_test_pairs": int(len(y)), "n_test_clips": distinct_clips(test), "n_clusters": n_clusters,
                      "mnist_offline_split": info["mnist_offline_split"]}
     clusters: dict[str, np.ndarray] = {}
     for space in ("z_audio", "z_image", "z_joint"):
         for method in ("kmeans", "gmm"):
-            labels = cluster(pte[space], method, n_clusters, seed=0, covariance_type="diag")
+            labels, sc = space_clusters(test, pte, space, method, n_clusters, covariance_type="diag")
             clusters[f"{space}_{method}"] = labels
-            sc = clustering_scores(pte[space], labels, y)
             metrics.update({f"{space}_{method}_{k}": sc[k] for k in ("nmi", "ari", "silhouette")})
 
     img_c, aud_c = clusters["z_image_kmeans"], clusters["z_audio_kmeans"]

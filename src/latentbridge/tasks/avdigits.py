@@ -129,6 +129,25 @@ class DigitsEvaluation:
     samples: dict = field(default_factory=dict)  # prior samples: image (10, H, W), audio (10, F, T)
 
 
+def space_clusters(test: DigitPairs, latents: dict, space: str, method: str, n_clusters: int, **kw
+                   ) -> tuple[np.ndarray, dict]:
+    """(cluster of each test pair, clustering scores) of one latent space: the audio latent clustered and scored
+    over the distinct clips, whose latent each of their pairs repeats (counted once per pair, a clip's copies sat
+    together: silhouettes rose, to 1.0 at 200 clusters of 100 clips), their clusters spread back to the pairs."""
+    from latentbridge.metrics.clustering import cluster, clustering_scores
+
+    x, y, back = latents[space], test.label, None
+    if space == "z_audio":
+        _, first, back = np.unique(test.clip, return_index=True, return_inverse=True)
+        x, y = x[first], y[first]
+    labels = cluster(x, method, n_clusters, seed=0, **kw)
+    return (labels if back is None else labels[back.reshape(-1)]), clustering_scores(x, labels, y)
+
+
+def distinct_clips(test: DigitPairs) -> int:
+    return int(len(np.unique(test.clip)))
+
+
 def refuse_other_data(data) -> None:
     """``evaluate --data`` of a digits run (audio-visual or latent diffusion): refused, not ignored (the metrics of
     the config's test pairs came back as if of the folder given)."""
@@ -143,7 +162,6 @@ def evaluate(run_dir: str | Path, data: str | None = None, n_audio_examples: int
              max_wav_pairs: int = 600) -> DigitsEvaluation:
     """Coherence, Fréchet distances, diversity and memorisation of both routes on the test pairs
     (:mod:`latentbridge.tasks.crossmodal`), reconstructions and clustering of the latents."""
-    from latentbridge.metrics.clustering import cluster, clustering_scores
     from latentbridge.tasks.crossmodal import digit_judges, generation_metrics, reference_metrics, wav_subset
 
     refuse_other_data(data)
@@ -170,8 +188,7 @@ def evaluate(run_dir: str | Path, data: str | None = None, n_audio_examples: int
                                            + (1 - test.image) * np.log(1 - pred["image_recon"] + 1e-7)))),
     })
     for space in ("z_audio", "z_image", "z_joint"):
-        km = cluster(pred[space], "kmeans", 10, seed=0)
-        sc = clustering_scores(pred[space], km, test.label)
+        _, sc = space_clusters(test, pred, space, "kmeans", 10)
         metrics.update({f"{space}_kmeans_nmi": sc["nmi"], f"{space}_kmeans_ari": sc["ari"],
                         f"{space}_silhouette": sc["silhouette"]})
     order = np.argsort(test.label, kind="stable")
@@ -260,8 +277,8 @@ def sample_saved(saved, n: int, conditions: list[str] | None = None, *, seed: in
     out = MLDSamples("digits", {"n_samples": int(n), "seed": int(seed), "gl_iterations": int(gl_iterations),
                                 "route": "prior" if not conditions else "posterior"})
     used: set[str] = set()
-    for k, path in enumerate(conditions or [None]):
-        g = torch.Generator().manual_seed(int(seed) + k)
+    for path in conditions or [None]:
+        g = torch.Generator().manual_seed(int(seed))  # each condition's samples whatever its place on the command line
         m, x = (None, None) if path is None else read[path]
         s = model.sample(int(n), generator=g, given=None if m is None else {m: torch.from_numpy(np.asarray(x))})
         group = {"name": "joint" if path is None else distinct_name(Path(path).stem, used), "given": m,
