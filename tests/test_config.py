@@ -200,6 +200,28 @@ def test_num_threads_all_and_the_mld_stages_inherit_it():
     assert mld.stage_config("image").train.num_threads == 1  # the stage's own wins
 
 
+def test_the_digits_audio_stage_reads_the_runs_clips_and_says_what_it_replaces(caplog):
+    """The digits MLD's audio stage reads the run's audio and features sections (one definition for its pairs, its
+    judges and the stage): the preset's stage keeps FSDD's clips under 0.25 s as mel_ae.yaml does (its 0.1 was
+    replaced by 0.25 without a word: 164 clips dropped), and a stage setting the run replaces is said."""
+    import logging
+
+    from latentbridge.utils import forget_said
+
+    root = Path(__file__).parents[1] / "configs"
+    forget_said("stage settings replaced")  # said once per process
+    with caplog.at_level(logging.WARNING, logger="latentbridge.config.workflow_base"):
+        stage = load_config(root / "mld_avdigits.yaml").stage_config("audio")
+        assert stage.audio.min_window_share == 0.1 and not caplog.text  # the preset: nothing replaced
+        mld = load_config(root / "mld_avdigits.yaml", ["first_stage.stages.audio.audio.min_window_share=0.3",
+                                                       "first_stage.stages.audio.features.n_mels=32"])
+        stage = mld.stage_config("audio")
+    assert (stage.audio.min_window_share, stage.features.n_mels) == (0.1, 64)
+    assert ("first_stage.stages.audio: the run's audio and features sections replace the stage's own "
+            "(audio.min_window_share: 0.3 -> 0.1; features.n_mels: 32 -> 64): set them on the run (e.g. -o "
+            "audio.min_window_share)") in caplog.text
+
+
 def test_mld_stages_train_on_the_runs_accelerator_and_precision():
     """``latentbridge train --config configs/mld_bridge.yaml --accelerator gpu --precision bf16-mixed``: the
     first stages train there too (they trained in 32-bit whatever the flag said); a stage's own setting wins."""

@@ -4,6 +4,7 @@ workflows that turn recordings into spectrogram features (:class:`_AudioWorkflow
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, ClassVar, Union
 
 from pydantic import Field, model_validator
@@ -11,6 +12,8 @@ from pydantic import Field, model_validator
 from latentbridge.config.sections import AudioConfig, FeatureConfig, Section, TrainConfig
 from latentbridge.models.registry import models_for_task
 from latentbridge.transforms.spec import AudioTransform, SpectrogramParams, Windowing
+
+log = logging.getLogger(__name__)
 
 
 def _model_union(task: str):
@@ -134,3 +137,20 @@ class _AudioWorkflow(Workflow):
                                 trim_db=a.trim_db, min_share=a.min_window_share, csv_rate=a.csv_rate),
             features=SpectrogramParams(**self.transform_kwargs()),
             standardize=self.features.standardize if standardize is None else standardize)
+
+
+def say_replaced(key: str, stage: dict, **sections: dict) -> None:
+    """A first stage's own ``audio`` / ``features`` settings that its run's sections (``sections``, dumped) replace,
+    said once: a run of spoken digits has one definition of its clips and features for its pairs, its judges and its
+    audio stage, and ``-o first_stage.stages.audio.audio.min_window_share=0.1`` was dropped without a word."""
+    from latentbridge.utils import first_time
+
+    kinds, changed = {"audio": AudioConfig, "features": FeatureConfig}, []
+    for name, run in sections.items():
+        own = stage.get(name)
+        if isinstance(own, dict) and name in kinds:
+            mine = kinds[name](**{**run, **own}).model_dump()
+            changed += [f"{name}.{k}: {mine[k]!r} -> {run[k]!r}" for k in run if k in own and mine[k] != run[k]]
+    if changed and first_time(("stage settings replaced", key, tuple(changed))):
+        log.warning("first_stage.stages.%s: the run's %s sections replace the stage's own (%s): set them on the run "
+                    "(e.g. -o %s)", key, " and ".join(sections), "; ".join(changed), changed[0].split(":")[0])

@@ -47,7 +47,7 @@ from latentbridge.config.sections import (
     TrainConfig,
     VibrationConfig,
 )
-from latentbridge.config.workflow_base import Workflow, _AudioWorkflow, _model_union
+from latentbridge.config.workflow_base import Workflow, _AudioWorkflow, _model_union, say_replaced
 from latentbridge.errors import ConfigError
 from latentbridge.utils import guidance_problem
 from latentbridge.models.registry import REGISTRY
@@ -343,6 +343,7 @@ class MLDWorkflow(_AudioWorkflow):
         if self.data.kind == "bridge":
             return {**raw, "data": d, "train": seed}
         audio, feats = self.audio.model_dump(), self.features.model_dump()
+        say_replaced(key, raw, audio=audio, features=feats)
         dg = self.digits
         if key == "multimodal":
             return {**raw, "digits": dg.model_dump(), "data": {"val_fraction": d["val_fraction"]}, "audio": audio,
