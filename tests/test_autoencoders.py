@@ -632,6 +632,13 @@ def test_reconstruct_names_inputs_below_the_band_and_mixed_down(audio_run, tmp_p
     assert "1 input(s) of several channels rebuilt as their mono mix: two.wav (2 channels)" in caplog.text
     # a file given directly and through its folder: rebuilt once (it was twice, the second as two__reconstructed)
     assert [r.stem for r in reconstruct(audio_run, [tmp_path / "two.wav", tmp_path], n_iter=2).files] == ["two", "low"]
+    # evaluate --data says the same of the folder's recordings (it said nothing) and keeps them in metrics.json
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="latentbridge.tasks.reconstruct"):
+        assert main(["evaluate", str(audio_run), "--data", str(tmp_path), "--out", str(tmp_path / "ev")]) == 0
+    assert "1 input(s) recorded below the model's band (it reaches 4000 Hz): low.wav (4000 Hz); resampled, their " \
+           "top is empty, and the evaluated sound" in caplog.text
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["recorded_below_band"] == ["low.wav (4000 Hz)"]
 
 
 def test_evaluate_data_reads_another_folder_as_the_run_read_its_own(tmp_path, monkeypatch):

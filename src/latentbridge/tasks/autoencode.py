@@ -204,6 +204,8 @@ def _spread_over_files(windows: np.ndarray, labels: list[str], counts: list[int]
 
 def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_examples: int) -> AudioEvaluation:
     from latentbridge.data.audio import FeatureExtractor
+    from latentbridge.io import audio_info
+    from latentbridge.tasks.reconstruct import say_conversions
     from latentbridge.transforms.spec import build_spectrogram
 
     cfg, spec = saved.workflow, saved.transform
@@ -236,6 +238,8 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
     if bad:
         log.warning("%d of %d recordings left out: %s", len(bad), len(files), named_problems(bad))
     n_used = len(waves)
+    used = [Path(f) for f in files if all(Path(f) != Path(e.path) for e in bad)]
+    low = say_conversions(used, [audio_info(f, spec.windowing.csv_rate) for f in used], spec, "evaluated")
     windows = np.concatenate(waves)
     n_windows_read = len(windows)
     if len(windows) > max_windows:
@@ -259,6 +263,7 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
     metrics = {
         "task": "audio_ae", "model": str(saved.path), "model_class": saved.info["model_class"], "data": source,
         "n_files": n_used, "n_files_left_out": len(bad), "left_out": [str(e) for e in bad], "n_windows": int(len(windows)),
+        "recorded_below_band": low,  # their top is empty, read as the model fills it: figures not of the model alone
         "n_windows_read": int(n_windows_read), "max_windows": int(max_windows),
         "sample_rate": sr, "window_s": length / sr,
         "mel_mse": float(((a - b) ** 2).mean()), "mel_mae": float(np.abs(a - b).mean()),

@@ -126,7 +126,7 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
         raise DataError(given, f"{len(problems)} of {len(paths)} audio files cannot be used: "
                         + named_problems(problems))
     natives = [audio_info(p) for p in paths]  # each header read once
-    _say_conversions(paths, natives, spec)
+    say_conversions(paths, natives, spec)
     results, used = [], set()
     for path, wave, native in zip(paths, waves, natives):
         total = wave.shape[-1]
@@ -162,10 +162,11 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
                            postfilter=pf is not None)
 
 
-def _say_conversions(paths: list[Path], natives: list, spec) -> None:
+def say_conversions(paths: list[Path], natives: list, spec, rebuilt: str = "rebuilt") -> list[str]:
     """Warn of inputs recorded below the model's band (resampled, their top is empty: the model fills it with what
     it learnt, or nothing, and the rebuilt sound is not the input's) and of inputs of several channels (rebuilt as
-    their mono mix, or the model's one channel); both went without a word."""
+    their mono mix, or the model's one channel); both went without a word. ``natives``: their headers
+    (:func:`~latentbridge.io.audio_info`). Returns those below the band, named."""
     from latentbridge.data.survey import band_fmax, below_band
 
     infos = list(zip(paths, natives))
@@ -173,10 +174,11 @@ def _say_conversions(paths: list[Path], natives: list, spec) -> None:
     low = [f"{p.name} ({i.sample_rate} Hz)" for p, i in infos if below_band(i.sample_rate, top)]
     if low:
         log.warning("%d input(s) recorded below the model's band (it reaches %g Hz): %s; resampled, their top is "
-                    "empty, and the rebuilt sound there is the model's, not theirs", len(low), top, listed(low))
+                    "empty, and the %s sound there is the model's, not theirs", len(low), top, listed(low), rebuilt)
     multi = [f"{p.name} ({i.channels} channels)" for p, i in infos if i.channels > 1]
     if multi:
         channel = spec.windowing.channel
-        log.warning("%d input(s) of several channels rebuilt as %s: %s", len(multi),
+        log.warning("%d input(s) of several channels %s as %s: %s", len(multi), rebuilt,
                     "their mono mix" if channel is None else f"their channel {channel} (the model's)", listed(multi))
+    return low
 
