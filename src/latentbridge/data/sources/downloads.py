@@ -70,8 +70,10 @@ def download(
     URL (and, for a mismatch, the expected and actual checksums).
 
     When ``dest`` already exists and matches every given checksum, nothing is downloaded. An
-    existing file with a wrong checksum is downloaded again. Without any checksum an existing
-    file is trusted and a download is only logged as unverified.
+    existing file with another checksum is refused, not replaced: downloads reach ``dest`` only
+    verified, so it is a file of the user's (their own data under the official name: a Fashion- or
+    Kannada-MNIST file was about to be overwritten). Without any checksum an existing file is
+    trusted and a download is only logged as unverified.
     """
     dest = Path(dest)
     expected = _expected(md5, sha256)
@@ -82,7 +84,8 @@ def download(
             log.debug("%s already present, not downloading", dest)
             return dest
         alg, want, got = bad[0]
-        log.warning("%s: %s %s does not match the expected %s; downloading it again", dest, alg, got, want)
+        raise DataError(dest, f"holds other data than {url} ({alg} {got}, expected {want}): not replaced; move it "
+                              "away to download the official file, or use the files there without downloading")
     if not expected:
         log.warning("downloading %s without a checksum to verify it against", url)
 
