@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from latentbridge.data.labels import read_label_csv
@@ -90,3 +92,26 @@ def test_rows_read_from_the_csvs_folder_first_quoted_line_breaks_and_composed_na
     monkeypatch.chdir(tmp_path)  # here "x.wav" is also the working folder's x.wav
     got = resolve_labels([x, dx, dy, odd, nfd], "D/labels.csv")
     np.testing.assert_array_equal(got, [0, 1, 0, 1, 1])
+
+
+def test_auto_labels_come_from_the_folder_given_and_below(tmp_path, monkeypatch):
+    """A DCASE-style test folder under a project folder named `anomaly`: every file was labelled anomalous from that
+    ancestor (AUC 0.75, or "all labelled anomalous"), and from inside the project 1.0. Only the folder given (its own
+    name, '.' too) and those below it count; a file given by itself keeps the path typed."""
+    import numpy as np
+
+    from latentbridge.data.labels import label_from_path, resolve_labels
+
+    test = tmp_path / "anomaly" / "dev_data" / "pump" / "test"
+    (test / "normal").mkdir(parents=True)
+    files = [test / "normal_id_00_0.wav", test / "anomaly_id_00_0.wav", test / "normal" / "x.wav"]
+    for f in files:
+        f.write_bytes(b"")
+    assert label_from_path(files[0]) == 1  # the nearest folder named so, with no folder given: the old reading
+    np.testing.assert_array_equal(resolve_labels(files, "auto", [test]), [0, 1, 0])
+    monkeypatch.chdir(test.parent)
+    rel = [f.relative_to(test.parent) for f in files]
+    np.testing.assert_array_equal(resolve_labels(rel, "auto", [Path("test")]), [0, 1, 0])
+    monkeypatch.chdir(test / "normal")
+    assert resolve_labels([Path("x.wav")], "auto", [Path(".")]).tolist() == [0]  # '.' is the folder named normal
+    assert resolve_labels([files[2]], "auto", [files[2]]).tolist() == [0]  # a file given: its path as typed

@@ -13,10 +13,16 @@ from latentbridge.io.text import csv_records, decode_text
 LABEL_NAMES = {"normal": 0, "anomalous": 1, "anomaly": 1, "0": 0, "1": 1, "abnormal": 1}
 
 
-def label_from_path(path: Path) -> int | None:
+def label_from_path(path: Path, root: Path | None = None) -> int | None:
     """0 under a folder named ``normal``, 1 under ``anomalous``/``anomaly``/``abnormal`` (the nearest
-    such folder wins), else from a ``normal_`` / ``anomalous_`` file-name prefix; None otherwise."""
-    for part in reversed(path.parts[:-1]):
+    such folder wins), else from a ``normal_`` / ``anomalous_`` file-name prefix; None otherwise. With ``root``, the
+    folder the file was found in as the user gave it, only that folder and those below it count: the folders above
+    are not the data's (a project folder named ``anomaly`` labelled every file under it, the AUC moved with the folder
+    the command ran in)."""
+    parts = path.parts[:-1]
+    if root is not None and path.parts[:len(Path(root).parts)] == Path(root).parts:
+        parts = (Path(root).resolve().name,) + parts[len(Path(root).parts):]  # (the folder's own name: '.' too)
+    for part in reversed(parts):
         if part.lower() in ("normal",):
             return 0
         if part.lower() in ("anomalous", "anomaly", "abnormal"):
@@ -74,16 +80,19 @@ def read_label_csv(path: str | Path) -> dict[str, int]:
     return out
 
 
-def resolve_labels(files: list[Path], labels: str | None) -> np.ndarray | None:
-    """One label per file: ``labels="auto"`` from the paths, or from a label CSV; None without labels.
-    Every unlabelled file is listed in one error."""
+def resolve_labels(files: list[Path], labels: str | None, given=()) -> np.ndarray | None:
+    """One label per file: ``labels="auto"`` from the paths (below the folder of ``given``, the paths the user gave,
+    that holds each file: :func:`label_from_path`), or from a label CSV; None without labels. Every unlabelled file
+    is listed in one error."""
     if labels is None:
         return None
     out, missing = [], []
     table = None if labels == "auto" else read_label_csv(labels)
+    folders = sorted((Path(g) for g in given if Path(g).is_dir()), key=lambda g: -len(g.parts))  # deepest first
     for f in files:
-        lab = label_from_path(f) if table is None else table.get(_key(str(f.resolve())),
-                                                                 table.get("name:" + _key(f.name)))
+        root = next((g for g in folders if f.parts[:len(g.parts)] == g.parts), None)
+        lab = label_from_path(f, root) if table is None else table.get(_key(str(f.resolve())),
+                                                                       table.get("name:" + _key(f.name)))
         if lab == AMBIGUOUS:  # the first label listed for the name was taken: wrong labels, wrong AUC, no word
             raise DataError(f, f"matches no path listed in {labels}, and its name {f.name} is listed there as normal "
                                "and as anomalous: list paths relative to the CSV's folder, or absolute ones")
