@@ -764,6 +764,33 @@ def test_a_long_recording_is_transformed_from_a_view_with_the_same_features(tmp_
     np.testing.assert_array_equal(lazy.levels_dbfs, eager.levels_dbfs)
 
 
+def test_a_recording_replaced_with_the_same_size_and_time_is_read_again(tmp_path):
+    """A logger without a clock writes every file with one date; a recording replaced by another of its size with
+    that date (`cp -p`, unzip) came back from the feature cache with the old one's features (a fault scored 16.4,
+    normal, where the edge scorer read 164). The status change time keys the cache too."""
+    import os
+
+    import soundfile as sf
+
+    from latentbridge.config import load_config, transform_spec
+    from latentbridge.data.audio import FeatureExtractor
+
+    rng = np.random.default_rng(0)
+    rec, spec = tmp_path / "data" / "rec.wav", transform_spec(load_config(None, ["audio.auto=false"],
+                                                                            sets={"task": "anomaly"}))
+    rec.parent.mkdir()
+    ex = FeatureExtractor.from_spec(spec, cache_dir=tmp_path / "cache", num_workers=0)
+    sf.write(rec, rng.normal(0, 0.1, 16000 * 3).astype(np.float32), 16000, subtype="PCM_16")
+    os.utime(rec, ns=(1_700_000_000 * 10**9,) * 2)
+    first = ex.extract(rec.parent).features
+    np.testing.assert_array_equal(ex.extract(rec.parent).features, first)  # from the cache
+    size = rec.stat().st_size
+    sf.write(rec, rng.normal(0, 0.5, 16000 * 3).astype(np.float32), 16000, subtype="PCM_16")  # another recording
+    os.utime(rec, ns=(1_700_000_000 * 10**9,) * 2)
+    assert rec.stat().st_size == size and rec.stat().st_mtime_ns == 1_700_000_000 * 10**9
+    assert np.abs(ex.extract(rec.parent).features - first).mean() > 5  # dB: its own features
+
+
 @pytest.mark.parametrize("parallel", ["threads", "processes"])
 def test_parallel_extraction_is_the_same_as_in_one_process(machine_data, tmp_path, parallel):
     """Two threads or two worker processes give this process's features, window starts, durations,

@@ -60,6 +60,12 @@ def test_validation_files_hold_the_share_of_windows_asked_for():
     for s in range(5):
         assert np.array_equal(balanced_split(similar, 0.2, s)[1], split_files(300, 0.2, s)[1])
     assert list(balanced_split(np.array([50, 40]), 0.1, 0)[1]) == [1]  # none fits: the smallest file
+    # a recording of 10 minutes beside ten clips of 3 s (another condition): the clips held out as files are (two of
+    # eleven), not all ten (the model never saw their condition)
+    mixed = np.array([600] + [2] * 10)
+    for s in range(10):
+        tr, va = balanced_split(mixed, 0.2, s)
+        assert 0 in tr and len(va) == len(split_files(11, 0.2, s)[1]) == 2 and len(tr) == 9
 
 
 def test_the_feature_cache_keeps_to_its_size_limit(tmp_path, monkeypatch):

@@ -238,6 +238,15 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def file_stamp(path) -> dict:
+    """What keys a cache entry of a file's contents besides its path: its size, modification time and status change
+    time (a recording replaced by another of the same size and modification time, as a logger without a clock
+    writes them and `cp -p` or unzip keep them, changes the last: the old recording's scores came back), and its
+    inode."""
+    st = os.stat(path)
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "inode": st.st_ino}
+
+
 def stable_hash(obj, length: int = 16) -> str:
     """Short hash of a JSON-serialisable object, independent of dict order."""
     s = json.dumps(obj, sort_keys=True, default=str)

@@ -54,7 +54,7 @@ from latentbridge.data.bridge_layout import TestRecord, _warn_once, discover
 from latentbridge.io.masks import read_mask_png
 from latentbridge.io.matfile import read_mat_vibration
 from latentbridge.io.vibration import read_vibration_csv
-from latentbridge.utils import atomic_path, first_time, listed, stable_hash
+from latentbridge.utils import atomic_path, file_stamp, first_time, listed, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -236,9 +236,7 @@ def _manifest_inputs(root: Path, records: list[TestRecord], vib) -> dict:
     files = []
     for r in records:
         for p in r.csv_files + ([r.mask_file] if r.mask_file is not None else []):
-            st = p.stat()
-            files.append({"test": r.test_id, "path": p.relative_to(root).as_posix(), "size": st.st_size,
-                          "mtime_ns": st.st_mtime_ns})
+            files.append({"test": r.test_id, "path": p.relative_to(root).as_posix(), **file_stamp(p)})
     return {"format": "latentbridge-bridge-windows", "code_version": _code_version(),
             "vibration": vib.model_dump(mode="json"), "root": str(root), "files": files}
 

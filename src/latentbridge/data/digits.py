@@ -20,7 +20,7 @@ import torch
 
 from latentbridge.errors import ConfigError, DataError, named_problems
 from latentbridge.io import audio_info, read_audio
-from latentbridge.utils import atomic_path, batched, stable_hash
+from latentbridge.utils import atomic_path, batched, file_stamp, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -361,7 +361,7 @@ def clips_and_features_cached(paths: list[Path], spec) -> tuple[np.ndarray, np.n
     from latentbridge.data.feature_cache import default_cache_dir
 
     key = stable_hash({"transform": spec.model_dump(mode="json"), "reader": 3,  # 2: io.remove_dc, 3: long clips trimmed
-                       "files": [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]})
+                       "files": [(str(p.resolve()), file_stamp(p)) for p in paths]})
     folder = default_cache_dir().parent / "digits" / key
     if (folder / "features.npy").exists() and (folder / "waves.npy").exists():
         return np.load(folder / "waves.npy"), np.load(folder / "features.npy")

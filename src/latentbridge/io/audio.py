@@ -41,7 +41,7 @@ from latentbridge.io.levels import _blocks, _peak, column_sums, peak_and_clippin
 from latentbridge.io.vibration import MAX_RATE, RECORDING_SUFFIXES
 from latentbridge.io.wav import (PCM16_FORMATS, STALE_MIN_BYTES, WavLayout, declared_frames, read_pcm16,
                                  read_wav_samples, unfinalised_frames, wav_layout)
-from latentbridge.utils import first_time, listed, walk_files
+from latentbridge.utils import file_stamp, first_time, listed, walk_files
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +330,7 @@ def _read_table(path: Path, csv_rate: float | None) -> tuple[np.ndarray, int]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _table_info(path: str, size: int, mtime_ns: int, csv_rate: float | None) -> AudioInfo:
+def _table_info(path: str, stamp: tuple, csv_rate: float | None) -> AudioInfo:
     data, sr = _read_table(Path(path), csv_rate)
     return AudioInfo(sample_rate=sr, frames=data.shape[0], channels=data.shape[1], duration_s=data.shape[0] / sr,
                      codec="MAT" if path.lower().endswith(".mat") else "CSV")
@@ -345,8 +345,7 @@ def audio_info(path: str | Path, csv_rate: float | None = None) -> AudioInfo:
     path = Path(path)
     _check_file(path)
     if _is_table(path):
-        st = path.stat()
-        return _table_info(str(path), st.st_size, st.st_mtime_ns, csv_rate)
+        return _table_info(str(path), tuple(file_stamp(path).values()), csv_rate)
     info = _open_info(path)
     sr = int(info.samplerate)
     frames = int(info.frames)
