@@ -171,6 +171,30 @@ def test_recordings_that_clip_where_training_did_not_are_named(fitted_model, mac
     assert "recordings clip" not in caplog.text
 
 
+def test_a_short_fault_in_a_long_recording_is_counted_by_its_windows(fitted_model, machine_data, tmp_path, capsys):
+    """Four seconds of a fault in minutes of normal sound barely move the file's mean: "0 files above the threshold"
+    was all the summary said while windows scored far above it. The windows above the threshold are counted and the
+    highest is named with its time, in summary.json and on the console."""
+    import soundfile as sf
+
+    normal = sorted((machine_data / "test" / "normal").glob("*.wav"))
+    fault = sorted((machine_data / "test" / "anomalous").glob("*.wav"))[0]
+    parts = [sf.read(f, dtype="float32")[0] for f in normal[:6]]
+    x, sr = sf.read(fault, dtype="float32")
+    sf.write(tmp_path / "long.wav", np.concatenate(parts[:3] + [x] + parts[3:]), sr, subtype="PCM_16")
+    capsys.readouterr()
+    assert main(["anomaly", "score", str(fitted_model), str(tmp_path / "long.wav"), "--out", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    rows = [r for r in csv.DictReader(open(tmp_path / "s" / "scores.csv")) if r["level"] == "window"]
+    above = [r for r in rows if float(r["score"]) > summary["threshold"]]
+    assert summary["n_windows_flagged"] == len(above) >= 1
+    top, best = summary["top_window"], max(rows, key=lambda r: float(r["score"]))
+    assert top["score"] == pytest.approx(float(best["score"]), rel=1e-5) and top["file"] == str(tmp_path / "long.wav")
+    assert top["start_s"] == pytest.approx(float(best["start_s"]), abs=1e-3)
+    assert f"{summary['n_windows_flagged']} windows above the threshold" in out and f"at {top['start_s']:g} s" in out
+
+
 def test_windows_of_digital_silence_are_named_after_scoring(fitted_model, machine_data, tmp_path, caplog):
     """A recording mostly of digital zeros (a muted input, gaps written as zeros) was flagged without a word, where
     `listen` names digital silence as it comes."""

@@ -354,9 +354,8 @@ def _cmd_anomaly(args) -> int:
     if args.anomaly_cmd == "fit":
         from latentbridge.config import load_config
 
-        sets = {"task": "anomaly", "data.train_dir": args.normal_dir, **_hardware(args)}
-        if args.skip_bad:
-            sets["data.skip_bad_files"] = True
+        sets = {"task": "anomaly", "data.train_dir": args.normal_dir, **_hardware(args),
+                **({"data.skip_bad_files": True} if args.skip_bad else {})}
         cfg = load_config(args.config, args.override, sets=sets)
         res = commands.train(cfg, args.out, resume=args.resume, force=args.force, notify=_choice_line)
         if res is not None:
@@ -375,9 +374,10 @@ def _cmd_anomaly(args) -> int:
         if res.metrics is not None:
             _print_summary(commands.summary_of(res), Path(args.out) / "metrics.json")
         else:
-            s = res.summary
-            print(f"scored {s['n_files']} files / {s['n_windows']} windows; "
-                  f"{s['n_files_flagged']} files above the threshold {s['threshold']:.6g}")
+            s, t = res.summary, res.summary["top_window"] or {}
+            print(f"scored {s['n_files']} files / {s['n_windows']} windows; {s['n_files_flagged']} files and "
+                  f"{s['n_windows_flagged']} windows above the threshold {s['threshold']:.6g}" + (
+                      f" (highest {t['score']:.6g}: {t['file']} at {t['start_s']:g} s)" if t else ""))
         print(f"wrote {Path(args.out) / 'scores.csv'}")
         return 0
     if args.anomaly_cmd == "calibrate":

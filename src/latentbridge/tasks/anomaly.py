@@ -456,8 +456,9 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
     det = Detector.load(model_dir, method).read_rate(sample_rate)
     aggregate = aggregate or det.anomaly_config.aggregate
     files = list_files(paths)  # once: the labels are checked on them before the scoring, which scores them
+    given = paths if isinstance(paths, (list, tuple)) else [paths]  # the data scored, named in the report
     if labels is not None:  # the label file, unlabelled files and a single class
-        _two_classes(resolve_labels(files, labels), paths)
+        _two_classes(resolve_labels(files, labels, given), paths)
     scored = score_files(det, files, skip_bad=skip_bad, devices=devices, strategy=strategy, accelerator=accelerator,
                          num_workers=num_workers, progress=progress)
     if scored is None:
@@ -469,12 +470,17 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
     for text in recording_warnings(det, [Path(f).name for f in wf.files], wf.codecs or [], [],  # band: check_band's
                                    wf.levels_dbfs, wf.clipped_shares):
         log.warning(text)
-    y_files = resolve_labels(wf.files, labels)
+    y_files = resolve_labels(wf.files, labels, given)
     file_scores = aggregate_scores(scores, wf.file_index, len(wf.files), aggregate)
-    given = paths if isinstance(paths, (list, tuple)) else [paths]  # the data scored, named in the report
+    top = int(np.argmax(scores)) if len(scores) else 0
     summary = {"model": str(model_dir), "data": [str(p) for p in given], "score": det.method, "aggregate": aggregate,
                "threshold": det.threshold, "n_files": len(wf.files), "n_windows": len(wf), "skipped_files": wf.skipped,
                "padded_files": wf.padded, "n_files_flagged": int((file_scores > det.threshold).sum()),
+               # a fault of seconds in a recording of minutes moves its file's mean little: "0 files above" alone
+               # hid windows scored at 9 times the threshold; the highest window named
+               "n_windows_flagged": int((scores > det.threshold).sum()), "top_window": None if not len(scores) else
+               {"file": str(wf.files[wf.file_index[top]]), "start_s": round(float(wf.starts_s[top]), 3),
+                "score": float(scores[top])},
                "n_silent_windows": None if wf.silent is None else int(wf.silent.sum())}
     res = ScoreResult(str(model_dir), det.method, aggregate, det.threshold, wf, scores, file_scores, summary=summary)
     if y_files is None:
