@@ -195,6 +195,49 @@ def test_a_short_fault_in_a_long_recording_is_counted_by_its_windows(fitted_mode
     assert f"{summary['n_windows_flagged']} windows above the threshold" in out and f"at {top['start_s']:g} s" in out
 
 
+def test_scores_csv_paths_open_in_a_spreadsheet_as_text(fitted_model, machine_data, tmp_path, monkeypatch):
+    """MIMII's folders are named `-6_dB_pump`; a file may be named `=cmd|x.wav`: written as they are, a spreadsheet
+    ran them as formulas. Relative paths that begin so are written from `./` (the same files); others as given."""
+    normal = sorted((machine_data / "test" / "normal").glob("*.wav"))[:2]
+    (tmp_path / "-6_dB_pump").mkdir()
+    shutil.copy(normal[0], tmp_path / "-6_dB_pump" / "a.wav")
+    shutil.copy(normal[1], tmp_path / "=cmd|x.wav")
+    monkeypatch.chdir(tmp_path)
+    assert main(["anomaly", "score", str(fitted_model), "./-6_dB_pump", "=cmd|x.wav", str(normal[0]),
+                 "--out", "s"]) == 0
+    paths = {r["path"] for r in csv.DictReader(open(tmp_path / "s" / "scores.csv"))}
+    assert paths == {"./-6_dB_pump/a.wav", "./=cmd|x.wav", str(normal[0])}
+    assert all(Path(p).is_file() for p in paths)
+
+
+def test_fit_and_calibrate_refuse_recordings_marked_anomalous(fitted_model, machine_data, tmp_path, capsys):
+    """A machine's folder given instead of its normal/ folder: fitted on its abnormal recordings without a word (AUC
+    0.73 against 1.0). Refused, naming them, before anything is read or written; calibrate alike."""
+    test = machine_data / "test"
+    n_anomalous = len(list((test / "anomalous").glob("*.wav")))
+    assert main(["anomaly", "fit", str(test), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {test}: {n_anomalous} of its {n_anomalous + len(list((test / 'normal').glob('*.wav')))}"
+                          " recordings are marked anomalous by their folder or name (") and "anomalous/" in err
+    assert "training reads normal recordings only" in err and not (tmp_path / "m").exists()
+    before = (fitted_model / "config.json").read_text()
+    assert main(["anomaly", "calibrate", str(fitted_model), str(test)]) == 2
+    assert "calibration reads normal recordings only" in capsys.readouterr().err
+    assert (fitted_model / "config.json").read_text() == before
+
+
+def test_a_neighbour_detector_without_held_out_files_says_what_its_threshold_does(machine_data, feature_cache,
+                                                                                   tmp_path, caplog):
+    """Calibrated on its own training windows, a nearest-neighbour detector's threshold is about 0 (they score 0
+    against themselves) and every normal file is flagged: the warning called that "optimistic"."""
+    with caplog.at_level("WARNING"):
+        assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(tmp_path / "m"),
+                     "-o", "data.val_fraction=0"]) == 0
+    assert "which a nearest-neighbour detector scores 0 against themselves: nearly every new window will be " \
+           "flagged" in caplog.text and "optimistic" not in caplog.text
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["anomaly"]["threshold"] < 0.05
+
+
 def test_windows_of_digital_silence_are_named_after_scoring(fitted_model, machine_data, tmp_path, caplog):
     """A recording mostly of digital zeros (a muted input, gaps written as zeros) was flagged without a word, where
     `listen` names digital silence as it comes."""

@@ -956,3 +956,27 @@ def test_a_diverging_training_is_said_so(machine_data, feature_cache, tmp_path, 
     err = capsys.readouterr().err
     assert "error: training diverged: the " in err and "(train.lr = 1e+06); train again with a lower train.lr" in err
     assert "Traceback" not in err
+
+
+def test_messages_name_files_whose_names_repeat_by_their_folders():
+    """A plant's per-machine folders each hold `00000000.wav`: warnings named "rec.wav" (which of three?). Names
+    alone where they are distinct, else the path below the files' common folder."""
+    from latentbridge.utils import file_names
+
+    assert file_names([Path("d/id_00/a.wav"), Path("d/id_02/b.wav")]) == ["a.wav", "b.wav"]
+    assert file_names([Path("d/id_00/rec.wav"), Path("d/id_02/rec.wav"), Path("d/id_02/x.wav")]) == \
+        ["id_00/rec.wav", "id_02/rec.wav", "id_02/x.wav"]
+    assert file_names([Path("/a/rec.wav"), Path("b/rec.wav")]) == ["/a/rec.wav", "b/rec.wav"]
+    assert file_names([]) == []
+
+
+def test_an_error_about_some_of_few_files_names_where_they_are(tmp_path):
+    """Two files scored, one too short: the error began "ok.wav, tiny.wav:", naming the good file as if at fault.
+    A list of files is named by its count and folder; one path, or up to three folders, as given."""
+    from latentbridge.data.audio import _where
+
+    (tmp_path / "d").mkdir()
+    files = [tmp_path / "d" / "ok.wav", tmp_path / "d" / "tiny.wav"]
+    assert _where(files) == f"2 files in {tmp_path / 'd'}"
+    assert _where([files[0]]) == str(files[0]) and _where(files[0]) == str(files[0])
+    assert _where([tmp_path / "d", tmp_path]) == f"{tmp_path / 'd'}, {tmp_path}"

@@ -212,6 +212,20 @@ def listed(items, n: int = 3, count: bool = False) -> str:
     return text + ((f", ... ({len(items)} in all)" if count else ", ...") if len(items) > n else "")
 
 
+def file_names(paths) -> list[str]:
+    """How messages name files: each one's name, or where names repeat (a plant's per-machine folders each hold
+    ``00000000.wav``) its path below the files' common folder ("rec.wav" named any of three)."""
+    paths = [Path(p) for p in paths]
+    names = [p.name for p in paths]
+    if len(set(names)) == len(names):
+        return names
+    try:
+        common = Path(os.path.commonpath([str(p) for p in paths]))
+    except ValueError:  # absolute and relative paths together
+        return [str(p) for p in paths]
+    return [p.relative_to(common).as_posix() if p != common else p.name for p in paths]
+
+
 def distinct_name(name: str, used: set[str], max_bytes: int | None = None) -> str:
     """``name``, with ``_`` appended until it is not in ``used`` (then added to it): one output per input
     when inputs share a file name (``Test_01/rec_01.csv`` and ``Test_02/rec_01.csv``). With ``max_bytes``, cut

@@ -107,8 +107,8 @@ def _where(paths) -> str:
     """What the user gave, for an error: a path, a few paths, or the folder(s) of many files."""
     if not isinstance(paths, (list, tuple)):
         return str(paths)
-    if len(paths) <= 3:
-        return ", ".join(map(str, paths))
+    if len(paths) == 1 or (len(paths) <= 3 and any(Path(p).is_dir() for p in paths)):
+        return ", ".join(map(str, paths))  # (two files, one of them good, were named as if both were at fault)
     parents = sorted({str(Path(p).parent) for p in paths})
     return f"{len(paths)} files in {', '.join(parents[:3])}" + (f" and {len(parents) - 3} more folders"
                                                                  if len(parents) > 3 else "")
@@ -561,9 +561,8 @@ def balanced_split(windows: np.ndarray, val_fraction: float, seed: int) -> tuple
     """:func:`split_files` of files holding ``windows`` windows each, unless its validation files hold less than half
     or more than twice ``val_fraction`` of the windows (one long recording among clips took 63 of 94 windows at a
     fraction of 0.1): then the files are taken in the same seeded order, each only while the validation windows stay
-    within the fraction (at least the smallest file) and the files within :func:`split_files`' count (a recording of
-    10 minutes beside ten clips of 3 s, another condition of the machine: every clip was held out, the model never saw
-    that condition and missed its faults)."""
+    within the fraction (at least the smallest file) and the count (all ten 3-s clips beside a 10-min recording were
+    held out: their condition of the machine unseen, its faults missed)."""
     windows = np.asarray(windows)
     tr, va = split_files(len(windows), val_fraction, seed)
     total, target = int(windows.sum()), val_fraction * float(windows.sum())

@@ -20,6 +20,7 @@ import torch
 
 from latentbridge.training.fit import best_loss_text
 from latentbridge.data.audio import FeatureExtractor, WindowFeatures
+from latentbridge.data.labels import list_normal_files
 from latentbridge.data.survey import (band_centres_hz, band_content_warning, band_fmax, band_profile_db,
                                       clipping_summary, clipping_warnings, codec_counts, files_below_band,
                                       header_warnings, level_warnings, profile_of_powers, resampled_top_warning)
@@ -27,7 +28,7 @@ from latentbridge.errors import ConfigError, DataError, LatentbridgeError
 from latentbridge.metrics.anomaly import calibrate_threshold, detection_metrics, partial_auc, roc_auc
 from latentbridge.models.hub import SavedModel, load_model
 from latentbridge.outputs import FolderLock
-from latentbridge.utils import batched, listed
+from latentbridge.utils import batched, file_names, listed
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +215,6 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
     """Survey the training files and choose the audio settings the config does not set
     (:mod:`latentbridge.tasks.adapt`; each choice is passed to ``notify``, by default the log), train
     on the normal recordings, calibrate the threshold on held-out normal files, save the model.
-
     Returns None in the extra processes of a multi-process (DDP) run."""
     from latentbridge.tasks.adapt import adapt
     from latentbridge.tasks.pipeline import feature_training
@@ -223,9 +223,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
     t0 = time.time()
     if not cfg.data.train_dir:
         raise ConfigError("data.train_dir: no training recordings given (a folder of normal recordings)")
-    from latentbridge.data.audio import list_files
-
-    files = list_files(cfg.data.train_dir)  # once, for the survey and the features
+    files = list_normal_files(cfg.data.train_dir)  # once, for the survey and the features
     cfg, survey, choices = adapt(cfg, cfg.data.train_dir, files=files)
     for c in choices:
         (notify or log.info)(c.line())
@@ -234,8 +232,11 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
             return None
         has_val = len(fit_.val) > 0
         calib_wf = fit_.val if has_val else fit_.train
-        if not has_val:
-            log.warning("no held-out normal files: the threshold is calibrated on training windows (optimistic)")
+        if not has_val:  # a bank of training windows scores them 0: "optimistic" said the opposite of what follows
+            log.warning("no held-out normal files: the threshold is calibrated on training windows, " + (
+                "which a nearest-neighbour detector scores 0 against themselves: nearly every new window will be "
+                "flagged; hold out normal files (data.val_fraction, two files or more) or run `latentbridge anomaly "
+                "calibrate RUN NORMAL_DIR`" if hasattr(fit_.model, "bank") else "(optimistic)"))
         anomaly_info, calib_scores = _calibration(fit_.model, calib_wf.features, cfg.anomaly)
         anomaly_info.update({"calibrated_on": "held-out normal files" if has_val else "training windows",
                              "n_calibration_windows": int(len(calib_wf))})
@@ -243,9 +244,9 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
         data_info = {k: v for k, v in fit_.data_info.items() if k != "val_files"}
         data_info["channels_read"] = int(fit_.model.input_shape[0])
         data_info["codecs"] = codec_counts([c for wf in (fit_.train, fit_.val) for c in wf.codecs or ()])
-        named = [(Path(f).name, c) for wf in (fit_.train, fit_.val) for f, c in zip(wf.files, wf.clipped_shares)]
-        data_info["clipped_share_percentiles_0_10_50_90_100"] = clipping_summary([c for _, c in named])
-        for text in clipping_warnings(None, [n for n, _ in named], [c for _, c in named], training=True):
+        shares = [c for wf in (fit_.train, fit_.val) for c in wf.clipped_shares]
+        data_info["clipped_share_percentiles_0_10_50_90_100"] = clipping_summary(shares)
+        for text in clipping_warnings(None, file_names(fit_.train.files + fit_.val.files), shares, training=True):
             log.warning(text)
         profiles = [p for wf in (fit_.train, fit_.val) if len(wf) and (p := band_profile_db(
             wf.features, wf.file_index, len(wf.files), fit_.spec.features)) is not None]
@@ -403,8 +404,7 @@ def _calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | N
     else:
         ex = det.extractor()
         ex.refuse_below_band = True
-        wf = ex.extract(list(normal_paths) if isinstance(normal_paths, (list, tuple)) else [normal_paths],
-                        skip_bad=skip_bad)
+        wf = ex.extract(normal_paths, skip_bad=skip_bad, files=list_normal_files(normal_paths, "calibration"))
         info, _ = _calibration(det.model, wf.features, det.anomaly_config, method, k, false_alarm_rate,
                                score or det.method)
         new = {**info, "calibrated_on": f"{len(wf.files)} files / {len(wf)} windows of "
@@ -467,7 +467,7 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
     _warn_padding(det, wf)
     _warn_silent(wf)
     _warn_band(det, wf)
-    for text in recording_warnings(det, [Path(f).name for f in wf.files], wf.codecs or [], [],  # band: check_band's
+    for text in recording_warnings(det, file_names(wf.files), wf.codecs or [], [],  # band: check_band's
                                    wf.levels_dbfs, wf.clipped_shares):
         log.warning(text)
     y_files = resolve_labels(wf.files, labels, given)
@@ -506,7 +506,7 @@ def _warn_padding(det: Detector, wf: WindowFeatures) -> None:
         log.warning("%d recording(s) shorter than the model's %.3g-s window were padded (%s), and the model was "
                     "fitted on none: their scores also measure the padding (%s); fit with a window no longer than "
                     "them (-o audio.window_s=...) to score them on sound alone", len(wf.padded),
-                    det.cfg.audio.window_s, det.cfg.audio.pad, listed([Path(p).name for p in wf.padded]))
+                    det.cfg.audio.window_s, det.cfg.audio.pad, listed(file_names(wf.padded)))
 
 
 def _warn_silent(wf: WindowFeatures) -> None:
@@ -516,8 +516,8 @@ def _warn_silent(wf: WindowFeatures) -> None:
         return
     per_file = np.bincount(wf.file_index[wf.silent], minlength=len(wf.files))
     total = np.bincount(wf.file_index, minlength=len(wf.files))
-    which = np.flatnonzero(per_file)
-    shown = listed([f"{Path(wf.files[i]).name} {per_file[i]} of {total[i]}" for i in which])
+    which, names = np.flatnonzero(per_file), file_names(wf.files)
+    shown = listed([f"{names[i]} {per_file[i]} of {total[i]}" for i in which])
     log.warning("%d of %d recordings hold windows of digital silence (%s windows): a muted or disconnected input, or "
                 "gaps written as zeros; those windows score the silence, not the sound (--out's scores.csv lists "
                 "every window)", len(which), len(wf.files), shown)
@@ -551,7 +551,7 @@ def band_warnings(det: Detector, powers: np.ndarray | None, files: list[str], ow
     profile = None if not fitted or powers is None else profile_of_powers(powers)
     if profile is None:
         return []
-    names, centres = [Path(f).name for f in files], band_centres_hz(det.spec.features, det.sample_rate)
+    names, centres = file_names(files), band_centres_hz(det.spec.features, det.sample_rate)
     texts = [resampled_top_warning(profile, fitted, own_rates, det.sample_rate, det.spec.features, names)]
     if band_content_warning(profile, fitted, names, centres) is not None:
         rates = {f: r for f, r in zip(files, own_rates) if r is not None}
@@ -582,7 +582,8 @@ def _examples(det: Detector, wf: WindowFeatures, scores: np.ndarray, y: np.ndarr
     rec = det.model.reconstruct(x).numpy() if getattr(det.model, "has_reconstruction", True) else None
     c = x_np.shape[1]  # every channel of a multi-axis recording (audio.channel: all): stacked, channel 0 lowest
     stacked = f", channels 0-{c - 1} stacked upwards" if c > 1 else ""
-    titles = [f"{wf.files[wf.file_index[i]].name} @{wf.starts_s[i]:.1f}s  score {scores[i]:.3g} "
+    names = file_names(wf.files)
+    titles = [f"{names[wf.file_index[i]]} @{wf.starts_s[i]:.1f}s  score {scores[i]:.3g} "
               f"({'anomalous' if y[i] else 'normal'}){stacked}" for i in picks]
     n, _, f, t = x_np.shape
     return {"inputs": x_np.reshape(n, c * f, t), "reconstructions": None if rec is None else rec.reshape(n, c * f, t),

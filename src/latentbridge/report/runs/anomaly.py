@@ -14,8 +14,17 @@ from latentbridge.report.html import write_html_report
 from latentbridge.utils import atomic_write_json, atomic_write_text
 
 
+def sheet_safe_path(path) -> str:
+    """A path for a cell a spreadsheet opens: a relative path that begins as a formula does (``=``, ``+``, ``-``,
+    ``@``; MIMII's folders are named ``-6_dB_pump``) written from ``./``, the same file, read as text (spreadsheets
+    ran them as formulas: an error in the cell, or a command)."""
+    text = str(path)
+    return f"./{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def scores_csv(res) -> str:
-    """``path,start_s,end_s,score,is_anomaly,level``: one row per window and one per file."""
+    """``path,start_s,end_s,score,is_anomaly,level``: one row per window and one per file (paths
+    :func:`sheet_safe_path`)."""
     wf = res.windows
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -24,11 +33,11 @@ def scores_csv(res) -> str:
     # each file's windows in their order, grouped in one sort (a mask per file was quadratic in the archive's size)
     order = np.argsort(wf.file_index, kind="stable")
     bounds = np.searchsorted(wf.file_index[order], np.arange(len(wf.files) + 1))
-    for i, f in enumerate(wf.files):
+    for i, f in enumerate(map(sheet_safe_path, wf.files)):
         for j in order[bounds[i]:bounds[i + 1]]:
-            w.writerow([str(f), f"{wf.starts_s[j]:.3f}", f"{ends[j]:.3f}", f"{res.window_scores[j]:.6g}",
+            w.writerow([f, f"{wf.starts_s[j]:.3f}", f"{ends[j]:.3f}", f"{res.window_scores[j]:.6g}",
                         int(res.window_scores[j] > res.threshold), "window"])
-        w.writerow([str(f), "0.000", f"{wf.durations_s[i]:.3f}", f"{res.file_scores[i]:.6g}",
+        w.writerow([f, "0.000", f"{wf.durations_s[i]:.3f}", f"{res.file_scores[i]:.6g}",
                     int(res.file_scores[i] > res.threshold), f"file-{res.aggregate}"])
     return buf.getvalue()
 
