@@ -980,3 +980,36 @@ def test_an_error_about_some_of_few_files_names_where_they_are(tmp_path):
     assert _where(files) == f"2 files in {tmp_path / 'd'}"
     assert _where([files[0]]) == str(files[0]) and _where(files[0]) == str(files[0])
     assert _where([tmp_path / "d", tmp_path]) == f"{tmp_path / 'd'}, {tmp_path}"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_feature_workers_end_with_a_parent_killed_outright(tmp_path):
+    """`anomaly score` killed by the OOM killer (SIGKILL) left its decoding workers running, blocked, 500 MB each,
+    for minutes. They are now killed with their parent."""
+    import signal
+    import subprocess
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import time, torch\n"
+        "from latentbridge.data.audio import _one_thread\n"
+        "class Slow(torch.utils.data.Dataset):\n"
+        "    def __len__(self): return 4\n"
+        "    def __getitem__(self, i): time.sleep(120); return i\n"
+        "it = iter(torch.utils.data.DataLoader(Slow(), batch_size=None, num_workers=2, worker_init_fn=_one_thread))\n"
+        "time.sleep(2)\n"
+        "print(' '.join(str(w.pid) for w in it._workers), flush=True)\n"
+        "time.sleep(300)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+    workers = [int(p) for p in parent.stdout.readline().split()]
+    assert len(workers) == 2 and all(Path(f"/proc/{p}").exists() for p in workers)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(Path(f"/proc/{p}").exists() for p in workers):
+        time.sleep(0.2)
+    alive = [p for p in workers if Path(f"/proc/{p}").exists() and "Z" not in
+             Path(f"/proc/{p}/stat").read_text().split()[2]]
+    assert not alive, alive

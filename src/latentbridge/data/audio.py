@@ -28,7 +28,7 @@ from latentbridge.io import (ALL_CHANNELS, MIN_WINDOW_SHARE, check_recording_len
 from latentbridge.io.audio import rate_problem
 from latentbridge.io.windows import WindowView
 from latentbridge.transforms.numpy_stft import silence_tail
-from latentbridge.utils import atomic_path, batched, file_stamp, progress_bar, stable_hash
+from latentbridge.utils import atomic_path, batched, end_with_parent, file_stamp, progress_bar, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ def default_workers() -> int:
 
 def _one_thread(_worker_id: int) -> None:
     torch.set_num_threads(1)
+    end_with_parent()
 
 
 def _identity(x):
