@@ -217,7 +217,7 @@ def test_fit_and_calibrate_refuse_recordings_marked_anomalous(fitted_model, mach
     n_anomalous = len(list((test / "anomalous").glob("*.wav")))
     assert main(["anomaly", "fit", str(test), "--out", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {test}: {n_anomalous} of its {n_anomalous + len(list((test / 'normal').glob('*.wav')))}"
+    assert err.startswith(f"error: {test}: {n_anomalous} of the {n_anomalous + len(list((test / 'normal').glob('*.wav')))}"
                           " recordings are marked anomalous by their folder or name (") and "anomalous/" in err
     assert "training reads normal recordings only" in err and not (tmp_path / "m").exists()
     before = (fitted_model / "config.json").read_text()

@@ -218,8 +218,8 @@ def test_the_digits_audio_stage_reads_the_runs_clips_and_says_what_it_replaces(c
         stage = mld.stage_config("audio")
     assert (stage.audio.min_window_share, stage.features.n_mels) == (0.1, 64)
     assert ("first_stage.stages.audio: the run's audio and features sections replace the stage's own "
-            "(audio.min_window_share: 0.3 -> 0.1; features.n_mels: 32 -> 64): set them on the run (e.g. -o "
-            "audio.min_window_share)") in caplog.text
+            "(audio.min_window_share: 0.3 -> 0.1; features.n_mels: 32 -> 64): set them on the run (-o "
+            "audio.min_window_share=0.3 -o features.n_mels=32)") in caplog.text
 
 
 def test_mld_stages_train_on_the_runs_accelerator_and_precision():

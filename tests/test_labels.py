@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from latentbridge.data.labels import read_label_csv
 from latentbridge.errors import DataError
+from latentbridge.io import write_wav
 
 
 def _expect(tmp_path):
@@ -114,4 +116,30 @@ def test_auto_labels_come_from_the_folder_given_and_below(tmp_path, monkeypatch)
     np.testing.assert_array_equal(resolve_labels(rel, "auto", [Path("test")]), [0, 1, 0])
     monkeypatch.chdir(test / "normal")
     assert resolve_labels([Path("x.wav")], "auto", [Path(".")]).tolist() == [0]  # '.' is the folder named normal
-    assert resolve_labels([files[2]], "auto", [files[2]]).tolist() == [0]  # a file given: its path as typed
+    assert resolve_labels([files[2]], "auto", [files[2]]).tolist() == [0]  # a file given: its own folder counts
+    # files given by themselves (a shell's glob) under the project folder: their own folder and name, not `anomaly`
+    given = [test / "normal_id_00_0.wav", test / "anomaly_id_00_0.wav"]
+    assert resolve_labels(given, "auto", given).tolist() == [0, 1]
+    assert resolve_labels(rel[:2], "auto", str(Path("..") / "test")).tolist() == [0, 1]  # one path as text
+    # a folder given through a link: its name as typed, not its target's
+    (tmp_path / "recordings").symlink_to(test.parent.parent)  # -> anomaly/dev_data
+    linked = tmp_path / "recordings" / "pump" / "test" / "normal" / "x.wav"
+    assert label_from_path(linked, tmp_path / "recordings") == 0 and label_from_path(
+        tmp_path / "recordings" / "y.wav", tmp_path / "recordings") is None
+
+
+def test_fit_refuses_only_recordings_marked_anomalous_below_what_it_was_given(tmp_path):
+    """A machine's folder with abnormal/ beside normal/ is refused, naming the folder that holds the marked files; a
+    normal_* file given by itself under a project folder named `anomaly`, or a folder named `abnormal_project`, is
+    not."""
+    from latentbridge.data.labels import list_normal_files
+
+    machine = tmp_path / "anomaly" / "abnormal_project" / "fan"
+    for sub, name in (("normal", "a.wav"), ("abnormal", "b.wav"), ("train", "normal_id_00_1.wav")):
+        (machine / sub).mkdir(parents=True)
+        write_wav(machine / sub / name, np.full(800, 0.1, np.float32), 8000)
+    with pytest.raises(DataError, match=rf"{machine}: 1 of the 3 recordings are marked anomalous by their folder or "
+                                        rf"name \({machine / 'abnormal' / 'b.wav'}\): training reads normal"):
+        list_normal_files(machine)
+    assert list_normal_files(machine / "train" / "normal_id_00_1.wav") == [machine / "train" / "normal_id_00_1.wav"]
+    assert len(list_normal_files([machine / "normal", machine / "train"])) == 2

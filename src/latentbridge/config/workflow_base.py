@@ -150,7 +150,8 @@ def say_replaced(key: str, stage: dict, **sections: dict) -> None:
         own = stage.get(name)
         if isinstance(own, dict) and name in kinds:
             mine = kinds[name](**{**run, **own}).model_dump()
-            changed += [f"{name}.{k}: {mine[k]!r} -> {run[k]!r}" for k in run if k in own and mine[k] != run[k]]
+            changed += [(f"{name}.{k}", mine[k], run[k]) for k in run if k in own and mine[k] != run[k]]
     if changed and first_time(("stage settings replaced", key, tuple(changed))):
         log.warning("first_stage.stages.%s: the run's %s sections replace the stage's own (%s): set them on the run "
-                    "(e.g. -o %s)", key, " and ".join(sections), "; ".join(changed), changed[0].split(":")[0])
+                    "(-o %s)", key, " and ".join(sections), "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in changed),
+                    " -o ".join(f"{k}={a}" for k, a, _ in changed))

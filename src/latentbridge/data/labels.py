@@ -16,12 +16,13 @@ LABEL_NAMES = {"normal": 0, "anomalous": 1, "anomaly": 1, "0": 0, "1": 1, "abnor
 def label_from_path(path: Path, root: Path | None = None) -> int | None:
     """0 under a folder named ``normal``, 1 under ``anomalous``/``anomaly``/``abnormal`` (the nearest
     such folder wins), else from a ``normal_`` / ``anomalous_`` file-name prefix; None otherwise. With ``root``, the
-    folder the file was found in as the user gave it, only that folder and those below it count: the folders above
-    are not the data's (a project folder named ``anomaly`` labelled every file under it, the AUC moved with the folder
-    the command ran in)."""
+    folder the file was found in as the user gave it (a file given by itself: its own folder), only that folder and
+    those below it count: the folders above are not the data's (a project folder named ``anomaly`` labelled every file
+    under it, the AUC moved with the folder the command ran in)."""
     parts = path.parts[:-1]
     if root is not None and path.parts[:len(Path(root).parts)] == Path(root).parts:
-        parts = (Path(root).resolve().name,) + parts[len(Path(root).parts):]  # (the folder's own name: '.' too)
+        name = Path(root).name  # as typed (a link's own name, not its target's); '.' and '..' by the folder they are
+        parts = (name if name not in ("", ".", "..") else Path(root).resolve().name,) + parts[len(Path(root).parts):]
     for part in reversed(parts):
         if part.lower() in ("normal",):
             return 0
@@ -35,24 +36,27 @@ def label_from_path(path: Path, root: Path | None = None) -> int | None:
     return None
 
 
-def _roots(files: list[Path], given) -> list[Path | None]:
-    """For each file, the deepest folder of ``given`` (the paths the user gave) that holds it; None for a file given
-    by itself."""
+def _roots(files: list[Path], given) -> list[Path]:
+    """For each file, the deepest folder of ``given`` (the paths the user gave: one or a list) that holds it; a file
+    given by itself (a shell's glob), its own folder."""
+    given = given if isinstance(given, (list, tuple)) else [given]
     folders = sorted((Path(g) for g in given if Path(g).is_dir()), key=lambda g: -len(g.parts))
-    return [next((g for g in folders if f.parts[:len(g.parts)] == g.parts), None) for f in files]
+    return [next((g for g in folders if f.parts[:len(g.parts)] == g.parts), f.parent) for f in files]
 
 
 def refuse_anomalous(files: list[Path], given, what: str = "training") -> None:
     """DataError naming the recordings of ``files`` that their folders or names below ``given`` (the paths the user
     gave) mark as anomalous (:func:`label_from_path`): a machine's folder given instead of its ``normal`` folder was
     fitted on its ``abnormal`` recordings without a word (AUC 0.73 against 1.0, no fault of four found)."""
-    given = [Path(g) for g in (given if isinstance(given, (list, tuple)) else [given])]
-    marked = [f for f, root in zip(files, _roots(files, given)) if label_from_path(f, root) == 1]
+    roots = _roots(files, given)
+    marked = [(f, root) for f, root in zip(files, roots) if label_from_path(f, root) == 1]
     if marked:
-        shown = ", ".join(map(str, marked[:3])) + (f" and {len(marked) - 3} more" if len(marked) > 3 else "")
-        raise DataError(given[0], f"{len(marked)} of its {len(files)} recordings are marked anomalous by their folder "
-                                  f"or name ({shown}): {what} reads normal recordings only; give the folder of the "
-                                  "normal ones (e.g. its normal/ folder)")
+        shown = ", ".join(str(f) for f, _ in marked[:3]) + (f" and {len(marked) - 3} more" if len(marked) > 3 else "")
+        where = sorted({str(r) for _, r in marked})
+        raise DataError(", ".join(where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else ""),
+                        f"{len(marked)} of the {len(files)} recordings are marked anomalous by their folder or name "
+                        f"({shown}): {what} reads normal recordings only; give the folder of the normal ones (e.g. its "
+                        "normal/ folder)")
 
 
 def list_normal_files(paths, what: str = "training") -> list[Path]:

@@ -83,10 +83,13 @@ def peak_and_clipping(data: np.ndarray) -> tuple[float, np.ndarray]:
 def level_dbfs(wave: np.ndarray) -> float:
     """RMS level of a waveform in dBFS (-200 for digital silence)."""
     wave = np.asarray(wave).reshape(-1)
-    # a dot product of each block with itself (BLAS): 6x faster than summing its squares in float64, levels equal to
-    # 1e-6 dB; samples of other types (integers would overflow) converted block by block
+    # a dot product of each block with itself (BLAS): 6x faster than summing its squares in float64, levels within
+    # 1e-5 dB of that sum; samples of other types (integers would overflow) converted block by block, and float32
+    # blocks whose squares overflow float32 (unscaled values near 1e19) summed in float64
     as_is = wave.dtype in (np.float32, np.float64)
-    power = sum(float(np.dot(b, b)) for b in (b if as_is else b.astype(np.float64) for b in _blocks(wave)))
+    with np.errstate(over="ignore"):
+        power = sum(v if math.isfinite(v := float(np.dot(b, b))) else float(np.dot(c := b.astype(np.float64), c))
+                    for b in (b if as_is else b.astype(np.float64) for b in _blocks(wave)))
     power /= max(1, wave.size)
     return float(10 * np.log10(power + 1e-20))
 

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from latentbridge.data.sources.common import SPLITS, _check_split
-from latentbridge.data.sources.fsdd import FSDDItem
+from latentbridge.data.sources.fsdd import FSDD, FSDDItem
 from latentbridge.errors import DataError
 
 __all__ = ["AVPair", "pair_audio_visual"]
@@ -81,7 +81,7 @@ def pair_audio_visual(
             held = sorted({it.digit for it in fsdd_items if it.split == split})
             where = Path(fsdd_items[0].path).parent if fsdd_items else f"digit {digit}"
             raise DataError(where, f"no recordings of digit {digit} in the {split!r} split (index "
-                                   f"{'5-49' if split == 'train' else '0-4'} of a speaker's recordings; it holds digit(s) "
+                                   f"{f'{FSDD.TEST_INDICES} and up' if split == 'train' else f'0-{FSDD.TEST_INDICES - 1}'} of a speaker's recordings; it holds digit(s) "
                                    f"{', '.join(map(str, held)) or 'none'}): pairs are drawn for all ten digits")
         cand = pool[pool_labels == digit]
         if cand.size == 0:
