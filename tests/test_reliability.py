@@ -398,6 +398,39 @@ def test_one_training_window_is_refused_and_few_calibration_windows_warned(machi
     assert "**Warning**" not in (out / "README.md").read_text()
 
 
+def test_drop_last_is_decided_on_each_process_s_share():
+    """39 windows in 2 DDP processes with batches of 32: 20 a process, less than a batch, so the short batch is kept
+    (it was dropped, from the whole set's 39 > 32: every batch, and nothing trained)."""
+    from types import SimpleNamespace
+
+    from latentbridge.training.fit import drops_last, make_loader, world_size
+
+    def t(devices, batch_size=32, accelerator="cpu"):
+        return SimpleNamespace(devices=devices, batch_size=batch_size, accelerator=accelerator, num_workers=0)
+
+    assert [world_size(t(d)) for d in (1, 2, "2", "0,1", "[0, 1, 2]", "auto")] == [1, 2, 2, 2, 3, 1]
+    assert drops_last(39, t(1)) and not drops_last(39, t(2)) and not drops_last(39, t("2"))
+    assert drops_last(65, t(2)) and not drops_last(64, t(2)) and not drops_last(32, t(1))
+    data = torch.utils.data.TensorDataset(torch.zeros(39, 1))
+    assert not make_loader(data, t(2), shuffle=True).drop_last and make_loader(data, t(1), shuffle=True).drop_last
+
+
+def test_a_training_of_no_step_is_refused_and_leaves_no_folder(machine_data, feature_cache, tmp_path, monkeypatch,
+                                                              capsys):
+    """A training whose every batch is dropped (more processes than the loader was sized for) made no optimizer step:
+    exit 2 naming the batch size, and no model folder (an untrained model was saved with a threshold, exit 0)."""
+    import latentbridge.training.fit as fit
+
+    monkeypatch.setattr(fit, "drops_last", lambda n, t: True)  # 15 windows, batches of 16: every batch dropped
+    out = tmp_path / "m"
+    assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(out), *_o()]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"error: {out}: training made no optimizer step") and "train.batch_size = 16" in err
+    assert "15 training examples in 1 process(es)" in err and "fewer --devices" in err
+    assert not out.exists()
+
+
 def test_two_score_processes_into_one_folder(fitted_model, machine_data, tmp_path):
     out = tmp_path / "report"
     cmds = [[sys.executable, "-m", "latentbridge", "anomaly", "score", str(fitted_model), str(path), "--out",

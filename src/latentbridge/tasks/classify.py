@@ -125,6 +125,7 @@ def train_classifier(cfg, out_dir: str | Path, *, force: bool = False, data: dic
     from latentbridge.metrics.classification import per_class
     from latentbridge.models.registry import build_model
     from latentbridge.tasks.pipeline import training_run
+    from latentbridge.training.fit import drops_last
     from latentbridge.utils import atomic_write_json
 
     if cfg.task != "classifier":
@@ -149,7 +150,7 @@ def train_classifier(cfg, out_dir: str | Path, *, force: bool = False, data: dic
         dataset = torch.utils.data.TensorDataset(torch.from_numpy(np.ascontiguousarray(xtr)), torch.from_numpy(ytr))
         augment = augment_digit_images if kind == "mnist" else augment_logmel
         loader = torch.utils.data.DataLoader(
-            dataset, batch_size=cfg.train.batch_size, shuffle=True, drop_last=len(dataset) > cfg.train.batch_size,
+            dataset, batch_size=cfg.train.batch_size, shuffle=True, drop_last=drops_last(len(dataset), cfg.train),
             collate_fn=AugmentedBatches(augment, cfg.classifier.augment, cfg.train.seed))
         run.fit(model, loader, None, beta=False)
         if run.outcome is None:

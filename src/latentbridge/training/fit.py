@@ -294,6 +294,12 @@ def fit_model(model: torch.nn.Module, cfg, out_dir: Path, train_loader, val_load
         raise
     if trainer.global_rank != 0 or is_launched_child():
         return None
+    if trainer.global_step == 0:  # every batch dropped (or none): the model would be saved untrained, as if fitted
+        n, procs = len(train_loader.dataset), trainer.world_size
+        raise LatentbridgeError(
+            f"{out_dir}: training made no optimizer step, so no model was saved: {n} training examples in {procs} "
+            f"process(es) leave {-(-n // procs)} per process, too few for train.batch_size = {cfg.train.batch_size}; "
+            "use a smaller train.batch_size (-o train.batch_size=...), fewer --devices, or more training data")
     final_weights(trainer, model, cfg.train.keep_weights, out_dir)
     return TrainOutcome(trainer, clock)
 
@@ -336,8 +342,32 @@ class RedrawnLatents(torch.utils.data.Dataset):
         return {"z": torch.cat([self.first[i], self.pool[r]])}
 
 
+def world_size(t) -> int:
+    """The processes a fit with the train settings ``t`` runs in, each on its share of the data: the devices Lightning
+    is given (a count; GPU indices such as "0,1"; -1 or "auto": every visible GPU, or one process on a CPU), on one
+    node (:func:`make_trainer` sets no ``num_nodes``). More than one device means a distributed strategy in Lightning
+    ("auto" picks DDP)."""
+    d = t.devices
+    if isinstance(d, str):
+        s = d.strip().strip("[]")
+        if "," in s:
+            return len([x for x in s.split(",") if x.strip()])
+        d = int(s) if s.lstrip("-").isdigit() else s
+    if d in (-1, "auto"):
+        gpus = str(t.accelerator) in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+        return torch.cuda.device_count() if gpus else 1
+    return max(d, 1) if isinstance(d, int) else 1
+
+
+def drops_last(n: int, t) -> bool:
+    """Whether a shuffled training loader of ``n`` rows drops its last, short batch (train settings ``t``): only when
+    each process's share holds more than a batch (a distributed sampler gives each ceil(n / processes) rows; 39
+    windows in 2 processes with batches of 32 dropped every batch, and trained nothing)."""
+    return -(-n // world_size(t)) > t.batch_size
+
+
 def make_loader(dataset, train_cfg, shuffle: bool) -> torch.utils.data.DataLoader:
-    drop = shuffle and len(dataset) > train_cfg.batch_size
+    drop = shuffle and drops_last(len(dataset), train_cfg)
     return torch.utils.data.DataLoader(dataset, batch_size=train_cfg.batch_size, shuffle=shuffle, drop_last=drop,
                                        num_workers=train_cfg.num_workers,
                                        persistent_workers=train_cfg.num_workers > 0)
