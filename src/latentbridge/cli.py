@@ -41,7 +41,8 @@ def _hardware(args) -> dict:
         if v is not None:
             out[f"train.{key}"] = v
     if getattr(args, "devices", None) is not None:
-        out["train.devices"] = int(args.devices) if str(args.devices).isdigit() else args.devices
+        from latentbridge.commands import device_count
+        out["train.devices"] = device_count(args.devices)
     return out
 
 
@@ -364,9 +365,8 @@ def _cmd_anomaly(args) -> int:
                   f"{res.seconds:.1f} s)")
         return 0
     if args.anomaly_cmd == "score":
-        devices = int(args.devices) if args.devices and str(args.devices).isdigit() else args.devices
         res = commands.score(args.model_dir, args.paths, args.out, labels=args.labels, aggregate=args.aggregate,
-                             skip_bad=args.skip_bad, force=args.force, devices=devices, strategy=args.strategy,
+                             skip_bad=args.skip_bad, force=args.force, devices=args.devices, strategy=args.strategy,
                              accelerator=args.accelerator, num_workers=args.workers, method=args.score,
                              sample_rate=args.sample_rate)
         if res is None:  # an extra process of a distributed run: the first one reports

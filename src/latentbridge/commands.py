@@ -259,6 +259,14 @@ def sample(run_dir: str, out: str, n: int, *, force: bool = False, condition: li
     return summary
 
 
+def device_count(value) -> int | None:
+    """``--devices`` (training and scoring): a number of devices, each a process, 1 or more; None when not given
+    (0 reached Lightning, or a slice of step 0 in the scoring, as a traceback)."""
+    if value is not None and (not str(value).strip().isdigit() or int(value) < 1):
+        raise LatentbridgeError(f"--devices: expected a number of devices, 1 or more (e.g. --devices 2), got {value}")
+    return None if value is None else int(value)
+
+
 def score(model_dir: str, paths: list[str], out: str, *, labels: str | None = None, aggregate: str | None = None,
           skip_bad: bool = False, force: bool = False, method: str | None = None, sample_rate: float | None = None,
           **hardware):
@@ -266,6 +274,9 @@ def score(model_dir: str, paths: list[str], out: str, *, labels: str | None = No
     vibration files that give none, default the model's); ``hardware``:
     devices, strategy, accelerator, num_workers. None in the extra processes of a distributed run
     (the first one writes the folder)."""
+    if (workers := hardware.get("num_workers")) is not None and workers < 0:
+        raise LatentbridgeError(f"--workers: expected 0 (decode in this process) or more processes, got {workers}")
+    hardware["devices"] = device_count(hardware.get("devices"))
     check_target(Path(out), force)  # before the work: a used folder without --force is refused at once
     res = anomaly.score(model_dir, paths, labels=labels, aggregate=aggregate, skip_bad=skip_bad, method=method,
                         sample_rate=sample_rate, progress=True, **hardware)
