@@ -148,6 +148,27 @@ def test_resume_with_other_settings_changes_nothing(short_run, machine_data, cap
     assert _snapshot(short_run) == before
 
 
+def test_the_resume_refusal_s_suggestions_can_be_pasted_into_a_shell(short_run, machine_data, capsys):
+    """``anomaly fit --resume`` without the run's config: the overrides that restore the run are quoted for a shell
+    (``-o model.channels=[8, 16]`` was split into three words), and the run's own config.yaml is offered; both,
+    pasted, resume the run."""
+    import re
+    import shlex
+
+    data = str(machine_data / "train" / "normal")
+    assert main(["anomaly", "fit", data, "--out", str(short_run), "-o", "train.max_epochs=2", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "-o 'model.channels=[8, 16]'" in err and "-o model.latent_dim=4" in err, err
+    keep = re.search(r"Resume with the run's values \((.*?)\), or with its own config \((--config \S+),", err)
+    assert keep and keep.group(2) == f"--config {shlex.quote(str(short_run / 'config.yaml'))}", err
+    pasted = shlex.split(keep.group(1))
+    assert "model.channels=[8, 16]" in pasted
+    assert main(["anomaly", "fit", data, "--out", str(short_run), "-o", "train.max_epochs=2", *pasted,
+                 "--resume"]) == 0
+    assert main(["anomaly", "fit", data, "--out", str(short_run), *shlex.split(keep.group(2)),
+                 "-o", "train.max_epochs=3", "--resume"]) == 0, capsys.readouterr().err
+
+
 def test_resume_with_other_data_is_refused(short_run, machine_data, tmp_path, capsys):
     other = tmp_path / "other"
     shutil.copytree(machine_data / "train" / "normal", other)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,10 +127,13 @@ def check_resume(cfg_dict: dict, out_dir: Path) -> dict:
         where = f", {trained_in}" if trained_in else ""
         parts = [f"{k}: run {show(a)}" + (f" (relative to the folder the run was trained in{where})"
                                           if here(k, a) else "") + f", now {show(b)}" for k, a, b in diffs]
-        keep = " ".join(f"-o {k}={a}" for k, a, _ in diffs if type(a) is not object)
+        # each override quoted for a shell (-o model.channels=[16, 32] was four words); None as an empty value (unset)
+        keep = " ".join("-o " + shlex.quote(f"{k}={'' if a is None else a}") for k, a, _ in diffs
+                        if type(a) is not object)
         raise LatentbridgeError(f"{out_dir}: cannot resume: the run was trained with other settings ("
-                                + "; ".join(parts) + f"). Resume with the run's values ({keep}) or train a new run; "
-                                "nothing in the run folder was changed")
+                                + "; ".join(parts) + f"). Resume with the run's values ({keep}), or with its own "
+                                f"config (--config {shlex.quote(str(out_dir / 'config.yaml'))}, and no -o of these "
+                                "keys), or train a new run; nothing in the run folder was changed")
     done = epochs_done(ckpt)
     wanted = (cfg_dict.get("train") or {}).get("max_epochs")
     if wanted not in (None, -1) and done >= int(wanted):
