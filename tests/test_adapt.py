@@ -401,7 +401,7 @@ def test_baselines_fit_score_export_and_edge(preset, score, machine_data, featur
     import csv
 
     ref = [float(r["score"]) for r in csv.DictReader(open(tmp_path / "w" / "scores.csv")) if r["level"] == "window"]
-    got = [float(line.split("\t")[2]) for line in res.stdout.splitlines() if "\tfile\t" not in line]
+    got = [float(line.split("\t")[2]) for line in res.stdout.splitlines()[1:] if "\tfile\t" not in line]
     np.testing.assert_allclose(got, ref, rtol=1e-3)
 
 

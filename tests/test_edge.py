@@ -38,9 +38,11 @@ def run_edge(*args, reader: str = "soundfile") -> subprocess.CompletedProcess:
 
 
 def window_lines(stdout: str) -> dict[str, list[list[str]]]:
-    """{path: [[start, score, decision], ...]} of the per-window lines."""
+    """{path: [[start, score, decision], ...]} of the per-window lines (after the threshold's header line)."""
     out: dict[str, list[list[str]]] = {}
-    for line in stdout.splitlines():
+    lines = stdout.splitlines()
+    assert not lines or lines[0].startswith("# threshold "), lines[:1]
+    for line in lines[1:]:
         path, start, score, decision = line.split("\t")
         assert decision in ("normal", "ANOMALY"), line
         out.setdefault(path, []).append([start, score, decision])
@@ -215,12 +217,13 @@ def test_good_and_bad_files_mixed(files, onnx_model, tmp_path, reader):
     alone = {k: run_edge(onnx_model, files[k], reader=reader) for k in ("good", "good2")}
     for r in alone.values():
         assert r.returncode == 0 and r.stderr == "", r.stderr
-        assert len(r.stdout.splitlines()) == 4  # 3 windows (4 s, 2-s windows, 1-s hop) + the file line
+        assert len(r.stdout.splitlines()) == 5  # the threshold, 3 windows (4 s, 2-s windows, 1-s hop), the file
 
     # a list: good, bad, bad, good
     res = run_edge(onnx_model, files["good"], files["nan.wav"], files["missing.wav"], files["good2"], reader=reader)
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert res.stdout == alone["good"].stdout + alone["good2"].stdout  # same lines, same scores
+    # same lines, same scores, under one threshold line
+    assert res.stdout == alone["good"].stdout + alone["good2"].stdout.split("\n", 1)[1]
     errors = res.stderr.strip().splitlines()
     assert [e.split(": ")[1] for e in errors] == [str(files["nan.wav"]), str(files["missing.wav"])]
     assert all(e.startswith("error: ") for e in errors)
@@ -248,6 +251,23 @@ def test_all_good_files_exit_zero(files, onnx_model):
     res = run_edge(onnx_model, files["good"], files["good2"])
     assert res.returncode == 0 and res.stderr == ""
     assert set(window_lines(res.stdout)) == {str(files["good"]), str(files["good2"])}
+
+
+def test_the_threshold_is_said_once_and_starts_have_three_decimals(files, onnx_model):
+    """The threshold the decisions use, once in a header line; window starts with 3 decimals, as scores.csv (1.000
+    and 1.001 both printed 1.00)."""
+    from latentbridge.edge import EdgeScorer, FileScores
+
+    res = run_edge(onnx_model, files["good"], files["good2"])
+    lines = res.stdout.splitlines()
+    thr = EdgeScorer(onnx_model).threshold
+    assert lines[0] == f"# threshold {thr:.6g}" and sum(ln.startswith("#") for ln in lines) == 1, lines
+    rows = [ln.split("\t") for ln in lines[1:]]
+    assert [r[1] for r in rows[:4]] == ["0.000", "1.000", "2.000", "file"]
+    assert all((r[3] == "ANOMALY") == (float(r[2]) > float(lines[0].split()[-1])) for r in rows)
+    rows = FileScores("a.wav", np.array([1.0, 1.001]), np.array([0.5, 2.0]), np.array([False, True]), 1.25,
+                      True).lines()
+    assert [r.split("\t")[1] for r in rows] == ["1.000", "1.001", "file"]
 
 
 def test_scores_match_the_pytorch_detector(files, fitted_model, onnx_model):

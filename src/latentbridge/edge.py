@@ -11,10 +11,12 @@ after it (mel, dB, standardisation, network, score) runs in the ONNX graph, whos
 carries the preprocessing parameters and the threshold. ``import latentbridge.edge`` does not
 import torch.
 
-Output. One line per window on stdout, ``PATH<TAB>START_S<TAB>SCORE<TAB>normal|ANOMALY``, then one
+Output. Once, before the first file's rows, the model's threshold: ``# threshold THRESHOLD`` (a comment line,
+as ``#`` lines are to most table readers). Then one line per window on stdout,
+``PATH<TAB>START_S<TAB>SCORE<TAB>normal|ANOMALY`` (start in seconds with 3 decimals, as scores.csv), then one
 per file, ``PATH<TAB>file<TAB>SCORE<TAB>...`` (mean of the window scores, or the maximum when the
 model was fitted with ``anomaly.aggregate=max``). ``PATH`` is the path as given (for a folder
-argument, each audio file found under it, as ``anomaly score`` lists them).
+argument, each audio file found under it, as ``anomaly score`` lists them). Nothing scored: nothing on stdout.
 
 Checks: the same as ``anomaly score``, so the device refuses what the CLI refuses.
 
@@ -260,7 +262,7 @@ class FileScores:
         """Tab-separated rows: path, window start (s) or ``file``, score, decision. Tabs and line breaks in the path
         are written as ``\\t``, ``\\n``, ``\\r`` (a name holding them split its row into other fields or lines)."""
         path = self.path.translate(_ESCAPES)
-        out = [f"{path}\t{s:.2f}\t{sc:.6g}\t{'ANOMALY' if fl else 'normal'}"
+        out = [f"{path}\t{s:.3f}\t{sc:.6g}\t{'ANOMALY' if fl else 'normal'}"
                for s, sc, fl in zip(self.starts_s, self.scores, self.decisions)]
         out.append(f"{path}\tfile\t{self.file_score:.6g}\t{'ANOMALY' if self.file_decision else 'normal'}")
         return out
@@ -405,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, LatentbridgeError) as e:
         error(e)
         return 2
-    status = 0
+    status, scored = 0, False
     noted: Counter[str] = Counter()  # each note is printed for the first file it concerns, then counted
     for arg in args.files:
         try:
@@ -429,6 +431,9 @@ def main(argv: list[str] | None = None) -> int:
                 noted[note] += 1
                 if noted[note] == 1:
                     print(f"note: {f}: {note}", file=sys.stderr, flush=True)
+            if not scored:  # the threshold the decisions use, said once (and never when nothing is scored)
+                print(f"# threshold {scorer.threshold:.6g}")
+                scored = True
             print("\n".join(res.lines()), flush=True)
     for note, n in noted.items():
         if n > 1:
