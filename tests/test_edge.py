@@ -270,6 +270,21 @@ def test_the_threshold_is_said_once_and_starts_have_three_decimals(files, onnx_m
     assert [r.split("\t")[1] for r in rows] == ["1.000", "1.001", "file"]
 
 
+def test_a_path_starting_with_a_dash_is_explained(files, onnx_model, tmp_path, monkeypatch, capsys):
+    """``-6_dB_pump/...`` (MIMII) read as an option: the usage error says how to give it; given so, it is scored."""
+    from latentbridge.edge import main
+
+    (tmp_path / "-6_dB_pump").mkdir()
+    shutil.copy(files["good"], tmp_path / "-6_dB_pump" / "a.wav")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main([str(onnx_model), "-6_dB_pump/a.wav"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "required: files" in err and "give it as ./-6_dB_pump/a.wav, or put --" in err, err
+    assert main([str(onnx_model), "--", "-6_dB_pump/a.wav"]) == 0
+    assert "-6_dB_pump/a.wav" in window_lines(capsys.readouterr().out)
+
+
 def test_scores_match_the_pytorch_detector(files, fitted_model, onnx_model):
     from latentbridge.io import cut_windows, read_audio
     from latentbridge.tasks.anomaly import Detector

@@ -783,6 +783,26 @@ def test_no_traceback_reaches_a_user(fitted_model, machine_data, feature_cache, 
         assert needle in lines[0], (argv, needle, lines[0])
 
 
+def test_a_path_starting_with_a_dash_is_explained(fitted_model, machine_data, tmp_path, monkeypatch, capsys):
+    """MIMII's folders are named like ``-6_dB_pump``: argparse reads such a path as an option and said only "the
+    following arguments are required: paths"; the message now says how to give it, and both ways score it."""
+    folder = tmp_path / "-6_dB_pump" / "pump" / "id_00"
+    folder.mkdir(parents=True)
+    shutil.copy(sorted((machine_data / "test" / "normal").glob("*.wav"))[0], folder)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["anomaly", "score", str(fitted_model), "-6_dB_pump/pump/id_00", "--out", "x"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "the following arguments are required: paths" in err
+    assert "-6_dB_pump/pump/id_00 starts with '-'" in err and "./-6_dB_pump/pump/id_00" in err and "put --" in err
+    with pytest.raises(SystemExit):  # a word starting with '-' that names nothing: argparse's message alone
+        main(["anomaly", "score", str(fitted_model), "-7_dB_pump", "--out", "x"])
+    assert "starts with '-'" not in capsys.readouterr().err
+    assert main(["anomaly", "score", str(fitted_model), "./-6_dB_pump/pump/id_00", "--out", "a"]) == 0
+    assert main(["anomaly", "score", "--out", "b", "--", str(fitted_model), "-6_dB_pump/pump/id_00"]) == 0
+    assert (tmp_path / "a" / "scores.csv").read_text() == (tmp_path / "b" / "scores.csv").read_text()
+
+
 def test_fit_names_every_bad_file_and_skip_bad_skips_them(machine_data, feature_cache, tmp_path, capsys):
     data = tmp_path / "normal"
     shutil.copytree(machine_data / "train" / "normal", data)

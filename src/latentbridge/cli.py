@@ -14,7 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from latentbridge import __version__
+from latentbridge import __version__, utils
 from latentbridge.errors import LatentbridgeError, os_error_text
 
 
@@ -47,7 +47,7 @@ def _hardware(args) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="latentbridge", description="Latent generative models of signals and images.")
+    p = utils.ArgumentParser(prog="latentbridge", description="Latent generative models of signals and images.")
     p.add_argument("--version", action="version", version=f"latentbridge {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="more log output")
     sub = p.add_subparsers(dest="command", required=True)
@@ -565,8 +565,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from latentbridge import utils
-
     utils.tolerant_stdout()  # a file name that is not UTF-8, printed
     utils.LIGHTNING_INFO = bool(args.verbose)
     utils.quiet_lightning()

@@ -51,7 +51,6 @@ without (or with damaged) latentbridge metadata
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections import Counter
@@ -77,7 +76,7 @@ from latentbridge.io import (  # numpy only at import time
 from latentbridge.io.audio import SILENT, rate_problem, remove_dc
 from latentbridge.io.wav import declared_frames, read_wav_samples, sample_width, unfinalised_frames, wav_layout
 from latentbridge.transforms.numpy_stft import silence_tail, stft_magnitude
-from latentbridge.utils import tolerant_stdout
+from latentbridge.utils import ArgumentParser, tolerant_stdout
 
 __all__ = ["EdgeModelError", "EdgeScorer", "FileScores", "main", "read_recording"]
 
@@ -384,7 +383,7 @@ def _expand(arg: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m latentbridge.edge",
+    p = ArgumentParser(prog="python -m latentbridge.edge",
                                 description="Score audio files with an exported latentbridge ONNX model "
                                             "(exit 0: every file scored; 2: a file or the model failed).")
     p.add_argument("model", help="the .onnx file written by `latentbridge export`")

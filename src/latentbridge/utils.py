@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import json
@@ -20,6 +21,23 @@ from typing import Callable, Iterator
 LIGHTNING_INFO: bool | None = None
 
 log = logging.getLogger(__name__)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser (the CLI's and the edge scorer's), whose usage errors also say how to pass a path that
+    starts with '-' (MIMII's folders are named ``-6_dB_pump``): argparse reads it as an option, and said only "the
+    following arguments are required: paths"."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        self.given = list(sys.argv[1:] if args is None else args)  # a subcommand's parser: the words it reads
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message):
+        dashed = [a for a in getattr(self, "given", ()) if a[:1] == "-" and a not in ("-", "--") and os.path.lexists(a)]
+        if dashed:
+            message += (f" ({dashed[0]} starts with '-', so it was read as an option: give it as ./{dashed[0]}, or put "
+                        "-- after the options, before the paths)")
+        super().error(message)
 
 
 @contextlib.contextmanager
