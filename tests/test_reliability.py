@@ -1094,3 +1094,16 @@ def test_feature_workers_end_with_a_parent_killed_outright(tmp_path):
     alive = [p for p in workers if Path(f"/proc/{p}").exists() and "Z" not in
              Path(f"/proc/{p}/stat").read_text().split()[2]]
     assert not alive, alive
+
+
+def test_training_devices_keep_lightnings_own_choices():
+    """--devices of a training keeps `auto` and GPU lists (0,1) as Lightning takes them; counts of 1 or more as
+    numbers; 0, negatives and words refused. Scoring takes counts only."""
+    from latentbridge.commands import device_count
+    from latentbridge.errors import LatentbridgeError
+
+    assert [device_count(v, choices=True) for v in ("2", "auto", "0,1", "[0, 1]", None)] == [2, "auto", "0,1",
+                                                                                          "[0, 1]", None]
+    for bad, choices in (("0", True), ("-1", True), ("many", True), ("auto", False), ("0,1", False)):
+        with pytest.raises(LatentbridgeError, match="--devices: expected a number of devices"):
+            device_count(bad, choices=choices)

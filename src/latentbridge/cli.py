@@ -42,7 +42,7 @@ def _hardware(args) -> dict:
             out[f"train.{key}"] = v
     if getattr(args, "devices", None) is not None:
         from latentbridge.commands import device_count
-        out["train.devices"] = device_count(args.devices)
+        out["train.devices"] = device_count(args.devices, choices=True)
     return out
 
 

@@ -259,12 +259,17 @@ def sample(run_dir: str, out: str, n: int, *, force: bool = False, condition: li
     return summary
 
 
-def device_count(value) -> int | None:
+def device_count(value, choices: bool = False):
     """``--devices`` (training and scoring): a number of devices, each a process, 1 or more; None when not given
-    (0 reached Lightning, or a slice of step 0 in the scoring, as a traceback)."""
-    if value is not None and (not str(value).strip().isdigit() or int(value) < 1):
-        raise LatentbridgeError(f"--devices: expected a number of devices, 1 or more (e.g. --devices 2), got {value}")
-    return None if value is None else int(value)
+    (0 reached Lightning, or a slice of step 0 in the scoring, as a traceback). With ``choices`` (training), also
+    Lightning's ``auto`` and a list of GPU indices (``0,1``), passed on as given."""
+    text = None if value is None else str(value).strip()
+    if choices and text is not None and (text == "auto" or "," in text or text.startswith("[")):
+        return text
+    if text is not None and (not text.isdigit() or int(text) < 1):
+        raise LatentbridgeError("--devices: expected a number of devices, 1 or more (e.g. --devices 2)"
+                                + (", auto or GPU indices (0,1)" if choices else "") + f", got {value}")
+    return None if text is None else int(text)
 
 
 def score(model_dir: str, paths: list[str], out: str, *, labels: str | None = None, aggregate: str | None = None,
