@@ -384,8 +384,8 @@ def _expand(arg: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog="python -m latentbridge.edge",
-                                description="Score audio files with an exported latentbridge ONNX model "
-                                            "(exit 0: every file scored; 2: a file or the model failed).")
+                       description="Score audio files with an exported latentbridge ONNX model "
+                                   "(exit 0: every file scored; 2: a file or the model failed).")
     p.add_argument("model", help="the .onnx file written by `latentbridge export`")
     p.add_argument("files", nargs="+", help="audio files or folders")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
