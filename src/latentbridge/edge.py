@@ -76,7 +76,7 @@ from latentbridge.io import (  # numpy only at import time
 from latentbridge.io.audio import SILENT, rate_problem, remove_dc
 from latentbridge.io.wav import declared_frames, read_wav_samples, sample_width, unfinalised_frames, wav_layout
 from latentbridge.transforms.numpy_stft import silence_tail, stft_magnitude
-from latentbridge.utils import ArgumentParser, tolerant_stdout
+from latentbridge.utils import ArgumentParser, sheet_safe_path, tolerant_stdout
 
 __all__ = ["EdgeModelError", "EdgeScorer", "FileScores", "main", "read_recording"]
 
@@ -259,8 +259,9 @@ class FileScores:
 
     def lines(self) -> list[str]:
         """Tab-separated rows: path, window start (s) or ``file``, score, decision. Tabs and line breaks in the path
-        are written as ``\\t``, ``\\n``, ``\\r`` (a name holding them split its row into other fields or lines)."""
-        path = self.path.translate(_ESCAPES)
+        are written as ``\\t``, ``\\n``, ``\\r`` (a name holding them split its row into other fields or lines); a
+        relative path that begins as a spreadsheet formula from ``./`` (:func:`~latentbridge.utils.sheet_safe_path`)."""
+        path = sheet_safe_path(self.path).translate(_ESCAPES)
         out = [f"{path}\t{s:.3f}\t{sc:.6g}\t{'ANOMALY' if fl else 'normal'}"
                for s, sc, fl in zip(self.starts_s, self.scores, self.decisions)]
         out.append(f"{path}\tfile\t{self.file_score:.6g}\t{'ANOMALY' if self.file_decision else 'normal'}")

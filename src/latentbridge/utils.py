@@ -282,6 +282,14 @@ def end_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
 
 
+def sheet_safe_path(path) -> str:
+    """A path for a cell a spreadsheet opens: a relative path that begins as a formula does (``=``, ``+``, ``-``,
+    ``@``; MIMII's folders are named ``-6_dB_pump``) written from ``./``, the same file, read as text (spreadsheets
+    ran them as formulas: an error in the cell, or a command)."""
+    text = str(path)
+    return f"./{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def file_stamp(path) -> dict:
     """What keys a cache entry of a file's contents besides its path: its size, modification time and status change
     time (a recording replaced by another of the same size and modification time, as a logger without a clock

@@ -11,15 +11,7 @@ import numpy as np
 from latentbridge.report.anomaly import plot_roc, plot_score_histogram
 from latentbridge.report.audio import plot_spectrogram_pairs
 from latentbridge.report.html import write_html_report
-from latentbridge.utils import atomic_write_json, atomic_write_text
-
-
-def sheet_safe_path(path) -> str:
-    """A path for a cell a spreadsheet opens: a relative path that begins as a formula does (``=``, ``+``, ``-``,
-    ``@``; MIMII's folders are named ``-6_dB_pump``) written from ``./``, the same file, read as text (spreadsheets
-    ran them as formulas: an error in the cell, or a command)."""
-    text = str(path)
-    return f"./{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+from latentbridge.utils import atomic_write_json, atomic_write_text, sheet_safe_path
 
 
 def scores_csv(res) -> str:
