@@ -273,3 +273,14 @@ def test_a_preset_of_another_task_and_an_empty_one_are_refused(tmp_path):
     empty.write_text("# nothing yet\n")
     with pytest.raises(ConfigError, match="empty.yaml: an empty config"):
         load_config(empty)
+
+
+def test_train_devices_in_a_config_are_checked_as_the_flag_is():
+    """`-o train.devices=0` reached Lightning as a traceback; the key takes what --devices takes."""
+    assert load_config(None, ["train.devices=2"]).train.devices == 2
+    assert load_config(None, ["train.devices=auto"]).train.devices == "auto"
+    assert load_config(None, ["train.devices=0,1"]).train.devices == "0,1"
+    for bad in ("0", "-1", "many"):
+        with pytest.raises(ConfigError, match=r"train\.devices': Value error, devices must be a number of devices, 1 "
+                                              r"or more, 'auto' or GPU indices \(0,1\)"):
+            load_config(None, [f"train.devices={bad}"])

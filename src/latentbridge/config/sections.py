@@ -362,6 +362,15 @@ class TrainConfig(Section):
             raise ValueError("num_threads must be a positive count, 'all' or null")
         return v
 
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, v):
+        # as --devices takes them (0 and negatives reached Lightning as a traceback)
+        text = str(v).strip()
+        if not (text == "auto" or "," in text or text.startswith("[") or (text.isdigit() and int(text) >= 1)):
+            raise ValueError("devices must be a number of devices, 1 or more, 'auto' or GPU indices (0,1)")
+        return int(text) if text.isdigit() else v
+
     def thread_count(self) -> int | None:
         """The number of torch threads to set (None: leave torch's)."""
         import os
