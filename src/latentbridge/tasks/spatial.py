@@ -255,6 +255,17 @@ class Enhanced:
     """Each pixel divided by its spectrum's ``tic`` or ``rms`` as the model reads it: the maps' unit."""
 
 
+def _scan(a, region: np.ndarray, rows: int = 256) -> tuple[int, int, float]:
+    """(non-finite values, values below 0, the lowest of them or 0) of the maps ``a`` (H, W, C) in ``region``, read
+    once, ``rows`` rows at a time."""
+    bad, n, low = 0, 0, 0.0
+    for r in range(0, a.shape[0], rows):
+        b = np.asarray(a[r:r + rows])[region[r:r + rows]]
+        bad += int((~np.isfinite(b)).sum())
+        n, low = n + int((b < 0).sum()), min(low, float(np.min(b, initial=0.0, where=np.isfinite(b))))
+    return bad, n, low
+
+
 def enhance_section(model, spec, section, task: str, *, n_samples: int = 8, batch_tiles: int = 32, seed: int = 0,
                     observed: np.ndarray | None = None, allocate: Callable | None = None,
                     blank_outside: bool = False, progress: bool = False, stop=None) -> Enhanced:
@@ -381,27 +392,23 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
     res = enhance_section(saved.model, spec, section, task, n_samples=n_samples or cfg.patches.samples,
                           batch_tiles=cfg.patches.batch_tiles, seed=seed, allocate=allocate, blank_outside=True,
                           progress=progress, stop=stop)
-    for name, a in (("enhanced", res.enhanced), ("uncertainty", res.sigma)):
-        # never written (a 1e30 pixel blanked a whole tile); outside the region the maps are NaN by design
-        # counted in row blocks: the region was copied whole (200 MB at 1000 x 1000 x 50)
-        if bad := sum(int((~np.isfinite(np.asarray(a[r:r + 256])[res.region[r:r + 256]])).sum())
-                      for r in range(0, a.shape[0], 256)):
+    # in one pass of row blocks per map (the region was copied whole: 200 MB at 1000 x 1000 x 50): non-finite values,
+    # never written (a 1e30 pixel blanked a whole tile; outside the region the maps are NaN by design), and values below 0
+    scans = {name: _scan(a, res.region) for name, a in (("enhanced", res.enhanced), ("uncertainty", res.sigma))}
+    for name, (bad, _, _) in scans.items():
+        if bad:
             v = np.nan_to_num(np.abs(np.asarray(section.values, np.float64)), posinf=np.inf)
             r, c, ch = np.unravel_index(int(np.argmax(v)), v.shape)
             raise DataError(path, f"the model gave {bad} non-finite {name} values; the input's largest value, "
                                   f"{section.values[r, c, ch]:.4g} at row {r}, column {c}, channel {ch}, may lie far "
                                   f"outside what it was trained on")
     # maps of counts (every input value 0 or more) enhanced below 0: nothing clamps a model's answer, so it is said
-    if min(float(np.nanmin(section.values[r:r + 256][section.valid[r:r + 256]], initial=0.0))
-           for r in range(0, section.values.shape[0], 256)) >= 0:
-        n, low = 0, 0.0
-        for r in range(0, res.enhanced.shape[0], 256):  # in row blocks, as above
-            b = np.asarray(res.enhanced[r:r + 256])[res.region[r:r + 256]]
-            n, low = n + int((b < 0).sum()), min(low, float(np.min(b, initial=0.0)))
-        if n:
-            log.warning("%s: %d enhanced value(s) below 0 (down to %.3g) where every input value is 0 or more: the model "
-                        "answers outside its data's range there (too little training, or maps unlike the training "
-                        "ones); they are written as they came", path, n, low)
+    _, n, low = scans["enhanced"]
+    if n and min(float(np.nanmin(section.values[r:r + 256][section.valid[r:r + 256]], initial=0.0))
+                 for r in range(0, section.values.shape[0], 256)) >= 0:
+        log.warning("%s: %d enhanced value(s) below 0 (down to %.3g) where every input value is 0 or more: the model "
+                    "answers outside its data's range there (too little training, or maps unlike the training "
+                    "ones); they are written as they came", path, n, low)
     if truth and task == "upscale":
         t = load_npy(truth, "the clean maps", mmap=True)
         if tuple(t.shape) != tuple(res.enhanced.shape):
