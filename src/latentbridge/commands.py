@@ -263,13 +263,14 @@ def device_count(value, choices: bool = False):
     """``--devices`` (training and scoring): a number of devices, each a process, 1 or more; None when not given
     (0 reached Lightning, or a slice of step 0 in the scoring, as a traceback). With ``choices`` (training), also
     Lightning's ``auto`` and a list of GPU indices (``0,1``), passed on as given."""
-    text = None if value is None else str(value).strip()
-    if choices and text is not None and (text == "auto" or "," in text or text.startswith("[")):
-        return text
-    if text is not None and (not text.isdigit() or int(text) < 1):
+    from latentbridge.config.sections import devices_value
+
+    if value is None:
+        return None
+    if (out := devices_value(value, choices)) is None:
         raise LatentbridgeError("--devices: expected a number of devices, 1 or more (e.g. --devices 2)"
                                 + (", auto or GPU indices (0,1)" if choices else "") + f", got {value}")
-    return None if text is None else int(text)
+    return out
 
 
 def score(model_dir: str, paths: list[str], out: str, *, labels: str | None = None, aggregate: str | None = None,

@@ -320,6 +320,16 @@ class BetaConfig(Section):
     """Cyclical: share of each cycle spent rising to ``value``."""
 
 
+def devices_value(value, choices: bool = True):
+    """A number of devices (``train.devices``, ``--devices``), 1 or more, as an int; with ``choices`` also Lightning's
+    ``auto`` and GPU indices (``0,1``), as given; None for anything else (0 and negatives reached Lightning as a
+    traceback)."""
+    text = str(value).strip()
+    if choices and (text == "auto" or "," in text or text.startswith("[")):
+        return value
+    return int(text) if text.isdigit() and int(text) >= 1 else None
+
+
 class TrainConfig(Section):
     seed: int = Field(0, ge=0, le=MAX_SEED)
     max_epochs: int = Field(30, gt=0)
@@ -366,10 +376,9 @@ class TrainConfig(Section):
     @classmethod
     def _devices(cls, v):
         # as --devices takes them (0 and negatives reached Lightning as a traceback)
-        text = str(v).strip()
-        if not (text == "auto" or "," in text or text.startswith("[") or (text.isdigit() and int(text) >= 1)):
+        if (out := devices_value(v)) is None:
             raise ValueError("devices must be a number of devices, 1 or more, 'auto' or GPU indices (0,1)")
-        return int(text) if text.isdigit() else v
+        return out
 
     def thread_count(self) -> int | None:
         """The number of torch threads to set (None: leave torch's)."""
