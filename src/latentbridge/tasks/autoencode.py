@@ -224,13 +224,14 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
     if missing:
         raise DataError(missing[0], f"evaluation recording missing ({len(missing)} of {len(files)}); pass --data DIR")
     ex = FeatureExtractor.from_spec(spec, transform, use_cache=False)
-    waves, labels, bad = [], [], []
+    waves, labels, bad, used = [], [], [], []
     for f in files:  # every unusable recording named at once, the others evaluated
         try:
             _, w, starts = ex.file_windows(Path(f))  # times in the recording, a trimmed lead added back
         except DataError as e:
             bad.append(e)
             continue
+        used.append(Path(f))
         waves.append(w)
         labels += [f"{Path(f).name}@{s:.2f}s" for s in starts]
     if bad and not waves:
@@ -238,7 +239,6 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
     if bad:
         log.warning("%d of %d recordings left out: %s", len(bad), len(files), named_problems(bad))
     n_used = len(waves)
-    used = [Path(f) for f in files if all(Path(f) != Path(e.path) for e in bad)]
     low = say_conversions(used, [audio_info(f, spec.windowing.csv_rate) for f in used], spec, "evaluated")
     windows = np.concatenate(waves)
     n_windows_read = len(windows)
