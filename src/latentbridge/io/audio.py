@@ -227,7 +227,7 @@ def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
 # --------------------------------------------------------------------------- reading
 
 
-def _check_file(path: Path) -> None:
+def _check_file(path: Path) -> os.stat_result:
     try:
         st = path.stat()  # one call for what exists(), is_dir() and a size asked three times
     except (FileNotFoundError, NotADirectoryError):
@@ -240,6 +240,7 @@ def _check_file(path: Path) -> None:
         raise DataError(path, _not_audio(path, "unsupported file type {ext}"))
     if st.st_size == 0:
         raise DataError(path, "file is empty (0 bytes)")
+    return st
 
 
 def _sf_error_text(exc: BaseException, path: Path | None = None) -> str:
@@ -261,13 +262,14 @@ def _layout(path: Path) -> WavLayout | None:
 _SAMPLE_BYTES = {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
 
 
-def _beyond_header(path: Path, info) -> bool:
-    """Whether a WAV file may hold samples its header does not count (no frames, or more bytes than its frames and
-    a header with metadata take): only then are its chunks parsed (20 us a file, on every file a folder lists)."""
+def _beyond_header(path: Path, info, size: int) -> bool:
+    """Whether a WAV file of ``size`` bytes may hold samples its header does not count (no frames, or more bytes than
+    its frames and a header with metadata take): only then are its chunks parsed (20 us a file, on every file a folder
+    lists)."""
     width = _SAMPLE_BYTES.get(str(info.subtype))
     if path.suffix.lower() != ".wav" or width is None:
         return False
-    return not info.frames or path.stat().st_size - int(info.frames) * int(info.channels) * width >= STALE_MIN_BYTES
+    return not info.frames or size - int(info.frames) * int(info.channels) * width >= STALE_MIN_BYTES
 
 
 def _unfinalised(path: Path, layout: WavLayout | None) -> tuple[WavLayout, int] | None:
@@ -343,13 +345,13 @@ def audio_info(path: str | Path, csv_rate: float | None = None) -> AudioInfo:
     For a WAV file whose data chunk is cut short, ``frames`` counts the frames actually present.
     """
     path = Path(path)
-    _check_file(path)
+    size = _check_file(path).st_size
     if _is_table(path):
         return _table_info(str(path), tuple(file_stamp(path).values()), csv_rate)
     info = _open_info(path)
     sr = int(info.samplerate)
     frames = int(info.frames)
-    if _beyond_header(path, info) and (stale := _unfinalised(path, _layout(path))) is not None:
+    if _beyond_header(path, info, size) and (stale := _unfinalised(path, _layout(path))) is not None:
         frames = stale[1]
     return AudioInfo(
         sample_rate=sr,
