@@ -30,8 +30,8 @@ Cache
 (one per window), ``has_mask.npy``, ``starts_s.npy``, ``sources.npy`` and ``manifest.json``, which keeps the
 warnings said while the windows were built (masks inverted, empty, stretched or shrunk away; sensor columns
 reordered, dead or at other rates): a cache hit says them again. ``key`` is
-:func:`latentbridge.utils.stable_hash` of the manifest inputs: the vibration config, the resolved root, every CSV/PNG's relative path, size
-and mtime, and the code version (package version + cache format version) — so a changed file or parameter never reuses a stale
+:func:`latentbridge.utils.stable_hash` of the manifest inputs: the vibration config, the resolved root, every CSV/PNG's relative path
+and :func:`~latentbridge.utils.file_stamp` (size, modification and status change times, inode), and the code version (package version + cache format version) — so a changed file or parameter never reuses a stale
 cache. The folder is written under a temporary name and renamed. Default ``CACHE``:
 ``default_cache_dir().parent / "bridge"`` (beside ``$LATENTBRIDGE_CACHE``, as the digit classifiers are).
 """
