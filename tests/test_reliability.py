@@ -1107,3 +1107,39 @@ def test_training_devices_keep_lightnings_own_choices():
     for bad, choices in (("0", True), ("-1", True), ("many", True), ("auto", False), ("0,1", False)):
         with pytest.raises(LatentbridgeError, match="--devices: expected a number of devices"):
             device_count(bad, choices=choices)
+
+
+def test_warnings_said_are_each_threads_own_once_each_and_reach_an_outer_block():
+    """:func:`utils.warnings_said` (the server's per-request warnings, the bridge cache's manifest): a thread hears its
+    own warnings only, each once, from any of the package's loggers; an inner block's reach the outer one; nothing is
+    heard once the block ends."""
+    import logging
+    import threading
+
+    from latentbridge.utils import warnings_said
+
+    a, b = logging.getLogger("latentbridge.io.masks"), logging.getLogger("latentbridge.serve")
+    heard, go = {}, threading.Barrier(2)
+
+    def run(name, lg):
+        with warnings_said() as texts:
+            go.wait()
+            for i in range(50):
+                lg.warning("%s %d", name, i % 5)
+                lg.info("%s info", name)
+        heard[name] = texts
+
+    threads = [threading.Thread(target=run, args=(n, lg)) for n, lg in (("one", a), ("two", b))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert heard == {n: [f"{n} {i}" for i in range(5)] for n in ("one", "two")}
+    with warnings_said() as outer:
+        a.warning("before")
+        with warnings_said() as inner:
+            b.warning("inside")
+            a.warning("before")
+        assert inner == ["inside", "before"]
+    a.warning("after")
+    assert outer == ["before", "inside"]

@@ -13,6 +13,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from collections.abc import Mapping
 from typing import Callable, Iterator
@@ -357,6 +358,43 @@ def forget_said(text: str) -> None:
     grew the set without end."""
     for key in [k for k in list(_SAID) if text in str(k)]:  # list(): one step, safe while other threads add
         _SAID.discard(key)
+
+
+class _ThreadWarnings(logging.Handler):
+    """One handler on the package's logger for the process: the warnings logged in a thread go to that thread's list
+    while it runs a :func:`warnings_said` block (adding and removing a handler per block raced in a server: a handler
+    removed while another thread's record walked the list skipped that thread's own)."""
+
+    local = threading.local()
+    _lock = threading.Lock()
+    _installed = False
+
+    @classmethod
+    def install(cls) -> None:
+        with cls._lock:
+            if not cls._installed:
+                logging.getLogger("latentbridge").addHandler(cls(logging.WARNING))
+                cls._installed = True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        texts = getattr(self.local, "texts", None)
+        if texts is not None and (text := record.getMessage()) not in texts:
+            texts.append(text)
+
+
+@contextlib.contextmanager
+def warnings_said() -> Iterator[list[str]]:
+    """The warnings latentbridge logs in this thread while the block runs, each once, in a list filled as they are
+    said (a block inside another: the outer one hears them too)."""
+    _ThreadWarnings.install()
+    outer = getattr(_ThreadWarnings.local, "texts", None)
+    _ThreadWarnings.local.texts = texts = []
+    try:
+        yield texts
+    finally:
+        _ThreadWarnings.local.texts = outer
+        if outer is not None:
+            outer.extend(t for t in texts if t not in outer)
 
 
 #: seeds numpy and torch both take (numpy's generators refuse negatives and numbers from 2**32)

@@ -54,7 +54,7 @@ from latentbridge.data.bridge_layout import TestRecord, _warn_once, discover
 from latentbridge.io.masks import read_mask_png
 from latentbridge.io.matfile import read_mat_vibration
 from latentbridge.io.vibration import read_vibration_csv
-from latentbridge.utils import atomic_path, file_stamp, first_time, listed, stable_hash
+from latentbridge.utils import atomic_path, file_stamp, first_time, listed, stable_hash, warnings_said
 
 log = logging.getLogger(__name__)
 
@@ -276,34 +276,14 @@ def _assemble(waves, masks, has_mask, test_index, starts_s, tests, sample_rate, 
                       sources=sources, cache_path=cache_path, channel_names=channel_names)
 
 
-class _Kept(logging.Handler):
-    """The warnings said while windows are built, for the cache's manifest."""
-
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.texts: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        text = record.getMessage()
-        if text not in self.texts:
-            self.texts.append(text)
-        first_time(("bridge data", text))  # said: not again from the cache in this process (_warn_once's key)
-
-
 @contextmanager
 def _keeping_warnings():
-    """Collect the warnings of the folder's checks, of its masks (:mod:`latentbridge.io.masks`) and of its recordings'
-    reader (:mod:`latentbridge.io.vibration`: Unix time, a time read as a sensor) while windows are built: kept in the
-    manifest, they are said again when the windows come from the cache."""
-    kept = _Kept()
-    loggers = (log, logging.getLogger("latentbridge.io.masks"), logging.getLogger("latentbridge.io.vibration"))
-    for lg in loggers:
-        lg.addHandler(kept)
-    try:
-        yield kept.texts
-    finally:
-        for lg in loggers:
-            lg.removeHandler(kept)
+    """Collect the warnings said while windows are built (the folder's checks, its masks, its recordings' reader: Unix
+    time, a time read as a sensor): kept in the manifest, they are said again when the windows come from the cache."""
+    with warnings_said() as said:
+        yield said
+    for text in said:
+        first_time(("bridge data", text))  # said: not again from the cache in this process (_warn_once's key)
 
 
 def read_recording(path: str | Path, vib, rates_read: dict | None = None,

@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 
 from latentbridge import __version__
 from latentbridge.errors import DataError, LatentbridgeError
-from latentbridge.utils import forget_said
+from latentbridge.utils import forget_said, warnings_said
 from latentbridge.serve import media
 from latentbridge.serve.batcher import MicroBatcher
 from latentbridge.io.images import IMAGE_EXTENSIONS
@@ -125,36 +125,12 @@ class _Upload:
         """``(fn(*args), the warnings latentbridge logged meanwhile in this thread)``, naming the client's file: what
         the reader says of a file (a header never finalised, a CSV's Unix-time column or sensors read by position)
         reaches the client, not only the server's log under a temporary path."""
-        _Said.install()
-        _Said.local.texts = texts = []
         try:
-            out = fn(*args)
+            with warnings_said() as texts:
+                out = fn(*args)
         finally:
-            _Said.local.texts = None
             forget_said(str(self.path.parent))  # notes said once per file: this upload's are not met again
         return out, [t.replace(str(self.path), self.client_name).replace(str(self.path.parent), ".") for t in texts]
-
-
-class _Said(logging.Handler):
-    """One handler on the package's logger for the process: the warnings logged in a thread go to that thread's list
-    while it reads a request's file (adding and removing a handler per request raced: a handler removed while
-    another thread's record walked the list skipped that thread's own)."""
-
-    local = threading.local()
-    _lock = threading.Lock()
-    _installed = False
-
-    @classmethod
-    def install(cls) -> None:
-        with cls._lock:
-            if not cls._installed:
-                logging.getLogger("latentbridge").addHandler(cls(logging.WARNING))
-                cls._installed = True
-
-    def emit(self, record: logging.LogRecord) -> None:
-        texts = getattr(self.local, "texts", None)
-        if texts is not None:
-            texts.append(record.getMessage())
 
 
 def _fastapi(**kwargs) -> FastAPI:
