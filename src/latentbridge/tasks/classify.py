@@ -90,6 +90,21 @@ def data_folder(folder: Path, root) -> Path:
     return folder.parent / f"{folder.name}-data-{stable_hash(str(data_path(root)), 10)}"
 
 
+def judge_place(folder: Path, root, record: str, *keys: str) -> Path:
+    """Where the judge of the data folder ``root`` is kept: ``folder`` while it is free (``record``, the JSON file a
+    judge there writes, absent or unreadable) or holds a judge of ``root`` (the data folder at ``keys`` in it), else
+    :func:`data_folder` (a judge there that records no data is not one of ``root``)."""
+    import json
+
+    try:
+        recorded = json.loads((folder / record).read_text())
+    except (OSError, ValueError):
+        return folder
+    for key in keys:
+        recorded = recorded.get(key) if isinstance(recorded, dict) else None
+    return folder if same_data(recorded, root) else data_folder(folder, root)
+
+
 def _card(kind: str, metrics: dict, data_cfg: dict, cfg) -> str:
     what = ("MNIST digit images (B, 1, 28, 28) in [0, 1]" if kind == "mnist" else
             "FSDD spoken digits as dB log-mel features of latentbridge.data.digits")
@@ -125,7 +140,7 @@ def train_classifier(cfg, out_dir: str | Path, *, force: bool = False, data: dic
     from latentbridge.metrics.classification import per_class
     from latentbridge.models.registry import build_model
     from latentbridge.tasks.pipeline import training_run
-    from latentbridge.training.fit import drops_last
+    from latentbridge.training.fit import make_loader
     from latentbridge.utils import atomic_write_json
 
     if cfg.task != "classifier":
@@ -149,9 +164,8 @@ def train_classifier(cfg, out_dir: str | Path, *, force: bool = False, data: dic
         model.label_smoothing = cfg.classifier.label_smoothing
         dataset = torch.utils.data.TensorDataset(torch.from_numpy(np.ascontiguousarray(xtr)), torch.from_numpy(ytr))
         augment = augment_digit_images if kind == "mnist" else augment_logmel
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_size=cfg.train.batch_size, shuffle=True, drop_last=drops_last(len(dataset), cfg.train),
-            collate_fn=AugmentedBatches(augment, cfg.classifier.augment, cfg.train.seed))
+        loader = make_loader(dataset, cfg.train, True,
+                             collate_fn=AugmentedBatches(augment, cfg.classifier.augment, cfg.train.seed))
         run.fit(model, loader, None, beta=False)
         if run.outcome is None:
             return {}
@@ -191,13 +205,11 @@ def load_classifier(kind: str, *, data_root: str | Path | None = None, cache_dir
     from latentbridge.models.hub import load_model
 
     folder = classifier_dir(kind, cache_dir, spec)
+    if data_root is not None:  # one trained on another folder (other voices or images) is a referee of other data
+        folder = judge_place(folder, data_root, "config.json", "data", "data_root")
     trained_now = False
     try:
         saved = load_model(folder)
-        if data_root is not None and not same_data(saved.info.get("data", {}).get("data_root"), data_root):
-            # trained on another folder (another set of voices or images): a referee of other data
-            folder = data_folder(folder, data_root)
-            saved = load_model(folder)
     except ModelFolderError as exc:
         if not train_if_missing:
             raise LatentbridgeError(f"no usable {kind} classifier at {folder} ({exc.problem}); train it with "

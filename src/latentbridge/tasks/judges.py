@@ -108,16 +108,14 @@ def fit_waveform_judge(fsdd_root, spec, folder: Path, limit: int | None = None, 
 def load_waveform_judge(fsdd_root, spec, cache_dir: Path | None = None) -> WaveformJudge:
     """The cached judge for FSDD clips cut like ``spec`` (fitted on the training split on first use,
     with its test accuracy on real clips recorded)."""
-    from latentbridge.tasks.classify import data_folder, same_data
+    from latentbridge.tasks.classify import judge_place, same_data
 
-    for folder in (judge_dir(spec, cache_dir), data_folder(judge_dir(spec, cache_dir), fsdd_root)):
-        if (folder / "judge.npz").is_file() and (folder / "judge.json").is_file():
-            judge = WaveformJudge.load(folder)
-            if same_data(judge.info.get("data_root"), fsdd_root):  # (one that does not record its data: refitted)
-                return judge
-    first = judge_dir(spec, cache_dir)
-    free = not (first / "judge.json").is_file()
-    return fit_waveform_judge(fsdd_root, spec, first if free else data_folder(first, fsdd_root))
+    folder = judge_place(judge_dir(spec, cache_dir), fsdd_root, "judge.json", "data_root")
+    if (folder / "judge.npz").is_file() and (folder / "judge.json").is_file():
+        judge = WaveformJudge.load(folder)
+        if same_data(judge.info.get("data_root"), fsdd_root):  # (one that does not record its data: refitted)
+            return judge
+    return fit_waveform_judge(fsdd_root, spec, folder)
 
 
 def ceiling(judge: WaveformJudge, log_mels: np.ndarray, labels, spec, n_iter: int = 32) -> float:
