@@ -16,7 +16,10 @@ from latentbridge.data.augment import (
     WaveAugment,
     add_pink_noise,
     coloured_noise,
+    AugmentedBatches,
     pink_noise,
+    shift_frames,
+    shift_windows,
     sign_flip,
     spec_augment,
     spec_augment_masks,
@@ -130,6 +133,45 @@ def test_time_shift_equals_roll():
     w2 = wave[:, 0]
     o2 = time_shift(w2, 3, p=1.0, generator=_gen(11))
     assert all(any(torch.equal(o2[b], torch.roll(w2[b], s)) for s in range(-3, 4)) for b in range(64))
+
+
+def test_shift_frames_moves_content_and_fills_without_wrapping():
+    x = torch.arange(2 * 3 * 6, dtype=torch.float32).view(2, 1, 3, 6)
+    fill = torch.full((2, 1, 3, 1), -50.0)
+    out = shift_frames(x, torch.tensor([2, -3]), fill)
+    assert torch.equal(out[0, ..., 2:], x[0, ..., :4]) and (out[0, ..., :2] == -50).all()
+    assert torch.equal(out[1, ..., :3], x[1, ..., 3:]) and (out[1, ..., 3:] == -50).all()
+    assert torch.equal(shift_frames(x, torch.zeros(2, dtype=torch.long), fill), x)
+
+
+def test_shift_windows_fills_with_each_bands_floor_and_respects_p():
+    from latentbridge.config.sections import WindowShiftConfig
+
+    g = _gen(3)
+    x = torch.randn(256, 2, 4, 40, generator=g)
+    out = shift_windows(x, _gen(4), WindowShiftConfig(time_shift_p=1.0), max_frames=5)
+    floor = x.amin(dim=-1, keepdim=True)
+    shifts = []
+    for b in range(256):
+        found = [s for s in range(-5, 6) if torch.equal(out[b], shift_frames(x[b:b + 1], torch.tensor([s]),
+                                                                            floor[b:b + 1])[0])]
+        assert len(found) >= 1, b
+        shifts.append(found[0])
+    assert min(shifts) == -5 and max(shifts) == 5 and shifts.count(0) < 60
+    half = shift_windows(x, _gen(4), WindowShiftConfig(time_shift_p=0.5), max_frames=5)
+    kept = sum(torch.equal(half[b], x[b]) for b in range(256))
+    assert 100 < kept < 170  # about half untouched (plus the ~1/11 drawn a shift of 0)
+    assert torch.equal(shift_windows(x, _gen(4), WindowShiftConfig(time_shift_p=0.0), max_frames=5), x)
+
+
+def test_augmented_batches_rows_of_one_two_and_named_tensors():
+    double = AugmentedBatches(lambda x, g, aug: 2 * x, None, seed=0)
+    x = [torch.full((3,), float(i)) for i in range(4)]
+    assert torch.equal(double([(v,) for v in x]), 2 * torch.stack(x))
+    two = double([(v, torch.tensor(i)) for i, v in enumerate(x)])
+    assert torch.equal(two["x"], 2 * torch.stack(x)) and two["y"].tolist() == [0, 1, 2, 3]
+    named = double([{"x": v, "label": torch.tensor(i)} for i, v in enumerate(x)])
+    assert torch.equal(named["x"], 2 * torch.stack(x)) and named["label"].tolist() == [0, 1, 2, 3]
 
 
 # --------------------------------------------------------------------------- SpecAugment

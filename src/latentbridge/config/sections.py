@@ -247,6 +247,16 @@ class AugmentConfig(Section):
     time_shift_max_s: float = Field(1.0, ge=0)
 
 
+class WindowShiftConfig(Section):
+    """Training-only time shifts of feature windows (audio autoencoders; the features are computed once, so the shift
+    moves frames): the frames moved in take the window's quietest value in each band, not a wrap-around."""
+
+    time_shift_p: float = Field(0.0, ge=0, le=1)
+    """Share of training windows shifted (0: none)."""
+    time_shift_max: float = Field(0.5, gt=0, lt=1)
+    """Largest shift either way, as a share of the window (it follows ``audio.window_s``)."""
+
+
 class DigitsConfig(Section):
     """Audio-visual digits: FSDD clips paired with MNIST images of the same digit."""
 

@@ -14,39 +14,14 @@ from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from latentbridge.config.loading import (apply_overrides, deep_merge, format_validation_error, load_raw,
                                          validation_problems)
-from latentbridge.config.sections import (
-    DIGIT_AUDIO,
-    DIGIT_FEATURES,
-    AnomalyConfig,
-    AudioAEDataConfig,
-    AudioConfig,
-    AudioDataConfig,
-    AudioVisualLossWeights,
-    AugmentConfig,
-    BetaConfig,
-    BridgeDataConfig,
-    BridgeLossWeights,
-    ClassifierDataConfig,
-    ClassifierSettings,
-    DiffusionConfig,
-    DiffusionEvalConfig,
-    DiffusionMonitorConfig,
-    DigitsConfig,
-    FeatureConfig,
-    FirstStageConfig,
-    ImageDataConfig,
-    MLDDataConfig,
-    MLDDiffusionConfig,
-    MLDEvalConfig,
-    MLDSamplingConfig,
-    PairedDataConfig,
-    PatchConfig,
-    SamplingConfig,
-    SpatialDataConfig,
-    SpatialLossWeights,
-    TrainConfig,
-    VibrationConfig,
-)
+from latentbridge.config.sections import (DIGIT_AUDIO, DIGIT_FEATURES, AnomalyConfig, AudioAEDataConfig, AudioConfig,
+                                          AudioDataConfig, AudioVisualLossWeights, AugmentConfig, BetaConfig,
+                                          BridgeDataConfig, BridgeLossWeights, ClassifierDataConfig, ClassifierSettings,
+                                          DiffusionConfig, DiffusionEvalConfig, DiffusionMonitorConfig, DigitsConfig,
+                                          FeatureConfig, FirstStageConfig, ImageDataConfig, MLDDataConfig,
+                                          MLDDiffusionConfig, MLDEvalConfig, MLDSamplingConfig, PairedDataConfig,
+                                          PatchConfig, SamplingConfig, SpatialDataConfig, SpatialLossWeights,
+                                          TrainConfig, VibrationConfig, WindowShiftConfig)
 from latentbridge.config.workflow_base import Workflow, _AudioWorkflow, _model_union, say_replaced
 from latentbridge.errors import ConfigError
 from latentbridge.utils import guidance_problem
@@ -114,6 +89,7 @@ class AudioAEWorkflow(_AudioWorkflow):
     data: AudioAEDataConfig = Field(default_factory=AudioAEDataConfig)
     model: _model_union("audio_ae")  # type: ignore[valid-type]
     beta: BetaConfig = Field(default_factory=BetaConfig)
+    augment: WindowShiftConfig = Field(default_factory=WindowShiftConfig)
 
 
 def image_transform(d: ImageDataConfig) -> ImageTransform:

@@ -25,6 +25,8 @@ __all__ = [
     "add_pink_noise",
     "coloured_noise",
     "pink_noise",
+    "shift_frames",
+    "shift_windows",
     "sign_flip",
     "spec_augment",
     "spec_augment_masks",
@@ -305,6 +307,27 @@ def augment_digit_images(x: Tensor, g: torch.Generator, aug) -> Tensor:
     return F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
 
 
+def shift_frames(x: Tensor, shift: Tensor, fill: Tensor) -> Tensor:
+    """Each window of ``x`` (B, ..., T) moved ``shift[b]`` frames later (earlier when negative); the frames moved in
+    take ``fill`` (broadcast against ``x``), not the frames moved out (no wrap-around)."""
+    b, t = x.shape[0], x.shape[-1]
+    src = torch.arange(t, device=x.device).view(1, t) - shift.to(x.device).view(b, 1)
+    view = (b,) + (1,) * (x.dim() - 2) + (t,)
+    idx = src.clamp(0, t - 1).view(view).expand_as(x)
+    return torch.where(((src >= 0) & (src < t)).view(view), x.gather(-1, idx), fill)
+
+
+def shift_windows(x: Tensor, g: torch.Generator, aug, max_frames: int) -> Tensor:
+    """Feature windows (B, ..., T), each with probability ``aug.time_shift_p`` moved by up to ``max_frames`` frames
+    either way; the frames moved in take the window's quietest value in each band (its pause or noise floor), so that
+    an autoencoder of clips that all start with their sound also learns sound that starts, or stops, anywhere in a
+    window (``aug``: a :class:`~latentbridge.config.sections.WindowShiftConfig`)."""
+    b = x.shape[0]
+    shift = torch.randint(-max_frames, max_frames + 1, (b,), generator=g)
+    shift = torch.where(torch.rand(b, generator=g) < aug.time_shift_p, shift, torch.zeros_like(shift))
+    return shift_frames(x, shift, x.amin(dim=-1, keepdim=True))
+
+
 def augment_logmel(x: Tensor, g: torch.Generator, aug) -> Tensor:
     """dB log-mel (B, 1, M, T): a gain offset above the floor, a time shift filled with the floor, one
     time mask and one frequency mask (``aug``: an :class:`~latentbridge.config.sections.FSDDAugment`)."""
@@ -313,11 +336,7 @@ def augment_logmel(x: Tensor, g: torch.Generator, aug) -> Tensor:
     gain = (torch.rand(b, generator=g) * 2 - 1).view(b, 1, 1, 1) * aug.gain_db
     x = torch.maximum(x + gain, floor)
     lo, hi = aug.max_shift_frames
-    shift = torch.randint(int(lo), int(hi) + 1, (b,), generator=g)
-    src = torch.arange(n_frames).view(1, -1) - shift.view(-1, 1)  # (b, T)
-    valid = (src >= 0) & (src < n_frames)
-    idx = src.clamp(0, n_frames - 1).view(b, 1, 1, n_frames).expand(b, 1, n_mels, n_frames)
-    x = torch.where(valid.view(b, 1, 1, n_frames), x.gather(3, idx), floor)
+    x = shift_frames(x, torch.randint(int(lo), int(hi) + 1, (b,), generator=g), floor)
     for dim, size, width in ((3, n_frames, aug.time_mask), (2, n_mels, aug.freq_mask)):
         w = torch.randint(0, int(width) + 1, (b,), generator=g)
         start = (torch.rand(b, generator=g) * (size - w + 1).float()).long()
@@ -330,17 +349,19 @@ def augment_logmel(x: Tensor, g: torch.Generator, aug) -> Tensor:
 
 
 class AugmentedBatches:
-    """A DataLoader ``collate_fn`` that stacks ``(x, y)`` rows into ``{"x", "y"}`` and augments ``x``
-    with ``fn(x, generator, aug)`` (seeded generator: reproducible runs)."""
+    """A DataLoader ``collate_fn`` that stacks ``(x, y)`` rows into ``{"x", "y"}`` (``(x,)`` rows into ``x``, dict rows
+    into a dict) and augments ``x`` with ``fn(x, generator, aug)`` (seeded generator: reproducible runs)."""
 
     def __init__(self, fn, aug, seed: int):
         self.fn, self.aug = fn, aug
         self.g = torch.Generator().manual_seed(seed)
 
     def __call__(self, rows):
-        x = torch.stack([r[0] for r in rows])
-        y = torch.stack([r[1] for r in rows])
-        return {"x": self.fn(x, self.g, self.aug), "y": y}
+        if isinstance(rows[0], dict):
+            batch = {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
+            return {**batch, "x": self.fn(batch["x"], self.g, self.aug)}
+        x = self.fn(torch.stack([r[0] for r in rows]), self.g, self.aug)
+        return {"x": x, "y": torch.stack([r[1] for r in rows])} if len(rows[0]) > 1 else x
 
 
 # --------------------------------------------------------------------------- synthetic anomalies

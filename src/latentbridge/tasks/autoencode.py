@@ -144,13 +144,19 @@ def _audio_card(cfg, data: dict, training: dict) -> str:
 
 ## Model
 - {cfg.model.name}: {cfg.model.model_dump(exclude={'name'})}
-- Training: {training['epochs']} epochs, {best_loss_text(training)}, {training['seconds']} s
+- Training: {training['epochs']} epochs, {best_loss_text(training)}, {training['seconds']} s{_shift_text(cfg)}
 
 ## Audio
 Mel features keep no phase: audio is rebuilt with Griffin-Lim (`latentbridge audio reconstruct`), so
 expect phase artefacts; `latentbridge evaluate` reports PESQ/STOI of that audio next to the
 Griffin-Lim ceiling of the unprocessed features.
 """
+
+
+def _shift_text(cfg) -> str:
+    g = cfg.augment
+    return (f"; {g.time_shift_p:.0%} of the training windows shifted in time by up to {g.time_shift_max:.0%} of the "
+            "window either way (`augment`)" if g.time_shift_p else "")
 
 
 def safe_audio_metrics(est: np.ndarray, ref: np.ndarray, sr: int, source: str = "") -> dict:

@@ -131,15 +131,14 @@ def load_stages(folder: str | Path, modalities) -> Stages:
     """The first stages in ``folder`` (:func:`stage_places`), frozen."""
     from latentbridge.models.hub import load_model
 
-    places = stage_places(folder, modalities)
-    saved = {k: load_model(p) for k, p in places.items()}
+    saved = {k: load_model(p) for k, p in stage_places(folder, modalities).items()}
     views, keys = {}, {}
     for m in modalities:
         key = m if m in saved else SUPERVISED if m == "mask" and SUPERVISED in saved else "multimodal"
         model = saved[key].model.eval()
         want = "" if key == m else m
         if want not in getattr(model, "first_stage_modalities", ()):
-            raise ModelFolderError(places[key], f"a {saved[key].info['model_class']} model offers no first stage "
+            raise ModelFolderError(saved[key].path, f"a {saved[key].info['model_class']} model offers no first stage "
                                    f"for {m!r}")
         for p in model.parameters():
             p.requires_grad_(False)
@@ -162,7 +161,7 @@ def _fit_stage_on_arrays(stage_cfg, folder: Path, x_train: np.ndarray, x_val: np
     trained encoder is then aligned with the copies (:func:`latentbridge.training.align.align_encoder`)."""
     from latentbridge.models.base import fit_latent_scale
     from latentbridge.models.registry import build_model
-    from latentbridge.tasks.pipeline import loader_of, training_run
+    from latentbridge.tasks.pipeline import loader_of, training_run, window_shift
 
     n_classes = int(getattr(stage_cfg.model, "label_classes", 0) or 0)
     if n_classes:
@@ -176,7 +175,7 @@ def _fit_stage_on_arrays(stage_cfg, folder: Path, x_train: np.ndarray, x_val: np
         model = build_model(stage_cfg.model, input_shape=tuple(x_train.shape[1:]))
         if stage_cfg.task == "audio_ae" and stage_cfg.features.standardize:
             model.fit_normalizer(torch.from_numpy(x_train))
-        run.fit(model, loader_of(x_train, stage_cfg.train, True, y_train),
+        run.fit(model, loader_of(x_train, stage_cfg.train, True, y_train, window_shift(stage_cfg)),
                 loader_of(x_val, stage_cfg.train, False, y_val) if len(x_val) else None)
         if run.outcome is None:
             return

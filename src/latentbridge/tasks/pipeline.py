@@ -92,14 +92,29 @@ def training_run(cfg, out_dir: str | Path, *, resume: bool = False, force: bool 
         torch.set_num_threads(threads)
 
 
-def loader_of(x: np.ndarray, train_cfg, shuffle: bool, labels: np.ndarray | None = None):
-    """Batches of ``x`` (``(x,)`` tuples), or with ``labels`` ``{"x", "label"}`` dicts."""
+def loader_of(x: np.ndarray, train_cfg, shuffle: bool, labels: np.ndarray | None = None, collate=None):
+    """Batches of ``x`` (``(x,)`` tuples), or with ``labels`` ``{"x", "label"}`` dicts; ``collate``: the loader's
+    ``collate_fn`` (augmentation)."""
     from latentbridge.training.fit import DictDataset, make_loader
 
     x = torch.from_numpy(np.ascontiguousarray(x))
     if labels is None:
-        return make_loader(torch.utils.data.TensorDataset(x), train_cfg, shuffle)
-    return make_loader(DictDataset(x=x, label=torch.from_numpy(np.asarray(labels, dtype=np.int64))), train_cfg, shuffle)
+        return make_loader(torch.utils.data.TensorDataset(x), train_cfg, shuffle, collate_fn=collate)
+    return make_loader(DictDataset(x=x, label=torch.from_numpy(np.asarray(labels, dtype=np.int64))), train_cfg, shuffle,
+                       collate_fn=collate)
+
+
+def window_shift(cfg):
+    """The training batches' collate that shifts windows in time (``augment``, audio autoencoders), or None."""
+    aug = getattr(cfg, "augment", None)
+    if aug is None or not aug.time_shift_p:
+        return None
+    from functools import partial
+
+    from latentbridge.data.augment import AugmentedBatches, shift_windows
+
+    frames = max(1, round(aug.time_shift_max * cfg.n_frames))
+    return AugmentedBatches(partial(shift_windows, max_frames=frames), aug, cfg.train.seed)
 
 
 @dataclass
@@ -154,7 +169,7 @@ def feature_training(cfg, out_dir, paths, *, resume: bool = False, force: bool =
             model.fit_normalizer(torch.from_numpy(train_wf.features))
         if getattr(model, "trainable", True):
             val = loader_of(val_wf.features, cfg.train, False) if len(val_wf) else None
-            run.fit(model, loader_of(train_wf.features, cfg.train, True), val)
+            run.fit(model, loader_of(train_wf.features, cfg.train, True, collate=window_shift(cfg)), val)
         else:
             run.fit_closed_form(model, train_wf.features)
         if run.outcome is not None:

@@ -370,8 +370,8 @@ def drops_last(n: int, t) -> bool:
     return -(-n // world_size(t)) > t.batch_size
 
 
-def make_loader(dataset, train_cfg, shuffle: bool) -> torch.utils.data.DataLoader:
+def make_loader(dataset, train_cfg, shuffle: bool, collate_fn=None) -> torch.utils.data.DataLoader:
     drop = shuffle and drops_last(len(dataset), train_cfg)
     return torch.utils.data.DataLoader(dataset, batch_size=train_cfg.batch_size, shuffle=shuffle, drop_last=drop,
-                                       num_workers=train_cfg.num_workers,
+                                       num_workers=train_cfg.num_workers, collate_fn=collate_fn,
                                        persistent_workers=train_cfg.num_workers > 0)
