@@ -14,7 +14,12 @@ clips of other speakers' digits laid end to end (0.1-0.3 s apart) and on the sam
 Figures, over the 50-ms frames where the input is within 30 dB of its loudest: the share of frames rebuilt more than
 30 dB below the input (a seam), the median level difference output - input, and the log-spectral distance.
 
-    python benchmarks/reconstruct_seams.py            # about 4 min on 2 cores
+Second, whether the model rebuilds a word wherever it lies in a window: 30 FSDD clips the models did not train on,
+each placed at 0, 0.3, 0.7 and 0.9 s into 3 s of silence, rebuilt by the CLI, with STOI beside the figures above. Both
+parts for two models trained alike: the preset (``augment``: half the training windows shifted by up to 0.5 s) and
+the same without shifts (``-o augment.time_shift_p=0``, the reference: what ``mel_ae.yaml`` trained before).
+
+    python benchmarks/reconstruct_seams.py            # about 10 min on 2 cores
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cli, fsdd_recordings, run_logged, table, write_results  # noqa: E402
+from _common import REPO, cli, fsdd_recordings, run_logged, table, write_results  # noqa: E402
 
 
 def recordings(rec: Path, out: Path, n: int = 20, seconds: float = 10.0, floor_dbfs: float | None = None) -> list:
@@ -79,49 +84,99 @@ def frame_db(x: np.ndarray, frame: int = 400) -> np.ndarray:
 
 
 def figures(inp: np.ndarray, out: np.ndarray) -> dict:
-    from latentbridge.metrics.signal import log_spectral_distance
+    import warnings
+
+    from latentbridge.metrics.signal import log_spectral_distance, stoi_score
 
     a, b = frame_db(inp), frame_db(out)
     loud = a > a.max() - 30
     d = b[loud] - a[loud]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pystoi on a short word: NaN, said once per call
+        stoi = float(stoi_score(out, inp, 8000))
     return {"seam_share": float((d < -30).mean()), "median_level_diff_db": float(np.median(d)),
-            "lsd_db": float(np.mean(log_spectral_distance(out[None], inp[None], n_fft=256, hop=64)))}
+            "lsd_db": float(np.mean(log_spectral_distance(out[None], inp[None], n_fft=256, hop=64))), "stoi": stoi}
+
+
+def placed_words(rec: Path, out: Path, used: set, n: int = 30, offsets=(0.0, 0.3, 0.7, 0.9)) -> dict:
+    """``n`` clips not in ``used``, each at every offset (seconds) into 3 s of silence: {offset: [paths]}."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(5)
+    clips = sorted(p for p in rec.glob("*.wav") if p.name not in used)
+    pick = [clips[i] for i in rng.choice(len(clips), n, replace=False)]
+    files = {}
+    for off in offsets:
+        d = out / f"at_{off}"
+        d.mkdir(parents=True, exist_ok=True)
+        for p in pick:
+            x, _ = sf.read(p, dtype="float32")
+            wave = np.zeros(3 * 8000, np.float32)
+            s = int(off * 8000)
+            wave[s:s + len(x)] = (x - x.mean())[: len(wave) - s]
+            sf.write(d / p.name, wave, 8000, subtype="FLOAT")
+        files[off] = sorted(d.glob("*.wav"))
+    return files
+
+
+def rebuilt(run: Path, files: list, out: Path, n_iter: int, log: Path) -> list:
+    """Each file rebuilt by ``latentbridge audio reconstruct``: (input, output) pairs."""
+    import soundfile as sf
+
+    run_logged(cli("audio", "reconstruct", str(run), *map(str, files), "--out", str(out), "--n-iter", str(n_iter)), log)
+    return [(sf.read(f, dtype="float32")[0], sf.read(out / f"{f.stem}_reconstructed.wav", dtype="float32")[0])
+            for f in files]
 
 
 def main() -> int:
-    import soundfile as sf
+    from latentbridge.config import load_config
+    from latentbridge.tasks.autoencode import audio_files
 
     rec = fsdd_recordings()
     if rec is None:
         return 0
-    n_iter = 32
+    n_iter, common = 32, [f"data.train_dir={rec}", "data.limit=600", "train.max_epochs=12"]
+    models = {"preset (shifted windows)": [], "no shifts (reference)": ["augment.time_shift_p=0"]}
+    used = {p.name for p in audio_files(load_config(REPO / "configs" / "mel_ae.yaml", common))}
+    rows, words, per_file = [], [], {}
     with tempfile.TemporaryDirectory(prefix="lb_seams_") as tmp:
         tmp = Path(tmp)
-        run = tmp / "mel"
-        run_logged(cli("train", "--config", "configs/mel_ae.yaml", "--out", str(run), "-o", f"data.train_dir={rec}",
-                       "-o", "data.limit=600", "-o", "train.max_epochs=12", "-o", "train.progress_bar=false"),
-                   tmp / "train.log")
-        rows, per_file = [], {}
-        for name, floor in (("digits end to end", None), ("the same over a -45 dBFS noise floor", -45.0)):
-            files = recordings(rec, tmp / f"in_{floor}", floor_dbfs=floor)
-            run_logged(cli("audio", "reconstruct", str(run), *map(str, files), "--out", str(tmp / f"out_{floor}"),
-                           "--n-iter", str(n_iter)), tmp / "reconstruct.log")
-            for method in ("CLI (blended, overlapping windows)", "windows side by side (reference)"):
+        long_sets = {name: recordings(rec, tmp / f"in_{floor}", floor_dbfs=floor)
+                     for name, floor in (("digits end to end", None), ("the same over a -45 dBFS noise floor", -45.0))}
+        placed = placed_words(rec, tmp / "words", used)
+        for m, (model, extra) in enumerate(models.items()):
+            run = tmp / f"mel{m}"
+            run_logged(cli("train", "--config", "configs/mel_ae.yaml", "--out", str(run), "-o", "train.progress_bar=false",
+                           *[a for o in common + extra for a in ("-o", o)]), tmp / "train.log")
+            for name, files in long_sets.items():
+                got = [figures(i, o) for i, o in rebuilt(run, files, tmp / f"out{m}_{len(rows)}", n_iter,
+                                                         tmp / "reconstruct.log")]
+                per_file[f"{model} / {name} / CLI"] = got
+                rows.append({"model": model, "set": name, "method": "CLI (blended, overlapping windows)",
+                             **{k: float(np.nanmean([g[k] for g in got])) for k in got[0]}})
+                if m == 0:  # the windows side by side: the first model only (the reference of the first table)
+                    got = [figures(sf_read(f), side_by_side(run, f, n_iter)) for f in files]
+                    per_file[f"{model} / {name} / side by side"] = got
+                    rows.append({"model": model, "set": name, "method": "windows side by side (reference)",
+                                 **{k: float(np.mean([g[k] for g in got])) for k in got[0]}})
+            for off, files in placed.items():
                 got = []
-                for f in files:
-                    inp, _ = sf.read(f, dtype="float32")
-                    if method.startswith("CLI"):
-                        out, _ = sf.read(tmp / f"out_{floor}" / f"{f.stem}_reconstructed.wav", dtype="float32")
-                    else:
-                        out = side_by_side(run, f, n_iter)
-                    got.append(figures(inp, out))
-                per_file[f"{name} / {method}"] = got
-                rows.append({"set": name, "method": method,
-                             **{k: float(np.mean([g[k] for g in got])) for k in got[0]}})
-    print(table(rows, ["set", "method", "seam_share", "median_level_diff_db", "lsd_db"],
-                {"seam_share": ".3f", "median_level_diff_db": ".1f", "lsd_db": ".1f"}))
-    write_results("reconstruct_seams", {"rows": rows, "per_file": per_file, "n_iter": n_iter})
+                for i, o in rebuilt(run, files, tmp / f"word{m}_{off}", n_iter, tmp / "reconstruct.log"):
+                    got.append(figures(i, o))
+                words.append({"model": model, "word_at_s": off,
+                              **{k: float(np.nanmean([g[k] for g in got])) for k in got[0]}})
+    print(table(rows, ["model", "set", "method", "seam_share", "median_level_diff_db", "lsd_db", "stoi"],
+                {"seam_share": ".3f", "median_level_diff_db": ".1f", "lsd_db": ".1f", "stoi": ".3f"}))
+    print(table(words, ["model", "word_at_s", "stoi", "median_level_diff_db", "lsd_db", "seam_share"],
+                {"word_at_s": ".1f", "stoi": ".3f", "median_level_diff_db": ".1f", "lsd_db": ".1f", "seam_share": ".3f"}))
+    write_results("reconstruct_seams", {"rows": rows, "words": words, "per_file": per_file, "n_iter": n_iter})
     return 0
+
+
+def sf_read(path: Path) -> np.ndarray:
+    import soundfile as sf
+
+    return sf.read(path, dtype="float32")[0]
 
 
 if __name__ == "__main__":
