@@ -657,6 +657,39 @@ def test_stream_windows_match_score(client, folders, machine_data):
     np.testing.assert_allclose([m["score"] for m in s16 if m["type"] == "window"], ref_scores, rtol=2e-2)
 
 
+def test_stream_takes_out_an_offset_keeps_the_models_short_share_and_says_what_it_does_not_trim(
+        client, folders, machine_data, tmp_path):
+    """A stream loses its constant offset as a file does when read (0.05 of DC flagged a third window, the upload
+    did not); a model trained with `audio.min_window_share` 0.1 scores a 0.3-s stream as it scores the file (the
+    stream said "too short ... need a smaller share"); a model of silence-trimmed recordings says at `ready` that a
+    stream is not trimmed (its windows of silence scored 427 against 14.7, without a word)."""
+    from latentbridge.cli import main
+
+    pump = _name(folders, "pump")
+    wave, sr = sf.read(sorted((machine_data / "test" / "normal").glob("*.wav"))[0], dtype="float32")
+    ex = Detector.load(folders["pump"])
+    ref, _ = ex.score_windows(ex.extractor(use_cache=False).windows_of(wave)[0])
+    biased = _stream(client, pump, wave + np.float32(0.05), sr, frame=1000)
+    assert [m["score"] for m in biased if m["type"] == "window"] == pytest.approx(list(ref), rel=2e-3)
+    assert biased[0]["type"] == "window" and _stream(client, pump, wave, sr)[0]["type"] == "window"
+
+    out = tmp_path / "short_trimmed"
+    assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(out), "-o",
+                 "audio.min_window_share=0.1", "-o", "audio.trim_db=40"]) == 0
+    with TestClient(create_app(load_models([out]))) as c:
+        with c.websocket_connect(f"/api/models/{out.name}/stream") as ws:
+            ws.send_text(json.dumps({"sample_rate": sr, "format": "f32"}))
+            ready = ws.receive_json()
+        assert ready["warnings"] == ["the model learnt recordings trimmed of their leading and trailing silence "
+                                     "(audio.trim_db 40 dB); a live input is not trimmed: its silent stretches score "
+                                     "as unlike the training sound"]
+        short = _stream(c, out.name, wave[: int(0.3 * sr)], sr)
+        assert short[-1]["type"] == "end" and short[-1]["n_windows"] == 1, short
+    with client.websocket_connect(f"/api/models/{pump}/stream") as ws:
+        ws.send_text(json.dumps({"sample_rate": sr, "format": "f32"}))
+        assert ws.receive_json()["warnings"] == []
+
+
 @pytest.mark.parametrize("first,expected", [
     ("hello", "not JSON"), ('{"sample_rate": 12}', "sample_rate must be an integer from 1000"),
     ('{"sample_rate": 16000, "format": "f64"}', "format must be one of"),

@@ -651,3 +651,27 @@ def test_listen_from_virtual_microphone(virtual_microphone, tmp_path):
         rows = list(csv.DictReader(fh))
     assert len(rows) == summary["n_windows"]
     assert [r["is_anomaly"] == "1" for r in rows] == flags
+
+
+def test_a_live_inputs_offset_is_taken_out_as_a_files_is(caplog):
+    """A biased input (a preamplifier's or ADC's offset) loses the offset its first window's blocks show, from every
+    block after, as a file loses its mean when read; a muted stretch stays digital silence (named as such); a mean
+    within 5 % of the spread (the sound's own slow part) is left, so an unbiased input scores as its file does."""
+    rng = np.random.default_rng(8)
+    sound = rng.standard_normal(2000).astype(np.float32)
+    x = np.concatenate([sound + np.float32(0.3), np.zeros(1000, np.float32), sound[:800] + np.float32(0.3)])
+    blocks = [(x[i:i + 128].reshape(-1, 1), False) for i in range(0, len(x), 128)]
+    seen, score_fn = _recording_score()
+    with caplog.at_level("WARNING"):
+        summary = listen(score_fn, sample_rate=1000, window_s=0.4, hop_s=0.2, source=iter(blocks), out=None)
+    first = x[:512]  # the blocks that bring in the first 400 samples
+    offset = np.float32(first.mean())
+    assert abs(offset - 0.3) < 0.1
+    expected = np.concatenate([x[:2000] - offset, np.zeros(1000, np.float32), x[3000:] - offset])
+    np.testing.assert_allclose(np.stack(seen), cut_windows(expected, 400, 200)[0][: len(seen)], atol=1e-6)
+    assert summary["n_silent_windows"] == 4 and "digital silence" in caplog.text  # 2.0-2.4 s .. 2.6-3.0 s
+    assert blocks[0][0][0, 0] == x[0]  # the caller's blocks left as they were
+    seen, score_fn = _recording_score()  # no bias: the windows as they came
+    listen(score_fn, sample_rate=1000, window_s=0.4, hop_s=0.2, out=None,
+           source=iter([(sound[i:i + 128, None], False) for i in range(0, 2000, 128)]))
+    np.testing.assert_array_equal(np.stack(seen), cut_windows(sound, 400, 200)[0][: len(seen)])

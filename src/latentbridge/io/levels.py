@@ -179,12 +179,23 @@ def remove_dc(data: np.ndarray, sums: tuple[np.ndarray, np.ndarray] | None = Non
     the caller has them."""
     if not data.size:
         return data
+    return subtract_offsets(data, *dc_offsets(data, sums))
+
+
+def dc_offsets(data: np.ndarray, sums: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, bool]:
+    """:func:`remove_dc`'s offsets of ``data`` (T, C), one per channel (0 under :data:`DC_FLOOR`), and whether they
+    spare the digital zeros (more than 1 % of the samples)."""
     n_frames, n_channels = data.shape
     total, n_zero = column_sums(data) if sums is None else sums
     zeros = int(n_zero.sum()) > data.size // 100
     count = n_frames - n_zero if zeros else np.full(n_channels, n_frames)
     offset = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
     offset[np.abs(offset) <= DC_FLOOR] = 0.0
+    return offset, zeros
+
+
+def subtract_offsets(data: np.ndarray, offset: np.ndarray, zeros: bool) -> np.ndarray:
+    """``data`` (T, C) less each channel's ``offset``, in place (with ``zeros``, not from its digital zeros)."""
     for c in np.flatnonzero(offset):
         value = data.dtype.type(offset[c])
         for b in _blocks(data):  # views: in place

@@ -31,7 +31,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from latentbridge.errors import LatentbridgeError
 from latentbridge.io.capture import BlockFeed, StreamClosed
-from latentbridge.tasks.listen import listen
+from latentbridge.tasks.listen import listen, untrimmed_input
 
 log = logging.getLogger("latentbridge.serve")
 
@@ -131,7 +131,7 @@ async def run_stream(ws: WebSocket, served, batcher, *, queue_blocks: int, max_f
         try:
             summary = listen(batcher, sample_rate=sr, model_rate=det.sample_rate, window_s=w.window_s,
                              hop_s=w.hop_s, source=feed, channels=channels, out=None, pad=w.pad, flush=True,
-                             on_window=on_window, stats=feed.stats, channel=w.channel)
+                             on_window=on_window, stats=feed.stats, channel=w.channel, min_share=w.min_share)
             msg = {"type": "end", **summary, "dropped_blocks": feed.stats.dropped_blocks,
                    "dropped_frames": feed.stats.dropped_frames}
         except StreamClosed:
@@ -145,7 +145,8 @@ async def run_stream(ws: WebSocket, served, batcher, *, queue_blocks: int, max_f
 
     await ws.send_json({"type": "ready", "model": served.name, "sample_rate": sr, "format": fmt,
                         "channels": channels, "model_sample_rate": det.sample_rate, "window_s": w.window_s,
-                        "hop_s": w.hop_s, "threshold": threshold, "score": det.method})
+                        "hop_s": w.hop_s, "threshold": threshold, "score": det.method,
+                        "warnings": [t for t in (untrimmed_input(w.trim_db),) if t]})
     worker = threading.Thread(target=work, name=f"latentbridge-stream-{served.name}", daemon=True)
     worker.start()
     sender = asyncio.create_task(_send_all(ws, outbox))

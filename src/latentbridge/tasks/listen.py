@@ -22,7 +22,7 @@ from latentbridge.errors import LatentbridgeError
 from latentbridge.io.audio import MIN_WINDOW_SHARE, check_recording_length, resampled_blocks
 from latentbridge.io.capture import StreamStats, device_blocks, file_blocks
 from latentbridge.io.events import EventLog, utc_now_iso
-from latentbridge.io.levels import CLIP_LEVEL, peak_and_clipping
+from latentbridge.io.levels import CLIP_LEVEL, dc_offsets, peak_and_clipping, subtract_offsets
 from latentbridge.io.windows import PAD_MODES, WindowBuffer
 
 _log = logging.getLogger(__name__)
@@ -51,6 +51,43 @@ def _watch_clipping(blocks: Iterable[tuple[np.ndarray, bool]], sample_rate: int,
             clipped[0] += n
         seen += len(b)
         yield block, overflowed
+
+
+def _without_offset(blocks: Iterable[tuple[np.ndarray, bool]], n_first: int):
+    """A live input's blocks with each channel's constant offset taken out, as files lose theirs when read
+    (:func:`~latentbridge.io.levels.remove_dc`; a microphone's or an ADC's bias otherwise sets a stream's level and
+    lowest band, not a file's): the mean of the blocks that bring in its first ``n_first`` samples (the first window's,
+    which waits for them anyway), held back until they are in, then fixed (an estimate moving block by block would step
+    the signal). A mean within 5 % of the samples' spread is the sound's own slow part over one window, not a bias: left
+    (a file's mean is over its whole length). A block more than 1 % digital zeros (a muted stretch) keeps them zero."""
+    held: list = []
+    offset = None
+    for block, overflowed in blocks:
+        b = np.array(block, dtype=np.float32)  # a copy: the caller's block is left as it was
+        held.append((b.reshape(-1, 1) if b.ndim == 1 else b, overflowed))
+        if offset is None:
+            if sum(len(h) for h, _ in held) < n_first:
+                continue
+            offset = _bias(np.concatenate([h for h, _ in held]))
+        yield from ((subtract_offsets(h, offset, np.count_nonzero(h == 0) > h.size // 100), o) for h, o in held)
+        held = []
+    if held:  # a stream shorter than its first window
+        offset = _bias(np.concatenate([h for h, _ in held]))
+        yield from ((subtract_offsets(h, offset, np.count_nonzero(h == 0) > h.size // 100), o) for h, o in held)
+
+
+def _bias(first: np.ndarray) -> np.ndarray:
+    offset, _ = dc_offsets(first)
+    offset[np.abs(offset) <= 0.05 * first.std(axis=0, dtype=np.float64)] = 0.0
+    return offset
+
+
+def untrimmed_input(trim_db: float | None) -> str | None:
+    """What a live input lacks when its model learnt recordings trimmed of their silence (``audio.trim_db``): a stream
+    has no end to trim to, so its windows of silence score as unlike training (a file replayed trims as training did)."""
+    return (f"the model learnt recordings trimmed of their leading and trailing silence (audio.trim_db {trim_db:g} dB); "
+            "a live input is not trimmed: its silent stretches score as unlike the training sound"
+            if trim_db else None)
 
 
 def _format_line(start_s: float, end_s: float, score: float, is_anomaly: bool) -> str:
@@ -166,8 +203,8 @@ def listen(
         blocks = source
         in_channels = channels
     clipped = [0]
-    if not is_file:  # a live input or stream: its converter's saturation named as it happens
-        blocks = _watch_clipping(blocks, captured, clipped)
+    if not is_file:  # a live input or stream: its converter's saturation named as it happens, its offset taken out
+        blocks = _without_offset(_watch_clipping(blocks, captured, clipped), int(round(window_s * captured)))
     if captured != sample_rate:
         blocks = resampled_blocks(blocks, captured, sample_rate, in_channels)
 
@@ -307,6 +344,8 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
                     hop_s, det.spec.windowing.window_s)
     capture_sr = int(sample_rate or det.sample_rate)
     _say_what_the_input_lacks(det, source, capture_sr)
+    if source is None and (text := untrimmed_input(det.spec.windowing.trim_db)):
+        _log.warning(text)
 
     if isinstance(device, str) and not device.strip():  # it listened on the default device, named as ''
         raise LatentbridgeError("--device '': give an input device's name or index (latentbridge anomaly listen "

@@ -105,7 +105,10 @@ function showWarnings(r) {
   if (r.padded && lb.model && lb.model.input) {
     items.push(`shorter than one ${lb.model.input.window_s}-s window: padded to one window`);
   }
-  const box = $("result-warnings");
+  showList($("result-warnings"), items);
+}
+
+function showList(box, items) {
   box.innerHTML = "";
   for (const text of items) {
     const li = document.createElement("li");
@@ -297,6 +300,7 @@ async function startLive() {
       lb.live.messages.push(msg.type);
       if (msg.type === "ready") {
         $("live-status").textContent = `listening at ${msg.sample_rate} Hz (model ${msg.model_sample_rate} Hz)`;
+        showList($("live-warnings"), msg.warnings || []);  // what the live input lacks that the model's files had
       } else if (msg.type === "window") {
         lb.live.windows.push(msg);
         $("live-dropped").textContent = msg.dropped_blocks;
