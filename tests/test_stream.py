@@ -469,16 +469,18 @@ def test_callback_drops_and_counts_when_queue_is_full():
         cb(np.full((4, 1), i, np.float32), 4, None, _Status(input_overflow=(i == 0)))
     stats = cb.stats
     assert stats.input_overflows == 1
-    assert stats.dropped_blocks == 8 and stats.dropped_frames == 32
+    assert stats.dropped_blocks == 8 and stats.dropped_frames == 32  # the waiting blocks, two at a time
     assert stats.overflows == 9
     assert cb.queue.qsize() == 2  # bounded
     first, ov0 = cb.queue.get_nowait()
     second, ov1 = cb.queue.get_nowait()
-    assert first[0, 0] == 0 and ov0  # after the PortAudio input overflow
-    assert second[0, 0] == 1 and not ov1
-    cb(np.full((4, 1), 10, np.float32), 4, None, _Status())
+    assert first[0, 0] == 8 and ov0  # the freshest blocks, the first after the dropped ones flagged
+    assert second[0, 0] == 9 and not ov1
+    cb(np.full((4, 1), 10, np.float32), 4, None, _Status(input_overflow=True))
     block, ov = cb.queue.get_nowait()
-    assert block[0, 0] == 10 and ov  # first block after the dropped ones is flagged
+    assert block[0, 0] == 10 and ov  # after the PortAudio input overflow
+    cb(np.full((4, 1), 11, np.float32), 4, None, _Status())
+    assert cb.queue.get_nowait()[1] is False
     indata = np.ones((4, 1), np.float32)
     cb(indata, 4, None, None)
     indata[:] = 7
@@ -675,3 +677,32 @@ def test_a_live_inputs_offset_is_taken_out_as_a_files_is(caplog):
     listen(score_fn, sample_rate=1000, window_s=0.4, hop_s=0.2, out=None,
            source=iter([(sound[i:i + 128, None], False) for i in range(0, 2000, 128)]))
     np.testing.assert_array_equal(np.stack(seen), cut_windows(sound, 400, 200)[0][: len(seen)])
+
+
+def test_a_gap_in_a_stream_ends_its_windows_and_none_spans_it():
+    """Blocks dropped before a block (the server or the microphone fell behind): the samples before end as a
+    recording ends (its last window), the windows after start at the block after the gap, and no window holds samples
+    from both sides (each was a splice no recording has, scored as a fault). Times stay those of the samples
+    received."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal(2300).astype(np.float32)
+    blocks = [(x[i:i + 100, None], i == 1100) for i in range(0, 2300, 100)]  # samples lost before 1100
+    seen, score_fn = _recording_score()
+    got = []
+    summary = listen(score_fn, sample_rate=1000, window_s=0.4, hop_s=0.2, source=iter(blocks), out=None,
+                     flush=True, on_window=got.append)
+    starts = [round(e["start_s"] * 1000) for e in got]
+    # before: 0..600 at the hop, then the segment's last window (700-1100); after: 1100.., then 1900-2300
+    assert starts == [0, 200, 400, 600, 700, 1100, 1300, 1500, 1700, 1900]
+    for start, window in zip(starts, seen):
+        np.testing.assert_array_equal(window, x[start:start + 400])
+    assert all(s + 400 <= 1100 or s >= 1100 for s in starts) and summary["overflows"] == 1
+
+    buf = WindowBuffer(400, 200)  # a gap before a whole window: the samples before are left unscored
+    assert buf.push(x[:300, None]) == [] and buf.gap() == []
+    assert [s for s, _ in buf.push(x[300:800, None])] == [300] and [s for s, _ in buf.flush()] == [400]
+    buf = WindowBuffer(400, 200)  # too little after the last gap for a window: nothing more
+    buf.push(x[:500, None])
+    buf.gap()
+    buf.push(x[500:700, None])
+    assert buf.flush() == []

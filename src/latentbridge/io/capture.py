@@ -46,9 +46,11 @@ class StreamStats:
 class _BlockQueue:
     """The ``sounddevice`` callback: copies blocks into a bounded queue, never blocks.
 
-    When the queue is full the block is dropped and counted; the next block that does get
-    queued carries ``overflowed=True``, as does the first block after a PortAudio
-    ``input_overflow``.  With ``stop_after_frames`` the callback delivers exactly that many
+    When the queue is full the blocks waiting in it are dropped and counted, and the new block,
+    queued, carries ``overflowed=True``, as does the first block after a PortAudio
+    ``input_overflow``: a consumer that fell behind resumes on fresh audio, in one piece until
+    the next overflow (dropping one block at a time left pieces too short for a window, each
+    joined to the next across what was lost).  With ``stop_after_frames`` the callback delivers exactly that many
     frames and then raises ``stop_exception`` (``sounddevice.CallbackStop``).
     """
 
@@ -84,11 +86,16 @@ class _BlockQueue:
             item = (np.array(block, dtype=np.float32, copy=True), self._pending_overflow)
             try:
                 self.queue.put_nowait(item)
-                self._pending_overflow = False
             except queue.Full:
-                stats.dropped_blocks += 1
-                stats.dropped_frames += len(block)
-                self._pending_overflow = True
+                while True:  # the consumer only takes from the queue: once drained, the put succeeds
+                    try:
+                        dropped, _ = self.queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    stats.dropped_blocks += 1
+                    stats.dropped_frames += len(dropped)
+                self.queue.put_nowait((item[0], True))
+            self._pending_overflow = False
         if self.stop_after_frames is not None and stats.frames_captured >= self.stop_after_frames:
             self.finished.set()
             self._stop()

@@ -152,6 +152,7 @@ class WindowBuffer:
         self._buf = np.zeros((0, width), dtype=np.float32)  # (samples, channels kept)
         self._buf_start = 0  # absolute index of self._buf[0]
         self._next_start = 0  # absolute start of the next window
+        self._segment_start = 0  # where the samples since the stream's last gap begin
         self._flushed = False
         self.samples_seen = 0  # samples pushed so far (per channel)
 
@@ -207,7 +208,8 @@ class WindowBuffer:
         With ``T`` samples pushed: when ``T`` is at least one window and more than half a window
         follows the next hop position, the stream's last ``window`` samples (start ``T - window``;
         "none" never keeps it). A stream shorter than one window gives one window starting at 0, padded with
-        ``pad`` (``pad="none"`` raises DataError naming ``name``, as does an empty stream).
+        ``pad`` (``pad="none"`` raises DataError naming ``name``, as does an empty stream); after a :meth:`gap`, the
+        samples since it make the last window only when they fill one.
         Returns ``[]`` when nothing remains; after ``flush`` the buffer takes no more blocks
         (and a second ``flush`` returns ``[]``) until :meth:`reset`.
         """
@@ -218,12 +220,28 @@ class WindowBuffer:
         total, window = self.samples_seen, self.window
         if total == 0:
             raise _zero_length(name)
-        if total < window:  # nothing was emitted and the whole recording is still buffered
-            if pad == "none":
+        if total - self._segment_start < window:
+            if self._segment_start:  # too little since the last gap for a window
+                return []
+            if pad == "none":  # nothing was emitted and the whole recording is still buffered
                 raise _too_short(name, total, window)
             return [(0, self._out(np.pad(self._buf, ((0, window - total), (0, 0)), mode=pad)))]
-        start = self._next_start
-        if pad == "none" or total - start <= window / 2:
+        return self._last_window(pad)
+
+    def gap(self, pad: str = "wrap") -> list[tuple[int, np.ndarray]]:
+        """The stream lost samples before the next block (a dropped or overflowed block): the samples since the last
+        gap end as a recording ends (its last window, by :meth:`flush`'s rule), and no later window joins them with
+        the samples after (a window across the gap held a splice no recording has). Times stay those of the samples
+        received."""
+        _check_pad(pad)
+        out = self._last_window(pad) if self.samples_seen - self._segment_start >= self.window else []
+        self._buf = self._buf[:0]
+        self._buf_start = self._next_start = self._segment_start = self.samples_seen
+        return out
+
+    def _last_window(self, pad: str) -> list[tuple[int, np.ndarray]]:
+        total, window = self.samples_seen, self.window
+        if pad == "none" or total - self._next_start <= window / 2:
             return []
         self._next_start += self.hop
         return [(total - window, self._out(self._buf[total - window - self._buf_start:]))]

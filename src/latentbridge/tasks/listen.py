@@ -272,8 +272,9 @@ def listen(
     iterator = iter(blocks)
     try:
         for block, overflowed in iterator:
-            if overflowed:
+            if overflowed:  # samples were lost before this block: no window joins the two sides
                 flagged_blocks += 1
+                score(buffer.gap(pad))
             block = np.asarray(block, dtype=np.float32)
             if block.ndim == 1:
                 block = block.reshape(-1, 1)
