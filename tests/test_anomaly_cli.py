@@ -725,3 +725,30 @@ def test_a_file_name_that_is_not_utf8_is_scored_and_written(fitted_model, machin
     rows = _rows(tmp_path / "o" / "scores.csv")  # valid UTF-8, the odd bytes escaped
     scores = {Path(r["path"]).name: r["score"] for r in rows if r["level"] != "window"}
     assert set(scores) == {"bad\\udcff\\udcfe.wav", "fine.wav"} and len(set(scores.values())) == 1
+
+
+def test_calibrate_takes_its_normal_folders_before_or_after_the_options(fitted_model, machine_data, tmp_path, capsys):
+    """``anomaly calibrate RUN --method quantile --false-alarm-rate 0.01 NORMAL_DIR`` said "unrecognized arguments:
+    NORMAL_DIR" (exit 2): a positional that may be left out (the normal folders) took nothing when options came
+    between it and the model folder. Either order now, as ``anomaly score`` takes its folders."""
+    from latentbridge.cli import build_parser
+
+    normal, options = str(machine_data / "test" / "normal"), ["--method", "quantile", "--false-alarm-rate", "0.05"]
+    thresholds = []
+    for i, argv in enumerate(([*options, normal], [normal, *options], options[:2] + [normal] + options[2:])):
+        model = tmp_path / f"model{i}"
+        shutil.copytree(fitted_model, model)
+        assert main(["anomaly", "calibrate", str(model), *argv]) == 0, capsys.readouterr().err
+        assert f"{model / 'config.json'} rewritten" in capsys.readouterr().out
+        new = json.loads((model / "config.json").read_text())["anomaly"]
+        assert new["method"] == "quantile" and new["false_alarm_rate"] == 0.05 and new["calibrated_on"].endswith(normal)
+        thresholds.append(new["threshold"])
+    assert thresholds[0] == thresholds[1] == thresholds[2]
+    # the parser alone: several folders after the options, a folder named like an option after --, none at all
+    parse = build_parser().parse_args
+    assert parse(["anomaly", "calibrate", "m", "--k", "2", "a", "b"]).normal_paths == ["a", "b"]
+    assert parse(["anomaly", "calibrate", "m", "--k", "2", "--", "-6_dB_pump"]).normal_paths == ["-6_dB_pump"]
+    assert parse(["anomaly", "calibrate", "m", "--threshold", "1"]).normal_paths == []
+    with pytest.raises(SystemExit) as e:  # a word after the options that nothing takes is still refused
+        parse(["anomaly", "calibrate", "m", "a", "--k", "2", "b"])
+    assert e.value.code == 2 and "unrecognized arguments: b" in capsys.readouterr().err

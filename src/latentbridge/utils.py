@@ -40,6 +40,17 @@ class ArgumentParser(argparse.ArgumentParser):
                         "-- after the options, before the paths)")
         super().error(message)
 
+    def _match_arguments_partial(self, actions, arg_strings_pattern):
+        # a positional that may take no words (nargs "*" or "?") after another, with options between them and its
+        # words, took none and left its words unrecognised (`anomaly calibrate RUN --method quantile NORMAL_DIR`):
+        # it waits for the words after the options, as argparse itself does since CPython gh-59317
+        counts = super()._match_arguments_partial(actions, arg_strings_pattern)
+        end = sum(counts)  # where the positionals' match ends: the groups cover it
+        if end < len(arg_strings_pattern) and arg_strings_pattern[end] == "O":
+            while counts and not counts[-1]:
+                counts.pop()
+        return counts
+
 
 @contextlib.contextmanager
 def lightning_interrupts():
