@@ -921,6 +921,19 @@ def test_a_port_in_use_is_one_line_before_anything_is_announced(tmp_path, capsys
     assert "needs an API key" in capsys.readouterr().err
 
 
+def test_a_port_outside_1_to_65535_is_one_line_before_anything_is_announced(tmp_path, capsys):
+    """``--port 70000`` or ``-1`` ended in bind()'s OverflowError, a traceback; ``--port 0`` announced
+    http://127.0.0.1:0/ while uvicorn bound a port of its choosing."""
+    from latentbridge.cli import main
+
+    for port in ("70000", "65536", "-1", "0"):
+        assert main(["serve", str(tmp_path / "no_model"), "--port", port]) == 2
+        err, out = capsys.readouterr()[::-1]
+        assert err.strip() == f"error: serve: --port must be 1 to 65535, got {port}" + (
+            " (0 lets the system pick a free port, which the server could not announce)" if port == "0" else "")
+        assert "serving" not in out
+
+
 def test_a_stalled_upload_and_a_silent_stream_are_closed():
     """A body that stopped coming, and a stream whose client sent nothing, held memory and a thread without end."""
     import asyncio

@@ -25,11 +25,15 @@ class QueryRedactor(logging.Filter):
 
 
 def check_port(host: str, port: int) -> None:
-    """The port is free on ``host`` (before the models load and the address is announced): LatentbridgeError
-    otherwise (uvicorn's own error came after a line saying the models were served, exit 3)."""
+    """The port is one of 1-65535 and free on ``host`` (before the models load and the address is announced):
+    LatentbridgeError otherwise (uvicorn's own error came after a line saying the models were served, exit 3; a port
+    above 65535 or below 0 was bind()'s OverflowError, a traceback; 0 bound a port the announcement never named)."""
     import errno
     import socket
 
+    if not 1 <= port <= 65535:
+        raise LatentbridgeError(f"serve: --port must be 1 to 65535, got {port}" + (
+            " (0 lets the system pick a free port, which the server could not announce)" if port == 0 else ""))
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
