@@ -934,6 +934,22 @@ def test_a_port_outside_1_to_65535_is_one_line_before_anything_is_announced(tmp_
         assert "serving" not in out
 
 
+def test_a_bad_limit_names_the_option_typed(tmp_path, capsys):
+    """``--max-duration -5`` said "max-duration-s must be positive", an option that does not exist."""
+    from latentbridge.cli import main
+    from latentbridge.serve.app import ServeSettings
+
+    for option in ["--max-upload-mb", "--max-duration", "--max-values", "--max-batch", "--max-wait-ms", "--max-age-ms",
+                   "--stream-queue-blocks", "--max-streams"]:
+        assert main(["serve", str(tmp_path / "no_model"), option, "-5"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"error: serve: {option} must be "), err
+        if option == "--max-duration":
+            assert err == "error: serve: --max-duration must be positive, got -5.0\n"
+    with pytest.raises(LatentbridgeError, match="^serve: gl_iterations must be positive, got 0$"):  # set from Python
+        ServeSettings(gl_iterations=0)
+
+
 def test_a_stalled_upload_and_a_silent_stream_are_closed():
     """A body that stopped coming, and a stream whose client sent nothing, held memory and a thread without end."""
     import asyncio

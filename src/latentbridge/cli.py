@@ -451,15 +451,13 @@ def _cmd_serve(args) -> int:
     import os
 
     try:
-        from latentbridge.serve.app import ServeSettings
+        from latentbridge.serve.app import OPTIONS, ServeSettings
         from latentbridge.serve.server import check_bind, serve
     except ImportError as e:
         raise LatentbridgeError(f"serve needs the serve extra: pip install 'latentbridge[serve]' ({e})") from None
     settings = ServeSettings(api_key=args.api_key or os.environ.get("LATENTBRIDGE_API_KEY") or None,
-                             max_upload_mb=args.max_upload_mb, max_duration_s=args.max_duration, max_values=args.max_values,
-                             max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_age_ms=args.max_age_ms,
-                             cors_origins=tuple(args.cors_origin), stream_queue_blocks=args.stream_queue_blocks,
-                             max_streams=args.max_streams)
+                             cors_origins=tuple(args.cors_origin),
+                             **{name: getattr(args, option[2:].replace("-", "_")) for name, option in OPTIONS.items()})
     check_bind(args.host, settings.api_key)  # before loading anything
     serve(args.model_dirs, host=args.host, port=args.port, settings=settings, log_level=args.log_level)
     return 0

@@ -44,6 +44,11 @@ from latentbridge.tasks.enhance import SEED_RANGE
 
 log = logging.getLogger("latentbridge.serve")
 STATIC = Path(__file__).parent / "static"
+#: the limits ``latentbridge serve`` sets, by the option that sets each: what a refusal names (the other settings are
+#: set from Python and named as fields)
+OPTIONS = {"max_upload_mb": "--max-upload-mb", "max_duration_s": "--max-duration", "max_values": "--max-values",
+           "max_batch": "--max-batch", "max_wait_ms": "--max-wait-ms", "max_age_ms": "--max-age-ms",
+           "stream_queue_blocks": "--stream-queue-blocks", "max_streams": "--max-streams"}
 
 
 @dataclass
@@ -74,9 +79,9 @@ class ServeSettings:
         for name in ("max_upload_mb", "max_duration_s", "max_batch", "max_age_ms", "stream_queue_blocks", "max_streams",
                      "max_frame_bytes", "gl_iterations", "decode_threads", "max_values"):
             if not getattr(self, name) > 0:
-                raise LatentbridgeError(f"serve: {name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+                raise LatentbridgeError(f"serve: {OPTIONS.get(name, name)} must be positive, got {getattr(self, name)}")
         if self.max_wait_ms < 0:
-            raise LatentbridgeError(f"serve: max-wait-ms must be >= 0, got {self.max_wait_ms}")
+            raise LatentbridgeError(f"serve: --max-wait-ms must be >= 0, got {self.max_wait_ms}")
         if self.api_key is not None and (problem := api_key_problem(self.api_key)):
             raise LatentbridgeError(f"serve: {problem}")
 
