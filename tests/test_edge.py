@@ -286,6 +286,17 @@ def test_a_path_starting_with_a_dash_is_explained(files, onnx_model, tmp_path, m
     assert list(window_lines(capsys.readouterr().out)) == ["./-6_dB_pump/a.wav"]
 
 
+def test_threads_below_one_are_refused_in_one_line(onnx_model, files, capsys):
+    """``--threads -3`` (or 0) was passed to onnxruntime without a word."""
+    from latentbridge.edge import main
+
+    for threads in ("-3", "0"):
+        assert main([str(onnx_model), str(files["good"]), "--threads", threads]) == 2
+        out, err = capsys.readouterr()
+        assert err == f"error: --threads must be at least 1, got {threads}\n" and out == ""
+    assert main([str(onnx_model), str(files["good"]), "--threads", "1"]) == 0
+
+
 def test_scores_match_the_pytorch_detector(files, fitted_model, onnx_model):
     from latentbridge.io import cut_windows, read_audio
     from latentbridge.tasks.anomaly import Detector

@@ -46,6 +46,8 @@ the model gives a NaN/inf score for a file            ``error: FILE: ...``; as a
 model missing, a folder, empty, not an ONNX file      ``error: MODEL: ...``; nothing      2
 (e.g. a WAV or a text file), or an ONNX file          is scored
 without (or with damaged) latentbridge metadata
+``--threads`` below 1                                 ``error: --threads ...``; nothing   2
+                                                      is scored
 ====================================================  ==================================  =====
 """
 
@@ -399,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {_one_line(e)}", file=sys.stderr, flush=True)
 
     try:
+        if args.threads < 1:  # onnxruntime took 0 as its default (a thread per core), a negative count without a word
+            raise LatentbridgeError(f"--threads must be at least 1, got {args.threads}")
         scorer = EdgeScorer(args.model, threads=args.threads)
         if args.sample_rate is not None:
             from latentbridge.io.vibration import given_rate
