@@ -327,6 +327,56 @@ def test_a_mel_autoencoder_becomes_a_detector_through_calibrate(audio_run, tmp_p
     assert main(["export", str(run), "--out", str(tmp_path / "mel.onnx")]) == 0
 
 
+def test_a_calibrated_mel_autoencoder_is_served_as_the_detector_it_became(audio_run, tmp_path, capsys):
+    """`serve` refused a mel autoencoder's run that `anomaly calibrate` had made a detector (which `anomaly score`,
+    `listen --source`, `export` and the edge scorer take): "a 'audio_ae' model; the server serves anomaly, ...".
+    Served now as that detector, scoring an upload as `anomaly score` scores the file; not yet calibrated, it is
+    refused in one line naming `anomaly calibrate`."""
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    pytest.importorskip("httpx", reason="FastAPI's test client needs httpx")
+    import shutil
+    import socket
+
+    import soundfile as sf
+    from fastapi.testclient import TestClient
+
+    from latentbridge.serve.app import create_app
+    from latentbridge.serve.registry import load_models
+    from latentbridge.tasks.anomaly import score
+
+    run = tmp_path / "mel"
+    shutil.copytree(audio_run, run)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(["serve", str(run), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"calibrate it: latentbridge anomaly calibrate {run} NORMAL_DIR" in err, err
+    clips = sorted(FSDD.glob("*.wav"))[:12]
+    assert main(["anomaly", "calibrate", str(run), *map(str, clips)]) == 0
+    ref = score(run, [clips[0]])
+    with TestClient(create_app(load_models([run]))) as c:
+        (listed,) = c.get("/api/models").json()
+        assert listed["task"] == "anomaly" and listed["model_class"] == "mel_ae"
+        assert listed["endpoints"] == ["score", "stream"] and listed["threshold"] == pytest.approx(ref.threshold)
+        r = c.post("/api/models/mel/score?spectrogram=true",
+                   files={"file": (clips[0].name, clips[0].read_bytes(), "audio/wav")})
+        with c.websocket_connect("/api/models/mel/stream") as ws:  # the live stream, as `listen` scores
+            wave, sr = sf.read(clips[0], dtype="float32")
+            ws.send_text(json.dumps({"sample_rate": sr, "format": "f32"}))
+            assert ws.receive_json()["type"] == "ready"
+            ws.send_bytes(wave.astype("<f4").tobytes())
+            ws.send_text(json.dumps({"end": True}))
+            msgs = [ws.receive_json()]
+            while msgs[-1]["type"] == "window":
+                msgs.append(ws.receive_json())
+    assert msgs[-1]["type"] == "end" and msgs[-1]["n_windows"] == len(msgs) - 1 >= 1, msgs[-1]
+    assert all(math.isfinite(m["score"]) for m in msgs[:-1])
+    assert r.status_code == 200 and len(r.json()["spectrogram"]["row_hz"]) > 0, r.text
+    np.testing.assert_allclose([w["score"] for w in r.json()["windows"]], ref.window_scores, rtol=1e-5)
+    assert r.json()["decision"] == ("anomalous" if ref.file_scores[0] > ref.threshold else "normal")
+
+
 def test_audio_reconstruct_cli(audio_run, tmp_path, capsys):
     import soundfile as sf
 

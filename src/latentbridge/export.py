@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from latentbridge.errors import LatentbridgeError
-from latentbridge.tasks.anomaly import Detector
+from latentbridge.tasks.anomaly import DETECTOR_TASKS, Detector
 from latentbridge.utils import atomic_path
 
 METADATA_KEY = "latentbridge"
@@ -109,7 +109,7 @@ def export_onnx(model_dir: str | Path, out_path: str | Path, opset: int = 18, n_
     task = read_info(model_dir)["config"].get("task")
     if task == "diffusion":
         return export_denoiser(model_dir, out_path, opset=opset, force=force)
-    if task not in ("anomaly", "audio_ae"):  # an audio autoencoder exports as a detector once calibrated
+    if task not in DETECTOR_TASKS:  # an audio autoencoder exports as a detector once calibrated
         raise LatentbridgeError(f"model folder {model_dir}: a {task!r} model; export writes anomaly detectors "
                                 "(`latentbridge anomaly fit`) and diffusion denoisers (configs/ddpm_*.yaml)")
     det = Detector.load(model_dir)

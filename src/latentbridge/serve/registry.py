@@ -1,7 +1,8 @@
 """The model folders a server serves: each loaded once at start (through the hub, with its integrity
 checks), read-only, under its folder name.
 
-A served model knows which endpoints it has (by its workflow's task) and describes itself for
+A served model knows which endpoints it has (by its workflow's task; an audio autoencoder calibrated by
+``anomaly calibrate`` is served as the anomaly detector it became) and describes itself for
 ``GET /api/models``: task, model class, the model card and its fields, the threshold, and the input
 each endpoint takes. Nothing here computes: scoring and prediction are the task functions'.
 """
@@ -41,7 +42,8 @@ class ServedModel:
 
     @property
     def task(self) -> str:
-        return self.saved.workflow.task
+        """The workflow's task; ``anomaly`` for every detector (an audio autoencoder's too, once calibrated)."""
+        return "anomaly" if self.detector is not None else self.saved.workflow.task
 
     @property
     def endpoints(self) -> tuple[str, ...]:
@@ -133,16 +135,16 @@ class ServedModel:
 
 def load_served_model(folder: str | Path) -> ServedModel:
     """Load one model folder (refused as everywhere else when a file is missing or altered)."""
-    from latentbridge.tasks.anomaly import Detector
+    from latentbridge.tasks.anomaly import DETECTOR_TASKS, Detector
 
     folder = Path(folder)
     saved = load_model(folder)
     task = saved.workflow.task
-    if task not in ENDPOINTS:
-        raise LatentbridgeError(f"model folder {folder}: a {task!r} model; the server serves "
-                                f"{', '.join(ENDPOINTS)} models")
+    if task not in ENDPOINTS and task not in DETECTOR_TASKS:
+        raise LatentbridgeError(f"model folder {folder}: a {task!r} model; the server serves {', '.join(ENDPOINTS)} "
+                                "models, and audio autoencoders made detectors by `latentbridge anomaly calibrate`")
     served = ServedModel(folder.resolve().name, saved, card=(folder / CARD_NAME).read_text(encoding="utf-8"))
-    if task == "anomaly":
+    if task in DETECTOR_TASKS:  # as `anomaly score` loads it: a model without a threshold is refused, naming calibrate
         served.detector = Detector(saved)
         served.extractor = served.detector.extractor(use_cache=False)
     return served

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 #: Scores that are distances or errors, never below 0 (a negative threshold would flag every window).
 NONNEGATIVE_SCORES = frozenset({"mse", "frame_max", "l1", "bce", "mahalanobis", "knn", "latent_knn",
                                 "latent_mahalanobis"})
+#: the workflows whose model folders are detectors: an audio autoencoder's once calibrated (`anomaly calibrate`)
+DETECTOR_TASKS = ("anomaly", "audio_ae")
 
 
 # ----------------------------------------------------------------------------- scoring core
@@ -79,7 +81,7 @@ class Detector:
         self.saved = saved
         self.model = saved.model
         self.cfg = saved.workflow
-        if self.cfg.task not in ("anomaly", "audio_ae"):
+        if self.cfg.task not in DETECTOR_TASKS:
             raise LatentbridgeError(f"model folder {saved.path}: a {self.cfg.task!r} model, not an anomaly detector")
         self.spec = saved.transform
         if not isinstance(self.spec, AudioTransform):
@@ -369,13 +371,12 @@ def calibrate(model_dir: str | Path, normal_paths=None, **options) -> Calibratio
 
 
 def _calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | None = None, method: str | None = None,
-               k: float | None = None, false_alarm_rate: float | None = None,
-               skip_bad: bool = False, score: str | None = None,
-               sample_rate: float | None = None) -> CalibrationResult:
-    """Set a model folder's decision threshold: from the scores of the windows of new normal
-    recordings (``normal_paths``; the model's rule, or ``method``/``k``/``false_alarm_rate``), or to
-    ``threshold`` as given; with ``score``, for that score of the model, which becomes its score from
-    then on; ``sample_rate``: the rate of vibration files that give none (default: the model's). Rewrites ``config.json``, its checksum in the weights' header and the
+               k: float | None = None, false_alarm_rate: float | None = None, skip_bad: bool = False,
+               score: str | None = None, sample_rate: float | None = None) -> CalibrationResult:
+    """Set a model folder's decision threshold: from the scores of the windows of new normal recordings
+    (``normal_paths``; the model's rule, or ``method``/``k``/``false_alarm_rate``), or to ``threshold`` as given; with
+    ``score``, for that score of the model, which becomes its score from then on; ``sample_rate``: the rate of vibration
+    files that give none (default: the model's). Rewrites ``config.json``, its checksum in the weights' header and the
     model card (the only way to change a threshold: hand edits are refused)."""
     from latentbridge.models.hub import update_info
 
@@ -442,8 +443,7 @@ class ScoreResult:
 def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate: str | None = None,
           skip_bad: bool = False, n_examples: int = 4, devices=None, strategy: str | None = None,
           accelerator: str | None = None, num_workers: int | None = None,
-          method: str | None = None, sample_rate: float | None = None, progress: bool = False
-          ) -> ScoreResult | None:
+          method: str | None = None, sample_rate: float | None = None, progress: bool = False) -> ScoreResult | None:
     """Score every window of ``paths`` (files or folders) through Lightning's predict loop
     (:mod:`latentbridge.tasks.scoring`: decoding in ``num_workers`` workers; ``devices`` processes with
     a distributed ``strategy``) with the model's score, or ``method``, another it offers; with ``labels`` ("auto": folder names, or a CSV ``path,label``) also
