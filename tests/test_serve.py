@@ -950,6 +950,20 @@ def test_a_bad_limit_names_the_option_typed(tmp_path, capsys):
         ServeSettings(gl_iterations=0)
 
 
+def test_limits_that_are_not_finite_are_refused(tmp_path, capsys):
+    """``--max-upload-mb inf`` ended in int()'s OverflowError, a traceback; ``--max-wait-ms nan`` (or inf) left a
+    lone request waiting without end for its batch to close."""
+    from latentbridge.cli import main
+
+    for option, value, says in (("--max-upload-mb", "inf", "must be positive and finite, got inf"),
+                                ("--max-duration", "inf", "must be positive and finite, got inf"),
+                                ("--max-age-ms", "nan", "must be positive, got nan"),
+                                ("--max-wait-ms", "nan", "must be >= 0 and finite, got nan"),
+                                ("--max-wait-ms", "inf", "must be >= 0 and finite, got inf")):
+        assert main(["serve", str(tmp_path / "no_model"), option, value]) == 2
+        assert capsys.readouterr().err == f"error: serve: {option} {says}\n"
+
+
 def test_a_stalled_upload_and_a_silent_stream_are_closed():
     """A body that stopped coming, and a stream whose client sent nothing, held memory and a thread without end."""
     import asyncio

@@ -78,10 +78,12 @@ class ServeSettings:
     def __post_init__(self):
         for name in ("max_upload_mb", "max_duration_s", "max_batch", "max_age_ms", "stream_queue_blocks", "max_streams",
                      "max_frame_bytes", "gl_iterations", "decode_threads", "max_values"):
-            if not getattr(self, name) > 0:
-                raise LatentbridgeError(f"serve: {OPTIONS.get(name, name)} must be positive, got {getattr(self, name)}")
-        if self.max_wait_ms < 0:
-            raise LatentbridgeError(f"serve: --max-wait-ms must be >= 0, got {self.max_wait_ms}")
+            value = getattr(self, name)
+            if not 0 < value < np.inf:  # inf: an upload limit was int()'s OverflowError, a traceback
+                raise LatentbridgeError(f"serve: {OPTIONS.get(name, name)} must be positive"
+                                        f"{' and finite' if value > 0 else ''}, got {value}")
+        if not 0 <= self.max_wait_ms < np.inf:  # nan or inf: a lone request waited without end for its batch
+            raise LatentbridgeError(f"serve: --max-wait-ms must be >= 0 and finite, got {self.max_wait_ms}")
         if self.api_key is not None and (problem := api_key_problem(self.api_key)):
             raise LatentbridgeError(f"serve: {problem}")
 
