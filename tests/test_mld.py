@@ -566,6 +566,21 @@ def test_samples_of_conditions_with_one_file_name_do_not_overwrite(bridge_run, t
     files = json.loads((out / "settings.json").read_text())["condition_files"]  # which folder came from which file
     assert files == {"rec": str(tmp_path / "site0" / "rec.csv"), "rec_": str(tmp_path / "site1" / "rec.csv")}
     assert (out / "rec" / "mask.png").is_file() and (out / "rec_" / "mask.png").is_file()
+    # names that are paths or the folder's own file: `...csv` (stem `..`) wrote its samples beside --out, over the
+    # user's files; `settings.json.csv` replaced its samples' folder by the settings
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "mask.png").write_bytes(b"mine")
+    for name in ("...csv", "..csv", "settings.json.csv"):
+        shutil.copy(csvs[0], tmp_path / name)
+    out = project / "samples"
+    assert main(["sample", str(run), *[a for n in ("...csv", "..csv", "settings.json.csv") for a in
+                                       ("--condition", str(tmp_path / n))],
+                 "--num-samples", "1", "--steps", "2", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [".._", "._", "settings.json_"]
+    assert (project / "mask.png").read_bytes() == b"mine" and sorted(p.name for p in project.iterdir()) == [
+        "mask.png", "samples"]
+    assert json.loads((out / "settings.json").read_text())["conditions"] == [".._", "._", "settings.json_"]
 
 
 def test_every_unusable_condition_is_named_at_once(bridge_run, tmp_path, capsys):

@@ -260,7 +260,9 @@ def distinct_name(name: str, used: set[str], max_bytes: int | None = None) -> st
     """``name``, with ``_`` appended until it is not in ``used`` (then added to it): one output per input
     when inputs share a file name (``Test_01/rec_01.csv`` and ``Test_02/rec_01.csv``). With ``max_bytes``, cut
     (at a character) to that many bytes on disk, the ``_`` included: a long input name with a suffix added was
-    over the file system's 255 bytes ("File name too long" after all the work)."""
+    over the file system's 255 bytes ("File name too long" after all the work). ``.``, ``..`` and an empty name are
+    never returned (as an output folder's name they wrote into ``--out`` itself or its parent)."""
+    used |= {"", ".", ".."}
     for k in range(len(used) + 1):
         base = name
         while max_bytes is not None and base and len(os.fsencode(base)) + k > max_bytes:

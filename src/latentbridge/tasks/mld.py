@@ -577,7 +577,7 @@ def sample(run_dir, n: int, conditions: list[str] | None = None, *, progress: bo
     t0 = time.perf_counter()
     threshold = (saved.info.get("mask_threshold") or {}).get("threshold")
     out = MLDSamples(cfg.data.kind, {**settings, "n_samples": int(n)}, threshold=threshold)
-    used: set[str] = set()
+    used = {"settings.json"}  # the output folder's own file: a condition of that name replaced it by its samples' folder
     read = read_conditions(conditions or [], lambda p: read_condition(saved, stages, p, sample_rate))
     for path in conditions or [None]:
         if path is None:
