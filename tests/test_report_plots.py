@@ -521,3 +521,19 @@ def test_names_with_dollar_signs_are_drawn_as_written(tmp_path, drawn):
     plot_mask_triplets(None, masks, masks, ["T_$1_$2 \\frac{a}{b}$"], tmp_path / "masks.png")
     plot_image_grid(rng.random((1, 2, 8, 8)), ["$x$"], ["a$", "$b"], tmp_path / "grid.png")
     assert all(_is_png(tmp_path / f) for f in ("spec.png", "masks.png", "grid.png"))
+
+
+def test_map_panels_keep_their_colour_range_where_the_input_has_gaps(tmp_path, drawn):
+    """An inpainting's input holds NaN where it has gaps: the row's colour range was NaN and every shared panel one
+    flat colour (values 4 to 462 drawn against a bar from -0.1 to 0.1)."""
+    from latentbridge.report.maps import plot_map_panels
+
+    rng = np.random.default_rng(3)
+    truth = 4 + 458 * rng.random((20, 24))
+    given = truth.copy()
+    given[5:9, 6:12] = np.nan
+    plot_map_panels([[given, truth, rng.random((20, 24))]], ["input", "enhanced", "uncertainty"], ["s"],
+                    tmp_path / "panels.png", shared=[True, True, False])
+    inp, out, _ = (p.images[0] for p in _panels(drawn[0]))
+    lo, hi = inp.get_clim()
+    assert out.get_clim() == (lo, hi) and np.isfinite([lo, hi]).all() and 4 <= lo < 20 and 440 < hi <= 462

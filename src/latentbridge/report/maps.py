@@ -39,6 +39,7 @@ def plot_map_panels(rows: Sequence[Sequence], columns: Sequence[str], row_titles
         if ref is not None:
             r = _shown(ref, max_pixels)
             vals = r[m] if m is not None and m.shape == r.shape and m.any() else r.ravel()
+            vals = vals[np.isfinite(vals)]  # an input's gaps (NaN) made the range NaN: every panel one flat colour
             lo, hi = np.percentile(vals, [1, 99.5]) if vals.size else (0.0, 1.0)
         for j, img in enumerate(row):
             ax = fig.add_subplot(n_r, n_c, i * n_c + j + 1)
