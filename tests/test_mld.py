@@ -422,6 +422,42 @@ def test_resume_with_other_first_stage_settings_is_refused(bridge_run, tmp_path,
     assert (copy / "first_stage" / "multimodal" / "model.safetensors").read_bytes() == stage_weights
 
 
+def test_a_run_stopped_in_its_first_stages_keeps_them_and_resumes(bridge_run, tmp_path, capsys):
+    """Stopped after its first stage was saved and before the run's own first checkpoint: the folder was deleted on
+    Ctrl-C (nothing to resume, it said, having looked for checkpoints/last.ckpt alone), and a killed one could not be
+    resumed (`--resume`: nothing to resume; without it: use --force). Now it is kept, named as unfinished, and
+    `--resume` trains what is left, the saved stage kept."""
+    from latentbridge.outputs import output_folder
+
+    root, run = bridge_run
+    stopped = tmp_path / "stopped"
+    with pytest.raises(KeyboardInterrupt):
+        with output_folder(stopped, in_place=True) as folder:
+            shutil.copytree(run / "first_stage" / "multimodal", folder / "first_stage" / "multimodal")
+            raise KeyboardInterrupt
+    assert (stopped / "first_stage" / "multimodal" / "model.safetensors").is_file()
+
+    killed = tmp_path / "killed"  # as kill -9 leaves it: the config, one stage saved, none of the run's own files
+    (killed / "first_stage").mkdir(parents=True)
+    shutil.copytree(run / "first_stage" / "multimodal", killed / "first_stage" / "multimodal")
+    shutil.copy(run / "config.yaml", killed / "config.yaml")
+    args = ["train", "--config", str(REPO / "configs" / "mld_bridge.yaml"), "--out", str(killed),
+            *_o([f"data.root={root}", *BRIDGE])]
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "an unfinished training: --resume continues it, --force replaces it" in capsys.readouterr().err
+    weights = (killed / "first_stage" / "multimodal" / "model.safetensors").read_bytes()
+    assert main(args + ["--resume"]) == 0
+    assert (killed / "first_stage" / "multimodal" / "model.safetensors").read_bytes() == weights  # kept
+    assert (killed / "first_stage" / "supervised" / "model.safetensors").is_file()  # trained now
+    assert json.loads((killed / "config.json").read_text())["training"]["epochs"] == 3
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["train", "--config", str(REPO / "configs" / "mld_bridge.yaml"), "--out", str(empty), "--resume",
+                 *_o([f"data.root={root}", *BRIDGE])]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
 def test_reused_first_stages_name_the_states_they_never_saw(bridge_run, tmp_path, caplog):
     """``-o first_stage.run=DIR`` over a data folder holding more damage states than DIR's split: the states in
     none of its splits are left out with a warning that says so (they were left out without a word)."""

@@ -87,7 +87,9 @@ def summary_of(res: Any) -> dict:
 
 def train(cfg, out: str, *, resume: bool = False, force: bool = False, notify=None):
     """Train ``cfg`` into ``out``; ``notify`` receives one line per setting a workflow chooses itself."""
-    if resume and not (Path(out) / "checkpoints" / "last.ckpt").is_file():  # before any data is read
+    from latentbridge.outputs import unfinished_run
+
+    if resume and not unfinished_run(Path(out)):  # before any data is read
         raise LatentbridgeError(f"{out}: nothing to resume (no checkpoints/last.ckpt)")
     from latentbridge.training.fit import is_launched_child
 

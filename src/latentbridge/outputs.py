@@ -103,6 +103,15 @@ def _is_nonempty_dir(p: Path) -> bool:
     return p.is_dir() and any(p.iterdir())
 
 
+def unfinished_run(folder: Path) -> bool:
+    """Whether ``folder`` holds a training to resume: its last checkpoint, or a first stage of a latent diffusion
+    run saved or checkpointed (``first_stage/NAME/``) before the run's own first checkpoint."""
+    folder = Path(folder)
+    return (folder / "checkpoints" / "last.ckpt").is_file() or any(
+        (s / "model.safetensors").is_file() or (s / "checkpoints" / "last.ckpt").is_file()
+        for s in (folder / "first_stage").glob("*"))
+
+
 #: the existing paths the running command reads (:func:`protect_inputs`)
 _INPUTS: set[Path] = set()
 
@@ -151,7 +160,9 @@ def check_target(folder: Path, force: bool, what: str = "output folder") -> None
         raise LatentbridgeError(f"{folder}: exists and is a file, not a folder (choose another {what})")
     if _is_nonempty_dir(folder):
         if not force:
-            raise LatentbridgeError(f"{folder}: exists and is not empty (use --force to replace it)")
+            raise LatentbridgeError(f"{folder}: " + ("an unfinished training: --resume continues it, --force replaces "
+                                                     "it" if unfinished_run(folder) else
+                                                     "exists and is not empty (use --force to replace it)"))
         where = folder.resolve()
         held = sorted(p for p in _INPUTS if p == where or where in p.parents)
         if held:
@@ -204,10 +215,9 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
                     os.replace(old, folder)
                     log.warning("%s: the --force run stopped before it finished: the folder holds what it held before "
                                 "(the stopped run's checkpoints are not kept)", folder)
-                elif old is None and not any((folder / f).exists() for f in ("checkpoints/last.ckpt",
-                                                                                "model.safetensors")):
-                    # a new run that failed before its first checkpoint (or saved model) holds nothing to resume
-                    # or use: not left behind to refuse the rerun as a used folder
+                elif old is None and not unfinished_run(folder) and not (folder / "model.safetensors").exists():
+                    # a new run that failed before its first checkpoint (or saved model, or first stage) holds nothing
+                    # to resume or use: not left behind to refuse the rerun as a used folder
                     shutil.rmtree(folder, ignore_errors=True)
                     if existed:
                         folder.mkdir(parents=True, exist_ok=True)

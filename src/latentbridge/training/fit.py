@@ -104,15 +104,18 @@ def check_resume(cfg_dict: dict, out_dir: Path) -> dict:
 
     from latentbridge.models.hub import read_lightning_checkpoint
 
+    from latentbridge.outputs import unfinished_run
+
     last = out_dir / "checkpoints" / "last.ckpt"
-    if not last.is_file():
+    if not unfinished_run(out_dir):
         raise LatentbridgeError(f"{out_dir}: nothing to resume (no checkpoints/last.ckpt)")
-    ckpt = read_lightning_checkpoint(last)
+    # a run stopped in its first stages, before a checkpoint of its own: checked against the config it saved
+    ckpt = read_lightning_checkpoint(last) if last.is_file() else {}
     old = ((ckpt.get("hyper_parameters") or {}).get("config")) or None
     if not old and (out_dir / "config.yaml").is_file():
         old = yaml.safe_load((out_dir / "config.yaml").read_text(encoding="utf-8"))
     if not old:
-        raise CheckpointError(last, "records no run config to check a resume against")
+        raise CheckpointError(last if ckpt else out_dir / "config.yaml", "records no run config to check a resume against")
     trained_in = (ckpt.get("hyper_parameters") or {}).get("trained_in")
     diffs = resume_differences(old, cfg_dict, trained_in)
     if diffs:
@@ -136,7 +139,7 @@ def check_resume(cfg_dict: dict, out_dir: Path) -> dict:
                                 "keys), or train a new run; nothing in the run folder was changed")
     done = epochs_done(ckpt)
     wanted = (cfg_dict.get("train") or {}).get("max_epochs")
-    if wanted not in (None, -1) and done >= int(wanted):
+    if ckpt and wanted not in (None, -1) and done >= int(wanted):
         raise LatentbridgeError(f"{out_dir}: cannot resume to train.max_epochs = {wanted}: the run has trained "
                                 f"{done} epochs already, so there is nothing left to train; resume with more "
                                 f"(-o train.max_epochs={done + 10}, say); nothing in the run folder was changed")
@@ -281,8 +284,8 @@ def fit_model(model: torch.nn.Module, cfg, out_dir: Path, train_loader, val_load
     trainer, clock = make_trainer(cfg.train, out_dir, monitor, beta=beta_cfg is not None,
                                   extra_callbacks=callbacks)
     ckpt_path = None
-    if resume:
-        last = out_dir / "checkpoints" / "last.ckpt"
+    last = out_dir / "checkpoints" / "last.ckpt"
+    if resume and last.is_file():  # (a run stopped in its first stages trains its own model from the start)
         ckpt_path = str(last)
         if not is_launched_child():
             from latentbridge.models.hub import read_lightning_checkpoint
