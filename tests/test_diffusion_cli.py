@@ -297,8 +297,17 @@ def test_a_folder_of_images_trains_a_class_conditional_model(tmp_path, capsys, c
                       "monitor.fd_every=0"])]) == 0
     info = json.loads((out2 / "config.json").read_text())
     assert info["condition_names"] == ["extent"] and info["model_kwargs"]["n_continuous"] == 1
+    lo, hi = info["condition_range"][0]
+    caplog.clear()
     assert main(["sample", str(out2), "--num-samples", "2", "--condition", "0.5", "--out", str(tmp_path / "s2")]) == 0
     assert np.load(tmp_path / "s2" / "samples.npz")["conditions"].tolist() == [[0.5], [0.5]]
+    assert json.loads((tmp_path / "s2" / "settings.json").read_text())["condition"] == [0.5]
+    assert (lo <= 0.5 <= hi) == ("outside the training images' range" not in caplog.text)
+    caplog.clear()  # a value far outside the training range, and none at all, are said (both sampled silently)
+    assert main(["sample", str(out2), "--num-samples", "1", "--condition", "5", "--out", str(tmp_path / "s4")]) == 0
+    assert f"--condition outside the training images' range: extent 5 (training {lo:g} to {hi:g})" in caplog.text
+    assert main(["sample", str(out2), "--num-samples", "1", "--out", str(tmp_path / "s5")]) == 0
+    assert "no --condition: the model takes 1 continuous condition(s) (extent)" in caplog.text
     assert main(["sample", str(out2), "--num-samples", "2", "--condition", "nan", "--out", str(tmp_path / "s3")]) == 2
     assert "--condition: every value must be a finite number" in capsys.readouterr().err
 

@@ -271,6 +271,8 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
                         data.info["split"])
         extra = {"data": data.info, "class_names": data.train.class_names if n_classes else [],
                  "condition_names": data.train.condition_names if n_cont else [],
+                 "condition_range": [[float(c.min()), float(c.max())] for c in data.train.conditions.T] if n_cont
+                 else [],
                  "judge": None if judge is None else judge.describe()}
         run.save(model, transform=transform_spec(cfg), extra=extra, card=_card(cfg, data.info, res, model))
         if report is not None:

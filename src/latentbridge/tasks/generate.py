@@ -160,6 +160,16 @@ def sample_saved(saved, n: int, *, label=None, guidance: float | None = None, st
         if not np.all(np.isfinite(np.asarray(condition, dtype=np.float64))):
             raise LatentbridgeError(f"--condition: every value must be a finite number, got {list(condition)}")
         conditions = np.tile(np.asarray(condition, dtype=np.float32), (n, 1))
+        names = saved.info.get("condition_names") or [f"condition {j}" for j in range(len(condition))]
+        outside = [f"{name} {v:g} (training {lo:g} to {hi:g})" for name, v, (lo, hi)
+                   in zip(names, condition, saved.info.get("condition_range") or []) if not lo <= v <= hi]
+        if outside:
+            log.warning("--condition outside the training images' range: %s; the model extrapolates there, and its "
+                        "samples may not follow the condition", ", ".join(outside))
+    elif model.n_continuous:
+        log.warning("no --condition: the model takes %d continuous condition(s) (%s); its samples are drawn without "
+                    "one (the null condition it learnt by dropping conditions)", model.n_continuous,
+                    ", ".join(saved.info.get("condition_names") or []))
     images, secs = generate(model, n, labels=labels, conditions=conditions, progress=progress,
                             batch_size=batch_size or cfg.sampling.batch_size, **settings)
     return SampleResult(images, labels, conditions, {**settings, "n_samples": int(n)}, secs,

@@ -107,6 +107,7 @@ def write_samples(res, folder: Path) -> dict:
         if res.condition_names:
             arrays["condition_names"] = np.asarray(res.condition_names, dtype=str)
             names["condition_names"] = list(res.condition_names)
+        names["condition"] = [float(v) for v in res.conditions[0]]  # every sample's (one --condition for all)
     with atomic_path(folder / "samples.npz") as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
