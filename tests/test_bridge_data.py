@@ -675,6 +675,11 @@ def test_a_rate_that_cannot_carry_the_windows_is_refused(tmp_path):
     with pytest.raises(DataError, match=r"rec0\.csv: sample rate 0\.2 Hz.*upsample it 500 times.*milliseconds"):
         build_windows(root, vib(window_s=200.0, hop_s=100.0, resample_to=100.0), cache_dir=tmp_path / "cache")
     assert bridge.MIN_WINDOW_SAMPLES == 16 and bridge.MAX_UPSAMPLING == 8.0
+    # a rate given (no time column): the hint leaves the time column out
+    table_csv(csv, x.T)
+    with pytest.raises(DataError, match=r"sample rate 0\.2 Hz.*would hold 2 samples") as e:
+        build_windows(root, vib(window_s=10.0, hop_s=5.0, sample_rate=0.2), cache_dir=tmp_path / "cache")
+    assert "milliseconds" not in str(e.value) and "is in Hz" in str(e.value)
 
 
 def test_config_and_length_errors(tmp_path):

@@ -314,8 +314,9 @@ def check_rate(sample_rate: float, vib, path) -> None:
     would be empty). Both are what a time column in milliseconds read as seconds, or a rate given in kHz, look like;
     unchecked they run the upsampling out of memory."""
     sr = float(sample_rate)
-    hint = ("if the time column is in milliseconds, name it so (e.g. 'time_ms'); a rate given with --sample-rate or "
-            "vibration.sample_rate is in Hz")
+    hint = ("" if vib.sample_rate is not None and float(vib.sample_rate) == sr else  # the rate given, not a time column
+            "if the time column is in milliseconds, name it so (e.g. 'time_ms'); ") + \
+        "a rate given with --sample-rate or vibration.sample_rate is in Hz"
     if vib.window_s * sr < MIN_WINDOW_SAMPLES:
         raise DataError(path, f"sample rate {sr:g} Hz: a {vib.window_s:g}-s window (vibration.window_s) would hold "
                               f"{vib.window_s * sr:.3g} samples (at least {MIN_WINDOW_SAMPLES}); {hint}")
