@@ -213,7 +213,11 @@ def test_user_errors_are_one_line(mnist_run, tmp_path, capsys):
     assert "data.image_size" in capsys.readouterr().err
     assert main(["train", "--config", str(REPO / "configs" / "ddpm_mnist.yaml"), "--out", str(tmp_path / "z"),
                  *_o(["data.source=folder", f"data.root={tmp_path}", "data.image_size=30"])]) == 2
-    assert "data.image_size (30) must be a multiple of 4 for a U-Net of 3 levels" in capsys.readouterr().err
+    assert "data.image_size (30) must be a multiple of 4 for a U-Net of 3 levels (model.channels): e.g. 28 or 32" \
+        in capsys.readouterr().err
+    assert main(["train", "--config", str(REPO / "configs" / "ddpm_mnist.yaml"), "--out", str(tmp_path / "z"),
+                 *_o(["data.source=folder", f"data.root={tmp_path}", "data.image_size=3"])]) == 2
+    assert "(model.channels): e.g. 4\n" in capsys.readouterr().err  # said "e.g. 4 or 4"
     assert not (tmp_path / "z").exists()
 
 

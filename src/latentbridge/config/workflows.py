@@ -208,7 +208,8 @@ class DiffusionWorkflow(Workflow):
         if levels > 1 and side % 2 ** (levels - 1):
             m = 2 ** (levels - 1)
             raise ValueError(f"data.image_size ({side}) must be a multiple of {m} for a U-Net of {levels} levels "
-                             f"(model.channels): e.g. {max(m, side // m * m)} or {(side // m + 1) * m}")
+                             "(model.channels): e.g. " + " or ".join(map(str, sorted({max(m, side // m * m),
+                                                                                     (side // m + 1) * m}))))
         if self.diffusion.schedule == "linear" and self.diffusion.beta_end <= self.diffusion.beta_start:
             raise ValueError("diffusion.beta_end must be above diffusion.beta_start")
         for key, steps in (("sampling.steps", self.sampling.steps), ("monitor.steps", self.monitor.steps)):
