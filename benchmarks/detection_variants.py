@@ -80,8 +80,8 @@ def task_statistics(task_name: str, work: Path, data: Path) -> dict:
     task = build(task_name, data)
     det = Detector.load(work / task_name / "adaptive" / "default" / "model")
     ex = det.extractor()
-    train, _ = split_train_val(ex.extract(list_files([task.train]), skip_bad=True), det.cfg.data.val_fraction,
-                               det.cfg.train.seed)
+    train, val = split_train_val(ex.extract(list_files([task.train]), skip_bad=True), det.cfg.data.val_fraction,
+                                 det.cfg.train.seed)
     test = ex.extract(list_files([task.test]), skip_bad=True)
     model = det.model
 
@@ -91,9 +91,11 @@ def task_statistics(task_name: str, work: Path, data: Path) -> dict:
                               for i in range(0, len(wf), 512)]).double().numpy()
 
     y = np.array([int(f.parent.name == "anomalous") for f in test.files])
-    return {"train": stats(train), "test": stats(test), "file_index": test.file_index, "y": y,
+    return {"train": stats(train), "val": stats(val), "test": stats(test), "file_index": test.file_index, "y": y,
+            "train_file_index": train.file_index, "val_file_index": val.file_index,
             "n_bands": int(train.features.shape[1] * train.features.shape[2]),
-            "train_delta": band_change(train.features, model.top_db), "test_delta": band_change(test.features, model.top_db)}
+            "train_delta": band_change(train.features, model.top_db), "val_delta": band_change(val.features, model.top_db),
+            "test_delta": band_change(test.features, model.top_db)}
 
 
 def band_change(x: np.ndarray, top_db: float) -> np.ndarray:

@@ -28,40 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table, write_results  # noqa: E402
-from _detection_tasks import TASKS, build  # noqa: E402
+from _detection_tasks import TASKS  # noqa: E402
 import detection_variants as dv  # noqa: E402
-
-
-# ----------------------------------------------------------------------------- statistics (with the validation split)
-
-
-def task_statistics(task_name: str, work: Path, data: Path) -> dict:
-    import torch
-
-    from latentbridge.data.audio import list_files, split_train_val
-    from latentbridge.tasks.anomaly import Detector
-    from latentbridge.transforms.stats import window_statistics
-
-    task = build(task_name, data)
-    det = Detector.load(work / task_name / "adaptive" / "default" / "model")
-    ex = det.extractor()
-    train, val = split_train_val(ex.extract(list_files([task.train]), skip_bad=True), det.cfg.data.val_fraction,
-                                 det.cfg.train.seed)
-    test = ex.extract(list_files([task.test]), skip_bad=True)
-    model = det.model
-
-    def stats(wf):
-        with torch.no_grad():
-            return torch.cat([window_statistics(torch.from_numpy(wf.features[i:i + 512]), model.dct, model.top_db)
-                              for i in range(0, len(wf), 512)]).double().numpy()
-
-    y = np.array([int(f.parent.name == "anomalous") for f in test.files])
-    return {"train": stats(train), "val": stats(val), "test": stats(test), "file_index": test.file_index,
-           "train_file_index": train.file_index, "val_file_index": val.file_index, "y": y,
-           "n_bands": int(train.features.shape[1] * train.features.shape[2]),
-           "train_delta": dv.band_change(train.features, model.top_db),
-           "val_delta": dv.band_change(val.features, model.top_db),
-           "test_delta": dv.band_change(test.features, model.top_db)}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -344,7 +312,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     tasks = [t for t in args.tasks.split(",") if t]
-    stats = {t: task_statistics(t, Path(args.work), Path(args.data)) for t in tasks}
+    stats = {t: dv.task_statistics(t, Path(args.work), Path(args.data)) for t in tasks}
     for t in tasks:
         s = stats[t]
         print(t, "train", s["train"].shape, "val", s["val"].shape, "test", s["test"].shape, "files", len(s["y"]),
