@@ -441,11 +441,16 @@ def test_a_run_stopped_in_its_first_stages_keeps_them_and_resumes(bridge_run, tm
     (killed / "first_stage").mkdir(parents=True)
     shutil.copytree(run / "first_stage" / "multimodal", killed / "first_stage" / "multimodal")
     shutil.copy(run / "config.yaml", killed / "config.yaml")
+    (killed / "first_stage" / "supervised" / "logs").mkdir(parents=True)  # the next stage killed in its first epoch
+    shutil.copy(run / "first_stage" / "supervised" / "config.yaml", killed / "first_stage" / "supervised")
     args = ["train", "--config", str(REPO / "configs" / "mld_bridge.yaml"), "--out", str(killed),
             *_o([f"data.root={root}", *BRIDGE])]
     capsys.readouterr()
     assert main(args) == 2
     assert "an unfinished training: --resume continues it, --force replaces it" in capsys.readouterr().err
+    assert main(args[:4] + [str(run)] + args[5:]) == 2  # a finished run: what --resume does for it
+    assert "a trained run: --force replaces it; --resume with a larger train.max_epochs trains it further" in \
+        capsys.readouterr().err
     weights = (killed / "first_stage" / "multimodal" / "model.safetensors").read_bytes()
     assert main(args + ["--resume"]) == 0
     assert (killed / "first_stage" / "multimodal" / "model.safetensors").read_bytes() == weights  # kept

@@ -87,9 +87,9 @@ def summary_of(res: Any) -> dict:
 
 def train(cfg, out: str, *, resume: bool = False, force: bool = False, notify=None):
     """Train ``cfg`` into ``out``; ``notify`` receives one line per setting a workflow chooses itself."""
-    from latentbridge.outputs import unfinished_run
+    from latentbridge.outputs import resumable_run
 
-    if resume and not unfinished_run(Path(out)):  # before any data is read
+    if resume and not resumable_run(Path(out)):  # before any data is read
         raise LatentbridgeError(f"{out}: nothing to resume (no checkpoints/last.ckpt)")
     from latentbridge.training.fit import is_launched_child
 
@@ -97,7 +97,7 @@ def train(cfg, out: str, *, resume: bool = False, force: bool = False, notify=No
     # which find the folder the first one made)
     if not is_launched_child():
         if not resume:
-            check_target(Path(out), force)
+            check_target(Path(out), force, training=True)
         if Path(out).parent.is_dir():  # a folder another process writes: refused now, not after minutes of reading
             FolderLock(out).acquire().release()
     return TASKS[cfg.task].fit(cfg, out, resume=resume, force=force, notify=notify)

@@ -103,9 +103,10 @@ def _is_nonempty_dir(p: Path) -> bool:
     return p.is_dir() and any(p.iterdir())
 
 
-def unfinished_run(folder: Path) -> bool:
-    """Whether ``folder`` holds a training to resume: its last checkpoint, or a first stage of a latent diffusion
-    run saved or checkpointed (``first_stage/NAME/``) before the run's own first checkpoint."""
+def resumable_run(folder: Path) -> bool:
+    """Whether ``folder`` holds a training ``--resume`` continues: its last checkpoint (a finished run keeps its own:
+    a larger ``train.max_epochs`` trains it further), or a first stage of a latent diffusion run saved or
+    checkpointed (``first_stage/NAME/``) before the run's own first checkpoint."""
     folder = Path(folder)
     return (folder / "checkpoints" / "last.ckpt").is_file() or any(
         (s / "model.safetensors").is_file() or (s / "checkpoints" / "last.ckpt").is_file()
@@ -150,7 +151,9 @@ OUTPUT_NAMES = frozenset({"config.json", "config.yaml", "model.safetensors", "ch
                           "scores.csv", "relationships.json", "reconstruct.json", "enhance.json"})
 
 
-def check_target(folder: Path, force: bool, what: str = "output folder") -> None:
+def check_target(folder: Path, force: bool, what: str = "output folder", training: bool = False) -> None:
+    """Refuse ``folder`` as the command's output where it is the working folder or above it, a file, or a used folder
+    without ``force`` (``training``: a run it holds named with what ``--resume`` does for it)."""
     here, where = Path.cwd().resolve(), Path(os.path.abspath(folder))
     if where == here or where in here.parents:  # `--out .`: its folder replaced as a whole, after all the work
         raise LatentbridgeError(f"{folder}: " + ("the folder this command runs in" if where == here else
@@ -160,9 +163,12 @@ def check_target(folder: Path, force: bool, what: str = "output folder") -> None
         raise LatentbridgeError(f"{folder}: exists and is a file, not a folder (choose another {what})")
     if _is_nonempty_dir(folder):
         if not force:
-            raise LatentbridgeError(f"{folder}: " + ("an unfinished training: --resume continues it, --force replaces "
-                                                     "it" if unfinished_run(folder) else
-                                                     "exists and is not empty (use --force to replace it)"))
+            if training and resumable_run(folder):
+                raise LatentbridgeError(f"{folder}: " + (
+                    "a trained run: --force replaces it; --resume with a larger train.max_epochs trains it further"
+                    if (folder / "model.safetensors").is_file() else
+                    "an unfinished training: --resume continues it, --force replaces it"))
+            raise LatentbridgeError(f"{folder}: exists and is not empty (use --force to replace it)")
         where = folder.resolve()
         held = sorted(p for p in _INPUTS if p == where or where in p.parents)
         if held:
@@ -215,7 +221,7 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
                     os.replace(old, folder)
                     log.warning("%s: the --force run stopped before it finished: the folder holds what it held before "
                                 "(the stopped run's checkpoints are not kept)", folder)
-                elif old is None and not unfinished_run(folder) and not (folder / "model.safetensors").exists():
+                elif old is None and not resumable_run(folder) and not (folder / "model.safetensors").exists():
                     # a new run that failed before its first checkpoint (or saved model, or first stage) holds nothing
                     # to resume or use: not left behind to refuse the rerun as a used folder
                     shutil.rmtree(folder, ignore_errors=True)

@@ -156,7 +156,9 @@ def _trained_by(folder: Path) -> str:
 def _read_json(folder: Path) -> dict:
     cfg_path = folder / CONFIG_NAME
     if not cfg_path.is_file():
-        if (folder / "checkpoints" / "last.ckpt").is_file():  # a training that did not finish
+        from latentbridge.outputs import resumable_run
+
+        if resumable_run(folder):  # a training that did not finish
             raise ModelFolderError(folder, f"missing {CONFIG_NAME}: its training did not finish (continue it with the "
                                            f"same `latentbridge {_trained_by(folder)}` command and --resume)")
         raise ModelFolderError(folder, f"missing {CONFIG_NAME}" + ("" if folder.is_dir() else " (no such folder)"))

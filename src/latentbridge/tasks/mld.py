@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError, ModelFolderError
+from latentbridge.outputs import resumable_run
 from latentbridge.transforms.postfilter import GlobalVariancePostFilter, saved_postfilter
 from latentbridge.utils import batched, distinct_name, resolve_guidance
 
@@ -170,8 +171,8 @@ def _fit_stage_on_arrays(stage_cfg, folder: Path, x_train: np.ndarray, x_val: np
         if (top := max(int(y.max(initial=0)) for y in labels)) >= n_classes:
             raise ConfigError(f"model.label_classes: {n_classes} classes, but the labels of {note} reach {top}")
     y_train, y_val = labels if n_classes else (None, None)  # models without a head train on features alone
-    with training_run(stage_cfg, folder, resume=resume and (folder / "checkpoints").is_dir(),
-                      force=not resume) as run:
+    go_on = resume and resumable_run(folder)  # a stage killed before its first checkpoint is trained again
+    with training_run(stage_cfg, folder, resume=go_on, force=not go_on) as run:
         model = build_model(stage_cfg.model, input_shape=tuple(x_train.shape[1:]))
         if stage_cfg.task == "audio_ae" and stage_cfg.features.standardize:
             model.fit_normalizer(torch.from_numpy(x_train))
@@ -253,10 +254,10 @@ def _train_stage(cfg, stage_cfg, key: str, folder: Path, resume: bool) -> None:
         from latentbridge.tasks import avdigits, multimodal
 
         fit = multimodal.fit if stage_cfg.task == "multimodal" else avdigits.fit
-        fit(stage_cfg, folder, resume=resume and (folder / "checkpoints").is_dir(), force=not resume)
+        go_on = resume and resumable_run(folder)
+        fit(stage_cfg, folder, resume=go_on, force=not go_on)
         return
     from latentbridge.data.digits import images_to_float, training_images
-
     from latentbridge.data.images import seeded_subset
 
     limit, seed = stage_cfg.data.limit, cfg.train.seed

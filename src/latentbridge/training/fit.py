@@ -104,10 +104,10 @@ def check_resume(cfg_dict: dict, out_dir: Path) -> dict:
 
     from latentbridge.models.hub import read_lightning_checkpoint
 
-    from latentbridge.outputs import unfinished_run
+    from latentbridge.outputs import resumable_run
 
     last = out_dir / "checkpoints" / "last.ckpt"
-    if not unfinished_run(out_dir):
+    if not resumable_run(out_dir):
         raise LatentbridgeError(f"{out_dir}: nothing to resume (no checkpoints/last.ckpt)")
     # a run stopped in its first stages, before a checkpoint of its own: checked against the config it saved
     ckpt = read_lightning_checkpoint(last) if last.is_file() else {}
