@@ -755,8 +755,9 @@ def test_live_streams_are_capped_and_the_slot_comes_back(models):
 
 
 def test_stream_overflow_is_counted_not_fatal(models, machine_data):
-    """A scorer slower than the stream: blocks are dropped and counted, the stream goes on on fresh audio, whole
-    windows of it (no window across what was dropped)."""
+    """A scorer slower than the stream: the blocks waiting are dropped and counted, the stream goes on with fresh
+    audio in pieces of at least the queue's length (one window here); tests/test_stream.py checks the windows around
+    a gap."""
     pump = next(n for n, m in models.items() if m.task == "anomaly")
     app = create_app(models, ServeSettings(stream_queue_blocks=48))  # 2.4 s of 800-frame blocks
     batcher = app.state.batchers[pump]
@@ -776,7 +777,6 @@ def test_stream_overflow_is_counted_not_fatal(models, machine_data):
     assert end["duration_s"] == pytest.approx(12.0 - end["dropped_frames"] / sr)
     windows = [m for m in msgs if m["type"] == "window"]
     assert len(windows) == end["n_windows"] >= 1 and windows[-1]["overflows"] >= 1
-    assert all(w["end_s"] - w["start_s"] == pytest.approx(2.0) for w in windows)
 
 
 # ----------------------------------------------------------------------------- micro-batcher

@@ -663,6 +663,7 @@ def test_a_live_inputs_offset_is_taken_out_as_a_files_is(caplog):
     sound = rng.standard_normal(2000).astype(np.float32)
     x = np.concatenate([sound + np.float32(0.3), np.zeros(1000, np.float32), sound[:800] + np.float32(0.3)])
     blocks = [(x[i:i + 128].reshape(-1, 1), False) for i in range(0, len(x), 128)]
+    given = [b.copy() for b, _ in blocks]
     seen, score_fn = _recording_score()
     with caplog.at_level("WARNING"):
         summary = listen(score_fn, sample_rate=1000, window_s=0.4, hop_s=0.2, source=iter(blocks), out=None)
@@ -672,14 +673,14 @@ def test_a_live_inputs_offset_is_taken_out_as_a_files_is(caplog):
     expected = np.concatenate([x[:2000] - offset, np.zeros(1000, np.float32), x[3000:] - offset])
     np.testing.assert_allclose(np.stack(seen), cut_windows(expected, 400, 200)[0][: len(seen)], atol=1e-6)
     assert summary["n_silent_windows"] == 4 and "digital silence" in caplog.text  # 2.0-2.4 s .. 2.6-3.0 s
-    assert blocks[0][0][0, 0] == x[0]  # the caller's blocks left as they were
+    assert all(np.array_equal(b, g) for (b, _), g in zip(blocks, given))  # the caller's blocks left as they were
     seen, score_fn = _recording_score()  # no bias: the windows as they came
     listen(score_fn, sample_rate=1000, window_s=0.4, hop_s=0.2, out=None,
            source=iter([(sound[i:i + 128, None], False) for i in range(0, 2000, 128)]))
     np.testing.assert_array_equal(np.stack(seen), cut_windows(sound, 400, 200)[0][: len(seen)])
 
 
-def test_a_gap_in_a_stream_ends_its_windows_and_none_spans_it():
+def test_a_gap_in_a_stream_ends_its_windows_and_none_spans_it(caplog):
     """Blocks dropped before a block (the server or the microphone fell behind): the samples before end as a
     recording ends (its last window), the windows after start at the block after the gap, and no window holds samples
     from both sides (each was a splice no recording has, scored as a fault). Times stay those of the samples
@@ -701,8 +702,33 @@ def test_a_gap_in_a_stream_ends_its_windows_and_none_spans_it():
     buf = WindowBuffer(400, 200)  # a gap before a whole window: the samples before are left unscored
     assert buf.push(x[:300, None]) == [] and buf.gap() == []
     assert [s for s, _ in buf.push(x[300:800, None])] == [300] and [s for s, _ in buf.flush()] == [400]
+    pieces = [(x[i:i + 300, None], i > 0) for i in range(0, 1800, 300)]  # a loss before every 0.3-s piece
+    with caplog.at_level("WARNING"):
+        summary = listen(score_fn, sample_rate=1000, window_s=0.4, hop_s=0.2, source=iter(pieces), out=None,
+                         flush=True)
+    assert summary["n_windows"] == 0 and "no window scored: blocks were lost 5 time(s)" in caplog.text
     buf = WindowBuffer(400, 200)  # too little after the last gap for a window: nothing more
     buf.push(x[:500, None])
     buf.gap()
     buf.push(x[500:700, None])
     assert buf.flush() == []
+
+
+def test_a_resampled_stream_starts_its_filter_afresh_after_a_gap():
+    """Blocks lost before a flagged block: the resampler's filter held up to 35 ms of the audio before the gap and
+    gave it out with the block after it (a 48-kHz browser stream to a 16-kHz model: the first window after a gap
+    began with the loud sound before it). Now the audio before the gap comes out whole, unflagged, and the flagged
+    block's output holds nothing of it."""
+    from latentbridge.io.resampling import resample, resampled_blocks
+
+    t = np.arange(48000 * 3) / 48000
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[:, None]
+    blocks = [(tone[i:i + 4800], False) for i in range(0, len(tone), 4800)]
+    blocks += [(np.zeros((4800, 1), np.float32), i == 0) for i in range(10)]  # silence after the gap
+    out = list(resampled_blocks(iter(blocks), 48000, 16000, 1))
+    flagged = [i for i, (_, f) in enumerate(out) if f]
+    assert len(flagged) == 1
+    before = np.concatenate([b for b, _ in out[:flagged[0]]])[:, 0]
+    after = np.concatenate([b for b, _ in out[flagged[0]:]])[:, 0]
+    assert abs(len(before) - 16000 * 3) <= 1 and np.abs(after).max() == 0.0
+    np.testing.assert_allclose(before[:47000], resample(tone[:, 0], 48000, 16000)[:47000], atol=1e-5)

@@ -1,7 +1,7 @@
 """Files in, arrays out: the first stage of the data flow (numpy only at import time).
 
-* :mod:`latentbridge.io.audio`: list, read (with validation) and resample audio files; the short-recording
-  rule. :mod:`latentbridge.io.audio_write`: write them.
+* :mod:`latentbridge.io.audio`: list and read (with validation) audio files; the short-recording rule.
+  :mod:`latentbridge.io.audio_write`: write them. :mod:`latentbridge.io.resampling`: the one resampler.
 * :mod:`latentbridge.io.windows`: cut a recording, or a stream of blocks, into analysis windows.
 * :mod:`latentbridge.io.capture`: audio blocks from an input device or a replayed recording.
 * :mod:`latentbridge.io.events`: the event log of scored windows (CSV or SQLite).

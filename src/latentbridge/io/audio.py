@@ -18,7 +18,7 @@ Decisions worth knowing:
   :func:`remove_dc`).
   A folder is listed as its audio files, or, when it holds none, as its CSVs (a label CSV beside audio files
   is not a recording).
-* :func:`resample` is the package's one resampler; :func:`check_recording_length` is its one
+* :func:`resample` (:mod:`latentbridge.io.resampling`) is the package's one resampler; :func:`check_recording_length` is its one
   short-recording rule (:data:`MIN_WINDOW_SHARE`). Cutting recordings into analysis windows is
   :mod:`latentbridge.io.windows`.
 """
@@ -38,6 +38,7 @@ import numpy as np
 
 from latentbridge.errors import DataError
 from latentbridge.io.levels import _blocks, _peak, column_sums, peak_and_clipping, remove_dc
+from latentbridge.io.resampling import resample
 from latentbridge.io.vibration import MAX_RATE, RECORDING_SUFFIXES
 from latentbridge.io.wav import (PCM16_FORMATS, STALE_MIN_BYTES, WavLayout, declared_frames, read_pcm16,
                                  read_wav_samples, unfinalised_frames, wav_layout)
@@ -521,55 +522,6 @@ def mix_down(wave: np.ndarray) -> np.ndarray:
         out += row
     out /= np.float32(len(wave))  # as numpy's mean, to the bit
     return out
-
-
-# --------------------------------------------------------------------------- resampling
-
-
-def resample(x: np.ndarray, orig_sr: float, target_sr: float, axis: int = -1) -> np.ndarray:
-    """The one resampler of the package: soxr "HQ" along ``axis`` (numpy only, no torch).
-
-    Gives the same samples as ``librosa.resample(x, orig_sr=..., target_sr=..., res_type="soxr_hq")``
-    without importing librosa: the output has ``ceil(T * target_sr / orig_sr)`` samples (cut or
-    zero-padded at the end), float32. Rates may be non-integer (vibration data at 199.98 Hz).
-    Readers, the streaming path, the edge scorer, metrics and the data sets all call this.
-    """
-    import soxr
-
-    if orig_sr <= 0 or target_sr <= 0:
-        raise ValueError(f"sample rates must be positive, got {orig_sr} and {target_sr}")
-    x = np.asarray(x, dtype=np.float32)
-    if orig_sr == target_sr:
-        return np.ascontiguousarray(x)
-    axis = axis % x.ndim
-    moved = np.moveaxis(x, axis, -1)
-    flat = np.ascontiguousarray(moved.reshape(-1, moved.shape[-1]))
-    n_out = int(np.ceil(flat.shape[-1] * float(target_sr) / float(orig_sr)))
-    out = np.zeros((flat.shape[0], n_out), dtype=np.float32)
-    for i, row in enumerate(flat):
-        y = soxr.resample(row, float(orig_sr), float(target_sr), quality="soxr_hq")
-        out[i, :min(n_out, len(y))] = y[:n_out]
-    return np.ascontiguousarray(np.moveaxis(out.reshape(*moved.shape[:-1], n_out), -1, axis))
-
-
-def resampled_blocks(blocks, orig_sr: float, target_sr: float, channels: int):
-    """A stream of ``(block (n, channels), flag)`` pairs at ``target_sr``: the same soxr "HQ" filter as :func:`resample`,
-    run over the stream as one signal, so the samples are those :func:`resample` gives the whole recording (windows
-    resampled one by one, with zeros beyond their edges, scored up to 8 % off ``anomaly score`` of the same audio).
-    The samples the filter still holds come out when the stream ends; closing this generator closes ``blocks``."""
-    import soxr
-
-    stream = soxr.ResampleStream(float(orig_sr), float(target_sr), int(channels), dtype="float32", quality="HQ")
-    inner = iter(blocks)
-    try:
-        for block, flag in inner:
-            block = np.ascontiguousarray(np.asarray(block, dtype=np.float32).reshape(len(block), int(channels)))
-            yield stream.resample_chunk(block, last=False), flag
-        yield stream.resample_chunk(np.zeros((0, int(channels)), np.float32), last=True), False
-    finally:
-        close = getattr(inner, "close", None)
-        if close is not None:
-            close()
 
 
 #: The short-recording rule shared by fit, score, listen and the edge scorer: a recording must

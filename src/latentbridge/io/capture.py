@@ -114,9 +114,9 @@ class BlockFeed:
     ``(block, overflowed)`` iterator :func:`latentbridge.tasks.listen.listen` takes.
 
     Blocks go through the device capture's bounded queue (:class:`_BlockQueue`): when the
-    consumer falls behind and ``max_queue_blocks`` are waiting, a pushed block is dropped and
-    counted in :attr:`stats` (``dropped_blocks``, ``dropped_frames``), and the next block that is
-    queued carries ``overflowed=True``; memory stays bounded and nothing raises.  :meth:`end`
+    consumer falls behind and ``max_queue_blocks`` are waiting, the waiting blocks are dropped and
+    counted in :attr:`stats` (``dropped_blocks``, ``dropped_frames``), and the pushed block, queued,
+    carries ``overflowed=True``; memory stays bounded and nothing raises.  :meth:`end`
     finishes the stream (the iterator stops once the queue is drained); :meth:`abort` makes the
     iterator raise :class:`StreamClosed` at once (so a listener does not flush a stream nobody
     reads any more).

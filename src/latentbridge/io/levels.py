@@ -187,15 +187,23 @@ def dc_offsets(data: np.ndarray, sums: tuple[np.ndarray, np.ndarray] | None = No
     spare the digital zeros (more than 1 % of the samples)."""
     n_frames, n_channels = data.shape
     total, n_zero = column_sums(data) if sums is None else sums
-    zeros = int(n_zero.sum()) > data.size // 100
+    zeros = _many_zeros(int(n_zero.sum()), data.size)
     count = n_frames - n_zero if zeros else np.full(n_channels, n_frames)
     offset = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
     offset[np.abs(offset) <= DC_FLOOR] = 0.0
     return offset, zeros
 
 
-def subtract_offsets(data: np.ndarray, offset: np.ndarray, zeros: bool) -> np.ndarray:
-    """``data`` (T, C) less each channel's ``offset``, in place (with ``zeros``, not from its digital zeros)."""
+def _many_zeros(n_zero: int, size: int) -> bool:
+    """More than 1 % of the samples digital zeros: a muted stretch or a gap written as zeros, kept zero."""
+    return n_zero > size // 100
+
+
+def subtract_offsets(data: np.ndarray, offset: np.ndarray, zeros: bool | None = None) -> np.ndarray:
+    """``data`` (T, C) less each channel's ``offset``, in place (with ``zeros``, not from its digital zeros; None:
+    decided from ``data`` itself, as :func:`dc_offsets` decides it)."""
+    if zeros is None:
+        zeros = _many_zeros(int(np.count_nonzero(data == 0)), data.size)
     for c in np.flatnonzero(offset):
         value = data.dtype.type(offset[c])
         for b in _blocks(data):  # views: in place

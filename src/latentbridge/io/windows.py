@@ -124,7 +124,8 @@ class WindowBuffer:
     float32 array of ``window`` samples: the mean over channels (``select=None``), channel ``k``
     (``select=k``), or every channel, ``(channels, window)`` (``select="all"``), as a model's
     ``audio.channel`` reads a file.  Window ``k`` starts at sample
-    ``k * hop``.  Samples no later window needs are dropped at once, so the buffer holds at most
+    ``k * hop`` (counted from the last :meth:`gap`, where samples were lost).  Samples no later window needs are
+    dropped at once, so the buffer holds at most
     ``window`` samples plus one block (the last ``window`` samples are kept for :meth:`flush`;
     ``hop`` may exceed ``window``: the gap is skipped).
 

@@ -31,7 +31,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from latentbridge.errors import LatentbridgeError
 from latentbridge.io.capture import BlockFeed, StreamClosed
-from latentbridge.tasks.listen import listen, untrimmed_input
+from latentbridge.tasks.listen import listen, live_input_warnings
 
 log = logging.getLogger("latentbridge.serve")
 
@@ -146,7 +146,7 @@ async def run_stream(ws: WebSocket, served, batcher, *, queue_blocks: int, max_f
     await ws.send_json({"type": "ready", "model": served.name, "sample_rate": sr, "format": fmt,
                         "channels": channels, "model_sample_rate": det.sample_rate, "window_s": w.window_s,
                         "hop_s": w.hop_s, "threshold": threshold, "score": det.method,
-                        "warnings": [t for t in (untrimmed_input(w.trim_db),) if t]})
+                        "warnings": live_input_warnings(det, sr, f"the stream's {sr}-Hz audio")})
     worker = threading.Thread(target=work, name=f"latentbridge-stream-{served.name}", daemon=True)
     worker.start()
     sender = asyncio.create_task(_send_all(ws, outbox))

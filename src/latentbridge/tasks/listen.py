@@ -9,6 +9,7 @@ a saved anomaly detector.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sys
@@ -19,7 +20,8 @@ from typing import TextIO
 import numpy as np
 
 from latentbridge.errors import LatentbridgeError
-from latentbridge.io.audio import MIN_WINDOW_SHARE, check_recording_length, resampled_blocks
+from latentbridge.io.audio import MIN_WINDOW_SHARE, check_recording_length
+from latentbridge.io.resampling import resampled_blocks
 from latentbridge.io.capture import StreamStats, device_blocks, file_blocks
 from latentbridge.io.events import EventLog, utc_now_iso
 from latentbridge.io.levels import CLIP_LEVEL, dc_offsets, peak_and_clipping, subtract_offsets
@@ -62,18 +64,16 @@ def _without_offset(blocks: Iterable[tuple[np.ndarray, bool]], n_first: int):
     (a file's mean is over its whole length). A block more than 1 % digital zeros (a muted stretch) keeps them zero."""
     held: list = []
     offset = None
-    for block, overflowed in blocks:
-        b = np.array(block, dtype=np.float32)  # a copy: the caller's block is left as it was
-        held.append((b.reshape(-1, 1) if b.ndim == 1 else b, overflowed))
-        if offset is None:
-            if sum(len(h) for h, _ in held) < n_first:
+    for item in itertools.chain(blocks, [None]):  # None: the end (a stream shorter than its first window included)
+        if item is not None:
+            b = np.array(item[0], dtype=np.float32)  # a copy: the caller's block is left as it was
+            held.append((b.reshape(-1, 1) if b.ndim == 1 else b, item[1]))
+            if offset is None and sum(len(h) for h, _ in held) < n_first:
                 continue
+        if offset is None and held:
             offset = _bias(np.concatenate([h for h, _ in held]))
-        yield from ((subtract_offsets(h, offset, np.count_nonzero(h == 0) > h.size // 100), o) for h, o in held)
+        yield from ((subtract_offsets(h, offset), o) for h, o in held)  # each block's own zeros kept zero
         held = []
-    if held:  # a stream shorter than its first window
-        offset = _bias(np.concatenate([h for h, _ in held]))
-        yield from ((subtract_offsets(h, offset, np.count_nonzero(h == 0) > h.size // 100), o) for h, o in held)
 
 
 def _bias(first: np.ndarray) -> np.ndarray:
@@ -82,12 +82,17 @@ def _bias(first: np.ndarray) -> np.ndarray:
     return offset
 
 
-def untrimmed_input(trim_db: float | None) -> str | None:
-    """What a live input lacks when its model learnt recordings trimmed of their silence (``audio.trim_db``): a stream
-    has no end to trim to, so its windows of silence score as unlike training (a file replayed trims as training did)."""
-    return (f"the model learnt recordings trimmed of their leading and trailing silence (audio.trim_db {trim_db:g} dB); "
-            "a live input is not trimmed: its silent stretches score as unlike the training sound"
-            if trim_db else None)
+def live_input_warnings(det, capture_sr: int, what: str) -> list[str]:
+    """What a live input (``what``: a device's capture, a WebSocket stream) at ``capture_sr`` lacks that the model's
+    training recordings had: a rate below the model's band (what `anomaly score` says of a file), and for a model of
+    recordings trimmed of their silence (``audio.trim_db``) that a stream has no end to trim to, so its windows of
+    silence score as unlike training (a file replayed trims as training did)."""
+    from latentbridge.tasks.anomaly import recording_warnings
+
+    trim_db = det.spec.windowing.trim_db
+    return recording_warnings(det, [what], [], [capture_sr]) + (
+        [f"the model learnt recordings trimmed of their leading and trailing silence (audio.trim_db {trim_db:g} dB); "
+         "a live input is not trimmed: its silent stretches score as unlike the training sound"] if trim_db else [])
 
 
 def _format_line(start_s: float, end_s: float, score: float, is_anomaly: bool) -> str:
@@ -139,7 +144,9 @@ def listen(
     :func:`latentbridge.io.cut_windows` cuts from the recording (``anomaly listen --source
     FILE`` scores the windows ``anomaly score`` scores).  A live input is not flushed, nor is a
     stream stopped by KeyboardInterrupt. A file source is silence-trimmed with ``trim_db`` as
-    training trimmed its files (a live input never is).
+    training trimmed its files (a live input never is); a live input loses its constant offset
+    as a file does when read (:func:`_without_offset`), and where blocks were lost before a block
+    (``overflowed``) no window joins the two sides (:meth:`~latentbridge.io.windows.WindowBuffer.gap`).
 
     ``stats``: the counters of a source that drops blocks when it falls behind (a device's, or a
     :class:`~latentbridge.io.capture.BlockFeed`'s), so that its dropped blocks count as overflows
@@ -150,7 +157,7 @@ def listen(
     ``channels``).
 
     ``model_rate``: the rate the windows are cut and scored at, when a device or stream delivers ``sample_rate``:
-    the stream is resampled as one signal before it is cut (:func:`latentbridge.io.audio.resampled_blocks`), so the
+    the stream is resampled as one signal before it is cut (:func:`latentbridge.io.resampling.resampled_blocks`), so the
     windows hold the samples ``anomaly score`` reads from a recording of it (a file ``source`` is read at
     ``sample_rate`` already). Times are seconds of the received audio either way.
 
@@ -301,6 +308,10 @@ def listen(
         if own_log and log is not None:
             log.close()
 
+    if not n_windows and flagged_blocks and buffer.samples_seen >= window:
+        _log.warning("no window scored: blocks were lost %d time(s) and no stretch between the losses held a %g-s "
+                     "window (the scorer fell behind the input: a larger queue, or fewer streams at once)",
+                     flagged_blocks, window / sample_rate)
     summary = {
         "n_windows": n_windows,
         "n_anomalies": n_anomalies,
@@ -345,8 +356,6 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
                     hop_s, det.spec.windowing.window_s)
     capture_sr = int(sample_rate or det.sample_rate)
     _say_what_the_input_lacks(det, source, capture_sr)
-    if source is None and (text := untrimmed_input(det.spec.windowing.trim_db)):
-        _log.warning(text)
 
     if isinstance(device, str) and not device.strip():  # it listened on the default device, named as ''
         raise LatentbridgeError("--device '': give an input device's name or index (latentbridge anomaly listen "
@@ -375,7 +384,7 @@ def _say_what_the_input_lacks(det, source, capture_sr: int) -> None:
     from latentbridge.tasks.anomaly import recording_warnings
 
     if source is None:
-        for text in recording_warnings(det, [f"the device's {capture_sr}-Hz capture"], [], [capture_sr]):
+        for text in live_input_warnings(det, capture_sr, f"the device's {capture_sr}-Hz capture"):
             _log.warning(text)
         return
     try:
