@@ -279,3 +279,13 @@ def test_seeding():
     expected = m2(wave)
     for clone in clones:
         assert torch.equal(clone(wave), expected)
+
+
+def test_augmented_batches_draw_apart_in_each_loader_worker():
+    """Each DataLoader worker holds a copy of the collate: the copies drew the same shifts, batch for batch."""
+    data = torch.utils.data.TensorDataset(torch.zeros(8, 1))
+    draws = AugmentedBatches(lambda x, g, aug: torch.rand(len(x), generator=g), None, seed=0)
+    got = [b.tolist() for b in torch.utils.data.DataLoader(data, batch_size=2, num_workers=2, collate_fn=draws)]
+    assert len(got) == 4 and got[0] != got[1] and got[2] != got[3]  # batches 0 and 1 come from the two workers
+    again = [b.tolist() for b in torch.utils.data.DataLoader(data, batch_size=2, num_workers=2, collate_fn=draws)]
+    assert again == got  # seeded: the same run twice

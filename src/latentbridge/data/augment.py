@@ -166,10 +166,12 @@ def sign_flip(wave: Tensor, p: float = 0.5, generator: torch.Generator | None = 
     return wave * sign
 
 
-def time_shift(wave: Tensor, max_shift: int, p: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+def time_shift(wave: Tensor, max_shift: int, p: float = 1.0, generator: torch.Generator | None = None,
+               fill: Tensor | None = None) -> Tensor:
     """Circularly shift each chosen sample (all channels alike) by an integer in [-max_shift, max_shift].
 
-    The result for a sample shifted by ``s`` equals ``torch.roll(wave[b], s, dims=-1)``.
+    The result for a sample shifted by ``s`` equals ``torch.roll(wave[b], s, dims=-1)``; with ``fill`` the samples
+    moved in take it instead (:func:`shift_frames`: no wrap-around).
     """
     max_shift = int(max_shift)
     if max_shift < 0:
@@ -178,6 +180,8 @@ def time_shift(wave: Tensor, max_shift: int, p: float = 1.0, generator: torch.Ge
     chosen = _chosen(b, p, generator, wave.device)
     shift = _randint(-max_shift, max_shift + 1, (b,), generator, wave.device)
     shift = torch.where(chosen, shift, torch.zeros_like(shift))
+    if fill is not None:
+        return shift_frames(wave, shift, fill)
     idx = (torch.arange(t, device=wave.device).view(1, t) - shift.view(b, 1)) % t
     idx = idx.view(b, *([1] * (wave.dim() - 2)), t).expand_as(wave)
     return torch.gather(wave, -1, idx)
@@ -322,10 +326,7 @@ def shift_windows(x: Tensor, g: torch.Generator, aug, max_frames: int) -> Tensor
     either way; the frames moved in take the window's quietest value in each band (its pause or noise floor), so that
     an autoencoder of clips that all start with their sound also learns sound that starts, or stops, anywhere in a
     window (``aug``: a :class:`~latentbridge.config.sections.WindowShiftConfig`)."""
-    b = x.shape[0]
-    shift = torch.randint(-max_frames, max_frames + 1, (b,), generator=g)
-    shift = torch.where(torch.rand(b, generator=g) < aug.time_shift_p, shift, torch.zeros_like(shift))
-    return shift_frames(x, shift, x.amin(dim=-1, keepdim=True))
+    return time_shift(x, max_frames, aug.time_shift_p, g, fill=x.amin(dim=-1, keepdim=True))
 
 
 def augment_logmel(x: Tensor, g: torch.Generator, aug) -> Tensor:
@@ -353,14 +354,23 @@ class AugmentedBatches:
     into a dict) and augments ``x`` with ``fn(x, generator, aug)`` (seeded generator: reproducible runs)."""
 
     def __init__(self, fn, aug, seed: int):
-        self.fn, self.aug = fn, aug
-        self.g = torch.Generator().manual_seed(seed)
+        self.fn, self.aug, self.seed = fn, aug, int(seed)
+        self.g = torch.Generator().manual_seed(self.seed)
+        self._worker = None
+
+    def _generator(self) -> torch.Generator:
+        """A DataLoader worker's own stream (each worker holds a copy of this object: copies drew alike)."""
+        info = torch.utils.data.get_worker_info()
+        if info is not None and info.id != self._worker:
+            self._worker = info.id
+            self.g = torch.Generator().manual_seed(self.seed + 1_000_003 * (info.id + 1))
+        return self.g
 
     def __call__(self, rows):
         if isinstance(rows[0], dict):
             batch = {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
-            return {**batch, "x": self.fn(batch["x"], self.g, self.aug)}
-        x = self.fn(torch.stack([r[0] for r in rows]), self.g, self.aug)
+            return {**batch, "x": self.fn(batch["x"], self._generator(), self.aug)}
+        x = self.fn(torch.stack([r[0] for r in rows]), self._generator(), self.aug)
         return {"x": x, "y": torch.stack([r[1] for r in rows])} if len(rows[0]) > 1 else x
 
 
