@@ -311,7 +311,8 @@ def test_a_folder_of_images_trains_a_class_conditional_model(tmp_path, capsys, c
     assert main(["sample", str(out2), "--num-samples", "1", "--condition", "5", "--out", str(tmp_path / "s4")]) == 0
     assert f"--condition outside the training images' range: extent 5 (training {lo:g} to {hi:g})" in caplog.text
     assert main(["sample", str(out2), "--num-samples", "1", "--out", str(tmp_path / "s5")]) == 0
-    assert "no --condition: the model takes 1 continuous condition(s) (extent)" in caplog.text
+    assert "no --condition: the model takes 1 continuous condition(s) (extent); its samples are drawn with the null " \
+        "condition it learnt by dropping conditions" in caplog.text
     assert main(["sample", str(out2), "--num-samples", "2", "--condition", "nan", "--out", str(tmp_path / "s3")]) == 2
     assert "--condition: every value must be a finite number" in capsys.readouterr().err
 

@@ -295,6 +295,11 @@ def test_threads_below_one_are_refused_in_one_line(onnx_model, files, capsys):
         out, err = capsys.readouterr()
         assert err == f"error: --threads must be at least 1, got {threads}\n" and out == ""
     assert main([str(onnx_model), str(files["good"]), "--threads", "1"]) == 0
+    from latentbridge.edge import EdgeScorer  # the scorer itself, from Python: refused alike
+    from latentbridge.errors import LatentbridgeError
+
+    with pytest.raises(LatentbridgeError, match="--threads must be at least 1, got 0"):
+        EdgeScorer(onnx_model, threads=0)
 
 
 def test_scores_match_the_pytorch_detector(files, fitted_model, onnx_model):

@@ -84,3 +84,7 @@ def test_the_cached_waveform_judge_is_the_one_of_the_runs_data(tmp_path, monkeyp
     judges.load_waveform_judge(b, spec, cache_dir=tmp_path / "cache")
     judges.load_waveform_judge(a, spec, cache_dir=tmp_path / "cache")
     assert len(fitted) == 2
+    # a judge cut short (its arrays half written): fitted again in its place (a JSONDecodeError traceback before)
+    (data_folder(judges.judge_dir(spec, tmp_path / "cache"), b) / "judge.npz").write_bytes(b"PK\x03\x04 cut")
+    assert judges.load_waveform_judge(b, spec, cache_dir=tmp_path / "cache").info["data_root"] == str(b.resolve())
+    assert fitted[2:] == [data_folder(judges.judge_dir(spec, tmp_path / "cache"), b)]

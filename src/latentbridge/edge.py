@@ -105,6 +105,8 @@ class EdgeScorer:
     """
 
     def __init__(self, onnx_path: str | Path, threads: int = 1):
+        if int(threads) != threads or threads < 1:  # onnxruntime took 0 as a thread per core, a negative count silently
+            raise LatentbridgeError(f"--threads must be at least 1, got {threads}")
         path = Path(onnx_path)
         self.path = path
         if not path.exists():
@@ -401,8 +403,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {_one_line(e)}", file=sys.stderr, flush=True)
 
     try:
-        if args.threads < 1:  # onnxruntime took 0 as its default (a thread per core), a negative count without a word
-            raise LatentbridgeError(f"--threads must be at least 1, got {args.threads}")
         scorer = EdgeScorer(args.model, threads=args.threads)
         if args.sample_rate is not None:
             from latentbridge.io.vibration import given_rate

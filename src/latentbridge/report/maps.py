@@ -39,8 +39,8 @@ def plot_map_panels(rows: Sequence[Sequence], columns: Sequence[str], row_titles
         if ref is not None:
             r = _shown(ref, max_pixels)
             vals = r[m] if m is not None and m.shape == r.shape and m.any() else r.ravel()
-            vals = vals[np.isfinite(vals)]  # an input's gaps (NaN) made the range NaN: every panel one flat colour
-            lo, hi = np.percentile(vals, [1, 99.5]) if vals.size else (0.0, 1.0)
+            # over the finite values: an input's gaps (NaN) made the range NaN, every panel one flat colour
+            lo, hi = _finite_percentiles(vals, [1, 99.5], (0.0, 1.0))
         for j, img in enumerate(row):
             ax = fig.add_subplot(n_r, n_c, i * n_c + j + 1)
             ax.set_xticks([])
@@ -58,12 +58,17 @@ def plot_map_panels(rows: Sequence[Sequence], columns: Sequence[str], row_titles
             if shared[j] and ref is not None:
                 im = ax.imshow(a, cmap="viridis", vmin=lo, vmax=hi if hi > lo else lo + 1e-9, interpolation="nearest")
             else:
-                fin = a[np.isfinite(a)]
-                top = float(np.percentile(fin, 99.5)) if fin.size else 1.0
+                top = _finite_percentiles(a, [99.5], (1.0,))[0]
                 im = ax.imshow(a, cmap="magma", vmin=0.0, vmax=top if top > 0 else 1e-9, interpolation="nearest")
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
     _tight(fig)
     return _save(fig, path)
+
+
+def _finite_percentiles(a, qs, default: tuple) -> tuple:
+    """The percentiles ``qs`` of the finite values of ``a`` (``default`` when there are none)."""
+    fin = np.asarray(a)[np.isfinite(a)]
+    return tuple(float(v) for v in np.percentile(fin, qs)) if fin.size else default
 
 
 def plot_latent_maps(latent, path: str | Path, *, mask=None, n: int = 8, max_pixels: int = 300) -> Path:
@@ -79,7 +84,7 @@ def plot_latent_maps(latent, path: str | Path, *, mask=None, n: int = 8, max_pix
         if m is not None and m.shape == a.shape:
             a = np.where(m, a, np.nan)
         ax = fig.add_subplot(rows, cols, c + 1)
-        lim = float(np.nanpercentile(np.abs(a), 99)) if np.isfinite(a).any() else 1.0
+        lim = _finite_percentiles(np.abs(a), [99], (1.0,))[0]
         im = ax.imshow(a, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
         ax.set_title(f"latent {c}", fontsize=9)
         ax.set_xticks([])

@@ -276,12 +276,11 @@ def sample_saved(saved, n: int, conditions: list[str] | None = None, *, seed: in
     t0 = time.perf_counter()
     out = MLDSamples("digits", {"n_samples": int(n), "seed": int(seed), "gl_iterations": int(gl_iterations),
                                 "route": "prior" if not conditions else "posterior"})
-    used = {"settings.json"}  # the output folder's own file (as mld.sample)
     for path in conditions or [None]:
         g = torch.Generator().manual_seed(int(seed))  # each condition's samples whatever its place on the command line
         m, x = (None, None) if path is None else read[path]
         s = model.sample(int(n), generator=g, given=None if m is None else {m: torch.from_numpy(np.asarray(x))})
-        group = {"name": "joint" if path is None else distinct_name(Path(path).stem, used), "given": m,
+        group = {"name": "joint" if path is None else distinct_name(Path(path).stem, out.names), "given": m,
                  "source": path and str(path)}
         if m != "image":
             group["image"] = s["image"][:, 0].numpy()

@@ -167,9 +167,10 @@ def sample_saved(saved, n: int, *, label=None, guidance: float | None = None, st
             log.warning("--condition outside the training images' range: %s; the model extrapolates there, and its "
                         "samples may not follow the condition", ", ".join(outside))
     elif model.n_continuous:
-        log.warning("no --condition: the model takes %d continuous condition(s) (%s); its samples are drawn without "
-                    "one (the null condition it learnt by dropping conditions)", model.n_continuous,
-                    ", ".join(saved.info.get("condition_names") or []))
+        log.warning("no --condition: the model takes %d continuous condition(s) (%s); its samples are drawn with the "
+                    "null condition%s", model.n_continuous, ", ".join(saved.info.get("condition_names") or []),
+                    " it learnt by dropping conditions" if cfg.diffusion.label_dropout > 0 else
+                    ", which it never learnt (diffusion.label_dropout 0): expect samples unlike its images")
     images, secs = generate(model, n, labels=labels, conditions=conditions, progress=progress,
                             batch_size=batch_size or cfg.sampling.batch_size, **settings)
     return SampleResult(images, labels, conditions, {**settings, "n_samples": int(n)}, secs,

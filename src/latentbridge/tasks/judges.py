@@ -14,10 +14,14 @@ The fitted judge is cached as ``.npz`` (plain arrays) + JSON, never pickled.
 from __future__ import annotations
 
 import json
+import logging
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 N_MFCC = 20
 
@@ -112,9 +116,13 @@ def load_waveform_judge(fsdd_root, spec, cache_dir: Path | None = None) -> Wavef
 
     folder = judge_place(judge_dir(spec, cache_dir), fsdd_root, "judge.json", "data_root")
     if (folder / "judge.npz").is_file() and (folder / "judge.json").is_file():
-        judge = WaveformJudge.load(folder)
-        if same_data(judge.info.get("data_root"), fsdd_root):  # (one that does not record its data: refitted)
-            return judge
+        try:
+            judge = WaveformJudge.load(folder)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # cut short (a killed fit): refitted
+            log.warning("%s: cannot read the waveform judge (%s): fitting it again", folder, e)
+        else:
+            if same_data(judge.info.get("data_root"), fsdd_root):  # (one that does not record its data: refitted)
+                return judge
     return fit_waveform_judge(fsdd_root, spec, folder)
 
 

@@ -563,6 +563,7 @@ class MLDSamples:
     sample_rate: float = 0.0
     threshold: float | None = None
     seconds: float = 0.0
+    names: set = field(default_factory=lambda: {"settings.json"})  # the groups' folder names, and the folder's own file
 
 
 def sample(run_dir, n: int, conditions: list[str] | None = None, *, progress: bool = False,
@@ -578,14 +579,13 @@ def sample(run_dir, n: int, conditions: list[str] | None = None, *, progress: bo
     t0 = time.perf_counter()
     threshold = (saved.info.get("mask_threshold") or {}).get("threshold")
     out = MLDSamples(cfg.data.kind, {**settings, "n_samples": int(n)}, threshold=threshold)
-    used = {"settings.json"}  # the output folder's own file: a condition of that name replaced it by its samples' folder
     read = read_conditions(conditions or [], lambda p: read_condition(saved, stages, p, sample_rate))
     for path in conditions or [None]:
         if path is None:
             m, x, name = None, None, "joint"
         else:
             m, x = read[path]
-            name = distinct_name(Path(path).stem, used)
+            name = distinct_name(Path(path).stem, out.names)
         z = None if m is None else stages.encode(m, x)  # (W, d): one row per window / clip / image
         k = 1 if z is None else len(z)
         cond = None if z is None else {m: z.repeat_interleave(n, dim=0)}
