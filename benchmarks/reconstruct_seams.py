@@ -19,7 +19,8 @@ each placed at 0, 0.3, 0.7 and 0.9 s into 3 s of silence, rebuilt by the CLI, wi
 parts for two models trained alike: the preset (``augment``: half the training windows shifted by up to 0.5 s) and
 the same without shifts (``-o augment.time_shift_p=0``, the reference: what ``mel_ae.yaml`` trained before).
 
-    python benchmarks/reconstruct_seams.py            # about 10 min on 2 cores
+    python benchmarks/reconstruct_seams.py            # about 12 min on 2 cores
+    python benchmarks/reconstruct_seams.py --seed 1   # both models trained from another seed (and 600 other clips)
 """
 
 from __future__ import annotations
@@ -128,14 +129,19 @@ def rebuilt(run: Path, files: list, out: Path, n_iter: int, log: Path) -> list:
             for f in files]
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    import argparse
+
     from latentbridge.config import load_config
     from latentbridge.tasks.autoencode import audio_files
 
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seed", type=int, default=0, help="train.seed of both models (and their data subset)")
+    args = ap.parse_args(argv)
     rec = fsdd_recordings()
     if rec is None:
         return 0
-    n_iter, common = 32, [f"data.train_dir={rec}", "data.limit=600", "train.max_epochs=12"]
+    n_iter, common = 32, [f"data.train_dir={rec}", "data.limit=600", "train.max_epochs=12", f"train.seed={args.seed}"]
     models = {"preset (shifted windows)": [], "no shifts (reference)": ["augment.time_shift_p=0"]}
     used = {p.name for p in audio_files(load_config(REPO / "configs" / "mel_ae.yaml", common))}
     rows, words, per_file = [], [], {}
@@ -169,7 +175,7 @@ def main() -> int:
                 {"seam_share": ".3f", "median_level_diff_db": ".1f", "lsd_db": ".1f", "stoi": ".3f"}))
     print(table(words, ["model", "word_at_s", "stoi", "median_level_diff_db", "lsd_db", "seam_share"],
                 {"word_at_s": ".1f", "stoi": ".3f", "median_level_diff_db": ".1f", "lsd_db": ".1f", "seam_share": ".3f"}))
-    write_results("reconstruct_seams", {"rows": rows, "words": words, "per_file": per_file, "n_iter": n_iter})
+    write_results("reconstruct_seams" + (f"_seed{args.seed}" if args.seed else ""), {"rows": rows, "words": words, "per_file": per_file, "n_iter": n_iter})
     return 0
 
 
