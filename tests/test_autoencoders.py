@@ -198,9 +198,9 @@ def test_label_head_needs_labels(tmp_path, capsys):
 
 
 def test_time_shifts_reach_the_training_batches_and_follow_the_window(tmp_path, monkeypatch):
-    """``augment.time_shift_*`` (mel_ae.yaml: half the windows, up to half a window): every training batch passes the
-    shift, the model card says so; the shift follows a window the user shortens; a digits MLD's audio stage reads the
-    same setting."""
+    """``augment.time_shift_*`` (half the windows, up to half a window; off in mel_ae.yaml): every training batch passes
+    the shift, the model card says so; the shift follows a window the user shortens; a digits MLD's audio stage reads
+    the same setting."""
     import soundfile as sf
 
     import latentbridge.data.augment as augment
@@ -214,6 +214,7 @@ def test_time_shifts_reach_the_training_batches_and_follow_the_window(tmp_path, 
     base = ["train", "--config", str(REPO / "configs" / "mel_ae.yaml"), "-o", f"data.train_dir={d}",
             "-o", "train.max_epochs=2", "-o", "train.batch_size=2", "-o", "train.progress_bar=false",
             "-o", "model.channels=[8,8,16,16]", "-o", "model.latent_dim=8"]
+    shifted = ["-o", "augment.time_shift_p=0.5"]
     seen = []
     real = augment.shift_windows
     monkeypatch.setattr(augment, "shift_windows", lambda x, g, aug, max_frames: seen.append(
@@ -222,17 +223,17 @@ def test_time_shifts_reach_the_training_batches_and_follow_the_window(tmp_path, 
                                       "-o", "features.n_frames=64"], 32)):
         seen.clear()
         out = tmp_path / f"shifted{frames}"
-        assert main([*base, *extra, "--out", str(out)]) == 0
+        assert main([*base, *shifted, *extra, "--out", str(out)]) == 0
         windows = json.loads((out / "config.json").read_text())["data"]["n_train_windows"]
         assert sum(n for n, _, _ in seen) == 2 * windows and {(m, p) for _, m, p in seen} == {(frames, 0.5)}
         assert "50% of the training windows shifted in time by up to 50% of the window" in (out / "README.md").read_text()
 
     seen.clear()
-    assert main([*base, "-o", "augment.time_shift_p=0", "--out", str(tmp_path / "still")]) == 0
+    assert main([*base, "--out", str(tmp_path / "still")]) == 0  # the preset: no shifts
     assert not seen and "shifted" not in (tmp_path / "still" / "README.md").read_text()
 
     stage = dict(load_config(REPO / "configs" / "mld_avdigits.yaml", []).first_stage.stages["audio"])
-    assert window_shift(load_config(None, [f"{k}={json.dumps(v)}" for k, v in stage.items()])) is None  # as measured
+    assert window_shift(load_config(None, [f"{k}={json.dumps(v)}" for k, v in stage.items()])) is None  # the preset's
     stage["augment"] = {"time_shift_p": 0.5, "time_shift_max": 0.25}
     assert window_shift(load_config(None, [f"{k}={json.dumps(v)}" for k, v in stage.items()])).fn.keywords == {
         "max_frames": 32}
