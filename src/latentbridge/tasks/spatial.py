@@ -372,8 +372,8 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
     if moved := [o for o in off if o["outside"]]:
         o = moved[0]
         log.warning("%s: %s outside the range of the training sections' intensities (%s: %.3g to %.3g, in training "
-                    "%.3g to %.3g): negated or offset maps come out as the model's guess of maps it never saw; bring "
-                    "them to the training maps' scale, or train on such maps", path,
+                    "%.3g to %.3g): maps negated, offset or on another scale come out as the model's guess of maps it "
+                    "never saw; bring them to the training maps' scale, or train on such maps", path,
                     channel_text(section.labels, [o["channel"] for o in moved]), channel_text(section.labels,
                                                                                          [o["channel"]]),
                     o["low"], o["high"], *o["trained"])
