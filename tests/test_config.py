@@ -109,6 +109,10 @@ def test_bad_files_and_overrides(tmp_path):
         parse_override("train.max_epochs")
     with pytest.raises(ConfigError, match="not a section"):
         apply_overrides({"train": 3}, ["train.max_epochs=2"])
+    # a stage's preset by -o: 'unknown key ...base' (presets are composed as files are read, before any -o)
+    for key in ("first_stage.stages.image.base=image_ae_dense.yaml", "defaults=[a.yaml]"):
+        with pytest.raises(ConfigError, match=r"is read in a config file only; write the presets in one"):
+            apply_overrides({"task": "mld"}, [key])
 
 
 def test_presets_compose_from_a_base(tmp_path):

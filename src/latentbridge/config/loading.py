@@ -87,6 +87,9 @@ def apply_overrides(raw: dict, overrides: list[str] | None) -> dict:
     out = copy.deepcopy(raw)
     for text in overrides or []:
         parts, value = parse_override(text)
+        if parts[-1] in COMPOSE_KEYS:  # presets are composed when a file is read, before any -o (an unknown key)
+            raise ConfigError(f"override '{text}': '{parts[-1]}' is read in a config file only; write the presets in "
+                              "one (its own base: ...), or give the settings they hold with -o one by one")
         set_path(out, parts, value, f"override '{text}'")
     return out
 
