@@ -106,10 +106,13 @@ def loader_of(x: np.ndarray, train_cfg, shuffle: bool, labels: np.ndarray | None
 
 def window_shift(cfg):
     """The training batches' collate that shifts windows in time (``augment``, audio autoencoders), or None."""
-    aug = getattr(cfg, "augment", None)
-    if aug is None or not aug.time_shift_p:
-        return None
     from functools import partial
+
+    from latentbridge.config.sections import WindowShiftConfig
+
+    aug = getattr(cfg, "augment", None)
+    if not isinstance(aug, WindowShiftConfig) or not aug.time_shift_p:  # (a multimodal run's augment is waveforms')
+        return None
 
     from latentbridge.data.augment import AugmentedBatches, shift_windows
 
