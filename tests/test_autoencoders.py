@@ -239,6 +239,34 @@ def test_time_shifts_reach_the_training_batches_and_follow_the_window(tmp_path, 
         "max_frames": 32}
 
 
+def test_training_on_recordings_above_the_presets_rate_says_the_band_it_drops(tmp_path, caplog):
+    """mel_ae.yaml models 8 kHz: 16-kHz recordings are resampled down, and training says what it never learns (a
+    warning, where the same conversion when scoring a folder is an info line)."""
+    import soundfile as sf
+
+    from latentbridge.data.survey import conversions_line
+    from latentbridge.data.synth.machine import synth_clip
+
+    d = tmp_path / "wide"
+    d.mkdir()
+    for i in range(3):
+        sf.write(d / f"n{i}.wav", synth_clip((0, 0, i), sample_rate=16000, duration_s=2.0)[0], 16000)
+    with caplog.at_level("INFO"):
+        assert main(["train", "--config", str(REPO / "configs" / "mel_ae.yaml"), "-o", f"data.train_dir={d}",
+                     "-o", "train.max_epochs=1", "-o", "train.progress_bar=false", "-o", "model.channels=[8,8,16,16]",
+                     "-o", "model.latent_dim=8", "--out", str(tmp_path / "run")]) == 0
+    said = [r for r in caplog.records if "resampled to 8000 Hz" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelname == "WARNING", said
+    assert said[0].getMessage() == ("3 of 3 files resampled to 8000 Hz (from 16000 Hz x3); the model learns nothing of "
+                                    "what they hold between 4000 and 8000 Hz (a model at their rate: -o "
+                                    "audio.sample_rate=16000 with the features' n_fft, hop_length and fmax scaled to it)")
+    rates = {f"f{i}": 16000 for i in range(3)}
+    assert conversions_line(rates, {k: 1 for k in rates}, 8000, None) == ("3 of 3 files resampled to 8000 Hz (from "
+                                                                         "16000 Hz x3)", False)
+    assert conversions_line({"a": 9000}, {"a": 1}, 8000, None, training=True)[1] is False  # a small step down
+    assert conversions_line({"a": 8000}, {"a": 1}, 8000, None, training=True) == ("", False)
+
+
 @pytest.mark.parametrize("name", list(SMALL))
 def test_save_load_round_trip(name, tmp_path):
     model, shape = _model(name)

@@ -211,6 +211,7 @@ class FeatureExtractor:
         self.parallel = parallel
         self._headers: dict[str, object] = {}  # each file's AudioInfo, from the header pass of check_band
         self.refuse_below_band = False  # calibrating: recordings that all leave the band's top empty are refused
+        self.training = False  # fitting a model: recordings resampled down are said with the band they lose
         self.batch_windows = batch_windows  # small batches: faster on CPU than large ones (benchmarks/)
         self._params = {
             "version": CACHE_VERSION,
@@ -444,7 +445,7 @@ class FeatureExtractor:
         """Warn (and return the text) when some files are recorded at rates too low to fill the band
         the features cover (:func:`latentbridge.data.survey.band_warning`); reads headers only, and keeps them
         for :meth:`assemble` (``WindowFeatures.headers``)."""
-        from latentbridge.data.survey import band_fmax, band_warning, files_below_band
+        from latentbridge.data.survey import band_fmax, band_warning, conversions_line, files_below_band
         from latentbridge.io import audio_info
 
         rates, channels = {}, {}
@@ -464,7 +465,9 @@ class FeatureExtractor:
                             + ", ".join(f"{c} channels x{n}" for c, n in counts.most_common())
                             + f" (e.g. {odd}): fit on recordings of one channel count, or pick one with "
                               "-o audio.channel=K (or mix them: -o audio.channel=null)")
-        self._report_conversions(rates, channels)
+        text, warn = conversions_line(rates, channels, self.sample_rate, self.channel, self.training)
+        if text:
+            (log.warning if warn else log.info)(text)
         fmax = band_fmax(self.transform)
         text = band_warning(rates, self.sample_rate, fmax)
         if text and self.refuse_below_band and len(files_below_band(rates, self.sample_rate, fmax)) == len(rates):
@@ -473,26 +476,6 @@ class FeatureExtractor:
         if text:
             log.warning(text)
         return text
-
-    def _report_conversions(self, rates: dict[str, int], channels: dict[str, int]) -> None:
-        """One line on the files resampled to the model's rate and mixed down to one channel: a warning when the
-        files differ in rate or channels (mixed sources), else an info line (``-v``)."""
-        if not rates:
-            return
-        other = Counter(r for r in rates.values() if r != self.sample_rate)
-        multi = Counter(c for c in channels.values() if c > 1 and self.channel != ALL_CHANNELS)
-        if not other and not multi:
-            return
-        parts = []
-        if other:
-            parts.append(f"{sum(other.values())} of {len(rates)} files resampled to {self.sample_rate} Hz (from "
-                         + ", ".join(f"{r} Hz x{n}" for r, n in other.most_common()) + ")")
-        if multi:
-            what = "mixed down to mono" if self.channel is None else f"read on channel {self.channel}"
-            parts.append(f"{sum(multi.values())} {what} (from " + ", ".join(f"{c} channels x{n}"
-                                                                             for c, n in multi.most_common()) + ")")
-        mixed = len(set(rates.values())) > 1 or len(set(channels.values())) > 1
-        (log.warning if mixed else log.info)("; ".join(parts))
 
     def assemble(self, files: list[Path], results: list["FileFeatures"], skip_bad: bool, paths) -> WindowFeatures:
         """One :class:`WindowFeatures` of per-file results (any order), with the bad-file rule."""

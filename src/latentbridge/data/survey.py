@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError
-from latentbridge.io import active_bounds, audio_info, level_dbfs, read_audio
+from latentbridge.io import ALL_CHANNELS, active_bounds, audio_info, level_dbfs, read_audio
 from latentbridge.utils import listed
 
 
@@ -124,6 +124,31 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
     codecs = Counter(i.codec for i in headers.values())
     return Survey(len(files), dict(rates), dict(channels), durations, len(levels), levels, active, silence, bad, quiet,
                   dict(codecs))
+
+
+def conversions_line(rates: dict[str, int], channels: dict[str, int], sample_rate: int, channel,
+                     training: bool = False) -> tuple[str, bool]:
+    """``(text, warn)``: one line on the files (path → native rate, channels) resampled to the model's rate and mixed
+    down to one channel (``channel``: the model's ``audio.channel``); ``warn`` when the files differ in rate or channels
+    (mixed sources), or, ``training``, when they are resampled down far enough to lose a band the model never
+    learns. ``("", False)`` when nothing is converted."""
+    other = Counter(r for r in rates.values() if r != sample_rate)
+    multi = Counter(c for c in channels.values() if c > 1 and channel != ALL_CHANNELS)
+    parts = []
+    if other:
+        parts.append(f"{sum(other.values())} of {len(rates)} files resampled to {sample_rate} Hz (from "
+                     + ", ".join(f"{r} Hz x{n}" for r, n in other.most_common()) + ")")
+    if multi:
+        what = "mixed down to mono" if channel is None else f"read on channel {channel}"
+        parts.append(f"{sum(multi.values())} {what} (from "
+                     + ", ".join(f"{c} channels x{n}" for c, n in multi.most_common()) + ")")
+    lost = max(other) if other and training and max(other) > 1.25 * sample_rate else 0
+    if lost:  # a model fitted at a preset's rate learns nothing of the top of the files' band
+        parts.append(f"the model learns nothing of what they hold between {sample_rate / 2:g} and {lost / 2:g} Hz "
+                     f"(a model at their rate: -o audio.sample_rate={lost} with the features' n_fft, hop_length and "
+                     "fmax scaled to it)")
+    mixed = len(set(rates.values())) > 1 or len(set(channels.values())) > 1
+    return "; ".join(parts), bool(parts) and (mixed or bool(lost))
 
 
 def below_band(rate: float, top: float) -> bool:

@@ -152,6 +152,7 @@ def feature_training(cfg, out_dir, paths, *, resume: bool = False, force: bool =
                           "trains as the audio stage of a digits MLD run (first_stage.stages.audio)")
     spec = transform_spec(cfg)
     extractor = FeatureExtractor.from_spec(spec, cache_dir=cfg.data.cache_dir)
+    extractor.training = True
     wf = extractor.extract(paths, skip_bad=cfg.data.skip_bad_files, files=files, progress=True)
     train_wf, val_wf = split_train_val(wf, cfg.data.val_fraction, cfg.train.seed)
     if len(train_wf) < 2:
