@@ -290,6 +290,14 @@ class KNNStatsDetector(GaussianStatsDetector):
         return {"knn": knn, "knn_channel_max": per_channel}, x, s
 
     @torch.no_grad()
+    def fitted_windows(self, x: Tensor) -> Tensor:
+        """Whether each window of ``x`` is one the bank holds (its statistics equal a stored row's, to rounding):
+        scored against itself, its distance is 0, which says nothing of how far new normal windows lie."""
+        s = self.statistics(x)
+        gap = (s - self.bank[squared_distances(s, self.bank).argmin(1)]).pow(2).sum(1)
+        return gap <= 1e-8 * (1.0 + s.pow(2).sum(1))
+
+    @torch.no_grad()
     def fit_closed_form(self, features: np.ndarray, seed: int = 0) -> dict:
         s = self._fit_standardisation(features)
         rng = np.random.default_rng(seed)
@@ -308,3 +316,25 @@ class KNNStatsDetector(GaussianStatsDetector):
                 for i in range(0, len(ref), 256)]).median()), 1e-6) for j in range(c)]
         self.fitted.fill_(True)
         return {"n_neighbours_stored": int(len(keep))}
+
+
+def without_fitted_windows(model, features: np.ndarray, where, what: str, advice: str) -> np.ndarray:
+    """``features`` (normal windows to calibrate a threshold on) without those ``model``'s bank holds
+    (:meth:`KNNStatsDetector.fitted_windows`), said in a warning; a :class:`~latentbridge.errors.DataError` at ``where``
+    when every window is one (``what``: the windows, in words; ``advice``: what to do then). Unchanged for models
+    without a bank."""
+    from latentbridge.errors import DataError
+    from latentbridge.utils import batched
+
+    if not hasattr(model, "fitted_windows") or not len(features) or not len(model.bank):
+        return features
+    fitted = batched(lambda x: model.fitted_windows(x), features, batch_size=256).numpy().astype(bool)
+    if not fitted.any():
+        return features
+    why = ("windows the model was fitted on (the training recordings, or copies of them): a nearest-neighbour "
+           "detector scores them 0 against themselves, which says nothing of how far new normal windows lie")
+    if fitted.all():
+        raise DataError(where, f"every one of the {len(features)} windows of {what} is one of the {why}; {advice}")
+    log.warning("%d of the %d windows of %s are %s: left out of the calibration", int(fitted.sum()), len(features),
+                what, why)
+    return features[~fitted]

@@ -26,6 +26,7 @@ from latentbridge.data.survey import (band_centres_hz, band_content_warning, ban
                                       header_warnings, level_warnings, profile_of_powers, resampled_top_warning)
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
 from latentbridge.metrics.anomaly import calibrate_threshold, detection_metrics, partial_auc, roc_auc
+from latentbridge.models.detectors import without_fitted_windows
 from latentbridge.models.hub import SavedModel, load_model
 from latentbridge.outputs import FolderLock
 from latentbridge.utils import batched, file_names, listed
@@ -152,8 +153,7 @@ class Detector:
 
     def score_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n, window_samples) waveforms at the model's rate → (scores, decisions)."""
-        feats = self._stream_extractor.features_of_windows(windows.astype(np.float32))
-        scores = self.score_features(feats)
+        scores = self.score_features(self._stream_extractor.features_of_windows(windows.astype(np.float32)))
         return scores, scores > self.threshold
 
 
@@ -181,9 +181,11 @@ MIN_CALIBRATION_WINDOWS = 10
 
 
 def _calibration(model, features: np.ndarray, anomaly_cfg, method: str | None = None, k: float | None = None,
-                 false_alarm_rate: float | None = None, score: str | None = None) -> tuple[dict, np.ndarray]:
-    """Threshold from normal windows' scores (``score``, by default the config's or the model's; plus an
-    MSE threshold for the ONNX export of models scored by a sampled score)."""
+                 false_alarm_rate: float | None = None, score: str | None = None,
+                 source: tuple | None = None) -> tuple[dict, np.ndarray]:
+    """Threshold from normal windows' scores (``score``: the config's or the model's; plus an MSE threshold for the
+    ONNX export of sampled scores), without the model's own windows (``source``: :func:`without_fitted_windows`)."""
+    features = without_fitted_windows(model, features, *source) if source else features
     a = anomaly_cfg
     method = method or a.threshold_method
     k = a.k if k is None else k
@@ -191,7 +193,7 @@ def _calibration(model, features: np.ndarray, anomaly_cfg, method: str | None = 
     score = score or a.score or model.default_score
     scores = score_features(model, features, score, a.iwae_samples)
     calib = calibrate_threshold(scores, method=method, k=k, false_alarm_rate=far)
-    info = {"score": score, **calib}
+    info = {"score": score, **calib, "n_calibration_windows": int(len(scores))}
     if len(scores) < MIN_CALIBRATION_WINDOWS:
         info["warning"] = (f"the threshold rests on {len(scores)} normal window(s), too few to know how normal "
                            "scores spread: expect false alarms; calibrate on a folder of more normal recordings "
@@ -239,9 +241,10 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
                 "which a nearest-neighbour detector scores 0 against themselves: nearly every new window will be "
                 "flagged; hold out normal files (data.val_fraction, two files or more) or run `latentbridge anomaly "
                 "calibrate RUN NORMAL_DIR`" if hasattr(fit_.model, "bank") else "(optimistic)"))
-        anomaly_info, calib_scores = _calibration(fit_.model, calib_wf.features, cfg.anomaly)
-        anomaly_info.update({"calibrated_on": "held-out normal files" if has_val else "training windows",
-                             "n_calibration_windows": int(len(calib_wf))})
+        anomaly_info, calib_scores = _calibration(fit_.model, calib_wf.features, cfg.anomaly, source=(
+            cfg.data.train_dir, "the held-out normal files", "the normal recordings are copies of one another: give "
+            "recordings that differ as normal ones do") if has_val else None)
+        anomaly_info["calibrated_on"] = "held-out normal files" if has_val else "training windows"
         atomic_write_json(fit_.run.dir / "calibration.json", {**anomaly_info, "scores": calib_scores.tolist()})
         data_info = {k: v for k, v in fit_.data_info.items() if k != "val_files"}
         data_info["channels_read"] = int(fit_.model.input_shape[0])
@@ -406,12 +409,11 @@ def _calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | N
         ex = det.extractor()
         ex.refuse_below_band = True
         wf = ex.extract(normal_paths, skip_bad=skip_bad, files=list_normal_files(normal_paths, "calibration"))
+        where = ", ".join(map(str, normal_paths if isinstance(normal_paths, (list, tuple)) else [normal_paths]))
         info, _ = _calibration(det.model, wf.features, det.anomaly_config, method, k, false_alarm_rate,
-                               score or det.method)
-        new = {**info, "calibrated_on": f"{len(wf.files)} files / {len(wf)} windows of "
-                                        + ", ".join(map(str, normal_paths if isinstance(normal_paths, (list, tuple))
-                                                        else [normal_paths])),
-               "n_calibration_windows": int(len(wf))}
+                               score or det.method, source=(where, "the calibration recordings",
+                                                             "calibrate on normal recordings the model was not fitted on"))
+        new = {**info, "calibrated_on": f"{len(wf.files)} files / {info['n_calibration_windows']} windows of {where}"}
     info = det.saved.info
     card = model_card(det.cfg, new, info.get("data") or {}, info.get("training") or {}) \
         if det.cfg.task == "anomaly" and info.get("data") else None
@@ -488,11 +490,9 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
     _two_classes(y_files, paths)  # files skipped as unusable may have taken a class with them
     y_windows = y_files[wf.file_index]
     metrics = detection_metrics(y_files, file_scores, det.threshold)
-    metrics.update({
-        "level": f"file ({aggregate} of window scores)",
-        "window_auc": roc_auc(y_windows, scores), "window_pauc": partial_auc(y_windows, scores),
-        **{k: v for k, v in summary.items() if k not in metrics},
-    })
+    metrics.update({"level": f"file ({aggregate} of window scores)", "window_auc": roc_auc(y_windows, scores),
+                    "window_pauc": partial_auc(y_windows, scores),
+                    **{k: v for k, v in summary.items() if k not in metrics}})
     res.labels, res.metrics = y_files, metrics
     res.examples = _examples(det, wf, scores, y_windows, n_examples)
     return res
