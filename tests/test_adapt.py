@@ -577,7 +577,7 @@ def test_codec_warning_names_recordings_stored_the_other_way():
     # training files of both kinds, or none known: nothing to tell
     assert codec_warning({"VORBIS": 2, "PCM_16": 2}, ["MPEG_LAYER_III"], ["a.mp3"]) is None
     assert codec_warning({}, ["VORBIS"], ["a.ogg"]) is None
-    from latentbridge.tasks.anomaly import _codecs  # the model card's line
+    from latentbridge.tasks.anomaly_card import _codecs  # the model card's line
 
     assert _codecs({"VORBIS": 2, "PCM_16": 1}) == "Vorbis x2, 16-bit PCM x1 (lossless and lossy mixed)"
     assert _codecs({"MPEG_LAYER_III": 4}) == "MP3 x4 (lossy; recordings stored the other way are named at scoring)"
@@ -609,6 +609,23 @@ def test_a_low_rate_sensor_gets_frames_that_resolve_its_spectrum():
     c = chosen(1000, 10.0)["features.n_fft"]
     assert c.value == 64 and "only 33 frequency bins, 15.6 Hz apart: for a finer look" in c.reason
     assert chosen(16000, 10.0)["features.n_fft"].reason == "64 ms at 16000 Hz (stationary sound)"  # 513 bins
+    # clips too short for 8 frames of even twice the time rule's (50 ms at 1 kHz): the time rule, the window within
+    # the clips (the finer frames made 0.5-s windows, and every 50-ms clip was refused as too short)
+    c = chosen(1000, 0.05)
+    assert (c["features.n_fft"].value, c["audio.window_s"].value) == (32, 0.05), c
+    assert "for a finer look" not in c["features.n_fft"].reason
+
+
+def test_the_band_is_not_cut_to_files_the_model_cannot_read():
+    """9 accelerometer files at 25.6 kHz and 3 at 200 Hz: the survey stopped the band at 100 Hz (4 mel bands) for the
+    200-Hz files, which reading at 25.6 kHz then refuses (upsampled 128 times); the whole band is kept. Files at a rate
+    the model does read (6.4 kHz) still stop it."""
+    from latentbridge.data.survey import Survey
+
+    keys = {c.key: c.value for c in choose_settings(Survey(12, {25600: 9, 200: 3}, {1: 12}, [10.0] * 12))}
+    assert "features.fmax" not in keys and keys["audio.sample_rate"] == 25600 and keys["features.n_mels"] == 64
+    keys = {c.key: c.value for c in choose_settings(Survey(12, {25600: 9, 6400: 3}, {1: 12}, [10.0] * 12))}
+    assert keys["features.fmax"] == 3200.0
 
 
 def test_audio_files_of_differing_channel_counts_are_mixed_and_said_so():

@@ -43,8 +43,11 @@ def test_fit_writes_a_complete_model_folder(fitted_model):
     scores = np.array(calib["scores"])
     assert thr == pytest.approx(scores.mean() + 2 * scores.std(), rel=1e-6)  # mean + 2 sigma
     card = (fitted_model / "README.md").read_text()
-    for needle in ("16000 Hz", "n_fft 1024", "hop 512", "64 mel bands", f"{thr:.6g}"):
+    for needle in ("16000 Hz (one channel)", "n_fft 1024", "hop 512", "64 mel bands", f"{thr:.6g}"):
         assert needle in card
+    data = info["data"]  # counts in words: "1 file", not "1 files"
+    assert f"{data['n_val_files']} file{'s' if data['n_val_files'] != 1 else ''} / {data['n_val_windows']} windows " \
+           "held out for calibration" in card
     assert not list(fitted_model.parent.glob("*.partial"))
 
 
@@ -273,6 +276,24 @@ def test_a_neighbour_detector_leaves_its_own_windows_out_of_a_calibration(machin
     assert main(["anomaly", "fit", str(copies), "--out", str(tmp_path / "mc")]) == 2
     assert "the normal recordings are copies of one another" in capsys.readouterr().err
     assert not (tmp_path / "mc").exists()
+
+
+def test_recordings_of_more_channels_than_training_are_named_when_mixed(fitted_model, machine_data, tmp_path, caplog):
+    """A model fitted on single-channel recordings scoring three-axis ones mixed them without a word (4 of 5 normal
+    files flagged); it is a warning naming the mix. The same file in one channel is not named."""
+    import soundfile as sf
+
+    wave, sr = sf.read(next((machine_data / "test" / "normal").glob("*.wav")))
+    d = tmp_path / "axes"
+    d.mkdir()
+    sf.write(d / "three.wav", np.stack([wave, 0.5 * wave, 0.25 * wave], axis=1), sr)
+    sf.write(d / "one.wav", wave, sr)
+    with caplog.at_level("WARNING"):
+        assert main(["anomaly", "score", str(fitted_model), str(d), "--out", str(tmp_path / "s")]) == 0
+    said = [r.getMessage() for r in caplog.records if "mixed down to mono" in r.getMessage()]
+    assert said == ["1 mixed down to mono (from 3 channels x1); the model was fitted on single-channel recordings: a "
+                    "mix of several is not the signal it learned (fit on recordings like these, each channel modelled: "
+                    "-o audio.channel=all)"], said
 
 
 def test_windows_of_digital_silence_are_named_after_scoring(fitted_model, machine_data, tmp_path, caplog):

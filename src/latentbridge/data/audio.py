@@ -212,6 +212,7 @@ class FeatureExtractor:
         self._headers: dict[str, object] = {}  # each file's AudioInfo, from the header pass of check_band
         self.refuse_below_band = False  # calibrating: recordings that all leave the band's top empty are refused
         self.training = False  # fitting a model: recordings resampled down are said with the band they lose
+        self.fitted_channels: int | None = None  # scoring: the most channels of the model's training recordings
         self.batch_windows = batch_windows  # small batches: faster on CPU than large ones (benchmarks/)
         self._params = {
             "version": CACHE_VERSION,
@@ -465,7 +466,8 @@ class FeatureExtractor:
                             + ", ".join(f"{c} channels x{n}" for c, n in counts.most_common())
                             + f" (e.g. {odd}): fit on recordings of one channel count, or pick one with "
                               "-o audio.channel=K (or mix them: -o audio.channel=null)")
-        text, warn = conversions_line(rates, channels, self.sample_rate, self.channel, self.training)
+        text, warn = conversions_line(rates, channels, self.sample_rate, self.channel, self.training,
+                                      self.fitted_channels)
         if text:
             (log.warning if warn else log.info)(text)
         fmax = band_fmax(self.transform)

@@ -127,11 +127,12 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
 
 
 def conversions_line(rates: dict[str, int], channels: dict[str, int], sample_rate: int, channel,
-                     training: bool = False) -> tuple[str, bool]:
+                     training: bool = False, fitted_channels: int | None = None) -> tuple[str, bool]:
     """``(text, warn)``: one line on the files (path → native rate, channels) resampled to the model's rate and mixed
     down to one channel (``channel``: the model's ``audio.channel``); ``warn`` when the files differ in rate or channels
-    (mixed sources), or, ``training``, when they are resampled down far enough to lose a band the model never
-    learns. ``("", False)`` when nothing is converted."""
+    (mixed sources), when, ``training``, they are resampled down far enough to lose a band the model never learns, or
+    when a model fitted on recordings of ``fitted_channels`` (1) is given recordings of more, mixed. ``("", False)``
+    when nothing is converted."""
     other = Counter(r for r in rates.values() if r != sample_rate)
     multi = Counter(c for c in channels.values() if c > 1 and channel != ALL_CHANNELS)
     parts = []
@@ -147,8 +148,12 @@ def conversions_line(rates: dict[str, int], channels: dict[str, int], sample_rat
         parts.append(f"the model learns nothing of what they hold between {sample_rate / 2:g} and {lost / 2:g} Hz "
                      f"(a model at their rate: -o audio.sample_rate={lost} with the features' n_fft, hop_length and "
                      "fmax scaled to it)")
+    unlike = bool(multi) and channel is None and fitted_channels == 1
+    if unlike:  # an accelerometer's three axes averaged for a model of one axis: not the signal it learned
+        parts.append("the model was fitted on single-channel recordings: a mix of several is not the signal it "
+                     "learned (fit on recordings like these, each channel modelled: -o audio.channel=all)")
     mixed = len(set(rates.values())) > 1 or len(set(channels.values())) > 1
-    return "; ".join(parts), bool(parts) and (mixed or bool(lost))
+    return "; ".join(parts), bool(parts) and (mixed or bool(lost) or unlike)
 
 
 def below_band(rate: float, top: float) -> bool:

@@ -191,7 +191,7 @@ def fine_stft(n_fft: int, rate: int, typical_s: float) -> tuple[int, float] | No
     big = 1024
     while big > 2 * n_fft and span(big) > typical_s:
         big //= 2
-    if big <= n_fft:
+    if big <= n_fft or span(big) > typical_s:  # no finer frame fits 8 times in the recordings
         return None
     return big, math.ceil(span(big) * 4) / 4
 
@@ -208,9 +208,13 @@ def _resolution_hint(n_fft: int, rate: int, fine: tuple[int, float] | None) -> s
 
 def shared_low_rate(survey: Survey, rate: int) -> int | None:
     """The lowest rate under ``rate`` that at least 10 % of the files share (None: none): the band the
-    features cover stops at its Nyquist frequency, so that every file fills the whole band."""
+    features cover stops at its Nyquist frequency, so that every file fills the whole band. Rates the model cannot read
+    (:func:`~latentbridge.io.audio.rate_problem`: upsampled more than 32 times) are not counted: those files are refused,
+    and the band of the others stopped at theirs (0-100 Hz for accelerometers at 25.6 kHz beside some at 200 Hz)."""
+    from latentbridge.io.audio import rate_problem
+
     total = sum(survey.rates.values())
-    low = [r for r, n in survey.rates.items() if r < rate and n >= 0.1 * total]
+    low = [r for r, n in survey.rates.items() if r < rate and n >= 0.1 * total and rate_problem(r, rate) is None]
     return int(min(low)) if low else None
 
 

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latentbridge.training.fit import best_loss_text
 from latentbridge.data.audio import FeatureExtractor, WindowFeatures
 from latentbridge.data.labels import list_normal_files
 from latentbridge.data.survey import (band_centres_hz, band_content_warning, band_fmax, band_profile_db,
@@ -28,6 +27,7 @@ from latentbridge.errors import ConfigError, DataError, LatentbridgeError
 from latentbridge.metrics.anomaly import calibrate_threshold, detection_metrics, partial_auc, roc_auc
 from latentbridge.models.detectors import without_fitted_windows
 from latentbridge.models.hub import SavedModel, load_model
+from latentbridge.tasks.anomaly_card import model_card
 from latentbridge.outputs import FolderLock
 from latentbridge.utils import batched, file_names, listed
 
@@ -133,8 +133,11 @@ class Detector:
         return int(self.model.input_shape[0])
 
     def extractor(self, **kw) -> FeatureExtractor:
-        return FeatureExtractor.from_spec(self.spec, self.transform, cache_dir=self.cfg.data.cache_dir,
-                                          n_channels=self.n_channels, **{"csv_rate": self.csv_rate, **kw})
+        ex = FeatureExtractor.from_spec(self.spec, self.transform, cache_dir=self.cfg.data.cache_dir,
+                                        n_channels=self.n_channels, **{"csv_rate": self.csv_rate, **kw})
+        survey = (self.saved.info.get("data") or {}).get("survey") or {}
+        ex.fitted_channels = max(map(int, survey["channels"])) if survey.get("channels") else None
+        return ex
 
     def read_rate(self, sample_rate: float | None) -> "Detector":
         """Read vibration files that give no rate at ``sample_rate`` Hz (``--sample-rate``); None keeps the model's."""
@@ -268,92 +271,6 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
                       card=model_card(cfg, anomaly_info, data_info, fit_.run.summary))
         return FitResult(fit_.run.dir, float(anomaly_info["threshold"]), len(fit_.train), len(fit_.val),
                          time.time() - t0)
-
-
-def _fitted(training: dict) -> str:
-    if not training.get("epochs"):  # a closed-form detector
-        return (f"fitted in closed form (no gradient training) in {max(training['seconds'], 0.01):.2g} s once the "
-                "features were computed")
-    return f"{training['epochs']} epochs, {best_loss_text(training)}; {training['seconds']} s"
-
-
-def model_card(cfg, anomaly: dict, data: dict, training: dict) -> str:
-    f, a = cfg.features, cfg.audio
-    feat = (f"{f.kind} spectrogram, n_fft {f.n_fft}, hop {f.hop_length}, window {f.window}, "
-            + (f"{f.n_mels} mel bands {f.fmin:g}–{f.fmax or a.sample_rate / 2:g} Hz, " if f.kind == "mel" else "")
-            + f"scale {f.scale}, normalize {f.normalize}, {cfg.n_frames} frames per window"
-            + (", per-bin standardisation from training data" if f.standardize else ""))
-    thr = anomaly["threshold"]
-    rule = {"mean_std": f"mean + {anomaly.get('k')}·σ",
-            "quantile": f"quantile for a {anomaly.get('false_alarm_rate')} false-alarm rate",
-            "manual": "set by hand with `latentbridge anomaly calibrate --threshold`"}.get(anomaly["method"],
-                                                                                          anomaly["method"])
-    observed = anomaly.get("observed_false_alarm_rate")
-    warning = f"\n- **Warning**: {anomaly['warning']}" if anomaly.get("warning") else ""
-    return f"""# latentbridge anomaly model: {cfg.model.name}
-
-{cfg.description or 'Acoustic anomaly detector trained on normal recordings only.'}
-
-## Data
-- Training recordings: `{data['train_dir']}` ({data['n_files']} files, {data['total_duration_s']:.1f} s;
-  {data['n_train_files']} files / {data['n_train_windows']} windows for training,
-  {data['n_val_files']} files / {data['n_val_windows']} windows held out for calibration)
-- Skipped files: {len(data['skipped_files'])}; files shorter than one window (padded): {data.get('n_padded_files', 0)}
-- Stored as: {_codecs(data.get('codecs'))}
-
-## Input
-{_chosen(data)}- Sample rate: {a.sample_rate} Hz ({_channel_text(a.channel, data.get('channels_read'))})
-- Windows: {a.window_s:g} s, hop {a.hop_s:g} s; shorter recordings padded ({a.pad}); recordings shorter
-  than a quarter of a window are refused{'' if not a.trim_db else f"; silence more than {a.trim_db:g} dB below the loudest frame trimmed from both ends of files"}
-- Features: {feat}
-
-## Decision
-- Score: {anomaly['score']} (higher = more anomalous)
-- Threshold: {thr:.6g} ({rule}, calibrated on {anomaly['calibrated_on']}{'' if observed is None else
-  f'; observed false-alarm rate there {observed:.3f}'}){warning}
-
-## Training
-- Model: {cfg.model.name} ({', '.join(f'{k} {v}' for k, v in cfg.model.model_dump(exclude={'name'}).items())});
-  {_fitted(training)}
-- Files: `config.json` (everything needed to rebuild the model and its preprocessing),
-  `model.safetensors` (weights), `config.yaml` (resolved training config){
-      ", `logs/`, `checkpoints/`" if training.get("epochs") else ""}.
-
-## Limits
-Trained on one set of normal conditions: a new microphone, position or machine changes the score
-distribution, so recalibrate (`latentbridge anomaly calibrate MODEL_DIR NORMAL_DIR`) or refit before
-trusting the threshold there.
-"""
-
-
-def _channel_text(channel, n_read: int | None) -> str:
-    if channel is None:
-        return "mono mix"
-    if channel == "all":
-        return f"every channel: {n_read or 'its'} channels, statistics or features per channel"
-    return f"channel {channel}"
-
-
-def _codecs(counts: dict | None) -> str:
-    from latentbridge.io.audio import codec_name, is_lossy
-
-    if not counts:
-        return "unknown"
-    lossy = {is_lossy(c) for c in counts}
-    kind = ("lossless and lossy mixed" if len(lossy) > 1 else
-            ("lossy" if lossy == {True} else "lossless") + "; recordings stored the other way are named at scoring")
-    return ", ".join(f"{codec_name(c)} x{n}" for c, n in counts.items()) + f" ({kind})"
-
-
-def _chosen(data: dict) -> str:
-    rows = data.get("settings_chosen") or []
-    if not rows:
-        return ""
-    s = data.get("survey") or {}
-    head = (f"- Chosen from a survey of the training files ({s.get('n_files')} files; durations "
-            f"{s.get('duration_s_percentiles_0_10_50_90_100')} s at the 0/10/50/90/100th percentiles; "
-            f"levels spread {s.get('level_spread_db')} dB); settings set in the config were kept:\n")
-    return head + "".join(f"  - `{r['key']} = {r['value']}`: {r['reason']}\n" for r in rows)
 
 
 # ----------------------------------------------------------------------------- calibrate
