@@ -181,7 +181,9 @@ def test_scoring_files_below_the_band(machine_data, feature_cache, tmp_path, cap
     said = [r for r in caplog.records if r.getMessage().startswith("1 of 2 files resampled")]
     assert len(said) == 1 and said[0].levelname == "WARNING", said
     assert said[0].getMessage() == ("1 of 2 files resampled to 16000 Hz (from 8000 Hz x1); 1 mixed down to mono "
-                                    "(from 2 channels x1)")
+                                    "(from 2 channels x1); the model was fitted on single-channel recordings: a mix of "
+                                    "several is not the signal it learned (fit on recordings like these, each channel "
+                                    "modelled: -o audio.channel=all)")
 
 
 @pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
@@ -634,6 +636,9 @@ def test_audio_files_of_differing_channel_counts_are_mixed_and_said_so():
     from latentbridge.data.survey import Survey
     from latentbridge.tasks.adapt import _channel_choice
 
+    from latentbridge.utils import channel_counts
+
+    assert channel_counts([(1, 4), (3, 2)]) == "1 channel x4, 3 channels x2"  # it said "1 channels x4"
     mixed = _channel_choice(Survey(8, {48000: 8}, {6: 5, 8: 3}, [5.0] * 8, codecs={"PCM_24": 8}))
     assert mixed.value is None and "6 channels x5, 8 channels x3: mixed to one signal (the channel counts differ" \
         in mixed.reason

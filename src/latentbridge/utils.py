@@ -234,6 +234,11 @@ def natural_key(name: str):
     return [(0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in re.split(r"(\d+)", name) if p]
 
 
+def channel_counts(pairs) -> str:
+    """``(channels, files)`` pairs in words: "1 channel x4, 3 channels x2"."""
+    return ", ".join(f"{c} channel{'' if int(c) == 1 else 's'} x{n}" for c, n in pairs)
+
+
 def listed(items, n: int = 3, count: bool = False) -> str:
     """The first ``n`` of ``items`` joined by commas, ``, ...`` after them when there are more (``count``:
     ``, ... (N in all)``): how messages name files, rows or values without printing thousands of them."""

@@ -28,7 +28,8 @@ from latentbridge.io import (ALL_CHANNELS, MIN_WINDOW_SHARE, check_recording_len
 from latentbridge.io.audio import rate_problem
 from latentbridge.io.windows import WindowView
 from latentbridge.transforms.numpy_stft import silence_tail
-from latentbridge.utils import atomic_path, batched, end_with_parent, file_stamp, progress_bar, stable_hash
+from latentbridge.utils import (atomic_path, batched, channel_counts, end_with_parent, file_stamp, progress_bar,
+                                stable_hash)
 
 log = logging.getLogger(__name__)
 
@@ -463,7 +464,7 @@ class FeatureExtractor:
             counts = Counter(channels.values())
             odd = next(p for p, c in channels.items() if c != counts.most_common(1)[0][0])
             raise DataError(_where(files), "audio.channel: all models every channel, but the recordings hold "
-                            + ", ".join(f"{c} channels x{n}" for c, n in counts.most_common())
+                            + channel_counts(counts.most_common())
                             + f" (e.g. {odd}): fit on recordings of one channel count, or pick one with "
                               "-o audio.channel=K (or mix them: -o audio.channel=null)")
         text, warn = conversions_line(rates, channels, self.sample_rate, self.channel, self.training,

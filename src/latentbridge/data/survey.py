@@ -16,7 +16,7 @@ import numpy as np
 
 from latentbridge.errors import DataError
 from latentbridge.io import ALL_CHANNELS, active_bounds, audio_info, level_dbfs, read_audio
-from latentbridge.utils import listed
+from latentbridge.utils import channel_counts, listed
 
 
 #: RMS level (dBFS, of the mono mix) under which a recording is all but silent: a dead microphone, a stereo pair in
@@ -142,7 +142,7 @@ def conversions_line(rates: dict[str, int], channels: dict[str, int], sample_rat
     if multi:
         what = "mixed down to mono" if channel is None else f"read on channel {channel}"
         parts.append(f"{sum(multi.values())} {what} (from "
-                     + ", ".join(f"{c} channels x{n}" for c, n in multi.most_common()) + ")")
+                     + channel_counts(multi.most_common()) + ")")
     lost = max(other) if other and training and max(other) > 1.25 * sample_rate else 0
     if lost:  # a model fitted at a preset's rate learns nothing of the top of the files' band
         parts.append(f"the model learns nothing of what they hold between {sample_rate / 2:g} and {lost / 2:g} Hz "

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from latentbridge.data.survey import QUIET_DBFS, Survey, survey_files
 from latentbridge.io.audio import VIBRATION_CODECS
+from latentbridge.utils import channel_counts
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ def _channel_choice(survey: Survey) -> Choice | None:
     are mixed to one. None for mono recordings."""
     if max(survey.channels) < 2:
         return None
-    counts = ", ".join(f"{c} channels x{n}" for c, n in sorted(survey.channels.items()))
+    counts = channel_counts(sorted(survey.channels.items()))
     vibration = sum(survey.codecs.get(c, 0) for c in VIBRATION_CODECS) == sum(survey.channels.values())
     if vibration and len(survey.channels) == 1:
         return Choice("audio.channel", "all", f"vibration recordings of {max(survey.channels)} axes: each axis "
@@ -248,7 +249,7 @@ def adapt(cfg, paths, *, max_read: int = 200,
     if axes > 1 and channel is None and any(survey.codecs.get(c) for c in VIBRATION_CODECS):
         log.warning("vibration recordings of up to %d axes are averaged into one signal (%s): a fault that shows on "
                     "one axis is diluted by the others' vibration; -o audio.channel=K models axis K alone (0-based)",
-                    axes, ", ".join(f"{c} channels x{n}" for c, n in sorted(survey.channels.items())))
+                    axes, channel_counts(sorted(survey.channels.items())))
     if not applied:
         return cfg, survey, []
     for c in applied:
