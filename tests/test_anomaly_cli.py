@@ -322,6 +322,17 @@ def test_windows_of_digital_silence_are_named_after_scoring(fitted_model, machin
     duration = len(x) / sr  # each silent third holds the windows that fit in it whole
     assert n_silent == 2 * (int((duration - window) // hop) + 1), (n_silent, n)
     assert json.loads((tmp_path / "b" / "summary.json").read_text())["n_silent_windows"] == n_silent
+    assert "windows partly digital silence" in caplog.text  # the windows across each edge of the sound
+    # a dropout of 0.4 s inside the sound: no window of it is silent, the windows across it were flagged without a word
+    drop = x.copy()
+    drop[int(1.5 * sr):int(1.9 * sr)] = 0
+    sf.write(tmp_path / "drop.wav", drop, sr, subtype="PCM_16")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(["anomaly", "score", str(fitted_model), str(tmp_path / "drop.wav"), "--out", str(tmp_path / "c")]) == 0
+    m = re.search(r"1 of 1 recordings hold windows partly digital silence \(a tenth of their frames or more\) \(drop\.wav "
+                  r"(\d+) of \d+ windows\): a dropout", caplog.text)
+    assert m and int(m.group(1)) >= 1 and "windows of digital silence" not in caplog.text, caplog.text
 
 
 def test_a_recording_cut_off_at_the_top_is_named(fitted_model, machine_data, tmp_path, caplog, capsys, monkeypatch):

@@ -76,19 +76,22 @@ class FileFeatures:
     clipped_share: float | None = None
     """Share of the samples on plateaus at a read channel's extremes (:func:`latentbridge.io.peak_and_clipping`)."""
     silent: np.ndarray | None = None
-    """(n,) whether each window is digital silence (:func:`constant_windows`)."""
+    """(n,) the share of each window's frames of digital silence (:func:`silent_frame_shares`; 1: a silent window)."""
     band_power: np.ndarray | None = None
     """(bands,) mean band power of the windows (:func:`latentbridge.data.survey.band_power`), kept by scoring where the
     features are let go; None where not computed."""
 
 
-def constant_windows(features: np.ndarray) -> np.ndarray:
-    """(n,) whether each window's features (n, ...) hold one value throughout: digital silence (a muted or
-    disconnected input, a recording's zeroed gaps), which every transform maps to its floor."""
-    flat = np.asarray(features).reshape(len(features), -1)
-    if not flat.shape[1]:
-        return np.zeros(len(flat), dtype=bool)
-    return flat.max(axis=1) == flat.min(axis=1)
+def silent_frame_shares(features: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """(n,) the share of each window's frames (last axis of ``features`` (n, ..., T)) that hold one value in every band
+    and channel: digital silence within the window (a dropout, zeros before or after the sound), ``chunk`` windows at
+    a time."""
+    out = np.zeros(len(features))
+    for s in range(0, len(features), chunk):
+        flat = np.asarray(features[s:s + chunk]).reshape(min(chunk, len(features) - s), -1, features.shape[-1])
+        if flat.shape[1]:
+            out[s:s + len(flat)] = (flat.max(axis=1) == flat.min(axis=1)).mean(axis=1)
+    return out
 
 
 class FeatureChunks(torch.utils.data.Dataset):
@@ -137,7 +140,9 @@ class WindowFeatures:
     """Each file's header (:class:`latentbridge.io.AudioInfo`) as :meth:`FeatureExtractor.check_band` read it; None
     where it could not be read."""
     silent: np.ndarray | None = None
-    """(N,) whether each window is digital silence (:func:`constant_windows`); None where unknown."""
+    """(N,) the share of each window's frames of digital silence (:func:`silent_frame_shares`; 1: a window of digital
+    silence, a muted or disconnected input or zeroed gap, which every transform maps to its floor); None where
+    unknown."""
     band_power: np.ndarray | None = None
     """(n_files, bands) each file's mean band power (:attr:`FileFeatures.band_power`); None where not computed."""
 
@@ -380,7 +385,7 @@ class FeatureExtractor:
             self._save_cached(key, r.features, r.starts_s, r.duration_s, path, r.level_dbfs, r.clipped_share, r.padded)
         for r in out:
             if r.problem is None:
-                r.silent = constant_windows(r.features)
+                r.silent = silent_frame_shares(r.features)
         return out
 
     def chunks(self, files: list[Path], size: int | None = None, shares: int = 1) -> list[list[tuple[int, Path]]]:

@@ -400,7 +400,7 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
                "n_windows_flagged": int((scores > det.threshold).sum()), "top_window": None if not len(scores) else
                {"file": str(wf.files[wf.file_index[top]]), "start_s": round(float(wf.starts_s[top]), 3),
                 "score": float(scores[top])},
-               "n_silent_windows": None if wf.silent is None else int(wf.silent.sum())}
+               "n_silent_windows": None if wf.silent is None else int((wf.silent >= 1).sum())}
     res = ScoreResult(str(model_dir), det.method, aggregate, det.threshold, wf, scores, file_scores, summary=summary)
     if y_files is None:
         return res
@@ -426,18 +426,29 @@ def _warn_padding(det: Detector, wf: WindowFeatures) -> None:
                     det.cfg.audio.window_s, det.cfg.audio.pad, listed(file_names(wf.padded)))
 
 
+#: windows with at least this share of their frames digital silence, but not all, are named after scoring
+GAP_SHARE = 0.1
+
+
 def _warn_silent(wf: WindowFeatures) -> None:
     """Recordings with windows of digital silence (a muted or disconnected input, zeroed gaps): each such window
-    scores the silence, not the machine; ``listen`` names them as they come, here they are named after scoring."""
-    if wf.silent is None or not wf.silent.any():
+    scores the silence, not the machine; ``listen`` names them as they come, here they are named after scoring. So are
+    windows partly silent (:data:`GAP_SHARE` of their frames or more: a dropout inside the sound), but for padding."""
+    if wf.silent is None:
         return
-    per_file = np.bincount(wf.file_index[wf.silent], minlength=len(wf.files))
-    total = np.bincount(wf.file_index, minlength=len(wf.files))
-    which, names = np.flatnonzero(per_file), file_names(wf.files)
-    shown = listed([f"{names[i]} {per_file[i]} of {total[i]}" for i in which])
-    log.warning("%d of %d recordings hold windows of digital silence (%s windows): a muted or disconnected input, or "
-                "gaps written as zeros; those windows score the silence, not the sound (--out's scores.csv lists "
-                "every window)", len(which), len(wf.files), shown)
+    padded = np.isin(wf.file_index, [i for i, f in enumerate(wf.files) if str(f) in set(wf.padded)])
+    gaps = (wf.silent >= GAP_SHARE) & (wf.silent < 1) & ~padded
+    total, names = np.bincount(wf.file_index, minlength=len(wf.files)), file_names(wf.files)
+    for mask, what, why in ((wf.silent >= 1, "windows of digital silence", "a muted or disconnected input, or gaps written "
+                             "as zeros; those windows score the silence, not the sound"),
+                            (gaps, "windows partly digital silence (a tenth of their frames or more)", "a dropout, or "
+                             "zeros before or after the sound; those windows score the gap with the sound")):
+        if mask.any():
+            per_file = np.bincount(wf.file_index[mask], minlength=len(wf.files))
+            which = np.flatnonzero(per_file)
+            shown = listed([f"{names[i]} {per_file[i]} of {total[i]}" for i in which])
+            log.warning("%d of %d recordings hold %s (%s windows): %s (--out's scores.csv lists every window)",
+                        len(which), len(wf.files), what, shown, why)
 
 
 def recording_warnings(det: Detector, names: list[str], codecs=(), rates=(), levels=None, clipped=None) -> list[str]:

@@ -181,7 +181,7 @@ def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: s
                 r = FileFeatures(row["index"], None if row["problem"] else np.zeros((row["n_windows"], 0), np.float32),
                                  starts, row["duration_s"], row["padded"], row["problem"], row.get("level_dbfs"),
                                  clipped_share=row.get("clipped_share"),
-                                 silent=None if row.get("silent") is None else np.asarray(row["silent"], dtype=bool),
+                                 silent=None if row.get("silent") is None else np.asarray(row["silent"], dtype=float),
                                  band_power=None if row.get("band_power") is None else np.asarray(row["band_power"]))
                 pairs.append((r, None if row["scores"] is None else np.asarray(row["scores"])))
         shutil.rmtree(gather_dir, ignore_errors=True)
