@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.errors import DataError
+from latentbridge.errors import DataError, named_problems
 from latentbridge.io import ALL_CHANNELS, active_bounds, audio_info, level_dbfs, read_audio
 from latentbridge.utils import channel_counts, listed
 
@@ -84,8 +84,7 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
     headers, bad = {}, []
 
     def none_read() -> DataError:
-        return DataError(files[0].parent, f"none of the {len(files)} files could be read: "
-                                          + "; ".join(f"{p}: {r}" for p, r in bad[:5]))
+        return DataError(files[0].parent, f"none of the {len(files)} files could be read: " + named_problems(bad))
 
     for f in files:
         try:
