@@ -378,6 +378,70 @@ def test_other_sample_rates_are_resampled(tmp_path, onnx_model):
     assert np.max(np.abs(wrong / ref - 1)) > 0.1
 
 
+@pytest.mark.parametrize("reader", ["soundfile", "stdlib"])
+def test_a_recording_is_read_in_blocks_and_scored_in_batches(onnx_model, tmp_path, monkeypatch, reader):
+    """A 20-min recording read whole, with all its windows, peaked at 3.25 GB: blocks of the file are read, resampled,
+    cut and scored a few windows at a time, and every score equals the whole recording's scored at once (offset
+    removal, stereo mix and resampling included)."""
+    from latentbridge import edge
+    from latentbridge.io import blockread, read_audio, resample
+
+    x = machine_like(22050, 30.0)
+    path = tmp_path / "long.wav"
+    sf.write(str(path), np.stack([x, 0.5 * x + 0.01], axis=1), 22050, subtype="PCM_24")
+    scorer = edge.EdgeScorer(onnx_model)
+    wave, sr = read_audio(path)  # the whole recording at once, as the scorer read it before
+    windows, starts_s = scorer.windows(resample(wave, sr, SR))
+    ref, _ = scorer.score_windows(windows)
+    assert len(ref) == 29
+
+    reads, batches = [], []
+    read_block = blockread.read_wav_samples if reader == "stdlib" else sf.SoundFile.read
+    if reader == "stdlib":
+        monkeypatch.setattr(edge, "_SOUNDFILE", False)
+        monkeypatch.setattr(blockread, "read_wav_samples", lambda path, layout, frames, start=0: (
+            reads.append(frames), read_block(path, layout, frames, start))[1])
+    else:
+        monkeypatch.setattr(sf.SoundFile, "read", lambda self, *a, out=None, **kw: (
+            reads.append(len(out)), read_block(self, *a, out=out, **kw))[1])
+    score_windows = scorer.score_windows
+    monkeypatch.setattr(scorer, "score_windows", lambda w: (batches.append(w), score_windows(w))[1])
+    monkeypatch.setattr(blockread, "BLOCK_FRAMES", 5000)
+    monkeypatch.setattr(edge, "BATCH_WINDOWS", 4)
+    res = scorer.score_file(path)
+    np.testing.assert_array_equal(np.concatenate(batches), windows)  # the model's input, to the bit
+    np.testing.assert_array_equal(res.starts_s, starts_s)
+    # onnxruntime's kernels round a batch of 1 and one of 29 apart in the last bit of a float32 (1e-7 relative)
+    np.testing.assert_allclose(res.scores, ref, rtol=1e-6)
+    assert res.file_score == pytest.approx(float(ref.mean()), rel=1e-6)
+    assert res.notes[0].startswith("resampled from 22050 Hz")
+    assert max(reads) == 5000 and sum(reads) == 2 * len(x)  # in blocks: a pass for the offsets, one for the windows
+    assert [len(b) for b in batches] == [4] * 7 + [1]
+
+
+def test_scoring_memory_does_not_grow_with_the_recording(onnx_model, tmp_path, monkeypatch):
+    """A 4-min recording is scored in the memory a 1-min one is, less than its own samples (read whole with its
+    windows, it took three times them, and four times the 1-min one's)."""
+    import tracemalloc
+
+    from latentbridge import edge
+
+    monkeypatch.setattr(edge, "BATCH_WINDOWS", 4)
+    scorer = edge.EdgeScorer(onnx_model)
+    peaks = []
+    for minutes in (1, 4):
+        path = tmp_path / f"{minutes}min.wav"
+        sf.write(str(path), x := machine_like(SR, 60.0 * minutes), SR, subtype="FLOAT")
+        tracemalloc.start()
+        try:
+            res = scorer.score_file(path)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        assert len(res.scores) == 60 * minutes - 1
+    assert peaks[1] < 1.2 * peaks[0] and peaks[1] < x.nbytes, (peaks, x.nbytes)
+
+
 @pytest.mark.parametrize("subtype,channels", [("PCM_U8", 1), ("PCM_16", 1), ("PCM_24", 2), ("PCM_32", 1),
                                               ("FLOAT", 2), ("DOUBLE", 1)])
 def test_stdlib_reader_reads_like_soundfile(tmp_path, monkeypatch, subtype, channels):

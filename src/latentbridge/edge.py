@@ -18,6 +18,10 @@ per file, ``PATH<TAB>file<TAB>SCORE<TAB>...`` (mean of the window scores, or the
 model was fitted with ``anomaly.aggregate=max``). ``PATH`` is the path as given (for a folder
 argument, each audio file found under it, as ``anomaly score`` lists them). Nothing scored: nothing on stdout.
 
+Memory: a recording of any length is read in blocks (:class:`latentbridge.io.blockread.RecordingBlocks`: one pass for
+each channel's offset and the checks, one for the windows), resampled, cut and scored :data:`BATCH_WINDOWS` windows at
+a time; the windows are those of the whole recording, to the bit.
+
 Checks: the same as ``anomaly score``, so the device refuses what the CLI refuses.
 
 * Files are read by :func:`latentbridge.io.read_audio` (mono mix, or the model's ``audio.channel``),
@@ -56,6 +60,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,20 +68,19 @@ import numpy as np
 
 from latentbridge.errors import DataError, LatentbridgeError
 from latentbridge.io import (  # numpy only at import time
+    ALL_CHANNELS,
     AUDIO_EXTENSIONS,
     MIN_WINDOW_SHARE,
-    SILENCE_LEVEL,
-    audio_info,
+    WindowBuffer,
     check_recording_length,
     cut_windows,
     list_audio_files,
     read_audio,
-    resample,
-    select_channels,
-    trimmed,
 )
-from latentbridge.io.audio import SILENT, rate_problem, remove_dc
-from latentbridge.io.wav import declared_frames, read_wav_samples, sample_width, unfinalised_frames, wav_layout
+from latentbridge.io.audio import rate_problem
+from latentbridge.io.blockread import RecordingBlocks, resampled_to
+from latentbridge.io.levels import bounds_of_blocks
+from latentbridge.io.wav import declared_frames, sample_width, unfinalised_frames, wav_layout
 from latentbridge.transforms.numpy_stft import silence_tail, stft_magnitude
 from latentbridge.utils import ArgumentParser, sheet_safe_path, tolerant_stdout
 
@@ -84,6 +88,10 @@ __all__ = ["EdgeModelError", "EdgeScorer", "FileScores", "main", "read_recording
 
 METADATA_KEY = "latentbridge"  # the same key as latentbridge.export (which imports torch)
 FORMAT_VERSION = 2
+#: windows read, cut and scored at a time: a recording of any length is scored in the memory of this many (30 MB for
+#: 2-s windows at 16 kHz, mostly their float64 STFT; a 20-min recording at 25.6 kHz read whole, with its windows, took
+#: 3.25 GB)
+BATCH_WINDOWS = 16
 
 
 class EdgeModelError(DataError):
@@ -205,20 +213,25 @@ class EdgeScorer:
         return windows, starts / self.sample_rate
 
     # --- files → scores ----------------------------------------------------------------------
-    def prepare(self, path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Read, check, resample and cut one file: ``(windows, starts_s, notes)``.
+    def prepare(self, path: str | Path) -> tuple[Iterator[tuple[np.ndarray, np.ndarray]], list[str]]:
+        """Read, check, resample and cut one file: ``(batches, notes)``, where ``batches`` yields ``(windows,
+        starts_s)`` of at most :data:`BATCH_WINDOWS` windows, read, resampled and cut as they are needed (the
+        file is never held whole: :class:`~latentbridge.io.blockread.RecordingBlocks`); ``notes`` is complete once
+        they are all read.
 
-        Raises DataError naming the file for everything ``anomaly score`` refuses.
+        Raises DataError naming the file for everything ``anomaly score`` refuses (here, or while the batches are
+        read).
         """
-        x, sr = read_recording(path, channel=self.channel,
-                               expect_channels=self.n_channels if self.channel == "all" else None,
-                               csv_rate=self.csv_rate)
+        blocks = open_recording(path, channel=self.channel,
+                                expect_channels=self.n_channels if self.channel == ALL_CHANNELS else None,
+                                csv_rate=self.csv_rate)
+        sr = blocks.sample_rate
         notes = []
         if problem := rate_problem(sr, self.sample_rate):
             raise DataError(path, problem)
         if sr != self.sample_rate:
             try:
-                x = resample(x, sr, self.sample_rate)
+                import soxr  # noqa: F401
             except ImportError as exc:
                 raise DataError(path, f"{sr} Hz needs resampling to the model's {self.sample_rate} Hz, "
                                       f"which needs the soxr package ({exc})") from None
@@ -228,21 +241,44 @@ class EdgeScorer:
             notes.append(f"resampled from {sr} Hz to the model's {self.sample_rate} Hz"
                          + (f"; recorded below the model's band, it holds nothing between {sr / 2:g} and {top:g} Hz, "
                             "which scores it as unlike the training sound for that alone" if below_band(sr, top) else ""))
-        if self.channel is None and _soundfile_available() and (n := audio_info(path, self.csv_rate).channels) > 1:
-            notes.append(f"mixed to one channel from {n}, as the model was fitted")
-        lead = 0
+        if self.channel is None and _soundfile_available() and blocks.channels > 1:
+            notes.append(f"mixed to one channel from {blocks.channels}, as the model was fitted")
+        n = int(np.ceil(blocks.frames * float(self.sample_rate) / sr))  # resample's length
+        lead, end = 0, n
         if self.trim_db:  # times stay the recording's: the trimmed lead added back
-            x, lead = trimmed(x, self.sample_rate, float(self.trim_db))
-        if check_recording_length(x.shape[-1], self.window, self.sample_rate, path, self.min_share):
+            lead, end = bounds_of_blocks((b.T for b in resampled_to(blocks, self.sample_rate)), n, self.sample_rate,
+                                         float(self.trim_db))
+        if check_recording_length(end - lead, self.window, self.sample_rate, path, self.min_share):
             notes.append(f"shorter than one {self.window / self.sample_rate:.4g}-s window; padded to one window "
                          f"({self.pad})")
-        windows, starts_s = self.windows(x, name=path)
-        return windows, starts_s + lead / self.sample_rate, notes
+        return self._batches(blocks, lead, end, path), notes
+
+    def _batches(self, blocks: RecordingBlocks, lead: int, end: int, path) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The windows of samples ``lead:end`` of ``blocks`` at the model's rate, :data:`BATCH_WINDOWS` at a time:
+        those :meth:`windows` cuts from the whole recording (:class:`~latentbridge.io.WindowBuffer`)."""
+        every = self.channel == ALL_CHANNELS
+        buffer = WindowBuffer(self.window, self.hop, blocks.channels if every else 1, ALL_CHANNELS if every else None)
+        ready: list[tuple[int, np.ndarray]] = []
+        pos = 0
+        for b in resampled_to(blocks, self.sample_rate):
+            ready += buffer.push(b[max(0, lead - pos):max(0, end - pos)])
+            pos += len(b)
+            while len(ready) >= BATCH_WINDOWS:
+                yield self._batch(ready[:BATCH_WINDOWS], lead)
+                del ready[:BATCH_WINDOWS]
+        ready += buffer.flush(self.pad, name=path)
+        for i in range(0, len(ready), BATCH_WINDOWS):
+            yield self._batch(ready[i:i + BATCH_WINDOWS], lead)
+
+    def _batch(self, ready: list[tuple[int, np.ndarray]], lead: int) -> tuple[np.ndarray, np.ndarray]:
+        starts = np.array([s for s, _ in ready], dtype=np.int64)
+        return np.stack([w for _, w in ready]), starts / self.sample_rate + lead / self.sample_rate
 
     def score_file(self, path: str | Path) -> FileScores:
         """Window scores, decisions and the file score of one recording (DataError for a bad file)."""
-        windows, starts_s, notes = self.prepare(path)
-        scores, flags = self.score_windows(windows)
+        batches, notes = self.prepare(path)
+        parts = [(starts_s, *self.score_windows(windows)) for windows, starts_s in batches]
+        starts_s, scores, flags = (np.concatenate(x) for x in zip(*parts))
         bad = ~np.isfinite(scores)
         if bad.any():
             raise DataError(path, f"the model gave non-finite scores for {int(bad.sum())} of {len(scores)} "
@@ -292,10 +328,21 @@ def _soundfile_available() -> bool:
     return _SOUNDFILE
 
 
+def open_recording(path: str | Path, channel: int | str | None = None, expect_channels: int | None = None,
+                   csv_rate: float | None = None) -> RecordingBlocks:
+    """A recording to read block by block (:class:`~latentbridge.io.blockread.RecordingBlocks`: mono, or channel
+    ``channel``, or every channel of the ``expect_channels`` a ``channel="all"`` model reads), checked like training:
+    through soundfile when it can be imported, else the standard-library WAV reader's header checks
+    (:func:`_wav_stdlib`). Raises DataError naming the file."""
+    if _soundfile_available():
+        return RecordingBlocks(path, channel, expect_channels, csv_rate)
+    return _wav_stdlib(path, channel, expect_channels)
+
+
 def read_recording(path: str | Path, channel: int | str | None = None,
                    expect_channels: int | None = None, csv_rate: float | None = None) -> tuple[np.ndarray, int]:
     """Mono (or channel ``channel``, or every channel of the ``expect_channels`` a ``channel="all"`` model reads)
-    float32 samples and the file's rate, checked like training.
+    float32 samples and the file's rate, checked like training, whole.
 
     :func:`latentbridge.io.read_audio` when soundfile can be imported, else the standard-library
     WAV reader :func:`_read_wav_stdlib` with the same checks. Raises DataError naming the file.
@@ -308,12 +355,20 @@ def read_recording(path: str | Path, channel: int | str | None = None,
 
 def _read_wav_stdlib(path: str | Path, channel: int | str | None = None,
                      expect_channels: int | None = None) -> tuple[np.ndarray, int]:
+    """The samples of :func:`_wav_stdlib`'s recording, whole, and its rate."""
+    blocks = _wav_stdlib(path, channel, expect_channels)
+    return blocks.whole(), blocks.sample_rate
+
+
+def _wav_stdlib(path: str | Path, channel: int | str | None = None,
+                expect_channels: int | None = None) -> RecordingBlocks:
     """WAV reader for devices without soundfile: numpy only (PCM 8/16/24/32-bit, float 32/64-bit).
 
     The standard library's ``wave`` module reads integer PCM only, but soundfile writes float32
     WAV (format tag 3) by default, and that is where NaN/inf samples occur, so the RIFF chunks are
     parsed by :mod:`latentbridge.io.wav`, as for a header a recorder never finalised. Applies the checks of
-    :func:`latentbridge.io.read_audio` with its messages.
+    :func:`latentbridge.io.read_audio` with its messages (those on the samples by
+    :class:`~latentbridge.io.blockread.RecordingBlocks`, which reads them block by block).
     """
     path = Path(path)
     if not path.exists():
@@ -363,18 +418,7 @@ def _read_wav_stdlib(path: str | Path, channel: int | str | None = None,
         raise DataError(path, "audio has zero length (no samples)")
     if sr <= 0:
         raise DataError(path, f"invalid sample rate {sr} in header")
-    x = read_wav_samples(path, layout, n_read)
-    data2 = x.reshape(-1, n_channels)
-    finite = np.isfinite(data2)
-    if not finite.all():
-        n_nan = int(np.isnan(data2).sum())
-        n_inf = int(data2.size - finite.sum() - n_nan)
-        raise DataError(path, f"contains {n_nan + n_inf} non-finite samples ({n_nan} NaN, {n_inf} inf) "
-                              f"out of {data2.size}")
-    remove_dc(data2)
-    if float(np.max(np.abs(data2))) < SILENCE_LEVEL:
-        raise DataError(path, SILENT)
-    return select_channels(data2, path, channel, True, expect_channels), int(sr)
+    return RecordingBlocks(path, channel, expect_channels, layout=layout, frames=n_read)
 
 
 # --------------------------------------------------------------------------------------- CLI

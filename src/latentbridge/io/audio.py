@@ -83,6 +83,9 @@ SILENCE_LEVEL = 1e-8
 SILENT = (f"audio is silent (every sample has magnitude below {SILENCE_LEVEL:g} once each channel's constant offset "
           "is taken out)")
 
+#: what is said of a mono mix whose channels cancel out
+MIX_SILENT = "mono mix is silent (the channels cancel out)"
+
 #: ``channel`` value that keeps every channel of a recording (a model of every axis of a multi-axis sensor)
 ALL_CHANNELS = "all"
 
@@ -420,37 +423,11 @@ def read_audio(
         header_frames = data.shape[0]
     else:
         data, sr, header_frames = _read_soundfile(path, layout := _layout(path))
-    n_read = data.shape[0]
-    declared = None if _is_table(path) else declared_frames(layout)
-    if declared is not None and n_read < declared:
-        raise DataError(
-            path,
-            f"truncated audio file: header declares {declared} frames but only {n_read} are present",
-        )
-    # MP3 frame counts in headers are estimates; allow a small slack there.
-    slack = max(1152, header_frames // 50) if path.suffix.lower() == ".mp3" else 0
-    if n_read + slack < header_frames:
-        raise DataError(
-            path,
-            f"truncated audio file: header declares {header_frames} frames "
-            f"but only {n_read} could be decoded",
-        )
-    if n_read == 0:
-        raise DataError(path, "audio has zero length (no samples)")
-    if sr <= 0:
-        raise DataError(path, f"invalid sample rate {sr} in header")
-    if problem := rate_problem(sr, sample_rate):
-        raise DataError(path, problem)
-
+    check_frames(path, data.shape[0], header_frames, None if _is_table(path) else declared_frames(layout), sr,
+                 sample_rate)
     sums = None if _is_table(path) else column_sums(data)  # (a vibration table lost its means when read)
     if not (np.isfinite(sums[0]).all() if sums is not None else all(np.isfinite(b).all() for b in _blocks(data))):
-        n_nan = int(np.isnan(data).sum())
-        n_inf = int(np.isinf(data).sum())
-        raise DataError(
-            path,
-            f"contains {n_nan + n_inf} non-finite samples ({n_nan} NaN, {n_inf} inf) "
-            f"out of {data.size}",
-        )
+        raise non_finite(path, [data])
     if sums is not None:
         remove_dc(data, sums)
     peak, clipped = peak_and_clipping(data)
@@ -466,6 +443,33 @@ def read_audio(
         wave = resample(wave, sr, int(sample_rate))
         sr = int(sample_rate)
     return wave, sr
+
+
+def check_frames(path: Path, n_read: int, header_frames: int, declared: int | None, sr: int,
+                 sample_rate: int | None = None) -> None:
+    """:func:`read_audio`'s checks of the frames read from ``path`` (``declared``: a WAV header's count) and its rate
+    (``sample_rate``: the rate it is read at): DataError naming the file."""
+    if declared is not None and n_read < declared:
+        raise DataError(path, f"truncated audio file: header declares {declared} frames but only {n_read} are present")
+    # MP3 frame counts in headers are estimates; allow a small slack there.
+    slack = max(1152, header_frames // 50) if path.suffix.lower() == ".mp3" else 0
+    if n_read + slack < header_frames:
+        raise DataError(path, f"truncated audio file: header declares {header_frames} frames "
+                              f"but only {n_read} could be decoded")
+    if n_read == 0:
+        raise DataError(path, "audio has zero length (no samples)")
+    if sr <= 0:
+        raise DataError(path, f"invalid sample rate {sr} in header")
+    if problem := rate_problem(sr, sample_rate):
+        raise DataError(path, problem)
+
+
+def non_finite(path: Path, blocks) -> DataError:
+    """The error of a recording holding NaN or inf samples, counted over its ``blocks`` of samples."""
+    n_nan = n_inf = size = 0
+    for b in blocks:
+        n_nan, n_inf, size = n_nan + int(np.isnan(b).sum()), n_inf + int(np.isinf(b).sum()), size + b.size
+    return DataError(path, f"contains {n_nan + n_inf} non-finite samples ({n_nan} NaN, {n_inf} inf) out of {size}")
 
 
 def rate_problem(rate: float, target: float | None = None) -> str | None:
@@ -508,7 +512,7 @@ def select_channels(data: np.ndarray, path: str | Path, channel: int | str | Non
     if mono and wave.shape[0] > 1:
         wave = mix_down(wave)
         if _peak(wave) < SILENCE_LEVEL:
-            raise DataError(path, "mono mix is silent (the channels cancel out)")
+            raise DataError(path, MIX_SILENT)
     elif mono:
         wave = wave[0]  # one channel, whose silence the caller checked with the file's
     return np.ascontiguousarray(wave, dtype=np.float32)

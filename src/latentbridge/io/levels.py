@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 __all__ = ["frame_rms", "level_dbfs", "active_bounds", "trim_silence", "trimmed", "remove_dc", "column_sums",
-           "peak_and_clipping", "CLIP_RUN", "CLIP_LEVEL"]
+           "peak_and_clipping", "CLIP_RUN", "CLIP_LEVEL", "frame_db", "bounds_of_levels", "bounds_of_blocks", "offsets_of_sums"]
 
 
 def frame_rms(x: np.ndarray, frame: int) -> np.ndarray:
@@ -104,18 +104,43 @@ def active_bounds(wave: np.ndarray, sample_rate: float, top_db: float = 40.0, fr
     there are at least five such frames (a recording trimmed around its sound has no floor to measure),
     and the threshold never rises into the core."""
     x = np.asarray(wave)
-    if x.ndim > 1:
-        x = x.mean(axis=0, dtype=np.float64)
-    n = x.shape[-1]
+    step = max(1, _BLOCK // (frame := max(1, int(round(frame_s * sample_rate))))) * frame  # whole frames a block
+    return bounds_of_blocks((x[..., i:i + step] for i in range(0, x.shape[-1], step)), x.shape[-1], sample_rate,
+                            top_db, frame_s, floor_margin_db)
+
+
+def bounds_of_blocks(blocks, n: int, sample_rate: float, top_db: float = 40.0, frame_s: float = 0.02,
+                     floor_margin_db: float | None = None) -> tuple[int, int]:
+    """:func:`active_bounds` of a recording of ``n`` samples given as consecutive blocks ``(..., samples)``: the
+    same bounds, whatever the blocks (a float64 copy of four hours at 48 kHz was 5.5 GB)."""
+    frame = max(1, int(round(frame_s * sample_rate)))
+    return bounds_of_levels(frame_db(blocks, frame), n, frame, top_db, frame_s, floor_margin_db)
+
+
+def frame_db(blocks, frame: int) -> np.ndarray:
+    """The level in dB of each whole ``frame``-sample frame of a recording given as consecutive blocks ``(..., n)``
+    (channels averaged in float64; a recording shorter than one frame is one frame)."""
+    rms, carry, n = [], np.zeros(0), 0
+    for b in blocks:
+        b = np.asarray(b)
+        x = b.mean(axis=0, dtype=np.float64) if b.ndim > 1 else np.asarray(b, dtype=np.float64)
+        n += x.shape[-1]
+        x = np.concatenate([carry, x]) if carry.size else x
+        whole = len(x) // frame * frame
+        if whole:
+            rms.append(frame_rms(x[:whole], frame))
+        carry = x[whole:]
+    if n < frame and n:  # shorter than one frame: one frame
+        rms.append(frame_rms(carry, frame))
+    return 20 * np.log10(np.concatenate(rms)) if rms else np.zeros(0)
+
+
+def bounds_of_levels(db: np.ndarray, n: int, frame: int, top_db: float = 40.0, frame_s: float = 0.02,
+                     floor_margin_db: float | None = None) -> tuple[int, int]:
+    """:func:`active_bounds` of a recording of ``n`` samples from its :func:`frame_db` levels."""
     if not n:
         return 0, 0
-    frame = max(1, int(round(frame_s * sample_rate)))
     n_frames = max(1, n // frame)
-    # whole frames block by block in float64 (a float64 copy of four hours at 48 kHz was 5.5 GB)
-    step = max(1, _BLOCK // frame) * frame
-    whole = n_frames * frame if n >= frame else n  # a recording shorter than one frame is one frame
-    db = 20 * np.log10(np.concatenate([frame_rms(np.asarray(x[i:i + step], dtype=np.float64), frame)
-                                       for i in range(0, whole, step)]))
     threshold = db.max() - float(top_db)
     if floor_margin_db is not None:
         core = np.flatnonzero(db >= db.max() - 20.0)
@@ -185,9 +210,13 @@ def remove_dc(data: np.ndarray, sums: tuple[np.ndarray, np.ndarray] | None = Non
 def dc_offsets(data: np.ndarray, sums: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, bool]:
     """:func:`remove_dc`'s offsets of ``data`` (T, C), one per channel (0 under :data:`DC_FLOOR`), and whether they
     spare the digital zeros (more than 1 % of the samples)."""
-    n_frames, n_channels = data.shape
-    total, n_zero = column_sums(data) if sums is None else sums
-    zeros = _many_zeros(int(n_zero.sum()), data.size)
+    return offsets_of_sums(*(column_sums(data) if sums is None else sums), data.shape[0])
+
+
+def offsets_of_sums(total: np.ndarray, n_zero: np.ndarray, n_frames: int) -> tuple[np.ndarray, bool]:
+    """:func:`dc_offsets` from :func:`column_sums` (summed over a recording's blocks) and its frame count."""
+    n_channels = len(total)
+    zeros = _many_zeros(int(n_zero.sum()), n_frames * n_channels)
     count = n_frames - n_zero if zeros else np.full(n_channels, n_frames)
     offset = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
     offset[np.abs(offset) <= DC_FLOOR] = 0.0

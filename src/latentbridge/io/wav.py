@@ -120,21 +120,22 @@ def unfinalised_frames(layout: WavLayout | None) -> int | None:
     return None
 
 
-def read_wav_samples(path: str | Path, layout: WavLayout, frames: int) -> np.ndarray:
-    """``(frames, channels)`` float32 samples (full scale 1, as libsndfile scales them) from ``layout``'s data
-    offset: PCM (8-bit unsigned, 16/24/32-bit signed) or IEEE float (:func:`sample_width`)."""
+def read_wav_samples(path: str | Path, layout: WavLayout, frames: int, start: int = 0) -> np.ndarray:
+    """``(frames, channels)`` float32 samples (full scale 1, as libsndfile scales them) from frame ``start`` of
+    ``layout``'s data: PCM (8-bit unsigned, 16/24/32-bit signed) or IEEE float (:func:`sample_width`)."""
     n, width = frames * layout.channels, sample_width(layout)
+    offset = layout.data_offset + int(start) * layout.block_align
     if width is None:
         raise ValueError(f"{path}: samples of format {layout.fmt_tag} in {layout.block_align}-byte frames of "
                          f"{layout.channels} channels are not decoded here")
     if layout.fmt_tag == _PCM and width == 3:
-        raw = np.fromfile(path, dtype=np.uint8, count=3 * n, offset=layout.data_offset).reshape(-1, 3)
+        raw = np.fromfile(path, dtype=np.uint8, count=3 * n, offset=offset).reshape(-1, 3)
         ints = (raw[:, 0].astype(np.int32) | (raw[:, 1].astype(np.int32) << 8) | (raw[:, 2].astype(np.int32) << 16))
         x = ((ints << 8) >> 8).astype(np.float32) / np.float32(2 ** 23)
     else:
         dtype = {(_PCM, 1): "u1", (_PCM, 2): "<i2", (_PCM, 4): "<i4", (_FLOAT, 4): "<f4",
                  (_FLOAT, 8): "<f8"}[(layout.fmt_tag, width)]
-        x = np.fromfile(path, dtype=dtype, count=n, offset=layout.data_offset)
+        x = np.fromfile(path, dtype=dtype, count=n, offset=offset)
         if layout.fmt_tag == _PCM:
             x = (x.astype(np.float32) - 128) / np.float32(128) if width == 1 else \
                 (x.astype(np.float64) / 2.0 ** (8 * width - 1)).astype(np.float32)
