@@ -792,3 +792,88 @@ def test_evaluate_data_reads_another_folder_as_the_run_read_its_own(tmp_path, mo
     monkeypatch.setattr(images_mod, "every_image", spy)
     assert main(["evaluate", str(out), "--data", str(tmp_path / "dim12"), "--out", str(tmp_path / "ev")]) == 0
     assert np.unique(read[0]).tolist() == [25, 62]  # 400 and 1000 of 4095, as training read them (100 and 249)
+
+
+def test_evaluate_data_judges_what_the_run_never_decided_from_the_other_folder(tmp_path, monkeypatch, caplog):
+    """A run trained on opaque 8-bit images saved the defaults of what its folder never had (a black backdrop, no
+    bit depth); `evaluate --data` applied them to another folder: black ink on a transparent canvas read as solid
+    black (max 0), and 16-bit frames each over its own bit depth (largest value 900 read 224, the folder's 12 bits
+    give 56). The run's bit depth still holds where it decided one, and a folder beyond it is named."""
+    import logging
+
+    from PIL import Image, ImageDraw
+
+    import latentbridge.data.images as images_mod
+
+    def folder(name):
+        (tmp_path / name).mkdir()
+        return tmp_path / name
+
+    opaque, icons, frames, deep = folder("opaque"), folder("icons"), folder("frames"), folder("deep")
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        im = Image.new("L", (16, 16), 0)
+        ImageDraw.Draw(im).ellipse(tuple(int(v) for v in (*rng.integers(1, 5, 2), *rng.integers(10, 15, 2))),
+                                   outline=255, width=2)
+        im.save(opaque / f"o{i:02d}.png")
+    for i in range(4):
+        icon = Image.new("RGBA", (16, 16), (0, 0, 0, 0))
+        ImageDraw.Draw(icon).line((2, 2 + 3 * i, 14, 14), fill=(0, 0, 0, 255), width=2)
+        icon.save(icons / f"i{i}.png")
+    for i, top in enumerate((900, 4000, 2000, 3000)):
+        a = np.full((16, 16), 100, np.uint16)
+        a[4:8, 4:8] = top
+        Image.fromarray(a).save(frames / f"f{i}.png")
+        Image.fromarray(a * 4).save(deep / f"f{i}.png")  # 14-bit values: 16000 at most
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(REPO / "configs" / "image_ae_conv.yaml"), "--out", str(run), "-o",
+                 "data.source=folder", "-o", f"data.root={opaque}", "-o", "data.image_size=16", "-o",
+                 "model.channels=[8,16]", "-o", "train.max_epochs=1", "-o", "train.progress_bar=false"]) == 0
+    saved = json.loads((run / "config.json").read_text())["data"]["reading"]
+    assert saved["background"] is None and saved["grey_bits"] is None  # nothing of either to decide
+    read = []
+    every_image = images_mod.every_image
+
+    def spy(*args, **kwargs):
+        found = every_image(*args, **kwargs)
+        read.append(found[0].images)
+        return found
+
+    monkeypatch.setattr(images_mod, "every_image", spy)
+    assert main(["evaluate", str(run), "--data", str(icons), "--out", str(tmp_path / "ev1")]) == 0
+    assert read[0].max() == 255 and read[0].min() < 40  # dark strokes on white (all 0 before)
+    assert main(["evaluate", str(run), "--data", str(frames), "--out", str(tmp_path / "ev2")]) == 0
+    assert [int(x.max()) for x in read[1]] == [56, 249, 125, 187]  # over the folder's 12 bits (900 read 224)
+    # a run of 12-bit frames keeps its depth for dimmer frames, and names a folder beyond it (read over 14 bits)
+    run12 = tmp_path / "run12"
+    assert main(["train", "--config", str(REPO / "configs" / "image_ae_conv.yaml"), "--out", str(run12), "-o",
+                 "data.source=folder", "-o", f"data.root={frames}", "-o", "data.image_size=16", "-o",
+                 "model.channels=[8,16]", "-o", "train.max_epochs=1", "-o", "train.progress_bar=false",
+                 "-o", "data.test_fraction=0", "-o", "data.val_fraction=0"]) == 0
+    with caplog.at_level(logging.WARNING, logger="latentbridge.io.images"):
+        assert main(["evaluate", str(run12), "--data", str(deep), "--out", str(tmp_path / "ev3")]) == 0
+    assert f"{deep}: 16-bit values beyond the run's 12-bit training images, read over 14 bits" in caplog.text
+    assert [int(x.max()) for x in read[2]] == [56, 249, 125, 187]  # 3600 of 16383 (over 12 bits: clipped or own)
+
+
+def test_another_folder_of_light_drawings_is_read_on_black_and_named(tmp_path, caplog):
+    """A run that read dark drawings on white keeps no say over a folder of light ones: on its white they are erased
+    (max and min 255); on black, named as ink of the opposite tone to the run's."""
+    import logging
+
+    from PIL import Image, ImageDraw
+
+    from latentbridge.io.images import read_image, reading_for
+
+    for i in range(3):
+        icon = Image.new("RGBA", (16, 16), (0, 0, 0, 0))
+        ImageDraw.Draw(icon).line((2, 2 + 3 * i, 14, 14), fill=(255, 255, 255, 255), width=2)
+        icon.save(tmp_path / f"i{i}.png")
+    files = sorted(tmp_path.glob("*.png"))
+    run = {"background": "white", "grey_bits": None, "value_ranges": {"float": None, "int": None}}
+    assert read_image(files[0], background="white").min() == 255  # the run's backdrop: nothing drawn
+    with caplog.at_level(logging.WARNING, logger="latentbridge.io.images"):
+        reading = reading_for(run, files, tmp_path)
+    assert reading["background"] == "black"
+    assert read_image(files[0], background=reading["background"]).max() == 255
+    assert "its transparent drawings are light ink, read on black (the run's training drawings were dark" in caplog.text

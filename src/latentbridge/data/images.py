@@ -279,7 +279,7 @@ def _report_left_out(root: Path, files: list[Path], others: list[Path], class_fo
 
 
 def _folder(data_cfg, seed: int, reading: dict | None = None) -> tuple[ImageSet, ImageSet, dict]:
-    from latentbridge.io.images import list_folder, read_image, set_reading
+    from latentbridge.io.images import list_folder, read_image, reading_for, set_reading
 
     if not data_cfg.root:
         raise ConfigError("data.root: no image folder given")
@@ -288,12 +288,13 @@ def _folder(data_cfg, seed: int, reading: dict | None = None) -> tuple[ImageSet,
     side = int(data_cfg.image_size)
     images, bad = [], []
     # drawings on a transparent canvas (ink in the alpha channel) on the opposite of the set's ink, as a condition
-    # image is read (on black, black ink read as an empty image); 16-bit grey over the set's bit depth
-    reading = set_reading(files) if reading is None else reading
+    # image is read (on black, black ink read as an empty image); 16-bit grey over the set's bit depth; a run's
+    # reading (evaluate --data) holds where it decided, the rest judged from this folder
+    reading = set_reading(files) if reading is None else reading_for(reading, files, root)
     for p in files:  # every unreadable image named at once, not one per attempt
         try:
             images.append(read_image(p, data_cfg.channels, (side, side), data_cfg.resize, fit=data_cfg.fit,
-                                     background=reading["background"], grey_bits=reading["grey_bits"],
+                                     background=reading["background"] or "black", grey_bits=reading["grey_bits"],
                                      value_ranges=reading["value_ranges"]))
         except DataError as e:
             bad.append(e)
@@ -347,7 +348,9 @@ def every_image(data_cfg, root: str, seed: int, classes: list[str] | None = None
     every class are then compared with images of fewer). The run's conditions CSV is kept (it must list these images).
     ``reading``: the run's (``data.reading`` of its model folder, :func:`~latentbridge.io.images.set_reading` of its
     training images), so that a raw value reads as it did in training: the folder's own bit depth read 12-bit frames
-    whose largest value is 1000 as 10-bit ones, 4x brighter (None: the folder's own)."""
+    whose largest value is 1000 as 10-bit ones, 4x brighter; what the run never decided (a backdrop for transparent
+    images, a bit depth) judged from this folder (:func:`~latentbridge.io.images.reading_for`; None: the folder's
+    own)."""
     full, _, info = _folder(data_cfg.model_copy(update={"root": root, "test_fraction": 0.0}), seed, reading)
     if data_cfg.class_folders and classes and full.labels is not None:
         known = [str(c) for c in classes]

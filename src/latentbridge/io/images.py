@@ -206,7 +206,9 @@ def set_reading(paths) -> dict:
     when any goes beyond 16 bits or below 0 (image by image, one value read 255 in one and 51 in another; signed
     ones, CT in Hounsfield units, lost every negative value). Images with an alpha channel that is opaque everywhere
     draw on no canvas and do not vote for the backdrop (scans saved as RGBA outvoted the transparent icons beside them,
-    which then read blank). Unreadable files are passed over (the reading names them)."""
+    which then read blank). A setting the set gives nothing to decide is None (no transparent image: no backdrop;
+    no 16-bit image: no bit depth), which :func:`reading_for` reads as the run leaving it to another folder.
+    Unreadable files are passed over (the reading names them)."""
     ink, weight, lo, hi = 0.0, 0.0, np.inf, -np.inf  # lo, hi: float images
     top, bottom = None, 0.0  # integer images: the largest value, the smallest below 0 (signed: CT in Hounsfield units)
     for p in paths:
@@ -226,10 +228,46 @@ def set_reading(paths) -> dict:
                     lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
         except (OSError, ValueError, DataError):
             continue
-    background = "white" if weight > 0 and ink / weight < 128 else "black"
+    background = None if weight == 0 else "white" if ink / weight < 128 else "black"
     return {"background": background, "grey_bits": None if top is None else _bits(top),
             "value_ranges": {"float": [lo, hi] if lo < 0 or hi > 1 else None,
                              "int": [bottom, top] if top is not None and (top > 2 ** 16 - 1 or bottom < 0) else None}}
+
+
+def reading_for(run: dict, paths, root: Path) -> dict:
+    """The reading of another folder's images (``paths``, of ``root``: ``evaluate --data``) for a run that read its
+    training images with ``run`` (:func:`set_reading` of them). What the run never decided (None: its images had no
+    transparency, no 16-bit values, no float or wide integer range) is judged from this folder itself (the run's
+    defaults read black ink on a transparent canvas on black, blank; 16-bit frames each over its own bit depth).
+    The backdrop is always this folder's (one that its ink is drawn in the colour of erases the drawing), with a
+    warning where the run's training drawings were read on the other one; the run's bit depth and value ranges hold
+    where they take this folder's values (a raw value reads as training read it), else the folder's own, with a
+    warning naming what differs. A saved ``black`` backdrop is taken as undecided (runs before None said so)."""
+    own = set_reading(paths)
+    out, differs = dict(own), []
+    run_bg = run.get("background")
+    if own["background"] and run_bg == "white" and own["background"] != run_bg:
+        differs.append("its transparent drawings are light ink, read on black (the run's training drawings were "
+                       "dark, read on white): the model sees ink of the opposite tone")
+    bits, mine = run.get("grey_bits"), own["grey_bits"]
+    if bits is not None and mine is not None:
+        if mine > bits:
+            differs.append(f"16-bit values beyond the run's {bits}-bit training images, read over {mine} bits")
+        else:
+            out["grey_bits"] = bits
+    ranges = dict(own["value_ranges"])
+    for kind, span in (run.get("value_ranges") or {}).items():
+        here = own["value_ranges"].get(kind)
+        if span is not None and (here is None or span[0] <= here[0] and here[1] <= span[1]):
+            ranges[kind] = span
+        elif span is not None:
+            differs.append(f"{kind} values from {here[0]:g} to {here[1]:g}, beyond the run's training range "
+                           f"{span[0]:g} to {span[1]:g}, read over their own")
+    out["value_ranges"] = ranges
+    if differs:
+        log.warning("%s: %s; the model's figures here are of images read otherwise than its own", root,
+                    "; ".join(differs))
+    return out
 
 
 def _ink(rgba) -> tuple[float, float]:
