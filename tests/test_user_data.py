@@ -143,6 +143,41 @@ def test_the_commands_output_folder_is_left_out_of_its_input_folders(tmp_path, c
     assert len(list_audio_files(data)) == 4
 
 
+def test_earlier_outputs_inside_a_data_folder_are_left_out_and_named(tmp_path, caplog):
+    """A second training on a folder holding the first run and its samples trained on them: n_files 20 -> 29 (the loss
+    plot, the epoch grids, final_samples.png and the samples); a recordings folder holding `audio reconstruct --out`
+    and evaluate's examples read back the rebuilt wavs. A folder below the data folder that holds what every
+    latentbridge output holds (what `--force` goes by) is left out, named in one warning; the data folder itself and
+    a user's sub-folder are read."""
+    from latentbridge.io import list_audio_files
+    from latentbridge.io.images import list_folder
+    from latentbridge.utils import OUTPUT_FOLDERS
+
+    OUTPUT_FOLDERS.clear()
+    imgs = tmp_path / "imgs"
+    for f in ("a.png", "cats/b.png", "runs/a/training_loss.png", "runs/a/grids/epoch_001.png",
+              "samples/sample_000.png", "samples/grid.png"):
+        (imgs / f).parent.mkdir(parents=True, exist_ok=True)
+        (imgs / f).write_bytes(b"")
+    (imgs / "runs" / "a" / "config.json").write_text("{}")
+    (imgs / "samples" / "settings.json").write_text("{}")
+    with caplog.at_level("WARNING"):
+        assert [p.relative_to(imgs).as_posix() for p in list_folder(imgs)[0]] == ["a.png", "cats/b.png"]
+    assert (f"{imgs}: 2 folder(s) written by latentbridge left out (a run's plots and samples, an evaluation's examples "
+            "are no data): runs/a (config.json), samples (grid.png, settings.json)") in caplog.text
+    assert len(list_folder(imgs / "samples")[0]) == 2  # given itself: read
+    rec = tmp_path / "rec"
+    for f in ("x.wav", "day2/y.wav", "rebuilt/x_reconstructed.wav", "E/examples/x_in.wav"):
+        (rec / f).parent.mkdir(parents=True, exist_ok=True)
+        _tone(rec / f, 0.2)
+    (rec / "rebuilt" / "reconstruct.json").write_text("{}")
+    (rec / "E" / "metrics.json").write_text("{}")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert [p.relative_to(rec).as_posix() for p in list_audio_files(rec)] == ["day2/y.wav", "x.wav"]
+    assert "2 folder(s) written by latentbridge left out" in caplog.text and "rebuilt (reconstruct.json)" in caplog.text
+
+
 def test_output_names_of_long_input_names_fit_the_file_system(tmp_path):
     """`audio reconstruct` of a file named with 245 letters (or 80 Japanese ones, 240 bytes) wrote
     NAME_reconstructed.wav, over 255 bytes: "File name too long" after all the work; the server cut a long upload

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Iterator
 
 from latentbridge.errors import BusyError, LatentbridgeError
-from latentbridge.utils import OUTPUT_FOLDERS, existing_path, listed
+from latentbridge.utils import OUTPUT_FOLDERS, existing_path, listed, output_marks
 
 log = logging.getLogger(__name__)
 
@@ -143,14 +143,6 @@ def protect_arguments(args) -> None:
     protect_inputs(o.split("=", 1)[1] for o in getattr(args, "override", None) or [] if "=" in o)
 
 
-#: what every latentbridge output folder holds one of at its top (a model folder, a run, one killed before its first
-#: checkpoint, evaluate's, score's, sample's and the edge sampler's, enhance's, analyze's, reconstruct's, synthetic
-#: data): ``--force`` replaces only a folder holding one
-OUTPUT_NAMES = frozenset({"config.json", "config.yaml", "model.safetensors", "checkpoints", "logs", "metrics.json",
-                          "report.html", "judge.json", "settings.json", "grid.png", "manifest.json", "summary.json",
-                          "scores.csv", "relationships.json", "reconstruct.json", "enhance.json"})
-
-
 def check_target(folder: Path, force: bool, what: str = "output folder", training: bool = False) -> None:
     """Refuse ``folder`` as the command's output where it is the working folder or above it, a file, or a used folder
     without ``force`` (``training``: a run it holds named with what ``--resume`` does for it)."""
@@ -176,7 +168,7 @@ def check_target(folder: Path, force: bool, what: str = "output folder", trainin
             raise LatentbridgeError(f"{folder}: --force would replace it, and it {what_held} an input of this "
                                     f"command; write to another {what} (nothing was changed)")
         names = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
-        if not any(n.rstrip("/") in OUTPUT_NAMES for n in names):
+        if not output_marks(n.rstrip("/") for n in names):
             raise LatentbridgeError(f"{folder}: --force replaces an earlier output of latentbridge, and this folder "
                                     f"holds none ({listed(names, 4)}; it deleted such folders, a user's files and "
                                     f"all): empty it or choose another {what} (nothing was changed)")

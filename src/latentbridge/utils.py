@@ -184,29 +184,55 @@ def existing_path(value) -> Path | None:
 #: own plots, a reconstruction of its reconstructions)
 OUTPUT_FOLDERS: set[str] = set()
 
+#: what every latentbridge output folder holds one of at its top (a model folder, a run, one killed before its first
+#: checkpoint, evaluate's, score's, sample's and the edge sampler's, enhance's, analyze's, reconstruct's, synthetic
+#: data): ``--force`` replaces only a folder holding one, and a folder read as data leaves out one below it
+OUTPUT_NAMES = frozenset({"config.json", "config.yaml", "model.safetensors", "checkpoints", "logs", "metrics.json",
+                          "report.html", "judge.json", "settings.json", "grid.png", "manifest.json", "summary.json",
+                          "scores.csv", "relationships.json", "reconstruct.json", "enhance.json"})
+
+
+def output_marks(names) -> list[str]:
+    """Which of ``names`` (what a folder holds at its top) mark it as a latentbridge output folder (:data:`OUTPUT_NAMES`);
+    empty for any other folder."""
+    return sorted(set(names) & OUTPUT_NAMES)
+
+
+def is_hidden(path: Path, root: Path) -> bool:
+    """Whether ``path`` is hidden inside ``root``: its name or a folder's between them starts with "." (macOS's
+    ``._x.png`` resource forks, ``.DS_Store``, ``.git``): never read as data."""
+    return any(part.startswith(".") for part in Path(path).relative_to(root).parts)
+
 
 def walk_files(root: Path, recursive: bool = True):
     """Every file under ``root`` (links to nothing among them), linked folders followed (``rglob`` skips them: a
     folder of recordings or images linked in was left out without a word), each real folder once (a link to a
-    parent does not loop); the command's own output folder (:data:`OUTPUT_FOLDERS`) left out, with a warning."""
+    parent does not loop); the command's own output folder (:data:`OUTPUT_FOLDERS`) and every folder below ``root``
+    that an earlier command wrote (:func:`output_marks`: a run, samples, reconstructions) left out, named in one
+    warning (a training on a folder holding its earlier run read that run's plots and samples as images)."""
     if not recursive:
         yield from root.iterdir()
         return
     seen: set[str] = set()
+    outputs: list[str] = []
     for folder, dirs, files in os.walk(root, followlinks=True):
         real = os.path.realpath(folder)
         if real in seen:
             dirs[:] = []
             continue
         seen.add(real)
-        if real in OUTPUT_FOLDERS and folder != str(root):
-            dirs[:] = []
-            if first_time(("output folder left out", real)):
-                log.warning("%s: left out of %s, the output folder of this command (what an earlier run wrote there "
-                            "is no data)", folder, root)
-            continue
+        if folder != str(root) and not is_hidden(Path(folder), root):
+            marks = ["the output folder of this command"] if real in OUTPUT_FOLDERS else output_marks(dirs + files)
+            if marks:
+                dirs[:] = []
+                outputs.append(f"{Path(folder).relative_to(root).as_posix()} ({', '.join(marks[:2])})")
+                continue
         for name in files:  # a link to nothing among them
             yield Path(folder) / name
+    if outputs and first_time(("output folders left out", str(root))):
+        log.warning("%s: %d folder(s) written by latentbridge left out (a run's plots and samples, an evaluation's "
+                    "examples are no data): %s; to read one, give it as the data folder itself", root, len(outputs),
+                    listed(outputs, 5, count=True))
 
 
 def inference_device(requested=None):
