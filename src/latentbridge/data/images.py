@@ -225,7 +225,8 @@ def _grey_palette(im) -> bool:
 def _report_conversions(root: Path, files: list[Path], side: int, channels: int, fit: str) -> None:
     """One line on what reading the folder does to its images: sizes brought to ``side`` (and how, for another
     aspect ratio), images far smaller than that, colour read as grey. A warning when the images differ among
-    themselves or from the model's size, else an info line (``-v``)."""
+    themselves or from the model's size, or when colour is read as grey (a folder of colour images of one size trained
+    as grey with only the info line), else an info line (``-v``)."""
     from collections import Counter
 
     from latentbridge.io.images import open_image
@@ -250,9 +251,9 @@ def _report_conversions(root: Path, files: list[Path], side: int, channels: int,
     if tiny:
         parts.append(f"{len(tiny)} under half that size, blown up ({listed(tiny)})")
     if colour:
-        parts.append(f"{colour} in colour read as grey (data.channels 1)")
+        parts.append(f"{colour} in colour read as grey (data.channels 1; -o data.channels=3 keeps their colour)")
     if parts:
-        (log.warning if len(sizes) > 1 or tiny else log.info)("%s: %s", root, "; ".join(parts))
+        (log.warning if len(sizes) > 1 or tiny or colour else log.info)("%s: %s", root, "; ".join(parts))
 
 
 def _report_left_out(root: Path, files: list[Path], others: list[Path], class_folders: bool,
