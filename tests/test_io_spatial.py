@@ -267,6 +267,34 @@ def test_channels_first_arrays_are_turned_and_png_channels_keep_their_numeric_or
     with caplog.at_level("WARNING"):
         assert arrays.read_array_stack(folder).shape == (6, 7, 5)
     assert "ch_12.png: a colour image (RGB), read as grey levels" in caplog.text
+    # palette PNGs: of greys, read silently; of a colour map whose brightness rises with the index (hot), read with the
+    # warning RGB gets; of jet, refused: read as grey its top value read darker than its middle (both were read
+    # without a word)
+    (folder / "ch_12.png").unlink()
+    x = np.linspace(0, 1, 256)
+    maps = {"grey": np.stack([x, x, x], -1), "hot": np.stack([np.clip(3 * x, 0, 1), np.clip(3 * x - 1, 0, 1),
+                                                                np.clip(3 * x - 2, 0, 1)], -1),
+            "jet": np.stack([np.clip(1.5 - np.abs(4 * x - k), 0, 1) for k in (3, 2, 1)], -1)}
+    ramp = np.tile(np.arange(0, 256, 6, dtype=np.uint8)[:42].reshape(6, 7), 1)
+    for name, cmap in maps.items():
+        im = Image.fromarray(ramp, "P")
+        im.putpalette((cmap * 255).round().astype(np.uint8).ravel().tolist())
+        im.save(folder / f"ch_13_{name}.png")
+    caplog.clear()
+    (folder / "ch_13_jet.png").rename(tmp_path / "ch_13_jet.png")
+    with caplog.at_level("WARNING"):
+        stack = arrays.read_array_stack(folder)
+    assert stack.shape == (6, 7, 6) and stack.labels[-2:] == ["ch_13_grey", "ch_13_hot"]
+    np.testing.assert_array_equal(stack.values[..., 4], ramp)  # the grey palette: its levels, as they were
+    assert np.all(np.diff(stack.values[..., 5].ravel().astype(int)) >= 0)  # hot: the index order kept
+    assert "ch_13_hot.png: a colour image (a palette of colours whose brightness rises with the index), read as " \
+           "grey levels" in caplog.text and "ch_13_grey" not in caplog.text
+    (tmp_path / "ch_13_jet.png").rename(folder / "ch_13_jet.png")
+    with pytest.raises(DataError, match="ch_13_jet.png: a colour-mapped PNG \\(a palette\\) whose brightness does not "
+                                        "rise with its index"):
+        arrays.read_array_stack(folder)
+    jet = Image.open(folder / "ch_13_jet.png").convert("L")
+    assert (np.asarray(jet)[0, 0], np.asarray(jet)[3, 5], np.asarray(jet)[5, 6]) == (15, 224, 49)  # 0, 156, 246
 
 
 def test_messages_name_the_file_that_causes_the_problem(tmp_path, caplog):

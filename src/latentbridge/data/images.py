@@ -214,14 +214,6 @@ def _grey_content(im) -> bool:
     return int(np.abs(a - a.mean(axis=-1, keepdims=True)).max()) <= 8
 
 
-def _grey_palette(im) -> bool:
-    """Whether every colour a palette image uses is a grey (a grey image saved with a palette is not colour)."""
-    palette = im.getpalette() or []
-    used = im.getcolors(maxcolors=256) or []
-    rgb = [palette[3 * i:3 * i + 3] for _, i in used]
-    return all(len(c) == 3 and c[0] == c[1] == c[2] for c in rgb)
-
-
 def _report_conversions(root: Path, files: list[Path], side: int, channels: int, fit: str) -> None:
     """One line on what reading the folder does to its images: sizes brought to ``side`` (and how, for another
     aspect ratio), images far smaller than that, colour read as grey. A warning when the images differ among
@@ -229,7 +221,7 @@ def _report_conversions(root: Path, files: list[Path], side: int, channels: int,
     as grey with only the info line), else an info line (``-v``)."""
     from collections import Counter
 
-    from latentbridge.io.images import open_image
+    from latentbridge.io.images import open_image, palette_kind
 
     sizes, colour, tiny = Counter(), 0, []
     for p in files:
@@ -237,7 +229,7 @@ def _report_conversions(root: Path, files: list[Path], side: int, channels: int,
             with open_image(p) as im:
                 sizes[im.size] += 1
                 colour += channels == 1 and (im.mode in ("RGB", "RGBA", "CMYK", "YCbCr") and not _grey_content(im) or
-                                             (im.mode == "P" and not _grey_palette(im)))
+                                             (im.mode == "P" and palette_kind(im) != "grey"))
                 if (max(im.size) if fit == "pad" else min(im.size)) < side / 2:  # what the fit keeps, blown up
                     tiny.append(p.name)
         except (OSError, DataError):

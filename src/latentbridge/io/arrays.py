@@ -107,8 +107,12 @@ def channels_last(a: np.ndarray, path: Path, n_labels: int | None = None, channe
 
 def _png(path: Path, alpha: bool = False) -> np.ndarray:
     """A PNG's grey levels (8- or 16-bit kept); with ``alpha``, its alpha channel instead when it has
-    transparency (a mask drawn as the opaque part of an image)."""
+    transparency (a mask drawn as the opaque part of an image). A colour image is read with a warning, a palette of
+    greys without one, one of colours whose brightness does not rise with the index (:func:`~latentbridge.io.images.
+    palette_kind`, a jet-like colour map) refused."""
     from PIL import Image
+
+    from latentbridge.io.images import palette_kind
 
     try:
         with Image.open(path) as im:
@@ -119,8 +123,14 @@ def _png(path: Path, alpha: bool = False) -> np.ndarray:
                 if a.min() < a.max():
                     return a
             if im.mode not in ("L", "I", "I;16", "I;16B", "F", "1"):
-                if im.mode not in ("P", "LA", "PA") and first_time(("colour png", str(path))):
-                    log.warning("%s: a colour image (%s), read as grey levels", path, im.mode)
+                kind = palette_kind(im) if im.mode == "P" and not alpha else None
+                if kind == "mixed":
+                    raise DataError(path, "a colour-mapped PNG (a palette) whose brightness does not rise with its "
+                                          "index (a jet-like colour map: read as grey, its highest values read "
+                                          "darker than its middle ones); save the channel's values as a grey PNG")
+                if (kind == "rising" or im.mode not in ("P", "LA", "PA")) and first_time(("colour png", str(path))):
+                    log.warning("%s: a colour image (%s), read as grey levels", path, "a palette of colours whose "
+                                "brightness rises with the index" if kind else im.mode)
                 im = im.convert("L")
             return np.asarray(im)
     except OSError as e:

@@ -107,6 +107,21 @@ def _transparent(im) -> bool:
     return im.mode in ("RGBA", "LA", "PA") or ("transparency" in im.info and im.mode in ("P", "L", "RGB"))
 
 
+def palette_kind(im) -> str:
+    """What the colours a palette image uses are, taken in the order of their indices: ``grey`` (a grey image saved
+    with a palette is not colour), ``rising`` (colours whose brightness rises with the index, as a viridis or hot
+    colour map's does: read as grey, the index order is kept) or ``mixed`` (a jet-like colour map, whose brightness
+    rises and falls again, or colours in no order: read as grey, the top of jet's range reads 38 of 255, its middle
+    201)."""
+    palette = im.getpalette() or []
+    used = sorted(i for _, i in im.getcolors(maxcolors=256) or [])
+    rgb = [palette[3 * i:3 * i + 3] for i in used]
+    if all(len(c) == 3 and c[0] == c[1] == c[2] for c in rgb):
+        return "grey"
+    grey = [(299 * r + 587 * g + 114 * b) / 1000 for r, g, b in (c + [0] * (3 - len(c)) for c in rgb)]
+    return "rising" if all(b >= a - 1 for a, b in zip(grey, grey[1:])) else "mixed"
+
+
 def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None = None,
                resize: str = "area", background: str = "black", fit: str = "stretch",
                grey_bits: int | None = None, value_ranges: dict | None = None) -> np.ndarray:
