@@ -463,3 +463,27 @@ def test_an_ibd_of_another_export_is_refused(tmp_path):
         imzml.read_ion_images(tmp_path / "A.imzML", [152.9], tolerance=0.2, unit="da")
     shutil.copy(cont.with_suffix(".ibd"), tmp_path / "A.ibd")  # the right one: read
     assert imzml.read_ion_images(tmp_path / "A.imzML", [152.9], tolerance=0.2, unit="da").values.shape == (3, 3, 1)
+
+
+def test_hidden_files_of_a_channel_or_section_folder_are_left_out(tmp_path):
+    """macOS's ``._ch_1.png`` (AppleDouble metadata, not a PNG) in a folder of PNG channels made `enhance` fail with
+    "not a readable PNG", exit 2, and a ``._s1.npy`` in a folder of sections was read as a section; image and
+    recording folders never read hidden files (one rule for all)."""
+    from PIL import Image
+
+    from latentbridge.data.spatial import list_sections
+    from latentbridge.utils import is_hidden
+
+    chans = tmp_path / "chans"
+    chans.mkdir()
+    for i in (1, 2):
+        Image.fromarray(np.full((6, 7), 10 * i, np.uint8)).save(chans / f"ch_{i}.png")
+        (chans / f"._ch_{i}.png").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+    stack = arrays.read_array_stack(chans)
+    assert stack.labels == ["ch_1", "ch_2"] and list(stack.values[0, 0]) == [10, 20]
+    sections = tmp_path / "sections"
+    sections.mkdir()
+    np.save(sections / "s1.npy", np.ones((6, 7, 2), np.float32))
+    (sections / "._s1.npy").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+    assert [e["path"].name for e in list_sections(sections)] == ["s1.npy"]
+    assert is_hidden(tmp_path / ".git" / "x.png", tmp_path) and not is_hidden(chans / "ch_1.png", tmp_path)

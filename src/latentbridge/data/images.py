@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import ConfigError, DataError, named_problems
-from latentbridge.utils import first_time, listed, natural_key
+from latentbridge.utils import first_time, is_hidden, listed, natural_key
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +265,7 @@ def _report_left_out(root: Path, files: list[Path], others: list[Path], class_fo
                     len(others), kinds, named, ", ".join(IMAGE_EXTENSIONS))
     if class_folders:
         held = {p.relative_to(root).parts[0] for p in files}
-        empty = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in held)
+        empty = sorted(d.name for d in root.iterdir() if d.is_dir() and not is_hidden(d, root) and d.name not in held)
         if empty and first_time(("empty class folders", str(root))):
             log.warning("%s: %d class folder(s) without an image read here (%s): no such class in the model",
                         root, len(empty), listed(empty, 5))

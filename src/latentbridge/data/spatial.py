@@ -41,7 +41,7 @@ from latentbridge.errors import ConfigError, DataError
 from latentbridge.io.arrays import (ARRAY_SUFFIXES, channel_labels, channels_last, find_mask, load_npy, read_array_stack,
                                    read_mask)
 from latentbridge.io.imzml import read_ion_images
-from latentbridge.utils import first_time
+from latentbridge.utils import first_time, is_hidden
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +115,9 @@ def list_sections(root: str | Path, fmt: str = "auto", prefer: str | None = None
                         "tissue": root / files["tissue"] if "tissue" in files else None,
                         "mask": root / files["mask"] if key == "values" else None})
         return out
-    imz = sorted(p for p in root.iterdir() if p.suffix.lower() == ".imzml")
+    imz = sorted(p for p in root.iterdir() if p.suffix.lower() == ".imzml" and not is_hidden(p, root))
     arrays = sorted(p for p in root.iterdir() if p.suffix.lower() in ARRAY_SUFFIXES and p.suffix.lower() != ".png"
-                    and not _is_side_file(p))
+                    and not _is_side_file(p) and not is_hidden(p, root))
     paths = arrays if fmt == "arrays" or not imz or (fmt == "auto" and arrays and prefer == "arrays") else imz
     if fmt == "auto" and imz and arrays:  # the other kind's files of other sections are named: they are not read
         read = {p.name[: -len(p.suffix)] for p in paths}

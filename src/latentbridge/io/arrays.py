@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError
-from latentbridge.utils import first_time, natural_key
+from latentbridge.utils import first_time, is_hidden, natural_key
 
 log = logging.getLogger(__name__)
 
@@ -186,11 +186,13 @@ def stored_size(path: str | Path) -> int | None:
 
 
 def read_array_stack(path: str | Path, *, mmap: bool = True, channels: int | None = None) -> ArrayStack:
-    """An (H, W, C) stack from a ``.npy`` / ``.npz`` / TIFF / PNG file or a folder of PNGs."""
+    """An (H, W, C) stack from a ``.npy`` / ``.npz`` / TIFF / PNG file or a folder of PNGs (hidden ones left out, as
+    every data folder leaves them: :func:`~latentbridge.utils.is_hidden`)."""
     path = Path(path)
     if path.is_dir():
         pngs = sorted((p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".png"  # .PNG, Mask.png
-                       and not p.name.lower().startswith("mask")), key=lambda p: natural_key(p.name))
+                       and not p.name.lower().startswith("mask") and not is_hidden(p, path)),  # macOS's ._ch_1.png
+                      key=lambda p: natural_key(p.name))
         if not pngs:
             raise DataError(path, "folder holds no .png channel images")
         planes = [_png(p) for p in pngs]

@@ -42,7 +42,7 @@ from latentbridge.io.resampling import resample
 from latentbridge.io.vibration import MAX_RATE, RECORDING_SUFFIXES
 from latentbridge.io.wav import (PCM16_FORMATS, STALE_MIN_BYTES, WavLayout, declared_frames, read_pcm16,
                                  read_wav_samples, unfinalised_frames, wav_layout)
-from latentbridge.utils import file_stamp, first_time, listed, walk_files
+from latentbridge.utils import file_stamp, first_time, is_hidden, listed, walk_files
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +183,7 @@ def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
     broken: list[Path] = []
     hidden = 0
     for p in walk_files(root, recursive):
-        rel = p.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
+        if is_hidden(p, root):
             hidden += 1
             continue
         if p.is_symlink() and not p.exists():

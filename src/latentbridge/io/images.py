@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError
-from latentbridge.utils import first_time, listed, walk_files
+from latentbridge.utils import first_time, is_hidden, listed, walk_files
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def list_folder(root: str | Path) -> tuple[list[Path], list[Path]]:
         raise DataError(root, "is a file, not a folder of images" if root.exists() else "image folder does not exist")
     files, others, broken, seen, twice = [], [], [], {}, []
     for p in walk_files(root):
-        if any(part.startswith(".") for part in p.relative_to(root).parts):
+        if is_hidden(p, root):
             continue
         if p.is_symlink() and not p.exists():
             broken.append(p)
