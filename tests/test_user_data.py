@@ -161,6 +161,7 @@ def test_earlier_outputs_inside_a_data_folder_are_left_out_and_named(tmp_path, c
         (imgs / f).write_bytes(b"")
     (imgs / "runs" / "a" / "config.json").write_text("{}")
     (imgs / "samples" / "settings.json").write_text("{}")
+    (imgs / "cats" / "manifest.json").write_text("{}")  # what `data synth` writes beside its data: read
     with caplog.at_level("WARNING"):
         assert [p.relative_to(imgs).as_posix() for p in list_folder(imgs)[0]] == ["a.png", "cats/b.png"]
     assert (f"{imgs}: 2 folder(s) written by latentbridge left out (a run's plots and samples, an evaluation's examples "
@@ -172,6 +173,7 @@ def test_earlier_outputs_inside_a_data_folder_are_left_out_and_named(tmp_path, c
         _tone(rec / f, 0.2)
     (rec / "rebuilt" / "reconstruct.json").write_text("{}")
     (rec / "E" / "metrics.json").write_text("{}")
+    (rec / "day2" / "manifest.json").write_text("{}")
     caplog.clear()
     with caplog.at_level("WARNING"):
         assert [p.relative_to(rec).as_posix() for p in list_audio_files(rec)] == ["day2/y.wav", "x.wav"]

@@ -192,10 +192,11 @@ OUTPUT_NAMES = frozenset({"config.json", "config.yaml", "model.safetensors", "ch
                           "scores.csv", "relationships.json", "reconstruct.json", "enhance.json"})
 
 
-def output_marks(names) -> list[str]:
+def output_marks(names, data: bool = False) -> list[str]:
     """Which of ``names`` (what a folder holds at its top) mark it as a latentbridge output folder (:data:`OUTPUT_NAMES`);
-    empty for any other folder."""
-    return sorted(set(names) & OUTPUT_NAMES)
+    empty for any other folder. ``data``: of the outputs that are no data (a synthetic data set, ``data synth``'s, is
+    marked by its ``manifest.json`` alone, and is data)."""
+    return sorted(set(names) & (OUTPUT_NAMES - {"manifest.json"} if data else OUTPUT_NAMES))
 
 
 def is_hidden(path: Path, root: Path) -> bool:
@@ -222,7 +223,7 @@ def walk_files(root: Path, recursive: bool = True):
             continue
         seen.add(real)
         if folder != str(root) and not is_hidden(Path(folder), root):
-            marks = ["the output folder of this command"] if real in OUTPUT_FOLDERS else output_marks(dirs + files)
+            marks = ["the output folder of this command"] if real in OUTPUT_FOLDERS else output_marks(dirs + files, data=True)
             if marks:
                 dirs[:] = []
                 outputs.append(f"{Path(folder).relative_to(root).as_posix()} ({', '.join(marks[:2])})")
