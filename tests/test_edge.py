@@ -337,7 +337,7 @@ def test_notes_are_said_once_and_counted(tmp_path, files, onnx_model):
     assert res.returncode == 0, res.stderr
     assert res.stderr.strip().splitlines() == [
         f"note: {clips[0]}: shorter than one 2-s window; padded to one window (wrap)",
-        f"note: {tmp_path / 'six.wav'}: mixed to one channel from 6, as the model was fitted",
+        f"note: {tmp_path / 'six.wav'}: mixed to one channel from 6: the model reads one channel",
         "note: 4 more file(s) too: shorter than one 2-s window; padded to one window (wrap)"]
 
 
@@ -519,3 +519,23 @@ def test_awkward_file_names_keep_their_rows(files, onnx_model, tmp_path, reader)
     assert set(rows) == {str(tmp_path / "a\\tb.wav"), str(tmp_path / "bad\\udcff\\udcfe.wav")}
     good = run_edge(onnx_model, files["good"], reader=reader)
     assert rows[str(tmp_path / "a\\tb.wav")] == window_lines(good.stdout)[str(files["good"])]
+
+
+def test_vibration_csvs_are_scored_without_soundfile(tmp_path):
+    """A device without soundfile refused accelerometer CSVs as "unsupported file type '.csv'" (accepted: the audio
+    formats); a CSV needs no audio decoder, so they are read and scored as with it."""
+    from latentbridge.cli import main
+    from latentbridge.export import export_onnx
+
+    rng = np.random.default_rng(0)
+    t = np.arange(2000) / 1000.0
+    for i in range(6):
+        x = np.stack([np.sin(2 * np.pi * (40 + i) * t), 0.5 * np.cos(2 * np.pi * 90 * t)], 1)
+        x = x + 0.05 * rng.standard_normal(x.shape)
+        np.savetxt(tmp_path / f"n{i}.csv", np.column_stack([t, x]), delimiter=",", header="time,ax,ay", comments="")
+    assert main(["anomaly", "fit", str(tmp_path), "--out", str(tmp_path / "m")]) == 0
+    export_onnx(tmp_path / "m", tmp_path / "m.onnx")
+    with_sf = run_edge(tmp_path / "m.onnx", tmp_path / "n0.csv")
+    without = run_edge(tmp_path / "m.onnx", tmp_path / "n0.csv", reader="stdlib")
+    assert with_sf.returncode == 0 and without.returncode == 0, without.stderr
+    assert without.stdout == with_sf.stdout and len(without.stdout.splitlines()) > 2

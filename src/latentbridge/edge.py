@@ -77,7 +77,7 @@ from latentbridge.io import (  # numpy only at import time
     list_audio_files,
     read_audio,
 )
-from latentbridge.io.audio import rate_problem
+from latentbridge.io.audio import is_table, rate_problem
 from latentbridge.io.blockread import RecordingBlocks, resampled_to
 from latentbridge.io.levels import bounds_of_blocks
 from latentbridge.io.wav import declared_frames, sample_width, unfinalised_frames, wav_layout
@@ -242,7 +242,7 @@ class EdgeScorer:
                          + (f"; recorded below the model's band, it holds nothing between {sr / 2:g} and {top:g} Hz, "
                             "which scores it as unlike the training sound for that alone" if below_band(sr, top) else ""))
         if self.channel is None and _soundfile_available() and blocks.channels > 1:
-            notes.append(f"mixed to one channel from {blocks.channels}, as the model was fitted")
+            notes.append(f"mixed to one channel from {blocks.channels}: the model reads one channel")
         n = int(np.ceil(blocks.frames * float(self.sample_rate) / sr))  # resample's length
         lead, end = 0, n
         if self.trim_db:  # times stay the recording's: the trimmed lead added back
@@ -334,7 +334,7 @@ def open_recording(path: str | Path, channel: int | str | None = None, expect_ch
     ``channel``, or every channel of the ``expect_channels`` a ``channel="all"`` model reads), checked like training:
     through soundfile when it can be imported, else the standard-library WAV reader's header checks
     (:func:`_wav_stdlib`). Raises DataError naming the file."""
-    if _soundfile_available():
+    if _soundfile_available() or is_table(Path(path)):  # vibration tables are read without soundfile
         return RecordingBlocks(path, channel, expect_channels, csv_rate)
     return _wav_stdlib(path, channel, expect_channels)
 

@@ -150,7 +150,7 @@ def _is_audio_name(path: Path) -> bool:
     return path.suffix.lower() in RECORDING_EXTENSIONS
 
 
-def _is_table(path: Path) -> bool:
+def is_table(path: Path) -> bool:
     """A vibration recording stored as numbers (a CSV or a MATLAB file), not as audio."""
     return path.suffix.lower() in RECORDING_SUFFIXES
 
@@ -191,9 +191,9 @@ def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
             continue
         if not p.is_file():
             continue
-        if _is_audio_name(p) and not _is_table(p):
+        if _is_audio_name(p) and not is_table(p):
             found.append(p)
-        elif _is_table(p):
+        elif is_table(p):
             tables.append(p)
         else:
             others[p.suffix.lower() or "(no extension)"] += 1
@@ -349,7 +349,7 @@ def audio_info(path: str | Path, csv_rate: float | None = None) -> AudioInfo:
     """
     path = Path(path)
     size = _check_file(path).st_size
-    if _is_table(path):
+    if is_table(path):
         return _table_info(str(path), tuple(file_stamp(path).values()), csv_rate)
     info = _open_info(path)
     sr = int(info.samplerate)
@@ -417,14 +417,14 @@ def read_audio(
     if sample_rate is not None and (int(sample_rate) != sample_rate or sample_rate <= 0):
         raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
 
-    if _is_table(path):
+    if is_table(path):
         data, sr = _read_table(path, csv_rate)
         header_frames = data.shape[0]
     else:
         data, sr, header_frames = _read_soundfile(path, layout := _layout(path))
-    check_frames(path, data.shape[0], header_frames, None if _is_table(path) else declared_frames(layout), sr,
+    check_frames(path, data.shape[0], header_frames, None if is_table(path) else declared_frames(layout), sr,
                  sample_rate)
-    sums = None if _is_table(path) else column_sums(data)  # (a vibration table lost its means when read)
+    sums = None if is_table(path) else column_sums(data)  # (a vibration table lost its means when read)
     if not (np.isfinite(sums[0]).all() if sums is not None else all(np.isfinite(b).all() for b in _blocks(data))):
         raise non_finite(path, [data])
     if sums is not None:
@@ -436,7 +436,7 @@ def read_audio(
     wave = select_channels(data, path, channel, mono, expect_channels)
     if stats is not None:
         read = clipped if channel is None or channel == ALL_CHANNELS else clipped[int(channel):int(channel) + 1]
-        stats["clipped_share"] = None if _is_table(path) else round(float(read.max()), 6)
+        stats["clipped_share"] = None if is_table(path) else round(float(read.max()), 6)
 
     if sample_rate is not None and int(sample_rate) != sr:
         wave = resample(wave, sr, int(sample_rate))

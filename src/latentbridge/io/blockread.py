@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError
-from latentbridge.io.audio import (ALL_CHANNELS, MIX_SILENT, SILENCE_LEVEL, SILENT, _check_file, _is_table, _layout,
+from latentbridge.io.audio import (ALL_CHANNELS, MIX_SILENT, SILENCE_LEVEL, SILENT, _check_file, is_table, _layout,
                                    _open_info, _read_table, _sf_error_text, _unfinalised, check_frames, mix_down,
                                    non_finite, select_channels)
 from latentbridge.io.levels import column_sums, offsets_of_sums, subtract_offsets
@@ -48,7 +48,7 @@ class RecordingBlocks:
         declared = None
         if layout is not None:  # checked by the caller
             self._layout, header_frames, sr, self.channels = layout, int(frames), layout.sample_rate, layout.channels
-        elif _is_table(path):
+        elif is_table(path):
             _check_file(path)
             self._table, sr = _read_table(path, csv_rate)
             header_frames, self.channels = self._table.shape
