@@ -59,6 +59,9 @@ class ImageData:
     val: ImageSet
     test: ImageSet
     info: dict
+    files: list = field(default_factory=list)
+    """The image files a folder source read (a resumed training checks them: :func:`latentbridge.tasks.pipeline.
+    training_run`); empty for MNIST."""
 
     @property
     def n_classes(self) -> int:
@@ -312,6 +315,7 @@ def _folder(data_cfg, seed: int, reading: dict | None = None) -> tuple[ImageSet,
     full = ImageSet(images, labels, conditions, names, cond_names)
     keep, test = split_off(len(full), data_cfg.test_fraction, seed + 7, labels)
     info = {"source": "folder", "root": str(root), "offline_split": False, "n_files": len(files), "reading": reading,
+            "files": files,
             "split": f"a seeded (seed {seed}) {1 - data_cfg.test_fraction:.0%} / {data_cfg.test_fraction:.0%} "
                      f"split of {len(files)} images" + (", per class" if labels is not None else ""),
             "classes": names, "conditions": cond_names}
@@ -322,6 +326,7 @@ def load_image_data(data_cfg, seed: int) -> ImageData:
     """Train / validation / test sets of a ``data`` section
     (:class:`~latentbridge.config.sections.DiffusionDataConfig`), seeded by ``seed``."""
     train, test, info = (_mnist if data_cfg.source == "mnist" else _folder)(data_cfg, seed)
+    files = info.pop("files", [])
     train = train.subset(seeded_subset(len(train), data_cfg.limit, seed))
     keep, val = split_off(len(train), data_cfg.val_fraction, seed + 1,
                           train.labels if data_cfg.source == "folder" else None)
@@ -329,7 +334,7 @@ def load_image_data(data_cfg, seed: int) -> ImageData:
         raise DataError(data_cfg.root, "no training images left after the validation split")
     info = {**info, "n_train": int(len(keep)), "n_val": int(len(val)), "n_test": int(len(test)),
             "limit": data_cfg.limit, "image_shape": list(train.images.shape[1:])}
-    return ImageData(train.subset(keep), train.subset(val), test, info)
+    return ImageData(train.subset(keep), train.subset(val), test, info, files)
 
 
 def every_image(data_cfg, root: str, seed: int, classes: list[str] | None = None,
@@ -345,6 +350,7 @@ def every_image(data_cfg, root: str, seed: int, classes: list[str] | None = None
     images, a bit depth) judged from this folder (:func:`~latentbridge.io.images.reading_for`; None: the folder's
     own)."""
     full, _, info = _folder(data_cfg.model_copy(update={"root": root, "test_fraction": 0.0}), seed, reading)
+    info.pop("files")
     if data_cfg.class_folders and classes and full.labels is not None:
         known = [str(c) for c in classes]
         unknown = [n for n in full.class_names if n not in known]

@@ -308,7 +308,7 @@ def _fit_image(cfg, out_dir: Path, resume: bool, force: bool) -> FitResult | Non
     t0 = time.time()
     data = _image_data(cfg.data, cfg.train.seed)
     train_x, val_x = data.train.floats(), data.val.floats()
-    with training_run(cfg, out_dir, resume=resume, force=force) as run:
+    with training_run(cfg, out_dir, resume=resume, force=force, data_files=data.files or None) as run:
         model = build_model(cfg.model, input_shape=tuple(train_x.shape[1:]))
         run.fit(model, loader_of(train_x, cfg.train, True), loader_of(val_x, cfg.train, False) if len(val_x) else None)
         if run.outcome is None:

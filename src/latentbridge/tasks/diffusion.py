@@ -243,7 +243,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
         log.info("the data have no labels or conditions: training an unconditional model")
     if cfg.monitor.fd_every and judge is None:
         judge = make_judge(cfg.image_shape, cfg.data.root if cfg.data.source == "mnist" else None)
-    with training_run(cfg, out_dir, resume=resume, force=force) as run:
+    with training_run(cfg, out_dir, resume=resume, force=force, data_files=data.files or None) as run:
         model = build_model(cfg.model, **cfg.model_data(n_classes, n_cont))
         ref = data.val if len(data.val) >= 2 else data.test
         digit_classes = data.train.class_names == DIGITS

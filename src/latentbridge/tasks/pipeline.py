@@ -69,9 +69,12 @@ class ClosedFormOutcome:
 
 
 @contextlib.contextmanager
-def training_run(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False) -> Iterator[TrainingRun]:
+def training_run(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
+                 data_files: list | None = None) -> Iterator[TrainingRun]:
     """Own ``out_dir`` (lock; emptied with ``force``; kept with ``resume`` after checking that the
-    run's architecture, data and transform match), save the resolved config, seed everything."""
+    run's architecture, data and transform match), save the resolved config, seed everything. ``data_files``: the
+    files the run reads, recorded so that a resume over a changed listing is refused
+    (:func:`latentbridge.training.fit.check_same_data`)."""
     from latentbridge.config.workflows import config_to_dict
     from latentbridge.outputs import output_folder, protect_inputs
     from latentbridge.training.fit import is_launched_child, start_run
@@ -86,7 +89,7 @@ def training_run(cfg, out_dir: str | Path, *, resume: bool = False, force: bool 
             yield TrainingRun(cfg, Path(out_dir), resume)
             return
         with output_folder(out_dir, force=force, in_place=True, resume=resume) as folder:
-            start_run(cfg, folder, resume)
+            start_run(cfg, folder, resume, data_files)
             yield TrainingRun(cfg, folder, resume)
     finally:
         torch.set_num_threads(threads)
@@ -165,7 +168,8 @@ def feature_training(cfg, out_dir, paths, *, resume: bool = False, force: bool =
         "total_duration_s": float(wf.durations_s.sum()), "skipped_files": wf.skipped,
         "n_padded_files": len(wf.padded), "val_files": [str(f) for f in val_wf.files],
     }
-    with training_run(cfg, out_dir, resume=resume, force=force) as run:
+    listed_files = list(wf.files) + [Path(p) for p, _ in wf.skipped]
+    with training_run(cfg, out_dir, resume=resume, force=force, data_files=listed_files) as run:
         shape = tuple(train_wf.features.shape[1:])
         data = cfg.model_data(shape) if hasattr(cfg, "model_data") else {"input_shape": shape}
         model = build_model(cfg.model, **data)

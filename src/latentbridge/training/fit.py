@@ -156,17 +156,60 @@ def epochs_done(ckpt: dict) -> int:
     return int(ckpt.get("epoch") or 0)
 
 
-def start_run(cfg, out_dir: Path, resume: bool) -> None:
-    """Check a resume, save the resolved config (main process only; DDP's extra processes re-run
-    the command), then set torch's threads and every seed. The caller owns ``out_dir``
-    (:func:`latentbridge.outputs.output_folder`)."""
+#: where a run records the files it reads (path → size in bytes)
+DATA_RECORD = Path("logs") / "data_files.json"
+
+
+def data_listing(files) -> dict[str, int]:
+    """``{resolved path: size in bytes}`` of ``files`` (-1 where one cannot be read)."""
+    out = {}
+    for f in files:
+        try:
+            out[str(Path(f).resolve())] = Path(f).stat().st_size
+        except OSError:
+            out[str(Path(f).resolve())] = -1
+    return out
+
+
+def check_same_data(folder: Path, files) -> None:
+    """Refuse to resume the run in ``folder`` over files other than those it recorded (added, removed, or of another
+    size): its held-out split would be drawn anew over them, and files it trained on could judge it. Runs without a
+    record (older ones) are not checked."""
+    import json
+
+    from latentbridge.utils import listed
+
+    try:
+        old = json.loads((folder / DATA_RECORD).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    new = data_listing(files)
+    changes = [(sorted(set(new) - set(old)), "added"), (sorted(set(old) - set(new)), "gone"),
+               (sorted(k for k in set(new) & set(old) if new[k] != old[k]), "of another size")]
+    said = [f"{len(v)} {what} ({listed(v)})" for v, what in changes if v]
+    if said:
+        raise LatentbridgeError(f"{folder}: cannot resume: the training data changed since the run started ("
+                                + "; ".join(said) + "): its files would be split anew into training and held-out "
+                                "ones, so files it trained on could judge it; restore the data as it was, or train a "
+                                "new run; nothing in the run folder was changed")
+
+
+def start_run(cfg, out_dir: Path, resume: bool, data_files: list | None = None) -> None:
+    """Check a resume (and that ``data_files``, the files the run reads, are those it recorded: :func:`check_same_data`),
+    save the resolved config (main process only; DDP's extra processes re-run the command), then set torch's threads
+    and every seed. The caller owns ``out_dir`` (:func:`latentbridge.outputs.output_folder`)."""
     from latentbridge.config import config_to_dict, dump_yaml
-    from latentbridge.utils import atomic_write_text
+    from latentbridge.utils import atomic_write_json, atomic_write_text
 
     if not is_launched_child():
         if resume:
             check_resume(config_to_dict(cfg), out_dir)
+            if data_files is not None:
+                check_same_data(out_dir, data_files)
         atomic_write_text(out_dir / "config.yaml", dump_yaml(cfg))
+        if data_files is not None and not (out_dir / DATA_RECORD).is_file():
+            (out_dir / DATA_RECORD).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(out_dir / DATA_RECORD, {"files": data_listing(data_files)})
     if threads := cfg.train.thread_count():
         torch.set_num_threads(threads)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
