@@ -1,6 +1,7 @@
 """Mel and image autoencoders: shapes, losses, save/load, and the audio_ae / image_ae workflows."""
 
 import csv
+import shutil
 import json
 import math
 
@@ -619,6 +620,13 @@ def test_image_autoencoder_on_a_folder_of_colour_images(tmp_path):
     assert m["source"] == "folder" and m["n_images"] == info["data"]["n_test"] > 0 and 0 < m["test_mse"] < 0.1
     assert set(m["test_mse_per_class"]) <= {"red", "blue"} and "test_mse_per_digit" not in m
     assert (tmp_path / "eval" / "reconstructions.png").stat().st_size > 1000
+    flat = tmp_path / "flat"  # a folder of images, no class folders: refused ("every image must be in a class
+    flat.mkdir()  # sub-folder"), where classes only split the error; read whole
+    for f in sorted((tmp_path / "imgs" / "red").glob("*.png"))[:5]:
+        shutil.copy(f, flat / f.name)
+    assert main(["evaluate", str(out), "--out", str(tmp_path / "eval_flat"), "--data", str(flat)]) == 0
+    m = json.loads((tmp_path / "eval_flat" / "metrics.json").read_text())
+    assert m["n_images"] == 5 and 0 < m["test_mse"] < 0.1 and not m.get("test_mse_per_class")
 
 
 def test_a_resume_over_a_changed_data_folder_is_refused(tmp_path, capsys):

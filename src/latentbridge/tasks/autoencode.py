@@ -339,10 +339,15 @@ def _fit_image(cfg, out_dir: Path, resume: bool, force: bool) -> FitResult | Non
 
 def _evaluate_image(saved, data: str | None) -> ImageEvaluation:
     from latentbridge.data.images import every_image
+    from latentbridge.utils import is_hidden
 
     cfg = saved.workflow
     if data and cfg.data.source == "folder":  # another folder: all of it is the test set
-        images, info = every_image(cfg.data.model_copy(update={"conditions": None}), data, cfg.train.seed,
+        # classes only split the error per class: a folder of images and no sub-folders is read whole, without them
+        flat = cfg.data.class_folders and Path(data).is_dir() and not any(
+            p.is_dir() and not is_hidden(p, Path(data)) for p in Path(data).iterdir())
+        images, info = every_image(cfg.data.model_copy(update={"conditions": None, "class_folders": not flat and
+                                                               cfg.data.class_folders}), data, cfg.train.seed,
                                    reading=(saved.info.get("data") or {}).get("reading"))
     else:
         loaded = _image_data(cfg.data, cfg.train.seed, data)
