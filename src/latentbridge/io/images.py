@@ -44,7 +44,10 @@ def list_folder(root: str | Path) -> tuple[list[Path], list[Path]]:
             if p.suffix.lower() not in IMAGE_EXTENSIONS:
                 others.append(p)
             elif (real := p.resolve()) in seen:  # a link to an image of the folder: one image, read once
-                twice.append((p, seen[real]))
+                kept = seen[real]
+                if kept.is_symlink() and not p.is_symlink():  # under the file's own name (and class folder)
+                    files[files.index(kept)], seen[real], kept, p = p, p, p, kept
+                twice.append((p, kept))
             else:
                 seen[real] = p
                 files.append(p)
@@ -54,8 +57,9 @@ def list_folder(root: str | Path) -> tuple[list[Path], list[Path]]:
         log.warning("%s: %d link(s) to nothing left out (%s)", root, len(broken),
                     listed([q.relative_to(root).as_posix() for q in sorted(broken)], 5))
     if twice and first_time(("images twice", str(root))):
-        log.warning("%s: %d image(s) reached twice through links, read once (%s)", root, len(twice),
-                    listed([f"{a.relative_to(root).as_posix()} = {b.relative_to(root).as_posix()}" for a, b in twice]))
+        log.warning("%s: %d image(s) reached twice through links, read once, under the name of the file itself where "
+                    "one is in the folder (%s)", root, len(twice),
+                    listed([f"{a.relative_to(root).as_posix()} -> {b.relative_to(root).as_posix()}" for a, b in twice]))
     return sorted(files), sorted(others)
 
 
