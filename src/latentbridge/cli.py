@@ -569,9 +569,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-        # Lightning's advice about its own bookkeeping (batch indices a prediction writer might want, the
-        # logging interval of a short epoch): nothing the user can act on
-        warnings.filterwarnings("ignore", message=".*(infer the batch indices|smaller than the logging interval).*")
+        # Lightning's advice about its own bookkeeping (batch indices a prediction writer might want, the logging
+        # interval of a short epoch, a validation step with no validation data, a resumed run's checkpoint folder that
+        # holds checkpoints): nothing the user can act on (the run says what it validates on)
+        warnings.filterwarnings("ignore", message=".*(infer the batch indices|smaller than the logging interval|"
+                                                  "no `val_dataloader`|exists and is not empty).*")
     _on_sigterm()
     _our_warnings_as_lines()
     from latentbridge.outputs import protect_arguments
