@@ -586,6 +586,12 @@ def test_odd_image_files_of_real_folders_are_read_alike_or_named(tmp_path, caplo
     from latentbridge.io.images import list_folder
 
     assert [f.name for f in list_folder(links)[0]] == ["img0.png", "img1.png", "img2.png"]
+    gifs = folder("gifs")  # "no images (.png, ...)" said nothing of the 2 GIFs it held
+    for i in range(2):
+        Image.new("L", (16, 16), 9).save(gifs / f"{i}.gif")
+    with pytest.raises(DataError, match=r"no images \(\.png.*\) in the folder; it holds 2 \.gif file\(s\), which are "
+                                        r"not read \(GIF: save the images as PNG\)"):
+        read(gifs)
     bomb = folder("bomb")
     Image.new("1", (20000, 20000), 0).save(bomb / "huge.png")
     Image.new("L", (16, 16), 9).save(bomb / "ok.png")

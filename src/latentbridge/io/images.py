@@ -52,7 +52,12 @@ def list_folder(root: str | Path) -> tuple[list[Path], list[Path]]:
                 seen[real] = p
                 files.append(p)
     if not files:
-        raise DataError(root, f"no images ({', '.join(IMAGE_EXTENSIONS)}) in the folder")
+        from collections import Counter
+
+        kinds = Counter(q.suffix.lower() or "(no extension)" for q in others)
+        held = "; it holds " + ", ".join(f"{n} {k}" for k, n in kinds.most_common(5)) + " file(s), which are not " \
+            "read" + (" (GIF: save the images as PNG)" if ".gif" in kinds else "") if kinds else ""
+        raise DataError(root, f"no images ({', '.join(IMAGE_EXTENSIONS)}) in the folder{held}")
     if broken and first_time(("broken image links", str(root))):
         log.warning("%s: %d link(s) to nothing left out (%s)", root, len(broken),
                     listed([q.relative_to(root).as_posix() for q in sorted(broken)], 5))
