@@ -261,9 +261,13 @@ def test_a_folder_of_images_trains_a_class_conditional_model(tmp_path, capsys, c
     assert s["class_names"].tolist() == ["cracked", "intact"]  # what the labels index
     settings = json.loads((tmp_path / "s" / "settings.json").read_text())
     assert settings["class_names"] == ["cracked", "intact"] and settings["classes"]["sample_0003.png"] == "intact"
-    assert main(["evaluate", str(out), "--out", str(tmp_path / "e")]) == 0
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(["evaluate", str(out), "--out", str(tmp_path / "e")]) == 0
     m = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert m["feature_space"] == "pixels16" and "class_accuracy" not in m and m["n_reference"] == 6
+    # 6 reference images in 192 pixel features: a Fréchet distance of a rank-deficient covariance, said
+    assert "the Fréchet distances compare with 6 reference image(s) in 192 features" in caplog.text, caplog.text
     few = tmp_path / "few"  # two images per class: the split per class keeps them for training, none to compare with
     for cls in ("cracked", "intact"):
         (few / cls).mkdir(parents=True)

@@ -270,6 +270,12 @@ def evaluate(run_dir, data: str | None = None, *, n_samples: int | None = None, 
     if k < cfg.evaluate.k:
         log.warning("precision / recall with k = %d nearest neighbours instead of evaluate.k = %d: %d test and %d "
                     "real images (a small set: the figures are rough)", k, cfg.evaluate.k, len(images.test), len(real))
+    dim = judge.features(images.test.floats()[:1]).shape[1]
+    if len(images.test) <= dim:  # a covariance of rank below its size: the Fréchet distance is rough
+        log.warning("the Fréchet distances compare with %d reference image(s) in %d features: with fewer images than "
+                    "features the reference's covariance is rank-deficient and the figures are rough (compare runs on "
+                    "the same reference only; more test images: data.test_fraction, or --data DIR)",
+                    len(images.test), dim)
     m = measure(judge, gen, labels, images.test.floats(), real, k, digit_classes=names == DIGITS)
     metrics = {
         "task": "diffusion", "model": str(saved.path), "model_class": saved.info["model_class"],
