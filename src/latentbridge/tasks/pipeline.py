@@ -23,10 +23,13 @@ class TrainingRun:
     dir: Path
     resume: bool
     outcome: object = None
+    data_files: list | None = None  # the files the run reads, recorded for a resume's check (trained runs only)
 
     def fit(self, model, train_loader, val_loader=None, beta: bool = True, callbacks=()):
-        from latentbridge.training.fit import fit_model
+        from latentbridge.training.fit import fit_model, is_launched_child, record_data
 
+        if self.data_files is not None and not is_launched_child():
+            record_data(self.dir, self.data_files)
         self.outcome = fit_model(model, self.cfg, self.dir, train_loader, val_loader, resume=self.resume, beta=beta,
                                  callbacks=callbacks)
         return self.outcome
@@ -73,7 +76,7 @@ def training_run(cfg, out_dir: str | Path, *, resume: bool = False, force: bool 
                  data_files: list | None = None) -> Iterator[TrainingRun]:
     """Own ``out_dir`` (lock; emptied with ``force``; kept with ``resume`` after checking that the
     run's architecture, data and transform match), save the resolved config, seed everything. ``data_files``: the
-    files the run reads, recorded so that a resume over a changed listing is refused
+    files the run reads, recorded by a gradient training so that a resume over a changed listing is refused
     (:func:`latentbridge.training.fit.check_same_data`)."""
     from latentbridge.config.workflows import config_to_dict
     from latentbridge.outputs import output_folder, protect_inputs
@@ -90,7 +93,7 @@ def training_run(cfg, out_dir: str | Path, *, resume: bool = False, force: bool 
             return
         with output_folder(out_dir, force=force, in_place=True, resume=resume) as folder:
             start_run(cfg, folder, resume, data_files)
-            yield TrainingRun(cfg, folder, resume)
+            yield TrainingRun(cfg, folder, resume, data_files=data_files)
     finally:
         torch.set_num_threads(threads)
 

@@ -171,6 +171,16 @@ def data_listing(files) -> dict[str, int]:
     return out
 
 
+def record_data(folder: Path, files) -> None:
+    """Record ``files`` (:func:`data_listing`) as the data of the trained run in ``folder``, unless it holds a record
+    (a resume)."""
+    from latentbridge.utils import atomic_write_json
+
+    if not (folder / DATA_RECORD).is_file():
+        (folder / DATA_RECORD).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(folder / DATA_RECORD, {"files": data_listing(files)})
+
+
 def check_same_data(folder: Path, files) -> None:
     """Refuse to resume the run in ``folder`` over files other than those it recorded (added, removed, or of another
     size): its held-out split would be drawn anew over them, and files it trained on could judge it. Runs without a
@@ -199,7 +209,7 @@ def start_run(cfg, out_dir: Path, resume: bool, data_files: list | None = None) 
     save the resolved config (main process only; DDP's extra processes re-run the command), then set torch's threads
     and every seed. The caller owns ``out_dir`` (:func:`latentbridge.outputs.output_folder`)."""
     from latentbridge.config import config_to_dict, dump_yaml
-    from latentbridge.utils import atomic_write_json, atomic_write_text
+    from latentbridge.utils import atomic_write_text
 
     if not is_launched_child():
         if resume:
@@ -207,9 +217,6 @@ def start_run(cfg, out_dir: Path, resume: bool, data_files: list | None = None) 
             if data_files is not None:
                 check_same_data(out_dir, data_files)
         atomic_write_text(out_dir / "config.yaml", dump_yaml(cfg))
-        if data_files is not None and not (out_dir / DATA_RECORD).is_file():
-            (out_dir / DATA_RECORD).parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(out_dir / DATA_RECORD, {"files": data_listing(data_files)})
     if threads := cfg.train.thread_count():
         torch.set_num_threads(threads)
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
