@@ -51,6 +51,7 @@ import numpy as np
 from latentbridge.errors import ConfigError, DataError
 from latentbridge.io import cut_windows, resample
 from latentbridge.data.bridge_layout import TestRecord, _warn_once, discover
+from latentbridge.io.columns import model_order, same_columns
 from latentbridge.io.masks import read_mask_png
 from latentbridge.io.matfile import read_mat_vibration
 from latentbridge.io.vibration import read_vibration_csv
@@ -58,7 +59,7 @@ from latentbridge.utils import atomic_path, file_stamp, first_time, listed, stab
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TestRecord", "BridgeData", "discover", "build_windows", "model_order", "default_bridge_cache_dir",
+__all__ = ["TestRecord", "BridgeData", "discover", "build_windows", "default_bridge_cache_dir",
            "CACHE_VERSION"]
 
 #: Bump when the cached arrays change meaning.
@@ -367,7 +368,7 @@ class _ChannelOrder:
         ref = self.ref[1]
         if names == ref:
             return wave
-        if sorted(names) == sorted(ref) and len(set(names)) == len(names):
+        if same_columns(names, ref):
             self.reordered.append(path.name)
             return wave[[names.index(n) for n in ref]]
         self.renamed.append(f"{path.name} ({listed(names, 4)})")
@@ -409,29 +410,13 @@ def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None =
 
     ``vib_cfg`` is a :class:`latentbridge.config.VibrationConfig` (None: its defaults). ``channel_names``: the sensor
     columns a model was trained on, in its order: recordings that name the same columns in another order are read
-    in the model's (:func:`model_order`).
+    in the model's (:func:`latentbridge.io.columns.model_order`).
     """
     data = _build_windows(root, vib_cfg, cache_dir, use_cache)
     idx = model_order(data.channel_names, channel_names, Path(root))
     if idx is not None:
         data.waves, data.channel_names = data.waves[:, idx], list(channel_names)
     return data
-
-
-def model_order(names: list[str] | None, model_names: list[str] | None, where) -> list[int] | None:
-    """The channel indices that put recordings whose sensor columns are named ``names`` in the order of
-    ``model_names`` (the columns a model was trained on), when they are the same names in another order (a logger that
-    writes its columns acc_08 ... acc_01 had its channels swapped without a word); None when there is nothing to
-    reorder. Other names: read by position, with a warning naming both (``where``: the file or folder)."""
-    if not names or not model_names or list(names) == list(model_names) or len(names) != len(model_names):
-        return None  # no header, or the same order; another channel count is refused where the model reads it
-    if sorted(names) == sorted(model_names) and len(set(names)) == len(names):
-        _warn_once("%s: sensor columns in another order (%s) than the model's training recordings (%s): read in the "
-                   "model's order, by name", where, listed(names, 4), listed(model_names, 4))
-        return [list(names).index(n) for n in model_names]
-    _warn_once("%s: sensor columns named otherwise (%s) than the model's training recordings (%s): read by position",
-               where, listed(names, 4), listed(model_names, 4))
-    return None
 
 
 def _read_masks(root: Path, records: list[TestRecord], vib) -> tuple[np.ndarray, np.ndarray]:

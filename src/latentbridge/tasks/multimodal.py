@@ -424,7 +424,8 @@ def windows_of_recording(vibration, spec, path: str | Path, channel_names: list[
     """(windows (W, C, T), starts_s, rate, channels) of one vibration CSV, read and windowed as in
     training (``vibration``: the config section; ``spec``: the model's saved transform; ``channel_names``: the
     sensor columns it was trained on, in its order: a file naming them in another order is read in the model's)."""
-    from latentbridge.data.bridge import model_order, read_recording, recording_windows
+    from latentbridge.data.bridge import read_recording, recording_windows
+    from latentbridge.io.columns import model_order
 
     names: list[str] = []
     wave, sr = read_recording(path, vibration, names=names)
