@@ -539,3 +539,15 @@ def test_vibration_csvs_are_scored_without_soundfile(tmp_path):
     without = run_edge(tmp_path / "m.onnx", tmp_path / "n0.csv", reader="stdlib")
     assert with_sf.returncode == 0 and without.returncode == 0, without.stderr
     assert without.stdout == with_sf.stdout and len(without.stdout.splitlines()) > 2
+    # a CSV's sensor columns are read by their header names, in the model's order (they were read by position)
+    rows = np.loadtxt(tmp_path / "n0.csv", delimiter=",", skiprows=1)
+    (tmp_path / "in").mkdir()
+    np.savetxt(tmp_path / "in" / "swapped.csv", rows[:, [0, 2, 1]], delimiter=",", header="time,ay,ax", comments="")
+    np.savetxt(tmp_path / "in" / "other.csv", rows, delimiter=",", header="time,temp,rpm", comments="")
+    swapped = run_edge(tmp_path / "m.onnx", tmp_path / "in" / "swapped.csv", reader="stdlib")
+    assert swapped.returncode == 0, swapped.stderr
+    np.testing.assert_allclose(window_scores(swapped.stdout, tmp_path / "in" / "swapped.csv"),
+                               window_scores(with_sf.stdout, tmp_path / "n0.csv"), rtol=1e-6)
+    other = run_edge(tmp_path / "m.onnx", tmp_path / "in" / "other.csv")
+    assert other.returncode == 2 and "Traceback" not in other.stderr
+    assert "other.csv: its sensor columns (temp, rpm) are not the model's (ax, ay)" in other.stderr, other.stderr

@@ -145,7 +145,7 @@ def test_recordings_of_another_channel_count_are_named(axes_data, axes_model, tm
     _write(tmp_path / "two" / "two_axes.csv", _recording(rng, False, n_axes=2))
     assert main(["anomaly", "score", str(axes_model), str(tmp_path / "two"), "--out", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err
-    assert "two_axes.csv: 2 channels, where the model reads every channel of 3-channel recordings" in err
+    assert "two_axes.csv: its 2 sensor columns (x, y) are not the model's 3 (x, y, z)" in err  # by their names
     assert "Traceback" not in err and not (tmp_path / "s").exists()
     with pytest.raises(DataError, match="2 channels, where the model reads every channel of 3"):
         read_audio(tmp_path / "two" / "two_axes.csv", channel="all", expect_channels=3)
@@ -267,7 +267,7 @@ def test_listen_stream_and_edge_score_the_windows_of_score(axes_data, axes_model
     scorer = EdgeScorer(onnx_path)
     assert scorer.n_channels == 3
     np.testing.assert_allclose(scorer.score_file(rec).scores, ref, rtol=1e-3)
-    with pytest.raises(DataError, match="2 channels, where the model reads every channel of 3"):
+    with pytest.raises(DataError, match=r"its 2 sensor columns \(x, y\) are not the model's 3 \(x, y, z\)"):
         _write(tmp_path / "two.csv", _recording(np.random.default_rng(2), False, n_axes=2))
         scorer.score_file(tmp_path / "two.csv")
     # a rate-less CSV of the same recording: the edge scorer names its own --sample-rate, and takes it
@@ -425,3 +425,104 @@ def test_a_time_vector_beside_the_samples_is_time(tmp_path):
     savemat(tmp_path / "uneven.mat", {"t": np.sort(jitter), "acc": acc})
     with pytest.raises(DataError, match=r"uneven\.mat: the time vector t is not evenly spaced"):
         read_audio(tmp_path / "uneven.mat", channel="all")
+
+
+def _columns(src, path, header: str | None, order) -> None:
+    """``src``'s rows (time and three axes) written to ``path`` with its columns in ``order``, under ``header``."""
+    rows = np.loadtxt(src, delimiter=",", skiprows=1)[:, order]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savetxt(path, rows, delimiter=",", header=header or "", comments="", fmt="%.4f")
+
+
+def test_csv_columns_are_read_by_their_header_names(axes_data, axes_model, tmp_path, capsys):
+    """A model fitted on CSVs of columns time_s,x,y,z read recordings by position: the same normal signal written
+    time_s,z,x,y had every axis swapped and was flagged, and one of other sensors (time_s,temp,rpm,current) was
+    scored as if it were its own. The model keeps its columns' names and reads a CSV by them: in its order, or refused;
+    a CSV without a header is still read by position. The same through the server and the edge scorer."""
+    info = json.loads((axes_model / "config.json").read_text())
+    assert info["transform"]["windowing"]["columns"] == ["x", "y", "z"] == info["config"]["audio"]["columns"]
+    assert "read by their header names in this order: x, y, z" in (axes_model / "README.md").read_text()
+    rec = sorted((axes_data / "test" / "normal").glob("*.csv"))[0]
+    _columns(rec, tmp_path / "in" / "reordered.csv", "time_s,z,x,y", [0, 3, 1, 2])
+    _columns(rec, tmp_path / "in" / "bare.csv", None, [0, 1, 2, 3])
+    _columns(rec, tmp_path / "in" / "swapped.csv", "time_s,x,y,z", [0, 3, 1, 2])  # what reading by position read
+    _columns(rec, tmp_path / "other" / "sensors.csv", "time_s,temp,rpm,current", [0, 1, 2, 3])
+    assert main(["anomaly", "score", str(axes_model), str(rec), "--out", str(tmp_path / "ref")]) == 0
+    ref = _window_scores(tmp_path / "ref")
+    threshold = json.loads((axes_model / "config.json").read_text())["anomaly"]["threshold"]
+    assert len(ref) == 3 and max(ref) < threshold
+    scores = {}
+    for name in ("reordered", "bare", "swapped"):
+        assert main(["anomaly", "score", str(axes_model), str(tmp_path / "in" / f"{name}.csv"),
+                     "--out", str(tmp_path / name)]) == 0
+        scores[name] = _window_scores(tmp_path / name)
+    np.testing.assert_allclose(scores["reordered"], ref, rtol=1e-6)
+    np.testing.assert_allclose(scores["bare"], ref, rtol=1e-6)
+    assert min(scores["swapped"]) > threshold, (scores["swapped"], threshold)  # the axes swapped: a fault
+    capsys.readouterr()
+    assert main(["anomaly", "score", str(axes_model), str(tmp_path / "other"), "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "sensors.csv: its sensor columns (temp, rpm, current) are not the model's (x, y, z)" in err, err
+    assert "Traceback" not in err and not (tmp_path / "s").exists()
+    # anomaly listen --source reads a CSV so
+    assert main(["anomaly", "listen", str(axes_model), "--source", str(tmp_path / "in" / "reordered.csv"),
+                 "--events", str(tmp_path / "events.csv")]) == 0
+    with open(tmp_path / "events.csv", newline="") as f:
+        np.testing.assert_allclose([float(r["score"]) for r in csv.DictReader(f)], ref, rtol=1e-4)
+    # the server reads an upload so
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from latentbridge.serve.app import create_app
+    from latentbridge.serve.registry import load_models
+
+    with TestClient(create_app(load_models([axes_model]))) as c:
+        r = c.post("/api/models/m/score", files={"file": ("r.csv", (tmp_path / "in" / "reordered.csv").read_bytes())})
+        assert r.status_code == 200, r.text
+        np.testing.assert_allclose([w["score"] for w in r.json()["windows"]], ref, rtol=1e-4)
+        r = c.post("/api/models/m/score", files={"file": ("s.csv", (tmp_path / "other" / "sensors.csv").read_bytes())})
+        assert r.status_code == 422 and "(temp, rpm, current) are not the model's (x, y, z)" in r.text, r.text
+    # and the edge scorer (its ONNX metadata keeps the columns)
+    pytest.importorskip("onnxruntime")
+    from latentbridge.edge import EdgeScorer
+    from latentbridge.edge import main as edge_main
+
+    onnx_path = tmp_path / "m.onnx"
+    assert main(["export", str(axes_model), "--format", "onnx", "--out", str(onnx_path)]) == 0
+    scorer = EdgeScorer(onnx_path)
+    assert scorer.columns == ["x", "y", "z"]
+    np.testing.assert_allclose(scorer.score_file(tmp_path / "in" / "reordered.csv").scores,
+                               scorer.score_file(rec).scores, rtol=1e-6)
+    np.testing.assert_allclose(scorer.score_file(rec).scores, ref, rtol=1e-3)
+    capsys.readouterr()
+    assert edge_main([str(onnx_path), str(tmp_path / "other" / "sensors.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "sensors.csv: its sensor columns (temp, rpm, current) are not the model's (x, y, z)" in err, err
+    assert "Traceback" not in err
+
+
+def test_training_csvs_are_aligned_by_their_header_names(axes_data, tmp_path, capsys):
+    """Training CSVs of one set of sensor columns in different orders are read in one order, the first file's (they
+    were read by position: the axes of some files swapped); a file naming other columns is refused, named, before
+    any training."""
+    train = sorted((axes_data / "train").glob("*.csv"))[:8]
+    for i, f in enumerate(train):  # every other file written time_s,z,x,y
+        _columns(f, tmp_path / "train" / f.name, "time_s,z,x,y" if i % 2 else "time_s,x,y,z",
+                 [0, 3, 1, 2] if i % 2 else [0, 1, 2, 3])
+        _columns(f, tmp_path / "plain" / f.name, "time_s,x,y,z", [0, 1, 2, 3])
+    for name in ("train", "plain"):
+        assert main(["anomaly", "fit", str(tmp_path / name), "--out", str(tmp_path / f"m_{name}")]) == 0
+    a, b = (json.loads((tmp_path / f"m_{n}" / "config.json").read_text()) for n in ("train", "plain"))
+    assert a["transform"]["windowing"]["columns"] == ["x", "y", "z"]
+    assert a["anomaly"]["threshold"] == pytest.approx(b["anomaly"]["threshold"], rel=1e-6)
+    _columns(train[0], tmp_path / "train" / "zz_other.csv", "time_s,temp,rpm,current", [0, 1, 2, 3])
+    capsys.readouterr()
+    assert main(["anomaly", "fit", str(tmp_path / "train"), "--out", str(tmp_path / "m2")]) == 2
+    err = capsys.readouterr().err
+    assert ("1 of 9 CSV recordings name other sensor columns than the others (x, y, z): zz_other.csv (temp, rpm, "
+            "current)") in err, err
+    assert "Traceback" not in err and not (tmp_path / "m2").exists()
+    # read by position, as asked
+    assert main(["anomaly", "fit", str(tmp_path / "train"), "--out", str(tmp_path / "m2"),
+                 "-o", "audio.columns=[]"]) == 0
+    assert json.loads((tmp_path / "m2" / "config.json").read_text())["transform"]["windowing"]["columns"] is None

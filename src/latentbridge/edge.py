@@ -178,6 +178,7 @@ class EdgeScorer:
             self.channel = w.get("channel")
             self.n_channels = int(self.meta.get("n_channels", 1))  # what a channel "all" model reads
             self.csv_rate = w.get("csv_rate")  # the rate of vibration files that give none
+            self.columns = w.get("columns")  # a vibration CSV's sensor columns, read by their header names
             self.aggregate = str(self.meta.get("aggregate", "mean"))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise EdgeModelError(path, f"damaged latentbridge metadata ({type(exc).__name__}: "
@@ -224,7 +225,7 @@ class EdgeScorer:
         """
         blocks = open_recording(path, channel=self.channel,
                                 expect_channels=self.n_channels if self.channel == ALL_CHANNELS else None,
-                                csv_rate=self.csv_rate)
+                                csv_rate=self.csv_rate, columns=self.columns)
         sr = blocks.sample_rate
         notes = []
         if problem := rate_problem(sr, self.sample_rate):
@@ -329,13 +330,14 @@ def _soundfile_available() -> bool:
 
 
 def open_recording(path: str | Path, channel: int | str | None = None, expect_channels: int | None = None,
-                   csv_rate: float | None = None) -> RecordingBlocks:
+                   csv_rate: float | None = None, columns: list[str] | None = None) -> RecordingBlocks:
     """A recording to read block by block (:class:`~latentbridge.io.blockread.RecordingBlocks`: mono, or channel
-    ``channel``, or every channel of the ``expect_channels`` a ``channel="all"`` model reads), checked like training:
+    ``channel``, or every channel of the ``expect_channels`` a ``channel="all"`` model reads; a vibration CSV's
+    sensor columns in the order of the model's ``columns``, by name), checked like training:
     through soundfile when it can be imported, else the standard-library WAV reader's header checks
     (:func:`_wav_stdlib`). Raises DataError naming the file."""
     if _soundfile_available() or is_table(Path(path)):  # vibration tables are read without soundfile
-        return RecordingBlocks(path, channel, expect_channels, csv_rate)
+        return RecordingBlocks(path, channel, expect_channels, csv_rate, columns=columns)
     return _wav_stdlib(path, channel, expect_channels)
 
 

@@ -164,6 +164,9 @@ class AudioConfig(Section):
     csv_rate: float | None = Field(None, gt=0)
     """The sample rate (Hz) of recordings given as vibration CSVs without a time column, or as MATLAB files without
     a rate scalar; the file's own wins (a conflict over 1 % is an error)."""
+    columns: list[str] | None = None
+    """The sensor columns of vibration CSVs by header name, in the model's order: set by ``anomaly fit`` from the
+    training files' headers; recordings are read by them (``[]``: by position)."""
     auto: bool = True
     """``anomaly fit``: choose every audio and feature setting not set explicitly from a survey of the
     training files (rate, window, hop, FFT size, mel bands, padding, silence trimming)."""

@@ -134,7 +134,8 @@ class _AudioWorkflow(Workflow):
         a = self.audio
         return AudioTransform(
             windowing=Windowing(window_s=a.window_s, hop_s=a.hop_s, pad=a.pad, channel=a.channel, clip=clip,
-                                trim_db=a.trim_db, min_share=a.min_window_share, csv_rate=a.csv_rate),
+                                trim_db=a.trim_db, min_share=a.min_window_share, csv_rate=a.csv_rate,
+                                columns=a.columns or None),
             features=SpectrogramParams(**self.transform_kwargs()),
             standardize=self.features.standardize if standardize is None else standardize)
 

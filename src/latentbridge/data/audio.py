@@ -192,12 +192,13 @@ class FeatureExtractor:
                  pad: str = "wrap", cache_dir: str | Path | None = None, use_cache: bool = True,
                  batch_windows: int = 32, trim_db: float | None = None, min_share: float = MIN_WINDOW_SHARE,
                  num_workers: int | None = None, parallel: Literal["auto", "threads", "processes"] = "auto",
-                 csv_rate: float | None = None, n_channels: int | None = None):
+                 csv_rate: float | None = None, n_channels: int | None = None, columns: list[str] | None = None):
         self.transform = transform.eval()
         # channel "all": the channel count every recording must hold (a fitted model's; None while fitting, when
         # the files must agree among themselves: check_band)
         self.n_channels = n_channels if channel == ALL_CHANNELS else None
         self.csv_rate = csv_rate  # the rate of vibration CSVs without a time column
+        self.columns = list(columns) if columns else None  # a CSV's sensor columns, read by name in this order
         self.sample_rate = int(sample_rate)
         self.window = int(round(window_s * sample_rate))
         self.hop = max(1, int(round(hop_s * sample_rate)))
@@ -226,7 +227,7 @@ class FeatureExtractor:
             "sample_rate": self.sample_rate, "window": self.window, "hop": self.hop,
             "channel": channel, "pad": pad, **({"trim_db": trim_db} if trim_db else {}),
             **({"min_share": self.min_share} if self.min_share != MIN_WINDOW_SHARE else {}),
-            **({"csv_rate": csv_rate} if csv_rate else {}),
+            **({"csv_rate": csv_rate} if csv_rate else {}), **({"columns": self.columns} if self.columns else {}),
         }
 
     @classmethod
@@ -238,7 +239,7 @@ class FeatureExtractor:
         w = spec.windowing
         return cls(transform if transform is not None else build_spectrogram(spec), sample_rate=spec.sample_rate,
                    window_s=w.window_s, hop_s=w.hop_s, channel=w.channel, pad=w.pad, trim_db=w.trim_db,
-                   min_share=w.min_share, **{"csv_rate": w.csv_rate, **kw})
+                   min_share=w.min_share, **{"csv_rate": w.csv_rate, "columns": w.columns, **kw})
 
     def __getstate__(self) -> dict:
         # DataLoader worker processes compute features: the headers read for assemble() stay in this process
@@ -327,7 +328,8 @@ class FeatureExtractor:
         :func:`~latentbridge.io.read_audio` fills it, and with the recording's ``lead_s`` (the silence trimmed before
         the samples returned: their times in the recording are that much later) and ``duration_s``."""
         wave, _ = read_audio(path, sample_rate=self.sample_rate, mono=self.channel is None, channel=self.channel,
-                             csv_rate=self.csv_rate, expect_channels=self.n_channels, stats=stats)
+                             csv_rate=self.csv_rate, expect_channels=self.n_channels, stats=stats,
+                             columns=self.columns)
         duration_s, start = wave.shape[-1] / self.sample_rate, 0
         if self.trim_db:
             wave, start = trimmed(wave, self.sample_rate, self.trim_db)

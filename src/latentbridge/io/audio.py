@@ -15,7 +15,8 @@ Decisions worth knowing:
 * A vibration CSV (one column per channel and a time column, :func:`latentbridge.io.read_vibration_csv`) is
   a recording like an audio file: its rate comes from the time column, or ``csv_rate`` when it has none;
   each channel loses its mean (gravity, a sensor's offset), as an audio file's channels do (a recorder's bias:
-  :func:`remove_dc`).
+  :func:`remove_dc`). A model that keeps its sensor columns' header names (``columns``) reads a CSV's columns by
+  name, in its own order (:mod:`latentbridge.io.columns`).
   A folder is listed as its audio files, or, when it holds none, as its CSVs (a label CSV beside audio files
   is not a recording).
 * :func:`resample` (:mod:`latentbridge.io.resampling`) is the package's one resampler; :func:`check_recording_length` is its one
@@ -99,6 +100,8 @@ class AudioInfo:
     codec: str = ""
     """How the samples are stored: soundfile's subtype (``PCM_16``, ``FLOAT``, ``VORBIS``, ``MPEG_LAYER_III``, ...);
     ``CSV`` for a vibration CSV."""
+    columns: tuple[str, ...] = ()
+    """A vibration CSV's sensor columns by their header names, in file order (empty: no header, or not a CSV)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -311,16 +314,22 @@ def _csv_rate(rate: float, path: Path) -> int:
     return r
 
 
-def _read_table(path: Path, csv_rate: float | None) -> tuple[np.ndarray, int]:
-    """(samples (T, C) float32, rate rounded to whole Hz) of a vibration CSV or MATLAB file."""
+def _read_table(path: Path, csv_rate: float | None, columns: list[str] | None = None,
+                names: list | None = None) -> tuple[np.ndarray, int]:
+    """(samples (T, C) float32, rate rounded to whole Hz) of a vibration CSV or MATLAB file. ``columns``: the sensor
+    columns a model reads, by header name: a CSV naming them in another order is read in theirs, one naming others is
+    refused (:func:`~latentbridge.io.columns.model_order`); a file without a header is read by position. ``names``,
+    when given, gets a CSV's header names of the channels returned."""
+    from latentbridge.io.columns import model_order
     from latentbridge.io.matfile import read_mat_recording
     from latentbridge.io.vibration import read_vibration_csv
 
     if path.suffix.lower() == ".mat":
         data, rate = read_mat_recording(path, fallback_rate=csv_rate)
         return (data - data.mean(axis=0, keepdims=True)).astype(np.float32), _csv_rate(rate, path)
+    found: list[str] = []
     try:
-        wave, rate = read_vibration_csv(path, fallback_rate=csv_rate)
+        wave, rate = read_vibration_csv(path, fallback_rate=csv_rate, names=found)
     except DataError as e:
         if "no time column" not in e.problem:
             raise
@@ -329,6 +338,10 @@ def _read_table(path: Path, csv_rate: float | None) -> tuple[np.ndarray, int]:
                               "-o audio.csv_rate=HZ at fit (a model keeps it for the recordings it scores) or "
                               "--sample-rate HZ at anomaly score / calibrate / evaluate and python -m "
                               "latentbridge.edge (sample_rate in a /score request)") from None
+    if (order := model_order(found, columns, path, strict=True)) is not None:
+        wave, found = wave[order], list(columns)
+    if names is not None:
+        names.extend(found)
     # each channel's mean (gravity on a vertical axis, a sensor's offset) is no vibration: it would set the
     # recording's level and its lowest band
     return (wave - wave.mean(axis=1, keepdims=True)).T, _csv_rate(rate, path)
@@ -336,9 +349,9 @@ def _read_table(path: Path, csv_rate: float | None) -> tuple[np.ndarray, int]:
 
 @functools.lru_cache(maxsize=4096)
 def _table_info(path: str, stamp: tuple, csv_rate: float | None) -> AudioInfo:
-    data, sr = _read_table(Path(path), csv_rate)
+    data, sr = _read_table(Path(path), csv_rate, names=(names := []))
     return AudioInfo(sample_rate=sr, frames=data.shape[0], channels=data.shape[1], duration_s=data.shape[0] / sr,
-                     codec="MAT" if path.lower().endswith(".mat") else "CSV")
+                     codec="MAT" if path.lower().endswith(".mat") else "CSV", columns=tuple(names))
 
 
 def audio_info(path: str | Path, csv_rate: float | None = None) -> AudioInfo:
@@ -393,6 +406,7 @@ def read_audio(
     csv_rate: float | None = None,
     expect_channels: int | None = None,
     stats: dict | None = None,
+    columns: list[str] | None = None,
 ) -> tuple[np.ndarray, int]:
     """Read an audio file as float32 samples (full scale 1), less each channel's mean (:func:`remove_dc`; a vibration
     CSV: its values less each channel's mean, its rate from the time column or ``csv_rate``); return
@@ -405,12 +419,14 @@ def read_audio(
     When ``sample_rate`` is given and differs from the file's, the audio is resampled with
     :func:`resample`. ``stats``, when given, gets ``clipped_share``: the largest share of samples on plateaus at a
     read channel's extremes near full scale (:func:`~latentbridge.io.levels.peak_and_clipping`: a saturated recorder),
-    before resampling; None for a vibration table, whose full scale is the sensor's and unknown.
+    before resampling; None for a vibration table, whose full scale is the sensor's and unknown. ``columns``: the
+    sensor columns a model reads, by their header names (a vibration CSV is read in their order: :func:`_read_table`).
 
     Raises DataError (naming the file) when the file does not exist, has an unsupported
     extension, is empty, unreadable or truncated, holds zero frames, contains NaN/inf samples,
-    or is silent (every sample's magnitude below :data:`SILENCE_LEVEL`), and when ``channel``
-    is out of range or the file does not hold ``expect_channels`` channels.
+    or is silent (every sample's magnitude below :data:`SILENCE_LEVEL`), when ``channel``
+    is out of range or the file does not hold ``expect_channels`` channels, and when a CSV names other sensor columns
+    than ``columns``.
     """
     path = Path(path)
     _check_file(path)
@@ -418,7 +434,7 @@ def read_audio(
         raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
 
     if is_table(path):
-        data, sr = _read_table(path, csv_rate)
+        data, sr = _read_table(path, csv_rate, columns)
         header_frames = data.shape[0]
     else:
         data, sr, header_frames = _read_soundfile(path, layout := _layout(path))

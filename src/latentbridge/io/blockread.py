@@ -33,14 +33,15 @@ BLOCK_FRAMES = 1 << 16
 
 class RecordingBlocks:
     """A recording as ``(n, channels kept)`` float32 blocks: iterate it for the samples ``read_audio(path,
-    mono=channel is None, channel=channel, expect_channels=..., csv_rate=...)`` returns, in blocks of at most
-    :data:`BLOCK_FRAMES` frames (a 1-channel result as ``(n, 1)``). The checks run when it is made (DataError naming
-    the file, the messages of ``read_audio``), but one: a mono mix that cancels out is only seen while it is read,
+    mono=channel is None, channel=channel, expect_channels=..., csv_rate=..., columns=...)`` returns, in blocks of at
+    most :data:`BLOCK_FRAMES` frames (a 1-channel result as ``(n, 1)``). The checks run when it is made (DataError
+    naming the file, the messages of ``read_audio``), but one: a mono mix that cancels out is only seen while it is read,
     and raised when the iteration ends. ``frames``, ``sample_rate``, ``channels`` (the file's) are set.
     ``layout``: read the WAV samples of this layout (``frames`` of them) without soundfile."""
 
     def __init__(self, path: str | Path, channel: int | str | None = None, expect_channels: int | None = None,
-                 csv_rate: float | None = None, layout: WavLayout | None = None, frames: int | None = None):
+                 csv_rate: float | None = None, layout: WavLayout | None = None, frames: int | None = None,
+                 columns: list[str] | None = None):
         self.path = path = Path(path)
         self.channel = channel
         self._table = None
@@ -50,7 +51,7 @@ class RecordingBlocks:
             self._layout, header_frames, sr, self.channels = layout, int(frames), layout.sample_rate, layout.channels
         elif is_table(path):
             _check_file(path)
-            self._table, sr = _read_table(path, csv_rate)
+            self._table, sr = _read_table(path, csv_rate, columns)
             header_frames, self.channels = self._table.shape
         else:
             _check_file(path)

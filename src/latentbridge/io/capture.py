@@ -291,7 +291,8 @@ def device_blocks(
 
 
 def _load_audio(path: str | Path, sample_rate: int, trim_db: float | None = None, channel: int | str | None = None,
-                expect_channels: int | None = None, csv_rate: float | None = None) -> tuple[np.ndarray, int, int]:
+                expect_channels: int | None = None, csv_rate: float | None = None,
+                columns: list[str] | None = None) -> tuple[np.ndarray, int, int]:
     """``(T, channels read)`` float32 samples of ``path`` at ``sample_rate`` (the same reader and checks as
     training), silence-trimmed as in training when ``trim_db`` is set, the sample of the recording they start at, and
     the recording's length in samples."""
@@ -299,7 +300,8 @@ def _load_audio(path: str | Path, sample_rate: int, trim_db: float | None = None
     from latentbridge.io.levels import trimmed
 
     audio, _ = read_audio(path, sample_rate=sample_rate, channel=channel,
-                          expect_channels=expect_channels if channel == "all" else None, csv_rate=csv_rate)
+                          expect_channels=expect_channels if channel == "all" else None, csv_rate=csv_rate,
+                          columns=columns)
     start, length = 0, audio.shape[-1]
     if trim_db:
         audio, start = trimmed(audio, sample_rate, trim_db)
@@ -316,20 +318,21 @@ def file_blocks(
     expect_channels: int | None = None,
     csv_rate: float | None = None,
     stats: dict | None = None,
+    columns: list[str] | None = None,
 ) -> Iterator[tuple[np.ndarray, bool]]:
     """Replay a recording (the mono mix, channel ``channel`` or, with ``channel="all"``, every channel of the
     ``expect_channels`` it must hold, as :func:`latentbridge.io.read_audio` reads them; resampled to
     ``sample_rate``, trimmed with ``trim_db`` as in training; ``csv_rate``: the model's rate of vibration files
-    that give none) as ``(block (n, channels read), False)``. ``stats``, when given, gets ``lead_s`` before the first
-    block: the silence trimmed before it (times in the blocks are that much later in the recording), and the
-    recording's ``duration_s``.
+    that give none; ``columns``: the sensor columns it reads, by header name) as ``(block (n, channels read), False)``.
+    ``stats``, when given, gets ``lead_s`` before the first block: the silence trimmed before it (times in the blocks
+    are that much later in the recording), and the recording's ``duration_s``.
 
     With ``realtime=True`` each block is released when it would have finished arriving from a
     device, so the consumer sees live timing.
     """
     if blocksize < 1:
         raise ValueError(f"blocksize must be at least 1, got {blocksize}")
-    audio, start, length = _load_audio(path, sample_rate, trim_db, channel, expect_channels, csv_rate)
+    audio, start, length = _load_audio(path, sample_rate, trim_db, channel, expect_channels, csv_rate, columns)
     if stats is not None:  # audio: (T, channels read)
         stats.update(lead_s=start / sample_rate, duration_s=length / sample_rate)
     t0 = time.monotonic()

@@ -1,17 +1,20 @@
 """Sensor columns matched by their header names (numpy-free): a logger that writes its columns in another order
 (acc_08 ... acc_01, or time,az,ax,ay for time,ax,ay,az) had its channels swapped without a word when they were read by
-position. The bridge reader (:mod:`latentbridge.data.bridge`) puts a recording's channels in a model's order by these
-rules."""
+position. The bridge reader (:mod:`latentbridge.data.bridge`) and the anomaly path (:func:`latentbridge.io.read_audio`
+with ``columns``) put a recording's channels in a model's order by these rules."""
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from pathlib import Path
 
+from latentbridge.errors import DataError
 from latentbridge.utils import first_time, listed
 
 log = logging.getLogger(__name__)
 
-__all__ = ["same_columns", "model_order"]
+__all__ = ["same_columns", "model_order", "common_columns"]
 
 
 def same_columns(names, others) -> bool:
@@ -19,11 +22,13 @@ def same_columns(names, others) -> bool:
     return sorted(names) == sorted(others) and len(set(names)) == len(names)
 
 
-def model_order(names: list[str] | None, model_names: list[str] | None, where) -> list[int] | None:
+def model_order(names: list[str] | None, model_names: list[str] | None, where, strict: bool = False
+                ) -> list[int] | None:
     """The channel indices that put recordings whose sensor columns are named ``names`` in the order of
     ``model_names`` (the columns a model was trained on), when they are the same names in another order; None when
     there is nothing to reorder (no header, no names kept by the model, or the same order). Other names: read by
-    position, with a warning naming both (``where``: the file or folder)."""
+    position, with a warning naming both (``where``: the file or folder); ``strict``: refused, a DataError naming
+    ``where``, both column sets and the channel counts."""
     if not names or not model_names or list(names) == list(model_names):
         return None
     if same_columns(names, model_names):
@@ -32,9 +37,30 @@ def model_order(names: list[str] | None, model_names: list[str] | None, where) -
         if first_time(("columns", text)):
             log.warning(text)
         return [list(names).index(n) for n in model_names]
+    if strict:
+        n, m = ("", "") if len(names) == len(model_names) else (f"{len(names)} ", f" {len(model_names)}")
+        raise DataError(where, f"its {n}sensor columns ({listed(names, 6, count=True)}) are not the model's{m} "
+                               f"({listed(model_names, 6, count=True)}): the model reads its columns by their header "
+                               "names, so a recording of other sensors (or a logger set up otherwise) is not scored as "
+                               "if it were its own; rename the columns as the model's, or fit a model on such "
+                               "recordings")
     if len(names) == len(model_names):  # another channel count is refused where the model reads it
         text = (f"{where}: sensor columns named otherwise ({listed(names, 4)}) than the model's training recordings "
                 f"({listed(model_names, 4)}): read by position")
         if first_time(("columns", text)):
             log.warning(text)
     return None
+
+
+def common_columns(named: dict) -> tuple[list[str] | None, list[str]]:
+    """The sensor columns a model fitted on recordings whose header names are ``named`` (path -> names; empty: no
+    header) reads: the set most of them name, in the order of the first file naming it; and the files (with their
+    names) that name another set. ``(None, [])`` when no file has a header, or when they hold different numbers of
+    columns (read by position: such recordings are mixed to one signal, or refused, by their channel counts)."""
+    sets = Counter(tuple(sorted(n)) for n in named.values() if n)
+    if not sets or len({len(s) for s in sets}) > 1:
+        return None, []
+    common = sets.most_common(1)[0][0]
+    columns = next(list(n) for n in named.values() if n and tuple(sorted(n)) == common)
+    odd = [f"{Path(p).name} ({listed(n, 4)})" for p, n in named.items() if n and not same_columns(n, columns)]
+    return columns, odd

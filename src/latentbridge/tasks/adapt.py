@@ -24,6 +24,9 @@ and ``config.json``):
   chosen: then ``fmax`` is the lowest such rate's Nyquist frequency (their resampled audio is empty
   above it). Files at still lower rates are named in a warning, at fit and at scoring time
   (:func:`latentbridge.data.survey.band_warning`).
+
+Whatever ``audio.auto`` says, the sensor columns of vibration CSVs are kept by their header names
+(``audio.columns``, :func:`csv_columns`): the model reads new recordings by them.
 """
 
 from __future__ import annotations
@@ -262,3 +265,35 @@ def adapt(cfg, paths, *, max_read: int = 200,
     for section in ("audio", "features"):
         getattr(new, section).__pydantic_fields_set__ = set(getattr(cfg, section).model_fields_set)
     return new, survey, applied
+
+
+def csv_columns(cfg, files: list) -> object:
+    """``cfg`` with ``audio.columns`` unless it sets them: the sensor columns the training CSVs name in their headers
+    (the set most of them name, in the order of the first: :func:`~latentbridge.io.columns.common_columns`), by which
+    the model reads every recording, at fit and after (a CSV listing them in another order is read in theirs, one
+    naming other columns is refused). CSVs naming another set are refused here, named (with ``data.skip_bad_files``
+    skipped when read); CSVs without a header are read by position."""
+    from latentbridge.errors import DataError
+    from latentbridge.io import audio_info
+    from latentbridge.io.audio import is_table
+    from latentbridge.io.columns import common_columns
+    from latentbridge.utils import listed
+
+    if "columns" in cfg.audio.model_fields_set:
+        return cfg
+    named = {}
+    for f in files:
+        try:
+            named[f] = list(audio_info(f, cfg.audio.csv_rate).columns) if is_table(f) else []
+        except DataError:
+            continue  # named when the features are read
+    columns, odd = common_columns(named)
+    if columns is None:
+        return cfg
+    if odd and not cfg.data.skip_bad_files:
+        raise DataError(cfg.data.train_dir, f"{len(odd)} of {sum(map(bool, named.values()))} CSV recordings name "
+                        f"other sensor columns than the others ({listed(columns, 6)}): {listed(odd, 5, count=True)}; "
+                        "the model reads its columns by their header names: fit on recordings of one set of sensors "
+                        "(--skip-bad leaves these out), or read every file by position with -o audio.columns=[]")
+    log.info("sensor columns read by their header names, in this order: %s", ", ".join(columns))
+    return cfg.model_copy(update={"audio": cfg.audio.model_copy(update={"columns": columns})})

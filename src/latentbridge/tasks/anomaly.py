@@ -223,7 +223,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
     (:mod:`latentbridge.tasks.adapt`; each choice is passed to ``notify``, by default the log), train
     on the normal recordings, calibrate the threshold on held-out normal files, save the model.
     Returns None in the extra processes of a multi-process (DDP) run."""
-    from latentbridge.tasks.adapt import adapt
+    from latentbridge.tasks.adapt import adapt, csv_columns
     from latentbridge.tasks.pipeline import feature_training
     from latentbridge.utils import atomic_write_json
 
@@ -232,6 +232,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
         raise ConfigError("data.train_dir: no training recordings given (a folder of normal recordings)")
     files = list_normal_files(cfg.data.train_dir)  # once, for the survey and the features
     cfg, survey, choices = adapt(cfg, cfg.data.train_dir, files=files)
+    cfg = csv_columns(cfg, files)  # a CSV's sensor columns read by their header names
     for c in choices:
         (notify or log.info)(c.line())
     with feature_training(cfg, out_dir, cfg.data.train_dir, resume=resume, force=force, files=files) as fit_:

@@ -38,6 +38,7 @@ def model_card(cfg, anomaly: dict, data: dict, training: dict) -> str:
 
 ## Input
 {_chosen(data)}- Sample rate: {a.sample_rate} Hz ({_channel_text(a.channel, data.get('channels_read'), data.get('survey'))})
+{_columns(a.columns)}\
 - Windows: {a.window_s:g} s, hop {a.hop_s:g} s; shorter recordings padded ({a.pad}); recordings shorter
   than a quarter of a window are refused{'' if not a.trim_db else f"; silence more than {a.trim_db:g} dB below the loudest frame trimmed from both ends of files"}
 - Features: {feat}
@@ -71,6 +72,13 @@ def _channel_text(channel, n_read: int | None, survey: dict | None) -> str:
     if channel == "all":
         return f"every channel: {n_read or 'its'} channels, statistics or features per channel"
     return f"channel {channel}"
+
+
+def _columns(columns: list[str] | None) -> str:
+    if not columns:
+        return ""
+    return (f"- Sensor columns of a CSV, read by their header names in this order: {', '.join(columns)} (a CSV that "
+            "lists them in another order is read in this one; one naming other columns is refused)\n")
 
 
 def _codecs(counts: dict | None) -> str:

@@ -124,6 +124,7 @@ def listen(
     channel: int | str | None = None,
     csv_rate: float | None = None,
     model_rate: int | None = None,
+    columns: list[str] | None = None,
 ) -> dict:
     """Score a live stream window by window.
 
@@ -154,7 +155,8 @@ def listen(
 
     ``channel``: what a window holds, as a model's ``audio.channel`` reads a file: the mix of the ``channels`` (None),
     channel ``k``, or every channel (``"all"``: windows ``(channels, window_samples)``; a file ``source`` must hold
-    ``channels``).
+    ``channels``). ``csv_rate``, ``columns``: how a vibration CSV ``source`` is read
+    (:func:`~latentbridge.io.read_audio`).
 
     ``model_rate``: the rate the windows are cut and scored at, when a device or stream delivers ``sample_rate``:
     the stream is resampled as one signal before it is cut (:func:`latentbridge.io.resampling.resampled_blocks`), so the
@@ -204,7 +206,8 @@ def listen(
         in_channels = channels
     elif is_file:  # the file reader picks or mixes the channels as training read them
         blocks = file_blocks(source, sample_rate, blocksize=blocksize, realtime=realtime, trim_db=trim_db,
-                             channel=channel, expect_channels=channels, csv_rate=csv_rate, stats=read)
+                             channel=channel, expect_channels=channels, csv_rate=csv_rate, stats=read,
+                             columns=columns)
         in_channels = channels if channel == "all" else 1
     else:
         blocks = source
@@ -372,7 +375,7 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
                   duration_s=duration_s, events=events, out=out, realtime=realtime, pad=det.spec.windowing.pad,
                   trim_db=det.spec.windowing.trim_db, min_share=det.spec.windowing.min_share,
                   channel=det.spec.windowing.channel, channels=capture_channels(det),
-                  csv_rate=det.csv_rate)
+                  csv_rate=det.csv_rate, columns=det.spec.windowing.columns)
 
 
 def _say_what_the_input_lacks(det, source, capture_sr: int) -> None:

@@ -62,6 +62,9 @@ class Windowing(Section):
     csv_rate: float | None = Field(None, gt=0)
     """The sample rate of vibration CSVs without a time column and MATLAB files without a rate
     (:func:`latentbridge.io.read_audio`)."""
+    columns: list[str] | None = None
+    """The sensor columns of the vibration CSVs the model was fitted on, by header name, in its order: a CSV is read
+    by them (its columns put in this order; other names refused); None or empty: by position."""
 
 
 class AudioTransform(Section):
