@@ -12,7 +12,6 @@ from latentbridge.data.spatial import (
     PatchDataset,
     PreparedSection,
     Section,
-    blend_window,
     channel_statistics,
     coarse_input,
     coordinate_frame,
@@ -20,9 +19,8 @@ from latentbridge.data.spatial import (
     hide_pixels,
     make_patch,
     outline_of,
-    tile_starts,
 )
-from latentbridge.tasks.enhance import coarse_source, full_source, run_tiles
+from latentbridge.tasks.enhance import blend_window, coarse_source, full_source, run_tiles, tile_starts
 from latentbridge.transforms.spec import SpatialTransform
 
 

@@ -1,5 +1,6 @@
 """Sections of spatial maps for the conditional VAE: reading (imzML or arrays), the per-channel
-normalisation, pixel coordinates, training patches with their corruptions, and tiles.
+normalisation, pixel coordinates, and training patches with their corruptions (whole-section tiles:
+:mod:`latentbridge.tasks.enhance`).
 
 A :class:`Section` holds (H, W, C) values in the units the model's transform reads them (after the
 per-pixel normalisation), the mask of valid pixels, and, when known, the clean truth and the
@@ -556,41 +557,3 @@ class PatchDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return self.items[i] if self.items is not None else self._draw()
-
-
-# ----------------------------------------------------------------------------- tiles
-
-
-def tile_starts(n: int, size: int, stride: int) -> list[int]:
-    """Start offsets of tiles of ``size`` covering [0, n) with at most ``stride`` between starts
-    (the last tile ends at ``n``; ``n >= size``)."""
-    if n <= size:
-        return [0]
-    starts = list(range(0, n - size + 1, stride))
-    if starts[-1] != n - size:
-        starts.append(n - size)
-    return starts
-
-
-def blend_window(size: int, overlap: int) -> np.ndarray:
-    """(size, size) weights of one tile: 1 inside, a linear ramp over the ``overlap`` border, > 0
-    everywhere (a pixel covered by one tile only keeps its value)."""
-    i = np.arange(size, dtype=np.float64) + 0.5
-    ramp = np.minimum(1.0, np.minimum(i, size - i) / max(overlap, 1)) if overlap else np.ones(size)
-    ramp = np.maximum(ramp, 1e-3)
-    return np.outer(ramp, ramp).astype(np.float32)
-
-
-def n_tiles(h: int, w: int, size: int, overlap: int) -> int:
-    stride = max(2, size - overlap)
-    return len(tile_starts(max(h, size), size, stride)) * len(tile_starts(max(w, size), size, stride))
-
-
-def even_stride(size: int, overlap: int) -> int:
-    """Tile stride (even, so tiles stay aligned with 2 x 2 blocks and the latent grid)."""
-    s = size - overlap
-    return max(2, s - s % 2)
-
-
-def ceil_even(n: int) -> int:
-    return int(math.ceil(n / 2) * 2)

@@ -15,6 +15,7 @@ the pixel's kind: observed, missing or coarse input; data units) and the latent 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,12 +23,47 @@ import numpy as np
 import torch
 
 from latentbridge.errors import Stopped
-from latentbridge.data.spatial import blend_window, ceil_even, coords_of, even_stride, tile_starts
+from latentbridge.data.spatial import coords_of
 
 #: kinds of pixel in a model input, in the order of the model's ``sigma_scale`` factors
 PIXEL_KINDS = ("observed", "missing", "coarse")
 #: the seeds of :func:`run_tiles` (torch's generator takes 64-bit integers): the CLI's and the server's bound
 SEED_RANGE = (-(2 ** 63), 2 ** 63 - 1)
+
+
+def tile_starts(n: int, size: int, stride: int) -> list[int]:
+    """Start offsets of tiles of ``size`` covering [0, n) with at most ``stride`` between starts
+    (the last tile ends at ``n``; ``n >= size``)."""
+    if n <= size:
+        return [0]
+    starts = list(range(0, n - size + 1, stride))
+    if starts[-1] != n - size:
+        starts.append(n - size)
+    return starts
+
+
+def blend_window(size: int, overlap: int) -> np.ndarray:
+    """(size, size) weights of one tile: 1 inside, a linear ramp over the ``overlap`` border, > 0
+    everywhere (a pixel covered by one tile only keeps its value)."""
+    i = np.arange(size, dtype=np.float64) + 0.5
+    ramp = np.minimum(1.0, np.minimum(i, size - i) / max(overlap, 1)) if overlap else np.ones(size)
+    ramp = np.maximum(ramp, 1e-3)
+    return np.outer(ramp, ramp).astype(np.float32)
+
+
+def n_tiles(h: int, w: int, size: int, overlap: int) -> int:
+    stride = max(2, size - overlap)
+    return len(tile_starts(max(h, size), size, stride)) * len(tile_starts(max(w, size), size, stride))
+
+
+def even_stride(size: int, overlap: int) -> int:
+    """Tile stride (even, so tiles stay aligned with 2 x 2 blocks and the latent grid)."""
+    s = size - overlap
+    return max(2, s - s % 2)
+
+
+def ceil_even(n: int) -> int:
+    return int(math.ceil(n / 2) * 2)
 
 
 @dataclass
