@@ -204,7 +204,7 @@ def test_tiling_memory_does_not_grow_with_the_section(tmp_path):
 def test_scale_check_samples_values_not_pixels():
     """The intensity-scale check copied every pixel of a section as float64 below 2**20 pixels (400 MiB for a moment
     at 1000 x 1000 x 50): its sample is now capped by values, in float32, and still names a map on another scale."""
-    from latentbridge.data.spatial import scale_mismatch
+    from latentbridge.tasks.spatial_inputs import scale_mismatch
 
     rng = np.random.default_rng(0)
     values = rng.gamma(3.0, 2.0, (600, 600, 20)).astype(np.float32)

@@ -222,32 +222,6 @@ def _channel_ranges(values: np.ndarray, valid: np.ndarray, rows: int = 256) -> t
     return np.where(np.isfinite(lo), lo, 0.0), np.where(np.isfinite(hi), hi, 0.0)
 
 
-def scale_mismatch(section: Section, spec, factor: float = 100.0, max_values: int = 1 << 22) -> list[dict]:
-    """Channels whose valid pixels spread over a range ``factor`` times narrower or wider than the training
-    sections' (from the ``lower`` / ``upper`` of :func:`channel_statistics`), or lying wholly outside it: maps on
-    another intensity scale (other units, another normalisation, an export's scale factor, negated or offset
-    values), which the model reads as nearly empty or as extreme. For each: ``channel``, the input's 0.5th / 99.5th
-    percentiles ``low`` / ``high``, the training range ``trained`` (min, max) and ``outside`` (the spread is like
-    training's, the values not). Rows are subsampled past ``max_values`` values (a memory map is not read whole; a
-    float64 copy of every pixel of a 1000 x 1000 x 50 section took 400 MiB for a moment)."""
-    h, w, c = section.shape
-    step = max(1, int(np.ceil(h * w * c / max_values)))
-    if c != len(spec.scale):  # another channel count: refused where the model reads the section
-        return []
-    v = np.asarray(section.values[::step], dtype=np.float32)[section.valid[::step]]
-    if len(v) < 2:
-        return []
-    low, high = np.percentile(v, 0.5, axis=0), np.percentile(v, 99.5, axis=0)
-    scale, center = np.asarray(spec.scale, np.float64), np.asarray(spec.center, np.float64)
-    t_low, t_high = np.asarray(spec.lower) * scale + center, np.asarray(spec.upper) * scale + center
-    ratio = (high - low) / np.maximum(t_high - t_low, 1e-300)
-    outside = (high < t_low) | (low > t_high)  # the same spread, elsewhere: negated maps, an offset
-    return [{"channel": c, "low": float(low[c]), "high": float(high[c]), "trained": (float(t_low[c]), float(t_high[c])),
-             "outside": bool(outside[c] and 1.0 / factor <= ratio[c] <= factor)}
-            for c in range(len(ratio)) if c not in section.empty and t_high[c] > t_low[c]
-            and (not 1.0 / factor <= ratio[c] <= factor or outside[c])]
-
-
 def constant_text(section: Section) -> str:
     """What a section's constant channels are, for a warning."""
     return (f"{channel_text(section.labels, section.constant)} constant (one value on every valid pixel: an offset "

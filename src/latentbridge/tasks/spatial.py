@@ -330,7 +330,7 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
                   allocate: Callable | None = None, progress: bool = False, stop=None) -> Enhanced:
     """:func:`enhance` with a loaded model folder (``latentbridge serve`` holds its models loaded; ``stop``:
     :func:`~latentbridge.tasks.enhance.run_tiles`'s)."""
-    from latentbridge.data.spatial import channel_text, constant_text, scale_mismatch
+    from latentbridge.tasks.spatial_inputs import channel_indices, check_input, read_for_model
     from latentbridge.io.arrays import load_npy, sibling
 
     run_dir = saved.path
@@ -356,38 +356,7 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
         raise DataError(truth_file, f"{bad} non-finite values in the clean maps where pixels are scored (the "
                                     f"section's {'measured pixels' if task == 'denoise' else 'outline'}): the "
                                     "metrics would read NaN")
-    empty = channel_text(section.labels, section.empty)
-    if len(section.empty) == section.shape[2]:
-        raise DataError(path, "no signal in any of the model's channels" + (
-            f" (m/z {empty} within {spec.tolerance:g} {spec.tolerance_unit}): not the kind of data the model "
-            "was trained on" if spec.mz else " (all zero on the valid pixels)"))
-    if empty:
-        log.warning("%s: no signal in %s: the model's maps of them rest on the other channels", path, empty)
-    if section.constant:
-        log.warning("%s: %s", path, constant_text(section))
-    if min(section.shape[:2]) * (spec.upscale_factor if task == "upscale" else 1) < spec.patch_size:
-        log.warning("%s: %d x %d pixels, smaller than the model's %d-pixel patches: enhanced on a patch padded with "
-                    "unmeasured pixels, with less context than in training", path, *section.shape[:2], spec.patch_size)
-    off = scale_mismatch(section, spec)
-    if moved := [o for o in off if o["outside"]]:
-        o = moved[0]
-        log.warning("%s: %s outside the range of the training sections' intensities (%s: %.3g to %.3g, in training "
-                    "%.3g to %.3g): maps negated, offset or on another scale come out as the model's guess of maps it "
-                    "never saw; bring them to the training maps' scale, or train on such maps", path,
-                    channel_text(section.labels, [o["channel"] for o in moved]), channel_text(section.labels,
-                                                                                         [o["channel"]]),
-                    o["low"], o["high"], *o["trained"])
-    scaled = [o for o in off if not o["outside"]]
-    for wide in (True, False):  # one verdict for each direction (channels scaled up and down were told as one)
-        if off := [o for o in scaled if (o["high"] - o["low"] > o["trained"][1] - o["trained"][0]) == wide]:
-            o = off[0]
-            log.warning("%s: %s spread%s over %s the range of the training sections' intensities (%s: %.3g to %.3g, "
-                        "in training %.3g to %.3g): maps on another intensity scale (units, normalisation, an "
-                        "export's scale factor) come out as %s; bring them to the training maps' scale, or train on "
-                        "such maps", path, channel_text(section.labels, [o["channel"] for o in off]),
-                        "s" if len(off) == 1 else "", "far more than" if wide else "a sliver of",
-                        channel_text(section.labels, [o["channel"]]), o["low"], o["high"], *o["trained"],
-                        "extreme" if wide else "nearly empty")
+    check_input(section, spec, path, task)
     cfg = saved.workflow
     res = enhance_section(saved.model, spec, section, task, n_samples=n_samples or cfg.patches.samples,
                           batch_tiles=cfg.patches.batch_tiles, seed=seed, allocate=allocate, blank_outside=True,
@@ -424,46 +393,6 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
     res.empty_channels = [section.labels[c] if c < len(section.labels) else str(c) for c in section.empty]
     res.normalization = spec.normalization
     return res
-
-
-def read_for_model(spec, path: str | Path, **kw):
-    """A :class:`~latentbridge.data.spatial.Section` read as the model ``spec`` reads its inputs (``enhance`` and
-    ``evaluate --data``): imzML spectra imaged at the model's m/z with its tolerance and normalisation, an
-    array's layout settled by the model's channel count where its shape leaves it open, channels labelled with
-    m/z checked against the model's list (:func:`~latentbridge.data.spatial_labels.check_labels`); ``kw``: the rest of
-    :func:`~latentbridge.data.spatial.read_section`'s arguments. An imzML file given to a model without an m/z
-    list (trained on arrays) is a DataError: nothing says which ion images its channels are."""
-    from latentbridge.data.spatial import read_section
-    from latentbridge.data.spatial_labels import check_labels, labels_mz
-
-    path = Path(path)
-    if path.suffix.lower() == ".imzml" and not spec.mz:
-        raise DataError(path, f"the model has no m/z list (it was trained on arrays), so the spectra cannot be "
-                              f"matched to its {spec.channels} channels: give the section as an (H, W, "
-                              f"{spec.channels}) array of its ion images in the training arrays' channel order, or "
-                              "train a model on imzML sections (data.mz)")
-    section = read_section(path, mz=spec.mz, tolerance=spec.tolerance, unit=spec.tolerance_unit,
-                           normalization=spec.normalization, channels=spec.channels, **kw)
-    check_labels(path, section.labels, spec.mz or labels_mz(list(spec.labels or [])))
-    return section
-
-
-def channel_indices(spec, mz: list[float]) -> list[int]:
-    """The model channels of the m/z values ``mz`` (each within the model's tolerance)."""
-    if not spec.mz:
-        raise ConfigError("--mz: the model's channels have no m/z (it was trained on arrays)")
-    model_mz = np.asarray(spec.mz, dtype=np.float64)
-    picks = []
-    for m in mz:
-        if not np.isfinite(m):
-            raise ConfigError(f"--mz: expected finite numbers, got {m}")
-        i = int(np.abs(model_mz - m).argmin())
-        tol = m * spec.tolerance * 1e-6 if spec.tolerance_unit == "ppm" else spec.tolerance
-        if abs(model_mz[i] - m) > tol:
-            raise ConfigError(f"--mz {m:g}: not one of the model's channels within {spec.tolerance:g} "
-                              f"{spec.tolerance_unit} (nearest {model_mz[i]:g})")
-        picks.append(i)
-    return picks
 
 
 def evaluate(run_dir: str | Path, data: str | None = None):

@@ -20,7 +20,7 @@ parameter that scored best on the run's validation sections (their clean maps; d
 none has one).
 
 Sections under ``--data`` are read as ``enhance`` reads its input
-(:func:`~latentbridge.tasks.spatial.read_for_model`: the model's m/z list, tolerance and
+(:func:`~latentbridge.tasks.spatial_inputs.read_for_model`: the model's m/z list, tolerance and
 normalisation; channels labelled with m/z must be the model's, in its order). Where a section is
 given both as imzML and as an array (a folder or manifest holding both), the kind of file the
 model was trained on is read (runs that do not record it: imzML for a model with an m/z list,
@@ -98,7 +98,8 @@ def evaluate(run_dir: str | Path, data: str | None = None) -> SpatialEvaluation:
     from latentbridge.metrics.spatial import enhancement_metrics
     from latentbridge.models.hub import load_model
     from latentbridge.data.spatial_labels import check_sections
-    from latentbridge.tasks.spatial import enhance_section, read_for_model
+    from latentbridge.tasks.spatial import enhance_section
+    from latentbridge.tasks.spatial_inputs import read_for_model
 
     t0 = time.time()
     saved = load_model(run_dir)
