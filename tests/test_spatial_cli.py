@@ -569,19 +569,55 @@ def test_clean_maps_with_a_nan_background_are_scored(run, tissue, tmp_path, caps
     assert "1 non-finite values in the clean maps where pixels are scored" in capsys.readouterr().err
 
 
-def test_a_tic_model_s_maps_say_their_unit(tissue, tmp_path):
+def test_a_tic_model_s_maps_say_their_unit(tissue, tmp_path, capsys):
     """A model of TIC-normalised ion images (the README's imzML example) wrote its maps, intensity over each pixel's
-    total ion count, as "data units": enhance.json says the normalisation and the unit."""
+    total ion count, as "data units": enhance.json says the normalisation and the unit. The model records that its
+    sums were whole spectra, which an array does not hold: an array input is refused (it was divided by its
+    channels' sum, maps 1.44-1.54 times larger per pixel, exit 0 without a word)."""
     out = tmp_path / "tic"
     assert main(["train", "--config", str(REPO / "configs" / "cvae_tissue.yaml"), "--out", str(out),
                  *_o([f"data.root={tissue}", "data.format=imzml", "data.normalization=tic", *TINY,
                       "train.max_epochs=1"])]) == 0
+    assert json.loads((out / "config.json").read_text())["transform"]["normalized_over"] == "spectrum"
     assert main(["enhance", str(out), str(tissue / "section_05.imzML"), "--task", "denoise", "--out",
                  str(tmp_path / "e")]) == 0
     summary = json.loads((tmp_path / "e" / "enhance.json").read_text())
-    assert summary["normalization"] == "tic"
-    assert summary["files"]["enhanced"].startswith("enhanced.npy (H, W, C), intensity / the pixel's total ion count")
+    assert summary["normalization"] == "tic" and summary["normalized_over"] == "spectrum"
+    assert summary["files"]["enhanced"].startswith("enhanced.npy (H, W, C), intensity / the pixel's total ion count "
+                                                   "of its whole spectrum")
     assert np.nanmax(np.load(tmp_path / "e" / "enhanced.npy")) < 1.5  # shares of the spectrum, not counts
+    capsys.readouterr()
+    assert main(["enhance", str(out), str(tissue / "section_05.npy"), "--task", "denoise", "--out",
+                 str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "section_05.npy: the model divides each pixel by the total ion count of its whole spectrum" in err
+    assert "give the section as its imzML file" in err and "Traceback" not in err and not (tmp_path / "a").exists()
+
+
+def test_a_tic_model_of_arrays_divides_imzml_inputs_by_the_same_sum(tissue, tmp_path, caplog):
+    """Trained on arrays with data.normalization=tic, a model divided an array's pixels by the sum over its channels
+    but an imzML file's by its whole spectrum's TIC: the same section came out 1.44-1.54 times smaller per pixel from
+    its imzML file, exit 0, no warning. Both are now divided by the channels' sum: the same maps. A model folder saved
+    before the record keeps its reading, with a warning where the input's kind is not the training files'."""
+    out = _train_on(tissue, tmp_path / "tic", "data.normalization=tic")
+    assert json.loads((out / "config.json").read_text())["transform"]["normalized_over"] == "channels"
+    maps = {}
+    for ext in (".npy", ".imzML"):
+        assert main(["enhance", str(out), str(tissue / f"section_05{ext}"), "--task", "denoise", "--out",
+                     str(tmp_path / ext[1:])]) == 0
+        maps[ext] = np.load(tmp_path / ext[1:] / "enhanced.npy")
+        assert json.loads((tmp_path / ext[1:] / "enhance.json").read_text())["normalized_over"] == "channels"
+    np.testing.assert_allclose(maps[".imzML"], maps[".npy"], rtol=1e-4, atol=1e-6)
+    from latentbridge.models.hub import update_info
+
+    old = json.loads((out / "config.json").read_text())["transform"]
+    update_info(out, {"transform": {k: v for k, v in old.items() if k != "normalized_over"}})  # saved before the record
+    with caplog.at_level("WARNING"):
+        assert main(["enhance", str(out), str(tissue / "section_05.imzML"), "--task", "denoise", "--out",
+                     str(tmp_path / "old")]) == 0
+    assert "does not record what its data.normalization=tic summed over; it was trained on arrays" in caplog.text
+    ratio = maps[".npy"] / np.load(tmp_path / "old" / "enhanced.npy")
+    assert 1.2 < np.nanmedian(ratio) < 2.0  # the old reading: the whole spectrum's TIC, kept
 
 
 def test_enhanced_counts_below_zero_are_named(run, tissue, tmp_path, caplog, monkeypatch):

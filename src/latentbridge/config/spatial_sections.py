@@ -27,8 +27,10 @@ class SpatialDataConfig(Section):
     tolerance: float = Field(10.0, gt=0)
     tolerance_unit: Literal["ppm", "da"] = "ppm"
     normalization: Literal["none", "tic", "rms"] = "none"
-    """Per-pixel normalisation of imzML spectra (total ion count, root mean square); for arrays the
-    sum / RMS over the channels."""
+    """Per-pixel normalisation (total ion count, root mean square): over each pixel's whole spectrum when every
+    section is imzML, else over the channels (an array holds no spectrum). The model records which
+    (``normalized_over``); ``enhance`` and ``evaluate`` divide their inputs alike, and refuse an array for a model
+    normalised by whole spectra."""
     test_sections: list[str] | None = None
     """Names (file stems) of sections held out for ``evaluate``; default: a synthetic folder's test split."""
     val_fraction: float = Field(0.15, ge=0.0, lt=0.5)

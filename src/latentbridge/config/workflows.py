@@ -455,13 +455,13 @@ class SpatialWorkflow(Workflow):
         return self
 
     def transform_spec(self, *, n_channels: int | None = None, center=None, scale=None, lower=None, upper=None,
-                       mz=None, labels=None, **data: Any) -> SpatialTransform:
+                       mz=None, labels=None, normalized_over=None, **data: Any) -> SpatialTransform:
         """The saved input path; without the data's statistics (checks), the identity normalisation."""
         n = int(n_channels or (len(mz) if mz else len(self.data.mz) if self.data.mz else 20))
         d = self.data
         return SpatialTransform(
             channels=n, mz=list(mz) if mz is not None else d.mz, labels=list(labels or []), tolerance=d.tolerance,
-            tolerance_unit=d.tolerance_unit, normalization=d.normalization,
+            tolerance_unit=d.tolerance_unit, normalization=d.normalization, normalized_over=normalized_over,
             center=list(center) if center is not None else [0.0] * n,
             scale=list(scale) if scale is not None else [1.0] * n,
             lower=list(lower) if lower is not None else [-1e4] * n,

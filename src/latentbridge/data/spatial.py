@@ -64,6 +64,8 @@ class Section:
     """Channels that are 0 on every valid pixel (an m/z no spectrum holds within the tolerance)."""
     constant: list[int] = field(default_factory=list)
     """Channels with one non-zero value on every valid pixel (an offset, a fill value): no spatial structure."""
+    normalized_over: str | None = None
+    """What the ``tic`` / ``rms`` normalisation summed over (:data:`NORMALIZED_OVER`); None without one."""
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -141,6 +143,9 @@ def _entry(path: Path, split: str) -> dict:
             "tissue": tissue if tissue.is_file() else None, "mask": None}
 
 
+_SUMS = {"tic": "total ion count", "rms": "root mean square"}
+
+
 def _pixel_divisor(values: np.ndarray, how: str) -> np.ndarray:
     """(H, W) what ``tic`` / ``rms`` normalisation divides each pixel of an array by."""
     v = np.asarray(values, dtype=np.float32)
@@ -152,22 +157,49 @@ def _divide_pixels(values: np.ndarray, divisor: np.ndarray) -> np.ndarray:
     return np.where(divisor[..., None] > 0, v / np.maximum(divisor[..., None], 1e-30), 0.0).astype(np.float32)
 
 
+#: what a ``tic`` / ``rms`` normalisation sums over: every intensity of the pixel's spectrum (imzML only), or the
+#: values of the model's channels (the one sum an array holds)
+NORMALIZED_OVER = ("spectrum", "channels")
+
+
+def normalized_over(paths, normalization: str) -> str | None:
+    """What a section's ``tic`` / ``rms`` sums over when it is read as a kind of file of its own (a model saved
+    without the record, a training set): an imzML file's whole spectrum, an array's channels; ``channels`` for every
+    section of a set mixing the two kinds (the one sum both hold); None without a normalisation."""
+    if normalization == "none":
+        return None
+    return "spectrum" if all(Path(p).suffix.lower() == ".imzml" for p in paths) else "channels"
+
+
 def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: str = "ppm",
-                 normalization: str = "none", mask: str | Path | None = None, truth: str | Path | None = None,
-                 tissue: str | Path | None = None, name: str | None = None, channels: int | None = None) -> Section:
+                 normalization: str = "none", over: str | None = None, mask: str | Path | None = None,
+                 truth: str | Path | None = None, tissue: str | Path | None = None, name: str | None = None,
+                 channels: int | None = None) -> Section:
     """One section from an imzML file (ion images of ``mz``) or an array file / PNG folder (with its
     mask: ``mask``, else the sibling ``NAME.mask.*``, else every pixel with a non-zero value); ``channels``: the
-    channel count a model reads, which settles an array's layout where its shape leaves it open."""
+    channel count a model reads, which settles an array's layout where its shape leaves it open. ``over``: what
+    the ``tic`` / ``rms`` normalisation sums over (:data:`NORMALIZED_OVER`; None: the file's own kind, see
+    :func:`normalized_over`); an array cannot be divided by its spectrum's (a DataError)."""
     path = Path(path)
     stem = name or (path.name[: -len(path.suffix)] if path.suffix else path.name)
     empty_mask = None  # a mask file that marks no pixel
+    over = over or normalized_over([path], normalization)
+    if normalization != "none" and over == "spectrum" and path.suffix.lower() != ".imzml":
+        raise DataError(path, f"the model divides each pixel by the {_SUMS[normalization]} of its whole spectrum "
+                              f"(data.normalization={normalization}, trained on imzML spectra); an array holds the "
+                              "model's channels only, not the spectrum, so that sum cannot be formed: give the "
+                              "section as its imzML file, or use a model trained on arrays")
     if path.suffix.lower() == ".imzml":
         if not mz:
             raise ConfigError(f"{path}: give the m/z values to image (data.mz)")
-        res = read_ion_images(path, mz, tolerance=tolerance, unit=unit, normalization=normalization)
+        res = read_ion_images(path, mz, tolerance=tolerance, unit=unit,
+                              normalization=normalization if over == "spectrum" else "none")
         values, valid, labels = res.values, res.mask, [f"{m:g}" for m in res.mz]
         empty = [int(np.flatnonzero(res.mz == m)[0]) for m in res.empty_channels]
         divisor = res.divisor
+        if normalization != "none" and over == "channels":  # as an array of the same ion images is read
+            divisor = _pixel_divisor(values, normalization)
+            values = _divide_pixels(values, divisor)
     else:
         stack = read_array_stack(path, channels=channels)
         values, labels = stack.values, stack.labels
@@ -208,7 +240,8 @@ def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: st
     lo, hi = _channel_ranges(values, valid)
     empty = sorted(set(empty) | set(np.flatnonzero((lo == 0) & (hi == 0)).tolist()))
     constant = [int(c) for c in np.flatnonzero((lo == hi) & (hi != 0))]
-    return Section(stem, values, valid, str(path), t, o, list(labels), empty, constant)
+    return Section(stem, values, valid, str(path), t, o, list(labels), empty, constant,
+                   over if normalization != "none" else None)
 
 
 def _channel_ranges(values: np.ndarray, valid: np.ndarray, rows: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -272,8 +305,9 @@ def _load_truth(path, shape, labels: list[str] | None = None) -> np.ndarray:
     return t
 
 
-def load_sections(data_cfg) -> tuple[list[Section], list[Section], list[float] | None]:
-    """The training and test sections of a ``data`` config section, and the m/z list used."""
+def load_sections(data_cfg, over: str | None = None) -> tuple[list[Section], list[Section], list[float] | None]:
+    """The training and test sections of a ``data`` config section, and the m/z list used; ``over``: what the
+    ``tic`` / ``rms`` normalisation sums over (a saved model's record; None: :func:`normalized_over` of the files)."""
     from latentbridge.data.spatial_labels import check_sections
 
     if not data_cfg.root:
@@ -290,9 +324,15 @@ def load_sections(data_cfg) -> tuple[list[Section], list[Section], list[float] |
         if unknown:
             raise ConfigError(f"data.test_sections: no section named {sorted(unknown)} under {data_cfg.root}")
     train, test = [], []
+    kinds = {Path(e["path"]).suffix.lower() == ".imzml" for e in entries}
+    over = over or normalized_over([e["path"] for e in entries], data_cfg.normalization)
+    if len(kinds) > 1 and over == "channels":  # a spectrum's sum for some sections, the channels' for others
+        log.warning("%s mixes imzML and array sections: data.normalization=%s divides every pixel by its channels' "
+                    "%s (the one sum an array holds), an imzML pixel's too", data_cfg.root, data_cfg.normalization,
+                    _SUMS[data_cfg.normalization])
     for e in entries:
         s = read_section(e["path"], mz=mz, tolerance=data_cfg.tolerance, unit=data_cfg.tolerance_unit,
-                         normalization=data_cfg.normalization, mask=e.get("mask"), truth=e["truth"],
+                         normalization=data_cfg.normalization, over=over, mask=e.get("mask"), truth=e["truth"],
                          tissue=e["tissue"], name=e["name"])
         is_test = e["name"] in test_names if test_names else e["split"] == "test"
         (test if is_test else train).append(s)

@@ -95,6 +95,7 @@ class ServedModel:
                            f"H x W x {spec.channels} channels), optional field 'mask' (.npy or .png of the "
                            "valid pixels), field 'task': denoise | inpaint | upscale, optional 'seed', 'samples'",
                 "channels": spec.channels, "mz": spec.mz, "normalization": spec.normalization,
+                "normalized_over": spec.normalized_over,
                 "patch_size": spec.patch_size, "tasks": ["denoise", "inpaint", "upscale"],
             }
         h, w = self.saved.model.kwargs["image_shape"][1:]

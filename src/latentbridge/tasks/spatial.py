@@ -122,7 +122,8 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
     if mz is not None and len(mz) != channels:
         raise ConfigError(f"data.mz: {len(mz)} m/z values for sections of {channels} channels")
     stats = channel_statistics(train, cfg.data.scaling)
-    spec = transform_spec(cfg, n_channels=channels, mz=mz, labels=train[0].labels, **stats)
+    spec = transform_spec(cfg, n_channels=channels, mz=mz, labels=train[0].labels,
+                          normalized_over=train[0].normalized_over, **stats)
     fit_sections = prepare(train, spec)
     val_sections = prepare(val, spec) if val else fit_sections
     data_info = {"root": str(cfg.data.root), "format": cfg.data.format, "target": cfg.data.target,
@@ -204,7 +205,8 @@ def _card(cfg, params: dict, spec, data: dict, cal: dict, training: dict, noise:
   {len(data['train_sections'])} for training, {len(data['val_sections'])} for validation ({data['validation']}),
   {len(data['test_sections'])} held out for testing.
 - {spec.channels} channels: m/z {mz}; tolerance {spec.tolerance:g} {spec.tolerance_unit}, per-pixel normalisation
-  {spec.normalization}; per-channel standardisation (mean/std of the training pixels) stored in `config.json`.
+  {spec.normalization}{f' (over the pixel’s {spec.normalized_over})' if spec.normalized_over else ''};
+  per-channel standardisation (mean/std of the training pixels) stored in `config.json`.
 
 ## Model
 - {m.name}: latent {m.latent_dim} x {spec.patch_size // 2} x {spec.patch_size // 2} per {spec.patch_size}-pixel patch,
@@ -252,7 +254,9 @@ class Enhanced:
     sampling: dict = field(default_factory=dict)
     """``{"seed", "samples"}``: what reproduces the uncertainty (``enhance.json`` records it)."""
     normalization: str = "none"
-    """Each pixel divided by its spectrum's ``tic`` or ``rms`` as the model reads it: the maps' unit."""
+    """Each pixel divided by its ``tic`` or ``rms`` as the model reads it: the maps' unit."""
+    normalized_over: str | None = None
+    """What that ``tic`` / ``rms`` summed over: the pixel's whole ``spectrum`` or the model's ``channels``."""
 
 
 def _scan(a, region: np.ndarray, rows: int = 256) -> tuple[int, int, float]:
@@ -349,7 +353,7 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
                           "array inputs")
     # an upscale's clean maps have the output's shape: read after the upscale, not against the section's shape
     truth_file = None if task == "upscale" else truth or truth_sibling
-    section = read_for_model(spec, path, mask=mask, truth=truth_file)
+    section = read_for_model(spec, path, (saved.info.get("data") or {}).get("files"), mask=mask, truth=truth_file)
     # only where pixels are scored (a denoise's measured pixels, an inpainting's outline): NaN around is a background
     scored = section.valid if task == "denoise" else section.valid | section.outline
     if section.truth is not None and (bad := int((~np.isfinite(section.truth[scored])).sum())):
@@ -392,6 +396,7 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
     res.panels = panels
     res.empty_channels = [section.labels[c] if c < len(section.labels) else str(c) for c in section.empty]
     res.normalization = spec.normalization
+    res.normalized_over = section.normalized_over
     return res
 
 

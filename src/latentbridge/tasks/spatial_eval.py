@@ -107,8 +107,9 @@ def evaluate(run_dir: str | Path, data: str | None = None) -> SpatialEvaluation:
     info = saved.info.get("data") or {}
     if data:
         kind = info.get("files") or ("imzml" if spec.mz else "arrays")
-        sections = [read_for_model(spec, e["path"], mask=e.get("mask"), truth=e["truth"], tissue=e["tissue"],
-                                   name=e["name"]) for e in list_sections(data, cfg.data.format, prefer=kind)]
+        sections = [read_for_model(spec, e["path"], info.get("files"), mask=e.get("mask"), truth=e["truth"],
+                                   tissue=e["tissue"], name=e["name"])
+                    for e in list_sections(data, cfg.data.format, prefer=kind)]
         check_sections(sections, None, data)  # one file per section name
         scope = f"every section under {data} ({', '.join(sorted({Path(s.source).suffix for s in sections}))})"
     else:
@@ -116,7 +117,7 @@ def evaluate(run_dir: str | Path, data: str | None = None) -> SpatialEvaluation:
         if root is not None and not root.is_absolute() and not root.exists():  # "does not exist" named no cause
             raise DataError(root, f"the run's data.root, relative to the folder it was trained from, is not under "
                                   f"{Path.cwd()}: run evaluate from there, or give the sections with --data DIR")
-        _, sections, _ = load_sections(cfg.data)
+        _, sections, _ = load_sections(cfg.data, spec.normalized_over)
         scope = f"the test split of {cfg.data.root}"
     sections = [s for s in sections if s.truth is not None]
     if not sections:
@@ -126,7 +127,7 @@ def evaluate(run_dir: str | Path, data: str | None = None) -> SpatialEvaluation:
     tuning, untuned = [], ""
     if val_names:
         try:
-            train_all, _, _ = load_sections(cfg.data)
+            train_all, _, _ = load_sections(cfg.data, spec.normalized_over)
         except (DataError, ConfigError, OSError) as e:
             untuned = f" (the run's validation sections are not readable: {e})"
             log.warning("baselines at their default parameters%s", untuned)

@@ -9,19 +9,23 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.data.spatial import Section, channel_text, constant_text
+from latentbridge.data.spatial import Section, channel_text, constant_text, normalized_over
 from latentbridge.errors import ConfigError, DataError
+from latentbridge.utils import first_time
 
 log = logging.getLogger(__name__)
 
 
-def read_for_model(spec, path: str | Path, **kw):
+def read_for_model(spec, path: str | Path, trained_on: str | None = None, **kw):
     """A :class:`~latentbridge.data.spatial.Section` read as the model ``spec`` reads its inputs (``enhance`` and
     ``evaluate --data``): imzML spectra imaged at the model's m/z with its tolerance and normalisation, an
     array's layout settled by the model's channel count where its shape leaves it open, channels labelled with
     m/z checked against the model's list (:func:`~latentbridge.data.spatial_labels.check_labels`); ``kw``: the rest of
     :func:`~latentbridge.data.spatial.read_section`'s arguments. An imzML file given to a model without an m/z
-    list (trained on arrays) is a DataError: nothing says which ion images its channels are."""
+    list (trained on arrays) is a DataError: nothing says which ion images its channels are. A ``tic`` / ``rms``
+    normalisation sums over what the model's did (``normalized_over``); a model saved without that record divides
+    an input by its own kind's sum, with a warning where that is not the training files' (``trained_on``:
+    ``imzml`` or ``arrays``)."""
     from latentbridge.data.spatial import read_section
     from latentbridge.data.spatial_labels import check_labels, labels_mz
 
@@ -31,8 +35,19 @@ def read_for_model(spec, path: str | Path, **kw):
                               f"matched to its {spec.channels} channels: give the section as an (H, W, "
                               f"{spec.channels}) array of its ion images in the training arrays' channel order, or "
                               "train a model on imzML sections (data.mz)")
+    over = spec.normalized_over
+    if over is None and spec.normalization != "none" and trained_on in ("imzml", "arrays"):
+        over, was = normalized_over([path], spec.normalization), "spectrum" if trained_on == "imzml" else "channels"
+        if over != was and first_time(("normalized over", str(path))):
+            log.warning("%s: the model does not record what its data.normalization=%s summed over; it was trained on "
+                        "%s, which sum over %s, and this input is divided by the sum over %s: its values may sit "
+                        "on another scale (retrain to record it, or give the input as %s)", path, spec.normalization,
+                        "imzML spectra" if was == "spectrum" else "arrays",
+                        "the whole spectrum" if was == "spectrum" else "their channels",
+                        "the whole spectrum" if over == "spectrum" else "its channels",
+                        "imzML" if was == "spectrum" else "an array")
     section = read_section(path, mz=spec.mz, tolerance=spec.tolerance, unit=spec.tolerance_unit,
-                           normalization=spec.normalization, channels=spec.channels, **kw)
+                           normalization=spec.normalization, over=over, channels=spec.channels, **kw)
     check_labels(path, section.labels, spec.mz or labels_mz(list(spec.labels or [])))
     return section
 
@@ -59,9 +74,9 @@ def scale_mismatch(section: Section, spec, factor: float = 100.0, max_values: in
     """Channels whose valid pixels spread over a range ``factor`` times narrower or wider than the training
     sections' (from the ``lower`` / ``upper`` of :func:`~latentbridge.data.spatial.channel_statistics`), or lying
     wholly outside it: maps on another intensity scale (other units, another normalisation, an export's scale factor,
-    negated or offset values), which the model reads as nearly empty or as extreme. For each: ``channel``, the input's 0.5th / 99.5th
-    percentiles ``low`` / ``high``, the training range ``trained`` (min, max) and ``outside`` (the spread is like
-    training's, the values not). Rows are subsampled past ``max_values`` values (a memory map is not read whole; a
+    negated or offset values), which the model reads as nearly empty or as extreme. For each: ``channel``, the
+    input's 0.5th / 99.5th percentiles ``low`` / ``high``, the training range ``trained`` (min, max) and ``outside``
+    (the spread is like training's, the values not). Rows are subsampled past ``max_values`` values (a memory map is not read whole; a
     float64 copy of every pixel of a 1000 x 1000 x 50 section took 400 MiB for a moment)."""
     h, w, c = section.shape
     step = max(1, int(np.ceil(h * w * c / max_values)))

@@ -158,6 +158,10 @@ class SpatialTransform(Section):
     tolerance: float = Field(10.0, gt=0)
     tolerance_unit: Literal["ppm", "da"] = "ppm"
     normalization: Literal["none", "tic", "rms"] = "none"
+    normalized_over: Literal["spectrum", "channels"] | None = None
+    """What ``tic`` / ``rms`` sums over: each pixel's whole spectrum (trained on imzML; an array input has none) or
+    the model's channels (trained on arrays; imzML inputs are divided alike). None: a model saved before this was
+    recorded (an imzML input by its spectrum, an array by its channels)."""
     center: list[float]
     scale: list[float]
     lower: list[float]

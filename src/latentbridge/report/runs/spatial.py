@@ -100,18 +100,25 @@ def write_enhanced(res, folder: Path) -> None:
                "channels": res.labels, "panel_channels": [res.labels[c] for c in channels],
                "n_tiles": res.n_tiles, "seconds": res.seconds, "pixels_answered": int(np.asarray(res.region).sum()),
                "metrics": res.metrics or None, "empty_channels": res.empty_channels, **res.sampling,
-               "normalization": res.normalization,
-               "files": {"enhanced": f"enhanced.npy (H, W, C), {UNITS.get(res.normalization, 'data units')}; NaN "
-                                     "outside region.npy",
+               "normalization": res.normalization, "normalized_over": res.normalized_over,
+               "files": {"enhanced": f"enhanced.npy (H, W, C), {unit_text(res.normalization, res.normalized_over)}; "
+                                     "NaN outside region.npy",
                          "uncertainty": "uncertainty.npy (H, W, C): σ; NaN outside region.npy",
                          "latent": "latent.npy (H, W, d): posterior mean", "region": "region.npy (H, W): answered pixels",
                          "panels": "panels.png"}}
     atomic_write_json(folder / "enhance.json", summary)
 
 
-#: the unit of the enhanced maps by the model's per-pixel normalisation (a TIC model's maps read as data units)
-UNITS = {"tic": "intensity / the pixel's total ion count (the model's data.normalization: tic)",
-         "rms": "intensity / the RMS of the pixel's spectrum (the model's data.normalization: rms)"}
+def unit_text(normalization: str, over: str | None) -> str:
+    """The unit of the enhanced maps by the model's per-pixel normalisation and what it summed over (a TIC model's
+    maps read as data units)."""
+    what = {("tic", "spectrum"): "the pixel's total ion count of its whole spectrum",
+            ("tic", "channels"): "the pixel's total ion count over the model's channels",
+            ("rms", "spectrum"): "the RMS of the pixel's spectrum",
+            ("rms", "channels"): "the RMS of the pixel's values over the model's channels"}
+    if normalization not in ("tic", "rms"):
+        return "data units"
+    return f"intensity / {what[normalization, over or 'spectrum']} (the model's data.normalization: {normalization})"
 
 
 NOTE = ("PSNR (dB, per channel then averaged), SSIM and spectral angle (degrees) against the clean maps of the "
