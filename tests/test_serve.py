@@ -618,6 +618,37 @@ def test_spatial_enhance_is_the_cli_enhance(client, folders, models, tmp_path):
                        files={"file": ("s.npy", _npy(section))}).status_code == 404
 
 
+def test_spatial_enhance_says_what_the_cli_warns(folders, tmp_path):
+    """/enhance answered 200 without a `warnings` field for a map 1000 times the training scale, a negated map, a map
+    without a mask and channels without signal, which `enhance` warns about; /score and /predict answer theirs."""
+    import shutil
+
+    from latentbridge.models.hub import update_info
+
+    folder = tmp_path / "maps"
+    shutil.copytree(folders["cvae"], folder)
+    spec = json.loads((folder / "config.json").read_text())["transform"]  # trained on values 0 to 1.2
+    update_info(folder, {"transform": {**spec, "center": [0.6] * 3, "scale": [0.3] * 3, "lower": [-2.0] * 3,
+                                       "upper": [2.0] * 3}})
+    section = np.random.default_rng(0).random((20, 24, 3)).astype(np.float32) + 0.1
+    mask = np.ones((20, 24), bool)
+    cases = {"loud.npy": (section * 1000, "spread over far more than the range of the training sections'"),
+             "neg.npy": (-section, "outside the range of the training sections' intensities"),
+             "dark.npy": (section * np.array([1, 0, 0], np.float32), "no signal in 710, 720: the model's maps of them")}
+    with TestClient(create_app([folder])) as client:
+        for file, (values, said) in cases.items():
+            r = client.post("/api/models/maps/enhance", data={"task": "denoise"},
+                            files={"file": (file, _npy(values)), "mask": ("m.npy", _npy(mask))})
+            assert r.status_code == 200, r.text
+            _as_documented(EnhanceResponse, r.json())
+            assert any(w.startswith(f"{file}: ") and said in w for w in r.json()["warnings"]), (file, r.json())
+            assert all("upload" not in w and "latentbridge-serve-" not in w for w in r.json()["warnings"])
+        for _ in range(2):  # said for every upload, not once per server
+            r = client.post("/api/models/maps/enhance", data={"task": "denoise"},
+                            files={"file": ("bare.npy", _npy(section))})
+            assert r.status_code == 200 and any(w.startswith("bare.npy: no mask") for w in r.json()["warnings"])
+
+
 # ----------------------------------------------------------------------------- WebSocket stream
 
 

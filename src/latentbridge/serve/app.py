@@ -375,8 +375,11 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
         up_mask = await receive(mask, request, "mask") if mask is not None else None
         try:
             try:
-                return await while_connected(request, model_pool, _enhance, m, up, up_mask, task, seed, samples,
-                                             settings.max_values)
+                result, said = await while_connected(request, model_pool, up.told, _enhance, m, up, up_mask, task,
+                                                     seed, samples, settings.max_values)
+                if up_mask is not None:  # the mask by the client's name too
+                    said = [t.replace(str(up_mask.path), up_mask.client_name) for t in said]
+                return {**result, "warnings": said}
             except DataError as e:
                 owner = up_mask if up_mask is not None and e.path == str(up_mask.path) else up
                 err = owner.error(e)
@@ -386,6 +389,7 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
         finally:
             up.close()
             if up_mask is not None:
+                forget_said(str(up_mask.path.parent))
                 up_mask.close()
 
     # guards, outermost last: log → (CORS: its headers on the guards' 401 and 413 too) → key → size limit → app

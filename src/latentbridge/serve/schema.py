@@ -178,6 +178,9 @@ class EnhanceResponse(BaseModel):
     enhanced_npy: str
     uncertainty_npy: str
     region_npy: str
+    warnings: list[str] = []
+    """What reading and checking the section said (maps on another scale, channels without signal, no mask; the same
+    words as ``latentbridge enhance``'s warnings)."""
 
 
 _DESCRIPTIONS = {
