@@ -268,6 +268,31 @@ def test_enhance_errors_are_one_line(run, tissue, tmp_path, capsys):
         assert not (tmp_path / "z").exists()
 
 
+def test_clean_maps_are_checked_before_any_task_runs(run, tissue, tmp_path, capsys, monkeypatch):
+    """`enhance --truth`, one rule for every task, before the model runs: an upscale's all-zero clean maps crashed
+    after the whole run ("ValueError: no pixels to evaluate", exit 1, nothing written), one NaN gave sam and
+    relative_sigma NaN with exit 0 (a denoise refused it), a wrong shape was found after the whole enhancement; an
+    all-zero denoise truth scored psnr NaN, sam 90, exit 0."""
+    import latentbridge.tasks.spatial as spatial
+
+    monkeypatch.setattr(spatial, "enhance_section", lambda *a, **k: pytest.fail("the model ran"))
+    t = np.load(tissue / "section_05.truth.npy")
+    up = t.repeat(2, 0).repeat(2, 1)
+    nan, nan_up = t.copy(), up.copy()
+    r, c = np.argwhere(np.load(tissue / "section_05.mask.npy"))[len(t) // 2]
+    nan[r, c, 1] = nan_up[2 * r, 2 * c, 1] = np.nan  # one value, on a measured pixel
+    for task, maps in (("denoise", t), ("inpaint", t), ("upscale", up)):
+        for name, bad, said in (("zero", np.zeros_like(maps), "the clean maps are 0 on every pixel scored"),
+                                ("nan", nan_up if task == "upscale" else nan, "1 non-finite values in the clean maps"),
+                                ("shape", maps[:-2], "does not match")):
+            np.save(tmp_path / f"{name}.npy", bad)
+            assert main(["enhance", str(run), str(tissue / "section_05.npy"), "--task", task, "--truth",
+                         str(tmp_path / f"{name}.npy"), "--out", str(tmp_path / "o")]) == 2, (task, name)
+            err = capsys.readouterr().err
+            assert f"{name}.npy: " in err and said in err and "Traceback" not in err, (task, name, err)
+            assert not (tmp_path / "o").exists()
+
+
 def test_training_and_evaluation_errors_are_one_line(run, tissue, tmp_path, capsys):
     import shutil
 

@@ -334,8 +334,8 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
                   allocate: Callable | None = None, progress: bool = False, stop=None) -> Enhanced:
     """:func:`enhance` with a loaded model folder (``latentbridge serve`` holds its models loaded; ``stop``:
     :func:`~latentbridge.tasks.enhance.run_tiles`'s)."""
-    from latentbridge.tasks.spatial_inputs import channel_indices, check_input, read_for_model
-    from latentbridge.io.arrays import load_npy, sibling
+    from latentbridge.tasks.spatial_inputs import channel_indices, check_input, check_truth, read_for_model
+    from latentbridge.io.arrays import sibling
 
     run_dir = saved.path
     spec = saved.transform
@@ -351,15 +351,10 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
     if mask and path.suffix.lower() == ".imzml":  # it was ignored without a word
         raise ConfigError(f"--mask {mask}: an imzML section's valid pixels are those with a spectrum; --mask is for "
                           "array inputs")
-    # an upscale's clean maps have the output's shape: read after the upscale, not against the section's shape
+    # an upscale's clean maps have the output's shape: read by check_truth, not against the section's shape
     truth_file = None if task == "upscale" else truth or truth_sibling
     section = read_for_model(spec, path, (saved.info.get("data") or {}).get("files"), mask=mask, truth=truth_file)
-    # only where pixels are scored (a denoise's measured pixels, an inpainting's outline): NaN around is a background
-    scored = section.valid if task == "denoise" else section.valid | section.outline
-    if section.truth is not None and (bad := int((~np.isfinite(section.truth[scored])).sum())):
-        raise DataError(truth_file, f"{bad} non-finite values in the clean maps where pixels are scored (the "
-                                    f"section's {'measured pixels' if task == 'denoise' else 'outline'}): the "
-                                    "metrics would read NaN")
+    truth_maps, scored = check_truth(truth if task == "upscale" else truth_file, task, section, spec)
     check_input(section, spec, path, task)
     cfg = saved.workflow
     res = enhance_section(saved.model, spec, section, task, n_samples=n_samples or cfg.patches.samples,
@@ -382,17 +377,13 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
         log.warning("%s: %d enhanced value(s) below 0 (down to %.3g) where every input value is 0 or more: the model "
                     "answers outside its data's range there (too little training, or maps unlike the training "
                     "ones); they are written as they came", path, n, low)
-    if truth and task == "upscale":
-        t = load_npy(truth, "the clean maps", mmap=True)
-        if tuple(t.shape) != tuple(res.enhanced.shape):
-            raise DataError(truth, f"truth of shape {t.shape} does not match the upscaled maps {res.enhanced.shape}")
+    if truth_maps is not None and task == "upscale":
         from latentbridge.metrics.spatial import enhancement_metrics
 
-        res.truth = t = np.asarray(t)
         # the section's pixels: not those whose clean map is 0 or NaN in every channel (a background the upsampled
         # outline takes in at its edge, scored at a spectral angle of 90 degrees; evaluate scores the section's)
-        section_px = ~np.all((t == 0) | ~np.isfinite(t), axis=-1)
-        res.metrics = enhancement_metrics(t, res.enhanced, res.region & section_px, res.sigma)
+        res.truth = truth_maps
+        res.metrics = enhancement_metrics(truth_maps, res.enhanced, scored, res.sigma)
     res.panels = panels
     res.empty_channels = [section.labels[c] if c < len(section.labels) else str(c) for c in section.empty]
     res.normalization = spec.normalization

@@ -131,3 +131,40 @@ def check_input(section: Section, spec, path: Path, task: str) -> None:
                         "s" if len(off) == 1 else "", "far more than" if wide else "a sliver of",
                         channel_text(section.labels, [o["channel"]]), o["low"], o["high"], *o["trained"],
                         "extreme" if wide else "nearly empty")
+
+
+def check_truth(path, task: str, section: Section, spec) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(clean maps, the pixels scored)`` of ``task``, checked before the model runs, one rule for every task: the
+    task's output shape, finite and not all 0 on the scored pixels (a denoise's measured pixels, an inpainting's
+    outline, an upscale's upsampled outline less the background, pixels whose clean map is 0 or NaN in every
+    channel). ``path``: an upscale's clean maps, at the output's size (read here); other tasks score the section's own
+    (read with it, their shape checked there). ``(None, None)`` without clean maps."""
+    from latentbridge.data.spatial import outline_of
+    from latentbridge.io.arrays import load_npy
+
+    if task == "upscale":
+        if path is None:
+            return None, None
+        f = spec.upscale_factor
+        t = load_npy(path, "the clean maps", mmap=True)
+        want = (section.shape[0] * f, section.shape[1] * f, section.shape[2])
+        if tuple(t.shape) != want:
+            raise DataError(path, f"truth of shape {tuple(t.shape)} does not match the upscaled maps {want} ({f}x the "
+                                  f"section's {section.shape[0]} x {section.shape[1]} pixels)")
+        t = np.asarray(t)
+        background = np.all((t == 0) | ~np.isfinite(t), axis=-1)
+        scored, where = outline_of(np.repeat(np.repeat(section.valid, f, 0), f, 1)) & ~background, "upsampled outline"
+    elif section.truth is None:
+        return None, None
+    else:
+        t = section.truth
+        scored = section.valid if task == "denoise" else section.valid | section.outline
+        where = "measured pixels" if task == "denoise" else "outline"
+    if bad := int((~np.isfinite(t[scored])).sum()):
+        raise DataError(path, f"{bad} non-finite values in the clean maps where pixels are scored (the section's "
+                              f"{where}): the metrics would read NaN")
+    if not np.any(t[scored] != 0):
+        raise DataError(path, f"the clean maps are 0 on every pixel scored (the section's {where}): nothing to score "
+                              "against (PSNR and the spectral angle are undefined)")
+    return t, scored
+
