@@ -312,11 +312,18 @@ def test_training_and_evaluation_errors_are_one_line(run, tissue, tmp_path, caps
         (["evaluate", str(run), "--out", str(tmp_path / "d"), "--data", str(bare)],
          "no test section with a clean map"),
     ]
+    # an m/z NaN crashed the reader (IndexError, exit 1); a repeated one trained two channels of one ion image
+    for i, (mz, message) in enumerate((("[.nan,760.585]", "nan: an m/z must be a finite number above 0"),
+                                       ("[.inf,760.585]", "inf: an m/z must be a finite number above 0"),
+                                       ("[0,760.585]", "0: an m/z must be a finite number above 0"),
+                                       ("[760.585,782.567,760.585]", "760.585 given more than once: each m/z once"))):
+        cases.append((["train", "--config", preset, "--out", str(tmp_path / f"mz{i}"),
+                       *_o([f"data.root={bare}", f"data.mz={mz}"])], message))
     for argv, message in cases:
         code = main(argv)
         err = capsys.readouterr().err
         assert code == 2 and message in err and "Traceback" not in err, (argv, err)
-    assert not any((tmp_path / n).exists() for n in "abcd")  # nothing written
+    assert not any((tmp_path / n).exists() for n in ["a", "b", "c", "d", "mz0", "mz1", "mz2", "mz3"])  # nothing written
 
 
 def test_training_from_imzml_files_in_mixed_precision(tissue, tmp_path):

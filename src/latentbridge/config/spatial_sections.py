@@ -3,9 +3,10 @@ models, no torch; re-exported by :mod:`latentbridge.config.sections`."""
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from latentbridge.config.sections import Section
 
@@ -23,7 +24,19 @@ class SpatialDataConfig(Section):
     """``auto``: a synthetic folder's arrays, else the folder's imzML files if it has any, else its arrays;
     ``imzml`` reads a synthetic folder's imzML files instead (the reader end to end)."""
     mz: list[float] | None = None
-    """m/z values to image from imzML files (default: a synthetic folder's list); labels for arrays."""
+    """m/z values to image from imzML files (default: a synthetic folder's list); labels for arrays. Each a finite
+    number above 0, each once."""
+
+    @field_validator("mz")
+    @classmethod
+    def _mz_values(cls, v):
+        if v is None:
+            return v
+        if bad := [m for m in v if not (math.isfinite(m) and m > 0)]:  # NaN crashed the reader with an IndexError
+            raise ValueError(f"{', '.join(f'{m:g}' for m in bad)}: an m/z must be a finite number above 0")
+        if twice := sorted({m for m in v if v.count(m) > 1}):  # two channels of one ion image, trained as two
+            raise ValueError(f"{', '.join(f'{m:g}' for m in twice)} given more than once: each m/z once")
+        return v
     tolerance: float = Field(10.0, gt=0)
     tolerance_unit: Literal["ppm", "da"] = "ppm"
     normalization: Literal["none", "tic", "rms"] = "none"
