@@ -487,3 +487,18 @@ def test_hidden_files_of_a_channel_or_section_folder_are_left_out(tmp_path):
     (sections / "._s1.npy").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
     assert [e["path"].name for e in list_sections(sections)] == ["s1.npy"]
     assert is_hidden(tmp_path / ".git" / "x.png", tmp_path) and not is_hidden(chans / "ch_1.png", tmp_path)
+
+
+@pytest.mark.parametrize("size, said", [(0, r"A\.ibd is empty \(0 bytes\)"),
+                                        (10, r"A\.ibd is cut short: it holds 10 bytes, fewer than the 16 of the UUID"),
+                                        (200, r"A\.ibd is truncated: it holds 200 bytes but spectrum 0")])
+def test_an_empty_or_short_ibd_says_so(tmp_path, size, said):
+    """An .ibd of 0 or 10 bytes was said to belong to another imzML ("it starts with the UUID , this file names
+    ..."): it is empty or cut short."""
+    import shutil
+
+    cont = _example("Continuous")
+    shutil.copy(cont, tmp_path / "A.imzML")
+    (tmp_path / "A.ibd").write_bytes(cont.with_suffix(".ibd").read_bytes()[:size])
+    with pytest.raises(DataError, match=r"A\.imzML: " + said):
+        imzml.read_ion_images(tmp_path / "A.imzML", [152.9], tolerance=0.2, unit="da")

@@ -126,6 +126,10 @@ def _check_ibd_uuid(parser, path: Path, ibd: Path, fh) -> None:
     fh.seek(0)
     head = fh.read(16).hex()
     fh.seek(pos)
+    if len(head) < 32:  # not another export's file: too short to hold a UUID (read as "starts with the UUID ")
+        raise DataError(path, f"{ibd.name} is empty (0 bytes)" if not head else
+                        f"{ibd.name} is cut short: it holds {len(head) // 2} bytes, fewer than the 16 of the UUID it "
+                        "starts with, and none of the spectra")
     if len(named) == 32 and head != named:
         raise DataError(path, f"{ibd.name} belongs to another imzML: it starts with the UUID {head}, this file names "
                               f"{named} (a binary file from another export, paired by name?)")
