@@ -221,6 +221,31 @@ def test_scale_check_samples_values_not_pixels():
     assert peak < values.nbytes + 0.6 * 8 * values.size, peak
 
 
+def test_a_negated_map_is_named_whatever_its_training_bound_rounds_to():
+    """A negated channel with zeros (its background) passed the check silently: its 99.5th percentile, 0, is not
+    below a training lower bound of 0; one was named only because its bound rounded to 7.11e-15 (printed "in
+    training 7.11e-15 to 198"). Values mostly below 0 where training's were 0 or more are now named, the bound 0."""
+    from latentbridge.tasks.spatial_inputs import scale_mismatch
+
+    rng = np.random.default_rng(0)
+    v = rng.gamma(3.0, 20.0, (40, 40, 2))
+    v[:10] = 0.0  # a background of zeros
+    flat = v.reshape(-1, 2)
+    mean, std = flat.mean(0), flat.std(0)
+    for nudge in (-1e-12, 0.0, 1e-12):  # the training lower bound a hair below, at or above 0
+        spec = SpatialTransform(channels=2, center=mean.tolist(), scale=std.tolist(),
+                                lower=((nudge - mean) / std).tolist(), upper=((flat.max(0) - mean) / std).tolist(),
+                                patch_size=16)
+        valid = np.ones((40, 40), bool)
+        assert scale_mismatch(Section("same", v.astype(np.float32), valid, "mem"), spec) == []
+        negated = scale_mismatch(Section("negated", -v.astype(np.float32), valid, "mem"), spec)
+        assert [(m["channel"], m["outside"], m["trained"][0], m["high"]) for m in negated] == [(0, True, 0.0, 0.0),
+                                                                                                (1, True, 0.0, 0.0)]
+        some = v.copy()
+        some[rng.random(v.shape) < 0.2] *= -0.1  # a baseline-corrected map: a few small negative values
+        assert scale_mismatch(Section("corrected", some.astype(np.float32), valid, "mem"), spec) == []
+
+
 def test_channel_labels_that_are_m_z_are_read_however_written_and_checked(tmp_path):
     """Labels with units ('786.601 m/z'), a byte-order mark with CRLF (Notepad) or decimal commas were not read as m/z,
     so a reversed order ran silently; sections of one training in different channel orders, a data.mz that

@@ -76,7 +76,8 @@ def scale_mismatch(section: Section, spec, factor: float = 100.0, max_values: in
     wholly outside it: maps on another intensity scale (other units, another normalisation, an export's scale factor,
     negated or offset values), which the model reads as nearly empty or as extreme. For each: ``channel``, the
     input's 0.5th / 99.5th percentiles ``low`` / ``high``, the training range ``trained`` (min, max) and ``outside``
-    (the spread is like training's, the values not). Rows are subsampled past ``max_values`` values (a memory map is not read whole; a
+    (the spread is like training's, the values not: wholly above or below the training range, or mostly below 0 where
+    every training value was 0 or more, a negated map whose zeros lie inside the range). Rows are subsampled past ``max_values`` values (a memory map is not read whole; a
     float64 copy of every pixel of a 1000 x 1000 x 50 section took 400 MiB for a moment)."""
     h, w, c = section.shape
     step = max(1, int(np.ceil(h * w * c / max_values)))
@@ -88,8 +89,12 @@ def scale_mismatch(section: Section, spec, factor: float = 100.0, max_values: in
     low, high = np.percentile(v, 0.5, axis=0), np.percentile(v, 99.5, axis=0)
     scale, center = np.asarray(spec.scale, np.float64), np.asarray(spec.center, np.float64)
     t_low, t_high = np.asarray(spec.lower) * scale + center, np.asarray(spec.upper) * scale + center
+    # a bound within rounding of 0 is 0 (a lower bound of 0 came back as 7.11e-15, and flagged a negated map by luck)
+    t_low, t_high = (np.where(np.abs(b) <= 1e-6 * np.abs([t_low, t_high]).max(0), 0.0, b) for b in (t_low, t_high))
     ratio = (high - low) / np.maximum(t_high - t_low, 1e-300)
-    outside = (high < t_low) | (low > t_high)  # the same spread, elsewhere: negated maps, an offset
+    # mostly below 0 where training never was: a negated map, whose zeros (background) lie inside the training range
+    negative = (t_low >= 0) & ((v < 0).sum(0) > 0.5 * (v != 0).sum(0))
+    outside = (high < t_low) | (low > t_high) | negative  # the same spread, elsewhere: negated maps, an offset
     return [{"channel": c, "low": float(low[c]), "high": float(high[c]), "trained": (float(t_low[c]), float(t_high[c])),
              "outside": bool(outside[c] and 1.0 / factor <= ratio[c] <= factor)}
             for c in range(len(ratio)) if c not in section.empty and t_high[c] > t_low[c]
