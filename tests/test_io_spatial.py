@@ -502,3 +502,21 @@ def test_an_empty_or_short_ibd_says_so(tmp_path, size, said):
     (tmp_path / "A.ibd").write_bytes(cont.with_suffix(".ibd").read_bytes()[:size])
     with pytest.raises(DataError, match=r"A\.imzML: " + said):
         imzml.read_ion_images(tmp_path / "A.imzML", [152.9], tolerance=0.2, unit="da")
+
+
+@pytest.mark.parametrize("declared", [300, 5000])
+def test_a_header_grid_far_larger_than_the_spectra_is_read_from_their_coordinates(tmp_path, caplog, declared):
+    """A 20 x 20 file whose header declares `max count of pixels` 300 read as 300 x 300 maps, 99.6 % without a
+    spectrum; one declaring 5000 was refused, blaming spectrum 19 as "a stray coordinate". Both are read on the
+    coordinates' grid with a warning; a declared margin of a few pixels (a section's border) is kept."""
+    mz = np.array([700.0, 710.0])
+    spectra = [(r, c, mz, np.array([r + 1.0, c + 1.0], np.float32)) for r in range(20) for c in range(20)]
+    for n in (declared, 22):
+        path = imzml.write_imzml(tmp_path / f"h{n}.imzML", spectra, shape=(n, n))
+        with caplog.at_level("WARNING"):
+            res = imzml.read_ion_images(path, mz, tolerance=0.1, unit="da")
+        want = 20 if n == declared else 22
+        assert res.values.shape == (want, want, 2) and res.mask.sum() == 400
+        assert res.values[19, 4, 0] == 20.0 and res.values[19, 4, 1] == 5.0
+    assert f"h{declared}.imzML: its header declares a grid of {declared} x {declared} pixels" in caplog.text
+    assert "span 20 x 20: read on the coordinates' grid" in caplog.text and "h22.imzML" not in caplog.text

@@ -13,7 +13,8 @@ total ion count (the sum of all its intensities), ``"rms"`` by its root mean squ
 keeps raw intensities. Pixel coordinates are imzML's 1-based (x, y): row ``y - 1``, column ``x - 1``; on the
 spectra's own grid, with a warning, where they step by more than 1 (a coarser raster) or fill less than a quarter of
 the grid from (1, 1) (a section cut from a larger raster; a margin around a section is kept, so that arrays of the
-raster beside it align); pixels without a spectrum are 0 and ``mask`` is False there.
+raster beside it align), and on the coordinates' grid, with a warning, where the header's ``max count of pixels``
+declares a grid over four times their extent; pixels without a spectrum are 0 and ``mask`` is False there.
 
 ``pyimzml`` is imported when a file is read or written, so ``import latentbridge.io`` stays light.
 """
@@ -192,6 +193,16 @@ def _grid(parser, path: Path) -> tuple[np.ndarray, tuple[int, int]]:
                         (rows.max() - rows.min()) // step[0] + 1, (cols.max() - cols.min()) // step[1] + 1)
         rows, cols = (rows - rows.min()) // step[0], (cols - cols.min()) // step[1]
         meta = {}  # the declared grid counts the whole raster's pixels
+    declared = (int(meta.get("max count of pixels y") or 0), int(meta.get("max count of pixels x") or 0))
+    extent = (int(rows.max()) + 1, int(cols.max()) + 1)
+    if max(declared[0], extent[0]) * max(declared[1], extent[1]) > 4 * extent[0] * extent[1]:
+        # a header of 300 x 300 for 20 x 20 spectra read as 99.6 % empty maps; of 5000, refused as a stray coordinate
+        if first_time(("imzml header grid", str(path))):
+            log.warning("%s: its header declares a grid of %d x %d pixels (max count of pixels x, y), but the spectra's "
+                        "coordinates span %d x %d: read on the coordinates' grid (a region cropped from a larger "
+                        "acquisition keeps the whole one's header)", path, declared[1], declared[0], extent[1],
+                        extent[0])
+        meta = {}
     h = max(int(rows.max()) + 1, int(meta.get("max count of pixels y") or 0))
     w = max(int(cols.max()) + 1, int(meta.get("max count of pixels x") or 0))
     rc = np.stack([rows, cols], axis=1)
