@@ -159,13 +159,25 @@ def test_earlier_outputs_inside_a_data_folder_are_left_out_and_named(tmp_path, c
               "samples/sample_000.png", "samples/grid.png"):
         (imgs / f).parent.mkdir(parents=True, exist_ok=True)
         (imgs / f).write_bytes(b"")
-    (imgs / "runs" / "a" / "config.json").write_text("{}")
+    (imgs / "runs" / "a" / "config.yaml").write_text("{}")
+    (imgs / "runs" / "a" / "checkpoints").mkdir()
     (imgs / "samples" / "settings.json").write_text("{}")
     (imgs / "cats" / "manifest.json").write_text("{}")  # what `data synth` writes beside its data: read
+    # a user's own folders holding names latentbridge writes too (a logger's config.json, a logs/ folder, a
+    # summary.json): read (any one of them alone left the whole folder out)
+    for f, what in (("dogs/config.json", "{}"), ("dogs/summary.json", "{}"), ("dogs/c.png", "")):
+        (imgs / f).parent.mkdir(parents=True, exist_ok=True)
+        (imgs / f).write_text(what)
+    (imgs / "dogs" / "logs").mkdir()
+    (imgs / "mld").mkdir()  # a latent diffusion run's samples: settings.json naming their conditions
+    (imgs / "mld" / "settings.json").write_text('{"condition_files": {}}')
+    (imgs / "mld" / "three").mkdir()
+    (imgs / "mld" / "three" / "mask.png").write_bytes(b"")
     with caplog.at_level("WARNING"):
-        assert [p.relative_to(imgs).as_posix() for p in list_folder(imgs)[0]] == ["a.png", "cats/b.png"]
-    assert (f"{imgs}: 2 folder(s) written by latentbridge left out (a run's plots and samples, an evaluation's examples "
-            "are no data): runs/a (config.json), samples (grid.png, settings.json)") in caplog.text
+        assert [p.relative_to(imgs).as_posix() for p in list_folder(imgs)[0]] == ["a.png", "cats/b.png", "dogs/c.png"]
+    assert (f"{imgs}: 3 folder(s) written by latentbridge left out (a run's plots and samples, an evaluation's examples "
+            "are no data): mld (settings.json), runs/a (checkpoints, config.yaml), samples (grid.png, settings.json)"
+            ) in caplog.text, caplog.text
     assert len(list_folder(imgs / "samples")[0]) == 2  # given itself: read
     rec = tmp_path / "rec"
     for f in ("x.wav", "day2/y.wav", "rebuilt/x_reconstructed.wav", "E/examples/x_in.wav"):
@@ -173,6 +185,7 @@ def test_earlier_outputs_inside_a_data_folder_are_left_out_and_named(tmp_path, c
         _tone(rec / f, 0.2)
     (rec / "rebuilt" / "reconstruct.json").write_text("{}")
     (rec / "E" / "metrics.json").write_text("{}")
+    (rec / "E" / "report.html").write_text("")
     (rec / "day2" / "manifest.json").write_text("{}")
     caplog.clear()
     with caplog.at_level("WARNING"):

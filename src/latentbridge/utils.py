@@ -192,11 +192,31 @@ OUTPUT_NAMES = frozenset({"config.json", "config.yaml", "model.safetensors", "ch
                           "scores.csv", "relationships.json", "reconstruct.json", "enhance.json"})
 
 
-def output_marks(names, data: bool = False) -> list[str]:
+#: what a folder below a data folder holds, all of one set, when an earlier command wrote it (a run, an unfinished
+#: run, an evaluation, samples, scores, reconstructions, an enhancement, an analysis, a judge): names a user's data
+#: holds too (a config.json, a logs/ or a summary.json beside the recordings) mark nothing alone
+DATA_OUTPUT_SIGNS = tuple(frozenset(s) for s in (
+    {"model.safetensors"}, {"config.yaml", "checkpoints"}, {"metrics.json", "report.html"},
+    {"settings.json", "samples.npz"}, {"settings.json", "grid.png"}, {"grid.png", "sample_0000.png"},
+    {"summary.json", "scores.csv"}, {"reconstruct.json"}, {"enhance.json"}, {"relationships.json"}, {"judge.json"}))
+
+
+def output_marks(names, data: bool = False, folder: Path | None = None) -> list[str]:
     """Which of ``names`` (what a folder holds at its top) mark it as a latentbridge output folder (:data:`OUTPUT_NAMES`);
-    empty for any other folder. ``data``: of the outputs that are no data (a synthetic data set, ``data synth``'s, is
-    marked by its ``manifest.json`` alone, and is data)."""
-    return sorted(set(names) & (OUTPUT_NAMES - {"manifest.json"} if data else OUTPUT_NAMES))
+    empty for any other folder. ``data``: a folder below a data folder, an output that is no data when it holds one of
+    :data:`DATA_OUTPUT_SIGNS` whole, or (``folder``) a latent diffusion run's samples: a ``settings.json`` naming their
+    condition files (a synthetic data set, ``data synth``'s, is data)."""
+    names = set(names)
+    if not data:
+        return sorted(names & OUTPUT_NAMES)
+    marks = sorted(set().union(*(sign for sign in DATA_OUTPUT_SIGNS if sign <= names)))
+    if not marks and folder is not None and "settings.json" in names:
+        try:
+            if "condition_files" in json.loads((Path(folder) / "settings.json").read_text(encoding="utf-8")):
+                marks = ["settings.json"]
+        except (OSError, ValueError):
+            pass
+    return marks
 
 
 def is_hidden(path: Path, root: Path) -> bool:
@@ -223,7 +243,8 @@ def walk_files(root: Path, recursive: bool = True):
             continue
         seen.add(real)
         if folder != str(root) and not is_hidden(Path(folder), root):
-            marks = ["the output folder of this command"] if real in OUTPUT_FOLDERS else output_marks(dirs + files, data=True)
+            marks = (["the output folder of this command"] if real in OUTPUT_FOLDERS
+                     else output_marks(dirs + files, data=True, folder=Path(folder)))
             if marks:
                 dirs[:] = []
                 outputs.append(f"{Path(folder).relative_to(root).as_posix()} ({', '.join(marks[:2])})")
