@@ -526,3 +526,9 @@ def test_training_csvs_are_aligned_by_their_header_names(axes_data, tmp_path, ca
     assert main(["anomaly", "fit", str(tmp_path / "train"), "--out", str(tmp_path / "m2"),
                  "-o", "audio.columns=[]"]) == 0
     assert json.loads((tmp_path / "m2" / "config.json").read_text())["transform"]["windowing"]["columns"] is None
+    # a header naming one column twice (time_s,acc,acc,acc) names no columns to match by: read by position, as before
+    # (every such file was refused as naming "other sensor columns than the others")
+    for f in train:
+        _columns(f, tmp_path / "dup" / f.name, "time_s,acc,acc,acc", [0, 1, 2, 3])
+    assert main(["anomaly", "fit", str(tmp_path / "dup"), "--out", str(tmp_path / "m_dup")]) == 0
+    assert json.loads((tmp_path / "m_dup" / "config.json").read_text())["transform"]["windowing"]["columns"] is None

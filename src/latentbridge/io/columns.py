@@ -55,8 +55,11 @@ def model_order(names: list[str] | None, model_names: list[str] | None, where, s
 def common_columns(named: dict) -> tuple[list[str] | None, list[str]]:
     """The sensor columns a model fitted on recordings whose header names are ``named`` (path -> names; empty: no
     header) reads: the set most of them name, in the order of the first file naming it; and the files (with their
-    names) that name another set. ``(None, [])`` when no file has a header, or when they hold different numbers of
-    columns (read by position: such recordings are mixed to one signal, or refused, by their channel counts)."""
+    names) that name another set. ``(None, [])`` when no file has a header of distinct names, or when they hold
+    different numbers of columns (read by position: such recordings are mixed to one signal, or refused, by their
+    channel counts)."""
+    # a header naming a column twice, or leaving one unnamed (time,acc,acc; time,,), names no columns to match by
+    named = {p: n for p, n in named.items() if n and len(set(n)) == len(n) and all(str(c).strip() for c in n)}
     sets = Counter(tuple(sorted(n)) for n in named.values() if n)
     if not sets or len({len(s) for s in sets}) > 1:
         return None, []
