@@ -324,6 +324,10 @@ def test_training_and_evaluation_errors_are_one_line(run, tissue, tmp_path, caps
         err = capsys.readouterr().err
         assert code == 2 and message in err and "Traceback" not in err, (argv, err)
     assert not any((tmp_path / n).exists() for n in ["a", "b", "c", "d", "mz0", "mz1", "mz2", "mz3"])  # nothing written
+    # a model folder saved with an m/z twice (trained before the rule) still loads: its config.json is signed
+    from latentbridge.config import validate
+
+    assert validate({"task": "spatial", "data": {"mz": [100.0, 100.0, 200.0]}}, "old/config.json").data.mz[1] == 100.0
 
 
 def test_training_from_imzml_files_in_mixed_precision(tissue, tmp_path):

@@ -25,7 +25,8 @@ class SpatialDataConfig(Section):
     ``imzml`` reads a synthetic folder's imzML files instead (the reader end to end)."""
     mz: list[float] | None = None
     """m/z values to image from imzML files (default: a synthetic folder's list); labels for arrays. Each a finite
-    number above 0, each once."""
+    number above 0; each once for a new training (:func:`latentbridge.tasks.spatial.fit`: a model saved with one twice
+    still loads)."""
 
     @field_validator("mz")
     @classmethod
@@ -34,8 +35,6 @@ class SpatialDataConfig(Section):
             return v
         if bad := [m for m in v if not (math.isfinite(m) and m > 0)]:  # NaN crashed the reader with an IndexError
             raise ValueError(f"{', '.join(f'{m:g}' for m in bad)}: an m/z must be a finite number above 0")
-        if twice := sorted({m for m in v if v.count(m) > 1}):  # two channels of one ion image, trained as two
-            raise ValueError(f"{', '.join(f'{m:g}' for m in twice)} given more than once: each m/z once")
         return v
     tolerance: float = Field(10.0, gt=0)
     tolerance_unit: Literal["ppm", "da"] = "ppm"

@@ -116,6 +116,8 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
     from latentbridge.training.fit import make_loader
 
     t0 = time.time()
+    if twice := sorted({m for m in cfg.data.mz or () if cfg.data.mz.count(m) > 1}):  # one ion image trained as two
+        raise ConfigError(f"data.mz: {', '.join(f'{m:g}' for m in twice)} given more than once: each m/z once")
     train_all, test, mz = load_sections(cfg.data)
     train, val = _split_validation(train_all, cfg.data.val_fraction, cfg.train.seed)
     channels = train[0].shape[2]
