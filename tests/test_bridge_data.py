@@ -612,6 +612,30 @@ def test_matlab_recordings_of_a_test(tmp_path):
         bridge.read_recording(root / "Data" / "Test_02" / "rec0.mat", vib(channels=[5]))
 
 
+def test_matlab_files_without_matlab_s_header_or_without_scipy(tmp_path, monkeypatch):
+    """An HDF5 file of the sensors written by another tool (no MATLAB header) failed with scipy's "Unknown mat file
+    type, version 0, 0"; it is read as MATLAB 7.3 files are. Without scipy (a small device's edge scorer) a .mat file
+    is named with what reads it (it was an ImportError blamed on the model)."""
+    import builtins
+
+    import h5py
+
+    from latentbridge.io.matfile import read_mat_recording
+
+    x = signal(3, 1000, seed=4)
+    with h5py.File(tmp_path / "plain.mat", "w") as f:
+        f["acc"] = x  # (3, T) as stored: MATLAB's column-major transposed back on reading
+        f["fs"] = np.array([[float(SR)]])
+    data, rate = read_mat_recording(tmp_path / "plain.mat")
+    assert rate == SR and data.shape == (1000, 3)
+    np.testing.assert_allclose(data, x.T, rtol=1e-6)
+    real = builtins.__import__
+    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name))
+                        if name.startswith("scipy") else real(name, *a, **k))
+    with pytest.raises(DataError, match=r"plain\.mat: reading a \.mat file needs the scipy package"):
+        read_mat_recording(tmp_path / "plain.mat")
+
+
 def test_inverted_masks_are_named(tmp_path, caplog):
     root = make_root(tmp_path, {"Test_01": {"extent": 0.3}, "Test_02": {"extent": 0.0}})
     for mask in (root / "Labels").rglob("*.png"):  # black crack on white

@@ -1,8 +1,8 @@
 """Score audio with an exported ONNX model using only numpy and onnxruntime (no torch).
 
 Meant for small devices such as a Raspberry Pi: copy the ``.onnx`` file, install
-``numpy onnxruntime`` (plus ``soxr`` to score recordings at another sample rate and ``soundfile``
-to read formats other than WAV), then::
+``numpy onnxruntime`` (plus ``soxr`` to score recordings at another sample rate, ``soundfile`` to read audio
+formats other than WAV and ``scipy`` for MATLAB files; vibration CSVs need nothing more), then::
 
     python -m latentbridge.edge model.onnx recording.wav [more.wav folder/ ...]
 
@@ -24,11 +24,12 @@ a time; the windows are those of the whole recording, to the bit.
 
 Checks: the same as ``anomaly score``, so the device refuses what the CLI refuses.
 
-* Files are read by :func:`latentbridge.io.read_audio` (mono mix, or the model's ``audio.channel``),
-  which names the file and the problem for: missing, a folder, an unsupported extension, empty,
+* Files are read in blocks with :func:`latentbridge.io.read_audio`'s checks (mono mix, or the model's
+  ``audio.channel``), which name the file and the problem for: missing, a folder, an unsupported extension, empty,
   unreadable, truncated (a WAV ``data`` chunk cut short), zero frames, NaN/inf samples, silence.
   Only when soundfile cannot be imported at all does a small standard-library WAV reader take
-  over (PCM 8/16/24/32-bit and IEEE float WAV; other formats need soundfile), with the same checks.
+  over for audio (PCM 8/16/24/32-bit and IEEE float WAV; other audio formats need soundfile), with the same
+  checks; vibration CSVs and MATLAB files are read as with it.
 * A file at another sample rate is resampled to the model's rate with
   :func:`latentbridge.io.resample` (soxr, as in training); one ``note:`` line on stderr says so.
 * The short-recording rule of :func:`latentbridge.io.check_recording_length`: a recording shorter
@@ -242,7 +243,7 @@ class EdgeScorer:
             notes.append(f"resampled from {sr} Hz to the model's {self.sample_rate} Hz"
                          + (f"; recorded below the model's band, it holds nothing between {sr / 2:g} and {top:g} Hz, "
                             "which scores it as unlike the training sound for that alone" if below_band(sr, top) else ""))
-        if self.channel is None and _soundfile_available() and blocks.channels > 1:
+        if self.channel is None and blocks.channels > 1:
             notes.append(f"mixed to one channel from {blocks.channels}: the model reads one channel")
         n = int(np.ceil(blocks.frames * float(self.sample_rate) / sr))  # resample's length
         lead, end = 0, n

@@ -88,17 +88,30 @@ def _hdf5_arrays(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def _numeric_arrays(path: Path) -> dict[str, np.ndarray]:
-    from scipy.io import loadmat
+def _hdf5_file(path: Path) -> dict[str, np.ndarray]:
+    """:func:`_hdf5_arrays`, its failures a DataError naming ``path``."""
+    try:
+        return _hdf5_arrays(path)
+    except ImportError:
+        raise DataError(path, "a MATLAB 7.3 (HDF5) file: reading it needs the h5py package (pip install h5py)") from None
+    except Exception as e:  # noqa: BLE001 - h5py raises OSError, KeyError... for damaged files
+        raise DataError(path, f"unreadable MATLAB 7.3 (HDF5) file ({type(e).__name__}: {e})") from None
 
+
+def _numeric_arrays(path: Path) -> dict[str, np.ndarray]:
+    try:
+        from scipy.io import loadmat
+    except ImportError:  # a small device's edge scorer: numpy alone
+        raise DataError(path, "reading a .mat file needs the scipy package (pip install scipy; h5py for MATLAB 7.3 "
+                              "files)") from None
     try:
         content = loadmat(str(path), simplify_cells=True)
     except NotImplementedError:  # version 7.3: an HDF5 file
-        try:
-            return _hdf5_arrays(path)
-        except Exception as e:  # noqa: BLE001 - h5py raises OSError, KeyError... for damaged files
-            raise DataError(path, f"unreadable MATLAB 7.3 (HDF5) file ({type(e).__name__}: {e})") from None
+        return _hdf5_file(path)
     except Exception as e:  # noqa: BLE001 - scipy raises ValueError, TypeError, OSError... for damaged files
+        with open(path, "rb") as f:  # an HDF5 file written without MATLAB's header (h5py, another tool)
+            if f.read(8) == b"\x89HDF\r\n\x1a\n":
+                return _hdf5_file(path)
         raise DataError(path, f"unreadable .mat file ({type(e).__name__}: {e})") from None
     out: dict[str, np.ndarray] = {}
     _flatten(content, "", out)  # less scipy's __header__, __version__, __globals__
