@@ -656,6 +656,26 @@ def test_a_tic_model_of_arrays_divides_imzml_inputs_by_the_same_sum(tissue, tmp_
     assert 1.2 < np.nanmedian(ratio) < 2.0  # the old reading: the whole spectrum's TIC, kept
 
 
+def test_an_older_model_of_mixed_sections_is_evaluated_on_each_file_s_own_sums(tissue, monkeypatch):
+    """A model saved before the record, trained on imzML and array sections together (a synthetic set whose manifest
+    gives some sections as imzML alone), divided each by its own kind's sum (an imzML pixel by its spectrum's TIC);
+    evaluate read the imzML ones by the channels' sum (the rule for a new training of such a set): maps on another
+    scale. PER_FILE keeps each file's."""
+    import latentbridge.data.spatial as spatial
+    from latentbridge.config.spatial_sections import SpatialDataConfig
+
+    entry = {"truth": None, "tissue": None, "split": "train"}
+    monkeypatch.setattr(spatial, "list_sections", lambda *a, **k: [
+        {**entry, "name": "section_01", "path": tissue / "section_01.npy"},
+        {**entry, "name": "section_02", "path": tissue / "section_02.imzML", "split": "test"}])
+    cfg = SpatialDataConfig(root=str(tissue), normalization="tic",
+                            mz=json.loads((tissue / "manifest.json").read_text())["mz"])
+    new, old = (spatial.load_sections(cfg, over)[1][0].values for over in (None, spatial.PER_FILE))
+    own = spatial.read_section(tissue / "section_02.imzML", mz=cfg.mz, normalization="tic", over="spectrum").values
+    np.testing.assert_allclose(old, own, rtol=1e-6, equal_nan=True)
+    assert np.nanmedian(new / old) > 1.2  # the channels' sum is smaller than the spectrum's: larger values
+
+
 def test_enhanced_counts_below_zero_are_named(run, tissue, tmp_path, caplog, monkeypatch):
     """Ion counts are 0 or more; an undertrained model's enhanced maps held 9 % negative values without a word."""
     import latentbridge.tasks.spatial as spatial

@@ -305,9 +305,15 @@ def _load_truth(path, shape, labels: list[str] | None = None) -> np.ndarray:
     return t
 
 
+#: ``load_sections``'s ``over`` for a model saved without the record: each section as its own kind of file sums (imzML
+#: its spectrum, an array its channels), as every model was trained before the record
+PER_FILE = "per file"
+
+
 def load_sections(data_cfg, over: str | None = None) -> tuple[list[Section], list[Section], list[float] | None]:
     """The training and test sections of a ``data`` config section, and the m/z list used; ``over``: what the
-    ``tic`` / ``rms`` normalisation sums over (a saved model's record; None: :func:`normalized_over` of the files)."""
+    ``tic`` / ``rms`` normalisation sums over (a saved model's record, or :data:`PER_FILE`; None: a new training's,
+    :func:`normalized_over` of the files)."""
     from latentbridge.data.spatial_labels import check_sections
 
     if not data_cfg.root:
@@ -332,7 +338,8 @@ def load_sections(data_cfg, over: str | None = None) -> tuple[list[Section], lis
                     _SUMS[data_cfg.normalization])
     for e in entries:
         s = read_section(e["path"], mz=mz, tolerance=data_cfg.tolerance, unit=data_cfg.tolerance_unit,
-                         normalization=data_cfg.normalization, over=over, mask=e.get("mask"), truth=e["truth"],
+                         normalization=data_cfg.normalization, mask=e.get("mask"), truth=e["truth"],
+                         over=normalized_over([e["path"]], data_cfg.normalization) if over == PER_FILE else over,
                          tissue=e["tissue"], name=e["name"])
         is_test = e["name"] in test_names if test_names else e["split"] == "test"
         (test if is_test else train).append(s)

@@ -94,7 +94,7 @@ def _section_means(rows: list[dict], keys) -> dict:
 
 
 def evaluate(run_dir: str | Path, data: str | None = None) -> SpatialEvaluation:
-    from latentbridge.data.spatial import list_sections, load_sections
+    from latentbridge.data.spatial import PER_FILE, list_sections, load_sections
     from latentbridge.metrics.spatial import enhancement_metrics
     from latentbridge.models.hub import load_model
     from latentbridge.data.spatial_labels import check_sections
@@ -117,7 +117,7 @@ def evaluate(run_dir: str | Path, data: str | None = None) -> SpatialEvaluation:
         if root is not None and not root.is_absolute() and not root.exists():  # "does not exist" named no cause
             raise DataError(root, f"the run's data.root, relative to the folder it was trained from, is not under "
                                   f"{Path.cwd()}: run evaluate from there, or give the sections with --data DIR")
-        _, sections, _ = load_sections(cfg.data, spec.normalized_over)
+        _, sections, _ = load_sections(cfg.data, spec.normalized_over or PER_FILE)
         scope = f"the test split of {cfg.data.root}"
     sections = [s for s in sections if s.truth is not None]
     if not sections:
@@ -127,7 +127,7 @@ def evaluate(run_dir: str | Path, data: str | None = None) -> SpatialEvaluation:
     tuning, untuned = [], ""
     if val_names:
         try:
-            train_all, _, _ = load_sections(cfg.data, spec.normalized_over)
+            train_all, _, _ = load_sections(cfg.data, spec.normalized_over or PER_FILE)
         except (DataError, ConfigError, OSError) as e:
             untuned = f" (the run's validation sections are not readable: {e})"
             log.warning("baselines at their default parameters%s", untuned)
