@@ -511,12 +511,13 @@ def test_a_header_grid_far_larger_than_the_spectra_is_read_from_their_coordinate
     coordinates' grid with a warning; a declared margin of a few pixels (a section's border) is kept."""
     mz = np.array([700.0, 710.0])
     spectra = [(r, c, mz, np.array([r + 1.0, c + 1.0], np.float32)) for r in range(20) for c in range(20)]
-    for n in (declared, 22):
+    for n in (declared, 22, 45):  # 45: a wide margin (5 times the area), still the file's own grid
         path = imzml.write_imzml(tmp_path / f"h{n}.imzML", spectra, shape=(n, n))
         with caplog.at_level("WARNING"):
             res = imzml.read_ion_images(path, mz, tolerance=0.1, unit="da")
-        want = 20 if n == declared else 22
+        want = 20 if n == declared else n
         assert res.values.shape == (want, want, 2) and res.mask.sum() == 400
         assert res.values[19, 4, 0] == 20.0 and res.values[19, 4, 1] == 5.0
     assert f"h{declared}.imzML: its header declares a grid of {declared} x {declared} pixels" in caplog.text
-    assert "span 20 x 20: read on the coordinates' grid" in caplog.text and "h22.imzML" not in caplog.text
+    assert "span 20 x 20: read on the coordinates' grid" in caplog.text
+    assert "h22.imzML" not in caplog.text and "h45.imzML" not in caplog.text

@@ -174,6 +174,11 @@ def _mode(parser, path: Path | None = None) -> str:
 SPARSEST_GRID = 50
 
 
+#: a header's declared grid over this many times the area the spectra's coordinates span is another acquisition's (a
+#: region cropped from it); up to it, a margin kept, so that arrays at the declared size (a clean map, a mask) align
+HEADER_GRID_AREA = 16
+
+
 def _grid(parser, path: Path) -> tuple[np.ndarray, tuple[int, int]]:
     xyz = np.asarray(parser.coordinates, dtype=np.int64)
     if xyz.shape[1] > 2 and len(np.unique(xyz[:, 2])) > 1:
@@ -195,7 +200,7 @@ def _grid(parser, path: Path) -> tuple[np.ndarray, tuple[int, int]]:
         meta = {}  # the declared grid counts the whole raster's pixels
     declared = (int(meta.get("max count of pixels y") or 0), int(meta.get("max count of pixels x") or 0))
     extent = (int(rows.max()) + 1, int(cols.max()) + 1)
-    if max(declared[0], extent[0]) * max(declared[1], extent[1]) > 4 * extent[0] * extent[1]:
+    if max(declared[0], extent[0]) * max(declared[1], extent[1]) > HEADER_GRID_AREA * extent[0] * extent[1]:
         # a header of 300 x 300 for 20 x 20 spectra read as 99.6 % empty maps; of 5000, refused as a stray coordinate
         if first_time(("imzml header grid", str(path))):
             log.warning("%s: its header declares a grid of %d x %d pixels (max count of pixels x, y), but the spectra's "
