@@ -624,6 +624,8 @@ def test_image_autoencoder_on_a_folder_of_colour_images(tmp_path):
     flat.mkdir()  # sub-folder"), where classes only split the error; read whole
     for f in sorted((tmp_path / "imgs" / "red").glob("*.png"))[:5]:
         shutil.copy(f, flat / f.name)
+    (flat / "notes").mkdir()  # a sub-folder of no image makes no class
+    (flat / "notes" / "readme.txt").write_text("shot on the bench")
     assert main(["evaluate", str(out), "--out", str(tmp_path / "eval_flat"), "--data", str(flat)]) == 0
     m = json.loads((tmp_path / "eval_flat" / "metrics.json").read_text())
     assert m["n_images"] == 5 and 0 < m["test_mse"] < 0.1 and not m.get("test_mse_per_class")
