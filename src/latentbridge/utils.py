@@ -282,9 +282,14 @@ def natural_key(name: str):
     return [(0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in re.split(r"(\d+)", name) if p]
 
 
+def counted(n: int, what: str) -> str:
+    """``n`` things in words: "1 file", "3 files"."""
+    return f"{n} {what}{'' if int(n) == 1 else 's'}"
+
+
 def channel_counts(pairs) -> str:
     """``(channels, files)`` pairs in words: "1 channel x4, 3 channels x2"."""
-    return ", ".join(f"{c} channel{'' if int(c) == 1 else 's'} x{n}" for c, n in pairs)
+    return ", ".join(f"{counted(c, 'channel')} x{n}" for c, n in pairs)
 
 
 def listed(items, n: int = 3, count: bool = False) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from latentbridge.training.fit import best_loss_text
+from latentbridge.utils import counted
 
 
 def _fitted(training: dict) -> str:
@@ -30,9 +31,9 @@ def model_card(cfg, anomaly: dict, data: dict, training: dict) -> str:
 {cfg.description or 'Acoustic anomaly detector trained on normal recordings only.'}
 
 ## Data
-- Training recordings: `{data['train_dir']}` ({_n(data['n_files'], 'file')}, {data['total_duration_s']:.1f} s;
-  {_n(data['n_train_files'], 'file')} / {_n(data['n_train_windows'], 'window')} for training,
-  {_n(data['n_val_files'], 'file')} / {_n(data['n_val_windows'], 'window')} held out for calibration)
+- Training recordings: `{data['train_dir']}` ({counted(data['n_files'], 'file')}, {data['total_duration_s']:.1f} s;
+  {counted(data['n_train_files'], 'file')} / {counted(data['n_train_windows'], 'window')} for training,
+  {counted(data['n_val_files'], 'file')} / {counted(data['n_val_windows'], 'window')} held out for calibration)
 - Skipped files: {len(data['skipped_files'])}; files shorter than one window (padded): {data.get('n_padded_files', 0)}
 - Stored as: {_codecs(data.get('codecs'))}
 
@@ -60,10 +61,6 @@ Trained on one set of normal conditions: a new microphone, position or machine c
 distribution, so recalibrate (`latentbridge anomaly calibrate MODEL_DIR NORMAL_DIR`) or refit before
 trusting the threshold there.
 """
-
-
-def _n(n: int, what: str) -> str:
-    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 def _channel_text(channel, n_read: int | None, survey: dict | None) -> str:
