@@ -296,6 +296,22 @@ def test_recordings_of_more_channels_than_training_are_named_when_mixed(fitted_m
                     "-o audio.channel=all)"], said
 
 
+def test_a_command_that_trains_nothing_never_replaces_a_trained_run(fitted_model, machine_data, tmp_path, capsys):
+    """`sample`/`evaluate`/`score --out runs/other --force` (a typo in --out) deleted that trained run, weights and
+    checkpoints, without a word; refused, the run untouched, with --force or without."""
+    other = tmp_path / "other"
+    shutil.copytree(fitted_model, other)
+    before = sorted(p.relative_to(other) for p in other.rglob("*"))
+    for force in ([], ["--force"]):
+        assert main(["anomaly", "score", str(fitted_model), str(machine_data / "test"), "--out", str(other),
+                     *force]) == 2
+        err = capsys.readouterr().err
+        assert f"{other}: a trained run (its model and checkpoints)" in err and "Traceback" not in err
+    assert sorted(p.relative_to(other) for p in other.rglob("*")) == before
+    assert main(["evaluate", str(fitted_model), "--out", str(other), "--force"]) == 2
+    assert (other / "model.safetensors").is_file()
+
+
 def test_windows_of_digital_silence_are_named_after_scoring(fitted_model, machine_data, tmp_path, caplog):
     """A recording mostly of digital zeros (a muted input, gaps written as zeros) was flagged without a word, where
     `listen` names digital silence as it comes."""

@@ -992,6 +992,8 @@ def test_a_link_to_a_folder_is_that_folder_for_locks_and_force(tmp_path, caplog)
         (folder / "model.safetensors").write_text("new")
     assert link.is_symlink() and (real / "model.safetensors").read_text() == "new" and not (real / "config.json").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    (real / "model.safetensors").unlink()  # an earlier output, not a trained run (which only a training replaces)
+    (real / "summary.json").write_text("{}")
     kept = tmp_path / ".run.old-999999"  # what a --force run killed by SIGKILL leaves
     kept.mkdir()
     with caplog.at_level(logging.WARNING, logger="latentbridge.outputs"):

@@ -144,8 +144,9 @@ def protect_arguments(args) -> None:
 
 
 def check_target(folder: Path, force: bool, what: str = "output folder", training: bool = False) -> None:
-    """Refuse ``folder`` as the command's output where it is the working folder or above it, a file, or a used folder
-    without ``force`` (``training``: a run it holds named with what ``--resume`` does for it)."""
+    """Refuse ``folder`` as the command's output where it is the working folder or above it, a file, a used folder
+    without ``force`` (``training``: a run it holds named with what ``--resume`` does for it), or, for a command that
+    trains nothing, a trained run even with ``force`` (a typo in --out deleted a model)."""
     here, where = Path.cwd().resolve(), Path(os.path.abspath(folder))
     if where == here or where in here.parents:  # `--out .`: its folder replaced as a whole, after all the work
         raise LatentbridgeError(f"{folder}: " + ("the folder this command runs in" if where == here else
@@ -154,19 +155,25 @@ def check_target(folder: Path, force: bool, what: str = "output folder", trainin
     if folder.exists() and not folder.is_dir():
         raise LatentbridgeError(f"{folder}: exists and is a file, not a folder (choose another {what})")
     if _is_nonempty_dir(folder):
+        trained = not training and ((folder / "model.safetensors").is_file() or resumable_run(folder))
         if not force:
             if training and resumable_run(folder):
                 raise LatentbridgeError(f"{folder}: " + (
                     "a trained run: --force replaces it; --resume with a larger train.max_epochs trains it further"
                     if (folder / "model.safetensors").is_file() else
                     "an unfinished training: --resume continues it, --force replaces it"))
-            raise LatentbridgeError(f"{folder}: exists and is not empty (use --force to replace it)")
+            raise LatentbridgeError(f"{folder}: " + (f"a trained run (its model and checkpoints): write this command's "
+                                                     f"output to another {what}" if trained else
+                                                     "exists and is not empty (use --force to replace it)"))
         where = folder.resolve()
         held = sorted(p for p in _INPUTS if p == where or where in p.parents)
         if held:
             what_held = "is" if held[0] == where else f"holds {held[0]}, which is"
             raise LatentbridgeError(f"{folder}: --force would replace it, and it {what_held} an input of this "
                                     f"command; write to another {what} (nothing was changed)")
+        if trained:  # a typo in --out deleted a model, weights and checkpoints
+            raise LatentbridgeError(f"{folder}: a trained run (its model and checkpoints): this command's --force "
+                                    f"would delete it; write to another {what} (nothing was changed)")
         names = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
         if not output_marks(n.rstrip("/") for n in names):
             raise LatentbridgeError(f"{folder}: --force replaces an earlier output of latentbridge, and this folder "
@@ -201,7 +208,7 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
                 raise LatentbridgeError(f"{folder}: nothing to resume (no such folder)")
             yield folder
             return
-        check_target(folder, force)
+        check_target(folder, force, training=in_place)  # in place: a training's run folder
         if in_place:
             old = folder.parent / f".{folder.name}.old-{os.getpid()}" if _is_nonempty_dir(folder) else None
             existed = folder.is_dir()
