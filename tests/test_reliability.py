@@ -530,6 +530,11 @@ def test_threshold_changes_through_calibrate_only(fitted_model, machine_data, tm
                  "--method", "quantile", "--false-alarm-rate", "0.1"]) == 0
     new = json.loads((model / "config.json").read_text())["anomaly"]
     assert new["method"] == "quantile" and new["threshold"] != 0.125 and "3 files" in new["calibrated_on"]
+    # a rate of 0.001 from a few windows: about their highest score, the rate unmeasured (it was kept without a word)
+    assert main(["anomaly", "calibrate", str(model), str(machine_data / "train" / "normal"),
+                 "--method", "quantile", "--false-alarm-rate", "0.001"]) == 0
+    new = json.loads((model / "config.json").read_text())["anomaly"]
+    assert f"a false-alarm rate of 0.001 rests on {new['n_calibration_windows']} normal windows" in new["warning"]
     assert main(["anomaly", "calibrate", str(model)]) == 2  # neither recordings nor --threshold
     before = (model / "config.json").read_bytes()
     capsys.readouterr()

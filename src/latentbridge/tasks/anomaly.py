@@ -202,6 +202,12 @@ def _calibration(model, features: np.ndarray, anomaly_cfg, method: str | None = 
                            "scores spread: expect false alarms; calibrate on a folder of more normal recordings "
                            "(`latentbridge anomaly calibrate MODEL_DIR NORMAL_DIR`)")
         log.warning(info["warning"])
+    elif method == "quantile" and far * len(scores) < 1:  # the quantile is the highest score: its rate unmeasured
+        info["warning"] = (f"a false-alarm rate of {far:g} rests on {len(scores)} normal windows, fewer than one false "
+                           f"alarm's worth ({1 / far:.0f}): the threshold is about their highest score and the rate "
+                           "is not measured; calibrate on more normal recordings, or ask for a rate of at least "
+                           f"{1 / len(scores):.2g}")
+        log.warning(info["warning"])
     if score in SAMPLED_SCORES:  # ONNX exports MSE for sampled scores
         info["mse_threshold"] = calibrate_threshold(score_features(model, features, "mse"), method=method, k=k,
                                                     false_alarm_rate=far)["threshold"]
