@@ -25,10 +25,13 @@ Route-specific keys carry the route's suffix (``_bridge``); the ceilings and rea
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,6 +46,10 @@ class DigitJudges:
     train_audio: np.ndarray  # (M, 1, F, T): the log-mels of the training clips
 
 
+#: a digit classifier reading its own test set below this is named as a weak judge wherever it judges
+WEAK_JUDGE = 0.9
+
+
 def digit_judges(cfg, spec) -> DigitJudges:
     """The classifiers, the waveform judge and the training references of a digits config."""
     from latentbridge.data.digits import images_to_float, training_images
@@ -50,6 +57,12 @@ def digit_judges(cfg, spec) -> DigitJudges:
     from latentbridge.tasks.judges import load_waveform_judge
 
     (mnist, mnist_info), (fsdd, fsdd_info) = classifiers(cfg, spec)
+    for what, name, info in (("images", "mnist", mnist_info), ("spoken digits", "fsdd", fsdd_info)):
+        acc = info.get("test_accuracy")
+        if acc is not None and acc < WEAK_JUDGE:  # a judge of 0.43 read coherence at chance without a word
+            log.warning("the %s classifier that judges generated %s reads its own test set at %.2f: coherence and "
+                        "class figures through it are bounded by that (a judge worth its name: latentbridge "
+                        "classifier train %s --epochs N, N larger)", name.upper(), what, acc, name)
     images, _ = training_images(cfg.digits, cfg.train.seed)
     train, _ = pairs(cfg, "train")
     _, first = np.unique(train.clip, return_index=True)
