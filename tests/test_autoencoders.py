@@ -942,3 +942,17 @@ def test_another_folder_of_light_drawings_is_read_on_black_and_named(tmp_path, c
     assert reading["background"] == "black"
     assert read_image(files[0], background=reading["background"]).max() == 255
     assert "its transparent drawings are light ink, read on black (the run's training drawings were dark" in caplog.text
+
+
+def test_the_music_preset_on_a_plain_folder_says_how_to_read_it(tmp_path, capsys):
+    """`mel_ae_music.yaml` on a folder of songs (no <track>/vocals.wav) was refused with the MUSDB layout alone; the
+    plain folder's setting is named (it trains with it)."""
+    import soundfile as sf
+
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    sf.write(songs / "a.wav", np.zeros((22050, 2), np.float32) + 0.1 * np.sin(np.arange(22050) / 9.0)[:, None], 22050)
+    assert main(["train", "--config", str(REPO / "configs" / "mel_ae_music.yaml"), "-o", f"data.train_dir={songs}",
+                 "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert "no <track>/{vocals}.wav files" in err and "a plain folder of recordings: -o data.stems=null" in err

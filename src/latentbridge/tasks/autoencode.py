@@ -102,7 +102,8 @@ def recordings(root, stems: list[str] | None, *, stems_required: bool = True, sp
         if files or stems_required:
             if not files:
                 raise DataError(root, f"no <track>/{{{','.join(stems)}}}.wav files (MUSDB-style layout: ROOT/<track>/"
-                                      "vocals.wav, or MUSDB18's ROOT/train/<track>/ and ROOT/test/<track>/)")
+                                      "vocals.wav, or MUSDB18's ROOT/train/<track>/ and ROOT/test/<track>/); a plain "
+                                      "folder of recordings: -o data.stems=null")
             return files
     return list_audio_files(root)
 
