@@ -826,12 +826,25 @@ def test_reconstruct_names_inputs_below_the_band_and_mixed_down(audio_run, tmp_p
     assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["recorded_below_band"] == ["low.wav (4000 Hz)"]
 
 
+def _images_evaluate_reads(monkeypatch) -> list:
+    """The images each ``evaluate --data`` reads from the other folder (``every_image``), in a list it fills."""
+    import latentbridge.data.images as images_mod
+
+    read, every_image = [], images_mod.every_image
+
+    def spy(*args, **kwargs):
+        found = every_image(*args, **kwargs)
+        read.append(found[0].images)
+        return found
+
+    monkeypatch.setattr(images_mod, "every_image", spy)
+    return read
+
+
 def test_evaluate_data_reads_another_folder_as_the_run_read_its_own(tmp_path, monkeypatch):
     """`evaluate --data` re-derived the bit depth for the other folder: 12-bit frames whose largest value is 1000 read
     as 10-bit ones, 4x brighter than training read the same camera (400 read 100, not 25)."""
     from PIL import Image
-
-    import latentbridge.data.images as images_mod
 
     rng = np.random.default_rng(0)
     for name, spot, n in (("train12", 4000, 12), ("dim12", 1000, 4)):  # one camera's 12-bit frames, in 16-bit PNGs
@@ -846,15 +859,7 @@ def test_evaluate_data_reads_another_folder_as_the_run_read_its_own(tmp_path, mo
                  "data.source=folder", "-o", f"data.root={tmp_path / 'train12'}", "-o", "data.image_size=16", "-o",
                  "model.channels=[8,16]", "-o", "train.max_epochs=1", "-o", "train.progress_bar=false"]) == 0
     assert json.loads((out / "config.json").read_text())["data"]["reading"]["grey_bits"] == 12
-    read = []
-    every_image = images_mod.every_image
-
-    def spy(*args, **kwargs):
-        found = every_image(*args, **kwargs)
-        read.append(found[0].images)
-        return found
-
-    monkeypatch.setattr(images_mod, "every_image", spy)
+    read = _images_evaluate_reads(monkeypatch)
     assert main(["evaluate", str(out), "--data", str(tmp_path / "dim12"), "--out", str(tmp_path / "ev")]) == 0
     assert np.unique(read[0]).tolist() == [25, 62]  # 400 and 1000 of 4095, as training read them (100 and 249)
 
@@ -867,8 +872,6 @@ def test_evaluate_data_judges_what_the_run_never_decided_from_the_other_folder(t
     import logging
 
     from PIL import Image, ImageDraw
-
-    import latentbridge.data.images as images_mod
 
     def folder(name):
         (tmp_path / name).mkdir()
@@ -896,15 +899,7 @@ def test_evaluate_data_judges_what_the_run_never_decided_from_the_other_folder(t
                  "model.channels=[8,16]", "-o", "train.max_epochs=1", "-o", "train.progress_bar=false"]) == 0
     saved = json.loads((run / "config.json").read_text())["data"]["reading"]
     assert saved["background"] is None and saved["grey_bits"] is None  # nothing of either to decide
-    read = []
-    every_image = images_mod.every_image
-
-    def spy(*args, **kwargs):
-        found = every_image(*args, **kwargs)
-        read.append(found[0].images)
-        return found
-
-    monkeypatch.setattr(images_mod, "every_image", spy)
+    read = _images_evaluate_reads(monkeypatch)
     assert main(["evaluate", str(run), "--data", str(icons), "--out", str(tmp_path / "ev1")]) == 0
     assert read[0].max() == 255 and read[0].min() < 40  # dark strokes on white (all 0 before)
     assert main(["evaluate", str(run), "--data", str(frames), "--out", str(tmp_path / "ev2")]) == 0
