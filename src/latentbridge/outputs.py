@@ -143,10 +143,12 @@ def protect_arguments(args) -> None:
     protect_inputs(o.split("=", 1)[1] for o in getattr(args, "override", None) or [] if "=" in o)
 
 
-def check_target(folder: Path, force: bool, what: str = "output folder", training: bool = False) -> None:
+def check_target(folder: Path, force: bool, what: str = "output folder", training: bool = False,
+                 trains: bool = False) -> None:
     """Refuse ``folder`` as the command's output where it is the working folder or above it, a file, a used folder
     without ``force`` (``training``: a run it holds named with what ``--resume`` does for it), or, for a command that
-    trains nothing, a trained run even with ``force`` (a typo in --out deleted a model)."""
+    trains nothing (neither ``training`` nor ``trains``), a trained run even with ``force`` (a typo in --out deleted a
+    model)."""
     here, where = Path.cwd().resolve(), Path(os.path.abspath(folder))
     if where == here or where in here.parents:  # `--out .`: its folder replaced as a whole, after all the work
         raise LatentbridgeError(f"{folder}: " + ("the folder this command runs in" if where == here else
@@ -155,7 +157,7 @@ def check_target(folder: Path, force: bool, what: str = "output folder", trainin
     if folder.exists() and not folder.is_dir():
         raise LatentbridgeError(f"{folder}: exists and is a file, not a folder (choose another {what})")
     if _is_nonempty_dir(folder):
-        trained = not training and ((folder / "model.safetensors").is_file() or resumable_run(folder))
+        trained = not (training or trains) and ((folder / "model.safetensors").is_file() or resumable_run(folder))
         if not force:
             if training and resumable_run(folder):
                 raise LatentbridgeError(f"{folder}: " + (
@@ -208,7 +210,7 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
                 raise LatentbridgeError(f"{folder}: nothing to resume (no such folder)")
             yield folder
             return
-        check_target(folder, force, training=in_place)  # in place: a training's run folder
+        check_target(folder, force, trains=in_place)  # in place: a training's run folder
         if in_place:
             old = folder.parent / f".{folder.name}.old-{os.getpid()}" if _is_nonempty_dir(folder) else None
             existed = folder.is_dir()
