@@ -511,6 +511,20 @@ def test_a_spoken_digit_condition_too_short_or_of_many_words_is_named(tmp_path, 
         assert spoken_digit_features(tmp_path / "five.wav", spec).shape[:2] == (1, 1)
     assert "five.wav: 4.4 s of sound once its quiet is trimmed; the model reads one 1-s spoken digit, so only the " \
            "middle 1 s is used" in caplog.text
+    # one word, 0.9 s of quiet, a click: 1.3 s kept by the trimming, cut to its middle second without a word (under
+    # 1.5 s's warning); the same word alone and at -84 dBFS peak (read as a confident wrong digit): named
+    click = np.zeros(int(1.3 * sr), np.float32)
+    click[:int(0.4 * sr)] = words[:int(0.4 * sr)]
+    click[-10:] = 0.5
+    write_wav(tmp_path / "click.wav", click, sr)
+    write_wav(tmp_path / "word.wav", click[:int(0.4 * sr)], sr)
+    write_wav(tmp_path / "quiet.wav", click[:int(0.4 * sr)] * 10 ** (-74 / 20), sr)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        for name in ("click", "word", "quiet"):
+            spoken_digit_features(tmp_path / f"{name}.wav", spec)
+    assert "click.wav: 1.3 s of sound once its quiet is trimmed" in caplog.text and "a click or breath" in caplog.text
+    assert "word.wav" not in caplog.text and "quiet.wav: very quiet (peak -84 dBFS)" in caplog.text, caplog.text
     import soundfile as sf
 
     tone = 0.3 * np.sin(2 * np.pi * 500 * np.arange(2000) / 4000)

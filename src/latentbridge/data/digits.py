@@ -68,6 +68,10 @@ def _say_conversions(path, spec) -> None:
                  if info.channels > 1 else "")
 
 
+#: a user's spoken digit peaking below this (dBFS) is named: its features lie near their floor
+QUIET_CONDITION_DBFS = -70.0
+
+
 def load_clips(paths, spec, strict: bool = True, trim: dict | None = None) -> np.ndarray:
     """(N, clip samples) float32 mono clips at the spec's rate.
 
@@ -95,10 +99,16 @@ def load_clips(paths, spec, strict: bool = True, trim: dict | None = None) -> np
                 raise DataError(p, f"too short for a spoken digit: {wave.shape[-1] / sr:.3g} s; a recording of one "
                                    f"must last at least {least / sr:.3g} s")
             _say_conversions(p, spec)
+            peak = 20 * np.log10(max(float(np.abs(wave).max()), 1e-12))
+            if peak < QUIET_CONDITION_DBFS:  # at -84 dBFS read as a confident wrong digit, without a word
+                log.warning("%s: very quiet (peak %.0f dBFS): its spectrogram lies near the features' floor, where "
+                            "the model reads little of the word (what is drawn from it may be of another digit); "
+                            "record it louder, or raise its level", p, peak)
             wave = trim_silence(wave.reshape(-1), sr, **trim)
-            if wave.shape[-1] > 1.5 * length:
+            if wave.shape[-1] > 1.05 * length:  # (a click 1.2 s after the word kept 1.5 s, cut to 1 s silently)
                 log.warning("%s: %.3g s of sound once its quiet is trimmed; the model reads one %.3g-s spoken "
-                            "digit, so only the middle %.3g s is used (cut the recording to one word)", p,
+                            "digit, so only the middle %.3g s is used (a longer word, several words, or a click or "
+                            "breath beside the word: cut the recording to one word)", p,
                             wave.shape[-1] / sr, length / sr, length / sr)
         elif wave.shape[-1] > length:  # centre-cropped: its quiet first trimmed, so that the crop keeps the word
             wave = trim_silence(wave.reshape(-1), sr, **CONDITION_TRIM)
