@@ -951,3 +951,17 @@ def test_the_music_preset_on_a_plain_folder_says_how_to_read_it(tmp_path, capsys
                  "--out", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err
     assert "no <track>/{vocals}.wav files" in err and "a plain folder of recordings: -o data.stems=null" in err
+
+
+def test_an_undefined_pesq_or_stoi_says_why(caplog):
+    """`audio reconstruct` printed stoi=nan for a 0.3-s word without a reason (reconstruct.json: stoi_nan 1 alone)."""
+    from latentbridge.tasks.autoencode import safe_audio_metrics
+
+    sr, dur = 16000, 0.3
+    t = np.arange(int(dur * sr)) / sr
+    x = (0.3 * np.sin(2 * np.pi * 300 * t) * np.sin(np.pi * t / dur)).astype(np.float32)[None]
+    with caplog.at_level("WARNING"):
+        m = safe_audio_metrics(x, x, sr, "word.wav")
+    assert m["stoi_nan"] == 1 and np.isnan(m["stoi"]) and np.isfinite(m["pesq"])
+    assert "word.wav: STOI undefined for 1 of 1: STOI found too little speech once its silent frames were dropped" \
+        in caplog.text and "PESQ undefined" not in caplog.text

@@ -166,13 +166,20 @@ def safe_audio_metrics(est: np.ndarray, ref: np.ndarray, sr: int, source: str = 
     from latentbridge.metrics import signal
 
     try:
-        return signal.audio_metrics(est, ref, sr)
+        out = signal.audio_metrics(est, ref, sr)
     except ValueError as e:
         log.warning("%sPESQ/STOI skipped: %s", f"{source}: " if source else "", e)
         m = lambda fn: float(np.mean(fn(est, ref)))  # noqa: E731
         return {"n": int(np.prod(est.shape[:-1])), "si_sdr": m(signal.si_sdr), "snr": m(signal.snr),
                 "lsd": m(signal.log_spectral_distance), "mae": m(signal.mae), "mse": m(signal.mse),
                 "cosine": m(signal.cosine_similarity), "pesq": None, "stoi": None}
+    for key, why in (("pesq", "PESQ found no speech in the reference (silence, or a sound it does not take for "
+                              "speech: music, machines)"),
+                     ("stoi", "STOI found too little speech once its silent frames were dropped")):
+        if out.get(f"{key}_nan"):  # printed as nan without a reason
+            log.warning("%s%s undefined for %d of %d: %s", f"{source}: " if source else "", key.upper(),
+                        out[f"{key}_nan"], out["n"], why)
+    return out
 
 
 @dataclass
