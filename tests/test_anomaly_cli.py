@@ -312,6 +312,26 @@ def test_a_command_that_trains_nothing_never_replaces_a_trained_run(fitted_model
     assert (other / "model.safetensors").is_file()
 
 
+def test_calibrating_a_trained_detector_on_its_training_recordings_is_named(fitted_model, machine_data, tmp_path,
+                                                                            caplog):
+    """`anomaly calibrate RUN TRAIN_DIR` of a VAE or mel autoencoder: it reconstructs the recordings it trained on
+    better than new ones, and the threshold came out low without a word. The files its record names as trained on
+    (not those it held out) are named; other normal recordings are not."""
+    model = tmp_path / "m"
+    shutil.copytree(fitted_model, model)
+    record = json.loads((model / "logs" / "data_files.json").read_text())
+    n_trained = len(record["files"]) - len(record["held_out"])
+    assert n_trained > 0 and record["held_out"]
+    with caplog.at_level("WARNING"):
+        assert main(["anomaly", "calibrate", str(model), str(machine_data / "train" / "normal")]) == 0
+    n_files = len(list((machine_data / "train" / "normal").glob("*.wav")))
+    assert f"{n_trained} of the {n_files} calibration recordings are ones the model was trained on" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(["anomaly", "calibrate", str(model), str(machine_data / "test" / "normal")]) == 0
+    assert "the model was trained on" not in caplog.text
+
+
 def test_windows_of_digital_silence_are_named_after_scoring(fitted_model, machine_data, tmp_path, caplog):
     """A recording mostly of digital zeros (a muted input, gaps written as zeros) was flagged without a word, where
     `listen` names digital silence as it comes."""

@@ -333,6 +333,7 @@ def _calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | N
         ex = det.extractor()
         ex.refuse_below_band = True
         wf = ex.extract(normal_paths, skip_bad=skip_bad, files=list_normal_files(normal_paths, "calibration"))
+        _warn_trained_on(model_dir, wf.files)
         where = ", ".join(map(str, normal_paths if isinstance(normal_paths, (list, tuple)) else [normal_paths]))
         info, _ = _calibration(det.model, wf.features, det.anomaly_config, method, k, false_alarm_rate,
                                score or det.method, source=(where, "the calibration recordings",
@@ -343,6 +344,19 @@ def _calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | N
         if det.cfg.task == "anomaly" and info.get("data") else None
     update_info(model_dir, {"anomaly": new}, card=card)
     return CalibrationResult(Path(model_dir), old, float(new["threshold"]), new)
+
+
+def _warn_trained_on(model_dir, files) -> None:
+    """Name the calibration recordings a trained model fitted itself to (its record of them:
+    :func:`~latentbridge.training.fit.trained_files`): it reconstructs them better than new normal recordings."""
+    from latentbridge.training.fit import trained_files
+
+    seen = trained_files(Path(model_dir)) or set()
+    own = [f for f in files if str(Path(f).resolve()) in seen]
+    if own:
+        log.warning("%d of the %d calibration recordings are ones the model was trained on (%s): it fits them better "
+                    "than new normal recordings, so the threshold comes out low (false alarms); calibrate on normal "
+                    "recordings it was not trained on", len(own), len(files), listed(file_names(own)))
 
 
 # ----------------------------------------------------------------------------- score

@@ -24,12 +24,13 @@ class TrainingRun:
     resume: bool
     outcome: object = None
     data_files: list | None = None  # the files the run reads, recorded for a resume's check (trained runs only)
+    held_out: list | None = None  # those of them held out of training (validation), recorded with them
 
     def fit(self, model, train_loader, val_loader=None, beta: bool = True, callbacks=()):
         from latentbridge.training.fit import fit_model, is_launched_child, record_data
 
         if self.data_files is not None and not is_launched_child():
-            record_data(self.dir, self.data_files)
+            record_data(self.dir, self.data_files, self.held_out)
         self.outcome = fit_model(model, self.cfg, self.dir, train_loader, val_loader, resume=self.resume, beta=beta,
                                  callbacks=callbacks)
         return self.outcome
@@ -173,6 +174,7 @@ def feature_training(cfg, out_dir, paths, *, resume: bool = False, force: bool =
     }
     listed_files = list(wf.files) + [Path(p) for p, _ in wf.skipped]
     with training_run(cfg, out_dir, resume=resume, force=force, data_files=listed_files) as run:
+        run.held_out = list(val_wf.files)
         shape = tuple(train_wf.features.shape[1:])
         data = cfg.model_data(shape) if hasattr(cfg, "model_data") else {"input_shape": shape}
         model = build_model(cfg.model, **data)

@@ -171,14 +171,27 @@ def data_listing(files) -> dict[str, int]:
     return out
 
 
-def record_data(folder: Path, files) -> None:
-    """Record ``files`` (:func:`data_listing`) as the data of the trained run in ``folder``, unless it holds a record
-    (a resume)."""
+def record_data(folder: Path, files, held_out=None) -> None:
+    """Record ``files`` (:func:`data_listing`) as the data of the trained run in ``folder``, with those of them
+    ``held_out`` from training (validation), unless it holds a record (a resume)."""
     from latentbridge.utils import atomic_write_json
 
     if not (folder / DATA_RECORD).is_file():
         (folder / DATA_RECORD).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(folder / DATA_RECORD, {"files": data_listing(files)})
+        atomic_write_json(folder / DATA_RECORD, {"files": data_listing(files),
+                                                 "held_out": sorted(str(Path(f).resolve()) for f in held_out or ())})
+
+
+def trained_files(folder: Path) -> set[str] | None:
+    """The files (resolved paths) the run in ``folder`` trained on, by its record: those it read less those it held
+    out; None without a record (a closed-form model, a run from before the record)."""
+    import json
+
+    try:
+        record = json.loads((Path(folder) / DATA_RECORD).read_text(encoding="utf-8"))
+        return set(record["files"]) - set(record.get("held_out") or ())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def check_same_data(folder: Path, files) -> None:
