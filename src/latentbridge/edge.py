@@ -76,7 +76,6 @@ from latentbridge.io import (  # numpy only at import time
     check_recording_length,
     cut_windows,
     list_audio_files,
-    read_audio,
 )
 from latentbridge.io.audio import is_table, rate_problem
 from latentbridge.io.blockread import RecordingBlocks, resampled_to
@@ -345,21 +344,9 @@ def open_recording(path: str | Path, channel: int | str | None = None, expect_ch
 def read_recording(path: str | Path, channel: int | str | None = None,
                    expect_channels: int | None = None, csv_rate: float | None = None) -> tuple[np.ndarray, int]:
     """Mono (or channel ``channel``, or every channel of the ``expect_channels`` a ``channel="all"`` model reads)
-    float32 samples and the file's rate, checked like training, whole.
-
-    :func:`latentbridge.io.read_audio` when soundfile can be imported, else the standard-library
-    WAV reader :func:`_read_wav_stdlib` with the same checks. Raises DataError naming the file.
-    """
-    if _soundfile_available():
-        return read_audio(path, mono=channel is None, channel=channel, expect_channels=expect_channels,
-                          csv_rate=csv_rate)
-    return _read_wav_stdlib(path, channel=channel, expect_channels=expect_channels)
-
-
-def _read_wav_stdlib(path: str | Path, channel: int | str | None = None,
-                     expect_channels: int | None = None) -> tuple[np.ndarray, int]:
-    """The samples of :func:`_wav_stdlib`'s recording, whole, and its rate."""
-    blocks = _wav_stdlib(path, channel, expect_channels)
+    float32 samples and the file's rate, checked like training, whole: :func:`open_recording`'s blocks (the samples
+    :func:`latentbridge.io.read_audio` gives). Raises DataError naming the file."""
+    blocks = open_recording(path, channel=channel, expect_channels=expect_channels, csv_rate=csv_rate)
     return blocks.whole(), blocks.sample_rate
 
 
