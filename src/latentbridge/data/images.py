@@ -274,13 +274,18 @@ def _report_left_out(root: Path, files: list[Path], others: list[Path], class_fo
                         root, len(empty), listed(empty, 5))
 
 
-def _folder(data_cfg, seed: int, reading: dict | None = None) -> tuple[ImageSet, ImageSet, dict]:
+def _folder(data_cfg, seed: int, reading: dict | None = None,
+            classes_optional: bool = False) -> tuple[ImageSet, ImageSet, dict]:
+    """``classes_optional``: with ``data.class_folders``, a folder whose images all lie at its top is read without
+    classes (an autoencoder's evaluation, where classes only split the error) instead of refused."""
     from latentbridge.io.images import list_folder, read_image, reading_for, set_reading
 
     if not data_cfg.root:
         raise ConfigError("data.root: no image folder given")
     root = Path(data_cfg.root)
     files, others = list_folder(root)
+    class_folders = data_cfg.class_folders and not (classes_optional and all(
+        len(p.relative_to(root).parts) == 1 for p in files))
     side = int(data_cfg.image_size)
     images, bad = [], []
     # drawings on a transparent canvas (ink in the alpha channel) on the opposite of the set's ink, as a condition
@@ -297,10 +302,10 @@ def _folder(data_cfg, seed: int, reading: dict | None = None) -> tuple[ImageSet,
     if bad:
         raise DataError(root, f"{len(bad)} of {len(files)} images cannot be read: " + named_problems(bad))
     _report_conversions(root, files, side, data_cfg.channels, data_cfg.fit)
-    _report_left_out(root, files, others, data_cfg.class_folders, data_cfg.conditions)
+    _report_left_out(root, files, others, class_folders, data_cfg.conditions)
     images = np.stack(images)
     labels, names = None, []
-    if data_cfg.class_folders:
+    if class_folders:
         top = []
         for p in files:
             parts = p.relative_to(root).parts
@@ -338,7 +343,7 @@ def load_image_data(data_cfg, seed: int) -> ImageData:
 
 
 def every_image(data_cfg, root: str, seed: int, classes: list[str] | None = None,
-                reading: dict | None = None) -> tuple[ImageSet, dict]:
+                reading: dict | None = None, classes_optional: bool = False) -> tuple[ImageSet, dict]:
     """Every image of the folder ``root`` read as ``data_cfg`` reads its own (size, channels, fit, classes), as the test
     set of an evaluation on other data (``evaluate --data DIR``: the whole folder, not a split of it). With
     ``data.class_folders`` and the run's ``classes``, a class folder the run did not know is an error naming it, the
@@ -348,8 +353,9 @@ def every_image(data_cfg, root: str, seed: int, classes: list[str] | None = None
     training images), so that a raw value reads as it did in training: the folder's own bit depth read 12-bit frames
     whose largest value is 1000 as 10-bit ones, 4x brighter; what the run never decided (a backdrop for transparent
     images, a bit depth) judged from this folder (:func:`~latentbridge.io.images.reading_for`; None: the folder's
-    own)."""
-    full, _, info = _folder(data_cfg.model_copy(update={"root": root, "test_fraction": 0.0}), seed, reading)
+    own). ``classes_optional``: :func:`_folder`'s."""
+    full, _, info = _folder(data_cfg.model_copy(update={"root": root, "test_fraction": 0.0}), seed, reading,
+                            classes_optional)
     info.pop("files")
     if data_cfg.class_folders and classes and full.labels is not None:
         known = [str(c) for c in classes]

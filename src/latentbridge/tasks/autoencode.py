@@ -347,16 +347,12 @@ def _fit_image(cfg, out_dir: Path, resume: bool, force: bool) -> FitResult | Non
 
 def _evaluate_image(saved, data: str | None) -> ImageEvaluation:
     from latentbridge.data.images import every_image
-    from latentbridge.io.images import list_folder
 
     cfg = saved.workflow
-    if data and cfg.data.source == "folder":  # another folder: all of it is the test set
-        # classes only split the error per class: a folder of images and no sub-folders is read whole, without them
-        flat = cfg.data.class_folders and Path(data).is_dir() and all(
-            len(f.relative_to(data).parts) == 1 for f in list_folder(data)[0])  # every image at the top
-        images, info = every_image(cfg.data.model_copy(update={"conditions": None, "class_folders": not flat and
-                                                               cfg.data.class_folders}), data, cfg.train.seed,
-                                   reading=(saved.info.get("data") or {}).get("reading"))
+    if data and cfg.data.source == "folder":  # another folder: all of it is the test set (classes optional: they
+        # only split the error per class)
+        images, info = every_image(cfg.data.model_copy(update={"conditions": None}), data, cfg.train.seed,
+                                   reading=(saved.info.get("data") or {}).get("reading"), classes_optional=True)
     else:
         loaded = _image_data(cfg.data, cfg.train.seed, data)
         images, info = loaded.test, loaded.info
