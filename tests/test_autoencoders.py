@@ -170,15 +170,21 @@ def test_label_head_learns_the_labels(name, tmp_path):
     assert "label_ce" not in plain.loss({"x": x[:4], "label": y[:4]})[1]
 
 
-def test_label_head_needs_labels(tmp_path, capsys):
-    """A folder of recordings has no labels: one line, exit 2, nothing written (audio_ae and anomaly)."""
-    from latentbridge.data.synth.machine import synth_clip
+def _clips(folder, n: int, rate: int):
+    """``folder`` (made) holding ``n`` 2-s synthetic machine clips ``n0.wav``... at ``rate`` Hz; returned."""
     import soundfile as sf
 
-    d = tmp_path / "wavs"
-    d.mkdir()
-    for i in range(3):
-        sf.write(d / f"n{i}.wav", synth_clip((0, 0, i), sample_rate=16000, duration_s=2.0)[0], 16000)
+    from latentbridge.data.synth.machine import synth_clip
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        sf.write(folder / f"n{i}.wav", synth_clip((0, 0, i), sample_rate=rate, duration_s=2.0)[0], rate)
+    return folder
+
+
+def test_label_head_needs_labels(tmp_path, capsys):
+    """A folder of recordings has no labels: one line, exit 2, nothing written (audio_ae and anomaly)."""
+    d = _clips(tmp_path / "wavs", 3, 16000)
     for cmd in (["train", "--config", str(REPO / "configs" / "mel_ae.yaml"), "-o", f"data.train_dir={d}"],
                 ["anomaly", "fit", str(d), "-o", "model.name=mel_ae"]):
         out = tmp_path / "out"
@@ -202,16 +208,11 @@ def test_time_shifts_reach_the_training_batches_and_follow_the_window(tmp_path, 
     """``augment.time_shift_*`` (half the windows, up to half a window; off in mel_ae.yaml): every training batch passes
     the shift, the model card says so; the shift follows a window the user shortens; a digits MLD's audio stage reads
     the same setting."""
-    import soundfile as sf
 
     import latentbridge.data.augment as augment
-    from latentbridge.data.synth.machine import synth_clip
     from latentbridge.tasks.pipeline import window_shift
 
-    d = tmp_path / "wavs"
-    d.mkdir()
-    for i in range(4):
-        sf.write(d / f"n{i}.wav", synth_clip((0, 0, i), sample_rate=8000, duration_s=2.0)[0], 8000)
+    d = _clips(tmp_path / "wavs", 4, 8000)
     base = ["train", "--config", str(REPO / "configs" / "mel_ae.yaml"), "-o", f"data.train_dir={d}",
             "-o", "train.max_epochs=2", "-o", "train.batch_size=2", "-o", "train.progress_bar=false",
             "-o", "model.channels=[8,8,16,16]", "-o", "model.latent_dim=8"]
@@ -243,15 +244,10 @@ def test_time_shifts_reach_the_training_batches_and_follow_the_window(tmp_path, 
 def test_training_on_recordings_above_the_presets_rate_says_the_band_it_drops(tmp_path, caplog):
     """mel_ae.yaml models 8 kHz: 16-kHz recordings are resampled down, and training says what it never learns (a
     warning, where the same conversion when scoring a folder is an info line)."""
-    import soundfile as sf
 
     from latentbridge.data.survey import conversions_line
-    from latentbridge.data.synth.machine import synth_clip
 
-    d = tmp_path / "wide"
-    d.mkdir()
-    for i in range(3):
-        sf.write(d / f"n{i}.wav", synth_clip((0, 0, i), sample_rate=16000, duration_s=2.0)[0], 16000)
+    d = _clips(tmp_path / "wide", 3, 16000)
     with caplog.at_level("INFO"):
         assert main(["train", "--config", str(REPO / "configs" / "mel_ae.yaml"), "-o", f"data.train_dir={d}",
                      "-o", "train.max_epochs=1", "-o", "train.progress_bar=false", "-o", "model.channels=[8,8,16,16]",
@@ -667,10 +663,7 @@ def test_a_resume_over_a_changed_data_folder_is_refused(tmp_path, capsys):
     (imgs / "0.png").write_bytes(first)
     assert main([*args, "-o", "train.max_epochs=2", "--resume"]) == 0
 
-    wavs = tmp_path / "wavs"
-    wavs.mkdir()
-    for i in range(4):
-        sf.write(wavs / f"n{i}.wav", synth_clip((0, 0, i), sample_rate=8000, duration_s=2.0)[0], 8000)
+    wavs = _clips(tmp_path / "wavs", 4, 8000)
     base = ["train", "--config", str(REPO / "configs" / "mel_ae.yaml"), "-o", f"data.train_dir={wavs}",
             "-o", "train.progress_bar=false", "-o", "model.channels=[8,8,16,16]", "-o", "model.latent_dim=8",
             "--out", str(tmp_path / "mel")]
