@@ -316,25 +316,3 @@ class KNNStatsDetector(GaussianStatsDetector):
                 for i in range(0, len(ref), 256)]).median()), 1e-6) for j in range(c)]
         self.fitted.fill_(True)
         return {"n_neighbours_stored": int(len(keep))}
-
-
-def without_fitted_windows(model, features: np.ndarray, where, what: str, advice: str) -> np.ndarray:
-    """``features`` (normal windows to calibrate a threshold on) without those ``model``'s bank holds
-    (:meth:`KNNStatsDetector.fitted_windows`), said in a warning; a :class:`~latentbridge.errors.DataError` at ``where``
-    when every window is one (``what``: the windows, in words; ``advice``: what to do then). Unchanged for models
-    without a bank."""
-    from latentbridge.errors import DataError
-    from latentbridge.utils import batched
-
-    if not hasattr(model, "fitted_windows") or not len(features) or not len(model.bank):
-        return features
-    fitted = batched(lambda x: model.fitted_windows(x), features, batch_size=256).numpy().astype(bool)
-    if not fitted.any():
-        return features
-    why = ("windows the model was fitted on (the training recordings, or copies of them): a nearest-neighbour "
-           "detector scores them 0 against themselves, which says nothing of how far new normal windows lie")
-    if fitted.all():
-        raise DataError(where, f"every one of the {len(features)} windows of {what} is one of the {why}; {advice}")
-    log.warning("%d of the %d windows of %s are %s: left out of the calibration", int(fitted.sum()), len(features),
-                what, why)
-    return features[~fitted]

@@ -25,7 +25,6 @@ from latentbridge.data.survey import (band_centres_hz, band_content_warning, ban
                                       header_warnings, level_warnings, profile_of_powers, resampled_top_warning)
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
 from latentbridge.metrics.anomaly import calibrate_threshold, detection_metrics, partial_auc, roc_auc
-from latentbridge.models.detectors import without_fitted_windows
 from latentbridge.models.hub import SavedModel, load_model
 from latentbridge.tasks.anomaly_card import model_card
 from latentbridge.outputs import FolderLock
@@ -181,6 +180,25 @@ class FitResult:
 
 #: fewer normal windows than this give a threshold with a warning (in the log, the model card, config.json)
 MIN_CALIBRATION_WINDOWS = 10
+
+
+def without_fitted_windows(model, features: np.ndarray, where, what: str, advice: str) -> np.ndarray:
+    """``features`` (normal windows to calibrate a threshold on) without those ``model``'s bank holds
+    (:meth:`~latentbridge.models.detectors.KNNStatsDetector.fitted_windows`), said in a warning; a DataError at
+    ``where`` when every window is one (``what``: the windows, in words; ``advice``: what to do then). Unchanged for
+    models without a bank."""
+    if not hasattr(model, "fitted_windows") or not len(features) or not len(model.bank):
+        return features
+    fitted = batched(lambda x: model.fitted_windows(x), features, batch_size=256).numpy().astype(bool)
+    if not fitted.any():
+        return features
+    why = ("windows the model was fitted on (the training recordings, or copies of them): a nearest-neighbour "
+           "detector scores them 0 against themselves, which says nothing of how far new normal windows lie")
+    if fitted.all():
+        raise DataError(where, f"every one of the {len(features)} windows of {what} is one of the {why}; {advice}")
+    log.warning("%d of the %d windows of %s are %s: left out of the calibration", int(fitted.sum()), len(features),
+                what, why)
+    return features[~fitted]
 
 
 def _calibration(model, features: np.ndarray, anomaly_cfg, method: str | None = None, k: float | None = None,
