@@ -165,9 +165,10 @@ def data_listing(files) -> dict[str, int]:
     out = {}
     for f in files:
         try:
-            out[str(Path(f).resolve())] = Path(f).stat().st_size
+            size = Path(f).stat().st_size
         except OSError:
-            out[str(Path(f).resolve())] = -1
+            size = -1
+        out[str(Path(f).resolve())] = size
     return out
 
 
@@ -182,31 +183,33 @@ def record_data(folder: Path, files, held_out=None) -> None:
                                                  "held_out": sorted(str(Path(f).resolve()) for f in held_out or ())})
 
 
-def trained_files(folder: Path) -> set[str] | None:
-    """The files (resolved paths) the run in ``folder`` trained on, by its record: those it read less those it held
-    out; None without a record (a closed-form model, a run from before the record)."""
+def _data_record(folder: Path) -> dict | None:
+    """The run's record of its data (:func:`record_data`), or None (none, or unreadable)."""
     import json
 
     try:
         record = json.loads((Path(folder) / DATA_RECORD).read_text(encoding="utf-8"))
-        return set(record["files"]) - set(record.get("held_out") or ())
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError):
         return None
+    return record if isinstance(record, dict) and isinstance(record.get("files"), dict) else None
+
+
+def trained_files(folder: Path) -> set[str] | None:
+    """The files (resolved paths) the run in ``folder`` trained on, by its record: those it read less those it held
+    out; None without a record (a closed-form model, a run from before the record)."""
+    record = _data_record(folder)
+    return None if record is None else set(record["files"]) - set(record.get("held_out") or ())
 
 
 def check_same_data(folder: Path, files) -> None:
     """Refuse to resume the run in ``folder`` over files other than those it recorded (added, removed, or of another
     size): its held-out split would be drawn anew over them, and files it trained on could judge it. Runs without a
     record (older ones) are not checked."""
-    import json
-
     from latentbridge.utils import listed
 
-    try:
-        old = json.loads((folder / DATA_RECORD).read_text(encoding="utf-8"))["files"]
-    except (OSError, ValueError, KeyError, TypeError):
+    if (record := _data_record(folder)) is None:
         return
-    new = data_listing(files)
+    old, new = record["files"], data_listing(files)
     changes = [(sorted(set(new) - set(old)), "added"), (sorted(set(old) - set(new)), "gone"),
                (sorted(k for k in set(new) & set(old) if new[k] != old[k]), "of another size")]
     said = [f"{len(v)} {what} ({listed(v)})" for v, what in changes if v]
