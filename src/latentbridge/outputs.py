@@ -143,6 +143,11 @@ def protect_arguments(args) -> None:
     protect_inputs(o.split("=", 1)[1] for o in getattr(args, "override", None) or [] if "=" in o)
 
 
+def trained_run(folder: Path) -> bool:
+    """Whether ``folder`` holds a trained model or a training to resume (:func:`resumable_run`)."""
+    return (Path(folder) / "model.safetensors").is_file() or resumable_run(folder)
+
+
 def check_target(folder: Path, force: bool, what: str = "output folder", training: bool = False,
                  trains: bool = False) -> None:
     """Refuse ``folder`` as the command's output where it is the working folder or above it, a file, a used folder
@@ -157,7 +162,7 @@ def check_target(folder: Path, force: bool, what: str = "output folder", trainin
     if folder.exists() and not folder.is_dir():
         raise LatentbridgeError(f"{folder}: exists and is a file, not a folder (choose another {what})")
     if _is_nonempty_dir(folder):
-        trained = not (training or trains) and ((folder / "model.safetensors").is_file() or resumable_run(folder))
+        trained = not (training or trains) and trained_run(folder)
         if not force:
             if training and resumable_run(folder):
                 raise LatentbridgeError(f"{folder}: " + (
@@ -222,7 +227,7 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
                     os.replace(old, folder)
                     log.warning("%s: the --force run stopped before it finished: the folder holds what it held before "
                                 "(the stopped run's checkpoints are not kept)", folder)
-                elif old is None and not resumable_run(folder) and not (folder / "model.safetensors").exists():
+                elif old is None and not trained_run(folder):
                     # a new run that failed before its first checkpoint (or saved model, or first stage) holds nothing
                     # to resume or use: not left behind to refuse the rerun as a used folder
                     shutil.rmtree(folder, ignore_errors=True)
