@@ -434,7 +434,7 @@ def _columns(src, path, header: str | None, order) -> None:
     np.savetxt(path, rows, delimiter=",", header=header or "", comments="", fmt="%.4f")
 
 
-def test_csv_columns_are_read_by_their_header_names(axes_data, axes_model, tmp_path, capsys):
+def test_csv_columns_are_read_by_their_header_names(axes_data, axes_model, tmp_path, capsys, caplog):
     """A model fitted on CSVs of columns time_s,x,y,z read recordings by position: the same normal signal written
     time_s,z,x,y had every axis swapped and was flagged, and one of other sensors (time_s,temp,rpm,current) was
     scored as if it were its own. The model keeps its columns' names and reads a CSV by them: in its order, or refused;
@@ -447,6 +447,7 @@ def test_csv_columns_are_read_by_their_header_names(axes_data, axes_model, tmp_p
     _columns(rec, tmp_path / "in" / "bare.csv", None, [0, 1, 2, 3])
     _columns(rec, tmp_path / "in" / "swapped.csv", "time_s,x,y,z", [0, 3, 1, 2])  # what reading by position read
     _columns(rec, tmp_path / "other" / "sensors.csv", "time_s,temp,rpm,current", [0, 1, 2, 3])
+    _columns(rec, tmp_path / "extra" / "logger.csv", "time_s,rpm,z,temp,x,y", [0, 1, 3, 2, 1, 2])  # + rpm, temp
     assert main(["anomaly", "score", str(axes_model), str(rec), "--out", str(tmp_path / "ref")]) == 0
     ref = _window_scores(tmp_path / "ref")
     threshold = json.loads((axes_model / "config.json").read_text())["anomaly"]["threshold"]
@@ -459,7 +460,11 @@ def test_csv_columns_are_read_by_their_header_names(axes_data, axes_model, tmp_p
     np.testing.assert_allclose(scores["reordered"], ref, rtol=1e-6)
     np.testing.assert_allclose(scores["bare"], ref, rtol=1e-6)
     assert min(scores["swapped"]) > threshold, (scores["swapped"], threshold)  # the axes swapped: a fault
-    capsys.readouterr()
+    # a logger that also writes other quantities: the model's columns by name, the others left out and named
+    assert main(["anomaly", "score", str(axes_model), str(tmp_path / "extra"), "--out", str(tmp_path / "e")]) == 0
+    np.testing.assert_allclose(_window_scores(tmp_path / "e"), ref, rtol=1e-6)
+    assert "logger.csv: column(s) the model was not trained on left out (rpm, temp); its sensor columns (x, y, z) " \
+           "read by name" in caplog.text
     assert main(["anomaly", "score", str(axes_model), str(tmp_path / "other"), "--out", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err
     assert "sensors.csv: its sensor columns (temp, rpm, current) are not the model's (x, y, z)" in err, err
@@ -494,6 +499,8 @@ def test_csv_columns_are_read_by_their_header_names(axes_data, axes_model, tmp_p
     np.testing.assert_allclose(scorer.score_file(tmp_path / "in" / "reordered.csv").scores,
                                scorer.score_file(rec).scores, rtol=1e-6)
     np.testing.assert_allclose(scorer.score_file(rec).scores, ref, rtol=1e-3)
+    np.testing.assert_allclose(scorer.score_file(tmp_path / "extra" / "logger.csv").scores,
+                               scorer.score_file(rec).scores, rtol=1e-6)
     capsys.readouterr()
     assert edge_main([str(onnx_path), str(tmp_path / "other" / "sensors.csv")]) == 2
     err = capsys.readouterr().err

@@ -25,12 +25,21 @@ def same_columns(names, others) -> bool:
 def model_order(names: list[str] | None, model_names: list[str] | None, where, strict: bool = False
                 ) -> list[int] | None:
     """The channel indices that put recordings whose sensor columns are named ``names`` in the order of
-    ``model_names`` (the columns a model was trained on), when they are the same names in another order; None when
-    there is nothing to reorder (no header, no names kept by the model, or the same order). Other names: read by
+    ``model_names`` (the columns a model was trained on), when they are the same names in another order, or hold the
+    model's names and others (those left out, with a warning naming them); None when there is nothing to reorder (no
+    header, no names kept by the model, or the same order). Other names: read by
     position, with a warning naming both (``where``: the file or folder); ``strict``: refused, a DataError naming
     ``where``, both column sets and the channel counts."""
     if not names or not model_names or list(names) == list(model_names):
         return None
+    extra = [n for n in names if n not in model_names]
+    if (extra and len(set(names)) == len(names) and len(set(model_names)) == len(model_names)
+            and all(n in names for n in model_names)):  # a logger that also writes temperature, rpm...: left out
+        text = (f"{where}: column(s) the model was not trained on left out ({listed(extra, 4, count=True)}); its "
+                f"sensor columns ({listed(model_names, 4)}) read by name")
+        if first_time(("columns", text)):
+            log.warning(text)
+        return [list(names).index(n) for n in model_names]
     if same_columns(names, model_names):
         text = (f"{where}: sensor columns in another order ({listed(names, 4)}) than the model's training recordings "
                 f"({listed(model_names, 4)}): read in the model's order, by name")
