@@ -874,6 +874,15 @@ def test_new_recordings_are_read_in_the_order_of_the_model_s_columns(tmp_path, c
     one = windows_of_recording(vib(), spec, f, names)[0]
     np.testing.assert_allclose(one, plain.waves[plain.test_index == 0][:len(one)], atol=1e-6)
     assert not np.allclose(windows_of_recording(vib(), spec, f)[0], one)  # a run without the record: by position
+    # a logger that also writes a temperature: the model's columns by name, the temperature left out and named
+    cells = [ln.split(",") for ln in f.read_text().splitlines()]
+    extra = tmp_path / "with_temp.csv"
+    extra.write_text("\n".join(",".join([c[0], c[1], "temp" if i == 0 else "21.5", c[2], c[3]])
+                               for i, c in enumerate(cells)) + "\n")
+    with caplog.at_level(logging.WARNING, logger="latentbridge.io.columns"):
+        np.testing.assert_allclose(windows_of_recording(vib(), spec, extra, names)[0], one, atol=1e-6)
+    assert "with_temp.csv: column(s) the model was not trained on left out (temp); its sensor columns (ch0, ch1, " \
+           "ch2) read by name" in caplog.text, caplog.text
 
 
 def test_numbers_written_by_spreadsheets_and_loggers(tmp_path):
