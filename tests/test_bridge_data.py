@@ -774,7 +774,7 @@ def test_cache_reused_and_invalidated(tmp_path, monkeypatch):
     assert man["sample_rate"] == SR and man["inputs"]["vibration"]["window_s"] == 2.0
     assert {f["path"] for f in man["inputs"]["files"]} >= {"Data/Test_01/rec0.csv", "Labels/Test_01/mask.png"}
     assert man["shapes"]["segments"] == [len(first), 3, 200] and "spectrograms" not in man["shapes"]
-    assert man["code_version"].endswith(f"+bridge{bridge.CACHE_VERSION}") and bridge.CACHE_VERSION == 6
+    assert man["code_version"].endswith(f"+bridge{bridge.CACHE_VERSION}") and bridge.CACHE_VERSION == 7
     assert np.load(folder / "test_ids.npy").dtype.kind == "U"
 
     def boom(*a, **k):
@@ -846,6 +846,27 @@ def test_sensor_columns_are_matched_by_name_across_recordings(tmp_path, caplog):
         build_windows(root, vib(), cache_dir=tmp_path / "cache2")
     assert "name their sensor columns otherwise than Data/Test_01/rec0.csv (ch0, ch1, ch2): read by position: " \
            "rec0.csv (x, y, z)" in caplog.text, caplog.text
+
+
+def test_an_odd_first_recording_does_not_decide_the_columns(tmp_path, caplog):
+    """The first recording was the reference: an older logger's file first (x, y, z) left every other recording
+    read by position, so one listing ch2, ch1, ch0 and one ch0, ch1, ch2 were read with their channels swapped
+    against each other. The set most recordings name is the reference, as for an anomaly model's CSVs."""
+    root = make_root(tmp_path, {"Test_01": {"extent": 0.1}, "Test_02": {"extent": 0.0}, "Test_03": {"extent": 0.2}})
+    files = [next((root / "Data" / t).glob("*.csv")) for t in ("Test_01", "Test_02", "Test_03")]
+    first = files[0].read_text().splitlines()
+    files[0].write_text("\n".join(["time,x,y,z"] + first[1:]) + "\n")
+    cells = [ln.split(",") for ln in files[1].read_text().splitlines()]
+    files[1].write_text("\n".join(",".join(c[j] for j in (0, 3, 2, 1)) for c in cells) + "\n")
+    third, _ = read_vibration_csv(files[2])
+    with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
+        d = build_windows(root, vib(), cache_dir=tmp_path / "cache")
+    assert d.channel_names == ["ch2", "ch1", "ch0"]  # the set two of three name, in the first naming it's order
+    np.testing.assert_allclose(d.waves[d.test_index == 2][0], third[::-1, :d.waves.shape[-1]], atol=1e-6)
+    assert "1 recording(s) list their sensor columns in another order than Data/Test_02/rec0.csv (ch2, ch1, ch0): " \
+           "read in its order, by name: rec0.csv" in caplog.text, caplog.text
+    assert "1 recording(s) name their sensor columns otherwise than Data/Test_02/rec0.csv (ch2, ch1, ch0): read by " \
+           "position: rec0.csv (x, y, z)" in caplog.text, caplog.text
 
 
 def test_new_recordings_are_read_in_the_order_of_the_model_s_columns(tmp_path, caplog):

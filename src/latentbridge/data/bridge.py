@@ -51,7 +51,7 @@ import numpy as np
 from latentbridge.errors import ConfigError, DataError
 from latentbridge.io import cut_windows, resample
 from latentbridge.data.bridge_layout import TestRecord, _warn_once, discover
-from latentbridge.io.columns import model_order, same_columns
+from latentbridge.io.columns import common_columns, model_order, same_columns
 from latentbridge.io.masks import read_mask_png
 from latentbridge.io.matfile import read_mat_vibration
 from latentbridge.io.vibration import read_vibration_csv
@@ -63,9 +63,10 @@ __all__ = ["TestRecord", "BridgeData", "discover", "build_windows", "default_bri
            "CACHE_VERSION"]
 
 #: Bump when the cached arrays change meaning.
-CACHE_VERSION = 6  # 2: soxr resampling (io.resample) instead of resample_poly; 3: no spectrograms.npy;
+CACHE_VERSION = 7  # 2: soxr resampling (io.resample) instead of resample_poly; 3: no spectrograms.npy;
 # 4: sensor columns matched by their header names across files (_ChannelOrder); 5: their names kept (channel_names);
-# 6: the build's warnings kept (said again on a cache hit)
+# 6: the build's warnings kept (said again on a cache hit); 7: the columns most recordings name as the reference
+# (the first recording's before)
 _RATE_RTOL = 1e-4
 _CACHE_FILES = ("masks", "segments", "test_ids", "has_mask", "starts_s", "sources")
 
@@ -344,30 +345,38 @@ def recording_windows(wave: np.ndarray, sample_rate: float, window_s: float, hop
 
 
 class _ChannelOrder:
-    """Sensor columns matched by their header names to the first named file's: a logger that writes its columns in
-    another order (acc_08 ... acc_01) had its channels swapped without a word. Same names in another order: the
-    rows reordered; other names: read by position, and named. Channels that never move are named too."""
+    """Sensor columns matched by their header names: a logger that writes its columns in another order (acc_08 ...
+    acc_01) had its channels swapped without a word. The reference is the set most recordings name, in the order of
+    the first naming it (:func:`~latentbridge.io.columns.common_columns`, the anomaly path's rule: an odd first file
+    no longer decides for the others). Same names in another order: the rows reordered; other names: read by
+    position, and named. Channels that never move are named too."""
 
     def __init__(self):
+        self.named: dict[Path, list[str]] = {}
         self.ref: tuple[Path, list[str]] | None = None
         self.reordered: list[str] = []
         self.renamed: list[str] = []
         self.n_files, self.dead = 0, Counter()  # recordings read; channel -> recordings where it is constant
+
+    def note(self, path: Path, names: list[str]) -> None:
+        """A recording's header names (every recording before :meth:`settle`)."""
+        self.named[path] = list(names)
+
+    def settle(self) -> None:
+        columns, _ = common_columns(self.named)
+        if columns is not None:
+            self.ref = (next(p for p, n in self.named.items() if n == columns), columns)
 
     def flat(self, wave: np.ndarray) -> None:
         """Count the channels of one recording that never move (a dead or unplugged sensor)."""
         self.n_files += 1
         self.dead.update(np.flatnonzero(np.ptp(wave, axis=1) == 0).tolist())
 
-    def align(self, path: Path, wave: np.ndarray, names: list[str]) -> np.ndarray:
-        if not names or len(names) != wave.shape[0]:
-            return wave
-        if self.ref is None:
-            self.ref = (path, names)
+    def align(self, path: Path, wave: np.ndarray) -> np.ndarray:
+        names = self.named.get(path)
+        if self.ref is None or not names or len(names) != wave.shape[0] or names == self.ref[1]:
             return wave
         ref = self.ref[1]
-        if names == ref:
-            return wave
         if same_columns(names, ref):
             self.reordered.append(path.name)
             return wave[[names.index(n) for n in ref]]
@@ -473,8 +482,8 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache) -> BridgeData:
             for p in r.csv_files:
                 names: list[str] = []
                 wave, sr = read_recording(p, vib, own, names)
-                per_file.append((p, order.align(p, wave, names), sr))
-                order.flat(per_file[-1][1])
+                per_file.append((p, wave, sr))
+                order.note(p, names)
             ch = {p.name: w.shape[0] for p, w, _ in per_file}
             if len(set(ch.values())) > 1:
                 raise DataError(root / "Data" / r.test_id, "recordings of one test have different channel counts: "
@@ -497,6 +506,11 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache) -> BridgeData:
                             + _fmt_groups({k: f"{v:g}" for k, v in rates.items()}) + "; set vibration.resample_to")
         sr = float(ref_rate)
         _report_rates(own, sr, root)
+        order.settle()
+        for test_id, per_file in waves.items():
+            waves[test_id] = [(p, order.align(p, w)) for p, w in per_file]
+            for _, w in waves[test_id]:
+                order.flat(w)
         order.report(root)
         window = int(round(vib.window_s * sr))
         hop = max(1, int(round(vib.hop_s * sr)))
