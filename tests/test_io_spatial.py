@@ -164,6 +164,11 @@ def test_imzml_grids_cut_from_a_larger_raster_or_on_a_coarser_step(tmp_path, cap
         np.testing.assert_array_equal(got.values, reference.values)
         assert f"{name}.imzML: the spectra's coordinates start at x = " in caplog.text and "read on their own grid " \
             "of 5 x 7 pixels" in caplog.text, caplog.text
+        # where each pixel lies in the file (enhance.json keeps it: maps written back are placed by it)
+        x0, y0, sx, sy = (got.grid[k] for k in ("x0", "y0", "x_step", "y_step"))
+        assert {(y0 + r * sy - 1, x0 + c * sx - 1) for r in range(5) for c in range(7)} == \
+            {move(r, c) for r in range(5) for c in range(7)}, (name, got.grid)
+    assert reference.grid == imzml.pixel_grid() and got.grid["x_step"] == 3 and got.grid["y0"] == 41
     shifted = [(r, c, mzs + (0.3 if r >= 2 else 0.0), i) for r, c, _, i in pixels]
     liar = imzml.write_imzml(tmp_path / "liar.imzML", shifted, mode="processed")
     text = liar.read_text()

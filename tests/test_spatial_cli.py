@@ -121,7 +121,16 @@ def test_enhance_arrays_and_imzml(run, tissue, tmp_path, capsys, monkeypatch):
     assert main(["enhance", str(run), str(tissue / "section_05.imzML"), "--task", "denoise", "--out", str(out2),
                  "--mz", "760.585,798.541"]) == 0
     np.testing.assert_allclose(np.load(out2 / "enhanced.npy"), enh, rtol=1e-4, atol=1e-4)
-    assert json.loads((out2 / "enhance.json").read_text())["panel_channels"] == ["760.585", "798.541"]
+    summary2 = json.loads((out2 / "enhance.json").read_text())
+    assert summary2["panel_channels"] == ["760.585", "798.541"]
+    # where the maps' pixels lie in the imzML file's coordinates (an array has none)
+    assert summary["pixel_grid"] is None and summary2["pixel_grid"]["x0"] == summary2["pixel_grid"]["x_step"] == 1
+    from latentbridge.io.imzml import pixel_grid
+    from latentbridge.tasks.spatial import output_grid
+
+    up = output_grid(pixel_grid(12, 41, 3, 2), 2)  # an upscaling: two output pixels about each input pixel's centre
+    assert (up["x0"], up["x_step"], up["y0"], up["y_step"]) == (11.25, 1.5, 40.5, 1.0)
+    assert (up["x0"] + (up["x0"] + up["x_step"])) / 2 == 12 and output_grid(None, 2) is None
     # the same section saved channels first (C, H, W), its mask beside: turned, the same maps (a traceback before:
     # the tiles were read from the file as it lies)
     cf = tmp_path / "cf"

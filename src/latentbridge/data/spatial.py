@@ -66,6 +66,8 @@ class Section:
     """Channels with one non-zero value on every valid pixel (an offset, a fill value): no spatial structure."""
     normalized_over: str | None = None
     """What the ``tic`` / ``rms`` normalisation summed over (:data:`NORMALIZED_OVER`); None without one."""
+    grid: dict | None = None
+    """An imzML section's pixels in its file's coordinates (:func:`latentbridge.io.imzml.pixel_grid`)."""
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -194,13 +196,14 @@ def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: st
             raise ConfigError(f"{path}: give the m/z values to image (data.mz)")
         res = read_ion_images(path, mz, tolerance=tolerance, unit=unit,
                               normalization=normalization if over == "spectrum" else "none")
-        values, valid, labels = res.values, res.mask, [f"{m:g}" for m in res.mz]
+        values, valid, labels, grid = res.values, res.mask, [f"{m:g}" for m in res.mz], res.grid
         empty = [int(np.flatnonzero(res.mz == m)[0]) for m in res.empty_channels]
         divisor = res.divisor
         if normalization != "none" and over == "channels":  # as an array of the same ion images is read
             divisor = _pixel_divisor(values, normalization)
             values = _divide_pixels(values, divisor)
     else:
+        grid = None
         stack = read_array_stack(path, channels=channels)
         values, labels = stack.values, stack.labels
         mask_path = Path(mask) if mask else find_mask(path)
@@ -241,7 +244,7 @@ def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: st
     empty = sorted(set(empty) | set(np.flatnonzero((lo == 0) & (hi == 0)).tolist()))
     constant = [int(c) for c in np.flatnonzero((lo == hi) & (hi != 0))]
     return Section(stem, values, valid, str(path), t, o, list(labels), empty, constant,
-                   over if normalization != "none" else None)
+                   over if normalization != "none" else None, grid)
 
 
 def _channel_ranges(values: np.ndarray, valid: np.ndarray, rows: int = 256) -> tuple[np.ndarray, np.ndarray]:

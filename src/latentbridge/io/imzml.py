@@ -60,6 +60,8 @@ class IonImages:
     """Target m/z values with no intensity in any spectrum (a tolerance too tight, a wrong m/z)."""
     divisor: np.ndarray | None = None
     """(H, W) what each pixel's images were divided by (``tic`` or ``rms`` normalisation; None without one)."""
+    grid: dict | None = None
+    """Where the maps' pixels lie in the file's coordinates (:func:`pixel_grid`)."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -179,7 +181,15 @@ SPARSEST_GRID = 50
 HEADER_GRID_AREA = 16
 
 
-def _grid(parser, path: Path) -> tuple[np.ndarray, tuple[int, int]]:
+def pixel_grid(x0: int = 1, y0: int = 1, x_step: int = 1, y_step: int = 1) -> dict:
+    """Where a map's pixel (row r, column c) lies in its imzML file's 1-based coordinates: x = x0 + c * x_step,
+    y = y0 + r * y_step (a section cut from a larger raster, or on a coarser step, is read on its spectra's own grid:
+    arrays written from the maps are placed back by it)."""
+    return {"x0": int(x0), "y0": int(y0), "x_step": int(x_step), "y_step": int(y_step),
+            "reads": "pixel (row r, column c) is the imzML spectrum at x = x0 + c * x_step, y = y0 + r * y_step"}
+
+
+def _grid(parser, path: Path) -> tuple[np.ndarray, tuple[int, int], dict]:
     xyz = np.asarray(parser.coordinates, dtype=np.int64)
     if xyz.shape[1] > 2 and len(np.unique(xyz[:, 2])) > 1:
         raise DataError(path, "3-D imzML (several z planes) is not supported; export one plane")
@@ -196,8 +206,11 @@ def _grid(parser, path: Path) -> tuple[np.ndarray, tuple[int, int]]:
             log.warning("%s: the spectra's coordinates start at x = %d, y = %d and step by %d in x, %d in y: read on "
                         "their own grid of %d x %d pixels", path, cols.min() + 1, rows.min() + 1, step[1], step[0],
                         (rows.max() - rows.min()) // step[0] + 1, (cols.max() - cols.min()) // step[1] + 1)
+        grid = pixel_grid(cols.min() + 1, rows.min() + 1, step[1], step[0])
         rows, cols = (rows - rows.min()) // step[0], (cols - cols.min()) // step[1]
         meta = {}  # the declared grid counts the whole raster's pixels
+    else:
+        grid = pixel_grid()
     declared = (int(meta.get("max count of pixels y") or 0), int(meta.get("max count of pixels x") or 0))
     extent = (int(rows.max()) + 1, int(cols.max()) + 1)
     if max(declared[0], extent[0]) * max(declared[1], extent[1]) > HEADER_GRID_AREA * extent[0] * extent[1]:
@@ -222,7 +235,7 @@ def _grid(parser, path: Path) -> tuple[np.ndarray, tuple[int, int]]:
         raise DataError(path, f"{int((counts > 1).sum())} pixel(s) hold more than one spectrum (spectra "
                               f"{', '.join(map(str, again[:4]))} at x = {xyz[again[0], 0]}, y = {xyz[again[0], 1]}): "
                               "which one is the pixel's is unknown")
-    return rc, (h, w)
+    return rc, (h, w), grid
 
 
 def imzml_info(path: str | Path) -> dict:
@@ -230,7 +243,7 @@ def imzml_info(path: str | Path) -> dict:
     path = Path(path)
     parser = open_imzml(path)
     try:
-        rc, (h, w) = _grid(parser, path)
+        rc, (h, w), _ = _grid(parser, path)
         mz, _ = parser.getspectrum(0)
         return {"path": str(path), "height": h, "width": w, "n_spectra": len(rc), "mode": _mode(parser),
                 "mz_min": float(mz.min()) if len(mz) else None, "mz_max": float(mz.max()) if len(mz) else None,
@@ -267,7 +280,7 @@ def read_ion_images(path: str | Path, mz, *, tolerance: float = 10.0, unit: str 
     windows = mz_windows(targets, tolerance, unit)
     parser = open_imzml(path)
     try:
-        rc, (h, w) = _grid(parser, path)
+        rc, (h, w), grid = _grid(parser, path)
         mode = _mode(parser, path)
         values = np.zeros((h, w, len(targets)), dtype=np.float32)
         tic = np.zeros((h, w), dtype=np.float32)
@@ -312,7 +325,7 @@ def read_ion_images(path: str | Path, mz, *, tolerance: float = 10.0, unit: str 
         parser.m.close()
     empty = [float(m) for m, any_ in zip(targets, values[mask].any(axis=0)) if not any_]
     return IonImages(values, mask, targets, tic, mode, str(path), empty,
-                     divisor if normalization in ("tic", "rms") else None)
+                     divisor if normalization in ("tic", "rms") else None, grid)
 
 
 def _set_grid_size(xml: Path, shape: tuple[int, int]) -> None:

@@ -259,6 +259,8 @@ class Enhanced:
     """Each pixel divided by its ``tic`` or ``rms`` as the model reads it: the maps' unit."""
     normalized_over: str | None = None
     """What that ``tic`` / ``rms`` summed over: the pixel's whole ``spectrum`` or the model's ``channels``."""
+    grid: dict | None = None
+    """The output's pixels in the imzML file's coordinates (:func:`output_grid`); None for arrays."""
 
 
 def _scan(a, region: np.ndarray, rows: int = 256) -> tuple[int, int, float]:
@@ -315,7 +317,19 @@ def enhance_section(model, spec, section, task: str, *, n_samples: int = 8, batc
             res.metrics = enhancement_metrics(np.asarray(truth), np.asarray(mean), where, np.asarray(sigma))
     res.seconds = round(time.time() - t0, 3)
     res.sampling = {"seed": int(seed), "samples": int(n_samples)}
+    res.grid = output_grid(section.grid, res.input_factor)
     return res
+
+
+def output_grid(grid: dict | None, factor: int = 1) -> dict | None:
+    """An imzML section's pixel grid (:func:`latentbridge.io.imzml.pixel_grid`) for maps ``factor`` times finer (an
+    upscaling): each input pixel's ``factor`` x ``factor`` output pixels share its area, their centres a step of
+    1/``factor`` apart about its centre, so that x = x0 + c * x_step still places output column c."""
+    if grid is None or factor == 1:
+        return grid
+    half = (factor - 1) / (2 * factor)
+    return {**grid, "x0": grid["x0"] - half * grid["x_step"], "y0": grid["y0"] - half * grid["y_step"],
+            "x_step": grid["x_step"] / factor, "y_step": grid["y_step"] / factor}
 
 
 def enhance(run_dir: str | Path, input_path: str | Path, task: str, *, mz: list[float] | None = None,

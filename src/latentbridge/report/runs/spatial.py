@@ -101,6 +101,7 @@ def write_enhanced(res, folder: Path) -> None:
                "n_tiles": res.n_tiles, "seconds": res.seconds, "pixels_answered": int(np.asarray(res.region).sum()),
                "metrics": res.metrics or None, "empty_channels": res.empty_channels, **res.sampling,
                "normalization": res.normalization, "normalized_over": res.normalized_over,
+               "pixel_grid": res.grid,
                "files": {"enhanced": f"enhanced.npy (H, W, C), {unit_text(res.normalization, res.normalized_over)}; "
                                      "NaN outside region.npy",
                          "uncertainty": "uncertainty.npy (H, W, C): σ; NaN outside region.npy",
