@@ -169,6 +169,9 @@ def test_imzml_grids_cut_from_a_larger_raster_or_on_a_coarser_step(tmp_path, cap
         assert {(y0 + r * sy - 1, x0 + c * sx - 1) for r in range(5) for c in range(7)} == \
             {move(r, c) for r in range(5) for c in range(7)}, (name, got.grid)
     assert reference.grid == imzml.pixel_grid() and got.grid["x_step"] == 3 and got.grid["y0"] == 41
+    assert "both.imzML: the spectra's coordinates start at x = 12, y = 41 and step by 3 in x, 2 in y: read on their " \
+           "own grid of 5 x 7 pixels (each map pixel 3 coordinate steps wide and 2 high: the maps and their panels " \
+           "are squeezed 3:2 across" in caplog.text, caplog.text
     shifted = [(r, c, mzs + (0.3 if r >= 2 else 0.0), i) for r, c, _, i in pixels]
     liar = imzml.write_imzml(tmp_path / "liar.imzML", shifted, mode="processed")
     text = liar.read_text()

@@ -204,8 +204,12 @@ def _grid(parser, path: Path) -> tuple[np.ndarray, tuple[int, int], dict]:
         # coarser step (x = 1, 4, 7, ...) read as isolated pixels one in nine; both read on the spectra's own grid
         if first_time(("imzml grid", str(path))):
             log.warning("%s: the spectra's coordinates start at x = %d, y = %d and step by %d in x, %d in y: read on "
-                        "their own grid of %d x %d pixels", path, cols.min() + 1, rows.min() + 1, step[1], step[0],
-                        (rows.max() - rows.min()) // step[0] + 1, (cols.max() - cols.min()) // step[1] + 1)
+                        "their own grid of %d x %d pixels%s", path, cols.min() + 1, rows.min() + 1, step[1], step[0],
+                        (rows.max() - rows.min()) // step[0] + 1, (cols.max() - cols.min()) // step[1] + 1,
+                        "" if step[0] == step[1] else
+                        f" (each map pixel {step[1]} coordinate steps wide and {step[0]} high: the maps and their "
+                        f"panels are squeezed {max(step)}:{min(step)} " + ("across" if step[1] > step[0] else "down")
+                        + "; enhance.json's pixel_grid places them back)")
         grid = pixel_grid(cols.min() + 1, rows.min() + 1, step[1], step[0])
         rows, cols = (rows - rows.min()) // step[0], (cols - cols.min()) // step[1]
         meta = {}  # the declared grid counts the whole raster's pixels
