@@ -371,7 +371,7 @@ def test_some_m_z_of_sections_with_clean_maps_of_every_channel(tissue, tmp_path)
     assert np.array_equal(sec4.truth, sec.truth)
 
 
-def test_unusual_maps_and_masks(run, tissue, tmp_path, capsys):
+def test_unusual_maps_and_masks(run, tissue, tmp_path, capsys, caplog):
     """NaN marks a pixel without a measurement, masks of probabilities or transparency are read as
     drawn, and what cannot be used (inf, an empty mask file, a cut .ibd, m/z the data does not hold,
     --mz nan, --samples 0) is one line naming it."""
@@ -394,6 +394,21 @@ def test_unusual_maps_and_masks(run, tissue, tmp_path, capsys):
     assert summary["pixels_answered"] == int(valid.sum()) - 1 and summary["empty_channels"] == []
     enhanced, answered = np.load(tmp_path / "e1" / "enhanced.npy"), np.load(tmp_path / "e1" / "region.npy")
     assert np.isfinite(enhanced[answered]).all() and not answered[r, c] and np.isnan(enhanced[r, c]).all()
+    # clean maps beside the section at another shape (the whole raster's, the section cut from it): not scored,
+    # said, the enhancement made (refused before); given with --truth, refused
+    raster = tmp_path / "raster"
+    raster.mkdir()
+    shutil.copy(tissue / "section_05.npy", raster / "cut.npy")
+    shutil.copy(tissue / "section_05.mask.npy", raster / "cut.mask.npy")
+    np.save(raster / "cut.truth.npy", np.zeros((50, 60, 6), np.float32))
+    assert main(["enhance", str(run), str(raster / "cut.npy"), "--task", "denoise", "--out", str(tmp_path / "e2")]) == 0
+    err = caplog.text
+    assert "cut.truth.npy: truth of shape (50, 60, 6) does not match the section's (34, 40, 6): the clean maps " \
+           "found beside the section are left out and the output is not scored" in err, err
+    assert json.loads((tmp_path / "e2" / "enhance.json").read_text())["metrics"] is None
+    assert main(["enhance", str(run), str(raster / "cut.npy"), "--task", "denoise", "--out", str(tmp_path / "e3"),
+                 "--truth", str(raster / "cut.truth.npy")]) == 2
+    assert "does not match the section's" in capsys.readouterr().err and not (tmp_path / "e3").exists()
 
     np.save(tmp_path / "prob.npy", np.where(valid, 0.9, 0.02).astype(np.float32))  # a probability map
     rgba = np.zeros(valid.shape + (4,), np.uint8)

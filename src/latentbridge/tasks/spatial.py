@@ -369,7 +369,16 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
                           "array inputs")
     # an upscale's clean maps have the output's shape: read by check_truth, not against the section's shape
     truth_file = None if task == "upscale" else truth or truth_sibling
-    section = read_for_model(spec, path, (saved.info.get("data") or {}).get("files"), mask=mask, truth=truth_file)
+    files = (saved.info.get("data") or {}).get("files")
+    try:
+        section = read_for_model(spec, path, files, mask=mask, truth=truth_file)
+    except DataError as e:  # clean maps found beside it at another shape (an imzML raster's, the section cut from it)
+        if truth or truth_file is None or Path(e.path) != Path(truth_file) or "does not match" not in e.problem:
+            raise
+        log.warning("%s: %s: the clean maps found beside the section are left out and the output is not scored "
+                    "(--truth gives maps of the section's shape)", e.path, e.problem)
+        truth_file = None
+        section = read_for_model(spec, path, files, mask=mask, truth=None)
     truth_maps, scored = check_truth(truth if task == "upscale" else truth_file, task, section, spec)
     check_input(section, spec, path, task)
     cfg = saved.workflow
