@@ -453,6 +453,29 @@ def test_audio_reconstruct_names_the_file_pesq_skipped(audio_run, tmp_path, capl
     assert row["pesq"] is None and row["stoi"] is None and np.isfinite(row["si_sdr"])
 
 
+def test_audio_reconstruct_names_a_rebuild_clipped_at_full_scale(audio_run, tmp_path, caplog):
+    """A float WAV over full scale (peaks of 4, a recorder's float export) was rebuilt at another level (-40 dBFS from a
+    tiny model) and clipped at +-1 when written, without a word."""
+    import logging
+
+    import soundfile as sf
+
+    from latentbridge.tasks.reconstruct import reconstruct
+
+    t = np.arange(8000) / 8000
+    sf.write(tmp_path / "loud.wav", (4.0 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 8000, subtype="FLOAT")
+    with caplog.at_level(logging.WARNING, logger="latentbridge.tasks.reconstruct"):
+        res = reconstruct(audio_run, [tmp_path / "loud.wav"], n_iter=4)
+    assert "loud.wav: peaks at +12.0 dBFS, above full scale (a float WAV's samples over +-1): the model learnt " \
+           "recordings under it" in caplog.text, caplog.text
+    caplog.clear()
+    sf.write(tmp_path / "fine.wav", (0.9 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 8000, subtype="FLOAT")
+    with caplog.at_level(logging.WARNING, logger="latentbridge.tasks.reconstruct"):
+        reconstruct(audio_run, [tmp_path / "fine.wav"], n_iter=4)
+    assert "full scale" not in caplog.text, caplog.text
+    assert np.abs(res.files[0].output).max() <= 1.0
+
+
 def test_audio_reconstruct_applies_the_stage_postfilter(audio_run, tmp_path, capsys):
     """A model folder with a global-variance post-filter (an MLD audio stage): ``audio reconstruct``
     passes the decoded log-mels through it, as MLD sampling does; ``--no-postfilter`` gives the raw
