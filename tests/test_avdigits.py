@@ -103,6 +103,10 @@ def test_train_evaluate_analyze(av_run, small_classifiers, tmp_path, capsys, cap
     for k in ("z_audio_kmeans_nmi", "z_image_gmm_ari", "one_to_one_agreement", "convergence_rate",
               "retrieval_audio_to_image_top1", "association_generation_audio_to_image_coherence"):
         assert a[k] is not None and np.isfinite(a[k]), k
+    # chance references: unrelated clusterings of these sizes. 10 clusters of 60 pairs score NMI about 0.3 by
+    # themselves (this tiny run's image clusters 0.51), and its modalities' clusters agree at chance (0.30 both)
+    assert 0.2 < a["z_image_kmeans_nmi_chance"] < 0.45 and 0.2 < a["z_audio_gmm_nmi_chance"] < 0.45
+    assert 0.1 < a["one_to_one_agreement_chance"] < 0.45 and 0.1 < a["convergence_rate_chance"] < 0.45
     rel = json.loads((ana / "relationships.json").read_text())
     counts = np.array(rel["counts"])
     assert counts.sum() == a["n_test_pairs"]

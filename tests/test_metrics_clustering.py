@@ -53,6 +53,19 @@ def test_perfect_and_permuted_clusterings_score_one():
     assert s2["nmi"] == pytest.approx(1.0) and s2["ari"] == pytest.approx(1.0)
     assert s2["silhouette"] == pytest.approx(s["silhouette"])
     json.dumps(s2)
+    assert s["nmi_chance"] < 0.05  # 3 clusters of the blobs, the labels shuffled
+
+
+def test_nmi_chance_rises_with_the_number_of_clusters():
+    """NMI of many small clusters is high by itself: the chance reference says how high (200 random clusters of
+    300 points score NMI about 0.5 against 10 labels, 10 clusters of 1,200 about 0.01)."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 300)
+    many = clustering_scores(rng.standard_normal((300, 2)), rng.integers(0, 200, 300), y)
+    assert 0.4 < many["nmi_chance"] < 0.6 and abs(many["nmi"] - many["nmi_chance"]) < 0.05  # random: at chance
+    y = rng.integers(0, 10, 1200)
+    few = clustering_scores(rng.standard_normal((1200, 2)), y, y)
+    assert few["nmi"] == pytest.approx(1.0) and few["nmi_chance"] < 0.02
 
 
 def test_scores_without_truth_and_single_cluster():

@@ -134,6 +134,9 @@ def clustering_scores(
       Rand index) of ``labels_pred`` against ``labels_true``; both 1 for a perfect clustering
       up to renaming of the clusters, about 0 (ARI may go negative) for a random one. None
       when ``labels_true`` is not given.
+    - ``nmi_chance``: the NMI of the same clusters against the true labels shuffled (mean of
+      :data:`CHANCE_DRAWS`, ``seed``): what the clusters' number and sizes give by themselves (NMI rises
+      with the number of clusters: 0.01 for 10 clusters of 1,200 points, near 0.5 for 200 of 300).
     - ``n_clusters``: number of distinct predicted labels.
     """
     from sklearn.metrics import (
@@ -157,7 +160,14 @@ def clustering_scores(
         true = _labels(labels_true, "labels_true", x.shape[0])
         out["nmi"] = float(normalized_mutual_info_score(true, pred))
         out["ari"] = float(adjusted_rand_score(true, pred))
+        rng = np.random.default_rng(seed)
+        out["nmi_chance"] = float(np.mean([normalized_mutual_info_score(rng.permutation(true), pred)
+                                           for _ in range(CHANCE_DRAWS)]))
     return out
+
+
+#: shuffles of the labels behind a chance reference
+CHANCE_DRAWS = 20
 
 
 def _contingency(clusters_a, clusters_b):

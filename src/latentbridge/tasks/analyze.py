@@ -51,7 +51,7 @@ def check_clusters(n_clusters: int, n_clips: int | None = None) -> None:
 
 def analyze(run_dir: str | Path, n_clusters: int = 10) -> Analysis:
     from latentbridge.metrics.classification import coherence, retrieval_accuracy
-    from latentbridge.metrics.clustering import agreement_zones, relationship_tables
+    from latentbridge.metrics.clustering import CHANCE_DRAWS, agreement_zones, relationship_tables
     from latentbridge.tasks.avdigits import classifiers, distinct_clips, latent_modes, pairs, predict_all, space_clusters
 
     check_clusters(n_clusters)
@@ -75,12 +75,18 @@ def analyze(run_dir: str | Path, n_clusters: int = 10) -> Analysis:
         for method in ("kmeans", "gmm"):
             labels, sc = space_clusters(test, pte, space, method, n_clusters, covariance_type="diag")
             clusters[f"{space}_{method}"] = labels
-            metrics.update({f"{space}_{method}_{k}": sc[k] for k in ("nmi", "ari", "silhouette")})
+            metrics.update({f"{space}_{method}_{k}": sc[k] for k in ("nmi", "nmi_chance", "ari", "silhouette")})
 
     img_c, aud_c = clusters["z_image_kmeans"], clusters["z_audio_kmeans"]
     rel = relationship_tables(img_c, aud_c)
     zones = agreement_zones(img_c, aud_c)
     metrics.update({"one_to_one_agreement": rel["one_to_one"]["agreement"], "convergence_rate": zones["overall_rate"]})
+    # what two unrelated clusterings of these sizes reach: the audio clusters shuffled over the pairs
+    rng = np.random.default_rng(0)
+    shuffled = [rng.permutation(aud_c) for _ in range(CHANCE_DRAWS)]
+    metrics["one_to_one_agreement_chance"] = float(np.mean([relationship_tables(img_c, a)["one_to_one"]["agreement"]
+                                                            for a in shuffled]))
+    metrics["convergence_rate_chance"] = float(np.mean([agreement_zones(img_c, a)["overall_rate"] for a in shuffled]))
     relationships = {
         "image_clusters": rel["labels_a"], "audio_clusters": rel["labels_b"], "counts": np.asarray(rel["counts"]).tolist(),
         "p_audio_given_image": np.asarray(rel["p_b_given_a"]).tolist(),
