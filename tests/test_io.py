@@ -220,6 +220,25 @@ def test_nan_samples(tmp_path):
         read_audio(p)
 
 
+def test_samples_too_large_for_the_features(tmp_path):
+    """Finite samples of 1e18 (a float WAV of another scale, corrupt values) overflowed the 32-bit features: the CLI
+    scored the file NaN and called it normal, the server answered 500, the edge scorer flagged it. Refused where
+    every path reads (the whole file, the block reader of the edge scorer and long files); 1e10 is read."""
+    from latentbridge.io.blockread import RecordingBlocks
+
+    for scale, refused in ((1e18, True), (1e10, False)):
+        p = tmp_path / f"scaled_{scale:g}.wav"
+        sf.write(str(p), (scale * tone(amp=1.0)).astype(np.float32), SR, subtype="FLOAT")
+        if refused:
+            with pytest.raises(DataError, match=r"scaled_1e\+18\.wav: samples reach 1e\+18, beyond 1e\+12: its "
+                                                 r"features would overflow"):
+                read_audio(p)
+            with pytest.raises(DataError, match=r"samples reach 1e\+18, beyond 1e\+12"):
+                RecordingBlocks(p, None)
+        else:
+            assert np.abs(read_audio(p)[0]).max() > 1e9
+
+
 def test_silent_wav(tmp_path):
     p = tmp_path / "zeros.wav"
     sf.write(str(p), np.zeros(SR, np.float32), SR, subtype="PCM_16")

@@ -575,6 +575,25 @@ def test_a_file_named_twice_is_scored_once(fitted_model, machine_data, tmp_path,
     assert "named more than once" in caplog.text
 
 
+def test_non_finite_scores_are_no_decision(fitted_model, machine_data, tmp_path, monkeypatch, capsys):
+    """A window scored NaN was compared with the threshold and the file counted as normal (n_files_flagged 0,
+    'highest nan'): the file is named, exit 2 (--skip-bad: left out, named)."""
+    import latentbridge.tasks.anomaly as anomaly_mod
+
+    one = sorted((machine_data / "test" / "normal").glob("*.wav"))[0]
+    real = anomaly_mod.score_features
+
+    def nan_for_one(model, features, *a, seed=0, **k):
+        s = real(model, features, *a, seed=seed, **k)
+        return s * np.nan if seed == 0 else s  # the first file's windows
+
+    monkeypatch.setattr(anomaly_mod, "score_features", nan_for_one)
+    assert main(["anomaly", "score", str(fitted_model), str(one), "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert f"{one.name}: the model gave non-finite scores for" in err and "; no decision" in err, err
+    assert not (tmp_path / "s").exists()
+
+
 def test_labels_are_checked_before_any_file_is_scored(fitted_model, machine_data, tmp_path, monkeypatch):
     import latentbridge.tasks.scoring as scoring
     from latentbridge.errors import DataError

@@ -747,6 +747,12 @@ def test_stream_bad_frames_short_recordings_unknown_models(client, folders):
         ws.send_bytes(np.array([0.1, np.nan, np.inf], "<f4").tobytes())
         m = ws.receive_json()
         assert m["type"] == "error" and "3 non-finite samples" not in m["detail"] and "2 non-finite" in m["detail"]
+    with client.websocket_connect(f"/api/models/{pump}/stream") as ws:  # a NaN score answered "normal" before
+        ws.send_text(json.dumps({"sample_rate": 16000, "format": "f32"}))
+        ws.receive_json()
+        ws.send_bytes(np.full(1000, 1e18, "<f4").tobytes())
+        m = ws.receive_json()
+        assert m["type"] == "error" and "<stream>: samples reach 1e+18, beyond 1e+12" in m["detail"], m
     msgs = _stream(client, pump, np.full(3000, 0.1, np.float32), 16000)  # 0.19 s, then end
     assert msgs[-1]["type"] == "error" and "<stream>: recording too short" in msgs[-1]["detail"]
     for text in ('{"end": "no"}', "[1, 2, 3]"):  # ended the stream; was ignored

@@ -84,6 +84,18 @@ SILENCE_LEVEL = 1e-8
 SILENT = (f"audio is silent (every sample has magnitude below {SILENCE_LEVEL:g} once each channel's constant offset "
           "is taken out)")
 
+#: The largest sample magnitude read: features in 32-bit floats overflow from about 1e16 (a window's spectrum
+#: squared), and no sensor's unit comes near (raw 32-bit counts reach 2.1e9)
+MAX_SAMPLE = 1e12
+
+
+def too_large(path, peak: float) -> DataError:
+    """The error of a recording whose samples reach ``peak`` > :data:`MAX_SAMPLE`."""
+    return DataError(path, f"samples reach {peak:.3g}, beyond {MAX_SAMPLE:g}: its features would overflow 32-bit "
+                           "floats (scored as NaN, or as normal); values of another scale, or corrupt ones: scale "
+                           "the recording down")
+
+
 #: what is said of a mono mix whose channels cancel out
 MIX_SILENT = "mono mix is silent (the channels cancel out)"
 
@@ -448,6 +460,8 @@ def read_audio(
     peak, clipped = peak_and_clipping(data)
     if peak < SILENCE_LEVEL:
         raise DataError(path, SILENT)
+    if peak > MAX_SAMPLE:
+        raise too_large(path, peak)
 
     wave = select_channels(data, path, channel, mono, expect_channels)
     if stats is not None:

@@ -30,6 +30,7 @@ import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from latentbridge.errors import LatentbridgeError
+from latentbridge.io.audio import MAX_SAMPLE, too_large
 from latentbridge.io.capture import BlockFeed, StreamClosed
 from latentbridge.tasks.listen import listen, live_input_warnings
 
@@ -92,6 +93,8 @@ def decode_frame(data: bytes, fmt: str, channels: int) -> np.ndarray:
         n_nan = int(np.isnan(x).sum())
         raise StreamError(f"<stream>: contains {int(x.size - finite.sum())} non-finite samples ({n_nan} NaN, "
                           f"{int(x.size - finite.sum()) - n_nan} inf) in one message", 1007)
+    if x.size and (peak := float(np.abs(x).max())) > MAX_SAMPLE:
+        raise StreamError(str(too_large("<stream>", peak)), 1007)
     return x.reshape(-1, channels)
 
 

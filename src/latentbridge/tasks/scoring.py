@@ -69,7 +69,11 @@ class _Scorer(L.LightningModule):
             if r.problem is None:
                 # a generator per file: the same scores however the files are shared between processes
                 scores = score_features(self.model, r.features, self.method, self.n_samples, seed=self.seed + r.index)
-                if self.band_config is not None:
+                if not np.isfinite(scores).all():  # NaN compared with the threshold read as normal
+                    r.problem = (f"the model gave non-finite scores for {int((~np.isfinite(scores)).sum())} of "
+                                 f"{len(scores)} windows; no decision")
+                    scores = None
+                if self.band_config is not None and scores is not None:
                     r.band_power = band_power(r.features, self.band_config)
                 r.features = np.zeros((len(r.features), 0), np.float32)
             out.append((r, scores))
