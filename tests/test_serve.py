@@ -506,6 +506,10 @@ def test_sample_is_seeded_and_leaves_the_global_rng_alone(client, folders):
     assert len(a["images_png"]) == 2 and _png(a["images_png"][0]).shape == (224, 224)
     _as_documented(SampleResponse, a)
     assert client.post(f"/api/models/{name}/sample", json={"n": 99}).status_code == 422
+    # seeds `latentbridge sample --seed` refuses: 2**70 answered 500 (torch), -1 drew images no command reproduces
+    for seed in (2 ** 70, -1, 2 ** 32):
+        r = client.post(f"/api/models/{name}/sample", json={"n": 1, "seed": seed})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "seed"], (seed, r.text)
     r = client.post(f"/api/models/{name}/sample", content=b'{"n": 1, "guidance": NaN}',
                     headers={"Content-Type": "application/json"})  # was "less than or equal to 20"
     assert r.status_code == 422 and r.json()["detail"][0]["msg"] == "Input should be a finite number"
@@ -537,6 +541,8 @@ def test_diffusion_sample_is_the_cli_sample(client, folders, models):
         np.testing.assert_allclose(got[::4, ::4] / 255.0, img[0], atol=1 / 255 + 1e-6)
     again = client.post(f"/api/models/{name}/sample", json={"n": 3, "seed": 7, "label": 3, "guidance": 1.5}).json()
     assert again["images_png"] == body["images_png"]
+    # true is no class (it sampled class 1)
+    assert client.post(f"/api/models/{name}/sample", json={"n": 1, "label": True}).status_code == 422
     mixed = client.post(f"/api/models/{name}/sample", json={"n": 4, "seed": 7, "scheduler": "dpm", "steps": 3}).json()
     assert mixed["labels"] == [0, 1, 2, 3] and mixed["scheduler"] == "dpm" and len(mixed["images_png"]) == 4
     r = client.post(f"/api/models/{name}/sample", json={"n": 1, "label": "eleven"})

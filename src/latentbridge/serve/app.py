@@ -27,11 +27,11 @@ from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFi
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from latentbridge import __version__
 from latentbridge.errors import DataError, LatentbridgeError
-from latentbridge.utils import forget_said, warnings_said
+from latentbridge.utils import MAX_SEED, forget_said, warnings_said
 from latentbridge.serve import media
 from latentbridge.serve.batcher import MicroBatcher
 from latentbridge.io.images import IMAGE_EXTENSIONS
@@ -90,10 +90,10 @@ class ServeSettings:
 
 class SampleRequest(BaseModel):
     n: int = Field(4, ge=1, le=16)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)  # `latentbridge sample --seed`'s range (2**70: a 500 from torch)
     route: str | None = None
     # diffusion models (unset: the run's sampling settings)
-    label: str | int | None = None
+    label: StrictStr | StrictInt | None = None  # a class name or index (true read as class 1)
     guidance: float | None = Field(None, ge=0, le=20, allow_inf_nan=False)
     steps: int | None = Field(None, ge=1, le=1000)
     scheduler: Literal["ddpm", "ddim", "dpm"] | None = None
