@@ -727,8 +727,19 @@ def test_stream_takes_out_an_offset_keeps_the_models_short_share_and_says_what_i
         assert ws.receive_json()["warnings"] == []
 
 
+def test_stream_start_takes_a_low_rate_sensor_s_own_rate():
+    """A model fitted on 200-Hz accelerometers could not be streamed at its own rate (from 1000 Hz only); a stream
+    upsampled to 1000 Hz scored a normal recording 5 times over its threshold."""
+    from latentbridge.serve.stream import parse_start
+
+    assert parse_start('{"sample_rate": 200, "channels": 3}') == (200, "f32", 3)
+
+
 @pytest.mark.parametrize("first,expected", [
-    ("hello", "not JSON"), ('{"sample_rate": 12}', "sample_rate must be an integer from 1000"),
+    ("hello", "not JSON"), ('{"sample_rate": 0}', "sample_rate must be an integer from 1 to 384000"),
+    # the rule of a file's rate: a 16-kHz model is not given a 100-Hz stream (1000 Hz, 16 times, was taken)
+    ('{"sample_rate": 100}', "<stream>: recorded at 100 Hz (its header's rate, its time column's or the rate given "
+                             "for it): reading it at the model's 16000 Hz would upsample it 160 times"),
     ('{"sample_rate": 16000, "format": "f64"}', "format must be one of"),
     ('{"sample_rate": 16000, "channels": 0}', "channels must be an integer"),
 ])

@@ -30,7 +30,7 @@ import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from latentbridge.errors import LatentbridgeError
-from latentbridge.io.audio import MAX_SAMPLE, too_large
+from latentbridge.io.audio import MAX_SAMPLE, rate_problem, too_large
 from latentbridge.io.capture import BlockFeed, StreamClosed
 from latentbridge.tasks.listen import listen, live_input_warnings
 
@@ -59,8 +59,8 @@ def parse_start(text: str | None) -> tuple[int, str, int]:
     sr, fmt, ch = msg.get("sample_rate"), msg.get("format", "f32"), msg.get("channels", 1)
     if isinstance(sr, float) and sr.is_integer():
         sr = int(sr)
-    if not isinstance(sr, int) or isinstance(sr, bool) or not 1000 <= sr <= 384000:
-        raise StreamError(f"sample_rate must be an integer from 1000 to 384000 Hz, got {sr!r}")
+    if not isinstance(sr, int) or isinstance(sr, bool) or not 1 <= sr <= 384000:  # a 200-Hz sensor's own rate too
+        raise StreamError(f"sample_rate must be an integer from 1 to 384000 Hz, got {sr!r}")
     if fmt not in FORMATS:
         raise StreamError(f"format must be one of {sorted(FORMATS)}, got {fmt!r}")
     if not isinstance(ch, int) or isinstance(ch, bool) or not 1 <= ch <= 32:
@@ -108,6 +108,8 @@ async def run_stream(ws: WebSocket, served, batcher, *, queue_blocks: int, max_f
         if first["type"] == "websocket.disconnect":
             return
         sr, fmt, channels = parse_start(first.get("text"))
+        if problem := rate_problem(sr, det.sample_rate):  # the rule of a file's rate
+            raise StreamError(f"<stream>: {problem}")
         check_channels(det, channels)
     except asyncio.TimeoutError:
         return await _fail(ws, StreamError(f"no start message within {first_message_timeout_s:g} s"))
