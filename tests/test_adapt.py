@@ -32,6 +32,18 @@ def _choices(folder):
     return {c.key: c.value for c in choose_settings(survey_files(list_audio_files(folder)))}
 
 
+
+def test_the_band_advised_for_a_low_rate_sensor_is_not_zero():
+    """A 200-Hz model's recordings resampled down from 1 kHz were advised `-o features.fmax=0` (whole hundreds)."""
+    from types import SimpleNamespace
+
+    from latentbridge.data.survey import floor_hz, resampled_top_warning
+
+    assert [floor_hz(f) for f in (7440, 3720, 93, 186, 20506)] == [7400, 3700, 93, 180, 20000]
+    text = resampled_top_warning(np.array([[0.0, -30.0]]), {"min": [0.0, -10.0]}, [1000], 200,
+                                 SimpleNamespace(kind="stft"), ["acc.csv"])
+    assert "resampling removes what lies above 95 Hz" in text and "-o features.fmax=93)" in text, text
+
 def test_choices_follow_the_data(tmp_path, machine_data):
     rng = np.random.default_rng(0)
     # long 16 kHz machine recordings: the defaults that suit stationary sound

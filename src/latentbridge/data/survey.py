@@ -8,6 +8,7 @@ stays cheap.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -289,8 +290,17 @@ def band_content_warning(profile: np.ndarray, fitted: dict, names: list[str], ce
                  "for that alone")
         texts.append(f"{len(rows)} of {len(profile)} recordings {what} (more than {margin:g} dB, each against its "
                      f"own spectrum; {files}): {cause}; fit on recordings made the same way, or fit within the band "
-                     f"both hold (-o features.fmax={np.floor(edge / 100) * 100:g})")
+                     f"both hold (-o features.fmax={floor_hz(edge):g})")
     return "; ".join(texts) or None
+
+
+def floor_hz(f: float) -> float:
+    """A frequency advised as ``features.fmax``, rounded down to two significant digits (7440 Hz: 7400; a 200-Hz
+    sensor's 93 Hz: 93; rounding to whole hundreds advised fmax=0 below 215 Hz)."""
+    if f < 1:
+        return round(float(f), 2)
+    step = 10.0 ** (math.floor(math.log10(f)) - 1)
+    return float(math.floor(f / step) * step)
 
 
 #: where the package's resampler (soxr "HQ", :func:`latentbridge.io.resample`) has fallen by 3 dB, as a share of the
@@ -316,7 +326,7 @@ def resampled_top_warning(profile: np.ndarray, fitted: dict, rates: list[int | N
         return None
     files = listed([names[i] for i in rows])
     from_rates = ", ".join(f"{r} Hz" for r in sorted({rates[i] for i in rows}))
-    below = np.floor(0.93 * sample_rate / 2 / 100) * 100
+    below = floor_hz(0.93 * sample_rate / 2)
     fix = (f"-o features.fmax={below:g}" if getattr(features, "kind", None) == "mel"
            else f"-o features.kind=mel -o features.fmax={below:g}")
     return (f"{len(rows)} of {len(profile)} recordings resampled down to the model's {sample_rate} Hz (from {from_rates}; "
