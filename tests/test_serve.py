@@ -160,7 +160,11 @@ def test_score_accepts_other_formats_and_rates(client, folders, machine_data, tm
     assert r.status_code == 200 and r.json()["duration_s"] == pytest.approx(4.0)
     ref = score_task(folders["pump"], [flac])
     np.testing.assert_allclose([w["score"] for w in r.json()["windows"]], ref.window_scores, rtol=1e-5)
-    assert r.json()["warnings"] == []  # FLAC is lossless, like the training WAVs
+    # FLAC is lossless, like the training WAVs; the two channels mixed are said, as `anomaly score` says them (the
+    # client was told neither the file's rate and channels nor what was done to them)
+    said = r.json()["warnings"]
+    assert len(said) == 1 and said[0].startswith("1 mixed down to mono (from 2 channels") and "single-channel" in said[0]
+    assert r.json()["input"] == {"sample_rate": sr, "channels": 2, "conversions": said[0]}
     ogg = tmp_path / "n.ogg"
     sf.write(ogg, wave, sr, format="OGG", subtype="VORBIS")
     r = _post(client, f"/api/models/{_name(folders, 'pump')}/score", "n.ogg", ogg.read_bytes())

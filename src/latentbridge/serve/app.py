@@ -290,7 +290,11 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
             scores, decisions = await asyncio.wrap_future(batchers[name].submit(windows))
             t2 = time.perf_counter()
             result = _score_result(m, up.client_name, read["duration_s"], scores, decisions, starts_s, padded)
-            result["warnings"] = said + _upload_warnings(m, up.client_name, info, wave, read["clipped_share"])
+            conversions, warn = _conversions(m, up.client_name, info)
+            result["warnings"] = said + _upload_warnings(m, up.client_name, info, wave, read["clipped_share"]) + (
+                [conversions] if warn else [])
+            result["input"] = {"sample_rate": int(info.sample_rate), "channels": int(info.channels),
+                               "conversions": conversions or None}
             if sample_rate is not None and info.sample_rate != round(sample_rate):  # the file gives its own rate
                 result["warnings"].append(f"sample_rate {sample_rate:g} Hz ignored: {up.client_name} gives its own "
                                           f"rate, {info.sample_rate} Hz (the rate is for files that give none)")
@@ -437,6 +441,17 @@ def _upload_warnings(m: ServedModel, client_name: str, info, wave, clipped: floa
 
     return recording_warnings(m.detector, [client_name], [info.codec], [int(info.sample_rate)], [level_dbfs(wave)],
                               [clipped])
+
+
+def _conversions(m: ServedModel, client_name: str, info) -> tuple[str, bool]:
+    """``anomaly score``'s line on an upload resampled to the model's rate or mixed down (``(text, warn)``, warn for a
+    mix of several channels given to a model of one: :func:`~latentbridge.data.survey.conversions_line`); the
+    client was told neither its file's rate and channels nor what was done to them."""
+    from latentbridge.data.survey import conversions_line
+
+    ex = m.detector.stream_extractor
+    return conversions_line({client_name: int(info.sample_rate)}, {client_name: int(info.channels)}, ex.sample_rate,
+                            ex.channel, fitted_channels=ex.fitted_channels)
 
 
 class _TooLong(HTTPException):

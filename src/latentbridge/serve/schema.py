@@ -62,6 +62,9 @@ class ScoreResponse(BaseModel):
     decision: Literal["normal", "anomalous"]
     warnings: list[str]
     timing_ms: dict[str, float]
+    input: dict[str, Any]
+    """The upload as recorded: ``sample_rate`` and ``channels`` (its header's), and ``conversions``: how it was brought
+    to the model's input (resampled, mixed down or a channel read; None when it needed nothing)."""
     spectrogram: dict[str, Any] | None = None
     """With ``?spectrogram=true``: the model's spectrogram of the recording for display (dB rows, low to high)."""
 
