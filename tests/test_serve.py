@@ -662,9 +662,9 @@ def test_spatial_enhance_says_what_the_cli_warns(folders, tmp_path):
 # ----------------------------------------------------------------------------- WebSocket stream
 
 
-def _stream(client, pump, wave, sr, fmt="f32", frame=4000, end=True):
+def _stream(client, pump, wave, sr, fmt="f32", frame=4000, end=True, live=None):
     with client.websocket_connect(f"/api/models/{pump}/stream") as ws:
-        ws.send_text(json.dumps({"sample_rate": sr, "format": fmt}))
+        ws.send_text(json.dumps({"sample_rate": sr, "format": fmt, **({} if live is None else {"live": live})}))
         ready = ws.receive_json()
         assert ready["type"] == "ready"
         for i in range(0, len(wave), frame):
@@ -736,7 +736,7 @@ def test_stream_start_takes_a_low_rate_sensor_s_own_rate():
     upsampled to 1000 Hz scored a normal recording 5 times over its threshold."""
     from latentbridge.serve.stream import parse_start
 
-    assert parse_start('{"sample_rate": 200, "channels": 3}') == (200, "f32", 3)
+    assert parse_start('{"sample_rate": 200, "channels": 3}') == (200, "f32", 3, False)
 
 
 @pytest.mark.parametrize("first,expected", [
@@ -746,6 +746,7 @@ def test_stream_start_takes_a_low_rate_sensor_s_own_rate():
                              "for it): reading it at the model's 16000 Hz would upsample it 160 times"),
     ('{"sample_rate": 16000, "format": "f64"}', "format must be one of"),
     ('{"sample_rate": 16000, "channels": 0}', "channels must be an integer"),
+    ('{"sample_rate": 16000, "live": "yes"}', "live must be true (a live input"),
 ])
 def test_stream_bad_start_message(client, folders, first, expected):
     with client.websocket_connect(f"/api/models/{_name(folders, 'pump')}/stream") as ws:
@@ -812,10 +813,11 @@ def test_live_streams_are_capped_and_the_slot_comes_back(models):
         ServeSettings(max_streams=0)
 
 
-def test_stream_overflow_is_counted_not_fatal(models, machine_data):
-    """A scorer slower than the stream: the blocks waiting are dropped and counted, the stream goes on with fresh
+def test_stream_overflow_is_counted_not_fatal(models, machine_data, tmp_path):
+    """A scorer slower than a live stream: the blocks waiting are dropped and counted, the stream goes on with fresh
     audio in pieces of at least the queue's length (one window here); tests/test_stream.py checks the windows around
-    a gap."""
+    a gap. A recording (not live, the default) waits instead: every sample scored, at the recording's times (a
+    5-minute WAV sent at once had lost 256 blocks, and audio from 250 s was reported near 4 s)."""
     pump = next(n for n, m in models.items() if m.task == "anomaly")
     app = create_app(models, ServeSettings(stream_queue_blocks=48))  # 2.4 s of 800-frame blocks
     batcher = app.state.batchers[pump]
@@ -828,13 +830,21 @@ def test_stream_overflow_is_counted_not_fatal(models, machine_data):
     batcher.fn = slow
     wave, sr = sf.read(sorted((machine_data / "test" / "normal").glob("*.wav"))[0], dtype="float32")
     with TestClient(app) as c:
-        msgs = _stream(c, pump, np.tile(wave, 3), sr, frame=800)
+        msgs = _stream(c, pump, np.tile(wave, 3), sr, frame=800, live=True)
+        recording = _stream(c, pump, np.tile(wave, 3), sr, frame=800)
     end = msgs[-1]
     assert end["type"] == "end" and end["dropped_blocks"] > 0 and end["overflows"] > 0
     assert end["dropped_frames"] == end["dropped_blocks"] * 800
     assert end["duration_s"] == pytest.approx(12.0 - end["dropped_frames"] / sr)
     windows = [m for m in msgs if m["type"] == "window"]
     assert len(windows) == end["n_windows"] >= 1 and windows[-1]["overflows"] >= 1
+    end = recording[-1]
+    assert end["type"] == "end" and end["dropped_blocks"] == 0 and end["duration_s"] == pytest.approx(12.0)
+    sf.write(tmp_path / "tiled.wav", np.tile(wave, 3), sr)
+    ref = score_task(models[pump].saved.path, [tmp_path / "tiled.wav"])
+    windows = [m for m in recording if m["type"] == "window"]
+    np.testing.assert_allclose([w["start_s"] for w in windows], ref.windows.starts_s)
+    np.testing.assert_allclose([w["score"] for w in windows], ref.window_scores, rtol=1e-4)
 
 
 # ----------------------------------------------------------------------------- micro-batcher
@@ -1027,6 +1037,7 @@ def test_a_stalled_upload_and_a_silent_stream_are_closed():
     import asyncio
 
     from latentbridge.serve.security import UploadLimitMiddleware
+    from latentbridge.io.capture import BlockFeed
     from latentbridge.serve.stream import StreamError, _receive_all
 
     async def never():
@@ -1056,7 +1067,7 @@ def test_a_stalled_upload_and_a_silent_stream_are_closed():
             await never()
 
     with pytest.raises(StreamError, match=r"no message for 0\.1 s: the stream is closed"):
-        asyncio.run(_receive_all(Silent(), None, "f32", 1, 1 << 20, idle_s=0.1))
+        asyncio.run(_receive_all(Silent(), BlockFeed(4), "f32", 1, 1 << 20, idle_s=0.1))
 
 
 def test_a_client_that_hangs_up_mid_upload_is_logged_as_such(caplog):

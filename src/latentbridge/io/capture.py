@@ -148,6 +148,16 @@ class BlockFeed:
     def queued(self) -> int:
         return self._queue.queue.qsize()
 
+    @property
+    def full(self) -> bool:
+        """Whether the next :meth:`push` would drop the waiting blocks (a producer that can wait, a network stream
+        of a recording, waits while this holds)."""
+        return self._queue.queue.full()
+
+    @property
+    def closed(self) -> bool:
+        return self._aborted.is_set() or self._ended.is_set()
+
     def __iter__(self) -> Iterator[tuple[np.ndarray, bool]]:
         while True:
             if self._aborted.is_set():

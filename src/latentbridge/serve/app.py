@@ -449,7 +449,7 @@ def _conversions(m: ServedModel, client_name: str, info) -> tuple[str, bool]:
     client was told neither its file's rate and channels nor what was done to them."""
     from latentbridge.data.survey import conversions_line
 
-    ex = m.detector.stream_extractor
+    ex = m.extractor
     return conversions_line({client_name: int(info.sample_rate)}, {client_name: int(info.channels)}, ex.sample_rate,
                             ex.channel, fitted_channels=ex.fitted_channels)
 

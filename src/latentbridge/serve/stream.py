@@ -2,7 +2,8 @@
 
 Protocol. The client's first message is JSON ``{"sample_rate": SR, "format": "f32" | "s16"}``
 (optional ``"channels"``, default 1: interleaved frames are averaged to mono as a device's are, or the model's
-channel picked, or every channel kept, as its ``audio.channel`` reads a file).
+channel picked, or every channel kept, as its ``audio.channel`` reads a file; optional ``"live"``, default false:
+see below).
 The server answers ``{"type": "ready", ...}`` (the model's window, hop, rate and threshold), then
 takes binary messages of little-endian PCM and sends one JSON message per window
 ``{"type": "window", "start_s", "end_s", "score", "is_anomaly", "decision", "overflows",
@@ -13,9 +14,12 @@ and a close (1008 policy: any other text message, or none for 60 s; 1007 bad dat
 among them; 1009 too big; 1011 the server's own failure).
 
 The scoring is :func:`latentbridge.tasks.listen.listen` itself, run in a thread per stream on a
-:class:`~latentbridge.io.capture.BlockFeed` (the device capture's bounded queue): when scoring
-falls behind, blocks are dropped and counted like a device's overflows, never buffered without
-bound, and the stream goes on. Windows are scored through the model's micro-batcher, so
+:class:`~latentbridge.io.capture.BlockFeed` (the device capture's bounded queue). When scoring falls behind, a
+recording sent faster than real time (``live`` false) waits: the server reads no more of the socket until the queue
+has room, so every sample is scored and the windows' times are the recording's (blocks were dropped: a 5-minute WAV
+sent at once lost 256 blocks, and audio from 250 s was reported near 4 s). A ``live`` input (a microphone: fresh audio
+matters more than all of it) has its waiting blocks dropped and counted like a device's overflows, never buffered
+without bound, and the stream goes on. Windows are scored through the model's micro-batcher, so
 concurrent streams share model calls with each other and with uploads.
 """
 
@@ -46,8 +50,8 @@ class StreamError(Exception):
         self.detail, self.code = detail, code
 
 
-def parse_start(text: str | None) -> tuple[int, str, int]:
-    """The first message → (sample_rate, format, channels); StreamError when it is not one."""
+def parse_start(text: str | None) -> tuple[int, str, int, bool]:
+    """The first message → (sample_rate, format, channels, live); StreamError when it is not one."""
     if text is None:
         raise StreamError('the first message must be JSON text {"sample_rate": SR, "format": "f32"|"s16"}')
     try:
@@ -65,7 +69,11 @@ def parse_start(text: str | None) -> tuple[int, str, int]:
         raise StreamError(f"format must be one of {sorted(FORMATS)}, got {fmt!r}")
     if not isinstance(ch, int) or isinstance(ch, bool) or not 1 <= ch <= 32:
         raise StreamError(f"channels must be an integer from 1 to 32, got {ch!r}")
-    return sr, fmt, ch
+    live = msg.get("live", False)
+    if not isinstance(live, bool):
+        raise StreamError(f"live must be true (a live input: blocks dropped when scoring falls behind) or false (a "
+                          f"recording: every sample scored), got {live!r}")
+    return sr, fmt, ch, live
 
 
 def check_channels(det, channels: int) -> None:
@@ -107,7 +115,7 @@ async def run_stream(ws: WebSocket, served, batcher, *, queue_blocks: int, max_f
         first = await asyncio.wait_for(ws.receive(), timeout=first_message_timeout_s)
         if first["type"] == "websocket.disconnect":
             return
-        sr, fmt, channels = parse_start(first.get("text"))
+        sr, fmt, channels, live = parse_start(first.get("text"))
         if problem := rate_problem(sr, det.sample_rate):  # the rule of a file's rate
             raise StreamError(f"<stream>: {problem}")
         check_channels(det, channels)
@@ -150,12 +158,12 @@ async def run_stream(ws: WebSocket, served, batcher, *, queue_blocks: int, max_f
 
     await ws.send_json({"type": "ready", "model": served.name, "sample_rate": sr, "format": fmt,
                         "channels": channels, "model_sample_rate": det.sample_rate, "window_s": w.window_s,
-                        "hop_s": w.hop_s, "threshold": threshold, "score": det.method,
+                        "hop_s": w.hop_s, "threshold": threshold, "score": det.method, "live": live,
                         "warnings": live_input_warnings(det, sr, f"the stream's {sr}-Hz audio")})
     worker = threading.Thread(target=work, name=f"latentbridge-stream-{served.name}", daemon=True)
     worker.start()
     sender = asyncio.create_task(_send_all(ws, outbox))
-    receiver = asyncio.create_task(_receive_all(ws, feed, fmt, channels, max_frame_bytes))
+    receiver = asyncio.create_task(_receive_all(ws, feed, fmt, channels, max_frame_bytes, live=live))
     done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
     if receiver in done:
         err = receiver.exception()
@@ -183,8 +191,10 @@ IDLE_TIMEOUT_S = 60.0
 
 
 async def _receive_all(ws: WebSocket, feed: BlockFeed, fmt: str, channels: int, max_frame_bytes: int,
-                       idle_s: float = IDLE_TIMEOUT_S) -> str:
+                       idle_s: float = IDLE_TIMEOUT_S, live: bool = False) -> str:
     while True:
+        while not live and feed.full and not feed.closed:  # a recording waits for room: nothing of it is dropped
+            await asyncio.sleep(0.005)
         try:
             message = await asyncio.wait_for(ws.receive(), timeout=idle_s)
         except asyncio.TimeoutError:

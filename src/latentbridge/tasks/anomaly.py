@@ -147,7 +147,7 @@ class Detector:
         return self
 
     @functools.cached_property
-    def stream_extractor(self) -> FeatureExtractor:
+    def _stream_extractor(self) -> FeatureExtractor:
         return self.extractor(use_cache=False)
 
     def score_features(self, features: np.ndarray) -> np.ndarray:
@@ -155,7 +155,7 @@ class Detector:
 
     def score_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n, window_samples) waveforms at the model's rate → (scores, decisions)."""
-        scores = self.score_features(self.stream_extractor.features_of_windows(windows.astype(np.float32)))
+        scores = self.score_features(self._stream_extractor.features_of_windows(windows.astype(np.float32)))
         return scores, scores > self.threshold
 
 

@@ -293,7 +293,7 @@ async function startLive() {
     const ws = new WebSocket(`${proto}://${location.host}/api/models/${encodeURIComponent(m.name)}/stream`);
     ws.binaryType = "arraybuffer";
     live = { media, ctx, node, ws };
-    ws.onopen = () => ws.send(JSON.stringify({ sample_rate: ctx.sampleRate, format: "f32" }));
+    ws.onopen = () => ws.send(JSON.stringify({ sample_rate: ctx.sampleRate, format: "f32", live: true }));
     node.port.onmessage = (e) => { if (ws.readyState === WebSocket.OPEN) ws.send(e.data); };
     ws.onmessage = (e) => {
       const msg = JSON.parse(e.data);
