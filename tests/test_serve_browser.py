@@ -58,10 +58,11 @@ def _shot(page, name: str) -> Path:
 
 def _open(browser, url: str, n_models: int, height: int = 1000):
     """A new page at ``url`` once the page has listed ``n_models`` models; with the list its script
-    errors are collected in."""
+    errors and console errors (a resource that failed to load: /favicon.ico's 404 on every load) are collected in."""
     page = browser.new_page(viewport={"width": 1000, "height": height})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
     page.goto(url)
     page.wait_for_function(f"window.lb && window.lb.models.length === {n_models}", timeout=30000)
     return page, errors
