@@ -848,6 +848,36 @@ def test_sensor_columns_are_matched_by_name_across_recordings(tmp_path, caplog):
            "rec0.csv (x, y, z)" in caplog.text, caplog.text
 
 
+def test_a_model_of_some_sensor_columns_reads_them_by_name(tmp_path, caplog):
+    """A run trained with vibration.channels=[0, 2] (columns ch0, ch2) read another logger's recordings (ch2, ch1,
+    ch0) at positions 0 and 2: ch2 fed in as ch0 although the file holds ch0 (a warning said 'read by position');
+    a file holding exactly ch0, ch2 was refused ('channel 2 out of range'). Taken by name, both read as the model's."""
+    from latentbridge.tasks.multimodal import windows_of_recording
+
+    train = make_root(tmp_path, {"Test_01": {"extent": 0.1}, "Test_02": {"extent": 0.0}}, name="train")
+    picked = build_windows(train, vib(channels=[0, 2]), cache_dir=tmp_path / "cache")
+    assert picked.channel_names == ["ch0", "ch2"]
+    other = make_root(tmp_path, {"Test_01": {"extent": 0.1}, "Test_02": {"extent": 0.0}}, name="other")
+    plain = build_windows(other, vib(channels=[0, 2]), cache_dir=tmp_path / "cache")
+    exact = make_root(tmp_path, {"Test_01": {"extent": 0.1}, "Test_02": {"extent": 0.0}}, name="exact")
+    for f in (other / "Data").glob("*/*.csv"):  # another logger: the columns reversed
+        cells = [ln.split(",") for ln in f.read_text().splitlines()]
+        f.write_text("\n".join(",".join(c[j] for j in (0, 3, 2, 1)) for c in cells) + "\n")
+    for f in (exact / "Data").glob("*/*.csv"):  # only the model's two sensors
+        cells = [ln.split(",") for ln in f.read_text().splitlines()]
+        f.write_text("\n".join(",".join(c[j] for j in (0, 1, 3)) for c in cells) + "\n")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        for folder in (other, exact):
+            d = build_windows(folder, vib(channels=[0, 2]), cache_dir=tmp_path / "cache", channel_names=["ch0", "ch2"])
+            assert d.channel_names == ["ch0", "ch2"]
+            np.testing.assert_allclose(d.waves, plain.waves, atol=1e-6)
+    assert "read by position" not in caplog.text, caplog.text
+    spec = SimpleNamespace(n_channels=2, sample_rate=SR, window_s=2.0, hop_s=1.0)
+    one = windows_of_recording(vib(channels=[0, 2]), spec, other / "Data" / "Test_01" / "rec0.csv", ["ch0", "ch2"])[0]
+    np.testing.assert_allclose(one, plain.waves[plain.test_index == 0][:len(one)], atol=1e-6)
+
+
 def test_an_odd_first_recording_does_not_decide_the_columns(tmp_path, caplog):
     """The first recording was the reference: an older logger's file first (x, y, z) left every other recording
     read by position, so one listing ch2, ch1, ch0 and one ch0, ch1, ch2 were read with their channels swapped

@@ -234,13 +234,14 @@ def _fmt_groups(values: dict[str, object]) -> str:
     return "; ".join(f"{v}: {', '.join(ts)}" for v, ts in groups.items())
 
 
-def _manifest_inputs(root: Path, records: list[TestRecord], vib) -> dict:
+def _manifest_inputs(root: Path, records: list[TestRecord], vib, pick_names: list[str] | None = None) -> dict:
     files = []
     for r in records:
         for p in r.csv_files + ([r.mask_file] if r.mask_file is not None else []):
             files.append({"test": r.test_id, "path": p.relative_to(root).as_posix(), **file_stamp(p)})
     return {"format": "latentbridge-bridge-windows", "code_version": _code_version(),
-            "vibration": vib.model_dump(mode="json"), "root": str(root), "files": files}
+            "vibration": vib.model_dump(mode="json"), "root": str(root), "files": files,
+            **({"pick_names": list(pick_names)} if pick_names else {})}
 
 
 def _load_cache(folder: Path, key: str) -> BridgeData | None:
@@ -289,15 +290,18 @@ def _keeping_warnings():
 
 
 def read_recording(path: str | Path, vib, rates_read: dict | None = None,
-                   names: list | None = None) -> tuple[np.ndarray, float]:
+                   names: list | None = None, pick_names: list[str] | None = None) -> tuple[np.ndarray, float]:
     """One vibration CSV or .mat file as the model reads it: ``(wave (C, T) float32, rate)`` with the
     config's ``sample_rate`` (for CSVs without a time column) and ``channels``, resampled to
     ``resample_to`` when set (``vib``: a :class:`~latentbridge.config.sections.VibrationConfig`);
-    ``rates_read`` collects the file's own rate (path → Hz), ``names`` a CSV header's channel names."""
+    ``rates_read`` collects the file's own rate (path → Hz), ``names`` a CSV header's channel names;
+    ``pick_names``: a trained model's sensor columns, taken by name where the header names them (``channels``,
+    positions among the training recordings' columns, are other sensors in another logger's order)."""
     if Path(path).suffix.lower() == ".mat":
         wave, sr = read_mat_vibration(path, sample_rate=vib.sample_rate, channels=vib.channels)
     else:
-        wave, sr = read_vibration_csv(path, sample_rate=vib.sample_rate, channels=vib.channels, names=names)
+        wave, sr = read_vibration_csv(path, sample_rate=vib.sample_rate, channels=vib.channels, names=names,
+                                      pick_names=pick_names)
     check_rate(sr, vib, path)
     if rates_read is not None:
         rates_read[Path(path)] = float(sr)
@@ -421,7 +425,11 @@ def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None =
     columns a model was trained on, in its order: recordings that name the same columns in another order are read
     in the model's (:func:`latentbridge.io.columns.model_order`).
     """
-    data = _build_windows(root, vib_cfg, cache_dir, use_cache)
+    # a model of some sensor columns (vibration.channels) reads them by name: positions in another logger's order
+    # are other sensors
+    chosen = vib_cfg.get("channels") if isinstance(vib_cfg, dict) else getattr(vib_cfg, "channels", None)
+    picked = channel_names if channel_names and chosen is not None else None
+    data = _build_windows(root, vib_cfg, cache_dir, use_cache, picked)
     idx = model_order(data.channel_names, channel_names, Path(root))
     if idx is not None:
         data.waves, data.channel_names = data.waves[:, idx], list(channel_names)
@@ -452,7 +460,7 @@ def _read_masks(root: Path, records: list[TestRecord], vib) -> tuple[np.ndarray,
     return test_masks, test_has
 
 
-def _build_windows(root, vib_cfg, cache_dir, use_cache) -> BridgeData:
+def _build_windows(root, vib_cfg, cache_dir, use_cache, pick_names: list[str] | None = None) -> BridgeData:
     from latentbridge.config.sections import VibrationConfig
 
     vib = VibrationConfig() if vib_cfg is None else vib_cfg
@@ -460,7 +468,7 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache) -> BridgeData:
         vib = VibrationConfig.model_validate(vib)
     root = Path(root).resolve()
     records = discover(root)
-    inputs = _manifest_inputs(root, records, vib)
+    inputs = _manifest_inputs(root, records, vib, pick_names)
     key = stable_hash(inputs)
     cache_root = Path(cache_dir) if cache_dir is not None else default_bridge_cache_dir()
     folder = cache_root / key
@@ -481,7 +489,7 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache) -> BridgeData:
             per_file = []
             for p in r.csv_files:
                 names: list[str] = []
-                wave, sr = read_recording(p, vib, own, names)
+                wave, sr = read_recording(p, vib, own, names, pick_names)
                 per_file.append((p, wave, sr))
                 order.note(p, names)
             ch = {p.name: w.shape[0] for p, w, _ in per_file}

@@ -293,9 +293,12 @@ def read_vibration_csv(
     channels: list[int] | tuple[int, ...] | None = None,
     fallback_rate: float | None = None,
     names: list | None = None,
+    pick_names: list[str] | None = None,
 ) -> tuple[np.ndarray, float]:
     """Read an accelerometer CSV; return ``(wave (C, T) float32, sample_rate in Hz)``; ``names``, when given, gets
-    the header's names of the channels returned (nothing without a header).
+    the header's names of the channels returned (nothing without a header). ``pick_names``: the sensor columns a
+    trained model reads, taken by name (in that order) where the header names each of them once, in place of
+    ``channels`` (positions in another logger's order are other sensors).
 
     ``sample_rate``: the file's rate (a time column must agree with it); ``fallback_rate``: the rate of a file that
     gives none of its own (no time column, no rate in its notes), never in conflict with one it gives.
@@ -465,7 +468,10 @@ def read_vibration_csv(
         raise DataError(path, "no sensor columns (only a time/index column)")
 
     # --- channel selection
-    if channels is not None:
+    by_name = [header[j] for j in sensor_cols] if header is not None else []
+    if pick_names and len(set(by_name)) == len(by_name) and all(n in by_name for n in pick_names):
+        use_cols = [sensor_cols[by_name.index(n)] for n in pick_names]
+    elif channels is not None:
         note = " (time column excluded)" if dropped else ""
         use_cols = [sensor_cols[c] for c in pick_channels(path, channels, len(sensor_cols), "sensor column", note)]
     else:

@@ -428,7 +428,8 @@ def windows_of_recording(vibration, spec, path: str | Path, channel_names: list[
     from latentbridge.io.columns import model_order
 
     names: list[str] = []
-    wave, sr = read_recording(path, vibration, names=names)
+    wave, sr = read_recording(path, vibration, names=names,
+                              pick_names=channel_names if vibration.channels is not None else None)
     if (idx := model_order(names, channel_names, path)) is not None:
         wave = wave[idx]
     check_fits_model(wave.shape[0], sr, spec, path)
