@@ -878,11 +878,40 @@ def test_a_model_of_some_sensor_columns_reads_them_by_name(tmp_path, caplog):
     np.testing.assert_allclose(one, plain.waves[plain.test_index == 0][:len(one)], atol=1e-6)
 
 
+def test_new_recordings_keep_their_own_rate_and_the_training_rate_is_said(tmp_path, caplog):
+    """A run trained on CSVs without a time column (vibration.sample_rate=100) read another folder's files with a time
+    column at 200 Hz as refused ('the time column gives 200 Hz but the sample rate 100 Hz was given; drop the given
+    rate', a rate the user never gave), and files without one at the training's 100 Hz without a word. Now a file's
+    own rate wins, the training's is the rate of files that give none, said; --sample-rate still checks."""
+    from latentbridge.tasks.multimodal import bridge_data, windows_of_recording
+
+    cfg = SimpleNamespace(vibration=vib(sample_rate=SR), data=SimpleNamespace(root=None, cache_dir=tmp_path / "c"))
+    timed = make_root(tmp_path, {"Test_01": {"extent": 0.1, "sr": 2 * SR, "n": 2000}}, name="timed")
+    d = bridge_data(cfg, str(timed), new=True)
+    assert d.sample_rate == 2 * SR
+    with pytest.raises(DataError, match="the time column gives 200 Hz but the sample rate 100 Hz was given"):
+        bridge_data(cfg, str(timed), sample_rate=SR, new=True)  # given now: checked
+    bare = tmp_path / "bare"
+    write_vibration_csv(bare / "Data" / "Test_01" / "rec.csv", signal(3, 1000), SR, time_column=False)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        d = bridge_data(cfg, str(bare), new=True)
+    assert d.sample_rate == SR and "bare: 1 of 1 recording(s) give no sample rate (no time column): read at 100 Hz, " \
+        "the rate the model's training recordings were given (vibration.sample_rate); --sample-rate gives theirs" \
+        in caplog.text, caplog.text
+    spec = SimpleNamespace(n_channels=3, sample_rate=SR, window_s=2.0, hop_s=1.0)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        windows_of_recording(cfg.vibration, spec, bare / "Data" / "Test_01" / "rec.csv")
+    assert "rec.csv: 1 of 1 recording(s) give no sample rate" in caplog.text, caplog.text
+
+
 def test_an_odd_first_recording_does_not_decide_the_columns(tmp_path, caplog):
     """The first recording was the reference: an older logger's file first (x, y, z) left every other recording
     read by position, so one listing ch2, ch1, ch0 and one ch0, ch1, ch2 were read with their channels swapped
     against each other. The set most recordings name is the reference, as for an anomaly model's CSVs."""
-    root = make_root(tmp_path, {"Test_01": {"extent": 0.1}, "Test_02": {"extent": 0.0}, "Test_03": {"extent": 0.2}})
+    root = make_root(tmp_path, {"Test_01": {"extent": 0.1}, "Test_02": {"extent": 0.0}, "Test_03": {"extent": 0.2},
+                                "Test_04": {"extent": 0.3}})
     files = [next((root / "Data" / t).glob("*.csv")) for t in ("Test_01", "Test_02", "Test_03")]
     first = files[0].read_text().splitlines()
     files[0].write_text("\n".join(["time,x,y,z"] + first[1:]) + "\n")
@@ -891,10 +920,11 @@ def test_an_odd_first_recording_does_not_decide_the_columns(tmp_path, caplog):
     third, _ = read_vibration_csv(files[2])
     with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
         d = build_windows(root, vib(), cache_dir=tmp_path / "cache")
-    assert d.channel_names == ["ch2", "ch1", "ch0"]  # the set two of three name, in the first naming it's order
+    assert d.channel_names == ["ch2", "ch1", "ch0"]  # the set three of four name, in the first naming it's order
     np.testing.assert_allclose(d.waves[d.test_index == 2][0], third[::-1, :d.waves.shape[-1]], atol=1e-6)
-    assert "1 recording(s) list their sensor columns in another order than Data/Test_02/rec0.csv (ch2, ch1, ch0): " \
-           "read in its order, by name: rec0.csv" in caplog.text, caplog.text
+    # every test names its file rec0.csv: named by their folders (it said "rec0.csv, rec0.csv")
+    assert "2 recording(s) list their sensor columns in another order than Data/Test_02/rec0.csv (ch2, ch1, ch0): " \
+           "read in its order, by name: Test_03/rec0.csv, Test_04/rec0.csv" in caplog.text, caplog.text
     assert "1 recording(s) name their sensor columns otherwise than Data/Test_02/rec0.csv (ch2, ch1, ch0): read by " \
            "position: rec0.csv (x, y, z)" in caplog.text, caplog.text
 

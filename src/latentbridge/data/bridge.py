@@ -51,7 +51,8 @@ import numpy as np
 from latentbridge.errors import ConfigError, DataError
 from latentbridge.io import cut_windows, resample
 from latentbridge.data.bridge_layout import TestRecord, _warn_once, discover
-from latentbridge.io.columns import common_columns, model_order, same_columns
+from latentbridge.data.bridge_columns import ChannelOrder
+from latentbridge.io.columns import model_order
 from latentbridge.io.masks import read_mask_png
 from latentbridge.io.matfile import read_mat_vibration
 from latentbridge.io.vibration import read_vibration_csv
@@ -64,7 +65,7 @@ __all__ = ["TestRecord", "BridgeData", "discover", "build_windows", "default_bri
 
 #: Bump when the cached arrays change meaning.
 CACHE_VERSION = 7  # 2: soxr resampling (io.resample) instead of resample_poly; 3: no spectrograms.npy;
-# 4: sensor columns matched by their header names across files (_ChannelOrder); 5: their names kept (channel_names);
+# 4: sensor columns matched by their header names across files (ChannelOrder); 5: their names kept (channel_names);
 # 6: the build's warnings kept (said again on a cache hit); 7: the columns most recordings name as the reference
 # (the first recording's before)
 _RATE_RTOL = 1e-4
@@ -234,14 +235,16 @@ def _fmt_groups(values: dict[str, object]) -> str:
     return "; ".join(f"{v}: {', '.join(ts)}" for v, ts in groups.items())
 
 
-def _manifest_inputs(root: Path, records: list[TestRecord], vib, pick_names: list[str] | None = None) -> dict:
+def _manifest_inputs(root: Path, records: list[TestRecord], vib, pick_names: list[str] | None = None,
+                     fallback_rate: float | None = None) -> dict:
     files = []
     for r in records:
         for p in r.csv_files + ([r.mask_file] if r.mask_file is not None else []):
             files.append({"test": r.test_id, "path": p.relative_to(root).as_posix(), **file_stamp(p)})
     return {"format": "latentbridge-bridge-windows", "code_version": _code_version(),
             "vibration": vib.model_dump(mode="json"), "root": str(root), "files": files,
-            **({"pick_names": list(pick_names)} if pick_names else {})}
+            **({"pick_names": list(pick_names)} if pick_names else {}),
+            **({"fallback_rate": float(fallback_rate)} if fallback_rate else {})}
 
 
 def _load_cache(folder: Path, key: str) -> BridgeData | None:
@@ -290,18 +293,22 @@ def _keeping_warnings():
 
 
 def read_recording(path: str | Path, vib, rates_read: dict | None = None,
-                   names: list | None = None, pick_names: list[str] | None = None) -> tuple[np.ndarray, float]:
+                   names: list | None = None, pick_names: list[str] | None = None,
+                   fallback_rate: float | None = None, rate_from: list | None = None) -> tuple[np.ndarray, float]:
     """One vibration CSV or .mat file as the model reads it: ``(wave (C, T) float32, rate)`` with the
     config's ``sample_rate`` (for CSVs without a time column) and ``channels``, resampled to
     ``resample_to`` when set (``vib``: a :class:`~latentbridge.config.sections.VibrationConfig`);
     ``rates_read`` collects the file's own rate (path → Hz), ``names`` a CSV header's channel names;
     ``pick_names``: a trained model's sensor columns, taken by name where the header names them (``channels``,
-    positions among the training recordings' columns, are other sensors in another logger's order)."""
+    positions among the training recordings' columns, are other sensors in another logger's order);
+    ``fallback_rate``: the rate of a file that gives none (a trained model's training rate for new recordings; one a
+    file gives wins), ``rate_from`` getting where a CSV's rate came from (:func:`~latentbridge.io.read_vibration_csv`)."""
     if Path(path).suffix.lower() == ".mat":
-        wave, sr = read_mat_vibration(path, sample_rate=vib.sample_rate, channels=vib.channels)
+        wave, sr = read_mat_vibration(path, sample_rate=vib.sample_rate, channels=vib.channels,
+                                      fallback_rate=fallback_rate)
     else:
         wave, sr = read_vibration_csv(path, sample_rate=vib.sample_rate, channels=vib.channels, names=names,
-                                      pick_names=pick_names)
+                                      pick_names=pick_names, fallback_rate=fallback_rate, rate_from=rate_from)
     check_rate(sr, vib, path)
     if rates_read is not None:
         rates_read[Path(path)] = float(sr)
@@ -348,59 +355,11 @@ def recording_windows(wave: np.ndarray, sample_rate: float, window_s: float, hop
     return segs.astype(np.float32, copy=False), starts.astype(np.float64) / sr
 
 
-class _ChannelOrder:
-    """Sensor columns matched by their header names: a logger that writes its columns in another order (acc_08 ...
-    acc_01) had its channels swapped without a word. The reference is the set most recordings name, in the order of
-    the first naming it (:func:`~latentbridge.io.columns.common_columns`, the anomaly path's rule: an odd first file
-    no longer decides for the others). Same names in another order: the rows reordered; other names: read by
-    position, and named. Channels that never move are named too."""
-
-    def __init__(self):
-        self.named: dict[Path, list[str]] = {}
-        self.ref: tuple[Path, list[str]] | None = None
-        self.reordered: list[str] = []
-        self.renamed: list[str] = []
-        self.n_files, self.dead = 0, Counter()  # recordings read; channel -> recordings where it is constant
-
-    def note(self, path: Path, names: list[str]) -> None:
-        """A recording's header names (every recording before :meth:`settle`)."""
-        self.named[path] = list(names)
-
-    def settle(self) -> None:
-        columns, _ = common_columns(self.named)
-        if columns is not None:
-            self.ref = (next(p for p, n in self.named.items() if n == columns), columns)
-
-    def flat(self, wave: np.ndarray) -> None:
-        """Count the channels of one recording that never move (a dead or unplugged sensor)."""
-        self.n_files += 1
-        self.dead.update(np.flatnonzero(np.ptp(wave, axis=1) == 0).tolist())
-
-    def align(self, path: Path, wave: np.ndarray) -> np.ndarray:
-        names = self.named.get(path)
-        if self.ref is None or not names or len(names) != wave.shape[0] or names == self.ref[1]:
-            return wave
-        ref = self.ref[1]
-        if same_columns(names, ref):
-            self.reordered.append(path.name)
-            return wave[[names.index(n) for n in ref]]
-        self.renamed.append(f"{path.name} ({listed(names, 4)})")
-        return wave
-
-    def report(self, root: Path) -> None:
-        if self.dead:
-            _warn_once("%s: channel(s) constant over a whole recording (a dead or unplugged sensor?): %s", root,
-                       ", ".join(f"channel {c} ({'' if self.ref is None else self.ref[1][c] + ', '}in {n} of "
-                                 f"{self.n_files} recordings)" for c, n in sorted(self.dead.items())))
-        if self.ref is None:
-            return
-        first = f"{self.ref[0].relative_to(root).as_posix()} ({listed(self.ref[1], 4)})"
-        if self.reordered:
-            _warn_once("%s: %d recording(s) list their sensor columns in another order than %s: read in its order, by "
-                       "name: %s", root, len(self.reordered), first, listed(self.reordered, 5, count=True))
-        if self.renamed:
-            _warn_once("%s: %d recording(s) name their sensor columns otherwise than %s: read by position: %s", root,
-                       len(self.renamed), first, listed(self.renamed, 3, count=True))
+def training_rate_text(where, n: int, of: int, rate: float) -> str:
+    """What is said of ``n`` of ``of`` new recordings that give no rate (no time column), read at the rate a model was
+    trained at (``vibration.sample_rate``): they may come from another logger."""
+    return (f"{where}: {n} of {of} recording(s) give no sample rate (no time column): read at {rate:g} Hz, the rate "
+            "the model's training recordings were given (vibration.sample_rate); --sample-rate gives theirs")
 
 
 def _report_rates(own: dict[Path, float], rate: float, root: Path) -> None:
@@ -418,18 +377,20 @@ def _report_rates(own: dict[Path, float], rate: float, root: Path) -> None:
 
 
 def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None = None,
-                  use_cache: bool = True, channel_names: list[str] | None = None) -> BridgeData:
+                  use_cache: bool = True, channel_names: list[str] | None = None,
+                  fallback_rate: float | None = None) -> BridgeData:
     """Read and window every test under ``root``, with its mask; cached (see the module docstring).
 
     ``vib_cfg`` is a :class:`latentbridge.config.VibrationConfig` (None: its defaults). ``channel_names``: the sensor
     columns a model was trained on, in its order: recordings that name the same columns in another order are read
-    in the model's (:func:`latentbridge.io.columns.model_order`).
+    in the model's (:func:`latentbridge.io.columns.model_order`). ``fallback_rate``: the rate of recordings that give
+    none (a trained model's training rate for another folder's), named in a warning where used.
     """
     # a model of some sensor columns (vibration.channels) reads them by name: positions in another logger's order
     # are other sensors
     chosen = vib_cfg.get("channels") if isinstance(vib_cfg, dict) else getattr(vib_cfg, "channels", None)
     picked = channel_names if channel_names and chosen is not None else None
-    data = _build_windows(root, vib_cfg, cache_dir, use_cache, picked)
+    data = _build_windows(root, vib_cfg, cache_dir, use_cache, picked, fallback_rate)
     idx = model_order(data.channel_names, channel_names, Path(root))
     if idx is not None:
         data.waves, data.channel_names = data.waves[:, idx], list(channel_names)
@@ -460,7 +421,8 @@ def _read_masks(root: Path, records: list[TestRecord], vib) -> tuple[np.ndarray,
     return test_masks, test_has
 
 
-def _build_windows(root, vib_cfg, cache_dir, use_cache, pick_names: list[str] | None = None) -> BridgeData:
+def _build_windows(root, vib_cfg, cache_dir, use_cache, pick_names: list[str] | None = None,
+                   fallback_rate: float | None = None) -> BridgeData:
     from latentbridge.config.sections import VibrationConfig
 
     vib = VibrationConfig() if vib_cfg is None else vib_cfg
@@ -468,7 +430,7 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache, pick_names: list[str] | 
         vib = VibrationConfig.model_validate(vib)
     root = Path(root).resolve()
     records = discover(root)
-    inputs = _manifest_inputs(root, records, vib, pick_names)
+    inputs = _manifest_inputs(root, records, vib, pick_names, fallback_rate)
     key = stable_hash(inputs)
     cache_root = Path(cache_dir) if cache_dir is not None else default_bridge_cache_dir()
     folder = cache_root / key
@@ -484,12 +446,13 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache, pick_names: list[str] | 
         rates: dict[str, float] = {}
         counts: dict[str, int] = {}
         own: dict[Path, float] = {}
-        order = _ChannelOrder()
+        order = ChannelOrder()
+        rate_from: list[str] = []
         for r in records:
             per_file = []
             for p in r.csv_files:
                 names: list[str] = []
-                wave, sr = read_recording(p, vib, own, names, pick_names)
+                wave, sr = read_recording(p, vib, own, names, pick_names, fallback_rate, rate_from)
                 per_file.append((p, wave, sr))
                 order.note(p, names)
             ch = {p.name: w.shape[0] for p, w, _ in per_file}
@@ -514,6 +477,8 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache, pick_names: list[str] | 
                             + _fmt_groups({k: f"{v:g}" for k, v in rates.items()}) + "; set vibration.resample_to")
         sr = float(ref_rate)
         _report_rates(own, sr, root)
+        if n := rate_from.count("fallback"):
+            _warn_once("%s", training_rate_text(root, n, len(own), fallback_rate))
         order.settle()
         for test_id, per_file in waves.items():
             waves[test_id] = [(p, order.align(p, w)) for p, w in per_file]

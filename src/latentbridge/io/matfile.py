@@ -178,10 +178,11 @@ def read_mat_recording(path: str | Path, sample_rate: float | None = None,
 
 
 def read_mat_vibration(path: str | Path, sample_rate: float | None = None,
-                       channels: list[int] | tuple[int, ...] | None = None) -> tuple[np.ndarray, float]:
+                       channels: list[int] | tuple[int, ...] | None = None,
+                       fallback_rate: float | None = None) -> tuple[np.ndarray, float]:
     """A ``.mat`` recording as :func:`latentbridge.io.read_vibration_csv` returns a CSV's: ``(wave (C, T) float32,
     rate)``, ``channels`` picking some (0-based; out of range: DataError naming the file)."""
-    data, rate = read_mat_recording(path, sample_rate)
+    data, rate = read_mat_recording(path, sample_rate, fallback_rate)
     if channels is not None:
         data = data[:, pick_channels(path, channels, data.shape[1], "channel")]
     return np.ascontiguousarray(data.T, dtype=np.float32), rate

@@ -294,11 +294,13 @@ def read_vibration_csv(
     fallback_rate: float | None = None,
     names: list | None = None,
     pick_names: list[str] | None = None,
+    rate_from: list | None = None,
 ) -> tuple[np.ndarray, float]:
     """Read an accelerometer CSV; return ``(wave (C, T) float32, sample_rate in Hz)``; ``names``, when given, gets
     the header's names of the channels returned (nothing without a header). ``pick_names``: the sensor columns a
     trained model reads, taken by name (in that order) where the header names each of them once, in place of
-    ``channels`` (positions in another logger's order are other sensors).
+    ``channels`` (positions in another logger's order are other sensors). ``rate_from``, when given, gets where the
+    rate came from: ``time`` (its time column), ``given``, ``fallback`` or ``notes`` (the lines above the table).
 
     ``sample_rate``: the file's rate (a time column must agree with it); ``fallback_rate``: the rate of a file that
     gives none of its own (no time column, no rate in its notes), never in conflict with one it gives.
@@ -542,10 +544,12 @@ def read_vibration_csv(
             )
     elif sample_rate is not None or fallback_rate is not None and _rate_of_notes(notes) is None:
         rate = float(sample_rate if sample_rate is not None else fallback_rate)
+        source = "given" if sample_rate is not None else "fallback"
         if time_hint and first_time(("csv time as channel", path.parent)):
             log.warning("%s: read at the given %g Hz, with its first column as a sensor channel%s (the folder's other "
                         "files are not named)", path, rate, time_hint)
     elif (rate := _rate_of_notes(notes)) is not None:
+        source = "notes"
         if first_time(("csv rate note", path.parent, rate)):
             log.info("%s: the sample rate, %g Hz, read from the lines above the table", path, rate)
     else:
@@ -555,6 +559,8 @@ def read_vibration_csv(
             "increasing first column), so the sample rate is unknown: " + RATE_HINT + time_hint,
         )
 
+    if rate_from is not None:
+        rate_from.append("time" if time_col is not None else source)
     if names is not None and header is not None:
         names.extend(header[j] for j in use_cols)
     wave = np.ascontiguousarray(data[:, use_cols].T, dtype=np.float32)

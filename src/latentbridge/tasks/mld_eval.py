@@ -98,10 +98,10 @@ def read_condition(saved, stages, p: Path, sample_rate: float | None = None) -> 
         return digit_condition(p, saved.transform, _data_shape(stages, "image")[1:])
     vib = stages.workflow("multimodal").vibration
     if suffix in RECORDING_SUFFIXES:
-        from latentbridge.tasks.multimodal import channel_names_of, windows_of_recording, with_sample_rate
+        from latentbridge.tasks.multimodal import channel_names_of, windows_of_recording
 
-        return "spec", windows_of_recording(with_sample_rate(vib, sample_rate), saved.transform, p,
-                                            channel_names_of(stages.saved["multimodal"]))[0]
+        return "spec", windows_of_recording(vib, saved.transform, p, channel_names_of(stages.saved["multimodal"]),
+                                            sample_rate)[0]
     if suffix == ".png":
         from latentbridge.io.masks import read_mask_png
 
@@ -190,7 +190,8 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
                     ) -> MLDBridgeEvaluation:
     from latentbridge.metrics.generative import frechet_distance
     from latentbridge.metrics.signal import psd_distance
-    from latentbridge.tasks.multimodal import bridge_windows, mask_metrics, span_of, threshold_calibration
+    from latentbridge.tasks.multimodal import (bridge_windows, mask_metrics, say_training_folder, span_of,
+                                              threshold_calibration)
 
     cfg, model = saved.workflow, saved.model.eval()
     stage_cfg = stages.workflow("multimodal")
@@ -200,6 +201,7 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
         train, _, test = bridge_splits(stages)
         scope = "held-out damage states " + ", ".join(test.tests)
     else:  # every state of another folder; the real references stay the first stage's training states
+        say_training_folder(stages.saved["multimodal"], data_root)
         test, scope = bridge_windows(stages.saved["multimodal"], data_root, sample_rate), f"every state of {data_root}"
         try:
             train = bridge_splits(stages)[0]

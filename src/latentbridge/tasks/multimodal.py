@@ -28,21 +28,35 @@ log = logging.getLogger(__name__)
 THRESHOLDS = (0.01, 0.02, 0.03, 0.04) + tuple(round(0.05 * i, 2) for i in range(1, 11))
 
 
-def with_sample_rate(vibration, sample_rate: float | None):
-    """The ``vibration`` config section reading CSVs without a time column at ``sample_rate`` Hz
-    (``--sample-rate`` of ``evaluate`` and ``sample``; None: as configured)."""
-    return vibration if sample_rate is None else vibration.model_copy(update={"sample_rate": float(sample_rate)})
+def new_data_rates(vibration, sample_rate: float | None):
+    """``(vibration section, fallback rate)`` by which a trained model reads recordings it was not trained on:
+    ``sample_rate`` given now (``--sample-rate`` of ``evaluate --data`` and ``sample``) for CSVs without a time column,
+    checked against one a file gives; else the training's ``vibration.sample_rate`` as the rate of files that give
+    none, named where used (it refused a file with a time column as 'another rate given', and read another logger's
+    files without one at the training's rate without a word)."""
+    if sample_rate is not None:
+        return vibration.model_copy(update={"sample_rate": float(sample_rate)}), None
+    if vibration.sample_rate is None:
+        return vibration, None
+    return vibration.model_copy(update={"sample_rate": None}), float(vibration.sample_rate)
 
 
-def bridge_data(cfg, root: str | None = None, sample_rate: float | None = None, channel_names=None):
+def bridge_data(cfg, root: str | None = None, sample_rate: float | None = None, channel_names=None,
+                new: bool = False):
+    """The bridge windows of ``root`` (None: the config's ``data.root``), read as configured with ``sample_rate`` for
+    CSVs without a time column, or, ``new``, as a trained model reads recordings it was not trained on
+    (:func:`new_data_rates`)."""
     from latentbridge.data.bridge import build_windows
 
+    vib, fallback = new_data_rates(cfg.vibration, sample_rate) if new else (
+        cfg.vibration if sample_rate is None else cfg.vibration.model_copy(update={"sample_rate": float(sample_rate)}),
+        None)
     root = root or cfg.data.root
     if not root:
         raise ConfigError("data.root: no data folder given (expected ROOT/Data/Test_XX/*.csv and "
                           "ROOT/Labels/Test_XX/*.png; `latentbridge data synth bridge --out DIR` makes one)")
-    return build_windows(root, with_sample_rate(cfg.vibration, sample_rate), cache_dir=cfg.data.cache_dir,
-                         channel_names=channel_names)
+    return build_windows(root, vib, cache_dir=cfg.data.cache_dir, channel_names=channel_names,
+                         fallback_rate=fallback)
 
 
 def channel_names_of(saved) -> list[str] | None:
@@ -55,10 +69,29 @@ def bridge_windows(saved, root: str | None = None, sample_rate: float | None = N
     """Every window of the bridge data at ``root`` (None: the data a saved multimodal model (``saved``) was
     trained on), read as that model reads vibration (its sensor columns in its order, by name) and checked against
     its channels and rate (``sample_rate``: of CSVs without a time column)."""
+    new = root is not None and not trained_on(saved, root)  # another folder: read as new recordings
     root = root or saved.info.get("data", {}).get("root")
-    data = bridge_data(saved.workflow, root, sample_rate, channel_names_of(saved))
+    data = bridge_data(saved.workflow, root, sample_rate, channel_names_of(saved), new=new)
     check_fits_model(data.n_channels, data.sample_rate, saved.transform, root)
     return data
+
+
+def trained_on(saved, root) -> bool:
+    """Whether ``root`` is the folder a saved bridge model was trained on."""
+    trained = saved.info.get("data", {}).get("root")
+    return bool(trained) and Path(root).resolve() == Path(trained).resolve()
+
+
+def say_training_folder(saved, root) -> None:
+    """Warn that ``evaluate --data`` was given the folder the model was trained on: its figures take in the states it
+    learnt (a damaged-state IoU of 0.445 against 0.049 on the held-out ones, without a word)."""
+    if root is not None and trained_on(saved, root):
+        split = saved.info.get("data", {})
+        seen = len(split.get("train_tests") or []) + len(split.get("val_tests") or [])
+        log.warning("%s: the folder the model was trained on: every state is evaluated, the %d it was trained or "
+                    "validated on among them, so the figures are above what it does on states it never saw "
+                    "(evaluate without --data scores its %d held-out states)", root, seen,
+                    len(split.get("test_tests") or []))
 
 
 def tensors(data) -> dict[str, torch.Tensor]:
@@ -234,7 +267,8 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
     saved = load_model(run_dir)
     cfg = saved.workflow
     model = saved.model.eval()
-    data = bridge_windows(saved, data_root or cfg.data.root, sample_rate)
+    say_training_folder(saved, data_root)
+    data = bridge_windows(saved, data_root, sample_rate)
     split = saved.info.get("data", {})
     if data_root is None and split.get("test_tests"):
         data = data.subset_tests(split["test_tests"])
@@ -397,8 +431,8 @@ def predict_recording(saved, path: str | Path, sample_rate: float | None = None)
     damage state, so the mask is the mean of the windows' crack probabilities. ``sample_rate``: of a
     CSV without a time column (else the config's)."""
     cfg, spec = saved.workflow, saved.transform
-    windows, starts_s, sr, n_channels = windows_of_recording(with_sample_rate(cfg.vibration, sample_rate), spec, path,
-                                                             channel_names_of(saved))
+    windows, starts_s, sr, n_channels = windows_of_recording(cfg.vibration, spec, path, channel_names_of(saved),
+                                                             sample_rate)
     model = saved.model.eval()
     out = batched(lambda w: {k: v for k, v in model.predict({"wave": w}, use=("spec",)).items()
                              if k in ("mask_prob", "extent")}, windows, batch_size=64)
@@ -420,16 +454,23 @@ def check_fits_model(n_channels: int, sample_rate: float, spec, where) -> None:
                                "(resample the recordings, or train with vibration.resample_to)")
 
 
-def windows_of_recording(vibration, spec, path: str | Path, channel_names: list[str] | None = None):
+def windows_of_recording(vibration, spec, path: str | Path, channel_names: list[str] | None = None,
+                         sample_rate: float | None = None):
     """(windows (W, C, T), starts_s, rate, channels) of one vibration CSV, read and windowed as in
     training (``vibration``: the config section; ``spec``: the model's saved transform; ``channel_names``: the
-    sensor columns it was trained on, in its order: a file naming them in another order is read in the model's)."""
-    from latentbridge.data.bridge import read_recording, recording_windows
+    sensor columns it was trained on, in its order: a file naming them in another order is read in the model's;
+    ``sample_rate``: of a CSV without a time column, :func:`new_data_rates`)."""
+    from latentbridge.data.bridge import read_recording, recording_windows, training_rate_text
     from latentbridge.io.columns import model_order
 
+    vibration, fallback = new_data_rates(vibration, sample_rate)
     names: list[str] = []
+    rate_from: list[str] = []
     wave, sr = read_recording(path, vibration, names=names,
-                              pick_names=channel_names if vibration.channels is not None else None)
+                              pick_names=channel_names if vibration.channels is not None else None,
+                              fallback_rate=fallback, rate_from=rate_from)
+    if rate_from == ["fallback"]:
+        log.warning(training_rate_text(path, 1, 1, fallback))
     if (idx := model_order(names, channel_names, path)) is not None:
         wave = wave[idx]
     check_fits_model(wave.shape[0], sr, spec, path)

@@ -1,0 +1,70 @@
+"""The sensor columns of a bridge folder's recordings, matched by their header names (:class:`ChannelOrder`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from latentbridge.data.bridge_layout import _warn_once
+from latentbridge.io.columns import common_columns, same_columns
+from latentbridge.utils import file_names, listed
+
+
+class ChannelOrder:
+    """Sensor columns matched by their header names: a logger that writes its columns in another order (acc_08 ...
+    acc_01) had its channels swapped without a word. The reference is the set most recordings name, in the order of
+    the first naming it (:func:`~latentbridge.io.columns.common_columns`, the anomaly path's rule: an odd first file
+    no longer decides for the others). Same names in another order: the rows reordered; other names: read by
+    position, and named. Channels that never move are named too."""
+
+    def __init__(self):
+        self.named: dict[Path, list[str]] = {}
+        self.ref: tuple[Path, list[str]] | None = None
+        self.reordered: list[Path] = []
+        self.renamed: list[tuple[Path, list[str]]] = []
+        self.n_files, self.dead = 0, Counter()  # recordings read; channel -> recordings where it is constant
+
+    def note(self, path: Path, names: list[str]) -> None:
+        """A recording's header names (every recording before :meth:`settle`)."""
+        self.named[path] = list(names)
+
+    def settle(self) -> None:
+        columns, _ = common_columns(self.named)
+        if columns is not None:
+            self.ref = (next(p for p, n in self.named.items() if n == columns), columns)
+
+    def flat(self, wave: np.ndarray) -> None:
+        """Count the channels of one recording that never move (a dead or unplugged sensor)."""
+        self.n_files += 1
+        self.dead.update(np.flatnonzero(np.ptp(wave, axis=1) == 0).tolist())
+
+    def align(self, path: Path, wave: np.ndarray) -> np.ndarray:
+        names = self.named.get(path)
+        if self.ref is None or not names or len(names) != wave.shape[0] or names == self.ref[1]:
+            return wave
+        ref = self.ref[1]
+        if same_columns(names, ref):
+            self.reordered.append(path)
+            return wave[[names.index(n) for n in ref]]
+        self.renamed.append((path, names))
+        return wave
+
+    def report(self, root: Path) -> None:
+        if self.dead:
+            _warn_once("%s: channel(s) constant over a whole recording (a dead or unplugged sensor?): %s", root,
+                       ", ".join(f"channel {c} ({'' if self.ref is None else self.ref[1][c] + ', '}in {n} of "
+                                 f"{self.n_files} recordings)" for c, n in sorted(self.dead.items())))
+        if self.ref is None:
+            return
+        first = f"{self.ref[0].relative_to(root).as_posix()} ({listed(self.ref[1], 4)})"
+        if self.reordered:  # named as utils.file_names names files: by their path where names repeat (rec.csv x 3)
+            _warn_once("%s: %d recording(s) list their sensor columns in another order than %s: read in its order, by "
+                       "name: %s", root, len(self.reordered), first,
+                       listed(file_names(self.reordered), 5, count=True))
+        if self.renamed:
+            named = file_names([p for p, _ in self.renamed])
+            _warn_once("%s: %d recording(s) name their sensor columns otherwise than %s: read by position: %s", root,
+                       len(self.renamed), first, listed([f"{n} ({listed(c, 4)})" for n, (_, c) in
+                                                         zip(named, self.renamed)], 3, count=True))
