@@ -44,6 +44,12 @@ def vib(**kw) -> VibrationConfig:
     return VibrationConfig(**base)
 
 
+def centred(x):
+    """A recording as the bridge reader gives it: each channel's constant offset taken out."""
+    x = np.asarray(x, np.float64)
+    return x - x.mean(axis=-1, keepdims=True)
+
+
 def crack_mask(h=32, w=96, extent=0.25):
     m = np.zeros((h, w))
     m[:, : int(round(extent * w))] = 1.0
@@ -582,7 +588,7 @@ def test_build_windows_counts_starts_masks(tmp_path):
     np.testing.assert_allclose(d.starts_s[d.test_index == 1], np.r_[np.arange(9.0), np.arange(9.0)])
     # the windows are the recording's samples
     x = signal(3, 1000, seed=0)
-    np.testing.assert_allclose(d.waves[3], x[:, 300:500], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(d.waves[3], centred(x)[:, 300:500], rtol=1e-6, atol=1e-5)
     assert set(d.sources[d.test_index == 1]) == {"Data/Test_02/rec0.csv", "Data/Test_02/rec1.csv"}
     # masks and labels
     assert d.masks.shape == (31, 1, 8, 24) and set(np.unique(d.masks)) <= {0.0, 1.0}
@@ -605,9 +611,9 @@ def test_matlab_recordings_of_a_test(tmp_path):
     savemat(root / "Data" / "Test_02" / "rec0.mat", {"daq": {"acc": x.T, "fs": SR}})
     d = build_windows(root, vib(), cache_dir=tmp_path / "cache")
     assert np.bincount(d.test_index).tolist() == [9, 9] and set(d.sources[d.test_index == 1]) == {"Data/Test_02/rec0.mat"}
-    np.testing.assert_allclose(d.waves[d.test_index == 1][2], x[:, 200:400], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(d.waves[d.test_index == 1][2], centred(x)[:, 200:400], rtol=1e-6, atol=1e-5)
     d = build_windows(root, vib(channels=[2, 0]), cache_dir=tmp_path / "cache")
-    np.testing.assert_allclose(d.waves[d.test_index == 1][0], x[[2, 0], :200], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(d.waves[d.test_index == 1][0], centred(x[[2, 0]])[:, :200], rtol=1e-6, atol=1e-5)
     with pytest.raises(DataError, match=r"rec0\.mat: channel 5 out of range: the file has 3 channels \(valid: 0\.\.2\)"):
         bridge.read_recording(root / "Data" / "Test_02" / "rec0.mat", vib(channels=[5]))
 
@@ -799,7 +805,7 @@ def test_cache_reused_and_invalidated(tmp_path, monkeypatch):
     changed = build_windows(root, vib(), cache_dir=cache)
     assert changed.cache_path != folder
     assert not np.allclose(changed.waves[0], first.waves[0])
-    np.testing.assert_allclose(changed.waves[0], signal(3, 400, seed=42)[:, :200], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(changed.waves[0], centred(signal(3, 400, seed=42))[:, :200], rtol=1e-6, atol=1e-5)
 
     nocache = tmp_path / "nocache"
     build_windows(root, vib(), cache_dir=nocache, use_cache=False)
@@ -838,7 +844,7 @@ def test_sensor_columns_are_matched_by_name_across_recordings(tmp_path, caplog):
         d = build_windows(root, vib(), cache_dir=tmp_path / "cache")
     assert "1 recording(s) list their sensor columns in another order than Data/Test_01/rec0.csv (ch0, ch1, ch2): " \
            "read in its order, by name: rec0.csv" in caplog.text, caplog.text
-    np.testing.assert_allclose(d.waves[d.test_index == 1][0], expected[::-1, :d.waves.shape[-1]], atol=1e-6)
+    np.testing.assert_allclose(d.waves[d.test_index == 1][0], centred(expected)[::-1, :d.waves.shape[-1]], atol=1e-5)
     # names that differ are read by position, and named
     f.write_text(f.read_text().replace("ch2,ch1,ch0", "x,y,z", 1))
     caplog.clear()
@@ -906,6 +912,22 @@ def test_new_recordings_keep_their_own_rate_and_the_training_rate_is_said(tmp_pa
     assert "rec.csv: 1 of 1 recording(s) give no sample rate" in caplog.text, caplog.text
 
 
+def test_a_constant_offset_is_no_vibration(tmp_path):
+    """A DC-coupled accelerometer's gravity (+9.81 on one axis) was read as signal: resampled, it rang into the
+    first and last windows (std 0.153 against 0.017 in the middle), and it set the spectra's lowest bin. Taken out
+    per channel and recording, the windows are those of the recording without it."""
+    plain = make_root(tmp_path, {"Test_01": {"extent": 0.1}}, name="plain")
+    moved = make_root(tmp_path, {"Test_01": {"extent": 0.1}}, name="moved")
+    f = moved / "Data" / "Test_01" / "rec0.csv"
+    wave, sr = read_vibration_csv(f)
+    write_vibration_csv(f, wave + np.array([[9.81], [0.0], [-3.0]], np.float32), sr)
+    for resample_to in (None, 3 * SR):
+        a = build_windows(plain, vib(resample_to=resample_to), cache_dir=tmp_path / "c")
+        b = build_windows(moved, vib(resample_to=resample_to), cache_dir=tmp_path / "c")
+        np.testing.assert_allclose(b.waves, a.waves, atol=2e-4)
+        assert np.abs(b.waves.mean(axis=-1)).max() < 0.2  # no 9.81 left in any window
+
+
 def test_an_odd_first_recording_does_not_decide_the_columns(tmp_path, caplog):
     """The first recording was the reference: an older logger's file first (x, y, z) left every other recording
     read by position, so one listing ch2, ch1, ch0 and one ch0, ch1, ch2 were read with their channels swapped
@@ -921,7 +943,7 @@ def test_an_odd_first_recording_does_not_decide_the_columns(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
         d = build_windows(root, vib(), cache_dir=tmp_path / "cache")
     assert d.channel_names == ["ch2", "ch1", "ch0"]  # the set three of four name, in the first naming it's order
-    np.testing.assert_allclose(d.waves[d.test_index == 2][0], third[::-1, :d.waves.shape[-1]], atol=1e-6)
+    np.testing.assert_allclose(d.waves[d.test_index == 2][0], centred(third)[::-1, :d.waves.shape[-1]], atol=1e-5)
     # every test names its file rec0.csv: named by their folders (it said "rec0.csv, rec0.csv")
     assert "2 recording(s) list their sensor columns in another order than Data/Test_02/rec0.csv (ch2, ch1, ch0): " \
            "read in its order, by name: Test_03/rec0.csv, Test_04/rec0.csv" in caplog.text, caplog.text

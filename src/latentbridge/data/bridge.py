@@ -67,7 +67,7 @@ __all__ = ["TestRecord", "BridgeData", "discover", "build_windows", "default_bri
 CACHE_VERSION = 7  # 2: soxr resampling (io.resample) instead of resample_poly; 3: no spectrograms.npy;
 # 4: sensor columns matched by their header names across files (ChannelOrder); 5: their names kept (channel_names);
 # 6: the build's warnings kept (said again on a cache hit); 7: the columns most recordings name as the reference
-# (the first recording's before)
+# (the first recording's before), each channel's constant offset taken out
 _RATE_RTOL = 1e-4
 _CACHE_FILES = ("masks", "segments", "test_ids", "has_mask", "starts_s", "sources")
 
@@ -312,6 +312,10 @@ def read_recording(path: str | Path, vib, rates_read: dict | None = None,
     check_rate(sr, vib, path)
     if rates_read is not None:
         rates_read[Path(path)] = float(sr)
+    # each channel's constant offset (gravity on a DC-coupled accelerometer's vertical axis, a sensor's bias) is no
+    # vibration: it rang through the resampler into the first and last windows (std 0.153 for 0.017) and set the
+    # spectra's lowest bin; taken out as the anomaly path's reader takes it out
+    wave = (wave - wave.mean(axis=1, keepdims=True, dtype=np.float64)).astype(np.float32)
     if vib.resample_to is not None:
         wave, sr = resample(wave, sr, float(vib.resample_to)), float(vib.resample_to)
     return wave, float(sr)
