@@ -127,6 +127,36 @@ def test_evaluate_on_data_without_a_manifest_keeps_the_runs_span(trained, bridge
         assert main(["evaluate", str(trained), "--out", str(tmp_path / "eval"), "--data", str(site)]) == 0
     m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert m["span_m"] == 20.0 and "span the masks' width covers is unknown" not in caplog.text
+    assert m["crack_localisation_unit"] == "m"
+    # another structure's manifest gives its own span: taken, and named beside the run's (the run's was kept)
+    (site / "manifest.json").write_text('{"length_m": 35}')
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="latentbridge"):
+        assert main(["evaluate", str(trained), "--out", str(tmp_path / "e35"), "--data", str(site)]) == 0
+    assert json.loads((tmp_path / "e35" / "metrics.json").read_text())["span_m"] == 35.0
+    assert "manifest.json length_m, 35 m, is taken (the model was trained on a span of 20 m)" in caplog.text
+    # a length that is no positive number of metres: refused, naming the manifest (-20 gave errors of -2.07 m)
+    for bad in ('-20', '"20 m"', 'NaN'):
+        (site / "manifest.json").write_text('{"length_m": %s}' % bad)
+        caplog.clear()
+        assert main(["evaluate", str(trained), "--out", str(tmp_path / "bad"), "--data", str(site)]) == 2
+        assert not (tmp_path / "bad").exists()
+
+
+def test_crack_figures_say_their_unit():
+    """A span unknown (no vibration.span_m, no manifest) gave crack localisation errors in mask widths under the key
+    crack_localisation_error_m and a chart labelled in metres: the unit is in metrics.json and on the chart."""
+    import numpy as np
+
+    from latentbridge.tasks.multimodal import MASK_WIDTHS, mask_metrics
+
+    target = np.zeros((2, 1, 4, 20), np.float32)
+    target[:, :, :, 5] = 1
+    prob = np.roll(target, 2, axis=-1)
+    known, unknown = mask_metrics(prob, target, 0.5, 20.0), mask_metrics(prob, target, 0.5, None)
+    assert known["crack_localisation_unit"] == "m" and unknown["crack_localisation_unit"] == MASK_WIDTHS
+    assert known["crack_localisation_error_m"] == pytest.approx(2.0) and unknown["crack_localisation_error_m"] == \
+        pytest.approx(0.1)
 
 
 def test_evaluate_examples_come_from_labelled_windows_only(trained, bridge_data, tmp_path, caplog):

@@ -69,7 +69,7 @@ def plot_heatmap(matrix, row_labels, col_labels, path: str | Path, title: str = 
 
 
 def plot_crack_operating_curve(curve: Sequence[Mapping], threshold: float, path: str | Path, title: str = "",
-                               threshold_name: str = "calibrated threshold") -> Path:
+                               threshold_name: str = "calibrated threshold", unit: str = "m") -> Path:
     """Crack localisation error against the false-crack share over the thresholds of ``curve`` (rows of
     ``latentbridge.tasks.multimodal.crack_operating_curve``), the model's ``threshold`` marked and named in the
     legend as ``threshold_name`` (``"default threshold (not calibrated)"`` where it was not calibrated)."""
@@ -89,7 +89,7 @@ def plot_crack_operating_curve(curve: Sequence[Mapping], threshold: float, path:
         if mine or r is rows[0] or r is rows[-1]:
             ax.annotate(f"{r['threshold']:g}", (xv, yv), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xlabel("false-crack share (predicted cracks with no true crack nearby)")
-    ax.set_ylabel("crack localisation error (m)")
+    ax.set_ylabel(f"crack localisation error ({unit})")  # mask widths where the span is unknown
     ax.set_title(title or "crack localisation vs false cracks, over the threshold")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)

@@ -191,7 +191,7 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
     from latentbridge.metrics.generative import frechet_distance
     from latentbridge.metrics.signal import psd_distance
     from latentbridge.tasks.multimodal import (bridge_windows, mask_metrics, say_training_folder, span_of,
-                                              threshold_calibration)
+                                              threshold_calibration, trained_on)
 
     cfg, model = saved.workflow, saved.model.eval()
     stage_cfg = stages.workflow("multimodal")
@@ -214,8 +214,9 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
     threshold = float((saved.info.get("mask_threshold") or {}).get("threshold", 0.5))
     waves, masks = test.waves[lab], test.masks[lab]
     prob = mask_probabilities(model, stages, waves, k, settings)
-    span = span_of(stage_cfg, data_root or saved.info["data"]["root"],
-                   (stages.saved["multimodal"].info.get("data") or {}).get("span_m"))
+    first = stages.saved["multimodal"]
+    span = span_of(stage_cfg, data_root or saved.info["data"]["root"], (first.info.get("data") or {}).get("span_m"),
+                   other=data_root is not None and not trained_on(first, data_root))
     metrics: dict = {"model": "mld", "first_stage": saved.info["first_stage"]["keys"],
                      "scope": scope, "n_windows": int(len(test)),
                      "n_labelled_windows": int(lab.sum()), "samples_per_window": k, "sampler": settings,

@@ -288,7 +288,8 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
     metrics: dict = {"model": saved.info["model_class"], "fusion": getattr(cfg.model, "fusion", None), "scope": scope,
                      "n_windows": int(len(data.waves)), "n_labelled_windows": int(labelled.sum())}
     if labelled.any():
-        span = span_of(cfg, data_root or cfg.data.root, (saved.info.get("data") or {}).get("span_m"))
+        span = span_of(cfg, data_root or cfg.data.root, (saved.info.get("data") or {}).get("span_m"),
+                       other=data_root is not None and not trained_on(saved, data_root))
         metrics.update(mask_metrics(pred["mask_prob"][labelled], data.masks[labelled], threshold, span))
         extent = np.asarray(data.extent)[labelled]
         metrics["damage_extent_mae"] = float(np.abs(pred["extent"][labelled] - extent).mean())
@@ -321,9 +322,10 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
         np.array([data.tests[i] for i in data.test_index]), calibrated_on, threshold_note, interp_note)
 
 
-def mask_metrics(prob: np.ndarray, target: np.ndarray, threshold: float, span_m: float) -> dict:
+def mask_metrics(prob: np.ndarray, target: np.ndarray, threshold: float, span_m: float | None) -> dict:
     """Segmentation figures (``mask_iou``, ``mask_dice``, ``mask_damaged_iou``, ``mask_healthy_fpr``, ...)
-    and the crack localisation along the span of crack probabilities ``prob`` against labelled masks."""
+    and the crack localisation along the span of crack probabilities ``prob`` against labelled masks (``span_m``
+    None: unknown, the crack figures in mask widths, ``crack_localisation_unit`` says so)."""
     from latentbridge.metrics.segmentation import crack_localisation, segmentation_summary
 
     seg = segmentation_summary(prob, target, threshold=threshold)
@@ -331,8 +333,9 @@ def mask_metrics(prob: np.ndarray, target: np.ndarray, threshold: float, span_m:
            "mask_iou_at_0.5": float(segmentation_summary(prob, target)["mean_iou"]),
            "mask_iou": seg["mean_iou"], "mask_dice": seg["mean_dice"],
            **{f"mask_{k}": v for k, v in seg.items() if k not in ("mean_iou", "mean_dice")}}
-    out.update(crack_localisation(prob, target, threshold=threshold, span_m=span_m))
-    out["crack_operating_curve"] = crack_operating_curve(prob, target, span_m)
+    out.update(crack_localisation(prob, target, threshold=threshold, span_m=span_m or 1.0))
+    out["crack_localisation_unit"] = METRES if span_m else MASK_WIDTHS
+    out["crack_operating_curve"] = crack_operating_curve(prob, target, span_m or 1.0)
     return out
 
 
@@ -361,29 +364,59 @@ def threshold_calibration(info: dict | None) -> tuple[str | None, str]:
     return str(on), ""
 
 
-def span_of(cfg, root, learned: float | None = None) -> float:
-    """The span (m) the masks' width covers: ``vibration.span_m``, else the data's manifest (``length_m``), else
-    ``learned`` (the span the run read from its training data), else 1."""
+def manifest_span(root) -> float | None:
+    """The span (m) a bridge data folder's ``manifest.json`` gives (``length_m``, or ``beam.length_m``); None without
+    one; DataError naming the manifest for a value that is no positive number of metres (-20 gave localisation
+    errors of -2.07 m, NaN none, and "20 m" was passed over without a word)."""
     import json
+    import math
 
-    if cfg.vibration.span_m:
-        return float(cfg.vibration.span_m)
     manifest = Path(root) / "manifest.json" if root else None
-    if manifest is not None and manifest.is_file():
-        try:
-            info = json.loads(manifest.read_text(encoding="utf-8"))
-            length = (info.get("beam") or {}).get("length_m") or info.get("length_m")
-            if length:
-                return float(length)
-        except (ValueError, OSError, AttributeError):
-            pass
-    if learned:
-        return float(learned)
-    log.warning("%s: the span the masks' width covers is unknown (no vibration.span_m, no manifest.json with "
-                "length_m): crack localisation errors are in mask widths (span 1), not metres; give the span with "
-                "-o vibration.span_m=METRES when training, or a manifest.json of {\"length_m\": METRES} in the data "
-                "folder", root)
-    return 1.0
+    if manifest is None or not manifest.is_file():
+        return None
+    try:
+        info = json.loads(manifest.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as e:
+        raise DataError(manifest, f"unreadable ({e})") from None
+    if not isinstance(info, dict):
+        return None
+    beam = info.get("beam") if isinstance(info.get("beam"), dict) else {}
+    length = beam.get("length_m", info.get("length_m"))
+    if length is None:
+        return None
+    if isinstance(length, bool) or not isinstance(length, (int, float)) or not math.isfinite(length) or length <= 0:
+        raise DataError(manifest, f"length_m = {json.dumps(length)}: the span the masks' width covers must be a "
+                                  "positive number of metres (e.g. 20)")
+    return float(length)
+
+
+#: how ``metrics.json`` names the unit of the crack figures (``crack_localisation_unit``)
+METRES, MASK_WIDTHS = "m", "mask widths (the span is unknown)"
+
+
+def span_of(cfg, root, learned: float | None = None, other: bool = False) -> float | None:
+    """The span (m) the masks' width covers: for ``other`` data (a folder the model was not trained on) its
+    manifest's ``length_m`` first (another structure), then ``vibration.span_m``, the data's manifest, ``learned``
+    (the span the run read from its training data); None when none gives it (warned: localisation in mask widths).
+    Where two of them disagree the one taken is named in a warning."""
+    found = manifest_span(root)
+    given = float(cfg.vibration.span_m) if cfg.vibration.span_m else None
+    trained = given or (float(learned) if learned else None)
+    if other and found is not None:
+        span, beside = found, trained
+        said = "the folder's manifest.json length_m, %g m, is taken (the model was trained on a span of %g m)"
+    else:
+        span = given or found or (float(learned) if learned else None)
+        beside = found if given else None
+        said = "vibration.span_m, %g m, is taken; its manifest.json gives length_m %g m"
+    if span is not None and beside is not None and abs(span - beside) > 1e-6 * span:
+        log.warning("%s: " + said, root, span, beside)
+    if span is None:
+        log.warning("%s: the span the masks' width covers is unknown (no vibration.span_m, no manifest.json with "
+                    "length_m): crack localisation errors are in mask widths (span 1), not metres (metrics.json: "
+                    "crack_localisation_unit); give the span with -o vibration.span_m=METRES when training, or a "
+                    "manifest.json of {\"length_m\": METRES} in the data folder", root)
+    return span
 
 
 def _interpolation(model, data, pred, labelled: np.ndarray, steps: int = 7) -> tuple[dict | None, str]:

@@ -25,7 +25,8 @@ def crack_curve_section(metrics: dict, threshold: float, folder: Path, calibrate
     if not any(r.get("crack_localisation_error_m") is not None for r in curve):
         return []
     name = "calibrated threshold" if calibrated else "default threshold (not calibrated)"
-    plot_crack_operating_curve(curve, threshold, folder / "crack_operating_curve.png", threshold_name=name)
+    plot_crack_operating_curve(curve, threshold, folder / "crack_operating_curve.png", threshold_name=name,
+                               unit=metrics.get("crack_localisation_unit") or "m")
     return [{"heading": "Crack localisation over the threshold", "text": "The localisation error falls as the mask "
              "predicts more cracks and the false-crack share rises with it: compare models at equal false shares "
              f"(metrics.json: crack_operating_curve), not only at each one's own threshold (here the {name}).",
