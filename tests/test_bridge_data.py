@@ -912,6 +912,25 @@ def test_new_recordings_keep_their_own_rate_and_the_training_rate_is_said(tmp_pa
     assert "rec.csv: 1 of 1 recording(s) give no sample rate" in caplog.text, caplog.text
 
 
+def test_one_csv_per_sensor_is_refused(tmp_path):
+    """A logger's export of one CSV per sensor (Test_01/acc_01.csv ... acc_03.csv) trained a model of one channel
+    pooling every sensor, with only 'name their sensor columns otherwise: read by position' said."""
+    root = tmp_path / "split"
+    for t in ("Test_01", "Test_02"):
+        x = signal(3, 1000)
+        for k in range(3):
+            f = root / "Data" / t / f"acc_0{k + 1}.csv"
+            write_vibration_csv(f, x[k:k + 1], SR)
+            f.write_text(f.read_text().replace(",ch0", f",acc_0{k + 1}", 1))
+    with pytest.raises(DataError, match=r"Test_01: its 3 recordings each hold one sensor column of its own \(acc_01, "
+                                        r"acc_02, acc_03\): they would be read as 3 recordings of one sensor"):
+        build_windows(root, vib(), cache_dir=tmp_path / "c")
+    # repeated recordings of one sensor, named alike, are recordings
+    for f in root.rglob("acc_0*.csv"):
+        f.write_text(f.read_text().replace(f",{f.stem}", ",acc", 1))
+    assert build_windows(root, vib(), cache_dir=tmp_path / "c").n_channels == 1
+
+
 def test_a_constant_offset_is_no_vibration(tmp_path):
     """A DC-coupled accelerometer's gravity (+9.81 on one axis) was read as signal: resampled, it rang into the
     first and last windows (std 0.153 against 0.017 in the middle), and it set the spectra's lowest bin. Taken out

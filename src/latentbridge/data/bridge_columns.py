@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.data.bridge_layout import _warn_once
+from latentbridge.errors import DataError
 from latentbridge.io.columns import common_columns, same_columns
 from latentbridge.utils import file_names, listed
 
@@ -31,6 +32,19 @@ class ChannelOrder:
         self.named[path] = list(names)
 
     def settle(self) -> None:
+        """The reference columns, once every recording is noted; DataError for a test whose recordings each hold
+        one sensor of their own (``acc_01.csv`` ... ``acc_08.csv``: a logger's export per sensor), which trained a
+        model of one channel pooling every sensor."""
+        by_test: dict[Path, list[str]] = {}
+        for p, n in self.named.items():
+            if len(n) == 1:
+                by_test.setdefault(p.parent, []).append(n[0])
+        for test, names in by_test.items():
+            if len(names) >= 2 and len(set(names)) == len(names):
+                raise DataError(test, f"its {len(names)} recordings each hold one sensor column of its own "
+                                      f"({listed(names, 4, count=True)}): they would be read as {len(names)} "
+                                      "recordings of one sensor, a model of one channel pooling every sensor; "
+                                      "join a test's sensors into one CSV (a time column and one column per sensor)")
         columns, _ = common_columns(self.named)
         if columns is not None:
             self.ref = (next(p for p, n in self.named.items() if n == columns), columns)
