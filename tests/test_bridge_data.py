@@ -912,6 +912,28 @@ def test_new_recordings_keep_their_own_rate_and_the_training_rate_is_said(tmp_pa
     assert "rec.csv: 1 of 1 recording(s) give no sample rate" in caplog.text, caplog.text
 
 
+def test_recordings_with_more_columns_are_read_by_the_common_ones(tmp_path, caplog):
+    """Tests whose logger also wrote a temperature (time,ch0,ch1,ch2,temp) beside tests without it were refused at
+    training ('tests have different channel counts', advising positional vibration.channels), though evaluate --data
+    left such a column out by name. The columns every file names are read, the others left out and named."""
+    root = make_root(tmp_path, {"Test_01": {"extent": 0.1}, "Test_02": {"extent": 0.0}, "Test_03": {"extent": 0.2}})
+    plain = build_windows(root, vib(), cache_dir=tmp_path / "c")
+    f = next((root / "Data" / "Test_02").glob("*.csv"))
+    cells = [ln.split(",") for ln in f.read_text().splitlines()]
+    f.write_text("\n".join(",".join(c[:2] + ["temp" if i == 0 else "21.5"] + c[2:]) for i, c in enumerate(cells))
+                 + "\n")
+    with caplog.at_level(logging.WARNING):
+        d = build_windows(root, vib(), cache_dir=tmp_path / "c")
+    assert d.channel_names == ["ch0", "ch1", "ch2"]
+    np.testing.assert_allclose(d.waves, plain.waves, atol=1e-5)
+    assert "1 recording(s) hold more columns than Data/Test_01/rec0.csv (ch0, ch1, ch2): the others left out, its " \
+           "columns read by name: rec0.csv" in caplog.text, caplog.text
+    from latentbridge.io.columns import common_columns
+
+    assert common_columns({"a": ["x", "y"], "b": ["x", "y", "t"]}) == (["x", "y"], [])
+    assert common_columns({"a": ["x", "y"], "b": ["x", "t", "u"]}) == (None, [])  # no set every file names
+
+
 def test_one_csv_per_sensor_is_refused(tmp_path):
     """A logger's export of one CSV per sensor (Test_01/acc_01.csv ... acc_03.csv) trained a model of one channel
     pooling every sensor, with only 'name their sensor columns otherwise: read by position' said."""

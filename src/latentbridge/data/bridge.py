@@ -459,10 +459,6 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache, pick_names: list[str] | 
                 wave, sr = read_recording(p, vib, own, names, pick_names, fallback_rate, rate_from)
                 per_file.append((p, wave, sr))
                 order.note(p, names)
-            ch = {p.name: w.shape[0] for p, w, _ in per_file}
-            if len(set(ch.values())) > 1:
-                raise DataError(root / "Data" / r.test_id, "recordings of one test have different channel counts: "
-                                + _fmt_groups(ch))
             srs = {p.name: s for p, _, s in per_file}
             ref = per_file[0][2]
             if any(abs(s - ref) > _RATE_RTOL * ref for s in srs.values()):
@@ -470,11 +466,6 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache, pick_names: list[str] | 
                                 + _fmt_groups({k: f"{v:g}" for k, v in srs.items()}) + "; set vibration.resample_to")
             waves[r.test_id] = [(p, w) for p, w, _ in per_file]
             rates[r.test_id] = ref
-            counts[r.test_id] = per_file[0][1].shape[0]
-        if len(set(counts.values())) > 1:
-            raise DataError(root, "tests have different channel counts (channels: tests): " + _fmt_groups(counts)
-                            + "; pick common sensor columns with -o vibration.channels=[...] when training (a trained "
-                              "model reads the columns it was trained on)")
         ref_rate = next(iter(rates.values()))
         if any(abs(s - ref_rate) > _RATE_RTOL * ref_rate for s in rates.values()):
             raise DataError(root, "tests have different sample rates (Hz: tests): "
@@ -483,11 +474,20 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache, pick_names: list[str] | 
         _report_rates(own, sr, root)
         if n := rate_from.count("fallback"):
             _warn_once("%s", training_rate_text(root, n, len(own), fallback_rate))
-        order.settle()
+        order.settle()  # the channels matched by name (columns in another order, or more of them, aligned)
         for test_id, per_file in waves.items():
             waves[test_id] = [(p, order.align(p, w)) for p, w in per_file]
+            ch = {p.name: w.shape[0] for p, w in waves[test_id]}
+            if len(set(ch.values())) > 1:
+                raise DataError(root / "Data" / test_id, "recordings of one test have different channel counts: "
+                                + _fmt_groups(ch))
+            counts[test_id] = waves[test_id][0][1].shape[0]
             for _, w in waves[test_id]:
                 order.flat(w)
+        if len(set(counts.values())) > 1:
+            raise DataError(root, "tests have different channel counts (channels: tests): " + _fmt_groups(counts)
+                            + "; pick common sensor columns with -o vibration.channels=[...] when training (a trained "
+                              "model reads the columns it was trained on)")
         order.report(root)
         window = int(round(vib.window_s * sr))
         hop = max(1, int(round(vib.hop_s * sr)))

@@ -24,6 +24,7 @@ class ChannelOrder:
         self.named: dict[Path, list[str]] = {}
         self.ref: tuple[Path, list[str]] | None = None
         self.reordered: list[Path] = []
+        self.extra: list[Path] = []
         self.renamed: list[tuple[Path, list[str]]] = []
         self.n_files, self.dead = 0, Counter()  # recordings read; channel -> recordings where it is constant
 
@@ -59,6 +60,9 @@ class ChannelOrder:
         if self.ref is None or not names or len(names) != wave.shape[0] or names == self.ref[1]:
             return wave
         ref = self.ref[1]
+        if len(set(names)) == len(names) and set(ref) < set(names):  # and a temperature, an rpm...: left out
+            self.extra.append(path)
+            return wave[[names.index(n) for n in ref]]
         if same_columns(names, ref):
             self.reordered.append(path)
             return wave[[names.index(n) for n in ref]]
@@ -77,6 +81,9 @@ class ChannelOrder:
             _warn_once("%s: %d recording(s) list their sensor columns in another order than %s: read in its order, by "
                        "name: %s", root, len(self.reordered), first,
                        listed(file_names(self.reordered), 5, count=True))
+        if self.extra:
+            _warn_once("%s: %d recording(s) hold more columns than %s: the others left out, its columns read by "
+                       "name: %s", root, len(self.extra), first, listed(file_names(self.extra), 5, count=True))
         if self.renamed:
             named = file_names([p for p, _ in self.renamed])
             _warn_once("%s: %d recording(s) name their sensor columns otherwise than %s: read by position: %s", root,
