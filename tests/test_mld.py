@@ -613,16 +613,20 @@ def test_bad_input_is_one_line_exit_2(bridge_run, tmp_path, capsys):
 def test_samples_of_conditions_with_one_file_name_do_not_overwrite(bridge_run, tmp_path):
     root, run = bridge_run
     csvs = sorted((root / "Data").rglob("*.csv"))[:2]
-    for i, f in enumerate(csvs):
-        (tmp_path / f"site{i}").mkdir()
-        shutil.copy(f, tmp_path / f"site{i}" / "rec.csv")
+    given = [tmp_path / "Data" / f"Test_0{i + 1}" / "rec.csv" for i in range(2)]
+    for f, g in zip(csvs, given):
+        g.parent.mkdir(parents=True)
+        shutil.copy(f, g)
     out = tmp_path / "samples"
-    assert main(["sample", str(run), "--condition", str(tmp_path / "site0" / "rec.csv"), "--condition",
-                 str(tmp_path / "site1" / "rec.csv"), "--num-samples", "1", "--steps", "2", "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["rec", "rec_"]
+    assert main(["sample", str(run), "--condition", str(given[0]), "--condition", str(given[1]),
+                 "--condition", str(given[1]), "--num-samples", "1", "--steps", "2", "--out", str(out)]) == 0
+    # named by their tests (they were `rec` and `rec_`, which said nothing of which test each came from); the same
+    # file given twice is told apart as before
+    names = ["Test_01_rec", "Test_02_rec", "Test_02_rec_"]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == names
     files = json.loads((out / "settings.json").read_text())["condition_files"]  # which folder came from which file
-    assert files == {"rec": str(tmp_path / "site0" / "rec.csv"), "rec_": str(tmp_path / "site1" / "rec.csv")}
-    assert (out / "rec" / "mask.png").is_file() and (out / "rec_" / "mask.png").is_file()
+    assert files == dict(zip(names, map(str, [given[0], given[1], given[1]])))
+    assert all((out / n / "mask.png").is_file() for n in names)
     # names that are paths or the folder's own file: `...csv` (stem `..`) wrote its samples beside --out, over the
     # user's files; `settings.json.csv` replaced its samples' folder by the settings
     project = tmp_path / "project"

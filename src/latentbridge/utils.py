@@ -300,18 +300,29 @@ def listed(items, n: int = 3, count: bool = False) -> str:
     return text + ((f", ... ({len(items)} in all)" if count else ", ...") if len(items) > n else "")
 
 
-def file_names(paths) -> list[str]:
+def file_names(paths, stems: bool = False) -> list[str]:
     """How messages name files: each one's name, or where names repeat (a plant's per-machine folders each hold
-    ``00000000.wav``) its path below the files' common folder ("rec.wav" named any of three)."""
+    ``00000000.wav``) its path below the files' common folder ("rec.wav" named any of three). ``stems``: without the
+    suffix, stems compared (``Test_01/rec`` for ``Test_01/rec.csv`` beside ``Test_02/rec.png``)."""
     paths = [Path(p) for p in paths]
-    names = [p.name for p in paths]
+    names = [p.stem if stems else p.name for p in paths]
     if len(set(names)) == len(names):
         return names
     try:
         common = Path(os.path.commonpath([str(p) for p in paths]))
+        rel = [p.relative_to(common).as_posix() if p != common else p.name for p in paths]
     except ValueError:  # absolute and relative paths together
-        return [str(p) for p in paths]
-    return [p.relative_to(common).as_posix() if p != common else p.name for p in paths]
+        rel = [str(p) for p in paths]
+    return [r[:len(r) - len(Path(r).suffix)] if stems else r for r in rel]
+
+
+def output_names(paths, used: set[str], max_bytes: int | None = None) -> list[str]:
+    """One output name per input file (``sample``'s folder of each condition file): its stem, or where stems repeat its
+    path below the files' common folder, ``_`` for ``/`` (``Data/Test_01/rec.csv`` and ``Data/Test_02/rec.csv``:
+    ``Test_01_rec`` and ``Test_02_rec``; they were ``rec`` and ``rec_``, which said nothing of the test), each made
+    distinct from ``used`` by :func:`distinct_name` (the same file given twice, a name that is a path)."""
+    names = file_names([Path(p).absolute() for p in paths], stems=True)  # one common folder for relative paths too
+    return [distinct_name(n.replace("/", "_"), used, max_bytes) for n in names]
 
 
 def distinct_name(name: str, used: set[str], max_bytes: int | None = None) -> str:

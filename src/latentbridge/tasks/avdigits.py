@@ -267,7 +267,7 @@ def sample_saved(saved, n: int, conditions: list[str] | None = None, *, seed: in
     from latentbridge.errors import LatentbridgeError
     from latentbridge.tasks.mld import MLDSamples
     from latentbridge.tasks.mld_eval import digit_condition, read_conditions
-    from latentbridge.utils import distinct_name
+    from latentbridge.utils import output_names
 
     if n < 1:
         raise LatentbridgeError(f"--num-samples must be at least 1, got {n}")
@@ -276,12 +276,12 @@ def sample_saved(saved, n: int, conditions: list[str] | None = None, *, seed: in
     t0 = time.perf_counter()
     out = MLDSamples("digits", {"n_samples": int(n), "seed": int(seed), "gl_iterations": int(gl_iterations),
                                 "route": "prior" if not conditions else "posterior"})
-    for path in conditions or [None]:
+    names = output_names(conditions, out.names) if conditions else ["joint"]  # one rule with the MLD's
+    for path, name in zip(conditions or [None], names):
         g = torch.Generator().manual_seed(int(seed))  # each condition's samples whatever its place on the command line
         m, x = (None, None) if path is None else read[path]
         s = model.sample(int(n), generator=g, given=None if m is None else {m: torch.from_numpy(np.asarray(x))})
-        group = {"name": "joint" if path is None else distinct_name(Path(path).stem, out.names), "given": m,
-                 "source": path and str(path)}
+        group = {"name": name, "given": m, "source": path and str(path)}
         if m != "image":
             group["image"] = s["image"][:, 0].numpy()
         else:

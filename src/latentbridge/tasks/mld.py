@@ -41,7 +41,7 @@ import torch
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError, ModelFolderError
 from latentbridge.outputs import resumable_run
 from latentbridge.transforms.postfilter import GlobalVariancePostFilter, saved_postfilter
-from latentbridge.utils import batched, distinct_name, resolve_guidance
+from latentbridge.utils import batched, output_names, resolve_guidance
 
 log = logging.getLogger(__name__)
 STAGE_DIR = "first_stage"
@@ -580,12 +580,9 @@ def sample(run_dir, n: int, conditions: list[str] | None = None, *, progress: bo
     threshold = (saved.info.get("mask_threshold") or {}).get("threshold")
     out = MLDSamples(cfg.data.kind, {**settings, "n_samples": int(n)}, threshold=threshold)
     read = read_conditions(conditions or [], lambda p: read_condition(saved, stages, p, sample_rate))
-    for path in conditions or [None]:
-        if path is None:
-            m, x, name = None, None, "joint"
-        else:
-            m, x = read[path]
-            name = distinct_name(Path(path).stem, out.names)
+    names = output_names(conditions, out.names) if conditions else ["joint"]  # Test_01_rec, Test_02_rec
+    for path, name in zip(conditions or [None], names):
+        m, x = (None, None) if path is None else read[path]
         z = None if m is None else stages.encode(m, x)  # (W, d): one row per window / clip / image
         k = 1 if z is None else len(z)
         cond = None if z is None else {m: z.repeat_interleave(n, dim=0)}
