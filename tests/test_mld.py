@@ -644,6 +644,32 @@ def test_samples_of_conditions_with_one_file_name_do_not_overwrite(bridge_run, t
     assert json.loads((out / "settings.json").read_text())["conditions"] == [".._", "._", "settings.json_"]
 
 
+def test_the_factor_of_each_vibration_wav_is_kept(bridge_run, tmp_path):
+    """The WAVs of vibration drawn from a mask are divided by their group's peak: their level (about 1) said nothing of
+    the generated vibration's, and the factor was written nowhere. settings.json keeps it, in the recordings' units."""
+    import soundfile as sf
+
+    root, run = bridge_run
+    mask_file = sorted((root / "Labels").rglob("*.png"))[0]
+    out = tmp_path / "s"
+    assert main(["sample", str(run), "--condition", str(mask_file), "--num-samples", "3", "--steps", "2",
+                 "--out", str(out)]) == 0
+    from latentbridge.tasks.mld import load_run
+    from latentbridge.tasks.mld_eval import log_magnitude
+
+    settings = json.loads((out / "settings.json").read_text())
+    factor = settings["vibration_wav_divided_by"]
+    assert list(factor) == [mask_file.stem] and 0.001 < factor[mask_file.stem] < 1.0  # the data's level: ~0.02-0.1
+    assert "multiply a WAV's samples by it" in settings["vibration_wav_note"]
+    wavs = np.stack([sf.read(f)[0].T for f in sorted((out / mask_file.stem).glob("vibration_*.wav"))])
+    assert np.abs(wavs).max() == pytest.approx(1.0, abs=1e-3)  # the WAVs alone: peak 1 whatever the level
+    # times the factor, they are the generated vibration whose spectrograms log_magnitude.npy holds
+    saved = np.load(out / mask_file.stem / "log_magnitude.npy")
+    again = log_magnitude((wavs * factor[mask_file.stem]).astype(np.float32), load_run(run)[0].transform)
+    loud = saved > saved.max() - 4  # within 35 dB of the peak (16-bit rounding below)
+    assert loud.mean() > 0.05 and np.abs(again - saved)[loud].max() < 0.05
+
+
 def test_every_unusable_condition_is_named_at_once(bridge_run, tmp_path, capsys):
     """Several --condition files: the first bad one stopped the command, the others unnamed."""
     root, run = bridge_run

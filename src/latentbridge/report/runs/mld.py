@@ -1,6 +1,6 @@
 """Files of multimodal latent diffusion runs: ``latentbridge sample`` (masks as PNG, spectrograms
-as PNG + ``.npy``, audio as wav, ``settings.json``) and ``latentbridge evaluate`` (``metrics.json``,
-plots, ``report.html``)."""
+as PNG + ``.npy``, audio as wav, vibration as wav divided by each folder's peak, which ``settings.json`` keeps,
+``settings.json``) and ``latentbridge evaluate`` (``metrics.json``, plots, ``report.html``)."""
 
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ def write_samples(res, folder: Path) -> dict:
     """One sub-folder per condition file (``joint`` without): generated masks / images as PNG,
     spectrograms as PNG + ``.npy``, audio as wav."""
     folder = Path(folder)
+    scales = {}  # each folder's vibration_NN.wav divided by (the recordings' units)
     for group in res.groups:
         out = folder / group["name"]
         out.mkdir(parents=True, exist_ok=True)
@@ -71,13 +72,18 @@ def write_samples(res, folder: Path) -> dict:
         if "wave" in group:
             w = _width(len(group["wave"]))
             np.save(out / "log_magnitude.npy", group["logmag"].astype(np.float32))
-            peak = max(1e-9, float(np.abs(group["wave"]).max()))
+            peak = scales[group["name"]] = max(1e-9, float(np.abs(group["wave"]).max()))
             for i, (lm, wave) in enumerate(zip(group["logmag"], group["wave"])):
                 write_png(out / f"spectrogram_{i:0{w}d}.png", _norm(lm[0])[::-1])
                 write_wav(out / f"vibration_{i:0{w}d}.wav", wave / peak, int(round(res.sample_rate)))
     summary = {**res.settings, "seconds": round(res.seconds, 2), "conditions": [g["name"] for g in res.groups],
                "condition_files": {g["name"]: g.get("source") for g in res.groups if g.get("source")},
                "mask_threshold": res.threshold}
+    if scales:  # the WAVs' level said nothing of the generated vibration's, and the factor was written nowhere
+        summary.update({"vibration_wav_divided_by": {k: float(f"{v:.6g}") for k, v in scales.items()},
+                        "vibration_wav_note": "each folder's vibration_NN.wav holds the generated vibration divided by "
+                        "vibration_wav_divided_by (the group's peak, in the recordings' own units, e.g. m/s²): multiply "
+                        "a WAV's samples by it for the generated level"})
     atomic_write_json(folder / "settings.json", summary)
     # every file written, settings.json included (a count of samples kept by hand was printed as the count of files)
     return {**summary, "files": sum(1 for f in folder.rglob("*") if f.is_file())}
