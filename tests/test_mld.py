@@ -398,6 +398,24 @@ def test_evaluate_of_the_training_folder_says_so(bridge_run, tmp_path, caplog):
                f"or validated on among them" in caplog.text and f"its {held} held-out states" in caplog.text, out
 
 
+def test_evaluate_on_recordings_without_masks_says_what_to_do(bridge_run, tmp_path, capsys):
+    """A folder of recordings without crack masks (no Labels/): the MMVAE scores its vibration, an MLD run has nothing
+    to score its masks against. It said "no labelled windows to evaluate"; now what was found and what to do."""
+    root, run = bridge_run
+    other = tmp_path / "site"
+    tests = sorted(p.name for p in (root / "Data").iterdir())[:3]
+    for t in tests:
+        shutil.copytree(root / "Data" / t, other / "Data" / t)
+    n_rec = len(list((other / "Data").rglob("*.csv")))
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--data", str(other), "--out", str(tmp_path / "ev")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: {other}: no crack masks to compare with (3 tests, {n_rec} recordings, none with a mask in "
+                   "Labels/): evaluate scores the masks the run draws against the folder's; `latentbridge sample "
+                   f"{run} --condition FILE.csv` draws masks for a recording\n"), err
+    assert not (tmp_path / "ev").exists()
+
+
 def test_bridge_first_stage_reuse(bridge_run, tmp_path):
     root, run = bridge_run
     again = tmp_path / "again"

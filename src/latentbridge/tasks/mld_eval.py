@@ -32,6 +32,7 @@ from latentbridge.io.audio import AUDIO_EXTENSIONS
 from latentbridge.io.images import IMAGE_EXTENSIONS
 from latentbridge.io.vibration import RECORDING_SUFFIXES
 from latentbridge.tasks.mld import bridge_splits, generate, load_run, sampler_settings
+from latentbridge.utils import counted
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +210,12 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
             log.warning("the first stage's training data is not readable (%s): no real-data references", e)
             train = None
     lab = np.asarray(test.has_mask, dtype=bool)
-    if not lab.any():
-        raise DataError(data_root or saved.info["data"]["root"], "no labelled windows to evaluate")
+    if not lab.any():  # said "no labelled windows to evaluate", with nothing the user could do
+        found = counted(len(np.unique(test.test_index)), "test") + ("" if test.sources is None else
+                                                                   f", {counted(len(set(test.sources)), 'recording')}")
+        raise DataError(data_root or saved.info["data"]["root"], f"no crack masks to compare with ({found}, none with "
+                        "a mask in Labels/): evaluate scores the masks the run draws against the folder's; "
+                        f"`latentbridge sample {saved.path} --condition FILE.csv` draws masks for a recording")
     threshold = float((saved.info.get("mask_threshold") or {}).get("threshold", 0.5))
     waves, masks = test.waves[lab], test.masks[lab]
     prob = mask_probabilities(model, stages, waves, k, settings)
