@@ -169,6 +169,38 @@ def test_csv_first_column_stepping_evenly_under_a_name_of_its_own(tmp_path, capl
     np.testing.assert_allclose(wave, x[:, :400], atol=1e-6)
 
 
+def test_a_note_of_the_csv_reader_is_said_once_per_data_set(tmp_path, caplog):
+    """A first column under a name of its own ('Zeit [ms]') was named once per test folder, on every train and evaluate
+    (24 times for 24 tests), each line saying the folder's other files are not: now once per data set read, with how
+    many files it holds for; a file read alone still says it, once per folder."""
+    import latentbridge.utils as utils
+
+    root = make_root(tmp_path, {f"Test_0{i}": {"extent": 0.2, "files": 2} for i in (1, 2, 3)})
+    for csv in sorted((root / "Data").rglob("*.csv")):
+        lines = csv.read_text().splitlines()
+        rows = [ln.split(",", 1) for ln in lines[1:]]
+        csv.write_text("\n".join(["Zeit [ms]," + lines[0].split(",", 1)[1]]
+                                 + [f"{1000 * float(t):g},{rest}" for t, rest in rows]) + "\n")
+    first = (root / "Data" / "Test_01" / "rec0.csv").resolve()
+    said = []
+    for run in range(2):  # a build, then a run (process) that reads the cache
+        utils._SAID.clear()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            data = build_windows(root, vib(), cache_dir=tmp_path / "cache")
+        said.append([r.getMessage() for r in caplog.records if "steps evenly" in r.getMessage()])
+    assert data.sample_rate == SR
+    assert said[0] == said[1] == [f"{first}: the first column, 'Zeit [ms]', steps evenly: read as the time in ms (so "
+                                  f"in 6 files of {root.resolve()}; the others are not named)"], said
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # one file read alone, as `sample --condition` reads it
+        read_vibration_csv(root / "Data" / "Test_02" / "rec1.csv")
+        read_vibration_csv(root / "Data" / "Test_02" / "rec0.csv")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{root / 'Data' / 'Test_02' / 'rec1.csv'}: the first column, 'Zeit [ms]', steps evenly: read as the time in "
+        "ms (the folder's other files are not named)"]
+
+
 def test_csv_units_row_and_text_columns(tmp_path, caplog):
     """An instrument export's units row under the header joins the names (a time in ms is scaled); columns of text
     on every line (a device name, a status) are left out with a note; a sensor column with one word in it is not."""

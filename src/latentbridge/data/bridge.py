@@ -55,6 +55,7 @@ from latentbridge.data.bridge_columns import ChannelOrder
 from latentbridge.io.columns import model_order
 from latentbridge.io.masks import read_mask_png
 from latentbridge.io.matfile import read_mat_vibration
+from latentbridge.io.notes import reading_set
 from latentbridge.io.vibration import read_vibration_csv
 from latentbridge.utils import atomic_path, file_stamp, first_time, listed, stable_hash, warnings_said
 
@@ -444,7 +445,7 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache, pick_names: list[str] | 
             log.info("bridge windows from cache %s", folder)
             return cached
 
-    with _keeping_warnings() as said:
+    with _keeping_warnings() as said, reading_set(root):  # the reader's notes: once for the set, not once per test
         # --- read every recording
         waves: dict[str, list[tuple[Path, np.ndarray]]] = {}
         rates: dict[str, float] = {}

@@ -56,6 +56,7 @@ import numpy as np
 from latentbridge.errors import DataError, LatentbridgeError
 from latentbridge.io.cells import (_decimal_commas, _delim_name, _find_bad_cell, _is_number, _pick_delimiter, _split,
                                   quoted_thousands_hint, thousands_problem)
+from latentbridge.io.notes import file_note
 from latentbridge.io.text import decode_text, excel_separator
 from latentbridge.utils import atomic_path, first_time
 
@@ -246,9 +247,8 @@ def _epoch_scale(path: Path, col: np.ndarray, name: str) -> float:
     first = float(np.abs(col[0])) if col.size else 0.0
     for floor, scale, unit in _EPOCH_UNITS:
         if first >= floor:
-            if first_time(("csv epoch", path.parent, name, unit)):
-                log.warning("%s: the time column %s holds %.4g, Unix time in %s: read so (the folder's other files are "
-                            "not named)", path, name, first, unit)
+            file_note(log, ("csv epoch", name, unit), path, f"the time column {name} holds {first:.4g}, Unix time in "
+                      f"{unit}: read so")
             return scale
     return 1.0
 
@@ -399,11 +399,10 @@ def read_vibration_csv(
     text_cols = [j for j, c in enumerate(_split(lines[data_rows[0]], delim)) if text(c)]
     if text_cols:  # text on every line, or a sensor column that begins with a gap: the parser names its cell
         text_cols = [j for j in text_cols if all(text(_split(lines[i], delim)[j]) for i in data_rows)]
-    if text_cols and first_time(("csv text columns", path.parent, tuple(text_cols))):
-        log.warning("%s: column%s %s hold%s text, not numbers: left out (the same in the folder's other files is "
-                    "not repeated)", path, "s" if len(text_cols) > 1 else "",
-                    ", ".join(repr(header[j]) if header else str(j + 1) for j in text_cols),
-                    "" if len(text_cols) > 1 else "s")
+    if text_cols:
+        named, many = ", ".join(repr(header[j]) if header else str(j + 1) for j in text_cols), len(text_cols) > 1
+        file_note(log, ("csv text columns", tuple(text_cols)), path,
+                  f"column{'s' if many else ''} {named} hold{'' if many else 's'} text, not numbers: left out")
 
     # --- numbers (C parser)
     try:
@@ -447,10 +446,10 @@ def read_vibration_csv(
                 time_col = 0
                 time_scale = 1e-6 if unit in _US_UNITS or name.endswith("_us") else \
                     1e-3 if unit in _MS_UNITS or name.endswith("_ms") else 1.0
-            if first_time(("csv first column", path.parent, header[0])):
-                log.warning("%s: the first column, %r, steps evenly: read as %s (the folder's other files are not "
-                            "named)", path, header[0], "a sample counter, left out" if time_col is None else
-                            f"the time in {'µs' if time_scale == 1e-6 else 'ms' if time_scale == 1e-3 else 's'}")
+            as_ = "a sample counter, left out" if time_col is None else \
+                f"the time in {'µs' if time_scale == 1e-6 else 'ms' if time_scale == 1e-3 else 's'}"
+            file_note(log, ("csv first column", header[0], as_), path, f"the first column, {header[0]!r}, steps evenly: "
+                      f"read as {as_}")
     elif n_cols >= 2:
         c0 = data[:, 0]
         if _is_index(c0):
@@ -545,9 +544,9 @@ def read_vibration_csv(
     elif sample_rate is not None or fallback_rate is not None and _rate_of_notes(notes) is None:
         rate = float(sample_rate if sample_rate is not None else fallback_rate)
         source = "given" if sample_rate is not None else "fallback"
-        if time_hint and first_time(("csv time as channel", path.parent)):
-            log.warning("%s: read at the given %g Hz, with its first column as a sensor channel%s (the folder's other "
-                        "files are not named)", path, rate, time_hint)
+        if time_hint:
+            file_note(log, ("csv time as channel", rate), path, f"read at the given {rate:g} Hz, with its first column "
+                      f"as a sensor channel{time_hint}")
     elif (rate := _rate_of_notes(notes)) is not None:
         source = "notes"
         if first_time(("csv rate note", path.parent, rate)):
