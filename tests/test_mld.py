@@ -635,16 +635,18 @@ def test_samples_of_conditions_with_one_file_name_do_not_overwrite(bridge_run, t
     for f, g in zip(csvs, given):
         g.parent.mkdir(parents=True)
         shutil.copy(f, g)
+    given.append(given[1])
+    given.append(sorted((root / "Labels").rglob("*.png"))[0])  # a name of its own: its stem alone, as before
     out = tmp_path / "samples"
-    assert main(["sample", str(run), "--condition", str(given[0]), "--condition", str(given[1]),
-                 "--condition", str(given[1]), "--num-samples", "1", "--steps", "2", "--out", str(out)]) == 0
+    assert main(["sample", str(run), *[a for g in given for a in ("--condition", str(g))], "--num-samples", "1",
+                 "--steps", "2", "--out", str(out)]) == 0
     # named by their tests (they were `rec` and `rec_`, which said nothing of which test each came from); the same
     # file given twice is told apart as before
-    names = ["Test_01_rec", "Test_02_rec", "Test_02_rec_"]
+    names = ["Test_01_rec", "Test_02_rec", "Test_02_rec_", "mask"]
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == names
     files = json.loads((out / "settings.json").read_text())["condition_files"]  # which folder came from which file
-    assert files == dict(zip(names, map(str, [given[0], given[1], given[1]])))
-    assert all((out / n / "mask.png").is_file() for n in names)
+    assert files == dict(zip(names, map(str, given)))
+    assert all((out / n / "mask.png").is_file() for n in names[:3]) and (out / "mask" / "log_magnitude.npy").is_file()
     # names that are paths or the folder's own file: `...csv` (stem `..`) wrote its samples beside --out, over the
     # user's files; `settings.json.csv` replaced its samples' folder by the settings
     project = tmp_path / "project"

@@ -318,10 +318,16 @@ def file_names(paths, stems: bool = False) -> list[str]:
 
 def output_names(paths, used: set[str], max_bytes: int | None = None) -> list[str]:
     """One output name per input file (``sample``'s folder of each condition file): its stem, or where stems repeat its
-    path below the files' common folder, ``_`` for ``/`` (``Data/Test_01/rec.csv`` and ``Data/Test_02/rec.csv``:
-    ``Test_01_rec`` and ``Test_02_rec``; they were ``rec`` and ``rec_``, which said nothing of the test), each made
-    distinct from ``used`` by :func:`distinct_name` (the same file given twice, a name that is a path)."""
-    names = file_names([Path(p).absolute() for p in paths], stems=True)  # one common folder for relative paths too
+    path below the common folder of the files of that stem, ``_`` for ``/`` (``Data/Test_01/rec.csv`` and
+    ``Data/Test_02/rec.csv``: ``Test_01_rec`` and ``Test_02_rec``; they were ``rec`` and ``rec_``, which said nothing
+    of the test), each made distinct from ``used`` by :func:`distinct_name` (the same file given twice, a name that is
+    a path)."""
+    paths = [Path(p).absolute() for p in paths]  # one common folder for relative paths too
+    names = [p.stem for p in paths]
+    for stem in {n for n in names if names.count(n) > 1}:
+        alike = [i for i, n in enumerate(names) if n == stem]
+        for i, name in zip(alike, file_names([paths[i] for i in alike], stems=True)):
+            names[i] = name
     return [distinct_name(n.replace("/", "_"), used, max_bytes) for n in names]
 
 
