@@ -715,6 +715,13 @@ def test_sample_rates_must_agree_or_be_resampled(tmp_path, caplog):
     assert np.bincount(d.test_index).tolist() == [9, 9]
     assert re.search(r": 2 recordings at 100 Hz x1, 200 Hz x1, resampled to 50 Hz \(the recordings' rates differ: "
                      r"\S+Test_02\S+ is one of the others\)", caplog.text)
+    # upsampled: the top of the band is empty in those recordings, said (25-Hz files for a 100-Hz model went through
+    # without a word, their spectra empty above 12.5 Hz where the model's modes lay)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        build_windows(root, vib(resample_to=150.0, n_fft=32), cache_dir=tmp_path / "cache")
+    assert "1 recording(s) upsampled to 150 Hz (from 100 Hz at the lowest): nothing above 50 Hz in them, 33 % of " \
+           "the band the windows hold empty" in caplog.text, caplog.text
 
 
 def test_rate_of_a_rounded_time_column(tmp_path):

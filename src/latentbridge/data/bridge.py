@@ -379,6 +379,11 @@ def _report_rates(own: dict[Path, float], rate: float, root: Path) -> None:
         log.warning("%s (the recordings' rates differ: %s is one of the others)", line, first)
     else:
         log.info(line)
+    if up := [r for r in own.values() if r < rate * (1 - _RATE_RTOL)]:  # 25-Hz recordings for a 100-Hz model
+        low = min(up)
+        _warn_once("%s: %d recording(s) upsampled to %g Hz (from %g Hz at the lowest): nothing above %g Hz in them, "
+                   "%.0f %% of the band the windows hold empty, where a model of recordings at %g Hz reads it",
+                   root, len(up), rate, low, low / 2, 100 * (1 - low / rate), rate)
 
 
 def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None = None,
