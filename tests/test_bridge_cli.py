@@ -143,6 +143,30 @@ def test_evaluate_on_data_without_a_manifest_keeps_the_runs_span(trained, bridge
         assert not (tmp_path / "bad").exists()
 
 
+@pytest.mark.parametrize("trained", ["jsd"], indirect=True)
+def test_evaluate_names_recordings_in_another_unit(trained, bridge_data, tmp_path, caplog):
+    """Recordings in milli-g for a model of m/s2 (x 102: 40 dB) were read as they are, without a word (a damage
+    extent error of 0.37 against 0.011). The run keeps its training windows' level and evaluate --data names it."""
+    import numpy as np
+
+    level = json.loads((trained / "config.json").read_text())["data"]["level_db"]
+    site = tmp_path / "site"
+    shutil.copytree(bridge_data, site)
+    for f in (site / "Data").rglob("*.csv"):
+        a = np.loadtxt(f, delimiter=",", skiprows=1)
+        a[:, 1:] *= 102.0
+        np.savetxt(f, a, delimiter=",", header=f.read_text().splitlines()[0], comments="", fmt="%.6g")
+    with caplog.at_level("WARNING", logger="latentbridge"):
+        assert main(["evaluate", str(trained), "--out", str(tmp_path / "eval"), "--data", str(site)]) == 0
+    assert f"{site}: its windows' level, " in caplog.text and f"is 40 dB above the training recordings' ({level:.1f} " \
+           "dB): recordings in another unit" in caplog.text, caplog.text
+    shutil.copytree(bridge_data, tmp_path / "same")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="latentbridge"):  # another folder of its own kind of data: nothing said
+        assert main(["evaluate", str(trained), "--out", str(tmp_path / "eval2"), "--data", str(tmp_path / "same")]) == 0
+    assert "windows' level" not in caplog.text and "trained on" not in caplog.text
+
+
 def test_crack_figures_say_their_unit():
     """A span unknown (no vibration.span_m, no manifest) gave crack localisation errors in mask widths under the key
     crack_localisation_error_m and a chart labelled in metres: the unit is in metrics.json and on the chart."""

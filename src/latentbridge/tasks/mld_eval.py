@@ -99,10 +99,12 @@ def read_condition(saved, stages, p: Path, sample_rate: float | None = None) -> 
         return digit_condition(p, saved.transform, _data_shape(stages, "image")[1:])
     vib = stages.workflow("multimodal").vibration
     if suffix in RECORDING_SUFFIXES:
-        from latentbridge.tasks.multimodal import channel_names_of, windows_of_recording
+        from latentbridge.tasks.multimodal import channel_names_of, say_level, windows_of_recording
 
-        return "spec", windows_of_recording(vib, saved.transform, p, channel_names_of(stages.saved["multimodal"]),
-                                            sample_rate)[0]
+        first = stages.saved["multimodal"]
+        windows = windows_of_recording(vib, saved.transform, p, channel_names_of(first), sample_rate)[0]
+        say_level(first, windows, p)
+        return "spec", windows
     if suffix == ".png":
         from latentbridge.io.masks import read_mask_png
 

@@ -72,8 +72,36 @@ def bridge_windows(saved, root: str | None = None, sample_rate: float | None = N
     new = root is not None and not trained_on(saved, root)  # another folder: read as new recordings
     root = root or saved.info.get("data", {}).get("root")
     data = bridge_data(saved.workflow, root, sample_rate, channel_names_of(saved), new=new)
+    if new:
+        say_level(saved, data.waves, root)
     check_fits_model(data.n_channels, data.sample_rate, saved.transform, root)
     return data
+
+
+#: new recordings whose windows' median level lies this far (dB) from the training windows' are named
+LEVEL_GAP_DB = 20.0
+
+
+def window_level_db(waves) -> float | None:
+    """The median RMS level (dB re 1 of the recordings' unit) of windows ``(N, C, T)``; None without any."""
+    if not len(waves):
+        return None
+    rms = np.sqrt(np.mean(np.square(np.asarray(waves, dtype=np.float64)), axis=tuple(range(1, np.ndim(waves)))))
+    return round(float(np.median(20 * np.log10(np.maximum(rms, 1e-30)))), 2)
+
+
+def say_level(saved, waves, where) -> None:
+    """Warn when new recordings' windows lie :data:`LEVEL_GAP_DB` or more from the level of those a saved bridge
+    model was trained on (``level_db``; runs before the record are not checked): another unit (milli-g for m/s² is
+    40 dB) or gain, read as they are (a damage extent error of 0.37 against 0.011, without a word)."""
+    trained = (saved.info.get("data") or {}).get("level_db")
+    level = window_level_db(waves)
+    if trained is None or level is None or abs(level - trained) < LEVEL_GAP_DB:
+        return
+    log.warning("%s: its windows' level, %.1f dB (median RMS), is %.0f dB %s the training recordings' (%.1f dB): "
+                "recordings in another unit (milli-g for m/s2 is 40 dB) or of another gain; the model reads them as "
+                "they are, so its figures are not those of its own kind of data; convert them to the training "
+                "recordings' unit", where, level, abs(level - trained), "above" if level > trained else "below", trained)
 
 
 def trained_on(saved, root) -> bool:
@@ -153,7 +181,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
                      "window_samples": t, "n_train_windows": int(n), "n_val_windows": int(len(val.waves)),
                      "n_test_windows": int(len(test.waves)), "train_tests": train.tests, "val_tests": val.tests,
                      "test_tests": test.tests, "span_m": span_of(cfg, cfg.data.root),
-                     "channel_names": data.channel_names}
+                     "channel_names": data.channel_names, "level_db": window_level_db(train.waves)}
         run.save(model, transform=transform_spec(cfg, sample_rate=data.sample_rate, n_channels=c),
                  extra={"data": data_info, "mask_threshold": mask_threshold},
                  card=model_card(cfg, data_info, run.summary, mask_threshold))
@@ -466,6 +494,7 @@ def predict_recording(saved, path: str | Path, sample_rate: float | None = None)
     cfg, spec = saved.workflow, saved.transform
     windows, starts_s, sr, n_channels = windows_of_recording(cfg.vibration, spec, path, channel_names_of(saved),
                                                              sample_rate)
+    say_level(saved, windows, path)
     model = saved.model.eval()
     out = batched(lambda w: {k: v for k, v in model.predict({"wave": w}, use=("spec",)).items()
                              if k in ("mask_prob", "extent")}, windows, batch_size=64)
