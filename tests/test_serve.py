@@ -175,8 +175,8 @@ def test_score_accepts_other_formats_and_rates(client, folders, machine_data, tm
     sf.write(low, wave[::4], sr // 4)
     r = _post(client, f"/api/models/{_name(folders, 'pump')}/score", "phone.wav", low.read_bytes())
     assert r.status_code == 200 and len(r.json()["warnings"]) == 1, r.json()["warnings"]
-    assert r.json()["warnings"][0].startswith(f"1 of 1 files are recorded below the model's band (lowest {sr // 4} Hz; "
-                                              "phone.wav)")
+    assert r.json()["warnings"][0].startswith(f"phone.wav is recorded below the model's band ({sr // 4} Hz): "
+                                              "resampled to")
     dead = tmp_path / "dead_mic.wav"
     sf.write(dead, np.random.default_rng(0).integers(-1, 2, 4 * sr).astype(np.int16), sr, subtype="PCM_16")
     r = _post(client, f"/api/models/{_name(folders, 'pump')}/score", "dead_mic.wav", dead.read_bytes())
