@@ -724,6 +724,19 @@ def test_sample_rates_must_agree_or_be_resampled(tmp_path, caplog):
            "the band the windows hold empty" in caplog.text, caplog.text
 
 
+def test_a_headerless_time_column_written_last(tmp_path, caplog):
+    """A logger without a header that writes the time last (x, y, z, t) had its time read as a fourth sensor, a
+    ramp from 0 to 3 s, with the rate given; no vibration steps evenly, so the last column is the time, said."""
+    x = signal(3, 300)
+    t = np.arange(300) / 250.0
+    p = table_csv(tmp_path / "last.csv", np.column_stack([x.T, t]), header=None)
+    with caplog.at_level("WARNING"):
+        wave, sr = read_vibration_csv(p)
+    assert wave.shape == (3, 300) and sr == 250.0
+    np.testing.assert_allclose(wave, x, atol=1e-4)
+    assert "last.csv: the last column steps evenly: read as the time in s" in caplog.text
+
+
 def test_rate_of_a_rounded_time_column(tmp_path):
     # 1/2048 s written with 6 decimals is 0.000488 s: 1 / median step read 2049.18 Hz
     x = signal(2, 4096)

@@ -462,6 +462,11 @@ def read_vibration_csv(
             spread = 100 * float(np.max(np.abs(d0 - med))) / med
             time_hint = (f" (the first column increases like a time but its steps vary by up to {spread:.1f} %, "
                          f"more than {100 * TIME_STEP_TOLERANCE:g} %: it is read as a sensor channel)")
+        if time_col is None and not time_hint and n_cols - len(dropped) >= 2 and _step_ok(data[:, -1]) \
+                and not any(_step_ok(data[:, j]) for j in range(n_cols - 1)):
+            # a logger that writes the time last (x,y,z,t): no vibration steps evenly; it was read as a ramp channel
+            time_col = n_cols - 1
+            file_note(log, ("csv last column",), path, "the last column steps evenly: read as the time in s")
     if time_col is not None:
         dropped.append(time_col)
     sensor_cols = [j for j in range(n_cols) if j not in dropped]
