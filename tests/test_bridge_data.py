@@ -982,8 +982,31 @@ def test_recordings_with_more_columns_are_read_by_the_common_ones(tmp_path, capl
            "columns read by name: rec0.csv" in caplog.text, caplog.text
     from latentbridge.io.columns import common_columns
 
-    assert common_columns({"a": ["x", "y"], "b": ["x", "y", "t"]}) == (["x", "y"], [])
-    assert common_columns({"a": ["x", "y"], "b": ["x", "t", "u"]}) == (None, [])  # no set every file names
+    assert common_columns({"a": ["x", "y"], "b": ["x", "y", "t"], "c": ["y", "x"]}, extra=True) == (["x", "y"], [])
+    assert common_columns({"a": ["x", "y"], "b": ["x", "t", "u"]}, extra=True) == (None, [])  # none every file names
+    assert common_columns({"a": ["x", "y"], "b": ["x", "y", "z"]}, extra=True) == (None, [])  # a tie: a sensor lost?
+    assert common_columns({"a": ["x", "y"], "b": ["x", "y", "t"], "c": ["x", "y"]}) == (None, [])  # anomaly: counts
+    # most tests with the temperature: a trained model's columns are the reference (evaluate --data was refused,
+    # 'tests have different channel counts ... when training', though each file alone was read)
+    for t in ("Test_01",):  # two tests of three with it
+        f = next((root / "Data" / t).glob("*.csv"))
+        cells = [ln.split(",") for ln in f.read_text().splitlines()]
+        f.write_text("\n".join(",".join(c[:2] + ["temp" if i == 0 else "21.5"] + c[2:]) for i, c in enumerate(cells))
+                     + "\n")
+    with pytest.raises(DataError, match="tests have different channel counts"):
+        build_windows(root, vib(), cache_dir=tmp_path / "c")
+    d = build_windows(root, vib(), cache_dir=tmp_path / "c", channel_names=["ch0", "ch1", "ch2"])
+    np.testing.assert_allclose(d.waves, plain.waves, atol=1e-5)
+
+
+def test_one_column_picked_of_recordings_in_two_orders_is_no_file_per_sensor(tmp_path):
+    """vibration.channels=[0] of a test whose two recordings list their columns in different orders noted one
+    name per file (a, b) and was refused as 'one CSV per sensor', though each file holds three."""
+    root = make_root(tmp_path, {"Test_01": {"extent": 0.1, "files": 2}, "Test_02": {"extent": 0.0}})
+    f = root / "Data" / "Test_01" / "rec1.csv"
+    cells = [ln.split(",") for ln in f.read_text().splitlines()]
+    f.write_text("\n".join(",".join(c[j] for j in (0, 2, 1, 3)) for c in cells) + "\n")
+    assert build_windows(root, vib(channels=[0]), cache_dir=tmp_path / "c").n_channels == 1
 
 
 def test_one_csv_per_sensor_is_refused(tmp_path):
@@ -1060,8 +1083,8 @@ def test_new_recordings_are_read_in_the_order_of_the_model_s_columns(tmp_path, c
         f.write_text("\n".join(",".join(c[j] for j in (0, 3, 2, 1)) for c in cells) + "\n")
     with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
         d = build_windows(other, vib(), cache_dir=tmp_path / "cache", channel_names=names)
-    assert "sensor columns in another order (ch2, ch1, ch0) than the model's training recordings (ch0, ch1, ch2): " \
-           "read in the model's order, by name" in caplog.text, caplog.text
+    assert "2 recording(s) list their sensor columns in another order than the model's training recordings (ch0, ch1, " \
+           "ch2): read in its order, by name: Test_01/rec0.csv, Test_02/rec0.csv" in caplog.text, caplog.text
     assert d.channel_names == names
     np.testing.assert_allclose(d.waves, plain.waves, atol=1e-6)
     assert not np.allclose(build_windows(other, vib(), cache_dir=tmp_path / "cache").waves, plain.waves)

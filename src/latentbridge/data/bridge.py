@@ -237,7 +237,7 @@ def _fmt_groups(values: dict[str, object]) -> str:
 
 
 def _manifest_inputs(root: Path, records: list[TestRecord], vib, pick_names: list[str] | None = None,
-                     fallback_rate: float | None = None) -> dict:
+                     fallback_rate: float | None = None, model_columns: list[str] | None = None) -> dict:
     files = []
     for r in records:
         for p in r.csv_files + ([r.mask_file] if r.mask_file is not None else []):
@@ -245,7 +245,8 @@ def _manifest_inputs(root: Path, records: list[TestRecord], vib, pick_names: lis
     return {"format": "latentbridge-bridge-windows", "code_version": _code_version(),
             "vibration": vib.model_dump(mode="json"), "root": str(root), "files": files,
             **({"pick_names": list(pick_names)} if pick_names else {}),
-            **({"fallback_rate": float(fallback_rate)} if fallback_rate else {})}
+            **({"fallback_rate": float(fallback_rate)} if fallback_rate else {}),
+            **({"model_columns": list(model_columns)} if model_columns else {})}
 
 
 def _load_cache(folder: Path, key: str) -> BridgeData | None:
@@ -400,7 +401,7 @@ def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None =
     # are other sensors
     chosen = vib_cfg.get("channels") if isinstance(vib_cfg, dict) else getattr(vib_cfg, "channels", None)
     picked = channel_names if channel_names and chosen is not None else None
-    data = _build_windows(root, vib_cfg, cache_dir, use_cache, picked, fallback_rate)
+    data = _build_windows(root, vib_cfg, cache_dir, use_cache, picked, fallback_rate, channel_names)
     idx = model_order(data.channel_names, channel_names, Path(root))
     if idx is not None:
         data.waves, data.channel_names = data.waves[:, idx], list(channel_names)
@@ -432,7 +433,7 @@ def _read_masks(root: Path, records: list[TestRecord], vib) -> tuple[np.ndarray,
 
 
 def _build_windows(root, vib_cfg, cache_dir, use_cache, pick_names: list[str] | None = None,
-                   fallback_rate: float | None = None) -> BridgeData:
+                   fallback_rate: float | None = None, model_columns: list[str] | None = None) -> BridgeData:
     from latentbridge.config.sections import VibrationConfig
 
     vib = VibrationConfig() if vib_cfg is None else vib_cfg
@@ -440,7 +441,7 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache, pick_names: list[str] | 
         vib = VibrationConfig.model_validate(vib)
     root = Path(root).resolve()
     records = discover(root)
-    inputs = _manifest_inputs(root, records, vib, pick_names, fallback_rate)
+    inputs = _manifest_inputs(root, records, vib, pick_names, fallback_rate, model_columns)
     key = stable_hash(inputs)
     cache_root = Path(cache_dir) if cache_dir is not None else default_bridge_cache_dir()
     folder = cache_root / key
@@ -456,7 +457,7 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache, pick_names: list[str] | 
         rates: dict[str, float] = {}
         counts: dict[str, int] = {}
         own: dict[Path, float] = {}
-        order = ChannelOrder()
+        order = ChannelOrder(model_columns, whole=vib.channels is None and not pick_names)
         rate_from: list[str] = []
         for r in records:
             per_file = []

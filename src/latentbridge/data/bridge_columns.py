@@ -15,14 +15,17 @@ from latentbridge.utils import file_names, listed
 
 class ChannelOrder:
     """Sensor columns matched by their header names: a logger that writes its columns in another order (acc_08 ...
-    acc_01) had its channels swapped without a word. The reference is the set most recordings name, in the order of
-    the first naming it (:func:`~latentbridge.io.columns.common_columns`, the anomaly path's rule: an odd first file
-    no longer decides for the others). Same names in another order: the rows reordered; other names: read by
-    position, and named. Channels that never move are named too."""
+    acc_01) had its channels swapped without a word. The reference is a trained model's columns (``reference``) where
+    a recording holds them all, else the set most recordings name, in the order of the first naming it
+    (:func:`~latentbridge.io.columns.common_columns`, the anomaly path's rule: an odd first file no longer decides for
+    the others). Same names in another order: the rows reordered; more names: those left out; other names: read by
+    position, and named. Channels that never move are named too. ``whole``: the names noted are every sensor column
+    of a recording's header (none picked by ``vibration.channels``), which the one-sensor-per-file check needs."""
 
-    def __init__(self):
+    def __init__(self, reference: list[str] | None = None, whole: bool = True):
+        self.reference, self.whole = (list(reference) if reference else None), whole
         self.named: dict[Path, list[str]] = {}
-        self.ref: tuple[Path, list[str]] | None = None
+        self.ref: tuple[Path | None, list[str]] | None = None  # (the first recording naming them; None: a model's)
         self.reordered: list[Path] = []
         self.extra: list[Path] = []
         self.renamed: list[tuple[Path, list[str]]] = []
@@ -37,7 +40,7 @@ class ChannelOrder:
         one sensor of their own (``acc_01.csv`` ... ``acc_08.csv``: a logger's export per sensor), which trained a
         model of one channel pooling every sensor."""
         by_test: dict[Path, list[str]] = {}
-        for p, n in self.named.items():
+        for p, n in self.named.items() if self.whole else ():  # one column picked of three is no file per sensor
             if len(n) == 1:
                 by_test.setdefault(p.parent, []).append(n[0])
         for test, names in by_test.items():
@@ -46,7 +49,11 @@ class ChannelOrder:
                                       f"({listed(names, 4, count=True)}): they would be read as {len(names)} "
                                       "recordings of one sensor, a model of one channel pooling every sensor; "
                                       "join a test's sensors into one CSV (a time column and one column per sensor)")
-        columns, _ = common_columns(self.named)
+        if self.reference is not None:  # a trained model's columns, where a recording holds them (and maybe more)
+            if any(len(set(n)) == len(n) and set(self.reference) <= set(n) for n in self.named.values()):
+                self.ref = (None, self.reference)
+                return
+        columns, _ = common_columns(self.named, extra=True)
         if columns is not None:
             self.ref = (next(p for p, n in self.named.items() if n == columns), columns)
 
@@ -76,7 +83,8 @@ class ChannelOrder:
                                  f"{self.n_files} recordings)" for c, n in sorted(self.dead.items())))
         if self.ref is None:
             return
-        first = f"{self.ref[0].relative_to(root).as_posix()} ({listed(self.ref[1], 4)})"
+        first = (f"{self.ref[0].relative_to(root).as_posix()}" if self.ref[0] is not None else
+                 "the model's training recordings") + f" ({listed(self.ref[1], 4)})"
         if self.reordered:  # named as utils.file_names names files: by their path where names repeat (rec.csv x 3)
             _warn_once("%s: %d recording(s) list their sensor columns in another order than %s: read in its order, by "
                        "name: %s", root, len(self.reordered), first,

@@ -61,13 +61,14 @@ def model_order(names: list[str] | None, model_names: list[str] | None, where, s
     return None
 
 
-def common_columns(named: dict) -> tuple[list[str] | None, list[str]]:
+def common_columns(named: dict, extra: bool = False) -> tuple[list[str] | None, list[str]]:
     """The sensor columns a model fitted on recordings whose header names are ``named`` (path -> names; empty: no
     header) reads: the set most of them name, in the order of the first file naming it; and the files (with their
-    names) that name another set. Where they hold different numbers of columns, the smallest set when most files name
-    it and every file names it (a few also write a temperature: left out when read), else ``(None, [])`` as when no
-    file has a header of distinct names (read by position: such recordings are mixed to one signal, or refused, by
-    their channel counts)."""
+    names) that name another set. Where they hold different numbers of columns, ``extra`` (a bridge folder, aligned by
+    :class:`~latentbridge.data.bridge_columns.ChannelOrder`): the smallest set when more than half of the files name it
+    and every file names it (a few also write a temperature: left out when read); else ``(None, [])`` as when no file
+    has a header of distinct names (read by position: such recordings are mixed to one signal, or refused, by their
+    channel counts; an anomaly model's survey counts the channels of every column)."""
     # a header naming a column twice, or leaving one unnamed (time,acc,acc; time,,), names no columns to match by
     named = {p: n for p, n in named.items() if n and len(set(n)) == len(n) and all(str(c).strip() for c in n)}
     sets = Counter(tuple(sorted(n)) for n in named.values() if n)
@@ -76,7 +77,7 @@ def common_columns(named: dict) -> tuple[list[str] | None, list[str]]:
         # file names it, is read by name (the others' extra columns left out when read: model_order); a set most
         # files exceed (a sensor missing from some) is not taken for them
         least = min(sets, key=len)
-        if sets[least] == max(sets.values()) and all(set(least) <= set(s) for s in sets):
+        if extra and 2 * sets[least] > sum(sets.values()) and all(set(least) <= set(s) for s in sets):
             return next(list(n) for n in named.values() if tuple(sorted(n)) == least), []
         return None, []
     if not sets:
