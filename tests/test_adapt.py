@@ -39,7 +39,8 @@ def test_the_band_advised_for_a_low_rate_sensor_is_not_zero():
 
     from latentbridge.data.survey import floor_hz, resampled_top_warning
 
-    assert [floor_hz(f) for f in (7440, 3720, 93, 186, 20506)] == [7400, 3700, 93, 180, 20000]
+    assert [floor_hz(f) for f in (7440, 3720, 93, 186, 20506, 4.1, 9.7, 1.2, 0.567)] == \
+        [7400, 3700, 93, 180, 20000, 4.1, 9.7, 1.2, 0.56]
     text = resampled_top_warning(np.array([[0.0, -30.0]]), {"min": [0.0, -10.0]}, [1000], 200,
                                  SimpleNamespace(kind="stft"), ["acc.csv"])
     assert "resampling removes what lies above 95 Hz" in text and "-o features.fmax=93)" in text, text

@@ -167,6 +167,42 @@ def test_evaluate_names_recordings_in_another_unit(trained, bridge_data, tmp_pat
     assert "windows' level" not in caplog.text and "trained on" not in caplog.text
 
 
+def test_a_bad_manifest_stops_training_before_it_starts(bridge_data, tmp_path, capsys):
+    """A manifest.json length_m that is no positive number of metres was found when the finished model was saved:
+    a whole training ended with exit 2 and no model. It stops the training before it starts; a beam's length_m of
+    null leaves the top-level one (it was read as no span)."""
+    from latentbridge.tasks.multimodal import manifest_span
+
+    site = tmp_path / "site"
+    shutil.copytree(bridge_data, site)
+    (site / "manifest.json").write_text('{"length_m": -20}')
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(REPO / "configs" / "mmvae_bridge.yaml"), "--out", str(out),
+                 "-o", f"data.root={site}", *_args(["train.max_epochs=1"])]) == 2
+    err = capsys.readouterr()
+    assert "manifest.json: length_m = -20: the span the masks' width covers must be a positive number" in err.err
+    assert not out.exists() and "epoch" not in err.err.lower()
+    (site / "manifest.json").write_text('{"beam": {"length_m": null}, "length_m": 20}')
+    assert manifest_span(site) == 20.0
+
+
+def test_the_training_folder_is_known_from_anywhere(tmp_path, monkeypatch):
+    """A run trained in /proj with data.root=data/bridge: from another folder, `evaluate --data /proj/data/bridge`
+    was not known as its training folder (the relative root was read from here): its states read as new
+    recordings, no warning that the figures include the trained ones."""
+    from types import SimpleNamespace
+
+    from latentbridge.tasks.multimodal import other_folder, trained_on
+
+    (tmp_path / "proj" / "data" / "bridge").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    saved = SimpleNamespace(info={"data": {"root": "data/bridge"}, "trained_in": str(tmp_path / "proj")})
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert trained_on(saved, tmp_path / "proj" / "data" / "bridge")
+    assert not other_folder(saved, tmp_path / "proj" / "data" / "bridge") and not other_folder(saved, None)
+    assert other_folder(saved, tmp_path / "elsewhere")
+
+
 def test_crack_figures_say_their_unit():
     """A span unknown (no vibration.span_m, no manifest) gave crack localisation errors in mask widths under the key
     crack_localisation_error_m and a chart labelled in metres: the unit is in metrics.json and on the chart."""

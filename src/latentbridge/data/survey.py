@@ -300,10 +300,10 @@ def band_content_warning(profile: np.ndarray, fitted: dict, names: list[str], ce
 def floor_hz(f: float) -> float:
     """A frequency advised as ``features.fmax``, rounded down to two significant digits (7440 Hz: 7400; a 200-Hz
     sensor's 93 Hz: 93; rounding to whole hundreds advised fmax=0 below 215 Hz)."""
-    if f < 1:
-        return round(float(f), 2)
+    if not f > 0:
+        return 0.0
     step = 10.0 ** (math.floor(math.log10(f)) - 1)
-    return float(math.floor(f / step) * step)
+    return round(math.floor(f / step + 1e-9) * step, 12)  # 4.1 / 0.1 is 40.99999: it gave 4.0
 
 
 #: where the package's resampler (soxr "HQ", :func:`latentbridge.io.resample`) has fallen by 3 dB, as a share of the

@@ -194,7 +194,7 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
     from latentbridge.metrics.generative import frechet_distance
     from latentbridge.metrics.signal import psd_distance
     from latentbridge.tasks.multimodal import (bridge_windows, mask_metrics, say_training_folder, span_of,
-                                              threshold_calibration, trained_on)
+                                              threshold_calibration, other_folder)
 
     cfg, model = saved.workflow, saved.model.eval()
     stage_cfg = stages.workflow("multimodal")
@@ -223,7 +223,7 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
     prob = mask_probabilities(model, stages, waves, k, settings)
     first = stages.saved["multimodal"]
     span = span_of(stage_cfg, data_root or saved.info["data"]["root"], (first.info.get("data") or {}).get("span_m"),
-                   other=data_root is not None and not trained_on(first, data_root))
+                   other=other_folder(first, data_root))
     metrics: dict = {"model": "mld", "first_stage": saved.info["first_stage"]["keys"],
                      "scope": scope, "n_windows": int(len(test)),
                      "n_labelled_windows": int(lab.sum()), "samples_per_window": k, "sampler": settings,

@@ -69,7 +69,7 @@ def bridge_windows(saved, root: str | None = None, sample_rate: float | None = N
     """Every window of the bridge data at ``root`` (None: the data a saved multimodal model (``saved``) was
     trained on), read as that model reads vibration (its sensor columns in its order, by name) and checked against
     its channels and rate (``sample_rate``: of CSVs without a time column)."""
-    new = root is not None and not trained_on(saved, root)  # another folder: read as new recordings
+    new = other_folder(saved, root)
     root = root or saved.info.get("data", {}).get("root")
     data = bridge_data(saved.workflow, root, sample_rate, channel_names_of(saved), new=new)
     if new:
@@ -86,8 +86,10 @@ def window_level_db(waves) -> float | None:
     """The median RMS level (dB re 1 of the recordings' unit) of windows ``(N, C, T)``; None without any."""
     if not len(waves):
         return None
-    rms = np.sqrt(np.mean(np.square(np.asarray(waves, dtype=np.float64)), axis=tuple(range(1, np.ndim(waves)))))
-    return round(float(np.median(20 * np.log10(np.maximum(rms, 1e-30)))), 2)
+    power = np.concatenate([np.einsum("nct,nct->n", w, w, dtype=np.float64) / (w.shape[1] * w.shape[2])
+                            for w in (np.asarray(waves[i:i + 1024], dtype=np.float32).reshape(
+                                len(waves[i:i + 1024]), -1, np.shape(waves)[-1]) for i in range(0, len(waves), 1024))])
+    return round(float(np.median(10 * np.log10(np.maximum(power, 1e-60)))), 2)  # in blocks: no copy of the set
 
 
 def say_level(saved, waves, where) -> None:
@@ -105,15 +107,27 @@ def say_level(saved, waves, where) -> None:
 
 
 def trained_on(saved, root) -> bool:
-    """Whether ``root`` is the folder a saved bridge model was trained on."""
+    """Whether ``root`` is the folder a saved bridge model was trained on (a relative ``data.root`` read from the
+    folder `train` ran in, ``trained_in``: from elsewhere it named another folder)."""
     trained = saved.info.get("data", {}).get("root")
-    return bool(trained) and Path(root).resolve() == Path(trained).resolve()
+    if not trained or root is None:
+        return False
+    path, base = Path(trained), saved.info.get("trained_in")
+    if not path.is_absolute() and base:
+        path = Path(base) / path
+    return path.resolve() == Path(root).resolve()
+
+
+def other_folder(saved, root) -> bool:
+    """Whether ``root`` (None: the model's own data) is a folder the model was not trained on: read as new
+    recordings (:func:`new_data_rates`, :func:`say_level`), its own manifest's span first (:func:`span_of`)."""
+    return root is not None and not trained_on(saved, root)
 
 
 def say_training_folder(saved, root) -> None:
     """Warn that ``evaluate --data`` was given the folder the model was trained on: its figures take in the states it
     learnt (a damaged-state IoU of 0.445 against 0.049 on the held-out ones, without a word)."""
-    if root is not None and trained_on(saved, root):
+    if trained_on(saved, root):
         split = saved.info.get("data", {})
         seen = len(split.get("train_tests") or []) + len(split.get("val_tests") or [])
         log.warning("%s: the folder the model was trained on: every state is evaluated, the %d it was trained or "
@@ -151,6 +165,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
 
     t0 = time.time()
     data = bridge_data(cfg)
+    span = span_of(cfg, cfg.data.root)  # before training: a bad manifest.json stopped a finished run unsaved
     train_all, test = data.split(cfg.data.test_fraction, cfg.train.seed, test_ids=cfg.data.test_ids)
     train, val = train_all.split(cfg.data.val_fraction, cfg.train.seed + 1)
     if len(train.waves) == 0:
@@ -180,7 +195,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
         data_info = {"root": str(cfg.data.root), "sample_rate": data.sample_rate, "n_channels": c,
                      "window_samples": t, "n_train_windows": int(n), "n_val_windows": int(len(val.waves)),
                      "n_test_windows": int(len(test.waves)), "train_tests": train.tests, "val_tests": val.tests,
-                     "test_tests": test.tests, "span_m": span_of(cfg, cfg.data.root),
+                     "test_tests": test.tests, "span_m": span,
                      "channel_names": data.channel_names, "level_db": window_level_db(train.waves)}
         run.save(model, transform=transform_spec(cfg, sample_rate=data.sample_rate, n_channels=c),
                  extra={"data": data_info, "mask_threshold": mask_threshold},
@@ -317,7 +332,7 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
                      "n_windows": int(len(data.waves)), "n_labelled_windows": int(labelled.sum())}
     if labelled.any():
         span = span_of(cfg, data_root or cfg.data.root, (saved.info.get("data") or {}).get("span_m"),
-                       other=data_root is not None and not trained_on(saved, data_root))
+                       other=other_folder(saved, data_root))
         metrics.update(mask_metrics(pred["mask_prob"][labelled], data.masks[labelled], threshold, span))
         extent = np.asarray(data.extent)[labelled]
         metrics["damage_extent_mae"] = float(np.abs(pred["extent"][labelled] - extent).mean())
@@ -409,7 +424,7 @@ def manifest_span(root) -> float | None:
     if not isinstance(info, dict):
         return None
     beam = info.get("beam") if isinstance(info.get("beam"), dict) else {}
-    length = beam.get("length_m", info.get("length_m"))
+    length = beam.get("length_m") if beam.get("length_m") is not None else info.get("length_m")
     if length is None:
         return None
     if isinstance(length, bool) or not isinstance(length, (int, float)) or not math.isfinite(length) or length <= 0:
