@@ -396,6 +396,8 @@ def test_evaluate_of_the_training_folder_says_so(bridge_run, tmp_path, caplog):
             assert main(["evaluate", str(model), "--data", str(root), "--out", str(tmp_path / out)]) == 0
         assert f"{root}: the folder the model was trained on: every state is evaluated, the {seen} it was trained " \
                f"or validated on among them" in caplog.text and f"its {held} held-out states" in caplog.text, out
+        assert json.loads((tmp_path / out / "metrics.json").read_text())["scope"] == \
+            f"every state of {root} (the folder the model was trained on: {seen} of its states trained or validated on)"
 
 
 def test_evaluate_on_recordings_without_masks_says_what_to_do(bridge_run, tmp_path, capsys):

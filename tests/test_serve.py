@@ -733,7 +733,8 @@ def test_stream_takes_out_an_offset_keeps_the_models_short_share_and_says_what_i
 
 def test_stream_start_takes_a_low_rate_sensor_s_own_rate():
     """A model fitted on 200-Hz accelerometers could not be streamed at its own rate (from 1000 Hz only); a stream
-    upsampled to 1000 Hz scored a normal recording 5 times over its threshold."""
+    upsampled to 1000 Hz scored a normal recording 5 times over its threshold. The start message takes 200 Hz (the
+    rate rule against the model's is test_stream_bad_start_message's)."""
     from latentbridge.serve.stream import parse_start
 
     assert parse_start('{"sample_rate": 200, "channels": 3}') == (200, "f32", 3, False)
@@ -845,6 +846,29 @@ def test_stream_overflow_is_counted_not_fatal(models, machine_data, tmp_path):
     windows = [m for m in recording if m["type"] == "window"]
     np.testing.assert_allclose([w["start_s"] for w in windows], ref.windows.starts_s)
     np.testing.assert_allclose([w["score"] for w in windows], ref.window_scores, rtol=1e-4)
+
+
+def test_non_finite_scores_are_no_decision(models, machine_data):
+    """A window scored NaN: the upload answered 500 (JSON holds no NaN) and the stream sent a bare NaN as 'normal';
+    both now say there is no decision, as `anomaly score` does."""
+    pump = next(n for n, m in models.items() if m.task == "anomaly")
+    app = create_app(models)
+    batcher = app.state.batchers[pump]
+    real = batcher.fn
+
+    def nan(windows):
+        scores, decisions = real(windows)
+        return np.asarray(scores) * np.nan, decisions
+
+    batcher.fn = nan
+    wav = sorted((machine_data / "test" / "normal").glob("*.wav"))[0]
+    with TestClient(app) as c:
+        r = _post(c, f"/api/models/{pump}/score", wav.name, wav.read_bytes())
+        assert r.status_code == 422 and "the model gave non-finite scores for" in r.text and "no decision" in r.text
+        wave, sr = sf.read(wav, dtype="float32")
+        msgs = _stream(c, pump, wave, sr)
+    assert msgs[-1]["type"] == "error" and "the model gave a non-finite score for the window at 0.00 s; no " \
+        "decision" in msgs[-1]["detail"] and not any(m["type"] == "window" for m in msgs), msgs[-1]
 
 
 # ----------------------------------------------------------------------------- micro-batcher

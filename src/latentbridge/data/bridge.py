@@ -380,11 +380,19 @@ def _report_rates(own: dict[Path, float], rate: float, root: Path) -> None:
         log.warning("%s (the recordings' rates differ: %s is one of the others)", line, first)
     else:
         log.info(line)
-    if up := [r for r in own.values() if r < rate * (1 - _RATE_RTOL)]:  # 25-Hz recordings for a 100-Hz model
+    if up := [r for r in own.values() if r < 0.95 * rate]:  # 25-Hz recordings for a 100-Hz model (5 % of it or more)
         low = min(up)
         _warn_once("%s: %d recording(s) upsampled to %g Hz (from %g Hz at the lowest): nothing above %g Hz in them, "
                    "%.0f %% of the band the windows hold empty, where a model of recordings at %g Hz reads it",
                    root, len(up), rate, low, low / 2, 100 * (1 - low / rate), rate)
+
+
+def model_picks(vib, channel_names: list[str] | None) -> list[str] | None:
+    """The columns a trained model of some sensors (``vibration.channels``) reads by name (:func:`read_recording`'s
+    ``pick_names``): its ``channel_names`` where it picked some, else None (every column, matched by
+    :class:`~latentbridge.data.bridge_columns.ChannelOrder`)."""
+    chosen = vib.get("channels") if isinstance(vib, dict) else getattr(vib, "channels", None)
+    return list(channel_names) if channel_names and chosen is not None else None
 
 
 def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None = None,
@@ -399,9 +407,8 @@ def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None =
     """
     # a model of some sensor columns (vibration.channels) reads them by name: positions in another logger's order
     # are other sensors
-    chosen = vib_cfg.get("channels") if isinstance(vib_cfg, dict) else getattr(vib_cfg, "channels", None)
-    picked = channel_names if channel_names and chosen is not None else None
-    data = _build_windows(root, vib_cfg, cache_dir, use_cache, picked, fallback_rate, channel_names)
+    data = _build_windows(root, vib_cfg, cache_dir, use_cache, model_picks(vib_cfg, channel_names), fallback_rate,
+                          channel_names)
     idx = model_order(data.channel_names, channel_names, Path(root))
     if idx is not None:
         data.waves, data.channel_names = data.waves[:, idx], list(channel_names)

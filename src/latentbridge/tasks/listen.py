@@ -256,6 +256,10 @@ def listen(
                 f"score function returned {scores.shape[0]} scores and "
                 f"{decisions.shape[0]} decisions for {len(ready)} windows"
             )
+        if not np.isfinite(scores).all():  # NaN compared with the threshold read as normal (as anomaly score's rule)
+            bad = int(np.flatnonzero(~np.isfinite(scores))[0])
+            raise LatentbridgeError(f"the model gave a non-finite score for the window at "
+                                    f"{starts[bad] / sample_rate + read['lead_s']:.2f} s; no decision")
         for start, value, flag in zip(starts, scores, decisions):
             start_s = start / sample_rate + read["lead_s"]
             # a window padded past the recording's end ends with it, as score's rows say (a file: the recording's

@@ -204,8 +204,9 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
         train, _, test = bridge_splits(stages)
         scope = "held-out damage states " + ", ".join(test.tests)
     else:  # every state of another folder; the real references stay the first stage's training states
-        say_training_folder(stages.saved["multimodal"], data_root)
-        test, scope = bridge_windows(stages.saved["multimodal"], data_root, sample_rate), f"every state of {data_root}"
+        trained_here = say_training_folder(stages.saved["multimodal"], data_root)
+        test = bridge_windows(stages.saved["multimodal"], data_root, sample_rate)
+        scope = f"every state of {data_root}{trained_here}"
         try:
             train = bridge_splits(stages)[0]
         except (DataError, ModelFolderError) as e:

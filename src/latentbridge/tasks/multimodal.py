@@ -124,16 +124,19 @@ def other_folder(saved, root) -> bool:
     return root is not None and not trained_on(saved, root)
 
 
-def say_training_folder(saved, root) -> None:
+def say_training_folder(saved, root) -> str:
     """Warn that ``evaluate --data`` was given the folder the model was trained on: its figures take in the states it
-    learnt (a damaged-state IoU of 0.445 against 0.049 on the held-out ones, without a word)."""
-    if trained_on(saved, root):
-        split = saved.info.get("data", {})
-        seen = len(split.get("train_tests") or []) + len(split.get("val_tests") or [])
-        log.warning("%s: the folder the model was trained on: every state is evaluated, the %d it was trained or "
-                    "validated on among them, so the figures are above what it does on states it never saw "
-                    "(evaluate without --data scores its %d held-out states)", root, seen,
-                    len(split.get("test_tests") or []))
+    learnt (a damaged-state IoU of 0.445 against 0.049 on the held-out ones, without a word). Returns what the
+    evaluation's ``scope`` adds (nothing for another folder)."""
+    if not trained_on(saved, root):
+        return ""
+    split = saved.info.get("data", {})
+    seen = len(split.get("train_tests") or []) + len(split.get("val_tests") or [])
+    log.warning("%s: the folder the model was trained on: every state is evaluated, the %d it was trained or "
+                "validated on among them, so the figures are above what it does on states it never saw "
+                "(evaluate without --data scores its %d held-out states)", root, seen,
+                len(split.get("test_tests") or []))
+    return f" (the folder the model was trained on: {seen} of its states trained or validated on)"
 
 
 def tensors(data) -> dict[str, torch.Tensor]:
@@ -310,14 +313,14 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
     saved = load_model(run_dir)
     cfg = saved.workflow
     model = saved.model.eval()
-    say_training_folder(saved, data_root)
+    trained_here = say_training_folder(saved, data_root)
     data = bridge_windows(saved, data_root, sample_rate)
     split = saved.info.get("data", {})
     if data_root is None and split.get("test_tests"):
         data = data.subset_tests(split["test_tests"])
         scope = "held-out damage states " + ", ".join(split["test_tests"])
     else:
-        scope = "every state of " + str(data_root or cfg.data.root)
+        scope = "every state of " + str(data_root or cfg.data.root) + trained_here
         if data_root is None:
             scope += " (the run held none out: its training states included)"
             log.warning("%s: the run held out no labelled damage states, so these figures include the states it "
@@ -537,14 +540,14 @@ def windows_of_recording(vibration, spec, path: str | Path, channel_names: list[
     training (``vibration``: the config section; ``spec``: the model's saved transform; ``channel_names``: the
     sensor columns it was trained on, in its order: a file naming them in another order is read in the model's;
     ``sample_rate``: of a CSV without a time column, :func:`new_data_rates`)."""
-    from latentbridge.data.bridge import read_recording, recording_windows, training_rate_text
+    from latentbridge.data.bridge import model_picks, read_recording, recording_windows, training_rate_text
     from latentbridge.io.columns import model_order
 
     vibration, fallback = new_data_rates(vibration, sample_rate)
     names: list[str] = []
     rate_from: list[str] = []
     wave, sr = read_recording(path, vibration, names=names,
-                              pick_names=channel_names if vibration.channels is not None else None,
+                              pick_names=model_picks(vibration, channel_names),
                               fallback_rate=fallback, rate_from=rate_from)
     if rate_from == ["fallback"]:
         log.warning(training_rate_text(path, 1, 1, fallback))

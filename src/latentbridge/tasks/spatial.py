@@ -329,7 +329,9 @@ def output_grid(grid: dict | None, factor: int = 1) -> dict | None:
         return grid
     half = (factor - 1) / (2 * factor)
     return {**grid, "x0": grid["x0"] - half * grid["x_step"], "y0": grid["y0"] - half * grid["y_step"],
-            "x_step": grid["x_step"] / factor, "y_step": grid["y_step"] / factor}
+            "x_step": grid["x_step"] / factor, "y_step": grid["y_step"] / factor,
+            "reads": f"pixel (row r, column c) lies at x = x0 + c * x_step, y = y0 + r * y_step in the imzML file's "
+                     f"coordinates (an upscaling by {factor}: between its spectra, which lie at whole x and y)"}
 
 
 def enhance(run_dir: str | Path, input_path: str | Path, task: str, *, mz: list[float] | None = None,
