@@ -1201,7 +1201,7 @@ def test_csv_empty_columns_after_the_table_and_a_time_read_as_a_channel(tmp_path
     (tmp_path / "jitter.csv").write_text("".join(f"{a:.5f},{v:.5f}\n" for a, v in zip(t, x)))
     with caplog.at_level("WARNING"):
         wave, sr = read_vibration_csv(tmp_path / "jitter.csv", fallback_rate=100)
-    assert wave.shape == (2, 200) and "read at the given 100 Hz, with its first column as a sensor channel (the " \
+    assert wave.shape == (2, 200) and "read at the default 100 Hz, with its first column as a sensor channel (the " \
         "first column increases like a time but its steps vary by up to" in caplog.text
 
 

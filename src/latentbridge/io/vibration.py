@@ -550,8 +550,8 @@ def read_vibration_csv(
         rate = float(sample_rate if sample_rate is not None else fallback_rate)
         source = "given" if sample_rate is not None else "fallback"
         if time_hint:
-            file_note(log, ("csv time as channel", rate), path, f"read at the {'given' if source == 'given' else 'default'} {rate:g} Hz, with its first "
-                      f"column as a sensor channel{time_hint}")
+            file_note(log, ("csv time as channel", rate), path, f"read at the {source.replace('fallback', 'default')} "
+                      f"{rate:g} Hz, with its first column as a sensor channel{time_hint}")
     elif (rate := _rate_of_notes(notes)) is not None:
         source = "notes"
         if first_time(("csv rate note", path.parent, rate)):
