@@ -203,6 +203,23 @@ def test_the_training_folder_is_known_from_anywhere(tmp_path, monkeypatch):
     assert other_folder(saved, tmp_path / "elsewhere")
 
 
+def test_resume_over_a_changed_bridge_folder_is_refused(bridge_data, tmp_path, capsys):
+    """A bridge run resumed after a state was added to its folder redrew its held-out split over it, without a word
+    (only image and recording folders were recorded): refused, as theirs are."""
+    site = tmp_path / "site"
+    shutil.copytree(bridge_data, site)
+    out = tmp_path / "run"
+    args = ["train", "--config", str(REPO / "configs" / "mmvae_bridge.yaml"), "--out", str(out), "-o",
+            f"data.root={site}"]
+    assert main([*args, *_args(["train.max_epochs=1"])]) == 0
+    assert (out / "logs" / "data_files.json").is_file()
+    first = sorted((site / "Data").iterdir())[0]
+    shutil.copytree(first, site / "Data" / "Test_new")
+    capsys.readouterr()
+    assert main([*args, *_args(["train.max_epochs=2"]), "--resume"]) == 2
+    assert "cannot resume: the training data changed since the run started (1 added (" in capsys.readouterr().err
+
+
 def test_crack_figures_say_their_unit():
     """A span unknown (no vibration.span_m, no manifest) gave crack localisation errors in mask widths under the key
     crack_localisation_error_m and a chart labelled in metres: the unit is in metrics.json and on the chart."""

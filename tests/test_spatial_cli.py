@@ -352,6 +352,21 @@ def test_training_from_imzml_files_in_mixed_precision(tissue, tmp_path):
     assert (np.asarray(info["transform"]["scale"]) < center).all()
 
 
+def test_resume_over_changed_sections_is_refused(tissue, tmp_path, capsys):
+    """A spatial run resumed after a section was replaced (re-exported) trained on it as if nothing had changed."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tissue, data)
+    out = tmp_path / "run"
+    args = ["train", "--config", str(REPO / "configs" / "cvae_tissue.yaml"), "--out", str(out)]
+    assert main([*args, *_o([f"data.root={data}", *TINY, "train.max_epochs=1"])]) == 0
+    np.save(data / "section_02.npy", np.load(data / "section_02.npy").astype(np.float64))  # re-exported
+    capsys.readouterr()
+    assert main([*args, *_o([f"data.root={data}", *TINY, "train.max_epochs=2"]), "--resume"]) == 2
+    assert "cannot resume: the training data changed since the run started" in capsys.readouterr().err
+
+
 def test_some_m_z_of_sections_with_clean_maps_of_every_channel(tissue, tmp_path):
     """data.mz picks two of six m/z; the clean maps hold all six: theirs are taken by m/z (refused before:
     'truth of shape (34, 40, 6) does not match the section's (34, 40, 2)')."""

@@ -387,6 +387,13 @@ def _report_rates(own: dict[Path, float], rate: float, root: Path) -> None:
                    root, len(up), rate, low, low / 2, 100 * (1 - low / rate), rate)
 
 
+def folder_files(root) -> list[Path]:
+    """Every recording and mask file a bridge folder holds (:func:`discover`): what a training run records of its
+    data, so that a resume over a folder whose files changed is refused
+    (:func:`latentbridge.training.fit.check_same_data`)."""
+    return [p for r in discover(root) for p in r.csv_files + ([r.mask_file] if r.mask_file is not None else [])]
+
+
 def model_picks(vib, channel_names: list[str] | None) -> list[str] | None:
     """The columns a trained model of some sensors (``vibration.channels``) reads by name (:func:`read_recording`'s
     ``pick_names``): its ``channel_names`` where it picked some, else None (every column, matched by

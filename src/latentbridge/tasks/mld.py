@@ -416,7 +416,10 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
             raise ModelFolderError(cfg.first_stage.run, "bridge first stages need the multimodal model (a "
                                    "multimodal/ folder beside spec/ and mask/): it holds the split of damage states")
     t0 = time.time()
-    with training_run(cfg, out_dir, resume=resume, force=force) as run:
+    from latentbridge.data.bridge import folder_files  # a resume over a changed folder is refused
+
+    files = folder_files(cfg.data.root) if cfg.data.kind == "bridge" and cfg.data.root else None
+    with training_run(cfg, out_dir, resume=resume, force=force, data_files=files) as run:
         # a resumed run keeps the stages an earlier session trained: their time counts (it was this session's only)
         kept = _trained_seconds(run.dir / STAGE_DIR, cfg) if resume and not cfg.first_stage.run else 0.0
         stages = prepare_stages(cfg, run.dir, resume)

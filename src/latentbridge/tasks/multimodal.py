@@ -177,7 +177,9 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
         train = train.subset_tests([t for i, t in enumerate(train.tests) if train.has_mask[train.test_index == i].any()])
     n, c, t = train.waves.shape
     v = cfg.vibration
-    with training_run(cfg, out_dir, resume=resume, force=force) as run:
+    from latentbridge.data.bridge import folder_files
+
+    with training_run(cfg, out_dir, resume=resume, force=force, data_files=folder_files(cfg.data.root)) as run:
         model = build_model(cfg.model, n_channels=c, n_samples=t, sample_rate=data.sample_rate, n_fft=v.n_fft,
                             hop_length=v.hop_length, mask_hw=(v.mask_height, v.mask_width),
                             loss_weights=cfg.losses.model_dump(), augment=cfg.augment.model_dump())
