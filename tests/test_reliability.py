@@ -525,11 +525,20 @@ def test_threshold_changes_through_calibrate_only(fitted_model, machine_data, tm
 
     meta = {p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
     assert json.loads(meta["latentbridge"])["threshold"] == 0.125
-    assert "set by hand" in (model / "README.md").read_text()
+    card = (model / "README.md").read_text()
+    assert "Threshold: 0.125 (set by hand with `latentbridge anomaly calibrate --threshold`)" in card, card
+    assert "calibrated on set by hand" not in card
+    manual = json.loads((model / "config.json").read_text())["anomaly"]
+    assert not {"n", "mean", "std", "k"} & set(manual)  # the data calibration's figures went with it
+    # calibration.json follows every calibrate (it kept the fit's threshold)
+    record = json.loads((model / "calibration.json").read_text())
+    assert record["threshold"] == 0.125 and record["scores"] is None
     assert main(["anomaly", "calibrate", str(model), str(machine_data / "test" / "normal"),
                  "--method", "quantile", "--false-alarm-rate", "0.1"]) == 0
     new = json.loads((model / "config.json").read_text())["anomaly"]
     assert new["method"] == "quantile" and new["threshold"] != 0.125 and "3 files" in new["calibrated_on"]
+    record = json.loads((model / "calibration.json").read_text())
+    assert record["threshold"] == new["threshold"] and len(record["scores"]) == new["n_calibration_windows"]
     # a rate of 0.001 from a few windows: about their highest score, the rate unmeasured (it was kept without a word)
     assert main(["anomaly", "calibrate", str(model), str(machine_data / "train" / "normal"),
                  "--method", "quantile", "--false-alarm-rate", "0.001"]) == 0

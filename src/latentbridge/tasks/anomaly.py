@@ -28,7 +28,7 @@ from latentbridge.metrics.anomaly import calibrate_threshold, detection_metrics,
 from latentbridge.models.hub import SavedModel, load_model
 from latentbridge.tasks.anomaly_card import model_card
 from latentbridge.outputs import FolderLock
-from latentbridge.utils import batched, file_names, listed
+from latentbridge.utils import atomic_write_json, batched, file_names, listed
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,6 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
     Returns None in the extra processes of a multi-process (DDP) run."""
     from latentbridge.tasks.adapt import adapt, csv_columns
     from latentbridge.tasks.pipeline import feature_training
-    from latentbridge.utils import atomic_write_json
 
     t0 = time.time()
     if not cfg.data.train_dir:
@@ -343,8 +342,10 @@ def _calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | N
             raise LatentbridgeError(f"--threshold {threshold:g}: the score {score or det.method!r} is never negative, "
                                     "so every window would be flagged")
         new = {**det.anomaly, "threshold": float(threshold), "method": "manual", "calibrated_on": "set by hand"}
-        for key in ("observed_false_alarm_rate", "mse_threshold", "warning"):  # of the calibration it replaces
+        for key in ("observed_false_alarm_rate", "mse_threshold", "warning", "k", "n", "mean", "std",
+                    "false_alarm_rate", "n_calibration_windows"):  # of the calibration it replaces
             new.pop(key, None)
+        scores = None
         new["score"] = score or det.method
         new["thresholds"] = {**(det.anomaly.get("thresholds") or {}), new["score"]: float(threshold)}
     else:
@@ -353,7 +354,7 @@ def _calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | N
         wf = ex.extract(normal_paths, skip_bad=skip_bad, files=list_normal_files(normal_paths, "calibration"))
         _warn_trained_on(model_dir, wf.files)
         where = ", ".join(map(str, normal_paths if isinstance(normal_paths, (list, tuple)) else [normal_paths]))
-        info, _ = _calibration(det.model, wf.features, det.anomaly_config, method, k, false_alarm_rate,
+        info, scores = _calibration(det.model, wf.features, det.anomaly_config, method, k, false_alarm_rate,
                                score or det.method, source=(where, "the calibration recordings",
                                                              "calibrate on normal recordings the model was not fitted on"))
         new = {**info, "calibrated_on": f"{len(wf.files)} files / {info['n_calibration_windows']} windows of {where}"}
@@ -361,6 +362,9 @@ def _calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | N
     card = model_card(det.cfg, new, info.get("data") or {}, info.get("training") or {}) \
         if det.cfg.task == "anomaly" and info.get("data") else None
     update_info(model_dir, {"anomaly": new}, card=card)
+    # the calibration's record beside it (fit writes it): it kept the first threshold after every calibrate
+    atomic_write_json(Path(model_dir) / "calibration.json",
+                      {**new, "scores": None if scores is None else np.asarray(scores).tolist()})
     return CalibrationResult(Path(model_dir), old, float(new["threshold"]), new)
 
 

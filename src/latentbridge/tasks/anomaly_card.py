@@ -46,8 +46,8 @@ def model_card(cfg, anomaly: dict, data: dict, training: dict) -> str:
 
 ## Decision
 - Score: {anomaly['score']} (higher = more anomalous)
-- Threshold: {thr:.6g} ({rule}, calibrated on {anomaly['calibrated_on']}{'' if observed is None else
-  f'; observed false-alarm rate there {observed:.3f}'}){warning}
+- Threshold: {thr:.6g} ({rule}{'' if anomaly['method'] == 'manual' else f", calibrated on {anomaly['calibrated_on']}"}{
+  '' if observed is None else f'; observed false-alarm rate there {observed:.3f}'}){warning}
 
 ## Training
 - Model: {cfg.model.name} ({', '.join(f'{k} {v}' for k, v in cfg.model.model_dump(exclude={'name'}).items())});
