@@ -551,6 +551,8 @@ def test_diffusion_sample_is_the_cli_sample(client, folders, models):
     assert mixed["labels"] == [0, 1, 2, 3] and mixed["scheduler"] == "dpm" and len(mixed["images_png"]) == 4
     r = client.post(f"/api/models/{name}/sample", json={"n": 1, "label": "eleven"})
     assert r.status_code == 400 and "unknown class 'eleven'" in r.json()["detail"]
+    # the model by its served name, not its folder on the server
+    assert r.json()["detail"].startswith(f"{name}: ") and str(models[name].saved.path) not in r.text
     r = client.post(f"/api/models/{name}/sample", json={"n": 1, "steps": 51})
     assert r.status_code == 400 and "50 training timesteps" in r.json()["detail"]
     assert client.post(f"/api/models/{name}/sample", json={"n": 1, "scheduler": "euler"}).status_code == 422

@@ -330,7 +330,7 @@ def _cmd_enhance(args) -> int:
     print(f"{args.task}: {res.name} → {h} x {w} x {c} maps in {res.n_tiles} tiles, {res.seconds:.1f} s")
     if res.metrics:
         _print_summary({k: v for k, v in res.metrics.items() if isinstance(v, float)})
-    print(f"wrote {Path(args.out) / 'enhanced.npy'}, uncertainty.npy, latent.npy, panels.png, enhance.json")
+    print(f"wrote {Path(args.out) / 'enhanced.npy'}, uncertainty.npy, latent.npy, region.npy, panels.png, enhance.json")
     return 0
 
 
@@ -420,8 +420,10 @@ def _cmd_audio(args) -> int:
         extra += f"  level {r['level_in_dbfs']:.1f} -> {r['level_out_dbfs']:.1f} dBFS"  # a model's "mean voice" shows
         print(f"{r['output']}{extra}")
     pf = "; log-mels post-filtered" if res["postfilter"] else ""
-    print(f"wrote {len(res['files'])} reconstructions (a wav and a spectrogram each) and reconstruct.json to "
-          f"{args.out} ({res['phase']}{pf})")
+    from latentbridge.utils import counted
+
+    print(f"wrote {counted(len(res['files']), 'reconstruction')} (a wav and a spectrogram each) and reconstruct.json "
+          f"to {args.out} ({res['phase']}{pf})")
     return 0
 
 

@@ -221,7 +221,10 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
 
     @app.exception_handler(LatentbridgeError)
     async def user_error(request: Request, e: LatentbridgeError):
-        return JSONResponse({"detail": str(e)}, status_code=400)
+        detail, name = str(e), request.path_params.get("name")
+        if name in models:  # the model by its served name, not its folder on the server ("runs/ddpm2: unknown class")
+            detail = detail.replace(str(models[name].saved.path), name)
+        return JSONResponse({"detail": detail}, status_code=400)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, e: RequestValidationError):

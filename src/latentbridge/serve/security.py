@@ -94,8 +94,8 @@ class ApiKeyMiddleware:
         candidates = [headers.get("x-api-key"), auth[7:].strip() if auth.lower().startswith("bearer ") else None,
                       from_query, cookie[COOKIE].value if COOKIE in cookie else None]
         if not any(self._ok(c) for c in candidates):
-            detail = ("missing or wrong API key: send it as the X-API-Key header, 'Authorization: Bearer KEY' "
-                      "or the api_key query parameter")
+            detail = ("missing or wrong API key: send it as the X-API-Key header, 'Authorization: Bearer KEY', "
+                      f"the api_key query parameter or the {COOKIE} cookie")
             if scope["type"] == "websocket":
                 return await _deny_websocket(scope, receive, send, 401, detail)
             return await _send_json(send, 401, detail, [(b"www-authenticate", b'Bearer realm="latentbridge"')])
