@@ -833,6 +833,11 @@ def test_reconstruct_names_inputs_below_the_band_and_mixed_down(audio_run, tmp_p
     assert "1 input(s) of several channels rebuilt as their mono mix: two.wav (2 channels)" in caplog.text
     # a file given directly and through its folder: rebuilt once (it was twice, the second as two__reconstructed)
     assert [r.stem for r in reconstruct(audio_run, [tmp_path / "two.wav", tmp_path], n_iter=2).files] == ["two", "low"]
+    # one file name in two folders: named by their folders, as sample names its conditions (they were rec, rec_)
+    for site in ("site_a", "site_b"):
+        (tmp_path / "sites" / site).mkdir(parents=True)
+        sf.write(tmp_path / "sites" / site / "rec.wav", (0.1 * rng.standard_normal(8000)).astype(np.float32), 8000)
+    assert [r.stem for r in reconstruct(audio_run, [tmp_path / "sites"], n_iter=2).files] == ["site_a_rec", "site_b_rec"]
     # evaluate --data says the same of the folder's recordings (it said nothing) and keeps them in metrics.json
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="latentbridge.tasks.reconstruct"):

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from latentbridge.errors import LatentbridgeError
-from latentbridge.utils import distinct_name, listed
+from latentbridge.utils import listed, output_names
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,10 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
                         + named_problems(problems))
     natives = [audio_info(p) for p in paths]  # each header read once
     say_conversions(paths, natives, spec)
-    results, used = [], set()
-    for path, wave, native in zip(paths, waves, natives):
+    results = []
+    # sample's rule: repeated file names named by their folders (Test_01_rec, Test_02_rec; were rec, rec_)
+    stems = output_names(paths, set(), max_bytes=255 - len("_reconstructed.wav"))  # the longest output name
+    for path, wave, native, stem in zip(paths, waves, natives, stems):
         total = wave.shape[-1]
         n = 1 if total <= window else math.ceil((total - window) / hop) + 1
         padded = np.zeros((n - 1) * hop + window, dtype=np.float32)
@@ -152,7 +154,6 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
             log.warning("%s: peaks at %+.1f dBFS, above full scale (a float WAV's samples over +-1): the model learnt "
                         "recordings under it, so the rebuild's level and sound are not the input's, and the written WAV "
                         "is clipped at full scale; scale the input under full scale", path, 20 * np.log10(peak))
-        stem = distinct_name(path.stem, used, max_bytes=255 - len("_reconstructed.wav"))  # the longest output name
         a = full(torch.from_numpy(wave)[None])[0, 0].numpy()
         b = full(torch.from_numpy(out)[None])[0, 0].numpy()
         heard = ("mono mix" if channel is None else f"channel {channel}") if native.channels > 1 else "mono"
