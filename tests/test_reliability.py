@@ -1010,8 +1010,10 @@ def test_a_link_to_a_folder_is_that_folder_for_locks_and_force(tmp_path, caplog)
     """A training through a link to a run folder was not refused while another wrote the folder itself (each locked
     its own name); --force replaced the link with a folder and hid the link; a killed --force run's old contents were
     never mentioned again."""
-    from latentbridge.errors import BusyError
-    from latentbridge.outputs import FolderLock, output_folder
+    import re
+
+    from latentbridge.errors import BusyError, LatentbridgeError
+    from latentbridge.outputs import FolderLock, check_target, output_folder
 
     real = tmp_path / "run"
     real.mkdir()
@@ -1033,6 +1035,17 @@ def test_a_link_to_a_folder_is_that_folder_for_locks_and_force(tmp_path, caplog)
         with output_folder(real, force=True) as tmp:
             (tmp / "summary.json").write_text("{}")
     assert f"what it held before a --force run that was killed is kept in {kept}" in caplog.text
+    assert kept.is_dir() and not [p for p in tmp_path.iterdir() if p.name.startswith(".") and p != kept]
+    # the kept folder's PID is this process's (reused after a restart): set aside under another name, never deleted
+    mine = tmp_path / f".run.old-{os.getpid()}"
+    mine.mkdir()
+    (mine / "model.safetensors").write_text("the user's model")
+    with pytest.raises(LatentbridgeError, match=rf"is kept in {re.escape(str(mine))}"):  # said before any work
+        check_target(real, force=False)
+    for in_place in (False, True):
+        with output_folder(real, force=True, in_place=in_place) as tmp:
+            (tmp / "summary.json").write_text("{}")
+    assert (mine / "model.safetensors").read_text() == "the user's model"
 
 
 def test_a_moved_run_keeps_its_best_checkpoint_when_resumed(tmp_path):

@@ -99,6 +99,22 @@ class FolderLock:
         self.release()
 
 
+def _aside(folder: Path) -> Path:
+    """A name for ``folder``'s old contents while a ``--force`` run replaces it: ``.NAME.old-PID``, never one that
+    exists (a killed run's kept folder of the same PID, after a restart reused it, was deleted at once)."""
+    for k in range(1000):
+        old = folder.parent / (f".{folder.name}.old-{os.getpid()}" + (f"-{k}" if k else ""))
+        if not old.exists() and not old.is_symlink():
+            return old
+    raise LatentbridgeError(f"{folder}: 1000 folders of earlier --force runs kept beside it ({old.name} ...): move "
+                            "back what you need from them and remove the others")
+
+
+def kept_aside(folder: Path) -> list[Path]:
+    """The old contents of ``folder`` that killed ``--force`` runs set aside (:func:`_aside`): the user's."""
+    return sorted(Path(folder).parent.glob(f".{glob.escape(Path(folder).name)}.old-*"))
+
+
 def _is_nonempty_dir(p: Path) -> bool:
     return p.is_dir() and any(p.iterdir())
 
@@ -164,14 +180,16 @@ def check_target(folder: Path, force: bool, what: str = "output folder", trainin
     if _is_nonempty_dir(folder):
         trained = not (training or trains) and trained_run(folder)
         if not force:
+            kept = "".join(f"; what it held before a --force run that was killed is kept in {k}"
+                           for k in kept_aside(folder))
             if training and resumable_run(folder):
                 raise LatentbridgeError(f"{folder}: " + (
                     "a trained run: --force replaces it; --resume with a larger train.max_epochs trains it further"
                     if (folder / "model.safetensors").is_file() else
-                    "an unfinished training: --resume continues it, --force replaces it"))
+                    "an unfinished training: --resume continues it, --force replaces it") + kept)
             raise LatentbridgeError(f"{folder}: " + (f"a trained run (its model and checkpoints): write this command's "
                                                      f"output to another {what}" if trained else
-                                                     "exists and is not empty (use --force to replace it)"))
+                                                     "exists and is not empty (use --force to replace it)") + kept)
         where = folder.resolve()
         held = sorted(p for p in _INPUTS if p == where or where in p.parents)
         if held:
@@ -207,7 +225,7 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
         # a temporary sibling no process holds (only the lock's holder writes one): left by a killed process
         for stale in folder.parent.glob(f".{glob.escape(folder.name)}.tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
-        for kept in folder.parent.glob(f".{glob.escape(folder.name)}.old-*"):  # a killed --force run's: the user's
+        for kept in kept_aside(folder):  # a killed --force run's: the user's
             log.warning("%s: what it held before a --force run that was killed is kept in %s (the killed run's own "
                         "files are in the folder); move back what you need and remove the other", folder, kept)
         if resume:
@@ -217,7 +235,7 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
             return
         check_target(folder, force, trains=in_place)  # in place: a training's run folder
         if in_place:
-            old = folder.parent / f".{folder.name}.old-{os.getpid()}" if _is_nonempty_dir(folder) else None
+            old = _aside(folder) if _is_nonempty_dir(folder) else None
             existed = folder.is_dir()
             moved = False
 
@@ -236,8 +254,6 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
 
             try:
                 if old is not None:
-                    if old.exists():
-                        shutil.rmtree(old)
                     os.replace(folder, old)
                     moved = True
                 folder.mkdir(parents=True, exist_ok=True)
@@ -263,7 +279,7 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
             yield tmp
             old = None
             if folder.exists():
-                old = folder.parent / f".{folder.name}.old-{os.getpid()}"
+                old = _aside(folder)
                 os.replace(folder, old)
             os.replace(tmp, folder)
             if old is not None:
