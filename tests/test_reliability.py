@@ -584,6 +584,19 @@ def test_a_file_named_twice_is_scored_once(fitted_model, machine_data, tmp_path,
     assert "named more than once" in caplog.text
 
 
+def test_two_exports_to_one_file(fitted_model, tmp_path, capsys):
+    """Two exports to one new .onnx file at once both said 'wrote', the file holding one of the two models: the file
+    is locked while it is written."""
+    from latentbridge.outputs import FolderLock
+
+    out = tmp_path / "m.onnx"
+    with FolderLock(out):  # another export writing it
+        assert main(["export", str(fitted_model), "--out", str(out)]) == 2
+    assert "m.onnx: another latentbridge process is writing it" in capsys.readouterr().err and not out.exists()
+    assert main(["export", str(fitted_model), "--out", str(out)]) == 0 and out.is_file()
+    assert not list(tmp_path.glob(".m.onnx.lock"))
+
+
 def test_non_finite_scores_are_no_decision(fitted_model, machine_data, tmp_path, monkeypatch, capsys):
     """A window scored NaN was compared with the threshold and the file counted as normal (n_files_flagged 0,
     'highest nan'): the file is named, exit 2 (--skip-bad: left out, named)."""
@@ -723,7 +736,7 @@ def test_a_damaged_or_read_only_format_1_folder_is_named_and_left_as_it_was(fitt
 
     with FolderLock(good):  # another process writing the folder (another upgrade, a training into it)
         assert main(["model", "upgrade", str(good)]) == 2
-        assert "another latentbridge process is writing this folder" in capsys.readouterr().err
+        assert "another latentbridge process is writing it" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in good.iterdir() if p.is_file()} == before
     assert main(["model", "upgrade", str(good)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # the lock file too

@@ -102,10 +102,20 @@ def export_onnx(model_dir: str | Path, out_path: str | Path, opset: int = 18, n_
                 tolerance: float = 1e-3, force: bool = False) -> dict:
     """Export the scoring graph of an anomaly model folder to ``out_path`` (written atomically; an
     existing file is replaced only with ``force``), checked against PyTorch on probe windows.
-    A diffusion model folder exports its denoiser instead (:func:`export_denoiser`)."""
-    from latentbridge.models.hub import read_info
+    A diffusion model folder exports its denoiser instead (:func:`export_denoiser`). The file is locked while it is
+    written (two exports to one new file both said "wrote", the file holding one of the two models)."""
+    from latentbridge.outputs import FolderLock
 
     out_path = _check_onnx_path(out_path, force)
+    with FolderLock(out_path):
+        if out_path.exists() and not force:  # written by another export since the check
+            raise LatentbridgeError(f"{out_path}: exists (use --force to replace it)")
+        return _export(model_dir, out_path, opset, n_parity, tolerance, force)
+
+
+def _export(model_dir, out_path: Path, opset: int, n_parity: int, tolerance: float, force: bool) -> dict:
+    from latentbridge.models.hub import read_info
+
     task = read_info(model_dir)["config"].get("task")
     if task == "diffusion":
         return export_denoiser(model_dir, out_path, opset=opset, force=force)

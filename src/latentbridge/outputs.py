@@ -68,8 +68,8 @@ class FolderLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                raise BusyError(f"{self.folder}: another latentbridge process is writing this folder "
-                                f"({self.holder()}); wait for it to finish or choose another output folder") from None
+                raise BusyError(f"{self.folder}: another latentbridge process is writing it "
+                                f"({self.holder()}); wait for it to finish or choose another output") from None
             # the holder may have released and removed the file between our open and flock
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
