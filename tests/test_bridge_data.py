@@ -850,6 +850,14 @@ def test_cache_reused_and_invalidated(tmp_path, monkeypatch):
         with pytest.raises(AssertionError, match="read a file"):  # another config: another key
             build_windows(root, vib(hop_s=0.5), cache_dir=cache)
 
+    # an empty .npy (a power loss after the rename) or a manifest without its tests: rebuilt, every run failed
+    # (EOFError, KeyError: 'tests' outside the guard)
+    (folder / "segments.npy").write_bytes(b"")
+    np.testing.assert_array_equal(build_windows(root, vib(), cache_dir=cache).waves, first.waves)
+    man = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({k: v for k, v in man.items() if k != "tests"}))
+    np.testing.assert_array_equal(build_windows(root, vib(), cache_dir=cache).waves, first.waves)
+
     csv = root / "Data" / "Test_01" / "rec0.csv"
     write_vibration_csv(csv, signal(3, 400, seed=42), SR)
     st = csv.stat()

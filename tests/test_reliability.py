@@ -584,6 +584,33 @@ def test_a_file_named_twice_is_scored_once(fitted_model, machine_data, tmp_path,
     assert "named more than once" in caplog.text
 
 
+def test_an_empty_feature_cache_entry_is_recomputed(fitted_model, machine_data, tmp_path, monkeypatch, caplog):
+    """An empty .npy in the feature cache (a power loss after the rename) failed every later run with EOFError (in a
+    DataLoader worker too); a read-only cache warned once per recording, naming a temporary file."""
+    monkeypatch.setenv("LATENTBRIDGE_CACHE", str(tmp_path / "cache"))
+    normal = machine_data / "test" / "normal"
+    assert main(["anomaly", "score", str(fitted_model), str(normal), "--out", str(tmp_path / "a")]) == 0
+    entries = list((tmp_path / "cache").rglob("*.npy"))
+    assert entries
+    for f in entries:
+        f.write_bytes(b"")
+    assert main(["anomaly", "score", str(fitted_model), str(normal), "--out", str(tmp_path / "b")]) == 0
+    assert (tmp_path / "a" / "scores.csv").read_text() == (tmp_path / "b" / "scores.csv").read_text()
+    for f in entries:
+        f.unlink()
+    import latentbridge.data.audio as audio_mod
+
+    def read_only(path):
+        raise PermissionError(13, "Permission denied", str(path) + ".x1y2.partial")
+
+    monkeypatch.setattr(audio_mod, "atomic_path", read_only)  # a cache folder the user cannot write
+    with caplog.at_level(logging.WARNING):
+        assert main(["anomaly", "score", str(fitted_model), str(normal), "--out", str(tmp_path / "c"),
+                     "--workers", "0"]) == 0  # (a worker process says it once of its own)
+    assert caplog.text.count("not written") == 1 and ".partial" not in caplog.text, caplog.text
+    assert "the features are computed again at every run" in caplog.text
+
+
 def test_two_exports_to_one_file(fitted_model, tmp_path, capsys):
     """Two exports to one new .onnx file at once both said 'wrote', the file holding one of the two models: the file
     is locked while it is written."""

@@ -28,8 +28,8 @@ from latentbridge.io import (ALL_CHANNELS, MIN_WINDOW_SHARE, check_recording_len
 from latentbridge.io.audio import rate_problem
 from latentbridge.io.windows import WindowView
 from latentbridge.transforms.numpy_stft import silence_tail
-from latentbridge.utils import (atomic_path, batched, channel_counts, end_with_parent, file_stamp, progress_bar,
-                                stable_hash)
+from latentbridge.utils import (atomic_path, batched, channel_counts, end_with_parent, file_stamp, first_time,
+                               progress_bar, stable_hash)
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ class FeatureExtractor:
                 os.utime(npy)
             return (feats, np.asarray(info["starts_s"], dtype=np.float64), float(info["duration_s"]),
                     info.get("level_dbfs"), info.get("clipped_share"), info.get("padded"))
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, TypeError):  # EOFError: an empty .npy (a power loss)
             return None  # a damaged cache entry is recomputed
 
     def _save_cached(self, key: str, feats: np.ndarray, starts_s: np.ndarray, duration_s: float,
@@ -278,8 +278,10 @@ class FeatureExtractor:
                                            "starts_s": starts_s.tolist(), "duration_s": duration_s,
                                            "level_dbfs": level_dbfs, "clipped_share": clipped_share,
                                            "padded": bool(padded)}))
-        except OSError as e:  # a read-only cache must not stop the work
-            log.warning("feature cache %s not written: %s", self.cache_dir, e)
+        except OSError as e:  # a read-only cache must not stop the work; said once (it was once per recording)
+            if first_time(("feature cache not written", str(self.cache_dir))):
+                log.warning("feature cache %s not written (%s): the features are computed again at every run",
+                            self.cache_dir, e.strerror or type(e).__name__)
 
     def keep_cache_limit(self) -> None:
         """After a pass that may have written to the cache: its least recently used entries removed down to its size

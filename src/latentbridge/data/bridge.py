@@ -258,10 +258,11 @@ def _load_cache(folder: Path, key: str) -> BridgeData | None:
         if man.get("key") != key:
             return None
         arr = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in _CACHE_FILES}
-    except (OSError, ValueError, KeyError) as e:
-        log.warning("bridge cache %s unreadable (%s); rebuilding", folder, e)
+        tests = list(man["tests"])
+        float(man["sample_rate"])
+    except (OSError, ValueError, KeyError, EOFError, TypeError, AttributeError) as e:  # EOFError: an empty .npy
+        log.warning("bridge cache %s unreadable (%s); rebuilding", folder, e or type(e).__name__)
         return None
-    tests = list(man["tests"])
     lookup = {t: i for i, t in enumerate(tests)}
     try:
         test_index = np.array([lookup[str(t)] for t in arr["test_ids"]], dtype=np.int64)
