@@ -148,6 +148,25 @@ def test_resume_with_other_settings_changes_nothing(short_run, machine_data, cap
     assert _snapshot(short_run) == before
 
 
+def test_a_damaged_best_checkpoint_does_not_stop_a_resumed_run(short_run, caplog):
+    """best.ckpt truncated on disk: a resumed run trained its epochs, then failed when it read best.ckpt for the
+    model (exit 2, nothing saved), and last.ckpt, at the new epoch, refused every further resume ('nothing left to
+    train'). The model keeps the last weights, said."""
+    from types import SimpleNamespace
+
+    from latentbridge.training.fit import final_weights
+
+    best = short_run / "checkpoints" / "best.ckpt"
+    best.write_bytes(best.read_bytes()[:1000])
+    model = torch.nn.Linear(2, 2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with caplog.at_level(logging.WARNING):
+        final_weights(SimpleNamespace(callbacks=[]), model, "best", short_run)
+    assert "best.ckpt: not a readable latentbridge training checkpoint" in caplog.text
+    assert "the model keeps the last epoch's weights instead of the best epoch's" in caplog.text
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items()) and not model.training
+
+
 def test_the_resume_refusal_s_suggestions_can_be_pasted_into_a_shell(short_run, machine_data, capsys):
     """``anomaly fit --resume`` without the run's config: the overrides that restore the run are quoted for a shell
     (``-o model.channels=[8, 16]`` was split into three words), and the run's own config.yaml is offered; both,

@@ -3,6 +3,7 @@ checkpoints, logs, EMA, and the weights the model folder keeps."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shlex
@@ -20,6 +21,8 @@ from latentbridge.errors import CheckpointError, DataError, LatentbridgeError
 from latentbridge.training.callbacks import EMA, BetaTracker, LastCheckpoint, RunClock, truncate_csv_steps
 from latentbridge.training.module import TrainingModule
 from latentbridge.utils import lightning_interrupts, quiet_lightning
+
+log = logging.getLogger(__name__)
 
 #: sections whose keys must match between a run and its ``--resume`` (architecture, data, transform)
 RESUME_SECTIONS = ("task", "model", "data", "audio", "features", "vibration", "digits", "diffusion", "first_stage")
@@ -324,8 +327,13 @@ def final_weights(trainer: L.Trainer, model: torch.nn.Module, keep: str, run_dir
 
     ema = next((c for c in trainer.callbacks if isinstance(c, EMA)), None)
     best = run_dir / "checkpoints" / "best.ckpt"
+    ckpt = None
     if keep == "best" and best.is_file():
-        ckpt = read_lightning_checkpoint(best)
+        try:
+            ckpt = read_lightning_checkpoint(best)
+        except CheckpointError as e:  # damaged on disk: the run ended unsaved, and could never be finished
+            log.warning("%s; the model keeps the last epoch's weights instead of the best epoch's", e)
+    if ckpt is not None:
         if "ema_state" in ckpt:
             model.load_state_dict(ckpt["ema_state"])
         else:
