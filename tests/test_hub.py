@@ -94,6 +94,13 @@ def test_a_full_disk_while_re_signing_leaves_the_old_pair(folder, monkeypatch):
         update_info(folder, {"anomaly": {"threshold": 3.5}})
     assert e.value.errno == errno.ENOSPC and e.value.filename == str(folder / "model.safetensors")
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # no partial file left, the old pair whole
+    # a file-size limit (ulimit -f: os error 27) is said as one, not as a disk I/O error
+    monkeypatch.setattr(hub, "save_file", lambda *a, **k: (_ for _ in ()).throw(RuntimeError(
+        "Error while serializing: IoError(Os { code: 27, kind: FileTooLarge, message: \"File too large\" }) "
+        "(os error 27)")))
+    with pytest.raises(OSError) as e:
+        update_info(folder, {"anomaly": {"threshold": 3.5}})
+    assert e.value.errno == errno.EFBIG and "File too large" in str(e.value)
     monkeypatch.undo()
     assert "anomaly" not in load_model(folder).info
 

@@ -24,6 +24,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,9 @@ def _write(folder: Path, tensors: dict[str, torch.Tensor], info: dict, card: str
             save_file(tensors, str(weights), metadata={"format": FORMAT, "model_class": info["model_class"],
                                                        "config_sha256": hashlib.sha256(data).hexdigest()})
         except Exception as e:  # noqa: BLE001 - safetensors' own error for a full disk is no OSError
-            code = errno.ENOSPC if "os error 28" in str(e) else errno.EIO
+            # safetensors names the OS error by number: a full disk (28), a file-size limit (27, ulimit -f)
+            found = re.search(r"os error (\d+)", str(e))
+            code = int(found.group(1)) if found and int(found.group(1)) in errno.errorcode else errno.EIO
             raise OSError(code, os.strerror(code), str(folder / WEIGHTS_NAME)) from e
         os.chmod(weights, 0o644)  # safetensors writes 0600; the folder's other files are 0644
     if card is not None:
