@@ -1044,7 +1044,8 @@ def test_a_terminated_training_says_so(tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 143
     err = proc.stderr.read().decode()
-    assert "terminated" in err and "Traceback" not in err, err
+    assert f"terminated: the same command with --resume continues the training ({run})" in err, err
+    assert "Traceback" not in err, err
     # resuming to fewer epochs than were trained is refused before anything is written (it was Lightning's traceback)
     # (and so is resuming to as many: there is nothing left to train). The checkpoint is written at the end
     # of an epoch, whose 0-based index it records: the epochs done are one more (they were reported one short)

@@ -420,9 +420,7 @@ def _cmd_audio(args) -> int:
         extra += f"  level {r['level_in_dbfs']:.1f} -> {r['level_out_dbfs']:.1f} dBFS"  # a model's "mean voice" shows
         print(f"{r['output']}{extra}")
     pf = "; log-mels post-filtered" if res["postfilter"] else ""
-    from latentbridge.utils import counted
-
-    print(f"wrote {counted(len(res['files']), 'reconstruction')} (a wav and a spectrogram each) and reconstruct.json "
+    print(f"wrote {utils.counted(len(res['files']), 'reconstruction')} (a wav and a spectrogram each) and reconstruct.json "
           f"to {args.out} ({res['phase']}{pf})")
     return 0
 
@@ -578,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
                                                   "no `val_dataloader`|exists and is not empty).*")
     _on_sigterm()
     _our_warnings_as_lines()
-    from latentbridge.outputs import protect_arguments
+    from latentbridge.outputs import protect_arguments, resumable_run
 
     protect_arguments(args)  # what the command reads is never replaced by its --force
     try:
@@ -588,12 +586,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e if isinstance(e, LatentbridgeError) else os_error_text(e, getattr(args, 'out', None))}",
               file=sys.stderr)
         return 2
-    except Terminated:
-        print("terminated", file=sys.stderr)
-        return 143
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except (Terminated, KeyboardInterrupt) as e:
+        utils.close_progress_bars()
+        out = getattr(args, "out", None)
+        hint = (f": the same command with --resume continues the training ({out})" if out and args.command in
+                ("train", "anomaly") and resumable_run(Path(out)) else "")
+        print(("terminated" if isinstance(e, Terminated) else "interrupted") + hint, file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
 
 
 if __name__ == "__main__":
