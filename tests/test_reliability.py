@@ -1108,6 +1108,22 @@ def test_a_link_to_a_folder_is_that_folder_for_locks_and_force(tmp_path, caplog)
     assert (mine / "model.safetensors").read_text() == "the user's model"
 
 
+def test_a_training_killed_before_its_first_checkpoint_is_named(tmp_path):
+    """A new training killed before its first checkpoint left config.yaml and logs/: the rerun was refused as
+    'exists and is not empty' and --resume as 'nothing to resume'; the refusal says what the folder is."""
+    from latentbridge.errors import LatentbridgeError
+    from latentbridge.outputs import check_target
+
+    run = tmp_path / "run"
+    (run / "logs").mkdir(parents=True)
+    (run / "config.yaml").write_text("task: anomaly\n")
+    with pytest.raises(LatentbridgeError, match="a training stopped before its first checkpoint: nothing to resume, "
+                                                "--force starts it again"):
+        check_target(run, force=False, training=True)
+    with pytest.raises(LatentbridgeError, match="exists and is not empty"):  # for a command that trains nothing
+        check_target(run, force=False)
+
+
 def test_a_moved_run_keeps_its_best_checkpoint_when_resumed(tmp_path):
     """Lightning forgets the best score of a run whose folder moved (a copy resumed replaced best.ckpt of epoch 55,
     val 2.5190, by epoch 61's 2.5205): the kept paths are read in the run's folder now, the score kept."""
