@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -281,14 +282,17 @@ def read_lightning_checkpoint(path: str | Path) -> dict:
     foreign file is a :class:`CheckpointError` naming it."""
     path = Path(path)
     try:
-        ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on a pickle it refuses came before our one-line error
+            warnings.simplefilter("ignore", UserWarning)
+            ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(path, "checkpoint file does not exist") from None
     except Exception as e:  # noqa: BLE001 - any failure to read a user's file is "not readable"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "weights_only" in first or "Unsupported global" in first:
             first = "holds objects other than tensors and plain values"
-        raise CheckpointError(path, f"not a readable latentbridge training checkpoint ({first[:200]})") from None
+        first = first[:200].rsplit(". ", 1)[0].rstrip(".") if len(first) > 200 else first  # a whole sentence
+        raise CheckpointError(path, f"not a readable latentbridge training checkpoint ({first})") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(path, "not a latentbridge training checkpoint (no 'state_dict')")
     return ckpt
