@@ -115,6 +115,14 @@ def test_the_feature_cache_keeps_to_its_size_limit(tmp_path, monkeypatch):
     with pytest.raises(DataError, match=r"LATENTBRIDGE_CACHE_MAX_GB: not a number of GB: 'lots'"):
         FeatureExtractor.from_spec(spec, cache_dir=cache)
     FeatureExtractor.from_spec(spec, use_cache=False)  # no cache: the setting is not read
+    # writes a killed process left (.KEY.npy.XXXX.partial) were never removed: gone once older than an hour
+    monkeypatch.setenv("LATENTBRIDGE_CACHE_MAX_GB", "inf")
+    old, fresh = cache / ".0123456789abcdef.npy.k3j2.partial", cache / ".fedcba9876543210.json.x9y8.partial"
+    for f in (old, fresh):
+        f.write_bytes(b"x" * 100)
+    os.utime(old, (1e9, 1e9))
+    FeatureExtractor.from_spec(spec, cache_dir=cache, num_workers=0).extract([data / "c00.wav"])
+    assert not old.exists() and fresh.exists() and mine.exists()
 
 
 def test_the_commands_output_folder_is_left_out_of_its_input_folders(tmp_path, caplog):

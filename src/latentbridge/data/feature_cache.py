@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import re
+import time
 from pathlib import Path
 
 from latentbridge.errors import DataError
@@ -16,6 +17,10 @@ log = logging.getLogger(__name__)
 
 #: a cache entry's name: the 16 hex digits of :func:`latentbridge.utils.stable_hash` of its file and settings
 _ENTRY = re.compile(r"[0-9a-f]{16}")
+#: a cache file's write in progress (:func:`latentbridge.utils.atomic_path`), left behind by a killed process when older
+#: than :data:`PARTIAL_AGE_S`
+_PARTIAL = re.compile(r"\.[0-9a-f]{16}\.(npy|json)\..+\.partial")
+PARTIAL_AGE_S = 3600.0
 
 
 def default_cache_dir() -> Path:
@@ -53,6 +58,11 @@ def prune_cache(folder: Path, limit_bytes: float) -> int:
     try:
         with os.scandir(folder) as it:
             for e in it:
+                if _PARTIAL.fullmatch(e.name):  # a write a killed process left: no entry, never read, never pruned
+                    with contextlib.suppress(OSError):
+                        if time.time() - e.stat().st_mtime > PARTIAL_AGE_S:  # not one being written now
+                            os.remove(e.path)
+                    continue
                 key, dot, ext = e.name.rpartition(".")
                 if ext not in ("npy", "json") or not _ENTRY.fullmatch(key):
                     continue
