@@ -212,7 +212,10 @@ def test_resume_over_a_changed_bridge_folder_is_refused(bridge_data, tmp_path, c
     args = ["train", "--config", str(REPO / "configs" / "mmvae_bridge.yaml"), "--out", str(out), "-o",
             f"data.root={site}"]
     assert main([*args, *_args(["train.max_epochs=1"])]) == 0
-    assert (out / "logs" / "data_files.json").is_file()
+    record = json.loads((out / "logs" / "data_files.json").read_text())
+    split = json.loads((out / "config.json").read_text())["data"]
+    held = {t for t in split["val_tests"] + split["test_tests"]}
+    assert record["held_out"] and {f.split("/")[-2] for f in record["held_out"]} == held  # not trained on
     first = sorted((site / "Data").iterdir())[0]
     shutil.copytree(first, site / "Data" / "Test_new")
     capsys.readouterr()

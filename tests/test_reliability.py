@@ -161,7 +161,8 @@ def test_a_damaged_best_checkpoint_does_not_stop_a_resumed_run(short_run, caplog
     model = torch.nn.Linear(2, 2)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with caplog.at_level(logging.WARNING):
-        final_weights(SimpleNamespace(callbacks=[]), model, "best", short_run)
+        note = final_weights(SimpleNamespace(callbacks=[]), model, "best", short_run)
+    assert note == "the last epoch's: checkpoints/best.ckpt was unreadable"  # the training summary keeps it
     assert "best.ckpt: not a readable latentbridge training checkpoint" in caplog.text
     assert "the model keeps the last epoch's weights instead of the best epoch's" in caplog.text
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items()) and not model.training
@@ -1122,6 +1123,13 @@ def test_a_training_killed_before_its_first_checkpoint_is_named(tmp_path):
         check_target(run, force=False, training=True)
     with pytest.raises(LatentbridgeError, match="exists and is not empty"):  # for a command that trains nothing
         check_target(run, force=False)
+    # a user's experiment folder (its own config.yaml, notes) is no stopped training
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "config.yaml").write_text("task: anomaly\n")
+    (exp / "notes.md").write_text("try a larger window")
+    with pytest.raises(LatentbridgeError, match="exists and is not empty"):
+        check_target(exp, force=False, training=True)
 
 
 def test_a_moved_run_keeps_its_best_checkpoint_when_resumed(tmp_path):

@@ -590,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
         utils.close_progress_bars()
         out = getattr(args, "out", None)
         hint = (f": the same command with --resume continues the training ({out})" if out and args.command in
-                ("train", "anomaly") and resumable_run(Path(out)) else "")
+                ("train", "anomaly") and not getattr(args, "force", False) and resumable_run(Path(out)) else "")
         print(("terminated" if isinstance(e, Terminated) else "interrupted") + hint, file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
 

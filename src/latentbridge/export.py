@@ -104,9 +104,11 @@ def export_onnx(model_dir: str | Path, out_path: str | Path, opset: int = 18, n_
     existing file is replaced only with ``force``), checked against PyTorch on probe windows.
     A diffusion model folder exports its denoiser instead (:func:`export_denoiser`). The file is locked while it is
     written (two exports to one new file both said "wrote", the file holding one of the two models)."""
+    from latentbridge.models.hub import read_info
     from latentbridge.outputs import FolderLock
 
     out_path = _check_onnx_path(out_path, force)
+    read_info(model_dir)  # a model folder that is none is refused before the lock makes --out's folders
     with FolderLock(out_path):
         if out_path.exists() and not force:  # written by another export since the check
             raise LatentbridgeError(f"{out_path}: exists (use --force to replace it)")

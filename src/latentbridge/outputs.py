@@ -187,7 +187,8 @@ def check_target(folder: Path, force: bool, what: str = "output folder", trainin
                     "a trained run: --force replaces it; --resume with a larger train.max_epochs trains it further"
                     if (folder / "model.safetensors").is_file() else
                     "an unfinished training: --resume continues it, --force replaces it") + kept)
-            stopped = training and (folder / "config.yaml").is_file() and not (folder / "model.safetensors").exists()
+            stopped = training and (folder / "config.yaml").is_file() and (folder / "logs").is_dir() and {
+                p.name for p in folder.iterdir()} <= {"config.yaml", "logs", "checkpoints", "first_stage"}
             raise LatentbridgeError(f"{folder}: " + (f"a trained run (its model and checkpoints): write this command's "
                                                      f"output to another {what}" if trained else
                                                      "a training stopped before its first checkpoint: nothing to "

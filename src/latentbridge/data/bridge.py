@@ -261,7 +261,7 @@ def _load_cache(folder: Path, key: str) -> BridgeData | None:
         tests = list(man["tests"])
         float(man["sample_rate"])
     except (OSError, ValueError, KeyError, EOFError, TypeError, AttributeError) as e:  # EOFError: an empty .npy
-        log.warning("bridge cache %s unreadable (%s); rebuilding", folder, e or type(e).__name__)
+        log.warning("bridge cache %s unreadable (%s); rebuilding", folder, str(e) or type(e).__name__)
         return None
     lookup = {t: i for i, t in enumerate(tests)}
     try:
@@ -388,11 +388,12 @@ def _report_rates(own: dict[Path, float], rate: float, root: Path) -> None:
                    root, len(up), rate, low, low / 2, 100 * (1 - low / rate), rate)
 
 
-def folder_files(root) -> list[Path]:
-    """Every recording and mask file a bridge folder holds (:func:`discover`): what a training run records of its
-    data, so that a resume over a folder whose files changed is refused
-    (:func:`latentbridge.training.fit.check_same_data`)."""
-    return [p for r in discover(root) for p in r.csv_files + ([r.mask_file] if r.mask_file is not None else [])]
+def folder_files(root, tests=None) -> list[Path]:
+    """Every recording and mask file a bridge folder holds (:func:`discover`), or those of ``tests`` (ids): what a
+    training run records of its data, so that a resume over a folder whose files changed is refused
+    (:func:`latentbridge.training.fit.check_same_data`), and of the states it held out."""
+    return [p for r in discover(root) if tests is None or r.test_id in tests
+            for p in r.csv_files + ([r.mask_file] if r.mask_file is not None else [])]
 
 
 def model_picks(vib, channel_names: list[str] | None) -> list[str] | None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
 import tempfile
 import threading
 import time
@@ -223,7 +225,9 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
     async def user_error(request: Request, e: LatentbridgeError):
         detail, name = str(e), request.path_params.get("name")
         if name in models:  # the model by its served name, not its folder on the server ("runs/ddpm2: unknown class")
-            detail = detail.replace(str(models[name].saved.path), name)
+            path = models[name].saved.path
+            for where in {str(path), os.path.abspath(path)} - {".", ""}:  # a whole path, not a "." in "0.5"
+                detail = re.sub(rf"(?<![\w/.]){re.escape(where)}(?=[/:\s,)]|$)", lambda _: name, detail)
         return JSONResponse({"detail": detail}, status_code=400)
 
     @app.exception_handler(RequestValidationError)

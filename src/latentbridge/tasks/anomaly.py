@@ -362,9 +362,12 @@ def _calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | N
     card = model_card(det.cfg, new, info.get("data") or {}, info.get("training") or {}) \
         if det.cfg.task == "anomaly" and info.get("data") else None
     update_info(model_dir, {"anomaly": new}, card=card)
-    # the calibration's record beside it (fit writes it): it kept the first threshold after every calibrate
-    atomic_write_json(Path(model_dir) / "calibration.json",
-                      {**new, "scores": None if scores is None else np.asarray(scores).tolist()})
+    try:  # the calibration's record beside it (fit writes it): it kept the first threshold after every calibrate
+        atomic_write_json(Path(model_dir) / "calibration.json",
+                          {**new, "scores": None if scores is None else np.asarray(scores).tolist()})
+    except OSError as e:  # the threshold is set (config.json): the record's failure is said, not the command's
+        log.warning("%s: not written (%s): it holds the previous calibration; the threshold in config.json is the "
+                    "new one", Path(model_dir) / "calibration.json", e.strerror or type(e).__name__)
     return CalibrationResult(Path(model_dir), old, float(new["threshold"]), new)
 
 

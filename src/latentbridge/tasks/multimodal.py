@@ -180,6 +180,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
     from latentbridge.data.bridge import folder_files
 
     with training_run(cfg, out_dir, resume=resume, force=force, data_files=folder_files(cfg.data.root)) as run:
+        run.held_out = folder_files(cfg.data.root, set(val.tests) | set(test.tests))
         model = build_model(cfg.model, n_channels=c, n_samples=t, sample_rate=data.sample_rate, n_fft=v.n_fft,
                             hop_length=v.hop_length, mask_hw=(v.mask_height, v.mask_width),
                             loss_weights=cfg.losses.model_dump(), augment=cfg.augment.model_dump())

@@ -148,6 +148,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
     sources = [Path(sec.source) for sec in train_all + test]  # recorded: a resume over changed sections is refused
     files = sources + [p.with_suffix(".ibd") for p in sources if p.with_suffix(".ibd").is_file()]
     with training_run(cfg, out_dir, resume=resume, force=force, data_files=files) as run:
+        run.held_out = [Path(sec.source) for sec in list(val or []) + list(test)]
         model = build_model(model_cfg, n_channels=channels, patch_size=cfg.patches.size,
                             loss_weights=cfg.losses.model_dump())
         model.set_bounds(stats["lower"], stats["upper"])

@@ -247,6 +247,7 @@ class TrainOutcome:
 
     trainer: L.Trainer
     clock: RunClock
+    weights_note: str | None = None  # the weights kept were not those train.keep_weights asked for, and why
 
     def summary(self) -> dict:
         """Epochs, steps, best monitored loss and wall time (accumulated over resumed sessions)."""
@@ -256,7 +257,8 @@ class TrainOutcome:
         on_train = cb is not None and cb.monitor == "train/loss_epoch"  # no validation data: the training loss
         return {"epochs": int(self.trainer.current_epoch), "global_step": int(self.trainer.global_step),
                 "best_val_loss": None if on_train else best, **({"best_train_loss": best} if on_train else {}),
-                "seconds": round(self.clock.seconds(), 2)}
+                "seconds": round(self.clock.seconds(), 2), **({"kept_weights": self.weights_note}
+                                                               if self.weights_note else {})}
 
 
 def best_loss_text(training: dict) -> str:
@@ -320,19 +322,21 @@ def _drop_logged_after(run_dir: Path, step: int) -> None:
         truncate_csv_steps(f, step)
 
 
-def final_weights(trainer: L.Trainer, model: torch.nn.Module, keep: str, run_dir: Path) -> None:
+def final_weights(trainer: L.Trainer, model: torch.nn.Module, keep: str, run_dir: Path) -> str | None:
     """Load into ``model`` the weights the model folder keeps: the best checkpoint's (its EMA
-    weights when EMA is on) or the last epoch's (EMA weights when on)."""
+    weights when EMA is on) or the last epoch's (EMA weights when on). Returns a note where they are not those
+    ``keep`` asks for (the training summary keeps it: ``kept_weights``)."""
     from latentbridge.models.hub import read_lightning_checkpoint
 
     ema = next((c for c in trainer.callbacks if isinstance(c, EMA)), None)
     best = run_dir / "checkpoints" / "best.ckpt"
-    ckpt = None
+    ckpt, note = None, None
     if keep == "best" and best.is_file():
         try:
             ckpt = read_lightning_checkpoint(best)
         except CheckpointError as e:  # damaged on disk: the run ended unsaved, and could never be finished
             log.warning("%s; the model keeps the last epoch's weights instead of the best epoch's", e)
+            note = "the last epoch's: checkpoints/best.ckpt was unreadable"
     if ckpt is not None:
         if "ema_state" in ckpt:
             model.load_state_dict(ckpt["ema_state"])
@@ -342,6 +346,7 @@ def final_weights(trainer: L.Trainer, model: torch.nn.Module, keep: str, run_dir
     elif ema is not None and ema.shadow is not None:
         model.load_state_dict(ema.shadow)
     model.eval()
+    return note
 
 
 def fit_model(model: torch.nn.Module, cfg, out_dir: Path, train_loader, val_loader=None, resume: bool = False,
@@ -381,8 +386,7 @@ def fit_model(model: torch.nn.Module, cfg, out_dir: Path, train_loader, val_load
             f"{out_dir}: training made no optimizer step, so no model was saved: {n} training examples in {procs} "
             f"process(es) leave {-(-n // procs)} per process, too few for train.batch_size = {cfg.train.batch_size}; "
             "use a smaller train.batch_size (-o train.batch_size=...), fewer --devices, or more training data")
-    final_weights(trainer, model, cfg.train.keep_weights, out_dir)
-    return TrainOutcome(trainer, clock)
+    return TrainOutcome(trainer, clock, final_weights(trainer, model, cfg.train.keep_weights, out_dir))
 
 
 class DictDataset(torch.utils.data.Dataset):
