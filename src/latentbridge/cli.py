@@ -420,8 +420,8 @@ def _cmd_audio(args) -> int:
         extra += f"  level {r['level_in_dbfs']:.1f} -> {r['level_out_dbfs']:.1f} dBFS"  # a model's "mean voice" shows
         print(f"{r['output']}{extra}")
     pf = "; log-mels post-filtered" if res["postfilter"] else ""
-    print(f"wrote {utils.counted(len(res['files']), 'reconstruction')} (a wav and a spectrogram each) and reconstruct.json "
-          f"to {args.out} ({res['phase']}{pf})")
+    print(f"wrote {utils.counted(len(res['files']), 'reconstruction')} (a wav and a spectrogram each) and "
+          f"reconstruct.json to {args.out} ({res['phase']}{pf})")
     return 0
 
 

@@ -222,7 +222,8 @@ def sample(run_dir: str, out: str, n: int, *, force: bool = False, condition: li
     config = read_info(run_dir)["config"]
     task = config.get("task")
     if task not in ("mld", "diffusion", "avdigits"):  # before reading its flags as a diffusion model's
-        raise LatentbridgeError(f"{run_dir}: {'an' if (task or 'x')[:1] in 'aeiou' else 'a'} {task!r} model, not a generative one"
+        article = "an" if (task or "x")[:1] in "aeiou" else "a"
+        raise LatentbridgeError(f"{run_dir}: {article} {task!r} model, not a generative one"
                                 + _SAMPLE_INSTEAD.get(task, ""))
     _check_sampler_flags(**settings)
     if task == "avdigits" and (given := [f for f, v in settings.items() if v is not None and f != "seed"]):

@@ -305,7 +305,8 @@ def read_recording(path: str | Path, vib, rates_read: dict | None = None,
     ``pick_names``: a trained model's sensor columns, taken by name where the header names them (``channels``,
     positions among the training recordings' columns, are other sensors in another logger's order);
     ``fallback_rate``: the rate of a file that gives none (a trained model's training rate for new recordings; one a
-    file gives wins), ``rate_from`` getting where a CSV's rate came from (:func:`~latentbridge.io.read_vibration_csv`)."""
+    file gives wins), ``rate_from`` getting where a CSV's rate came from
+    (:func:`~latentbridge.io.read_vibration_csv`)."""
     if Path(path).suffix.lower() == ".mat":
         wave, sr = read_mat_vibration(path, sample_rate=vib.sample_rate, channels=vib.channels,
                                       fallback_rate=fallback_rate)

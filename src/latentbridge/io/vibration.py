@@ -448,8 +448,8 @@ def read_vibration_csv(
                     1e-3 if unit in _MS_UNITS or name.endswith("_ms") else 1.0
             as_ = "a sample counter, left out" if time_col is None else \
                 f"the time in {'µs' if time_scale == 1e-6 else 'ms' if time_scale == 1e-3 else 's'}"
-            file_note(log, ("csv first column", header[0], as_), path, f"the first column, {header[0]!r}, steps evenly: "
-                      f"read as {as_}")
+            file_note(log, ("csv first column", header[0], as_), path,
+                      f"the first column, {header[0]!r}, steps evenly: read as {as_}")
     elif n_cols >= 2:
         c0 = data[:, 0]
         if _is_index(c0):

@@ -152,8 +152,8 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
             written = np.pad(written, (0, max(0, native.frames - len(written))))[:native.frames]
         if (peak := float(np.abs(wave).max(initial=0.0))) > 1:  # a float WAV's samples over +-1
             log.warning("%s: peaks at %+.1f dBFS, above full scale (a float WAV's samples over +-1): the model learnt "
-                        "recordings under it, so the rebuild's level and sound are not the input's, and the written WAV "
-                        "is clipped at full scale; scale the input under full scale", path, 20 * np.log10(peak))
+                        "recordings under it, so the rebuild's level and sound are not the input's, and the written "
+                        "WAV is clipped at full scale; scale the input under full scale", path, 20 * np.log10(peak))
         a = full(torch.from_numpy(wave)[None])[0, 0].numpy()
         b = full(torch.from_numpy(out)[None])[0, 0].numpy()
         heard = ("mono mix" if channel is None else f"channel {channel}") if native.channels > 1 else "mono"

@@ -82,8 +82,8 @@ def write_samples(res, folder: Path) -> dict:
     if scales:  # the WAVs' level said nothing of the generated vibration's, and the factor was written nowhere
         summary.update({"vibration_wav_divided_by": {k: float(f"{v:.6g}") for k, v in scales.items()},
                         "vibration_wav_note": "each folder's vibration_NN.wav holds the generated vibration divided by "
-                        "vibration_wav_divided_by (the group's peak, in the recordings' own units, e.g. m/s²): multiply "
-                        "a WAV's samples by it for the generated level"})
+                        "vibration_wav_divided_by (the group's peak, in the recordings' own units, e.g. m/s²): "
+                        "multiply a WAV's samples by it for the generated level"})
     atomic_write_json(folder / "settings.json", summary)
     # every file written, settings.json included (a count of samples kept by hand was printed as the count of files)
     return {**summary, "files": sum(1 for f in folder.rglob("*") if f.is_file())}
