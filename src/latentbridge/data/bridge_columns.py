@@ -9,7 +9,7 @@ import numpy as np
 
 from latentbridge.data.bridge_layout import _warn_once
 from latentbridge.errors import DataError
-from latentbridge.io.columns import common_columns, same_columns
+from latentbridge.io.columns import by_name, common_columns
 from latentbridge.utils import file_names, listed
 
 
@@ -50,7 +50,7 @@ class ChannelOrder:
                                       "recordings of one sensor, a model of one channel pooling every sensor; "
                                       "join a test's sensors into one CSV (a time column and one column per sensor)")
         if self.reference is not None:  # a trained model's columns, where a recording holds them (and maybe more)
-            if any(len(set(n)) == len(n) and set(self.reference) <= set(n) for n in self.named.values()):
+            if any(by_name(n, self.reference) is not None for n in self.named.values()):
                 self.ref = (None, self.reference)
                 return
         columns, _ = common_columns(self.named, extra=True)
@@ -66,13 +66,9 @@ class ChannelOrder:
         names = self.named.get(path)
         if self.ref is None or not names or len(names) != wave.shape[0] or names == self.ref[1]:
             return wave
-        ref = self.ref[1]
-        if len(set(names)) == len(names) and set(ref) < set(names):  # and a temperature, an rpm...: left out
-            self.extra.append(path)
-            return wave[[names.index(n) for n in ref]]
-        if same_columns(names, ref):
-            self.reordered.append(path)
-            return wave[[names.index(n) for n in ref]]
+        if (idx := by_name(names, self.ref[1])) is not None:  # another order, or a temperature, an rpm... left out
+            (self.extra if len(names) > len(idx) else self.reordered).append(path)
+            return wave[idx]
         self.renamed.append((path, names))
         return wave
 

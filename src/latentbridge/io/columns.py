@@ -14,12 +14,23 @@ from latentbridge.utils import first_time, listed
 
 log = logging.getLogger(__name__)
 
-__all__ = ["same_columns", "model_order", "common_columns"]
+__all__ = ["same_columns", "by_name", "model_order", "common_columns"]
 
 
 def same_columns(names, others) -> bool:
     """Whether two header rows name the same sensor columns, each once, in any order."""
     return sorted(names) == sorted(others) and len(set(names)) == len(names)
+
+
+def by_name(names, ref) -> list[int] | None:
+    """The indices that take ``ref``'s columns out of a header naming ``names``, by name, where ``names`` names each
+    of them, and each once (the same set in another order, or more columns: a temperature, an rpm); None otherwise.
+    The one rule of :func:`model_order` and of a bridge folder's
+    :class:`~latentbridge.data.bridge_columns.ChannelOrder`."""
+    names = list(names)
+    if len(set(names)) != len(names) or len(set(ref)) != len(ref) or not set(ref) <= set(names):
+        return None
+    return [names.index(n) for n in ref]
 
 
 def model_order(names: list[str] | None, model_names: list[str] | None, where, strict: bool = False
@@ -32,20 +43,15 @@ def model_order(names: list[str] | None, model_names: list[str] | None, where, s
     ``where``, both column sets and the channel counts."""
     if not names or not model_names or list(names) == list(model_names):
         return None
-    extra = [n for n in names if n not in model_names]
-    if (extra and len(set(names)) == len(names) and len(set(model_names)) == len(model_names)
-            and all(n in names for n in model_names)):  # a logger that also writes temperature, rpm...: left out
+    if (idx := by_name(names, model_names)) is not None:
+        extra = [n for n in names if n not in model_names]  # a logger that also writes temperature, rpm...: left out
         text = (f"{where}: column(s) the model was not trained on left out ({listed(extra, 4, count=True)}); its "
-                f"sensor columns ({listed(model_names, 4)}) read by name")
-        if first_time(("columns", text)):
-            log.warning(text)
-        return [list(names).index(n) for n in model_names]
-    if same_columns(names, model_names):
-        text = (f"{where}: sensor columns in another order ({listed(names, 4)}) than the model's training recordings "
+                f"sensor columns ({listed(model_names, 4)}) read by name" if extra else
+                f"{where}: sensor columns in another order ({listed(names, 4)}) than the model's training recordings "
                 f"({listed(model_names, 4)}): read in the model's order, by name")
         if first_time(("columns", text)):
             log.warning(text)
-        return [list(names).index(n) for n in model_names]
+        return idx
     if strict:
         n, m = ("", "") if len(names) == len(model_names) else (f"{len(names)} ", f" {len(model_names)}")
         raise DataError(where, f"its {n}sensor columns ({listed(names, 6, count=True)}) are not the model's{m} "
