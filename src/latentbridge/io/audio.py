@@ -96,6 +96,15 @@ def too_large(path, peak: float) -> DataError:
                            "the recording down")
 
 
+def check_peak(path, peak: float) -> None:
+    """Refuse a recording whose largest magnitude (offsets out) is silence or beyond :data:`MAX_SAMPLE`: the one
+    check of :func:`read_audio` and the block reader."""
+    if peak < SILENCE_LEVEL:
+        raise DataError(path, SILENT)
+    if peak > MAX_SAMPLE:
+        raise too_large(path, peak)
+
+
 #: what is said of a mono mix whose channels cancel out
 MIX_SILENT = "mono mix is silent (the channels cancel out)"
 
@@ -458,10 +467,7 @@ def read_audio(
     if sums is not None:
         remove_dc(data, sums)
     peak, clipped = peak_and_clipping(data)
-    if peak < SILENCE_LEVEL:
-        raise DataError(path, SILENT)
-    if peak > MAX_SAMPLE:
-        raise too_large(path, peak)
+    check_peak(path, peak)
 
     wave = select_channels(data, path, channel, mono, expect_channels)
     if stats is not None:

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError
-from latentbridge.io.audio import (ALL_CHANNELS, MAX_SAMPLE, MIX_SILENT, SILENCE_LEVEL, SILENT, _check_file,
-                                   is_table, _layout, _open_info, _read_table, _sf_error_text, _unfinalised,
-                                   check_frames, mix_down, non_finite, select_channels, too_large)
+from latentbridge.io.audio import (ALL_CHANNELS, MIX_SILENT, SILENCE_LEVEL, _check_file, is_table, _layout, _open_info,
+                                   _read_table, _sf_error_text, _unfinalised, check_frames, check_peak, mix_down,
+                                   non_finite, select_channels)
 from latentbridge.io.levels import column_sums, offsets_of_sums, subtract_offsets
 from latentbridge.io.resampling import resampled_blocks
 from latentbridge.io.wav import PCM16_FORMATS, WavLayout, declared_frames, read_pcm16, read_wav_samples
@@ -91,10 +91,7 @@ class RecordingBlocks:
         peaks = np.fmax(*ext)
         if self._zeros:
             peaks = np.where(np.isfinite(peaks), peaks, 0.0)
-        if float(peaks.max()) < SILENCE_LEVEL:
-            raise DataError(path, SILENT)
-        if float(peaks.max()) > MAX_SAMPLE:
-            raise too_large(path, float(peaks.max()))
+        check_peak(path, float(peaks.max()))
         # the channel checks of read_audio on each channel's extremes (its count, the channel picked, its silence)
         select_channels(np.stack([peaks, -peaks]).astype(np.float32), path, channel, False, expect_channels)
 
