@@ -296,9 +296,10 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
             t1 = time.perf_counter()
             scores, decisions = await asyncio.wrap_future(batchers[name].submit(windows))
             t2 = time.perf_counter()
-            if not np.isfinite(scores).all():  # anomaly score's rule (JSON had no NaN: a 500)
-                raise HTTPException(422, f"{up.client_name}: the model gave non-finite scores for "
-                                         f"{int((~np.isfinite(scores)).sum())} of {len(scores)} windows; no decision")
+            from latentbridge.tasks.anomaly import no_decision
+
+            if (problem := no_decision(scores)) is not None:  # anomaly score's rule (JSON has no NaN: it was a 500)
+                raise HTTPException(422, f"{up.client_name}: {problem}")
             result = _score_result(m, up.client_name, read["duration_s"], scores, decisions, starts_s, padded)
             conversions, warn = _conversions(m, up.client_name, info)
             result["warnings"] = said + _upload_warnings(m, up.client_name, info, wave, read["clipped_share"]) + (

@@ -42,6 +42,14 @@ DETECTOR_TASKS = ("anomaly", "audio_ae")
 # ----------------------------------------------------------------------------- scoring core
 
 
+def no_decision(scores) -> str | None:
+    """Why windows scored ``scores`` give their file no decision (NaN or inf: compared with the threshold, NaN read as
+    normal), or None: the one text of `anomaly score` and the server's upload."""
+    bad = ~np.isfinite(np.asarray(scores, dtype=np.float64))
+    return f"the model gave non-finite scores for {int(bad.sum())} of {bad.size} windows; no decision" if bad.any() \
+        else None
+
+
 def score_features(model, features: np.ndarray, method: str = "mse", n_samples: int = 32, batch_size: int = 256,
                    seed: int = 0) -> np.ndarray:
     """One score per window; deterministic for ``mse``/``frame_max``, Monte Carlo for ``elbo``/``iwae``

@@ -61,7 +61,7 @@ class _Scorer(L.LightningModule):
 
     def predict_step(self, chunk, batch_idx):
         from latentbridge.data.survey import band_power
-        from latentbridge.tasks.anomaly import score_features
+        from latentbridge.tasks.anomaly import no_decision, score_features
 
         out = []
         for r in chunk:
@@ -69,9 +69,8 @@ class _Scorer(L.LightningModule):
             if r.problem is None:
                 # a generator per file: the same scores however the files are shared between processes
                 scores = score_features(self.model, r.features, self.method, self.n_samples, seed=self.seed + r.index)
-                if not np.isfinite(scores).all():  # NaN compared with the threshold read as normal
-                    r.problem = (f"the model gave non-finite scores for {int((~np.isfinite(scores)).sum())} of "
-                                 f"{len(scores)} windows; no decision")
+                r.problem = no_decision(scores)
+                if r.problem is not None:
                     scores = None
                 if self.band_config is not None and scores is not None:
                     r.band_power = band_power(r.features, self.band_config)
