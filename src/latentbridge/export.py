@@ -108,17 +108,15 @@ def export_onnx(model_dir: str | Path, out_path: str | Path, opset: int = 18, n_
     from latentbridge.outputs import FolderLock
 
     out_path = _check_onnx_path(out_path, force)
-    read_info(model_dir)  # a model folder that is none is refused before the lock makes --out's folders
+    task = read_info(model_dir)["config"].get("task")  # a folder that is no model: refused before the lock's mkdir
     with FolderLock(out_path):
         if out_path.exists() and not force:  # written by another export since the check
             raise LatentbridgeError(f"{out_path}: exists (use --force to replace it)")
-        return _export(model_dir, out_path, opset, n_parity, tolerance, force)
+        return _export(model_dir, task, out_path, opset, n_parity, tolerance, force)
 
 
-def _export(model_dir, out_path: Path, opset: int, n_parity: int, tolerance: float, force: bool) -> dict:
-    from latentbridge.models.hub import read_info
-
-    task = read_info(model_dir)["config"].get("task")
+def _export(model_dir, task: str | None, out_path: Path, opset: int, n_parity: int, tolerance: float,
+            force: bool) -> dict:
     if task == "diffusion":
         return export_denoiser(model_dir, out_path, opset=opset, force=force)
     if task not in DETECTOR_TASKS:  # an audio autoencoder exports as a detector once calibrated

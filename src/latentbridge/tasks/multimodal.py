@@ -48,9 +48,9 @@ def bridge_data(cfg, root: str | None = None, sample_rate: float | None = None, 
     (:func:`new_data_rates`)."""
     from latentbridge.data.bridge import build_windows
 
-    vib, fallback = new_data_rates(cfg.vibration, sample_rate) if new else (
-        cfg.vibration if sample_rate is None else cfg.vibration.model_copy(update={"sample_rate": float(sample_rate)}),
-        None)
+    # a rate given now is the rate of CSVs without a time column either way (new_data_rates' first case)
+    vib, fallback = new_data_rates(cfg.vibration, sample_rate) if new or sample_rate is not None else (cfg.vibration,
+                                                                                                       None)
     root = root or cfg.data.root
     if not root:
         raise ConfigError("data.root: no data folder given (expected ROOT/Data/Test_XX/*.csv and "
@@ -86,10 +86,11 @@ def window_level_db(waves) -> float | None:
     """The median RMS level (dB re 1 of the recordings' unit) of windows ``(N, C, T)``; None without any."""
     if not len(waves):
         return None
-    power = np.concatenate([np.einsum("nct,nct->n", w, w, dtype=np.float64) / (w.shape[1] * w.shape[2])
-                            for w in (np.asarray(waves[i:i + 1024], dtype=np.float32).reshape(
-                                len(waves[i:i + 1024]), -1, np.shape(waves)[-1]) for i in range(0, len(waves), 1024))])
-    return round(float(np.median(10 * np.log10(np.maximum(power, 1e-60)))), 2)  # in blocks: no copy of the set
+    power = []
+    for i in range(0, len(waves), 1024):  # in blocks: no float64 copy of the whole set
+        w = np.asarray(waves[i:i + 1024], dtype=np.float32).reshape(len(waves[i:i + 1024]), -1)
+        power.append(np.einsum("nk,nk->n", w, w, dtype=np.float64) / w.shape[1])
+    return round(float(np.median(10 * np.log10(np.maximum(np.concatenate(power), 1e-60)))), 2)
 
 
 def say_level(saved, waves, where) -> None:
