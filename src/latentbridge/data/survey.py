@@ -185,11 +185,12 @@ def band_warning(rates: dict[str, int], sample_rate: int, fmax: float | None) ->
         return None
     low = min(short.values())
     names = listed(sorted(short))
-    what = (f"{names} is recorded below the model's band ({low} Hz)" if len(rates) == 1 else  # one file, a stream
+    one = len(rates) == 1  # one file, or a stream
+    what = (f"{names} is recorded below the model's band ({low} Hz)" if one else
             f"{len(short)} of {len(rates)} files are recorded below the model's band (lowest {low} Hz; {names})")
-    return (f"{what}: resampled to {sample_rate} Hz {'it holds' if len(rates) == 1 else 'they hold'} nothing between "
-            f"{low / 2:g} and {top:g} Hz, which scores {'it' if len(rates) == 1 else 'them'} as unlike the training "
-            f"sound for that alone; a model whose band {'it fills' if len(rates) == 1 else 'they fill'}: "
+    they, them, hold, fill = ("it", "it", "holds", "fills") if one else ("they", "them", "hold", "fill")
+    return (f"{what}: resampled to {sample_rate} Hz {they} {hold} nothing between {low / 2:g} and {top:g} Hz, which "
+            f"scores {them} as unlike the training sound for that alone; a model whose band {they} {fill}: "
             f"-o features.fmax={floor_hz(low / 2):g}")
 
 
