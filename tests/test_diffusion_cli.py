@@ -172,7 +172,8 @@ def test_onnx_denoiser_samples_without_torch_like_pytorch(mnist_run, tmp_path, c
         assert message in err and "Traceback" not in err, (extra, err)
     assert edge_main([str(onnx_path), "--num-samples", "2", "--steps", "2", "--class", "7", "--out",
                       str(tmp_path / "edge"), "--force"]) == 0  # replaced whole: no stale third sample
-    assert sorted(p.name for p in (tmp_path / "edge").iterdir()) == ["grid.png", "sample_0000.png", "sample_0001.png"]
+    assert sorted(p.name for p in (tmp_path / "edge").iterdir()) == [
+        ".latentbridge-written", "grid.png", "sample_0000.png", "sample_0001.png"]
     assert main(["export", str(mnist_run), "--out", str(onnx_path)]) == 2  # exists: needs --force
 
 

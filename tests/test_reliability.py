@@ -306,7 +306,7 @@ def test_score_replaces_a_used_folder_whole(fitted_model, machine_data, tmp_path
     assert "--force" in capsys.readouterr().err
     assert main(["anomaly", "score", str(fitted_model), wav, "--out", str(out), "--force"]) == 0
     # the old run's metrics, plots and report are gone: the folder holds one run's files
-    assert sorted(p.name for p in out.iterdir()) == ["scores.csv", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".latentbridge-written", "scores.csv", "summary.json"]
     # the temporary sibling of a killed run (kill -9 leaves it) goes with the next run into the folder
     stale = tmp_path / ".report.tmp-999999"
     stale.mkdir()
@@ -358,6 +358,59 @@ def test_force_never_replaces_what_the_command_reads(fitted_model, machine_data,
     (used / "scores.csv").write_text("path,start_s,end_s,score,is_anomaly,level\n")  # an earlier score's
     assert main(["anomaly", "score", str(run), str(data / "normal"), "--out", str(used), "--force"]) == 0
     assert not (used / "thesis.docx").exists() and len((used / "scores.csv").read_text().splitlines()) > 1
+
+
+def test_force_keeps_files_a_user_put_in_an_earlier_output(fitted_model, machine_data, tmp_path, capsys):
+    """--force replaced an earlier output as a whole, with the notes, notebook or plots a user had put in it since.
+    Every finished output lists what latentbridge wrote there (files written in place later, such as calibrate's,
+    join the list); --force is refused while the folder holds anything else, naming it; the litter of file managers
+    and notebooks is no one's."""
+    from latentbridge.outputs import output_folder
+    from latentbridge.written import WRITTEN, added_files
+
+    run = tmp_path / "run"
+    shutil.copytree(fitted_model, run)
+    normal = machine_data / "test" / "normal"
+    scores = tmp_path / "scores"
+    assert main(["anomaly", "score", str(run), str(normal), "--out", str(scores)]) == 0
+    assert (scores / WRITTEN).is_file() and added_files(scores) == []
+    (scores / "notes.txt").write_text("the second sensor was loose")
+    (scores / "mine").mkdir()
+    (scores / "mine" / "zoom.png").write_bytes(b"png")
+    (scores / ".DS_Store").write_bytes(b"")
+    (scores / ".ipynb_checkpoints").mkdir()
+    (scores / ".ipynb_checkpoints" / "a-checkpoint.ipynb").write_text("{}")
+    before = _snapshot(scores)
+    capsys.readouterr()
+    assert main(["anomaly", "score", str(run), str(normal), "--out", str(scores), "--force"]) == 2
+    err = capsys.readouterr().err
+    assert f"{scores}: --force replaces it as a whole, and it holds 2 file(s) latentbridge did not write there " \
+           "(mine/zoom.png, notes.txt): move them out of it" in err and "Traceback" not in err, err
+    assert _snapshot(scores) == before
+    shutil.rmtree(scores / "mine")
+    (scores / "notes.txt").unlink()
+    assert main(["anomaly", "score", str(run), str(normal), "--out", str(scores), "--force"]) == 0
+    assert not (scores / ".DS_Store").exists() and added_files(scores) == []
+    # written in place into a finished run: latentbridge's
+    assert added_files(run) == []
+    assert main(["anomaly", "calibrate", str(run), str(normal)]) == 0
+    assert added_files(run) == []
+    (run / "my_plot.png").write_bytes(b"png")
+    capsys.readouterr()
+    assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(run), "--force", *_o()]) == 2
+    assert "latentbridge did not write there (my_plot.png)" in capsys.readouterr().err
+    assert (run / "my_plot.png").is_file() and (run / "model.safetensors").is_file()
+    # a resumed training writes in place: no list until it finishes (then judged by names), listed again after
+    with output_folder(run, resume=True) as folder:
+        assert not (folder / WRITTEN).exists()
+        (folder / "checkpoints").mkdir(exist_ok=True)
+        (folder / "checkpoints" / "last.ckpt").write_bytes(b"ckpt")
+    assert added_files(run) == ["my_plot.png"]  # still the user's
+    (run / "my_plot.png").unlink()
+    # an output written inside another: its files are latentbridge's in both
+    with output_folder(run / "eval") as tmp:
+        (tmp / "metrics.json").write_text("{}")
+    assert added_files(run) == [] and added_files(run / "eval") == []
 
 
 def test_the_working_folder_is_no_output_folder(fitted_model, machine_data, tmp_path, monkeypatch, capsys):
@@ -1090,6 +1143,7 @@ def test_a_link_to_a_folder_is_that_folder_for_locks_and_force(tmp_path, caplog)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     (real / "model.safetensors").unlink()  # an earlier output, not a trained run (which only a training replaces)
     (real / "summary.json").write_text("{}")
+    (real / ".latentbridge-written").unlink()  # an earlier latentbridge's output: judged by its names
     kept = tmp_path / ".run.old-999999"  # what a --force run killed by SIGKILL leaves
     kept.mkdir()
     with caplog.at_level(logging.WARNING, logger="latentbridge.outputs"):

@@ -8,6 +8,8 @@ data synth, classifier train) goes through :func:`output_folder`:
   PID, and ``--force`` never deletes a folder whose lock is held;
 - a non-empty folder is replaced only with ``force``, and never when it is, or holds, one of the
   command's inputs (:func:`protect_inputs`: a run evaluated into itself, a data folder trained into);
+- a finished folder lists what was written in it (:mod:`latentbridge.written`): ``force`` refuses one where
+  a user has put files since;
 - results are written to a hidden sibling temporary folder and moved into place when complete
   (one rename), so a folder never holds two runs' files and a failed command leaves the old
   folder as it was. Training writes in place instead (its checkpoints must survive a kill for
@@ -29,6 +31,7 @@ from typing import Iterator
 
 from latentbridge.errors import BusyError, LatentbridgeError
 from latentbridge.utils import OUTPUT_FOLDERS, existing_path, listed, output_marks
+from latentbridge.written import WRITTEN, added_files, forget_written, note_written, record_written
 
 log = logging.getLogger(__name__)
 
@@ -203,8 +206,13 @@ def check_target(folder: Path, force: bool, what: str = "output folder", trainin
         if trained:  # a typo in --out deleted a model, weights and checkpoints
             raise LatentbridgeError(f"{folder}: a trained run (its model and checkpoints): this command's --force "
                                     f"would delete it; write to another {what} (nothing was changed)")
+        added = added_files(folder)
+        if added:  # a user's notes, notebook or plots put in an earlier output: deleted with it
+            raise LatentbridgeError(f"{folder}: --force replaces it as a whole, and it holds {len(added)} file(s) "
+                                    f"latentbridge did not write there ({listed(added, 4)}): move them out of it, or "
+                                    f"choose another {what} (nothing was changed)")
         names = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
-        if not output_marks(n.rstrip("/") for n in names):
+        if added is None and not output_marks(n.rstrip("/") for n in names):
             raise LatentbridgeError(f"{folder}: --force replaces an earlier output of latentbridge, and this folder "
                                     f"holds none ({listed(names, 4)}; it deleted such folders, a user's files and "
                                     f"all): empty it or choose another {what} (nothing was changed)")
@@ -235,7 +243,15 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
         if resume:
             if not folder.is_dir():
                 raise LatentbridgeError(f"{folder}: nothing to resume (no such folder)")
-            yield folder
+            # written in place again: listed when the run ends (killed before, it is judged by its names)
+            listed, users = (folder / WRITTEN).is_file(), forget_written(folder)
+            try:
+                yield folder
+            except BaseException:
+                if listed:
+                    record_written(folder, leave_out=users)
+                raise
+            record_written(folder, leave_out=users)
             return
         check_target(folder, force, trains=in_place)  # in place: a training's run folder
         if in_place:
@@ -271,6 +287,8 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
                 raise
             if moved:
                 shutil.rmtree(old, ignore_errors=True)
+            record_written(folder)
+            note_written(folder)
             return
         tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
         try:
@@ -281,11 +299,13 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
             raise LatentbridgeError(f"{folder}: cannot create the output folder ({_describe_os_error(e)})") from None
         try:
             yield tmp
+            record_written(tmp)
             old = None
             if folder.exists():
                 old = _aside(folder)
                 os.replace(folder, old)
             os.replace(tmp, folder)
+            note_written(folder)  # an output written inside another one
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
         finally:

@@ -18,6 +18,8 @@ from pathlib import Path
 from collections.abc import Mapping
 from typing import Callable, Iterator
 
+from latentbridge.written import note_written
+
 #: set by the CLI (its ``--verbose``); None (the library used from Python) leaves Lightning's logging alone
 LIGHTNING_INFO: bool | None = None
 
@@ -97,6 +99,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         os.replace(tmp_path, path)
+        note_written(path)  # written in place into a finished output folder: latentbridge's, not the user's
     finally:
         if tmp_path.is_dir():
             shutil.rmtree(tmp_path, ignore_errors=True)
