@@ -205,6 +205,7 @@ def test_output_names_of_long_input_names_fit_the_file_system(tmp_path):
     """`audio reconstruct` of a file named with 245 letters (or 80 Japanese ones, 240 bytes) wrote
     NAME_reconstructed.wav, over 255 bytes: "File name too long" after all the work; the server cut a long upload
     name to 200 characters and with it its extension ("unsupported file type")."""
+    from latentbridge.io.audio_write import write_wav
     from latentbridge.serve.app import _safe_name
     from latentbridge.utils import distinct_name
 
@@ -213,7 +214,8 @@ def test_output_names_of_long_input_names_fit_the_file_system(tmp_path):
     names = [distinct_name(n, used, max_bytes=room) for n in ("L" * 245, "日" * 80, "L" * 245, "short", "short")]
     assert [len(n.encode()) for n in names[:3]] == [room, room, room] and names[1] == "日" * 79 and names[3:] == ["short", "short_"]
     assert names[2] == "L" * (room - 1) + "_" and len(set(names)) == 5
-    for n in names:
-        (tmp_path / f"{n}_reconstructed.wav").write_bytes(b"")  # each one a name the file system takes
+    for n in names:  # each one a name the file system takes, written as outputs are (through a temporary name)
+        write_wav(tmp_path / f"{n}_reconstructed.wav", np.zeros(160, dtype=np.float32), 16000)
+        assert (tmp_path / f"{n}_reconstructed.wav").stat().st_size > 160
     long = "L" * 201 + ".WAV"
     assert _safe_name(long) == "L" * 196 + ".wav" and _safe_name("a/b\\c.wav") == "c.wav"

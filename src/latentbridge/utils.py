@@ -90,7 +90,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    # the temporary name is 18 bytes longer than the name: a name near the file system's 255 bytes ("File name
+    # too long" after all the work) is cut, at a character, for it
+    stem = path.name
+    while len(os.fsencode(stem)) > 200:
+        stem = stem[:-1]
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".partial", dir=path.parent)
     os.close(fd)
     os.unlink(tmp)
     tmp_path = Path(tmp)
