@@ -993,7 +993,9 @@ def test_recordings_with_more_columns_are_read_by_the_common_ones(tmp_path, capl
     assert common_columns({"a": ["x", "y"], "b": ["x", "y", "t"], "c": ["y", "x"]}, extra=True) == (["x", "y"], [])
     assert common_columns({"a": ["x", "y"], "b": ["x", "t", "u"]}, extra=True) == (None, [])  # none every file names
     assert common_columns({"a": ["x", "y"], "b": ["x", "y", "z"]}, extra=True) == (None, [])  # a tie: a sensor lost?
-    assert common_columns({"a": ["x", "y"], "b": ["x", "y", "t"], "c": ["x", "y"]}) == (None, [])  # anomaly: counts
+    # an anomaly model: the set most files name, a file naming more read by it; one lacking a column named
+    assert common_columns({"a": ["x", "y"], "b": ["x", "y", "t"], "c": ["x", "y"]}) == (["x", "y"], [])
+    assert common_columns({"a": ["x", "y"], "b": ["x"], "c": ["y", "x"]}) == (["x", "y"], ["b (x; without y)"])
     # most tests with the temperature: a trained model's columns are the reference (evaluate --data was refused,
     # 'tests have different channel counts ... when training', though each file alone was read)
     for t in ("Test_01",):  # two tests of three with it

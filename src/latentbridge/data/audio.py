@@ -458,6 +458,7 @@ class FeatureExtractor:
         for :meth:`assemble` (``WindowFeatures.headers``)."""
         from latentbridge.data.survey import band_fmax, band_warning, conversions_line, files_below_band
         from latentbridge.io import audio_info
+        from latentbridge.io.columns import channels_read
 
         rates, channels = {}, {}
         for f in files:
@@ -467,7 +468,7 @@ class FeatureExtractor:
                 continue  # the extraction names the file and its problem
             if rate_problem(info.sample_rate, self.sample_rate):
                 continue  # refused when read, naming its rate: no band advice from it
-            rates[str(f)], channels[str(f)] = info.sample_rate, info.channels
+            rates[str(f)], channels[str(f)] = info.sample_rate, channels_read(info, self.columns)
             self._headers[str(f)] = info
         if self.channel == ALL_CHANNELS and self.n_channels is None and len(set(channels.values())) > 1:
             counts = Counter(channels.values())

@@ -17,6 +17,7 @@ import numpy as np
 
 from latentbridge.errors import DataError, named_problems
 from latentbridge.io import ALL_CHANNELS, active_bounds, audio_info, level_dbfs, read_audio
+from latentbridge.io.columns import channels_read
 from latentbridge.utils import channel_counts, listed
 
 
@@ -77,9 +78,10 @@ class Survey:
 
 
 def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: float = 40.0,
-                 csv_rate: float | None = None) -> Survey:
+                 csv_rate: float | None = None, columns: list[str] | None = None) -> Survey:
     """Survey ``files``; files whose header cannot be read are listed, not fatal (``fit`` reports them).
-    ``csv_rate``: the rate of vibration CSVs without a time column."""
+    ``csv_rate``: the rate of vibration CSVs without a time column; ``columns``: the sensor columns the model reads
+    of them, by name (the channels counted and mixed are those, not a logger's temperature beside them)."""
     if not files:
         raise DataError("survey", "no files to survey")
     headers, bad = {}, []
@@ -105,7 +107,7 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
     levels, active, silence, quiet = [], [], [], []
     for f in pick:
         try:
-            wave, sr = read_audio(f, mono=True, csv_rate=csv_rate)
+            wave, sr = read_audio(f, mono=True, csv_rate=csv_rate, columns=columns)
         except DataError as e:  # a header that reads over samples that do not: not counted anywhere
             bad.append((str(f), e.problem))
             del headers[f]
@@ -119,7 +121,7 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
     if not headers:
         raise none_read()
     rates = Counter(i.sample_rate for i in headers.values())
-    channels = Counter(i.channels for i in headers.values())
+    channels = Counter(channels_read(i, columns) for i in headers.values())
     durations = [i.duration_s for i in headers.values()]
     codecs = Counter(i.codec for i in headers.values())
     return Survey(len(files), dict(rates), dict(channels), durations, len(levels), levels, active, silence, bad, quiet,

@@ -10,11 +10,11 @@ from collections import Counter
 from pathlib import Path
 
 from latentbridge.errors import DataError
-from latentbridge.utils import first_time, listed
+from latentbridge.utils import file_names, first_time, listed
 
 log = logging.getLogger(__name__)
 
-__all__ = ["same_columns", "by_name", "model_order", "common_columns"]
+__all__ = ["same_columns", "by_name", "model_order", "common_columns", "left_out", "channels_read"]
 
 
 def same_columns(names, others) -> bool:
@@ -45,20 +45,20 @@ def model_order(names: list[str] | None, model_names: list[str] | None, where, s
         return None
     if (idx := by_name(names, model_names)) is not None:
         extra = [n for n in names if n not in model_names]  # a logger that also writes temperature, rpm...: left out
-        text = (f"{where}: column(s) the model was not trained on left out ({listed(extra, 4, count=True)}); its "
-                f"sensor columns ({listed(model_names, 4)}) read by name" if extra else
-                f"{where}: sensor columns in another order ({listed(names, 4)}) than the model's training recordings "
-                f"({listed(model_names, 4)}): read in the model's order, by name")
+        text = _left_out_text(where, extra, model_names) if extra else (
+            f"{where}: sensor columns in another order ({listed(names, 4)}) than the model's training recordings "
+            f"({listed(model_names, 4)}): read in the model's order, by name")
         if first_time(("columns", text)):
             log.warning(text)
         return idx
     if strict:
         n, m = ("", "") if len(names) == len(model_names) else (f"{len(names)} ", f" {len(model_names)}")
+        lacks = [c for c in model_names if c not in names]
         raise DataError(where, f"its {n}sensor columns ({listed(names, 6, count=True)}) are not the model's{m} "
-                               f"({listed(model_names, 6, count=True)}): the model reads its columns by their header "
-                               "names, so a recording of other sensors (or a logger set up otherwise) is not scored as "
-                               "if it were its own; rename the columns as the model's, or fit a model on such "
-                               "recordings")
+                               f"({listed(model_names, 6, count=True)}), without {listed(lacks, 4, count=True)}: the "
+                               "model reads its columns by their header names, so a recording of other sensors (or a "
+                               "logger set up otherwise) is not scored as if it were its own; rename the columns as "
+                               "the model's, or fit a model on such recordings")
     if len(names) == len(model_names):  # another channel count is refused where the model reads it
         text = (f"{where}: sensor columns named otherwise ({listed(names, 4)}) than the model's training recordings "
                 f"({listed(model_names, 4)}): read by position")
@@ -69,26 +69,52 @@ def model_order(names: list[str] | None, model_names: list[str] | None, where, s
 
 def common_columns(named: dict, extra: bool = False) -> tuple[list[str] | None, list[str]]:
     """The sensor columns a model fitted on recordings whose header names are ``named`` (path -> names; empty: no
-    header) reads: the set most of them name, in the order of the first file naming it; and the files (with their
-    names) that name another set. Where they hold different numbers of columns, ``extra`` (a bridge folder, aligned by
-    :class:`~latentbridge.data.bridge_columns.ChannelOrder`): the smallest set when more than half of the files name it
-    and every file names it (a few also write a temperature: left out when read); else ``(None, [])`` as when no file
-    has a header of distinct names (read by position: such recordings are mixed to one signal, or refused, by their
-    channel counts; an anomaly model's survey counts the channels of every column)."""
+    header) reads: the set most of them name (a tie: the one of fewest columns), in the order of the first file naming
+    it; and the files that lack one of them, each with its names and those it lacks. A file naming them and more (a
+    logger that also writes a temperature, an rpm) is read by them, the others left out (:func:`model_order`;
+    :func:`left_out` says so once for a training folder). ``extra`` (a bridge folder, aligned by
+    :class:`~latentbridge.data.bridge_columns.ChannelOrder`, which reads a file lacking them by position): where the
+    files hold different numbers of columns, only a set more than half of them name and every file names; else
+    ``(None, [])`` as when no file has a header of distinct names (read by position: such recordings are mixed to one
+    signal, or refused, by their channel counts)."""
     # a header naming a column twice, or leaving one unnamed (time,acc,acc; time,,), names no columns to match by
     named = {p: n for p, n in named.items() if n and len(set(n)) == len(n) and all(str(c).strip() for c in n)}
-    sets = Counter(tuple(sorted(n)) for n in named.values() if n)
-    if sets and len({len(s) for s in sets}) > 1:
-        # a few files also hold a temperature, an rpm...: the set most files name, when it is the smallest and every
-        # file names it, is read by name (the others' extra columns left out when read: model_order); a set most
-        # files exceed (a sensor missing from some) is not taken for them
-        least = min(sets, key=len)
-        if extra and 2 * sets[least] > sum(sets.values()) and all(set(least) <= set(s) for s in sets):
-            return next(list(n) for n in named.values() if tuple(sorted(n)) == least), []
-        return None, []
+    sets = Counter(tuple(sorted(n)) for n in named.values())
     if not sets:
         return None, []
-    common = sets.most_common(1)[0][0]
-    columns = next(list(n) for n in named.values() if n and tuple(sorted(n)) == common)
-    odd = [f"{Path(p).name} ({listed(n, 4)})" for p, n in named.items() if n and not same_columns(n, columns)]
+    common = max(sets, key=lambda s: (sets[s], -len(s)))  # the first of the most named, the fewest columns
+    if extra and len({len(s) for s in sets}) > 1 and not (
+            2 * sets[common] > sum(sets.values()) and all(set(common) <= set(s) for s in sets)):
+        return None, []  # a tie of x,y with x,y,z: a sensor lost, or one added? Read by position
+    columns = next(list(n) for n in named.values() if tuple(sorted(n)) == common)
+    odd = [f"{Path(p).name} ({listed(n, 4)}; without {listed([c for c in columns if c not in n], 4)})"
+           for p, n in named.items() if by_name(n, columns) is None]
     return columns, odd
+
+
+def left_out(named: dict, columns: list[str], where) -> list:
+    """The files of ``named`` (path -> header names) that name ``columns`` and more, said in one warning naming the
+    columns left out and the files (``where``: their folder), which each file's reading then does not repeat
+    (:func:`model_order`); returned."""
+    extra = {p: [c for c in n if c not in columns] for p, n in named.items()
+             if n and len(n) > len(columns) and by_name(n, columns) is not None}
+    if extra:
+        names = list(dict.fromkeys(c for cs in extra.values() for c in cs))
+        log.warning("%s: %d of %d recordings hold columns besides the sensor columns the model reads (%s): %s left "
+                    "out, not modelled: %s", where, len(extra), sum(map(bool, named.values())), listed(columns, 6),
+                    listed(names, 6, count=True), listed(file_names(list(extra)), 5, count=True))
+        for p, cs in extra.items():
+            first_time(("columns", _left_out_text(p, cs, columns)))
+    return list(extra)
+
+
+def _left_out_text(where, extra: list[str], model_names: list[str]) -> str:
+    return (f"{where}: column(s) the model was not trained on left out ({listed(extra, 4, count=True)}); its "
+            f"sensor columns ({listed(model_names, 4)}) read by name")
+
+
+def channels_read(info, columns: list[str] | None) -> int:
+    """How many channels a model reading ``columns`` (None: by position) takes of a recording whose header is
+    ``info`` (an :class:`~latentbridge.io.audio.AudioInfo`): the model's columns where it names them all (a logger's
+    temperature beside them is left out), else every channel it holds."""
+    return len(columns) if columns and by_name(info.columns, columns) is not None else info.channels

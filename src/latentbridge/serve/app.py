@@ -459,10 +459,11 @@ def _conversions(m: ServedModel, client_name: str, info) -> tuple[str, bool]:
     mix of several channels given to a model of one: :func:`~latentbridge.data.survey.conversions_line`); the
     client was told neither its file's rate and channels nor what was done to them."""
     from latentbridge.data.survey import conversions_line
+    from latentbridge.io.columns import channels_read
 
-    ex = m.extractor
-    return conversions_line({client_name: int(info.sample_rate)}, {client_name: int(info.channels)}, ex.sample_rate,
-                            ex.channel, fitted_channels=ex.fitted_channels)
+    ex = m.extractor  # the channels it reads: a logger's temperature beside the model's columns is left out
+    return conversions_line({client_name: int(info.sample_rate)}, {client_name: channels_read(info, ex.columns)},
+                            ex.sample_rate, ex.channel, fitted_channels=ex.fitted_channels)
 
 
 class _TooLong(HTTPException):

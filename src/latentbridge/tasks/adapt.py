@@ -236,7 +236,8 @@ def adapt(cfg, paths, *, max_read: int = 200,
     if not cfg.audio.auto:
         return cfg, None, []
     files = list_files(paths) if files is None else files
-    survey = survey_files(files, max_read=max_read, seed=cfg.train.seed, csv_rate=cfg.audio.csv_rate)
+    survey = survey_files(files, max_read=max_read, seed=cfg.train.seed, csv_rate=cfg.audio.csv_rate,
+                          columns=cfg.audio.columns)
     if survey.quiet:
         n = len(survey.quiet)
         named = "; ".join(f"{p} ({db:g} dBFS)" for p, db in survey.quiet[:5]) + (f"; and {n - 5} more" if n > 5 else "")
@@ -271,15 +272,19 @@ def csv_columns(cfg, files: list) -> object:
     """``cfg`` with ``audio.columns`` unless it sets them: the sensor columns the training CSVs name in their headers
     (the set most of them name, in the order of the first: :func:`~latentbridge.io.columns.common_columns`), by which
     the model reads every recording, at fit and after (a CSV listing them in another order is read in theirs, one
-    naming other columns is refused). CSVs naming another set are refused here, named (with ``data.skip_bad_files``
-    skipped when read); CSVs without a header are read by position."""
+    naming them and more, a temperature, an rpm, is read by them, the others left out and named once here; one
+    lacking one of them is refused). CSVs lacking one are refused here, named with the columns they lack (with
+    ``data.skip_bad_files`` skipped when read); CSVs without a header are read by position. Columns given
+    (``-o audio.columns=[...]``) are kept, the others left out and named. Before the survey, which counts the
+    channels so read (:func:`adapt`)."""
     from latentbridge.errors import DataError
     from latentbridge.io import audio_info
     from latentbridge.io.audio import is_table
-    from latentbridge.io.columns import common_columns
+    from latentbridge.io.columns import common_columns, left_out
     from latentbridge.utils import listed
 
-    if "columns" in cfg.audio.model_fields_set:
+    given = "columns" in cfg.audio.model_fields_set
+    if given and not cfg.audio.columns:
         return cfg
     named = {}
     for f in files:
@@ -287,13 +292,18 @@ def csv_columns(cfg, files: list) -> object:
             named[f] = list(audio_info(f, cfg.audio.csv_rate).columns) if is_table(f) else []
         except DataError:
             continue  # named when the features are read
+    if given:  # the columns to model, named: those lacking them are refused when read
+        left_out(named, cfg.audio.columns, cfg.data.train_dir)
+        return cfg
     columns, odd = common_columns(named)
     if columns is None:
         return cfg
     if odd and not cfg.data.skip_bad_files:
-        raise DataError(cfg.data.train_dir, f"{len(odd)} of {sum(map(bool, named.values()))} CSV recordings name "
-                        f"other sensor columns than the others ({listed(columns, 6)}): {listed(odd, 5, count=True)}; "
+        raise DataError(cfg.data.train_dir, f"{len(odd)} of {sum(map(bool, named.values()))} CSV recordings lack "
+                        f"sensor columns most of them name ({listed(columns, 6)}): {listed(odd, 5, count=True)}; "
                         "the model reads its columns by their header names: fit on recordings of one set of sensors "
-                        "(--skip-bad leaves these out), or read every file by position with -o audio.columns=[]")
+                        "(--skip-bad leaves these out), name the columns to model (-o audio.columns=[NAME, ...]), or "
+                        "read every file by position with -o audio.columns=[]")
+    left_out(named, columns, cfg.data.train_dir)
     log.info("sensor columns read by their header names, in this order: %s", ", ".join(columns))
     return cfg.model_copy(update={"audio": cfg.audio.model_copy(update={"columns": columns})})

@@ -262,8 +262,8 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
     if not cfg.data.train_dir:
         raise ConfigError("data.train_dir: no training recordings given (a folder of normal recordings)")
     files = list_normal_files(cfg.data.train_dir)  # once, for the survey and the features
+    cfg = csv_columns(cfg, files)  # a CSV's sensor columns read by their header names (the survey counts them)
     cfg, survey, choices = adapt(cfg, cfg.data.train_dir, files=files)
-    cfg = csv_columns(cfg, files)  # a CSV's sensor columns read by their header names
     for c in choices:
         (notify or log.info)(c.line())
     with feature_training(cfg, out_dir, cfg.data.train_dir, resume=resume, force=force, files=files) as fit_:
