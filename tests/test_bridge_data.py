@@ -914,6 +914,25 @@ def test_sensor_columns_are_matched_by_name_across_recordings(tmp_path, caplog):
            "rec0.csv (x, y, z)" in caplog.text, caplog.text
 
 
+def test_matlab_channels_are_matched_by_name_as_csv_columns(tmp_path, caplog):
+    """A test saved as a .mat file by a rig that names its channels with the file's number and in its own order
+    (X002_ch2, X002_ch1, X002_ch0) was read by position: its channels swapped against the CSVs' ch0, ch1, ch2."""
+    from scipy.io import savemat
+
+    root = make_root(tmp_path, {"Test_01": {"extent": 0.1}, "Test_02": {"extent": 0.0}})
+    plain = build_windows(root, vib(), cache_dir=tmp_path / "cache")
+    f = root / "Data" / "Test_02" / "rec0.csv"
+    wave, _ = read_vibration_csv(f)
+    savemat(f.with_suffix(".mat"), {**{f"X002_ch{c}": wave[c][:, None] for c in (2, 1, 0)}, "fs": float(SR)})
+    f.unlink()
+    with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
+        d = build_windows(root, vib(), cache_dir=tmp_path / "cache")
+    assert "1 recording(s) list their sensor columns in another order than Data/Test_01/rec0.csv (ch0, ch1, ch2): " \
+           "read in its order, by name: rec0.mat" in caplog.text, caplog.text
+    assert d.channel_names == ["ch0", "ch1", "ch2"]
+    np.testing.assert_allclose(d.waves, plain.waves, atol=1e-5)
+
+
 def test_a_model_of_some_sensor_columns_reads_them_by_name(tmp_path, caplog):
     """A run trained with vibration.channels=[0, 2] (columns ch0, ch2) read another logger's recordings (ch2, ch1,
     ch0) at positions 0 and 2: ch2 fed in as ch0 although the file holds ch0 (a warning said 'read by position');

@@ -159,7 +159,7 @@ def test_recordings_of_another_channel_count_are_named(axes_data, axes_model, tm
     for channel in ([], ["-o", "audio.channel=all"]):
         assert main(["anomaly", "fit", str(mixed), "--out", str(tmp_path / "m"), *channel]) == 2
         err = capsys.readouterr().err
-        assert "1 of 5 CSV recordings lack sensor columns most of them name (x, y, z): odd.csv (x, y; without z)" \
+        assert "1 of 5 recordings lack sensor columns most of them name (x, y, z): odd.csv (x, y; without z)" \
             in err, err
     # read by position, as asked: fitting every channel of recordings that disagree is refused, one file named
     by_position = ["-o", "audio.columns=[]"]
@@ -534,7 +534,7 @@ def test_training_csvs_are_aligned_by_their_header_names(axes_data, tmp_path, ca
     capsys.readouterr()
     assert main(["anomaly", "fit", str(tmp_path / "train"), "--out", str(tmp_path / "m2")]) == 2
     err = capsys.readouterr().err
-    assert ("1 of 9 CSV recordings lack sensor columns most of them name (x, y, z): zz_other.csv (temp, rpm, "
+    assert ("1 of 9 recordings lack sensor columns most of them name (x, y, z): zz_other.csv (temp, rpm, "
             "current; without x, y, z)") in err, err
     assert "Traceback" not in err and not (tmp_path / "m2").exists()
     # read by position, as asked
@@ -594,7 +594,7 @@ def test_training_csvs_with_a_column_more_are_read_by_the_columns_most_name(axes
     capsys.readouterr()
     assert main(["anomaly", "fit", str(tmp_path / "temp"), "--out", str(tmp_path / "m_lost")]) == 2
     err = capsys.readouterr().err
-    assert "1 of 9 CSV recordings lack sensor columns most of them name (x, y, z): zz_xy.csv (x, y; without z)" \
+    assert "1 of 9 recordings lack sensor columns most of them name (x, y, z): zz_xy.csv (x, y; without z)" \
         in err, err
     assert "Traceback" not in err and not (tmp_path / "m_lost").exists()
     # and when scored
@@ -603,3 +603,78 @@ def test_training_csvs_with_a_column_more_are_read_by_the_columns_most_name(axes
     err = capsys.readouterr().err
     assert "zz_xy.csv: its 2 sensor columns (x, y) are not the model's 3 (x, y, z), without z" in err, err
     assert "Traceback" not in err and not (tmp_path / "s_lost").exists()
+
+
+def _rig(path, number: int, x: np.ndarray, names=("DE", "FE"), v73: bool = False) -> None:
+    """A test rig's .mat file: ``x``'s columns (DE, FE, BA) as vectors ``X{number}_{name}_time`` saved in the order of
+    ``names``, the shaft speed beside them; ``v73``: a MATLAB 7.3 (HDF5) file, which lists its variables by name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    content = {f"X{number:03d}_{n}_time": x[:, "DE FE BA".split().index(n)][:, None] for n in names}
+    content[f"X{number:03d}RPM"] = np.array([[1797.0]])
+    if not v73:
+        from scipy.io import savemat
+
+        savemat(path, content)
+        return
+    import h5py
+
+    with h5py.File(path, "w", userblock_size=512) as f:
+        for key, value in content.items():  # stored column-major: a (T, 1) vector as (1, T)
+            f.create_dataset(key, data=value.T).attrs["MATLAB_class"] = np.bytes_("double")
+    with open(path, "r+b") as fh:
+        fh.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, HDF5 schema 1.00 .".ljust(116) + bytes(8) + b"\x00\x02IM")
+
+
+def test_matlab_channels_are_named_like_csv_columns(axes_data, tmp_path, capsys, caplog):
+    """A bearing rig saves each file's channels under a prefix of its own (X097_DE_time, X097_FE_time in one file;
+    X105_DE_time, X105_FE_time, X105_BA_time in another). They were read by position: the files of a base
+    accelerometer more were mixed with the others into one signal (2 channels x6, 3 channels x2), and a recording
+    saved FE first, or in a 7.3 file (its variables listed by name: BA, DE, FE), was read with its channels swapped.
+    A .mat file's channels are named as a CSV's columns, less the prefix that holds the file's number, and read by
+    name as a CSV's."""
+    from latentbridge.io.matfile import channel_names
+
+    assert channel_names(["X097_DE_time", "X097_FE_time"]) == ["DE_time", "FE_time"]
+    assert channel_names(["X105_DE_time"]) == ["DE_time"]
+    assert channel_names(["X097_DE_time", "X098_FE_time"]) == ["X097_DE_time", "X098_FE_time"]  # no one prefix
+    assert channel_names(["acc_x", "acc_y"]) == ["acc_x", "acc_y"]  # no number in it
+    assert channel_names(["rig1.acc", "rig1.gyro"]) == ["acc", "gyro"]
+    assert channel_names(["s1_", "s1_x"]) == ["s1_", "s1_x"]  # a name left empty
+    rows = [np.loadtxt(f, delimiter=",", skiprows=1)[:, 1:] for f in sorted((axes_data / "train").glob("*.csv"))[:8]]
+    for i, x in enumerate(rows):
+        names = ("DE", "FE", "BA") if i in (3, 6) else ("FE", "DE") if i % 2 else ("DE", "FE")
+        _rig(tmp_path / "rig" / f"{97 + i}.mat", 97 + i, x, names)
+        _rig(tmp_path / "plain" / f"{97 + i}.mat", 97 + i, x)
+    caplog.clear()
+    for name in ("rig", "plain"):
+        assert main(["anomaly", "fit", str(tmp_path / name), "--out", str(tmp_path / f"m_{name}"),
+                     "-o", "audio.csv_rate=1000"]) == 0
+    m = {n: json.loads((tmp_path / f"m_{n}" / "config.json").read_text()) for n in ("rig", "plain")}
+    assert m["rig"]["transform"]["windowing"]["columns"] == ["DE_time", "FE_time"]
+    assert m["rig"]["transform"]["windowing"]["channel"] == "all"
+    assert m["rig"]["data"]["survey"]["channels"] == {"2": 8}, m["rig"]["data"]["survey"]
+    assert m["rig"]["anomaly"]["threshold"] == pytest.approx(m["plain"]["anomaly"]["threshold"], rel=1e-6)
+    assert f"{tmp_path / 'rig'}: 2 of 8 recordings hold columns besides the sensor columns the model reads (DE_time, " \
+           "FE_time): BA_time left out, not modelled: 100.mat, 103.mat" in caplog.text, caplog.text
+    # a faulty recording as the rig saves it, FE first, and in a 7.3 file with its base accelerometer: one score
+    x = np.loadtxt(sorted((axes_data / "test" / "anomalous").glob("*.csv"))[0], delimiter=",", skiprows=1)[:, 1:]
+    _rig(tmp_path / "new" / "a" / "300.mat", 300, x)
+    _rig(tmp_path / "new" / "b" / "301.mat", 301, x, ("FE", "DE"))
+    _rig(tmp_path / "new" / "c" / "302.mat", 302, x, ("DE", "FE", "BA"), v73=True)
+    scores = {}
+    for d in "abc":
+        assert main(["anomaly", "score", str(tmp_path / "m_rig"), str(tmp_path / "new" / d),
+                     "--out", str(tmp_path / f"s_{d}")]) == 0
+        scores[d] = _window_scores(tmp_path / f"s_{d}")
+    assert len(scores["a"]) == 3 and min(scores["a"]) > m["rig"]["anomaly"]["threshold"], scores
+    np.testing.assert_allclose(scores["b"], scores["a"], rtol=1e-6)
+    np.testing.assert_allclose(scores["c"], scores["a"], rtol=1e-6)
+    # a file without the drive-end channel: refused, named with it
+    _rig(tmp_path / "new" / "d" / "303.mat", 303, x, ("FE", "BA"))
+    capsys.readouterr()
+    assert main(["anomaly", "score", str(tmp_path / "m_rig"), str(tmp_path / "new" / "d"),
+                 "--out", str(tmp_path / "s_d")]) == 2
+    err = capsys.readouterr().err
+    assert "303.mat: its sensor columns (FE_time, BA_time) are not the model's (DE_time, FE_time), without DE_time" \
+        in err, err
+    assert "Traceback" not in err and not (tmp_path / "s_d").exists()

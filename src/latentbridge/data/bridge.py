@@ -301,15 +301,16 @@ def read_recording(path: str | Path, vib, rates_read: dict | None = None,
     """One vibration CSV or .mat file as the model reads it: ``(wave (C, T) float32, rate)`` with the
     config's ``sample_rate`` (for CSVs without a time column) and ``channels``, resampled to
     ``resample_to`` when set (``vib``: a :class:`~latentbridge.config.sections.VibrationConfig`);
-    ``rates_read`` collects the file's own rate (path → Hz), ``names`` a CSV header's channel names;
+    ``rates_read`` collects the file's own rate (path → Hz), ``names`` a CSV header's channel names (a .mat file's
+    channels' names);
     ``pick_names``: a trained model's sensor columns, taken by name where the header names them (``channels``,
     positions among the training recordings' columns, are other sensors in another logger's order);
     ``fallback_rate``: the rate of a file that gives none (a trained model's training rate for new recordings; one a
     file gives wins), ``rate_from`` getting where a CSV's rate came from
     (:func:`~latentbridge.io.read_vibration_csv`)."""
     if Path(path).suffix.lower() == ".mat":
-        wave, sr = read_mat_vibration(path, sample_rate=vib.sample_rate, channels=vib.channels,
-                                      fallback_rate=fallback_rate)
+        wave, sr = read_mat_vibration(path, sample_rate=vib.sample_rate, channels=vib.channels, names=names,
+                                      pick_names=pick_names, fallback_rate=fallback_rate)
     else:
         wave, sr = read_vibration_csv(path, sample_rate=vib.sample_rate, channels=vib.channels, names=names,
                                       pick_names=pick_names, fallback_rate=fallback_rate, rate_from=rate_from)

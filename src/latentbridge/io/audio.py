@@ -122,7 +122,8 @@ class AudioInfo:
     """How the samples are stored: soundfile's subtype (``PCM_16``, ``FLOAT``, ``VORBIS``, ``MPEG_LAYER_III``, ...);
     ``CSV`` for a vibration CSV."""
     columns: tuple[str, ...] = ()
-    """A vibration CSV's sensor columns by their header names, in file order (empty: no header, or not a CSV)."""
+    """A vibration CSV's sensor columns by their header names, in file order, or a MATLAB file's channels by theirs
+    (empty: no header, a matrix's columns, or audio)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -338,34 +339,36 @@ def _csv_rate(rate: float, path: Path) -> int:
 def _read_table(path: Path, csv_rate: float | None, columns: list[str] | None = None,
                 names: list | None = None) -> tuple[np.ndarray, int]:
     """(samples (T, C) float32, rate rounded to whole Hz) of a vibration CSV or MATLAB file. ``columns``: the sensor
-    columns a model reads, by header name: a CSV naming them in another order is read in theirs, one naming others is
-    refused (:func:`~latentbridge.io.columns.model_order`); a file without a header is read by position. ``names``,
-    when given, gets a CSV's header names of the channels returned."""
+    columns a model reads, by header name (a MATLAB file's channels by their names:
+    :func:`~latentbridge.io.matfile.channel_names`): a file naming them in another order is read in theirs, one naming
+    others is refused (:func:`~latentbridge.io.columns.model_order`); a file without a header is read by position.
+    ``names``, when given, gets the names of the channels returned."""
     from latentbridge.io.columns import model_order
     from latentbridge.io.matfile import read_mat_recording
     from latentbridge.io.vibration import read_vibration_csv
 
-    if path.suffix.lower() == ".mat":
-        data, rate = read_mat_recording(path, fallback_rate=csv_rate)
-        return (data - data.mean(axis=0, keepdims=True)).astype(np.float32), _csv_rate(rate, path)
     found: list[str] = []
-    try:
-        wave, rate = read_vibration_csv(path, fallback_rate=csv_rate, names=found)
-    except DataError as e:
-        if "no time column" not in e.problem:
-            raise
-        raise DataError(path, "a CSV recording without a time column (a first column named like 'time', 'time_s' "
-                              "or 'time_ms', or evenly increasing): its sample rate is unknown; give it with "
-                              "-o audio.csv_rate=HZ at fit (a model keeps it for the recordings it scores) or "
-                              "--sample-rate HZ at anomaly score / calibrate / evaluate and python -m "
-                              "latentbridge.edge (sample_rate in a /score request)") from None
+    if path.suffix.lower() == ".mat":
+        data, rate = read_mat_recording(path, fallback_rate=csv_rate, names=found)
+        wave = data.T
+    else:
+        try:
+            wave, rate = read_vibration_csv(path, fallback_rate=csv_rate, names=found)
+        except DataError as e:
+            if "no time column" not in e.problem:
+                raise
+            raise DataError(path, "a CSV recording without a time column (a first column named like 'time', 'time_s' "
+                                  "or 'time_ms', or evenly increasing): its sample rate is unknown; give it with "
+                                  "-o audio.csv_rate=HZ at fit (a model keeps it for the recordings it scores) or "
+                                  "--sample-rate HZ at anomaly score / calibrate / evaluate and python -m "
+                                  "latentbridge.edge (sample_rate in a /score request)") from None
     if (order := model_order(found, columns, path, strict=True)) is not None:
         wave, found = wave[order], list(columns)
     if names is not None:
         names.extend(found)
     # each channel's mean (gravity on a vertical axis, a sensor's offset) is no vibration: it would set the
     # recording's level and its lowest band
-    return (wave - wave.mean(axis=1, keepdims=True)).T, _csv_rate(rate, path)
+    return (wave - wave.mean(axis=1, keepdims=True)).astype(np.float32, copy=False).T, _csv_rate(rate, path)
 
 
 @functools.lru_cache(maxsize=4096)

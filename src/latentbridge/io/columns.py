@@ -56,9 +56,9 @@ def model_order(names: list[str] | None, model_names: list[str] | None, where, s
         lacks = [c for c in model_names if c not in names]
         raise DataError(where, f"its {n}sensor columns ({listed(names, 6, count=True)}) are not the model's{m} "
                                f"({listed(model_names, 6, count=True)}), without {listed(lacks, 4, count=True)}: the "
-                               "model reads its columns by their header names, so a recording of other sensors (or a "
-                               "logger set up otherwise) is not scored as if it were its own; rename the columns as "
-                               "the model's, or fit a model on such recordings")
+                               "model reads its columns by their names (a CSV's header, a MATLAB file's variables), so "
+                               "a recording of other sensors (or a logger set up otherwise) is not scored as if it "
+                               "were its own; rename the columns as the model's, or fit a model on such recordings")
     if len(names) == len(model_names):  # another channel count is refused where the model reads it
         text = (f"{where}: sensor columns named otherwise ({listed(names, 4)}) than the model's training recordings "
                 f"({listed(model_names, 4)}): read by position")

@@ -11,6 +11,11 @@ Rules (:func:`read_mat_recording`):
   matrix is longer than every vector, its columns (rows when it is wider than long). Shorter vectors and scalars (a
   shaft speed) are not channels, nor is a time vector (strictly increasing: ``t``, ``time``) or a matrix's first
   column that is one; without a rate scalar, the rate is its step's (seconds; milliseconds when named so).
+* Channel names, as a CSV's header names its columns (a model reads its channels by them:
+  :mod:`latentbridge.io.columns`): the vectors' names (paths), less a first token holding digits that every one of
+  them begins with, a rig's number of the recording (``X097_DE_time``, ``X097_FE_time`` -> ``DE_time``, ``FE_time``;
+  ``X105_DE_time`` in the next file: the same channel). A matrix's columns have none: read by position, as a CSV
+  without a header.
 * Sample rate: a scalar whose name (its last part in a struct) is like a rate (``fs``, ``Fs``, ``sr``,
   ``sample_rate``, ``samplerate``, ``sampling_rate``, ``sampling_frequency``), else the rate given
   (``-o audio.csv_rate=HZ``, as for a CSV without a time column); both, when they differ, are an error. Rate
@@ -29,6 +34,8 @@ from latentbridge.io.vibration import RATE_HINT, snap_rate, pick_channels
 
 _RATE_NAME = re.compile(r"(?i)(fs|sr|sample_?rate|sampling_?(rate|freq|frequency))")
 _MAX_DEPTH = 8  # structs nested deeper than this are not searched
+#: a first token holding digits (``X097`` of ``X097_DE_time``), before ``_`` or ``.``
+_FILE_TOKEN = re.compile(r"([A-Za-z]*\d[A-Za-z0-9]*)[_.]")
 
 
 def _flatten(value, name: str, out: dict[str, np.ndarray], depth: int = 0) -> None:
@@ -128,10 +135,23 @@ def _last_part(name: str) -> str:
     return re.split(r"[.(]", name)[-1] if not name.endswith(")") else name
 
 
-def read_mat_recording(path: str | Path, sample_rate: float | None = None,
-                       fallback_rate: float | None = None) -> tuple[np.ndarray, float]:
+def channel_names(keys: list[str]) -> list[str]:
+    """The names of a file's channels, its vectors' ``keys``, less a first token holding digits that every key begins
+    with (``X097_DE_time`` -> ``DE_time``: see the module's rules); the keys themselves where that leaves a name empty
+    or two alike."""
+    tokens = {m.group(1) if (m := _FILE_TOKEN.match(k)) else None for k in keys}
+    if len(tokens) == 1 and None not in tokens:
+        names = [k[len(next(iter(tokens))) + 1:] for k in keys]
+        if all(names) and len(set(names)) == len(names):
+            return names
+    return list(keys)
+
+
+def read_mat_recording(path: str | Path, sample_rate: float | None = None, fallback_rate: float | None = None,
+                       names: list | None = None) -> tuple[np.ndarray, float]:
     """``(samples (T, C) float64, rate in Hz)`` of a ``.mat`` recording; DataError naming the file. ``sample_rate``:
-    the file's rate (one it gives must agree); ``fallback_rate``: the rate of a file that gives none."""
+    the file's rate (one it gives must agree); ``fallback_rate``: the rate of a file that gives none; ``names``, when
+    given, gets the channels' names (:func:`channel_names`; none for a matrix's columns)."""
     path = Path(path)
     given = sample_rate if sample_rate is not None else fallback_rate
     arrays = {k: np.squeeze(v) for k, v in _numeric_arrays(path).items()}
@@ -156,6 +176,8 @@ def read_mat_recording(path: str | Path, sample_rate: float | None = None,
             times[f"{matrix[0]}(:, 1)"], data = data[:, 0], data[:, 1:]
     elif longest:
         data = np.stack([v for v in vectors.values() if len(v) == longest], axis=1).astype(np.float64)
+        if names is not None:
+            names.extend(channel_names([k for k, v in vectors.items() if len(v) == longest]))
     else:
         found = ", ".join(f"{k} {tuple(v.shape)}" for k, v in list(arrays.items())[:12]) or "no numeric arrays"
         found += f" and {len(arrays) - 12} more" if len(arrays) > 12 else ""
@@ -179,10 +201,20 @@ def read_mat_recording(path: str | Path, sample_rate: float | None = None,
 
 def read_mat_vibration(path: str | Path, sample_rate: float | None = None,
                        channels: list[int] | tuple[int, ...] | None = None,
-                       fallback_rate: float | None = None) -> tuple[np.ndarray, float]:
+                       fallback_rate: float | None = None, names: list | None = None,
+                       pick_names: list[str] | None = None) -> tuple[np.ndarray, float]:
     """A ``.mat`` recording as :func:`latentbridge.io.read_vibration_csv` returns a CSV's: ``(wave (C, T) float32,
-    rate)``, ``channels`` picking some (0-based; out of range: DataError naming the file)."""
-    data, rate = read_mat_recording(path, sample_rate, fallback_rate)
-    if channels is not None:
-        data = data[:, pick_channels(path, channels, data.shape[1], "channel")]
+    rate)``, ``channels`` picking some (0-based; out of range: DataError naming the file), or ``pick_names`` those
+    of these names where it names each (:func:`~latentbridge.io.columns.by_name`); ``names`` gets the names of the
+    channels returned (:func:`channel_names`)."""
+    from latentbridge.io.columns import by_name
+
+    data, rate = read_mat_recording(path, sample_rate, fallback_rate, names=(found := []))
+    if pick_names and (picked := by_name(found, pick_names)) is not None:
+        data, found = data[:, picked], list(pick_names)
+    elif channels is not None:
+        picked = pick_channels(path, channels, data.shape[1], "channel")
+        data, found = data[:, picked], [found[c] for c in picked] if found else []
+    if names is not None:
+        names.extend(found)
     return np.ascontiguousarray(data.T, dtype=np.float32), rate

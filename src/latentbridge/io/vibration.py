@@ -56,6 +56,7 @@ import numpy as np
 from latentbridge.errors import DataError, LatentbridgeError
 from latentbridge.io.cells import (_decimal_commas, _delim_name, _find_bad_cell, _is_number, _pick_delimiter, _split,
                                   quoted_thousands_hint, thousands_problem)
+from latentbridge.io.columns import by_name
 from latentbridge.io.notes import file_note
 from latentbridge.io.text import decode_text, excel_separator
 from latentbridge.utils import atomic_path, first_time
@@ -292,9 +293,7 @@ def read_vibration_csv(
     sample_rate: float | None = None,
     channels: list[int] | tuple[int, ...] | None = None,
     fallback_rate: float | None = None,
-    names: list | None = None,
-    pick_names: list[str] | None = None,
-    rate_from: list | None = None,
+    names: list | None = None, pick_names: list[str] | None = None, rate_from: list | None = None,
 ) -> tuple[np.ndarray, float]:
     """Read an accelerometer CSV; return ``(wave (C, T) float32, sample_rate in Hz)``; ``names``, when given, gets
     the header's names of the channels returned (nothing without a header). ``pick_names``: the sensor columns a
@@ -474,9 +473,9 @@ def read_vibration_csv(
         raise DataError(path, "no sensor columns (only a time/index column)")
 
     # --- channel selection
-    by_name = [header[j] for j in sensor_cols] if header is not None else []
-    if pick_names and len(set(by_name)) == len(by_name) and all(n in by_name for n in pick_names):
-        use_cols = [sensor_cols[by_name.index(n)] for n in pick_names]
+    picked = by_name([header[j] for j in sensor_cols], pick_names) if header is not None and pick_names else None
+    if picked is not None:  # the model's columns, by their names (the rule of latentbridge.io.columns)
+        use_cols = [sensor_cols[j] for j in picked]
     elif channels is not None:
         note = " (time column excluded)" if dropped else ""
         use_cols = [sensor_cols[c] for c in pick_channels(path, channels, len(sensor_cols), "sensor column", note)]

@@ -270,13 +270,13 @@ def adapt(cfg, paths, *, max_read: int = 200,
 
 def csv_columns(cfg, files: list) -> object:
     """``cfg`` with ``audio.columns`` unless it sets them: the sensor columns the training CSVs name in their headers
-    (the set most of them name, in the order of the first: :func:`~latentbridge.io.columns.common_columns`), by which
-    the model reads every recording, at fit and after (a CSV listing them in another order is read in theirs, one
-    naming them and more, a temperature, an rpm, is read by them, the others left out and named once here; one
-    lacking one of them is refused). CSVs lacking one are refused here, named with the columns they lack (with
-    ``data.skip_bad_files`` skipped when read); CSVs without a header are read by position. Columns given
-    (``-o audio.columns=[...]``) are kept, the others left out and named. Before the survey, which counts the
-    channels so read (:func:`adapt`)."""
+    (a MATLAB file's channels by their names: :func:`~latentbridge.io.matfile.channel_names`): the set most of them
+    name, in the order of the first (:func:`~latentbridge.io.columns.common_columns`), by which the model reads every
+    recording, at fit and after (a file listing them in another order is read in theirs; one naming them and more, a
+    temperature, an rpm, is read by them, the others left out, named once here). Files lacking one are refused here,
+    named with the columns they lack (with ``data.skip_bad_files`` skipped when read); CSVs without a header are read
+    by position. Columns given (``-o audio.columns=[...]``) are kept, the others left out and named. Before the
+    survey, which counts the channels so read (:func:`adapt`)."""
     from latentbridge.errors import DataError
     from latentbridge.io import audio_info
     from latentbridge.io.audio import is_table
@@ -299,9 +299,9 @@ def csv_columns(cfg, files: list) -> object:
     if columns is None:
         return cfg
     if odd and not cfg.data.skip_bad_files:
-        raise DataError(cfg.data.train_dir, f"{len(odd)} of {sum(map(bool, named.values()))} CSV recordings lack "
+        raise DataError(cfg.data.train_dir, f"{len(odd)} of {sum(map(bool, named.values()))} recordings lack "
                         f"sensor columns most of them name ({listed(columns, 6)}): {listed(odd, 5, count=True)}; "
-                        "the model reads its columns by their header names: fit on recordings of one set of sensors "
+                        "the model reads its columns by their names: fit on recordings of one set of sensors "
                         "(--skip-bad leaves these out), name the columns to model (-o audio.columns=[NAME, ...]), or "
                         "read every file by position with -o audio.columns=[]")
     left_out(named, columns, cfg.data.train_dir)

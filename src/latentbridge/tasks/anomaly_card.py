@@ -74,8 +74,9 @@ def _channel_text(channel, n_read: int | None, survey: dict | None) -> str:
 def _columns(columns: list[str] | None) -> str:
     if not columns:
         return ""
-    return (f"- Sensor columns of a CSV, read by their header names in this order: {', '.join(columns)} (a CSV that "
-            "lists them in another order is read in this one; one naming other columns is refused)\n")
+    return (f"- Sensor columns of a CSV, read by their header names in this order: {', '.join(columns)} (a .mat "
+            "file's channels by their names; a file that lists them in another order is read in this one, other "
+            "columns beside them are left out, one lacking any of them is refused)\n")
 
 
 def _codecs(counts: dict | None) -> str:
