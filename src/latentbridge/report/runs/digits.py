@@ -42,7 +42,7 @@ def write_evaluation(res, folder: Path) -> None:
         write_wav(folder / name, wave, res.sample_rate)
     s = res.samples
     plot_image_grid(s["image"][None], ["synthetic image"], [str(i) for i in range(len(s["image"]))],
-                    folder / "synthetic_images.png", cmap="gray", origin="upper")
+                    folder / "synthetic_images.png", cmap="gray", origin="upper", value_range=(0.0, 1.0))
     plot_image_grid(np.stack([_norm(a) for a in s["audio"]])[None], ["synthetic spectrogram"],
                     [str(i) for i in range(len(s["audio"]))], folder / "synthetic_audio.png")
     z2 = embed_2d(pred["z_joint"], method="umap", seed=0)

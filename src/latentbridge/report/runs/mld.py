@@ -108,13 +108,14 @@ def _bridge(res, folder: Path) -> list[dict]:
     ex = res.examples
     plot_mask_triplets(None, ex["masks"], ex["mask_prob"], ex["titles"], folder / "masks.png", threshold=res.threshold)
     plot_image_grid(ex["mask_samples"][None], ["sampled mask"], [str(i) for i in range(len(ex["mask_samples"]))],
-                    folder / "mask_samples.png", cmap="gray", origin="upper", keep_aspect=True)
+                    folder / "mask_samples.png", cmap="gray", origin="upper", keep_aspect=True, value_range=(0.0, 1.0))
     plot_spectrogram_pairs(ex["logmag"], ex["logmag_gen"], ex["titles"], folder / "spectrograms.png")
     plot_waveform_overlay(ex["wave"], ex["wave_gen"], res.sample_rate, folder / "time_series.png",
                           title=f"{ex['titles'][0]}: real vs generated from its mask")
     it = res.interpolation
     plot_image_grid(it["masks"][None], ["crack probability"], [f"{a:.2f}" for a in it["alphas"].tolist()],
-                    folder / "interpolation_mask.png", cmap="gray", origin="upper", keep_aspect=True)
+                    folder / "interpolation_mask.png", cmap="gray", origin="upper", keep_aspect=True,
+                    value_range=(0.0, 1.0))
     lat = res.latents
     method = res.embedding
     z2 = embed_2d(np.concatenate([lat["real"], lat["generated"]]), method=method, seed=0)
@@ -144,7 +145,7 @@ def _digits(res, folder: Path) -> list[dict]:
     k = ex["images"].shape[1]
     plot_image_grid(np.concatenate([ex["inputs_image"][:, None], ex["images"]], axis=1),
                     [f"digit {d}" for d in labels], ["paired image"] + [f"sample {i + 1}" for i in range(k)],
-                    folder / "audio_to_image.png", cmap="gray", origin="upper")
+                    folder / "audio_to_image.png", cmap="gray", origin="upper", value_range=(0.0, 1.0))
     k3 = min(3, ex["audio"].shape[1])
     plot_image_grid(np.stack([_norm(np.concatenate([ex["inputs_audio"][i:i + 1], ex["audio"][i, :k3]]))
                               for i in range(len(labels))]),

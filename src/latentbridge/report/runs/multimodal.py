@@ -57,7 +57,7 @@ def write_evaluation(res, folder: Path) -> None:
         prob = np.asarray(ex["mask_prob"], dtype=float)
         plot_image_grid(np.stack([prob, (prob > res.threshold).astype(float)]),
                         ["crack probability", f"> {res.threshold:g}"], ex["titles"], folder / "masks_predicted.png",
-                        cmap="gray", origin="upper", keep_aspect=True)
+                        cmap="gray", origin="upper", keep_aspect=True, value_range=(0.0, 1.0))
         sections.append({"heading": "Crack masks from vibration alone", "text": "No window of this data has a mask "
                          "(Labels/), so there is no target to compare with. Rows: predicted probability; "
                          f"{above}.", "images": ["masks_predicted.png"]})
@@ -77,7 +77,7 @@ def write_evaluation(res, folder: Path) -> None:
             plot_image_grid(np.stack([_norm(s) for s in it["spectrograms"]])[None], ["log-magnitude (ch 0)"], cols,
                             folder / "interpolation_spectrogram.png")
             plot_image_grid(it["masks"][None], ["crack probability"], cols, folder / "interpolation_mask.png",
-                            cmap="gray", origin="upper", keep_aspect=True)
+                            cmap="gray", origin="upper", keep_aspect=True, value_range=(0.0, 1.0))
             sections.append({"heading": "Latent interpolation", "text": f"from {it['from']} to {it['to']}",
                              "images": ["interpolation_spectrogram.png", "interpolation_mask.png"]})
     z2 = embed_2d(res.latent, method="umap", seed=0)

@@ -1,0 +1,108 @@
+"""What the report steps (latentbridge.report.runs) draw, from results built here: the scales, titles, legends
+and files of each command's figures, read from the figures' artists as they are saved."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from latentbridge.tasks.mld_eval import MLDBridgeEvaluation
+from latentbridge.tasks.multimodal import MultimodalEvaluation
+
+
+@pytest.fixture()
+def drawn(monkeypatch):
+    """{file name: figure} of the figures saved during a test (their files are still written)."""
+    figures = {}
+    savefig = Figure.savefig
+
+    def keep(fig, path, *args, **kwargs):
+        name = Path(path).name  # atomic writes save to a temporary sibling, .NAME.XXXX.partial
+        figures[re.sub(r"^\.(.+)\.[^.]+\.partial$", r"\1", name)] = fig
+        return savefig(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    return figures
+
+
+def _by_name(drawn, name):
+    """The figure saved as ``name`` (.png)."""
+    assert f"{name}.png" in drawn, (name, sorted(drawn))
+    return drawn[f"{name}.png"]
+
+
+def _image_panels(fig):
+    return [ax for ax in fig.axes if ax.images]
+
+
+def _bridge_evaluation(masks: bool = True, n_states: int = 3, per_state: int = 4) -> MultimodalEvaluation:
+    """A multimodal evaluation of ``n_states`` states of ``per_state`` windows: crack probabilities all between
+    0.46 and 0.50 (a model that has not learnt the masks), a threshold of 0.45 (every pixel above it)."""
+    rng = np.random.default_rng(0)
+    n = n_states * per_state
+    prob = 0.46 + 0.04 * rng.random((4, 16, 48))
+    examples = {"titles": [f"Test_{i:02d} @0s" for i in range(4)], "masks": (rng.random((4, 16, 48)) > 0.9) * 1.0
+                if masks else None, "mask_prob": prob, "logmag": rng.normal(size=(4, 65, 32)),
+                "logmag_rec": rng.normal(size=(4, 65, 32)), "wave": rng.normal(size=(4, 1000)),
+                "wave_rec": rng.normal(size=(4, 1000))}
+    interp = {"alphas": np.linspace(0, 1, 5), "masks": 0.46 + 0.04 * rng.random((5, 16, 48)),
+              "spectrograms": rng.normal(size=(5, 65, 32)), "from": "Test_00 (extent 0.000)",
+              "to": "Test_02 (extent 0.100)"}
+    extent = np.repeat(np.linspace(0.0, 0.1, n_states), per_state) if masks else np.full(n, -0.05)
+    return MultimodalEvaluation(
+        metrics={"model": "mmvae", "n_windows": n}, scope="held-out damage states", threshold=0.45,
+        sample_rate=100.0, has_reconstruction=True, examples=examples, interpolation=interp,
+        latent=rng.normal(size=(n, 8)), extent=extent,
+        tests=np.repeat([f"Test_{i:02d}" for i in range(n_states)], per_state),
+        threshold_calibrated_on="9 labelled validation windows")
+
+
+# --------------------------------------------------------------------------- crack probabilities and masks
+
+
+def test_crack_probabilities_and_masks_on_a_fixed_0_to_1_scale(tmp_path, drawn):
+    """A flat 0.46-0.50 probability map was stretched black to white, and the thresholded row (every pixel 1) drawn
+    mid-grey against a bar from 0.5 to 1.5: probabilities and masks are drawn on 0-1, as the mask triplets are."""
+    from latentbridge.report.runs.multimodal import write_evaluation
+
+    write_evaluation(_bridge_evaluation(masks=False), tmp_path)
+    for name in ("masks_predicted", "interpolation_mask"):
+        panels = _image_panels(_by_name(drawn, name))
+        assert panels and all(ax.images[0].get_clim() == (0.0, 1.0) for ax in panels), name
+    thresholded = _image_panels(_by_name(drawn, "masks_predicted"))[4:]
+    assert all(np.all(ax.images[0].get_array() == 1.0) for ax in thresholded)  # every pixel above 0.45
+
+
+def test_latent_diffusion_bridge_masks_on_a_fixed_0_to_1_scale(tmp_path, drawn):
+    from latentbridge.report.runs.mld import _bridge
+
+    ev = _bridge_evaluation()
+    rng = np.random.default_rng(1)
+    res = MLDBridgeEvaluation(
+        metrics={"mask_threshold_calibrated_on": "validation"}, threshold=0.45, sample_rate=100.0,
+        examples={**ev.examples, "logmag_gen": ev.examples["logmag_rec"], "wave_gen": ev.examples["wave_rec"],
+                  "mask_samples": 0.3 + 0.1 * rng.random((4, 16, 48))},
+        interpolation=ev.interpolation, latents={"real": rng.normal(size=(6, 8)), "generated": rng.normal(size=(6, 8))},
+        embedding="pca")
+    _bridge(res, tmp_path)
+    for name in ("mask_samples", "interpolation_mask"):
+        panels = _image_panels(_by_name(drawn, name))
+        assert panels and all(ax.images[0].get_clim() == (0.0, 1.0) for ax in panels), name
+
+
+def test_latent_diffusion_digit_images_on_a_fixed_0_to_1_scale(tmp_path, drawn):
+    """Faint generated digits (values 0.1-0.3) were stretched to black and white beside the paired image."""
+    from latentbridge.report.runs.mld import _digits
+
+    rng = np.random.default_rng(2)
+    ex = {"labels": np.arange(3), "inputs_image": rng.random((3, 28, 28)), "images": 0.1 + 0.2 * rng.random((3, 2, 28, 28)),
+          "inputs_audio": rng.normal(size=(3, 32, 20)), "audio": rng.normal(size=(3, 2, 32, 20)),
+          "joint_images": rng.random((4, 28, 28)), "joint_audio": rng.normal(size=(4, 32, 20)),
+          "waves": rng.normal(size=(3, 800)) * 0.1}
+    _digits(type("R", (), {"examples": ex, "sample_rate": 8000})(), tmp_path)
+    panels = _image_panels(_by_name(drawn, "audio_to_image"))
+    assert len(panels) == 9 and all(ax.images[0].get_clim() == (0.0, 1.0) for ax in panels)
