@@ -435,16 +435,47 @@ def test_embedding_scatter(tmp_path, drawn):
     assert len(colours) == 3  # one colour each
     assert drawn[1].axes[0].get_legend().get_title().get_text() == "test id"
 
-    many = np.arange(60) % 25  # more categories than tab10 has colours; sorted as numbers
+    many = np.arange(60) % 18  # more categories than tab10 has colours; sorted as numbers
     plot_embedding(pts, many, tmp_path / "many.png", "", categorical=True)
     colls = drawn[2].axes[0].collections
-    assert [c.get_label() for c in colls] == [f"{k} (n={(many == k).sum()})" for k in range(25)]
-    assert len({tuple(c.get_facecolor()[0]) for c in colls[:20]}) == 20
+    assert [c.get_label() for c in colls] == [f"{k} (n={(many == k).sum()})" for k in range(18)]
+    assert len({tuple(c.get_facecolor()[0]) for c in colls}) == 18  # tab20: a colour each
 
     plot_embedding(pts, None, tmp_path / "plain.png", "plain")
     (coll,) = drawn[3].axes[0].collections
     np.testing.assert_array_equal(coll.get_offsets(), pts)
     assert drawn[3].axes[0].get_title() == "plain"
+
+
+def _looks(coll):
+    """(colour, marker outline) of a scatter: what tells its points from another's."""
+    return tuple(np.round(coll.get_facecolor()[0], 4)), tuple(np.round(coll.get_paths()[0].vertices, 3).ravel())
+
+
+def test_embedding_of_many_categories_repeats_no_look_and_keeps_its_legend_outside(tmp_path, drawn):
+    """75 held-out tests: tab20 drew tests 0 and 20 in one colour, and the 75-entry legend covered the points."""
+    rng = np.random.default_rng(5)
+    pts = rng.normal(size=(300, 2))
+    tests = np.array([f"Test_{i:03d}" for i in range(75)])[np.arange(300) % 75]
+    plot_embedding(pts, tests, tmp_path / "tests.png", "latent by test", categorical=True, label="test")
+    fig = drawn[0]
+    ax = fig.axes[0]
+    colls = ax.collections
+    assert len(colls) == 75 and len({_looks(c) for c in colls}) == 75  # no colour and marker meaning two tests
+    assert len({_looks(c)[0] for c in colls}) == 10  # tab10's colours, each with several markers
+    legend = ax.get_legend()
+    assert len(legend.get_texts()) == 75 and legend.get_title().get_text() == "test"
+    r = fig.canvas.get_renderer()
+    assert legend.get_window_extent(r).x0 >= ax.get_window_extent(r).x1  # beside the axes, not over the points
+    assert ax.get_title() == "latent by test"
+
+    many = np.arange(300) % 120  # more than colour and marker pairs: one continuous map, no legend
+    plot_embedding(pts, many, tmp_path / "many.png", "latent by test", categorical=True)
+    ax = drawn[1].axes[0]
+    (coll,) = ax.collections
+    np.testing.assert_array_equal(coll.get_array(), many)  # coloured by the category's place in order
+    assert ax.get_legend() is None and ax.get_title() == "latent by test (120 categories, coloured in order: no legend)"
+    assert [t.get_text() for t in drawn[1].axes[1].get_yticklabels()] == ["0", "119"]
 
 
 def test_embedding_errors(tmp_path):

@@ -23,7 +23,8 @@ def plot_embedding(
 
     ``colors`` (N,) are continuous values (a colourbar titled ``label``) or, with
     ``categorical=True``, category labels of any type (e.g. test ids; one colour each and a
-    legend titled ``label``). ``colors`` may be None (one colour).
+    legend titled ``label``; above 20 categories a colour and marker pair each, the legend beside the axes; above
+    80 one continuous map in the categories' order, no legend). ``colors`` may be None (one colour).
     """
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != 2:
@@ -41,20 +42,7 @@ def plot_embedding(
         if c.ndim != 1 or c.shape[0] != n:
             raise ValueError(f"colors must be (N,) with N={n}, got shape {np.shape(colors)}")
         if categorical:
-            from matplotlib import colormaps
-
-            cats = list(dict.fromkeys(c.tolist()))  # first-seen order
-            try:
-                cats = sorted(cats)
-            except TypeError:
-                pass
-            cmap = colormaps["tab10" if len(cats) <= 10 else "tab20"]
-            for i, cat in enumerate(cats):
-                sel = np.array([v == cat for v in c.tolist()], dtype=bool)
-                ax.scatter(pts[sel, 0], pts[sel, 1], s=size, color=cmap(i % cmap.N), alpha=0.8,
-                           linewidths=0, label=f"{cat} (n={int(sel.sum())})")
-            ax.legend(title=label or None, fontsize=7, title_fontsize=8, loc="best",
-                      ncol=1 if len(cats) <= 12 else 2, markerscale=max(1.0, 20.0 / size))
+            _categories(fig, ax, pts, c.tolist(), size, label, title)
         else:
             cv = c.astype(np.float64)
             sc = ax.scatter(pts[:, 0], pts[:, 1], c=cv, s=size, cmap="viridis", alpha=0.85,
@@ -62,11 +50,54 @@ def plot_embedding(
             cb = fig.colorbar(sc, ax=ax)
             if label:
                 cb.set_label(label)
-    ax.set_title(title)
+    if not ax.get_title():
+        ax.set_title(title)
     ax.set_xlabel("dim 1")
     ax.set_ylabel("dim 2")
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+#: markers combined with tab10's colours above 20 categories (tab20 repeats its colours there)
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+_MAX_LEGEND = 20  # more categories: each a colour and marker pair, the legend beside the axes
+
+
+def _categories(fig, ax, pts: np.ndarray, values: list, size: float, label: str, title: str) -> None:
+    """One scatter per category: a colour each up to 20 (tab10, tab20), a (colour, marker) pair of tab10 and
+    :data:`_MARKERS` each up to 80, with the legend outside the axes above 20; more categories are coloured in
+    their order along a continuous map, with no legend (the title says so)."""
+    from matplotlib import colormaps
+
+    cats = list(dict.fromkeys(values))  # first-seen order
+    try:
+        cats = sorted(cats)
+    except TypeError:
+        pass
+    k = len(cats)
+    index = {cat: i for i, cat in enumerate(cats)}
+    which = np.array([index[v] for v in values])
+    if k > len(_MARKERS) * 10:
+        sc = ax.scatter(pts[:, 0], pts[:, 1], c=which, s=size, cmap="turbo", alpha=0.85, linewidths=0)
+        cb = fig.colorbar(sc, ax=ax, ticks=[0, k - 1])
+        cb.ax.set_yticklabels([str(cats[0]), str(cats[-1])])
+        cb.set_label(f"{label or 'category'} (in order)")
+        ax.set_title(f"{title} ({k} categories, coloured in order: no legend)".strip())
+        return
+    cmap = colormaps["tab10" if k <= 10 or k > _MAX_LEGEND else "tab20"]
+    if k > _MAX_LEGEND:
+        size = max(size, 14.0)  # markers big enough to tell apart
+    for i, cat in enumerate(cats):
+        sel = which == i
+        colour, marker = (cmap(i % 10), _MARKERS[i // 10]) if k > _MAX_LEGEND else (cmap(i), "o")
+        ax.scatter(pts[sel, 0], pts[sel, 1], s=size, color=colour, marker=marker, alpha=0.8, linewidths=0,
+                   label=f"{cat} (n={int(sel.sum())})")
+    if k <= _MAX_LEGEND:
+        ax.legend(title=label or None, fontsize=7, title_fontsize=8, loc="best",
+                  ncol=1 if k <= 12 else 2, markerscale=max(1.0, 20.0 / size))
+    else:  # beside the axes, 25 entries a column
+        ax.legend(title=label or None, fontsize=6, title_fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                  borderaxespad=0.0, ncol=int(np.ceil(k / 25)), markerscale=max(1.0, 20.0 / size))
 
 
 def _pca_2d(x: np.ndarray) -> np.ndarray:

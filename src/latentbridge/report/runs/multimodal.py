@@ -86,6 +86,6 @@ def write_evaluation(res, folder: Path) -> None:
         plot_embedding(z2, res.extent, folder / "latent_extent.png", "latent (UMAP) by damage extent",
                        label="mask mean (-0.05: unlabelled)")
         latent_images.insert(0, "latent_extent.png")
-    plot_embedding(z2, res.tests, folder / "latent_tests.png", "latent (UMAP) by test", categorical=True)
+    plot_embedding(z2, res.tests, folder / "latent_tests.png", "latent (UMAP) by test", categorical=True, label="test")
     sections.append({"heading": "Latent space", "images": latent_images})
     write_html_report(folder / "report.html", f"latentbridge multimodal evaluation: {res.metrics['model']}", sections)
