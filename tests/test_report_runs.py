@@ -52,7 +52,7 @@ def _bridge_evaluation(masks: bool = True, n_states: int = 3, per_state: int = 4
     interp = {"alphas": np.linspace(0, 1, 5), "masks": 0.46 + 0.04 * rng.random((5, 16, 48)),
               "spectrograms": rng.normal(size=(5, 65, 32)), "from": "Test_00 (extent 0.000)",
               "to": "Test_02 (extent 0.100)"}
-    extent = np.repeat(np.linspace(0.0, 0.1, n_states), per_state) if masks else np.full(n, -0.05)
+    extent = np.repeat(np.linspace(0.02, 0.1, n_states), per_state) if masks else np.full(n, np.nan)
     return MultimodalEvaluation(
         metrics={"model": "mmvae", "n_windows": n}, scope="held-out damage states", threshold=0.45,
         sample_rate=100.0, has_reconstruction=True, examples=examples, interpolation=interp,
@@ -70,6 +70,7 @@ def test_crack_probabilities_and_masks_on_a_fixed_0_to_1_scale(tmp_path, drawn):
     from latentbridge.report.runs.multimodal import write_evaluation
 
     write_evaluation(_bridge_evaluation(masks=False), tmp_path)
+    assert not (tmp_path / "latent_extent.png").exists()  # no state has a mask: no map by extent
     for name in ("masks_predicted", "interpolation_mask"):
         panels = _image_panels(_by_name(drawn, name))
         assert panels and all(ax.images[0].get_clim() == (0.0, 1.0) for ax in panels), name
@@ -106,3 +107,21 @@ def test_latent_diffusion_digit_images_on_a_fixed_0_to_1_scale(tmp_path, drawn):
     _digits(type("R", (), {"examples": ex, "sample_rate": 8000})(), tmp_path)
     panels = _image_panels(_by_name(drawn, "audio_to_image"))
     assert len(panels) == 9 and all(ax.images[0].get_clim() == (0.0, 1.0) for ax in panels)
+
+
+def test_unlabelled_states_grey_beside_the_damage_extent_scale(tmp_path, drawn):
+    """A state without a mask was drawn at damage extent -0.05, a colour of the scale below every labelled one."""
+    from latentbridge.report.runs.multimodal import write_evaluation
+
+    res = _bridge_evaluation(n_states=4)
+    res.extent[res.tests == "Test_01"] = np.nan  # no mask in Labels/
+    write_evaluation(res, tmp_path)
+    fig = _by_name(drawn, "latent_extent")
+    grey, coloured = fig.axes[0].collections
+    assert grey.get_label() == "unlabelled (no mask) (n=4)" and len(grey.get_offsets()) == 4
+    np.testing.assert_allclose(grey.get_facecolor()[0][:3], [0.6, 0.6, 0.6])
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["unlabelled (no mask) (n=4)"]
+    labelled = res.extent[np.isfinite(res.extent)]
+    np.testing.assert_array_equal(coloured.get_array(), labelled)
+    assert coloured.get_clim() == (0.0, labelled.max())  # the scale from the labelled states, from 0
+    assert fig.axes[1].get_ylabel() == "damage extent (mask mean)"

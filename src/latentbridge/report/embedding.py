@@ -18,6 +18,8 @@ def plot_embedding(
     title: str = "",
     categorical: bool = False,
     label: str = "",
+    missing: str = "no value",
+    vmin: float | None = None,
 ) -> Path:
     """Scatter plot of a 2-D embedding (N, 2).
 
@@ -25,6 +27,8 @@ def plot_embedding(
     ``categorical=True``, category labels of any type (e.g. test ids; one colour each and a
     legend titled ``label``; above 20 categories a colour and marker pair each, the legend beside the axes; above
     80 one continuous map in the categories' order, no legend). ``colors`` may be None (one colour).
+    Continuous values that are NaN are drawn grey, under a legend entry ``missing`` (e.g. "unlabelled"); the colour
+    scale spans the others, from ``vmin`` where given.
     """
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != 2:
@@ -44,18 +48,32 @@ def plot_embedding(
         if categorical:
             _categories(fig, ax, pts, c.tolist(), size, label, title)
         else:
-            cv = c.astype(np.float64)
-            sc = ax.scatter(pts[:, 0], pts[:, 1], c=cv, s=size, cmap="viridis", alpha=0.85,
-                            linewidths=0)
-            cb = fig.colorbar(sc, ax=ax)
-            if label:
-                cb.set_label(label)
+            _values(fig, ax, pts, c.astype(np.float64), size, label, missing, vmin)
     if not ax.get_title():
         ax.set_title(title)
     ax.set_xlabel("dim 1")
     ax.set_ylabel("dim 2")
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def _values(fig, ax, pts: np.ndarray, values: np.ndarray, size: float, label: str, missing: str,
+            vmin: float | None) -> None:
+    """Points coloured by value (a colourbar titled ``label``); those without one (NaN) grey, named ``missing`` in a
+    legend, and left out of the colour scale."""
+    known = np.isfinite(values)
+    if not known.all():
+        ax.scatter(pts[~known, 0], pts[~known, 1], s=size, color="0.6", alpha=0.8, linewidths=0,
+                   label=f"{missing} (n={int((~known).sum())})")
+        ax.legend(fontsize=7, loc="best")
+    if known.any():
+        v = values[known]
+        lo = float(v.min()) if vmin is None else float(vmin)
+        sc = ax.scatter(pts[known, 0], pts[known, 1], c=v, s=size, cmap="viridis", alpha=0.85, linewidths=0,
+                        vmin=lo, vmax=max(float(v.max()), lo))
+        cb = fig.colorbar(sc, ax=ax)
+        if label:
+            cb.set_label(label)
 
 
 #: markers combined with tab10's colours above 20 categories (tab20 repeats its colours there)

@@ -300,6 +300,7 @@ class MultimodalEvaluation:
     two labelled states of different extent (``interpolation_note`` says why)."""
     latent: np.ndarray | None = None
     extent: np.ndarray | None = None
+    """Each window's damage extent (its mask's mean); NaN for a window without a mask."""
     tests: np.ndarray | None = None
     threshold_calibrated_on: str | None = None
     """Where the threshold was calibrated (``calibrated_on`` of the run's ``mask_threshold``); None: not calibrated
@@ -369,7 +370,7 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
             log.info("%s: no latent interpolation: %s", data_root or cfg.data.root, interp_note)
     return MultimodalEvaluation(
         metrics, scope, threshold, float(data.sample_rate), recon, examples, interp, pred["latent"],
-        np.nan_to_num(np.asarray(data.extent, dtype=float), nan=-0.05),
+        np.asarray(data.extent, dtype=float),
         np.array([data.tests[i] for i in data.test_index]), calibrated_on, threshold_note, interp_note)
 
 

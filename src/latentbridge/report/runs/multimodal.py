@@ -82,9 +82,9 @@ def write_evaluation(res, folder: Path) -> None:
                              "images": ["interpolation_spectrogram.png", "interpolation_mask.png"]})
     z2 = embed_2d(res.latent, method="umap", seed=0)
     latent_images = ["latent_tests.png"]
-    if (np.asarray(res.extent) >= 0).any():  # by extent only where some state has a mask (all at -0.05: no colours)
+    if np.isfinite(res.extent).any():  # by extent only where some state has a mask (NaN: no mask)
         plot_embedding(z2, res.extent, folder / "latent_extent.png", "latent (UMAP) by damage extent",
-                       label="mask mean (-0.05: unlabelled)")
+                       label="damage extent (mask mean)", missing="unlabelled (no mask)", vmin=0.0)
         latent_images.insert(0, "latent_extent.png")
     plot_embedding(z2, res.tests, folder / "latent_tests.png", "latent (UMAP) by test", categorical=True, label="test")
     sections.append({"heading": "Latent space", "images": latent_images})
