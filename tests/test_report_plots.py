@@ -568,3 +568,30 @@ def test_map_panels_keep_their_colour_range_where_the_input_has_gaps(tmp_path, d
     inp, out, _ = (p.images[0] for p in _panels(drawn[0]))
     lo, hi = inp.get_clim()
     assert out.get_clim() == (lo, hi) and np.isfinite([lo, hi]).all() and 4 <= lo < 20 and 440 < hi <= 462
+
+
+def test_map_panels_spread_on_one_scale_gaps_grey_outside_blank(tmp_path, drawn):
+    """σ and |error| were each stretched to their own top (a σ of 9 and an error of 70 drawn in one colour), in
+    magma, whose top is the near-white of the blank outside a section; an input's gaps were blank too."""
+    from latentbridge.report.maps import plot_map_panels
+
+    rng = np.random.default_rng(4)
+    truth = 10 + 90 * rng.random((30, 40))
+    given = truth.copy()
+    given[10:20, 10:20] = np.nan  # a gap inside the section
+    region = np.ones((30, 40), dtype=bool)
+    region[:, 30:] = False  # outside the section
+    sigma, error = 9 * rng.random((30, 40)), 70 * rng.random((30, 40))
+    path = plot_map_panels([[given, truth, sigma, error]], ["input", "truth", "σ", "|error|"], ["m/z 1"],
+                           tmp_path / "p.png", shared=[True, True, False, False], masks=[region])
+    fig = drawn[0]
+    inp, _, sig, err = _panels(fig)
+    assert sig.images[0].get_clim() == err.images[0].get_clim()  # one scale for σ and |error|
+    lo, hi = sig.images[0].get_clim()
+    assert lo == 0.0 and 69 < hi <= 70
+    top = np.asarray(sig.images[0].get_cmap()(1.0)[:3])
+    assert np.abs(top - 1.0).max() > 0.3  # the scale's top is no near-white
+    px = _pixels(fig, inp, path, margin=0)
+    h, w = px.shape[:2]
+    _assert_colour(px[int(h * 15 / 30), int(w * 15 / 40)][None], [153.0, 153.0, 153.0])  # the gap: grey
+    _assert_colour(px[int(h * 15 / 30), int(w * 35 / 40)][None], [255.0, 255.0, 255.0])  # outside: blank

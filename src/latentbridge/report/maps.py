@@ -20,12 +20,24 @@ def _shown(a, max_pixels: int) -> np.ndarray:
     return np.asarray(a[::step, ::step], dtype=np.float64)
 
 
+#: colour maps of the panels: values (input, enhanced, truth) and spread (σ, |error|), neither ending in white (the
+#: blank outside a section); a NaN pixel inside a section (an input's gap) is grey
+_VALUES, _SPREAD, _NAN_GREY = "viridis", "plasma", "0.6"
+
+
+def _cmap(name: str):
+    from matplotlib import colormaps
+
+    return colormaps[name].with_extremes(bad=_NAN_GREY)
+
+
 def plot_map_panels(rows: Sequence[Sequence], columns: Sequence[str], row_titles: Sequence[str], path: str | Path,
                     *, shared: Sequence[bool] | None = None, masks: Sequence | None = None,
                     max_pixels: int = 400) -> Path:
     """A grid of maps: ``rows[i][j]`` (H, W) or None (an empty cell). Columns flagged in ``shared``
-    use the colour range of the row's first column (values to compare); the others their own
-    (uncertainty, error). ``masks[i]`` (H, W) hides pixels outside a section (shown blank)."""
+    use the colour range of the row's first such column (values to compare); the others (uncertainty σ, |error|,
+    in the same units) share a second range of their own per row, from 0. ``masks[i]`` (H, W) hides pixels outside a
+    section (shown blank); a NaN pixel inside it is drawn grey."""
     n_r, n_c = len(rows), len(columns)
     if len(row_titles) != n_r or any(len(r) != n_c for r in rows):
         raise ValueError(f"plot_map_panels: {n_r} rows x {n_c} columns, {len(row_titles)} row titles")
@@ -34,14 +46,15 @@ def plot_map_panels(rows: Sequence[Sequence], columns: Sequence[str], row_titles
     aspect = first.shape[1] / max(first.shape[0], 1)
     fig = _new_figure(2.3 * n_c * min(max(aspect, 0.6), 1.8), 2.3 * n_r + 0.4)
     for i, row in enumerate(rows):
-        ref = next((x for x, s in zip(row, shared) if s and x is not None), None)
         m = _shown(masks[i], max_pixels).astype(bool) if masks is not None and masks[i] is not None else None
-        if ref is not None:
-            r = _shown(ref, max_pixels)
-            vals = r[m] if m is not None and m.shape == r.shape and m.any() else r.ravel()
-            # over the finite values: an input's gaps (NaN) made the range NaN, every panel one flat colour
-            lo, hi = _finite_percentiles(vals, [1, 99.5], (0.0, 1.0))
-        for j, img in enumerate(row):
+        shown = [None if img is None else _shown(img, max_pixels) for img in row]
+        inside = [a if a is None or m is None or m.shape != a.shape else np.where(m, a, np.nan) for a in shown]
+        ref = next((a for a, s in zip(inside, shared) if s and a is not None), None)
+        # over the finite values: an input's gaps (NaN) made the range NaN, every panel one flat colour
+        lo, hi = _finite_percentiles(ref, [1, 99.5], (0.0, 1.0)) if ref is not None else (0.0, 1.0)
+        spread = [a.ravel() for a, s in zip(inside, shared) if not s and a is not None]
+        top = _finite_percentiles(np.concatenate(spread), [99.5], (1.0,))[0] if spread else 1.0
+        for j, a in enumerate(inside):
             ax = fig.add_subplot(n_r, n_c, i * n_c + j + 1)
             ax.set_xticks([])
             ax.set_yticks([])
@@ -49,17 +62,16 @@ def plot_map_panels(rows: Sequence[Sequence], columns: Sequence[str], row_titles
                 ax.set_title(columns[j], fontsize=9)
             if j == 0:
                 ax.set_ylabel(row_titles[i], fontsize=8)
-            if img is None:
+            if a is None:
                 ax.set_frame_on(False)
                 continue
-            a = _shown(img, max_pixels)
-            if m is not None and m.shape == a.shape:
-                a = np.where(m, a, np.nan)
-            if shared[j] and ref is not None:
-                im = ax.imshow(a, cmap="viridis", vmin=lo, vmax=hi if hi > lo else lo + 1e-9, interpolation="nearest")
+            alpha = m.astype(np.float64) if m is not None and m.shape == a.shape else None  # outside: blank
+            if shared[j]:
+                im = ax.imshow(a, cmap=_cmap(_VALUES), vmin=lo, vmax=hi if hi > lo else lo + 1e-9, alpha=alpha,
+                               interpolation="nearest")
             else:
-                top = _finite_percentiles(a, [99.5], (1.0,))[0]
-                im = ax.imshow(a, cmap="magma", vmin=0.0, vmax=top if top > 0 else 1e-9, interpolation="nearest")
+                im = ax.imshow(a, cmap=_cmap(_SPREAD), vmin=0.0, vmax=top if top > 0 else 1e-9, alpha=alpha,
+                               interpolation="nearest")
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
     _tight(fig)
     return _save(fig, path)
