@@ -541,6 +541,26 @@ def test_east_asian_file_names_are_drawn_not_boxed(tmp_path):
     assert not [w for w in caught if "missing from" in str(w.message)]
 
 
+def test_east_asian_file_names_laid_out_without_glyph_warnings(tmp_path, drawn):
+    """Figures laid out before saving (tight_layout: spectrograms, waveforms, maps) drew their texts in DejaVu Sans
+    first: a false "Glyph 24405 missing from font(s) DejaVu Sans" warning for every letter of the name."""
+    import warnings
+
+    from latentbridge.report.common import _installed_wide_fonts
+
+    if not _installed_wide_fonts():
+        pytest.skip("no font with CJK letters installed (Debian: fonts-wqy-zenhei)")
+    x = np.random.default_rng(0).random((1, 8, 10))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plot_spectrogram_pairs(x, x, ["录音_01.wav"], tmp_path / "spec.png")
+        plot_waveform_overlay(x[0], x[0], 8000, tmp_path / "wave.png", title="振動センサー.wav")
+    assert [str(w.message) for w in caught] == []
+    title = _panels(drawn[0])[0].title
+    assert title.get_text() == "录音_01.wav: input"
+    assert title.get_fontfamily().count(_installed_wide_fonts()[0]) == 1  # given once, not again when saved
+
+
 def test_names_with_dollar_signs_are_drawn_as_written(tmp_path, drawn):
     """matplotlib reads the text between two `$` as mathematics: a file name `pump_$12_to_$15.wav` or a test id
     `T_$1_$2` in a title stopped `anomaly score` and `evaluate` with a parse error after all the work."""

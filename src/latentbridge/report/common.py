@@ -8,6 +8,7 @@ reader never sees a half-written PNG).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from pathlib import Path
 
@@ -37,25 +38,33 @@ def _literal(fig) -> None:
 
 
 def _tight(fig, **kw) -> None:
-    """``fig.tight_layout`` of its texts as written (:func:`_literal`: the layout draws them)."""
-    _literal(fig)
-    fig.tight_layout(**kw)
+    """``fig.tight_layout`` of its texts as they will be saved (:func:`_drawn`: the layout draws them; before, it drew
+    East Asian file names in DejaVu Sans and warned of every missing glyph)."""
+    with _drawn(fig):
+        fig.tight_layout(**kw)
 
 
-def _save(fig, path: str | Path) -> Path:
+@contextlib.contextmanager
+def _drawn(fig):
+    """A block that draws ``fig``: its texts as written (:func:`_literal`), East Asian letters in a font that has
+    them (:func:`_wide_glyphs`), whose "font weight normal not found" notes are kept quiet."""
     import logging
 
     _literal(fig)
-    path = Path(path)
     quiet = logging.getLogger("matplotlib.font_manager")
     level = quiet.level
     if _wide_glyphs(fig):  # such fonts log "font weight normal not found, using 500" for every text
         quiet.setLevel(logging.ERROR)
     try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=_DPI, bbox_inches="tight")
+        yield
     finally:
         quiet.setLevel(level)
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    with _drawn(fig), atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=_DPI, bbox_inches="tight")
     return path
 
 
@@ -75,7 +84,8 @@ def _wide_glyphs(fig) -> bool:
     texts = [t for t in fig.findobj(Text) if any(ord(c) >= 0x2E80 for c in t.get_text())]
     fonts = _installed_wide_fonts() if texts else []
     for t in texts if fonts else []:
-        t.set_fontfamily([*t.get_fontfamily(), fonts[0]])
+        if fonts[0] not in t.get_fontfamily():
+            t.set_fontfamily([*t.get_fontfamily(), fonts[0]])
     return bool(texts and fonts)
 
 
