@@ -14,7 +14,7 @@ import pytest
 from sklearn.metrics import silhouette_score
 
 from latentbridge.errors import DataError
-from latentbridge.report import embed_2d, plot_roc, write_html_report
+from latentbridge.report import embed_2d, plot_roc, project_2d, write_html_report
 
 # --------------------------------------------------------------------------- HTML report
 
@@ -176,12 +176,12 @@ def test_embed_2d_keeps_clusters_apart(clusters, method, caplog):
     [
         ("tsne", 61, {"n_components": 2, "perplexity": 20.0, "init": "pca", "random_state": 7}),
         ("tsne", 100, {"perplexity": 30.0}),
-        ("umap", 8, {"n_components": 2, "n_neighbors": 7, "random_state": 7}),
+        ("umap", 50, {"n_components": 2, "n_neighbors": 15, "random_state": 7}),
         ("umap", 100, {"n_neighbors": 15}),
     ],
 )
 def test_embed_2d_documented_parameters(monkeypatch, method, n, expected):
-    """t-SNE: perplexity min(30, (N - 1) / 3), PCA init; UMAP: n_neighbors min(15, N - 1); both seeded."""
+    """t-SNE: perplexity min(30, (N - 1) / 3), PCA init; UMAP: n_neighbors 15; both seeded."""
     import sklearn.manifold
     import umap
 
@@ -230,6 +230,29 @@ def test_embed_2d_pca_fallback_small_n(caplog):
     # degenerate inputs: one point, identical points
     np.testing.assert_array_equal(embed_2d(np.ones((1, 4))), np.zeros((1, 2)))
     np.testing.assert_array_equal(embed_2d(np.ones((3, 4)), method="tsne"), np.zeros((3, 2)))
+
+
+def test_project_2d_names_the_method_and_maps_few_points_by_pca(monkeypatch, clusters, caplog):
+    """Plots were titled UMAP over a PCA fallback; and UMAP of 18 points took 22 s of a 28-s evaluation (its first
+    call compiles its code): under 50 points UMAP is not started, PCA maps them and the title says so."""
+    import umap
+
+    def no_umap(**kwargs):
+        raise AssertionError("UMAP started for a small set")
+
+    x, _ = clusters
+    with caplog.at_level(logging.INFO, logger="latentbridge.report"):
+        monkeypatch.setattr(umap, "UMAP", no_umap)
+        y, how = project_2d(x[:49], method="umap")
+    assert how == "PCA" and "49 points (under 50) are projected by PCA" in caplog.text
+    np.testing.assert_array_equal(y, embed_2d(x[:49], method="pca"))
+    assert project_2d(x[:20], method="tsne")[1] == "t-SNE" and project_2d(x, method="pca")[1] == "PCA"
+    assert project_2d(x[:3], method="tsne")[1] == "PCA"  # too few for t-SNE
+    monkeypatch.setattr(umap, "UMAP", lambda **kw: type("R", (), {"fit_transform": lambda self, a: a[:, :2]})())
+    assert project_2d(x, method="umap")[1] == "UMAP"
+    monkeypatch.setattr(umap, "UMAP", lambda **kw: 1 / 0)  # a failing UMAP: PCA, named so
+    y, how = project_2d(x, method="umap")
+    assert how == "PCA" and "umap failed (ZeroDivisionError" in caplog.text
 
 
 def test_embed_2d_errors():

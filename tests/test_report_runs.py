@@ -71,6 +71,7 @@ def test_crack_probabilities_and_masks_on_a_fixed_0_to_1_scale(tmp_path, drawn):
 
     write_evaluation(_bridge_evaluation(masks=False), tmp_path)
     assert not (tmp_path / "latent_extent.png").exists()  # no state has a mask: no map by extent
+    assert _by_name(drawn, "latent_tests").axes[0].get_title() == "latent (PCA) by test"  # 12 windows: not UMAP
     for name in ("masks_predicted", "interpolation_mask"):
         panels = _image_panels(_by_name(drawn, name))
         assert panels and all(ax.images[0].get_clim() == (0.0, 1.0) for ax in panels), name

@@ -8,7 +8,7 @@ import numpy as np
 
 from latentbridge.report.common import _new_figure, _save
 
-__all__ = ["embed_2d", "plot_embedding"]
+__all__ = ["embed_2d", "plot_embedding", "project_2d"]
 
 
 def plot_embedding(
@@ -137,17 +137,28 @@ def _pca_2d(x: np.ndarray) -> np.ndarray:
 
 
 _MIN_POINTS_NONLINEAR = 5
+#: fewer points are projected by PCA when UMAP is asked for: UMAP's first call in a process compiles its code (15 s of
+#: a 28-s bridge evaluation, for 18 points), and on so few points its 15-neighbour graph links most points to most
+#: others, so the picture says little more than PCA's
+_MIN_POINTS_UMAP = 50
+_NAMES = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}
 
 
 def embed_2d(latents, method: str = "umap", seed: int = 0) -> np.ndarray:
     """Project latent vectors (N, D) to 2-D for plotting; (N, ...) is flattened to (N, D).
 
-    ``method``: ``"umap"`` (umap-learn, ``n_neighbors=min(15, N - 1)``), ``"tsne"``
-    (scikit-learn, perplexity ``min(30, (N - 1) / 3)``, PCA init) or ``"pca"``. UMAP and t-SNE
-    fall back to PCA (with a warning logged) when N < 5, when umap-learn is not installed, or
-    when they fail. Deterministic for a given ``seed`` (UMAP then runs single-threaded).
-    Returns a float64 (N, 2) array.
+    ``method``: ``"umap"`` (umap-learn, ``n_neighbors=15``), ``"tsne"``
+    (scikit-learn, perplexity ``min(30, (N - 1) / 3)``, PCA init) or ``"pca"``. UMAP falls back to PCA under 50
+    points (logged), t-SNE under 5 (with a warning logged); both when umap-learn is not installed or when they fail
+    (with a warning). Deterministic for a given ``seed`` (UMAP then runs single-threaded).
+    Returns a float64 (N, 2) array; :func:`project_2d` also names the method that made it.
     """
+    return project_2d(latents, method, seed)[0]
+
+
+def project_2d(latents, method: str = "umap", seed: int = 0) -> tuple[np.ndarray, str]:
+    """:func:`embed_2d` and the name of the method that made the points (``"UMAP"``, ``"t-SNE"`` or ``"PCA"``, the
+    fallback's name where there was one), for a plot's title."""
     import logging
     import warnings
 
@@ -162,22 +173,24 @@ def embed_2d(latents, method: str = "umap", seed: int = 0) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise ValueError(f"latents contain {int((~np.isfinite(x)).sum())} NaN or inf values")
     method = str(method).lower()
-    if method not in ("umap", "tsne", "pca"):
+    if method not in _NAMES:
         raise ValueError(f"unknown embedding method {method!r}; use 'umap', 'tsne' or 'pca'")
     n = x.shape[0]
     if method == "pca":
-        return _pca_2d(x)
+        return _pca_2d(x), "PCA"
     if n < _MIN_POINTS_NONLINEAR:
         log.warning("embed_2d: %d points are too few for %s; using PCA", n, method)
-        return _pca_2d(x)
+        return _pca_2d(x), "PCA"
+    if method == "umap" and n < _MIN_POINTS_UMAP:
+        log.info("embed_2d: %d points (under %d) are projected by PCA, not UMAP", n, _MIN_POINTS_UMAP)
+        return _pca_2d(x), "PCA"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if method == "umap":
                 import umap
 
-                reducer = umap.UMAP(n_components=2, n_neighbors=min(15, n - 1),
-                                    random_state=int(seed))
+                reducer = umap.UMAP(n_components=2, n_neighbors=15, random_state=int(seed))
                 y = reducer.fit_transform(x)
             else:
                 from sklearn.manifold import TSNE
@@ -188,7 +201,7 @@ def embed_2d(latents, method: str = "umap", seed: int = 0) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)
         if y.shape != (n, 2) or not np.all(np.isfinite(y)):
             raise RuntimeError(f"{method} returned an unusable embedding of shape {y.shape}")
-        return y
+        return y, _NAMES[method]
     except Exception as exc:  # ImportError or any failure inside the reducer
         log.warning("embed_2d: %s failed (%s: %s); using PCA", method, type(exc).__name__, exc)
-        return _pca_2d(x)
+        return _pca_2d(x), "PCA"

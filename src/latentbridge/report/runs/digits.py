@@ -9,7 +9,7 @@ import numpy as np
 from latentbridge.io import write_wav
 from latentbridge.report.audio import plot_spectrogram_pairs
 from latentbridge.report.charts import plot_heatmap
-from latentbridge.report.embedding import embed_2d, plot_embedding
+from latentbridge.report.embedding import plot_embedding, project_2d
 from latentbridge.report.html import write_html_report
 from latentbridge.report.images import plot_image_grid
 from latentbridge.utils import atomic_write_json
@@ -45,8 +45,8 @@ def write_evaluation(res, folder: Path) -> None:
                     folder / "synthetic_images.png", cmap="gray", origin="upper", value_range=(0.0, 1.0))
     plot_image_grid(np.stack([_norm(a) for a in s["audio"]])[None], ["synthetic spectrogram"],
                     [str(i) for i in range(len(s["audio"]))], folder / "synthetic_audio.png")
-    z2 = embed_2d(pred["z_joint"], method="umap", seed=0)
-    plot_embedding(z2, test.label, folder / "latent_joint.png", "joint latent (UMAP) by digit", categorical=True)
+    z2, how = project_2d(pred["z_joint"], method="umap", seed=0)
+    plot_embedding(z2, test.label, folder / "latent_joint.png", f"joint latent ({how}) by digit", categorical=True)
     write_html_report(folder / "report.html", "latentbridge audio-visual digits", [
         {"heading": "Metrics", "text": "Coherence: the digit class of the generated sample (by the MNIST / FSDD "
                                        "classifier) matches the input's class. Keys without a suffix: the "
@@ -74,15 +74,17 @@ def write_analysis(res, folder: Path, max_points: int = 2000) -> None:
                  "digit / convergence", "image cluster")
     y = res.labels
     sub = np.sort(np.random.default_rng(0).permutation(len(y))[:max_points])
-    images = []
+    images, joint = [], None
     for space in ("z_audio", "z_image", "z_joint"):
         for method in ("tsne", "umap"):
-            pts = embed_2d(res.latents[space][sub], method=method, seed=0)
+            pts, how = project_2d(res.latents[space][sub], method=method, seed=0)
             name = f"{space}_{method}.png"
-            plot_embedding(pts, y[sub], folder / name, f"{space[2:]} latent ({method}) by digit", categorical=True,
+            plot_embedding(pts, y[sub], folder / name, f"{space[2:]} latent ({how}) by digit", categorical=True,
                            label="digit")
             images.append(name)
-    pts = embed_2d(res.latents["z_joint"][sub], method="umap", seed=0)
+            if (space, method) == ("z_joint", "umap"):
+                joint = pts  # the zones and clusters drawn on this map (it was computed again)
+    pts = joint
     plot_embedding(pts, np.array(res.zones)[sub], folder / "zones_samples.png",
                    "joint latent: image and audio clusters agree (converges) or not", categorical=True)
     plot_embedding(pts, res.clusters["z_joint_kmeans"][sub], folder / "joint_clusters.png",

@@ -11,7 +11,7 @@ import numpy as np
 from latentbridge.io import write_wav
 from latentbridge.io.images import write_grid, write_png
 from latentbridge.report.audio import plot_spectrogram_pairs, plot_waveform_overlay
-from latentbridge.report.embedding import embed_2d, plot_embedding
+from latentbridge.report.embedding import plot_embedding, project_2d
 from latentbridge.report.html import write_html_report
 from latentbridge.report.images import plot_image_grid, plot_mask_triplets
 from latentbridge.report.runs.multimodal import crack_curve_section
@@ -117,11 +117,9 @@ def _bridge(res, folder: Path) -> list[dict]:
                     folder / "interpolation_mask.png", cmap="gray", origin="upper", keep_aspect=True,
                     value_range=(0.0, 1.0))
     lat = res.latents
-    method = res.embedding
-    z2 = embed_2d(np.concatenate([lat["real"], lat["generated"]]), method=method, seed=0)
+    z2, how = project_2d(np.concatenate([lat["real"], lat["generated"]]), method=res.embedding, seed=0)
     kind = np.array(["held-out"] * len(lat["real"]) + ["joint sample"] * len(lat["generated"]))
-    plot_embedding(z2, kind, folder / "latent_map.png", f"latents ({method.upper()}): held-out vs generated",
-                   categorical=True)
+    plot_embedding(z2, kind, folder / "latent_map.png", f"latents ({how}): held-out vs generated", categorical=True)
     on = res.metrics.get("mask_threshold_calibrated_on")  # None: not calibrated (mask_threshold_note says why)
     calibrated = bool(on)
     said = f"calibrated threshold {res.threshold:g} ({on})" if calibrated else \

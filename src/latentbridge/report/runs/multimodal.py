@@ -8,7 +8,7 @@ import numpy as np
 
 from latentbridge.report.audio import plot_spectrogram_pairs, plot_waveform_overlay
 from latentbridge.report.charts import plot_crack_operating_curve
-from latentbridge.report.embedding import embed_2d, plot_embedding
+from latentbridge.report.embedding import plot_embedding, project_2d
 from latentbridge.report.html import write_html_report
 from latentbridge.report.images import plot_image_grid, plot_mask_triplets
 from latentbridge.utils import atomic_write_json
@@ -80,12 +80,12 @@ def write_evaluation(res, folder: Path) -> None:
                             cmap="gray", origin="upper", keep_aspect=True, value_range=(0.0, 1.0))
             sections.append({"heading": "Latent interpolation", "text": f"from {it['from']} to {it['to']}",
                              "images": ["interpolation_spectrogram.png", "interpolation_mask.png"]})
-    z2 = embed_2d(res.latent, method="umap", seed=0)
+    z2, how = project_2d(res.latent, method="umap", seed=0)
     latent_images = ["latent_tests.png"]
     if np.isfinite(res.extent).any():  # by extent only where some state has a mask (NaN: no mask)
-        plot_embedding(z2, res.extent, folder / "latent_extent.png", "latent (UMAP) by damage extent",
+        plot_embedding(z2, res.extent, folder / "latent_extent.png", f"latent ({how}) by damage extent",
                        label="damage extent (mask mean)", missing="unlabelled (no mask)", vmin=0.0)
         latent_images.insert(0, "latent_extent.png")
-    plot_embedding(z2, res.tests, folder / "latent_tests.png", "latent (UMAP) by test", categorical=True, label="test")
+    plot_embedding(z2, res.tests, folder / "latent_tests.png", f"latent ({how}) by test", categorical=True, label="test")
     sections.append({"heading": "Latent space", "images": latent_images})
     write_html_report(folder / "report.html", f"latentbridge multimodal evaluation: {res.metrics['model']}", sections)
