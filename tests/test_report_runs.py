@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
+from latentbridge.config.sections import DIGIT_AUDIO, DIGIT_FEATURES
 from latentbridge.tasks.mld_eval import MLDBridgeEvaluation
 from latentbridge.tasks.multimodal import MultimodalEvaluation
+from latentbridge.transforms.spec import SpectrogramParams
 
 
 @pytest.fixture()
@@ -39,6 +41,10 @@ def _image_panels(fig):
     return [ax for ax in fig.axes if ax.images]
 
 
+#: the digit models' spectrogram parameters (8 kHz, 64 mel bands to 4 kHz, hop 64, dB)
+_DIGIT_FEATURES = SpectrogramParams(sample_rate=DIGIT_AUDIO["sample_rate"], **DIGIT_FEATURES)
+
+
 def _bridge_evaluation(masks: bool = True, n_states: int = 3, per_state: int = 4) -> MultimodalEvaluation:
     """A multimodal evaluation of ``n_states`` states of ``per_state`` windows: crack probabilities all between
     0.46 and 0.50 (a model that has not learnt the masks), a threshold of 0.45 (every pixel above it)."""
@@ -48,7 +54,7 @@ def _bridge_evaluation(masks: bool = True, n_states: int = 3, per_state: int = 4
     examples = {"titles": [f"Test_{i:02d} @0s" for i in range(4)], "masks": (rng.random((4, 16, 48)) > 0.9) * 1.0
                 if masks else None, "mask_prob": prob, "logmag": rng.normal(size=(4, 65, 32)),
                 "logmag_rec": rng.normal(size=(4, 65, 32)), "wave": rng.normal(size=(4, 1000)),
-                "wave_rec": rng.normal(size=(4, 1000))}
+                "wave_rec": rng.normal(size=(4, 1000)), "n_fft": 128, "hop_length": 32}
     interp = {"alphas": np.linspace(0, 1, 5), "masks": 0.46 + 0.04 * rng.random((5, 16, 48)),
               "spectrograms": rng.normal(size=(5, 65, 32)), "from": "Test_00 (extent 0.000)",
               "to": "Test_02 (extent 0.100)"}
@@ -105,9 +111,14 @@ def test_latent_diffusion_digit_images_on_a_fixed_0_to_1_scale(tmp_path, drawn):
           "inputs_audio": rng.normal(size=(3, 32, 20)), "audio": rng.normal(size=(3, 2, 32, 20)),
           "joint_images": rng.random((4, 28, 28)), "joint_audio": rng.normal(size=(4, 32, 20)),
           "waves": rng.normal(size=(3, 800)) * 0.1}
-    _digits(type("R", (), {"examples": ex, "sample_rate": 8000})(), tmp_path)
+    _digits(type("R", (), {"examples": ex, "sample_rate": 8000, "features": _DIGIT_FEATURES})(), tmp_path)
     panels = _image_panels(_by_name(drawn, "audio_to_image"))
     assert len(panels) == 9 and all(ax.images[0].get_clim() == (0.0, 1.0) for ax in panels)
+    # the log-mels on one scale in dB (each panel was stretched to 0-1 on its own, under a bar from 0 to 1)
+    fig = _by_name(drawn, "image_to_audio")
+    mels = np.concatenate([ex["inputs_audio"][:, None], ex["audio"]], axis=1)
+    assert {ax.images[0].get_clim() for ax in _image_panels(fig)} == {(mels.min(), mels.max())}
+    assert fig.axes[-1].get_ylabel() == "dB"
 
 
 def test_unlabelled_states_grey_beside_the_damage_extent_scale(tmp_path, drawn):
@@ -126,3 +137,50 @@ def test_unlabelled_states_grey_beside_the_damage_extent_scale(tmp_path, drawn):
     np.testing.assert_array_equal(coloured.get_array(), labelled)
     assert coloured.get_clim() == (0.0, labelled.max())  # the scale from the labelled states, from 0
     assert fig.axes[1].get_ylabel() == "damage extent (mask mean)"
+
+
+# --------------------------------------------------------------------------- spectrograms in physical units
+
+
+def test_bridge_spectrograms_in_hertz_seconds_and_ln_magnitude(tmp_path, drawn):
+    """The vibration spectrograms' axes read "bin" and "frame" and their colour bars had no unit; the latent
+    interpolation's spectrograms were each stretched to 0-1 under one bar from 0 to 1."""
+    from latentbridge.report.runs.multimodal import write_evaluation
+
+    res = _bridge_evaluation()
+    write_evaluation(res, tmp_path)
+    fig = _by_name(drawn, "spectrograms")
+    first = _image_panels(fig)[0]
+    assert first.get_ylabel() == "frequency (Hz)" and _image_panels(fig)[-1].get_xlabel() == "time (s)"
+    # 65 rows of a 128-point STFT at 100 Hz: 0 to 50 Hz; 32 frames of 32 samples: 10.24 s
+    assert [t.get_text() for t in first.get_yticklabels()] == ["0", "12", "25", "38", "50"]
+    assert first.images[0].get_extent() == [0.0, 32 * 32 / 100.0, 0, 65]
+    assert fig.axes[1].get_ylabel() == "ln magnitude"  # the first panel's colour bar
+    grid = _by_name(drawn, "interpolation_spectrogram")
+    specs = res.interpolation["spectrograms"]
+    assert {ax.images[0].get_clim() for ax in _image_panels(grid)} == {(specs.min(), specs.max())}
+    np.testing.assert_array_equal(_image_panels(grid)[2].images[0].get_array(), specs[2])  # as computed, not 0-1
+    assert grid.axes[-1].get_ylabel() == "ln magnitude"
+
+
+def test_mel_spectrograms_in_band_centres_and_db(tmp_path, drawn):
+    """A mel model's spectrograms (audio autoencoders, anomaly examples, digits): rows at the mel bands' centre
+    frequencies, time in seconds, the colour bar in dB; channels stacked upwards repeat the bands."""
+    from latentbridge.data.survey import band_centres_hz
+    from latentbridge.report.audio import feature_axes, plot_spectrogram_pairs
+
+    f = _DIGIT_FEATURES  # 8 kHz, 64 mel bands to 4 kHz, hop 64
+    x = np.random.default_rng(0).normal(size=(2, 128, 125))  # two channels stacked
+    plot_spectrogram_pairs(x, None, ["a.wav", "b.wav"], tmp_path / "s.png", **feature_axes(f))
+    ax = _image_panels(drawn[next(iter(drawn))])[0]
+    centres = band_centres_hz(f, 8000)
+    rows = np.linspace(0, 127, 5).round().astype(int)
+    assert ax.get_ylabel() == "mel band centre (Hz)"
+    assert [t.get_text() for t in ax.get_yticklabels()] == [f"{np.tile(centres, 2)[r]:.0f}" for r in rows]
+    np.testing.assert_allclose(ax.get_yticks(), rows + 0.5)
+    assert ax.images[0].get_extent() == [0.0, 125 * 64 / 8000, 0, 128]
+    assert ax.figure.axes[1].get_ylabel() == "dB"
+    assert feature_axes(f.model_copy(update={"scale": "log", "power": 2.0}))["unit"] == "ln magnitude^2"
+    assert feature_axes(f.model_copy(update={"normalize": "minmax"}))["unit"] == "min-max scaled per window"
+    with pytest.raises(ValueError, match="64 row frequencies for 100 spectrogram rows"):
+        plot_spectrogram_pairs(x[:, :100], None, None, tmp_path / "bad.png", frequencies_hz=centres)

@@ -9,7 +9,7 @@ import numpy as np
 
 from latentbridge.report.common import _new_figure, _paired_arrays, _save, _tight
 
-__all__ = ["plot_spectrogram_pairs", "plot_waveform_overlay"]
+__all__ = ["feature_axes", "plot_spectrogram_pairs", "plot_waveform_overlay", "stft_axes"]
 
 _MAX_WAVEFORM_ROWS = 4
 
@@ -19,14 +19,20 @@ def plot_spectrogram_pairs(
     reconstructions,
     titles: Sequence[str] | None,
     path: str | Path,
-    sample_rate: int | None = None,
+    sample_rate: float | None = None,
     hop_length: int | None = None,
+    *,
+    frequencies_hz=None,
+    unit: str = "",
 ) -> Path:
     """Rows of ``input | reconstruction | |input - reconstruction|`` for (n, F, T) arrays; the inputs alone,
     one per row, when ``reconstructions`` is None (a model that reconstructs nothing).
 
     Input and reconstruction in a row share one colour scale. When ``sample_rate`` and
-    ``hop_length`` are both given the time axis is in seconds, otherwise in frames.
+    ``hop_length`` are both given the time axis is in seconds, otherwise in frames. ``frequencies_hz``: each
+    row's centre frequency (F values, or F / C for C channels stacked upwards), written on the frequency axis (mel
+    bands where they are not evenly spaced), else the rows are counted; ``unit`` names the values on the colour bars
+    (e.g. "dB"). :func:`feature_axes` gives all four for a model's features.
     """
     a, b = _paired_arrays(inputs, inputs if reconstructions is None else reconstructions, "(n, F, T)",
                           "inputs and reconstructions")
@@ -42,6 +48,7 @@ def plot_spectrogram_pairs(
     else:
         extent = [0, n_time, 0, n_freq]
         xlabel = "frame"
+    ticks, ylabel = _frequency_ticks(frequencies_hz, n_freq)
 
     cols = 1 if reconstructions is None else 3
     fig = _new_figure(4.0 * cols, 2.6 * n + 0.4)
@@ -61,11 +68,50 @@ def plot_spectrogram_pairs(
             ax.set_title(f"{titles[i]}: {name}" if j == 0 else name, fontsize=9)
             if i == n - 1:
                 ax.set_xlabel(xlabel)
+            if ticks is not None:
+                ax.set_yticks(*ticks)
             if j == 0:
-                ax.set_ylabel("bin")
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+                ax.set_ylabel(ylabel)
+            bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+            if unit:
+                bar.set_label(unit, fontsize=8)
     _tight(fig)
     return _save(fig, path)
+
+
+def _frequency_ticks(frequencies_hz, n_rows: int, n_ticks: int = 5):
+    """((positions, labels) of the frequency axis, its label) for rows centred at ``frequencies_hz`` (tiled over
+    channels stacked upwards); (None, "bin") without them."""
+    if frequencies_hz is None:
+        return None, "bin"
+    f = np.asarray(frequencies_hz, dtype=np.float64).reshape(-1)
+    if f.size == 0 or n_rows % f.size:
+        raise ValueError(f"{f.size} row frequencies for {n_rows} spectrogram rows")
+    steps = np.diff(f)
+    even = steps.size == 0 or np.allclose(steps, steps[0], rtol=1e-3)
+    f = np.tile(f, n_rows // f.size)
+    rows = np.unique(np.linspace(0, n_rows - 1, n_ticks).round().astype(int))
+    return (rows + 0.5, [f"{f[r]:.0f}" for r in rows]), "frequency (Hz)" if even else "mel band centre (Hz)"
+
+
+def feature_axes(features) -> dict:
+    """:func:`plot_spectrogram_pairs` keywords (``sample_rate``, ``hop_length``, ``frequencies_hz``, ``unit``) of
+    features a model computes with ``features`` (its saved spectrogram parameters)."""
+    from latentbridge.data.survey import band_centres_hz
+
+    power = "" if features.power == 1 else f"^{features.power:g}"
+    if features.normalize != "none":
+        unit = "min-max scaled per window"
+    else:
+        unit = {"db": "dB", "log": f"ln magnitude{power}", "linear": f"magnitude{power}"}[features.scale]
+    return {"sample_rate": features.sample_rate, "hop_length": features.hop_length,
+            "frequencies_hz": band_centres_hz(features, features.sample_rate), "unit": unit}
+
+
+def stft_axes(sample_rate: float, n_fft: int, hop_length: int, unit: str = "ln magnitude") -> dict:
+    """:func:`plot_spectrogram_pairs` keywords of an STFT (``n_fft // 2 + 1`` rows) at ``sample_rate``."""
+    return {"sample_rate": sample_rate, "hop_length": hop_length,
+            "frequencies_hz": np.fft.rfftfreq(int(n_fft), 1.0 / float(sample_rate)), "unit": unit}
 
 
 def plot_waveform_overlay(

@@ -112,6 +112,7 @@ def plot_image_grid(
     share_row_scale: bool = True,
     keep_aspect: bool = False,
     value_range: tuple[float, float] | None = None,
+    unit: str = "",
 ) -> Path:
     """A grid of (R, K, H, W) images: R rows of K panels (e.g. rows = spectrogram / mask,
     columns = latent interpolation steps). A (K, H, W) array is one row; (R, K, H, W, 3) are RGB
@@ -123,7 +124,7 @@ def plot_image_grid(
     (spectrograms); use ``"upper"`` for images and masks. ``keep_aspect``: panels as wide and tall as the
     images (a beam's 16 x 128 mask stays a strip), where by default every panel is square. ``value_range``: one
     colour scale for every panel (images in [0, 1]: a flat grey reconstruction is drawn grey, not stretched to
-    black and white beside its input).
+    black and white beside its input). ``unit`` names the values on the colour bars (e.g. "dB").
     """
     a = np.asarray(images, dtype=np.float64)
     if a.ndim == 3:
@@ -157,7 +158,7 @@ def plot_image_grid(
             if k == 0 and row_titles is not None:
                 ax.set_ylabel(row_titles[r], fontsize=9)
             if not share_row_scale and not rgb:
-                fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+                fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label=unit or None)
         if share_row_scale and im is not None and not rgb:
-            fig.colorbar(im, ax=fig.axes[-n_col:], fraction=0.02, pad=0.01)
+            fig.colorbar(im, ax=fig.axes[-n_col:], fraction=0.02, pad=0.01, label=unit or None)
     return _save(fig, path)

@@ -569,7 +569,7 @@ def _examples(det: Detector, wf: WindowFeatures, scores: np.ndarray, y: np.ndarr
               f"({'anomalous' if y[i] else 'normal'}){stacked}" for i in picks]
     n, _, f, t = x_np.shape
     return {"inputs": x_np.reshape(n, c * f, t), "reconstructions": None if rec is None else rec.reshape(n, c * f, t),
-            "titles": titles}
+            "titles": titles, "features": det.spec.features}
 
 
 def evaluate(run_dir: str | Path, data: str | None = None, sample_rate: float | None = None) -> ScoreResult:

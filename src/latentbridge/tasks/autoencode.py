@@ -190,6 +190,8 @@ class AudioEvaluation:
     examples: list[dict] = field(default_factory=list)
     """Per example window: ``label``, ``original``, ``reconstructed``, ``features_only`` waves and the
     ``features`` / ``reconstruction`` spectrograms (F, T)."""
+    features: object = None
+    """The model's spectrogram parameters (``SpectrogramParams``): the plots' frequencies, times and unit."""
 
 
 @dataclass
@@ -293,7 +295,7 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
     picks = np.unique(np.linspace(0, len(windows) - 1, k).round().astype(int)) if k else np.arange(0)
     examples = [{"label": labels[i], "original": windows[i], "reconstructed": wave_rec[i],
                  "features_only": wave_orc[i], "features": feats[i, 0], "reconstruction": rec[i, 0]} for i in picks]
-    return AudioEvaluation(metrics, sr, transform.hop_length, examples)
+    return AudioEvaluation(metrics, sr, transform.hop_length, examples, spec.features)
 
 
 # ----------------------------------------------------------------------------- images

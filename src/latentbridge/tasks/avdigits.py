@@ -127,6 +127,7 @@ class DigitsEvaluation:
     pick: np.ndarray  # one test pair per digit
     wavs: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (file name, wave) examples
     samples: dict = field(default_factory=dict)  # prior samples: image (10, H, W), audio (10, F, T)
+    features: object = None  # the spectrogram parameters (SpectrogramParams): the plots' frequencies, times, unit
 
 
 def space_clusters(test: DigitPairs, latents: dict, space: str, method: str, n_clusters: int, **kw
@@ -198,7 +199,7 @@ def evaluate(run_dir: str | Path, data: str | None = None, n_audio_examples: int
             for i in pick[:n_audio_examples] for r in routes]
     s = model.sample(10, generator=torch.Generator().manual_seed(0))
     samples = {"image": s["image"][:, 0].numpy(), "audio": s["audio"][:, 0].numpy()}
-    return DigitsEvaluation(metrics, spec.sample_rate, routes, test, pred, pick, wavs, samples)
+    return DigitsEvaluation(metrics, spec.sample_rate, routes, test, pred, pick, wavs, samples, spec.features)
 
 
 # ----------------------------------------------------------------------------- one input at a time

@@ -260,7 +260,7 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
     examples = {"titles": [f"{test.tests[test.test_index[test_lab[i]]]} @{test.starts_s[test_lab[i]]:.0f}s" for i in idx],
                 "masks": masks[idx, 0], "mask_prob": prob[idx, 0],
                 "logmag": log_magnitude(waves[idx], spec)[:, 0], "logmag_gen": log_magnitude(gen_waves[idx], spec)[:, 0],
-                "wave": waves[idx[0]], "wave_gen": gen_waves[idx[0]]}
+                "wave": waves[idx[0]], "wave_gen": gen_waves[idx[0]], "n_fft": spec.n_fft, "hop_length": spec.hop_length}
     first = generate(model, k, {"spec": z_spec[idx[:1]].repeat(k, 1)}, settings=settings)
     examples["mask_samples"] = stages.decode("mask", first["mask"]).numpy()[:, 0]
     ext = np.asarray(test.extent, dtype=float)[lab]
@@ -294,6 +294,7 @@ class MLDDigitsEvaluation:
     (10, k, H, W) sampled from their spoken digits, ``audio`` (10, k, F, T) from their images,
     ``waves`` (10, samples) of the first, ``joint_images`` / ``joint_audio``."""
     kind: str = "digits"
+    features: object = None  # the spectrogram parameters (SpectrogramParams): the plots' frequencies, times, unit
 
 
 def held_out_digit_pairs(cfg, max_pairs: int | None = None):
@@ -366,7 +367,7 @@ def evaluate_digits(saved, stages) -> MLDDigitsEvaluation:
                 "audio": gen_a[:, 0].reshape(len(pick), n_ex, *test.audio.shape[2:]),
                 "waves": to_waves(saved.transform, gen_a[::n_ex], e.gl_iterations),
                 "joint_images": j_img[:20, 0], "joint_audio": j_aud[:20, 0]}
-    return MLDDigitsEvaluation(metrics, int(saved.transform.sample_rate), examples)
+    return MLDDigitsEvaluation(metrics, int(saved.transform.sample_rate), examples, features=saved.transform.features)
 
 
 def evaluate(run_dir, data: str | None = None, sample_rate: float | None = None):

@@ -293,8 +293,8 @@ class MultimodalEvaluation:
     has_reconstruction: bool
     examples: dict = field(default_factory=dict)
     """Plot data: ``titles``, ``masks`` (target; None when no window is labelled) / ``mask_prob`` (n, H, W) of
-    labelled windows (of any window when none is), ``logmag`` / ``logmag_rec`` (n, F, T), ``wave`` / ``wave_rec``
-    (T,) of the first example."""
+    labelled windows (of any window when none is), ``logmag`` / ``logmag_rec`` (n, F, T) (natural-log STFT magnitudes
+    of ``n_fft`` and ``hop_length``), ``wave`` / ``wave_rec`` (T,) of the first example."""
     interpolation: dict | None = None
     """``alphas``, ``masks`` (steps, H, W), ``spectrograms`` (steps, F, T), ``from`` / ``to`` text; None without
     two labelled states of different extent (``interpolation_note`` says why)."""
@@ -364,7 +364,8 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
         with torch.no_grad():
             logmag, _ = model.codec.analyse(torch.from_numpy(data.waves[idx]))
         examples.update({"logmag": logmag[:, 0].numpy(), "logmag_rec": pred["logmag"][idx, 0],
-                         "wave": data.waves[idx[0]], "wave_rec": pred["wave"][idx[0]]})
+                         "wave": data.waves[idx[0]], "wave_rec": pred["wave"][idx[0]],
+                         "n_fft": saved.transform.n_fft, "hop_length": saved.transform.hop_length})
         interp, interp_note = _interpolation(model, data, pred, lab_idx)
         if interp is None:
             log.info("%s: no latent interpolation: %s", data_root or cfg.data.root, interp_note)

@@ -56,6 +56,8 @@ class Reconstructions:
     files: list[FileReconstruction]
     postfilter: bool = False
     """Whether the decoded log-mels passed the model's global-variance post-filter."""
+    features: object = None
+    """The model's spectrogram parameters (``SpectrogramParams``): the plots' frequencies, times and unit."""
 
 
 @torch.no_grad()
@@ -164,7 +166,7 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
     phase_text = ("input phase (ISTFT)" if phase == "input"
                   else f"Griffin-Lim, {n_iter} iterations (mel features keep no phase)")
     return Reconstructions(str(model_dir), phase_text, sr, transform.hop_length, transform.kind, results,
-                           postfilter=pf is not None)
+                           postfilter=pf is not None, features=spec.features)
 
 
 def say_conversions(paths: list[Path], natives: list, spec, rebuilt: str = "rebuilt") -> list[str]:

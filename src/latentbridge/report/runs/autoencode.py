@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.io import write_wav
-from latentbridge.report.audio import plot_spectrogram_pairs
+from latentbridge.report.audio import feature_axes, plot_spectrogram_pairs
 from latentbridge.report.html import write_html_report
 from latentbridge.report.images import plot_image_grid
 from latentbridge.utils import atomic_write_json
@@ -33,7 +33,7 @@ def write_audio_evaluation(res, folder: Path) -> None:
         plot_spectrogram_pairs(np.stack([e["features"] for e in res.examples]),
                                np.stack([e["reconstruction"] for e in res.examples]),
                                [e["label"] for e in res.examples], folder / "spectrograms.png",
-                               sample_rate=res.sample_rate, hop_length=res.hop_length)
+                               **feature_axes(res.features))
     m = res.metrics
     write_html_report(folder / "report.html", "latentbridge mel autoencoder report", [
         {"heading": "Metrics", "table": {k: v for k, v in m.items() if not isinstance(v, dict)}, "text": AUDIO_NOTE},
@@ -74,8 +74,7 @@ def write_reconstructions(res, folder: Path) -> dict:
         wav = write_wav(folder / f"{r.stem}_reconstructed.wav", r.output, r.sample_rate)
         plot = plot_spectrogram_pairs(r.spectrogram_in[None], r.spectrogram_out[None],
                                       [f"{r.path.name} (audio → {res.kind} → model → audio)"],
-                                      folder / f"{r.stem}_spectrogram.png", sample_rate=res.model_sample_rate,
-                                      hop_length=res.hop_length)
+                                      folder / f"{r.stem}_spectrogram.png", **feature_axes(res.features))
         files.append({"path": str(r.path), "output": Path(wav).name, "plot": Path(plot).name, "n_windows": r.n_windows,
                       "sample_rate": r.sample_rate, **r.metrics})
     summary = {"model": res.model, "phase": res.phase, "postfilter": res.postfilter,

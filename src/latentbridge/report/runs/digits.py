@@ -7,16 +7,13 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.io import write_wav
-from latentbridge.report.audio import plot_spectrogram_pairs
+from latentbridge.report.audio import feature_axes, plot_spectrogram_pairs
 from latentbridge.report.charts import plot_heatmap
+from latentbridge.report.common import _finite_range
 from latentbridge.report.embedding import plot_embedding, project_2d
 from latentbridge.report.html import write_html_report
 from latentbridge.report.images import plot_image_grid
 from latentbridge.utils import atomic_write_json
-
-
-def _norm(x):
-    return (x - x.min()) / max(1e-9, float(x.max() - x.min()))
 
 
 def write_evaluation(res, folder: Path) -> None:
@@ -28,23 +25,23 @@ def write_evaluation(res, folder: Path) -> None:
     plot_image_grid(np.stack([test.image[pick, 0]] + [pred["audio_to_image" + r][pick, 0] for r in routes]),
                     ["paired image"] + [f"from the clip{names[r]}" for r in routes], cols,
                     folder / "audio_to_image.png", cmap="gray", origin="upper", value_range=(0.0, 1.0))
-    plot_image_grid(np.stack([np.stack([_norm(test.audio[i, 0]) for i in pick])]
-                             + [np.stack([_norm(pred["image_to_audio" + r][i, 0]) for i in pick]) for r in routes]),
-                    ["spoken digit"] + [f"from the image{names[r]}" for r in routes], cols,
-                    folder / "image_to_audio.png")
+    axes = feature_axes(res.features) if res.features is not None else {}
+    mels = np.stack([test.audio[pick, 0]] + [pred["image_to_audio" + r][pick, 0] for r in routes])
+    plot_image_grid(mels, ["spoken digit"] + [f"from the image{names[r]}" for r in routes], cols,
+                    folder / "image_to_audio.png", value_range=_finite_range(mels), unit=axes.get("unit", ""))
     plot_image_grid(np.stack([test.image[pick, 0], pred["image_recon"][pick, 0]]),
                     ["image", "reconstruction (from the image)"], cols, folder / "image_reconstructions.png",
                     cmap="gray", origin="upper", value_range=(0.0, 1.0))
     plot_spectrogram_pairs(test.audio[pick, 0], pred["audio_recon"][pick, 0],
                            [f"digit {test.label[i]} ({test.speaker[i]})" for i in pick],
-                           folder / "audio_reconstructions.png")
+                           folder / "audio_reconstructions.png", **axes)
     for name, wave in res.wavs:
         write_wav(folder / name, wave, res.sample_rate)
     s = res.samples
     plot_image_grid(s["image"][None], ["synthetic image"], [str(i) for i in range(len(s["image"]))],
                     folder / "synthetic_images.png", cmap="gray", origin="upper", value_range=(0.0, 1.0))
-    plot_image_grid(np.stack([_norm(a) for a in s["audio"]])[None], ["synthetic spectrogram"],
-                    [str(i) for i in range(len(s["audio"]))], folder / "synthetic_audio.png")
+    plot_image_grid(np.asarray(s["audio"])[None], ["synthetic spectrogram"],
+                    [str(i) for i in range(len(s["audio"]))], folder / "synthetic_audio.png", unit=axes.get("unit", ""))
     z2, how = project_2d(pred["z_joint"], method="umap", seed=0)
     plot_embedding(z2, test.label, folder / "latent_joint.png", f"joint latent ({how}) by digit", categorical=True)
     write_html_report(folder / "report.html", "latentbridge audio-visual digits", [

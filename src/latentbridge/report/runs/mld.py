@@ -10,7 +10,8 @@ import numpy as np
 
 from latentbridge.io import write_wav
 from latentbridge.io.images import write_grid, write_png
-from latentbridge.report.audio import plot_spectrogram_pairs, plot_waveform_overlay
+from latentbridge.report.audio import feature_axes, plot_spectrogram_pairs, plot_waveform_overlay, stft_axes
+from latentbridge.report.common import _finite_range
 from latentbridge.report.embedding import plot_embedding, project_2d
 from latentbridge.report.html import write_html_report
 from latentbridge.report.images import plot_image_grid, plot_mask_triplets
@@ -109,7 +110,8 @@ def _bridge(res, folder: Path) -> list[dict]:
     plot_mask_triplets(None, ex["masks"], ex["mask_prob"], ex["titles"], folder / "masks.png", threshold=res.threshold)
     plot_image_grid(ex["mask_samples"][None], ["sampled mask"], [str(i) for i in range(len(ex["mask_samples"]))],
                     folder / "mask_samples.png", cmap="gray", origin="upper", keep_aspect=True, value_range=(0.0, 1.0))
-    plot_spectrogram_pairs(ex["logmag"], ex["logmag_gen"], ex["titles"], folder / "spectrograms.png")
+    plot_spectrogram_pairs(ex["logmag"], ex["logmag_gen"], ex["titles"], folder / "spectrograms.png",
+                           **stft_axes(res.sample_rate, ex["n_fft"], ex["hop_length"]))
     plot_waveform_overlay(ex["wave"], ex["wave_gen"], res.sample_rate, folder / "time_series.png",
                           title=f"{ex['titles'][0]}: real vs generated from its mask")
     it = res.interpolation
@@ -145,13 +147,13 @@ def _digits(res, folder: Path) -> list[dict]:
                     [f"digit {d}" for d in labels], ["paired image"] + [f"sample {i + 1}" for i in range(k)],
                     folder / "audio_to_image.png", cmap="gray", origin="upper", value_range=(0.0, 1.0))
     k3 = min(3, ex["audio"].shape[1])
-    plot_image_grid(np.stack([_norm(np.concatenate([ex["inputs_audio"][i:i + 1], ex["audio"][i, :k3]]))
-                              for i in range(len(labels))]),
-                    [f"digit {d}" for d in labels], ["spoken digit"] + [f"from the image {i + 1}" for i in range(k3)],
-                    folder / "image_to_audio.png")
+    unit = feature_axes(res.features)["unit"] if res.features is not None else ""
+    mels = np.stack([np.concatenate([ex["inputs_audio"][i:i + 1], ex["audio"][i, :k3]]) for i in range(len(labels))])
+    plot_image_grid(mels, [f"digit {d}" for d in labels], ["spoken digit"] + [f"from the image {i + 1}" for i in range(k3)],
+                    folder / "image_to_audio.png", value_range=_finite_range(mels), unit=unit)  # one scale
     write_grid(folder / "joint_images.png", ex["joint_images"][:, None], n_cols=10)
-    plot_image_grid(np.stack([_norm(a) for a in ex["joint_audio"][:10]])[None], ["joint sample"],
-                    [str(i) for i in range(min(10, len(ex["joint_audio"])))], folder / "joint_audio.png")
+    plot_image_grid(np.asarray(ex["joint_audio"][:10])[None], ["joint sample"],
+                    [str(i) for i in range(min(10, len(ex["joint_audio"])))], folder / "joint_audio.png", unit=unit)
     for d, wave in zip(labels, ex["waves"]):
         write_wav(folder / f"image_to_audio_{d}.wav", np.clip(wave, -1, 1), res.sample_rate)
     return [

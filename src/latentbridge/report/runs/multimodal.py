@@ -6,16 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.report.audio import plot_spectrogram_pairs, plot_waveform_overlay
+from latentbridge.report.audio import plot_spectrogram_pairs, plot_waveform_overlay, stft_axes
 from latentbridge.report.charts import plot_crack_operating_curve
 from latentbridge.report.embedding import plot_embedding, project_2d
 from latentbridge.report.html import write_html_report
 from latentbridge.report.images import plot_image_grid, plot_mask_triplets
 from latentbridge.utils import atomic_write_json
-
-
-def _norm(x):
-    return (x - x.min()) / max(1e-9, float(x.max() - x.min()))
 
 
 def crack_curve_section(metrics: dict, threshold: float, folder: Path, calibrated: bool = True) -> list[dict]:
@@ -63,7 +59,8 @@ def write_evaluation(res, folder: Path) -> None:
                          f"{above}.", "images": ["masks_predicted.png"]})
     sections += crack_curve_section(res.metrics, res.threshold, folder, calibrated=bool(res.threshold_calibrated_on))
     if res.has_reconstruction:
-        plot_spectrogram_pairs(ex["logmag"], ex["logmag_rec"], ex["titles"], folder / "spectrograms.png")
+        axes = stft_axes(res.sample_rate, ex["n_fft"], ex["hop_length"])
+        plot_spectrogram_pairs(ex["logmag"], ex["logmag_rec"], ex["titles"], folder / "spectrograms.png", **axes)
         plot_waveform_overlay(ex["wave"], ex["wave_rec"], res.sample_rate, folder / "waveform.png", title=ex["titles"][0])
         sections.append({"heading": "Reconstructions", "text": "log-magnitude (channel 0): input, reconstruction, "
                          "difference; waveform through the ISTFT of the reconstructed magnitude and phase",
@@ -74,8 +71,8 @@ def write_evaluation(res, folder: Path) -> None:
                              f"{res.interpolation_note}."})
         else:
             cols = [f"{t:.2f}" for t in it["alphas"].tolist()]
-            plot_image_grid(np.stack([_norm(s) for s in it["spectrograms"]])[None], ["log-magnitude (ch 0)"], cols,
-                            folder / "interpolation_spectrogram.png")
+            plot_image_grid(np.asarray(it["spectrograms"])[None], ["log-magnitude (ch 0)"], cols,
+                            folder / "interpolation_spectrogram.png", unit=axes["unit"])  # one scale: levels compare
             plot_image_grid(it["masks"][None], ["crack probability"], cols, folder / "interpolation_mask.png",
                             cmap="gray", origin="upper", keep_aspect=True, value_range=(0.0, 1.0))
             sections.append({"heading": "Latent interpolation", "text": f"from {it['from']} to {it['to']}",
