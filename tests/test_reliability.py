@@ -305,8 +305,10 @@ def test_score_replaces_a_used_folder_whole(fitted_model, machine_data, tmp_path
     assert main(["anomaly", "score", str(fitted_model), wav, "--out", str(out)]) == 2
     assert "--force" in capsys.readouterr().err
     assert main(["anomaly", "score", str(fitted_model), wav, "--out", str(out), "--force"]) == 0
-    # the old run's metrics, plots and report are gone: the folder holds one run's files
-    assert sorted(p.name for p in out.iterdir()) == [".latentbridge-written", "scores.csv", "summary.json"]
+    # the old run's metrics, ROC and labelled histograms are gone: the folder holds one run's files
+    assert sorted(p.name for p in out.iterdir()) == [".latentbridge-written", "examples.png", "histogram.png",
+                                                     "histogram_windows.png", "report.html", "scores.csv",
+                                                     "summary.json"]
     # the temporary sibling of a killed run (kill -9 leaves it) goes with the next run into the folder
     stale = tmp_path / ".report.tmp-999999"
     stale.mkdir()

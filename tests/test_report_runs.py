@@ -18,13 +18,14 @@ from latentbridge.transforms.spec import SpectrogramParams
 
 @pytest.fixture()
 def drawn(monkeypatch):
-    """{file name: figure} of the figures saved during a test (their files are still written)."""
+    """{path: figure} of the figures saved during a test, the last under each path (their files are still
+    written)."""
     figures = {}
     savefig = Figure.savefig
 
     def keep(fig, path, *args, **kwargs):
-        name = Path(path).name  # atomic writes save to a temporary sibling, .NAME.XXXX.partial
-        figures[re.sub(r"^\.(.+)\.[^.]+\.partial$", r"\1", name)] = fig
+        path = Path(path)  # atomic writes save to a temporary sibling, .NAME.XXXX.partial
+        figures[path.with_name(re.sub(r"^\.(.+)\.[^.]+\.partial$", r"\1", path.name))] = fig
         return savefig(fig, path, *args, **kwargs)
 
     monkeypatch.setattr(Figure, "savefig", keep)
@@ -32,9 +33,10 @@ def drawn(monkeypatch):
 
 
 def _by_name(drawn, name):
-    """The figure saved as ``name`` (.png)."""
-    assert f"{name}.png" in drawn, (name, sorted(drawn))
-    return drawn[f"{name}.png"]
+    """The one figure saved as ``name`` (.png)."""
+    hits = [fig for path, fig in drawn.items() if path.name == f"{name}.png"]
+    assert len(hits) == 1, (name, sorted(drawn))
+    return hits[0]
 
 
 def _image_panels(fig):
@@ -184,3 +186,94 @@ def test_mel_spectrograms_in_band_centres_and_db(tmp_path, drawn):
     assert feature_axes(f.model_copy(update={"normalize": "minmax"}))["unit"] == "min-max scaled per window"
     with pytest.raises(ValueError, match="64 row frequencies for 100 spectrogram rows"):
         plot_spectrogram_pairs(x[:, :100], None, None, tmp_path / "bad.png", frequencies_hz=centres)
+
+
+# --------------------------------------------------------------------------- training figures
+
+
+def _loss_lines(fig):
+    ax = fig.axes[0]
+    return {ln.get_label(): ln.get_xydata() for ln in ax.lines}
+
+
+def test_training_of_any_workflow_leaves_its_loss_curve_over_every_session(machine_data, feature_cache, tmp_path,
+                                                                           drawn):
+    """Only diffusion training wrote figures: a detector's (or any other run's) training left none. A resumed run
+    draws the epochs of both sessions."""
+    import csv
+
+    from conftest import FAST
+    from latentbridge.cli import main
+
+    out = tmp_path / "model"
+    args = ["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(out)]
+    for o in FAST:
+        args += ["-o", o]
+    assert main(args) == 0
+    assert (out / "training_loss.png").is_file()
+    assert main([*args, "-o", "train.max_epochs=5", "--resume"]) == 0
+    assert sorted(p.name for p in (out / "logs" / "csv").iterdir()) == ["version_0", "version_1"]
+    logged = {}
+    for version in ("version_0", "version_1"):
+        with open(out / "logs" / "csv" / version / "metrics.csv", newline="") as f:
+            for row in csv.DictReader(f):
+                if row.get("val/loss"):
+                    logged[int(row["epoch"]) + 1] = float(row["val/loss"])
+    fig = drawn[out / "training_loss.png"]  # the last one drawn: after the resumed session
+    lines = _loss_lines(fig)
+    np.testing.assert_array_equal(lines["training"][:, 0], [1, 2, 3, 4, 5])
+    np.testing.assert_allclose(lines["validation"], [[e, logged[e]] for e in range(1, 6)])
+    assert fig.axes[0].get_xlabel() == "epoch"
+    assert "training_loss.png" in (out / ".latentbridge-written").read_text()  # latentbridge's, for --force
+
+
+def test_training_loss_of_a_resumed_run_and_its_stages(tmp_path, drawn):
+    """A session that redid an epoch has the last word on it; each stage trained inside a run (a latent diffusion
+    run's first stages) gets its own curve, titled with its folder."""
+    from latentbridge.report.runs.training import write_training
+
+    def log(folder, rows):
+        folder.mkdir(parents=True)
+        lines = ["epoch,step,train/loss_epoch,val/loss"] + [f"{e},{s},{t},{v}" for e, s, t, v in rows]
+        (folder / "metrics.csv").write_text("\n".join(lines) + "\n")
+
+    log(tmp_path / "logs/csv/version_0", [(0, 3, "", 2.0), (0, 3, 2.5, ""), (1, 7, "", 1.5), (1, 7, 1.9, ""),
+                                           (2, 11, "", 9.9)])  # epoch 2 cut short: trained again
+    log(tmp_path / "logs/csv/version_10", [(3, 19, "", 0.8), (3, 19, 1.0, "")])
+    log(tmp_path / "logs/csv/version_2", [(2, 11, "", 1.2), (2, 11, 1.4, "")])
+    log(tmp_path / "first_stage/audio/logs/csv/version_0", [(0, 1, 3.0, "")])
+    written = write_training(tmp_path)
+    assert written == [tmp_path / "first_stage/audio/training_loss.png", tmp_path / "training_loss.png"]
+    lines = _loss_lines(drawn[tmp_path / "training_loss.png"])
+    np.testing.assert_array_equal(lines["training"], [[1, 2.5], [2, 1.9], [3, 1.4], [4, 1.0]])
+    np.testing.assert_array_equal(lines["validation"], [[1, 2.0], [2, 1.5], [3, 1.2], [4, 0.8]])
+    assert drawn[tmp_path / "training_loss.png"].axes[0].get_title() == "training loss"
+    stage = drawn[tmp_path / "first_stage/audio/training_loss.png"].axes[0]
+    assert stage.get_title() == "training loss (first_stage/audio)"
+    assert [ln.get_label() for ln in stage.lines] == ["training"]  # no validation logged
+
+
+def test_scores_without_labels_leave_histograms_and_a_report(fitted_model, machine_data, tmp_path, drawn):
+    """`anomaly score` without labels wrote scores.csv and summary.json alone: no figure of the scores' spread."""
+    import json
+
+    from latentbridge.cli import main
+
+    out = tmp_path / "s"
+    assert main(["anomaly", "score", str(fitted_model), str(machine_data / "test"), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "examples.png", "histogram.png", "histogram_windows.png", "report.html", "scores.csv", "summary.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    for name, n in (("histogram", summary["n_files"]), ("histogram_windows", summary["n_windows"])):
+        ax = _by_name(drawn, name).axes[0]
+        labels = ax.get_legend_handles_labels()[1]
+        assert labels == [f"scores (n={n})", f"threshold={summary['threshold']:.4g}"]  # one histogram: no labels
+        assert len(ax.containers) == 1 and sum(b.get_height() for b in ax.containers[0]) == n
+        (line,) = ax.lines
+        assert line.get_xdata()[0] == pytest.approx(summary["threshold"])  # the threshold marked
+    titles = [ax.get_title() for ax in _image_panels(_by_name(drawn, "examples"))]
+    inputs = [t for t in titles if t.endswith(": input")]
+    assert len(inputs) == 4 and not any("(normal)" in t or "(anomalous)" in t for t in titles)  # no label to give
+    html = (out / "report.html").read_text()
+    assert re.findall(r"<h2>(.*?)</h2>", html) == ["Summary", "Scores", "Example windows and their reconstructions"]
+    assert "roc.png" not in html and 'alt="histogram.png"' in html

@@ -121,8 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     asc = a.add_parser("score", help="score recordings; with labels, also AUC/pAUC and plots")
     asc.add_argument("model_dir")
     asc.add_argument("paths", nargs="+", help="audio files or folders")
-    asc.add_argument("--out", required=True, help="folder for scores.csv, summary.json (and, with labels, the "
-                                                  "metrics and plots)")
+    asc.add_argument("--out", required=True, help="folder for scores.csv, score histograms, example windows, "
+                                                  "report.html and summary.json (with labels: metrics.json, ROC)")
     asc.add_argument("--labels", help="'auto' (folder named normal/anomalous) or a CSV with columns path,label")
     asc.add_argument("--aggregate", choices=["mean", "max"], help="per-file aggregate of window scores")
     asc.add_argument("--score", help="another of the model's scores (e.g. combined, latent_knn), with the "

@@ -19,6 +19,7 @@ from latentbridge.report.runs import digits as digits_report
 from latentbridge.report.runs import mld as mld_report
 from latentbridge.report.runs import multimodal as multimodal_report
 from latentbridge.report.runs import spatial as spatial_report
+from latentbridge.report.runs import training as training_report
 from latentbridge.tasks import analyze as analyze_task
 from latentbridge.tasks import (anomaly, autoencode, avdigits, classify, diffusion, generate, mld, mld_eval, multimodal,
                                spatial)
@@ -100,7 +101,10 @@ def train(cfg, out: str, *, resume: bool = False, force: bool = False, notify=No
             check_target(Path(out), force, training=True)
         if Path(out).parent.is_dir():  # a folder another process writes: refused now, not after minutes of reading
             FolderLock(out).acquire().release()
-    return TASKS[cfg.task].fit(cfg, out, resume=resume, force=force, notify=notify)
+    res = TASKS[cfg.task].fit(cfg, out, resume=resume, force=force, notify=notify)
+    if res is not None and cfg.task != "diffusion":  # diffusion writes its own training figures
+        training_report.write_training(getattr(res, "out_dir", None) or out)
+    return res
 
 
 def _reads_vibration(run_dir: str, config: dict, sample_rate: float | None) -> dict:

@@ -457,6 +457,7 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
                "n_silent_windows": None if wf.silent is None else int((wf.silent >= 1).sum())}
     res = ScoreResult(str(model_dir), det.method, aggregate, det.threshold, wf, scores, file_scores, summary=summary)
     if y_files is None:
+        res.examples = _examples(det, wf, scores, None, n_examples)
         return res
     _two_classes(y_files, paths)  # files skipped as unusable may have taken a class with them
     y_windows = y_files[wf.file_index]
@@ -551,7 +552,7 @@ def _two_classes(y_files: np.ndarray, paths) -> None:
                         f"folder named '{need}', named '{need}_*', or listed so in a label CSV)")
 
 
-def _examples(det: Detector, wf: WindowFeatures, scores: np.ndarray, y: np.ndarray, n: int) -> dict:
+def _examples(det: Detector, wf: WindowFeatures, scores: np.ndarray, y: np.ndarray | None, n: int) -> dict:
     order = np.argsort(scores)
     picks = list(order[: n // 2]) + list(order[::-1][: n - n // 2])
     ex = det.extractor()  # scoring let the features go: the picked windows' files are read again, each once
@@ -565,8 +566,8 @@ def _examples(det: Detector, wf: WindowFeatures, scores: np.ndarray, y: np.ndarr
     c = x_np.shape[1]  # every channel of a multi-axis recording (audio.channel: all): stacked, channel 0 lowest
     stacked = f", channels 0-{c - 1} stacked upwards" if c > 1 else ""
     names = file_names(wf.files)
-    titles = [f"{names[wf.file_index[i]]} @{wf.starts_s[i]:.1f}s  score {scores[i]:.3g} "
-              f"({'anomalous' if y[i] else 'normal'}){stacked}" for i in picks]
+    titles = [f"{names[wf.file_index[i]]} @{wf.starts_s[i]:.1f}s  score {scores[i]:.3g}"
+              + ("" if y is None else f" ({'anomalous' if y[i] else 'normal'})") + stacked for i in picks]
     n, _, f, t = x_np.shape
     return {"inputs": x_np.reshape(n, c * f, t), "reconstructions": None if rec is None else rec.reshape(n, c * f, t),
             "titles": titles, "features": det.spec.features}

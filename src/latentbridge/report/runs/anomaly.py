@@ -35,17 +35,17 @@ def scores_csv(res) -> str:
 
 
 def write_scores(res, folder: Path) -> None:
-    """``scores.csv`` always; with labels ``metrics.json``, ROC and histograms, example windows and
-    ``report.html``; without labels ``summary.json``."""
+    """``scores.csv``, histograms of the file and window scores, example windows and ``report.html`` always; with
+    labels ``metrics.json`` and the ROC; without labels ``summary.json``."""
     folder = Path(folder)
     atomic_write_text(folder / "scores.csv", scores_csv(res))
+    y_files = res.labels
+    y_windows = None if y_files is None else y_files[res.windows.file_index]
     if res.metrics is None:
         atomic_write_json(folder / "summary.json", res.summary)
-        return
-    y_files = res.labels
-    y_windows = y_files[res.windows.file_index]
-    atomic_write_json(folder / "metrics.json", res.metrics)
-    plot_roc(y_files, res.file_scores, folder / "roc.png", title=f"ROC (AUC {res.metrics['auc']:.3f})")
+    else:
+        atomic_write_json(folder / "metrics.json", res.metrics)
+        plot_roc(y_files, res.file_scores, folder / "roc.png", title=f"ROC (AUC {res.metrics['auc']:.3f})")
     plot_score_histogram(res.file_scores, y_files, res.threshold, folder / "histogram.png", title="File scores")
     plot_score_histogram(res.window_scores, y_windows, res.threshold, folder / "histogram_windows.png",
                          title="Window scores")
@@ -58,8 +58,11 @@ def write_scores(res, folder: Path) -> None:
     if ex["reconstructions"] is None:  # the detector scores statistics or distances of the windows, no rebuilt copy
         examples.update(heading="Example windows",
                         text=f"Lowest- and highest-scoring windows (the {res.method} score reconstructs nothing).")
-    write_html_report(folder / "report.html", "latentbridge anomaly report", [
-        {"heading": "Metrics", "table": res.metrics},
-        {"heading": "ROC and scores", "images": ["roc.png", "histogram.png", "histogram_windows.png"]},
-        examples,
-    ])
+    if res.metrics is None:  # no labels: what was scored and flagged, and the scores' spread
+        first = [{"heading": "Summary", "table": res.summary, "text": "No labels: scores and the files and windows "
+                  "above the threshold, without detection metrics (give --labels for AUC and the ROC)."},
+                 {"heading": "Scores", "images": ["histogram.png", "histogram_windows.png"]}]
+    else:
+        first = [{"heading": "Metrics", "table": res.metrics},
+                 {"heading": "ROC and scores", "images": ["roc.png", "histogram.png", "histogram_windows.png"]}]
+    write_html_report(folder / "report.html", "latentbridge anomaly report", [*first, examples])
