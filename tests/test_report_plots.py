@@ -615,3 +615,35 @@ def test_map_panels_spread_on_one_scale_gaps_grey_outside_blank(tmp_path, drawn)
     h, w = px.shape[:2]
     _assert_colour(px[int(h * 15 / 30), int(w * 15 / 40)][None], [153.0, 153.0, 153.0])  # the gap: grey
     _assert_colour(px[int(h * 15 / 30), int(w * 35 / 40)][None], [255.0, 255.0, 255.0])  # outside: blank
+
+
+def test_figures_at_a_higher_resolution_with_vector_copies(tmp_path, monkeypatch):
+    """Every figure was a 100-dpi PNG: $LATENTBRIDGE_FIGURES asks any command for another resolution and for a
+    PDF or SVG copy beside each PNG; unset, the PNG alone as before."""
+    from latentbridge.cli import main
+    from latentbridge.errors import ConfigError
+    from latentbridge.report.common import figure_options
+
+    x = np.random.default_rng(0).random((1, 8, 10))
+    monkeypatch.delenv("LATENTBRIDGE_FIGURES", raising=False)
+    plot_spectrogram_pairs(x, x, ["a"], tmp_path / "plain.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.png"]
+    w, h = Image.open(tmp_path / "plain.png").size
+
+    monkeypatch.setenv("LATENTBRIDGE_FIGURES", "300, pdf,svg")
+    assert figure_options() == (300, ("pdf", "svg"))
+    plot_spectrogram_pairs(x, x, ["a"], tmp_path / "paper.png")
+    w3, h3 = Image.open(tmp_path / "paper.png").size
+    assert w3 / w == pytest.approx(3, rel=0.02) and h3 / h == pytest.approx(3, rel=0.02)  # three times the dots
+    assert (tmp_path / "paper.pdf").read_bytes()[:5] == b"%PDF-"
+    assert b"<svg" in (tmp_path / "paper.svg").read_bytes()[:1000]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+    for bad in ("eps", "30", "9000dpi", "pdf;svg"):
+        monkeypatch.setenv("LATENTBRIDGE_FIGURES", bad)
+        with pytest.raises(ConfigError, match="LATENTBRIDGE_FIGURES=.*neither a resolution"):
+            figure_options()
+    # a command refuses it before its work, exit 2 (not at its first figure, after the work)
+    monkeypatch.setenv("LATENTBRIDGE_FIGURES", "300,png")
+    assert main(["data", "synth", "bridge", "--out", str(tmp_path / "never"), "--states", "2"]) == 2
+    assert not (tmp_path / "never").exists()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from latentbridge import __version__, utils
 from latentbridge.errors import LatentbridgeError, os_error_text
+from latentbridge.report.common import figure_options
 
 
 def _add_config_args(p: argparse.ArgumentParser, required: bool = False) -> None:
@@ -567,8 +568,7 @@ def main(argv: list[str] | None = None) -> int:
     utils.LIGHTNING_INFO = bool(args.verbose)
     utils.quiet_lightning()
     if not args.verbose:
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec).*")
         # Lightning's advice about its own bookkeeping (batch indices a prediction writer might want, the logging
         # interval of a short epoch, a validation step with no validation data, a resumed run's checkpoint folder that
         # holds checkpoints): nothing the user can act on (the run says what it validates on)
@@ -580,6 +580,7 @@ def main(argv: list[str] | None = None) -> int:
 
     protect_arguments(args)  # what the command reads is never replaced by its --force
     try:
+        figure_options()  # $LATENTBRIDGE_FIGURES checked before the work, not at its first figure
         return COMMANDS[args.command](args)
     except (LatentbridgeError, OSError) as e:  # bad input, config or output; the user's environment (a full disk)
         utils.close_progress_bars()  # the line starts on a line of its own, not after a bar cut short

@@ -3,7 +3,8 @@ argument checks used by several plots.
 
 Figures are drawn on a private ``matplotlib.figure.Figure`` with an Agg canvas, so nothing here
 touches pyplot's global state or needs a display, and every file is written atomically (a
-reader never sees a half-written PNG).
+reader never sees a half-written PNG). ``$LATENTBRIDGE_FIGURES`` asks every command for figures at another
+resolution and for vector copies beside them (:func:`figure_options`).
 """
 
 from __future__ import annotations
@@ -62,10 +63,41 @@ def _drawn(fig):
 
 
 def _save(fig, path: str | Path) -> Path:
+    """``fig`` as the PNG ``path`` (and its vector copies beside it, as :func:`figure_options` asks)."""
     path = Path(path)
-    with _drawn(fig), atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=_DPI, bbox_inches="tight")
+    dpi, vectors = figure_options()
+    with _drawn(fig):
+        for kind in vectors:
+            with atomic_path(path.with_suffix(f".{kind}")) as tmp:
+                fig.savefig(tmp, format=kind, bbox_inches="tight")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
     return path
+
+
+FIGURES_ENV = "LATENTBRIDGE_FIGURES"
+_MAX_DPI = 600
+
+
+def figure_options() -> tuple[int, tuple[str, ...]]:
+    """(the PNGs' resolution in dots per inch, the vector formats written beside each PNG) as
+    ``$LATENTBRIDGE_FIGURES`` asks: comma-separated, a resolution (``300``) and/or ``pdf``, ``svg``; unset, 100-dpi
+    PNGs alone. ConfigError naming the variable for anything else (the CLI checks it before any work)."""
+    import os
+
+    text = os.environ.get(FIGURES_ENV, "")
+    dpi, vectors = _DPI, []
+    for item in (t.strip().lower() for t in text.replace(" ", ",").split(",")):
+        if item in ("pdf", "svg"):
+            vectors += [item] if item not in vectors else []
+        elif item.removesuffix("dpi").isdigit() and 50 <= int(item.removesuffix("dpi")) <= _MAX_DPI:
+            dpi = int(item.removesuffix("dpi"))
+        elif item:
+            from latentbridge.errors import ConfigError
+
+            raise ConfigError(f"{FIGURES_ENV}={text!r}: {item!r} is neither a resolution (50 to {_MAX_DPI} dpi, e.g. "
+                              "300) nor a vector format (pdf, svg); e.g. LATENTBRIDGE_FIGURES=300,pdf")
+    return dpi, tuple(vectors)
 
 
 # fonts with Chinese, Japanese and Korean letters (which matplotlib's DejaVu Sans lacks), the first installed used
