@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import logging
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ class _Page(HTMLParser):
 
     def __init__(self, text):
         super().__init__(convert_charrefs=True)
-        self.tags, self.imgs, self.tables, self.texts = [], [], [], {}
+        self.tags, self.imgs, self.audio, self.tables, self.texts = [], [], [], [], {}
         self._open: list[str] = []
         self.feed(text)
 
@@ -35,6 +36,8 @@ class _Page(HTMLParser):
         attrs = dict(attrs)
         if tag == "img":
             self.imgs.append(attrs)
+        if tag == "audio":
+            self.audio.append(attrs)
         if tag in self.VOID:
             return
         if tag == "table":
@@ -108,6 +111,46 @@ def test_html_report_content(tmp_path):
         assert file.is_file()
         assert base64.b64decode(img["src"].split(",", 1)[1]) == file.read_bytes()
     assert page.texts["figcaption"] == ["figs/roc.png", str(photo)]
+
+
+def test_html_report_tables_write_dicts_and_lists_as_values(tmp_path):
+    """A dict in a table (the sampler's settings, the highest window) read as Python's repr, every digit of a float."""
+    table = {"sampler": {"steps": 50, "guidance": 1.23456789, "scheduler": "ddim", "eta": None},
+             "top_window": {"file": "a<b>.wav", "start_s": 2.0, "score": 12.345678},
+             "curve": [0.123456, 2, "x"], "files": ["a.wav", "b.wav"]}
+    page = _Page(write_html_report(tmp_path / "r.html", "t", [{"heading": "h", "table": table}]).read_text())
+    assert [[c[1] for c in row] for row in page.tables[0]] == [
+        ["sampler", "steps: 50; guidance: 1.235; scheduler: ddim; eta: n/a"],
+        ["top_window", "file: a<b>.wav; start_s: 2; score: 12.35"],
+        ["curve", "0.1235, 2, x"], ["files", "a.wav, b.wav"]]
+    assert "b" not in page.tags  # the file name arrives as text
+
+
+def test_html_report_plays_its_audio(tmp_path):
+    """The example WAVs were named in a line of text: each now has a player, a small file embedded (the report
+    moves alone), a large one linked by its path from the report (it moves with its folder)."""
+    import shutil
+
+    from latentbridge.io import write_wav
+
+    out = tmp_path / "eval"
+    small = write_wav(out / "example_0_original.wav", np.zeros(8000, np.float32), 8000)
+    large = write_wav(out / "long takes" / "all #1.wav", np.zeros(16000 * 20, np.float32), 16000)
+    report = write_html_report(out / "report.html", "t", [
+        {"heading": "Example audio", "audio": ["example_0_original.wav", large]}])
+    page = _Page(report.read_text())
+    assert [a["src"].split(",")[0] for a in page.audio] == ["data:audio/wav;base64", "long%20takes/all%20%231.wav"]
+    assert base64.b64decode(page.audio[0]["src"].split(",", 1)[1]) == small.read_bytes()
+    assert all("controls" in a for a in page.audio)
+    assert page.texts["figcaption"] == ["example_0_original.wav", str(large)]
+    moved = shutil.move(out, tmp_path / "moved")  # the folder moved: its link still finds the file
+    assert (Path(moved) / "long takes" / "all #1.wav").is_file()
+    with pytest.raises(DataError, match=r"gone\.wav: audio for the HTML report does not exist"):
+        write_html_report(tmp_path / "x.html", "t", [{"heading": "h", "audio": ["gone.wav"]}])
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match=r"unsupported audio type '\.txt'"):
+        write_html_report(tmp_path / "x.html", "t", [{"heading": "h", "audio": ["notes.txt"]}])
+    assert not (tmp_path / "x.html").exists()
 
 
 @pytest.mark.parametrize(

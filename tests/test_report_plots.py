@@ -108,6 +108,9 @@ def test_roc_draws_the_roc_curve(tmp_path, drawn, scored, kind):
     np.testing.assert_array_equal(line.get_ydata(), tpr)
     auc = roc_auc_score(labels, scores)
     assert f"AUC={auc:.3f}," in line.get_label()
+    # the pAUC named as the standardised figure it is (DCASE's), not the shaded area's share
+    pauc = roc_auc_score(labels, scores, max_fpr=0.2)
+    assert f"pAUC={pauc:.3f} McClish-standardised: chance 0.5" in line.get_label()
     if kind == "perfect":
         assert "AUC=1.000," in line.get_label() and np.any((fpr == 0) & (tpr == 1))
     if kind == "random":
@@ -647,3 +650,27 @@ def test_figures_at_a_higher_resolution_with_vector_copies(tmp_path, monkeypatch
     monkeypatch.setenv("LATENTBRIDGE_FIGURES", "300,png")
     assert main(["data", "synth", "bridge", "--out", str(tmp_path / "never"), "--states", "2"]) == 2
     assert not (tmp_path / "never").exists()
+
+
+def test_epoch_axes_tick_whole_epochs(tmp_path, drawn):
+    """A two-epoch run's loss axis read 1.0, 1.2, 1.4, ... epochs."""
+    plot_lines([1, 2], {"training": [2.0, 1.0]}, tmp_path / "loss.png", xlabel="epoch")
+    ticks = drawn[0].axes[0].get_xticks()
+    assert len(ticks) >= 2 and np.all(ticks == np.round(ticks))
+    plot_lines([0.5, 0.75, 1.0], {"x": [1, 2, 3]}, tmp_path / "frac.png")  # fractions keep their ticks
+    assert not np.all(drawn[1].axes[0].get_xticks() == np.round(drawn[1].axes[0].get_xticks()))
+
+
+def test_a_long_title_is_cut_in_its_middle(tmp_path, drawn):
+    """A 250-character file name made the spectrogram figure as wide as its title: a title is cut to 100 characters
+    in its middle (callers cut the file names in them to 40)."""
+    from latentbridge.utils import middle_cut
+
+    x = np.random.default_rng(0).random((1, 8, 10))
+    long = "trois_数字_" + "y" * 240 + ".wav"
+    plot_spectrogram_pairs(x, x, [long], tmp_path / "long.png")
+    title = _panels(drawn[0])[0].get_title()
+    assert title.startswith("trois_数字_y") and title.endswith("yyy.wav: input") and "…" in title
+    assert len(title) == 100 + len(": input")
+    assert middle_cut(long) == "trois_数字_yyyyyy…" + "y" * 20 + ".wav" and len(middle_cut(long)) == 40
+    assert middle_cut("short.wav") == "short.wav"

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 import pytest
 from matplotlib.figure import Figure
 
@@ -277,3 +278,83 @@ def test_scores_without_labels_leave_histograms_and_a_report(fitted_model, machi
     html = (out / "report.html").read_text()
     assert re.findall(r"<h2>(.*?)</h2>", html) == ["Summary", "Scores", "Example windows and their reconstructions"]
     assert "roc.png" not in html and 'alt="histogram.png"' in html
+
+
+# --------------------------------------------------------------------------- names, labels and axes
+
+
+def test_diffusion_loss_named_by_what_the_denoiser_predicts(tmp_path, drawn):
+    """A velocity-predicting model's loss was labelled "noise MSE"."""
+    from latentbridge.report.runs.diffusion import write_training
+
+    history = [{"epoch": 1.0, "train_loss": 0.7, "val_loss": 0.4}, {"epoch": 2.0, "train_loss": 0.36, "val_loss": 0.3}]
+    res = type("R", (), {"history": history, "prediction": "v_prediction", "final_samples": None})()
+    write_training(res, tmp_path)
+    loss = drawn[tmp_path / "training_loss.png"].axes[0]
+    assert loss.get_ylabel() == "velocity MSE (per-epoch mean)"
+    assert drawn[tmp_path / "metrics_vs_epoch.png"].axes[0].get_ylabel() == "velocity MSE"
+    ticks = drawn[tmp_path / "metrics_vs_epoch.png"].axes[0].get_xticks()
+    assert np.all(ticks == np.round(ticks))  # whole epochs
+    res.prediction = "epsilon"
+    write_training(res, tmp_path)
+    assert drawn[tmp_path / "training_loss.png"].axes[0].get_ylabel() == "noise MSE (per-epoch mean)"
+
+
+def test_spatial_channels_titled_by_what_names_them():
+    """An array without channel labels had its panels titled "m/z 0", "m/z 1"."""
+    from types import SimpleNamespace
+
+    from latentbridge.report.runs.spatial import channel_title
+
+    assert channel_title(SimpleNamespace(labels=["734.569", "lipid A"], labelled=True), 0) == "m/z 734.569"
+    assert channel_title(SimpleNamespace(labels=["734.569", "lipid A"], labelled=True), 1) == "lipid A"
+    assert channel_title(SimpleNamespace(labels=["0", "1", "2"], labelled=False), 2) == "channel 2"
+
+
+def test_anomaly_examples_say_the_windows_verdict_beside_the_files_label(fitted_model, machine_data, tmp_path,
+                                                                         drawn):
+    """"score 122 (normal)" read as a window judged normal: the label was its file's, and the window flagged."""
+    import csv
+    import json
+
+    from latentbridge.cli import main
+
+    out = tmp_path / "s"
+    assert main(["anomaly", "score", str(fitted_model), str(machine_data / "test"), "--labels", "auto",
+                 "--out", str(out)]) == 0
+    threshold = json.loads((out / "metrics.json").read_text())["threshold"]
+    with open(out / "scores.csv", newline="") as f:
+        windows = {(Path(r["path"]).name, float(r["start_s"])): float(r["score"])
+                   for r in csv.DictReader(f) if r["level"] == "window"}
+    titles = [ax.get_title() for ax in _image_panels(_by_name(drawn, "examples")) if ax.get_title().endswith(": input")]
+    assert len(titles) == 4
+    for t in titles:
+        m = re.fullmatch(r"(\S+) @([\d.]+)s  score (\S+), (flagged|below the threshold) "
+                         r"\(file labelled (normal|anomalous)\): input", t)
+        assert m, t
+        score = windows[(m.group(1), float(m.group(2)))]
+        assert (m.group(4) == "flagged") == (score > threshold)
+        assert m.group(5) == ("normal" if m.group(1).startswith("normal") else "anomalous")
+    legend = _by_name(drawn, "roc").axes[0].get_legend_handles_labels()[1]
+    assert any("McClish-standardised" in text for text in legend)
+
+
+def test_reconstruction_of_a_long_file_name_keeps_its_figure_narrow(tmp_path, drawn):
+    """`audio reconstruct` of a file with a 250-character name drew a title, and a figure, as wide as the name."""
+    from types import SimpleNamespace
+
+    from latentbridge.report.runs.autoencode import write_reconstructions
+
+    rng = np.random.default_rng(0)
+    files = [SimpleNamespace(path=Path("/data") / name, stem=name[:12], output=np.zeros(800, np.float32),
+                             sample_rate=8000, spectrogram_in=rng.normal(size=(64, 13)),
+                             spectrogram_out=rng.normal(size=(64, 13)), n_windows=1, metrics={})
+             for name in ("7_jackson_0.wav", "trois_数字_é_" + "y" * 230 + ".wav")]
+    res = SimpleNamespace(files=files, kind="mel", features=_DIGIT_FEATURES, model="m", phase="p", postfilter=False,
+                          model_sample_rate=8000)
+    write_reconstructions(res, tmp_path)
+    short, long = (_image_panels(_by_name(drawn, f"{f.stem}_spectrogram"))[0].get_title() for f in files)
+    assert short == "7_jackson_0.wav (audio → mel → model → audio): input"
+    assert long == "trois_数字_é_yyyy…" + "y" * 20 + ".wav (audio → mel → model → audio): input"
+    widths = [Image.open(tmp_path / f"{f.stem}_spectrogram.png").size[0] for f in files]
+    assert widths[1] < 1.1 * widths[0]  # about as wide as the short name's (the whole name's: 2222 px for 1188)

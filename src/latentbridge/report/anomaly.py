@@ -13,7 +13,8 @@ __all__ = ["plot_roc", "plot_score_histogram"]
 
 
 def plot_roc(labels, scores, path: str | Path, title: str = "", max_fpr: float = 0.1) -> Path:
-    """ROC curve with the chance diagonal; the pAUC region (FPR <= max_fpr) is shaded."""
+    """ROC curve with the chance diagonal; the pAUC region (FPR <= max_fpr) is shaded. The pAUC in the legend is
+    McClish-standardised (DCASE's: 0.5 at chance, 1 perfect), not the shaded area."""
     from sklearn.metrics import roc_curve
 
     from latentbridge.metrics.anomaly import partial_auc, roc_auc
@@ -31,7 +32,8 @@ def plot_roc(labels, scores, path: str | Path, title: str = "", max_fpr: float =
     fx = np.append(fpr[inside], max_fpr)
     fy = np.append(tpr[inside], np.interp(max_fpr, fpr, tpr))
     ax.fill_between(fx, 0.0, fy, color="tab:orange", alpha=0.35, step=None)
-    ax.plot(fpr, tpr, color="tab:blue", lw=2, label=f"ROC (AUC={auc_v:.3f}, pAUC={pauc_v:.3f})")
+    ax.plot(fpr, tpr, color="tab:blue", lw=2,
+            label=f"ROC (AUC={auc_v:.3f},\npAUC={pauc_v:.3f} McClish-standardised: chance 0.5)")
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="chance")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.report.common import _new_figure, _paired_arrays, _save, _tight
+from latentbridge.report.common import _MAX_TITLE, _new_figure, _paired_arrays, _save, _tight, _titles
+from latentbridge.utils import middle_cut
 
 __all__ = ["feature_axes", "plot_spectrogram_pairs", "plot_waveform_overlay", "stft_axes"]
 
@@ -39,9 +40,7 @@ def plot_spectrogram_pairs(
     n, n_freq, n_time = a.shape
     if n == 0:
         raise ValueError("no spectrograms to plot")
-    titles = list(titles) if titles is not None else [f"#{i}" for i in range(n)]
-    if len(titles) != n:
-        raise ValueError(f"got {len(titles)} titles for {n} spectrograms")
+    titles = _titles(titles, n, "titles", "#{}")  # a long file name cut in its middle
     if sample_rate and hop_length:
         extent = [0.0, n_time * hop_length / sample_rate, 0, n_freq]
         xlabel = "time (s)"
@@ -170,6 +169,6 @@ def plot_waveform_overlay(
             ax.legend(loc="upper right", fontsize=8)
     axes[-1].set_xlabel(xlabel)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(middle_cut(title, _MAX_TITLE))
     _tight(fig)
     return _save(fig, path)

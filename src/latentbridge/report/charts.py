@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.report.common import _new_figure, _save
+from latentbridge.report.common import _new_figure, _save, _whole_epochs
 
 __all__ = ["plot_crack_operating_curve", "plot_heatmap", "plot_lines"]
 
@@ -21,11 +21,14 @@ def plot_lines(
     title: str = "",
     logy: bool = False,
 ) -> Path:
-    """One line per entry of ``ys`` (e.g. loss curves). ``x`` may be None (0, 1, 2, ...)."""
+    """One line per entry of ``ys`` (e.g. loss curves). ``x`` may be None (0, 1, 2, ...); x values that are all whole
+    numbers (epochs) get whole-number ticks."""
     if not ys:
         raise ValueError("plot_lines needs at least one series")
     fig = _new_figure(6.0, 4.0)
     ax = fig.add_subplot(1, 1, 1)
+    if x is None or np.all(np.mod(np.asarray(x, dtype=np.float64), 1) == 0):
+        _whole_epochs(ax)
     for name, values in ys.items():
         v = np.asarray(values, dtype=np.float64).reshape(-1)
         if x is None:

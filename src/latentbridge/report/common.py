@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.utils import atomic_path
+from latentbridge.utils import atomic_path, middle_cut
 
 _DPI = 100
 
@@ -157,8 +157,19 @@ def _finite_range(*arrays) -> tuple[float, float]:
 def _titles(titles, n: int, what: str, default: str = "#{}") -> list[str]:
     if titles is None:
         return [default.format(i) for i in range(n)]
-    titles = [str(t) for t in titles]
+    titles = [middle_cut(t, _MAX_TITLE) for t in titles]
     if len(titles) != n:
         raise ValueError(f"got {len(titles)} {what} for {n}")
     return titles
+
+
+#: the longest title a panel is given (callers cut file names in them to 40 characters: :func:`middle_cut`)
+_MAX_TITLE = 100
+
+
+def _whole_epochs(ax) -> None:
+    """Ticks of ``ax``'s x axis on whole numbers (epochs: a short run's axis read 1.2, 1.4, ...)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 

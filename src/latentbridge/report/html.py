@@ -1,4 +1,4 @@
-"""Single-file HTML reports: headings, escaped text, tables and images embedded as data URIs.
+"""Single-file HTML reports: headings, escaped text, tables, images embedded as data URIs and audio players.
 
 The file is written atomically (a reader never sees a half-written report).
 """
@@ -41,16 +41,24 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure { margin: .8em 0; }
 figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: .85em; color: #666; }
+figure audio { width: 100%; max-width: 420px; display: block; }
 """
+
+_AUDIO_MIME = {".wav": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg", ".ogg": "audio/ogg"}
+#: sounds up to this size are embedded (the report moves alone); larger ones are linked by their path from the report
+_EMBED_AUDIO_BYTES = 512 * 1024
 
 
 def _fmt(v: Any) -> tuple[str, bool]:
     """Escaped cell text and whether it is numeric; ``n/a`` for None (a value not defined here: no damaged state to
-    localise, a metric without its data), a list as its items."""
+    localise, a metric without its data), a list as its items, a dict as ``key: value`` pairs (each as a cell
+    writes it: numbers to 4 significant digits; they were Python's repr of the dict, every digit of a float)."""
     if v is None:
         return "n/a", False
-    if isinstance(v, (list, tuple)) and all(isinstance(x, (str, Path)) for x in v):
-        return html.escape(", ".join(map(str, v))), False
+    if isinstance(v, Mapping):
+        return "; ".join(f"{html.escape(str(k))}: {_fmt(x)[0]}" for k, x in v.items()), False
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_fmt(x)[0] for x in v), False
     if isinstance(v, (bool, np.bool_)):
         return html.escape(str(bool(v))), False
     if isinstance(v, numbers.Integral):
@@ -112,12 +120,35 @@ def _image_html(img: str | Path, base: Path) -> str:
     )
 
 
+def _audio_html(sound: str | Path, base: Path) -> str:
+    """A player of ``sound``: embedded as a data URI up to :data:`_EMBED_AUDIO_BYTES`, else linked by its path
+    relative to the report (it moves with its folder)."""
+    import os
+    from urllib.parse import quote
+
+    p = Path(sound)
+    full = p if p.is_absolute() else base / p
+    if not full.is_file():
+        raise DataError(full, "audio for the HTML report does not exist")
+    mime = _AUDIO_MIME.get(full.suffix.lower())
+    if mime is None:
+        raise DataError(full, f"unsupported audio type {full.suffix!r} for the HTML report")
+    if full.stat().st_size <= _EMBED_AUDIO_BYTES:
+        src = f"data:{mime};base64,{base64.b64encode(full.read_bytes()).decode('ascii')}"
+    else:
+        src = html.escape(quote(Path(os.path.relpath(full, base)).as_posix()))
+    name = html.escape(str(sound))
+    return (f'<figure><audio controls preload="none" src="{src}" title="{name}"></audio>'
+            f"<figcaption>{name}</figcaption></figure>")
+
+
 def write_html_report(path: str | Path, title: str, sections: Sequence[Mapping[str, Any]]) -> Path:
     """Write one self-contained HTML file (images embedded as base64 data URIs).
 
     Each section: ``{"heading": str, "text": str?, "table": dict | list[dict]?,
-    "images": [paths]?}``. Image paths are relative to the report's folder (absolute paths are
-    used as given); a missing image raises DataError naming it. All text is HTML-escaped.
+    "images": [paths]?, "audio": [paths]?}``. Image and audio paths are relative to the report's folder (absolute
+    paths are used as given); a missing one raises DataError naming it. Audio gets a player each, the file embedded
+    when small (:func:`_audio_html`). All text is HTML-escaped.
     """
     path = Path(path)
     base = path.parent
@@ -135,7 +166,7 @@ def write_html_report(path: str | Path, title: str, sections: Sequence[Mapping[s
     for i, sec in enumerate(sections):
         if not isinstance(sec, Mapping):
             raise ValueError(f"section {i} must be a dict, got {type(sec).__name__}")
-        unknown = set(sec) - {"heading", "text", "table", "images"}
+        unknown = set(sec) - {"heading", "text", "table", "images", "audio"}
         if unknown:
             raise ValueError(f"section {i} has unknown keys {sorted(unknown)}")
         parts.append("<section>")
@@ -146,6 +177,8 @@ def write_html_report(path: str | Path, title: str, sections: Sequence[Mapping[s
             parts.append(_table_html(sec["table"]))
         for img in sec.get("images") or ():
             parts.append(_image_html(img, base))
+        for sound in sec.get("audio") or ():
+            parts.append(_audio_html(sound, base))
         parts.append("</section>")
     parts += ["</body>", "</html>", ""]
     atomic_write_text(path, "\n".join(parts))

@@ -169,6 +169,8 @@ class FitResult:
     final_samples: np.ndarray | None = None  # (N, C, H, W) in [0, 1], one column per class
     n_classes: int = 0
     split: str = ""
+    prediction: str = "epsilon"
+    """What the denoiser predicts (``diffusion.prediction``): the loss is that target's mean squared error."""
 
     @property
     def metrics(self) -> dict:
@@ -268,7 +270,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
         res = FitResult(run.dir, len(data.train), len(data.val), summary["epochs"], time.time() - t0,
                         summary["seconds"], with_fd[-1]["fd"] if with_fd else None,
                         with_fd[-1].get("class_accuracy") if with_fd else None, history, final, n_classes,
-                        data.info["split"])
+                        data.info["split"], cfg.diffusion.prediction)
         extra = {"data": data.info, "class_names": data.train.class_names if n_classes else [],
                  "condition_names": data.train.condition_names if n_cont else [],
                  "condition_range": [[float(c.min()), float(c.max())] for c in data.train.conditions.T] if n_cont

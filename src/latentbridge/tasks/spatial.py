@@ -264,6 +264,8 @@ class Enhanced:
     """What that ``tic`` / ``rms`` summed over: the pixel's whole ``spectrum`` or the model's ``channels``."""
     grid: dict | None = None
     """The output's pixels in the imzML file's coordinates (:func:`output_grid`); None for arrays."""
+    labelled: bool = True
+    """Whether ``labels`` are the input's own (m/z, names); False: its channels counted, ``"0"``, ``"1"``, ..."""
 
 
 def _scan(a, region: np.ndarray, rows: int = 256) -> tuple[int, int, float]:
@@ -313,7 +315,7 @@ def enhance_section(model, spec, section, task: str, *, n_samples: int = 8, batc
     truth = section.truth if task != "upscale" else None
     res = Enhanced(task, section.name, section.source, section.values, shown_valid, mean, sigma, latent, region,
                    section.labels or [str(i) for i in range(spec.channels)], truth, {}, 0.0, out.n_tiles,
-                   input_factor=spec.upscale_factor if task == "upscale" else 1)
+                   input_factor=spec.upscale_factor if task == "upscale" else 1, labelled=bool(section.labels))
     if truth is not None and truth.shape == mean.shape:
         where = region if task == "denoise" else region & ~obs
         if where.any():

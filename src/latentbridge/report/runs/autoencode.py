@@ -10,7 +10,7 @@ from latentbridge.io import write_wav
 from latentbridge.report.audio import feature_axes, plot_spectrogram_pairs
 from latentbridge.report.html import write_html_report
 from latentbridge.report.images import plot_image_grid
-from latentbridge.utils import atomic_write_json
+from latentbridge.utils import atomic_write_json, middle_cut
 
 AUDIO_NOTE = ("mel_* compare the features (dB) of held-out windows with their reconstructions. pesq/stoi/"
               "si_sdr_db/lsd_db compare audio rebuilt from the reconstructed mel by Griffin-Lim with the "
@@ -39,8 +39,9 @@ def write_audio_evaluation(res, folder: Path) -> None:
         {"heading": "Metrics", "table": {k: v for k, v in m.items() if not isinstance(v, dict)}, "text": AUDIO_NOTE},
         {"heading": "Model audio (Griffin-Lim of the reconstruction)", "table": m["audio"]},
         {"heading": "Features-only audio (Griffin-Lim of the input mel)", "table": m["oracle_audio"]},
-        {"heading": "Spectrograms", "images": ["spectrograms.png"] if res.examples else [],
-         "text": "Examples written beside this report: " + ", ".join(wavs)},
+        {"heading": "Spectrograms", "images": ["spectrograms.png"] if res.examples else []},
+        {"heading": "Example audio", "audio": wavs, "text": "Each example window: the original, the model's "
+         "reconstruction and the input mel alone (both through Griffin-Lim), written beside this report."},
     ])
 
 
@@ -73,7 +74,7 @@ def write_reconstructions(res, folder: Path) -> dict:
     for r in res.files:
         wav = write_wav(folder / f"{r.stem}_reconstructed.wav", r.output, r.sample_rate)
         plot = plot_spectrogram_pairs(r.spectrogram_in[None], r.spectrogram_out[None],
-                                      [f"{r.path.name} (audio → {res.kind} → model → audio)"],
+                                      [f"{middle_cut(r.path.name)} (audio → {res.kind} → model → audio)"],
                                       folder / f"{r.stem}_spectrogram.png", **feature_axes(res.features))
         files.append({"path": str(r.path), "output": Path(wav).name, "plot": Path(plot).name, "n_windows": r.n_windows,
                       "sample_rate": r.sample_rate, **r.metrics})

@@ -11,7 +11,7 @@ import numpy as np
 
 from latentbridge.io.images import to_uint8, write_grid, write_png
 from latentbridge.report.charts import plot_lines
-from latentbridge.report.common import _new_figure, _save, _tight
+from latentbridge.report.common import _new_figure, _save, _tight, _whole_epochs
 from latentbridge.report.html import write_html_report
 from latentbridge.tasks.diffusion import grid_columns
 from latentbridge.utils import atomic_path, atomic_write_json
@@ -30,9 +30,15 @@ def _series(history: list[dict], key: str) -> tuple[list[float], list[float]]:
     return [r["epoch"] for r in rows], [r[key] for r in rows]
 
 
-def plot_metrics_vs_epoch(history: list[dict], path: str | Path) -> Path:
-    """Two panels over epochs: training / validation loss, and the Fréchet distance (with the class
-    accuracy on a second axis when measured)."""
+def loss_name(prediction: str) -> str:
+    """The training loss by what the denoiser predicts (``diffusion.prediction``): the noise's or the velocity's
+    mean squared error."""
+    return "velocity MSE" if prediction == "v_prediction" else "noise MSE"
+
+
+def plot_metrics_vs_epoch(history: list[dict], path: str | Path, prediction: str = "epsilon") -> Path:
+    """Two panels over epochs: training / validation loss (of the ``prediction``'s target), and the Fréchet distance
+    (with the class accuracy on a second axis when measured)."""
     fig = _new_figure(11.0, 4.0)
     ax = fig.add_subplot(1, 2, 1)
     for key, label in (("train_loss", "training loss"), ("val_loss", "validation loss")):
@@ -40,7 +46,8 @@ def plot_metrics_vs_epoch(history: list[dict], path: str | Path) -> Path:
         if y:
             ax.plot(x, y, marker=".", label=label)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("noise MSE")
+    _whole_epochs(ax)
+    ax.set_ylabel(loss_name(prediction))
     ax.set_title("loss")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -51,6 +58,7 @@ def plot_metrics_vs_epoch(history: list[dict], path: str | Path) -> Path:
         ax2.plot(x, y, marker="o", color="tab:red", label="Fréchet distance")
         ax2.set_ylabel("Fréchet distance (lower is better)")
     ax2.set_xlabel("epoch")
+    _whole_epochs(ax2)
     ax2.set_title(f"Fréchet distance on {n} samples per epoch" if n else "Fréchet distance (not measured)")
     ax2.grid(alpha=0.3)
     xa, ya = _series(history, "class_accuracy")
@@ -75,10 +83,10 @@ def write_training(res, folder: Path) -> None:
     if val and xv == x:
         ys["validation"] = val
     if train:
-        plot_lines(x, ys, folder / "training_loss.png", xlabel="epoch", ylabel="noise MSE (per-epoch mean)",
-                   title="training loss")
+        plot_lines(x, ys, folder / "training_loss.png", xlabel="epoch",
+                   ylabel=f"{loss_name(res.prediction)} (per-epoch mean)", title="training loss")
     if res.history:
-        plot_metrics_vs_epoch(res.history, folder / "metrics_vs_epoch.png")
+        plot_metrics_vs_epoch(res.history, folder / "metrics_vs_epoch.png", res.prediction)
     if res.final_samples is not None and len(res.final_samples):
         write_grid(folder / "final_samples.png", res.final_samples, n_cols=grid_columns(res.n_classes))
 

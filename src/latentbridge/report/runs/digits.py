@@ -52,7 +52,8 @@ def write_evaluation(res, folder: Path) -> None:
                                        "target modality's latent first).", "table": res.metrics},
         {"heading": "Reconstructions", "images": ["image_reconstructions.png", "audio_reconstructions.png"]},
         {"heading": "Cross-modal generation", "text": "image_to_audio[_bridge]_<digit>.wav: the spectrogram generated "
-         "from an image, through Griffin-Lim", "images": ["audio_to_image.png", "image_to_audio.png"]},
+         "from an image, through Griffin-Lim", "images": ["audio_to_image.png", "image_to_audio.png"],
+         "audio": [name for name, _ in res.wavs]},
         {"heading": "Synthesis from the prior (the same latent sample in each column)",
          "images": ["synthetic_images.png", "synthetic_audio.png"]},
         {"heading": "Latent space", "images": ["latent_joint.png"]},

@@ -160,6 +160,7 @@ def _digits(res, folder: Path) -> list[dict]:
         {"heading": "Images from spoken digits", "text": f"{k} samples for one clip of each digit",
          "images": ["audio_to_image.png"]},
         {"heading": "Spoken digits from images", "text": "image_to_audio_<digit>.wav: the first sample through "
-         "Griffin-Lim", "images": ["image_to_audio.png"]},
+         "Griffin-Lim", "images": ["image_to_audio.png"],
+         "audio": [f"image_to_audio_{d}.wav" for d, _ in zip(labels, ex["waves"])]},
         {"heading": "Joint samples", "images": ["joint_images.png", "joint_audio.png"]},
     ]

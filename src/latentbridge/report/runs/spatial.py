@@ -80,8 +80,21 @@ def _panels(res, channels, path: Path, baseline=None, baseline_name: str | None 
             ([truth[..., k]] if truth is not None else []) + [sig[..., k]] + \
             ([np.abs(enh[..., k] - truth[..., k])] if truth is not None else [])
         panel_rows.append(row)
-        titles.append(f"m/z {res.labels[c]}" if res.labels else f"channel {c}")
+        titles.append(channel_title(res, c))
     return plot_map_panels(panel_rows, cols_, titles, path, shared=shared, masks=[region] * len(ch))
+
+
+def channel_title(res, c: int) -> str:
+    """A panel's name for channel ``c`` of ``res``: ``m/z 734.569`` for a numeric label, the label itself for another
+    name, ``channel 3`` where the input names none (its channels were titled "m/z 0", "m/z 1", ...)."""
+    label = res.labels[c] if getattr(res, "labelled", True) and c < len(res.labels) else None
+    if label is None:
+        return f"channel {c}"
+    try:
+        float(label)
+    except ValueError:
+        return str(label)
+    return f"m/z {label}"
 
 
 def write_enhanced(res, folder: Path) -> None:
@@ -163,8 +176,8 @@ def write_evaluation(res, folder: Path) -> None:
             if e:
                 rr = e["result"]
                 unc.append([rr.sigma[..., 0], np.abs(rr.enhanced[..., 0] - rr.truth[..., 0])])
-        titles = [f"denoise m/z {r.labels[c]}" for c in range(min(3, r.enhanced.shape[2]))] + \
-            [f"{t} m/z {res.examples[t]['result'].labels[0]}" for t in ("inpaint", "upscale") if t in res.examples]
+        titles = [f"denoise {channel_title(r, c)}" for c in range(min(3, r.enhanced.shape[2]))] + \
+            [f"{t} {channel_title(res.examples[t]['result'], 0)}" for t in ("inpaint", "upscale") if t in res.examples]
         masks = [r.region] * min(3, r.enhanced.shape[2]) + [res.examples[t]["result"].region
                                                            for t in ("inpaint", "upscale") if t in res.examples]
         plot_map_panels(unc, ["predicted σ", "|error| to the truth"], titles, folder / "uncertainty.png",
