@@ -831,6 +831,8 @@ def test_a_file_name_that_is_not_utf8_is_scored_and_written(fitted_model, machin
     rows = _rows(tmp_path / "o" / "scores.csv")  # valid UTF-8, the odd bytes escaped
     scores = {Path(r["path"]).name: r["score"] for r in rows if r["level"] != "window"}
     assert set(scores) == {"bad\\udcff\\udcfe.wav", "fine.wav"} and len(set(scores.values())) == 1
+    # the report's figures draw the name escaped too (the font renderer refused it: a TypeError at the last step)
+    assert (tmp_path / "o" / "examples.png").is_file() and (tmp_path / "o" / "report.html").is_file()
 
 
 def test_calibrate_takes_its_normal_folders_before_or_after_the_options(fitted_model, machine_data, tmp_path, capsys):

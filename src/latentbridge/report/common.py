@@ -31,11 +31,18 @@ def _new_figure(width: float, height: float):
 
 def _literal(fig) -> None:
     """Every text of ``fig`` drawn as written: matplotlib reads the text between two ``$`` as mathematics, so a file
-    name or test id such as ``pump_$12_to_$15.wav`` stopped a report with a parse error, after all the work."""
+    name or test id such as ``pump_$12_to_$15.wav`` stopped a report with a parse error, after all the work. A name
+    that is not UTF-8 (its odd bytes read as surrogates) is drawn with ``\\udcXX`` escapes, as reports write it (the
+    font renderer refused it with a TypeError)."""
     from matplotlib.text import Text
 
     for t in fig.findobj(Text):
         t.set_parse_math(False)
+        text = t.get_text()
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            t.set_text(text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 def _tight(fig, **kw) -> None:
