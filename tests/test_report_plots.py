@@ -664,7 +664,7 @@ def test_epoch_axes_tick_whole_epochs(tmp_path, drawn):
 def test_a_long_title_is_cut_in_its_middle(tmp_path, drawn):
     """A 250-character file name made the spectrogram figure as wide as its title: a title is cut to 100 characters
     in its middle (callers cut the file names in them to 40)."""
-    from latentbridge.utils import middle_cut
+    from latentbridge.report.common import middle_cut
 
     x = np.random.default_rng(0).random((1, 8, 10))
     long = "trois_数字_" + "y" * 240 + ".wav"

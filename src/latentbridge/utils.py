@@ -308,16 +308,6 @@ def listed(items, n: int = 3, count: bool = False) -> str:
     return text + ((f", ... ({len(items)} in all)" if count else ", ...") if len(items) > n else "")
 
 
-def middle_cut(text, limit: int = 40) -> str:
-    """``text`` of at most ``limit`` characters, an ellipsis in place of its middle: a long file name's start and end
-    (its extension) both kept, in a figure's title (a 250-character name set the figure's width)."""
-    text = str(text)
-    if len(text) <= limit:
-        return text
-    head = (limit - 1) * 2 // 5
-    return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
-
-
 def file_names(paths, stems: bool = False) -> list[str]:
     """How messages name files: each one's name, or where names repeat (a plant's per-machine folders each hold
     ``00000000.wav``) its path below the files' common folder ("rec.wav" named any of three). ``stems``: without the

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.report.common import _MAX_TITLE, _new_figure, _paired_arrays, _save, _tight, _titles
-from latentbridge.utils import middle_cut
+from latentbridge.report.common import _MAX_TITLE, _new_figure, _paired_arrays, _save, _tight, _titles, middle_cut
 
 __all__ = ["feature_axes", "plot_spectrogram_pairs", "plot_waveform_overlay", "stft_axes"]
 

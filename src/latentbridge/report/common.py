@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.utils import atomic_path, middle_cut
+from latentbridge.utils import atomic_path
 
 _DPI = 100
 
@@ -172,6 +172,16 @@ def _titles(titles, n: int, what: str, default: str = "#{}") -> list[str]:
 
 #: the longest title a panel is given (callers cut file names in them to 40 characters: :func:`middle_cut`)
 _MAX_TITLE = 100
+
+
+def middle_cut(text, limit: int = 40) -> str:
+    """``text`` of at most ``limit`` characters, an ellipsis in place of its middle: a long file name's start and end
+    (its extension) both kept, in a figure's title (a 250-character name set the figure's width)."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) * 2 // 5
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
 
 
 def _whole_epochs(ax) -> None:

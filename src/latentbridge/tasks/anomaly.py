@@ -28,7 +28,7 @@ from latentbridge.metrics.anomaly import calibrate_threshold, detection_metrics,
 from latentbridge.models.hub import SavedModel, load_model
 from latentbridge.tasks.anomaly_card import model_card
 from latentbridge.outputs import FolderLock
-from latentbridge.utils import atomic_write_json, batched, file_names, listed, middle_cut
+from latentbridge.utils import atomic_write_json, batched, file_names, listed
 
 log = logging.getLogger(__name__)
 
@@ -409,7 +409,8 @@ class ScoreResult:
     labels: np.ndarray | None = None
     metrics: dict | None = None
     examples: dict | None = None
-    """Lowest- and highest-scoring windows: ``inputs``, ``reconstructions`` (n, F, T), ``titles``."""
+    """Lowest- and highest-scoring windows: ``inputs``, ``reconstructions`` (n, F, T), the ``files`` they are from and
+    what ``about`` them titles them (time, score, verdict, the file's label), the ``features``' parameters."""
     summary: dict = field(default_factory=dict)
 
 
@@ -565,15 +566,15 @@ def _examples(det: Detector, wf: WindowFeatures, scores: np.ndarray, y: np.ndarr
     rec = det.model.reconstruct(x).numpy() if getattr(det.model, "has_reconstruction", True) else None
     c = x_np.shape[1]  # every channel of a multi-axis recording (audio.channel: all): stacked, channel 0 lowest
     stacked = f", channels 0-{c - 1} stacked upwards" if c > 1 else ""
-    names = [middle_cut(n) for n in file_names(wf.files)]  # a title of a 250-character name was as wide as it
+    names = file_names(wf.files)
     # the window's own verdict, then its file's label ("score 122 (normal)" read as a window judged normal)
     verdict = {True: "flagged", False: "below the threshold"}
-    titles = [f"{names[wf.file_index[i]]} @{wf.starts_s[i]:.1f}s  score {scores[i]:.3g}, "
-              f"{verdict[bool(scores[i] > det.threshold)] if np.isfinite(scores[i]) else 'no decision'}"
-              + ("" if y is None else f" (file labelled {'anomalous' if y[i] else 'normal'})") + stacked for i in picks]
+    about = [f"@{wf.starts_s[i]:.1f}s  score {scores[i]:.3g}, "
+             f"{verdict[bool(scores[i] > det.threshold)] if np.isfinite(scores[i]) else 'no decision'}"
+             + ("" if y is None else f" (file labelled {'anomalous' if y[i] else 'normal'})") + stacked for i in picks]
     n, _, f, t = x_np.shape
     return {"inputs": x_np.reshape(n, c * f, t), "reconstructions": None if rec is None else rec.reshape(n, c * f, t),
-            "titles": titles, "features": det.spec.features}
+            "files": [names[wf.file_index[i]] for i in picks], "about": about, "features": det.spec.features}
 
 
 def evaluate(run_dir: str | Path, data: str | None = None, sample_rate: float | None = None) -> ScoreResult:

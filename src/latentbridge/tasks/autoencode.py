@@ -37,7 +37,7 @@ import torch
 from latentbridge.training.fit import best_loss_text
 from latentbridge.data.images import seeded_subset
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError, named_problems
-from latentbridge.utils import batched, listed, middle_cut
+from latentbridge.utils import batched, listed
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,7 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
             continue
         used.append(Path(f))
         waves.append(w)
-        labels += [f"{middle_cut(Path(f).name)}@{s:.2f}s" for s in starts]  # the plots' titles
+        labels += [f"{Path(f).name}@{s:.2f}s" for s in starts]
     if bad and not waves:
         raise DataError(source, f"none of its {len(files)} recordings can be used: " + named_problems(bad))
     if bad:

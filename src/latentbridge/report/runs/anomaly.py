@@ -10,6 +10,7 @@ import numpy as np
 
 from latentbridge.report.anomaly import plot_roc, plot_score_histogram
 from latentbridge.report.audio import feature_axes, plot_spectrogram_pairs
+from latentbridge.report.common import middle_cut
 from latentbridge.report.html import write_html_report
 from latentbridge.utils import atomic_write_json, atomic_write_text, sheet_safe_path
 
@@ -50,7 +51,8 @@ def write_scores(res, folder: Path) -> None:
     plot_score_histogram(res.window_scores, y_windows, res.threshold, folder / "histogram_windows.png",
                          title="Window scores")
     ex = res.examples
-    plot_spectrogram_pairs(ex["inputs"], ex["reconstructions"], ex["titles"], folder / "examples.png",
+    titles = [f"{middle_cut(name)} {about}" for name, about in zip(ex["files"], ex["about"])]  # a long name cut
+    plot_spectrogram_pairs(ex["inputs"], ex["reconstructions"], titles, folder / "examples.png",
                            **feature_axes(ex["features"]))
     examples = {"heading": "Example windows and their reconstructions",
                 "text": "Lowest- and highest-scoring windows: input, reconstruction, absolute difference.",

@@ -10,7 +10,8 @@ from latentbridge.io import write_wav
 from latentbridge.report.audio import feature_axes, plot_spectrogram_pairs
 from latentbridge.report.html import write_html_report
 from latentbridge.report.images import plot_image_grid
-from latentbridge.utils import atomic_write_json, middle_cut
+from latentbridge.report.common import middle_cut
+from latentbridge.utils import atomic_write_json
 
 AUDIO_NOTE = ("mel_* compare the features (dB) of held-out windows with their reconstructions. pesq/stoi/"
               "si_sdr_db/lsd_db compare audio rebuilt from the reconstructed mel by Griffin-Lim with the "
@@ -32,7 +33,7 @@ def write_audio_evaluation(res, folder: Path) -> None:
     if res.examples:
         plot_spectrogram_pairs(np.stack([e["features"] for e in res.examples]),
                                np.stack([e["reconstruction"] for e in res.examples]),
-                               [e["label"] for e in res.examples], folder / "spectrograms.png",
+                               [middle_cut(e["label"], 48) for e in res.examples], folder / "spectrograms.png",
                                **feature_axes(res.features))
     m = res.metrics
     write_html_report(folder / "report.html", "latentbridge mel autoencoder report", [
