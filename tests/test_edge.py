@@ -551,3 +551,27 @@ def test_vibration_csvs_are_scored_without_soundfile(tmp_path):
     other = run_edge(tmp_path / "m.onnx", tmp_path / "in" / "other.csv")
     assert other.returncode == 2 and "Traceback" not in other.stderr
     assert "other.csv: its sensor columns (temp, rpm) are not the model's (ax, ay)" in other.stderr, other.stderr
+
+
+def test_too_little_memory_for_a_file_is_said_as_such(files, onnx_model, monkeypatch, capsys):
+    """A file the device lacks the memory to read was "the model could not score it (MemoryError...)", or, in its
+    reader, "unreadable or truncated": the memory is named, with the allocation; the other files are scored."""
+    import latentbridge.io.blockread as blockread
+    from latentbridge.edge import main
+
+    real = blockread.read_pcm16
+
+    def read_pcm16(f, *args):
+        if Path(os.fsdecode(f.name)).name == "good.wav":
+            from numpy._core._exceptions import _ArrayMemoryError
+
+            raise _ArrayMemoryError((7200 * 48000, 2), np.dtype(np.float32))
+        return real(f, *args)
+
+    monkeypatch.setattr(blockread, "read_pcm16", read_pcm16)
+    assert main([str(onnx_model), str(files["good"]), str(files["good2"])]) == 2
+    out, err = capsys.readouterr()
+    assert err == (f"error: {files['good']}: out of memory in `python -m latentbridge.edge` (an allocation of 2.57 GiB "
+                   "failed): it reads a recording block by block: leave it more of the memory (other programs), or "
+                   "run on a machine with more memory\n")
+    assert list(window_lines(out)) == [str(files["good2"])]

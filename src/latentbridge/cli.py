@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from latentbridge import __version__, utils
-from latentbridge.errors import LatentbridgeError, os_error_text
+from latentbridge.errors import LatentbridgeError, user_error_text
 from latentbridge.report.common import figure_options
 
 
@@ -569,9 +569,8 @@ def main(argv: list[str] | None = None) -> int:
     utils.quiet_lightning()
     if not args.verbose:
         warnings.filterwarnings("ignore", message=".*(does not have many workers|LeafSpec).*")
-        # Lightning's advice about its own bookkeeping (batch indices a prediction writer might want, the logging
-        # interval of a short epoch, a validation step with no validation data, a resumed run's checkpoint folder that
-        # holds checkpoints): nothing the user can act on (the run says what it validates on)
+        # Lightning's advice about its own bookkeeping (batch indices, the logging interval of a short epoch, no
+        # validation data, a resumed run's checkpoint folder): nothing the user can act on (the run says what it does)
         warnings.filterwarnings("ignore", message=".*(infer the batch indices|smaller than the logging interval|"
                                                   "no `val_dataloader`|exists and is not empty).*")
     _on_sigterm()
@@ -582,10 +581,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         figure_options()  # $LATENTBRIDGE_FIGURES checked before the work, not at its first figure
         return COMMANDS[args.command](args)
-    except (LatentbridgeError, OSError) as e:  # bad input, config or output; the user's environment (a full disk)
+    except Exception as e:  # bad input, config or output; the user's environment (a full disk, too little memory)
+        if (text := user_error_text(e, args)) is None:
+            raise
         utils.close_progress_bars()  # the line starts on a line of its own, not after a bar cut short
-        print(f"error: {e if isinstance(e, LatentbridgeError) else os_error_text(e, getattr(args, 'out', None))}",
-              file=sys.stderr)
+        print(f"error: {text}", file=sys.stderr)
         return 2
     except (Terminated, KeyboardInterrupt) as e:
         utils.close_progress_bars()

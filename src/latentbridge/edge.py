@@ -67,7 +67,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.errors import DataError, LatentbridgeError
+from latentbridge.errors import DataError, LatentbridgeError, memory_text, out_of_memory
 from latentbridge.io import (  # numpy only at import time
     ALL_CHANNELS,
     AUDIO_EXTENSIONS,
@@ -421,8 +421,12 @@ def _expand(arg: str) -> list[str]:
     return [arg]
 
 
+#: how the scorer is run, as its errors name it
+COMMAND = "python -m latentbridge.edge"
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = ArgumentParser(prog="python -m latentbridge.edge",
+    p = ArgumentParser(prog=COMMAND,
                        description="Score audio files with an exported latentbridge ONNX model "
                                    "(exit 0: every file scored; 2: a file or the model failed).")
     p.add_argument("model", help="the .onnx file written by `latentbridge export`")
@@ -433,8 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     tolerant_stdout()
 
-    def error(e: DataError) -> None:
-        print(f"error: {_one_line(e)}", file=sys.stderr, flush=True)
+    def error(e: Exception) -> None:
+        print(f"error: {_one_line(memory_text(e, COMMAND) if out_of_memory(e) else e)}", file=sys.stderr, flush=True)
 
     try:
         scorer = EdgeScorer(args.model, threads=args.threads)
@@ -442,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
             from latentbridge.io.vibration import given_rate
 
             scorer.csv_rate = given_rate(args.sample_rate)
-    except (DataError, LatentbridgeError) as e:
+    except (LatentbridgeError, MemoryError) as e:
         error(e)
         return 2
     status, scored = 0, False
@@ -462,7 +466,8 @@ def main(argv: list[str] | None = None) -> int:
                 status = 2
                 continue
             except Exception as e:  # noqa: BLE001 - onnxruntime failing on one file must not stop the rest
-                error(DataError(f, f"the model could not score it ({type(e).__name__}: {_one_line(e)})"))
+                error(DataError(f, memory_text(e, COMMAND) if out_of_memory(e) else
+                                f"the model could not score it ({type(e).__name__}: {_one_line(e)})"))
                 status = 2
                 continue
             for note in res.notes:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.errors import DataError, LatentbridgeError
+from latentbridge.errors import DataError, LatentbridgeError, memory_text, out_of_memory
 from latentbridge.utils import tolerant_stdout
 
 METADATA_KEY = "latentbridge"
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 parts.append(d.sample(len(noise[i:i + batch]), labels=None if labels is None else labels[i:i + batch],
                                       condition=condition, guidance=g, steps=steps, noise=noise[i:i + batch]))
-            except LatentbridgeError:
+            except (LatentbridgeError, MemoryError):
                 raise
             except Exception as e:  # noqa: BLE001 - onnxruntime's own errors (memory) are said in one line
                 raise LatentbridgeError(f"{args.model}: onnxruntime failed on a batch of {batch} samples "
@@ -188,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             for i, img in enumerate(images):
                 write_png(tmp / f"sample_{i:04d}.png", img)
             write_grid(tmp / "grid.png", images)
-    except LatentbridgeError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (LatentbridgeError, MemoryError) as e:  # a MemoryError: the noise or the images of too many samples
+        print(f"error: {memory_text(e, p.prog) if out_of_memory(e) else e}", file=sys.stderr)
         return 2
     print(f"wrote {len(images)} samples to {args.out}")
     return 0

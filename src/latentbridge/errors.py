@@ -91,3 +91,72 @@ def os_error_text(e: OSError, out=None) -> str:
     if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) and out:
         text += f" (while writing {out})"
     return text
+
+
+#: what a RuntimeError says of a failed allocation: torch's CPU allocator, CUDA/MPS, and an allocation failing in a
+#: DataLoader worker process (re-raised in the main process as a RuntimeError naming its class)
+_OUT_OF_MEMORY = ("can't allocate memory", "not enough memory", "out of memory", "Caught MemoryError", "Caught _ArrayMemoryError",
+                  "Caught OutOfMemoryError")
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is a failed allocation: a MemoryError (numpy's ``_ArrayMemoryError`` is one), torch's
+    ``OutOfMemoryError`` (CUDA), its CPU allocator's RuntimeError, or one of them raised in a DataLoader worker."""
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(e, RuntimeError) and any(s in str(e) for s in _OUT_OF_MEMORY)
+
+
+def allocation_size(e: BaseException) -> str | None:
+    """The size of the allocation that failed, as ``e`` says it ("2.57 GiB"), or None."""
+    import re
+
+    text = str(e)
+    if m := re.search(r"(?:Unable|[Tt]ried) to allocate (\d+\.?\d*) ?([KMGTP]?i?B)\b", text):  # numpy, CUDA
+        return f"{float(m.group(1)):.3g} {m.group(2)}"  # numpy's "128. TiB": 128 TiB
+    if m := re.search(r"tried to allocate (\d+) bytes", text):  # torch's CPU allocator
+        n, unit = float(m.group(1)), "bytes"
+        for name in ("KiB", "MiB", "GiB", "TiB"):
+            if n < 1024:
+                break
+            n, unit = n / 1024, name
+        return f"{n:.3g} {unit}"
+    return None
+
+
+#: what to lower when a command runs out of memory, by command (its subcommand too: ``latentbridge anomaly fit``)
+_MEMORY_HINTS = {
+    "latentbridge train": "lower what the run holds at once (-o data.limit=N, -o data.image_size=N, "
+                          "-o train.batch_size=N), give fewer or shorter recordings",
+    "latentbridge anomaly fit": "give fewer or shorter recordings (-o train.batch_size=N lowers the training's share)",
+    "latentbridge sample": "draw fewer samples at once (--num-samples)",
+    "python -m latentbridge.edge_sampler": "draw fewer samples at once (--batch-size, --num-samples)",
+    "python -m latentbridge.edge": "it reads a recording block by block: leave it more of the memory (other programs)",
+}
+_MEMORY_HINT = "give fewer or shorter files at a time (--workers 1 where the command has it: one file decoded at once)"
+
+
+def memory_text(e: BaseException, command: str) -> str:
+    """One line for ``e``, an allocation that failed (:func:`out_of_memory`) in ``command`` ("latentbridge anomaly
+    score"): the command, the allocation's size where ``e`` says it, and what to lower."""
+    size = allocation_size(e)
+    gpu = "CUDA" in str(e) or "MPS" in str(e) or type(e).__name__ == "OutOfMemoryError"
+    what = f"an allocation of {size} failed" if size else "an allocation failed"
+    hint = "a smaller -o train.batch_size=N, or a device with more memory" if gpu else \
+        _MEMORY_HINTS.get(command, _MEMORY_HINT) + ", or run on a machine with more memory"
+    return f"out of {'GPU ' if gpu else ''}memory in `{command}` ({what}): {hint}"
+
+
+def user_error_text(e: BaseException, args) -> str | None:
+    """The one line the command line prints for ``e`` in the command of ``args`` (exit code 2), or None for an error
+    of the program's own (a traceback): bad input, config or output (:class:`LatentbridgeError`), the user's
+    environment (an OSError: a full disk, naming ``args.out``, the output being written), too little memory
+    (:func:`out_of_memory`, naming the command and its subcommand: ``anomaly fit``)."""
+    if isinstance(e, LatentbridgeError):
+        return str(e)
+    if out_of_memory(e):
+        sub = getattr(args, f"{args.command}_cmd", None)
+        return memory_text(e, f"latentbridge {args.command}" + (f" {sub}" if sub else ""))
+    if isinstance(e, OSError):
+        return os_error_text(e, getattr(args, "out", None))
+    return None

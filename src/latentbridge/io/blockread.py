@@ -117,7 +117,7 @@ class RecordingBlocks:
                             break
                         done += len(got)
                         yield got
-            except DataError:
+            except (DataError, MemoryError):  # too little memory is no fault of the file
                 raise
             except Exception as exc:
                 raise DataError(self.path, f"unreadable or truncated audio file ({_sf_error_text(exc, self.path)})") \

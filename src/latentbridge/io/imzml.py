@@ -103,6 +103,8 @@ def open_imzml(path: str | Path):
             parser = ImzMLParser(str(path), parse_lib="ElementTree", ibd_file=fh)
     except Exception as e:  # noqa: BLE001 - XML errors, missing attributes: the file is unusable
         fh.close()
+        if isinstance(e, MemoryError):  # too little memory is no fault of the file
+            raise
         raise DataError(path, f"not a readable imzML file ({type(e).__name__}: {str(e)[:200]})") from None
     if not parser.coordinates:
         parser.m.close()
@@ -301,6 +303,8 @@ def read_ion_images(path: str | Path, mz, *, tolerance: float = 10.0, unit: str 
                     mzs, ints = parser.getspectrum(i)
                     if mode == "continuous":
                         shared_mz = np.asarray(mzs, dtype=np.float64)
+            except MemoryError:  # too little memory is no fault of the file
+                raise
             except Exception as e:  # noqa: BLE001 - a truncated .ibd
                 raise DataError(path, f"spectrum {i} (row {r}, column {c}) cannot be read from the .ibd "
                                       f"({type(e).__name__}: {e})") from None

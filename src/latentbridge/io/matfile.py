@@ -101,6 +101,8 @@ def _hdf5_file(path: Path) -> dict[str, np.ndarray]:
         return _hdf5_arrays(path)
     except ImportError:
         raise DataError(path, "a MATLAB 7.3 (HDF5) file: reading it needs the h5py package (pip install h5py)") from None
+    except MemoryError:  # too little memory is no fault of the file
+        raise
     except Exception as e:  # noqa: BLE001 - h5py raises OSError, KeyError... for damaged files
         raise DataError(path, f"unreadable MATLAB 7.3 (HDF5) file ({type(e).__name__}: {e})") from None
 
@@ -115,6 +117,8 @@ def _numeric_arrays(path: Path) -> dict[str, np.ndarray]:
         content = loadmat(str(path), simplify_cells=True)
     except NotImplementedError:  # version 7.3: an HDF5 file
         return _hdf5_file(path)
+    except MemoryError:  # too little memory is no fault of the file
+        raise
     except Exception as e:  # noqa: BLE001 - scipy raises ValueError, TypeError, OSError... for damaged files
         with open(path, "rb") as f:  # an HDF5 file written without MATLAB's header (h5py, another tool)
             if f.read(8) == b"\x89HDF\r\n\x1a\n":

@@ -34,7 +34,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from latentbridge.errors import CheckpointError, ModelFolderError
+from latentbridge.errors import CheckpointError, ModelFolderError, out_of_memory
 from latentbridge.models.registry import REGISTRY, get_model_class, model_names
 from latentbridge.utils import atomic_path, atomic_write_text, json_safe
 
@@ -288,6 +288,8 @@ def read_lightning_checkpoint(path: str | Path) -> dict:
     except FileNotFoundError:
         raise CheckpointError(path, "checkpoint file does not exist") from None
     except Exception as e:  # noqa: BLE001 - any failure to read a user's file is "not readable"
+        if out_of_memory(e):  # but too little memory, which is no fault of the file
+            raise
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "weights_only" in first or "Unsupported global" in first:
             first = "holds objects other than tensors and plain values"

@@ -100,6 +100,8 @@ class MUSDBStems:
                 with sf.SoundFile(os.fsencode(path)) as f:
                     sr, ch, declared = int(f.samplerate), int(f.channels), int(f.frames)
                     data = f.read(dtype="float32", always_2d=True)
+            except MemoryError:  # too little memory is no fault of the file
+                raise
             except Exception as exc:  # noqa: BLE001 - libsndfile errors
                 raise DataError(path, f"unreadable audio file ({exc})") from exc
             if data.shape[0] < declared or data.shape[0] == 0:
