@@ -73,7 +73,8 @@ from _detection_tasks import TASKS, build  # noqa: E402
 def task_statistics(task_name: str, work: Path, data: Path) -> dict:
     import torch
 
-    from latentbridge.data.audio import list_files, split_train_val
+    from latentbridge.data.audio import list_files
+    from latentbridge.data.holdout import split_train_val
     from latentbridge.tasks.anomaly import Detector
     from latentbridge.transforms.stats import window_statistics
 

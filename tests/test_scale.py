@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import json
+import logging
+
 import numpy as np
 import pytest
+import soundfile as sf
 
-from conftest import FAST
+from conftest import FAST, FSDD, REPO
 from latentbridge.cli import main
 
 #: numpy's error for the samples of 2 h of 48-kHz stereo (decoding a recording the sweep's 6-GB cap refused)
@@ -149,3 +153,115 @@ def test_too_little_memory_in_a_scoring_worker_is_no_bad_file(fitted_model, mach
     assert err.startswith("error: out of memory in `latentbridge anomaly score` (an allocation of 2.57 GiB failed): "
                           "give fewer or shorter files at a time (--workers 1") and err.count("\n") == 1, err
     assert not (tmp_path / "scores").exists()
+
+
+# ----------------------------------------------------------------------------- a few long recordings' validation
+
+
+def _long_recordings(folder: Path, seconds: float, n: int = 2, sr: int = 16000) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(5)
+    t = np.arange(int(seconds * sr)) / sr
+    for i in range(n):
+        sf.write(folder / f"rec_{i}.wav", (0.2 * np.sin(2 * np.pi * (200 + 50 * i) * t) + 0.05 *
+                                           rng.standard_normal(len(t))).astype(np.float32), sr, subtype="PCM_16")
+    return folder
+
+
+def test_two_long_recordings_hold_out_about_val_fraction(tmp_path, monkeypatch, caplog):
+    """Two equal recordings: one whole file held out half the windows (the sweep's mel autoencoder 7,200 / 7,200,
+    `anomaly fit` 7,199 / 7,199 at a fraction of 0.1). Now the last 20 % (data.val_fraction) of each is held out: 12 of
+    each file's 59 windows (2-s windows, 1-s hop), the one window crossing each cut left out of both, so no sample is
+    in both sets; said in a warning, the card and config.json; both files count as trained on (calibrating on them is
+    warned of)."""
+    monkeypatch.setenv("LATENTBRIDGE_CACHE", str(tmp_path / "cache"))
+    data = _long_recordings(tmp_path / "long", 60.0)
+    out = tmp_path / "m"
+    with caplog.at_level(logging.WARNING):
+        assert main(["anomaly", "fit", str(data), "--out", str(out), *_o(["audio.auto=false"])]) == 0
+    d = json.loads((out / "config.json").read_text())["data"]
+    assert (d["n_train_windows"], d["n_val_windows"], d["n_train_files"], d["n_val_files"]) == (92, 24, 2, 2)
+    assert d["val_split"] == "time" and 0.1 <= 24 / 118 <= 0.4
+    assert "whole files would hold 50 % of the windows (1 of 2 files), far from data.val_fraction 0.2: the last 20 % " \
+           "of each recording in time is held out instead (24 of 118 windows; 2 crossing the cuts left out of both)" \
+           in caplog.text
+    assert "held out for calibration, the last part of each in time)" in (out / "README.md").read_text()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert main(["anomaly", "calibrate", str(out), str(data)]) == 0
+    assert "2 of the 2 calibration recordings are ones the model was trained on" in caplog.text
+
+
+def test_a_mel_autoencoder_is_evaluated_on_the_part_it_held_out(tmp_path, monkeypatch):
+    """`train` of the mel autoencoder on two 30-s recordings holds out their last 3 s (1-s windows and hop: no window
+    crosses a cut); `evaluate` reads those 6 windows (it read both recordings whole, 60 windows, 54 of them trained
+    on, as "held-out validation files")."""
+    monkeypatch.setenv("LATENTBRIDGE_CACHE", str(tmp_path / "cache"))
+    data = _long_recordings(tmp_path / "long", 30.0, sr=8000)
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(REPO / "configs" / "mel_ae.yaml"), "--out", str(out), "-o",
+                 f"data.train_dir={data}", "-o", "train.max_epochs=1", "-o", "train.batch_size=8", "-o",
+                 "train.progress_bar=false", "-o", "model.channels=[8,8,16,16]", "-o", "model.latent_dim=8"]) == 0
+    d = json.loads((out / "config.json").read_text())["data"]
+    assert (d["n_train_windows"], d["n_val_windows"], d["val_from_s"]) == (54, 6, [27.0, 27.0])
+    assert d["val_files"] == [str(data / "rec_0.wav"), str(data / "rec_1.wav")]
+    assert "6 windows held out, the last part of each in time" in (out / "README.md").read_text()
+    assert main(["evaluate", str(out), "--out", str(tmp_path / "eval")]) == 0
+    m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert (m["n_windows_read"], m["n_files"], m["data"]) == (6, 2, "the held-out last part of each training recording")
+
+
+def test_a_split_in_time_leaves_no_sample_in_both_sets():
+    """:func:`time_split` on the windows of three recordings of 30, 60 and 1.5 s (2-s windows, 1-s hop, the last one
+    padded): each file's held-out windows begin after its last training window ends; a file too short to cut is
+    trained on whole."""
+    from latentbridge.data.audio import WindowFeatures
+    from latentbridge.data.holdout import held_out_record, split_train_val
+
+    starts = [np.arange(29.0), np.arange(59.0), np.zeros(1)]
+    wf = WindowFeatures(np.zeros((89, 0), np.float32), np.repeat([0, 1, 2], [29, 59, 1]), np.concatenate(starts), 2.0,
+                        [Path("a.wav"), Path("b.wav"), Path("c.wav")], np.array([30.0, 60.0, 1.5]))
+    train, val = split_train_val(wf, 0.1, seed=0)
+    assert (len(train), len(val)) == (25 + 52 + 1, 3 + 6)
+    for i in range(3):
+        t, v = train.starts_s[train.file_index == i], val.starts_s[val.file_index == i]
+        assert not len(v) or t.max() + 2.0 <= v.min()
+    assert held_out_record(train, val) == {"n_train_files": 3, "n_val_files": 2, "val_files": ["a.wav", "b.wav"],
+                                           "held_out": [], "val_split": "time", "val_from_s": [26.0, 53.0]}
+    # 10 min beside ten 3-s clips (2 windows each) at 0.2: whole clips would hold 4 of 620 windows; the long one's
+    # last 120 windows (2 min) are held out, the clips trained on
+    n = [600] + [2] * 10
+    wf = WindowFeatures(np.zeros((620, 0), np.float32), np.repeat(np.arange(11), n),
+                        np.concatenate([np.arange(k, dtype=float) for k in n]), 2.0,
+                        [Path(f"{i}.wav") for i in range(11)], np.array([601.0] + [3.0] * 10))
+    for seed in range(3):
+        train, val = split_train_val(wf, 0.2, seed)
+        assert (len(train), len(val), set(val.file_index), val.starts_s.min()) == (479 + 20, 120, {0}, 480.0)
+
+
+def test_many_files_keep_the_whole_file_split(machine_data):
+    """Folders of many files of about one length keep exactly the seeded whole-file split: the synthetic machine set
+    (its features read), and FSDD's 3,000 clips (their windows counted from the headers, the mel autoencoder's 1-s
+    windows)."""
+    from latentbridge.config import load_config, transform_spec
+    from latentbridge.data.audio import FeatureExtractor, WindowFeatures
+    from latentbridge.data.holdout import held_out_record, split_files, split_train_val
+    from latentbridge.io import audio_info, list_audio_files
+
+    spec = transform_spec(load_config(None, ["audio.auto=false"], sets={"task": "anomaly"}))
+    wf = FeatureExtractor.from_spec(spec, use_cache=False, num_workers=0).extract(machine_data / "train" / "normal")
+    sets = [(wf, 0.2)]
+    if FSDD.is_dir():  # a window a second begun (most clips: one)
+        files = list_audio_files(FSDD)
+        n = [max(1, int(np.ceil(audio_info(f).duration_s - 1.0)) + 1) for f in files]
+        sets.append((WindowFeatures(np.zeros((sum(n), 0), np.float32), np.repeat(np.arange(len(files)), n),
+                                    np.concatenate([np.arange(k, dtype=float) for k in n]), 1.0, files,
+                                    np.ones(len(files))), 0.1))
+        assert len(files) == 3000
+    for wf, fraction in sets:
+        for seed in range(3):
+            train, val = split_train_val(wf, fraction, seed)
+            tr, va = split_files(len(wf.files), fraction, seed)
+            assert val.files == [wf.files[i] for i in va] and train.files == [wf.files[i] for i in tr]
+            assert len(train) + len(val) == len(wf) and held_out_record(train, val)["val_split"] == "files"
+

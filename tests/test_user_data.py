@@ -49,7 +49,7 @@ def test_mel_preset_keeps_short_clips_and_many_bad_files_make_one_short_error(tm
 def test_validation_files_hold_the_share_of_windows_asked_for():
     """Whole files are held out; one long recording among clips took 63 of 94 windows at a fraction of 0.1. Files of
     similar length keep the plain seeded split (the same files as before)."""
-    from latentbridge.data.audio import balanced_split, split_files
+    from latentbridge.data.holdout import balanced_split, split_files
 
     windows = np.array([60] + [1] * 30)
     seed = next(s for s in range(100) if 0 in split_files(len(windows), 0.1, s)[1])  # the plain split takes the long one

@@ -52,7 +52,7 @@ class AudioDataConfig(Section):
     cache_dir: str | None = None
     """Where feature caches (``.npy``) go; default: ``$LATENTBRIDGE_CACHE`` or ``~/.cache/latentbridge/features``."""
     val_fraction: float = Field(0.2, ge=0.0, lt=1.0)
-    """Share of files held out for validation (and threshold calibration)."""
+    """Share of windows held out for validation and calibration: whole files, or each file's end (data.holdout)."""
     skip_bad_files: bool = False
     """Skip unreadable or invalid files with a warning instead of stopping (``fit --skip-bad``)."""
 

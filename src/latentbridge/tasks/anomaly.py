@@ -281,17 +281,16 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
             "recordings that differ as normal ones do") if has_val else None)
         anomaly_info["calibrated_on"] = "held-out normal files" if has_val else "training windows"
         atomic_write_json(fit_.run.dir / "calibration.json", {**anomaly_info, "scores": calib_scores.tolist()})
-        data_info = {k: v for k, v in fit_.data_info.items() if k != "val_files"}
+        data_info = {k: v for k, v in fit_.data_info.items() if k not in ("val_files", "val_from_s")}
         data_info["channels_read"] = int(fit_.model.input_shape[0])
-        data_info["codecs"] = codec_counts([c for wf in (fit_.train, fit_.val) for c in wf.codecs or ()])
-        shares = [c for wf in (fit_.train, fit_.val) for c in wf.clipped_shares]
+        every = fit_.windows  # each file once (a split in time gives both sets every file)
+        data_info["codecs"] = codec_counts(every.codecs or [])
+        shares = list(every.clipped_shares)
         data_info["clipped_share_percentiles_0_10_50_90_100"] = clipping_summary(shares)
-        for text in clipping_warnings(None, file_names(fit_.train.files + fit_.val.files), shares, training=True):
+        for text in clipping_warnings(None, file_names(every.files), shares, training=True):
             log.warning(text)
-        profiles = [p for wf in (fit_.train, fit_.val) if len(wf) and (p := band_profile_db(
-            wf.features, wf.file_index, len(wf.files), fit_.spec.features)) is not None]
-        if profiles:  # each training file's spectrum: scoring names recordings far outside it in some band
-            rows = np.concatenate(profiles)
+        rows = band_profile_db(every.features, every.file_index, len(every.files), fit_.spec.features)
+        if rows is not None:  # each training file's spectrum: scoring names recordings far outside it in some band
             rows = rows[np.isfinite(rows).all(axis=1)]
             if len(rows):
                 data_info["band_profile_db"] = {"min": np.round(rows.min(0), 1).tolist(),

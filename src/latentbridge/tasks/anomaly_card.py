@@ -33,7 +33,8 @@ def model_card(cfg, anomaly: dict, data: dict, training: dict) -> str:
 ## Data
 - Training recordings: `{data['train_dir']}` ({counted(data['n_files'], 'file')}, {data['total_duration_s']:.1f} s;
   {counted(data['n_train_files'], 'file')} / {counted(data['n_train_windows'], 'window')} for training,
-  {counted(data['n_val_files'], 'file')} / {counted(data['n_val_windows'], 'window')} held out for calibration)
+  {counted(data['n_val_files'], 'file')} / {counted(data['n_val_windows'], 'window')} held out for calibration\
+{", the last part of each in time" if data.get('val_split') == 'time' else ""})
 - Skipped files: {len(data['skipped_files'])}; files shorter than one window (padded): {data.get('n_padded_files', 0)}
 - Stored as: {_codecs(data.get('codecs'))}
 

@@ -134,8 +134,9 @@ def _audio_card(cfg, data: dict, training: dict) -> str:
 ## Data
 - Recordings: {src} ({data['n_files']} files{f", a seeded subset of {cfg.data.limit}" if cfg.data.limit else ""},
   {data['total_duration_s']:.1f} s); {data['n_train_files']} files / {data['n_train_windows']} windows for
-  training, {data['n_val_files']} files / {data['n_val_windows']} windows held out (listed in `config.json`,
-  `data.val_files`).
+  training, {data['n_val_files']} files / {data['n_val_windows']} windows held out{
+  ", the last part of each in time" if data.get('val_split') == 'time' else ""} (listed in `config.json`,
+  `data.val_files`{", from `data.val_from_s`" if data.get('val_split') == 'time' else ""}).
 
 ## Input
 - {a.sample_rate} Hz mono, windows of {a.window_s:g} s (hop {a.hop_s:g} s, short recordings padded: {a.pad})
@@ -227,12 +228,15 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
     cfg, spec = saved.workflow, saved.transform
     transform = build_spectrogram(spec)
     data = data or getattr(cfg.data, "test_dir", None)  # the run's own test recordings, when it names them
+    from_s = None  # where each file's held-out part begins (a split in time: data.holdout)
     if data:  # the run's MUSDB stems where the folder has them (the other stems are other sounds), else every file
         files = recordings(data, getattr(cfg.data, "stems", None), stems_required=False, split="test")
         source = str(data)
     else:
         files = [Path(p) for p in (saved.info.get("data") or {}).get("val_files", [])]
         source = "held-out validation files"
+        if (from_s := (saved.info.get("data") or {}).get("val_from_s")) is not None:
+            source = "the held-out last part of each training recording"
         if not files:
             log.warning("no held-out files recorded: evaluating on the training recordings (optimistic)")
             files, source = audio_files(cfg), "training files (no held-out files)"
@@ -241,12 +245,14 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
         raise DataError(missing[0], f"evaluation recording missing ({len(missing)} of {len(files)}); pass --data DIR")
     ex = FeatureExtractor.from_spec(spec, transform, use_cache=False)
     waves, labels, bad, used = [], [], [], []
-    for f in files:  # every unusable recording named at once, the others evaluated
+    for k, f in enumerate(files):  # every unusable recording named at once, the others evaluated
         try:
             _, w, starts = ex.file_windows(Path(f))  # times in the recording, a trimmed lead added back
         except DataError as e:
             bad.append(e)
             continue
+        if from_s is not None:  # the part held out, not the part trained on
+            w, starts = w[starts >= from_s[k] - 1e-6], starts[starts >= from_s[k] - 1e-6]
         used.append(Path(f))
         waves.append(w)
         labels += [f"{Path(f).name}@{s:.2f}s" for s in starts]

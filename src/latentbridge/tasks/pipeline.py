@@ -150,7 +150,8 @@ def feature_training(cfg, out_dir, paths, *, resume: bool = False, force: bool =
     files (``data.val_fraction``), build ``cfg.model``, fit its normaliser, train it and fit its
     latent scale. The caller saves the model inside the block (``fit.run.save``)."""
     from latentbridge.config.workflows import transform_spec
-    from latentbridge.data.audio import FeatureExtractor, split_train_val
+    from latentbridge.data.audio import FeatureExtractor
+    from latentbridge.data.holdout import held_out_record, split_train_val
     from latentbridge.models.base import fit_latent_scale
     from latentbridge.models.registry import build_model
 
@@ -166,15 +167,17 @@ def feature_training(cfg, out_dir, paths, *, resume: bool = False, force: bool =
         raise DataError(cfg.data.train_dir, f"{len(train_wf)} training window(s) from {len(train_wf.files)} "
                         f"file(s) ({len(val_wf)} more held out for validation): a model needs at least 2; give "
                         "more recordings, or shorter windows (-o audio.window_s=...)")
+    held = held_out_record(train_wf, val_wf)
     data_info = {
-        "train_dir": str(cfg.data.train_dir), "n_files": len(wf.files), "n_train_files": len(train_wf.files),
-        "n_val_files": len(val_wf.files), "n_train_windows": len(train_wf), "n_val_windows": len(val_wf),
+        "train_dir": str(cfg.data.train_dir), "n_files": len(wf.files), "n_train_files": held["n_train_files"],
+        "n_val_files": held["n_val_files"], "n_train_windows": len(train_wf), "n_val_windows": len(val_wf),
         "total_duration_s": float(wf.durations_s.sum()), "skipped_files": wf.skipped,
-        "n_padded_files": len(wf.padded), "val_files": [str(f) for f in val_wf.files],
+        "n_padded_files": len(wf.padded), "val_files": held["val_files"], "val_split": held["val_split"],
+        **({"val_from_s": held["val_from_s"]} if "val_from_s" in held else {}),
     }
     listed_files = list(wf.files) + [Path(p) for p, _ in wf.skipped]
     with training_run(cfg, out_dir, resume=resume, force=force, data_files=listed_files) as run:
-        run.held_out = list(val_wf.files)
+        run.held_out = held["held_out"]  # a recording whose last part is held out was trained on
         shape = tuple(train_wf.features.shape[1:])
         data = cfg.model_data(shape) if hasattr(cfg, "model_data") else {"input_shape": shape}
         model = build_model(cfg.model, **data)
