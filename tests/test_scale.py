@@ -265,3 +265,37 @@ def test_many_files_keep_the_whole_file_split(machine_data):
             assert val.files == [wf.files[i] for i in va] and train.files == [wf.files[i] for i in tr]
             assert len(train) + len(val) == len(wf) and held_out_record(train, val)["val_split"] == "files"
 
+
+# ----------------------------------------------------------------------------- the feature cache's limit
+
+
+def test_a_pass_larger_than_the_cache_limit_is_said_once(tmp_path, monkeypatch, caplog):
+    """Features of more files than $LATENTBRIDGE_CACHE_MAX_GB holds never all stay cached (each run prunes the first
+    ones read and computes them again), without a word: a warning, once, naming the variable, the size the pass
+    takes and the limit that keeps it. A pass within the limit says nothing."""
+    from latentbridge.config import load_config
+    from latentbridge.data.audio import FeatureExtractor
+
+    data = _long_recordings(tmp_path / "clips", 3.0, n=12, sr=8000)
+    spec = load_config(REPO / "configs" / "mel_ae.yaml", [f"data.train_dir={data}"]).transform_spec()
+    monkeypatch.setenv("LATENTBRIDGE_CACHE_MAX_GB", "inf")
+    FeatureExtractor.from_spec(spec, cache_dir=tmp_path / "sized", num_workers=0).extract(data)
+    entry = sum(p.stat().st_size for p in (tmp_path / "sized").iterdir()) / 12  # a 3-s clip's .npy and .json
+    assert 3 * 64 * 128 * 4 < entry < 110_000  # three 1-s windows of 64 mel bands x 128 frames, float32
+    monkeypatch.setenv("LATENTBRIDGE_CACHE_MAX_GB", str(8.5 * entry / 1e9))
+    files = sorted(data.glob("*.wav"))
+    with caplog.at_level(logging.WARNING):
+        FeatureExtractor.from_spec(spec, cache_dir=tmp_path / "c", num_workers=0).extract(files[:8])
+        assert "feature cache" not in caplog.text  # 8 entries: within the limit
+        FeatureExtractor.from_spec(spec, cache_dir=tmp_path / "c", num_workers=0).extract(files)
+        need = 12 * entry / 0.9 / 1e9
+        said = [r.getMessage() for r in caplog.records if "LATENTBRIDGE_CACHE_MAX_GB" in r.getMessage()]
+        assert len(said) == 1 and f"the features of the files just read take {12 * entry / 1e9:.3g} GB, more than " \
+            f"its limit of {8.5 * entry / 1e9:.3g} GB ($LATENTBRIDGE_CACHE_MAX_GB)" in said[0], said
+        given = float(said[0].split("LATENTBRIDGE_CACHE_MAX_GB=")[1].split()[0])
+        assert need <= given <= 1.1 * need
+        FeatureExtractor.from_spec(spec, cache_dir=tmp_path / "c", num_workers=0).extract(files)  # said once
+        assert sum("LATENTBRIDGE_CACHE_MAX_GB" in r.getMessage() for r in caplog.records) == 1
+    monkeypatch.setenv("LATENTBRIDGE_CACHE_MAX_GB", str(given))
+    FeatureExtractor.from_spec(spec, cache_dir=tmp_path / "c", num_workers=0).extract(files)
+    assert len(list((tmp_path / "c").glob("*.npy"))) == 12  # the limit it gives keeps every entry

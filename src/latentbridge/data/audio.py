@@ -283,11 +283,11 @@ class FeatureExtractor:
                 log.warning("feature cache %s not written (%s): the features are computed again at every run",
                             self.cache_dir, e.strerror or type(e).__name__)
 
-    def keep_cache_limit(self) -> None:
+    def keep_cache_limit(self, files: list[Path] | None = None) -> None:
         """After a pass that may have written to the cache: its least recently used entries removed down to its size
-        limit (:func:`prune_cache`)."""
+        limit (:func:`prune_cache`), with a warning when the pass's ``files`` alone need more than it."""
         if self.use_cache and self.cache_dir.is_dir():
-            prune_cache(self.cache_dir, self.cache_limit)
+            prune_cache(self.cache_dir, self.cache_limit, None if files is None else lambda: map(self._key, files))
 
     # --- extraction ---------------------------------------------------------------------
     def windows_of(self, wave: np.ndarray, name: str | Path = "<waveform>") -> tuple[np.ndarray, np.ndarray]:
@@ -449,7 +449,7 @@ class FeatureExtractor:
             for chunk in self.map_chunks(self.chunks(files)):
                 results.extend(chunk)
                 bar.update(len(chunk))
-        self.keep_cache_limit()
+        self.keep_cache_limit(files)
         return self.assemble(files, results, skip_bad, paths)
 
     def check_band(self, files: list[Path]) -> str | None:

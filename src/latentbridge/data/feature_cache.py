@@ -48,12 +48,14 @@ def cache_limit_bytes() -> float:
     return gb * 1e9
 
 
-def prune_cache(folder: Path, limit_bytes: float) -> int:
+def prune_cache(folder: Path, limit_bytes: float, pass_keys=None) -> int:
     """Remove the least recently used entries (``KEY.npy`` + ``KEY.json``; a hit renews an entry's time) of the
     feature cache ``folder`` until it holds at most 90 % of ``limit_bytes`` (once it holds more than the limit);
     return how many entries went. Only files named as the cache names them (16 hex digits) are counted or removed:
     a ``data.cache_dir`` pointed at a folder of the user's own arrays loses none of them. Entries another process
-    removes meanwhile are passed over."""
+    removes meanwhile are passed over. ``pass_keys``: a function giving the keys of the pass that just ran, asked
+    only when the cache is over its limit: when they alone take more than it, a warning (once) says so and the size
+    they need (such a set of files never stays cached: each run computes its features again)."""
     entries, total = {}, 0
     try:
         with os.scandir(folder) as it:
@@ -77,6 +79,8 @@ def prune_cache(folder: Path, limit_bytes: float) -> int:
         return 0
     if total <= limit_bytes:
         return 0
+    if pass_keys is not None and limit_bytes > 0:
+        _warn_over_limit(folder, sum(entries[k][0] for k in set(pass_keys()) if k in entries), limit_bytes)
     removed = 0
     for key, (size, _) in sorted(entries.items(), key=lambda kv: kv[1][1]):
         if total <= 0.9 * limit_bytes:
@@ -89,3 +93,18 @@ def prune_cache(folder: Path, limit_bytes: float) -> int:
     log.info("feature cache %s: %d least recently used entries removed (limit %.3g GB, "
              "$LATENTBRIDGE_CACHE_MAX_GB)", folder, removed, limit_bytes / 1e9)
     return removed
+
+
+def _warn_over_limit(folder: Path, needed: int, limit_bytes: float) -> None:
+    """Say (once a process, for ``folder``) that one pass's entries, ``needed`` bytes, exceed the cache's limit."""
+    import math
+
+    from latentbridge.utils import first_time
+
+    if needed > limit_bytes and first_time(("feature cache over its limit", str(folder))):
+        gb = needed / 0.9 / 1e9  # pruning leaves 90 % of the limit
+        step = 10.0 ** (math.floor(math.log10(gb)) - 1)  # rounded up to two significant digits
+        log.warning("feature cache %s: the features of the files just read take %.3g GB, more than its limit of %.3g "
+                    "GB ($LATENTBRIDGE_CACHE_MAX_GB): they never all stay cached, so every run computes most of them "
+                    "again; LATENTBRIDGE_CACHE_MAX_GB=%g or more keeps them", folder, needed / 1e9,
+                    limit_bytes / 1e9, math.ceil(round(gb / step, 6)) * step)

@@ -190,7 +190,7 @@ def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: s
         shutil.rmtree(gather_dir, ignore_errors=True)
         os.environ.pop(_GATHER_ENV, None)
     pairs.sort(key=lambda p: p[0].index)
-    ex.keep_cache_limit()
+    ex.keep_cache_limit(files)
     wf = ex.assemble(files, [r for r, _ in pairs], skip_bad, paths)
     scores = np.concatenate([s for r, s in pairs if r.problem is None]) if wf.files else np.zeros(0)
     return wf, scores
