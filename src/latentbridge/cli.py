@@ -31,19 +31,20 @@ def _add_trainer_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--devices", help="number of devices, e.g. 2 (with --strategy ddp for DDP)")
     g.add_argument("--strategy", help="auto, ddp, ddp_spawn, ...")
     g.add_argument("--precision", help="32-true, bf16-mixed, 16-mixed, ...")
+    g.add_argument("--workers", type=int, help="recordings decoded at once (default: one per core, at most 4; 0: one "
+                   "at a time): each is held whole, so fewer need less memory")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
     p.add_argument("--force", action="store_true", help="replace an existing non-empty output folder")
 
 
 def _hardware(args) -> dict:
-    out = {}
-    for key in ("accelerator", "strategy", "precision"):
-        v = getattr(args, key, None)
-        if v is not None:
-            out[f"train.{key}"] = v
-    if getattr(args, "devices", None) is not None:
-        from latentbridge.commands import device_count
+    from latentbridge.commands import device_count, worker_count
+
+    out = {f"train.{k}": v for k in ("accelerator", "strategy", "precision") if (v := getattr(args, k)) is not None}
+    if args.devices is not None:
         out["train.devices"] = device_count(args.devices, choices=True)
+    if args.workers is not None:
+        out["train.decode_workers"] = worker_count(args.workers)
     return out
 
 
@@ -397,8 +398,7 @@ def _cmd_anomaly(args) -> int:
         if args.list_devices:
             from latentbridge.io.capture import list_input_devices
 
-            devices = list_input_devices()
-            for dev in devices:
+            for dev in (devices := list_input_devices()):
                 print(json.dumps(dev))
             if not devices:
                 print("no audio input devices found (is a sound server such as PulseAudio running?)",

@@ -281,6 +281,13 @@ def device_count(value, choices: bool = False):
     return out
 
 
+def worker_count(value: int | None) -> int | None:
+    """``--workers`` (scoring, training): recordings decoded at once, 0 or more; None when not given."""
+    if value is not None and value < 0:
+        raise LatentbridgeError(f"--workers: expected 0 (decode in this process) or more workers, got {value}")
+    return value
+
+
 def score(model_dir: str, paths: list[str], out: str, *, labels: str | None = None, aggregate: str | None = None,
           skip_bad: bool = False, force: bool = False, method: str | None = None, sample_rate: float | None = None,
           **hardware):
@@ -288,8 +295,7 @@ def score(model_dir: str, paths: list[str], out: str, *, labels: str | None = No
     vibration files that give none, default the model's); ``hardware``:
     devices, strategy, accelerator, num_workers. None in the extra processes of a distributed run
     (the first one writes the folder)."""
-    if (workers := hardware.get("num_workers")) is not None and workers < 0:
-        raise LatentbridgeError(f"--workers: expected 0 (decode in this process) or more processes, got {workers}")
+    worker_count(hardware.get("num_workers"))
     hardware["devices"] = device_count(hardware.get("devices"))
     check_target(Path(out), force)  # before the work: a used folder without --force is refused at once
     res = anomaly.score(model_dir, paths, labels=labels, aggregate=aggregate, skip_bad=skip_bad, method=method,

@@ -360,6 +360,8 @@ class TrainConfig(Section):
     checkpoint and the saved model use the averaged weights."""
     gradient_clip: float | None = 5.0
     num_workers: int = Field(0, ge=0)
+    decode_workers: int | None = Field(None, ge=0)
+    """Recordings decoded at once before training (``--workers``; None: one per core, at most 4; 0: in this thread)."""
     num_threads: int | Literal["all"] | None = None
     """torch intra-op threads (``torch.set_num_threads``): a count, ``all`` (every core,
     ``os.cpu_count()``), or None for torch's default (the CLI's: all cores but one unless
@@ -545,8 +547,7 @@ class MLDDiffusionConfig(DiffusionConfig):
 
 class MLDEvalConfig(Section):
     samples_per_condition: int = Field(8, gt=0)
-    """Samples drawn per condition: bridge masks are their mean crack probability; digits: the
-    per-input diversity."""
+    """Samples drawn per condition: bridge masks are their mean crack probability; digits: the per-input diversity."""
     diversity_inputs: int = Field(50, gt=0)
     """Digits: test inputs whose ``samples_per_condition`` samples give the per-input diversity."""
     max_pairs: int | None = Field(None, gt=0)

@@ -488,6 +488,8 @@ class FeatureExtractor:
                                            "was fitted on: its threshold is not set from them (" + text + ")")
         if text:
             log.warning(text)
+        if note := decode_note({p: self._headers[p] for p in rates}, self.sample_rate, self.channel, self.num_workers):
+            log.warning(note)
         return text
 
     def assemble(self, files: list[Path], results: list["FileFeatures"], skip_bad: bool, paths) -> WindowFeatures:
@@ -523,6 +525,33 @@ class FeatureExtractor:
             silent=None if any(r.silent is None for r in kept) else np.concatenate([r.silent for r in kept]),
             band_power=None if any(r.band_power is None for r in kept) else np.stack([r.band_power for r in kept]),
         )
+
+
+#: a recording whose decoding takes more memory than this is named (:func:`decode_note`)
+DECODE_NOTE_BYTES = 2e9
+
+
+def decode_bytes(info, sample_rate: int, channel=None) -> float:
+    """About the memory that reading a recording of header ``info`` whole takes (:func:`~latentbridge.io.read_audio`):
+    its samples as float32, the channel(s) read (a mix, one channel, or every one), and those at ``sample_rate``."""
+    width = info.channels if channel == ALL_CHANNELS else 1
+    return 4.0 * info.frames * (info.channels + width * (1 + sample_rate / max(1, info.sample_rate)))
+
+
+def decode_note(headers: dict, sample_rate: int, channel=None, workers: int = 0) -> str | None:
+    """What to say where recordings (``headers``: path -> AudioInfo) take more than :data:`DECODE_NOTE_BYTES` each to
+    decode (each is read whole; ``workers`` decode at once): the largest, the memory they may take together, and how
+    to lower it. None otherwise."""
+    sizes = sorted(((decode_bytes(h, sample_rate, channel), p) for p, h in headers.items()), reverse=True)
+    if not sizes or sizes[0][0] <= DECODE_NOTE_BYTES:
+        return None
+    size, path = sizes[0]
+    h, at_once = headers[path], max(1, min(workers, len(sizes)))
+    together = sum(s for s, _ in sizes[:at_once])
+    return (f"recordings are decoded whole: {path} ({h.duration_s / 3600:.3g} h at {h.sample_rate} Hz, {h.channels} "
+            f"channel{'s' if h.channels != 1 else ''}) takes about {size / 1e9:.2g} GB"
+            + (f", and {at_once} are decoded at once: up to {together / 1e9:.2g} GB" if at_once > 1 else "")
+            + "; where memory is short, --workers 0 decodes one at a time, and shorter files take less")
 
 
 def list_files(paths) -> list[Path]:

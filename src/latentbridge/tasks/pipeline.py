@@ -159,7 +159,9 @@ def feature_training(cfg, out_dir, paths, *, resume: bool = False, force: bool =
         raise ConfigError("model.label_classes: a folder of recordings carries no labels to learn; the label head "
                           "trains as the audio stage of a digits MLD run (first_stage.stages.audio)")
     spec = transform_spec(cfg)
-    extractor = FeatureExtractor.from_spec(spec, cache_dir=cfg.data.cache_dir)
+    workers = getattr(cfg.train, "decode_workers", None)
+    extractor = FeatureExtractor.from_spec(spec, cache_dir=cfg.data.cache_dir,
+                                           **({} if workers is None else {"num_workers": workers}))
     extractor.training = True
     wf = extractor.extract(paths, skip_bad=cfg.data.skip_bad_files, files=files, progress=True)
     train_wf, val_wf = split_train_val(wf, cfg.data.val_fraction, cfg.train.seed)
