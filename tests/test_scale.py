@@ -98,7 +98,7 @@ def test_out_of_memory_anywhere_is_one_line_and_exit_2(machine_data, tmp_path, m
     err = capsys.readouterr().err
     assert err == ("error: out of memory in `latentbridge train` (an allocation of 2.57 GiB failed): lower what the "
                    "run holds at once (-o data.limit=N, -o data.image_size=N, -o train.batch_size=N), give fewer or "
-                   "shorter recordings, or run on a machine with more memory\n")
+                   "shorter recordings (--workers 0: one decoded at a time), or run on a machine with more memory\n")
     assert not out.exists()
 
     def broken(*a, **k):  # an error of the program's own stays a traceback (exit 1)
@@ -151,7 +151,7 @@ def test_too_little_memory_in_a_scoring_worker_is_no_bad_file(fitted_model, mach
                  str(tmp_path / "scores")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: out of memory in `latentbridge anomaly score` (an allocation of 2.57 GiB failed): "
-                          "give fewer or shorter files at a time (--workers 1") and err.count("\n") == 1, err
+                          "give fewer or shorter files at a time (--workers 0 where the command has it") and err.count("\n") == 1, err
     assert not (tmp_path / "scores").exists()
 
 

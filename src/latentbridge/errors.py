@@ -127,13 +127,15 @@ def allocation_size(e: BaseException) -> str | None:
 #: what to lower when a command runs out of memory, by command (its subcommand too: ``latentbridge anomaly fit``)
 _MEMORY_HINTS = {
     "latentbridge train": "lower what the run holds at once (-o data.limit=N, -o data.image_size=N, "
-                          "-o train.batch_size=N), give fewer or shorter recordings",
-    "latentbridge anomaly fit": "give fewer or shorter recordings (-o train.batch_size=N lowers the training's share)",
+                          "-o train.batch_size=N), give fewer or shorter recordings (--workers 0: one decoded at a "
+                          "time)",
+    "latentbridge anomaly fit": "give fewer or shorter recordings (--workers 0: one decoded at a time; "
+                                "-o train.batch_size=N lowers the training's share)",
     "latentbridge sample": "draw fewer samples at once (--num-samples)",
     "python -m latentbridge.edge_sampler": "draw fewer samples at once (--batch-size, --num-samples)",
     "python -m latentbridge.edge": "it reads a recording block by block: leave it more of the memory (other programs)",
 }
-_MEMORY_HINT = "give fewer or shorter files at a time (--workers 1 where the command has it: one file decoded at once)"
+_MEMORY_HINT = "give fewer or shorter files at a time (--workers 0 where the command has it: one decoded at a time)"
 
 
 def memory_text(e: BaseException, command: str) -> str:
