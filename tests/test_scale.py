@@ -237,6 +237,15 @@ def test_a_split_in_time_leaves_no_sample_in_both_sets():
     for seed in range(3):
         train, val = split_train_val(wf, 0.2, seed)
         assert (len(train), len(val), set(val.file_index), val.starts_s.min()) == (479 + 20, 120, {0}, 480.0)
+    # one recording: its last part (the windows crossing the cut left out now too); too few windows to cut: none held
+    # out, and the file counts as trained on (it was recorded as held out, so calibrating on it was not warned of)
+    one = WindowFeatures(np.zeros((59, 0), np.float32), np.zeros(59, np.int64), np.arange(59.0), 2.0,
+                         [Path("one.wav")], np.array([60.0]))
+    train, val = split_train_val(one, 0.2, 0)
+    assert (len(train), len(val), held_out_record(train, val)["val_from_s"]) == (46, 12, [47.0])
+    train, val = split_train_val(one, 0.005, 0)
+    assert (len(train), len(val)) == (59, 0) and held_out_record(train, val) == {
+        "n_train_files": 1, "n_val_files": 0, "val_files": [], "held_out": [], "val_split": "files"}
 
 
 def test_many_files_keep_the_whole_file_split(machine_data):

@@ -105,10 +105,11 @@ def held_out_record(train: WindowFeatures, val: WindowFeatures) -> dict:
     (those giving windows), ``val_files`` (the files giving held-out windows), ``held_out`` (the files held out
     whole: none in a split in time), ``val_split`` ("files" or "time"), and for a split in time ``val_from_s``: where
     each of ``val_files``' held-out part begins (s)."""
-    in_time = bool(set(map(str, train.files)) & set(map(str, val.files)))
     val_ids = np.unique(val.file_index)
+    val_files = [str(val.files[i]) for i in val_ids]
+    in_time = bool(set(map(str, train.files)) & set(val_files))
     record = {"n_train_files": int(len(np.unique(train.file_index))), "n_val_files": int(len(val_ids)),
-              "val_files": [str(val.files[i]) for i in val_ids], "held_out": [] if in_time else list(val.files),
+              "val_files": val_files, "held_out": [] if in_time else val_files,
               "val_split": "time" if in_time else "files"}
     if in_time:
         record["val_from_s"] = [round(float(val.starts_s[val.file_index == i].min()), 6) for i in val_ids]

@@ -239,7 +239,7 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
             source = "the held-out last part of each training recording"
         if not files:
             log.warning("no held-out files recorded: evaluating on the training recordings (optimistic)")
-            files, source = audio_files(cfg), "training files (no held-out files)"
+            files, source, from_s = audio_files(cfg), "training files (no held-out files)", None
     missing = [f for f in files if not f.exists()]
     if missing:
         raise DataError(missing[0], f"evaluation recording missing ({len(missing)} of {len(files)}); pass --data DIR")
