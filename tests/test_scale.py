@@ -15,7 +15,7 @@ import soundfile as sf
 from conftest import FAST, FSDD, REPO
 from latentbridge.cli import main
 
-#: numpy's error for the samples of 2 h of 48-kHz stereo (decoding a recording the sweep's 6-GB cap refused)
+#: numpy's error for the samples of 2 h of 48-kHz stereo (decoding such a recording under a 6-GB cap)
 TWO_HOURS = ((7200 * 48000, 2), np.dtype(np.float32))
 
 
@@ -151,7 +151,8 @@ def test_too_little_memory_in_a_scoring_worker_is_no_bad_file(fitted_model, mach
                  str(tmp_path / "scores")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: out of memory in `latentbridge anomaly score` (an allocation of 2.57 GiB failed): "
-                          "give fewer or shorter files at a time (--workers 0 where the command has it") and err.count("\n") == 1, err
+                          "give fewer or shorter files at a time (--workers 0 where the command has it"), err
+    assert err.count("\n") == 1
     assert not (tmp_path / "scores").exists()
 
 
@@ -169,7 +170,7 @@ def _long_recordings(folder: Path, seconds: float, n: int = 2, sr: int = 16000) 
 
 
 def test_two_long_recordings_hold_out_about_val_fraction(tmp_path, monkeypatch, caplog):
-    """Two equal recordings: one whole file held out half the windows (the sweep's mel autoencoder 7,200 / 7,200,
+    """Two equal recordings: one whole file held out half the windows (two 2-h files: the mel autoencoder 7,200 / 7,200,
     `anomaly fit` 7,199 / 7,199 at a fraction of 0.1). Now the last 20 % (data.val_fraction) of each is held out: 12 of
     each file's 59 windows (2-s windows, 1-s hop), the one window crossing each cut left out of both, so no sample is
     in both sets; said in a warning, the card and config.json; both files count as trained on (calibrating on them is
