@@ -13,13 +13,14 @@ import logging
 import re
 import unicodedata
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from latentbridge.errors import ConfigError, DataError, named_problems
-from latentbridge.utils import first_time, is_hidden, listed, natural_key
+from latentbridge.io.images import read_image
+from latentbridge.utils import first_time, is_hidden, listed, natural_key, progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -28,29 +29,156 @@ MNIST_OFFLINE_NOTE = ("offline split: the 60,000 MNIST training images are absen
                       "not comparable with results on the official split")
 MNIST_OFFICIAL_NOTE = "the official MNIST split (60,000 training / 10,000 test images)"
 
+#: images a worker thread reads between two updates of the progress bar
+READ_CHUNK = 64
+
+
+def unit_floats(images: np.ndarray) -> np.ndarray:
+    """uint8 images as float32 in [0, 1] (``x / 255``): the one scaling of pixels the image models train and are
+    measured on, whether of a whole set, a batch (:func:`unit_batch`) or a slice (:class:`FloatView`)."""
+    out = np.asarray(images).astype(np.float32)
+    out /= 255.0
+    return out
+
+
+def unit_batch(batch):
+    """The collate of a loader over uint8 images: the batch stacked as usual, its uint8 tensors (the images) then
+    scaled by :func:`unit_floats` (labels and conditions as they are): a set is held as uint8 (a quarter of its
+    floats) and scaled a batch at a time, to the floats the whole set scaled at once gave."""
+    import torch
+    from torch.utils.data import default_collate
+
+    def scaled(t):
+        return torch.from_numpy(unit_floats(t.numpy())) if t.dtype == torch.uint8 else t
+
+    batch = default_collate(batch)
+    if isinstance(batch, dict):
+        return {k: scaled(v) for k, v in batch.items()}
+    return type(batch)(scaled(t) for t in batch) if isinstance(batch, (list, tuple)) else scaled(batch)
+
+
+class FloatView:
+    """uint8 images ``(N, C, H, W)`` read as :func:`unit_floats` a slice at a time (``len``, ``shape``, ``[idx]``:
+    what :func:`~latentbridge.utils.batched` cuts), without a float copy of the whole set."""
+
+    def __init__(self, images: np.ndarray):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def shape(self) -> tuple:
+        return self.images.shape
+
+    def __getitem__(self, idx) -> np.ndarray:
+        return unit_floats(self.images[idx])
+
 
 @dataclass
 class ImageSet:
-    """``images`` uint8 (N, C, H, W); ``labels`` int64 (N,) or None; ``conditions`` float32 (N, k) or None."""
+    """``images`` uint8 (N, C, H, W); ``labels`` int64 (N,) or None; ``conditions`` float32 (N, k) or None.
 
-    images: np.ndarray
+    A folder's set holds its ``files`` and the ``reader`` of them, and reads its images when they are first used
+    (``stored`` until then None): its length, labels, conditions and subsets come without decoding an image, so a
+    subset (``data.limit``) or a split (``evaluate``'s test images) decodes only its own files."""
+
+    stored: np.ndarray | None
     labels: np.ndarray | None = None
     conditions: np.ndarray | None = None
     class_names: list[str] = field(default_factory=list)
     condition_names: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    reader: "FolderReader | None" = None
+
+    @property
+    def images(self) -> np.ndarray:
+        if self.stored is None:
+            self.stored = self.reader.read(self.files)
+        return self.stored
 
     def __len__(self) -> int:
-        return int(len(self.images))
+        return int(len(self.files) if self.stored is None else len(self.stored))
 
     def subset(self, idx) -> "ImageSet":
         idx = np.asarray(idx, dtype=np.int64)
-        return ImageSet(self.images[idx], None if self.labels is None else self.labels[idx],
+        return ImageSet(None if self.stored is None else self.stored[idx],
+                        None if self.labels is None else self.labels[idx],
                         None if self.conditions is None else self.conditions[idx], self.class_names,
-                        self.condition_names)
+                        self.condition_names, [self.files[i] for i in idx] if self.files else [], self.reader)
 
     def floats(self) -> np.ndarray:
-        """Images as float32 in [0, 1]."""
-        return self.images.astype(np.float32) / 255.0
+        """Images as float32 in [0, 1] (a float copy of the whole set: :class:`FloatView` reads slices)."""
+        return unit_floats(self.images)
+
+
+class FolderReader:
+    """Reads images of a folder as :func:`~latentbridge.io.images.read_image` does with one set's settings (size,
+    channels, fit, the folder's reading) into one preallocated uint8 array: in threads (the audio extractor's count,
+    :func:`~latentbridge.data.audio.default_workers`: Pillow decodes without the GIL), with a progress bar, every
+    unreadable image named in one error: those of the files read, and every file of the folder that did not open
+    (``unopened``: its header said so, wherever it lies in the splits)."""
+
+    def __init__(self, root: Path, n_files: int, data_cfg, reading: dict):
+        self.root, self.n_files, self.reading = root, n_files, reading
+        self.channels, self.side = int(data_cfg.channels), int(data_cfg.image_size)
+        self.resize, self.fit = data_cfg.resize, data_cfg.fit
+        self.unopened: dict[str, DataError] = {}
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.channels, self.side, self.side
+
+    def one(self, path: Path) -> np.ndarray:
+        r = self.reading
+        return read_image(path, self.channels, (self.side, self.side), self.resize, fit=self.fit,
+                          background=r["background"] or "black", grey_bits=r["grey_bits"],
+                          value_ranges=r["value_ranges"])
+
+    def problem(self, path: Path) -> DataError | None:
+        try:
+            self.one(path)
+        except DataError as e:
+            return e
+        return None
+
+    def check(self, paths: list[Path]) -> None:
+        """Record the problem of each of ``paths`` (files whose header did not open) that reading it has."""
+        self.unopened = {e.path: e for p in paths if (e := self.problem(p)) is not None}
+
+    def read(self, files: list[Path]) -> np.ndarray:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from latentbridge.data.audio import default_workers
+
+        out = np.empty((len(files), *self.shape), dtype=np.uint8)
+
+        def chunk(start: int) -> list[DataError]:
+            bad = []
+            for i in range(start, min(start + READ_CHUNK, len(files))):
+                try:
+                    if str(files[i]) not in self.unopened:  # (named below)
+                        out[i] = self.one(files[i])
+                except DataError as e:
+                    bad.append(e)
+            return bad
+
+        starts = range(0, len(files), READ_CHUNK)
+        n = min(default_workers(), len(starts))
+        bad = []
+        with progress_bar(len(files), True, "reading images", unit="image") as bar:
+            pool = ThreadPoolExecutor(n, thread_name_prefix="latentbridge-images") if n > 1 else None
+            try:
+                for start, errors in zip(starts, pool.map(chunk, starts) if pool else map(chunk, starts)):
+                    bad.extend(errors)
+                    bar.update(min(READ_CHUNK, len(files) - start))
+            finally:  # an error (or an interrupted caller) cancels the chunks not yet started
+                if pool is not None:
+                    pool.shutdown(wait=True, cancel_futures=True)
+        bad = sorted(bad + list(self.unopened.values()), key=lambda e: e.path)
+        if bad:
+            raise DataError(self.root, f"{len(bad)} of {self.n_files} images cannot be read: " + named_problems(bad))
+        return out
 
 
 @dataclass
@@ -70,6 +198,17 @@ class ImageData:
     @property
     def n_continuous(self) -> int:
         return len(self.train.condition_names)
+
+    def read(self, *names: str) -> "ImageData":
+        """Read the folder images of the sets ``names`` (``train``, ``val``, ``test``) not yet read, in one pass: one
+        progress bar, one error naming every unreadable image of them; each set's images are a slice of one array.
+        Returns self."""
+        sets = [s for s in (getattr(self, n) for n in names) if s.stored is None and s.reader is not None]
+        if sets:
+            images, at = sets[0].reader.read([p for s in sets for p in s.files]), 0
+            for s in sets:
+                s.stored, at = images[at:at + len(s)], at + len(s)
+        return self
 
 
 def seeded_subset(n: int, limit: int | None, seed: int) -> np.ndarray:
@@ -217,16 +356,17 @@ def _grey_content(im) -> bool:
     return int(np.abs(a - a.mean(axis=-1, keepdims=True)).max()) <= 8
 
 
-def _report_conversions(root: Path, files: list[Path], side: int, channels: int, fit: str) -> None:
+def _report_conversions(root: Path, files: list[Path], side: int, channels: int, fit: str) -> list[Path]:
     """One line on what reading the folder does to its images: sizes brought to ``side`` (and how, for another
     aspect ratio), images far smaller than that, colour read as grey. A warning when the images differ among
     themselves or from the model's size, or when colour is read as grey (a folder of colour images of one size trained
-    as grey with only the info line), else an info line (``-v``)."""
+    as grey with only the info line), else an info line (``-v``). Returns the files it could not open (empty, not
+    images, too large: their headers say so, so that every image of the folder is checked without decoding it)."""
     from collections import Counter
 
     from latentbridge.io.images import open_image, palette_kind
 
-    sizes, colour, tiny = Counter(), 0, []
+    sizes, colour, tiny, unopened = Counter(), 0, [], []
     for p in files:
         try:
             with open_image(p) as im:
@@ -236,7 +376,8 @@ def _report_conversions(root: Path, files: list[Path], side: int, channels: int,
                 if (max(im.size) if fit == "pad" else min(im.size)) < side / 2:  # what the fit keeps, blown up
                     tiny.append(p.name)
         except (OSError, DataError):
-            continue  # read_image names it
+            unopened.append(p)  # read_image names it
+            continue
     parts = []
     if set(sizes) != {(side, side)}:
         shapes = listed([f"{w}x{h} x{n}" for (w, h), n in sizes.most_common()], 4)
@@ -249,6 +390,7 @@ def _report_conversions(root: Path, files: list[Path], side: int, channels: int,
         parts.append(f"{colour} in colour read as grey (data.channels 1; -o data.channels=3 keeps their colour)")
     if parts:
         (log.warning if len(sizes) > 1 or tiny or colour else log.info)("%s: %s", root, "; ".join(parts))
+    return unopened
 
 
 def _report_left_out(root: Path, files: list[Path], others: list[Path], class_folders: bool,
@@ -276,9 +418,12 @@ def _report_left_out(root: Path, files: list[Path], others: list[Path], class_fo
 
 def _folder(data_cfg, seed: int, reading: dict | None = None,
             classes_optional: bool = False) -> tuple[ImageSet, ImageSet, dict]:
-    """``classes_optional``: with ``data.class_folders``, a folder whose images all lie at its top is read without
-    classes (an autoencoder's evaluation, where classes only split the error) instead of refused."""
-    from latentbridge.io.images import list_folder, read_image, reading_for, set_reading
+    """The folder's training and test sets, their images not yet decoded (:class:`ImageSet`): every file's header is
+    read (sizes, colour, the set's reading), and a file that does not open as an image is named by every reading of
+    the folder's images; the pixels are decoded by the set that uses them. ``classes_optional``: with
+    ``data.class_folders``, a folder whose images all lie at its top is read without classes (an autoencoder's
+    evaluation, where classes only split the error) instead of refused."""
+    from latentbridge.io.images import list_folder, reading_for, set_reading
 
     if not data_cfg.root:
         raise ConfigError("data.root: no image folder given")
@@ -286,24 +431,13 @@ def _folder(data_cfg, seed: int, reading: dict | None = None,
     files, others = list_folder(root)
     class_folders = data_cfg.class_folders and not (classes_optional and all(
         len(p.relative_to(root).parts) == 1 for p in files))
-    side = int(data_cfg.image_size)
-    images, bad = [], []
     # drawings on a transparent canvas (ink in the alpha channel) on the opposite of the set's ink, as a condition
     # image is read (on black, black ink read as an empty image); 16-bit grey over the set's bit depth; a run's
     # reading (evaluate --data) holds where it decided, the rest judged from this folder
     reading = set_reading(files) if reading is None else reading_for(reading, files, root)
-    for p in files:  # every unreadable image named at once, not one per attempt
-        try:
-            images.append(read_image(p, data_cfg.channels, (side, side), data_cfg.resize, fit=data_cfg.fit,
-                                     background=reading["background"] or "black", grey_bits=reading["grey_bits"],
-                                     value_ranges=reading["value_ranges"]))
-        except DataError as e:
-            bad.append(e)
-    if bad:
-        raise DataError(root, f"{len(bad)} of {len(files)} images cannot be read: " + named_problems(bad))
-    _report_conversions(root, files, side, data_cfg.channels, data_cfg.fit)
+    reader = FolderReader(root, len(files), data_cfg, reading)
+    reader.check(_report_conversions(root, files, int(data_cfg.image_size), data_cfg.channels, data_cfg.fit))
     _report_left_out(root, files, others, class_folders, data_cfg.conditions)
-    images = np.stack(images)
     labels, names = None, []
     if class_folders:
         top = []
@@ -317,7 +451,7 @@ def _folder(data_cfg, seed: int, reading: dict | None = None,
     conditions, cond_names = None, []
     if data_cfg.conditions:
         conditions, cond_names = _read_conditions(Path(data_cfg.conditions), root, files)
-    full = ImageSet(images, labels, conditions, names, cond_names)
+    full = ImageSet(None, labels, conditions, names, cond_names, files, reader)
     keep, test = split_off(len(full), data_cfg.test_fraction, seed + 7, labels)
     info = {"source": "folder", "root": str(root), "offline_split": False, "n_files": len(files), "reading": reading,
             "files": files,
@@ -327,9 +461,12 @@ def _folder(data_cfg, seed: int, reading: dict | None = None,
     return full.subset(keep), full.subset(test), info
 
 
-def load_image_data(data_cfg, seed: int) -> ImageData:
+def load_image_data(data_cfg, seed: int, read: tuple[str, ...] = ("train", "val")) -> ImageData:
     """Train / validation / test sets of a ``data`` section
-    (:class:`~latentbridge.config.sections.DiffusionDataConfig`), seeded by ``seed``."""
+    (:class:`~latentbridge.config.sections.DiffusionDataConfig`), seeded by ``seed``. The splits and the
+    ``data.limit`` subset of the training split are drawn over a folder's file list; the folder images of the sets
+    ``read`` are decoded here, together (:meth:`ImageData.read`), the others' when they are first used (a training
+    decodes no test image, an evaluation no training image it does not use)."""
     train, test, info = (_mnist if data_cfg.source == "mnist" else _folder)(data_cfg, seed)
     files = info.pop("files", [])
     train = train.subset(seeded_subset(len(train), data_cfg.limit, seed))
@@ -337,9 +474,10 @@ def load_image_data(data_cfg, seed: int) -> ImageData:
                           train.labels if data_cfg.source == "folder" else None)
     if len(keep) == 0:
         raise DataError(data_cfg.root, "no training images left after the validation split")
+    shape = train.images.shape[1:] if train.reader is None else train.reader.shape
     info = {**info, "n_train": int(len(keep)), "n_val": int(len(val)), "n_test": int(len(test)),
-            "limit": data_cfg.limit, "image_shape": list(train.images.shape[1:])}
-    return ImageData(train.subset(keep), train.subset(val), test, info, files)
+            "limit": data_cfg.limit, "image_shape": list(shape)}
+    return ImageData(train.subset(keep), train.subset(val), test, info, files).read(*read)
 
 
 def every_image(data_cfg, root: str, seed: int, classes: list[str] | None = None,
@@ -369,6 +507,6 @@ def every_image(data_cfg, root: str, seed: int, classes: list[str] | None = None
                         "images of %d of its %d classes", root, ", ".join(missing), len(known) - len(missing),
                         len(known))
         remap = np.asarray([known.index(n) for n in full.class_names], dtype=np.int64)
-        full = ImageSet(full.images, remap[full.labels], full.conditions, known, full.condition_names)
+        full = replace(full, labels=remap[full.labels], class_names=known)
         info = {**info, "classes": known}
     return full, {**info, "split": f"every image of {root} ({len(full)} images)"}

@@ -307,29 +307,31 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
 # ----------------------------------------------------------------------------- images
 
 
-def _image_data(data_cfg, seed: int, root: str | None = None):
+def _image_data(data_cfg, seed: int, root: str | None = None, read: tuple[str, ...] = ("train", "val")):
     """Train / validation / test images of a ``data`` section (MNIST or a folder; ``root``: another root of the
-    same source)."""
+    same source; ``read``: the sets decoded now, :func:`~latentbridge.data.images.load_image_data`)."""
     from latentbridge.data.images import load_image_data
 
-    return load_image_data(data_cfg.model_copy(update={"root": root}) if root else data_cfg, seed)
+    return load_image_data(data_cfg.model_copy(update={"root": root}) if root else data_cfg, seed, read)
 
 
 def _fit_image(cfg, out_dir: Path, resume: bool, force: bool) -> FitResult | None:
     from latentbridge.config.workflows import transform_spec
+    from latentbridge.data.images import FloatView, unit_batch
     from latentbridge.models.base import fit_latent_scale
     from latentbridge.models.registry import build_model
     from latentbridge.tasks.pipeline import loader_of, training_run
 
     t0 = time.time()
     data = _image_data(cfg.data, cfg.train.seed)
-    train_x, val_x = data.train.floats(), data.val.floats()
+    train_x, val_x = data.train.images, data.val.images  # uint8, scaled a batch at a time (unit_batch)
     with training_run(cfg, out_dir, resume=resume, force=force, data_files=data.files or None) as run:
         model = build_model(cfg.model, input_shape=tuple(train_x.shape[1:]))
-        run.fit(model, loader_of(train_x, cfg.train, True), loader_of(val_x, cfg.train, False) if len(val_x) else None)
+        run.fit(model, loader_of(train_x, cfg.train, True, collate=unit_batch),
+                loader_of(val_x, cfg.train, False, collate=unit_batch) if len(val_x) else None)
         if run.outcome is None:
             return None
-        fit_latent_scale(model, train_x)
+        fit_latent_scale(model, FloatView(train_x))
         training = run.summary
         c, h, w = train_x.shape[1:]
         mnist = cfg.data.source == "mnist"
@@ -354,7 +356,7 @@ def _fit_image(cfg, out_dir: Path, resume: bool, force: bool) -> FitResult | Non
 
 
 def _evaluate_image(saved, data: str | None) -> ImageEvaluation:
-    from latentbridge.data.images import every_image
+    from latentbridge.data.images import FloatView, every_image
 
     cfg = saved.workflow
     if data and cfg.data.source == "folder":  # another folder: all of it is the test set (classes optional: they
@@ -362,14 +364,14 @@ def _evaluate_image(saved, data: str | None) -> ImageEvaluation:
         images, info = every_image(cfg.data.model_copy(update={"conditions": None}), data, cfg.train.seed,
                                    reading=(saved.info.get("data") or {}).get("reading"), classes_optional=True)
     else:
-        loaded = _image_data(cfg.data, cfg.train.seed, data)
+        loaded = _image_data(cfg.data, cfg.train.seed, data, read=("test",))  # the test split's images only
         images, info = loaded.test, loaded.info
     if not len(images):
         why = ("data.test_fraction is 0" if not cfg.data.test_fraction else
                f"{info.get('n_files', 'too few')} images are too few for a test share of {cfg.data.test_fraction:g}")
         raise DataError(data or cfg.data.root, f"no test images in the run's split ({why}): evaluate on another "
                                                "folder with --data DIR")
-    x = images.floats()
+    x = FloatView(images.images)  # scaled a batch at a time
     model = saved.model.eval()
     if tuple(x.shape[1:]) != tuple(model.input_shape):
         raise DataError(data or cfg.data.root, f"images of shape {tuple(x.shape[1:])}; the model reads "

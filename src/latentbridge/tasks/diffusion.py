@@ -180,14 +180,15 @@ class FitResult:
 
 
 def _loader(dataset, train_cfg, shuffle: bool):
+    from latentbridge.data.images import unit_batch
     from latentbridge.training.fit import DictDataset, make_loader
 
-    tensors = {"x": torch.from_numpy(dataset.floats())}
+    tensors = {"x": torch.from_numpy(dataset.images)}  # uint8, scaled a batch at a time
     if dataset.labels is not None:
         tensors["y"] = torch.from_numpy(dataset.labels)
     if dataset.conditions is not None:
         tensors["c"] = torch.from_numpy(dataset.conditions)
-    return make_loader(DictDataset(**tensors), train_cfg, shuffle)
+    return make_loader(DictDataset(**tensors), train_cfg, shuffle, collate_fn=unit_batch)
 
 
 def _card(cfg, data_info: dict, res: FitResult, model) -> str:
@@ -245,11 +246,13 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
         log.info("the data have no labels or conditions: training an unconditional model")
     if cfg.monitor.fd_every and judge is None:
         judge = make_judge(cfg.image_shape, cfg.data.root if cfg.data.source == "mnist" else None)
+    ref = data.val if len(data.val) >= 2 else data.test  # the Fréchet distance's reference
+    if cfg.monitor.fd_every and ref is data.test:
+        data.read("test")  # before the run folder is made: an unreadable image stops the run there
     with training_run(cfg, out_dir, resume=resume, force=force, data_files=data.files or None) as run:
         model = build_model(cfg.model, **cfg.model_data(n_classes, n_cont))
-        ref = data.val if len(data.val) >= 2 else data.test
         digit_classes = data.train.class_names == DIGITS
-        monitor = EpochMonitor(cfg, run.dir, judge, ref.floats(), n_classes,
+        monitor = EpochMonitor(cfg, run.dir, judge, ref.floats() if cfg.monitor.fd_every else None, n_classes,
                                data.val.conditions if n_cont else None, digit_classes)
         val = _loader(data.val, cfg.train, False) if len(data.val) else None
         if val is None:

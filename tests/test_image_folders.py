@@ -1,0 +1,141 @@
+"""Large image folders: a set held once as uint8 and scaled a batch at a time to the floats a whole-set scaling gave,
+``data.limit`` and the splits drawn over the file list before any image is decoded, the test split decoded only by
+what uses it, reading in threads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO
+from latentbridge.cli import main
+
+
+def _folder(root, n=40):
+    """``n`` small noise images in two class folders (``a``, ``b``), JPEG and PNG in turn, of varied heights."""
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    for i in range(n):
+        cls = root / ("a" if i % 3 else "b")
+        cls.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (10 + i % 5, 12, 3), dtype=np.uint8)).save(
+            cls / f"im{i:02d}.{'png' if i % 2 else 'jpg'}")
+    return root
+
+
+def _counting(monkeypatch) -> list:
+    """The paths the folder reader decodes (every call of ``read_image``), in a list it fills."""
+    import latentbridge.data.images as images_mod
+
+    decoded, read_image = [], images_mod.read_image
+
+    def spy(path, *args, **kwargs):
+        decoded.append(path)
+        return read_image(path, *args, **kwargs)
+
+    monkeypatch.setattr(images_mod, "read_image", spy)
+    return decoded
+
+
+def _cfg(root, **kw):
+    from latentbridge.config.sections import ImageDataConfig
+
+    return ImageDataConfig(source="folder", root=str(root), image_size=8, channels=3, class_folders=True, **kw)
+
+
+def test_a_folder_set_is_one_uint8_array_scaled_per_batch_to_the_same_floats(tmp_path):
+    from latentbridge.config.sections import TrainConfig
+    from latentbridge.data.images import FloatView, load_image_data, unit_batch, unit_floats
+    from latentbridge.models.registry import build_model
+    from latentbridge.config.workflows import load_config
+    from latentbridge.tasks.pipeline import loader_of
+
+    data = load_image_data(_cfg(_folder(tmp_path / "f"), test_fraction=0.25, val_fraction=0.2), seed=0)
+    train, val = data.train.images, data.val.images
+    assert (len(train), len(val), len(data.test)) == (24, 6, 10)
+    assert train.dtype == np.uint8 and train.nbytes == 24 * 3 * 8 * 8  # 4,608 bytes: no float copy held
+    assert train.base is not None and train.base is val.base and train.base.nbytes == 30 * 192  # one array of both
+    # the scaling is the one the whole set had (uint8 -> float32, / 255.0), bit for bit, for every level
+    levels = np.arange(256, dtype=np.uint8)
+    assert np.array_equal(unit_floats(levels), levels.astype(np.float32) / 255.0)
+    assert np.array_equal(data.train.floats(), train.astype(np.float32) / 255.0)
+    assert np.array_equal(FloatView(train)[[3, 1]], train[[3, 1]].astype(np.float32) / 255.0)
+    # the first shuffled training batch: the same tensor from uint8 + the collate as from the floats of the whole set
+    tc = TrainConfig(batch_size=8)
+    torch.manual_seed(0)
+    new = next(iter(loader_of(train, tc, True, collate=unit_batch)))[0]
+    torch.manual_seed(0)
+    old = next(iter(loader_of(train.astype(np.float32) / 255.0, tc, True)))[0]
+    assert new.dtype == torch.float32 and new.shape == (8, 3, 8, 8) and torch.equal(new, old)
+    # dict batches (the diffusion loader): labels untouched, images scaled
+    from latentbridge.training.fit import DictDataset
+
+    batch = unit_batch([DictDataset(x=torch.from_numpy(train), y=torch.from_numpy(data.train.labels))[i]
+                        for i in range(3)])
+    assert torch.equal(batch["x"], torch.from_numpy(train[:3].astype(np.float32) / 255.0))
+    assert batch["y"].dtype == torch.int64 and batch["y"].tolist() == data.train.labels[:3].tolist()
+    # and so the loss of a model on it
+    cfg = load_config(None, ["task=image_ae", "model.name=image_conv_ae", "model.channels=[4,8]", "model.latent_dim=4"])
+    torch.manual_seed(0)
+    model = build_model(cfg.model, input_shape=(3, 8, 8)).eval()
+    with torch.no_grad():
+        assert torch.equal(model.loss(new, beta=0.0)[0], model.loss(old, beta=0.0)[0])
+
+
+def test_limit_and_splits_are_drawn_from_the_file_list_before_decoding(tmp_path, monkeypatch):
+    """``data.limit`` took its subset after decoding the whole folder; the subset is the one it was (the names
+    below are the images the whole-folder reading kept), and only its images are decoded."""
+    from latentbridge.data.images import load_image_data
+    from latentbridge.io.images import read_image
+
+    root = _folder(tmp_path / "f")
+    decoded = _counting(monkeypatch)
+    bars = []
+    monkeypatch.setattr("latentbridge.data.images.progress_bar",
+                        lambda total, *a, **k: bars.append(total) or __import__("tqdm").tqdm(disable=True))
+    data = load_image_data(_cfg(root, limit=6, test_fraction=0.25, val_fraction=0.2), seed=0)
+    names = lambda s: [p.relative_to(root).as_posix() for p in s.files]  # noqa: E731
+    assert names(data.train) == ["a/im02.jpg", "a/im14.jpg", "a/im16.jpg", "a/im29.png", "b/im06.jpg"]
+    assert names(data.val) == ["a/im34.jpg"]
+    assert sorted(p.relative_to(root).as_posix() for p in decoded) == sorted(names(data.train) + names(data.val))
+    assert bars == [6]  # one pass, one bar, over the 6 images of the subset (of 40)
+    assert data.info["n_test"] == len(data.test) == 10 and len(decoded) == 6  # the test split: not decoded
+    direct = np.stack([read_image(p, 3, (8, 8), fit="crop") for p in data.train.files])
+    assert np.array_equal(data.train.images, direct)
+    assert data.test.images.shape == (10, 3, 8, 8) and len(decoded) == 16  # decoded when first used, then kept
+    assert names(data.test) == ["a/im05.png", "a/im07.png", "a/im19.png", "a/im20.jpg", "a/im26.jpg", "a/im28.jpg",
+                                "b/im00.jpg", "b/im09.png", "b/im21.png", "b/im33.png"]
+    assert data.test.images.sum() == data.test.stored.sum() and len(decoded) == 16  # not decoded twice
+
+
+def test_threads_read_the_same_images_and_name_every_unreadable_one(tmp_path, monkeypatch):
+    import latentbridge.data.audio as audio_mod
+    import latentbridge.data.images as images_mod
+    from latentbridge.errors import DataError
+
+    root = _folder(tmp_path / "f", n=20)
+    monkeypatch.setattr(images_mod, "READ_CHUNK", 3)  # 7 chunks of the 20 files
+    read = {}
+    for workers in (0, 4):
+        monkeypatch.setattr(audio_mod, "default_workers", lambda w=workers: w)
+        read[workers] = images_mod.load_image_data(_cfg(root, test_fraction=0.0, val_fraction=0.0), seed=0).train.images
+    assert read[0].shape == (20, 3, 8, 8) and np.array_equal(read[0], read[4])
+    # JPEGs cut short open (their header is whole): found when decoded, every one in the set named in one error
+    for name in ("a/im01.png", "a/im08.jpg", "b/im18.jpg"):
+        data = (root / name).read_bytes()
+        (root / name).write_bytes(data[:len(data) // 2])
+    with pytest.raises(DataError, match=r"f: 3 of 20 images cannot be read: .*im01\.png.*im08\.jpg.*im18\.jpg"):
+        images_mod.load_image_data(_cfg(root, test_fraction=0.0, val_fraction=0.0), seed=0)
+
+
+def test_evaluate_decodes_the_test_split_only(tmp_path, monkeypatch):
+    root = _folder(tmp_path / "f")
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(REPO / "configs" / "image_ae_conv.yaml"), "--out", str(out), "-o",
+                 "data.source=folder", "-o", f"data.root={root}", "-o", "data.image_size=8", "-o", "data.channels=3",
+                 "-o", "model.channels=[4,8]", "-o", "train.max_epochs=1", "-o", "train.progress_bar=false"]) == 0
+    decoded = _counting(monkeypatch)
+    assert main(["evaluate", str(out), "--out", str(tmp_path / "ev")]) == 0
+    assert len(decoded) == 8  # the 20 % test split of 40 (it decoded all 40)
