@@ -4,6 +4,8 @@ what uses it, reading in threads."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -139,3 +141,21 @@ def test_evaluate_decodes_the_test_split_only(tmp_path, monkeypatch):
     decoded = _counting(monkeypatch)
     assert main(["evaluate", str(out), "--out", str(tmp_path / "ev")]) == 0
     assert len(decoded) == 8  # the 20 % test split of 40 (it decoded all 40)
+
+
+def test_diffusion_trains_on_uint8_and_evaluates_on_its_test_split_and_a_floor_only(tmp_path, monkeypatch):
+    """A DDPM trains without a float copy of its folder; its evaluation decodes the 10 test images and the 8 training
+    images of the real-data floor (it decoded all 40), before any sampling."""
+    root = _folder(tmp_path / "f")
+    out = tmp_path / "run"
+    opts = ["data.source=folder", f"data.root={root}", "data.image_size=8", "data.channels=3",
+            "data.class_folders=true", "data.test_fraction=0.25", "model.channels=[8,16]", "train.max_epochs=1",
+            "train.progress_bar=false", "train.batch_size=8", "monitor.fd_every=0", "monitor.grid_per_class=1",
+            "sampling.steps=2", "evaluate.n_samples=8"]
+    assert main(["train", "--config", str(REPO / "configs" / "ddpm_mnist.yaml"), "--out", str(out),
+                 *[x for o in opts for x in ("-o", o)]]) == 0
+    decoded = _counting(monkeypatch)
+    assert main(["evaluate", str(out), "--out", str(tmp_path / "ev")]) == 0
+    assert len(decoded) == 18 and len(set(decoded)) == 18
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert (m["n_reference"], m["n_real_floor"], m["n_generated"]) == (10, 8, 8)

@@ -240,7 +240,7 @@ def evaluate(run_dir, data: str | None = None, *, n_samples: int | None = None, 
         images = ImageData(floor, floor, test, {"root": str(data), "offline_split": False, "split": (
             f"{test_info['split']}; {len(test)} as the reference, {m} others as the real-data floor")})
     else:
-        images = load_image_data(data_cfg, cfg.train.seed)
+        images = load_image_data(data_cfg, cfg.train.seed, read=())  # decoded below: the test split, a floor's worth
     if len(images.test) < 2:  # before the sampling: Fréchet distances need two test images at least
         raise DataError(data_cfg.root, f"{len(images.test)} test image(s) in the run's split: an evaluation "
                                        "compares samples with at least 2 (train on more images, or evaluate on "
@@ -250,6 +250,11 @@ def evaluate(run_dir, data: str | None = None, *, n_samples: int | None = None, 
                                        "floor of an evaluation needs at least 2")
     model = saved.model
     n = int(n_samples or cfg.evaluate.n_samples)
+    # the images, decoded (and scaled once) before the sampling: an unreadable one stops the evaluation there
+    rng = np.random.default_rng(cfg.train.seed + 11)
+    pool = images.train
+    real = pool.subset(np.sort(rng.choice(len(pool), size=min(n, len(pool)), replace=False))).floats()
+    reference = images.test.floats()
     if judge is None:
         judge = make_judge(model.image_shape, data_cfg.root if data_cfg.source == "mnist" else None)
     settings = _settings(cfg, scheduler=scheduler, steps=steps, guidance=guidance, seed=seed, eta=eta)
@@ -260,9 +265,6 @@ def evaluate(run_dir, data: str | None = None, *, n_samples: int | None = None, 
         conditions = src[np.arange(n) % len(src)] if src is not None and len(src) else None
     gen, secs = generate(model, n, labels=labels, conditions=conditions, progress=progress,
                          batch_size=cfg.sampling.batch_size, **settings)
-    rng = np.random.default_rng(cfg.train.seed + 11)
-    pool = images.train
-    real = pool.subset(np.sort(rng.choice(len(pool), size=min(n, len(pool)), replace=False))).floats()
     if len(real) < n:
         log.warning("only %d %s images for a real floor of %d", len(real), "of the folder's" if data else "training", n)
     names = saved.info.get("class_names") or []
@@ -270,13 +272,13 @@ def evaluate(run_dir, data: str | None = None, *, n_samples: int | None = None, 
     if k < cfg.evaluate.k:
         log.warning("precision / recall with k = %d nearest neighbours instead of evaluate.k = %d: %d test and %d "
                     "real images (a small set: the figures are rough)", k, cfg.evaluate.k, len(images.test), len(real))
-    dim = judge.features(images.test.floats()[:1]).shape[1]
+    dim = judge.features(reference[:1]).shape[1]
     if len(images.test) <= dim:  # a covariance of rank below its size: the Fréchet distance is rough
         log.warning("the Fréchet distances compare with %d reference image(s) in %d features: with fewer images than "
                     "features the reference's covariance is rank-deficient and the figures are rough (compare runs on "
                     "the same reference only; more test images: data.test_fraction, or --data DIR)",
                     len(images.test), dim)
-    m = measure(judge, gen, labels, images.test.floats(), real, k, digit_classes=names == DIGITS)
+    m = measure(judge, gen, labels, reference, real, k, digit_classes=names == DIGITS)
     metrics = {
         "task": "diffusion", "model": str(saved.path), "model_class": saved.info["model_class"],
         **m, "sampler": settings, "seconds_sampling": round(secs, 2),
@@ -286,4 +288,4 @@ def evaluate(run_dir, data: str | None = None, *, n_samples: int | None = None, 
         "process": model.process.config(),
     }
     order = np.arange(min(len(images.test), 100))
-    return DiffusionEvaluation(metrics, gen, labels, images.test.floats()[order])
+    return DiffusionEvaluation(metrics, gen, labels, reference[order])
