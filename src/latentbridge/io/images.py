@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".tif", ".tiff", ".webp")
 _RESAMPLE = {"bilinear": "BILINEAR", "area": "BOX", "nearest": "NEAREST"}
+#: a JPEG read for a smaller size is decoded at 1/2, 1/4 or 1/8 of its size (Pillow's draft) where that keeps this
+#: many times the size on each side (:func:`read_image`): a little more blur than decoding it whole, 1.3-2.0 levels of
+#: 255 on average (photos of 1280 x 960 to 4000 x 3000 read for 64 and 128 px; with twice the size kept, up to 4.8)
+DRAFT_MARGIN = 4
 
 
 def list_image_files(root: str | Path) -> list[Path]:
@@ -152,6 +156,10 @@ def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     try:
         with open_image(path) as im:
+            if size is not None and resize != "none" and im.format == "JPEG":
+                # decoded at 1/2, 1/4 or 1/8 of its size where that keeps DRAFT_MARGIN times the size on each side, in
+                # any orientation: a 4000 x 3000 photo read for 128 px in 47 ms instead of 182 (docs/reliability.md)
+                im.draft(im.mode, (DRAFT_MARGIN * max(size),) * 2)
             wide = _wide_png(path, im)
             im.load()
             if wide is not None:  # 16 bits per colour channel: over its bit depth, as 16-bit grey is
