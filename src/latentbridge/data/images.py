@@ -167,6 +167,8 @@ class FolderReader:
         n = min(default_workers(), len(starts))
         bad = []
         with progress_bar(len(files), True, "reading images", unit="image") as bar:
+            # (open_image's catch_warnings is not thread-safe: at worst its ignoring of Pillow's size warning, which
+            # every image read asks for, outlives the reading)
             pool = ThreadPoolExecutor(n, thread_name_prefix="latentbridge-images") if n > 1 else None
             try:
                 for start, errors in zip(starts, pool.map(chunk, starts) if pool else map(chunk, starts)):
