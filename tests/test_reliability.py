@@ -402,12 +402,19 @@ def test_force_keeps_files_a_user_put_in_an_earlier_output(fitted_model, machine
     assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(run), "--force", *_o()]) == 2
     assert "latentbridge did not write there (my_plot.png)" in capsys.readouterr().err
     assert (run / "my_plot.png").is_file() and (run / "model.safetensors").is_file()
-    # a resumed training writes in place: no list until it finishes (then judged by names), listed again after
+    # a resumed training writes in place, and its folders are its own should it be killed before it lists them
     with output_folder(run, resume=True) as folder:
-        assert not (folder / WRITTEN).exists()
         (folder / "checkpoints").mkdir(exist_ok=True)
         (folder / "checkpoints" / "last.ckpt").write_bytes(b"ckpt")
+        (folder / "logs" / "csv" / "version_1").mkdir(parents=True, exist_ok=True)
+        (folder / "logs" / "csv" / "version_1" / "metrics.csv").write_text("epoch\n")
+        assert added_files(run) == ["my_plot.png"]  # killed here, the user's file is still named
     assert added_files(run) == ["my_plot.png"]  # still the user's
+    # a name that is not UTF-8 (bytes read as surrogates) comes back from the list as written
+    name = "caf\udce9.txt"
+    with output_folder(tmp_path / "odd") as tmp:
+        (tmp / name).write_bytes(b"x")
+    assert added_files(tmp_path / "odd") == []
     (run / "my_plot.png").unlink()
     # an output written inside another: its files are latentbridge's in both
     with output_folder(run / "eval") as tmp:

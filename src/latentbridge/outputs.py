@@ -31,7 +31,7 @@ from typing import Iterator
 
 from latentbridge.errors import BusyError, LatentbridgeError
 from latentbridge.utils import OUTPUT_FOLDERS, existing_path, listed, output_marks
-from latentbridge.written import WRITTEN, added_files, forget_written, note_written, record_written
+from latentbridge.written import WRITTEN, added_files, note_written, record_written
 
 log = logging.getLogger(__name__)
 
@@ -243,12 +243,13 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
         if resume:
             if not folder.is_dir():
                 raise LatentbridgeError(f"{folder}: nothing to resume (no such folder)")
-            # written in place again: listed when the run ends (killed before, it is judged by its names)
-            listed, users = (folder / WRITTEN).is_file(), forget_written(folder)
+            # written in place again, listed again when the run ends (a user's files left out); killed before, the
+            # list holds what it held, and what the training wrote meanwhile is its own (TRAINING_FOLDERS)
+            had_list, users = (folder / WRITTEN).is_file(), added_files(folder) or []
             try:
                 yield folder
             except BaseException:
-                if listed:
+                if had_list:
                     record_written(folder, leave_out=users)
                 raise
             record_written(folder, leave_out=users)

@@ -51,24 +51,17 @@ def record_written(folder: str | Path, leave_out=()) -> None:
     leave_out = set(leave_out)
     try:
         tmp.write_text("".join(f + "\n" for f in _files(folder) if f not in leave_out), encoding="utf-8",
-                       errors="backslashreplace")
+                       errors="surrogateescape")
         os.replace(tmp, listing)
     except OSError:  # a list that cannot be written: the folder is judged by its names, as before
         tmp.unlink(missing_ok=True)
 
 
-def forget_written(folder: str | Path) -> list[str]:
-    """Drop ``folder``'s list: a command is about to write in it in place (a resumed training) and lists it again
-    when it finishes (stopped before, the folder is judged by its names). Returns the files the list left out (a
-    user's), to leave out again."""
-    added = added_files(folder) or []
-    (Path(folder) / WRITTEN).unlink(missing_ok=True)
-    return added
 
 
 def _listed(folder: Path) -> set[str] | None:
     try:
-        text = (folder / WRITTEN).read_text(encoding="utf-8", errors="backslashreplace")
+        text = (folder / WRITTEN).read_text(encoding="utf-8", errors="surrogateescape")
     except OSError:
         return None
     return set(text.splitlines())
@@ -89,11 +82,16 @@ def note_written(path: str | Path) -> None:
                if f not in listed]
         if new:
             try:
-                with open(folder / WRITTEN, "a", encoding="utf-8", errors="backslashreplace") as fh:
+                with open(folder / WRITTEN, "a", encoding="utf-8", errors="surrogateescape") as fh:
                     fh.write("".join(f + "\n" for f in new))
             except OSError:
                 pass
         return
+
+
+#: what a training writes in place while it runs (a resumed one, killed before it lists the folder again, wrote
+#: there files its list does not hold): never a user's
+TRAINING_FOLDERS = ("checkpoints/", "logs/", "first_stage/")
 
 
 def added_files(folder: str | Path) -> list[str] | None:
@@ -102,4 +100,4 @@ def added_files(folder: str | Path) -> list[str] | None:
     listed = _listed(folder)
     if listed is None:
         return None
-    return [f for f in _files(folder) if f not in listed]
+    return [f for f in _files(folder) if f not in listed and not f.startswith(TRAINING_FOLDERS)]
