@@ -63,11 +63,34 @@ def test_too_little_memory_to_decode_is_no_bad_file(machine_data, tmp_path, monk
         asked.clear()
         assert main([*args, "--out", str(tmp_path / "out"), *_o()]) == 2
         err = capsys.readouterr().err
-        assert err.startswith(f"error: out of memory in `latentbridge {command}` (an allocation of 2.57 GiB failed): "
-                              "") and err.count("\n") == 1, err
+        assert err.startswith(f"error: out of memory in `latentbridge {command}` (an allocation of 2.57 GiB failed "
+                              f"reading {data / name}): ") and err.count("\n") == 1, err
         assert "give fewer or shorter recordings" in err and "more memory" in err
         assert "skipping" not in err and "unreadable" not in err and "Traceback" not in err
         assert name in asked and not (tmp_path / "out").exists()
+
+
+def test_a_header_declaring_more_than_the_machine_holds_is_the_file_s_fault(machine_data, tmp_path, monkeypatch,
+                                                                            caplog):
+    """A damaged header declaring 2**40 samples asks more than the machine's memory: read as out of memory, it
+    stopped every command without naming the file, and --skip-bad could not leave it out. More than the machine holds
+    is the file's DataError, named and skipped; less stays the memory's."""
+    import latentbridge.errors as errors
+    import latentbridge.io.audio as io_audio
+    from latentbridge.errors import DataError
+    from latentbridge.io import read_audio
+
+    monkeypatch.setenv("LATENTBRIDGE_CACHE", str(tmp_path / "cache"))
+    data = machine_data / "train" / "normal"
+    name = sorted(p.name for p in data.glob("*.wav"))[2]
+    _decoder_short_of_memory(monkeypatch, io_audio, name)
+    monkeypatch.setattr(errors, "physical_memory", lambda: 2 ** 30)  # 1 GiB: the 2.57 GiB asked is more
+    with pytest.raises(DataError, match=f"{name}: reading it whole takes 2.57 GiB, more than this machine's memory"):
+        read_audio(data / name)
+    with caplog.at_level("WARNING"):
+        assert main(["anomaly", "fit", str(data), "--skip-bad", "--out", str(tmp_path / "out"), *_o()]) == 0
+    assert name in caplog.text and "more than this machine's memory" in caplog.text, caplog.text
+    assert (tmp_path / "out" / "config.json").is_file()
 
 
 def test_too_little_memory_for_a_block_is_no_bad_file(machine_data, monkeypatch):

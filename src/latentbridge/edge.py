@@ -466,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
                 status = 2
                 continue
             except Exception as e:  # noqa: BLE001 - onnxruntime failing on one file must not stop the rest
-                error(DataError(f, memory_text(e, COMMAND) if out_of_memory(e) else
+                error(DataError(f, memory_text(e, COMMAND, named=True) if out_of_memory(e) else
                                 f"the model could not score it ({type(e).__name__}: {_one_line(e)})"))
                 status = 2
                 continue

@@ -107,21 +107,57 @@ def out_of_memory(e: BaseException) -> bool:
     return isinstance(e, RuntimeError) and any(s in str(e) for s in _OUT_OF_MEMORY)
 
 
-def allocation_size(e: BaseException) -> str | None:
-    """The size of the allocation that failed, as ``e`` says it ("2.57 GiB"), or None."""
+_UNITS = {"B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "PB": 1e15,
+          "KiB": 2 ** 10, "MiB": 2 ** 20, "GiB": 2 ** 30, "TiB": 2 ** 40, "PiB": 2 ** 50}
+
+
+def allocation_bytes(e: BaseException) -> float | None:
+    """The size in bytes of the allocation that failed, as ``e`` says it, or None."""
     import re
 
     text = str(e)
     if m := re.search(r"(?:Unable|[Tt]ried) to allocate (\d+\.?\d*) ?([KMGTP]?i?B)\b", text):  # numpy, CUDA
-        return f"{float(m.group(1)):.3g} {m.group(2)}"  # numpy's "128. TiB": 128 TiB
+        return float(m.group(1)) * _UNITS.get(m.group(2), 1)
     if m := re.search(r"tried to allocate (\d+) bytes", text):  # torch's CPU allocator
-        n, unit = float(m.group(1)), "bytes"
-        for name in ("KiB", "MiB", "GiB", "TiB"):
-            if n < 1024:
-                break
-            n, unit = n / 1024, name
-        return f"{n:.3g} {unit}"
+        return float(m.group(1))
     return None
+
+
+def allocation_size(e: BaseException) -> str | None:
+    """The size of the allocation that failed, as ``e`` says it ("2.57 GiB"), or None."""
+    n = allocation_bytes(e)
+    if n is None:
+        return None
+    unit = "bytes"
+    for name in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024:
+            break
+        n, unit = n / 1024, name
+    return f"{n:.3g} {unit}"
+
+
+def physical_memory() -> int | None:
+    """This machine's memory in bytes, or None where the system does not say."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def reading_memory_error(path, e: MemoryError) -> Exception:
+    """What an allocation that failed while reading ``path`` is: too little memory, no fault of the file (a
+    MemoryError naming it: never a bad file that ``skip_bad`` leaves out, it dropped good recordings), unless the
+    allocation is more than this machine's memory — a damaged header declaring 2**40 samples, or a recording too
+    large to read whole here: a DataError naming the file (it stopped every command, the file unnamed)."""
+    size, ram = allocation_bytes(e), physical_memory()
+    if size is not None and ram is not None and size > ram:
+        return DataError(path, f"reading it whole takes {allocation_size(e)}, more than this machine's memory "
+                               f"({ram / 2 ** 30:.3g} GiB): a damaged header, or a recording too large to read here")
+    out = MemoryError(str(e))
+    out.path = str(path)  # named by memory_text
+    return out
 
 
 #: what to lower when a command runs out of memory, by command (its subcommand too: ``latentbridge anomaly fit``)
@@ -138,12 +174,14 @@ _MEMORY_HINTS = {
 _MEMORY_HINT = "give fewer or shorter files at a time (--workers 0 where the command has it: one decoded at a time)"
 
 
-def memory_text(e: BaseException, command: str) -> str:
+def memory_text(e: BaseException, command: str, named: bool = False) -> str:
     """One line for ``e``, an allocation that failed (:func:`out_of_memory`) in ``command`` ("latentbridge anomaly
     score"): the command, the allocation's size where ``e`` says it, and what to lower."""
     size = allocation_size(e)
     gpu = "CUDA" in str(e) or "MPS" in str(e) or type(e).__name__ == "OutOfMemoryError"
     what = f"an allocation of {size} failed" if size else "an allocation failed"
+    if getattr(e, "path", None) and not named:  # the file it was reading (``named``: the caller names it)
+        what += f" reading {e.path}"
     hint = "a smaller -o train.batch_size=N, or a device with more memory" if gpu else \
         _MEMORY_HINTS.get(command, _MEMORY_HINT) + ", or run on a machine with more memory"
     return f"out of {'GPU ' if gpu else ''}memory in `{command}` ({what}): {hint}"

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.errors import DataError
+from latentbridge.errors import DataError, reading_memory_error
 from latentbridge.io.levels import _blocks, _peak, column_sums, peak_and_clipping, remove_dc
 from latentbridge.io.resampling import resample
 from latentbridge.io.vibration import MAX_RATE, RECORDING_SUFFIXES
@@ -320,8 +320,8 @@ def _open_info(path: Path):
 
     try:
         return sf.info(os.fsencode(path))  # bytes: a name that is not UTF-8 is opened as it is
-    except MemoryError:  # too little memory is no fault of the file: never a bad file (skipped with skip_bad)
-        raise
+    except MemoryError as e:  # too little memory is no fault of the file: never a bad file (skipped with skip_bad)
+        raise reading_memory_error(path, e) from None
     except Exception as exc:  # LibsndfileError, RuntimeError, TypeError from odd headers
         raise DataError(path, f"unreadable or truncated audio file ({_sf_error_text(exc, path)})") from exc
 
@@ -419,8 +419,8 @@ def _read_soundfile(path: Path, layout: WavLayout | None = None) -> tuple[np.nda
             # into one buffer: soundfile's own read held the samples twice at its peak (1.4 GB for an hour at 48 kHz)
             data = read_pcm16(f, header_frames) if f.subtype == "PCM_16" and f.format in PCM16_FORMATS else \
                 f.read(out=np.empty((max(0, header_frames), int(f.channels)), dtype=np.float32))
-    except MemoryError:  # a long recording on a small machine: no fault of the file (it was skipped as unreadable)
-        raise
+    except MemoryError as e:  # a long recording on a small machine: no fault of the file (it was skipped as unreadable)
+        raise reading_memory_error(path, e) from None
     except Exception as exc:
         raise DataError(path, f"unreadable or truncated audio file ({_sf_error_text(exc, path)})") from exc
     return data, sr, header_frames

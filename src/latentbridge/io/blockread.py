@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.errors import DataError
+from latentbridge.errors import DataError, reading_memory_error
 from latentbridge.io.audio import (ALL_CHANNELS, MIX_SILENT, SILENCE_LEVEL, _check_file, is_table, _layout, _open_info,
                                    _read_table, _sf_error_text, _unfinalised, check_frames, check_peak, mix_down,
                                    non_finite, select_channels)
@@ -117,8 +117,10 @@ class RecordingBlocks:
                             break
                         done += len(got)
                         yield got
-            except (DataError, MemoryError):  # too little memory is no fault of the file
+            except DataError:
                 raise
+            except MemoryError as e:  # too little memory is no fault of the file
+                raise reading_memory_error(self.path, e) from None
             except Exception as exc:
                 raise DataError(self.path, f"unreadable or truncated audio file ({_sf_error_text(exc, self.path)})") \
                     from exc

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.errors import DataError
+from latentbridge.errors import DataError, reading_memory_error
 from latentbridge.utils import first_time
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def open_imzml(path: str | Path):
     except Exception as e:  # noqa: BLE001 - XML errors, missing attributes: the file is unusable
         fh.close()
         if isinstance(e, MemoryError):  # too little memory is no fault of the file
-            raise
+            raise reading_memory_error(path, e) from None
         raise DataError(path, f"not a readable imzML file ({type(e).__name__}: {str(e)[:200]})") from None
     if not parser.coordinates:
         parser.m.close()
@@ -303,8 +303,8 @@ def read_ion_images(path: str | Path, mz, *, tolerance: float = 10.0, unit: str 
                     mzs, ints = parser.getspectrum(i)
                     if mode == "continuous":
                         shared_mz = np.asarray(mzs, dtype=np.float64)
-            except MemoryError:  # too little memory is no fault of the file
-                raise
+            except MemoryError as e:  # too little memory is no fault of the file
+                raise reading_memory_error(path, e) from None
             except Exception as e:  # noqa: BLE001 - a truncated .ibd
                 raise DataError(path, f"spectrum {i} (row {r}, column {c}) cannot be read from the .ibd "
                                       f"({type(e).__name__}: {e})") from None

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.errors import DataError
+from latentbridge.errors import DataError, reading_memory_error
 from latentbridge.io.vibration import RATE_HINT, snap_rate, pick_channels
 
 _RATE_NAME = re.compile(r"(?i)(fs|sr|sample_?rate|sampling_?(rate|freq|frequency))")
@@ -101,8 +101,8 @@ def _hdf5_file(path: Path) -> dict[str, np.ndarray]:
         return _hdf5_arrays(path)
     except ImportError:
         raise DataError(path, "a MATLAB 7.3 (HDF5) file: reading it needs the h5py package (pip install h5py)") from None
-    except MemoryError:  # too little memory is no fault of the file
-        raise
+    except MemoryError as e:  # too little memory is no fault of the file
+        raise reading_memory_error(path, e) from None
     except Exception as e:  # noqa: BLE001 - h5py raises OSError, KeyError... for damaged files
         raise DataError(path, f"unreadable MATLAB 7.3 (HDF5) file ({type(e).__name__}: {e})") from None
 
@@ -117,8 +117,8 @@ def _numeric_arrays(path: Path) -> dict[str, np.ndarray]:
         content = loadmat(str(path), simplify_cells=True)
     except NotImplementedError:  # version 7.3: an HDF5 file
         return _hdf5_file(path)
-    except MemoryError:  # too little memory is no fault of the file
-        raise
+    except MemoryError as e:  # too little memory is no fault of the file
+        raise reading_memory_error(path, e) from None
     except Exception as e:  # noqa: BLE001 - scipy raises ValueError, TypeError, OSError... for damaged files
         with open(path, "rb") as f:  # an HDF5 file written without MATLAB's header (h5py, another tool)
             if f.read(8) == b"\x89HDF\r\n\x1a\n":
@@ -142,7 +142,10 @@ def _last_part(name: str) -> str:
 def channel_names(keys: list[str]) -> list[str]:
     """The names of a file's channels, its vectors' ``keys``, less a first token holding digits that every key begins
     with (``X097_DE_time`` -> ``DE_time``: see the module's rules); the keys themselves where that leaves a name empty
-    or two alike."""
+    or two alike; none for one channel (nothing to put in order: a folder of files each holding one vector named
+    after its file, ``data_000``, ``data_001``, was refused as lacking the others' columns)."""
+    if len(keys) < 2:
+        return []
     tokens = {m.group(1) if (m := _FILE_TOKEN.match(k)) else None for k in keys}
     if len(tokens) == 1 and None not in tokens:
         names = [k[len(next(iter(tokens))) + 1:] for k in keys]

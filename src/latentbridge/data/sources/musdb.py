@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.errors import DataError
+from latentbridge.errors import DataError, reading_memory_error
 from latentbridge.io import resample
 
 __all__ = ["MUSDB_STEMS", "MUSDBStems", "stem_file", "stem_files", "track_root"]
@@ -100,8 +100,8 @@ class MUSDBStems:
                 with sf.SoundFile(os.fsencode(path)) as f:
                     sr, ch, declared = int(f.samplerate), int(f.channels), int(f.frames)
                     data = f.read(dtype="float32", always_2d=True)
-            except MemoryError:  # too little memory is no fault of the file
-                raise
+            except MemoryError as e:  # too little memory is no fault of the file
+                raise reading_memory_error(path, e) from None
             except Exception as exc:  # noqa: BLE001 - libsndfile errors
                 raise DataError(path, f"unreadable audio file ({exc})") from exc
             if data.shape[0] < declared or data.shape[0] == 0:
