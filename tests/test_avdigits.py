@@ -446,30 +446,6 @@ def test_a_written_digit_may_be_a_photographed_jpeg(tmp_path, caplog):
         f"{tmp_path / 'thumb.png'}: a 8x8 image, under half the model's 28x28: blown up, its strokes blur"]
 
 
-def test_a_photographed_digit_with_a_shadow_or_the_table_in_the_frame(tmp_path):
-    """A phone's photo of a digit holds more than the sheet: the phone's shadow across a corner, the table beside
-    the sheet. Both were taken for the largest stroke (the plane of the paper fitted to a frame they run along), so
-    the digit was framed as a speck beside them. (An image under 4 times the model's frame, a digit cropped tight, is
-    read as before: the written copies the digit models align with are made so.)"""
-    from PIL import Image
-
-    from latentbridge.data.digits import frame_digit, read_digit_image
-
-    ref = frame_digit(_seven(), 28, 28)
-    h, w = 240, 320
-    rows, cols = np.mgrid[0:h, 0:w]
-    for kind in ("shadow", "table"):
-        sheet = 0.95 - 0.25 * cols / w
-        if kind == "shadow":
-            sheet *= 1 - 0.45 / (1 + np.exp(-(rows + 0.5 * cols - 0.9 * h) / 8))
-        sheet[40:110, 120:190] *= 1 - 0.8 * _seven(70)
-        if kind == "table":
-            sheet[:, :32] = 0.25
-        Image.fromarray((np.clip(sheet, 0, 1) * 255).astype(np.uint8)).save(tmp_path / f"{kind}.jpg", quality=85)
-        read = read_digit_image(tmp_path / f"{kind}.jpg", 28, 28)
-        assert np.corrcoef(read.ravel(), ref.ravel())[0, 1] > 0.9, kind
-
-
 def test_a_spoken_digit_condition_is_trimmed_like_the_training_clips(tmp_path):
     """A spoken digit as a recorder hands it over (0.4 s of quiet noise before the word, 0.6 s after, 44.1
     kHz stereo) gives nearly the features of the FSDD clip itself once its quiet is trimmed; read as it

@@ -318,14 +318,10 @@ def frame_digit(grey: np.ndarray, height: int, width: int, name="image") -> np.n
     from scipy import ndimage
 
     g = np.asarray(grey, dtype=np.float64)
-    photo = min(g.shape) >= PHOTO * max(height, width)
-    paper = _paper_level(g, robust=photo)
+    paper = _paper_level(g)
     if np.median(paper) > 0.5:  # dark ink on light paper
         g, paper = 1.0 - g, 1.0 - paper
     ink = g - paper
-    if photo:  # no stroke is a third of the image wide (a shadow, the table are): the paper, opened at that size
-        side = min(g.shape) // 3
-        ink = _off_the_page(g - np.maximum(paper, ndimage.grey_opening(g, size=(side, side), mode="nearest")))
     peak = float(ink.max()) if ink.size else 0.0
     if peak < 0.1:
         raise DataError(name, "no digit in the image: nothing stands out from the background by 10 % of the "
@@ -351,54 +347,16 @@ def frame_digit(grey: np.ndarray, height: int, width: int, name="image") -> np.n
     return out
 
 
-#: a dark region along this share of an image's perimeter lies beside the page; an image ``PHOTO`` times the model's
-#: frame or more is read as a photo or scan of a sheet (a smaller one, a digit cropped tight, as it is)
-BORDER_CONTACT, PHOTO = 0.08, 4
-
-
-def _off_the_page(ink: np.ndarray) -> np.ndarray:
-    """``ink`` less what a photo holds beside the digit at its edge: regions along :data:`BORDER_CONTACT` of its
-    perimeter or more (the table beside the sheet, a phone's shadow across a corner), then what else touches the edge
-    with under twice the ink of the largest part that does not (their remains); kept when nothing else stands out.
-    Framed in the digit's place, they made it a speck (a shadow across a corner: read right 18 % of the time)."""
-    from scipy import ndimage
-
-    edge = np.zeros(ink.shape, bool)
-    edge[0], edge[-1], edge[:, 0], edge[:, -1] = True, True, True, True
-    for step in ("along the edge", "at the edge"):
-        peak = float(ink.max()) if ink.size else 0.0
-        if peak < 0.1:
-            return ink
-        labels, n_parts = ndimage.label(ink > 0.2 * peak)
-        contact = np.bincount(labels[edge], minlength=n_parts + 1)[1:]
-        if step == "along the edge":
-            beside = contact >= BORDER_CONTACT * 2 * sum(ink.shape)
-        else:
-            mass = ndimage.sum(ink, labels, index=np.arange(1, n_parts + 1))
-            inside = mass[contact == 0]
-            beside = (contact > 0) & (mass < 2 * (inside.max() if len(inside) else 0.0))
-        if beside.any():
-            rest = np.where(ndimage.binary_dilation(np.isin(labels, 1 + np.flatnonzero(beside)), iterations=3), 0.0,
-                            ink)
-            if rest.max() >= 0.1:
-                ink = rest
-    return ink
-
-
-def _paper_level(g: np.ndarray, robust: bool = False) -> np.ndarray:
-    """The background of a grey image: a plane ``a + b·row + c·col`` fitted to its outer frame (2 % of the
-    shorter side, at least one pixel) by least squares, or (``robust``: a photo, where a table's edge or a shadow
-    along part of the frame would tilt it) least absolute deviations, evaluated everywhere."""
+def _paper_level(g: np.ndarray) -> np.ndarray:
+    """The background of a grey image: a plane ``a + b·row + c·col`` fitted (least squares) to its
+    outer frame (2 % of the shorter side, at least one pixel), evaluated everywhere."""
     hh, ww = g.shape
     k = max(1, int(round(0.02 * min(hh, ww))))
     frame = np.zeros(g.shape, bool)
     frame[:k], frame[-k:], frame[:, :k], frame[:, -k:] = True, True, True, True
     r, c = np.nonzero(frame)
     design = np.column_stack([np.ones(len(r)), r / hh, c / ww])
-    y, weight = g[frame], np.ones(len(r))
-    for _ in range(20 if robust else 1):  # iteratively reweighted least squares
-        coef, *_ = np.linalg.lstsq(design * weight[:, None], y * weight, rcond=None)
-        weight = 1.0 / np.sqrt(np.maximum(np.abs(y - design @ coef), 1e-3))
+    coef, *_ = np.linalg.lstsq(design, g[frame], rcond=None)
     rr, cc = np.mgrid[0:hh, 0:ww]
     return coef[0] + coef[1] * rr / hh + coef[2] * cc / ww
 
