@@ -92,10 +92,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     # the temporary name is 18 bytes longer than the name: a name near the file system's 255 bytes ("File name
     # too long" after all the work) is cut, at a character, for it
-    stem = path.name
-    while len(os.fsencode(stem)) > 200:
-        stem = stem[:-1]
-    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".partial", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{cut_to_bytes(path.name, 200)}.", suffix=".partial", dir=path.parent)
     os.close(fd)
     os.unlink(tmp)
     tmp_path = Path(tmp)
@@ -339,6 +336,13 @@ def output_names(paths, used: set[str], max_bytes: int | None = None) -> list[st
     return [distinct_name(n.replace("/", "_"), used, max_bytes) for n in names]
 
 
+def cut_to_bytes(name: str, max_bytes: int) -> str:
+    """``name`` cut at a character to at most ``max_bytes`` bytes on disk (the file system's 255 a name)."""
+    while name and len(os.fsencode(name)) > max_bytes:
+        name = name[:-1]
+    return name
+
+
 def distinct_name(name: str, used: set[str], max_bytes: int | None = None) -> str:
     """``name``, with ``_`` appended until it is not in ``used`` (then added to it): one output per input
     when inputs share a file name (``Test_01/rec_01.csv`` and ``Test_02/rec_01.csv``). With ``max_bytes``, cut
@@ -347,9 +351,7 @@ def distinct_name(name: str, used: set[str], max_bytes: int | None = None) -> st
     never returned (as an output folder's name they wrote into ``--out`` itself or its parent)."""
     used |= {"", ".", ".."}
     for k in range(len(used) + 1):
-        base = name
-        while max_bytes is not None and base and len(os.fsencode(base)) + k > max_bytes:
-            base = base[:-1]
+        base = name if max_bytes is None else cut_to_bytes(name, max_bytes - k)
         if (candidate := base + "_" * k) not in used:
             used.add(candidate)
             return candidate

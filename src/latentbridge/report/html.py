@@ -104,14 +104,21 @@ def _text_html(text: str) -> str:
     )
 
 
-def _image_html(img: str | Path, base: Path) -> str:
-    p = Path(img)
+def _media_file(item: str | Path, base: Path, kind: str, mimes: dict) -> tuple[Path, str]:
+    """``(path, MIME type)`` of an image or sound the report shows (``kind``), relative to ``base`` unless absolute;
+    DataError naming a file that does not exist or is of a type ``mimes`` does not hold."""
+    p = Path(item)
     full = p if p.is_absolute() else base / p
     if not full.is_file():
-        raise DataError(full, "image for the HTML report does not exist")
-    mime = _MIME.get(full.suffix.lower())
+        raise DataError(full, f"{kind} for the HTML report does not exist")
+    mime = mimes.get(full.suffix.lower())
     if mime is None:
-        raise DataError(full, f"unsupported image type {full.suffix!r} for the HTML report")
+        raise DataError(full, f"unsupported {kind} type {full.suffix!r} for the HTML report")
+    return full, mime
+
+
+def _image_html(img: str | Path, base: Path) -> str:
+    full, mime = _media_file(img, base, "image", _MIME)
     data = base64.b64encode(full.read_bytes()).decode("ascii")
     name = html.escape(str(img))
     return (
@@ -126,13 +133,7 @@ def _audio_html(sound: str | Path, base: Path) -> str:
     import os
     from urllib.parse import quote
 
-    p = Path(sound)
-    full = p if p.is_absolute() else base / p
-    if not full.is_file():
-        raise DataError(full, "audio for the HTML report does not exist")
-    mime = _AUDIO_MIME.get(full.suffix.lower())
-    if mime is None:
-        raise DataError(full, f"unsupported audio type {full.suffix!r} for the HTML report")
+    full, mime = _media_file(sound, base, "audio", _AUDIO_MIME)
     if full.stat().st_size <= _EMBED_AUDIO_BYTES:
         src = f"data:{mime};base64,{base64.b64encode(full.read_bytes()).decode('ascii')}"
     else:
