@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -589,6 +590,12 @@ def test_training_csvs_with_a_column_more_are_read_by_the_columns_most_name(axes
         ref = _window_scores(tmp_path / f"s_{model}_in")
         assert len(ref) == 3 and min(ref) > m[model]["anomaly"]["threshold"], (ref, m[model]["anomaly"]["threshold"])
         np.testing.assert_allclose(_window_scores(tmp_path / f"s_{model}_re"), ref, rtol=1e-6)
+    # a folder scored: one warning naming the files with the temperature, not one a file
+    shutil.copytree(tmp_path / "temp", tmp_path / "temp_scored")
+    caplog.clear()
+    assert main(["anomaly", "score", str(tmp_path / "m_temp"), str(tmp_path / "temp_scored"),
+                 "--out", str(tmp_path / "s_temp_scored")]) == 0
+    assert caplog.text.count("temp_c") == 1 and f"{train[2].name}, {train[5].name}" in caplog.text, caplog.text
     # a training file lacking one of the columns: refused, named with it, before any training
     _columns(train[0], tmp_path / "temp" / "zz_xy.csv", "time_s,x,y", [0, 1, 2])
     capsys.readouterr()

@@ -458,7 +458,7 @@ class FeatureExtractor:
         for :meth:`assemble` (``WindowFeatures.headers``)."""
         from latentbridge.data.survey import band_fmax, band_warning, conversions_line, files_below_band
         from latentbridge.io import audio_info
-        from latentbridge.io.columns import channels_read
+        from latentbridge.io.columns import channels_read, left_out
 
         rates, channels = {}, {}
         for f in files:
@@ -477,6 +477,8 @@ class FeatureExtractor:
                             + channel_counts(counts.most_common())
                             + f" (e.g. {odd}): fit on recordings of one channel count, or pick one with "
                               "-o audio.channel=K (or mix them: -o audio.channel=null)")
+        if self.columns and not self.training and len(rates) > 1:  # one warning, not one a file (fit says its own)
+            left_out({p: self._headers[p].columns for p in rates}, self.columns, _where(files))
         text, warn = conversions_line(rates, channels, self.sample_rate, self.channel, self.training,
                                       self.fitted_channels)
         if text:
