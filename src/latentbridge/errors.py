@@ -101,8 +101,11 @@ _OUT_OF_MEMORY = ("can't allocate memory", "not enough memory", "out of memory",
 
 def out_of_memory(e: BaseException) -> bool:
     """Whether ``e`` is a failed allocation: a MemoryError (numpy's ``_ArrayMemoryError`` is one), torch's
-    ``OutOfMemoryError`` (CUDA), its CPU allocator's RuntimeError, or one of them raised in a DataLoader worker."""
+    ``OutOfMemoryError`` (CUDA), its CPU allocator's RuntimeError, one of them raised in a DataLoader worker, or
+    onnxruntime's arena failing to allocate (its ``Fail``, no RuntimeError)."""
     if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
+        return True
+    if type(e).__module__.startswith("onnxruntime") and "Failed to allocate memory" in str(e):
         return True
     return isinstance(e, RuntimeError) and any(s in str(e) for s in _OUT_OF_MEMORY)
 
@@ -118,8 +121,8 @@ def allocation_bytes(e: BaseException) -> float | None:
     text = str(e)
     if m := re.search(r"(?:Unable|[Tt]ried) to allocate (\d+\.?\d*) ?([KMGTP]?i?B)\b", text):  # numpy, CUDA
         return float(m.group(1)) * _UNITS.get(m.group(2), 1)
-    if m := re.search(r"tried to allocate (\d+) bytes", text):  # torch's CPU allocator
-        return float(m.group(1))
+    if m := re.search(r"tried to allocate (\d+) bytes|requested buffer of size (\d+)", text):  # torch's CPU, ORT
+        return float(m.group(1) or m.group(2))
     return None
 
 
