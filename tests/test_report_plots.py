@@ -620,6 +620,24 @@ def test_map_panels_spread_on_one_scale_gaps_grey_outside_blank(tmp_path, drawn)
     _assert_colour(px[int(h * 15 / 30), int(w * 35 / 40)][None], [255.0, 255.0, 255.0])  # outside: blank
 
 
+def test_latent_maps_outside_the_section_grey_not_the_white_of_zero(tmp_path, drawn):
+    """The latent maps' diverging scale is white at 0, and the pixels outside a section were blank (white) too: a
+    section's zero latents and the background could not be told apart."""
+    from latentbridge.report.maps import plot_latent_maps
+
+    latent = np.zeros((30, 40, 2))
+    latent[:, :10, 0], latent[:, :10, 1] = 1.0, -1.0  # a band of each sign; the middle 0 (white)
+    region = np.ones((30, 40), dtype=bool)
+    region[:, 30:] = False  # outside the section
+    path = plot_latent_maps(latent, tmp_path / "latent.png", mask=region)
+    fig = drawn[0]
+    px = _pixels(fig, fig.axes[0], path, margin=0)
+    h, w = px.shape[:2]
+    _assert_colour(px[h // 2, int(w * 20 / 40)][None], [247.0, 247.0, 247.0])  # a latent of 0: (near) white
+    _assert_colour(px[h // 2, int(w * 35 / 40)][None], [153.0, 153.0, 153.0])  # outside: grey
+    assert px[h // 2, int(w * 5 / 40), 0] > px[h // 2, int(w * 5 / 40), 2] + 50  # +1: red
+
+
 def test_figures_at_a_higher_resolution_with_vector_copies(tmp_path, monkeypatch):
     """Every figure was a 100-dpi PNG: $LATENTBRIDGE_FIGURES asks any command for another resolution and for a
     PDF or SVG copy beside each PNG; unset, the PNG alone as before."""

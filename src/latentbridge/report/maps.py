@@ -84,7 +84,8 @@ def _finite_percentiles(a, qs, default: tuple) -> tuple:
 
 
 def plot_latent_maps(latent, path: str | Path, *, mask=None, n: int = 8, max_pixels: int = 300) -> Path:
-    """The first ``n`` latent channels of an (H, W, d) latent map, one panel each."""
+    """The first ``n`` latent channels of an (H, W, d) latent map, one panel each, on a diverging scale symmetric
+    about 0 (white); pixels outside ``mask`` (the section) grey, not blank: blank was a latent of 0."""
     lat = np.asarray(latent)
     k = min(n, lat.shape[2])
     cols = min(4, k)
@@ -97,7 +98,7 @@ def plot_latent_maps(latent, path: str | Path, *, mask=None, n: int = 8, max_pix
             a = np.where(m, a, np.nan)
         ax = fig.add_subplot(rows, cols, c + 1)
         lim = _finite_percentiles(np.abs(a), [99], (1.0,))[0]
-        im = ax.imshow(a, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+        im = ax.imshow(a, cmap=_cmap("RdBu_r"), vmin=-lim, vmax=lim, interpolation="nearest")
         ax.set_title(f"latent {c}", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
