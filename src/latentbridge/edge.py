@@ -72,14 +72,11 @@ from latentbridge.io import (  # numpy only at import time
     ALL_CHANNELS,
     AUDIO_EXTENSIONS,
     MIN_WINDOW_SHARE,
-    WindowBuffer,
-    check_recording_length,
     cut_windows,
     list_audio_files,
 )
 from latentbridge.io.audio import is_table, rate_problem
-from latentbridge.io.blockread import RecordingBlocks, resampled_to
-from latentbridge.io.levels import bounds_of_blocks
+from latentbridge.io.blockread import BlockWindows, RecordingBlocks
 from latentbridge.io.wav import declared_frames, sample_width, unfinalised_frames, wav_layout
 from latentbridge.transforms.numpy_stft import silence_tail, stft_magnitude
 from latentbridge.utils import ArgumentParser, sheet_safe_path, tolerant_stdout
@@ -244,36 +241,11 @@ class EdgeScorer:
                             "which scores it as unlike the training sound for that alone" if below_band(sr, top) else ""))
         if self.channel is None and blocks.channels > 1:
             notes.append(f"mixed to one channel from {blocks.channels}: the model reads one channel")
-        n = int(np.ceil(blocks.frames * float(self.sample_rate) / sr))  # resample's length
-        lead, end = 0, n
-        if self.trim_db:  # times stay the recording's: the trimmed lead added back
-            lead, end = bounds_of_blocks((b.T for b in resampled_to(blocks, self.sample_rate)), n, self.sample_rate,
-                                         float(self.trim_db))
-        if check_recording_length(end - lead, self.window, self.sample_rate, path, self.min_share):
+        windows = BlockWindows(blocks, self.sample_rate, self.window, self.hop, self.pad, self.trim_db, self.min_share)
+        if windows.padded:
             notes.append(f"shorter than one {self.window / self.sample_rate:.4g}-s window; padded to one window "
                          f"({self.pad})")
-        return self._batches(blocks, lead, end, path), notes
-
-    def _batches(self, blocks: RecordingBlocks, lead: int, end: int, path) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """The windows of samples ``lead:end`` of ``blocks`` at the model's rate, :data:`BATCH_WINDOWS` at a time:
-        those :meth:`windows` cuts from the whole recording (:class:`~latentbridge.io.WindowBuffer`)."""
-        every = self.channel == ALL_CHANNELS
-        buffer = WindowBuffer(self.window, self.hop, blocks.channels if every else 1, ALL_CHANNELS if every else None)
-        ready: list[tuple[int, np.ndarray]] = []
-        pos = 0
-        for b in resampled_to(blocks, self.sample_rate):
-            ready += buffer.push(b[max(0, lead - pos):max(0, end - pos)])
-            pos += len(b)
-            while len(ready) >= BATCH_WINDOWS:
-                yield self._batch(ready[:BATCH_WINDOWS], lead)
-                del ready[:BATCH_WINDOWS]
-        ready += buffer.flush(self.pad, name=path)
-        for i in range(0, len(ready), BATCH_WINDOWS):
-            yield self._batch(ready[i:i + BATCH_WINDOWS], lead)
-
-    def _batch(self, ready: list[tuple[int, np.ndarray]], lead: int) -> tuple[np.ndarray, np.ndarray]:
-        starts = np.array([s for s, _ in ready], dtype=np.int64)
-        return np.stack([w for _, w in ready]), starts / self.sample_rate + lead / self.sample_rate
+        return windows.batches(BATCH_WINDOWS), notes
 
     def score_file(self, path: str | Path) -> FileScores:
         """Window scores, decisions and the file score of one recording (DataError for a bad file)."""

@@ -7,7 +7,8 @@ the offset is the largest sample's, less it), then every iteration reads it agai
 picked or mixed as ``read_audio`` picks them. Audio through soundfile (sequential reads, bit for bit its whole read), a
 WAV file read by :func:`latentbridge.io.wav.read_wav_samples` (a header never finalised, a device without soundfile),
 and vibration tables (read whole: a CSV is parsed at once) are read so. :func:`resampled_to` gives the blocks at
-another rate, as :func:`latentbridge.io.resample` gives the whole recording.
+another rate, as :func:`latentbridge.io.resample` gives the whole recording, and :class:`BlockWindows` its windows, as
+:func:`latentbridge.io.cut_windows` cuts them from the whole recording.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError, reading_memory_error
-from latentbridge.io.audio import (ALL_CHANNELS, MIX_SILENT, SILENCE_LEVEL, _check_file, is_table, _layout, _open_info,
-                                   _read_table, _sf_error_text, _unfinalised, check_frames, check_peak, mix_down,
-                                   non_finite, select_channels)
-from latentbridge.io.levels import column_sums, offsets_of_sums, subtract_offsets
+from latentbridge.io.audio import (ALL_CHANNELS, MIN_WINDOW_SHARE, MIX_SILENT, SILENCE_LEVEL, _check_file, is_table,
+                                   _layout, _open_info, _read_table, _sf_error_text, _unfinalised, check_frames,
+                                   check_peak, check_recording_length, mix_down, non_finite, select_channels)
+from latentbridge.io.levels import (Plateaus, bounds_of_blocks, clip_values, column_sums, dbfs, offsets_of_sums,
+                                    subtract_offsets, sum_of_squares)
 from latentbridge.io.resampling import resampled_blocks
 from latentbridge.io.wav import PCM16_FORMATS, WavLayout, declared_frames, read_pcm16, read_wav_samples
+from latentbridge.io.windows import WindowBuffer
 
-__all__ = ["BLOCK_FRAMES", "RecordingBlocks", "resampled_to"]
+__all__ = ["BLOCK_FRAMES", "BlockWindows", "RecordingBlocks", "resampled_to"]
 
 #: frames read at a time (256 KiB a channel in float32)
 BLOCK_FRAMES = 1 << 16
@@ -67,6 +70,7 @@ class RecordingBlocks:
         self._header_frames = header_frames
         self.sample_rate = sr
         self._offset, self._zeros = np.zeros(self.channels), False
+        self._plateaus = None  # each channel's clipping plateaus, counted while the samples are read
         total, n_zero = np.zeros(self.channels), np.zeros(self.channels, dtype=np.int64)
         hi = np.full(self.channels, -np.inf, dtype=np.float32)
         lo, hi_nz, lo_nz = -hi, hi.copy(), -hi
@@ -86,9 +90,14 @@ class RecordingBlocks:
             self._offset, self._zeros = offsets_of_sums(total, n_zero, n_read)
         # each channel's extremes less its offset (subtraction is monotonic): the samples' own, read_audio's peak
         value = self._offset.astype(np.float32)
-        ext = [np.abs(np.where(self._offset != 0, e - value, e)) for e in
-               ((hi_nz, lo_nz) if self._zeros else (hi, lo))]
-        peaks = np.fmax(*ext)
+        moved = self._offset != 0
+        if self._zeros:  # the offset taken out of the other samples alone: the extremes of those, and 0 where kept
+            zero = np.where(n_zero > 0, 0.0, np.nan).astype(np.float32)
+            ext = [np.where(moved, np.fmax(hi_nz - value, zero), hi), np.where(moved, np.fmin(lo_nz - value, zero), lo)]
+        else:
+            ext = [np.where(moved, hi - value, hi), np.where(moved, lo - value, lo)]
+        self._extremes = ext  # each channel's largest and smallest sample as read: where it clips
+        peaks = np.fmax(np.abs(ext[0]), np.abs(ext[1]))
         if self._zeros:
             peaks = np.where(np.isfinite(peaks), peaks, 0.0)
         check_peak(path, float(peaks.max()))
@@ -128,9 +137,14 @@ class RecordingBlocks:
     def __iter__(self):
         mixed = self.channel is None and self.channels > 1
         peak = 0.0
+        plateaus = [[Plateaus(v) for v in clip_values(float(hi), float(lo))] for hi, lo in zip(*self._extremes)]
+        self._plateaus = None
         for b in self._raw():
             if self._offset.any():
                 subtract_offsets(b, self._offset, self._zeros)
+            for c, counts in enumerate(plateaus):
+                for p in counts:
+                    p.push(b[:, c])
             if self.channel == ALL_CHANNELS:
                 yield b
             elif self.channel is not None:
@@ -143,6 +157,19 @@ class RecordingBlocks:
                 yield b
         if mixed and peak < SILENCE_LEVEL:
             raise DataError(self.path, MIX_SILENT)
+        self._plateaus = plateaus
+
+    @property
+    def clipped_share(self) -> float | None:
+        """After an iteration: the clipped share ``read_audio`` gives in its ``stats`` (the largest share of a read
+        channel's samples on plateaus at its extremes near full scale: :func:`~latentbridge.io.peak_and_clipping`);
+        None for a vibration table (its full scale unknown), or before the samples were all read."""
+        if self._table is not None or self._plateaus is None:
+            return None
+        shares = np.array([sum(p.end() for p in counts) for counts in self._plateaus]) / max(1, self.frames)
+        read = shares if self.channel is None or self.channel == ALL_CHANNELS else \
+            shares[int(self.channel):int(self.channel) + 1]
+        return round(float(read.max()), 6)
 
     def whole(self) -> np.ndarray:
         """All the samples as ``read_audio`` returns them: ``(T,)`` (the mix, or channel ``channel``) or ``(C, T)``
@@ -166,3 +193,54 @@ def resampled_to(blocks: RecordingBlocks, target_sr: int):
             left -= min(left, len(out))
     if left:  # resample's zero padding at the end
         yield np.zeros((left, width), np.float32)
+
+
+class BlockWindows:
+    """The windows of a recording read block by block (``blocks``) at ``sample_rate``, batch by batch: those
+    :func:`~latentbridge.io.cut_windows` cuts from the whole recording read at that rate (``window``, ``hop``
+    samples, the last partial window and the padding of a short recording by ``pad``), silence-trimmed first with
+    ``trim_db`` (:func:`~latentbridge.io.trimmed`: ``lead``, ``end`` are the samples kept), under the short-recording
+    rule (:func:`~latentbridge.io.check_recording_length`, checked when made: DataError naming the file; ``padded``).
+    After :meth:`batches` has run through: ``level_dbfs``, the level of the samples kept, and ``blocks.clipped_share``.
+    """
+
+    def __init__(self, blocks: RecordingBlocks, sample_rate: int, window: int, hop: int, pad: str = "wrap",
+                 trim_db: float | None = None, min_share: float = MIN_WINDOW_SHARE):
+        self.blocks, self.sample_rate, self.window, self.hop, self.pad = blocks, int(sample_rate), window, hop, pad
+        self.n = int(np.ceil(blocks.frames * float(sample_rate) / blocks.sample_rate))  # resample's length
+        self.lead, self.end = 0, self.n
+        if trim_db:  # times stay the recording's: the trimmed lead added back
+            self.lead, self.end = bounds_of_blocks((b.T for b in resampled_to(blocks, self.sample_rate)), self.n,
+                                                   self.sample_rate, float(trim_db))
+        self.padded = check_recording_length(self.end - self.lead, window, self.sample_rate, blocks.path, min_share)
+        self.every = blocks.channel == ALL_CHANNELS
+        self.level_dbfs: float | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return self.n / self.sample_rate
+
+    def batches(self, size: int):
+        """``(windows, starts_s)`` of at most ``size`` windows at a time, in order (float32 ``(k, window)``, or
+        ``(k, channels, window)`` for every channel; start times in the recording, s): cut as the blocks are read
+        (:class:`~latentbridge.io.WindowBuffer`)."""
+        width = self.blocks.channels if self.every else 1
+        buffer = WindowBuffer(self.window, self.hop, width, ALL_CHANNELS if self.every else None)
+        ready: list[tuple[int, np.ndarray]] = []
+        pos, power = 0, 0.0
+        for b in resampled_to(self.blocks, self.sample_rate):
+            part = b[max(0, self.lead - pos):max(0, self.end - pos)]
+            power += sum_of_squares(part.reshape(-1))
+            ready += buffer.push(part)
+            pos += len(b)
+            while len(ready) >= size:
+                yield self._batch(ready[:size])
+                del ready[:size]
+        ready += buffer.flush(self.pad, name=self.blocks.path)
+        self.level_dbfs = dbfs(power, (self.end - self.lead) * width)
+        for i in range(0, len(ready), size):
+            yield self._batch(ready[i:i + size])
+
+    def _batch(self, ready: list[tuple[int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        starts = np.array([s for s, _ in ready], dtype=np.int64)
+        return np.stack([w for _, w in ready]), starts / self.sample_rate + self.lead / self.sample_rate

@@ -50,17 +50,66 @@ CLIP_LEVEL = 0.95
 CLIP_STEP = 2.0 ** -11
 
 
+class Plateaus:
+    """The samples of one channel lying in runs of at least :data:`CLIP_RUN` equal to ``value`` that the wave enters
+    or leaves by at least :data:`CLIP_STEP`, counted over consecutive blocks of it (:meth:`push`; :meth:`end` gives the
+    count): the same count whatever the blocks, a run across blocks counted once."""
+
+    def __init__(self, value: float):
+        self.value, self.count = value, 0
+        self.run, self.step_in, self.last = 0, 0.0, None  # the run open at the end of the blocks so far
+
+    def push(self, col: np.ndarray) -> None:
+        if not len(col):
+            return
+        v = self.value
+        at = np.flatnonzero(col == v)
+        if not len(at):
+            self._close(abs(float(col[0]) - v))
+            self.last = col[-1]
+            return
+        cuts = np.flatnonzero(np.diff(at) != 1) + 1
+        first, last = at[np.concatenate([[0], cuts])], at[np.concatenate([cuts, [len(at)]]) - 1]
+        runs = last - first + 1
+        before = np.concatenate([col[:1] * 0 + (v if self.last is None else self.last), col])  # the sample before each
+        step_in = np.abs(before[first] - v)
+        step_out = np.abs(np.concatenate([col, col[:1] * 0 + v])[last + 1] - v)  # the wave's end: no step
+        if first[0] == 0 and self.run:  # the open run goes on
+            runs[0] += self.run
+            step_in[0] = self.step_in
+        else:
+            self._close(abs(float(col[0]) - v))
+        open_end = last[-1] == len(col) - 1
+        k = len(runs) - open_end
+        self.count += int(runs[:k][(runs[:k] >= CLIP_RUN) & (np.maximum(step_in[:k], step_out[:k]) >= CLIP_STEP)].sum())
+        self.run, self.step_in = (int(runs[-1]), float(step_in[-1])) if open_end else (0, 0.0)
+        self.last = col[-1]
+
+    def _close(self, step_out: float) -> None:
+        if self.run >= CLIP_RUN and max(self.step_in, step_out) >= CLIP_STEP:
+            self.count += self.run
+        self.run = 0
+
+    def end(self) -> int:
+        """The count, the run open at the last block closed (the recording's end: no step out)."""
+        self._close(0.0)
+        return self.count
+
+
+def clip_values(hi: float, lo: float) -> list[float]:
+    """The extremes of a channel (largest ``hi``, smallest ``lo``) whose plateaus count as clipping: those within
+    :data:`CLIP_LEVEL` of full scale (none for a constant channel, which has no extremes to saturate at)."""
+    return [v for v in (hi, lo) if abs(v) >= CLIP_LEVEL] if hi > lo else []
+
+
 def _on_plateaus(col: np.ndarray, value: float) -> int:
-    """How many samples of the 1-D ``col`` lie in runs of at least :data:`CLIP_RUN` equal to ``value`` that the wave
-    enters or leaves by at least :data:`CLIP_STEP`."""
+    """How many samples of the 1-D ``col`` lie on :class:`Plateaus` at ``value``."""
     if sum(int(np.count_nonzero(b == value)) for b in _blocks(col)) < CLIP_RUN:
         return 0  # a recording that never saturates reaches its extremes at isolated samples: one pass, no more
-    at = np.concatenate([np.flatnonzero(b == value) + i for i, b in zip(range(0, len(col), _BLOCK), _blocks(col))])
-    cuts = np.flatnonzero(np.diff(at) != 1) + 1
-    first, last = at[np.concatenate([[0], cuts])], at[np.concatenate([cuts, [len(at)]]) - 1]
-    runs = last - first + 1
-    step = np.maximum(np.abs(col[np.maximum(first - 1, 0)] - value), np.abs(col[np.minimum(last + 1, len(col) - 1)] - value))
-    return int(runs[(runs >= CLIP_RUN) & (step >= CLIP_STEP)].sum())
+    count = Plateaus(value)
+    for b in _blocks(col):
+        count.push(b)
+    return count.end()
 
 
 def peak_and_clipping(data: np.ndarray) -> tuple[float, np.ndarray]:
@@ -75,23 +124,31 @@ def peak_and_clipping(data: np.ndarray) -> tuple[float, np.ndarray]:
         hi = max(float(b.max()) for b in _blocks(col)) if len(col) else 0.0
         lo = min(float(b.min()) for b in _blocks(col)) if len(col) else 0.0
         peak = max(peak, hi, -lo)
-        if hi > lo:  # a constant channel has no extremes to saturate at
-            clipped[c] = sum(_on_plateaus(col, v) for v in (hi, lo) if abs(v) >= CLIP_LEVEL) / len(col)
+        if len(col):
+            clipped[c] = sum(_on_plateaus(col, v) for v in clip_values(hi, lo)) / len(col)
     return peak, clipped
 
 
 def level_dbfs(wave: np.ndarray) -> float:
     """RMS level of a waveform in dBFS (-200 for digital silence)."""
     wave = np.asarray(wave).reshape(-1)
+    return dbfs(sum_of_squares(wave), wave.size)
+
+
+def sum_of_squares(wave: np.ndarray) -> float:
+    """The sum of the squares of the 1-D ``wave``'s samples (a recording's power, summed block by block over it)."""
     # a dot product of each block with itself (BLAS): 6x faster than summing its squares in float64, levels within
     # 1e-5 dB of that sum; samples of other types (integers would overflow) converted block by block, and float32
     # blocks whose squares overflow float32 (unscaled values near 1e19) summed in float64
     as_is = wave.dtype in (np.float32, np.float64)
     with np.errstate(over="ignore"):
-        power = sum(v if math.isfinite(v := float(np.dot(b, b))) else float(np.dot(c := b.astype(np.float64), c))
-                    for b in (b if as_is else b.astype(np.float64) for b in _blocks(wave)))
-    power /= max(1, wave.size)
-    return float(10 * np.log10(power + 1e-20))
+        return sum(v if math.isfinite(v := float(np.dot(b, b))) else float(np.dot(c := b.astype(np.float64), c))
+                   for b in (b if as_is else b.astype(np.float64) for b in _blocks(wave)))
+
+
+def dbfs(power: float, n: int) -> float:
+    """The RMS level in dBFS of ``n`` samples whose squares sum to ``power`` (-200 for digital silence)."""
+    return float(10 * np.log10(power / max(1, n) + 1e-20))
 
 
 def active_bounds(wave: np.ndarray, sample_rate: float, top_db: float = 40.0, frame_s: float = 0.02,
