@@ -78,10 +78,13 @@ class RecordingBlocks:
         for b in self._raw():
             s, z = column_sums(b)
             total, n_zero, n_read = total + s, n_zero + z, n_read + len(b)
-            hi, lo = np.maximum(hi, b.max(axis=0)), np.minimum(lo, b.min(axis=0))
-            zero = b == 0  # the extremes of the others (where remove_dc spares the digital zeros)
-            hi_nz = np.maximum(hi_nz, np.where(zero, -np.inf, b).max(axis=0))
-            lo_nz = np.minimum(lo_nz, np.where(zero, np.inf, b).min(axis=0))
+            for c in range(self.channels):  # column by column: reductions along the first axis of (n, C) ran 20x slower
+                col = b[:, c]
+                top, bottom = col.max(initial=-np.inf), col.min(initial=np.inf)
+                hi[c], lo[c] = max(hi[c], top), min(lo[c], bottom)
+                if z[c]:  # the extremes of the others (where remove_dc spares the digital zeros)
+                    top, bottom = (col := col[col != 0]).max(initial=-np.inf), col.min(initial=np.inf)
+                hi_nz[c], lo_nz[c] = max(hi_nz[c], top), min(lo_nz[c], bottom)
         self.frames = n_read
         check_frames(path, n_read, header_frames, declared, sr)
         if not np.isfinite(total).all():
