@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from latentbridge.data.blocks import decode_bytes, decode_note, read_in_blocks  # noqa: F401 (decode_bytes: here too)
 from latentbridge.data.feature_cache import cache_limit_bytes, default_cache_dir, prune_cache
 from latentbridge.errors import DataError, named_problems
 from latentbridge.io import (ALL_CHANNELS, MIN_WINDOW_SHARE, check_recording_length, cut_windows, level_dbfs,
@@ -80,6 +81,9 @@ class FileFeatures:
     band_power: np.ndarray | None = None
     """(bands,) mean band power of the windows (:func:`latentbridge.data.survey.band_power`), kept by scoring where the
     features are let go; None where not computed."""
+    streamed: Path | None = None
+    """The file, read in blocks where it is scored (a long recording: :mod:`latentbridge.data.blocks`); nothing else
+    set until then."""
 
 
 def silent_frame_shares(features: np.ndarray, chunk: int = 1024) -> np.ndarray:
@@ -220,6 +224,10 @@ class FeatureExtractor:
         self.refuse_below_band = False  # calibrating: recordings that all leave the band's top empty are refused
         self.training = False  # fitting a model: recordings resampled down are said with the band they lose
         self.fitted_channels: int | None = None  # scoring: the most channels of the model's training recordings
+        # scoring: recordings that take more than stream_bytes to decode whole are read in blocks where they are scored
+        # (check_band names them in streamed; None: every recording read whole)
+        self.stream_bytes: float | None = None
+        self.streamed: set[str] = set()
         self.batch_windows = batch_windows  # small batches: faster on CPU than large ones (benchmarks/)
         self._params = {
             "version": CACHE_VERSION,
@@ -355,6 +363,9 @@ class FeatureExtractor:
         out: list[FileFeatures] = []
         todo = []
         for i, path in chunk:
+            if str(path) in self.streamed:  # read in blocks where it is scored
+                out.append(FileFeatures(i, streamed=path))
+                continue
             key = self._key(path) if self.use_cache else ""  # (the key resolves the path: 1 % of the path uncached)
             cached = self._load_cached(key) if self.use_cache else None
             if cached is not None and self.n_channels and cached[0].shape[1] != self.n_channels:
@@ -388,7 +399,7 @@ class FeatureExtractor:
                 offset += len(windows)
             self._save_cached(key, r.features, r.starts_s, r.duration_s, path, r.level_dbfs, r.clipped_share, r.padded)
         for r in out:
-            if r.problem is None:
+            if r.problem is None and r.streamed is None:
                 r.silent = silent_frame_shares(r.features)
         return out
 
@@ -490,7 +501,11 @@ class FeatureExtractor:
                                            "was fitted on: its threshold is not set from them (" + text + ")")
         if text:
             log.warning(text)
-        if note := decode_note({p: self._headers[p] for p in rates}, self.sample_rate, self.channel, self.num_workers):
+        if self.stream_bytes is not None:
+            self.streamed = {p for p in rates if read_in_blocks(self._headers[p], self.sample_rate, self.channel,
+                                                                self.stream_bytes)}
+        whole = {p: self._headers[p] for p in rates if p not in self.streamed}
+        if note := decode_note(whole, self.sample_rate, self.channel, self.num_workers):
             log.warning(note)
         return text
 
@@ -527,33 +542,6 @@ class FeatureExtractor:
             silent=None if any(r.silent is None for r in kept) else np.concatenate([r.silent for r in kept]),
             band_power=None if any(r.band_power is None for r in kept) else np.stack([r.band_power for r in kept]),
         )
-
-
-#: a recording whose decoding takes more memory than this is named (:func:`decode_note`)
-DECODE_NOTE_BYTES = 2e9
-
-
-def decode_bytes(info, sample_rate: int, channel=None) -> float:
-    """About the memory that reading a recording of header ``info`` whole takes (:func:`~latentbridge.io.read_audio`):
-    its samples as float32, the channel(s) read (a mix, one channel, or every one), and those at ``sample_rate``."""
-    width = info.channels if channel == ALL_CHANNELS else 1
-    return 4.0 * info.frames * (info.channels + width * (1 + sample_rate / max(1, info.sample_rate)))
-
-
-def decode_note(headers: dict, sample_rate: int, channel=None, workers: int = 0) -> str | None:
-    """What to say where recordings (``headers``: path -> AudioInfo) take more than :data:`DECODE_NOTE_BYTES` each to
-    decode (each is read whole; ``workers`` decode at once): the largest, the memory they may take together, and how
-    to lower it. None otherwise."""
-    sizes = sorted(((decode_bytes(h, sample_rate, channel), p) for p, h in headers.items()), reverse=True)
-    if not sizes or sizes[0][0] <= DECODE_NOTE_BYTES:
-        return None
-    size, path = sizes[0]
-    h, at_once = headers[path], max(1, min(workers, len(sizes)))
-    together = sum(s for s, _ in sizes[:at_once])
-    return (f"recordings are decoded whole: {path} ({h.duration_s / 3600:.3g} h at {h.sample_rate} Hz, {h.channels} "
-            f"channel{'s' if h.channels != 1 else ''}) takes about {size / 1e9:.2g} GB"
-            + (f", and {at_once} are decoded at once: up to {together / 1e9:.2g} GB" if at_once > 1 else "")
-            + "; where memory is short, --workers 0 decodes one at a time, and shorter files take less")
 
 
 def list_files(paths) -> list[Path]:

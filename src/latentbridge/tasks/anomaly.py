@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from latentbridge.data.audio import FeatureExtractor, WindowFeatures
+from latentbridge.data.blocks import read_in_blocks, window_features
 from latentbridge.data.labels import list_normal_files
 from latentbridge.data.survey import (band_centres_hz, band_content_warning, band_fmax, band_profile_db,
                                       clipping_summary, clipping_warnings, codec_counts, files_below_band,
@@ -51,14 +52,15 @@ def no_decision(scores) -> str | None:
 
 
 def score_features(model, features: np.ndarray, method: str = "mse", n_samples: int = 32, batch_size: int = 256,
-                   seed: int = 0) -> np.ndarray:
+                   seed: int = 0, generator: torch.Generator | None = None) -> np.ndarray:
     """One score per window; deterministic for ``mse``/``frame_max``, Monte Carlo for ``elbo``/``iwae``
-    drawn from a generator seeded with ``seed`` (the global RNG is never touched: safe in threads). The
+    drawn from a generator seeded with ``seed`` (the global RNG is never touched: safe in threads), or ``generator``
+    (a recording's windows scored a batch at a time draw what scoring them at once draws). The
     windows go to the model's device (a GPU in ``anomaly score --accelerator gpu``), the scores come back."""
     model.eval()
     if len(features) == 0:
         return np.zeros(0)
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(seed) if generator is None else generator
     dev = next(iter(model.parameters()), next(iter(model.buffers()), torch.zeros(0))).device
     return batched(lambda x: model.score(x.to(dev), method=method, n_samples=n_samples, generator=g).double().cpu(),
                    features, batch_size=batch_size).numpy()
@@ -555,10 +557,13 @@ def _two_classes(y_files: np.ndarray, paths) -> None:
 def _examples(det: Detector, wf: WindowFeatures, scores: np.ndarray, y: np.ndarray | None, n: int) -> dict:
     order = np.argsort(scores)
     picks = list(order[: n // 2]) + list(order[::-1][: n - n // 2])
-    ex = det.extractor()  # scoring let the features go: the picked windows' files are read again, each once
-    read = {k: ex.chunk_features([(0, wf.files[k])])[0] for k in {int(wf.file_index[i]) for i in picks}}
-    x_np = np.stack([(f := read[int(wf.file_index[i])]).features[int(np.flatnonzero(np.isclose(
-        f.starts_s, wf.starts_s[i]))[0])] for i in picks])
+    ex = det.extractor()  # scoring let the features go: the picked windows' files are read again, each once (a long
+    read = {}  # one in blocks, its picked windows alone transformed)
+    for k in {int(wf.file_index[i]) for i in picks}:
+        mine = [i for i in picks if wf.file_index[i] == k]
+        long = read_in_blocks(wf.headers[k] if wf.headers else None, det.sample_rate, ex.channel)
+        read.update(zip(mine, window_features(ex, wf.files[k], wf.starts_s[mine], long)))
+    x_np = np.stack([read[i] for i in picks])
     x = torch.from_numpy(x_np)
     # a detector without a reconstruction (statistics, kNN): the windows alone (the input drawn as its own
     # "reconstruction", the difference all zero, read as a perfect one)

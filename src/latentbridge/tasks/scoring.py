@@ -48,10 +48,12 @@ class _RankShare(torch.utils.data.Sampler):
 
 
 class _Scorer(L.LightningModule):
-    def __init__(self, det, seed: int = 0, band_config=None, bar=None):
+    def __init__(self, det, seed: int = 0, band_config=None, bar=None, extractor=None):
         """``band_config``: the features' config when the model keeps a band profile of its training recordings
-        (each file's mean band power is then kept for the band checks); ``bar``: a progress bar counting files."""
+        (each file's mean band power is then kept for the band checks); ``bar``: a progress bar counting files;
+        ``extractor``: the features' (long recordings are read in blocks here, :func:`score_in_blocks`)."""
         super().__init__()
+        self.extractor = extractor
         self.model = det.model
         self.method = det.method
         self.n_samples = det.iwae_samples
@@ -66,19 +68,62 @@ class _Scorer(L.LightningModule):
         out = []
         for r in chunk:
             scores = None
-            if r.problem is None:
-                # a generator per file: the same scores however the files are shared between processes
+            # a generator per file: the same scores however the files are shared between processes
+            if r.streamed is not None:
+                scores = score_in_blocks(self.extractor, r, self.model, self.method, self.n_samples,
+                                         self.seed + r.index, self.band_config)
+            elif r.problem is None:
                 scores = score_features(self.model, r.features, self.method, self.n_samples, seed=self.seed + r.index)
-                r.problem = no_decision(scores)
-                if r.problem is not None:
-                    scores = None
-                if self.band_config is not None and scores is not None:
+                if self.band_config is not None:
                     r.band_power = band_power(r.features, self.band_config)
                 r.features = np.zeros((len(r.features), 0), np.float32)
+            if scores is not None and (problem := no_decision(scores)) is not None:
+                r.problem, r.band_power, scores = problem, None, None
             out.append((r, scores))
         if self.bar is not None:
             self.bar.update(len(chunk))
         return out
+
+
+def score_in_blocks(ex, r: FileFeatures, model, method: str, n_samples: int, seed: int, band_config=None
+                    ) -> np.ndarray | None:
+    """The window scores of the long recording ``r.streamed`` read in blocks
+    (:func:`~latentbridge.data.blocks.block_windows`), scored :data:`SCORE_BATCH` windows at a time with one generator
+    (``seed``): the scores of the recording read whole, in the memory of a block and a batch. Fills ``r`` as the whole
+    read fills it (its features let go, their mean band power kept with ``band_config``); None, with ``r.problem``,
+    for a file that cannot be used."""
+    from latentbridge.data.audio import silent_frame_shares
+    from latentbridge.data.blocks import block_windows
+    from latentbridge.data.survey import band_power
+    from latentbridge.errors import DataError
+    from latentbridge.tasks.anomaly import score_features
+
+    g = torch.Generator().manual_seed(seed)
+    scores, starts, silent, power = [], [], [], []
+    try:
+        windows = block_windows(ex, r.streamed)
+        for w, s in windows.batches(SCORE_BATCH):
+            feats = ex.features_of_windows(w)
+            scores.append(score_features(model, feats, method, n_samples, batch_size=SCORE_BATCH, generator=g))
+            starts.append(s)
+            silent.append(silent_frame_shares(feats))
+            if band_config is not None:
+                power.append((band_power(feats, band_config), len(feats)))
+    except DataError as e:
+        r.problem = e.problem
+        return None
+    n = sum(map(len, scores))
+    r.starts_s, r.duration_s, r.padded = np.concatenate(starts), windows.duration_s, windows.padded
+    r.level_dbfs, r.clipped_share = round(windows.level_dbfs, 2), windows.blocks.clipped_share
+    r.silent, r.features = np.concatenate(silent), np.zeros((n, 0), np.float32)
+    if power and all(p is not None for p, _ in power):
+        r.band_power = sum(p * k for p, k in power) / n
+    return np.concatenate(scores)
+
+
+#: windows of a long recording scored at a time (those :func:`~latentbridge.tasks.anomaly.score_features` scores at a
+#: time: a sampled score draws the same numbers)
+SCORE_BATCH = 256
 
 
 class _Gather(BasePredictionWriter):
@@ -123,8 +168,11 @@ def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: s
     (the first process returns everything). The windows keep no features (``features`` is (N, 0): read a
     window again for them) but each file's mean band power; ``progress``: a bar counting the files scored
     (the first process's share in a distributed run)."""
+    from latentbridge.data.blocks import STREAM_BYTES
+
     files = list_files(paths)
     ex = det.extractor(**({} if num_workers is None else {"num_workers": num_workers}))
+    ex.stream_bytes = STREAM_BYTES  # long recordings read in blocks where they are scored (score_in_blocks)
     ex.check_band(files)
     distributed = (devices not in (None, 1, "1")) or (strategy not in (None, "auto"))
     n_proc = int(devices) if isinstance(devices, int) or str(devices).isdigit() else 1
@@ -157,7 +205,7 @@ def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: s
     bar = progress_bar(sum(len(c) for c in chunks[::n_proc]), progress and trainer.global_rank == 0 and not spawned,
                        "scoring", unit="file")
     module = _Scorer(det, seed=seed, band_config=det.spec.features if fitted_band else None,
-                     bar=None if spawned else bar)
+                     bar=None if spawned else bar, extractor=ex)
     try:
         with lightning_interrupts():
             predictions = trainer.predict(module, loader, return_predictions=not distributed)

@@ -1,0 +1,83 @@
+"""Long recordings, read block by block: what decoding a recording whole takes (:func:`decode_bytes`, named above
+:data:`DECODE_NOTE_BYTES` by :func:`decode_note`), and the windows and features of a recording that takes more than
+:data:`STREAM_BYTES` (`anomaly score` of hours of audio), read in blocks (:class:`~latentbridge.io.blockread.RecordingBlocks`,
+:class:`~latentbridge.io.blockread.BlockWindows`): the samples, windows and features of the whole read, in the memory
+of a block and a batch of windows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from latentbridge.errors import DataError
+from latentbridge.io import ALL_CHANNELS
+
+#: a recording whose decoding takes more memory than this is named (:func:`decode_note`)
+DECODE_NOTE_BYTES = 2e9
+#: scoring reads a recording in blocks when decoding it whole takes more memory than this (:func:`decode_bytes`; 256
+#: MB: about 7 min of 48-kHz stereo for a 16-kHz model, 22 min of 16-kHz mono); the others are read whole, as fitting
+#: reads them, and their features cached
+STREAM_BYTES = 2.0 ** 28
+
+
+def decode_bytes(info, sample_rate: int, channel=None) -> float:
+    """About the memory that reading a recording of header ``info`` whole takes (:func:`~latentbridge.io.read_audio`):
+    its samples as float32, the channel(s) read (a mix, one channel, or every one), and those at ``sample_rate``."""
+    width = info.channels if channel == ALL_CHANNELS else 1
+    return 4.0 * info.frames * (info.channels + width * (1 + sample_rate / max(1, info.sample_rate)))
+
+
+def decode_note(headers: dict, sample_rate: int, channel=None, workers: int = 0) -> str | None:
+    """What to say where recordings (``headers``: path -> AudioInfo) take more than :data:`DECODE_NOTE_BYTES` each to
+    decode (each is read whole; ``workers`` decode at once): the largest, the memory they may take together, and how
+    to lower it. None otherwise."""
+    sizes = sorted(((decode_bytes(h, sample_rate, channel), p) for p, h in headers.items()), reverse=True)
+    if not sizes or sizes[0][0] <= DECODE_NOTE_BYTES:
+        return None
+    size, path = sizes[0]
+    h, at_once = headers[path], max(1, min(workers, len(sizes)))
+    together = sum(s for s, _ in sizes[:at_once])
+    return (f"recordings are decoded whole: {path} ({h.duration_s / 3600:.3g} h at {h.sample_rate} Hz, {h.channels} "
+            f"channel{'s' if h.channels != 1 else ''}) takes about {size / 1e9:.2g} GB"
+            + (f", and {at_once} are decoded at once: up to {together / 1e9:.2g} GB" if at_once > 1 else "")
+            + "; where memory is short, --workers 0 decodes one at a time, and shorter files take less")
+
+
+def read_in_blocks(info, sample_rate: int, channel=None, limit: float | None = None) -> bool:
+    """Whether scoring reads a recording of header ``info`` (None: unknown, read whole) in blocks: when decoding it
+    whole at ``sample_rate`` takes more than ``limit`` (default :data:`STREAM_BYTES`)."""
+    return info is not None and decode_bytes(info, sample_rate, channel) > (STREAM_BYTES if limit is None else limit)
+
+
+def block_windows(ex, path: Path):
+    """The windows of ``path`` as the extractor ``ex`` (:class:`~latentbridge.data.audio.FeatureExtractor`) cuts them
+    from the whole recording (:meth:`~latentbridge.data.audio.FeatureExtractor.read`: its channel or mix, its rate,
+    its silence trimming and short-recording rule), read in blocks: a
+    :class:`~latentbridge.io.blockread.BlockWindows`. DataError naming the file for what reading it whole refuses."""
+    from latentbridge.io.audio import rate_problem
+    from latentbridge.io.blockread import BlockWindows, RecordingBlocks
+
+    blocks = RecordingBlocks(path, ex.channel, ex.n_channels, ex.csv_rate, columns=ex.columns)
+    if problem := rate_problem(blocks.sample_rate, ex.sample_rate):
+        raise DataError(path, problem)
+    return BlockWindows(blocks, ex.sample_rate, ex.window, ex.hop, ex.pad, ex.trim_db, ex.min_share)
+
+
+def window_features(ex, path: Path, starts_s, long: bool) -> np.ndarray:
+    """The features of the windows of ``path`` that start at ``starts_s`` (s, in the recording), in that order: the
+    recording read whole (``long`` False: :meth:`~latentbridge.data.audio.FeatureExtractor.chunk_features`, its cache)
+    or in blocks, with only those windows transformed."""
+    starts_s = np.asarray(starts_s, dtype=np.float64)
+    if not long:
+        f = ex.chunk_features([(0, path)])[0]
+        if f.problem is not None:
+            raise DataError(path, f.problem)
+        return f.features[[int(np.flatnonzero(np.isclose(f.starts_s, s))[0]) for s in starts_s]]
+    found: dict[int, np.ndarray] = {}
+    for windows, starts in block_windows(ex, path).batches(256):
+        for k, s in enumerate(starts_s):
+            if (hit := np.flatnonzero(np.isclose(starts, s))).size:
+                found[k] = windows[hit[0]]
+    return ex.features_of_windows(np.stack([found[k] for k in range(len(starts_s))]))

@@ -1,0 +1,221 @@
+"""Long recordings in `anomaly score`: read in blocks (:mod:`latentbridge.data.blocks`), they give the windows, times,
+levels and scores of the whole read (every score a model offers, sampled ones too), and a bad one the same error; the
+blocks here are a few thousand frames, so that recordings of seconds span hundreds of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import FAST
+from latentbridge.cli import main
+
+SR = 48000  # the recordings' rate; the models read 16 kHz (every recording resampled)
+
+
+def _machine(seconds: float, seed: int, offsets=(0.05, -0.03), lead_s: float = 0.0, clip: float | None = None
+             ) -> np.ndarray:
+    """(n, 2) a hum with noise, each channel with its own DC offset; ``lead_s`` of digital zeros first; ``clip``:
+    both channels cut off at that level (a saturated recorder)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    hum = 0.2 * np.sin(2 * np.pi * 120 * t) + 0.1 * np.sin(2 * np.pi * (1830 + 40 * seed) * t)
+    x = np.stack([hum + 0.03 * rng.standard_normal(len(t)) + offsets[0],
+                  0.8 * hum + 0.05 * rng.standard_normal(len(t)) + offsets[1]], axis=1)
+    if clip is not None:
+        x = np.clip(4 * x, -clip, clip)
+    x[:int(lead_s * SR)] = 0
+    return x.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, feature_cache):
+    """The default detector (statistics, kNN) and a small VAE, fitted at 16 kHz on four short stereo 48-kHz clips
+    (mixed to one channel)."""
+    root = tmp_path_factory.mktemp("long")
+    clips = root / "clips"
+    clips.mkdir()
+    for i in range(4):
+        sf.write(clips / f"normal_{i}.wav", _machine(4.0, i), SR, subtype="PCM_24")
+    out = {}
+    for name, extra in (("knn_stats", []), ("vae", FAST)):
+        out[name] = root / name
+        args = ["anomaly", "fit", str(clips), "--out", str(out[name]), "--workers", "0"]
+        for o in ["audio.sample_rate=16000", "audio.window_s=1.0", "audio.hop_s=0.5", *extra]:
+            args += ["-o", o]
+        assert main(args) == 0
+    return out
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    import latentbridge.io.blockread as blockread
+
+    monkeypatch.setattr(blockread, "BLOCK_FRAMES", 4096)
+
+
+def _recordings(folder: Path) -> list[Path]:
+    """A recording of 20.7 s (its last window a partial one: the recording's last second), one with 1.3 s of digital
+    zeros first, one shorter than a window (padded), one clipped: 48-kHz stereo with DC offsets (but the clipped one), 24-bit."""
+    folder.mkdir(exist_ok=True)
+    files = {"long.wav": _machine(20.7, 7), "lead.wav": _machine(9.3, 8, lead_s=1.3), "short.wav": _machine(0.7, 9),
+             "clipped.wav": _machine(6.2, 10, offsets=(0.0, 0.0), clip=0.99)}
+    for name, x in files.items():
+        sf.write(folder / name, x, SR, subtype="PCM_24")
+    return [folder / n for n in files]
+
+
+def _scored(model_dir, files, method, stream_bytes, monkeypatch):
+    import latentbridge.data.blocks as blocks
+    from latentbridge.tasks.anomaly import Detector, aggregate_scores
+    from latentbridge.tasks.scoring import score_files
+
+    monkeypatch.setattr(blocks, "STREAM_BYTES", stream_bytes)
+    det = Detector.load(model_dir)
+    det.method = method  # every score the model offers, sampled ones too (no threshold needed to compare)
+    wf, scores = score_files(det, files, num_workers=0)
+    return wf, scores, aggregate_scores(scores, wf.file_index, len(wf.files))
+
+
+@pytest.mark.parametrize("kind", ["knn_stats", "vae"])
+def test_long_recordings_read_in_blocks_score_as_read_whole(models, kind, tmp_path, small_blocks, monkeypatch):
+    """Every window of each recording (the same start times), every score the model offers (the VAE's sampled
+    ``elbo``/``iwae`` too: one generator a recording, batches of the same windows), each file's score, level, clipped
+    share, duration, padding, silent frames and band power: the blocks give what the whole read gives."""
+    from latentbridge.models.hub import load_model
+
+    files = _recordings(tmp_path / "data")
+    files.append(tmp_path / "data" / "mono.wav")  # 130 s at the model's rate: 259 windows, two batches of scores
+    sf.write(files[-1], _machine(130.0 / 3, 11)[:, 0], 16000, subtype="PCM_16")
+    model = load_model(models[kind]).model
+    methods = [m for m in model.all_scores if model.supports_score(m)]
+    assert len(methods) >= 2 and (kind != "vae" or {"elbo", "mse"} <= set(methods)), methods
+    for method in methods:
+        whole, w_scores, w_files = _scored(models[kind], files, method, float("inf"), monkeypatch)
+        blocks, b_scores, b_files = _scored(models[kind], files, method, 0.0, monkeypatch)
+        assert whole.files == blocks.files == files
+        assert np.array_equal(whole.file_index, blocks.file_index) and np.array_equal(whole.starts_s, blocks.starts_s)
+        # 20.7 s: 40 windows every half second, and its last second (more than half a window left after them)
+        assert np.bincount(whole.file_index).tolist() == [41, 18, 1, 12, 259]
+        assert whole.starts_s[39:42].tolist() == pytest.approx([19.5, 19.7, 0.0])
+        assert np.allclose(b_scores, w_scores, rtol=1e-5, atol=0), (method, np.abs(b_scores - w_scores).max())
+        assert np.allclose(b_files, w_files, rtol=1e-5, atol=0)
+        assert whole.padded == blocks.padded == [str(files[2])]
+        assert np.array_equal(whole.durations_s, blocks.durations_s)
+        assert np.allclose(blocks.levels_dbfs, whole.levels_dbfs, atol=0.011)  # (rounded to 0.01 dB)
+        assert np.array_equal(whole.clipped_shares, blocks.clipped_shares) and whole.clipped_shares[3] > 0.05
+        assert np.array_equal(whole.silent, blocks.silent)
+        assert (whole.band_power is None) == (blocks.band_power is None)
+        if whole.band_power is not None:
+            assert np.allclose(blocks.band_power, whole.band_power, rtol=1e-6)
+
+
+@pytest.mark.parametrize("channel", [None, 1, "all"])
+@pytest.mark.parametrize("trim_db", [None, 30.0])
+def test_blocks_give_the_windows_of_the_whole_read(models, channel, trim_db, tmp_path, small_blocks):
+    """The mono mix, one channel, or both (``audio.channel``), silence-trimmed or not, resampled from 48 kHz: the
+    samples of every window, their times, the features, the level and the clipped share of a recording read in blocks
+    are those of the recording read whole (:meth:`FeatureExtractor.read`)."""
+    from latentbridge.data.blocks import block_windows
+    from latentbridge.tasks.anomaly import Detector
+
+    ex = Detector.load(models["knn_stats"]).extractor(use_cache=False)
+    ex.channel, ex.n_channels, ex.trim_db = channel, 2 if channel == "all" else None, trim_db
+    for path in _recordings(tmp_path):
+        windows, starts, duration, padded, level, clipped = ex._read_windows(path)
+        read = block_windows(ex, path)
+        parts = list(read.batches(7))
+        in_blocks = np.concatenate([w for w, _ in parts])
+        assert np.array_equal(np.asarray(windows).reshape(in_blocks.shape), in_blocks), path.name
+        assert np.array_equal(np.concatenate([s for _, s in parts]), starts)
+        assert np.array_equal(np.concatenate([ex.features_of_windows(w) for w, _ in parts]),
+                              ex.features_of_windows(windows))
+        assert (read.duration_s, read.padded, read.blocks.clipped_share) == (duration, padded, clipped)
+        assert round(read.level_dbfs, 2) == pytest.approx(level, abs=0.011)
+        if path.name == "lead.wav":  # 1.3 s of digital zeros trimmed: the first window starts there
+            assert starts[0] == (pytest.approx(1.3, abs=0.02) if trim_db else 0.0)
+
+
+def test_clipping_plateaus_are_counted_across_blocks():
+    """A plateau at full scale entered by a step is counted once wherever the blocks cut it; one of two samples, or
+    one the wave reaches a step at a time, is not."""
+    from latentbridge.io.levels import Plateaus
+
+    col = np.array([0.5, 1, 1, 1, 1, 0.2, 1, 1, 0, 0.9995, 0.9998, 1, 1, 1, -1, -1, -1], np.float32)
+    # the run of 4 (entered from 0.5) counts; that of 2 is too short; the last run of 1.0 is entered from 0.9998,
+    # a step of 2e-4 (less than CLIP_STEP), and left to -1: counted (its exit is a step)
+    expected = 4 + 3
+    for cuts in ([], [3], [2, 3, 4, 12], list(range(1, len(col)))):
+        count = Plateaus(1.0)
+        for b in np.split(col, cuts):
+            count.push(b)
+        assert count.end() == expected, cuts
+    low = Plateaus(-1.0)
+    for b in np.split(col, [15]):
+        low.push(b)
+    assert low.end() == 3  # entered from 1 (a step of 2), at the recording's end
+
+
+def _bad_files(folder: Path) -> dict[str, Path]:
+    folder.mkdir()
+    x = _machine(6.0, 3)
+    nan = x.copy()
+    nan[50_000:50_010] = np.nan
+    sf.write(folder / "nan.wav", nan, SR, subtype="FLOAT")
+    sf.write(folder / "cancels.wav", np.stack([x[:, 0], -x[:, 0]], axis=1), SR, subtype="FLOAT")  # a mix of silence
+    sf.write(folder / "truncated.wav", x, SR, subtype="PCM_24")
+    with open(folder / "truncated.wav", "r+b") as f:
+        f.truncate(44 + 100_000 * 6)
+    sf.write(folder / "tiny.wav", x[:4000], SR, subtype="PCM_24")  # 83 ms: less than a quarter of a window
+    return {p.stem: p for p in folder.iterdir()}
+
+
+def test_a_bad_long_recording_is_named_as_read_whole(models, tmp_path, small_blocks, monkeypatch, capsys):
+    """NaN samples, a stereo recording whose mix cancels (seen only at the end of its blocks), a truncated file, one
+    too short: `anomaly score` says the same one line (exit 2, naming the file) whether it reads them whole or in
+    blocks, and writes nothing."""
+    import latentbridge.data.blocks as blocks
+
+    for name, path in _bad_files(tmp_path / "bad").items():
+        said = []
+        for stream_bytes in (float("inf"), 0.0):
+            monkeypatch.setattr(blocks, "STREAM_BYTES", stream_bytes)
+            out = tmp_path / f"out_{name}_{stream_bytes}"
+            assert main(["anomaly", "score", str(models["knn_stats"]), str(path), "--workers", "0",
+                         "--out", str(out)]) == 2
+            err = capsys.readouterr().err
+            assert err.startswith("error: ") and err.count("\n") == 1 and str(path) in err, err
+            assert "Traceback" not in err and not out.exists()
+            said.append(err)
+        assert said[0] == said[1], said
+
+
+def test_a_long_recording_is_never_decoded_whole(models, tmp_path, small_blocks, monkeypatch, caplog):
+    """Above :data:`STREAM_BYTES` a recording is read in blocks where it is scored and again for the report's example
+    windows (read_audio, the whole read, never called); its examples are the windows the whole read shows; the
+    note that recordings are decoded whole is not said of it."""
+    import logging
+
+    import latentbridge.data.audio as data_audio
+    import latentbridge.data.blocks as blocks
+    from latentbridge.tasks.anomaly import score
+
+    files = _recordings(tmp_path / "data")[:2]
+    monkeypatch.setattr(blocks, "STREAM_BYTES", float("inf"))
+    whole = score(models["knn_stats"], files, num_workers=0)
+
+    def refused(*args, **kwargs):
+        raise AssertionError("a long recording read whole")
+
+    monkeypatch.setattr(data_audio, "read_audio", refused)
+    monkeypatch.setattr(blocks, "STREAM_BYTES", 0.0)
+    monkeypatch.setattr(blocks, "DECODE_NOTE_BYTES", 0.0)
+    with caplog.at_level(logging.WARNING):
+        in_blocks = score(models["knn_stats"], files, num_workers=0)
+    assert "decoded whole" not in caplog.text
+    assert np.allclose(in_blocks.window_scores, whole.window_scores, rtol=1e-5, atol=0)
+    assert in_blocks.examples["about"] == whole.examples["about"]
+    assert np.allclose(in_blocks.examples["inputs"], whole.examples["inputs"], rtol=1e-5, atol=1e-6)
