@@ -359,7 +359,8 @@ class FeatureExtractor:
     def chunk_features(self, chunk: list[tuple[int, Path]]) -> list["FileFeatures"]:
         """Features of a chunk of files ``[(index, path), ...]``: cached ones loaded, the others read,
         windowed and transformed together (batched across files) and cached. A file that cannot be
-        used comes back with its ``problem``."""
+        used comes back with its ``problem``; one of ``streamed`` with nothing but its path (``FileFeatures.streamed``:
+        read in blocks where it is scored)."""
         out: list[FileFeatures] = []
         todo = []
         for i, path in chunk:

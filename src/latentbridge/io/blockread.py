@@ -78,7 +78,7 @@ class RecordingBlocks:
         for b in self._raw():
             s, z = column_sums(b)
             total, n_zero, n_read = total + s, n_zero + z, n_read + len(b)
-            for c in range(self.channels):  # column by column: reductions along the first axis of (n, C) ran 20x slower
+            for c in range(self.channels):  # column by column: reductions along the first axis of (n, C) ran 9x slower
                 col = b[:, c]
                 top, bottom = col.max(initial=-np.inf), col.min(initial=np.inf)
                 hi[c], lo[c] = max(hi[c], top), min(lo[c], bottom)
