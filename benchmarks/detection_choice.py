@@ -8,6 +8,9 @@ Members (a file's score is the mean of its windows' scores, as ``anomaly score``
 * ``gauss``      LW Mahalanobis, plain statistics (the ``gauss`` detector)
 * ``plain_knn``  nearest-neighbour distance, plain statistics (the ``knn`` detector)
 * ``default``    nearest-neighbour distance, level split (the default; must reproduce the reference's AUC to 1e-4)
+* ``robust_iqr``, ``robust_iqr_level_w2``, ``robust_iqr_delta_w0.3_level_w2``  the kNN-side variants of
+                 ``detection_variants_more.variants()`` closest to the rule on the six tasks: the default with robust
+                 standardisation (median, IQR), the level weighted 2, and each band's frame-to-frame change weighted 0.3
 
 Rules (each looks only at the normal training windows, train and validation files pooled; 5 folds of whole files,
 the files permuted by ``numpy.random.default_rng(0)``; each fold's statistics standardised by its training part):
@@ -19,9 +22,11 @@ the files permuted by ``numpy.random.default_rng(0)``; each fold's statistics st
                  degrees of freedom as statistics), is above 1.3 (heavier tails than one Gaussian): kNN.
 * ``files>100``  more than 100 normal training files: kNN. A deliberately spurious rule, a control.
 
+Every criterion is paired with every kNN side: [gauss | X] for X in ``KNN_SIDES``.
+
 Each AUC is checked against the issue's rule (``detection_variants.best_of_bench``: at least the lower end of the 95 %
 interval of the reference's best non-default detector; margin = the worst AUC minus that end) and against the
-reference's PCA row.
+reference's PCA row; ``rule_passes`` counts the tasks where both hold (per set of tasks: main, replicates, choice).
 
     python benchmarks/bench_detection.py --work /tmp/det_work --data /tmp/det_data --detectors default,gauss,knn,pca \
         --modes adaptive --jobs 1   # the models
@@ -32,7 +37,18 @@ reference's PCA row.
         --reference benchmarks/results/bench_detection_validation_session19.json \
         --reference2 benchmarks/results/bench_detection_validation.json --suffix _validation
 
-Results: ``benchmarks/results/detection_choice{,_validation}.json``.
+The tasks that tell multimodality apart from the number of files and from gain changes
+(``_detection_tasks.CHOICE``), and every task at once against the references of its own runs (comma-separated):
+
+    python benchmarks/bench_detection.py --tasks fsdd_unseen_few,synth_many,fsdd_unseen_gain,machines_mixed \
+        --work /tmp/choice_work --data /tmp/choice_data --detectors default,gauss,knn,pca --modes adaptive --jobs 1
+    # then rename results/bench_detection_partial.json to results/bench_detection_choice_tasks.json
+    python benchmarks/detection_choice.py --work /tmp/choice_work --data /tmp/choice_data \
+        --tasks synth,fsdd_george,fsdd_jackson,fsdd_unseen,faint_long,gain,v_synth,v_fsdd_lucas,v_fsdd_nicolas,\
+v_fsdd_unseen,v_faint_long,v_gain,fsdd_unseen_few,synth_many,fsdd_unseen_gain,machines_mixed \
+        --reference MAIN.json,REPLICATES.json,benchmarks/results/bench_detection_choice_tasks.json --suffix _all
+
+Results: ``benchmarks/results/detection_choice{,_validation,_all}.json``.
 """
 
 from __future__ import annotations
@@ -47,21 +63,22 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table, write_results  # noqa: E402
-from _detection_tasks import TASKS  # noqa: E402
+from _detection_tasks import CHOICE, TASKS, VALIDATION  # noqa: E402
 import detection_variants as dv  # noqa: E402
 import detection_variants_more as dvm  # noqa: E402
 
-MEMBERS = ("gauss", "plain_knn", "default")
+KNN_SIDES = ("plain_knn", "default", "robust_iqr", "robust_iqr_level_w2", "robust_iqr_delta_w0.3_level_w2")
+MEMBERS = ("gauss", *KNN_SIDES)
 H_LW = 0.9
 TAIL = 1.3
 MANY_FILES = 100
+CRITERIA = {"lw": f"lw{H_LW:g}", "tail": f"tail{TAIL:g}", "files": f"files>{MANY_FILES}"}
 # rule name -> (Gaussian side, kNN side, criterion name)
-RULES = {
-    "lw0.9 (gauss, plain_knn)": ("gauss", "plain_knn", "lw"),
-    "lw0.9 (gauss, default)": ("gauss", "default", "lw"),
-    "tail1.3 (gauss, plain_knn)": ("gauss", "plain_knn", "tail"),
-    "files>100 (gauss, plain_knn)": ("gauss", "plain_knn", "files"),
-}
+RULES = {f"{label} (gauss, {k})": ("gauss", k, c) for c, label in CRITERIA.items() for k in KNN_SIDES}
+#: the letter after a rule's AUC in the table: its choice
+ABBR = {"gauss": "G", "plain_knn": "P", "default": "D", "robust_iqr": "R", "robust_iqr_level_w2": "R2",
+        "robust_iqr_delta_w0.3_level_w2": "RD"}
+SETS = {"main": TASKS, "replicates": VALIDATION, "choice": tuple(CHOICE)}
 
 
 # ----------------------------------------------------------------------------- criteria (normal files only)
@@ -121,12 +138,23 @@ def criteria(t) -> dict:
 # ----------------------------------------------------------------------------- references
 
 
-def reference_auc(reference: Path, detector: str) -> dict:
-    """task -> the adaptive AUC of one detector (e.g. ``default/knn``, ``pca/mse``) in a bench_detection.py results
-    file."""
-    res = json.loads(Path(reference).read_text())
-    return {task: next(r["auc"] for r in info["rows"] if r["mode"] == "adaptive" and r["detector"] == detector)
-            for task, info in res["tasks"].items()}
+def reference_auc(references: str, detector: str) -> dict:
+    """task -> the adaptive AUC of one detector (e.g. ``default/knn``, ``pca/mse``) in bench_detection.py results
+    files (comma-separated; a task's figures from the last file that has it)."""
+    out = {}
+    for ref in references.split(","):
+        res = json.loads(Path(ref).read_text())
+        out.update({task: next(r["auc"] for r in info["rows"] if r["mode"] == "adaptive" and r["detector"] == detector)
+                    for task, info in res["tasks"].items()})
+    return out
+
+
+def best_of(references: str) -> dict:
+    """``detection_variants.best_of_bench`` over comma-separated results files."""
+    out = {}
+    for ref in references.split(","):
+        out.update(dv.best_of_bench(Path(ref)))
+    return out
 
 
 def judge(row: dict, tasks: list[str], best: dict, sfx: str = "") -> None:
@@ -140,7 +168,8 @@ def main(argv=None) -> int:
     ap.add_argument("--work", required=True, help="a bench_detection.py work folder (its default models)")
     ap.add_argument("--data", required=True, help="bench_detection.py's data folder")
     ap.add_argument("--tasks", default=",".join(TASKS))
-    ap.add_argument("--reference", required=True, help="the bench_detection.py results a rule must reach")
+    ap.add_argument("--reference", required=True, help="the bench_detection.py results a rule must reach "
+                                                       "(comma-separated files: each task from the last that has it)")
     ap.add_argument("--reference2", default="", help="a second reference (passes and margin against it too)")
     ap.add_argument("--suffix", default="", help="results file name suffix")
     args = ap.parse_args(argv)
@@ -149,11 +178,11 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     tasks = [t for t in args.tasks.split(",") if t]
-    refs = {"": dv.best_of_bench(Path(args.reference))}
+    refs = {"": best_of(args.reference)}
     if args.reference2:
-        refs["_2"] = dv.best_of_bench(Path(args.reference2))
-    default_ref = reference_auc(Path(args.reference), "default/knn")
-    pca = reference_auc(Path(args.reference), "pca/mse")
+        refs["_2"] = best_of(args.reference2)
+    default_ref = reference_auc(args.reference, "default/knn")
+    pca = reference_auc(args.reference, "pca/mse")
     variants = dvm.variants()
 
     auc, crit = {}, {}
@@ -174,15 +203,19 @@ def main(argv=None) -> int:
         for sfx, best in refs.items():
             judge(row, tasks, best, sfx)
         row["below_pca"] = [t for t in tasks if row[t] < pca[t]]
-        row["fails"] = " ".join(f"{t}({row[t] - refs[''][t]['low']:+.4f})" for t in tasks
-                                if row[t] < refs[""][t]["low"] - 1e-9)
+        ok = {t: row[t] >= refs[""][t]["low"] - 1e-9 and row[t] >= pca[t] for t in tasks}
+        row["rule_passes"] = sum(ok.values())  # inside the best's interval and not below PCA
+        row["rule_passes_by_set"] = {k: f"{sum(ok[t] for t in tasks if t in v)}/{sum(t in v for t in tasks)}"
+                                     for k, v in SETS.items() if any(t in v for t in tasks)}
+        row["fails"] = " ".join(f"{t}({row[t] - refs[''][t]['low']:+.4f}{', <PCA' if row[t] < pca[t] else ''})"
+                                for t in tasks if not ok[t])
 
-    shown = [{**r, **{t: f"{r[t]:.4f}" + (f" {r['choice'][t][0].upper()}" if "choice" in r else "") for t in tasks}}
-             for r in rows]
+    shown = [{**r, **{t: f"{r[t]:.4f}" + (f" {ABBR[r['choice'][t]]}" if "choice" in r else "") for t in tasks},
+              "by set": " ".join(f"{k} {v}" for k, v in r["rule_passes_by_set"].items())} for r in rows]
     print("reference (best non-default, low end):",
           {t: (refs[""][t]["detector"], round(refs[""][t]["low"], 4)) for t in tasks})
     print(table(shown, ["variant", *tasks, "passes", "margin", *(["passes_2", "margin_2"] if args.reference2 else []),
-                        "fails"], {"margin": "+.4f", "margin_2": "+.4f"}))
+                        "rule_passes", "by set", "fails"], {"margin": "+.4f", "margin_2": "+.4f"}))
     for r in rows:
         for t in tasks:
             r[t] = round(r[t], 4)
