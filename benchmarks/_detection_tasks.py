@@ -31,6 +31,11 @@ normal files and from gain changes (``CHOICE``; a fit-time choice between detect
                         27-33 or 17-21 Hz: three machines of one design, resonances moved with them); 20 train
                         clips of 10 s per machine (60), 14 + 14 test clips per machine (42 + 42).
 
+A probe added after the four tasks' first results (``PROBES``; no rule is chosen on it):
+
+* ``synth_many_480``    synth_many with 480 train clips (its 160 among them) and the same test files: does a
+                        criterion move with the number of files alone?
+
 FSDD folders are symlinks to the read-only recordings (never copied); fsdd_unseen_gain writes scaled copies
 under the data folder (outside the repository).
 """
@@ -208,6 +213,8 @@ def build(name: str, data: Path) -> Task | None:
         return _validation(name, root)
     if name in CHOICE:
         return CHOICE[name](root)
+    if name in PROBES:
+        return PROBES[name](root)
     if name == "synth":
         return synth(root)
     if name.startswith("fsdd_") and name != "fsdd_unseen":
@@ -333,3 +340,6 @@ def machines_mixed(root: Path, n_train: int = 20, n_test: int = 14, duration_s: 
 #: tasks that tell multimodality apart from the number of files and from gain changes (``detection_choice.py``)
 CHOICE = {"fsdd_unseen_few": fsdd_unseen_few, "synth_many": synth_many, "fsdd_unseen_gain": fsdd_unseen_gain,
           "machines_mixed": machines_mixed}
+
+#: probes added after the tasks above were measured
+PROBES = {"synth_many_480": lambda root: synth_many(root, n_train=480, name="synth_many_480")}

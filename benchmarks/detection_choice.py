@@ -65,7 +65,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table, write_results  # noqa: E402
-from _detection_tasks import CHOICE, TASKS, VALIDATION  # noqa: E402
+from _detection_tasks import CHOICE, PROBES, TASKS, VALIDATION  # noqa: E402
 import detection_variants as dv  # noqa: E402
 import detection_variants_more as dvm  # noqa: E402
 
@@ -80,7 +80,7 @@ RULES = {f"{label} (gauss, {k})": ("gauss", k, c) for c, label in CRITERIA.items
 #: the letter after a rule's AUC in the table: its choice
 ABBR = {"gauss": "G", "plain_knn": "P", "default": "D", "robust_iqr": "R", "robust_iqr_level_w2": "R2",
         "robust_iqr_delta_w0.3_level_w2": "RD"}
-SETS = {"main": TASKS, "replicates": VALIDATION, "choice": tuple(CHOICE)}
+SETS = {"main": TASKS, "replicates": VALIDATION, "choice": tuple(CHOICE), "probes": tuple(PROBES)}
 
 
 # ----------------------------------------------------------------------------- criteria (normal files only)
