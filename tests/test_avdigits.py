@@ -469,8 +469,6 @@ def test_a_photographed_digit_with_a_shadow_or_the_table_in_the_frame(tmp_path):
         Image.fromarray((np.clip(sheet, 0, 1) * 255).astype(np.uint8)).save(tmp_path / f"{kind}.jpg", quality=85)
         read = read_digit_image(tmp_path / f"{kind}.jpg", 28, 28)
         assert np.corrcoef(read.ravel(), ref.ravel())[0, 1] > 0.9, kind
-    big = np.kron(np.clip(sheet, 0, 1), np.ones((10, 10)))  # the table's photo at 3200 x 2400: read at 1024 px or less
-    assert np.corrcoef(frame_digit(big, 28, 28).ravel(), ref.ravel())[0, 1] > 0.9
     ink = _seven(280)
     rows, cols = np.flatnonzero(ink.max(1) > 0.1), np.flatnonzero(ink.max(0) > 0.1)
     tight = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]  # the "7" cropped to its strokes, 224 px tall

@@ -28,8 +28,6 @@ def frame_digit(grey: np.ndarray, height: int, width: int, name="image") -> np.n
 
     g = np.asarray(grey, dtype=np.float64)
     photo = min(g.shape) >= PHOTO * max(height, width)
-    if photo and (k := -(-max(g.shape) // PHOTO_SIDE)) > 1:  # a phone's 12 MP: mean over k x k pixels (20 px to come)
-        g = g[:g.shape[0] // k * k, :g.shape[1] // k * k].reshape(g.shape[0] // k, k, g.shape[1] // k, k).mean((1, 3))
     paper = _paper_level(g, photo)
     if np.median(paper) > 0.5:  # dark ink on light paper
         g, paper = 1.0 - g, 1.0 - paper
@@ -65,8 +63,6 @@ def frame_digit(grey: np.ndarray, height: int, width: int, name="image") -> np.n
 #: an image this many times the model's frame or more is read as a photo or scan of a sheet (a smaller one, a digit
 #: cropped tight or MNIST's own, as it is: the written copies the digit models align with are made so)
 PHOTO = 4
-#: a photo is read at this many pixels along its longer side or fewer (4000 x 3000 took 5 s, 0.3 s so)
-PHOTO_SIDE = 1024
 #: a region along a photo's edge this many times thicker than the digit's strokes lies beside the page
 THICKER = 1.5
 
