@@ -17,8 +17,6 @@ and reports the MNIST classifier's accuracy on each, with a 95 % bootstrap inter
 * ``paper_scan``: dark ink on light paper, 8x (224 x 224), centred, paper grain, JPEG quality 85;
 * ``photo``: dark ink, 3-7x, anywhere on a 320 x 240 sheet lit from one side (a 25 % gradient), grain,
   JPEG quality 80;
-* ``photo_shadow``: the same with a phone's shadow across the lower right corner (45 % darker, a soft edge);
-* ``photo_table``: the same with the table beside the sheet in the frame (its left tenth, dark grey);
 * ``canvas``: black strokes on a transparent 280 x 280 canvas (a browser drawing pad's PNG), 6-9x, off
   centre by up to a fifth of the canvas.
 
@@ -48,7 +46,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-RENDERINGS = ("mnist_png", "paper_scan", "photo", "photo_shadow", "photo_table", "canvas")
+RENDERINGS = ("mnist_png", "paper_scan", "photo", "canvas")
 
 
 def render(kind: str, digit: np.ndarray, rng: np.random.Generator, path: Path) -> Path:
@@ -61,19 +59,14 @@ def render(kind: str, digit: np.ndarray, rng: np.random.Generator, path: Path) -
         sheet = 0.92 - 0.85 * np.clip(ink, 0, 1) + rng.normal(0, 0.02, ink.shape)
         Image.fromarray(_u8(sheet)).save(path := path.with_suffix(".jpg"), quality=85)
         return path
-    if kind.startswith("photo"):
+    if kind == "photo":
         side = int(round(28 * rng.uniform(3, 7)))
         ink = _enlarged(digit, side)
         h, w = 240, 320
         light = 0.95 - 0.25 * np.linspace(0, 1, w)[None, :] * np.ones((h, 1))
-        rows, cols = np.mgrid[0:h, 0:w]
-        if kind == "photo_shadow":  # a phone's shadow across a corner: 45 % darker, its edge soft
-            light *= 1 - 0.45 / (1 + np.exp(-(rows + 0.5 * cols - 0.9 * h) / 8))
-        edge = int(w * 0.1) if kind == "photo_table" else 0  # the table beside the sheet, on its left
-        top, left = rng.integers(0, h - side + 1), rng.integers(edge, w - side + 1)
+        top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
         sheet = light.copy()
         sheet[top:top + side, left:left + side] *= 1 - 0.8 * np.clip(ink, 0, 1)
-        sheet[:, :edge] = 0.25
         sheet += rng.normal(0, 0.02, sheet.shape)
         rgb = np.stack([sheet * 1.0, sheet * 0.97, sheet * 0.9], axis=-1)  # warm light
         Image.fromarray(_u8(rgb)).save(path := path.with_suffix(".jpg"), quality=80)

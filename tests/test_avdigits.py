@@ -446,39 +446,6 @@ def test_a_written_digit_may_be_a_photographed_jpeg(tmp_path, caplog):
         f"{tmp_path / 'thumb.png'}: a 8x8 image, under half the model's 28x28: blown up, its strokes blur"]
 
 
-def test_a_photographed_digit_with_a_shadow_or_the_table_in_the_frame(tmp_path):
-    """A phone's photo of a digit holds more than the sheet: the phone's shadow across a corner, the table beside
-    the sheet. Both were taken for the largest stroke (the plane of the paper fitted to a frame they run along), so
-    the digit was framed as a speck beside them. A digit cropped tight, its strokes along the image's edge, is read as
-    before at any size (images under 4 times the model's frame, as the written copies the digit models align with,
-    bit for bit)."""
-    from PIL import Image
-
-    from latentbridge.data.digits import frame_digit, read_digit_image
-
-    ref = frame_digit(_seven(), 28, 28)
-    h, w = 240, 320
-    rows, cols = np.mgrid[0:h, 0:w]
-    for kind in ("shadow", "table"):
-        sheet = 0.95 - 0.25 * cols / w
-        if kind == "shadow":
-            sheet *= 1 - 0.45 / (1 + np.exp(-(rows + 0.5 * cols - 0.9 * h) / 8))
-        sheet[40:110, 120:190] *= 1 - 0.8 * _seven(70)
-        if kind == "table":
-            sheet[:, :32] = 0.25
-        Image.fromarray((np.clip(sheet, 0, 1) * 255).astype(np.uint8)).save(tmp_path / f"{kind}.jpg", quality=85)
-        read = read_digit_image(tmp_path / f"{kind}.jpg", 28, 28)
-        assert np.corrcoef(read.ravel(), ref.ravel())[0, 1] > 0.9, kind
-    ink = _seven(280)
-    rows, cols = np.flatnonzero(ink.max(1) > 0.1), np.flatnonzero(ink.max(0) > 0.1)
-    tight = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]  # the "7" cropped to its strokes, 224 px tall
-    for side in (448, 224):  # a photo's size: read as a photo of a sheet
-        small = np.asarray(Image.fromarray(tight.astype(np.float32), "F").resize(
-            (round(tight.shape[1] * side / tight.shape[0]), side), Image.Resampling.BILINEAR), np.float64)
-        read = frame_digit(0.9 - 0.8 * np.clip(small, 0, 1), 28, 28)
-        assert np.corrcoef(read.ravel(), ref.ravel())[0, 1] > 0.9, side
-
-
 def test_a_spoken_digit_condition_is_trimmed_like_the_training_clips(tmp_path):
     """A spoken digit as a recorder hands it over (0.4 s of quiet noise before the word, 0.6 s after, 44.1
     kHz stereo) gives nearly the features of the FSDD clip itself once its quiet is trimmed; read as it

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latentbridge.data.framing import DIGIT_BOX, frame_digit  # noqa: F401 (DIGIT_BOX: here too)
 from latentbridge.errors import ConfigError, DataError, named_problems
 from latentbridge.io import audio_info, read_audio
 from latentbridge.utils import atomic_path, batched, file_stamp, stable_hash
@@ -303,6 +302,63 @@ def as_written_copies(images: np.ndarray, copies: int, seed: int) -> np.ndarray:
             except DataError:  # the pen thinned the digit away: the digit itself
                 out[c, i, 0] = x[i, 0]
     return out
+
+
+DIGIT_BOX = 20 / 28  # MNIST: each digit fitted in a 20 x 20 box of the 28 x 28 frame
+
+
+def frame_digit(grey: np.ndarray, height: int, width: int, name="image") -> np.ndarray:
+    """Grey levels ``(H, W)`` in [0, 1] of a written digit → ``(height, width)`` float32 in MNIST's
+    convention: light ink on black (dark ink on light paper inverted; the paper's level, a plane
+    fitted to the image's border, taken out, so uneven light is too), specks under 5 % of the
+    largest stroke's ink dropped, the ink's bounding box scaled to fit ``DIGIT_BOX`` of the frame
+    keeping its aspect ratio, and its centre of mass put at the frame's centre — how MNIST's digits
+    were made, so a small digit off to one side of a photo reads like one of them."""
+    from PIL import Image
+    from scipy import ndimage
+
+    g = np.asarray(grey, dtype=np.float64)
+    paper = _paper_level(g)
+    if np.median(paper) > 0.5:  # dark ink on light paper
+        g, paper = 1.0 - g, 1.0 - paper
+    ink = g - paper
+    peak = float(ink.max()) if ink.size else 0.0
+    if peak < 0.1:
+        raise DataError(name, "no digit in the image: nothing stands out from the background by 10 % of the "
+                              "grey range")
+    ink = np.clip(ink / peak, 0.0, 1.0)
+    labels, n_parts = ndimage.label(ink > 0.2)
+    mass = ndimage.sum(ink, labels, index=np.arange(1, n_parts + 1))
+    kept = np.isin(labels, 1 + np.flatnonzero(mass >= 0.05 * mass.max()))
+    rows, cols = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
+    ink = np.where(ndimage.binary_dilation(kept, iterations=2), ink, 0.0)[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    side = DIGIT_BOX * min(height, width)
+    scale = side / max(ink.shape)
+    h, w = (max(1, int(round(n * scale))) for n in ink.shape)
+    resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    ink = np.asarray(Image.fromarray(ink.astype(np.float32), "F").resize((w, h), resample), dtype=np.float64)
+    ink = np.clip(ink / max(float(ink.max()), 1e-6), 0.0, 1.0)
+    cy, cx = ndimage.center_of_mass(ink)
+    top, left = int(round(height / 2 - cy)), int(round(width / 2 - cx))  # MNIST: 14, 14 of 28
+    out = np.zeros((height, width), np.float32)
+    r0, c0 = max(top, 0), max(left, 0)
+    r1, c1 = min(top + h, height), min(left + w, width)
+    out[r0:r1, c0:c1] = ink[r0 - top:r1 - top, c0 - left:c1 - left]
+    return out
+
+
+def _paper_level(g: np.ndarray) -> np.ndarray:
+    """The background of a grey image: a plane ``a + b·row + c·col`` fitted (least squares) to its
+    outer frame (2 % of the shorter side, at least one pixel), evaluated everywhere."""
+    hh, ww = g.shape
+    k = max(1, int(round(0.02 * min(hh, ww))))
+    frame = np.zeros(g.shape, bool)
+    frame[:k], frame[-k:], frame[:, :k], frame[:, -k:] = True, True, True, True
+    r, c = np.nonzero(frame)
+    design = np.column_stack([np.ones(len(r)), r / hh, c / ww])
+    coef, *_ = np.linalg.lstsq(design, g[frame], rcond=None)
+    rr, cc = np.mgrid[0:hh, 0:ww]
+    return coef[0] + coef[1] * rr / hh + coef[2] * cc / ww
 
 
 def images_to_float(images: np.ndarray) -> np.ndarray:
