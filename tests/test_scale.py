@@ -160,12 +160,13 @@ def test_out_of_memory_errors_are_recognised_with_their_size():
     assert memory_text(MemoryError(), "latentbridge anomaly score").startswith(
         "out of memory in `latentbridge anomaly score` (an allocation failed): give fewer or shorter files")
     # onnxruntime's arena (the edge scorer, export's check): its own exception class, no RuntimeError
-    from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, RuntimeException
 
     ort = Fail("[ONNXRuntimeError] : 1 : FAIL : Non-zero status code returned while running Tile node. Status Message: "
                "bfc_arena.cc:360 Failed to allocate memory for requested buffer of size 4294967296\n")
     assert out_of_memory(ort) and allocation_size(ort) == "4 GiB"
     assert not out_of_memory(InvalidArgument("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Got invalid dimensions"))
+    assert out_of_memory(RuntimeException("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : CUDA failure 2: out of memory"))
 
 
 def test_too_little_memory_in_a_scoring_worker_is_no_bad_file(fitted_model, machine_data, tmp_path, monkeypatch,

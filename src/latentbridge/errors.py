@@ -102,11 +102,12 @@ _OUT_OF_MEMORY = ("can't allocate memory", "not enough memory", "out of memory",
 def out_of_memory(e: BaseException) -> bool:
     """Whether ``e`` is a failed allocation: a MemoryError (numpy's ``_ArrayMemoryError`` is one), torch's
     ``OutOfMemoryError`` (CUDA), its CPU allocator's RuntimeError, one of them raised in a DataLoader worker, or
-    onnxruntime's arena failing to allocate (its ``Fail``, no RuntimeError)."""
+    onnxruntime's arena failing to allocate or CUDA's out of memory (its ``Fail``, ``RuntimeException``: no
+    RuntimeError)."""
     if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
         return True
-    if type(e).__module__.startswith("onnxruntime") and "Failed to allocate memory" in str(e):
-        return True
+    if type(e).__module__.startswith("onnxruntime"):  # its own classes: Fail, RuntimeException (CUDA's)
+        return "Failed to allocate memory" in str(e) or any(s in str(e) for s in _OUT_OF_MEMORY)
     return isinstance(e, RuntimeError) and any(s in str(e) for s in _OUT_OF_MEMORY)
 
 

@@ -69,15 +69,19 @@ def window_features(ex, path: Path, starts_s, long: bool) -> np.ndarray:
     """The features of the windows of ``path`` that start at ``starts_s`` (s, in the recording), in that order: the
     recording read whole (``long`` False: :meth:`~latentbridge.data.audio.FeatureExtractor.chunk_features`, its cache)
     or in blocks, with only those windows transformed."""
-    starts_s = np.asarray(starts_s, dtype=np.float64)
+    def sample(t):  # a window's first sample at the model's rate: start times compared to a relative 1e-5 matched
+        return np.rint(np.asarray(t, dtype=np.float64) * ex.sample_rate).astype(np.int64)  # neighbours 1.8 h in
+
+    wanted = sample(starts_s)
     if not long:
         f = ex.chunk_features([(0, path)])[0]
         if f.problem is not None:
             raise DataError(path, f.problem)
-        return f.features[[int(np.flatnonzero(np.isclose(f.starts_s, s))[0]) for s in starts_s]]
+        return f.features[[int(np.flatnonzero(sample(f.starts_s) == s)[0]) for s in wanted]]
     found: dict[int, np.ndarray] = {}
     for windows, starts in block_windows(ex, path).batches(256):
-        for k, s in enumerate(starts_s):
-            if (hit := np.flatnonzero(np.isclose(starts, s))).size:
+        at = sample(starts)
+        for k, s in enumerate(wanted):
+            if (hit := np.flatnonzero(at == s)).size:
                 found[k] = windows[hit[0]]
     return ex.features_of_windows(np.stack([found[k] for k in range(len(starts_s))]))
