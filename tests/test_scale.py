@@ -365,7 +365,8 @@ def test_recordings_that_take_gigabytes_to_decode_are_named(tmp_path, caplog):
     workers) and 8.6 GB with 2, without a word. The headers say it before the work: the largest file, about what it
     takes, what the workers take together, and --workers 0."""
     from latentbridge.config import load_config
-    from latentbridge.data.audio import FeatureExtractor, decode_bytes
+    from latentbridge.data.audio import FeatureExtractor
+    from latentbridge.data.blocks import decode_bytes
     from latentbridge.io import audio_info
 
     long = tmp_path / "long"

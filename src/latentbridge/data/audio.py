@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from latentbridge.data.blocks import decode_bytes, decode_note, read_in_blocks  # noqa: F401 (decode_bytes: here too)
+from latentbridge.data.blocks import decode_note, read_in_blocks
 from latentbridge.data.feature_cache import cache_limit_bytes, default_cache_dir, prune_cache
 from latentbridge.errors import DataError, named_problems
 from latentbridge.io import (ALL_CHANNELS, MIN_WINDOW_SHARE, check_recording_length, cut_windows, level_dbfs,
