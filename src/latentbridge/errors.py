@@ -95,8 +95,8 @@ def os_error_text(e: OSError, out=None) -> str:
 
 #: what a RuntimeError says of a failed allocation: torch's CPU allocator, CUDA/MPS, and an allocation failing in a
 #: DataLoader worker process (re-raised in the main process as a RuntimeError naming its class)
-_OUT_OF_MEMORY = ("can't allocate memory", "not enough memory", "out of memory", "Caught MemoryError", "Caught _ArrayMemoryError",
-                  "Caught OutOfMemoryError")
+_OUT_OF_MEMORY = ("can't allocate memory", "not enough memory", "out of memory", "Caught MemoryError",
+                  "Caught _ArrayMemoryError", "Caught OutOfMemoryError")
 
 
 def out_of_memory(e: BaseException) -> bool:

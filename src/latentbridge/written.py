@@ -57,8 +57,6 @@ def record_written(folder: str | Path, leave_out=()) -> None:
         tmp.unlink(missing_ok=True)
 
 
-
-
 def _listed(folder: Path) -> set[str] | None:
     try:
         text = (folder / WRITTEN).read_text(encoding="utf-8", errors="surrogateescape")

@@ -1,7 +1,7 @@
 """Long recordings, read block by block: what decoding a recording whole takes (:func:`decode_bytes`, named above
 :data:`DECODE_NOTE_BYTES` by :func:`decode_note`), and the windows and features of a recording that takes more than
-:data:`STREAM_BYTES` (`anomaly score` of hours of audio), read in blocks (:class:`~latentbridge.io.blockread.RecordingBlocks`,
-:class:`~latentbridge.io.blockread.BlockWindows`): the samples, windows and features of the whole read, in the memory
+:data:`STREAM_BYTES` (`anomaly score` of hours of audio), read in blocks
+(:class:`~latentbridge.io.blockread.RecordingBlocks`, :class:`~latentbridge.io.blockread.BlockWindows`): the samples, windows and features of the whole read, in the memory
 of a block and a batch of windows.
 """
 

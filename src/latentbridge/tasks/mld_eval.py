@@ -259,7 +259,8 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
     test_lab = np.flatnonzero(lab)
     examples = {"titles": [f"{test.tests[test.test_index[test_lab[i]]]} @{test.starts_s[test_lab[i]]:.0f}s" for i in idx],
                 "masks": masks[idx, 0], "mask_prob": prob[idx, 0],
-                "logmag": log_magnitude(waves[idx], spec)[:, 0], "logmag_gen": log_magnitude(gen_waves[idx], spec)[:, 0],
+                "logmag": log_magnitude(waves[idx], spec)[:, 0],
+                "logmag_gen": log_magnitude(gen_waves[idx], spec)[:, 0],
                 "wave": waves[idx[0]], "wave_gen": gen_waves[idx[0]], "n_fft": spec.n_fft, "hop_length": spec.hop_length}
     first = generate(model, k, {"spec": z_spec[idx[:1]].repeat(k, 1)}, settings=settings)
     examples["mask_samples"] = stages.decode("mask", first["mask"]).numpy()[:, 0]

@@ -149,8 +149,9 @@ def _digits(res, folder: Path) -> list[dict]:
     k3 = min(3, ex["audio"].shape[1])
     unit = feature_axes(res.features)["unit"] if res.features is not None else ""
     mels = np.stack([np.concatenate([ex["inputs_audio"][i:i + 1], ex["audio"][i, :k3]]) for i in range(len(labels))])
-    plot_image_grid(mels, [f"digit {d}" for d in labels], ["spoken digit"] + [f"from the image {i + 1}" for i in range(k3)],
-                    folder / "image_to_audio.png", value_range=_finite_range(mels), unit=unit)  # one scale
+    plot_image_grid(mels, [f"digit {d}" for d in labels],
+                    ["spoken digit"] + [f"from the image {i + 1}" for i in range(k3)], folder / "image_to_audio.png",
+                    value_range=_finite_range(mels), unit=unit)  # one scale
     write_grid(folder / "joint_images.png", ex["joint_images"][:, None], n_cols=10)
     plot_image_grid(np.asarray(ex["joint_audio"][:10])[None], ["joint sample"],
                     [str(i) for i in range(min(10, len(ex["joint_audio"])))], folder / "joint_audio.png", unit=unit)

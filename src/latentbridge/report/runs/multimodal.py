@@ -83,6 +83,7 @@ def write_evaluation(res, folder: Path) -> None:
         plot_embedding(z2, res.extent, folder / "latent_extent.png", f"latent ({how}) by damage extent",
                        label="damage extent (mask mean)", missing="unlabelled (no mask)", vmin=0.0)
         latent_images.insert(0, "latent_extent.png")
-    plot_embedding(z2, res.tests, folder / "latent_tests.png", f"latent ({how}) by test", categorical=True, label="test")
+    plot_embedding(z2, res.tests, folder / "latent_tests.png", f"latent ({how}) by test", categorical=True,
+                   label="test")
     sections.append({"heading": "Latent space", "images": latent_images})
     write_html_report(folder / "report.html", f"latentbridge multimodal evaluation: {res.metrics['model']}", sections)
