@@ -193,12 +193,9 @@ def test_a_bad_long_recording_is_named_as_read_whole(models, tmp_path, small_blo
         assert said[0] == said[1], said
 
 
-def test_a_long_recording_is_never_decoded_whole(models, tmp_path, small_blocks, monkeypatch, caplog):
+def test_a_long_recording_is_never_decoded_whole(models, tmp_path, small_blocks, monkeypatch):
     """Above :data:`STREAM_BYTES` a recording is read in blocks where it is scored and again for the report's example
-    windows (read_audio, the whole read, never called); its examples are the windows the whole read shows; the
-    note that recordings are decoded whole is not said of it."""
-    import logging
-
+    windows (read_audio, the whole read, never called); its examples are the windows the whole read shows."""
     import latentbridge.data.audio as data_audio
     import latentbridge.data.blocks as blocks
     from latentbridge.tasks.anomaly import score
@@ -212,13 +209,74 @@ def test_a_long_recording_is_never_decoded_whole(models, tmp_path, small_blocks,
 
     monkeypatch.setattr(data_audio, "read_audio", refused)
     monkeypatch.setattr(blocks, "STREAM_BYTES", 0.0)
-    monkeypatch.setattr(blocks, "DECODE_NOTE_BYTES", 0.0)
-    with caplog.at_level(logging.WARNING):
-        in_blocks = score(models["knn_stats"], files, num_workers=0)
-    assert "decoded whole" not in caplog.text
+    in_blocks = score(models["knn_stats"], files, num_workers=0)
     assert np.allclose(in_blocks.window_scores, whole.window_scores, rtol=1e-5, atol=0)
     assert in_blocks.examples["about"] == whole.examples["about"]
     assert np.allclose(in_blocks.examples["inputs"], whole.examples["inputs"], rtol=1e-5, atol=1e-6)
+
+
+def _close(a, b, path="") -> None:
+    """``a`` and ``b`` (JSON) equal, numbers to a relative 1e-6 (a level summed in other blocks)."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            _close(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for k, (x, y) in enumerate(zip(a, b)):
+            _close(x, y, f"{path}[{k}]")
+    elif isinstance(a, float):
+        assert b == pytest.approx(a, rel=1e-6, abs=1e-9), path
+    else:
+        assert a == b, path
+
+
+def test_fit_and_calibrate_read_long_recordings_in_blocks(tmp_path, small_blocks, monkeypatch):
+    """`anomaly fit` with no options (the survey's levels and silences, the features, the held-out files, the threshold)
+    and `anomaly calibrate` of recordings above :data:`STREAM_BYTES`, read in blocks with the whole read refused, give
+    the model of the whole read: the same settings and reasons, survey, windows, band profile, threshold and calibration
+    scores. The features read in blocks are cached: a second fit reads no samples."""
+    import json
+
+    import latentbridge.data.audio as data_audio
+    import latentbridge.data.blocks as blocks
+    import latentbridge.data.survey as survey
+    from latentbridge.io.blockread import RecordingBlocks
+
+    data = _recordings(tmp_path / "data")
+    data.pop(2).unlink()  # none shorter than a window
+    normal = tmp_path / "normal"
+    normal.mkdir()
+    for i in range(3):
+        sf.write(normal / f"n_{i}.wav", _machine(5.0 + i, 20 + i), SR, subtype="PCM_24")
+
+    def refused(*args, **kwargs):
+        raise AssertionError("a long recording read whole")
+
+    def run(mode: str) -> tuple[dict, dict, dict]:
+        monkeypatch.setenv("LATENTBRIDGE_CACHE", str(tmp_path / f"cache_{mode}"))
+        out = tmp_path / mode
+        assert main(["anomaly", "fit", str(data[0].parent), "--out", str(out), "--workers", "0"]) == 0
+        fitted = json.loads((out / "calibration.json").read_text())
+        info = json.loads((out / "config.json").read_text())["data"]
+        assert main(["anomaly", "calibrate", str(out), str(normal)]) == 0
+        return fitted, info, json.loads((out / "calibration.json").read_text())
+
+    monkeypatch.setattr(blocks, "STREAM_BYTES", float("inf"))
+    whole = run("whole")
+    monkeypatch.setattr(blocks, "STREAM_BYTES", 0.0)
+    monkeypatch.setattr(data_audio, "read_audio", refused)
+    monkeypatch.setattr(survey, "read_audio", refused)
+    in_blocks = run("blocks")
+    assert [c["key"] for c in whole[1]["settings_chosen"]][:4] == ["audio.sample_rate", "audio.channel",
+                                                                   "audio.trim_db", "audio.window_s"]
+    assert whole[1]["n_train_windows"] > 20 and whole[1]["survey"]["n_read"] == 3
+    for a, b in zip(whole, in_blocks):
+        _close(a, b)
+    assert whole[2]["threshold"] != whole[0]["threshold"]  # calibrated again, on the other files
+    monkeypatch.setattr(RecordingBlocks, "__iter__", refused)  # from the cache: no samples read but the survey's
+    monkeypatch.setattr(survey, "_level_and_bounds", lambda *a: (-20.0, 0, 1, 1, SR))
+    assert main(["anomaly", "fit", str(data[0].parent), "--out", str(tmp_path / "again"), "--workers", "0"]) == 0
 
 
 def test_the_report_finds_a_window_by_its_first_sample_hours_in(tmp_path):

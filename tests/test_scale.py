@@ -360,13 +360,14 @@ def _sparse_wav(path: Path, seconds: float, sr: int = 48000, channels: int = 2) 
     return path
 
 
-def test_recordings_that_take_gigabytes_to_decode_are_named(tmp_path, caplog):
-    """Each recording is decoded whole, in several workers at once: 2 h of 48-kHz stereo took 4.9 GB (peak RSS, no
-    workers) and 8.6 GB with 2, without a word. The headers say it before the work: the largest file, about what it
-    takes, what the workers take together, and --workers 0."""
+def test_recordings_that_take_gigabytes_to_decode_are_read_in_blocks(tmp_path):
+    """Each recording was decoded whole, in several workers at once: 2 h of 48-kHz stereo took 4.9 GB (peak RSS, no
+    workers) and 8.6 GB with 2. The headers say before the work which recordings take more than
+    :data:`~latentbridge.data.blocks.STREAM_BYTES` to decode, and those are read in blocks (``streamed``); short ones
+    are not."""
     from latentbridge.config import load_config
     from latentbridge.data.audio import FeatureExtractor
-    from latentbridge.data.blocks import decode_bytes
+    from latentbridge.data.blocks import STREAM_BYTES, decode_bytes
     from latentbridge.io import audio_info
 
     long = tmp_path / "long"
@@ -376,17 +377,11 @@ def test_recordings_that_take_gigabytes_to_decode_are_named(tmp_path, caplog):
     assert (info.frames, info.channels) == (345_600_000, 2) and a.stat().st_blocks * 512 < 1e6
     assert decode_bytes(info, 8000) == 4 * 345_600_000 * (2 + 1 + 1 / 6)  # stereo read, its mix, the mix at 8 kHz
     spec = load_config(REPO / "configs" / "mel_ae.yaml", [f"data.train_dir={long}"]).transform_spec()
-    for workers, said in ((2, "takes about 4.4 GB, and 2 are decoded at once: up to 6.6 GB; where memory is short, "
-                              "--workers 0 decodes one at a time"), (0, "takes about 4.4 GB; where memory is short")):
-        caplog.clear()
-        with caplog.at_level(logging.WARNING):
-            FeatureExtractor.from_spec(spec, use_cache=False, num_workers=workers).check_band([a, b])
-        assert f"recordings are decoded whole: {a} (2 h at 48000 Hz, 2 channels) {said}" in caplog.text, caplog.text
-    caplog.clear()
-    short = _long_recordings(tmp_path / "short", 3.0, n=2, sr=8000)
-    with caplog.at_level(logging.WARNING):
-        FeatureExtractor.from_spec(spec, use_cache=False, num_workers=2).check_band(sorted(short.glob("*.wav")))
-    assert "decoded whole" not in caplog.text
+    short = sorted(_long_recordings(tmp_path / "short", 3.0, n=2, sr=8000).glob("*.wav"))
+    for workers in (2, 0):
+        ex = FeatureExtractor.from_spec(spec, use_cache=False, num_workers=workers)
+        ex.check_band([a, b, *short])
+        assert ex.streamed == {str(a), str(b)} and decode_bytes(audio_info(short[0]), 8000) < STREAM_BYTES
 
 
 def test_fit_and_train_take_the_decoding_workers(machine_data, tmp_path, monkeypatch, capsys):

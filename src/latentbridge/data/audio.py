@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from latentbridge.data.blocks import decode_note, read_in_blocks
+from latentbridge.data.blocks import block_windows, features_in_blocks, read_in_blocks
 from latentbridge.data.feature_cache import cache_limit_bytes, default_cache_dir, prune_cache
 from latentbridge.errors import DataError, named_problems
 from latentbridge.io import (ALL_CHANNELS, MIN_WINDOW_SHARE, check_recording_length, cut_windows, level_dbfs,
@@ -224,9 +224,11 @@ class FeatureExtractor:
         self.refuse_below_band = False  # calibrating: recordings that all leave the band's top empty are refused
         self.training = False  # fitting a model: recordings resampled down are said with the band they lose
         self.fitted_channels: int | None = None  # scoring: the most channels of the model's training recordings
-        # scoring: recordings that take more than stream_bytes to decode whole are read in blocks where they are scored
-        # (check_band names them in streamed; None: every recording read whole)
+        # recordings that take more than stream_bytes (None: data.blocks.STREAM_BYTES) to decode whole are read in
+        # blocks (check_band names them in streamed): their features computed so (data.blocks.features_in_blocks), or,
+        # with defer_streamed (scoring), left to where they are scored (FileFeatures.streamed)
         self.stream_bytes: float | None = None
+        self.defer_streamed = False
         self.streamed: set[str] = set()
         self.batch_windows = batch_windows  # small batches: faster on CPU than large ones (benchmarks/)
         self._params = {
@@ -359,19 +361,21 @@ class FeatureExtractor:
     def chunk_features(self, chunk: list[tuple[int, Path]]) -> list["FileFeatures"]:
         """Features of a chunk of files ``[(index, path), ...]``: cached ones loaded, the others read,
         windowed and transformed together (batched across files) and cached. A file that cannot be
-        used comes back with its ``problem``; one of ``streamed`` with nothing but its path (``FileFeatures.streamed``:
-        read in blocks where it is scored)."""
+        used comes back with its ``problem``. One of ``streamed`` is read in blocks (:func:`features_in_blocks`), or,
+        with ``defer_streamed``, comes back with nothing but its path (``FileFeatures.streamed``: read in blocks where
+        it is scored)."""
         out: list[FileFeatures] = []
         todo = []
         for i, path in chunk:
-            if str(path) in self.streamed:  # read in blocks where it is scored
+            streamed = str(path) in self.streamed
+            if streamed and self.defer_streamed:
                 out.append(FileFeatures(i, streamed=path))
                 continue
             key = self._key(path) if self.use_cache else ""  # (the key resolves the path: 1 % of the path uncached)
             cached = self._load_cached(key) if self.use_cache else None
             if cached is not None and self.n_channels and cached[0].shape[1] != self.n_channels:
                 try:  # the reader's error, naming the count
-                    self.read(path)
+                    block_windows(self, path) if streamed else self.read(path)
                 except DataError as e:
                     out.append(FileFeatures(i, problem=e.problem))
                     continue
@@ -381,6 +385,11 @@ class FeatureExtractor:
                 out.append(FileFeatures(i, f, starts, duration, padded, level_dbfs=level, clipped_share=clipped))
                 continue
             try:
+                if streamed:  # the features of the whole read, in the memory of a block
+                    f, starts, duration, padded, level, clipped = features_in_blocks(self, path)
+                    out.append(FileFeatures(i, f, starts, duration, padded, level_dbfs=level, clipped_share=clipped))
+                    self._save_cached(key, f, starts, duration, path, level, clipped, padded)
+                    continue
                 windows, starts, duration, padded, level, clipped = self._read_windows(path)
             except DataError as e:
                 out.append(FileFeatures(i, problem=e.problem))
@@ -466,8 +475,8 @@ class FeatureExtractor:
 
     def check_band(self, files: list[Path]) -> str | None:
         """Warn (and return the text) when some files are recorded at rates too low to fill the band
-        the features cover (:func:`latentbridge.data.survey.band_warning`); reads headers only, and keeps them
-        for :meth:`assemble` (``WindowFeatures.headers``)."""
+        the features cover (:func:`latentbridge.data.survey.band_warning`); reads headers only, keeps them
+        for :meth:`assemble` (``WindowFeatures.headers``) and names the recordings read in blocks (``streamed``)."""
         from latentbridge.data.survey import band_fmax, band_warning, conversions_line, files_below_band
         from latentbridge.io import audio_info
         from latentbridge.io.columns import channels_read, left_out
@@ -502,12 +511,8 @@ class FeatureExtractor:
                                            "was fitted on: its threshold is not set from them (" + text + ")")
         if text:
             log.warning(text)
-        if self.stream_bytes is not None:
-            self.streamed = {p for p in rates if read_in_blocks(self._headers[p], self.sample_rate, self.channel,
-                                                                self.stream_bytes)}
-        whole = {p: self._headers[p] for p in rates if p not in self.streamed}
-        if note := decode_note(whole, self.sample_rate, self.channel, self.num_workers):
-            log.warning(note)
+        self.streamed = {p for p in rates if read_in_blocks(self._headers[p], self.sample_rate, self.channel,
+                                                            self.stream_bytes)}
         return text
 
     def assemble(self, files: list[Path], results: list["FileFeatures"], skip_bad: bool, paths) -> WindowFeatures:

@@ -1,8 +1,8 @@
-"""Long recordings, read block by block: what decoding a recording whole takes (:func:`decode_bytes`, named above
-:data:`DECODE_NOTE_BYTES` by :func:`decode_note`), and the windows and features of a recording that takes more than
-:data:`STREAM_BYTES` (`anomaly score` of hours of audio), read in blocks
-(:class:`~latentbridge.io.blockread.RecordingBlocks`, :class:`~latentbridge.io.blockread.BlockWindows`): the samples, windows and features of the whole read, in the memory
-of a block and a batch of windows.
+"""Long recordings, read block by block: what decoding a recording whole takes (:func:`decode_bytes`), and the windows
+and features of a recording that takes more than :data:`STREAM_BYTES` to decode, read in blocks
+(:class:`~latentbridge.io.blockread.RecordingBlocks`, :class:`~latentbridge.io.blockread.BlockWindows`): the samples,
+windows and features of the whole read, in the memory of a block and a batch of windows. Fitting holds the features
+(:func:`features_in_blocks`), scoring only each batch's (``tasks.scoring.score_in_blocks``).
 """
 
 from __future__ import annotations
@@ -14,11 +14,8 @@ import numpy as np
 from latentbridge.errors import DataError
 from latentbridge.io import ALL_CHANNELS
 
-#: a recording whose decoding takes more memory than this is named (:func:`decode_note`)
-DECODE_NOTE_BYTES = 2e9
-#: scoring reads a recording in blocks when decoding it whole takes more memory than this (:func:`decode_bytes`; 256
-#: MB: about 7 min of 48-kHz stereo for a 16-kHz model, 22 min of 16-kHz mono); the others are read whole, as fitting
-#: reads them, and their features cached
+#: a recording is read in blocks when decoding it whole takes more memory than this (:func:`decode_bytes`; 256 MB: about
+#: 7 min of 48-kHz stereo for a 16-kHz model, 22 min of 16-kHz mono); the others are read whole
 STREAM_BYTES = 2.0 ** 28
 
 
@@ -29,24 +26,8 @@ def decode_bytes(info, sample_rate: int, channel=None) -> float:
     return 4.0 * info.frames * (info.channels + width * (1 + sample_rate / max(1, info.sample_rate)))
 
 
-def decode_note(headers: dict, sample_rate: int, channel=None, workers: int = 0) -> str | None:
-    """What to say where recordings (``headers``: path -> AudioInfo) take more than :data:`DECODE_NOTE_BYTES` each to
-    decode (each is read whole; ``workers`` decode at once): the largest, the memory they may take together, and how
-    to lower it. None otherwise."""
-    sizes = sorted(((decode_bytes(h, sample_rate, channel), p) for p, h in headers.items()), reverse=True)
-    if not sizes or sizes[0][0] <= DECODE_NOTE_BYTES:
-        return None
-    size, path = sizes[0]
-    h, at_once = headers[path], max(1, min(workers, len(sizes)))
-    together = sum(s for s, _ in sizes[:at_once])
-    return (f"recordings are decoded whole: {path} ({h.duration_s / 3600:.3g} h at {h.sample_rate} Hz, {h.channels} "
-            f"channel{'s' if h.channels != 1 else ''}) takes about {size / 1e9:.2g} GB"
-            + (f", and {at_once} are decoded at once: up to {together / 1e9:.2g} GB" if at_once > 1 else "")
-            + "; where memory is short, --workers 0 decodes one at a time, and shorter files take less")
-
-
 def read_in_blocks(info, sample_rate: int, channel=None, limit: float | None = None) -> bool:
-    """Whether scoring reads a recording of header ``info`` (None: unknown, read whole) in blocks: when decoding it
+    """Whether a recording of header ``info`` (None: unknown, read whole) is read in blocks: when decoding it
     whole at ``sample_rate`` takes more than ``limit`` (default :data:`STREAM_BYTES`)."""
     return info is not None and decode_bytes(info, sample_rate, channel) > (STREAM_BYTES if limit is None else limit)
 
@@ -85,3 +66,17 @@ def window_features(ex, path: Path, starts_s, long: bool) -> np.ndarray:
             if (hit := np.flatnonzero(at == s)).size:
                 found[k] = windows[hit[0]]
     return ex.features_of_windows(np.stack([found[k] for k in range(len(starts_s))]))
+
+
+def features_in_blocks(ex, path: Path, size: int = 256):
+    """``(features, starts_s, duration_s, padded, level_dbfs, clipped_share)`` of ``path`` read in blocks
+    (:func:`block_windows`), ``size`` windows transformed at a time: what
+    :meth:`~latentbridge.data.audio.FeatureExtractor.chunk_features` gives of the recording read whole, in the memory of
+    its features, a block and a batch. DataError naming the file for what reading it whole refuses."""
+    windows = block_windows(ex, path)
+    feats, starts = [], []
+    for w, s in windows.batches(size):
+        feats.append(ex.features_of_windows(w))
+        starts.append(s)
+    return (np.concatenate(feats), np.concatenate(starts), windows.duration_s, windows.padded,
+            round(windows.level_dbfs, 2), windows.blocks.clipped_share)

@@ -107,17 +107,16 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
     levels, active, silence, quiet = [], [], [], []
     for f in pick:
         try:
-            wave, sr = read_audio(f, mono=True, csv_rate=csv_rate, columns=columns)
+            level, start, end, n, sr = _level_and_bounds(f, headers[f], top_db, csv_rate, columns)
         except DataError as e:  # a header that reads over samples that do not: not counted anywhere
             bad.append((str(f), e.problem))
             del headers[f]
             continue
-        levels.append(level_dbfs(wave))
+        levels.append(level)
         if levels[-1] < QUIET_DBFS:
             quiet.append((str(f), round(levels[-1], 1)))
-        start, end = active_bounds(wave, sr, top_db)
         active.append((end - start) / sr)
-        silence.append(1.0 - (end - start) / max(1, len(wave)))
+        silence.append(1.0 - (end - start) / max(1, n))
     if not headers:
         raise none_read()
     rates = Counter(i.sample_rate for i in headers.values())
@@ -126,6 +125,30 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
     codecs = Counter(i.codec for i in headers.values())
     return Survey(len(files), dict(rates), dict(channels), durations, len(levels), levels, active, silence, bad, quiet,
                   dict(codecs))
+
+
+def _level_and_bounds(path: Path, info, top_db: float, csv_rate, columns) -> tuple[float, int, int, int, int]:
+    """``(level dBFS, start, end, samples, rate)`` of the mono mix of ``path`` at its own rate
+    (:func:`~latentbridge.io.level_dbfs`, :func:`~latentbridge.io.active_bounds` of the sound): read whole, or in
+    blocks where decoding it whole takes more than :data:`~latentbridge.data.blocks.STREAM_BYTES` (hours of audio)."""
+    from latentbridge.data.blocks import read_in_blocks
+
+    if not read_in_blocks(info, info.sample_rate):
+        wave, sr = read_audio(path, mono=True, csv_rate=csv_rate, columns=columns)
+        return level_dbfs(wave), *active_bounds(wave, sr, top_db), len(wave), sr
+    from latentbridge.io.blockread import RecordingBlocks
+    from latentbridge.io.levels import bounds_of_blocks, dbfs, sum_of_squares
+
+    blocks, power = RecordingBlocks(path, None, csv_rate=csv_rate, columns=columns), 0.0
+
+    def mix():
+        nonlocal power
+        for b in blocks:
+            power += sum_of_squares(b[:, 0])
+            yield b[:, 0]
+
+    start, end = bounds_of_blocks(mix(), blocks.frames, blocks.sample_rate, top_db)
+    return dbfs(power, blocks.frames), start, end, blocks.frames, blocks.sample_rate
 
 
 def conversions_line(rates: dict[str, int], channels: dict[str, int], sample_rate: int, channel,

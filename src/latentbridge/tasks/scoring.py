@@ -168,11 +168,9 @@ def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: s
     (the first process returns everything). The windows keep no features (``features`` is (N, 0): read a
     window again for them) but each file's mean band power; ``progress``: a bar counting the files scored
     (the first process's share in a distributed run)."""
-    from latentbridge.data.blocks import STREAM_BYTES
-
     files = list_files(paths)
     ex = det.extractor(**({} if num_workers is None else {"num_workers": num_workers}))
-    ex.stream_bytes = STREAM_BYTES  # long recordings read in blocks where they are scored (score_in_blocks)
+    ex.defer_streamed = True  # long recordings read in blocks where they are scored (score_in_blocks)
     ex.check_band(files)
     distributed = (devices not in (None, 1, "1")) or (strategy not in (None, "auto"))
     n_proc = int(devices) if isinstance(devices, int) or str(devices).isdigit() else 1
