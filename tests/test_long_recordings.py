@@ -113,6 +113,45 @@ def test_long_recordings_read_in_blocks_score_as_read_whole(models, kind, tmp_pa
             assert np.allclose(blocks.band_power, whole.band_power, rtol=1e-6)
 
 
+def test_long_recordings_are_read_and_scored_in_the_workers(models, tmp_path, small_blocks, monkeypatch):
+    """With DataLoader workers on CPU, the recordings read in blocks are read and scored in the workers, in parallel
+    (the main process scored them one by one: 1.7x slower on 2 cores than decoding them whole in the workers): the
+    windows, times, levels and scores (the VAE's sampled ``elbo`` too) of one process."""
+    import os
+
+    import latentbridge.data.blocks as blocks
+    import latentbridge.tasks.scoring as scoring
+    from latentbridge.tasks.anomaly import Detector
+
+    files = _recordings(tmp_path / "data")
+    where = tmp_path / "pids"
+    where.mkdir()
+    scored = scoring.score_in_blocks
+
+    def noted(*args, **kwargs):
+        (where / f"{os.getpid()}_{args[1].index}").touch()
+        return scored(*args, **kwargs)
+
+    monkeypatch.setattr(scoring, "score_in_blocks", noted)
+    monkeypatch.setattr(blocks, "STREAM_BYTES", 0.0)
+    for kind, method in (("knn_stats", None), ("vae", "elbo")):
+        det = Detector.load(models[kind])
+        det.method = method or det.method
+        results = []
+        for workers in (0, 2):
+            for f in where.iterdir():
+                f.unlink()
+            results.append(scoring.score_files(det, files, num_workers=workers))
+            pids = {f.name.split("_")[0] for f in where.iterdir()}
+            assert len(list(where.iterdir())) == len(files)  # each recording scored once, in blocks
+            assert (pids == {str(os.getpid())}) == (workers == 0), pids
+        (one, s_one), (two, s_two) = results
+        assert np.array_equal(one.starts_s, two.starts_s) and np.array_equal(one.file_index, two.file_index)
+        assert np.allclose(s_two, s_one, rtol=1e-5, atol=0), np.abs(s_two - s_one).max()
+        assert np.array_equal(one.levels_dbfs, two.levels_dbfs) and np.array_equal(one.silent, two.silent)
+        assert one.padded == two.padded and np.array_equal(one.clipped_shares, two.clipped_shares)
+
+
 @pytest.mark.parametrize("channel", [None, 1, "all"])
 @pytest.mark.parametrize("trim_db", [None, 30.0])
 def test_blocks_give_the_windows_of_the_whole_read(models, channel, trim_db, tmp_path, small_blocks):

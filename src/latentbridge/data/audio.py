@@ -84,6 +84,9 @@ class FileFeatures:
     streamed: Path | None = None
     """The file, read in blocks where it is scored (a long recording: :mod:`latentbridge.data.blocks`); nothing else
     set until then."""
+    scores: np.ndarray | None = None
+    """(n,) the window scores of a long recording scored where it was read (a DataLoader worker:
+    :class:`FeatureChunks`' ``score``); its features let go."""
 
 
 def silent_frame_shares(features: np.ndarray, chunk: int = 1024) -> np.ndarray:
@@ -99,17 +102,24 @@ def silent_frame_shares(features: np.ndarray, chunk: int = 1024) -> np.ndarray:
 
 
 class FeatureChunks(torch.utils.data.Dataset):
-    """Chunks of files whose features a DataLoader worker computes (:meth:`FeatureExtractor.chunk_features`)."""
+    """Chunks of files whose features a DataLoader worker computes (:meth:`FeatureExtractor.chunk_features`);
+    ``score``: a callable that fills a long recording read in blocks (``FileFeatures.streamed``) and returns its window
+    scores, so that it is read and scored in the worker too (``FileFeatures.scores``)."""
 
-    def __init__(self, extractor: "FeatureExtractor", chunks: list[list[tuple[int, Path]]]):
+    def __init__(self, extractor: "FeatureExtractor", chunks: list[list[tuple[int, Path]]], score=None):
         self.extractor = extractor
         self.chunk_list = chunks
+        self.score = score
 
     def __len__(self) -> int:
         return len(self.chunk_list)
 
     def __getitem__(self, k: int) -> list[FileFeatures]:
-        return self.extractor.chunk_features(self.chunk_list[k])
+        out = self.extractor.chunk_features(self.chunk_list[k])
+        for r in out:
+            if r.streamed is not None and self.score is not None:
+                r.scores, r.streamed = self.score(r), None
+        return out
 
 
 def _where(paths) -> str:
