@@ -46,6 +46,35 @@ def block_windows(ex, path: Path):
     return BlockWindows(blocks, ex.sample_rate, ex.window, ex.hop, ex.pad, ex.trim_db, ex.min_share)
 
 
+#: the samples of the windows cut at a time from a recording read in blocks, bytes (256 windows of 2 s of 48-kHz audio
+#: held 98 MB in each worker: a fit of two 10-min recordings peaked 450 MB above the same fit from the cache)
+BATCH_BYTES = 2 ** 24
+
+
+def cut_size(windows, most: int = 256) -> int:
+    """How many windows of ``windows`` (a :class:`~latentbridge.io.blockread.BlockWindows`) to cut at a time: at most
+    :data:`BATCH_BYTES` of samples, and ``most``."""
+    width = windows.blocks.channels if windows.every else 1
+    return int(np.clip(BATCH_BYTES // (4 * windows.window * width), 1, most))
+
+
+def feature_batches(ex, windows, size: int = 256):
+    """``(features, starts_s)`` of the windows of ``windows`` (:func:`block_windows`), ``size`` at a time (the last
+    fewer), in order: cut :func:`cut_size` at a time and transformed by ``ex``. After it has run through, ``windows``
+    holds the recording's level and clipped share."""
+    feats, starts, n = [], [], 0
+    for w, s in windows.batches(cut_size(windows, size)):
+        feats.append(ex.features_of_windows(w))
+        starts.append(s)
+        n += len(w)
+        while n >= size:
+            f, t = np.concatenate(feats), np.concatenate(starts)
+            yield f[:size], t[:size]
+            feats, starts, n = [f[size:]], [t[size:]], n - size
+    if n:
+        yield np.concatenate(feats), np.concatenate(starts)
+
+
 def window_features(ex, path: Path, starts_s, long: bool) -> np.ndarray:
     """The features of the windows of ``path`` that start at ``starts_s`` (s, in the recording), in that order: the
     recording read whole (``long`` False: :meth:`~latentbridge.data.audio.FeatureExtractor.chunk_features`, its cache)
@@ -60,7 +89,8 @@ def window_features(ex, path: Path, starts_s, long: bool) -> np.ndarray:
             raise DataError(path, f.problem)
         return f.features[[int(np.flatnonzero(sample(f.starts_s) == s)[0]) for s in wanted]]
     found: dict[int, np.ndarray] = {}
-    for windows, starts in block_windows(ex, path).batches(256):
+    read = block_windows(ex, path)
+    for windows, starts in read.batches(cut_size(read)):
         at = sample(starts)
         for k, s in enumerate(wanted):
             if (hit := np.flatnonzero(at == s)).size:
@@ -68,15 +98,12 @@ def window_features(ex, path: Path, starts_s, long: bool) -> np.ndarray:
     return ex.features_of_windows(np.stack([found[k] for k in range(len(starts_s))]))
 
 
-def features_in_blocks(ex, path: Path, size: int = 256):
+def features_in_blocks(ex, path: Path):
     """``(features, starts_s, duration_s, padded, level_dbfs, clipped_share)`` of ``path`` read in blocks
-    (:func:`block_windows`), ``size`` windows transformed at a time: what
+    (:func:`block_windows`, :func:`feature_batches`): what
     :meth:`~latentbridge.data.audio.FeatureExtractor.chunk_features` gives of the recording read whole, in the memory of
     its features, a block and a batch. DataError naming the file for what reading it whole refuses."""
     windows = block_windows(ex, path)
-    feats, starts = [], []
-    for w, s in windows.batches(size):
-        feats.append(ex.features_of_windows(w))
-        starts.append(s)
+    feats, starts = zip(*feature_batches(ex, windows))
     return (np.concatenate(feats), np.concatenate(starts), windows.duration_s, windows.padded,
             round(windows.level_dbfs, 2), windows.blocks.clipped_share)

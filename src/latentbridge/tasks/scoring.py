@@ -93,7 +93,7 @@ def score_in_blocks(ex, r: FileFeatures, model, method: str, n_samples: int, see
     read fills it (its features let go, their mean band power kept with ``band_config``); None, with ``r.problem``,
     for a file that cannot be used."""
     from latentbridge.data.audio import silent_frame_shares
-    from latentbridge.data.blocks import block_windows
+    from latentbridge.data.blocks import block_windows, feature_batches
     from latentbridge.data.survey import band_power
     from latentbridge.errors import DataError
     from latentbridge.tasks.anomaly import score_features
@@ -102,8 +102,7 @@ def score_in_blocks(ex, r: FileFeatures, model, method: str, n_samples: int, see
     scores, starts, silent, power = [], [], [], []
     try:
         windows = block_windows(ex, r.streamed)
-        for w, s in windows.batches(SCORE_BATCH):
-            feats = ex.features_of_windows(w)
+        for feats, s in feature_batches(ex, windows, SCORE_BATCH):
             scores.append(score_features(model, feats, method, n_samples, batch_size=SCORE_BATCH, generator=g))
             starts.append(s)
             silent.append(silent_frame_shares(feats))
