@@ -52,13 +52,13 @@ def models(tmp_path_factory, feature_cache):
 
 @pytest.fixture
 def small_blocks(monkeypatch):
-    """Blocks of 4096 frames, and windows cut 7 at a time (1-s windows at 16 kHz) and gathered into batches of
-    features (256 scored at a time)."""
+    """Blocks of 4096 frames, and windows cut as few at a time as the transform takes at once (32), their features
+    gathered into batches (256 scored at a time)."""
     import latentbridge.data.blocks as blocks
     import latentbridge.io.blockread as blockread
 
     monkeypatch.setattr(blockread, "BLOCK_FRAMES", 4096)
-    monkeypatch.setattr(blocks, "BATCH_BYTES", 7 * 4 * 16000 + 5)
+    monkeypatch.setattr(blocks, "BATCH_BYTES", 1)
 
 
 def _recordings(folder: Path) -> list[Path]:

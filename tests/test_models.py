@@ -120,6 +120,33 @@ def test_model_contract(name, tmp_path):
             assert float(again.first_stage(m).latent_scale) == float(model.first_stage(m).latent_scale)
 
 
+def test_feature_statistics_are_summed_a_chunk_at_a_time():
+    """The normaliser's mean and standard deviation of each (channel, row) over windows and frames, and the band
+    profile's mean power, summed a few windows at a time: those of the whole set at once (in float64), whatever the
+    chunk; without a float64 copy of every window (a fit on hours of audio peaked 0.3-0.6 GB higher)."""
+    import numpy as np
+
+    from latentbridge.data.survey import band_power
+    from latentbridge.nn.conv import FeatureNormalizer
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 2, 6, 9, generator=g) * torch.linspace(1, 30, 6).view(1, 1, 6, 1) - 60
+    whole = x.double()
+    for chunk in (7, 50, 1000):
+        norm = FeatureNormalizer(2, 6)
+        norm.fit(x, chunk=chunk)
+        assert torch.allclose(norm.mean.double(), whole.mean(dim=(0, 3), keepdim=True), rtol=1e-6, atol=0)
+        assert torch.allclose(norm.std.double(), whole.std(dim=(0, 3), keepdim=True, unbiased=False), rtol=1e-6)
+    config = type("F", (), {"scale": "db", "normalize": "none"})()
+    expected = (10.0 ** (whole.numpy() / 10.0)).mean(axis=(0, 1, 3))
+    got = band_power(x.numpy(), config)
+    assert np.allclose(got, expected, rtol=1e-12) and len(got) == 6
+    import latentbridge.data.survey as survey
+
+    chunks = [len(p) for _, p in survey._linear_power(x.numpy(), 1.0, chunk_bytes=8 * 2 * 6 * 9 * 7)]
+    assert chunks == [7] * 7 + [1]
+
+
 def test_every_registered_model_has_a_preset_and_a_config_class():
     for name, cls in REGISTRY.items():
         assert cls.name == name

@@ -546,7 +546,7 @@ class FeatureExtractor:
             log.warning("%d of %d recordings are shorter than one %.3g-s window and were padded (%s)",
                         len(padded), len(kept), self.window_s, self.pad)
         return WindowFeatures(
-            features=np.concatenate([r.features for r in kept], axis=0).astype(np.float32, copy=False),
+            features=_gathered(kept),
             file_index=np.concatenate([np.full(len(r.features), n, dtype=np.int64) for n, r in enumerate(kept)]),
             starts_s=np.concatenate([r.starts_s for r in kept]), window_s=self.window_s,
             files=[files[r.index] for r in kept], durations_s=np.asarray([r.duration_s for r in kept], dtype=np.float64),
@@ -558,6 +558,19 @@ class FeatureExtractor:
             silent=None if any(r.silent is None for r in kept) else np.concatenate([r.silent for r in kept]),
             band_power=None if any(r.band_power is None for r in kept) else np.stack([r.band_power for r in kept]),
         )
+
+
+def _gathered(kept: list[FileFeatures]) -> np.ndarray:
+    """The features of ``kept`` in one float32 array, each file's let go once copied (concatenating them held the
+    features twice at the end of a read of hours of audio)."""
+    first = kept[0].features
+    out = np.empty((sum(len(r.features) for r in kept), *first.shape[1:]), dtype=np.float32)
+    at = 0
+    for r in kept:
+        out[at:at + len(r.features)] = r.features
+        at += len(r.features)
+        r.features = out[at - len(r.features):at]  # a view: the file's own array let go
+    return out
 
 
 def list_files(paths) -> list[Path]:

@@ -92,11 +92,14 @@ class FeatureNormalizer(nn.Module):
         self.register_buffer("std", torch.ones(1, channels, rows, 1))
 
     @torch.no_grad()
-    def fit(self, x: Tensor) -> None:
-        """``x``: (N, C, F, T) training features."""
-        x = x.double()
-        mean = x.mean(dim=(0, 3), keepdim=True)
-        std = x.std(dim=(0, 3), keepdim=True, unbiased=False)
+    def fit(self, x: Tensor, chunk: int = 1024) -> None:
+        """``x``: (N, C, F, T) training features: each row's mean and standard deviation over the windows and frames,
+        summed in float64 ``chunk`` windows at a time (a float64 copy of them all, and of their deviations, tripled the
+        peak memory of a fit on hours of audio)."""
+        n = x.shape[0] * x.shape[3]
+        mean = sum(x[i:i + chunk].double().sum(dim=(0, 3), keepdim=True) for i in range(0, len(x), chunk)) / n
+        std = (sum((x[i:i + chunk].double() - mean).square().sum(dim=(0, 3), keepdim=True)
+                   for i in range(0, len(x), chunk)) / n).sqrt()
         self.mean.copy_(mean.float().squeeze(0).unsqueeze(0))
         self.std.copy_(std.clamp_min(self.eps).float().squeeze(0).unsqueeze(0))
 
