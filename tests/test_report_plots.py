@@ -622,11 +622,13 @@ def test_map_panels_spread_on_one_scale_gaps_grey_outside_blank(tmp_path, drawn)
 
 def test_latent_maps_outside_the_section_grey_not_the_white_of_zero(tmp_path, drawn):
     """The latent maps' diverging scale is white at 0, and the pixels outside a section were blank (white) too: a
-    section's zero latents and the background could not be told apart."""
+    section's zero latents and the background could not be told apart. Outside is dark grey, and a NaN latent inside
+    the section (a gap) light grey: they were the same grey."""
     from latentbridge.report.maps import plot_latent_maps
 
     latent = np.zeros((30, 40, 2))
     latent[:, :10, 0], latent[:, :10, 1] = 1.0, -1.0  # a band of each sign; the middle 0 (white)
+    latent[:, 22:26] = np.nan  # a gap inside the section
     region = np.ones((30, 40), dtype=bool)
     region[:, 30:] = False  # outside the section
     path = plot_latent_maps(latent, tmp_path / "latent.png", mask=region)
@@ -634,7 +636,8 @@ def test_latent_maps_outside_the_section_grey_not_the_white_of_zero(tmp_path, dr
     px = _pixels(fig, fig.axes[0], path, margin=0)
     h, w = px.shape[:2]
     _assert_colour(px[h // 2, int(w * 20 / 40)][None], [247.0, 247.0, 247.0])  # a latent of 0: (near) white
-    _assert_colour(px[h // 2, int(w * 35 / 40)][None], [153.0, 153.0, 153.0])  # outside: grey
+    _assert_colour(px[h // 2, int(w * 35 / 40)][None], [64.0, 64.0, 64.0])  # outside: dark grey
+    _assert_colour(px[h // 2, int(w * 24 / 40)][None], [153.0, 153.0, 153.0])  # the gap inside: light grey
     assert px[h // 2, int(w * 5 / 40), 0] > px[h // 2, int(w * 5 / 40), 2] + 50  # +1: red
 
 

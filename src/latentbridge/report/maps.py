@@ -23,6 +23,8 @@ def _shown(a, max_pixels: int) -> np.ndarray:
 #: colour maps of the panels: values (input, enhanced, truth) and spread (σ, |error|), neither ending in white (the
 #: blank outside a section); a NaN pixel inside a section (an input's gap) is grey
 _VALUES, _SPREAD, _NAN_GREY = "viridis", "plasma", "0.6"
+#: the latent maps' pixels outside a section (:func:`plot_latent_maps`), darker than a NaN pixel inside it
+_OUTSIDE_GREY = 0.25
 
 
 def _cmap(name: str):
@@ -85,7 +87,8 @@ def _finite_percentiles(a, qs, default: tuple) -> tuple:
 
 def plot_latent_maps(latent, path: str | Path, *, mask=None, n: int = 8, max_pixels: int = 300) -> Path:
     """The first ``n`` latent channels of an (H, W, d) latent map, one panel each, on a diverging scale symmetric
-    about 0 (white); pixels outside ``mask`` (the section) grey, not blank: blank was a latent of 0."""
+    about 0 (white); pixels outside ``mask`` (the section) dark grey, not blank (blank was a latent of 0), and a NaN
+    pixel inside it light grey (it was the grey of the outside)."""
     lat = np.asarray(latent)
     k = min(n, lat.shape[2])
     cols = min(4, k)
@@ -94,11 +97,16 @@ def plot_latent_maps(latent, path: str | Path, *, mask=None, n: int = 8, max_pix
     m = _shown(mask, max_pixels).astype(bool) if mask is not None else None
     for c in range(k):
         a = _shown(lat[..., c], max_pixels)
-        if m is not None and m.shape == a.shape:
+        outside = m is not None and m.shape == a.shape
+        if outside:
             a = np.where(m, a, np.nan)
         ax = fig.add_subplot(rows, cols, c + 1)
         lim = _finite_percentiles(np.abs(a), [99], (1.0,))[0]
         im = ax.imshow(a, cmap=_cmap("RdBu_r"), vmin=-lim, vmax=lim, interpolation="nearest")
+        if outside:  # drawn over the NaN grey: the section's own gaps stay light
+            over = np.zeros((*m.shape, 4))
+            over[..., :3], over[..., 3] = _OUTSIDE_GREY, ~m
+            ax.imshow(over, interpolation="nearest")
         ax.set_title(f"latent {c}", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
