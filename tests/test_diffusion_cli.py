@@ -165,8 +165,10 @@ def test_onnx_denoiser_samples_without_torch_like_pytorch(mnist_run, tmp_path, c
                            (["--seed", "-1"], "--seed must be 0 to 4294967295, got -1"),
                            (["--batch-size", "0"], "--batch-size must be at least 1"),
                            (["--num-samples", str(10 ** 14)],  # its labels alone, beyond the address space
-                            "out of memory in `python -m latentbridge.edge_sampler` (an allocation of 728 TiB failed): "
-                            "draw fewer samples at once (--batch-size, --num-samples)"),
+                            "in `python -m latentbridge.edge_sampler`, an allocation of 728 TiB failed: more than "
+                            "this machine's memory"),
+                           (["--num-samples", str(10 ** 14)], "far larger than meant: draw fewer samples at once "
+                                                               "(--batch-size, --num-samples)"),
                            (["--out", str(tmp_path / "a_file")], "exists and is a file"),
                            (["--out", str(tmp_path / "edge")], "exists and is not empty (use --force")):
         args = [str(onnx_path), "--num-samples", "2", "--steps", "2", "--out", str(tmp_path / "e2"), *extra]

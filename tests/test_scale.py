@@ -167,6 +167,16 @@ def test_out_of_memory_errors_are_recognised_with_their_size():
     assert out_of_memory(ort) and allocation_size(ort) == "4 GiB"
     assert not out_of_memory(InvalidArgument("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Got invalid dimensions"))
     assert out_of_memory(RuntimeException("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : CUDA failure 2: out of memory"))
+    # an allocation beyond this machine's memory is no shortage of it: a shape far larger than meant
+    from latentbridge.errors import physical_memory
+
+    huge = Fail("[ONNXRuntimeError] : 1 : FAIL : bfc_arena.cc:360 Failed to allocate memory for requested buffer of "
+                f"size {2 ** 47}\n")
+    text = memory_text(huge, "python -m latentbridge.edge")
+    assert text.startswith("in `python -m latentbridge.edge`, an allocation of 128 TiB failed: more than this "
+                           f"machine's memory ({physical_memory() / 2 ** 30:.3g} GiB)") and "out of memory" not in text
+    assert text.endswith("check the files and options given (a damaged header, a window, image or batch size)")
+    assert memory_text(ort, "python -m latentbridge.edge").startswith("out of memory in")  # 4 GiB: a shortage
 
 
 def test_too_little_memory_in_a_scoring_worker_is_no_bad_file(fitted_model, machine_data, tmp_path, monkeypatch,

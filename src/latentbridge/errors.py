@@ -175,17 +175,25 @@ _MEMORY_HINTS = {
     "python -m latentbridge.edge_sampler": "draw fewer samples at once (--batch-size, --num-samples)",
     "python -m latentbridge.edge": "it reads a recording block by block: leave it more of the memory (other programs)",
 }
+#: the commands whose hint names the option that sets an allocation's size (said of one beyond the machine's memory too)
+_SIZE_OPTIONS = ("latentbridge sample", "python -m latentbridge.edge_sampler")
 _MEMORY_HINT = "give fewer or shorter files at a time (--workers 0 where the command has it: one decoded at a time)"
 
 
 def memory_text(e: BaseException, command: str, named: bool = False) -> str:
     """One line for ``e``, an allocation that failed (:func:`out_of_memory`) in ``command`` ("latentbridge anomaly
-    score"): the command, the allocation's size where ``e`` says it, and what to lower."""
-    size = allocation_size(e)
+    score"): the command, the allocation's size where ``e`` says it, and what to lower; an allocation larger than this
+    machine's memory (128 TiB) is said to be one, no matter of more memory (it was called out of memory like any)."""
+    size, ram = allocation_size(e), physical_memory()
     gpu = "CUDA" in str(e) or "MPS" in str(e) or type(e).__name__ == "OutOfMemoryError"
     what = f"an allocation of {size} failed" if size else "an allocation failed"
     if getattr(e, "path", None) and not named:  # the file it was reading (``named``: the caller names it)
         what += f" reading {e.path}"
+    if not gpu and ram and (allocation_bytes(e) or 0) > ram:
+        return (f"in `{command}`, {what}: more than this machine's memory ({ram / 2 ** 30:.3g} GiB), so no machine of "
+                "its kind runs it; an input or a setting is far larger than meant: "
+                + (_MEMORY_HINTS[command] if command in _SIZE_OPTIONS else
+                   "check the files and options given (a damaged header, a window, image or batch size)"))
     hint = "a smaller -o train.batch_size=N, or a device with more memory" if gpu else \
         _MEMORY_HINTS.get(command, _MEMORY_HINT) + ", or run on a machine with more memory"
     return f"out of {'GPU ' if gpu else ''}memory in `{command}` ({what}): {hint}"
