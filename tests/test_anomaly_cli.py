@@ -332,6 +332,47 @@ def test_calibrating_a_trained_detector_on_its_training_recordings_is_named(fitt
     assert "the model was trained on" not in caplog.text
 
 
+def test_calibrating_on_recordings_unlike_the_training_sound_is_said(machine_data, feature_cache, tmp_path, caplog):
+    """`anomaly calibrate` ran none of `score`'s checks: on recordings of a dead microphone it raised a threshold 13
+    times without a word, every fault then missed. It says what `score` says of them (far quieter than every training
+    recording) and that the model (the default detector) scores most of their windows above its threshold, in the model
+    card too; recordings below the model's band are left out of the threshold. Normal recordings of the training sound
+    get neither (none of their windows above it)."""
+    import soundfile as sf
+
+    fitted_model = tmp_path / "default"
+    assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(fitted_model)]) == 0
+    normal = machine_data / "test" / "normal"
+    quiet, mixed = tmp_path / "quiet", tmp_path / "mixed"
+    quiet.mkdir()
+    mixed.mkdir()
+    for f in sorted(normal.glob("*.wav")):
+        x, sr = sf.read(f, dtype="float32")
+        sf.write(quiet / f.name, x * 10 ** (-60 / 20), sr, subtype="FLOAT")  # a dead microphone's level
+        shutil.copy(f, mixed / f.name)
+        sf.write(mixed / f"low_{f.name}", x[::2], sr // 2, subtype="PCM_16")  # 8 kHz: the model's band is 8 kHz wide
+    thresholds = {}
+    for name, folder in (("normal", normal), ("quiet", quiet), ("mixed", mixed)):
+        model = tmp_path / f"model_{name}"
+        shutil.copytree(fitted_model, model)
+        old = json.loads((model / "config.json").read_text())["anomaly"]["threshold"]
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            assert main(["anomaly", "calibrate", str(model), str(folder)]) == 0
+        anomaly = json.loads((model / "config.json").read_text())["anomaly"]
+        thresholds[name] = anomaly["threshold"]
+        shifted = "of the calibration windows above its threshold" in caplog.text
+        assert shifted == (name == "quiet"), (name, caplog.text)
+        assert ("quieter than the" in caplog.text) == (name == "quiet")
+        assert ("unlike the sound it was fitted on" in anomaly.get("warning", "")) == (name == "quiet")
+        if name == "quiet":
+            assert anomaly["threshold"] > 3 * old and "fit a model on it" in (model / "README.md").read_text()
+        left_out = f"{len(list(normal.glob('*.wav')))} of the {2 * len(list(normal.glob('*.wav')))} calibration " \
+                   "recordings are left out of the threshold: recorded below the model's band"
+        assert (left_out in caplog.text) == (name == "mixed"), caplog.text
+    assert thresholds["mixed"] == thresholds["normal"]  # the 8-kHz copies left out
+
+
 def test_windows_of_digital_silence_are_named_after_scoring(fitted_model, machine_data, tmp_path, caplog):
     """A recording mostly of digital zeros (a muted input, gaps written as zeros) was flagged without a word, where
     `listen` names digital silence as it comes."""

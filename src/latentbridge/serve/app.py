@@ -448,7 +448,7 @@ def _upload_warnings(m: ServedModel, client_name: str, info, wave, clipped: floa
     per upload they cost served throughput, 96-107 against 75-81 requests/s in benchmarks/README.md §7's
     setting.)"""
     from latentbridge.io import level_dbfs
-    from latentbridge.tasks.anomaly import recording_warnings
+    from latentbridge.tasks.anomaly_checks import recording_warnings
 
     return recording_warnings(m.detector, [client_name], [info.codec], [int(info.sample_rate)], [level_dbfs(wave)],
                               [clipped])

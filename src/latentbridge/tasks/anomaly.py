@@ -21,13 +21,12 @@ import torch
 from latentbridge.data.audio import FeatureExtractor, WindowFeatures
 from latentbridge.data.blocks import read_in_blocks, window_features
 from latentbridge.data.labels import list_normal_files
-from latentbridge.data.survey import (band_centres_hz, band_content_warning, band_fmax, band_profile_db,
-                                      clipping_summary, clipping_warnings, codec_counts, files_below_band,
-                                      header_warnings, level_warnings, profile_of_powers, resampled_top_warning)
+from latentbridge.data.survey import band_profile_db, clipping_summary, clipping_warnings, codec_counts
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
 from latentbridge.metrics.anomaly import calibrate_threshold, detection_metrics, partial_auc, roc_auc
 from latentbridge.models.hub import SavedModel, load_model
 from latentbridge.tasks.anomaly_card import model_card
+from latentbridge.tasks.anomaly_checks import calibration_shift, calibration_within_band, warn_recordings
 from latentbridge.outputs import FolderLock
 from latentbridge.utils import atomic_write_json, batched, file_names, listed
 
@@ -362,10 +361,15 @@ def _calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | N
         ex.refuse_below_band = True
         wf = ex.extract(normal_paths, skip_bad=skip_bad, files=list_normal_files(normal_paths, "calibration"))
         _warn_trained_on(model_dir, wf.files)
+        warn_recordings(det, wf)  # what `anomaly score` says of them: a threshold is set on what they are
+        wf = calibration_within_band(det, wf)
         where = ", ".join(map(str, normal_paths if isinstance(normal_paths, (list, tuple)) else [normal_paths]))
         info, scores = _calibration(det.model, wf.features, det.anomaly_config, method, k, false_alarm_rate,
                                score or det.method, source=(where, "the calibration recordings",
                                                              "calibrate on normal recordings the model was not fitted on"))
+        if text := calibration_shift(det, info, scores):
+            log.warning(text)
+            info["warning"] = "; ".join(filter(None, [info.get("warning"), text]))
         new = {**info, "calibrated_on": f"{len(wf.files)} files / {info['n_calibration_windows']} windows of {where}"}
     info = det.saved.info
     card = model_card(det.cfg, new, info.get("data") or {}, info.get("training") or {}) \
@@ -439,12 +443,7 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
     if scored is None:
         return None
     wf, scores = scored
-    _warn_padding(det, wf)
-    _warn_silent(wf)
-    _warn_band(det, wf)
-    for text in recording_warnings(det, file_names(wf.files), wf.codecs or [], [],  # band: check_band's
-                                   wf.levels_dbfs, wf.clipped_shares):
-        log.warning(text)
+    warn_recordings(det, wf)
     y_files = resolve_labels(wf.files, labels, given)
     file_scores = aggregate_scores(scores, wf.file_index, len(wf.files), aggregate)
     top = int(np.argmax(scores)) if len(scores) else 0
@@ -470,80 +469,6 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
     res.labels, res.metrics = y_files, metrics
     res.examples = _examples(det, wf, scores, y_windows, n_examples)
     return res
-
-
-def _warn_padding(det: Detector, wf: WindowFeatures) -> None:
-    """Padded recordings scored by a model that saw no padding: its score reads the silence too (the
-    statistics detectors read active frames only, and the frames at the cut as silence)."""
-    fitted_padded = (det.saved.info.get("data") or {}).get("n_padded_files")
-    if wf.padded and fitted_padded == 0 and not getattr(det.model, "reads_active_frames", False):
-        log.warning("%d recording(s) shorter than the model's %.3g-s window were padded (%s), and the model was "
-                    "fitted on none: their scores also measure the padding (%s); fit with a window no longer than "
-                    "them (-o audio.window_s=...) to score them on sound alone", len(wf.padded),
-                    det.cfg.audio.window_s, det.cfg.audio.pad, listed(file_names(wf.padded)))
-
-
-#: windows with at least this share of their frames digital silence, but not all, are named after scoring
-GAP_SHARE = 0.1
-
-
-def _warn_silent(wf: WindowFeatures) -> None:
-    """Recordings with windows of digital silence (a muted or disconnected input, zeroed gaps): each such window
-    scores the silence, not the machine; ``listen`` names them as they come, here they are named after scoring. So are
-    windows partly silent (:data:`GAP_SHARE` of their frames or more: a dropout inside the sound), but for padding."""
-    if wf.silent is None:
-        return
-    padded = np.isin(wf.file_index, [i for i, f in enumerate(wf.files) if str(f) in set(wf.padded)])
-    gaps = (wf.silent >= GAP_SHARE) & (wf.silent < 1) & ~padded
-    total, names = np.bincount(wf.file_index, minlength=len(wf.files)), file_names(wf.files)
-    for mask, what, why in ((wf.silent >= 1, "windows of digital silence", "a muted or disconnected input, or gaps written "
-                             "as zeros; those windows score the silence, not the sound"),
-                            (gaps, "windows partly digital silence (a tenth of their frames or more)", "a dropout, or "
-                             "zeros before or after the sound; those windows score the gap with the sound")):
-        if mask.any():
-            per_file = np.bincount(wf.file_index[mask], minlength=len(wf.files))
-            which = np.flatnonzero(per_file)
-            shown = listed([f"{names[i]} {per_file[i]} of {total[i]}" for i in which])
-            log.warning("%d of %d recordings hold %s (%s windows): %s (--out's scores.csv lists every window)",
-                        len(which), len(wf.files), what, shown, why)
-
-
-def recording_warnings(det: Detector, names: list[str], codecs=(), rates=(), levels=None, clipped=None) -> list[str]:
-    """What recordings' headers (``codecs``, ``rates``), levels and clipped shares tell against the model's training
-    recordings, as far as the model kept them (:func:`header_warnings`, :func:`level_warnings`,
-    :func:`clipping_warnings`): `anomaly score`, `listen` and the server's uploads say the same."""
-    data = det.saved.info.get("data") or {}
-    return header_warnings(data.get("codecs"), det.sample_rate, det.spec.features, names, list(codecs), list(rates)) \
-        + level_warnings((data.get("survey") or {}).get("level_dbfs_percentiles_0_10_50_90_100"), names, levels) \
-        + clipping_warnings(data.get("clipped_share_percentiles_0_10_50_90_100"), names, clipped)
-
-
-def _warn_band(det: Detector, wf: WindowFeatures) -> None:
-    own_rates = [None if h is None else h.sample_rate for h in (wf.headers or [None] * len(wf.files))]
-    for text in band_warnings(det, wf.band_power, [str(f) for f in wf.files], own_rates):
-        log.warning(text)
-
-
-def band_warnings(det: Detector, powers: np.ndarray | None, files: list[str], own_rates: list[int | None]
-                  ) -> list[str]:
-    """Recordings whose spectrum leaves every training recording's in some band (a codec's or recorder's
-    low-pass: everything flagged for that alone), and those resampled down whose top band the resampler emptied;
-    those recorded at a rate too low for the band are named already, from their headers
-    (:meth:`FeatureExtractor.check_band`), and left out here. ``powers``: each recording's mean band power as the
-    model reads it (:func:`~latentbridge.data.survey.band_power`; None: not known), ``own_rates`` each recording's
-    rate (None: not known)."""
-    fitted = (det.saved.info.get("data") or {}).get("band_profile_db")
-    profile = None if not fitted or powers is None else profile_of_powers(powers)
-    if profile is None:
-        return []
-    names, centres = file_names(files), band_centres_hz(det.spec.features, det.sample_rate)
-    texts = [resampled_top_warning(profile, fitted, own_rates, det.sample_rate, det.spec.features, names)]
-    if band_content_warning(profile, fitted, names, centres) is not None:
-        rates = {f: r for f, r in zip(files, own_rates) if r is not None}
-        short = files_below_band(rates, det.sample_rate, band_fmax(det.spec.features))
-        profile[[f in short for f in files]] = np.nan
-        texts.append(band_content_warning(profile, fitted, names, centres))
-    return [t for t in texts if t]
 
 
 def _two_classes(y_files: np.ndarray, paths) -> None:

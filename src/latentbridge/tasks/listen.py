@@ -87,7 +87,7 @@ def live_input_warnings(det, capture_sr: int, what: str) -> list[str]:
     training recordings had: a rate below the model's band (what `anomaly score` says of a file), and for a model of
     recordings trimmed of their silence (``audio.trim_db``) that a stream has no end to trim to, so its windows of
     silence score as unlike training (a file replayed trims as training did)."""
-    from latentbridge.tasks.anomaly import recording_warnings
+    from latentbridge.tasks.anomaly_checks import recording_warnings
 
     trim_db = det.spec.windowing.trim_db
     return recording_warnings(det, [what], [], [capture_sr]) + (
@@ -388,7 +388,7 @@ def _say_what_the_input_lacks(det, source, capture_sr: int) -> None:
     where training had none (a recording is read for these once more). Every window scored as a fault for that alone,
     without a word."""
     from latentbridge.io import audio_info, level_dbfs
-    from latentbridge.tasks.anomaly import recording_warnings
+    from latentbridge.tasks.anomaly_checks import recording_warnings
 
     if source is None:
         for text in live_input_warnings(det, capture_sr, f"the device's {capture_sr}-Hz capture"):

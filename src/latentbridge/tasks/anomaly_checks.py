@@ -1,0 +1,148 @@
+"""What `anomaly score` and `anomaly calibrate` say of the recordings they read, against the model's training
+recordings (as far as the model kept them: codecs, levels, clipping, band profile, padding): the same lines for the
+CLI, `listen` and the server's uploads (:func:`recording_warnings`), and what a calibration keeps out or warns of
+(:func:`calibration_within_band`, :func:`calibration_shift`)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from latentbridge.data.audio import WindowFeatures
+from latentbridge.data.survey import (band_centres_hz, band_content_warning, band_fmax, band_power, clipping_warnings,
+                                      files_below_band, header_warnings, level_warnings, profile_of_powers,
+                                      resampled_top_warning)
+from latentbridge.utils import file_names, listed
+
+if TYPE_CHECKING:
+    from latentbridge.tasks.anomaly import Detector
+
+log = logging.getLogger(__name__)
+
+
+def warn_recordings(det: "Detector", wf: WindowFeatures) -> None:
+    """Every warning `anomaly score` gives of the recordings ``wf`` read for ``det``: padding, digital silence, band
+    content (each file's mean band power computed here where the read did not keep it), headers, levels, clipping."""
+    _warn_padding(det, wf)
+    _warn_silent(wf)
+    if wf.band_power is None and (det.saved.info.get("data") or {}).get("band_profile_db"):
+        powers = [band_power(wf.features[wf.file_index == i], det.spec.features) for i in range(len(wf.files))]
+        wf.band_power = None if any(p is None for p in powers) else np.stack(powers)
+    _warn_band(det, wf)
+    for text in recording_warnings(det, file_names(wf.files), wf.codecs or [], [],  # band: check_band's
+                                   wf.levels_dbfs, wf.clipped_shares):
+        log.warning(text)
+
+
+def calibration_within_band(det: "Detector", wf: WindowFeatures) -> WindowFeatures:
+    """``wf`` without the recordings at rates too low for the model's band (named by ``check_band``: the model scores
+    them as unlike the sound it was fitted on for that alone, and a threshold set on them passed faults; all of them
+    below are refused before), said in a warning."""
+    rates = {str(f): h.sample_rate for f, h in zip(wf.files, wf.headers or []) if h is not None}
+    low = files_below_band(rates, det.sample_rate, band_fmax(det.spec.features))
+    if not low:
+        return wf
+    log.warning("%d of the %d calibration recordings are left out of the threshold: recorded below the model's band "
+                "(%s), they score as unlike its sound for that alone", len(low), len(wf.files),
+                listed(file_names(sorted(low))))
+    return wf.subset_files([i for i, f in enumerate(wf.files) if str(f) not in low])
+
+
+#: a calibration whose windows score above the model's threshold at least this often is said to be of another sound
+SHIFT_SHARE = 0.5
+
+
+def calibration_shift(det: "Detector", info: dict, scores: np.ndarray) -> str | None:
+    """What to say when the model scored most (:data:`SHIFT_SHARE`) of the calibration windows ``scores`` above the
+    threshold it had for that score: it finds these recordings unlike the sound it was fitted on (a dead microphone,
+    another codec, sensor, place or machine), and the threshold ``info`` sets on them lets faults of that size pass
+    (a silent set of recordings raised one 13 times, every fault then missed). None otherwise."""
+    score = info["score"]
+    old = (det.anomaly.get("thresholds") or {}).get(score, det.threshold if score == det.method else None)
+    if old is None or not np.isfinite(old) or not len(scores):
+        return None
+    above = float(np.mean(np.asarray(scores) > old))
+    if above < SHIFT_SHARE:
+        return None
+    new = float(info["threshold"])
+    ratio = f", {new / old:.3g} times the old one" if old > 0 else ""
+    return (f"the model scores {above:.0%} of the calibration windows above its threshold ({old:.4g}): it finds these "
+            f"recordings unlike the sound it was fitted on, and the threshold set on them ({new:.4g}{ratio}) lets "
+            "faults of that size pass as normal; if the sound has changed (another sensor, place, gain or machine), fit "
+            "a model on it (`latentbridge anomaly fit`), or calibrate on normal recordings of the sound it was fitted on")
+
+
+def _warn_padding(det: "Detector", wf: WindowFeatures) -> None:
+    """Padded recordings scored by a model that saw no padding: its score reads the silence too (the
+    statistics detectors read active frames only, and the frames at the cut as silence)."""
+    fitted_padded = (det.saved.info.get("data") or {}).get("n_padded_files")
+    if wf.padded and fitted_padded == 0 and not getattr(det.model, "reads_active_frames", False):
+        log.warning("%d recording(s) shorter than the model's %.3g-s window were padded (%s), and the model was "
+                    "fitted on none: their scores also measure the padding (%s); fit with a window no longer than "
+                    "them (-o audio.window_s=...) to score them on sound alone", len(wf.padded),
+                    det.cfg.audio.window_s, det.cfg.audio.pad, listed(file_names(wf.padded)))
+
+
+#: windows with at least this share of their frames digital silence, but not all, are named after scoring
+GAP_SHARE = 0.1
+
+
+def _warn_silent(wf: WindowFeatures) -> None:
+    """Recordings with windows of digital silence (a muted or disconnected input, zeroed gaps): each such window
+    scores the silence, not the machine; ``listen`` names them as they come, here they are named after scoring. So are
+    windows partly silent (:data:`GAP_SHARE` of their frames or more: a dropout inside the sound), but for padding."""
+    if wf.silent is None:
+        return
+    padded = np.isin(wf.file_index, [i for i, f in enumerate(wf.files) if str(f) in set(wf.padded)])
+    gaps = (wf.silent >= GAP_SHARE) & (wf.silent < 1) & ~padded
+    total, names = np.bincount(wf.file_index, minlength=len(wf.files)), file_names(wf.files)
+    for mask, what, why in ((wf.silent >= 1, "windows of digital silence", "a muted or disconnected input, or gaps written "
+                             "as zeros; those windows score the silence, not the sound"),
+                            (gaps, "windows partly digital silence (a tenth of their frames or more)", "a dropout, or "
+                             "zeros before or after the sound; those windows score the gap with the sound")):
+        if mask.any():
+            per_file = np.bincount(wf.file_index[mask], minlength=len(wf.files))
+            which = np.flatnonzero(per_file)
+            shown = listed([f"{names[i]} {per_file[i]} of {total[i]}" for i in which])
+            log.warning("%d of %d recordings hold %s (%s windows): %s (--out's scores.csv lists every window)",
+                        len(which), len(wf.files), what, shown, why)
+
+
+def recording_warnings(det: "Detector", names: list[str], codecs=(), rates=(), levels=None, clipped=None) -> list[str]:
+    """What recordings' headers (``codecs``, ``rates``), levels and clipped shares tell against the model's training
+    recordings, as far as the model kept them (:func:`header_warnings`, :func:`level_warnings`,
+    :func:`clipping_warnings`): `anomaly score`, `listen` and the server's uploads say the same."""
+    data = det.saved.info.get("data") or {}
+    return header_warnings(data.get("codecs"), det.sample_rate, det.spec.features, names, list(codecs), list(rates)) \
+        + level_warnings((data.get("survey") or {}).get("level_dbfs_percentiles_0_10_50_90_100"), names, levels) \
+        + clipping_warnings(data.get("clipped_share_percentiles_0_10_50_90_100"), names, clipped)
+
+
+def _warn_band(det: "Detector", wf: WindowFeatures) -> None:
+    own_rates = [None if h is None else h.sample_rate for h in (wf.headers or [None] * len(wf.files))]
+    for text in band_warnings(det, wf.band_power, [str(f) for f in wf.files], own_rates):
+        log.warning(text)
+
+
+def band_warnings(det: "Detector", powers: np.ndarray | None, files: list[str], own_rates: list[int | None]
+                  ) -> list[str]:
+    """Recordings whose spectrum leaves every training recording's in some band (a codec's or recorder's
+    low-pass: everything flagged for that alone), and those resampled down whose top band the resampler emptied;
+    those recorded at a rate too low for the band are named already, from their headers
+    (:meth:`FeatureExtractor.check_band`), and left out here. ``powers``: each recording's mean band power as the
+    model reads it (:func:`~latentbridge.data.survey.band_power`; None: not known), ``own_rates`` each recording's
+    rate (None: not known)."""
+    fitted = (det.saved.info.get("data") or {}).get("band_profile_db")
+    profile = None if not fitted or powers is None else profile_of_powers(powers)
+    if profile is None:
+        return []
+    names, centres = file_names(files), band_centres_hz(det.spec.features, det.sample_rate)
+    texts = [resampled_top_warning(profile, fitted, own_rates, det.sample_rate, det.spec.features, names)]
+    if band_content_warning(profile, fitted, names, centres) is not None:
+        rates = {f: r for f, r in zip(files, own_rates) if r is not None}
+        short = files_below_band(rates, det.sample_rate, band_fmax(det.spec.features))
+        profile[[f in short for f in files]] = np.nan
+        texts.append(band_content_warning(profile, fitted, names, centres))
+    return [t for t in texts if t]
