@@ -891,6 +891,19 @@ def test_masks_saved_in_16_bits_or_colour_as_0_1_and_a_few_inverted_ones(tmp_pat
     assert "1 mask(s) more than half crack, as if drawn dark on white (the others are not): Test_02" in caplog.text
 
 
+def test_a_column_named_with_its_unit_is_the_column_without_one():
+    """A logger's units row joins each name to its unit (x [g]): the same sensor as x, in either header; not as x of
+    another unit, nor where two columns would take one name."""
+    from latentbridge.io.columns import by_name
+
+    assert by_name(["x [g]", "y [g]", "z [g]"], ["x", "y", "z"]) == [0, 1, 2]
+    assert by_name(["z", "x", "y"], ["x [g]", "y [g]", "z [g]"]) == [1, 2, 0]
+    assert by_name(["t [s]", "z [g]", "x [g]", "y [g]"], ["x [g]", "y", "z"]) == [2, 3, 1]
+    assert by_name(["x [m/s2]", "y [m/s2]"], ["x [g]", "y [g]"]) is None  # other units: other readings
+    assert by_name(["x [g]", "x [m/s2]"], ["x"]) is None  # which one?
+    assert by_name(["temp [C]", "rpm"], ["x", "y"]) is None
+
+
 def test_sensor_columns_are_matched_by_name_across_recordings(tmp_path, caplog):
     """A logger writing its columns in another order (ch2, ch1, ch0) had its channels swapped without a word."""
     root = make_root(tmp_path, {"Test_01": {"extent": 0.1}, "Test_02": {"extent": 0.0}})

@@ -437,7 +437,8 @@ def test_a_time_vector_beside_the_samples_is_time(tmp_path):
 
 
 def _columns(src, path, header: str | None, order) -> None:
-    """``src``'s rows (time and three axes) written to ``path`` with its columns in ``order``, under ``header``."""
+    """``src``'s rows (time and three axes) written to ``path`` with its columns in ``order``, under ``header`` (and
+    a units row, where it has a second line)."""
     rows = np.loadtxt(src, delimiter=",", skiprows=1)[:, order]
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savetxt(path, rows, delimiter=",", header=header or "", comments="", fmt="%.4f")
@@ -457,17 +458,22 @@ def test_csv_columns_are_read_by_their_header_names(axes_data, axes_model, tmp_p
     _columns(rec, tmp_path / "in" / "swapped.csv", "time_s,x,y,z", [0, 3, 1, 2])  # what reading by position read
     _columns(rec, tmp_path / "other" / "sensors.csv", "time_s,temp,rpm,current", [0, 1, 2, 3])
     _columns(rec, tmp_path / "extra" / "logger.csv", "time_s,rpm,z,temp,x,y", [0, 1, 3, 2, 1, 2])  # + rpm, temp
+    # the same logger writing a units row under its header (x [g] ...): refused as other sensors
+    _columns(rec, tmp_path / "in" / "units.csv", "time_s,x,y,z\ns,g,g,g", [0, 1, 2, 3])
+    _columns(rec, tmp_path / "in" / "units_reordered.csv", "time_s,z,x,y\ns,g,g,g", [0, 3, 1, 2])
     assert main(["anomaly", "score", str(axes_model), str(rec), "--out", str(tmp_path / "ref")]) == 0
     ref = _window_scores(tmp_path / "ref")
     threshold = json.loads((axes_model / "config.json").read_text())["anomaly"]["threshold"]
     assert len(ref) == 3 and max(ref) < threshold
     scores = {}
-    for name in ("reordered", "bare", "swapped"):
+    for name in ("reordered", "bare", "swapped", "units", "units_reordered"):
         assert main(["anomaly", "score", str(axes_model), str(tmp_path / "in" / f"{name}.csv"),
                      "--out", str(tmp_path / name)]) == 0
         scores[name] = _window_scores(tmp_path / name)
-    np.testing.assert_allclose(scores["reordered"], ref, rtol=1e-6)
-    np.testing.assert_allclose(scores["bare"], ref, rtol=1e-6)
+    for name in ("reordered", "bare", "units", "units_reordered"):
+        np.testing.assert_allclose(scores[name], ref, rtol=1e-6, err_msg=name)
+    assert "units.csv: sensor columns named with units other than the model's training recordings' (x [g], y [g], " \
+           "z [g] for x, y, z): read as the same sensors, by name" in caplog.text
     assert min(scores["swapped"]) > threshold, (scores["swapped"], threshold)  # the axes swapped: a fault
     # a logger that also writes other quantities: the model's columns by name, the others left out and named
     assert main(["anomaly", "score", str(axes_model), str(tmp_path / "extra"), "--out", str(tmp_path / "e")]) == 0

@@ -6,6 +6,7 @@ with ``columns``) put a recording's channels in a model's order by these rules."
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -22,15 +23,32 @@ def same_columns(names, others) -> bool:
     return sorted(names) == sorted(others) and len(set(names)) == len(names)
 
 
+def _unit(name) -> tuple[str, str | None]:
+    """A column's name and its unit, where the header gives one as ``name [unit]`` (a units row joined to it)."""
+    m = re.fullmatch(r"(.*?)\s*\[([^\]]*)\]", str(name).strip())
+    return (m.group(1), m.group(2)) if m else (str(name).strip(), None)
+
+
 def by_name(names, ref) -> list[int] | None:
     """The indices that take ``ref``'s columns out of a header naming ``names``, by name, where ``names`` names each
     of them, and each once (the same set in another order, or more columns: a temperature, an rpm); None otherwise.
-    The one rule of :func:`model_order` and of a bridge folder's
-    :class:`~latentbridge.data.bridge_columns.ChannelOrder`."""
+    A name with its unit matches the same name without one (``ax [m/s2]`` for ``ax``: a logger's units row joined to
+    one header, not the other, was refused as other sensors), not one of another unit. The one rule of
+    :func:`model_order` and of a bridge folder's :class:`~latentbridge.data.bridge_columns.ChannelOrder`."""
     names = list(names)
-    if len(set(names)) != len(names) or len(set(ref)) != len(ref) or not set(ref) <= set(names):
+    if len(set(names)) != len(names) or len(set(ref)) != len(ref):
         return None
-    return [names.index(n) for n in ref]
+    if set(ref) <= set(names):
+        return [names.index(n) for n in ref]
+    split = [_unit(n) for n in names]
+    bare = [b for b, _ in split]
+    idx = []
+    for b, u in map(_unit, ref):
+        if len(set(bare)) != len(bare) or b not in bare or None not in (u, split[bare.index(b)][1]) \
+                and u != split[bare.index(b)][1]:
+            return None
+        idx.append(bare.index(b))
+    return idx if len(set(idx)) == len(idx) else None
 
 
 def model_order(names: list[str] | None, model_names: list[str] | None, where, strict: bool = False
@@ -44,8 +62,11 @@ def model_order(names: list[str] | None, model_names: list[str] | None, where, s
     if not names or not model_names or list(names) == list(model_names):
         return None
     if (idx := by_name(names, model_names)) is not None:
-        extra = [n for n in names if n not in model_names]  # a logger that also writes temperature, rpm...: left out
+        extra = [n for i, n in enumerate(names) if i not in idx]  # a logger that also writes temperature...: left out
         text = _left_out_text(where, extra, model_names) if extra else (
+            f"{where}: sensor columns named with units other than the model's training recordings' "
+            f"({listed(names, 4)} for {listed(model_names, 4)}): read as the same sensors, by name"
+            if idx == sorted(idx) else
             f"{where}: sensor columns in another order ({listed(names, 4)}) than the model's training recordings "
             f"({listed(model_names, 4)}): read in the model's order, by name")
         if first_time(("columns", text)):
@@ -96,7 +117,7 @@ def left_out(named: dict, columns: list[str], where) -> list:
     """The files of ``named`` (path -> header names) that name ``columns`` and more, said in one warning naming the
     columns left out and the files (``where``: their folder), which each file's reading then does not repeat
     (:func:`model_order`); returned."""
-    extra = {p: [c for c in n if c not in columns] for p, n in named.items()
+    extra = {p: [c for i, c in enumerate(n) if i not in by_name(n, columns)] for p, n in named.items()
              if n and len(n) > len(columns) and by_name(n, columns) is not None}
     if extra:
         names = list(dict.fromkeys(c for cs in extra.values() for c in cs))
