@@ -139,7 +139,9 @@ def test_a_spectrum_cut_off_at_the_top_is_named_and_a_change_within_the_band_is_
 
 def test_recordings_all_but_silent_are_named(tmp_path, caplog):
     # a stereo pair in opposite polarity mixes to ~-96 dBFS, a dead microphone's one-bit noise likewise: both once
-    # passed the survey in silence (and pulled a fitted threshold down from 19.1 to 4.9)
+    # passed the survey in silence (and pulled a fitted threshold down from 19.1 to 4.9). The dead one is named; the
+    # pair's mix cancels, its first channel does not: channel 0 is modelled (the mix of nothing was fitted on, and
+    # refused as "copies of one another"), its level the survey's
     rng = np.random.default_rng(0)
     for i in range(3):
         _write(tmp_path / "q" / f"ok{i}.wav", 1.0, 16000, rng)
@@ -148,12 +150,24 @@ def test_recordings_all_but_silent_are_named(tmp_path, caplog):
              subtype="PCM_16")
     sf.write(tmp_path / "q" / "dead.wav", rng.integers(-1, 2, 16000).astype(np.int16), 16000)
     s = survey_files(list_audio_files(tmp_path / "q"))
-    assert sorted(p.split("/")[-1] for p, _ in s.quiet) == ["antiphase.wav", "dead.wav"]
-    assert all(db < -80 for _, db in s.quiet) and min(s.levels_dbfs) < -80 < max(s.levels_dbfs)
+    assert [p.split("/")[-1] for p, _ in s.quiet] == ["dead.wav"] and s.quiet[0][1] < -80
+    (path, mix, one), = s.cancelled
+    assert path.endswith("antiphase.wav") and mix < -80 and one == pytest.approx(-13.5, abs=0.2)
+    assert sorted(s.levels_dbfs)[0] < -80 < sorted(s.levels_dbfs)[1] and one in [round(v, 1) for v in s.levels_dbfs]
     cfg = load_config(None, [], sets={"task": "anomaly", "data.train_dir": str(tmp_path / "q")})
     with caplog.at_level("WARNING"):
-        adapt(cfg, [str(tmp_path / "q")])
-    assert "2 recordings are all but silent" in caplog.text and "antiphase.wav" in caplog.text
+        cfg, _, choices = adapt(cfg, [str(tmp_path / "q")])
+    assert "1 recording is all but silent" in caplog.text and "dead.wav" in caplog.text
+    assert "antiphase.wav" not in caplog.text
+    channel = next(c for c in choices if c.key == "audio.channel")
+    assert channel.value == 0 == cfg.audio.channel and "antiphase.wav: the mix at" in channel.reason
+    # a folder of such pairs only: fitted on channel 0
+    (tmp_path / "pairs").mkdir()
+    for i in range(4):
+        y = 0.3 * np.sin(2 * np.pi * (200 + 30 * i) * np.arange(32000) / 16000) + 0.05 * rng.normal(size=32000)
+        sf.write(tmp_path / "pairs" / f"p{i}.wav", np.stack([y, -y], 1), 16000, subtype="PCM_16")
+    assert main(["anomaly", "fit", str(tmp_path / "pairs"), "--out", str(tmp_path / "m")]) == 0
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["config"]["audio"]["channel"] == 0
 
 
 def test_scoring_files_below_the_band(machine_data, feature_cache, tmp_path, caplog):

@@ -371,6 +371,16 @@ def test_calibrating_on_recordings_unlike_the_training_sound_is_said(machine_dat
                    "recordings are left out of the threshold: recorded below the model's band"
         assert (left_out in caplog.text) == (name == "mixed"), caplog.text
     assert thresholds["mixed"] == thresholds["normal"]  # the 8-kHz copies left out
+    # none left once the unusable are skipped: refused, not a traceback (and not the threshold of nothing)
+    low = tmp_path / "low"
+    low.mkdir()
+    shutil.copy(next(mixed.glob("low_*.wav")), low / "low.wav")
+    (low / "broken.wav").write_bytes((normal / sorted(p.name for p in normal.glob("*.wav"))[0]).read_bytes()[:30])
+    model = tmp_path / "model_low"
+    shutil.copytree(fitted_model, model)
+    before = (model / "config.json").read_bytes()
+    assert main(["anomaly", "calibrate", str(model), str(low), "--skip-bad"]) == 2
+    assert (model / "config.json").read_bytes() == before
 
 
 def test_windows_of_digital_silence_are_named_after_scoring(fitted_model, machine_data, tmp_path, caplog):

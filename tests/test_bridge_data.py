@@ -892,16 +892,20 @@ def test_masks_saved_in_16_bits_or_colour_as_0_1_and_a_few_inverted_ones(tmp_pat
 
 
 def test_a_column_named_with_its_unit_is_the_column_without_one():
-    """A logger's units row joins each name to its unit (x [g]): the same sensor as x, in either header; not as x of
-    another unit, nor where two columns would take one name."""
-    from latentbridge.io.columns import by_name
+    """A logger's units row joins each name to its unit (x [g]): the same sensor as x, in either header, where a model's
+    columns are read from a recording (``units``); not as x of another unit, nor where two columns would take one name.
+    A bridge folder's columns are matched as written."""
+    from latentbridge.io.columns import by_name, model_order
 
-    assert by_name(["x [g]", "y [g]", "z [g]"], ["x", "y", "z"]) == [0, 1, 2]
-    assert by_name(["z", "x", "y"], ["x [g]", "y [g]", "z [g]"]) == [1, 2, 0]
-    assert by_name(["t [s]", "z [g]", "x [g]", "y [g]"], ["x [g]", "y", "z"]) == [2, 3, 1]
-    assert by_name(["x [m/s2]", "y [m/s2]"], ["x [g]", "y [g]"]) is None  # other units: other readings
-    assert by_name(["x [g]", "x [m/s2]"], ["x"]) is None  # which one?
-    assert by_name(["temp [C]", "rpm"], ["x", "y"]) is None
+    assert by_name(["x [g]", "y [g]", "z [g]"], ["x", "y", "z"], units=True) == [0, 1, 2]
+    assert by_name(["x [g]", "y [g]", "z [g]"], ["x", "y", "z"]) is None
+    assert by_name(["z", "x", "y"], ["x [g]", "y [g]", "z [g]"], units=True) == [1, 2, 0]
+    assert by_name(["t [s]", "z [g]", "x [g]", "y [g]"], ["x [g]", "y", "z"], units=True) == [2, 3, 1]
+    assert by_name(["x [m/s2]", "y [m/s2]"], ["x [g]", "y [g]"], units=True) is None  # other units: other readings
+    assert by_name(["x [g]", "x [m/s2]"], ["x"], units=True) is None  # which one?
+    assert by_name(["temp [C]", "rpm"], ["x", "y"], units=True) is None
+    with pytest.raises(DataError, match=r"without ay \[g\]: the model reads"):  # ax is there, named with its unit
+        model_order(["ax", "by [m/s2]"], ["ax [g]", "ay [g]"], "f.csv", strict=True)
 
 
 def test_sensor_columns_are_matched_by_name_across_recordings(tmp_path, caplog):

@@ -166,7 +166,7 @@ def test_onnx_denoiser_samples_without_torch_like_pytorch(mnist_run, tmp_path, c
                            (["--batch-size", "0"], "--batch-size must be at least 1"),
                            (["--num-samples", str(10 ** 14)],  # its labels alone, beyond the address space
                             "in `python -m latentbridge.edge_sampler`, an allocation of 728 TiB failed: more than "
-                            "this machine's memory"),
+                            "16 times this machine's memory"),
                            (["--num-samples", str(10 ** 14)], "far larger than meant: draw fewer samples at once "
                                                                "(--batch-size, --num-samples)"),
                            (["--out", str(tmp_path / "a_file")], "exists and is a file"),

@@ -173,8 +173,10 @@ def test_out_of_memory_errors_are_recognised_with_their_size():
     huge = Fail("[ONNXRuntimeError] : 1 : FAIL : bfc_arena.cc:360 Failed to allocate memory for requested buffer of "
                 f"size {2 ** 47}\n")
     text = memory_text(huge, "python -m latentbridge.edge")
-    assert text.startswith("in `python -m latentbridge.edge`, an allocation of 128 TiB failed: more than this "
-                           f"machine's memory ({physical_memory() / 2 ** 30:.3g} GiB)") and "out of memory" not in text
+    assert text.startswith("in `python -m latentbridge.edge`, an allocation of 128 TiB failed: more than 16 times "
+                           f"this machine's memory ({physical_memory() / 2 ** 30:.3g} GiB)") and "out of memory" not in text
+    big = MemoryError(f"Unable to allocate {1.2 * physical_memory() / 2 ** 30:.1f} GiB for an array with shape ...")
+    assert memory_text(big, "latentbridge anomaly fit").startswith("out of memory in `latentbridge anomaly fit`")
     assert text.endswith("check the files and options given (a damaged header, a window, image or batch size)")
     assert memory_text(ort, "python -m latentbridge.edge").startswith("out of memory in")  # 4 GiB: a shortage
 

@@ -175,6 +175,8 @@ _MEMORY_HINTS = {
     "python -m latentbridge.edge_sampler": "draw fewer samples at once (--batch-size, --num-samples)",
     "python -m latentbridge.edge": "it reads a recording block by block: leave it more of the memory (other programs)",
 }
+#: an allocation this many times the machine's memory is a size far larger than meant, not a shortage of memory
+ABSURD_RAM_FACTOR = 16
 #: the commands whose hint names the option that sets an allocation's size (said of one beyond the machine's memory too)
 _SIZE_OPTIONS = ("latentbridge sample", "python -m latentbridge.edge_sampler")
 _MEMORY_HINT = "give fewer or shorter files at a time (--workers 0 where the command has it: one decoded at a time)"
@@ -182,16 +184,18 @@ _MEMORY_HINT = "give fewer or shorter files at a time (--workers 0 where the com
 
 def memory_text(e: BaseException, command: str, named: bool = False) -> str:
     """One line for ``e``, an allocation that failed (:func:`out_of_memory`) in ``command`` ("latentbridge anomaly
-    score"): the command, the allocation's size where ``e`` says it, and what to lower; an allocation larger than this
-    machine's memory (128 TiB) is said to be one, no matter of more memory (it was called out of memory like any)."""
+    score"): the command, the allocation's size where ``e`` says it, and what to lower; an allocation of more than
+    :data:`ABSURD_RAM_FACTOR` times this machine's memory (128 TiB) is said to be one, no matter of more memory (it was
+    called out of memory like any; a fit of many hours may need more than the machine has, and is told so)."""
     size, ram = allocation_size(e), physical_memory()
     gpu = "CUDA" in str(e) or "MPS" in str(e) or type(e).__name__ == "OutOfMemoryError"
     what = f"an allocation of {size} failed" if size else "an allocation failed"
     if getattr(e, "path", None) and not named:  # the file it was reading (``named``: the caller names it)
         what += f" reading {e.path}"
-    if not gpu and ram and (allocation_bytes(e) or 0) > ram:
-        return (f"in `{command}`, {what}: more than this machine's memory ({ram / 2 ** 30:.3g} GiB), so no machine of "
-                "its kind runs it; an input or a setting is far larger than meant: "
+    if not gpu and ram and (allocation_bytes(e) or 0) > ABSURD_RAM_FACTOR * ram:
+        return (f"in `{command}`, {what}: more than {ABSURD_RAM_FACTOR} times this machine's memory "
+                f"({ram / 2 ** 30:.3g} GiB), so no machine of its kind runs it; an input or a setting is far larger "
+                "than meant: "
                 + (_MEMORY_HINTS[command] if command in _SIZE_OPTIONS else
                    "check the files and options given (a damaged header, a window, image or batch size)"))
     hint = "a smaller -o train.batch_size=N, or a device with more memory" if gpu else \

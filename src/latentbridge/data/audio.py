@@ -234,10 +234,9 @@ class FeatureExtractor:
         self.refuse_below_band = False  # calibrating: recordings that all leave the band's top empty are refused
         self.training = False  # fitting a model: recordings resampled down are said with the band they lose
         self.fitted_channels: int | None = None  # scoring: the most channels of the model's training recordings
-        # recordings that take more than stream_bytes (None: data.blocks.STREAM_BYTES) to decode whole are read in
-        # blocks (check_band names them in streamed): their features computed so (data.blocks.features_in_blocks), or,
-        # with defer_streamed (scoring), left to where they are scored (FileFeatures.streamed)
-        self.stream_bytes: float | None = None
+        # recordings that take more than data.blocks.STREAM_BYTES to decode whole are read in blocks (check_band names
+        # them in streamed): their features computed so (data.blocks.features_in_blocks), or, with defer_streamed
+        # (scoring), left to where they are scored (FileFeatures.streamed)
         self.defer_streamed = False
         self.streamed: set[str] = set()
         self.batch_windows = batch_windows  # small batches: faster on CPU than large ones (benchmarks/)
@@ -521,8 +520,7 @@ class FeatureExtractor:
                                            "was fitted on: its threshold is not set from them (" + text + ")")
         if text:
             log.warning(text)
-        self.streamed = {p for p in rates if read_in_blocks(self._headers[p], self.sample_rate, self.channel,
-                                                            self.stream_bytes)}
+        self.streamed = {p for p in rates if read_in_blocks(self._headers[p], self.sample_rate, self.channel)}
         return text
 
     def assemble(self, files: list[Path], results: list["FileFeatures"], skip_bad: bool, paths) -> WindowFeatures:

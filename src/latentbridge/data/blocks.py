@@ -26,10 +26,10 @@ def decode_bytes(info, sample_rate: int, channel=None) -> float:
     return 4.0 * info.frames * (info.channels + width * (1 + sample_rate / max(1, info.sample_rate)))
 
 
-def read_in_blocks(info, sample_rate: int, channel=None, limit: float | None = None) -> bool:
+def read_in_blocks(info, sample_rate: int, channel=None) -> bool:
     """Whether a recording of header ``info`` (None: unknown, read whole) is read in blocks: when decoding it
-    whole at ``sample_rate`` takes more than ``limit`` (default :data:`STREAM_BYTES`)."""
-    return info is not None and decode_bytes(info, sample_rate, channel) > (STREAM_BYTES if limit is None else limit)
+    whole at ``sample_rate`` takes more than :data:`STREAM_BYTES`."""
+    return info is not None and decode_bytes(info, sample_rate, channel) > STREAM_BYTES
 
 
 def block_windows(ex, path: Path):

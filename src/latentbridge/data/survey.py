@@ -39,6 +39,8 @@ class Survey:
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     quiet: list[tuple[str, float]] = field(default_factory=list)  # read files under QUIET_DBFS: (path, level)
     codecs: dict[str, int] = field(default_factory=dict)  # how the files are stored (AudioInfo.codec) → count
+    # quiet files of several channels whose first channel is not: (path, the mix's level, channel 0's level)
+    cancelled: list[tuple[str, float, float]] = field(default_factory=list)
 
     @property
     def common_rate(self) -> int | None:
@@ -104,7 +106,7 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
         raise none_read()
     pick = readable if len(readable) <= max_read else [
         readable[i] for i in sorted(np.random.default_rng(seed).choice(len(readable), max_read, replace=False))]
-    levels, active, silence, quiet = [], [], [], []
+    levels, active, silence, quiet, cancelled = [], [], [], [], []
     for f in pick:
         try:
             level, start, end, n, sr = _level_and_bounds(f, headers[f], top_db, csv_rate, columns)
@@ -112,6 +114,10 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
             bad.append((str(f), e.problem))
             del headers[f]
             continue
+        if level < QUIET_DBFS and channels_read(headers[f], columns) > 1 and \
+                (one := _channel_level(f, csv_rate, columns)) > QUIET_DBFS:
+            cancelled.append((str(f), round(level, 1), round(one, 1)))
+            level = one  # the level of what is modelled: channel 0 (tasks.adapt's channel choice)
         levels.append(level)
         if levels[-1] < QUIET_DBFS:
             quiet.append((str(f), round(levels[-1], 1)))
@@ -124,7 +130,20 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
     durations = [i.duration_s for i in headers.values()]
     codecs = Counter(i.codec for i in headers.values())
     return Survey(len(files), dict(rates), dict(channels), durations, len(levels), levels, active, silence, bad, quiet,
-                  dict(codecs))
+                  dict(codecs), cancelled)
+
+
+def _channel_level(path: Path, csv_rate, columns) -> float:
+    """The level (dBFS) of the first channel of ``path``, a file whose mix is all but silent: a dead input, or channels
+    in opposite polarity that cancel in the mix (its first channel then as loud as ever); read in blocks."""
+    from latentbridge.io.blockread import RecordingBlocks
+    from latentbridge.io.levels import dbfs, sum_of_squares
+
+    try:
+        blocks = RecordingBlocks(path, 0, csv_rate=csv_rate, columns=columns)
+        return dbfs(sum(sum_of_squares(b[:, 0]) for b in blocks), blocks.frames)
+    except DataError:  # channel 0 silent too (refused as such): a dead input
+        return -200.0
 
 
 def _level_and_bounds(path: Path, info, top_db: float, csv_rate, columns) -> tuple[float, int, int, int, int]:

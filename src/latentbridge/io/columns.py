@@ -29,17 +29,20 @@ def _unit(name) -> tuple[str, str | None]:
     return (m.group(1), m.group(2)) if m else (str(name).strip(), None)
 
 
-def by_name(names, ref) -> list[int] | None:
+def by_name(names, ref, units: bool = False) -> list[int] | None:
     """The indices that take ``ref``'s columns out of a header naming ``names``, by name, where ``names`` names each
     of them, and each once (the same set in another order, or more columns: a temperature, an rpm); None otherwise.
-    A name with its unit matches the same name without one (``ax [m/s2]`` for ``ax``: a logger's units row joined to
-    one header, not the other, was refused as other sensors), not one of another unit. The one rule of
-    :func:`model_order` and of a bridge folder's :class:`~latentbridge.data.bridge_columns.ChannelOrder`."""
+    With ``units`` (a model's columns read from a recording: :func:`model_order`, the readers), a name with its unit
+    matches the same name without one (``ax [m/s2]`` for ``ax``: a logger's units row joined to one header, not the
+    other, was refused as other sensors), not one of another unit. The one rule of :func:`model_order` and of a bridge
+    folder's :class:`~latentbridge.data.bridge_columns.ChannelOrder` (names as written)."""
     names = list(names)
     if len(set(names)) != len(names) or len(set(ref)) != len(ref):
         return None
     if set(ref) <= set(names):
         return [names.index(n) for n in ref]
+    if not units:
+        return None
     split = [_unit(n) for n in names]
     bare = [b for b, _ in split]
     idx = []
@@ -61,7 +64,7 @@ def model_order(names: list[str] | None, model_names: list[str] | None, where, s
     ``where``, both column sets and the channel counts."""
     if not names or not model_names or list(names) == list(model_names):
         return None
-    if (idx := by_name(names, model_names)) is not None:
+    if (idx := by_name(names, model_names, units=True)) is not None:
         extra = [n for i, n in enumerate(names) if i not in idx]  # a logger that also writes temperature...: left out
         text = _left_out_text(where, extra, model_names) if extra else (
             f"{where}: sensor columns named with units other than the model's training recordings' "
@@ -74,7 +77,7 @@ def model_order(names: list[str] | None, model_names: list[str] | None, where, s
         return idx
     if strict:
         n, m = ("", "") if len(names) == len(model_names) else (f"{len(names)} ", f" {len(model_names)}")
-        lacks = [c for c in model_names if c not in names]
+        lacks = [c for c in model_names if by_name(names, [c], units=True) is None]
         raise DataError(where, f"its {n}sensor columns ({listed(names, 6, count=True)}) are not the model's{m} "
                                f"({listed(model_names, 6, count=True)}), without {listed(lacks, 4, count=True)}: the "
                                "model reads its columns by their names (a CSV's header, a MATLAB file's variables), so "
@@ -117,8 +120,8 @@ def left_out(named: dict, columns: list[str], where) -> list:
     """The files of ``named`` (path -> header names) that name ``columns`` and more, said in one warning naming the
     columns left out and the files (``where``: their folder), which each file's reading then does not repeat
     (:func:`model_order`); returned."""
-    extra = {p: [c for i, c in enumerate(n) if i not in by_name(n, columns)] for p, n in named.items()
-             if n and len(n) > len(columns) and by_name(n, columns) is not None}
+    extra = {p: [c for i, c in enumerate(n) if i not in by_name(n, columns, units=True)] for p, n in named.items()
+             if n and len(n) > len(columns) and by_name(n, columns, units=True) is not None}
     if extra:
         names = list(dict.fromkeys(c for cs in extra.values() for c in cs))
         log.warning("%s: %d of %d recordings hold columns besides the sensor columns the model reads (%s): %s left "
@@ -138,4 +141,4 @@ def channels_read(info, columns: list[str] | None) -> int:
     """How many channels a model reading ``columns`` (None: by position) takes of a recording whose header is
     ``info`` (an :class:`~latentbridge.io.audio.AudioInfo`): the model's columns where it names them all (a logger's
     temperature beside them is left out), else every channel it holds."""
-    return len(columns) if columns and by_name(info.columns, columns) is not None else info.channels
+    return len(columns) if columns and by_name(info.columns, columns, units=True) is not None else info.channels

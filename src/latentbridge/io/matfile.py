@@ -217,7 +217,7 @@ def read_mat_vibration(path: str | Path, sample_rate: float | None = None,
     from latentbridge.io.columns import by_name
 
     data, rate = read_mat_recording(path, sample_rate, fallback_rate, names=(found := []))
-    if pick_names and (picked := by_name(found, pick_names)) is not None:
+    if pick_names and (picked := by_name(found, pick_names, units=True)) is not None:
         data, found = data[:, picked], list(pick_names)
     elif channels is not None:
         picked = pick_channels(path, channels, data.shape[1], "channel")

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 from dataclasses import dataclass
 
 from latentbridge.data.survey import QUIET_DBFS, Survey, survey_files
@@ -151,9 +152,16 @@ def _channel_choice(survey: Survey) -> Choice | None:
     axis (a fault that shows on one axis is not diluted by the others': ``benchmarks/multi_axis.py``), and so are audio
     files of one channel count of three or more, or of two at a rate no sound card uses (a sensor array's or a data
     acquisition system's channels); stereo audio (microphones hearing one sound) and files of differing channel counts
-    are mixed to one. None for mono recordings."""
+    are mixed to one, unless their channels cancel in the mix (opposite polarity: channel 0 alone). None for mono
+    recordings."""
     if max(survey.channels) < 2:
         return None
+    if survey.cancelled:  # a mix of nothing: the first channel alone
+        path, mix, one = survey.cancelled[0]
+        return Choice("audio.channel", 0, f"the channels cancel in the mix of {len(survey.cancelled)} of the "
+                      f"{survey.n_read} files read (e.g. {Path(path).name}: the mix at {mix:g} dBFS, channel 0 at "
+                      f"{one:g}: channels in opposite polarity): channel 0 modelled alone; -o audio.channel=all each "
+                      "channel beside the others")
     counts = channel_counts(sorted(survey.channels.items()))
     vibration = sum(survey.codecs.get(c, 0) for c in VIBRATION_CODECS) == sum(survey.channels.values())
     if vibration and len(survey.channels) == 1:
@@ -238,11 +246,10 @@ def adapt(cfg, paths, *, max_read: int = 200,
     files = list_files(paths) if files is None else files
     survey = survey_files(files, max_read=max_read, seed=cfg.train.seed, csv_rate=cfg.audio.csv_rate,
                           columns=cfg.audio.columns)
-    if survey.quiet:
-        n = len(survey.quiet)
-        named = "; ".join(f"{p} ({db:g} dBFS)" for p, db in survey.quiet[:5]) + (f"; and {n - 5} more" if n > 5 else "")
-        log.warning("%d recording%s all but silent (RMS of the mono mix under %g dBFS: a dead microphone, or "
-                    "channels in opposite polarity that cancel in the mix?): %s",
+    if quiet := survey.quiet:  # (channels that cancel in the mix are not: channel 0 is modelled, and measured)
+        n = len(quiet)
+        named = "; ".join(f"{p} ({db:g} dBFS)" for p, db in quiet[:5]) + (f"; and {n - 5} more" if n > 5 else "")
+        log.warning("%d recording%s all but silent (RMS of the mono mix under %g dBFS: a dead microphone?): %s",
                     n, "s are" if n > 1 else " is", QUIET_DBFS, named)
     set_keys = {f"audio.{k}" for k in cfg.audio.model_fields_set} | {f"features.{k}" for k in cfg.features.model_fields_set}
     raw = config_to_dict(cfg)

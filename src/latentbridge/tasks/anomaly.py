@@ -361,7 +361,7 @@ def _calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | N
         ex.refuse_below_band = True
         wf = ex.extract(normal_paths, skip_bad=skip_bad, files=list_normal_files(normal_paths, "calibration"))
         _warn_trained_on(model_dir, wf.files)
-        warn_recordings(det, wf)  # what `anomaly score` says of them: a threshold is set on what they are
+        warn_recordings(det, wf, scored=False)  # what `anomaly score` says of them: the threshold is set on them
         wf = calibration_within_band(det, wf)
         where = ", ".join(map(str, normal_paths if isinstance(normal_paths, (list, tuple)) else [normal_paths]))
         info, scores = _calibration(det.model, wf.features, det.anomaly_config, method, k, false_alarm_rate,

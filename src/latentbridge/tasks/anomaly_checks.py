@@ -14,6 +14,7 @@ from latentbridge.data.audio import WindowFeatures
 from latentbridge.data.survey import (band_centres_hz, band_content_warning, band_fmax, band_power, clipping_warnings,
                                       files_below_band, header_warnings, level_warnings, profile_of_powers,
                                       resampled_top_warning)
+from latentbridge.errors import DataError
 from latentbridge.utils import file_names, listed
 
 if TYPE_CHECKING:
@@ -22,13 +23,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def warn_recordings(det: "Detector", wf: WindowFeatures) -> None:
+def warn_recordings(det: "Detector", wf: WindowFeatures, scored: bool = True) -> None:
     """Every warning `anomaly score` gives of the recordings ``wf`` read for ``det``: padding, digital silence, band
-    content (each file's mean band power computed here where the read did not keep it), headers, levels, clipping."""
+    content (each file's mean band power computed here where the read did not keep it), headers, levels, clipping;
+    ``scored`` False: read to calibrate (no scores.csv to point to)."""
     _warn_padding(det, wf)
-    _warn_silent(wf)
+    _warn_silent(wf, scored)
     if wf.band_power is None and (det.saved.info.get("data") or {}).get("band_profile_db"):
-        powers = [band_power(wf.features[wf.file_index == i], det.spec.features) for i in range(len(wf.files))]
+        ends = np.cumsum(np.bincount(wf.file_index, minlength=len(wf.files)))  # each file's windows, in order
+        powers = [band_power(wf.features[e - n:e], det.spec.features)
+                  for e, n in zip(ends, np.bincount(wf.file_index, minlength=len(wf.files)))]
         wf.band_power = None if any(p is None for p in powers) else np.stack(powers)
     _warn_band(det, wf)
     for text in recording_warnings(det, file_names(wf.files), wf.codecs or [], [],  # band: check_band's
@@ -44,6 +48,9 @@ def calibration_within_band(det: "Detector", wf: WindowFeatures) -> WindowFeatur
     low = files_below_band(rates, det.sample_rate, band_fmax(det.spec.features))
     if not low:
         return wf
+    if len(low) == len(wf.files):  # the others were skipped as unusable
+        raise DataError(wf.files[0].parent, f"every usable calibration recording ({len(low)}) is recorded below the "
+                        "model's band, so none is the sound it was fitted on: its threshold is not set from them")
     log.warning("%d of the %d calibration recordings are left out of the threshold: recorded below the model's band "
                 "(%s), they score as unlike its sound for that alone", len(low), len(wf.files),
                 listed(file_names(sorted(low))))
@@ -89,7 +96,7 @@ def _warn_padding(det: "Detector", wf: WindowFeatures) -> None:
 GAP_SHARE = 0.1
 
 
-def _warn_silent(wf: WindowFeatures) -> None:
+def _warn_silent(wf: WindowFeatures, scored: bool = True) -> None:
     """Recordings with windows of digital silence (a muted or disconnected input, zeroed gaps): each such window
     scores the silence, not the machine; ``listen`` names them as they come, here they are named after scoring. So are
     windows partly silent (:data:`GAP_SHARE` of their frames or more: a dropout inside the sound), but for padding."""
@@ -106,8 +113,8 @@ def _warn_silent(wf: WindowFeatures) -> None:
             per_file = np.bincount(wf.file_index[mask], minlength=len(wf.files))
             which = np.flatnonzero(per_file)
             shown = listed([f"{names[i]} {per_file[i]} of {total[i]}" for i in which])
-            log.warning("%d of %d recordings hold %s (%s windows): %s (--out's scores.csv lists every window)",
-                        len(which), len(wf.files), what, shown, why)
+            log.warning("%d of %d recordings hold %s (%s windows): %s%s", len(which), len(wf.files), what, shown, why,
+                        " (--out's scores.csv lists every window)" if scored else "")
 
 
 def recording_warnings(det: "Detector", names: list[str], codecs=(), rates=(), levels=None, clipped=None) -> list[str]:

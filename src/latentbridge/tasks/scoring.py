@@ -51,15 +51,16 @@ class _Scorer(L.LightningModule):
     def __init__(self, det, seed: int = 0, band_config=None, bar=None, extractor=None):
         """``band_config``: the features' config when the model keeps a band profile of its training recordings
         (each file's mean band power is then kept for the band checks); ``bar``: a progress bar counting files;
-        ``extractor``: the features' (long recordings are read in blocks here, :func:`score_in_blocks`)."""
+        ``extractor``: the features' (long recordings are read in blocks here, :class:`_ScoreInBlocks`, unless a
+        DataLoader worker read them)."""
         super().__init__()
-        self.extractor = extractor
         self.model = det.model
         self.method = det.method
         self.n_samples = det.iwae_samples
         self.seed = seed
         self.band_config = band_config
         self.bar = bar
+        self.in_blocks = _ScoreInBlocks(extractor, det, seed, band_config)
 
     def predict_step(self, chunk, batch_idx):
         from latentbridge.data.survey import band_power
@@ -70,8 +71,7 @@ class _Scorer(L.LightningModule):
             scores = r.scores  # a long recording read and scored in a DataLoader worker
             # a generator per file: the same scores however the files are shared between processes
             if r.streamed is not None:
-                scores = score_in_blocks(self.extractor, r, self.model, self.method, self.n_samples,
-                                         self.seed + r.index, self.band_config)
+                scores = self.in_blocks(r)
             elif r.problem is None and scores is None:
                 scores = score_features(self.model, r.features, self.method, self.n_samples, seed=self.seed + r.index)
                 if self.band_config is not None:
@@ -198,7 +198,7 @@ def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: s
     band_config = det.spec.features if fitted_band else None
     # on CPU, the workers score the long recordings they read in blocks (the main process scored them one by one: 4
     # files of 10 min of 48-kHz stereo took 6.9 s with 2 workers, 4.1 s decoded whole in them)
-    in_workers = workers > 0 and (accelerator or "cpu") == "cpu"
+    in_workers = workers > 0 and (accelerator or "cpu") == "cpu" and bool(ex.streamed)  # (the model sent if needed)
     loader = torch.utils.data.DataLoader(
         FeatureChunks(ex, chunks, _ScoreInBlocks(ex, det, seed, band_config) if in_workers else None),
         batch_size=None, sampler=_RankShare(len(chunks)), collate_fn=_identity, num_workers=workers,
