@@ -371,6 +371,17 @@ def test_calibrating_on_recordings_unlike_the_training_sound_is_said(machine_dat
                    "recordings are left out of the threshold: recorded below the model's band"
         assert (left_out in caplog.text) == (name == "mixed"), caplog.text
     assert thresholds["mixed"] == thresholds["normal"]  # the 8-kHz copies left out
+    # the band powers calibrate computes of its read are those scoring keeps of each file
+    from latentbridge.tasks.anomaly import Detector
+    from latentbridge.tasks.anomaly_checks import warn_recordings
+    from latentbridge.tasks.scoring import score_files
+
+    det = Detector.load(fitted_model)
+    read = det.extractor().extract(normal)
+    warn_recordings(det, read, scored=False)
+    scored, _ = score_files(det, sorted(normal.glob("*.wav")), num_workers=0)
+    assert read.band_power.shape == (len(read.files), det.spec.features.n_mels)
+    np.testing.assert_allclose(read.band_power, scored.band_power, rtol=1e-6)
     # none left once the unusable are skipped: refused, not a traceback (and not the threshold of nothing)
     low = tmp_path / "low"
     low.mkdir()

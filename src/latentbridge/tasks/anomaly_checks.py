@@ -30,9 +30,8 @@ def warn_recordings(det: "Detector", wf: WindowFeatures, scored: bool = True) ->
     _warn_padding(det, wf)
     _warn_silent(wf, scored)
     if wf.band_power is None and (det.saved.info.get("data") or {}).get("band_profile_db"):
-        ends = np.cumsum(np.bincount(wf.file_index, minlength=len(wf.files)))  # each file's windows, in order
-        powers = [band_power(wf.features[e - n:e], det.spec.features)
-                  for e, n in zip(ends, np.bincount(wf.file_index, minlength=len(wf.files)))]
+        counts = np.bincount(wf.file_index, minlength=len(wf.files))  # each file's windows, in order
+        powers = [band_power(wf.features[e - n:e], det.spec.features) for e, n in zip(np.cumsum(counts), counts)]
         wf.band_power = None if any(p is None for p in powers) else np.stack(powers)
     _warn_band(det, wf)
     for text in recording_warnings(det, file_names(wf.files), wf.codecs or [], [],  # band: check_band's
