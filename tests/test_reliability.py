@@ -971,7 +971,7 @@ def test_fit_names_every_bad_file_and_skip_bad_skips_them(machine_data, feature_
     err = capsys.readouterr().err
     for name in ("a_empty.wav", "b_text.wav", "c_silent.wav", "d_short.wav"):
         assert name in err
-    assert "4 of 10 audio files cannot be used" in err and "--skip-bad" in err
+    assert "4 of 10 recordings cannot be used" in err and "--skip-bad" in err
     assert main(["anomaly", "fit", str(data), "--out", str(tmp_path / "m"), "--skip-bad", *_o()]) == 0
     info = json.loads((tmp_path / "m" / "config.json").read_text())
     assert len(info["data"]["skipped_files"]) == 4

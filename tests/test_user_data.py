@@ -40,7 +40,7 @@ def test_mel_preset_keeps_short_clips_and_many_bad_files_make_one_short_error(tm
     with pytest.raises(DataError) as e:
         FeatureExtractor.from_spec(spec, use_cache=False).extract(files)
     text = str(e.value)
-    assert text.startswith(f"30 files in {bad}: 30 of 30 audio files cannot be used: ")
+    assert text.startswith(f"30 files in {bad}: 30 of 30 recordings cannot be used: ")
     # one problem of many files: said once, three of them named (each file's sentence made one line of 2,500 chars)
     assert f"{bad / 'blip_02.wav'} and 27 more: recording too short: 0.05 s" in text and "blip_03.wav" not in text
     assert text.count("recording too short") == 1 and len(text) < 800

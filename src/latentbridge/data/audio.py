@@ -531,14 +531,14 @@ class FeatureExtractor:
         kept = [r for r in results if r.problem is None]
         where = _where(paths)
         if skipped and not skip_bad:
-            raise DataError(where, f"{len(skipped)} of {len(files)} audio files cannot be used: "
+            raise DataError(where, f"{len(skipped)} of {len(files)} recordings cannot be used: "
                             + named_problems(skipped)
                             + " (skip such files, each named in a warning: --skip-bad in the anomaly commands, "
                               "-o data.skip_bad_files=true in train)")
         for p_, r in skipped:
             log.warning("skipping %s: %s", p_, r)
         if not kept:
-            raise DataError(where, f"none of the {len(files)} audio files could be used: "
+            raise DataError(where, f"none of the {len(files)} recordings could be used: "
                             + "; ".join(f"{Path(p_).name}: {r}" for p_, r in skipped[:5]))
         if padded:
             log.warning("%d of %d recordings are shorter than one %.3g-s window and were padded (%s)",
