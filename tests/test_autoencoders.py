@@ -434,7 +434,7 @@ def test_audio_reconstruct_cli(audio_run, tmp_path, capsys):
     capsys.readouterr()
     assert main(["audio", "reconstruct", str(audio_run), str(bad), "--out", str(tmp_path / "y"), "--n-iter", "4"]) == 2
     err = capsys.readouterr().err
-    assert "2 of 3 recordings cannot be used: " in err and "b_blip.wav: recording too short: 0.05 s" in err, err
+    assert "2 of 3 audio files cannot be used: " in err and "b_blip.wav: recording too short: 0.05 s" in err, err
     assert "c_empty.wav" in err and "PESQ" not in err and not (tmp_path / "y").exists()
 
 
