@@ -115,7 +115,7 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
             del headers[f]
             continue
         if level < QUIET_DBFS and channels_read(headers[f], columns) > 1 and \
-                (one := _channel_level(f, csv_rate, columns)) > QUIET_DBFS:
+                (one := _channel_level(f, headers[f], top_db, csv_rate, columns)) > QUIET_DBFS:
             cancelled.append((str(f), round(level, 1), round(one, 1)))
             level = one  # the level of what is modelled: channel 0 (tasks.adapt's channel choice)
         levels.append(level)
@@ -133,32 +133,29 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
                   dict(codecs), cancelled)
 
 
-def _channel_level(path: Path, csv_rate, columns) -> float:
+def _channel_level(path: Path, info, top_db: float, csv_rate, columns) -> float:
     """The level (dBFS) of the first channel of ``path``, a file whose mix is all but silent: a dead input, or channels
-    in opposite polarity that cancel in the mix (its first channel then as loud as ever); read in blocks."""
-    from latentbridge.io.blockread import RecordingBlocks
-    from latentbridge.io.levels import dbfs, sum_of_squares
-
+    in opposite polarity that cancel in the mix (its first channel then as loud as ever)."""
     try:
-        blocks = RecordingBlocks(path, 0, csv_rate=csv_rate, columns=columns)
-        return dbfs(sum(sum_of_squares(b[:, 0]) for b in blocks), blocks.frames)
+        return _level_and_bounds(path, info, top_db, csv_rate, columns, channel=0)[0]
     except DataError:  # channel 0 silent too (refused as such): a dead input
         return -200.0
 
 
-def _level_and_bounds(path: Path, info, top_db: float, csv_rate, columns) -> tuple[float, int, int, int, int]:
-    """``(level dBFS, start, end, samples, rate)`` of the mono mix of ``path`` at its own rate
+def _level_and_bounds(path: Path, info, top_db: float, csv_rate, columns, channel: int | None = None
+                      ) -> tuple[float, int, int, int, int]:
+    """``(level dBFS, start, end, samples, rate)`` of the mono mix of ``path`` (or its ``channel``) at its own rate
     (:func:`~latentbridge.io.level_dbfs`, :func:`~latentbridge.io.active_bounds` of the sound): read whole, or in
     blocks where decoding it whole takes more than :data:`~latentbridge.data.blocks.STREAM_BYTES` (hours of audio)."""
     from latentbridge.data.blocks import read_in_blocks
 
     if not read_in_blocks(info, info.sample_rate):
-        wave, sr = read_audio(path, mono=True, csv_rate=csv_rate, columns=columns)
+        wave, sr = read_audio(path, mono=channel is None, channel=channel, csv_rate=csv_rate, columns=columns)
         return level_dbfs(wave), *active_bounds(wave, sr, top_db), len(wave), sr
     from latentbridge.io.blockread import RecordingBlocks
     from latentbridge.io.levels import bounds_of_blocks, dbfs, sum_of_squares
 
-    blocks, power = RecordingBlocks(path, None, csv_rate=csv_rate, columns=columns), 0.0
+    blocks, power = RecordingBlocks(path, channel, csv_rate=csv_rate, columns=columns), 0.0
 
     def mix():
         nonlocal power

@@ -45,12 +45,14 @@ def by_name(names, ref, units: bool = False) -> list[int] | None:
         return None
     split = [_unit(n) for n in names]
     bare = [b for b, _ in split]
+    if len(set(bare)) != len(bare):
+        return None
     idx = []
     for b, u in map(_unit, ref):
-        if len(set(bare)) != len(bare) or b not in bare or None not in (u, split[bare.index(b)][1]) \
-                and u != split[bare.index(b)][1]:
+        i = bare.index(b) if b in bare else None
+        if i is None or None not in (u, split[i][1]) and u != split[i][1]:
             return None
-        idx.append(bare.index(b))
+        idx.append(i)
     return idx if len(set(idx)) == len(idx) else None
 
 

@@ -473,7 +473,8 @@ def read_vibration_csv(
         raise DataError(path, "no sensor columns (only a time/index column)")
 
     # --- channel selection
-    picked = by_name([header[j] for j in sensor_cols], pick_names, units=True) if header is not None and pick_names else None
+    picked = by_name([header[j] for j in sensor_cols], pick_names, units=True) \
+        if header is not None and pick_names else None
     if picked is not None:  # the model's columns, by their names (the rule of latentbridge.io.columns)
         use_cols = [sensor_cols[j] for j in picked]
     elif channels is not None:

@@ -76,8 +76,9 @@ def calibration_shift(det: "Detector", info: dict, scores: np.ndarray) -> str | 
     ratio = f", {new / old:.3g} times the old one" if old > 0 else ""
     return (f"the model scores {above:.0%} of the calibration windows above its threshold ({old:.4g}): it finds these "
             f"recordings unlike the sound it was fitted on, and the threshold set on them ({new:.4g}{ratio}) lets "
-            "faults of that size pass as normal; if the sound has changed (another sensor, place, gain or machine), fit "
-            "a model on it (`latentbridge anomaly fit`), or calibrate on normal recordings of the sound it was fitted on")
+            "faults of that size pass as normal; if the sound has changed (another sensor, place, gain or machine), "
+            "fit a model on it (`latentbridge anomaly fit`), or calibrate on normal recordings of the sound it was "
+            "fitted on")
 
 
 def _warn_padding(det: "Detector", wf: WindowFeatures) -> None:
@@ -104,8 +105,8 @@ def _warn_silent(wf: WindowFeatures, scored: bool = True) -> None:
     padded = np.isin(wf.file_index, [i for i, f in enumerate(wf.files) if str(f) in set(wf.padded)])
     gaps = (wf.silent >= GAP_SHARE) & (wf.silent < 1) & ~padded
     total, names = np.bincount(wf.file_index, minlength=len(wf.files)), file_names(wf.files)
-    for mask, what, why in ((wf.silent >= 1, "windows of digital silence", "a muted or disconnected input, or gaps written "
-                             "as zeros; those windows score the silence, not the sound"),
+    for mask, what, why in ((wf.silent >= 1, "windows of digital silence", "a muted or disconnected input, or gaps "
+                             "written as zeros; those windows score the silence, not the sound"),
                             (gaps, "windows partly digital silence (a tenth of their frames or more)", "a dropout, or "
                              "zeros before or after the sound; those windows score the gap with the sound")):
         if mask.any():

@@ -48,11 +48,10 @@ class _RankShare(torch.utils.data.Sampler):
 
 
 class _Scorer(L.LightningModule):
-    def __init__(self, det, seed: int = 0, band_config=None, bar=None, extractor=None):
+    def __init__(self, det, in_blocks: "_ScoreInBlocks", seed: int = 0, band_config=None, bar=None):
         """``band_config``: the features' config when the model keeps a band profile of its training recordings
         (each file's mean band power is then kept for the band checks); ``bar``: a progress bar counting files;
-        ``extractor``: the features' (long recordings are read in blocks here, :class:`_ScoreInBlocks`, unless a
-        DataLoader worker read them)."""
+        ``in_blocks``: scores a long recording read in blocks here, unless a DataLoader worker read it."""
         super().__init__()
         self.model = det.model
         self.method = det.method
@@ -60,7 +59,7 @@ class _Scorer(L.LightningModule):
         self.seed = seed
         self.band_config = band_config
         self.bar = bar
-        self.in_blocks = _ScoreInBlocks(extractor, det, seed, band_config)
+        self.in_blocks = in_blocks
 
     def predict_step(self, chunk, batch_idx):
         from latentbridge.data.survey import band_power
@@ -199,8 +198,9 @@ def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: s
     # on CPU, the workers score the long recordings they read in blocks (the main process scored them one by one: 4
     # files of 10 min of 48-kHz stereo took 6.9 s with 2 workers, 4.1 s decoded whole in them)
     in_workers = workers > 0 and (accelerator or "cpu") == "cpu" and bool(ex.streamed)  # (the model sent if needed)
+    in_blocks = _ScoreInBlocks(ex, det, seed, band_config)
     loader = torch.utils.data.DataLoader(
-        FeatureChunks(ex, chunks, _ScoreInBlocks(ex, det, seed, band_config) if in_workers else None),
+        FeatureChunks(ex, chunks, in_blocks if in_workers else None),
         batch_size=None, sampler=_RankShare(len(chunks)), collate_fn=_identity, num_workers=workers,
         worker_init_fn=_one_thread if workers > 0 else None)
     gather_dir, made_here = None, False
@@ -219,7 +219,7 @@ def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: s
     spawned = "spawn" in str(strategy)  # the module is pickled into each process: no bar in it
     bar = progress_bar(sum(len(c) for c in chunks[::n_proc]), progress and trainer.global_rank == 0 and not spawned,
                        "scoring", unit="file")
-    module = _Scorer(det, seed=seed, band_config=band_config, bar=None if spawned else bar, extractor=ex)
+    module = _Scorer(det, in_blocks, seed=seed, band_config=band_config, bar=None if spawned else bar)
     try:
         with lightning_interrupts():
             predictions = trainer.predict(module, loader, return_predictions=not distributed)
