@@ -423,6 +423,20 @@ def test_cut_windows_short_input_padding():
         cut_windows(x, 8, 4, pad="bogus")
 
 
+def test_window_starts_counts_the_windows_cut_windows_cuts():
+    from latentbridge.io.windows import window_starts
+
+    for pad in ("wrap", "constant", "none"):
+        for window in (4, 7):
+            for hop in (1, 3, 7, 9):
+                for n in range(1, 30):
+                    got = window_starts(n, window, hop, pad)
+                    if n < window and pad == "none":
+                        assert got.size == 0
+                        continue
+                    assert got.tolist() == cut_windows(np.zeros(n), window, hop, pad=pad)[1].tolist()
+
+
 def test_cut_windows_multichannel_and_large():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 1000)).astype(np.float32)

@@ -184,17 +184,20 @@ def test_out_of_memory_errors_are_recognised_with_their_size():
 def test_too_little_memory_in_a_scoring_worker_is_no_bad_file(fitted_model, machine_data, tmp_path, monkeypatch,
                                                               capsys):
     """``anomaly score --skip-bad`` decodes in DataLoader worker processes: their MemoryError comes back as torch's
-    RuntimeError naming it; it was a traceback (exit 1), the file never named. One line, exit 2, no scores written."""
+    error re-raised from its text; it was a traceback (exit 1), then one line that lost the file's name. One line
+    naming the file, exit 2, no scores written."""
     import latentbridge.io.audio as io_audio
 
     monkeypatch.setenv("LATENTBRIDGE_CACHE", str(tmp_path / "cache"))
     data = machine_data / "test" / "normal"
-    _decoder_short_of_memory(monkeypatch, io_audio, sorted(p.name for p in data.glob("*.wav"))[1])
+    name = sorted(p.name for p in data.glob("*.wav"))[1]
+    _decoder_short_of_memory(monkeypatch, io_audio, name)
     assert main(["anomaly", "score", str(fitted_model), str(data), "--skip-bad", "--workers", "2", "--out",
                  str(tmp_path / "scores")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: out of memory in `latentbridge anomaly score` (an allocation of 2.57 GiB failed): "
-                          "give fewer or shorter files at a time (--workers 0 where the command has it"), err
+    assert err.startswith("error: out of memory in `latentbridge anomaly score` (an allocation of 2.57 GiB failed "
+                          f"reading {data / name}): give fewer or shorter files at a time (--workers 0 where the "
+                          "command has it"), err
     assert err.count("\n") == 1
     assert not (tmp_path / "scores").exists()
 

@@ -159,9 +159,25 @@ def reading_memory_error(path, e: MemoryError) -> Exception:
     if size is not None and ram is not None and size > ram:
         return DataError(path, f"reading it whole takes {allocation_size(e)}, more than this machine's memory "
                                f"({ram / 2 ** 30:.3g} GiB): a damaged header, or a recording too large to read here")
-    out = MemoryError(str(e))
+    out = MemoryError(f"{e}{_READING.format(path)}")  # the name in the text too (memory_error_path)
     out.path = str(path)  # named by memory_text
     return out
+
+
+#: how a MemoryError says the file it was reading (:func:`reading_memory_error`), in its text: torch re-raises a
+#: DataLoader worker's error in the main process from its text alone (the file was lost: "an allocation failed")
+_READING = " [while reading {}]"
+
+
+def memory_error_path(e: BaseException) -> str | None:
+    """The file ``e``, a failed allocation, was reading (:func:`reading_memory_error`), in this process or a
+    DataLoader worker's; None when it does not say."""
+    import re
+
+    if getattr(e, "path", None):
+        return e.path
+    m = re.search(r" \[while reading (.+)\]$", str(e), flags=re.MULTILINE)
+    return m.group(1) if m else None
 
 
 #: what to lower when a command runs out of memory, by command (its subcommand too: ``latentbridge anomaly fit``)
@@ -190,8 +206,8 @@ def memory_text(e: BaseException, command: str, named: bool = False) -> str:
     size, ram = allocation_size(e), physical_memory()
     gpu = "CUDA" in str(e) or "MPS" in str(e) or type(e).__name__ == "OutOfMemoryError"
     what = f"an allocation of {size} failed" if size else "an allocation failed"
-    if getattr(e, "path", None) and not named:  # the file it was reading (``named``: the caller names it)
-        what += f" reading {e.path}"
+    if (path := memory_error_path(e)) and not named:  # the file it was reading (``named``: the caller names it)
+        what += f" reading {path}"
     if not gpu and ram and (allocation_bytes(e) or 0) > ABSURD_RAM_FACTOR * ram:
         return (f"in `{command}`, {what}: more than {ABSURD_RAM_FACTOR} times this machine's memory "
                 f"({ram / 2 ** 30:.3g} GiB), so no machine of its kind runs it; an input or a setting is far larger "

@@ -103,8 +103,18 @@ def features_in_blocks(ex, path: Path):
     """``(features, starts_s, duration_s, padded, level_dbfs, clipped_share)`` of ``path`` read in blocks
     (:func:`block_windows`, :func:`feature_batches`): what
     :meth:`~latentbridge.data.audio.FeatureExtractor.chunk_features` gives of the recording read whole, in the memory of
-    its features, a block and a batch. DataError naming the file for what reading it whole refuses."""
+    its features (one array), a block and a batch. DataError naming the file for what reading it whole refuses."""
+    from latentbridge.io.windows import window_starts
+
     windows = block_windows(ex, path)
-    feats, starts = zip(*feature_batches(ex, windows))
-    return (np.concatenate(feats), np.concatenate(starts), windows.duration_s, windows.padded,
-            round(windows.level_dbfs, 2), windows.blocks.clipped_share)
+    n = len(window_starts(windows.end - windows.lead, ex.window, ex.hop, ex.pad))
+    feats, starts, i = None, np.empty(n), 0
+    for f, s in feature_batches(ex, windows):  # into one array: the batches and their concatenation held the
+        if feats is None:                       # features twice
+            feats = np.empty((n, *f.shape[1:]), dtype=f.dtype)
+        feats[i:i + len(f)], starts[i:i + len(f)] = f, s
+        i += len(f)
+    if i != n:
+        raise AssertionError(f"{path}: {i} windows cut, {n} counted")
+    return (feats, starts, windows.duration_s, windows.padded, round(windows.level_dbfs, 2),
+            windows.blocks.clipped_share)

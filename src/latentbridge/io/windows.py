@@ -108,12 +108,20 @@ def cut_windows(
             raise _too_short(name, T, window)
         widths = [(0, 0)] * (wave.ndim - 1) + [(0, window - T)]
         return np.ascontiguousarray(np.pad(wave, widths, mode=pad)[None]), np.zeros(1, dtype=np.int64)
-    n_full = (T - window) // hop + 1
-    starts = np.arange(n_full, dtype=np.int64) * hop
-    if pad != "none" and T - n_full * hop > window / 2:
-        starts = np.append(starts, T - window)
+    starts = window_starts(T, window, hop, pad)
     windows = WindowView(wave, starts, window)
     return (windows if lazy else windows[:]), starts
+
+
+def window_starts(n_samples: int, window: int, hop: int, pad: str = "wrap") -> np.ndarray:
+    """The first samples (int64) of the windows :func:`cut_windows` cuts from ``n_samples`` samples (its rules)."""
+    if n_samples < window:
+        return np.zeros(int(pad != "none"), dtype=np.int64)
+    n_full = (n_samples - window) // hop + 1
+    starts = np.arange(n_full, dtype=np.int64) * hop
+    if pad != "none" and n_samples - n_full * hop > window / 2:
+        starts = np.append(starts, n_samples - window)
+    return starts
 
 
 class WindowBuffer:
