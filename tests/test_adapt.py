@@ -45,6 +45,29 @@ def test_the_band_advised_for_a_low_rate_sensor_is_not_zero():
                                  SimpleNamespace(kind="stft"), ["acc.csv"])
     assert "resampling removes what lies above 95 Hz" in text and "-o features.fmax=93)" in text, text
 
+def test_one_short_recording_is_cut_into_windows_a_fit_can_split(tmp_path, monkeypatch, capsys):
+    """One 4-s recording in 2-s windows (half a window apart) gave three windows; the split in time held out the last
+    and left out the one crossing its cut: one to train on, and the fit was refused. Windows are now no longer than an
+    eighth of all the sound (0.5 s), the STFT kept that of stationary sound; more sound keeps 2-s windows."""
+    monkeypatch.setenv("LATENTBRIDGE_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(1)
+    one = _write(tmp_path / "one" / "rec.wav", 4.0, 16000, rng)
+    c = _choices(one.parent)
+    assert (c["audio.window_s"], c["audio.hop_s"], c["features.n_fft"], c["features.hop_length"]) == (0.5, 0.25, 1024,
+                                                                                                      512)
+    assert main(["anomaly", "fit", str(one), "--out", str(tmp_path / "m")]) == 0
+    out = capsys.readouterr().out
+    assert "audio.window_s = 0.5  (the typical recording lasts 4 s; 4 s of sound in all: windows of at most 1/8 of " \
+           "it)" in out, out
+    d = json.loads((tmp_path / "m" / "config.json").read_text())["data"]
+    assert d["n_train_windows"] >= 8 and d["n_val_windows"] >= 2, d
+    for i in range(3):  # three files of 5 s: 15 s in all, windows of 1.75 s (no longer than the recordings either)
+        _write(tmp_path / "three" / f"r{i}.wav", 5.0, 16000, rng)
+    assert _choices(tmp_path / "three")["audio.window_s"] == 1.75
+    _write(tmp_path / "long" / "rec.wav", 16.0, 16000, rng)
+    assert (_choices(tmp_path / "long")["audio.window_s"], _choices(tmp_path / "long")["audio.hop_s"]) == (2.0, 1.0)
+
+
 def test_choices_follow_the_data(tmp_path, machine_data):
     rng = np.random.default_rng(0)
     # long 16 kHz machine recordings: the defaults that suit stationary sound

@@ -12,8 +12,9 @@ and ``config.json``):
 - silence trimming (``audio.trim_db`` 40 dB): when the median file is at least 20 % silence before
   and after the sound;
 - window: the typical (median) duration of the sound, at most 2 s, on a 0.05-s grid below 1 s and
-  a 0.25-s grid above (no window longer than the typical clip; long recordings keep 2-s
-  windows); hop: half a window;
+  a 0.25-s grid above (no window longer than the typical clip, nor than an eighth of all the sound; long
+  recordings keep 2-s windows: one recording of a few seconds gave one window to train on); hop: half a
+  window;
 - padding: silence (``constant``) for short clips (median under 4 s: events with silence around
   them), ``wrap`` for long recordings (stationary sound);
 - STFT: windows of about 64 ms for windows of 1 s and more (frequency resolution for stationary
@@ -33,8 +34,10 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 
 from latentbridge.data.survey import QUIET_DBFS, Survey, survey_files
 from latentbridge.io.audio import VIBRATION_CODECS
@@ -95,11 +98,18 @@ def choose_settings(survey: Survey, given: dict | None = None) -> list[Choice]:
     trimmed = given["audio.trim_db"] is not None if "audio.trim_db" in given else trim
     typical = survey.typical_active_s if trimmed else survey.typical_duration_s
     window = round(min(2.0, _grid(typical)), 3)
-    out.append(Choice("audio.window_s", window, f"the typical {'sound' if trimmed else 'recording'} lasts "
-                                                f"{typical:.3g} s" + ("; long recordings keep 2-s windows"
-                                                                      if window == 2.0 else "")))
+    reason = f"the typical {'sound' if trimmed else 'recording'} lasts {typical:.3g} s"
+    sound = _sound_s(survey, trimmed)
+    few = round(_grid(sound / FEW_SPANS), 3)
+    shortened = few < window
+    if shortened:  # both parts of a split in time hold whole windows
+        window = few
+        reason += f"; {sound:.3g} s of sound in all: windows of at most 1/{FEW_SPANS} of it"
+    out.append(Choice("audio.window_s", window, reason + ("; long recordings keep 2-s windows" if window == 2.0
+                                                          else "")))
     window = float(given.get("audio.window_s", window))
-    long_windows = window >= 1.0
+    # stationary sound cut short for want of sound keeps the long windows' STFT
+    long_windows = window >= 1.0 or (typical >= 1.0 and shortened and "audio.window_s" not in given)
     out.append(Choice("audio.hop_s", round(window / 2, 4), "half a window"))
     short_clips = survey.typical_duration_s < 4.0
     out.append(Choice("audio.pad", "constant" if short_clips else "wrap",
@@ -140,6 +150,19 @@ def choose_settings(survey: Survey, given: dict | None = None) -> list[Choice]:
                                                         f"{low} Hz or less: above {band:g} Hz their resampled "
                                                         f"audio is empty, so the band stops there"))
     return out
+
+
+#: no window longer than this fraction of all the recordings' sound, so that a split in time (one recording) leaves
+#: whole windows on both sides of its cut
+FEW_SPANS = 8
+
+
+def _sound_s(survey: Survey, trimmed: bool) -> float:
+    """The seconds of sound all the files give windows of: their durations, or where silence is trimmed their active
+    spans (those of the files read standing for the others)."""
+    if not trimmed or not survey.active_s:
+        return float(sum(survey.durations_s))
+    return float(np.mean(survey.active_s)) * len(survey.durations_s)
 
 
 #: rates audio recorders and sound cards use; multi-channel files at other rates (2 kHz, 25.6 kHz, 51.2 kHz) come from
