@@ -335,7 +335,13 @@ class FeatureExtractor:
             return np.zeros((0,), dtype=np.float32)
         if not isinstance(windows, WindowView):
             windows = np.ascontiguousarray(windows)
-        return batched(self._features, windows, batch_size=self.batch_windows).numpy()
+        width = windows.shape[1] if len(windows.shape) == 3 else 1
+        return batched(self._features, windows, batch_size=self.transform_batch(width)).numpy()
+
+    def transform_batch(self, width: int = 1) -> int:
+        """The windows of ``width`` channels transformed at a time: :attr:`batch_windows` signals (32 windows of 8
+        channels of 2 s at 48 kHz held 490 MB of spectra at once)."""
+        return max(1, self.batch_windows // max(1, width))
 
     def _features(self, windows: torch.Tensor) -> torch.Tensor:
         """The transform of a batch, with the frames that reach into a window's trailing digital silence

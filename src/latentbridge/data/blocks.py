@@ -64,7 +64,8 @@ def feature_batches(ex, windows, size: int = 256):
     fewer), in order: cut :func:`cut_size` at a time and transformed by ``ex`` in its batches, as the whole read is.
     After it has run through, ``windows`` holds the recording's level and clipped share."""
     feats, starts, n = [], [], 0
-    for w, s in windows.batches(cut_size(windows, size, ex.batch_windows)):
+    width = windows.blocks.channels if windows.every else 1
+    for w, s in windows.batches(cut_size(windows, size, ex.transform_batch(width))):
         feats.append(ex.features_of_windows(w))
         starts.append(s)
         n += len(w)
