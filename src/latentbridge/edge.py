@@ -85,9 +85,9 @@ __all__ = ["EdgeModelError", "EdgeScorer", "FileScores", "main", "read_recording
 
 METADATA_KEY = "latentbridge"  # the same key as latentbridge.export (which imports torch)
 FORMAT_VERSION = 2
-#: windows read, cut and scored at a time: a recording of any length is scored in the memory of this many (30 MB for
-#: 2-s windows at 16 kHz, mostly their float64 STFT; a 20-min recording at 25.6 kHz read whole, with its windows, took
-#: 3.25 GB)
+#: windows read, cut and scored at a time (of C channels: this many // C): a recording of any length is scored in the
+#: memory of this many (30 MB for 2-s windows at 16 kHz, mostly their float64 STFT; a 20-min recording at 25.6 kHz read
+#: whole, with its windows, took 3.25 GB)
 BATCH_WINDOWS = 16
 
 
@@ -245,7 +245,8 @@ class EdgeScorer:
         if windows.padded:
             notes.append(f"shorter than one {self.window / self.sample_rate:.4g}-s window; padded to one window "
                          f"({self.pad})")
-        return windows.batches(BATCH_WINDOWS), notes
+        width = blocks.channels if windows.every else 1  # every channel: as many signals as BATCH_WINDOWS mono windows
+        return windows.batches(max(1, BATCH_WINDOWS // width)), notes
 
     def score_file(self, path: str | Path) -> FileScores:
         """Window scores, decisions and the file score of one recording (DataError for a bad file)."""
