@@ -245,8 +245,8 @@ class EdgeScorer:
         if windows.padded:
             notes.append(f"shorter than one {self.window / self.sample_rate:.4g}-s window; padded to one window "
                          f"({self.pad})")
-        width = blocks.channels if windows.every else 1  # every channel: as many signals as BATCH_WINDOWS mono windows
-        return windows.batches(max(1, BATCH_WINDOWS // width)), notes
+        # every channel's windows: as many signals at a time as BATCH_WINDOWS mono windows
+        return windows.batches(max(1, BATCH_WINDOWS // windows.width)), notes
 
     def score_file(self, path: str | Path) -> FileScores:
         """Window scores, decisions and the file score of one recording (DataError for a bad file)."""

@@ -55,8 +55,7 @@ def cut_size(windows, most: int = 256, batch: int = 1) -> int:
     """How many windows of ``windows`` (a :class:`~latentbridge.io.blockread.BlockWindows`) to cut at a time: about
     :data:`BATCH_BYTES` of samples, a multiple of ``batch`` (the windows transformed at once: a batch of other windows
     may give features that differ in the last bit), at most ``most``."""
-    width = windows.blocks.channels if windows.every else 1
-    return int(min(most, max(batch, BATCH_BYTES // (4 * windows.window * width) // batch * batch)))
+    return int(min(most, max(batch, BATCH_BYTES // (4 * windows.window * windows.width) // batch * batch)))
 
 
 def feature_batches(ex, windows, size: int = 256):
@@ -64,8 +63,7 @@ def feature_batches(ex, windows, size: int = 256):
     fewer), in order: cut :func:`cut_size` at a time and transformed by ``ex`` in its batches, as the whole read is.
     After it has run through, ``windows`` holds the recording's level and clipped share."""
     feats, starts, n = [], [], 0
-    width = windows.blocks.channels if windows.every else 1
-    for w, s in windows.batches(cut_size(windows, size, ex.transform_batch(width))):
+    for w, s in windows.batches(cut_size(windows, size, ex.transform_batch(windows.width))):
         feats.append(ex.features_of_windows(w))
         starts.append(s)
         n += len(w)

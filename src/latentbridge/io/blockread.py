@@ -223,11 +223,16 @@ class BlockWindows:
     def duration_s(self) -> float:
         return self.n / self.sample_rate
 
+    @property
+    def width(self) -> int:
+        """The channels of each window: every one of the recording's, or one (a channel or the mix)."""
+        return self.blocks.channels if self.every else 1
+
     def batches(self, size: int):
         """``(windows, starts_s)`` of at most ``size`` windows at a time, in order (float32 ``(k, window)``, or
         ``(k, channels, window)`` for every channel; start times in the recording, s): cut as the blocks are read
         (:class:`~latentbridge.io.WindowBuffer`)."""
-        width = self.blocks.channels if self.every else 1
+        width = self.width
         buffer = WindowBuffer(self.window, self.hop, width, ALL_CHANNELS if self.every else None)
         ready: list[tuple[int, np.ndarray]] = []
         pos, power = 0, 0.0
