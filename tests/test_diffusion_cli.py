@@ -680,8 +680,8 @@ def test_an_image_folder_is_walked_once(tmp_path, monkeypatch, caplog):
 
 
 def _png_16_bits_per_channel(path, a):
-    """A PNG of 16 bits per colour channel (Pillow cannot write one) of ``a`` (H, W, 3|4) uint16, its rows filtered by
-    each of PNG's five filters in turn (None, Sub, Up, Average, Paeth)."""
+    """A PNG of 16 bits per channel (Pillow cannot write one) of ``a`` (H, W, 2|3|4) uint16 (2: grey and alpha), its
+    rows filtered by each of PNG's five filters in turn (None, Sub, Up, Average, Paeth)."""
     import struct
     import zlib
 
@@ -702,7 +702,7 @@ def _png_16_bits_per_channel(path, a):
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2 if c == 3 else 6, 0, 0, 0))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, {2: 4, 3: 2, 4: 6}[c], 0, 0, 0))
                      + chunk(b"IDAT", zlib.compress(out)) + chunk(b"IEND", b""))
 
 
@@ -730,6 +730,35 @@ def test_a_png_of_16_bits_per_colour_channel_is_read_at_its_depth(tmp_path):
     reading = set_reading([tmp_path / "rgba.png", tmp_path / "dim.png"])
     assert reading["grey_bits"] == 12
     assert read_image(tmp_path / "dim.png", 3, grey_bits=reading["grey_bits"]).max() == 25  # 400 of 4095
+
+
+def test_grey_with_alpha_pngs_and_colour_tiffs_of_16_bits_are_read_at_their_depth(tmp_path):
+    """Two more images of 16 bits per channel that Pillow reads by their high bytes (12-bit data nearly black: 4000
+    as 15 of 255): PNGs of grey with alpha, and TIFFs of colour (little- and big-endian, pixels or planes of samples,
+    with alpha or not). The folder's depth is found in them too."""
+    import tifffile
+
+    from latentbridge.io.images import read_image, set_reading
+
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 4096, (11, 9)).astype(np.uint16)
+    a[0, 0] = 4095
+    want = (a / 4095 * 255 + 0.5).astype(np.uint8)
+    _png_16_bits_per_channel(tmp_path / "la.png", np.stack([a, np.full_like(a, 65535)], axis=-1))
+    rgb = np.stack([a, a, a], axis=-1)
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
+    tifffile.imwrite(tmp_path / "rgb_be.tif", rgb.astype(">u2"), photometric="rgb")
+    tifffile.imwrite(tmp_path / "planes.tif", np.moveaxis(rgb, -1, 0), photometric="rgb", planarconfig="separate")
+    tifffile.imwrite(tmp_path / "rgba.tif", np.concatenate([rgb, np.full_like(rgb[..., :1], 65535)], axis=-1),
+                     photometric="rgb", extrasamples=["unassalpha"])
+    for name in ("la.png", "rgb.tif", "rgb_be.tif", "planes.tif", "rgba.tif"):
+        assert set_reading([tmp_path / name])["grey_bits"] == 12, name
+        np.testing.assert_array_equal(read_image(tmp_path / name, 1)[0], want, err_msg=name)
+    np.testing.assert_array_equal(read_image(tmp_path / "rgb.tif", 3), np.stack([want] * 3))
+    half = np.stack([a // 2, np.full_like(a, 32768)], axis=-1)  # alpha one half: composited on black
+    _png_16_bits_per_channel(tmp_path / "half.png", half)
+    got = read_image(tmp_path / "half.png", 1, grey_bits=12)[0].astype(int)
+    assert np.abs(got - (a // 2 / 4095 * 255 * 128 / 255)).max() <= 1.5
 
 
 def test_signed_integer_images_keep_their_negative_values(tmp_path):

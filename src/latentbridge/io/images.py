@@ -96,15 +96,40 @@ def open_image(path: Path):
 _WIDE_PNG = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}
 
 
-def _wide_png(path: Path, im) -> np.ndarray | None:
-    """The samples ``(H, W, 3|4)`` uint16 of a PNG of 16 bits per colour channel (``im``, opened, not loaded: it is
-    loaded here), None for any other image. Pillow keeps only the high byte of each (12-bit data read nearly black:
-    4000 as 15 of 255); the file is decoded a second time by Pillow with a raw mode that takes the low bytes (the
-    rows' filters undone alike)."""
+def _wide_samples(path: Path, im) -> np.ndarray | None:
+    """The samples ``(H, W, C)`` uint16 of an image of 16 bits per channel that Pillow reads by their high bytes only
+    (12-bit data read nearly black: 4000 as 15 of 255), its alpha last: PNGs of colour (C = 3, 4) or of grey with
+    alpha (C = 2), TIFFs of colour (pixels or planes of samples); None for any other image. ``im``: opened, not loaded
+    (it is loaded here). A PNG is decoded a second time by Pillow with a raw mode that takes the low bytes (the rows'
+    filters undone alike); grey with alpha, which no raw mode reads so, as 8-bit RGBA (the same 4 bytes a pixel, so
+    the same filters), its bytes paired again; a TIFF by tifffile."""
     from PIL import Image
 
-    tile = im.tile[0] if im.format == "PNG" and len(im.tile) == 1 else None
-    if tile is None or tile[3] not in _WIDE_PNG:
+    bits = im.tag_v2.get(258) if im.format == "TIFF" else None  # BitsPerSample
+    if im.mode in ("RGB", "RGBA") and isinstance(bits, tuple) and len(bits) > 1 and set(bits) == {16}:
+        import tifffile  # (Pillow keeps their high bytes, or reads planes of them as bytes)
+
+        try:
+            a = tifffile.imread(path, key=0)
+        except Exception:  # a compression tifffile lacks a codec for: Pillow's reading
+            return None
+        if a.ndim == 3 and a.shape[-1] not in (3, 4) and a.shape[0] in (3, 4):  # planes of samples
+            a = np.moveaxis(a, 0, -1)
+        return a if a.dtype == np.uint16 and a.shape[:2] == (im.height, im.width) else None
+    if im.format != "PNG" or len(im.tile) != 1:
+        return None
+    if im.tile[0][3] == "LA;16B":
+        import io
+        import zlib
+
+        data = bytearray(Path(path).read_bytes())
+        data[24:26] = bytes([8, 6])  # IHDR: bit depth 8, colour type RGBA
+        data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
+        with Image.open(io.BytesIO(bytes(data))) as same:
+            b = np.asarray(same, dtype=np.uint16)
+        im.load()
+        return np.stack([(b[..., 0] << 8) | b[..., 1], (b[..., 2] << 8) | b[..., 3]], axis=-1)
+    if im.tile[0][3] not in _WIDE_PNG:
         return None
     with Image.open(path) as low:
         codec, extents, offset, raw = low.tile[0]
@@ -160,12 +185,12 @@ def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None
                 # decoded at 1/2, 1/4 or 1/8 of its size where that keeps DRAFT_MARGIN times the size on each side, in
                 # any orientation: a 4000 x 3000 photo read for 128 px in 47 ms instead of 182 (docs/reliability.md)
                 im.draft(im.mode, (DRAFT_MARGIN * max(size),) * 2)
-            wide = _wide_png(path, im)
+            wide = _wide_samples(path, im)
             im.load()
-            if wide is not None:  # 16 bits per colour channel: over its bit depth, as 16-bit grey is
-                info = im.info
-                im = Image.fromarray(np.concatenate([_to_8_bits(wide[..., :3], "I;16", grey_bits),
-                                                     (wide[..., 3:] // 257).astype(np.uint8)], axis=-1))
+            if wide is not None:  # 16 bits per channel: over its bit depth, as 16-bit grey is
+                info, colours = im.info, 1 if wide.shape[-1] == 2 else 3
+                im = Image.fromarray(np.concatenate([_to_8_bits(wide[..., :colours], "I;16", grey_bits),
+                                                     (wide[..., colours:] // 257).astype(np.uint8)], axis=-1))
                 im.info.update(info)
             if getattr(im, "n_frames", 1) > 1 and first_time(("frames", str(path))):
                 log.warning("%s: holds %d frames (an animation, or a file of several pages): only the first is read",
@@ -246,8 +271,9 @@ def set_reading(paths) -> dict:
     for p in paths:
         try:
             with open_image(p) as im:
-                wide = _wide_png(p, im)  # 16 bits per colour channel, with alpha or not: its colours, not its alpha
-                a = np.asarray(im) if im.mode.startswith("I") else None if wide is None else wide[..., :3]
+                wide = _wide_samples(p, im)  # 16 bits per channel, with alpha or not: its colours, not its alpha
+                a = np.asarray(im) if im.mode.startswith("I") else None if wide is None else \
+                    wide[..., :1 if wide.shape[-1] == 2 else 3]
                 if a is not None:
                     top, bottom = max(float(a.max()), -np.inf if top is None else top), min(float(a.min()), bottom)
                 if _transparent(im):
