@@ -466,8 +466,17 @@ def test_audio_reconstruct_names_a_rebuild_clipped_at_full_scale(audio_run, tmp_
     sf.write(tmp_path / "loud.wav", (4.0 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 8000, subtype="FLOAT")
     with caplog.at_level(logging.WARNING, logger="latentbridge.tasks.reconstruct"):
         res = reconstruct(audio_run, [tmp_path / "loud.wav"], n_iter=4)
-    assert "loud.wav: peaks at +12.0 dBFS, above full scale (a float WAV's samples over +-1): the model learnt " \
-           "recordings under it" in caplog.text, caplog.text
+    assert "loud.wav: peaks at +12.0 dBFS, above full scale (a float file's samples over +-1, or its peaks once its " \
+           "constant offset is taken out): the model learnt recordings under it" in caplog.text, caplog.text
+    caplog.clear()
+    # 16-bit samples cannot pass full scale: a clipped recording's peaks do once its offset is out (it blamed a float
+    # WAV)
+    clipped = np.clip(50 * np.sin(2 * np.pi * 440 * t) + 0.5, -1, 1)
+    sf.write(tmp_path / "clipped.wav", clipped, 8000, subtype="PCM_16")
+    with caplog.at_level(logging.WARNING, logger="latentbridge.tasks.reconstruct"):
+        reconstruct(audio_run, [tmp_path / "clipped.wav"], n_iter=4)
+    assert "clipped.wav: peaks at" in caplog.text and "(a recording clipped at full scale, whose peaks overshoot it " \
+           "once its constant offset is taken out)" in caplog.text, caplog.text
     caplog.clear()
     sf.write(tmp_path / "fine.wav", (0.9 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 8000, subtype="FLOAT")
     with caplog.at_level(logging.WARNING, logger="latentbridge.tasks.reconstruct"):

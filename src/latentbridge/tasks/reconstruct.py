@@ -152,10 +152,13 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
         if native.sample_rate != sr:
             written = resample(out, sr, native.sample_rate)
             written = np.pad(written, (0, max(0, native.frames - len(written))))[:native.frames]
-        if (peak := float(np.abs(wave).max(initial=0.0))) > 1:  # a float WAV's samples over +-1
-            log.warning("%s: peaks at %+.1f dBFS, above full scale (a float WAV's samples over +-1): the model learnt "
-                        "recordings under it, so the rebuild's level and sound are not the input's, and the written "
-                        "WAV is clipped at full scale; scale the input under full scale", path, 20 * np.log10(peak))
+        if (peak := float(np.abs(wave).max(initial=0.0))) > 1:
+            change = "resampled to the model's rate" if native.sample_rate != sr else "its constant offset is taken out"
+            why = (f"a float file's samples over +-1, or its peaks once {change}" if native.codec in ("FLOAT", "DOUBLE")
+                   else f"a recording clipped at full scale, whose peaks overshoot it once {change}")  # 16-bit: no
+            log.warning("%s: peaks at %+.1f dBFS, above full scale (%s): the model learnt recordings under it, so the "
+                        "rebuild's level and sound are not the input's, and the written WAV is clipped at full scale; "
+                        "scale the input under full scale", path, 20 * np.log10(peak), why)
         a = full(torch.from_numpy(wave)[None])[0, 0].numpy()
         b = full(torch.from_numpy(out)[None])[0, 0].numpy()
         heard = ("mono mix" if channel is None else f"channel {channel}") if native.channels > 1 else "mono"
