@@ -97,8 +97,13 @@ def test_ddim_with_full_noise_stays_finite_from_the_last_timestep():
     for eta in (1.5, -0.1, float("nan")):
         with pytest.raises(ValueError, match=r"eta must be in \[0, 1\]"):
             proc.sample(denoise, (4, 8), scheduler="ddim", steps=5, eta=eta)
-    with pytest.raises(LatentbridgeError, match="the ddim sampler gave non-finite values \\(5 steps, eta 0\\)"):
+    with pytest.raises(LatentbridgeError, match="the ddim sampler gave non-finite values \\(5 steps, eta 0\\): try "
+                                                "other --steps or --scheduler"):
         proc.sample(lambda x, t: x * float("nan"), (2, 4), scheduler="ddim", steps=5)
+    # a guidance of 1e38 overflows: the error names it (it advised other steps)
+    with pytest.raises(LatentbridgeError, match="non-finite values \\(3 steps, eta 0, guidance 1e\\+38\\): try a "
+                                                "smaller --guidance"):
+        proc.sample(lambda x, t: x * 1e38 * 1e38, (2, 4), scheduler="ddim", steps=3, guidance=1e38)
 
 
 # --------------------------------------------------------------------------- networks

@@ -178,7 +178,8 @@ class Denoiser(ModelFamily, nn.Module):
                 j = min(n, i + batch_size)
                 fn = self.denoiser(None if y is None else y[i:j], None if c is None else c[i:j], guidance)
                 x = self.process.sample(fn, (j - i, *self.image_shape), scheduler=scheduler, steps=steps,
-                                        generator=generator, eta=eta, progress=progress, device=dev)
+                                        generator=generator, eta=eta, progress=progress, device=dev,
+                                        guidance=float(guidance))
                 out.append(((x.clamp(-1, 1) + 1) / 2).float().cpu())
         finally:
             self.train(was)

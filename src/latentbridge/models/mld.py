@@ -281,8 +281,9 @@ class LatentDenoiser(ModelFamily, nn.Module):
         try:
             fn, targets = self.denoiser(n, {m: self._to_unit(c, m) for m, c in condition.items()}, guidance)
             width = sum(self.latent_dims[self.modalities.index(m)] for m in targets)
+            strongest = max(map(abs, guidance.values()), default=1.0) if isinstance(guidance, Mapping) else guidance
             x = self.process.sample(fn, (n, width), scheduler=scheduler, steps=steps, generator=generator,
-                                    eta=eta, progress=progress)
+                                    eta=eta, progress=progress, guidance=float(strongest))
         finally:
             self.train(was)
         out, i = {}, 0

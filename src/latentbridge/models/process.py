@@ -152,11 +152,12 @@ class DiffusionProcess:
     @torch.no_grad()
     def sample(self, denoise: Denoise, shape: tuple[int, ...], *, scheduler: str = "ddim", steps: int | None = 50,
                generator: torch.Generator | None = None, eta: float = 0.0, noise: Tensor | None = None,
-               progress: Callable[[int], None] | None = None, device=None) -> Tensor:
+               progress: Callable[[int], None] | None = None, device=None, guidance: float | None = None) -> Tensor:
         """Samples of ``shape`` from ``denoise(x_t, t)`` (``t``: a 0-d long tensor) with the named
         scheduler, on ``device`` (default: the CPU). ``noise``: the starting point (default: drawn
         from ``generator``, a CPU generator, so that a seed starts from the same noise on every
-        device); ``progress(1)`` is called after every step."""
+        device); ``progress(1)`` is called after every step. ``guidance``: the strongest guidance ``denoise`` applies,
+        named where the samples come out non-finite (1e38 overflowed, and the error advised other steps)."""
         if not 0.0 <= float(eta) <= 1.0:  # NaN included: outside, DDIM's noise outgrows its step (blank samples)
             raise ValueError(f"eta must be in [0, 1] (0 deterministic, 1 DDPM-like noise), got {eta}")
         if eta and scheduler != "ddim" and first_time(("eta", scheduler)):
@@ -177,9 +178,16 @@ class DiffusionProcess:
         if not torch.isfinite(x).all():  # never written as blank images
             from latentbridge.errors import LatentbridgeError
 
+            strong = guidance is not None and abs(guidance) > STRONG_GUIDANCE
             raise LatentbridgeError(f"the {scheduler} sampler gave non-finite values ({len(s.timesteps)} steps, eta "
-                                    f"{eta:g}): try other --steps or --scheduler")
+                                    f"{eta:g}" + ("" if guidance is None else f", guidance {guidance:g}") + "): try "
+                                    + ("a smaller --guidance (a guidance this strong overflows)" if strong else
+                                       "other --steps or --scheduler"))
         return x
+
+
+#: a guidance beyond this is named as the cause of non-finite samples (strengths of 1-10 are the usual ones)
+STRONG_GUIDANCE = 100.0
 
 
 def guided(forward: Callable[..., Tensor], y: Tensor | None, c: Tensor | None, guidance: float,
