@@ -367,6 +367,28 @@ def test_the_supervised_stage_must_hold_the_masks(bridge_run, tmp_path):
         load_stages(fs, ("spec", "mask"))
 
 
+def test_the_bridge_stages_read_one_vibration_setting():
+    """A window set in one first stage only trained both stages, then stopped in a traceback (the diffusion fed the
+    multimodal stage's windows to the supervised one); `-o vibration.KEY=V`, the bridge's usual option, was an
+    unknown key for the MLD preset. It now sets both stages; stages that differ are refused before any training."""
+    from latentbridge.config import load_config
+    from latentbridge.errors import ConfigError
+
+    cfg = load_config(REPO / "configs" / "mld_bridge.yaml", ["vibration.window_s=5", "vibration.sample_rate=200"])
+    for key in ("multimodal", "supervised"):
+        v = cfg.stage_config(key).vibration
+        assert (v.window_s, v.sample_rate, v.hop_s, v.n_fft) == (5.0, 200.0, 5.0, 128), key  # the rest: the stage's
+    with pytest.raises(ConfigError, match=r"the multimodal and supervised stages read the vibration differently "
+                                          r"\(vibration.window_s: 5.0 and 10.0; vibration.hop_s: 2.5 and 5.0\)"
+                                          r".*-o vibration.window_s=\.\.\. -o vibration.hop_s=\.\.\."):
+        load_config(REPO / "configs" / "mld_bridge.yaml", ["first_stage.stages.multimodal.vibration.window_s=5",
+                                                           "first_stage.stages.multimodal.vibration.hop_s=2.5"])
+    with pytest.raises(ConfigError, match="vibration: sets the vibration windows .* this run reads digits"):
+        load_config(REPO / "configs" / "mld_avdigits.yaml", ["vibration.window_s=5"])
+    with pytest.raises(ConfigError, match="first_stage.run reuses trained ones, with theirs"):
+        load_config(REPO / "configs" / "mld_bridge.yaml", ["vibration.window_s=5", "first_stage.run=runs/x"])
+
+
 def test_bridge_evaluate_on_another_structure_scores_all_its_states(bridge_run, tmp_path):
     # another structure's folders share no names with the run's split (once refused as "not the data the first
     # stage was trained on") or share some (once only the run's held-out ids among them were scored)

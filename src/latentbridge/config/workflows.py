@@ -260,6 +260,9 @@ class MLDWorkflow(_AudioWorkflow):
     """Digits: the clips' length and rate (as the audio-visual workflow's)."""
     features: FeatureConfig = Field(default_factory=lambda: FeatureConfig(**DIGIT_FEATURES))
     first_stage: FirstStageConfig = Field(default_factory=FirstStageConfig)
+    vibration: VibrationConfig = Field(default_factory=VibrationConfig)
+    """Bridge: the keys set here (``-o vibration.window_s=5``) replace both first stages' own: the diffusion pairs
+    their codes of the same windows."""
     diffusion: MLDDiffusionConfig = Field(default_factory=MLDDiffusionConfig)
     model: _model_union("mld")  # type: ignore[valid-type]
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(
@@ -286,9 +289,20 @@ class MLDWorkflow(_AudioWorkflow):
         if keys and keys not in allowed:
             raise ValueError(f"first_stage.stages: {self.data.kind} data take the keys "
                              f"{' or '.join(str(sorted(a)) for a in allowed)}, got {sorted(keys)}")
+        if self.vibration.model_fields_set and (self.data.kind != "bridge" or not keys or self.first_stage.run):
+            raise ValueError("vibration: sets the vibration windows of the bridge's first stages trained in this run"
+                             + (f"; this run reads {self.data.kind}" if self.data.kind != "bridge" else
+                                " (first_stage.run reuses trained ones, with theirs)"))
         for key in sorted(keys):
             if (task := self.stage_config(key).task) != (want := _STAGE_TASKS[self.data.kind][key]):
                 raise ValueError(f"first_stage.stages.{key}: a {task!r} config, expected {want!r}")
+        if keys == {"multimodal", "supervised"}:  # both code the same windows
+            a, b = (self.stage_config(k).vibration.model_dump() for k in ("multimodal", "supervised"))
+            if differ := [k for k in a if a[k] != b[k]]:
+                raise ValueError("first_stage.stages: the multimodal and supervised stages read the vibration "
+                                 "differently (" + "; ".join(f"vibration.{k}: {a[k]!r} and {b[k]!r}" for k in differ)
+                                 + "), and the diffusion pairs their codes of the same windows: set it once for both, "
+                                 + " ".join(f"-o vibration.{k}=..." for k in differ))
         if "supervised" in keys and not ((m := self.stage_config("supervised").model).name == "spec2mask"
                                          and m.mask_stage):
             raise ValueError("first_stage.stages.supervised: a spec2mask network with model.mask_stage: true (its "
@@ -318,7 +332,9 @@ class MLDWorkflow(_AudioWorkflow):
         hardware = {"accelerator": self.train.accelerator, "precision": self.train.precision}
         seed = {**threads, **hardware, **raw.get("train", {}), "seed": self.train.seed}
         if self.data.kind == "bridge":
-            return {**raw, "data": d, "train": seed}
+            vib = self.vibration.model_dump(include=self.vibration.model_fields_set)
+            return {**raw, "data": d, "train": seed, **({"vibration": {**raw.get("vibration", {}), **vib}} if vib
+                                                         else {})}
         audio, feats = self.audio.model_dump(), self.features.model_dump()
         say_replaced(key, raw, audio=audio, features=feats)
         dg = self.digits
