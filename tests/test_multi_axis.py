@@ -370,6 +370,13 @@ def test_matlab_recordings_are_read_like_csvs(tmp_path, capsys):
     with pytest.raises(DataError, match=r"bad\.mat: unreadable \.mat file"):
         read_audio(tmp_path / "rig" / "bad.mat", csv_rate=500)
     assert [p.name for p in list_audio_files(tmp_path / "rig")] == ["bad.mat", "r1.mat", "r2.mat"]
+    # a matrix of 8 axes and a force vector of its length: 9 channels (the vector alone was read, the axes dropped)
+    acc, force = rng.standard_normal((1000, 8)), rng.standard_normal(1000)
+    savemat(tmp_path / "mix.mat", {"acc": acc, "force": force, "fs": 200.0})
+    names = []
+    data, sr = read_mat_recording(tmp_path / "mix.mat", names=names)
+    assert sr == 200 and data.shape == (1000, 9) and names == [f"acc(:, {j})" for j in range(1, 9)] + ["force"]
+    np.testing.assert_array_equal(data, np.column_stack([acc, force]))
 
 
 def test_matlab_structs_cells_and_version_7_3(tmp_path):

@@ -8,14 +8,15 @@ Rules (:func:`read_mat_recording`):
   (``bearing.gs``, ``Y(2).Data``, ``trials(1)``): rigs often save a struct holding the signal and its rate.
 * Channels: the numeric vectors of the greatest length T, in the file's order (a test rig's drive-end and fan-end
   accelerometers: ``X097_DE_time``, ``X097_FE_time``; a 7.3 file lists its variables alphabetically), or, when a
-  matrix is longer than every vector, its columns (rows when it is wider than long). Shorter vectors and scalars (a
+  matrix is as long as every vector or longer, its columns (rows when it is wider than long), then the vectors of its
+  length (``acc`` of 8 columns and ``force``: 9 channels; the matrix was left out). Shorter vectors and scalars (a
   shaft speed) are not channels, nor is a time vector (strictly increasing: ``t``, ``time``) or a matrix's first
   column that is one; without a rate scalar, the rate is its step's (seconds; milliseconds when named so).
 * Channel names, as a CSV's header names its columns (a model reads its channels by them:
   :mod:`latentbridge.io.columns`): the vectors' names (paths), less a first token holding digits that every one of
   them begins with, a rig's number of the recording (``X097_DE_time``, ``X097_FE_time`` -> ``DE_time``, ``FE_time``;
   ``X105_DE_time`` in the next file: the same channel). A matrix's columns have none: read by position, as a CSV
-  without a header.
+  without a header; beside vectors, ``acc(:, 1)``, ``acc(:, 2)``, ... and the vectors' names.
 * Sample rate: a scalar whose name (its last part in a struct) is like a rate (``fs``, ``Fs``, ``sr``,
   ``sample_rate``, ``samplerate``, ``sampling_rate``, ``sampling_frequency``), else the rate given
   (``-o audio.csv_rate=HZ``, as for a CSV without a time column); both, when they differ, are an error. Rate
@@ -177,10 +178,15 @@ def read_mat_recording(path: str | Path, sample_rate: float | None = None, fallb
     vectors = {k: v for k, v in vectors.items() if k not in times}
     longest = max((len(v) for v in vectors.values()), default=0)
     matrix = max(matrices.items(), key=lambda kv: kv[1].shape[0], default=None)
-    if matrix is not None and matrix[1].shape[0] > longest:
+    if matrix is not None and matrix[1].shape[0] >= longest:
         data = np.asarray(matrix[1], dtype=np.float64)
         if data.shape[1] > 1 and _is_time(data[:, 0]):  # a time column first, as in a CSV
             times[f"{matrix[0]}(:, 1)"], data = data[:, 0], data[:, 1:]
+        if beside := [k for k, v in vectors.items() if len(v) == len(data)]:  # vectors of its length: channels too
+            data = np.column_stack([data, *(vectors[k] for k in beside)]).astype(np.float64)  # (the matrix was
+            if names is not None:                                                              # read alone)
+                first = data.shape[1] - len(beside)
+                names.extend([f"{matrix[0]}(:, {j + 1})" for j in range(first)] + beside)
     elif longest:
         data = np.stack([v for v in vectors.values() if len(v) == longest], axis=1).astype(np.float64)
         if names is not None:
