@@ -107,6 +107,27 @@ def test_csv_time_column_names_units_and_position(tmp_path):
     assert read_vibration_csv(p)[1] == pytest.approx(500.0, rel=1e-4)
 
 
+def test_csv_time_in_minutes_and_a_second_time_column(tmp_path, caplog):
+    """'Time [min]' was read in seconds (the rate 60 times too low); a logger's second time ('time_s,elapsed_ms,...',
+    or timestamps beside 'time_s') was read as a sensor: a ramp among the axes."""
+    t = np.arange(600) / 200.0
+    x = signal(2, 600)
+    for name, minutes in (("Time [min]", t / 60), ("elapsed (minutes)", t / 60), ("time [h]", t / 3600)):
+        p = table_csv(tmp_path / "m.csv", np.column_stack([minutes, x.T]), header=f"{name},a,b")
+        wave, sr = read_vibration_csv(p)
+        assert sr == pytest.approx(200.0, rel=1e-6) and wave.shape == (2, 600), name
+    with caplog.at_level("INFO"):
+        p = table_csv(tmp_path / "two.csv", np.column_stack([t, 1000 * t, x.T]), header="time_s,elapsed_ms,a,b")
+        names = []
+        wave, sr = read_vibration_csv(p, names=names)
+    assert sr == 200.0 and wave.shape == (2, 600) and names == ["a", "b"]
+    np.testing.assert_allclose(wave, x, atol=1e-5)
+    assert "column 'elapsed_ms' also times the samples beside the time column 'time_s': left out" in caplog.text
+    # a column named like a time that does not step evenly is a sensor still (a shaft's "t" for torque? read, named)
+    p = table_csv(tmp_path / "torque.csv", np.column_stack([t, x[0], x[1]]), header="time,t,b")
+    assert read_vibration_csv(p)[0].shape == (2, 600)
+
+
 def test_csv_time_column_of_dates_and_times(tmp_path):
     """A logger's timestamps (ISO 8601 with T, Z or an offset; a space; a decimal comma in a ;-separated file with
     decimal commas) give the rate; a cell that is no date and time is named by line and column."""

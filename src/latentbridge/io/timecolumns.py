@@ -30,6 +30,11 @@ _UNIT_RE = re.compile(r"^(.*?)[\s_]*[\(\[]\s*([a-zµμ]+)\s*[\)\]]$")
 _SECOND_UNITS = {"s", "sec", "secs", "second", "seconds"}
 _MS_UNITS = {"ms", "msec", "millisecond", "milliseconds"}
 _US_UNITS = {"us", "µs", "μs", "usec", "microsecond", "microseconds"}
+#: seconds per unit of a time column's unit ('Time [min]' was read in seconds: 60 times the rate)
+_UNIT_SECONDS = {**dict.fromkeys(_SECOND_UNITS, 1.0), **dict.fromkeys(_MS_UNITS, 1e-3), **dict.fromkeys(_US_UNITS, 1e-6),
+                 **dict.fromkeys(("min", "mins", "minute", "minutes"), 60.0),
+                 **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600.0)}
+_UNIT_NAMES = {1e-6: "µs", 1e-3: "ms", 1.0: "s", 60.0: "min", 3600.0: "h"}
 
 
 def _norm_name(name: str) -> tuple[str, str | None]:
@@ -44,10 +49,10 @@ def _norm_name(name: str) -> tuple[str, str | None]:
 def _time_scale(name: str) -> float | None:
     """Seconds per unit when ``name`` names a time column, else None."""
     n, unit = _norm_name(name)
-    if unit is not None and unit not in _SECOND_UNITS | _MS_UNITS:
+    if unit is not None and unit not in _UNIT_SECONDS:
         return None
     if n in _TIME_NAMES:
-        return 1e-3 if unit in _MS_UNITS else 1.0
+        return _UNIT_SECONDS.get(unit, 1.0)
     if n in _TIME_MS_NAMES and unit in (None, *_MS_UNITS):
         return 1e-3
     return None
@@ -176,15 +181,14 @@ def time_column(path: Path, header: list[str] | None, data: np.ndarray, datetime
             # a first column that steps evenly under a name of its own ('Zeit [s]', 'Time (UTC)', 'Sample #'):
             # a sample counter is left out, anything else is the time, in the unit its name gives (else seconds)
             name, unit = _norm_name(header[0])
-            timed = unit in _SECOND_UNITS | _MS_UNITS | _US_UNITS or name.endswith(("_s", "_ms", "_us"))
+            timed = unit in _UNIT_SECONDS or name.endswith(("_s", "_ms", "_us"))
             if _is_index(data[:, 0]) and not timed:
                 dropped.append(0)
             else:
                 time_col = 0
-                time_scale = 1e-6 if unit in _US_UNITS or name.endswith("_us") else \
-                    1e-3 if unit in _MS_UNITS or name.endswith("_ms") else 1.0
-            as_ = "a sample counter, left out" if time_col is None else \
-                f"the time in {'µs' if time_scale == 1e-6 else 'ms' if time_scale == 1e-3 else 's'}"
+                time_scale = _UNIT_SECONDS[unit] if unit in _UNIT_SECONDS else 1e-6 if name.endswith("_us") else \
+                    1e-3 if name.endswith("_ms") else 1.0
+            as_ = "a sample counter, left out" if time_col is None else f"the time in {_UNIT_NAMES[time_scale]}"
             file_note(log, ("csv first column", header[0], as_), path,
                       f"the first column, {header[0]!r}, steps evenly: read as {as_}")
     elif n_cols >= 2:
@@ -204,4 +208,12 @@ def time_column(path: Path, header: list[str] | None, data: np.ndarray, datetime
             # a logger that writes the time last (x,y,z,t): no vibration steps evenly; it was read as a ramp channel
             time_col = n_cols - 1
             file_note(log, ("csv last column",), path, "the last column steps evenly: read as the time in s")
+    if header is not None and time_col is not None:  # a second time ('time_s,elapsed_ms,...') is no sensor: a ramp
+        again = [j for j, name in enumerate(header) if j != time_col and j not in dropped
+                 and _time_scale(name) is not None and _step_ok(data[:, j])]
+        if again:
+            dropped += again
+            file_note(log, ("csv second time", tuple(again)), path, f"column{'s' if len(again) > 1 else ''} "
+                      + ", ".join(repr(header[j]) for j in again) + f" also time{'' if len(again) > 1 else 's'} the "
+                      f"samples beside the time column {header[time_col]!r}: left out, not read as a sensor")
     return time_col, time_scale, time_hint, dropped

@@ -23,8 +23,9 @@ CSV rules (:func:`read_vibration_csv`)
 * Time column: a column of dates and times (a logger's timestamps: ``2024-05-01 12:00:00.125``, ISO 8601 with
   ``T``, ``Z`` or an offset; a decimal comma allowed), read as time since its first. Else, with a header, the
   first column named like a time (``t``, ``time``, ``time_s``,
-  ``timestamp``, ``seconds``, ``time (s)``, ``time [ms]``, ``time_ms``, ... case-insensitive;
-  millisecond names are scaled to seconds). Without a header, the first column when it is
+  ``timestamp``, ``seconds``, ``time (s)``, ``time [ms]``, ``time_ms``, ``Time [min]``, ... case-insensitive;
+  millisecond, microsecond, minute and hour units are scaled to seconds); another column named like a time that
+  steps evenly (``time_s,elapsed_ms``) is left out, not read as a sensor. Without a header, the first column when it is
   strictly increasing with a near-constant step (within 1 %) while no other column is.
   A column that holds consecutive integers (step exactly 1, e.g. a written-out row index:
   unnamed, or named ``index``/``idx``/``sample``/``unnamed: 0``) is an *index column*: it is
