@@ -743,6 +743,8 @@ def test_sample_rates_must_agree_or_be_resampled(tmp_path, caplog):
         build_windows(root, vib(resample_to=150.0, n_fft=32), cache_dir=tmp_path / "cache")
     assert "1 recording(s) upsampled to 150 Hz (from 100 Hz at the lowest): nothing above 50 Hz in them, 33 % of " \
            "the band the windows hold empty" in caplog.text, caplog.text
+    assert "(a time column in milliseconds read as seconds gives such a rate: name it so, e.g. 'time_ms')" \
+        in caplog.text  # (a 25.6-kHz logger's times in ms under a bare 'time' read as 25.6 Hz, trained for 93 s)
 
 
 def test_a_headerless_time_column_written_last(tmp_path, caplog):

@@ -386,7 +386,8 @@ def _report_rates(own: dict[Path, float], rate: float, root: Path) -> None:
     if up := [r for r in own.values() if r < 0.95 * rate]:  # 25-Hz recordings for a 100-Hz model (5 % of it or more)
         low = min(up)
         _warn_once("%s: %d recording(s) upsampled to %g Hz (from %g Hz at the lowest): nothing above %g Hz in them, "
-                   "%.0f %% of the band the windows hold empty, where a model of recordings at %g Hz reads it",
+                   "%.0f %% of the band the windows hold empty, where a model of recordings at %g Hz reads it (a "
+                   "time column in milliseconds read as seconds gives such a rate: name it so, e.g. 'time_ms')",
                    root, len(up), rate, low, low / 2, 100 * (1 - low / rate), rate)
 
 
