@@ -160,6 +160,14 @@ def test_evaluate_names_recordings_in_another_unit(trained, bridge_data, tmp_pat
         assert main(["evaluate", str(trained), "--out", str(tmp_path / "eval"), "--data", str(site)]) == 0
     assert f"{site}: its windows' level, " in caplog.text and f"is 40 dB above the training recordings' ({level:.1f} " \
            "dB): recordings in another unit" in caplog.text, caplog.text
+    for f in (site / "Data").rglob("*.csv"):  # in g for m/s2: 19.8 dB under, within the 20 dB once asked for
+        a = np.loadtxt(f, delimiter=",", skiprows=1)
+        a[:, 1:] /= 102.0 * 9.80665
+        np.savetxt(f, a, delimiter=",", header=f.read_text().splitlines()[0], comments="", fmt="%.6g")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="latentbridge"):
+        assert main(["evaluate", str(trained), "--out", str(tmp_path / "eval_g"), "--data", str(site)]) == 0
+    assert "is 20 dB below the training recordings'" in caplog.text and "g for m/s2 is 20 dB" in caplog.text
     shutil.copytree(bridge_data, tmp_path / "same")
     caplog.clear()
     with caplog.at_level("WARNING", logger="latentbridge"):  # another folder of its own kind of data: nothing said

@@ -931,6 +931,20 @@ def test_a_column_named_with_its_unit_is_the_column_without_one():
         model_order(["ax", "by [m/s2]"], ["ax [g]", "ay [g]"], "f.csv", strict=True)
 
 
+def test_the_same_sensors_in_other_units_are_named_so(caplog):
+    """A model of 'ax [m/s2]', 'ay [m/s2]' reading a logger's 'ay [g]', 'ax [g]' said "named otherwise ... read by
+    position" (the axes swapped, the units never named): now read by name, the units said."""
+    from latentbridge.io.columns import model_order
+
+    with caplog.at_level("WARNING"):
+        idx = model_order(["ay [g]", "ax [g]"], ["ax [m/s2]", "ay [m/s2]"], "site/rec.csv")
+    assert idx == [1, 0]
+    assert "site/rec.csv: sensor columns in other units (ay [g], ax [g]) than the model's training recordings (ax " \
+           "[m/s2], ay [m/s2]): read as the same sensors, by name, and their values as they are, in the model's " \
+           "units; convert them to those (1 g = 9.81 m/s2)" in caplog.text, caplog.text
+    assert model_order(["ax [g]", "ay [g]"], ["ax [m/s2]", "ay [m/s2]"], "site/b.csv") is None  # same order
+
+
 def test_sensor_columns_are_matched_by_name_across_recordings(tmp_path, caplog):
     """A logger writing its columns in another order (ch2, ch1, ch0) had its channels swapped without a word."""
     root = make_root(tmp_path, {"Test_01": {"extent": 0.1}, "Test_02": {"extent": 0.0}})

@@ -85,6 +85,15 @@ def model_order(names: list[str] | None, model_names: list[str] | None, where, s
                                "model reads its columns by their names (a CSV's header, a MATLAB file's variables), so "
                                "a recording of other sensors (or a logger set up otherwise) is not scored as if it "
                                "were its own; rename the columns as the model's, or fit a model on such recordings")
+    bare, model_bare = [_unit(n)[0] for n in names], [_unit(n)[0] for n in model_names]
+    if sorted(bare) == sorted(model_bare) and len(set(bare)) == len(bare):  # the same sensors in other units
+        text = (f"{where}: sensor columns in other units ({listed(names, 4)}) than the model's training recordings "
+                f"({listed(model_names, 4)}): read as the same sensors, by name, and their values as they are, in "
+                "the model's units; convert them to those (1 g = 9.81 m/s2)")
+        if first_time(("columns", text)):
+            log.warning(text)
+        idx = [bare.index(b) for b in model_bare]
+        return None if idx == list(range(len(idx))) else idx
     if len(names) == len(model_names):  # another channel count is refused where the model reads it
         text = (f"{where}: sensor columns named otherwise ({listed(names, 4)}) than the model's training recordings "
                 f"({listed(model_names, 4)}): read by position")
