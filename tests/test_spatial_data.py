@@ -244,6 +244,17 @@ def test_a_negated_map_is_named_whatever_its_training_bound_rounds_to():
         some = v.copy()
         some[rng.random(v.shape) < 0.2] *= -0.1  # a baseline-corrected map: a few small negative values
         assert scale_mismatch(Section("corrected", some.astype(np.float32), valid, "mem"), spec) == []
+    # training maps whose noise dips under 0 (a bound of -6 % of the range) let a negated map through: named now
+    noisy = v + rng.normal(0.0, 4.0, v.shape)
+    flat = noisy.reshape(-1, 2)
+    mean, std = flat.mean(0), flat.std(0)
+    spec = SpatialTransform(channels=2, center=mean.tolist(), scale=std.tolist(),
+                            lower=((np.percentile(flat, 0.5, axis=0) - mean) / std).tolist(),
+                            upper=((np.percentile(flat, 99.5, axis=0) - mean) / std).tolist(), patch_size=16)
+    assert all(m["trained"][0] < 0 for m in scale_mismatch(Section("n", -noisy.astype(np.float32), valid, "mem"), spec))
+    assert [m["outside"] for m in scale_mismatch(Section("n", -noisy.astype(np.float32), valid, "mem"), spec)] == \
+        [True, True]
+    assert scale_mismatch(Section("same", noisy.astype(np.float32), valid, "mem"), spec) == []
 
 
 def test_channel_labels_that_are_m_z_are_read_however_written_and_checked(tmp_path):

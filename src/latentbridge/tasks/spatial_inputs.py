@@ -77,7 +77,8 @@ def scale_mismatch(section: Section, spec, factor: float = 100.0, max_values: in
     negated or offset values), which the model reads as nearly empty or as extreme. For each: ``channel``, the
     input's 0.5th / 99.5th percentiles ``low`` / ``high``, the training range ``trained`` (min, max) and ``outside``
     (the spread is like training's, the values not: wholly above or below the training range, or mostly below 0 where
-    every training value was 0 or more, a negated map whose zeros lie inside the range). Rows are subsampled past ``max_values`` values (a memory map is not read whole; a
+    training values were 0 or more but for noise, a tenth of their range, a negated map whose zeros lie inside the
+    range). Rows are subsampled past ``max_values`` values (a memory map is not read whole; a
     float64 copy of every pixel of a 1000 x 1000 x 50 section took 400 MiB for a moment)."""
     h, w, c = section.shape
     step = max(1, int(np.ceil(h * w * c / max_values)))
@@ -92,8 +93,9 @@ def scale_mismatch(section: Section, spec, factor: float = 100.0, max_values: in
     # a bound within rounding of 0 is 0 (a lower bound of 0 came back as 7.11e-15, and flagged a negated map by luck)
     t_low, t_high = (np.where(np.abs(b) <= 1e-6 * np.abs([t_low, t_high]).max(0), 0.0, b) for b in (t_low, t_high))
     ratio = (high - low) / np.maximum(t_high - t_low, 1e-300)
-    # mostly below 0 where training never was: a negated map, whose zeros (background) lie inside the training range
-    negative = (t_low >= 0) & ((v < 0).sum(0) > 0.5 * (v != 0).sum(0))
+    # mostly below 0 where training hardly was (its noise may dip under 0: a bound of -0.064 for a range to 1.11 let a
+    # negated map through): a negated map, whose zeros (background) lie inside the training range
+    negative = (t_low >= -0.1 * (t_high - t_low)) & ((v < 0).sum(0) > 0.5 * (v != 0).sum(0))
     outside = (high < t_low) | (low > t_high) | negative  # the same spread, elsewhere: negated maps, an offset
     return [{"channel": c, "low": float(low[c]), "high": float(high[c]), "trained": (float(t_low[c]), float(t_high[c])),
              "outside": bool(outside[c] and 1.0 / factor <= ratio[c] <= factor)}
