@@ -178,7 +178,11 @@ def test_onnx_denoiser_samples_without_torch_like_pytorch(mnist_run, tmp_path, c
     assert edge_main([str(onnx_path), "--num-samples", "2", "--steps", "2", "--class", "7", "--out",
                       str(tmp_path / "edge"), "--force"]) == 0  # replaced whole: no stale third sample
     assert sorted(p.name for p in (tmp_path / "edge").iterdir()) == [
-        ".latentbridge-written", "grid.png", "sample_0000.png", "sample_0001.png"]
+        ".latentbridge-written", "grid.png", "sample_0000.png", "sample_0001.png", "settings.json"]
+    kept = json.loads((tmp_path / "edge" / "settings.json").read_text())
+    assert kept["classes"] == {"sample_0000.png": "7", "sample_0001.png": "7"} and kept["guidance"] > 0
+    assert json.loads((tmp_path / "edge2" / "settings.json").read_text())["classes"] == {
+        "sample_0000.png": "0", "sample_0001.png": "1", "sample_0002.png": "2"}  # the classes in turn, kept
     assert main(["export", str(mnist_run), "--out", str(onnx_path)]) == 2  # exists: needs --force
 
 
@@ -325,6 +329,19 @@ def test_a_folder_of_images_trains_a_class_conditional_model(tmp_path, capsys, c
         "condition it learnt by dropping conditions" in caplog.text
     assert main(["sample", str(out2), "--num-samples", "2", "--condition", "nan", "--out", str(tmp_path / "s3")]) == 2
     assert "--condition: every value must be a finite number" in capsys.readouterr().err
+    # the edge sampler says the same (it sampled both silently) and keeps what it drew in settings.json
+    from latentbridge.edge_sampler import main as edge_main
+
+    assert main(["export", str(out2), "--out", str(tmp_path / "c.onnx")]) == 0
+    capsys.readouterr()
+    for extra, said in ((["--condition", "5"], f"warning: --condition outside the training images' range: extent 5 "
+                                                f"(training {lo:g} to {hi:g})"),
+                        ([], "warning: no --condition: the model takes 1 continuous condition(s) (extent)")):
+        assert edge_main([str(tmp_path / "c.onnx"), "--num-samples", "1", "--steps", "2", *extra, "--out",
+                          str(tmp_path / f"edge{len(extra)}")]) == 0
+        assert said in capsys.readouterr().err
+    kept = json.loads((tmp_path / "edge2" / "settings.json").read_text())
+    assert (kept["condition"], kept["condition_names"], kept["steps"], kept["seed"]) == ([5.0], ["extent"], 2, 0)
 
 
 def test_image_folders_are_read_checked_and_split(tmp_path, caplog):

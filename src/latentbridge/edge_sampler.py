@@ -8,7 +8,7 @@ classifier-free guidance around it::
 
     python -m latentbridge.edge_sampler model.onnx --num-samples 16 --class 3 --steps 50 --out samples/
 
-writes ``sample_NNNN.png`` files and ``grid.png``. ``import latentbridge.edge_sampler`` does not
+writes ``sample_NNNN.png`` files, ``grid.png`` and ``settings.json`` (the settings, each file's class). ``import latentbridge.edge_sampler`` does not
 import torch. With the same starting noise it reproduces the PyTorch sampler to float32 round-off.
 """
 
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from latentbridge.io.images import write_grid, write_png
         from latentbridge.outputs import check_target, output_folder, protect_arguments
-        from latentbridge.utils import check_seed, class_index, guidance_problem
+        from latentbridge.utils import check_seed, class_index, condition_warning, guidance_problem
 
         protect_arguments(args)  # --force never replaces the folder holding the model
 
@@ -169,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
                                         f"({d.meta.get('condition_names')}), got {len(condition)} --condition")
             if not np.all(np.isfinite(condition)):
                 raise LatentbridgeError(f"--condition: every value must be a finite number, got {condition}")
+        if said := condition_warning(condition, d.meta.get("condition_names"), d.meta.get("condition_range"),
+                                     d.n_continuous, float(d.meta.get("label_dropout", 0.1))):
+            print(f"warning: {said}", file=sys.stderr)  # as `latentbridge sample` warns (exports before: no range)
         # in batches (all at once took 1.7 GB for 4,000 small images, and onnxruntime's allocation error for more),
         # from one draw of the noise: the same images whatever the batch size
         noise = np.random.default_rng(args.seed).standard_normal((args.num_samples, *d.image_shape))
@@ -184,10 +187,20 @@ def main(argv: list[str] | None = None) -> int:
                                         f"({str(e).splitlines()[0][:200]}); a smaller --batch-size needs less memory") \
                     from None
         images = np.concatenate(parts)
+        names = [str(c) for c in d.meta.get("class_names") or []] or [str(k) for k in range(d.n_classes)]
         with output_folder(args.out, force=args.force) as tmp:
             for i, img in enumerate(images):
                 write_png(tmp / f"sample_{i:04d}.png", img)
             write_grid(tmp / "grid.png", images)
+            # what was drawn, as `latentbridge sample` keeps it: each file's class (the classes in turn) and the rest
+            settings = {"model": str(args.model), "scheduler": "ddim", "steps": steps, "guidance": g, "eta": 0.0,
+                        "seed": args.seed, "n_samples": args.num_samples, "files": len(images),
+                        **({"class_names": names, "classes": {f"sample_{i:04d}.png": names[int(c)]
+                                                              for i, c in enumerate(labels)}}
+                           if labels is not None else {}),
+                        **({"condition_names": list(d.meta.get("condition_names") or []),
+                            "condition": [float(v) for v in condition]} if condition is not None else {})}
+            (tmp / "settings.json").write_text(json.dumps(settings, indent=1))
     except (LatentbridgeError, MemoryError) as e:  # a MemoryError: the noise or the images of too many samples
         print(f"error: {memory_text(e, p.prog) if out_of_memory(e) else e}", file=sys.stderr)
         return 2

@@ -221,6 +221,7 @@ def export_denoiser(model_dir: str | Path, out_path: str | Path, opset: int = 18
         "image_shape": list(model.image_shape), "n_classes": model.n_classes, "null_class": model.n_classes,
         "n_continuous": model.n_continuous, "class_names": saved.info.get("class_names") or [],
         "condition_names": saved.info.get("condition_names") or [], "process": proc.config(),
+        "condition_range": saved.info.get("condition_range") or [], "label_dropout": cfg.diffusion.label_dropout,
         "alphas_cumprod": [float(a) for a in proc.alphas_cumprod.double()],
         "sampling": cfg.sampling.model_dump(), "transform": saved.info["transform"],
         "value_range": "the graph works in [-1, 1]; images = (x + 1) / 2",

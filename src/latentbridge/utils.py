@@ -559,6 +559,24 @@ def guidance_problem(guidance, modalities=None) -> str | None:
     return None
 
 
+def condition_warning(condition, names, ranges, n_continuous: int, dropout: float) -> str | None:
+    """What ``sample`` (and the edge sampler) say of a diffusion model's continuous ``condition`` (None: none given):
+    values outside the training images' ``ranges``, or none given to a model that takes ``n_continuous`` (drawn with
+    the null condition, learnt only with label ``dropout`` above 0)."""
+    names = list(names or []) or [f"condition {j}" for j in range(n_continuous)]
+    if condition is not None:
+        outside = [f"{name} {v:g} (training {lo:g} to {hi:g})" for name, v, (lo, hi)
+                   in zip(names, condition, ranges or []) if not lo <= v <= hi]
+        return (f"--condition outside the training images' range: {', '.join(outside)}; the model extrapolates "
+                "there, and its samples may not follow the condition") if outside else None
+    if not n_continuous:
+        return None
+    return (f"no --condition: the model takes {n_continuous} continuous condition(s) ({', '.join(names)}); its samples "
+            "are drawn with the null condition" + (" it learnt by dropping conditions" if dropout > 0 else
+                                                   ", which it never learnt (diffusion.label_dropout 0): expect "
+                                                   "samples unlike its images"))
+
+
 def resolve_guidance(given, run, modalities) -> float | dict[str, float]:
     """One strength, or ``{modality: strength}`` over every modality (``given`` over the ``run``'s)."""
     if isinstance(given, str):

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from latentbridge.errors import DataError, LatentbridgeError
-from latentbridge.utils import class_index, inference_device, progress_bar
+from latentbridge.utils import class_index, condition_warning, inference_device, progress_bar
 
 log = logging.getLogger(__name__)
 DIGITS = [str(d) for d in range(10)]
@@ -160,17 +160,9 @@ def sample_saved(saved, n: int, *, label=None, guidance: float | None = None, st
         if not np.all(np.isfinite(np.asarray(condition, dtype=np.float64))):
             raise LatentbridgeError(f"--condition: every value must be a finite number, got {list(condition)}")
         conditions = np.tile(np.asarray(condition, dtype=np.float32), (n, 1))
-        names = saved.info.get("condition_names") or [f"condition {j}" for j in range(len(condition))]
-        outside = [f"{name} {v:g} (training {lo:g} to {hi:g})" for name, v, (lo, hi)
-                   in zip(names, condition, saved.info.get("condition_range") or []) if not lo <= v <= hi]
-        if outside:
-            log.warning("--condition outside the training images' range: %s; the model extrapolates there, and its "
-                        "samples may not follow the condition", ", ".join(outside))
-    elif model.n_continuous:
-        log.warning("no --condition: the model takes %d continuous condition(s) (%s); its samples are drawn with the "
-                    "null condition%s", model.n_continuous, ", ".join(saved.info.get("condition_names") or []),
-                    " it learnt by dropping conditions" if cfg.diffusion.label_dropout > 0 else
-                    ", which it never learnt (diffusion.label_dropout 0): expect samples unlike its images")
+    if said := condition_warning(condition, saved.info.get("condition_names"), saved.info.get("condition_range"),
+                                 model.n_continuous, cfg.diffusion.label_dropout):
+        log.warning("%s", said)
     images, secs = generate(model, n, labels=labels, conditions=conditions, progress=progress,
                             batch_size=batch_size or cfg.sampling.batch_size, **settings)
     return SampleResult(images, labels, conditions, {**settings, "n_samples": int(n)}, secs,
