@@ -633,7 +633,7 @@ def test_class_names_that_are_numbers_or_decomposed_letters_are_read_as_typed():
     import unicodedata
 
     from latentbridge.errors import LatentbridgeError
-    from latentbridge.utils import class_index
+    from latentbridge.sampling_args import class_index
 
     assert class_index("1", ["01", "02", "03"], 3) == 0 and class_index("03", ["01", "02", "03"], 3) == 2
     with pytest.raises(LatentbridgeError, match=r"unknown class '7'; classes: \['01', '02', '03'\] \(classes named by "

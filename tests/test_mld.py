@@ -150,7 +150,7 @@ def test_guidance_per_generated_modality():
 
 def test_guidance_given_per_modality_on_the_command_line():
     from latentbridge.errors import LatentbridgeError
-    from latentbridge.utils import resolve_guidance
+    from latentbridge.sampling_args import resolve_guidance
 
     mods = ("audio", "image")
     assert resolve_guidance("3", 4.0, mods) == 3.0

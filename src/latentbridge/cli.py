@@ -294,7 +294,7 @@ def _cmd_evaluate(args) -> int:
 
 def _cmd_sample(args) -> int:
     from latentbridge import commands
-    from latentbridge.utils import guidance_text
+    from latentbridge.sampling_args import guidance_text
 
     res = commands.sample(args.run_dir, args.out, args.num_samples, force=args.force, label=args.label,
                           guidance=args.guidance, steps=args.steps, scheduler=args.scheduler, seed=args.seed,

@@ -24,7 +24,7 @@ from latentbridge.tasks import analyze as analyze_task
 from latentbridge.tasks import (anomaly, autoencode, avdigits, classify, diffusion, generate, mld, mld_eval, multimodal,
                                spatial)
 from latentbridge.tasks import reconstruct as reconstruct_task
-from latentbridge.utils import guidance_problem
+from latentbridge.sampling_args import guidance_problem
 
 
 @dataclass(frozen=True)

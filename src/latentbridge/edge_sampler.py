@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from latentbridge.io.images import write_grid, write_png
         from latentbridge.outputs import check_target, output_folder, protect_arguments
-        from latentbridge.utils import check_seed, class_index, condition_warning, guidance_problem
+        from latentbridge.utils import check_seed
+        from latentbridge.sampling_args import class_index, condition_warning, guidance_problem
 
         protect_arguments(args)  # --force never replaces the folder holding the model
 

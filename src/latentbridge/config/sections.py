@@ -448,7 +448,7 @@ class MLDSamplingConfig(SamplingConfig):
     @field_validator("guidance")
     @classmethod
     def _non_negative(cls, v):
-        from latentbridge.utils import guidance_problem
+        from latentbridge.sampling_args import guidance_problem
 
         if problem := guidance_problem(v):
             raise ValueError(problem)

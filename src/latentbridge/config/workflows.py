@@ -24,7 +24,7 @@ from latentbridge.config.sections import (DIGIT_AUDIO, DIGIT_FEATURES, AnomalyCo
                                           TrainConfig, VibrationConfig, WindowShiftConfig)
 from latentbridge.config.workflow_base import Workflow, _AudioWorkflow, _model_union, say_replaced
 from latentbridge.errors import ConfigError
-from latentbridge.utils import guidance_problem
+from latentbridge.sampling_args import guidance_problem
 from latentbridge.models.registry import REGISTRY
 from latentbridge.transforms.spec import (
     AudioTransform,

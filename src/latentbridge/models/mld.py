@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from latentbridge.models.base import ModelFamily, ModelSpec
 from latentbridge.models.process import DiffusionProcess
 from latentbridge.nn.unet import TimestepMLP
-from latentbridge.utils import guidance_problem
+from latentbridge.sampling_args import guidance_problem
 
 CLEAN = -1
 NULL = -2

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from latentbridge.errors import DataError, LatentbridgeError
-from latentbridge.utils import class_index, condition_warning, inference_device, progress_bar
+from latentbridge.utils import inference_device, progress_bar
+from latentbridge.sampling_args import class_index, condition_warning
 
 log = logging.getLogger(__name__)
 DIGITS = [str(d) for d in range(10)]

@@ -17,9 +17,9 @@ encodes the training pairs to std-scaled latents (posterior modes divided by eac
   digit); with ``digits.redraw_images`` each clip's image latent is drawn afresh, every time the
   clip is used, among the training images of its digit (the pairing is by digit only).
 
-Single-modality digit stages (a mel autoencoder, an image autoencoder) are trained here on the
-training clips' features / the MNIST training images (never on test clips); a multimodal stage
-is trained by its own workflow with this config's data sections.
+Single-modality digit stages (a mel autoencoder, an image autoencoder) are trained here on the training clips'
+features / the MNIST training images (never on test clips); a multimodal stage is trained by its own workflow with
+this config's data sections.
 
 ``sample`` draws from a saved run: joint samples, or the other modality given condition files
 (a wav → images, a PNG digit → log-mels and wavs; a vibration CSV or .mat file → crack masks, a mask
@@ -40,8 +40,9 @@ import torch
 
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError, ModelFolderError
 from latentbridge.outputs import resumable_run
+from latentbridge.sampling_args import resolve_guidance
 from latentbridge.transforms.postfilter import GlobalVariancePostFilter, saved_postfilter
-from latentbridge.utils import batched, output_names, resolve_guidance
+from latentbridge.utils import batched, output_names
 
 log = logging.getLogger(__name__)
 STAGE_DIR = "first_stage"
