@@ -1,10 +1,9 @@
 """Multimodal latent diffusion (task ``mld``): frozen first stages, then one denoiser over their
 concatenated latents with a timestep per modality (:class:`~latentbridge.models.mld.LatentDenoiser`).
 
-``fit`` trains (or, with ``first_stage.run``, copies) the first stages into ``RUN/first_stage``,
-encodes the training pairs to std-scaled latents (posterior modes divided by each stage's
-``latent_scale``) and trains the denoiser on them; the run is a model folder whose
-``first_stage`` sub-folder holds the stages, so it is self-contained. Data:
+``fit`` trains (or, with ``first_stage.run``, copies) the first stages into ``RUN/first_stage``, encodes the training
+pairs to std-scaled latents (posterior modes divided by each stage's ``latent_scale``) and trains the denoiser on them;
+the run is a model folder whose ``first_stage`` sub-folder holds the stages, so it is self-contained. Data:
 
 - bridge first stages: the multimodal VAE (its vibration expert; its mask expert too unless a
   ``supervised`` stage is given: a spec2mask network with a mask stage, whose bottleneck then holds
