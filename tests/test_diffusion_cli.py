@@ -599,6 +599,16 @@ def test_odd_image_files_of_real_folders_are_read_alike_or_named(tmp_path, caplo
     with caplog.at_level("WARNING"):
         read(thin)
     assert "1 under half that size, blown up (strip.png)" in caplog.text, caplog.text
+    from latentbridge.data.images import _report_conversions
+
+    classes = folder("classes")  # one name in three class folders was "(img_6.bmp, img_6.bmp, img_6.bmp)"
+    for c in ("a", "b"):
+        (classes / c).mkdir()
+        Image.new("L", (2, 2), 255).save(classes / c / "img_6.png")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        _report_conversions(classes, sorted(classes.rglob("*.png")), 8, 1, "crop")
+    assert "2 under half that size, blown up (a/img_6.png, b/img_6.png)" in caplog.text, caplog.text
     links = folder("links")
     for i in range(3):
         Image.new("L", (16, 16), 40 * i).save(links / f"img{i}.png")

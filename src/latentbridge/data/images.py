@@ -376,7 +376,7 @@ def _report_conversions(root: Path, files: list[Path], side: int, channels: int,
                 colour += channels == 1 and (im.mode in ("RGB", "RGBA", "CMYK", "YCbCr") and not _grey_content(im) or
                                              (im.mode == "P" and palette_kind(im) != "grey"))
                 if (max(im.size) if fit == "pad" else min(im.size)) < side / 2:  # what the fit keeps, blown up
-                    tiny.append(p.name)
+                    tiny.append(p.relative_to(root).as_posix() if p.is_relative_to(root) else p.name)  # (class)
         except (OSError, DataError):
             unopened.append(p)  # read_image names it
             continue
