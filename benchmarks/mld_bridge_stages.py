@@ -56,7 +56,8 @@ def mask_stage(mmvae: Path, first_stage: Path, seed: int, epochs: int) -> float:
 
     from latentbridge.config.workflows import validate
     from latentbridge.metrics.segmentation import segmentation_summary
-    from latentbridge.tasks.mld import _fit_stage_on_arrays, bridge_splits, load_stages
+    from latentbridge.tasks.mld import _fit_stage_on_arrays, bridge_splits
+    from latentbridge.tasks.mld_stages import load_stages
 
     if first_stage.exists():
         shutil.rmtree(first_stage)

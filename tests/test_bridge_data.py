@@ -540,16 +540,16 @@ def test_mask_bad_files(tmp_path):
 def test_discover_pairing_rules(tmp_path, caplog):
     root = make_root(tmp_path, {"Test_10": {"extent": 0.2}, "Test_2": {"extent": None}, "Test_1": {"extent": 0.0}})
     write_mask_png(root / "Labels" / "Test_99" / "orphan.png", crack_mask())  # mask, no data
-    write_mask_png(root / "Labels" / "test_2" / "case.png", crack_mask())  # differs only in case
+    write_mask_png(root / "Labels" / "test-02" / "case.png", crack_mask())  # differs in case, separator, zeros
     write_mask_png(root / "Labels" / "stray.png", crack_mask())
     with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
         recs = discover(root)
     assert [r.test_id for r in recs] == ["Test_1", "Test_2", "Test_10"]  # natural order
     by = {r.test_id: r for r in recs}
-    assert by["Test_2"].mask_file is None and not by["Test_2"].has_mask  # never paired with test_2/Test_99
+    assert by["Test_2"].mask_file is None and not by["Test_2"].has_mask  # never paired with test-02/Test_99
     assert by["Test_10"].mask_file.name == "mask.png" and by["Test_1"].has_mask
     text = caplog.text
-    assert "Labels: 3 label(s) of no test, ignored: stray.png, test_2 (resembles Test_2: names must match exactly), " \
+    assert "Labels: 3 label(s) of no test, ignored: stray.png, test-02 (resembles Test_2: names must match exactly), " \
         "Test_99" in text, text
     assert "1 of 3 tests have no mask (no Labels/TEST/*.png): kept as unlabeled: Test_2" in text
     caplog.clear()  # a run reads its folder several times (first stage, diffusion, evaluation): warned once
@@ -669,6 +669,9 @@ def test_matlab_recordings_of_a_test(tmp_path):
     np.testing.assert_allclose(d.waves[d.test_index == 1][0], centred(x[[2, 0]])[:, :200], rtol=1e-6, atol=1e-5)
     with pytest.raises(DataError, match=r"rec0\.mat: channel 5 out of range: the file has 3 channels \(valid: 0\.\.2\)"):
         bridge.read_recording(root / "Data" / "Test_02" / "rec0.mat", vib(channels=[5]))
+    with pytest.raises(DataError, match=r"rec0\.mat: channels: 0 picked more than once \(\[0, 2, 0\]\): pick each "
+                                        r"channel once"):  # one sensor trained on twice, without a word
+        bridge.read_recording(root / "Data" / "Test_02" / "rec0.mat", vib(channels=[0, 2, 0]))
 
 
 def test_matlab_files_without_matlab_s_header_or_without_scipy(tmp_path, monkeypatch):

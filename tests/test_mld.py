@@ -298,7 +298,8 @@ def test_bridge_train_sample_evaluate(bridge_run, tmp_path, capsys):
     assert info["first_stage"]["keys"] == {"spec": "multimodal", "mask": "supervised"}
     assert info["first_stage"]["widened"] == {"spec": "supervised"}
     from latentbridge.models.hub import load_model
-    from latentbridge.tasks.mld import bridge_splits, load_stages
+    from latentbridge.tasks.mld import bridge_splits
+    from latentbridge.tasks.mld_stages import load_stages
 
     stages = load_stages(run / "first_stage", ("spec", "mask"))
     train, _, _ = bridge_splits(stages, str(root))
@@ -349,7 +350,7 @@ def test_the_supervised_stage_must_hold_the_masks(bridge_run, tmp_path):
     """A supervised network without a mask stage can serve neither as config nor as a trained folder."""
     from latentbridge.config import load_config
     from latentbridge.errors import ConfigError, ModelFolderError
-    from latentbridge.tasks.mld import load_stages
+    from latentbridge.tasks.mld_stages import load_stages
 
     with pytest.raises(ConfigError, match="supervised: a spec2mask network with model.mask_stage: true"):
         load_config(REPO / "configs" / "mld_bridge.yaml", ["first_stage.stages.supervised.model.mask_stage=false"])
@@ -440,7 +441,7 @@ def test_evaluate_on_recordings_without_masks_says_what_to_do(bridge_run, tmp_pa
     assert not (tmp_path / "ev").exists()
 
 
-def test_bridge_first_stage_reuse(bridge_run, tmp_path):
+def test_bridge_first_stage_reuse(bridge_run, tmp_path, caplog):
     root, run = bridge_run
     again = tmp_path / "again"
     assert main(["train", "--config", str(REPO / "configs" / "mld_bridge.yaml"), "--out", str(again),
@@ -449,6 +450,13 @@ def test_bridge_first_stage_reuse(bridge_run, tmp_path):
     b = json.loads((again / "config.json").read_text())["first_stage"]["latent_scales"]
     assert a == b and (again / "first_stage" / "multimodal" / "model.safetensors").is_file()
     assert not (again / "first_stage" / "multimodal" / "checkpoints").exists()
+    # a plain multimodal VAE as first_stage.run: the preset's supervised stage is not used, said (it was dropped
+    # without a word)
+    with caplog.at_level("WARNING", logger="latentbridge"):
+        assert main(["train", "--config", str(REPO / "configs" / "mld_bridge.yaml"), "--out", str(tmp_path / "plain"),
+                     *_o([f"data.root={root}", *BRIDGE, "train.max_epochs=1",
+                          f"first_stage.run={run / 'first_stage' / 'multimodal'}"])]) == 0
+    assert "holds no supervised stage: the configured first_stage.stages.supervised is not used" in caplog.text
 
 
 def test_resume_with_other_first_stage_settings_is_refused(bridge_run, tmp_path, capsys):
@@ -544,7 +552,8 @@ def test_bridge_first_stage_with_a_modality_of_its_own(bridge_run, tmp_path, cap
 
     from latentbridge.config.workflows import validate
     from latentbridge.errors import ModelFolderError
-    from latentbridge.tasks.mld import _fit_stage_on_arrays, bridge_splits, load_stages
+    from latentbridge.tasks.mld import _fit_stage_on_arrays, bridge_splits
+    from latentbridge.tasks.mld_stages import load_stages
 
     root, run = bridge_run
     fs = tmp_path / "first_stage"
@@ -832,7 +841,7 @@ def test_digits_train_sample_evaluate(tmp_path, feature_cache, small_classifiers
     assert stage_pf["kind"] == "cepstral_global_variance" and len(stage_pf["ratio"]) == 64
     assert all(r > 0 for r in stage_pf["ratio"]) and stage_pf["floor_db"] == pytest.approx(-100, abs=0.01)
     assert "postfilter" not in json.loads((run / "first_stage" / "image" / "config.json").read_text())
-    from latentbridge.tasks.mld import load_stages
+    from latentbridge.tasks.mld_stages import load_stages
     from latentbridge.transforms.postfilter import GlobalVariancePostFilter
 
     stages = load_stages(run, ("audio", "image"))

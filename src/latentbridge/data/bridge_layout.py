@@ -88,8 +88,9 @@ def _not_png(where: Path, found: list[str]) -> DataError:
 
 
 def _number_key(name: str) -> str:
-    """A folder name with the leading zeros of its numbers dropped, lower case: ``Test_01`` and ``test_1`` alike."""
-    return re.sub(r"\d+", lambda m: str(int(m.group())), name).lower()
+    """A folder name with the leading zeros of its numbers dropped, lower case, its separators one: ``Test_01``,
+    ``test_1`` and ``test-01`` alike."""
+    return re.sub(r"[\s_.-]+", "_", re.sub(r"\d+", lambda m: str(int(m.group())), name).lower())
 
 
 def discover(root: str | Path) -> list[TestRecord]:

@@ -105,6 +105,10 @@ def pick_channels(path: Path, channels, n: int, noun: str, note: str = "") -> li
                                   f"(valid: 0..{n - 1})")
     if not len(channels):
         raise DataError(path, "channels: empty list (pick at least one channel)")
+    if len(set(map(int, channels))) != len(channels):  # [0, 0] trained on one sensor twice, without a word
+        twice = sorted({int(c) for c in channels if list(map(int, channels)).count(int(c)) > 1})
+        raise DataError(path, f"channels: {', '.join(map(str, twice))} picked more than once ({list(channels)}): pick "
+                              "each channel once")
     return [int(c) for c in channels]
 
 
