@@ -790,10 +790,19 @@ def test_a_rate_that_cannot_carry_the_windows_is_refused(tmp_path):
     assert "milliseconds" not in str(e.value) and "is in Hz" in str(e.value)
 
 
-def test_config_and_length_errors(tmp_path):
+def test_config_and_length_errors(tmp_path, caplog):
     root = make_root(tmp_path, {"Test_01": {"n": 150}})
-    with pytest.raises(DataError, match=r"rec0\.csv: recording too short"):
+    with pytest.raises(DataError, match=r"Data/Test_01: every recording of the test is shorter than one 2-s window "
+                                        r"\(vibration.window_s; the longest 1\.5 s\): give longer recordings"):
         build_windows(root, vib(), cache_dir=tmp_path / "cache")
+    # a short recording beside others of its test: left out, named with every other (one stopped the training)
+    mixed = make_root(tmp_path, {"Test_01": {"n": 600, "files": 2}, "Test_02": {"n": 600}}, name="mixed")
+    write_vibration_csv(mixed / "Data" / "Test_01" / "stray.csv", signal(3, 50), SR)
+    with caplog.at_level("WARNING"):
+        d = build_windows(mixed, vib(), cache_dir=tmp_path / "cache")
+    assert "1 recording(s) shorter than one 2-s window (vibration.window_s) left out: Data/Test_01/stray.csv " \
+           "(0.5 s)" in caplog.text, caplog.text
+    assert "Data/Test_01/stray.csv" not in set(d.sources) and len(set(d.sources)) == 3
     with pytest.raises(ConfigError, match="n_fft"):
         build_windows(root, vib(window_s=1.0, n_fft=128), cache_dir=tmp_path / "cache")
     bare = tmp_path / "bare"

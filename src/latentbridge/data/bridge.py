@@ -348,6 +348,23 @@ def check_rate(sample_rate: float, vib, path) -> None:
                               f"most {MAX_UPSAMPLING:g}), leaving most of the model's band empty; {hint}")
 
 
+def _short_recordings(waves: dict, window: int, sr: float, window_s: float, root: Path) -> set[Path]:
+    """The recordings (of ``waves``: test → [(path, wave)]) shorter than one window, left out with one warning naming
+    them (one stray short file stopped the whole training, and only the first was named); DataError naming the tests
+    none of whose recordings holds a window."""
+    short = {p: w.shape[-1] / sr for per_file in waves.values() for p, w in per_file if w.shape[-1] < window}
+    if empty := [t for t, per_file in waves.items() if all(p in short for p, _ in per_file)]:
+        raise DataError(root / "Data" / empty[0], f"every recording of the test is shorter than one {window_s:g}-s "
+                        f"window (vibration.window_s; the longest {max(short[p] for p, _ in waves[empty[0]]):.4g} s)"
+                        + (f", as are those of {listed(empty[1:], 4)}" if len(empty) > 1 else "") + ": give longer "
+                        "recordings, or shorter windows (-o vibration.window_s=... -o vibration.hop_s=...)")
+    if short:
+        _warn_once("%s: %s shorter than one %g-s window (vibration.window_s) left out: %s", root,
+                   f"{len(short)} recording(s)", window_s,
+                   listed([f"{p.relative_to(root).as_posix()} ({d:.3g} s)" for p, d in short.items()], 5))
+    return set(short)
+
+
 def recording_windows(wave: np.ndarray, sample_rate: float, window_s: float, hop_s: float,
                       name: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Windows ``(n, C, window)`` float32 and their starts in seconds of one recording ``(C, T)``:
@@ -526,8 +543,11 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache, pick_names: list[str] | 
 
         # --- windows and masks
         seg_list, idx_list, start_list, src_list = [], [], [], []
+        short = _short_recordings(waves, window, sr, vib.window_s, root)
         for ti, r in enumerate(records):
             for p, w in waves[r.test_id]:
+                if p in short:
+                    continue
                 segs, starts_s_ = recording_windows(w, sr, vib.window_s, vib.hop_s, p)
                 seg_list.append(segs)
                 idx_list.append(np.full(len(segs), ti, dtype=np.int64))
