@@ -295,6 +295,37 @@ def test_a_split_in_time_leaves_no_sample_in_both_sets():
         "n_train_files": 1, "n_val_files": 0, "val_files": [], "held_out": [], "val_split": "files"}
 
 
+def test_the_split_gives_views_of_the_features_not_copies():
+    """The split held every window's features twice at its peak (the whole set, then its two subsets): they are now
+    put in place (training, validation, the rest) and both sets are views of them, holding what the copies held, in
+    the same order; the whole set keeps every window."""
+    import copy
+
+    from latentbridge.data.audio import WindowFeatures
+    from latentbridge.data.holdout import split_train_val
+
+    rng = np.random.default_rng(0)
+    for n, durations, fraction in (([40, 35, 50, 45, 38, 41], [41.0, 36, 51, 46, 39, 42], 0.2),  # whole files
+                                   ([600, 2, 2], [601.0, 3, 3], 0.2), ([59], [60.0], 0.2)):  # in time
+        n_win = sum(n)
+        wf = WindowFeatures(rng.standard_normal((n_win, 2, 3)).astype(np.float32), np.repeat(np.arange(len(n)), n),
+                            np.concatenate([np.arange(k, dtype=float) for k in n]), 2.0,
+                            [Path(f"{i}.wav") for i in range(len(n))], np.array(durations),
+                            silent=rng.random(n_win))
+        copied = copy.deepcopy(wf)
+        copied.features = copied.features.copy()
+        copied.features.flags.writeable = False  # the copying path, as before
+        want = split_train_val(copied, fraction, seed=1)
+        every = np.sort(wf.features.reshape(n_win, -1), axis=0)
+        got = split_train_val(wf, fraction, seed=1)
+        for a, b in zip(got, want):
+            assert np.shares_memory(a.features, wf.features)
+            for key in ("features", "file_index", "starts_s", "silent"):
+                np.testing.assert_array_equal(getattr(a, key), getattr(b, key), err_msg=key)
+            assert a.files == b.files
+        np.testing.assert_array_equal(np.sort(wf.features.reshape(n_win, -1), axis=0), every)
+
+
 def test_many_files_keep_the_whole_file_split(machine_data):
     """Folders of many files of about one length keep exactly the seeded whole-file split: the synthetic machine set
     (its features read), and FSDD's 3,000 clips (their windows counted from the headers, the mel autoencoder's 1-s

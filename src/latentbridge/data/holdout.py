@@ -85,11 +85,13 @@ def split_train_val(wf: WindowFeatures, val_fraction: float, seed: int) -> tuple
     if len(wf.files) >= 2:
         tr, va = balanced_split(counts, val_fraction, seed)
         if not len(va) or _within(counts[va].sum(), target):
-            return wf.subset_files(tr), wf.subset_files(va)
+            return _in_place(wf, np.isin(wf.file_index, tr), np.isin(wf.file_index, va),
+                             lambda w, *_: (w.subset_files(tr), w.subset_files(va)))
     train, val = time_split(wf, val_fraction)
     if not val.any():
         if len(wf.files) >= 2:  # every file too short to cut: the whole files after all
-            return wf.subset_files(tr), wf.subset_files(va)
+            return _in_place(wf, np.isin(wf.file_index, tr), np.isin(wf.file_index, va),
+                             lambda w, *_: (w.subset_files(tr), w.subset_files(va)))
         return wf, wf.subset_windows(val)
     if len(wf.files) >= 2:
         log.warning("validation: whole files would hold %.0f %% of the windows (%d of %d files), far from "
@@ -97,7 +99,49 @@ def split_train_val(wf: WindowFeatures, val_fraction: float, seed: int) -> tuple
                     "windows; %d crossing the cuts left out of both)", 100 * counts[va].sum() / len(wf), len(va),
                     len(wf.files), val_fraction, 100 * val_fraction, int(val.sum()), len(wf),
                     int(len(wf) - train.sum() - val.sum()))
-    return wf.subset_windows(train), wf.subset_windows(val)
+    return _in_place(wf, train, val, lambda w, t, v: (w.subset_windows(t), w.subset_windows(v)))
+
+
+def _in_place(wf: WindowFeatures, train: np.ndarray, val: np.ndarray, subsets) -> tuple[WindowFeatures, WindowFeatures]:
+    """``subsets(wf, train, val)`` (the two sets of the windows of masks ``train`` and ``val``) with their features
+    views of ``wf``'s, not copies of them (the split held every window's features twice at its peak: 173 MB more for
+    two hours of 48-kHz audio): ``wf``'s windows are put in place in the order train, validation, the rest (each in
+    its own order), and ``subsets`` takes its sets of that order (masks of the first and next windows). ``wf`` keeps
+    every window, in that order."""
+    features = wf.features
+    if not features.flags.writeable or features.ndim < 2:  # (a memory map: copies, as before)
+        return subsets(wf, train, val)
+    order = np.concatenate([np.flatnonzero(train), np.flatnonzero(val), np.flatnonzero(~(train | val))])
+    permute_rows(features, order)
+    wf.file_index, wf.starts_s = wf.file_index[order], wf.starts_s[order]
+    wf.silent = None if wf.silent is None else wf.silent[order]
+    n_train, n_val = int(train.sum()), int(val.sum())
+    wf.features = features[:, :0]  # the sets' small arrays taken as before, their features given as views
+    at = np.arange(len(order))
+    try:
+        a, b = subsets(wf, at < n_train, (at >= n_train) & (at < n_train + n_val))
+    finally:
+        wf.features = features
+    a.features, b.features = features[:n_train], features[n_train:n_train + n_val]
+    return a, b
+
+
+def permute_rows(a: np.ndarray, order: np.ndarray) -> None:
+    """``a[:] = a[order]`` in place, one row at a time (``order`` a permutation): no copy of ``a``."""
+    seen = np.zeros(len(order), dtype=bool)
+    for start in range(len(order)):
+        if seen[start] or order[start] == start:
+            seen[start] = True
+            continue
+        held, j = a[start].copy(), start
+        while True:
+            seen[j] = True
+            k = int(order[j])
+            if k == start:
+                a[j] = held
+                break
+            a[j] = a[k]
+            j = k
 
 
 def held_out_record(train: WindowFeatures, val: WindowFeatures) -> dict:
