@@ -279,6 +279,9 @@ def test_channel_labels_that_are_m_z_are_read_however_written_and_checked(tmp_pa
                                         r"734\.569; the model reads the same m/z in another order"):
         check_labels(tmp_path / "rev.npy", labels, mz)
     check_labels(tmp_path / "rev.npy", ["GFP", "RFP", "DAPI", "Cy5"], mz)  # names: nothing to compare
+    with pytest.raises(DataError, match=r"the model reads m/z 734\.569, 760\.585, 782\.567, 786\.601 \(m/z 734\.569 "
+                                        r"labelled twice\) \(without m/z 760\.585\)$"):  # "reorder" could not mend it
+        check_labels(tmp_path / "rev.npy", ["734.569", "734.569", "782.567", "786.601"], mz)
 
     def section(name, labels, source=None, channels=4):
         return SimpleNamespace(name=name, labels=labels, source=str(tmp_path / (source or f"{name}.npy")),

@@ -44,10 +44,14 @@ def check_labels(path, labels: list[str], mz: list[float] | None) -> None:
         return  # names, not m/z: nothing to compare
     if len(given) == len(mz) and all(same_mz(a, b) for a, b in zip(given, mz)):
         return
-    same = len(given) == len(mz) and all(any(same_mz(a, b) for b in mz) for a in given)
+    twice = [a for i, a in enumerate(given) if any(same_mz(a, b) for b in given[:i])]
+    missing = [b for b in mz if not any(same_mz(a, b) for a in given)]
+    same = len(given) == len(mz) and not twice and not missing  # a permutation (one labelled twice was called one)
+    said = "" if same else "".join([f" (m/z {_listed(twice)} labelled twice)" if twice else "",
+                                    f" (without m/z {_listed(missing)})" if missing else ""])
     raise DataError(path, f"its channels are labelled m/z {_listed(given)}"
                           + ("; the model reads the same m/z in another order: " if same else "; the model reads m/z ")
-                          + _listed(mz) + ("; reorder the maps' channels" if same else ""))
+                          + _listed(mz) + ("; reorder the maps' channels" if same else said))
 
 
 def check_sections(sections, mz: list[float] | None, root) -> None:
