@@ -1096,6 +1096,53 @@ def test_a_stalled_upload_and_a_silent_stream_are_closed():
         asyncio.run(_receive_all(Silent(), BlockFeed(4), "f32", 1, 1 << 20, idle_s=0.1))
 
 
+def test_requests_stopped_by_the_server_shutting_down_are_503(folders, models, machine_data, caplog):
+    """SIGTERM while uploads were scored: uvicorn cancels what runs after its grace period, and each such request was
+    a bare 500 and an ERROR traceback in the log; a request reaching a closed batcher was a 500 too. Both are a 503
+    saying the server is shutting down."""
+    import asyncio
+    import logging
+
+    from latentbridge.serve.security import RequestLogMiddleware
+
+    async def busy(scope, receive, send):
+        raise asyncio.CancelledError  # what uvicorn's shutdown does to a request still running
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    caplog.set_level(logging.INFO, logger="latentbridge.serve")
+    asyncio.run(RequestLogMiddleware(busy)({"type": "http", "method": "POST", "path": "/api/models/m/score",
+                                            "client": ("10.0.0.9", 5)}, receive, send))
+    assert sent[0]["status"] == 503 and b"the server is shutting down" in sent[1]["body"]
+    line = [r.getMessage() for r in caplog.records if r.name == "latentbridge.serve"][-1]
+    assert line.startswith("POST /api/models/m/score 503 ")
+    # a request cancelled while its windows wait: its answer is dropped, and the batching thread goes on (it ended
+    # with InvalidStateError, every later request waiting on it for ever)
+    import threading
+
+    from latentbridge.serve.batcher import MicroBatcher
+
+    gate = threading.Event()
+    slow = MicroBatcher(lambda w: (gate.wait(5), (np.zeros(len(w)), np.zeros(len(w), bool)))[1], max_batch=1)
+    first, second = slow.submit(np.zeros((2, 3))), slow.submit(np.zeros((1, 3)))
+    assert second.cancel()
+    gate.set()
+    assert len(first.result(5)[0]) == 2 and len(slow.submit(np.zeros((3, 3))).result(5)[0]) == 3
+    slow.close()
+    with TestClient(create_app(models)) as c:
+        for b in c.app.state.batchers.values():
+            b.close()
+        wav = sorted((machine_data / "test" / "normal").glob("*.wav"))[0]
+        r = _post(c, f"/api/models/{_name(folders, 'pump')}/score", wav.name, wav.read_bytes())
+    assert r.status_code == 503 and r.json()["detail"].startswith("the server is shutting down"), r.text
+
+
 def test_a_client_that_hangs_up_mid_upload_is_logged_as_such(caplog):
     """It was logged as status 500: a server error where there was none."""
     import asyncio

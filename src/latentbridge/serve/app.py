@@ -35,7 +35,7 @@ from latentbridge import __version__
 from latentbridge.errors import DataError, LatentbridgeError
 from latentbridge.utils import MAX_SEED, forget_said, warnings_said
 from latentbridge.serve import media
-from latentbridge.serve.batcher import MicroBatcher
+from latentbridge.serve.batcher import MicroBatcher, ShuttingDown
 from latentbridge.io.images import IMAGE_EXTENSIONS
 from latentbridge.io.vibration import MAX_RATE
 from latentbridge.serve.registry import ServedModel, load_models
@@ -220,6 +220,10 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
     @app.exception_handler(DataError)
     async def data_error(request: Request, e: DataError):
         return JSONResponse({"detail": str(e)}, status_code=422)
+
+    @app.exception_handler(ShuttingDown)
+    async def shutting_down(request: Request, e: ShuttingDown):  # (a 500 and a traceback)
+        return JSONResponse({"detail": f"{e}: send the request again when the server is back"}, status_code=503)
 
     @app.exception_handler(LatentbridgeError)
     async def user_error(request: Request, e: LatentbridgeError):

@@ -30,12 +30,16 @@ import heapq
 import itertools
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = ["BatchStats", "MicroBatcher"]
+
+
+class ShuttingDown(RuntimeError):
+    """The server is shutting down: it takes no more work (answered 503)."""
 
 
 @dataclass
@@ -87,7 +91,7 @@ class MicroBatcher:
         windows = np.asarray(windows)
         with self._cond:
             if self._closed:
-                fut.set_exception(RuntimeError("the server is shutting down"))
+                fut.set_exception(ShuttingDown("the server is shutting down"))
                 return fut
             seq = next(self._seq)
             entry = [len(windows), seq, time.monotonic(), windows, fut, False]
@@ -170,7 +174,7 @@ class MicroBatcher:
                 scores, decisions = np.asarray(scores), np.asarray(decisions)
             except BaseException as e:  # noqa: BLE001 - handed to every waiting request
                 for entry in batch:
-                    entry[4].set_exception(e)
+                    _settle(entry[4], error=e)
                 continue
             finally:
                 self.stats.busy_s += time.perf_counter() - t0
@@ -180,5 +184,15 @@ class MicroBatcher:
             self.stats.largest_batch = max(self.stats.largest_batch, sum(sizes))
             offset = 0
             for entry, n in zip(batch, sizes):
-                entry[4].set_result((scores[offset:offset + n], decisions[offset:offset + n]))
+                _settle(entry[4], (scores[offset:offset + n], decisions[offset:offset + n]))
                 offset += n
+
+
+def _settle(fut: Future, result=None, error: BaseException | None = None) -> None:
+    """``fut``'s result or error, unless its request was cancelled meanwhile (the server shutting down cancels the
+    requests still waiting: setting theirs raised InvalidStateError and ended the batching thread, every later
+    request waiting on it for ever)."""
+    try:
+        fut.set_exception(error) if error is not None else fut.set_result(result)
+    except InvalidStateError:  # cancelled
+        pass

@@ -192,13 +192,23 @@ class RequestLogMiddleware:
 
         async def status_send(message):
             if message["type"] in ("http.response.start", "websocket.http.response.start"):
-                status["code"] = message["status"]
+                status["code"], status["started"] = message["status"], True
             elif message["type"] == "websocket.close" and status["code"] == 101:
                 status["code"] = 101
             await send(message)
 
         try:
             await self.app(scope, counting_receive, status_send)
+        except asyncio.CancelledError:  # the server shutting down cancels what still runs after its grace period:
+            if scope["type"] != "http":   # a bare 500 and a traceback each (uvicorn's), also where the answer was
+                raise                     # sent and an upload's temporary file was being closed
+            if not status.get("started"):
+                status["code"] = 503
+                try:
+                    await _send_json(send, 503, "the server is shutting down: the request was stopped before its "
+                                                "answer; send it again when the server is back")
+                except Exception:  # noqa: BLE001 - the client is gone too
+                    pass
         finally:
             client = scope.get("client") or ("-", 0)
             code = "499 (client disconnected)" if status["code"] == 499 else status["code"]
