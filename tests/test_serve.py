@@ -679,7 +679,7 @@ def _stream(client, pump, wave, sr, fmt="f32", frame=4000, end=True, live=None):
         while True:
             m = ws.receive_json()
             msgs.append(m)
-            if m["type"] != "window":
+            if m["type"] not in ("window", "warning"):
                 return msgs
 
 
@@ -698,6 +698,12 @@ def test_stream_windows_match_score(client, folders, machine_data):
     np.testing.assert_allclose([m["start_s"] for m in windows], starts)
     s16 = _stream(client, pump, wave, sr, fmt="s16")
     np.testing.assert_allclose([m["score"] for m in s16 if m["type"] == "window"], ref_scores, rtol=2e-2)
+    assert not [m for m in msgs + s16 if m["type"] == "warning"]
+    # a muted input: its windows read "anomalous" one by one, the reason only in the server's log; now told
+    muted = _stream(client, pump, np.zeros(3 * sr, np.float32), sr)
+    said = [m["detail"] for m in muted if m["type"] == "warning"]
+    assert len(said) == 1 and "the window at 0.00 s is digital silence" in said[0], muted
+    assert muted[-1]["type"] == "end" and muted[-1]["n_silent_windows"] == muted[-1]["n_windows"] > 0
 
 
 def test_stream_takes_out_an_offset_keeps_the_models_short_share_and_says_what_it_does_not_trim(

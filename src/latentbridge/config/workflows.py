@@ -261,8 +261,8 @@ class MLDWorkflow(_AudioWorkflow):
     features: FeatureConfig = Field(default_factory=lambda: FeatureConfig(**DIGIT_FEATURES))
     first_stage: FirstStageConfig = Field(default_factory=FirstStageConfig)
     vibration: VibrationConfig = Field(default_factory=VibrationConfig)
-    """Bridge: the keys set here (``-o vibration.window_s=5``) replace both first stages' own: the diffusion pairs
-    their codes of the same windows."""
+    """Bridge: the keys set here to other values than the defaults (``-o vibration.window_s=5``) replace both first
+    stages' own: the diffusion pairs their codes of the same windows."""
     diffusion: MLDDiffusionConfig = Field(default_factory=MLDDiffusionConfig)
     model: _model_union("mld")  # type: ignore[valid-type]
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(
@@ -289,7 +289,7 @@ class MLDWorkflow(_AudioWorkflow):
         if keys and keys not in allowed:
             raise ValueError(f"first_stage.stages: {self.data.kind} data take the keys "
                              f"{' or '.join(str(sorted(a)) for a in allowed)}, got {sorted(keys)}")
-        if self.vibration.model_fields_set and (self.data.kind != "bridge" or not keys or self.first_stage.run):
+        if self.vibration_given() and (self.data.kind != "bridge" or not keys or self.first_stage.run):
             raise ValueError("vibration: sets the vibration windows of the bridge's first stages trained in this run"
                              + (f"; this run reads {self.data.kind}" if self.data.kind != "bridge" else
                                 " (first_stage.run reuses trained ones, with theirs)"))
@@ -322,6 +322,12 @@ class MLDWorkflow(_AudioWorkflow):
     def modalities(self) -> tuple[str, ...]:
         return MLD_MODALITIES[self.data.kind]
 
+    def vibration_given(self) -> dict:
+        """The ``vibration`` keys that differ from the defaults: those the stages take (a saved config lists every
+        key, the defaults too, which would replace the stages' own)."""
+        default = VibrationConfig().model_dump()
+        return {k: v for k, v in self.vibration.model_dump().items() if v != default[k]}
+
     def stage_raw(self, key: str) -> dict:
         """A first stage's raw config with this config's data sections and seed applied."""
         raw = {**self.first_stage.stages[key]}
@@ -332,7 +338,7 @@ class MLDWorkflow(_AudioWorkflow):
         hardware = {"accelerator": self.train.accelerator, "precision": self.train.precision}
         seed = {**threads, **hardware, **raw.get("train", {}), "seed": self.train.seed}
         if self.data.kind == "bridge":
-            vib = self.vibration.model_dump(include=self.vibration.model_fields_set)
+            vib = self.vibration_given()
             return {**raw, "data": d, "train": seed, **({"vibration": {**raw.get("vibration", {}), **vib}} if vib
                                                          else {})}
         audio, feats = self.audio.model_dump(), self.features.model_dump()

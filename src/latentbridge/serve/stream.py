@@ -9,7 +9,9 @@ takes binary messages of little-endian PCM and sends one JSON message per window
 ``{"type": "window", "start_s", "end_s", "score", "is_anomaly", "decision", "overflows",
 "dropped_blocks", "wall_time"}``. A text message ``{"end": true}`` says the recording is over:
 its last windows are cut as ``anomaly score`` cuts a file, a ``{"type": "end", ...}`` summary
-follows and the server closes (1000). Problems are one ``{"type": "error", "detail": ...}`` message
+follows and the server closes (1000). ``{"type": "warning", "detail": ...}`` messages say what the scoring notices
+of the input (the first window of digital silence: a muted or disconnected input; clipping), as ``anomaly listen``
+warns. Problems are one ``{"type": "error", "detail": ...}`` message
 and a close (1008 policy: any other text message, or none for 60 s; 1007 bad data, a recording too short to score
 among them; 1009 too big; 1011 the server's own failure).
 
@@ -139,8 +141,12 @@ async def run_stream(ws: WebSocket, served, batcher, *, queue_blocks: int, max_f
         post({"type": "window", **event, "decision": "anomalous" if event["is_anomaly"] else "normal",
               "dropped_blocks": feed.stats.dropped_blocks})
 
+    relay = _Relay(post)  # the listen loop's warnings (digital silence, clipping) reach the client, not only the log
+    logging.getLogger("latentbridge.tasks.listen").addHandler(relay)
+
     def work() -> None:
         msg = None
+        relay.thread = threading.get_ident()
         try:
             summary = listen(batcher, sample_rate=sr, model_rate=det.sample_rate, window_s=w.window_s,
                              hop_s=w.hop_s, source=feed, channels=channels, out=None, pad=w.pad, flush=True,
@@ -154,6 +160,8 @@ async def run_stream(ws: WebSocket, served, batcher, *, queue_blocks: int, max_f
         except Exception as e:  # noqa: BLE001 - reported to the client, the server goes on
             log.exception("stream of model %s failed", served.name)
             msg = {"type": "error", "detail": f"internal error while scoring: {type(e).__name__}", "code": 1011}
+        finally:
+            logging.getLogger("latentbridge.tasks.listen").removeHandler(relay)
         post(msg if msg is not None else _DONE)
 
     await ws.send_json({"type": "ready", "model": served.name, "sample_rate": sr, "format": fmt,
@@ -188,6 +196,19 @@ async def run_stream(ws: WebSocket, served, batcher, *, queue_blocks: int, max_f
 
 #: a stream whose client sends nothing for this long is closed (it held a thread without end)
 IDLE_TIMEOUT_S = 60.0
+
+
+class _Relay(logging.Handler):
+    """A stream's warnings from its scoring thread (``thread``), posted to its client as ``{"type": "warning",
+    "detail"}``: a muted input's windows read "anomalous" one after the other, the reason only in the server's log."""
+
+    def __init__(self, post):
+        super().__init__(logging.WARNING)
+        self.post, self.thread = post, None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.post({"type": "warning", "detail": record.getMessage()})
 
 
 async def _receive_all(ws: WebSocket, feed: BlockFeed, fmt: str, channels: int, max_frame_bytes: int,

@@ -300,7 +300,11 @@ async function startLive() {
       lb.live.messages.push(msg.type);
       if (msg.type === "ready") {
         $("live-status").textContent = `listening at ${msg.sample_rate} Hz (model ${msg.model_sample_rate} Hz)`;
-        showList($("live-warnings"), msg.warnings || []);  // what the live input lacks that the model's files had
+        live.warnings = (msg.warnings || []).slice();  // what the live input lacks that the model's files had
+        showList($("live-warnings"), live.warnings);
+      } else if (msg.type === "warning") {  // what the scoring notices: a muted input, clipping
+        live.warnings.push(msg.detail);
+        showList($("live-warnings"), live.warnings);
       } else if (msg.type === "window") {
         lb.live.windows.push(msg);
         $("live-dropped").textContent = msg.dropped_blocks;
