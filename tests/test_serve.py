@@ -253,6 +253,11 @@ def test_unknown_model_wrong_endpoint_missing_field(client, folders, machine_dat
     r = _post(client, f"/api/models/{_name(folders, 'pump')}/predict", "a.wav", wav)
     assert r.status_code == 404 and "has no predict endpoint" in r.json()["detail"]
     assert client.post(f"/api/models/{_name(folders, 'pump')}/score").status_code == 422  # no file field
+    # a raw body, or a form field of text: "Field required", "Expected UploadFile" said what the upload must be
+    for kw in ({"content": wav, "headers": {"content-type": "audio/wav"}}, {"data": {"file": "rec.wav"}}):
+        r = client.post(f"/api/models/{_name(folders, 'pump')}/score", **kw)
+        assert r.status_code == 422 and "a multipart form with the file in its 'file' field, its file name in " \
+            "filename=: curl -F file=@rec.wav" in r.json()["detail"][0]["msg"], r.text
     assert client.get(f"/api/models/{_name(folders, 'pump')}/score").status_code == 405
 
 

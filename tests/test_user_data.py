@@ -206,7 +206,7 @@ def test_output_names_of_long_input_names_fit_the_file_system(tmp_path):
     NAME_reconstructed.wav, over 255 bytes: "File name too long" after all the work; the server cut a long upload
     name to 200 characters and with it its extension ("unsupported file type")."""
     from latentbridge.io.audio_write import write_wav
-    from latentbridge.serve.app import _safe_name
+    from latentbridge.serve.uploads import safe_name
     from latentbridge.utils import distinct_name
 
     used: set[str] = set()
@@ -218,4 +218,4 @@ def test_output_names_of_long_input_names_fit_the_file_system(tmp_path):
         write_wav(tmp_path / f"{n}_reconstructed.wav", np.zeros(160, dtype=np.float32), 16000)
         assert (tmp_path / f"{n}_reconstructed.wav").stat().st_size > 160
     long = "L" * 201 + ".WAV"
-    assert _safe_name(long) == "L" * 196 + ".wav" and _safe_name("a/b\\c.wav") == "c.wav"
+    assert safe_name(long) == "L" * 196 + ".wav" and safe_name("a/b\\c.wav") == "c.wav"

@@ -15,7 +15,6 @@ import asyncio
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +32,7 @@ from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from latentbridge import __version__
 from latentbridge.errors import DataError, LatentbridgeError
-from latentbridge.utils import MAX_SEED, forget_said, warnings_said
+from latentbridge.utils import MAX_SEED, forget_said
 from latentbridge.serve import media
 from latentbridge.serve.batcher import MicroBatcher, ShuttingDown
 from latentbridge.io.images import IMAGE_EXTENSIONS
@@ -42,6 +41,7 @@ from latentbridge.serve.registry import ServedModel, load_models
 from latentbridge.serve.schema import (EnhanceResponse, PredictResponse, SampleResponse, ScoreResponse,
                                       document_api_key, errors)
 from latentbridge.serve.security import ApiKeyMiddleware, RequestLogMiddleware, UploadLimitMiddleware, api_key_problem
+from latentbridge.serve.uploads import Upload, safe_name
 from latentbridge.tasks.enhance import SEED_RANGE
 
 log = logging.getLogger("latentbridge.serve")
@@ -100,46 +100,6 @@ class SampleRequest(BaseModel):
     steps: int | None = Field(None, ge=1, le=1000)
     scheduler: Literal["ddpm", "ddim", "dpm"] | None = None
     condition: list[float] | None = None
-
-
-def _safe_name(filename: str | None) -> str:
-    """The client's file name as a label (its last path component); never used as a path."""
-    name = (filename or "upload").replace("\\", "/").rsplit("/", 1)[-1].strip() or "upload"
-    suffix = _suffix(name)  # kept: a long name cut to 200 characters lost it ("unsupported file type")
-    return name if len(name) <= 200 else name[:200 - len(suffix)] + suffix
-
-
-def _suffix(name: str) -> str:
-    suffix = Path(name).suffix.lower()
-    return suffix if suffix[1:].isalnum() and len(suffix) <= 8 else ""
-
-
-class _Upload:
-    """An upload written to a private temporary file (named ``upload<ext>``), whose DataErrors are
-    re-worded to name the client's file instead."""
-
-    def __init__(self, data: bytes, client_name: str):
-        self.client_name = client_name
-        self._dir = tempfile.TemporaryDirectory(prefix="latentbridge-serve-")
-        self.path = Path(self._dir.name) / f"upload{_suffix(client_name)}"
-        self.path.write_bytes(data)
-
-    def close(self) -> None:
-        self._dir.cleanup()
-
-    def error(self, e: DataError) -> HTTPException:
-        return HTTPException(422, f"{self.client_name}: {e.problem}".replace(str(self.path), self.client_name))
-
-    def told(self, fn, *args):
-        """``(fn(*args), the warnings latentbridge logged meanwhile in this thread)``, naming the client's file: what
-        the reader says of a file (a header never finalised, a CSV's Unix-time column or sensors read by position)
-        reaches the client, not only the server's log under a temporary path."""
-        try:
-            with warnings_said() as texts:
-                out = fn(*args)
-        finally:
-            forget_said(str(self.path.parent))  # notes said once per file: this upload's are not met again
-        return out, [t.replace(str(self.path), self.client_name).replace(str(self.path.parent), ".") for t in texts]
 
 
 def _fastapi(**kwargs) -> FastAPI:
@@ -211,11 +171,11 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
         finally:
             stop.set()
 
-    async def receive(upload: UploadFile, request: Request, field: str = "file") -> _Upload:
+    async def receive(upload: UploadFile, request: Request, field: str = "file") -> Upload:
         n = len((await request.form()).getlist(field))  # parsed once already: the endpoint's own
         if n > 1:  # the last one was scored without a word
             raise HTTPException(422, f"{n} files under '{field}': one file per request")
-        return _Upload(await upload.read(), _safe_name(upload.filename))
+        return Upload(await upload.read(), safe_name(upload.filename))
 
     @app.exception_handler(DataError)
     async def data_error(request: Request, e: DataError):
@@ -244,6 +204,10 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
         # the log or the client); each problem is told by where and what instead
         problems = [{"loc": [str(x) for x in err.get("loc", ())], "msg": str(err.get("msg", "")),
                      "type": str(err.get("type", ""))} for err in e.errors()]
+        for p in problems:  # a raw body, or a form whose part is no file: "Field required", "Expected UploadFile"
+            if p["loc"] in (["body", "file"], ["body", "mask"]):
+                p["msg"] += (f" (a multipart form with the file in its '{p['loc'][1]}' field, its file name in "
+                             f"filename=: curl -F {p['loc'][1]}=@rec.wav)")
         return JSONResponse({"detail": problems}, status_code=422)
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
@@ -497,7 +461,7 @@ def _score_result(m: ServedModel, client_name: str, duration: float, scores, dec
     }
 
 
-def _predict(m: ServedModel, up: _Upload, route: str, scale: int, settings: ServeSettings,
+def _predict(m: ServedModel, up: Upload, route: str, scale: int, settings: ServeSettings,
              sample_rate: float | None = None) -> dict:
     """``sample_rate``: of a vibration CSV without a time column."""
     from latentbridge.io import AUDIO_EXTENSIONS
@@ -553,7 +517,7 @@ def _sample_images(m: ServedModel, body: SampleRequest) -> dict:
             "images_png": [media.png_base64(i, max(1, 112 // max(i.shape[:2]))) for i in images]}
 
 
-def _enhance(m: ServedModel, up: _Upload, up_mask: _Upload | None, task: str, seed: int, samples: int | None,
+def _enhance(m: ServedModel, up: Upload, up_mask: Upload | None, task: str, seed: int, samples: int | None,
              limit: int, stop: threading.Event | None = None) -> dict:
     from latentbridge.io.arrays import stored_size
     from latentbridge.serve.registry import SPATIAL_EXTENSIONS
