@@ -142,11 +142,11 @@ async def run_stream(ws: WebSocket, served, batcher, *, queue_blocks: int, max_f
               "dropped_blocks": feed.stats.dropped_blocks})
 
     relay = _Relay(post)  # the listen loop's warnings (digital silence, clipping) reach the client, not only the log
-    logging.getLogger("latentbridge.tasks.listen").addHandler(relay)
 
     def work() -> None:
         msg = None
         relay.thread = threading.get_ident()
+        logging.getLogger("latentbridge.tasks.listen").addHandler(relay)
         try:
             summary = listen(batcher, sample_rate=sr, model_rate=det.sample_rate, window_s=w.window_s,
                              hop_s=w.hop_s, source=feed, channels=channels, out=None, pad=w.pad, flush=True,
