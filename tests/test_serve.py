@@ -402,6 +402,12 @@ def test_predict_bridge_mask_and_extent(client, folders, models, tmp_path):
     name = _name(folders, "bridge")
     r = _post(client, f"/api/models/{name}/predict", "test_07.csv", _vibration_csv(), data={"scale": "4"})
     assert r.status_code == 200, r.text
+    r2 = _post(client, f"/api/models/{name}/predict", "test_07.csv", _vibration_csv(), data={"route": "bridge"})
+    assert r2.status_code == 422 and "route is a digits model's" in r2.json()["detail"]  # (it went unread)
+    huge = "\n".join(line if not line[:1].isdigit() else ",".join([line.split(",")[0]] + [f"{float(v) * 1e300:g}" for
+                     v in line.split(",")[1:]]) for line in _vibration_csv().decode().splitlines())
+    r2 = _post(client, f"/api/models/{name}/predict", "huge.csv", huge.encode())  # NaN predictions: a 500
+    assert r2.status_code == 422 and r2.json()["detail"].startswith("huge.csv: samples reach "), r2.text
     body = r.json()
     _as_documented(PredictResponse, body)
     local = tmp_path / "test_07.csv"
@@ -515,6 +521,9 @@ def test_sample_is_seeded_and_leaves_the_global_rng_alone(client, folders):
     assert len(a["images_png"]) == 2 and _png(a["images_png"][0]).shape == (224, 224)
     _as_documented(SampleResponse, a)
     assert client.post(f"/api/models/{name}/sample", json={"n": 99}).status_code == 422
+    r = client.post(f"/api/models/{name}/sample", json={"n": 1, "guidance": 2, "label": "3"})  # a diffusion's, unread
+    assert r.status_code == 422 and r.json()["detail"].startswith("guidance, label: settings of a diffusion model's"), \
+        r.text
     # seeds `latentbridge sample --seed` refuses: 2**70 answered 500 (torch), -1 drew images no command reproduces
     for seed in (2 ** 70, -1, 2 ** 32):
         r = client.post(f"/api/models/{name}/sample", json={"n": 1, "seed": seed})
@@ -556,6 +565,12 @@ def test_diffusion_sample_is_the_cli_sample(client, folders, models):
     assert mixed["labels"] == [0, 1, 2, 3] and mixed["scheduler"] == "dpm" and len(mixed["images_png"]) == 4
     r = client.post(f"/api/models/{name}/sample", json={"n": 1, "label": "eleven"})
     assert r.status_code == 400 and "unknown class 'eleven'" in r.json()["detail"]
+    # keys it does not take were unread ("eta", the CLI's "num_samples": the run's settings, without a word); an empty
+    # condition for a model of none was a 500
+    for key in ("eta", "num_samples", "route"):
+        bad = client.post(f"/api/models/{name}/sample", json={"n": 1, key: 1})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", key], bad.text
+    assert client.post(f"/api/models/{name}/sample", json={"n": 1, "condition": []}).status_code == 200
     # the model by its served name, not its folder on the server
     assert r.json()["detail"].startswith(f"{name}: ") and str(models[name].saved.path) not in r.text
     r = client.post(f"/api/models/{name}/sample", json={"n": 1, "steps": 51})

@@ -50,6 +50,7 @@ import numpy as np
 
 from latentbridge.errors import ConfigError, DataError
 from latentbridge.io import cut_windows, resample
+from latentbridge.io.audio import MAX_SAMPLE, too_large
 from latentbridge.data.bridge_layout import TestRecord, _warn_once, discover
 from latentbridge.data.bridge_columns import ChannelOrder
 from latentbridge.io.columns import model_order
@@ -317,10 +318,11 @@ def read_recording(path: str | Path, vib, rates_read: dict | None = None,
     check_rate(sr, vib, path)
     if rates_read is not None:
         rates_read[Path(path)] = float(sr)
-    # each channel's constant offset (gravity on a DC-coupled accelerometer's vertical axis, a sensor's bias) is no
-    # vibration: it rang through the resampler into the first and last windows (std 0.153 for 0.017) and set the
-    # spectra's lowest bin; taken out as the anomaly path's reader takes it out
+    # each channel's constant offset (gravity on a DC-coupled accelerometer, a bias) is no vibration: it rang through the
+    # resampler into the first and last windows (std 0.153 for 0.017); taken out as the anomaly path's reader does
     wave = (wave - wave.mean(axis=1, keepdims=True, dtype=np.float64)).astype(np.float32)
+    if not (peak := float(np.abs(wave).max(initial=0.0))) <= MAX_SAMPLE:  # NaN predictions: a 500, a traceback
+        raise too_large(path, peak)
     if vib.resample_to is not None:
         wave, sr = resample(wave, sr, float(vib.resample_to)), float(vib.resample_to)
     return wave, float(sr)
@@ -412,8 +414,7 @@ def folder_files(root, tests=None) -> list[Path]:
     """Every recording and mask file a bridge folder holds (:func:`discover`), or those of ``tests`` (ids): what a
     training run records of its data, so that a resume over a folder whose files changed is refused
     (:func:`latentbridge.training.fit.check_same_data`), and of the states it held out."""
-    return [p for r in discover(Path(root).resolve()) if tests is None or r.test_id in tests  # (its warnings said
-                                                                                              # once, as the reading's)
+    return [p for r in discover(Path(root).resolve()) if tests is None or r.test_id in tests  # (warned once)
             for p in r.csv_files + ([r.mask_file] if r.mask_file is not None else [])]
 
 

@@ -28,7 +28,7 @@ from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFi
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from latentbridge import __version__
 from latentbridge.errors import DataError, LatentbridgeError
@@ -91,9 +91,9 @@ class ServeSettings:
 
 
 class SampleRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a key it does not take is named ("eta", "num_samples" went unread)
     n: int = Field(4, ge=1, le=16)
     seed: int = Field(0, ge=0, le=MAX_SEED)  # `latentbridge sample --seed`'s range (2**70: a 500 from torch)
-    route: str | None = None
     # diffusion models (unset: the run's sampling settings)
     label: StrictStr | StrictInt | None = None  # a class name or index (true read as class 1)
     guidance: float | None = Field(None, ge=0, le=20, allow_inf_nan=False)
@@ -314,15 +314,18 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
     @app.post("/api/models/{name}/predict",
               summary="Multimodal prediction: vibration CSV → crack mask; spoken digit ↔ image",
               responses={200: {"model": PredictResponse}, **errors(400, 404, 408, 413, 422)})
-    async def predict(request: Request, name: str, file: UploadFile = File(...), route: str = Form("posterior"),
+    async def predict(request: Request, name: str, file: UploadFile = File(...), route: str | None = Form(None),
                       scale: int = Form(8, ge=1, le=16),
                       sample_rate: float | None = Form(None, gt=0, le=MAX_RATE, allow_inf_nan=False)):
         m = get(name, "predict")
+        if route is not None and m.task != "avdigits":  # (it went unread)
+            raise HTTPException(422, f"route is a digits model's (posterior or bridge); model {name!r} ({m.task}) "
+                                     "takes none")
         up = await receive(file, request)
         try:
             try:
-                result, said = await in_thread(model_pool, up.told, _predict, m, up, route, scale, settings,
-                                               sample_rate)
+                result, said = await in_thread(model_pool, up.told, _predict, m, up, route or "posterior", scale,
+                                               settings, sample_rate)
                 return {**result, "warnings": said}
             except DataError as e:
                 raise up.error(e) from None
@@ -336,6 +339,9 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
         m = get(name, "sample")
         if m.task == "diffusion":
             return await in_thread(model_pool, _sample_images, m, body)
+        if given := sorted(body.model_fields_set - {"n", "seed"}):  # a diffusion model's settings, unread here
+            raise HTTPException(422, f"{', '.join(given)}: settings of a diffusion model's samples; model {name!r} "
+                                     f"({m.task}) takes n and seed")
         from latentbridge.tasks.avdigits import sample_saved
 
         res = await in_thread(model_pool, lambda: sample_saved(m.saved, body.n, seed=body.seed,

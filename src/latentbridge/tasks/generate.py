@@ -154,6 +154,8 @@ def sample_saved(saved, n: int, *, label=None, guidance: float | None = None, st
     elif model.n_classes:
         labels = balanced_labels(n, model.n_classes)
     conditions = None
+    if condition is not None and not len(condition) and not model.n_continuous:  # [] for none (a 500 from the server)
+        condition = None
     if condition is not None:
         if len(condition) != model.n_continuous:
             raise LatentbridgeError(f"{run_dir}: the model takes {model.n_continuous} continuous condition(s) "

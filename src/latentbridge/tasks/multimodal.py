@@ -525,6 +525,9 @@ def predict_recording(saved, path: str | Path, sample_rate: float | None = None)
     out = batched(lambda w: {k: v for k, v in model.predict({"wave": w}, use=("spec",)).items()
                              if k in ("mask_prob", "extent")}, windows, batch_size=64)
     prob = out["mask_prob"].numpy().mean(axis=0)[0]
+    if not (np.isfinite(prob).all() and np.isfinite(out["extent"].numpy()).all()):  # (a 500 from the server)
+        raise DataError(path, "the model gave non-finite crack probabilities for its windows: values far from the "
+                              "training recordings' scale, or corrupt ones")
     threshold = float((saved.info.get("mask_threshold") or {}).get("threshold", 0.5))
     extent = np.clip(out["extent"].numpy().reshape(-1), 0.0, 1.0)  # a share of the span: a regression head can overshoot
     return RecordingPrediction(prob, (prob > threshold).astype(np.float32), threshold, float(extent.mean()), extent,
