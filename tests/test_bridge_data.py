@@ -955,6 +955,10 @@ def test_the_same_sensors_in_other_units_are_named_so(caplog):
            "[m/s2], ay [m/s2]): read as the same sensors, by name, and their values as they are, in the model's " \
            "units; convert them to those (1 g = 9.81 m/s2)" in caplog.text, caplog.text
     assert model_order(["ax [g]", "ay [g]"], ["ax [m/s2]", "ay [m/s2]"], "site/b.csv") is None  # same order
+    with caplog.at_level("WARNING"):  # a header naming a column twice was "named otherwise"
+        assert model_order(["ax", "ax", "az"], ["ax", "ay", "az"], "site/twice.csv") is None
+    assert "site/twice.csv: its header names ax more than once, so its sensor columns are read by position as the " \
+           "model's (ax, ay, az)" in caplog.text, caplog.text
 
 
 def test_sensor_columns_are_matched_by_name_across_recordings(tmp_path, caplog):

@@ -95,7 +95,10 @@ def model_order(names: list[str] | None, model_names: list[str] | None, where, s
         idx = [bare.index(b) for b in model_bare]
         return None if idx == list(range(len(idx))) else idx
     if len(names) == len(model_names):  # another channel count is refused where the model reads it
-        text = (f"{where}: sensor columns named otherwise ({listed(names, 4)}) than the model's training recordings "
+        twice = sorted({n for n in names if list(names).count(n) > 1})  # (it was "named otherwise")
+        text = (f"{where}: its header names {listed(twice, 4)} more than once, so its sensor columns are read by "
+                f"position as the model's ({listed(model_names, 4)})" if twice else
+                f"{where}: sensor columns named otherwise ({listed(names, 4)}) than the model's training recordings "
                 f"({listed(model_names, 4)}): read by position")
         if first_time(("columns", text)):
             log.warning(text)
