@@ -8,8 +8,9 @@ classifier-free guidance around it::
 
     python -m latentbridge.edge_sampler model.onnx --num-samples 16 --class 3 --steps 50 --out samples/
 
-writes ``sample_NNNN.png`` files, ``grid.png`` and ``settings.json`` (the settings, each file's class). ``import latentbridge.edge_sampler`` does not
-import torch. With the same starting noise it reproduces the PyTorch sampler to float32 round-off.
+writes ``sample_NNNN.png`` files, ``grid.png`` and ``settings.json`` (the settings, each file's class).
+``import latentbridge.edge_sampler`` does not import torch. With the same starting noise it reproduces the PyTorch
+sampler to float32 round-off.
 """
 
 from __future__ import annotations

@@ -318,8 +318,8 @@ def read_recording(path: str | Path, vib, rates_read: dict | None = None,
     check_rate(sr, vib, path)
     if rates_read is not None:
         rates_read[Path(path)] = float(sr)
-    # each channel's constant offset (gravity on a DC-coupled accelerometer, a bias) is no vibration: it rang through the
-    # resampler into the first and last windows (std 0.153 for 0.017); taken out as the anomaly path's reader does
+    # each channel's constant offset (a DC-coupled accelerometer's gravity, a bias) is no vibration: it rang through
+    # the resampler into the first and last windows (std 0.153 for 0.017); taken out as the anomaly path's reader does
     wave = (wave - wave.mean(axis=1, keepdims=True, dtype=np.float64)).astype(np.float32)
     if not (peak := float(np.abs(wave).max(initial=0.0))) <= MAX_SAMPLE:  # NaN predictions: a 500, a traceback
         raise too_large(path, peak)

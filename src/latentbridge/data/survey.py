@@ -286,11 +286,11 @@ def profile_of_powers(powers: np.ndarray) -> np.ndarray:
     return db - np.median(db, axis=1, keepdims=True)
 
 
-def band_profile_db(features: np.ndarray, file_index: np.ndarray, n_files: int, config) -> np.ndarray | None:
-    """(n_files, bands): each file's band profile (:func:`profile_of_powers` of its mean power per band over its
-    windows, channels and frames). ``features``: (N, C, F, T) log-power windows as ``config`` (a
-    ``FeatureConfig``) computes them; None when they are not on a log scale or are min-max normalised. Files
-    without windows are NaN rows."""
+def file_band_powers(features: np.ndarray, file_index: np.ndarray, n_files: int, config) -> np.ndarray | None:
+    """(n_files, bands): each file's mean linear power per band over its windows, channels and frames (what
+    :func:`band_power` gives of one file), its windows anywhere in ``features`` (``file_index``). ``features``: (N, C,
+    F, T) log-power windows as ``config`` (a ``FeatureConfig``) computes them; None when they are not on a log scale
+    or are min-max normalised. Files without windows are NaN rows."""
     unit = _band_unit(config)
     if unit is None or features.ndim != 4:
         return None
@@ -300,7 +300,14 @@ def band_profile_db(features: np.ndarray, file_index: np.ndarray, n_files: int, 
         np.add.at(sums, file_index[s:s + len(power)], power.mean(axis=(1, 3)))
         np.add.at(counts, file_index[s:s + len(power)], 1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return profile_of_powers(sums / counts[:, None])
+        return sums / counts[:, None]
+
+
+def band_profile_db(features: np.ndarray, file_index: np.ndarray, n_files: int, config) -> np.ndarray | None:
+    """(n_files, bands): each file's band profile (:func:`profile_of_powers` of :func:`file_band_powers`); None where
+    those are None."""
+    powers = file_band_powers(features, file_index, n_files, config)
+    return None if powers is None else profile_of_powers(powers)
 
 
 def _top_run(off: np.ndarray) -> np.ndarray:

@@ -29,13 +29,14 @@ def _unit(name) -> tuple[str, str | None]:
     return (m.group(1), m.group(2)) if m else (str(name).strip(), None)
 
 
-def by_name(names, ref, units: bool = False) -> list[int] | None:
+def by_name(names, ref, units: bool | str = False) -> list[int] | None:
     """The indices that take ``ref``'s columns out of a header naming ``names``, by name, where ``names`` names each
     of them, and each once (the same set in another order, or more columns: a temperature, an rpm); None otherwise.
     With ``units`` (a model's columns read from a recording: :func:`model_order`, the readers), a name with its unit
     matches the same name without one (``ax [m/s2]`` for ``ax``: a logger's units row joined to one header, not the
-    other, was refused as other sensors), not one of another unit. The one rule of :func:`model_order` and of a bridge
-    folder's :class:`~latentbridge.data.bridge_columns.ChannelOrder` (names as written)."""
+    other, was refused as other sensors), not one of another unit; ``units="any"``, one of any unit. The one rule of
+    :func:`model_order` and of a bridge folder's :class:`~latentbridge.data.bridge_columns.ChannelOrder` (names as
+    written)."""
     names = list(names)
     if len(set(names)) != len(names) or len(set(ref)) != len(ref):
         return None
@@ -50,7 +51,7 @@ def by_name(names, ref, units: bool = False) -> list[int] | None:
     idx = []
     for b, u in map(_unit, ref):
         i = bare.index(b) if b in bare else None
-        if i is None or None not in (u, split[i][1]) and u != split[i][1]:
+        if i is None or units != "any" and None not in (u, split[i][1]) and u != split[i][1]:
             return None
         idx.append(i)
     return idx if len(set(idx)) == len(idx) else None
@@ -85,17 +86,15 @@ def model_order(names: list[str] | None, model_names: list[str] | None, where, s
                                "model reads its columns by their names (a CSV's header, a MATLAB file's variables), so "
                                "a recording of other sensors (or a logger set up otherwise) is not scored as if it "
                                "were its own; rename the columns as the model's, or fit a model on such recordings")
-    bare, model_bare = [_unit(n)[0] for n in names], [_unit(n)[0] for n in model_names]
-    if sorted(bare) == sorted(model_bare) and len(set(bare)) == len(bare):  # the same sensors in other units
+    if len(names) == len(model_names) and (idx := by_name(names, model_names, units="any")) is not None:
         text = (f"{where}: sensor columns in other units ({listed(names, 4)}) than the model's training recordings "
                 f"({listed(model_names, 4)}): read as the same sensors, by name, and their values as they are, in "
-                "the model's units; convert them to those (1 g = 9.81 m/s2)")
+                "the model's units; convert them to those (1 g = 9.81 m/s2)")  # the same sensors in other units
         if first_time(("columns", text)):
             log.warning(text)
-        idx = [bare.index(b) for b in model_bare]
         return None if idx == list(range(len(idx))) else idx
     if len(names) == len(model_names):  # another channel count is refused where the model reads it
-        twice = sorted({n for n in names if list(names).count(n) > 1})  # (it was "named otherwise")
+        twice = sorted(n for n, k in Counter(names).items() if k > 1)  # (it was "named otherwise")
         text = (f"{where}: its header names {listed(twice, 4)} more than once, so its sensor columns are read by "
                 f"position as the model's ({listed(model_names, 4)})" if twice else
                 f"{where}: sensor columns named otherwise ({listed(names, 4)}) than the model's training recordings "

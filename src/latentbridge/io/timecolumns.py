@@ -31,8 +31,8 @@ _SECOND_UNITS = {"s", "sec", "secs", "second", "seconds"}
 _MS_UNITS = {"ms", "msec", "millisecond", "milliseconds"}
 _US_UNITS = {"us", "µs", "μs", "usec", "microsecond", "microseconds"}
 #: seconds per unit of a time column's unit ('Time [min]' was read in seconds: 60 times the rate)
-_UNIT_SECONDS = {**dict.fromkeys(_SECOND_UNITS, 1.0), **dict.fromkeys(_MS_UNITS, 1e-3), **dict.fromkeys(_US_UNITS, 1e-6),
-                 **dict.fromkeys(("min", "mins", "minute", "minutes"), 60.0),
+_UNIT_SECONDS = {**dict.fromkeys(_SECOND_UNITS, 1.0), **dict.fromkeys(_MS_UNITS, 1e-3),
+                 **dict.fromkeys(_US_UNITS, 1e-6), **dict.fromkeys(("min", "mins", "minute", "minutes"), 60.0),
                  **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600.0)}
 _UNIT_NAMES = {1e-6: "µs", 1e-3: "ms", 1.0: "s", 60.0: "min", 3600.0: "h"}
 

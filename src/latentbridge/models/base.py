@@ -125,7 +125,8 @@ class ModalityStage:
 class WidenedStage:
     """A first-stage view whose latent is a stage's own (std-scaled) followed by a condition encoder's code
     (std-scaled): the diffusion conditions on both, the data decodes from the stage's part alone
-    (the MLD's supervised stage, :data:`latentbridge.tasks.mld_stages.SUPERVISED`). Scale 1: the parts are scaled here."""
+    (the MLD's supervised stage, :data:`latentbridge.tasks.mld_stages.SUPERVISED`). Scale 1: the parts are scaled
+    here."""
 
     def __init__(self, stage, condition):
         self.stage, self.condition = stage, condition

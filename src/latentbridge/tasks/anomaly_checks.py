@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from latentbridge.data.audio import WindowFeatures
-from latentbridge.data.survey import (band_centres_hz, band_content_warning, band_fmax, band_power, clipping_warnings,
-                                      files_below_band, header_warnings, level_warnings, profile_of_powers,
-                                      resampled_top_warning)
+from latentbridge.data.survey import (band_centres_hz, band_content_warning, band_fmax, clipping_warnings,
+                                      file_band_powers, files_below_band, header_warnings, level_warnings,
+                                      profile_of_powers, resampled_top_warning)
 from latentbridge.errors import DataError
 from latentbridge.utils import file_names, listed
 
@@ -30,9 +30,7 @@ def warn_recordings(det: "Detector", wf: WindowFeatures, scored: bool = True) ->
     _warn_padding(det, wf)
     _warn_silent(wf, scored)
     if wf.band_power is None and (det.saved.info.get("data") or {}).get("band_profile_db"):
-        counts = np.bincount(wf.file_index, minlength=len(wf.files))  # each file's windows, in order
-        powers = [band_power(wf.features[e - n:e], det.spec.features) for e, n in zip(np.cumsum(counts), counts)]
-        wf.band_power = None if any(p is None for p in powers) else np.stack(powers)
+        wf.band_power = file_band_powers(wf.features, wf.file_index, len(wf.files), det.spec.features)
     _warn_band(det, wf)
     for text in recording_warnings(det, file_names(wf.files), wf.codecs or [], [],  # band: check_band's
                                    wf.levels_dbfs, wf.clipped_shares):

@@ -105,8 +105,8 @@ def say_level(saved, waves, where) -> None:
     log.warning("%s: its windows' level, %.1f dB (median RMS), is %.0f dB %s the training recordings' (%.1f dB): "
                 "recordings in another unit (g for m/s2 is 20 dB, milli-g 40 dB) or of another gain; the model reads "
                 "them as they are, so its figures are not those of its own kind of data; convert them to the "
-                "training recordings' unit", where, level, abs(level - trained), "above" if level > trained else "below",
-                trained)
+                "training recordings' unit", where, level, abs(level - trained),
+                "above" if level > trained else "below", trained)
 
 
 def trained_on(saved, root) -> bool:
