@@ -443,6 +443,39 @@ def test_a_time_vector_beside_the_samples_is_time(tmp_path):
         read_audio(tmp_path / "uneven.mat", channel="all")
 
 
+def test_matlab_numbered_channels_in_number_order_and_a_sample_interval(tmp_path):
+    """MATLAB's ``save`` of a workspace, and a 7.3 file, list ch1, ch10, ch11, ch12, ch2, ...: channel 1 by position
+    was ch10. Channels of one name and a number are read in their numbers' order; a scalar ``dt`` (seconds) gives the
+    rate where no rate scalar does (it went unread: the rate was asked for)."""
+    import h5py
+    from scipy.io import savemat
+
+    from latentbridge.io.matfile import number_order, read_mat_recording
+
+    assert number_order(["ch1", "ch10", "ch2"]) == ["ch1", "ch2", "ch10"]
+    assert number_order(["acc_x", "ch10", "ch2"]) == ["acc_x", "ch10", "ch2"]  # not all numbered: as given
+    assert number_order(["X097_DE_time", "X097_FE_time"]) == ["X097_DE_time", "X097_FE_time"]
+    assert number_order(["a1", "b2"]) == ["a1", "b2"]  # two names
+    x = np.random.default_rng(3).standard_normal((12, 2000))
+    alphabetical = sorted((f"ch{i + 1}" for i in range(12)))  # ch1, ch10, ch11, ch12, ch2, ...
+    savemat(tmp_path / "ws.mat", {**{k: x[int(k[2:]) - 1] for k in alphabetical}, "dt": 1 / 2560})
+    names = []
+    data, sr = read_mat_recording(tmp_path / "ws.mat", names=names)
+    assert sr == 2560 and names == [f"ch{i + 1}" for i in range(12)]
+    np.testing.assert_array_equal(data, x.T)
+    with h5py.File(tmp_path / "v73.mat", "w") as f:
+        for k in alphabetical:
+            f.create_dataset(k, data=x[int(k[2:]) - 1][None, :]).attrs["MATLAB_class"] = np.bytes_("double")
+        f.create_dataset("Ts", data=np.array([[0.001]])).attrs["MATLAB_class"] = np.bytes_("double")
+    data, sr = read_mat_recording(tmp_path / "v73.mat")
+    assert sr == 1000
+    np.testing.assert_array_equal(data, x.T)
+    wave, _ = read_audio(tmp_path / "v73.mat", channel=1)  # the second sensor, not ch10
+    np.testing.assert_allclose(np.ravel(wave), x[1] - x[1].mean(), atol=1e-5)
+    savemat(tmp_path / "both.mat", {"a": x[0], "fs": 500.0, "dt": 0.01})  # a rate scalar wins
+    assert read_mat_recording(tmp_path / "both.mat")[1] == 500
+
+
 def _columns(src, path, header: str | None, order) -> None:
     """``src``'s rows (time and three axes) written to ``path`` with its columns in ``order``, under ``header`` (and
     a units row, where it has a second line)."""

@@ -7,7 +7,9 @@ Rules (:func:`read_mat_recording`):
   through h5py. Variables nested in structs, struct arrays and cell arrays are read too, named by their path
   (``bearing.gs``, ``Y(2).Data``, ``trials(1)``): rigs often save a struct holding the signal and its rate.
 * Channels: the numeric vectors of the greatest length T, in the file's order (a test rig's drive-end and fan-end
-  accelerometers: ``X097_DE_time``, ``X097_FE_time``; a 7.3 file lists its variables alphabetically), or, when a
+  accelerometers: ``X097_DE_time``, ``X097_FE_time``; a 7.3 file lists its variables alphabetically) or, when every
+  one is a name and a number (``ch1`` ... ``ch16``), in their numbers' order (MATLAB's ``save`` of a workspace and a
+  7.3 file list ``ch1, ch10, ch11, ..., ch2``: a channel given by position was another sensor); or, when a
   matrix is as long as every vector or longer, its columns (rows when it is wider than long), then the vectors of its
   length (``acc`` of 8 columns and ``force``: 9 channels; the matrix was left out). Shorter vectors and scalars (a
   shaft speed) are not channels, nor is a time vector (strictly increasing: ``t``, ``time``) or a matrix's first
@@ -20,7 +22,9 @@ Rules (:func:`read_mat_recording`):
 * Sample rate: a scalar whose name (its last part in a struct) is like a rate (``fs``, ``Fs``, ``sr``,
   ``sample_rate``, ``samplerate``, ``sampling_rate``, ``sampling_frequency``), else the rate given
   (``-o audio.csv_rate=HZ``, as for a CSV without a time column); both, when they differ, are an error. Rate
-  scalars that disagree with each other (a struct per sensor) need the rate given.
+  scalars that disagree with each other (a struct per sensor) need the rate given. Without a rate scalar, a scalar
+  named like a sample interval in seconds (``dt``, ``Ts``, ``delta_t``, ``sample_interval``, ``sampling_period``)
+  gives it (its inverse: DAQ software saves the step; it went unread and the rate was asked for).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from latentbridge.errors import DataError, reading_memory_error
 from latentbridge.io.vibration import RATE_HINT, snap_rate, pick_channels
 
 _RATE_NAME = re.compile(r"(?i)(fs|sr|sample_?rate|sampling_?(rate|freq|frequency))")
+#: a scalar sample interval in seconds: the rate is its inverse
+_STEP_NAME = re.compile(r"(?i)(dt|ts|delta_?t|sampl(e|ing)_?(interval|period|step|time))")
 _MAX_DEPTH = 8  # structs nested deeper than this are not searched
 #: a first token holding digits (``X097`` of ``X097_DE_time``), before ``_`` or ``.``
 _FILE_TOKEN = re.compile(r"([A-Za-z]*\d[A-Za-z0-9]*)[_.]")
@@ -140,6 +146,16 @@ def _last_part(name: str) -> str:
     return re.split(r"[.(]", name)[-1] if not name.endswith(")") else name
 
 
+def number_order(keys: list[str]) -> list[str]:
+    """``keys`` in their numbers' order where every one is one name followed by a number (``ch1`` ... ``ch16``,
+    ``acc_2``, ``Channel 10``): listed by name they read ``ch1, ch10, ch11, ..., ch2``; else as given."""
+    parts = [re.fullmatch(r"(.*?\D)(\d+)", k) for k in keys]
+    if len(keys) < 2 or not all(parts) or len({m.group(1) for m in parts}) != 1 \
+            or len({int(m.group(2)) for m in parts}) != len(keys):
+        return list(keys)
+    return [k for _, k in sorted(zip((int(m.group(2)) for m in parts), keys))]
+
+
 def channel_names(keys: list[str]) -> list[str]:
     """The names of a file's channels, its vectors' ``keys``, less a first token holding digits that every key begins
     with (``X097_DE_time`` -> ``DE_time``: see the module's rules); the keys themselves where that leaves a name empty
@@ -170,6 +186,9 @@ def read_mat_recording(path: str | Path, sample_rate: float | None = None, fallb
         raise DataError(path, f"the file gives different sample rates ({listed}): the recording's is unknown; "
                               + RATE_HINT)
     rate = next(iter(rates.values())) if len(distinct) == 1 else None
+    steps = {k: float(v) for k, v in arrays.items() if v.ndim == 0 and _STEP_NAME.fullmatch(_last_part(k))}
+    if not rates and len(steps) == 1 and 0 < (step := next(iter(steps.values()))) <= 60:
+        rate = snap_rate(1.0 / step)
     vectors = {k: v for k, v in arrays.items() if v.ndim == 1 and v.size > 1}
     matrices = {k: (v if v.shape[0] >= v.shape[1] else v.T) for k, v in arrays.items() if v.ndim == 2}
     # a time vector saved beside the samples (t, time: DAQ software does) is not a channel: it had become the
@@ -182,15 +201,16 @@ def read_mat_recording(path: str | Path, sample_rate: float | None = None, fallb
         data = np.asarray(matrix[1], dtype=np.float64)
         if data.shape[1] > 1 and _is_time(data[:, 0]):  # a time column first, as in a CSV
             times[f"{matrix[0]}(:, 1)"], data = data[:, 0], data[:, 1:]
-        if beside := [k for k, v in vectors.items() if len(v) == len(data)]:  # vectors of its length: channels too
+        if beside := number_order([k for k, v in vectors.items() if len(v) == len(data)]):  # vectors of its length: channels too
             data = np.column_stack([data, *(vectors[k] for k in beside)]).astype(np.float64)  # (the matrix was
             if names is not None:                                                              # read alone)
                 first = data.shape[1] - len(beside)
                 names.extend([f"{matrix[0]}(:, {j + 1})" for j in range(first)] + beside)
     elif longest:
-        data = np.stack([v for v in vectors.values() if len(v) == longest], axis=1).astype(np.float64)
+        keys = number_order([k for k, v in vectors.items() if len(v) == longest])
+        data = np.stack([vectors[k] for k in keys], axis=1).astype(np.float64)
         if names is not None:
-            names.extend(channel_names([k for k, v in vectors.items() if len(v) == longest]))
+            names.extend(channel_names(keys))
     else:
         found = ", ".join(f"{k} {tuple(v.shape)}" for k, v in list(arrays.items())[:12]) or "no numeric arrays"
         found += f" and {len(arrays) - 12} more" if len(arrays) > 12 else ""
@@ -207,7 +227,7 @@ def read_mat_recording(path: str | Path, sample_rate: float | None = None, fallb
         raise DataError(path, f"the file gives {rate:g} Hz but {float(sample_rate):g} Hz was given")
     rate = rate if rate is not None else given
     if rate is None or not np.isfinite(rate) or rate <= 0:
-        raise DataError(path, "a .mat recording without its sample rate (no scalar named fs, sample_rate, ...): "
+        raise DataError(path, "a .mat recording without its sample rate (no scalar named fs, sample_rate, dt, ...): "
                               + RATE_HINT)
     return data, float(rate)
 
