@@ -444,6 +444,15 @@ def test_predict_bridge_mask_and_extent(client, folders, models, tmp_path):
     assert r.status_code == 422 and r.json()["detail"].startswith("ragged.csv: ragged rows: line 11 has 4 fields")
     r = _post(client, f"/api/models/{name}/predict", "three.csv", _vibration_csv(n_channels=3))
     assert r.status_code == 422 and "3 sensor channels; the model was trained on 2" in r.json()["detail"]
+    # a dead sensor: one channel of zeros is named; every channel constant is no vibration (a mask was predicted)
+    lines = _vibration_csv().decode().splitlines()
+    dead = "\n".join(lines[:1] + [line.rsplit(",", 1)[0] + ",0" for line in lines[1:]])
+    r = _post(client, f"/api/models/{name}/predict", "dead.csv", dead.encode())
+    assert r.status_code == 200 and any(w.startswith("dead.csv: channel(s) 1 (s1) constant over the whole recording")
+                                        for w in r.json()["warnings"]), r.text
+    flat = "\n".join(lines[:1] + [line.split(",", 1)[0] + ",0,0" for line in lines[1:]])
+    r = _post(client, f"/api/models/{name}/predict", "flat.csv", flat.encode())
+    assert r.status_code == 422 and r.json()["detail"].startswith("flat.csv: every channel is constant"), r.text
     r = _post(client, f"/api/models/{name}/predict", "short.csv", _vibration_csv(seconds=5))
     assert r.status_code == 422 and "recording too short" in r.json()["detail"]
     r = _post(client, f"/api/models/{name}/predict", "a.wav", b"RIFF")

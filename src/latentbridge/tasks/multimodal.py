@@ -563,7 +563,14 @@ def windows_of_recording(vibration, spec, path: str | Path, channel_names: list[
     if rate_from == ["fallback"]:
         log.warning(training_rate_text(path, 1, 1, fallback))
     if (idx := model_order(names, channel_names, path)) is not None:
-        wave = wave[idx]
+        wave, names = wave[idx], [names[i] for i in idx]
     check_fits_model(wave.shape[0], sr, spec, path)
+    if (dead := np.flatnonzero(np.ptp(wave, axis=1) == 0)).size:  # a mask was predicted from a dead sensor's zeros
+        which = ", ".join(f"{c}" + (f" ({names[c]})" if len(names) == wave.shape[0] else "") for c in dead)
+        if dead.size == wave.shape[0]:
+            raise DataError(path, "every channel is constant over the whole recording (dead or unplugged sensors?): "
+                                  "there is no vibration to predict from")
+        log.warning("%s: channel(s) %s constant over the whole recording (a dead or unplugged sensor?): the "
+                    "prediction has no vibration from it", path, which)
     windows, starts_s = recording_windows(wave, sr, spec.window_s, spec.hop_s, path)
     return windows, starts_s, float(sr), int(wave.shape[0])
