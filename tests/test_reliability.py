@@ -1338,3 +1338,64 @@ def test_warnings_said_are_each_threads_own_once_each_and_reach_an_outer_block()
         assert inner == ["inside", "before"]
     a.warning("after")
     assert outer == ["before", "inside"]
+
+
+def _bind_mount(tmp_path):
+    """A folder bind-mounted on another (a Docker volume, a drive): a real mount point where the system allows it,
+    else a folder that only says it is one (``os.path.ismount``)."""
+    import subprocess
+
+    src, mnt = tmp_path / "volume", tmp_path / "mnt"
+    src.mkdir()
+    mnt.mkdir()
+    if os.geteuid() == 0 and subprocess.run(["mount", "--bind", str(src), str(mnt)], capture_output=True).returncode == 0:
+        return mnt, lambda: subprocess.run(["umount", str(mnt)], check=True)
+    return None, None
+
+
+@pytest.mark.parametrize("real_mount", [True, False])
+def test_an_output_folder_that_is_a_mount_point(tmp_path, monkeypatch, real_mount):
+    """`anomaly score --out VOLUME` onto a mount point failed after all the scoring, 'Device or resource busy' (the
+    finished results' folder is renamed onto the output, which a mount point refuses), nothing written. Results are
+    staged inside it and its entries moved; --force replaces the entries, a failure keeps them."""
+    import contextlib
+
+    from latentbridge.errors import LatentbridgeError
+    from latentbridge.outputs import output_folder
+
+    mnt, unmount = _bind_mount(tmp_path) if real_mount else (None, None)
+    if real_mount and mnt is None:
+        pytest.skip("bind mounts need root and the mount command")
+    if mnt is None:
+        mnt = tmp_path / "mnt"
+        mnt.mkdir()
+        monkeypatch.setattr(os.path, "ismount", lambda p: os.path.realpath(p) == os.path.realpath(mnt))
+    try:
+        with output_folder(mnt) as out:
+            assert out.parent == mnt
+            (out / "scores.csv").write_text("a")
+        assert sorted(p.name for p in mnt.iterdir()) == [".latentbridge-written", "scores.csv"]
+        with pytest.raises(LatentbridgeError, match="exists and is not empty"):
+            with output_folder(mnt):
+                pass
+        with pytest.raises(RuntimeError):
+            with output_folder(mnt, force=True) as out:
+                (out / "scores.csv").write_text("b")
+                raise RuntimeError("the command failed")
+        assert (mnt / "scores.csv").read_text() == "a" and len(list(mnt.iterdir())) == 2
+        with output_folder(mnt, force=True) as out:
+            (out / "scores.csv").write_text("b")
+        assert (mnt / "scores.csv").read_text() == "b" and len(list(mnt.iterdir())) == 2
+        for fail in (True, False):  # a training, written in place
+            with contextlib.suppress(RuntimeError):
+                with output_folder(mnt, force=True, in_place=True) as out:
+                    assert out == mnt and not (mnt / "scores.csv").exists()
+                    (out / "model.safetensors").write_text("m")
+                    if fail:
+                        raise RuntimeError("the training failed")
+            assert (mnt / ("scores.csv" if fail else "model.safetensors")).is_file(), fail
+            assert not [p for p in mnt.iterdir() if p.name.startswith(".latentbridge.")]
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    finally:
+        if unmount is not None:
+            unmount()

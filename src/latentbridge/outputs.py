@@ -24,6 +24,7 @@ import fcntl
 import glob
 import logging
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -115,7 +116,45 @@ def _aside(folder: Path) -> Path:
 
 def kept_aside(folder: Path) -> list[Path]:
     """The old contents of ``folder`` that killed ``--force`` runs set aside (:func:`_aside`): the user's."""
-    return sorted(Path(folder).parent.glob(f".{glob.escape(Path(folder).name)}.old-*"))
+    folder = Path(folder)
+    return sorted([*folder.parent.glob(f".{glob.escape(folder.name)}.old-*"), *folder.glob(f"{_INSIDE}.old-*")])
+
+
+#: the hidden folders inside a mount point that stand for the siblings of other folders (:func:`_mount_point`)
+_INSIDE = ".latentbridge"
+
+
+def _mount_point(folder: Path) -> bool:
+    """A folder that cannot be renamed or replaced (a bind mount, a Docker volume, a drive): results are staged in
+    a hidden folder inside it and its entries moved (a rename of the folder failed, 'Device or resource busy', after
+    all the work was done)."""
+    if not folder.is_dir():
+        return False
+    if os.path.ismount(folder):
+        return True
+    try:  # a bind mount of a folder of the same file system: Linux lists it, os.path.ismount does not know it
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            points = {re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4]) for line in f}
+    except (OSError, IndexError):
+        return False
+    return os.path.realpath(folder) in points
+
+
+def _set_aside_inside(folder: Path, keep: tuple[Path, ...] = ()) -> Path | None:
+    """Move ``folder``'s entries (but ``keep``) into a hidden folder inside it; that folder, or None when empty."""
+    entries = [e for e in folder.iterdir() if e not in keep]
+    if not entries:
+        return None
+    old = folder / f"{_INSIDE}.old-{os.getpid()}"
+    old.mkdir()
+    for e in entries:
+        os.replace(e, old / e.name)
+    return old
+
+
+def _move_entries(src: Path, dst: Path) -> None:
+    for e in list(src.iterdir()):
+        os.replace(e, dst / e.name)
 
 
 def _is_nonempty_dir(p: Path) -> bool:
@@ -235,7 +274,7 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
     lock.acquire()
     try:
         # a temporary sibling no process holds (only the lock's holder writes one): left by a killed process
-        for stale in folder.parent.glob(f".{glob.escape(folder.name)}.tmp-*"):
+        for stale in [*folder.parent.glob(f".{glob.escape(folder.name)}.tmp-*"), *folder.glob(f"{_INSIDE}.tmp-*")]:
             shutil.rmtree(stale, ignore_errors=True)
         for kept in kept_aside(folder):  # a killed --force run's: the user's
             log.warning("%s: what it held before a --force run that was killed is kept in %s (the killed run's own "
@@ -256,12 +295,21 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
             return
         check_target(folder, force, trains=in_place)  # in place: a training's run folder
         if in_place:
-            old = _aside(folder) if _is_nonempty_dir(folder) else None
+            mount = _mount_point(folder)
+            old = _aside(folder) if _is_nonempty_dir(folder) and not mount else None
             existed = folder.is_dir()
             moved = False
 
             def put_back():
-                if moved:  # the old run comes back as it was
+                if moved and mount:
+                    for e in folder.iterdir():
+                        if e != old:
+                            shutil.rmtree(e) if e.is_dir() and not e.is_symlink() else e.unlink()
+                    _move_entries(old, folder)
+                    old.rmdir()
+                    log.warning("%s: the --force run stopped before it finished: the folder holds what it held before "
+                                "(the stopped run's checkpoints are not kept)", folder)
+                elif moved:  # the old run comes back as it was
                     shutil.rmtree(folder, ignore_errors=True)
                     os.replace(old, folder)
                     log.warning("%s: the --force run stopped before it finished: the folder holds what it held before "
@@ -274,7 +322,10 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
                         folder.mkdir(parents=True, exist_ok=True)
 
             try:
-                if old is not None:
+                if mount:
+                    old = _set_aside_inside(folder)
+                    moved = old is not None
+                elif old is not None:
                     os.replace(folder, old)
                     moved = True
                 folder.mkdir(parents=True, exist_ok=True)
@@ -291,7 +342,8 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
             record_written(folder)
             note_written(folder)
             return
-        tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
+        mount = _mount_point(folder)
+        tmp = folder / f"{_INSIDE}.tmp-{os.getpid()}" if mount else folder.parent / f".{folder.name}.tmp-{os.getpid()}"
         try:
             if tmp.exists():
                 shutil.rmtree(tmp)
@@ -302,10 +354,15 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
             yield tmp
             record_written(tmp)
             old = None
-            if folder.exists():
-                old = _aside(folder)
-                os.replace(folder, old)
-            os.replace(tmp, folder)
+            if mount:  # its entries replaced, one rename each
+                old = _set_aside_inside(folder, keep=(tmp,))
+                _move_entries(tmp, folder)
+                tmp.rmdir()
+            else:
+                if folder.exists():
+                    old = _aside(folder)
+                    os.replace(folder, old)
+                os.replace(tmp, folder)
             note_written(folder)  # an output written inside another one
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
