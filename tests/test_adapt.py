@@ -585,10 +585,12 @@ def test_fit_lists_its_training_folder_once(machine_data, feature_cache, tmp_pat
     folder.mkdir()
     for f in sorted((machine_data / "train" / "normal").glob("*.wav"))[:4]:
         (folder / f.name).symlink_to(f)
-    (folder / "again.wav").symlink_to(sorted(folder.glob("*.wav"))[0])  # one recording under two names
+    first = sorted(folder.glob("*.wav"))[0]
+    (folder / "zz_again.wav").symlink_to(first)  # one recording under two names
     assert main(["anomaly", "fit", str(folder), "--out", str(tmp_path / "m")]) == 0
     assert [str(p) for p in walked] == [str(folder)]  # the survey and the features walked it once each before
-    assert caplog.text.count("named more than once") == 1
+    assert caplog.text.count("reached more than once") == 1
+    assert f"taken once: {folder / 'zz_again.wav'} (the same file as {first})" in caplog.text
 
 
 def test_level_and_depth_warnings_name_the_odd_recordings():

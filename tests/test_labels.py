@@ -32,6 +32,16 @@ def test_label_csv_in_the_forms_spreadsheets_write(tmp_path, encoding, text):
     assert got["name:Prüfstand_2.wav"] == 1
 
 
+def test_windows_paths_in_a_label_csv(tmp_path):
+    """A Windows spreadsheet's paths (test\\normal\\n_00.wav, C:\\data\\x.wav) were 'not listed': their backslashes
+    are separators where a path has no slash."""
+    f = tmp_path / "win.csv"
+    f.write_bytes(b"path,label\r\ntest\\normal\\n_00.wav,normal\r\nC:\\rig\\test\\a_00.wav,anomalous\r\n")
+    got = read_label_csv(f)
+    assert got[str((tmp_path / "test" / "normal" / "n_00.wav").resolve())] == 0
+    assert got["name:n_00.wav"] == 0 and got["name:a_00.wav"] == 1
+
+
 def test_label_csv_problems_name_the_file_and_line(tmp_path):
     f = tmp_path / "labels.csv"
     f.write_text("file,state\na.wav,normal\n")

@@ -30,7 +30,7 @@ from latentbridge.io.audio import rate_problem
 from latentbridge.io.windows import WindowView
 from latentbridge.transforms.numpy_stft import silence_tail
 from latentbridge.utils import (atomic_path, batched, channel_counts, end_with_parent, file_stamp, first_time,
-                               progress_bar, stable_hash)
+                               listed, progress_bar, stable_hash)
 
 log = logging.getLogger(__name__)
 
@@ -581,17 +581,18 @@ def list_files(paths) -> list[Path]:
     """The audio files of ``paths`` (files or folders, one or a list), in order, each once: a file named twice
     (a folder and a file in it, or the same path given twice) would be scored, fitted or counted twice."""
     files: list[Path] = []
-    seen: set[Path] = set()
-    repeated = 0
+    seen: dict[Path, Path] = {}
+    repeated: list[str] = []
     for p in paths if isinstance(paths, (list, tuple)) else [paths]:
         for f in list_audio_files(p):
             key = f.resolve()
-            if key in seen:
-                repeated += 1
+            if key in seen:  # named: a link's name was dropped without a word of which file it stood for
+                repeated.append(f"{f}" if f == seen[key] else f"{f} (the same file as {seen[key]})")
                 continue
-            seen.add(key)
+            seen[key] = f
             files.append(f)
     if repeated:
-        log.warning("%d file%s named more than once (in the paths given) taken once", repeated,
-                    "s" if repeated != 1 else "")
+        log.warning("%d file%s reached more than once (a link to a file read already, a file in a folder given beside "
+                    "it, a path given twice) taken once: %s", len(repeated), "s" if len(repeated) != 1 else "",
+                    listed(repeated, 5, count=True))
     return files

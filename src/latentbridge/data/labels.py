@@ -100,7 +100,9 @@ def read_label_csv(path: str | Path) -> dict[str, int]:
         lab = str(r.get("label", "")).strip().lower()
         if lab not in LABEL_NAMES:
             raise DataError(path, f"line {n}: label {r.get('label', '')!r} is not one of normal/anomalous/0/1")
-        p = Path(str(r.get("path", "")).strip())
+        text = str(r.get("path", "")).strip()
+        # a Windows spreadsheet's base\test\n_00.wav: its separators (every such file was 'not listed')
+        p = Path(text.replace("\\", "/") if "\\" in text and "/" not in text else text)
         # relative to the CSV's folder first, for every row (a row read from the working folder took another row's
         # file first: files labelled the other way, a wrong AUC)
         out.setdefault(_key(str((p if p.is_absolute() else path.parent / p).resolve())), LABEL_NAMES[lab])
