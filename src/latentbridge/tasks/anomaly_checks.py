@@ -80,14 +80,21 @@ def calibration_shift(det: "Detector", info: dict, scores: np.ndarray) -> str | 
 
 
 def _warn_padding(det: "Detector", wf: WindowFeatures) -> None:
-    """Padded recordings scored by a model that saw no padding: its score reads the silence too (the
-    statistics detectors read active frames only, and the frames at the cut as silence)."""
+    """Padded recordings scored by a model that saw no padding: its score reads the padding too, or, for the
+    statistics detectors (which read active frames only, and the frames at the cut as silence), statistics of fewer
+    frames than a whole window's, which scatter more: normal recordings of the built-in machine set cut to half the
+    model's 2-s window scored above its threshold 8 and 10 times in 10 (wrap and constant padding), whole windows of
+    them once (docs/reliability.md)."""
     fitted_padded = (det.saved.info.get("data") or {}).get("n_padded_files")
-    if wf.padded and fitted_padded == 0 and not getattr(det.model, "reads_active_frames", False):
-        log.warning("%d recording(s) shorter than the model's %.3g-s window were padded (%s), and the model was "
-                    "fitted on none: their scores also measure the padding (%s); fit with a window no longer than "
-                    "them (-o audio.window_s=...) to score them on sound alone", len(wf.padded),
-                    det.cfg.audio.window_s, det.cfg.audio.pad, listed(file_names(wf.padded)))
+    if not wf.padded or fitted_padded != 0:
+        return
+    why = ("their statistics come from fewer frames than a whole window's and scatter more: normal recordings this "
+           "short score higher than whole windows and may be flagged" if getattr(det.model, "reads_active_frames", False)
+           else "their scores also measure the padding")
+    log.warning("%d recording(s) shorter than the model's %.3g-s window were padded (%s), and the model was fitted on "
+                "none: %s (%s); fit with a window no longer than them (-o audio.window_s=...) to score them as the "
+                "model's threshold expects", len(wf.padded), det.cfg.audio.window_s, det.cfg.audio.pad, why,
+                listed(file_names(wf.padded)))
 
 
 #: windows with at least this share of their frames digital silence, but not all, are named after scoring
