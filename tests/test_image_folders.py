@@ -186,3 +186,25 @@ def test_a_jpeg_far_larger_than_the_size_is_decoded_smaller(tmp_path, monkeypatc
     assert 0 < diff.mean() < 1.0 and diff.max() <= 4  # applied (0.18 and 1 with Pillow 13), and a small change
     assert np.array_equal(drafted["big.png"], whole["big.png"]) and np.array_equal(drafted["small.jpg"],
                                                                                    whole["small.jpg"])
+
+
+def test_evaluate_data_matches_class_folders_in_any_unicode_form(tmp_path):
+    """`evaluate --data` of a folder copied from a Mac (class folders named décomposé: 'e' + a combining accent) was
+    refused: 'class folder(s) the run was not trained on: café (its classes: café, Zoë)'. Names match composed, as
+    `sample --class` matched them; the labels are the run's indices."""
+    import unicodedata
+
+    from PIL import Image
+
+    from latentbridge.config.sections import ImageDataConfig
+    from latentbridge.data.images import every_image
+
+    for i, cls in enumerate(["café", "Zoë"]):
+        (d := tmp_path / unicodedata.normalize("NFD", cls)).mkdir()
+        for k in range(3):
+            Image.fromarray(np.full((8, 8), 40 * (i + 1) + 10 * k, np.uint8)).save(d / f"{k}.png")
+    cfg = ImageDataConfig(source="folder", root=str(tmp_path), class_folders=True, image_size=8, channels=1)
+    full, info = every_image(cfg, str(tmp_path), 0, classes=["Zoë", "café"])  # the run's names, composed
+    assert full.class_names == ["Zoë", "café"] == info["classes"]
+    means = full.images.reshape(len(full), -1).mean(1)
+    assert means[full.labels == 0].min() > means[full.labels == 1].max()  # Zoë's (the brighter) as the run's Zoë

@@ -499,16 +499,17 @@ def every_image(data_cfg, root: str, seed: int, classes: list[str] | None = None
     info.pop("files")
     if data_cfg.class_folders and classes and full.labels is not None:
         known = [str(c) for c in classes]
-        unknown = [n for n in full.class_names if n not in known]
+        by_nfc = {_nfc(c): c for c in known}  # a folder copied from a Mac names café decomposed: the same class
+        unknown = [n for n in full.class_names if _nfc(n) not in by_nfc]
         if unknown:
             raise DataError(root, f"class folder(s) the run was not trained on: {', '.join(unknown)} (its classes: "
                                   f"{', '.join(known)}); evaluate on a folder of the run's classes only")
-        missing = [n for n in known if n not in full.class_names]
+        missing = [n for n in known if _nfc(n) not in {_nfc(c) for c in full.class_names}]
         if missing:
             log.warning("%s: no folder for class(es) %s of the run: its samples of every class are compared with "
                         "images of %d of its %d classes", root, ", ".join(missing), len(known) - len(missing),
                         len(known))
-        remap = np.asarray([known.index(n) for n in full.class_names], dtype=np.int64)
+        remap = np.asarray([known.index(by_nfc[_nfc(n)]) for n in full.class_names], dtype=np.int64)
         full = replace(full, labels=remap[full.labels], class_names=known)
         info = {**info, "classes": known}
     return full, {**info, "split": f"every image of {root} ({len(full)} images)"}
