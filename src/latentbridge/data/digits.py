@@ -244,13 +244,23 @@ class RecordedClips(torch.utils.data.Dataset):
         return {"x": x, "target": self.targets[i]}
 
 
+#: the longest side a written digit's photo is framed at (larger ones are box-averaged to it first): a digit a tenth
+#: of its frame's width is still 200 px, ten times MNIST's 20
+MAX_DIGIT_SIDE = 2048
+
+
 def read_digit_image(path, height: int, width: int) -> np.ndarray:
     """A written digit as a user hands it over — a PNG, JPEG, BMP, TIFF or WebP of any size, colour
     and orientation (EXIF), or strokes on a transparent canvas — as ``(height, width)`` float32 in
     [0, 1] framed as MNIST's digits are (:func:`frame_digit`). A blank image is refused naming the file."""
     from latentbridge.io.images import read_image
 
-    grey = read_image(path, channels=1, background="contrast")[0].astype(np.float64) / 255.0
+    grey = read_image(path, channels=1, background="contrast")[0]
+    if (factor := -(-max(grey.shape) // MAX_DIGIT_SIDE)) > 1:  # a phone's 12-megapixel photo took 0.9 GB to frame,
+        from PIL import Image                                   # an 8000-px one 3.3 GB: box-averaged first
+
+        grey = np.asarray(Image.fromarray(grey).reduce(int(factor)))
+    grey = grey.astype(np.float64) / 255.0
     if max(grey.shape) < max(height, width) / 2:  # framed all the same, but blurred: say so
         log.warning("%s: a %dx%d image, under half the model's %dx%d: blown up, its strokes blur", path,
                     grey.shape[1], grey.shape[0], width, height)
