@@ -1,6 +1,7 @@
 """Bad input through the command line: a clear error naming the file or key, nothing half-written."""
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -251,3 +252,29 @@ def test_os_errors_name_the_file_a_temporary_one_was_to_become():
         == "/ro/knn/config.json: Read-only file system"
     assert os_error_text(OSError(errno.EFBIG, "File too large"), "runs/m") == "File too large (while writing runs/m)"
     assert os_error_text(OSError(errno.EACCES, "Permission denied", "/a/.run.tmp-77"), "x") == "/a/run: Permission denied"
+    # a file inside a temporary folder, and inside a mount point's staging folder: said where it was to be
+    assert os_error_text(OSError(errno.ENOSPC, "No space left on device", "full/.ti.tmp-12/section_01.npy"), "full/ti") \
+        == "full/ti/section_01.npy: No space left on device (while writing full/ti)"
+    assert os_error_text(OSError(errno.EACCES, "Permission denied", "/mnt/.latentbridge.tmp-5/scores.csv")) \
+        == "/mnt/scores.csv: Permission denied"
+
+
+def test_a_full_disk_while_synthesising_is_named(tmp_path, capsys):
+    """On a nearly full disk `data synth tissue` died of a bus error (its memory-mapped arrays could not grow: exit 135,
+    no word) and `data synth machine` gave a traceback (libsndfile's 'System error'): both exit 2, the disk named."""
+    import subprocess
+
+    full = tmp_path / "full"
+    full.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(full)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("a small file system needs root and the mount command")
+    try:
+        (full / "filler").write_bytes(bytes(2072 * 1024))
+        assert main(["data", "synth", "tissue", "--out", str(full / "ti")]) == 2
+        assert capsys.readouterr().err.startswith(f"error: {full / 'ti'}/section_")  # no temporary folder named
+        assert main(["data", "synth", "machine", "--out", str(full / "syn"), "--n-train", "10", "--duration", "2"]) == 2
+        assert "No space left on device (while writing" in capsys.readouterr().err
+        assert sorted(p.name for p in full.iterdir()) == ["filler"]
+    finally:
+        subprocess.run(["umount", str(full)], check=True)

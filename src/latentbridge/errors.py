@@ -86,7 +86,12 @@ def os_error_text(e: OSError, out=None) -> str:
     if name:  # a temporary file's name (.config.json.x1y2.partial, .run.tmp-123) said as the file it was to become
         path = Path(str(name))
         if m := re.fullmatch(r"\.(.+?)(?:\.[a-z0-9_]{8}\.partial|\.tmp-\d+)", path.name):
-            name = path.parent / m.group(1)
+            path = path.parent / m.group(1)
+        # a file inside a temporary folder (full/.ti.tmp-123/section_01.npy, a mount point's .latentbridge.tmp-123):
+        # said inside the folder it becomes
+        parts = [m.group(1) if (m := re.fullmatch(r"\.(.+)\.tmp-\d+", part)) else part for part in path.parts
+                 if not re.fullmatch(r"\.latentbridge\.tmp-\d+", part)]
+        name = Path(*parts)
     text = f"{name}: {e.strerror or e}" if name else str(e.strerror or e)
     if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) and out:
         text += f" (while writing {out})"
@@ -231,4 +236,23 @@ def user_error_text(e: BaseException, args) -> str | None:
         return memory_text(e, f"latentbridge {args.command}" + (f" {sub}" if sub else ""))
     if isinstance(e, OSError):
         return os_error_text(e, getattr(args, "out", None))
+    if type(e).__name__ == "LibsndfileError":  # soundfile's write failing (files read are checked and named)
+        return _audio_write_text(e, getattr(args, "out", None))
     return None
+
+
+def _audio_write_text(e: BaseException, out) -> str:
+    """libsndfile's 'System error' writing audio (a traceback, where a full disk was 'No space left on device'
+    elsewhere): said as the OSError it stands for where the output's disk is full."""
+    import shutil
+
+    where = Path(out) if out else Path.cwd()
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        full = shutil.disk_usage(where).free < 2**20
+    except OSError:
+        full = False
+    if full:
+        return f"No space left on device (while writing {out or where})"
+    return f"{out or where}: writing audio failed ({getattr(e, 'error_string', None) or e})"

@@ -347,3 +347,25 @@ def find_mask(path: str | Path) -> Path | None:
     if path.is_dir():
         return sibling(path, "mask.png")
     return next((m for ext in (".npy", ".png") if (m := sibling(path.parent, f"{_stem(path)}.mask{ext}"))), None)
+
+
+def npy_to_fill(path: str | Path, shape, dtype=np.float32) -> np.memmap:
+    """A new ``.npy`` file of ``shape`` memory-mapped for writing, its space taken on disk first: a memory map of a
+    file the disk cannot grow ends the process with a bus error, no word (``data synth tissue`` on a nearly full disk:
+    exit 135); a full disk is then an OSError ('No space left on device') before any writing."""
+    import os
+
+    from numpy.lib.format import open_memmap
+
+    m = open_memmap(path, mode="w+", dtype=dtype, shape=tuple(int(s) for s in shape))
+    if hasattr(os, "posix_fallocate"):
+        with open(path, "r+b") as f:
+            try:
+                os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+            except OSError as e:
+                import errno
+
+                if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP):  # file systems that cannot: as before
+                    del m
+                    raise OSError(e.errno, e.strerror, str(path)) from None
+    return m

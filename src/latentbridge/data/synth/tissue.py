@@ -177,15 +177,15 @@ def write_section(folder: Path, name: str, *, seed: int, index: int, height: int
                   abundance: np.ndarray, read_noise: float, count_scale: float, dropout: float,
                   imzml: bool) -> dict:
     """Write one section's arrays (channel by channel, memory-mapped) and its imzML file."""
-    from numpy.lib.format import open_memmap
+    from latentbridge.io.arrays import npy_to_fill
 
     rng = np.random.default_rng(seed_sequence((seed, 1, index)))
     fractions, tissue, geometry = anatomy(height, width, rng)
     grad = gradients(height, width, len(mz), rng)
     missing = dropouts(tissue, dropout, rng)
     valid = tissue & ~missing
-    noisy = open_memmap(folder / f"{name}.npy", mode="w+", dtype=np.float32, shape=(height, width, len(mz)))
-    truth = open_memmap(folder / f"{name}.truth.npy", mode="w+", dtype=np.float32, shape=(height, width, len(mz)))
+    noisy = npy_to_fill(folder / f"{name}.npy", (height, width, len(mz)))
+    truth = npy_to_fill(folder / f"{name}.truth.npy", (height, width, len(mz)))
     flat = fractions.reshape(len(REGIONS), -1)
     for c in range(len(mz)):
         clean = (abundance[:, c] @ flat).reshape(height, width).astype(np.float32) * grad(c) * count_scale

@@ -20,11 +20,11 @@ class RowFile:
     writes, flushes and unmaps, so a large output never accumulates in resident memory."""
 
     def __init__(self, path: Path, shape):
-        from numpy.lib.format import open_memmap
+        from latentbridge.io.arrays import npy_to_fill
 
         self.path, self.shape = Path(path), tuple(int(s) for s in shape)
         self.dtype = np.dtype(np.float32)
-        m = open_memmap(self.path, mode="w+", dtype=np.float32, shape=self.shape)
+        m = npy_to_fill(self.path, self.shape)
         m.flush()
         del m
 
