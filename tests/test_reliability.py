@@ -1400,3 +1400,14 @@ def test_an_output_folder_that_is_a_mount_point(tmp_path, monkeypatch, real_moun
     finally:
         if unmount is not None:
             unmount()
+
+
+def test_what_a_killed_writer_left_beside_a_file_goes_with_the_next_lock(tmp_path):
+    """An export killed while it wrote left .k.onnx.XXXXXXXX.partial (740 KB) for good: the next writer of k.onnx,
+    which holds its lock, removes it; another file's partial stays."""
+    from latentbridge.outputs import FolderLock
+
+    (left := tmp_path / ".k.onnx.r4p6qmmz.partial").write_bytes(bytes(1000))
+    (other := tmp_path / ".other.onnx.r4p6qmmz.partial").write_bytes(b"x")
+    with FolderLock(tmp_path / "k.onnx"):
+        assert not left.exists() and other.exists()

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Iterator
 
 from latentbridge.errors import BusyError, LatentbridgeError
-from latentbridge.utils import OUTPUT_FOLDERS, existing_path, listed, output_marks
+from latentbridge.utils import OUTPUT_FOLDERS, cut_to_bytes, existing_path, listed, output_marks
 from latentbridge.written import WRITTEN, added_files, note_written, record_written
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,10 @@ class FolderLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"PID {os.getpid()}: {' '.join(sys.argv[:6])}".encode("utf-8", "replace"))
         self.fd = fd
+        # what a killed writer of this path left (utils.atomic_path's .NAME.XXXXXXXX.partial: an export's 740-KB file
+        # stayed for good); no other process writes it while the lock is held
+        for stale in self.folder.parent.glob(f".{glob.escape(cut_to_bytes(self.folder.name, 200))}.*.partial"):
+            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
         return self
 
     def release(self) -> None:
