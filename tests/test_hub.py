@@ -64,7 +64,8 @@ def test_hand_edits_of_config_json_are_refused(folder, edit):
     text = json.dumps(info, indent=2) + ("\n\n" if edit == "whitespace" else "\n")
     p.write_text(text)
     with pytest.raises(ModelFolderError, match="config.json and model.safetensors do not belong together.*edited by "
-                                               "hand, or one of the two copied.*calibrate"):
+                                               "hand, or one of the two copied.*put back the config.json that "
+                                               "training wrote, byte for byte.*calibrate MODEL.*never by editing it"):
         load_model(folder)
 
 

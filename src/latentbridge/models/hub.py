@@ -221,13 +221,14 @@ def _check_config_hash(folder: Path) -> None:
             task = (json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8")).get("config") or {}).get("task")
         except (ValueError, OSError, AttributeError):
             task = None
-        hint = (f"; change a threshold with `latentbridge anomaly calibrate {folder} NORMAL_DIR` or `... --threshold "
-                "VALUE`" if task == "anomaly" else "")
+        # (it offered `anomaly calibrate` as the way out, which refuses the folder as well)
+        hint = ("; a threshold is changed with `latentbridge anomaly calibrate MODEL NORMAL_DIR` or `... --threshold "
+                "VALUE` on a folder whose config.json is as written, never by editing it" if task == "anomaly" else "")
         raise ModelFolderError(
             folder, f"{CONFIG_NAME} and {WEIGHTS_NAME} do not belong together (the SHA-256 of {CONFIG_NAME} is not "
                     f"the one {WEIGHTS_NAME} records): {CONFIG_NAME} edited by hand, or one of the two copied from "
-                    f"another model folder; both are refused{hint}; keep the two files of one training together, "
-                    "or retrain")
+                    f"another model folder; both are refused: put back the {CONFIG_NAME} that training wrote, byte "
+                    f"for byte (a copy, a backup), or retrain{hint}")
 
 
 def _load_tensors(folder: Path, info: dict, map_location: str = "cpu") -> dict[str, torch.Tensor]:
