@@ -1411,3 +1411,26 @@ def test_what_a_killed_writer_left_beside_a_file_goes_with_the_next_lock(tmp_pat
     (other := tmp_path / ".other.onnx.r4p6qmmz.partial").write_bytes(b"x")
     with FolderLock(tmp_path / "k.onnx"):
         assert not left.exists() and other.exists()
+
+
+def test_stopped_after_the_model_was_saved_is_no_resume(tmp_path):
+    """Ctrl-C while a finished training wrote its figures said '--resume continues the training', which then said
+    'nothing left to train'. Stopped after this command saved the model, the hint says so; a resumed finished run
+    (its model saved by an earlier command) stopped mid-training is still told to resume."""
+    import argparse
+
+    from latentbridge import outputs
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    args = argparse.Namespace(command="train", out=str(run), force=False)
+    assert outputs.stopped_hint(args) == f": the same command with --resume continues the training ({run})"
+    (run / "model.safetensors").write_bytes(b"x")
+    os.utime(run / "model.safetensors", (outputs._STARTED - 60, outputs._STARTED - 60))  # an earlier command's
+    assert outputs.stopped_hint(args).startswith(": the same command with --resume")
+    os.utime(run / "model.safetensors", None)  # this command's
+    assert outputs.stopped_hint(args) == (f" after the model was saved ({run}: usable); the figures written after it "
+                                          "(training curves, samples, report) may be missing: --force trains the run "
+                                          "again to write them")
+    assert outputs.stopped_hint(argparse.Namespace(command="evaluate", out=str(run), force=False)) == ""

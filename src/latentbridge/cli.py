@@ -575,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
                                                   "no `val_dataloader`|exists and is not empty).*")
     _on_sigterm()
     _our_warnings_as_lines()
-    from latentbridge.outputs import protect_arguments, resumable_run
+    from latentbridge.outputs import protect_arguments, stopped_hint
 
     protect_arguments(args)  # what the command reads is never replaced by its --force
     try:
@@ -589,10 +589,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (Terminated, KeyboardInterrupt) as e:
         utils.close_progress_bars()
-        out = getattr(args, "out", None)
-        hint = (f": the same command with --resume continues the training ({out})" if out and args.command in
-                ("train", "anomaly") and not getattr(args, "force", False) and resumable_run(Path(out)) else "")
-        print(("terminated" if isinstance(e, Terminated) else "interrupted") + hint, file=sys.stderr)
+        print(("terminated" if isinstance(e, Terminated) else "interrupted") + stopped_hint(args), file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
 
 

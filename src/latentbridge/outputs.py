@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -173,6 +174,23 @@ def resumable_run(folder: Path) -> bool:
     return (folder / "checkpoints" / "last.ckpt").is_file() or any(
         (s / "model.safetensors").is_file() or (s / "checkpoints" / "last.ckpt").is_file()
         for s in (folder / "first_stage").glob("*"))
+
+
+#: when the command began (this module is imported as it begins: cli.main)
+_STARTED = time.time()
+
+
+def stopped_hint(args) -> str:
+    """What follows 'interrupted' / 'terminated' for the command of ``args``: how to continue a training stopped before
+    its end, or, stopped after its model was saved, that the model is usable (--resume said 'nothing left to train')."""
+    out = getattr(args, "out", None)
+    if not out or args.command not in ("train", "anomaly") or getattr(args, "force", False):
+        return ""
+    saved = Path(out) / "model.safetensors"
+    if saved.is_file() and saved.stat().st_mtime >= _STARTED:  # by this command (a resumed finished run has one)
+        return (f" after the model was saved ({out}: usable); the figures written after it (training curves, samples, "
+                "report) may be missing: --force trains the run again to write them")
+    return f": the same command with --resume continues the training ({out})" if resumable_run(Path(out)) else ""
 
 
 #: the existing paths the running command reads (:func:`protect_inputs`)
