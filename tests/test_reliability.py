@@ -1434,3 +1434,24 @@ def test_stopped_after_the_model_was_saved_is_no_resume(tmp_path):
                                           "(training curves, samples, report) may be missing: --force trains the run "
                                           "again to write them")
     assert outputs.stopped_hint(argparse.Namespace(command="evaluate", out=str(run), force=False)) == ""
+
+
+def test_a_full_disk_during_training_names_the_checkpoint_and_leaves_none_cut(machine_data, tmp_path, capsys):
+    """Lightning wrote best.ckpt through a file in the system's temporary folder: a full disk left a truncated best.ckpt
+    (torch: 'failed finding central directory') and an error naming /tmp/tmpXXXX, on another disk. Checkpoints are
+    written beside their place and renamed: the error names the checkpoint, and every one there is whole."""
+    full = tmp_path / "full"
+    full.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(full)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("a small file system needs root and the mount command")
+    try:
+        assert main(_train_args(machine_data, full / "ae", ["train.max_epochs=3", "train.progress_bar=false"])) == 2
+        err = capsys.readouterr().err
+        assert f"error: {full / 'ae' / 'checkpoints'}/" in err and "No space left on device" in err, err
+        assert "/tmp/tmp" not in err
+        for ckpt in (full / "ae" / "checkpoints").glob("*"):
+            assert ckpt.suffix == ".ckpt", ckpt  # no .partial left
+            torch.load(ckpt, map_location="cpu", weights_only=True)  # whole
+    finally:
+        subprocess.run(["umount", str(full)], check=True)

@@ -56,6 +56,23 @@ class BetaTracker(Callback):
             w.writerow([trainer.global_step, trainer.current_epoch, f"{pl_module.beta():.6g}", f"{loss:.6g}"])
 
 
+def save_checkpoint_whole(trainer, path: str | Path, weights_only: bool) -> None:
+    """``trainer.save_checkpoint`` to a hidden file beside ``path``, renamed onto it when whole. Lightning writes
+    through a temporary file in the system's temporary folder, then copies it: a full disk left a truncated
+    ``best.ckpt`` and an error naming that temporary file (on another disk); it names ``path`` now."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        # the full state (optimiser, loops) a resume needs, where not weights_only; said explicitly, which also
+        # keeps Lightning from logging "weights_only was not set" at every epoch
+        trainer.save_checkpoint(str(tmp), weights_only=weights_only)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror, str(path)) from None
+    if trainer.global_rank == 0:
+        os.replace(tmp, path)
+
+
 class LastCheckpoint(Callback):
     """``checkpoints/last.ckpt``, rewritten atomically at the end of every training epoch (after its
     validation) and every ``every_n_steps`` steps when set, so a killed run loses at most one
@@ -66,12 +83,7 @@ class LastCheckpoint(Callback):
         self.every_n_steps = every_n_steps
 
     def _save(self, trainer) -> None:
-        tmp = self.path.with_name(".last.ckpt.partial")
-        # the full state (optimiser, loops) a resume needs; said explicitly, which also keeps Lightning
-        # from logging "weights_only was not set" at every epoch
-        trainer.save_checkpoint(str(tmp), weights_only=False)
-        if trainer.global_rank == 0:
-            os.replace(tmp, self.path)
+        save_checkpoint_whole(trainer, self.path, weights_only=False)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:

@@ -18,7 +18,8 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from latentbridge.errors import CheckpointError, DataError, LatentbridgeError
-from latentbridge.training.callbacks import EMA, BetaTracker, LastCheckpoint, RunClock, truncate_csv_steps
+from latentbridge.training.callbacks import (EMA, BetaTracker, LastCheckpoint, RunClock, save_checkpoint_whole,
+                                             truncate_csv_steps)
 from latentbridge.training.module import TrainingModule
 from latentbridge.utils import lightning_interrupts, quiet_lightning
 
@@ -286,6 +287,13 @@ class RunCheckpoint(ModelCheckpoint):
                                                                    "last_model_path")},
                           "best_k_models": {here(k): v for k, v in (state_dict.get("best_k_models") or {}).items()}}
         super().load_state_dict(state_dict)
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        """Written whole (:func:`~latentbridge.training.callbacks.save_checkpoint_whole`: a full disk left a
+        truncated best.ckpt), as Lightning's own then records it."""
+        save_checkpoint_whole(trainer, filepath, self.save_weights_only)
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
 
 
 def make_trainer(t, run_dir: Path, monitor: str, beta: bool = True, extra_callbacks=()) -> tuple[L.Trainer, RunClock]:
