@@ -18,8 +18,8 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from latentbridge.errors import CheckpointError, DataError, LatentbridgeError
-from latentbridge.training.callbacks import (EMA, BetaTracker, LastCheckpoint, RunClock, save_checkpoint_whole,
-                                             truncate_csv_steps)
+from latentbridge.training.callbacks import (EMA, BetaTracker, LastCheckpoint, RngState, RunClock,
+                                             save_checkpoint_whole, truncate_csv_steps)
 from latentbridge.training.module import TrainingModule
 from latentbridge.utils import lightning_interrupts, quiet_lightning
 
@@ -302,7 +302,8 @@ def make_trainer(t, run_dir: Path, monitor: str, beta: bool = True, extra_callba
     best = RunCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode="min", save_top_k=1,
                            save_last=False, auto_insert_metric_name=False, enable_version_counter=False)
     clock = RunClock()
-    callbacks: list[Callback] = [best, LastCheckpoint(ckpt_dir, t.checkpoint_every_n_steps), clock, *extra_callbacks]
+    callbacks: list[Callback] = [best, LastCheckpoint(ckpt_dir, t.checkpoint_every_n_steps), clock, RngState(),
+                                 *extra_callbacks]
     if beta:
         callbacks.append(BetaTracker(run_dir / "logs" / "beta_tracking.csv"))
     if t.ema_decay:
