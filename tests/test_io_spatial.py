@@ -529,3 +529,21 @@ def test_a_header_grid_far_larger_than_the_spectra_is_read_from_their_coordinate
     assert f"h{declared}.imzML: its header declares a grid of {declared} x {declared} pixels" in caplog.text
     assert "span 20 x 20: read on the coordinates' grid" in caplog.text
     assert "h22.imzML" not in caplog.text and "h45.imzML" not in caplog.text
+
+
+def test_an_inverted_mask_is_named(tmp_path):
+    """A mask drawn white on the background: the section was refused as 'no signal in any of the model's channels'
+    (not the kind of data the model was trained on), naming the section, though every channel held signal on every
+    pixel the mask left out. The mask is named, and what it marks."""
+    from latentbridge.data.spatial import read_section
+
+    rng = np.random.default_rng(0)
+    tissue = np.zeros((20, 24), bool)
+    tissue[4:16, 5:19] = True
+    np.save(tmp_path / "s.npy", (rng.uniform(1, 2, (20, 24, 3)) * tissue[..., None]).astype(np.float32))
+    np.save(tmp_path / "s.mask.npy", ~tissue)
+    with pytest.raises(DataError, match=r"s\.mask\.npy: the pixels it marks valid hold no signal in any channel of "
+                                        r"s\.npy, while 100% of those it leaves out do: an inverted mask\?"):
+        read_section(tmp_path / "s.npy")
+    np.save(tmp_path / "s.mask.npy", tissue)
+    assert read_section(tmp_path / "s.npy").valid.sum() == tissue.sum()

@@ -184,7 +184,7 @@ def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: st
     :func:`normalized_over`); an array cannot be divided by its spectrum's (a DataError)."""
     path = Path(path)
     stem = name or (path.name[: -len(path.suffix)] if path.suffix else path.name)
-    empty_mask = None  # a mask file that marks no pixel
+    empty_mask = mask_file = None  # a mask file that marks no pixel; the mask file read
     over = over or normalized_over([path], normalization)
     if normalization != "none" and over == "spectrum" and path.suffix.lower() != ".imzml":
         raise DataError(path, f"the model divides each pixel by the {_SUMS[normalization]} of its whole spectrum "
@@ -208,7 +208,7 @@ def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: st
         values, labels = stack.values, stack.labels
         mask_path = Path(mask) if mask else find_mask(path)
         if mask_path is not None:
-            valid = read_mask(mask_path, values.shape[:2])
+            valid, mask_file = read_mask(mask_path, values.shape[:2]), mask_path
             empty_mask = None if valid.any() else mask_path
         else:
             valid = np.asarray(values).any(axis=-1)
@@ -242,9 +242,21 @@ def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: st
     o = read_mask(tissue, values.shape[:2]) if tissue else None
     lo, hi = _channel_ranges(values, valid)
     empty = sorted(set(empty) | set(np.flatnonzero((lo == 0) & (hi == 0)).tolist()))
+    if len(empty) == values.shape[2] and mask_file is not None and (share := _signal_share(values, ~valid)) > 0.5:
+        raise DataError(mask_file, f"the pixels it marks valid hold no signal in any channel of {path.name}, while "
+                                   f"{share:.0%} of those it leaves out do: an inverted mask? (valid pixels are "
+                                   "white or non-zero)")
     constant = [int(c) for c in np.flatnonzero((lo == hi) & (hi != 0))]
     return Section(stem, values, valid, str(path), t, o, list(labels), empty, constant,
                    over if normalization != "none" else None, grid)
+
+
+def _signal_share(values: np.ndarray, where: np.ndarray, rows: int = 256) -> float:
+    """The share of the pixels ``where`` with a non-zero value in some channel (in blocks of rows)."""
+    n = int(where.sum())
+    hits = sum(int(np.asarray(values[r0:r0 + rows])[where[r0:r0 + rows]].any(axis=-1).sum())
+               for r0 in range(0, values.shape[0], rows))
+    return hits / n if n else 0.0
 
 
 def _channel_ranges(values: np.ndarray, valid: np.ndarray, rows: int = 256) -> tuple[np.ndarray, np.ndarray]:
