@@ -504,7 +504,7 @@ def test_a_folder_is_read_alike_and_what_it_leaves_out_is_named(tmp_path, caplog
                                                test_fraction=0.0, val_fraction=0.0), seed=0)
     assert data.train.class_names == ["1", "2", "10"]
     assert "2 file(s) that are not images read here (.gif, .txt: bird/0.gif, notes.txt) left out" in caplog.text
-    assert "2 class folder(s) without an image read here (bird, empty): no such class in the model" in caplog.text
+    assert "2 class folder(s) without an image read here (bird, empty): no class of their own here" in caplog.text
     # conditions: Windows-1252 with semicolons and decimal commas, a byte-order mark; duplicates and strays
     cond = tmp_path / "cond"
     cond.mkdir()

@@ -208,3 +208,26 @@ def test_evaluate_data_matches_class_folders_in_any_unicode_form(tmp_path):
     assert full.class_names == ["Zoë", "café"] == info["classes"]
     means = full.images.reshape(len(full), -1).mean(1)
     assert means[full.labels == 0].min() > means[full.labels == 1].max()  # Zoë's (the brighter) as the run's Zoë
+
+
+def test_a_photo_turned_by_its_exif_orientation_is_read_and_named_upright(tmp_path, caplog):
+    """A phone's photo is stored sideways with an EXIF orientation (6: turn 90 degrees clockwise to show): read
+    upright, and the size warning names the size as shown (it said 112x56 for a 56-wide, 112-tall photo)."""
+    import logging
+
+    from PIL import Image
+
+    from latentbridge.data.images import _report_conversions
+    from latentbridge.io.images import read_image
+
+    yy, xx = np.mgrid[0:112, 0:56]
+    upright = (255 * (yy / 111) * (0.3 + 0.7 * (xx < 20))).astype(np.uint8)  # bright at the bottom left
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.rot90(upright, k=1).copy()).save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    got = read_image(tmp_path / "phone.jpg", channels=1)[0]
+    assert got.shape == (112, 56)
+    assert np.corrcoef(got.ravel().astype(float), upright.ravel().astype(float))[0, 1] > 0.99
+    with caplog.at_level(logging.INFO, logger="latentbridge.data.images"):
+        _report_conversions(tmp_path, [tmp_path / "phone.jpg"], 28, 1, "crop")
+    assert "images of 56x112 x1 resized to 28x28" in caplog.text, caplog.text

@@ -371,8 +371,8 @@ def _report_conversions(root: Path, files: list[Path], side: int, channels: int,
     sizes, colour, tiny, unopened = Counter(), 0, [], []
     for p in files:
         try:
-            with open_image(p) as im:
-                sizes[im.size] += 1
+            with open_image(p) as im:  # the size as shown: EXIF orientations 5-8 turn a photo by 90 degrees
+                sizes[im.size[::-1] if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else im.size] += 1
                 colour += channels == 1 and (im.mode in ("RGB", "RGBA", "CMYK", "YCbCr") and not _grey_content(im) or
                                              (im.mode == "P" and palette_kind(im) != "grey"))
                 if (max(im.size) if fit == "pad" else min(im.size)) < side / 2:  # what the fit keeps, blown up
@@ -414,7 +414,7 @@ def _report_left_out(root: Path, files: list[Path], others: list[Path], class_fo
         held = {p.relative_to(root).parts[0] for p in files}
         empty = sorted(d.name for d in root.iterdir() if d.is_dir() and not is_hidden(d, root) and d.name not in held)
         if empty and first_time(("empty class folders", str(root))):
-            log.warning("%s: %d class folder(s) without an image read here (%s): no such class in the model",
+            log.warning("%s: %d class folder(s) without an image read here (%s): no class of their own here",
                         root, len(empty), listed(empty, 5))
 
 
