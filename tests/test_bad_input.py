@@ -257,6 +257,14 @@ def test_os_errors_name_the_file_a_temporary_one_was_to_become():
         == "full/ti/section_01.npy: No space left on device (while writing full/ti)"
     assert os_error_text(OSError(errno.EACCES, "Permission denied", "/mnt/.latentbridge.tmp-5/scores.csv")) \
         == "/mnt/scores.csv: Permission denied"
+    # `anomaly calibrate` rewrites its model folder: a full disk names it (it said 'No space left on device' alone)
+    import argparse
+
+    from latentbridge.errors import user_error_text
+
+    args = argparse.Namespace(command="anomaly", anomaly_cmd="calibrate", model_dir="models/pump")
+    assert user_error_text(OSError(errno.ENOSPC, "No space left on device"), args) \
+        == "No space left on device (while writing models/pump)"
 
 
 def test_a_full_disk_while_synthesising_is_named(tmp_path, capsys):

@@ -1202,6 +1202,22 @@ def test_a_training_killed_before_its_first_checkpoint_is_named(tmp_path):
     (exp / "notes.md").write_text("try a larger window")
     with pytest.raises(LatentbridgeError, match="exists and is not empty"):
         check_target(exp, force=False, training=True)
+    # `anomaly fit` of a statistics detector killed as it wrote (config.yaml, calibration.json: no logs): named so, by
+    # the rerun and by `score` (they said 'exists and is not empty' and 'missing config.json'), with the model a
+    # killed --force run replaced
+    from latentbridge.models.hub import load_model
+
+    fit = tmp_path / "fit"
+    fit.mkdir()
+    (fit / "config.yaml").write_text("task: anomaly\n")
+    (fit / "calibration.json").write_text("{}")
+    with pytest.raises(LatentbridgeError, match="a training stopped before its first checkpoint"):
+        check_target(fit, force=False, training=True)
+    (tmp_path / ".fit.old-4242").mkdir()
+    with pytest.raises(LatentbridgeError, match=r"missing config\.json: its training stopped before it saved anything "
+                                                r"to resume \(run `latentbridge anomaly fit` again, with --force\); the "
+                                                r"model it replaced is kept in .*\.fit\.old-4242"):
+        load_model(fit)
 
 
 def test_a_moved_run_keeps_its_best_checkpoint_when_resumed(tmp_path):

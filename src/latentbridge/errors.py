@@ -234,10 +234,13 @@ def user_error_text(e: BaseException, args) -> str | None:
     if out_of_memory(e):
         sub = getattr(args, f"{args.command}_cmd", None)
         return memory_text(e, f"latentbridge {args.command}" + (f" {sub}" if sub else ""))
+    # what the command writes: its --out, or the model folder `anomaly calibrate` rewrites (a full disk named nothing)
+    out = getattr(args, "out", None) or (getattr(args, "model_dir", None) if getattr(args, "anomaly_cmd", None) ==
+                                         "calibrate" else None)
     if isinstance(e, OSError):
-        return os_error_text(e, getattr(args, "out", None))
+        return os_error_text(e, out)
     if type(e).__name__ == "LibsndfileError":  # soundfile's write failing (files read are checked and named)
-        return _audio_write_text(e, getattr(args, "out", None))
+        return _audio_write_text(e, out)
     return None
 
 

@@ -223,6 +223,16 @@ def protect_arguments(args) -> None:
     protect_inputs(o.split("=", 1)[1] for o in getattr(args, "override", None) or [] if "=" in o)
 
 
+def stopped_early(folder: Path) -> bool:
+    """Whether ``folder`` is a training killed before its first checkpoint or saved model: what a training writes
+    first (``config.yaml`` and ``logs/``, or a fit's ``calibration.json``: a killed `anomaly fit` was 'exists and is
+    not empty') and nothing else (a user's experiment folder with its own config.yaml and notes is not one)."""
+    folder = Path(folder)
+    names = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+    return "config.yaml" in names and bool(names & {"logs", "calibration.json"}) and not trained_run(folder) and \
+        names <= {"config.yaml", "logs", "checkpoints", "first_stage", "calibration.json"}
+
+
 def trained_run(folder: Path) -> bool:
     """Whether ``folder`` holds a trained model or a training to resume (:func:`resumable_run`)."""
     return (Path(folder) / "model.safetensors").is_file() or resumable_run(folder)
@@ -251,8 +261,7 @@ def check_target(folder: Path, force: bool, what: str = "output folder", trainin
                     "a trained run: --force replaces it; --resume with a larger train.max_epochs trains it further"
                     if (folder / "model.safetensors").is_file() else
                     "an unfinished training: --resume continues it, --force replaces it") + kept)
-            stopped = training and (folder / "config.yaml").is_file() and (folder / "logs").is_dir() and {
-                p.name for p in folder.iterdir()} <= {"config.yaml", "logs", "checkpoints", "first_stage"}
+            stopped = training and stopped_early(folder)
             raise LatentbridgeError(f"{folder}: " + (f"a trained run (its model and checkpoints): write this command's "
                                                      f"output to another {what}" if trained else
                                                      "a training stopped before its first checkpoint: nothing to "

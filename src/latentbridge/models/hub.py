@@ -160,11 +160,16 @@ def _trained_by(folder: Path) -> str:
 def _read_json(folder: Path) -> dict:
     cfg_path = folder / CONFIG_NAME
     if not cfg_path.is_file():
-        from latentbridge.outputs import resumable_run
+        from latentbridge.outputs import kept_aside, resumable_run, stopped_early
 
+        # a killed --force run's: the model it replaced is kept beside it (it was not said here)
+        kept = "".join(f"; the model it replaced is kept in {k}" for k in kept_aside(folder))
         if resumable_run(folder):  # a training that did not finish
             raise ModelFolderError(folder, f"missing {CONFIG_NAME}: its training did not finish (continue it with the "
-                                           f"same `latentbridge {_trained_by(folder)}` command and --resume)")
+                                           f"same `latentbridge {_trained_by(folder)}` command and --resume){kept}")
+        if stopped_early(folder):  # (it said 'missing config.json' alone)
+            raise ModelFolderError(folder, f"missing {CONFIG_NAME}: its training stopped before it saved anything to "
+                                           f"resume (run `latentbridge {_trained_by(folder)}` again, with --force){kept}")
         raise ModelFolderError(folder, f"missing {CONFIG_NAME}" + ("" if folder.is_dir() else " (no such folder)"))
     try:
         info = json.loads(cfg_path.read_text(encoding="utf-8"))
