@@ -283,6 +283,21 @@ def test_corrupt_or_foreign_checkpoint_is_named(short_run, machine_data, capsys,
     assert _snapshot(short_run) == before
 
 
+def test_a_checkpoint_of_another_run_is_named(short_run, machine_data, tmp_path, capsys):
+    """Another run's last.ckpt copied into this one: the refusal offered this run's own --config, which was refused
+    the same way. The checkpoint is named as not this run's, with the settings that tell."""
+    other = tmp_path / "other"
+    assert main(_train_args(machine_data, other, ["train.max_epochs=1", "model.latent_dim=8"])) == 0
+    last = short_run / "checkpoints" / "last.ckpt"
+    shutil.copy(other / "checkpoints" / "last.ckpt", last)
+    before = _snapshot(short_run)
+    assert main(_train_args(machine_data, short_run, ["train.max_epochs=3"]) + ["--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"{last}: was not written by this run's training: it records other settings than the run's config.yaml " \
+           "(model.latent_dim: checkpoint 8, config.yaml 4)" in err, err
+    assert _snapshot(short_run) == before
+
+
 # ----------------------------------------------------------------------------- one owner per output folder
 
 

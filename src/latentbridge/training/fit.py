@@ -121,6 +121,14 @@ def check_resume(cfg_dict: dict, out_dir: Path) -> dict:
     if not old:
         raise CheckpointError(last if ckpt else out_dir / "config.yaml", "records no run config to check a resume against")
     trained_in = (ckpt.get("hyper_parameters") or {}).get("trained_in")
+    if ckpt and (out_dir / "config.yaml").is_file():  # a checkpoint copied from another run: its advice went round
+        own = yaml.safe_load((out_dir / "config.yaml").read_text(encoding="utf-8")) or {}  # (--config of the run's own)
+        if foreign := resume_differences(old, own):  # both the run's: paths compared as written
+            raise CheckpointError(last, "was not written by this run's training: it records other settings than the "
+                                        "run's config.yaml (" + "; ".join(f"{k}: checkpoint {a!r}, config.yaml {b!r}"
+                                                                          for k, a, b in foreign[:4])
+                                  + "): a checkpoint of another run? Put back the run's own, or train the run again "
+                                    "(--force); nothing in the run folder was changed")
     diffs = resume_differences(old, cfg_dict, trained_in)
     if diffs:
         def show(v):
