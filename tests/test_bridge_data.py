@@ -677,7 +677,7 @@ def test_matlab_recordings_of_a_test(tmp_path):
 def test_matlab_files_without_matlab_s_header_or_without_scipy(tmp_path, monkeypatch):
     """An HDF5 file of the sensors written by another tool (no MATLAB header) failed with scipy's "Unknown mat file
     type, version 0, 0"; it is read as MATLAB 7.3 files are. Without scipy (a small device's edge scorer) a .mat file
-    is named with what reads it (it was an ImportError blamed on the model)."""
+    is named with what reads it (it was an ImportError blamed on the model), and an HDF5 one read with h5py alone."""
     import builtins
 
     import h5py
@@ -691,11 +691,17 @@ def test_matlab_files_without_matlab_s_header_or_without_scipy(tmp_path, monkeyp
     data, rate = read_mat_recording(tmp_path / "plain.mat")
     assert rate == SR and data.shape == (1000, 3)
     np.testing.assert_allclose(data, x.T, rtol=1e-6)
+    from scipy.io import savemat
+
+    savemat(tmp_path / "v5.mat", {"acc": x.T, "fs": float(SR)})
     real = builtins.__import__
     monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name))
                         if name.startswith("scipy") else real(name, *a, **k))
-    with pytest.raises(DataError, match=r"plain\.mat: reading a \.mat file needs the scipy package"):
-        read_mat_recording(tmp_path / "plain.mat")
+    with pytest.raises(DataError, match=r"v5\.mat: reading a \.mat file needs the scipy package"):
+        read_mat_recording(tmp_path / "v5.mat")
+    # an HDF5 file (MATLAB 7.3, or none of MATLAB's) is read with h5py alone (it was refused as needing scipy)
+    data, rate = read_mat_recording(tmp_path / "plain.mat")
+    assert rate == SR and data.shape == (1000, 3)
 
 
 def test_inverted_masks_are_named(tmp_path, caplog):

@@ -561,6 +561,18 @@ def test_csv_columns_are_read_by_their_header_names(axes_data, axes_model, tmp_p
     err = capsys.readouterr().err
     assert "sensors.csv: its sensor columns (temp, rpm, current) are not the model's (x, y, z)" in err, err
     assert "Traceback" not in err
+    # on a device, what the readers say of a file is a warning line (it was a bare line among the scores' notes)
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    run = subprocess.run([sys.executable, "-m", "latentbridge.edge", str(onnx_path), str(tmp_path / "extra")],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert run.returncode == 0, run.stderr
+    assert "warning: " + str(tmp_path / "extra" / "logger.csv") + ": column(s) the model was not trained on left " \
+           "out (rpm, temp)" in run.stderr, run.stderr
 
 
 def test_training_csvs_are_aligned_by_their_header_names(axes_data, tmp_path, capsys):

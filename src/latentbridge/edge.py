@@ -6,7 +6,8 @@ formats other than WAV and ``scipy`` for MATLAB files; vibration CSVs need nothi
 
     python -m latentbridge.edge model.onnx recording.wav [more.wav folder/ ...]
 
-or copy the package without installing torch. The STFT is computed here with numpy; everything
+with this package installed without its dependencies (``pip install --no-deps`` of its wheel: this module and the
+readers it uses import no torch; a copy of ``edge.py`` alone does not run). The STFT is computed here with numpy; everything
 after it (mel, dB, standardisation, network, score) runs in the ONNX graph, whose metadata
 carries the preprocessing parameters and the threshold. ``import latentbridge.edge`` does not
 import torch.
@@ -18,9 +19,10 @@ per file, ``PATH<TAB>file<TAB>SCORE<TAB>...`` (mean of the window scores, or the
 model was fitted with ``anomaly.aggregate=max``). ``PATH`` is the path as given (for a folder
 argument, each audio file found under it, as ``anomaly score`` lists them). Nothing scored: nothing on stdout.
 
-Memory: a recording of any length is read in blocks (:class:`latentbridge.io.blockread.RecordingBlocks`: one pass for
-each channel's offset and the checks, one for the windows), resampled, cut and scored :data:`BATCH_WINDOWS` windows at
-a time; the windows are those of the whole recording, to the bit.
+Memory: an audio recording of any length is read in blocks (:class:`latentbridge.io.blockread.RecordingBlocks`: one
+pass for each channel's offset and the checks, one for the windows), resampled, cut and scored :data:`BATCH_WINDOWS`
+windows at a time; the windows are those of the whole recording, to the bit. Vibration CSVs and MATLAB files are read
+whole (an hour of three axes at 1 kHz, a 143-MB CSV: 836 MB at its peak).
 
 Checks: the same as ``anomaly score``, so the device refuses what the CLI refuses.
 
@@ -59,6 +61,7 @@ without (or with damaged) latentbridge metadata
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -409,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
                    "(default: the model's audio.csv_rate; a file that gives its own is read at it)")
     args = p.parse_args(argv)
     tolerant_stdout()
+    # what the readers log (columns left out or reordered, a folder's files left out) as warning lines, not bare ones
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
 
     def error(e: Exception) -> None:
         print(f"error: {_one_line(memory_text(e, COMMAND) if out_of_memory(e) else e)}", file=sys.stderr, flush=True)

@@ -114,10 +114,22 @@ def _hdf5_file(path: Path) -> dict[str, np.ndarray]:
         raise DataError(path, f"unreadable MATLAB 7.3 (HDF5) file ({type(e).__name__}: {e})") from None
 
 
+def _is_hdf5(path: Path) -> bool:
+    """An HDF5 file: its signature at 0, or at 512 after MATLAB 7.3's header."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(520)
+    except OSError:
+        return False
+    return b"\x89HDF\r\n\x1a\n" in (head[:8], head[512:520])
+
+
 def _numeric_arrays(path: Path) -> dict[str, np.ndarray]:
     try:
         from scipy.io import loadmat
-    except ImportError:  # a small device's edge scorer: numpy alone
+    except ImportError:  # a small device's edge scorer: numpy alone; h5py alone reads a 7.3 file (it was refused)
+        if _is_hdf5(path):
+            return _hdf5_file(path)
         raise DataError(path, "reading a .mat file needs the scipy package (pip install scipy; h5py for MATLAB 7.3 "
                               "files)") from None
     try:
@@ -127,9 +139,8 @@ def _numeric_arrays(path: Path) -> dict[str, np.ndarray]:
     except MemoryError as e:  # too little memory is no fault of the file
         raise reading_memory_error(path, e) from None
     except Exception as e:  # noqa: BLE001 - scipy raises ValueError, TypeError, OSError... for damaged files
-        with open(path, "rb") as f:  # an HDF5 file written without MATLAB's header (h5py, another tool)
-            if f.read(8) == b"\x89HDF\r\n\x1a\n":
-                return _hdf5_file(path)
+        if _is_hdf5(path):  # an HDF5 file written without MATLAB's header (h5py, another tool)
+            return _hdf5_file(path)
         raise DataError(path, f"unreadable .mat file ({type(e).__name__}: {e})") from None
     out: dict[str, np.ndarray] = {}
     _flatten(content, "", out)  # less scipy's __header__, __version__, __globals__
