@@ -144,6 +144,16 @@ def files(machine_data, onnx_model, tmp_path_factory) -> dict[str, Path]:
     f["text.onnx"].write_text("not a model\n")
     f["plain.onnx"] = _export_tiny(d / "plain.onnx", nan_scores=False)
     f["nan_scores.onnx"] = _export_tiny(d / "nan_scores.onnx", nan_scores=True, metadata_from=onnx_model)
+    import json
+
+    import onnx
+
+    m = onnx.load(str(onnx_model))  # metadata edited by hand: a hop of 0 samples (blamed on every audio file)
+    prop = next(p for p in m.metadata_props if p.key == "latentbridge")
+    meta = json.loads(prop.value)
+    meta["transform"]["features"]["hop_length"] = 0
+    prop.value = json.dumps(meta)
+    onnx.save(m, str(f.setdefault("hop0.onnx", d / "hop0.onnx")))
     return f
 
 
@@ -175,6 +185,7 @@ BAD_MODELS = [
     ("text file as the model", "text.onnx", "not a loadable ONNX model"),
     ("empty model file", "empty.onnx", "empty"),
     ("onnx without metadata", "plain.onnx", "not a latentbridge export"),
+    ("metadata of a hop of 0 samples", "hop0.onnx", "damaged latentbridge metadata"),
     ("model folder instead of the export", "FOLDER", "is a folder"),
 ]
 

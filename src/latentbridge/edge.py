@@ -186,9 +186,11 @@ class EdgeScorer:
         if version > FORMAT_VERSION:
             raise EdgeModelError(path, f"exported by a newer latentbridge (format_version {version}; this "
                                        f"scorer reads {FORMAT_VERSION})")
-        if self.sample_rate <= 0 or self.window <= 0 or not np.isfinite(self.threshold):
-            raise EdgeModelError(path, f"damaged latentbridge metadata (sample_rate {self.sample_rate}, "
-                                       f"window {self.window} samples, threshold {self.threshold})")
+        n_fft, hop_length = self.stft_kwargs["n_fft"], self.stft_kwargs["hop_length"]
+        if self.sample_rate <= 0 or self.window <= 0 or not np.isfinite(self.threshold) or n_fft < 1 or hop_length < 1:
+            raise EdgeModelError(path, f"damaged latentbridge metadata (sample_rate {self.sample_rate}, "  # (the STFT's:
+                                       f"window {self.window} samples, threshold {self.threshold}, "  # blamed on
+                                       f"n_fft {n_fft}, hop_length {hop_length})")  # every audio file)
         inputs = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
         if inputs != ["magnitude"] or "score" not in outputs:
