@@ -153,3 +153,21 @@ def test_fit_refuses_only_recordings_marked_anomalous_below_what_it_was_given(tm
         list_normal_files(machine)
     assert list_normal_files(machine / "train" / "normal_id_00_1.wav") == [machine / "train" / "normal_id_00_1.wav"]
     assert len(list_normal_files([machine / "normal", machine / "train"])) == 2
+
+
+def test_a_file_left_out_of_the_csv_takes_no_label_from_a_namesake(tmp_path, monkeypatch):
+    """x/clip.wav listed as normal gave y/clip.wav, an anomalous recording left out of the CSV, its label: counted as
+    normal without a word (AUC 0.67 instead of an error). A row naming a file that exists labels that file only; a
+    bare name (or a path that names no file) still labels the files of its name."""
+    from latentbridge.data.labels import resolve_labels
+
+    for rel in ("x/clip.wav", "y/clip.wav", "x/a.wav"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    (tmp_path / "lab.csv").write_text("path,label\nx/clip.wav,normal\nx/a.wav,anomalous\n")
+    files = [tmp_path / "x" / "a.wav", tmp_path / "x" / "clip.wav", tmp_path / "y" / "clip.wav"]
+    with pytest.raises(DataError, match=r"y/clip\.wav: no label \(not listed in .*lab\.csv\)"):
+        resolve_labels(files, str(tmp_path / "lab.csv"))
+    (tmp_path / "names.csv").write_text("path,label\nclip.wav,normal\na.wav,anomalous\n")  # bare names: every namesake
+    monkeypatch.chdir(tmp_path / "x")  # (where a bare name would name a file of the working folder)
+    assert resolve_labels(files, str(tmp_path / "names.csv")).tolist() == [1, 0, 0]

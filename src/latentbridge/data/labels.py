@@ -105,10 +105,14 @@ def read_label_csv(path: str | Path) -> dict[str, int]:
         p = Path(text.replace("\\", "/") if "\\" in text and "/" not in text else text)
         # relative to the CSV's folder first, for every row (a row read from the working folder took another row's
         # file first: files labelled the other way, a wrong AUC)
-        out.setdefault(_key(str((p if p.is_absolute() else path.parent / p).resolve())), LABEL_NAMES[lab])
+        out.setdefault(_key(str((full := p if p.is_absolute() else path.parent / p).resolve())), LABEL_NAMES[lab])
         if not p.is_absolute():
             here.append((p, LABEL_NAMES[lab]))
-        by_name.setdefault(_key(p.name), set()).add(LABEL_NAMES[lab])
+        # a path naming a file that exists labels that file only: its bare name gave a file of that name in another
+        # folder, left out of the CSV, its label without a word (an anomalous y/clip.wav counted as x/clip.wav, normal);
+        # a bare name labels every file of that name
+        if len(p.parts) == 1 or not (full.exists() or (not p.is_absolute() and (Path.cwd() / p).exists())):
+            by_name.setdefault(_key(p.name), set()).add(LABEL_NAMES[lab])
     for p, lab in here:  # then relative to the folder the command runs in (as a user writes paths he types)
         out.setdefault(_key(str((Path.cwd() / p).resolve())), lab)
     for name, labs in by_name.items():  # a bare file name stands for its rows only when they agree
