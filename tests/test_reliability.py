@@ -919,6 +919,13 @@ def _bad_invocations(fitted_model, machine_data, tmp: Path):
           str(REPO / "configs" / "anomaly_vae.yaml"), "--devices", "0"], "--devices: expected a number"),
         (["train", "--config", str(REPO / "configs" / "anomaly_ae.yaml"), "--out", str(tmp / "o"), "--devices", "-1"],
          "--devices: expected a number"),
+        # hardware Lightning refuses: a traceback, exit 1 (scoring), or nothing said (a closed-form fit)
+        (["anomaly", "score", m, wav, "--out", str(tmp / "o"), "--strategy", "bogus"], "strategy 'bogus'"),
+        (["anomaly", "score", m, wav, "--out", str(tmp / "o"), "--devices", "2", "--strategy", "fsdp"], "fsdp"),
+        (["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(tmp / "o"), "--accelerator",
+          "bogus"], "accelerator 'bogus'"),
+        (["train", "--config", str(REPO / "configs" / "anomaly_ae.yaml"), "--out", str(tmp / "o"), "-o",
+          f"data.train_dir={machine_data / 'train' / 'normal'}", "-o", "train.strategy=bogus"], "strategy 'bogus'"),
         (["anomaly", "calibrate", m, "--threshold", "nan"], "threshold"),
         (["anomaly", "listen", m, "--source", str(tmp / "nope.wav")], "nope.wav"),
         (["train", "--config", str(tmp / "nope.yaml"), "--out", str(tmp / "o")], "nope.yaml"),
@@ -1494,3 +1501,50 @@ def test_a_full_disk_during_training_names_the_checkpoint_and_leaves_none_cut(ma
             torch.load(ckpt, map_location="cpu", weights_only=True)  # whole
     finally:
         subprocess.run(["umount", str(full)], check=True)
+
+
+def test_score_and_evaluate_own_their_folder_while_they_work(fitted_model, machine_data, tmp_path, monkeypatch):
+    """`anomaly score` took its folder's lock only to write at its end: a second writer started meanwhile was let in,
+    and each found the other's folder at its end (a distributed run then 'exists and is not empty', a rank killed).
+    The folder is locked from before the work."""
+    from latentbridge import commands
+    from latentbridge.errors import BusyError
+    from latentbridge.outputs import FolderLock
+
+    out = tmp_path / "s"
+    real = commands.anomaly.score
+    held = []
+
+    def scoring(*a, **k):
+        with pytest.raises(BusyError, match="another latentbridge process is writing it"):
+            FolderLock(out).acquire()
+        held.append(True)
+        return real(*a, **k)
+
+    monkeypatch.setattr(commands.anomaly, "score", scoring)
+    wav = str(sorted((machine_data / "test" / "normal").glob("*.wav"))[0])
+    assert main(["anomaly", "score", str(fitted_model), wav, "--out", str(out)]) == 0
+    assert held and (out / "scores.csv").is_file()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_an_extra_ddp_process_ends_with_the_one_that_launched_it(tmp_path):
+    """kill -9 of a distributed run's first process left the extra one running for good (520 MB, deaf to SIGTERM in
+    its collective). An extra process (LOCAL_RANK > 0) ends with its launcher."""
+    child = ("import os, time; os.environ['LOCAL_RANK'] = '1'\n"
+             "from latentbridge.utils import end_with_launcher\n"
+             "end_with_launcher(); print(os.getpid(), flush=True); time.sleep(120)\n")
+    launcher = ("import subprocess, sys, time\n"
+                f"p = subprocess.Popen([sys.executable, '-c', {child!r}], stdout=subprocess.PIPE, text=True)\n"
+                "print(p.stdout.readline().strip(), flush=True); time.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, "-c", launcher], stdout=subprocess.PIPE, text=True, env=_env())
+    try:
+        pid = int(proc.stdout.readline())
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.time() + 20
+        while time.time() < deadline and os.path.exists(f"/proc/{pid}"):
+            time.sleep(0.1)
+        assert not os.path.exists(f"/proc/{pid}"), "the extra process outlived its launcher"
+    finally:
+        proc.kill()

@@ -39,10 +39,12 @@ def _add_trainer_args(p: argparse.ArgumentParser) -> None:
 
 def _hardware(args) -> dict:
     from latentbridge.commands import device_count, worker_count
+    from latentbridge.training.fit import check_hardware
 
     out = {f"train.{k}": v for k in ("accelerator", "strategy", "precision") if (v := getattr(args, k)) is not None}
     if args.devices is not None:
         out["train.devices"] = device_count(args.devices, choices=True)
+    check_hardware(**{k.split(".")[1]: v for k, v in out.items()})  # before any work (a traceback, or no word)
     if args.workers is not None:
         out["train.decode_workers"] = worker_count(args.workers)
     return out
@@ -565,6 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     utils.tolerant_stdout()  # a file name that is not UTF-8, printed
+    utils.end_with_launcher()  # an extra DDP process outlived a killed first one
     utils.LIGHTNING_INFO = bool(args.verbose)
     utils.quiet_lightning()
     if not args.verbose:

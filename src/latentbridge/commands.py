@@ -92,7 +92,7 @@ def train(cfg, out: str, *, resume: bool = False, force: bool = False, notify=No
 
     if resume and not resumable_run(Path(out)):  # before any data is read
         raise LatentbridgeError(f"{out}: nothing to resume (no checkpoints/last.ckpt)")
-    from latentbridge.training.fit import is_launched_child
+    from latentbridge.utils import is_launched_child
 
     # a used folder (or a file) is refused before the data is read and surveyed (not in DDP's extra processes,
     # which find the folder the first one made)
@@ -127,19 +127,18 @@ def evaluate(run_dir: str, out: str, data: str | None = None, force: bool = Fals
     info = read_info(run_dir)
     config = info["config"]
     entry = TASKS[config.get("task", "anomaly")]
-    check_target(Path(out), force)  # before the work: a used folder without --force is refused at once
     # digits runs read their config's test pairs: no --data to give them
     digits = config.get("task") == "avdigits" or (config.get("data") or {}).get("kind") == "digits"
     hint = "evaluate from there" + ("" if digits else ", or give the data with --data DIR")
     if data is None:
         _refuse_other_data_here(info, hint)
-    try:
-        res = entry.evaluate(run_dir, data, **_reads_vibration(run_dir, config, sample_rate))
-    except DataError as e:
-        if data is None:
-            _raise_if_relative_to_training(e, config, hint)
-        raise
-    with output_folder(out, force=force) as tmp:
+    with output_folder(out, force=force) as tmp:  # owned from before the work: a used folder refused at once
+        try:
+            res = entry.evaluate(run_dir, data, **_reads_vibration(run_dir, config, sample_rate))
+        except DataError as e:
+            if data is None:
+                _raise_if_relative_to_training(e, config, hint)
+            raise
         entry.write_evaluation(res, tmp)
     return res
 
@@ -295,14 +294,23 @@ def score(model_dir: str, paths: list[str], out: str, *, labels: str | None = No
     vibration files that give none, default the model's); ``hardware``:
     devices, strategy, accelerator, num_workers. None in the extra processes of a distributed run
     (the first one writes the folder)."""
+    from latentbridge.training.fit import check_hardware
+    from latentbridge.utils import is_launched_child
+
     worker_count(hardware.get("num_workers"))
     hardware["devices"] = device_count(hardware.get("devices"))
-    check_target(Path(out), force)  # before the work: a used folder without --force is refused at once
-    res = anomaly.score(model_dir, paths, labels=labels, aggregate=aggregate, skip_bad=skip_bad, method=method,
-                        sample_rate=sample_rate, progress=True, **hardware)
-    if res is None:
-        return None
+    check_hardware(accelerator=hardware.get("accelerator"), devices=hardware["devices"], strategy=hardware.get("strategy"))
+
+    def work():
+        return anomaly.score(model_dir, paths, labels=labels, aggregate=aggregate, skip_bad=skip_bad, method=method,
+                             sample_rate=sample_rate, progress=True, **hardware)
+
+    if is_launched_child():  # an extra process scores its share; the first one owns and writes the folder
+        return work()
+    # owned (locked, checked) for the whole work: a second writer was let in while a distributed run scored, and
+    # each found the other's folder at its end ('exists and is not empty', then a rank killed)
     with output_folder(out, force=force) as tmp:
+        res = work()
         anomaly_report.write_scores(res, tmp)
     return res
 

@@ -27,7 +27,8 @@ class TrainingRun:
     held_out: list | None = None  # those of them held out of training (validation), recorded with them
 
     def fit(self, model, train_loader, val_loader=None, beta: bool = True, callbacks=()):
-        from latentbridge.training.fit import fit_model, is_launched_child, record_data
+        from latentbridge.training.fit import fit_model, record_data
+        from latentbridge.utils import is_launched_child
 
         if self.data_files is not None and not is_launched_child():
             record_data(self.dir, self.data_files, self.held_out)
@@ -39,7 +40,7 @@ class TrainingRun:
         """Fit a model that is not trained by gradient descent (``trainable = False``) on ``features``."""
         import time
 
-        from latentbridge.training.fit import is_launched_child
+        from latentbridge.utils import is_launched_child
 
         t0 = time.time()
         if is_launched_child():  # nothing to share between processes: the main process fits
@@ -81,7 +82,8 @@ def training_run(cfg, out_dir: str | Path, *, resume: bool = False, force: bool 
     (:func:`latentbridge.training.fit.check_same_data`)."""
     from latentbridge.config.workflows import config_to_dict
     from latentbridge.outputs import output_folder, protect_inputs
-    from latentbridge.training.fit import is_launched_child, start_run
+    from latentbridge.training.fit import start_run
+    from latentbridge.utils import is_launched_child
 
     # the data (and first stages) the config reads are inputs that --force never replaces; caches are written
     protect_inputs([config_to_dict(cfg)], skip=("cache",))

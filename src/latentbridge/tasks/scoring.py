@@ -19,6 +19,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from latentbridge.data.audio import FileFeatures, WindowFeatures, list_files
+from latentbridge.training.fit import lightning_trainer
 from latentbridge.utils import lightning_interrupts, progress_bar, quiet_lightning
 
 _GATHER_ENV = "LATENTBRIDGE_SCORE_GATHER"
@@ -213,9 +214,9 @@ def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: s
         gather_dir = Path(os.environ[_GATHER_ENV])
         callbacks.append(_Gather(gather_dir))
     quiet_lightning()
-    trainer = L.Trainer(accelerator=accelerator or "cpu", devices=devices or 1, strategy=strategy or "auto",
-                        logger=False, enable_progress_bar=False, enable_checkpointing=False,
-                        enable_model_summary=False, callbacks=callbacks, use_distributed_sampler=False)
+    trainer = lightning_trainer(accelerator=accelerator or "cpu", devices=devices or 1, strategy=strategy or "auto",
+                                logger=False, enable_progress_bar=False, enable_checkpointing=False,
+                                enable_model_summary=False, callbacks=callbacks, use_distributed_sampler=False)
     spawned = "spawn" in str(strategy)  # the module is pickled into each process: no bar in it
     bar = progress_bar(sum(len(c) for c in chunks[::n_proc]), progress and trainer.global_rank == 0 and not spawned,
                        "scoring", unit="file")

@@ -4,7 +4,6 @@ checkpoints, logs, EMA, and the weights the model folder keeps."""
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shlex
 from dataclasses import dataclass
@@ -17,11 +16,11 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from latentbridge.errors import CheckpointError, DataError, LatentbridgeError
+from latentbridge.errors import CheckpointError, ConfigError, DataError, LatentbridgeError
 from latentbridge.training.callbacks import (EMA, BetaTracker, LastCheckpoint, RngState, RunClock,
                                              save_checkpoint_whole, truncate_csv_steps)
 from latentbridge.training.module import TrainingModule
-from latentbridge.utils import lightning_interrupts, quiet_lightning
+from latentbridge.utils import is_launched_child, lightning_interrupts, quiet_lightning
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +32,26 @@ RESUME_KEYS = ("train.optimizer", "train.lr", "train.weight_decay", "train.sched
                "train.ema_decay")
 
 
-def is_launched_child() -> bool:
-    """True in the extra processes Lightning's DDP launcher starts (they re-run the command)."""
-    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
+def lightning_trainer(**kw) -> L.Trainer:
+    """``L.Trainer(**kw)``, its refusal of the hardware settings (an unknown strategy or accelerator, a GPU that is not
+    there, DeepSpeed not installed) a ConfigError naming them: it was a Lightning traceback, exit 1."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return L.Trainer(**kw)
+    except (MisconfigurationException, ValueError) as e:
+        given = ", ".join(f"{k} {kw[k]!r}" for k in ("accelerator", "devices", "strategy", "precision")
+                          if kw.get(k) is not None)
+        raise ConfigError(f"the hardware settings ({given}): {str(e).strip().splitlines()[0]}") from None
+
+
+def check_hardware(**given) -> None:
+    """The hardware flags of a command (``accelerator``, ``devices``, ``strategy``, ``precision``; None: not given),
+    refused before any work where Lightning refuses them (:func:`lightning_trainer`)."""
+    if given := {k: v for k, v in given.items() if v is not None}:
+        quiet_lightning()
+        lightning_trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                          enable_model_summary=False, **given)
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -323,7 +339,7 @@ def make_trainer(t, run_dir: Path, monitor: str, beta: bool = True, extra_callba
         CSVLogger(save_dir=str(run_dir / "logs"), name="csv"),
         TensorBoardLogger(save_dir=str(run_dir / "logs"), name="tensorboard", default_hp_metric=False),
     ]
-    trainer = L.Trainer(
+    trainer = lightning_trainer(
         max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
         strategy=t.strategy, precision=t.precision, gradient_clip_val=t.gradient_clip,
         log_every_n_steps=t.log_every_n_steps, enable_progress_bar=t.progress_bar, callbacks=callbacks,
