@@ -9,6 +9,7 @@ PulseAudio daemon is started with a null sink whose monitor is the default sourc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -415,3 +416,16 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+
+@contextlib.contextmanager
+def mounted(folder: Path, *options: str):
+    """``folder`` made a mount point for the block (``mount OPTIONS... folder``: a small tmpfs, a disk that fills; a
+    bind mount, a Docker volume), unmounted after; the test skipped where mounting needs root or is not allowed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or subprocess.run(["mount", *options, str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("mounting a file system needs root and the mount command")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)

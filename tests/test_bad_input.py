@@ -1,7 +1,6 @@
 """Bad input through the command line: a clear error naming the file or key, nothing half-written."""
 
 import json
-import os
 import shutil
 
 import numpy as np
@@ -270,19 +269,12 @@ def test_os_errors_name_the_file_a_temporary_one_was_to_become():
 def test_a_full_disk_while_synthesising_is_named(tmp_path, capsys):
     """On a nearly full disk `data synth tissue` died of a bus error (its memory-mapped arrays could not grow: exit 135,
     no word) and `data synth machine` gave a traceback (libsndfile's 'System error'): both exit 2, the disk named."""
-    import subprocess
+    from conftest import mounted
 
-    full = tmp_path / "full"
-    full.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(full)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("a small file system needs root and the mount command")
-    try:
+    with mounted(tmp_path / "full", "-t", "tmpfs", "-o", "size=3m", "tmpfs") as full:
         (full / "filler").write_bytes(bytes(2072 * 1024))
         assert main(["data", "synth", "tissue", "--out", str(full / "ti")]) == 2
         assert capsys.readouterr().err.startswith(f"error: {full / 'ti'}/section_")  # no temporary folder named
         assert main(["data", "synth", "machine", "--out", str(full / "syn"), "--n-train", "10", "--duration", "2"]) == 2
         assert "No space left on device (while writing" in capsys.readouterr().err
         assert sorted(p.name for p in full.iterdir()) == ["filler"]
-    finally:
-        subprocess.run(["umount", str(full)], check=True)

@@ -1387,65 +1387,56 @@ def test_warnings_said_are_each_threads_own_once_each_and_reach_an_outer_block()
     assert outer == ["before", "inside"]
 
 
-def _bind_mount(tmp_path):
-    """A folder bind-mounted on another (a Docker volume, a drive): a real mount point where the system allows it,
-    else a folder that only says it is one (``os.path.ismount``)."""
-    import subprocess
-
-    src, mnt = tmp_path / "volume", tmp_path / "mnt"
-    src.mkdir()
-    mnt.mkdir()
-    if os.geteuid() == 0 and subprocess.run(["mount", "--bind", str(src), str(mnt)], capture_output=True).returncode == 0:
-        return mnt, lambda: subprocess.run(["umount", str(mnt)], check=True)
-    return None, None
-
-
-@pytest.mark.parametrize("real_mount", [True, False])
-def test_an_output_folder_that_is_a_mount_point(tmp_path, monkeypatch, real_mount):
-    """`anomaly score --out VOLUME` onto a mount point failed after all the scoring, 'Device or resource busy' (the
-    finished results' folder is renamed onto the output, which a mount point refuses), nothing written. Results are
-    staged inside it and its entries moved; --force replaces the entries, a failure keeps them."""
-    import contextlib
-
+def _staged_in_a_mount_point(mnt: Path, tmp_path: Path) -> None:
     from latentbridge.errors import LatentbridgeError
     from latentbridge.outputs import output_folder
 
-    mnt, unmount = _bind_mount(tmp_path) if real_mount else (None, None)
-    if real_mount and mnt is None:
-        pytest.skip("bind mounts need root and the mount command")
-    if mnt is None:
-        mnt = tmp_path / "mnt"
-        mnt.mkdir()
-        monkeypatch.setattr(os.path, "ismount", lambda p: os.path.realpath(p) == os.path.realpath(mnt))
-    try:
-        with output_folder(mnt) as out:
-            assert out.parent == mnt
-            (out / "scores.csv").write_text("a")
-        assert sorted(p.name for p in mnt.iterdir()) == [".latentbridge-written", "scores.csv"]
-        with pytest.raises(LatentbridgeError, match="exists and is not empty"):
-            with output_folder(mnt):
-                pass
-        with pytest.raises(RuntimeError):
-            with output_folder(mnt, force=True) as out:
-                (out / "scores.csv").write_text("b")
-                raise RuntimeError("the command failed")
-        assert (mnt / "scores.csv").read_text() == "a" and len(list(mnt.iterdir())) == 2
+    with output_folder(mnt) as out:
+        assert out.parent == mnt
+        (out / "scores.csv").write_text("a")
+    assert sorted(p.name for p in mnt.iterdir()) == [".latentbridge-written", "scores.csv"]
+    with pytest.raises(LatentbridgeError, match="exists and is not empty"):
+        with output_folder(mnt):
+            pass
+    with pytest.raises(RuntimeError):
         with output_folder(mnt, force=True) as out:
             (out / "scores.csv").write_text("b")
-        assert (mnt / "scores.csv").read_text() == "b" and len(list(mnt.iterdir())) == 2
-        for fail in (True, False):  # a training, written in place
-            with contextlib.suppress(RuntimeError):
-                with output_folder(mnt, force=True, in_place=True) as out:
-                    assert out == mnt and not (mnt / "scores.csv").exists()
-                    (out / "model.safetensors").write_text("m")
-                    if fail:
-                        raise RuntimeError("the training failed")
-            assert (mnt / ("scores.csv" if fail else "model.safetensors")).is_file(), fail
-            assert not [p for p in mnt.iterdir() if p.name.startswith(".latentbridge.")]
-        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
-    finally:
-        if unmount is not None:
-            unmount()
+            raise RuntimeError("the command failed")
+    assert (mnt / "scores.csv").read_text() == "a" and len(list(mnt.iterdir())) == 2
+    with output_folder(mnt, force=True) as out:
+        (out / "scores.csv").write_text("b")
+    assert (mnt / "scores.csv").read_text() == "b" and len(list(mnt.iterdir())) == 2
+    for fail in (True, False):  # a training, written in place
+        try:
+            with output_folder(mnt, force=True, in_place=True) as out:
+                assert out == mnt and not (mnt / "scores.csv").exists()
+                (out / "model.safetensors").write_text("m")
+                if fail:
+                    raise RuntimeError("the training failed")
+        except RuntimeError:
+            pass
+        assert (mnt / ("scores.csv" if fail else "model.safetensors")).is_file(), fail
+        assert not [p for p in mnt.iterdir() if p.name.startswith(".latentbridge.")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_an_output_folder_that_is_a_mount_point(tmp_path):
+    """`anomaly score --out VOLUME` onto a mount point failed after all the scoring, 'Device or resource busy' (the
+    finished results' folder is renamed onto the output, which a mount point refuses), nothing written. Results are
+    staged inside it and its entries moved; --force replaces the entries, a failure keeps them. A bind mount of a
+    folder of the same file system, which os.path.ismount does not know."""
+    from conftest import mounted
+
+    (tmp_path / "volume").mkdir()
+    with mounted(tmp_path / "mnt", "--bind", str(tmp_path / "volume")) as mnt:
+        _staged_in_a_mount_point(mnt, tmp_path)
+
+
+def test_an_output_folder_that_says_it_is_a_mount_point(tmp_path, monkeypatch):
+    """The same, where mounting is not allowed: a folder os.path.ismount calls a mount point."""
+    (mnt := tmp_path / "mnt").mkdir()
+    monkeypatch.setattr(os.path, "ismount", lambda p: os.path.realpath(p) == os.path.realpath(mnt))
+    _staged_in_a_mount_point(mnt, tmp_path)
 
 
 def test_what_a_killed_writer_left_beside_a_file_goes_with_the_next_lock(tmp_path):
@@ -1486,12 +1477,9 @@ def test_a_full_disk_during_training_names_the_checkpoint_and_leaves_none_cut(ma
     """Lightning wrote best.ckpt through a file in the system's temporary folder: a full disk left a truncated best.ckpt
     (torch: 'failed finding central directory') and an error naming /tmp/tmpXXXX, on another disk. Checkpoints are
     written beside their place and renamed: the error names the checkpoint, and every one there is whole."""
-    full = tmp_path / "full"
-    full.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(full)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("a small file system needs root and the mount command")
-    try:
+    from conftest import mounted
+
+    with mounted(tmp_path / "full", "-t", "tmpfs", "-o", "size=200k", "tmpfs") as full:
         assert main(_train_args(machine_data, full / "ae", ["train.max_epochs=3", "train.progress_bar=false"])) == 2
         err = capsys.readouterr().err
         assert f"error: {full / 'ae' / 'checkpoints'}/" in err and "No space left on device" in err, err
@@ -1499,8 +1487,6 @@ def test_a_full_disk_during_training_names_the_checkpoint_and_leaves_none_cut(ma
         for ckpt in (full / "ae" / "checkpoints").glob("*"):
             assert ckpt.suffix == ".ckpt", ckpt  # no .partial left
             torch.load(ckpt, map_location="cpu", weights_only=True)  # whole
-    finally:
-        subprocess.run(["umount", str(full)], check=True)
 
 
 def test_score_and_evaluate_own_their_folder_while_they_work(fitted_model, machine_data, tmp_path, monkeypatch):
