@@ -252,7 +252,8 @@ def test_good_and_bad_files_mixed(files, onnx_model, tmp_path, reader):
         assert got[str(folder / files[k].name)] == window_lines(alone[k].stdout)[str(files[k])]
     lines = res.stderr.strip().splitlines()
     # a warning line (it was a bare line among the error lines)
-    assert lines[0] == f"warning: {folder}: 1 file left out, not recordings (.xyz x1); accepted extensions: {_accepted()}"
+    assert lines[0] == (f"warning: {folder}: 1 file left out, not recordings (.xyz x1); accepted extensions: "
+                        f"{_accepted()}")
     errors = lines[1:]
     assert errors == [f"error: {folder / 'silent.wav'}: {SILENT}",
                       (f"error: {folder / 'truncated.wav'}: truncated audio file: header declares 64000 frames "
