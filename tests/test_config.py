@@ -288,3 +288,41 @@ def test_train_devices_in_a_config_are_checked_as_the_flag_is():
         with pytest.raises(ConfigError, match=r"train\.devices': Value error, devices must be a number of devices, 1 "
                                               r"or more, 'auto' or GPU indices \(0,1\)"):
             load_config(None, [f"train.devices={bad}"])
+
+
+def test_overrides_merge_as_a_config_file_does_and_a_new_name_starts_the_section():
+    """`-o 'train={max_epochs: 1}'` replaced the whole section (the preset's lr 0.002 became the default 0.001, its
+    weight decay and gradient clip too, without a word); `-o model.name=pca` over a VAE preset was refused for the
+    VAE's keys. A mapping merges, another name starts the section anew (as a file over its base: does), and a name
+    change applies first, so the other model keys given beside it stay."""
+    vae = ROOT / "configs" / "anomaly_vae.yaml"
+    base = load_config(vae)
+    cfg = load_config(vae, ["train={max_epochs: 1}"])
+    assert cfg.train.max_epochs == 1 and cfg.train.lr == base.train.lr == 0.002
+    assert cfg.train.weight_decay == base.train.weight_decay
+    cfg = load_config(vae, ["model.name=pca"])
+    assert cfg.model.name == "pca"
+    cfg = load_config(None, ["model.latent_dim=8", "model.name=conv_vae"])
+    assert cfg.model.name == "conv_vae" and cfg.model.latent_dim == 8
+
+
+def test_a_command_argument_given_again_by_an_override(tmp_path, caplog):
+    """`anomaly fit DIR -o data.train_dir=OTHER` fitted DIR without a word: refused; a config file's other folder (a
+    run's config.yaml given for new data) is replaced, with a warning."""
+    import logging
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    sets = {"task": "anomaly", "data.train_dir": str(tmp_path / "a")}
+    with pytest.raises(ConfigError, match=r"-o data\.train_dir=.*b: the command's own argument gives it .*a\): give "
+                                          r"it once"):
+        load_config(None, [f"data.train_dir={tmp_path / 'b'}"], sets=sets)
+    (cfg_file := tmp_path / "run.yaml").write_text(f"task: anomaly\ndata:\n  train_dir: {tmp_path / 'b'}\n")
+    with caplog.at_level(logging.WARNING, logger="latentbridge.config.loading"):
+        assert load_config(cfg_file, None, sets=sets).data.train_dir == str(tmp_path / "a")
+    assert f"data.train_dir {tmp_path / 'b'} replaced by the command's argument, {tmp_path / 'a'}" in caplog.text
+    caplog.clear()
+    (cfg_file := tmp_path / "same.yaml").write_text(f"task: anomaly\ndata:\n  train_dir: {tmp_path / 'a'}/\n")
+    with caplog.at_level(logging.WARNING, logger="latentbridge.config.loading"):
+        load_config(cfg_file, None, sets=sets)  # the same folder spelled otherwise: no word
+    assert "replaced" not in caplog.text

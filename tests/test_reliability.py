@@ -921,6 +921,7 @@ def _bad_invocations(fitted_model, machine_data, tmp: Path):
          "--devices: expected a number"),
         # hardware Lightning refuses: a traceback, exit 1 (scoring), or nothing said (a closed-form fit)
         (["anomaly", "score", m, wav, "--out", str(tmp / "o"), "--strategy", "bogus"], "strategy 'bogus'"),
+        (["anomaly", "score", m, wav, "--out", str(tmp / "o"), "--accelerator", "tpu"], "accelerator 'tpu'"),
         (["anomaly", "score", m, wav, "--out", str(tmp / "o"), "--devices", "2", "--strategy", "fsdp"], "fsdp"),
         (["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(tmp / "o"), "--accelerator",
           "bogus"], "accelerator 'bogus'"),

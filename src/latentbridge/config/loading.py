@@ -11,6 +11,7 @@ saves.
 from __future__ import annotations
 
 import copy
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from pydantic import ValidationError
 from latentbridge.errors import ConfigError
 
 COMPOSE_KEYS = ("base", "defaults")
+
+log = logging.getLogger(__name__)
 
 
 class _UniqueKeys(yaml.SafeLoader):
@@ -82,16 +85,52 @@ def set_path(raw: dict, parts: list[str], value: Any, what: str) -> None:
     node[parts[-1]] = value
 
 
+def _at(raw: dict, parts: list[str]) -> Any:
+    """The value at a dotted path of ``raw``; None where there is none."""
+    for p in parts:
+        raw = raw.get(p) if isinstance(raw, dict) else None
+    return raw
+
+
 def apply_overrides(raw: dict, overrides: list[str] | None) -> dict:
-    """Apply dotted overrides to a raw config dict (a copy); unknown keys surface at validation."""
+    """Apply dotted overrides to a raw config dict (a copy), as a config file over its ``base:`` is: a mapping merges
+    into the section (``-o 'train={max_epochs: 1}'`` replaced the whole section, the preset's learning rate and
+    weight decay silently dropped), and another ``name`` (``-o model.name=pca``) starts that section anew (the
+    preset's other model's keys were refused as unknown). Such name changes first, so that ``-o model.latent_dim=8
+    -o model.name=conv_vae`` keeps the latent size. Unknown keys surface at validation."""
     out = copy.deepcopy(raw)
-    for text in overrides or []:
-        parts, value = parse_override(text)
+    parsed = [(text, *parse_override(text)) for text in overrides or []]
+    renames = [o for o in parsed if o[1][-1] == "name" and len(o[1]) > 1]
+    for text, parts, value in renames + [o for o in parsed if o not in renames]:
         if parts[-1] in COMPOSE_KEYS:  # presets are composed when a file is read, before any -o (an unknown key)
             raise ConfigError(f"override '{text}': '{parts[-1]}' is read in a config file only; write the presets in "
                               "one (its own base: ...), or give the settings they hold with -o one by one")
+        if isinstance(value, dict) and isinstance(old := _at(out, parts), dict):
+            value = deep_merge(old, value)
+        elif (text, parts, value) in renames and isinstance(section := _at(out, parts[:-1]), dict) \
+                and section.get("name") not in (None, value):
+            parts, value = parts[:-1], {"name": value}
         set_path(out, parts, value, f"override '{text}'")
     return out
+
+
+def apply_sets(raw: dict, sets: dict | None, overrides: list[str] | None, path=None) -> dict:
+    """``raw`` with the command line's arguments ``sets`` (dotted keys: ``anomaly fit DIR``'s ``data.train_dir``) set
+    over it. The same key given otherwise by ``-o`` is refused; a config file's other value is replaced, with a warning
+    (a run's config.yaml given for new data). Both went unread without a word (the folder given was fitted)."""
+    from latentbridge.utils import existing_path
+
+    given = {".".join(parse_override(t)[0]) for t in overrides or []}
+    for key, value in (sets or {}).items():
+        old = _at(raw, key.split("."))
+        if existing_path(old) is not None and existing_path(old) == existing_path(value):
+            old = value  # one folder, spelled otherwise
+        if key in given and old != value:
+            raise ConfigError(f"-o {key}={old}: the command's own argument gives it ({value}): give it once")
+        if old is not None and old != value and key != "task":
+            log.warning("%s: %s %s replaced by the command's argument, %s", path or "the config", key, old, value)
+        set_path(raw, key.split("."), value, key)
+    return raw
 
 
 def deep_merge(base: dict, child: dict) -> dict:

@@ -559,7 +559,7 @@ def load_config(path=None, overrides: list[str] | None = None, *, sets: dict[str
     names), which take the text as written (``-o data.root=2024`` is the folder ``2024``; an empty
     value unsets it). ``sets`` maps dotted keys to values taken as they are (command-line
     arguments); they win over the overrides."""
-    from latentbridge.config.loading import parse_override, set_path
+    from latentbridge.config.loading import apply_sets, parse_override, set_path
 
     raw = load_raw(path) if path is not None else {}
     if path is not None and not raw:  # it became the anomaly defaults, refused later for a data folder it never named
@@ -567,9 +567,7 @@ def load_config(path=None, overrides: list[str] | None = None, *, sets: dict[str
     if path is not None and "task" in (sets or {}) and raw.get("task", sets["task"]) != sets["task"]:
         raise ConfigError(f"{path}: a preset for task {raw['task']!r} (`latentbridge train --config {path}`); this "
                           f"command takes {sets['task']!r} presets (its keys were read as another task's)")
-    raw = apply_overrides(raw, overrides)
-    for key, value in (sets or {}).items():
-        set_path(raw, key.split("."), value, key)
+    raw = apply_sets(apply_overrides(raw, overrides), sets, overrides, path)
     workflow = WORKFLOWS.get(raw.get("task", "anomaly"))
     if workflow is not None:
         for text in overrides or []:

@@ -39,7 +39,7 @@ def lightning_trainer(**kw) -> L.Trainer:
 
     try:
         return L.Trainer(**kw)
-    except (MisconfigurationException, ValueError) as e:
+    except (MisconfigurationException, ValueError, ImportError) as e:  # (tpu: torch_xla missing)
         given = ", ".join(f"{k} {kw[k]!r}" for k in ("accelerator", "devices", "strategy", "precision")
                           if kw.get(k) is not None)
         raise ConfigError(f"the hardware settings ({given}): {str(e).strip().splitlines()[0]}") from None
