@@ -140,10 +140,25 @@ def test_preset_cycles_and_bad_bases_are_named(tmp_path):
     with pytest.raises(ConfigError, match="cycle"):
         load_config(tmp_path / "a.yaml")
     (tmp_path / "c.yaml").write_text("base: nope.yaml\n")
-    with pytest.raises(ConfigError, match="nope.yaml: config file does not exist"):
+    # named with the config and key naming it (a preset copied alone: '.../nope.yaml: config file does not exist')
+    with pytest.raises(ConfigError, match=r"c\.yaml: base: nope\.yaml not found \(presets it builds on are read from "
+                                          r"its own folder"):
         load_config(tmp_path / "c.yaml")
     with pytest.raises(ConfigError, match="is a folder"):
         load_config(tmp_path)
+    # a nested defaults: given as one name (it was split into its letters: 'k: config file does not exist')
+    (tmp_path / "knn.yaml").write_text("name: knn_stats\n")
+    (tmp_path / "nest.yaml").write_text("task: anomaly\nmodel:\n  defaults: knn.yaml\n")
+    with pytest.raises(ConfigError, match=r"nest\.yaml: 'model\.base' / 'model\.defaults' must name preset files"):
+        load_config(tmp_path / "nest.yaml")
+    # text in another encoding, and a model folder's config.json given as a config
+    (tmp_path / "u16.yaml").write_bytes("task: anomaly\n".encode("utf-16"))
+    with pytest.raises(ConfigError, match=r"u16\.yaml: not UTF-8 text \(save it as UTF-8\)"):
+        load_config(tmp_path / "u16.yaml")
+    (tmp_path / "config.json").write_text('{"format": 2, "model_class": "KNNStatsDetector", "config": {}}')
+    with pytest.raises(ConfigError, match=r"config\.json: a model folder's config\.json, not a config: give its "
+                                          r"config\.yaml"):
+        load_config(tmp_path / "config.json")
 
 
 def test_the_bridge_presets_are_one_base_plus_a_line():
@@ -183,10 +198,18 @@ def test_classifier_settings_come_from_the_config():
 @pytest.mark.parametrize("name", ["2024", "yes", "null", "~", "[x]", "a: b", "with space", "Größe", "3.5"])
 def test_path_overrides_are_text_not_yaml(name):
     cfg = load_config(None, [f"data.train_dir={name}", f"data.test_dir={name}"])
-    assert cfg.data.train_dir == name and cfg.data.test_dir == name
+    assert cfg.data.train_dir == name and cfg.data.test_dir == name  # the command line's (the shell expands ~)
     assert load_config(None, ["data.train_dir="]).data.train_dir is None
     cfg = load_config(None, sets={"data.train_dir": name})
     assert cfg.data.train_dir == name
+
+
+def test_a_config_file_s_home_folder_is_expanded(tmp_path):
+    """`data.train_dir: ~/normal` in a config file was refused as '~/normal: does not exist'."""
+    import os
+
+    (f := tmp_path / "c.yaml").write_text("task: anomaly\ndata:\n  train_dir: ~/normal\n")
+    assert load_config(f).data.train_dir == os.path.expanduser("~/normal")
 
 
 def test_num_threads_all_and_the_mld_stages_inherit_it():

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,8 @@ from pydantic import ValidationError
 from latentbridge.errors import ConfigError
 
 COMPOSE_KEYS = ("base", "defaults")
+#: config keys that hold paths (data.root, data.train_dir, digits.fsdd_root, data.conditions, first_stage.run)
+PATH_KEY = re.compile(r"(^|\.)([a-z_]*root|[a-z_]*_dir|conditions|run)$")
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +137,18 @@ def apply_sets(raw: dict, sets: dict | None, overrides: list[str] | None, path=N
     return raw
 
 
+def expand_home(raw: dict, keep=(), prefix: str = "") -> dict:
+    """``raw`` with ``~`` expanded in the values of its path keys (:data:`PATH_KEY`: ``data.train_dir: ~/normal`` was
+    refused as '~/normal: does not exist'), in place; but the dotted keys ``keep``, given on the command line, where
+    the shell expands ~ (a folder named ``~`` is that folder)."""
+    for k, v in raw.items():
+        if isinstance(v, dict):
+            expand_home(v, keep, f"{prefix}{k}.")
+        elif isinstance(v, str) and v.startswith("~") and PATH_KEY.search(f"{prefix}{k}") and f"{prefix}{k}" not in keep:
+            raw[k] = os.path.expanduser(v)
+    return raw
+
+
 def deep_merge(base: dict, child: dict) -> dict:
     """``child`` over ``base``: mappings merge recursively, anything else is replaced."""
     out = copy.deepcopy(base)
@@ -155,14 +171,17 @@ def _read_yaml(path: Path) -> dict:
         raw = _load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(e)})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file") from None
+    except UnicodeDecodeError:  # (a UTF-16 or Windows-1252 file was 'not a text file')
+        raise ConfigError(f"{path}: not UTF-8 text (save it as UTF-8)") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
+    if "format" in raw and "model_class" in raw and "config" in raw:  # (35 unknown keys, listed)
+        raise ConfigError(f"{path}: a model folder's config.json, not a config: give its config.yaml "
+                          f"(--config {path.with_name('config.yaml')})")
     return raw
 
 
@@ -174,21 +193,32 @@ def load_raw(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
         raise ConfigError(f"{path}: presets include each other in a cycle: "
                           + " → ".join(p.name for p in (*_chain, resolved)))
     raw = _read_yaml(path)
-    parents: list[str] = []
+    parents: list[tuple[str, str]] = []  # (the key naming it, the preset)
     if "base" in raw:
         base = raw.pop("base")
         if not isinstance(base, str):
             raise ConfigError(f"{path}: 'base' must be one preset file name, got {base!r}")
-        parents.append(base)
+        parents.append(("base", base))
     if "defaults" in raw:
         defaults = raw.pop("defaults")
         if not isinstance(defaults, list) or not all(isinstance(d, str) for d in defaults):
             raise ConfigError(f"{path}: 'defaults' must be a list of preset file names, got {defaults!r}")
-        parents.extend(defaults)
+        parents.extend(("defaults", d) for d in defaults)
     merged: dict = {}
-    for parent in parents:
-        merged = deep_merge(merged, load_raw(path.parent / parent, (*_chain, resolved)))
+    for key, parent in parents:
+        merged = deep_merge(merged, load_raw(_parent_file(path, parent, key), (*_chain, resolved)))
     return _compose_nested(deep_merge(merged, raw), path, (*_chain, resolved))
+
+
+def _parent_file(path: Path, parent: str, key: str) -> Path:
+    """The preset ``parent`` that ``path`` names under ``key`` (``base``, ``defaults``), read beside it; a missing one
+    named with the config and key that name it (a preset copied alone said '.../mel_ae.yaml: config file does not
+    exist', naming neither)."""
+    found = path.parent / parent
+    if not found.exists():
+        raise ConfigError(f"{path}: {key}: {parent} not found (presets it builds on are read from its own folder, "
+                          f"{path.parent}: copy {parent} beside it, or write its settings in)")
+    return found
 
 
 def _compose_nested(node: dict, path: Path, chain: tuple[Path, ...]) -> dict:
@@ -197,12 +227,13 @@ def _compose_nested(node: dict, path: Path, chain: tuple[Path, ...]) -> dict:
     out = {}
     for k, v in node.items():
         if isinstance(v, dict) and any(c in v for c in COMPOSE_KEYS):
-            parents = ([v["base"]] if "base" in v else []) + list(v.get("defaults") or [])
-            if not all(isinstance(p, str) for p in parents):
+            defaults = v.get("defaults") or []  # a string was split into its letters ('k: config file does not exist')
+            parents = ([v["base"]] if "base" in v else []) + (list(defaults) if isinstance(defaults, list) else [defaults])
+            if not isinstance(defaults, list) or not all(isinstance(p, str) for p in parents):
                 raise ConfigError(f"{path}: '{k}.base' / '{k}.defaults' must name preset files, got {parents!r}")
             merged: dict = {}
             for parent in parents:
-                merged = deep_merge(merged, load_raw(path.parent / parent, chain))
+                merged = deep_merge(merged, load_raw(_parent_file(path, parent, f"{k}.base / {k}.defaults"), chain))
             v = deep_merge(merged, {kk: vv for kk, vv in v.items() if kk not in COMPOSE_KEYS})
         out[k] = _compose_nested(v, path, chain) if isinstance(v, dict) else v
     return out

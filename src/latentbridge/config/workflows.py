@@ -559,7 +559,7 @@ def load_config(path=None, overrides: list[str] | None = None, *, sets: dict[str
     names), which take the text as written (``-o data.root=2024`` is the folder ``2024``; an empty
     value unsets it). ``sets`` maps dotted keys to values taken as they are (command-line
     arguments); they win over the overrides."""
-    from latentbridge.config.loading import apply_sets, parse_override, set_path
+    from latentbridge.config.loading import apply_sets, expand_home, parse_override, set_path
 
     raw = load_raw(path) if path is not None else {}
     if path is not None and not raw:  # it became the anomaly defaults, refused later for a data folder it never named
@@ -578,7 +578,8 @@ def load_config(path=None, overrides: list[str] | None = None, *, sets: dict[str
     source = str(path) if path is not None else "defaults"
     if overrides:
         source += " with overrides " + " ".join(overrides)
-    return validate(raw, source)
+    given = {*(sets or ()), *(".".join(parse_override(t)[0]) for t in overrides or [])}  # the command line's
+    return validate(expand_home(raw, keep=given), source)
 
 
 def transform_spec(cfg: Workflow, **data: Any):

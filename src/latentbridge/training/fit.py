@@ -4,7 +4,6 @@ checkpoints, logs, EMA, and the weights the model folder keeps."""
 from __future__ import annotations
 
 import logging
-import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from latentbridge.config.loading import PATH_KEY as _PATH_KEY
 from latentbridge.errors import CheckpointError, ConfigError, DataError, LatentbridgeError
 from latentbridge.training.callbacks import (EMA, BetaTracker, LastCheckpoint, RngState, RunClock,
                                              save_checkpoint_whole, truncate_csv_steps)
@@ -83,10 +83,6 @@ def resume_differences(old: dict, new: dict, trained_in: str | None = None) -> l
                 and (Path(trained_in) / x).exists())
 
     return [(k, a.get(k, missing), b.get(k, missing)) for k in sorted(set(a) | set(b)) if differs(k)]
-
-
-#: config keys that hold paths (data.root, data.train_dir, digits.fsdd_root, data.conditions, first_stage.run)
-_PATH_KEY = re.compile(r"(^|\.)([a-z_]*root|[a-z_]*_dir|conditions|run)$")
 
 
 def relative_data_paths(config: dict) -> dict[str, str]:
