@@ -144,7 +144,7 @@ def expand_home(raw: dict, keep=(), prefix: str = "") -> dict:
     for k, v in raw.items():
         if isinstance(v, dict):
             expand_home(v, keep, f"{prefix}{k}.")
-        elif isinstance(v, str) and v.startswith("~") and PATH_KEY.search(f"{prefix}{k}") and f"{prefix}{k}" not in keep:
+        elif isinstance(v, str) and v.startswith("~") and PATH_KEY.search(key := f"{prefix}{k}") and key not in keep:
             raw[k] = os.path.expanduser(v)
     return raw
 
@@ -228,7 +228,8 @@ def _compose_nested(node: dict, path: Path, chain: tuple[Path, ...]) -> dict:
     for k, v in node.items():
         if isinstance(v, dict) and any(c in v for c in COMPOSE_KEYS):
             defaults = v.get("defaults") or []  # a string was split into its letters ('k: config file does not exist')
-            parents = ([v["base"]] if "base" in v else []) + (list(defaults) if isinstance(defaults, list) else [defaults])
+            parents = [v["base"]] if "base" in v else []
+            parents += list(defaults) if isinstance(defaults, list) else [defaults]
             if not isinstance(defaults, list) or not all(isinstance(p, str) for p in parents):
                 raise ConfigError(f"{path}: '{k}.base' / '{k}.defaults' must name preset files, got {parents!r}")
             merged: dict = {}
