@@ -144,6 +144,22 @@ def test_imzml_errors_name_the_file(tmp_path):
     with pytest.raises(DataError, match=r"10 spectra on a grid of 200000 x 200000 pixels: spectrum 9 at x = 200000, "
                                         r"y = 200000 lies far from the others"):
         imzml.read_ion_images(stray, [760.58])
+    # two sections on one slide, far apart: named as regions (half the spectra were blamed on one stray coordinate)
+    two = imzml.write_imzml(tmp_path / "two.imzML", [*pixels, *((r + 1500, c + 1500, m, i) for r, c, m, i in pixels)],
+                            mode="processed")
+    with pytest.raises(DataError, match=r"18 spectra on a grid of 1503 x 1503 pixels: they lie in regions 1498 pixels "
+                                        r"apart: 9 at (x|y) = 3 or less, 9 at (x|y) = 1501 or more"):
+        imzml.read_ion_images(two, [760.58])
+    # binary arrays stored compressed (zlib): named so (a complete file was refused as truncated)
+    from pyimzml.compression import ZlibCompression
+    from pyimzml.ImzMLWriter import ImzMLWriter
+
+    with ImzMLWriter(str(tmp_path / "zlib.imzML"), mode="processed", intensity_compression=ZlibCompression()) as w:
+        for r, c, m, i in pixels:
+            w.addSpectrum(m, i, (c + 1, r + 1, 1))
+    with pytest.raises(DataError, match=r"zlib\.imzML: its binary arrays \(intensityArray\) are stored compressed "
+                                        r"\(zlib compression\), which this reader does not decompress"):
+        imzml.read_ion_images(tmp_path / "zlib.imzML", [760.58])
 
 
 def test_imzml_grids_cut_from_a_larger_raster_or_on_a_coarser_step(tmp_path, caplog):

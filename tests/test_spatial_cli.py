@@ -374,6 +374,15 @@ def test_some_m_z_of_sections_with_clean_maps_of_every_channel(tissue, tmp_path)
     assert main(["train", "--config", str(REPO / "configs" / "cvae_tissue.yaml"), "--out", str(out),
                  *_o([f"data.root={tissue}", "data.format=imzml", "data.mz=[760.585,798.541]", "data.target=clean",
                       *TINY, "train.max_epochs=1"])]) == 0
+    # two m/z within each other's window: one peak read in both channels, without a word; refused before training
+    assert main(["train", "--config", str(REPO / "configs" / "cvae_tissue.yaml"), "--out", str(tmp_path / "ovl"),
+                 *_o([f"data.root={tissue}", "data.format=imzml", "data.mz=[760.585,760.6]", "data.tolerance=0.1",
+                      "data.tolerance_unit=da", *TINY, "train.max_epochs=1"])]) == 2
+    assert not (tmp_path / "ovl").exists()
+    from latentbridge.io.imzml import overlapping_windows
+
+    assert overlapping_windows([760.6, 700.0, 760.585], 0.1, "da") == [(760.585, 760.6)]
+    assert overlapping_windows([760.6, 760.585], 5, "ppm") == []  # 3.8 mDa each side, 15 mDa apart
     from latentbridge.data.spatial import read_section
 
     sec = read_section(tissue / "section_05.imzML", mz=[798.541, 760.585], truth=tissue / "section_05.truth.npy")

@@ -68,6 +68,14 @@ class IonImages:
         return tuple(self.mask.shape)
 
 
+def overlapping_windows(mz, tolerance: float, unit: str = "ppm") -> list[tuple[float, float]]:
+    """The pairs of neighbouring m/z values whose windows (:func:`mz_windows`) overlap: a peak between them is counted
+    in both channels (153 and 153.05 at 0.1 Da read the same ion image, without a word)."""
+    values = np.sort(np.asarray(mz, dtype=np.float64))
+    w = mz_windows(values, tolerance, unit)
+    return [(float(a), float(b)) for a, b, hi, lo in zip(values[:-1], values[1:], w[:-1, 1], w[1:, 0]) if lo <= hi]
+
+
 def mz_windows(mz, tolerance: float, unit: str = "ppm") -> np.ndarray:
     """(C, 2) ``[low, high]`` m/z windows around each target value."""
     mz = np.asarray(mz, dtype=np.float64).reshape(-1)
@@ -111,6 +119,7 @@ def open_imzml(path: str | Path):
         raise DataError(path, "holds no spectra")
     try:
         _check_ibd_uuid(parser, path, ibd, fh)
+        _check_uncompressed(parser, path)
         _check_ibd_length(parser, path, ibd, os.fstat(fh.fileno()).st_size)
     except DataError:
         parser.m.close()
@@ -138,6 +147,18 @@ def _check_ibd_uuid(parser, path: Path, ibd: Path, fh) -> None:
     if len(named) == 32 and head != named:
         raise DataError(path, f"{ibd.name} belongs to another imzML: it starts with the UUID {head}, this file names "
                               f"{named} (a binary file from another export, paired by name?)")
+
+
+def _check_uncompressed(parser, path: Path) -> None:
+    """Refuse binary arrays stored compressed (zlib: pyimzml reads them as raw values): a complete file was refused as
+    truncated, its compressed lengths read as counts of values, and with bytes enough read as floats."""
+    groups = getattr(getattr(parser, "metadata", None), "referenceable_param_groups", None) or {}
+    packed = [name for name, g in groups.items()
+              if any("compression" in str(k) and str(k) != "no compression" for k in (g.param_by_name or {}))]
+    if packed:
+        how = sorted({str(k) for g in packed for k in groups[g].param_by_name if "compression" in str(k)})
+        raise DataError(path, f"its binary arrays ({', '.join(packed)}) are stored compressed ({', '.join(how)}), "
+                              "which this reader does not decompress: export the imzML without compression")
 
 
 def _check_ibd_length(parser, path: Path, ibd: Path, size: int) -> None:
@@ -231,9 +252,7 @@ def _grid(parser, path: Path) -> tuple[np.ndarray, tuple[int, int], dict]:
     w = max(int(cols.max()) + 1, int(meta.get("max count of pixels x") or 0))
     rc = np.stack([rows, cols], axis=1)
     if h * w > max(SPARSEST_GRID * len(rc), 1_000_000):  # an array of the grid would not fit for a stray pixel
-        far = int(np.argmax(np.maximum(rows / max(np.median(rows), 1), cols / max(np.median(cols), 1))))
-        raise DataError(path, f"{len(rc)} spectra on a grid of {h} x {w} pixels: spectrum {far} at x = {xyz[far, 0]}, "
-                              f"y = {xyz[far, 1]} lies far from the others (a stray coordinate?)")
+        raise DataError(path, f"{len(rc)} spectra on a grid of {h} x {w} pixels: " + _far_apart(xyz))
     pixel = rows * w + cols
     _, first, counts = np.unique(pixel, return_index=True, return_counts=True)
     if (counts > 1).any():
@@ -270,6 +289,24 @@ def _reduce_windows(mzs: np.ndarray, ints: np.ndarray, windows: np.ndarray, how:
         if b > a:
             out[c] = ints[a:b].max()
     return out
+
+
+def _far_apart(xyz: np.ndarray) -> str:
+    """Why spectra span a grid far larger than they fill: a stray coordinate, or regions far apart (two sections on
+    one slide: half the spectra were blamed on one 'stray coordinate')."""
+    gaps = []
+    for axis, name in ((0, "x"), (1, "y")):
+        v = np.unique(xyz[:, axis])
+        if len(v) > 1:
+            g = int(np.argmax(np.diff(v)))
+            gaps.append((int(v[g + 1] - v[g]), name, int(v[g]), int(v[g + 1]), axis))
+    size, name, below, above, axis = max(gaps)
+    n_low, n_high = int((xyz[:, axis] <= below).sum()), int((xyz[:, axis] >= above).sum())
+    if min(n_low, n_high) > 1:
+        return (f"they lie in regions {size} pixels apart: {n_low} at {name} = {below} or less, {n_high} at {name} = "
+                f"{above} or more (sections side by side on one slide?): write each region to an imzML of its own")
+    far = int(np.flatnonzero(xyz[:, axis] >= above)[0] if n_high == 1 else np.flatnonzero(xyz[:, axis] <= below)[0])
+    return f"spectrum {far} at x = {xyz[far, 0]}, y = {xyz[far, 1]} lies far from the others (a stray coordinate?)"
 
 
 def read_ion_images(path: str | Path, mz, *, tolerance: float = 10.0, unit: str = "ppm",

@@ -111,6 +111,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
         notify=None) -> SpatialFitResult | None:  # notify: the workflow chooses no setting from the data
     from latentbridge.config.workflows import transform_spec
     from latentbridge.data.spatial import PatchDataset, channel_statistics, load_sections, prepare
+    from latentbridge.io.imzml import overlapping_windows
     from latentbridge.models.registry import build_model
     from latentbridge.tasks.pipeline import training_run
     from latentbridge.training.fit import make_loader
@@ -119,6 +120,11 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
     if twice := sorted({m for m in cfg.data.mz or () if cfg.data.mz.count(m) > 1}):  # one ion image trained as two
         raise ConfigError(f"data.mz: {', '.join(f'{m:g}' for m in twice)} given more than once: each m/z once")
     train_all, test, mz = load_sections(cfg.data)
+    if mz is not None and any(str(x.source).lower().endswith(".imzml") for x in train_all) and \
+            (both := overlapping_windows(mz, cfg.data.tolerance, cfg.data.tolerance_unit)):
+        raise ConfigError(f"data.mz: {', '.join(f'{a:g} and {b:g}' for a, b in both)} lie within each other's window "
+                          f"(data.tolerance {cfg.data.tolerance:g} {cfg.data.tolerance_unit}): a peak between them would "
+                          "be read in both channels; narrow the tolerance or give one of them")
     train, val = _split_validation(train_all, cfg.data.val_fraction, cfg.train.seed)
     channels = train[0].shape[2]
     if mz is not None and len(mz) != channels:
