@@ -252,8 +252,8 @@ def test_os_errors_name_the_file_a_temporary_one_was_to_become():
     assert os_error_text(OSError(errno.EFBIG, "File too large"), "runs/m") == "File too large (while writing runs/m)"
     assert os_error_text(OSError(errno.EACCES, "Permission denied", "/a/.run.tmp-77"), "x") == "/a/run: Permission denied"
     # a file inside a temporary folder, and inside a mount point's staging folder: said where it was to be
-    assert os_error_text(OSError(errno.ENOSPC, "No space left on device", "full/.ti.tmp-12/section_01.npy"), "full/ti") \
-        == "full/ti/section_01.npy: No space left on device (while writing full/ti)"
+    full = OSError(errno.ENOSPC, "No space left on device", "full/.ti.tmp-12/section_01.npy")
+    assert os_error_text(full, "full/ti") == "full/ti/section_01.npy: No space left on device (while writing full/ti)"
     assert os_error_text(OSError(errno.EACCES, "Permission denied", "/mnt/.latentbridge.tmp-5/scores.csv")) \
         == "/mnt/scores.csv: Permission denied"
     # `anomaly calibrate` rewrites its model folder: a full disk names it (it said 'No space left on device' alone)

@@ -67,7 +67,8 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(machine_data, feature_
     ref = tmp_path / "ref"
     env = _env(LATENTBRIDGE_CACHE=os.environ["LATENTBRIDGE_CACHE"])  # one thread count for all: the same rounding
     train = [sys.executable, "-m", "latentbridge"]
-    assert subprocess.run([*train, *_train_args(machine_data, ref, epochs)], env=env, capture_output=True).returncode == 0
+    done = subprocess.run([*train, *_train_args(machine_data, ref, epochs)], env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-800:]
 
     run = tmp_path / "run"
     proc = subprocess.Popen([*train, *_train_args(machine_data, run, epochs)], env=env, stdout=subprocess.DEVNULL,
@@ -82,7 +83,8 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(machine_data, feature_
     killed_at = torch.load(last, map_location="cpu", weights_only=True)
     assert 3 <= killed_at["epoch"] < 7 and not (run / "model.safetensors").exists()
 
-    resumed = subprocess.run([*train, *_train_args(machine_data, run, epochs), "--resume"], env=env, capture_output=True)
+    resumed = subprocess.run([*train, *_train_args(machine_data, run, epochs), "--resume"], env=env,
+                             capture_output=True)
     assert resumed.returncode == 0, resumed.stderr.decode()[-800:]
     done = torch.load(last, map_location="cpu", weights_only=True)
     reference = torch.load(ref / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
@@ -1237,9 +1239,9 @@ def test_a_training_killed_before_its_first_checkpoint_is_named(tmp_path):
     with pytest.raises(LatentbridgeError, match="a training stopped before its first checkpoint"):
         check_target(fit, force=False, training=True)
     (tmp_path / ".fit.old-4242").mkdir()
-    with pytest.raises(LatentbridgeError, match=r"missing config\.json: its training stopped before it saved anything "
-                                                r"to resume \(run `latentbridge anomaly fit` again, with --force\); the "
-                                                r"model it replaced is kept in .*\.fit\.old-4242"):
+    with pytest.raises(LatentbridgeError, match=r"missing config\.json: its training stopped before it saved "
+                                                r"anything to resume \(run `latentbridge anomaly fit` again, with "
+                                                r"--force\); the model it replaced is kept in .*\.fit\.old-4242"):
         load_model(fit)
 
 

@@ -299,7 +299,8 @@ def score(model_dir: str, paths: list[str], out: str, *, labels: str | None = No
 
     worker_count(hardware.get("num_workers"))
     hardware["devices"] = device_count(hardware.get("devices"))
-    check_hardware(accelerator=hardware.get("accelerator"), devices=hardware["devices"], strategy=hardware.get("strategy"))
+    check_hardware(accelerator=hardware.get("accelerator"), devices=hardware["devices"],
+                   strategy=hardware.get("strategy"))
 
     def work():
         return anomaly.score(model_dir, paths, labels=labels, aggregate=aggregate, skip_bad=skip_bad, method=method,

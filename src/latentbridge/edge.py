@@ -6,9 +6,9 @@ formats other than WAV and ``scipy`` for MATLAB files; vibration CSVs need nothi
 
     python -m latentbridge.edge model.onnx recording.wav [more.wav folder/ ...]
 
-with this package installed without its dependencies (``pip install --no-deps`` of its wheel: this module and the
-readers it uses import no torch; a copy of ``edge.py`` alone does not run). The STFT is computed here with numpy; everything
-after it (mel, dB, standardisation, network, score) runs in the ONNX graph, whose metadata
+with this package installed without its dependencies (``pip install --no-deps`` of its wheel: this module and
+the readers it uses import no torch; a copy of ``edge.py`` alone does not run). The STFT is computed here with
+numpy; everything after it (mel, dB, standardisation, network, score) runs in the ONNX graph, whose metadata
 carries the preprocessing parameters and the threshold. ``import latentbridge.edge`` does not
 import torch.
 
@@ -187,10 +187,11 @@ class EdgeScorer:
             raise EdgeModelError(path, f"exported by a newer latentbridge (format_version {version}; this "
                                        f"scorer reads {FORMAT_VERSION})")
         n_fft, hop_length = self.stft_kwargs["n_fft"], self.stft_kwargs["hop_length"]
-        if self.sample_rate <= 0 or self.window <= 0 or not np.isfinite(self.threshold) or n_fft < 1 or hop_length < 1:
-            raise EdgeModelError(path, f"damaged latentbridge metadata (sample_rate {self.sample_rate}, "  # (the STFT's:
-                                       f"window {self.window} samples, threshold {self.threshold}, "  # blamed on
-                                       f"n_fft {n_fft}, hop_length {hop_length})")  # every audio file)
+        # the STFT's too (a hop of 0 was blamed on every audio file)
+        if self.sample_rate <= 0 or self.window <= 0 or not np.isfinite(self.threshold) or min(n_fft, hop_length) < 1:
+            raise EdgeModelError(path, f"damaged latentbridge metadata (sample_rate {self.sample_rate}, window "
+                                       f"{self.window} samples, threshold {self.threshold}, n_fft {n_fft}, "
+                                       f"hop_length {hop_length})")
         inputs = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
         if inputs != ["magnitude"] or "score" not in outputs:

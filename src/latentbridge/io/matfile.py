@@ -212,9 +212,10 @@ def read_mat_recording(path: str | Path, sample_rate: float | None = None, fallb
         data = np.asarray(matrix[1], dtype=np.float64)
         if data.shape[1] > 1 and _is_time(data[:, 0]):  # a time column first, as in a CSV
             times[f"{matrix[0]}(:, 1)"], data = data[:, 0], data[:, 1:]
-        if beside := number_order([k for k, v in vectors.items() if len(v) == len(data)]):  # vectors of its length: channels too
-            data = np.column_stack([data, *(vectors[k] for k in beside)]).astype(np.float64)  # (the matrix was
-            if names is not None:                                                              # read alone)
+        # vectors of its length: channels too (the matrix was read alone)
+        if beside := number_order([k for k, v in vectors.items() if len(v) == len(data)]):
+            data = np.column_stack([data, *(vectors[k] for k in beside)]).astype(np.float64)
+            if names is not None:
                 first = data.shape[1] - len(beside)
                 names.extend([f"{matrix[0]}(:, {j + 1})" for j in range(first)] + beside)
     elif longest:

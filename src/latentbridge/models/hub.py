@@ -169,7 +169,8 @@ def _read_json(folder: Path) -> dict:
                                            f"same `latentbridge {_trained_by(folder)}` command and --resume){kept}")
         if stopped_early(folder):  # (it said 'missing config.json' alone)
             raise ModelFolderError(folder, f"missing {CONFIG_NAME}: its training stopped before it saved anything to "
-                                           f"resume (run `latentbridge {_trained_by(folder)}` again, with --force){kept}")
+                                           f"resume (run `latentbridge {_trained_by(folder)}` again, with --force)"
+                                           + kept)
         raise ModelFolderError(folder, f"missing {CONFIG_NAME}" + ("" if folder.is_dir() else " (no such folder)"))
     try:
         info = json.loads(cfg_path.read_text(encoding="utf-8"))

@@ -89,8 +89,8 @@ def _warn_padding(det: "Detector", wf: WindowFeatures) -> None:
     if not wf.padded or fitted_padded != 0:
         return
     why = ("their statistics come from fewer frames than a whole window's and scatter more: normal recordings this "
-           "short score higher than whole windows and may be flagged" if getattr(det.model, "reads_active_frames", False)
-           else "their scores also measure the padding")
+           "short score higher than whole windows and may be flagged"
+           if getattr(det.model, "reads_active_frames", False) else "their scores also measure the padding")
     log.warning("%d recording(s) shorter than the model's %.3g-s window were padded (%s), and the model was fitted on "
                 "none: %s (%s); fit with a window no longer than them (-o audio.window_s=...) to score them as the "
                 "model's threshold expects", len(wf.padded), det.cfg.audio.window_s, det.cfg.audio.pad, why,

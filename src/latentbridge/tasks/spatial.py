@@ -123,8 +123,8 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
     if mz is not None and any(str(x.source).lower().endswith(".imzml") for x in train_all) and \
             (both := overlapping_windows(mz, cfg.data.tolerance, cfg.data.tolerance_unit)):
         raise ConfigError(f"data.mz: {', '.join(f'{a:g} and {b:g}' for a, b in both)} lie within each other's window "
-                          f"(data.tolerance {cfg.data.tolerance:g} {cfg.data.tolerance_unit}): a peak between them would "
-                          "be read in both channels; narrow the tolerance or give one of them")
+                          f"(data.tolerance {cfg.data.tolerance:g} {cfg.data.tolerance_unit}): a peak between them "
+                          "would be read in both channels; narrow the tolerance or give one of them")
     train, val = _split_validation(train_all, cfg.data.val_fraction, cfg.train.seed)
     channels = train[0].shape[2]
     if mz is not None and len(mz) != channels:
