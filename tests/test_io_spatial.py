@@ -563,3 +563,24 @@ def test_an_inverted_mask_is_named(tmp_path):
         read_section(tmp_path / "s.npy")
     np.save(tmp_path / "s.mask.npy", tissue)
     assert read_section(tmp_path / "s.npy").valid.sum() == tissue.sum()
+
+
+def test_a_npz_section_holds_its_mask(tmp_path, caplog):
+    """np.savez(f, values=..., mask=...): the mask was dropped, the only word 'no mask (NAME.mask.npy or .png beside
+    it)', and every pixel with a value read as the section. Its 'mask' array is the mask (a file beside it wins)."""
+    import logging
+
+    from latentbridge.data.spatial import read_section
+
+    values = np.random.default_rng(0).uniform(1, 2, (8, 9, 2)).astype(np.float32)
+    mask = np.zeros((8, 9), bool)
+    mask[2:6, 3:7] = True
+    np.savez(tmp_path / "s.npz", values=values, mask=mask)
+    with caplog.at_level(logging.WARNING):
+        sec = read_section(tmp_path / "s.npz")
+    assert np.array_equal(sec.valid, mask) and "no mask" not in caplog.text
+    np.save(tmp_path / "s.mask.npy", np.ones((8, 9), bool))
+    assert read_section(tmp_path / "s.npz").valid.all()
+    np.savez(tmp_path / "t.npz", values=values)
+    with pytest.raises(DataError, match=r"t\.npz: holds no array named 'mask' \(it holds values\)"):
+        arrays.read_mask(tmp_path / "t.npz")

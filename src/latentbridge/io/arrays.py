@@ -7,7 +7,7 @@ Layouts read by :func:`read_array_stack`:
   section is read tile by tile by whoever slices it; (C, H, W), as PyTorch and many exporters write it, is
   recognised (:func:`channels_last`: by the channel labels or the model's channel count where one end axis
   alone holds it, else by the shape; (H, W, C) where both do);
-- ``.npz``: the array named ``values`` (or the only array in the file);
+- ``.npz``: the array named ``values`` (or the only array in the file), its mask the array named ``mask``;
 - ``.tif`` / ``.tiff``: a multi-page TIFF is one page per channel; a single page is (H, W) or
   (H, W, samples);
 - a folder of ``.png`` files: one grey image per channel, in natural file-name order (``ch_8`` before
@@ -296,8 +296,16 @@ def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndar
         m = load_npy(path, "the mask")
     elif path.suffix.lower() == ".png":
         m = _png(path, alpha=True)
+    elif path.suffix.lower() == ".npz":  # a section saved with its mask: np.savez(f, values=..., mask=...)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "mask" not in z:
+                    raise DataError(path, f"holds no array named 'mask' (it holds {', '.join(z.keys())})")
+                m = z["mask"]
+        except (ValueError, OSError, EOFError) as e:
+            raise unreadable(path, "the mask", e) from None
     else:
-        raise DataError(path, f"a mask must be .npy or .png, got {path.suffix!r}")
+        raise DataError(path, f"a mask must be .npy or .png (or the 'mask' array of a .npz), got {path.suffix!r}")
     m = np.asarray(m)
     if m.ndim != 2:
         raise DataError(path, f"a mask must be (H, W), got shape {m.shape}")
@@ -346,7 +354,14 @@ def find_mask(path: str | Path) -> Path | None:
     path = Path(path)
     if path.is_dir():
         return sibling(path, "mask.png")
-    return next((m for ext in (".npy", ".png") if (m := sibling(path.parent, f"{_stem(path)}.mask{ext}"))), None)
+    found = next((m for ext in (".npy", ".png") if (m := sibling(path.parent, f"{_stem(path)}.mask{ext}"))), None)
+    if found is None and path.suffix.lower() == ".npz" and path.is_file():  # its own 'mask' array (it went unread)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return path if "mask" in z else None
+        except (ValueError, OSError, EOFError):
+            return None  # read_array_stack names the file
+    return found
 
 
 def npy_to_fill(path: str | Path, shape, dtype=np.float32) -> np.memmap:
