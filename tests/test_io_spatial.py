@@ -150,6 +150,13 @@ def test_imzml_errors_name_the_file(tmp_path):
     with pytest.raises(DataError, match=r"18 spectra on a grid of 1503 x 1503 pixels: they lie in regions 1498 pixels "
                                         r"apart: 9 at (x|y) = 3 or less, 9 at (x|y) = 1501 or more"):
         imzml.read_ion_images(two, [760.58])
+    # every spectrum empty: said so (it was 'no signal in any of the model's channels')
+    import re
+
+    empty = imzml.write_imzml(tmp_path / "empty.imzML", pixels, mode="processed")
+    empty.write_text(re.sub(r'(name="external array length" value=")\d+', r"\g<1>0", empty.read_text()))
+    with pytest.raises(DataError, match=r"empty\.imzML: every one of its 9 spectra is empty"):
+        imzml.read_ion_images(empty, [760.58])
     # binary arrays stored compressed (zlib): named so (a complete file was refused as truncated)
     from pyimzml.compression import ZlibCompression
     from pyimzml.ImzMLWriter import ImzMLWriter

@@ -117,6 +117,9 @@ def open_imzml(path: str | Path):
     if not parser.coordinates:
         parser.m.close()
         raise DataError(path, "holds no spectra")
+    if not any(parser.intensityLengths or ()):  # (it was 'no signal in any of the model's channels')
+        parser.m.close()
+        raise DataError(path, f"every one of its {len(parser.coordinates)} spectra is empty (no m/z values)")
     try:
         _check_ibd_uuid(parser, path, ibd, fh)
         _check_uncompressed(parser, path)
