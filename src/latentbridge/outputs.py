@@ -47,8 +47,8 @@ class FolderLock:
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
-        real = Path(os.path.realpath(self.folder))  # one lock per folder, whatever link names it
-        self.path = real.parent / f".{real.name}.lock"
+        self.real = Path(os.path.realpath(self.folder))  # one lock per folder, whatever link names it
+        self.path = self.real.parent / f".{self.real.name}.lock"
         self.fd: int | None = None
 
     def holder(self) -> str:
@@ -86,10 +86,7 @@ class FolderLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"PID {os.getpid()}: {' '.join(sys.argv[:6])}".encode("utf-8", "replace"))
         self.fd = fd
-        # what a killed writer of this path left (utils.atomic_path's .NAME.XXXXXXXX.partial: an export's 740-KB file
-        # stayed for good); no other process writes it while the lock is held
-        for stale in self.folder.parent.glob(f".{glob.escape(cut_to_bytes(self.folder.name, 200))}.*.partial"):
-            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+        _remove_leftovers(self.real)
         return self
 
     def release(self) -> None:
@@ -106,6 +103,20 @@ class FolderLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """What a killed writer of ``folder`` left, removed by the next one, under its lock (no other process writes them
+    while it is held): the temporary sibling of an output folder (``.NAME.tmp-PID``, or ``.latentbridge.tmp-PID``
+    inside a mount point) and the hidden file of one written whole (:func:`latentbridge.utils.atomic_path`'s
+    ``.NAME.XXXXXXXX.partial``: an export's 740-KB file stayed for good)."""
+    partial = glob.escape(cut_to_bytes(folder.name, 200))  # atomic_path's prefix: the name cut for the suffix
+    stale = [*folder.parent.glob(f".{glob.escape(folder.name)}.tmp-*"), *folder.parent.glob(f".{partial}.*.partial")]
+    for path in stale + (list(folder.glob(f"{_INSIDE}.tmp-*")) if folder.is_dir() else []):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _aside(folder: Path) -> Path:
@@ -304,9 +315,6 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
     lock = FolderLock(folder)
     lock.acquire()
     try:
-        # a temporary sibling no process holds (only the lock's holder writes one): left by a killed process
-        for stale in [*folder.parent.glob(f".{glob.escape(folder.name)}.tmp-*"), *folder.glob(f"{_INSIDE}.tmp-*")]:
-            shutil.rmtree(stale, ignore_errors=True)
         for kept in kept_aside(folder):  # a killed --force run's: the user's
             log.warning("%s: what it held before a --force run that was killed is kept in %s (the killed run's own "
                         "files are in the folder); move back what you need and remove the other", folder, kept)
