@@ -118,18 +118,18 @@ def apply_overrides(raw: dict, overrides: list[str] | None) -> dict:
     return out
 
 
-def apply_sets(raw: dict, sets: dict | None, overrides: list[str] | None, path=None) -> dict:
+def apply_sets(raw: dict, sets: dict | None, overridden: set[str], path=None) -> dict:
     """``raw`` with the command line's arguments ``sets`` (dotted keys: ``anomaly fit DIR``'s ``data.train_dir``) set
-    over it. The same key given otherwise by ``-o`` is refused; a config file's other value is replaced, with a warning
-    (a run's config.yaml given for new data). Both went unread without a word (the folder given was fitted)."""
+    over it. The same key given otherwise by ``-o`` (``overridden``: the dotted keys of the overrides) is refused; a
+    config file's other value is replaced, with a warning (a run's config.yaml given for new data). Both went unread
+    without a word (the folder given was fitted)."""
     from latentbridge.utils import existing_path
 
-    given = {".".join(parse_override(t)[0]) for t in overrides or []}
     for key, value in (sets or {}).items():
         old = _at(raw, key.split("."))
-        if existing_path(old) is not None and existing_path(old) == existing_path(value):
+        if (folder := existing_path(old)) is not None and folder == existing_path(value):
             old = value  # one folder, spelled otherwise
-        if key in given and old != value:
+        if key in overridden and old != value:
             raise ConfigError(f"-o {key}={old}: the command's own argument gives it ({value}): give it once")
         if old is not None and old != value and key != "task":
             log.warning("%s: %s %s replaced by the command's argument, %s", path or "the config", key, old, value)

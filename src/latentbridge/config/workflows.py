@@ -567,7 +567,8 @@ def load_config(path=None, overrides: list[str] | None = None, *, sets: dict[str
     if path is not None and "task" in (sets or {}) and raw.get("task", sets["task"]) != sets["task"]:
         raise ConfigError(f"{path}: a preset for task {raw['task']!r} (`latentbridge train --config {path}`); this "
                           f"command takes {sets['task']!r} presets (its keys were read as another task's)")
-    raw = apply_sets(apply_overrides(raw, overrides), sets, overrides, path)
+    overridden = {".".join(parse_override(t)[0]) for t in overrides or []}  # the command line's, with sets
+    raw = apply_sets(apply_overrides(raw, overrides), sets, overridden, path)
     workflow = WORKFLOWS.get(raw.get("task", "anomaly"))
     if workflow is not None:
         for text in overrides or []:
@@ -578,8 +579,7 @@ def load_config(path=None, overrides: list[str] | None = None, *, sets: dict[str
     source = str(path) if path is not None else "defaults"
     if overrides:
         source += " with overrides " + " ".join(overrides)
-    given = {*(sets or ()), *(".".join(parse_override(t)[0]) for t in overrides or [])}  # the command line's
-    return validate(expand_home(raw, keep=given), source)
+    return validate(expand_home(raw, keep={*(sets or ()), *overridden}), source)
 
 
 def transform_spec(cfg: Workflow, **data: Any):
