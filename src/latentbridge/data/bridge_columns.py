@@ -13,6 +13,11 @@ from latentbridge.io.columns import by_name, common_columns
 from latentbridge.utils import file_names, listed
 
 
+def dead_channels(wave: np.ndarray) -> np.ndarray:
+    """The channels of a recording ``wave`` (C, T) that never move: a dead or unplugged sensor."""
+    return np.flatnonzero(np.ptp(wave, axis=1) == 0)
+
+
 class ChannelOrder:
     """Sensor columns matched by their header names: a logger that writes its columns in another order (acc_08 ...
     acc_01) had its channels swapped without a word. The reference is a trained model's columns (``reference``) where
@@ -60,7 +65,7 @@ class ChannelOrder:
     def flat(self, wave: np.ndarray) -> None:
         """Count the channels of one recording that never move (a dead or unplugged sensor)."""
         self.n_files += 1
-        self.dead.update(np.flatnonzero(np.ptp(wave, axis=1) == 0).tolist())
+        self.dead.update(dead_channels(wave).tolist())
 
     def align(self, path: Path, wave: np.ndarray) -> np.ndarray:
         names = self.named.get(path)
