@@ -352,7 +352,8 @@ def main(argv=None) -> int:
     if rec is not None and args.fsdd_files > 0:
         # the short-recording rule (latentbridge.io.check_recording_length) refuses recordings shorter
         # than a quarter of a window (0.5 s here): draw from the files the package accepts
-        from latentbridge.io.audio import MIN_WINDOW_SHARE, audio_info
+        from latentbridge.io.audio import audio_info
+        from latentbridge.io.windows import MIN_WINDOW_SHARE
 
         min_s = MIN_WINDOW_SHARE * p["window_s"] + 1e-3
         all_files = [f for f in sorted(rec.glob("*.wav")) if audio_info(f).duration_s >= min_s]

@@ -46,6 +46,27 @@ def test_mel_preset_keeps_short_clips_and_many_bad_files_make_one_short_error(tm
     assert text.count("recording too short") == 1 and len(text) < 800
 
 
+def test_a_recording_too_short_is_told_apart_from_the_length_it_needs(tmp_path):
+    from latentbridge.io import check_recording_length
+
+    # 7,999 samples at 16 kHz against 8,000: both said "0.5 s"
+    with pytest.raises(DataError, match=r"recording too short: 0\.4999 s; .* at least 0\.5 s \(0\.25 of a window"):
+        check_recording_length(7999, 32000, 16000)
+    # the sound of a recording whose silence is trimmed, and the recording's own length (it gave the sound's as the
+    # recording's)
+    sr = 16000
+    x = np.zeros(int(0.9 * sr), dtype=np.float32)
+    x[int(0.3 * sr):int(0.6 * sr)] = 0.3 * np.sin(2 * np.pi * 440 * np.arange(int(0.3 * sr)) / sr)
+    sf.write(tmp_path / "short_in_zeros.wav", x, sr)
+    from latentbridge.config import load_config
+    from latentbridge.data.audio import FeatureExtractor
+
+    spec = load_config(None, ["audio.trim_db=40", "audio.window_s=2.0", "audio.auto=false"]).transform_spec()
+    with pytest.raises(DataError, match=r"short_in_zeros\.wav: recording too short: 0\.3\d* s of sound in a 0\.9-s "
+                                        r"recording \(the rest silence, trimmed: audio\.trim_db\)"):
+        FeatureExtractor.from_spec(spec, use_cache=False).extract([tmp_path / "short_in_zeros.wav"])
+
+
 def test_validation_files_hold_the_share_of_windows_asked_for():
     """Whole files are held out; one long recording among clips took 63 of 94 windows at a fraction of 0.1. Files of
     similar length keep the plain seeded split (the same files as before)."""

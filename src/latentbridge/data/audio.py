@@ -359,7 +359,9 @@ class FeatureExtractor:
                              columns=self.columns)
         duration_s, start = wave.shape[-1] / self.sample_rate, 0
         if self.trim_db:
+            whole = wave.shape[-1]
             wave, start = trimmed(wave, self.sample_rate, self.trim_db)
+            check_recording_length(wave.shape[-1], self.window, self.sample_rate, path, self.min_share, whole=whole)
         if stats is not None:
             stats.update(lead_s=start / self.sample_rate, duration_s=duration_s)
         return wave

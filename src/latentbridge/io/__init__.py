@@ -1,8 +1,9 @@
 """Files in, arrays out: the first stage of the data flow (numpy only at import time).
 
-* :mod:`latentbridge.io.audio`: list and read (with validation) audio files; the short-recording rule.
+* :mod:`latentbridge.io.audio`: list and read (with validation) audio files.
   :mod:`latentbridge.io.audio_write`: write them. :mod:`latentbridge.io.resampling`: the one resampler.
-* :mod:`latentbridge.io.windows`: cut a recording, or a stream of blocks, into analysis windows.
+* :mod:`latentbridge.io.windows`: cut a recording, or a stream of blocks, into analysis windows; the short-recording
+  rule.
 * :mod:`latentbridge.io.capture`: audio blocks from an input device or a replayed recording.
 * :mod:`latentbridge.io.events`: the event log of scored windows (CSV or SQLite).
 * :mod:`latentbridge.io.vibration`: vibration CSVs. :mod:`latentbridge.io.masks`: crack-mask PNGs.
@@ -19,11 +20,9 @@ from __future__ import annotations
 from latentbridge.io.audio import (
     ALL_CHANNELS,
     AUDIO_EXTENSIONS,
-    MIN_WINDOW_SHARE,
     SILENCE_LEVEL,
     AudioInfo,
     audio_info,
-    check_recording_length,
     list_audio_files,
     read_audio,
     resample,
@@ -33,7 +32,7 @@ from latentbridge.io.audio_write import write_audio, write_wav
 from latentbridge.io.levels import active_bounds, level_dbfs, peak_and_clipping, trim_silence, trimmed
 from latentbridge.io.masks import read_mask_png, write_mask_png
 from latentbridge.io.vibration import TIME_STEP_TOLERANCE, read_vibration_csv, write_vibration_csv
-from latentbridge.io.windows import PAD_MODES, WindowBuffer, cut_windows
+from latentbridge.io.windows import MIN_WINDOW_SHARE, PAD_MODES, WindowBuffer, check_recording_length, cut_windows
 
 __all__ = [
     "AUDIO_EXTENSIONS",

@@ -19,8 +19,8 @@ Decisions worth knowing:
   name, in its own order (:mod:`latentbridge.io.columns`).
   A folder is listed as its audio files, or, when it holds none, as its CSVs (a label CSV beside audio files
   is not a recording).
-* :func:`resample` (:mod:`latentbridge.io.resampling`) is the package's one resampler; :func:`check_recording_length` is its one
-  short-recording rule (:data:`MIN_WINDOW_SHARE`). Cutting recordings into analysis windows is
+* :func:`resample` (:mod:`latentbridge.io.resampling`) is the package's one resampler; the short-recording rule is
+  :func:`latentbridge.io.windows.check_recording_length`. Cutting recordings into analysis windows is
   :mod:`latentbridge.io.windows`.
 """
 
@@ -61,8 +61,6 @@ __all__ = [
     "resample",
     "rate_problem",
     "MAX_AUDIO_UPSAMPLING",
-    "MIN_WINDOW_SHARE",
-    "check_recording_length",
 ]
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".oga", ".opus", ".aiff", ".aif", ".aifc", ".mp3", ".caf",
@@ -568,31 +566,3 @@ def mix_down(wave: np.ndarray) -> np.ndarray:
         out += row
     out /= np.float32(len(wave))  # as numpy's mean, to the bit
     return out
-
-
-#: The short-recording rule shared by fit, score, listen and the edge scorer: a recording must
-#: hold at least this share of one analysis window (0.5 s for 2-s windows). Shorter recordings
-#: are refused; recordings between that and one window are padded to one window with the
-#: model's pad mode (as in training), and callers report them.
-MIN_WINDOW_SHARE = 0.25
-
-
-def check_recording_length(n_samples: int, window: int, sample_rate: float, name: str | Path = "<waveform>",
-                           min_share: float = MIN_WINDOW_SHARE) -> bool:
-    """Apply the short-recording rule to a recording of ``n_samples``: at least ``min_share`` of a
-    window (:data:`MIN_WINDOW_SHARE` unless the model's ``audio.min_window_share`` says otherwise).
-
-    Returns True when the recording is shorter than one window (it will be padded), False when
-    it holds at least one window; raises DataError naming ``name`` when it is too short to score.
-    """
-    n_samples, window = int(n_samples), int(window)
-    minimum = max(1, int(np.ceil(float(min_share) * window)))
-    if n_samples < minimum:
-        raise DataError(
-            name,
-            f"recording too short: {n_samples / sample_rate:.3g} s; with {window / sample_rate:g}-s windows a "
-            f"recording must last at least {minimum / sample_rate:.3g} s ({float(min_share):g} of a window, "
-            "audio.min_window_share; shorter recordings need a model trained with a shorter audio.window_s "
-            "or a smaller share)",
-        )
-    return n_samples < window

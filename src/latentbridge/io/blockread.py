@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError, reading_memory_error
-from latentbridge.io.audio import (ALL_CHANNELS, MIN_WINDOW_SHARE, MIX_SILENT, SILENCE_LEVEL, _check_file, is_table,
-                                   _layout, _open_info, _read_table, _sf_error_text, _unfinalised, check_frames,
-                                   check_peak, check_recording_length, mix_down, non_finite, select_channels)
+from latentbridge.io.audio import (ALL_CHANNELS, MIX_SILENT, SILENCE_LEVEL, _check_file, _layout, _open_info,
+                                   _read_table, _sf_error_text, _unfinalised, check_frames, check_peak, is_table,
+                                   mix_down, non_finite, select_channels)
 from latentbridge.io.levels import (Plateaus, bounds_of_blocks, clip_values, column_sums, dbfs, offsets_of_sums,
                                     subtract_offsets, sum_of_squares)
 from latentbridge.io.resampling import resampled_blocks
 from latentbridge.io.wav import PCM16_FORMATS, WavLayout, declared_frames, read_pcm16, read_wav_samples
-from latentbridge.io.windows import WindowBuffer
+from latentbridge.io.windows import MIN_WINDOW_SHARE, WindowBuffer, check_recording_length
 
 __all__ = ["BLOCK_FRAMES", "BlockWindows", "RecordingBlocks", "resampled_to"]
 
@@ -215,7 +215,8 @@ class BlockWindows:
         if trim_db:  # times stay the recording's: the trimmed lead added back
             self.lead, self.end = bounds_of_blocks((b.T for b in resampled_to(blocks, self.sample_rate)), self.n,
                                                    self.sample_rate, float(trim_db))
-        self.padded = check_recording_length(self.end - self.lead, window, self.sample_rate, blocks.path, min_share)
+        self.padded = check_recording_length(self.end - self.lead, window, self.sample_rate, blocks.path, min_share,
+                                             whole=self.n)
         self.every = blocks.channel == ALL_CHANNELS
         self.level_dbfs: float | None = None
 

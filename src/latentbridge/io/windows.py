@@ -15,10 +15,51 @@ import numpy as np
 
 from latentbridge.errors import DataError
 
-__all__ = ["PAD_MODES", "WindowBuffer", "WindowView", "cut_windows"]
+__all__ = ["MIN_WINDOW_SHARE", "PAD_MODES", "WindowBuffer", "WindowView", "check_recording_length", "cut_windows"]
 
 #: Pad modes of :func:`cut_windows` (``"none"``: no padding, partial windows are dropped).
 PAD_MODES: tuple[str, ...] = ("wrap", "constant", "reflect", "none")
+
+
+#: The short-recording rule shared by fit, score, listen and the edge scorer: a recording must
+#: hold at least this share of one analysis window (0.5 s for 2-s windows). Shorter recordings
+#: are refused; recordings between that and one window are padded to one window with the
+#: model's pad mode (as in training), and callers report them.
+MIN_WINDOW_SHARE = 0.25
+
+
+def check_recording_length(n_samples: int, window: int, sample_rate: float, name: str | Path = "<waveform>",
+                           min_share: float = MIN_WINDOW_SHARE, whole: int | None = None) -> bool:
+    """Apply the short-recording rule to a recording of ``n_samples``: at least ``min_share`` of a
+    window (:data:`MIN_WINDOW_SHARE` unless the model's ``audio.min_window_share`` says otherwise);
+    ``whole``: the recording's samples before its silence was trimmed (``n_samples`` are those kept).
+
+    Returns True when the recording is shorter than one window (it will be padded), False when
+    it holds at least one window; raises DataError naming ``name`` when it is too short to score.
+    """
+    n_samples, window = int(n_samples), int(window)
+    minimum = max(1, int(np.ceil(float(min_share) * window)))
+    if n_samples < minimum:
+        have, need = _seconds(n_samples / sample_rate, minimum / sample_rate)
+        kept = (f" of sound in a {whole / sample_rate:.3g}-s recording (the rest silence, trimmed: audio.trim_db)"
+                if whole is not None and whole > n_samples else "")
+        raise DataError(
+            name,
+            f"recording too short: {have} s{kept}; with {window / sample_rate:g}-s windows a recording must last at "
+            f"least {need} s ({float(min_share):g} of a window, audio.min_window_share; shorter recordings need a "
+            "model trained with a shorter audio.window_s or a smaller share)",
+        )
+    return n_samples < window
+
+
+def _seconds(a: float, b: float) -> tuple[str, str]:
+    """``a`` and ``b`` to 3 significant digits, or as many more as tell them apart (0.49994 against 0.5: both
+    "0.5" said a 7,999-sample recording was shorter than 8,000 samples of the same length)."""
+    for digits in range(3, 10):
+        text = f"{a:.{digits}g}", f"{b:.{digits}g}"
+        if text[0] != text[1]:
+            return text
+    return text
 
 
 def _check_pad(pad: str) -> None:

@@ -20,7 +20,7 @@ from typing import TextIO
 import numpy as np
 
 from latentbridge.errors import LatentbridgeError
-from latentbridge.io.audio import MIN_WINDOW_SHARE, check_recording_length
+from latentbridge.io.windows import MIN_WINDOW_SHARE, check_recording_length
 from latentbridge.io.resampling import resampled_blocks
 from latentbridge.io.capture import StreamStats, device_blocks, file_blocks
 from latentbridge.io.events import EventLog, utc_now_iso
