@@ -148,7 +148,12 @@ def test_a_spectrum_cut_off_at_the_top_is_named_and_a_change_within_the_band_is_
                     "min": (np.array(fitted["min"]) - [0, 0, 0, 0, 0, 40, 40, 40]).tolist()}
     text = band_content_warning(prof[1:], cut, ["whine.wav", "ok.wav"], centres)
     assert text.startswith("2 of 2 recordings hold sound above 1600 Hz where every training recording was far "
-                           "quieter") and "training recordings were cut off" in text
+                           "quieter") and "training recordings cut off there" in text
+    # which a broadband fault does too: the note names both, and advises the band only if they were cut off
+    # (it said "the training recordings were cut off there" of lossless ones and faults of noise bursts)
+    assert "a fault that adds sound up to the top of the band does this" in text
+    assert text.endswith("if they were, fit on recordings made the same way, or within the band both hold "
+                         "(-o features.fmax=1600)"), text
     assert band_content_warning(prof[2:], fitted, ["ok.wav"], centres) is None
     # the top band alone: emptied, a cut (an anti-alias filter); louder, what a fault may do
     top = feats[:4].copy()
@@ -411,6 +416,19 @@ def test_fit_with_no_options_is_the_level_aware_neighbour_detector(machine_data,
     assert "<h2>Example windows</h2>" in report and "reconstruction" not in report.lower()
 
 
+def test_training_settings_a_closed_form_model_does_not_read_are_named(machine_data, feature_cache, tmp_path,
+                                                                        caplog):
+    # (accepted without a word: a user who asked for 50 epochs at lr 0.01 got the neighbour detector's one fit)
+    for i, args in enumerate((["-o", "train.max_epochs=50", "-o", "train.lr=0.01", "-o", "train.seed=3"], [])):
+        caplog.clear()
+        assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(tmp_path / f"m{i}"),
+                     *args]) == 0
+        named = [r.getMessage() for r in caplog.records if "not used: model" in r.getMessage()]
+        assert named == (["train.max_epochs, train.lr not used: model knn_stats is fitted in closed form, without "
+                          "training steps (a trained model reads them: -o model.name=mel_vae, or a preset such as "
+                          "configs/anomaly_vae.yaml)"] if args else []), named
+
+
 def test_synthetic_anomalies_change_every_window():
     from latentbridge.data.augment import synthetic_anomalies
 
@@ -552,15 +570,23 @@ def test_a_normal_clip_shorter_than_every_training_clip_scores_as_normal(tmp_pat
 
     assert main(["anomaly", "fit", str(tmp_path / "train"), "--out", str(tmp_path / "pca"), "--config",
                  str(REPO / "configs" / "anomaly_pca.yaml"), "-o", "audio.pad=constant"]) == 0
-    # and the statistics detector, that its statistics of fewer frames scatter more (normal clips cut to half its
-    # window were flagged 8 to 10 times in 10 without a word of it)
-    for model, why in (("pca", "their scores also measure the padding"),
-                       ("m", "their statistics come from fewer frames than a whole window's and scatter more")):
+    assert main(["anomaly", "fit", str(tmp_path / "train"), "--out", str(tmp_path / "wrap"),
+                 "-o", "audio.pad=wrap"]) == 0
+    # the statistics detector with wrapped padding, that its statistics of fewer frames scatter more (normal clips cut
+    # to half its window were flagged 8 to 10 times in 10 without a word of it); padded with silence it calibrates
+    # for the share of the window a clip fills, and has nothing to say
+    for model, why, fix in (("pca", "their scores also measure the padding", "fit with a window no longer than them"),
+                            ("wrap", "their statistics come from fewer frames than a whole window's and scatter more",
+                             "fit again with -o audio.pad=constant"), ("m", None, None)):
         caplog.clear()
         assert main(["anomaly", "score", str(tmp_path / model), str(tmp_path / "short_normal.wav"),
                      "--out", str(tmp_path / f"s_{model}")]) == 0
-        assert f"were padded (constant), and the model was fitted on none: {why}" in caplog.text, caplog.text
-        assert "(short_normal.wav); fit with a window no longer than them" in caplog.text, caplog.text
+        if why is None:
+            assert "the model was fitted on none" not in caplog.text, caplog.text
+            continue
+        pad = "constant" if model == "pca" else "wrap"
+        assert f"were padded ({pad}), and the model was fitted on none: {why}" in caplog.text, caplog.text
+        assert f"(short_normal.wav); {fix}" in caplog.text, caplog.text
 
 
 def test_the_survey_counts_only_the_files_it_could_read(tmp_path):

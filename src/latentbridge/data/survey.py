@@ -338,13 +338,14 @@ def band_content_warning(profile: np.ndarray, fitted: dict, names: list[str], ce
         files = listed([names[i] for i in rows])
         what = ("hold far less sound above {:.0f} Hz than every training recording" if less else
                 "hold sound above {:.0f} Hz where every training recording was far quieter").format(edge)
+        fix = f"fit on recordings made the same way, or within the band both hold (-o features.fmax={floor_hz(edge):g})"
         cause = ("a lossy codec (MP3, OGG, AAC), another recorder's low-pass or a lower original rate: scored as "
-                 "unlike the training sound for that alone" if less else "the training recordings were cut off "
-                 "there (a lossy codec, a recorder's low-pass): any recording that is not scores as unlike them "
-                 "for that alone")
+                 f"unlike the training sound for that alone; {fix}" if less else "a fault that adds sound up to the "
+                 "top of the band does this (noise, a burst); so do training recordings cut off there (a lossy "
+                 "codec, a recorder's low-pass), against which any recording that is not scores as unlike them for "
+                 f"that alone: if they were, {fix}")
         texts.append(f"{len(rows)} of {len(profile)} recordings {what} (more than {margin:g} dB, each against its "
-                     f"own spectrum; {files}): {cause}; fit on recordings made the same way, or fit within the band "
-                     f"both hold (-o features.fmax={floor_hz(edge):g})")
+                     f"own spectrum; {files}): {cause}")
     return "; ".join(texts) or None
 
 

@@ -16,7 +16,10 @@ and ``config.json``):
   recordings keep 2-s windows: one recording of a few seconds gave one window to train on); hop: half a
   window;
 - padding: silence (``constant``) for short clips (median under 4 s: events with silence around
-  them), ``wrap`` for long recordings (stationary sound);
+  them), ``wrap`` for long recordings (stationary sound), but silence for the statistics detectors whatever the
+  length: they read a padded recording's own frames alone, and their scores are calibrated by the share of the
+  window those fill (:meth:`latentbridge.models.detectors.GaussianStatsDetector.length_factor`), which wrapped
+  frames would hide;
 - STFT: windows of about 64 ms for windows of 1 s and more (frequency resolution for stationary
   sound), 32 ms below (time resolution for short events), as powers of two, never longer than a
   window; hop a half (long) or a quarter (short) of it; mel bands ``min(64, bins / 2)`` of the bins
@@ -66,10 +69,11 @@ def _grid(t: float) -> float:
     return max(step, math.floor(t / step + 1e-9) * step)
 
 
-def choose_settings(survey: Survey, given: dict | None = None) -> list[Choice]:
+def choose_settings(survey: Survey, given: dict | None = None, reads_active_frames: bool = False) -> list[Choice]:
     """Every rule's choice for a survey (applied to the keys the user did not set by :func:`adapt`); the
     choices that follow from others (the STFT from the rate and window, the window from the trimming)
-    follow the user's values where ``given`` holds them (``{"audio.sample_rate": 100, ...}``)."""
+    follow the user's values where ``given`` holds them (``{"audio.sample_rate": 100, ...}``);
+    ``reads_active_frames``: the model is one of the statistics detectors (padding with silence)."""
     from collections import Counter
 
     out: list[Choice] = []
@@ -112,8 +116,11 @@ def choose_settings(survey: Survey, given: dict | None = None) -> list[Choice]:
     long_windows = window >= 1.0 or (typical >= 1.0 and shortened and "audio.window_s" not in given)
     out.append(Choice("audio.hop_s", round(window / 2, 4), "half a window"))
     short_clips = survey.typical_duration_s < 4.0
-    out.append(Choice("audio.pad", "constant" if short_clips else "wrap",
-                      "short clips: pad with silence" if short_clips else "long recordings: wrap the rare short one"))
+    out.append(Choice("audio.pad", "constant" if short_clips or reads_active_frames else "wrap",
+                      "short clips: pad with silence" if short_clips else
+                      "long recordings, the rare short one padded with silence: the detector reads its sound alone "
+                      "and weighs its score by the share of the window it fills" if reads_active_frames else
+                      "long recordings: wrap the rare short one"))
     n_fft = _pow2_near((0.064 if long_windows else 0.032) * rate)
     window_samples = int(round(window * rate))
     while n_fft > window_samples and n_fft > 16:
@@ -277,7 +284,10 @@ def adapt(cfg, paths, *, max_read: int = 200,
     set_keys = {f"audio.{k}" for k in cfg.audio.model_fields_set} | {f"features.{k}" for k in cfg.features.model_fields_set}
     raw = config_to_dict(cfg)
     given = {k: raw[k.split(".")[0]][k.split(".")[1]] for k in set_keys}
-    applied = [c for c in choose_settings(survey, given) if c.key not in set_keys]
+    from latentbridge.models.registry import get_model_class
+
+    reads = bool(getattr(get_model_class(cfg.model.name), "reads_active_frames", False))
+    applied = [c for c in choose_settings(survey, given, reads) if c.key not in set_keys]
     axes = max(survey.channels)
     channel = next((c.value for c in applied if c.key == "audio.channel"), cfg.audio.channel)
     if axes > 1 and channel is None and any(survey.codecs.get(c) for c in VIBRATION_CODECS):
@@ -292,9 +302,11 @@ def adapt(cfg, paths, *, max_read: int = 200,
     mine = ", ".join(sorted(set_keys))
     new = validate(raw, f"the settings chosen from the survey of {paths} with the ones given ({mine})" if mine else
                    f"the settings chosen from the survey of {paths} (set them yourself with -o)")
-    # the new config remembers what the user set (a resumed run re-derives the same choices)
-    for section in ("audio", "features"):
-        getattr(new, section).__pydantic_fields_set__ = set(getattr(cfg, section).model_fields_set)
+    # the new config remembers what the user set (a resumed run re-derives the same choices; keys a model does not
+    # read are named)
+    for section, value in cfg:
+        if hasattr(value, "model_fields_set") and hasattr(getattr(new, section), "model_fields_set"):
+            getattr(new, section).__pydantic_fields_set__ = set(value.model_fields_set)
     return new, survey, applied
 
 

@@ -82,19 +82,28 @@ def calibration_shift(det: "Detector", info: dict, scores: np.ndarray) -> str | 
 def _warn_padding(det: "Detector", wf: WindowFeatures) -> None:
     """Padded recordings scored by a model that saw no padding: its score reads the padding too, or, for the
     statistics detectors (which read active frames only, and the frames at the cut as silence), statistics of fewer
-    frames than a whole window's, which scatter more: normal recordings of the built-in machine set cut to half the
-    model's 2-s window scored above its threshold 8 and 10 times in 10 (wrap and constant padding), whole windows of
-    them once (docs/reliability.md)."""
+    frames than a whole window's, which scatter more. Those detectors calibrate their scores by the share of the
+    window a recording fills when it is padded with silence (``audio.pad: constant``): normal recordings of the
+    built-in machine set cut to 3/4, 1/2 and 1/4 of a 2-s window were flagged 2, 2 and 3 times in 40 (whole ones 3);
+    wrapped, or by a model fitted before the calibration, 13, 21 and 40 times (docs/reliability.md)."""
     fitted_padded = (det.saved.info.get("data") or {}).get("n_padded_files")
     if not wf.padded or fitted_padded != 0:
         return
-    why = ("their statistics come from fewer frames than a whole window's and scatter more: normal recordings this "
-           "short score higher than whole windows and may be flagged"
-           if getattr(det.model, "reads_active_frames", False) else "their scores also measure the padding")
+    if getattr(det.model, "reads_active_frames", False):
+        if det.cfg.audio.pad == "constant" and det.model.params.get("length_scale"):
+            return
+        why = ("their statistics come from fewer frames than a whole window's and scatter more: normal recordings this "
+               "short score higher than whole windows and may be flagged")
+        fix = ("fit again with -o audio.pad=constant (the detector then weighs a short recording's score by the "
+               "share of the window it fills)" if det.cfg.audio.pad != "constant" else
+               "fit the model again (the detector now weighs a short recording's score by the share of the window "
+               "it fills)")
+    else:
+        why = "their scores also measure the padding"
+        fix = "fit with a window no longer than them (-o audio.window_s=...)"
     log.warning("%d recording(s) shorter than the model's %.3g-s window were padded (%s), and the model was fitted on "
-                "none: %s (%s); fit with a window no longer than them (-o audio.window_s=...) to score them as the "
-                "model's threshold expects", len(wf.padded), det.cfg.audio.window_s, det.cfg.audio.pad, why,
-                listed(file_names(wf.padded)))
+                "none: %s (%s); %s to score them as the model's threshold expects", len(wf.padded),
+                det.cfg.audio.window_s, det.cfg.audio.pad, why, listed(file_names(wf.padded)), fix)
 
 
 #: windows with at least this share of their frames digital silence, but not all, are named after scoring

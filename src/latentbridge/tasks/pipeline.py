@@ -14,6 +14,11 @@ import torch
 
 from latentbridge.errors import ConfigError, DataError
 
+#: ``train`` keys that only gradient descent reads: set for a model fitted in closed form, they are named as unused
+GRADIENT_KEYS = ("max_epochs", "max_steps", "batch_size", "optimizer", "lr", "weight_decay", "scheduler",
+                 "min_lr_ratio", "ema_decay", "gradient_clip", "precision", "log_every_n_steps",
+                 "early_stopping_patience", "keep_weights", "checkpoint_every_n_steps")
+
 
 @dataclass
 class TrainingRun:
@@ -36,8 +41,9 @@ class TrainingRun:
                                  callbacks=callbacks)
         return self.outcome
 
-    def fit_closed_form(self, model, features) -> "ClosedFormOutcome":
-        """Fit a model that is not trained by gradient descent (``trainable = False``) on ``features``."""
+    def fit_closed_form(self, model, features, groups=None) -> "ClosedFormOutcome":
+        """Fit a model that is not trained by gradient descent (``trainable = False``) on ``features`` (``groups``:
+        each window's recording)."""
         import time
 
         from latentbridge.utils import is_launched_child
@@ -46,7 +52,14 @@ class TrainingRun:
         if is_launched_child():  # nothing to share between processes: the main process fits
             self.outcome = None
             return None
-        details = model.fit_closed_form(features, seed=self.cfg.train.seed)
+        if unused := [f"train.{k}" for k in GRADIENT_KEYS if k in self.cfg.train.model_fields_set]:
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "%s not used: model %s is fitted in closed form, without training steps (a trained model reads them: "
+                "-o model.name=mel_vae, or a preset such as configs/anomaly_vae.yaml)", ", ".join(unused),
+                self.cfg.model.name)
+        details = model.fit_closed_form(features, seed=self.cfg.train.seed, groups=groups)
         model.eval()
         self.outcome = ClosedFormOutcome(time.time() - t0, details)
         return self.outcome
@@ -191,7 +204,7 @@ def feature_training(cfg, out_dir, paths, *, resume: bool = False, force: bool =
             val = loader_of(val_wf.features, cfg.train, False) if len(val_wf) else None
             run.fit(model, loader_of(train_wf.features, cfg.train, True, collate=window_shift(cfg)), val)
         else:
-            run.fit_closed_form(model, train_wf.features)
+            run.fit_closed_form(model, train_wf.features, train_wf.file_index)
         if run.outcome is not None:
             if model.first_stage_modalities:
                 fit_latent_scale(model, train_wf.features)
