@@ -92,9 +92,35 @@ def test_the_length_table_is_measured_on_cut_training_windows(cls):
     again.load_state_dict(det.state_dict(), strict=True)
     assert "length_table" not in det.state_dict() and torch.equal(again.length_table, det.length_table)
     assert json.loads(json.dumps(det.config()))["length_scale"] == det.params["length_scale"]
-    # a training set with short recordings of its own (a tenth of its windows half silence) keeps factors of 1
+    # a training set with short recordings of its own (a tenth of its windows padded) keeps factors of 1, and scores
+    # as a model without the calibration does, to the bit; windows with gaps of digital silence (a dropout) are no
+    # short recordings (they turned the calibration off)
     x[::10, ..., 20:] = -120.0
+    short = np.zeros(len(x), bool)
+    short[::10] = True
+    det = cls((1, 32, 40))
+    det.fit_closed_form(x, short=short)
+    assert torch.equal(det.length_table, torch.ones_like(det.length_table)) and not det.length_calibrated
+    assert det.params["length_scale"] == {m: [1.0] * len(LENGTH_GRID) for m in det.score_methods}
+    window = torch.from_numpy(x[:3])
+    assert all(torch.equal(a, b) for a, b in zip(det(window).losses.values(),
+                                                 det.stat_scores(det.statistics(window)).values()))
     det = cls((1, 32, 40))
     det.fit_closed_form(x)
-    assert torch.equal(det.length_table, torch.ones_like(det.length_table))
-    assert det.params["length_scale"] == {m: [1.0] * len(LENGTH_GRID) for m in det.score_methods}
+    assert det.length_calibrated and np.all(det.length_table.numpy()[:, 0] > 1.5)
+
+
+def test_silence_in_one_channel_or_every_frame_is_no_short_recording():
+    rng = np.random.default_rng(1)
+    x = (np.linspace(-20, -60, 16)[None, None, :, None] + 3 * rng.normal(size=(200, 3, 16, 30))).astype(np.float32)
+    det = KNNStatsDetector((3, 16, 30))
+    det.fit_closed_form(x)
+    assert det.length_calibrated
+    dead = torch.from_numpy(x[:2].copy())
+    dead[:, 2] = -100.0  # one axis of three dead: every frame still holds sound
+    assert torch.equal(det.filled_share(dead), torch.ones(2))
+    padded = dead.clone()
+    padded[..., 15:] = -100.0  # a recording half a window long, padded: every channel's frames silent alike
+    np.testing.assert_allclose(det.filled_share(padded).numpy(), 0.5)
+    silent = torch.full((2, 3, 16, 30), -100.0)  # digital silence alone: named elsewhere, not divided by the most
+    np.testing.assert_allclose(det.length_factor(silent).numpy(), 1.0)

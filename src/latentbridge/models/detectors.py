@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 LENGTH_GRID = tuple(round(0.1 * i, 1) for i in range(1, 11))
 #: training windows cut to each share of the grid for the calibration, and windows a share needs to be measured
 LENGTH_REFS, LENGTH_MIN_COUNT = 512, 20
-#: training windows already partly silent (short recordings) from this share of them on: no windows are cut, the
+#: training windows of recordings shorter than a window (padded) from this share of them on: no windows are cut, the
 #: factors stay 1 (the training set's own short recordings are among the reference)
 LENGTH_PARTIAL_SHARE = 0.05
 
@@ -148,9 +148,10 @@ class WindowDetector(ModelFamily, nn.Module):
         base = torch.linspace(-60, -20, f).view(1, 1, f, 1)
         return base + 5 * torch.randn(n, c, f, t, generator=generator)
 
-    def fit_closed_form(self, features: np.ndarray, seed: int = 0,
-                        groups: np.ndarray | None = None) -> dict:  # pragma: no cover - abstract
-        """Fit on normal windows ``features`` (N, C, F, T); ``groups``: each window's recording (an index)."""
+    def fit_closed_form(self, features: np.ndarray, seed: int = 0, groups: np.ndarray | None = None,
+                        short: np.ndarray | None = None) -> dict:  # pragma: no cover - abstract
+        """Fit on normal windows ``features`` (N, C, F, T); ``groups``: each window's recording (an index);
+        ``short``: True for the windows of recordings shorter than one window (padded)."""
         raise NotImplementedError
 
 
@@ -187,7 +188,8 @@ class PCADetector(WindowDetector):
         return {"mse": err.mean(1), "frame_max": err.amax(1)}, x_hat, latent
 
     @torch.no_grad()
-    def fit_closed_form(self, features: np.ndarray, seed: int = 0, groups: np.ndarray | None = None) -> dict:
+    def fit_closed_form(self, features: np.ndarray, seed: int = 0, groups: np.ndarray | None = None,
+                        short: np.ndarray | None = None) -> dict:
         x = self._frames(self.normalizer(torch.from_numpy(np.ascontiguousarray(features)))).reshape(-1, self.mean.numel())
         x = x.double()
         mean = x.mean(0)
@@ -242,21 +244,30 @@ class GaussianStatsDetector(WindowDetector):
         return s.reshape(b, -1)
 
     def filled_share(self, x: Tensor) -> Tensor:
-        """(B, C, F, T) → (B,): the share of the window's frames that hold any signal, the mean over its channels.
-        A frame whose bands all sit at the window's lowest value is digital silence: the padding of a recording
-        shorter than the window (or a muted input), never sound, however quiet (an impact over a hum leaves the hum's
-        frames out of the statistics, 40 dB below it, but they are filled)."""
+        """(B, C, F, T) → (B,): the share of the window's frames that hold any signal in any channel (padding
+        silences every channel alike; one dead channel of three is no shorter recording). A frame of one value in
+        every band is digital silence (as :func:`latentbridge.data.audio.silent_frame_shares` reads it): the padding of
+        a recording shorter than the window (or a muted input), never sound, however quiet (an impact over a hum
+        leaves the hum's frames out of the statistics, 40 dB below it, but they are filled)."""
         b, c, f, t = x.shape
         frames = x.reshape(b * c, f, t)
-        low = frames.amin(dim=(1, 2)).unsqueeze(1)  # (B·C, 1)
-        return (frames.amax(dim=1) > low + 1e-3).to(x.dtype).mean(1).reshape(b, c).mean(1)
+        filled = (frames.amax(dim=1) > frames.amin(dim=1)).to(x.dtype)  # (B·C, T); float: ONNX takes no max of bools
+        return filled.reshape(b, c, t).amax(1).mean(1)
+
+    @property
+    def length_calibrated(self) -> bool:
+        """Whether any factor of the table differs from 1 (a model fitted before the calibration, or on a training
+        set with short recordings of its own, scores as it did, to the bit)."""
+        return bool(self.params.get("length_scale")) and bool((self.length_table != 1.0).any())
 
     def length_factor(self, x: Tensor) -> Tensor:
         """(B, C, F, T) → (B, score methods): what each score of normal windows filling this share of their frames
-        (:meth:`filled_share`) is, in typical training windows' scores (1 for whole windows; linear between the
-        points of :data:`LENGTH_GRID`, the first point's below it)."""
+        (:meth:`filled_share`) is, in typical training windows' scores (1 for whole windows, and for a window of
+        digital silence alone, whose score is no short recording's; linear between the points of
+        :data:`LENGTH_GRID`, the first point's below it)."""
         step = LENGTH_GRID[1] - LENGTH_GRID[0]
-        r = self.filled_share(x).clamp(LENGTH_GRID[0], 1.0)
+        share = self.filled_share(x)
+        r = torch.where(share > 0, share, torch.ones_like(share)).clamp(LENGTH_GRID[0], 1.0)
         w = (1.0 - (r.unsqueeze(1) - self.length_grid).abs() / step).clamp_min(0.0)  # (B, grid): hat functions
         return w @ self.length_table.T
 
@@ -270,11 +281,14 @@ class GaussianStatsDetector(WindowDetector):
         a fifth of the window scores as a whole window does, though its statistics, read from fewer frames, scatter
         more (normal clips of a fitted machine set cut to a quarter of the window were all flagged)."""
         s = self.statistics(x)
+        if not self.length_calibrated:
+            return self.stat_scores(s), x, s
         factor = self.length_factor(x)
         return {m: v / factor[:, i] for i, (m, v) in enumerate(self.stat_scores(s).items())}, x, s
 
     @torch.no_grad()
-    def fit_length_scale(self, features: np.ndarray, rows: np.ndarray, held_out: Callable[[Tensor, slice], dict]):
+    def fit_length_scale(self, features: np.ndarray, rows: np.ndarray, held_out: Callable[[Tensor, slice], dict],
+                         short: np.ndarray | None = None):
         """Calibrate :meth:`length_factor`: training windows ``features[rows]`` cut to each share of
         :data:`LENGTH_GRID` of their frames (the rest one value below the active frames' floor, as silence pads a
         short recording), scored by ``held_out(statistics, positions in rows)`` as new recordings (their own
@@ -285,17 +299,18 @@ class GaussianStatsDetector(WindowDetector):
         scored by a model of 2-s windows needed factors within 4 % of the table's; leaving out only the window
         itself, they were flagged to 16 times in 40 (1.1 s; whole ones once).
 
-        A training set with short recordings of its own (:data:`LENGTH_PARTIAL_SHARE` of the windows partly
-        silent) keeps factors of 1: its short recordings are among the reference, and cut windows of speech or
-        events (a word's first syllables) are unlike a short recording of a whole one. Measured on FSDD speaker
+        A training set with short recordings of its own (``short``: :data:`LENGTH_PARTIAL_SHARE` of the windows
+        padded; not windows with gaps of digital silence: a dropout is no short recording) keeps factors of 1: its
+        short recordings are among the reference, and cut windows of speech or events (a word's first syllables) are
+        unlike a short recording of a whole one. Measured on FSDD speaker
         tasks: cut windows gave factors to 2.5 and the unseen speaker's shorter clips AUC 0.98 -> 0.83; the
         training set's own short windows score 1.0-1.2 times the median, and dividing by that still cost 0.98 ->
         0.97 (benchmarks/README.md §3)."""
         x = torch.from_numpy(np.ascontiguousarray(features[rows]))
-        t, step = x.shape[-1], LENGTH_GRID[1] - LENGTH_GRID[0]
+        t = x.shape[-1]
         self.length_table.fill_(1.0)
         self.params["length_scale"] = dict(zip(self.score_methods, self.length_table.tolist()))
-        if float((self.filled_share(x) < 1.0 - step / 2).double().mean()) >= LENGTH_PARTIAL_SHARE:
+        if short is not None and float(np.mean(short)) >= LENGTH_PARTIAL_SHARE:
             return
         floor = x.amin(dim=(1, 2, 3), keepdim=True) - self.top_db - 1.0
         shares, scores = [], []
@@ -337,8 +352,10 @@ class GaussianStatsDetector(WindowDetector):
         self.stat_std.copy_(raw.std(0).clamp_min(1e-6).float())
         return (raw.float() - self.stat_mean) / self.stat_std
 
-    def fit_closed_form(self, features: np.ndarray, seed: int = 0, groups: np.ndarray | None = None) -> dict:
-        """``groups``: each window's recording (its index), for the length calibration's held-out scores."""
+    def fit_closed_form(self, features: np.ndarray, seed: int = 0, groups: np.ndarray | None = None,
+                        short: np.ndarray | None = None) -> dict:
+        """``groups``: each window's recording (its index), for the length calibration's held-out scores;
+        ``short``: True for the windows of recordings shorter than one window (padded)."""
         s = self._fit_standardisation(features)
         if len(s) < 2:  # one window: no covariance to estimate, the identity
             self.precision.copy_(torch.eye(s.shape[1]))
@@ -347,7 +364,7 @@ class GaussianStatsDetector(WindowDetector):
             precision, shrinkage = _shrunk_precision(s)
             self.precision.copy_(precision)
             rows = np.sort(np.random.default_rng(seed).permutation(len(s))[:LENGTH_REFS])
-            self.fit_length_scale(features, rows, self._held_out_scorer(s, rows, groups, seed))
+            self.fit_length_scale(features, rows, self._held_out_scorer(s, rows, groups, seed), short)
         self.fitted.fill_(True)
         return {"shrinkage": shrinkage, "n_windows": int(len(s))}
 
@@ -430,8 +447,10 @@ class KNNStatsDetector(GaussianStatsDetector):
         return gap <= 1e-8 * (1.0 + s.pow(2).sum(1))
 
     @torch.no_grad()
-    def fit_closed_form(self, features: np.ndarray, seed: int = 0, groups: np.ndarray | None = None) -> dict:
-        """``groups``: each window's recording (its index), left out of its neighbours in the length calibration."""
+    def fit_closed_form(self, features: np.ndarray, seed: int = 0, groups: np.ndarray | None = None,
+                        short: np.ndarray | None = None) -> dict:
+        """``groups``: each window's recording (its index), left out of its neighbours in the length calibration;
+        ``short``: True for the windows of recordings shorter than one window (padded)."""
         s = self._fit_standardisation(features)
         rng = np.random.default_rng(seed)
         keep = np.sort(rng.permutation(len(s))[: self.params["max_bank"]])
@@ -454,7 +473,7 @@ class KNNStatsDetector(GaussianStatsDetector):
                 leave = lambda part: row_groups[part].unsqueeze(1) == bank_groups  # noqa: E731
             else:
                 leave = lambda part: _own_rows(torch.from_numpy(cal[part]), len(keep))  # noqa: E731
-            self.fit_length_scale(features, keep[cal], lambda stats, part: self.stat_scores(stats, leave(part)))
+            self.fit_length_scale(features, keep[cal], lambda stats, part: self.stat_scores(stats, leave(part)), short)
         self.fitted.fill_(True)
         return {"n_neighbours_stored": int(len(keep))}
 

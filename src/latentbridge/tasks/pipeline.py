@@ -41,9 +41,9 @@ class TrainingRun:
                                  callbacks=callbacks)
         return self.outcome
 
-    def fit_closed_form(self, model, features, groups=None) -> "ClosedFormOutcome":
+    def fit_closed_form(self, model, features, groups=None, short=None) -> "ClosedFormOutcome":
         """Fit a model that is not trained by gradient descent (``trainable = False``) on ``features`` (``groups``:
-        each window's recording)."""
+        each window's recording; ``short``: the windows of recordings shorter than one window)."""
         import time
 
         from latentbridge.utils import is_launched_child
@@ -59,7 +59,7 @@ class TrainingRun:
                 "%s not used: model %s is fitted in closed form, without training steps (a trained model reads them: "
                 "-o model.name=mel_vae, or a preset such as configs/anomaly_vae.yaml)", ", ".join(unused),
                 self.cfg.model.name)
-        details = model.fit_closed_form(features, seed=self.cfg.train.seed, groups=groups)
+        details = model.fit_closed_form(features, seed=self.cfg.train.seed, groups=groups, short=short)
         model.eval()
         self.outcome = ClosedFormOutcome(time.time() - t0, details)
         return self.outcome
@@ -204,10 +204,17 @@ def feature_training(cfg, out_dir, paths, *, resume: bool = False, force: bool =
             val = loader_of(val_wf.features, cfg.train, False) if len(val_wf) else None
             run.fit(model, loader_of(train_wf.features, cfg.train, True, collate=window_shift(cfg)), val)
         else:
-            run.fit_closed_form(model, train_wf.features, train_wf.file_index)
+            run.fit_closed_form(model, train_wf.features, train_wf.file_index, padded_windows(train_wf, wf.padded))
         if run.outcome is not None:
             if model.first_stage_modalities:
                 fit_latent_scale(model, train_wf.features)
             if hasattr(model, "fit_detector") and cfg.task == "anomaly":
                 model.fit_detector(train_wf.features, seed=cfg.train.seed)
         yield FeatureFit(run, model, spec, wf, train_wf, val_wf, data_info)
+
+
+def padded_windows(wf, padded: list[str] | None = None) -> np.ndarray:
+    """(N,) True for the windows of ``wf``'s recordings shorter than one window (``padded``: their names; by default
+    ``wf.padded``, which a subset of files does not carry)."""
+    names = set(wf.padded if padded is None else padded)
+    return np.isin(wf.file_index, [i for i, f in enumerate(wf.files) if str(f) in names])
