@@ -196,6 +196,13 @@ def test_a_short_fault_in_a_long_recording_is_counted_by_its_windows(fitted_mode
     assert top["score"] == pytest.approx(float(best["score"]), rel=1e-5) and top["file"] == str(tmp_path / "long.wav")
     assert top["start_s"] == pytest.approx(float(best["start_s"]), abs=1e-3)
     assert f"{summary['n_windows_flagged']} windows above the threshold" in out and f"at {top['start_s']:g} s" in out
+    # a labelled run says and writes the same (it wrote metrics.json alone, and printed no highest window)
+    assert main(["anomaly", "score", str(fitted_model), str(machine_data / "test"), "--labels", "auto",
+                 "--out", str(tmp_path / "l")]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads((tmp_path / "l" / "summary.json").read_text())
+    assert summary["top_window"] == json.loads((tmp_path / "l" / "metrics.json").read_text())["top_window"]
+    assert f"scored {summary['n_files']} files / " in out and f"(highest {summary['top_window']['score']:.6g}: " in out
 
 
 def test_scores_csv_paths_open_in_a_spreadsheet_as_text(fitted_model, machine_data, tmp_path, monkeypatch):
@@ -371,6 +378,18 @@ def test_calibrating_on_recordings_unlike_the_training_sound_is_said(machine_dat
                    "recordings are left out of the threshold: recorded below the model's band"
         assert (left_out in caplog.text) == (name == "mixed"), caplog.text
     assert thresholds["mixed"] == thresholds["normal"]  # the 8-kHz copies left out
+    # after a threshold set by hand, the one measured before it is the check's reference: the normal recordings are
+    # not "unlike the sound it was fitted on" for being above 3.2 (it said so, in the card too); the dead microphone's
+    # still are
+    for name, folder in (("normal", normal), ("quiet", quiet)):
+        model = tmp_path / f"hand_{name}"
+        shutil.copytree(fitted_model, model)
+        assert main(["anomaly", "calibrate", str(model), "--threshold", "3.2"]) == 0
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            assert main(["anomaly", "calibrate", str(model), str(folder)]) == 0
+        shifted = "unlike the sound it was fitted on" in (model / "README.md").read_text()
+        assert shifted == ("of the calibration windows above its threshold" in caplog.text) == (name == "quiet")
     # the band powers calibrate computes of its read are those scoring keeps of each file
     from latentbridge.tasks.anomaly import Detector
     from latentbridge.tasks.anomaly_checks import warn_recordings

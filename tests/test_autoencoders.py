@@ -420,6 +420,13 @@ def test_audio_reconstruct_cli(audio_run, tmp_path, capsys):
         assert (tmp_path / f["output"]).is_file() and (tmp_path / f["plot"]).is_file(), f
     assert main(["audio", "reconstruct", str(audio_run), str(files[0]), "--out", str(tmp_path / "x"),
                  "--n-iter", "-3"]) == 2 and not (tmp_path / "x").exists()
+    # a folder already written is refused before the work (every file was decoded and rebuilt first)
+    import latentbridge.commands as commands
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(commands.reconstruct_task, "reconstruct", lambda *a, **k: pytest.fail("reconstructed first"))
+        assert main(["audio", "reconstruct", str(audio_run), str(files[0]), "--out", str(tmp_path)]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
     # a folder with unusable files: every one named before any work (the first stopped it, after others were done)
     import shutil
 

@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     asc.add_argument("model_dir")
     asc.add_argument("paths", nargs="+", help="audio files or folders")
     asc.add_argument("--out", required=True, help="folder for scores.csv, score histograms, example windows, "
-                                                  "report.html and summary.json (with labels: metrics.json, ROC)")
+                                                  "report.html and summary.json (with labels also metrics.json, ROC)")
     asc.add_argument("--labels", help="'auto' (folder named normal/anomalous) or a CSV with columns path,label")
     asc.add_argument("--aggregate", choices=["mean", "max"], help="per-file aggregate of window scores")
     asc.add_argument("--score", help="another of the model's scores (e.g. combined, latent_knn), with the "
@@ -375,13 +375,12 @@ def _cmd_anomaly(args) -> int:
                              sample_rate=args.sample_rate)
         if res is None:  # an extra process of a distributed run: the first one reports
             return 0
+        s, t = res.summary, res.summary["top_window"] or {}
+        print(f"scored {s['n_files']} files / {s['n_windows']} windows; {s['n_files_flagged']} files and "
+              f"{s['n_windows_flagged']} windows above the threshold {s['threshold']:.6g}" + (
+                  f" (highest {t['score']:.6g}: {t['file']} at {t['start_s']:g} s)" if t else ""))
         if res.metrics is not None:
             _print_summary(commands.summary_of(res), Path(args.out) / "metrics.json")
-        else:
-            s, t = res.summary, res.summary["top_window"] or {}
-            print(f"scored {s['n_files']} files / {s['n_windows']} windows; {s['n_files_flagged']} files and "
-                  f"{s['n_windows_flagged']} windows above the threshold {s['threshold']:.6g}" + (
-                      f" (highest {t['score']:.6g}: {t['file']} at {t['start_s']:g} s)" if t else ""))
         print(f"wrote {Path(args.out) / 'scores.csv'}")
         return 0
     if args.anomaly_cmd == "calibrate":

@@ -320,8 +320,8 @@ def reconstruct(model_dir: str, files: list[str], out: str, n_iter: int = 64, po
                 force: bool = False) -> dict:
     if n_iter < 1:
         raise LatentbridgeError(f"--n-iter must be at least 1 (Griffin-Lim iterations), got {n_iter}")
-    res = reconstruct_task.reconstruct(model_dir, files, n_iter=n_iter, postfilter=postfilter)
-    with output_folder(out, force=force) as tmp:
+    with output_folder(out, force=force) as tmp:  # checked before the work (it decoded every file, then refused)
+        res = reconstruct_task.reconstruct(model_dir, files, n_iter=n_iter, postfilter=postfilter)
         summary = autoencode_report.write_reconstructions(res, tmp)
     for f in summary["files"]:  # reconstruct.json names them inside the folder; the command prints where they are
         f["output"] = str(Path(out) / f["output"])

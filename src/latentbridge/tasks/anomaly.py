@@ -356,6 +356,8 @@ def _calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | N
         scores = None
         new["score"] = score or det.method
         new["thresholds"] = {**(det.anomaly.get("thresholds") or {}), new["score"]: float(threshold)}
+        # the thresholds measured last, for the next calibration's check of the sound (calibration_shift)
+        new["measured_thresholds"] = det.anomaly.get("measured_thresholds") or det.anomaly.get("thresholds") or {}
     else:
         ex = det.extractor()
         ex.refuse_below_band = True

@@ -62,9 +62,14 @@ def calibration_shift(det: "Detector", info: dict, scores: np.ndarray) -> str | 
     """What to say when the model scored most (:data:`SHIFT_SHARE`) of the calibration windows ``scores`` above the
     threshold it had for that score: it finds these recordings unlike the sound it was fitted on (a dead microphone,
     another codec, sensor, place or machine), and the threshold ``info`` sets on them lets faults of that size pass
-    (a silent set of recordings raised one 13 times, every fault then missed). None otherwise."""
+    (a silent set of recordings raised one 13 times, every fault then missed). None otherwise. After a threshold set
+    by hand, the one measured before it is the reference (a hand-set 3.2 called the training recordings themselves
+    "unlike the sound it was fitted on", in the log and the model card)."""
     score = info["score"]
-    old = (det.anomaly.get("thresholds") or {}).get(score, det.threshold if score == det.method else None)
+    if det.anomaly.get("method") == "manual":  # a threshold typed in says nothing of the sound: the last measured one
+        old = (det.anomaly.get("measured_thresholds") or {}).get(score)
+    else:
+        old = (det.anomaly.get("thresholds") or {}).get(score, det.threshold if score == det.method else None)
     if old is None or not np.isfinite(old) or not len(scores):
         return None
     above = float(np.mean(np.asarray(scores) > old))
@@ -116,8 +121,9 @@ def _warn_silent(wf: WindowFeatures, scored: bool = True) -> None:
     windows partly silent (:data:`GAP_SHARE` of their frames or more: a dropout inside the sound), but for padding."""
     if wf.silent is None:
         return
-    padded = np.isin(wf.file_index, [i for i, f in enumerate(wf.files) if str(f) in set(wf.padded)])
-    gaps = (wf.silent >= GAP_SHARE) & (wf.silent < 1) & ~padded
+    from latentbridge.tasks.pipeline import padded_windows
+
+    gaps = (wf.silent >= GAP_SHARE) & (wf.silent < 1) & ~padded_windows(wf)
     total, names = np.bincount(wf.file_index, minlength=len(wf.files)), file_names(wf.files)
     for mask, what, why in ((wf.silent >= 1, "windows of digital silence", "a muted or disconnected input, or gaps "
                              "written as zeros; those windows score the silence, not the sound"),

@@ -36,15 +36,14 @@ def scores_csv(res) -> str:
 
 
 def write_scores(res, folder: Path) -> None:
-    """``scores.csv``, histograms of the file and window scores, example windows and ``report.html`` always; with
-    labels ``metrics.json`` and the ROC; without labels ``summary.json``."""
+    """``scores.csv``, ``summary.json``, histograms of the file and window scores, example windows and
+    ``report.html`` always; with labels ``metrics.json`` and the ROC too."""
     folder = Path(folder)
     atomic_write_text(folder / "scores.csv", scores_csv(res))
     y_files = res.labels
     y_windows = None if y_files is None else y_files[res.windows.file_index]
-    if res.metrics is None:
-        atomic_write_json(folder / "summary.json", res.summary)
-    else:
+    atomic_write_json(folder / "summary.json", res.summary)  # (a labelled run wrote none, which the README promised)
+    if res.metrics is not None:
         atomic_write_json(folder / "metrics.json", res.metrics)
         plot_roc(y_files, res.file_scores, folder / "roc.png", title=f"ROC (AUC {res.metrics['auc']:.3f})")
     plot_score_histogram(res.file_scores, y_files, res.threshold, folder / "histogram.png", title="File scores")
