@@ -43,6 +43,8 @@ def test_normal_recordings_half_a_window_long_score_as_normal(machine_cut, tmp_p
     det = Detector.load(tmp_path / "m")
     table = det.model.params["length_scale"]["knn"]
     assert table[-1] == 1.0 and table[0] > 2.0 and all(a >= b for a, b in zip(table, table[1:]))
+    card = (tmp_path / "m" / "README.md").read_text()  # the model card says so
+    assert f"padded (constant), their scores divided by {table[4]:.3g} where they fill half a window" in card
     files = sorted((machine_cut / "cut").glob("*/*.wav"))
     anomalous = np.array(["anomalous" in str(f) for f in files])
     wf = det.extractor(use_cache=False).extract(files)

@@ -24,6 +24,7 @@ from latentbridge.data.labels import list_normal_files
 from latentbridge.data.survey import band_profile_db, clipping_summary, clipping_warnings, codec_counts
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
 from latentbridge.metrics.anomaly import calibrate_threshold, detection_metrics, partial_auc, roc_auc
+from latentbridge.models.detectors import LENGTH_GRID
 from latentbridge.models.hub import SavedModel, load_model
 from latentbridge.tasks.anomaly_card import model_card
 from latentbridge.tasks.anomaly_checks import calibration_shift, calibration_within_band, warn_recordings
@@ -284,6 +285,11 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
         atomic_write_json(fit_.run.dir / "calibration.json", {**anomaly_info, "scores": calib_scores.tolist()})
         data_info = {k: v for k, v in fit_.data_info.items() if k not in ("val_files", "val_from_s")}
         data_info["channels_read"] = int(fit_.model.input_shape[0])
+        if getattr(fit_.model, "length_calibrated", False):  # (the model card says how short recordings are scored)
+            table = dict(zip(LENGTH_GRID, fit_.model.params["length_scale"][fit_.model.default_score]))
+            data_info["short_recordings"] = (
+                f"their scores divided by {table[0.5]:.3g} where they fill half a window, {table[0.3]:.3g} three "
+                "tenths (normal windows that short, over whole ones)")
         every = fit_.windows  # each file once (a split in time gives both sets every file)
         data_info["codecs"] = codec_counts(every.codecs or [])
         shares = list(every.clipped_shares)

@@ -41,7 +41,8 @@ def model_card(cfg, anomaly: dict, data: dict, training: dict) -> str:
 ## Input
 {_chosen(data)}- Sample rate: {a.sample_rate} Hz ({_channel_text(a.channel, data.get('channels_read'), data.get('survey'))})
 {_columns(a.columns)}\
-- Windows: {a.window_s:g} s, hop {a.hop_s:g} s; shorter recordings padded ({a.pad}); recordings shorter
+- Windows: {a.window_s:g} s, hop {a.hop_s:g} s; shorter recordings padded ({a.pad}){
+  f", {data['short_recordings']}" if data.get('short_recordings') else ""}; recordings shorter
   than a quarter of a window are refused{'' if not a.trim_db else f"; silence more than {a.trim_db:g} dB below the loudest frame trimmed from both ends of files"}
 - Features: {feat}
 
