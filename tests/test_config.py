@@ -225,6 +225,9 @@ def test_num_threads_all_and_the_mld_stages_inherit_it():
                       ["train.num_threads=2", "first_stage.stages.image.train.num_threads=1"])
     assert mld.stage_config("audio").train.num_threads == 2  # inherited
     assert mld.stage_config("image").train.num_threads == 1  # the stage's own wins
+    # so does a progress bar turned off (the first stages drew theirs in a run told to draw none)
+    quiet = load_config(Path(__file__).parents[1] / "configs" / "mld_avdigits.yaml", ["train.progress_bar=false"])
+    assert not quiet.stage_config("audio").train.progress_bar and mld.stage_config("audio").train.progress_bar
 
 
 def test_the_digits_audio_stage_reads_the_runs_clips_and_says_what_it_replaces(caplog):

@@ -529,7 +529,7 @@ def test_a_run_stopped_in_its_first_stages_keeps_them_and_resumes(bridge_run, tm
     assert "nothing to resume" in capsys.readouterr().err
 
 
-def test_reused_first_stages_name_the_states_they_never_saw(bridge_run, tmp_path, caplog):
+def test_reused_first_stages_name_the_states_they_never_saw(bridge_run, tmp_path, caplog, capsys):
     """``-o first_stage.run=DIR`` over a data folder holding more damage states than DIR's split: the states in
     none of its splits are left out with a warning that says so (they were left out without a word)."""
     root, run = bridge_run
@@ -543,6 +543,19 @@ def test_reused_first_stages_name_the_states_they_never_saw(bridge_run, tmp_path
         assert main(["train", "--config", str(REPO / "configs" / "mld_bridge.yaml"), "--out", str(tmp_path / "run"),
                      *_o([f"data.root={more}", *BRIDGE, "train.max_epochs=1", f"first_stage.run={run}"])]) == 0
     assert f"1 of its {n} damage states are in none of the first stage's splits" in caplog.text, caplog.text
+    # fewer states than the split names: refused naming the first stage and the state it lacks, before the run folder
+    # is written (it was left holding the config and the copied stages, which a rerun called an unfinished training)
+    fewer = tmp_path / "fewer"
+    shutil.copytree(root, fewer)
+    for part in ("Data", "Labels"):
+        shutil.rmtree(fewer / part / last)
+    out = tmp_path / "refused"
+    capsys.readouterr()
+    assert main(["train", "--config", str(REPO / "configs" / "mld_bridge.yaml"), "--out", str(out),
+                 *_o([f"data.root={fewer}", *BRIDGE, "train.max_epochs=1", f"first_stage.run={run}"])]) == 2
+    err = capsys.readouterr().err
+    assert f"not the data the first stage was trained on: the split of {run / 'first_stage' / 'multimodal'} names " \
+           f"{last}, which this folder does not hold" in err and not out.exists(), err
 
 
 def test_bridge_first_stage_with_a_modality_of_its_own(bridge_run, tmp_path, capsys):
@@ -934,3 +947,25 @@ def test_evaluate_elsewhere_names_the_stored_relative_data_path(tmp_path, monkey
     err = capsys.readouterr().err
     assert "data/b20: data root does not exist (the run's data.root, relative to the folder `train` ran in" in err
     assert "--data DIR" in err and str(tmp_path / "data") not in err
+
+
+def test_sampled_masks_of_a_long_condition_are_averaged_a_chunk_at_a_time():
+    """A 2-h recording's 1,439 windows x 128 samples were decoded and held at once (5.3 GB): the masks are averaged
+    chunk by chunk, and the first window's samples alone kept, as the files written show them."""
+    from latentbridge.tasks.mld_eval import _mask_mean
+
+    class Stages:  # a decoder of latents (N, 2) into (N, 1, 3, 4) masks
+        calls = []
+
+        def decode(self, m, z):
+            self.calls.append(len(z))
+            ramp = torch.linspace(0, 1, 12).view(1, 1, 3, 4)
+            return torch.sigmoid(z.sum(1)).view(-1, 1, 1, 1) * ramp
+
+    z = torch.randn(50, 2, generator=torch.Generator().manual_seed(0))
+    stages = Stages()
+    first, mean = _mask_mean(stages, z, 7, chunk=4)
+    whole = stages.decode("mask", z).numpy()[:, 0]
+    assert max(stages.calls[:-1]) == 4 and first.shape == (7, 3, 4)
+    np.testing.assert_allclose(first, whole[:7], rtol=1e-6)
+    np.testing.assert_allclose(mean, whole.mean(0), rtol=1e-5)

@@ -332,10 +332,11 @@ class MLDWorkflow(_AudioWorkflow):
         """A first stage's raw config with this config's data sections and seed applied."""
         raw = {**self.first_stage.stages[key]}
         d = self.data.model_dump(exclude={"kind"})
-        # the stages train with this config's seed and (unless they set theirs) its torch threads, accelerator
-        # and precision (``--accelerator gpu --precision bf16-mixed`` reach the first stages too)
+        # the stages train with this config's seed and (unless they set theirs) its torch threads, accelerator,
+        # precision and progress bar (``--accelerator gpu --precision bf16-mixed`` reach the first stages too)
         threads = {} if self.train.num_threads is None else {"num_threads": self.train.num_threads}
-        hardware = {"accelerator": self.train.accelerator, "precision": self.train.precision}
+        hardware = {"accelerator": self.train.accelerator, "precision": self.train.precision,
+                    **({} if self.train.progress_bar else {"progress_bar": False})}
         seed = {**threads, **hardware, **raw.get("train", {}), "seed": self.train.seed}
         if self.data.kind == "bridge":
             vib = self.vibration_given()

@@ -42,7 +42,7 @@ from latentbridge.outputs import resumable_run
 from latentbridge.sampling_args import resolve_guidance
 from latentbridge.tasks.mld_stages import STAGE_DIR, SUPERVISED, Stages, _is_model_folder, load_stages, stage_places
 from latentbridge.transforms.postfilter import GlobalVariancePostFilter
-from latentbridge.utils import batched, output_names
+from latentbridge.utils import batched, listed, output_names
 
 log = logging.getLogger(__name__)
 
@@ -225,11 +225,16 @@ def bridge_splits(stages: Stages, root: str | None = None, sample_rate: float | 
         raise ModelFolderError(saved.path, "the first stage records no split of damage states")
     from latentbridge.tasks.multimodal import bridge_windows
 
-    data = bridge_windows(saved, root, sample_rate)
     try:
-        out = tuple(data.subset_tests(info[k]) for k in ("train_tests", "val_tests", "test_tests"))
-    except ValueError as e:
-        raise DataError(root or info.get("root"), f"not the data the first stage was trained on ({e})") from None
+        data = bridge_windows(saved, root, sample_rate)
+    except DataError as e:  # "the model" was the first stage, which a reused one is not named by
+        raise DataError(e.path, f"{e.problem} (the multimodal first stage in {saved.path})") from None
+    split = [t for k in ("train_tests", "val_tests", "test_tests") for t in info[k]]
+    if missing := [t for t in split if t not in set(data.tests)]:  # (it read "unknown test 'Test_07'; known: ...")
+        raise DataError(root or info.get("root"), f"not the data the first stage was trained on: the split of "
+                        f"{saved.path} names {listed(missing)}, which this folder does not hold (it holds "
+                        f"{listed(data.tests, count=True)})")
+    out = tuple(data.subset_tests(info[k]) for k in ("train_tests", "val_tests", "test_tests"))
     if left := len(data.tests) - sum(len(d.tests) for d in out):  # states the first stage never saw
         log.warning("%s: %d of its %d damage states are in none of the first stage's splits (%s was trained on "
                     "other data): they are left out; without first_stage.run the first stages train on all of them",
@@ -250,12 +255,13 @@ def _latents(stages: Stages, batches: dict) -> torch.Tensor:
     return torch.cat([stages.encode(m, x) for m, x in batches.items()], dim=1).float()
 
 
-def training_latents(cfg, stages: Stages, root: str | None = None):
-    """(train dataset, validation tensor or None, data info) of scaled latent pairs."""
+def training_latents(cfg, stages: Stages, root: str | None = None, splits=None):
+    """(train dataset, validation tensor or None, data info) of scaled latent pairs (``splits``: the bridge's
+    :func:`bridge_splits`, read already)."""
     from latentbridge.training.fit import DictDataset, RedrawnLatents
 
     if cfg.data.kind == "bridge":
-        train, val, test = bridge_splits(stages, root)
+        train, val, test = splits or bridge_splits(stages, root)
         lab_t, lab_v = np.asarray(train.has_mask, bool), np.asarray(val.has_mask, bool)
         if not lab_t.any():
             raise DataError(root, "no labelled training windows (a crack mask per window is needed)")
@@ -316,6 +322,10 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
             log.warning("first_stage.run %s holds no %s stage: the configured first_stage.stages.%s is not used "
                         "(-o first_stage.stages.%s=null says so)", cfg.first_stage.run, lacking[0], lacking[0],
                         lacking[0])
+    # the bridge data read as the reused first stage reads it, before the run folder is written (a refusal left a
+    # folder of its config and the copied stages, which a rerun called an unfinished training to --resume)
+    splits = bridge_splits(load_stages(cfg.first_stage.run, cfg.modalities), cfg.data.root) \
+        if cfg.first_stage.run and cfg.data.kind == "bridge" else None
     t0 = time.time()
     from latentbridge.data.bridge import folder_files  # a resume over a changed folder is refused
 
@@ -325,7 +335,8 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
         kept = _trained_seconds(run.dir / STAGE_DIR, cfg) if resume and not cfg.first_stage.run else 0.0
         stages = prepare_stages(cfg, run.dir, resume)
         t_stage = time.time() - t0 + kept
-        train_set, z_val, info = training_latents(cfg, stages, cfg.data.root if cfg.data.kind == "bridge" else None)
+        train_set, z_val, info = training_latents(cfg, stages, cfg.data.root if cfg.data.kind == "bridge" else None,
+                                                  splits)
         model = build_model(cfg.model, **cfg.model_data(stages.latent_dims))
         if cfg.diffusion.standardise:
             model.fit_statistics(*latent_statistics(train_set))

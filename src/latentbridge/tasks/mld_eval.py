@@ -127,14 +127,18 @@ def log_magnitude(waves: np.ndarray, spec) -> np.ndarray:
 
 def decode_outputs(saved, stages, lat: dict, skip: str | None, threshold: float | None, windows: int = 1) -> dict:
     """Data of every modality but ``skip`` from scaled latents: digits ``image`` (N, H, W), ``audio``
-    (N, F, T) dB log-mel and ``waves`` (Griffin-Lim); bridge ``mask_samples`` (N, H, W) crack
-    probabilities with their mean ``mask_prob`` and ``mask`` (above ``threshold``), ``wave`` (N, C, T)
-    and ``logmag``. Rows are ``windows`` conditions x their samples."""
+    (N, F, T) dB log-mel and ``waves`` (Griffin-Lim); bridge ``mask_samples`` (n, H, W) crack
+    probabilities of the first condition's samples, the mean ``mask_prob`` of all and ``mask`` (above
+    ``threshold``), ``wave`` (N, C, T) and ``logmag``. Rows are ``windows`` conditions x their samples."""
     from latentbridge.tasks.crossmodal import to_waves
 
     cfg, out = saved.workflow, {}
     for m, z in lat.items():
         if m == skip:
+            continue
+        if m == "mask":
+            out["mask_samples"], out["mask_prob"] = _mask_mean(stages, z, len(z) // max(1, int(windows)))
+            out["mask"] = (out["mask_prob"] > (0.5 if threshold is None else threshold)).astype(np.float32)
             continue
         x = stages.decode(m, z).numpy()
         if m == "image":
@@ -142,15 +146,23 @@ def decode_outputs(saved, stages, lat: dict, skip: str | None, threshold: float 
         elif m == "audio":
             out["audio"] = x[:, 0]
             out["waves"] = to_waves(saved.transform, x, cfg.evaluate.gl_iterations)
-        elif m == "mask":
-            out["mask_samples"] = x[:, 0]
-            out["mask_prob"] = x[:, 0].mean(axis=0)
-            out["mask"] = (out["mask_prob"] > (0.5 if threshold is None else threshold)).astype(np.float32)
         else:
             out["wave"] = x
             out["logmag"] = log_magnitude(x, saved.transform)
     out["windows"] = int(windows)
     return out
+
+
+def _mask_mean(stages, z: torch.Tensor, first: int, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """(the first ``first`` masks decoded from latents ``z``, the mean of all), ``chunk`` at a time: a 2-h recording's
+    1,439 windows x 128 samples were all held at once (5.3 GB)."""
+    total, kept = None, []
+    for i in range(0, len(z), chunk):
+        part = stages.decode("mask", z[i:i + chunk]).numpy()[:, 0]
+        total = part.sum(0, dtype=np.float64) + (0.0 if total is None else total)
+        if (have := sum(map(len, kept))) < first:
+            kept.append(part[:first - have].copy())
+    return np.concatenate(kept), (total / len(z)).astype(np.float32)
 
 
 def mask_probabilities(model, stages, waves: np.ndarray, k: int, settings: dict) -> np.ndarray:

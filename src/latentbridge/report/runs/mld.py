@@ -63,10 +63,9 @@ def write_samples(res, folder: Path) -> dict:
             for i, (mel, wave) in enumerate(zip(group["audio"], group["waves"])):
                 write_png(out / f"log_mel_{i:0{w}d}.png", _norm(mel)[::-1])
                 write_wav(out / f"audio_{i:0{w}d}.wav", np.clip(wave, -1, 1), int(res.sample_rate))
-        if "mask_samples" in group:
-            n = len(group["mask_samples"]) // group["windows"]
-            w = _width(n)
-            for i, m in enumerate(group["mask_samples"][:n]):
+        if "mask_samples" in group:  # the first window's samples
+            w = _width(len(group["mask_samples"]))
+            for i, m in enumerate(group["mask_samples"]):
                 write_png(out / f"mask_sample_{i:0{w}d}.png", m)
             write_png(out / "mask_probability.png", group["mask_prob"])
             write_png(out / "mask.png", group["mask"])
