@@ -302,10 +302,9 @@ class GaussianStatsDetector(WindowDetector):
         A training set with short recordings of its own (``short``: :data:`LENGTH_PARTIAL_SHARE` of the windows
         padded; not windows with gaps of digital silence: a dropout is no short recording) keeps factors of 1: its
         short recordings are among the reference, and cut windows of speech or events (a word's first syllables) are
-        unlike a short recording of a whole one. Measured on FSDD speaker
-        tasks: cut windows gave factors to 2.5 and the unseen speaker's shorter clips AUC 0.98 -> 0.83; the
-        training set's own short windows score 1.0-1.2 times the median, and dividing by that still cost 0.98 ->
-        0.97 (benchmarks/README.md §3)."""
+        unlike a short recording of a whole one. Measured on FSDD speaker tasks: cut windows gave factors to 2.5 and
+        the unseen speaker's shorter clips AUC 0.98 -> 0.83; the training set's own short windows score 1.0-1.2 times
+        the median, and dividing by that still cost 0.98 -> 0.97 (benchmarks/README.md §3)."""
         x = torch.from_numpy(np.ascontiguousarray(features[rows]))
         t = x.shape[-1]
         self.length_table.fill_(1.0)
