@@ -506,6 +506,10 @@ def test_a_constant_offset_is_taken_out_of_audio_as_of_vibration_tables(tmp_path
     write_audio(tmp_path / "dc.wav", np.full(SR, 0.25, np.float32), SR, subtype="PCM_16")
     with pytest.raises(DataError, match=r"dc\.wav: audio is silent .*constant offset"):
         read_audio(tmp_path / "dc.wav")
+    # one sample is its own offset: too short, not silent (the server answered "audio is silent" of it)
+    write_audio(tmp_path / "one.wav", np.full(1, 0.3, np.float32), SR, subtype="PCM_16")
+    with pytest.raises(DataError, match=r"one\.wav: recording too short: 1 sample$"):
+        read_audio(tmp_path / "one.wav")
 
 
 def test_a_rate_the_header_cannot_mean_is_refused_naming_it(tmp_path):

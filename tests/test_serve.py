@@ -712,7 +712,7 @@ def _stream(client, pump, wave, sr, fmt="f32", frame=4000, end=True, live=None):
                 return msgs
 
 
-def test_stream_windows_match_score(client, folders, machine_data):
+def test_stream_windows_match_score(client, folders, machine_data, tmp_path):
     pump = _name(folders, "pump")
     wav = sorted((machine_data / "test" / "anomalous").glob("*.wav"))[0]
     wave, sr = sf.read(wav, dtype="float32")
@@ -733,6 +733,21 @@ def test_stream_windows_match_score(client, folders, machine_data):
     said = [m["detail"] for m in muted if m["type"] == "warning"]
     assert len(said) == 1 and "the window at 0.00 s is digital silence" in said[0], muted
     assert muted[-1]["type"] == "end" and muted[-1]["n_silent_windows"] == muted[-1]["n_windows"] > 0
+    # what an upload of the same samples is told, from the stream's first window: integer samples sent as floats (every
+    # window flagged without a word), audio of a browser's 44.1 kHz resampled down (the same)
+    from latentbridge.io import resample
+
+    normal, _ = sf.read(sorted((machine_data / "test" / "normal").glob("*.wav"))[0], dtype="float32")
+    for case, data, rate, starts in (("unscaled", normal * 32768, sr, "1 of 1 recordings have an RMS level above full "
+                                      "scale (the stream's 16000-Hz audio"),
+                                     ("44k", resample(normal, sr, 44100), 44100, "1 of 1 recordings resampled down to "
+                                      "the model's 16000 Hz (from 44100 Hz; the stream's 44100-Hz audio) hold less")):
+        said = [m["detail"] for m in _stream(client, pump, data, rate) if m["type"] == "warning"]
+        assert len(said) == 1 and said[0].startswith(starts), (case, said)
+        wav = tmp_path / f"{case}.wav"
+        sf.write(wav, data, rate, subtype="FLOAT")
+        r = _post(client, f"/api/models/{pump}/score", f"{case}.wav", wav.read_bytes())
+        assert any(starts.split(" (")[0] in w for w in r.json()["warnings"]), (case, r.json()["warnings"])
 
 
 def test_stream_takes_out_an_offset_keeps_the_models_short_share_and_says_what_it_does_not_trim(
@@ -1023,6 +1038,13 @@ def test_cli_refuses_public_binds_without_a_key_and_bad_folders(fitted_model, tm
     assert err.count("\n") == 0 and "binding to 0.0.0.0" in err and "--api-key" in err
     assert main(["serve", str(fitted_model), "--max-batch", "0"]) == 2
     assert "max-batch must be positive" in capsys.readouterr().err
+    # an empty key (`--api-key "$KEY"` with KEY unset, or the variable set empty) is refused: it served without one
+    assert main(["serve", str(fitted_model), "--api-key", ""]) == 2
+    assert "the API key is empty" in capsys.readouterr().err
+    monkeypatch.setenv("LATENTBRIDGE_API_KEY", "")
+    assert main(["serve", str(fitted_model)]) == 2
+    assert "the API key is empty" in capsys.readouterr().err
+    monkeypatch.delenv("LATENTBRIDGE_API_KEY")
     assert main(["serve", str(tmp_path / "missing")]) == 2
     assert "not a folder" in capsys.readouterr().err
     assert main(["serve", str(fitted_model), str(fitted_model)]) == 2

@@ -457,7 +457,8 @@ def _cmd_serve(args) -> int:
         from latentbridge.serve.server import check_bind, serve
     except ImportError as e:
         raise LatentbridgeError(f"serve needs the serve extra: pip install 'latentbridge[serve]' ({e})") from None
-    settings = ServeSettings(api_key=args.api_key or os.environ.get("LATENTBRIDGE_API_KEY") or None,
+    key = args.api_key if args.api_key is not None else os.environ.get("LATENTBRIDGE_API_KEY")  # "" refused: empty
+    settings = ServeSettings(api_key=key,
                              cors_origins=tuple(args.cors_origin),
                              **{name: getattr(args, option[2:].replace("-", "_")) for name, option in OPTIONS.items()})
     check_bind(args.host, settings.api_key)  # before loading anything

@@ -94,11 +94,12 @@ def too_large(path, peak: float) -> DataError:
                            "the recording down")
 
 
-def check_peak(path, peak: float) -> None:
+def check_peak(path, peak: float, frames: int | None = None) -> None:
     """Refuse a recording whose largest magnitude (offsets out) is silence or beyond :data:`MAX_SAMPLE`: the one
-    check of :func:`read_audio` and the block reader."""
+    check of :func:`read_audio` and the block reader (``frames``: its length; one sample is no silence but too short:
+    its offset taken out leaves nothing)."""
     if peak < SILENCE_LEVEL:
-        raise DataError(path, SILENT)
+        raise DataError(path, "recording too short: 1 sample" if frames == 1 else SILENT)
     if peak > MAX_SAMPLE:
         raise too_large(path, peak)
 
@@ -472,7 +473,7 @@ def read_audio(
     if sums is not None:
         remove_dc(data, sums)
     peak, clipped = peak_and_clipping(data)
-    check_peak(path, peak)
+    check_peak(path, peak, data.shape[0])
 
     wave = select_channels(data, path, channel, mono, expect_channels)
     if stats is not None:

@@ -103,7 +103,7 @@ class RecordingBlocks:
         peaks = np.fmax(np.abs(ext[0]), np.abs(ext[1]))
         if self._zeros:
             peaks = np.where(np.isfinite(peaks), peaks, 0.0)
-        check_peak(path, float(peaks.max()))
+        check_peak(path, float(peaks.max()), self.frames)
         # the channel checks of read_audio on each channel's extremes (its count, the channel picked, its silence)
         select_channels(np.stack([peaks, -peaks]).astype(np.float32), path, channel, False, expect_channels)
 

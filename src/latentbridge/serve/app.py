@@ -270,8 +270,8 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
                 raise HTTPException(422, f"{up.client_name}: {problem}")
             result = _score_result(m, up.client_name, read["duration_s"], scores, decisions, starts_s, padded)
             conversions, warn = _conversions(m, up.client_name, info)
-            result["warnings"] = said + _upload_warnings(m, up.client_name, info, wave, read["clipped_share"]) + (
-                [conversions] if warn else [])
+            result["warnings"] = said + _upload_warnings(m, up.client_name, info, wave, read["clipped_share"],
+                                                         windows[0]) + ([conversions] if warn else [])
             result["input"] = {"sample_rate": int(info.sample_rate), "channels": int(info.channels),
                                "conversions": conversions or None}
             if sample_rate is not None and info.sample_rate != round(sample_rate):  # the file gives its own rate
@@ -415,17 +415,20 @@ def _read_windows(m: ServedModel, path: Path, max_duration_s: float, csv_rate: f
     return wave, windows, starts_s, wave.shape[-1] < ex.window, info, stats
 
 
-def _upload_warnings(m: ServedModel, client_name: str, info, wave, clipped: float) -> list[str]:
+def _upload_warnings(m: ServedModel, client_name: str, info, wave, clipped: float, first) -> list[str]:
     """What ``anomaly score`` would warn of this upload that its header, level and plateaus tell: stored the other
     way (lossy or lossless) than every training recording, recorded at a rate below the model's band, far quieter
-    or louder than every training recording, clipping where they did not. (The band-content checks, which read the features, are the CLI's: computed
-    per upload they cost served throughput, 96-107 against 75-81 requests/s in benchmarks/README.md §7's
-    setting.)"""
+    or louder than every training recording, clipping where they did not; and, of an upload resampled down (a
+    browser's or a phone's 44.1 or 48 kHz: every window flagged, without a word), the band content of its first
+    window ``first``. (The band-content checks of every upload's every window are the CLI's: computed per upload
+    they cost served throughput, 96-107 against 75-81 requests/s in benchmarks/README.md §7's setting.)"""
     from latentbridge.io import level_dbfs
     from latentbridge.tasks.anomaly_checks import recording_warnings
+    from latentbridge.tasks.listen import window_band_warnings
 
-    return recording_warnings(m.detector, [client_name], [info.codec], [int(info.sample_rate)], [level_dbfs(wave)],
-                              [clipped])
+    rate, det = int(info.sample_rate), m.detector
+    return recording_warnings(det, [client_name], [info.codec], [rate], [level_dbfs(wave)], [clipped]) + (
+        window_band_warnings(det, first, client_name, rate) if rate > det.sample_rate else [])
 
 
 def _conversions(m: ServedModel, client_name: str, info) -> tuple[str, bool]:

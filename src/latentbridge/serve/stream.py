@@ -38,7 +38,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from latentbridge.errors import LatentbridgeError
 from latentbridge.io.audio import MAX_SAMPLE, rate_problem, too_large
 from latentbridge.io.capture import BlockFeed, StreamClosed
-from latentbridge.tasks.listen import listen, live_input_warnings
+from latentbridge.tasks.listen import first_window_warnings, listen, live_input_warnings
 
 log = logging.getLogger("latentbridge.serve")
 
@@ -150,7 +150,8 @@ async def run_stream(ws: WebSocket, served, batcher, *, queue_blocks: int, max_f
         try:
             summary = listen(batcher, sample_rate=sr, model_rate=det.sample_rate, window_s=w.window_s,
                              hop_s=w.hop_s, source=feed, channels=channels, out=None, pad=w.pad, flush=True,
-                             on_window=on_window, stats=feed.stats, channel=w.channel, min_share=w.min_share)
+                             on_window=on_window, stats=feed.stats, channel=w.channel, min_share=w.min_share,
+                             first_window=first_window_warnings(det, f"the stream's {sr}-Hz audio", sr))
             msg = {"type": "end", **summary, "dropped_blocks": feed.stats.dropped_blocks,
                    "dropped_frames": feed.stats.dropped_frames}
         except StreamClosed:

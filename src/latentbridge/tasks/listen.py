@@ -95,6 +95,32 @@ def live_input_warnings(det, capture_sr: int, what: str) -> list[str]:
          "a live input is not trimmed: its silent stretches score as unlike the training sound"] if trim_db else [])
 
 
+def first_window_warnings(det, what: str, capture_sr: int) -> Callable[[np.ndarray], list[str]]:
+    """What `anomaly score` says of a recording's level and band content (a dead microphone, integer samples sent
+    as floats, a spectrum cut at the top or resampled down), said of a live input (``what``, at ``capture_sr``) from
+    its first scored window (at the model's rate): a stream of unscaled 16-bit samples was flagged in every window
+    without the word an upload of them got."""
+    from latentbridge.io import level_dbfs
+    from latentbridge.tasks.anomaly_checks import recording_warnings
+
+    def check(window: np.ndarray) -> list[str]:
+        return recording_warnings(det, [what], levels=[level_dbfs(window)]) + window_band_warnings(
+            det, window, what, capture_sr)
+
+    return check
+
+
+def window_band_warnings(det, window: np.ndarray, what: str, rate: int) -> list[str]:
+    """:func:`~latentbridge.tasks.anomaly_checks.band_warnings` of one window (at the model's rate) of a recording
+    (``what``) at ``rate``: a spectrum cut at the top, or emptied by resampling down."""
+    from latentbridge.data.survey import band_power
+    from latentbridge.tasks.anomaly_checks import band_warnings
+
+    power = band_power(det._stream_extractor.features_of_windows(np.asarray(window, dtype=np.float32)[None]),
+                       det.spec.features)
+    return band_warnings(det, None if power is None else power[None], [what], [rate])
+
+
 def _format_line(start_s: float, end_s: float, score: float, is_anomaly: bool) -> str:
     label = "ANOMALY" if is_anomaly else "normal"
     return f"{start_s:8.2f}-{end_s:.2f} s  score {score:.5f}  {label}"
@@ -125,6 +151,7 @@ def listen(
     csv_rate: float | None = None,
     model_rate: int | None = None,
     columns: list[str] | None = None,
+    first_window: Callable[[np.ndarray], list[str]] | None = None,
 ) -> dict:
     """Score a live stream window by window.
 
@@ -162,6 +189,9 @@ def listen(
     the stream is resampled as one signal before it is cut (:func:`latentbridge.io.resampling.resampled_blocks`), so the
     windows hold the samples ``anomaly score`` reads from a recording of it (a file ``source`` is read at
     ``sample_rate`` already). Times are seconds of the received audio either way.
+
+    ``first_window``: called once with the first window scored that is not digital silence; each text it returns is
+    a warning (:func:`first_window_warnings`).
 
     ``on_window``, when given, is called with each window's event (the fields of an event-log
     row: ``wall_time``, ``start_s``, ``end_s``, ``score``, ``is_anomaly``, ``overflows``) as soon
@@ -228,6 +258,7 @@ def listen(
     new_log = own_log and not Path(events).exists()  # type: ignore[arg-type]
     log = EventLog(events) if own_log else events  # type: ignore[arg-type]
     n_windows = n_anomalies = flagged_blocks = n_silent = 0
+    checked = False  # first_window's checks made
 
     def overflows() -> int:
         return max(flagged_blocks, stats.overflows if stats is not None else 0)
@@ -248,6 +279,11 @@ def listen(
                          "disconnected? Its score measures the silence", starts[int(np.argmax(silent))] / sample_rate,
                          SILENT_PEAK)
         n_silent += int(silent.sum())
+        nonlocal checked
+        if first_window is not None and not checked and not silent.all():  # (digital silence is said above)
+            checked = True
+            for text in first_window(windows[int(np.argmin(silent))]):
+                _log.warning("%s", text)
         scores, decisions = score_fn(windows)
         scores = np.asarray(scores, dtype=np.float64).reshape(-1)
         decisions = np.asarray(decisions).reshape(-1).astype(bool)
@@ -379,7 +415,8 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
                   duration_s=duration_s, events=events, out=out, realtime=realtime, pad=det.spec.windowing.pad,
                   trim_db=det.spec.windowing.trim_db, min_share=det.spec.windowing.min_share,
                   channel=det.spec.windowing.channel, channels=capture_channels(det),
-                  csv_rate=det.csv_rate, columns=det.spec.windowing.columns)
+                  csv_rate=det.csv_rate, columns=det.spec.windowing.columns,
+                  first_window=None if source else first_window_warnings(det, "the input", capture_sr))
 
 
 def _say_what_the_input_lacks(det, source, capture_sr: int) -> None:
