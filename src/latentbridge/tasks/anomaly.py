@@ -163,9 +163,13 @@ class Detector:
     def score_features(self, features: np.ndarray) -> np.ndarray:
         return score_features(self.model, features, self.method, self.iwae_samples)
 
+    def window_features(self, windows: np.ndarray) -> np.ndarray:
+        """(n, window_samples) (or (n, C, window_samples)) waveforms at the model's rate → their features."""
+        return self._stream_extractor.features_of_windows(np.asarray(windows, dtype=np.float32))
+
     def score_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n, window_samples) waveforms at the model's rate → (scores, decisions)."""
-        scores = self.score_features(self._stream_extractor.features_of_windows(windows.astype(np.float32)))
+        scores = self.score_features(self.window_features(windows))
         return scores, scores > self.threshold
 
 

@@ -116,8 +116,7 @@ def window_band_warnings(det, window: np.ndarray, what: str, rate: int) -> list[
     from latentbridge.data.survey import band_power
     from latentbridge.tasks.anomaly_checks import band_warnings
 
-    power = band_power(det._stream_extractor.features_of_windows(np.asarray(window, dtype=np.float32)[None]),
-                       det.spec.features)
+    power = band_power(det.window_features(np.asarray(window)[None]), det.spec.features)
     return band_warnings(det, None if power is None else power[None], [what], [rate])
 
 
