@@ -267,7 +267,7 @@ def listen(
             print(line, file=sys.stdout if out == "stdout" else out, flush=True)
 
     def score(ready: list[tuple[int, np.ndarray]]) -> None:
-        nonlocal n_windows, n_anomalies, n_silent
+        nonlocal n_windows, n_anomalies, n_silent, checked
         if not ready:
             return
         starts = [s for s, _ in ready]
@@ -278,7 +278,6 @@ def listen(
                          "disconnected? Its score measures the silence", starts[int(np.argmax(silent))] / sample_rate,
                          SILENT_PEAK)
         n_silent += int(silent.sum())
-        nonlocal checked
         if first_window is not None and not checked and not silent.all():  # (digital silence is said above)
             checked = True
             for text in first_window(windows[int(np.argmin(silent))]):
