@@ -517,12 +517,5 @@ def is_launched_child() -> bool:
 def end_with_launcher() -> None:
     """In an extra DDP process, end with the process that launched it (Linux): the first one killed (SIGKILL, an
     out-of-memory killer) left it running for good, 520 MB held, deaf to SIGTERM in its collective."""
-    if not is_launched_child() or not sys.platform.startswith("linux"):
-        return
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    if is_launched_child():
+        end_with_parent()

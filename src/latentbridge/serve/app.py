@@ -423,8 +423,7 @@ def _upload_warnings(m: ServedModel, client_name: str, info, wave, clipped: floa
     window ``first``. (The band-content checks of every upload's every window are the CLI's: computed per upload
     they cost served throughput, 96-107 against 75-81 requests/s in benchmarks/README.md §7's setting.)"""
     from latentbridge.io import level_dbfs
-    from latentbridge.tasks.anomaly_checks import recording_warnings
-    from latentbridge.tasks.listen import window_band_warnings
+    from latentbridge.tasks.anomaly_checks import recording_warnings, window_band_warnings
 
     rate, det = int(info.sample_rate), m.detector
     return recording_warnings(det, [client_name], [info.codec], [rate], [level_dbfs(wave)], [clipped]) + (

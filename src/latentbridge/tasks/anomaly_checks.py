@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from latentbridge.data.audio import WindowFeatures
-from latentbridge.data.survey import (band_centres_hz, band_content_warning, band_fmax, clipping_warnings,
+from latentbridge.data.survey import (band_centres_hz, band_content_warning, band_fmax, band_power, clipping_warnings,
                                       file_band_powers, files_below_band, header_warnings, level_warnings,
                                       profile_of_powers, resampled_top_warning)
 from latentbridge.errors import DataError
@@ -173,3 +173,10 @@ def band_warnings(det: "Detector", powers: np.ndarray | None, files: list[str], 
         profile[[f in short for f in files]] = np.nan
         texts.append(band_content_warning(profile, fitted, names, centres))
     return [t for t in texts if t]
+
+
+def window_band_warnings(det, window: np.ndarray, what: str, rate: int) -> list[str]:
+    """:func:`band_warnings` of one window (at the model's rate) of a recording (``what``) at ``rate``: a spectrum
+    cut at the top, or emptied by resampling down (a live input's first window, an upload's resampled down)."""
+    power = band_power(det.window_features(np.asarray(window)[None]), det.spec.features)
+    return band_warnings(det, None if power is None else power[None], [what], [rate])

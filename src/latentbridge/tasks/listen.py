@@ -101,23 +101,13 @@ def first_window_warnings(det, what: str, capture_sr: int) -> Callable[[np.ndarr
     its first scored window (at the model's rate): a stream of unscaled 16-bit samples was flagged in every window
     without the word an upload of them got."""
     from latentbridge.io import level_dbfs
-    from latentbridge.tasks.anomaly_checks import recording_warnings
+    from latentbridge.tasks.anomaly_checks import recording_warnings, window_band_warnings
 
     def check(window: np.ndarray) -> list[str]:
         return recording_warnings(det, [what], levels=[level_dbfs(window)]) + window_band_warnings(
             det, window, what, capture_sr)
 
     return check
-
-
-def window_band_warnings(det, window: np.ndarray, what: str, rate: int) -> list[str]:
-    """:func:`~latentbridge.tasks.anomaly_checks.band_warnings` of one window (at the model's rate) of a recording
-    (``what``) at ``rate``: a spectrum cut at the top, or emptied by resampling down."""
-    from latentbridge.data.survey import band_power
-    from latentbridge.tasks.anomaly_checks import band_warnings
-
-    power = band_power(det.window_features(np.asarray(window)[None]), det.spec.features)
-    return band_warnings(det, None if power is None else power[None], [what], [rate])
 
 
 def _format_line(start_s: float, end_s: float, score: float, is_anomaly: bool) -> str:
