@@ -21,8 +21,9 @@ argument, each audio file found under it, as ``anomaly score`` lists them). Noth
 
 Memory: an audio recording of any length is read in blocks (:class:`latentbridge.io.blockread.RecordingBlocks`: one
 pass for each channel's offset and the checks, one for the windows), resampled, cut and scored :data:`BATCH_WINDOWS`
-windows at a time; the windows are those of the whole recording, to the bit. Vibration CSVs and MATLAB files are read
-whole (an hour of three axes at 1 kHz, a 143-MB CSV: 836 MB at its peak).
+windows at a time; the windows are those of the whole recording, to the bit. A vibration CSV's text is split and parsed
+a block of lines at a time into one table of its numbers (an hour of three axes at 1 kHz, a 123-MB CSV: 381 MB at its
+peak, 834 MB when its lines were split at once); MATLAB files are read whole.
 
 Checks: the same as ``anomaly score``, so the device refuses what the CLI refuses.
 

@@ -64,3 +64,50 @@ def csv_records(text: str, wanted: set[str]) -> tuple[list[tuple[int, list[str]]
         records.append((start + skip, cells))
         start = reader.line_num + 1
     return records, delim
+
+
+#: characters of a text split into lines at a time by :class:`LineBlocks` (about 100,000 lines of a CSV of numbers)
+BLOCK_CHARS = 4 << 20
+
+
+class LineBlocks:
+    """The lines of a long text, split a block at a time: a list of every line of a 1-h vibration CSV took 2.5 times
+    the file's size (a Python string per line). ``lines[i]`` is line ``i`` (0-based, of the whole text, as
+    ``text.splitlines()`` numbers them) among those held; :meth:`read` splits the next block."""
+
+    def __init__(self, text: str, chars: int | None = None):
+        self._text, self._pos, self.first, self._lines = text, 0, 0, []
+        self._chars = max(1, chars or BLOCK_CHARS)
+        self._nl = "\n" if "\n" in text else "\r"  # (a classic Mac file ends its lines with CR alone)
+        #: at least as many lines as the text has (a bound for arrays of its rows)
+        self.bound = text.count(self._nl) + 1
+
+    @property
+    def done(self) -> bool:
+        return self._pos >= len(self._text)
+
+    def read(self, keep: bool = False) -> list[int]:
+        """Split the next block of lines (``keep``: beside those held, else in their place); its rows with data: the
+        numbers of its lines that are neither blank nor a ``#`` comment."""
+        end = self._text.find(self._nl, min(self._pos + self._chars, len(self._text)) - 1)
+        end = len(self._text) if end < 0 else end + 1
+        part = self._text[self._pos:end].splitlines()
+        self._pos = end
+        if not keep:
+            self.first, self._lines = self.first + len(self._lines), []
+        base = self.first + len(self._lines)
+        self._lines += part
+        return [base + k for k, ln in enumerate(part) if ln.strip() and not ln.lstrip().startswith("#")]
+
+    def last_row(self) -> str:
+        """The text's last line with data (neither blank nor a comment); "" when its last 64k characters hold none."""
+        for ln in reversed(self._text[-65536:].splitlines()):
+            if ln.strip() and not ln.lstrip().startswith("#"):
+                return ln
+        return ""
+
+    def __getitem__(self, i: int) -> str:
+        return self._lines[i - self.first]
+
+    def __setitem__(self, i: int, line: str) -> None:
+        self._lines[i - self.first] = line

@@ -63,23 +63,26 @@ def _time_scale(name: str) -> float | None:
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}([.,]\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?")
 
 
-def _datetimes_to_microseconds(path: Path, lines: list[str], rows: list[int], delim: str | None) -> int | None:
-    """A column of dates and times (a logger's timestamps; looked for on the second row, the first may be a header,
-    or the third, under a units row)
-    rewritten, in ``lines``, as whole microseconds since its first (no decimal mark, so that the file's own, point or
-    comma, is still read from the other cells); its 0-based index, or None when there is none."""
-    import datetime
-
+def datetime_column(lines, rows: list[int], delim: str | None) -> tuple[int | None, int]:
+    """``(column, first)``: the 0-based column of dates and times (a logger's timestamps; looked for on the second of
+    ``rows``, the first may be a header, or the third, under a units row), None when there is none; ``first``: the
+    row it was found on (those above may hold other text)."""
     if delim is None or len(rows) < 2:
-        return None
-    col, first = None, 0
+        return None, 0
     for first in range(1, min(3, len(rows))):  # under the header, and under a units row below it
         cells = [c.strip().strip('"').strip() for c in _split(lines[rows[first]], delim)]
         if (col := next((j for j, c in enumerate(cells) if _DATETIME.fullmatch(c)), None)) is not None:
-            break
-    if col is None:
-        return None
-    t0 = None
+            return col, first
+    return None, 0
+
+
+def datetimes_to_microseconds(path: Path, lines, rows: list[int], delim: str, col: int, first: int = 0,
+                              t0=None):
+    """Column ``col`` of ``rows`` rewritten, in ``lines``, as whole microseconds since ``t0`` (None: since its first;
+    no decimal mark, so that the file's own, point or comma, is still read from the other cells); the rows before
+    ``first`` may hold other text (a header, its units). Returns ``t0``, for the rows that follow."""
+    import datetime
+
     for n, i in enumerate(rows):
         cells = _split(lines[i], delim)
         if col >= len(cells):
@@ -98,7 +101,7 @@ def _datetimes_to_microseconds(path: Path, lines: list[str], rows: list[int], de
             raise DataError(path, f"line {i + 1}, column {col + 1}: {cell!r} cannot be read as a date and time "
                                   f"after {t0} ({e})") from None
         lines[i] = delim.join(cells)
-    return col
+    return t0
 
 
 def _step_ok(col: np.ndarray) -> bool:
@@ -138,10 +141,10 @@ def _stamp_resolution(t: np.ndarray) -> float:
     in full or are too few to tell: each time may be off by half of it, so a step by a whole one."""
     if len(t) < _STAMP_ROWS:
         return 0.0
-    rel = t - t[0]
     for k in range(10):
         q = 10.0 ** -k
-        if float(np.max(np.abs(rel / q - np.round(rel / q)))) <= 1e-3:
+        if all(float(np.max(np.abs((rel := (t[i:i + 65536] - t[0]) / q) - np.round(rel)))) <= 1e-3
+               for i in range(0, len(t), 65536)):  # (in blocks: a long recording's column is large)
             return q
     return 0.0
 

@@ -41,8 +41,11 @@ CSV rules (:func:`read_vibration_csv`)
   out.
 * Channels: every remaining column, in file order (0-based, time/index column excluded);
   ``channels`` picks some of them. Only the columns that are used are checked for NaN/inf.
-* Parsing: a cheap structural pass (fields per line, to report ragged rows by line) and then
-  :func:`numpy.loadtxt` (C parser): about 0.1 s for 100 000 rows x 9 columns (8-11 MB).
+* Parsing: the layout (notes, header, units, delimiter, how numbers are written) is read from the first
+  :data:`HEAD_ROWS` rows, then the text a block of lines at a time (:class:`~latentbridge.io.text.LineBlocks`): a cheap
+  structural pass (fields per line, to report ragged rows by line) and :func:`numpy.loadtxt` (C parser) into one
+  float64 table: about 0.1 s for 100 000 rows x 9 columns (8-11 MB). A 1-h CSV of three axes at 2 kHz (253 MB) peaks at
+  614 MB (1,457 MB when its lines were split at once).
 """
 
 from __future__ import annotations
@@ -59,8 +62,8 @@ from latentbridge.io.cells import (_decimal_commas, _delim_name, _find_bad_cell,
                                   quoted_thousands_hint, thousands_problem)
 from latentbridge.io.columns import by_name
 from latentbridge.io.notes import file_note
-from latentbridge.io.text import decode_text, excel_separator
-from latentbridge.io.timecolumns import (TIME_STEP_TOLERANCE, _datetimes_to_microseconds, _epoch_scale, _norm_name,
+from latentbridge.io.text import LineBlocks, decode_text, excel_separator
+from latentbridge.io.timecolumns import (TIME_STEP_TOLERANCE, _epoch_scale, _norm_name, datetime_column, datetimes_to_microseconds,
                                          _stamp_resolution, time_column)
 from latentbridge.utils import atomic_path, first_time
 
@@ -79,6 +82,10 @@ RATE_HINT = ("give it (-o vibration.sample_rate=HZ to train a bridge model, -o a
              "model, which keeps it; --sample-rate HZ for evaluate, sample and anomaly score / calibrate; "
              "sample_rate in a /score or /predict request; --sample-rate HZ for python -m latentbridge.edge)")
 
+
+#: the rows of a CSV its layout is read from (notes above the table, header, units, delimiter, how numbers are
+#: written); the rest is read a block of lines at a time (:class:`~latentbridge.io.text.LineBlocks`)
+HEAD_ROWS = 256
 
 #: the highest sample rate read (acoustic-emission sensors reach a few MHz); resampling to 1e13 Hz ran without end
 MAX_RATE = 1e8
@@ -117,11 +124,11 @@ _RATE_NOTE = re.compile(r"(?i)\b(?:sampl(?:e|ing)[\s_-]*(?:rate|frequency|freq)|
                         r"([0-9]+(?:[.,][0-9]+)?)\s*(khz|hz|s/s|sps)?")
 
 
-def _table_start(lines: list[str], rows: list[int]) -> int:
-    """Where the table begins among ``rows``: after a logger's notes (device, date, "Sample rate: 1000 Hz"), lines
-    with words in them and fewer fields than the table's last line, the first line of the table's shape followed by
-    five more. 0 otherwise (a ragged table, or a header wider than its rows, is the structural pass's to name)."""
-    last = lines[rows[-1]]
+def _table_start(lines, rows: list[int], last: str) -> int:
+    """Where the table begins among ``rows`` (the file's first rows: at least 70, or all): after a logger's notes
+    (device, date, "Sample rate: 1000 Hz"), lines with words in them and fewer fields than the table's last line
+    (``last``, the file's), the first line of the table's shape followed by five more. 0 otherwise (a ragged table, or a
+    header wider than its rows, is the structural pass's to name)."""
     delim = _pick_delimiter(last)
     width = len(_split(last, delim))
     for k in range(min(64, len(rows) - 6)):
@@ -161,6 +168,64 @@ def snap_rate(rate: float) -> float:
 # --------------------------------------------------------------------------- CSV
 
 
+def _time_rate(path: Path, data: np.ndarray, time_col: int, time_scale: float, header: list[str] | None, line_of,
+               sample_rate: float | None) -> float:
+    """The sample rate a CSV's time column (``time_col`` of ``data``, in units of ``time_scale`` s) gives: DataError
+    naming the file (and the line: ``line_of(row)``) for a time that does not increase evenly or disagrees with a
+    given ``sample_rate``."""
+    name = f"'{header[time_col]}' " if header is not None else ""
+    if time_scale == 1.0:
+        time_scale = _epoch_scale(path, data[:, time_col], name.strip())
+    t = data[:, time_col] * time_scale
+    d = np.diff(t)
+    # times written to a step near the sample period (milliseconds at 1024 Hz) repeat or vary by that step; where
+    # nearly every step is one and the same (milliseconds at 1 kHz) they are exact, and checked as such
+    step, q = (float(t[-1] - t[0]) / (len(t) - 1), _stamp_resolution(t)) if len(t) > 1 else (0.0, 0.0)
+    if q:
+        steps = d / q
+        np.round(steps, out=steps)
+        if np.unique(steps, return_counts=True)[1].max() >= 0.99 * len(d):
+            q = 0.0
+        del steps
+    nonpos = np.flatnonzero(d < 0 if 0 < step <= q else d <= 0)
+    if nonpos.size:
+        r = int(nonpos[0]) + 1
+        raise DataError(
+            path,
+            f"time column {name}(column {time_col + 1}) is not increasing: line {line_of(r)} has "
+            f"{data[r, time_col]:.10g} after {data[r - 1, time_col]:.10g} on line {line_of(r - 1)}",
+        )
+    med = float(np.median(d)) if not q else step
+    dev = d - med  # (in place: a column of a long recording is large)
+    np.abs(dev, out=dev)
+    dev /= med
+    worst = int(np.argmax(dev))
+    limit = TIME_STEP_TOLERANCE + q / med  # a time written to q may be off by q / 2, a step by q
+    if dev[worst] > limit:
+        raise DataError(
+            path,
+            f"time column {name}(column {time_col + 1}) is not evenly sampled: the step before line "
+            f"{line_of(worst + 1)} is {d[worst]:g} s, {100 * dev[worst]:.1f} % off the {'mean' if q else 'median'} "
+            f"step {med:g} s (limit {100 * limit:.3g} %"
+            + (f": {100 * TIME_STEP_TOLERANCE:g} % and the times' {q:g}-s resolution" if q else "")
+            + "); resample the recording or remove the time column and give the sample rate",
+        )
+    # the mean step over the whole column: a time written with few decimals (1/2048 s as 0.000488) rounds
+    # every step alike, which 1 / median step turns into 2049.18 Hz; over the column the rounding averages out
+    rate = snap_rate((len(t) - 1) / float(t[-1] - t[0]))
+    if q and abs(rate - round(rate)) <= rate * q / float(t[-1] - t[0]):  # the ends are off by up to q / 2 each
+        rate = float(round(rate))
+    if sample_rate is not None and abs(rate - float(sample_rate)) > TIME_STEP_TOLERANCE * float(sample_rate):
+        raise DataError(
+            path,
+            f"the time column gives {rate:g} Hz but the sample rate {float(sample_rate):g} Hz was given; "
+            "drop the given rate (vibration.sample_rate, --sample-rate of evaluate and sample, or a server "
+            "request's sample_rate) or the time "
+            "column",
+        )
+    return rate
+
+
 def read_vibration_csv(
     path: str | Path,
     sample_rate: float | None = None,
@@ -191,40 +256,59 @@ def read_vibration_csv(
     if path.is_dir():
         raise DataError(path, "is a folder, not a CSV file")
     raw = path.read_bytes()
-    if not raw.strip():
+    if not raw or raw.isspace():
         raise DataError(path, "file is empty" + (" (0 bytes)" if not raw else " (only whitespace)"))
     text = decode_text(raw, path, "a CSV of numbers")
     del raw
 
-    lines = text.splitlines()
-    rows = [i for i, ln in enumerate(lines) if ln.strip() and not ln.lstrip().startswith("#")]
+    lines = LineBlocks(text)  # the head, the lines the table's layout is read from, then a block at a time
+    del text
+    rows = lines.read(keep=True)
+    while len(rows) < HEAD_ROWS and not lines.done:
+        rows += lines.read(keep=True)
     if not rows:
         raise DataError(path, "file holds no data (only blank or comment lines)")
 
     sep = excel_separator(lines[rows[0]])
     if sep and len(rows) > 1:  # Excel's line naming the delimiter
         rows = rows[1:]
-    start = 0 if sep else _table_start(lines, rows)
+    start = 0 if sep else _table_start(lines, rows, lines.last_row() if not lines.done else lines[rows[-1]])
     notes = [lines[i] for i in rows[:start]]  # a logger's lines above its table
     rows = rows[start:]
     delim = sep or _pick_delimiter(lines[rows[0]])
-    datetime_col = _datetimes_to_microseconds(path, lines, rows, delim)
-    if delim in (";", "\t") and _decimal_commas(lines, rows[1:]):  # rows[0] may be a header
-        for i in rows:
-            lines[i] = lines[i].replace(",", ".")
+    datetime_col, first_stamp = datetime_column(lines, rows, delim)
+    commas = delim in (";", "\t") and _decimal_commas(lines, rows[1:])  # rows[0] may be a header
+    t0 = None
+
+    def numbers(rows: list[int], first: int = 0) -> None:  # dates and decimal commas as the parser reads them
+        nonlocal t0
+        if datetime_col is not None:
+            t0 = datetimes_to_microseconds(path, lines, rows, delim, datetime_col, first, t0)
+        if commas:
+            for i in rows:
+                lines[i] = lines[i].replace(",", ".")
+
+    numbers(rows, first_stamp)
     first_cells = _split(lines[rows[0]], delim)
     has_header = any(c.strip().strip('"').strip() != "" and not _is_number(c) for c in first_cells)
     header = [c.strip().strip('"').strip() for c in first_cells] if has_header else None
     data_rows = rows[1:] if has_header else rows
     if not data_rows:
         raise DataError(path, "no data rows (only a header line)")
-    while delim is not None and all(lines[i].rstrip().endswith(delim) for i in data_rows):
-        # a delimiter closing every line (loggers, spreadsheet exports; empty columns after the table: one per
-        # delimiter): no empty last column
+    closing = 0  # delimiters that close every line (loggers, spreadsheet exports; empty columns after the table: one
+    while delim is not None and all(lines[i].rstrip().endswith(delim) for i in data_rows):  # per delimiter)
+        closing += 1  # no empty last column (judged on the head; a later line without it is ragged)
         for i in data_rows:
             lines[i] = lines[i].rstrip()[:-1]
         if header is not None and header[-1] == "":
             header = header[:-1]
+
+    def unclosed(rows: list[int]) -> None:
+        for _ in range(closing):
+            for i in rows:
+                if (ln := lines[i].rstrip()).endswith(delim):
+                    lines[i] = ln[:-1]
+
     if header is not None and len(data_rows) > 1:  # a units row under the header (instrument exports): its units
         units = [c.strip().strip('"').strip() for c in _split(lines[data_rows[0]], delim)]  # join the names
         if any(units) and not any(_is_number(u) for u in units if u):
@@ -236,12 +320,13 @@ def read_vibration_csv(
         raise DataError(path, problem)
 
     # --- structure: the same number of fields on every line
-    if delim is None:
-        counts = np.fromiter((len(lines[i].split()) for i in data_rows), dtype=np.int64, count=len(data_rows))
-    else:
-        counts = np.fromiter((lines[i].count(delim) for i in data_rows), dtype=np.int64,
-                             count=len(data_rows)) + 1
-    # expected: the header's field count, else the most common count among the data lines
+    def fields(rows: list[int]) -> np.ndarray:
+        if delim is None:
+            return np.fromiter((len(lines[i].split()) for i in rows), dtype=np.int64, count=len(rows))
+        return np.fromiter((lines[i].count(delim) for i in rows), dtype=np.int64, count=len(rows)) + 1
+
+    counts = fields(data_rows)
+    # expected: the header's field count, else the most common count among the data lines (of the head)
     expected = len(header) if header is not None else int(np.bincount(counts).argmax())
     if header is not None and np.all(counts == counts[0]) and counts[0] != expected:
         raise DataError(
@@ -251,43 +336,66 @@ def read_vibration_csv(
             + (": numbers written with decimal commas between cells separated by commas? Save the file with ';' "
                "or tabs between the cells" if delim == "," and 2 * len(header) == int(counts[0]) else ""),
         )
-    bad = np.flatnonzero(counts != expected)
-    if bad.size:
-        b = int(bad[0])
-        basis = f"as in the header on line {rows[0] + 1}" if header is not None else "as on most lines"
-        more = f"; {bad.size} lines differ in all" if bad.size > 1 else ""
-        raise DataError(
-            path,
-            f"ragged rows: line {data_rows[b] + 1} has {int(counts[b])} fields, expected {expected} "
-            f"({basis}; delimiter {_delim_name(delim)}){more}"
-            + (quoted_thousands_hint(lines[data_rows[b]]) if delim == "," else ""),
-        )
 
     # --- columns of text on every line (a logger's status or device name): not sensors, left out
     def text(cell: str) -> bool:  # words, not a number written oddly ('1,5' among points is named by the parser)
         c = cell.strip().strip('"').strip()
         return any(ch.isalpha() for ch in c) and not _is_number(c)
 
-    text_cols = [j for j, c in enumerate(_split(lines[data_rows[0]], delim)) if text(c)]
+    text_cols = [j for j, c in enumerate(_split(lines[data_rows[0]], delim)) if text(c)] \
+        if np.all(counts == expected) else []  # (ragged rows are named first)
     if text_cols:  # text on every line, or a sensor column that begins with a gap: the parser names its cell
         text_cols = [j for j in text_cols if all(text(_split(lines[i], delim)[j]) for i in data_rows)]
     if text_cols:
         named, many = ", ".join(repr(header[j]) if header else str(j + 1) for j in text_cols), len(text_cols) > 1
         file_note(log, ("csv text columns", tuple(text_cols)), path,
                   f"column{'s' if many else ''} {named} hold{'' if many else 's'} text, not numbers: left out")
+    first_line = {data_rows[0]: lines[data_rows[0]]}  # (where a text column's first number is named)
 
-    # --- numbers (C parser)
-    try:
-        data = np.loadtxt([lines[i] for i in data_rows], delimiter=delim, dtype=np.float64, ndmin=2,
-                          quotechar='"' if delim is not None else None, comments=None,
-                          converters={j: _zero for j in text_cols} or None)
-    except ValueError:
-        raise _find_bad_cell(path, lines, data_rows, delim, 0, text_cols) from None
-    del text, lines
-    n_rows, n_cols = data.shape
+    # --- numbers (C parser), a block of lines at a time: (rows, columns) float64 and each row's line
+    data, at, n_rows = np.empty((0, expected)), np.empty(0, dtype=np.int64), 0
+    ragged, n_ragged = None, 0
+    while True:
+        counts = fields(data_rows) if counts is None else counts  # (the head's are counted)
+        if (bad := np.flatnonzero(counts != expected)).size:
+            ragged = ragged or (data_rows[int(bad[0])], int(counts[bad[0]]), lines[data_rows[int(bad[0])]])
+            n_ragged += bad.size
+        if ragged is None and data_rows:
+            if text_cols and (mixed := [j for j in text_cols
+                                        if not all(text(_split(lines[i], delim)[j]) for i in data_rows)]):
+                raise _find_bad_cell(path, first_line, list(first_line), delim, 0,
+                                     [j for j in text_cols if j not in mixed])
+            try:
+                block = np.loadtxt([lines[i] for i in data_rows], delimiter=delim, dtype=np.float64, ndmin=2,
+                                   quotechar='"' if delim is not None else None, comments=None,
+                                   converters={j: _zero for j in text_cols} or None)
+            except ValueError:
+                raise _find_bad_cell(path, lines, data_rows, delim, 0, text_cols) from None
+            if n_rows + len(block) > len(data):  # (room for every line of the text, once)
+                grown = max(lines.bound, n_rows + len(block))
+                data = np.concatenate([data[:n_rows], np.empty((grown - n_rows, expected))])
+                at = np.concatenate([at[:n_rows], np.empty(grown - n_rows, dtype=np.int64)])
+            data[n_rows:n_rows + len(block)], at[n_rows:n_rows + len(block)] = block, data_rows
+            n_rows += len(block)
+        if lines.done:
+            break
+        data_rows, counts = lines.read(), None
+        numbers(data_rows)
+        unclosed(data_rows)
+    if ragged is not None:
+        basis = f"as in the header on line {rows[0] + 1}" if header is not None else "as on most lines"
+        more = f"; {n_ragged} lines differ in all" if n_ragged > 1 else ""
+        raise DataError(
+            path,
+            f"ragged rows: line {ragged[0] + 1} has {ragged[1]} fields, expected {expected} "
+            f"({basis}; delimiter {_delim_name(delim)}){more}"
+            + (quoted_thousands_hint(ragged[2]) if delim == "," else ""),
+        )
+    lines = None  # (the text: its numbers are read)
+    data, n_cols = data[:n_rows], data.shape[1]
 
     def line_of(r: int) -> int:
-        return data_rows[r] + 1
+        return int(at[r]) + 1
 
     # --- time / index column
     time_col, time_scale, time_hint, dropped = time_column(path, header, data, datetime_col, text_cols)
@@ -310,9 +418,9 @@ def read_vibration_csv(
 
     # --- finite values in the columns used
     check_cols = use_cols + ([time_col] if time_col is not None else [])
-    sub = data[:, check_cols]
-    finite = np.isfinite(sub)
-    if not finite.all():
+    if not all(np.isfinite(data[:, j]).all() for j in check_cols):  # (a column at a time: no copy of the table)
+        sub = data[:, check_cols]
+        finite = np.isfinite(sub)
         n_nan = int(np.isnan(sub).sum())
         n_bad = int(sub.size - finite.sum())
         r, k = divmod(int(np.flatnonzero(~finite.ravel())[0]), len(check_cols))
@@ -327,50 +435,7 @@ def read_vibration_csv(
     # --- sample rate
     rate: float | None = None
     if time_col is not None:
-        name = f"'{header[time_col]}' " if header is not None else ""
-        if time_scale == 1.0:
-            time_scale = _epoch_scale(path, data[:, time_col], name.strip())
-        t = data[:, time_col] * time_scale
-        d = np.diff(t)
-        # times written to a step near the sample period (milliseconds at 1024 Hz) repeat or vary by that step; where
-        # nearly every step is one and the same (milliseconds at 1 kHz) they are exact, and checked as such
-        step, q = (float(t[-1] - t[0]) / (len(t) - 1), _stamp_resolution(t)) if len(t) > 1 else (0.0, 0.0)
-        if q and np.unique(np.round(d / q), return_counts=True)[1].max() >= 0.99 * len(d):
-            q = 0.0
-        nonpos = np.flatnonzero(d < 0 if 0 < step <= q else d <= 0)
-        if nonpos.size:
-            r = int(nonpos[0]) + 1
-            raise DataError(
-                path,
-                f"time column {name}(column {time_col + 1}) is not increasing: line {line_of(r)} has "
-                f"{data[r, time_col]:.10g} after {data[r - 1, time_col]:.10g} on line {line_of(r - 1)}",
-            )
-        med = float(np.median(d)) if not q else step
-        dev = np.abs(d - med) / med
-        worst = int(np.argmax(dev))
-        limit = TIME_STEP_TOLERANCE + q / med  # a time written to q may be off by q / 2, a step by q
-        if dev[worst] > limit:
-            raise DataError(
-                path,
-                f"time column {name}(column {time_col + 1}) is not evenly sampled: the step before line "
-                f"{line_of(worst + 1)} is {d[worst]:g} s, {100 * dev[worst]:.1f} % off the {'mean' if q else 'median'} "
-                f"step {med:g} s (limit {100 * limit:.3g} %"
-                + (f": {100 * TIME_STEP_TOLERANCE:g} % and the times' {q:g}-s resolution" if q else "")
-                + "); resample the recording or remove the time column and give the sample rate",
-            )
-        # the mean step over the whole column: a time written with few decimals (1/2048 s as 0.000488) rounds
-        # every step alike, which 1 / median step turns into 2049.18 Hz; over the column the rounding averages out
-        rate = snap_rate((len(t) - 1) / float(t[-1] - t[0]))
-        if q and abs(rate - round(rate)) <= rate * q / float(t[-1] - t[0]):  # the ends are off by up to q / 2 each
-            rate = float(round(rate))
-        if sample_rate is not None and abs(rate - float(sample_rate)) > TIME_STEP_TOLERANCE * float(sample_rate):
-            raise DataError(
-                path,
-                f"the time column gives {rate:g} Hz but the sample rate {float(sample_rate):g} Hz was given; "
-                "drop the given rate (vibration.sample_rate, --sample-rate of evaluate and sample, or a server "
-                "request's sample_rate) or the time "
-                "column",
-            )
+        rate = _time_rate(path, data, time_col, time_scale, header, line_of, sample_rate)
     elif sample_rate is not None or fallback_rate is not None and _rate_of_notes(notes) is None:
         rate = float(sample_rate if sample_rate is not None else fallback_rate)
         source = "given" if sample_rate is not None else "fallback"
@@ -392,7 +457,10 @@ def read_vibration_csv(
         rate_from.append("time" if time_col is not None else source)
     if names is not None and header is not None:
         names.extend(header[j] for j in use_cols)
-    wave = np.ascontiguousarray(data[:, use_cols].T, dtype=np.float32)
+    at = None  # (lines of rows, for messages)
+    wave = np.empty((len(use_cols), n_rows), dtype=np.float32)  # (a column at a time: no float64 copy of them)
+    for k, j in enumerate(use_cols):
+        wave[k] = data[:, j]
     return wave, float(rate)
 
 
