@@ -45,17 +45,23 @@ def _scores(scores, name: str = "scores") -> np.ndarray:
     return s
 
 
-def _labels_scores(labels, scores) -> tuple[np.ndarray, np.ndarray]:
+def _labels(labels) -> np.ndarray:
+    """``labels`` as 0 / 1 int64; ValueError for any other value (0.5 was read as 0, 2 as a missing class)."""
     y = np.asarray(labels).reshape(-1)
-    s = _scores(scores)
-    if y.shape[0] != s.shape[0]:
-        raise ValueError(f"labels and scores differ in length: {y.shape[0]} vs {s.shape[0]}")
     if y.dtype == bool:
         y = y.astype(np.int64)
     uniq = set(np.unique(y).tolist())
     if not uniq <= {0, 1}:
         raise ValueError(f"labels must be 0 (normal) or 1 (anomalous); got values {sorted(uniq)}")
-    return y.astype(np.int64), s
+    return y.astype(np.int64)
+
+
+def _labels_scores(labels, scores) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(labels).reshape(-1)
+    s = _scores(scores)
+    if y.shape[0] != s.shape[0]:
+        raise ValueError(f"labels and scores differ in length: {y.shape[0]} vs {s.shape[0]}")
+    return _labels(y), s
 
 
 def _need_both(y: np.ndarray, what: str) -> None:
@@ -104,6 +110,8 @@ def partial_auc(labels, scores, max_fpr: float = 0.1, standardized: bool = True)
 
 def threshold_mean_std(scores, k: float = 2.0) -> float:
     """``mean + k * std`` of (normal) scores, with the population std (ddof=0)."""
+    if not math.isfinite(float(k)):
+        raise ValueError(f"k must be a finite number, got {k!r}")
     s = _scores(scores)
     return float(s.mean() + float(k) * s.std())
 
@@ -206,7 +214,9 @@ def bootstrap_indices(labels, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
     """``n_boot`` resamples (rows) of the sample indices, drawn with replacement within each class, so
     every resample keeps the numbers of normal and anomalous samples. Share one array between
     detectors scored on the same samples to compare them on the same resamples (paired)."""
-    y = np.asarray(labels).reshape(-1).astype(np.int64)
+    if int(n_boot) < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot!r}")
+    y = _labels(labels)
     _need_both(y, "bootstrap_indices")
     rng = np.random.default_rng(seed)
     parts = [rng.choice(np.flatnonzero(y == c), size=(int(n_boot), int((y == c).sum())), replace=True)

@@ -36,11 +36,13 @@ def coherence(classifier, generated, target_labels) -> dict[str, Any]:
     """
     if hasattr(target_labels, "detach"):
         target_labels = target_labels.detach().cpu().numpy()
-    targets = np.asarray(target_labels).reshape(-1).astype(np.int64)
-    if targets.size == 0:
+    raw = np.asarray(target_labels).reshape(-1)
+    if raw.size == 0:
         raise ValueError("coherence needs at least one sample")
-    if targets.min() < 0 or targets.max() > 9:
-        raise ValueError("target labels must be digits 0-9")
+    targets = raw.astype(np.int64)
+    if (targets != raw).any() or targets.min() < 0 or targets.max() > 9:  # (1.7 was read as 1)
+        bad = raw[(targets != raw) | (targets < 0) | (targets > 9)][0].item()
+        raise ValueError(f"target labels must be digits 0-9, got {bad!r}")
     proba = None
     if hasattr(classifier, "predict_proba"):
         proba = np.asarray(classifier.predict_proba(generated))
@@ -49,6 +51,8 @@ def coherence(classifier, generated, target_labels) -> dict[str, Any]:
         preds = np.asarray(classifier.predict(generated)).reshape(-1)
     if len(preds) != len(targets):
         raise ValueError(f"{len(preds)} generated samples for {len(targets)} target labels")
+    if len(preds) and (preds.min() < 0 or preds.max() > 9):  # (a -1 was counted as a 9)
+        raise ValueError(f"the classifier predicted {preds[(preds < 0) | (preds > 9)][0].item()!r}, not a digit 0-9")
     res = per_class(targets, preds)
     out = {"accuracy": res["accuracy"], "n": int(len(targets)), "chance": 0.1,
            "per_class_accuracy": res["per_class_accuracy"], "per_class_n": res["per_class_n"],

@@ -152,6 +152,8 @@ def clustering_scores(
         size = silhouette_sample_size
         if size is not None and int(size) >= x.shape[0]:
             size = None
+        if size is not None and int(size) <= k:  # (sklearn's "Number of labels is 1" for a subset of one cluster)
+            raise ValueError(f"silhouette_sample_size must exceed the number of clusters, {k}; got {size}")
         sil = float(silhouette_score(x, pred, sample_size=size, random_state=seed))
     else:
         sil = float("nan")
@@ -314,6 +316,9 @@ def agreement_zones(clusters_a, clusters_b, mapping: dict | None = None) -> dict
     else:
         mapping = {_py(k): _py(v) for k, v in dict(mapping).items()}
     labels_a = [_py(v) for v in la]
+    if mapping and not any(lab in mapping for lab in labels_a):  # (keys read back from JSON as strings: all diverged)
+        raise ValueError(f"the mapping covers none of clusters_a's labels {labels_a[:10]} (its keys: "
+                         f"{list(mapping)[:10]}): keys of another type, e.g. strings read from JSON?")
     converges = np.zeros(a.shape[0], dtype=bool)
     for i, lab in enumerate(labels_a):
         if lab not in mapping:

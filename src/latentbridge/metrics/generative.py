@@ -17,11 +17,19 @@ import warnings
 import numpy as np
 
 
+def _finite(a: np.ndarray, what: str) -> np.ndarray:
+    """``a``, or ValueError naming ``what`` when it holds NaN or inf (a NaN mean read as a Fréchet distance of 0)."""
+    if not np.isfinite(a).all():
+        raise ValueError(f"{what}: {int((~np.isfinite(a)).sum())} non-finite value(s) (NaN or inf)")
+    return a
+
+
 def gaussian_stats(features) -> tuple[np.ndarray, np.ndarray]:
     """Mean (d,) and covariance (d, d) (unbiased, float64) of (N, d) features, N >= 2."""
     f = np.asarray(features, dtype=np.float64)
     if f.ndim != 2 or len(f) < 2:
         raise ValueError(f"features must be (N >= 2, d), got shape {f.shape}")
+    _finite(f, "the features")
     return f.mean(axis=0), np.cov(f, rowvar=False).reshape(f.shape[1], f.shape[1])
 
 
@@ -35,6 +43,9 @@ def frechet_distance_from_stats(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> 
     s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
     if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
         raise ValueError(f"mismatched statistics: means {mu1.shape} / {mu2.shape}, covariances {s1.shape} / {s2.shape}")
+    for a, what in ((mu1, "the first mean"), (mu2, "the second mean"), (s1, "the first covariance"),
+                    (s2, "the second covariance")):
+        _finite(a, what)
     diff = mu1 - mu2
     with warnings.catch_warnings():  # singular products (dead features, collapsed samples) are handled below
         warnings.simplefilter("ignore")
@@ -77,6 +88,8 @@ def precision_recall(real, fake, k: int = 3) -> dict[str, float]:
         raise ValueError(f"real and fake must be (N, d) with the same d, got {r.shape} and {g.shape}")
     if min(len(r), len(g)) <= k:
         raise ValueError(f"precision / recall with k={k} needs more than {k} samples per set")
+    _finite(r, "the real features")
+    _finite(g, "the fake features")
     r_radii, g_radii = _knn_radii(r, k), _knn_radii(g, k)
     d = _sq_dists(g, r)  # (fake, real)
     precision = float((d <= r_radii[None, :]).any(axis=1).mean())

@@ -17,6 +17,8 @@ every metric of this module into one dict of batch means (plain floats, for JSON
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from latentbridge.io import resample
@@ -96,14 +98,27 @@ def snr(estimate, reference, eps: float = 1e-8) -> np.ndarray:
     return 10.0 * np.log10((_energy(r) + eps) / (_energy(e - r) + eps))
 
 
-def _power_frames(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+def _frames_plan(n_fft: int, hop: int | None) -> tuple[int, int]:
+    """``(n_fft, hop)`` checked (hop: a quarter of n_fft when None); ValueError for a frame under 2 samples or a hop
+    under 1."""
+    if int(n_fft) < 2:
+        raise ValueError(f"n_fft must be at least 2, got {n_fft}")
+    hop = int(n_fft) // 4 if hop is None else int(hop)
+    if hop < 1:
+        raise ValueError(f"hop must be at least 1, got {hop}")
+    return int(n_fft), hop
+
+
+def _power_frames(x: np.ndarray, n_fft: int, hop: int, cover: bool = True) -> np.ndarray:
     """Power spectra ``|STFT|^2`` of a (T,) signal: (n_fft // 2 + 1, frames).
 
     The numpy STFT of the package (:func:`latentbridge.transforms.numpy_stft.stft`: periodic
-    Hann window, no centring), after zero-padding the tail so that every sample is in a frame.
+    Hann window, no centring), after zero-padding the tail so that every sample is in a frame
+    (``cover``; else the frames that fit, as Welch's estimate takes them: a tail cut off by zeros spreads a signal's
+    offset or low frequencies over every bin; a signal shorter than one frame is padded all the same).
     """
     t = x.shape[-1]
-    n_frames = 1 if t <= n_fft else 1 + -(-(t - n_fft) // hop)  # ceil: cover every sample
+    n_frames = 1 if t <= n_fft else 1 + (-(-(t - n_fft) // hop) if cover else (t - n_fft) // hop)
     total = n_fft + (n_frames - 1) * hop
     if total > t:
         x = np.pad(x, (0, total - t))
@@ -137,11 +152,7 @@ def log_spectral_distance(
     """
     e, r = _pair(estimate, reference)
     n_fft = int(n_fft)
-    if n_fft < 2:
-        raise ValueError(f"n_fft must be at least 2, got {n_fft}")
-    hop = n_fft // 4 if hop is None else int(hop)
-    if hop < 1:
-        raise ValueError(f"hop must be at least 1, got {hop}")
+    n_fft, hop = _frames_plan(n_fft, hop)
     lead = e.shape[:-1]
     e2 = e.reshape(-1, e.shape[-1])
     r2 = r.reshape(-1, r.shape[-1])
@@ -156,15 +167,16 @@ def log_spectral_distance(
 
 def mean_psd(x, n_fft: int = 128, hop: int | None = None) -> np.ndarray:
     """Mean short-time power spectrum of a set of signals (N, C, T) or (N, T): one (C, n_fft // 2 + 1)
-    (or (n_fft // 2 + 1,)) average over signals and frames (Welch's estimate, the frames of
-    :func:`log_spectral_distance`)."""
+    (or (n_fft // 2 + 1,)) average over signals and frames (Welch's estimate: the Hann frames of
+    :func:`log_spectral_distance` that fit in each signal, no detrending)."""
     a = np.asarray(x, dtype=np.float64)
     if a.ndim < 2 or not np.isfinite(a).all():
         raise ValueError(f"signals must be finite (N, [C,] T), got shape {a.shape}")
-    hop = n_fft // 4 if hop is None else int(hop)
+    n_fft, hop = _frames_plan(n_fft, hop)
     lead = a.shape[1:-1]
     flat = a.reshape(a.shape[0], -1, a.shape[-1])
-    out = np.stack([np.mean([_power_frames(flat[n, c], n_fft, hop).mean(axis=1) for n in range(len(flat))], axis=0)
+    out = np.stack([np.mean([_power_frames(flat[n, c], n_fft, hop, cover=False).mean(axis=1)
+                             for n in range(len(flat))], axis=0)
                     for c in range(flat.shape[1])])
     return out.reshape(*lead, -1)
 
@@ -240,6 +252,11 @@ def _pesq_plan(sample_rate, mode: str | None) -> tuple[int, int, str]:
     return sr, target, mode
 
 
+#: MOS-LQO of the raw PESQ's lowest value, -0.5 (P.862.1 narrow-band, P.862.2 wide-band mappings): the score of a
+#: silent estimate of speech
+PESQ_FLOOR = {"nb": 0.999 + 4 / (1 + math.exp(1.4945 * 0.5 + 4.6607)),
+              "wb": 0.999 + 4 / (1 + math.exp(1.3669 * 0.5 + 3.8224))}
+
 #: longer signals are scored in consecutive segments of this length and the scores averaged: P.862 is specified
 #: for recordings of a few seconds (8-12 s recommended), and the ``pesq`` package crashes the process (a segmentation
 #: fault, nothing to catch) on signals of about a minute and more
@@ -272,6 +289,9 @@ def _pesq_one(e: np.ndarray, r: np.ndarray, sr: int, target: int, mode: str) -> 
             "PESQ: both signals are silent (no utterances); returning NaN", RuntimeWarning
         )
         return float("nan")
+    if not np.any(e) and np.any(r):  # the package fails on it (a NaN inside): none of the speech, the scale's floor
+        warnings.warn("PESQ: the estimate is silent; returning the scale's lowest score", RuntimeWarning)
+        return PESQ_FLOOR[mode]
     try:
         return float(_pesq.pesq(target, r, e, mode))
     except _pesq.NoUtterancesError:
@@ -311,7 +331,9 @@ def pesq_score(estimate, reference, sample_rate, mode: str | None = None, return
 
     Raises ValueError for shapes other than (T,), NaN/inf, a signal shorter than 0.25 s
     (:data:`PESQ_MIN_SECONDS`) and impossible rate/mode pairs. When the ``pesq`` package finds
-    no utterances (silent or near-silent reference) the result is NaN with a RuntimeWarning.
+    no utterances (silent or near-silent reference) the result is NaN with a RuntimeWarning; a silent (all-zero)
+    estimate of a reference with sound scores the scale's floor, :data:`PESQ_FLOOR` (1.017 narrow-band, 1.043
+    wide-band), with a RuntimeWarning.
     """
     e, r = _pair(estimate, reference)
     if e.ndim != 1:
