@@ -598,6 +598,33 @@ def test_reconstruct_refuses_input_phase_for_mel(audio_run, tmp_path):
         reconstruct(audio_run, [FSDD / "3_jackson_5.wav"], phase="input")
 
 
+@pytest.mark.parametrize("override, message", [
+    ("features.center=false", "features.center: false is not for the audio_ae task"),
+    ("features.hop_length=300", "features.hop_length (300) is longer than the STFT's window (features.n_fft, 256"),
+])
+def test_spectrograms_that_cannot_be_turned_back_into_sound_are_refused_at_train(tmp_path, capsys, override, message):
+    """Both trained without a word and failed at ``audio reconstruct`` with torch's traceback (istft's window
+    overlap-add; hop_length <= win_length)."""
+    out = tmp_path / "m"
+    assert main(["train", "--config", str(REPO / "configs" / "mel_ae.yaml"), "--out", str(out), "-o", override]) == 2
+    assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_reconstruct_refuses_a_model_of_uncentred_features(tmp_path, capsys, feature_cache):
+    if not FSDD.is_dir():
+        pytest.skip(f"FSDD recordings not found at {FSDD}")
+    train = tmp_path / "train"
+    train.mkdir()
+    for k in range(10):
+        shutil.copy(FSDD / f"0_jackson_{k}.wav", train)
+    model = tmp_path / "m"  # an anomaly autoencoder may read uncentred frames (it rebuilds no sound to score)
+    assert main(["anomaly", "fit", str(train), "--out", str(model), "-o", "model.name=conv_ae",
+                 "-o", "features.center=false", "-o", "train.max_epochs=1"]) == 0
+    capsys.readouterr()
+    assert main(["audio", "reconstruct", str(model), str(train / "0_jackson_0.wav"), "--out", str(tmp_path / "r")]) == 2
+    assert "not centred (features.center: false)" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
 def test_image_fit_and_evaluate(tmp_path):
     if not (MNIST_ROOT / "t10k-images-idx3-ubyte.gz").exists():
         pytest.skip(f"MNIST not found at {MNIST_ROOT}")

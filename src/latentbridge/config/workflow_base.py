@@ -57,6 +57,8 @@ class _AudioWorkflow(Workflow):
 
     audio: AudioConfig = Field(default_factory=AudioConfig)
     features: FeatureConfig = Field(default_factory=FeatureConfig)
+    #: the tasks whose spectrograms are turned back into sound (Griffin-Lim, ISTFT)
+    inverting_tasks: ClassVar[tuple[str, ...]] = ("audio_ae", "avdigits", "mld")
 
     @model_validator(mode="after")
     def _check(self):
@@ -121,6 +123,14 @@ class _AudioWorkflow(Workflow):
                              + ": the spectrogram would hold no frequencies")
         if f.win_length is not None and f.win_length > f.n_fft:
             raise ValueError(f"features.win_length ({f.win_length}) is longer than features.n_fft ({f.n_fft})")
+        if stft_known and not self._pending("features.hop_length") and f.hop_length > (f.win_length or f.n_fft):
+            raise ValueError(f"features.hop_length ({f.hop_length}) is longer than the STFT's window (features."
+                             f"{'win_length' if f.win_length else 'n_fft'}, {f.win_length or f.n_fft} samples): the "
+                             "samples between frames would reach no frame, and no sound could be rebuilt")
+        if self.task in self.inverting_tasks and not f.center:
+            raise ValueError(f"features.center: false is not for the {self.task} task, whose spectrograms are "
+                             "turned back into sound: without centring, the first samples lie under the window's zero "
+                             "and no inverse STFT can rebuild them; keep center: true")
         if f.kind == "mel" and rate_known and stft_known and not self._pending("features.n_mels"):
             from latentbridge.transforms.mel import mel_bands_without_bins
 

@@ -94,6 +94,10 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
                                 "windows and rebuilds nothing; reconstruct with an autoencoder (configs/mel_ae.yaml, "
                                 "or anomaly fit -o model.name=conv_ae)")
     transform = build_spectrogram(spec)
+    if not transform.stft.center:  # (overlap-add 0 at the first sample: a traceback)
+        raise LatentbridgeError(f"{model_dir}: its features are not centred (features.center: false), so the first "
+                                "samples of every window lie under the window's zero and no sound can be rebuilt "
+                                "from them; train the model with center: true to reconstruct")
     if phase not in ("griffinlim", "input"):
         raise ValueError(f"phase must be 'griffinlim' or 'input', got {phase!r}")
     if phase == "input" and transform.kind != "stft":
