@@ -171,3 +171,78 @@ def test_a_file_left_out_of_the_csv_takes_no_label_from_a_namesake(tmp_path, mon
     (tmp_path / "names.csv").write_text("path,label\nclip.wav,normal\na.wav,anomalous\n")  # bare names: every namesake
     monkeypatch.chdir(tmp_path / "x")  # (where a bare name would name a file of the working folder)
     assert resolve_labels(files, str(tmp_path / "names.csv")).tolist() == [1, 0, 0]
+
+
+@pytest.mark.parametrize("name, label", [
+    ("normal_id_00_00000000.wav", 0), ("anomaly_id_02_00000003.wav", 1),  # DCASE 2020
+    ("section_00_source_test_anomaly_0001_vel_6_loc_A.wav", 1),  # DCASE 2021-2025: the word inside the name
+    ("section_01_target_test_normal_0003_car_B1.wav", 0), ("fan-abnormal-3.wav", 1),
+    ("section_00_0000.wav", None), ("not_normal_01.wav", None), ("abnormal_vs_normal.wav", None),
+    ("normalised_01.wav", None), ("0_jackson_0.wav", None),
+])
+def test_labels_from_the_words_of_file_names(name, label):
+    """DCASE 2021+ names were 'no label' under --labels auto, and fit took a test folder of them (half anomalous)
+    without a word: its AUC 0.40 against 0.97 for the model fitted on train/."""
+    from latentbridge.data.labels import label_from_path, name_label
+
+    assert name_label(name) == label and label_from_path(Path("x") / name) == label
+
+
+def test_fit_refuses_a_dcase_test_folder_and_dcase_ground_truth_reads_without_header(tmp_path):
+    from latentbridge.data.labels import list_normal_files, resolve_labels
+
+    test = tmp_path / "bearing" / "test"
+    test.mkdir(parents=True)
+    names = ["section_00_source_test_normal_0000.wav", "section_00_source_test_anomaly_0000.wav"]
+    for n in names + ["section_00_0000.wav", "section_00_0001.wav"]:
+        write_wav(test / n, np.full(800, 0.1, np.float32), 8000)
+    with pytest.raises(DataError, match="1 of the 4 recordings are marked anomalous"):
+        list_normal_files(test)
+    truth = tmp_path / "ground_truth_bearing_section_00_test.csv"  # DCASE's evaluation labels: no header
+    truth.write_text("section_00_0000.wav,0\nsection_00_0001.wav,1\n")
+    files = [test / "section_00_0000.wav", test / "section_00_0001.wav"]
+    assert resolve_labels(files, str(truth)).tolist() == [0, 1]
+    with pytest.raises(DataError, match=r"no label \(no folder named normal or anomalous / anomaly / abnormal holds "
+                                        r"it, and no such word is in its name"):
+        resolve_labels(files, "auto")
+
+
+def test_dcase_groups_and_the_official_score_match_the_challenges_evaluator():
+    """Per section: AUC of each domain = its normal files against every anomalous file of the section, pAUC over the
+    section (sklearn's max_fpr=0.1); the official score is their harmonic mean over the sections (DCASE 2022-2025)."""
+    from scipy.stats import hmean
+    from sklearn.metrics import roc_auc_score
+
+    from latentbridge.data.labels import dcase_groups
+    from latentbridge.metrics.anomaly import group_metrics
+
+    rng = np.random.default_rng(3)
+    files, y = [], []
+    for sec in ("00", "01"):
+        for dom in ("source", "target"):
+            for lab in ("normal", "anomaly"):
+                for k in range(10):
+                    files.append(Path(f"section_{sec}_{dom}_test_{lab}_{k:04d}_vel_6.wav"))
+                    y.append(int(lab == "anomaly"))
+    y = np.array(y)
+    s = rng.normal(size=len(y)) + 1.2 * y
+    groups, domains = dcase_groups(files)
+    m = group_metrics(y, s, groups, domains)
+    g, d = np.array(groups), np.array(domains)
+    official = []
+    for sec in ("section_00", "section_01"):
+        mine = g == sec
+        assert m[f"pauc_{sec}"] == pytest.approx(roc_auc_score(y[mine], s[mine], max_fpr=0.1))
+        for dom in ("source", "target"):
+            pick = mine & ((d == dom) | (y == 1))
+            assert m[f"auc_{sec}_{dom}"] == pytest.approx(roc_auc_score(y[pick], s[pick]))
+            official.append(m[f"auc_{sec}_{dom}"])
+        official.append(m[f"pauc_{sec}"])
+    assert m["dcase_score"] == pytest.approx(hmean(official))
+    assert m["auc_groups_mean"] == pytest.approx(np.mean([m["auc_section_00"], m["auc_section_01"]]))
+    # DCASE 2020: machine IDs, no domains; one group, or none, gives no breakdown
+    ids, none = dcase_groups([Path("normal_id_00_0.wav"), Path("anomaly_id_02_0.wav")])
+    assert ids == ["id_00", "id_02"] and none is None
+    assert dcase_groups([Path("normal_id_00_0.wav"), Path("anomaly_id_00_1.wav")]) == (None, None)
+    assert dcase_groups([Path("a.wav"), Path("b.wav")]) == (None, None)
+    assert group_metrics([0, 1, 0, 0], [0.1, 0.9, 0.2, 0.3], ["id_00", "id_00", "id_02", "id_02"])["auc_id_02"] is None

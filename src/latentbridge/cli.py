@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     asc.add_argument("paths", nargs="+", help="audio files or folders")
     asc.add_argument("--out", required=True, help="folder for scores.csv, score histograms, example windows, "
                                                   "report.html and summary.json (with labels also metrics.json, ROC)")
-    asc.add_argument("--labels", help="'auto' (folder named normal/anomalous) or a CSV with columns path,label")
+    asc.add_argument("--labels", help="'auto' (normal/anomalous folders or name words) or a CSV with columns path,label")
     asc.add_argument("--aggregate", choices=["mean", "max"], help="per-file aggregate of window scores")
     asc.add_argument("--score", help="another of the model's scores (e.g. combined, latent_knn), with the "
                                      "threshold calibrated for it at fit time; default: the model's score")

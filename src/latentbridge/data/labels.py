@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from pathlib import Path
 
@@ -15,7 +16,8 @@ LABEL_NAMES = {"normal": 0, "anomalous": 1, "anomaly": 1, "0": 0, "1": 1, "abnor
 
 def label_from_path(path: Path, root: Path | None = None) -> int | None:
     """0 under a folder named ``normal``, 1 under ``anomalous``/``anomaly``/``abnormal`` (the nearest
-    such folder wins), else from a ``normal_`` / ``anomalous_`` file-name prefix; None otherwise. With ``root``, the
+    such folder wins), else from the words of the file's name (:func:`name_label`: ``normal_01.wav``, DCASE's
+    ``section_00_target_test_anomaly_0003.wav``); None otherwise. With ``root``, the
     folder the file was found in as the user gave it (a file given by itself: its own folder), only that folder and
     those below it count: the folders above are not the data's (a project folder named ``anomaly`` labelled every file
     under it, the AUC moved with the folder the command ran in)."""
@@ -28,12 +30,22 @@ def label_from_path(path: Path, root: Path | None = None) -> int | None:
             return 0
         if part.lower() in ("anomalous", "anomaly", "abnormal"):
             return 1
-    name = path.name.lower()
-    if name.startswith("normal_"):
-        return 0
-    if name.startswith(("anomalous_", "anomaly_", "abnormal_")):
-        return 1
-    return None
+    return name_label(path.name)
+
+
+#: the words of a file name that label it (DCASE: ``normal_id_00_00000000.wav``, ``section_00_source_test_anomaly_0001_
+#: vel_6_loc_A.wav``), unless a word before them negates them (``not_normal``)
+_NAME_WORDS = {"normal": 0, "anomalous": 1, "anomaly": 1, "abnormal": 1}
+_NEGATIONS = {"not", "no", "non"}
+
+
+def name_label(name: str) -> int | None:
+    """0 / 1 from the words of a file name (split at ``_``, ``-``, spaces and dots): one of ``normal`` or ``anomaly``
+    / ``anomalous`` / ``abnormal``; None for neither, both, or a negated one."""
+    words = [w for w in re.split(r"[_\-\s.]+", Path(name).stem.lower()) if w]
+    found = {_NAME_WORDS[w] for w in words if w in _NAME_WORDS}
+    negated = any(w in _NAME_WORDS and k and words[k - 1] in _NEGATIONS for k, w in enumerate(words))
+    return found.pop() if len(found) == 1 and not negated else None
 
 
 def _roots(files: list[Path], given) -> list[Path]:
@@ -69,6 +81,22 @@ def list_normal_files(paths, what: str = "training") -> list[Path]:
     return files
 
 
+def dcase_groups(files: list[Path]) -> tuple[list[str | None] | None, list[str | None] | None]:
+    """``(groups, domains)`` of recordings named as DCASE's: the group of each, its machine ID (``id_00`` in
+    ``normal_id_00_00000000.wav``, DCASE 2020) or section (``section_00``, 2021-2025), and its domain (``source`` /
+    ``target``) where its name gives one; ``(None, None)`` unless the names give at least two groups or a domain."""
+    groups, domains = [], []
+    for f in files:
+        words = re.split(r"[_\-\s.]+", Path(f).stem.lower())
+        pairs = [f"{a}_{b}" for a, b in zip(words, words[1:]) if a in ("id", "section") and b.isdigit()]
+        groups.append(pairs[0] if len(pairs) == 1 else None)
+        found = {w for w in words if w in ("source", "target")}
+        domains.append(found.pop() if len(found) == 1 else None)
+    if any(d is not None for d in domains) or len({g for g in groups if g is not None}) >= 2:
+        return groups, domains if any(d is not None for d in domains) else None
+    return None, None
+
+
 AMBIGUOUS = -1  # a file name listed with both labels
 
 
@@ -79,20 +107,23 @@ def _key(text: str) -> str:
 
 
 def read_label_csv(path: str | Path) -> dict[str, int]:
-    """``path,label`` rows (label normal/anomalous/0/1; paths absolute, or relative to the CSV's folder or, for a
-    file found only there, to the working folder; a row whose path matches no file labels the files of its name when
-    no other row of that name gives the other label). Column names in any case; comma, semicolon or tab between
-    them (or Excel's ``sep=X`` line); quoted fields may hold the separator or line breaks; UTF-8, UTF-16 or
-    Windows-1252 text."""
+    """``path,label`` rows, under that header or none (label normal/anomalous/0/1; paths absolute, or relative to the
+    CSV's folder or, for a file found only there, to the working folder; a row whose path matches no file labels the
+    files of its name when no other row of that name gives the other label). Column names in any case; comma,
+    semicolon or tab between them (or Excel's ``sep=X`` line); quoted fields may hold the separator or line breaks;
+    UTF-8, UTF-16 or Windows-1252 text."""
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "label file does not exist" if not path.exists() else "label file is not a file")
     records, _ = csv_records(decode_text(path.read_bytes(), path, "a label CSV (columns path,label)", legacy="all"),
                              {"path", "label"})
     names = [h.strip().lower() for h in (records[0][1] if records else [])]
-    if not {"path", "label"} <= set(names):
-        raise DataError(path, "label CSV needs the columns 'path,label'")
-    rows = [(n, dict(zip(names, r))) for n, r in records[1:] if any(c.strip() for c in r)]
+    headless = len(names) == 2 and names[1] in LABEL_NAMES and "path" not in names  # DCASE's ground truth: name,0|1
+    if not ({"path", "label"} <= set(names) or headless):
+        raise DataError(path, "label CSV needs the columns 'path,label' (or no header and those two columns)")
+    if headless:
+        names = ["path", "label"]
+    rows = [(n, dict(zip(names, r))) for n, r in records[0 if headless else 1:] if any(c.strip() for c in r)]
     out: dict[str, int] = {}
     by_name: dict[str, set[int]] = {}
     here = []
@@ -138,7 +169,9 @@ def resolve_labels(files: list[Path], labels: str | None, given=()) -> np.ndarra
             missing.append(f)
         out.append(lab)
     if missing:
-        where = "no path component named 'normal' or 'anomalous'" if table is None else f"not listed in {labels}"
+        where = ("no folder named normal or anomalous / anomaly / abnormal holds it, and no such word is in its name "
+                 "(normal_01.wav, section_00_source_test_anomaly_0001.wav)" if table is None
+                 else f"not listed in {labels}")
         raise DataError(missing[0], f"no label ({where})" + (
             f"; {len(missing) - 1} more file(s) without a label: " + ", ".join(map(str, missing[1:6]))
             if len(missing) > 1 else ""))

@@ -30,6 +30,7 @@ __all__ = [
     "detection_metrics",
     "bootstrap_indices",
     "bootstrap_interval",
+    "group_metrics",
 ]
 
 
@@ -235,3 +236,43 @@ def bootstrap_interval(labels, scores, metric=roc_auc, level: float = 0.95, n_bo
     values = np.array([metric(y[i], s[i]) for i in idx])
     lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
+
+
+def group_metrics(labels, scores, groups, domains=None, max_fpr: float = 0.1) -> dict[str, float | None]:
+    """AUC and pAUC of the files of each group (a machine's ID, a DCASE section; None: in no group): ``auc_G``,
+    ``pauc_G``, and their arithmetic means over the groups, ``auc_groups_mean`` / ``pauc_groups_mean`` (DCASE 2020's
+    figure of a machine type). With ``domains`` (``"source"`` / ``"target"`` per file, None where unknown), each
+    group's AUC per domain as DCASE 2022-2025 compute it, the domain's normal files against every anomalous file of the
+    group (``auc_G_source``, ``auc_G_target``), and ``dcase_score``: the harmonic mean over the groups of their AUC
+    per domain and their pAUC (the challenge's official score of a machine type). None where a group lacks a class
+    (left out of the means and of ``dcase_score``, which is then None)."""
+    y, s = _labels_scores(labels, scores)
+    groups = np.asarray([None if g is None else str(g) for g in groups], dtype=object)
+    doms = None if domains is None else np.asarray(list(domains), dtype=object)
+    if len(groups) != len(y) or (doms is not None and len(doms) != len(y)):
+        raise ValueError(f"{len(y)} labels, {len(groups)} groups" + ("" if doms is None else f", {len(doms)} domains"))
+
+    def both(mask: np.ndarray, fn, *args) -> float | None:
+        k = y[mask]
+        return fn(k, s[mask], *args) if 0 < k.sum() < len(k) else None
+
+    out: dict[str, float | None] = {}
+    means: dict[str, list[float]] = {"auc": [], "pauc": []}
+    official: list[float | None] = []
+    for g in sorted({g for g in groups if g is not None}):
+        mine = groups == g
+        out[f"auc_{g}"], out[f"pauc_{g}"] = both(mine, roc_auc), both(mine, partial_auc, max_fpr)
+        for key in means:
+            if out[f"{key}_{g}"] is not None:
+                means[key].append(out[f"{key}_{g}"])
+        if doms is not None:
+            for d in ("source", "target"):
+                out[f"auc_{g}_{d}"] = both(mine & ((doms == d) | (y == 1)), roc_auc) if (mine & (doms == d)).any() \
+                    else None
+            official += [out[f"auc_{g}_source"], out[f"auc_{g}_target"], out[f"pauc_{g}"]]
+    out.update({f"{key}_groups_mean": float(np.mean(v)) if v else None for key, v in means.items()})
+    if doms is not None:
+        from scipy.stats import hmean
+
+        out["dcase_score"] = float(hmean(official)) if official and None not in official else None
+    return out

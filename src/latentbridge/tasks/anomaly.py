@@ -23,7 +23,7 @@ from latentbridge.data.blocks import read_in_blocks, window_features
 from latentbridge.data.labels import list_normal_files
 from latentbridge.data.survey import band_profile_db, clipping_summary, clipping_warnings, codec_counts
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
-from latentbridge.metrics.anomaly import calibrate_threshold, detection_metrics, partial_auc, roc_auc
+from latentbridge.metrics.anomaly import calibrate_threshold, detection_metrics, group_metrics, partial_auc, roc_auc
 from latentbridge.models.detectors import LENGTH_GRID
 from latentbridge.models.hub import SavedModel, load_model
 from latentbridge.tasks.anomaly_card import model_card
@@ -441,7 +441,7 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
     AUC/pAUC and the other detection metrics; ``sample_rate``: the rate of vibration files that give none
     (default: the model's ``audio.csv_rate``). None in the extra processes of a distributed run."""
     from latentbridge.data.audio import list_files
-    from latentbridge.data.labels import resolve_labels
+    from latentbridge.data.labels import dcase_groups, resolve_labels
     from latentbridge.tasks.scoring import score_files
 
     det = Detector.load(model_dir, method).read_rate(sample_rate)
@@ -476,8 +476,10 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
     y_windows = y_files[wf.file_index]
     metrics = detection_metrics(y_files, file_scores, det.threshold)
     metrics.update({"level": f"file ({aggregate} of window scores)", "window_auc": roc_auc(y_windows, scores),
-                    "window_pauc": partial_auc(y_windows, scores),
-                    **{k: v for k, v in summary.items() if k not in metrics}})
+                    "window_pauc": partial_auc(y_windows, scores)})
+    if (groups := dcase_groups(wf.files))[0] is not None:  # DCASE's machine IDs / sections and domains, by name
+        metrics.update(group_metrics(y_files, file_scores, *groups))
+    metrics.update({k: v for k, v in summary.items() if k not in metrics})
     res.labels, res.metrics = y_files, metrics
     res.examples = _examples(det, wf, scores, y_windows, n_examples)
     return res
