@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError, named_problems
-from latentbridge.io import ALL_CHANNELS, active_bounds, audio_info, level_dbfs, read_audio
+from latentbridge.io import ALL_CHANNELS, audio_info, level_dbfs, read_audio
 from latentbridge.io.columns import channels_read
 from latentbridge.utils import channel_counts, listed
 
@@ -36,6 +36,8 @@ class Survey:
     levels_dbfs: list[float] = field(default_factory=list)  # RMS level of each read file
     active_s: list[float] = field(default_factory=list)  # duration between the first and last loud frame
     silence_share: list[float] = field(default_factory=list)  # leading + trailing quiet share of each read file
+    # share of each read file's 20-ms frames within 20 dB of its loudest: about 1 for steady sound, 0.05 for clicks
+    loud_share: list[float] = field(default_factory=list)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     quiet: list[tuple[str, float]] = field(default_factory=list)  # read files under QUIET_DBFS: (path, level)
     codecs: dict[str, int] = field(default_factory=dict)  # how the files are stored (AudioInfo.codec) → count
@@ -61,13 +63,17 @@ class Survey:
         return float(np.median(self.silence_share)) if self.silence_share else 0.0
 
     @property
+    def typical_loud_share(self) -> float | None:
+        return float(np.median(self.loud_share)) if self.loud_share else None
+
+    @property
     def level_spread_db(self) -> float:
         """Spread (10th to 90th percentile) of the files' levels."""
         return float(np.subtract(*np.percentile(self.levels_dbfs, [90, 10]))) if len(self.levels_dbfs) > 1 else 0.0
 
     def summary(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if k not in ("durations_s", "levels_dbfs", "active_s",
-                                                                  "silence_share")}
+                                                                  "silence_share", "loud_share")}
         pct = lambda a: [round(float(v), 4) for v in np.percentile(a, [0, 10, 50, 90, 100])] if len(a) else []  # noqa
         d.update({"rates": {str(k): v for k, v in self.rates.items()},
                   "channels": {str(k): v for k, v in self.channels.items()},
@@ -75,6 +81,7 @@ class Survey:
                   "active_s_percentiles_0_10_50_90_100": pct(self.active_s),
                   "level_dbfs_percentiles_0_10_50_90_100": pct(self.levels_dbfs),
                   "silence_share_median": round(self.typical_silence_share, 4),
+                  "loud_share_median": None if self.loud_share == [] else round(self.typical_loud_share, 4),
                   "common_rate": self.common_rate, "level_spread_db": round(self.level_spread_db, 2)})
         return d
 
@@ -106,10 +113,10 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
         raise none_read()
     pick = readable if len(readable) <= max_read else [
         readable[i] for i in sorted(np.random.default_rng(seed).choice(len(readable), max_read, replace=False))]
-    levels, active, silence, quiet, cancelled = [], [], [], [], []
+    levels, active, silence, quiet, cancelled, loud = [], [], [], [], [], []
     for f in pick:
         try:
-            level, start, end, n, sr = _level_and_bounds(f, headers[f], top_db, csv_rate, columns)
+            level, start, end, n, sr, share = _level_and_bounds(f, headers[f], top_db, csv_rate, columns)
         except DataError as e:  # a header that reads over samples that do not: not counted anywhere
             bad.append((str(f), e.problem))
             del headers[f]
@@ -123,14 +130,15 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
             quiet.append((str(f), round(levels[-1], 1)))
         active.append((end - start) / sr)
         silence.append(1.0 - (end - start) / max(1, n))
+        loud.append(share)
     if not headers:
         raise none_read()
     rates = Counter(i.sample_rate for i in headers.values())
     channels = Counter(channels_read(i, columns) for i in headers.values())
     durations = [i.duration_s for i in headers.values()]
     codecs = Counter(i.codec for i in headers.values())
-    return Survey(len(files), dict(rates), dict(channels), durations, len(levels), levels, active, silence, bad, quiet,
-                  dict(codecs), cancelled)
+    return Survey(len(files), dict(rates), dict(channels), durations, len(levels), levels, active, silence, loud, bad,
+                  quiet, dict(codecs), cancelled)
 
 
 def _channel_level(path: Path, info, top_db: float, csv_rate, columns) -> float:
@@ -143,28 +151,33 @@ def _channel_level(path: Path, info, top_db: float, csv_rate, columns) -> float:
 
 
 def _level_and_bounds(path: Path, info, top_db: float, csv_rate, columns, channel: int | None = None
-                      ) -> tuple[float, int, int, int, int]:
-    """``(level dBFS, start, end, samples, rate)`` of the mono mix of ``path`` (or its ``channel``) at its own rate
-    (:func:`~latentbridge.io.level_dbfs`, :func:`~latentbridge.io.active_bounds` of the sound): read whole, or in
-    blocks where decoding it whole takes more than :data:`~latentbridge.data.blocks.STREAM_BYTES` (hours of audio)."""
+                      ) -> tuple[float, int, int, int, int, float]:
+    """``(level dBFS, start, end, samples, rate, loud share)`` of the mono mix of ``path`` (or its ``channel``) at its
+    own rate (:func:`~latentbridge.io.level_dbfs`, :func:`~latentbridge.io.active_bounds` of the sound, the share of
+    its 20-ms frames within 20 dB of the loudest): read whole, or in blocks where decoding it whole takes more than
+    :data:`~latentbridge.data.blocks.STREAM_BYTES` (hours of audio)."""
     from latentbridge.data.blocks import read_in_blocks
+    from latentbridge.io.levels import bounds_of_levels, dbfs, frame_db, frame_levels, sum_of_squares
 
     if not read_in_blocks(info, info.sample_rate):
         wave, sr = read_audio(path, mono=channel is None, channel=channel, csv_rate=csv_rate, columns=columns)
-        return level_dbfs(wave), *active_bounds(wave, sr, top_db), len(wave), sr
-    from latentbridge.io.blockread import RecordingBlocks
-    from latentbridge.io.levels import bounds_of_blocks, dbfs, sum_of_squares
+        (db, frame), level, n = frame_levels(wave, sr), level_dbfs(wave), len(wave)
+    else:
+        from latentbridge.io.blockread import RecordingBlocks
 
-    blocks, power = RecordingBlocks(path, channel, csv_rate=csv_rate, columns=columns), 0.0
+        rec, power = RecordingBlocks(path, channel, csv_rate=csv_rate, columns=columns), 0.0
+        n, sr, frame = rec.frames, rec.sample_rate, max(1, int(round(0.02 * rec.sample_rate)))
 
-    def mix():
-        nonlocal power
-        for b in blocks:
-            power += sum_of_squares(b[:, 0])
-            yield b[:, 0]
+        def mix():
+            nonlocal power
+            for b in rec:
+                power += sum_of_squares(b[:, 0])
+                yield b[:, 0]
 
-    start, end = bounds_of_blocks(mix(), blocks.frames, blocks.sample_rate, top_db)
-    return dbfs(power, blocks.frames), start, end, blocks.frames, blocks.sample_rate
+        db = frame_db(mix(), frame)
+        level = dbfs(power, n)
+    start, end = bounds_of_levels(db, n, frame, top_db)
+    return level, start, end, n, sr, float(np.mean(db > db.max() - 20.0)) if len(db) else 1.0
 
 
 def conversions_line(rates: dict[str, int], channels: dict[str, int], sample_rate: int, channel,

@@ -89,6 +89,8 @@ class WindowDetector(ModelFamily, nn.Module):
     deterministic_scores: ClassVar[tuple[str, ...]] = ()
     default_score: ClassVar[str] = ""
     has_reconstruction: ClassVar[bool] = False
+    #: a window's frames are read as a set (statistics over them, or one at a time): not when within it things happen
+    reads_frame_order: ClassVar[bool] = False
 
     def __init__(self, input_shape, **params: Any):
         super().__init__()
