@@ -246,3 +246,30 @@ def test_dcase_groups_and_the_official_score_match_the_challenges_evaluator():
     assert dcase_groups([Path("normal_id_00_0.wav"), Path("anomaly_id_00_1.wav")]) == (None, None)
     assert dcase_groups([Path("a.wav"), Path("b.wav")]) == (None, None)
     assert group_metrics([0, 1, 0, 0], [0.1, 0.9, 0.2, 0.3], ["id_00", "id_00", "id_02", "id_02"])["auc_id_02"] is None
+
+
+def test_dcase_submission_files_per_machine_and_section(tmp_path):
+    """DCASE's submission format: anomaly_score_<machine>_section_XX_test.csv (name,score) and decision_result_...
+    (name,0|1), one per machine type (the folder above test/) and section; 2020's per machine ID; none where a name
+    gives no section."""
+    from types import SimpleNamespace
+
+    from latentbridge.report.runs.anomaly import dcase_submission
+
+    files = [tmp_path / "eval_data" / "raw" / "bearing" / "test" / n
+             for n in ("section_00_0000.wav", "section_01_0000.wav", "section_00_0001.wav")]
+    files += [tmp_path / "dev" / "fan" / "test" / "anomaly_id_02_00000001.wav"]
+    res = SimpleNamespace(windows=SimpleNamespace(files=files), file_scores=np.array([1.5, 2.25, 3.0, 9.0]),
+                          threshold=2.0)
+    written = dcase_submission(res, tmp_path / "out")
+    assert sorted(p.name for p in written) == [
+        "anomaly_score_bearing_section_00_test.csv", "anomaly_score_bearing_section_01_test.csv",
+        "anomaly_score_fan_id_02.csv", "decision_result_bearing_section_00_test.csv",
+        "decision_result_bearing_section_01_test.csv", "decision_result_fan_id_02.csv"]
+    out = tmp_path / "out" / "dcase"
+    assert (out / "anomaly_score_bearing_section_00_test.csv").read_text() == \
+        "section_00_0000.wav,1.5\nsection_00_0001.wav,3\n"
+    assert (out / "decision_result_bearing_section_00_test.csv").read_text() == \
+        "section_00_0000.wav,0\nsection_00_0001.wav,1\n"
+    res.windows.files = files[:3] + [tmp_path / "other.wav"]  # a name without a section: no submission
+    assert dcase_submission(res, tmp_path / "out2") == [] and not (tmp_path / "out2").exists()

@@ -81,10 +81,10 @@ def list_normal_files(paths, what: str = "training") -> list[Path]:
     return files
 
 
-def dcase_groups(files: list[Path]) -> tuple[list[str | None] | None, list[str | None] | None]:
-    """``(groups, domains)`` of recordings named as DCASE's: the group of each, its machine ID (``id_00`` in
+def dcase_names(files: list[Path]) -> tuple[list[str | None], list[str | None]]:
+    """``(groups, domains)``: the group each recording's name gives as DCASE's do, its machine ID (``id_00`` in
     ``normal_id_00_00000000.wav``, DCASE 2020) or section (``section_00``, 2021-2025), and its domain (``source`` /
-    ``target``) where its name gives one; ``(None, None)`` unless the names give at least two groups or a domain."""
+    ``target``); None where a name gives none (or two)."""
     groups, domains = [], []
     for f in files:
         words = re.split(r"[_\-\s.]+", Path(f).stem.lower())
@@ -92,6 +92,13 @@ def dcase_groups(files: list[Path]) -> tuple[list[str | None] | None, list[str |
         groups.append(pairs[0] if len(pairs) == 1 else None)
         found = {w for w in words if w in ("source", "target")}
         domains.append(found.pop() if len(found) == 1 else None)
+    return groups, domains
+
+
+def dcase_groups(files: list[Path]) -> tuple[list[str | None] | None, list[str | None] | None]:
+    """:func:`dcase_names` where they break the files down: ``(None, None)`` unless the names give at least two groups
+    or a domain (domains None where none does)."""
+    groups, domains = dcase_names(files)
     if any(d is not None for d in domains) or len({g for g in groups if g is not None}) >= 2:
         return groups, domains if any(d is not None for d in domains) else None
     return None, None

@@ -35,6 +35,32 @@ def scores_csv(res) -> str:
     return buf.getvalue()
 
 
+def dcase_submission(res, folder: Path) -> list[Path]:
+    """DCASE's submission files, where every scored recording's name gives its section or machine ID (as the
+    challenge's evaluation sets name them: ``section_00_0000.wav``, ``id_00_00000000.wav``): for each machine type (the
+    folder above ``test/``, else the recording's own folder) and group, ``dcase/anomaly_score_<machine>_<group>[_test]
+    .csv`` (file name, score) and ``dcase/decision_result_<machine>_<group>[_test].csv`` (file name, 1 above the
+    threshold). The paths written."""
+    from latentbridge.data.labels import dcase_names
+
+    files = res.windows.files
+    groups, _ = dcase_names(files)
+    if not files or None in groups:
+        return []
+    machine = [f.parent.parent.name if f.parent.name.lower() in ("test", "eval", "eval_test") else f.parent.name
+               for f in files]
+    written = []
+    for m, g in sorted(set(zip(machine, groups))):
+        mine = [i for i in range(len(files)) if (machine[i], groups[i]) == (m, g)]
+        tail = f"{m}_{g}_test" if g.startswith("section") else f"{m}_{g}"
+        (folder / "dcase").mkdir(parents=True, exist_ok=True)
+        for kind, value in (("anomaly_score", lambda v: f"{v:.6g}"),
+                            ("decision_result", lambda v: str(int(v > res.threshold)))):
+            written.append(path := folder / "dcase" / f"{kind}_{tail}.csv")
+            atomic_write_text(path, "".join(f"{files[i].name},{value(res.file_scores[i])}\n" for i in mine))
+    return written
+
+
 def write_scores(res, folder: Path) -> None:
     """``scores.csv``, ``summary.json``, histograms of the file and window scores, example windows and
     ``report.html`` always; with labels ``metrics.json`` and the ROC too."""
@@ -43,6 +69,7 @@ def write_scores(res, folder: Path) -> None:
     y_files = res.labels
     y_windows = None if y_files is None else y_files[res.windows.file_index]
     atomic_write_json(folder / "summary.json", res.summary)  # (a labelled run wrote none, which the README promised)
+    dcase_submission(res, folder)
     if res.metrics is not None:
         atomic_write_json(folder / "metrics.json", res.metrics)
         plot_roc(y_files, res.file_scores, folder / "roc.png", title=f"ROC (AUC {res.metrics['auc']:.3f})")
