@@ -490,7 +490,7 @@ def _two_classes(y_files: np.ndarray, paths) -> None:
         have, need = ("normal", "anomalous") if not y_files.any() else ("anomalous", "normal")
         raise DataError(", ".join(map(str, paths)) if isinstance(paths, (list, tuple)) else paths,
                         f"all {len(y_files)} recordings are labelled {have}; AUC needs {need} ones too (under a "
-                        f"folder named '{need}', named '{need}_*', or listed so in a label CSV)")
+                        f"folder named '{need}', with the word '{need}' in the name, or listed so in a label CSV)")
 
 
 def _examples(det: Detector, wf: WindowFeatures, scores: np.ndarray, y: np.ndarray | None, n: int) -> dict:
