@@ -101,3 +101,50 @@ def test_a_long_recording_is_read_in_little_more_than_its_own_size(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
     grown = float(out.stdout.split()[-1])
     assert grown < 3 * size, (grown, size)
+
+
+def _rows(n, fmt):
+    return "".join(fmt(i) for i in range(n))
+
+
+@pytest.mark.parametrize("make, expect", [
+    # decimal commas beside stamps written with a point (judged once the stamps are numbers)
+    (lambda: "timestamp;x\n" + _rows(400, lambda i: f"2024-05-01 12:00:00.{i:03d};0,{i % 97:02d}\n"), (1, 400)),
+    # a quoted cell holding the delimiter under a header that ends with one (a traceback)
+    (lambda: "time,x,note,\n" + _rows(400, lambda i: f"{i / 1000:.3f},0.5,\"a,b\"\n"), (1, 400)),
+    # notes above the table and a long footer of comments (the table's last line was not found)
+    (lambda: "Device: LoggerX\nSample rate: 1000 Hz\ntime,x,y\n" + _rows(400, lambda i: f"{i / 1000:.3f},0.5,0.25\n")
+     + "# footer line of a logger, long enough to fill a block of text many times over.............\n" * 900,
+     (2, 400)),
+    # a pre-trigger of whole numbers, decimal commas after it
+    (lambda: "time_ms;x;y\n" + _rows(400, lambda i: f"{i};0;0\n" if i < 300 else f"{i};0,{i % 97:02d};-1,5\n"),
+     (2, 400)),
+    # a bad cell early and a ragged row late: the ragged row first, as a whole read names it
+    (lambda: "time,x\n" + _rows(400, lambda i: f"{i / 1000:.3f},{'abc' if i == 8 else '0.5'}"
+                                + (",1" if i == 395 else "") + "\n"), "ragged rows: line 397 has 3 fields"),
+    # a header wider than the data and one late row of its width: ragged, counted over every line
+    (lambda: "time,x,y\n" + _rows(400, lambda i: f"{i / 1000:.3f},0.5" + (",1" if i == 395 else "") + "\n"),
+     "ragged rows: line 2 has 2 fields, expected 3 (as in the header on line 1; delimiter ','); 399 lines differ"),
+    # no header, the most common count over the whole file (not the first block's)
+    (lambda: _rows(100, lambda i: f"{i / 1000:.3f},0.5\n") + _rows(300, lambda i: f"{i / 1000:.3f},0.5,1\n"),
+     "ragged rows: line 1 has 2 fields, expected 3 (as on most lines; delimiter ','); 100 lines differ"),
+])
+def test_blocks_read_what_the_whole_file_gives(tmp_path, monkeypatch, make, expect):
+    """Found by a differential fuzz of the block reader against a whole read: each file is read alike at blocks of
+    about one line, a few lines and 4 MiB."""
+    path = tmp_path / "f.csv"
+    path.write_text(make())
+    out = []
+    for chars in (None, 1000, 64):
+        if chars:
+            monkeypatch.setattr(text_mod, "BLOCK_CHARS", chars)
+        try:
+            wave, rate = read_vibration_csv(path, fallback_rate=1000.0)
+            out.append((wave.shape, rate, wave.tobytes()))
+        except DataError as e:
+            out.append(str(e))
+    assert out[0] == out[1] == out[2]
+    if isinstance(expect, tuple):
+        assert out[0][0] == expect and out[0][1] == 1000.0
+    else:
+        assert expect in out[0]

@@ -47,17 +47,19 @@ def excel_separator(line: str) -> str | None:
     return m.group(1) if m else None
 
 
-def csv_records(text: str, wanted: set[str]) -> tuple[list[tuple[int, list[str]]], str]:
+def csv_records(text: str, wanted: set[str], headless=None) -> tuple[list[tuple[int, list[str]]], str]:
     """The records of a CSV ``text`` (the header first), each with the line it starts on, and the delimiter: Excel's
     ``sep=X`` first line, else the first of comma, semicolon and tab whose header cells hold every name of ``wanted``
-    (in any case, quoted or not), else comma. Quotes are read before lines are split: a quoted cell may hold the
-    delimiter or a line break (splitting the text into lines first cut such a row in two)."""
+    (in any case, quoted or not) or, for a file without a header, whose first line's cells pass ``headless`` (a
+    predicate), else comma. Quotes are read before lines are split: a quoted cell may hold the delimiter or a line
+    break (splitting the text into lines first cut such a row in two)."""
     first, _, rest = text.partition("\n")
     skip = 0
     if sep := excel_separator(first.rstrip("\r")):
         text, first, skip = rest, rest.partition("\n")[0], 1
-    delim = sep or next((d for d in (",", ";", "\t")
-                         if wanted <= {h.strip().strip('"').lower() for h in first.split(d)}), ",")
+    cells = {d: [h.strip().strip('"').lower() for h in first.rstrip("\r").split(d)] for d in (",", ";", "\t")}
+    delim = sep or next((d for d, c in cells.items() if wanted <= set(c)), None) or \
+        next((d for d, c in cells.items() if headless and headless(c)), ",")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
     records, start = [], 1
     for cells in reader:
@@ -100,11 +102,16 @@ class LineBlocks:
         return [base + k for k, ln in enumerate(part) if ln.strip() and not ln.lstrip().startswith("#")]
 
     def last_row(self) -> str:
-        """The text's last line with data (neither blank nor a comment); "" when its last 64k characters hold none."""
-        for ln in reversed(self._text[-65536:].splitlines()):
-            if ln.strip() and not ln.lstrip().startswith("#"):
-                return ln
-        return ""
+        """The text's last line with data (neither blank nor a comment; "" when none): looked for in its last 64k
+        characters, then in 4 times as many (a logger's footer of comments), up to the whole text."""
+        size = 65536
+        while True:
+            for ln in reversed(self._text[-size:].splitlines()[1 if size < len(self._text) else 0:]):
+                if ln.strip() and not ln.lstrip().startswith("#"):
+                    return ln
+            if size >= len(self._text):
+                return ""
+            size *= 4
 
     def __getitem__(self, i: int) -> str:
         return self._lines[i - self.first]

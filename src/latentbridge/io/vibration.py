@@ -14,8 +14,8 @@ CSV rules (:func:`read_vibration_csv`)
   ``sep=X`` names (Excel writes it). Cells may be quoted with ``"``.
 * Decimal commas (``0,125``, as European spreadsheets and loggers write numbers) are read when cells are
   separated by ``;`` or tabs and the first 50 data lines hold commas and no point.
-* A delimiter that ends every data line (and the header, if it does) closes the line: it opens no
-  empty last column.
+* A delimiter that ends each of the first 256 data lines (and the header, if it does) closes the lines: it opens no
+  empty last column (a later line without it is read as it is).
 * Lines above the table (a logger's notes: device, date, ``Sample rate: 1000 Hz``) are skipped: lines with words and
   fewer fields than the table's last line, before six lines of its shape. A sample rate among them is used when there
   is no time column and none was given.
@@ -41,11 +41,13 @@ CSV rules (:func:`read_vibration_csv`)
   out.
 * Channels: every remaining column, in file order (0-based, time/index column excluded);
   ``channels`` picks some of them. Only the columns that are used are checked for NaN/inf.
-* Parsing: the layout (notes, header, units, delimiter, how numbers are written) is read from the first
-  :data:`HEAD_ROWS` rows, then the text a block of lines at a time (:class:`~latentbridge.io.text.LineBlocks`): a cheap
-  structural pass (fields per line, to report ragged rows by line) and :func:`numpy.loadtxt` (C parser) into one
-  float64 table: about 0.1 s for 100 000 rows x 9 columns (8-11 MB). A 1-h CSV of three axes at 2 kHz (253 MB) peaks at
-  614 MB (1,457 MB when its lines were split at once).
+* Parsing: the layout (notes, header, units, delimiter, closing delimiters) is read from the first block of lines
+  (:class:`~latentbridge.io.text.LineBlocks`: 4 MiB of text, or more until it holds :data:`HEAD_ROWS` rows), then the
+  text a block at a time: a cheap structural pass (fields per line, counted over the whole file, to report ragged rows
+  by line) and :func:`numpy.loadtxt` (C parser) into one float64 table: about 0.1 s for 100 000 rows x 9 columns (8-11
+  MB). Decimal commas are judged on the first lines that hold a comma or a point, wherever they are. A 1-h CSV of three
+  axes at 2 kHz (253 MB) peaks at 614 MB (1,457 MB when its lines were split at once). Whatever the blocks, the same
+  numbers and the same message: ragged rows first, then a text column's number, then a bad cell.
 """
 
 from __future__ import annotations
@@ -277,38 +279,40 @@ def read_vibration_csv(
     rows = rows[start:]
     delim = sep or _pick_delimiter(lines[rows[0]])
     datetime_col, first_stamp = datetime_column(lines, rows, delim)
-    commas = delim in (";", "\t") and _decimal_commas(lines, rows[1:])  # rows[0] may be a header
-    t0 = None
+    t0, commas = None, None if delim in (";", "\t") else False
 
     def numbers(rows: list[int], first: int = 0) -> None:  # dates and decimal commas as the parser reads them
-        nonlocal t0
-        if datetime_col is not None:
+        nonlocal t0, commas
+        if datetime_col is not None:  # (first: its stamps are numbers, then the file's decimal mark is judged)
             t0 = datetimes_to_microseconds(path, lines, rows, delim, datetime_col, first, t0)
+        if commas is None:  # judged on the first lines that hold a comma or a point (rows[0] of the head: a header)
+            commas = _decimal_commas(lines, rows[1:] if first else rows)
         if commas:
             for i in rows:
                 lines[i] = lines[i].replace(",", ".")
 
-    numbers(rows, first_stamp)
+    numbers(rows, max(1, first_stamp))
     first_cells = _split(lines[rows[0]], delim)
     has_header = any(c.strip().strip('"').strip() != "" and not _is_number(c) for c in first_cells)
     header = [c.strip().strip('"').strip() for c in first_cells] if has_header else None
     data_rows = rows[1:] if has_header else rows
     if not data_rows:
         raise DataError(path, "no data rows (only a header line)")
-    closing = 0  # delimiters that close every line (loggers, spreadsheet exports; empty columns after the table: one
-    while delim is not None and all(lines[i].rstrip().endswith(delim) for i in data_rows):  # per delimiter)
-        closing += 1  # no empty last column (judged on the head; a later line without it is ragged)
-        for i in data_rows:
+    closing, judged = 0, data_rows[:HEAD_ROWS]  # delimiters that close every line of the head (loggers, spreadsheet
+    while delim is not None and all(lines[i].rstrip().endswith(delim) for i in judged):  # exports; empty columns
+        closing += 1  # after the table: one per delimiter): no empty last column
+        for i in judged:
             lines[i] = lines[i].rstrip()[:-1]
         if header is not None and header[-1] == "":
             header = header[:-1]
 
-    def unclosed(rows: list[int]) -> None:
+    def unclosed(rows: list[int]) -> None:  # the lines after the head: a line without them is read as it is
         for _ in range(closing):
             for i in rows:
                 if (ln := lines[i].rstrip()).endswith(delim):
                     lines[i] = ln[:-1]
 
+    unclosed(data_rows[HEAD_ROWS:])
     if header is not None and len(data_rows) > 1:  # a units row under the header (instrument exports): its units
         units = [c.strip().strip('"').strip() for c in _split(lines[data_rows[0]], delim)]  # join the names
         if any(units) and not any(_is_number(u) for u in units if u):
@@ -319,23 +323,23 @@ def read_vibration_csv(
     if delim != "," and (problem := thousands_problem(lines, data_rows, delim)):
         raise DataError(path, problem)
 
-    # --- structure: the same number of fields on every line
-    def fields(rows: list[int]) -> np.ndarray:
-        if delim is None:
-            return np.fromiter((len(lines[i].split()) for i in rows), dtype=np.int64, count=len(rows))
-        return np.fromiter((lines[i].count(delim) for i in rows), dtype=np.int64, count=len(rows)) + 1
+    # --- structure: the same number of fields on every line, counted over the whole file (each count's first line)
+    hist: dict[int, int] = {}
+    first_at: dict[int, tuple[int, str]] = {}
 
-    counts = fields(data_rows)
-    # expected: the header's field count, else the most common count among the data lines (of the head)
+    def count(rows: list[int]) -> np.ndarray:
+        if delim is None:
+            c = np.fromiter((len(lines[i].split()) for i in rows), dtype=np.int64, count=len(rows))
+        else:
+            c = np.fromiter((lines[i].count(delim) for i in rows), dtype=np.int64, count=len(rows)) + 1
+        for v, k, n in zip(*(a.tolist() for a in np.unique(c, return_index=True, return_counts=True))):
+            hist[v] = hist.get(v, 0) + n
+            first_at.setdefault(v, (rows[k], lines[rows[k]]))
+        return c
+
+    counts = count(data_rows)
+    # parsed while every line has the expected count: the header's, else the head's most common one
     expected = len(header) if header is not None else int(np.bincount(counts).argmax())
-    if header is not None and np.all(counts == counts[0]) and counts[0] != expected:
-        raise DataError(
-            path,
-            f"the header (line {rows[0] + 1}) has {len(header)} fields but the data lines "
-            f"(from line {data_rows[0] + 1}) have {int(counts[0])} (delimiter {_delim_name(delim)})"
-            + (": numbers written with decimal commas between cells separated by commas? Save the file with ';' "
-               "or tabs between the cells" if delim == "," and 2 * len(header) == int(counts[0]) else ""),
-        )
 
     # --- columns of text on every line (a logger's status or device name): not sensors, left out
     def text(cell: str) -> bool:  # words, not a number written oddly ('1,5' among points is named by the parser)
@@ -352,45 +356,63 @@ def read_vibration_csv(
                   f"column{'s' if many else ''} {named} hold{'' if many else 's'} text, not numbers: left out")
     first_line = {data_rows[0]: lines[data_rows[0]]}  # (where a text column's first number is named)
 
-    # --- numbers (C parser), a block of lines at a time: (rows, columns) float64 and each row's line
-    data, at, n_rows = np.empty((0, expected)), np.empty(0, dtype=np.int64), 0
-    ragged, n_ragged = None, 0
+    # --- numbers (C parser), a block of lines at a time: (rows, columns) float64 and each row's line. What a read of
+    # the whole file names first is named first: ragged rows (over every line), a text column's number, a bad cell
+    data, at, n_rows = None, np.empty(0, dtype=np.int64), 0
+    mixed: set[int] = set()
+    bad_cell, head = None, True
     while True:
-        counts = fields(data_rows) if counts is None else counts  # (the head's are counted)
-        if (bad := np.flatnonzero(counts != expected)).size:
-            ragged = ragged or (data_rows[int(bad[0])], int(counts[bad[0]]), lines[data_rows[int(bad[0])]])
-            n_ragged += bad.size
-        if ragged is None and data_rows:
-            if text_cols and (mixed := [j for j in text_cols
-                                        if not all(text(_split(lines[i], delim)[j]) for i in data_rows)]):
-                raise _find_bad_cell(path, first_line, list(first_line), delim, 0,
-                                     [j for j in text_cols if j not in mixed])
-            try:
-                block = np.loadtxt([lines[i] for i in data_rows], delimiter=delim, dtype=np.float64, ndmin=2,
-                                   quotechar='"' if delim is not None else None, comments=None,
-                                   converters={j: _zero for j in text_cols} or None)
-            except ValueError:
-                raise _find_bad_cell(path, lines, data_rows, delim, 0, text_cols) from None
-            if n_rows + len(block) > len(data):  # (room for every line of the text, once)
-                grown = max(lines.bound, n_rows + len(block))
-                data = np.concatenate([data[:n_rows], np.empty((grown - n_rows, expected))])
-                at = np.concatenate([at[:n_rows], np.empty(grown - n_rows, dtype=np.int64)])
-            data[n_rows:n_rows + len(block)], at[n_rows:n_rows + len(block)] = block, data_rows
-            n_rows += len(block)
+        if list(hist) == [expected] and data_rows:
+            mixed |= {j for j in text_cols if not head and j not in mixed
+                      and not all(text(_split(lines[i], delim)[j]) for i in data_rows)}
+            if not mixed and bad_cell is None:
+                try:
+                    block = np.loadtxt([lines[i] for i in data_rows], delimiter=delim, dtype=np.float64, ndmin=2,
+                                       quotechar='"' if delim is not None else None, comments=None,
+                                       converters={j: _zero for j in text_cols} or None)
+                except ValueError:
+                    bad_cell = _find_bad_cell(path, lines, data_rows, delim, 0, text_cols)
+                else:
+                    if data is None or n_rows + len(block) > len(data):  # (room for every line of the text, once)
+                        grown = max(lines.bound, n_rows + len(block))
+                        data = np.concatenate([np.empty((0, block.shape[1])) if data is None else data[:n_rows],
+                                               np.empty((grown - n_rows, block.shape[1]))])
+                        at = np.concatenate([at[:n_rows], np.empty(grown - n_rows, dtype=np.int64)])
+                    data[n_rows:n_rows + len(block)], at[n_rows:n_rows + len(block)] = block, data_rows
+                    n_rows += len(block)
         if lines.done:
             break
-        data_rows, counts = lines.read(), None
+        data_rows, head = lines.read(), False
         numbers(data_rows)
         unclosed(data_rows)
-    if ragged is not None:
-        basis = f"as in the header on line {rows[0] + 1}" if header is not None else "as on most lines"
-        more = f"; {n_ragged} lines differ in all" if n_ragged > 1 else ""
+        count(data_rows)
+    if header is None:  # the most common count among every data line
+        expected = max(sorted(hist), key=lambda v: hist[v])
+    if header is not None and len(hist) == 1 and expected not in hist:
+        (found,) = hist
         raise DataError(
             path,
-            f"ragged rows: line {ragged[0] + 1} has {ragged[1]} fields, expected {expected} "
-            f"({basis}; delimiter {_delim_name(delim)}){more}"
-            + (quoted_thousands_hint(ragged[2]) if delim == "," else ""),
+            f"the header (line {rows[0] + 1}) has {len(header)} fields but the data lines "
+            f"(from line {first_at[found][0] + 1}) have {found} (delimiter {_delim_name(delim)})"
+            + (": numbers written with decimal commas between cells separated by commas? Save the file with ';' "
+               "or tabs between the cells" if delim == "," and 2 * len(header) == found else ""),
         )
+    if wrong := [v for v in hist if v != expected]:
+        v = min(wrong, key=lambda v: first_at[v][0])
+        basis = f"as in the header on line {rows[0] + 1}" if header is not None else "as on most lines"
+        n_wrong = sum(hist[v] for v in wrong)
+        raise DataError(
+            path,
+            f"ragged rows: line {first_at[v][0] + 1} has {v} fields, expected {expected} "
+            f"({basis}; delimiter {_delim_name(delim)})" + (f"; {n_wrong} lines differ in all" if n_wrong > 1 else "")
+            + (quoted_thousands_hint(first_at[v][1]) if delim == "," else ""),
+        )
+    if mixed:  # a column with words on its first line and numbers further down: the whole parse named its first word
+        raise _find_bad_cell(path, first_line, list(first_line), delim, 0, [j for j in text_cols if j not in mixed])
+    if bad_cell is not None:
+        raise bad_cell
+    if data is None:
+        data = np.empty((0, expected))
     lines = None  # (the text: its numbers are read)
     data, n_cols = data[:n_rows], data.shape[1]
 
