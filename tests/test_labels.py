@@ -177,8 +177,12 @@ def test_a_file_left_out_of_the_csv_takes_no_label_from_a_namesake(tmp_path, mon
     ("normal_id_00_00000000.wav", 0), ("anomaly_id_02_00000003.wav", 1),  # DCASE 2020
     ("section_00_source_test_anomaly_0001_vel_6_loc_A.wav", 1),  # DCASE 2021-2025: the word inside the name
     ("section_01_target_test_normal_0003_car_B1.wav", 0), ("fan-abnormal-3.wav", 1),
-    ("section_00_0000.wav", None), ("not_normal_01.wav", None), ("abnormal_vs_normal.wav", None),
+    ("section_00_0000.wav", None), ("not_normal_01.wav", None), ("abnormal_vs_normal.wav", 1),  # (the old prefix)
     ("normalised_01.wav", None), ("0_jackson_0.wav", None),
+    # a word that is no label: not first, nor followed by a number (a review's names)
+    ("pump_anomaly_detection_session3.wav", None), ("anomaly.detection.v2.csv", None), ("not_an_anomaly.wav", None),
+    ("without_anomaly.wav", None), ("pre-anomaly_baseline.wav", None), ("anomalous-free.wav", None),
+    ("NORMAL-load-2.csv", None), ("pump_normal_mode_fault.wav", None), ("normal_anomaly_mix.wav", 0),
 ])
 def test_labels_from_the_words_of_file_names(name, label):
     """DCASE 2021+ names were 'no label' under --labels auto, and fit took a test folder of them (half anomalous)
@@ -199,9 +203,10 @@ def test_fit_refuses_a_dcase_test_folder_and_dcase_ground_truth_reads_without_he
     with pytest.raises(DataError, match="1 of the 4 recordings are marked anomalous"):
         list_normal_files(test)
     truth = tmp_path / "ground_truth_bearing_section_00_test.csv"  # DCASE's evaluation labels: no header
-    truth.write_text("section_00_0000.wav,0\nsection_00_0001.wav,1\n")
     files = [test / "section_00_0000.wav", test / "section_00_0001.wav"]
-    assert resolve_labels(files, str(truth)).tolist() == [0, 1]
+    for sep in (",", ";", "\t"):
+        truth.write_text(f"section_00_0000.wav{sep}0\nsection_00_0001.wav{sep}1\n")
+        assert resolve_labels(files, str(truth)).tolist() == [0, 1]
     with pytest.raises(DataError, match=r"no label \(no folder named normal or anomalous / anomaly / abnormal holds "
                                         r"it, and no such word is in its name"):
         resolve_labels(files, "auto")
@@ -245,6 +250,10 @@ def test_dcase_groups_and_the_official_score_match_the_challenges_evaluator():
     assert ids == ["id_00", "id_02"] and none is None
     assert dcase_groups([Path("normal_id_00_0.wav"), Path("anomaly_id_00_1.wav")]) == (None, None)
     assert dcase_groups([Path("a.wav"), Path("b.wav")]) == (None, None)
+    assert dcase_groups([Path("target_speed_01.wav"), Path("source_speed_02.wav")]) == (None, None)  # no section
+    # two machine types' sections: each machine's own (fan/test/section_00 is not pump/test/section_00)
+    two = [Path("fan/test/section_00_source_test_normal_0.wav"), Path("pump/test/section_00_source_test_normal_0.wav")]
+    assert dcase_groups(two)[0] == ["fan_section_00", "pump_section_00"]
     assert group_metrics([0, 1, 0, 0], [0.1, 0.9, 0.2, 0.3], ["id_00", "id_00", "id_02", "id_02"])["auc_id_02"] is None
 
 
@@ -268,7 +277,7 @@ def test_dcase_submission_files_per_machine_and_section(tmp_path):
         "decision_result_bearing_section_01_test.csv", "decision_result_fan_id_02.csv"]
     out = tmp_path / "out" / "dcase"
     assert (out / "anomaly_score_bearing_section_00_test.csv").read_text() == \
-        "section_00_0000.wav,1.5\nsection_00_0001.wav,3\n"
+        "section_00_0000.wav,1.5\nsection_00_0001.wav,3.0\n"
     assert (out / "decision_result_bearing_section_00_test.csv").read_text() == \
         "section_00_0000.wav,0\nsection_00_0001.wav,1\n"
     res.windows.files = files[:3] + [tmp_path / "other.wav"]  # a name without a section: no submission

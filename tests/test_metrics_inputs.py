@@ -35,6 +35,20 @@ def test_spatial_metrics_refuse_a_non_finite_estimate_on_the_evaluated_pixels(me
     assert np.isfinite(metric(truth, bad, where))
 
 
+def test_ssim_keeps_a_channel_whose_truth_is_nan_outside_the_evaluated_pixels():
+    """A section's edge: NaN truth outside the evaluated pixels reached SSIM's windows and left the channel out."""
+    truth = rng.random((16, 16, 2))
+    est = truth + 0.05 * rng.normal(size=truth.shape)
+    est[..., 0] += 0.2 * rng.normal(size=(16, 16))  # channel 0 worse: leaving it out raised the mean
+    where = np.ones((16, 16), bool)
+    where[:, :4] = False
+    edged = truth.copy()
+    edged[:, :4, 0] = np.nan
+    both = P.ssim(truth, est, where)
+    assert P.ssim(edged, est, where) == pytest.approx(both, abs=0.01)
+    assert P.ssim(truth[..., 1:], est[..., 1:], where) > both + 0.05
+
+
 def test_frechet_and_precision_recall_refuse_nan_features():
     a, b = rng.normal(size=(10, 2)), rng.normal(size=(10, 2))
     assert G.frechet_distance(a, b) > 0
@@ -84,7 +98,7 @@ def test_labels_and_parameters_out_of_range_are_named():
     with pytest.raises(ValueError, match="covers none"):
         K.agreement_zones(np.array([0, 0, 1, 1]), np.array([7, 7, 8, 8]), mapping={"0": 7, "1": 8})
     assert K.agreement_zones(np.array([0, 0, 1, 1]), np.array([7, 7, 8, 8]), mapping={0: 7, 1: 8})["overall_rate"] == 1
-    with pytest.raises(ValueError, match="exceed the number of clusters"):
+    with pytest.raises(ValueError, match="silhouette_sample_size 1: the subset it drew holds one cluster"):
         K.clustering_scores(rng.normal(size=(20, 2)), np.repeat([0, 1], 10), silhouette_sample_size=1)
 
     class Judge:

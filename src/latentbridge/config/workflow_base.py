@@ -126,7 +126,8 @@ class _AudioWorkflow(Workflow):
         if stft_known and not self._pending("features.hop_length") and f.hop_length > (f.win_length or f.n_fft):
             raise ValueError(f"features.hop_length ({f.hop_length}) is longer than the STFT's window (features."
                              f"{'win_length' if f.win_length else 'n_fft'}, {f.win_length or f.n_fft} samples): the "
-                             "samples between frames would reach no frame, and no sound could be rebuilt")
+                             "samples between frames would reach no frame"
+                             + (", and no sound could be rebuilt" if self.task in self.inverting_tasks else ""))
         if self.task in self.inverting_tasks and not f.center:
             raise ValueError(f"features.center: false is not for the {self.task} task, whose spectrograms are "
                              "turned back into sound: without centring, the first samples lie under the window's zero "

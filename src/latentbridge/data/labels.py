@@ -33,19 +33,26 @@ def label_from_path(path: Path, root: Path | None = None) -> int | None:
     return name_label(path.name)
 
 
-#: the words of a file name that label it (DCASE: ``normal_id_00_00000000.wav``, ``section_00_source_test_anomaly_0001_
-#: vel_6_loc_A.wav``), unless a word before them negates them (``not_normal``)
+#: the words of a file name that label it: its first word (``normal_01.wav``, ``anomaly_id_00_00000003.wav``), or one
+#: followed by a number (DCASE 2021-2025: ``section_00_source_test_anomaly_0001_vel_6_loc_A.wav``) unless the word
+#: before it negates it (``not_normal_01``); ``pump_anomaly_detection_3.wav`` is no label
 _NAME_WORDS = {"normal": 0, "anomalous": 1, "anomaly": 1, "abnormal": 1}
-_NEGATIONS = {"not", "no", "non"}
+_NEGATIONS = {"not", "no", "non", "without", "an", "pre"}
+
+
+def name_words(name: str) -> list[str]:
+    """The lower-case words of a file's name (its stem split at ``_``, ``-``, spaces and dots)."""
+    return [w for w in re.split(r"[_\-\s.]+", Path(name).stem.lower()) if w]
 
 
 def name_label(name: str) -> int | None:
-    """0 / 1 from the words of a file name (split at ``_``, ``-``, spaces and dots): one of ``normal`` or ``anomaly``
-    / ``anomalous`` / ``abnormal``; None for neither, both, or a negated one."""
-    words = [w for w in re.split(r"[_\-\s.]+", Path(name).stem.lower()) if w]
-    found = {_NAME_WORDS[w] for w in words if w in _NAME_WORDS}
-    negated = any(w in _NAME_WORDS and k and words[k - 1] in _NEGATIONS for k, w in enumerate(words))
-    return found.pop() if len(found) == 1 and not negated else None
+    """0 / 1 from a file's name: a first word ``normal`` / ``anomaly`` / ``anomalous`` / ``abnormal`` followed by
+    ``_``, or such a word followed by a number and not negated by the word before it; None for none, or both."""
+    lower, words = Path(name).name.lower(), name_words(name)
+    found = {v for w, v in _NAME_WORDS.items() if lower.startswith(w + "_")}
+    found |= {_NAME_WORDS[w] for k, w in enumerate(words[:-1]) if w in _NAME_WORDS and words[k + 1].isdigit()
+              and not (k and words[k - 1] in _NEGATIONS)}
+    return found.pop() if len(found) == 1 else None
 
 
 def _roots(files: list[Path], given) -> list[Path]:
@@ -81,13 +88,20 @@ def list_normal_files(paths, what: str = "training") -> list[Path]:
     return files
 
 
+def dcase_machine(path: Path) -> str:
+    """The machine type of a recording in DCASE's layout: the folder above its ``test`` (or ``eval``) folder, else its
+    own folder."""
+    path = Path(path)
+    return path.parent.parent.name if path.parent.name.lower() in ("test", "eval", "eval_test") else path.parent.name
+
+
 def dcase_names(files: list[Path]) -> tuple[list[str | None], list[str | None]]:
     """``(groups, domains)``: the group each recording's name gives as DCASE's do, its machine ID (``id_00`` in
     ``normal_id_00_00000000.wav``, DCASE 2020) or section (``section_00``, 2021-2025), and its domain (``source`` /
     ``target``); None where a name gives none (or two)."""
     groups, domains = [], []
     for f in files:
-        words = re.split(r"[_\-\s.]+", Path(f).stem.lower())
+        words = name_words(Path(f).name)
         pairs = [f"{a}_{b}" for a, b in zip(words, words[1:]) if a in ("id", "section") and b.isdigit()]
         groups.append(pairs[0] if len(pairs) == 1 else None)
         found = {w for w in words if w in ("source", "target")}
@@ -96,12 +110,19 @@ def dcase_names(files: list[Path]) -> tuple[list[str | None], list[str | None]]:
 
 
 def dcase_groups(files: list[Path]) -> tuple[list[str | None] | None, list[str | None] | None]:
-    """:func:`dcase_names` where they break the files down: ``(None, None)`` unless the names give at least two groups
-    or a domain (domains None where none does)."""
+    """:func:`dcase_names` where they break the files down: ``(None, None)`` unless the names give a group and at
+    least two of them or a domain (domains None where no name gives one). Groups of several machine types
+    (:func:`dcase_machine`: ``fan/test/section_00_...``, ``pump/test/section_00_...``) are named with their machine,
+    ``fan_section_00``."""
     groups, domains = dcase_names(files)
-    if any(d is not None for d in domains) or len({g for g in groups if g is not None}) >= 2:
-        return groups, domains if any(d is not None for d in domains) else None
-    return None, None
+    named = {g for g in groups if g is not None}
+    machines = {dcase_machine(f) for f, g in zip(files, groups) if g is not None}
+    has_domains = any(d is not None for d in domains)
+    if not named or not (has_domains or len(named) >= 2 or len(machines) >= 2):
+        return None, None
+    if len(machines) >= 2:
+        groups = [None if g is None else f"{dcase_machine(f)}_{g}" for f, g in zip(files, groups)]
+    return groups, domains if has_domains else None
 
 
 AMBIGUOUS = -1  # a file name listed with both labels
@@ -123,7 +144,7 @@ def read_label_csv(path: str | Path) -> dict[str, int]:
     if not path.is_file():
         raise DataError(path, "label file does not exist" if not path.exists() else "label file is not a file")
     records, _ = csv_records(decode_text(path.read_bytes(), path, "a label CSV (columns path,label)", legacy="all"),
-                             {"path", "label"})
+                             {"path", "label"}, headless=lambda c: len(c) == 2 and c[1] in LABEL_NAMES)
     names = [h.strip().lower() for h in (records[0][1] if records else [])]
     headless = len(names) == 2 and names[1] in LABEL_NAMES and "path" not in names  # DCASE's ground truth: name,0|1
     if not ({"path", "label"} <= set(names) or headless):

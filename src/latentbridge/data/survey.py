@@ -36,7 +36,8 @@ class Survey:
     levels_dbfs: list[float] = field(default_factory=list)  # RMS level of each read file
     active_s: list[float] = field(default_factory=list)  # duration between the first and last loud frame
     silence_share: list[float] = field(default_factory=list)  # leading + trailing quiet share of each read file
-    # share of each read file's 20-ms frames within 20 dB of its loudest: about 1 for steady sound, 0.05 for clicks
+    # share of each read file's 20-ms frames within LOUD_DB of its loudest (its 99th percentile: one bang in a steady
+    # hum is no loudest): about 1 for steady sound, 0.05 for clicks
     loud_share: list[float] = field(default_factory=list)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     quiet: list[tuple[str, float]] = field(default_factory=list)  # read files under QUIET_DBFS: (path, level)
@@ -84,6 +85,10 @@ class Survey:
                   "loud_share_median": None if self.loud_share == [] else round(self.typical_loud_share, 4),
                   "common_rate": self.common_rate, "level_spread_db": round(self.level_spread_db, 2)})
         return d
+
+
+#: frames this close to a recording's loudest (dB) are its loud ones (the loud share)
+LOUD_DB = 20.0
 
 
 def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: float = 40.0,
@@ -177,7 +182,7 @@ def _level_and_bounds(path: Path, info, top_db: float, csv_rate, columns, channe
         db = frame_db(mix(), frame)
         level = dbfs(power, n)
     start, end = bounds_of_levels(db, n, frame, top_db)
-    return level, start, end, n, sr, float(np.mean(db > db.max() - 20.0)) if len(db) else 1.0
+    return level, start, end, n, sr, float(np.mean(db > np.percentile(db, 99) - LOUD_DB)) if len(db) else 1.0
 
 
 def conversions_line(rates: dict[str, int], channels: dict[str, int], sample_rate: int, channel,

@@ -244,8 +244,9 @@ def group_metrics(labels, scores, groups, domains=None, max_fpr: float = 0.1) ->
     figure of a machine type). With ``domains`` (``"source"`` / ``"target"`` per file, None where unknown), each
     group's AUC per domain as DCASE 2022-2025 compute it, the domain's normal files against every anomalous file of the
     group (``auc_G_source``, ``auc_G_target``), and ``dcase_score``: the harmonic mean over the groups of their AUC
-    per domain and their pAUC (the challenge's official score of a machine type). None where a group lacks a class
-    (left out of the means and of ``dcase_score``, which is then None)."""
+    per domain and their pAUC (the challenge's official score of a machine type). A figure of a group that lacks a class
+    (or a domain its normal files) is None, and left out of the means; ``dcase_score`` is then None, as the challenge
+    defines it over every section. ``n_files_in_no_group``: the files whose group is None, in none of these figures."""
     y, s = _labels_scores(labels, scores)
     groups = np.asarray([None if g is None else str(g) for g in groups], dtype=object)
     doms = None if domains is None else np.asarray(list(domains), dtype=object)
@@ -267,10 +268,10 @@ def group_metrics(labels, scores, groups, domains=None, max_fpr: float = 0.1) ->
                 means[key].append(out[f"{key}_{g}"])
         if doms is not None:
             for d in ("source", "target"):
-                out[f"auc_{g}_{d}"] = both(mine & ((doms == d) | (y == 1)), roc_auc) if (mine & (doms == d)).any() \
-                    else None
+                out[f"auc_{g}_{d}"] = both(mine & ((doms == d) | (y == 1)), roc_auc)
             official += [out[f"auc_{g}_source"], out[f"auc_{g}_target"], out[f"pauc_{g}"]]
     out.update({f"{key}_groups_mean": float(np.mean(v)) if v else None for key, v in means.items()})
+    out["n_files_in_no_group"] = int(sum(g is None for g in groups))
     if doms is not None:
         from scipy.stats import hmean
 

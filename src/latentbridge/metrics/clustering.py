@@ -152,9 +152,11 @@ def clustering_scores(
         size = silhouette_sample_size
         if size is not None and int(size) >= x.shape[0]:
             size = None
-        if size is not None and int(size) <= k:  # (sklearn's "Number of labels is 1" for a subset of one cluster)
-            raise ValueError(f"silhouette_sample_size must exceed the number of clusters, {k}; got {size}")
-        sil = float(silhouette_score(x, pred, sample_size=size, random_state=seed))
+        try:
+            sil = float(silhouette_score(x, pred, sample_size=size, random_state=seed))
+        except ValueError as e:  # a subset drawn from one cluster: sklearn's "Number of labels is 1"
+            raise ValueError(f"silhouette_sample_size {size}: the subset it drew holds one cluster ({e}); take a "
+                             "larger one") from None
     else:
         sil = float("nan")
     out = {"n_clusters": k, "silhouette": sil, "nmi": None, "ari": None}

@@ -78,16 +78,19 @@ def ssim(truth: np.ndarray, est: np.ndarray, where: np.ndarray | None = None) ->
     w = _check(truth, est, where)
     if min(truth.shape[:2]) < 3:  # SSIM's smallest window is 3 x 3 pixels
         return float("nan")
-    filled = np.where(w[..., None], est, truth).astype(np.float64)
     vals = []
     for c in range(truth.shape[2]):
         t = truth[..., c].astype(np.float64)
+        # outside the evaluated pixels the truth may be NaN (a section's edge): its mean there, in both maps, so that
+        # windows reaching over the edge stay finite (a NaN left the channel out)
+        t = np.where(w | np.isfinite(t), t, float(t[w].mean()))
+        filled = np.where(w, est[..., c], t)
         rng = float(t[w].max() - t[w].min())
         if not rng > 0:
             vals.append(float("nan"))
             continue
         win = min(7, *(s - (1 - s % 2) for s in t.shape))
-        _, smap = structural_similarity(t, filled[..., c], data_range=rng, full=True, win_size=max(3, win))
+        _, smap = structural_similarity(t, filled, data_range=rng, full=True, win_size=max(3, win))
         vals.append(float(smap[w].mean()))
     return finite_mean(vals)
 

@@ -41,23 +41,22 @@ def dcase_submission(res, folder: Path) -> list[Path]:
     folder above ``test/``, else the recording's own folder) and group, ``dcase/anomaly_score_<machine>_<group>[_test]
     .csv`` (file name, score) and ``dcase/decision_result_<machine>_<group>[_test].csv`` (file name, 1 above the
     threshold). The paths written."""
-    from latentbridge.data.labels import dcase_names
+    from latentbridge.data.labels import dcase_machine, dcase_names
 
     files = res.windows.files
     groups, _ = dcase_names(files)
     if not files or None in groups:
         return []
-    machine = [f.parent.parent.name if f.parent.name.lower() in ("test", "eval", "eval_test") else f.parent.name
-               for f in files]
+    machine = [dcase_machine(f) for f in files]
     written = []
     for m, g in sorted(set(zip(machine, groups))):
         mine = [i for i in range(len(files)) if (machine[i], groups[i]) == (m, g)]
         tail = f"{m}_{g}_test" if g.startswith("section") else f"{m}_{g}"
         (folder / "dcase").mkdir(parents=True, exist_ok=True)
-        for kind, value in (("anomaly_score", lambda v: f"{v:.6g}"),
+        for kind, value in (("anomaly_score", repr),  # (every digit: the challenge ranks these scores)
                             ("decision_result", lambda v: str(int(v > res.threshold)))):
             written.append(path := folder / "dcase" / f"{kind}_{tail}.csv")
-            atomic_write_text(path, "".join(f"{files[i].name},{value(res.file_scores[i])}\n" for i in mine))
+            atomic_write_text(path, "".join(f"{files[i].name},{value(float(res.file_scores[i]))}\n" for i in mine))
     return written
 
 
