@@ -65,8 +65,8 @@ from latentbridge.io.cells import (_decimal_commas, _delim_name, _find_bad_cell,
 from latentbridge.io.columns import by_name
 from latentbridge.io.notes import file_note
 from latentbridge.io.text import LineBlocks, decode_text, excel_separator
-from latentbridge.io.timecolumns import (TIME_STEP_TOLERANCE, _epoch_scale, _norm_name, datetime_column, datetimes_to_microseconds,
-                                         _stamp_resolution, time_column)
+from latentbridge.io.timecolumns import (TIME_STEP_TOLERANCE, _epoch_scale, _norm_name, _stamp_resolution,
+                                         datetime_column, datetimes_to_microseconds, time_column)
 from latentbridge.utils import atomic_path, first_time
 
 __all__ = [
