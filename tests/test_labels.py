@@ -183,6 +183,7 @@ def test_a_file_left_out_of_the_csv_takes_no_label_from_a_namesake(tmp_path, mon
     ("pump_anomaly_detection_session3.wav", None), ("anomaly.detection.v2.csv", None), ("not_an_anomaly.wav", None),
     ("without_anomaly.wav", None), ("pre-anomaly_baseline.wav", None), ("anomalous-free.wav", None),
     ("NORMAL-load-2.csv", None), ("pump_normal_mode_fault.wav", None), ("normal_anomaly_mix.wav", 0),
+    ("anomaly_free_08.wav", None), ("run12-anomaly.wav", None), ("pump3_2024-05-01_normal.wav", None),
 ])
 def test_labels_from_the_words_of_file_names(name, label):
     """DCASE 2021+ names were 'no label' under --labels auto, and fit took a test folder of them (half anomalous)
@@ -208,7 +209,8 @@ def test_fit_refuses_a_dcase_test_folder_and_dcase_ground_truth_reads_without_he
         truth.write_text(f"section_00_0000.wav{sep}0\nsection_00_0001.wav{sep}1\n")
         assert resolve_labels(files, str(truth)).tolist() == [0, 1]
     with pytest.raises(DataError, match=r"no label \(no folder named normal or anomalous / anomaly / abnormal holds "
-                                        r"it, and no such word is in its name"):
+                                        r"it, and its name neither starts with such a word and '_' nor has one "
+                                        r"followed by a number"):
         resolve_labels(files, "auto")
 
 
@@ -282,3 +284,62 @@ def test_dcase_submission_files_per_machine_and_section(tmp_path):
         "section_00_0000.wav,0\nsection_00_0001.wav,1\n"
     res.windows.files = files[:3] + [tmp_path / "other.wav"]  # a name without a section: no submission
     assert dcase_submission(res, tmp_path / "out2") == [] and not (tmp_path / "out2").exists()
+
+
+def test_names_that_say_anomaly_where_no_rule_labels_them_are_named_at_fit(tmp_path, caplog):
+    """run12-anomaly.wav and motorA_bearing_fault_01.wav among normal recordings were fitted on without a word; a
+    folder where every name says so (a project's name) is not warned of."""
+    from latentbridge.data.labels import list_normal_files
+
+    for name in ("a_01.wav", "a_02.wav", "run12-anomaly.wav", "motorA_bearing_fault_01.wav", "anomaly_free_08.wav"):
+        (tmp_path / "mixed").mkdir(exist_ok=True)
+        write_wav(tmp_path / "mixed" / name, np.full(800, 0.1, np.float32), 8000)
+    with caplog.at_level("WARNING"):
+        assert len(list_normal_files(tmp_path / "mixed")) == 5
+    assert "2 of the 5 training recordings have names that say anomaly or fault" in caplog.text
+    assert "run12-anomaly.wav" in caplog.text and "anomaly_free_08" not in caplog.text
+    caplog.clear()
+    for k in range(3):
+        (tmp_path / "project").mkdir(exist_ok=True)
+        write_wav(tmp_path / "project" / f"pump_anomaly_detection_{k}.wav", np.full(800, 0.1, np.float32), 8000)
+    with caplog.at_level("WARNING"):
+        list_normal_files(tmp_path / "project")
+    assert "say anomaly" not in caplog.text
+
+
+def test_dcase_training_recordings_and_bare_ground_truth_names_of_two_machines(tmp_path, caplog):
+    """A machine folder scored whole: its train/ is no machine called 'train', and its recordings are in no section's
+    figures nor submission file. A machine's ground truth of bare names labelled another machine's namesakes
+    silently."""
+    from types import SimpleNamespace
+
+    from latentbridge.data.labels import dcase_groups, resolve_labels
+    from latentbridge.report.runs.anomaly import dcase_submission
+
+    fan = tmp_path / "raw" / "fan"
+    files = [fan / "train" / "section_00_source_train_normal_0000_a.wav", fan / "test" /
+             "section_00_source_test_normal_0000_a.wav", fan / "test" / "section_00_target_test_anomaly_0000_a.wav"]
+    groups, domains = dcase_groups(files)
+    assert groups == [None, "section_00", "section_00"] and domains == ["source", "source", "target"]
+    res = SimpleNamespace(windows=SimpleNamespace(files=files), file_scores=np.array([1.0, 2.0, 3.0]), threshold=2.5)
+    written = dcase_submission(res, tmp_path / "out")
+    assert [p.name for p in written] == ["anomaly_score_fan_section_00_test.csv",
+                                         "decision_result_fan_section_00_test.csv"]
+    assert written[0].read_text().count("\n") == 2  # the test recordings alone
+    stray = SimpleNamespace(windows=SimpleNamespace(files=files + [fan / "test" / "calib_tone.wav"]),
+                            file_scores=np.array([1.0, 2.0, 3.0, 4.0]), threshold=2.5)
+    with caplog.at_level("WARNING"):
+        assert dcase_submission(stray, tmp_path / "out2") == []
+    assert "no DCASE submission files: 1 of the 3 test recordings" in caplog.text and "calib_tone.wav" in caplog.text
+    caplog.clear()
+    evals = []
+    for machine in ("fan", "ToyCar"):
+        (tmp_path / "eval" / machine / "test").mkdir(parents=True)
+        for k in range(2):
+            evals.append(tmp_path / "eval" / machine / "test" / f"section_00_000{k}.wav")
+            evals[-1].write_bytes(b"")
+    truth = tmp_path / "ground_truth_fan_section_00_test.csv"
+    truth.write_text("section_00_0000.wav,0\nsection_00_0001.wav,1\n")
+    with caplog.at_level("WARNING"):
+        assert resolve_labels(evals, str(truth)).tolist() == [0, 1, 0, 1]
+    assert "2 file names listed bare in" in caplog.text and "a bare name labels every file of that name" in caplog.text

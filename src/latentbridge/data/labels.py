@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from pathlib import Path
@@ -10,6 +11,9 @@ import numpy as np
 
 from latentbridge.errors import DataError
 from latentbridge.io.text import csv_records, decode_text
+from latentbridge.utils import first_time
+
+log = logging.getLogger(__name__)
 
 LABEL_NAMES = {"normal": 0, "anomalous": 1, "anomaly": 1, "0": 0, "1": 1, "abnormal": 1}
 
@@ -47,9 +51,10 @@ def name_words(name: str) -> list[str]:
 
 def name_label(name: str) -> int | None:
     """0 / 1 from a file's name: a first word ``normal`` / ``anomaly`` / ``anomalous`` / ``abnormal`` followed by
-    ``_``, or such a word followed by a number and not negated by the word before it; None for none, or both."""
+    ``_`` (not ``anomaly_free``), or such a word followed by a number and not negated by the word before it; None for
+    none, or both."""
     lower, words = Path(name).name.lower(), name_words(name)
-    found = {v for w, v in _NAME_WORDS.items() if lower.startswith(w + "_")}
+    found = {v for w, v in _NAME_WORDS.items() if lower.startswith(w + "_") and words[1:2] != ["free"]}
     found |= {_NAME_WORDS[w] for k, w in enumerate(words[:-1]) if w in _NAME_WORDS and words[k + 1].isdigit()
               and not (k and words[k - 1] in _NEGATIONS)}
     return found.pop() if len(found) == 1 else None
@@ -78,6 +83,25 @@ def refuse_anomalous(files: list[Path], given, what: str = "training") -> None:
                         "normal/ folder)")
 
 
+#: words of a recording's name that say it may not be normal, where they label nothing (``run12-anomaly.wav``)
+_SUSPECT_WORDS = {"anomaly", "anomalous", "abnormal", "fault", "faulty", "defect", "defective", "broken"}
+
+
+def warn_suspect_names(files: list[Path], what: str = "training") -> None:
+    """A warning naming the recordings, among others, whose names say anomaly or fault where no label rule reads them
+    (``run12-anomaly.wav``, ``motorA_bearing_fault_01.wav``: fitted on without a word); none when every name says so
+    (a project's name)."""
+    def says(words: list[str]) -> bool:
+        return any(w in _SUSPECT_WORDS and not (k and words[k - 1] in _NEGATIONS) and words[k + 1:k + 2] != ["free"]
+                   for k, w in enumerate(words))
+
+    said = [f for f in files if says(name_words(f.name))]
+    if said and len(said) < len(files) and first_time(("suspect names", what, tuple(said))):
+        log.warning("%d of the %d %s recordings have names that say anomaly or fault (%s): %s reads normal recordings "
+                    "only; leave them out if they are", len(said), len(files), what,
+                    ", ".join(map(str, said[:3])) + (f" and {len(said) - 3} more" if len(said) > 3 else ""), what)
+
+
 def list_normal_files(paths, what: str = "training") -> list[Path]:
     """:func:`~latentbridge.data.audio.list_files` of recordings meant to be normal (``fit``, ``calibrate``): refused
     when their folders or names mark some anomalous (:func:`refuse_anomalous`)."""
@@ -85,25 +109,37 @@ def list_normal_files(paths, what: str = "training") -> list[Path]:
 
     files = list_files(paths)
     refuse_anomalous(files, paths, what)
+    warn_suspect_names(files, what)
     return files
 
 
 def dcase_machine(path: Path) -> str:
-    """The machine type of a recording in DCASE's layout: the folder above its ``test`` (or ``eval``) folder, else its
-    own folder."""
+    """The machine type of a recording in DCASE's layout: the folder above its ``train`` / ``test`` (or ``eval``)
+    folder, else its own folder."""
     path = Path(path)
-    return path.parent.parent.name if path.parent.name.lower() in ("test", "eval", "eval_test") else path.parent.name
+    return path.parent.parent.name if path.parent.name.lower() in _SPLIT_FOLDERS else path.parent.name
+
+
+#: the folders of a machine's recordings in DCASE's layouts
+_SPLIT_FOLDERS = ("train", "test", "eval", "eval_test", "supplemental")
+
+
+def dcase_training(path: Path) -> bool:
+    """Whether a recording is one of DCASE's training recordings: in a ``train`` folder, or named so
+    (``section_00_source_train_normal_0001.wav``)."""
+    return "train" in name_words(Path(path).name) or Path(path).parent.name.lower() == "train"
 
 
 def dcase_names(files: list[Path]) -> tuple[list[str | None], list[str | None]]:
     """``(groups, domains)``: the group each recording's name gives as DCASE's do, its machine ID (``id_00`` in
     ``normal_id_00_00000000.wav``, DCASE 2020) or section (``section_00``, 2021-2025), and its domain (``source`` /
-    ``target``); None where a name gives none (or two)."""
+    ``target``); None where a name gives none (or two), or for a training recording (in a ``train`` folder, or
+    ``section_00_source_train_normal_0001.wav``: the challenge scores its test recordings)."""
     groups, domains = [], []
     for f in files:
         words = name_words(Path(f).name)
         pairs = [f"{a}_{b}" for a, b in zip(words, words[1:]) if a in ("id", "section") and b.isdigit()]
-        groups.append(pairs[0] if len(pairs) == 1 else None)
+        groups.append(pairs[0] if len(pairs) == 1 and not dcase_training(f) else None)
         found = {w for w in words if w in ("source", "target")}
         domains.append(found.pop() if len(found) == 1 else None)
     return groups, domains
@@ -185,21 +221,27 @@ def resolve_labels(files: list[Path], labels: str | None, given=()) -> np.ndarra
     is listed in one error."""
     if labels is None:
         return None
-    out, missing = [], []
+    out, missing, by_name = [], [], {}
     table = None if labels == "auto" else read_label_csv(labels)
     for f, root in zip(files, _roots(files, given)):
-        lab = label_from_path(f, root) if table is None else table.get(_key(str(f.resolve())),
-                                                                       table.get("name:" + _key(f.name)))
+        lab = label_from_path(f, root) if table is None else table.get(_key(str(f.resolve())))
+        if lab is None and table is not None and (lab := table.get("name:" + _key(f.name))) is not None:
+            by_name.setdefault(f.name, set()).add(f.parent)
         if lab == AMBIGUOUS:  # the first label listed for the name was taken: wrong labels, wrong AUC, no word
             raise DataError(f, f"matches no path listed in {labels}, and its name {f.name} is listed there as normal "
                                "and as anomalous: list paths relative to the CSV's folder, or absolute ones")
         if lab is None:
             missing.append(f)
         out.append(lab)
+    if (twice := {n: d for n, d in by_name.items() if len(d) > 1}) and first_time(("bare names", labels, len(twice))):
+        name, folders = next(iter(twice.items()))  # a machine's ground truth, names only, labelled another machine's
+        log.warning("%d file names listed bare in %s label files in several folders (%s: %s): a bare name labels "
+                    "every file of that name; list their paths to label one folder's", len(twice), labels, name,
+                    ", ".join(sorted(map(str, folders))[:3]))
     if missing:
-        where = ("no folder named normal or anomalous / anomaly / abnormal holds it, and no such word is in its name "
-                 "(normal_01.wav, section_00_source_test_anomaly_0001.wav)" if table is None
-                 else f"not listed in {labels}")
+        where = ("no folder named normal or anomalous / anomaly / abnormal holds it, and its name neither starts with "
+                 "such a word and '_' nor has one followed by a number: normal_01.wav, section_00_source_test_anomaly_"
+                 "0001.wav; list such files in a label CSV" if table is None else f"not listed in {labels}")
         raise DataError(missing[0], f"no label ({where})" + (
             f"; {len(missing) - 1} more file(s) without a label: " + ", ".join(map(str, missing[1:6]))
             if len(missing) > 1 else ""))

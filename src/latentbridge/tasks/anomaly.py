@@ -478,7 +478,12 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
     metrics.update({"level": f"file ({aggregate} of window scores)", "window_auc": roc_auc(y_windows, scores),
                     "window_pauc": partial_auc(y_windows, scores)})
     if (groups := dcase_groups(wf.files))[0] is not None:  # DCASE's machine IDs / sections and domains, by name
-        metrics.update(group_metrics(y_files, file_scores, *groups))
+        metrics.update(by_group := group_metrics(y_files, file_scores, *groups))
+        if "dcase_score" in by_group and by_group["dcase_score"] is None:  # (the console left it out, no word)
+            log.warning("no dcase_score: the challenge's score needs every section's AUC of both domains and pAUC, "
+                        "and %s have none (a class, or a domain's normal recordings, missing)",
+                        ", ".join(k for k, v in by_group.items() if v is None and k.startswith(("auc_", "pauc_"))
+                                  and not k.endswith("_groups_mean")))
     metrics.update({k: v for k, v in summary.items() if k not in metrics})
     res.labels, res.metrics = y_files, metrics
     res.examples = _examples(det, wf, scores, y_windows, n_examples)

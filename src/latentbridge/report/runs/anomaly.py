@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from latentbridge.report.audio import feature_axes, plot_spectrogram_pairs
 from latentbridge.report.common import middle_cut
 from latentbridge.report.html import write_html_report
 from latentbridge.utils import atomic_write_json, atomic_write_text, sheet_safe_path
+
+log = logging.getLogger(__name__)
 
 
 def scores_csv(res) -> str:
@@ -36,21 +39,26 @@ def scores_csv(res) -> str:
 
 
 def dcase_submission(res, folder: Path) -> list[Path]:
-    """DCASE's submission files, where every scored recording's name gives its section or machine ID (as the
-    challenge's evaluation sets name them: ``section_00_0000.wav``, ``id_00_00000000.wav``): for each machine type (the
-    folder above ``test/``, else the recording's own folder) and group, ``dcase/anomaly_score_<machine>_<group>[_test]
+    """DCASE's submission files, where every scored test recording's name gives its section or machine ID (as the
+    challenge's evaluation sets name them: ``section_00_0000.wav``, ``id_00_00000000.wav``; training recordings left
+    out): for each machine type (the folder above ``test/``, else the recording's own folder) and group, ``dcase/anomaly_score_<machine>_<group>[_test]
     .csv`` (file name, score) and ``dcase/decision_result_<machine>_<group>[_test].csv`` (file name, 1 above the
     threshold). The paths written."""
-    from latentbridge.data.labels import dcase_machine, dcase_names
+    from latentbridge.data.labels import dcase_machine, dcase_names, dcase_training
 
     files = res.windows.files
     groups, _ = dcase_names(files)
-    if not files or None in groups:
+    tested = [i for i, f in enumerate(files) if not dcase_training(f)]  # (the challenge scores test recordings)
+    if not tested or any(groups[i] is None for i in tested):
+        if any(g is not None for g in groups):  # (a stray file in an evaluation folder: no files, no word)
+            odd = [files[i].name for i in tested if groups[i] is None]
+            log.warning("no DCASE submission files: %d of the %d test recordings' names give no section or machine ID "
+                        "(%s)", len(odd), len(tested), ", ".join(odd[:3]))
         return []
     machine = [dcase_machine(f) for f in files]
     written = []
-    for m, g in sorted(set(zip(machine, groups))):
-        mine = [i for i in range(len(files)) if (machine[i], groups[i]) == (m, g)]
+    for m, g in sorted({(machine[i], groups[i]) for i in tested}):
+        mine = [i for i in tested if (machine[i], groups[i]) == (m, g)]
         tail = f"{m}_{g}_test" if g.startswith("section") else f"{m}_{g}"
         (folder / "dcase").mkdir(parents=True, exist_ok=True)
         for kind, value in (("anomaly_score", repr),  # (every digit: the challenge ranks these scores)
