@@ -318,7 +318,7 @@ def test_fit_and_calibrate_read_long_recordings_in_blocks(tmp_path, small_blocks
         _close(a, b)
     assert whole[2]["threshold"] != whole[0]["threshold"]  # calibrated again, on the other files
     monkeypatch.setattr(RecordingBlocks, "__iter__", refused)  # from the cache: no samples read but the survey's
-    monkeypatch.setattr(survey, "_level_and_bounds", lambda *a: (-20.0, 0, 1, 1, SR))
+    monkeypatch.setattr(survey, "_level_and_bounds", lambda *a: (-20.0, 0, 1, 1, SR, 1.0))
     assert main(["anomaly", "fit", str(data[0].parent), "--out", str(tmp_path / "again"), "--workers", "0"]) == 0
 
 

@@ -762,7 +762,8 @@ def test_labels_are_checked_before_any_file_is_scored(fitted_model, machine_data
     monkeypatch.setattr(scoring, "score_files", no_scoring)
     test = machine_data / "test"
     with pytest.raises(DataError, match=r"all 3 recordings are labelled normal; AUC needs anomalous ones too "
-                                        r"\(under a folder named 'anomalous', named 'anomalous_\*'"):
+                                        r"\(under a folder named 'anomalous', with the word 'anomalous' in the "
+                                        r"name"):
         score(fitted_model, [test / "normal"], labels="auto")
     table = tmp_path / "labels.csv"
     table.write_text("path,label\n" + str(sorted((test / "normal").glob("*.wav"))[0]) + ",normal\n")
