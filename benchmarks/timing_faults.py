@@ -6,9 +6,10 @@ Each set: 40 normal training recordings and 20 + 20 test recordings of 3 s at 16
 ms (x 0.8-1.2) at 0.5, 1.0, 1.5, 2.0 and 2.5 s (each +-10 ms) over noise 40 dB under them; anomalous recordings have
 one click missing (even-numbered) or one moved by 0.2 s either way (odd-numbered). Three seeds.
 
-    python benchmarks/timing_faults.py [--work DIR] [--seeds 0,1,2]
+    python benchmarks/timing_faults.py [--work DIR] [--seeds 0,1,2] [--kind timing|sound]
 
-Results: ``benchmarks/results/timing_faults.json``.
+Results: ``benchmarks/results/timing_faults.json`` (``timing_faults_sound.json``: the same sets with faults of the
+clicks' sound, a ringing click or a rattle, in the columns of the missing and the moved click).
 """
 
 from __future__ import annotations
@@ -30,23 +31,32 @@ DETECTORS = {"default": [], "pca": ["--config", str(REPO / "configs" / "anomaly_
              "vae": ["--config", str(REPO / "configs" / "anomaly_vae.yaml")]}
 
 
-def make(root: Path, seed: int) -> None:
+def make(root: Path, seed: int, kind: str = "timing") -> None:
+    """``kind`` timing: one click missing (even-numbered anomalies) or moved by 0.2 s (odd); sound: one click a ringing
+    2.5-kHz burst of the click's energy (even) or a click twice as long, a rattle (odd)."""
     import soundfile as sf
 
     rng = np.random.default_rng(seed)
     click = np.exp(-np.arange(400) / 60) * rng.standard_normal(400)
+    ring = np.exp(-np.arange(400) / 60) * np.sin(2 * np.pi * 2500 * np.arange(400) / SR)
+    ring *= np.linalg.norm(click) / np.linalg.norm(ring)
+    rattle = np.exp(-np.arange(800) / 120) * np.random.default_rng(seed + 1000).standard_normal(800)  # (the timing
+    # sets' draws as they were)
     plan = [("train", "normal", i, False) for i in range(40)] + [("test", "normal", i, False) for i in range(20)] + \
         [("test", "anomaly", i, True) for i in range(20)]
     for split, label, i, anomalous in plan:
         times = np.array([0.5, 1.0, 1.5, 2.0, 2.5]) + rng.normal(0, 0.01, 5)
-        if anomalous and i % 2 == 0:
+        sounds = [click] * 5
+        if anomalous and kind == "timing" and i % 2 == 0:
             times = np.delete(times, rng.integers(5))
-        elif anomalous:
+        elif anomalous and kind == "timing":
             times[rng.integers(5)] += rng.choice([-0.2, 0.2])
+        elif anomalous:
+            sounds[rng.integers(5)] = ring if i % 2 == 0 else rattle
         x = 0.01 * rng.standard_normal(SECONDS * SR)
-        for t in times:
+        for t, sound in zip(times, sounds):
             k = int(t * SR)
-            x[k:k + 400] += click * rng.uniform(0.8, 1.2)
+            x[k:k + len(sound)] += sound * rng.uniform(0.8, 1.2)
         folder = root / split / (label if split == "test" else "")
         folder.mkdir(parents=True, exist_ok=True)
         sf.write(folder / f"{label}_{i:03d}.wav", (0.3 * x).astype(np.float32), SR, subtype="FLOAT")
@@ -70,15 +80,17 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", default=None)
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--kind", choices=("timing", "sound"), default="timing",
+                    help="faults of timing (a click missing / moved) or of sound (a ringing click / a rattle)")
     args = ap.parse_args(argv)
     work = Path(args.work or tempfile.mkdtemp(prefix="lb_timing_"))
     rows = []
     for seed in map(int, args.seeds.split(",")):
-        data = work / f"seed{seed}"
+        data = work / f"{args.kind}_seed{seed}"
         if not (data / "train").is_dir():
-            make(data, seed)
+            make(data, seed, args.kind)
         for name, extra in DETECTORS.items():
-            out = work / f"seed{seed}_{name}"
+            out = work / f"{args.kind}_seed{seed}_{name}"
             assert cli(["anomaly", "fit", str(data / "train"), "--out", str(out / "m"), "--force", *extra]) == 0
             assert cli(["anomaly", "score", str(out / "m"), str(data / "test"), "--labels", "auto", "--out",
                         str(out / "s"), "--force"]) == 0
@@ -90,7 +102,9 @@ def main(argv=None) -> int:
                      **{k: round(float(np.mean([r[k] for r in mine])), 4)
                         for k in ("auc", "auc_missing", "auc_moved", "pauc")}})
     print(table(rows, ["seed", "detector", "auc", "pauc", "auc_missing", "auc_moved"]))
-    write_results("timing_faults", {"rows": rows})
+    write_results("timing_faults" if args.kind == "timing" else "timing_faults_sound", {"kind": args.kind, "rows": rows,
+                  "columns": {"auc_missing": "even-numbered anomalies: a click missing (timing) / ringing (sound)",
+                              "auc_moved": "odd-numbered: a click moved (timing) / a rattle (sound)"}})
     return 0
 
 
