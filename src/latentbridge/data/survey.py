@@ -159,8 +159,8 @@ def _level_and_bounds(path: Path, info, top_db: float, csv_rate, columns, channe
                       ) -> tuple[float, int, int, int, int, float]:
     """``(level dBFS, start, end, samples, rate, loud share)`` of the mono mix of ``path`` (or its ``channel``) at its
     own rate (:func:`~latentbridge.io.level_dbfs`, :func:`~latentbridge.io.active_bounds` of the sound, the share of
-    its 20-ms frames within 20 dB of the loudest): read whole, or in blocks where decoding it whole takes more than
-    :data:`~latentbridge.data.blocks.STREAM_BYTES` (hours of audio)."""
+    its 20-ms frames within :data:`LOUD_DB` of its 99th-percentile frame): read whole, or in blocks where decoding it
+    whole takes more than :data:`~latentbridge.data.blocks.STREAM_BYTES` (hours of audio)."""
     from latentbridge.data.blocks import read_in_blocks
     from latentbridge.io.levels import bounds_of_levels, dbfs, frame_db, frame_levels, sum_of_squares
 

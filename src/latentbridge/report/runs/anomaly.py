@@ -41,9 +41,9 @@ def scores_csv(res) -> str:
 def dcase_submission(res, folder: Path) -> list[Path]:
     """DCASE's submission files, where every scored test recording's name gives its section or machine ID (as the
     challenge's evaluation sets name them: ``section_00_0000.wav``, ``id_00_00000000.wav``; training recordings left
-    out): for each machine type (the folder above ``test/``, else the recording's own folder) and group, ``dcase/anomaly_score_<machine>_<group>[_test]
-    .csv`` (file name, score) and ``dcase/decision_result_<machine>_<group>[_test].csv`` (file name, 1 above the
-    threshold). The paths written."""
+    out): for each machine type (:func:`~latentbridge.data.labels.dcase_machine`: the folder above ``test/``) and
+    group, ``dcase/anomaly_score_<machine>_<group>[_test].csv`` (file name, score) and
+    ``dcase/decision_result_<machine>_<group>[_test].csv`` (file name, 1 above the threshold). The paths written."""
     from latentbridge.data.labels import dcase_machine, dcase_names, dcase_training
 
     files = res.windows.files
