@@ -37,9 +37,9 @@ def label_from_path(path: Path, root: Path | None = None) -> int | None:
     return name_label(path.name)
 
 
-#: the words of a file name that label it: its first word (``normal_01.wav``, ``anomaly_id_00_00000003.wav``), or one
-#: followed by a number (DCASE 2021-2025: ``section_00_source_test_anomaly_0001_vel_6_loc_A.wav``) unless the word
-#: before it negates it (``not_normal_01``); ``pump_anomaly_detection_3.wav`` is no label
+#: the words of a file name that label it: its first word (``normal_01.wav``, ``anomaly_id_00_00000003.wav``; not
+#: ``anomaly_free_08.wav``), or one followed by a number (DCASE 2021-2025: ``section_00_source_test_anomaly_0001_vel_6_
+#: loc_A.wav``) unless the word before it negates it (``not_normal_01``); ``pump_anomaly_detection_3.wav`` is no label
 _NAME_WORDS = {"normal": 0, "anomalous": 1, "anomaly": 1, "abnormal": 1}
 _NEGATIONS = {"not", "no", "non", "without", "an", "pre"}
 
@@ -104,7 +104,8 @@ def warn_suspect_names(files: list[Path], what: str = "training") -> None:
 
 def list_normal_files(paths, what: str = "training") -> list[Path]:
     """:func:`~latentbridge.data.audio.list_files` of recordings meant to be normal (``fit``, ``calibrate``): refused
-    when their folders or names mark some anomalous (:func:`refuse_anomalous`)."""
+    when their folders or names mark some anomalous (:func:`refuse_anomalous`), named when their names say so where no
+    rule labels them (:func:`warn_suspect_names`)."""
     from latentbridge.data.audio import list_files
 
     files = list_files(paths)
