@@ -125,6 +125,13 @@ def _rows(n, fmt):
     # a header wider than the data and one late row of its width: ragged, counted over every line
     (lambda: "time,x,y\n" + _rows(400, lambda i: f"{i / 1000:.3f},0.5" + (",1" if i == 395 else "") + "\n"),
      "ragged rows: line 2 has 2 fields, expected 3 (as in the header on line 1; delimiter ','); 399 lines differ"),
+    # the closing delimiter judged on the first 256 data lines whatever the blocks (255 of them at small blocks)
+    (lambda: "a;b;\n" + _rows(400, lambda i: f"{i};{i}\n" if i == 255 else f"{i};{i};\n"),
+     "ragged rows: line 257 has 2 fields, expected 3"),
+    # decimal commas judged on 50 lines that hold a comma or a point, wherever they are (5 at small blocks)
+    (lambda: "x;y\n" + _rows(250, lambda i: "0;0\n") + _rows(5, lambda i: "0,5;1,5\n")
+     + _rows(100, lambda i: "0.5;1.5\n"),
+     "line 252, column 1: not a number: '0,5' (decimal commas and points mixed in one file)"),
     # no header, the most common count over the whole file (not the first block's)
     (lambda: _rows(100, lambda i: f"{i / 1000:.3f},0.5\n") + _rows(300, lambda i: f"{i / 1000:.3f},0.5,1\n"),
      "ragged rows: line 1 has 2 fields, expected 3 (as on most lines; delimiter ','); 100 lines differ"),

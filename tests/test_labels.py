@@ -184,6 +184,7 @@ def test_a_file_left_out_of_the_csv_takes_no_label_from_a_namesake(tmp_path, mon
     ("without_anomaly.wav", None), ("pre-anomaly_baseline.wav", None), ("anomalous-free.wav", None),
     ("NORMAL-load-2.csv", None), ("pump_normal_mode_fault.wav", None), ("normal_anomaly_mix.wav", 0),
     ("anomaly_free_08.wav", None), ("run12-anomaly.wav", None), ("pump3_2024-05-01_normal.wav", None),
+    ("recording_an_anomaly_01.wav", 1), ("anomaly_detection_rig_01.wav", None), ("normal_vs_anomaly_study_01.wav", 0),
 ])
 def test_labels_from_the_words_of_file_names(name, label):
     """DCASE 2021+ names were 'no label' under --labels auto, and fit took a test folder of them (half anomalous)
@@ -256,6 +257,9 @@ def test_dcase_groups_and_the_official_score_match_the_challenges_evaluator():
     # two machine types' sections: each machine's own (fan/test/section_00 is not pump/test/section_00)
     two = [Path("fan/test/section_00_source_test_normal_0.wav"), Path("pump/test/section_00_source_test_normal_0.wav")]
     assert dcase_groups(two)[0] == ["fan_section_00", "pump_section_00"]
+    twenty21 = [Path("fan/source_test/section_00_source_test_normal_0.wav"),  # DCASE 2021's test folders
+                Path("pump/target_test/section_00_target_test_anomaly_0.wav")]
+    assert dcase_groups(twenty21) == (["fan_section_00", "pump_section_00"], ["source", "target"])
     assert group_metrics([0, 1, 0, 0], [0.1, 0.9, 0.2, 0.3], ["id_00", "id_00", "id_02", "id_02"])["auc_id_02"] is None
 
 
@@ -298,6 +302,13 @@ def test_names_that_say_anomaly_where_no_rule_labels_them_are_named_at_fit(tmp_p
         assert len(list_normal_files(tmp_path / "mixed")) == 5
     assert "2 of the 5 training recordings have names that say anomaly or fault" in caplog.text
     assert "run12-anomaly.wav" in caplog.text and "anomaly_free_08" not in caplog.text
+    caplog.clear()
+    for name in ("fault_current_sensor_01.wav", "voltage_01.wav", "broken_ice_rig_data_01.wav", "post_fault_01.wav"):
+        (tmp_path / "plain").mkdir(exist_ok=True)  # words that say nothing of the recording: only the last is named
+        write_wav(tmp_path / "plain" / name, np.full(800, 0.1, np.float32), 8000)
+    with caplog.at_level("WARNING"):
+        list_normal_files(tmp_path / "plain")
+    assert "1 of the 4 training recordings" in caplog.text and "post_fault_01.wav" in caplog.text
     caplog.clear()
     for k in range(3):
         (tmp_path / "project").mkdir(exist_ok=True)

@@ -38,10 +38,13 @@ def label_from_path(path: Path, root: Path | None = None) -> int | None:
 
 
 #: the words of a file name that label it: its first word (``normal_01.wav``, ``anomaly_id_00_00000003.wav``; not
-#: ``anomaly_free_08.wav``), or one followed by a number (DCASE 2021-2025: ``section_00_source_test_anomaly_0001_vel_6_
-#: loc_A.wav``) unless the word before it negates it (``not_normal_01``); ``pump_anomaly_detection_3.wav`` is no label
+#: ``anomaly_free_08.wav`` nor ``anomaly_detection_rig_01.wav``), or one followed by a number (DCASE 2021-2025:
+#: ``section_00_source_test_anomaly_0001_vel_6_loc_A.wav``) unless the word before it negates it (``not_normal_01``);
+#: ``pump_anomaly_detection_3.wav`` is no label
 _NAME_WORDS = {"normal": 0, "anomalous": 1, "anomaly": 1, "abnormal": 1}
-_NEGATIONS = {"not", "no", "non", "without", "an", "pre"}
+_NEGATIONS = {"not", "no", "non", "without", "pre"}
+#: second words after which a first word names no label: ``anomaly_free_08.wav``, ``anomaly_detection_rig_01.wav``
+_NOT_LABELS = {"free", "detection", "detector", "detect"}
 
 
 def name_words(name: str) -> list[str]:
@@ -51,10 +54,10 @@ def name_words(name: str) -> list[str]:
 
 def name_label(name: str) -> int | None:
     """0 / 1 from a file's name: a first word ``normal`` / ``anomaly`` / ``anomalous`` / ``abnormal`` followed by
-    ``_`` (not ``anomaly_free``), or such a word followed by a number and not negated by the word before it; None for
-    none, or both."""
+    ``_`` (not ``anomaly_free``, ``anomaly_detection``), or such a word followed by a number and not negated by the
+    word before it; None for none, or both."""
     lower, words = Path(name).name.lower(), name_words(name)
-    found = {v for w, v in _NAME_WORDS.items() if lower.startswith(w + "_") and words[1:2] != ["free"]}
+    found = {v for w, v in _NAME_WORDS.items() if lower.startswith(w + "_") and not set(words[1:2]) & _NOT_LABELS}
     found |= {_NAME_WORDS[w] for k, w in enumerate(words[:-1]) if w in _NAME_WORDS and words[k + 1].isdigit()
               and not (k and words[k - 1] in _NEGATIONS)}
     return found.pop() if len(found) == 1 else None
@@ -89,11 +92,11 @@ _SUSPECT_WORDS = {"anomaly", "anomalous", "abnormal", "fault", "faulty", "defect
 
 def warn_suspect_names(files: list[Path], what: str = "training") -> None:
     """A warning naming the recordings, among others, whose names say anomaly or fault where no label rule reads them
-    (``run12-anomaly.wav``, ``motorA_bearing_fault_01.wav``: fitted on without a word); none when every name says so
-    (a project's name)."""
-    def says(words: list[str]) -> bool:
-        return any(w in _SUSPECT_WORDS and not (k and words[k - 1] in _NEGATIONS) and words[k + 1:k + 2] != ["free"]
-                   for k, w in enumerate(words))
+    (``run12-anomaly.wav``, ``motorA_bearing_fault_01.wav``: fitted on without a word; the word last or followed by a
+    number: not ``fault_current_sensor_01.wav``); none when every name says so (a project's name)."""
+    def says(words: list[str]) -> bool:  # the word last, or followed by a number, and not negated
+        return any(w in _SUSPECT_WORDS and not (k and words[k - 1] in _NEGATIONS)
+                   and (k == len(words) - 1 or words[k + 1].isdigit()) for k, w in enumerate(words))
 
     said = [f for f in files if says(name_words(f.name))]
     if said and len(said) < len(files) and first_time(("suspect names", what, tuple(said))):
@@ -121,14 +124,16 @@ def dcase_machine(path: Path) -> str:
     return path.parent.parent.name if path.parent.name.lower() in _SPLIT_FOLDERS else path.parent.name
 
 
-#: the folders of a machine's recordings in DCASE's layouts
-_SPLIT_FOLDERS = ("train", "test", "eval", "eval_test", "supplemental")
+#: the folders of a machine's recordings in DCASE's layouts (2021: source_test, target_test)
+_SPLIT_FOLDERS = ("train", "test", "eval", "eval_test", "supplemental", "source_test", "target_test", "source_train",
+                  "target_train")
 
 
 def dcase_training(path: Path) -> bool:
     """Whether a recording is one of DCASE's training recordings: in a ``train`` folder, or named so
     (``section_00_source_train_normal_0001.wav``)."""
-    return "train" in name_words(Path(path).name) or Path(path).parent.name.lower() == "train"
+    return "train" in name_words(Path(path).name) or Path(path).parent.name.lower() in ("train", "source_train",
+                                                                                          "target_train")
 
 
 def dcase_names(files: list[Path]) -> tuple[list[str | None], list[str | None]]:

@@ -36,8 +36,8 @@ class Survey:
     levels_dbfs: list[float] = field(default_factory=list)  # RMS level of each read file
     active_s: list[float] = field(default_factory=list)  # duration between the first and last loud frame
     silence_share: list[float] = field(default_factory=list)  # leading + trailing quiet share of each read file
-    # share of each read file's 20-ms frames within LOUD_DB of its loudest (its 99th percentile: one bang in a steady
-    # hum is no loudest): about 1 for steady sound, 0.05 for clicks
+    # share of each read file's 20-ms frames within LOUD_DB of its loudest: about 1 for steady sound, 0.05 for clicks
+    # (one bang in a steady hum sets it low for that file: the median over the files is what counts)
     loud_share: list[float] = field(default_factory=list)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     quiet: list[tuple[str, float]] = field(default_factory=list)  # read files under QUIET_DBFS: (path, level)
@@ -159,7 +159,7 @@ def _level_and_bounds(path: Path, info, top_db: float, csv_rate, columns, channe
                       ) -> tuple[float, int, int, int, int, float]:
     """``(level dBFS, start, end, samples, rate, loud share)`` of the mono mix of ``path`` (or its ``channel``) at its
     own rate (:func:`~latentbridge.io.level_dbfs`, :func:`~latentbridge.io.active_bounds` of the sound, the share of
-    its 20-ms frames within :data:`LOUD_DB` of its 99th-percentile frame): read whole, or in blocks where decoding it
+    its 20-ms frames within :data:`LOUD_DB` of its loudest): read whole, or in blocks where decoding it
     whole takes more than :data:`~latentbridge.data.blocks.STREAM_BYTES` (hours of audio)."""
     from latentbridge.data.blocks import read_in_blocks
     from latentbridge.io.levels import bounds_of_levels, dbfs, frame_db, frame_levels, sum_of_squares
@@ -182,7 +182,7 @@ def _level_and_bounds(path: Path, info, top_db: float, csv_rate, columns, channe
         db = frame_db(mix(), frame)
         level = dbfs(power, n)
     start, end = bounds_of_levels(db, n, frame, top_db)
-    return level, start, end, n, sr, float(np.mean(db > np.percentile(db, 99) - LOUD_DB)) if len(db) else 1.0
+    return level, start, end, n, sr, float(np.mean(db > db.max() - LOUD_DB)) if len(db) else 1.0
 
 
 def conversions_line(rates: dict[str, int], channels: dict[str, int], sample_rate: int, channel,

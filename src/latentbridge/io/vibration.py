@@ -279,25 +279,40 @@ def read_vibration_csv(
     rows = rows[start:]
     delim = sep or _pick_delimiter(lines[rows[0]])
     datetime_col, first_stamp = datetime_column(lines, rows, delim)
-    t0, commas = None, None if delim in (";", "\t") else False
+    t0, commas = None, False
 
-    def numbers(rows: list[int], first: int = 0) -> None:  # dates and decimal commas as the parser reads them
-        nonlocal t0, commas
-        if datetime_col is not None:  # (first: its stamps are numbers, then the file's decimal mark is judged)
+    def stamps(rows: list[int], first: int = 0) -> None:  # dates and times as numbers: microseconds since the first
+        nonlocal t0
+        if datetime_col is not None:
             t0 = datetimes_to_microseconds(path, lines, rows, delim, datetime_col, first, t0)
-        if commas is None:  # judged on the first lines that hold a comma or a point (rows[0] of the head: a header)
-            commas = _decimal_commas(lines, rows[1:] if first else rows)
+
+    def points(rows: list[int]) -> None:  # decimal commas as the parser reads them
         if commas:
             for i in rows:
                 lines[i] = lines[i].replace(",", ".")
 
-    numbers(rows, max(1, first_stamp))
+    def more() -> list[int]:  # the head grown by a block (its stamps as numbers; then the decimal mark is judged)
+        new = lines.read(keep=True)
+        stamps(new)
+        return new
+
+    stamps(rows, max(1, first_stamp))
+    if delim in (";", "\t"):  # decimal commas, judged on the first 50 data lines that hold a comma or a point
+        marked = sum(1 for i in rows[1:] if "," in lines[i] or "." in lines[i])  # (rows[0] may be a header)
+        while marked < 50 and not lines.done:
+            rows = rows + (new := more())
+            marked += sum(1 for i in new if "," in lines[i] or "." in lines[i])
+        commas = bool(_decimal_commas(lines, rows[1:]))
+    points(rows)
     first_cells = _split(lines[rows[0]], delim)
     has_header = any(c.strip().strip('"').strip() != "" and not _is_number(c) for c in first_cells)
     header = [c.strip().strip('"').strip() for c in first_cells] if has_header else None
     data_rows = rows[1:] if has_header else rows
     if not data_rows:
         raise DataError(path, "no data rows (only a header line)")
+    while len(data_rows) < HEAD_ROWS and not lines.done:  # closing delimiters: judged on HEAD_ROWS data lines
+        points(new := more())
+        rows, data_rows = rows + new, data_rows + new
     closing, judged = 0, data_rows[:HEAD_ROWS]  # delimiters that close every line of the head (loggers, spreadsheet
     while delim is not None and all(lines[i].rstrip().endswith(delim) for i in judged):  # exports; empty columns
         closing += 1  # after the table: one per delimiter): no empty last column
@@ -383,7 +398,8 @@ def read_vibration_csv(
         if lines.done:
             break
         data_rows, head = lines.read(), False
-        numbers(data_rows)
+        stamps(data_rows)
+        points(data_rows)
         unclosed(data_rows)
         count(data_rows)
     if header is None:  # the most common count among every data line
