@@ -51,7 +51,8 @@ def test_blocks_read_the_same_as_the_whole_text(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("damage, message", [
     (lambda ln: ln.rsplit(";", 2)[0] + ";", "ragged rows: line 332 has 3 fields, expected 4"),  # a cell short
-    (lambda ln: ln.replace(";RUN", ";12"), "line 5, column 4: not a number: 'RUN'"),  # the text column's number
+    (lambda ln: ln.replace(";RUN", ";12"), "line 5, column 4: not a number: 'RUN' (column 4 holds words there and "
+                                           "a number or a gap on line 332"),  # the text column's number, named
     (lambda ln: ln.replace("RUN", "RUN;x"), "ragged rows: line 332 has 5 fields"),
 ])
 def test_blocks_name_the_lines_a_whole_read_names(tmp_path, monkeypatch, damage, message):

@@ -361,10 +361,17 @@ def read_vibration_csv(
         c = cell.strip().strip('"').strip()
         return any(ch.isalpha() for ch in c) and not _is_number(c)
 
-    text_cols = [j for j, c in enumerate(_split(lines[data_rows[0]], delim)) if text(c)] \
+    worded = [j for j, c in enumerate(_split(lines[data_rows[0]], delim)) if text(c)] \
         if np.all(counts == expected) else []  # (ragged rows are named first)
-    if text_cols:  # text on every line, or a sensor column that begins with a gap: the parser names its cell
-        text_cols = [j for j in text_cols if all(text(_split(lines[i], delim)[j]) for i in data_rows)]
+    mixed: dict[int, int] = {}  # a column with words on the first line and a number or a gap on a later one: that line
+
+    def unworded(rows: list[int], cols) -> None:
+        for j in cols:
+            if (i := next((i for i in rows if not text(_split(lines[i], delim)[j])), None)) is not None:
+                mixed.setdefault(j, i)
+
+    unworded(data_rows, worded)
+    text_cols = [j for j in worded if j not in mixed]  # text on every line: left out
     if text_cols:
         named, many = ", ".join(repr(header[j]) if header else str(j + 1) for j in text_cols), len(text_cols) > 1
         file_note(log, ("csv text columns", tuple(text_cols)), path,
@@ -374,12 +381,11 @@ def read_vibration_csv(
     # --- numbers (C parser), a block of lines at a time: (rows, columns) float64 and each row's line. What a read of
     # the whole file names first is named first: ragged rows (over every line), a text column's number, a bad cell
     data, at, n_rows = None, np.empty(0, dtype=np.int64), 0
-    mixed: set[int] = set()
     bad_cell, head = None, True
     while True:
         if list(hist) == [expected] and data_rows:
-            mixed |= {j for j in text_cols if not head and j not in mixed
-                      and not all(text(_split(lines[i], delim)[j]) for i in data_rows)}
+            if not head:
+                unworded(data_rows, [j for j in text_cols if j not in mixed])
             if not mixed and bad_cell is None:
                 try:
                     block = np.loadtxt([lines[i] for i in data_rows], delimiter=delim, dtype=np.float64, ndmin=2,
@@ -424,7 +430,12 @@ def read_vibration_csv(
             + (quoted_thousands_hint(first_at[v][1]) if delim == "," else ""),
         )
     if mixed:  # a column with words on its first line and numbers further down: the whole parse named its first word
-        raise _find_bad_cell(path, first_line, list(first_line), delim, 0, [j for j in text_cols if j not in mixed])
+        many = len(mixed) > 1
+        skip = [j for j in text_cols if j not in mixed]
+        raise DataError(path, _find_bad_cell(path, first_line, list(first_line), delim, 0, skip).problem + (
+            f" (column{'s' if many else ''} {', '.join(str(j + 1) for j in sorted(mixed))} hold{'' if many else 's'} "
+            f"words there and a number or a gap on line {min(mixed.values()) + 1}: neither a sensor nor a text column "
+            "to leave out)"))
     if bad_cell is not None:
         raise bad_cell
     if data is None:
