@@ -124,16 +124,15 @@ def dcase_machine(path: Path) -> str:
     return path.parent.parent.name if path.parent.name.lower() in _SPLIT_FOLDERS else path.parent.name
 
 
-#: the folders of a machine's recordings in DCASE's layouts (2021: source_test, target_test)
-_SPLIT_FOLDERS = ("train", "test", "eval", "eval_test", "supplemental", "source_test", "target_test", "source_train",
-                  "target_train")
+#: the folders of a machine's training recordings, and of all its recordings, in DCASE's layouts (2021: source_test)
+_TRAIN_FOLDERS = ("train", "source_train", "target_train")
+_SPLIT_FOLDERS = _TRAIN_FOLDERS + ("test", "eval", "eval_test", "supplemental", "source_test", "target_test")
 
 
 def dcase_training(path: Path) -> bool:
     """Whether a recording is one of DCASE's training recordings: in a ``train`` folder, or named so
     (``section_00_source_train_normal_0001.wav``)."""
-    return "train" in name_words(Path(path).name) or Path(path).parent.name.lower() in ("train", "source_train",
-                                                                                          "target_train")
+    return "train" in name_words(Path(path).name) or Path(path).parent.name.lower() in _TRAIN_FOLDERS
 
 
 def dcase_names(files: list[Path]) -> tuple[list[str | None], list[str | None]]:

@@ -36,18 +36,17 @@ def _delim_name(delim: str | None) -> str:
     return {";": "';'", ",": "','", "\t": "tab"}.get(delim, "whitespace") if delim else "whitespace"
 
 
-def _decimal_commas(lines: list[str], rows: list[int]) -> bool | None:
+def _decimal_commas(lines: list[str], rows: list[int]) -> bool:
     """Whether the numbers are written with decimal commas (European spreadsheets and loggers, ';' or tab
     between cells): commas in the first 50 data lines that hold a comma or a point, and no point there (a logger's
-    pre-trigger rows of whole zeros hold neither: deciding on them refused a file of decimal commas); None when no
-    line of ``rows`` holds either (the lines after them decide)."""
+    pre-trigger rows of whole zeros hold neither: deciding on them refused a file of decimal commas)."""
     head = []
     for i in rows:
         if "," in lines[i] or "." in lines[i]:
             head.append(lines[i])
             if len(head) == 50:
                 break
-    return any("," in ln for ln in head) and not any("." in ln for ln in head) if head else None
+    return any("," in ln for ln in head) and not any("." in ln for ln in head)
 
 
 _GROUPED = re.compile(r"-?[1-9]\d{0,2}(\.\d{3})+")

@@ -302,7 +302,7 @@ def read_vibration_csv(
         while marked < 50 and not lines.done:
             rows = rows + (new := more())
             marked += sum(1 for i in new if "," in lines[i] or "." in lines[i])
-        commas = bool(_decimal_commas(lines, rows[1:]))
+        commas = _decimal_commas(lines, rows[1:])
     points(rows)
     first_cells = _split(lines[rows[0]], delim)
     has_header = any(c.strip().strip('"').strip() != "" and not _is_number(c) for c in first_cells)

@@ -288,8 +288,9 @@ def adapt(cfg, paths, *, max_read: int = 200,
     given = {k: raw[k.split(".")[0]][k.split(".")[1]] for k in set_keys}
     from latentbridge.models.registry import get_model_class
 
-    reads = bool(getattr(get_model_class(cfg.model.name), "reads_active_frames", False))
-    if not getattr(get_model_class(cfg.model.name), "reads_frame_order", True) and \
+    cls = get_model_class(cfg.model.name)
+    reads = bool(getattr(cls, "reads_active_frames", False))
+    if not getattr(cls, "reads_frame_order", True) and \
             (share := survey.typical_loud_share) is not None and share < EVENT_SHARE:
         log.warning("the sound comes in short events (the median recording is within 20 dB of its loudest in %.0f %% "
                     "of its 20-ms frames): %s reads the spectrum of each window's frames, not when in the window they "
