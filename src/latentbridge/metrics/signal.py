@@ -151,7 +151,6 @@ def log_spectral_distance(
     differed by 0.03 dB. Read an LSD of padded or gated signals beside PESQ/STOI, or over the sound alone.
     """
     e, r = _pair(estimate, reference)
-    n_fft = int(n_fft)
     n_fft, hop = _frames_plan(n_fft, hop)
     lead = e.shape[:-1]
     e2 = e.reshape(-1, e.shape[-1])
