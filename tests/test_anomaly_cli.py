@@ -236,6 +236,33 @@ def test_fit_and_calibrate_refuse_recordings_marked_anomalous(fitted_model, mach
     assert (fitted_model / "config.json").read_text() == before
 
 
+def test_fit_reads_several_folders_given_together(machine_data, feature_cache, tmp_path, capsys, monkeypatch):
+    """`anomaly fit DAY1 DAY2`: recordings of several folders (days, sensors' folders, a DCASE machine's two training
+    sets) were fitted only through a folder of links. Each folder's recordings are read, the folders named in the
+    model card; one folder stays a string in config.json; a missing one is refused naming it, nothing written."""
+    from latentbridge.config import load_config
+
+    normal = sorted((machine_data / "train" / "normal").glob("*.wav"))
+    day1, day2 = tmp_path / "day1", tmp_path / "day2"
+    for day, files in ((day1, normal[:3]), (day2, normal[3:])):
+        day.mkdir()
+        for f in files:
+            shutil.copy(f, day / f.name)
+    assert main(["anomaly", "fit", str(day1), str(day2), "--out", str(tmp_path / "m2")]) == 0
+    config = json.loads((tmp_path / "m2" / "config.json").read_text())
+    assert config["config"]["data"]["train_dir"] == [str(day1), str(day2)]
+    assert config["data"]["n_files"] == len(normal) == 6
+    assert f"Training recordings: `{day1}, {day2}` (6 files" in (tmp_path / "m2" / "README.md").read_text()
+    assert main(["anomaly", "fit", str(day1), "--out", str(tmp_path / "m1")]) == 0
+    assert json.loads((tmp_path / "m1" / "config.json").read_text())["config"]["data"]["train_dir"] == str(day1)
+    capsys.readouterr()
+    assert main(["anomaly", "fit", str(day1), str(tmp_path / "day3"), "--out", str(tmp_path / "m3")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'day3'}: does not exist\n"
+    assert not (tmp_path / "m3").exists()
+    monkeypatch.setenv("HOME", str(tmp_path))  # ~ inside -o's brackets, which no shell expands
+    assert load_config(None, ["data.train_dir=[~/day1, ~/day2]"]).data.train_dir == [str(day1), str(day2)]
+
+
 def test_a_neighbour_detector_without_held_out_files_says_what_its_threshold_does(machine_data, feature_cache,
                                                                                    tmp_path, caplog):
     """Calibrated on its own training windows, a nearest-neighbour detector's threshold is about 0 (they score 0

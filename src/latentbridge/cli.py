@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("anomaly", help="acoustic anomaly detection").add_subparsers(dest="anomaly_cmd", required=True)
     af = a.add_parser("fit", help="train on normal recordings and calibrate the threshold")
-    af.add_argument("normal_dir", help="folder (or file) of normal recordings")
+    af.add_argument("normal_dirs", nargs="+", help="folders (or files) of normal recordings")
     af.add_argument("--out", required=True, help="model folder to write")
     af.add_argument("--skip-bad", action="store_true", help="skip unusable recordings with a warning")
     _add_config_args(af)
@@ -359,7 +359,7 @@ def _cmd_anomaly(args) -> int:
     if args.anomaly_cmd == "fit":
         from latentbridge.config import load_config
 
-        sets = {"task": "anomaly", "data.train_dir": args.normal_dir, **_hardware(args),
+        sets = {"task": "anomaly", "data.train_dir": args.normal_dirs, **_hardware(args),
                 **({"data.skip_bad_files": True} if args.skip_bad else {})}
         cfg = load_config(args.config, args.override, sets=sets)
         res = commands.train(cfg, args.out, resume=args.resume, force=args.force, notify=_choice_line)

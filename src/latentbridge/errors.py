@@ -32,10 +32,10 @@ class LatentbridgeError(Exception):
 
 
 class DataError(LatentbridgeError):
-    """A data file or folder that cannot be used."""
+    """A data file or folder that cannot be used (or the folders given together, named in a row)."""
 
-    def __init__(self, path: str | Path, problem: str):
-        self.path = str(path)
+    def __init__(self, path: str | Path | list, problem: str):
+        self.path = ", ".join(map(str, path)) if isinstance(path, (list, tuple)) else str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 

@@ -305,6 +305,11 @@ def listed(items, n: int = 3, count: bool = False) -> str:
     return text + ((f", ... ({len(items)} in all)" if count else ", ...") if len(items) > n else "")
 
 
+def paths_text(value) -> str:
+    """A path, or a list of them (``data.train_dir``: ``anomaly fit DIR1 DIR2``), as text: the list's joined by commas."""
+    return ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
 def file_names(paths, stems: bool = False) -> list[str]:
     """How messages name files: each one's name, or where names repeat (a plant's per-machine folders each hold
     ``00000000.wav``) its path below the files' common folder ("rec.wav" named any of three). ``stems``: without the

@@ -126,6 +126,8 @@ def apply_sets(raw: dict, sets: dict | None, overridden: set[str], path=None) ->
     from latentbridge.utils import existing_path
 
     for key, value in (sets or {}).items():
+        if isinstance(value, list) and len(value) == 1:  # one path of a command's list: the path, as a config gives it
+            value = value[0]
         old = _at(raw, key.split("."))
         if (folder := existing_path(old)) is not None and folder == existing_path(value):
             old = value  # one folder, spelled otherwise
@@ -144,6 +146,8 @@ def expand_home(raw: dict, keep=(), prefix: str = "") -> dict:
     for k, v in raw.items():
         if isinstance(v, dict):
             expand_home(v, keep, f"{prefix}{k}.")
+        elif isinstance(v, list) and PATH_KEY.search(f"{prefix}{k}"):  # data.train_dir: [~/day1, ~/day2] (no shell
+            raw[k] = [os.path.expanduser(x) if isinstance(x, str) else x for x in v]  # expands ~ inside -o's brackets)
         elif isinstance(v, str) and v.startswith("~") and PATH_KEY.search(key := f"{prefix}{k}") and key not in keep:
             raw[k] = os.path.expanduser(v)
     return raw

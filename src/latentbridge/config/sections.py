@@ -45,8 +45,8 @@ class Section(BaseModel):
 class AudioDataConfig(Section):
     """Folders of recordings (anomaly detection)."""
 
-    train_dir: str | None = None
-    """Folder (or file) of normal recordings used for training."""
+    train_dir: str | list[str] | None = None
+    """Folder (or file) of the recordings used for training, or a list of them (``anomaly fit DIR1 DIR2 ...``)."""
     test_dir: str | None = None
     """Folder of test recordings for ``evaluate`` (labels from ``normal``/``anomalous`` folders)."""
     cache_dir: str | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from latentbridge.training.fit import best_loss_text
-from latentbridge.utils import counted
+from latentbridge.utils import counted, paths_text
 
 
 def _fitted(training: dict) -> str:
@@ -31,7 +31,7 @@ def model_card(cfg, anomaly: dict, data: dict, training: dict) -> str:
 {cfg.description or 'Acoustic anomaly detector trained on normal recordings only.'}
 
 ## Data
-- Training recordings: `{data['train_dir']}` ({counted(data['n_files'], 'file')}, {data['total_duration_s']:.1f} s;
+- Training recordings: `{paths_text(data['train_dir'])}` ({counted(data['n_files'], 'file')}, {data['total_duration_s']:.1f} s;
   {counted(data['n_train_files'], 'file')} / {counted(data['n_train_windows'], 'window')} for training,
   {counted(data['n_val_files'], 'file')} / {counted(data['n_val_windows'], 'window')} held out for calibration\
 {", the last part of each in time" if data.get('val_split') == 'time' else ""})

@@ -37,7 +37,7 @@ import torch
 from latentbridge.training.fit import best_loss_text
 from latentbridge.data.images import seeded_subset
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError, named_problems
-from latentbridge.utils import batched, listed
+from latentbridge.utils import batched, listed, paths_text
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,12 @@ def audio_files(cfg) -> list[Path]:
     if not cfg.data.train_dir:
         raise ConfigError("data.train_dir: no recordings given (a folder of audio files, or a MUSDB root "
                           "with data.stems)")
-    files = recordings(cfg.data.train_dir, cfg.data.stems)
+    from latentbridge.data.audio import list_files
+
+    if isinstance(cfg.data.train_dir, list) and cfg.data.stems:
+        raise ConfigError("data.train_dir: one MUSDB-style root with data.stems, not a list")
+    files = list_files(cfg.data.train_dir) if isinstance(cfg.data.train_dir, list) else \
+        recordings(cfg.data.train_dir, cfg.data.stems)
     return [files[i] for i in seeded_subset(len(files), cfg.data.limit, cfg.train.seed)]
 
 
@@ -126,7 +131,7 @@ def _fit_audio(cfg, out_dir: Path, resume: bool, force: bool) -> FitResult | Non
 def _audio_card(cfg, data: dict, training: dict) -> str:
     f, a = cfg.features, cfg.audio
     src = (f"MUSDB-style root `{data['train_dir']}`, stems {data['stems']}" if data["stems"]
-           else f"`{data['train_dir']}`")
+           else f"`{paths_text(data['train_dir'])}`")
     return f"""# latentbridge audio autoencoder: {cfg.model.name}
 
 {cfg.description or 'Autoencoder of log-mel spectrogram windows.'}

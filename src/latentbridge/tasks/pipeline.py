@@ -186,7 +186,8 @@ def feature_training(cfg, out_dir, paths, *, resume: bool = False, force: bool =
                         "more recordings, or shorter windows (-o audio.window_s=...)")
     held = held_out_record(train_wf, val_wf)
     data_info = {
-        "train_dir": str(cfg.data.train_dir), "n_files": len(wf.files), "n_train_files": held["n_train_files"],
+        "train_dir": cfg.data.train_dir if isinstance(cfg.data.train_dir, list) else str(cfg.data.train_dir),
+        "n_files": len(wf.files), "n_train_files": held["n_train_files"],
         "n_val_files": held["n_val_files"], "n_train_windows": len(train_wf), "n_val_windows": len(val_wf),
         "total_duration_s": float(wf.durations_s.sum()), "skipped_files": wf.skipped,
         "n_padded_files": len(wf.padded), "val_files": held["val_files"], "val_split": held["val_split"],

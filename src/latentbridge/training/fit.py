@@ -105,6 +105,8 @@ def _same_path(a: Any, b: Any, trained_in: str | None = None) -> bool:
     seen from here; a relative ``a``, the run's, seen from ``trained_in`` where that is known)."""
     from latentbridge.utils import existing_path
 
+    if isinstance(a, list) and isinstance(b, list):  # data.train_dir's folders, one by one
+        return len(a) == len(b) and all(_same_path(x, y, trained_in) for x, y in zip(a, b))
     if not isinstance(a, str) or not isinstance(b, str):
         return False
     if trained_in and _relative(a):
