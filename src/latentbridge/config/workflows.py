@@ -539,8 +539,8 @@ def _model_key_hint(err: ValidationError, task: str) -> str:
     return f" ({'; '.join(hints)})" if hints else ""
 
 
-def _is_text_field(workflow: type[Workflow], parts: list[str]) -> bool:
-    """Whether the dotted key names a plain string field (a path, a name) of ``workflow``."""
+def _is_text_field(workflow: type[Workflow], parts: list[str], value: str) -> bool:
+    """Whether the key names a string field (a path, a name; or paths, ``data.train_dir``, unless ``value`` is [...])."""
     import typing
 
     if len(parts) != 2 or parts[0] not in workflow.model_fields:
@@ -550,8 +550,9 @@ def _is_text_field(workflow: type[Workflow], parts: list[str]) -> bool:
     if not fields or parts[1] not in fields:
         return False
     ann = fields[parts[1]].annotation
+    args = set(typing.get_args(ann)) - {type(None)} - (set() if value.lstrip().startswith("[") else {list[str]})
     return ann is str or (typing.get_origin(ann) in (Union, getattr(__import__("types"), "UnionType", Union))
-                          and set(typing.get_args(ann)) <= {str, type(None)} and str in typing.get_args(ann))
+                          and args == {str})
 
 
 def load_config(path=None, overrides: list[str] | None = None, *, sets: dict[str, Any] | None = None) -> Workflow:
@@ -573,9 +574,8 @@ def load_config(path=None, overrides: list[str] | None = None, *, sets: dict[str
     workflow = WORKFLOWS.get(raw.get("task", "anomaly"))
     if workflow is not None:
         for text in overrides or []:
-            parts, _ = parse_override(text)
-            if _is_text_field(workflow, parts) and ".".join(parts) not in (sets or {}):
-                value = text.split("=", 1)[1]
+            (parts, _), value = parse_override(text), text.split("=", 1)[1]
+            if _is_text_field(workflow, parts, value) and ".".join(parts) not in (sets or {}):
                 set_path(raw, parts, value if value.strip() else None, text)
     source = str(path) if path is not None else "defaults"
     if overrides:
