@@ -68,6 +68,34 @@ def test_websocket_stream_gives_the_scores_of_anomaly_score(server, detector_mod
     assert not any(m["is_anomaly"] for m in windows if m["end_s"] <= 4.0)
 
 
+def test_clients_that_hang_up_early_leave_no_traceback(detector_model, monkeypatch, tmp_path):
+    """A client that hung up right after its start message put the ASGI server's traceback in the log (the "ready"
+    sent to nobody), every time; a live stream closed with audio still queued, "Task exception was never retrieved"
+    (a block pushed after the scoring ended). Neither is a fault of the server: no traceback, and it answers on."""
+    import socket
+    import time
+
+    monkeypatch.setenv("LATENTBRIDGE_SERVE_LOG", str(tmp_path / "serve.log"))
+    server = ServerProcess([detector_model])
+    url = f"ws://127.0.0.1:{server.port}/api/models/{detector_model.name}/stream"
+    for _ in range(5):
+        ws = ws_client.connect(url)
+        ws.send(json.dumps({"sample_rate": 16000, "format": "f32"}))
+        ws.socket.shutdown(socket.SHUT_RDWR)
+        ws.socket.close()
+    tone = (0.3 * np.sin(2 * np.pi * 120 * np.arange(160000) / 16000)).astype("<f4").tobytes()
+    for _ in range(3):
+        with ws_client.connect(url) as ws:
+            ws.send(json.dumps({"sample_rate": 16000, "format": "f32", "live": True}))
+            for i in range(0, len(tone), 8192):
+                ws.send(tone[i:i + 8192])
+    time.sleep(2)
+    assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
+    server.stop()
+    log = (tmp_path / "serve.log").read_text()
+    assert "Traceback" not in log and "never retrieved" not in log, log
+
+
 def test_concurrent_uploads_are_all_answered_and_batched(server, detector_model, tmp_path):
     """24 concurrent uploads of two recordings, interleaved: each answer carries its own file's windows
     (no rows handed to the wrong request) with the scores of ``anomaly score`` on that file."""

@@ -165,10 +165,14 @@ async def run_stream(ws: WebSocket, served, batcher, *, queue_blocks: int, max_f
             logging.getLogger("latentbridge.tasks.listen").removeHandler(relay)
         post(msg if msg is not None else _DONE)
 
-    await ws.send_json({"type": "ready", "model": served.name, "sample_rate": sr, "format": fmt,
-                        "channels": channels, "model_sample_rate": det.sample_rate, "window_s": w.window_s,
-                        "hop_s": w.hop_s, "threshold": threshold, "score": det.method, "live": live,
-                        "warnings": live_input_warnings(det, sr, f"the stream's {sr}-Hz audio")})
+    try:
+        await ws.send_json({"type": "ready", "model": served.name, "sample_rate": sr, "format": fmt,
+                            "channels": channels, "model_sample_rate": det.sample_rate, "window_s": w.window_s,
+                            "hop_s": w.hop_s, "threshold": threshold, "score": det.method, "live": live,
+                            "warnings": live_input_warnings(det, sr, f"the stream's {sr}-Hz audio")})
+    except GONE:  # hung up after its start message: a line, not the ASGI server's traceback
+        log.info("stream of model %s: the client went away before it was ready", served.name)
+        return
     worker = threading.Thread(target=work, name=f"latentbridge-stream-{served.name}", daemon=True)
     worker.start()
     sender = asyncio.create_task(_send_all(ws, outbox))
@@ -187,14 +191,17 @@ async def run_stream(ws: WebSocket, served, batcher, *, queue_blocks: int, max_f
         code = await sender  # the recording ended: the last windows and the summary, then close
     else:
         receiver.cancel()
+        receiver.add_done_callback(lambda task: task.cancelled() or task.exception())  # (retrieved: no log line)
         feed.abort()
         code = sender.result()
     try:
         await ws.close(code=code)
-    except RuntimeError:
+    except GONE:
         pass  # already closed
 
 
+#: what sending to a client that went away raises (uvicorn's ClientDisconnected is an OSError)
+GONE = (WebSocketDisconnect, RuntimeError, OSError)
 #: a stream whose client sends nothing for this long is closed (it held a thread without end)
 IDLE_TIMEOUT_S = 60.0
 
@@ -231,6 +238,8 @@ async def _receive_all(ws: WebSocket, feed: BlockFeed, fmt: str, channels: int, 
             if len(data) > max_frame_bytes:
                 raise StreamError(f"a binary message of {len(data)} bytes is over the limit of {max_frame_bytes}",
                                   1009)
+            if feed.closed:  # the scoring ended (or the stream was closed) while this message came in
+                return "closed"
             feed.push(decode_frame(data, fmt, channels))
             continue
         try:
@@ -252,7 +261,7 @@ async def _send_all(ws: WebSocket, outbox: asyncio.Queue) -> int:
         code = msg.pop("code", 1000) if msg.get("type") == "error" else 1000
         try:
             await ws.send_json(msg)
-        except (WebSocketDisconnect, RuntimeError):
+        except GONE:
             return 1000
         if msg["type"] in ("end", "error"):
             return code
@@ -262,5 +271,5 @@ async def _fail(ws: WebSocket, err: StreamError) -> None:
     try:
         await ws.send_json({"type": "error", "detail": err.detail})
         await ws.close(code=err.code)
-    except (WebSocketDisconnect, RuntimeError):
+    except GONE:
         pass
