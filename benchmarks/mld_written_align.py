@@ -77,7 +77,7 @@ def main(argv=None) -> int:
 
     before = measure()
     print("before", json.dumps(before), flush=True)
-    images, _ = training_images(cfg.digits, cfg.train.seed)
+    images, _ = training_images(cfg.digits)
     x = images_to_float(images)
     t0 = time.time()
     copies = as_written_copies(x, args.copies, cfg.train.seed)

@@ -62,6 +62,37 @@ def test_pairs_respect_the_splits(feature_cache):
         pairs(nobody, "train")
 
 
+def test_test_images_are_never_the_judges_training_images_whatever_the_seed(feature_cache):
+    """Without MNIST's training images the 10,000 test images are split 8,000 / 2,000; the judge (the MNIST
+    classifier) is trained on the fixed split, and a run of train.seed 1 drew 83 % of its test images from the judge's
+    training images (its coherence and FD read images the judge had learnt). The split is the fixed one at any seed."""
+    from latentbridge.config import load_config
+    from latentbridge.data.digits import classifier_data
+    from latentbridge.tasks.avdigits import pairs
+
+    judge = {x.tobytes() for x in classifier_data("mnist", MNIST_DIR)["x_train"]}
+    for seed in (0, 1):
+        cfg = load_config(REPO / "configs" / "avdigits.yaml", [o for o in _o() if o != "-o"] + [f"train.seed={seed}"])
+        test, _ = pairs(cfg, "test")
+        seen = sum(np.ascontiguousarray(x).tobytes() in judge for x in test.image)
+        assert seen == 0 and len(test.image) == 60, (seed, seen)
+
+
+def test_a_real_floor_says_how_many_examples_it_rests_on(caplog):
+    """fd_audio_real_floor drew min(pairs, training clips) examples without a word: 600 real clips against 1,200
+    generated samples read a floor above a perfect generator's distance (3.57 against 2.99)."""
+    from latentbridge.tasks.crossmodal import _floor
+
+    rng = np.random.default_rng(0)
+    real, test = rng.normal(size=(50, 4)), rng.normal(size=(40, 4))
+    with caplog.at_level("WARNING"):
+        out = _floor(real, 100, test, "fd_audio_real_floor")
+    assert out["fd_audio_real_floor_n"] == 50 and out["fd_audio_real_floor"] > 0
+    assert "rests on 50 real training examples against 100 generated samples" in caplog.text
+    caplog.clear()
+    assert _floor(real, 30, test, "fd_image_real_floor")["fd_image_real_floor_n"] == 30 and not caplog.text
+
+
 def test_train_evaluate_analyze(av_run, small_classifiers, tmp_path, capsys, caplog):
     info = json.loads((av_run / "config.json").read_text())
     assert info["model_class"] == "avmvae" and info["data"]["n_train_pairs"] > 0
@@ -334,7 +365,7 @@ def test_redrawn_pairs_keep_the_digit_and_the_split(feature_cache):
 
     cfg = load_config(REPO / "configs" / "avdigits.yaml", [o for o in _o() if o != "-o"])
     train, _ = pairs(cfg, "train")
-    images, labels = training_images(cfg.digits, cfg.train.seed)
+    images, labels = training_images(cfg.digits)
     ds = RedrawnPairs(train, images, labels, seed=0)
     lookup = {images[j].tobytes(): int(labels[j]) for j in range(len(images))}
     test_images = MNIST(MNIST_DIR, seed=cfg.train.seed)

@@ -429,8 +429,10 @@ class DigitPairs:
         return self.subset(~mask), self.subset(mask)
 
 
-def digit_sources(digits_cfg, seed: int):
-    """(FSDD, MNIST) of a ``digits`` config section."""
+def digit_sources(digits_cfg):
+    """(FSDD, MNIST) of a ``digits`` config section. Without MNIST's training images, the offline split of its test
+    images is the fixed one (seed 0) whatever the run's seed, like FSDD's official split: the digit judges are trained
+    on it, and a run of train.seed 1 had 83 % of its test images among the judge's training images."""
     from latentbridge.data.sources import FSDD, MNIST
 
     d = digits_cfg
@@ -438,14 +440,14 @@ def digit_sources(digits_cfg, seed: int):
         raise ConfigError("digits.fsdd_root and digits.mnist_root: both data folders are needed "
                           "(e.g. -o digits.fsdd_root=../shared/data/fsdd -o digits.mnist_root=../shared/data/mnist, "
                           "or -o digits.download=true to fetch them there)")
-    return FSDD(d.fsdd_root, download=d.download), MNIST(d.mnist_root, download=d.download, seed=seed)
+    return FSDD(d.fsdd_root, download=d.download), MNIST(d.mnist_root, download=d.download)
 
 
 def build_pairs(digits_cfg, spec, split: str, seed: int) -> tuple[DigitPairs, dict]:
     """The seeded audio-visual pairs of ``split`` (test pairs never reuse a training clip or image)."""
     from latentbridge.data.sources import pair_audio_visual
 
-    fsdd, mnist = digit_sources(digits_cfg, seed)
+    fsdd, mnist = digit_sources(digits_cfg)
     items = fsdd.items()
     if held := set(digits_cfg.held_out_speakers):
         known = {it.speaker for it in items}
@@ -473,9 +475,9 @@ def build_pairs(digits_cfg, spec, split: str, seed: int) -> tuple[DigitPairs, di
     return data, info
 
 
-def training_images(digits_cfg, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def training_images(digits_cfg) -> tuple[np.ndarray, np.ndarray]:
     """The MNIST training images (uint8) and their digits: the pool the training pairs draw from."""
-    _, mnist = digit_sources(digits_cfg, seed)
+    _, mnist = digit_sources(digits_cfg)
     images, labels, splits = mnist.pool()
     return images[splits["train"]], np.asarray(labels)[splits["train"]]
 

@@ -25,8 +25,8 @@ from latentbridge.utils import first_time, is_hidden, listed, natural_key, progr
 log = logging.getLogger(__name__)
 
 MNIST_OFFLINE_NOTE = ("offline split: the 60,000 MNIST training images are absent, so 'train' and 'test' are a "
-                      "seeded (seed {seed}) 8,000 / 2,000 split of the 10,000 official test images; figures are "
-                      "not comparable with results on the official split")
+                      "fixed (seed {seed}, whatever the run's) 8,000 / 2,000 split of the 10,000 official test "
+                      "images; figures are not comparable with results on the official split")
 MNIST_OFFICIAL_NOTE = "the official MNIST split (60,000 training / 10,000 test images)"
 
 #: images a worker thread reads between two updates of the progress bar
@@ -252,14 +252,14 @@ def resize_images(images: np.ndarray, side: int, method: str = "area") -> np.nda
     return out
 
 
-def _mnist(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:
+def _mnist(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:  # (the offline split is fixed, not seeded)
     from latentbridge.data.sources import MNIST
 
     if not data_cfg.root:
         raise ConfigError("data.root: no MNIST folder given (the folder holding the *-ubyte.gz files)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the offline split is recorded in info instead
-        mn = MNIST(data_cfg.root, seed=seed, setting="data.root", fetch=None)
+        mn = MNIST(data_cfg.root, setting="data.root", fetch=None)  # the fixed offline split: the judge's
     names = [str(d) for d in range(10)]
     sets = []
     for split in ("train", "test"):
@@ -269,7 +269,7 @@ def _mnist(data_cfg, seed: int) -> tuple[ImageSet, ImageSet, dict]:
             x = resize_images(x, data_cfg.image_size, data_cfg.resize)
         sets.append(ImageSet(x, y.astype(np.int64), None, names))
     info = {"source": "mnist", "root": str(data_cfg.root), "offline_split": bool(mn.offline_split),
-            "split": MNIST_OFFLINE_NOTE.format(seed=seed) if mn.offline_split else MNIST_OFFICIAL_NOTE}
+            "split": MNIST_OFFLINE_NOTE.format(seed=mn.seed) if mn.offline_split else MNIST_OFFICIAL_NOTE}
     return sets[0], sets[1], info
 
 

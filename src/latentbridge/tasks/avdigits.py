@@ -55,7 +55,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
         model = build_model(cfg.model, audio_shape=tuple(data.audio.shape[1:]), image_shape=tuple(data.image.shape[1:]),
                             loss_weights=cfg.losses.model_dump())
         model.normalizer.fit(torch.from_numpy(train.audio))
-        train_set = (RedrawnPairs(train, *training_images(cfg.digits, cfg.train.seed), cfg.train.seed)
+        train_set = (RedrawnPairs(train, *training_images(cfg.digits), cfg.train.seed)
                      if cfg.digits.redraw_images else DictDataset(**train.tensors()))
         run.fit(model, make_loader(train_set, cfg.train, True),
                 make_loader(DictDataset(**val.tensors()), cfg.train, False) if len(val.label) else None)

@@ -13,7 +13,7 @@ generated from its image (:func:`generation_metrics`):
   Griffin-Lim audio of the *real* test log-mels (the same pairs);
 - ``fd_image`` / ``fd_audio``: Fréchet distance of the generated set to the real test set in
   each classifier's penultimate feature space, with ``*_real_floor``: as many real training
-  examples against the same test set;
+  examples against the same test set (``*_real_floor_n``: how many; fewer where the training set is smaller);
 - ``diversity_image`` / ``diversity_audio``: mean pairwise RMS distance (pixels in [0, 1]; dB)
   of the samples generated for one digit, averaged over digits (``*_real``: the real test
   examples of one digit); a retrieval route that returns a few typical examples scores low;
@@ -63,7 +63,7 @@ def digit_judges(cfg, spec) -> DigitJudges:
             log.warning("the %s classifier that judges generated %s reads its own test set at %.2f: coherence and "
                         "class figures through it are bounded by that (a judge worth its name: latentbridge "
                         "classifier train %s --epochs N, N larger)", name.upper(), what, acc, name)
-    images, _ = training_images(cfg.digits, cfg.train.seed)
+    images, _ = training_images(cfg.digits)
     train, _ = pairs(cfg, "train")
     _, first = np.unique(train.clip, return_index=True)
     return DigitJudges(mnist, fsdd, mnist_info, fsdd_info, load_waveform_judge(cfg.digits.fsdd_root, spec), spec,
@@ -103,11 +103,18 @@ def to_waves(spec, log_mels, gl_iterations: int = 32) -> np.ndarray:
     return under_full_scale(griffin_lim(spec, log_mels, gl_iterations))
 
 
-def _floor(features_real: np.ndarray, n: int, reference: np.ndarray) -> float:
+def _floor(features_real: np.ndarray, n: int, reference: np.ndarray, key: str) -> dict:
+    """``key`` (the Fréchet distance of ``n`` real training examples to the test set's) and ``key_n``, how many there
+    were: fewer than ``n`` generated samples when the training set is smaller, named (the distance falls as the count
+    grows: 600 against 1,200 in 64 dimensions read 3.57, 1,200 read 2.81)."""
     from latentbridge.metrics.generative import frechet_distance
 
-    idx = np.sort(np.random.default_rng(1).permutation(len(features_real))[:min(n, len(features_real))])
-    return frechet_distance(features_real[idx], reference)
+    m = min(n, len(features_real))
+    if m < n:
+        log.warning("%s rests on %d real training examples against %d generated samples: a Fréchet distance falls as "
+                    "the count grows, so the floor reads higher than one of %d would", key, m, n, n)
+    idx = np.sort(np.random.default_rng(1).permutation(len(features_real))[:m])
+    return {key: frechet_distance(features_real[idx], reference), f"{key}_n": int(m)}
 
 
 def reference_metrics(j: DigitJudges, test, sub: np.ndarray, gl_iterations: int = 32) -> dict:
@@ -126,8 +133,8 @@ def reference_metrics(j: DigitJudges, test, sub: np.ndarray, gl_iterations: int 
         "mnist_classifier_data": (j.mnist_info.get("data") or {}).get("data_root"),
         "fsdd_classifier_data": (j.fsdd_info.get("data") or {}).get("data_root"),
         "second_judge_data": j.waveform.info.get("data_root"),
-        "fd_image_real_floor": _floor(j.mnist.embed(j.train_images), n, j.mnist.embed(test.image)),
-        "fd_audio_real_floor": _floor(j.fsdd.embed(j.train_audio), n, j.fsdd.embed(test.audio[clips])),
+        **_floor(j.mnist.embed(j.train_images), n, j.mnist.embed(test.image), "fd_image_real_floor"),
+        **_floor(j.fsdd.embed(j.train_audio), n, j.fsdd.embed(test.audio[clips]), "fd_audio_real_floor"),
         "diversity_image_real": diversity(test.image, test.label),
         "diversity_audio_real": diversity(test.audio[clips], test.label[clips]),
         "memorisation_image_real": float(nearest_distance(test.image, j.train_images).mean()),

@@ -172,7 +172,7 @@ def _train_stage(cfg, stage_cfg, key: str, folder: Path, resume: bool) -> None:
         _fit_stage_on_arrays(stage_cfg, folder, x_t, x_v, "FSDD training clips (official split) of the paired digits",
                              resume, labels=(y_t, y_v), recorded=recorded)
     else:
-        images, _ = training_images(cfg.digits, seed)
+        images, _ = training_images(cfg.digits)
         x = images_to_float(images)[seeded_subset(len(images), limit, seed)]
         perm = np.random.default_rng(seed + 1).permutation(len(x))
         n_val = int(round(cfg.data.val_fraction * len(x)))
@@ -276,7 +276,7 @@ def training_latents(cfg, stages: Stages, root: str | None = None, splits=None):
     train, val = digit_pairs(cfg, "train")
     za = stages.encode("audio", train.audio).float()
     if cfg.digits.redraw_images:
-        images, labels = training_images(cfg.digits, cfg.train.seed)
+        images, labels = training_images(cfg.digits)
         from latentbridge.data.digits import images_to_float
 
         pool = stages.encode("image", images_to_float(images)).float()
