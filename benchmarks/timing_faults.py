@@ -6,7 +6,7 @@ Each set: 40 normal training recordings and 20 + 20 test recordings of 3 s at 16
 ms (x 0.8-1.2) at 0.5, 1.0, 1.5, 2.0 and 2.5 s (each +-10 ms) over noise 40 dB under them; anomalous recordings have
 one click missing (even-numbered) or one moved by 0.2 s either way (odd-numbered). Three seeds.
 
-    python benchmarks/timing_faults.py [--work DIR] [--seeds 0,1,2] [--kind timing|sound]
+    python benchmarks/timing_faults.py [--work DIR] [--seeds 0,1,2] [--kind timing|sound] [--detectors default,pca,vae]
 
 Results: ``benchmarks/results/timing_faults.json`` (``timing_faults_sound.json``: the same sets with faults of the
 clicks' sound, a ringing click or a rattle, in the columns of the missing and the moved click).
@@ -80,6 +80,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", default=None)
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--detectors", default=",".join(DETECTORS), help="of " + ", ".join(DETECTORS))
+    ap.add_argument("--suffix", default="", help="added to the results file's name")
     ap.add_argument("--kind", choices=("timing", "sound"), default="timing",
                     help="faults of timing (a click missing / moved) or of sound (a ringing click / a rattle)")
     args = ap.parse_args(argv)
@@ -89,20 +91,22 @@ def main(argv=None) -> int:
         data = work / f"{args.kind}_seed{seed}"
         if not (data / "train").is_dir():
             make(data, seed, args.kind)
-        for name, extra in DETECTORS.items():
+        for name in args.detectors.split(","):
+            extra = DETECTORS[name]
             out = work / f"{args.kind}_seed{seed}_{name}"
             assert cli(["anomaly", "fit", str(data / "train"), "--out", str(out / "m"), "--force", *extra]) == 0
             assert cli(["anomaly", "score", str(out / "m"), str(data / "test"), "--labels", "auto", "--out",
                         str(out / "s"), "--force"]) == 0
             pauc = json.loads((out / "s" / "metrics.json").read_text())["pauc"]
             rows.append({"seed": seed, "detector": name, **aucs(out / "s" / "scores.csv"), "pauc": round(pauc, 4)})
-    for name in DETECTORS:
+    for name in args.detectors.split(","):
         mine = [r for r in rows if r["detector"] == name]
         rows.append({"seed": "mean", "detector": name,
                      **{k: round(float(np.mean([r[k] for r in mine])), 4)
                         for k in ("auc", "auc_missing", "auc_moved", "pauc")}})
     print(table(rows, ["seed", "detector", "auc", "pauc", "auc_missing", "auc_moved"]))
-    write_results("timing_faults" if args.kind == "timing" else "timing_faults_sound", {"kind": args.kind, "rows": rows,
+    result = ("timing_faults" if args.kind == "timing" else "timing_faults_sound") + args.suffix
+    write_results(result, {"kind": args.kind, "rows": rows,
                   "columns": {"auc_missing": "even-numbered anomalies: a click missing (timing) / ringing (sound)",
                               "auc_moved": "odd-numbered: a click moved (timing) / a rattle (sound)"}})
     return 0

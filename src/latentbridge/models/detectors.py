@@ -8,7 +8,8 @@ without gradient descent, each usable with ``anomaly fit / score / export / list
   of the windows' statistics (:func:`latentbridge.transforms.stats.window_statistics`: band and
   cepstral means and spreads over the active frames); the score is the Mahalanobis distance.
 - :class:`KNNStatsDetector` (``knn_stats``): the distance of the standardised statistics to the
-  nearest ``k`` training windows' (mean over the k).
+  nearest ``k`` training windows' (mean over the k); with ``timing``, the level envelope's autocorrelation
+  beside them (:func:`latentbridge.transforms.stats.envelope_autocorrelation`: events late or missing).
 
 The statistics of both keep the window's level in every band mean (the plain baselines), or, with
 ``separate_level: true`` (the default of ``knn_stats``, which ``anomaly fit`` uses when no preset is
@@ -41,7 +42,8 @@ from torch import Tensor, nn
 from latentbridge.models.base import ModelFamily, ModelSpec
 from latentbridge.models.outputs import AutoencoderOutput
 from latentbridge.nn.conv import FeatureNormalizer
-from latentbridge.transforms.stats import dct_matrix, separate_level, squared_distances, window_statistics
+from latentbridge.transforms.stats import (dct_matrix, envelope_autocorrelation, separate_level, squared_distances,
+                                           window_statistics)
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,11 @@ class KNNStatsConfig(GaussianStatsConfig):
     separate_level: bool = True
     max_bank: int = Field(20000, gt=0)
     """Training windows kept as neighbours at most (a seeded subset of a larger training set)."""
+    timing: float = Field(0.0, ge=0)
+    """Weight of the window's level envelope autocorrelation beside the statistics (standardised, each lag times
+    this): when in the window the sound is loud. 0: the statistics alone; ``anomaly fit`` chooses 0.5 for sound in
+    short events (the median recording loud in under a quarter of its frames), where a late or missing event is a
+    fault the statistics miss."""
 
 
 class WindowDetector(ModelFamily, nn.Module):
@@ -223,6 +230,8 @@ class GaussianStatsDetector(WindowDetector):
         self.separate_level = bool(separate_level)
         self.register_buffer("dct", dct_matrix(min(int(n_mfcc), f), f))
         d = c * (2 * f + 2 * self.dct.shape[0])  # each channel's statistics (the axes of a multi-axis sensor)
+        self.channel_dim = d // c
+        d += self.n_lags  # and the envelope's autocorrelation, one for all channels (KNNStatsDetector's timing)
         self.dim = d
         self.register_buffer("stat_mean", torch.zeros(d))
         self.register_buffer("stat_std", torch.ones(d))
@@ -233,17 +242,27 @@ class GaussianStatsDetector(WindowDetector):
         if length_scale:
             self.length_table.copy_(torch.tensor([length_scale[m] for m in self.score_methods]))
 
+    n_lags: ClassVar[int] = 0
+    timing: float = 0.0
+
     def statistics(self, x: Tensor) -> Tensor:
         """Standardised window statistics (B, D)."""
-        return (self.raw_statistics(x) - self.stat_mean) / self.stat_std
+        return self._weighted((self.raw_statistics(x) - self.stat_mean) / self.stat_std)
+
+    def _weighted(self, s: Tensor) -> Tensor:
+        """Standardised statistics (B, D) with the envelope's autocorrelation, last, times ``timing``."""
+        if not self.n_lags:
+            return s
+        return torch.cat([s[:, :s.shape[1] - self.n_lags], self.timing * s[:, s.shape[1] - self.n_lags:]], dim=1)
 
     def raw_statistics(self, x: Tensor) -> Tensor:
         """(B, C, F, T) → (B, D): :func:`window_statistics` of each channel on its own (its active frames, its
-        cepstra, its level), side by side."""
+        cepstra, its level), side by side; then, with ``timing``, :func:`envelope_autocorrelation` at lags up to half
+        the window."""
         b, c, f, t = x.shape
         s = window_statistics(x.reshape(b * c, 1, f, t), self.dct, self.top_db)
-        s = separate_level(s, f) if self.separate_level else s
-        return s.reshape(b, -1)
+        s = (separate_level(s, f) if self.separate_level else s).reshape(b, -1)
+        return torch.cat([s, envelope_autocorrelation(x, self.n_lags)], dim=1) if self.n_lags else s
 
     def filled_share(self, x: Tensor) -> Tensor:
         """(B, C, F, T) → (B,): the share of the window's frames that hold any signal in any channel (padding
@@ -351,7 +370,7 @@ class GaussianStatsDetector(WindowDetector):
         raw = batched(self.raw_statistics, features).double()
         self.stat_mean.copy_(raw.mean(0).float())
         self.stat_std.copy_(raw.std(0).clamp_min(1e-6).float())
-        return (raw.float() - self.stat_mean) / self.stat_std
+        return self._weighted((raw.float() - self.stat_mean) / self.stat_std)
 
     def fit_closed_form(self, features: np.ndarray, seed: int = 0, groups: np.ndarray | None = None,
                         short: np.ndarray | None = None) -> dict:
@@ -406,11 +425,14 @@ class KNNStatsDetector(GaussianStatsDetector):
 
     def __init__(self, input_shape, n_mfcc: int = 20, top_db: float = 40.0, separate_level: bool = False, k: int = 1,
                  max_bank: int = 20000, bank_size: int = 0, channel_scale: list[float] | None = None,
-                 length_scale: dict[str, list[float]] | None = None):
+                 length_scale: dict[str, list[float]] | None = None, timing: float = 0.0):
+        self.timing = float(timing)  # (before the statistics' width is counted)
+        self.n_lags = int(input_shape[-1]) // 2 if self.timing > 0 else 0
         super().__init__(input_shape, n_mfcc=n_mfcc, top_db=top_db, separate_level=separate_level,
                          length_scale=length_scale, k=int(k),
                          max_bank=int(max_bank), bank_size=int(bank_size),
-                         **({"channel_scale": [float(v) for v in channel_scale]} if channel_scale else {}))
+                         **({"channel_scale": [float(v) for v in channel_scale]} if channel_scale else {}),
+                         **({"timing": self.timing} if self.timing > 0 else {}))
         self.k = int(k)
         self.register_buffer("bank", torch.zeros(int(bank_size), self.dim))
 
@@ -434,10 +456,15 @@ class KNNStatsDetector(GaussianStatsDetector):
         if c == 1:
             per_channel = knn / scale[0]
         else:
-            w = s.shape[1] // c
-            per_channel = torch.stack([self._nearest(s[:, j * w:(j + 1) * w], self.bank[:, j * w:(j + 1) * w],
-                                                     leave_out) / scale[j] for j in range(c)], dim=1).amax(1)
+            per_channel = torch.stack([self._nearest(self._channel(s, j), self._channel(self.bank, j), leave_out)
+                                       / scale[j] for j in range(c)], dim=1).amax(1)
         return {"knn": knn, "knn_channel_max": per_channel}
+
+    def _channel(self, s: Tensor, j: int) -> Tensor:
+        """Channel ``j``'s columns of standardised statistics (B, D), and the envelope's, which all channels share."""
+        w = self.channel_dim
+        own = s[:, j * w:(j + 1) * w]
+        return torch.cat([own, s[:, s.shape[1] - self.n_lags:]], dim=1) if self.n_lags else own
 
     @torch.no_grad()
     def fitted_windows(self, x: Tensor) -> Tensor:
@@ -461,11 +488,11 @@ class KNNStatsDetector(GaussianStatsDetector):
             log.warning("model.k = %d, but the bank holds %d training windows: each score is the mean distance to all "
                         "%d of them (set k below the training window count)", self.k, len(keep), len(keep))
         # each channel's scale: the median leave-one-out distance of (up to 2000) training windows in that channel
-        c, w = self.input_shape[0], s.shape[1] // self.input_shape[0]
+        c = self.input_shape[0]
         ref = torch.from_numpy(np.sort(rng.permutation(len(keep))[:2000]))
         if len(keep) > 1:  # 256 reference windows at a time: a (256, bank) distance matrix, not (2000, bank)
             self.params["channel_scale"] = [max(float(torch.cat([self._nearest(
-                self.bank[ref[i:i + 256], j * w:(j + 1) * w], self.bank[:, j * w:(j + 1) * w],
+                self._channel(self.bank[ref[i:i + 256]], j), self._channel(self.bank, j),
                 _own_rows(ref[i:i + 256], len(keep))) for i in range(0, len(ref), 256)]).median()), 1e-6)
                 for j in range(c)]
             cal = np.sort(rng.permutation(ref.numpy())[:LENGTH_REFS])  # bank rows of the length calibration

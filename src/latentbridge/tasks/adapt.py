@@ -44,7 +44,7 @@ import numpy as np
 
 from latentbridge.data.survey import QUIET_DBFS, Survey, survey_files
 from latentbridge.io.audio import VIBRATION_CODECS
-from latentbridge.utils import channel_counts
+from latentbridge.utils import channel_counts, paths_text
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +159,9 @@ def choose_settings(survey: Survey, given: dict | None = None, reads_active_fram
     return out
 
 
-#: a median recording loud (within 20 dB of its loudest) in less than this share of its frames comes in events
-EVENT_SHARE = 0.25
+#: a median recording loud (within 20 dB of its loudest) in less than this share of its frames comes in events, for
+#: which the nearest-neighbour detector reads the level envelope's timing too, with this weight (``model.timing``)
+EVENT_SHARE, EVENT_TIMING = 0.25, 0.5
 #: no window longer than this fraction of all the recordings' sound, so that a split in time (one recording) leaves
 #: whole windows on both sides of its cut
 FEW_SPANS = 8
@@ -290,16 +291,19 @@ def adapt(cfg, paths, *, max_read: int = 200,
 
     cls = get_model_class(cfg.model.name)
     reads = bool(getattr(cls, "reads_active_frames", False))
-    if not getattr(cls, "reads_frame_order", True) and \
-            (share := survey.typical_loud_share) is not None and share < EVENT_SHARE:
+    events = (share := survey.typical_loud_share) is not None and share < EVENT_SHARE
+    timing = [Choice("model.timing", EVENT_TIMING, f"the sound comes in short events, the median recording loud in "
+                     f"{100 * share:.0f} % of its frames: when in a window it is loud is read too")] \
+        if events and "timing" in cls.config_class.model_fields and "timing" not in cfg.model.model_fields_set else []
+    if events and not getattr(cls, "reads_frame_order", True) and not timing and not getattr(cfg.model, "timing", 0):
         log.warning("the sound comes in short events (the median recording is within 20 dB of its loudest in %.0f %% "
                     "of its 20-ms frames): %s reads the spectrum of each window's frames, not when in the window they "
                     "happen, so a late or missing event among regular ones moves its scores little (clicks at regular "
-                    "times: one moved by 0.2 s scored AUC 0.55, one missing 0.80; by the VAE preset, which rebuilds "
-                    "the frames in their order, 1.00 and 0.88, but 0.68 where a click sounds wrong, which this one "
-                    "scores 0.99): for faults of timing, fit with --config configs/anomaly_vae.yaml", 100 * share,
-                    cfg.model.name)
-    applied = [c for c in choose_settings(survey, given, reads) if c.key not in set_keys]
+                    "times: one moved by 0.2 s scored AUC 0.55, one missing 0.80 by the statistics alone; 1.00 and "
+                    "0.82 by the default detector, which reads the level envelope's timing too, and 0.99 both ways "
+                    "where a click sounds wrong): for faults of timing, fit with no --config (or -o model.timing=0.5 "
+                    "with the kNN preset)", 100 * share, cfg.model.name)
+    applied = [c for c in choose_settings(survey, given, reads) if c.key not in set_keys] + timing
     axes = max(survey.channels)
     channel = next((c.value for c in applied if c.key == "audio.channel"), cfg.audio.channel)
     if axes > 1 and channel is None and any(survey.codecs.get(c) for c in VIBRATION_CODECS):
@@ -312,8 +316,9 @@ def adapt(cfg, paths, *, max_read: int = 200,
         section, key = c.key.split(".")
         raw[section][key] = c.value
     mine = ", ".join(sorted(set_keys))
-    new = validate(raw, f"the settings chosen from the survey of {paths} with the ones given ({mine})" if mine else
-                   f"the settings chosen from the survey of {paths} (set them yourself with -o)")
+    surveyed = f"the settings chosen from the survey of {paths_text(paths)}"
+    new = validate(raw, f"{surveyed} with the ones given ({mine})" if mine else
+                   f"{surveyed} (set them yourself with -o)")
     # the new config remembers what the user set (a resumed run re-derives the same choices; keys a model does not
     # read are named)
     for section, value in cfg:
