@@ -968,3 +968,34 @@ def test_calibrate_takes_its_normal_folders_before_or_after_the_options(fitted_m
     with pytest.raises(SystemExit) as e:  # a word after the options that nothing takes is still refused
         parse(["anomaly", "calibrate", "m", "a", "--k", "2", "b"])
     assert e.value.code == 2 and "unrecognized arguments: b" in capsys.readouterr().err
+
+
+def test_calibrate_keeps_the_rule_it_is_given_and_refuses_another_methods_setting(fitted_model, machine_data, tmp_path,
+                                                                                  capsys):
+    """`calibrate --false-alarm-rate 0.3` set mean + 2σ and dropped the rate without a word (--k with quantile alike),
+    and a calibration with no option after `--method quantile` went back to mean + kσ. A rate alone is a quantile, --k
+    alone mean + k·σ, another method's setting is refused, and the model's last rule is kept."""
+    model, normal = tmp_path / "m", str(machine_data / "test" / "normal")
+    shutil.copytree(fitted_model, model)
+
+    def rule():
+        a = json.loads((model / "config.json").read_text())["anomaly"]
+        return a["method"], a.get("k"), a.get("false_alarm_rate")
+
+    assert main(["anomaly", "calibrate", str(model), normal, "--false-alarm-rate", "0.3"]) == 0
+    assert rule() == ("quantile", None, 0.3)
+    assert main(["anomaly", "calibrate", str(model), normal]) == 0
+    assert rule() == ("quantile", None, 0.3)  # the model's rule, not the config's mean + 2σ
+    assert main(["anomaly", "calibrate", str(model), normal, "--k", "3"]) == 0
+    assert rule() == ("mean_std", 3.0, None)
+    assert main(["anomaly", "calibrate", str(model), normal]) == 0 and rule() == ("mean_std", 3.0, None)
+    capsys.readouterr()
+    before = (model / "config.json").read_text()
+    for argv, word in ((["--method", "mean_std", "--false-alarm-rate", "0.1"], "--false-alarm-rate is not a setting "
+                        "of --method mean_std"), (["--method", "quantile", "--k", "3"], "--k is not a setting of "
+                        "--method quantile")):
+        assert main(["anomaly", "calibrate", str(model), normal, *argv]) == 2
+        assert word in capsys.readouterr().err
+    assert main(["anomaly", "calibrate", str(model), "--threshold", "5", "--k", "2"]) == 2
+    assert "--threshold sets the threshold as given" in capsys.readouterr().err
+    assert (model / "config.json").read_text() == before

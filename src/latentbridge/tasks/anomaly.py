@@ -344,12 +344,16 @@ def _calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | N
 
     if (normal_paths is None) == (threshold is None):
         raise LatentbridgeError("calibrate: give normal recordings or --threshold VALUE (one of the two)")
+    if threshold is not None and (method or k is not None or false_alarm_rate is not None):
+        raise LatentbridgeError("calibrate: --threshold sets the threshold as given; --method, --k and "
+                                "--false-alarm-rate measure one on normal recordings (give one or the other)")
     if k is not None and not (np.isfinite(k) and k >= 0):
         raise LatentbridgeError(f"--k must be a finite number of at least 0 (the threshold is the normal scores' mean "
                                 f"+ k·σ), got {k:g}")
     if false_alarm_rate is not None and not 0 < false_alarm_rate < 1:
         raise LatentbridgeError(f"--false-alarm-rate must lie between 0 and 1 (exclusive), got {false_alarm_rate:g}")
     det = Detector.load(model_dir, calibrated=False).read_rate(sample_rate)
+    method, k, false_alarm_rate = _calibration_rule(det.anomaly, method, k, false_alarm_rate)
     old = det.threshold if np.isfinite(det.threshold) else None  # None: the model's first threshold
     if score is not None:
         _check_score(det.model, score, model_dir)
@@ -394,6 +398,24 @@ def _calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | N
         log.warning("%s: not written (%s): it holds the previous calibration; the threshold in config.json is the "
                     "new one", Path(model_dir) / "calibration.json", e.strerror or type(e).__name__)
     return CalibrationResult(Path(model_dir), old, float(new["threshold"]), new)
+
+
+def _calibration_rule(last: dict, method: str | None, k: float | None, far: float | None) -> tuple:
+    """``(method, k, false_alarm_rate)`` of a calibration: ``--false-alarm-rate`` alone is a quantile, ``--k`` alone
+    mean + k·σ; one of another method's is refused (both were dropped without a word: `--false-alarm-rate 0.3` set
+    mean + 2σ); what is not given is the model's last rule (``last``: its config.json's, a `--method quantile` earlier
+    too, which the next calibration had put back to mean + kσ), else the config's."""
+    if method is None and (k is None) != (far is None):
+        method = "quantile" if far is not None else "mean_std"
+    if (method == "mean_std" and far is not None) or (method == "quantile" and k is not None):
+        raise LatentbridgeError(f"--{'false-alarm-rate' if far is not None else 'k'} is not a setting of --method "
+                                f"{method} (mean_std: the mean + k·σ of normal scores, --k; quantile: the score a "
+                                "--false-alarm-rate of normal windows exceeds)")
+    if last.get("method") in ("mean_std", "quantile") and method in (None, last["method"]):
+        method = last["method"]
+        k = last.get("k") if k is None and method == "mean_std" else k
+        far = last.get("false_alarm_rate") if far is None and method == "quantile" else far
+    return method, k, far
 
 
 def _warn_trained_on(model_dir, files) -> None:
