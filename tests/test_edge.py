@@ -588,3 +588,22 @@ def test_too_little_memory_for_a_file_is_said_as_such(files, onnx_model, monkeyp
                    "failed): it reads a recording block by block: leave it more of the memory (other programs), or "
                    "run on a machine with more memory\n")
     assert list(window_lines(out)) == [str(files["good2"])]
+
+
+def test_a_recording_that_clips_is_named_and_a_closed_pipe_ends_quietly(tmp_path, onnx_model, files):
+    """The device scored a recording clipped by a gain set too high as anomalous (every window, 25 times the
+    threshold) without the note `anomaly score` gives; `edge ... | head -1` ended in a BrokenPipeError traceback."""
+    x = machine_like(16000)
+    sf.write(tmp_path / "clipped.wav", np.clip(x * 20, -1, 1), 16000, subtype="FLOAT")
+    res = run_edge(onnx_model, tmp_path / "clipped.wav", files["good"])
+    assert res.returncode == 0, res.stderr
+    notes = [line for line in res.stderr.splitlines() if "clip" in line]
+    assert len(notes) == 1 and notes[0].startswith(f"note: {tmp_path / 'clipped.wav'}: 1 of 1 recordings clip (") \
+        and "none of the training recordings did" in notes[0], res.stderr
+    (many := tmp_path / "many").mkdir()
+    for k in range(20):
+        shutil.copy(files["good"], many / f"r{k:02d}.wav")
+    head = subprocess.run(f"{sys.executable} -m latentbridge.edge {onnx_model} {many} | head -1; "
+                          "echo ${PIPESTATUS[0]} >&2", shell=True, executable="/bin/bash", capture_output=True,
+                          text=True, env=ENV, timeout=120)
+    assert head.stdout.startswith("# threshold ") and head.stderr.strip() in ("0", "141"), head.stderr

@@ -181,6 +181,7 @@ class EdgeScorer:
             self.csv_rate = w.get("csv_rate")  # the rate of vibration files that give none
             self.columns = w.get("columns")  # a vibration CSV's sensor columns, read by their header names
             self.aggregate = str(self.meta.get("aggregate", "mean"))
+            self.clipped_pct = self.meta.get("clipped_share_percentiles")  # (None: an export without them)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise EdgeModelError(path, f"damaged latentbridge metadata ({type(exc).__name__}: "
                                        f"{_one_line(exc)})") from None
@@ -252,8 +253,14 @@ class EdgeScorer:
         if windows.padded:
             notes.append(f"shorter than one {self.window / self.sample_rate:.4g}-s window; padded to one window "
                          f"({self.pad})")
-        # every channel's windows: as many signals at a time as BATCH_WINDOWS mono windows
-        return windows.batches(max(1, BATCH_WINDOWS // windows.width)), notes
+        def batches():  # every channel's windows: as many signals at a time as BATCH_WINDOWS mono windows
+            from latentbridge.data.survey import clipping_warnings
+
+            yield from windows.batches(max(1, BATCH_WINDOWS // windows.width))
+            # read through: a recording that clips more than the training ones did, as `anomaly score` names it
+            notes.extend(clipping_warnings(self.clipped_pct, [str(path)], [blocks.clipped_share]))
+
+        return batches(), notes
 
     def score_file(self, path: str | Path) -> FileScores:
         """Window scores, decisions and the file score of one recording (DataError for a bad file)."""
@@ -466,5 +473,17 @@ def main(argv: list[str] | None = None) -> int:
     return status
 
 
+def _run() -> int:
+    """:func:`main`, ending quietly when the reader of its output goes away (``| head``) as shell tools do: exit 141
+    (a broken pipe), no traceback."""
+    import os
+
+    try:
+        return main()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (the interpreter's last flush goes nowhere)
+        return 141
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(_run())
