@@ -112,7 +112,8 @@ def test_listen_options_are_checked_before_listening(fitted_model, recordings, t
                         ({"blocksize": 0}, "--blocksize must be a whole number of at least 1"),  # a traceback
                         ({"device": " ", "source": None}, "--device '': give an input device's name or index"),
                         # a file is read at its own rate: the banner once claimed the given one
-                        ({"sample_rate": 8000}, "--sample-rate sets a device's capture rate; the --source file")):
+                        ({"sample_rate": 8000}, "--sample-rate sets a device's capture rate, or the rate of a "
+                                                "--source vibration file that gives none; .*normal_0000.wav gives its own")):
         with pytest.raises(LatentbridgeError, match=message):
             listen_model(fitted_model, out=io.StringIO(), **{"source": wav, **kw})
     with caplog.at_level("WARNING"):
@@ -215,3 +216,24 @@ def test_times_stay_the_recordings_where_silence_is_trimmed(fitted_model, record
     np.testing.assert_allclose([w["start_s"] for w in body["windows"]], s_starts, atol=1e-3)
     np.testing.assert_allclose([w["end_s"] for w in body["windows"]], s_ends, atol=1e-3)
     assert body["spectrogram"]["start_s"] == pytest.approx(2.5, abs=0.03)
+
+
+def test_listen_says_what_score_says_of_a_stereo_file_and_reads_a_csv_at_the_rate_given(
+        fitted_model, recordings, tmp_path, caplog):
+    """A stereo copy (mixed down for a model of one channel) and a 44.1-kHz one scored every window a fault with no
+    word where `anomaly score` names both; a CSV without a time column could not be replayed (--sample-rate, which
+    the error asked for, was refused with --source)."""
+    wave, sr = read_audio(recordings["full"])
+    stereo = write_wav(tmp_path / "stereo.wav", np.stack([wave, 0.5 * wave[::-1]]), sr, subtype="FLOAT")
+    with caplog.at_level("WARNING"):
+        listen_model(fitted_model, source=stereo, out=io.StringIO())
+    assert "1 mixed down to mono (from 2 channels x1)" in caplog.text
+    assert "a mix of several is not the signal it learned" in caplog.text
+    csv_path = tmp_path / "notime.csv"
+    np.savetxt(csv_path, wave[:, None], delimiter=",", header="signal", comments="")
+    listened = listen_model(fitted_model, source=csv_path, sample_rate=sr, out=io.StringIO())
+    assert listened["n_windows"] == 3, listened
+    from latentbridge.errors import DataError
+
+    with pytest.raises(DataError, match="--sample-rate HZ at anomaly score / calibrate / listen --source"):
+        listen_model(fitted_model, source=csv_path, out=io.StringIO())

@@ -161,9 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("--duration", type=float, help="stop after this many seconds")
     al.add_argument("--events", help="log every window to FILE (.sqlite/.db → SQLite, .csv → CSV)")
     al.add_argument("--hop", type=float, help="seconds between window starts (default: the model's hop)")
-    al.add_argument("--sample-rate", type=int,
-                    help="the device's capture rate (default: the model's rate; not with --source, read at its "
-                         "own rate)")
+    al.add_argument("--sample-rate", type=int, help="the device's capture rate (default: the model's rate); with "
+                    "--source, the rate of a vibration CSV or .mat file that gives none (others give their own)")
     al.add_argument("--blocksize", type=int, default=1024)
     al.add_argument("--realtime", action="store_true", help="with --source, pace the replay in real time")
     al.add_argument("--list-devices", action="store_true", help="list input devices and exit")

@@ -361,8 +361,8 @@ def _read_table(path: Path, csv_rate: float | None, columns: list[str] | None = 
             raise DataError(path, "a CSV recording without a time column (a first column named like 'time', 'time_s' "
                                   "or 'time_ms', or evenly increasing): its sample rate is unknown; give it with "
                                   "-o audio.csv_rate=HZ at fit (a model keeps it for the recordings it scores) or "
-                                  "--sample-rate HZ at anomaly score / calibrate / evaluate and python -m "
-                                  "latentbridge.edge (sample_rate in a /score request)") from None
+                                  "--sample-rate HZ at anomaly score / calibrate / listen --source / evaluate and "
+                                  "python -m latentbridge.edge (sample_rate in a /score request)") from None
     if (order := model_order(found, columns, path, strict=True)) is not None:
         wave, found = wave[order], list(columns)
     if names is not None:

@@ -81,7 +81,7 @@ log = logging.getLogger(__name__)
 
 #: how a user gives the rate of a recording that gives none, in every command that reads one
 RATE_HINT = ("give it (-o vibration.sample_rate=HZ to train a bridge model, -o audio.csv_rate=HZ to fit an anomaly "
-             "model, which keeps it; --sample-rate HZ for evaluate, sample and anomaly score / calibrate; "
+             "model, which keeps it; --sample-rate HZ for evaluate, sample and anomaly score / calibrate / listen; "
              "sample_rate in a /score or /predict request; --sample-rate HZ for python -m latentbridge.edge)")
 
 

@@ -265,13 +265,14 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
             scores, decisions = await asyncio.wrap_future(batchers[name].submit(windows))
             t2 = time.perf_counter()
             from latentbridge.tasks.anomaly import no_decision
+            from latentbridge.tasks.anomaly_checks import single_file_notes
 
             if (problem := no_decision(scores)) is not None:  # anomaly score's rule (JSON has no NaN: it was a 500)
                 raise HTTPException(422, f"{up.client_name}: {problem}")
             result = _score_result(m, up.client_name, read["duration_s"], scores, decisions, starts_s, padded)
-            conversions, warn = _conversions(m, up.client_name, info)
-            result["warnings"] = said + _upload_warnings(m, up.client_name, info, wave, read["clipped_share"],
-                                                         windows[0]) + ([conversions] if warn else [])
+            notes, conversions = single_file_notes(m.detector, m.extractor, up.client_name, info, wave,
+                                                   read["clipped_share"], windows[0])
+            result["warnings"] = said + notes
             result["input"] = {"sample_rate": int(info.sample_rate), "channels": int(info.channels),
                                "conversions": conversions or None}
             if sample_rate is not None and info.sample_rate != round(sample_rate):  # the file gives its own rate
@@ -413,33 +414,6 @@ def _read_windows(m: ServedModel, path: Path, max_duration_s: float, csv_rate: f
     stats: dict = {}
     wave, windows, starts_s = ex.file_windows(path, stats)
     return wave, windows, starts_s, wave.shape[-1] < ex.window, info, stats
-
-
-def _upload_warnings(m: ServedModel, client_name: str, info, wave, clipped: float, first) -> list[str]:
-    """What ``anomaly score`` would warn of this upload that its header, level and plateaus tell: stored the other
-    way (lossy or lossless) than every training recording, recorded at a rate below the model's band, far quieter
-    or louder than every training recording, clipping where they did not; and, of an upload resampled down (a
-    browser's or a phone's 44.1 or 48 kHz: every window flagged, without a word), the band content of its first
-    window ``first``. (The band-content checks of every upload's every window are the CLI's: computed per upload
-    they cost served throughput, 96-107 against 75-81 requests/s in benchmarks/README.md §7's setting.)"""
-    from latentbridge.io import level_dbfs
-    from latentbridge.tasks.anomaly_checks import recording_warnings, window_band_warnings
-
-    rate, det = int(info.sample_rate), m.detector
-    return recording_warnings(det, [client_name], [info.codec], [rate], [level_dbfs(wave)], [clipped]) + (
-        window_band_warnings(det, first, client_name, rate) if rate > det.sample_rate else [])
-
-
-def _conversions(m: ServedModel, client_name: str, info) -> tuple[str, bool]:
-    """``anomaly score``'s line on an upload resampled to the model's rate or mixed down (``(text, warn)``, warn for a
-    mix of several channels given to a model of one: :func:`~latentbridge.data.survey.conversions_line`); the
-    client was told neither its file's rate and channels nor what was done to them."""
-    from latentbridge.data.survey import conversions_line
-    from latentbridge.io.columns import channels_read
-
-    ex = m.extractor  # the channels it reads: a logger's temperature beside the model's columns is left out
-    return conversions_line({client_name: int(info.sample_rate)}, {client_name: channels_read(info, ex.columns)},
-                            ex.sample_rate, ex.channel, fitted_channels=ex.fitted_channels)
 
 
 class _TooLong(HTTPException):

@@ -175,6 +175,27 @@ def band_warnings(det: "Detector", powers: np.ndarray | None, files: list[str], 
     return [t for t in texts if t]
 
 
+def single_file_notes(det, ex, name: str, info, wave: np.ndarray, clipped: float | None, first: np.ndarray
+                      ) -> tuple[list[str], str]:
+    """``(warnings, conversions)``: what ``anomaly score`` warns of one recording (``name``, its header ``info``, its
+    ``wave`` and ``clipped`` share as ``ex``, the detector's extractor, read it) that its header, level and plateaus
+    tell (:func:`recording_warnings`), the band content of its ``first`` window where it was resampled down (a
+    browser's or a phone's 44.1 or 48 kHz: every window flagged, without a word), and its conversions line
+    (:func:`~latentbridge.data.survey.conversions_line`: resampled, mixed down), among the warnings where it warns
+    (a mix of several channels given to a model of one). A served upload and a replayed file (`listen --source`)."""
+    from latentbridge.data.survey import conversions_line
+    from latentbridge.io import level_dbfs
+    from latentbridge.io.columns import channels_read
+
+    rate = int(info.sample_rate)
+    warnings = recording_warnings(det, [name], [info.codec], [rate], [level_dbfs(wave)], [clipped]) + (
+        window_band_warnings(det, first, name, rate) if rate > det.sample_rate else [])
+    # the channels it reads: a logger's temperature beside the model's columns is left out
+    conversions, warn = conversions_line({name: rate}, {name: channels_read(info, ex.columns)}, ex.sample_rate,
+                                         ex.channel, fitted_channels=ex.fitted_channels)
+    return warnings + ([conversions] if warn else []), conversions
+
+
 def window_band_warnings(det, window: np.ndarray, what: str, rate: int) -> list[str]:
     """:func:`band_warnings` of one window (at the model's rate) of a recording (``what``) at ``rate``: a spectrum
     cut at the top, or emptied by resampling down (a live input's first window, an upload's resampled down)."""

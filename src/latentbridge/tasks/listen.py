@@ -378,10 +378,21 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
     for option, value in (("--hop", hop_s), ("--duration", duration_s), ("--sample-rate", sample_rate)):
         if value is not None and not (np.isfinite(value) and value > 0):
             raise LatentbridgeError(f"{option} must be a positive number, got {value:g}")
-    if source is not None and sample_rate is not None:  # it once claimed the file was at that rate
-        raise LatentbridgeError(f"--sample-rate sets a device's capture rate; the --source file {source} is read at "
-                                "its own rate and resampled to the model's: leave --sample-rate out")
     det = Detector.load(model_dir)
+    if source is not None and sample_rate is not None:  # a replayed file is read at its own rate (it once claimed
+        # the file was at the device's); a vibration file that gives none, at this one, as `anomaly score` reads it
+        from latentbridge.io import audio_info
+
+        try:
+            audio_info(source)  # read at no rate given: it gives its own
+        except LatentbridgeError:
+            pass  # none (or unreadable: named when it is read)
+        else:
+            raise LatentbridgeError(f"--sample-rate sets a device's capture rate, or the rate of a --source vibration "
+                                    f"file that gives none; {source} gives its own, at which it is read and "
+                                    "resampled to the model's: leave --sample-rate out")
+        det.read_rate(sample_rate)
+        sample_rate = None
     if hop_s is not None and hop_s > det.spec.windowing.window_s:
         _log.warning("--hop %g s is longer than the model's %g-s window: the audio between windows is not scored",
                     hop_s, det.spec.windowing.window_s)
@@ -410,22 +421,22 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
 def _say_what_the_input_lacks(det, source, capture_sr: int) -> None:
     """What `anomaly score` says of a recording, said before listening to it (or to a device at ``capture_sr``): a
     rate below the model's band, 8-bit or lossy samples where training had none, a level far from training's, clipping
-    where training had none (a recording is read for these once more). Every window scored as a fault for that alone,
+    where training had none, a top band resampling emptied, several channels mixed for a model of one (a recording is
+    read for these once more). Every window scored as a fault for that alone,
     without a word."""
-    from latentbridge.io import audio_info, level_dbfs
-    from latentbridge.tasks.anomaly_checks import recording_warnings
+    from latentbridge.io import audio_info
+    from latentbridge.tasks.anomaly_checks import single_file_notes
 
     if source is None:
         for text in live_input_warnings(det, capture_sr, f"the device's {capture_sr}-Hz capture"):
             _log.warning(text)
         return
     try:
-        info, stats = audio_info(source, csv_rate=det.csv_rate), {}
-        wave = det.extractor(use_cache=False).read(Path(source), stats)
+        info, stats, ex = audio_info(source, csv_rate=det.csv_rate), {}, det.extractor(use_cache=False)
+        wave, windows, _ = ex.file_windows(Path(source), stats)
     except LatentbridgeError:
         return  # the reader names what is wrong with it when it reads it
-    for text in recording_warnings(det, [Path(source).name], [info.codec], [info.sample_rate], [level_dbfs(wave)],
-                                   [stats["clipped_share"]]):
+    for text in single_file_notes(det, ex, Path(source).name, info, wave, stats["clipped_share"], windows[0])[0]:
         _log.warning(text)
 
 
