@@ -817,6 +817,21 @@ def test_format_1_folders_are_named_and_upgraded(fitted_model, machine_data, tmp
     assert "nothing to upgrade" in capsys.readouterr().err
 
 
+def test_an_upgrade_keeps_a_broken_link_and_a_card_in_another_encoding(fitted_model, tmp_path, capsys):
+    """A format-1 folder holding a link to a recording since moved: the upgrade failed with Python's list of copy
+    errors and left a hidden copy of the folder beside it at every try; a model card with a note typed in Windows-1252
+    (20\xb0C) was a UnicodeDecodeError traceback. Links are copied as links, the card read as the text it is."""
+    folder = tmp_path / "old"
+    shutil.copytree(fitted_model, folder)
+    _as_format_1(folder)
+    (folder / "notes.wav").symlink_to(tmp_path / "moved" / "file.wav")
+    with open(folder / "README.md", "ab") as f:
+        f.write(b"Installed at pump hall 3, 20\xb0C ambient.\n")
+    assert main(["model", "upgrade", str(folder)]) == 0, capsys.readouterr().err
+    assert (folder / "notes.wav").is_symlink() and "20\u00b0C ambient" in (folder / "README.md").read_text("utf-8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]  # no copy left beside it
+
+
 def test_a_damaged_or_read_only_format_1_folder_is_named_and_left_as_it_was(fitted_model, tmp_path, capsys,
                                                                              monkeypatch):
     """`model upgrade` of a format-1 folder whose config.json lacks keys or holds wrong types raised

@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from latentbridge.errors import ConfigError, ModelFolderError
+from latentbridge.errors import ConfigError, DataError, ModelFolderError
 from latentbridge.utils import sha256_file
 
 
@@ -148,14 +148,27 @@ def _upgrade(folder: Path) -> dict:
                                        "note": "latent scales (first-stage protocol) were not fitted: 1.0"}})
     order = ["format", "format_version", "model_class", "model_kwargs", "config", "transform"]
     new_info = {**{k: new_info[k] for k in order}, **{k: v for k, v in new_info.items() if k not in order}}
-    card = (folder / hub.CARD_NAME).read_text(encoding="utf-8") if (folder / hub.CARD_NAME).is_file() \
-        else f"# {model_class}\n\nUpgraded from a format-1 folder without a model card.\n"
+    if (folder / hub.CARD_NAME).is_file():  # a user's note typed in another encoding (20\xb0C) was a traceback
+        from latentbridge.io.text import decode_text
+
+        try:
+            card = decode_text((folder / hub.CARD_NAME).read_bytes(), folder / hub.CARD_NAME, "a model card",
+                               legacy="all")
+        except DataError as e:
+            raise ModelFolderError(folder, f"{e} (nothing was changed)") from None
+    else:
+        card = f"# {model_class}\n\nUpgraded from a format-1 folder without a model card.\n"
     tmp = folder.parent / f".{folder.name}.upgrade-{os.getpid()}"
     old = folder.parent / f".{folder.name}.v1-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    shutil.copytree(folder, tmp)
     try:
+        try:  # links as links: a user's link to a recording since moved failed the copy (Python's list of errors)
+            shutil.copytree(folder, tmp, symlinks=True)
+        except (shutil.Error, OSError) as e:
+            problems = e.args[0] if isinstance(e, shutil.Error) and isinstance(e.args[0], list) else [(folder, "", e)]
+            raise ModelFolderError(folder, "could not copy it to upgrade: " + "; ".join(
+                f"{src}: {why}" for src, _, why in problems[:3]) + " (nothing was changed)") from None
         hub.write_folder(tmp, tensors, new_info, card)
         if (tmp / "config.yaml").is_file():
             from latentbridge.config.workflows import dump_yaml
