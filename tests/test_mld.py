@@ -459,6 +459,32 @@ def test_bridge_first_stage_reuse(bridge_run, tmp_path, caplog):
     assert "holds no supervised stage: the configured first_stage.stages.supervised is not used" in caplog.text
 
 
+def test_a_run_over_reused_stages_takes_its_span_and_is_evaluated_on_its_own_data(bridge_run, tmp_path, caplog,
+                                                                                   capsys):
+    """Over reused first stages trained without a span, `-o vibration.span_m=30` was refused as a setting of the
+    stages' windows (the evaluation then advised exactly it); the run was evaluated on the first stage's data folder,
+    not the one it was trained on, without naming either; a supervised network alone as first_stage.run drew a warning
+    that its supervised stage was missing, then a refusal."""
+    root, run = bridge_run
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    (copy / "manifest.json").unlink(missing_ok=True)
+    out = tmp_path / "reuse"
+    assert main(["train", "--config", str(REPO / "configs" / "mld_bridge.yaml"), "--out", str(out),
+                 *_o([f"data.root={copy}", *BRIDGE, "train.max_epochs=1", f"first_stage.run={run}",
+                      "vibration.span_m=30"])]) == 0
+    assert main(["evaluate", str(out), "--out", str(tmp_path / "ev")]) == 0
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["crack_span_m"] == 30.0 and m["crack_localisation_unit"] == "m"
+    assert m["scope"].endswith(f" of {copy}"), m["scope"]
+    capsys.readouterr()
+    with caplog.at_level("WARNING", logger="latentbridge"):
+        assert main(["train", "--config", str(REPO / "configs" / "mld_bridge.yaml"), "--out", str(tmp_path / "sup"),
+                     *_o([f"data.root={root}", *BRIDGE, f"first_stage.run={run / 'first_stage' / 'supervised'}"])]) == 2
+    assert "a supervised spectrogram -> mask network alone" in capsys.readouterr().err
+    assert "holds no supervised stage" not in caplog.text and not (tmp_path / "sup").exists()
+
+
 def test_resume_with_other_first_stage_settings_is_refused(bridge_run, tmp_path, capsys):
     """The stored first stages were trained with the run's settings: a resume that changes them (which
     rewrote config.yaml while the stages stayed as they were) is refused, naming the key."""

@@ -289,7 +289,8 @@ class MLDWorkflow(_AudioWorkflow):
         if keys and keys not in allowed:
             raise ValueError(f"first_stage.stages: {self.data.kind} data take the keys "
                              f"{' or '.join(str(sorted(a)) for a in allowed)}, got {sorted(keys)}")
-        if self.vibration_given() and (self.data.kind != "bridge" or not keys or self.first_stage.run):
+        if set(self.vibration_given()) - ({"span_m"} if self.data.kind == "bridge" else set()) and (  # the span
+                self.data.kind != "bridge" or not keys or self.first_stage.run):  # (evaluation's: any first stage)
             raise ValueError("vibration: sets the vibration windows of the bridge's first stages trained in this run"
                              + (f"; this run reads {self.data.kind}" if self.data.kind != "bridge" else
                                 " (first_stage.run reuses trained ones, with theirs)"))

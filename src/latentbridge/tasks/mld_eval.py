@@ -212,15 +212,16 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
     stage_cfg = stages.workflow("multimodal")
     settings = sampler_settings(cfg)
     k = cfg.evaluate.samples_per_condition
+    own = saved.info["data"].get("root")  # the run's data (a reused first stage's may be another folder's copy)
     if data_root is None:  # the held-out states of the first stage's split
-        train, _, test = bridge_splits(stages)
-        scope = "held-out damage states " + ", ".join(test.tests)
+        train, _, test = bridge_splits(stages, own)
+        scope = f"held-out damage states {', '.join(test.tests)} of {own}"
     else:  # every state of another folder; the real references stay the first stage's training states
         trained_here = say_training_folder(stages.saved["multimodal"], data_root)
         test = bridge_windows(stages.saved["multimodal"], data_root, sample_rate)
         scope = f"every state of {data_root}{trained_here}"
         try:
-            train = bridge_splits(stages)[0]
+            train = bridge_splits(stages, own)[0]
         except (DataError, ModelFolderError) as e:
             log.warning("the first stage's training data is not readable (%s): no real-data references", e)
             train = None
@@ -235,8 +236,8 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
     waves, masks = test.waves[lab], test.masks[lab]
     prob = mask_probabilities(model, stages, waves, k, settings)
     first = stages.saved["multimodal"]
-    span = span_of(stage_cfg, data_root or saved.info["data"]["root"], (first.info.get("data") or {}).get("span_m"),
-                   other=other_folder(first, data_root))
+    span = span_of(cfg if cfg.vibration.span_m else stage_cfg, data_root or own,  # the run's span, else its stage's
+                   (first.info.get("data") or {}).get("span_m"), other=other_folder(first, data_root))
     metrics: dict = {"model": "mld", "first_stage": saved.info["first_stage"]["keys"],
                      "scope": scope, "n_windows": int(len(test)),
                      "n_labelled_windows": int(lab.sum()), "samples_per_window": k, "sampler": settings,
