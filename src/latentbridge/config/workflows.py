@@ -541,7 +541,7 @@ def _model_key_hint(err: ValidationError, task: str) -> str:
 
 
 def _is_text_field(workflow: type[Workflow], parts: list[str], value: str) -> bool:
-    """Whether the key names a string field (a path, a name; or paths, ``data.train_dir``, unless ``value`` is [...])."""
+    """Whether the key names a string field (a path, a name; or paths, ``data.train_dir``, unless ``value`` is [..])."""
     import typing
 
     if len(parts) != 2 or parts[0] not in workflow.model_fields:

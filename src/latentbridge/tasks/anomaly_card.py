@@ -19,7 +19,7 @@ def model_card(cfg, anomaly: dict, data: dict, training: dict) -> str:
             + (f"{f.n_mels} mel bands {f.fmin:g}–{f.fmax or a.sample_rate / 2:g} Hz, " if f.kind == "mel" else "")
             + f"scale {f.scale}, normalize {f.normalize}, {cfg.n_frames} frames per window"
             + (", per-bin standardisation from training data" if f.standardize else ""))
-    thr = anomaly["threshold"]
+    thr, folders = anomaly["threshold"], paths_text(data["train_dir"])
     rule = {"mean_std": f"mean + {anomaly.get('k')}·σ",
             "quantile": f"quantile for a {anomaly.get('false_alarm_rate')} false-alarm rate",
             "manual": "set by hand with `latentbridge anomaly calibrate --threshold`"}.get(anomaly["method"],
@@ -31,7 +31,7 @@ def model_card(cfg, anomaly: dict, data: dict, training: dict) -> str:
 {cfg.description or 'Acoustic anomaly detector trained on normal recordings only.'}
 
 ## Data
-- Training recordings: `{paths_text(data['train_dir'])}` ({counted(data['n_files'], 'file')}, {data['total_duration_s']:.1f} s;
+- Training recordings: `{folders}` ({counted(data['n_files'], 'file')}, {data['total_duration_s']:.1f} s;
   {counted(data['n_train_files'], 'file')} / {counted(data['n_train_windows'], 'window')} for training,
   {counted(data['n_val_files'], 'file')} / {counted(data['n_val_windows'], 'window')} held out for calibration\
 {", the last part of each in time" if data.get('val_split') == 'time' else ""})
