@@ -261,6 +261,8 @@ def test_fit_reads_several_folders_given_together(machine_data, feature_cache, t
     assert not (tmp_path / "m3").exists()
     monkeypatch.setenv("HOME", str(tmp_path))  # ~ inside -o's brackets, which no shell expands
     assert load_config(None, ["data.train_dir=[~/day1, ~/day2]"]).data.train_dir == [str(day1), str(day2)]
+    # the command's own folders were expanded by the shell: a folder named ~ is that folder, one or several given
+    assert load_config(None, sets={"data.train_dir": ["~", "day2"]}).data.train_dir == ["~", "day2"]
 
 
 def test_a_neighbour_detector_without_held_out_files_says_what_its_threshold_does(machine_data, feature_cache,

@@ -205,7 +205,10 @@ def test_resume_with_other_data_is_refused(short_run, machine_data, tmp_path, ca
     before = _snapshot(short_run)
     args = _train_args(machine_data, short_run, ["train.max_epochs=2", f"data.train_dir={other}"]) + ["--resume"]
     assert main(args) == 2
-    assert "data.train_dir" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # the run's folders as anomaly fit takes them (-o data.train_dir beside its folder arguments is refused)
+    assert f"Resume with the run's values (`anomaly fit {machine_data / 'train' / 'normal'} ...` or, with train, -o " \
+           f"data.train_dir={machine_data / 'train' / 'normal'})" in err, err
     assert _snapshot(short_run) == before
 
 

@@ -35,7 +35,9 @@ class DataError(LatentbridgeError):
     """A data file or folder that cannot be used (or the folders given together, named in a row)."""
 
     def __init__(self, path: str | Path | list, problem: str):
-        self.path = ", ".join(map(str, path)) if isinstance(path, (list, tuple)) else str(path)
+        from latentbridge.utils import paths_text
+
+        self.path = paths_text(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 

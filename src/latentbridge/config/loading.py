@@ -139,15 +139,17 @@ def apply_sets(raw: dict, sets: dict | None, overridden: set[str], path=None) ->
     return raw
 
 
-def expand_home(raw: dict, keep=(), prefix: str = "") -> dict:
+def expand_home(raw: dict, keep=(), prefix: str = "", args=()) -> dict:
     """``raw`` with ``~`` expanded in the values of its path keys (:data:`PATH_KEY`: ``data.train_dir: ~/normal`` was
     refused as '~/normal: does not exist'), in place; but the dotted keys ``keep``, given on the command line, where
-    the shell expands ~ (a folder named ``~`` is that folder)."""
+    the shell expands ~ (a folder named ``~`` is that folder). Lists of paths (``[~/day1, ~/day2]`` in a file or -o's
+    brackets, where no shell expands ~) too, but those of the command's own arguments, ``args``."""
     for k, v in raw.items():
         if isinstance(v, dict):
-            expand_home(v, keep, f"{prefix}{k}.")
-        elif isinstance(v, list) and PATH_KEY.search(f"{prefix}{k}"):  # data.train_dir: [~/day1, ~/day2] (no shell
-            raw[k] = [os.path.expanduser(x) if isinstance(x, str) else x for x in v]  # expands ~ inside -o's brackets)
+            expand_home(v, keep, f"{prefix}{k}.", args)
+        elif isinstance(v, list) and PATH_KEY.search(key := f"{prefix}{k}") and key not in args:  # a list of folders
+            # in a file or -o's brackets, [~/day1, ~/day2], where no shell expands ~ (the command's arguments: it did)
+            raw[k] = [os.path.expanduser(x) if isinstance(x, str) else x for x in v]
         elif isinstance(v, str) and v.startswith("~") and PATH_KEY.search(key := f"{prefix}{k}") and key not in keep:
             raw[k] = os.path.expanduser(v)
     return raw

@@ -301,8 +301,9 @@ def adapt(cfg, paths, *, max_read: int = 200,
                     "happen, so a late or missing event among regular ones moves its scores little (clicks at regular "
                     "times: one moved by 0.2 s scored AUC 0.55, one missing 0.80 by the statistics alone; 1.00 and "
                     "0.82 by the default detector, which reads the level envelope's timing too, and 0.99 both ways "
-                    "where a click sounds wrong): for faults of timing, fit with no --config (or -o model.timing=0.5 "
-                    "with the kNN preset)", 100 * share, cfg.model.name)
+                    "where a click sounds wrong): for faults of timing, %s", 100 * share, cfg.model.name,
+                    "leave out -o model.timing=0" if "timing" in cfg.model.model_fields_set else
+                    "fit with the default detector (no --config)")
     applied = [c for c in choose_settings(survey, given, reads) if c.key not in set_keys] + timing
     axes = max(survey.channels)
     channel = next((c.value for c in applied if c.key == "audio.channel"), cfg.audio.channel)
@@ -352,7 +353,7 @@ def csv_columns(cfg, files: list) -> object:
         except DataError:
             continue  # named when the features are read
     if given:  # the columns to model, named: those lacking them are refused when read
-        left_out(named, cfg.audio.columns, cfg.data.train_dir)
+        left_out(named, cfg.audio.columns, paths_text(cfg.data.train_dir))
         return cfg
     columns, odd = common_columns(named)
     if columns is None:
@@ -363,6 +364,6 @@ def csv_columns(cfg, files: list) -> object:
                         "the model reads its columns by their names: fit on recordings of one set of sensors "
                         "(--skip-bad leaves these out), name the columns to model (-o audio.columns=[NAME, ...]), or "
                         "read every file by position with -o audio.columns=[]")
-    left_out(named, columns, cfg.data.train_dir)
+    left_out(named, columns, paths_text(cfg.data.train_dir))
     log.info("sensor columns read by their header names, in this order: %s", ", ".join(columns))
     return cfg.model_copy(update={"audio": cfg.audio.model_copy(update={"columns": columns})})

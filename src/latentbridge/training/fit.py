@@ -156,9 +156,16 @@ def check_resume(cfg_dict: dict, out_dir: Path) -> dict:
         where = f", {trained_in}" if trained_in else ""
         parts = [f"{k}: run {show(a)}" + (f" (relative to the folder the run was trained in{where})"
                                           if here(k, a) else "") + f", now {show(b)}" for k, a, b in diffs]
-        # each override quoted for a shell (-o model.channels=[16, 32] was four words); None as an empty value (unset)
-        keep = " ".join("-o " + shlex.quote(f"{k}={'' if a is None else a}") for k, a, _ in diffs
-                        if type(a) is not object)
+        def again(k, a) -> str:  # each override quoted for a shell (-o model.channels=[16, 32] was four words); None
+            # as an empty value (unset); a list as YAML's [a, b] (it was Python's ['a', 'b']); anomaly fit's folders as
+            # its arguments (-o data.train_dir beside them is refused)
+            value = "[" + ", ".join(map(str, a)) + "]" if isinstance(a, list) else "" if a is None else a
+            if k == "data.train_dir" and cfg_dict.get("task", "anomaly") == "anomaly":
+                folders = " ".join(shlex.quote(str(x)) for x in (a if isinstance(a, list) else [a]))
+                return f"`anomaly fit {folders} ...` or, with train, -o " + shlex.quote(f"{k}={value}")
+            return "-o " + shlex.quote(f"{k}={value}")
+
+        keep = " ".join(again(k, a) for k, a, _ in diffs if type(a) is not object)
         raise LatentbridgeError(f"{out_dir}: cannot resume: the run was trained with other settings ("
                                 + "; ".join(parts) + f"). Resume with the run's values ({keep}), or with its own "
                                 f"config (--config {shlex.quote(str(out_dir / 'config.yaml'))}, and no -o of these "
