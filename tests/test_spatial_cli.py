@@ -339,6 +339,31 @@ def test_training_and_evaluation_errors_are_one_line(run, tissue, tmp_path, caps
     assert validate({"task": "spatial", "data": {"mz": [100.0, 100.0, 200.0]}}, "old/config.json").data.mz[1] == 100.0
 
 
+def test_a_run_without_a_test_split_is_named_as_such(tissue, tmp_path, capsys):
+    """A folder of sections with clean maps but no test split: `evaluate` blamed the clean maps ("no test section with
+    a clean map"), which every section held; a patch size above every section counted only the training sections."""
+    import shutil
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for k in range(3):
+        for suffix in (".npy", ".truth.npy", ".mask.npy"):
+            if (tissue / f"section_0{k}{suffix}").is_file():
+                shutil.copy(tissue / f"section_0{k}{suffix}", folder / f"s{k}{suffix}")
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(REPO / "configs" / "cvae_tissue.yaml"), "--out", str(run),
+                 *_o([f"data.root={folder}", *TINY])]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--out", str(tmp_path / "ev")]) == 2
+    err = capsys.readouterr().err
+    assert "the run holds out no test section" in err and "-o data.test_sections=[NAME, ...]" in err, err
+    assert main(["train", "--config", str(REPO / "configs" / "cvae_tissue.yaml"), "--out", str(tmp_path / "big"),
+                 *_o([f"data.root={folder}", *TINY, "patches.size=64"])]) == 2
+    import re
+
+    assert re.search(r"patches.size: (\d) of the \1 training section\(s\) smaller than 64 pixels", capsys.readouterr().err)
+
+
 def test_training_from_imzml_files_in_mixed_precision(tissue, tmp_path):
     out = tmp_path / "from-imzml"
     assert main(["train", "--config", str(REPO / "configs" / "cvae_tissue.yaml"), "--out", str(out),

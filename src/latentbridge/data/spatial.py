@@ -566,7 +566,9 @@ class PatchDataset(torch.utils.data.Dataset):
         self.rng = np.random.default_rng(seed)
         small = [s.valid.shape for s in sections if min(s.valid.shape) < self.size]
         if small:
-            raise ConfigError(f"patches.size: {len(small)} section(s) smaller than {self.size} pixels "
+            which = "validation" if fixed else "training"
+            raise ConfigError(f"patches.size: {len(small)} of the {len(sections)} {which} section(s) smaller than "
+                              f"{self.size} pixels "
                               f"(e.g. {small[0][0]} x {small[0][1]}); choose a smaller patch size")
         freqs = np.array([patches_cfg.denoise, patches_cfg.inpaint, patches_cfg.upscale], dtype=np.float64)
         self.mode_p = freqs / freqs.sum()

@@ -119,6 +119,10 @@ def evaluate(run_dir: str | Path, data: str | None = None) -> SpatialEvaluation:
                                   f"{Path.cwd()}: run evaluate from there, or give the sections with --data DIR")
         _, sections, _ = load_sections(cfg.data, spec.normalized_over or PER_FILE)
         scope = f"the test split of {cfg.data.root}"
+        if not sections:  # it blamed the clean maps, which every section held
+            raise DataError(cfg.data.root, "the run holds out no test section (a folder of no synthetic test "
+                                           "split, and no data.test_sections at train): name them at train (-o "
+                                           "data.test_sections=[NAME, ...]), or score other sections with --data DIR")
     sections = [s for s in sections if s.truth is not None]
     if not sections:
         raise DataError(data or cfg.data.root, "no test section with a clean map (NAME.truth.npy) to score against")
