@@ -591,3 +591,27 @@ def test_a_npz_section_holds_its_mask(tmp_path, caplog):
     np.savez(tmp_path / "t.npz", values=values)
     with pytest.raises(DataError, match=r"t\.npz: holds no array named 'mask' \(it holds values\)"):
         arrays.read_mask(tmp_path / "t.npz")
+
+
+def test_intensities_below_zero_are_named(tmp_path, caplog):
+    """Spectra with intensities below 0 (a baseline subtracted) were read without a word, and TIC-normalised into a
+    channel 150 % of its pixel's total; an array map partly below 0 where training never was passed every check."""
+    from types import SimpleNamespace
+
+    from latentbridge.tasks.spatial_inputs import below_zero
+
+    spectra = [(r, c, np.array([152.9, 329.0, 500.0]), np.array([-5.0 if r < 1 else 10.0, 3.0, 4.0]))
+               for r in range(3) for c in range(3)]
+    path = imzml.write_imzml(tmp_path / "neg.imzML", spectra)
+    with caplog.at_level("WARNING"):
+        imzml.read_ion_images(path, [152.9], tolerance=0.1, unit="da", normalization="tic")
+    assert "3 of 9 spectra hold intensities below 0 (spectrum 0, row 0, column 0: -5)" in caplog.text
+    assert "its pixels' values are no shares of it" in caplog.text
+    spec = SimpleNamespace(scale=[1.0, 1.0], center=[0.0, 0.0], lower=[0.0, -0.1], upper=[10.0, 10.0])
+    values = np.ones((4, 5, 2), np.float32)
+    values[0, :3, :] = -2.0  # three pixels below 0 in both channels; the second's training dipped below 0 too
+    section = SimpleNamespace(shape=values.shape, values=values, valid=np.ones((4, 5), bool), labels=["a", "b"])
+    assert below_zero(section, spec) == ("a: values below 0 where every training section's were 0 or more (a: 3 "
+                                         "pixels, the lowest -2): intensities with a baseline subtracted below 0, or "
+                                         "another quantity? The model reads them as it reads counts")
+    assert below_zero(SimpleNamespace(**{**vars(section), "values": np.abs(values)}), spec) is None

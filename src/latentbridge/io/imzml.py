@@ -332,7 +332,7 @@ def read_ion_images(path: str | Path, mz, *, tolerance: float = 10.0, unit: str 
         tic = np.zeros((h, w), dtype=np.float32)
         divisor = np.zeros((h, w), dtype=np.float32)
         mask = np.zeros((h, w), dtype=bool)
-        shared_mz = None
+        shared_mz, negative = None, []
         for i, (r, c) in enumerate(rc):
             try:
                 if mode == "continuous" and shared_mz is not None:
@@ -357,6 +357,8 @@ def read_ion_images(path: str | Path, mz, *, tolerance: float = 10.0, unit: str 
                 mzs, ints = mzs[order], ints[order]
             if not np.all(np.isfinite(ints)):
                 raise DataError(path, f"spectrum {i} (row {r}, column {c}) holds non-finite intensities")
+            if len(ints) and ints.min() < 0:  # counts below 0: named once the file is read
+                negative.append((i, r, c, float(ints.min())))
             total = float(ints.sum())
             img = _reduce_windows(mzs, ints, windows, reduce)
             if normalization == "tic":
@@ -371,6 +373,12 @@ def read_ion_images(path: str | Path, mz, *, tolerance: float = 10.0, unit: str 
             mask[r, c] = True
     finally:
         parser.m.close()
+    if negative:  # a TIC of spectra below 0 gave a channel 150 % of its pixel's total, without a word
+        i, r, c, low = negative[0]
+        log.warning("%s: %d of %d spectra hold intensities below 0 (spectrum %d, row %d, column %d: %.3g): a mass "
+                    "spectrum's intensities are counts (a baseline subtracted below 0?)%s", path, len(negative), len(rc),
+                    i, r, c, low, "; divided by a total they lower, its pixels' values are no shares of it"
+                    if normalization == "tic" else "")
     empty = [float(m) for m, any_ in zip(targets, values[mask].any(axis=0)) if not any_]
     return IonImages(values, mask, targets, tic, mode, str(path), empty,
                      divisor if normalization in ("tic", "rms") else None, grid)

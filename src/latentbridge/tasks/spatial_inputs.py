@@ -70,6 +70,34 @@ def channel_indices(spec, mz: list[float]) -> list[int]:
     return picks
 
 
+def trained_range(spec) -> tuple[np.ndarray, np.ndarray]:
+    """Each channel's training intensity range (min, max) from the model's ``lower`` / ``upper``; a bound within
+    rounding of 0 is 0 (a lower bound of 0 came back as 7.11e-15, and flagged a negated map by luck)."""
+    scale, center = np.asarray(spec.scale, np.float64), np.asarray(spec.center, np.float64)
+    t_low, t_high = np.asarray(spec.lower) * scale + center, np.asarray(spec.upper) * scale + center
+    return tuple(np.where(np.abs(b) <= 1e-6 * np.abs([t_low, t_high]).max(0), 0.0, b) for b in (t_low, t_high))
+
+
+def below_zero(section: Section, spec) -> str | None:
+    """The channels of ``section`` holding values below 0 on valid pixels where every training section's were 0 or
+    more (intensities: counts, a baseline subtracted below 0?), said with their count and lowest value; None where
+    there are none (a partly negative map passed every check, and the model read it as it reads a count)."""
+    if section.shape[2] != len(spec.scale):
+        return None
+    t_low, t_high = trained_range(spec)
+    bad = []
+    for ch in np.flatnonzero(t_low >= 0):
+        v = np.asarray(section.values[..., ch], dtype=np.float32)[section.valid]
+        if (n := int((v < -1e-6 * max(float(t_high[ch]), 1e-30)).sum())):
+            bad.append((ch, n, float(v.min())))
+    if not bad:
+        return None
+    ch, n, lowest = bad[0]
+    return (f"{channel_text(section.labels, [b[0] for b in bad])}: values below 0 where every training section's "
+            f"were 0 or more ({channel_text(section.labels, [ch])}: {n} pixels, the lowest {lowest:.3g}): intensities "
+            "with a baseline subtracted below 0, or another quantity? The model reads them as it reads counts")
+
+
 def scale_mismatch(section: Section, spec, factor: float = 100.0, max_values: int = 1 << 22) -> list[dict]:
     """Channels whose valid pixels spread over a range ``factor`` times narrower or wider than the training
     sections' (from the ``lower`` / ``upper`` of :func:`~latentbridge.data.spatial.channel_statistics`), or lying
@@ -88,10 +116,7 @@ def scale_mismatch(section: Section, spec, factor: float = 100.0, max_values: in
     if len(v) < 2:
         return []
     low, high = np.percentile(v, 0.5, axis=0), np.percentile(v, 99.5, axis=0)
-    scale, center = np.asarray(spec.scale, np.float64), np.asarray(spec.center, np.float64)
-    t_low, t_high = np.asarray(spec.lower) * scale + center, np.asarray(spec.upper) * scale + center
-    # a bound within rounding of 0 is 0 (a lower bound of 0 came back as 7.11e-15, and flagged a negated map by luck)
-    t_low, t_high = (np.where(np.abs(b) <= 1e-6 * np.abs([t_low, t_high]).max(0), 0.0, b) for b in (t_low, t_high))
+    t_low, t_high = trained_range(spec)
     ratio = (high - low) / np.maximum(t_high - t_low, 1e-300)
     # mostly below 0 where training hardly was (its noise may dip under 0: a bound of -0.064 for a range to 1.11 let a
     # negated map through): a negated map, whose zeros (background) lie inside the training range
@@ -119,7 +144,9 @@ def check_input(section: Section, spec, path: Path, task: str) -> None:
         log.warning("%s: %d x %d pixels, smaller than the model's %d-pixel patches: enhanced on a patch padded with "
                     "unmeasured pixels, with less context than in training", path, *section.shape[:2], spec.patch_size)
     off = scale_mismatch(section, spec)
-    if moved := [o for o in off if o["outside"]]:
+    if not (moved := [o for o in off if o["outside"]]) and (text := below_zero(section, spec)):
+        log.warning("%s: %s", path, text)  # (a map negated whole is named below)
+    if moved:
         o = moved[0]
         log.warning("%s: %s outside the range of the training sections' intensities (%s: %.3g to %.3g, in training "
                     "%.3g to %.3g): maps negated, offset or on another scale come out as the model's guess of maps it "
