@@ -1221,3 +1221,20 @@ def test_a_client_that_hangs_up_mid_upload_is_logged_as_such(caplog):
                                            "client": ("10.0.0.9", 5)}, receive, send))
     line = [r.getMessage() for r in caplog.records if r.name == "latentbridge.serve"][-1]
     assert line.startswith("POST /api/models/m/score 499 (client disconnected) 0 bytes in ") and "10.0.0.9" in line
+
+
+def test_a_spatial_model_of_whole_spectra_is_listed_as_serving_nothing(caplog):
+    """A model trained on imzML and TIC-normalised by whole spectra was offered an enhance endpoint that refused every
+    upload (arrays: "an array holds the model's channels only"; imzML: "unsupported file type"), without a word."""
+    from types import SimpleNamespace
+
+    from latentbridge.serve.registry import ServedModel
+
+    spec = SimpleNamespace(normalized_over="spectrum", normalization="tic", channels=2, mz=[152.9, 329.0],
+                           patch_size=8)
+    m = ServedModel("mi", SimpleNamespace(transform=spec, workflow=SimpleNamespace(task="spatial")))
+    assert m.endpoints == () and m.unserved.startswith("divides each pixel by its whole spectrum's tic")
+    assert m.input_format()["enhance"].startswith("none: the model divides each pixel")
+    arrays = ServedModel("arr", SimpleNamespace(transform=SimpleNamespace(**{**vars(spec), "normalized_over": "channels"}),
+                                                workflow=SimpleNamespace(task="spatial")))
+    assert arrays.endpoints == ("enhance",) and arrays.unserved is None

@@ -213,8 +213,9 @@ def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: st
         else:
             valid = np.asarray(values).any(axis=-1)
             if first_time(("no mask", str(path))):
-                log.warning("%s: no mask (NAME.mask.npy or .png beside it): the %d of %d pixels with a non-zero value "
-                            "are the section; a background of low noise counts as section too", path,
+                log.warning("%s: no mask (enhance's --mask, a request's 'mask' field, or NAME.mask.npy or .png "
+                            "beside it): the %d of %d pixels with a non-zero value are the section; a background of "
+                            "low noise counts as section too", path,
                             int(valid.sum()), valid.size)
         if stack.missing is not None:
             n = int((valid & stack.missing).sum())

@@ -37,7 +37,7 @@ from latentbridge.serve import media
 from latentbridge.serve.batcher import MicroBatcher, ShuttingDown
 from latentbridge.io.images import IMAGE_EXTENSIONS
 from latentbridge.io.vibration import MAX_RATE
-from latentbridge.serve.registry import ServedModel, load_models
+from latentbridge.serve.registry import ENDPOINTS, ServedModel, load_models
 from latentbridge.serve.schema import (EnhanceResponse, PredictResponse, SampleResponse, ScoreResponse,
                                       document_api_key, errors)
 from latentbridge.serve.security import ApiKeyMiddleware, RequestLogMiddleware, UploadLimitMiddleware, api_key_problem
@@ -148,6 +148,8 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
         m = models.get(name)
         if m is None:
             raise HTTPException(404, f"no model named {name!r}; served: {', '.join(sorted(models))}")
+        if m.unserved and endpoint in ENDPOINTS[m.task]:
+            raise HTTPException(422, f"model {name!r} {m.unserved}")
         if endpoint not in m.endpoints:
             raise HTTPException(404, f"model {name!r} (task {m.task}) has no {endpoint} endpoint; "
                                      f"it has: {', '.join(m.endpoints)}")

@@ -9,6 +9,7 @@ each endpoint takes. Nothing here computes: scoring and prediction are the task 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from latentbridge.errors import LatentbridgeError
 from latentbridge.io import AUDIO_EXTENSIONS
 from latentbridge.io.images import IMAGE_EXTENSIONS
 from latentbridge.models.hub import CARD_NAME, SavedModel, load_model
+
+log = logging.getLogger(__name__)
 
 #: workflow task → the endpoints its models have (beside GET /api/models)
 ENDPOINTS: dict[str, tuple[str, ...]] = {
@@ -47,7 +50,17 @@ class ServedModel:
 
     @property
     def endpoints(self) -> tuple[str, ...]:
-        return ENDPOINTS[self.task]
+        return () if self.unserved else ENDPOINTS[self.task]
+
+    @property
+    def unserved(self) -> str | None:
+        """Why no upload can reach this model's endpoints (None: they can): a spatial model normalised by whole
+        spectra needs imzML files, which an upload cannot be (the .ibd beside it); every request was refused."""
+        spec = self.saved.transform
+        if self.task == "spatial" and getattr(spec, "normalized_over", None) == "spectrum":
+            return (f"divides each pixel by its whole spectrum's {spec.normalization} (trained on imzML), which only "
+                    "an imzML file gives, and uploads are arrays: enhance its sections with `latentbridge enhance`")
+        return None
 
     def input_format(self) -> dict:
         """What each endpoint of this model takes, in words a client can act on."""
@@ -91,7 +104,7 @@ class ServedModel:
             }
         if self.task == "spatial":
             return {
-                "enhance": f"multipart field 'file': a section as an array ({', '.join(SPATIAL_EXTENSIONS)}; "
+                "enhance": f"none: the model {self.unserved}" if self.unserved else f"multipart field 'file': a section as an array ({', '.join(SPATIAL_EXTENSIONS)}; "
                            f"H x W x {spec.channels} channels), optional field 'mask' (.npy or .png of the "
                            "valid pixels), field 'task': denoise | inpaint | upscale, optional 'seed', 'samples'",
                 "channels": spec.channels, "mz": spec.mz, "normalization": spec.normalization,
@@ -164,4 +177,6 @@ def load_models(folders) -> dict[str, ServedModel]:
                                     "each model is served under its folder name")
         models[m.name] = m
         where[m.name] = Path(folder)
+        if m.unserved:
+            log.warning("model %s is listed but serves nothing: it %s", m.name, m.unserved)
     return models
