@@ -443,7 +443,10 @@ def test_image_folders_are_read_checked_and_split(tmp_path, caplog):
     with pytest.raises(DataError, match="its rows name paths outside .* such as /data/x0.png"):
         load_image_data(cfg.model_copy(update={"conditions": str(tmp_path / "elsewhere.csv")}), seed=0)
     (root / "conditions.csv").write_text("\n".join(lines[:-1]) + "\n")
-    with pytest.raises(DataError, match="no row for this image"):
+    with pytest.raises(DataError, match="no row in .*conditions.csv for this image"):
+        load_image_data(cfg, seed=0)
+    (root / "conditions.csv").write_text("\n".join(lines[:-6]) + "\n")  # six images without a row: named, counted
+    with pytest.raises(DataError, match=r"no row in .*conditions.csv for 6 of its 24 images: .*, \.\.\. \(6 in all\)"):
         load_image_data(cfg, seed=0)
     Image.fromarray(np.zeros((4, 4), np.uint8)).save(root / "loose.png")
     with pytest.raises(DataError, match="class sub-folder"):

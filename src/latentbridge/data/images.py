@@ -312,17 +312,16 @@ def _read_conditions(path: Path, root: Path, files: list[Path]) -> tuple[np.ndar
             raise DataError(path, f"lines {first_line[key]} and {line} both give the conditions of {key}: one row "
                                   "per image")
         values[key], first_line[key] = vals, line
-    out = []
-    used = set()
-    for p in files:
-        key = _nfc(p.relative_to(root).as_posix())
-        if key not in values:
-            outside = next((k for k in values if Path(k).is_absolute() or re.match(r"[A-Za-z]:/", k)), None)
-            hint = (f" (its rows name paths outside {root}, such as {outside}: name each image by its path inside the "
-                    "image folder)" if outside else "")
-            raise DataError(p, f"no row for this image in {path}{hint}")
-        out.append(values[key])
-        used.add(key)
+    keys = [_nfc(p.relative_to(root).as_posix()) for p in files]
+    if lacking := [p for p, key in zip(files, keys) if key not in values]:  # every one named (it named the first)
+        outside = next((k for k in values if Path(k).is_absolute() or re.match(r"[A-Za-z]:/", k)), None)
+        hint = (f" (its rows name paths outside {root}, such as {outside}: name each image by its path inside the "
+                "image folder)" if outside else "")
+        raise DataError(lacking[0] if len(lacking) == 1 else root, f"no row in {path} for "
+                        + ("this image" if len(lacking) == 1 else f"{len(lacking)} of its {len(files)} images: "
+                           + listed([str(p.relative_to(root)) for p in lacking], 5, count=True)) + hint)
+    out = [values[key] for key in keys]
+    used = set(keys)
     unused = [k for k in values if k not in used]
     if unused:
         log.warning("%s: %d row(s) name no image of %s (%s): left out", path, len(unused), root,
