@@ -344,6 +344,25 @@ def test_a_folder_of_images_trains_a_class_conditional_model(tmp_path, capsys, c
     assert (kept["condition"], kept["condition_names"], kept["steps"], kept["seed"]) == ([5.0], ["extent"], 2, 0)
 
 
+def test_a_class_with_no_test_image_is_named_at_evaluate(tmp_path, caplog):
+    """A class folder of one image stays in training: evaluate compared the samples of every class with test images of
+    the others, without a word (`evaluate --data` of a folder lacking a class said so)."""
+    root = _image_folder(tmp_path / "images")
+    (root / "rare").mkdir()
+    (root / "rare" / "only.png").write_bytes(next((root / "intact").glob("*.png")).read_bytes())
+    (root / "conditions.csv").unlink()
+    out = tmp_path / "run"
+    opts = ["data.source=folder", f"data.root={root}", "data.image_size=8", "data.channels=3",
+            "data.class_folders=true", "data.test_fraction=0.25", "model.channels=[8,16]", "train.max_epochs=1",
+            "train.progress_bar=false", "train.batch_size=8", "monitor.fd_samples=6", "monitor.steps=2",
+            "monitor.grid_per_class=1", "sampling.steps=2", "evaluate.n_samples=6"]
+    assert main(["train", "--config", str(REPO / "configs" / "ddpm_mnist.yaml"), "--out", str(out), *_o(opts)]) == 0
+    with caplog.at_level("WARNING"):
+        assert main(["evaluate", str(out), "--out", str(tmp_path / "e")]) == 0
+    assert f"{root}: the run's test split holds no image of class(es) rare (too few images of them to split): its " \
+           "samples of every class are compared with test images of 2 of its 3 classes" in caplog.text, caplog.text
+
+
 def test_image_folders_are_read_checked_and_split(tmp_path, caplog):
     from PIL import Image
 

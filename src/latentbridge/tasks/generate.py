@@ -236,6 +236,11 @@ def evaluate(run_dir, data: str | None = None, *, n_samples: int | None = None, 
             f"{test_info['split']}; {len(test)} as the reference, {m} others as the real-data floor")})
     else:
         images = load_image_data(data_cfg, cfg.train.seed, read=())  # decoded below: the test split, a floor's worth
+        names, labels = images.test.class_names, images.test.labels
+        if names and labels is not None and (absent := [n for k, n in enumerate(names) if not (labels == k).any()]):
+            log.warning("%s: the run's test split holds no image of class(es) %s (too few images of them to split): "
+                        "its samples of every class are compared with test images of %d of its %d classes",
+                        data_cfg.root, ", ".join(map(str, absent)), len(names) - len(absent), len(names))
     if len(images.test) < 2:  # before the sampling: Fréchet distances need two test images at least
         raise DataError(data_cfg.root, f"{len(images.test)} test image(s) in the run's split: an evaluation "
                                        "compares samples with at least 2 (train on more images, or evaluate on "
