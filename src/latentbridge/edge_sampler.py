@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, help="default: the model's sampling.steps")
     p.add_argument("--batch-size", type=int, help="samples drawn at once (default: the model's sampling.batch_size); "
                                                   "less memory with fewer")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of numpy's starting noise (not the images `latentbridge "
+                   "sample --seed` draws: its noise is torch's)")
     p.add_argument("--out", required=True, help="folder for sample_NNNN.png, grid.png and settings.json (the settings, "
                                                 "each file's class)")
     p.add_argument("--force", action="store_true", help="replace a non-empty output folder")
