@@ -293,7 +293,8 @@ def adapt(cfg, paths, *, max_read: int = 200,
     reads = bool(getattr(cls, "reads_active_frames", False))
     events = (share := survey.typical_loud_share) is not None and share < EVENT_SHARE
     timing = [Choice("model.timing", EVENT_TIMING, f"the sound comes in short events, the median recording loud in "
-                     f"{100 * share:.0f} % of its frames: when in a window it is loud is read too")] \
+                     f"{100 * share:.0f} % of its frames: when in a window it is loud is read too; where normal "
+                     "cycle times vary from recording to recording, -o model.timing=0")] \
         if events and "timing" in cls.config_class.model_fields and "timing" not in cfg.model.model_fields_set else []
     if events and not getattr(cls, "reads_frame_order", True) and not timing and not getattr(cfg.model, "timing", 0):
         log.warning("the sound comes in short events (the median recording is within 20 dB of its loudest in %.0f %% "
