@@ -263,6 +263,20 @@ def test_fit_reads_several_folders_given_together(machine_data, feature_cache, t
     assert load_config(None, ["data.train_dir=[~/day1, ~/day2]"]).data.train_dir == [str(day1), str(day2)]
     # the command's own folders were expanded by the shell: a folder named ~ is that folder, one or several given
     assert load_config(None, sets={"data.train_dir": ["~", "day2"]}).data.train_dir == ["~", "day2"]
+    # a refused --resume gives the run's folders as anomaly fit takes them, and as a YAML list of quoted names (a
+    # folder named 2024-01-05 unquoted is a date)
+    dated = [tmp_path / "2024-01-05", tmp_path / "2024-01-06"]
+    for src, dst in zip((day1, day2), dated):
+        shutil.copytree(src, dst)
+    vae = ["--config", str(REPO / "configs" / "anomaly_ae.yaml"), "--out", str(tmp_path / "ae"), *_overrides()]
+    assert main(["anomaly", "fit", *map(str, dated), *vae]) == 0
+    capsys.readouterr()
+    assert main(["anomaly", "fit", *map(str, dated[::-1]), *vae, "-o", "train.max_epochs=5", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert f"(`anomaly fit {dated[0]} {dated[1]} ...` or, with train, -o 'data.train_dir=[\"{dated[0]}\", " \
+           f"\"{dated[1]}\"]')" in err, err
+    assert main(["train", *vae, "-o", "train.max_epochs=5", "--resume", "-o", f'data.train_dir=["{dated[0]}", '
+                 f'"{dated[1]}"]']) == 0
 
 
 def test_a_neighbour_detector_without_held_out_files_says_what_its_threshold_does(machine_data, feature_cache,

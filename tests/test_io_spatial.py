@@ -345,8 +345,7 @@ def test_messages_name_the_file_that_causes_the_problem(tmp_path, caplog):
     np.save(tmp_path / "s.npy", np.ones((6, 7, 2), np.float32))
     with caplog.at_level("WARNING"):
         assert read_section(tmp_path / "s.npy").valid.all()  # no mask beside it: said how the region is read
-    assert "s.npy: no mask (enhance's --mask, a request's 'mask' field, or NAME.mask.npy or .png beside it): the 42 " \
-        "of 42 pixels with a non-zero value" in caplog.text
+    assert "s.npy: no mask (NAME.mask.npy or .png beside it): the 42 of 42 pixels with a non-zero value" in caplog.text
     np.save(tmp_path / "empty.npy", np.zeros((6, 7), np.uint8))
     with pytest.raises(DataError, match=r"empty\.npy: the mask of s\.npy marks no pixel as valid"):
         read_section(tmp_path / "s.npy", mask=tmp_path / "empty.npy")
@@ -616,3 +615,4 @@ def test_intensities_below_zero_are_named(tmp_path, caplog):
                                          "pixels, the lowest -2): intensities with a baseline subtracted below 0, or "
                                          "another quantity? The model reads them as it reads counts")
     assert below_zero(SimpleNamespace(**{**vars(section), "values": np.abs(values)}), spec) is None
+    assert below_zero(section, spec, skip={0}) is None  # a channel named already (out of the training range)

@@ -176,12 +176,13 @@ def normalized_over(paths, normalization: str) -> str | None:
 def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: str = "ppm",
                  normalization: str = "none", over: str | None = None, mask: str | Path | None = None,
                  truth: str | Path | None = None, tissue: str | Path | None = None, name: str | None = None,
-                 channels: int | None = None) -> Section:
+                 channels: int | None = None, mask_hint: str = "NAME.mask.npy or .png beside it") -> Section:
     """One section from an imzML file (ion images of ``mz``) or an array file / PNG folder (with its
     mask: ``mask``, else the sibling ``NAME.mask.*``, else every pixel with a non-zero value); ``channels``: the
     channel count a model reads, which settles an array's layout where its shape leaves it open. ``over``: what
     the ``tic`` / ``rms`` normalisation sums over (:data:`NORMALIZED_OVER`; None: the file's own kind, see
-    :func:`normalized_over`); an array cannot be divided by its spectrum's (a DataError)."""
+    :func:`normalized_over`); an array cannot be divided by its spectrum's (a DataError). ``mask_hint``: how the
+    command reading it takes a mask, for the warning of an array without one."""
     path = Path(path)
     stem = name or (path.name[: -len(path.suffix)] if path.suffix else path.name)
     empty_mask = mask_file = None  # a mask file that marks no pixel; the mask file read
@@ -213,9 +214,8 @@ def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: st
         else:
             valid = np.asarray(values).any(axis=-1)
             if first_time(("no mask", str(path))):
-                log.warning("%s: no mask (enhance's --mask, a request's 'mask' field, or NAME.mask.npy or .png "
-                            "beside it): the %d of %d pixels with a non-zero value are the section; a background of "
-                            "low noise counts as section too", path,
+                log.warning("%s: no mask (%s): the %d of %d pixels with a non-zero value are the section; a "
+                            "background of low noise counts as section too", path, mask_hint,
                             int(valid.sum()), valid.size)
         if stack.missing is not None:
             n = int((valid & stack.missing).sum())

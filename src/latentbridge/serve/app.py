@@ -148,8 +148,9 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
         m = models.get(name)
         if m is None:
             raise HTTPException(404, f"no model named {name!r}; served: {', '.join(sorted(models))}")
-        if m.unserved and endpoint in ENDPOINTS[m.task]:
-            raise HTTPException(422, f"model {name!r} {m.unserved}")
+        if m.unserved:  # its own endpoints: the input cannot be right (422); others: there are none (404)
+            raise HTTPException(422 if endpoint in ENDPOINTS[m.task] else 404,
+                                f"model {name!r} (task {m.task}) serves nothing: it {m.unserved}")
         if endpoint not in m.endpoints:
             raise HTTPException(404, f"model {name!r} (task {m.task}) has no {endpoint} endpoint; "
                                      f"it has: {', '.join(m.endpoints)}")
@@ -518,7 +519,7 @@ def _enhance(m: ServedModel, up: Upload, up_mask: Upload | None, task: str, seed
         raise HTTPException(413, f"{up.client_name}: an array of {size:,} values; the limit is {limit:,} "
                                  "(latentbridge serve --max-values), or enhance it with 'latentbridge enhance'")
     r = enhance_saved(m.saved, up.path, task, mask=None if up_mask is None else str(up_mask.path),
-                      n_samples=samples, seed=seed, stop=stop)
+                      n_samples=samples, seed=seed, stop=stop, mask_hint="the request's 'mask' field")
     enhanced, sigma = np.asarray(r.enhanced, dtype=np.float32), np.asarray(r.sigma, dtype=np.float32)
     channels = r.panels or list(range(min(4, enhanced.shape[2])))
     scale = max(1, 256 // max(enhanced.shape[:2]))

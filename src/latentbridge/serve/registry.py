@@ -125,7 +125,7 @@ class ServedModel:
         info = self.saved.info
         out = {
             "name": self.name, "task": self.task, "model_class": info["model_class"],
-            "endpoints": list(self.endpoints), "input": self.input_format(),
+            "endpoints": list(self.endpoints), "unserved": self.unserved, "input": self.input_format(),
             "threshold": None, "card": self.card,
             "card_fields": {
                 "description": self.saved.workflow.description or None,

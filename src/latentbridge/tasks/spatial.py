@@ -360,9 +360,11 @@ def enhance(run_dir: str | Path, input_path: str | Path, task: str, *, mz: list[
 
 def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] | None = None,
                   mask: str | None = None, truth: str | None = None, n_samples: int | None = None, seed: int = 0,
-                  allocate: Callable | None = None, progress: bool = False, stop=None) -> Enhanced:
+                  allocate: Callable | None = None, progress: bool = False, stop=None,
+                  mask_hint: str = "--mask FILE, or NAME.mask.npy or .png beside it") -> Enhanced:
     """:func:`enhance` with a loaded model folder (``latentbridge serve`` holds its models loaded; ``stop``:
-    :func:`~latentbridge.tasks.enhance.run_tiles`'s)."""
+    :func:`~latentbridge.tasks.enhance.run_tiles`'s; ``mask_hint``: how a mask is given, for the warning of an array
+    without one)."""
     from latentbridge.tasks.spatial_inputs import channel_indices, check_input, check_truth, read_for_model
     from latentbridge.io.arrays import sibling
 
@@ -384,14 +386,14 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
     truth_file = None if task == "upscale" else truth or truth_sibling
     files = (saved.info.get("data") or {}).get("files")
     try:
-        section = read_for_model(spec, path, files, mask=mask, truth=truth_file)
+        section = read_for_model(spec, path, files, mask=mask, truth=truth_file, mask_hint=mask_hint)
     except DataError as e:  # clean maps found beside it at another shape (an imzML raster's, the section cut from it)
         if truth or truth_file is None or Path(e.path) != Path(truth_file) or "does not match" not in e.problem:
             raise
         log.warning("%s: %s: the clean maps found beside the section are left out and the output is not scored "
                     "(--truth gives maps of the section's shape)", e.path, e.problem)
         truth_file = None
-        section = read_for_model(spec, path, files, mask=mask, truth=None)
+        section = read_for_model(spec, path, files, mask=mask, truth=None, mask_hint=mask_hint)
     truth_maps, scored = check_truth(truth if task == "upscale" else truth_file, task, section, spec)
     check_input(section, spec, path, task)
     cfg = saved.workflow

@@ -78,15 +78,16 @@ def trained_range(spec) -> tuple[np.ndarray, np.ndarray]:
     return tuple(np.where(np.abs(b) <= 1e-6 * np.abs([t_low, t_high]).max(0), 0.0, b) for b in (t_low, t_high))
 
 
-def below_zero(section: Section, spec) -> str | None:
+def below_zero(section: Section, spec, skip=()) -> str | None:
     """The channels of ``section`` holding values below 0 on valid pixels where every training section's were 0 or
     more (intensities: counts, a baseline subtracted below 0?), said with their count and lowest value; None where
-    there are none (a partly negative map passed every check, and the model read it as it reads a count)."""
+    there are none (a partly negative map passed every check, and the model read it as it reads a count); channels
+    ``skip`` (named already) left out."""
     if section.shape[2] != len(spec.scale):
         return None
     t_low, t_high = trained_range(spec)
     bad = []
-    for ch in np.flatnonzero(t_low >= 0):
+    for ch in (c for c in np.flatnonzero(t_low >= 0) if c not in skip):
         v = np.asarray(section.values[..., ch], dtype=np.float32)[section.valid]
         if (n := int((v < -1e-6 * max(float(t_high[ch]), 1e-30)).sum())):
             bad.append((ch, n, float(v.min())))
@@ -144,8 +145,9 @@ def check_input(section: Section, spec, path: Path, task: str) -> None:
         log.warning("%s: %d x %d pixels, smaller than the model's %d-pixel patches: enhanced on a patch padded with "
                     "unmeasured pixels, with less context than in training", path, *section.shape[:2], spec.patch_size)
     off = scale_mismatch(section, spec)
-    if not (moved := [o for o in off if o["outside"]]) and (text := below_zero(section, spec)):
-        log.warning("%s: %s", path, text)  # (a map negated whole is named below)
+    moved = [o for o in off if o["outside"]]
+    if text := below_zero(section, spec, skip={o["channel"] for o in moved}):  # (those named below left out)
+        log.warning("%s: %s", path, text)
     if moved:
         o = moved[0]
         log.warning("%s: %s outside the range of the training sections' intensities (%s: %.3g to %.3g, in training "

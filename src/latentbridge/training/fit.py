@@ -3,6 +3,7 @@ checkpoints, logs, EMA, and the weights the model folder keeps."""
 
 from __future__ import annotations
 
+import json
 import logging
 import shlex
 from dataclasses import dataclass
@@ -157,9 +158,11 @@ def check_resume(cfg_dict: dict, out_dir: Path) -> dict:
         parts = [f"{k}: run {show(a)}" + (f" (relative to the folder the run was trained in{where})"
                                           if here(k, a) else "") + f", now {show(b)}" for k, a, b in diffs]
         def again(k, a) -> str:  # each override quoted for a shell (-o model.channels=[16, 32] was four words); None
-            # as an empty value (unset); a list as YAML's [a, b] (it was Python's ['a', 'b']); anomaly fit's folders as
-            # its arguments (-o data.train_dir beside them is refused)
-            value = "[" + ", ".join(map(str, a)) + "]" if isinstance(a, list) else "" if a is None else a
+            # as an empty value (unset); a list's text items quoted (["2024-01-05"]: unquoted, YAML read a date);
+            # anomaly fit's folders as its arguments (-o data.train_dir beside them is refused)
+            value = "" if a is None else a
+            if isinstance(a, list):
+                value = "[" + ", ".join(json.dumps(x) if isinstance(x, str) else str(x) for x in a) + "]"
             if k == "data.train_dir" and cfg_dict.get("task", "anomaly") == "anomaly":
                 folders = " ".join(shlex.quote(str(x)) for x in (a if isinstance(a, list) else [a]))
                 return f"`anomaly fit {folders} ...` or, with train, -o " + shlex.quote(f"{k}={value}")

@@ -31,6 +31,7 @@ function selectModel(name) {
   const parts = [m.task];
   if (m.threshold !== null && m.threshold !== undefined) parts.push(`threshold ${m.threshold.toPrecision(4)}`);
   if (inp.window_s) parts.push(`${inp.window_s} s windows, hop ${inp.hop_s} s, ${inp.sample_rate} Hz`);
+  if (m.unserved) parts.push(`serves nothing here: it ${m.unserved}`);  // why no panel is shown
   $("model-info").textContent = parts.join(" · ");
   const scoring = m.endpoints.includes("score"), enhancing = m.endpoints.includes("enhance");
   $("upload-panel").hidden = !(scoring || enhancing || m.endpoints.includes("predict"));
