@@ -845,6 +845,9 @@ def test_evaluate_data_reads_the_runs_stems_and_counts_the_files_it_used(tmp_pat
     m = json.loads((tmp_path / "e3" / "metrics.json").read_text())
     assert m["n_files"] == 2 and m["n_windows"] == 4  # c and d: the test split, Vocals.wav found
     assert "1 track(s) without the model's stem, left out: e (no vocals)" in caplog.text
+    # made a detector on its MUSDB root, it calibrates on the vocals (drums and mixture were taken as normal vocals)
+    assert main(["anomaly", "calibrate", str(out), str(root)]) == 0
+    assert json.loads((out / "config.json").read_text())["anomaly"]["calibrated_on"].startswith("3 files / 6 windows")
 
 
 def test_evaluation_windows_are_spread_over_the_files():

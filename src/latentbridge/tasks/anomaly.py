@@ -375,7 +375,13 @@ def _calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | N
     else:
         ex = det.extractor()
         ex.refuse_below_band = True
-        wf = ex.extract(normal_paths, skip_bad=skip_bad, files=list_normal_files(normal_paths, "calibration"))
+        given = normal_paths
+        if stems := getattr(det.cfg.data, "stems", None):  # a MUSDB root: the run's stems (drums and mixture were
+            from latentbridge.tasks.autoencode import recordings  # calibrated on as normal vocals, without a word)
+
+            given = [f for p in ([normal_paths] if isinstance(normal_paths, (str, Path)) else normal_paths)
+                     for f in recordings(p, stems, stems_required=False, split="test")]
+        wf = ex.extract(given, skip_bad=skip_bad, files=list_normal_files(given, "calibration"))
         _warn_trained_on(model_dir, wf.files)
         warn_recordings(det, wf, scored=False)  # what `anomaly score` says of them: the threshold is set on them
         wf = calibration_within_band(det, wf)
