@@ -488,6 +488,16 @@ def test_musdb_stems(tmp_path):
         db.load("B - two")
     with pytest.raises(DataError, match="no such track"):
         db.load("C - three")
+    # a stem in another format libsndfile reads: its track was left out as having no vocals
+    import soundfile as sf
+    from latentbridge.data.sources.musdb import stem_files
+
+    x, sr = sf.read(tmp_path / "B - two" / "vocals.wav")
+    (tmp_path / "B - two" / "vocals.wav").unlink()
+    sf.write(tmp_path / "B - two" / "vocals.flac", x, sr)
+    assert stem_files(tmp_path, ["vocals"]) == ([tmp_path / "A - one" / "vocals.wav", tmp_path / "B - two" /
+                                                 "vocals.flac"], [])
+    assert db.load("B - two", stems=["vocals"])["vocals"].shape == (2, 800)
     with pytest.raises(ValueError, match="unknown stem"):
         db.load("B - two", stems=["guitar"])
     with pytest.raises(DataError, match="does not exist"):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError, reading_memory_error
-from latentbridge.io import resample
+from latentbridge.io import AUDIO_EXTENSIONS, resample
 
 __all__ = ["MUSDB_STEMS", "MUSDBStems", "stem_file", "stem_files", "track_root"]
 
@@ -17,11 +17,14 @@ MUSDB_STEMS: tuple[str, ...] = ("mixture", "drums", "bass", "other", "vocals")
 
 
 def stem_file(folder: Path, stem: str) -> Path | None:
-    """``folder/<stem>.wav``, its name in any case (``Vocals.wav`` was not found), or None."""
+    """``folder/<stem>.wav``, its name in any case (``Vocals.wav`` was not found), else the stem in another audio
+    format libsndfile reads (``vocals.flac``: the track was left out as having no vocals), or None."""
     exact = folder / f"{stem}.wav"
     if exact.is_file():
         return exact
-    return next((q for q in sorted(folder.iterdir()) if q.name.lower() == f"{stem}.wav" and q.is_file()), None)
+    named = [q for q in sorted(folder.iterdir()) if q.stem.lower() == stem and q.suffix.lower() in AUDIO_EXTENSIONS
+             and q.is_file()]
+    return min(named, key=lambda q: AUDIO_EXTENSIONS.index(q.suffix.lower()), default=None)  # .wav first
 
 
 def _track_folders(root: Path) -> list[Path]:
@@ -94,8 +97,8 @@ class MUSDBStems:
         for stem in stems:
             path = stem_file(folder, stem) or folder / f"{stem}.wav"
             if not path.is_file():
-                have = sorted(p.name for p in folder.glob("*.wav"))
-                raise DataError(path, f"missing stem {stem!r} (track folder holds: {', '.join(have) or 'no wav files'})")
+                have = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS)
+                raise DataError(path, f"missing stem {stem!r} (track folder holds: {', '.join(have) or 'no audio files'})")
             try:
                 with sf.SoundFile(os.fsencode(path)) as f:
                     sr, ch, declared = int(f.samplerate), int(f.channels), int(f.frames)
