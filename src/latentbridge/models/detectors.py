@@ -42,8 +42,8 @@ from torch import Tensor, nn
 from latentbridge.models.base import ModelFamily, ModelSpec
 from latentbridge.models.outputs import AutoencoderOutput
 from latentbridge.nn.conv import FeatureNormalizer
-from latentbridge.transforms.stats import (dct_matrix, envelope_autocorrelation, separate_level, squared_distances,
-                                           window_statistics)
+from latentbridge.transforms.stats import (dct_matrix, envelope_autocorrelation, filled_frames, separate_level,
+                                           squared_distances, window_statistics)
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +220,9 @@ class GaussianStatsDetector(WindowDetector):
     default_score = "mahalanobis"
     reads_active_frames: ClassVar[bool] = True
     """Statistics over the frames within ``top_db`` of the loudest: the silence of a padded window is not read."""
+    n_lags: ClassVar[int] = 0
+    """Lags of the level envelope's autocorrelation beside the statistics (``KNNStatsDetector``'s ``timing``)."""
+    timing: float = 0.0
 
     def __init__(self, input_shape, n_mfcc: int = 20, top_db: float = 40.0, separate_level: bool = False,
                  length_scale: dict[str, list[float]] | None = None, **params):
@@ -241,9 +244,6 @@ class GaussianStatsDetector(WindowDetector):
         self.register_buffer("length_table", torch.ones(len(self.score_methods), len(LENGTH_GRID)), persistent=False)
         if length_scale:
             self.length_table.copy_(torch.tensor([length_scale[m] for m in self.score_methods]))
-
-    n_lags: ClassVar[int] = 0
-    timing: float = 0.0
 
     def statistics(self, x: Tensor) -> Tensor:
         """Standardised window statistics (B, D)."""
@@ -270,10 +270,7 @@ class GaussianStatsDetector(WindowDetector):
         every band is digital silence (as :func:`latentbridge.data.audio.silent_frame_shares` reads it): the padding of
         a recording shorter than the window (or a muted input), never sound, however quiet (an impact over a hum
         leaves the hum's frames out of the statistics, 40 dB below it, but they are filled)."""
-        b, c, f, t = x.shape
-        frames = x.reshape(b * c, f, t)
-        filled = (frames.amax(dim=1) > frames.amin(dim=1)).to(x.dtype)  # (B·C, T); float: ONNX takes no max of bools
-        return filled.reshape(b, c, t).amax(1).mean(1)
+        return filled_frames(x).mean(1)
 
     @property
     def length_calibrated(self) -> bool:

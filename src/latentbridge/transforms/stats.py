@@ -62,6 +62,15 @@ def squared_distances(a: Tensor, b: Tensor) -> Tensor:
     return ((a * a).sum(1, keepdim=True) + (b * b).sum(1).unsqueeze(0) - 2.0 * a @ b.T).clamp_min(0.0)
 
 
+def filled_frames(x: Tensor) -> Tensor:
+    """(B, C, F, T) → (B, T): 1.0 where a frame holds signal in any channel, 0.0 where every channel is one value in
+    every band: digital silence (a short recording's padding, a muted input), never sound, however quiet (in
+    ``x``'s dtype: ONNX takes no max of bools)."""
+    b, c, f, t = x.shape
+    frames = x.reshape(b * c, f, t)
+    return (frames.amax(dim=1) > frames.amin(dim=1)).to(x.dtype).reshape(b, c, t).amax(1)
+
+
 def envelope_autocorrelation(x: Tensor, max_lag: int) -> Tensor:
     """(B, C, F, T) dB features → (B, max_lag): the autocorrelation of the window's level envelope (each frame's mean
     over channels and bands) at lags of 1 ... ``max_lag`` frames, each over the variance: over the frames that hold
@@ -70,9 +79,8 @@ def envelope_autocorrelation(x: Tensor, max_lag: int) -> Tensor:
     period; one late or missing moves the peaks (one moved by 0.2 s: AUC 0.55 -> 1.00 with these beside the
     statistics, benchmarks/README.md §3); steady sound gives a small, flat one."""
     b, c, f, t = x.shape
-    frames = x.reshape(b, c * f, t)
-    filled = (frames.amax(dim=1) > frames.amin(dim=1)).to(x.dtype)  # (B, T); float: ONNX takes no max of bools
-    level = frames.mean(dim=1)
+    filled = filled_frames(x)
+    level = x.reshape(b, c * f, t).mean(dim=1)
     n = filled.sum(1, keepdim=True).clamp_min(1.0)
     centred = (level - (level * filled).sum(1, keepdim=True) / n) * filled
     var = (centred * centred).sum(1) / n.squeeze(1)
