@@ -113,7 +113,8 @@ def test_listen_options_are_checked_before_listening(fitted_model, recordings, t
                         ({"device": " ", "source": None}, "--device '': give an input device's name or index"),
                         # a file is read at its own rate: the banner once claimed the given one
                         ({"sample_rate": 8000}, "--sample-rate sets a device's capture rate, or the rate of a "
-                                                "--source vibration file that gives none; .*normal_0000.wav gives its own")):
+                                                "--source vibration file that gives none; .*normal_0000.wav gives "
+                                                "its own")):
         with pytest.raises(LatentbridgeError, match=message):
             listen_model(fitted_model, out=io.StringIO(), **{"source": wav, **kw})
     with caplog.at_level("WARNING"):

@@ -601,7 +601,8 @@ def test_paths_with_yaml_looking_names(name, machine_data, feature_cache, tmp_pa
         assert main(["export", f"{name}_model", "--out", f"{name}.onnx"]) == 0
         folders = f"['{name}']" if name.startswith("[") else name  # (data.train_dir takes [a, b], a list, too)
         assert main(["train", "--config", str(REPO / "configs" / "anomaly_ae.yaml"), "--out", f"{name}_run",
-                     "-o", f"data.train_dir={folders}", "-o", f"data.test_dir={name}", *_o(["train.max_epochs=1"])]) == 0
+                     "-o", f"data.train_dir={folders}", "-o", f"data.test_dir={name}",
+                     *_o(["train.max_epochs=1"])]) == 0
         assert main(["evaluate", f"{name}_run", "--out", f"{name}_eval", "--data", name]) in (0, 2)
         assert main(["data", "synth", "machine", "--out", f"{name}_synth", "--duration", "1", "--n-train", "1",
                      "--n-test-normal", "1", "--n-test-anomalous", "1"]) == 0

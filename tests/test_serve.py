@@ -687,7 +687,8 @@ def test_spatial_enhance_says_what_the_cli_warns(folders, tmp_path):
         for _ in range(2):  # said for every upload, not once per server
             r = client.post("/api/models/maps/enhance", data={"task": "denoise"},
                             files={"file": ("bare.npy", _npy(section))})
-            assert r.status_code == 200 and any(w.startswith("bare.npy: no mask (the request's 'mask' field)") for w in r.json()["warnings"])
+            assert r.status_code == 200 and any(w.startswith("bare.npy: no mask (the request's 'mask' field)")
+                                                for w in r.json()["warnings"])
 
 
 # ----------------------------------------------------------------------------- WebSocket stream
@@ -1237,6 +1238,7 @@ def test_a_spatial_model_of_whole_spectra_is_listed_as_serving_nothing(caplog):
     assert m.endpoints == () and m.unserved.startswith("divides each pixel by its whole spectrum's tic")
     assert m.describe()["unserved"] == m.unserved and m.describe()["endpoints"] == []
     assert m.input_format()["enhance"].startswith("none: the model divides each pixel")
-    arrays = ServedModel("arr", SimpleNamespace(transform=SimpleNamespace(**{**vars(spec), "normalized_over": "channels"}),
+    by_channels = SimpleNamespace(**{**vars(spec), "normalized_over": "channels"})
+    arrays = ServedModel("arr", SimpleNamespace(transform=by_channels,
                                                 workflow=SimpleNamespace(task="spatial")))
     assert arrays.endpoints == ("enhance",) and arrays.unserved is None

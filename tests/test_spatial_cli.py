@@ -361,7 +361,8 @@ def test_a_run_without_a_test_split_is_named_as_such(tissue, tmp_path, capsys):
                  *_o([f"data.root={folder}", *TINY, "patches.size=64"])]) == 2
     import re
 
-    assert re.search(r"patches.size: (\d) of the \1 training section\(s\) smaller than 64 pixels", capsys.readouterr().err)
+    err = capsys.readouterr().err
+    assert re.search(r"patches.size: (\d) of the \1 training section\(s\) smaller than 64 pixels", err), err
 
 
 def test_training_from_imzml_files_in_mixed_precision(tissue, tmp_path):

@@ -306,7 +306,7 @@ def listed(items, n: int = 3, count: bool = False) -> str:
 
 
 def paths_text(value) -> str:
-    """A path, or a list of them (``data.train_dir``: ``anomaly fit DIR1 DIR2``), as text: the list's joined by commas."""
+    """A path, or a list of them (``data.train_dir``: ``anomaly fit DIR1 DIR2``), as text: a list joined by commas."""
     return ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 

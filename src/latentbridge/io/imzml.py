@@ -376,8 +376,8 @@ def read_ion_images(path: str | Path, mz, *, tolerance: float = 10.0, unit: str 
     if negative:  # a TIC of spectra below 0 gave a channel 150 % of its pixel's total, without a word
         i, r, c, low = negative[0]
         log.warning("%s: %d of %d spectra hold intensities below 0 (spectrum %d, row %d, column %d: %.3g): a mass "
-                    "spectrum's intensities are counts (a baseline subtracted below 0?)%s", path, len(negative), len(rc),
-                    i, r, c, low, "; divided by a total they lower, its pixels' values are no shares of it"
+                    "spectrum's intensities are counts (a baseline subtracted below 0?)%s", path, len(negative),
+                    len(rc), i, r, c, low, "; divided by a total they lower, its pixels' values are no shares of it"
                     if normalization == "tic" else "")
     empty = [float(m) for m, any_ in zip(targets, values[mask].any(axis=0)) if not any_]
     return IonImages(values, mask, targets, tic, mode, str(path), empty,

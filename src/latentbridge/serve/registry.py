@@ -104,9 +104,10 @@ class ServedModel:
             }
         if self.task == "spatial":
             return {
-                "enhance": f"none: the model {self.unserved}" if self.unserved else f"multipart field 'file': a section as an array ({', '.join(SPATIAL_EXTENSIONS)}; "
-                           f"H x W x {spec.channels} channels), optional field 'mask' (.npy or .png of the "
-                           "valid pixels), field 'task': denoise | inpaint | upscale, optional 'seed', 'samples'",
+                "enhance": f"none: the model {self.unserved}" if self.unserved else (
+                    f"multipart field 'file': a section as an array ({', '.join(SPATIAL_EXTENSIONS)}; H x W x "
+                    f"{spec.channels} channels), optional field 'mask' (.npy or .png of the valid pixels), field "
+                    "'task': denoise | inpaint | upscale, optional 'seed', 'samples'"),
                 "channels": spec.channels, "mz": spec.mz, "normalization": spec.normalization,
                 "normalized_over": spec.normalized_over,
                 "patch_size": spec.patch_size, "tasks": ["denoise", "inpaint", "upscale"],

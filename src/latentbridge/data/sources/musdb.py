@@ -98,7 +98,8 @@ class MUSDBStems:
             path = stem_file(folder, stem) or folder / f"{stem}.wav"
             if not path.is_file():
                 have = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS)
-                raise DataError(path, f"missing stem {stem!r} (track folder holds: {', '.join(have) or 'no audio files'})")
+                raise DataError(path, f"missing stem {stem!r} (track folder holds: "
+                                      f"{', '.join(have) or 'no audio files'})")
             try:
                 with sf.SoundFile(os.fsencode(path)) as f:
                     sr, ch, declared = int(f.samplerate), int(f.channels), int(f.frames)
