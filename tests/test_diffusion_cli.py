@@ -251,13 +251,18 @@ def _image_folder(root, sizes=((10, 14), (12, 12), (9, 9))):
     return root
 
 
+def _folder_opts(root, extra=()) -> list[str]:
+    """A tiny class-conditional run of the image folder ``root`` (``extra`` after them: the later value wins)."""
+    return ["data.source=folder", f"data.root={root}", "data.image_size=8", "data.channels=3",
+            "data.class_folders=true", "data.test_fraction=0.25", "model.channels=[8,16]", "train.max_epochs=2",
+            "train.progress_bar=false", "train.batch_size=8", "monitor.fd_samples=6", "monitor.steps=2",
+            "monitor.grid_per_class=1", "sampling.steps=3", "evaluate.n_samples=8", *extra]
+
+
 def test_a_folder_of_images_trains_a_class_conditional_model(tmp_path, capsys, caplog):
     root = _image_folder(tmp_path / "images")
     out = tmp_path / "run"
-    opts = ["data.source=folder", f"data.root={root}", "data.image_size=8", "data.channels=3",
-            "data.class_folders=true", "data.test_fraction=0.25", "model.channels=[8,16]", "train.max_epochs=2",
-            "train.progress_bar=false", "train.batch_size=8", "monitor.fd_samples=6", "monitor.steps=2",
-            "monitor.grid_per_class=1", "sampling.steps=3", "evaluate.n_samples=8"]
+    opts = _folder_opts(root)
     assert main(["train", "--config", str(REPO / "configs" / "ddpm_mnist.yaml"), "--out", str(out), *_o(opts)]) == 0
     info = json.loads((out / "config.json").read_text())
     assert info["class_names"] == ["cracked", "intact"] and info["transform"]["color"] == "rgb"
@@ -352,11 +357,8 @@ def test_a_class_with_no_test_image_is_named_at_evaluate(tmp_path, caplog):
     (root / "rare" / "only.png").write_bytes(next((root / "intact").glob("*.png")).read_bytes())
     (root / "conditions.csv").unlink()
     out = tmp_path / "run"
-    opts = ["data.source=folder", f"data.root={root}", "data.image_size=8", "data.channels=3",
-            "data.class_folders=true", "data.test_fraction=0.25", "model.channels=[8,16]", "train.max_epochs=1",
-            "train.progress_bar=false", "train.batch_size=8", "monitor.fd_samples=6", "monitor.steps=2",
-            "monitor.grid_per_class=1", "sampling.steps=2", "evaluate.n_samples=6"]
-    assert main(["train", "--config", str(REPO / "configs" / "ddpm_mnist.yaml"), "--out", str(out), *_o(opts)]) == 0
+    assert main(["train", "--config", str(REPO / "configs" / "ddpm_mnist.yaml"), "--out", str(out),
+                 *_o(_folder_opts(root, ["train.max_epochs=1", "sampling.steps=2", "evaluate.n_samples=6"]))]) == 0
     with caplog.at_level("WARNING"):
         assert main(["evaluate", str(out), "--out", str(tmp_path / "e")]) == 0
     assert f"{root}: the run's test split holds no image of class(es) rare (too few images of them to split): its " \
