@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from latentbridge.errors import LatentbridgeError
-from latentbridge.utils import listed, output_names
+from latentbridge.utils import batched, listed, output_names
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,7 @@ def blend_frames(batches, offset: int, valid: int, total: int) -> np.ndarray:
     """Windows' spectrograms, batches ``(b, F, frames)`` of them in window order, on one frame grid: window ``i``'s
     first ``valid`` frames at frames ``i * offset ...`` of ``total``, blended with Hann-shaped weights (a window's edge
     frames, which its own padding shaped, count least) -> ``(F, total)``. Blend magnitudes, not dB: a window's edge
-    decoded as silence (-100 dB) pulled a dB average 14 dB down even at a fifth of the weight. (Batches: every window's
-    held at once was 0.25 GB of a 3-minute recording's peak.)"""
+    decoded as silence (-100 dB) pulled a dB average 14 dB down even at a fifth of the weight."""
     w = 1e-3 + np.hanning(valid + 2)[1:-1]
     out, wsum, i = None, np.zeros(total), 0
     for features in batches:
@@ -147,16 +146,16 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
         padded = np.zeros((n - 1) * hop + window, dtype=np.float32)
         padded[:total] = wave
 
-        def magnitudes():  # the decoded windows' magnitudes, BATCH windows at a time (not every window's at once)
-            for s in range(0, n, BATCH):
-                x = torch.from_numpy(np.stack([padded[i * hop:i * hop + window] for i in range(s, min(n, s + BATCH))]))
-                with torch.no_grad():
-                    rec = saved.model.reconstruct(transform(x))
-                    rec = pf.apply(rec) if pf is not None else rec
-                    yield transform.features_to_magnitude(rec[:, 0]).double().numpy()
+        def decoded(idx: torch.Tensor) -> torch.Tensor:  # a batch of windows through the model: their log-mels
+            return saved.model.reconstruct(transform(torch.from_numpy(
+                np.stack([padded[i * hop:i * hop + window] for i in idx.tolist()]))))
 
+        rec = batched(decoded, np.arange(n), batch_size=BATCH)  # (every window at once held the model's activations)
+        rec = pf.apply(rec) if pf is not None else rec
+        # their magnitudes a batch at a time, blended as they come (every window's at once: 0.25 GB of 3 minutes)
+        mags = (transform.features_to_magnitude(rec[s:s + BATCH, 0]).double().numpy() for s in range(0, n, BATCH))
         frames = 1 + len(padded) // h  # the whole recording's centred STFT frames
-        blended = torch.from_numpy(blend_frames(magnitudes(), hop // h, valid, frames)).float()[None]
+        blended = torch.from_numpy(blend_frames(mags, hop // h, valid, frames)).float()[None]
         angle = full.stft(torch.from_numpy(padded)[None]).angle() if phase == "input" else None
         out = full.magnitude_to_wave(blended, length=len(padded), phase=angle, n_iter=n_iter)[0]
         out = out.numpy()[:total].astype(np.float32)
