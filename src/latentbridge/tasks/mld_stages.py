@@ -69,15 +69,6 @@ def _is_model_folder(p: Path) -> bool:
     return (p / "config.json").is_file() and (p / "model.safetensors").is_file()
 
 
-def _model_class(folder: Path) -> str | None:
-    import json
-
-    try:
-        return json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_class")
-    except (OSError, ValueError, AttributeError):
-        return None  # named by the loader
-
-
 def stage_places(folder: str | Path, modalities) -> dict[str, Path]:
     """Stage key → model folder of the first stages in ``folder``: one multimodal model folder, a
     folder of model folders named after the modalities and / or ``multimodal`` (a modality's own
@@ -88,7 +79,9 @@ def stage_places(folder: str | Path, modalities) -> dict[str, Path]:
     if _is_model_folder(folder) and (folder / STAGE_DIR).is_dir():
         folder = folder / STAGE_DIR
     if _is_model_folder(folder):
-        if _model_class(folder) == "spec2mask":  # it was a warning that a supervised stage was missing, then a refusal
+        from latentbridge.models.hub import read_info
+
+        if read_info(folder).get("model_class") == "spec2mask":  # it was a warning that a supervised stage was missing, then a refusal
             raise ModelFolderError(folder, "a supervised spectrogram -> mask network alone: the bridge's first stages "
                                    "are a multimodal VAE with, optionally, such a network beside it (a folder holding "
                                    "multimodal/ and supervised/)")
