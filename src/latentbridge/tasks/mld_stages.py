@@ -81,7 +81,8 @@ def stage_places(folder: str | Path, modalities) -> dict[str, Path]:
     if _is_model_folder(folder):
         from latentbridge.models.hub import read_info
 
-        if read_info(folder).get("model_class") == "spec2mask":  # it was a warning that a supervised stage was missing, then a refusal
+        # (it was a warning that a supervised stage was missing, then a refusal)
+        if read_info(folder).get("model_class") == "spec2mask":
             raise ModelFolderError(folder, "a supervised spectrogram -> mask network alone: the bridge's first stages "
                                    "are a multimodal VAE with, optionally, such a network beside it (a folder holding "
                                    "multimodal/ and supervised/)")
