@@ -422,8 +422,7 @@ def _say_what_the_input_lacks(det, source, capture_sr: int) -> None:
     """What `anomaly score` says of a recording, said before listening to it (or to a device at ``capture_sr``): a
     rate below the model's band, 8-bit or lossy samples where training had none, a level far from training's, clipping
     where training had none, a top band resampling emptied, several channels mixed for a model of one (a recording is
-    read for these once more). Every window scored as a fault for that alone,
-    without a word."""
+    read for these once more). Every window scored as a fault for that alone, without a word."""
     from latentbridge.io import audio_info
     from latentbridge.tasks.anomaly_checks import single_file_notes
 
