@@ -113,6 +113,17 @@ def test_crack_localisation_on_hand_made_masks():
     assert perfect["crack_localisation_error_m"] == 0.0 and perfect["crack_missed_rate"] == 0.0
     nothing = crack_localisation(np.zeros_like(true), true, span_m=20.0)
     assert nothing["crack_localisation_error_m"] is None and nothing["crack_missed_rate"] == 1.0
+    # a mask white over the span is not one crack at mid-span (it was: no false crack, and a "hit" where a true crack
+    # lay near the middle): it claims a crack within every 2 m (the matching diameter), and most are false
+    white = crack_localisation(np.ones_like(true), true, span_m=20.0)
+    assert white["n_predicted_cracks"] == 20 and white["crack_false_rate"] == pytest.approx(18 / 20)  # 2 near a true one
+    assert white["crack_missed_rate"] == 0.0
+    np.testing.assert_allclose(crack_positions(np.ones((1, 100), bool), widest=10), np.arange(4.5, 100, 10))
+    np.testing.assert_allclose(crack_positions(np.ones((1, 100), bool), widest=10.0001), np.arange(4.5, 100, 10))
+    np.testing.assert_allclose(crack_positions(np.ones((1, 21), bool), widest=10), [3, 10, 17])
+    wide = np.zeros((1, 4, 100), bool)  # a predicted run as wide as the diameter stays one crack at its centre
+    wide[0, :, 15:25] = True
+    assert crack_localisation(wide, true[:1], span_m=20.0)["n_predicted_cracks"] == 1
 
 
 def test_crack_operating_curve_and_its_plot(tmp_path, monkeypatch):

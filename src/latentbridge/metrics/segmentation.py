@@ -15,6 +15,8 @@ floats/ints (None where a value is undefined) so it can go straight into JSON.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = ["iou", "dice", "segmentation_summary"]
@@ -131,16 +133,20 @@ def segmentation_summary(pred, target, threshold: float = 0.5, empty: float = 1.
     }
 
 
-def crack_positions(mask: np.ndarray) -> np.ndarray:
+def crack_positions(mask: np.ndarray, widest: float | None = None) -> np.ndarray:
     """Centres (in columns, fractional) of the cracks of one boolean mask (H, W): runs of columns
-    holding at least one crack pixel."""
+    holding at least one crack pixel. ``widest`` (columns): a run wider splits into as few equal
+    pieces no wider, each a crack at its centre (a mask white over the whole span was one crack at
+    mid-span: it located a crack there, and was never a false one)."""
     cols = np.asarray(mask, dtype=bool).reshape(-1, np.shape(mask)[-1]).any(axis=0)
     out, start = [], None
     for i, on in enumerate(np.append(cols, False)):
         if on and start is None:
             start = i
         elif not on and start is not None:
-            out.append((start + i - 1) / 2.0)
+            pieces = 1 if widest is None else max(1, math.ceil((i - start) / widest - 1e-9))
+            size = (i - start) / pieces
+            out.extend(start + size * (k + 0.5) - 0.5 for k in range(pieces))
             start = None
     return np.asarray(out, dtype=np.float64)
 
@@ -151,10 +157,13 @@ def crack_localisation(pred, target, threshold: float = 0.5, span_m: float = 1.0
 
     Columns are positions along the span (column ``c`` of ``W`` is at ``(c + 0.5) / W · span_m``).
     For every true crack: the distance to the nearest predicted crack of its mask (when the mask
-    predicts any); it is *missed* when no predicted crack lies within ``radius`` x span. A predicted
-    crack with no true crack within that radius is *false*. Returns ``crack_localisation_error_m``
-    (mean distance over true cracks that have a prediction to compare with; None without any),
-    ``crack_missed_rate`` (share of true cracks), ``crack_false_rate`` (share of predicted cracks),
+    predicts any; one predicted crack may be the nearest of several); it is *missed* when no predicted
+    crack lies within ``radius`` x span. A predicted crack with no true crack within that radius is
+    *false*. A predicted region wider than the matching diameter (2 x radius x span) claims more
+    than one place a true crack may be found: it counts as that many predicted cracks
+    (:func:`crack_positions`), so a mask white over the span has its many false cracks. Returns
+    ``crack_localisation_error_m`` (mean distance over true cracks that have a prediction to compare
+    with; None without any), ``crack_missed_rate`` (share of true cracks), ``crack_false_rate`` (share of predicted cracks),
     and the counts."""
     pb, tb = _masks(pred, target, threshold)
     width = np.shape(pred)[-1]
@@ -162,7 +171,7 @@ def crack_localisation(pred, target, threshold: float = 0.5, span_m: float = 1.0
     scale = span_m / width
     dists, n_true, n_missed, n_pred, n_false = [], 0, 0, 0, 0
     for p, t in zip(pb, tb):
-        tp, pp = crack_positions(t), crack_positions(p)
+        tp, pp = crack_positions(t), crack_positions(p, widest=2 * radius * width)
         n_true += len(tp)
         n_pred += len(pp)
         for x in tp:
