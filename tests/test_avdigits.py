@@ -78,6 +78,24 @@ def test_test_images_are_never_the_judges_training_images_whatever_the_seed(feat
         assert seen == 0 and len(test.image) == 60, (seed, seen)
 
 
+def test_the_validation_hold_out_leaves_every_digit_a_training_clip():
+    from latentbridge.data.digits import DigitPairs
+
+    # digit 3 has one clip (two pairs); at seed 6 of these 41 clips the draw of a fifth took it whole
+    clip = np.r_[np.repeat(np.arange(40), 2), 40, 40]
+    label = np.r_[np.repeat(np.arange(40) % 3, 2), 3, 3]
+    n = len(clip)
+    data = DigitPairs(np.zeros((n, 1, 2, 2), np.float32), np.zeros((n, 1, 28, 28), np.float32), label, clip,
+                      ["s"] * n, np.zeros((n, 4), np.float32))
+    lost = 0
+    for seed in range(40):
+        train, val = data.split_val(0.2, seed)
+        assert set(train.label.tolist()) == {0, 1, 2, 3} and not set(train.clip.tolist()) & set(val.clip.tolist())
+        assert len(np.unique(val.clip)) in (7, 8)  # 8 drawn, one given back where a digit's only clip was among them
+        lost += len(np.unique(val.clip)) == 7
+    assert lost >= 3  # (the draws that took digit 3's clip, about one in five)
+
+
 def test_a_real_floor_says_how_many_examples_it_rests_on(caplog):
     """fd_audio_real_floor drew min(pairs, training clips) examples without a word: 600 real clips against 1,200
     generated samples read a floor above a perfect generator's distance (3.57 against 2.99)."""

@@ -215,9 +215,9 @@ def write_mnist(root: Path, n_test: int = 100, n_train: int | None = None, seed:
 
 
 def test_mnist_offline_split(tmp_path):
-    write_mnist(tmp_path, n_test=1000)
-    with pytest.warns(UserWarning, match="offline_split"):
-        m = MNIST(tmp_path, n_offline_test=200, seed=3)
+    write_mnist(tmp_path, n_test=1000)  # (a file of other size than the official 10,000: the same test share)
+    with pytest.warns(UserWarning, match=r"\(seed 3\) 800/200 split of the 1,000 images of its t10k files"):
+        m = MNIST(tmp_path, n_offline_test=2000, seed=3)
     assert m.offline_split
     (xtr, ytr), (xte, yte) = m.load("train"), m.load("test")
     assert xtr.shape == (800, 28, 28) and xte.shape == (200, 28, 28) and xtr.dtype == np.uint8
@@ -234,9 +234,13 @@ def test_mnist_offline_split(tmp_path):
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        np.testing.assert_array_equal(MNIST(tmp_path, n_offline_test=200, seed=3).indices("test"), ite)
+        np.testing.assert_array_equal(MNIST(tmp_path, n_offline_test=2000, seed=3).indices("test"), ite)
     with pytest.warns(UserWarning):
-        assert not np.array_equal(MNIST(tmp_path, n_offline_test=200, seed=4).indices("test"), ite)
+        assert not np.array_equal(MNIST(tmp_path, n_offline_test=2000, seed=4).indices("test"), ite)
+    small = tmp_path / "small"  # 100 images: 80 / 20, not 1 / 99 (most digits had no training image)
+    write_mnist(small, n_test=100)
+    with pytest.warns(UserWarning, match="80/20 split"):
+        assert len(MNIST(small).indices("train")) == 80 and MNIST(small).labels_file("train").name.startswith("t10k")
     with pytest.raises(ValueError):
         m.load("val")
 
@@ -261,10 +265,8 @@ def test_mnist_full_set_and_errors(tmp_path):
         MNIST(tmp_path / "own")
     write_mnist(tmp_path / "bad", n_test=50)
     (tmp_path / "bad" / MNIST_FILES["test_labels"][0]).write_bytes(gzip.compress(idx_bytes(np.zeros(49))))
-    with pytest.warns(UserWarning):
-        m = MNIST(tmp_path / "bad")
-    with pytest.raises(DataError, match="49 labels for 50 images"):
-        m.load("test")
+    with pytest.raises(DataError, match="49 labels for 50 images"):  # (read when the offline split is announced)
+        MNIST(tmp_path / "bad")
 
 
 def test_mnist_download_from_local_server(server, tmp_path):
@@ -438,8 +440,11 @@ def test_pairing_synthetic():
                                         r"recordings; it holds digit\(s\) 0, 1, 2\): pairs are drawn for all ten"):
         pair_audio_visual(items, labels, "train", seed=1, image_splits=splits, digits=[0, 7])
     no_twos = np.where(np.arange(60) >= 45, np.arange(60) % 2, np.arange(60) % 3)
-    with pytest.raises(DataError, match="digit 2: no MNIST images"):
+    with pytest.raises(DataError, match=r"digit 2: no MNIST images of digit 2 in the 'test' split \(15 image\(s\) of "
+                                        r"digit\(s\) 0, 1\)"):
         pair_audio_visual(items, no_twos, "test", seed=1, **kw)
+    with pytest.raises(DataError, match=r"^labels\.gz: no MNIST images of digit 2"):  # the file named where known
+        pair_audio_visual(items, no_twos, "test", seed=1, image_file={"test": Path("labels.gz")}, **kw)
     with pytest.raises(DataError, match="both train and test"):
         pair_audio_visual(items, labels, "test", seed=1,
                           image_splits={"train": np.arange(50), "test": np.arange(45, 60)})

@@ -421,10 +421,16 @@ class DigitPairs:
                 "label": torch.from_numpy(self.label.astype(np.int64))}
 
     def split_val(self, fraction: float, seed: int) -> tuple["DigitPairs", "DigitPairs"]:
-        """Hold out whole clips (with all their pairs) for validation."""
+        """Hold out whole clips (with all their pairs) for validation; a digit whose every clip was drawn keeps one
+        for training (a digit of one training clip drawn lost all its training pairs without a word)."""
         clips = np.unique(self.clip)
         n_val = int(round(fraction * len(clips)))
-        val_clips = set(np.random.default_rng(seed).permutation(clips)[:n_val].tolist())
+        drawn = np.random.default_rng(seed).permutation(clips)[:n_val].tolist()
+        val_clips = set(drawn)
+        digit = dict(zip(self.clip.tolist(), self.label.tolist()))
+        for d in set(digit.values()):
+            if all(c in val_clips for c, x in digit.items() if x == d):
+                val_clips.discard(next(c for c in reversed(drawn) if digit[c] == d))
         mask = np.array([c in val_clips for c in self.clip])
         return self.subset(~mask), self.subset(mask)
 
@@ -455,7 +461,8 @@ def build_pairs(digits_cfg, spec, split: str, seed: int) -> tuple[DigitPairs, di
             raise ConfigError(f"digits.held_out_speakers: {unknown} are not FSDD speakers here ({', '.join(sorted(known))})")
         items = [it for it in items if it.speaker not in held]
     images, labels, splits = mnist.pool()
-    pairs = pair_audio_visual(items, labels, split, seed, digits_cfg.pairs_per_clip, image_splits=splits)
+    pairs = pair_audio_visual(items, labels, split, seed, digits_cfg.pairs_per_clip, image_splits=splits,
+                              image_file={s: mnist.labels_file(s) for s in ("train", "test")})
     limit = digits_cfg.limit_train_clips if split == "train" else digits_cfg.limit_test_clips
     if limit:
         clips = sorted({p.clip_idx for p in pairs})

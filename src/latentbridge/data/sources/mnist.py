@@ -147,15 +147,27 @@ class MNIST:
         if self.offline_split:
             if not 0 < self.n_offline_test < self.N_TEST:
                 raise ValueError(f"n_offline_test must be in 1..{self.N_TEST - 1}, got {n_offline_test}")
+        self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         said = ("mnist offline split", str(self.root.resolve()), self.seed, self.n_offline_test)
         if self.offline_split and first_time(said):  # once per folder and split (a run opens it 3 times)
+            n = len(self._read_pair("test")[1])
+            of = "the 10,000 official test images" if n == self.N_TEST else f"the {n:,} images of its t10k files"
             warnings.warn(
                 f"{self.root}: MNIST training images absent; 'train' and 'test' are a seeded "
-                f"(seed {self.seed}) {self.N_TEST - self.n_offline_test}/{self.n_offline_test} "
-                f"split of the 10,000 official test images (offline_split=True)",
+                f"(seed {self.seed}) {n - self._offline_test(n)}/{self._offline_test(n)} split of {of} "
+                "(offline_split=True)",
                 stacklevel=2,
             )
-        self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _offline_test(self, n: int) -> int:
+        """How many of ``n`` t10k images the offline split tests on: ``n_offline_test`` of the official 10,000, the
+        same share of a file of other size (a file of 100 images was split 1 / 99: no training image of most digits),
+        at least one on each side."""
+        return min(max(1, round(n * self.n_offline_test / self.N_TEST)), n - 1)
+
+    def labels_file(self, split: str) -> Path | None:
+        """The label file a split's images are read with (offline, both splits': the t10k labels)."""
+        return self._find(self.FILES[f"{'test' if self.offline_split else split}_labels"][0])
 
     def _find(self, name: str) -> Path | None:
         for cand in (self.root / name, self.root / name.removesuffix(".gz")):
@@ -188,7 +200,7 @@ class MNIST:
             return np.arange(n, dtype=np.int64)
         n = len(self._read_pair("test")[1])
         perm = np.random.default_rng(self.seed).permutation(n)
-        n_test = min(self.n_offline_test, n - 1)
+        n_test = self._offline_test(n)
         idx = perm[n - n_test :] if split == "test" else perm[: n - n_test]
         return np.sort(idx).astype(np.int64)
 

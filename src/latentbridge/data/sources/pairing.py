@@ -32,6 +32,7 @@ def pair_audio_visual(
     *,
     image_splits: Mapping[str, np.ndarray],
     digits: Iterable[int] = range(10),
+    image_file: Mapping[str, Path | None] | None = None,
 ) -> list[AVPair]:
     """Pair every FSDD clip of ``split`` with ``per_clip`` MNIST images of the same digit.
 
@@ -48,7 +49,7 @@ def pair_audio_visual(
     when a digit has more clip slots than images does a fresh shuffle start (reuse inside the
     split). The result is deterministic for a given ``seed`` and does not depend on the other
     split. Sorted by clip, then draw. A requested digit with no clips or no images in the
-    split raises DataError naming the digit.
+    split raises DataError naming the digit, and the image label file where ``image_file`` gives each split's.
     """
     _check_split(split)
     if int(per_clip) != per_clip or per_clip < 1:
@@ -85,7 +86,10 @@ def pair_audio_visual(
                                    f"{', '.join(map(str, held)) or 'none'}): pairs are drawn for all ten digits")
         cand = pool[pool_labels == digit]
         if cand.size == 0:
-            raise DataError(f"digit {digit}", f"no MNIST images of this digit in the {split!r} split")
+            held = sorted({int(d) for d in pool_labels})
+            raise DataError((image_file or {}).get(split) or f"digit {digit}",
+                            f"no MNIST images of digit {digit} in the {split!r} split ({pool.size} image(s) of digit(s) "
+                            f"{', '.join(map(str, held)) or 'none'}): pairs are drawn for all ten digits")
         rng = np.random.default_rng([int(seed), split_code, digit])
         need = len(clips) * int(per_clip)
         draws = np.concatenate([rng.permutation(cand) for _ in range(-(-need // cand.size))])[:need]
