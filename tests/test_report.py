@@ -72,7 +72,8 @@ def test_html_report_content(tmp_path):
     sections = [
         {"heading": "Summary <b>", "text": "first <script>alert(1)</script>\nsame paragraph\n\nsecond & last"},
         {"heading": "Metrics", "table": {"auc": 0.912345, "n": 100, "note": "<i>x</i>", "none": None,
-                                         "ok": True, "nan": float("nan"), "<u>key</u>": "v"}},
+                                         "ok": True, "nan": float("nan"), "<u>key</u>": "v", "left_out": [],
+                                         "skipped": [("a.wav", "unreadable (x, y)"), ("b.wav", "silent")]}},
         {"heading": "Per file", "table": [{"file": "a.wav", "score": 1.5}, {"file": "b.wav", "extra": True}]},
         {"heading": "Nothing", "table": []},
         {"heading": "Figures", "images": ["figs/roc.png", photo]},
@@ -89,17 +90,17 @@ def test_html_report_content(tmp_path):
     assert "script" not in page.tags and "b" not in page.tags and "i" not in page.tags
     paragraphs = page.texts["p"]
     assert paragraphs[:2] == ["first <script>alert(1)</script>", "\nsame paragraph"]  # one line break
-    assert "second & last" in paragraphs and page.tags.count("br") == 1
+    assert "second & last" in paragraphs and page.tags.count("br") == 2  # (and one between two skipped files)
     assert "(empty table)" in page.texts["em"]
 
     # tables: a dict is one key/value row per entry; records share the union of their columns
     metrics, per_file = page.tables
     assert [[c[1] for c in row] for row in metrics] == [
-        ["auc", "0.9123"], ["n", "100"], ["note", "<i>x</i>"], ["none", "n/a"], ["ok", "True"], ["nan", "nan"],
-        ["<u>key</u>", "v"]]
-    assert [row[1][2] for row in metrics] == ["num", "num", None, None, None, "num", None]  # numbers right-aligned
+        ["auc", "0.9123"], ["n", "100"], ["note", "<i>x</i>"], ["none", "n/a"], ["ok", "yes"], ["nan", "nan"],
+        ["<u>key</u>", "v"], ["left_out", "none"], ["skipped", "a.wav — unreadable (x, y)b.wav — silent"]]
+    assert [row[1][2] for row in metrics] == ["num", "num", None, None, None, "num", None, None, None]  # numbers right
     assert [[c[1] for c in row] for row in per_file] == [
-        ["file", "score", "extra"], ["a.wav", "1.5", ""], ["b.wav", "", "True"]]
+        ["file", "score", "extra"], ["a.wav", "1.5", ""], ["b.wav", "", "yes"]]
     assert [c[0] for c in per_file[0]] == ["th", "th", "th"]
     assert [[c[2] for c in row] for row in per_file[1:]] == [[None, "num", None], [None, None, None]]
     assert "u" not in page.tags

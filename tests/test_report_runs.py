@@ -156,7 +156,7 @@ def test_bridge_spectrograms_in_hertz_seconds_and_ln_magnitude(tmp_path, drawn):
     first = _image_panels(fig)[0]
     assert first.get_ylabel() == "frequency (Hz)" and _image_panels(fig)[-1].get_xlabel() == "time (s)"
     # 65 rows of a 128-point STFT at 100 Hz: 0 to 50 Hz; 32 frames of 32 samples: 10.24 s
-    assert [t.get_text() for t in first.get_yticklabels()] == ["0", "12", "25", "38", "50"]
+    assert [t.get_text() for t in first.get_yticklabels()] == ["0", "12.5", "25", "37.5", "50"]  # (they read 12 and 38)
     assert first.images[0].get_extent() == [0.0, 32 * 32 / 100.0, 0, 65]
     assert fig.axes[1].get_ylabel() == "ln magnitude"  # the first panel's colour bar
     grid = _by_name(drawn, "interpolation_spectrogram")
@@ -179,7 +179,8 @@ def test_mel_spectrograms_in_band_centres_and_db(tmp_path, drawn):
     centres = band_centres_hz(f, 8000)
     rows = np.linspace(0, 127, 5).round().astype(int)
     assert ax.get_ylabel() == "mel band centre (Hz)"
-    assert [t.get_text() for t in ax.get_yticklabels()] == [f"{np.tile(centres, 2)[r]:.0f}" for r in rows]
+    labels = [t.get_text() for t in ax.get_yticklabels()]  # whole hertz from 100 Hz up, three digits below
+    assert labels == [f"{v:.0f}" if v >= 100 else f"{v:.3g}" for v in np.tile(centres, 2)[rows]] and labels[0] == "36.1"
     np.testing.assert_allclose(ax.get_yticks(), rows + 0.5)
     assert ax.images[0].get_extent() == [0.0, 125 * 64 / 8000, 0, 128]
     assert ax.figure.axes[1].get_ylabel() == "dB"
@@ -358,3 +359,14 @@ def test_reconstruction_of_a_long_file_name_keeps_its_figure_narrow(tmp_path, dr
     assert long == "trois_数字_é_yyyy…" + "y" * 20 + ".wav (audio → mel → model → audio): input"
     widths = [Image.open(tmp_path / f"{f.stem}_spectrogram.png").size[0] for f in files]
     assert widths[1] < 1.1 * widths[0]  # about as wide as the short name's (the whole name's: 2222 px for 1188)
+
+
+def test_thresholds_at_one_point_of_the_crack_curve_share_one_label(tmp_path, drawn):
+    """A model predicting the same cracks at every threshold wrote each threshold's label over the others."""
+    from latentbridge.report.charts import plot_crack_operating_curve
+
+    rows = [{"threshold": t, "crack_localisation_error_m": 3.0, "crack_false_rate": 0.5} for t in (0.01, 0.05, 0.4)]
+    rows.append({"threshold": 0.5, "crack_localisation_error_m": 2.0, "crack_false_rate": 0.3})
+    plot_crack_operating_curve(rows, 0.05, tmp_path / "curve.png")
+    texts = sorted(t.get_text() for t in _by_name(drawn, "curve").axes[0].texts)
+    assert texts == ["0.01–0.05", "0.5"]  # (first, calibrated; last) — 0.4 is neither, and not named

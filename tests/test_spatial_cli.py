@@ -3,6 +3,7 @@ enhance (arrays and imzML, the three tasks), and its errors."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -93,7 +94,8 @@ def test_evaluate_scores_three_tasks_against_baselines(run, tmp_path, capsys):
     assert html.count("<img") >= 5 and "nl_means" in html
     # the figure's baseline is the table's best (it was the first section's best), and the section is named
     assert f"best baseline ({m['denoise']['best_baseline']}, best by its mean over the sections)" in html
-    assert "The images: section section_05." in html
+    assert "The images: section_05." in html  # (it read "section section_05")
+    assert re.search(r"<td>sigma: \d", html) and re.search(r"<td>size: \d", html)  # each baseline's tuned parameter
 
 
 def test_enhance_arrays_and_imzml(run, tissue, tmp_path, capsys, monkeypatch):

@@ -89,7 +89,10 @@ def _frequency_ticks(frequencies_hz, n_rows: int, n_ticks: int = 5):
     even = steps.size == 0 or np.allclose(steps, steps[0], rtol=1e-3)
     f = np.tile(f, n_rows // f.size)
     rows = np.unique(np.linspace(0, n_rows - 1, n_ticks).round().astype(int))
-    return (rows + 0.5, [f"{f[r]:.0f}" for r in rows]), "frequency (Hz)" if even else "mel band centre (Hz)"
+    def hz(v):  # whole hertz from 100 Hz up, three digits below (a 0-50 Hz axis read 12 and 38 for 12.5 and 37.5)
+        return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+    return (rows + 0.5, [hz(f[r]) for r in rows]), "frequency (Hz)" if even else "mel band centre (Hz)"
 
 
 def feature_axes(features) -> dict:

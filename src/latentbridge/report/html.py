@@ -52,15 +52,22 @@ _EMBED_AUDIO_BYTES = 512 * 1024
 def _fmt(v: Any) -> tuple[str, bool]:
     """Escaped cell text and whether it is numeric; ``n/a`` for None (a value not defined here: no damaged state to
     localise, a metric without its data), a list as its items, a dict as ``key: value`` pairs (each as a cell
-    writes it: numbers to 4 significant digits; they were Python's repr of the dict, every digit of a float)."""
+    writes it: numbers to 4 significant digits; they were Python's repr of the dict, every digit of a float), ``none``
+    for an empty one (a blank cell), a list of pairs or records (skipped files and why) one a line (they ran together,
+    path, reason, path, reason), yes / no for a truth value."""
     if v is None:
         return "n/a", False
+    if isinstance(v, (Mapping, list, tuple)) and not len(v):
+        return "none", False
     if isinstance(v, Mapping):
         return "; ".join(f"{html.escape(str(k))}: {_fmt(x)[0]}" for k, x in v.items()), False
     if isinstance(v, (list, tuple)):
+        if all(isinstance(x, (list, tuple, Mapping)) and len(x) for x in v):
+            return "<br>".join(_fmt(x)[0] if isinstance(x, Mapping) else " — ".join(_fmt(y)[0] for y in x)
+                               for x in v), False
         return ", ".join(_fmt(x)[0] for x in v), False
     if isinstance(v, (bool, np.bool_)):
-        return html.escape(str(bool(v))), False
+        return "yes" if v else "no", False
     if isinstance(v, numbers.Integral):
         return str(int(v)), True
     if isinstance(v, numbers.Real):

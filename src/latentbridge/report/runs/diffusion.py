@@ -135,6 +135,8 @@ def write_evaluation(res, folder: Path) -> None:
     table = {key: v for key, v in m.items() if not isinstance(v, dict)}
     sections = [{"heading": "Metrics", "table": table, "text": EVAL_NOTE},
                 {"heading": "Sampler", "table": m["sampler"]},
+                *([{"heading": "Diffusion process", "table": m["process"]}] if isinstance(m.get("process"), dict)
+                  else []),
                 {"heading": "Generated (first 100) and real test images", "images": ["samples.png", "real.png"]}]
     if isinstance(m.get("class_accuracy_per_class"), dict):
         sections.insert(1, {"heading": "Class accuracy per requested class", "table": m["class_accuracy_per_class"]})

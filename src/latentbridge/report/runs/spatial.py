@@ -142,6 +142,11 @@ NOTE = ("PSNR (dB, per channel then averaged), SSIM and spectral angle (degrees)
         "within ±2σ of the model's enhanced map (the goal: 0.92-0.98).")
 
 
+def section_name(name: str) -> str:
+    """``section NAME``, or the name alone where it says so (``section_09``: it read "section section_09")."""
+    return name if name.lower().startswith("section") else f"section {name}"
+
+
 def write_evaluation(res, folder: Path) -> None:
     folder = Path(folder)
     m = res.metrics
@@ -150,9 +155,11 @@ def write_evaluation(res, folder: Path) -> None:
     for task in ("denoise", "inpaint", "upscale"):
         t = m[task]
         rows.append({"task": task, "method": "conditional VAE", "psnr": t["psnr"], "ssim": t["ssim"], "sam": t["sam"],
-                     "coverage_2sigma": t.get("coverage_2sigma")})
+                     "coverage_2sigma": t.get("coverage_2sigma"), "parameter": None})
         for name, b in t["baselines"].items():
-            rows.append({"task": task, "method": name, "psnr": b["psnr"], "ssim": b["ssim"], "sam": b["sam"]})
+            chosen = {k: v for k, v in b.items() if k not in ("psnr", "ssim", "sam")}  # its tuned parameter
+            rows.append({"task": task, "method": name, "psnr": b["psnr"], "ssim": b["ssim"], "sam": b["sam"],
+                         "coverage_2sigma": None, "parameter": chosen})
         ex = res.examples.get(task)
         if ex:
             r = ex["result"]
@@ -164,8 +171,8 @@ def write_evaluation(res, folder: Path) -> None:
     for task, img in zip(("denoise", "inpaint", "upscale"), images):
         sections.append({"heading": f"{task}: ion images", "images": [img],
                          "text": f"PSNR gain over the best baseline ({m[task]['best_baseline']}, best by its mean "
-                                 f"over the sections): {m[task]['psnr_gain_db']:.2f} dB. The images: section "
-                                 f"{res.examples[task]['section']}."})
+                                 f"over the sections): {m[task]['psnr_gain_db']:.2f} dB. The images: "
+                                 f"{section_name(res.examples[task]['section'])}."})
     ex = res.examples.get("denoise")
     if ex:
         r = ex["result"]
