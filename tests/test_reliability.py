@@ -133,6 +133,18 @@ def test_last_checkpoint_every_n_steps(machine_data, feature_cache, tmp_path):
     assert ckpt["global_step"] >= 2 and (out / "checkpoints" / "best.ckpt").exists()
 
 
+def test_the_last_checkpoint_holds_the_best_score_of_its_own_epoch(machine_data, feature_cache, tmp_path):
+    """last.ckpt was written before the best-checkpoint keeper saw the epoch: a run stopped during epoch 1 resumed
+    with no best score, and epoch 1 replaced epoch 0's better best.ckpt (the resumed run ended other than the
+    uninterrupted one)."""
+    out = tmp_path / "run"
+    assert main(_train_args(machine_data, out, ["train.max_epochs=1"])) == 0
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    (state,) = [v for k, v in ckpt["callbacks"].items() if k.startswith("RunCheckpoint")]
+    best = json.loads((out / "config.json").read_text())["training"]["best_val_loss"]
+    assert state["best_model_score"] is not None and float(state["best_model_score"]) == pytest.approx(best, rel=1e-6)
+
+
 # ----------------------------------------------------------------------------- resume checks
 
 

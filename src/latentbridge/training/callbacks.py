@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, Checkpoint
 
 
 def truncate_csv_steps(path: Path, first_bad_step: int, step_column: str = "step") -> None:
@@ -73,10 +73,14 @@ def save_checkpoint_whole(trainer, path: str | Path, weights_only: bool) -> None
         os.replace(tmp, path)
 
 
-class LastCheckpoint(Callback):
+class LastCheckpoint(Checkpoint):
     """``checkpoints/last.ckpt``, rewritten atomically at the end of every training epoch (after its
     validation) and every ``every_n_steps`` steps when set, so a killed run loses at most one
-    interval. Independent of the best-checkpoint callback."""
+    interval. Independent of the best-checkpoint callback. A :class:`Checkpoint`: Lightning runs the
+    checkpoint callbacks after the others, in their order, so the file holds every callback's state of
+    the epoch it ends (as a plain callback it was written before the best-checkpoint keeper had seen
+    the epoch: a run resumed from it forgot its best score, and its best.ckpt was replaced by the
+    next epoch however worse)."""
 
     def __init__(self, dirpath: str | Path, every_n_steps: int | None = None):
         self.path = Path(dirpath) / "last.ckpt"
