@@ -291,6 +291,44 @@ def test_linked_folders_are_read_and_links_to_nothing_named(tmp_path, caplog):
     assert "1 link to nothing left out (gone.wav)" in caplog.text
 
 
+def test_folders_and_files_that_cannot_be_read_are_named(tmp_path, caplog, monkeypatch):
+    """A subfolder without read permission was left out without a word (a model fitted on half the files); a file
+    without it was called an unreadable or truncated audio file (libsndfile: "System error.")."""
+    import builtins
+    import logging
+    import os
+
+    from latentbridge.io import read_audio
+
+    root = tmp_path / "data"
+    (root / "locked").mkdir(parents=True)
+    sf.write(root / "a.wav", tone(), SR)
+    sf.write(root / "locked" / "b.wav", tone(), SR)
+    scandir, opened = os.scandir, builtins.open
+
+    def refused(path):  # (the tests run as root, whom chmod does not stop)
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(os, "scandir", lambda p=".": refused(p) if Path(p).name in ("locked", "data2") else scandir(p))
+    with caplog.at_level(logging.WARNING, logger="latentbridge"):
+        assert [f.name for f in list_audio_files(root)] == ["a.wav"]
+    assert "1 folder(s) could not be read, their files left out" in caplog.text and "locked (Permission denied)" in caplog.text
+    (tmp_path / "data2").mkdir()
+    with pytest.raises(DataError, match=r"data2: cannot be read \(Permission denied\)"):
+        list_audio_files(tmp_path / "data2")
+    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: refused(f) if str(os.fsdecode(f)).endswith("a.wav")
+                        else opened(f, *a, **k))
+    import soundfile
+
+    def system_error(*a, **k):
+        raise RuntimeError("System error.")
+
+    monkeypatch.setattr(soundfile, "info", system_error)
+    monkeypatch.setattr(soundfile, "SoundFile", system_error)
+    with pytest.raises(DataError, match=r"a\.wav: cannot be read \(Permission denied\)"):
+        read_audio(root / "a.wav")
+
+
 def test_list_audio_files(tmp_path):
     (tmp_path / "sub").mkdir()
     for name in ["b.wav", "a.FLAC", "sub/c.ogg"]:

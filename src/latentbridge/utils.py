@@ -235,13 +235,21 @@ def walk_files(root: Path, recursive: bool = True):
     folder of recordings or images linked in was left out without a word), each real folder once (a link to a
     parent does not loop); the command's own output folder (:data:`OUTPUT_FOLDERS`) and every folder below ``root``
     that an earlier command wrote (:func:`output_marks`: a run, samples, reconstructions) left out, named in one
-    warning (a training on a folder holding its earlier run read that run's plots and samples as images)."""
+    warning (a training on a folder holding its earlier run read that run's plots and samples as images). A folder
+    that cannot be listed is named in a warning (its files were left out without a word); ``root`` itself, a
+    DataError."""
+    from latentbridge.errors import DataError
+
     if not recursive:
-        yield from root.iterdir()
+        try:
+            yield from root.iterdir()
+        except OSError as e:
+            raise DataError(root, f"cannot be read ({e.strerror or e})") from None
         return
     seen: set[str] = set()
     outputs: list[str] = []
-    for folder, dirs, files in os.walk(root, followlinks=True):
+    unread: list[OSError] = []
+    for folder, dirs, files in os.walk(root, followlinks=True, onerror=unread.append):
         real = os.path.realpath(folder)
         if real in seen:
             dirs[:] = []
@@ -256,6 +264,11 @@ def walk_files(root: Path, recursive: bool = True):
                 continue
         for name in files:  # a link to nothing among them
             yield Path(folder) / name
+    if unread and Path(unread[0].filename or "") == root:
+        raise DataError(root, f"cannot be read ({unread[0].strerror or unread[0]})")
+    if unread and first_time(("folders not read", str(root))):
+        log.warning("%s: %d folder(s) could not be read, their files left out: %s", root, len(unread),
+                    listed([f"{e.filename} ({e.strerror or e})" for e in unread], 5, count=True))
     if outputs and first_time(("output folders left out", str(root))):
         log.warning("%s: %d folder(s) written by latentbridge left out (a run's plots and samples, an evaluation's "
                     "examples are no data): %s; to read one, give it as the data folder itself", root, len(outputs),

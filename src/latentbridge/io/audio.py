@@ -280,6 +280,17 @@ def _sf_error_text(exc: BaseException, path: Path | None = None) -> str:
     return text
 
 
+def unreadable_text(exc: BaseException, path: Path) -> str:
+    """The problem of an audio file the decoder could not open: one the user may not read (libsndfile said "System
+    error.", blamed as a damaged file), else an unreadable or truncated one (:func:`_sf_error_text`)."""
+    try:
+        with open(os.fsencode(path), "rb"):
+            pass
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
+    return f"unreadable or truncated audio file ({_sf_error_text(exc, path)})"
+
+
 def _layout(path: Path) -> WavLayout | None:
     """A WAV file's chunk layout (:func:`~latentbridge.io.wav.wav_layout`); None for other files."""
     return wav_layout(path) if path.suffix.lower() == ".wav" else None
@@ -322,7 +333,7 @@ def _open_info(path: Path):
     except MemoryError as e:  # too little memory is no fault of the file: never a bad file (skipped with skip_bad)
         raise reading_memory_error(path, e) from None
     except Exception as exc:  # LibsndfileError, RuntimeError, TypeError from odd headers
-        raise DataError(path, f"unreadable or truncated audio file ({_sf_error_text(exc, path)})") from exc
+        raise DataError(path, unreadable_text(exc, path)) from exc
 
 
 def _csv_rate(rate: float, path: Path) -> int:
@@ -421,7 +432,7 @@ def _read_soundfile(path: Path, layout: WavLayout | None = None) -> tuple[np.nda
     except MemoryError as e:  # a long recording on a small machine: no fault of the file (it was skipped as unreadable)
         raise reading_memory_error(path, e) from None
     except Exception as exc:
-        raise DataError(path, f"unreadable or truncated audio file ({_sf_error_text(exc, path)})") from exc
+        raise DataError(path, unreadable_text(exc, path)) from exc
     return data, sr, header_frames
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from latentbridge.errors import DataError, reading_memory_error
 from latentbridge.io.audio import (ALL_CHANNELS, MIX_SILENT, SILENCE_LEVEL, _check_file, _layout, _open_info,
-                                   _read_table, _sf_error_text, _unfinalised, check_frames, check_peak, is_table,
+                                   _read_table, unreadable_text, _unfinalised, check_frames, check_peak, is_table,
                                    mix_down, non_finite, select_channels)
 from latentbridge.io.levels import (Plateaus, bounds_of_blocks, clip_values, column_sums, dbfs, offsets_of_sums,
                                     subtract_offsets, sum_of_squares)
@@ -134,8 +134,7 @@ class RecordingBlocks:
             except MemoryError as e:  # too little memory is no fault of the file
                 raise reading_memory_error(self.path, e) from None
             except Exception as exc:
-                raise DataError(self.path, f"unreadable or truncated audio file ({_sf_error_text(exc, self.path)})") \
-                    from exc
+                raise DataError(self.path, unreadable_text(exc, self.path)) from exc
 
     def __iter__(self):
         mixed = self.channel is None and self.channels > 1
