@@ -79,6 +79,9 @@ def test_summary_one_group_missing():
     s = segmentation_summary(z, z)
     assert s["damaged_iou"] is None and s["damaged_dice"] is None
     assert s["healthy_fpr"] == 0.0 and s["mean_iou"] == 1.0
+    assert s["micro_iou"] == 1.0  # (it was 0: no union pooled, a perfect prediction read as a total failure)
+    assert segmentation_summary(z, z, empty=0.0)["micro_iou"] == 0.0
+    assert segmentation_summary(z, t)["micro_iou"] == 0.0  # predicting nothing of something
 
 
 def test_bad_inputs():

@@ -107,7 +107,9 @@ def segmentation_summary(pred, target, threshold: float = 0.5, empty: float = 1.
     - ``healthy_fpr``: over samples whose target is empty, the share with *any* predicted
       crack pixel (a false alarm on a healthy sample); None when there are none.
     - ``micro_iou``: crack pixels of all samples pooled (total intersection / total union);
-      predicting nothing scores 0, unlike ``mean_iou`` where empty-vs-empty samples score 1.
+      predicting nothing scores 0, unlike ``mean_iou`` where empty-vs-empty samples score 1; with no
+      crack pixel in any mask, predicted or true, the union is empty: ``empty`` as for one sample (it was 0
+      beside a mean IoU of 1 for a perfect prediction of healthy states).
     - ``threshold``, ``n``, ``n_damaged``, ``n_healthy``.
     """
     pb, tb = _masks(pred, target, threshold)
@@ -125,7 +127,7 @@ def segmentation_summary(pred, target, threshold: float = 0.5, empty: float = 1.
         "damaged_iou": float(ious[damaged].mean()) if n_damaged else None,
         "damaged_dice": float(dices[damaged].mean()) if n_damaged else None,
         "healthy_fpr": float(np.mean(n_pred[healthy] > 0)) if n_healthy else None,
-        "micro_iou": float(inter.sum() / max(1, (n_pred + n_true - inter).sum())),
+        "micro_iou": float(inter.sum() / union) if (union := (n_pred + n_true - inter).sum()) else float(empty),
         "threshold": float(threshold),
         "n": int(ious.size),
         "n_damaged": n_damaged,
