@@ -287,15 +287,20 @@ def test_analyze_from_another_folder_says_the_runs_paths_are_relative(small_clas
     assert main(["analyze", str(here / "run"), "--out", "a"]) == 2
     err = capsys.readouterr().err
     assert "fsdd: no FSDD recordings found" in err and "Traceback" not in err
-    assert (f"(the run's digits.fsdd_root, relative to the folder `train` ran in, not to {tmp_path / 'elsewhere'}: "
-            "analyze from there)") in err
+    assert (f"(the run's digits.fsdd_root, relative to the folder `train` ran in ({here}), not to "
+            f"{tmp_path / 'elsewhere'}: analyze from there)") in err
     assert not (tmp_path / "elsewhere" / "a").exists()
     assert main(["evaluate", str(here / "run"), "--out", "e"]) == 2  # no --data to offer: digits runs refuse it
     err = capsys.readouterr().err
-    assert err.rstrip().endswith("digits.fsdd_root, relative to the folder `train` ran in, not to "
+    assert err.rstrip().endswith(f"digits.fsdd_root, relative to the folder `train` ran in ({here}), not to "
                                  f"{tmp_path / 'elsewhere'}: evaluate from there)"), err
     monkeypatch.chdir(here)
     assert main(["analyze", "run", "--out", "a"]) == 0
+    (here / "fsdd").rename(here / "fsdd_moved")  # from there, with the data moved: not sent "from there" again
+    assert main(["analyze", "run", "--out", "a2"]) == 2
+    err = capsys.readouterr().err
+    assert "(the run's digits.fsdd_root, read from this folder, where `train` ran: moved or deleted since? Put it " \
+           "back)" in err, err
 
 
 def test_analyze_refuses_other_tasks(fitted_model, tmp_path, capsys):

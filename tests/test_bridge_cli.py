@@ -2,6 +2,7 @@
 
 import csv
 import json
+import logging
 import re
 import shutil
 
@@ -211,7 +212,7 @@ def test_the_training_folder_is_known_from_anywhere(tmp_path, monkeypatch):
     assert other_folder(saved, tmp_path / "elsewhere")
 
 
-def test_resume_over_a_changed_bridge_folder_is_refused(bridge_data, tmp_path, capsys):
+def test_resume_over_a_changed_bridge_folder_is_refused(bridge_data, tmp_path, capsys, caplog):
     """A bridge run resumed after a state was added to its folder redrew its held-out split over it, without a word
     (only image and recording folders were recorded): refused, as theirs are."""
     site = tmp_path / "site"
@@ -229,6 +230,13 @@ def test_resume_over_a_changed_bridge_folder_is_refused(bridge_data, tmp_path, c
     capsys.readouterr()
     assert main([*args, *_args(["train.max_epochs=2"]), "--resume"]) == 2
     assert "cannot resume: the training data changed since the run started (1 added (" in capsys.readouterr().err
+    # evaluated by its held-out split over the changed folder: said so (data made again in place was scored as the
+    # run's held-out states without a word)
+    with caplog.at_level(logging.WARNING, logger="latentbridge"):
+        assert main(["evaluate", str(out), "--out", str(tmp_path / "eval")]) == 0
+    assert "the run's data changed since it was trained (1 added (" in caplog.text
+    scope = json.loads((tmp_path / "eval" / "metrics.json").read_text())["scope"]
+    assert scope.startswith("held-out damage states ") and "(the data changed since training: 1 added (" in scope
 
 
 def test_crack_figures_say_their_unit():

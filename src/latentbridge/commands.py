@@ -137,7 +137,7 @@ def evaluate(run_dir: str, out: str, data: str | None = None, force: bool = Fals
             res = entry.evaluate(run_dir, data, **_reads_vibration(run_dir, config, sample_rate))
         except DataError as e:
             if data is None:
-                _raise_if_relative_to_training(e, config, hint)
+                _raise_if_relative_to_training(e, info, hint)
             raise
         entry.write_evaluation(res, tmp)
     return res
@@ -159,21 +159,28 @@ def _refuse_other_data_here(info: dict, hint: str) -> None:
                                     f"is {there.resolve()}; here it names another folder, {here.resolve()}: {hint}")
 
 
-def _raise_if_relative_to_training(e: DataError, config: dict, hint: str) -> None:
+def _raise_if_relative_to_training(e: DataError, info: dict, hint: str) -> None:
     """``e`` again, saying why, where the missing path is the run's own data stored as the relative path `train`
-    was given (``data.root``, ``digits.fsdd_root``, ...) and read from another folder than the training's."""
+    was given (``data.root``, ``digits.fsdd_root``, ...): read from another folder than the training's (named), or,
+    from that folder, data moved or deleted since (it was sent to evaluate "from there", the folder it ran in)."""
     from latentbridge.training.fit import relative_data_paths
 
     if Path(e.path).exists():
         return
     missing = Path.cwd() / e.path  # an absolute e.path stays itself
-    for key, stored in relative_data_paths(config).items():
+    trained_in = info.get("trained_in")
+    for key, stored in relative_data_paths(info["config"]).items():
         here = Path.cwd() / stored
         # readers name the folder or a file in it, as given or resolved under this folder first (the bridge's)
         if not here.exists() and any(t == m or t in m.parents for t in (here, here.resolve())
                                      for m in (missing, missing.resolve())):
-            raise DataError(stored, f"{e.problem} (the run's {key}, relative to the folder `train` ran in, not to "
-                                    f"{Path.cwd()}: {hint})") from None
+            if trained_in and Path(trained_in).resolve() == Path.cwd().resolve():
+                raise DataError(stored, f"{e.problem} (the run's {key}, read from this folder, where `train` ran: moved "
+                                        "or deleted since? Put it back" + (", or give the data with --data DIR"
+                                                                           if "--data" in hint else "") + ")") from None
+            where = f" ({trained_in})" if trained_in else ""
+            raise DataError(stored, f"{e.problem} (the run's {key}, relative to the folder `train` ran in{where}, "
+                                    f"not to {Path.cwd()}: {hint})") from None
 
 
 def analyze(run_dir: str, out: str, n_clusters: int = 10, force: bool = False):
@@ -185,7 +192,7 @@ def analyze(run_dir: str, out: str, n_clusters: int = 10, force: bool = False):
     try:
         res = analyze_task.analyze(run_dir, n_clusters=n_clusters)
     except DataError as e:
-        _raise_if_relative_to_training(e, read_info(run_dir)["config"], "analyze from there")
+        _raise_if_relative_to_training(e, read_info(run_dir), "analyze from there")
         raise
     with output_folder(out, force=force) as tmp:
         digits_report.write_analysis(res, tmp)

@@ -215,7 +215,11 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
     own = saved.info["data"].get("root")  # the run's data (a reused first stage's may be another folder's copy)
     if data_root is None:  # the held-out states of the first stage's split
         train, _, test = bridge_splits(stages, own)
-        scope = f"held-out damage states {', '.join(test.tests)} of {own}"
+        from latentbridge.data.bridge import folder_files
+        from latentbridge.training.fit import held_out_changed
+
+        scope = f"held-out damage states {', '.join(test.tests)} of {own}" + held_out_changed(
+            saved.path, folder_files(own))
     else:  # every state of another folder; the real references stay the first stage's training states
         trained_here = say_training_folder(stages.saved["multimodal"], data_root)
         test = bridge_windows(stages.saved["multimodal"], data_root, sample_rate)

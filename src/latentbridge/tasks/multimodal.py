@@ -325,7 +325,11 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
     split = saved.info.get("data", {})
     if data_root is None and split.get("test_tests"):
         data = data.subset_tests(split["test_tests"])
-        scope = "held-out damage states " + ", ".join(split["test_tests"])
+        from latentbridge.data.bridge import folder_files
+        from latentbridge.training.fit import held_out_changed
+
+        scope = "held-out damage states " + ", ".join(split["test_tests"]) + held_out_changed(
+            Path(run_dir), folder_files(cfg.data.root))
     else:
         scope = "every state of " + str(data_root or cfg.data.root) + trained_here
         if data_root is None:

@@ -241,19 +241,35 @@ def check_same_data(folder: Path, files) -> None:
     """Refuse to resume the run in ``folder`` over files other than those it recorded (added, removed, or of another
     size): its held-out split would be drawn anew over them, and files it trained on could judge it. Runs without a
     record (older ones) are not checked."""
+    if said := data_changes(folder, files):
+        raise LatentbridgeError(f"{folder}: cannot resume: the training data changed since the run started ({said}): "
+                                "its files would be split anew into training and held-out ones, so files it trained on "
+                                "could judge it; restore the data as it was, or train a new run; nothing in the run "
+                                "folder was changed")
+
+
+def data_changes(folder: Path, files) -> str:
+    """What differs between ``files`` and the record of the run in ``folder`` (files added, gone, or of another size),
+    in words; empty where nothing does, or the run has no record (older ones)."""
     from latentbridge.utils import listed
 
     if (record := _data_record(folder)) is None:
-        return
+        return ""
     old, new = record["files"], data_listing(files)
     changes = [(sorted(set(new) - set(old)), "added"), (sorted(set(old) - set(new)), "gone"),
                (sorted(k for k in set(new) & set(old) if new[k] != old[k]), "of another size")]
-    said = [f"{len(v)} {what} ({listed(v)})" for v, what in changes if v]
-    if said:
-        raise LatentbridgeError(f"{folder}: cannot resume: the training data changed since the run started ("
-                                + "; ".join(said) + "): its files would be split anew into training and held-out "
-                                "ones, so files it trained on could judge it; restore the data as it was, or train a "
-                                "new run; nothing in the run folder was changed")
+    return "; ".join(f"{len(v)} {what} ({listed(v)})" for v, what in changes if v)
+
+
+def held_out_changed(folder: Path, files) -> str:
+    """Warn where the data a run is evaluated on by its own held-out split changed since it trained (the states of
+    the split's names may be other recordings: data made again in its place was scored as the held-out states
+    without a word). What the evaluation's scope adds (nothing where unchanged)."""
+    if not (said := data_changes(folder, files)):
+        return ""
+    log.warning("%s: the run's data changed since it was trained (%s): its held-out states, by name, may be other "
+                "recordings than those it held out, and its training states may be among them", folder, said)
+    return " (the data changed since training: " + said + ")"
 
 
 def start_run(cfg, out_dir: Path, resume: bool, data_files: list | None = None) -> None:
