@@ -175,9 +175,9 @@ def _raise_if_relative_to_training(e: DataError, info: dict, hint: str) -> None:
         if not here.exists() and any(t == m or t in m.parents for t in (here, here.resolve())
                                      for m in (missing, missing.resolve())):
             if trained_in and Path(trained_in).resolve() == Path.cwd().resolve():
-                raise DataError(stored, f"{e.problem} (the run's {key}, read from this folder, where `train` ran: moved "
-                                        "or deleted since? Put it back" + (", or give the data with --data DIR"
-                                                                           if "--data" in hint else "") + ")") from None
+                also = ", or give the data with --data DIR" if "--data" in hint else ""
+                raise DataError(stored, f"{e.problem} (the run's {key}, read from this folder, where `train` ran: "
+                                        f"moved or deleted since? Put it back{also})") from None
             where = f" ({trained_in})" if trained_in else ""
             raise DataError(stored, f"{e.problem} (the run's {key}, relative to the folder `train` ran in{where}, "
                                     f"not to {Path.cwd()}: {hint})") from None
