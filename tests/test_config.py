@@ -291,6 +291,11 @@ def test_a_key_given_twice_and_yes_no_for_a_number_are_refused(tmp_path):
     for override in ("train.max_epochs=true", "train.batch_size=yes", "train.lr=on"):
         with pytest.raises(ConfigError, match=r"is a yes/no value .* not a number"):
             load_config(None, [override])
+    # a section switched off as a whole: its keys named (it read "not a number")
+    with pytest.raises(ConfigError, match=r"recorded: false is a yes/no value, and recorded a section of settings "
+                                          r"\(copies, share, epochs, lr, batch_size\): set those, e\.g\. -o \.\.\. "
+                                          r"recorded\.copies=VALUE"):
+        load_config(ROOT / "configs" / "mld_avdigits.yaml", ["first_stage.recorded=false"])
     cfg = load_config(None, ["train.progress_bar=no", "data.skip_bad_files=yes", "train.max_epochs=3"])
     assert cfg.train.progress_bar is False and cfg.data.skip_bad_files is True and cfg.train.max_epochs == 3
 
