@@ -1248,6 +1248,12 @@ def test_a_dead_sensor_is_named(tmp_path, caplog):
         build_windows(root, vib(), cache_dir=tmp_path / "cache")
     assert "channel(s) constant over a whole recording (a dead or unplugged sensor?): channel 1 (ch1, in 1 of 2 " \
            "recordings)" in caplog.text, caplog.text
+    from latentbridge.data.bridge_columns import ChannelOrder
+
+    order = ChannelOrder()  # a recording of one sample: every channel "never moves", none is known dead
+    order.flat(np.ones((3, 1)))
+    order.flat(np.ones((3, 9)))
+    assert not order.dead and order.n_files == 0
 
 
 @pytest.mark.parametrize("rate", [400, 512, 1024, 2048])

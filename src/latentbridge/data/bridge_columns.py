@@ -63,7 +63,10 @@ class ChannelOrder:
             self.ref = (next(p for p, n in self.named.items() if n == columns), columns)
 
     def flat(self, wave: np.ndarray) -> None:
-        """Count the channels of one recording that never move (a dead or unplugged sensor)."""
+        """Count the channels of one recording that never move (a dead or unplugged sensor); a recording of a few
+        samples tells nothing (one of 0.01 s named every sensor dead before it was refused as too short)."""
+        if wave.shape[-1] < 10:
+            return
         self.n_files += 1
         self.dead.update(dead_channels(wave).tolist())
 
