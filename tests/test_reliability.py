@@ -477,6 +477,33 @@ def test_the_working_folder_is_no_output_folder(fitted_model, machine_data, tmp_
     assert not list(here.iterdir())
 
 
+def test_a_forced_fit_stopped_by_the_user_keeps_its_checkpoints_beside(fitted_model, machine_data, tmp_path,
+                                                                       monkeypatch, caplog):
+    """Ctrl-C during a --force training put the old model back and deleted the new run's checkpoints (kill -9 left
+    them): the old model comes back and the stopped run is kept beside it, to resume."""
+    import latentbridge.tasks.anomaly as anomaly_task
+
+    out = tmp_path / "model"
+    shutil.copytree(fitted_model, out)
+    before = _snapshot(out)
+    args = ["anomaly", "fit", str(machine_data / "train" / "normal"), "--force", *_o()]
+
+    def stopped(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(anomaly_task, "_calibration", stopped)
+    with caplog.at_level(logging.WARNING, logger="latentbridge"):
+        assert main([*args, "--out", str(out)]) == 130
+    assert _snapshot(out) == before
+    kept = tmp_path / "model.stopped"
+    assert (kept / "checkpoints" / "last.ckpt").is_file()
+    assert f"the stopped run is kept in {kept} (--out {kept} --resume continues it" in caplog.text
+    monkeypatch.undo()
+    assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(kept), "--resume",
+                 *_o(), "-o", "train.max_epochs=4"]) == 0  # (stopped as it calibrated: its epochs were done)
+    assert (kept / "model.safetensors").is_file()
+
+
 def test_a_failed_forced_fit_puts_the_old_model_back(fitted_model, machine_data, tmp_path, monkeypatch):
     """Training writes in place (its checkpoints must be where --resume finds them), so --force moves the
     old run aside until the new one is saved: a fit that fails leaves the old model as it was."""

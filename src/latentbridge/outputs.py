@@ -25,6 +25,7 @@ import glob
 import logging
 import os
 import re
+import shlex
 import shutil
 import sys
 import time
@@ -339,8 +340,18 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
             existed = folder.is_dir()
             moved = False
 
-            def put_back():
-                if moved and mount:
+            def put_back(stopped: bool = False):
+                if moved and not mount and stopped and resumable_run(folder):
+                    # stopped by the user (Ctrl-C, SIGTERM): its checkpoints kept beside, to resume (they were
+                    # deleted: a polite stop lost hours of training that kill -9 would have left)
+                    keep = folder.with_name(f"{folder.name}.stopped")
+                    keep = keep if not keep.exists() else folder.with_name(f"{folder.name}.stopped-{os.getpid()}")
+                    os.replace(folder, keep)
+                    os.replace(old, folder)
+                    log.warning("%s: the --force run stopped before it finished: the folder holds what it held before; "
+                                "the stopped run is kept in %s (--out %s --resume continues it; remove it otherwise)",
+                                folder, keep, shlex.quote(str(keep)))
+                elif moved and mount:
                     for e in folder.iterdir():
                         if e != old:
                             shutil.rmtree(e) if e.is_dir() and not e.is_symlink() else e.unlink()
@@ -373,8 +384,8 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
                 raise LatentbridgeError(f"{folder}: cannot create the output folder ({_describe_os_error(e)})") from None
             try:
                 yield folder
-            except BaseException:
-                put_back()
+            except BaseException as e:
+                put_back(stopped=isinstance(e, KeyboardInterrupt))
                 raise
             if moved:
                 shutil.rmtree(old, ignore_errors=True)
