@@ -748,6 +748,12 @@ def test_an_empty_feature_cache_entry_is_recomputed(fitted_model, machine_data, 
         f.write_bytes(b"")
     assert main(["anomaly", "score", str(fitted_model), str(normal), "--out", str(tmp_path / "b")]) == 0
     assert (tmp_path / "a" / "scores.csv").read_text() == (tmp_path / "b" / "scores.csv").read_text()
+    # an entry's .npy holding another entry's windows (a copy, a crash): recomputed too (a traceback in score, a
+    # model fitted on other windows in fit)
+    with open(entries[0], "wb") as f:
+        np.save(f, np.load(entries[1])[:-1])  # (the recordings here are alike: one window fewer stands for another's)
+    assert main(["anomaly", "score", str(fitted_model), str(normal), "--out", str(tmp_path / "b2")]) == 0
+    assert (tmp_path / "a" / "scores.csv").read_text() == (tmp_path / "b2" / "scores.csv").read_text()
     for f in entries:
         f.unlink()
     import latentbridge.data.audio as audio_mod

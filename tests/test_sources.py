@@ -11,6 +11,7 @@ import struct
 import threading
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -507,3 +508,38 @@ def test_musdb_stems(tmp_path):
         db.load("B - two", stems=["guitar"])
     with pytest.raises(DataError, match="does not exist"):
         MUSDBStems(tmp_path / "nowhere")
+
+
+def test_the_digit_set_cache_rebuilds_a_damaged_set_and_keeps_its_size_limit(tmp_path, monkeypatch, caplog):
+    """A truncated features.npy stopped every later digits run with a traceback; the sets' cache grew a set each seed
+    and each edit of the data, past $LATENTBRIDGE_CACHE_MAX_GB."""
+    import logging
+
+    import latentbridge.data.digits as digits
+
+    monkeypatch.setenv("LATENTBRIDGE_CACHE", str(tmp_path / "cache" / "features"))
+    computed = []
+    monkeypatch.setattr(digits, "load_clips", lambda paths, spec: computed.append(len(paths)) or
+                        np.ones((len(paths), 4000), np.float32))
+    monkeypatch.setattr(digits, "clip_features", lambda waves, spec: np.ones((len(waves), 1, 64, 128), np.float32))
+    spec = SimpleNamespace(model_dump=lambda mode: {"kind": "mel"})
+    clips = []
+    for i in range(3):
+        clips.append(tmp_path / f"{i}_a_0.wav")
+        sf.write(clips[-1], np.zeros(80, np.float32), 8000)
+    waves, feats = digits.clips_and_features_cached(clips[:2], spec)
+    assert computed == [2] and feats.shape == (2, 1, 64, 128)
+    (entry,) = (tmp_path / "cache" / "digits").iterdir()
+    (entry / "features.npy").write_bytes((entry / "features.npy").read_bytes()[:1000])  # a power loss
+    with caplog.at_level(logging.WARNING, logger="latentbridge"):
+        waves, feats = digits.clips_and_features_cached(clips[:2], spec)
+    assert computed == [2, 2] and feats.shape == (2, 1, 64, 128) and "damaged, computed again" in caplog.text
+    assert digits.clips_and_features_cached(clips[:2], spec)[1].shape == (2, 1, 64, 128) and computed == [2, 2]
+    monkeypatch.setenv("LATENTBRIDGE_CACHE_MAX_GB", str(2.5 * entry_size(entry) / 1e9))  # room for two sets
+    for n in (1, 3):
+        digits.clips_and_features_cached(clips[:n], spec)
+    assert len(list((tmp_path / "cache" / "digits").iterdir())) == 2  # the least recently used set went
+
+
+def entry_size(folder):
+    return sum(f.stat().st_size for f in folder.iterdir())

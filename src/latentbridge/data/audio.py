@@ -275,9 +275,12 @@ class FeatureExtractor:
         try:
             info = json.loads(meta.read_text())
             feats = np.load(npy, allow_pickle=False)
+            starts = np.asarray(info["starts_s"], dtype=np.float64)
+            if len(feats) != len(starts):  # the .npy of another entry (a crash, a copy): a traceback, or a model
+                return None               # fitted on other windows without a word
             with contextlib.suppress(OSError):  # used now: the last entry the size limit removes
                 os.utime(npy)
-            return (feats, np.asarray(info["starts_s"], dtype=np.float64), float(info["duration_s"]),
+            return (feats, starts, float(info["duration_s"]),
                     info.get("level_dbfs"), info.get("clipped_share"), info.get("padded"))
         except (OSError, ValueError, KeyError, EOFError, TypeError):  # EOFError: an empty .npy (a power loss)
             return None  # a damaged cache entry is recomputed
@@ -300,7 +303,7 @@ class FeatureExtractor:
         except OSError as e:  # a read-only cache must not stop the work; said once (it was once per recording)
             if first_time(("feature cache not written", str(self.cache_dir))):
                 log.warning("feature cache %s not written (%s): the features are computed again at every run",
-                            self.cache_dir, e.strerror or type(e).__name__)
+                            self.cache_dir, e.strerror or str(e) or type(e).__name__)  # (numpy's: no strerror)
 
     def keep_cache_limit(self, files: list[Path] | None = None) -> None:
         """After a pass that may have written to the cache: its least recently used entries removed down to its size

@@ -10,7 +10,10 @@ classifier without a trip through audio. :func:`default_digit_spec` is the built
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -378,13 +381,22 @@ def images_to_float(images: np.ndarray) -> np.ndarray:
 
 def clips_and_features_cached(paths: list[Path], spec) -> tuple[np.ndarray, np.ndarray]:
     """Clips and their features, cached as .npy keyed by the files and the feature definition."""
-    from latentbridge.data.feature_cache import default_cache_dir
+    from latentbridge.data.feature_cache import cache_limit_bytes, default_cache_dir, prune_sets
 
     key = stable_hash({"transform": spec.model_dump(mode="json"), "reader": 3,  # 2: io.remove_dc, 3: long clips trimmed
                        "files": [(str(p.resolve()), file_stamp(p)) for p in paths]})
     folder = default_cache_dir().parent / "digits" / key
     if (folder / "features.npy").exists() and (folder / "waves.npy").exists():
-        return np.load(folder / "waves.npy"), np.load(folder / "features.npy")
+        try:
+            waves, feats = np.load(folder / "waves.npy"), np.load(folder / "features.npy")
+            if len(waves) == len(feats) == len(paths):
+                with contextlib.suppress(OSError):  # used now: the last set the size limit removes
+                    os.utime(folder)
+                return waves, feats
+        except (OSError, ValueError, EOFError):  # a damaged entry (a power loss): every later run stopped on it
+            pass
+        log.warning("digit feature cache %s: damaged, computed again", folder)
+        shutil.rmtree(folder, ignore_errors=True)
     waves = load_clips(paths, spec)
     feats = clip_features(waves, spec)
     try:
@@ -393,7 +405,8 @@ def clips_and_features_cached(paths: list[Path], spec) -> tuple[np.ndarray, np.n
             np.save(tmp / "waves.npy", waves)
             np.save(tmp / "features.npy", feats)
     except OSError as e:
-        log.warning("digit feature cache %s not written: %s", folder, e)
+        log.warning("digit feature cache %s not written: %s", folder, e.strerror or e)
+    prune_sets(folder.parent, cache_limit_bytes(), keep=folder)
     return waves, feats
 
 

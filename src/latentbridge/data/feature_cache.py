@@ -95,6 +95,38 @@ def prune_cache(folder: Path, limit_bytes: float, pass_keys=None) -> int:
     return removed
 
 
+def prune_sets(folder: Path, limit_bytes: float, keep: Path | None = None) -> int:
+    """The digit sets' cache (``folder``: one sub-folder a set, named by its 16-hex key, renewed when used) kept
+    under ``limit_bytes`` as :func:`prune_cache` keeps the features' (it grew by a set each seed and each edit of the
+    data, and no limit held it): the least recently used sets removed down to 90 % of it, never ``keep`` (the set
+    just used). How many went."""
+    import shutil
+
+    sets, total = [], 0
+    with contextlib.suppress(OSError):
+        for d in os.scandir(folder):
+            if _ENTRY.fullmatch(d.name) and d.is_dir(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    size = sum(f.stat().st_size for f in os.scandir(d.path) if f.is_file(follow_symlinks=False))
+                    sets.append((d.stat().st_mtime, size, Path(d.path)))
+                    total += size
+    if total <= limit_bytes:
+        return 0
+    removed = 0
+    for _, size, path in sorted(sets):
+        if total <= 0.9 * limit_bytes:
+            break
+        if keep is not None and path == Path(keep):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        total -= size
+        removed += 1
+    if removed:
+        log.info("digit set cache %s: %d least recently used sets removed (limit %.3g GB, $LATENTBRIDGE_CACHE_MAX_GB)",
+                 folder, removed, limit_bytes / 1e9)
+    return removed
+
+
 def _warn_over_limit(folder: Path, needed: int, limit_bytes: float) -> None:
     """Say (once a process, for ``folder``) that one pass's entries, ``needed`` bytes, exceed the cache's limit."""
     import math
