@@ -360,3 +360,15 @@ def test_a_command_argument_given_again_by_an_override(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="latentbridge.config.loading"):
         load_config(cfg_file, None, sets=sets)  # the same folder spelled otherwise: no word
     assert "replaced" not in caplog.text
+
+
+def test_a_stage_built_from_its_own_preset_over_a_preset_s_stage(tmp_path):
+    """A user's config over configs/mld_bridge.yaml naming another preset for a first stage kept the parent's stage
+    (moe, its description and all): the parent's composed stage was merged over the preset named."""
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(f"base: {ROOT / 'configs' / 'mld_bridge.yaml'}\nfirst_stage:\n  stages:\n    multimodal:\n"
+                    f"      base: {ROOT / 'configs' / 'mmvae_bridge_poe.yaml'}\n      train: {{max_epochs: 3}}\n")
+    stage = load_config(mine).first_stage.stages["multimodal"]
+    assert stage["model"]["fusion"] == "poe" and "poe" in stage["description"] and stage["train"]["max_epochs"] == 3
+    assert load_config(ROOT / "configs" / "mld_bridge.yaml").first_stage.stages["multimodal"]["model"]["fusion"] == \
+        "moe"  # the preset's own

@@ -155,14 +155,17 @@ def expand_home(raw: dict, keep=(), prefix: str = "", args=()) -> dict:
     return raw
 
 
-def deep_merge(base: dict, child: dict) -> dict:
-    """``child`` over ``base``: mappings merge recursively, anything else is replaced."""
+def deep_merge(base: dict, child: dict, presets: bool = False) -> dict:
+    """``child`` over ``base``: mappings merge recursively, anything else is replaced. ``presets`` (a preset over
+    its parents): a child's mapping that names its own ``base`` / ``defaults`` (a first stage built from another
+    preset) replaces the parent's whole (merged into it, the parent's stage won over the preset named)."""
     out = copy.deepcopy(base)
     for k, v in child.items():
         other_model = isinstance(v, dict) and isinstance(out.get(k), dict) and "name" in v \
             and "name" in out[k] and v["name"] != out[k]["name"]
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and not other_model:
-            out[k] = deep_merge(out[k], v)
+        own_preset = presets and isinstance(v, dict) and any(c in v for c in COMPOSE_KEYS)
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and not other_model and not own_preset:
+            out[k] = deep_merge(out[k], v, presets)
         else:
             out[k] = copy.deepcopy(v)
     return out
@@ -213,7 +216,7 @@ def load_raw(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
     merged: dict = {}
     for key, parent in parents:
         merged = deep_merge(merged, load_raw(_parent_file(path, parent, key), (*_chain, resolved)))
-    return _compose_nested(deep_merge(merged, raw), path, (*_chain, resolved))
+    return _compose_nested(deep_merge(merged, raw, presets=True), path, (*_chain, resolved))
 
 
 def _parent_file(path: Path, parent: str, key: str) -> Path:
