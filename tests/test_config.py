@@ -213,6 +213,16 @@ def test_a_config_file_s_home_folder_is_expanded(tmp_path):
 
     (f := tmp_path / "c.yaml").write_text("task: anomaly\ndata:\n  train_dir: ~/normal\n")
     assert load_config(f).data.train_dir == os.path.expanduser("~/normal")
+    # and in -o values, where no shell expands it (data.root=~/x is no variable assignment), and a preset's base
+    assert load_config(None, ["data.train_dir=~/normal"]).data.train_dir == os.path.expanduser("~/normal")
+    assert load_config(None, sets={"data.train_dir": "~"}).data.train_dir == "~"  # an argument: the shell's
+    home = tmp_path / "home"
+    (home / "presets").mkdir(parents=True)
+    (home / "presets" / "p.yaml").write_text("task: anomaly\ntrain:\n  max_epochs: 7\n")
+    (g := tmp_path / "g.yaml").write_text("base: ~/presets/p.yaml\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOME", str(home))
+        assert load_config(g).train.max_epochs == 7
 
 
 def test_num_threads_all_and_the_mld_stages_inherit_it():

@@ -139,18 +139,18 @@ def apply_sets(raw: dict, sets: dict | None, overridden: set[str], path=None) ->
     return raw
 
 
-def expand_home(raw: dict, keep=(), prefix: str = "", args=()) -> dict:
+def expand_home(raw: dict, args=(), prefix: str = "") -> dict:
     """``raw`` with ``~`` expanded in the values of its path keys (:data:`PATH_KEY`: ``data.train_dir: ~/normal`` was
-    refused as '~/normal: does not exist'), in place; but the dotted keys ``keep``, given on the command line, where
-    the shell expands ~ (a folder named ``~`` is that folder). Lists of paths (``[~/day1, ~/day2]`` in a file or -o's
-    brackets, where no shell expands ~) too, but those of the command's own arguments, ``args``."""
+    refused as '~/normal: does not exist'), lists of them too (``[~/day1, ~/day2]``), in place; in a file and in -o
+    values alike (no shell expands ~ after ``data.root=``: the word is no variable assignment), but not in the dotted
+    keys ``args``, the command's own arguments, which the shell expanded (a folder named ``~`` is that folder)."""
     for k, v in raw.items():
+        key = f"{prefix}{k}"
         if isinstance(v, dict):
-            expand_home(v, keep, f"{prefix}{k}.", args)
-        elif isinstance(v, list) and PATH_KEY.search(key := f"{prefix}{k}") and key not in args:  # a list of folders
-            # in a file or -o's brackets, [~/day1, ~/day2], where no shell expands ~ (the command's arguments: it did)
+            expand_home(v, args, f"{key}.")
+        elif isinstance(v, list) and PATH_KEY.search(key) and key not in args:
             raw[k] = [os.path.expanduser(x) if isinstance(x, str) else x for x in v]
-        elif isinstance(v, str) and v.startswith("~") and PATH_KEY.search(key := f"{prefix}{k}") and key not in keep:
+        elif isinstance(v, str) and v.startswith("~") and PATH_KEY.search(key) and key not in args:
             raw[k] = os.path.expanduser(v)
     return raw
 
@@ -223,7 +223,7 @@ def _parent_file(path: Path, parent: str, key: str) -> Path:
     """The preset ``parent`` that ``path`` names under ``key`` (``base``, ``defaults``), read beside it; a missing one
     named with the config and key that name it (a preset copied alone said '.../mel_ae.yaml: config file does not
     exist', naming neither)."""
-    found = path.parent / parent
+    found = path.parent / os.path.expanduser(parent)  # (~/presets/x.yaml was looked for beside the config)
     if not found.exists():
         raise ConfigError(f"{path}: {key}: {parent} not found (presets it builds on are read from its own folder, "
                           f"{path.parent}: copy {parent} beside it, or write its settings in)")

@@ -581,7 +581,7 @@ def load_config(path=None, overrides: list[str] | None = None, *, sets: dict[str
     source = str(path) if path is not None else "defaults"
     if overrides:
         source += " with overrides " + " ".join(overrides)
-    return validate(expand_home(raw, keep={*(sets or ()), *overridden}, args=set(sets or ())), source)
+    return validate(expand_home(raw, args=set(sets or ())), source)
 
 
 def transform_spec(cfg: Workflow, **data: Any):
