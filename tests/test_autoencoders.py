@@ -1032,3 +1032,22 @@ def test_an_undefined_pesq_or_stoi_says_why(caplog):
     assert m["stoi_nan"] == 1 and np.isnan(m["stoi"]) and np.isfinite(m["pesq"])
     assert "word.wav: STOI undefined for 1 of 1: STOI found too little speech once its silent frames were dropped" \
         in caplog.text and "PESQ undefined" not in caplog.text
+
+
+def test_a_training_blown_up_by_its_learning_rate_is_said_so(tmp_path, capsys):
+    """train.lr = 1e30 on an image autoencoder: its NaN outputs stopped the binary cross-entropy with a traceback ('all
+    elements of input should be between 0 and 1', exit 1); train.lr = .inf was taken."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "imgs").mkdir()
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "imgs" / f"{i}.png")
+    args = ["train", "--config", str(REPO / "configs" / "image_ae_conv.yaml"), "-o", "data.source=folder",
+            "-o", f"data.root={tmp_path / 'imgs'}", "-o", "data.image_size=16", "-o", "data.channels=3",
+            "-o", "model.channels=[8,16]", "-o", "train.max_epochs=3"]
+    assert main([*args, "--out", str(tmp_path / "run"), "-o", "train.lr=1e30"]) == 2
+    err = capsys.readouterr().err
+    assert "error: training diverged: " in err and "train again with a lower train.lr" in err and "Traceback" not in err
+    assert main([*args, "--out", str(tmp_path / "run2"), "-o", "train.lr=.inf"]) == 2
+    assert "'train.lr': Input should be a finite number (got inf)" in capsys.readouterr().err

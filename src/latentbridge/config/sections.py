@@ -23,7 +23,8 @@ def _takes_bool(annotation) -> bool:
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # a setting of .inf (train.lr: .inf trained NaNs to a traceback) is no setting: numbers are finite
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod

@@ -48,7 +48,7 @@ class TrainingModule(L.LightningModule):
         x = self._x(batch)
         n = self._size(x)
         beta = self.beta()
-        loss, parts = self.model.loss(x, beta=beta)
+        loss, parts = self._loss(x, beta)
         loss = loss.mean()
         if not torch.isfinite(loss):  # every later step is NaN too: said now, not as a traceback of what reads them
             self._diverged(f"the loss is {float(loss)}")
@@ -64,6 +64,16 @@ class TrainingModule(L.LightningModule):
         if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
             self._diverged("the weights hold NaN or inf")
 
+    def _loss(self, x, beta: float):
+        """The model's loss, and a training whose weights blew up said so where the loss refuses their NaN outputs
+        (binary cross-entropy: 'all elements of input should be between 0 and 1', a traceback)."""
+        try:
+            return self.model.loss(x, beta=beta)
+        except RuntimeError:  # weights past 1e12 (finite: train.lr = 1e30) overflow the activations to NaN as well
+            if not all(bool((p.abs() < 1e12).all()) for p in self.model.parameters()):
+                self._diverged("the weights hold NaN, inf or values past 1e12")
+            raise
+
     def _diverged(self, what: str):
         raise LatentbridgeError(
             f"training diverged: {what} at epoch {self.current_epoch}, step {self.global_step} (train.lr = "
@@ -73,7 +83,7 @@ class TrainingModule(L.LightningModule):
         x = self._x(batch)
         n = self._size(x)
         # the full KL weight, so that validation losses of different epochs compare
-        loss, parts = self.model.loss(x, beta=float(self.beta_cfg["value"]) if self.beta_cfg else 0.0)
+        loss, parts = self._loss(x, float(self.beta_cfg["value"]) if self.beta_cfg else 0.0)
         self.log("val/loss", loss.mean(), prog_bar=True, on_epoch=True, sync_dist=True, batch_size=n)
         for k, v in parts.items():
             self.log(f"val/{k}", v.mean(), on_epoch=True, sync_dist=True, batch_size=n)
