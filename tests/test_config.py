@@ -197,10 +197,13 @@ def test_classifier_settings_come_from_the_config():
 
 @pytest.mark.parametrize("name", ["2024", "yes", "null", "~", "[x]", "a: b", "with space", "Größe", "3.5"])
 def test_path_overrides_are_text_not_yaml(name):
+    import os
+
     cfg = load_config(None, [f"data.train_dir={name}", f"data.test_dir={name}"])
-    assert cfg.data.test_dir == name  # the command line's (the shell expands ~)
+    home = os.path.expanduser(name)  # (no shell expands ~ after data.test_dir=: the word is no variable assignment)
+    assert cfg.data.test_dir == home
     # data.train_dir takes a list of folders too: [x] is one (a folder of that name: -o "data.train_dir=['[x]']")
-    assert cfg.data.train_dir == (["x"] if name == "[x]" else name)
+    assert cfg.data.train_dir == (["x"] if name == "[x]" else home)
     assert load_config(None, ["data.train_dir=['[x]']"]).data.train_dir == ["[x]"]
     assert load_config(None, ["data.train_dir="]).data.train_dir is None
     cfg = load_config(None, sets={"data.train_dir": name})
