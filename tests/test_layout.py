@@ -23,7 +23,7 @@ LAYERS = {
     "latentbridge.report": 7,
     "latentbridge.commands": 8, "latentbridge.cli": 8, "latentbridge.__main__": 8, "latentbridge.edge": 8,
     "latentbridge.serve": 8,
-    "latentbridge.edge_sampler": 8,
+    "latentbridge.edge_sampler": 8, "latentbridge.interrupts": 8,
 }
 
 

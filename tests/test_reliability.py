@@ -1603,3 +1603,29 @@ def test_an_extra_ddp_process_ends_with_the_one_that_launched_it(tmp_path):
         assert not os.path.exists(f"/proc/{pid}"), "the extra process outlived its launcher"
     finally:
         proc.kill()
+
+
+def test_a_reading_process_that_died_and_an_interrupt_s_errors_are_said_in_a_line(monkeypatch, capsys, tmp_path):
+    """A DataLoader worker killed under `anomaly score` (kill -9, the out-of-memory killer) ended in a traceback of 94
+    lines, exit 1; one stopped by the same Ctrl-C as the command raised 'exited unexpectedly' over the interrupt, a
+    traceback and exit 1 where the interrupt is 130."""
+    import latentbridge.cli as cli
+
+    def died(args):
+        raise RuntimeError("DataLoader worker (pid(s) 4705) exited unexpectedly")
+
+    def stopped(args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise RuntimeError("DataLoader worker (pid 7907) exited unexpectedly with exit code 1. Details are lost")
+
+    model = tmp_path / "m"
+    for command, code, said in ((died, 2, "error: a process reading the data (pid 4705) died (killed from outside, or by "
+                                          "the system for want of memory), and the command stopped; run it again "
+                                          "(--workers 0 reads the files in the command's own process)\n"),
+                                (stopped, 130, "interrupted")):
+        monkeypatch.setitem(cli.COMMANDS, "anomaly", command)
+        assert main(["anomaly", "score", str(model), str(tmp_path), "--out", str(tmp_path / "o")]) == code
+        err = capsys.readouterr().err
+        assert err.startswith(said) and "Traceback" not in err, err

@@ -15,7 +15,8 @@ import warnings
 from pathlib import Path
 
 from latentbridge import __version__, utils
-from latentbridge.errors import LatentbridgeError, user_error_text
+from latentbridge.errors import LatentbridgeError, interrupted_in, user_error_text
+from latentbridge.interrupts import Terminated, on_sigterm, stopped
 from latentbridge.report.common import figure_options
 
 
@@ -524,24 +525,6 @@ def _default_threads() -> None:
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 2) - 1))
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``timeout``, Slurm, ``kill``, a container stopping) raised as an interrupt, so that it unwinds
-    like Ctrl-C: temporary outputs removed, locks released, nothing half-written left."""
-
-
-def _terminate(signum, frame):
-    raise Terminated()
-
-
-def _on_sigterm() -> None:
-    import signal
-    import threading
-
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
-            signal.SIG_DFL, None):
-        signal.signal(signal.SIGTERM, _terminate)
-
-
 def _our_warnings_as_lines() -> None:
     """The package's own Python warnings (a folder's skipped files, MNIST's offline split) as one log line each, like
     its other warnings, instead of Python's two lines with the source line that raised them."""
@@ -575,24 +558,24 @@ def main(argv: list[str] | None = None) -> int:
         # validation data, a resumed run's checkpoint folder): nothing the user can act on (the run says what it does)
         warnings.filterwarnings("ignore", message=".*(infer the batch indices|smaller than the logging interval|"
                                                   "no `val_dataloader`|exists and is not empty).*")
-    _on_sigterm()
+    on_sigterm()
     _our_warnings_as_lines()
-    from latentbridge.outputs import protect_arguments, stopped_hint
+    from latentbridge.outputs import protect_arguments
 
     protect_arguments(args)  # what the command reads is never replaced by its --force
     try:
         figure_options()  # $LATENTBRIDGE_FIGURES checked before the work, not at its first figure
         return COMMANDS[args.command](args)
     except Exception as e:  # bad input, config or output; the user's environment (a full disk, too little memory)
+        if (stop := interrupted_in(e)) is not None:  # an error the interrupt raised on its way: the interrupt
+            return stopped(stop, args)
         if (text := user_error_text(e, args)) is None:
             raise
         utils.close_progress_bars()  # the line starts on a line of its own, not after a bar cut short
         print(f"error: {text}", file=sys.stderr)
         return 2
     except (Terminated, KeyboardInterrupt) as e:
-        utils.close_progress_bars()
-        print(("terminated" if isinstance(e, Terminated) else "interrupted") + stopped_hint(args), file=sys.stderr)
-        return 143 if isinstance(e, Terminated) else 130
+        return stopped(e, args)
 
 
 if __name__ == "__main__":

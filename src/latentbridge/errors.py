@@ -243,6 +243,37 @@ def user_error_text(e: BaseException, args) -> str | None:
         return os_error_text(e, out)
     if type(e).__name__ == "LibsndfileError":  # soundfile's write failing (files read are checked and named)
         return _audio_write_text(e, out)
+    if (died := _worker_death(e)) is not None:
+        return died
+    return None
+
+
+def interrupted_in(e: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM behind ``e``, an error it raised on its way (a DataLoader worker stopped by the same
+    Ctrl-C: 'exited unexpectedly', a traceback and exit 1), or None."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _worker_death(e: BaseException) -> str | None:
+    """A DataLoader worker that died under the command (killed from outside, or by the system for memory), said so
+    (a traceback of 94 lines, exit 1); None for anything else."""
+    import re
+
+    while e is not None:
+        found = re.search(r"DataLoader worker \(pid\(?s?\)? ?([\d, ]+)\)(?: is killed by signal: (\w+)| exited "
+                          r"unexpectedly)", str(e)) if isinstance(e, RuntimeError) else None
+        if found:
+            how = f" by signal {found.group(2)}" if found.group(2) else ""
+            return (f"a process reading the data (pid {found.group(1).strip()}) died{how} (killed from outside, or "
+                    "by the system for want of memory), and the command stopped; run it again (--workers 0 reads the "
+                    "files in the command's own process)")
+        e = e.__cause__ or e.__context__
     return None
 
 

@@ -275,13 +275,12 @@ class FeatureExtractor:
         try:
             info = json.loads(meta.read_text())
             feats = np.load(npy, allow_pickle=False)
-            starts = np.asarray(info["starts_s"], dtype=np.float64)
-            if len(feats) != len(starts):  # the .npy of another entry (a crash, a copy): a traceback, or a model
-                return None               # fitted on other windows without a word
+            if len(feats) != len(starts := np.asarray(info["starts_s"], dtype=np.float64)):
+                return None  # the .npy of another entry (a crash, a copy): a traceback, or another model, without a word
             with contextlib.suppress(OSError):  # used now: the last entry the size limit removes
                 os.utime(npy)
-            return (feats, starts, float(info["duration_s"]),
-                    info.get("level_dbfs"), info.get("clipped_share"), info.get("padded"))
+            return feats, starts, float(info["duration_s"]), info.get("level_dbfs"), info.get("clipped_share"), \
+                info.get("padded")
         except (OSError, ValueError, KeyError, EOFError, TypeError):  # EOFError: an empty .npy (a power loss)
             return None  # a damaged cache entry is recomputed
 
@@ -292,14 +291,12 @@ class FeatureExtractor:
             return
         try:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
-            with atomic_path(self.cache_dir / f"{key}.npy") as tmp:
-                with open(tmp, "wb") as f:
-                    np.save(f, feats, allow_pickle=False)
+            with atomic_path(self.cache_dir / f"{key}.npy") as tmp, open(tmp, "wb") as f:
+                np.save(f, feats, allow_pickle=False)
             with atomic_path(self.cache_dir / f"{key}.json") as tmp:
                 tmp.write_text(json.dumps({"source": str(path.resolve()), "params": self._params,
-                                           "starts_s": starts_s.tolist(), "duration_s": duration_s,
-                                           "level_dbfs": level_dbfs, "clipped_share": clipped_share,
-                                           "padded": bool(padded)}))
+                                           "starts_s": starts_s.tolist(), "duration_s": duration_s, "level_dbfs":
+                                           level_dbfs, "clipped_share": clipped_share, "padded": bool(padded)}))
         except OSError as e:  # a read-only cache must not stop the work; said once (it was once per recording)
             if first_time(("feature cache not written", str(self.cache_dir))):
                 log.warning("feature cache %s not written (%s): the features are computed again at every run",
