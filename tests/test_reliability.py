@@ -1621,8 +1621,8 @@ def test_a_reading_process_that_died_and_an_interrupt_s_errors_are_said_in_a_lin
             raise RuntimeError("DataLoader worker (pid 7907) exited unexpectedly with exit code 1. Details are lost")
 
     model = tmp_path / "m"
-    for command, code, said in ((died, 2, "error: a process reading the data (pid 4705) died (killed from outside, or by "
-                                          "the system for want of memory), and the command stopped; run it again "
+    for command, code, said in ((died, 2, "error: a process reading the data (pid 4705) died (killed from outside, or "
+                                          "by the system for want of memory), and the command stopped; run it again "
                                           "(--workers 0 reads the files in the command's own process)\n"),
                                 (stopped, 130, "interrupted")):
         monkeypatch.setitem(cli.COMMANDS, "anomaly", command)

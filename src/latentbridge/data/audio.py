@@ -276,7 +276,7 @@ class FeatureExtractor:
             info = json.loads(meta.read_text())
             feats = np.load(npy, allow_pickle=False)
             if len(feats) != len(starts := np.asarray(info["starts_s"], dtype=np.float64)):
-                return None  # the .npy of another entry (a crash, a copy): a traceback, or another model, without a word
+                return None  # another entry's .npy (a crash, a copy): a traceback, or another model, without a word
             with contextlib.suppress(OSError):  # used now: the last entry the size limit removes
                 os.utime(npy)
             return feats, starts, float(info["duration_s"]), info.get("level_dbfs"), info.get("clipped_share"), \
