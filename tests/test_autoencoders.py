@@ -1050,4 +1050,4 @@ def test_a_training_blown_up_by_its_learning_rate_is_said_so(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "error: training diverged: " in err and "train again with a lower train.lr" in err and "Traceback" not in err
     assert main([*args, "--out", str(tmp_path / "run2"), "-o", "train.lr=.inf"]) == 2
-    assert "'train.lr': Input should be a finite number (got inf)" in capsys.readouterr().err
+    assert "lr: must be a finite number, got inf" in capsys.readouterr().err

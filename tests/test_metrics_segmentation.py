@@ -127,6 +127,11 @@ def test_crack_localisation_on_hand_made_masks():
     wide = np.zeros((1, 4, 100), bool)  # a predicted run as wide as the diameter stays one crack at its centre
     wide[0, :, 15:25] = True
     assert crack_localisation(wide, true[:1], span_m=20.0)["n_predicted_cracks"] == 1
+    zone = np.zeros((1, 4, 100), bool)  # a true damaged zone of 25 columns (5 m), predicted as it is: three cracks
+    zone[0, :, 40:65] = True          # each side, all found, none false
+    same = crack_localisation(zone, zone, span_m=20.0)
+    assert (same["n_true_cracks"], same["n_predicted_cracks"], same["crack_false_rate"]) == (3, 3, 0.0)
+    assert same["crack_localisation_error_m"] == 0.0 and same["crack_missed_rate"] == 0.0
 
 
 def test_crack_operating_curve_and_its_plot(tmp_path, monkeypatch):

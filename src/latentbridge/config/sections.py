@@ -8,6 +8,7 @@ per-workflow schemas that combine them (and that know every model) live in
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -23,8 +24,7 @@ def _takes_bool(annotation) -> bool:
 
 
 class Section(BaseModel):
-    # a setting of .inf (train.lr: .inf trained NaNs to a traceback) is no setting: numbers are finite
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -35,20 +35,27 @@ class Section(BaseModel):
             for name, value in data.items():
                 field = cls.model_fields.get(name)
                 if isinstance(value, bool) and field is not None and not _takes_bool(field.annotation):
-                    if section := _section_of(field.annotation):  # (first_stage.recorded=false was "not a number")
+                    if (keys := _section_keys(field.annotation)) is not None:  # (recorded=false: "not a number")
                         raise ValueError(f"{name}: {str(value).lower()} is a yes/no value, and {name} a section of "
-                                         f"settings ({', '.join(section.model_fields)}): set those, e.g. -o ... "
-                                         f"{name}.{next(iter(section.model_fields))}=VALUE")
+                                         "settings" + (f" ({', '.join(keys)}): set those, e.g. -o ... {name}.{keys[0]}"
+                                                       "=VALUE" if keys else ": set its keys one by one"))
                     raise ValueError(f"{name}: {str(value).lower()} is a yes/no value (YAML reads true/false, yes/no "
                                      "and on/off so), not a number")
+                if isinstance(value, float) and not math.isfinite(value) and field is not None and \
+                        field.annotation in (float, float | None):  # (train.lr: .inf trained NaNs to a traceback)
+                    raise ValueError(f"{name}: must be a finite number, got {value}")
         return data
 
 
-def _section_of(annotation) -> type[BaseModel] | None:
-    """The settings section a field's type holds (its own, or one of a union's), else None."""
+def _section_keys(annotation) -> list[str] | None:
+    """The keys of the section of settings a field holds; [] for a mapping whose keys vary (a union of sections, a
+    dict: a model by its name, the stages); None for a field that is no section."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return next((s for a in get_args(annotation) if (s := _section_of(a)) is not None), None)
+        return list(annotation.model_fields)
+    if annotation is dict or getattr(annotation, "__origin__", None) is dict:
+        return []
+    found = [k for a in get_args(annotation) if (k := _section_keys(a)) is not None]
+    return found[0] if len(found) == 1 else [] if found else None
 
 
 # ----------------------------------------------------------------------------- data

@@ -161,9 +161,10 @@ def crack_localisation(pred, target, threshold: float = 0.5, span_m: float = 1.0
     For every true crack: the distance to the nearest predicted crack of its mask (when the mask
     predicts any; one predicted crack may be the nearest of several); it is *missed* when no predicted
     crack lies within ``radius`` x span. A predicted crack with no true crack within that radius is
-    *false*. A predicted region wider than the matching diameter (2 x radius x span) claims more
-    than one place a true crack may be found: it counts as that many predicted cracks
-    (:func:`crack_positions`), so a mask white over the span has its many false cracks. Returns
+    *false*. A region wider than the matching diameter (2 x radius x span) is more than one place a
+    crack is: it counts as that many cracks (:func:`crack_positions`), predicted or true alike, so a
+    mask white over the span has its many false cracks, and a wide true zone predicted as it is has
+    none. Returns
     ``crack_localisation_error_m`` (mean distance over true cracks that have a prediction to compare
     with; None without any), ``crack_missed_rate`` (share of true cracks), ``crack_false_rate`` (share of predicted cracks),
     and the counts."""
@@ -173,7 +174,7 @@ def crack_localisation(pred, target, threshold: float = 0.5, span_m: float = 1.0
     scale = span_m / width
     dists, n_true, n_missed, n_pred, n_false = [], 0, 0, 0, 0
     for p, t in zip(pb, tb):
-        tp, pp = crack_positions(t), crack_positions(p, widest=2 * radius * width)
+        tp, pp = (crack_positions(m, widest=2 * radius * width) for m in (t, p))
         n_true += len(tp)
         n_pred += len(pp)
         for x in tp:
