@@ -1629,3 +1629,24 @@ def test_a_reading_process_that_died_and_an_interrupt_s_errors_are_said_in_a_lin
         assert main(["anomaly", "score", str(model), str(tmp_path), "--out", str(tmp_path / "o")]) == code
         err = capsys.readouterr().err
         assert err.startswith(said) and "Traceback" not in err, err
+
+
+def test_data_moved_with_its_project_is_the_same_data(tmp_path):
+    """A project folder moved (or copied) with its data: every file was 'gone' and 'added', so evaluate warned that
+    the data changed and a resume was refused, of the same files."""
+    from latentbridge.training.fit import data_changes, record_data
+
+    (tmp_path / "A" / "data" / "sub").mkdir(parents=True)
+    files = [tmp_path / "A" / "data" / "a.csv", tmp_path / "A" / "data" / "sub" / "b.csv"]
+    for f, text in zip(files, ("x", "yy")):
+        f.write_text(text)
+    run = tmp_path / "run"
+    run.mkdir()
+    record_data(run, files)
+    (tmp_path / "A").rename(tmp_path / "B")
+    moved = [tmp_path / "B" / "data" / "a.csv", tmp_path / "B" / "data" / "sub" / "b.csv"]
+    assert data_changes(run, moved) == ""
+    moved[1].write_text("yyy")
+    (tmp_path / "B" / "data" / "c.csv").write_text("z")
+    assert data_changes(run, [*moved, tmp_path / "B" / "data" / "c.csv"]) == \
+        f"1 added (c.csv); 1 of another size (sub/b.csv), under {tmp_path / 'B' / 'data'}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,10 +256,20 @@ def data_changes(folder: Path, files) -> str:
 
     if (record := _data_record(folder)) is None:
         return ""
-    old, new = record["files"], data_listing(files)
+    (_, old), (top, new) = _below_common(record["files"]), _below_common(data_listing(files))
     changes = [(sorted(set(new) - set(old)), "added"), (sorted(set(old) - set(new)), "gone"),
                (sorted(k for k in set(new) & set(old) if new[k] != old[k]), "of another size")]
-    return "; ".join(f"{len(v)} {what} ({listed(v)})" for v, what in changes if v)
+    said = "; ".join(f"{len(v)} {what} ({listed(v)})" for v, what in changes if v)
+    return f"{said}, under {top}" if said else ""
+
+
+def _below_common(listing: dict[str, int]) -> tuple[str, dict[str, int]]:
+    """(the folder common to the paths of ``{path: size}``, the listing with the paths below it): a project folder
+    moved or copied with its data is the same data (every file was 'gone' and 'added')."""
+    if not listing:
+        return "", {}
+    top = os.path.commonpath(list(listing)) if len(listing) > 1 else os.path.dirname(next(iter(listing)))
+    return top, {os.path.relpath(k, top): v for k, v in listing.items()}
 
 
 def held_out_changed(folder: Path, files) -> str:
