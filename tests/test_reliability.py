@@ -1621,14 +1621,21 @@ def test_a_reading_process_that_died_and_an_interrupt_s_errors_are_said_in_a_lin
             raise RuntimeError("DataLoader worker (pid 7907) exited unexpectedly with exit code 1. Details are lost")
 
     model = tmp_path / "m"
-    for command, code, said in ((died, 2, "error: a process reading the data (pid 4705) died (killed from outside, or "
-                                          "by the system for want of memory), and the command stopped; run it again "
-                                          "(--workers 0 reads the files in the command's own process)\n"),
+    for command, code, said in ((died, 2, "error: a process reading the data (pid 4705) died (killed, or it failed), "
+                                          "and the command stopped; run it again (--workers 0 reads the files in the "
+                                          "command's own process)\n"),
                                 (stopped, 130, "interrupted")):
         monkeypatch.setitem(cli.COMMANDS, "anomaly", command)
         assert main(["anomaly", "score", str(model), str(tmp_path), "--out", str(tmp_path / "o")]) == code
         err = capsys.readouterr().err
         assert err.startswith(said) and "Traceback" not in err, err
+    from latentbridge.errors import _worker_death
+
+    assert "died of signal Killed (killed from outside, or by the system for want of memory)" in _worker_death(
+        RuntimeError("DataLoader worker (pid 4362) is killed by signal: Killed. "))
+    assert "died of signal Bus error (out of shared memory (/dev/shm)" in _worker_death(
+        RuntimeError("DataLoader worker (pid 13) is killed by signal: Bus error. It is possible that dataloader's"))
+    assert _worker_death(RuntimeError("a bug of the program's own")) is None
 
 
 def test_data_moved_with_its_project_is_the_same_data(tmp_path):

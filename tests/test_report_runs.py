@@ -369,4 +369,4 @@ def test_thresholds_at_one_point_of_the_crack_curve_share_one_label(tmp_path, dr
     rows.append({"threshold": 0.5, "crack_localisation_error_m": 2.0, "crack_false_rate": 0.3})
     plot_crack_operating_curve(rows, 0.05, tmp_path / "curve.png")
     texts = sorted(t.get_text() for t in _by_name(drawn, "curve").axes[0].texts)
-    assert texts == ["0.01–0.05", "0.5"]  # (first, calibrated; last) — 0.4 is neither, and not named
+    assert texts == ["0.01–0.4", "0.5"]  # (first and calibrated at one point, 0.4 there too; last)

@@ -266,13 +266,16 @@ def _worker_death(e: BaseException) -> str | None:
     import re
 
     while e is not None:
-        found = re.search(r"DataLoader worker \(pid\(?s?\)? ?([\d, ]+)\)(?: is killed by signal: (\w+)| exited "
-                          r"unexpectedly)", str(e)) if isinstance(e, RuntimeError) else None
+        found = re.search(r"DataLoader worker \(pid\(?s?\)? ?([\d, ]+)\)(?: is killed by signal: ([^.]+)| exited "
+                          r"unexpectedly(?: with exit code (-?\d+))?)", str(e)) if isinstance(e, RuntimeError) else None
         if found:
-            how = f" by signal {found.group(2)}" if found.group(2) else ""
-            return (f"a process reading the data (pid {found.group(1).strip()}) died{how} (killed from outside, or "
-                    "by the system for want of memory), and the command stopped; run it again (--workers 0 reads the "
-                    "files in the command's own process)")
+            signal, code = found.group(2), found.group(3)
+            why = {"Killed": "killed from outside, or by the system for want of memory",
+                   "Bus error": "out of shared memory (/dev/shm): in a container, give it more (--shm-size)"}.get(
+                signal, "it crashed" if signal else "killed, or it failed" + (f" with exit code {code}" if code else ""))
+            return (f"a process reading the data (pid {found.group(1).strip()}) died"
+                    + (f" of signal {signal}" if signal else "") + f" ({why}), and the command stopped; run it again "
+                    "(--workers 0 reads the files in the command's own process)")
         e = e.__cause__ or e.__context__
     return None
 

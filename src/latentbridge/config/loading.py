@@ -225,6 +225,8 @@ def _parent_file(path: Path, parent: str, key: str) -> Path:
     exist', naming neither)."""
     found = path.parent / os.path.expanduser(parent)  # (~/presets/x.yaml was looked for beside the config)
     if not found.exists():
+        if Path(os.path.expanduser(parent)).is_absolute():
+            raise ConfigError(f"{path}: {key}: {found} not found")
         raise ConfigError(f"{path}: {key}: {parent} not found (presets it builds on are read from its own folder, "
                           f"{path.parent}: copy {parent} beside it, or write its settings in)")
     return found

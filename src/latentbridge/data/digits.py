@@ -385,7 +385,7 @@ def clips_and_features_cached(paths: list[Path], spec) -> tuple[np.ndarray, np.n
 
     key = stable_hash({"transform": spec.model_dump(mode="json"), "reader": 3,  # 2: io.remove_dc, 3: long clips trimmed
                        "files": [(str(p.resolve()), file_stamp(p)) for p in paths]})
-    folder = default_cache_dir().parent / "digits" / key
+    folder, limit = default_cache_dir().parent / "digits" / key, cache_limit_bytes()  # (a bad limit: said before work)
     if (folder / "features.npy").exists() and (folder / "waves.npy").exists():
         try:
             waves, feats = np.load(folder / "waves.npy"), np.load(folder / "features.npy")
@@ -406,7 +406,7 @@ def clips_and_features_cached(paths: list[Path], spec) -> tuple[np.ndarray, np.n
             np.save(tmp / "features.npy", feats)
     except OSError as e:
         log.warning("digit feature cache %s not written: %s", folder, e.strerror or e)
-    prune_sets(folder.parent, cache_limit_bytes(), keep=folder)
+    prune_sets(folder.parent, limit, keep=folder)
     return waves, feats
 
 

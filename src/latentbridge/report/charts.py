@@ -84,15 +84,18 @@ def plot_crack_operating_curve(curve: Sequence[Mapping], threshold: float, path:
     fig = _new_figure(6.0, 4.0)
     ax = fig.add_subplot(1, 1, 1)
     ax.plot(x, y, marker=".", color="tab:blue")
-    named: dict[tuple, list[float]] = {}  # the thresholds named at each point (thresholds of one point: one label)
+    at: dict[tuple, list[float]] = {}  # every threshold at each point: a point is labelled once, with their range
+    named = set()  # the points labelled: the first and last thresholds', and the calibrated one's
     for r, xv, yv in zip(rows, x, y):
+        at.setdefault(point := (round(xv, 6), round(yv, 6)), []).append(r["threshold"])
         mine = abs(r["threshold"] - threshold) < 1e-9
         if mine:
             ax.plot([xv], [yv], marker="*", markersize=14, color="tab:red", linestyle="none",
                     label=f"{threshold_name} {threshold:g}")
         if mine or r is rows[0] or r is rows[-1]:
-            named.setdefault((round(xv, 6), round(yv, 6)), []).append(r["threshold"])
-    for (xv, yv), ts in named.items():  # (the same point at every threshold wrote 0.01 ... 0.4 over each other)
+            named.add(point)
+    for xv, yv in named:  # (the same point at every threshold wrote 0.01 ... 0.4 over each other)
+        ts = at[xv, yv]
         text = f"{min(ts):g}" if len(ts) == 1 else f"{min(ts):g}–{max(ts):g}"
         ax.annotate(text, (xv, yv), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set_xlabel("false-crack share (predicted cracks with no true crack nearby)")

@@ -421,8 +421,8 @@ def fit_model(model: torch.nn.Module, cfg, out_dir: Path, train_loader, val_load
               beta: bool = True, callbacks=()) -> TrainOutcome | None:
     """Train ``model`` with Lightning into ``out_dir``, then load the kept weights into it
     (``train.keep_weights``). ``callbacks``: extra Lightning callbacks of the workflow (they run
-    after the checkpoint callbacks and before EMA's). Returns None in the extra processes of a
-    DDP run."""
+    before EMA's, and before the checkpoint callbacks, which Lightning runs last). Returns None in
+    the extra processes of a DDP run."""
     from latentbridge.config import config_to_dict
 
     beta_cfg = cfg.beta.model_dump() if beta and hasattr(cfg, "beta") else None

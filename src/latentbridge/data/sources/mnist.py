@@ -85,7 +85,8 @@ class MNIST:
 
     Offline split: without ``train-images-idx3-ubyte(.gz)``, the 10,000 official test images
     are split with ``np.random.default_rng(seed)`` into ``n_offline_test`` test images and the
-    rest for training (8,000 / 2,000 by default); ``offline_split`` is then True, a
+    rest for training (8,000 / 2,000 by default; a t10k file of another size, the same share of
+    it); ``offline_split`` is then True, a
     ``UserWarning`` says so, and :meth:`indices` gives each split's rows in the t10k file.
     """
 
