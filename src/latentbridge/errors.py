@@ -272,7 +272,7 @@ def _worker_death(e: BaseException) -> str | None:
             signal, code = found.group(2), found.group(3)
             why = {"Killed": "killed from outside, or by the system for want of memory",
                    "Bus error": "out of shared memory (/dev/shm): in a container, give it more (--shm-size)"}.get(
-                signal, "it crashed" if signal else "killed, or it failed" + (f" with exit code {code}" if code else ""))
+                signal, "it crashed" if signal else "killed, or it failed" + (f" with exit code {code}" * bool(code)))
             return (f"a process reading the data (pid {found.group(1).strip()}) died"
                     + (f" of signal {signal}" if signal else "") + f" ({why}), and the command stopped; run it again "
                     "(--workers 0 reads the files in the command's own process)")
