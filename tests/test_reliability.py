@@ -638,9 +638,10 @@ def test_paths_with_yaml_looking_names(name, machine_data, feature_cache, tmp_pa
         assert main(["anomaly", "score", f"{name}_model", name, "--out", f"{name}_scores"]) == 0
         assert main(["anomaly", "calibrate", f"{name}_model", name]) == 0
         assert main(["export", f"{name}_model", "--out", f"{name}.onnx"]) == 0
-        folders = f"['{name}']" if name.startswith("[") else name  # (data.train_dir takes [a, b], a list, too)
+        here = f"./{name}" if name == "~" else name  # (-o expands a leading ~, as no shell does there)
+        folders = f"['{name}']" if name.startswith("[") else here  # (data.train_dir takes [a, b], a list, too)
         assert main(["train", "--config", str(REPO / "configs" / "anomaly_ae.yaml"), "--out", f"{name}_run",
-                     "-o", f"data.train_dir={folders}", "-o", f"data.test_dir={name}",
+                     "-o", f"data.train_dir={folders}", "-o", f"data.test_dir={here}",
                      *_o(["train.max_epochs=1"])]) == 0
         assert main(["evaluate", f"{name}_run", "--out", f"{name}_eval", "--data", name]) in (0, 2)
         assert main(["data", "synth", "machine", "--out", f"{name}_synth", "--duration", "1", "--n-train", "1",
