@@ -1658,3 +1658,25 @@ def test_data_moved_with_its_project_is_the_same_data(tmp_path):
     (tmp_path / "B" / "data" / "c.csv").write_text("z")
     assert data_changes(run, [*moved, tmp_path / "B" / "data" / "c.csv"]) == \
         f"1 added (c.csv); 1 of another size (sub/b.csv), under {tmp_path / 'B' / 'data'}"
+
+
+def test_a_distributed_process_that_died_is_said_before_lightning_stops_the_run(caplog, monkeypatch):
+    """kill -9 of one DDP process: Lightning's observer noted it at INFO, which the CLI keeps quiet, then killed every
+    process: exit 137 and not a word."""
+    from types import SimpleNamespace
+
+    from lightning.fabric.strategies.launchers.subprocess_script import _ChildProcessObserver
+
+    from latentbridge import utils
+
+    monkeypatch.setattr(utils, "LIGHTNING_INFO", False)
+    utils.quiet_lightning()
+    killed = []
+    child = SimpleNamespace(pid=4242, returncode=-9, poll=lambda: None)
+    observer = _ChildProcessObserver(main_pid=os.getpid(), child_processes=[child])
+    monkeypatch.setattr(observer, "_terminate_all", lambda: killed.append(True))
+    with caplog.at_level(logging.WARNING):
+        assert observer._run() is True
+    assert killed and "a process of this distributed run (pid 4242) died (killed by signal 9): every process is " \
+                      "stopped now, the command with it (exit 137)" in caplog.text, caplog.text
+    assert not [r for r in caplog.records if r.levelno < logging.WARNING]

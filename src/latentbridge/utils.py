@@ -79,6 +79,30 @@ def quiet_lightning() -> None:
             for h in [h for h in logger.handlers if type(h) is logging.StreamHandler]:
                 logger.removeHandler(h)
             logger.propagate = True
+    # the one INFO line said before Lightning kills every process of a DDP run whose other process died (exit 137
+    # and no word at all), said as a warning of ours
+    observer = logging.getLogger("lightning.fabric.strategies.launchers.subprocess_script")
+    observer.setLevel(logging.INFO)
+    if not any(isinstance(f, _ProcessDied) for f in observer.filters):
+        observer.addFilter(_ProcessDied())
+
+
+class _ProcessDied(logging.Filter):
+    """Lightning's note that a DDP process died, as a warning that says what follows; its other INFO notes dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        import re
+
+        found = re.search(r"Child process with PID (\d+) terminated with code (-?\d+)", record.getMessage())
+        if found is None:
+            return False
+        pid, code = found.groups()
+        how = f"killed by signal {-int(code)}" if int(code) < 0 else f"exit code {code}"
+        record.msg, record.args = (f"a process of this distributed run (pid {pid}) died ({how}): every process is "
+                                   "stopped now, the command with it (exit 137); run it again (a training: with "
+                                   "--resume), which clears what this one left"), ()
+        record.levelno, record.levelname, record.name = logging.WARNING, "WARNING", "latentbridge"
+        return True
 
 
 @contextlib.contextmanager
