@@ -328,3 +328,28 @@ def test_rms_does_not_separate_classes(tmp_path):
         rms[f["label"]].append(np.sqrt(np.mean(x**2)))
     auc = _auc(rms["normal"], rms["anomalous"])
     assert 0.3 <= auc <= 0.75, auc
+
+
+def test_the_help_of_data_synth_gives_each_generator_s_own_defaults():
+    """The help writes the defaults (the generators are not imported to parse a command line): they are theirs."""
+    import re
+
+    from latentbridge.cli import build_parser
+    from latentbridge.data.synth import bridge, machine, tissue
+
+    options = {"machine": (machine.DEFAULTS, {"--sample-rate": "sample_rate", "--duration": "duration_s",
+                                              "--n-train": "n_train", "--n-test-normal": "n_test_normal",
+                                              "--n-test-anomalous": "n_test_anomalous", "--seed": "seed"}),
+               "bridge": (bridge.DEFAULTS, {"--states": "states", "--sample-rate": "sample_rate",
+                                            "--duration": "duration_s", "--sensors": "n_sensors",
+                                            "--noise-snr": "noise_snr_db", "--seed": "seed"}),
+               "tissue": (tissue.DEFAULTS, {"--sections": "sections", "--test-sections": "test_sections",
+                                            "--height": "height", "--width": "width", "--channels": "channels",
+                                            "--seed": "seed"})}
+    kinds = build_parser()._subparsers._group_actions[0].choices["data"]._subparsers._group_actions[0].choices[
+        "synth"]._subparsers._group_actions[0].choices
+    for kind, (defaults, keys) in options.items():
+        helps = {a.option_strings[0]: a.help for a in kinds[kind]._actions if a.option_strings}
+        for option, key in keys.items():
+            written = re.search(r"default: ([-\d.]+)", helps[option])
+            assert written and float(written.group(1)) == float(defaults[key]), (kind, option, helps[option])

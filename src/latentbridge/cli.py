@@ -51,6 +51,16 @@ def _hardware(args) -> dict:
     return out
 
 
+def _synth_parser(kinds, name: str, text: str) -> argparse.ArgumentParser:
+    """``data synth NAME``'s parser with the options every generator takes (its defaults are the generator's
+    ``DEFAULTS``, written in the help: the modules are not imported to parse a command line)."""
+    q = kinds.add_parser(name, help=text)
+    q.add_argument("--out", required=True, help="folder to write")
+    q.add_argument("--seed", type=int, default=0, help="same seed, same data (default: 0)")
+    q.add_argument("--force", action="store_true", help="replace a non-empty output folder")
+    return q
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = utils.ArgumentParser(prog="latentbridge", description="Latent generative models of signals and images.")
     p.add_argument("--version", action="version", version=f"latentbridge {__version__}")
@@ -227,28 +237,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data", help="built-in data sets").add_subparsers(dest="data_cmd", required=True)
     ds = d.add_parser("synth", help="generate synthetic data").add_subparsers(dest="synth_kind", required=True)
-    sm = ds.add_parser("machine", help="rotating-machine recordings: train/normal, test/normal, test/anomalous")
-    sm.add_argument("--out", required=True, help="folder to write")
-    sm.add_argument("--seed", type=int, default=0, help="same seed, same data (default: 0)")
+    sm = _synth_parser(ds, "machine", "rotating-machine recordings: train/normal, test/normal, test/anomalous")
     sm.add_argument("--sample-rate", type=int, help="Hz (default: 16000)")
     sm.add_argument("--duration", type=float, help="seconds per recording (default: 10)")
     sm.add_argument("--n-train", type=int, help="normal training recordings (default: 60)")
     sm.add_argument("--n-test-normal", type=int, help="normal test recordings (default: 40)")
     sm.add_argument("--n-test-anomalous", type=int, help="anomalous test recordings (default: 40)")
-    sm.add_argument("--force", action="store_true", help="replace a non-empty output folder")
-    sb = ds.add_parser("bridge", help="simulated beam (finite elements): Data/Test_XX/*.csv + Labels/Test_XX/mask.png")
-    sb.add_argument("--out", required=True, help="folder to write")
+    sb = _synth_parser(ds, "bridge", "simulated beam (finite elements): Data/Test_XX/*.csv + Labels/Test_XX/mask.png")
     sb.add_argument("--states", type=int, help="number of damage states (tests; default: 300)")
-    sb.add_argument("--seed", type=int, default=0, help="same seed, same data (default: 0)")
     sb.add_argument("--sample-rate", type=float, help="Hz (default: 200)")
     sb.add_argument("--duration", type=float, help="seconds per recording (default: 20)")
     sb.add_argument("--sensors", type=int, help="accelerometers along the span (default: 8)")
     sb.add_argument("--noise-snr", type=float, help="sensor noise SNR in dB (default: 30)")
-    sb.add_argument("--force", action="store_true", help="replace a non-empty output folder")
-    st = ds.add_parser("tissue", help="tissue sections for mass-spectrometry imaging: noisy and clean ion images "
-                                      "(.npy), masks, imzML files")
-    st.add_argument("--out", required=True, help="folder to write")
-    st.add_argument("--seed", type=int, default=0, help="same seed, same data (default: 0)")
+    st = _synth_parser(ds, "tissue", "tissue sections for mass-spectrometry imaging: noisy and clean ion images "
+                                     "(.npy), masks, imzML files")
     st.add_argument("--sections", type=int, help="sections (default: 10; the last --test-sections: the test split)")
     st.add_argument("--test-sections", type=int, help="default: 2")
     st.add_argument("--height", type=int, help="pixels (default: 80)")
@@ -257,7 +259,6 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--count-scale", type=float, help="expected counts x this (higher: less Poisson noise)")
     st.add_argument("--dropout", type=float, help="share of pixels missing at random")
     st.add_argument("--no-imzml", action="store_true", help="write the arrays only")
-    st.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     return p
 
 
