@@ -81,17 +81,29 @@ def prune_cache(folder: Path, limit_bytes: float, pass_keys=None) -> int:
         return 0
     if pass_keys is not None and limit_bytes > 0:
         _warn_over_limit(folder, sum(entries[k][0] for k in set(pass_keys()) if k in entries), limit_bytes)
-    removed = 0
-    for key, (size, _) in sorted(entries.items(), key=lambda kv: kv[1][1]):
-        if total <= 0.9 * limit_bytes:
-            break
+
+    def remove(key):
         for ext in ("npy", "json"):
             with contextlib.suppress(OSError):
                 os.remove(folder / f"{key}.{ext}")
-        total -= size
-        removed += 1
+
+    removed = _remove_least_recent([(when, size, key) for key, (size, when) in entries.items()], total, limit_bytes,
+                                   remove)
     log.info("feature cache %s: %d least recently used entries removed (limit %.3g GB, "
              "$LATENTBRIDGE_CACHE_MAX_GB)", folder, removed, limit_bytes / 1e9)
+    return removed
+
+
+def _remove_least_recent(entries: list[tuple[float, int, object]], total: int, limit_bytes: float, remove) -> int:
+    """``remove`` the least recently used of ``entries`` (time, size, what ``remove`` takes) until the ``total`` size
+    is at most 90 % of ``limit_bytes``; how many went."""
+    removed = 0
+    for _, size, entry in sorted(entries, key=lambda e: e[0]):
+        if total <= 0.9 * limit_bytes:
+            break
+        remove(entry)
+        total -= size
+        removed += 1
     return removed
 
 
@@ -112,15 +124,8 @@ def prune_sets(folder: Path, limit_bytes: float, keep: Path | None = None) -> in
                     total += size
     if total <= limit_bytes:
         return 0
-    removed = 0
-    for _, size, path in sorted(sets):
-        if total <= 0.9 * limit_bytes:
-            break
-        if keep is not None and path == Path(keep):
-            continue
-        shutil.rmtree(path, ignore_errors=True)
-        total -= size
-        removed += 1
+    removed = _remove_least_recent([s for s in sets if keep is None or s[2] != Path(keep)], total, limit_bytes,
+                                   lambda path: shutil.rmtree(path, ignore_errors=True))
     if removed:
         log.info("digit set cache %s: %d least recently used sets removed (limit %.3g GB, $LATENTBRIDGE_CACHE_MAX_GB)",
                  folder, removed, limit_bytes / 1e9)
