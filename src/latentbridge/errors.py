@@ -248,16 +248,19 @@ def user_error_text(e: BaseException, args) -> str | None:
     return None
 
 
+def _chain(e: BaseException | None):
+    """``e`` and the exceptions it was raised from or during, each once (a chain may loop)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        yield e
+        e = e.__cause__ or e.__context__
+
+
 def interrupted_in(e: BaseException) -> KeyboardInterrupt | None:
     """The Ctrl-C or SIGTERM behind ``e``, an error it raised on its way (a DataLoader worker stopped by the same
     Ctrl-C: 'exited unexpectedly', a traceback and exit 1), or None."""
-    seen = set()
-    while e is not None and id(e) not in seen:
-        if isinstance(e, KeyboardInterrupt):
-            return e
-        seen.add(id(e))
-        e = e.__cause__ or e.__context__
-    return None
+    return next((x for x in _chain(e) if isinstance(x, KeyboardInterrupt)), None)
 
 
 def _worker_death(e: BaseException) -> str | None:
@@ -265,9 +268,9 @@ def _worker_death(e: BaseException) -> str | None:
     (a traceback of 94 lines, exit 1); None for anything else."""
     import re
 
-    while e is not None:
+    for x in _chain(e):
         found = re.search(r"DataLoader worker \(pid\(?s?\)? ?([\d, ]+)\)(?: is killed by signal: ([^.]+)| exited "
-                          r"unexpectedly(?: with exit code (-?\d+))?)", str(e)) if isinstance(e, RuntimeError) else None
+                          r"unexpectedly(?: with exit code (-?\d+))?)", str(x)) if isinstance(x, RuntimeError) else None
         if found:
             signal, code = found.group(2), found.group(3)
             why = {"Killed": "killed from outside, or by the system for want of memory",
@@ -276,7 +279,6 @@ def _worker_death(e: BaseException) -> str | None:
             return (f"a process reading the data (pid {found.group(1).strip()}) died"
                     + (f" of signal {signal}" if signal else "") + f" ({why}), and the command stopped; run it again "
                     "(--workers 0 reads the files in the command's own process)")
-        e = e.__cause__ or e.__context__
     return None
 
 
