@@ -45,11 +45,15 @@ def test_overrides_are_typed_and_nested():
 def test_unknown_key_is_named(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("train:\n  max_epoch: 3\n")
-    with pytest.raises(ConfigError, match=r"unknown key 'train.max_epoch'") as e:
+    with pytest.raises(ConfigError, match=r"unknown key 'train.max_epoch' \(did you mean 'max_epochs'\?\)") as e:
         load_config(p)
     assert str(p) in str(e.value)
-    with pytest.raises(ConfigError, match=r"unknown key 'modell'"):
+    with pytest.raises(ConfigError, match=r"unknown key 'modell' \(did you mean 'model'\?\)"):
         load_config(None, ["modell.name=conv_vae"])
+    # a typo in a model's key, a key of another section, a key close to none
+    with pytest.raises(ConfigError, match=r"unknown key 'train.window_s' \(did you mean 'audio.window_s'\?\); unknown "
+                                          r"key 'model.chanels' \(did you mean 'channels'\?\); unknown key 'zzz'$"):
+        load_config(None, ["model.name=conv_vae", "model.chanels=[8]", "train.window_s=1", "zzz=1"])
 
 
 def test_wrong_type_is_named(tmp_path):

@@ -251,20 +251,52 @@ def _compose_nested(node: dict, path: Path, chain: tuple[Path, ...]) -> dict:
     return out
 
 
-def format_validation_error(err: ValidationError, source: str, tags: set[str] = frozenset()) -> str:
+def format_validation_error(err: ValidationError, source: str, tags: set[str] = frozenset(), roots: tuple = ()) -> str:
     """One line naming every bad key (dotted, union tags such as the task or model name removed)."""
-    return f"{source}: invalid config: " + validation_problems(err, tags)
+    return f"{source}: invalid config: " + validation_problems(err, tags, roots)
 
 
-def validation_problems(err: ValidationError, tags: set[str] = frozenset()) -> str:
-    """:func:`format_validation_error` without its source."""
+def _sections(annotation) -> list:
+    """The config classes an annotation holds (a section, an optional one, a union of them, a list of them)."""
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [c for a in get_args(annotation) for c in _sections(a)]
+
+
+def _suggestion(loc: list[str], roots: tuple) -> str:
+    """`` (did you mean 'KEY'?)`` for an unknown key at ``loc`` (pydantic's, union tags in it) close to a key the
+    classes below ``roots`` take there, else ""."""
+    import difflib
+
+    classes, top = list(roots), []
+    for part in loc[:-1]:  # a union's tag (the task, a model's name) picks the variant it names, a field its sections
+        tagged = [c for c in classes if part in {f.default for f in c.model_fields.values() if isinstance(f.default, str)}]
+        below = tagged if len(classes) > 1 and tagged else [
+            c for cls in classes if part in cls.model_fields for c in _sections(cls.model_fields[part].annotation)]
+        classes = below or classes
+        top = top or (tagged if len(roots) > 1 else list(roots))
+    close = difflib.get_close_matches(loc[-1], sorted({k for c in classes for k in c.model_fields}), n=1, cutoff=0.75)
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    elsewhere = sorted({f"{name}.{k}" for c in top for name, f in c.model_fields.items() for s in _sections(f.annotation)
+                        for k in difflib.get_close_matches(loc[-1], list(s.model_fields), n=1, cutoff=0.9)})
+    return f" (did you mean {' / '.join(repr(e) for e in elsewhere[:3])}?)" if len(loc) > 2 and elsewhere else ""
+
+
+def validation_problems(err: ValidationError, tags: set[str] = frozenset(), roots: tuple = ()) -> str:
+    """:func:`format_validation_error` without its source; ``roots``: the config classes validated (an unknown key's
+    closest known one is suggested)."""
     lines = []
     for e in err.errors():
-        loc = [str(p) for p in e["loc"]]
-        loc = [p for i, p in enumerate(loc) if not (p in tags and (i == 0 or loc[i - 1] in ("model", "augment")))]
+        raw = [str(p) for p in e["loc"]]
+        loc = [p for i, p in enumerate(raw) if not (p in tags and (i == 0 or raw[i - 1] in ("model", "augment")))]
         key = ".".join(loc) or "(top level)"
         if e["type"] == "extra_forbidden":
-            lines.append(f"unknown key '{key}'")
+            lines.append(f"unknown key '{key}'" + _suggestion(raw, roots))
         elif e["type"] == "union_tag_invalid":
             ctx = e.get("ctx", {})
             disc = str(ctx.get("discriminator", "name")).strip("'\"")

@@ -504,7 +504,7 @@ WORKFLOWS: dict[str, type[Workflow]] = {w.model_fields["task"].default: w for w 
 
 Config = Annotated[Union[tuple(WORKFLOWS.values())], Field(discriminator="task")]
 _ADAPTER: TypeAdapter = TypeAdapter(Config)
-_TAGS = set(WORKFLOWS) | set(REGISTRY) | {"mnist", "fsdd"}
+_TAGS, _ROOTS = set(WORKFLOWS) | set(REGISTRY) | {"mnist", "fsdd"}, tuple(WORKFLOWS.values())
 
 
 def validate(raw: dict, source: str = "config") -> Workflow:
@@ -518,8 +518,8 @@ def validate(raw: dict, source: str = "config") -> Workflow:
         return _ADAPTER.validate_python(raw)
     except ValidationError as e:
         hint = _model_key_hint(e, raw["task"])
-        raise ConfigError(format_validation_error(e, source, _TAGS) + hint,
-                          problems=validation_problems(e, _TAGS) + hint) from None
+        raise ConfigError(format_validation_error(e, source, _TAGS, _ROOTS) + hint,
+                          problems=validation_problems(e, _TAGS, _ROOTS) + hint) from None
 
 
 def _model_key_hint(err: ValidationError, task: str) -> str:
