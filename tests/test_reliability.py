@@ -1312,6 +1312,51 @@ def test_a_training_killed_before_its_first_checkpoint_is_named(tmp_path):
         load_model(fit)
 
 
+def test_a_folder_being_trained_is_named_busy_and_one_whose_process_died_stopped(tmp_path):
+    """A second training into a folder under training was told '--resume continues it' (which it then refused), a
+    score of it 'continue it with --resume'; a fit killed while it read its data left config.yaml alone (and its lock
+    file), named 'exists and is not empty'."""
+    from latentbridge.errors import BusyError, LatentbridgeError
+    from latentbridge.models.hub import load_model
+    from latentbridge.outputs import FolderLock, check_target
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text("task: anomaly\n")
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], "
+                               "os.O_RDWR | os.O_CREAT); os.write(fd, b'PID 77: latentbridge train'); "
+                               "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(120)",
+                               str(FolderLock(run).path)], stdout=subprocess.PIPE, text=True)  # another process
+    try:
+        assert holder.stdout.readline().strip() == "held" and FolderLock(run).held_by() == "PID 77: latentbridge train"
+        for force in (False, True):
+            with pytest.raises(BusyError, match=r"run: another latentbridge process is writing it \(PID 77"):
+                check_target(run, force=force, training=True)
+        with pytest.raises(LatentbridgeError, match=r"missing config\.json: another latentbridge process is writing "
+                                                    r"it \(PID 77: latentbridge train\); wait for it to finish$"):
+            load_model(run)
+        with FolderLock(tmp_path / "mine"):  # this process's own lock: no other process's
+            assert FolderLock(tmp_path / "mine").held_by() is None
+    finally:
+        holder.kill()
+        holder.wait()
+    FolderLock(run).path.unlink()
+    assert FolderLock(run).held_by() is None
+    with pytest.raises(LatentbridgeError, match="an unfinished training: --resume continues it"):
+        check_target(run, force=False, training=True)
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / "config.yaml").write_text("task: anomaly\n")
+    with pytest.raises(LatentbridgeError, match="exists and is not empty"):  # no lock left: a user's folder, maybe
+        check_target(killed, force=False, training=True)
+    FolderLock(killed).path.write_text("PID 1: latentbridge anomaly fit")  # left by the killed process, held by none
+    with pytest.raises(LatentbridgeError, match="a training stopped before its first checkpoint"):
+        check_target(killed, force=False, training=True)
+    with pytest.raises(LatentbridgeError, match="its training stopped before it saved anything to resume"):
+        load_model(killed)
+
+
 def test_a_moved_run_keeps_its_best_checkpoint_when_resumed(tmp_path):
     """Lightning forgets the best score of a run whose folder moved (a copy resumed replaced best.ckpt of epoch 55,
     val 2.5190, by epoch 61's 2.5205): the kept paths are read in the run's folder now, the score kept."""

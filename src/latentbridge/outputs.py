@@ -43,6 +43,10 @@ def _describe_os_error(e: OSError) -> str:
     return e.strerror or type(e).__name__
 
 
+#: the folders this process holds the lock of
+_HELD: set[Path] = set()
+
+
 class FolderLock:
     """Exclusive, non-blocking lock on ``folder`` through ``folder.parent/.NAME.lock``."""
 
@@ -57,6 +61,30 @@ class FolderLock:
             return self.path.read_text(encoding="utf-8").strip() or "unknown"
         except OSError:
             return "unknown"
+
+    def held_by(self) -> str | None:
+        """The holder's line where another process holds the lock now; None where nobody does (a lock file left by a
+        killed process included) or this process does. Takes nothing."""
+        if self.real in _HELD:
+            return None
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return self.holder()
+        finally:
+            os.close(fd)  # (a shared lock taken goes with it)
+        return None
+
+    def busy_error(self, holder: str | None = None) -> "BusyError | None":
+        """The error of a folder another process writes now (``holder``: its line, read when None; None: no process
+        writes it)."""
+        held = holder or self.held_by()
+        return None if held is None else BusyError(f"{self.folder}: another latentbridge process is writing it "
+                                                   f"({held}); wait for it to finish or choose another output")
 
     def acquire(self) -> "FolderLock":
         try:
@@ -74,8 +102,7 @@ class FolderLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                raise BusyError(f"{self.folder}: another latentbridge process is writing it "
-                                f"({self.holder()}); wait for it to finish or choose another output") from None
+                raise self.busy_error(self.holder()) from None
             # the holder may have released and removed the file between our open and flock
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
@@ -87,12 +114,14 @@ class FolderLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"PID {os.getpid()}: {' '.join(sys.argv[:6])}".encode("utf-8", "replace"))
         self.fd = fd
+        _HELD.add(self.real)
         _remove_leftovers(self.real)
         return self
 
     def release(self) -> None:
         if self.fd is None:
             return
+        _HELD.discard(self.real)
         with contextlib.suppress(OSError):
             os.unlink(self.path)
         fcntl.flock(self.fd, fcntl.LOCK_UN)
@@ -237,12 +266,15 @@ def protect_arguments(args) -> None:
 
 def stopped_early(folder: Path) -> bool:
     """Whether ``folder`` is a training killed before its first checkpoint or saved model: what a training writes
-    first (``config.yaml`` and ``logs/``, or a fit's ``calibration.json``: a killed `anomaly fit` was 'exists and is
-    not empty') and nothing else (a user's experiment folder with its own config.yaml and notes is not one)."""
+    first (``config.yaml`` and ``logs/``, or a fit's ``calibration.json``, or ``config.yaml`` beside the lock file its
+    killed process left: a killed `anomaly fit` was 'exists and is not empty') and nothing else (a user's experiment
+    folder with its own config.yaml and notes is not one)."""
     folder = Path(folder)
     names = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
-    return "config.yaml" in names and bool(names & {"logs", "calibration.json"}) and not trained_run(folder) and \
-        names <= {"config.yaml", "logs", "checkpoints", "first_stage", "calibration.json"}
+    lock = FolderLock(folder)  # a fit killed while it read its data left config.yaml alone, and its lock file
+    left = lock.path.is_file() and lock.held_by() is None
+    return "config.yaml" in names and bool(names & {"logs", "calibration.json"} or left) and \
+        not trained_run(folder) and names <= {"config.yaml", "logs", "checkpoints", "first_stage", "calibration.json"}
 
 
 def trained_run(folder: Path) -> bool:
@@ -265,6 +297,8 @@ def check_target(folder: Path, force: bool, what: str = "output folder", trainin
         raise LatentbridgeError(f"{folder}: exists and is a file, not a folder (choose another {what})")
     if _is_nonempty_dir(folder):
         trained = not (training or trains) and trained_run(folder)
+        if busy := FolderLock(folder).busy_error():  # (not its unfinished training's --resume, which it refused)
+            raise busy
         if not force:
             kept = "".join(f"; what it held before a --force run that was killed is kept in {k}"
                            for k in kept_aside(folder))

@@ -160,8 +160,11 @@ def _trained_by(folder: Path) -> str:
 def _read_json(folder: Path) -> dict:
     cfg_path = folder / CONFIG_NAME
     if not cfg_path.is_file():
-        from latentbridge.outputs import kept_aside, resumable_run, stopped_early
+        from latentbridge.outputs import FolderLock, kept_aside, resumable_run, stopped_early
 
+        if held := FolderLock(folder).held_by():  # a training under way (its --resume refused, its old folder gone)
+            raise ModelFolderError(folder, f"missing {CONFIG_NAME}: another latentbridge process is writing it "
+                                           f"({held}); wait for it to finish")
         # a killed --force run's: the model it replaced is kept beside it (it was not said here)
         kept = "".join(f"; the model it replaced is kept in {k}" for k in kept_aside(folder))
         if resumable_run(folder):  # a training that did not finish
