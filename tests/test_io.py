@@ -708,3 +708,16 @@ def test_a_wav_header_never_finalised_is_read_whole(tmp_path, subtype, caplog):
     cut.write_bytes(good.read_bytes()[: layout.data_offset + layout.block_align * sr])
     with pytest.raises(DataError, match="truncated audio file"):
         read_audio(cut)
+
+
+def test_write_wav_reads_integer_pcm_at_its_full_scale_and_names_a_time_by_channel_array(tmp_path):
+    tone = 0.5 * np.sin(np.arange(SR) / 10)
+    write_wav(tmp_path / "i16.wav", (tone * 32767).astype(np.int16), SR)  # (clipped to [-1, 1]: a square wave)
+    back = read_audio(tmp_path / "i16.wav")[0]
+    assert np.abs(back - tone).max() < 1e-3
+    with pytest.raises(DataError, match=r"shape \(16000, 2\) would be 16000 channels of 2 samples: \(C, T\) expected"):
+        write_wav(tmp_path / "tc.wav", np.c_[tone, tone], SR)
+    assert not (tmp_path / "tc.wav").exists()
+    for rate in (float("nan"), float("inf"), 0, 8000.5):
+        with pytest.raises(ValueError, match=f"sample_rate must be a positive integer, got {rate!r}"):
+            read_audio(tmp_path / "i16.wav", sample_rate=rate)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import sqlite3
 
 import numpy as np
@@ -238,3 +239,16 @@ def test_listen_says_what_score_says_of_a_stereo_file_and_reads_a_csv_at_the_rat
 
     with pytest.raises(DataError, match="--sample-rate HZ at anomaly score / calibrate / listen --source"):
         listen_model(fitted_model, source=csv_path, out=io.StringIO())
+
+
+def test_score_windows_names_windows_of_another_length_and_takes_float64(fitted_model):
+    det = Detector.load(fitted_model)
+    n = det.spec.window_samples
+    x = np.random.default_rng(0).normal(0, 0.05, (2, n))  # float64, as numpy gives it
+    scores, _ = det.score_windows(x)
+    assert np.allclose(scores, det.score_windows(x.astype(np.float32))[0], rtol=1e-5)
+    assert np.allclose(det.score_features(det.window_features(x).astype(np.float64)), scores, rtol=1e-5)
+    for bad in (np.zeros((1, 2 * n)), np.zeros((1, 100)), np.zeros(n)):  # (a 4-s window was read as its first 2 s)
+        with pytest.raises(ValueError, match=rf"windows of shape \(n, {n}\) or \(n, channels, {n}\) expected .*got "
+                                             rf"shape {re.escape(str(bad.shape))}"):
+            det.score_windows(bad)

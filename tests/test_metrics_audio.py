@@ -222,3 +222,9 @@ def test_batches_and_audio_metrics():
     single = audio_metrics(x, x, 8000)
     assert single["n"] == 1 and single["pesq"] == pytest.approx(PESQ_MAX_NB, abs=0.01)
     assert single["stoi"] == pytest.approx(1.0, abs=1e-6) and single["lsd"] == 0.0
+
+
+def test_stoi_of_a_silent_reference_is_nan_with_a_warning():
+    x = 0.1 * np.sin(np.arange(16000) / 7)
+    with pytest.warns(RuntimeWarning, match="reference is silent"):
+        assert math.isnan(stoi_score(x, np.zeros_like(x), 8000))  # (read 0.0: as if unintelligible)

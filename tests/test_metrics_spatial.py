@@ -103,3 +103,15 @@ def test_denoisers_inpainting_and_tuning():
     missing = rng.random(valid.shape) < 0.2
     filled = B.biharmonic(np.where(missing[..., None], 0, truth), valid & ~missing, missing)
     assert psnr(truth, filled, missing) > 45 and np.array_equal(filled[~missing], truth[~missing])
+
+
+def test_spectral_angle_does_not_depend_on_the_datas_units():
+    rng = np.random.default_rng(0)
+    truth = rng.random((6, 6, 5)) + 0.1
+    est = truth + 0.1 * rng.random(truth.shape)
+    same = [spectral_angle(truth * s, truth * s) for s in (1, 1e-3, 1e-6, 1e-30)]
+    assert max(same) < 1e-5  # (at 1e-6 an absolute guard on the norms read 30 degrees)
+    noisy = [spectral_angle(truth * s, est * s) for s in (1, 1e-3, 1e-6, 1e-30)]
+    assert np.ptp(noisy) < 1e-6 and 0.5 < noisy[0] < 10
+    zero = np.zeros((2, 2, 3))
+    assert spectral_angle(zero, zero) == 0.0 and spectral_angle(zero, zero + 1) == pytest.approx(90.0)

@@ -413,3 +413,18 @@ def test_fixed_frame_count_skips_unneeded_samples_exactly():
     torch.testing.assert_close(t.magnitude(wave)[:, 0], full, rtol=1e-5, atol=1e-5)
     short = SpectrogramTransform(**{**SEED_PRESET, "n_frames": 200})  # more frames than the wave has
     assert short.magnitude(wave).shape[-1] == 200
+
+
+def test_stft_names_a_wave_too_short_and_settings_it_cannot_invert():
+    with pytest.raises(ValueError, match="a wave of 100 samples is too short for n_fft 512 .reflect padding needs "
+                                         "more than 256 samples"):
+        STFT(512, 128)(torch.zeros(100))
+    with pytest.raises(ValueError, match="300 samples is too short for n_fft 512 .one frame needs n_fft"):
+        STFT(512, 128, center=False)(torch.zeros(300))
+    x = torch.randn(2, 4000)
+    for st, why in ((STFT(512, 128, center=False), "first and last samples, with center=False"),
+                    (STFT(256, 256), "hop 256 leaves samples where every window is zero")):
+        with pytest.raises(ValueError, match=f"cannot be inverted: some samples lie under no window .*{why}"):
+            st.inverse(st(x), length=4000)
+    st = STFT(512, 128)
+    assert (st.inverse(st(x), length=4000) - x).abs().max() < 1e-5

@@ -81,6 +81,7 @@ from latentbridge.io import (  # numpy only at import time
 )
 from latentbridge.io.audio import is_table, rate_problem
 from latentbridge.io.blockread import BlockWindows, RecordingBlocks
+from latentbridge.io.windows import check_windows
 from latentbridge.io.wav import declared_frames, sample_width, unfinalised_frames, wav_layout
 from latentbridge.transforms.numpy_stft import silence_tail, stft_magnitude
 from latentbridge.utils import ArgumentParser, sheet_safe_path, tolerant_stdout
@@ -208,7 +209,10 @@ class EdgeScorer:
         return mag[:, None] if mag.ndim == 3 else mag  # (B, 1, F, T)
 
     def score_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(n, window_samples) at ``sample_rate`` → (scores, decisions)."""
+        """(n, window_samples) at ``sample_rate`` → (scores, decisions); windows of another length are a ValueError
+        (:func:`~latentbridge.io.windows.check_windows`), a window holding NaN or inf scores NaN (no decision: not an
+        alarm)."""
+        windows = check_windows(windows, self.window, self.sample_rate)
         score = self.session.run(["score"], {"magnitude": self.magnitude(windows).astype(np.float32)})[0]
         score = np.asarray(score).reshape(-1)
         return score, score > self.threshold

@@ -541,6 +541,18 @@ def warnings_said() -> Iterator[list[str]]:
 MAX_SEED = 2 ** 32 - 1
 
 
+def positive_integer(value, name: str) -> int:
+    """``value`` as an int where it is a positive whole number (8000, 8000.0), else a ValueError naming ``name`` (NaN
+    and inf among them: ``int(nan)``'s own message named no setting)."""
+    try:
+        ok = float(value).is_integer() and float(value) > 0
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def check_seed(seed: int, low: int = 0, high: int = MAX_SEED) -> int:
     """``--seed`` as given, or LatentbridgeError outside ``low``..``high`` (a traceback from numpy or torch):
     0..:data:`MAX_SEED` where numpy draws, torch's 64-bit range where only torch does (``enhance``)."""

@@ -43,7 +43,7 @@ from latentbridge.io.resampling import resample
 from latentbridge.io.vibration import MAX_RATE, RECORDING_SUFFIXES
 from latentbridge.io.wav import (PCM16_FORMATS, STALE_MIN_BYTES, WavLayout, declared_frames, read_pcm16,
                                  read_wav_samples, unfinalised_frames, wav_layout)
-from latentbridge.utils import file_stamp, first_time, is_hidden, listed, walk_files
+from latentbridge.utils import file_stamp, first_time, is_hidden, listed, positive_integer, walk_files
 
 log = logging.getLogger(__name__)
 
@@ -468,8 +468,8 @@ def read_audio(
     """
     path = Path(path)
     _check_file(path)
-    if sample_rate is not None and (int(sample_rate) != sample_rate or sample_rate <= 0):
-        raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    if sample_rate is not None:
+        positive_integer(sample_rate, "sample_rate")
 
     if is_table(path):
         data, sr = _read_table(path, csv_rate, columns)

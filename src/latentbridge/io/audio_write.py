@@ -8,7 +8,7 @@ import numpy as np
 
 from latentbridge.errors import DataError
 from latentbridge.io.audio import _sf_error_text
-from latentbridge.utils import atomic_path
+from latentbridge.utils import atomic_path, positive_integer
 
 # soundfile format names for writing, by extension
 _WRITE_FORMATS = {
@@ -33,7 +33,8 @@ def write_audio(
 ) -> Path:
     """Write ``wave`` (``(T,)`` or ``(C, T)``) atomically; the format follows the extension.
 
-    Samples must be finite; for integer PCM subtypes they are clipped to [-1, 1].
+    Samples must be finite; float samples are clipped to [-1, 1] for integer PCM subtypes, integer ones (int16 PCM,
+    uint8's offset binary) read at their type's full scale.
     """
     import soundfile as sf
 
@@ -46,11 +47,16 @@ def write_audio(
                 f"cannot write audio with extension {path.suffix or '(none)'!r}; "
                 f"use one of {', '.join(_WRITE_FORMATS)}",
             )
-    if int(sample_rate) != sample_rate or sample_rate <= 0:
-        raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
+    positive_integer(sample_rate, "sample_rate")
     wave = np.asarray(wave)
+    if np.issubdtype(wave.dtype, np.integer):  # PCM samples: read at their full scale (int16 32767 → 1.0), not as
+        info = np.iinfo(wave.dtype)             # floats clipped to [-1, 1] (a square wave)
+        wave = (wave.astype(np.float64) - (info.max + 1 if info.min == 0 else 0)) / (info.max + 1)
     if wave.ndim == 1:
         data = wave
+    elif wave.ndim == 2 and wave.shape[0] > wave.shape[1]:
+        raise DataError(path, f"a waveform of shape {wave.shape} would be {wave.shape[0]} channels of {wave.shape[1]} "
+                              "samples: (C, T) expected (a (T, C) array: pass its transpose)")
     elif wave.ndim == 2:
         data = wave.T  # soundfile wants (T, C)
     else:

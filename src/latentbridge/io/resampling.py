@@ -18,7 +18,7 @@ def resample(x: np.ndarray, orig_sr: float, target_sr: float, axis: int = -1) ->
     """
     import soxr
 
-    if orig_sr <= 0 or target_sr <= 0:
+    if not (np.isfinite(orig_sr) and np.isfinite(target_sr) and orig_sr > 0 and target_sr > 0):
         raise ValueError(f"sample rates must be positive, got {orig_sr} and {target_sr}")
     x = np.asarray(x, dtype=np.float32)
     if orig_sr == target_sr:

@@ -15,7 +15,8 @@ import numpy as np
 
 from latentbridge.errors import DataError
 
-__all__ = ["MIN_WINDOW_SHARE", "PAD_MODES", "WindowBuffer", "WindowView", "check_recording_length", "cut_windows"]
+__all__ = ["MIN_WINDOW_SHARE", "PAD_MODES", "WindowBuffer", "WindowView", "check_recording_length", "check_windows",
+           "cut_windows"]
 
 #: Pad modes of :func:`cut_windows` (``"none"``: no padding, partial windows are dropped).
 PAD_MODES: tuple[str, ...] = ("wrap", "constant", "reflect", "none")
@@ -152,6 +153,18 @@ def cut_windows(
     starts = window_starts(T, window, hop, pad)
     windows = WindowView(wave, starts, window)
     return (windows if lazy else windows[:]), starts
+
+
+def check_windows(windows, window: int, sample_rate: float) -> np.ndarray:
+    """``windows`` as float32 ``(n, window)`` (or ``(n, channels, window)``) waveforms of a model's windows, else a
+    ValueError saying what the model reads: a 4-s window was scored as a 2-s model's first 2 s (a fault in its second
+    half unseen), a 1-D one met torch's padding message."""
+    w = np.asarray(windows, dtype=np.float32)
+    if w.ndim not in (2, 3) or w.shape[-1] != window:
+        raise ValueError(f"windows of shape (n, {window}) or (n, channels, {window}) expected ({window} samples: the "
+                         f"model's {window / sample_rate:g}-s window at {sample_rate:g} Hz), got shape {w.shape}; "
+                         "cut a recording into them with latentbridge.io.cut_windows")
+    return w
 
 
 def window_starts(n_samples: int, window: int, hop: int, pad: str = "wrap") -> np.ndarray:

@@ -226,13 +226,9 @@ PESQ_MIN_SECONDS = 0.25
 
 
 def _rate(sample_rate) -> int:
-    try:
-        sr = int(sample_rate)
-    except (TypeError, ValueError):
-        raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}") from None
-    if sr != sample_rate or sr <= 0:
-        raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
-    return sr
+    from latentbridge.utils import positive_integer
+
+    return positive_integer(sample_rate, "sample_rate")
 
 
 def _pesq_plan(sample_rate, mode: str | None) -> tuple[int, int, str]:
@@ -371,6 +367,9 @@ def _stoi_one(e: np.ndarray, r: np.ndarray, sr: int, extended: bool) -> float:
 
     from pystoi import stoi
 
+    if not np.any(r):  # (read 0.0, as if the estimate were unintelligible)
+        warnings.warn("STOI: the reference is silent; returning NaN", RuntimeWarning, stacklevel=3)
+        return float("nan")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         value = float(stoi(r, e, sr, extended=extended))

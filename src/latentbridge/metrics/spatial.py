@@ -96,11 +96,17 @@ def ssim(truth: np.ndarray, est: np.ndarray, where: np.ndarray | None = None) ->
 
 
 def spectral_angle(truth: np.ndarray, est: np.ndarray, where: np.ndarray | None = None) -> float:
-    """Mean spectral angle (degrees) between estimated and true spectra over the pixels ``where``."""
+    """Mean spectral angle (degrees) between estimated and true spectra over the pixels ``where``, whatever the data's
+    units (an absolute guard on the norms read a map against itself at 30 degrees at a scale of 1e-6); a pixel whose
+    spectra are both zero is at 0 degrees, one of them zero at 90."""
     w = _check(truth, est, where)
     t = truth[w].astype(np.float64)
     e = est[w].astype(np.float64)
-    cos = (t * e).sum(1) / (np.linalg.norm(t, axis=1) * np.linalg.norm(e, axis=1) + 1e-12)
+    t = t / np.maximum(np.abs(t).max(1, keepdims=True), np.finfo(float).tiny)  # each pixel's scale out first: no
+    e = e / np.maximum(np.abs(e).max(1, keepdims=True), np.finfo(float).tiny)  # underflow of the norms' product
+    nt, ne = np.linalg.norm(t, axis=1), np.linalg.norm(e, axis=1)
+    both = nt * ne > 0
+    cos = np.where(both, (t * e).sum(1) / np.where(both, nt * ne, 1.0), np.where((nt == 0) & (ne == 0), 1.0, 0.0))
     return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))).mean())
 
 

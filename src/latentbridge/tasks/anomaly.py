@@ -60,6 +60,8 @@ def score_features(model, features: np.ndarray, method: str = "mse", n_samples: 
     model.eval()
     if len(features) == 0:
         return np.zeros(0)
+    if isinstance(features, np.ndarray) and features.dtype != np.float32:  # numpy's float64 met torch's dtype error
+        features = features.astype(np.float32)
     g = torch.Generator().manual_seed(seed) if generator is None else generator
     dev = next(iter(model.parameters()), next(iter(model.buffers()), torch.zeros(0))).device
     return batched(lambda x: model.score(x.to(dev), method=method, n_samples=n_samples, generator=g).double().cpu(),
@@ -168,7 +170,12 @@ class Detector:
         return self._stream_extractor.features_of_windows(np.asarray(windows, dtype=np.float32))
 
     def score_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(n, window_samples) waveforms at the model's rate → (scores, decisions)."""
+        """(n, window_samples) waveforms at the model's rate → (scores, decisions); windows of another length are a
+        ValueError (:func:`~latentbridge.io.windows.check_windows`), a window holding NaN or inf scores NaN (no
+        decision: not an alarm; the commands say "no decision")."""
+        from latentbridge.io.windows import check_windows
+
+        windows = check_windows(windows, self.spec.window_samples, self.sample_rate)
         scores = self.score_features(self.window_features(windows))
         return scores, scores > self.threshold
 

@@ -136,8 +136,12 @@ class STFT(nn.Module):
             raise TypeError("STFT.forward: expected a real wave")
         if not wave.is_floating_point() or wave.dtype in (torch.float16, torch.bfloat16):
             wave = wave.float()  # torch.stft takes neither (a decoded wave under mixed precision)
-        lead = wave.shape[:-1]
-        flat = wave.reshape(-1, wave.shape[-1])
+        lead, n = wave.shape[:-1], wave.shape[-1]
+        if self.center and self.pad_mode == "reflect" and n <= self.n_fft // 2 or not self.center and n < self.n_fft:
+            raise ValueError(f"STFT: a wave of {n} samples is too short for n_fft {self.n_fft} (" + (
+                f"reflect padding needs more than {self.n_fft // 2}" if self.center else "one frame needs n_fft") +
+                " samples)")  # (torch's own message spoke of padding sizes and dimensions)
+        flat = wave.reshape(-1, n)
         spec = torch.stft(
             flat,
             n_fft=self.n_fft,
@@ -160,18 +164,26 @@ class STFT(nn.Module):
             raise ValueError(f"STFT.inverse: expected {self.n_freq} frequency rows, got {spec.shape[-2]}")
         lead = spec.shape[:-2]
         flat = spec.reshape(-1, spec.shape[-2], spec.shape[-1])
-        wave = torch.istft(
-            flat,
-            n_fft=self.n_fft,
-            hop_length=self.hop_length,
-            win_length=self.win_length,
-            window=self._window_for(flat),
-            center=self.center,
-            normalized=False,
-            onesided=True,
-            length=None if length is None else int(length),
-            return_complex=False,
-        )
+        try:
+            wave = torch.istft(
+                flat,
+                n_fft=self.n_fft,
+                hop_length=self.hop_length,
+                win_length=self.win_length,
+                window=self._window_for(flat),
+                center=self.center,
+                normalized=False,
+                onesided=True,
+                length=None if length is None else int(length),
+                return_complex=False,
+            )
+        except RuntimeError as e:  # torch's "window overlap add min: 1 [CPUBoolType{}]"
+            if "overlap add" not in str(e):
+                raise
+            raise ValueError(f"STFT.inverse: {self.extra_repr()} cannot be inverted: some samples lie under no window "
+                             "(the squared windows' overlap-add is zero there: " + (
+                                 "the first and last samples, with center=False" if not self.center else
+                                 f"hop {self.hop_length} leaves samples where every window is zero") + ")") from None
         return wave.reshape(*lead, wave.shape[-1])
 
     def extra_repr(self) -> str:
