@@ -286,7 +286,7 @@ def test_analyze_from_another_folder_says_the_runs_paths_are_relative(small_clas
     capsys.readouterr()
     assert main(["analyze", str(here / "run"), "--out", "a"]) == 2
     err = capsys.readouterr().err
-    assert "fsdd: no FSDD recordings found" in err and "Traceback" not in err
+    assert "fsdd: no spoken digits found" in err and "Traceback" not in err
     assert (f"(the run's digits.fsdd_root, relative to the folder `train` ran in ({here}), not to "
             f"{tmp_path / 'elsewhere'}: analyze from there)") in err
     assert not (tmp_path / "elsewhere" / "a").exists()

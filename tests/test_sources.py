@@ -441,10 +441,10 @@ def test_pairing_synthetic():
                                         r"recordings; it holds digit\(s\) 0, 1, 2\): pairs are drawn for all ten"):
         pair_audio_visual(items, labels, "train", seed=1, image_splits=splits, digits=[0, 7])
     no_twos = np.where(np.arange(60) >= 45, np.arange(60) % 2, np.arange(60) % 3)
-    with pytest.raises(DataError, match=r"digit 2: no MNIST images of digit 2 in the 'test' split \(15 image\(s\) of "
+    with pytest.raises(DataError, match=r"digit 2: no images of digit 2 in the 'test' split \(15 image\(s\) of "
                                         r"digit\(s\) 0, 1\)"):
         pair_audio_visual(items, no_twos, "test", seed=1, **kw)
-    with pytest.raises(DataError, match=r"^labels\.gz: no MNIST images of digit 2"):  # the file named where known
+    with pytest.raises(DataError, match=r"^labels\.gz: no images of digit 2"):  # the file named where known
         pair_audio_visual(items, no_twos, "test", seed=1, image_file={"test": Path("labels.gz")}, **kw)
     with pytest.raises(DataError, match="both train and test"):
         pair_audio_visual(items, labels, "test", seed=1,
@@ -519,7 +519,7 @@ def test_the_digit_set_cache_rebuilds_a_damaged_set_and_keeps_its_size_limit(tmp
 
     monkeypatch.setenv("LATENTBRIDGE_CACHE", str(tmp_path / "cache" / "features"))
     computed = []
-    monkeypatch.setattr(digits, "load_clips", lambda paths, spec: computed.append(len(paths)) or
+    monkeypatch.setattr(digits, "load_clips", lambda paths, spec, strict=True: computed.append(len(paths)) or
                         np.ones((len(paths), 4000), np.float32))
     monkeypatch.setattr(digits, "clip_features", lambda waves, spec: np.ones((len(waves), 1, 64, 128), np.float32))
     spec = SimpleNamespace(model_dump=lambda mode: {"kind": "mel"})

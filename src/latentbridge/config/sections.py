@@ -280,12 +280,15 @@ class WindowShiftConfig(Section):
 
 
 class DigitsConfig(Section):
-    """Audio-visual digits: FSDD clips paired with MNIST images of the same digit."""
+    """Audio-visual digits: spoken digits (FSDD, or one's own) paired with written ones (MNIST, or one's own) of the
+    same digit."""
 
     fsdd_root: str | None = None
-    """Folder holding ``recordings/*.wav`` (or where to download FSDD to, with ``download``)."""
+    """Folder holding ``recordings/*.wav`` (or where to download FSDD to, with ``download``), or recordings of one's
+    own named as FSDD's or in class folders named by digit (:class:`~latentbridge.data.sources.FSDD`)."""
     mnist_root: str | None = None
-    """Folder holding the MNIST ``*-ubyte.gz`` files (or where to download them to)."""
+    """Folder holding the MNIST ``*-ubyte.gz`` files (or where to download them to), or images of one's own in class
+    folders named by digit (:class:`~latentbridge.data.sources.DigitImages`)."""
     download: bool = False
     pairs_per_clip: int = Field(1, ge=1)
     redraw_images: bool = False

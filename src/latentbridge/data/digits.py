@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,9 +91,10 @@ def load_clips(paths, spec, strict: bool = True, trim: dict | None = None) -> np
     sr, length = spec.sample_rate, spec.window_samples
     out = np.zeros((len(paths), length), dtype=np.float32)
     bad: list[DataError] = []
+    converted = Counter()
     for i, p in enumerate(paths):
         try:
-            wave = _read_clip(p, sr, strict)
+            wave = _read_clip(p, sr, strict, None if strict or trim else converted)
         except DataError as e:  # every unusable recording named at once (one per run before, fixed one by one)
             bad.append(e)
             continue
@@ -121,16 +123,24 @@ def load_clips(paths, spec, strict: bool = True, trim: dict | None = None) -> np
     if bad:
         raise DataError(Path(bad[0].path).parent, f"{len(bad)} of {len(paths)} recordings cannot be used: "
                                                   + named_problems(bad))
+    if converted:
+        log.info("%d recordings read as the model's clips: %s", len(paths),
+                 ", ".join(f"{n} {what}" for what, n in sorted(converted.items())))
     return out
 
 
-def _read_clip(path, sample_rate: int, strict: bool) -> np.ndarray:
-    """A recording at ``sample_rate``, mono; with ``strict``, one of another rate or channel count is an error."""
-    if strict:
+def _read_clip(path, sample_rate: int, strict: bool, converted: Counter | None = None) -> np.ndarray:
+    """A recording at ``sample_rate``, mono; with ``strict``, one of another rate or channel count is an error;
+    ``converted``: counts what reading did (resampled from a rate, mixed down)."""
+    if strict or converted is not None:
         info = audio_info(path)
-        if info.channels != 1 or info.sample_rate != sample_rate:
+        if strict and (info.channels != 1 or info.sample_rate != sample_rate):
             raise DataError(path, f"expected a mono {sample_rate} Hz recording, got {info.channels} channel(s) "
                                   f"at {info.sample_rate} Hz")
+        if converted is not None:
+            converted.update(w for w, d in ((f"resampled from {info.sample_rate} Hz", info.sample_rate != sample_rate),
+                                              (f"mixed down from {info.channels} channels", info.channels > 1))
+                             if d)
     return read_audio(path, sample_rate=sample_rate, mono=True)[0]
 
 
@@ -379,8 +389,8 @@ def images_to_float(images: np.ndarray) -> np.ndarray:
     return (np.asarray(images, dtype=np.float32) / 255.0)[:, None]
 
 
-def clips_and_features_cached(paths: list[Path], spec) -> tuple[np.ndarray, np.ndarray]:
-    """Clips and their features, cached as .npy keyed by the files and the feature definition."""
+def clips_and_features_cached(paths: list[Path], spec, strict: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Clips and features (:func:`load_clips`, ``strict``), cached as .npy keyed by the files and the features."""
     from latentbridge.data.feature_cache import cache_limit_bytes, default_cache_dir, prune_sets
 
     key = stable_hash({"transform": spec.model_dump(mode="json"), "reader": 3,  # 2: io.remove_dc, 3: long clips trimmed
@@ -397,7 +407,7 @@ def clips_and_features_cached(paths: list[Path], spec) -> tuple[np.ndarray, np.n
             pass
         log.warning("digit feature cache %s: damaged, computed again", folder)
         shutil.rmtree(folder, ignore_errors=True)
-    waves = load_clips(paths, spec)
+    waves = load_clips(paths, spec, strict)
     feats = clip_features(waves, spec)
     try:
         with atomic_path(folder) as tmp:
@@ -449,17 +459,19 @@ class DigitPairs:
 
 
 def digit_sources(digits_cfg):
-    """(FSDD, MNIST) of a ``digits`` config section. Without MNIST's training images, the offline split of its test
+    """(spoken, written digits) of a ``digits`` config section: FSDD or a folder of one's own recordings
+    (:class:`~latentbridge.data.sources.FSDD`), MNIST or a folder of one's own images
+    (:func:`~latentbridge.data.sources.written_digits`). Without MNIST's training images, the offline split of its test
     images is the fixed one (seed 0) whatever the run's seed, like FSDD's official split: the digit judges are trained
     on it, and a run of train.seed 1 had 83 % of its test images among the judge's training images."""
-    from latentbridge.data.sources import FSDD, MNIST
+    from latentbridge.data.sources import FSDD, written_digits
 
     d = digits_cfg
     if not d.fsdd_root or not d.mnist_root:
         raise ConfigError("digits.fsdd_root and digits.mnist_root: both data folders are needed "
                           "(e.g. -o digits.fsdd_root=../shared/data/fsdd -o digits.mnist_root=../shared/data/mnist, "
                           "or -o digits.download=true to fetch them there)")
-    return FSDD(d.fsdd_root, download=d.download), MNIST(d.mnist_root, download=d.download)
+    return FSDD(d.fsdd_root, download=d.download), written_digits(d.mnist_root, download=d.download)
 
 
 def build_pairs(digits_cfg, spec, split: str, seed: int) -> tuple[DigitPairs, dict]:
@@ -471,7 +483,8 @@ def build_pairs(digits_cfg, spec, split: str, seed: int) -> tuple[DigitPairs, di
     if held := set(digits_cfg.held_out_speakers):
         known = {it.speaker for it in items}
         if unknown := sorted(held - known):
-            raise ConfigError(f"digits.held_out_speakers: {unknown} are not FSDD speakers here ({', '.join(sorted(known))})")
+            raise ConfigError(f"digits.held_out_speakers: {unknown} are not speakers of {fsdd.name} "
+                              f"({', '.join(sorted(known))})")
         items = [it for it in items if it.speaker not in held]
     images, labels, splits = mnist.pool()
     pairs = pair_audio_visual(items, labels, split, seed, digits_cfg.pairs_per_clip, image_splits=splits,
@@ -482,7 +495,7 @@ def build_pairs(digits_cfg, spec, split: str, seed: int) -> tuple[DigitPairs, di
         keep = set(np.random.default_rng(seed).permutation(clips)[:limit].tolist())
         pairs = [p for p in pairs if p.clip_idx in keep]
     clip_ids = sorted({p.clip_idx for p in pairs})
-    waves, feats = clips_and_features_cached([items[i].path for i in clip_ids], spec)
+    waves, feats = clips_and_features_cached([items[i].path for i in clip_ids], spec, fsdd.strict)
     row = {c: r for r, c in enumerate(clip_ids)}
     idx = np.array([row[p.clip_idx] for p in pairs])
     img = np.array([p.image_idx for p in pairs])
@@ -491,7 +504,8 @@ def build_pairs(digits_cfg, spec, split: str, seed: int) -> tuple[DigitPairs, di
                       clip=np.array([p.clip_idx for p in pairs]),
                       speaker=[items[p.clip_idx].speaker for p in pairs], waves=waves[idx])
     info = {"split": split, "n_pairs": len(pairs), "n_clips": len(clip_ids),
-            "n_images": len(set(img.tolist())), "mnist_offline_split": bool(mnist.offline_split)}
+            "n_images": len(set(img.tolist())), "mnist_offline_split": bool(mnist.offline_split),
+            "audio_source": fsdd.name, "image_source": mnist.name}
     return data, info
 
 
@@ -548,36 +562,32 @@ def classifier_data(kind: str, root, spec=None, *, n_train: int | None = None, n
     """``{"x_train", "y_train", "x_test", "y_test", "data_config"}``: float32 model inputs and int64
     labels of the MNIST images or the FSDD clips' features (``spec``), with where they came from.
     ``n_train`` / ``n_test``: seeded subsets (quick runs and tests)."""
-    from latentbridge.data.sources import FSDD, MNIST
+    from latentbridge.data.sources import FSDD, written_digits
 
     if kind == "mnist":
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*MNIST training images absent.*")
-            ds = MNIST(root, setting=CLASSIFIER_ROOT, fetch=None)
+            ds = written_digits(root, setting=CLASSIFIER_ROOT, fetch=None)
         xtr, ytr = ds.load("train")
         xte, yte = ds.load("test")
-        split = ({"train": f"seeded (seed {ds.seed}) {len(ytr)} of the t10k images",
-                  "test": f"the other {len(yte)} t10k images"} if ds.offline_split else
-                 {"train": "official train (60,000)", "test": "official t10k (10,000)"})
         out = {"x_train": images_to_float(xtr), "y_train": ytr.astype(np.int64),
                "x_test": images_to_float(xte), "y_test": yte.astype(np.int64),
-               "data_config": {"data_root": str(Path(ds.root).resolve()), "dataset": "MNIST", "offline_split": bool(ds.offline_split),
-                               "split_seed": ds.seed, "split": split}}
+               "data_config": {"data_root": str(Path(ds.root).resolve()), "dataset": ds.name,
+                               "offline_split": bool(ds.offline_split), "split_seed": ds.seed, "split": ds.split_rule}}
     elif kind == "fsdd":
         ds = FSDD(root, setting=CLASSIFIER_ROOT, fetch=None)
         out = {}
         for s in ("train", "test"):
             items = ds.split(s)
             if not items:
-                raise DataError(ds.recordings_dir, f"no FSDD recordings in the {s!r} split")
-            out[f"x_{s}"] = clip_features(load_clips([it.path for it in items], spec), spec)
+                raise DataError(ds.recordings_dir, f"no recordings in the {s!r} split ({ds.split_rule[s]})")
+            out[f"x_{s}"] = clip_features(load_clips([it.path for it in items], spec, ds.strict), spec)
             out[f"y_{s}"] = np.array([it.digit for it in items], dtype=np.int64)
         out["data_config"] = {
-            "data_root": str(Path(ds.root).resolve()), "dataset": "FSDD", "offline_split": False,
-            "split": {"train": f"official: repetitions {FSDD.TEST_INDICES}-49",
-                      "test": f"official: repetitions 0-{FSDD.TEST_INDICES - 1}"},
-            "speakers": ds.speakers, "speaker_overlap": True,
-            "test_measures": "new recordings of the training speakers (every speaker is in both splits)",
+            "data_root": str(Path(ds.root).resolve()), "dataset": ds.name, "offline_split": False,
+            "split": ds.split_rule, "speakers": ds.speakers, "speaker_overlap": True,
+            "test_measures": "new recordings of the training speakers (every speaker is in both splits)"
+            if ds.layout == "fsdd" else "recordings held out of training (their speakers may be in training too)",
         }
     else:
         raise ValueError(f"kind must be 'mnist' or 'fsdd', got {kind!r}")

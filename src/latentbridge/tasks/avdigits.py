@@ -71,9 +71,10 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
         training = run.summary
         f = spec.features
         card = (f"# latentbridge audio-visual digits model ({cfg.model.fusion} fusion)\n\n"
-                f"Spoken digits (FSDD, {f.sample_rate} Hz, {spec.windowing.window_s:g}-s clips → {f.n_mels}-band dB "
-                f"log-mel, n_fft {f.n_fft}, hop {f.hop_length}, {f.n_frames} frames) paired with MNIST images of "
-                f"the same digit; {len(train.label)} training pairs"
+                f"Spoken digits ({info['audio_source']}, {f.sample_rate} Hz, {spec.windowing.window_s:g}-s clips → "
+                f"{f.n_mels}-band dB log-mel, n_fft {f.n_fft}, hop {f.hop_length}, {f.n_frames} frames) paired with "
+                f"{'MNIST images' if info['image_source'] == 'MNIST' else info['image_source']} of the same digit; "
+                f"{len(train.label)} training pairs"
                 + (" (MNIST offline split of the 10k test images)" if info["mnist_offline_split"] else "")
                 + f". Latent size {cfg.model.latent_dim}; {training['epochs']} epochs, {training['seconds']} s.\n")
         run.save(model, transform=spec, extra={"data": data_info}, card=card)

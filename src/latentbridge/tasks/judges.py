@@ -100,9 +100,9 @@ def fit_waveform_judge(fsdd_root, spec, folder: Path, limit: int | None = None, 
     if limit is not None and limit < len(train):
         keep = np.sort(np.random.default_rng(seed).permutation(len(train))[:limit])
         train = [train[i] for i in keep]
-    judge = WaveformJudge.fit(load_clips([it.path for it in train], spec), [it.digit for it in train],
+    judge = WaveformJudge.fit(load_clips([it.path for it in train], spec, ds.strict), [it.digit for it in train],
                               spec.sample_rate, seed)
-    judge.info["test_accuracy_real_clips"] = judge.accuracy(load_clips([it.path for it in test], spec),
+    judge.info["test_accuracy_real_clips"] = judge.accuracy(load_clips([it.path for it in test], spec, ds.strict),
                                                             [it.digit for it in test])
     judge.info["data_root"] = str(data_path(fsdd_root))
     judge.save(folder)

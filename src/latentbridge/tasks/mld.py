@@ -271,7 +271,7 @@ def training_latents(cfg, stages: Stages, root: str | None = None, splits=None):
                 "n_train_windows": int(lab_t.sum()), "n_val_windows": int(lab_v.sum()),
                 "train_tests": train.tests, "val_tests": val.tests, "test_tests": test.tests}
         return DictDataset(z=z_t), z_v, info
-    from latentbridge.data.digits import training_images
+    from latentbridge.data.digits import digit_sources, training_images
 
     train, val = digit_pairs(cfg, "train")
     za = stages.encode("audio", train.audio).float()
@@ -286,7 +286,8 @@ def training_latents(cfg, stages: Stages, root: str | None = None, splits=None):
     z_v = _latents(stages, {"audio": val.audio, "image": val.image}) if len(val) else None
     info = {"n_train_pairs": len(train), "n_val_pairs": len(val), "n_train_clips": int(len(np.unique(train.clip))),
             "redraw_images": bool(cfg.digits.redraw_images), "fsdd_root": cfg.digits.fsdd_root,
-            "mnist_root": cfg.digits.mnist_root}
+            "mnist_root": cfg.digits.mnist_root, **dict(zip(("audio_source", "image_source"),
+                                                            (s.name for s in digit_sources(cfg.digits))))}
     return dataset, z_v, info
 
 
@@ -390,7 +391,8 @@ def _card(cfg, info: dict, training: dict, stages: Stages, t_stage: float) -> st
             f"{info['n_val_windows']} validation windows; held-out states: {', '.join(info['test_tests'])}"
             if cfg.data.kind == "bridge" else
             f"{info['n_train_pairs']} training / {info['n_val_pairs']} validation audio-visual pairs "
-            f"(FSDD `{info['fsdd_root']}` official split, MNIST `{info['mnist_root']}`)"
+            f"(spoken: `{info['fsdd_root']}`, {info['audio_source']}; written: `{info['mnist_root']}`, "
+            f"{info['image_source']})"
             + (", image drawn afresh per use among its digit's training images" if info["redraw_images"] else ""))
     d = cfg.diffusion
     return f"""# latentbridge multimodal latent diffusion ({cfg.data.kind})

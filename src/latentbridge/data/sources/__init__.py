@@ -16,6 +16,9 @@ message names it. Every name below is importable from ``latentbridge.data.source
   the offline development machine), ``"train"`` and ``"test"`` come from a seeded split of the
   10,000 official test images (8,000 / 2,000 by default); ``MNIST.offline_split`` is then True
   and a warning says so. Report figures obtained that way as such.
+* :class:`DigitImages` (:mod:`~latentbridge.data.sources.digit_images`): written digits of one's own, images in
+  class folders named by digit, framed as MNIST's; :func:`written_digits` picks MNIST or them for a folder. FSDD
+  reads spoken digits of one's own too (named as FSDD's in sub-folders, or in class folders).
 * :func:`pair_audio_visual` (:mod:`~latentbridge.data.sources.pairing`) pairs each
   spoken-digit clip of a split with an MNIST image of the same digit drawn from that split's
   images only.
@@ -27,6 +30,7 @@ message names it. Every name below is importable from ``latentbridge.data.source
 from __future__ import annotations
 
 from latentbridge.data.sources.common import SPLITS
+from latentbridge.data.sources.digit_images import DigitImages, written_digits
 from latentbridge.data.sources.downloads import (
     default_data_dir,
     download,
@@ -39,6 +43,7 @@ from latentbridge.data.sources.pairing import AVPair, pair_audio_visual
 
 __all__ = [
     "FSDD",
+    "DigitImages",
     "MNIST",
     "MNIST_FILES",
     "MUSDB_STEMS",
@@ -51,4 +56,5 @@ __all__ = [
     "file_checksum",
     "pair_audio_visual",
     "read_idx",
+    "written_digits",
 ]

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from latentbridge.data.sources.common import _check_split
+from latentbridge.data.sources.common import _check_split, folder_digit
 from latentbridge.data.sources.downloads import (
     default_data_dir,
     download,
@@ -30,20 +30,64 @@ __all__ = ["FSDD", "FSDDItem"]
 
 @dataclass(frozen=True)
 class FSDDItem:
-    """One FSDD recording: ``{digit}_{speaker}_{index}.wav``."""
+    """One spoken-digit recording: FSDD's ``{digit}_{speaker}_{index}.wav``, or one of a folder of one's own."""
 
     path: Path
     digit: int
     speaker: str
     index: int
+    test: bool | None = None
+    """Its split where its folders decide it (a ``test/`` folder, or the seeded draw of a class folder's
+    recordings); None: FSDD's rule by repetition index."""
 
     @property
     def split(self) -> str:
-        """Official split: repetitions 0-4 are test, 5-49 train."""
+        """Official split: repetitions 0-4 are test, 5-49 train (unless the item's folder decided it)."""
+        if self.test is not None:
+            return "test" if self.test else "train"
         return "test" if self.index < FSDD.TEST_INDICES else "train"
 
 
-_FSDD_NAME = re.compile(r"^(\d)_([A-Za-z][A-Za-z0-9-]*)_(\d+)\.(?i:wav)$")  # (.WAV too: a recorder's case)
+# (.WAV too: a recorder's case; numbered speakers too: AudioMNIST's 01 ... 60)
+_FSDD_NAME = re.compile(r"^(\d)_([A-Za-z0-9][A-Za-z0-9-]*)_(\d+)\.(?i:wav)$")
+#: the share of a class folder's recordings drawn for the test split (FSDD's: 5 of 50 repetitions)
+FOLDER_TEST_SHARE = 0.1
+
+
+def _folder_items(root: Path) -> tuple[list[FSDDItem], list[Path]]:
+    """The spoken digits of a folder of one's own, and the audio files left out: recordings named as FSDD's (in
+    sub-folders, as AudioMNIST's ``01/0_01_0.wav``; any audio format), or in class folders named by digit (``3/``,
+    ``three/``: the spoken-command sets' layout), its speaker the name's first ``_``-token when it has one. The split:
+    a ``train/`` or ``test/`` folder above the file, else FSDD's rule by repetition for named files, else a draw
+    seeded by the file's path (:data:`FOLDER_TEST_SHARE`, the same whatever else the folder holds)."""
+    from latentbridge.data.sources.common import folder_digit, folder_split
+    from latentbridge.io.audio import AUDIO_EXTENSIONS
+    from latentbridge.utils import is_hidden, stable_hash, walk_files
+
+    found, skipped = [], []
+    for p in walk_files(root):
+        if is_hidden(p, root) or p.suffix.lower() not in AUDIO_EXTENSIONS or not p.is_file():
+            continue
+        rel = p.relative_to(root).parts
+        split = folder_split(rel)
+        m = _FSDD_NAME.match(p.stem + ".wav")
+        if m is not None:
+            found.append((int(m.group(1)), m.group(2), int(m.group(3)), p, None if split is None else split == "test"))
+            continue
+        digit = next((d for part in reversed(rel[:-1]) if (d := folder_digit(part)) is not None), None)
+        if digit is None:
+            skipped.append(p)
+            continue
+        if split is None:
+            split = "test" if int(stable_hash(Path(*rel).as_posix()), 16) % 1000 < 1000 * FOLDER_TEST_SHARE else "train"
+        found.append((digit, p.stem.split("_")[0] if "_" in p.stem else "", -1, p, split == "test"))
+    found.sort(key=lambda f: (f[0], f[1], f[2], f[3].as_posix()))
+    items, count = [], {}
+    for digit, speaker, index, p, test in found:  # a class folder's files numbered in name order
+        if index < 0:
+            index = count[(digit, speaker)] = count.get((digit, speaker), -1) + 1
+        items.append(FSDDItem(p, digit, speaker, index, test))
+    return items, skipped
 
 
 def _recordings_digest(files: Iterable[Path]) -> str:
@@ -87,13 +131,23 @@ class FSDD:
         self.root = Path(root) if root is not None else default_data_dir() / "fsdd"
         self._items: list[FSDDItem] | None = None
         self.skipped: list[Path] = []
+        #: "fsdd": FSDD's flat folder of named recordings; "folders": a folder of one's own (:func:`_folder_items`)
+        self.layout = "fsdd"
         rec = self._find_recordings()
+        if rec is None and self.root.is_dir():
+            items, skipped = _folder_items(self.root)
+            if items:
+                self.layout, self._items, self.skipped, rec = "folders", items, skipped, self.root
+                self._say_skipped(skipped, "in no class folder named by a digit (0-9, zero-nine) nor named "
+                                           "{digit}_{speaker}_{index}")
         if rec is None:
             if not download:
                 raise DataError(
                     self.root,
-                    f"no FSDD recordings found (expected recordings/*.wav): point {setting} at a folder holding "
-                    "recordings/*.wav" + (f" ({fetch} fetches them)" if fetch else ""),
+                    f"no spoken digits found: point {setting} at FSDD's folder (recordings/*.wav" + (
+                        f"; {fetch} fetches them" if fetch else "") + "), or at recordings of your own named "
+                    "{digit}_{speaker}_{index}.wav or in class folders named by digit (0/ ... 9/ or zero/ ... nine/; "
+                    "train/ and test/ above them split them)",
                 )
             self._download()
             rec = self._find_recordings()
@@ -102,10 +156,49 @@ class FSDD:
         self.recordings_dir = rec
 
     def _find_recordings(self) -> Path | None:
-        for cand in (self.root / "recordings", self.root):
-            if cand.is_dir() and any(p.suffix.lower() == ".wav" for p in cand.iterdir()):
+        """FSDD's flat folder: ``recordings/`` or the root holding recordings named as FSDD's (or, with no class
+        folders below, any .wav: :meth:`items` names what is wrong with their names)."""
+        cands = [c for c in (self.root / "recordings", self.root) if c.is_dir()]
+        for cand in cands:
+            if any(_FSDD_NAME.match(p.name) for p in cand.iterdir()):
+                return cand
+        for cand in cands:
+            if any(p.suffix.lower() == ".wav" for p in cand.iterdir()) and not any(
+                    p.is_dir() and folder_digit(p.name) is not None for p in cand.iterdir()):
                 return cand
         return None
+
+    @property
+    def strict(self) -> bool:
+        """Whether every recording must be mono at FSDD's rate (another is an error naming it: FSDD's folder that
+        mixes in other recordings is a data problem worth seeing): FSDD's folder whose first recording is so. One's
+        own recordings (:attr:`layout` ``folders``, or named as FSDD's at another rate, as AudioMNIST's 48 kHz) are
+        read at any rate and channel count, resampled and mixed down."""
+        from latentbridge.io import audio_info
+
+        if self.layout != "fsdd" or not self.items():
+            return False
+        info = audio_info(self.items()[0].path)
+        return info.sample_rate == self.SAMPLE_RATE and info.channels == 1
+
+    @property
+    def name(self) -> str:
+        return "FSDD" if self.layout == "fsdd" else f"spoken digits of {self.root}"
+
+    @property
+    def split_rule(self) -> dict[str, str]:
+        """How the items were split, for a run's record."""
+        if self.layout == "fsdd":
+            return {"train": f"official: repetitions {self.TEST_INDICES}-49",
+                    "test": f"official: repetitions 0-{self.TEST_INDICES - 1}"}
+        rule = (f"train/ and test/ folders where they name it, else repetitions 0-{self.TEST_INDICES - 1} of "
+                f"named recordings and a seeded {FOLDER_TEST_SHARE:.0%} of a class folder's (by file path)")
+        return {"train": f"the rest ({rule})", "test": rule}
+
+    def _say_skipped(self, skipped: list[Path], why: str) -> None:
+        if skipped:
+            warnings.warn(f"{self.recordings_dir if self.layout == 'fsdd' else self.root}: skipped {len(skipped)} "
+                          f"file(s) {why} (e.g. {skipped[0].relative_to(self.root).as_posix()!r})", stacklevel=3)
 
     def _download(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -177,12 +270,7 @@ class FSDD:
                     skipped.append(p)
                     continue
                 items.append(FSDDItem(p, int(m.group(1)), m.group(2), int(m.group(3))))
-            if skipped:
-                warnings.warn(
-                    f"{self.recordings_dir}: skipped {len(skipped)} file(s) not named "
-                    f"{{digit}}_{{speaker}}_{{index}}.wav (e.g. {skipped[0].name!r})",
-                    stacklevel=2,
-                )
+            self._say_skipped(skipped, "not named {digit}_{speaker}_{index}.wav")
             if not items:
                 raise DataError(self.recordings_dir, "no recordings named {digit}_{speaker}_{index}.wav")
             items.sort(key=lambda it: (it.digit, it.speaker, it.index))

@@ -130,7 +130,8 @@ class MNIST:
                     "holding the MNIST idx files" + (f" ({fetch} fetches them)" if fetch else "") + (
                         f"; {self.root} holds image files, which MNIST presets do not read: a folder of your own "
                         "images trains an image autoencoder or a diffusion model with -o data.source=folder "
-                        "-o data.image_size=SIDE (configs/image_ae_conv.yaml, configs/ddpm_mnist.yaml)"
+                        "-o data.image_size=SIDE (configs/image_ae_conv.yaml, configs/ddpm_mnist.yaml), and written "
+                        "digits in class folders named by digit (0/ ... 9/) pair with spoken digits"
                         if own else ""),
                 )
         if verify:
@@ -171,10 +172,32 @@ class MNIST:
         return self._find(self.FILES[f"{'test' if self.offline_split else split}_labels"][0])
 
     def _find(self, name: str) -> Path | None:
-        for cand in (self.root / name, self.root / name.removesuffix(".gz")):
+        return self._file(self.root, name)
+
+    @staticmethod
+    def _file(root: Path, name: str) -> Path | None:
+        for cand in (root / name, root / name.removesuffix(".gz")):
             if cand.is_file():
                 return cand
         return None
+
+    @classmethod
+    def has_files(cls, root: str | Path) -> bool:
+        """Whether ``root`` holds MNIST's test images (the file every split needs)."""
+        return cls._file(Path(root), cls.FILES["test_images"][0]) is not None
+
+    @property
+    def name(self) -> str:
+        return "MNIST"
+
+    @property
+    def split_rule(self) -> dict[str, str]:
+        """How the images were split, for a run's record."""
+        if not self.offline_split:
+            return {"train": "official train (60,000)", "test": "official t10k (10,000)"}
+        n_train, n_test = len(self.indices("train")), len(self.indices("test"))
+        return {"train": f"seeded (seed {self.seed}) {n_train} of the t10k images",
+                "test": f"the other {n_test} t10k images"}
 
     def _read_pair(self, which: str) -> tuple[np.ndarray, np.ndarray]:
         if which not in self._cache:

@@ -81,14 +81,16 @@ def pair_audio_visual(
         if not clips:
             held = sorted({it.digit for it in fsdd_items if it.split == split})
             where = Path(fsdd_items[0].path).parent if fsdd_items else f"digit {digit}"
-            raise DataError(where, f"no recordings of digit {digit} in the {split!r} split (index "
-                                   f"{f'{FSDD.TEST_INDICES} and up' if split == 'train' else f'0-{FSDD.TEST_INDICES - 1}'} of a speaker's recordings; it holds digit(s) "
+            rule = (f"index {f'{FSDD.TEST_INDICES} and up' if split == 'train' else f'0-{FSDD.TEST_INDICES - 1}'} of a "
+                    "speaker's recordings" if all(it.test is None for it in fsdd_items) else
+                    "train/ and test/ folders, else a seeded share of each class folder's recordings")
+            raise DataError(where, f"no recordings of digit {digit} in the {split!r} split ({rule}; it holds digit(s) "
                                    f"{', '.join(map(str, held)) or 'none'}): pairs are drawn for all ten digits")
         cand = pool[pool_labels == digit]
         if cand.size == 0:
             held = sorted({int(d) for d in pool_labels})
             raise DataError((image_file or {}).get(split) or f"digit {digit}",
-                            f"no MNIST images of digit {digit} in the {split!r} split ({pool.size} image(s) of digit(s) "
+                            f"no images of digit {digit} in the {split!r} split ({pool.size} image(s) of digit(s) "
                             f"{', '.join(map(str, held)) or 'none'}): pairs are drawn for all ten digits")
         rng = np.random.default_rng([int(seed), split_code, digit])
         need = len(clips) * int(per_clip)

@@ -1,0 +1,136 @@
+"""Written digits of one's own: image files in class folders named by digit, read as MNIST's digits are framed, in
+MNIST's place for the audio-visual pairs and the image judge (:func:`written_digits` picks the reader of a folder)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from latentbridge.data.sources.common import SPLITS, _check_split, folder_digit, folder_split
+from latentbridge.errors import DataError
+from latentbridge.utils import first_time, listed, stable_hash
+
+__all__ = ["DigitImages", "written_digits"]
+
+#: the share of a class folder's images drawn for the test split where no ``test/`` folder names it (MNIST's offline
+#: split: 2,000 of 10,000)
+IMAGE_TEST_SHARE = 0.2
+#: a pool read in this process: (root, files and their stamps) → (images, labels, splits); a run reads it 3 times
+_READ: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]] = {}
+
+
+class DigitImages:
+    """Written digits as image files (PNG, JPEG, BMP, TIFF, WebP; any size, colour, ink on paper or light on dark) in
+    class folders named by digit (``3/`` or ``three/``) anywhere below ``root``, each framed as MNIST's digits are
+    (:func:`latentbridge.data.digits.read_digit_image`: 28 x 28 grey, the digit's box 20 px, centred on its centre of
+    mass). The split: ``train/`` and ``test/`` folders above the class folders, else a draw seeded by each file's path
+    (:data:`IMAGE_TEST_SHARE`, the same whatever else the folder holds). The interface of
+    :class:`~latentbridge.data.sources.mnist.MNIST` that the pairing and the image judge read."""
+
+    offline_split = False  # (MNIST's seeded split of its t10k images: not this)
+    seed = 0
+
+    def __init__(self, root: str | Path):
+        from latentbridge.io.images import list_folder
+
+        self.root = Path(root)
+        files, _ = list_folder(self.root)
+        self.files, self.labels, left = [], [], []
+        for p in files:
+            rel = p.relative_to(self.root).parts
+            digit = next((d for part in reversed(rel[:-1]) if (d := folder_digit(part)) is not None), None)
+            if digit is None:
+                left.append(p)
+            else:
+                self.files.append(p)
+                self.labels.append(digit)
+        if not self.files:
+            raise DataError(self.root, "no written digits: images in class folders named by digit (0/ ... 9/ or "
+                                       "zero/ ... nine/; train/ and test/ above them split them) were expected")
+        if left and first_time(("digit images left out", str(self.root.resolve()))):
+            warnings.warn(f"{self.root}: skipped {len(left)} image(s) in no class folder named by a digit (0-9, "
+                          f"zero-nine): {listed([p.relative_to(self.root).as_posix() for p in left])}", stacklevel=2)
+        test = []
+        for p in self.files:
+            rel = p.relative_to(self.root).parts
+            split = folder_split(rel)
+            if split is None:
+                draw = int(stable_hash(Path(*rel).as_posix()), 16) % 1000
+                split = "test" if draw < 1000 * IMAGE_TEST_SHARE else "train"
+            test.append(split == "test")
+        self.test = np.asarray(test, dtype=bool)
+        self.labels = np.asarray(self.labels, dtype=np.uint8)
+
+    @property
+    def name(self) -> str:
+        return f"written digits of {self.root}"
+
+    @property
+    def split_rule(self) -> dict[str, str]:
+        """How the images were split, for a run's record."""
+        n = {s: int((self.test == (s == "test")).sum()) for s in SPLITS}
+        rule = f"train/ and test/ folders where they name it, else a seeded {IMAGE_TEST_SHARE:.0%} (by file path)"
+        return {"train": f"{n['train']} images (the rest)", "test": f"{n['test']} images ({rule})"}
+
+    def labels_file(self, split: str) -> Path | None:
+        """Where a split's digits are named: the folder (no label file)."""
+        _check_split(split)
+        return self.root
+
+    def indices(self, split: str) -> np.ndarray:
+        """The split's rows of :meth:`pool`."""
+        _check_split(split)
+        return np.flatnonzero(self.test == (split == "test")).astype(np.int64)
+
+    def pool(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """``(images uint8 (N, 28, 28), labels, {"train": rows, "test": rows})``, read once per process."""
+        from latentbridge.data.digits import read_digit_image
+        from latentbridge.utils import file_stamp
+
+        key = (str(self.root.resolve()), stable_hash([(str(p), file_stamp(p)) for p in self.files]))
+        if key not in _READ:
+            images = np.empty((len(self.files), 28, 28), dtype=np.uint8)
+            bad = []
+            for i, p in enumerate(self.files):
+                try:
+                    images[i] = np.round(read_digit_image(p, 28, 28) * 255.0).astype(np.uint8)
+                except DataError as e:  # every unusable image named at once
+                    bad.append(e)
+            if bad:
+                from latentbridge.errors import named_problems
+
+                raise bad[0] if len(bad) == 1 else DataError(self.root, f"{len(bad)} of {len(self.files)} images "
+                                                                        "cannot be used: " + named_problems(bad))
+            _READ[key] = (images, self.labels, {s: self.indices(s) for s in SPLITS})
+        return _READ[key]
+
+    def load(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(images uint8 (N, 28, 28), labels uint8 (N,))`` of ``"train"`` or ``"test"``."""
+        images, labels, splits = self.pool()
+        return images[splits[split]], labels[splits[split]]
+
+
+def written_digits(root, download: bool = False, **mnist_kw):
+    """The reader of a folder of written digits: MNIST's idx files (:class:`~latentbridge.data.sources.mnist.MNIST`,
+    downloaded with ``download``), else images in class folders named by digit (:class:`DigitImages`), else MNIST's
+    message of what is missing."""
+    from latentbridge.data.sources.mnist import MNIST
+
+    root = Path(root) if root is not None else None
+    if download or root is None or not root.is_dir() or MNIST.has_files(root) or not _holds_digit_folders(root):
+        return MNIST(root, download=download, **mnist_kw)
+    return DigitImages(root)
+
+
+def _holds_digit_folders(root: Path) -> bool:
+    """Whether a class folder named by digit lies at most two levels below ``root`` (``3/``, ``train/3/``)."""
+    def named(folder: Path, depth: int) -> bool:
+        try:
+            subs = [d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")]
+        except OSError:
+            return False
+        return any(folder_digit(d.name) is not None or (depth and named(d, depth - 1)) for d in subs)
+
+    return named(root, 1)

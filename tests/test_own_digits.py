@@ -1,0 +1,178 @@
+"""Spoken and written digits of one's own: recordings and images in class folders (or named as FSDD's in
+sub-folders, as AudioMNIST's), read in FSDD's and MNIST's place by the audio-visual pairs and the digit judges."""
+
+import logging
+import warnings
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image, ImageDraw, ImageFont
+
+from conftest import REPO
+from latentbridge.cli import main
+from latentbridge.data.sources import FSDD, DigitImages, written_digits
+from latentbridge.data.sources.common import DIGIT_WORDS, folder_digit
+from latentbridge.errors import DataError
+
+MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"
+
+
+def _tone(digit: int, k: int, rate: int = 16000, channels: int = 2) -> np.ndarray:
+    """A 0.5-s "spoken digit": a tone of its own pitch (300 Hz + 150 Hz per digit), a little noise."""
+    t = np.arange(rate // 2) / rate
+    x = 0.3 * np.sin(2 * np.pi * (300 + 150 * digit) * t) + 0.01 * np.random.default_rng([digit, k]).normal(size=t.size)
+    return np.stack([x, 0.7 * x], 1) if channels == 2 else x
+
+
+def _glyph(digit: int, k: int, side: int = 64) -> Image.Image:
+    """A written digit: dark ink on light paper, of ``side`` px, slightly shifted per copy."""
+    im = Image.new("L", (side, side), 235)
+    font = ImageFont.load_default(size=side * 0.7)
+    ImageDraw.Draw(im).text((side * 0.3 + k % 3, side * 0.1 + k % 2), str(digit), fill=20, font=font)
+    return im
+
+
+def _own_recordings(root, per_digit=6, words=True):
+    for d in range(10):
+        folder = root / (DIGIT_WORDS[d].capitalize() if words and d % 2 else DIGIT_WORDS[d] if words else str(d))
+        folder.mkdir(parents=True)
+        for k in range(per_digit):
+            sf.write(folder / f"spk{k % 2}_nohash_{k}.wav", _tone(d, k), 16000)
+    return root
+
+
+def _own_images(root, per_digit=6, split_folders=False):
+    for d in range(10):
+        for k in range(per_digit):
+            sub = (("test" if k == 0 else "train") + "/") if split_folders else ""
+            out = root / f"{sub}{d}" / f"w{k}.png"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            _glyph(d, k).save(out)
+    return root
+
+
+def test_a_class_folder_names_its_digit():
+    assert [folder_digit(n) for n in ("3", "three", "Three ", "NINE", "33", "yes", "_background_noise_")] == \
+        [3, 3, 3, 9, None, None, None]
+
+
+def test_recordings_in_class_folders_are_spoken_digits_split_by_their_path(tmp_path):
+    root = _own_recordings(tmp_path / "rec", per_digit=20)
+    (root / "yes").mkdir()
+    sf.write(root / "yes" / "a_nohash_0.wav", _tone(0, 0), 16000)  # a word that is no digit: left out, said
+    (root / "README.md").write_text("notes")
+    with pytest.warns(UserWarning, match=r"skipped 1 file\(s\) in no class folder named by a digit .*yes/a_nohash_0"):
+        ds = FSDD(root)
+    items = ds.items()
+    assert ds.layout == "folders" and len(items) == 200 and not ds.strict  # 16-kHz stereo: resampled, mixed down
+    assert {it.digit for it in items} == set(range(10)) and ds.speakers == ["spk0", "spk1"]
+    assert all(it.path.parent.name.lower() == DIGIT_WORDS[it.digit] for it in items)
+    test = ds.split("test")
+    assert 0.02 < len(test) / len(items) < 0.25  # a seeded 10 % (of 200 files: 20 +- 4)
+    with pytest.warns(UserWarning):
+        assert [it.path for it in FSDD(root).split("test")] == [it.path for it in test]  # the same draw every time
+    # another file added leaves every other file's split as it was
+    sf.write(root / "zero" / "new_nohash_9.wav", _tone(0, 9), 16000)
+    with pytest.warns(UserWarning):
+        again = {it.path: it.split for it in FSDD(root).items()}
+    assert all(again[it.path] == it.split for it in items)
+
+
+def test_train_and_test_folders_split_the_recordings(tmp_path):
+    for split in ("train", "test"):
+        _own_recordings(tmp_path / split, per_digit=2, words=False)
+    ds = FSDD(tmp_path)
+    assert len(ds.split("train")) == len(ds.split("test")) == 20
+    assert all(it.path.relative_to(tmp_path).parts[0] == it.split for it in ds.items())
+
+
+def test_recordings_named_as_fsdds_in_speaker_folders_keep_their_split(tmp_path):
+    """AudioMNIST's layout: data/01/0_01_0.wav, numbered speakers, 48 kHz."""
+    for spk in ("01", "02"):
+        for d in range(10):
+            for idx in (0, 7):
+                (tmp_path / "data" / spk).mkdir(parents=True, exist_ok=True)
+                sf.write(tmp_path / "data" / spk / f"{d}_{spk}_{idx}.wav", _tone(d, idx, 48000, 1), 48000)
+    ds = FSDD(tmp_path / "data")
+    assert ds.layout == "folders" and ds.speakers == ["01", "02"] and not ds.strict
+    assert {it.index for it in ds.split("test")} == {0} and {it.index for it in ds.split("train")} == {7}
+    flat = FSDD(tmp_path / "data" / "01")  # one speaker's folder: FSDD's flat layout, at 48 kHz not strict
+    assert flat.layout == "fsdd" and len(flat.items()) == 20 and not flat.strict
+
+
+def test_fsdd_itself_stays_strict(tmp_path):
+    rec = tmp_path / "recordings"
+    rec.mkdir()
+    for d in range(2):
+        sf.write(rec / f"{d}_jackson_{d}.wav", _tone(d, 0, 8000, 1), 8000)
+    ds = FSDD(tmp_path)
+    assert ds.layout == "fsdd" and ds.strict and ds.name == "FSDD"
+
+
+def test_a_folder_of_no_spoken_digits_says_which_layouts_are_read(tmp_path):
+    (tmp_path / "misc").mkdir()
+    sf.write(tmp_path / "misc" / "hello.wav", _tone(0, 0), 16000)
+    with pytest.raises(DataError, match=r"no spoken digits found: point digits.fsdd_root at FSDD's folder .*named "
+                                        r"\{digit\}_\{speaker\}_\{index\}.wav or in class folders named by digit"):
+        FSDD(tmp_path)
+
+
+def test_written_digits_in_class_folders_are_framed_as_mnists(tmp_path):
+    root = _own_images(tmp_path / "img", per_digit=12)
+    (root / "loose.png").write_bytes((root / "0" / "w0.png").read_bytes())  # in no class folder: left out, said
+    with pytest.warns(UserWarning, match=r"skipped 1 image\(s\) in no class folder .*loose.png"):
+        ds = written_digits(root)
+    assert isinstance(ds, DigitImages) and ds.name == f"written digits of {root}"
+    images, labels, splits = ds.pool()
+    assert images.shape == (120, 28, 28) and images.dtype == np.uint8 and sorted(set(labels)) == list(range(10))
+    assert not set(splits["train"]) & set(splits["test"]) and len(splits["train"]) + len(splits["test"]) == 120
+    # dark ink on light paper read as MNIST's light digit on black, its box 20 px, centred
+    ink = images.astype(float) / 255
+    assert ink[:, [0, -1], :].max() < 0.05 and ink.mean() < 0.35
+    tall = [np.ptp(np.nonzero(im.max(axis=1) > 0.3)[0]) + 1 for im in ink]  # each digit's box: 20 px high
+    assert 17 <= min(tall) and max(tall) <= 21
+    x_test, y_test = ds.load("test")
+    assert len(x_test) == len(splits["test"]) and np.array_equal(y_test, labels[splits["test"]])
+    assert set(ds.split_rule) == {"train", "test"}
+
+
+def test_train_and_test_folders_split_the_images(tmp_path):
+    ds = written_digits(_own_images(tmp_path, per_digit=3, split_folders=True))
+    assert sorted(ds.load("test")[1].tolist()) == list(range(10)) and len(ds.load("train")[1]) == 20
+
+
+def test_an_unreadable_image_is_named_and_a_folder_without_class_folders_says_how(tmp_path):
+    root = _own_images(tmp_path / "img", per_digit=2)
+    (root / "4" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match="broken.png"):
+        written_digits(root).pool()
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    _glyph(1, 0).save(flat / "a.png")
+    with pytest.raises(DataError, match=r"MNIST test file missing.*written digits in class folders named by digit"):
+        written_digits(flat)
+
+
+@pytest.mark.skipif(not MNIST_DIR.exists(), reason="MNIST not available under ../shared/data")
+def test_mnists_files_are_still_read_as_mnist():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = written_digits(MNIST_DIR)
+    assert ds.name == "MNIST" and ds.offline_split and "t10k" in ds.split_rule["test"]
+
+
+def test_audio_visual_digits_train_on_ones_own_folders(tmp_path, feature_cache, caplog):
+    """The whole workflow from the command line: class folders of 16-kHz stereo recordings and of PNG digits."""
+    audio, images = _own_recordings(tmp_path / "audio"), _own_images(tmp_path / "images")
+    out = tmp_path / "run"
+    small = ["train.max_epochs=1", "train.progress_bar=false", "digits.pairs_per_clip=1", "model.channels=[8,16,32]",
+             "model.image_channels=[8,16]", "model.latent_dim=8", "train.batch_size=16", "beta.warmup_steps=5",
+             f"digits.fsdd_root={audio}", f"digits.mnist_root={images}"]
+    with caplog.at_level(logging.INFO, logger="latentbridge"):
+        code = main(["train", "--config", str(REPO / "configs" / "avdigits.yaml"), "--out", str(out),
+                     *[x for o in small for x in ("-o", o)]])
+    assert code == 0
+    assert "resampled from 16000 Hz" in caplog.text and "mixed down from 2 channels" in caplog.text
+    card = (out / "README.md").read_text()
+    assert f"spoken digits of {audio}" in card and f"written digits of {images}" in card
