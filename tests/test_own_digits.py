@@ -137,6 +137,17 @@ def test_written_digits_in_class_folders_are_framed_as_mnists(tmp_path):
     assert set(ds.split_rule) == {"train", "test"}
 
 
+def test_every_digit_of_a_small_set_has_a_test_and_a_training_file(tmp_path):
+    """At a 10 % / 20 % draw, four recordings or three images a digit left digits without a test file: the test
+    pairs refused the whole set."""
+    audio = FSDD(_own_recordings(tmp_path / "audio", per_digit=4))
+    images = written_digits(_own_images(tmp_path / "images", per_digit=3))
+    for digits in ([it.digit for it in audio.split("test")], [it.digit for it in audio.split("train")],
+                   images.load("test")[1].tolist(), images.load("train")[1].tolist()):
+        assert sorted(set(digits)) == list(range(10))
+    assert len(audio.split("test")) < 20 and len(images.load("test")[1]) < 15  # the draw's share, topped up
+
+
 def test_train_and_test_folders_split_the_images(tmp_path):
     ds = written_digits(_own_images(tmp_path, per_digit=3, split_folders=True))
     assert sorted(ds.load("test")[1].tolist()) == list(range(10)) and len(ds.load("train")[1]) == 20

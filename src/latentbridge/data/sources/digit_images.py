@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.data.sources.common import SPLITS, _check_split, folder_digit, folder_split
+from latentbridge.data.sources.common import SPLITS, _check_split, drawn_splits, folder_digit, folder_split
 from latentbridge.errors import DataError
 from latentbridge.utils import first_time, listed, stable_hash
 
@@ -52,15 +52,14 @@ class DigitImages:
         if left and first_time(("digit images left out", str(self.root.resolve()))):
             warnings.warn(f"{self.root}: skipped {len(left)} image(s) in no class folder named by a digit (0-9, "
                           f"zero-nine): {listed([p.relative_to(self.root).as_posix() for p in left])}", stacklevel=2)
-        test = []
-        for p in self.files:
-            rel = p.relative_to(self.root).parts
-            split = folder_split(rel)
-            if split is None:
-                draw = int(stable_hash(Path(*rel).as_posix()), 16) % 1000
-                split = "test" if draw < 1000 * IMAGE_TEST_SHARE else "train"
-            test.append(split == "test")
-        self.test = np.asarray(test, dtype=bool)
+        rel = [p.relative_to(self.root) for p in self.files]
+        test = [folder_split(r.parts) for r in rel]
+        undecided = [i for i, t in enumerate(test) if t is None]
+        drawn = drawn_splits([rel[i].as_posix() for i in undecided], [self.labels[i] for i in undecided],
+                             IMAGE_TEST_SHARE)
+        for i, t in zip(undecided, drawn):
+            test[i] = "test" if t else "train"
+        self.test = np.asarray([t == "test" for t in test], dtype=bool)
         self.labels = np.asarray(self.labels, dtype=np.uint8)
 
     @property

@@ -60,9 +60,9 @@ def _folder_items(root: Path) -> tuple[list[FSDDItem], list[Path]]:
     ``three/``: the spoken-command sets' layout), its speaker the name's first ``_``-token when it has one. The split:
     a ``train/`` or ``test/`` folder above the file, else FSDD's rule by repetition for named files, else a draw
     seeded by the file's path (:data:`FOLDER_TEST_SHARE`, the same whatever else the folder holds)."""
-    from latentbridge.data.sources.common import folder_digit, folder_split
+    from latentbridge.data.sources.common import drawn_splits, folder_digit, folder_split
     from latentbridge.io.audio import AUDIO_EXTENSIONS
-    from latentbridge.utils import is_hidden, stable_hash, walk_files
+    from latentbridge.utils import is_hidden, walk_files
 
     found, skipped = [], []
     for p in walk_files(root):
@@ -78,9 +78,12 @@ def _folder_items(root: Path) -> tuple[list[FSDDItem], list[Path]]:
         if digit is None:
             skipped.append(p)
             continue
-        if split is None:
-            split = "test" if int(stable_hash(Path(*rel).as_posix()), 16) % 1000 < 1000 * FOLDER_TEST_SHARE else "train"
-        found.append((digit, p.stem.split("_")[0] if "_" in p.stem else "", -1, p, split == "test"))
+        found.append((digit, p.stem.split("_")[0] if "_" in p.stem else "", -1, p, split and split == "test"))
+    undecided = [i for i, f in enumerate(found) if f[4] is None and f[2] < 0]  # in class folders, no split folder
+    drawn = drawn_splits([found[i][3].relative_to(root).as_posix() for i in undecided],
+                         [found[i][0] for i in undecided], FOLDER_TEST_SHARE)
+    for i, test in zip(undecided, drawn):
+        found[i] = (*found[i][:4], test)
     found.sort(key=lambda f: (f[0], f[1], f[2], f[3].as_posix()))
     items, count = [], {}
     for digit, speaker, index, p, test in found:  # a class folder's files numbered in name order
