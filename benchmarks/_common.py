@@ -21,7 +21,18 @@ import numpy as np
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
-RESULTS_DIR = BENCH_DIR / "results"
+#: where ``write_results`` writes (``$LATENTBRIDGE_BENCH_RESULTS``: elsewhere than the repository's tracked results)
+RESULTS_DIR = Path(os.environ.get("LATENTBRIDGE_BENCH_RESULTS") or BENCH_DIR / "results").absolute()
+#: options naming folders or files: made absolute before a script reads them, since its commands run in the
+#: repository (a relative --work wrote the data there, then the script looked for it where it was called)
+PATH_OPTIONS = ("--work", "--keep", "--run-dir", "--data", "--out", "--reference")
+for _i, _arg in enumerate(sys.argv[:-1]):
+    if _arg in PATH_OPTIONS and not sys.argv[_i + 1].startswith("-"):
+        sys.argv[_i + 1] = os.path.abspath(os.path.expanduser(sys.argv[_i + 1]))
+for _i, _arg in enumerate(sys.argv):
+    _opt, _eq, _value = _arg.partition("=")
+    if _eq and _opt in PATH_OPTIONS and _value:
+        sys.argv[_i] = f"{_opt}={os.path.abspath(os.path.expanduser(_value))}"
 #: The code under test is this checkout's ``src/``: first on ``sys.path`` here and on ``PYTHONPATH`` for
 #: every subprocess (``python -m latentbridge ...``), whatever copy of the package is installed.
 SRC = REPO / "src"
@@ -130,7 +141,7 @@ def write_results(name: str, data: dict) -> Path:
             "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "code": CODE_AT_START,
             "machine": machine_info(), **data}
     path.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-    print(f"wrote {path.relative_to(REPO)}")
+    print(f"wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
     return path
 
 

@@ -415,7 +415,9 @@ def main(argv=None) -> int:
           f"{res['starts_contiguous']}; summary line {'agrees' if summary_matches else 'DISAGREES'} with the events log")
     if mem:
         print(f"memory (VmRSS): {mem['start_mb']:.1f} MB after the first window -> {mem['end_mb']:.1f} MB at the last "
-              f"({mem['growth_pct']:+.2f} %), peak {mem['peak_mb']:.1f} MB, slope {mem['slope_mb_per_hour']:+.2f} MB/h "
+              f"({mem['growth_pct']:+.2f} %), peak {mem['peak_mb']:.1f} MB, slope "
+              + (f"{mem['slope_mb_per_hour']:+.2f} MB/h" if mem['slope_mb_per_hour'] is not None else "– (too few samples)")
+              + f" "
               f"({mem['n_samples_while_listening']} samples every {args.rss_every:g} s)")
     if lat:
         print(f"latency (last sample arrived -> line printed): p50 {lat['p50_ms']:.0f} ms, p90 {lat['p90_ms']:.0f} ms, "

@@ -52,7 +52,7 @@ def main() -> None:
     p.add_argument("--small", type=int, default=600)
     p.add_argument("--large", type=int, default=6000)
     args = p.parse_args()
-    work = Path(args.work)
+    work = Path(args.work).absolute()  # (a relative one made links to nothing)
     write_clips(work / "train", 200, seed=0)
     write_clips(work / "archive", args.large, seed=1)
     small = work / "small"
@@ -75,13 +75,17 @@ def main() -> None:
 
     one = Detector.load(model).extractor(use_cache=False).extract([sorted(small.glob("*.wav"))[0]])
     feature_kb = one.features.nbytes / 1024
+    if rows["large"]["clips"] <= rows["small"]["clips"]:  # (a folder of an earlier --small: its links are kept)
+        sys.exit(f"--small ({rows['small']['clips']} clips in {small}) must be fewer than --large "
+                 f"({rows['large']['clips']}): use a fresh --work for a smaller --small")
     growth_kb = (rows["large"]["peak_mb"] - rows["small"]["peak_mb"]) * 1024 / (rows["large"]["clips"]
                                                                                   - rows["small"]["clips"])
     result = {"runs": rows, "growth_kb_per_clip": round(growth_kb, 2), "features_kb_per_clip": round(feature_kb, 2),
               "growth_over_features": round(growth_kb / feature_kb, 3)}
     print(json.dumps(result, indent=2))
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "score_memory.json").write_text(json.dumps(result, indent=2) + "\n")
+    results = Path(os.environ.get("LATENTBRIDGE_BENCH_RESULTS") or HERE / "results")  # as _common.write_results
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "score_memory.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
