@@ -87,7 +87,7 @@ def test_training_leaves_grids_figures_history_and_ema_weights(mnist_run):
 
 
 @needs_mnist
-def test_sample_is_seeded_and_writes_pngs_grid_and_npz(mnist_run, tmp_path, capsys):
+def test_sample_is_seeded_and_writes_pngs_grid_and_npz(mnist_run, tmp_path, capsys, caplog):
     args = ["sample", str(mnist_run), "--num-samples", "6", "--class", "3", "--steps", "4", "--scheduler", "ddim",
             "--seed", "7"]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
@@ -108,7 +108,23 @@ def test_sample_is_seeded_and_writes_pngs_grid_and_npz(mnist_run, tmp_path, caps
     for scheduler in ("ddpm", "dpm"):
         assert main(["sample", str(mnist_run), "--num-samples", "3", "--steps", "3", "--scheduler", scheduler,
                      "--guidance", "0", "--out", str(tmp_path / scheduler)]) == 0
-        assert np.load(tmp_path / scheduler / "samples.npz")["labels"].tolist() == [0, 1, 2]
+        assert "labels" not in np.load(tmp_path / scheduler / "samples.npz")  # unconditional: no class recorded
+    # the ddpm scheduler's noise at every step, DDIM's eta: the same images whatever the batch size (one generator
+    # drawn by the batches in turn made --batch-size change them)
+    for extra in (["--scheduler", "ddpm"], ["--eta", "0.5"]):
+        made = []
+        for b in ("1", "2", "250"):
+            out = tmp_path / f"batch{extra[0]}{b}"
+            assert main([*args[:3], "3", "--steps", "3", "--seed", "5", *extra, "--batch-size", b, "--out",
+                         str(out)]) == 0
+            made.append(np.load(out / "samples.npz")["images"])
+        assert np.array_equal(made[0], made[1]) and np.array_equal(made[0], made[2])
+    capsys.readouterr()
+    with caplog.at_level("WARNING"):  # --class at guidance 0: unconditional samples, said (recorded as class 3)
+        assert main([*args[:3], "2", "--class", "3", "--steps", "2", "--guidance", "0", "--out",
+                     str(tmp_path / "g0")]) == 0
+    assert "--guidance 0 draws unconditional samples: --class has no effect" in caplog.text
+    assert "labels" not in np.load(tmp_path / "g0" / "samples.npz")
 
 
 @needs_mnist

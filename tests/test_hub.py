@@ -135,8 +135,10 @@ def test_broken_config(folder):
     p.write_text(json.dumps({**info, "format_version": 1}))
     with pytest.raises(ModelFolderError, match="format version 1.*latentbridge model upgrade"):
         load_model(folder)
-    with pytest.raises(ModelFolderError, match="not a folder"):
+    with pytest.raises(ModelFolderError, match="nope: does not exist"):
         load_model(folder / "nope")
+    with pytest.raises(ModelFolderError, match="config.json: not a folder"):
+        load_model(folder / "config.json")
 
 
 def test_weights_file_is_not_a_pickle(folder):

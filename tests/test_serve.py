@@ -1047,7 +1047,7 @@ def test_cli_refuses_public_binds_without_a_key_and_bad_folders(fitted_model, tm
     assert "the API key is empty" in capsys.readouterr().err
     monkeypatch.delenv("LATENTBRIDGE_API_KEY")
     assert main(["serve", str(tmp_path / "missing")]) == 2
-    assert "not a folder" in capsys.readouterr().err
+    assert "missing: does not exist" in capsys.readouterr().err
     assert main(["serve", str(fitted_model), str(fitted_model)]) == 2
     assert "two model folders are named" in capsys.readouterr().err
     from latentbridge.serve.security import is_loopback

@@ -165,11 +165,13 @@ class Denoiser(ModelFamily, nn.Module):
                  steps: int | None = 50, eta: float = 0.0, generator: torch.Generator | None = None,
                  batch_size: int = 250, progress: Callable[[int], None] | None = None) -> Tensor:
         """``n`` images in [0, 1] (B, C, H, W, on the CPU), drawn on the model's device in batches of
-        ``batch_size``, each batch seeded by ``generator`` (a CPU generator) in turn (same generator
-        seed, same batch size, same device → same images)."""
+        ``batch_size``, each image's noise (its start and, with the ddpm scheduler or DDIM's ``eta``, every step's) from
+        a generator of its own seeded by ``generator`` (a CPU generator): same generator seed, same device → same
+        images, whatever the batch size (one generator drawn in turn by the batches made the batch size change them)."""
         y, c = self._check_conditions(n, y, c)
         dev = next(self.parameters()).device
         y, c = (None if v is None else v.to(dev) for v in (y, c))
+        first = int(torch.randint(0, 2**62, (1,), generator=generator))
         was = self.training
         self.eval()
         out = []
@@ -177,8 +179,10 @@ class Denoiser(ModelFamily, nn.Module):
             for i in range(0, n, batch_size):
                 j = min(n, i + batch_size)
                 fn = self.denoiser(None if y is None else y[i:j], None if c is None else c[i:j], guidance)
+                own = [torch.Generator().manual_seed(first + k) for k in range(i, j)]  # this batch's images'
+                noise = torch.stack([torch.randn(self.image_shape, generator=g) for g in own])
                 x = self.process.sample(fn, (j - i, *self.image_shape), scheduler=scheduler, steps=steps,
-                                        generator=generator, eta=eta, progress=progress, device=dev,
+                                        generator=own, noise=noise, eta=eta, progress=progress, device=dev,
                                         guidance=float(guidance))
                 out.append(((x.clamp(-1, 1) + 1) / 2).float().cpu())
         finally:

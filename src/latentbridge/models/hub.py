@@ -191,7 +191,8 @@ def read_info(folder: str | Path, *, check: bool = True) -> dict[str, Any]:
     checksum of config.json against the weights' header: for ``model upgrade`` only)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise ModelFolderError(folder, "not a folder (expected config.json + model.safetensors + README.md)")
+        raise ModelFolderError(folder, ("not a folder" if folder.exists() else "does not exist")
+                               + " (expected a folder of config.json + model.safetensors + README.md)")
     info = _read_json(folder)
     version = info.get("format_version", 0)
     if not isinstance(version, int) or version > FORMAT_VERSION:

@@ -151,12 +151,14 @@ class DiffusionProcess:
     # --- sampling ----------------------------------------------------------------------
     @torch.no_grad()
     def sample(self, denoise: Denoise, shape: tuple[int, ...], *, scheduler: str = "ddim", steps: int | None = 50,
-               generator: torch.Generator | None = None, eta: float = 0.0, noise: Tensor | None = None,
+               generator: torch.Generator | list[torch.Generator] | None = None, eta: float = 0.0,
+               noise: Tensor | None = None,
                progress: Callable[[int], None] | None = None, device=None, guidance: float | None = None) -> Tensor:
         """Samples of ``shape`` from ``denoise(x_t, t)`` (``t``: a 0-d long tensor) with the named
         scheduler, on ``device`` (default: the CPU). ``noise``: the starting point (default: drawn
         from ``generator``, a CPU generator, so that a seed starts from the same noise on every
-        device); ``progress(1)`` is called after every step. ``guidance``: the strongest guidance ``denoise`` applies,
+        device; a list of them: one a sample, for every step's noise, ``noise`` then given); ``progress(1)`` is called
+        after every step. ``guidance``: the strongest guidance ``denoise`` applies,
         named where the samples come out non-finite (1e38 overflowed, and the error advised other steps)."""
         if not 0.0 <= float(eta) <= 1.0:  # NaN included: outside, DDIM's noise outgrows its step (blank samples)
             raise ValueError(f"eta must be in [0, 1] (0 deterministic, 1 DDPM-like noise), got {eta}")

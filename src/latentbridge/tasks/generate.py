@@ -166,8 +166,19 @@ def sample_saved(saved, n: int, *, label=None, guidance: float | None = None, st
     if said := condition_warning(condition, saved.info.get("condition_names"), saved.info.get("condition_range"),
                                  model.n_continuous, cfg.diffusion.label_dropout):
         log.warning("%s", said)
-    images, secs = generate(model, n, labels=labels, conditions=conditions, progress=progress,
-                            batch_size=batch_size or cfg.sampling.batch_size, **settings)
+    try:
+        images, secs = generate(model, n, labels=labels, conditions=conditions, progress=progress,
+                                batch_size=batch_size or cfg.sampling.batch_size, **settings)
+    except LatentbridgeError as e:  # (it advised other --steps for a --condition of 1e30)
+        if not said or "non-finite" not in str(e):
+            raise
+        raise LatentbridgeError(f"{e}; or rather a --condition within the training images' range (warned above)"
+                                ) from None
+    if settings["guidance"] == 0 and (labels is not None or conditions is not None):  # w = 0: the unconditional model
+        if label is not None or condition is not None:  # (--class 3 was recorded as each sample's class)
+            log.warning("--guidance 0 draws unconditional samples: --%s has no effect (none recorded with them)",
+                        "class" if label is not None else "condition")
+        labels = conditions = None
     return SampleResult(images, labels, conditions, {**settings, "n_samples": int(n)}, secs,
                         [str(c) for c in saved.info.get("class_names") or []],
                         [str(c) for c in saved.info.get("condition_names") or []])
