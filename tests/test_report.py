@@ -308,3 +308,11 @@ def test_embed_2d_errors():
         embed_2d(np.zeros(5))
     with pytest.raises(ValueError, match="empty"):
         embed_2d(np.zeros((0, 3)))
+
+
+def test_a_cell_near_a_whole_number_keeps_the_digits_that_tell_it_apart():
+    """At 4 significant digits an AUC of 0.99995 read '1': a perfect detector."""
+    from latentbridge.report.html import _fmt
+
+    assert [_fmt(v)[0] for v in (0.99995, 2.99996, 1.0, 0.5, 0.123456, 123456.7, float("nan"))] == \
+        ["0.99995", "2.99996", "1", "0.5", "0.1235", "1.235e+05", "nan"]

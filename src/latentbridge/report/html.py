@@ -72,7 +72,13 @@ def _fmt(v: Any) -> tuple[str, bool]:
         return str(int(v)), True
     if isinstance(v, numbers.Real):
         f = float(v)
-        return (f"{f:.4g}" if math.isfinite(f) else str(f)), True
+        if not math.isfinite(f):
+            return str(f), True
+        text, digits = f"{f:.4g}", 4
+        while float(text) != f and float(text).is_integer() and abs(f) < 1e4 and digits < 12:  # 0.99995 read "1"
+            digits += 1
+            text = f"{f:.{digits}g}"
+        return text, True
     return html.escape(str(v)), False
 
 
