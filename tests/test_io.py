@@ -715,6 +715,8 @@ def test_write_wav_reads_integer_pcm_at_its_full_scale_and_names_a_time_by_chann
     write_wav(tmp_path / "i16.wav", (tone * 32767).astype(np.int16), SR)  # (clipped to [-1, 1]: a square wave)
     back = read_audio(tmp_path / "i16.wav")[0]
     assert np.abs(back - tone).max() < 1e-3
+    write_wav(tmp_path / "u8.wav", np.round(128 + tone * 127).astype(np.uint8), SR, subtype="FLOAT")  # offset binary
+    assert np.abs(sf.read(tmp_path / "u8.wav")[0] - tone).max() < 1e-2
     with pytest.raises(DataError, match=r"shape \(16000, 2\) would be 16000 channels of 2 samples: \(C, T\) expected"):
         write_wav(tmp_path / "tc.wav", np.c_[tone, tone], SR)
     assert not (tmp_path / "tc.wav").exists()

@@ -98,11 +98,15 @@ class FolderLock:
             except OSError as e:
                 raise LatentbridgeError(f"{self.folder}: cannot write in {self.folder.parent} "
                                         f"({_describe_os_error(e)})") from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                raise self.busy_error(self.holder()) from None
+            for wait in (0.0, 0.005, 0.02, 0.05, None):  # (another process's held_by holds it for a moment)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if wait is None:
+                        os.close(fd)
+                        raise self.busy_error(self.holder()) from None
+                    time.sleep(wait)
             # the holder may have released and removed the file between our open and flock
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino

@@ -51,7 +51,8 @@ def write_audio(
     wave = np.asarray(wave)
     if np.issubdtype(wave.dtype, np.integer):  # PCM samples: read at their full scale (int16 32767 → 1.0), not as
         info = np.iinfo(wave.dtype)             # floats clipped to [-1, 1] (a square wave)
-        wave = (wave.astype(np.float64) - (info.max + 1 if info.min == 0 else 0)) / (info.max + 1)
+        full = (info.max + 1) // 2 if info.min == 0 else info.max + 1  # uint8: offset binary around 128
+        wave = (wave.astype(np.float64) - (full if info.min == 0 else 0)) / full
     if wave.ndim == 1:
         data = wave
     elif wave.ndim == 2 and wave.shape[0] > wave.shape[1]:

@@ -142,19 +142,13 @@ class STFT(nn.Module):
                 f"reflect padding needs more than {self.n_fft // 2}" if self.center else "one frame needs n_fft") +
                 " samples)")  # (torch's own message spoke of padding sizes and dimensions)
         flat = wave.reshape(-1, n)
-        spec = torch.stft(
-            flat,
-            n_fft=self.n_fft,
-            hop_length=self.hop_length,
-            win_length=self.win_length,
-            window=self._window_for(flat),
-            center=self.center,
-            pad_mode=self.pad_mode,
-            normalized=False,
-            onesided=True,
-            return_complex=True,
-        )
+        spec = torch.stft(flat, **self._frames(flat), pad_mode=self.pad_mode, return_complex=True)
         return spec.reshape(*lead, spec.shape[-2], spec.shape[-1])
+
+    def _frames(self, x: torch.Tensor) -> dict:
+        """The framing both directions share."""
+        return {"n_fft": self.n_fft, "hop_length": self.hop_length, "win_length": self.win_length,
+                "window": self._window_for(x), "center": self.center, "normalized": False, "onesided": True}
 
     def inverse(self, spec: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """Inverse STFT of complex ``(..., n_freq, frames)`` -> ``(..., T)``."""
@@ -165,18 +159,8 @@ class STFT(nn.Module):
         lead = spec.shape[:-2]
         flat = spec.reshape(-1, spec.shape[-2], spec.shape[-1])
         try:
-            wave = torch.istft(
-                flat,
-                n_fft=self.n_fft,
-                hop_length=self.hop_length,
-                win_length=self.win_length,
-                window=self._window_for(flat),
-                center=self.center,
-                normalized=False,
-                onesided=True,
-                length=None if length is None else int(length),
-                return_complex=False,
-            )
+            wave = torch.istft(flat, **self._frames(flat), length=None if length is None else int(length),
+                               return_complex=False)
         except RuntimeError as e:  # torch's "window overlap add min: 1 [CPUBoolType{}]"
             if "overlap add" not in str(e):
                 raise
