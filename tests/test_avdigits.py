@@ -124,8 +124,9 @@ def test_train_evaluate_analyze(av_run, small_classifiers, tmp_path, capsys, cap
     # a judge reading its own test set below 0.9 is named (coherence through a 0.43 judge was reported without a word)
     for name, what in (("mnist", "images"), ("fsdd", "spoken digits")):
         weak = m[f"{name}_classifier_test_accuracy"] < 0.9
-        assert (f"the {name.upper()} classifier that judges generated {what} reads its own test set at" in caplog.text
-                ) == weak, (name, m[f"{name}_classifier_test_accuracy"])
+        assert (f"the classifier that judges generated {what} (trained on {name.upper()}) reads its own test set at"
+                in caplog.text) == weak, (name, m[f"{name}_classifier_test_accuracy"])
+        assert not weak or f"classifier train {name} --data " in caplog.text  # (without it: the default folder's)
     for k in ("coherence_audio_to_image", "coherence_image_to_audio", "coherence_image_to_wav",
               "coherence_audio_to_image_bridge", "coherence_image_to_audio_bridge", "coherence_image_to_wav_bridge",
               "z_joint_kmeans_nmi", "audio_recon_rmse_db", "image_recon_bce"):
@@ -309,21 +310,30 @@ def test_analyze_refuses_other_tasks(fitted_model, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("rate, channels", [(16000, 1), (8000, 2)])
-def test_clip_with_wrong_rate_or_channels_is_named(tmp_path, rate, channels):
+def test_clips_of_another_rate_or_channels_are_converted_and_counted(tmp_path, rate, channels, caplog):
+    """A folder of one's own holds recordings of any rate and channel count (FSDD's one of another rate was refused):
+    read as the model's clips, what was done counted, in a warning where the folder mixes them."""
+    import logging
+
     import soundfile as sf
 
     from latentbridge.data.digits import default_digit_spec, load_clips
     from latentbridge.errors import DataError
 
-    bad = tmp_path / "3_someone_7.wav"
-    sf.write(bad, np.random.default_rng(0).normal(0, 0.1, (rate // 2, channels)), rate)
-    with pytest.raises(DataError, match=f"3_someone_7.wav.*{channels} channel.*{rate} Hz"):
-        load_clips([bad], default_digit_spec())
-    # with an empty file beside it: both named in one error (they were named one per run)
+    other = tmp_path / "3_someone_7.wav"
+    sf.write(other, np.random.default_rng(0).normal(0, 0.1, (rate // 2, channels)), rate)
+    with caplog.at_level(logging.INFO, logger="latentbridge"):
+        clips = load_clips([other, FSDD / "3_jackson_5.wav"], default_digit_spec())
+    assert clips.shape == (2, default_digit_spec().window_samples) and np.abs(clips[0]).max() > 0.1
+    what = f"resampled from {rate} Hz" if rate != 8000 else f"mixed down from {channels} channels"
+    assert [(r.levelname, r.getMessage()) for r in caplog.records if "read as the model's clips" in r.getMessage()] \
+        == [("WARNING", f"2 recordings read as the model's clips: 1 {what} (the other 1 as they are)")]
+    # with an empty file beside it: named, all unusable files in one error (they were named one per run)
     (tmp_path / "4_someone_7.wav").write_bytes(b"")
-    with pytest.raises(DataError, match="2 of 3 recordings cannot be used: .*3_someone_7.wav.*4_someone_7.wav: file "
-                                        "is empty"):
-        load_clips([bad, tmp_path / "4_someone_7.wav", FSDD / "3_jackson_5.wav"], default_digit_spec())
+    (tmp_path / "5_someone_7.wav").write_bytes(b"RIFF")
+    with pytest.raises(DataError, match="2 of 3 recordings cannot be used: .*4_someone_7.wav: file is empty.*"
+                                        "5_someone_7.wav"):
+        load_clips([other, tmp_path / "4_someone_7.wav", tmp_path / "5_someone_7.wav"], default_digit_spec())
 
 
 def _tiny_av(**kw):
@@ -533,7 +543,7 @@ def test_a_spoken_digit_condition_is_trimmed_like_the_training_clips(tmp_path):
             pytest.skip(f"FSDD recording {clip} not found")
         recorded = as_recorded(clip, tmp_path / name, gain_db=0)
         clean = spoken_digit_features(clip, spec)[0, 0]
-        as_is = clip_features(load_clips([clip], spec, strict=False), spec)[0, 0]
+        as_is = clip_features(load_clips([clip], spec), spec)[0, 0]
         np.testing.assert_allclose(clean, as_is, atol=1e-4)
         active = clean.max(0) > clean.max() - 40  # the word's frames
         prepared = np.abs(spoken_digit_features(recorded, spec)[0, 0] - clean)[:, active].mean()

@@ -283,7 +283,7 @@ def bridge_run(tmp_path_factory, feature_cache):
     return root, run
 
 
-def test_bridge_train_sample_evaluate(bridge_run, tmp_path, capsys):
+def test_bridge_train_sample_evaluate(bridge_run, tmp_path, capsys, caplog):
     root, run = bridge_run
     info = json.loads((run / "config.json").read_text())
     stage = json.loads((run / "first_stage" / "multimodal" / "config.json").read_text())
@@ -332,6 +332,12 @@ def test_bridge_train_sample_evaluate(bridge_run, tmp_path, capsys):
     assert len(list(from_mask.glob("vibration_*.wav"))) == 3 and len(list(from_mask.glob("spectrogram_*.png"))) == 3
     settings = json.loads((out / "settings.json").read_text())
     assert settings["guidance"] == {"spec": 3.0, "mask": 2.0} and settings["steps"] == 4
+    # a strength for the modality given as the condition: not used, said so, not recorded as used
+    with caplog.at_level("WARNING"):
+        assert main(["sample", str(run), "--condition", str(csv_file), "--num-samples", "1", "--steps", "2",
+                     "--guidance", "spec=5", "--out", str(tmp_path / "spec5")]) == 0
+    assert "--guidance for spec not used: it is the condition here, not generated" in caplog.text
+    assert list(json.loads((tmp_path / "spec5" / "settings.json").read_text())["guidance"]) == ["mask"]
 
     ev = tmp_path / "eval"
     assert main(["evaluate", str(run), "--out", str(ev)]) == 0

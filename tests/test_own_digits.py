@@ -65,17 +65,15 @@ def test_recordings_in_class_folders_are_spoken_digits_split_by_their_path(tmp_p
     with pytest.warns(UserWarning, match=r"skipped 1 file\(s\) in no class folder named by a digit .*yes/a_nohash_0"):
         ds = FSDD(root)
     items = ds.items()
-    assert ds.layout == "folders" and len(items) == 200 and not ds.strict  # 16-kHz stereo: resampled, mixed down
+    assert ds.layout == "folders" and len(items) == 200
     assert {it.digit for it in items} == set(range(10)) and ds.speakers == ["spk0", "spk1"]
     assert all(it.path.parent.name.lower() == DIGIT_WORDS[it.digit] for it in items)
     test = ds.split("test")
     assert 0.02 < len(test) / len(items) < 0.25  # a seeded 10 % (of 200 files: 20 +- 4)
-    with pytest.warns(UserWarning):
-        assert [it.path for it in FSDD(root).split("test")] == [it.path for it in test]  # the same draw every time
+    assert [it.path for it in FSDD(root).split("test")] == [it.path for it in test]  # the same draw every time
     # another file added leaves every other file's split as it was
     sf.write(root / "zero" / "new_nohash_9.wav", _tone(0, 9), 16000)
-    with pytest.warns(UserWarning):
-        again = {it.path: it.split for it in FSDD(root).items()}
+    again = {it.path: it.split for it in FSDD(root).items()}
     assert all(again[it.path] == it.split for it in items)
 
 
@@ -95,19 +93,28 @@ def test_recordings_named_as_fsdds_in_speaker_folders_keep_their_split(tmp_path)
                 (tmp_path / "data" / spk).mkdir(parents=True, exist_ok=True)
                 sf.write(tmp_path / "data" / spk / f"{d}_{spk}_{idx}.wav", _tone(d, idx, 48000, 1), 48000)
     ds = FSDD(tmp_path / "data")
-    assert ds.layout == "folders" and ds.speakers == ["01", "02"] and not ds.strict
+    assert ds.layout == "folders" and ds.speakers == ["01", "02"]
     assert {it.index for it in ds.split("test")} == {0} and {it.index for it in ds.split("train")} == {7}
-    flat = FSDD(tmp_path / "data" / "01")  # one speaker's folder: FSDD's flat layout, at 48 kHz not strict
-    assert flat.layout == "fsdd" and len(flat.items()) == 20 and not flat.strict
+    flat = FSDD(tmp_path / "data" / "01")  # one speaker's folder: FSDD's flat layout
+    assert flat.layout == "fsdd" and len(flat.items()) == 20 and len(flat.split("test")) == 10
 
 
-def test_fsdd_itself_stays_strict(tmp_path):
+def test_recordings_named_as_fsdds_keep_fsdds_split_and_a_tenth_of_fewer(tmp_path):
+    """FSDD's official split is repetitions 0-4 of 0-49, whatever files are missing; a user's ten repetitions lost half
+    to the test split, five all of their training clips."""
     rec = tmp_path / "recordings"
     rec.mkdir()
-    for d in range(2):
-        sf.write(rec / f"{d}_jackson_{d}.wav", _tone(d, 0, 8000, 1), 8000)
+    for d in range(10):
+        for spk, reps in (("jackson", 50), ("ann", 10), ("bob", 5)):
+            for i in range(reps):
+                if (spk, i) != ("jackson", 2):  # one recording missing moves no other
+                    (rec / f"{d}_{spk}_{i}.wav").symlink_to(rec.parent / "one.wav")
+    sf.write(rec.parent / "one.wav", _tone(0, 0, 8000, 1), 8000)
     ds = FSDD(tmp_path)
-    assert ds.layout == "fsdd" and ds.strict and ds.name == "FSDD"
+    assert ds.layout == "fsdd" and "repetitions 0-4 of 50" in ds.split_rule["test"]
+    assert ds.name == f"spoken digits of {tmp_path}"  # ann and bob: not FSDD's speakers, whatever the names' form
+    test = {(it.speaker, it.index) for it in ds.split("test") if it.digit == 3}
+    assert test == {("jackson", i) for i in (0, 1, 3, 4)} | {("ann", 0), ("bob", 0)}
 
 
 def test_a_folder_of_no_spoken_digits_says_which_layouts_are_read(tmp_path):
@@ -121,7 +128,7 @@ def test_a_folder_of_no_spoken_digits_says_which_layouts_are_read(tmp_path):
 def test_written_digits_in_class_folders_are_framed_as_mnists(tmp_path):
     root = _own_images(tmp_path / "img", per_digit=12)
     (root / "loose.png").write_bytes((root / "0" / "w0.png").read_bytes())  # in no class folder: left out, said
-    with pytest.warns(UserWarning, match=r"skipped 1 image\(s\) in no class folder .*loose.png"):
+    with pytest.warns(UserWarning, match=r"skipped 1 file\(s\) in no class folder .*loose.png"):
         ds = written_digits(root)
     assert isinstance(ds, DigitImages) and ds.name == f"written digits of {root}"
     images, labels, splits = ds.pool()
@@ -187,3 +194,55 @@ def test_audio_visual_digits_train_on_ones_own_folders(tmp_path, feature_cache, 
     assert "resampled from 16000 Hz" in caplog.text and "mixed down from 2 channels" in caplog.text
     card = (out / "README.md").read_text()
     assert f"spoken digits of {audio}" in card and f"written digits of {images}" in card
+
+
+def test_a_judge_of_ones_own_digits_says_so_and_is_trained_again_when_the_folder_changes(tmp_path, monkeypatch):
+    """Its card said 'Official MNIST train / test split'; a folder edited since (or split by another rule) was judged
+    by the judge trained on its test files."""
+    from pathlib import Path
+
+    from latentbridge.tasks.classify import load_classifier
+
+    images = _own_images(tmp_path / "images", per_digit=4)
+    cache = tmp_path / "judges"
+    _, info = load_classifier("mnist", data_root=images, cache_dir=cache)
+    assert info["trained_now"] and info["data"]["dataset"] == f"written digits of {images}"
+    card = (Path(info["path"]) / "README.md").read_text()
+    assert f"written digits of {images}" in card and "Official" not in card and "Split: test " in card
+    assert not load_classifier("mnist", data_root=images, cache_dir=cache)[1]["trained_now"]
+    monkeypatch.chdir(tmp_path)  # the same folder named relative to where a run stored it: the same judge
+    assert not load_classifier("mnist", data_root="images", cache_dir=cache)[1]["trained_now"]
+    (images / ".DS_Store").write_bytes(b"x")  # a file manager's: no file the judge reads
+    assert not load_classifier("mnist", data_root=images, cache_dir=cache)[1]["trained_now"]
+    _glyph(5, 9).save(images / "5" / "new.png")
+    assert load_classifier("mnist", data_root=images, cache_dir=cache)[1]["trained_now"]
+
+
+def test_links_are_read_where_their_files_lie_and_unreadable_formats_are_named(tmp_path):
+    """A recording linked into test/ from train/ was in both splits; train/8 linked in as test/eight had all its
+    files read as test; .m4a files in a class folder were left out without a word."""
+    for split in ("train", "test"):
+        _own_recordings(tmp_path / split, per_digit=2, words=False)
+    (tmp_path / "test" / "6" / "linked.wav").symlink_to(tmp_path / "train" / "6" / "spk0_nohash_0.wav")
+    (tmp_path / "test" / "eight").symlink_to(tmp_path / "train" / "8", target_is_directory=True)
+    (tmp_path / "train" / "3" / "voice memo.m4a").write_bytes(b"\0\0\0 ftypM4A ")
+    with pytest.warns(UserWarning, match=r"skipped 1 file\(s\) .*convert them to WAV or FLAC first.*voice memo.m4a"):
+        ds = FSDD(tmp_path)
+    places = [it.path.relative_to(tmp_path).as_posix() for it in ds.items()]
+    assert len(places) == len(set(places)) == 40  # each recording once, where it lies
+    assert {it.split for it in ds.items() if it.digit == 8} == {"train", "test"}
+    assert all(it.path.relative_to(tmp_path).parts[0] == it.split for it in ds.items())
+
+
+def test_a_digit_missing_from_the_training_recordings_names_the_data_folder(tmp_path):
+    from latentbridge.data.sources import pair_audio_visual
+
+    for split in ("train", "test"):
+        _own_recordings(tmp_path / split, per_digit=2, words=False)
+    import shutil
+
+    shutil.rmtree(tmp_path / "train" / "7")
+    ds, images = FSDD(tmp_path), written_digits(_own_images(tmp_path / "images", per_digit=3))
+    _, labels, splits = images.pool()
+    with pytest.raises(DataError, match=rf"^{tmp_path}: no recordings of digit 7 in the 'train' split"):
+        pair_audio_visual(ds.items(), labels, "train", 0, image_splits=splits)

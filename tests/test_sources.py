@@ -311,7 +311,7 @@ def test_fsdd_parsing_bad_names_and_download(server, tmp_path):
     with pytest.warns(UserWarning, match="skipped 3 file"):
         items = ds.items()
     assert len(items) == 8 and len(ds.skipped) == 3
-    assert items[0] == FSDDItem(rec / "0_ann_0.wav", 0, "ann", 0)
+    assert items[0] == FSDDItem(rec / "0_ann_0.wav", 0, "ann", 0, True)
     assert ds.speakers == ["ann", "bob"]
     assert {it.index for it in ds.split("test")} == {0} and {it.index for it in ds.split("train")} == {7}
     assert sorted(ds.by_digit("train")) == [0, 1] and len(ds.by_digit("train")[1]) == 2
@@ -319,7 +319,7 @@ def test_fsdd_parsing_bad_names_and_download(server, tmp_path):
     upper = tmp_path / "upper" / "recordings"  # a recorder's upper-case suffix: read, not skipped as misnamed
     upper.mkdir(parents=True)
     write_clip(upper / "1_bob_8.WAV")
-    assert FSDD(upper).items() == [FSDDItem(upper / "1_bob_8.WAV", 1, "bob", 8)]
+    assert FSDD(upper).items() == [FSDDItem(upper / "1_bob_8.WAV", 1, "bob", 8, False)]
 
     with pytest.raises(DataError, match="digits.download=true fetches them"):
         FSDD(tmp_path / "nothing")
@@ -519,7 +519,7 @@ def test_the_digit_set_cache_rebuilds_a_damaged_set_and_keeps_its_size_limit(tmp
 
     monkeypatch.setenv("LATENTBRIDGE_CACHE", str(tmp_path / "cache" / "features"))
     computed = []
-    monkeypatch.setattr(digits, "load_clips", lambda paths, spec, strict=True: computed.append(len(paths)) or
+    monkeypatch.setattr(digits, "load_clips", lambda paths, spec: computed.append(len(paths)) or
                         np.ones((len(paths), 4000), np.float32))
     monkeypatch.setattr(digits, "clip_features", lambda waves, spec: np.ones((len(waves), 1, 64, 128), np.float32))
     spec = SimpleNamespace(model_dump=lambda mode: {"kind": "mel"})

@@ -203,7 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train the MNIST or FSDD digit classifier and print its test accuracy")
     kt.add_argument("kind", choices=["mnist", "fsdd"])
     kt.add_argument("--out", help="model folder (default: the cache folder load_classifier uses)")
-    kt.add_argument("--data", help="data root (MNIST idx files / FSDD folder holding recordings/)")
+    kt.add_argument("--data", help="data root: MNIST's idx files / FSDD's recordings/, or digits of your own: images "
+                                   "in class folders 0/ ... 9/, recordings named {digit}_{speaker}_{index} or in class "
+                                   "folders 3/ or three/, train/ and test/ above them to split them (README, 'Digits "
+                                   "of your own')")
     kt.add_argument("--epochs", type=int, help="training epochs (default: per kind)")
     kt.add_argument("--seed", type=int, help="training seed (default: the preset's train.seed)")
     kt.add_argument("--force", action="store_true", help="replace an existing model folder")
@@ -314,7 +317,7 @@ def _cmd_sample(args) -> int:
     if "conditions" in res:
         print(f"wrote {', '.join(str(Path(args.out) / c) for c in res['conditions'])}")
     else:
-        print(f"wrote {Path(args.out) / 'grid.png'}, {Path(args.out) / 'samples.npz'} and one PNG per sample")
+        print(f"wrote {Path(args.out) / 'grid.png'}, samples.npz, settings.json and one PNG per sample")
     return 0
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from collections.abc import Mapping
 from typing import Callable, Iterator
 
-from latentbridge.written import note_written
+from latentbridge.written import WRITTEN, note_written
 
 #: set by the CLI (its ``--verbose``); None (the library used from Python) leaves Lightning's logging alone
 LIGHTNING_INFO: bool | None = None
@@ -369,6 +369,7 @@ def output_names(paths, used: set[str], max_bytes: int | None = None) -> list[st
     ``Data/Test_02/rec.csv``: ``Test_01_rec`` and ``Test_02_rec``; they were ``rec`` and ``rec_``, which said nothing
     of the test), each made distinct from ``used`` by :func:`distinct_name` (the same file given twice, a name that is
     a path)."""
+    used.add(WRITTEN)  # (a condition .latentbridge-written.png made a folder in place of the output folder's list)
     paths = [Path(p).absolute() for p in paths]  # one common folder for relative paths too
     names = [p.stem for p in paths]
     for stem in {n for n in names if names.count(n) > 1}:
@@ -545,12 +546,12 @@ def positive_integer(value, name: str) -> int:
     """``value`` as an int where it is a positive whole number (8000, 8000.0), else a ValueError naming ``name`` (NaN
     and inf among them: ``int(nan)``'s own message named no setting)."""
     try:
-        ok = float(value).is_integer() and float(value) > 0
+        ok = not isinstance(value, bool) and float(value).is_integer() and float(value) > 0
     except (TypeError, ValueError, OverflowError):
         ok = False
     if not ok:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    return int(float(value))
 
 
 def check_seed(seed: int, low: int = 0, high: int = MAX_SEED) -> int:

@@ -76,13 +76,11 @@ def _say_conversions(path, spec) -> None:
 QUIET_CONDITION_DBFS = -70.0
 
 
-def load_clips(paths, spec, strict: bool = True, trim: dict | None = None) -> np.ndarray:
-    """(N, clip samples) float32 mono clips at the spec's rate.
-
-    With ``strict`` (FSDD), a recording that is not mono at that rate is an error naming the file
-    rather than silently converted: a folder that mixes in other recordings is a data problem
-    worth seeing. ``trim``: :func:`latentbridge.io.audio.trim_silence` arguments applied to each
-    recording before it is fitted to the clip length (a user's recording: :data:`CONDITION_TRIM`); without it, a
+def load_clips(paths, spec, trim: dict | None = None) -> np.ndarray:
+    """(N, clip samples) float32 mono clips at the spec's rate: recordings of any rate and channel count resampled and
+    mixed down, what was done counted in a line (a warning where the recordings mix rates or channel counts: other
+    recordings mixed in are worth seeing; an info line where all were converted alike). ``trim``:
+    :func:`latentbridge.io.audio.trim_silence` arguments applied to each recording before it is fitted to the clip length (a user's recording: :data:`CONDITION_TRIM`); without it, a
     recording longer than the clip loses its quiet (:data:`CONDITION_TRIM`) before it is centre-cropped (recordings
     with 1.5 s of quiet before the word kept 38 % of its energy in the median, none of it in 71 % of them; 20 FSDD
     clips are longer than 1 s)."""
@@ -94,7 +92,7 @@ def load_clips(paths, spec, strict: bool = True, trim: dict | None = None) -> np
     converted = Counter()
     for i, p in enumerate(paths):
         try:
-            wave = _read_clip(p, sr, strict, None if strict or trim else converted)
+            wave = _read_clip(p, sr, None if trim else converted)
         except DataError as e:  # every unusable recording named at once (one per run before, fixed one by one)
             bad.append(e)
             continue
@@ -123,24 +121,22 @@ def load_clips(paths, spec, strict: bool = True, trim: dict | None = None) -> np
     if bad:
         raise DataError(Path(bad[0].path).parent, f"{len(bad)} of {len(paths)} recordings cannot be used: "
                                                   + named_problems(bad))
-    if converted:
-        log.info("%d recordings read as the model's clips: %s", len(paths),
-                 ", ".join(f"{n} {what}" for what, n in sorted(converted.items())))
+    if files := converted.pop(None, 0):  # (the files converted at all; the others were read as they are)
+        mixed = files < len(paths) or len(converted) > 1 + any(w.startswith("mixed") for w in converted)
+        (log.warning if mixed else log.info)("%d recordings read as the model's clips: %s", len(paths), ", ".join(
+            f"{n} {what}" for what, n in sorted(converted.items()))
+            + (f" (the other {len(paths) - files} as they are)" if files < len(paths) else ""))
     return out
 
 
-def _read_clip(path, sample_rate: int, strict: bool, converted: Counter | None = None) -> np.ndarray:
-    """A recording at ``sample_rate``, mono; with ``strict``, one of another rate or channel count is an error;
-    ``converted``: counts what reading did (resampled from a rate, mixed down)."""
-    if strict or converted is not None:
+def _read_clip(path, sample_rate: int, converted: Counter | None = None) -> np.ndarray:
+    """A recording at ``sample_rate``, mono; ``converted`` counts what reading did (resampled from a rate, mixed
+    down)."""
+    if converted is not None:
         info = audio_info(path)
-        if strict and (info.channels != 1 or info.sample_rate != sample_rate):
-            raise DataError(path, f"expected a mono {sample_rate} Hz recording, got {info.channels} channel(s) "
-                                  f"at {info.sample_rate} Hz")
-        if converted is not None:
-            converted.update(w for w, d in ((f"resampled from {info.sample_rate} Hz", info.sample_rate != sample_rate),
-                                              (f"mixed down from {info.channels} channels", info.channels > 1))
-                             if d)
+        done = [w for w, d in ((f"resampled from {info.sample_rate} Hz", info.sample_rate != sample_rate),
+                               (f"mixed down from {info.channels} channels", info.channels > 1)) if d]
+        converted.update(done + [None] * bool(done))
     return read_audio(path, sample_rate=sample_rate, mono=True)[0]
 
 
@@ -171,7 +167,7 @@ def spoken_digit_features(path, spec) -> np.ndarray:
     (and 12 dB quieter, 44.1 kHz stereo) right 0.48 of the time untrimmed, 0.79 trimmed, and 0.95 trimmed
     once its audio encoder is aligned with such recordings (:func:`as_recorded_clips`; ``benchmarks/README.md``
     §10); the level itself barely matters (0.98 at -12 dB)."""
-    return clip_features(load_clips([path], spec, strict=False, trim=CONDITION_TRIM), spec)
+    return clip_features(load_clips([path], spec, trim=CONDITION_TRIM), spec)
 
 
 #: How :func:`as_recorded_clips` hands a training clip over, as a user's recorder might: the word's gain
@@ -389,8 +385,8 @@ def images_to_float(images: np.ndarray) -> np.ndarray:
     return (np.asarray(images, dtype=np.float32) / 255.0)[:, None]
 
 
-def clips_and_features_cached(paths: list[Path], spec, strict: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Clips and features (:func:`load_clips`, ``strict``), cached as .npy keyed by the files and the features."""
+def clips_and_features_cached(paths: list[Path], spec) -> tuple[np.ndarray, np.ndarray]:
+    """Clips and their features, cached as .npy keyed by the files and the feature definition."""
     from latentbridge.data.feature_cache import cache_limit_bytes, default_cache_dir, prune_sets
 
     key = stable_hash({"transform": spec.model_dump(mode="json"), "reader": 3,  # 2: io.remove_dc, 3: long clips trimmed
@@ -407,7 +403,7 @@ def clips_and_features_cached(paths: list[Path], spec, strict: bool = True) -> t
             pass
         log.warning("digit feature cache %s: damaged, computed again", folder)
         shutil.rmtree(folder, ignore_errors=True)
-    waves = load_clips(paths, spec, strict)
+    waves = load_clips(paths, spec)
     feats = clip_features(waves, spec)
     try:
         with atomic_path(folder) as tmp:
@@ -488,14 +484,15 @@ def build_pairs(digits_cfg, spec, split: str, seed: int) -> tuple[DigitPairs, di
         items = [it for it in items if it.speaker not in held]
     images, labels, splits = mnist.pool()
     pairs = pair_audio_visual(items, labels, split, seed, digits_cfg.pairs_per_clip, image_splits=splits,
-                              image_file={s: mnist.labels_file(s) for s in ("train", "test")})
+                              image_file={s: mnist.labels_file(s) for s in ("train", "test")},
+                              test_rule=fsdd.split_rule["test"])
     limit = digits_cfg.limit_train_clips if split == "train" else digits_cfg.limit_test_clips
     if limit:
         clips = sorted({p.clip_idx for p in pairs})
         keep = set(np.random.default_rng(seed).permutation(clips)[:limit].tolist())
         pairs = [p for p in pairs if p.clip_idx in keep]
     clip_ids = sorted({p.clip_idx for p in pairs})
-    waves, feats = clips_and_features_cached([items[i].path for i in clip_ids], spec, fsdd.strict)
+    waves, feats = clips_and_features_cached([items[i].path for i in clip_ids], spec)
     row = {c: r for r, c in enumerate(clip_ids)}
     idx = np.array([row[p.clip_idx] for p in pairs])
     img = np.array([p.image_idx for p in pairs])
@@ -581,7 +578,7 @@ def classifier_data(kind: str, root, spec=None, *, n_train: int | None = None, n
             items = ds.split(s)
             if not items:
                 raise DataError(ds.recordings_dir, f"no recordings in the {s!r} split ({ds.split_rule[s]})")
-            out[f"x_{s}"] = clip_features(load_clips([it.path for it in items], spec, ds.strict), spec)
+            out[f"x_{s}"] = clip_features(load_clips([it.path for it in items], spec), spec)
             out[f"y_{s}"] = np.array([it.digit for it in items], dtype=np.int64)
         out["data_config"] = {
             "data_root": str(Path(ds.root).resolve()), "dataset": ds.name, "offline_split": False,

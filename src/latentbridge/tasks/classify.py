@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -76,9 +77,32 @@ def data_path(root) -> Path:
     return path.parent if path.name == "recordings" else path
 
 
-def same_data(recorded, root) -> bool:
-    """Whether a cached judge trained on ``recorded`` (None: not recorded) is one of the data folder ``root``."""
-    return recorded is not None and data_path(recorded) == data_path(root)
+def same_data(recorded, root, stamp: str | None = None, kind: str = "fsdd") -> bool:
+    """Whether a cached judge trained on ``recorded`` (None: not recorded) is one of the data folder ``root``, and
+    where it recorded the folder's :func:`data_stamp` (``stamp``), of the folder as it is now (a folder of one's own
+    digits edited since, or split by another rule, was judged by a judge trained on its test files)."""
+    return recorded is not None and data_path(recorded) == data_path(root) and (
+        stamp is None or stamp == data_stamp(kind, root))
+
+
+def data_stamp(kind: str, root) -> str:
+    """A hash of the files a ``kind`` judge reads from the data folder ``root`` as its reader lists them now (names,
+    sizes, modification times; a hidden file, a .git folder or a notes file beside them changes nothing), and of the
+    split rules' version."""
+    import os
+
+    from latentbridge.data.sources import FSDD, written_digits
+    from latentbridge.utils import stable_hash
+
+    if kind == "fsdd":
+        files = [it.path for it in FSDD(root, fetch=None).items()]
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (said where the data are read)
+            files = written_digits(root, fetch=None).files
+    top = os.path.realpath(root)  # (each path below the folder: the same stamp whether it is given relative or not)
+    stats = [(os.path.relpath(os.path.realpath(p), top), os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in files]
+    return stable_hash({"files": stats, "split": 2})
 
 
 def data_folder(folder: Path, root) -> Path:
@@ -105,10 +129,22 @@ def judge_place(folder: Path, root, record: str, *keys: str) -> Path:
     return folder if same_data(recorded, root) else data_folder(folder, root)
 
 
+def stale_judge(kind: str, info: dict, root) -> bool:
+    """Whether a judge's ``data`` record names the folder ``root`` as it was before an edit (:func:`same_data`)."""
+    data = info.get("data") or {}
+    return root is not None and not same_data(data.get("data_root"), root, data.get("files_stamp"), kind)
+
+
 def _card(kind: str, metrics: dict, data_cfg: dict, cfg) -> str:
-    what = ("MNIST digit images (B, 1, 28, 28) in [0, 1]" if kind == "mnist" else
-            "FSDD spoken digits as dB log-mel features of latentbridge.data.digits")
-    if kind == "mnist":
+    own = data_cfg.get("dataset") not in (None, "MNIST", "FSDD")  # a folder of one's own digits
+    what = ((f"{data_cfg['dataset']}" if own else "MNIST digit images") + " as (B, 1, 28, 28) in [0, 1]"
+            if kind == "mnist" else (f"{data_cfg['dataset']}" if own else "FSDD spoken digits")
+            + " as dB log-mel features of latentbridge.data.digits")
+    split = data_cfg.get("split") or {}
+    if own:
+        note = f"Split: test {split.get('test')}; train {split.get('train')}." + (
+            f" {data_cfg['test_measures'][0].upper()}{data_cfg['test_measures'][1:]}." if kind == "fsdd" else "")
+    elif kind == "mnist":
         note = ("Offline split: train and test are a seeded 8,000 / 2,000 split of the official 10,000 "
                 "MNIST test images (the 60,000 training images were absent)." if data_cfg["offline_split"]
                 else "Official MNIST train / test split.")
@@ -172,7 +208,7 @@ def train_classifier(cfg, out_dir: str | Path, *, force: bool = False, data: dic
         model.eval()
         test = per_class(yte, model.predict(xte))
         train_acc = float((model.predict(xtr) == ytr).mean())
-        data_cfg = dict(data["data_config"])
+        data_cfg = {**data["data_config"], "files_stamp": data_stamp(kind, data["data_config"]["data_root"])}
         history = run.outcome.trainer.callback_metrics
         metrics = {
             "kind": kind, "model_class": MODEL_NAMES[kind], "test_accuracy": test["accuracy"],
@@ -210,6 +246,9 @@ def load_classifier(kind: str, *, data_root: str | Path | None = None, cache_dir
     trained_now = False
     try:
         saved = load_model(folder)
+        if stale_judge(kind, saved.info, data_root):
+            raise ModelFolderError(folder, "its data folder changed since it was trained (files added, removed or "
+                                           "of another size)")
     except ModelFolderError as exc:
         if not train_if_missing:
             raise LatentbridgeError(f"no usable {kind} classifier at {folder} ({exc.problem}); train it with "

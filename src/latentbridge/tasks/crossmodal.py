@@ -57,12 +57,14 @@ def digit_judges(cfg, spec) -> DigitJudges:
     from latentbridge.tasks.judges import load_waveform_judge
 
     (mnist, mnist_info), (fsdd, fsdd_info) = classifiers(cfg, spec)
-    for what, name, info in (("images", "mnist", mnist_info), ("spoken digits", "fsdd", fsdd_info)):
+    for what, name, info, root in (("images", "mnist", mnist_info, cfg.digits.mnist_root),
+                                   ("spoken digits", "fsdd", fsdd_info, cfg.digits.fsdd_root)):
         acc = info.get("test_accuracy")
         if acc is not None and acc < WEAK_JUDGE:  # a judge of 0.43 read coherence at chance without a word
-            log.warning("the %s classifier that judges generated %s reads its own test set at %.2f: coherence and "
-                        "class figures through it are bounded by that (a judge worth its name: latentbridge "
-                        "classifier train %s --epochs N, N larger)", name.upper(), what, acc, name)
+            log.warning("the classifier that judges generated %s (trained on %s) reads its own test set at %.2f: "
+                        "coherence and class figures through it are bounded by that (a judge worth its name: "
+                        "latentbridge classifier train %s --data %s --out %s --force --epochs N, N larger)", what,
+                        (info.get("data") or {}).get("dataset", name.upper()), acc, name, root, info.get("path"))
     images, _ = training_images(cfg.digits)
     train, _ = pairs(cfg, "train")
     _, first = np.unique(train.clip, return_index=True)

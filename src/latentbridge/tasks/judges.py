@@ -93,18 +93,18 @@ def fit_waveform_judge(fsdd_root, spec, folder: Path, limit: int | None = None, 
     checks), record its accuracy on the real test clips and save it in ``folder``."""
     from latentbridge.data.digits import load_clips
     from latentbridge.data.sources import FSDD
-    from latentbridge.tasks.classify import data_path
+    from latentbridge.tasks.classify import data_path, data_stamp
 
     ds = FSDD(fsdd_root)
     train, test = ds.split("train"), ds.split("test")
     if limit is not None and limit < len(train):
         keep = np.sort(np.random.default_rng(seed).permutation(len(train))[:limit])
         train = [train[i] for i in keep]
-    judge = WaveformJudge.fit(load_clips([it.path for it in train], spec, ds.strict), [it.digit for it in train],
+    judge = WaveformJudge.fit(load_clips([it.path for it in train], spec), [it.digit for it in train],
                               spec.sample_rate, seed)
-    judge.info["test_accuracy_real_clips"] = judge.accuracy(load_clips([it.path for it in test], spec, ds.strict),
+    judge.info["test_accuracy_real_clips"] = judge.accuracy(load_clips([it.path for it in test], spec),
                                                             [it.digit for it in test])
-    judge.info["data_root"] = str(data_path(fsdd_root))
+    judge.info["data_root"], judge.info["files_stamp"] = str(data_path(fsdd_root)), data_stamp("fsdd", fsdd_root)
     judge.save(folder)
     return judge
 
@@ -121,7 +121,8 @@ def load_waveform_judge(fsdd_root, spec, cache_dir: Path | None = None) -> Wavef
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # cut short (a killed fit): refitted
             log.warning("%s: cannot read the waveform judge (%s): fitting it again", folder, e)
         else:
-            if same_data(judge.info.get("data_root"), fsdd_root):  # (one that does not record its data: refitted)
+            if same_data(judge.info.get("data_root"), fsdd_root, judge.info.get("files_stamp"), "fsdd"):  # (one that does not
+                # record its data: refitted; one of the folder before an edit too)
                 return judge
     return fit_waveform_judge(fsdd_root, spec, folder)
 

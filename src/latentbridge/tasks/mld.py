@@ -169,7 +169,7 @@ def _train_stage(cfg, stage_cfg, key: str, folder: Path, resume: bool) -> None:
             copies = as_recorded_clips(w_t, spec.sample_rate, rc.copies, seed)
             recorded = (clip_features(copies.reshape(-1, copies.shape[-1]), spec).reshape(rc.copies, *x_t.shape), rc,
                         "recorded")
-        _fit_stage_on_arrays(stage_cfg, folder, x_t, x_v, "FSDD training clips (official split) of the paired digits",
+        _fit_stage_on_arrays(stage_cfg, folder, x_t, x_v, f"training clips ({_sources(cfg)[0]}) of the paired digits",
                              resume, labels=(y_t, y_v), recorded=recorded)
     else:
         images, _ = training_images(cfg.digits)
@@ -183,7 +183,14 @@ def _train_stage(cfg, stage_cfg, key: str, folder: Path, resume: bool) -> None:
 
             written = (as_written_copies(x_t, wc.copies, seed), wc, "written")
         _fit_stage_on_arrays(stage_cfg, folder, x_t, x[np.sort(perm[:n_val])],
-                             "MNIST training images of the paired digits", resume, recorded=written)
+                             f"training images ({_sources(cfg)[1]}) of the paired digits", resume, recorded=written)
+
+
+def _sources(cfg) -> tuple[str, str]:
+    """The names of the spoken and the written digits' data (FSDD, MNIST, or a folder of one's own)."""
+    from latentbridge.data.digits import digit_sources
+
+    return tuple(s.name for s in digit_sources(cfg.digits))
 
 
 # ----------------------------------------------------------------------------- data
@@ -271,7 +278,7 @@ def training_latents(cfg, stages: Stages, root: str | None = None, splits=None):
                 "n_train_windows": int(lab_t.sum()), "n_val_windows": int(lab_v.sum()),
                 "train_tests": train.tests, "val_tests": val.tests, "test_tests": test.tests}
         return DictDataset(z=z_t), z_v, info
-    from latentbridge.data.digits import digit_sources, training_images
+    from latentbridge.data.digits import training_images
 
     train, val = digit_pairs(cfg, "train")
     za = stages.encode("audio", train.audio).float()
@@ -286,8 +293,7 @@ def training_latents(cfg, stages: Stages, root: str | None = None, splits=None):
     z_v = _latents(stages, {"audio": val.audio, "image": val.image}) if len(val) else None
     info = {"n_train_pairs": len(train), "n_val_pairs": len(val), "n_train_clips": int(len(np.unique(train.clip))),
             "redraw_images": bool(cfg.digits.redraw_images), "fsdd_root": cfg.digits.fsdd_root,
-            "mnist_root": cfg.digits.mnist_root, **dict(zip(("audio_source", "image_source"),
-                                                            (s.name for s in digit_sources(cfg.digits))))}
+            "mnist_root": cfg.digits.mnist_root, **dict(zip(("audio_source", "image_source"), _sources(cfg)))}
     return dataset, z_v, info
 
 
@@ -509,6 +515,15 @@ def sample(run_dir, n: int, conditions: list[str] | None = None, *, progress: bo
         if m == "image":  # a written digit as the model read it (framed as MNIST's)
             group["condition_image"] = np.asarray(x)[0, 0]
         out.groups.append(group)
+    made, strengths = {mod for g in out.groups for mod in cfg.modalities if mod != g["given"]}, out.settings["guidance"]
+    if isinstance(strengths, dict):  # a strength of a modality only given: said as applied, in settings.json too
+        g = given.get("guidance")
+        named = set(g) if isinstance(g, dict) else {part.split("=")[0].strip() for part in g.split(",")
+                                                     if "=" in part} if isinstance(g, str) else set()
+        if unused := sorted(named - made):
+            log.warning("--guidance for %s not used: %s the condition here, not generated", " and ".join(unused),
+                        "it is" if len(unused) == 1 else "they are")
+        out.settings["guidance"] = {k: v for k, v in strengths.items() if k in made}
     out.seconds = time.perf_counter() - t0
     out.sample_rate = float(saved.transform.sample_rate)
     return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 SPLITS: tuple[str, ...] = ("train", "test")
 
 
@@ -29,19 +31,34 @@ def folder_split(rel_parts: tuple[str, ...]) -> str | None:
     return named[-1] if named else None
 
 
+def both_sides(test: list[bool], digits: list[int], order: list[float]) -> list[bool]:
+    """``test`` with every digit of two files or more holding one on each side: where none of its files is test, the
+    one first in ``order`` is; where all are, the last is not (five images a digit at a 20 % share left some digit
+    without a test image 2 times in 3: the pairing of the test split refused the whole set)."""
+    test = list(test)
+    for digit in set(digits):
+        rows = sorted((i for i, x in enumerate(digits) if x == digit), key=lambda i: order[i])
+        if len(rows) >= 2 and not any(test[i] for i in rows):
+            test[rows[0]] = True
+        elif len(rows) >= 2 and all(test[i] for i in rows):
+            test[rows[-1]] = False
+    return test
+
+
 def drawn_splits(rel_paths: list[str], digits: list[int], share: float) -> list[bool]:
     """Whether each file is drawn for the test split: a draw seeded by its path (``share`` of them; a file added later
-    moves no other), then within a digit of two files or more, the file of the lowest draw is test where none was and
-    the file of the highest training where all were (five images a digit at a 20 % share left some digit without a
-    test image 2 times in 3: the pairing of the test split refused the whole set)."""
+    moves no other but the one :func:`both_sides` may have kept for its digit)."""
     from latentbridge.utils import stable_hash
 
     draw = [int(stable_hash(r), 16) % 10**6 / 10**6 for r in rel_paths]
-    test = [d < share for d in draw]
-    for digit in set(digits):
-        rows = [i for i, x in enumerate(digits) if x == digit]
-        if len(rows) >= 2 and not any(test[i] for i in rows):
-            test[min(rows, key=lambda i: draw[i])] = True
-        elif len(rows) >= 2 and all(test[i] for i in rows):
-            test[max(rows, key=lambda i: draw[i])] = False
-    return test
+    return both_sides([d < share for d in draw], digits, draw)
+
+
+def real_place(path: Path, root: Path, top: Path | None = None) -> Path:
+    """Where ``path``, found below ``root`` through links, really lies below it (its split and digit are read from
+    there: a file linked into test/ from train/ was in both splits, a train/ folder linked in as test/eight read as
+    test), or its own place where it lies outside."""
+    import os
+
+    real, top = Path(os.path.realpath(path)), top or Path(os.path.realpath(root))  # (``top``: the root's, once)
+    return real.relative_to(top) if real.is_relative_to(top) else path.relative_to(root)

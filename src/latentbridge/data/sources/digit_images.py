@@ -3,12 +3,14 @@ MNIST's place for the audio-visual pairs and the image judge (:func:`written_dig
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from latentbridge.data.sources.common import SPLITS, _check_split, drawn_splits, folder_digit, folder_split
+from latentbridge.data.sources.common import (SPLITS, _check_split, drawn_splits, folder_digit, folder_split,
+                                              real_place)
 from latentbridge.errors import DataError
 from latentbridge.utils import first_time, listed, stable_hash
 
@@ -33,26 +35,28 @@ class DigitImages:
     seed = 0
 
     def __init__(self, root: str | Path):
-        from latentbridge.io.images import list_folder
+        from latentbridge.io.images import IMAGE_EXTENSIONS, list_folder
 
         self.root = Path(root)
-        files, _ = list_folder(self.root)
-        self.files, self.labels, left = [], [], []
-        for p in files:
-            rel = p.relative_to(self.root).parts
-            digit = next((d for part in reversed(rel[:-1]) if (d := folder_digit(part)) is not None), None)
+        files, others = list_folder(self.root)
+        self.files, self.labels, left, rel, top = [], [], [], [], Path(os.path.realpath(self.root))
+        for p in files:  # read where it really lies below the root (a linked folder's files: its own place)
+            place = real_place(p, self.root, top)
+            digit = next((d for part in reversed(place.parts[:-1]) if (d := folder_digit(part)) is not None), None)
             if digit is None:
                 left.append(p)
             else:
                 self.files.append(p)
                 self.labels.append(digit)
+                rel.append(place)
+        left += [p for p in others if any(folder_digit(q) is not None for q in p.relative_to(self.root).parts[:-1])]
         if not self.files:
             raise DataError(self.root, "no written digits: images in class folders named by digit (0/ ... 9/ or "
                                        "zero/ ... nine/; train/ and test/ above them split them) were expected")
         if left and first_time(("digit images left out", str(self.root.resolve()))):
-            warnings.warn(f"{self.root}: skipped {len(left)} image(s) in no class folder named by a digit (0-9, "
-                          f"zero-nine): {listed([p.relative_to(self.root).as_posix() for p in left])}", stacklevel=2)
-        rel = [p.relative_to(self.root) for p in self.files]
+            warnings.warn(f"{self.root}: skipped {len(left)} file(s) in no class folder named by a digit (0-9, "
+                          f"zero-nine), or of no image format read ({', '.join(IMAGE_EXTENSIONS)}): "
+                          f"{listed([p.relative_to(self.root).as_posix() for p in left])}", stacklevel=2)
         test = [folder_split(r.parts) for r in rel]
         undecided = [i for i, t in enumerate(test) if t is None]
         drawn = drawn_splits([rel[i].as_posix() for i in undecided], [self.labels[i] for i in undecided],
@@ -112,24 +116,15 @@ class DigitImages:
 
 
 def written_digits(root, download: bool = False, **mnist_kw):
-    """The reader of a folder of written digits: MNIST's idx files (:class:`~latentbridge.data.sources.mnist.MNIST`,
-    downloaded with ``download``), else images in class folders named by digit (:class:`DigitImages`), else MNIST's
-    message of what is missing."""
+    """The reader of a folder of written digits: MNIST's idx files (:class:`~latentbridge.data.sources.mnist.MNIST`),
+    else images in class folders named by digit (:class:`DigitImages`), else MNIST's downloaded with ``download``, or
+    its message of what is missing."""
     from latentbridge.data.sources.mnist import MNIST
 
     root = Path(root) if root is not None else None
-    if download or root is None or not root.is_dir() or MNIST.has_files(root) or not _holds_digit_folders(root):
+    if root is None or not root.is_dir() or MNIST.has_files(root):
         return MNIST(root, download=download, **mnist_kw)
-    return DigitImages(root)
-
-
-def _holds_digit_folders(root: Path) -> bool:
-    """Whether a class folder named by digit lies at most two levels below ``root`` (``3/``, ``train/3/``)."""
-    def named(folder: Path, depth: int) -> bool:
-        try:
-            subs = [d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")]
-        except OSError:
-            return False
-        return any(folder_digit(d.name) is not None or (depth and named(d, depth - 1)) for d in subs)
-
-    return named(root, 1)
+    try:  # (before a download: digits.download, set to fetch FSDD, put MNIST in place of one's own images)
+        return DigitImages(root)
+    except DataError:  # no images in class folders named by digit: MNIST's, downloaded or its message of what is missing
+        return MNIST(root, download=download, **mnist_kw)

@@ -4,6 +4,7 @@ commit ``26eb9aa`` downloaded and checked against the md5 listing of its recordi
 from __future__ import annotations
 
 import hashlib
+import os
 import logging
 import re
 import shutil
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from latentbridge.data.sources.common import _check_split, folder_digit
+from latentbridge.io.audio import UNDECODED_AUDIO
 from latentbridge.data.sources.downloads import (
     default_data_dir,
     download,
@@ -57,40 +59,64 @@ FOLDER_TEST_SHARE = 0.1
 def _folder_items(root: Path) -> tuple[list[FSDDItem], list[Path]]:
     """The spoken digits of a folder of one's own, and the audio files left out: recordings named as FSDD's (in
     sub-folders, as AudioMNIST's ``01/0_01_0.wav``; any audio format), or in class folders named by digit (``3/``,
-    ``three/``: the spoken-command sets' layout), its speaker the name's first ``_``-token when it has one. The split:
-    a ``train/`` or ``test/`` folder above the file, else FSDD's rule by repetition for named files, else a draw
-    seeded by the file's path (:data:`FOLDER_TEST_SHARE`, the same whatever else the folder holds)."""
-    from latentbridge.data.sources.common import drawn_splits, folder_digit, folder_split
+    ``three/``: the spoken-command sets' layout), its speaker the name's first ``_``-token when it has one. A file is
+    read where it really lies below ``root`` (:func:`~latentbridge.data.sources.common.real_place`), once. The split:
+    :func:`_split`."""
+    from latentbridge.data.sources.common import folder_digit, real_place
     from latentbridge.io.audio import AUDIO_EXTENSIONS
     from latentbridge.utils import is_hidden, walk_files
 
-    found, skipped = [], []
+    found, skipped, seen, top = [], [], set(), Path(os.path.realpath(root))
     for p in walk_files(root):
-        if is_hidden(p, root) or p.suffix.lower() not in AUDIO_EXTENSIONS or not p.is_file():
+        if is_hidden(p, root) or not p.is_file():
             continue
-        rel = p.relative_to(root).parts
-        split = folder_split(rel)
-        m = _FSDD_NAME.match(p.stem + ".wav")
-        if m is not None:
-            found.append((int(m.group(1)), m.group(2), int(m.group(3)), p, None if split is None else split == "test"))
+        rel = real_place(p, root, top)
+        if rel in seen:  # a link to a recording of the folder: one recording
             continue
-        digit = next((d for part in reversed(rel[:-1]) if (d := folder_digit(part)) is not None), None)
+        seen.add(rel)
+        if p.suffix.lower() not in AUDIO_EXTENSIONS:
+            if p.suffix.lower() in UNDECODED_AUDIO:  # (an .m4a class folder was left out without a word)
+                skipped.append(p)
+            continue
+        p = root / rel
+        m = _FSDD_NAME.match(p.stem + ".wav")  # a class folder's digit before the name's (seven/2_alice_3.wav: 7)
+        digit = next((d for part in reversed(rel.parts[:-1]) if (d := folder_digit(part)) is not None),
+                     int(m.group(1)) if m else None)
         if digit is None:
             skipped.append(p)
             continue
-        found.append((digit, p.stem.split("_")[0] if "_" in p.stem else "", -1, p, split and split == "test"))
-    undecided = [i for i, f in enumerate(found) if f[4] is None and f[2] < 0]  # in class folders, no split folder
-    drawn = drawn_splits([found[i][3].relative_to(root).as_posix() for i in undecided],
-                         [found[i][0] for i in undecided], FOLDER_TEST_SHARE)
-    for i, test in zip(undecided, drawn):
-        found[i] = (*found[i][:4], test)
-    found.sort(key=lambda f: (f[0], f[1], f[2], f[3].as_posix()))
+        found.append((digit, m.group(2) if m else p.stem.split("_")[0] if "_" in p.stem else "",
+                      int(m.group(3)) if m else -1, p))
+    return _split(found, root), skipped
+
+
+def _split(found: list[tuple[int, str, int, Path]], root: Path) -> list[FSDDItem]:
+    """Items of ``(digit, speaker, index or -1, path)``, sorted, split: a ``train/`` or ``test/`` folder above the
+    file decides, else for named files the repetitions below 10 % (:data:`FOLDER_TEST_SHARE`) of a speaker's highest
+    repetition number of the digit, rounded half up (FSDD's and AudioMNIST's official 0-4 of 0-49, whatever files are
+    missing), else for files in class folders a draw seeded by the file's path
+    (the same whatever else the folder holds); every digit of two files or more undecided by folders keeps one on each
+    side (:func:`~latentbridge.data.sources.common.both_sides`)."""
+    from latentbridge.data.sources.common import both_sides, drawn_splits, folder_split
+
+    found = sorted(found, key=lambda f: (f[0], f[1], f[2], f[3].as_posix()))
+    by_folder = [folder_split(f[3].relative_to(root).parts) for f in found]
+    named = [i for i, f in enumerate(found) if f[2] >= 0 and by_folder[i] is None]
+    last: dict = {}
+    for i in named:
+        last[found[i][:2]] = max(last.get(found[i][:2], 0), found[i][2])
+    cut = {group: int(FOLDER_TEST_SHARE * (n + 1) + 0.5) for group, n in last.items()}  # FSDD's 0-49: 5, half up
+    flags = dict(zip(named, both_sides([found[i][2] < cut[found[i][:2]] for i in named],
+                                       [found[i][0] for i in named], [found[i][2] for i in named])))
+    drawn = [i for i, f in enumerate(found) if f[2] < 0 and by_folder[i] is None]
+    flags.update(zip(drawn, drawn_splits([found[i][3].relative_to(root).as_posix() for i in drawn],
+                                         [found[i][0] for i in drawn], FOLDER_TEST_SHARE)))
     items, count = [], {}
-    for digit, speaker, index, p, test in found:  # a class folder's files numbered in name order
+    for i, (digit, speaker, index, p) in enumerate(found):  # a class folder's files numbered in name order
         if index < 0:
             index = count[(digit, speaker)] = count.get((digit, speaker), -1) + 1
-        items.append(FSDDItem(p, digit, speaker, index, test))
-    return items, skipped
+        items.append(FSDDItem(p, digit, speaker, index, by_folder[i] == "test" if by_folder[i] else flags[i]))
+    return items
 
 
 def _recordings_digest(files: Iterable[Path]) -> str:
@@ -142,7 +168,8 @@ class FSDD:
             if items:
                 self.layout, self._items, self.skipped, rec = "folders", items, skipped, self.root
                 self._say_skipped(skipped, "in no class folder named by a digit (0-9, zero-nine) nor named "
-                                           "{digit}_{speaker}_{index}")
+                                           "{digit}_{speaker}_{index}, or of a format the decoder does not read "
+                                           "(.m4a, .wma, ...: convert them to WAV or FLAC first)")
         if rec is None:
             if not download:
                 raise DataError(
@@ -171,35 +198,28 @@ class FSDD:
                 return cand
         return None
 
-    @property
-    def strict(self) -> bool:
-        """Whether every recording must be mono at FSDD's rate (another is an error naming it: FSDD's folder that
-        mixes in other recordings is a data problem worth seeing): FSDD's folder whose first recording is so. One's
-        own recordings (:attr:`layout` ``folders``, or named as FSDD's at another rate, as AudioMNIST's 48 kHz) are
-        read at any rate and channel count, resampled and mixed down."""
-        from latentbridge.io import audio_info
-
-        if self.layout != "fsdd" or not self.items():
-            return False
-        info = audio_info(self.items()[0].path)
-        return info.sample_rate == self.SAMPLE_RATE and info.channels == 1
+    #: FSDD's speakers (commit 26eb9aa): a flat folder of others' recordings named alike is one's own, not FSDD
+    SPEAKERS = frozenset({"george", "jackson", "lucas", "nicolas", "theo", "yweweler"})
 
     @property
     def name(self) -> str:
-        return "FSDD" if self.layout == "fsdd" else f"spoken digits of {self.root}"
+        fsdd = self.layout == "fsdd" and set(self.speakers) <= self.SPEAKERS
+        return "FSDD" if fsdd else f"spoken digits of {self.root}"
 
     @property
     def split_rule(self) -> dict[str, str]:
         """How the items were split, for a run's record."""
-        if self.layout == "fsdd":
-            return {"train": f"official: repetitions {self.TEST_INDICES}-49",
-                    "test": f"official: repetitions 0-{self.TEST_INDICES - 1}"}
-        rule = (f"train/ and test/ folders where they name it, else repetitions 0-{self.TEST_INDICES - 1} of "
-                f"named recordings and a seeded {FOLDER_TEST_SHARE:.0%} of a class folder's (by file path)")
-        return {"train": f"the rest ({rule})", "test": rule}
+        rule = (f"the first {FOLDER_TEST_SHARE:.0%} of a speaker's repetitions of a digit (FSDD's official split: "
+                f"repetitions 0-{self.TEST_INDICES - 1} of 50)")
+        if self.layout != "fsdd":
+            rule = (f"train/ and test/ folders where they name it, else {rule}, and a seeded {FOLDER_TEST_SHARE:.0%} "
+                    "of a class folder's recordings (by file path)")
+        return {"train": "the rest", "test": rule + "; every digit keeps one file on each side"}
 
     def _say_skipped(self, skipped: list[Path], why: str) -> None:
-        if skipped:
+        from latentbridge.utils import first_time
+
+        if skipped and first_time(("spoken digits skipped", str(self.root.resolve()), len(skipped))):
             warnings.warn(f"{self.recordings_dir if self.layout == 'fsdd' else self.root}: skipped {len(skipped)} "
                           f"file(s) {why} (e.g. {skipped[0].relative_to(self.root).as_posix()!r})", stacklevel=3)
 
@@ -264,7 +284,7 @@ class FSDD:
         as ``{digit}_{speaker}_{index}.wav`` are skipped (listed in ``self.skipped``) and
         counted in one warning."""
         if self._items is None:
-            items, skipped = [], []
+            found, skipped = [], []
             for p in sorted(self.recordings_dir.iterdir()):
                 if p.name.startswith(".") or not p.is_file():
                     continue
@@ -272,16 +292,15 @@ class FSDD:
                 if m is None:
                     skipped.append(p)
                     continue
-                items.append(FSDDItem(p, int(m.group(1)), m.group(2), int(m.group(3))))
+                found.append((int(m.group(1)), m.group(2), int(m.group(3)), p))
             self._say_skipped(skipped, "not named {digit}_{speaker}_{index}.wav")
-            if not items:
+            if not found:
                 raise DataError(self.recordings_dir, "no recordings named {digit}_{speaker}_{index}.wav")
-            items.sort(key=lambda it: (it.digit, it.speaker, it.index))
-            self._items, self.skipped = items, skipped
+            self._items, self.skipped = _split(found, self.recordings_dir), skipped
         return list(self._items)
 
     def split(self, split: str) -> list[FSDDItem]:
-        """Items of the official ``"train"`` (index 5-49) or ``"test"`` (index 0-4) split."""
+        """Items of the ``"train"`` or ``"test"`` split (FSDD's official: repetitions 5-49 and 0-4; :func:`_split`)."""
         _check_split(split)
         return [it for it in self.items() if it.split == split]
 

@@ -191,6 +191,11 @@ class MNIST:
         return "MNIST"
 
     @property
+    def files(self) -> list[Path]:
+        """The idx files present."""
+        return [p for name, _ in self.FILES.values() if (p := self._find(name)) is not None]
+
+    @property
     def split_rule(self) -> dict[str, str]:
         """How the images were split, for a run's record."""
         if not self.offline_split:

@@ -3,6 +3,7 @@ from that split's images only."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -33,6 +34,7 @@ def pair_audio_visual(
     image_splits: Mapping[str, np.ndarray],
     digits: Iterable[int] = range(10),
     image_file: Mapping[str, Path | None] | None = None,
+    test_rule: str | None = None,
 ) -> list[AVPair]:
     """Pair every FSDD clip of ``split`` with ``per_clip`` MNIST images of the same digit.
 
@@ -49,7 +51,8 @@ def pair_audio_visual(
     when a digit has more clip slots than images does a fresh shuffle start (reuse inside the
     split). The result is deterministic for a given ``seed`` and does not depend on the other
     split. Sorted by clip, then draw. A requested digit with no clips or no images in the
-    split raises DataError naming the digit, and the image label file where ``image_file`` gives each split's.
+    split raises DataError naming the digit, and the image label file where ``image_file`` gives each split's
+    (``test_rule``: how the clips were split, said there).
     """
     _check_split(split)
     if int(per_clip) != per_clip or per_clip < 1:
@@ -80,10 +83,10 @@ def pair_audio_visual(
         clips = [i for i, it in enumerate(fsdd_items) if it.split == split and it.digit == digit]
         if not clips:
             held = sorted({it.digit for it in fsdd_items if it.split == split})
-            where = Path(fsdd_items[0].path).parent if fsdd_items else f"digit {digit}"
-            rule = (f"index {f'{FSDD.TEST_INDICES} and up' if split == 'train' else f'0-{FSDD.TEST_INDICES - 1}'} of a "
-                    "speaker's recordings" if all(it.test is None for it in fsdd_items) else
-                    "train/ and test/ folders, else a seeded share of each class folder's recordings")
+            where = (Path(os.path.commonpath([str(Path(it.path).parent) for it in fsdd_items])) if fsdd_items
+                     else f"digit {digit}")  # (the first item's folder: test/0 for a digit missing from train/)
+            index = f"{FSDD.TEST_INDICES} and up" if split == "train" else f"0-{FSDD.TEST_INDICES - 1}"
+            rule = f"test: {test_rule}" if test_rule else f"index {index} of a speaker's recordings"
             raise DataError(where, f"no recordings of digit {digit} in the {split!r} split ({rule}; it holds digit(s) "
                                    f"{', '.join(map(str, held)) or 'none'}): pairs are drawn for all ten digits")
         cand = pool[pool_labels == digit]
