@@ -416,9 +416,9 @@ def main(argv=None) -> int:
     if mem:
         print(f"memory (VmRSS): {mem['start_mb']:.1f} MB after the first window -> {mem['end_mb']:.1f} MB at the last "
               f"({mem['growth_pct']:+.2f} %), peak {mem['peak_mb']:.1f} MB, slope "
-              + (f"{mem['slope_mb_per_hour']:+.2f} MB/h" if mem['slope_mb_per_hour'] is not None else "– (too few samples)")
-              + f" "
-              f"({mem['n_samples_while_listening']} samples every {args.rss_every:g} s)")
+              + (f"{mem['slope_mb_per_hour']:+.2f} MB/h" if mem['slope_mb_per_hour'] is not None
+                 else "– (too few samples)")
+              + f" ({mem['n_samples_while_listening']} samples every {args.rss_every:g} s)")
     if lat:
         print(f"latency (last sample arrived -> line printed): p50 {lat['p50_ms']:.0f} ms, p90 {lat['p90_ms']:.0f} ms, "
               f"p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms (floor = one-window scoring {floor_ms:.1f} ms); "

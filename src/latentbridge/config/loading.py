@@ -274,7 +274,8 @@ def _suggestion(loc: list[str], roots: tuple) -> str:
 
     classes, top = list(roots), []
     for part in loc[:-1]:  # a union's tag (the task, a model's name) picks the variant it names, a field its sections
-        tagged = [c for c in classes if part in {f.default for f in c.model_fields.values() if isinstance(f.default, str)}]
+        tagged = [c for c in classes
+                  if part in {f.default for f in c.model_fields.values() if isinstance(f.default, str)}]
         below = tagged if len(classes) > 1 and tagged else [
             c for cls in classes if part in cls.model_fields for c in _sections(cls.model_fields[part].annotation)]
         classes = below or classes
@@ -282,7 +283,8 @@ def _suggestion(loc: list[str], roots: tuple) -> str:
     close = difflib.get_close_matches(loc[-1], sorted({k for c in classes for k in c.model_fields}), n=1, cutoff=0.75)
     if close:
         return f" (did you mean '{close[0]}'?)"
-    elsewhere = sorted({f"{name}.{k}" for c in top for name, f in c.model_fields.items() for s in _sections(f.annotation)
+    elsewhere = sorted({f"{name}.{k}" for c in top for name, f in c.model_fields.items()
+                        for s in _sections(f.annotation)
                         for k in difflib.get_close_matches(loc[-1], list(s.model_fields), n=1, cutoff=0.9)})
     return f" (did you mean {' / '.join(repr(e) for e in elsewhere[:3])}?)" if len(loc) > 2 and elsewhere else ""
 

@@ -10,10 +10,7 @@ classifier without a trip through audio. :func:`default_digit_spec` is the built
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import shutil
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -24,7 +21,7 @@ import torch
 
 from latentbridge.errors import ConfigError, DataError, named_problems
 from latentbridge.io import audio_info, read_audio
-from latentbridge.utils import atomic_path, batched, file_stamp, stable_hash
+from latentbridge.utils import batched, file_stamp, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +77,10 @@ def load_clips(paths, spec, trim: dict | None = None) -> np.ndarray:
     """(N, clip samples) float32 mono clips at the spec's rate: recordings of any rate and channel count resampled and
     mixed down, what was done counted in a line (a warning where the recordings mix rates or channel counts: other
     recordings mixed in are worth seeing; an info line where all were converted alike). ``trim``:
-    :func:`latentbridge.io.audio.trim_silence` arguments applied to each recording before it is fitted to the clip length (a user's recording: :data:`CONDITION_TRIM`); without it, a
-    recording longer than the clip loses its quiet (:data:`CONDITION_TRIM`) before it is centre-cropped (recordings
-    with 1.5 s of quiet before the word kept 38 % of its energy in the median, none of it in 71 % of them; 20 FSDD
-    clips are longer than 1 s)."""
+    :func:`latentbridge.io.audio.trim_silence` arguments applied to each recording before it is fitted to the clip
+    length (a user's recording: :data:`CONDITION_TRIM`); without it, a recording longer than the clip loses its quiet
+    (:data:`CONDITION_TRIM`) before it is centre-cropped (recordings with 1.5 s of quiet before the word kept 38 % of
+    its energy in the median, none of it in 71 % of them; 20 FSDD clips are longer than 1 s)."""
     from latentbridge.io.levels import trim_silence
 
     sr, length = spec.sample_rate, spec.window_samples
@@ -387,33 +384,17 @@ def images_to_float(images: np.ndarray) -> np.ndarray:
 
 def clips_and_features_cached(paths: list[Path], spec) -> tuple[np.ndarray, np.ndarray]:
     """Clips and their features, cached as .npy keyed by the files and the feature definition."""
-    from latentbridge.data.feature_cache import cache_limit_bytes, default_cache_dir, prune_sets
+    from latentbridge.data.feature_cache import digit_set
 
     key = stable_hash({"transform": spec.model_dump(mode="json"), "reader": 3,  # 2: io.remove_dc, 3: long clips trimmed
                        "files": [(str(p.resolve()), file_stamp(p)) for p in paths]})
-    folder, limit = default_cache_dir().parent / "digits" / key, cache_limit_bytes()  # (a bad limit: said before work)
-    if (folder / "features.npy").exists() and (folder / "waves.npy").exists():
-        try:
-            waves, feats = np.load(folder / "waves.npy"), np.load(folder / "features.npy")
-            if len(waves) == len(feats) == len(paths):
-                with contextlib.suppress(OSError):  # used now: the last set the size limit removes
-                    os.utime(folder)
-                return waves, feats
-        except (OSError, ValueError, EOFError):  # a damaged entry (a power loss): every later run stopped on it
-            pass
-        log.warning("digit feature cache %s: damaged, computed again", folder)
-        shutil.rmtree(folder, ignore_errors=True)
-    waves = load_clips(paths, spec)
-    feats = clip_features(waves, spec)
-    try:
-        with atomic_path(folder) as tmp:
-            tmp.mkdir(parents=True)
-            np.save(tmp / "waves.npy", waves)
-            np.save(tmp / "features.npy", feats)
-    except OSError as e:
-        log.warning("digit feature cache %s not written: %s", folder, e.strerror or e)
-    prune_sets(folder.parent, limit, keep=folder)
-    return waves, feats
+
+    def compute():
+        waves = load_clips(paths, spec)
+        return waves, clip_features(waves, spec)
+
+    return digit_set(key, ("waves", "features"), lambda w, f: len(w) == len(f) == len(paths), compute,
+                     "digit feature")
 
 
 # ----------------------------------------------------------------------------- audio-visual pairs

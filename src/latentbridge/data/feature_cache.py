@@ -107,6 +107,42 @@ def _remove_least_recent(entries: list[tuple[float, int, object]], total: int, l
     return removed
 
 
+def digit_set(key: str, names: tuple[str, ...], valid, compute, what: str) -> tuple:
+    """The arrays ``names`` of the digit set ``key``: a folder of ``NAME.npy`` in the digit sets' cache
+    (``digits/`` beside the feature cache), read back where ``valid(*arrays)`` and renewed as used, else ``compute()``d
+    and written; a damaged set (a power loss: every later run stopped on it) is said and computed again, a set not
+    written is said, and the sets are kept within the cache's limit (:func:`prune_sets`, read before the work: a bad
+    limit is said before it). ``what``: the set's kind in those lines."""
+    import shutil
+
+    import numpy as np
+
+    from latentbridge.utils import atomic_path
+
+    folder, limit = default_cache_dir().parent / "digits" / key, cache_limit_bytes()
+    if all((folder / f"{n}.npy").exists() for n in names):
+        try:
+            arrays = tuple(np.load(folder / f"{n}.npy") for n in names)
+            if valid(*arrays):
+                with contextlib.suppress(OSError):  # used now: the last set the size limit removes
+                    os.utime(folder)
+                return arrays
+        except (OSError, ValueError, EOFError):
+            pass
+        log.warning("%s cache %s: damaged, computed again", what, folder)
+        shutil.rmtree(folder, ignore_errors=True)
+    arrays = tuple(compute())
+    try:
+        with atomic_path(folder) as tmp:
+            tmp.mkdir(parents=True)
+            for name, array in zip(names, arrays):
+                np.save(tmp / f"{name}.npy", array)
+    except OSError as e:
+        log.warning("%s cache %s not written: %s", what, folder, e.strerror or e)
+    prune_sets(folder.parent, limit, keep=folder)
+    return arrays
+
+
 def prune_sets(folder: Path, limit_bytes: float, keep: Path | None = None) -> int:
     """The digit sets' cache (``folder``: one sub-folder a set, named by its 16-hex key, renewed when used) kept
     under ``limit_bytes`` as :func:`prune_cache` keeps the features' (it grew by a set each seed and each edit of the

@@ -121,8 +121,8 @@ def load_waveform_judge(fsdd_root, spec, cache_dir: Path | None = None) -> Wavef
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # cut short (a killed fit): refitted
             log.warning("%s: cannot read the waveform judge (%s): fitting it again", folder, e)
         else:
-            if same_data(judge.info.get("data_root"), fsdd_root, judge.info.get("files_stamp"), "fsdd"):  # (one that does not
-                # record its data: refitted; one of the folder before an edit too)
+            # (one that does not record its data: refitted; one of the folder before an edit too)
+            if same_data(judge.info.get("data_root"), fsdd_root, judge.info.get("files_stamp"), "fsdd"):
                 return judge
     return fit_waveform_judge(fsdd_root, spec, folder)
 

@@ -3,8 +3,6 @@ MNIST's place for the audio-visual pairs and the image judge (:func:`written_dig
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import warnings
 from pathlib import Path
@@ -17,8 +15,6 @@ from latentbridge.errors import DataError
 from latentbridge.utils import first_time, listed, stable_hash
 
 __all__ = ["DigitImages", "written_digits"]
-
-log = logging.getLogger(__name__)
 
 #: the share of a class folder's images drawn for the test split where no ``test/`` folder names it (MNIST's offline
 #: split: 2,000 of 10,000)
@@ -102,41 +98,30 @@ class DigitImages:
         return _READ[key]
 
     def _framed(self, stamp: str) -> np.ndarray:
-        """The images framed as MNIST's, from the cache (``$LATENTBRIDGE_CACHE``'s ``digits/``, one set a folder's
-        files and stamps, pruned with the other digit sets) or read and put there."""
-        from latentbridge.data.digits import read_digit_image
-        from latentbridge.data.feature_cache import cache_limit_bytes, default_cache_dir, prune_sets
-        from latentbridge.utils import atomic_path
+        """The images framed as MNIST's, from the digit sets' cache (one set a folder's files and stamps:
+        :func:`~latentbridge.data.feature_cache.digit_set`) or read and put there."""
+        from latentbridge.data.feature_cache import digit_set
 
-        folder = default_cache_dir().parent / "digits" / stable_hash({"images": stamp, "framing": 1})
-        try:
-            images = np.load(folder / "images.npy")
-        except (OSError, ValueError, EOFError):  # none yet, or damaged: framed again
-            images = None
-        if images is not None and images.shape == (len(self.files), 28, 28) and images.dtype == np.uint8:
-            with contextlib.suppress(OSError):  # used now: the last set the size limit removes
-                os.utime(folder)
-            return images
-        images = np.empty((len(self.files), 28, 28), dtype=np.uint8)
-        bad = []
-        for i, p in enumerate(self.files):
-            try:
-                images[i] = np.round(read_digit_image(p, 28, 28) * 255.0).astype(np.uint8)
-            except DataError as e:  # every unusable image named at once
-                bad.append(e)
-        if bad:
-            from latentbridge.errors import named_problems
+        def frame():
+            from latentbridge.data.digits import read_digit_image
 
-            raise bad[0] if len(bad) == 1 else DataError(self.root, f"{len(bad)} of {len(self.files)} images "
-                                                                    "cannot be used: " + named_problems(bad))
-        try:
-            with atomic_path(folder) as tmp:
-                tmp.mkdir(parents=True)
-                np.save(tmp / "images.npy", images)
-        except OSError as e:
-            log.warning("digit image cache %s not written: %s", folder, e.strerror or e)
-        prune_sets(folder.parent, cache_limit_bytes(), keep=folder)
-        return images
+            images = np.empty((len(self.files), 28, 28), dtype=np.uint8)
+            bad = []
+            for i, p in enumerate(self.files):
+                try:
+                    images[i] = np.round(read_digit_image(p, 28, 28) * 255.0).astype(np.uint8)
+                except DataError as e:  # every unusable image named at once
+                    bad.append(e)
+            if bad:
+                from latentbridge.errors import named_problems
+
+                raise bad[0] if len(bad) == 1 else DataError(self.root, f"{len(bad)} of {len(self.files)} images "
+                                                                        "cannot be used: " + named_problems(bad))
+            return (images,)
+
+        shape = (len(self.files), 28, 28)
+        return digit_set(stable_hash({"images": stamp, "framing": 1}), ("images",),
+                         lambda images: images.shape == shape and images.dtype == np.uint8, frame, "digit image")[0]
 
     def load(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """``(images uint8 (N, 28, 28), labels uint8 (N,))`` of ``"train"`` or ``"test"``."""
@@ -155,5 +140,5 @@ def written_digits(root, download: bool = False, **mnist_kw):
         return MNIST(root, download=download, **mnist_kw)
     try:  # (before a download: digits.download, set to fetch FSDD, put MNIST in place of one's own images)
         return DigitImages(root)
-    except DataError:  # no images in class folders named by digit: MNIST's, downloaded or its message of what is missing
+    except DataError:  # no images in class folders named by digit: MNIST's (downloaded), or its message of what lacks
         return MNIST(root, download=download, **mnist_kw)

@@ -4,8 +4,8 @@ commit ``26eb9aa`` downloaded and checked against the md5 listing of its recordi
 from __future__ import annotations
 
 import hashlib
-import os
 import logging
+import os
 import re
 import shutil
 import warnings
@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from latentbridge.data.sources.common import _check_split, folder_digit
-from latentbridge.io.audio import UNDECODED_AUDIO
 from latentbridge.data.sources.downloads import (
     default_data_dir,
     download,
@@ -39,8 +38,8 @@ class FSDDItem:
     speaker: str
     index: int
     test: bool | None = None
-    """Its split where its folders decide it (a ``test/`` folder, or the seeded draw of a class folder's
-    recordings); None: FSDD's rule by repetition index."""
+    """Whether it is in the test split, as :func:`_split` decided for its folder; None (an item made by hand): FSDD's
+    rule by repetition index."""
 
     @property
     def split(self) -> str:
@@ -52,7 +51,8 @@ class FSDDItem:
 
 # (.WAV too: a recorder's case; numbered speakers too: AudioMNIST's 01 ... 60)
 _FSDD_NAME = re.compile(r"^(\d)_([A-Za-z0-9][A-Za-z0-9-]*)_(\d+)\.(?i:wav)$")
-#: the share of a class folder's recordings drawn for the test split (FSDD's: 5 of 50 repetitions)
+#: the share of a speaker's repetitions of a digit, or of a class folder's recordings, in the test split (FSDD's: 5 of
+#: 50 repetitions)
 FOLDER_TEST_SHARE = 0.1
 
 
@@ -62,8 +62,8 @@ def _folder_items(root: Path) -> tuple[list[FSDDItem], list[Path]]:
     ``three/``: the spoken-command sets' layout), its speaker the name's first ``_``-token when it has one. A file is
     read where it really lies below ``root`` (:func:`~latentbridge.data.sources.common.real_place`), once. The split:
     :func:`_split`."""
-    from latentbridge.data.sources.common import folder_digit, real_place
-    from latentbridge.io.audio import AUDIO_EXTENSIONS
+    from latentbridge.data.sources.common import real_place
+    from latentbridge.io.audio import AUDIO_EXTENSIONS, UNDECODED_AUDIO
     from latentbridge.utils import is_hidden, walk_files
 
     found, skipped, seen, top = [], [], set(), Path(os.path.realpath(root))
