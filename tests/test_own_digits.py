@@ -113,6 +113,11 @@ def test_recordings_named_as_fsdds_keep_fsdds_split_and_a_tenth_of_fewer(tmp_pat
     ds = FSDD(tmp_path)
     assert ds.layout == "fsdd" and "repetitions 0-4 of 50" in ds.split_rule["test"]
     assert ds.name == f"spoken digits of {tmp_path}"  # ann and bob: not FSDD's speakers, whatever the names' form
+    from latentbridge.data.digits import classifier_data, default_digit_spec
+
+    spec = default_digit_spec()
+    measures = classifier_data("fsdd", tmp_path, spec, n_train=20, n_test=10)["data_config"]["test_measures"]
+    assert measures.startswith("recordings held out of training")  # (said every speaker is in both splits)
     test = {(it.speaker, it.index) for it in ds.split("test") if it.digit == 3}
     assert test == {("jackson", i) for i in (0, 1, 3, 4)} | {("ann", 0), ("bob", 0)}
 

@@ -565,7 +565,7 @@ def classifier_data(kind: str, root, spec=None, *, n_train: int | None = None, n
             "data_root": str(Path(ds.root).resolve()), "dataset": ds.name, "offline_split": False,
             "split": ds.split_rule, "speakers": ds.speakers, "speaker_overlap": True,
             "test_measures": "new recordings of the training speakers (every speaker is in both splits)"
-            if ds.layout == "fsdd" else "recordings held out of training (their speakers may be in training too)",
+            if ds.name == "FSDD" else "recordings held out of training (their speakers may be in training too)",
         }
     else:
         raise ValueError(f"kind must be 'mnist' or 'fsdd', got {kind!r}")

@@ -248,7 +248,7 @@ def load_classifier(kind: str, *, data_root: str | Path | None = None, cache_dir
         saved = load_model(folder)
         if stale_judge(kind, saved.info, data_root):
             raise ModelFolderError(folder, "its data folder changed since it was trained (files added, removed or "
-                                           "of another size)")
+                                           "changed)")
     except ModelFolderError as exc:
         if not train_if_missing:
             raise LatentbridgeError(f"no usable {kind} classifier at {folder} ({exc.problem}); train it with "
