@@ -75,8 +75,9 @@ def condition_warning(condition, names, ranges, n_continuous: int, dropout: floa
                                                    "samples unlike its images"))
 
 
-def resolve_guidance(given, run, modalities) -> float | dict[str, float]:
-    """One strength, or ``{modality: strength}`` over every modality (``given`` over the ``run``'s)."""
+def parse_guidance(given, modalities):
+    """``--guidance`` text as a number or ``{modality: number}`` (one named twice, or text of neither form: an error);
+    any other value as it is."""
     if isinstance(given, str):
         text = given.strip()
         try:
@@ -93,6 +94,12 @@ def resolve_guidance(given, run, modalities) -> float | dict[str, float]:
 
             raise LatentbridgeError(f"--guidance: a modality named twice in {given!r}")
         given = parsed
+    return given
+
+
+def resolve_guidance(given, run, modalities) -> float | dict[str, float]:
+    """One strength, or ``{modality: strength}`` over every modality (``given`` over the ``run``'s)."""
+    given = parse_guidance(given, modalities)
     if problem := guidance_problem(given, modalities):
         from latentbridge.errors import LatentbridgeError
 

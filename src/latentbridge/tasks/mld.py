@@ -39,7 +39,7 @@ import torch
 
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError, ModelFolderError
 from latentbridge.outputs import resumable_run
-from latentbridge.sampling_args import resolve_guidance
+from latentbridge.sampling_args import parse_guidance, resolve_guidance
 from latentbridge.tasks.mld_stages import STAGE_DIR, SUPERVISED, Stages, _is_model_folder, load_stages, stage_places
 from latentbridge.transforms.postfilter import GlobalVariancePostFilter
 from latentbridge.utils import batched, listed, output_names
@@ -517,10 +517,8 @@ def sample(run_dir, n: int, conditions: list[str] | None = None, *, progress: bo
         out.groups.append(group)
     made, strengths = {mod for g in out.groups for mod in cfg.modalities if mod != g["given"]}, out.settings["guidance"]
     if isinstance(strengths, dict):  # a strength of a modality only given: said as applied, in settings.json too
-        g = given.get("guidance")
-        named = set(g) if isinstance(g, dict) else {part.split("=")[0].strip() for part in g.split(",")
-                                                     if "=" in part} if isinstance(g, str) else set()
-        if unused := sorted(named - made):
+        named = parse_guidance(given.get("guidance"), cfg.modalities)  # (the run's own strengths fill the others)
+        if unused := sorted(set(named) - made if isinstance(named, dict) else ()):
             log.warning("--guidance for %s not used: %s the condition here, not generated", " and ".join(unused),
                         "it is" if len(unused) == 1 else "they are")
         out.settings["guidance"] = {k: v for k, v in strengths.items() if k in made}
