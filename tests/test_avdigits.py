@@ -375,6 +375,24 @@ def test_private_latents(fusion):
         _tiny_av(private_dim=-1)
 
 
+def test_sample_given_reads_the_modalities_and_names_an_unknown_one():
+    model = _tiny_av(private_dim=3).eval()
+    b = _tiny_batch(1)
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    plain = model.sample(3, g(), given={"image": b["image"]})
+    flagged = model.sample(3, g(), given={"image": b["image"], "has_image": torch.ones(1, dtype=torch.bool),
+                                          "label": torch.tensor([3])})
+    torch.testing.assert_close(flagged["audio"], plain["audio"])  # the flag and the label are not modalities
+    assert plain["image"].shape == (3, 1, 28, 28)
+    with pytest.raises(ValueError, match="unknown modality 'img': the modalities are audio, image"):
+        model.sample(2, given={"img": b["image"]})
+    with pytest.raises(ValueError, match="unknown modality 'text'"):
+        model.predict(b, use=("text",))
+    model.fit_bridge(torch.randn(5, 8), torch.randn(5, 8))
+    with pytest.raises(ValueError, match="between audio and image, got 'audio' -> 'text'"):
+        model.bridge(torch.randn(2, 8), "audio", "text")
+
+
 def test_cross_weight_scales_only_cross_modal_terms():
     b = _tiny_batch()
     z = torch.randn(6, 8)
@@ -487,6 +505,8 @@ def test_a_written_digit_may_be_a_photographed_jpeg(tmp_path, caplog):
     rows, cols = np.flatnonzero(jpg.max(1) > 0.3), np.flatnonzero(jpg.max(0) > 0.3)
     assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 in (19, 20, 21)  # fitted in 20 of 28 px
     assert np.abs(frame_digit(ref, 28, 28) - ref).max() < 0.02  # a framed digit stays as it is
+    with pytest.raises(DataError, match="finite 2-D array, got shape .20, 20. with NaN"):
+        frame_digit(np.full((20, 20), np.nan), 28, 28)
     # the whole photo squeezed to 28 x 28, as the reader did before, barely resembles it
     squeezed = np.asarray(Image.fromarray(1 - sheet.astype(np.float32), "F").resize((28, 28), Image.Resampling.BOX))
     assert np.corrcoef(squeezed.ravel(), ref.ravel())[0, 1] < 0.5

@@ -76,6 +76,10 @@ def test_schedulers_are_configured_alike_and_refuse_bad_settings():
         proc.scheduler("euler", 10)
     with pytest.raises(ValueError, match="steps must be in"):
         proc.scheduler("ddim", 1001)
+    with pytest.raises(ValueError, match="steps must be in 1..1000, got 0"):  # (0 was taken for "every timestep")
+        proc.scheduler("ddim", 0)
+    with pytest.raises(ValueError, match=r"noise of shape \(3, 2\) given for samples of shape \(2, 2\)"):
+        proc.sample(lambda x, t: x, (2, 2), steps=2, noise=torch.zeros(3, 2))
     with pytest.raises(ValueError, match="schedule"):
         DiffusionProcess(schedule="quadratic")
 
@@ -251,6 +255,15 @@ def test_sampling_is_seeded_and_leaves_the_global_rng_alone(toy_classes):
         assert torch.equal(a, b), scheduler
         assert not torch.allclose(a, c), scheduler
     assert torch.equal(state, torch.random.get_rng_state())
+    for bad, said in ((dict(n=-2), "n .the number of images. must be a whole number >= 0, got -2"),
+                      (dict(n=2, batch_size=0), "batch_size must be a whole number >= 1, got 0"),
+                      (dict(n=2, y=["3", "1"]), "labels must be class indices"),
+                      (dict(n=2, y=torch.tensor([2.7, 3.2])), "labels must be class indices")):
+        with pytest.raises(ValueError, match=said):
+            model.generate(**{"steps": 2, **bad})
+    whole = model.generate(2, y=torch.tensor([2.0, 3.0]), steps=2, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(whole, model.generate(2, y=torch.tensor([2, 3]), steps=2,
+                                             generator=torch.Generator().manual_seed(5)))
 
 
 def test_the_sampling_device_is_chosen_and_the_model_goes_back(toy_classes):
@@ -408,3 +421,23 @@ def test_sample_grids_of_many_classes_show_twenty_spread_over_them():
     assert grid_columns(300) == 20 and len(labels) == 160
     assert labels[:20].tolist()[0] == 0 and labels[:20].tolist()[-1] == 299 and len(set(labels.tolist())) == 20
     assert grid_labels(8, 0) is None and grid_columns(0) == 10
+
+
+def test_sampling_a_model_folder_from_python_names_bad_counts(tmp_path):
+    """``tasks.generate.sample_saved`` (the server's and notebooks' call) refuses what the CLI refuses: steps 0 ran
+    the run's own steps, a batch size of 0 divided by zero, a negative count a message of labels."""
+    from conftest import tiny_generative_folders
+
+    from latentbridge.errors import LatentbridgeError
+    from latentbridge.models.hub import load_model
+    from latentbridge.tasks.generate import generate, sample_saved
+
+    saved = load_model(tiny_generative_folders(tmp_path)["ddpm"])
+    for kw, said in ((dict(n=2, steps=0), "--steps must be at least 1, got 0"),
+                     (dict(n=-1), "--num-samples must be at least 1, got -1"),
+                     (dict(n=2, batch_size=0), "--batch-size must be at least 1, got 0")):
+        with pytest.raises(LatentbridgeError, match=said):
+            sample_saved(saved, **kw)
+    with pytest.raises(ValueError, match="batch_size must be a whole number >= 1, got 0"):
+        generate(saved.model, 2, steps=2, batch_size=0)
+    assert sample_saved(saved, 2, steps=2).images.shape == (2, 1, 28, 28)

@@ -157,3 +157,15 @@ def test_an_unfinished_anomaly_run_names_the_command_that_resumes_it(tmp_path):
     with pytest.raises(ModelFolderError, match=r"did not finish \(continue it with the same `latentbridge anomaly fit` "
                                                r"command and --resume\)"):
         load_model(run)
+
+
+def test_map_location_takes_a_device_and_names_a_bad_one(folder):
+    saved = load_model(folder, map_location=torch.device("cpu"))
+    assert next(saved.model.parameters()).device == torch.device("cpu") and not saved.model.training
+    with pytest.raises(ValueError, match="map_location must be a device or its name.*'gpu'"):
+        load_model(folder, map_location="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="map_location 'cuda': no cuda device on this machine"):
+            load_model(folder, map_location="cuda")
+    else:
+        assert next(load_model(folder, map_location="cuda").model.parameters()).is_cuda

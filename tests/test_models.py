@@ -300,3 +300,61 @@ def test_dense_ae_is_the_dcase_baseline_shape():
     x = torch.randn(2, 1, 128, 63)
     torch.testing.assert_close(model._fold(model._vectors(x), x.shape), x)
     assert model.latent_shape == (59, 8)
+
+
+@pytest.mark.parametrize("name", ["mmvae", "avmvae", "mel_vae"])
+def test_inference_in_train_mode_is_the_eval_answer_and_changes_nothing(name):
+    """``predict`` / ``reconstruct`` / ``sample`` of a model left in train mode (a notebook's model mid-training) are
+    the eval-mode answers: no dropout drawn, the normalisation statistics not updated, every module's mode kept."""
+    torch.manual_seed(0)
+    cfg = _tiny(name)
+    model = build_model(cfg.model, **cfg.example_data())
+    batch = model.example_batch(4, torch.Generator().manual_seed(1))
+    if hasattr(model, "fit_normalizer"):
+        model.fit_normalizer(batch)
+    if name == "mmvae":
+        run = lambda: model.predict(batch, ("spec",))["mask_prob"]  # noqa: E731
+    elif name == "avmvae":
+        run = lambda: model.predict(batch, ("audio",))["image"]  # noqa: E731
+    else:
+        run = lambda: model.reconstruct(batch)  # noqa: E731
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert norms or any(isinstance(m, torch.nn.Dropout) for m in model.modules()), f"{name} has nothing to test"
+    model.eval()
+    expected = run()
+    model.train()
+    frozen = next(m for m in model.modules() if m is not model and list(m.children()))
+    frozen.eval()  # a submodule kept in eval mode stays so
+    buffers = {k: v.clone() for k, v in model.named_buffers()}
+    modes = [m.training for m in model.modules()]
+    first, second = run(), run()
+    torch.testing.assert_close(first, expected)
+    torch.testing.assert_close(second, expected)
+    for k, v in model.named_buffers():
+        torch.testing.assert_close(v, buffers[k], msg=f"buffer {k} changed by inference in train mode")
+    assert [m.training for m in model.modules()] == modes and model.training and not frozen.training
+
+
+def test_multimodal_inputs_of_the_wrong_shape_kind_or_range_are_named():
+    torch.manual_seed(0)
+    cfg = _tiny("mmvae")
+    model = build_model(cfg.model, **cfg.example_data()).eval()
+    b = model.example_batch(2, torch.Generator().manual_seed(1))
+    c, t = b["wave"].shape[1:]
+    expected = model.predict({"wave": b["wave"]})["mask_prob"]
+    as_numpy = model.predict({"wave": b["wave"].double().numpy()})["mask_prob"]  # numpy, float64: read as float32
+    torch.testing.assert_close(as_numpy, expected)
+    for batch, said in (({"wave": b["wave"][:, :1]}, rf"expects wave of shape \(B, {c}, {t}\), got \(2, 1, {t}\)"),
+                        ({"wave": b["wave"][0]}, rf"got \({c}, {t}\)"),
+                        ({"wave": b["wave"][..., :-5]}, rf"got \(2, {c}, {t - 5}\)"),
+                        ({"mask": b["mask"] * 255}, r"mask values must be in \[0, 1\], got 0 .. 255 .8-bit")):
+        with pytest.raises(ValueError, match=said):
+            model.predict(batch, ("spec", "mask"))
+    model.train()
+    model.loss(b, beta=1.0)  # (training batches are not range-checked: no device sync per step)
+    av = build_model(_tiny("avmvae").model, **_tiny("avmvae").example_data()).eval()
+    ab = av.example_batch(2, torch.Generator().manual_seed(1))
+    with pytest.raises(ValueError, match=r"image values must be in \[0, 1\], got 0 .. 255"):
+        av.predict({"image": ab["image"] * 255}, ("image",))
+    with pytest.raises(ValueError, match="AudioVisualVAE expects audio of shape"):
+        av.predict({"audio": ab["audio"][:, :, :3]}, ("audio",))

@@ -142,6 +142,10 @@ def test_griffin_lim_batched_and_seeded():
     y = gl(S, length=8000)
     assert y.shape == (2, 1, 8000)
     assert torch.equal(y, gl(S, length=8000))  # reproducible
+    half = gl(S.half(), length=8000)  # a magnitude of mixed precision: computed in float32
+    assert half.dtype == torch.float32 and float((half - y).abs().max()) < 0.05 * float(y.abs().max())
+    with pytest.raises(ValueError, match="n_iter: must be >= 0, got -3"):
+        gl(S, n_iter=-3)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -38,3 +38,7 @@ def __getattr__(name: str):
 
         return getattr(workflows, name)
     raise AttributeError(f"module 'latentbridge.config' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:  # the names loaded on first use too (a notebook's completion offered none of them)
+    return sorted({*globals(), *_WORKFLOW_NAMES})

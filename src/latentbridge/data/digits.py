@@ -334,6 +334,9 @@ def frame_digit(grey: np.ndarray, height: int, width: int, name="image") -> np.n
     from scipy import ndimage
 
     g = np.asarray(grey, dtype=np.float64)
+    if g.ndim != 2 or not g.size or not np.isfinite(g).all():
+        raise DataError(name, f"a written digit's grey levels must be a finite 2-D array, got shape {g.shape}"
+                              + ("" if not g.size or np.isfinite(g).all() else " with NaN or infinite values"))
     paper = _paper_level(g)
     if np.median(paper) > 0.5:  # dark ink on light paper
         g, paper = 1.0 - g, 1.0 - paper

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from latentbridge.models.base import ModelSpec, MultimodalFamily
+from latentbridge.models.base import ModelSpec, MultimodalFamily, checked_input, inference
 from latentbridge.models.multimodal import FUSIONS, fuse_for_inference, fusion_objective
 from latentbridge.models.outputs import DiagonalGaussian
 from latentbridge.nn.conv import ConvDecoder, ConvEncoder, FeatureNormalizer
@@ -113,6 +113,7 @@ class AudioVisualVAE(MultimodalFamily, nn.Module):
 
     # ------------------------------------------------------------------ encoding / decoding
     def _input(self, m: str, x: Tensor) -> Tensor:
+        x = checked_input(self, m, x, tuple(self.kwargs[f"{m}_shape"]), unit=m == "image")
         return self.normalizer(x) if m == "audio" else x * 2.0 - 1.0
 
     def posteriors(self, batch: dict, use: tuple[str, ...] = MODALITIES
@@ -145,6 +146,8 @@ class AudioVisualVAE(MultimodalFamily, nn.Module):
     def _posterior(self, batch: dict, use: tuple[str, ...]
                    ) -> tuple[DiagonalGaussian, dict[str, DiagonalGaussian], tuple[str, ...]]:
         """The fused shared posterior of ``use``, the private posteriors, and the modalities used."""
+        if unknown := [m for m in use if m not in MODALITIES]:
+            raise ValueError(f"unknown modality {unknown[0]!r}: the modalities are {', '.join(MODALITIES)}")
         ex, priv = self.posteriors(batch, use)
         if not ex:
             raise ValueError(f"none of the modalities {use} is in the batch")
@@ -265,6 +268,8 @@ class AudioVisualVAE(MultimodalFamily, nn.Module):
         partners of its ``bridge_neighbours`` nearest stored ``src`` latents."""
         if not self.bridge_fitted:
             raise RuntimeError("the latent bridge is not fitted (fit_bridge on training pairs)")
+        if src not in MODALITIES or dst not in MODALITIES:
+            raise ValueError(f"the bridge translates between {' and '.join(MODALITIES)}, got {src!r} -> {dst!r}")
         keys, partners = getattr(self, f"bridge_{src}"), getattr(self, f"bridge_{dst}")
         k = min(self.bridge_neighbours, len(keys))
         out = []
@@ -276,7 +281,7 @@ class AudioVisualVAE(MultimodalFamily, nn.Module):
         return torch.cat(out) if out else z.new_zeros(0, self.latent_dim)
 
     # ------------------------------------------------------------------ use
-    @torch.no_grad()
+    @inference
     def predict(self, batch: dict, use: tuple[str, ...], route: str = "posterior") -> dict[str, Tensor]:
         """Both modalities decoded from the posterior mode of the given ones (cross-modal when
         ``use`` holds one modality; a modality not in ``use`` gets its private latent at the prior
@@ -297,15 +302,15 @@ class AudioVisualVAE(MultimodalFamily, nn.Module):
                 out[m] = self.decode_modality(m, z, private)
         return out
 
-    @torch.no_grad()
+    @inference
     def sample(self, n: int, generator: torch.Generator | None = None, given: dict | None = None
                ) -> dict[str, Tensor]:
         """Synthetic pairs from the prior (shared and private latents). With ``given`` (a batch of one example
         of one modality), ``n`` pairs given it: the shared latent drawn from the example's posterior, the given
         modality's private latent at its posterior mode, the other's drawn from the prior (cross-modal generation:
         :meth:`predict` decodes the posterior mode alone)."""
-        if given:
-            q, priv, _ = self._posterior(given, tuple(given))
+        if given:  # (its has_audio / has_image flags, a label: not modalities)
+            q, priv, _ = self._posterior(given, tuple(m for m in MODALITIES if m in given) or tuple(given))
             if q.mean.shape[0] != 1:
                 raise ValueError(f"given holds {q.mean.shape[0]} examples; sample() draws for one")
             z = q.rsample_n(n, generator)[:, 0]

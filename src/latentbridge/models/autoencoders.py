@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator
 from torch import Tensor, nn
 
-from latentbridge.models.base import LatentModel, ModelSpec
+from latentbridge.models.base import LatentModel, ModelSpec, inference
 from latentbridge.models.outputs import AutoencoderOutput, DiagonalGaussian
 
 __all__ = ["MelAE", "MelVAE", "DenseImageAE", "ConvImageAE", "ResBlock1d"]
@@ -256,7 +256,7 @@ class MelVAE(_MelBase):
         total = self._with_label_loss(self._recon_loss(out.losses) + beta * out.losses["kl"], parts, out.latent, y)
         return self.loss_with_synthetic_anomalies(x, total, parts), parts
 
-    @torch.no_grad()
+    @inference
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` mel spectrograms (feature space) decoded from z ~ N(0, I)."""
         z = torch.randn(n, self.latent_dim, generator=generator)

@@ -18,6 +18,7 @@ Model families
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -48,6 +49,50 @@ class ModelSpec(Section):
                 if any(not isinstance(v, int) or v < 1 for v in value):
                     raise ValueError(f"{key} must list positive whole numbers, got {list(value)}")
         return self
+
+
+def inference(fn):
+    """A model's inference method: run under ``torch.no_grad`` in eval mode (dropout off, batch normalisation by its
+    running statistics, which stay as trained), every submodule's own mode restored afterwards. Called on a model in
+    train mode, such methods drew dropout and updated the normalisation statistics: two "deterministic"
+    reconstructions differed, and the model's later predictions with them."""
+
+    @functools.wraps(fn)
+    def run(self, *args, **kwargs):
+        modes = [(m, m.training) for m in self.modules()]
+        self.eval()
+        try:
+            with torch.no_grad():
+                return fn(self, *args, **kwargs)
+        finally:
+            for m, mode in modes:
+                m.training = mode
+
+    return run
+
+
+def checked_input(model: nn.Module, key: str, x, shape: tuple[int, ...], unit: bool = False) -> Tensor:
+    """``x`` as a floating tensor of ``(B, *shape)`` for ``model``'s input ``key``, or a ValueError naming what is
+    wrong (the multimodal models met a 7-channel window, a numpy array or float64 with torch's messages of their
+    layers). ``unit``: values in [0, 1] (masks, images), checked out of training (an 8-bit image read 0..255 was a
+    mask of probability 0.35 without a word)."""
+    name = type(model).__name__
+    if not isinstance(x, Tensor):
+        try:
+            x = torch.as_tensor(np.asarray(x))
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(f"{name}: {key} must be a tensor of shape (B, {', '.join(map(str, shape))}), "
+                             f"got {type(x).__name__}") from None
+    if x.dim() != len(shape) + 1 or tuple(x.shape[1:]) != tuple(shape):
+        raise ValueError(f"{name} expects {key} of shape (B, {', '.join(map(str, shape))}), got {tuple(x.shape)}")
+    if not x.is_floating_point() or x.dtype == torch.float64:
+        x = x.float()
+    if unit and not model.training and len(x):
+        lo, hi = float(x.min()), float(x.max())
+        if not (0.0 <= lo and hi <= 1.0):
+            raise ValueError(f"{name}: {key} values must be in [0, 1], got {lo:g} .. {hi:g}"
+                             + (" (8-bit pixels: divide by 255)" if hi > 1.0 else ""))
+    return x
 
 
 def round_trip_error(stage, x_hat: Tensor, x: Tensor) -> Tensor:
@@ -282,7 +327,7 @@ class LatentModel(ModelFamily, nn.Module):
         x_hat = self.decode_normalized(z)
         return AutoencoderOutput(reconstruction=x_hat, latent=q.mode(), posterior=q, losses=losses(x_hat, xn, q))
 
-    @torch.no_grad()
+    @inference
     def reconstruct(self, x: Tensor) -> Tensor:
         """Deterministic reconstruction (posterior mode) in data space (the input's level restored)."""
         y = self.normalizer.inverse(self.forward(x).reconstruction)
@@ -329,7 +374,7 @@ class LatentModel(ModelFamily, nn.Module):
             out["aux"] = self.aux_head(z)[:, 0]
         return out
 
-    @torch.no_grad()
+    @inference
     def fit_detector(self, x, bank: int = 4096, seed: int = 0, n_samples: int = 8) -> None:
         """Statistics of the training windows ``x`` for the detector scores: the latent mean and
         (Ledoit-Wolf) precision, a seeded bank of at most ``bank`` training latents, the level's mean
@@ -337,8 +382,6 @@ class LatentModel(ModelFamily, nn.Module):
         from sklearn.covariance import LedoitWolf
 
         x = torch.as_tensor(np.ascontiguousarray(x)) if not isinstance(x, Tensor) else x
-        was = self.training
-        self.eval()
         z = batched(self.window_latent, x).double()
         lw = LedoitWolf().fit(z.numpy())
         self.det_latent_mean.copy_(torch.from_numpy(lw.location_).float())
@@ -355,7 +398,6 @@ class LatentModel(ModelFamily, nn.Module):
                 v = comps[name].double()
                 self.det_stats[i] = torch.tensor([float(v.mean()), float(v.std().clamp_min(1e-9))])
         self.det_fitted.fill_(True)
-        self.train(was)
 
     def score(self, x: Tensor, method: str = "mse", n_samples: int = 32,
               generator: torch.Generator | None = None) -> Tensor:

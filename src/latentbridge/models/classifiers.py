@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from latentbridge.models.base import ModelFamily, ModelSpec
+from latentbridge.models.base import ModelFamily, ModelSpec, inference
 from latentbridge.utils import batched
 
 __all__ = ["DigitClassifier", "MNISTClassifier", "FSDDClassifier"]
@@ -89,19 +89,14 @@ class DigitClassifier(ModelFamily, nn.Module):
                              f", got {tuple(x.shape)}")
         return x
 
-    @torch.no_grad()
+    @inference
     def predict_proba(self, x, batch_size: int = 512) -> np.ndarray:
         """Class probabilities ``(N, 10)`` (float32 numpy)."""
         x = self._as_tensor(x)
-        was_training = self.training
-        self.eval()
         if not len(x):
             return np.zeros((0, self.n_classes), dtype=np.float32)
-        try:
-            dev = next(self.parameters()).device
-            out = batched(lambda b: torch.softmax(self(b.to(dev)), dim=1).cpu(), x, batch_size=batch_size)
-        finally:
-            self.train(was_training)
+        dev = next(self.parameters()).device
+        out = batched(lambda b: torch.softmax(self(b.to(dev)), dim=1).cpu(), x, batch_size=batch_size)
         return out.numpy().astype(np.float32)
 
     def predict(self, x, batch_size: int = 512) -> np.ndarray:
@@ -145,18 +140,13 @@ class MNISTClassifier(DigitClassifier):
             x = x.unsqueeze(1)
         return self.head(self.features(x.clamp(0.0, 1.0)))
 
-    @torch.no_grad()
+    @inference
     def embed(self, x, batch_size: int = 512) -> np.ndarray:
         """The 128 activations before the output layer (ReLU, eval mode), ``(N, 128)`` float64 numpy:
         the feature space of the Fréchet distance and precision / recall of generated digits."""
         x = self._as_tensor(x)
-        was_training = self.training
-        self.eval()
-        try:
-            trunk = self.head[:4]  # flatten, dropout, linear, ReLU
-            out = [trunk(self.features(x[i:i + batch_size].clamp(0.0, 1.0))) for i in range(0, len(x), batch_size)]
-        finally:
-            self.train(was_training)
+        trunk = self.head[:4]  # flatten, dropout, linear, ReLU
+        out = [trunk(self.features(x[i:i + batch_size].clamp(0.0, 1.0))) for i in range(0, len(x), batch_size)]
         return torch.cat(out).double().numpy() if out else np.zeros((0, 128))
 
 
@@ -226,16 +216,11 @@ class FSDDClassifier(DigitClassifier):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.pooled(x))
 
-    @torch.no_grad()
+    @inference
     def embed(self, x, batch_size: int = 512) -> np.ndarray:
         """The 64 activations before the output layer (ReLU, eval mode), ``(N, 64)`` float64 numpy:
         the feature space of the Fréchet distance of generated log-mels."""
         x = self._as_tensor(x)
-        was_training = self.training
-        self.eval()
-        try:
-            trunk = self.head[:3]  # dropout, linear, ReLU
-            out = [trunk(self.pooled(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
-        finally:
-            self.train(was_training)
+        trunk = self.head[:3]  # dropout, linear, ReLU
+        out = [trunk(self.pooled(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
         return torch.cat(out).double().numpy() if out else np.zeros((0, 64))

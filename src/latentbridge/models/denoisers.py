@@ -23,7 +23,7 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from latentbridge.models.base import ModelFamily, ModelSpec
+from latentbridge.models.base import ModelFamily, ModelSpec, inference
 from latentbridge.models.process import DiffusionProcess, guided
 from latentbridge.nn.unet import ConditionEmbedding, SimpleUNet, UNet2D, _groups
 
@@ -142,10 +142,19 @@ class Denoiser(ModelFamily, nn.Module):
 
     # --- sampling ------------------------------------------------------------------------
     def _check_conditions(self, n: int, y: Tensor | None, c: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
+        if n < 0 or int(n) != n:
+            raise ValueError(f"n (the number of images) must be a whole number >= 0, got {n!r}")
         if y is not None:
             if not self.n_classes:
                 raise ValueError(f"{type(self).__name__} was trained without class labels")
-            y = torch.as_tensor(y, dtype=torch.long).reshape(-1)
+            try:
+                given = torch.as_tensor(y)
+            except (TypeError, ValueError, RuntimeError):
+                given = None
+            if given is None or given.is_complex() or given.is_floating_point() and not bool(
+                    (given == given.round()).all()):  # (2.7 was class 2; '3' a message of dimensions)
+                raise ValueError(f"labels must be class indices (whole numbers 0..{self.n_classes - 1}), got {y!r}")
+            y = given.long().reshape(-1)
             if len(y) != n or (y < 0).any() or (y >= self.n_classes).any():
                 raise ValueError(f"labels must be {n} values in 0..{self.n_classes - 1}")
         if c is not None:
@@ -160,7 +169,7 @@ class Denoiser(ModelFamily, nn.Module):
         has = (y is not None and self.n_classes > 0) or (c is not None and self.n_continuous > 0)
         return guided(self.forward, y, c, guidance, conditional=has)
 
-    @torch.no_grad()
+    @inference
     def generate(self, n: int, *, y=None, c=None, guidance: float = 1.0, scheduler: str = "ddim",
                  steps: int | None = 50, eta: float = 0.0, generator: torch.Generator | None = None,
                  batch_size: int = 250, progress: Callable[[int], None] | None = None) -> Tensor:
@@ -169,24 +178,21 @@ class Denoiser(ModelFamily, nn.Module):
         a generator of its own seeded by ``generator`` (a CPU generator): same generator seed, same device → same
         images, whatever the batch size (one generator drawn in turn by the batches made the batch size change them)."""
         y, c = self._check_conditions(n, y, c)
+        if int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
         dev = next(self.parameters()).device
         y, c = (None if v is None else v.to(dev) for v in (y, c))
         first = int(torch.randint(0, 2**62, (1,), generator=generator))
-        was = self.training
-        self.eval()
         out = []
-        try:
-            for i in range(0, n, batch_size):
-                j = min(n, i + batch_size)
-                fn = self.denoiser(None if y is None else y[i:j], None if c is None else c[i:j], guidance)
-                own = [torch.Generator().manual_seed(first + k) for k in range(i, j)]  # this batch's images'
-                noise = torch.stack([torch.randn(self.image_shape, generator=g) for g in own])
-                x = self.process.sample(fn, (j - i, *self.image_shape), scheduler=scheduler, steps=steps,
-                                        generator=own, noise=noise, eta=eta, progress=progress, device=dev,
-                                        guidance=float(guidance))
-                out.append(((x.clamp(-1, 1) + 1) / 2).float().cpu())
-        finally:
-            self.train(was)
+        for i in range(0, n, batch_size):
+            j = min(n, i + batch_size)
+            fn = self.denoiser(None if y is None else y[i:j], None if c is None else c[i:j], guidance)
+            own = [torch.Generator().manual_seed(first + k) for k in range(i, j)]  # this batch's images'
+            noise = torch.stack([torch.randn(self.image_shape, generator=g) for g in own])
+            x = self.process.sample(fn, (j - i, *self.image_shape), scheduler=scheduler, steps=steps,
+                                    generator=own, noise=noise, eta=eta, progress=progress, device=dev,
+                                    guidance=float(guidance))
+            out.append(((x.clamp(-1, 1) + 1) / 2).float().cpu())
         return torch.cat(out) if out else torch.zeros(0, *self.image_shape)
 
 

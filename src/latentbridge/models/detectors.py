@@ -39,7 +39,7 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from latentbridge.models.base import ModelFamily, ModelSpec
+from latentbridge.models.base import ModelFamily, ModelSpec, inference
 from latentbridge.models.outputs import AutoencoderOutput
 from latentbridge.nn.conv import FeatureNormalizer
 from latentbridge.transforms.stats import (dct_matrix, envelope_autocorrelation, filled_frames, separate_level,
@@ -148,7 +148,7 @@ class WindowDetector(ModelFamily, nn.Module):
         out = self.forward(x)
         return out.losses[self.default_score], dict(out.losses)
 
-    @torch.no_grad()
+    @inference
     def reconstruct(self, x: Tensor) -> Tensor:
         return self.forward(x).reconstruction
 

@@ -241,9 +241,9 @@ def _check_config_hash(folder: Path) -> None:
                     f"for byte (a copy, a backup), or retrain{hint}")
 
 
-def _load_tensors(folder: Path, info: dict, map_location: str = "cpu") -> dict[str, torch.Tensor]:
+def _load_tensors(folder: Path, info: dict) -> dict[str, torch.Tensor]:
     try:
-        state = load_file(str(folder / WEIGHTS_NAME), device=map_location)
+        state = load_file(str(folder / WEIGHTS_NAME), device="cpu")
     except (SafetensorError, OSError, ValueError) as e:
         raise ModelFolderError(folder, f"cannot read {WEIGHTS_NAME} ({e})") from None
     expected = (info.get("integrity") or {}).get("weights_sha256")
@@ -255,17 +255,38 @@ def _load_tensors(folder: Path, info: dict, map_location: str = "cpu") -> dict[s
     return state
 
 
-def load_model(folder: str | Path, map_location: str = "cpu") -> SavedModel:
+def load_model(folder: str | Path, map_location: str | torch.device = "cpu") -> SavedModel:
+    """The model of a model folder (``config.json`` + ``model.safetensors``, checked against each other), in eval
+    mode on ``map_location`` (a device or its name: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``), with the
+    folder's record (``info``: config.json) and path. A folder that is not a whole, unaltered model folder raises
+    :class:`~latentbridge.errors.ModelFolderError` naming the file; a device that is not one, or not here, a
+    ``ValueError``."""
+    device = _device(map_location)
     folder = Path(folder)
     info = read_info(folder)
-    state = _load_tensors(folder, info, map_location)
+    state = _load_tensors(folder, info)
     try:
         model = get_model_class(info["model_class"])(**info["model_kwargs"])
         model.load_state_dict(state, strict=True)
     except (TypeError, RuntimeError, ValueError) as e:
         raise ModelFolderError(folder, f"weights do not fit the model described in {CONFIG_NAME} ({e})") from None
-    model.eval()
-    return SavedModel(model=model, info=info, path=folder)
+    return SavedModel(model=model.to(device).eval(), info=info, path=folder)
+
+
+def _device(where: str | torch.device) -> torch.device:
+    """``map_location`` as a device of this machine, or a ValueError naming it (a bad name read as a damaged
+    weights file, a torch.device was refused, and ``"cuda"`` without a GPU was torch's message of pinned memory)."""
+    try:
+        device = torch.device(where)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"map_location must be a device or its name ('cpu', 'cuda', 'cuda:0', 'mps'), "
+                         f"got {where!r}") from None
+    usable = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if not usable.get(device.type, True):
+        raise ValueError(f"map_location {where!r}: no {device.type} device on this machine")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"map_location {where!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
 
 
 def update_info(folder: str | Path, changes: dict[str, Any], card: str | None = None) -> dict[str, Any]:

@@ -36,7 +36,7 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from latentbridge.models.base import ModelFamily, ModelSpec
+from latentbridge.models.base import ModelFamily, ModelSpec, inference
 from latentbridge.models.process import DiffusionProcess
 from latentbridge.nn.unet import TimestepMLP
 from latentbridge.sampling_args import guidance_problem
@@ -266,7 +266,7 @@ class LatentDenoiser(ModelFamily, nn.Module):
 
         return fn, targets
 
-    @torch.no_grad()
+    @inference
     def generate(self, n: int, condition: dict[str, Tensor] | None = None, *,
                  guidance: float | Mapping[str, float] = 1.0,
                  scheduler: str = "ddim", steps: int | None = 50, eta: float = 0.0,
@@ -276,16 +276,11 @@ class LatentDenoiser(ModelFamily, nn.Module):
         ((n, d) scaled latents each) exactly as given, the others drawn by the process's sampler
         (joint samples when ``condition`` is empty), seeded by ``generator``."""
         condition = self._check_condition(n, condition)
-        was = self.training
-        self.eval()
-        try:
-            fn, targets = self.denoiser(n, {m: self._to_unit(c, m) for m, c in condition.items()}, guidance)
-            width = sum(self.latent_dims[self.modalities.index(m)] for m in targets)
-            strongest = max(map(abs, guidance.values()), default=1.0) if isinstance(guidance, Mapping) else guidance
-            x = self.process.sample(fn, (n, width), scheduler=scheduler, steps=steps, generator=generator,
-                                    eta=eta, progress=progress, guidance=float(strongest))
-        finally:
-            self.train(was)
+        fn, targets = self.denoiser(n, {m: self._to_unit(c, m) for m, c in condition.items()}, guidance)
+        width = sum(self.latent_dims[self.modalities.index(m)] for m in targets)
+        strongest = max(map(abs, guidance.values()), default=1.0) if isinstance(guidance, Mapping) else guidance
+        x = self.process.sample(fn, (n, width), scheduler=scheduler, steps=steps, generator=generator,
+                                eta=eta, progress=progress, guidance=float(strongest))
         out, i = {}, 0
         for m in targets:
             d = self.latent_dims[self.modalities.index(m)]

@@ -43,7 +43,7 @@ from latentbridge.losses import (
     ScaleInvariantL1Loss,
     WaveformL1Loss,
 )
-from latentbridge.models.base import ModelSpec, MultimodalFamily
+from latentbridge.models.base import ModelSpec, MultimodalFamily, checked_input, inference
 from latentbridge.models.outputs import DiagonalGaussian
 from latentbridge.nn.conv import ConvDecoder, ConvEncoder, FeatureNormalizer
 from latentbridge.transforms.audio import STFT
@@ -240,13 +240,15 @@ class MultimodalVAE(MultimodalFamily, nn.Module):
     def experts(self, batch: dict, targets: dict | None = None) -> dict[str, DiagonalGaussian]:
         out = {}
         if "wave" in batch:
-            t = targets or self.spec_targets(batch["wave"])
+            wave = checked_input(self, "wave", batch["wave"], (self.codec.n_channels, self.codec.n_samples))
+            t = targets or self.spec_targets(wave)
             x = self.codec.encode_input(t["logmag"], t["phase"])
             if self.training:
                 x = self.spec_augment(x)
             out["spec"] = DiagonalGaussian.from_params(self.spec_encoder(x))
         if "mask" in batch:
-            out["mask"] = DiagonalGaussian.from_params(self.mask_encoder(batch["mask"] * 2.0 - 1.0))
+            mask = checked_input(self, "mask", batch["mask"], (1, *self.kwargs["mask_hw"]), unit=True)
+            out["mask"] = DiagonalGaussian.from_params(self.mask_encoder(mask * 2.0 - 1.0))
         return out
 
     def availability(self, batch: dict, experts: dict) -> dict[str, Tensor]:
@@ -388,7 +390,7 @@ class MultimodalVAE(MultimodalFamily, nn.Module):
         return total, logs
 
     # ------------------------------------------------------------------ inference helpers
-    @torch.no_grad()
+    @inference
     def predict(self, batch: dict, use: tuple[str, ...] = ("spec",)) -> dict[str, Tensor]:
         """Deterministic cross- and self-reconstruction from the given modalities."""
         q = self.infer(batch, use)

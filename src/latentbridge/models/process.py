@@ -95,7 +95,7 @@ class DiffusionProcess:
         timesteps with ``trailing`` spacing, so every sampler starts from the last timestep."""
         from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
 
-        steps = int(steps or self.train_timesteps)
+        steps = int(self.train_timesteps if steps is None else steps)
         if not 1 <= steps <= self.train_timesteps:
             raise ValueError(f"steps must be in 1..{self.train_timesteps}, got {steps}")
         if kind == "ddpm":
@@ -167,6 +167,8 @@ class DiffusionProcess:
         s = self.scheduler(scheduler, steps)
         if noise is None:
             noise = torch.randn(shape, generator=generator)
+        elif tuple(noise.shape) != tuple(shape):
+            raise ValueError(f"noise of shape {tuple(noise.shape)} given for samples of shape {tuple(shape)}")
         x = noise.to(device or noise.device) * s.init_noise_sigma
         for t in s.timesteps:
             out = denoise(s.scale_model_input(x, t), t)

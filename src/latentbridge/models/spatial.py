@@ -73,7 +73,7 @@ from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from latentbridge.losses import BoundedReconstructionLoss, LatentL1Loss, ProgressiveKL, SpatialConsistencyLoss
-from latentbridge.models.base import ModelFamily, ModelSpec
+from latentbridge.models.base import ModelFamily, ModelSpec, inference
 from latentbridge.models.outputs import DiagonalGaussian
 from latentbridge.nn.attention import CrossAttention2d, SelfAttention2d, group_norm
 from latentbridge.nn.spatial import CoordinateProcessor, MultiScaleBlock, OutputScale, ResidualBlock, Upsample
@@ -333,7 +333,7 @@ class SpatialCVAE(ModelFamily, nn.Module):
         return total, parts
 
     # --- inference ----------------------------------------------------------------------
-    @torch.no_grad()
+    @inference
     def enhance(self, x: Tensor, observed: Tensor, coarse: Tensor, coords: Tensor, n_samples: int = 8,
                 generator: torch.Generator | None = None, fuse: bool = True) -> dict[str, Tensor]:
         """The posterior-mode reconstruction ``mean``, its aleatoric variance (the variance head),

@@ -19,7 +19,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from latentbridge.losses import GaussianNLLLoss
-from latentbridge.models.base import LatentModel, ModelSpec, reconstruction_errors
+from latentbridge.models.base import LatentModel, ModelSpec, inference, reconstruction_errors
 from latentbridge.models.outputs import AutoencoderOutput, DiagonalGaussian, standard_normal_log_prob
 from latentbridge.nn.conv import ConvDecoder, ConvEncoder
 
@@ -104,14 +104,14 @@ class ConvVAE(LatentModel):
         return -self.nll(x_hat.flatten(0, 1), xn.unsqueeze(0).expand_as(x_hat).flatten(0, 1),
                          self.log_sigma).reshape(k, b)
 
-    @torch.no_grad()
+    @inference
     def negative_elbo(self, x: Tensor, n_samples: int = 1, generator: torch.Generator | None = None) -> Tensor:
         xn = self.standardize(x)
         q = self.posterior(xn)
         z = q.rsample_n(n_samples, generator)
         return -self.log_likelihood(xn, z).mean(0) + q.kl()
 
-    @torch.no_grad()
+    @inference
     def importance_sampled_nll(self, x: Tensor, n_samples: int = 32,
                                generator: torch.Generator | None = None) -> Tensor:
         """-log p(x) ≈ -log mean_k p(x|z_k) p(z_k) / q(z_k|x), z_k ~ q(z|x) (Burda et al. 2016)."""

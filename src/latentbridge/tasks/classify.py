@@ -256,7 +256,7 @@ def load_classifier(kind: str, *, data_root: str | Path | None = None, cache_dir
         if folder.exists():
             log.warning("retraining the %s classifier: %s", kind, exc)
         else:
-            log.info("training the %s classifier into %s (first use)", kind, folder)
+            log.warning("training the %s classifier into %s (first use; kept for later runs)", kind, folder)
         sets = {}
         if kind == "fsdd" and spec is not None:
             sets = {"audio": {"sample_rate": spec.sample_rate, "window_s": spec.windowing.window_s,

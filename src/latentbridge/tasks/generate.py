@@ -90,8 +90,8 @@ def generate(model, n: int, *, labels=None, conditions=None, guidance: float = 2
     """``n`` images from ``model`` (float32 [0, 1]) and the seconds it took, seeded by ``seed``, drawn on
     ``device`` (:func:`~latentbridge.utils.inference_device`: default the GPU when there is one); the
     model is back on its own device afterwards."""
-    n_steps = steps or model.process.train_timesteps
-    total = -(-n // batch_size) * n_steps
+    n_steps = model.process.train_timesteps if steps is None else steps
+    total = -(-n // max(1, batch_size)) * n_steps  # (model.generate names a batch size below 1)
     home = next(model.parameters()).device
     t0 = time.perf_counter()
     try:
@@ -107,9 +107,16 @@ def generate(model, n: int, *, labels=None, conditions=None, guidance: float = 2
     return x.numpy().astype(np.float32), time.perf_counter() - t0
 
 
+def _check_counts(n: int, batch_size: int | None) -> None:
+    if n < 1:
+        raise LatentbridgeError(f"--num-samples must be at least 1, got {n}")
+    if batch_size is not None and batch_size < 1:  # (a division by zero)
+        raise LatentbridgeError(f"--batch-size must be at least 1, got {batch_size}")
+
+
 def _settings(cfg, *, scheduler, steps, guidance, seed, eta) -> dict:
     s = cfg.sampling
-    return {"scheduler": scheduler or s.scheduler, "steps": int(steps or s.steps),
+    return {"scheduler": scheduler or s.scheduler, "steps": int(s.steps if steps is None else steps),
             "guidance": float(s.guidance if guidance is None else guidance), "seed": int(s.seed if seed is None else seed),
             "eta": float(s.eta if eta is None else eta)}
 
@@ -128,8 +135,7 @@ def sample(run_dir, n: int, *, label=None, guidance: float | None = None, steps:
     section."""
     from latentbridge.models.hub import load_model
 
-    if n < 1:
-        raise LatentbridgeError(f"--num-samples must be at least 1, got {n}")
+    _check_counts(n, batch_size)
     return sample_saved(load_model(run_dir), n, label=label, guidance=guidance, steps=steps, scheduler=scheduler,
                         seed=seed, eta=eta, condition=condition, progress=progress, batch_size=batch_size)
 
@@ -139,6 +145,7 @@ def sample_saved(saved, n: int, *, label=None, guidance: float | None = None, st
                  condition: list[float] | None = None, progress: bool = False,
                  batch_size: int | None = None) -> SampleResult:
     """:func:`sample` of a loaded model folder (``latentbridge serve`` holds its models loaded)."""
+    _check_counts(n, batch_size)
     run_dir = saved.path
     cfg = saved.workflow
     if cfg.task != "diffusion":
@@ -148,6 +155,8 @@ def sample_saved(saved, n: int, *, label=None, guidance: float | None = None, st
     if settings["steps"] > model.process.train_timesteps:
         raise LatentbridgeError(f"--steps {settings['steps']} is more than the model's "
                                 f"{model.process.train_timesteps} training timesteps")
+    if settings["steps"] < 1:  # (0 was taken for the run's own steps)
+        raise LatentbridgeError(f"--steps must be at least 1, got {settings['steps']}")
     labels = None
     if label is not None:
         labels = np.full(n, _class_index(saved, label), dtype=np.int64)

@@ -176,9 +176,11 @@ class GriffinLim(nn.Module):
         """Magnitude ``(..., n_freq, frames)`` -> wave ``(..., T)``."""
         if mag.is_complex():
             raise TypeError("GriffinLim: expected a real magnitude")
-        if not mag.is_floating_point():
+        if not mag.is_floating_point() or mag.dtype in (torch.float16, torch.bfloat16):  # (no complex half on CPU)
             mag = mag.float()
         n_iter = self.n_iter if n_iter is None else int(n_iter)
+        if n_iter < 0:
+            raise ValueError(f"n_iter: must be >= 0, got {n_iter}")
         frames = mag.shape[-1]
         eps = torch.finfo(mag.dtype).tiny
         alpha = self.momentum / (1.0 + self.momentum)
