@@ -558,6 +558,32 @@ def test_discover_pairing_rules(tmp_path, caplog):
     assert caplog.text == ""
 
 
+def test_a_test_folder_or_recording_linked_in_twice_is_read_once(tmp_path, caplog):
+    """A held-out damage state linked in under another name (``Data/Test_13 -> Test_01``) sat in training and in the
+    held-out states; links to nothing and an unzipped archive's ``__MACOSX`` folder were read or said as tests."""
+    root = make_root(tmp_path, {"Test_01": {"extent": 0.2}, "Test_05": {"extent": 0.1}, "Test_06": {"extent": 0.3}})
+    (root / "Data" / "Test_13").symlink_to("Test_01")
+    (root / "Labels" / "Test_13").symlink_to("Test_01")
+    (root / "Data" / "Test_06" / "rec1.csv").symlink_to(root / "Data" / "Test_05" / "rec0.csv")
+    (root / "Data" / "Test_01" / "rec1.csv").symlink_to("rec0.csv")
+    (root / "Data" / "Test_05" / "gone.csv").symlink_to(tmp_path / "nothing.csv")
+    (root / "Data" / "__MACOSX" / "Test_01").mkdir(parents=True)
+    (root / "Data" / "__MACOSX" / "Test_01" / "._rec0.csv").write_bytes(b"\x00\x05\x16\x07Mac OS X")
+    (root / "Data" / "Test_06" / "session").mkdir()
+    (root / "Data" / "Test_06" / "session" / "._rec9.csv").write_bytes(b"\x00\x05\x16\x07")
+    with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
+        recs = discover(root)
+    assert [r.test_id for r in recs] == ["Test_01", "Test_05", "Test_06"]
+    assert {r.test_id: [p.name for p in r.csv_files] for r in recs} == {
+        "Test_01": ["rec0.csv"], "Test_05": ["rec0.csv"], "Test_06": ["rec0.csv"]}
+    text = caplog.text
+    assert "3 test folder(s) or recording(s) reached again through links, read once" in text, text
+    assert "Test_01/rec1.csv (Test_01/rec0.csv)" in text and "Test_06/rec1.csv (Test_05/rec0.csv)" in text
+    assert "Test_13 (the folder Test_01)" in text
+    assert "1 link(s) to nothing left out (Test_05/gone.csv)" in text
+    assert "__MACOSX" not in text and "session" not in text and "label(s) of no test" not in text
+
+
 def test_a_mask_in_another_image_format_is_refused_by_name(tmp_path):
     root = make_root(tmp_path, {"Test_01": {"extent": None}})
     (root / "Labels" / "Test_01").mkdir(parents=True)

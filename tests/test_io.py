@@ -723,3 +723,15 @@ def test_write_wav_reads_integer_pcm_at_its_full_scale_and_names_a_time_by_chann
     for rate in (float("nan"), float("inf"), 0, 8000.5):
         with pytest.raises(ValueError, match=f"sample_rate must be a positive integer, got {rate!r}"):
             read_audio(tmp_path / "i16.wav", sample_rate=rate)
+
+
+def test_a_link_loop_or_a_link_to_nothing_is_named_as_such(tmp_path):
+    from latentbridge.io.audio import list_audio_files
+
+    (tmp_path / "a.wav").symlink_to("b.wav")
+    (tmp_path / "b.wav").symlink_to("a.wav")
+    (tmp_path / "c.wav").symlink_to("gone.wav")
+    for name, said in (("a.wav", "is a link in a loop"), ("c.wav", r"is a link to nothing \(gone.wav\)"),
+                       ("d.wav", "does not exist")):
+        with pytest.raises(DataError, match=said):
+            list_audio_files(tmp_path / name)

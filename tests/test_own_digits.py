@@ -266,3 +266,24 @@ def test_framed_images_are_kept_in_the_digit_cache(tmp_path, monkeypatch, featur
     _glyph(4, 7).save(root / "4" / "w9.png")  # the folder changed: framed again
     with pytest.raises(pytest.fail.Exception, match="framed again"):
         written_digits(root).pool()
+
+
+def test_bad_recordings_of_both_splits_are_named_at_once_and_links_to_nothing_said(tmp_path):
+    """A bad recording in test/ was found by `evaluate`, after training, and each split's in a run of its own; the
+    error named the first file's folder and one split's count; links to nothing were dropped without a word."""
+    from latentbridge.data.digits import classifier_data, default_digit_spec
+
+    for split in ("train", "test"):
+        _own_recordings(tmp_path / "a" / split, per_digit=2, words=False)
+    (tmp_path / "a" / "train" / "1" / "zt.wav").write_bytes(b"")
+    (tmp_path / "a" / "test" / "6" / "zs.wav").write_bytes(b"")
+    (tmp_path / "a" / "train" / "2" / "gone.wav").symlink_to(tmp_path / "nothing.wav")
+    with pytest.warns(UserWarning, match=r"1 link\(s\) to nothing left out \(train/2/gone.wav\)"):
+        with pytest.raises(DataError, match=rf"^{tmp_path / 'a'}: 2 of 42 recordings cannot be used: .*zt.wav.*zs.wav"):
+            classifier_data("fsdd", tmp_path / "a", default_digit_spec())
+    (tmp_path / "a" / "train" / "1" / "zt.wav").unlink()
+    images = _own_images(tmp_path / "images", per_digit=3)
+    out = tmp_path / "run"
+    code = main(["train", "--config", str(REPO / "configs" / "avdigits.yaml"), "--out", str(out),
+                 "-o", f"digits.fsdd_root={tmp_path / 'a'}", "-o", f"digits.mnist_root={images}"])
+    assert code == 2 and not (out / "model.safetensors").exists()  # before training, not at evaluate

@@ -16,6 +16,9 @@ Pairing rules (:func:`discover`)
 * A test is paired with ``Labels/<same folder name>/`` or ``Labels/<same name>.png`` only — exact name, never a
   guess. A label name that differs from a data folder's only in case or in its numbers' leading zeros
   (``Test_1`` / ``Test_01``) is *not* paired (the warning says which data folder it resembles).
+* A test folder or a recording reached again through a link (``Data/Test_13 -> Test_01``) is read once, under
+  its first name, named in a warning: one damage state under two names sat in training and in the held-out states.
+  Links to nothing are named in a warning; an unzipped archive's ``__MACOSX`` folder is not a test.
 * Data but no mask (no label folder, or one without a PNG, or no ``Labels/`` at all): the test
   is kept as *unlabeled* (``has_mask`` False, extent NaN, mask zeros); one warning lists them.
 * Mask but no data (a label with no matching test): one warning lists them; it is never paired with another
@@ -37,7 +40,7 @@ from pathlib import Path
 from latentbridge.errors import DataError
 from latentbridge.io.images import IMAGE_EXTENSIONS
 from latentbridge.io.vibration import RECORDING_SUFFIXES
-from latentbridge.utils import first_time, listed, natural_key
+from latentbridge.utils import first_time, is_hidden, listed, natural_key
 
 log = logging.getLogger("latentbridge.data.bridge")
 
@@ -70,7 +73,10 @@ def _child_dir(root: Path, name: str) -> Path | None:
 
 
 def _visible(folder: Path):
-    return sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: natural_key(p.name))
+    """A folder's entries in natural order, hidden ones (``.DS_Store``, macOS's ``._x.csv``) and the ``__MACOSX``
+    folder of an unzipped archive left out."""
+    return sorted((p for p in folder.iterdir() if not p.name.startswith(".") and p.name != "__MACOSX"),
+                  key=lambda p: natural_key(p.name))
 
 
 def _warn_once(msg: str, *args) -> None:
@@ -107,17 +113,38 @@ def discover(root: str | Path) -> list[TestRecord]:
 
     tests: dict[str, list[Path]] = {}
     skipped: set[str] = set()
+    aliases: set[str] = set()  # test folders that are links to another test folder: read once
     loose = 0
+    real_tests: dict[Path, str] = {}
+    real_files: dict[Path, Path] = {}
+    twice: list[str] = []
+    broken: list[str] = []
     for d in _visible(data_dir):
         if d.is_file():
             loose += d.suffix.lower() in RECORDING_SUFFIXES
             continue
         if not d.is_dir():
+            if d.is_symlink():
+                broken.append(d.name)
             continue
+        if (real := d.resolve()) in real_tests:  # a held-out state linked in under another name was trained on
+            twice.append(f"{d.name} (the folder {real_tests[real]})")
+            aliases.add(d.name)
+            continue
+        real_tests[real] = d.name
         inside = _visible(d)
-        csvs = [p for p in inside if p.is_file() and p.suffix.lower() in RECORDING_SUFFIXES]
+        broken += [f"{d.name}/{p.name}" for p in inside if p.is_symlink() and not p.exists()
+                   and p.suffix.lower() in RECORDING_SUFFIXES]
+        csvs = []
+        for p in (p for p in inside if p.is_file() and p.suffix.lower() in RECORDING_SUFFIXES):
+            if (real := p.resolve()) in real_files:  # one recording, under two tests' names or twice in one
+                twice.append(f"{d.name}/{p.name} ({real_files[real].parent.name}/{real_files[real].name})")
+                continue
+            real_files[real] = p
+            csvs.append(p)
         deeper = [q.name for q in inside if q.is_dir() and any(x.suffix.lower() in RECORDING_SUFFIXES
-                                                                for x in q.rglob("*") if x.is_file())]
+                                                                for x in q.rglob("*")
+                                                                if x.is_file() and not is_hidden(x, q))]
         if deeper:  # a session or day folder inside a test: its recordings were left out without a word
             _warn_once("%s: recordings in its sub-folder(s) %s are not read: a test's recordings lie directly in its "
                        "folder (a test per folder of Data/)", d, listed(deeper, 5, count=True))
@@ -134,6 +161,12 @@ def discover(root: str | Path) -> list[TestRecord]:
         raise DataError(root, f"no tests: {data_dir.name}/ holds no sub-folder with CSV or .mat files ({layout}){hint}")
     if loose:
         _warn_once("%s: %d recording(s) directly in this folder belong to no test; ignored", data_dir, loose)
+    if twice:
+        _warn_once("%s: %d test folder(s) or recording(s) reached again through links, read once (a damage state "
+                   "under two names would sit in training and in the held-out states): %s", data_dir, len(twice),
+                   listed(twice, 5, count=True))
+    if broken:
+        _warn_once("%s: %d link(s) to nothing left out (%s)", data_dir, len(broken), listed(broken, 5, count=True))
 
     masks: dict[str, Path] = {}
     labels_dir = _child_dir(root, "Labels")
@@ -144,6 +177,8 @@ def discover(root: str | Path) -> list[TestRecord]:
         alike = {_number_key(t): t for t in tests}
 
         def no_test(label: Path, name: str) -> None:
+            if name in aliases:  # the label of a test folder read under its own name (said above)
+                return
             near = alike.get(_number_key(name))
             unmatched.append(label.name + (f" (resembles {near}: names must match exactly)" if near else
                                            " (its data folder holds no recordings read here)" if name in skipped

@@ -11,6 +11,7 @@ classifier without a trip through audio. :func:`default_digit_spec` is the built
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -116,8 +117,8 @@ def load_clips(paths, spec, trim: dict | None = None) -> np.ndarray:
     if len(bad) == 1:
         raise bad[0]
     if bad:
-        raise DataError(Path(bad[0].path).parent, f"{len(bad)} of {len(paths)} recordings cannot be used: "
-                                                  + named_problems(bad))
+        where = Path(os.path.commonpath([os.path.dirname(str(e.path)) for e in bad]))  # (was the first one's folder)
+        raise DataError(where, f"{len(bad)} of {len(paths)} recordings cannot be used: " + named_problems(bad))
     if files := converted.pop(None, 0):  # (the files converted at all; the others were read as they are)
         mixed = files < len(paths) or len(converted) > 1 + any(w.startswith("mixed") for w in converted)
         (log.warning if mixed else log.info)("%d recordings read as the model's clips: %s", len(paths), ", ".join(
@@ -557,12 +558,14 @@ def classifier_data(kind: str, root, spec=None, *, n_train: int | None = None, n
                                "offline_split": bool(ds.offline_split), "split_seed": ds.seed, "split": ds.split_rule}}
     elif kind == "fsdd":
         ds = FSDD(root, setting=CLASSIFIER_ROOT, fetch=None)
-        out = {}
-        for s in ("train", "test"):
-            items = ds.split(s)
+        out, split = {}, {s: ds.split(s) for s in ("train", "test")}
+        for s, items in split.items():
             if not items:
                 raise DataError(ds.recordings_dir, f"no recordings in the {s!r} split ({ds.split_rule[s]})")
-            out[f"x_{s}"] = clip_features(load_clips([it.path for it in items], spec), spec)
+        every = split["train"] + split["test"]  # read at once: both splits' bad recordings named in one error
+        x = clip_features(load_clips([it.path for it in every], spec), spec)
+        out["x_train"], out["x_test"] = x[:len(split["train"])], x[len(split["train"]):]
+        for s, items in split.items():
             out[f"y_{s}"] = np.array([it.digit for it in items], dtype=np.int64)
         out["data_config"] = {
             "data_root": str(Path(ds.root).resolve()), "dataset": ds.name, "offline_split": False,

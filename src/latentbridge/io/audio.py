@@ -26,6 +26,7 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import math
@@ -193,7 +194,7 @@ def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
     """
     root = Path(root)
     if not root.exists():
-        raise DataError(root, "does not exist")
+        raise DataError(root, _missing(root))
     if root.is_file():
         if not _is_audio_name(root):
             raise DataError(root, _not_audio(root))
@@ -249,6 +250,17 @@ def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
         log.warning("%s: %d file%s left out, not recordings (%s)%s; accepted extensions: %s", root,
                     sum(others.values()), "s" if sum(others.values()) != 1 else "", kinds, why, _accepted())
     return sorted(found)
+
+
+def _missing(path: Path) -> str:
+    """Why ``path`` does not exist: a link in a loop, a link to nothing, or nothing there (a loop read "does not
+    exist")."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "is a link in a loop (it leads back to itself): link it to the recording"
+    return f"is a link to nothing ({os.readlink(path)})" if path.is_symlink() else "does not exist"
 
 
 # --------------------------------------------------------------------------- reading

@@ -62,10 +62,10 @@ def list_folder(root: str | Path) -> tuple[list[Path], list[Path]]:
         held = "; it holds " + ", ".join(f"{n} {k}" for k, n in kinds.most_common(5)) + " file(s), which are not " \
             "read" + (" (GIF: save the images as PNG)" if ".gif" in kinds else "") if kinds else ""
         raise DataError(root, f"no images ({', '.join(IMAGE_EXTENSIONS)}) in the folder{held}")
-    if broken and first_time(("broken image links", str(root))):
+    if broken and first_time(("broken image links", str(root.resolve()))):  # (said twice: relative, absolute)
         log.warning("%s: %d link(s) to nothing left out (%s)", root, len(broken),
                     listed([q.relative_to(root).as_posix() for q in sorted(broken)], 5))
-    if twice and first_time(("images twice", str(root))):
+    if twice and first_time(("images twice", str(root.resolve()))):
         log.warning("%s: %d image(s) reached twice through links, read once, under the name of the file itself where "
                     "one is in the folder (%s)", root, len(twice),
                     listed([f"{a.relative_to(root).as_posix()} -> {b.relative_to(root).as_posix()}" for a, b in twice]))

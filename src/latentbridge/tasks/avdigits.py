@@ -49,6 +49,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
 
     t0 = time.time()
     data, info = pairs(cfg, "train")
+    pairs(cfg, "test")  # its recordings' problems surface before anything is trained (as evaluate's did, after it)
     train, val = data.split_val(cfg.data.val_fraction, cfg.train.seed)
     spec = transform_spec(cfg)
     with training_run(cfg, out_dir, resume=resume, force=force) as run:

@@ -64,11 +64,13 @@ def _folder_items(root: Path) -> tuple[list[FSDDItem], list[Path]]:
     :func:`_split`."""
     from latentbridge.data.sources.common import real_place
     from latentbridge.io.audio import AUDIO_EXTENSIONS, UNDECODED_AUDIO
-    from latentbridge.utils import is_hidden, walk_files
+    from latentbridge.utils import first_time, is_hidden, listed, walk_files
 
-    found, skipped, seen, top = [], [], set(), Path(os.path.realpath(root))
+    found, skipped, seen, top, broken = [], [], set(), Path(os.path.realpath(root)), []
     for p in walk_files(root):
         if is_hidden(p, root) or not p.is_file():
+            if p.is_symlink() and not p.exists() and not is_hidden(p, root):
+                broken.append(p.relative_to(root).as_posix())
             continue
         rel = real_place(p, root, top)
         if rel in seen:  # a link to a recording of the folder: one recording
@@ -87,6 +89,8 @@ def _folder_items(root: Path) -> tuple[list[FSDDItem], list[Path]]:
             continue
         found.append((digit, m.group(2) if m else p.stem.split("_")[0] if "_" in p.stem else "",
                       int(m.group(3)) if m else -1, p))
+    if broken and first_time(("spoken digit links to nothing", str(top))):  # (dropped without a word)
+        warnings.warn(f"{root}: {len(broken)} link(s) to nothing left out ({listed(sorted(broken), 5)})", stacklevel=3)
     return _split(found, root), skipped
 
 
