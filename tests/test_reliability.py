@@ -123,6 +123,29 @@ def test_resume_extends_from_the_last_epoch_not_the_best(machine_data, feature_c
     assert main(_train_args(machine_data, out, ["train.max_epochs=4"]) + ["--resume"]) == 0
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["epoch"] == 3  # epochs 0-3: two more after the two of the first session
+    # the cosine schedule spans the 4 epochs, and ends where a 4-epoch run's ends (it kept its 2 and climbed back)
+    fresh = tmp_path / "fresh"
+    assert main(_train_args(machine_data, fresh, ["train.max_epochs=4"])) == 0
+    ref = torch.load(fresh / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["lr_schedulers"][0]["T_max"] == ref["lr_schedulers"][0]["T_max"] == 4
+    lr, lr_ref = (c["optimizer_states"][0]["param_groups"][0]["lr"] for c in (ckpt, ref))
+    assert lr == pytest.approx(lr_ref, rel=1e-6) and lr < 0.1 * _base_lr(ref)
+
+
+def _base_lr(ckpt) -> float:
+    return ckpt["lr_schedulers"][0]["base_lrs"][0]
+
+
+def test_a_one_cycle_run_resumed_to_more_epochs_is_refused(machine_data, feature_cache, tmp_path, capsys):
+    """Its schedule's steps are fixed when it starts: a longer resume stepped past them (a traceback, exit 1, and
+    config.yaml left saying the new length)."""
+    out = tmp_path / "run"
+    assert main(_train_args(machine_data, out, ["train.max_epochs=1", "train.scheduler=onecycle"])) == 0
+    before = _snapshot(out)
+    assert main(_train_args(machine_data, out, ["train.max_epochs=2", "train.scheduler=onecycle"]) + ["--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "train.max_epochs: run 1, now 2" in err and "Traceback" not in err
+    assert _snapshot(out) == before
 
 
 def test_last_checkpoint_every_n_steps(machine_data, feature_cache, tmp_path):

@@ -66,8 +66,11 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _resume_checked(config: dict) -> dict[str, Any]:
-    """The dotted keys of ``config`` a resume must keep (:data:`RESUME_SECTIONS`, :data:`RESUME_KEYS`)."""
-    return {k: v for k, v in _flatten(config).items() if k.split(".")[0] in RESUME_SECTIONS or k in RESUME_KEYS}
+    """The dotted keys of ``config`` a resume must keep (:data:`RESUME_SECTIONS`, :data:`RESUME_KEYS`; a one-cycle
+    schedule's steps too: fixed when it started, a longer resume stepped past them, a traceback)."""
+    flat = _flatten(config)
+    keys = RESUME_KEYS + (("train.max_epochs", "train.batch_size") if flat.get("train.scheduler") == "onecycle" else ())
+    return {k: v for k, v in flat.items() if k.split(".")[0] in RESUME_SECTIONS or k in keys}
 
 
 def resume_differences(old: dict, new: dict, trained_in: str | None = None) -> list[tuple[str, Any, Any]]:

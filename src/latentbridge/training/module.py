@@ -88,6 +88,25 @@ class TrainingModule(L.LightningModule):
         for k, v in parts.items():
             self.log(f"val/{k}", v.mean(), on_epoch=True, sync_dist=True, batch_size=n)
 
+    def on_train_start(self) -> None:
+        """A run resumed to another ``train.max_epochs``: its cosine schedule spans the new number of epochs, the
+        learning rate set where that schedule stands (the checkpoint's schedule ended at its own old length and
+        climbed back to the full rate, while config.json recorded the new length)."""
+        import logging
+        import math
+
+        for conf in self.trainer.lr_scheduler_configs:
+            s, epochs = conf.scheduler, max(1, int(self.train_cfg["max_epochs"]))
+            if not isinstance(s, torch.optim.lr_scheduler.CosineAnnealingLR) or s.T_max == epochs:
+                continue
+            old, s.T_max, at = s.T_max, epochs, min(s.last_epoch, epochs)
+            for group, base in zip(s.optimizer.param_groups, s.base_lrs):
+                group["lr"] = s.eta_min + (base - s.eta_min) * (1 + math.cos(math.pi * at / epochs)) / 2
+            s._last_lr = [group["lr"] for group in s.optimizer.param_groups]
+            logging.getLogger("latentbridge").warning(
+                "the cosine learning-rate schedule now spans %d epochs (it spanned %d): epoch %d of it at a learning "
+                "rate of %.3g", epochs, old, at + 1, s._last_lr[0])
+
     def configure_optimizers(self):
         t = self.train_cfg
         params = self.model.parameters()
