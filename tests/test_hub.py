@@ -123,6 +123,14 @@ def test_missing_files_are_named(folder, name):
         load_model(folder)
 
 
+def test_a_finished_run_without_its_config_is_not_called_unfinished(folder):
+    (folder / "checkpoints").mkdir()
+    (folder / "checkpoints" / "last.ckpt").write_bytes(b"x")  # a trained run's checkpoints beside its model
+    (folder / "config.json").unlink()
+    with pytest.raises(ModelFolderError, match="missing config.json beside model.safetensors: the model was saved"):
+        load_model(folder)
+
+
 def test_broken_config(folder):
     p = folder / "config.json"
     info = json.loads(p.read_text())

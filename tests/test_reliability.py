@@ -400,6 +400,19 @@ def test_force_never_replaces_what_the_command_reads(fitted_model, machine_data,
         err = capsys.readouterr().err
         assert held in err and "an input of this command; write to another output folder" in err, err
         assert _snapshot(run) == before and sorted(p.name for p in (data / "normal").iterdir()) == recordings
+    # the data a model folder's run was trained on, named by no argument (`evaluate RUN --out DATA --force`
+    # deleted a bridge run's training data)
+    assert main(["anomaly", "fit", str(data / "normal"), "--out", str(tmp_path / "own"), *_o()]) == 0
+    (data / ".latentbridge-written").write_text("normal/\n")  # (as a `data synth` folder: --force may replace it)
+    assert main(["anomaly", "score", str(tmp_path / "own"), str(machine_data / "test" / "anomalous"), "--out",
+                 str(data), "--force"]) == 2
+    err = capsys.readouterr().err
+    assert f"holds {(data / 'normal').resolve()}, which is an input of this command" in err, err
+    assert sorted(p.name for p in (data / "normal").iterdir()) == recordings
+    # without --force: said so at once (it advised --force, which was then refused)
+    assert main(["anomaly", "score", str(run), str(data / "normal"), "--out", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "an input of this command" in err and "--force" not in err, err
     # a training's config file names its data (no path on the command line)
     out = tmp_path / "elsewhere"
     out.mkdir()

@@ -1050,6 +1050,11 @@ def test_cli_refuses_public_binds_without_a_key_and_bad_folders(fitted_model, tm
     assert "missing: does not exist" in capsys.readouterr().err
     assert main(["serve", str(fitted_model), str(fitted_model)]) == 2
     assert "two model folders are named" in capsys.readouterr().err
+    from latentbridge.serve.registry import load_models
+
+    for link in ("pump_current", "pump_next"):  # links are served under their own names (a repointed `current`)
+        (tmp_path / link).symlink_to(fitted_model, target_is_directory=True)
+    assert sorted(load_models([tmp_path / "pump_current", tmp_path / "pump_next"])) == ["pump_current", "pump_next"]
     from latentbridge.serve.security import is_loopback
 
     assert is_loopback("127.0.0.1") and is_loopback("127.3.2.1") and is_loopback("::1") and is_loopback("localhost")

@@ -175,7 +175,8 @@ def _raise_if_relative_to_training(e: DataError, info: dict, hint: str) -> None:
         if not here.exists() and any(t == m or t in m.parents for t in (here, here.resolve())
                                      for m in (missing, missing.resolve())):
             if trained_in and Path(trained_in).resolve() == Path.cwd().resolve():
-                also = ", or give the data with --data DIR" if "--data" in hint else ""
+                also = (" to evaluate its held-out states; --data DIR evaluates every state of another folder, the "
+                        "states trained on among them if it is this data moved") if "--data" in hint else ""
                 raise DataError(stored, f"{e.problem} (the run's {key}, read from this folder, where `train` ran: "
                                         f"moved or deleted since? Put it back{also})") from None
             where = f" ({trained_in})" if trained_in else ""

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import glob
+import json
 import logging
 import os
 import re
@@ -266,6 +267,13 @@ def protect_arguments(args) -> None:
         OUTPUT_FOLDERS.add(os.path.realpath(out))
     protect_inputs([{k: v for k, v in vars(args).items() if k not in ("out", "config", "override")}])
     protect_inputs(o.split("=", 1)[1] for o in getattr(args, "override", None) or [] if "=" in o)
+    for key in ("run_dir", "model_dir"):  # and the data a model folder's run reads unless told (its data.root: an
+        if isinstance(run := getattr(args, key, None), str):  # `evaluate RUN --out DATA --force` deleted it)
+            try:
+                config = json.loads((Path(run) / "config.json").read_text(encoding="utf-8")).get("config")
+            except (OSError, ValueError, AttributeError):
+                continue
+            protect_inputs([config or {}], skip=("cache",))
 
 
 def stopped_early(folder: Path) -> bool:
@@ -303,6 +311,13 @@ def check_target(folder: Path, force: bool, what: str = "output folder", trainin
         trained = not (training or trains) and trained_run(folder)
         if busy := FolderLock(folder).busy_error():  # (not its unfinished training's --resume, which it refused)
             raise busy
+        where = folder.resolve()
+        held = sorted(p for p in _INPUTS if p == where or where in p.parents)
+        if held:  # (without --force it was told "use --force to replace it", which this then refused)
+            what_held = "is" if held[0] == where else f"holds {held[0]}, which is"
+            raise LatentbridgeError(f"{folder}: " + ("--force would replace it, and " if force else "")
+                                    + f"it {what_held} an input of this command; write to another {what} (nothing "
+                                      "was changed)")
         if not force:
             kept = "".join(f"; what it held before a --force run that was killed is kept in {k}"
                            for k in kept_aside(folder))
@@ -317,12 +332,6 @@ def check_target(folder: Path, force: bool, what: str = "output folder", trainin
                                                      "a training stopped before its first checkpoint: nothing to "
                                                      "resume, --force starts it again" if stopped else
                                                      "exists and is not empty (use --force to replace it)") + kept)
-        where = folder.resolve()
-        held = sorted(p for p in _INPUTS if p == where or where in p.parents)
-        if held:
-            what_held = "is" if held[0] == where else f"holds {held[0]}, which is"
-            raise LatentbridgeError(f"{folder}: --force would replace it, and it {what_held} an input of this "
-                                    f"command; write to another {what} (nothing was changed)")
         if trained:  # a typo in --out deleted a model, weights and checkpoints
             raise LatentbridgeError(f"{folder}: a trained run (its model and checkpoints): this command's --force "
                                     f"would delete it; write to another {what} (nothing was changed)")

@@ -10,6 +10,7 @@ each endpoint takes. Nothing here computes: scoring and prediction are the task 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,8 @@ def load_served_model(folder: str | Path) -> ServedModel:
     if task not in ENDPOINTS and task not in DETECTOR_TASKS:
         raise LatentbridgeError(f"model folder {folder}: a {task!r} model; the server serves {', '.join(ENDPOINTS)} "
                                 "models, and audio autoencoders made detectors by `latentbridge anomaly calibrate`")
-    served = ServedModel(folder.resolve().name, saved, card=(folder / CARD_NAME).read_text(encoding="utf-8"))
+    name = Path(os.path.abspath(folder)).name or folder.resolve().name  # the name typed (a link's own, `current`)
+    served = ServedModel(name, saved, card=(folder / CARD_NAME).read_text(encoding="utf-8"))
     if task in DETECTOR_TASKS:  # as `anomaly score` loads it: a model without a threshold is refused, naming calibrate
         served.detector = Detector(saved)
         served.extractor = served.detector.extractor(use_cache=False)
