@@ -168,9 +168,9 @@ def _read_json(folder: Path) -> dict:
         # a killed --force run's: the model it replaced is kept beside it (it was not said here)
         kept = "".join(f"; the model it replaced is kept in {k}" for k in kept_aside(folder))
         if (folder / WEIGHTS_NAME).is_file():  # a finished run's, deleted or not copied (it said: did not finish)
-            raise ModelFolderError(folder, f"missing {CONFIG_NAME} beside {WEIGHTS_NAME}: the model was saved, and its "
-                                           f"record deleted or left out of a copy since; put it back from a copy of the "
-                                           f"folder (it cannot be rebuilt from the weights){kept}")
+            raise ModelFolderError(folder, f"missing {CONFIG_NAME} beside {WEIGHTS_NAME}: the model was saved, "
+                                           f"and its record deleted or left out of a copy since; put it back from a "
+                                           f"copy of the folder (it cannot be rebuilt from the weights){kept}")
         if resumable_run(folder):  # a training that did not finish
             raise ModelFolderError(folder, f"missing {CONFIG_NAME}: its training did not finish (continue it with the "
                                            f"same `latentbridge {_trained_by(folder)}` command and --resume){kept}")
