@@ -735,3 +735,20 @@ def test_a_link_loop_or_a_link_to_nothing_is_named_as_such(tmp_path):
                        ("d.wav", "does not exist")):
         with pytest.raises(DataError, match=said):
             list_audio_files(tmp_path / name)
+
+
+def test_a_recording_at_a_path_beyond_libsndfiles_limit_is_read(tmp_path):
+    """libsndfile refuses names of 1,024 bytes or more: such recordings, at legal paths, were 'unreadable or
+    truncated'."""
+    from latentbridge.io.audio import audio_info, read_audio
+
+    deep = tmp_path.joinpath(*["d" * 60] * 17)
+    deep.mkdir(parents=True)
+    wave = (0.3 * np.sin(np.arange(8000) / 8000 * 2 * np.pi * 440)).astype(np.float32)
+    sf.write(tmp_path / "a.flac", wave, 8000)  # (libsndfile writes no such name either)
+    path = deep / "a.flac"
+    os.replace(tmp_path / "a.flac", path)
+    assert len(os.fsencode(path)) > 1024
+    got, sr = read_audio(path)
+    assert sr == 8000 and got.shape == wave.shape and np.abs(got - wave).max() < 1e-3
+    assert audio_info(path).frames == 8000

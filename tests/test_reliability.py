@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -1761,3 +1762,14 @@ def test_a_distributed_process_that_died_is_said_before_lightning_stops_the_run(
     assert killed and "a process of this distributed run (pid 4242) died (killed by signal 9): every process is " \
                       "stopped now, the command with it (exit 137)" in caplog.text, caplog.text
     assert not [r for r in caplog.records if r.levelno < logging.WARNING]
+
+
+def test_the_training_bar_in_a_log_is_drawn_seldom(machine_data, feature_cache, tmp_path):
+    """Lightning's bar redrew twice a step into a log (stdout a file): a log of 125 steps held 253 bar lines."""
+    env = _env(LATENTBRIDGE_CACHE=str(feature_cache))
+    args = _train_args(machine_data, tmp_path / "run", ["train.max_epochs=2", "train.batch_size=2",
+                                                        "train.progress_bar=true"])
+    res = subprocess.run([sys.executable, "-m", "latentbridge", *args], env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    bars = re.findall(r"Epoch \d+: +\d+%", res.stdout)  # 16 steps an epoch: 2 draws a step were 64 and more
+    assert 2 <= len(bars) <= 12, bars  # each epoch's start and end (and its validation's), not each of its steps

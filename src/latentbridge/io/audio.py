@@ -43,7 +43,7 @@ from latentbridge.io.levels import _blocks, _peak, column_sums, peak_and_clippin
 from latentbridge.io.resampling import resample
 from latentbridge.io.vibration import MAX_RATE, RECORDING_SUFFIXES
 from latentbridge.io.wav import (PCM16_FORMATS, STALE_MIN_BYTES, WavLayout, declared_frames, read_pcm16,
-                                 read_wav_samples, unfinalised_frames, wav_layout)
+                                 read_wav_samples, soundfile_source, unfinalised_frames, wav_layout)
 from latentbridge.utils import file_stamp, first_time, is_hidden, listed, positive_integer, walk_files
 
 log = logging.getLogger(__name__)
@@ -341,7 +341,7 @@ def _open_info(path: Path):
     import soundfile as sf
 
     try:
-        return sf.info(os.fsencode(path))  # bytes: a name that is not UTF-8 is opened as it is
+        return sf.info(soundfile_source(path))  # bytes: a name that is not UTF-8 is opened as it is
     except MemoryError as e:  # too little memory is no fault of the file: never a bad file (skipped with skip_bad)
         raise reading_memory_error(path, e) from None
     except Exception as exc:  # LibsndfileError, RuntimeError, TypeError from odd headers
@@ -435,7 +435,7 @@ def _read_soundfile(path: Path, layout: WavLayout | None = None) -> tuple[np.nda
         layout, frames = stale
         return read_wav_samples(path, layout, frames), layout.sample_rate, frames
     try:
-        with sf.SoundFile(os.fsencode(path)) as f:
+        with sf.SoundFile(soundfile_source(path)) as f:
             header_frames = int(f.frames)
             sr = int(f.samplerate)
             # into one buffer: soundfile's own read held the samples twice at its peak (1.4 GB for an hour at 48 kHz)

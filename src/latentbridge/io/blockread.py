@@ -13,7 +13,6 @@ another rate, as :func:`latentbridge.io.resample` gives the whole recording, and
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,8 @@ from latentbridge.io.audio import (ALL_CHANNELS, MIX_SILENT, SILENCE_LEVEL, _che
 from latentbridge.io.levels import (Plateaus, bounds_of_blocks, clip_values, column_sums, dbfs, offsets_of_sums,
                                     subtract_offsets, sum_of_squares)
 from latentbridge.io.resampling import resampled_blocks
-from latentbridge.io.wav import PCM16_FORMATS, WavLayout, declared_frames, read_pcm16, read_wav_samples
+from latentbridge.io.wav import (PCM16_FORMATS, WavLayout, declared_frames, read_pcm16, read_wav_samples,
+                                 soundfile_source)
 from latentbridge.io.windows import MIN_WINDOW_SHARE, WindowBuffer, check_recording_length
 
 __all__ = ["BLOCK_FRAMES", "BlockWindows", "RecordingBlocks", "resampled_to"]
@@ -119,7 +119,7 @@ class RecordingBlocks:
             import soundfile as sf
 
             try:
-                with sf.SoundFile(os.fsencode(self.path)) as f:
+                with sf.SoundFile(soundfile_source(self.path)) as f:
                     pcm16 = f.subtype == "PCM_16" and f.format in PCM16_FORMATS
                     done = 0
                     while done < n:

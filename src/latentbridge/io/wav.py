@@ -11,6 +11,7 @@ present are read instead (PCM of 8-32 bits and IEEE float, as plain or extensibl
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,3 +165,15 @@ def read_pcm16(sound_file, frames: int) -> np.ndarray:
         np.multiply(got, np.float32(2.0 ** -15), out=out[n:n + len(got)])
         n += len(got)
     return out[:n]
+
+
+#: libsndfile refuses a file name of this many bytes or more ("Supplied filename too long"): such a file is opened first
+SNDFILE_NAME_LIMIT = 1024
+
+
+def soundfile_source(path) -> bytes | int:
+    """What ``soundfile`` opens for ``path``: its name as bytes (a name that is not UTF-8 opened as it is), or, for a
+    path of :data:`SNDFILE_NAME_LIMIT` bytes or more (legal on Linux up to 4,096), a descriptor of the file opened here,
+    closed with the SoundFile (such recordings were "unreadable or truncated")."""
+    name = os.fsencode(path)
+    return name if len(name) < SNDFILE_NAME_LIMIT else os.open(name, os.O_RDONLY)

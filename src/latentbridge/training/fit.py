@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from latentbridge.config.loading import PATH_KEY as _PATH_KEY
 from latentbridge.errors import CheckpointError, ConfigError, DataError, LatentbridgeError
-from latentbridge.training.callbacks import (EMA, BetaTracker, LastCheckpoint, RngState, RunClock,
+from latentbridge.training.callbacks import (EMA, BetaTracker, LastCheckpoint, RngState, RunClock, log_progress_bar,
                                              save_checkpoint_whole, truncate_csv_steps)
 from latentbridge.training.module import TrainingModule
 from latentbridge.utils import is_launched_child, lightning_interrupts, quiet_lightning
@@ -372,6 +373,8 @@ def make_trainer(t, run_dir: Path, monitor: str, beta: bool = True, extra_callba
         callbacks.append(EMA(t.ema_decay))
     if t.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor=monitor, patience=t.early_stopping_patience, mode="min"))
+    if t.progress_bar and not getattr(sys.stdout, "isatty", lambda: False)():  # (Lightning's bar: on stdout)
+        callbacks.append(log_progress_bar())
     loggers = [
         # a new version folder per session, so a resumed run keeps the logs of the first
         CSVLogger(save_dir=str(run_dir / "logs"), name="csv"),

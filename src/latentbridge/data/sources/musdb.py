@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 
 from latentbridge.errors import DataError, reading_memory_error
 from latentbridge.io import AUDIO_EXTENSIONS, resample
+from latentbridge.io.wav import soundfile_source
 
 __all__ = ["MUSDB_STEMS", "MUSDBStems", "stem_file", "stem_files", "track_root"]
 
@@ -101,7 +101,7 @@ class MUSDBStems:
                 raise DataError(path, f"missing stem {stem!r} (track folder holds: "
                                       f"{', '.join(have) or 'no audio files'})")
             try:
-                with sf.SoundFile(os.fsencode(path)) as f:
+                with sf.SoundFile(soundfile_source(path)) as f:
                     sr, ch, declared = int(f.samplerate), int(f.channels), int(f.frames)
                     data = f.read(dtype="float32", always_2d=True)
             except MemoryError as e:  # too little memory is no fault of the file
@@ -134,5 +134,5 @@ class MUSDBStems:
         for stem in self.STEMS:
             p = stem_file(self.root / track, stem)
             if p is not None:
-                return int(sf.info(os.fsencode(p)).samplerate)
+                return int(sf.info(soundfile_source(p)).samplerate)
         raise DataError(self.root / track, "no stem files")
