@@ -269,6 +269,12 @@ def test_audio_latents_are_clustered_over_distinct_clips():
     assert per_pair["silhouette"] > 0.9  # what the pairs' copies gave at 39 clusters of 40 clips
     assert space_clusters(test, latents, "z_audio", "kmeans", 39)[1]["silhouette"] < 0.5
     assert space_clusters(test, latents, "z_image", "kmeans", 10)[0].shape == (160,)
+    # the joint latent: a clip's pairs lie close together (the clip's code, a little of each image), no digit in it:
+    # over the pairs k-means grouped each clip's copies, its NMI far above the chance of shuffled pairs
+    latents["z_joint"] = rng.normal(size=(40, 4))[clip] + 0.05 * rng.normal(size=(160, 4))
+    joint = space_clusters(test, latents, "z_joint", "kmeans", 10)[1]
+    pairs = clustering_scores(latents["z_joint"], cluster(latents["z_joint"], "kmeans", 10, seed=0), test.label)
+    assert joint["nmi"] - joint["nmi_chance"] < 0.1 and pairs["nmi"] - pairs["nmi_chance"] > 0.25, (joint, pairs)
 
 
 def test_analyze_from_another_folder_says_the_runs_paths_are_relative(small_classifiers, tmp_path, monkeypatch, capsys):
@@ -287,7 +293,7 @@ def test_analyze_from_another_folder_says_the_runs_paths_are_relative(small_clas
     capsys.readouterr()
     assert main(["analyze", str(here / "run"), "--out", "a"]) == 2
     err = capsys.readouterr().err
-    assert "fsdd: no spoken digits found" in err and "Traceback" not in err
+    assert "fsdd: does not exist (the run" in err and "Traceback" not in err  # (was "no spoken digits found")
     assert (f"(the run's digits.fsdd_root, relative to the folder `train` ran in ({here}), not to "
             f"{tmp_path / 'elsewhere'}: analyze from there)") in err
     assert not (tmp_path / "elsewhere" / "a").exists()

@@ -128,6 +128,10 @@ def test_a_folder_of_no_spoken_digits_says_which_layouts_are_read(tmp_path):
     with pytest.raises(DataError, match=r"no spoken digits found: point digits.fsdd_root at FSDD's folder .*named "
                                         r"\{digit\}_\{speaker\}_\{index\}.wav or in class folders named by digit"):
         FSDD(tmp_path)
+    for reader, what in ((FSDD, "FSDD"), (written_digits, "MNIST")):  # a folder gone: said so (it read "no spoken
+        with pytest.raises(DataError, match=rf"gone: does not exist \(digits.\w+_root; digits.download=true fetches "
+                                            rf"{what} there\)$"):  # digits found", "MNIST test file missing")
+            reader(tmp_path / "gone")
 
 
 def test_written_digits_in_class_folders_are_framed_as_mnists(tmp_path):

@@ -1331,6 +1331,13 @@ def test_a_training_killed_before_its_first_checkpoint_is_named(tmp_path):
     (exp / "notes.md").write_text("try a larger window")
     with pytest.raises(LatentbridgeError, match="exists and is not empty"):
         check_target(exp, force=False, training=True)
+    (exp / "config.yaml").unlink()  # a folder of notes alone: --force was advised, then refused
+    with pytest.raises(LatentbridgeError, match=r"holds files latentbridge did not write \(notes.md\), which --force "
+                                                "never replaces"):
+        check_target(exp, force=False)
+    with pytest.raises(LatentbridgeError, match="and this folder holds none"):
+        check_target(exp, force=True)
+    (exp / "config.yaml").write_text("task: anomaly\n")
     # `anomaly fit` of a statistics detector killed as it wrote (config.yaml, calibration.json: no logs): named so, by
     # the rerun and by `score` (they said 'exists and is not empty' and 'missing config.json'), with the model a
     # killed --force run replaced

@@ -169,6 +169,7 @@ def _raise_if_relative_to_training(e: DataError, info: dict, hint: str) -> None:
         return
     missing = Path.cwd() / e.path  # an absolute e.path stays itself
     trained_in = info.get("trained_in")
+    problem = "does not exist" if e.problem.startswith("does not exist") else e.problem  # (not the option to set)
     for key, stored in relative_data_paths(info["config"]).items():
         here = Path.cwd() / stored
         # readers name the folder or a file in it, as given or resolved under this folder first (the bridge's)
@@ -177,10 +178,10 @@ def _raise_if_relative_to_training(e: DataError, info: dict, hint: str) -> None:
             if trained_in and Path(trained_in).resolve() == Path.cwd().resolve():
                 also = (" to evaluate its held-out states; --data DIR evaluates every state of another folder, the "
                         "states trained on among them if it is this data moved") if "--data" in hint else ""
-                raise DataError(stored, f"{e.problem} (the run's {key}, read from this folder, where `train` ran: "
+                raise DataError(stored, f"{problem} (the run's {key}, read from this folder, where `train` ran: "
                                         f"moved or deleted since? Put it back{also})") from None
             where = f" ({trained_in})" if trained_in else ""
-            raise DataError(stored, f"{e.problem} (the run's {key}, relative to the folder `train` ran in{where}, "
+            raise DataError(stored, f"{problem} (the run's {key}, relative to the folder `train` ran in{where}, "
                                     f"not to {Path.cwd()}: {hint})") from None
 
 

@@ -327,10 +327,15 @@ def check_target(folder: Path, force: bool, what: str = "output folder", trainin
                     if (folder / "model.safetensors").is_file() else
                     "an unfinished training: --resume continues it, --force replaces it") + kept)
             stopped = training and stopped_early(folder)
+            added, names = added_files(folder), sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
+            theirs = (f"exists and is not empty: it holds files latentbridge did not write "
+                      f"({listed(added or names, 4)}), which --force never replaces: choose another {what}, or empty "
+                      "it" if added or added is None and not output_marks(n.rstrip("/") for n in names) else "")
+            # (it advised --force, which then refused them)
             raise LatentbridgeError(f"{folder}: " + (f"a trained run (its model and checkpoints): write this command's "
                                                      f"output to another {what}" if trained else
                                                      "a training stopped before its first checkpoint: nothing to "
-                                                     "resume, --force starts it again" if stopped else
+                                                     "resume, --force starts it again" if stopped else theirs or
                                                      "exists and is not empty (use --force to replace it)") + kept)
         if trained:  # a typo in --out deleted a model, weights and checkpoints
             raise LatentbridgeError(f"{folder}: a trained run (its model and checkpoints): this command's --force "

@@ -136,11 +136,13 @@ def space_clusters(test: DigitPairs, latents: dict, space: str, method: str, n_c
                    ) -> tuple[np.ndarray, dict]:
     """(cluster of each test pair, clustering scores) of one latent space: the audio latent clustered and scored
     over the distinct clips, whose latent each of their pairs repeats (counted once per pair, a clip's copies sat
-    together: silhouettes rose, to 1.0 at 200 clusters of 100 clips), their clusters spread back to the pairs."""
+    together: silhouettes rose, to 1.0 at 200 clusters of 100 clips), their clusters spread back to the pairs; the
+    joint latent too, of each clip's first pair (its pairs' joint latents lie close together: k-means grouped a
+    clip's copies, a joint NMI of 0.66 against a chance of 0.25 where a chance shuffled by clip was 0.63)."""
     from latentbridge.metrics.clustering import cluster, clustering_scores
 
     x, y, back = latents[space], test.label, None
-    if space == "z_audio":
+    if space in ("z_audio", "z_joint"):
         _, first, back = np.unique(test.clip, return_index=True, return_inverse=True)
         x, y = x[first], y[first]
     labels = cluster(x, method, n_clusters, seed=0, **kw)

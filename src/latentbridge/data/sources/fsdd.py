@@ -166,6 +166,9 @@ class FSDD:
         self.skipped: list[Path] = []
         #: "fsdd": FSDD's flat folder of named recordings; "folders": a folder of one's own (:func:`_folder_items`)
         self.layout = "fsdd"
+        if root is not None and not download and not self.root.exists():  # (it read "no spoken digits found")
+            raise DataError(self.root, f"does not exist ({setting}" + (f"; {fetch} fetches FSDD there" if fetch else "")
+                            + ")")
         rec = self._find_recordings()
         if rec is None and self.root.is_dir():
             items, skipped = _folder_items(self.root)
