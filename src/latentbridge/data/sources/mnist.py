@@ -112,8 +112,8 @@ class MNIST:
         self.seed = int(seed)
         self.n_offline_test = int(n_offline_test)
         if root is not None and not download and not self.root.exists():  # (it read "MNIST test file missing")
-            raise DataError(self.root, f"does not exist ({setting}" + (f"; {fetch} fetches MNIST there" if fetch else "")
-                            + ")")
+            raise DataError(self.root, f"does not exist ({setting}"
+                            + (f"; {fetch} fetches MNIST there" if fetch else "") + ")")
         if download:
             for name, md5 in self.FILES.values():
                 present = self._find(name)
