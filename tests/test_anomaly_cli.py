@@ -785,6 +785,12 @@ def test_ddp_on_cpu_with_two_processes(machine_data, feature_cache, tmp_path):
     hp = ckpt["hyper_parameters"]["train"]
     assert hp["devices"] == 2 and hp["strategy"] == "ddp"
     assert (out / "model.safetensors").exists()
+    # the extra process runs the command again: what it would say, the first one says (each line was said twice)
+    said = [line for line in res.stderr.splitlines() if line.startswith("WARNING latentbridge")]
+    assert said and len(said) == len(set(said)), res.stderr
+    assert "sync_dist=True" not in res.stderr  # (Lightning's advice to this code's authors, printed to users)
+    metrics = (next((out / "logs" / "csv").glob("version_*")) / "metrics.csv").read_text().splitlines()[0]
+    assert "train/loss_epoch" in metrics
 
 
 def test_ddp_scoring_gathers_one_scores_csv(fitted_model, machine_data, tmp_path):

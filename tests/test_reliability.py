@@ -147,6 +147,18 @@ def test_a_one_cycle_run_resumed_to_more_epochs_is_refused(machine_data, feature
     err = capsys.readouterr().err
     assert "train.max_epochs: run 1, now 2" in err and "Traceback" not in err
     assert _snapshot(out) == before
+    # in another number of processes its epochs hold other numbers of steps (a traceback, the run stranded)
+    assert main(_train_args(machine_data, out, ["train.max_epochs=1", "train.scheduler=onecycle"])
+                + ["--resume", "--devices", "2", "--strategy", "ddp"]) == 2
+    assert "train.devices: run 1, now 2" in capsys.readouterr().err and _snapshot(out) == before
+    # a spawned training's model never came back (exit 2 after all of training); GPU indices on the CPU, a traceback
+    for flags, said in ((["--strategy", "ddp_spawn", "--devices", "2"], "--strategy ddp_spawn: strategy 'ddp_spawn' "
+                                                                        "trains in processes"),
+                        (["--accelerator", "cpu", "--devices", "0,1"], "the hardware settings (accelerator 'cpu', "
+                                                                       "devices '0,1')")):
+        assert main(_train_args(machine_data, tmp_path / "other", ["train.max_epochs=1"]) + flags) == 2
+        err = capsys.readouterr().err
+        assert said in err and "Traceback" not in err, err
 
 
 def test_last_checkpoint_every_n_steps(machine_data, feature_cache, tmp_path):

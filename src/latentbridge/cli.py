@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from latentbridge import __version__, utils
-from latentbridge.errors import LatentbridgeError, interrupted_in, user_error_text
+from latentbridge.errors import ConfigError, LatentbridgeError, interrupted_in, user_error_text
 from latentbridge.interrupts import Terminated, on_sigterm, stopped
 from latentbridge.report.common import figure_options
 
@@ -43,6 +43,14 @@ def _hardware(args) -> dict:
     from latentbridge.training.fit import check_hardware
 
     out = {f"train.{k}": v for k in ("accelerator", "strategy", "precision") if (v := getattr(args, k)) is not None}
+    if args.strategy is not None:  # (named as the config's train.strategy, a file the user may not have written)
+        from latentbridge.config.sections import TrainConfig
+
+        try:
+            TrainConfig(strategy=args.strategy)
+        except ValueError as e:
+            raise ConfigError(f"--strategy {args.strategy}: " + str(e.errors()[0]["msg"]).removeprefix("Value error, ")
+                              ) from None
     if args.devices is not None:
         out["train.devices"] = device_count(args.devices, choices=True)
     check_hardware(**{k.split(".")[1]: v for k, v in out.items()})  # before any work (a traceback, or no word)
@@ -554,6 +562,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     utils.tolerant_stdout()  # a file name that is not UTF-8, printed
     utils.end_with_launcher()  # an extra DDP process outlived a killed first one
+    if utils.is_launched_child():  # it runs the command again: what it would say, the first process says (twice)
+        logging.getLogger("latentbridge").setLevel(logging.ERROR)
     utils.LIGHTNING_INFO = bool(args.verbose)
     utils.quiet_lightning()
     if not args.verbose:

@@ -417,6 +417,16 @@ class TrainConfig(Section):
             raise ValueError("devices must be a number of devices, 1 or more, 'auto' or GPU indices (0,1)")
         return out
 
+    @field_validator("strategy")
+    @classmethod
+    def _strategy(cls, v):
+        # a spawned training's steps stay in its processes: the main one found none and saved no model, after all of
+        # training (scoring spawns well: `anomaly score --strategy ddp_spawn` is not this key)
+        if isinstance(v, str) and v.split("_find")[0] in ("ddp_spawn", "ddp_fork", "ddp_notebook"):
+            raise ValueError(f"strategy {v!r} trains in processes whose model the command never gets back: use 'ddp' "
+                             "(the command started again in each process)")
+        return v
+
     def thread_count(self) -> int | None:
         """The number of torch threads to set (None: leave torch's)."""
         import os

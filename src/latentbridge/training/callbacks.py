@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import torch
-from lightning.pytorch.callbacks import Callback, Checkpoint
+from lightning.pytorch.callbacks import Callback, Checkpoint, TQDMProgressBar
 
 
 def truncate_csv_steps(path: Path, first_bad_step: int, step_column: str = "step") -> None:
@@ -223,31 +223,28 @@ class RngState(Callback):
         random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
 
 
-def log_progress_bar():
+
+class LogProgressBar(TQDMProgressBar):
     """Lightning's training bar for a log (stdout a file or a pipe): redrawn once every
-    :data:`~latentbridge.utils.LOG_PROGRESS_S` and at each epoch's end (Lightning's redrew on every step, twice: a
-    log of 125 steps held 253 bar lines)."""
-    from lightning.pytorch.callbacks import TQDMProgressBar
+    :data:`~latentbridge.utils.LOG_PROGRESS_S` and at each epoch's start and end (Lightning's redrew on every step,
+    twice: a log of 125 steps held 253 bar lines). A class of the module, so that a spawned process unpickles it."""
 
-    from latentbridge.utils import LOG_PROGRESS_S
+    def __init__(self):
+        super().__init__()
+        self._drawn = time.monotonic()
 
-    class LogProgressBar(TQDMProgressBar):
-        def __init__(self):
-            super().__init__()
+    def _due(self, batch_idx: int, total) -> bool:
+        from latentbridge.utils import LOG_PROGRESS_S
+
+        if batch_idx + 1 == total or time.monotonic() - self._drawn >= LOG_PROGRESS_S:
             self._drawn = time.monotonic()
+            return True
+        return False
 
-        def _due(self, batch_idx: int, total) -> bool:
-            if batch_idx + 1 == total or time.monotonic() - self._drawn >= LOG_PROGRESS_S:
-                self._drawn = time.monotonic()
-                return True
-            return False
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self._due(batch_idx, self.total_train_batches):
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            if self._due(batch_idx, self.total_train_batches):
-                super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-
-        def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-            if self._due(batch_idx, self.total_val_batches_current_dataloader):
-                super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
-
-    return LogProgressBar()
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        if self._due(batch_idx, self.total_val_batches_current_dataloader):
+            super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)

@@ -20,7 +20,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from latentbridge.config.loading import PATH_KEY as _PATH_KEY
 from latentbridge.errors import CheckpointError, ConfigError, DataError, LatentbridgeError
-from latentbridge.training.callbacks import (EMA, BetaTracker, LastCheckpoint, RngState, RunClock, log_progress_bar,
+from latentbridge.training.callbacks import (EMA, BetaTracker, LastCheckpoint, LogProgressBar, RngState, RunClock,
                                              save_checkpoint_whole, truncate_csv_steps)
 from latentbridge.training.module import TrainingModule
 from latentbridge.utils import is_launched_child, lightning_interrupts, quiet_lightning
@@ -42,7 +42,8 @@ def lightning_trainer(**kw) -> L.Trainer:
 
     try:
         return L.Trainer(**kw)
-    except (MisconfigurationException, ValueError, ImportError) as e:  # (tpu: torch_xla missing)
+    except (MisconfigurationException, ValueError, TypeError, ImportError) as e:  # (tpu: torch_xla missing; TypeError:
+        # GPU indices, --devices 0,1, on the CPU)
         given = ", ".join(f"{k} {kw[k]!r}" for k in ("accelerator", "devices", "strategy", "precision")
                           if kw.get(k) is not None)
         raise ConfigError(f"the hardware settings ({given}): {str(e).strip().splitlines()[0]}") from None
@@ -70,7 +71,8 @@ def _resume_checked(config: dict) -> dict[str, Any]:
     """The dotted keys of ``config`` a resume must keep (:data:`RESUME_SECTIONS`, :data:`RESUME_KEYS`; a one-cycle
     schedule's steps too: fixed when it started, a longer resume stepped past them, a traceback)."""
     flat = _flatten(config)
-    keys = RESUME_KEYS + (("train.max_epochs", "train.batch_size") if flat.get("train.scheduler") == "onecycle" else ())
+    keys = RESUME_KEYS + (("train.max_epochs", "train.batch_size", "train.devices")
+                          if flat.get("train.scheduler") == "onecycle" else ())  # (steps per epoch: the processes')
     return {k: v for k, v in flat.items() if k.split(".")[0] in RESUME_SECTIONS or k in keys}
 
 
@@ -374,7 +376,7 @@ def make_trainer(t, run_dir: Path, monitor: str, beta: bool = True, extra_callba
     if t.early_stopping_patience:
         callbacks.append(EarlyStopping(monitor=monitor, patience=t.early_stopping_patience, mode="min"))
     if t.progress_bar and not getattr(sys.stdout, "isatty", lambda: False)():  # (Lightning's bar: on stdout)
-        callbacks.append(log_progress_bar())
+        callbacks.append(LogProgressBar())
     loggers = [
         # a new version folder per session, so a resumed run keeps the logs of the first
         CSVLogger(save_dir=str(run_dir / "logs"), name="csv"),

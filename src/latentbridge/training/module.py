@@ -52,11 +52,14 @@ class TrainingModule(L.LightningModule):
         loss = loss.mean()
         if not torch.isfinite(loss):  # every later step is NaN too: said now, not as a traceback of what reads them
             self._diverged(f"the loss is {float(loss)}")
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
+        # each step's loss as this process saw it; the epoch's over every process (under DDP the main process's share
+        # alone was logged, plotted and monitored: 2.0255 where one process read 2.0627)
+        self.log("train/loss_step", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=n)
+        self.log("train/loss_epoch", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
         if self.beta_cfg is not None:
             self.log("train/beta", beta, on_step=True, on_epoch=False, batch_size=n)
         for k, v in parts.items():
-            self.log(f"train/{k}", v.mean(), on_step=False, on_epoch=True, batch_size=n)
+            self.log(f"train/{k}", v.mean(), on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
         return loss
 
     def on_train_epoch_end(self):
