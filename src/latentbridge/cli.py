@@ -30,7 +30,7 @@ def _add_trainer_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training hardware (passed to Lightning)")
     g.add_argument("--accelerator", help="cpu, gpu, auto, ...")
     g.add_argument("--devices", help="number of devices, e.g. 2 (with --strategy ddp for DDP)")
-    g.add_argument("--strategy", help="auto, ddp, ddp_spawn, ...")
+    g.add_argument("--strategy", help="auto, ddp, fsdp, ... (not ddp_spawn: its model never comes back)")
     g.add_argument("--precision", help="32-true, bf16-mixed, 16-mixed, ...")
     g.add_argument("--workers", type=int, help="recordings decoded at once (default: one per core, at most 4; 0: one "
                    "at a time): each is held whole, so fewer need less memory")
