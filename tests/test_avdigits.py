@@ -272,7 +272,8 @@ def test_audio_latents_are_clustered_over_distinct_clips():
     # the joint latent: a clip's pairs lie close together (the clip's code, a little of each image), no digit in it:
     # over the pairs k-means grouped each clip's copies, its NMI far above the chance of shuffled pairs
     latents["z_joint"] = rng.normal(size=(40, 4))[clip] + 0.05 * rng.normal(size=(160, 4))
-    joint = space_clusters(test, latents, "z_joint", "kmeans", 10)[1]
+    joint_labels, joint = space_clusters(test, latents, "z_joint", "kmeans", 10)
+    assert joint_labels.shape == (160,) and set(joint_labels) <= set(range(10))  # each pair by its own latent
     pairs = clustering_scores(latents["z_joint"], cluster(latents["z_joint"], "kmeans", 10, seed=0), test.label)
     assert joint["nmi"] - joint["nmi_chance"] < 0.1 and pairs["nmi"] - pairs["nmi_chance"] > 0.25, (joint, pairs)
 

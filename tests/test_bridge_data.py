@@ -582,6 +582,15 @@ def test_a_test_folder_or_recording_linked_in_twice_is_read_once(tmp_path, caplo
     assert "Test_13 (the folder Test_01)" in text
     assert "1 link(s) to nothing left out (Test_05/gone.csv)" in text
     assert "__MACOSX" not in text and "session" not in text and "label(s) of no test" not in text
+    # a link named before the folder it stands for, a recording linked from an earlier test: the real ones kept (the
+    # link took over the real folder, its mask dropped; the later test lost its only recording)
+    other = make_root(tmp_path, {"Test_05": {"extent": 0.2}, "Test_06": {"extent": 0.1}}, name="other")
+    (other / "Data" / "Test_01").symlink_to("Test_05")
+    (other / "Data" / "Test_05" / "a_link.csv").symlink_to(other / "Data" / "Test_06" / "rec0.csv")
+    recs = {r.test_id: r for r in discover(other)}
+    assert sorted(recs) == ["Test_05", "Test_06"] and recs["Test_05"].has_mask and recs["Test_06"].has_mask
+    assert [p.name for p in recs["Test_06"].csv_files] == ["rec0.csv"]
+    assert [p.name for p in recs["Test_05"].csv_files] == ["rec0.csv"]
 
 
 def test_a_mask_in_another_image_format_is_refused_by_name(tmp_path):

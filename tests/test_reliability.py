@@ -393,6 +393,20 @@ def test_score_replaces_a_used_folder_whole(fitted_model, machine_data, tmp_path
     assert not stale.exists() and sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".report")) == []
 
 
+def test_a_run_config_s_words_are_no_inputs(fitted_model, tmp_path, monkeypatch):
+    """A model folder's data paths are inputs, not every word of its config that names a folder here ('anomaly',
+    'best'): `evaluate RUN --out anomaly --force` over an earlier output was refused as replacing an input."""
+    from argparse import Namespace
+
+    from latentbridge.outputs import check_target, protect_arguments
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "anomaly").mkdir()
+    (tmp_path / "anomaly" / "metrics.json").write_text("{}")  # an earlier output of latentbridge
+    protect_arguments(Namespace(run_dir=str(fitted_model), out="anomaly"))
+    check_target(Path("anomaly"), force=True)  # replaced: no input
+
+
 def test_force_never_replaces_what_the_command_reads(fitted_model, machine_data, tmp_path, capsys):
     """--force replaced the folder it was told to write even when that folder was the command's input or held it:
     ``evaluate RUN --out RUN --force`` deleted the model, a fit into its data folder the recordings. Refused,

@@ -4,7 +4,6 @@ the same task and report functions."""
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, is_dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any, Callable
 
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
 from latentbridge.outputs import FolderLock, check_target, output_folder
+from latentbridge.sampling_args import check_sampler_flags
 from latentbridge.report.runs import anomaly as anomaly_report
 from latentbridge.report.runs import autoencode as autoencode_report
 from latentbridge.report.runs import diffusion as diffusion_report
@@ -201,20 +201,6 @@ def analyze(run_dir: str, out: str, n_clusters: int = 10, force: bool = False):
     return res
 
 
-def _check_sampler_flags(*, steps=None, eta=None, batch_size=None, seed=None, **_) -> None:
-    """The sampler flags both kinds of diffusion model share (the steps' upper bound is the model's)."""
-    from latentbridge.utils import check_seed
-
-    if seed is not None:  # torch took up to 2**64 - 1, then a traceback
-        check_seed(seed)
-    if steps is not None and steps < 1:  # 0 once meant "the run's" for a diffusion model, and an error for MLD
-        raise LatentbridgeError(f"--steps must be at least 1, got {steps}")
-    if eta is not None and not (math.isfinite(eta) and 0.0 <= eta <= 1.0):
-        raise LatentbridgeError(f"--eta must be a number from 0 (deterministic) to 1 (DDPM-like noise), got {eta:g}")
-    if batch_size is not None and batch_size < 1:
-        raise LatentbridgeError(f"--batch-size must be at least 1, got {batch_size}")
-
-
 #: what a model that ``sample`` does not take offers instead
 _SAMPLE_INSTEAD = {
     "multimodal": "; its masks from vibration: `latentbridge evaluate RUN --data DIR` or `latentbridge serve RUN` "
@@ -237,7 +223,7 @@ def sample(run_dir: str, out: str, n: int, *, force: bool = False, condition: li
         article = "an" if (task or "x")[:1] in "aeiou" else "a"
         raise LatentbridgeError(f"{run_dir}: {article} {task!r} model, not a generative one"
                                 + _SAMPLE_INSTEAD.get(task, ""))
-    _check_sampler_flags(**settings)
+    check_sampler_flags(**settings)
     if task == "avdigits" and (given := [f for f, v in settings.items() if v is not None and f != "seed"]):
         flags = {"label": "--class", "batch_size": "--batch-size"}
         raise LatentbridgeError(f"{', '.join(flags.get(f, '--' + f) for f in given)}: an audio-visual VAE samples "

@@ -270,10 +270,28 @@ def protect_arguments(args) -> None:
     for key in ("run_dir", "model_dir"):  # and the data a model folder's run reads unless told (its data.root: an
         if isinstance(run := getattr(args, key, None), str):  # `evaluate RUN --out DATA --force` deleted it)
             try:
-                config = json.loads((Path(run) / "config.json").read_text(encoding="utf-8")).get("config")
+                info = json.loads((Path(run) / "config.json").read_text(encoding="utf-8"))
+                protect_inputs(_data_paths(info.get("config") or {}, info.get("trained_in")))
             except (OSError, ValueError, AttributeError):
                 continue
-            protect_inputs([config or {}], skip=("cache",))
+
+
+def _data_paths(config: dict, trained_in: str | None, prefix: str = "") -> list[str]:
+    """The values of a run config's path keys (:data:`~latentbridge.config.loading.PATH_KEY`; a cache's left out),
+    relative ones also as seen from ``trained_in``, the folder `train` ran in (only those: a config's words, 'anomaly'
+    or 'best', named folders of the same names as inputs)."""
+    from latentbridge.config.loading import PATH_KEY
+
+    out = []
+    for k, v in config.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out += _data_paths(v, trained_in, f"{key}.")
+        elif PATH_KEY.search(key) and "cache" not in key:
+            for x in v if isinstance(v, list) else [v]:
+                if isinstance(x, str) and x.strip():
+                    out += [x] + ([os.path.join(trained_in, x)] if trained_in and not os.path.isabs(x) else [])
+    return out
 
 
 def stopped_early(folder: Path) -> bool:

@@ -115,3 +115,21 @@ def resolve_guidance(given, run, modalities) -> float | dict[str, float]:
 def guidance_text(g) -> str:
     """``4`` or ``audio 8, image 4``."""
     return f"{g:g}" if not isinstance(g, dict) else ", ".join(f"{m} {v:g}" for m, v in g.items())
+
+
+def check_sampler_flags(*, steps=None, eta=None, batch_size=None, seed=None, **_) -> None:
+    """The sampler flags both kinds of diffusion model share (the steps' upper bound is the model's), as a command
+    line or a Python call gives them (0 steps ran every timestep, a batch size of 0 divided by zero)."""
+    import math
+
+    from latentbridge.errors import LatentbridgeError
+    from latentbridge.utils import check_seed
+
+    if seed is not None:  # torch took up to 2**64 - 1, then a traceback
+        check_seed(seed)
+    if steps is not None and steps < 1:  # 0 once meant "the run's" for a diffusion model, and an error for MLD
+        raise LatentbridgeError(f"--steps must be at least 1, got {steps}")
+    if eta is not None and not (math.isfinite(eta) and 0.0 <= eta <= 1.0):
+        raise LatentbridgeError(f"--eta must be a number from 0 (deterministic) to 1 (DDPM-like noise), got {eta:g}")
+    if batch_size is not None and batch_size < 1:
+        raise LatentbridgeError(f"--batch-size must be at least 1, got {batch_size}")

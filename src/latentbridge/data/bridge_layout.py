@@ -115,11 +115,27 @@ def discover(root: str | Path) -> list[TestRecord]:
     skipped: set[str] = set()
     aliases: set[str] = set()  # test folders that are links to another test folder: read once
     loose = 0
-    real_tests: dict[Path, str] = {}
-    real_files: dict[Path, Path] = {}
     twice: list[str] = []
     broken: list[str] = []
-    for d in _visible(data_dir):
+    entries = _visible(data_dir)
+    # a folder or a recording reached twice through links is read once, under its own name (a link named first took
+    # over the real folder, and its mask was dropped); a held-out state linked in under another name was trained on
+    real_tests: dict[Path, str] = {}
+    for d in sorted((d for d in entries if d.is_dir()), key=lambda d: d.is_symlink()):
+        if (real := d.resolve()) in real_tests:
+            twice.append(f"{d.name} (the folder {real_tests[real]})")
+            aliases.add(d.name)
+        else:
+            real_tests[real] = d.name
+    owners: dict[Path, Path] = {}
+    for q in sorted((q for d in entries if d.is_dir() and d.name not in aliases for q in _visible(d)
+                     if q.is_file() and q.suffix.lower() in RECORDING_SUFFIXES), key=lambda q: q.is_symlink()):
+        if (real := q.resolve()) in owners:  # one recording, under two tests' names or twice in one
+            twice.append(f"{q.parent.name}/{q.name} ({owners[real].parent.name}/{owners[real].name})")
+        else:
+            owners[real] = q
+    claimed = set(owners.values())
+    for d in entries:
         if d.is_file():
             loose += d.suffix.lower() in RECORDING_SUFFIXES
             continue
@@ -127,21 +143,12 @@ def discover(root: str | Path) -> list[TestRecord]:
             if d.is_symlink():
                 broken.append(d.name)
             continue
-        if (real := d.resolve()) in real_tests:  # a held-out state linked in under another name was trained on
-            twice.append(f"{d.name} (the folder {real_tests[real]})")
-            aliases.add(d.name)
+        if d.name in aliases:
             continue
-        real_tests[real] = d.name
         inside = _visible(d)
         broken += [f"{d.name}/{p.name}" for p in inside if p.is_symlink() and not p.exists()
                    and p.suffix.lower() in RECORDING_SUFFIXES]
-        csvs = []
-        for p in (p for p in inside if p.is_file() and p.suffix.lower() in RECORDING_SUFFIXES):
-            if (real := p.resolve()) in real_files:  # one recording, under two tests' names or twice in one
-                twice.append(f"{d.name}/{p.name} ({real_files[real].parent.name}/{real_files[real].name})")
-                continue
-            real_files[real] = p
-            csvs.append(p)
+        csvs = [p for p in inside if p in claimed]
         deeper = [q.name for q in inside if q.is_dir() and any(x.suffix.lower() in RECORDING_SUFFIXES
                                                                 for x in q.rglob("*")
                                                                 if x.is_file() and not is_hidden(x, q))]

@@ -78,8 +78,8 @@ def checked_input(model: nn.Module, key: str, x, shape: tuple[int, ...], unit: b
     mask of probability 0.35 without a word)."""
     name = type(model).__name__
     if not isinstance(x, Tensor):
-        try:
-            x = torch.as_tensor(np.asarray(x))
+        try:  # (on the model's device)
+            x = torch.as_tensor(np.asarray(x), device=next(model.parameters()).device)
         except (TypeError, ValueError, RuntimeError):
             raise ValueError(f"{name}: {key} must be a tensor of shape (B, {', '.join(map(str, shape))}), "
                              f"got {type(x).__name__}") from None

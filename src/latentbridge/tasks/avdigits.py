@@ -141,12 +141,17 @@ def space_clusters(test: DigitPairs, latents: dict, space: str, method: str, n_c
     clip's copies, a joint NMI of 0.66 against a chance of 0.25 where a chance shuffled by clip was 0.63)."""
     from latentbridge.metrics.clustering import cluster, clustering_scores
 
-    x, y, back = latents[space], test.label, None
+    every, y, back = latents[space], test.label, None
+    x = every
     if space in ("z_audio", "z_joint"):
         _, first, back = np.unique(test.clip, return_index=True, return_inverse=True)
         x, y = x[first], y[first]
     labels = cluster(x, method, n_clusters, seed=0, **kw)
-    return (labels if back is None else labels[back.reshape(-1)]), clustering_scores(x, labels, y)
+    scores = clustering_scores(x, labels, y)
+    if space == "z_joint":  # each pair to the nearest cluster's mean (its own joint latent: not its clip's first)
+        means = np.stack([x[labels == k].mean(0) for k in np.unique(labels)])
+        return np.unique(labels)[((every[:, None, :] - means[None]) ** 2).sum(-1).argmin(1)], scores
+    return (labels if back is None else labels[back.reshape(-1)]), scores
 
 
 def distinct_clips(test: DigitPairs) -> int:

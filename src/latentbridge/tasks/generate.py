@@ -22,7 +22,7 @@ import torch
 
 from latentbridge.errors import DataError, LatentbridgeError
 from latentbridge.utils import inference_device, progress_bar
-from latentbridge.sampling_args import class_index, condition_warning
+from latentbridge.sampling_args import check_sampler_flags, class_index, condition_warning
 
 log = logging.getLogger(__name__)
 DIGITS = [str(d) for d in range(10)]
@@ -107,13 +107,6 @@ def generate(model, n: int, *, labels=None, conditions=None, guidance: float = 2
     return x.numpy().astype(np.float32), time.perf_counter() - t0
 
 
-def _check_counts(n: int, batch_size: int | None) -> None:
-    if n < 1:
-        raise LatentbridgeError(f"--num-samples must be at least 1, got {n}")
-    if batch_size is not None and batch_size < 1:  # (a division by zero)
-        raise LatentbridgeError(f"--batch-size must be at least 1, got {batch_size}")
-
-
 def _settings(cfg, *, scheduler, steps, guidance, seed, eta) -> dict:
     s = cfg.sampling
     return {"scheduler": scheduler or s.scheduler, "steps": int(s.steps if steps is None else steps),
@@ -135,7 +128,6 @@ def sample(run_dir, n: int, *, label=None, guidance: float | None = None, steps:
     section."""
     from latentbridge.models.hub import load_model
 
-    _check_counts(n, batch_size)
     return sample_saved(load_model(run_dir), n, label=label, guidance=guidance, steps=steps, scheduler=scheduler,
                         seed=seed, eta=eta, condition=condition, progress=progress, batch_size=batch_size)
 
@@ -145,7 +137,9 @@ def sample_saved(saved, n: int, *, label=None, guidance: float | None = None, st
                  condition: list[float] | None = None, progress: bool = False,
                  batch_size: int | None = None) -> SampleResult:
     """:func:`sample` of a loaded model folder (``latentbridge serve`` holds its models loaded)."""
-    _check_counts(n, batch_size)
+    if n < 1:
+        raise LatentbridgeError(f"--num-samples must be at least 1, got {n}")
+    check_sampler_flags(steps=steps, eta=eta, batch_size=batch_size, seed=seed)
     run_dir = saved.path
     cfg = saved.workflow
     if cfg.task != "diffusion":
@@ -155,8 +149,6 @@ def sample_saved(saved, n: int, *, label=None, guidance: float | None = None, st
     if settings["steps"] > model.process.train_timesteps:
         raise LatentbridgeError(f"--steps {settings['steps']} is more than the model's "
                                 f"{model.process.train_timesteps} training timesteps")
-    if settings["steps"] < 1:  # (0 was taken for the run's own steps)
-        raise LatentbridgeError(f"--steps must be at least 1, got {settings['steps']}")
     labels = None
     if label is not None:
         labels = np.full(n, _class_index(saved, label), dtype=np.int64)

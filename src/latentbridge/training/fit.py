@@ -42,8 +42,9 @@ def lightning_trainer(**kw) -> L.Trainer:
 
     try:
         return L.Trainer(**kw)
-    except (MisconfigurationException, ValueError, TypeError, ImportError) as e:  # (tpu: torch_xla missing; TypeError:
-        # GPU indices, --devices 0,1, on the CPU)
+    except (MisconfigurationException, ValueError, TypeError, ImportError) as e:  # (tpu: torch_xla missing)
+        if isinstance(e, TypeError) and not isinstance(kw.get("devices"), (list, tuple, str)):
+            raise  # (a TypeError of GPU indices on the CPU, --devices 0,1, is the user's; any other is this code's)
         given = ", ".join(f"{k} {kw[k]!r}" for k in ("accelerator", "devices", "strategy", "precision")
                           if kw.get(k) is not None)
         raise ConfigError(f"the hardware settings ({given}): {str(e).strip().splitlines()[0]}") from None
@@ -71,7 +72,7 @@ def _resume_checked(config: dict) -> dict[str, Any]:
     """The dotted keys of ``config`` a resume must keep (:data:`RESUME_SECTIONS`, :data:`RESUME_KEYS`; a one-cycle
     schedule's steps too: fixed when it started, a longer resume stepped past them, a traceback)."""
     flat = _flatten(config)
-    keys = RESUME_KEYS + (("train.max_epochs", "train.batch_size", "train.devices")
+    keys = RESUME_KEYS + (("train.max_epochs", "train.max_steps", "train.batch_size", "train.devices")
                           if flat.get("train.scheduler") == "onecycle" else ())  # (steps per epoch: the processes')
     return {k: v for k, v in flat.items() if k.split(".")[0] in RESUME_SECTIONS or k in keys}
 
