@@ -347,7 +347,9 @@ def test_multimodal_inputs_of_the_wrong_shape_kind_or_range_are_named():
     for batch, said in (({"wave": b["wave"][:, :1]}, rf"expects wave of shape \(B, {c}, {t}\), got \(2, 1, {t}\)"),
                         ({"wave": b["wave"][0]}, rf"got \({c}, {t}\)"),
                         ({"wave": b["wave"][..., :-5]}, rf"got \(2, {c}, {t - 5}\)"),
-                        ({"mask": b["mask"] * 255}, r"mask values must be in \[0, 1\], got 0 .. 255 .8-bit")):
+                        ({"mask": b["mask"] * 255}, r"mask values must be in \[0, 1\], got 0 .. 255 .8-bit"),
+                        ({"mask": b["mask"] * 1.1}, r"got 0 .. 1.1$"),  # (no advice to divide by 255)
+                        ({"mask": b["mask"] * float("nan")}, "mask holds NaN or infinite values")):
         with pytest.raises(ValueError, match=said):
             model.predict(batch, ("spec", "mask"))
     model.train()

@@ -145,8 +145,11 @@ def test_a_one_cycle_run_resumed_to_more_epochs_is_refused(machine_data, feature
     before = _snapshot(out)
     assert main(_train_args(machine_data, out, ["train.max_epochs=2", "train.scheduler=onecycle"]) + ["--resume"]) == 2
     err = capsys.readouterr().err
-    assert "train.max_epochs: run 1, now 2" in err and "Traceback" not in err
+    assert "train.max_epochs: run 1, now 2; a one-cycle schedule's steps are fixed" in err and "Traceback" not in err
     assert _snapshot(out) == before
+    assert main(_train_args(machine_data, out, ["train.max_epochs=1", "train.scheduler=onecycle"]) + ["--resume"]) == 2
+    assert "its one-cycle schedule ended with it: train longer in a new run" in capsys.readouterr().err  # (it advised
+    # more epochs, which the next command refused)
     # in another number of processes its epochs hold other numbers of steps (a traceback, the run stranded)
     assert main(_train_args(machine_data, out, ["train.max_epochs=1", "train.scheduler=onecycle"])
                 + ["--resume", "--devices", "2", "--strategy", "ddp"]) == 2
@@ -398,6 +401,7 @@ def test_a_run_config_s_words_are_no_inputs(fitted_model, tmp_path, monkeypatch)
     'best'): `evaluate RUN --out anomaly --force` over an earlier output was refused as replacing an input."""
     from argparse import Namespace
 
+    from latentbridge.errors import LatentbridgeError
     from latentbridge.outputs import check_target, protect_arguments
 
     monkeypatch.chdir(tmp_path)
@@ -405,6 +409,16 @@ def test_a_run_config_s_words_are_no_inputs(fitted_model, tmp_path, monkeypatch)
     (tmp_path / "anomaly" / "metrics.json").write_text("{}")  # an earlier output of latentbridge
     protect_arguments(Namespace(run_dir=str(fitted_model), out="anomaly"))
     check_target(Path("anomaly"), force=True)  # replaced: no input
+    # nor the command line's words: the subcommand, --labels auto, an -o value of no path key
+    for word in ("score", "auto", "cosine"):
+        (tmp_path / word).mkdir()
+        (tmp_path / word / "metrics.json").write_text("{}")
+        protect_arguments(Namespace(command="anomaly", anomaly_cmd="score", model_dir=str(fitted_model), labels="auto",
+                                    paths=[str(fitted_model)], out=word, override=["train.scheduler=cosine"]))
+        check_target(Path(word), force=True)
+    protect_arguments(Namespace(command="train", out="x", override=[f"data.root={tmp_path / 'score'}"]))
+    with pytest.raises(LatentbridgeError, match="an input of this command"):  # a path key's value still is one
+        check_target(Path("score"), force=True)
 
 
 def test_force_never_replaces_what_the_command_reads(fitted_model, machine_data, tmp_path, capsys):
@@ -1806,3 +1820,11 @@ def test_the_training_bar_in_a_log_is_drawn_seldom(machine_data, feature_cache, 
     assert res.returncode == 0, res.stderr
     bars = re.findall(r"Epoch \d+: +\d+%", res.stdout)  # 16 steps an epoch: 2 draws a step were 64 and more
     assert 2 <= len(bars) <= 12, bars  # each epoch's start and end (and its validation's), not each of its steps
+
+
+def test_a_failed_command_leaves_no_parent_folders_it_made(fitted_model, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "empty.wav").write_bytes(b"")
+    assert main(["anomaly", "score", str(fitted_model), str(bad), "--out", str(tmp_path / "new" / "x" / "y")]) == 2
+    assert "empty.wav" in capsys.readouterr().err and not (tmp_path / "new").exists()  # (an empty new/x was left)

@@ -88,6 +88,10 @@ class FolderLock:
                                                    f"({held}); wait for it to finish or choose another output")
 
     def acquire(self) -> "FolderLock":
+        self.made, q = [], self.folder.parent  # the parents made for it: removed again if left empty (a failed
+        while not q.exists() and q != q.parent:  # command left them behind)
+            self.made.append(q)
+            q = q.parent
         try:
             self.folder.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -132,6 +136,11 @@ class FolderLock:
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
         self.fd = None
+        for q in getattr(self, "made", ()):  # deepest first; one that holds something stops it
+            try:
+                os.rmdir(q)
+            except OSError:
+                break
 
     def __enter__(self) -> "FolderLock":
         return self.acquire()
@@ -257,6 +266,11 @@ def protect_inputs(values, skip: tuple[str, ...] = ()) -> None:
             _INPUTS.add(p)
 
 
+#: a command line's arguments that hold words, never paths (besides ``--out`` and ``--config``: read before any work)
+_WORDS = frozenset({"out", "config", "override", "command", "aggregate", "method", "score", "scheduler", "strategy",
+                    "accelerator", "precision", "format", "log_level", "kind", "task", "label", "devices"})
+
+
 def protect_arguments(args) -> None:
     """:func:`protect_inputs` of a parsed command line: every path argument but ``--out`` and ``--config`` (read
     whole before anything is written), and the values of ``-o KEY=VALUE``; those of an earlier command run in
@@ -265,8 +279,20 @@ def protect_arguments(args) -> None:
     OUTPUT_FOLDERS.clear()  # and the output folder is left out of the folders read as data
     if isinstance(out := getattr(args, "out", None), str) and out.strip():
         OUTPUT_FOLDERS.add(os.path.realpath(out))
-    protect_inputs([{k: v for k, v in vars(args).items() if k not in ("out", "config", "override")}])
-    protect_inputs(o.split("=", 1)[1] for o in getattr(args, "override", None) or [] if "=" in o)
+    # the words of a command line are no paths (a folder named as the subcommand or an option's value, `anomaly`,
+    # `score`, `auto`, was an input no --force replaced); of its -o overrides, the values of path keys
+    protect_inputs([{k: v for k, v in vars(args).items() if k not in _WORDS and not k.endswith(("_cmd", "_kind"))
+                     and not (k == "labels" and v == "auto")}])
+    from latentbridge.config.loading import parse_override
+
+    overrides = {}
+    for o in getattr(args, "override", None) or []:
+        try:
+            key, value = parse_override(o)
+        except LatentbridgeError:  # (refused by the config's reading, with its message)
+            continue
+        overrides[".".join(key)] = value
+    protect_inputs(_data_paths(overrides, None))
     for key in ("run_dir", "model_dir"):  # and the data a model folder's run reads unless told (its data.root: an
         if isinstance(run := getattr(args, key, None), str):  # `evaluate RUN --out DATA --force` deleted it)
             try:

@@ -88,10 +88,12 @@ def checked_input(model: nn.Module, key: str, x, shape: tuple[int, ...], unit: b
     if not x.is_floating_point() or x.dtype == torch.float64:
         x = x.float()
     if unit and not model.training and len(x):
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name}: {key} holds NaN or infinite values")
         lo, hi = float(x.min()), float(x.max())
         if not (-1e-3 <= lo and hi <= 1.0 + 1e-3):  # (a resampled image's ringing overshoots a little)
             raise ValueError(f"{name}: {key} values must be in [0, 1], got {lo:g} .. {hi:g}"
-                             + (" (8-bit pixels: divide by 255)" if hi > 1.0 else ""))
+                             + (" (8-bit pixels: divide by 255)" if hi > 2.0 else ""))
     return x
 
 

@@ -68,13 +68,20 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: d}
 
 
+#: and those of a one-cycle schedule, whose steps are fixed when it starts (a longer resume, or one in another number of
+#: processes, stepped past them: a traceback)
+ONE_CYCLE_KEYS = ("train.max_epochs", "train.max_steps", "train.batch_size", "train.devices")
+
+
+def _one_cycle(config: dict) -> bool:
+    return (config.get("train") or {}).get("scheduler") == "onecycle"
+
+
 def _resume_checked(config: dict) -> dict[str, Any]:
-    """The dotted keys of ``config`` a resume must keep (:data:`RESUME_SECTIONS`, :data:`RESUME_KEYS`; a one-cycle
-    schedule's steps too: fixed when it started, a longer resume stepped past them, a traceback)."""
-    flat = _flatten(config)
-    keys = RESUME_KEYS + (("train.max_epochs", "train.max_steps", "train.batch_size", "train.devices")
-                          if flat.get("train.scheduler") == "onecycle" else ())  # (steps per epoch: the processes')
-    return {k: v for k, v in flat.items() if k.split(".")[0] in RESUME_SECTIONS or k in keys}
+    """The dotted keys of ``config`` a resume must keep (:data:`RESUME_SECTIONS`, :data:`RESUME_KEYS`,
+    :data:`ONE_CYCLE_KEYS` of a one-cycle schedule)."""
+    keys = RESUME_KEYS + (ONE_CYCLE_KEYS if _one_cycle(config) else ())
+    return {k: v for k, v in _flatten(config).items() if k.split(".")[0] in RESUME_SECTIONS or k in keys}
 
 
 def resume_differences(old: dict, new: dict, trained_in: str | None = None) -> list[tuple[str, Any, Any]]:
@@ -177,16 +184,20 @@ def check_resume(cfg_dict: dict, out_dir: Path) -> dict:
             return "-o " + shlex.quote(f"{k}={value}")
 
         keep = " ".join(again(k, a) for k, a, _ in diffs if type(a) is not object)
+        why = ("; a one-cycle schedule's steps are fixed when it starts" if _one_cycle(old) and
+               any(k in ONE_CYCLE_KEYS for k, _, _ in diffs) else "")
         raise LatentbridgeError(f"{out_dir}: cannot resume: the run was trained with other settings ("
-                                + "; ".join(parts) + f"). Resume with the run's values ({keep}), or with its own "
+                                + "; ".join(parts) + f"{why}). Resume with the run's values ({keep}), or with its own "
                                 f"config (--config {shlex.quote(str(out_dir / 'config.yaml'))}, and no -o of these "
                                 "keys), or train a new run; nothing in the run folder was changed")
     done = epochs_done(ckpt)
     wanted = (cfg_dict.get("train") or {}).get("max_epochs")
     if ckpt and wanted not in (None, -1) and done >= int(wanted):
+        more = ("its one-cycle schedule ended with it: train longer in a new run (--force, or another --out)"
+                if _one_cycle(old) else f"resume with more (-o train.max_epochs={done + 10}, say)")
         raise LatentbridgeError(f"{out_dir}: cannot resume to train.max_epochs = {wanted}: the run has trained "
-                                f"{done} epochs already, so there is nothing left to train; resume with more "
-                                f"(-o train.max_epochs={done + 10}, say); nothing in the run folder was changed")
+                                f"{done} epochs already, so there is nothing left to train; {more}; nothing in the run "
+                                "folder was changed")
     return ckpt
 
 
