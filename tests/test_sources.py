@@ -258,8 +258,11 @@ def test_mnist_full_set_and_errors(tmp_path):
     images, labels, splits = m.pool()
     assert len(labels) == 350 and splits["test"][0] == 300
 
+    (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="t10k-images"):
         MNIST(tmp_path / "empty")
+    with pytest.raises(DataError, match=r"gone: does not exist \(digits.mnist_root; digits.download=true fetches"):
+        MNIST(tmp_path / "gone")
     (tmp_path / "own").mkdir()  # a user's images given to an MNIST preset: told where they can go
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "own" / "a.png")
     with pytest.raises(DataError, match=r"holds image files, which MNIST presets do not read: .*data\.source=folder"):
@@ -321,6 +324,7 @@ def test_fsdd_parsing_bad_names_and_download(server, tmp_path):
     write_clip(upper / "1_bob_8.WAV")
     assert FSDD(upper).items() == [FSDDItem(upper / "1_bob_8.WAV", 1, "bob", 8, False)]
 
+    (tmp_path / "nothing").mkdir()
     with pytest.raises(DataError, match="digits.download=true fetches them"):
         FSDD(tmp_path / "nothing")
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Iterator
 
 from latentbridge.errors import BusyError, LatentbridgeError
-from latentbridge.utils import OUTPUT_FOLDERS, cut_to_bytes, existing_path, listed, output_marks
+from latentbridge.utils import OUTPUT_FOLDERS, PATH_KEY, cut_to_bytes, existing_path, listed, output_marks
 from latentbridge.written import WRITTEN, added_files, note_written, record_written
 
 log = logging.getLogger(__name__)
@@ -283,15 +283,15 @@ def protect_arguments(args) -> None:
     # `score`, `auto`, was an input no --force replaced); of its -o overrides, the values of path keys
     protect_inputs([{k: v for k, v in vars(args).items() if k not in _WORDS and not k.endswith(("_cmd", "_kind"))
                      and not (k == "labels" and v == "auto")}])
-    from latentbridge.config.loading import parse_override
+    import yaml
 
     overrides = {}
     for o in getattr(args, "override", None) or []:
-        try:
-            key, value = parse_override(o)
-        except LatentbridgeError:  # (refused by the config's reading, with its message)
+        key, _, value = o.partition("=")
+        try:  # (as the config reads it: a list of folders, [day1, day2])
+            overrides[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:  # (refused by the config's reading, with its message)
             continue
-        overrides[".".join(key)] = value
     protect_inputs(_data_paths(overrides, None))
     for key in ("run_dir", "model_dir"):  # and the data a model folder's run reads unless told (its data.root: an
         if isinstance(run := getattr(args, key, None), str):  # `evaluate RUN --out DATA --force` deleted it)
@@ -306,8 +306,6 @@ def _data_paths(config: dict, trained_in: str | None, prefix: str = "") -> list[
     """The values of a run config's path keys (:data:`~latentbridge.config.loading.PATH_KEY`; a cache's left out),
     relative ones also as seen from ``trained_in``, the folder `train` ran in (only those: a config's words, 'anomaly'
     or 'best', named folders of the same names as inputs)."""
-    from latentbridge.config.loading import PATH_KEY
-
     out = []
     for k, v in config.items():
         key = f"{prefix}{k}"

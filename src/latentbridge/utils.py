@@ -167,6 +167,9 @@ def atomic_write_json(path: str | Path, obj) -> None:
     atomic_write_text(path, json.dumps(json_safe(obj), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
+#: config keys that hold paths (data.root, data.train_dir, digits.fsdd_root, data.conditions, first_stage.run)
+PATH_KEY = re.compile(r"(^|\.)([a-z_]*root|[a-z_]*_dir|conditions|run)$")
+
 #: seconds before a progress bar shows, and between its redraws, where stderr is a file or a pipe (a log keeps every
 #: redraw: a bar redrawn ten times a second filled it)
 LOG_PROGRESS_S = 30.0

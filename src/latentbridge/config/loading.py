@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,9 @@ import yaml
 from pydantic import ValidationError
 
 from latentbridge.errors import ConfigError
+from latentbridge.utils import PATH_KEY
 
 COMPOSE_KEYS = ("base", "defaults")
-#: config keys that hold paths (data.root, data.train_dir, digits.fsdd_root, data.conditions, first_stage.run)
-PATH_KEY = re.compile(r"(^|\.)([a-z_]*root|[a-z_]*_dir|conditions|run)$")
 
 log = logging.getLogger(__name__)
 
