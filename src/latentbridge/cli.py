@@ -40,17 +40,12 @@ def _add_trainer_args(p: argparse.ArgumentParser) -> None:
 
 def _hardware(args) -> dict:
     from latentbridge.commands import device_count, worker_count
+    from latentbridge.config.sections import spawned_strategy
     from latentbridge.training.fit import check_hardware
 
     out = {f"train.{k}": v for k in ("accelerator", "strategy", "precision") if (v := getattr(args, k)) is not None}
-    if args.strategy is not None:  # (named as the config's train.strategy, a file the user may not have written)
-        from latentbridge.config.sections import TrainConfig
-
-        try:
-            TrainConfig(strategy=args.strategy)
-        except ValueError as e:
-            raise ConfigError(f"--strategy {args.strategy}: " + str(e.errors()[0]["msg"]).removeprefix("Value error, ")
-                              ) from None
+    if problem := spawned_strategy(args.strategy):  # (named as --strategy: as train.strategy, of a config file the
+        raise ConfigError(f"--strategy {args.strategy}: {problem}")  # user may not have written)
     if args.devices is not None:
         out["train.devices"] = device_count(args.devices, choices=True)
     check_hardware(**{k.split(".")[1]: v for k, v in out.items()})  # before any work (a traceback, or no word)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Iterator
 
 from latentbridge.errors import BusyError, LatentbridgeError
-from latentbridge.utils import OUTPUT_FOLDERS, PATH_KEY, cut_to_bytes, existing_path, listed, output_marks
+from latentbridge.utils import OUTPUT_FOLDERS, PATH_KEY, cut_to_bytes, dotted, existing_path, listed, output_marks
 from latentbridge.written import WRITTEN, added_files, note_written, record_written
 
 log = logging.getLogger(__name__)
@@ -275,6 +275,8 @@ def protect_arguments(args) -> None:
     """:func:`protect_inputs` of a parsed command line: every path argument but ``--out`` and ``--config`` (read
     whole before anything is written), and the values of ``-o KEY=VALUE``; those of an earlier command run in
     this process are forgotten."""
+    import yaml
+
     _INPUTS.clear()
     OUTPUT_FOLDERS.clear()  # and the output folder is left out of the folders read as data
     if isinstance(out := getattr(args, "out", None), str) and out.strip():
@@ -283,8 +285,6 @@ def protect_arguments(args) -> None:
     # `score`, `auto`, was an input no --force replaced); of its -o overrides, the values of path keys
     protect_inputs([{k: v for k, v in vars(args).items() if k not in _WORDS and not k.endswith(("_cmd", "_kind"))
                      and not (k == "labels" and v == "auto")}])
-    import yaml
-
     overrides = {}
     for o in getattr(args, "override", None) or []:
         key, _, value = o.partition("=")
@@ -302,16 +302,13 @@ def protect_arguments(args) -> None:
                 continue
 
 
-def _data_paths(config: dict, trained_in: str | None, prefix: str = "") -> list[str]:
-    """The values of a run config's path keys (:data:`~latentbridge.config.loading.PATH_KEY`; a cache's left out),
-    relative ones also as seen from ``trained_in``, the folder `train` ran in (only those: a config's words, 'anomaly'
-    or 'best', named folders of the same names as inputs)."""
+def _data_paths(config: dict, trained_in: str | None) -> list[str]:
+    """The values of a run config's path keys (:data:`~latentbridge.utils.PATH_KEY`; a cache's left out), relative
+    ones also as seen from ``trained_in``, the folder `train` ran in (only those: a config's words, 'anomaly' or
+    'best', named folders of the same names as inputs)."""
     out = []
-    for k, v in config.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out += _data_paths(v, trained_in, f"{key}.")
-        elif PATH_KEY.search(key) and "cache" not in key:
+    for key, v in dotted(config).items():
+        if PATH_KEY.search(key) and "cache" not in key:
             for x in v if isinstance(v, list) else [v]:
                 if isinstance(x, str) and x.strip():
                     out += [x] + ([os.path.join(trained_in, x)] if trained_in and not os.path.isabs(x) else [])

@@ -170,6 +170,13 @@ def atomic_write_json(path: str | Path, obj) -> None:
 #: config keys that hold paths (data.root, data.train_dir, digits.fsdd_root, data.conditions, first_stage.run)
 PATH_KEY = re.compile(r"(^|\.)([a-z_]*root|[a-z_]*_dir|conditions|run)$")
 
+
+def dotted(d, prefix: str = "") -> dict:
+    """A nested config as ``{"train.max_epochs": 3, ...}`` (a value that is no mapping under its dotted key)."""
+    if not isinstance(d, dict):
+        return {prefix[:-1]: d}
+    return {k: v for key, value in d.items() for k, v in dotted(value, f"{prefix}{key}.").items()}
+
 #: seconds before a progress bar shows, and between its redraws, where stderr is a file or a pipe (a log keeps every
 #: redraw: a bar redrawn ten times a second filled it)
 LOG_PROGRESS_S = 30.0
@@ -302,23 +309,27 @@ def walk_files(root: Path, recursive: bool = True):
                     listed(outputs, 5, count=True))
 
 
-def inference_device(requested=None):
-    """The torch device for sampling and evaluation: ``requested`` (``cpu``, ``cuda``, ``cuda:1``, a
-    ``torch.device``), or with None / ``auto`` the GPU when torch sees one, else the CPU."""
+def inference_device(requested=None, name: str = "--device"):
+    """The torch device for sampling, evaluation and loading: ``requested`` (``cpu``, ``cuda``, ``cuda:1``, ``mps``, a
+    ``torch.device``), or with None / ``auto`` the GPU when torch sees one, else the CPU; one that is no device, or not
+    on this machine, a LatentbridgeError naming ``name``, the option or argument that gave it."""
     import torch
+
+    from latentbridge.errors import LatentbridgeError
 
     if requested is None or str(requested) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(requested)
-    except RuntimeError as e:
-        from latentbridge.errors import LatentbridgeError
-
-        raise LatentbridgeError(f"--device: {e}") from None
+    except (RuntimeError, TypeError, ValueError):
+        raise LatentbridgeError(f"{name} must be a device or its name ('cpu', 'cuda', 'cuda:0', 'mps', 'auto'), got "
+                                f"{requested!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        from latentbridge.errors import LatentbridgeError
-
-        raise LatentbridgeError(f"--device {requested}: torch sees no CUDA GPU here (use cpu or auto)")
+        raise LatentbridgeError(f"{name} {requested}: torch sees no CUDA GPU here (use cpu or auto)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise LatentbridgeError(f"{name} {requested}: torch sees no MPS device here (use cpu or auto)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise LatentbridgeError(f"{name} {requested}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return dev
 
 

@@ -365,6 +365,17 @@ def devices_value(value, choices: bool = True):
     return int(text) if text.isdigit() and int(text) >= 1 else None
 
 
+def spawned_strategy(v) -> str | None:
+    """What is wrong with a training strategy that spawns its processes (``ddp_spawn``, ``ddp_fork``,
+    ``ddp_notebook``, with ``_find_unused_parameters_*``), or None: a spawned training's steps stay in its processes,
+    the main one found none and saved no model, after all of training (scoring spawns well: `anomaly score --strategy
+    ddp_spawn` is not ``train.strategy``)."""
+    if isinstance(v, str) and v.split("_find")[0] in ("ddp_spawn", "ddp_fork", "ddp_notebook"):
+        return (f"strategy {v!r} trains in processes whose model the command never gets back: use 'ddp' (the command "
+                "started again in each process)")
+    return None
+
+
 class TrainConfig(Section):
     seed: int = Field(0, ge=0, le=MAX_SEED)
     max_epochs: int = Field(30, gt=0)
@@ -420,11 +431,8 @@ class TrainConfig(Section):
     @field_validator("strategy")
     @classmethod
     def _strategy(cls, v):
-        # a spawned training's steps stay in its processes: the main one found none and saved no model, after all of
-        # training (scoring spawns well: `anomaly score --strategy ddp_spawn` is not this key)
-        if isinstance(v, str) and v.split("_find")[0] in ("ddp_spawn", "ddp_fork", "ddp_notebook"):
-            raise ValueError(f"strategy {v!r} trains in processes whose model the command never gets back: use 'ddp' "
-                             "(the command started again in each process)")
+        if problem := spawned_strategy(v):
+            raise ValueError(problem)
         return v
 
     def thread_count(self) -> int | None:

@@ -34,7 +34,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from latentbridge.errors import CheckpointError, ModelFolderError, out_of_memory
+from latentbridge.errors import CheckpointError, LatentbridgeError, ModelFolderError, out_of_memory
 from latentbridge.models.registry import REGISTRY, get_model_class, model_names
 from latentbridge.utils import atomic_path, atomic_write_text, json_safe
 
@@ -261,8 +261,8 @@ def _load_tensors(folder: Path, info: dict) -> dict[str, torch.Tensor]:
 
 def load_model(folder: str | Path, map_location: str | torch.device = "cpu") -> SavedModel:
     """The model of a model folder (``config.json`` + ``model.safetensors``, checked against each other), in eval
-    mode on ``map_location`` (a device or its name: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``), with the
-    folder's record (``info``: config.json) and path. A folder that is not a whole, unaltered model folder raises
+    mode on ``map_location`` (a device or its name: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"auto"``), with
+    the folder's record (``info``: config.json) and path. A folder that is not a whole, unaltered model folder raises
     :class:`~latentbridge.errors.ModelFolderError` naming the file; a device that is not one, or not here, a
     ``ValueError``."""
     device = _device(map_location)
@@ -278,19 +278,15 @@ def load_model(folder: str | Path, map_location: str | torch.device = "cpu") -> 
 
 
 def _device(where: str | torch.device) -> torch.device:
-    """``map_location`` as a device of this machine, or a ValueError naming it (a bad name read as a damaged
-    weights file, a torch.device was refused, and ``"cuda"`` without a GPU was torch's message of pinned memory)."""
+    """``map_location`` as a device of this machine (:func:`~latentbridge.utils.inference_device`), or a ValueError
+    naming it (a bad name read as a damaged weights file, a torch.device was refused, and ``"cuda"`` without a GPU was
+    torch's message of pinned memory)."""
+    from latentbridge.utils import inference_device
+
     try:
-        device = torch.device(where)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"map_location must be a device or its name ('cpu', 'cuda', 'cuda:0', 'mps'), "
-                         f"got {where!r}") from None
-    usable = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
-    if not usable.get(device.type, True):
-        raise ValueError(f"map_location {where!r}: no {device.type} device on this machine")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(f"map_location {where!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    return device
+        return inference_device(where, "map_location")
+    except LatentbridgeError as e:
+        raise ValueError(str(e)) from None
 
 
 def update_info(folder: str | Path, changes: dict[str, Any], card: str | None = None) -> dict[str, Any]:

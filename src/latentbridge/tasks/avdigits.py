@@ -149,8 +149,9 @@ def space_clusters(test: DigitPairs, latents: dict, space: str, method: str, n_c
     labels = cluster(x, method, n_clusters, seed=0, **kw)
     scores = clustering_scores(x, labels, y)
     if space == "z_joint":  # each pair to the nearest cluster's mean (its own joint latent: not its clip's first)
-        means = np.stack([x[labels == k].mean(0) for k in np.unique(labels)])
-        return np.unique(labels)[((every[:, None, :] - means[None]) ** 2).sum(-1).argmin(1)], scores
+        ks = np.unique(labels)
+        means = np.stack([x[labels == k].mean(0) for k in ks])
+        return ks[((every[:, None, :] - means[None]) ** 2).sum(-1).argmin(1)], scores
     return (labels if back is None else labels[back.reshape(-1)]), scores
 
 

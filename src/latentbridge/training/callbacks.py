@@ -223,7 +223,6 @@ class RngState(Callback):
         random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
 
 
-
 class LogProgressBar(TQDMProgressBar):
     """Lightning's training bar for a log (stdout a file or a pipe): redrawn once every
     :data:`~latentbridge.utils.LOG_PROGRESS_S` and at each epoch's start and end (Lightning's redrew on every step,

@@ -23,7 +23,7 @@ from latentbridge.errors import CheckpointError, ConfigError, DataError, Latentb
 from latentbridge.training.callbacks import (EMA, BetaTracker, LastCheckpoint, LogProgressBar, RngState, RunClock,
                                              save_checkpoint_whole, truncate_csv_steps)
 from latentbridge.training.module import TrainingModule
-from latentbridge.utils import is_launched_child, lightning_interrupts, quiet_lightning
+from latentbridge.utils import dotted, is_launched_child, lightning_interrupts, quiet_lightning
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +59,6 @@ def check_hardware(**given) -> None:
                           enable_model_summary=False, **given)
 
 
-def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(d, dict):
-        out: dict[str, Any] = {}
-        for k, v in d.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: d}
-
-
 #: and those of a one-cycle schedule, whose steps are fixed when it starts (a longer resume, or one in another number of
 #: processes, stepped past them: a traceback)
 ONE_CYCLE_KEYS = ("train.max_epochs", "train.max_steps", "train.batch_size", "train.devices")
@@ -81,7 +72,7 @@ def _resume_checked(config: dict) -> dict[str, Any]:
     """The dotted keys of ``config`` a resume must keep (:data:`RESUME_SECTIONS`, :data:`RESUME_KEYS`,
     :data:`ONE_CYCLE_KEYS` of a one-cycle schedule)."""
     keys = RESUME_KEYS + (ONE_CYCLE_KEYS if _one_cycle(config) else ())
-    return {k: v for k, v in _flatten(config).items() if k.split(".")[0] in RESUME_SECTIONS or k in keys}
+    return {k: v for k, v in dotted(config).items() if k.split(".")[0] in RESUME_SECTIONS or k in keys}
 
 
 def resume_differences(old: dict, new: dict, trained_in: str | None = None) -> list[tuple[str, Any, Any]]:
@@ -103,7 +94,7 @@ def resume_differences(old: dict, new: dict, trained_in: str | None = None) -> l
 
 def relative_data_paths(config: dict) -> dict[str, str]:
     """The config's path keys that hold relative data paths, by dotted key (:func:`_relative_data`)."""
-    return {k: v for k, v in _flatten(config).items() if _relative_data(k, v)}
+    return {k: v for k, v in dotted(config).items() if _relative_data(k, v)}
 
 
 def _relative_data(key: str, value: Any) -> bool:

@@ -3,6 +3,8 @@ class owns the optimisation (optimiser, learning-rate schedule, KL-weight schedu
 
 from __future__ import annotations
 
+import logging
+import math
 from pathlib import Path
 
 import lightning as L
@@ -95,9 +97,6 @@ class TrainingModule(L.LightningModule):
         """A run resumed to another ``train.max_epochs``: its cosine schedule spans the new number of epochs, the
         learning rate set where that schedule stands (the checkpoint's schedule ended at its own old length and
         climbed back to the full rate, while config.json recorded the new length)."""
-        import logging
-        import math
-
         for conf in self.trainer.lr_scheduler_configs:
             s, epochs = conf.scheduler, max(1, int(self.train_cfg["max_epochs"]))
             if not isinstance(s, torch.optim.lr_scheduler.CosineAnnealingLR) or s.T_max == epochs:

@@ -1,8 +1,11 @@
-"""Split names shared by the data-set readers and the audio-visual pairing."""
+"""Split names shared by the data-set readers and the audio-visual pairing, and what the readers share of one's
+own folders."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from latentbridge.errors import DataError
 
 SPLITS: tuple[str, ...] = ("train", "test")
 
@@ -62,3 +65,10 @@ def real_place(path: Path, root: Path, top: Path | None = None) -> Path:
 
     real, top = Path(os.path.realpath(path)), top or Path(os.path.realpath(root))  # (``top``: the root's, once)
     return real.relative_to(top) if real.is_relative_to(top) else path.relative_to(root)
+
+
+def refuse_missing(root: Path, given, download: bool, setting: str, fetch: str | None, what: str) -> None:
+    """A data folder the user named (``given`` not None) that does not exist and is not to be downloaded: said so, with
+    the option that names it (FSDD's said "no spoken digits found", MNIST's "MNIST test file missing")."""
+    if given is not None and not download and not root.exists():
+        raise DataError(root, f"does not exist ({setting}" + (f"; {fetch} fetches {what} there" if fetch else "") + ")")

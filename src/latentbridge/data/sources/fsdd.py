@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from latentbridge.data.sources.common import _check_split, folder_digit
+from latentbridge.data.sources.common import _check_split, folder_digit, refuse_missing
 from latentbridge.data.sources.downloads import (
     default_data_dir,
     download,
@@ -166,9 +166,7 @@ class FSDD:
         self.skipped: list[Path] = []
         #: "fsdd": FSDD's flat folder of named recordings; "folders": a folder of one's own (:func:`_folder_items`)
         self.layout = "fsdd"
-        if root is not None and not download and not self.root.exists():  # (it read "no spoken digits found")
-            raise DataError(self.root, f"does not exist ({setting}" + (f"; {fetch} fetches FSDD there" if fetch else "")
-                            + ")")
+        refuse_missing(self.root, root, download, setting, fetch, "FSDD")
         rec = self._find_recordings()
         if rec is None and self.root.is_dir():
             items, skipped = _folder_items(self.root)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.data.sources.common import SPLITS, _check_split
+from latentbridge.data.sources.common import SPLITS, _check_split, refuse_missing
 from latentbridge.data.sources.downloads import default_data_dir, file_checksum
 
 # MNIST.__init__ has a parameter called ``download``, so the function goes by another name here
@@ -111,9 +111,7 @@ class MNIST:
         self.root = Path(root) if root is not None else default_data_dir() / "mnist"
         self.seed = int(seed)
         self.n_offline_test = int(n_offline_test)
-        if root is not None and not download and not self.root.exists():  # (it read "MNIST test file missing")
-            raise DataError(self.root, f"does not exist ({setting}"
-                            + (f"; {fetch} fetches MNIST there" if fetch else "") + ")")
+        refuse_missing(self.root, root, download, setting, fetch, "MNIST")
         if download:
             for name, md5 in self.FILES.values():
                 present = self._find(name)
