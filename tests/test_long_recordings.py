@@ -156,6 +156,28 @@ def test_long_recordings_are_read_and_scored_in_the_workers(models, tmp_path, sm
         assert one.padded == two.padded and np.array_equal(one.clipped_shares, two.clipped_shares)
 
 
+@pytest.mark.parametrize("stream_bytes", [float("inf"), 0.0])
+def test_a_sampled_score_does_not_depend_on_the_files_beside(models, tmp_path, small_blocks, monkeypatch, stream_bytes):
+    """The VAE's ``elbo`` of a recording, read whole or in blocks, is the same scored alone or among others in any
+    order (its draws were seeded by its position in the list: a file read 0.002 % apart alone)."""
+    import latentbridge.data.blocks as blocks
+    from latentbridge.tasks.anomaly import Detector
+    from latentbridge.tasks.scoring import score_files
+
+    monkeypatch.setattr(blocks, "STREAM_BYTES", stream_bytes)
+    files = _recordings(tmp_path / "data")
+    det = Detector.load(models["vae"])
+    det.method = "elbo"
+    windows, scores = score_files(det, files, num_workers=0)
+    back, back_scores = score_files(det, files[::-1], num_workers=0)
+    for i, f in enumerate(files):
+        alone = score_files(det, [f], num_workers=0)[1]
+        assert np.array_equal(alone, scores[windows.file_index == i]), f.name
+        assert np.array_equal(alone, back_scores[back.file_index == len(files) - 1 - i]), f.name
+    draws = [score_files(det, [files[0]], num_workers=0, seed=s)[1] for s in (0, 1)]
+    assert not np.array_equal(*draws)  # sampled: another seed draws otherwise
+
+
 @pytest.mark.parametrize("channel", [None, 1, "all"])
 @pytest.mark.parametrize("trim_db", [None, 30.0])
 def test_blocks_give_the_windows_of_the_whole_read(models, channel, trim_db, tmp_path, small_blocks):

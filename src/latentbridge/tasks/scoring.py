@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import zlib
 from pathlib import Path
 
 import lightning as L
@@ -48,6 +49,12 @@ class _RankShare(torch.utils.data.Sampler):
         return len(range(rank, self.n, world))
 
 
+def file_seed(seed: int, features: np.ndarray) -> int:
+    """The seed of a file's sampled scores (``elbo``, ``iwae``): ``seed`` plus a checksum of its first window's
+    features, so that a file scores the same alone or among others, in any order, in any process."""
+    return int(seed) + zlib.crc32(np.ascontiguousarray(features[:1], dtype=np.float32).tobytes())
+
+
 class _Scorer(L.LightningModule):
     def __init__(self, det, in_blocks: "_ScoreInBlocks", seed: int = 0, band_config=None, bar=None):
         """``band_config``: the features' config when the model keeps a band profile of its training recordings
@@ -69,11 +76,13 @@ class _Scorer(L.LightningModule):
         out = []
         for r in chunk:
             scores = r.scores  # a long recording read and scored in a DataLoader worker
-            # a generator per file: the same scores however the files are shared between processes
+            # a generator per file, seeded by its first window: the same scores however the files are shared between
+            # processes, and wherever a file stands among those scored
             if r.streamed is not None:
                 scores = self.in_blocks(r)
             elif r.problem is None and scores is None:
-                scores = score_features(self.model, r.features, self.method, self.n_samples, seed=self.seed + r.index)
+                scores = score_features(self.model, r.features, self.method, self.n_samples,
+                                        seed=file_seed(self.seed, r.features))
                 if self.band_config is not None:
                     r.band_power = band_power(r.features, self.band_config)
                 r.features = np.zeros((len(r.features), 0), np.float32)
@@ -89,20 +98,21 @@ def score_in_blocks(ex, r: FileFeatures, model, method: str, n_samples: int, see
                     ) -> np.ndarray | None:
     """The window scores of the long recording ``r.streamed`` read in blocks
     (:func:`~latentbridge.data.blocks.block_windows`), scored :data:`SCORE_BATCH` windows at a time with one generator
-    (``seed``): the scores of the recording read whole, in the memory of a block and a batch. Fills ``r`` as the whole
-    read fills it (its features let go, their mean band power kept with ``band_config``); None, with ``r.problem``,
-    for a file that cannot be used."""
+    (:func:`file_seed`): the scores of the recording read whole, in the memory of a block and a batch. Fills ``r`` as
+    the whole read fills it (its features let go, their mean band power kept with ``band_config``); None, with
+    ``r.problem``, for a file that cannot be used."""
     from latentbridge.data.audio import silent_frame_shares
     from latentbridge.data.blocks import block_windows, feature_batches
     from latentbridge.data.survey import band_power
     from latentbridge.errors import DataError
     from latentbridge.tasks.anomaly import score_features
 
-    g = torch.Generator().manual_seed(seed)
+    g = None
     scores, starts, silent, power = [], [], [], []
     try:
         windows = block_windows(ex, r.streamed)
         for feats, s in feature_batches(ex, windows, SCORE_BATCH):
+            g = g or torch.Generator().manual_seed(file_seed(seed, feats))
             scores.append(score_features(model, feats, method, n_samples, batch_size=SCORE_BATCH, generator=g))
             starts.append(s)
             silent.append(silent_frame_shares(feats))
@@ -129,7 +139,7 @@ class _ScoreInBlocks:
         self.seed, self.band_config = seed, band_config
 
     def __call__(self, r: FileFeatures) -> np.ndarray | None:
-        return score_in_blocks(self.ex, r, self.model, self.method, self.n_samples, self.seed + r.index,
+        return score_in_blocks(self.ex, r, self.model, self.method, self.n_samples, self.seed,
                                self.band_config)
 
 
