@@ -593,6 +593,19 @@ def test_a_test_folder_or_recording_linked_in_twice_is_read_once(tmp_path, caplo
     assert [p.name for p in recs["Test_05"].csv_files] == ["rec0.csv"]
 
 
+def test_a_recording_hard_linked_into_another_test_is_read_once(tmp_path, caplog):
+    """A recording under a second name by a hard link (``cp -al`` of a test): read once, under the first test's name
+    (it was read in both tests: a held-out state's recording in training)."""
+    import os
+
+    root = make_root(tmp_path, {"Test_01": {"extent": 0.2}, "Test_05": {"extent": 0.1}})
+    os.link(root / "Data" / "Test_01" / "rec0.csv", root / "Data" / "Test_05" / "rec1.csv")
+    with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
+        recs = {r.test_id: [p.name for p in r.csv_files] for r in discover(root)}
+    assert recs == {"Test_01": ["rec0.csv"], "Test_05": ["rec0.csv"]}
+    assert "Test_05/rec1.csv (Test_01/rec0.csv)" in caplog.text, caplog.text
+
+
 def test_a_mask_in_another_image_format_is_refused_by_name(tmp_path):
     root = make_root(tmp_path, {"Test_01": {"extent": None}})
     (root / "Labels" / "Test_01").mkdir(parents=True)

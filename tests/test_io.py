@@ -291,6 +291,32 @@ def test_linked_folders_are_read_and_links_to_nothing_named(tmp_path, caplog):
     assert "1 link to nothing left out (gone.wav)" in caplog.text
 
 
+def test_a_file_hard_linked_under_two_names_is_read_once(tmp_path, caplog):
+    """A recording or an image under a second name by a hard link (``ln``, ``cp -l``): one file, read once as a
+    symbolic link's is (it was read twice: fitted or scored twice); two files of the same content are two files."""
+    import logging
+
+    from PIL import Image
+
+    from latentbridge.data.audio import list_files
+    from latentbridge.io.images import list_image_files
+
+    for name in ("a.wav", "b.wav"):
+        sf.write(tmp_path / name, tone(), SR)
+    os.link(tmp_path / "a.wav", tmp_path / "c.wav")
+    with caplog.at_level(logging.WARNING, logger="latentbridge"):
+        assert [f.name for f in list_files(tmp_path)] == ["a.wav", "b.wav"]
+    assert f"{tmp_path / 'c.wav'} (the same file as {tmp_path / 'a.wav'})" in caplog.text
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("x.png", "y.png"):
+        Image.new("L", (8, 8), 128).save(images / name)
+    os.link(images / "x.png", images / "z.png")
+    with caplog.at_level(logging.WARNING, logger="latentbridge"):
+        assert [f.name for f in list_image_files(images)] == ["x.png", "y.png"]
+    assert "1 image(s) reached twice through links, read once" in caplog.text and "z.png -> x.png" in caplog.text
+
+
 def test_folders_and_files_that_cannot_be_read_are_named(tmp_path, caplog, monkeypatch):
     """A subfolder without read permission was left out without a word (a model fitted on half the files); a file
     without it was called an unreadable or truncated audio file (libsndfile: "System error.")."""

@@ -455,6 +455,13 @@ def file_stamp(path) -> dict:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "inode": st.st_ino}
 
 
+def file_key(path):
+    """What makes two names one file: its device and inode (a hard link is read once, as a symbolic link is), or the
+    path it resolves to where the file system gives no inode."""
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino) if st.st_ino else Path(path).resolve()
+
+
 def stable_hash(obj, length: int = 16) -> str:
     """Short hash of a JSON-serialisable object, independent of dict order."""
     s = json.dumps(obj, sort_keys=True, default=str)

@@ -29,8 +29,8 @@ from latentbridge.io import (ALL_CHANNELS, MIN_WINDOW_SHARE, check_recording_len
 from latentbridge.io.audio import rate_problem
 from latentbridge.io.windows import WindowView
 from latentbridge.transforms.numpy_stft import silence_tail
-from latentbridge.utils import (atomic_path, batched, channel_counts, end_with_parent, file_stamp, first_time,
-                               listed, progress_bar, stable_hash)
+from latentbridge.utils import (atomic_path, batched, channel_counts, end_with_parent, file_key, file_stamp,
+                               first_time, listed, progress_bar, stable_hash)
 
 log = logging.getLogger(__name__)
 
@@ -583,11 +583,11 @@ def list_files(paths) -> list[Path]:
     """The audio files of ``paths`` (files or folders, one or a list), in order, each once: a file named twice
     (a folder and a file in it, or the same path given twice) would be scored, fitted or counted twice."""
     files: list[Path] = []
-    seen: dict[Path, Path] = {}
+    seen: dict = {}
     repeated: list[str] = []
     for p in paths if isinstance(paths, (list, tuple)) else [paths]:
         for f in list_audio_files(p):
-            key = f.resolve()
+            key = file_key(f)
             if key in seen:  # named: a link's name was dropped without a word of which file it stood for
                 repeated.append(f"{f}" if f == seen[key] else f"{f} (the same file as {seen[key]})")
                 continue

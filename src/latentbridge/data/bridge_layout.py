@@ -40,7 +40,7 @@ from pathlib import Path
 from latentbridge.errors import DataError
 from latentbridge.io.images import IMAGE_EXTENSIONS
 from latentbridge.io.vibration import RECORDING_SUFFIXES
-from latentbridge.utils import first_time, is_hidden, listed, natural_key
+from latentbridge.utils import file_key, first_time, is_hidden, listed, natural_key
 
 log = logging.getLogger("latentbridge.data.bridge")
 
@@ -127,10 +127,10 @@ def discover(root: str | Path) -> list[TestRecord]:
             aliases.add(d.name)
         else:
             real_tests[real] = d.name
-    owners: dict[Path, Path] = {}
+    owners: dict = {}
     for q in sorted((q for d in entries if d.is_dir() and d.name not in aliases for q in _visible(d)
                      if q.is_file() and q.suffix.lower() in RECORDING_SUFFIXES), key=lambda q: q.is_symlink()):
-        if (real := q.resolve()) in owners:  # one recording, under two tests' names or twice in one
+        if (real := file_key(q)) in owners:  # one recording, under two tests' names or twice in one (hard links too)
             twice.append(f"{q.parent.name}/{q.name} ({owners[real].parent.name}/{owners[real].name})")
         else:
             owners[real] = q

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError
-from latentbridge.utils import first_time, is_hidden, listed, walk_files
+from latentbridge.utils import file_key, first_time, is_hidden, listed, walk_files
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def list_folder(root: str | Path) -> tuple[list[Path], list[Path]]:
     if not root.is_dir():
         raise DataError(root, "is a file, not a folder of images" if root.exists() else "image folder does not exist")
     files, others, broken, seen, twice = [], [], [], {}, []
-    for p in walk_files(root):
+    for p in sorted(walk_files(root)):  # (in order: of two hard links to one image, the first name kept)
         if is_hidden(p, root):
             continue
         if p.is_symlink() and not p.exists():
@@ -47,7 +47,7 @@ def list_folder(root: str | Path) -> tuple[list[Path], list[Path]]:
         elif p.is_file():
             if p.suffix.lower() not in IMAGE_EXTENSIONS:
                 others.append(p)
-            elif (real := p.resolve()) in seen:  # a link to an image of the folder: one image, read once
+            elif (real := file_key(p)) in seen:  # a link to an image of the folder: one image, read once
                 kept = seen[real]
                 if kept.is_symlink() and not p.is_symlink():  # under the file's own name (and class folder)
                     files[files.index(kept)], seen[real], kept, p = p, p, p, kept

@@ -79,8 +79,9 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
     When the file's own rate differs, the result is resampled back to it, so the output has the input's rate and
     length. Decoded log-mels pass the model's global-variance post-filter where its folder has one (an MLD audio
     stage; ``postfilter=False``: the decoder's raw output), as they do when the MLD model samples audio."""
+    from latentbridge.data.audio import list_files
     from latentbridge.errors import DataError, named_problems
-    from latentbridge.io import audio_info, check_recording_length, level_dbfs, list_audio_files, read_audio, resample
+    from latentbridge.io import audio_info, check_recording_length, level_dbfs, read_audio, resample
     from latentbridge.models.hub import load_model
     from latentbridge.tasks.autoencode import safe_audio_metrics
     from latentbridge.transforms.audio import SpectrogramTransform
@@ -113,11 +114,8 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
     valid = 1 + window // h if transform.stft.center else 1 + (window - transform.stft.n_fft) // h
     valid = min(valid, transform.n_frames or valid)  # the frames of a window that hold its samples
     hop = max(h, min(spec.hop_samples, window // 2, (valid - 1) * h // 2) // h * h)
-    paths: list[Path] = []
-    for f in [files] if isinstance(files, (str, Path)) else list(files):
-        paths.extend(list_audio_files(f))
-    seen: set[Path] = set()  # a file given directly and through its folder was rebuilt twice, the second renamed
-    paths = [p for p in paths if not (p.resolve() in seen or seen.add(p.resolve()))]
+    # each file once: one given directly and through its folder was rebuilt twice, the second renamed
+    paths = list_files([files] if isinstance(files, (str, Path)) else list(files))
     channel = spec.windowing.channel
 
     def read(path: Path) -> np.ndarray:
