@@ -620,6 +620,14 @@ def test_silent_tail_frames_are_the_frames_that_reach_the_cut():
     assert mag[0, ..., :10].min() == 1 and mag[0, ..., 10:].max() == 0 and mag[1:].min() == 1
     t = torch.ones(4, 2, 513, 17)
     assert torch.equal(silence_tail(t, w, 1024, 256), torch.from_numpy(mag))
+    # a sound shorter than a frame in digital silence (a knock) is no cut: kept whole (every frame holding it was
+    # silenced, the window scored as digital silence); one frame long or more, the frames reaching its end are cut
+    knock = np.zeros((3, 1, 4096), np.float32)
+    knock[0, 0, 2000:2080] = 0.8
+    knock[1, 0, 2000:3023] = 0.8
+    knock[2, 0, 1000:3000] = 0.8
+    first = silent_tail_frames(knock, 1024, 256, center=True)
+    assert (first[:2] > 10**9).all() and first[2] == 10
 
 
 def test_a_normal_clip_shorter_than_every_training_clip_scores_as_normal(tmp_path, caplog):

@@ -610,6 +610,13 @@ def test_digital_zeros_stay_silence_when_the_offset_is_taken_out(tmp_path):
     y, _ = read_audio(write_audio(tmp_path / "gaps.wav", x, SR, subtype="FLOAT"))
     assert not y[:SR].any() and not y[2 * SR:].any()
     np.testing.assert_allclose(y[SR:2 * SR], tone(seconds=1.0), atol=1e-4)
+    # sound in digital silence, a knock or a click: no offset of its own taken out (a pulse came back bent, from -0.36
+    # to 0.28, and a rectangular one as "audio is silent")
+    for pulse in (0.8 * np.sin(np.pi * np.arange(80) / 80), np.full(10, 0.5), np.full(SR // 20, 0.3)):
+        x = np.zeros(SR, np.float32)
+        x[SR // 2:SR // 2 + len(pulse)] = pulse
+        y, _ = read_audio(write_audio(tmp_path / "knock.wav", x, SR, subtype="FLOAT"))
+        np.testing.assert_array_equal(y, x)
     (tmp_path / "memo.m4a").write_bytes(b"\0\0\0\x18ftypM4A ")
     with pytest.raises(DataError, match=r"memo\.m4a: AAC audio \(\.m4a\) is not a format the decoder reads; convert "
                                         r"it first, e\.g\. 'ffmpeg -i memo\.m4a memo\.flac'"):

@@ -262,7 +262,8 @@ def remove_dc(data: np.ndarray, sums: tuple[np.ndarray, np.ndarray] | None = Non
     lowest band, so a recorder with an offset scored every normal recording as a fault (and a dead microphone with
     one as loud). Where more than 1 % of the samples are digital zeros (a muted stretch, a gap written as zeros), the
     offset is the mean of the others and is taken out of them alone: the zeros stay digital silence (taken out of
-    them too, they turned into a constant that no longer reads as silence). Offsets under :data:`DC_FLOOR` are left.
+    them too, they turned into a constant that no longer reads as silence); a channel of nine tenths digital zeros or
+    more keeps its samples (sound in silence: the mean is the sound's). Offsets under :data:`DC_FLOOR` are left.
     Vibration tables lose their means when read; audio files here. ``sums``: :func:`column_sums` of ``data``, where
     the caller has them."""
     if not data.size:
@@ -282,7 +283,9 @@ def offsets_of_sums(total: np.ndarray, n_zero: np.ndarray, n_frames: int) -> tup
     zeros = _many_zeros(int(n_zero.sum()), n_frames * n_channels)
     count = n_frames - n_zero if zeros else np.full(n_channels, n_frames)
     offset = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
-    offset[np.abs(offset) <= DC_FLOOR] = 0.0
+    # a channel of nine tenths digital zeros is sound in silence (a knock, clicks): its mean is the sound's own, not
+    # an offset (taken out, a pulse's came back bent, a rectangular one as silence)
+    offset[(np.abs(offset) <= DC_FLOOR) | (10 * np.asarray(n_zero) >= 9 * n_frames)] = 0.0
     return offset, zeros
 
 

@@ -144,7 +144,8 @@ def silent_tail_frames(windows, n_fft: int, hop_length: int, center: bool = True
     The frames that straddle the cut from sound to digital silence hold the cut's broadband edge, which
     no recording of the sound holds: a normal clip shorter than the model's window, padded with zeros,
     scored far above any fault on that one frame. :func:`silence_tail` computes them as the silence
-    they reach into. Frame ``k`` covers samples ``k * hop_length - n_fft // 2`` (centred frames; ``k *
+    they reach into, where frames of sound come before them (a sound shorter than a frame, followed by digital
+    silence, is kept whole). Frame ``k`` covers samples ``k * hop_length - n_fft // 2`` (centred frames; ``k *
     hop_length`` otherwise) to ``n_fft`` samples later.
     """
     w = np.asarray(windows)
@@ -158,9 +159,12 @@ def silent_tail_frames(windows, n_fft: int, hop_length: int, center: bool = True
         return out
     sound = (w[ends_silent] != 0).any(axis=1)  # (M, T)
     tail = np.argmax(sound[:, ::-1], axis=1)  # zeros after each window's last sample of sound
+    head = np.argmax(sound, axis=1)  # each window's first sample of sound
     offset = n_fft // 2 if center else 0
     frame = np.maximum(np.floor((t - tail + offset - n_fft) / hop_length).astype(np.int64) + 1, 0)
-    out[ends_silent] = np.where(sound.any(axis=1), frame, out[ends_silent])
+    # a sound shorter than a frame (a knock, a click in digital zeros) is no cut: silenced, its window was digital
+    # silence and scored as one
+    out[ends_silent] = np.where(sound.any(axis=1) & (t - tail - head >= n_fft), frame, out[ends_silent])
     return out
 
 
