@@ -254,8 +254,9 @@ def test_scoring_files_below_the_band(machine_data, feature_cache, tmp_path, cap
     for name, train in (("full", machine_data / "train" / "normal"), ("cut", mixed)):
         out = tmp_path / name
         assert main(["anomaly", "fit", str(train), "--out", str(out)]) == 0
-        fmax = json.loads((out / "config.json").read_text())["config"]["features"]["fmax"]
-        assert fmax == (None if name == "full" else sr / 4)
+        config = json.loads((out / "config.json").read_text())["config"]
+        top = config["features"]["fmax"] or config["audio"]["sample_rate"] / 2  # (as many files at either rate: the
+        assert top == (sr / 2 if name == "full" else sr / 4)  # lower one, whose band holds both: fmax None)
         caplog.clear()
         assert main(["anomaly", "score", str(out), str(half), "--out", str(tmp_path / f"s_{name}")]) == 0
         warned = [r.getMessage() for r in caplog.records if "below the model's band" in r.getMessage()]
@@ -808,6 +809,37 @@ def test_the_band_is_not_cut_to_files_the_model_cannot_read():
     assert "features.fmax" not in keys and keys["audio.sample_rate"] == 25600 and keys["features.n_mels"] == 64
     keys = {c.key: c.value for c in choose_settings(Survey(12, {25600: 9, 6400: 3}, {1: 12}, [10.0] * 12))}
     assert keys["features.fmax"] == 3200.0
+
+
+def test_the_survey_s_rate_floor_and_reasons_for_odd_folders():
+    """Recordings in a sensor's physical units (strain of 1e-5 in a CSV: -101 dBFS) were features at the -100 dB
+    floor in every band but their loudest (faults scored 0, AUC 0.11, windows called copies of each other): the floor
+    follows their level; rates tied 8 to 8 took the highest (a 192-kHz model of 16-kHz files, nothing used above 8
+    kHz) and counted files it refuses into the band's reason; a window shortened for want of sound was said to be
+    "of 1 s or more"."""
+    from latentbridge.data.survey import Survey
+
+    def chosen(levels, rates=None, seconds=10.0):
+        rates = rates or {1000: len(levels)}
+        s = Survey(len(levels), rates, {1: len(levels)}, [seconds] * len(levels), len(levels), levels_dbfs=levels)
+        return {c.key: c for c in choose_settings(s)}
+
+    quiet = chosen([-101.3] * 19 + [-95.0])
+    assert quiet["features.amin"].value == pytest.approx(2.7e-9)
+    assert quiet["features.amin"].reason.startswith("the median recording's level is -101 dBFS, far under full scale")
+    for levels in ([-30.0] * 5, [-200.0] * 5, [-79.0] * 5):  # the default floor; digital silence refused elsewhere
+        assert "features.amin" not in chosen(levels)
+    mixed = chosen([-20.0] * 20, {192000: 8, 16000: 8, 500: 4})
+    assert mixed["audio.sample_rate"].value == 16000
+    assert mixed["audio.sample_rate"].reason.endswith("the most common, others resampled (the lowest of as many)")
+    band = chosen([-20.0] * 20, {25600: 16, 8000: 2, 200: 2})["features.fmax"]
+    assert band.value == 4000.0 and band.reason.startswith("2 of the 20 files are recorded at 8000 Hz or less")
+    short = chosen([-20.0] * 2, {16000: 2}, seconds=1.0)
+    assert short["audio.window_s"].value < 1.0 and "windows of 1 s or more" not in short["features.n_fft"].reason
+    assert "their windows shortened for want of sound" in short["features.n_fft"].reason
+    from latentbridge.data.survey import percent
+
+    assert [percent(x) for x in (1.0, 0.555, 1.2e-5)] == ["100 %", "56 %", "0.0012 %"]  # a square wave clipped "1e+02 %"
 
 
 def test_audio_files_of_differing_channel_counts_are_mixed_and_said_so():

@@ -26,6 +26,11 @@ from latentbridge.utils import channel_counts, listed
 QUIET_DBFS = -80.0
 
 
+def percent(share: float) -> str:
+    """``share`` as a percentage of two significant digits, never in exponent form (100 %, not 1e+02 %)."""
+    return f"{float(f'{100 * share:.2g}'):g} %"
+
+
 @dataclass
 class Survey:
     n_files: int
@@ -66,6 +71,10 @@ class Survey:
     @property
     def typical_loud_share(self) -> float | None:
         return float(np.median(self.loud_share)) if self.loud_share else None
+
+    @property
+    def typical_level_dbfs(self) -> float | None:
+        return float(np.median(self.levels_dbfs)) if self.levels_dbfs else None
 
     @property
     def level_spread_db(self) -> float:
@@ -462,7 +471,7 @@ CLIPPED_SHARE = 1e-3
 
 
 def _clipped(names: list[str], shares: np.ndarray, idx) -> str:
-    return "samples on plateaus at their extremes: " + listed([f"{names[i]} {100 * shares[i]:.2g} %" for i in idx])
+    return "samples on plateaus at their extremes: " + listed([f"{names[i]} {percent(shares[i])}" for i in idx])
 
 
 def clipping_summary(shares) -> list[float]:
@@ -489,7 +498,7 @@ def clipping_warnings(pct: list[float] | None, names: list[str], shares, trainin
         return [f"{len(idx)} of {len(shares)} training recordings clip ({_clipped(names, shares, idx)}): a saturated recorder or sensor; the model takes its distortion for "
                 "normal sound, and recordings that clip as much are not named when scored"]
     told = "none of the training recordings did" if pct[-1] < CLIPPED_SHARE else "fewer than 1 in 10 training " \
-        "recordings did" if pct[3] < CLIPPED_SHARE else f"9 in 10 training recordings at most {100 * pct[3]:.2g} %"
+        "recordings did" if pct[3] < CLIPPED_SHARE else f"9 in 10 training recordings at most {percent(pct[3])}"
     return [f"{len(idx)} of {len(shares)} recordings clip ({_clipped(names, shares, idx)}; {told}): a saturated recorder or sensor (the level or gain set too high for the "
             "sound) spreads distortion over the band, which scores as unlike the training sound for that alone"]
 

@@ -74,7 +74,6 @@ def choose_settings(survey: Survey, given: dict | None = None, reads_active_fram
     choices that follow from others (the STFT from the rate and window, the window from the trimming)
     follow the user's values where ``given`` holds them (``{"audio.sample_rate": 100, ...}``);
     ``reads_active_frames``: the model is one of the statistics detectors (padding with silence)."""
-    from collections import Counter
 
     out: list[Choice] = []
     rate = survey.common_rate
@@ -87,9 +86,11 @@ def choose_settings(survey: Survey, given: dict | None = None, reads_active_fram
             which += f" that could be read ({survey.n_files - n_usable} could not)"
         out.append(Choice("audio.sample_rate", rate, f"{which} at {rate} Hz"))
     else:
-        rate, n = Counter(survey.rates).most_common(1)[0]
+        # the most common; of rates as common, the lowest (a 192-kHz model of 16-kHz files held nothing above 8 kHz)
+        rate = min(survey.rates, key=lambda r: (-survey.rates[r], r))
         out.append(Choice("audio.sample_rate", int(rate), "rates differ (" + ", ".join(
-            f"{r} Hz x{c}" for r, c in sorted(survey.rates.items())) + "); the most common, others resampled"))
+            f"{r} Hz x{c}" for r, c in sorted(survey.rates.items())) + "); the most common, others resampled"
+            + ("" if list(survey.rates.values()).count(survey.rates[rate]) == 1 else " (the lowest of as many)")))
     axes = _channel_choice(survey)
     if axes is not None:
         out.append(axes)
@@ -126,8 +127,10 @@ def choose_settings(survey: Survey, given: dict | None = None, reads_active_fram
     while n_fft > window_samples and n_fft > 16:
         n_fft //= 2
     fine = fine_stft(n_fft, rate, typical)
-    time_rule = (f"{1000 * n_fft / rate:.0f} ms at {rate} Hz "
-                 f"({'windows of 1 s or more: frequency resolution' if long_windows else 'short windows: time'})")
+    why = "short windows: time" if not long_windows else "windows of 1 s or more: frequency resolution" \
+        if window >= 1.0 else f"recordings of {typical:.3g} s, their windows shortened for want of sound: frequency " \
+        "resolution"
+    time_rule = f"{1000 * n_fft / rate:.0f} ms at {rate} Hz ({why})"
     if fine and n_fft <= FINE_CHOSEN_N_FFT and not {"audio.window_s", "audio.hop_s", "features.n_fft",
                                                     "features.hop_length"} & set(given):
         big, fine_window = fine
@@ -151,8 +154,16 @@ def choose_settings(survey: Survey, given: dict | None = None, reads_active_fram
     n_mels = max(1, min(64, bins // 2))
     out.append(Choice("features.n_mels", n_mels, f"{bins} FFT bins, the whole band up to {band:g} Hz"
                       if low is None else f"the {bins} FFT bins up to {band:g} Hz"))
+    level = survey.typical_level_dbfs
+    if level is not None and SILENT_DBFS < level < QUIET_DBFS:  # (-200: digital silence)
+        out.append(Choice("features.amin", float(f"{10 ** ((level - FLOOR_UNDER_DB) / 20):.2g}"),
+                          f"the median recording's level is {level:.0f} dBFS, far under full scale (a sensor's "
+                          f"physical units, a low gain): the features' floor follows it, {FLOOR_UNDER_DB:g} dB under "
+                          "(the default floor, -100 dB, held every band of such recordings but their loudest)"))
     if low is not None:
-        n_low = sum(n for r, n in survey.rates.items() if r <= low)
+        from latentbridge.io.audio import rate_problem
+
+        n_low = sum(n for r, n in survey.rates.items() if r <= low and rate_problem(r, rate) is None)
         out.append(Choice("features.fmax", float(band), f"{n_low} of the {survey.n_files} files are recorded at "
                                                         f"{low} Hz or less: above {band:g} Hz their resampled "
                                                         f"audio is empty, so the band stops there"))
@@ -162,6 +173,9 @@ def choose_settings(survey: Survey, given: dict | None = None, reads_active_fram
 #: a median recording loud (within 20 dB of its loudest) in less than this share of its frames comes in events, for
 #: which the nearest-neighbour detector reads the level envelope's timing too, with this weight (``model.timing``)
 EVENT_SHARE, EVENT_TIMING = 0.25, 0.5
+#: recordings whose median level is under :data:`QUIET_DBFS` get a features' floor (``features.amin``) this much under
+#: their level, as the default floor (-100 dB) sits under recordings at -30 dBFS; :data:`SILENT_DBFS`: digital silence
+FLOOR_UNDER_DB, SILENT_DBFS = 70.0, -190.0
 #: no window longer than this fraction of all the recordings' sound, so that a split in time (one recording) leaves
 #: whole windows on both sides of its cut
 FEW_SPANS = 8
@@ -282,8 +296,12 @@ def adapt(cfg, paths, *, max_read: int = 200,
     if quiet := survey.quiet:  # (channels that cancel in the mix are not: channel 0 is modelled, and measured)
         n = len(quiet)
         named = "; ".join(f"{p} ({db:g} dBFS)" for p, db in quiet[:5]) + (f"; and {n - 5} more" if n > 5 else "")
-        log.warning("%d recording%s all but silent (RMS of the mono mix under %g dBFS: a dead microphone?): %s",
-                    n, "s are" if n > 1 else " is", QUIET_DBFS, named)
+        from latentbridge.io.audio import is_table
+
+        why = "values far under 1, in a sensor's physical units?" if all(is_table(Path(p)) for p, _ in quiet) else \
+            "a dead microphone?"
+        log.warning("%d recording%s all but silent (RMS of the mono mix under %g dBFS: %s): %s",
+                    n, "s are" if n > 1 else " is", QUIET_DBFS, why, named)
     set_keys = {f"audio.{k}" for k in cfg.audio.model_fields_set} | {f"features.{k}" for k in cfg.features.model_fields_set}
     raw = config_to_dict(cfg)
     given = {k: raw[k.split(".")[0]][k.split(".")[1]] for k in set_keys}
