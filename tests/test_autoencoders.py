@@ -1051,3 +1051,19 @@ def test_a_training_blown_up_by_its_learning_rate_is_said_so(tmp_path, capsys):
     assert "error: training diverged: " in err and "train again with a lower train.lr" in err and "Traceback" not in err
     assert main([*args, "--out", str(tmp_path / "run2"), "-o", "train.lr=.inf"]) == 2
     assert "lr: must be a finite number, got inf" in capsys.readouterr().err
+
+
+def test_a_training_that_diverges_in_its_only_epoch_saves_no_model(tmp_path, capsys, feature_cache):
+    """A mel autoencoder of one epoch (one step) at train.lr = 1e6 ended with a NaN validation loss, was saved with
+    exit 0, and `evaluate` of it was a traceback; the advice after a divergence led to refusals (--force unsaid)."""
+    if not FSDD.is_dir():
+        pytest.skip(f"FSDD recordings not found at {FSDD}")
+    args = ["train", "--config", str(REPO / "configs" / "mel_ae.yaml"), "--out", str(tmp_path / "run")]
+    for o in (f"data.train_dir={FSDD}", "data.limit=16", "train.max_epochs=1", "train.batch_size=16",
+              "model.channels=[8,8,8,8]", "model.latent_dim=8", "train.lr=1e6"):
+        args += ["-o", o]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "error: training diverged: the validation loss is nan at epoch 0" in err, err
+    assert "into a new --out or with --force" in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "model.safetensors").exists()

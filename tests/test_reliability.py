@@ -1477,7 +1477,7 @@ def test_a_diverging_training_is_said_so(machine_data, feature_cache, tmp_path, 
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "error: training diverged: the " in err and "(train.lr = 1e+06); train again with a lower train.lr" in err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and "into a new --out or with --force" in err
 
 
 def test_messages_name_files_whose_names_repeat_by_their_folders():

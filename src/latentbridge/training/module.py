@@ -82,7 +82,8 @@ class TrainingModule(L.LightningModule):
     def _diverged(self, what: str):
         raise LatentbridgeError(
             f"training diverged: {what} at epoch {self.current_epoch}, step {self.global_step} (train.lr = "
-            f"{self.train_cfg['lr']:g}); train again with a lower train.lr (or train.gradient_clip set)")
+            f"{self.train_cfg['lr']:g}); train again with a lower train.lr (or train.gradient_clip set), into a new "
+            "--out or with --force (its checkpoints are of the diverging run: --resume continues it)")
 
     def validation_step(self, batch, batch_idx):
         x = self._x(batch)
@@ -92,6 +93,13 @@ class TrainingModule(L.LightningModule):
         self.log("val/loss", loss.mean(), prog_bar=True, on_epoch=True, sync_dist=True, batch_size=n)
         for k, v in parts.items():
             self.log(f"val/{k}", v.mean(), on_epoch=True, sync_dist=True, batch_size=n)
+
+    def on_validation_epoch_end(self):
+        # an epoch that ends with a NaN validation loss diverged (in a training of one epoch, it was saved: the
+        # model's outputs NaN, and evaluate a traceback)
+        loss = self.trainer.callback_metrics.get("val/loss")
+        if not self.trainer.sanity_checking and loss is not None and not torch.isfinite(loss):
+            self._diverged(f"the validation loss is {float(loss)}")
 
     def on_train_start(self) -> None:
         """A run resumed to another ``train.max_epochs``: its cosine schedule spans the new number of epochs, the
