@@ -77,6 +77,28 @@ def test_update_info_re_signs_the_folder(folder):
     assert meta["config_sha256"] == hashlib.sha256((folder / "config.json").read_bytes()).hexdigest()
 
 
+@pytest.mark.parametrize("umask", [0o077, 0o022, 0o002])
+def test_the_files_take_the_users_umask_and_a_rewrite_keeps_a_mode(tmp_path, umask):
+    """config.json and model.safetensors were 0644 whatever the umask (the folder's other files followed it), and
+    re-signing (``anomaly calibrate``) undid a ``chmod 600``."""
+    import os
+
+    cfg = load_config(None, ["model.name=conv_vae", "model.latent_dim=2", "model.channels=[4]"])
+    model = build_model(ConvVAEConfig(latent_dim=2, channels=[4]), input_shape=(1, 16, 12))
+    old = os.umask(umask)
+    try:
+        folder = save_model(tmp_path / "m", model, config=config_to_dict(cfg), transform=transform_spec(cfg),
+                            card="# card\n")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir() if p.is_file()}
+    assert set(modes) >= {"config.json", "model.safetensors", "README.md"}
+    assert set(modes.values()) == {0o666 & ~umask}, modes
+    (folder / "config.json").chmod(0o600)
+    update_info(folder, {"anomaly": {"threshold": 3.5}})
+    assert (folder / "config.json").stat().st_mode & 0o777 == 0o600
+
+
 def test_a_full_disk_while_re_signing_leaves_the_old_pair(folder, monkeypatch):
     """`anomaly calibrate` on a nearly full disk wrote the new config.json, then failed on the weights: the pair no
     longer matched, and the folder was refused for good. Now both are written beside the old ones first."""

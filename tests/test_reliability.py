@@ -1480,6 +1480,39 @@ def test_a_diverging_training_is_said_so(machine_data, feature_cache, tmp_path, 
     assert "Traceback" not in err and "into a new --out or with --force" in err
 
 
+def test_the_shell_s_environment_ends_a_command_in_one_line_or_quietly(tmp_path, monkeypatch):
+    """The reader of the output gone (``| head``): "error: Broken pipe", exit 2, now quiet, exit 141 as shell tools;
+    the current folder removed: a traceback; a name the locale's encoding cannot hold (``LC_ALL=C PYTHONUTF8=0``, a
+    config naming ``dé``): a traceback; ``~`` in $LATENTBRIDGE_CACHE (no shell expanded it): a folder named ``~``."""
+    import os
+    import sys
+
+    from latentbridge.data.feature_cache import default_cache_dir
+
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    cmd = [sys.executable, "-m", "latentbridge"]
+    p = subprocess.Popen([*cmd, "config", "--config", str(REPO / "configs" / "mel_ae.yaml")], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait() == 141 and err == "", err
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    code = (f"import os, sys; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r}); from latentbridge.cli import main; "
+            "sys.exit(main(['anomaly', 'fit', 'data', '--out', 'm']))")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.startswith("error: the current folder no longer exists"), done.stderr
+    (tmp_path / "cfg.yaml").write_text("task: audio_ae\ndata:\n  train_dir: dé_x\n", encoding="utf-8")
+    ascii_env = {**env, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    done = subprocess.run([*cmd, "train", "--config", str(tmp_path / "cfg.yaml"), "--out", str(tmp_path / "r")],
+                          env=ascii_env, capture_output=True, text=True, encoding="utf-8", errors="replace")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "this locale's encoding (ascii) cannot hold: run the command under a UTF-8 locale" in done.stderr
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("LATENTBRIDGE_CACHE", "~/lbcache")
+    assert default_cache_dir() == tmp_path / "lbcache"
+
+
 def test_messages_name_files_whose_names_repeat_by_their_folders():
     """A plant's per-machine folders each hold `00000000.wav`: warnings named "rec.wav" (which of three?). Names
     alone where they are distinct, else the path below the files' common folder."""

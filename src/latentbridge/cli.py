@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from latentbridge import __version__, utils
-from latentbridge.errors import ConfigError, LatentbridgeError, interrupted_in, user_error_text
+from latentbridge.errors import ConfigError, LatentbridgeError, interrupted_in, stdout_gone, user_error_text
 from latentbridge.interrupts import Terminated, on_sigterm, stopped
 from latentbridge.report.common import figure_options
 
@@ -571,13 +571,15 @@ def main(argv: list[str] | None = None) -> int:
     _our_warnings_as_lines()
     from latentbridge.outputs import protect_arguments
 
-    protect_arguments(args)  # what the command reads is never replaced by its --force
     try:
+        protect_arguments(args)  # what the command reads is never replaced by its --force
         figure_options()  # $LATENTBRIDGE_FIGURES checked before the work, not at its first figure
         return COMMANDS[args.command](args)
     except Exception as e:  # bad input, config or output; the user's environment (a full disk, too little memory)
         if (stop := interrupted_in(e)) is not None:  # an error the interrupt raised on its way: the interrupt
             return stopped(stop, args)
+        if stdout_gone(e):  # the reader of the output went away (| head): quiet, as shell tools end
+            return 141
         if (text := user_error_text(e, args)) is None:
             raise
         utils.close_progress_bars()  # the line starts on a line of its own, not after a bar cut short

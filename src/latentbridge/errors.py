@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 
@@ -240,12 +242,36 @@ def user_error_text(e: BaseException, args) -> str | None:
     out = getattr(args, "out", None) or (getattr(args, "model_dir", None) if getattr(args, "anomaly_cmd", None) ==
                                          "calibrate" else None)
     if isinstance(e, OSError):
+        try:
+            os.getcwd()
+        except FileNotFoundError:  # (a traceback from the first path made absolute)
+            return "the current folder no longer exists (removed after the shell entered it): run the command from " \
+                   "an existing folder"
         return os_error_text(e, out)
+    if isinstance(e, UnicodeEncodeError) and sys.getfilesystemencoding().lower() not in ("utf-8", "utf8"):
+        return (f"{e.object!r}: a name with characters ({e.object[e.start:e.end]!r}) that this locale's encoding "
+                f"({sys.getfilesystemencoding()}) cannot hold: run the command under a UTF-8 locale "
+                "(LC_ALL=C.UTF-8) or with PYTHONUTF8=1")
     if type(e).__name__ == "LibsndfileError":  # soundfile's write failing (files read are checked and named)
         return _audio_write_text(e, out)
     if (died := _worker_death(e)) is not None:
         return died
     return None
+
+
+def stdout_gone(e: BaseException) -> bool:
+    """Whether ``e`` is the reader of the command's output gone (``| head``), its stdout then sent nowhere (the
+    interpreter's last flush failed too): the command ends quietly, as shell tools do (it said "error: Broken pipe",
+    exit 2, or ended with exit 1)."""
+    import stat
+
+    try:
+        if not isinstance(e, BrokenPipeError) or e.filename or not stat.S_ISFIFO(os.fstat(1).st_mode):
+            return False
+    except OSError:
+        return False
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    return True
 
 
 def _chain(e: BaseException | None):

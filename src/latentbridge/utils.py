@@ -124,6 +124,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp_path
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
+        elif path.is_file() and tmp_path.is_file():  # a file rewritten keeps its mode (a chmod 600 was undone)
+            shutil.copymode(path, tmp_path)
         os.replace(tmp_path, path)
         note_written(path)  # written in place into a finished output folder: latentbridge's, not the user's
     finally:

@@ -25,8 +25,8 @@ PARTIAL_AGE_S = 3600.0
 
 def default_cache_dir() -> Path:
     env = os.environ.get("LATENTBRIDGE_CACHE")
-    if env:
-        return Path(env)
+    if env:  # a ~ no shell expanded (a systemd unit, a Docker env file) is the home folder, not a folder named ~
+        return Path(env).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "latentbridge" / "features"
 
 

@@ -100,7 +100,6 @@ def _write(folder: Path, tensors: dict[str, torch.Tensor], info: dict, card: str
     data = _config_bytes(info)
     with atomic_path(folder / CONFIG_NAME) as config, atomic_path(folder / WEIGHTS_NAME) as weights:
         config.write_bytes(data)
-        os.chmod(config, 0o644)
         try:
             save_file(tensors, str(weights), metadata={"format": FORMAT, "model_class": info["model_class"],
                                                        "config_sha256": hashlib.sha256(data).hexdigest()})
@@ -109,7 +108,8 @@ def _write(folder: Path, tensors: dict[str, torch.Tensor], info: dict, card: str
             found = re.search(r"os error (\d+)", str(e))
             code = int(found.group(1)) if found and int(found.group(1)) in errno.errorcode else errno.EIO
             raise OSError(code, os.strerror(code), str(folder / WEIGHTS_NAME)) from e
-        os.chmod(weights, 0o644)  # safetensors writes 0600; the folder's other files are 0644
+        # safetensors writes 0600: the mode the user's umask gives the folder's other files (it was 0644 whatever it)
+        os.chmod(weights, os.stat(config).st_mode & 0o777)
     if card is not None:
         atomic_write_text(folder / CARD_NAME, card)
 
