@@ -1513,6 +1513,22 @@ def test_the_shell_s_environment_ends_a_command_in_one_line_or_quietly(tmp_path,
     assert default_cache_dir() == tmp_path / "lbcache"
 
 
+def test_an_out_through_a_link_and_dotdot_is_where_the_kernel_goes(tmp_path):
+    """``--out runs/lnk/../x`` with ``runs/lnk -> ../other/sub``: the kernel's ``x`` is ``other/x``, the temporary
+    files' (text) ``runs/x``: the command failed after all its work ('runs/x/scores.csv: No such file')."""
+    from latentbridge.outputs import output_folder
+    from latentbridge.utils import atomic_write_text
+
+    (tmp_path / "other" / "sub").mkdir(parents=True)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "lnk").symlink_to(tmp_path / "other" / "sub")
+    for in_place in (False, True):
+        with output_folder(tmp_path / "runs" / "lnk" / ".." / f"x{in_place}", in_place=in_place) as tmp:
+            atomic_write_text(tmp / "a.txt", "a")
+        assert (tmp_path / "other" / f"x{in_place}" / "a.txt").read_text() == "a"
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["lnk"]
+
+
 def test_messages_name_files_whose_names_repeat_by_their_folders():
     """A plant's per-machine folders each hold `00000000.wav`: warnings named "rec.wav" (which of three?). Names
     alone where they are distinct, else the path below the files' common folder."""

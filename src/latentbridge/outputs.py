@@ -404,6 +404,8 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
     folder = Path(folder)
     if folder.is_symlink():  # the folder it names is replaced, not the link (it became a folder, the link hidden)
         folder = Path(os.path.realpath(folder))
+    elif ".." in folder.parts:  # `link/..` is where the kernel goes (tempfile read it as text: the link's parent)
+        folder = Path(os.path.realpath(folder.parent)) / folder.name
     lock = FolderLock(folder)
     lock.acquire()
     try:
