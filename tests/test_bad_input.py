@@ -41,7 +41,7 @@ def test_folder_without_audio(tmp_path, capsys, feature_cache):
 
 
 @pytest.mark.parametrize("problem", ["truncated", "zero-length", "garbage", "nan", "silent"])
-def test_bad_file_in_training_folder(normal_copy, tmp_path, capsys, problem, feature_cache):
+def test_bad_file_in_training_folder(normal_copy, tmp_path, capsys, caplog, problem, feature_cache):
     bad = normal_copy / "zz_bad.wav"
     good = sorted(normal_copy.glob("*.wav"))[0]
     if problem == "truncated":
@@ -63,9 +63,14 @@ def test_bad_file_in_training_folder(normal_copy, tmp_path, capsys, problem, fea
     assert "zz_bad.wav" in err, err
     assert not out.exists()
     # with skip_bad_files the others are used and the card records the skip
+    if problem == "zero-length":  # and two more: one warning (a line for each of 500 bad files)
+        for name in ("zz_bad2.wav", "zz_bad3.wav"):
+            (normal_copy / name).write_bytes(b"")
     assert _fit(normal_copy, out, ["data.skip_bad_files=true"]) == 0
     info = json.loads((out / "config.json").read_text())
-    assert [p for p, _ in info["data"]["skipped_files"]] == [str(bad)]
+    skipped = ["zz_bad.wav", "zz_bad2.wav", "zz_bad3.wav"] if problem == "zero-length" else ["zz_bad.wav"]
+    assert [p for p, _ in info["data"]["skipped_files"]] == [str(normal_copy / n) for n in skipped]
+    assert caplog.text.count("skipping") == 1 and f"skipping {len(skipped)} of " in caplog.text, caplog.text
 
 
 def test_wrong_extension_given_directly(tmp_path, fitted_model, capsys):

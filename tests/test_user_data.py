@@ -42,7 +42,16 @@ def test_mel_preset_keeps_short_clips_and_many_bad_files_make_one_short_error(tm
     text = str(e.value)
     assert text.startswith(f"30 files in {bad}: 30 of 30 recordings cannot be used: ")
     # one problem of many files: said once, three of them named (each file's sentence made one line of 2,500 chars)
-    assert f"{bad / 'blip_02.wav'} and 27 more: recording too short: 0.05 s" in text and "blip_03.wav" not in text
+    assert f"{bad / 'blip_02.wav'} (0.05 s) and 27 more: recording too short; " in text and "blip_03.wav" not in text
+    assert text.count("recording too short") == 1 and len(text) < 800
+    # of several lengths: the problem said once still, each named file with its own length (thirty FSDD clips of
+    # other lengths made thirty sentences of one line)
+    for i, f in enumerate(files):
+        _tone(f, 0.05 + 0.001 * i)
+    with pytest.raises(DataError) as e:
+        FeatureExtractor.from_spec(spec, use_cache=False).extract(files)
+    text = str(e.value)
+    assert f"{bad / 'blip_02.wav'} (0.052 s) and 27 more: recording too short; " in text, text
     assert text.count("recording too short") == 1 and len(text) < 800
 
 

@@ -1,9 +1,8 @@
 """Audio folders → fixed-size windows → spectrogram features, cached as ``.npy``.
 
-Files are read one by one (I/O), but the transform runs on batches of windows gathered across
-files. Each file's features are cached under a key made of the transform parameters, the
-windowing parameters and the file's path, size and modification time, so a changed file or a
-changed parameter never reuses a stale cache.
+Files are read one by one (I/O), but the transform runs on batches of windows gathered across files. Each file's
+features are cached under a key made of the transform parameters, the windowing parameters and the file's path, size
+and modification time, so a changed file or a changed parameter never reuses a stale cache.
 """
 
 from __future__ import annotations
@@ -541,10 +540,11 @@ class FeatureExtractor:
         if skipped and not skip_bad:
             raise DataError(where, f"{len(skipped)} of {len(files)} recordings cannot be used: "
                             + named_problems(skipped)
-                            + " (skip such files, each named in a warning: --skip-bad in the anomaly commands, "
+                            + " (skip such files, named in a warning: --skip-bad in the anomaly commands, "
                               "-o data.skip_bad_files=true in train)")
-        for p_, r in skipped:
-            log.warning("skipping %s: %s", p_, r)
+        if skipped:  # one warning (a line for each of 500 bad files), every one listed in what the command writes
+            log.warning("skipping %d of %d recordings that cannot be used (each listed under skipped_files in the "
+                        "summary or config.json): %s", len(skipped), len(files), named_problems(skipped))
         if not kept:
             raise DataError(where, f"none of the {len(files)} recordings could be used: "
                             + "; ".join(f"{Path(p_).name}: {r}" for p_, r in skipped[:5]))
