@@ -448,7 +448,9 @@ def test_force_never_replaces_what_the_command_reads(fitted_model, machine_data,
     assert main(["anomaly", "score", str(tmp_path / "own"), str(machine_data / "test" / "anomalous"), "--out",
                  str(data), "--force"]) == 2
     err = capsys.readouterr().err
-    assert f"holds {(data / 'normal').resolve()}, which is an input of this command" in err, err
+    # (named as what it is: it was "an input of this command", which named no such folder)
+    assert f"holds {(data / 'normal').resolve()}, which is the data of the model {tmp_path / 'own'}, which this " \
+           "command reads" in err, err
     assert sorted(p.name for p in (data / "normal").iterdir()) == recordings
     # without --force: said so at once (it advised --force, which was then refused)
     assert main(["anomaly", "score", str(run), str(data / "normal"), "--out", str(data)]) == 2

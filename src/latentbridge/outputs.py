@@ -248,22 +248,22 @@ def stopped_hint(args) -> str:
     return f": the same command with --resume continues the training ({out})" if resumable_run(Path(out)) else ""
 
 
-#: the existing paths the running command reads (:func:`protect_inputs`)
-_INPUTS: set[Path] = set()
+#: the existing paths the running command reads (:func:`protect_inputs`), each with what it is to the command
+_INPUTS: dict[Path, str] = {}
 
 
-def protect_inputs(values, skip: tuple[str, ...] = ()) -> None:
+def protect_inputs(values, skip: tuple[str, ...] = (), what: str = "an input of this command") -> None:
     """Record the existing paths among ``values`` (strings or paths, nested in lists and dicts; a dict's keys
     holding any of ``skip`` are passed over) as the running command's inputs: ``force`` refuses to replace a
     folder that is one of them or holds one (it deleted the run an ``evaluate RUN --out RUN --force`` read,
     the recordings a training read)."""
     for v in values:
         if isinstance(v, dict):
-            protect_inputs((x for k, x in v.items() if not any(s in str(k) for s in skip)), skip)
+            protect_inputs((x for k, x in v.items() if not any(s in str(k) for s in skip)), skip, what)
         elif isinstance(v, (list, tuple, set)):
-            protect_inputs(v, skip)
+            protect_inputs(v, skip, what)
         elif (p := existing_path(v)) is not None:
-            _INPUTS.add(p)
+            _INPUTS.setdefault(p, what)
 
 
 #: a command line's arguments that hold words, never paths (besides ``--out`` and ``--config``: read before any work)
@@ -297,7 +297,8 @@ def protect_arguments(args) -> None:
         if isinstance(run := getattr(args, key, None), str):  # `evaluate RUN --out DATA --force` deleted it)
             try:
                 info = json.loads((Path(run) / "config.json").read_text(encoding="utf-8"))
-                protect_inputs(_data_paths(info.get("config") or {}, info.get("trained_in")))
+                protect_inputs(_data_paths(info.get("config") or {}, info.get("trained_in")),
+                               what=f"the data of the model {run}, which this command reads")
             except (OSError, ValueError, AttributeError):
                 continue
 
@@ -355,8 +356,8 @@ def check_target(folder: Path, force: bool, what: str = "output folder", trainin
         if held:  # (without --force it was told "use --force to replace it", which this then refused)
             what_held = "is" if held[0] == where else f"holds {held[0]}, which is"
             raise LatentbridgeError(f"{folder}: " + ("--force would replace it, and " if force else "")
-                                    + f"it {what_held} an input of this command; write to another {what} (nothing "
-                                      "was changed)")
+                                    + f"it {what_held} {_INPUTS[held[0]]}; write to another {what} (nothing was "
+                                      "changed)")
         if not force:
             kept = "".join(f"; what it held before a --force run that was killed is kept in {k}"
                            for k in kept_aside(folder))
