@@ -47,6 +47,33 @@ def _cfg(root, **kw):
     return ImageDataConfig(source="folder", root=str(root), image_size=8, channels=3, class_folders=True, **kw)
 
 
+def test_a_sample_folder_trains_on_its_samples_not_its_grid(tmp_path, caplog):
+    """`latentbridge sample`'s folder given as training images: its grid.png (a mosaic of the samples) was cropped into
+    one more training image, and the size warning named no file."""
+    import logging
+
+    from PIL import Image
+
+    from latentbridge.data.images import load_image_data
+
+    root = tmp_path / "s3"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(root / f"sample_{i:04d}.png")
+    Image.fromarray(rng.integers(0, 256, (30, 40), dtype=np.uint8)).save(root / "grid.png")
+    Image.fromarray(rng.integers(0, 256, (10, 16), dtype=np.uint8)).save(root / "stray.png")
+    np.savez(root / "samples.npz", images=np.zeros((12, 1, 8, 8), np.uint8))
+    from latentbridge.config.sections import ImageDataConfig
+
+    cfg = ImageDataConfig(source="folder", root=str(root), image_size=8, channels=1, class_folders=False)
+    with caplog.at_level(logging.WARNING, logger="latentbridge.data.images"):
+        data = load_image_data(cfg, seed=0)
+    assert len(data.train) + len(data.val) + len(data.test) == 13  # the samples and the stray image
+    assert "images of 8x8 x12, 16x10 x1 (stray.png) resized to 8x8" in caplog.text, caplog.text
+    assert "(.npz, .png: samples.npz, grid.png) left out" in caplog.text, caplog.text
+
+
 def test_a_folder_set_is_one_uint8_array_scaled_per_batch_to_the_same_floats(tmp_path):
     from latentbridge.config.sections import TrainConfig
     from latentbridge.data.images import FloatView, load_image_data, unit_batch, unit_floats

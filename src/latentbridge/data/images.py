@@ -367,11 +367,13 @@ def _report_conversions(root: Path, files: list[Path], side: int, channels: int,
 
     from latentbridge.io.images import open_image, palette_kind
 
-    sizes, colour, tiny, unopened = Counter(), 0, [], []
+    sizes, colour, tiny, unopened, names = Counter(), 0, [], [], {}
     for p in files:
         try:
             with open_image(p) as im:  # the size as shown: EXIF orientations 5-8 turn a photo by 90 degrees
-                sizes[im.size[::-1] if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else im.size] += 1
+                size = im.size[::-1] if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else im.size
+                sizes[size] += 1
+                names.setdefault(size, []).append(p.relative_to(root).as_posix() if p.is_relative_to(root) else p.name)
                 colour += channels == 1 and (im.mode in ("RGB", "RGBA", "CMYK", "YCbCr") and not _grey_content(im) or
                                              (im.mode == "P" and palette_kind(im) != "grey"))
                 if (max(im.size) if fit == "pad" else min(im.size)) < side / 2:  # what the fit keeps, blown up
@@ -381,7 +383,9 @@ def _report_conversions(root: Path, files: list[Path], side: int, channels: int,
             continue
     parts = []
     if set(sizes) != {(side, side)}:
-        shapes = listed([f"{w}x{h} x{n}" for (w, h), n in sizes.most_common()], 4)
+        common = sizes.most_common(1)[0][1]  # a size of one to three images among more: named (a mosaic, a stray)
+        shapes = listed([f"{w}x{h} x{n}" + (f" ({', '.join(names[w, h])})" if n <= 3 < common else "")
+                         for (w, h), n in sizes.most_common()], 4)
         odd = sum(n for (w, h), n in sizes.items() if w != h)
         parts.append(f"images of {shapes} resized to {side}x{side}" + (
             f" ({odd} of another aspect ratio: data.fit {fit})" if odd else ""))
@@ -430,6 +434,9 @@ def _folder(data_cfg, seed: int, reading: dict | None = None,
         raise ConfigError("data.root: no image folder given")
     root = Path(data_cfg.root)
     files, others = list_folder(root)
+    if (root / "samples.npz").is_file() and (grid := root / "grid.png") in files:  # a `sample` folder's mosaic of
+        files.remove(grid)  # its samples is no sample (it was cropped into one, unnamed)
+        others.append(grid)
     class_folders = data_cfg.class_folders and not (classes_optional and all(
         len(p.relative_to(root).parts) == 1 for p in files))
     # drawings on a transparent canvas (ink in the alpha channel) on the opposite of the set's ink, as a condition
