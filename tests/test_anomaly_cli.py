@@ -987,6 +987,10 @@ def test_calibrate_takes_its_normal_folders_before_or_after_the_options(fitted_m
     assert parse(["anomaly", "calibrate", "m", "--k", "2", "a", "b"]).normal_paths == ["a", "b"]
     assert parse(["anomaly", "calibrate", "m", "--k", "2", "--", "-6_dB_pump"]).normal_paths == ["-6_dB_pump"]
     assert parse(["anomaly", "calibrate", "m", "--threshold", "1"]).normal_paths == []
+    # values that read as negative numbers (`--threshold -inf` was "expected one argument"), an option still one
+    for value in ("-inf", "-NaN", "-1e400", "-2.5E-3", "-.5", "-7"):
+        assert str(parse(["anomaly", "calibrate", "m", "--threshold", value]).threshold) == str(float(value))
+    assert parse(["anomaly", "calibrate", "m", "--threshold", "-1", "--k", "2"]).k == 2
     with pytest.raises(SystemExit) as e:  # a word after the options that nothing takes is still refused
         parse(["anomaly", "calibrate", "m", "a", "--k", "2", "b"])
     assert e.value.code == 2 and "unrecognized arguments: b" in capsys.readouterr().err

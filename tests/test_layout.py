@@ -11,7 +11,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "latentbridge"
 #: module prefix → layer (longest prefix wins); a module may import its own layer or lower ones
 LAYERS = {
     "latentbridge": 0, "latentbridge.errors": 0, "latentbridge.utils": 0, "latentbridge.outputs": 0,
-    "latentbridge.written": 0, "latentbridge.sampling_args": 0,
+    "latentbridge.written": 0, "latentbridge.sampling_args": 0, "latentbridge.arguments": 0,
     "latentbridge.io": 1, "latentbridge.config": 1,  # config: the sections and YAML loading
     "latentbridge.transforms": 2, "latentbridge.nn": 2, "latentbridge.losses": 2, "latentbridge.metrics": 2,
     "latentbridge.data": 3,

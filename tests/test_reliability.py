@@ -1398,7 +1398,7 @@ def test_a_training_killed_before_its_first_checkpoint_is_named(tmp_path):
         load_model(fit)
 
 
-def test_a_folder_being_trained_is_named_busy_and_one_whose_process_died_stopped(tmp_path):
+def test_a_folder_being_trained_is_named_busy_and_one_whose_process_died_stopped(tmp_path, monkeypatch):
     """A second training into a folder under training was told '--resume continues it' (which it then refused), a
     score of it 'continue it with --resume'; a fit killed while it read its data left config.yaml alone (and its lock
     file), named 'exists and is not empty'."""
@@ -1422,8 +1422,12 @@ def test_a_folder_being_trained_is_named_busy_and_one_whose_process_died_stopped
         with pytest.raises(LatentbridgeError, match=r"missing config\.json: another latentbridge process is writing "
                                                     r"it \(PID 77: latentbridge train\); wait for it to finish$"):
             load_model(run)
-        with FolderLock(tmp_path / "mine"):  # this process's own lock: no other process's
+        argv = ["latentbridge", "anomaly", "score", "mod", "longm", "--out", "lk4"]
+        monkeypatch.setattr(sys, "argv", argv)
+        with FolderLock(tmp_path / "mine") as mine:  # this process's own lock: no other process's
             assert FolderLock(tmp_path / "mine").held_by() is None
+            # its command whole, as another process reads it (cut to six words: it ended in a bare `--out`)
+            assert mine.path.read_text() == f"PID {os.getpid()}: {' '.join(argv)}"
     finally:
         holder.kill()
         holder.wait()

@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 from latentbridge import __version__, utils
+from latentbridge.arguments import ArgumentParser
 from latentbridge.errors import ConfigError, LatentbridgeError, interrupted_in, stdout_gone, user_error_text
 from latentbridge.interrupts import Terminated, on_sigterm, stopped
 from latentbridge.report.common import figure_options
@@ -65,7 +66,7 @@ def _synth_parser(kinds, name: str, text: str) -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = utils.ArgumentParser(prog="latentbridge", description="Latent generative models of signals and images.")
+    p = ArgumentParser(prog="latentbridge", description="Latent generative models of signals and images.")
     p.add_argument("--version", action="version", version=f"latentbridge {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="more log output")
     sub = p.add_subparsers(dest="command", required=True)

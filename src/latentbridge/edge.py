@@ -84,7 +84,8 @@ from latentbridge.io.blockread import BlockWindows, RecordingBlocks
 from latentbridge.io.windows import check_windows
 from latentbridge.io.wav import declared_frames, sample_width, unfinalised_frames, wav_layout
 from latentbridge.transforms.numpy_stft import silence_tail, stft_magnitude
-from latentbridge.utils import ArgumentParser, sheet_safe_path, tolerant_stdout
+from latentbridge.arguments import ArgumentParser
+from latentbridge.utils import sheet_safe_path, tolerant_stdout
 
 __all__ = ["EdgeModelError", "EdgeScorer", "FileScores", "main", "read_recording"]
 

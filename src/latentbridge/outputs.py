@@ -121,7 +121,9 @@ class FolderLock:
                 break
             os.close(fd)
         os.ftruncate(fd, 0)
-        os.write(fd, f"PID {os.getpid()}: {' '.join(sys.argv[:6])}".encode("utf-8", "replace"))
+        command = " ".join(sys.argv)  # whole, or cut with a mark (it ended in a bare `--out`)
+        os.write(fd, f"PID {os.getpid()}: {command if len(command) <= 300 else command[:300] + ' ...'}".encode(
+            "utf-8", "replace"))
         self.fd = fd
         _HELD.add(self.real)
         _remove_leftovers(self.real)

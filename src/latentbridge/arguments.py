@@ -1,0 +1,42 @@
+"""The command line's parser (the CLI's and the edge scorer's): light, for devices without torch."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser (the CLI's and the edge scorer's), whose usage errors also say how to pass a path that
+    starts with '-' (MIMII's folders are named ``-6_dB_pump``): argparse reads it as an option, and said only "the
+    following arguments are required: paths"."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # values that read as negative numbers, not options: -inf, -nan, -1e400 too (`--threshold -inf` was "expected
+        # one argument", where `--threshold=-inf` was refused by name)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$", re.I)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self.given = list(sys.argv[1:] if args is None else args)  # a subcommand's parser: the words it reads
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message):
+        dashed = [a for a in getattr(self, "given", ()) if a[:1] == "-" and a not in ("-", "--") and os.path.lexists(a)]
+        if dashed:
+            message += (f" ({dashed[0]} starts with '-', so it was read as an option: give it as ./{dashed[0]}, or put "
+                        "-- after the options, before the paths)")
+        super().error(message)
+
+    def _match_arguments_partial(self, actions, arg_strings_pattern):
+        # a positional that may take no words (nargs "*" or "?") after another, with options between them and its
+        # words, took none and left its words unrecognised (`anomaly calibrate RUN --method quantile NORMAL_DIR`):
+        # it waits for the words after the options, as argparse itself does since CPython gh-59317
+        counts = super()._match_arguments_partial(actions, arg_strings_pattern)
+        end = sum(counts)  # where the positionals' match ends: the groups cover it
+        if end < len(arg_strings_pattern) and arg_strings_pattern[end] == "O":
+            while counts and not counts[-1]:
+                counts.pop()
+        return counts
