@@ -202,11 +202,12 @@ def short_run(machine_data, feature_cache, tmp_path):
 ])
 def test_resume_with_other_settings_changes_nothing(short_run, machine_data, capsys, change, key):
     before = _snapshot(short_run)
+    stamps = {p: p.stat().st_mtime_ns for p in short_run.rglob("*")}  # (its list of files was written again)
     assert main(_train_args(machine_data, short_run, ["train.max_epochs=2", *change]) + ["--resume"]) == 2
     err = capsys.readouterr().err
     assert key in err and "-o " in err and "nothing in the run folder was changed" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
-    assert _snapshot(short_run) == before
+    assert _snapshot(short_run) == before and {p: p.stat().st_mtime_ns for p in short_run.rglob("*")} == stamps
 
 
 def test_a_damaged_best_checkpoint_does_not_stop_a_resumed_run(short_run, caplog):

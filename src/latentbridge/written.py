@@ -49,9 +49,14 @@ def record_written(folder: str | Path, leave_out=()) -> None:
     listing = folder / WRITTEN
     tmp = listing.with_name(listing.name + ".partial")
     leave_out = set(leave_out)
+    text = "".join(f + "\n" for f in _files(folder) if f not in leave_out)
     try:
-        tmp.write_text("".join(f + "\n" for f in _files(folder) if f not in leave_out), encoding="utf-8",
-                       errors="surrogateescape")
+        if listing.read_text(encoding="utf-8", errors="surrogateescape") == text:  # a refused --resume: unchanged
+            return
+    except OSError:
+        pass
+    try:
+        tmp.write_text(text, encoding="utf-8", errors="surrogateescape")
         os.replace(tmp, listing)
     except OSError:  # a list that cannot be written: the folder is judged by its names, as before
         tmp.unlink(missing_ok=True)
