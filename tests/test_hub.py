@@ -199,3 +199,25 @@ def test_map_location_takes_a_device_and_names_a_bad_one(folder):
             load_model(folder, map_location="cuda")
     else:
         assert next(load_model(folder, map_location="cuda").model.parameters()).is_cuda
+
+
+def test_a_checkpoint_of_random_bytes_is_said_damaged(tmp_path):
+    """Random bytes were read as an old pickle and said to hold 'objects other than tensors'; a pickle of a class is
+    that, a zip archive's checkpoint the file it is."""
+    import io
+    import os
+
+    from latentbridge.errors import CheckpointError
+    from latentbridge.models.hub import read_lightning_checkpoint
+
+    (tmp_path / "random.ckpt").write_bytes(os.urandom(100_000))
+    with pytest.raises(CheckpointError, match=r"random\.ckpt: not a readable latentbridge training checkpoint "
+                                              r"\(damaged, or no checkpoint: not the zip archive torch writes\)"):
+        read_lightning_checkpoint(tmp_path / "random.ckpt")
+    buf = io.BytesIO()
+    torch.save({"state_dict": {}, "odd": io.StringIO("code")}, buf)
+    (tmp_path / "odd.ckpt").write_bytes(buf.getvalue())
+    with pytest.raises(CheckpointError, match=r"holds objects other than tensors and plain values"):
+        read_lightning_checkpoint(tmp_path / "odd.ckpt")
+    torch.save({"state_dict": {"model.w": torch.ones(2)}}, tmp_path / "good.ckpt")
+    assert torch.equal(read_lightning_checkpoint(tmp_path / "good.ckpt")["state_dict"]["model.w"], torch.ones(2))

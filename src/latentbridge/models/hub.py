@@ -322,8 +322,12 @@ def read_lightning_checkpoint(path: str | Path) -> dict:
     except Exception as e:  # noqa: BLE001 - any failure to read a user's file is "not readable"
         if out_of_memory(e):  # but too little memory, which is no fault of the file
             raise
+        import zipfile
+
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "weights_only" in first or "Unsupported global" in first:
+        if not zipfile.is_zipfile(path):  # random bytes read as an old pickle: "holds objects other than tensors"
+            first = "damaged, or no checkpoint: not the zip archive torch writes"
+        elif any(w in str(e) for w in ("weights_only", "Weights only load failed", "Unsupported global")):
             first = "holds objects other than tensors and plain values"
         first = first[:200].rsplit(". ", 1)[0].rstrip(".") if len(first) > 200 else first  # a whole sentence
         raise CheckpointError(path, f"not a readable latentbridge training checkpoint ({first})") from None
