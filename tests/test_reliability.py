@@ -1867,15 +1867,24 @@ def test_a_distributed_process_that_died_is_said_before_lightning_stops_the_run(
     assert not [r for r in caplog.records if r.levelno < logging.WARNING]
 
 
-def test_the_training_bar_in_a_log_is_drawn_seldom(machine_data, feature_cache, tmp_path):
-    """Lightning's bar redrew twice a step into a log (stdout a file): a log of 125 steps held 253 bar lines."""
+def test_the_training_bar_in_a_log_is_drawn_seldom(machine_data, feature_cache, tmp_path, monkeypatch, capsys):
+    """Lightning's bar redrew twice a step into a log (stdout a file): a log of 125 steps held 253 bar lines; redrawn
+    less, its carriage returns and cursor moves came before the log's next line. Plain lines now."""
     env = _env(LATENTBRIDGE_CACHE=str(feature_cache))
     args = _train_args(machine_data, tmp_path / "run", ["train.max_epochs=2", "train.batch_size=2",
                                                         "train.progress_bar=true"])
     res = subprocess.run([sys.executable, "-m", "latentbridge", *args], env=env, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    bars = re.findall(r"Epoch \d+: +\d+%", res.stdout)  # 16 steps an epoch: 2 draws a step were 64 and more
-    assert 2 <= len(bars) <= 12, bars  # each epoch's start and end (and its validation's), not each of its steps
+    lines = [line for line in res.stdout.splitlines() if not line.startswith("chosen from the data")]
+    assert [line.split(":")[0] for line in lines[:2]] == ["epoch 1/2", "epoch 2/2"], res.stdout  # (64 bars and more)
+    assert "val/loss " in lines[0] and "train/loss_epoch " in lines[0] and "\r" not in res.stdout
+    assert "\x1b" not in res.stdout and lines[2].startswith("trained "), res.stdout
+    # within a long epoch, a line every LOG_PROGRESS_S (here every step)
+    monkeypatch.setattr("latentbridge.utils.LOG_PROGRESS_S", 0.0)
+    assert main(_train_args(machine_data, tmp_path / "run2", ["train.max_epochs=1", "train.batch_size=2",
+                                                              "train.progress_bar=true"])) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^epoch 1/1, step 1/\d+: train/loss_step [\d.]+$", out, flags=re.M), out
 
 
 def test_a_failed_command_leaves_no_parent_folders_it_made(fitted_model, tmp_path, capsys):

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import torch
-from lightning.pytorch.callbacks import Callback, Checkpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, Checkpoint, ProgressBar
 
 
 def truncate_csv_steps(path: Path, first_bad_step: int, step_column: str = "step") -> None:
@@ -223,27 +223,37 @@ class RngState(Callback):
         random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
 
 
-class LogProgressBar(TQDMProgressBar):
-    """Lightning's training bar for a log (stdout a file or a pipe): redrawn once every
-    :data:`~latentbridge.utils.LOG_PROGRESS_S` and at each epoch's start and end (Lightning's redrew on every step,
-    twice: a log of 125 steps held 253 bar lines). A class of the module, so that a spawned process unpickles it."""
+class LogProgressBar(ProgressBar):
+    """Lightning's training bar for a log (stdout a file or a pipe): plain lines, one at each epoch's end with its
+    losses, and one every :data:`~latentbridge.utils.LOG_PROGRESS_S` within a long epoch (Lightning's bar redrew on
+    every step, twice: a log of 125 steps held 253 bar lines; redrawn less, its carriage returns and cursor moves still
+    came before a log's next line). A class of the module, so that a spawned process unpickles it."""
 
     def __init__(self):
         super().__init__()
+        self._enabled, self._drawn = True, time.monotonic()
+
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    def _say(self, trainer, pl_module, where: str) -> None:
+        if not self._enabled or not trainer.is_global_zero:
+            return
+        shown = {k: v for k, v in self.get_metrics(trainer, pl_module).items()
+                 if k != "v_num" and not (k.endswith("_step") and not where)}  # (at an epoch's end: its means)
+        values = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items())
+        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}{where}" + (f": {values}" if values else ""),
+              flush=True)
         self._drawn = time.monotonic()
 
-    def _due(self, batch_idx: int, total) -> bool:
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         from latentbridge.utils import LOG_PROGRESS_S
 
-        if batch_idx + 1 == total or time.monotonic() - self._drawn >= LOG_PROGRESS_S:
-            self._drawn = time.monotonic()
-            return True
-        return False
+        if time.monotonic() - self._drawn >= LOG_PROGRESS_S and batch_idx + 1 < self.total_train_batches:
+            self._say(trainer, pl_module, f", step {batch_idx + 1}/{self.total_train_batches}")
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if self._due(batch_idx, self.total_train_batches):
-            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        if self._due(batch_idx, self.total_val_batches_current_dataloader):
-            super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
+    def on_train_epoch_end(self, trainer, pl_module):
+        self._say(trainer, pl_module, "")
