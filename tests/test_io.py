@@ -401,7 +401,7 @@ def test_a_window_view_cuts_what_cut_windows_holds():
     x = np.random.default_rng(0).normal(size=(2, 1000)).astype(np.float32)
     eager, s1 = cut_windows(x, 100, 30)
     lazy, s2 = cut_windows(x, 100, 30, lazy=True)
-    assert isinstance(lazy, WindowView) and lazy.shape == eager.shape == (32, 2, 100) and len(lazy) == 32
+    assert isinstance(lazy, WindowView) and lazy.shape == eager.shape == (31, 2, 100) and len(lazy) == 31
     np.testing.assert_array_equal(s1, s2)
     np.testing.assert_array_equal(lazy[3:9], eager[3:9])
     np.testing.assert_array_equal(np.asarray(lazy), eager)  # the last window ends on the last sample, as cut
@@ -500,6 +500,24 @@ def test_window_starts_counts_the_windows_cut_windows_cuts():
                         assert got.size == 0
                         continue
                     assert got.tolist() == cut_windows(np.zeros(n), window, hop, pad=pad)[1].tolist()
+
+
+def test_no_window_is_cut_twice_and_a_stream_cuts_the_recording_s_windows():
+    """With a hop under half a window, the recording's last window (start T - window) was the last full window again:
+    `anomaly listen --hop 0.5` of a 2-s model scored, printed and logged 4.00-6.00 s twice (and score cut it twice)."""
+    from latentbridge.io.windows import WindowBuffer, window_starts
+
+    for window in (4, 7, 8):
+        for hop in (1, 2, 3, 5, 9):
+            for n in range(window, 40):
+                starts = window_starts(n, window, hop, "wrap")
+                assert (np.diff(starts) > 0).all() and starts[-1] + window <= n, (window, hop, n, starts)
+                buf, got = WindowBuffer(window, hop), []
+                for i in range(0, n, 5):
+                    got += [s for s, _ in buf.push(np.arange(i, min(i + 5, n), dtype=np.float32))]
+                got += [s for s, _ in buf.flush("wrap")]
+                assert got == starts.tolist(), (window, hop, n)
+    assert window_starts(96000, 32000, 8000).tolist() == list(range(0, 64001, 8000))  # 6 s, 2-s windows, 0.5-s hop
 
 
 def test_cut_windows_multichannel_and_large():

@@ -40,13 +40,14 @@ LAZY_WINDOWS = 128
 CACHE_VERSION = 8  # 2: a recording's last window ends on its last sample (io.windows); 3: frames reaching into a
 # window's trailing digital silence are silence (numpy_stft.silence_tail); 4: the file's level; 5: audio loses each
 # channel's offset (io.remove_dc); 6: the file's clipped share; 7: whether it was padded, windows' times where its lead
-# was trimmed, WAV headers never finalised read whole, clipped plateaus entered by a step; 8: sound in digital silence
+# was trimmed, WAV headers never finalised read whole, clipped plateaus entered by a step; 8: sound in digital silence,
+# no window twice (a hop under half a window)
 
 
 def default_workers() -> int:
-    """Workers that decode and featurise files: one per core, at most 4 (none on one core): threads
-    of the calling process in :meth:`FeatureExtractor.extract`, DataLoader worker processes when
-    scoring (the calling process then runs the model on their results)."""
+    """Workers that decode and featurise files: one per core, at most 4 (none on one core): threads of the calling
+    process in :meth:`FeatureExtractor.extract`, DataLoader worker processes when scoring (the calling process then
+    runs the model on their results)."""
     cores = os.cpu_count() or 1
     return 0 if cores < 2 else min(4, cores)
 
@@ -81,8 +82,7 @@ class FileFeatures:
     """(bands,) mean band power of the windows (:func:`latentbridge.data.survey.band_power`), kept by scoring where the
     features are let go; None where not computed."""
     streamed: Path | None = None
-    """The file, read in blocks where it is scored (a long recording: :mod:`latentbridge.data.blocks`); nothing else
-    set until then."""
+    """The file, read in blocks where scored (a long recording: :mod:`latentbridge.data.blocks`); nothing else set."""
     scores: np.ndarray | None = None
     """(n,) the window scores of a long recording scored where it was read (a DataLoader worker:
     :class:`FeatureChunks`' ``score``); its features let go."""

@@ -120,8 +120,8 @@ def cut_windows(
 
     * Full windows start at ``0, hop, 2*hop, ...`` while ``start + window <= T``.
     * The end: when the samples after the full windows' hop positions (``T - next start``) are
-      **more than half a window**, one more window covers the recording's last ``window``
-      samples (start ``T - window``, overlapping the one before). It was padded once, and a
+      **more than half a window**, and the last full window ends before ``T``, one more window covers the recording's
+      last ``window`` samples (start ``T - window``, overlapping the one before). It was padded once, and a
       normal recording whose length did not fit the windows then scored as an anomaly on the
       padding (silence appended to sound is not in the training windows). With ``pad="none"``
       it is dropped.
@@ -173,7 +173,8 @@ def window_starts(n_samples: int, window: int, hop: int, pad: str = "wrap") -> n
         return np.zeros(int(pad != "none"), dtype=np.int64)
     n_full = (n_samples - window) // hop + 1
     starts = np.arange(n_full, dtype=np.int64) * hop
-    if pad != "none" and n_samples - n_full * hop > window / 2:
+    # (and not the last full window again: with a hop under half a window it was scored, printed and logged twice)
+    if pad != "none" and n_samples - n_full * hop > window / 2 and n_samples - window > starts[-1]:
         starts = np.append(starts, n_samples - window)
     return starts
 
@@ -304,8 +305,8 @@ class WindowBuffer:
 
     def _last_window(self, pad: str) -> list[tuple[int, np.ndarray]]:
         total, window = self.samples_seen, self.window
-        if pad == "none" or total - self._next_start <= window / 2:
-            return []
+        if pad == "none" or total - self._next_start <= window / 2 or total - window <= self._next_start - self.hop:
+            return []  # (nothing past the last window: with a hop under half a window, it was that window again)
         self._next_start += self.hop
         return [(total - window, self._out(self._buf[total - window - self._buf_start:]))]
 
