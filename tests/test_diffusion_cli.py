@@ -109,6 +109,10 @@ def test_sample_is_seeded_and_writes_pngs_grid_and_npz(mnist_run, tmp_path, caps
         assert main(["sample", str(mnist_run), "--num-samples", "3", "--steps", "3", "--scheduler", scheduler,
                      "--guidance", "0", "--out", str(tmp_path / scheduler)]) == 0
         assert "labels" not in np.load(tmp_path / scheduler / "samples.npz")  # unconditional: no class recorded
+        # DDIM's eta with another sampler: refused (the same images, and settings.json recorded it)
+        assert main(["sample", str(mnist_run), "--num-samples", "1", "--steps", "2", "--scheduler", scheduler,
+                     "--eta", "0.5", "--out", str(tmp_path / f"eta_{scheduler}")]) == 2
+        assert f"the {scheduler} sampler takes none (--scheduler ddim)" in capsys.readouterr().err
     # the ddpm scheduler's noise at every step, DDIM's eta: the same images whatever the batch size (one generator
     # drawn by the batches in turn made --batch-size change them)
     for extra in (["--scheduler", "ddpm"], ["--eta", "0.5"]):

@@ -784,7 +784,7 @@ def test_every_unusable_condition_is_named_at_once(bridge_run, tmp_path, capsys)
     assert not out.exists()
 
 
-def test_a_dark_on_white_mask_and_an_ignored_eta_are_named(bridge_run, tmp_path, caplog):
+def test_a_dark_on_white_mask_and_an_ignored_eta_are_named(bridge_run, tmp_path, caplog, capsys):
     from PIL import Image
 
     root, run = bridge_run
@@ -794,11 +794,11 @@ def test_a_dark_on_white_mask_and_an_ignored_eta_are_named(bridge_run, tmp_path,
         assert main(["sample", str(run), "--condition", str(tmp_path / "inverted.png"), "--num-samples", "1",
                      "--steps", "2", "--out", str(tmp_path / "s")]) == 0
     assert "inverted.png: the mask is" in caplog.text and "inverted (crack drawn dark on white)?" in caplog.text
-    # DDIM's eta given to a scheduler without one: said, not silently ignored
-    with caplog.at_level(logging.WARNING):
-        assert main(["sample", str(run), "--scheduler", "dpm", "--eta", "0.5", "--num-samples", "1", "--steps", "2",
-                     "--out", str(tmp_path / "s2")]) == 0
-    assert "eta 0.5 is DDIM's noise; the dpm scheduler has none and ignores it" in caplog.text
+    # DDIM's eta given to a scheduler without one: refused, not ignored (and recorded in the samples' settings)
+    assert main(["sample", str(run), "--scheduler", "dpm", "--eta", "0.5", "--num-samples", "1", "--steps", "2",
+                 "--out", str(tmp_path / "s2")]) == 2
+    assert "--eta 0.5: the share of fresh noise in DDIM's steps; the dpm sampler takes none (--scheduler ddim)" in \
+        capsys.readouterr().err and not (tmp_path / "s2").exists()
 
 
 def test_csvs_without_a_time_column_take_their_rate_from_the_command_line(bridge_run, tmp_path, capsys):

@@ -133,3 +133,13 @@ def check_sampler_flags(*, steps=None, eta=None, batch_size=None, seed=None, **_
         raise LatentbridgeError(f"--eta must be a number from 0 (deterministic) to 1 (DDPM-like noise), got {eta:g}")
     if batch_size is not None and batch_size < 1:
         raise LatentbridgeError(f"--batch-size must be at least 1, got {batch_size}")
+
+
+def check_eta(scheduler: str, eta) -> None:
+    """``eta`` given (not None) with a sampler other than DDIM's: refused (it drew the samples it draws without, and
+    the samples' settings recorded it)."""
+    if eta is not None and scheduler != "ddim":
+        from latentbridge.errors import LatentbridgeError
+
+        raise LatentbridgeError(f"--eta {eta:g}: the share of fresh noise in DDIM's steps; the {scheduler} sampler "
+                                "takes none (--scheduler ddim)")
