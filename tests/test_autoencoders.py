@@ -445,6 +445,14 @@ def test_audio_reconstruct_cli(audio_run, tmp_path, capsys):
     assert "c_empty.wav" in err and "PESQ" not in err and not (tmp_path / "y").exists()
 
 
+def test_no_postfilter_of_a_model_without_one_is_said(audio_run, tmp_path, caplog):
+    """--no-postfilter on a mel autoencoder (no post-filter: an MLD audio stage's) changed nothing, without a word."""
+    with caplog.at_level("WARNING"):
+        assert main(["audio", "reconstruct", str(audio_run), str(FSDD / "3_jackson_5.wav"), "--out",
+                     str(tmp_path / "r"), "--n-iter", "2", "--no-postfilter"]) == 0
+    assert "--no-postfilter: " in caplog.text and "has no post-filter (an MLD audio stage's)" in caplog.text
+
+
 def test_audio_reconstruct_names_the_file_pesq_skipped(audio_run, tmp_path, caplog):
     """A clip long enough for the model but too short for PESQ: the warning said only 'PESQ/STOI skipped'."""
     import numpy as np

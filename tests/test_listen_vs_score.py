@@ -112,6 +112,8 @@ def test_listen_options_are_checked_before_listening(fitted_model, recordings, t
                         ({"sample_rate": float("nan")}, "--sample-rate must be a positive number"),
                         ({"blocksize": 0}, "--blocksize must be a whole number of at least 1"),  # a traceback
                         ({"device": " ", "source": None}, "--device '': give an input device's name or index"),
+                        # a device with a recording: the device was passed over without a word
+                        ({"device": "nonexistent"}, "--device nonexistent and --source .*: one input"),
                         # a file is read at its own rate: the banner once claimed the given one
                         ({"sample_rate": 8000}, "--sample-rate sets a device's capture rate, or the rate of a "
                                                 "--source vibration file that gives none; .*normal_0000.wav gives "

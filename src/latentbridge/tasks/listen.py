@@ -378,6 +378,9 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
     for option, value in (("--hop", hop_s), ("--duration", duration_s), ("--sample-rate", sample_rate)):
         if value is not None and not (np.isfinite(value) and value > 0):
             raise LatentbridgeError(f"{option} must be a positive number, got {value:g}")
+    if source is not None and device is not None:  # (the device was passed over without a word)
+        raise LatentbridgeError(f"--device {device} and --source {source}: one input, a device or a recording to "
+                                "replay; leave one out")
     det = Detector.load(model_dir)
     if source is not None and sample_rate is not None:  # a replayed file is read at its own rate (it once claimed
         # the file was at the device's); a vibration file that gives none, at this one, as `anomaly score` reads it

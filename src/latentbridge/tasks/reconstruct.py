@@ -108,6 +108,9 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
     if phase == "input" and transform.kind != "stft":
         raise ValueError("phase='input' needs linear-STFT features; mel features keep no phase (use Griffin-Lim)")
     pf = saved_postfilter(saved) if postfilter else None
+    if not postfilter and saved_postfilter(saved) is None:  # (the flag did nothing, and nothing said so)
+        log.warning("--no-postfilter: %s has no post-filter (an MLD audio stage's): its reconstructions are the "
+                    "decoder's output either way", model_dir)
     sr, window = spec.sample_rate, spec.window_samples
     full = SpectrogramTransform(**{**spec.features.model_dump(), "n_frames": None}).eval()
     h = transform.hop_length
