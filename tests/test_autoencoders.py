@@ -418,8 +418,10 @@ def test_audio_reconstruct_cli(audio_run, tmp_path, capsys):
     assert len(summary["files"]) == 2 and "Griffin-Lim" in summary["phase"]
     for f in summary["files"]:  # named inside the folder (they named the temporary folder it was written in)
         assert (tmp_path / f["output"]).is_file() and (tmp_path / f["plot"]).is_file(), f
-    assert main(["audio", "reconstruct", str(audio_run), str(files[0]), "--out", str(tmp_path / "x"),
-                 "--n-iter", "-3"]) == 2 and not (tmp_path / "x").exists()
+    for n_iter in ("-3", "1000000000000"):  # (10**12 ran until it was killed)
+        assert main(["audio", "reconstruct", str(audio_run), str(files[0]), "--out", str(tmp_path / "x"),
+                     "--n-iter", n_iter]) == 2 and not (tmp_path / "x").exists()
+        assert "--n-iter must be from 1 to 10000" in capsys.readouterr().err
     # a folder already written is refused before the work (every file was decoded and rebuilt first)
     import latentbridge.commands as commands
 

@@ -311,10 +311,14 @@ def score(model_dir: str, paths: list[str], out: str, *, labels: str | None = No
     return res
 
 
+#: the most Griffin-Lim iterations `audio reconstruct` runs (it converges within a few hundred)
+MAX_GRIFFIN_LIM = 10_000
+
+
 def reconstruct(model_dir: str, files: list[str], out: str, n_iter: int = 64, postfilter: bool = True,
                 force: bool = False) -> dict:
-    if n_iter < 1:
-        raise LatentbridgeError(f"--n-iter must be at least 1 (Griffin-Lim iterations), got {n_iter}")
+    if not 1 <= n_iter <= MAX_GRIFFIN_LIM:  # (10**12 ran until it was killed)
+        raise LatentbridgeError(f"--n-iter must be from 1 to {MAX_GRIFFIN_LIM} (Griffin-Lim iterations), got {n_iter}")
     with output_folder(out, force=force) as tmp:  # checked before the work (it decoded every file, then refused)
         res = reconstruct_task.reconstruct(model_dir, files, n_iter=n_iter, postfilter=postfilter)
         summary = autoencode_report.write_reconstructions(res, tmp)

@@ -370,14 +370,18 @@ def _to_pcm16(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(x * 32767.0), -32767, 32767).astype(np.int16)
 
 
+#: the most recordings of one kind a set holds (a million 1-s clips: 32 GB)
+MAX_RECORDINGS = 1_000_000
+
+
 def _validate(sample_rate, duration_s, counts: dict[str, int], kinds) -> tuple[str, ...]:
     if not isinstance(sample_rate, (int, np.integer)) or isinstance(sample_rate, bool) or sample_rate < 8000:
         raise ConfigError(f"sample_rate must be an integer >= 8000 Hz, got {sample_rate!r}")
     if not isinstance(duration_s, (int, float)) or isinstance(duration_s, bool) or not (0.1 <= duration_s <= 600):
         raise ConfigError(f"duration_s must be between 0.1 and 600 seconds, got {duration_s!r}")
-    for name, v in counts.items():
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
-            raise ConfigError(f"{name} must be a non-negative integer, got {v!r}")
+    for name, v in counts.items():  # (10**12 planned its files in memory until it was killed, writing none)
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not 0 <= v <= MAX_RECORDINGS:
+            raise ConfigError(f"{name} must be an integer from 0 to {MAX_RECORDINGS}, got {v!r}")
     if isinstance(kinds, str):
         kinds = (kinds,)
     kinds = tuple(kinds)

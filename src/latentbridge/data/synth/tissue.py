@@ -249,8 +249,10 @@ def synth_tissue(out_dir: str | Path, *, sections: int = DEFAULTS["sections"],
     channels = _check_int("channels", channels, 1, 1000)
     if not (0.0 <= dropout < 0.5):
         raise ValueError(f"dropout must be in [0, 0.5), got {dropout}")
-    if read_noise < 0 or count_scale <= 0:
-        raise ValueError("read_noise must be >= 0 and count_scale > 0")
+    if not (math.isfinite(read_noise) and read_noise >= 0):
+        raise ValueError(f"read_noise must be a finite number >= 0, got {read_noise}")
+    if not (math.isfinite(count_scale) and 0 < count_scale <= 1e6):  # (inf: numpy's 'lam value too large')
+        raise ValueError(f"count_scale must be a number above 0, at most 1e6, got {count_scale}")
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise DataError(out_dir, "output folder is not empty (use --force to replace it)")
     out_dir.mkdir(parents=True, exist_ok=True)
