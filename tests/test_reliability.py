@@ -1601,7 +1601,8 @@ def test_training_devices_keep_lightnings_own_choices():
 
     assert [device_count(v, choices=True) for v in ("2", "auto", "0,1", "[0, 1]", None)] == [2, "auto", "0,1",
                                                                                           "[0, 1]", None]
-    for bad, choices in (("0", True), ("-1", True), ("many", True), ("auto", False), ("0,1", False)):
+    for bad, choices in (("0", True), ("-1", True), ("many", True), ("auto", False), ("0,1", False),
+                         ("1000000000000", False)):  # (an allocation that failed: "give fewer recordings")
         with pytest.raises(LatentbridgeError, match="--devices: expected a number of devices"):
             device_count(bad, choices=choices)
 

@@ -265,12 +265,12 @@ def device_count(value, choices: bool = False):
     """``--devices`` (training and scoring): a number of devices, each a process, 1 or more; None when not given
     (0 reached Lightning, or a slice of step 0 in the scoring, as a traceback). With ``choices`` (training), also
     Lightning's ``auto`` and a list of GPU indices (``0,1``), passed on as given."""
-    from latentbridge.config.sections import devices_value
+    from latentbridge.config.sections import MAX_DEVICES, devices_value
 
     if value is None:
         return None
     if (out := devices_value(value, choices)) is None:
-        raise LatentbridgeError("--devices: expected a number of devices, 1 or more (e.g. --devices 2)"
+        raise LatentbridgeError(f"--devices: expected a number of devices, 1 to {MAX_DEVICES} (e.g. --devices 2)"
                                 + (", auto or GPU indices (0,1)" if choices else "") + f", got {value}")
     return out
 

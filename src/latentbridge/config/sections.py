@@ -356,13 +356,18 @@ class BetaConfig(Section):
 
 
 def devices_value(value, choices: bool = True):
-    """A number of devices (``train.devices``, ``--devices``), 1 or more, as an int; with ``choices`` also Lightning's
+    """A number of devices (``train.devices``, ``--devices``), 1 to :data:`MAX_DEVICES`, as an int; with ``choices`` also Lightning's
     ``auto`` and GPU indices (``0,1``), as given; None for anything else (0 and negatives reached Lightning as a
     traceback)."""
     text = str(value).strip()
     if choices and (text == "auto" or "," in text or text.startswith("[")):
         return value
-    return int(text) if text.isdigit() and int(text) >= 1 else None
+    # (10**12 processes were an allocation that failed, said as too little memory for the recordings)
+    return int(text) if text.isdigit() and 1 <= int(text) <= MAX_DEVICES else None
+
+
+#: the most devices (processes) on one machine
+MAX_DEVICES = 1024
 
 
 def spawned_strategy(v) -> str | None:
@@ -425,7 +430,7 @@ class TrainConfig(Section):
     def _devices(cls, v):
         # as --devices takes them (0 and negatives reached Lightning as a traceback)
         if (out := devices_value(v)) is None:
-            raise ValueError("devices must be a number of devices, 1 or more, 'auto' or GPU indices (0,1)")
+            raise ValueError(f"devices must be a number of devices, 1 to {MAX_DEVICES}, 'auto' or GPU indices (0,1)")
         return out
 
     @field_validator("strategy")
