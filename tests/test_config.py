@@ -335,6 +335,10 @@ def test_train_devices_in_a_config_are_checked_as_the_flag_is():
     assert load_config(None, ["train.devices=2"]).train.devices == 2
     assert load_config(None, ["train.devices=auto"]).train.devices == "auto"
     assert load_config(None, ["train.devices=0,1"]).train.devices == "0,1"
+    for value in ("inf", "-Infinity", "nan", ".inf"):  # "inf" is text to YAML: `config` printed lr: .inf
+        with pytest.raises(ConfigError, match=r"lr: must be a finite number"):
+            load_config(None, [f"train.lr={value}"])
+    assert load_config(None, ["train.lr=1e-3"]).train.lr == 1e-3
     for bad in ("0", "-1", "many", "1000000000000"):
         with pytest.raises(ConfigError, match=r"train\.devices': Value error, devices must be a number of devices, 1 "
                                               r"to 1024, 'auto' or GPU indices \(0,1\)"):

@@ -41,10 +41,18 @@ class Section(BaseModel):
                                                        "=VALUE" if keys else ": set its keys one by one"))
                     raise ValueError(f"{name}: {str(value).lower()} is a yes/no value (YAML reads true/false, yes/no "
                                      "and on/off so), not a number")
-                if isinstance(value, float) and not math.isfinite(value) and field is not None and \
-                        field.annotation in (float, float | None):  # (train.lr: .inf trained NaNs to a traceback)
+                if field is not None and field.annotation in (float, float | None) and not _finite(value):
+                    # (train.lr: .inf trained NaNs to a traceback; "inf", a word to YAML, passed `config` as one)
                     raise ValueError(f"{name}: must be a finite number, got {value}")
         return data
+
+
+def _finite(value) -> bool:
+    """Whether ``value`` is no float, or one pydantic would read (``"inf"``, ``"nan"`` as text too), finite."""
+    try:
+        return not isinstance(value, (float, str)) or math.isfinite(float(value))
+    except ValueError:  # (a word: pydantic names it)
+        return True
 
 
 def _section_keys(annotation) -> list[str] | None:
