@@ -88,6 +88,12 @@ class ServeSettings:
             raise LatentbridgeError(f"serve: --max-wait-ms must be >= 0 and finite, got {self.max_wait_ms}")
         if self.api_key is not None and (problem := api_key_problem(self.api_key)):
             raise LatentbridgeError(f"serve: {problem}")
+        import re
+
+        for origin in self.cors_origins:  # one no browser sends (no scheme: localhost:3000) matched nothing, unsaid
+            if origin != "*" and not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s?#]+", origin):
+                raise LatentbridgeError(f"serve: --cors-origin {origin!r}: an origin is scheme://host[:port] as a "
+                                        "browser sends it (e.g. http://localhost:3000, no path), or *")
 
 
 class SampleRequest(BaseModel):
