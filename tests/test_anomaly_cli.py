@@ -84,7 +84,7 @@ def test_score_with_auto_labels(fitted_model, machine_data, tmp_path, capsys):
         assert int(f["is_anomaly"]) == int(float(f["score"]) > m["threshold"])
 
 
-def test_score_with_label_csv_and_without_labels(fitted_model, machine_data, tmp_path):
+def test_score_with_label_csv_and_without_labels(fitted_model, machine_data, tmp_path, caplog):
     files = sorted((machine_data / "test").rglob("*.wav"))
     labels = tmp_path / "labels.csv"
     labels.write_text("path,label\n" + "".join(
@@ -97,7 +97,10 @@ def test_score_with_label_csv_and_without_labels(fitted_model, machine_data, tmp
                  "--out", str(auto)]) == 0
     assert json.loads((out / "metrics.json").read_text())["auc"] == json.loads((auto / "metrics.json").read_text())["auc"]
     plain = tmp_path / "c"
-    assert main(["anomaly", "score", str(fitted_model), str(files[0]), "--out", str(plain)]) == 0
+    with caplog.at_level("WARNING"):  # --sample-rate of audio files: passed over without a word
+        assert main(["anomaly", "score", str(fitted_model), str(files[0]), "--out", str(plain), "--sample-rate",
+                     "8000"]) == 0
+    assert "--sample-rate 8000: none of the recordings is a vibration table" in caplog.text
     assert (plain / "scores.csv").exists() and not (plain / "metrics.json").exists()
 
 

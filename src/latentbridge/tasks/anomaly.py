@@ -477,11 +477,15 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
     (default: the model's ``audio.csv_rate``). None in the extra processes of a distributed run."""
     from latentbridge.data.audio import list_files
     from latentbridge.data.labels import dcase_groups, resolve_labels
+    from latentbridge.io.audio import is_table
     from latentbridge.tasks.scoring import score_files
 
     det = Detector.load(model_dir, method).read_rate(sample_rate)
     aggregate = aggregate or det.anomaly_config.aggregate
     files = list_files(paths)  # once: the labels are checked on them before the scoring, which scores them
+    if sample_rate is not None and not any(map(is_table, files)):  # (passed over without a word)
+        log.warning("--sample-rate %g: none of the recordings is a vibration table (CSV or .mat), whose rate it "
+                    "sets where they give none; audio files are read at their own rates", sample_rate)
     given = paths if isinstance(paths, (list, tuple)) else [paths]  # the data scored, named in the report
     if labels is not None:  # the label file, unlabelled files and a single class
         _two_classes(resolve_labels(files, labels, given), paths)
