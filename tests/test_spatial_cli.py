@@ -118,6 +118,9 @@ def test_enhance_arrays_and_imzml(run, tissue, tmp_path, capsys, monkeypatch):
     info = json.loads((run / "config.json").read_text())["config"]
     assert (summary["seed"], summary["samples"]) == (0, info["patches"]["samples"])  # what reproduces sigma
     assert (out / "panels.png").read_bytes()[:4] == b"\x89PNG"
+    # its output folder given back: its maps named (its panels.png was read as a channel, then "1 channels")
+    assert main(["enhance", str(run), str(out), "--task", "denoise", "--out", str(tmp_path / "again")]) == 2
+    assert f"give its maps, {out / 'enhanced.npy'}" in capsys.readouterr().err
     # the same section from its imzML file: the same maps (the reader gives back the arrays)
     out2 = tmp_path / "den-imzml"
     assert main(["enhance", str(run), str(tissue / "section_05.imzML"), "--task", "denoise", "--out", str(out2),

@@ -214,9 +214,9 @@ def read_section(path: str | Path, *, mz=None, tolerance: float = 10.0, unit: st
         else:
             valid = np.asarray(values).any(axis=-1)
             if first_time(("no mask", str(path))):
-                log.warning("%s: no mask (%s): the %d of %d pixels with a non-zero value are the section; a "
-                            "background of low noise counts as section too", path, mask_hint,
-                            int(valid.sum()), valid.size)
+                log.warning("%s: no mask (%s): the %d of %d pixels with a non-zero value are the section%s; a "
+                            "background of low noise counts as section too", path, mask_hint, int(valid.sum()),
+                            valid.size, "" if stack.missing is None else " (NaN: no value, outside it)")
         if stack.missing is not None:
             n = int((valid & stack.missing).sum())
             valid = valid & ~stack.missing
