@@ -24,7 +24,7 @@ def named_problems(problems: list) -> str:
             path, problem = (p.path, p.problem) if isinstance(p, DataError) else p
             # "what: this file's value; why" (recording too short: 0.298 s; with 2-s windows ...): one problem, each
             # file with its value (thirty clips of other lengths made thirty lines of 250 characters)
-            found = re.fullmatch(r"([^:;]+): ([^:;]{1,40}); (.+)", str(problem), flags=re.S)
+            found = re.fullmatch(r"([^:;]+): ([^:;\d]{0,20}\d[^:;]{0,20}); (.+)", str(problem), flags=re.S)
             key = f"{found.group(1)}; {found.group(3)}" if found else problem
             groups.setdefault(key, []).append((str(path), found.group(2) if found else None, problem))
         else:
