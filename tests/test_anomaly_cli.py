@@ -990,6 +990,12 @@ def test_calibrate_takes_its_normal_folders_before_or_after_the_options(fitted_m
     assert parse(["anomaly", "calibrate", "m", "--k", "2", "a", "b"]).normal_paths == ["a", "b"]
     assert parse(["anomaly", "calibrate", "m", "--k", "2", "--", "-6_dB_pump"]).normal_paths == ["-6_dB_pump"]
     assert parse(["anomaly", "calibrate", "m", "--threshold", "1"]).normal_paths == []
+    # an empty word (`--config ""`, `--labels ""`, a path "") was read as the folder "." ("is a folder")
+    for words, named in ((["config", "--config", ""], "--config"), (["anomaly", "score", "m", "", "--out", "o"], "paths"),
+                         (["anomaly", "score", "m", "x", "--out", "o", "--labels", " "], "--labels")):
+        with pytest.raises(SystemExit) as e:
+            parse(words)
+        assert e.value.code == 2 and f"argument {named}: an empty value" in capsys.readouterr().err
     # values that read as negative numbers (`--threshold -inf` was "expected one argument"), an option still one
     for value in ("-inf", "-NaN", "-1e400", "-2.5E-3", "-.5", "-7"):
         assert str(parse(["anomaly", "calibrate", "m", "--threshold", value]).threshold) == str(float(value))

@@ -21,7 +21,14 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def parse_known_args(self, args=None, namespace=None):
         self.given = list(sys.argv[1:] if args is None else args)  # a subcommand's parser: the words it reads
-        return super().parse_known_args(args, namespace)
+        namespace, extras = super().parse_known_args(args, namespace)
+        for action in self._actions:  # an empty word (`--config ""`) was read as the folder "." ("is a folder")
+            value = getattr(namespace, action.dest, None)  # (`--device ''`, `--api-key ''`: their own messages)
+            if action.dest not in ("device", "api_key") and any(isinstance(v, str) and not v.strip()
+                                               for v in (value if isinstance(value, list) else [value])):
+                self.error(f"argument {'/'.join(action.option_strings) or action.metavar or action.dest}: an empty "
+                           "value")
+        return namespace, extras
 
     def error(self, message):
         dashed = [a for a in getattr(self, "given", ()) if a[:1] == "-" and a not in ("-", "--") and os.path.lexists(a)]
