@@ -888,10 +888,15 @@ def test_score_with_another_of_the_models_scores(fitted_model, machine_data, tmp
     # calibrate --score: the model's score from then on, its threshold from the normal files given
     model = tmp_path / "model"
     shutil.copytree(fitted_model, model)
+    old = Detector.load(model)
+    capsys.readouterr()
     assert main(["anomaly", "calibrate", str(model), str(machine_data / "train" / "normal"),
                  "--score", "combined"]) == 0
     new = json.loads((model / "config.json").read_text())["anomaly"]
     assert new["score"] == "combined" and new["threshold"] == new["thresholds"]["combined"]
+    # the two thresholds named by their scores (it read as one threshold moving)
+    assert f"threshold {old.threshold:.6g} of {old.method} → {new['threshold']:.6g} of combined" in \
+        capsys.readouterr().out
     assert Detector.load(model).method == "combined"
 
 

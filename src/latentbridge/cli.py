@@ -398,7 +398,11 @@ def _cmd_anomaly(args) -> int:
                         k=args.k, false_alarm_rate=args.false_alarm_rate, skip_bad=args.skip_bad,
                         score=args.score, sample_rate=args.sample_rate)
         old = "none" if res.old_threshold is None else f"{res.old_threshold:.6g}"
-        print(f"threshold {old} → {res.threshold:.6g} ({res.anomaly.get('calibrated_on')}); "
+        if res.old_score not in (None, res.anomaly.get("score")):  # two scores' thresholds (it read as one moving)
+            old, new = f"{old} of {res.old_score}", f"{res.threshold:.6g} of {res.anomaly.get('score')}"
+        else:
+            new = f"{res.threshold:.6g}"
+        print(f"threshold {old} → {new} ({res.anomaly.get('calibrated_on')}); "
               f"{Path(args.model_dir) / 'config.json'} rewritten")
         return 0
     if args.anomaly_cmd == "listen":

@@ -331,6 +331,8 @@ class CalibrationResult:
     old_threshold: float | None
     threshold: float
     anomaly: dict
+    old_score: str | None = None
+    """The score the old threshold was of (``--score`` may change it)."""
 
 
 def calibrate(model_dir: str | Path, normal_paths=None, **options) -> CalibrationResult:
@@ -410,7 +412,7 @@ def _calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | N
     except OSError as e:  # the threshold is set (config.json): the record's failure is said, not the command's
         log.warning("%s: not written (%s): it holds the previous calibration; the threshold in config.json is the "
                     "new one", Path(model_dir) / "calibration.json", e.strerror or type(e).__name__)
-    return CalibrationResult(Path(model_dir), old, float(new["threshold"]), new)
+    return CalibrationResult(Path(model_dir), old, float(new["threshold"]), new, det.method)
 
 
 def _calibration_rule(last: dict, method: str | None, k: float | None, far: float | None) -> tuple:
