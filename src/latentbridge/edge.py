@@ -71,7 +71,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.errors import DataError, LatentbridgeError, memory_text, out_of_memory
+from latentbridge.errors import DataError, LatentbridgeError, memory_text, out_of_memory, stdout_gone
 from latentbridge.io import (  # numpy only at import time
     ALL_CHANNELS,
     AUDIO_EXTENSIONS,
@@ -481,13 +481,12 @@ def main(argv: list[str] | None = None) -> int:
 def _run() -> int:
     """:func:`main`, ending quietly when the reader of its output goes away (``| head``) as shell tools do: exit 141
     (a broken pipe), no traceback."""
-    import os
-
     try:
         return main()
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (the interpreter's last flush goes nowhere)
-        return 141
+    except BrokenPipeError as e:
+        if stdout_gone(e):  # (the interpreter's last flush goes nowhere)
+            return 141
+        raise
 
 
 if __name__ == "__main__":

@@ -273,12 +273,16 @@ def stdout_gone(e: BaseException) -> bool:
     """Whether ``e`` is the reader of the command's output gone (``| head``), its stdout then sent nowhere (the
     interpreter's last flush failed too): the command ends quietly, as shell tools do (it said "error: Broken pipe",
     exit 2, or ended with exit 1)."""
-    import stat
+    import select
 
-    try:
-        if not isinstance(e, BrokenPipeError) or e.filename or not stat.S_ISFIFO(os.fstat(1).st_mode):
+    if not isinstance(e, BrokenPipeError) or e.filename:
+        return False
+    try:  # stdout itself broken (a pipe to a worker that died is no reader gone: said as an error)
+        poll = select.poll()
+        poll.register(1, select.POLLOUT)
+        if not any(events & select.POLLERR for _, events in poll.poll(0)):
             return False
-    except OSError:
+    except (OSError, AttributeError):  # (no poll: Windows)
         return False
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     return True
