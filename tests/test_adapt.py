@@ -819,13 +819,16 @@ def test_the_survey_s_rate_floor_and_reasons_for_odd_folders():
     "of 1 s or more"."""
     from latentbridge.data.survey import Survey
 
-    def chosen(levels, rates=None, seconds=10.0):
+    def chosen(levels, rates=None, seconds=10.0, given=None):
         rates = rates or {1000: len(levels)}
         s = Survey(len(levels), rates, {1: len(levels)}, [seconds] * len(levels), len(levels), levels_dbfs=levels)
-        return {c.key: c for c in choose_settings(s)}
+        return {c.key: c for c in choose_settings(s, given)}
 
     quiet = chosen([-101.3] * 19 + [-95.0])
     assert quiet["features.amin"].value == pytest.approx(2.7e-9)
+    # of power features (the DCASE preset's, 10·log10 of the power): the floor 70 dB under them too (amin floors
+    # the power: the magnitude's floor left 82 % of such bins at it)
+    assert chosen([-101.3] * 5, given={"features.power": 2.0})["features.amin"].value == pytest.approx(7.4e-18)
     assert quiet["features.amin"].reason.startswith("the median recording's level is -101 dBFS, far under full scale")
     for levels in ([-30.0] * 5, [-200.0] * 5, [-79.0] * 5):  # the default floor; digital silence refused elsewhere
         assert "features.amin" not in chosen(levels)

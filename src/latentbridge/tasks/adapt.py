@@ -156,7 +156,8 @@ def choose_settings(survey: Survey, given: dict | None = None, reads_active_fram
                       if low is None else f"the {bins} FFT bins up to {band:g} Hz"))
     level = survey.typical_level_dbfs
     if level is not None and SILENT_DBFS < level < QUIET_DBFS:  # (-200: digital silence)
-        out.append(Choice("features.amin", float(f"{10 ** ((level - FLOOR_UNDER_DB) / 20):.2g}"),
+        power = float(given.get("features.power", 1.0))  # (amin floors the magnitude to that power: a power 2's
+        out.append(Choice("features.amin", float(f"{10 ** ((level - FLOOR_UNDER_DB) * power / 20):.2g}"),  # dB)
                           f"the median recording's level is {level:.0f} dBFS, far under full scale (a sensor's "
                           f"physical units, a low gain): the features' floor follows it, {FLOOR_UNDER_DB:g} dB under "
                           "(the default floor, -100 dB, held every band of such recordings but their loudest)"))
