@@ -547,7 +547,7 @@ def test_a_folder_is_read_alike_and_what_it_leaves_out_is_named(tmp_path, caplog
         data = load_image_data(ImageDataConfig(source="folder", root=str(classes), image_size=8, class_folders=True,
                                                test_fraction=0.0, val_fraction=0.0), seed=0)
     assert data.train.class_names == ["1", "2", "10"]
-    assert "2 file(s) that are not images read here (.gif, .txt: bird/0.gif, notes.txt) left out" in caplog.text
+    assert "2 file(s) not read here as images (.gif, .txt: bird/0.gif, notes.txt) left out" in caplog.text
     assert "2 class folder(s) without an image read here (bird, empty): no class of their own here" in caplog.text
     # conditions: Windows-1252 with semicolons and decimal commas, a byte-order mark; duplicates and strays
     cond = tmp_path / "cond"
@@ -747,7 +747,7 @@ def test_an_image_folder_is_walked_once(tmp_path, monkeypatch, caplog):
         data = load_image_data(ImageDataConfig(source="folder", root=str(folder), image_size=8, test_fraction=0.0,
                                                val_fraction=0.0), seed=0)
     assert len(data.train) == 4 and walks == [folder]
-    assert "1 file(s) that are not images read here (.txt: a/notes.txt) left out" in caplog.text
+    assert "1 file(s) not read here as images (.txt: a/notes.txt) left out" in caplog.text
 
 
 def _png_16_bits_per_channel(path, a):

@@ -72,6 +72,14 @@ def test_a_sample_folder_trains_on_its_samples_not_its_grid(tmp_path, caplog):
     assert len(data.train) + len(data.val) + len(data.test) == 13  # the samples and the stray image
     assert "images of 8x8 x12, 16x10 x1 (stray.png) resized to 8x8" in caplog.text, caplog.text
     assert "(.npz, .png: samples.npz, grid.png) left out" in caplog.text, caplog.text
+    # the edge sampler's folder (settings.json, no samples.npz) alike; a user's own grid.png in a folder of images is
+    # read
+    (root / "samples.npz").unlink()
+    (root / "settings.json").write_text("{}")
+    assert sum(map(len, (lambda d: (d.train, d.val, d.test))(load_image_data(cfg, seed=0)))) == 13
+    (root / "settings.json").unlink()
+    (root / "sample_0000.png").rename(root / "a.png")  # (grid.png beside sample_0000.png: the sampler's still)
+    assert sum(map(len, (lambda d: (d.train, d.val, d.test))(load_image_data(cfg, seed=0)))) == 14
 
 
 def test_a_folder_set_is_one_uint8_array_scaled_per_batch_to_the_same_floats(tmp_path):

@@ -20,7 +20,7 @@ import numpy as np
 
 from latentbridge.errors import ConfigError, DataError, named_problems
 from latentbridge.io.images import read_image
-from latentbridge.utils import first_time, is_hidden, listed, natural_key, progress_bar
+from latentbridge.utils import first_time, is_hidden, listed, natural_key, output_marks, progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -398,6 +398,11 @@ def _report_conversions(root: Path, files: list[Path], side: int, channels: int,
     return unopened
 
 
+#: the mosaics a sample folder holds beside its samples (``sample``'s and the edge sampler's grid, a latent diffusion
+#: run's image grid)
+SAMPLE_MOSAICS = frozenset({"grid.png", "images.png"})
+
+
 def _report_left_out(root: Path, files: list[Path], others: list[Path], class_folders: bool,
                      conditions: str | None = None) -> None:
     """A warning naming the files of the folder that are not images it reads (``others``: GIFs, notes, ...; the
@@ -411,7 +416,7 @@ def _report_left_out(root: Path, files: list[Path], others: list[Path], class_fo
     if others and first_time(("images left out", str(root))):  # a folder read twice (evaluate --data of it): once
         kinds = ", ".join(sorted({p.suffix.lower() or "(no extension)" for p in others}))
         named = listed([p.relative_to(root).as_posix() for p in others])
-        log.warning("%s: %d file(s) that are not images read here (%s: %s) left out; images are %s", root,
+        log.warning("%s: %d file(s) not read here as images (%s: %s) left out; images are %s", root,
                     len(others), kinds, named, ", ".join(IMAGE_EXTENSIONS))
     if class_folders:
         held = {p.relative_to(root).parts[0] for p in files}
@@ -434,9 +439,10 @@ def _folder(data_cfg, seed: int, reading: dict | None = None,
         raise ConfigError("data.root: no image folder given")
     root = Path(data_cfg.root)
     files, others = list_folder(root)
-    if (root / "samples.npz").is_file() and (grid := root / "grid.png") in files:  # a `sample` folder's mosaic of
-        files.remove(grid)  # its samples is no sample (it was cropped into one, unnamed)
-        others.append(grid)
+    if output_marks([p.name for p in root.iterdir()], data=True, folder=root):  # samples of `sample` or the edge
+        for mosaic in [p for p in files if p.parent == root and p.name in SAMPLE_MOSAICS]:  # sampler: their mosaic
+            files.remove(mosaic)  # is no sample (it was cropped into one, unnamed)
+            others.append(mosaic)
     class_folders = data_cfg.class_folders and not (classes_optional and all(
         len(p.relative_to(root).parts) == 1 for p in files))
     # drawings on a transparent canvas (ink in the alpha channel) on the opposite of the set's ink, as a condition

@@ -189,7 +189,7 @@ def read_array_stack(path: str | Path, *, mmap: bool = True, channels: int | Non
     """An (H, W, C) stack from a ``.npy`` / ``.npz`` / TIFF / PNG file or a folder of PNGs (hidden ones left out, as
     every data folder leaves them: :func:`~latentbridge.utils.is_hidden`)."""
     path = Path(path)
-    if path.is_dir() and (path / "enhanced.npy").is_file() and (path / ".latentbridge-written").is_file():
+    if path.is_dir() and (path / "enhanced.npy").is_file() and (path / "enhance.json").is_file():
         raise DataError(path, "a folder `latentbridge enhance` wrote (its panels.png was read as a channel): give "
                               f"its maps, {path / 'enhanced.npy'}")
     if path.is_dir():
