@@ -71,6 +71,10 @@ def test_bad_file_in_training_folder(normal_copy, tmp_path, capsys, caplog, prob
     skipped = ["zz_bad.wav", "zz_bad2.wav", "zz_bad3.wav"] if problem == "zero-length" else ["zz_bad.wav"]
     assert [p for p, _ in info["data"]["skipped_files"]] == [str(normal_copy / n) for n in skipped]
     assert caplog.text.count("skipping") == 1 and f"skipping {len(skipped)} of " in caplog.text, caplog.text
+    if problem == "zero-length":  # calibrate lists them too, as its warning says (it named three, listed none)
+        assert main(["anomaly", "calibrate", str(out), str(normal_copy), "--skip-bad"]) == 0
+        info = json.loads((out / "config.json").read_text())
+        assert [p for p, _ in info["anomaly"]["skipped_files"]] == [str(normal_copy / n) for n in skipped]
 
 
 def test_wrong_extension_given_directly(tmp_path, fitted_model, capsys):

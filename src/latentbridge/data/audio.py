@@ -543,8 +543,8 @@ class FeatureExtractor:
                             + " (skip such files, named in a warning: --skip-bad in the anomaly commands, "
                               "-o data.skip_bad_files=true in train)")
         if skipped:  # one warning (a line for each of 500 bad files), every one listed in what the command writes
-            log.warning("skipping %d of %d recordings that cannot be used (each listed under skipped_files in the "
-                        "summary or config.json): %s", len(skipped), len(files), named_problems(skipped))
+            log.warning("skipping %d of %d recordings that cannot be used (each listed under skipped_files in "
+                        "summary.json or config.json): %s", len(skipped), len(files), named_problems(skipped))
         if not kept:
             raise DataError(where, f"none of the {len(files)} recordings could be used: "
                             + "; ".join(f"{Path(p_).name}: {r}" for p_, r in skipped[:5]))

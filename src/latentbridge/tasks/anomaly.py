@@ -401,7 +401,8 @@ def _calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | N
         if text := calibration_shift(det, info, scores):
             log.warning(text)
             info["warning"] = "; ".join(filter(None, [info.get("warning"), text]))
-        new = {**info, "calibrated_on": f"{len(wf.files)} files / {info['n_calibration_windows']} windows of {where}"}
+        new = {**info, "calibrated_on": f"{len(wf.files)} files / {info['n_calibration_windows']} windows of {where}",
+               "skipped_files": wf.skipped}  # (--skip-bad's warning names three a problem: every one listed here)
     info = det.saved.info
     card = model_card(det.cfg, new, info.get("data") or {}, info.get("training") or {}) \
         if det.cfg.task == "anomaly" and info.get("data") else None
