@@ -859,3 +859,38 @@ def test_audio_files_of_differing_channel_counts_are_mixed_and_said_so():
         in mixed.reason
     stereo = _channel_choice(Survey(4, {48000: 4}, {2: 4}, [5.0] * 4, codecs={"PCM_16": 4}))
     assert stereo.value is None and "(microphones hearing one sound)" in stereo.reason
+
+
+def test_a_short_burst_in_a_long_recording_is_kept_with_its_silence(tmp_path, capsys):
+    """Relay-like recordings (3 s, one to three 50-ms bursts at random times): the survey trims them and takes the
+    median sound's window, and the recordings of one burst, trimmed to 80 ms, were refused as too short by `fit`
+    (and by `score`, a 150-ms anomaly). Trimming keeps the silence around a short sound up to the shortest
+    recording the model reads (`io.levels.widened`); listen and score read the same windows; listen's summary gives
+    the recording's length (it said 0.23 s of a 3-s file)."""
+    import io
+
+    from latentbridge.io.levels import widened
+    from latentbridge.tasks.listen import listen_model
+
+    assert widened(100, 180, 3000, 225) == (28, 253) and widened(0, 50, 3000, 225) == (0, 225)
+    assert widened(2900, 3000, 3000, 225) == (2775, 3000) and widened(10, 20, 100, 225) == (0, 100)
+    assert widened(100, 500, 3000, 225) == (100, 500)
+    rng, sr = np.random.default_rng(0), 16000
+    for split, n in (("train", 16), ("test", 3)):
+        (tmp_path / split).mkdir()
+        for i in range(n):
+            x = 1e-3 * rng.standard_normal(3 * sr)
+            for _ in range(1 + i % 3 if split == "train" else 1):
+                at = int(rng.integers(sr // 4, 3 * sr - sr // 4))
+                x[at:at + sr // 20] += 0.2 * rng.standard_normal(sr // 20)
+            sf.write(tmp_path / split / f"r{i:02d}.wav", x.astype(np.float32), sr)
+    assert main(["anomaly", "fit", str(tmp_path / "train"), "--out", str(tmp_path / "m")]) == 0
+    printed = capsys.readouterr().out
+    assert "audio.trim_db = 40.0" in printed and "recording too short" not in printed
+    assert main(["anomaly", "score", str(tmp_path / "m"), str(tmp_path / "test"), "--out", str(tmp_path / "s")]) == 0
+    rows = [r.split(",") for r in (tmp_path / "s" / "scores.csv").read_text().splitlines()[1:] if "r00.wav" in r]
+    out = io.StringIO()
+    summary = listen_model(tmp_path / "m", source=tmp_path / "test" / "r00.wav", out=out)
+    assert summary["duration_s"] == pytest.approx(3.0) and summary["n_windows"] == 1
+    window = next(r for r in rows if r[-1] == "window")
+    assert f"{float(window[1]):.2f}-{float(window[2]):.2f} s  score {float(window[3]):.7g}" in out.getvalue()

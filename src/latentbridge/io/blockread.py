@@ -22,11 +22,11 @@ from latentbridge.io.audio import (ALL_CHANNELS, MIX_SILENT, SILENCE_LEVEL, _che
                                    _read_table, unreadable_text, _unfinalised, check_frames, check_peak, is_table,
                                    mix_down, non_finite, select_channels)
 from latentbridge.io.levels import (Plateaus, bounds_of_blocks, clip_values, column_sums, dbfs, offsets_of_sums,
-                                    subtract_offsets, sum_of_squares)
+                                    subtract_offsets, sum_of_squares, widened)
 from latentbridge.io.resampling import resampled_blocks
 from latentbridge.io.wav import (PCM16_FORMATS, WavLayout, declared_frames, read_pcm16, read_wav_samples,
                                  soundfile_source)
-from latentbridge.io.windows import MIN_WINDOW_SHARE, WindowBuffer, check_recording_length
+from latentbridge.io.windows import MIN_WINDOW_SHARE, WindowBuffer, check_recording_length, shortest_recording
 
 __all__ = ["BLOCK_FRAMES", "BlockWindows", "RecordingBlocks", "resampled_to"]
 
@@ -212,8 +212,9 @@ class BlockWindows:
         self.n = int(np.ceil(blocks.frames * float(sample_rate) / blocks.sample_rate))  # resample's length
         self.lead, self.end = 0, self.n
         if trim_db:  # times stay the recording's: the trimmed lead added back
-            self.lead, self.end = bounds_of_blocks((b.T for b in resampled_to(blocks, self.sample_rate)), self.n,
-                                                   self.sample_rate, float(trim_db))
+            self.lead, self.end = widened(*bounds_of_blocks((b.T for b in resampled_to(blocks, self.sample_rate)),
+                                                            self.n, self.sample_rate, float(trim_db)),
+                                          self.n, shortest_recording(window, min_share))
         self.padded = check_recording_length(self.end - self.lead, window, self.sample_rate, blocks.path, min_share,
                                              whole=self.n)
         self.every = blocks.channel == ALL_CHANNELS

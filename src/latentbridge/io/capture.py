@@ -302,7 +302,7 @@ def device_blocks(
 
 def _load_audio(path: str | Path, sample_rate: int, trim_db: float | None = None, channel: int | str | None = None,
                 expect_channels: int | None = None, csv_rate: float | None = None,
-                columns: list[str] | None = None) -> tuple[np.ndarray, int, int]:
+                columns: list[str] | None = None, min_len: int = 0) -> tuple[np.ndarray, int, int]:
     """``(T, channels read)`` float32 samples of ``path`` at ``sample_rate`` (the same reader and checks as
     training), silence-trimmed as in training when ``trim_db`` is set, the sample of the recording they start at, and
     the recording's length in samples."""
@@ -314,7 +314,7 @@ def _load_audio(path: str | Path, sample_rate: int, trim_db: float | None = None
                           columns=columns)
     start, length = 0, audio.shape[-1]
     if trim_db:
-        audio, start = trimmed(audio, sample_rate, trim_db)
+        audio, start = trimmed(audio, sample_rate, trim_db, min_len=min_len)
     return np.ascontiguousarray(np.atleast_2d(np.asarray(audio, dtype=np.float32)).T), start, length
 
 
@@ -329,11 +329,13 @@ def file_blocks(
     csv_rate: float | None = None,
     stats: dict | None = None,
     columns: list[str] | None = None,
+    min_len: int = 0,
 ) -> Iterator[tuple[np.ndarray, bool]]:
     """Replay a recording (the mono mix, channel ``channel`` or, with ``channel="all"``, every channel of the
     ``expect_channels`` it must hold, as :func:`latentbridge.io.read_audio` reads them; resampled to
     ``sample_rate``, trimmed with ``trim_db`` as in training; ``csv_rate``: the model's rate of vibration files
-    that give none; ``columns``: the sensor columns it reads, by header name) as ``(block (n, channels read), False)``.
+    that give none; ``columns``: the sensor columns it reads, by header name; ``min_len``: the fewest samples trimming
+    keeps, as training's) as ``(block (n, channels read), False)``.
     ``stats``, when given, gets ``lead_s`` before the first block: the silence trimmed before it (times in the blocks
     are that much later in the recording), and the recording's ``duration_s``.
 
@@ -342,7 +344,8 @@ def file_blocks(
     """
     if blocksize < 1:
         raise ValueError(f"blocksize must be at least 1, got {blocksize}")
-    audio, start, length = _load_audio(path, sample_rate, trim_db, channel, expect_channels, csv_rate, columns)
+    audio, start, length = _load_audio(path, sample_rate, trim_db, channel, expect_channels, csv_rate, columns,
+                                       min_len)
     if stats is not None:  # audio: (T, channels read)
         stats.update(lead_s=start / sample_rate, duration_s=length / sample_rate)
     t0 = time.monotonic()

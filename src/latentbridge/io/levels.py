@@ -8,7 +8,8 @@ import math
 import numpy as np
 
 __all__ = ["frame_rms", "level_dbfs", "active_bounds", "trim_silence", "trimmed", "remove_dc", "column_sums",
-           "peak_and_clipping", "CLIP_RUN", "CLIP_LEVEL", "frame_db", "bounds_of_levels", "bounds_of_blocks", "offsets_of_sums"]
+           "peak_and_clipping", "CLIP_RUN", "CLIP_LEVEL", "frame_db", "bounds_of_levels", "bounds_of_blocks", "offsets_of_sums",
+           "widened"]
 
 
 def frame_rms(x: np.ndarray, frame: int) -> np.ndarray:
@@ -229,11 +230,24 @@ def trim_silence(wave: np.ndarray, sample_rate: float, top_db: float = 40.0,
 
 
 def trimmed(wave: np.ndarray, sample_rate: float, top_db: float = 40.0,
-            floor_margin_db: float | None = None) -> tuple[np.ndarray, int]:
+            floor_margin_db: float | None = None, min_len: int = 0) -> tuple[np.ndarray, int]:
     """:func:`trim_silence`'s samples and the sample of ``wave`` they start at: a time in them is that much later in
-    the recording (a window's time reported as the trimmed samples' read 2.5 s early after 2.5 s of silence)."""
+    the recording (a window's time reported as the trimmed samples' read 2.5 s early after 2.5 s of silence);
+    ``min_len``: :func:`widened` to it."""
     start, end = active_bounds(wave, sample_rate, top_db, floor_margin_db=floor_margin_db)
+    start, end = widened(start, end, np.shape(wave)[-1], min_len)
     return np.ascontiguousarray(wave[..., start:end]), int(start)
+
+
+def widened(start: int, end: int, n: int, min_len: int) -> tuple[int, int]:
+    """Trimmed bounds ``[start, end)`` of a recording of ``n`` samples widened about their sound to ``min_len``
+    samples where the recording holds them: a short sound in a long recording keeps the silence around it up to the
+    shortest recording a model reads (trimmed to its 80-ms burst, a normal 3-s recording was refused as too short)."""
+    if end - start >= min_len or end - start >= n:
+        return start, end
+    min_len = min(int(min_len), n)
+    start = max(0, min(start - (min_len - (end - start)) // 2, n - min_len))
+    return start, start + min_len
 
 
 #: an offset under one 16-bit step is quantisation, not a bias: left alone (the recording read bit for bit as before)

@@ -29,6 +29,11 @@ PAD_MODES: tuple[str, ...] = ("wrap", "constant", "reflect", "none")
 MIN_WINDOW_SHARE = 0.25
 
 
+def shortest_recording(window: int, min_share: float = MIN_WINDOW_SHARE) -> int:
+    """The fewest samples a recording may hold for windows of ``window`` samples (``min_share`` of one)."""
+    return max(1, int(np.ceil(float(min_share) * int(window))))
+
+
 def check_recording_length(n_samples: int, window: int, sample_rate: float, name: str | Path = "<waveform>",
                            min_share: float = MIN_WINDOW_SHARE, whole: int | None = None) -> bool:
     """Apply the short-recording rule to a recording of ``n_samples``: at least ``min_share`` of a
@@ -39,7 +44,7 @@ def check_recording_length(n_samples: int, window: int, sample_rate: float, name
     it holds at least one window; raises DataError naming ``name`` when it is too short to score.
     """
     n_samples, window = int(n_samples), int(window)
-    minimum = max(1, int(np.ceil(float(min_share) * window)))
+    minimum = shortest_recording(window, min_share)
     if n_samples < minimum:
         have, need = _seconds(n_samples / sample_rate, minimum / sample_rate)
         kept = (f" of sound in a {whole / sample_rate:.3g}-s recording (the rest silence, trimmed: audio.trim_db)"

@@ -20,7 +20,7 @@ from typing import TextIO
 import numpy as np
 
 from latentbridge.errors import LatentbridgeError
-from latentbridge.io.windows import MIN_WINDOW_SHARE, check_recording_length
+from latentbridge.io.windows import MIN_WINDOW_SHARE, check_recording_length, shortest_recording
 from latentbridge.io.resampling import resampled_blocks
 from latentbridge.io.capture import StreamStats, device_blocks, file_blocks
 from latentbridge.io.events import EventLog, utc_now_iso
@@ -226,7 +226,7 @@ def listen(
     elif is_file:  # the file reader picks or mixes the channels as training read them
         blocks = file_blocks(source, sample_rate, blocksize=blocksize, realtime=realtime, trim_db=trim_db,
                              channel=channel, expect_channels=channels, csv_rate=csv_rate, stats=read,
-                             columns=columns)
+                             columns=columns, min_len=shortest_recording(window, min_share))
         in_channels = channels if channel == "all" else 1
     else:
         blocks = source
@@ -323,7 +323,8 @@ def listen(
                 break
         if flush:
             # The recording ended: cut its last windows as cut_windows cuts the whole recording.
-            check_recording_length(buffer.samples_seen, window, sample_rate, name, min_share)
+            check_recording_length(buffer.samples_seen, window, sample_rate, name, min_share,  # (as score says it)
+                                   whole=round(read["duration_s"] * sample_rate) if is_file else None)
             score(buffer.flush(pad, name=name))
     except KeyboardInterrupt:
         emit("interrupted")
@@ -347,7 +348,9 @@ def listen(
         "n_windows": n_windows,
         "n_anomalies": n_anomalies,
         "overflows": overflows(),
-        "duration_s": buffer.samples_seen / sample_rate,
+        # a file read to its end: the recording's length, its trimmed silence too (it said 0.14 s of a 1-s file)
+        "duration_s": read["duration_s"] if is_file and (limit is None or buffer.samples_seen < limit)
+        else buffer.samples_seen / sample_rate,
         "n_silent_windows": n_silent,
         "n_clipped_samples": clipped[0],
     }
