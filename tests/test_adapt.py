@@ -894,3 +894,21 @@ def test_a_short_burst_in_a_long_recording_is_kept_with_its_silence(tmp_path, ca
     assert summary["duration_s"] == pytest.approx(3.0) and summary["n_windows"] == 1
     window = next(r for r in rows if r[-1] == "window")
     assert f"{float(window[1]):.2f}-{float(window[2]):.2f} s  score {float(window[3]):.7g}" in out.getvalue()
+
+
+def test_windows_of_digital_silence_in_every_recording_are_not_called_copies(tmp_path, caplog):
+    """A gated logger's recordings (an impact in exact zeros): their silent windows, alike in every file, were "windows
+    the model was fitted on (the training recordings, or copies of them)", where no file was a copy."""
+    rng, sr = np.random.default_rng(1), 8000
+    (tmp_path / "train").mkdir()
+    t = np.arange(sr // 10) / sr
+    for i in range(20):
+        x = np.zeros(sr, np.float32)
+        at = int(rng.integers(0, sr - len(t)))
+        x[at:at + len(t)] = 0.5 * np.sin(2 * np.pi * 1000 * t) * np.exp(-t / 0.02) * (1 + 0.1 * rng.standard_normal())
+        sf.write(tmp_path / "train" / f"i{i:02d}.wav", x, sr)
+    with caplog.at_level("WARNING"):
+        assert main(["anomaly", "fit", str(tmp_path / "train"), "--out", str(tmp_path / "m"), "-o",
+                     "audio.trim_db=null", "-o", "audio.window_s=0.2", "-o", "audio.hop_s=0.1"]) == 0
+    assert "windows of digital silence, alike in every recording" in caplog.text, caplog.text
+    assert "copies of them" not in caplog.text

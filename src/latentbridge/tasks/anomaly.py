@@ -215,6 +215,11 @@ def without_fitted_windows(model, features: np.ndarray, where, what: str, advice
         return features
     why = ("windows the model was fitted on (the training recordings, or copies of them): a nearest-neighbour "
            "detector scores them 0 against themselves, which says nothing of how far new normal windows lie")
+    from latentbridge.data.audio import silent_frame_shares
+
+    if (silent_frame_shares(features[fitted]) >= 1).all():  # (a gated logger's zeros: no recording was copied)
+        why = ("windows of digital silence, alike in every recording and so among the training windows: a "
+               "nearest-neighbour detector scores them 0, which says nothing of how far new normal windows lie")
     if fitted.all():
         raise DataError(where, f"every one of the {len(features)} windows of {what} is one of the {why}; {advice}")
     log.warning("%d of the %d windows of %s are %s: left out of the calibration", int(fitted.sum()), len(features),
