@@ -101,6 +101,14 @@ def test_score_with_label_csv_and_without_labels(fitted_model, machine_data, tmp
         assert main(["anomaly", "score", str(fitted_model), str(files[0]), "--out", str(plain), "--sample-rate",
                      "8000"]) == 0
     assert "--sample-rate 8000: none of the recordings is a vibration table" in caplog.text
+    import shutil
+
+    shutil.copytree(fitted_model, tmp_path / "model")
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # calibrate alike
+        assert main(["anomaly", "calibrate", str(tmp_path / "model"), str(machine_data / "test" / "normal"),
+                     "--sample-rate", "8000"]) == 0
+    assert "--sample-rate 8000: none of the recordings is a vibration table" in caplog.text
     assert (plain / "scores.csv").exists() and not (plain / "metrics.json").exists()
 
 

@@ -203,6 +203,15 @@ class FitResult:
 MIN_CALIBRATION_WINDOWS = 10
 
 
+def _warn_rate_unused(sample_rate, files) -> None:
+    """``--sample-rate`` given for recordings none of which is a vibration table (passed over without a word)."""
+    from latentbridge.io.audio import is_table
+
+    if sample_rate is not None and not any(map(is_table, files)):
+        log.warning("--sample-rate %g: none of the recordings is a vibration table (CSV or .mat), whose rate it "
+                    "sets where they give none; audio files are read at their own rates", sample_rate)
+
+
 def without_fitted_windows(model, features: np.ndarray, where, what: str, advice: str) -> np.ndarray:
     """``features`` (normal windows to calibrate a threshold on) without those ``model``'s bank holds
     (:meth:`~latentbridge.models.detectors.KNNStatsDetector.fitted_windows`), said in a warning; a DataError at
@@ -395,7 +404,9 @@ def _calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | N
 
             given = [f for p in ([normal_paths] if isinstance(normal_paths, (str, Path)) else normal_paths)
                      for f in recordings(p, stems, stems_required=False, split="test")]
-        wf = ex.extract(given, skip_bad=skip_bad, files=list_normal_files(given, "calibration"))
+        files = list_normal_files(given, "calibration")
+        _warn_rate_unused(sample_rate, files)
+        wf = ex.extract(given, skip_bad=skip_bad, files=files)
         _warn_trained_on(model_dir, wf.files)
         warn_recordings(det, wf, scored=False)  # what `anomaly score` says of them: the threshold is set on them
         wf = calibration_within_band(det, wf)
@@ -485,15 +496,12 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
     (default: the model's ``audio.csv_rate``). None in the extra processes of a distributed run."""
     from latentbridge.data.audio import list_files
     from latentbridge.data.labels import dcase_groups, resolve_labels
-    from latentbridge.io.audio import is_table
     from latentbridge.tasks.scoring import score_files
 
     det = Detector.load(model_dir, method).read_rate(sample_rate)
     aggregate = aggregate or det.anomaly_config.aggregate
     files = list_files(paths)  # once: the labels are checked on them before the scoring, which scores them
-    if sample_rate is not None and not any(map(is_table, files)):  # (passed over without a word)
-        log.warning("--sample-rate %g: none of the recordings is a vibration table (CSV or .mat), whose rate it "
-                    "sets where they give none; audio files are read at their own rates", sample_rate)
+    _warn_rate_unused(sample_rate, files)
     given = paths if isinstance(paths, (list, tuple)) else [paths]  # the data scored, named in the report
     if labels is not None:  # the label file, unlabelled files and a single class
         _two_classes(resolve_labels(files, labels, given), paths)
