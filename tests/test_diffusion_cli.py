@@ -113,6 +113,14 @@ def test_sample_is_seeded_and_writes_pngs_grid_and_npz(mnist_run, tmp_path, caps
         assert main(["sample", str(mnist_run), "--num-samples", "1", "--steps", "2", "--scheduler", scheduler,
                      "--eta", "0.5", "--out", str(tmp_path / f"eta_{scheduler}")]) == 2
         assert f"the {scheduler} sampler takes none (--scheduler ddim)" in capsys.readouterr().err
+        # a run's own eta is DDIM's too: not recorded as used by another sampler
+        from latentbridge.config import load_config
+        from latentbridge.tasks.generate import _settings
+
+        cfg = load_config(REPO / "configs" / "ddpm_mnist.yaml", ["sampling.eta=0.5"])
+        given = dict(steps=None, guidance=None, seed=None, eta=None)
+        assert (_settings(cfg, scheduler=scheduler, **given)["eta"], _settings(cfg, scheduler=None, **given)["eta"]) \
+            == (0.0, 0.5)
     # the ddpm scheduler's noise at every step, DDIM's eta: the same images whatever the batch size (one generator
     # drawn by the batches in turn made --batch-size change them)
     for extra in (["--scheduler", "ddpm"], ["--eta", "0.5"]):
@@ -367,6 +375,9 @@ def test_a_folder_of_images_trains_a_class_conditional_model(tmp_path, capsys, c
         assert said in capsys.readouterr().err
     kept = json.loads((tmp_path / "edge2" / "settings.json").read_text())
     assert (kept["condition"], kept["condition_names"], kept["steps"], kept["seed"]) == ([5.0], ["extent"], 2, 0)
+    # a negative value that argparse took for an option ("expected one argument"): read, and refused by name
+    assert edge_main([str(tmp_path / "c.onnx"), "--condition", "-inf", "--out", str(tmp_path / "edge_inf")]) == 2
+    assert "expected one argument" not in capsys.readouterr().err
 
 
 def test_a_class_with_no_test_image_is_named_at_evaluate(tmp_path, caplog):

@@ -15,13 +15,13 @@ sampler to float32 round-off.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from latentbridge.arguments import ArgumentParser
 from latentbridge.errors import DataError, LatentbridgeError, memory_text, out_of_memory
 from latentbridge.utils import tolerant_stdout
 
@@ -120,8 +120,8 @@ class OnnxDenoiser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m latentbridge.edge_sampler",
-                                description="Sample images from an exported diffusion denoiser (numpy + onnxruntime).")
+    p = ArgumentParser(prog="python -m latentbridge.edge_sampler",
+                       description="Sample images from an exported diffusion denoiser (numpy + onnxruntime).")
     p.add_argument("model", help="the .onnx file written by `latentbridge export`")
     p.add_argument("--num-samples", type=int, default=16)
     p.add_argument("--class", dest="label", help="class of every sample, its name or index (default: classes in turn)")

@@ -109,10 +109,12 @@ def generate(model, n: int, *, labels=None, conditions=None, guidance: float = 2
 
 def _settings(cfg, *, scheduler, steps, guidance, seed, eta) -> dict:
     s = cfg.sampling
-    check_eta(scheduler or s.scheduler, eta)
-    return {"scheduler": scheduler or s.scheduler, "steps": int(s.steps if steps is None else steps),
+    scheduler = scheduler or s.scheduler
+    check_eta(scheduler, eta)
+    return {"scheduler": scheduler, "steps": int(s.steps if steps is None else steps),
             "guidance": float(s.guidance if guidance is None else guidance), "seed": int(s.seed if seed is None else seed),
-            "eta": float(s.eta if eta is None else eta)}
+            # the run's eta is DDIM's only: with another sampler it was recorded as though used
+            "eta": float(s.eta if eta is None else eta) if scheduler == "ddim" else 0.0}
 
 
 def _class_index(saved, label) -> int:

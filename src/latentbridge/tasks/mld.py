@@ -470,6 +470,7 @@ def sampler_settings(cfg, **given) -> dict:
     out = {k: (given.get(k) if given.get(k) is not None else getattr(s, k))
            for k in ("scheduler", "steps", "guidance", "seed", "eta")}
     check_eta(out["scheduler"], given.get("eta"))
+    out["eta"] = out["eta"] if out["scheduler"] == "ddim" else 0.0  # (the run's eta is DDIM's only: not recorded)
     if out["steps"] > cfg.diffusion.train_timesteps or out["steps"] < 1:
         raise LatentbridgeError(f"--steps must be in 1..{cfg.diffusion.train_timesteps}, got {out['steps']}")
     out["guidance"] = resolve_guidance(out["guidance"], s.guidance, cfg.modalities)
