@@ -308,6 +308,28 @@ def test_only_finite_sources_are_flushed(tmp_path):
         listen(score_fn, sample_rate=1000, window_s=0.4, hop_s=0.2, source=iter(blocks), pad="zeros")
 
 
+def test_a_lost_device_says_what_it_heard_and_a_short_listen_no_window(caplog):
+    """A device lost mid-run ended with its error alone (no closing line of the windows heard); --duration under one
+    window listened without a word of scoring nothing."""
+    from latentbridge.errors import LatentbridgeError
+
+    rng = np.random.default_rng(3)
+
+    def lost():
+        for _ in range(12):
+            yield rng.standard_normal((100, 1)).astype(np.float32), False
+        raise LatentbridgeError("the default input device stopped after 1.20 s of audio: the device was lost")
+
+    lines = io.StringIO()
+    with pytest.raises(LatentbridgeError, match="device was lost"):
+        listen(_recording_score()[1], sample_rate=1000, window_s=0.4, hop_s=0.2, source=lost(), out=lines)
+    assert lines.getvalue().rstrip().splitlines()[-1].startswith("listened 1.20 s: 5 windows"), lines.getvalue()
+    with caplog.at_level("WARNING"):
+        summary = listen(_recording_score()[1], sample_rate=1000, window_s=0.4, hop_s=0.2, source=lost(),
+                         duration_s=0.3, out=io.StringIO())
+    assert summary["n_windows"] == 0 and "no window scored: 0.30 s heard, under one 0.4-s window" in caplog.text
+
+
 def test_a_muted_input_is_named(caplog):
     """A muted or unplugged microphone gives digital silence: every window of it scores as a fault; the first
     one is named and the summary counts them (they were flagged without a word)."""
@@ -321,6 +343,13 @@ def test_a_muted_input_is_named(caplog):
     assert summary["n_silent_windows"] == 5  # the windows at 0.8 .. 1.6 s lie wholly in the silence
     assert "the window at 0.80 s is digital silence" in caplog.text and caplog.text.count("digital silence") == 1
     assert lines.getvalue().rstrip().endswith(", 5 windows of digital silence")
+    # a second dropout after the sound came back is named as it begins (printed and logged as faults alone)
+    y = np.concatenate([x, np.zeros(1200), rng.standard_normal(400)]).astype(np.float32)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        listen(_recording_score()[1], sample_rate=1000, window_s=0.4, hop_s=0.2, out=io.StringIO(),
+               source=iter([(y[i : i + 100].reshape(-1, 1), False) for i in range(0, len(y), 100)]))
+    assert caplog.text.count("digital silence") == 2 and "the window at 2.40 s is digital silence" in caplog.text
     _, score_fn = _recording_score()
     assert listen(score_fn, sample_rate=1000, window_s=0.4, hop_s=0.2, out=None,
                   source=iter([(rng.standard_normal((2000, 1)).astype(np.float32), False)]))["n_silent_windows"] == 0
@@ -412,6 +441,22 @@ def test_event_log_sqlite_commits_each_row_and_appends(tmp_path, suffix):
                                      (2.0, 4.0, 1.0, 0, 2)]
     assert rows[0][0] == "2024-01-01T00:00:00+00:00"
     assert rows[2][0].endswith("+00:00") and "T" in rows[2][0]  # filled in, ISO 8601 UTC
+
+
+@pytest.mark.parametrize("name", ["events.csv", "events.sqlite"])
+def test_an_event_log_in_use_is_refused_to_a_second_writer(tmp_path, name):
+    """Two listeners given one --events file wrote their rows into it interleaved (each window's time twice), with
+    nothing to tell the runs apart."""
+    from latentbridge.errors import LatentbridgeError
+
+    with EventLog(tmp_path / name) as log:
+        log.log(_event(0))
+        with pytest.raises(LatentbridgeError, match="another process is writing this event log"):
+            EventLog(tmp_path / name)
+        log.log(_event(1))
+    with EventLog(tmp_path / name) as log:  # free again once closed
+        log.log(_event(2))
+        assert log.rows_written == 1
 
 
 def test_event_log_csv_flushes_each_row_and_appends(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -57,6 +58,24 @@ class EventLog:
             self._open_sqlite()
         else:
             self._open_csv()
+        self._lock_fd = self._lock()
+
+    def _lock(self) -> int | None:
+        """An advisory lock on the log while it is open: a second listener refused (two wrote their rows into one
+        log, interleaved, each window's time twice, and nothing said which run wrote which)."""
+        try:
+            import fcntl
+        except ImportError:  # (Windows)
+            return None
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            self.close()
+            raise LatentbridgeError(f"{self.path}: another process is writing this event log (a listener running): "
+                                    "give each its own --events file") from None
+        return fd
 
     def _open_sqlite(self) -> None:
         try:
@@ -133,6 +152,9 @@ class EventLog:
         self.rows_written += 1
 
     def close(self) -> None:
+        if getattr(self, "_lock_fd", None) is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None

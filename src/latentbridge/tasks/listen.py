@@ -247,6 +247,7 @@ def listen(
     new_log = own_log and not Path(events).exists()  # type: ignore[arg-type]
     log = EventLog(events) if own_log else events  # type: ignore[arg-type]
     n_windows = n_anomalies = flagged_blocks = n_silent = 0
+    silence = [False, 0]  # whether the last window was digital silence; the stretches of it begun
     checked = False  # first_window's checks made
 
     def overflows() -> int:
@@ -263,10 +264,15 @@ def listen(
         starts = [s for s, _ in ready]
         windows = np.stack([w for _, w in ready])
         silent = np.abs(windows).reshape(len(windows), -1).max(axis=1) < SILENT_PEAK
-        if silent.any() and not n_silent:  # a muted or disconnected input: every window of it scores as a fault
-            _log.warning("the window at %.2f s is digital silence (peak below %.0e): is the input muted or "
-                         "disconnected? Its score measures the silence", starts[int(np.argmax(silent))] / sample_rate,
-                         SILENT_PEAK)
+        # a muted or disconnected input: every window of it scores as a fault; each stretch of it said as it begins
+        # (a dropout after the first was printed and logged as faults alone), the first ten
+        for i in np.flatnonzero(silent & ~np.concatenate([[silence[0]], silent[:-1]])):
+            silence[1] += 1
+            if silence[1] <= 10:
+                _log.warning("the window at %.2f s is digital silence (peak below %.0e): is the input muted or "
+                             "disconnected? Its score measures the silence%s", starts[i] / sample_rate, SILENT_PEAK,
+                             "; later ones are counted in the closing line" if silence[1] == 10 else "")
+        silence[0] = bool(silent[-1])
         n_silent += int(silent.sum())
         if first_window is not None and not checked and not silent.all():  # (digital silence is said above)
             checked = True
@@ -307,6 +313,26 @@ def listen(
                 if on_window is not None:
                     on_window(event)
 
+    def closing() -> dict:
+        """The summary, and its closing line."""
+        summary = {
+            "n_windows": n_windows,
+            "n_anomalies": n_anomalies,
+            "overflows": overflows(),
+            # a file read to its end: the recording's length, its trimmed silence too (it said 0.14 s of a 1-s file)
+            "duration_s": read["duration_s"] if is_file and (limit is None or buffer.samples_seen < limit)
+            else buffer.samples_seen / sample_rate,
+            "n_silent_windows": n_silent,
+            "n_clipped_samples": clipped[0],
+        }
+        emit(
+            f"listened {summary['duration_s']:.2f} s: {n_windows} windows, "
+            f"{n_anomalies} anomalies, {summary['overflows']} overflows"
+            + (f", {n_silent} windows of digital silence" if n_silent else "")
+            + (f", {clipped[0]} samples clipped" if clipped[0] else "")
+        )
+        return summary
+
     iterator = iter(blocks)
     try:
         for block, overflowed in iterator:
@@ -332,6 +358,8 @@ def listen(
         if new_log and n_windows == 0:  # an unusable source: no empty events file left behind
             log.close()
             Path(events).unlink(missing_ok=True)  # type: ignore[arg-type]
+        elif n_windows and isinstance(sys.exc_info()[1], LatentbridgeError):  # a device lost: what it heard said
+            closing()  # first (the error alone ended the run)
         raise
     finally:
         close = getattr(iterator, "close", None)
@@ -344,23 +372,10 @@ def listen(
         _log.warning("no window scored: blocks were lost %d time(s) and no stretch between the losses held a %g-s "
                      "window (the scorer fell behind the input: a larger queue, or fewer streams at once)",
                      flagged_blocks, window / sample_rate)
-    summary = {
-        "n_windows": n_windows,
-        "n_anomalies": n_anomalies,
-        "overflows": overflows(),
-        # a file read to its end: the recording's length, its trimmed silence too (it said 0.14 s of a 1-s file)
-        "duration_s": read["duration_s"] if is_file and (limit is None or buffer.samples_seen < limit)
-        else buffer.samples_seen / sample_rate,
-        "n_silent_windows": n_silent,
-        "n_clipped_samples": clipped[0],
-    }
-    emit(
-        f"listened {summary['duration_s']:.2f} s: {n_windows} windows, "
-        f"{n_anomalies} anomalies, {summary['overflows']} overflows"
-        + (f", {n_silent} windows of digital silence" if n_silent else "")
-        + (f", {clipped[0]} samples clipped" if clipped[0] else "")
-    )
-    return summary
+    elif not n_windows and not flush and buffer.samples_seen < window:  # (--duration under a window: unsaid)
+        _log.warning("no window scored: %.2f s heard, under one %g-s window", buffer.samples_seen / sample_rate,
+                     window / sample_rate)
+    return closing()
 
 
 def listen_model(model_dir, *, device=None, source=None, duration_s=None, events=None, hop_s=None,
