@@ -266,6 +266,19 @@ def test_all_good_files_exit_zero(files, onnx_model):
     assert set(window_lines(res.stdout)) == {str(files["good"]), str(files["good2"])}
 
 
+def test_a_file_under_two_names_is_scored_once(files, onnx_model, tmp_path):
+    """A hard link beside its file (or a file given with its folder) was scored twice, where `anomaly score` scores it
+    once."""
+    import os
+
+    (tmp_path / "d").mkdir()
+    shutil.copy(files["good"], tmp_path / "d" / "a.wav")
+    os.link(tmp_path / "d" / "a.wav", tmp_path / "d" / "b.wav")
+    res = run_edge(onnx_model, tmp_path / "d", tmp_path / "d" / "a.wav")
+    assert res.returncode == 0 and set(window_lines(res.stdout)) == {str(tmp_path / "d" / "a.wav")}, res.stdout
+    assert res.stderr.count("scored once") == 2 and f"{tmp_path / 'd' / 'b.wav'}: the same file as" in res.stderr
+
+
 def test_the_threshold_is_said_once_and_starts_have_three_decimals(files, onnx_model):
     """The threshold the decisions use, once in a header line; window starts with 3 decimals, as scores.csv (1.000
     and 1.001 both printed 1.00)."""

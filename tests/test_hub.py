@@ -210,6 +210,9 @@ def test_a_checkpoint_of_random_bytes_is_said_damaged(tmp_path):
     from latentbridge.errors import CheckpointError
     from latentbridge.models.hub import read_lightning_checkpoint
 
+    (tmp_path / "folder.ckpt").mkdir()  # a read error is said as one (not "damaged": a good file deleted)
+    with pytest.raises(CheckpointError, match=r"folder\.ckpt: cannot be read \(Is a directory\)"):
+        read_lightning_checkpoint(tmp_path / "folder.ckpt")
     (tmp_path / "random.ckpt").write_bytes(os.urandom(100_000))
     with pytest.raises(CheckpointError, match=r"random\.ckpt: not a readable latentbridge training checkpoint "
                                               r"\(damaged, or no checkpoint: not the zip archive torch writes\)"):

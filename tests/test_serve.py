@@ -1109,7 +1109,7 @@ def test_a_bad_limit_names_the_option_typed(tmp_path, capsys):
     for origin in ("localhost:3000", "http://x.test/app", "notaurl"):
         assert main(["serve", str(tmp_path / "no_model"), "--cors-origin", origin]) == 2
         assert f"--cors-origin {origin!r}: an origin is scheme://host[:port]" in capsys.readouterr().err
-    for origin in ("*", "http://localhost:3000", "https://dash.example"):
+    for origin in ("*", "null", "http://localhost:3000", "https://dash.example"):  # (null: a file:// page's)
         assert ServeSettings(cors_origins=(origin,)).cors_origins == (origin,)
 
 

@@ -85,7 +85,7 @@ from latentbridge.io.windows import check_windows
 from latentbridge.io.wav import declared_frames, sample_width, unfinalised_frames, wav_layout
 from latentbridge.transforms.numpy_stft import silence_tail, stft_magnitude
 from latentbridge.arguments import ArgumentParser
-from latentbridge.utils import sheet_safe_path, tolerant_stdout
+from latentbridge.utils import seen_before, sheet_safe_path, tolerant_stdout
 
 __all__ = ["EdgeModelError", "EdgeScorer", "FileScores", "main", "read_recording"]
 
@@ -445,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     status, scored = 0, False
     noted: Counter[str] = Counter()  # each note is printed for the first file it concerns, then counted
+    seen: dict = {}  # each file scored once, as `anomaly score` scores it (a hard link to one was scored twice)
     for arg in args.files:
         try:
             files = _expand(arg)
@@ -453,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
             status = 2
             continue
         for f in files:
+            if (first := seen_before(f, seen)) is not None:
+                print(f"note: {f}: the same file as {first}, scored once", file=sys.stderr, flush=True)
+                continue
             try:
                 res = scorer.score_file(f)
             except DataError as e:

@@ -435,6 +435,19 @@ def file_key(path):
     return (st.st_dev, st.st_ino) if st.st_ino else Path(path).resolve()
 
 
+def seen_before(path, seen: dict):
+    """The name under which ``seen`` (:func:`file_key` → the first name met) holds the file ``path`` is, or None
+    (``path`` then recorded): each file once, whatever its names (links, a folder and a file in it)."""
+    try:
+        key = file_key(path)
+    except OSError:  # (a file that cannot be read: named by what reads it)
+        return None
+    if key in seen:
+        return seen[key]
+    seen[key] = path
+    return None
+
+
 def stable_hash(obj, length: int = 16) -> str:
     """Short hash of a JSON-serialisable object, independent of dict order."""
     s = json.dumps(obj, sort_keys=True, default=str)

@@ -28,7 +28,7 @@ from latentbridge.io import (ALL_CHANNELS, MIN_WINDOW_SHARE, check_recording_len
 from latentbridge.io.audio import rate_problem
 from latentbridge.io.windows import WindowView, shortest_recording
 from latentbridge.transforms.numpy_stft import silence_tail
-from latentbridge.utils import (atomic_path, batched, channel_counts, end_with_parent, file_key, file_stamp,
+from latentbridge.utils import (atomic_path, batched, channel_counts, end_with_parent, file_stamp, seen_before,
                                first_time, listed, progress_bar, stable_hash)
 
 log = logging.getLogger(__name__)
@@ -587,11 +587,9 @@ def list_files(paths) -> list[Path]:
     repeated: list[str] = []
     for p in paths if isinstance(paths, (list, tuple)) else [paths]:
         for f in list_audio_files(p):
-            key = file_key(f)
-            if key in seen:  # named: a link's name was dropped without a word of which file it stood for
-                repeated.append(f"{f}" if f == seen[key] else f"{f} (the same file as {seen[key]})")
+            if (first := seen_before(f, seen)) is not None:  # named: a link's name was dropped without a word
+                repeated.append(f"{f}" if f == first else f"{f} (the same file as {first})")
                 continue
-            seen[key] = f
             files.append(f)
     if repeated:
         log.warning("%d file%s reached more than once (a link to a file read already, a file in a folder given beside "

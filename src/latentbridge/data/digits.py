@@ -390,7 +390,8 @@ def clips_and_features_cached(paths: list[Path], spec) -> tuple[np.ndarray, np.n
     """Clips and their features, cached as .npy keyed by the files and the feature definition."""
     from latentbridge.data.feature_cache import digit_set
 
-    key = stable_hash({"transform": spec.model_dump(mode="json"), "reader": 3,  # 2: io.remove_dc, 3: long clips trimmed
+    key = stable_hash({"transform": spec.model_dump(mode="json"), "reader": 4,  # 2: io.remove_dc, 3: long clips trimmed
+                       # 4: remove_dc spares sound in silence
                        "files": [(str(p.resolve()), file_stamp(p)) for p in paths]})
 
     def compute():

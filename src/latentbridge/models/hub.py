@@ -322,6 +322,8 @@ def read_lightning_checkpoint(path: str | Path) -> dict:
     except Exception as e:  # noqa: BLE001 - any failure to read a user's file is "not readable"
         if out_of_memory(e):  # but too little memory, which is no fault of the file
             raise
+        if isinstance(e, OSError):  # (a folder, no permission, a disk's read error: no damaged file to delete)
+            raise CheckpointError(path, f"cannot be read ({e.strerror or e})") from None
         import zipfile
 
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

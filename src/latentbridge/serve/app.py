@@ -91,9 +91,10 @@ class ServeSettings:
         import re
 
         for origin in self.cors_origins:  # one no browser sends (no scheme: localhost:3000) matched nothing, unsaid
-            if origin != "*" and not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s?#]+", origin):
+            if origin not in ("*", "null") and not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s?#]+", origin):
                 raise LatentbridgeError(f"serve: --cors-origin {origin!r}: an origin is scheme://host[:port] as a "
-                                        "browser sends it (e.g. http://localhost:3000, no path), or *")
+                                        "browser sends it (e.g. http://localhost:3000, no path), null (a file:// "
+                                        "page) or *")
 
 
 class SampleRequest(BaseModel):
