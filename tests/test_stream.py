@@ -373,6 +373,13 @@ def test_a_clipping_input_is_named(caplog):
     _, score_fn = _recording_score()
     assert listen(score_fn, sample_rate=1000, window_s=0.4, hop_s=0.2, out=None,
                   source=iter([(0.99 * x[:1200, None], False)]))["n_clipped_samples"] == 0
+    # saturated, then resampled on its way (a sound server's converter): no plateau, samples past full scale
+    over = (1.05 * np.sin(2 * np.pi * 7 * t)).astype(np.float32)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        summary = listen(_recording_score()[1], sample_rate=1000, window_s=0.4, hop_s=0.2, out=io.StringIO(),
+                         source=iter([(over[i : i + 100].reshape(-1, 1), False) for i in range(0, len(over), 100)]))
+    assert summary["n_clipped_samples"] == int(np.sum(np.abs(over) > 1.0)) > 0 and "the input clips" in caplog.text
 
 
 def test_file_blocks_shapes_and_realtime_pacing(tmp_path):

@@ -40,13 +40,15 @@ ScoreFn = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray]"]
 
 def _watch_clipping(blocks: Iterable[tuple[np.ndarray, bool]], sample_rate: int, clipped: list[int]):
     """A live input's blocks, passed on; the samples on plateaus at full scale (the converter saturated:
-    :func:`~latentbridge.io.peak_and_clipping`) counted in ``clipped[0]``, the first named in a warning. Every window
+    :func:`~latentbridge.io.peak_and_clipping`) or past it (resampled on their way) counted in ``clipped[0]``, the first named in a warning. Every window
     of a clipping input carries the saturation's distortion, which scores as unlike the training sound."""
     seen = 0
     for block, overflowed in blocks:
         b = np.asarray(block, dtype=np.float32).reshape(len(block), -1)
         if b.size and float(np.abs(b).max()) >= CLIP_LEVEL:  # one pass; the plateaus are looked for only then
-            n = int(round(float(peak_and_clipping(b)[1].max()) * len(b)))
+            # and samples past full scale: a saturated input resampled on its way (a sound server's rate converter)
+            # overshoots instead of holding a plateau (40 % of its samples at 0.999 and more went unnamed)
+            n = max(int(round(float(peak_and_clipping(b)[1].max()) * len(b))), int((np.abs(b) > 1.0).any(axis=1).sum()))
             if n and not clipped[0]:
                 _log.warning("the input clips at %.2f s (samples held at full scale): its windows score the "
                              "distortion; lower the input gain", seen / sample_rate)
