@@ -64,10 +64,11 @@ def _folder_items(root: Path) -> tuple[list[FSDDItem], list[Path]]:
     :func:`_split`."""
     from latentbridge.data.sources.common import real_place
     from latentbridge.io.audio import AUDIO_EXTENSIONS, UNDECODED_AUDIO
-    from latentbridge.utils import first_time, is_hidden, listed, walk_files
+    from latentbridge.utils import first_time, is_hidden, listed, seen_before, walk_files
 
-    found, skipped, seen, top, broken = [], [], set(), Path(os.path.realpath(root)), []
-    for p in walk_files(root):
+    found, skipped, seen, top, broken, files = [], [], set(), Path(os.path.realpath(root)), [], {}
+    twice = []
+    for p in sorted(walk_files(root)):  # (in order: of two hard links to one recording, the first name kept)
         if is_hidden(p, root) or not p.is_file():
             if p.is_symlink() and not p.exists() and not is_hidden(p, root):
                 broken.append(p.relative_to(root).as_posix())
@@ -76,6 +77,9 @@ def _folder_items(root: Path) -> tuple[list[FSDDItem], list[Path]]:
         if rel in seen:  # a link to a recording of the folder: one recording
             continue
         seen.add(rel)
+        if (first := seen_before(root / rel, files)) is not None:  # a hard link: one recording (it was in both splits)
+            twice.append(f"{rel.as_posix()} ({first.relative_to(root).as_posix()})")
+            continue
         if p.suffix.lower() not in AUDIO_EXTENSIONS:
             if p.suffix.lower() in UNDECODED_AUDIO:  # (an .m4a class folder was left out without a word)
                 skipped.append(p)
@@ -89,6 +93,9 @@ def _folder_items(root: Path) -> tuple[list[FSDDItem], list[Path]]:
             continue
         found.append((digit, m.group(2) if m else p.stem.split("_")[0] if "_" in p.stem else "",
                       int(m.group(3)) if m else -1, p))
+    if twice and first_time(("spoken digits twice", str(top))):
+        warnings.warn(f"{root}: {len(twice)} recording(s) under a second name (hard links) read once: "
+                      f"{listed(twice, 5)}", stacklevel=3)
     if broken and first_time(("spoken digit links to nothing", str(top))):  # (dropped without a word)
         warnings.warn(f"{root}: {len(broken)} link(s) to nothing left out ({listed(sorted(broken), 5)})", stacklevel=3)
     return _split(found, root), skipped
