@@ -279,6 +279,16 @@ def test_a_file_under_two_names_is_scored_once(files, onnx_model, tmp_path):
     assert res.stderr.count("scored once") == 2 and f"{tmp_path / 'd' / 'b.wav'}: the same file as" in res.stderr
 
 
+def test_a_full_output_is_one_line_not_a_traceback(files, onnx_model):
+    """`python -m latentbridge.edge MODEL FILES > /dev/full`: a traceback, exit 1 (the CLI: one line, exit 2)."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    with open("/dev/full", "w") as full:
+        res = subprocess.run([sys.executable, "-m", "latentbridge.edge", str(onnx_model), str(files["good"])],
+                             stdout=full, stderr=subprocess.PIPE, text=True, env=ENV, timeout=120)
+    assert res.returncode == 2 and res.stderr.startswith("error: ") and "Traceback" not in res.stderr, res.stderr
+
+
 def test_the_threshold_is_said_once_and_starts_have_three_decimals(files, onnx_model):
     """The threshold the decisions use, once in a header line; window starts with 3 decimals, as scores.csv (1.000
     and 1.001 both printed 1.00)."""

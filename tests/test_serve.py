@@ -1106,10 +1106,12 @@ def test_a_bad_limit_names_the_option_typed(tmp_path, capsys):
     with pytest.raises(LatentbridgeError, match="^serve: gl_iterations must be positive, got 0$"):  # set from Python
         ServeSettings(gl_iterations=0)
     # an origin no browser sends (no scheme, a path, empty) matched nothing, without a word
-    for origin in ("localhost:3000", "http://x.test/app", "notaurl"):
+    for origin in ("localhost:3000", "http://x.test/app", "notaurl", "HTTP://LOCALHOST:3000",
+                   "https://*.example.com", "http://x.test:99999"):  # (never a browser's Origin: matched nothing)
         assert main(["serve", str(tmp_path / "no_model"), "--cors-origin", origin]) == 2
         assert f"--cors-origin {origin!r}: an origin is scheme://host[:port]" in capsys.readouterr().err
-    for origin in ("*", "null", "http://localhost:3000", "https://dash.example"):  # (null: a file:// page's)
+    for origin in ("*", "null", "http://localhost:3000", "https://dash.example", "http://[::1]:8080"):  # (null:
+        # a file:// page's)
         assert ServeSettings(cors_origins=(origin,)).cors_origins == (origin,)
 
 

@@ -350,6 +350,11 @@ def test_a_muted_input_is_named(caplog):
         listen(_recording_score()[1], sample_rate=1000, window_s=0.4, hop_s=0.2, out=io.StringIO(),
                source=iter([(y[i : i + 100].reshape(-1, 1), False) for i in range(0, len(y), 100)]))
     assert caplog.text.count("digital silence") == 2 and "the window at 2.40 s is digital silence" in caplog.text
+    # sound in tiny units (a strain table, 1e-7): silence only under the model's floor (every window was "silence")
+    tiny = (1e-7 * rng.standard_normal(2000)).astype(np.float32)
+    blocks = [(tiny[i : i + 100].reshape(-1, 1), False) for i in range(0, len(tiny), 100)]
+    assert listen(_recording_score()[1], sample_rate=1000, window_s=0.4, hop_s=0.2, out=io.StringIO(),
+                  source=iter(blocks), silent_peak=1e-13)["n_silent_windows"] == 0
     _, score_fn = _recording_score()
     assert listen(score_fn, sample_rate=1000, window_s=0.4, hop_s=0.2, out=None,
                   source=iter([(rng.standard_normal((2000, 1)).astype(np.float32), False)]))["n_silent_windows"] == 0
@@ -374,7 +379,7 @@ def test_a_clipping_input_is_named(caplog):
     assert listen(score_fn, sample_rate=1000, window_s=0.4, hop_s=0.2, out=None,
                   source=iter([(0.99 * x[:1200, None], False)]))["n_clipped_samples"] == 0
     # saturated, then resampled on its way (a sound server's converter): no plateau, samples past full scale
-    over = (1.05 * np.sin(2 * np.pi * 7 * t)).astype(np.float32)
+    over = (1.05 * np.sin(2 * np.pi * 7 * t)).astype(np.float32)  # (peak 1.05)
     caplog.clear()
     with caplog.at_level("WARNING"):
         summary = listen(_recording_score()[1], sample_rate=1000, window_s=0.4, hop_s=0.2, out=io.StringIO(),

@@ -71,7 +71,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.errors import DataError, LatentbridgeError, memory_text, out_of_memory, stdout_gone
+from latentbridge.errors import DataError, LatentbridgeError, memory_text, os_error_text, out_of_memory, stdout_gone
 from latentbridge.io import (  # numpy only at import time
     ALL_CHANNELS,
     AUDIO_EXTENSIONS,
@@ -491,6 +491,10 @@ def _run() -> int:
         if stdout_gone(e):  # (the interpreter's last flush goes nowhere)
             return 141
         raise
+    except OSError as e:  # its output cannot be written (a full disk: a traceback), said as the CLI says it
+        print(f"error: {os_error_text(e) if e.filename else f'the scores cannot be written ({e.strerror or e})'}",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -91,7 +91,9 @@ class ServeSettings:
         import re
 
         for origin in self.cors_origins:  # one no browser sends (no scheme: localhost:3000) matched nothing, unsaid
-            if origin not in ("*", "null") and not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s?#]+", origin):
+            port = re.search(r":(\d+)$", origin)  # lower case, no wildcard in a name, a port to 65535: as a browser
+            if origin not in ("*", "null") and (not re.fullmatch(r"[a-z][a-z0-9+.-]*://[a-z0-9.\-_~\[\]:]+", origin)
+                                                or (port is not None and int(port.group(1)) > 65535)):  # sends it
                 raise LatentbridgeError(f"serve: --cors-origin {origin!r}: an origin is scheme://host[:port] as a "
                                         "browser sends it (e.g. http://localhost:3000, no path), null (a file:// "
                                         "page) or *")

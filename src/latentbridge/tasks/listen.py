@@ -26,11 +26,14 @@ from latentbridge.io.capture import StreamStats, device_blocks, file_blocks
 from latentbridge.io.events import EventLog, utc_now_iso
 from latentbridge.io.levels import CLIP_LEVEL, dc_offsets, peak_and_clipping, subtract_offsets
 from latentbridge.io.windows import PAD_MODES, WindowBuffer
+from latentbridge.utils import counted
 
 _log = logging.getLogger(__name__)
 
 #: a window whose samples all stay below this is digital silence (a muted or disconnected input)
 SILENT_PEAK = 1e-6
+#: the highest peak of a live block whose samples past full scale count as clipping (a resampler's overshoot)
+OVERSHOOT = 1.25
 
 __all__ = ["ScoreFn", "listen", "listen_model"]
 
@@ -46,9 +49,11 @@ def _watch_clipping(blocks: Iterable[tuple[np.ndarray, bool]], sample_rate: int,
     for block, overflowed in blocks:
         b = np.asarray(block, dtype=np.float32).reshape(len(block), -1)
         if b.size and float(np.abs(b).max()) >= CLIP_LEVEL:  # one pass; the plateaus are looked for only then
-            # and samples past full scale: a saturated input resampled on its way (a sound server's rate converter)
-            # overshoots instead of holding a plateau (40 % of its samples at 0.999 and more went unnamed)
-            n = max(int(round(float(peak_and_clipping(b)[1].max()) * len(b))), int((np.abs(b) > 1.0).any(axis=1).sum()))
+            # and samples just past full scale: a saturated input resampled on its way (a sound server's rate
+            # converter) overshoots by a few % instead of holding a plateau (40 % of its samples at 0.999 and more,
+            # peak 1.04, went unnamed); a float stream at another scale (peaks of 3) is no saturation
+            over = int((np.abs(b) > 1.0).any(axis=1).sum()) if float(np.abs(b).max()) <= OVERSHOOT else 0
+            n = max(int(round(float(peak_and_clipping(b)[1].max()) * len(b))), over)
             if n and not clipped[0]:
                 _log.warning("the input clips at %.2f s (samples held at full scale): its windows score the "
                              "distortion; lower the input gain", seen / sample_rate)
@@ -143,6 +148,7 @@ def listen(
     model_rate: int | None = None,
     columns: list[str] | None = None,
     first_window: Callable[[np.ndarray], list[str]] | None = None,
+    silent_peak: float = SILENT_PEAK,
 ) -> dict:
     """Score a live stream window by window.
 
@@ -265,14 +271,14 @@ def listen(
             return
         starts = [s for s, _ in ready]
         windows = np.stack([w for _, w in ready])
-        silent = np.abs(windows).reshape(len(windows), -1).max(axis=1) < SILENT_PEAK
+        silent = np.abs(windows).reshape(len(windows), -1).max(axis=1) < silent_peak
         # a muted or disconnected input: every window of it scores as a fault; each stretch of it said as it begins
         # (a dropout after the first was printed and logged as faults alone), the first ten
         for i in np.flatnonzero(silent & ~np.concatenate([[silence[0]], silent[:-1]])):
             silence[1] += 1
             if silence[1] <= 10:
                 _log.warning("the window at %.2f s is digital silence (peak below %.0e): is the input muted or "
-                             "disconnected? Its score measures the silence%s", starts[i] / sample_rate, SILENT_PEAK,
+                             "disconnected? Its score measures the silence%s", starts[i] / sample_rate, silent_peak,
                              "; later ones are counted in the closing line" if silence[1] == 10 else "")
         silence[0] = bool(silent[-1])
         n_silent += int(silent.sum())
@@ -328,9 +334,9 @@ def listen(
             "n_clipped_samples": clipped[0],
         }
         emit(
-            f"listened {summary['duration_s']:.2f} s: {n_windows} windows, "
-            f"{n_anomalies} anomalies, {summary['overflows']} overflows"
-            + (f", {n_silent} windows of digital silence" if n_silent else "")
+            f"listened {summary['duration_s']:.2f} s: {counted(n_windows, 'window')}, "
+            f"{n_anomalies} anomal{'y' if n_anomalies == 1 else 'ies'}, {counted(summary['overflows'], 'overflow')}"
+            + (f", {counted(n_silent, 'window')} of digital silence" if n_silent else "")
             + (f", {clipped[0]} samples clipped" if clipped[0] else "")
         )
         return summary
@@ -438,7 +444,10 @@ def listen_model(model_dir, *, device=None, source=None, duration_s=None, events
                   trim_db=det.spec.windowing.trim_db, min_share=det.spec.windowing.min_share,
                   channel=det.spec.windowing.channel, channels=capture_channels(det),
                   csv_rate=det.csv_rate, columns=det.spec.windowing.columns,
-                  first_window=None if source else first_window_warnings(det, "the input", capture_sr))
+                  first_window=None if source else first_window_warnings(det, "the input", capture_sr),
+                  # a model whose floor follows its recordings' tiny units (the survey's features.amin): silence
+                  # under its floor too (a table of values about 1e-6 was every window "digital silence")
+                  silent_peak=SILENT_PEAK * min(1.0, det.spec.features.amin / 1e-5) ** (1 / det.spec.features.power))
 
 
 def _say_what_the_input_lacks(det, source, capture_sr: int) -> None:
