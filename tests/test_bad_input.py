@@ -173,7 +173,7 @@ def test_listen_missing_source(fitted_model, tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["tissue", "--channels", "0", "--no-imzml"], "data synth tissue: --channels must be an integer in [1, 1000], got 0"),
     (["tissue", "--sections", "2", "--test-sections", "5"], "--test-sections must be an integer in [0, 2], got 5"),
-    (["tissue", "--count-scale", "0"], "--count-scale > 0"),
+    (["tissue", "--count-scale", "0"], "--count-scale must be a number above 0"),
     (["machine", "--seed", "-1"], "--seed must be 0 or more, got -1"),
     (["bridge", "--sensors", "0"], "data synth bridge: --sensors must be an integer from 1 to 99, got 0"),
 ])
