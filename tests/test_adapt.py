@@ -841,7 +841,8 @@ def test_the_survey_s_rate_floor_and_reasons_for_odd_folders():
     assert "their windows shortened for want of sound" in short["features.n_fft"].reason
     from latentbridge.data.survey import percent
 
-    assert [percent(x) for x in (1.0, 0.555, 1.2e-5)] == ["100 %", "56 %", "0.0012 %"]  # a square wave clipped "1e+02 %"
+    # (a square wave clipped "1e+02 %")
+    assert [percent(x) for x in (1.0, 0.555, 1.2e-5)] == ["100 %", "56 %", "0.0012 %"]
 
 
 def test_audio_files_of_differing_channel_counts_are_mixed_and_said_so():

@@ -1004,7 +1004,8 @@ def test_calibrate_takes_its_normal_folders_before_or_after_the_options(fitted_m
     assert parse(["anomaly", "calibrate", "m", "--k", "2", "--", "-6_dB_pump"]).normal_paths == ["-6_dB_pump"]
     assert parse(["anomaly", "calibrate", "m", "--threshold", "1"]).normal_paths == []
     # an empty word (`--config ""`, `--labels ""`, a path "") was read as the folder "." ("is a folder")
-    for words, named in ((["config", "--config", ""], "--config"), (["anomaly", "score", "m", "", "--out", "o"], "paths"),
+    for words, named in ((["config", "--config", ""], "--config"),
+                         (["anomaly", "score", "m", "", "--out", "o"], "paths"),
                          (["anomaly", "score", "m", "x", "--out", "o", "--labels", " "], "--labels")):
         with pytest.raises(SystemExit) as e:
             parse(words)

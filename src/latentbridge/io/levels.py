@@ -8,8 +8,8 @@ import math
 import numpy as np
 
 __all__ = ["frame_rms", "level_dbfs", "active_bounds", "trim_silence", "trimmed", "remove_dc", "column_sums",
-           "peak_and_clipping", "CLIP_RUN", "CLIP_LEVEL", "frame_db", "bounds_of_levels", "bounds_of_blocks", "offsets_of_sums",
-           "widened"]
+           "peak_and_clipping", "CLIP_RUN", "CLIP_LEVEL", "frame_db", "bounds_of_levels", "bounds_of_blocks",
+           "offsets_of_sums", "widened"]
 
 
 def frame_rms(x: np.ndarray, frame: int) -> np.ndarray:

@@ -43,8 +43,9 @@ ScoreFn = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray]"]
 
 def _watch_clipping(blocks: Iterable[tuple[np.ndarray, bool]], sample_rate: int, clipped: list[int]):
     """A live input's blocks, passed on; the samples on plateaus at full scale (the converter saturated:
-    :func:`~latentbridge.io.peak_and_clipping`) or past it (resampled on their way) counted in ``clipped[0]``, the first named in a warning. Every window
-    of a clipping input carries the saturation's distortion, which scores as unlike the training sound."""
+    :func:`~latentbridge.io.peak_and_clipping`) or just past it (resampled on their way) counted in ``clipped[0]``,
+    the first named in a warning. Every window of a clipping input carries the saturation's distortion, which scores
+    as unlike the training sound."""
     seen = 0
     for block, overflowed in blocks:
         b = np.asarray(block, dtype=np.float32).reshape(len(block), -1)
