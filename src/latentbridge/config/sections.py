@@ -365,8 +365,8 @@ class BetaConfig(Section):
 
 def devices_value(value, choices: bool = True):
     """A number of devices (``train.devices``, ``--devices``), 1 to :data:`MAX_DEVICES`, as an int; with ``choices``
-    also Lightning's ``auto`` and GPU indices (``0,1``), as given; None for anything else (0 and negatives reached Lightning as a
-    traceback)."""
+    also Lightning's ``auto`` and GPU indices (``0,1``), as given; None for anything else (0 and negatives reached
+    Lightning as a traceback)."""
     text = str(value).strip()
     if choices and (text == "auto" or "," in text or text.startswith("[")):
         return value
