@@ -8,6 +8,10 @@ import re
 import sys
 
 
+#: options whose empty value has a message of its own (`--device ''`, `--api-key ''`, `--out ''`, `--mz=`)
+_OWN_MESSAGE = frozenset({"device", "api_key", "out", "mz"})
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse's parser (the CLI's and the edge scorer's), whose usage errors also say how to pass a path that
     starts with '-' (MIMII's folders are named ``-6_dB_pump``): argparse reads it as an option, and said only "the
@@ -23,9 +27,10 @@ class ArgumentParser(argparse.ArgumentParser):
         self.given = list(sys.argv[1:] if args is None else args)  # a subcommand's parser: the words it reads
         namespace, extras = super().parse_known_args(args, namespace)
         for action in self._actions:  # an empty word (`--config ""`) was read as the folder "." ("is a folder")
-            value = getattr(namespace, action.dest, None)  # (`--device ''`, `--api-key ''`: their own messages)
-            if action.dest not in ("device", "api_key") and any(isinstance(v, str) and not v.strip()
-                                               for v in (value if isinstance(value, list) else [value])):
+            value = getattr(namespace, action.dest, None)
+            if action.dest in _OWN_MESSAGE:
+                continue
+            if any(isinstance(v, str) and not v.strip() for v in (value if isinstance(value, list) else [value])):
                 self.error(f"argument {'/'.join(action.option_strings) or action.metavar or action.dest}: an empty "
                            "value")
         return namespace, extras
