@@ -28,8 +28,8 @@ from latentbridge.io import (ALL_CHANNELS, MIN_WINDOW_SHARE, check_recording_len
 from latentbridge.io.audio import rate_problem
 from latentbridge.io.windows import WindowView, shortest_recording
 from latentbridge.transforms.numpy_stft import silence_tail
-from latentbridge.utils import (atomic_path, batched, channel_counts, end_with_parent, file_stamp, seen_before,
-                               first_time, listed, progress_bar, stable_hash)
+from latentbridge.utils import (atomic_path, batched, channel_counts, end_with_parent, file_stamp, first_time,
+                               listed, progress_bar, seen_before, stable_hash)
 
 log = logging.getLogger(__name__)
 
@@ -358,9 +358,9 @@ class FeatureExtractor:
                              columns=self.columns)
         duration_s, start = wave.shape[-1] / self.sample_rate, 0
         if self.trim_db:
-            whole, least = wave.shape[-1], shortest_recording(self.window, self.min_share)  # (a short sound's
-            wave, start = trimmed(wave, self.sample_rate, self.trim_db, min_len=least)  # silence kept to a share)
-            check_recording_length(wave.shape[-1], self.window, self.sample_rate, path, self.min_share, whole=whole)
+            least = shortest_recording(self.window, self.min_share)  # (a short sound's silence kept to a share)
+            wave, start = trimmed(wave, self.sample_rate, self.trim_db, min_len=least)
+            check_recording_length(wave.shape[-1], self.window, self.sample_rate, path, self.min_share)
         if stats is not None:
             stats.update(lead_s=start / self.sample_rate, duration_s=duration_s)
         return wave

@@ -215,8 +215,7 @@ class BlockWindows:
             self.lead, self.end = widened(*bounds_of_blocks((b.T for b in resampled_to(blocks, self.sample_rate)),
                                                             self.n, self.sample_rate, float(trim_db)),
                                           self.n, shortest_recording(window, min_share))
-        self.padded = check_recording_length(self.end - self.lead, window, self.sample_rate, blocks.path, min_share,
-                                             whole=self.n)
+        self.padded = check_recording_length(self.end - self.lead, window, self.sample_rate, blocks.path, min_share)
         self.every = blocks.channel == ALL_CHANNELS
         self.level_dbfs: float | None = None
 

@@ -35,10 +35,10 @@ def shortest_recording(window: int, min_share: float = MIN_WINDOW_SHARE) -> int:
 
 
 def check_recording_length(n_samples: int, window: int, sample_rate: float, name: str | Path = "<waveform>",
-                           min_share: float = MIN_WINDOW_SHARE, whole: int | None = None) -> bool:
+                           min_share: float = MIN_WINDOW_SHARE) -> bool:
     """Apply the short-recording rule to a recording of ``n_samples``: at least ``min_share`` of a
-    window (:data:`MIN_WINDOW_SHARE` unless the model's ``audio.min_window_share`` says otherwise);
-    ``whole``: the recording's samples before its silence was trimmed (``n_samples`` are those kept).
+    window (:data:`MIN_WINDOW_SHARE` unless the model's ``audio.min_window_share`` says otherwise; trimming keeps
+    that much of a longer recording: :func:`~latentbridge.io.levels.widened`).
 
     Returns True when the recording is shorter than one window (it will be padded), False when
     it holds at least one window; raises DataError naming ``name`` when it is too short to score.
@@ -47,11 +47,9 @@ def check_recording_length(n_samples: int, window: int, sample_rate: float, name
     minimum = shortest_recording(window, min_share)
     if n_samples < minimum:
         have, need = _seconds(n_samples / sample_rate, minimum / sample_rate)
-        kept = (f" of sound in a {whole / sample_rate:.3g}-s recording (the rest silence, trimmed: audio.trim_db)"
-                if whole is not None and whole > n_samples else "")
         raise DataError(
             name,
-            f"recording too short: {have} s{kept}; with {window / sample_rate:g}-s windows a recording must last at "
+            f"recording too short: {have} s; with {window / sample_rate:g}-s windows a recording must last at "
             f"least {need} s ({float(min_share):g} of a window, audio.min_window_share; shorter recordings need a "
             "model trained with a shorter audio.window_s or a smaller share)",
         )

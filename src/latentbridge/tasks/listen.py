@@ -358,8 +358,7 @@ def listen(
                 break
         if flush:
             # The recording ended: cut its last windows as cut_windows cuts the whole recording.
-            check_recording_length(buffer.samples_seen, window, sample_rate, name, min_share,  # (as score says it)
-                                   whole=round(read["duration_s"] * sample_rate) if is_file else None)
+            check_recording_length(buffer.samples_seen, window, sample_rate, name, min_share)
             score(buffer.flush(pad, name=name))
     except KeyboardInterrupt:
         emit("interrupted")
