@@ -150,6 +150,7 @@ def dotted(d, prefix: str = "") -> dict:
         return {prefix[:-1]: d}
     return {k: v for key, value in d.items() for k, v in dotted(value, f"{prefix}{key}.").items()}
 
+
 #: seconds before a progress bar shows, and between its redraws, where stderr is a file or a pipe (a log keeps every
 #: redraw: a bar redrawn ten times a second filled it)
 LOG_PROGRESS_S = 30.0

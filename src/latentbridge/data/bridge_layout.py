@@ -40,7 +40,7 @@ from pathlib import Path
 from latentbridge.errors import DataError
 from latentbridge.io.images import IMAGE_EXTENSIONS
 from latentbridge.io.vibration import RECORDING_SUFFIXES
-from latentbridge.utils import file_key, first_time, is_hidden, listed, natural_key
+from latentbridge.utils import first_time, is_hidden, listed, natural_key, seen_before
 
 log = logging.getLogger("latentbridge.data.bridge")
 
@@ -128,13 +128,13 @@ def discover(root: str | Path) -> list[TestRecord]:
         else:
             real_tests[real] = d.name
     owners: dict = {}
+    claimed: set[Path] = set()
     for q in sorted((q for d in entries if d.is_dir() and d.name not in aliases for q in _visible(d)
                      if q.is_file() and q.suffix.lower() in RECORDING_SUFFIXES), key=lambda q: q.is_symlink()):
-        if (real := file_key(q)) in owners:  # one recording, under two tests' names or twice in one (hard links too)
-            twice.append(f"{q.parent.name}/{q.name} ({owners[real].parent.name}/{owners[real].name})")
+        if (first := seen_before(q, owners)) is not None:  # one recording, under two tests' names or twice in one
+            twice.append(f"{q.parent.name}/{q.name} ({first.parent.name}/{first.name})")  # (hard links too)
         else:
-            owners[real] = q
-    claimed = set(owners.values())
+            claimed.add(q)
     for d in entries:
         if d.is_file():
             loose += d.suffix.lower() in RECORDING_SUFFIXES
