@@ -135,11 +135,15 @@ def check_sampler_flags(*, steps=None, eta=None, batch_size=None, seed=None, **_
         raise LatentbridgeError(f"--batch-size must be at least 1, got {batch_size}")
 
 
-def check_eta(scheduler: str, eta) -> None:
-    """``eta`` given (not None) with a sampler other than DDIM's: refused (it drew the samples it draws without, and
-    the samples' settings recorded it)."""
-    if eta is not None and scheduler != "ddim":
+def sampler_eta(scheduler: str, eta, run_eta: float) -> float:
+    """The eta ``scheduler`` samples with: DDIM's ``eta`` (None: the run's ``run_eta``); 0 for another sampler, which
+    has none (the run's was recorded as though used), and an ``eta`` given to one refused (it drew the samples it
+    draws without, and the samples' settings recorded it)."""
+    if scheduler == "ddim":
+        return float(run_eta if eta is None else eta)
+    if eta is not None:
         from latentbridge.errors import LatentbridgeError
 
         raise LatentbridgeError(f"--eta {eta:g}: the share of fresh noise in DDIM's steps; the {scheduler} sampler "
                                 "takes none (--scheduler ddim)")
+    return 0.0

@@ -22,7 +22,7 @@ import torch
 
 from latentbridge.errors import DataError, LatentbridgeError
 from latentbridge.utils import inference_device, progress_bar
-from latentbridge.sampling_args import check_eta, check_sampler_flags, class_index, condition_warning
+from latentbridge.sampling_args import check_sampler_flags, class_index, condition_warning, sampler_eta
 
 log = logging.getLogger(__name__)
 DIGITS = [str(d) for d in range(10)]
@@ -110,11 +110,9 @@ def generate(model, n: int, *, labels=None, conditions=None, guidance: float = 2
 def _settings(cfg, *, scheduler, steps, guidance, seed, eta) -> dict:
     s = cfg.sampling
     scheduler = scheduler or s.scheduler
-    check_eta(scheduler, eta)
     return {"scheduler": scheduler, "steps": int(s.steps if steps is None else steps),
             "guidance": float(s.guidance if guidance is None else guidance), "seed": int(s.seed if seed is None else seed),
-            # the run's eta is DDIM's only: with another sampler it was recorded as though used
-            "eta": float(s.eta if eta is None else eta) if scheduler == "ddim" else 0.0}
+            "eta": sampler_eta(scheduler, eta, s.eta)}
 
 
 def _class_index(saved, label) -> int:

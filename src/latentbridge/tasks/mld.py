@@ -39,7 +39,7 @@ import torch
 
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError, ModelFolderError
 from latentbridge.outputs import resumable_run
-from latentbridge.sampling_args import check_eta, parse_guidance, resolve_guidance
+from latentbridge.sampling_args import parse_guidance, resolve_guidance, sampler_eta
 from latentbridge.tasks.mld_stages import STAGE_DIR, SUPERVISED, Stages, _is_model_folder, load_stages, stage_places
 from latentbridge.transforms.postfilter import GlobalVariancePostFilter
 from latentbridge.utils import batched, listed, output_names
@@ -469,8 +469,7 @@ def sampler_settings(cfg, **given) -> dict:
     s = cfg.sampling
     out = {k: (given.get(k) if given.get(k) is not None else getattr(s, k))
            for k in ("scheduler", "steps", "guidance", "seed", "eta")}
-    check_eta(out["scheduler"], given.get("eta"))
-    out["eta"] = out["eta"] if out["scheduler"] == "ddim" else 0.0  # (the run's eta is DDIM's only: not recorded)
+    out["eta"] = sampler_eta(out["scheduler"], given.get("eta"), s.eta)
     if out["steps"] > cfg.diffusion.train_timesteps or out["steps"] < 1:
         raise LatentbridgeError(f"--steps must be in 1..{cfg.diffusion.train_timesteps}, got {out['steps']}")
     out["guidance"] = resolve_guidance(out["guidance"], s.guidance, cfg.modalities)
