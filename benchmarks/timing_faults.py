@@ -9,7 +9,9 @@ one click missing (even-numbered) or one moved by 0.2 s either way (odd-numbered
     python benchmarks/timing_faults.py [--work DIR] [--seeds 0,1,2] [--kind timing|sound] [--detectors default,pca,vae]
 
 Results: ``benchmarks/results/timing_faults.json`` (``timing_faults_sound.json``: the same sets with faults of the
-clicks' sound, a ringing click or a rattle, in the columns of the missing and the moved click).
+clicks' sound, a ringing click or a rattle, in the columns of the missing and the moved click;
+``timing_faults_duration.json``: a relay's noise bursts of 50 ms at random times, one to three in a recording, over noise
+36 dB under them; one burst three times as long (even-numbered anomalies) or twice as long (odd)).
 """
 
 from __future__ import annotations
@@ -33,18 +35,18 @@ DETECTORS = {"default": [], "pca": ["--config", str(REPO / "configs" / "anomaly_
 
 def make(root: Path, seed: int, kind: str = "timing") -> None:
     """``kind`` timing: one click missing (even-numbered anomalies) or moved by 0.2 s (odd); sound: one click a ringing
-    2.5-kHz burst of the click's energy (even) or a click twice as long, a rattle (odd)."""
+    2.5-kHz burst of the click's energy (even) or a click twice as long, a rattle (odd); duration: :func:`make_bursts`."""
     import soundfile as sf
 
+    if kind == "duration":
+        return make_bursts(root, seed)
     rng = np.random.default_rng(seed)
     click = np.exp(-np.arange(400) / 60) * rng.standard_normal(400)
     ring = np.exp(-np.arange(400) / 60) * np.sin(2 * np.pi * 2500 * np.arange(400) / SR)
     ring *= np.linalg.norm(click) / np.linalg.norm(ring)
     rattle = np.exp(-np.arange(800) / 120) * np.random.default_rng(seed + 1000).standard_normal(800)  # (the timing
     # sets' draws as they were)
-    plan = [("train", "normal", i, False) for i in range(40)] + [("test", "normal", i, False) for i in range(20)] + \
-        [("test", "anomaly", i, True) for i in range(20)]
-    for split, label, i, anomalous in plan:
+    for split, label, i, anomalous in _plan():
         times = np.array([0.5, 1.0, 1.5, 2.0, 2.5]) + rng.normal(0, 0.01, 5)
         sounds = [click] * 5
         if anomalous and kind == "timing" and i % 2 == 0:
@@ -60,6 +62,30 @@ def make(root: Path, seed: int, kind: str = "timing") -> None:
         folder = root / split / (label if split == "test" else "")
         folder.mkdir(parents=True, exist_ok=True)
         sf.write(folder / f"{label}_{i:03d}.wav", (0.3 * x).astype(np.float32), SR, subtype="FLOAT")
+
+
+def _plan():
+    return [("train", "normal", i, False) for i in range(40)] + [("test", "normal", i, False) for i in range(20)] + \
+        [("test", "anomaly", i, True) for i in range(20)]
+
+
+def make_bursts(root: Path, seed: int) -> None:
+    """A relay's contacts: one to three noise bursts of 50 ms (x 0.8-1.2) at random times in 3 s, over noise 36 dB under
+    them; an anomalous recording has one burst three times as long (even-numbered: contact bounce) or twice (odd)."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    for split, label, i, anomalous in _plan():
+        x = 0.003 * rng.standard_normal(SECONDS * SR)
+        n_bursts = int(rng.integers(1, 4))
+        longer = int(rng.integers(n_bursts)) if anomalous else -1
+        for j in range(n_bursts):
+            seconds = 0.05 * rng.uniform(0.8, 1.2) * ((3 if i % 2 == 0 else 2) if j == longer else 1)
+            k, n = int(rng.uniform(0, SECONDS - seconds) * SR), int(seconds * SR)
+            x[k:k + n] += 0.2 * rng.uniform(0.7, 1.3) * rng.standard_normal(n)
+        folder = root / split / (label if split == "test" else "")
+        folder.mkdir(parents=True, exist_ok=True)
+        sf.write(folder / f"{label}_{i:03d}.wav", x.astype(np.float32), SR, subtype="FLOAT")
 
 
 def aucs(scores: Path) -> dict:
@@ -82,8 +108,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--detectors", default=",".join(DETECTORS), help="of " + ", ".join(DETECTORS))
     ap.add_argument("--suffix", default="", help="added to the results file's name")
-    ap.add_argument("--kind", choices=("timing", "sound"), default="timing",
-                    help="faults of timing (a click missing / moved) or of sound (a ringing click / a rattle)")
+    ap.add_argument("--kind", choices=("timing", "sound", "duration"), default="timing",
+                    help="faults of timing (a click missing / moved), of sound (a ringing click / a rattle) or of "
+                         "duration (a relay's burst three / two times as long)")
     args = ap.parse_args(argv)
     work = Path(args.work or tempfile.mkdtemp(prefix="lb_timing_"))
     rows = []
@@ -105,10 +132,12 @@ def main(argv=None) -> int:
                      **{k: round(float(np.mean([r[k] for r in mine])), 4)
                         for k in ("auc", "auc_missing", "auc_moved", "pauc")}})
     print(table(rows, ["seed", "detector", "auc", "pauc", "auc_missing", "auc_moved"]))
-    result = ("timing_faults" if args.kind == "timing" else "timing_faults_sound") + args.suffix
+    result = ("timing_faults" if args.kind == "timing" else f"timing_faults_{args.kind}") + args.suffix
     write_results(result, {"kind": args.kind, "rows": rows,
-                  "columns": {"auc_missing": "even-numbered anomalies: a click missing (timing) / ringing (sound)",
-                              "auc_moved": "odd-numbered: a click moved (timing) / a rattle (sound)"}})
+                  "columns": {"auc_missing": "even-numbered anomalies: a click missing (timing) / ringing (sound) / a "
+                                             "burst three times as long (duration)",
+                              "auc_moved": "odd-numbered: a click moved (timing) / a rattle (sound) / a burst twice as "
+                                           "long (duration)"}})
     return 0
 
 
