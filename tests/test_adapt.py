@@ -14,6 +14,7 @@ import torch
 from conftest import FAST, FSDD
 from latentbridge.cli import main
 from latentbridge.config import load_config
+from latentbridge.io.levels import DIGITAL_SILENCE_DBFS
 from latentbridge.data.survey import survey_files
 from latentbridge.io import active_bounds, list_audio_files, trim_silence
 from latentbridge.tasks.adapt import adapt, choose_settings
@@ -829,7 +830,7 @@ def test_the_survey_s_rate_floor_and_reasons_for_odd_folders():
     # the power: the magnitude's floor left 82 % of such bins at it)
     assert chosen([-101.3] * 5, given={"features.power": 2.0})["features.amin"].value == pytest.approx(7.4e-18)
     assert quiet["features.amin"].reason.startswith("the median recording's level is -101 dBFS, far under full scale")
-    for levels in ([-30.0] * 5, [-200.0] * 5, [-79.0] * 5):  # the default floor; digital silence refused elsewhere
+    for levels in ([-30.0] * 5, [DIGITAL_SILENCE_DBFS] * 5, [-79.0] * 5):  # the default floor; digital silence
         assert "features.amin" not in chosen(levels)
     mixed = chosen([-20.0] * 20, {192000: 8, 16000: 8, 500: 4})
     assert mixed["audio.sample_rate"].value == 16000

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from latentbridge.io.audio import SILENT
+from latentbridge.io.audio import silent
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH"))
@@ -255,7 +255,7 @@ def test_good_and_bad_files_mixed(files, onnx_model, tmp_path, reader):
     assert lines[0] == (f"warning: {folder}: 1 file left out, not recordings (.xyz x1); accepted extensions: "
                         f"{_accepted()}")
     errors = lines[1:]
-    assert errors == [f"error: {folder / 'silent.wav'}: {SILENT}",
+    assert errors == [f"error: {folder / 'silent.wav'}: {silent(folder / 'silent.wav')}",
                       (f"error: {folder / 'truncated.wav'}: truncated audio file: header declares 64000 frames "
                        "but only 31989 are present")]
 

@@ -17,11 +17,13 @@ from latentbridge.io import (
     AudioInfo,
     audio_info,
     cut_windows,
+    level_dbfs,
     list_audio_files,
     read_audio,
     write_audio,
     write_wav,
 )
+from latentbridge.io.levels import DIGITAL_SILENCE_DBFS
 
 SR = 16000
 
@@ -244,6 +246,24 @@ def test_silent_wav(tmp_path):
     sf.write(str(p), np.zeros(SR, np.float32), SR, subtype="PCM_16")
     with pytest.raises(DataError, match=r"zeros\.wav: audio is silent"):
         read_audio(p)
+
+
+def test_tables_in_small_units_are_not_silent(tmp_path):
+    """A vibration table in a sensor's units (a displacement in metres near 1e-10) is read, and its level said as it
+    is; audio that quiet stays silent (under a 24-bit step), and so does a table under 32-bit spectra's precision."""
+    t = np.arange(4000) / 1000.0
+    for name, scale in (("metres.csv", 2e-10), ("femto.csv", 1e-16)):
+        np.savetxt(tmp_path / name, np.c_[t, scale * np.sin(2 * np.pi * 50 * t)], delimiter=",", header="time,x",
+                   comments="", fmt="%.6g")
+    wave, rate = read_audio(tmp_path / "metres.csv")
+    assert rate == 1000 and np.abs(wave).max() == pytest.approx(2e-10, rel=1e-3)
+    assert level_dbfs(wave) == pytest.approx(20 * np.log10(2e-10 / np.sqrt(2)), abs=0.1)  # -197 dBFS (was -193)
+    with pytest.raises(DataError, match=r"femto\.csv: recording is silent \(every sample has magnitude below 1e-15"):
+        read_audio(tmp_path / "femto.csv")
+    sf.write(tmp_path / "quiet.wav", (2e-10 * np.sin(2 * np.pi * 50 * t)).astype(np.float32), 1000, subtype="FLOAT")
+    with pytest.raises(DataError, match=r"quiet\.wav: audio is silent \(every sample has magnitude below 1e-08"):
+        read_audio(tmp_path / "quiet.wav")
+    assert level_dbfs(np.zeros(100)) == DIGITAL_SILENCE_DBFS
 
 
 def test_silent_selected_channel(tmp_path):

@@ -18,6 +18,7 @@ import numpy as np
 from latentbridge.errors import DataError, named_problems
 from latentbridge.io import ALL_CHANNELS, audio_info, level_dbfs, read_audio
 from latentbridge.io.columns import channels_read
+from latentbridge.io.levels import DIGITAL_SILENCE_DBFS
 from latentbridge.utils import channel_counts, listed
 
 
@@ -161,7 +162,7 @@ def _channel_level(path: Path, info, top_db: float, csv_rate, columns) -> float:
     try:
         return _level_and_bounds(path, info, top_db, csv_rate, columns, channel=0)[0]
     except DataError:  # channel 0 silent too (refused as such): a dead input
-        return -200.0
+        return DIGITAL_SILENCE_DBFS
 
 
 def _level_and_bounds(path: Path, info, top_db: float, csv_rate, columns, channel: int | None = None

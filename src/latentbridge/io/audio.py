@@ -48,21 +48,9 @@ from latentbridge.utils import file_stamp, first_time, is_hidden, listed, positi
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "AUDIO_EXTENSIONS",
-    "RECORDING_EXTENSIONS",
-    "AudioInfo",
-    "list_audio_files",
-    "audio_info",
-    "read_audio",
-    "select_channels",
-    "ALL_CHANNELS",
-    "SILENCE_LEVEL",
-    "SILENT",
-    "resample",
-    "rate_problem",
-    "MAX_AUDIO_UPSAMPLING",
-]
+__all__ = ["AUDIO_EXTENSIONS", "RECORDING_EXTENSIONS", "AudioInfo", "list_audio_files", "audio_info", "read_audio",
+           "select_channels", "ALL_CHANNELS", "SILENCE_LEVEL", "TABLE_SILENCE_LEVEL", "silence_level", "silent",
+           "resample", "rate_problem", "MAX_AUDIO_UPSAMPLING"]
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".oga", ".opus", ".aiff", ".aif", ".aifc", ".mp3", ".caf",
                                      ".w64", ".au")
@@ -77,11 +65,21 @@ RECORDING_EXTENSIONS: tuple[str, ...] = (*AUDIO_EXTENSIONS, *RECORDING_SUFFIXES)
 #: how vibration recordings are stored (:attr:`AudioInfo.codec` of a CSV or a MATLAB file)
 VIBRATION_CODECS = ("CSV", "MAT")
 
-#: A recording whose samples all have magnitude below this is treated as silent.
+#: An audio file whose samples all have magnitude below this is treated as silent (under a 24-bit step).
 SILENCE_LEVEL = 1e-8
-#: what is said of such a recording
-SILENT = (f"audio is silent (every sample has magnitude below {SILENCE_LEVEL:g} once each channel's constant offset "
-          "is taken out)")
+#: the same for a vibration table in a sensor's units (a displacement in metres near 1e-10 was refused as silent), at
+#: which 32-bit spectra still hold their precision
+TABLE_SILENCE_LEVEL = 1e-15
+
+
+def silence_level(path: str | Path) -> float:
+    """The magnitude under which every sample of ``path`` makes it silent (audio or a table)."""
+    return TABLE_SILENCE_LEVEL if is_table(Path(path)) else SILENCE_LEVEL
+
+
+def silent(path: str | Path) -> str:
+    return (f"{'recording' if is_table(Path(path)) else 'audio'} is silent (every sample has magnitude below "
+            f"{silence_level(path):g} once each channel's constant offset is taken out)")
 
 #: The largest sample magnitude read: features in 32-bit floats overflow from about 1e16 (a window's spectrum
 #: squared), and no sensor's unit comes near (raw 32-bit counts reach 2.1e9)
@@ -99,8 +97,8 @@ def check_peak(path, peak: float, frames: int | None = None) -> None:
     """Refuse a recording whose largest magnitude (offsets out) is silence or beyond :data:`MAX_SAMPLE`: the one
     check of :func:`read_audio` and the block reader (``frames``: its length; one sample is no silence but too short:
     its offset taken out leaves nothing)."""
-    if peak < SILENCE_LEVEL:
-        raise DataError(path, "recording too short: 1 sample" if frames == 1 else SILENT)
+    if peak < silence_level(path):
+        raise DataError(path, "recording too short: 1 sample" if frames == 1 else silent(path))
     if peak > MAX_SAMPLE:
         raise too_large(path, peak)
 
@@ -474,7 +472,7 @@ def read_audio(
 
     Raises DataError (naming the file) when the file does not exist, has an unsupported
     extension, is empty, unreadable or truncated, holds zero frames, contains NaN/inf samples,
-    or is silent (every sample's magnitude below :data:`SILENCE_LEVEL`), when ``channel``
+    or is silent (every sample's magnitude below :func:`silence_level`), when ``channel``
     is out of range or the file does not hold ``expect_channels`` channels, and when a CSV names other sensor columns
     than ``columns``.
     """
@@ -571,11 +569,11 @@ def select_channels(data: np.ndarray, path: str | Path, channel: int | str | Non
                 f"{'s' if n_channels != 1 else ''} (valid: 0..{n_channels - 1})",
             )
         wave = wave[int(channel) : int(channel) + 1]
-        if _peak(wave.T) < SILENCE_LEVEL:
+        if _peak(wave.T) < silence_level(path):
             raise DataError(path, f"channel {channel} is silent")
     if mono and wave.shape[0] > 1:
         wave = mix_down(wave)
-        if _peak(wave) < SILENCE_LEVEL:
+        if _peak(wave) < silence_level(path):
             raise DataError(path, MIX_SILENT)
     elif mono:
         wave = wave[0]  # one channel, whose silence the caller checked with the file's

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError, reading_memory_error
-from latentbridge.io.audio import (ALL_CHANNELS, MIX_SILENT, SILENCE_LEVEL, _check_file, _layout, _open_info,
+from latentbridge.io.audio import (ALL_CHANNELS, MIX_SILENT, _check_file, _layout, _open_info,
                                    _read_table, unreadable_text, _unfinalised, check_frames, check_peak, is_table,
-                                   mix_down, non_finite, select_channels)
+                                   mix_down, non_finite, select_channels, silence_level)
 from latentbridge.io.levels import (Plateaus, bounds_of_blocks, clip_values, column_sums, dbfs, offsets_of_sums,
                                     subtract_offsets, sum_of_squares, widened)
 from latentbridge.io.resampling import resampled_blocks
@@ -157,7 +157,7 @@ class RecordingBlocks:
                 yield m[:, None]
             else:
                 yield b
-        if mixed and peak < SILENCE_LEVEL:
+        if mixed and peak < silence_level(self.path):
             raise DataError(self.path, MIX_SILENT)
         self._plateaus = plateaus
 

@@ -131,7 +131,7 @@ def peak_and_clipping(data: np.ndarray) -> tuple[float, np.ndarray]:
 
 
 def level_dbfs(wave: np.ndarray) -> float:
-    """RMS level of a waveform in dBFS (-200 for digital silence)."""
+    """RMS level of a waveform in dBFS (:data:`DIGITAL_SILENCE_DBFS` for digital silence)."""
     wave = np.asarray(wave).reshape(-1)
     return dbfs(sum_of_squares(wave), wave.size)
 
@@ -147,9 +147,15 @@ def sum_of_squares(wave: np.ndarray) -> float:
                    for b in (b if as_is else b.astype(np.float64) for b in _blocks(wave)))
 
 
+#: the level said of digital silence (every sample zero), under any level a recording read can have (a table in a
+#: sensor's units reaches -300 dBFS: :data:`~latentbridge.io.audio.TABLE_SILENCE_LEVEL`)
+DIGITAL_SILENCE_DBFS = -400.0
+
+
 def dbfs(power: float, n: int) -> float:
-    """The RMS level in dBFS of ``n`` samples whose squares sum to ``power`` (-200 for digital silence)."""
-    return float(10 * np.log10(power / max(1, n) + 1e-20))
+    """The RMS level in dBFS of ``n`` samples whose squares sum to ``power`` (:data:`DIGITAL_SILENCE_DBFS` for
+    digital silence)."""
+    return float(max(10 * np.log10(power / max(1, n)), DIGITAL_SILENCE_DBFS)) if power > 0 else DIGITAL_SILENCE_DBFS
 
 
 def active_bounds(wave: np.ndarray, sample_rate: float, top_db: float = 40.0, frame_s: float = 0.02,

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.data.survey import QUIET_DBFS, Survey, survey_files
+from latentbridge.io.levels import DIGITAL_SILENCE_DBFS
 from latentbridge.io.audio import VIBRATION_CODECS
 from latentbridge.utils import channel_counts, paths_text
 
@@ -155,7 +156,7 @@ def choose_settings(survey: Survey, given: dict | None = None, reads_active_fram
     out.append(Choice("features.n_mels", n_mels, f"{bins} FFT bins, the whole band up to {band:g} Hz"
                       if low is None else f"the {bins} FFT bins up to {band:g} Hz"))
     level = survey.typical_level_dbfs
-    if level is not None and SILENT_DBFS < level < QUIET_DBFS:  # (-200: digital silence)
+    if level is not None and DIGITAL_SILENCE_DBFS < level < QUIET_DBFS:
         power = float(given.get("features.power", 1.0))  # (amin floors the magnitude to that power: a power 2's
         out.append(Choice("features.amin", float(f"{10 ** ((level - FLOOR_UNDER_DB) * power / 20):.2g}"),  # dB)
                           f"the median recording's level is {level:.0f} dBFS, far under full scale (a sensor's "
@@ -175,8 +176,8 @@ def choose_settings(survey: Survey, given: dict | None = None, reads_active_fram
 #: which the nearest-neighbour detector reads the level envelope's timing too, with this weight (``model.timing``)
 EVENT_SHARE, EVENT_TIMING = 0.25, 0.5
 #: recordings whose median level is under :data:`QUIET_DBFS` get a features' floor (``features.amin``) this much under
-#: their level, as the default floor (-100 dB) sits under recordings at -30 dBFS; :data:`SILENT_DBFS`: digital silence
-FLOOR_UNDER_DB, SILENT_DBFS = 70.0, -190.0
+#: their level, as the default floor (-100 dB) sits under recordings at -30 dBFS
+FLOOR_UNDER_DB = 70.0
 #: no window longer than this fraction of all the recordings' sound, so that a split in time (one recording) leaves
 #: whole windows on both sides of its cut
 FEW_SPANS = 8
