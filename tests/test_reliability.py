@@ -850,6 +850,22 @@ def test_an_empty_feature_cache_entry_is_recomputed(fitted_model, machine_data, 
     assert "the features are computed again at every run" in caplog.text
 
 
+def test_an_unwritable_cache_is_said_once_with_worker_processes(machine_data, tmp_path):
+    """Features read in DataLoader worker processes: the cache that takes no entries is said once, before they start
+    (each worker said it again, a warning per worker)."""
+    (tmp_path / "a_file").write_text("")
+    code = ("import logging, sys; from pathlib import Path; from latentbridge.data.audio import FeatureExtractor; "
+            "from latentbridge.config import load_config, transform_spec; logging.basicConfig(level=logging.WARNING); "
+            "spec = transform_spec(load_config(None, ['audio.auto=false'], sets={'task': 'anomaly'})); "
+            "ex = FeatureExtractor.from_spec(spec, num_workers=2, parallel='processes', cache_dir=sys.argv[1]); "
+            "wf = ex.extract([Path(sys.argv[2])]); print(len(wf.features), ex.cache_writes)")
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a_file" / "cache"), str(machine_data / "train")],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": SRC}, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stderr.count("not written (Not a directory)") == 1, res.stderr
+    assert int(res.stdout.split()[0]) > 0 and res.stdout.split()[1] == "False"
+
+
 def test_two_exports_to_one_file(fitted_model, tmp_path, capsys):
     """Two exports to one new .onnx file at once both said 'wrote', the file holding one of the two models: the file
     is locked while it is written."""

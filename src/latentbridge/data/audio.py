@@ -21,14 +21,14 @@ import numpy as np
 import torch
 
 from latentbridge.data.blocks import block_windows, features_in_blocks, read_in_blocks
-from latentbridge.data.feature_cache import cache_limit_bytes, default_cache_dir, prune_cache
+from latentbridge.data.feature_cache import cache_limit_bytes, default_cache_dir, not_written, prune_cache, write_error
 from latentbridge.errors import DataError, named_problems
 from latentbridge.io import (ALL_CHANNELS, MIN_WINDOW_SHARE, check_recording_length, cut_windows, level_dbfs,
                              list_audio_files, read_audio, trimmed)
 from latentbridge.io.audio import rate_problem
 from latentbridge.io.windows import WindowView, shortest_recording
 from latentbridge.transforms.numpy_stft import silence_tail
-from latentbridge.utils import (atomic_path, batched, channel_counts, end_with_parent, file_stamp, first_time,
+from latentbridge.utils import (atomic_path, batched, channel_counts, end_with_parent, file_stamp,
                                listed, progress_bar, seen_before, stable_hash)
 
 log = logging.getLogger(__name__)
@@ -221,7 +221,7 @@ class FeatureExtractor:
         self.trim_db = trim_db
         self.min_share = float(min_share)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        self.use_cache = use_cache
+        self.use_cache, self.cache_writes = use_cache, True  # (False: a cache found unwritable before workers start)
         self.cache_limit = cache_limit_bytes() if use_cache else float("inf")  # a bad setting named before the work
         # decoding and features in num_workers threads (decoding, resampling and the transform release
         # the GIL; no start-up cost) or DataLoader worker processes (benchmarks/README.md §1)
@@ -286,7 +286,7 @@ class FeatureExtractor:
     def _save_cached(self, key: str, feats: np.ndarray, starts_s: np.ndarray, duration_s: float,
                      path: Path, level_dbfs: float | None = None, clipped_share: float | None = None,
                      padded: bool = False) -> None:
-        if not self.use_cache:
+        if not (self.use_cache and self.cache_writes):
             return
         try:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -296,10 +296,8 @@ class FeatureExtractor:
                 tmp.write_text(json.dumps({"source": str(path.resolve()), "params": self._params,
                                            "starts_s": starts_s.tolist(), "duration_s": duration_s, "level_dbfs":
                                            level_dbfs, "clipped_share": clipped_share, "padded": bool(padded)}))
-        except OSError as e:  # a read-only cache must not stop the work; said once (it was once per recording)
-            if first_time(("feature cache not written", str(self.cache_dir))):
-                log.warning("feature cache %s not written (%s): the features are computed again at every run",
-                            self.cache_dir, e.strerror or str(e) or type(e).__name__)  # (numpy's: no strerror)
+        except OSError as e:  # said once (it was once per recording)
+            not_written(self.cache_dir, e)
 
     def keep_cache_limit(self, files: list[Path] | None = None) -> None:
         """After a pass that may have written to the cache: its least recently used entries removed down to its size
@@ -455,6 +453,9 @@ class FeatureExtractor:
             durations = [h.duration_s for c in chunks for _, p in c if (h := self._headers.get(str(p))) is not None]
             parallel = "processes" if len(durations) >= 100 and float(np.median(durations)) <= 2.0 else "threads"
         if parallel == "processes":
+            if self.use_cache and self.cache_writes and (error := write_error(self.cache_dir)):  # (said once, not
+                not_written(self.cache_dir, error)  # by each worker)
+                self.cache_writes = False
             return iter(torch.utils.data.DataLoader(
                 FeatureChunks(self, chunks), batch_size=None, shuffle=False, num_workers=n,
                 worker_init_fn=_one_thread, prefetch_factor=4, collate_fn=_identity))

@@ -23,6 +23,28 @@ _PARTIAL = re.compile(r"\.[0-9a-f]{16}\.(npy|json)\..+\.partial")
 PARTIAL_AGE_S = 3600.0
 
 
+def not_written(folder: Path, error: OSError) -> None:
+    """Warn, once a process, that the feature cache ``folder`` takes no entries (a read-only cache must not stop the
+    work)."""
+    from latentbridge.utils import first_time
+
+    if first_time(("feature cache not written", str(folder))):
+        log.warning("feature cache %s not written (%s): the features are computed again at every run", folder,
+                    error.strerror or str(error) or type(error).__name__)  # (numpy's: no strerror)
+
+
+def write_error(folder: Path) -> OSError | None:
+    """Why no entry can be written in the feature cache ``folder`` (made when missing), or None."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".written-"):
+            return None
+    except OSError as e:
+        return e
+
+
 def default_cache_dir() -> Path:
     env = os.environ.get("LATENTBRIDGE_CACHE")
     if env:  # a ~ no shell expanded (a systemd unit, a Docker env file) is the home folder, not a folder named ~
