@@ -337,6 +337,23 @@ def test_a_neighbour_detector_leaves_its_own_windows_out_of_a_calibration(machin
     assert main(["anomaly", "fit", str(copies), "--out", str(tmp_path / "mc")]) == 2
     assert "the normal recordings are copies of one another" in capsys.readouterr().err
     assert not (tmp_path / "mc").exists()
+    # every detector, not only a bank's: the PCA's and the Gaussian's thresholds were set on copies of their training
+    # windows (exit 0; two normal recordings then flagged in every window)
+    pca = ["--config", str(REPO / "configs" / "anomaly_pca.yaml")]
+    assert main(["anomaly", "fit", str(copies), "--out", str(tmp_path / "mp"), *pca]) == 2
+    assert "windows of the held-out normal files is one of the copies of training windows (the same samples under " \
+           "another name)" in capsys.readouterr().err and not (tmp_path / "mp").exists()
+    mixed = tmp_path / "mixed"  # copies of three recordings among recordings that differ
+    shutil.copytree(train, mixed)
+    for f in sorted(train.glob("*.wav"))[:3]:
+        shutil.copy(f, mixed / f"copy_{f.name}")
+    with caplog.at_level("WARNING"):
+        assert main(["anomaly", "fit", str(mixed), "--out", str(tmp_path / "mp2"), *pca, "-o", "data.val_fraction=0.5",
+                     "-o", "train.seed=1"]) == 0
+    left = json.loads((tmp_path / "mp2" / "config.json").read_text())["anomaly"]["n_calibration_windows"]
+    n_val = json.loads((tmp_path / "mp2" / "config.json").read_text())["data"]["n_val_windows"]
+    assert re.search(rf"(\d+) of the {n_val} windows of the held-out normal files are copies of training windows",
+                     caplog.text) and left < n_val, caplog.text
 
 
 def test_recordings_of_more_channels_than_training_are_named_when_mixed(fitted_model, machine_data, tmp_path, caplog):

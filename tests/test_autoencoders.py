@@ -4,6 +4,7 @@ import csv
 import shutil
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -180,6 +181,19 @@ def _clips(folder, n: int, rate: int):
     for i in range(n):
         sf.write(folder / f"n{i}.wav", synth_clip((0, 0, i), sample_rate=rate, duration_s=2.0)[0], rate)
     return folder
+
+
+def test_validation_copies_of_training_clips_are_named(tmp_path, caplog):
+    """Clips under two names, one held out: the validation loss measures windows the model is trained on (said)."""
+    d = _clips(tmp_path / "wavs", 3, 16000)
+    shutil.copy(d / "n0.wav", d / "n0_copy.wav")
+    with caplog.at_level("WARNING"):
+        assert main(["train", "--config", str(REPO / "configs" / "mel_ae.yaml"), "-o", f"data.train_dir={d}",
+                     *[a for o in SMALL["mel_ae"][1] for a in ("-o", o)], "-o", "data.val_fraction=0.5", "-o", "train.max_epochs=1",
+                     "--out", str(tmp_path / "run")]) == 0
+    assert re.search(r"\d+ of the \d+ validation windows are copies of training windows \(the same samples under "
+                     r"another name: .*n0(_copy)?\.wav\): the validation loss measures windows the model is trained on",
+                     caplog.text), caplog.text
 
 
 def test_label_head_needs_labels(tmp_path, capsys):

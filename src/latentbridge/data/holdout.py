@@ -158,3 +158,18 @@ def held_out_record(train: WindowFeatures, val: WindowFeatures) -> dict:
     if in_time:
         record["val_from_s"] = [round(float(val.starts_s[val.file_index == i].min()), 6) for i in val_ids]
     return record
+
+
+def copied_windows(windows: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """(len(windows),) True where a window's features equal one of ``reference``'s to the bit: held-out windows of a
+    recording also among the training ones under another name (a byte copy), which a model scores as what it was
+    fitted on."""
+    import hashlib
+
+    def digests(a):
+        return [hashlib.blake2b(np.ascontiguousarray(a[i]).tobytes(), digest_size=16).digest() for i in range(len(a))]
+
+    if not len(windows) or not len(reference) or windows.shape[1:] != reference.shape[1:]:
+        return np.zeros(len(windows), dtype=bool)
+    seen = set(digests(reference))
+    return np.array([d in seen for d in digests(windows)], dtype=bool)

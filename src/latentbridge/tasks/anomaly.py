@@ -212,18 +212,23 @@ def _warn_rate_unused(sample_rate, files) -> None:
                     "sets where they give none; audio files are read at their own rates", sample_rate)
 
 
-def without_fitted_windows(model, features: np.ndarray, where, what: str, advice: str) -> np.ndarray:
+def without_fitted_windows(model, features: np.ndarray, where, what: str, advice: str,
+                           copies: np.ndarray | None = None) -> np.ndarray:
     """``features`` (normal windows to calibrate a threshold on) without those ``model``'s bank holds
-    (:meth:`~latentbridge.models.detectors.KNNStatsDetector.fitted_windows`), said in a warning; a DataError at
-    ``where`` when every window is one (``what``: the windows, in words; ``advice``: what to do then). Unchanged for
-    models without a bank."""
-    if not hasattr(model, "fitted_windows") or not len(features) or not len(model.bank):
-        return features
-    fitted = batched(lambda x: model.fitted_windows(x), features, batch_size=256).numpy().astype(bool)
+    (:meth:`~latentbridge.models.detectors.KNNStatsDetector.fitted_windows`) and the ``copies`` of training windows
+    (:func:`~latentbridge.data.holdout.copied_windows`: any model), said in a warning; a DataError at ``where`` when
+    every window is one (``what``: the windows, in words; ``advice``: what to do then)."""
+    bank = hasattr(model, "fitted_windows") and len(features) > 0 and len(model.bank) > 0
+    fitted = batched(lambda x: model.fitted_windows(x), features, batch_size=256).numpy().astype(bool) if bank \
+        else np.zeros(len(features), dtype=bool)
+    if copies is not None:
+        fitted |= copies
     if not fitted.any():
         return features
     why = ("windows the model was fitted on (the training recordings, or copies of them): a nearest-neighbour "
-           "detector scores them 0 against themselves, which says nothing of how far new normal windows lie")
+           "detector scores them 0 against themselves, which says nothing of how far new normal windows lie") if bank \
+        else ("copies of training windows (the same samples under another name): a model scores what it was fitted on "
+              "lower than new normal windows, and a threshold on them flags normal recordings")
     from latentbridge.data.audio import silent_frame_shares
 
     if (silent_frame_shares(features[fitted]) >= 1).all():  # (a gated logger's zeros: no recording was copied)
@@ -305,7 +310,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
                 "calibrate RUN NORMAL_DIR`" if hasattr(fit_.model, "bank") else "(optimistic)"))
         anomaly_info, calib_scores = _calibration(fit_.model, calib_wf.features, cfg.anomaly, source=(
             cfg.data.train_dir, "the held-out normal files", "the normal recordings are copies of one another: give "
-            "recordings that differ as normal ones do") if has_val else None)
+            "recordings that differ as normal ones do", fit_.val_copies) if has_val else None)
         anomaly_info["calibrated_on"] = "held-out normal files" if has_val else "training windows"
         atomic_write_json(fit_.run.dir / "calibration.json", {**anomaly_info, "scores": calib_scores.tolist()})
         data_info = {k: v for k, v in fit_.data_info.items() if k not in ("val_files", "val_from_s")}

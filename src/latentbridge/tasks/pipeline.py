@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -13,11 +14,14 @@ import numpy as np
 import torch
 
 from latentbridge.errors import ConfigError, DataError
+from latentbridge.utils import listed
 
 #: ``train`` keys that only gradient descent reads: set for a model fitted in closed form, they are named as unused
 GRADIENT_KEYS = ("max_epochs", "max_steps", "batch_size", "optimizer", "lr", "weight_decay", "scheduler",
                  "min_lr_ratio", "ema_decay", "gradient_clip", "precision", "log_every_n_steps",
                  "early_stopping_patience", "keep_weights", "checkpoint_every_n_steps")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -151,6 +155,7 @@ class FeatureFit:
     train: object
     val: object
     data_info: dict = field(default_factory=dict)
+    val_copies: np.ndarray | None = None  # (len(val),) True: a held-out window equal to a training window
 
     @property
     def trained(self) -> bool:
@@ -166,7 +171,7 @@ def feature_training(cfg, out_dir, paths, *, resume: bool = False, force: bool =
     latent scale. The caller saves the model inside the block (``fit.run.save``)."""
     from latentbridge.config.workflows import transform_spec
     from latentbridge.data.audio import FeatureExtractor
-    from latentbridge.data.holdout import held_out_record, split_train_val
+    from latentbridge.data.holdout import copied_windows, held_out_record, split_train_val
     from latentbridge.models.base import fit_latent_scale
     from latentbridge.models.registry import build_model
 
@@ -185,6 +190,11 @@ def feature_training(cfg, out_dir, paths, *, resume: bool = False, force: bool =
                         f"file(s) ({len(val_wf)} more held out for validation): a model needs at least 2; give "
                         "more recordings, or shorter windows (-o audio.window_s=...)")
     held = held_out_record(train_wf, val_wf)
+    copies = copied_windows(val_wf.features, train_wf.features)
+    if copies.any() and cfg.task != "anomaly":  # (anomaly fit leaves them out of its threshold, and says so)
+        log.warning("%d of the %d validation windows are copies of training windows (the same samples under another "
+                    "name: %s): the validation loss measures windows the model is trained on", int(copies.sum()),
+                    len(copies), listed(sorted({str(val_wf.files[i]) for i in val_wf.file_index[copies]})))
     data_info = {
         "train_dir": cfg.data.train_dir if isinstance(cfg.data.train_dir, list) else str(cfg.data.train_dir),
         "n_files": len(wf.files), "n_train_files": held["n_train_files"],
@@ -211,7 +221,7 @@ def feature_training(cfg, out_dir, paths, *, resume: bool = False, force: bool =
                 fit_latent_scale(model, train_wf.features)
             if hasattr(model, "fit_detector") and cfg.task == "anomaly":
                 model.fit_detector(train_wf.features, seed=cfg.train.seed)
-        yield FeatureFit(run, model, spec, wf, train_wf, val_wf, data_info)
+        yield FeatureFit(run, model, spec, wf, train_wf, val_wf, data_info, copies)
 
 
 def padded_windows(wf, padded: list[str] | None = None) -> np.ndarray:
