@@ -323,6 +323,17 @@ def test_a_folder_of_images_trains_a_class_conditional_model(tmp_path, capsys, c
     m = json.loads((tmp_path / "e2" / "metrics.json").read_text())
     assert m["n_reference"] == 2 and m["n_real_floor"] == 2 and m["k"] == 1
     assert m["split"] == f"every image of {few} (4 images); 2 as the reference, 2 others as the real-data floor"
+    single = tmp_path / "single"  # one image a class, kept for training: no Fréchet distance per epoch (it was said
+    for cls in ("cracked", "intact"):  # to be measured against the test images)
+        (single / cls).mkdir(parents=True)
+        (single / cls / "a.png").write_bytes((few / cls / "a.png").read_bytes())
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(["train", "--config", str(REPO / "configs" / "ddpm_mnist.yaml"), "--out", str(tmp_path / "r2"),
+                     *_o(_folder_opts(single, ["train.max_epochs=1"]))]) == 0
+    assert "no validation loss is logged, and the Fréchet distance of each epoch's samples is not measured: it needs " \
+           "2 reference images or more, and the test images are 0" in caplog.text, caplog.text
+    assert not any(r.get("fd") for r in _epochs(tmp_path / "r2"))
     # a class folder the run never knew would put other images into the reference: refused, named
     (few / "rusty").mkdir()
     (few / "rusty" / "a.png").write_bytes((few / "intact" / "a.png").read_bytes())

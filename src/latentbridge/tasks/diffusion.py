@@ -255,10 +255,15 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
         monitor = EpochMonitor(cfg, run.dir, judge, ref.floats() if cfg.monitor.fd_every else None, n_classes,
                                data.val.conditions if n_cont else None, digit_classes)
         val = _loader(data.val, cfg.train, False) if len(data.val) else None
+        no_fd = "" if monitor.fd_on or not cfg.monitor.fd_every or judge is None else (
+            f"the Fréchet distance of each epoch's samples is not measured: it needs 2 reference images or more, and "
+            f"the {'validation' if ref is data.val else 'test'} images are {len(ref)}")
         if val is None:
             log.warning("no validation images (%d training images; data.val_fraction %g of each class rounds to none): "
-                        "no validation loss is logged, and the Fréchet distance is measured against the test images",
-                        len(data.train), cfg.data.val_fraction)
+                        "no validation loss is logged, and %s", len(data.train), cfg.data.val_fraction,
+                        no_fd or "the Fréchet distance is measured against the test images")
+        elif no_fd:
+            log.warning(no_fd)
         run.fit(model, _loader(data.train, cfg.train, True), val, beta=False, callbacks=[monitor])
         if run.outcome is None:
             return None
