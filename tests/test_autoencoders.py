@@ -183,6 +183,25 @@ def _clips(folder, n: int, rate: int):
     return folder
 
 
+def test_a_mel_autoencoder_of_one_channel_evaluates(tmp_path):
+    """``audio.channel: 1`` of stereo recordings: evaluate scored its windows as (N, 1, L) against (N, L) rebuilt ones
+    (a traceback, exit 1); the channel's own figures."""
+    import soundfile as sf
+
+    d = tmp_path / "stereo"
+    d.mkdir()
+    t = np.arange(16000 * 2) / 16000
+    for i in range(4):
+        sf.write(d / f"s{i}.wav", np.stack([0.3 * np.sin(2 * np.pi * (200 + 9 * i) * t),
+                                            0.2 * np.sin(2 * np.pi * (310 + 7 * i) * t)], 1).astype(np.float32), 16000)
+    assert main(["train", "--config", str(REPO / "configs" / "mel_ae.yaml"), "-o", f"data.train_dir={d}",
+                 *[a for o in SMALL["mel_ae"][1] for a in ("-o", o)], "-o", "audio.channel=1", "-o",
+                 "train.max_epochs=1", "--out", str(tmp_path / "run")]) == 0
+    assert main(["evaluate", str(tmp_path / "run"), "--out", str(tmp_path / "ev")]) == 0
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["n_windows"] > 0 and np.isfinite(m["mel_mse"]) and np.isfinite(m["si_sdr_db"])
+
+
 def test_validation_copies_of_training_clips_are_named(tmp_path, caplog):
     """Clips under two names, one held out: the validation loss measures windows the model is trained on (said)."""
     d = _clips(tmp_path / "wavs", 3, 16000)
