@@ -167,6 +167,17 @@ def test_recordings_that_clip_where_training_did_not_are_named(fitted_model, mac
     text = caplog.text
     assert "1 of 2 recordings clip (samples on plateaus at their extremes: hot.wav " in text, text
     assert "none of the training recordings did" in text and normal.name not in text.split("recordings clip")[1]
+    # a biased sensor (an offset of half full scale) saturates at full scale on one side: its plateaus are found on
+    # the samples as recorded (once the offset was out they lay at 0.85 of full scale, and nothing was said)
+    biased = np.clip(0.5 + 1.5 * x / np.abs(x).max(), -1, 1)
+    sf.write(tmp_path / "biased.wav", biased, sr, subtype="PCM_16")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(["anomaly", "score", str(fitted_model), str(tmp_path / "biased.wav"), "--out",
+                     str(tmp_path / "a2")]) == 0
+    share = float(np.mean(biased >= 1.0))
+    assert share > 0.05 and "1 of 1 recordings clip (samples on plateaus at their extremes: biased.wav " in \
+        caplog.text, caplog.text
     # training recordings that clip: named at fit, and a recording clipping as much is then not named when scored
     train = tmp_path / "train"
     train.mkdir()

@@ -491,10 +491,10 @@ def read_audio(
     sums = None if is_table(path) else column_sums(data)  # (a vibration table lost its means when read)
     if not (np.isfinite(sums[0]).all() if sums is not None else all(np.isfinite(b).all() for b in _blocks(data))):
         raise non_finite(path, [data])
+    _, clipped = peak_and_clipping(data)  # as recorded: a biased sensor saturates at full scale, not less its offset
     if sums is not None:
         remove_dc(data, sums)
-    peak, clipped = peak_and_clipping(data)
-    check_peak(path, peak, data.shape[0])
+    check_peak(path, _peak(data), data.shape[0])
 
     wave = select_channels(data, path, channel, mono, expect_channels)
     if stats is not None:

@@ -99,7 +99,8 @@ class RecordingBlocks:
             ext = [np.where(moved, np.fmax(hi_nz - value, zero), hi), np.where(moved, np.fmin(lo_nz - value, zero), lo)]
         else:
             ext = [np.where(moved, hi - value, hi), np.where(moved, lo - value, lo)]
-        self._extremes = ext  # each channel's largest and smallest sample as read: where it clips
+        self._extremes = [hi, lo]  # each channel's largest and smallest sample as recorded: where it clips (a biased
+        # sensor saturates at full scale, not at full scale less its offset)
         peaks = np.fmax(np.abs(ext[0]), np.abs(ext[1]))
         if self._zeros:
             peaks = np.where(np.isfinite(peaks), peaks, 0.0)
@@ -142,11 +143,11 @@ class RecordingBlocks:
         plateaus = [[Plateaus(v) for v in clip_values(float(hi), float(lo))] for hi, lo in zip(*self._extremes)]
         self._plateaus = None
         for b in self._raw():
-            if self._offset.any():
-                subtract_offsets(b, self._offset, self._zeros)
-            for c, counts in enumerate(plateaus):
+            for c, counts in enumerate(plateaus):  # (the samples as recorded)
                 for p in counts:
                     p.push(b[:, c])
+            if self._offset.any():
+                subtract_offsets(b, self._offset, self._zeros)
             if self.channel == ALL_CHANNELS:
                 yield b
             elif self.channel is not None:

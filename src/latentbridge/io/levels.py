@@ -39,9 +39,10 @@ def _peak(x: np.ndarray) -> float:
 #: samples in a row at a channel's own largest or smallest value that make a plateau, where a converter or a
 #: preamplifier saturated (clipping): three, as audio editors' clipping finders count by default
 CLIP_RUN = 3
-#: the least magnitude, as a share of full scale, of a plateau that counts as clipping (a recorder saturates at full
-#: scale, less the offset :func:`remove_dc` takes out): a coarsely quantised recording's crests repeat their top value
-#: for a few samples at any level (spoken-digit clips with 8-bit steps: 0.6 % of their samples at -24 dBFS)
+#: the least magnitude, as a share of full scale, of a plateau that counts as clipping (of the samples as recorded,
+#: before :func:`remove_dc`: a biased sensor saturates at full scale): a coarsely quantised recording's crests repeat
+#: their top value for a few samples at any level (spoken-digit clips with 8-bit steps: 0.6 % of their samples at
+#: -24 dBFS)
 CLIP_LEVEL = 0.95
 
 
