@@ -383,6 +383,25 @@ def test_recordings_of_more_channels_than_training_are_named_when_mixed(fitted_m
     assert said == ["1 mixed down to mono (from 3 channels x1); the model was fitted on single-channel recordings: a "
                     "mix of several is not the signal it learned (fit on recordings like these, each channel modelled: "
                     "-o audio.channel=all)"], said
+    # a model of stereo recordings' mix, or of their channel 1, given a four-microphone array's (INFO with -v only,
+    # every normal file flagged)
+    stereo, array = tmp_path / "stereo", tmp_path / "array"
+    for folder, width in ((stereo, 2), (array, 4)):
+        folder.mkdir()
+        for f in sorted((machine_data / "train" / "normal").glob("*.wav"))[:(8 if width == 2 else 1)]:
+            x, _ = sf.read(f)
+            sf.write(folder / f.name, np.stack([x * (0.5 + 0.1 * k) for k in range(width)], axis=1), sr)
+    for channel, what in ((None, "mixed down to mono"), ("1", "read on channel 1")):
+        model = tmp_path / f"m_{channel}"
+        assert main(["anomaly", "fit", str(stereo), "--out", str(model),
+                     *(["-o", f"audio.channel={channel}"] if channel else [])]) == 0
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            assert main(["anomaly", "score", str(model), str(array), "--out", str(tmp_path / f"s_{channel}")]) == 0
+        said = [r.getMessage() for r in caplog.records if what in r.getMessage()]
+        assert said == [f"1 {what} (from 4 channels x1); the model was fitted on 2-channel recordings: "
+                        f"{'a mix' if channel is None else 'channel 1'} of recordings of another channel count is "
+                        "not the signal it learned (fit on recordings like these)"], caplog.text
 
 
 def test_a_command_that_trains_nothing_never_replaces_a_trained_run(fitted_model, machine_data, tmp_path, capsys):

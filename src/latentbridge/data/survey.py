@@ -200,8 +200,8 @@ def conversions_line(rates: dict[str, int], channels: dict[str, int], sample_rat
     """``(text, warn)``: one line on the files (path → native rate, channels) resampled to the model's rate and mixed
     down to one channel (``channel``: the model's ``audio.channel``); ``warn`` when the files differ in rate or channels
     (mixed sources), when, ``training``, they are resampled down far enough to lose a band the model never learns, or
-    when a model fitted on recordings of ``fitted_channels`` (1) is given recordings of more, mixed. ``("", False)``
-    when nothing is converted."""
+    when a model fitted on recordings of ``fitted_channels`` is given recordings of another count, mixed or read on its
+    channel. ``("", False)`` when nothing is converted."""
     other = Counter(r for r in rates.values() if r != sample_rate)
     multi = Counter(c for c in channels.values() if c > 1 and channel != ALL_CHANNELS)
     parts = []
@@ -217,10 +217,16 @@ def conversions_line(rates: dict[str, int], channels: dict[str, int], sample_rat
         parts.append(f"the model learns nothing of what they hold between {sample_rate / 2:g} and {lost / 2:g} Hz "
                      f"(a model at their rate: -o audio.sample_rate={lost} with the features' n_fft, hop_length and "
                      "fmax scaled to it)")
-    unlike = bool(multi) and channel is None and fitted_channels == 1
-    if unlike:  # an accelerometer's three axes averaged for a model of one axis: not the signal it learned
+    unlike = fitted_channels is not None and any(c != fitted_channels for c in multi)
+    # (an accelerometer's three axes averaged for a model of one axis; a four-microphone array's mix or channel for a
+    # model of a stereo pair's: another sensor's signal)
+    if unlike and channel is None and fitted_channels == 1:
         parts.append("the model was fitted on single-channel recordings: a mix of several is not the signal it "
                      "learned (fit on recordings like these, each channel modelled: -o audio.channel=all)")
+    elif unlike:
+        parts.append(f"the model was fitted on {fitted_channels}-channel recordings: "
+                     f"{'a mix' if channel is None else f'channel {channel}'} of recordings of another channel count "
+                     "is not the signal it learned (fit on recordings like these)")
     mixed = len(set(rates.values())) > 1 or len(set(channels.values())) > 1
     return "; ".join(parts), bool(parts) and (mixed or bool(lost) or unlike)
 
