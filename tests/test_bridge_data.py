@@ -869,7 +869,7 @@ def test_config_and_length_errors(tmp_path, caplog):
 # ============================================================================ split
 
 
-def test_split_keeps_tests_apart_and_stratifies(tmp_path):
+def test_split_keeps_tests_apart_and_stratifies(tmp_path, caplog):
     root = make_root(tmp_path, {
         "Test_01": {"extent": 0.0, "n": 400}, "Test_02": {"extent": 0.0, "n": 400},
         "Test_03": {"extent": 0.2, "n": 400}, "Test_04": {"extent": 0.4, "n": 400},
@@ -901,6 +901,10 @@ def test_split_keeps_tests_apart_and_stratifies(tmp_path):
     assert sub.tests == ["Test_03", "Test_01"] and sub.test_index[0] == 0
     assert sub.waves.shape[0] == sub.sources.shape[0] == len(sub) == 2 * 3
     np.testing.assert_array_equal(sub.waves[:3], d.waves[d.test_index == 2])
+    one = d.subset_tests(["Test_03", "Test_05"])  # what a test split of two labelled states leaves for validation
+    with caplog.at_level("WARNING"):
+        assert len(one.split(0.2, 0, held_for="validation")[1]) == 0
+    assert "only 1 labelled test(s) left: nothing held out for validation" in caplog.text, caplog.text
 
 
 # ============================================================================ cache

@@ -165,15 +165,14 @@ class BridgeData:
             sources=take(self.sources), cache_path=self.cache_path, channel_names=self.channel_names,
         )
 
-    def split(self, test_fraction: float, seed: int, test_ids=None) -> tuple["BridgeData", "BridgeData"]:
-        """Hold out whole tests (damage states): return ``(train, test)``.
+    def split(self, test_fraction: float, seed: int, test_ids=None, held_for: str = "evaluation"
+              ) -> tuple["BridgeData", "BridgeData"]:
+        """Hold out whole tests (damage states) for ``held_for`` (said where none is): return ``(train, test)``.
 
-        With ``test_ids`` those tests are held out (they must be labelled). Otherwise
-        ``round(test_fraction * n_labelled)`` labelled tests (at least 1 when the fraction is
-        positive and there are 2 or more labelled tests; never all of them) are drawn with
-        ``seed``, stratified so that healthy (extent 0) and damaged labelled tests both land on
-        each side when there are enough of each. Unlabeled tests always go to train.
-        """
+        With ``test_ids`` those tests are held out (they must be labelled). Otherwise ``round(test_fraction *
+        n_labelled)`` labelled tests (at least 1 when the fraction is positive and there are 2 or more labelled tests;
+        never all of them) are drawn with ``seed``, stratified so that healthy (extent 0) and damaged labelled tests
+        both land on each side when there are enough of each. Unlabeled tests always go to train."""
         labelled = self.test_has_mask()
         if test_ids is not None:
             try:
@@ -191,7 +190,8 @@ class BridgeData:
                 raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction!r}")
             held = _stratified_pick(self.test_extent(), labelled, test_fraction, seed)
             if test_fraction > 0 and not held:
-                log.warning("only %d labelled test(s): nothing held out for evaluation", int(labelled.sum()))
+                log.warning("only %d labelled test(s)%s: nothing held out for %s", int(labelled.sum()),
+                            "" if held_for == "evaluation" else " left", held_for)
         held_set = set(held)
         train = [i for i in range(len(self.tests)) if i not in held_set]
         return self.subset_tests(train), self.subset_tests(sorted(held))

@@ -173,7 +173,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
     data = bridge_data(cfg)
     span = span_of(cfg, cfg.data.root)  # before training: a bad manifest.json stopped a finished run unsaved
     train_all, test = data.split(cfg.data.test_fraction, cfg.train.seed, test_ids=cfg.data.test_ids)
-    train, val = train_all.split(cfg.data.val_fraction, cfg.train.seed + 1)
+    train, val = train_all.split(cfg.data.val_fraction, cfg.train.seed + 1, held_for="validation")
     if len(train.waves) == 0:
         raise DataError(cfg.data.root, "no training windows after holding out test and validation states")
     if cfg.model.name == "spec2mask":  # the supervised reference learns from labelled windows only
