@@ -311,6 +311,12 @@ def test_a_neighbour_detector_without_held_out_files_says_what_its_threshold_doe
     assert "which a nearest-neighbour detector scores 0 against themselves: nearly every new window will be " \
            "flagged" in caplog.text and "optimistic" not in caplog.text
     assert json.loads((tmp_path / "m" / "config.json").read_text())["anomaly"]["threshold"] < 0.05
+    caplog.clear()  # any other model: training windows score lower than new ones (it said ", (optimistic)")
+    with caplog.at_level("WARNING"):
+        assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(tmp_path / "p"),
+                     "--config", str(REPO / "configs" / "anomaly_pca.yaml"), "-o", "data.val_fraction=0"]) == 0
+    assert "calibrated on training windows, which a model scores lower than new normal windows: expect false " \
+           "alarms; hold out normal files" in caplog.text
 
 
 def test_a_neighbour_detector_leaves_its_own_windows_out_of_a_calibration(machine_data, feature_cache, tmp_path,

@@ -306,8 +306,9 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
         if not has_val:  # a bank of training windows scores them 0: "optimistic" said the opposite of what follows
             log.warning("no held-out normal files: the threshold is calibrated on training windows, " + (
                 "which a nearest-neighbour detector scores 0 against themselves: nearly every new window will be "
-                "flagged; hold out normal files (data.val_fraction, two files or more) or run `latentbridge anomaly "
-                "calibrate RUN NORMAL_DIR`" if hasattr(fit_.model, "bank") else "(optimistic)"))
+                "flagged" if hasattr(fit_.model, "bank") else "which a model scores lower than new normal windows: "
+                "expect false alarms") + "; hold out normal files (data.val_fraction, two files or more) or run "
+                "`latentbridge anomaly calibrate RUN NORMAL_DIR`")
         anomaly_info, calib_scores = _calibration(fit_.model, calib_wf.features, cfg.anomaly, source=(
             cfg.data.train_dir, "the held-out normal files", "the normal recordings are copies of one another: give "
             "recordings that differ as normal ones do", fit_.val_copies) if has_val else None)
