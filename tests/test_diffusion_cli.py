@@ -371,6 +371,9 @@ def test_a_folder_of_images_trains_a_class_conditional_model(tmp_path, capsys, c
     assert main(["sample", str(out2), "--num-samples", "1", "--out", str(tmp_path / "s5")]) == 0
     assert "no --condition: the model takes 1 continuous condition(s) (extent); its samples are drawn with the null " \
         "condition it learnt by dropping conditions" in caplog.text
+    assert json.loads((tmp_path / "s5" / "settings.json").read_text())["guidance"] is None  # (nothing guided)
+    assert main(["sample", str(out2), "--num-samples", "1", "--guidance", "3", "--out", str(tmp_path / "s6")]) == 0
+    assert "--guidance 3 has no effect: no --condition given (none recorded with the samples)" in caplog.text
     assert main(["sample", str(out2), "--num-samples", "2", "--condition", "nan", "--out", str(tmp_path / "s3")]) == 2
     assert "--condition: every value must be a finite number" in capsys.readouterr().err
     # the edge sampler says the same (it sampled both silently) and keeps what it drew in settings.json
@@ -386,6 +389,7 @@ def test_a_folder_of_images_trains_a_class_conditional_model(tmp_path, capsys, c
         assert said in capsys.readouterr().err
     kept = json.loads((tmp_path / "edge2" / "settings.json").read_text())
     assert (kept["condition"], kept["condition_names"], kept["steps"], kept["seed"]) == ([5.0], ["extent"], 2, 0)
+    assert json.loads((tmp_path / "edge0" / "settings.json").read_text())["guidance"] is None
     # a negative value that argparse took for an option ("expected one argument"): read, and refused by name
     assert edge_main([str(tmp_path / "c.onnx"), "--condition", "-inf", "--out", str(tmp_path / "edge_inf")]) == 2
     assert "expected one argument" not in capsys.readouterr().err

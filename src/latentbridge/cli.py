@@ -316,7 +316,8 @@ def _cmd_sample(args) -> int:
         what = f"{res['n_samples']} joint samples, {res['files']} files"
     else:
         what = f"{res['n_samples']} samples for each of {len(res['conditions'])} condition files, {res['files']} files"
-    how = res.get("route") or f"{res['scheduler']}, {res['steps']} steps, guidance {guidance_text(res['guidance'])}"
+    how = res.get("route") or f"{res['scheduler']}, {res['steps']} steps" + (
+        "" if res["guidance"] is None else f", guidance {guidance_text(res['guidance'])}")
     print(f"{what} ({how}, seed {res['seed']}) in {res['seconds']:.1f} s")
     if "conditions" in res:
         print(f"wrote {', '.join(str(Path(args.out) / c) for c in res['conditions'])}")

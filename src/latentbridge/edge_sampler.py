@@ -176,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         if said := condition_warning(condition, d.meta.get("condition_names"), d.meta.get("condition_range"),
                                      d.n_continuous, float(d.meta.get("label_dropout", 0.1))):
             print(f"warning: {said}", file=sys.stderr)  # as `latentbridge sample` warns (exports before: no range)
+        if labels is None and condition is None and args.guidance is not None:  # as `latentbridge sample` says
+            print(f"warning: --guidance {args.guidance:g} has no effect: "
+                  f"{'no --condition given' if d.n_continuous else 'the model is unconditional'} (none recorded with "
+                  "the samples)", file=sys.stderr)
         # in batches (all at once took 1.7 GB for 4,000 small images, and onnxruntime's allocation error for more),
         # from one draw of the noise: the same images whatever the batch size
         noise = np.random.default_rng(args.seed).standard_normal((args.num_samples, *d.image_shape))
@@ -197,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                 write_png(tmp / f"sample_{i:04d}.png", img)
             write_grid(tmp / "grid.png", images)
             # what was drawn, as `latentbridge sample` keeps it: each file's class (the classes in turn) and the rest
-            settings = {"model": str(args.model), "scheduler": "ddim", "steps": steps, "guidance": g, "eta": 0.0,
+            guided = None if labels is None and condition is None else g  # (None: nothing to guide towards)
+            settings = {"model": str(args.model), "scheduler": "ddim", "steps": steps, "guidance": guided, "eta": 0.0,
                         "seed": args.seed, "n_samples": args.num_samples, "files": len(images),
                         **({"class_names": names, "classes": {f"sample_{i:04d}.png": names[int(c)]
                                                               for i, c in enumerate(labels)}}

@@ -141,7 +141,7 @@ class ImageSamples(BaseModel):
     n: int
     scheduler: str
     steps: int
-    guidance: float
+    guidance: float | None  # (None: nothing to guide towards, an unconditional model)
     seed: int
     eta: float
     n_samples: int

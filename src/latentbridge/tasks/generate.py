@@ -176,6 +176,11 @@ def sample_saved(saved, n: int, *, label=None, guidance: float | None = None, st
             raise
         raise LatentbridgeError(f"{e}; or rather a --condition within the training images' range (warned above)"
                                 ) from None
+    if labels is None and conditions is None:  # nothing to guide towards (it recorded a guidance that did nothing)
+        if guidance is not None:
+            log.warning("--guidance %g has no effect: %s (none recorded with the samples)", guidance,
+                        "no --condition given" if model.n_continuous else "the model is unconditional")
+        settings["guidance"] = None
     if settings["guidance"] == 0 and (labels is not None or conditions is not None):  # w = 0: the unconditional model
         if label is not None or condition is not None:  # (--class 3 was recorded as each sample's class)
             log.warning("--guidance 0 draws unconditional samples: --%s has no effect (none recorded with them)",
