@@ -208,6 +208,16 @@ def test_maps_on_another_intensity_scale_are_named(run, tissue, tmp_path, caplog
     assert main(["enhance", str(run), str(tmp_path / "tiny.npy"), "--task", "denoise", "--out",
                  str(tmp_path / "tiny")]) == 0
     assert "10 x 10 pixels, smaller than the model's 16-pixel patches" in caplog.text
+    flat = maps.copy()  # a constant channel is named as such, not as on another scale ("a sliver of" its range)
+    flat[..., 0] = np.median(maps[..., 0])
+    np.save(tmp_path / "flat.npy", flat)
+    shutil.copy(tissue / "section_05.mask.npy", tmp_path / "flat.mask.npy")
+    shutil.copy(tissue / "section_05.channels.txt", tmp_path / "flat.channels.txt")
+    caplog.clear()
+    assert main(["enhance", str(run), str(tmp_path / "flat.npy"), "--task", "denoise", "--out",
+                 str(tmp_path / "flat")]) == 0
+    assert f"{mz[0]} constant (one value on every valid pixel" in caplog.text and "spread" not in caplog.text, \
+        caplog.text
 
 
 def test_a_terminated_enhance_leaves_nothing_behind(run, tmp_path):

@@ -107,8 +107,9 @@ def scale_mismatch(section: Section, spec, factor: float = 100.0, max_values: in
     input's 0.5th / 99.5th percentiles ``low`` / ``high``, the training range ``trained`` (min, max) and ``outside``
     (the spread is like training's, the values not: wholly above or below the training range, or mostly below 0 where
     training values were 0 or more but for noise, a tenth of their range, a negated map whose zeros lie inside the
-    range). Rows are subsampled past ``max_values`` values (a memory map is not read whole; a
-    float64 copy of every pixel of a 1000 x 1000 x 50 section took 400 MiB for a moment)."""
+    range); channels without signal or constant are left out (named as such). Rows are subsampled past ``max_values``
+    values (a memory map is not read whole; a float64 copy of every pixel of a 1000 x 1000 x 50 section took 400 MiB
+    for a moment)."""
     h, w, c = section.shape
     step = max(1, int(np.ceil(h * w * c / max_values)))
     if c != len(spec.scale):  # another channel count: refused where the model reads the section
@@ -125,7 +126,7 @@ def scale_mismatch(section: Section, spec, factor: float = 100.0, max_values: in
     outside = (high < t_low) | (low > t_high) | negative  # the same spread, elsewhere: negated maps, an offset
     return [{"channel": c, "low": float(low[c]), "high": float(high[c]), "trained": (float(t_low[c]), float(t_high[c])),
              "outside": bool(outside[c] and 1.0 / factor <= ratio[c] <= factor)}
-            for c in range(len(ratio)) if c not in section.empty and t_high[c] > t_low[c]
+            for c in range(len(ratio)) if c not in section.empty and c not in section.constant and t_high[c] > t_low[c]
             and (not 1.0 / factor <= ratio[c] <= factor or outside[c])]
 
 
