@@ -1172,6 +1172,13 @@ def test_fit_names_every_bad_file_and_skip_bad_skips_them(machine_data, feature_
     info = json.loads((tmp_path / "m" / "config.json").read_text())
     assert len(info["data"]["skipped_files"]) == 4
     assert "Skipped files: 4" in (tmp_path / "m" / "README.md").read_text()
+    bad = tmp_path / "bad"  # every recording bad: no advice to skip them (it would leave nothing to fit on)
+    bad.mkdir()
+    for name in ("a_empty.wav", "b_text.wav"):
+        shutil.copy(data / name, bad / name)
+    assert main(["anomaly", "score", str(tmp_path / "m"), str(bad), "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "2 of 2 recordings cannot be used" in err and "--skip-bad" not in err, err
 
 
 def test_a_long_recording_is_transformed_from_a_view_with_the_same_features(tmp_path, monkeypatch):

@@ -540,9 +540,9 @@ class FeatureExtractor:
         where = _where(paths)
         if skipped and not skip_bad:
             raise DataError(where, f"{len(skipped)} of {len(files)} recordings cannot be used: "
-                            + named_problems(skipped)
-                            + " (skip such files, named in a warning: --skip-bad in the anomaly commands, "
-                              "-o data.skip_bad_files=true in train)")
+                            + named_problems(skipped) + ("" if not kept else  # (skipping every one leaves nothing)
+                                                         " (skip such files, named in a warning: --skip-bad in the "
+                                                         "anomaly commands, -o data.skip_bad_files=true in train)"))
         if skipped:  # one warning (a line for each of 500 bad files), every one listed in what the command writes
             log.warning("skipping %d of %d recordings that cannot be used (each listed under skipped_files in "
                         "summary.json or config.json): %s", len(skipped), len(files), named_problems(skipped))
