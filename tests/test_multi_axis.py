@@ -92,6 +92,29 @@ def test_the_survey_models_every_axis_and_finds_a_fault_the_mix_dilutes(axes_dat
     assert auc_axes >= 0.95 and auc_mix <= 0.8, (auc_axes, auc_mix)
 
 
+def test_a_dead_axis_is_named(axes_data, axes_model, tmp_path, caplog):
+    """An axis of nothing but zeros (a cable off) scored far above the threshold without a word, at score, listen and
+    fit: named by its column."""
+    rng = np.random.default_rng(5)
+    x = _recording(rng, False)
+    x[:, 1] = 0.0
+    _write(tmp_path / "dead" / "d.csv", x)
+    with caplog.at_level("WARNING"):
+        assert main(["anomaly", "score", str(axes_model), str(tmp_path / "dead"), "--out", str(tmp_path / "s")]) == 0
+        assert main(["anomaly", "listen", str(axes_model), "--source", str(tmp_path / "dead" / "d.csv")]) == 0
+    said = [r.getMessage() for r in caplog.records if "nothing but digital silence" in r.getMessage()]
+    assert len(said) == 2 and all("1 of 1 recordings hold nothing but digital silence on a channel the model reads: "
+                                  "d.csv (y); a dead sensor, a cable off" in t for t in said), said
+    train = tmp_path / "train"
+    shutil.copytree(axes_data / "train", train)
+    shutil.copy(tmp_path / "dead" / "d.csv", train / "d.csv")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(["anomaly", "fit", str(train), "--out", str(tmp_path / "m")]) == 0
+    assert "1 of 17 training recordings hold nothing but digital silence on a channel the model reads: d.csv (y)" \
+        in caplog.text and "The model learns that silence as normal" in caplog.text
+
+
 def test_statistics_are_each_channels_own(axes_model):
     """A window's statistics are those of each channel scored alone, side by side (its own active frames,
     cepstra and level), so one axis' level or spectrum does not leak into another's."""

@@ -22,6 +22,7 @@ import torch
 
 from latentbridge.data.blocks import block_windows, features_in_blocks, read_in_blocks
 from latentbridge.data.feature_cache import cache_limit_bytes, default_cache_dir, not_written, prune_cache, write_error
+from latentbridge.data.silence import dead_channels, live_channels, silent_frame_shares
 from latentbridge.errors import DataError, named_problems
 from latentbridge.io import (ALL_CHANNELS, MIN_WINDOW_SHARE, check_recording_length, cut_windows, level_dbfs,
                              list_audio_files, read_audio, trimmed)
@@ -78,6 +79,7 @@ class FileFeatures:
     """Share of the samples on plateaus at a read channel's extremes (:func:`latentbridge.io.peak_and_clipping`)."""
     silent: np.ndarray | None = None
     """(n,) the share of each window's frames of digital silence (:func:`silent_frame_shares`; 1: a silent window)."""
+    dead: list[int] | None = None  # the channels of nothing but digital silence (:func:`~.silence.dead_channels`)
     band_power: np.ndarray | None = None
     """(bands,) mean band power of the windows (:func:`latentbridge.data.survey.band_power`), kept by scoring where the
     features are let go; None where not computed."""
@@ -86,18 +88,6 @@ class FileFeatures:
     scores: np.ndarray | None = None
     """(n,) the window scores of a long recording scored where it was read (a DataLoader worker:
     :class:`FeatureChunks`' ``score``); its features let go."""
-
-
-def silent_frame_shares(features: np.ndarray, chunk: int = 1024) -> np.ndarray:
-    """(n,) the share of each window's frames (last axis of ``features`` (n, ..., T)) that hold one value in every band
-    and channel: digital silence within the window (a dropout, zeros before or after the sound), ``chunk`` windows at
-    a time."""
-    out = np.zeros(len(features))
-    for s in range(0, len(features), chunk):
-        flat = np.asarray(features[s:s + chunk]).reshape(min(chunk, len(features) - s), -1, features.shape[-1])
-        if flat.shape[1]:
-            out[s:s + len(flat)] = (flat.max(axis=1) == flat.min(axis=1)).mean(axis=1)
-    return out
 
 
 class FeatureChunks(torch.utils.data.Dataset):
@@ -158,6 +148,7 @@ class WindowFeatures:
     unknown."""
     band_power: np.ndarray | None = None
     """(n_files, bands) each file's mean band power (:attr:`FileFeatures.band_power`); None where not computed."""
+    dead: list[list[int]] | None = None  # each file's channels of nothing but digital silence (FileFeatures.dead)
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
@@ -187,7 +178,7 @@ class WindowFeatures:
             clipped_shares=None if self.clipped_shares is None else self.clipped_shares[file_ids],
             headers=None if self.headers is None else [self.headers[i] for i in file_ids],
             silent=None if self.silent is None else self.silent[mask],
-        )
+            dead=None if self.dead is None else [self.dead[i] for i in file_ids])
 
     def subset_windows(self, mask: np.ndarray) -> "WindowFeatures":
         return WindowFeatures(self.features[mask], self.file_index[mask], self.starts_s[mask], self.window_s,
@@ -195,7 +186,7 @@ class WindowFeatures:
                               levels_dbfs=None if self.levels_dbfs is None else self.levels_dbfs.copy(),
                               clipped_shares=None if self.clipped_shares is None else self.clipped_shares.copy(),
                               headers=None if self.headers is None else list(self.headers),
-                              silent=None if self.silent is None else self.silent[mask])
+                              silent=None if self.silent is None else self.silent[mask], dead=self.dead)
 
 
 class FeatureExtractor:
@@ -424,7 +415,7 @@ class FeatureExtractor:
             self._save_cached(key, r.features, r.starts_s, r.duration_s, path, r.level_dbfs, r.clipped_share, r.padded)
         for r in out:
             if r.problem is None and r.streamed is None:
-                r.silent = silent_frame_shares(r.features)
+                r.silent, r.dead = silent_frame_shares(r.features), dead_channels(live_channels(r.features))
         return out
 
     def chunks(self, files: list[Path], size: int | None = None, shares: int = 1) -> list[list[tuple[int, Path]]]:
@@ -564,7 +555,7 @@ class FeatureExtractor:
             headers=[self._headers.get(str(files[r.index])) for r in kept],
             silent=None if any(r.silent is None for r in kept) else np.concatenate([r.silent for r in kept]),
             band_power=None if any(r.band_power is None for r in kept) else np.stack([r.band_power for r in kept]),
-        )
+            dead=None if any(r.dead is None for r in kept) else [r.dead for r in kept])
 
 
 def _gathered(kept: list[FileFeatures]) -> np.ndarray:

@@ -27,7 +27,8 @@ from latentbridge.metrics.anomaly import calibrate_threshold, detection_metrics,
 from latentbridge.models.detectors import LENGTH_GRID
 from latentbridge.models.hub import SavedModel, load_model
 from latentbridge.tasks.anomaly_card import model_card
-from latentbridge.tasks.anomaly_checks import calibration_shift, calibration_within_band, warn_recordings
+from latentbridge.tasks.anomaly_checks import (calibration_shift, calibration_within_band, dead_channel_warning,
+                                             warn_recordings)
 from latentbridge.outputs import FolderLock
 from latentbridge.utils import atomic_write_json, batched, file_names, listed
 
@@ -229,7 +230,7 @@ def without_fitted_windows(model, features: np.ndarray, where, what: str, advice
            "detector scores them 0 against themselves, which says nothing of how far new normal windows lie") if bank \
         else ("copies of training windows (the same samples under another name): a model scores what it was fitted on "
               "lower than new normal windows, and a threshold on them flags normal recordings")
-    from latentbridge.data.audio import silent_frame_shares
+    from latentbridge.data.silence import silent_frame_shares
 
     if (silent_frame_shares(features[fitted]) >= 1).all():  # (a gated logger's zeros: no recording was copied)
         why = ("windows of digital silence, alike in every recording and so among the training windows: a "
@@ -325,8 +326,10 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
         data_info["codecs"] = codec_counts(every.codecs or [])
         shares = list(every.clipped_shares)
         data_info["clipped_share_percentiles_0_10_50_90_100"] = clipping_summary(shares)
-        for text in clipping_warnings(None, file_names(every.files), shares, training=True):
-            log.warning(text)
+        for text in clipping_warnings(None, file_names(every.files), shares, training=True) + [
+                dead_channel_warning(file_names(every.files), every.dead or [], cfg.audio.columns, training=True)]:
+            if text:
+                log.warning(text)
         rows = band_profile_db(every.features, every.file_index, len(every.files), fit_.spec.features)
         if rows is not None:  # each training file's spectrum: scoring names recordings far outside it in some band
             rows = rows[np.isfinite(rows).all(axis=1)]

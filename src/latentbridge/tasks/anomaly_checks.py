@@ -29,6 +29,8 @@ def warn_recordings(det: "Detector", wf: WindowFeatures, scored: bool = True) ->
     ``scored`` False: read to calibrate (no scores.csv to point to)."""
     _warn_padding(det, wf)
     _warn_silent(wf, scored)
+    if wf.dead is not None and (text := dead_channel_warning(file_names(wf.files), wf.dead, det.spec.windowing.columns)):
+        log.warning(text)
     if wf.band_power is None and (det.saved.info.get("data") or {}).get("band_profile_db"):
         wf.band_power = file_band_powers(wf.features, wf.file_index, len(wf.files), det.spec.features)
     _warn_band(det, wf)
@@ -115,6 +117,22 @@ def _warn_padding(det: "Detector", wf: WindowFeatures) -> None:
 GAP_SHARE = 0.1
 
 
+def dead_channel_warning(names: list[str], dead: list[list[int]], columns=None, training: bool = False) -> str | None:
+    """A warning naming the recordings (``names``) with ``dead`` channels (each one's
+    :func:`~latentbridge.data.silence.dead_channels`, said by their ``columns`` where the model reads named ones), or
+    None: a model of every channel scores such a recording far above its threshold (a dead axis of three: 2028
+    against 26) without saying why; ``training``: of a fit."""
+    hit = [(n, d) for n, d in zip(names, dead) if d]
+    if not hit:
+        return None
+    said = [f"{n} ({', '.join(str(columns[c]) if columns and c < len(columns) else f'channel {c}' for c in d)})"
+            for n, d in hit]
+    return (f"{len(hit)} of {len(names)} {'training ' if training else ''}recordings hold nothing but digital silence "
+            f"on a channel the model reads: {listed(said)}; a dead sensor, a cable off, a muted input? "
+            + ("The model learns that silence as normal" if training else
+               "The model scores that channel's silence, not the machine's sound"))
+
+
 def _warn_silent(wf: WindowFeatures, scored: bool = True) -> None:
     """Recordings with windows of digital silence (a muted or disconnected input, zeroed gaps): each such window
     scores the silence, not the machine; ``listen`` names them as they come, here they are named after scoring. So are
@@ -188,8 +206,10 @@ def single_file_notes(det, ex, name: str, info, wave: np.ndarray, clipped: float
     from latentbridge.io.columns import channels_read
 
     rate = int(info.sample_rate)
+    dead = [int(c) for c in range(len(wave)) if not np.any(wave[c])] if wave.ndim == 2 and len(wave) > 1 else []
     warnings = recording_warnings(det, [name], [info.codec], [rate], [level_dbfs(wave)], [clipped]) + (
-        window_band_warnings(det, first, name, rate) if rate > det.sample_rate else [])
+        window_band_warnings(det, first, name, rate) if rate > det.sample_rate else []) + (
+        [dead_channel_warning([name], [dead], det.spec.windowing.columns)] if dead else [])
     # the channels it reads: a logger's temperature beside the model's columns is left out
     conversions, warn = conversions_line({name: rate}, {name: channels_read(info, ex.columns)}, ex.sample_rate,
                                          ex.channel, fitted_channels=ex.fitted_channels)

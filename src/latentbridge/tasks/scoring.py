@@ -101,13 +101,13 @@ def score_in_blocks(ex, r: FileFeatures, model, method: str, n_samples: int, see
     (:func:`file_seed`): the scores of the recording read whole, in the memory of a block and a batch. Fills ``r`` as
     the whole read fills it (its features let go, their mean band power kept with ``band_config``); None, with
     ``r.problem``, for a file that cannot be used."""
-    from latentbridge.data.audio import silent_frame_shares
+    from latentbridge.data.silence import dead_channels, live_channels, silent_frame_shares
     from latentbridge.data.blocks import block_windows, feature_batches
     from latentbridge.data.survey import band_power
     from latentbridge.errors import DataError
     from latentbridge.tasks.anomaly import score_features
 
-    g = None
+    g, live = None, None
     scores, starts, silent, power = [], [], [], []
     try:
         windows = block_windows(ex, r.streamed)
@@ -116,6 +116,7 @@ def score_in_blocks(ex, r: FileFeatures, model, method: str, n_samples: int, see
             scores.append(score_features(model, feats, method, n_samples, batch_size=SCORE_BATCH, generator=g))
             starts.append(s)
             silent.append(silent_frame_shares(feats))
+            live = live_channels(feats) if live is None else live | live_channels(feats)
             if band_config is not None:
                 power.append((band_power(feats, band_config), len(feats)))
     except DataError as e:
@@ -124,7 +125,7 @@ def score_in_blocks(ex, r: FileFeatures, model, method: str, n_samples: int, see
     n = sum(map(len, scores))
     r.starts_s, r.duration_s, r.padded = np.concatenate(starts), windows.duration_s, windows.padded
     r.level_dbfs, r.clipped_share = round(windows.level_dbfs, 2), windows.blocks.clipped_share
-    r.silent, r.features = np.concatenate(silent), np.zeros((n, 0), np.float32)
+    r.silent, r.features, r.dead = np.concatenate(silent), np.zeros((n, 0), np.float32), dead_channels(live)
     if power and all(p is not None for p, _ in power):
         r.band_power = sum(p * k for p, k in power) / n
     return np.concatenate(scores)
@@ -162,7 +163,7 @@ class _Gather(BasePredictionWriter):
                 rows.append({"index": r.index, "starts_s": None if r.starts_s is None else r.starts_s.tolist(),
                              "duration_s": r.duration_s, "padded": r.padded, "problem": r.problem,
                              "level_dbfs": r.level_dbfs, "clipped_share": r.clipped_share,
-                             "silent": None if r.silent is None else r.silent.tolist(),
+                             "silent": None if r.silent is None else r.silent.tolist(), "dead": r.dead,
                              "band_power": None if r.band_power is None else r.band_power.tolist(),
                              "n_windows": None if scores is None else len(scores),
                              "scores": None if scores is None else scores.tolist()})
@@ -258,6 +259,7 @@ def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: s
                                  starts, row["duration_s"], row["padded"], row["problem"], row.get("level_dbfs"),
                                  clipped_share=row.get("clipped_share"),
                                  silent=None if row.get("silent") is None else np.asarray(row["silent"], dtype=float),
+                                 dead=row.get("dead"),
                                  band_power=None if row.get("band_power") is None else np.asarray(row["band_power"]))
                 pairs.append((r, None if row["scores"] is None else np.asarray(row["scores"])))
         shutil.rmtree(gather_dir, ignore_errors=True)
