@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,7 +192,14 @@ def test_recordings_of_another_channel_count_are_named(axes_data, axes_model, tm
                  *by_position]) == 2
     err = capsys.readouterr().err
     assert "recordings hold 3 channels x4, 2 channels x1 (e.g. " in err and "odd.csv" in err
-    assert not (tmp_path / "m").exists()
+    assert "(or skip the others: --skip-bad)" in err and not (tmp_path / "m").exists()
+    # --skip-bad skips the recordings of the other count, as it skips the unusable ones (it was refused the same)
+    assert main(["anomaly", "fit", str(mixed), "--out", str(tmp_path / "m"), "-o", "audio.channel=all",
+                 *by_position, "--skip-bad"]) == 0
+    skipped = json.loads((tmp_path / "m" / "config.json").read_text())["data"]["skipped_files"]
+    assert [Path(p).name for p, _ in skipped] == ["odd.csv"] and "2 channels, where the model reads every channel " \
+        "of 3" in skipped[0][1], skipped
+    shutil.rmtree(tmp_path / "m")
     # left to the survey, they are mixed to one signal, and the choice says why
     assert main(["anomaly", "fit", str(mixed), "--out", str(tmp_path / "m"), *by_position]) == 0
     out = capsys.readouterr().out

@@ -472,7 +472,7 @@ class FeatureExtractor:
         chunks, in ``num_workers`` threads or processes (:meth:`map_chunks`). ``files``: ``paths`` already
         listed by :func:`list_files`; ``progress``: a bar counting the files read."""
         files = list_files(paths) if files is None else files
-        self.check_band(files)
+        self.check_band(files, skip_bad)
         results = []
         with progress_bar(len(files), progress, "reading", unit="file") as bar:
             for chunk in self.map_chunks(self.chunks(files)):
@@ -481,7 +481,7 @@ class FeatureExtractor:
         self.keep_cache_limit(files)
         return self.assemble(files, results, skip_bad, paths)
 
-    def check_band(self, files: list[Path]) -> str | None:
+    def check_band(self, files: list[Path], skip_bad: bool = False) -> str | None:
         """Warn (and return the text) when some files are recorded at rates too low to fill the band
         the features cover (:func:`latentbridge.data.survey.band_warning`); reads headers only, keeps them
         for :meth:`assemble` (``WindowFeatures.headers``) and names the recordings read in blocks (``streamed``)."""
@@ -502,10 +502,12 @@ class FeatureExtractor:
         if self.channel == ALL_CHANNELS and self.n_channels is None and len(set(channels.values())) > 1:
             counts = Counter(channels.values())
             odd = next(p for p, c in channels.items() if c != counts.most_common(1)[0][0])
-            raise DataError(_where(files), "audio.channel: all models every channel, but the recordings hold "
-                            + channel_counts(counts.most_common())
-                            + f" (e.g. {odd}): fit on recordings of one channel count, or pick one with "
-                              "-o audio.channel=K (or mix them: -o audio.channel=null)")
+            if not skip_bad:
+                raise DataError(_where(files), "audio.channel: all models every channel, but the recordings hold "
+                                + channel_counts(counts.most_common()) + f" (e.g. {odd}): fit on recordings of one "
+                                "channel count (or skip the others: --skip-bad), or pick one with -o audio.channel=K "
+                                "(or mix them: -o audio.channel=null)")
+            self.n_channels = counts.most_common(1)[0][0]  # (the others refused as read, skipped as unusable)
         if self.columns and not self.training and len(rates) > 1:  # one warning, not one a file (fit says its own)
             left_out({p: self._headers[p].columns for p in rates}, self.columns, _where(files))
         text, warn = conversions_line(rates, channels, self.sample_rate, self.channel, self.training,
