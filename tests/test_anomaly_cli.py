@@ -1101,3 +1101,47 @@ def test_calibrate_keeps_the_rule_it_is_given_and_refuses_another_methods_settin
     assert main(["anomaly", "calibrate", str(model), "--threshold", "5", "--k", "2"]) == 2
     assert "--threshold sets the threshold as given" in capsys.readouterr().err
     assert (model / "config.json").read_text() == before
+
+
+def test_the_python_api_reads_what_a_notebook_hands_it(fitted_model, machine_data, tmp_path):
+    """What a researcher calls from Python: integer PCM windows (int16 was scored as values 32,768 times too large:
+    every normal window flagged), windows of another length or channel count given to window_features (scored as the
+    model's own), an empty list of recordings (a TypeError deep in the scoring), an aggregate that is neither mean nor
+    max (the mean, named as given), a threshold as a string (numpy's TypeError); and a fit leaves the caller's random
+    generators and environment as they were (reset to seed 0's)."""
+    import random
+
+    import torch
+
+    from latentbridge.config import load_config
+    from latentbridge.errors import LatentbridgeError
+    from latentbridge.io import cut_windows, read_audio
+    from latentbridge.tasks import anomaly
+
+    det = anomaly.Detector.load(fitted_model)
+    wave, _ = read_audio(sorted((machine_data / "test" / "normal").glob("*.wav"))[0], sample_rate=det.sample_rate)
+    w, _ = cut_windows(wave, det.spec.window_samples, det.spec.window_samples // 2)
+    floats, _ = det.score_windows(w[:3])
+    pcm, flagged = det.score_windows(np.round(w[:3] * 32767).astype(np.int16))
+    np.testing.assert_allclose(pcm, floats, rtol=1e-3)
+    for bad, words in ((w[:3, : w.shape[1] // 2], "windows of shape (n, "), (w[0], "windows of shape (n, "),
+                       (w[:3, None].repeat(2, axis=1), "windows of 2 channel(s)"), (w[:3] > 0, "bool samples")):
+        with pytest.raises(ValueError, match=re.escape(words)):
+            det.window_features(bad)
+    with pytest.raises(LatentbridgeError, match="no recordings given"):
+        anomaly.score(fitted_model, [])
+    with pytest.raises(LatentbridgeError, match="aggregate: 'mean' or 'max', got 'Max'"):
+        anomaly.score(fitted_model, [machine_data / "test"], aggregate="Max")
+    copy = tmp_path / "m"
+    shutil.copytree(fitted_model, copy)
+    assert anomaly.calibrate(copy, threshold="5").threshold == 5.0
+    with pytest.raises(LatentbridgeError, match="--threshold must be a number, got 'x'"):
+        anomaly.calibrate(copy, threshold="x")
+    np.random.seed(123)
+    random.seed(123)
+    torch_state = torch.get_rng_state()
+    before = (np.random.get_state()[1].copy(), random.getstate(), os.environ.get("PL_GLOBAL_SEED"))
+    anomaly.fit(load_config(None, [f"data.train_dir={machine_data / 'train' / 'normal'}", "data.val_fraction=0.25"]),
+                tmp_path / "fitted", force=True)
+    assert (np.random.get_state()[1] == before[0]).all() and random.getstate() == before[1]
+    assert os.environ.get("PL_GLOBAL_SEED") == before[2] and torch.equal(torch.get_rng_state(), torch_state)

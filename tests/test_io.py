@@ -823,3 +823,23 @@ def test_a_recording_at_a_path_beyond_libsndfiles_limit_is_read(tmp_path):
     got, sr = read_audio(path)
     assert sr == 8000 and got.shape == wave.shape and np.abs(got - wave).max() < 1e-3
     assert audio_info(path).frames == 8000
+
+
+def test_read_audio_refuses_keywords_it_would_misread(tmp_path):
+    """From Python: channel "1" was "out of range" of a stereo file, "left" a bare int() error, True channel 1, columns
+    "ax" the columns a and x; a logger's 2.5 Hz was read as 2 Hz (every time 25 % off), now refused by name, while a
+    time column's jitter (999.7 Hz) still reads as 1000 Hz."""
+    p = write_audio(tmp_path / "st.wav", np.stack([tone(), tone(330.0)]), SR)
+    for kw in ({"channel": "1"}, {"channel": True}, {"channel": "left"}, {"columns": "ax"}):
+        with pytest.raises(ValueError, match="channel: an index or 'all', columns: a list of names"):
+            read_audio(p, **kw)
+    assert read_audio(p, channel=1)[0].shape == (SR // 2,)
+    t = np.arange(400) * 0.4
+    np.savetxt(tmp_path / "slow.csv", np.c_[t, np.sin(t)], delimiter=",", header="time,ax", comments="", fmt="%.6g")
+    with pytest.raises(DataError, match=r"slow\.csv: a sample rate of 2\.5 Hz .*not a whole number of Hz: read at 2 Hz "
+                                        r"its times would be 20 % off"):
+        read_audio(tmp_path / "slow.csv")
+    t = np.arange(4000) / 999.7
+    np.savetxt(tmp_path / "jitter.csv", np.c_[t, np.sin(50 * t)], delimiter=",", header="time,ax", comments="",
+               fmt="%.9g")
+    assert read_audio(tmp_path / "jitter.csv")[1] == 1000

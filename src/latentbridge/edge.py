@@ -213,7 +213,8 @@ class EdgeScorer:
         """(n, window_samples) at ``sample_rate`` → (scores, decisions); windows of another length are a ValueError
         (:func:`~latentbridge.io.windows.check_windows`), a window holding NaN or inf scores NaN (no decision: not an
         alarm)."""
-        windows = check_windows(windows, self.window, self.sample_rate)
+        windows = check_windows(windows, self.window, self.sample_rate,
+                                self.n_channels if self.channel == ALL_CHANNELS else 1)
         score = self.session.run(["score"], {"magnitude": self.magnitude(windows).astype(np.float32)})[0]
         score = np.asarray(score).reshape(-1)
         return score, score > self.threshold

@@ -579,6 +579,8 @@ def list_files(paths) -> list[Path]:
     files: list[Path] = []
     seen: dict = {}
     repeated: list[str] = []
+    if isinstance(paths, (list, tuple)) and not paths:  # (a Python call of []: a TypeError deep in the scoring)
+        raise DataError(".", "no recordings given (an empty list of files or folders)")
     for p in paths if isinstance(paths, (list, tuple)) else [paths]:
         for f in list_audio_files(p):
             if (first := seen_before(f, seen)) is not None:  # named: a link's name was dropped without a word

@@ -355,6 +355,10 @@ def _csv_rate(rate: float, path: Path) -> int:
         raise DataError(path, f"a sample rate of {rate:g} Hz (from its time column, or as given), under 1 Hz: times in "
                               "another unit than seconds (a column named time_ms is read as milliseconds), or a rate "
                               "given in kHz?")
+    if abs(rate - r) > 0.01 * rate:  # (a 2.5-Hz logger was read at 2 Hz, without a word)
+        raise DataError(path, f"a sample rate of {rate:g} Hz (from its time column, or as given), not a whole number "
+                              f"of Hz: read at {r} Hz its times would be {100 * abs(rate - r) / rate:.0f} % off; the "
+                              "toolkit reads whole-Hz rates (resample the table to one)")
     return r
 
 
@@ -477,6 +481,9 @@ def read_audio(
     than ``columns``.
     """
     path = Path(path)
+    if isinstance(channel, (bool, str)) and channel != ALL_CHANNELS or isinstance(columns, str):
+        raise ValueError(f"channel: an index or {ALL_CHANNELS!r}, columns: a list of names; got {channel!r}, "
+                         f"{columns!r}")  # ("1" was "out of range" of a stereo file, "ax" the columns a and x)
     _check_file(path)
     if sample_rate is not None:
         positive_integer(sample_rate, "sample_rate")

@@ -158,15 +158,28 @@ def cut_windows(
     return (windows if lazy else windows[:]), starts
 
 
-def check_windows(windows, window: int, sample_rate: float) -> np.ndarray:
+def check_windows(windows, window: int, sample_rate: float, channels: int | None = None) -> np.ndarray:
     """``windows`` as float32 ``(n, window)`` (or ``(n, channels, window)``) waveforms of a model's windows, else a
     ValueError saying what the model reads: a 4-s window was scored as a 2-s model's first 2 s (a fault in its second
-    half unseen), a 1-D one met torch's padding message."""
-    w = np.asarray(windows, dtype=np.float32)
+    half unseen), a 1-D one met torch's padding message. Integer samples are PCM, brought to full scale 1 as files
+    are read (int16 samples were scored as values 32,768 times too large: every normal window flagged); ``channels``:
+    those the model reads (a model of 3 said "(B, (3, 64, 63)) expected" of a 1-channel window)."""
+    w = np.asarray(windows)
+    if w.dtype.kind in "iu":
+        half = float(2 ** (8 * w.dtype.itemsize - 1))
+        w = ((w.astype(np.float64) - (half if w.dtype.kind == "u" else 0.0)) / half).astype(np.float32)
+    elif w.dtype.kind not in "f" and w.size:
+        raise ValueError(f"windows of {w.dtype} samples: waveforms are real numbers (floats at full scale 1, or "
+                         "integer PCM)")
+    w = np.asarray(w, dtype=np.float32)
     if w.ndim not in (2, 3) or w.shape[-1] != window:
         raise ValueError(f"windows of shape (n, {window}) or (n, channels, {window}) expected ({window} samples: the "
                          f"model's {window / sample_rate:g}-s window at {sample_rate:g} Hz), got shape {w.shape}; "
                          "cut a recording into them with latentbridge.io.cut_windows")
+    if channels is not None and (w.shape[1] if w.ndim == 3 else 1) != channels:
+        how = 'channel="all"' if channels > 1 else "the model's channel, or mixed to mono"
+        raise ValueError(f"windows of {w.shape[1] if w.ndim == 3 else 1} channel(s), shape {w.shape}, where the model "
+                         f"reads {channels}: (n, {channels}, {window}) (read recordings with {how})")
     return w
 
 

@@ -109,6 +109,24 @@ def partial_auc(labels, scores, max_fpr: float = 0.1, standardized: bool = True)
     return float(area / max_fpr)
 
 
+def aggregate_scores(scores: np.ndarray, file_index: np.ndarray, n_files: int, how: str = "mean") -> np.ndarray:
+    """Each file's score from its windows' (``file_index``: the file of each window): their ``mean`` or ``max``; NaN
+    for a file without windows. In one pass (a mask per file was quadratic: 20,000 files took 1.2 s, a million an
+    hour). Another ``how`` is a ValueError (any string was taken for the mean, and named so in the metrics)."""
+    if how not in ("mean", "max"):
+        raise ValueError(f"aggregate: 'mean' or 'max', got {how!r}")
+    scores = np.asarray(scores, dtype=np.float64)
+    file_index = np.asarray(file_index, dtype=np.int64)
+    counts = np.bincount(file_index, minlength=n_files)[:n_files]
+    if how == "max":
+        agg = np.full(n_files, -np.inf)
+        np.maximum.at(agg, file_index, scores)
+    else:
+        agg = np.bincount(file_index, weights=scores, minlength=n_files)[:n_files] / np.maximum(counts, 1)
+    agg[counts == 0] = np.nan
+    return agg
+
+
 def threshold_mean_std(scores, k: float = 2.0) -> float:
     """``mean + k * std`` of (normal) scores, with the population std (ddof=0)."""
     if not math.isfinite(float(k)):

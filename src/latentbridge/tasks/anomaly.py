@@ -23,7 +23,8 @@ from latentbridge.data.blocks import read_in_blocks, window_features
 from latentbridge.data.labels import list_normal_files
 from latentbridge.data.survey import band_profile_db, clipping_summary, clipping_warnings, codec_counts
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
-from latentbridge.metrics.anomaly import calibrate_threshold, detection_metrics, group_metrics, partial_auc, roc_auc
+from latentbridge.metrics.anomaly import (aggregate_scores, calibrate_threshold, detection_metrics, group_metrics,
+                                          partial_auc, roc_auc)
 from latentbridge.models.detectors import LENGTH_GRID
 from latentbridge.models.hub import SavedModel, load_model
 from latentbridge.tasks.anomaly_card import model_card
@@ -67,21 +68,6 @@ def score_features(model, features: np.ndarray, method: str = "mse", n_samples: 
     dev = next(iter(model.parameters()), next(iter(model.buffers()), torch.zeros(0))).device
     return batched(lambda x: model.score(x.to(dev), method=method, n_samples=n_samples, generator=g).double().cpu(),
                    features, batch_size=batch_size).numpy()
-
-
-def aggregate_scores(scores: np.ndarray, file_index: np.ndarray, n_files: int, how: str = "mean") -> np.ndarray:
-    """Each file's score from its windows' (``file_index``: the file of each window): their mean or ``max``; NaN for a
-    file without windows. In one pass (a mask per file was quadratic: 20,000 files took 1.2 s, a million an hour)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    file_index = np.asarray(file_index, dtype=np.int64)
-    counts = np.bincount(file_index, minlength=n_files)[:n_files]
-    if how == "max":
-        agg = np.full(n_files, -np.inf)
-        np.maximum.at(agg, file_index, scores)
-    else:
-        agg = np.bincount(file_index, weights=scores, minlength=n_files)[:n_files] / np.maximum(counts, 1)
-    agg[counts == 0] = np.nan
-    return agg
 
 
 class Detector:
@@ -167,16 +153,17 @@ class Detector:
         return score_features(self.model, features, self.method, self.iwae_samples)
 
     def window_features(self, windows: np.ndarray) -> np.ndarray:
-        """(n, window_samples) (or (n, C, window_samples)) waveforms at the model's rate → their features."""
-        return self._stream_extractor.features_of_windows(np.asarray(windows, dtype=np.float32))
-
-    def score_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(n, window_samples) waveforms at the model's rate → (scores, decisions); windows of another length are a
-        ValueError (:func:`~latentbridge.io.windows.check_windows`), a window holding NaN or inf scores NaN (no
-        decision: not an alarm; the commands say "no decision")."""
+        """(n, window_samples) (or (n, C, window_samples)) waveforms at the model's rate (floats at full scale 1, or
+        integer PCM) → their features; windows of another length or channel count are a ValueError
+        (:func:`~latentbridge.io.windows.check_windows`)."""
         from latentbridge.io.windows import check_windows
 
-        windows = check_windows(windows, self.spec.window_samples, self.sample_rate)
+        windows = check_windows(windows, self.spec.window_samples, self.sample_rate, self.n_channels)
+        return self._stream_extractor.features_of_windows(windows)
+
+    def score_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, window_samples) waveforms at the model's rate → (scores, decisions) (:meth:`window_features`' rules), a
+        window holding NaN or inf scores NaN (no decision: not an alarm; the commands say "no decision")."""
         scores = self.score_features(self.window_features(windows))
         return scores, scores > self.threshold
 
@@ -376,6 +363,10 @@ def _calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | N
 
     if (normal_paths is None) == (threshold is None):
         raise LatentbridgeError("calibrate: give normal recordings or --threshold VALUE (one of the two)")
+    try:  # (a string from Python met numpy's isfinite: a TypeError)
+        threshold = None if threshold is None else float(threshold)
+    except (TypeError, ValueError):
+        raise LatentbridgeError(f"--threshold must be a number, got {threshold!r}") from None
     if threshold is not None and (method or k is not None or false_alarm_rate is not None):
         raise LatentbridgeError("calibrate: --threshold sets the threshold as given; --method, --k and "
                                 "--false-alarm-rate measure one on normal recordings (give one or the other)")
@@ -509,6 +500,8 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
 
     det = Detector.load(model_dir, method).read_rate(sample_rate)
     aggregate = aggregate or det.anomaly_config.aggregate
+    if aggregate not in ("mean", "max"):  # (before the scoring; any string was the mean, named as given)
+        raise LatentbridgeError(f"aggregate: 'mean' or 'max', got {aggregate!r}")
     files = list_files(paths)  # once: the labels are checked on them before the scoring, which scores them
     _warn_rate_unused(sample_rate, files)
     given = paths if isinstance(paths, (list, tuple)) else [paths]  # the data scored, named in the report

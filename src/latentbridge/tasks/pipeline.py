@@ -105,7 +105,8 @@ def training_run(cfg, out_dir: str | Path, *, resume: bool = False, force: bool 
     # the data (and first stages) the config reads are inputs that --force never replaces; caches are written
     protect_inputs([config_to_dict(cfg)], skip=("cache",))
 
-    threads = torch.get_num_threads()  # train.num_threads holds for this run only
+    threads = torch.get_num_threads()  # train.num_threads holds for this run only, and so do its seeds: a notebook's
+    rngs = _global_rngs()  # generators and environment are as they were (every fit reset them to seed 0's)
     try:
         if is_launched_child():  # an extra DDP process: the main process owns and prepared the folder
             start_run(cfg, Path(out_dir), resume)
@@ -116,6 +117,24 @@ def training_run(cfg, out_dir: str | Path, *, resume: bool = False, force: bool 
             yield TrainingRun(cfg, folder, resume, data_files=data_files)
     finally:
         torch.set_num_threads(threads)
+        _global_rngs(rngs)
+
+
+def _global_rngs(restore: dict | None = None) -> dict:
+    """Python's, numpy's and torch's global generators and Lightning's seed variables, as they are (``restore``: set
+    back to those of an earlier call)."""
+    import os
+    import random
+
+    if restore is None:
+        return {"random": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+                "env": {k: os.environ.get(k) for k in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS")}}
+    random.setstate(restore["random"])
+    np.random.set_state(restore["numpy"])
+    torch.set_rng_state(restore["torch"])
+    for k, v in restore["env"].items():
+        os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    return restore
 
 
 def loader_of(x: np.ndarray, train_cfg, shuffle: bool, labels: np.ndarray | None = None, collate=None):
