@@ -38,11 +38,12 @@ log = logging.getLogger(__name__)
 #: holding all its windows (which overlap: twice the samples at the usual half-window hop)
 LAZY_WINDOWS = 128
 
-CACHE_VERSION = 9  # 2: a recording's last window ends on its last sample (io.windows); 3: frames reaching into a
+CACHE_VERSION = 10  # 2: a recording's last window ends on its last sample (io.windows); 3: frames reaching into a
 # window's trailing digital silence are silence (numpy_stft.silence_tail); 4: the file's level; 5: audio loses each
 # channel's offset (io.remove_dc); 6: the file's clipped share; 7: whether it was padded, windows' times where its lead
 # was trimmed, WAV headers never finalised read whole, clipped plateaus entered by a step; 8: sound in digital silence,
-# no window twice (a hop under half a window); 9: clipping of the samples as recorded (before the offset), levels
+# no window twice (a hop under half a window); 9: clipping of the samples as recorded (before the offset), levels;
+# 10: a silent tail of zeros an offset was taken from
 
 
 def default_workers() -> int:
