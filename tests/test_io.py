@@ -775,6 +775,9 @@ def test_a_wav_header_never_finalised_is_read_whole(tmp_path, subtype, caplog):
     tagged = tmp_path / "tagged.wav"
     tagged.write_bytes(good.read_bytes() + b"TAG" + bytes(125))
     assert len(read_audio(odd)[0]) == 16001 and len(read_audio(tagged)[0]) == len(x)
+    art = tmp_path / "art.wav"  # an ID3 tag with cover art after a finalised file (its RIFF size ends at the data): read
+    art.write_bytes(good.read_bytes() + b"ID3\x03" + bytes(range(256)) * 256)  # as 0.9 s more "audio" (scored 111)
+    assert len(read_audio(art)[0]) == len(x) and len(_wav_stdlib(art).whole()) == len(x)
     cut = tmp_path / "cut.wav"
     cut.write_bytes(good.read_bytes()[: layout.data_offset + layout.block_align * sr])
     with pytest.raises(DataError, match="truncated audio file"):

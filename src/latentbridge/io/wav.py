@@ -40,6 +40,7 @@ class WavLayout:
     declared_bytes: int  # the data chunk's size as its header says
     present_bytes: int  # bytes from the data offset to the end of the file
     last: bool  # no chunk follows the declared end of the data: the bytes after it are samples
+    riff_end: int = 0  # where the RIFF chunk ends as its header says (its size + 8)
 
 
 def _chunk_follows(f, pos: int, file_size: int) -> bool:
@@ -81,7 +82,8 @@ def wav_layout(path: str | Path) -> WavLayout | None:
                     offset = pos + 8
                     last = size >= PLACEHOLDER_MIN or not _chunk_follows(f, offset + size + (size & 1), file_size)
                     return WavLayout(*fmt, data_offset=offset, declared_bytes=size,
-                                     present_bytes=file_size - offset, last=last)
+                                     present_bytes=file_size - offset, last=last,
+                                     riff_end=struct.unpack("<I", head[4:8])[0] + 8)
                 pos += 8 + size + (size & 1)
     except (OSError, struct.error):
         return None
@@ -108,7 +110,8 @@ def sample_width(layout: WavLayout) -> int | None:
 
 def unfinalised_frames(layout: WavLayout | None) -> int | None:
     """The frames a file holds where its header was never finalised: a placeholder size (0, 0x7FFFF000 up to but not
-    0xFFFFFFFF) or a size under the bytes present with no chunk after it; None where the header is right, the
+    0xFFFFFFFF) or a size under the bytes present with no chunk after it; None where the header is right (its RIFF
+    size ending the file's RIFF chunk right after the data as declared: bytes after it are another thing's), the
     samples are not plain PCM or float, or libsndfile reads them to the end itself (0xFFFFFFFF)."""
     if layout is None or not layout.last or sample_width(layout) is None \
             or layout.declared_bytes == 0xFFFFFFFF:
@@ -116,6 +119,8 @@ def unfinalised_frames(layout: WavLayout | None) -> int | None:
     present = layout.present_bytes // layout.block_align
     declared = layout.declared_bytes
     placeholder = declared == 0 or declared >= PLACEHOLDER_MIN
+    if not placeholder and layout.riff_end == layout.data_offset + declared + (declared & 1):  # both sizes written:
+        return None  # finalised, and what follows the RIFF chunk is no sample (an ID3 tag appended: 0.9 s of "audio")
     if present and (placeholder or layout.present_bytes - declared - (declared & 1) >= STALE_MIN_BYTES):
         return present
     return None
