@@ -846,3 +846,13 @@ def test_read_audio_refuses_keywords_it_would_misread(tmp_path):
     np.savetxt(tmp_path / "jitter.csv", np.c_[t, np.sin(50 * t)], delimiter=",", header="time,ax", comments="",
                fmt="%.9g")
     assert read_audio(tmp_path / "jitter.csv")[1] == 1000
+
+
+def test_broadcast_wav_rf64_and_au_by_their_usual_names_are_read(tmp_path):
+    """.bwf (a Broadcast WAV), .wave, .rf64 and .snd (AU's usual name) were "not an audio file", named or in a folder."""
+    x = tone()
+    for name, fmt in (("a.bwf", "WAV"), ("b.wave", "WAV"), ("c.rf64", "RF64"), ("d.snd", "AU")):
+        sf.write(tmp_path / name, x, SR, format=fmt, subtype="PCM_16")
+    assert sorted(p.name for p in list_audio_files(tmp_path)) == ["a.bwf", "b.wave", "c.rf64", "d.snd"]
+    for p in list_audio_files(tmp_path):
+        np.testing.assert_allclose(read_audio(p)[0], x - x.mean(), atol=2e-4)

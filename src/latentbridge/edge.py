@@ -82,7 +82,7 @@ from latentbridge.io import (  # numpy only at import time
 from latentbridge.io.audio import is_table, rate_problem
 from latentbridge.io.blockread import BlockWindows, RecordingBlocks
 from latentbridge.io.windows import check_windows
-from latentbridge.io.wav import declared_frames, sample_width, unfinalised_frames, wav_layout
+from latentbridge.io.wav import WAV_SUFFIXES, declared_frames, sample_width, unfinalised_frames, wav_layout
 from latentbridge.transforms.numpy_stft import silence_tail, stft_magnitude
 from latentbridge.arguments import ArgumentParser
 from latentbridge.utils import seen_before, sheet_safe_path, tolerant_stdout
@@ -365,7 +365,7 @@ def _wav_stdlib(path: str | Path, channel: int | str | None = None,
     size = path.stat().st_size
     if size == 0:
         raise DataError(path, "file is empty (0 bytes)")
-    if suffix != ".wav":
+    if suffix not in WAV_SUFFIXES:
         raise DataError(path, f"reading {suffix} files needs the soundfile package (pip install soundfile); "
                               "without it only WAV files can be read")
     try:

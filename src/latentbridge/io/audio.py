@@ -42,7 +42,7 @@ from latentbridge.errors import DataError, reading_memory_error
 from latentbridge.io.levels import _blocks, _peak, column_sums, peak_and_clipping, remove_dc
 from latentbridge.io.resampling import resample
 from latentbridge.io.vibration import MAX_RATE, RECORDING_SUFFIXES
-from latentbridge.io.wav import (PCM16_FORMATS, STALE_MIN_BYTES, WavLayout, declared_frames, read_pcm16,
+from latentbridge.io.wav import (PCM16_FORMATS, STALE_MIN_BYTES, WAV_SUFFIXES, WavLayout, declared_frames, read_pcm16,
                                  read_wav_samples, soundfile_source, unfinalised_frames, wav_layout)
 from latentbridge.utils import file_stamp, first_time, is_hidden, listed, positive_integer, walk_files
 
@@ -52,8 +52,8 @@ __all__ = ["AUDIO_EXTENSIONS", "RECORDING_EXTENSIONS", "AudioInfo", "list_audio_
            "select_channels", "ALL_CHANNELS", "SILENCE_LEVEL", "TABLE_SILENCE_LEVEL", "silence_level", "silent",
            "resample", "rate_problem", "MAX_AUDIO_UPSAMPLING"]
 
-AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".oga", ".opus", ".aiff", ".aif", ".aifc", ".mp3", ".caf",
-                                     ".w64", ".au")
+AUDIO_EXTENSIONS: tuple[str, ...] = (*WAV_SUFFIXES, ".flac", ".ogg", ".oga", ".opus", ".aiff", ".aif", ".aifc", ".mp3",
+                                     ".caf", ".w64", ".rf64", ".au", ".snd")
 #: audio formats libsndfile does not decode, with what to do about them
 UNDECODED_AUDIO = {".m4a": "AAC", ".aac": "AAC", ".mp4": "AAC", ".wma": "WMA", ".amr": "AMR", ".ac3": "AC-3",
                    ".webm": "WebM", ".mka": "Matroska", ".ape": "Monkey's Audio", ".wv": "WavPack"}
@@ -303,7 +303,7 @@ def unreadable_text(exc: BaseException, path: Path) -> str:
 
 def _layout(path: Path) -> WavLayout | None:
     """A WAV file's chunk layout (:func:`~latentbridge.io.wav.wav_layout`); None for other files."""
-    return wav_layout(path) if path.suffix.lower() == ".wav" else None
+    return wav_layout(path) if path.suffix.lower() in WAV_SUFFIXES else None
 
 
 #: bytes per sample of the WAV encodings :mod:`latentbridge.io.wav` decodes
@@ -315,7 +315,7 @@ def _beyond_header(path: Path, info, size: int) -> bool:
     its frames and a header with metadata take): only then are its chunks parsed (20 us a file, on every file a folder
     lists)."""
     width = _SAMPLE_BYTES.get(str(info.subtype))
-    if path.suffix.lower() != ".wav" or width is None:
+    if path.suffix.lower() not in WAV_SUFFIXES or width is None:
         return False
     return not info.frames or size - int(info.frames) * int(info.channels) * width >= STALE_MIN_BYTES
 

@@ -29,6 +29,10 @@ _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 STALE_MIN_BYTES = 8192
 
 
+#: names of RIFF/WAVE files: a Broadcast WAV's .bwf (and .wave) too, which were refused as "not an audio file"
+WAV_SUFFIXES = (".wav", ".wave", ".bwf")
+
+
 @dataclass(frozen=True)
 class WavLayout:
     fmt_tag: int  # 1 PCM, 3 IEEE float (an extensible header's sub-format)
