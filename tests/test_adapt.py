@@ -753,8 +753,11 @@ def test_codec_warning_names_recordings_stored_the_other_way():
                            "training recording was stored losslessly (16-bit PCM x3, 32-bit float x1)"), text
     # fitted on lossy copies: the lossless recordings are the ones unlike them
     text = codec_warning({"VORBIS": 5}, ["VORBIS", "PCM_16"], ["a.ogg", "b.wav"])
-    assert text.startswith("1 of 2 recordings are stored losslessly (16-bit PCM x1: b.wav) and every training "
-                           "recording was stored by a lossy codec (Vorbis x5)"), text
+    assert text.startswith("1 of 2 recordings are stored losslessly or by another lossy codec (16-bit PCM x1: b.wav) "
+                           "and every training recording was stored by a lossy codec (Vorbis x5)"), text
+    # fitted on MP3s: Vorbis or u-law copies of normal sound were flagged without a word
+    text = codec_warning({"MPEG_LAYER_III": 30}, ["MPEG_LAYER_III", "VORBIS", "ULAW"], ["a.mp3", "b.ogg", "c.wav"])
+    assert text.startswith("2 of 3 recordings are stored losslessly or by another lossy codec (Vorbis x1, "), text
     # training files of both kinds, or none known: nothing to tell
     assert codec_warning({"VORBIS": 2, "PCM_16": 2}, ["MPEG_LAYER_III"], ["a.mp3"]) is None
     assert codec_warning({}, ["VORBIS"], ["a.ogg"]) is None

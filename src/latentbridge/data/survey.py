@@ -550,7 +550,7 @@ def header_warnings(fitted_codecs: dict | None, sample_rate: int, features, name
 
 def codec_warning(fitted: dict[str, int], codecs: list[str], names: list[str]) -> str | None:
     """A warning naming the scored recordings stored lossily (Vorbis, MP3, Opus, GSM, ...) when every training
-    recording was stored losslessly, or the other way round. A lossy codec's artefacts lie inside the band
+    recording was stored losslessly, or the other way round, or by another lossy codec than the training recordings'. A lossy codec's artefacts lie inside the band
     (quantisation noise shaped under the sound, pre-echo, lost quiet detail): a detector fitted on one kind reads
     them as unlike its training sound, every recording at once, where the band check sees no cut-off. ``fitted``:
     the training files' :func:`codec_counts`; None when the training files mix both kinds or none is known."""
@@ -560,13 +560,14 @@ def codec_warning(fitted: dict[str, int], codecs: list[str], names: list[str]) -
     if not known or len({is_lossy(c) for c in known}) > 1:
         return None
     fitted_lossy = is_lossy(next(iter(known)))
-    other = [i for i, c in enumerate(codecs) if c and is_lossy(c) != fitted_lossy]
+    # (and by another lossy codec than training's: a model of MP3s flagged every Vorbis copy of normal sound unsaid)
+    other = [i for i, c in enumerate(codecs) if c and (is_lossy(c) != fitted_lossy or fitted_lossy and c not in known)]
     if not other:
         return None
     kinds = Counter(codec_name(codecs[i]) for i in other)
     files = listed([names[i] for i in other])
     train = ", ".join(f"{codec_name(c)} x{n}" for c, n in known.items())
-    what = "stored by a lossy codec" if not fitted_lossy else "stored losslessly"
+    what = "stored by a lossy codec" if not fitted_lossy else "stored losslessly or by another lossy codec"
     how = "losslessly" if not fitted_lossy else "by a lossy codec"
     return (f"{len(other)} of {len(codecs)} recordings are {what} (" + ", ".join(f"{k} x{n}" for k, n in
             kinds.most_common()) + f": {files}) and every training recording was stored {how} ({train}): the "
