@@ -371,6 +371,10 @@ def test_a_neighbour_detector_leaves_its_own_windows_out_of_a_calibration(machin
     n_val = json.loads((tmp_path / "mp2" / "config.json").read_text())["data"]["n_val_windows"]
     assert re.search(rf"(\d+) of the {n_val} windows of the held-out normal files are copies of training windows",
                      caplog.text) and left < n_val, caplog.text
+    from latentbridge.data.holdout import copied_windows  # windows of digital silence are alike, not copies (a gated
+    silent = np.full((3, 1, 8, 5), -100.0, np.float32)  # recorder's zeros left out of a PCA's threshold as copies)
+    sound = np.random.default_rng(0).normal(size=(3, 1, 8, 5)).astype(np.float32)
+    assert copied_windows(np.r_[silent, sound], np.r_[silent, sound]).tolist() == [False] * 3 + [True] * 3
 
 
 def test_recordings_of_more_channels_than_training_are_named_when_mixed(fitted_model, machine_data, tmp_path, caplog):
@@ -405,9 +409,16 @@ def test_recordings_of_more_channels_than_training_are_named_when_mixed(fitted_m
         with caplog.at_level("WARNING"):
             assert main(["anomaly", "score", str(model), str(array), "--out", str(tmp_path / f"s_{channel}")]) == 0
         said = [r.getMessage() for r in caplog.records if what in r.getMessage()]
-        assert said == [f"1 {what} (from 4 channels x1); the model was fitted on 2-channel recordings: "
-                        f"{'a mix' if channel is None else 'channel 1'} of recordings of another channel count is "
-                        "not the signal it learned (fit on recordings like these)"], caplog.text
+        assert said == [f"1 {what} (from 4 channels x1); the model was fitted on 2-channel recordings: 1 of another "
+                        f"channel count (4 channels x1), {'mixed to mono' if channel is None else 'read on channel 1'}, "
+                        "are not the signal it learned (fit on recordings like these)"], caplog.text
+    caplog.clear()  # a single microphone's recording given to the model of a stereo pair's mix (unsaid)
+    sf.write(tmp_path / "one_mic.wav", x, sr)
+    with caplog.at_level("WARNING"):
+        assert main(["anomaly", "score", str(tmp_path / "m_None"), str(tmp_path / "one_mic.wav"), "--out",
+                     str(tmp_path / "s_mono")]) == 0
+    assert "the model was fitted on 2-channel recordings: 1 of another channel count (1 channel x1), mixed to mono" \
+        in caplog.text, caplog.text
 
 
 def test_a_command_that_trains_nothing_never_replaces_a_trained_run(fitted_model, machine_data, tmp_path, capsys):

@@ -778,6 +778,12 @@ def test_a_wav_header_never_finalised_is_read_whole(tmp_path, subtype, caplog):
     art = tmp_path / "art.wav"  # an ID3 tag with cover art after a finalised file (its RIFF size ends at the data): read
     art.write_bytes(good.read_bytes() + b"ID3\x03" + bytes(range(256)) * 256)  # as 0.9 s more "audio" (scored 111)
     assert len(read_audio(art)[0]) == len(x) and len(_wav_stdlib(art).whole()) == len(x)
+    both = tmp_path / "both.wav"  # a writer that kept both sizes up to date, killed at 1 s: every sample still read
+    raw = bytearray(good.read_bytes())
+    raw[layout.data_offset - 4:layout.data_offset] = struct.pack("<I", layout.block_align * sr)
+    raw[4:8] = struct.pack("<I", layout.data_offset + layout.block_align * sr - 8)
+    both.write_bytes(bytes(raw))
+    np.testing.assert_array_equal(read_audio(both)[0], ref)
     cut = tmp_path / "cut.wav"
     cut.write_bytes(good.read_bytes()[: layout.data_offset + layout.block_align * sr])
     with pytest.raises(DataError, match="truncated audio file"):

@@ -224,7 +224,7 @@ class FeatureExtractor:
         self._headers: dict[str, object] = {}  # each file's AudioInfo, from the header pass of check_band
         self.refuse_below_band = False  # calibrating: recordings that all leave the band's top empty are refused
         self.training = False  # fitting a model: recordings resampled down are said with the band they lose
-        self.fitted_channels: int | None = None  # scoring: the most channels of the model's training recordings
+        self.fitted_channels: int | None = None  # scoring: the channels of the training recordings (one count)
         # recordings that take more than data.blocks.STREAM_BYTES to decode whole are read in blocks (check_band names
         # them in streamed): their features computed so (data.blocks.features_in_blocks), or, with defer_streamed
         # (scoring), left to where they are scored (FileFeatures.streamed)
@@ -506,7 +506,8 @@ class FeatureExtractor:
             if not skip_bad:
                 raise DataError(_where(files), "audio.channel: all models every channel, but the recordings hold "
                                 + channel_counts(counts.most_common()) + f" (e.g. {odd}): fit on recordings of one "
-                                "channel count (or skip the others: --skip-bad), or pick one with -o audio.channel=K "
+                                "channel count (or skip the others: --skip-bad, -o data.skip_bad_files=true in train), or pick one with "
+                                "-o audio.channel=K "
                                 "(or mix them: -o audio.channel=null)")
             self.n_channels = counts.most_common(1)[0][0]  # (the others refused as read, skipped as unusable)
         if self.columns and not self.training and len(rates) > 1:  # one warning, not one a file (fit says its own)

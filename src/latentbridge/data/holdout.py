@@ -163,13 +163,15 @@ def held_out_record(train: WindowFeatures, val: WindowFeatures) -> dict:
 def copied_windows(windows: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """(len(windows),) True where a window's features equal one of ``reference``'s to the bit: held-out windows of a
     recording also among the training ones under another name (a byte copy), which a model scores as what it was
-    fitted on."""
+    fitted on; windows of digital silence, one value in every frame, are alike in every recording and not copies."""
     import hashlib
 
     def digests(a):
         return [hashlib.blake2b(np.ascontiguousarray(a[i]).tobytes(), digest_size=16).digest() for i in range(len(a))]
 
+    from latentbridge.data.silence import silent_frame_shares
+
     if not len(windows) or not len(reference) or windows.shape[1:] != reference.shape[1:]:
         return np.zeros(len(windows), dtype=bool)
-    seen = set(digests(reference))
-    return np.array([d in seen for d in digests(windows)], dtype=bool)
+    seen = set(digests(reference))  # (windows of digital silence are alike in every recording: no copies)
+    return np.array([d in seen for d in digests(windows)], dtype=bool) & (silent_frame_shares(windows) < 1)

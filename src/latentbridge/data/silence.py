@@ -27,4 +27,4 @@ def live_channels(features: np.ndarray) -> np.ndarray:
 def dead_channels(live: np.ndarray) -> list[int]:
     """The channels ``live`` (:func:`live_channels`, over a recording's windows) says hold nothing but digital silence
     (a dead sensor, a cable off one axis, a muted input); [] for a single channel."""
-    return [int(c) for c in np.flatnonzero(~live)] if len(live) > 1 else []
+    return [int(c) for c in np.flatnonzero(~live)] if live is not None and len(live) > 1 else []

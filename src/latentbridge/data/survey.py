@@ -217,18 +217,20 @@ def conversions_line(rates: dict[str, int], channels: dict[str, int], sample_rat
         parts.append(f"the model learns nothing of what they hold between {sample_rate / 2:g} and {lost / 2:g} Hz "
                      f"(a model at their rate: -o audio.sample_rate={lost} with the features' n_fft, hop_length and "
                      "fmax scaled to it)")
-    unlike = fitted_channels is not None and any(c != fitted_channels for c in multi)
-    # (an accelerometer's three axes averaged for a model of one axis; a four-microphone array's mix or channel for a
-    # model of a stereo pair's: another sensor's signal)
+    # (an accelerometer's three axes averaged for a model of one axis; a four-microphone array's mix or channel, or a
+    # single microphone, for a model of a stereo pair's: another sensor's signal)
+    unlike = Counter(c for c in channels.values() if fitted_channels is not None and c != fitted_channels
+                     and channel != ALL_CHANNELS)
     if unlike and channel is None and fitted_channels == 1:
         parts.append("the model was fitted on single-channel recordings: a mix of several is not the signal it "
                      "learned (fit on recordings like these, each channel modelled: -o audio.channel=all)")
     elif unlike:
         parts.append(f"the model was fitted on {fitted_channels}-channel recordings: "
-                     f"{'a mix' if channel is None else f'channel {channel}'} of recordings of another channel count "
-                     "is not the signal it learned (fit on recordings like these)")
+                     f"{sum(unlike.values())} of another channel count ({channel_counts(unlike.most_common())}), "
+                     f"{'mixed to mono' if channel is None else f'read on channel {channel}'}, are not the signal it "
+                     "learned (fit on recordings like these)")
     mixed = len(set(rates.values())) > 1 or len(set(channels.values())) > 1
-    return "; ".join(parts), bool(parts) and (mixed or bool(lost) or unlike)
+    return "; ".join(parts), bool(parts) and (mixed or bool(lost) or bool(unlike))
 
 
 def below_band(rate: float, top: float) -> bool:
@@ -561,7 +563,9 @@ def codec_warning(fitted: dict[str, int], codecs: list[str], names: list[str]) -
         return None
     fitted_lossy = is_lossy(next(iter(known)))
     # (and by another lossy codec than training's: a model of MP3s flagged every Vorbis copy of normal sound unsaid)
-    other = [i for i, c in enumerate(codecs) if c and (is_lossy(c) != fitted_lossy or fitted_lossy and c not in known)]
+    trained = {c.upper() for c in known}
+    other = [i for i, c in enumerate(codecs)
+             if c and (is_lossy(c) != fitted_lossy or fitted_lossy and c.upper() not in trained)]
     if not other:
         return None
     kinds = Counter(codec_name(codecs[i]) for i in other)

@@ -21,8 +21,8 @@ from latentbridge.errors import DataError, reading_memory_error
 from latentbridge.io.audio import (ALL_CHANNELS, MIX_SILENT, _check_file, _layout, _open_info,
                                    _read_table, unreadable_text, _unfinalised, check_frames, check_peak, is_table,
                                    mix_down, non_finite, select_channels, silence_level)
-from latentbridge.io.levels import (Plateaus, bounds_of_blocks, clip_values, column_sums, dbfs, offsets_of_sums,
-                                    subtract_offsets, sum_of_squares, widened)
+from latentbridge.io.levels import (MIN_SILENT_TAIL, Plateaus, bounds_of_blocks, clip_values, column_sums, dbfs,
+                                    offsets_of_sums, subtract_offsets, sum_of_squares, trailing_zeros, widened)
 from latentbridge.io.resampling import resampled_blocks
 from latentbridge.io.wav import (PCM16_FORMATS, WavLayout, declared_frames, read_pcm16, read_wav_samples,
                                  soundfile_source)
@@ -74,10 +74,12 @@ class RecordingBlocks:
         total, n_zero = np.zeros(self.channels), np.zeros(self.channels, dtype=np.int64)
         hi = np.full(self.channels, -np.inf, dtype=np.float32)
         lo, hi_nz, lo_nz = -hi, hi.copy(), -hi
-        n_read = 0
+        n_read, tail = 0, 0
         for b in self._raw():
             s, z = column_sums(b)
             total, n_zero, n_read = total + s, n_zero + z, n_read + len(b)
+            t = trailing_zeros(b)  # the recording's last run of zeros, kept zero as remove_dc keeps it
+            tail = tail + t if t == len(b) else t
             for c in range(self.channels):  # column by column: reductions along the first axis of (n, C) ran 9x slower
                 col = b[:, c]
                 top, bottom = col.max(initial=-np.inf), col.min(initial=np.inf)
@@ -85,7 +87,7 @@ class RecordingBlocks:
                 if z[c]:  # the extremes of the others (where remove_dc spares the digital zeros)
                     top, bottom = (col := col[col != 0]).max(initial=-np.inf), col.min(initial=np.inf)
                 hi_nz[c], lo_nz[c] = max(hi_nz[c], top), min(lo_nz[c], bottom)
-        self.frames = n_read
+        self.frames, self._tail = n_read, tail if tail >= MIN_SILENT_TAIL else 0
         check_frames(path, n_read, header_frames, declared, sr)
         if not np.isfinite(total).all():
             raise non_finite(path, self._raw())
@@ -142,12 +144,16 @@ class RecordingBlocks:
         peak = 0.0
         plateaus = [[Plateaus(v) for v in clip_values(float(hi), float(lo))] for hi, lo in zip(*self._extremes)]
         self._plateaus = None
+        pos, silent_from = 0, self.frames - self._tail
         for b in self._raw():
             for c, counts in enumerate(plateaus):  # (the samples as recorded)
                 for p in counts:
                     p.push(b[:, c])
             if self._offset.any():
                 subtract_offsets(b, self._offset, self._zeros)
+                if self._tail and pos + len(b) > silent_from:
+                    b[max(0, silent_from - pos):] = 0
+            pos += len(b)
             if self.channel == ALL_CHANNELS:
                 yield b
             elif self.channel is not None:

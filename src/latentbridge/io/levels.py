@@ -9,16 +9,17 @@ import numpy as np
 
 __all__ = ["frame_rms", "level_dbfs", "active_bounds", "trim_silence", "trimmed", "remove_dc", "column_sums",
            "peak_and_clipping", "CLIP_RUN", "CLIP_LEVEL", "frame_db", "bounds_of_levels", "bounds_of_blocks",
-           "offsets_of_sums", "widened"]
+           "offsets_of_sums", "widened", "MIN_SILENT_TAIL", "trailing_zeros"]
 
 
 def frame_rms(x: np.ndarray, frame: int) -> np.ndarray:
     """RMS of the consecutive ``frame``-sample frames of the 1-D signal ``x`` (a trailing partial frame left
-    out; a signal shorter than one frame is one frame), in ``x``'s precision."""
+    out; a signal shorter than one frame is one frame), in ``x``'s precision; digital silence at -400 dB (the floor
+    was -200 dB, over a table in a sensor's small units: every frame of one near 1e-9 read as loud)."""
     n_frames = len(x) // frame
     if not n_frames:
-        return np.sqrt(np.mean(x ** 2) + 1e-20)[None]
-    return np.sqrt(np.mean(x[: n_frames * frame].reshape(n_frames, frame) ** 2, axis=1) + 1e-20)
+        return np.sqrt(np.mean(x ** 2) + 1e-40)[None]
+    return np.sqrt(np.mean(x[: n_frames * frame].reshape(n_frames, frame) ** 2, axis=1) + 1e-40)
 
 
 #: samples per block of the whole-recording checks (a float64 copy of an hour at 48 kHz was 1.4 GB)
@@ -277,6 +278,24 @@ def column_sums(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return total, n_zero
 
 
+#: Exact zeros at a recording's (or a window's) end that count as digital silence: a short recording padded with zeros
+#: (pad ``constant``), a recorder's zero-filled last buffer, a codec's padding
+#: (:func:`~latentbridge.transforms.numpy_stft.silent_tail_frames`); the readers keep such a run zero (:func:`remove_dc`)
+MIN_SILENT_TAIL = 32
+
+
+def trailing_zeros(data: np.ndarray, step: int = 1 << 16) -> int:
+    """Frames at the end of ``data`` (T, C) that are exactly 0 in every channel (read from the end, ``step`` frames at
+    a time: an hour's samples are not compared whole)."""
+    end = len(data)
+    while end > 0:
+        nonzero = np.flatnonzero((np.asarray(data[max(0, end - step):end]).reshape(min(step, end), -1) != 0).any(1))
+        if len(nonzero):
+            return int(len(data) - (max(0, end - step) + nonzero[-1] + 1))
+        end -= step
+    return int(len(data))
+
+
 def remove_dc(data: np.ndarray, sums: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Take each channel's constant offset out of ``data`` (T, C), in place, and return it. An offset (an ADC's or a
     microphone preamplifier's bias, a sensor's gravity) is no sound: left in, it set the recording's level and its
@@ -289,7 +308,13 @@ def remove_dc(data: np.ndarray, sums: tuple[np.ndarray, np.ndarray] | None = Non
     the caller has them."""
     if not data.size:
         return data
-    return subtract_offsets(data, *dc_offsets(data, sums))
+    # the last run of zeros stays digital silence, however few: 43 ms of them at the end of a recording, its offset
+    # taken out, became a constant, and the cut to it scored the last window at 152 against 15
+    tail = trailing_zeros(data)
+    subtract_offsets(data, *dc_offsets(data, sums))
+    if tail >= MIN_SILENT_TAIL:
+        data[len(data) - tail:] = 0
+    return data
 
 
 def dc_offsets(data: np.ndarray, sums: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, bool]:

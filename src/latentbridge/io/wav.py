@@ -29,6 +29,8 @@ _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 STALE_MIN_BYTES = 8192
 
 
+#: how the tags some programs append after a WAV file's RIFF chunk begin (ID3v2, ID3v1, APE)
+TAG_MAGICS = (b"ID3", b"TAG", b"APETAGEX")
 #: names of RIFF/WAVE files: a Broadcast WAV's .bwf (and .wave) too, which were refused as "not an audio file"
 WAV_SUFFIXES = (".wav", ".wave", ".bwf")
 
@@ -45,6 +47,7 @@ class WavLayout:
     present_bytes: int  # bytes from the data offset to the end of the file
     last: bool  # no chunk follows the declared end of the data: the bytes after it are samples
     riff_end: int = 0  # where the RIFF chunk ends as its header says (its size + 8)
+    after: bytes = b""  # the first bytes after the declared data (and its pad byte)
 
 
 def _chunk_follows(f, pos: int, file_size: int) -> bool:
@@ -85,9 +88,10 @@ def wav_layout(path: str | Path) -> WavLayout | None:
                         return None
                     offset = pos + 8
                     last = size >= PLACEHOLDER_MIN or not _chunk_follows(f, offset + size + (size & 1), file_size)
+                    f.seek(offset + size + (size & 1))
                     return WavLayout(*fmt, data_offset=offset, declared_bytes=size,
                                      present_bytes=file_size - offset, last=last,
-                                     riff_end=struct.unpack("<I", head[4:8])[0] + 8)
+                                     riff_end=struct.unpack("<I", head[4:8])[0] + 8, after=f.read(8))
                 pos += 8 + size + (size & 1)
     except (OSError, struct.error):
         return None
@@ -115,7 +119,7 @@ def sample_width(layout: WavLayout) -> int | None:
 def unfinalised_frames(layout: WavLayout | None) -> int | None:
     """The frames a file holds where its header was never finalised: a placeholder size (0, 0x7FFFF000 up to but not
     0xFFFFFFFF) or a size under the bytes present with no chunk after it; None where the header is right (its RIFF
-    size ending the file's RIFF chunk right after the data as declared: bytes after it are another thing's), the
+    size ending the RIFF chunk right after the data as declared, and a tag after it: :data:`TAG_MAGICS`), the
     samples are not plain PCM or float, or libsndfile reads them to the end itself (0xFFFFFFFF)."""
     if layout is None or not layout.last or sample_width(layout) is None \
             or layout.declared_bytes == 0xFFFFFFFF:
@@ -123,8 +127,10 @@ def unfinalised_frames(layout: WavLayout | None) -> int | None:
     present = layout.present_bytes // layout.block_align
     declared = layout.declared_bytes
     placeholder = declared == 0 or declared >= PLACEHOLDER_MIN
-    if not placeholder and layout.riff_end == layout.data_offset + declared + (declared & 1):  # both sizes written:
-        return None  # finalised, and what follows the RIFF chunk is no sample (an ID3 tag appended: 0.9 s of "audio")
+    if not placeholder and layout.riff_end == layout.data_offset + declared + (declared & 1) and \
+            layout.after.startswith(TAG_MAGICS):  # both sizes written and a tag after them: finalised, the tag no
+        return None  # samples (an ID3 tag with cover art was 0.9 s of "audio"; a writer killed mid-way that kept both
+        # sizes up to date leaves samples there, read whole)
     if present and (placeholder or layout.present_bytes - declared - (declared & 1) >= STALE_MIN_BYTES):
         return present
     return None

@@ -165,12 +165,12 @@ def check_windows(windows, window: int, sample_rate: float, channels: int | None
     are read (int16 samples were scored as values 32,768 times too large: every normal window flagged); ``channels``:
     those the model reads (a model of 3 said "(B, (3, 64, 63)) expected" of a 1-channel window)."""
     w = np.asarray(windows)
-    if w.dtype.kind in "iu":
+    if w.dtype in (np.int8, np.int16, np.int32, np.uint8):  # PCM as WAV files hold it (8-bit unsigned)
         half = float(2 ** (8 * w.dtype.itemsize - 1))
         w = ((w.astype(np.float64) - (half if w.dtype.kind == "u" else 0.0)) / half).astype(np.float32)
-    elif w.dtype.kind not in "f" and w.size:
-        raise ValueError(f"windows of {w.dtype} samples: waveforms are real numbers (floats at full scale 1, or "
-                         "integer PCM)")
+    elif w.dtype.kind not in "f" and w.size:  # (int64, a list of Python ints: no PCM width to scale by)
+        raise ValueError(f"windows of {w.dtype} samples: floats at full scale 1, or integer PCM as int8, int16, "
+                         "int32 or uint8")
     w = np.asarray(w, dtype=np.float32)
     if w.ndim not in (2, 3) or w.shape[-1] != window:
         raise ValueError(f"windows of shape (n, {window}) or (n, channels, {window}) expected ({window} samples: the "

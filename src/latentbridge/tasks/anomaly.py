@@ -134,7 +134,8 @@ class Detector:
         ex = FeatureExtractor.from_spec(self.spec, self.transform, cache_dir=self.cfg.data.cache_dir,
                                         n_channels=self.n_channels, **{"csv_rate": self.csv_rate, **kw})
         survey = (self.saved.info.get("data") or {}).get("survey") or {}
-        ex.fitted_channels = max(map(int, survey["channels"])) if survey.get("channels") else None
+        counts = {int(c) for c in survey.get("channels") or {}}  # (training recordings of mixed counts: none said)
+        ex.fitted_channels = next(iter(counts)) if len(counts) == 1 else None
         return ex
 
     def read_rate(self, sample_rate: float | None) -> "Detector":
@@ -328,8 +329,8 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
             data_info["settings_chosen"] = [{"key": c.key, "value": c.value, "reason": c.reason} for c in choices]
         fit_.run.save(fit_.model, transform=fit_.spec, extra={"anomaly": anomaly_info, "data": data_info},
                       card=model_card(cfg, anomaly_info, data_info, fit_.run.summary))
-        return FitResult(fit_.run.dir, float(anomaly_info["threshold"]), len(fit_.train), len(fit_.val),
-                         time.time() - t0)
+        return FitResult(fit_.run.dir, float(anomaly_info["threshold"]), len(fit_.train),
+                         int(anomaly_info["n_calibration_windows"]), time.time() - t0)  # (those the threshold reads)
 
 
 # ----------------------------------------------------------------------------- calibrate

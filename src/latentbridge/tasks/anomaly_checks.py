@@ -127,10 +127,10 @@ def dead_channel_warning(names: list[str], dead: list[list[int]], columns=None, 
         return None
     said = [f"{n} ({', '.join(str(columns[c]) if columns and c < len(columns) else f'channel {c}' for c in d)})"
             for n, d in hit]
-    return (f"{len(hit)} of {len(names)} {'training ' if training else ''}recordings hold nothing but digital silence "
-            f"on a channel the model reads: {listed(said)}; a dead sensor, a cable off, a muted input? "
-            + ("The model learns that silence as normal" if training else
-               "The model scores that channel's silence, not the machine's sound"))
+    return (f"{len(hit)} of {len(names)} {'training ' if training else ''}recordings hold nothing on a channel the "
+            f"model reads (digital silence, or a level under the features' floor): {listed(said)}; a dead sensor, a "
+            "cable off, a muted input? " + ("The model learns that silence as normal" if training else
+                                            "The model scores that channel's silence, not the machine's sound"))
 
 
 def _warn_silent(wf: WindowFeatures, scored: bool = True) -> None:

@@ -268,7 +268,7 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
     n_used = len(waves)
     low = say_conversions(used, [audio_info(f, spec.windowing.csv_rate) for f in used], spec, "evaluated")
     windows = np.concatenate(waves)
-    windows = windows[:, 0] if windows.ndim == 3 else windows  # (the one channel read: audio.channel K)
+    windows = windows[:, 0] if windows.ndim == 3 and windows.shape[1] == 1 else windows  # (audio.channel K's)
     n_windows_read = len(windows)
     if len(windows) > max_windows:
         windows, labels, n_used = _spread_over_files(windows, labels, [len(w) for w in waves], max_windows)

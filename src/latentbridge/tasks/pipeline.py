@@ -121,8 +121,8 @@ def training_run(cfg, out_dir: str | Path, *, resume: bool = False, force: bool 
 
 
 def _global_rngs(restore: dict | None = None) -> dict:
-    """Python's, numpy's and torch's global generators and Lightning's seed variables, as they are (``restore``: set
-    back to those of an earlier call)."""
+    """Python's, numpy's and torch's global (CPU) generators and Lightning's seed variables, as they are (``restore``:
+    set back to those of an earlier call)."""
     import os
     import random
 

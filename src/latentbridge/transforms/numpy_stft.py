@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from latentbridge.io.levels import MIN_SILENT_TAIL
+
 __all__ = ["stft", "stft_magnitude", "periodic_window", "num_frames", "silent_tail_frames", "silence_tail"]
 
-#: Samples of one value at a window's end that count as digital silence (a short recording padded with zeros, pad
-#: ``constant``, or a recording that ends in digital silence, exact zeros or zeros a channel's offset was taken from):
-#: :func:`silent_tail_frames`.
-MIN_SILENT_TAIL = 32
 
 _WINDOW_ALIASES = {"hanning": "hann", "rect": "rectangular", "boxcar": "rectangular", "ones": "rectangular"}
 _PAD_MODES = {"reflect": "reflect", "constant": "constant", "replicate": "edge", "circular": "wrap"}
@@ -139,9 +137,8 @@ def stft_magnitude(
 
 def silent_tail_frames(windows, n_fft: int, hop_length: int, center: bool = True) -> np.ndarray:
     """``(N, ..., T)`` windows -> ``(N,)`` the first frame of each window's spectrogram that reaches into
-    the window's trailing digital silence (a run of at least :data:`MIN_SILENT_TAIL` samples of the window's last value
-    in every channel: exact zeros, or zeros a channel's offset was taken from, as a recording with a few zeros at its
-    end has them: a recorder's last buffer, 43 ms of it, flagged a normal recording at 152 against 15), or a number
+    the window's trailing digital silence (a run of at least :data:`~latentbridge.io.levels.MIN_SILENT_TAIL` exact zeros
+    in every channel: the readers keep a recording's last run of zeros zero, whatever offset they take out), or a number
     beyond the last frame when the window has none.
 
     The frames that straddle the cut from sound to digital silence hold the cut's broadband edge, which
@@ -156,12 +153,11 @@ def silent_tail_frames(windows, n_fft: int, hop_length: int, center: bool = True
     w = w.reshape(n, -1, t)
     out = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
     # only windows ending in MIN_SILENT_TAIL zeros are searched: the scoring of full windows stays one short pass
-    last = w[..., t - 1:]  # (N, C, 1): the value a silent tail holds
-    ends_silent = np.flatnonzero(~(w[..., t - MIN_SILENT_TAIL:] != last).any(axis=(1, 2))) if t >= MIN_SILENT_TAIL \
+    ends_silent = np.flatnonzero(~(w[..., t - MIN_SILENT_TAIL:] != 0).any(axis=(1, 2))) if t >= MIN_SILENT_TAIL \
         else np.arange(0)
     if not len(ends_silent):
         return out
-    sound = (w[ends_silent] != last[ends_silent]).any(axis=1)  # (M, T)
+    sound = (w[ends_silent] != 0).any(axis=1)  # (M, T)
     tail = np.argmax(sound[:, ::-1], axis=1)  # zeros after each window's last sample of sound
     head = np.argmax(sound, axis=1)  # each window's first sample of sound
     offset = n_fft // 2 if center else 0
