@@ -409,9 +409,10 @@ def test_recordings_of_more_channels_than_training_are_named_when_mixed(fitted_m
         with caplog.at_level("WARNING"):
             assert main(["anomaly", "score", str(model), str(array), "--out", str(tmp_path / f"s_{channel}")]) == 0
         said = [r.getMessage() for r in caplog.records if what in r.getMessage()]
+        how = "mixed to mono" if channel is None else "read on channel 1"
         assert said == [f"1 {what} (from 4 channels x1); the model was fitted on 2-channel recordings: 1 of another "
-                        f"channel count (4 channels x1), {'mixed to mono' if channel is None else 'read on channel 1'}, "
-                        "are not the signal it learned (fit on recordings like these)"], caplog.text
+                        f"channel count (4 channels x1), {how}, are not the signal it learned (fit on recordings like "
+                        "these)"], caplog.text
     caplog.clear()  # a single microphone's recording given to the model of a stereo pair's mix (unsaid)
     sf.write(tmp_path / "one_mic.wav", x, sr)
     with caplog.at_level("WARNING"):

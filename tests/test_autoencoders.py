@@ -208,7 +208,8 @@ def test_validation_copies_of_training_clips_are_named(tmp_path, caplog):
     shutil.copy(d / "n0.wav", d / "n0_copy.wav")
     with caplog.at_level("WARNING"):
         assert main(["train", "--config", str(REPO / "configs" / "mel_ae.yaml"), "-o", f"data.train_dir={d}",
-                     *[a for o in SMALL["mel_ae"][1] for a in ("-o", o)], "-o", "data.val_fraction=0.5", "-o", "train.max_epochs=1",
+                     *[a for o in SMALL["mel_ae"][1] for a in ("-o", o)], "-o", "data.val_fraction=0.5",
+                     "-o", "train.max_epochs=1",
                      "--out", str(tmp_path / "run")]) == 0
     assert re.search(r"\d+ of the \d+ validation windows are copies of training windows \(the same samples under "
                      r"another name: .*n0(_copy)?\.wav\): the validation loss measures windows the model is trained on",

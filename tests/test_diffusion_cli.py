@@ -331,8 +331,8 @@ def test_a_folder_of_images_trains_a_class_conditional_model(tmp_path, capsys, c
     with caplog.at_level("WARNING"):
         assert main(["train", "--config", str(REPO / "configs" / "ddpm_mnist.yaml"), "--out", str(tmp_path / "r2"),
                      *_o(_folder_opts(single, ["train.max_epochs=1"]))]) == 0
-    assert "no validation loss is logged, and the Fréchet distance of each epoch's samples is not measured: it needs " \
-           "2 reference images or more, and the test images are 0" in caplog.text, caplog.text
+    assert "no validation loss is logged, and the Fréchet distance of each epoch's samples is not measured: it " \
+           "needs 2 reference images or more, and the test images are 0" in caplog.text, caplog.text
     assert not any(r.get("fd") for r in _epochs(tmp_path / "r2"))
     # a class folder the run never knew would put other images into the reference: refused, named
     (few / "rusty").mkdir()

@@ -775,8 +775,8 @@ def test_a_wav_header_never_finalised_is_read_whole(tmp_path, subtype, caplog):
     tagged = tmp_path / "tagged.wav"
     tagged.write_bytes(good.read_bytes() + b"TAG" + bytes(125))
     assert len(read_audio(odd)[0]) == 16001 and len(read_audio(tagged)[0]) == len(x)
-    art = tmp_path / "art.wav"  # an ID3 tag with cover art after a finalised file (its RIFF size ends at the data): read
-    art.write_bytes(good.read_bytes() + b"ID3\x03" + bytes(range(256)) * 256)  # as 0.9 s more "audio" (scored 111)
+    art = tmp_path / "art.wav"  # an ID3 tag with cover art after a finalised file (its RIFF size ends at the data):
+    art.write_bytes(good.read_bytes() + b"ID3\x03" + bytes(range(256)) * 256)  # read as 0.9 s more "audio" (111)
     assert len(read_audio(art)[0]) == len(x) and len(_wav_stdlib(art).whole()) == len(x)
     both = tmp_path / "both.wav"  # a writer that kept both sizes up to date, killed at 1 s: every sample still read
     raw = bytearray(good.read_bytes())
@@ -855,7 +855,8 @@ def test_read_audio_refuses_keywords_it_would_misread(tmp_path):
 
 
 def test_broadcast_wav_rf64_and_au_by_their_usual_names_are_read(tmp_path):
-    """.bwf (a Broadcast WAV), .wave, .rf64 and .snd (AU's usual name) were "not an audio file", named or in a folder."""
+    """.bwf (a Broadcast WAV), .wave, .rf64 and .snd (AU's usual name) were "not an audio file", named or in a
+    folder."""
     x = tone()
     for name, fmt in (("a.bwf", "WAV"), ("b.wave", "WAV"), ("c.rf64", "RF64"), ("d.snd", "AU")):
         sf.write(tmp_path / name, x, SR, format=fmt, subtype="PCM_16")

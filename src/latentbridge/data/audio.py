@@ -506,8 +506,8 @@ class FeatureExtractor:
             if not skip_bad:
                 raise DataError(_where(files), "audio.channel: all models every channel, but the recordings hold "
                                 + channel_counts(counts.most_common()) + f" (e.g. {odd}): fit on recordings of one "
-                                "channel count (or skip the others: --skip-bad, -o data.skip_bad_files=true in train), or pick one with "
-                                "-o audio.channel=K "
+                                "channel count (or skip the others: --skip-bad, -o data.skip_bad_files=true in train), "
+                                "or pick one with -o audio.channel=K "
                                 "(or mix them: -o audio.channel=null)")
             self.n_channels = counts.most_common(1)[0][0]  # (the others refused as read, skipped as unusable)
         if self.columns and not self.training and len(rates) > 1:  # one warning, not one a file (fit says its own)

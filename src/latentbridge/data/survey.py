@@ -552,7 +552,8 @@ def header_warnings(fitted_codecs: dict | None, sample_rate: int, features, name
 
 def codec_warning(fitted: dict[str, int], codecs: list[str], names: list[str]) -> str | None:
     """A warning naming the scored recordings stored lossily (Vorbis, MP3, Opus, GSM, ...) when every training
-    recording was stored losslessly, or the other way round, or by another lossy codec than the training recordings'. A lossy codec's artefacts lie inside the band
+    recording was stored losslessly, or the other way round, or by another lossy codec than the training recordings'.
+    A lossy codec's artefacts lie inside the band
     (quantisation noise shaped under the sound, pre-echo, lost quiet detail): a detector fitted on one kind reads
     them as unlike its training sound, every recording at once, where the band check sees no cut-off. ``fitted``:
     the training files' :func:`codec_counts`; None when the training files mix both kinds or none is known."""

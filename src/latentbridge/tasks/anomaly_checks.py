@@ -29,8 +29,9 @@ def warn_recordings(det: "Detector", wf: WindowFeatures, scored: bool = True) ->
     ``scored`` False: read to calibrate (no scores.csv to point to)."""
     _warn_padding(det, wf)
     _warn_silent(wf, scored)
-    if wf.dead is not None and (text := dead_channel_warning(file_names(wf.files), wf.dead, det.spec.windowing.columns)):
-        log.warning(text)
+    dead = None if wf.dead is None else dead_channel_warning(file_names(wf.files), wf.dead, det.spec.windowing.columns)
+    if dead:
+        log.warning(dead)
     if wf.band_power is None and (det.saved.info.get("data") or {}).get("band_profile_db"):
         wf.band_power = file_band_powers(wf.features, wf.file_index, len(wf.files), det.spec.features)
     _warn_band(det, wf)
