@@ -22,7 +22,7 @@ import torch
 
 from latentbridge.data.blocks import block_windows, features_in_blocks, read_in_blocks
 from latentbridge.data.feature_cache import cache_limit_bytes, default_cache_dir, not_written, prune_cache, write_error
-from latentbridge.data.silence import dead_channels, live_channels, silent_frame_shares
+from latentbridge.data.silence import live_channels, silent_channels, silent_frame_shares
 from latentbridge.errors import DataError, named_problems
 from latentbridge.io import (ALL_CHANNELS, MIN_WINDOW_SHARE, check_recording_length, cut_windows, level_dbfs,
                              list_audio_files, read_audio, trimmed)
@@ -80,7 +80,7 @@ class FileFeatures:
     """Share of the samples on plateaus at a read channel's extremes (:func:`latentbridge.io.peak_and_clipping`)."""
     silent: np.ndarray | None = None
     """(n,) the share of each window's frames of digital silence (:func:`silent_frame_shares`; 1: a silent window)."""
-    dead: list[int] | None = None  # the channels of nothing but digital silence (:func:`~.silence.dead_channels`)
+    dead: list[int] | None = None  # the channels of nothing but digital silence (:func:`~.silence.silent_channels`)
     band_power: np.ndarray | None = None
     """(bands,) mean band power of the windows (:func:`latentbridge.data.survey.band_power`), kept by scoring where the
     features are let go; None where not computed."""
@@ -416,7 +416,7 @@ class FeatureExtractor:
             self._save_cached(key, r.features, r.starts_s, r.duration_s, path, r.level_dbfs, r.clipped_share, r.padded)
         for r in out:
             if r.problem is None and r.streamed is None:
-                r.silent, r.dead = silent_frame_shares(r.features), dead_channels(live_channels(r.features))
+                r.silent, r.dead = silent_frame_shares(r.features), silent_channels(live_channels(r.features))
         return out
 
     def chunks(self, files: list[Path], size: int | None = None, shares: int = 1) -> list[list[tuple[int, Path]]]:

@@ -10,12 +10,8 @@ import numpy as np
 from latentbridge.data.bridge_layout import _warn_once
 from latentbridge.errors import DataError
 from latentbridge.io.columns import by_name, common_columns
+from latentbridge.io.levels import constant_channels
 from latentbridge.utils import file_names, listed
-
-
-def dead_channels(wave: np.ndarray) -> np.ndarray:
-    """The channels of a recording ``wave`` (C, T) that never move: a dead or unplugged sensor."""
-    return np.flatnonzero(np.ptp(wave, axis=1) == 0)
 
 
 class ChannelOrder:
@@ -68,7 +64,7 @@ class ChannelOrder:
         if wave.shape[-1] < 10:
             return
         self.n_files += 1
-        self.dead.update(dead_channels(wave).tolist())
+        self.dead.update(constant_channels(wave).tolist())
 
     def align(self, path: Path, wave: np.ndarray) -> np.ndarray:
         names = self.named.get(path)

@@ -24,7 +24,8 @@ def live_channels(features: np.ndarray) -> np.ndarray:
     return (f.max(axis=2) > f.min(axis=2)).any(axis=(0, 2)) if f.ndim == 4 and f.size else np.ones(0, dtype=bool)
 
 
-def dead_channels(live: np.ndarray) -> list[int]:
-    """The channels ``live`` (:func:`live_channels`, over a recording's windows) says hold nothing but digital silence
-    (a dead sensor, a cable off one axis, a muted input); [] for a single channel."""
+def silent_channels(live: np.ndarray) -> list[int]:
+    """The channels ``live`` (:func:`live_channels`, over a recording's windows) says hold nothing above the features'
+    floor (digital silence: a dead sensor, a cable off one axis, a muted input; or a level under the floor); [] for a
+    single channel. (:func:`~latentbridge.io.levels.constant_channels` reads the samples themselves.)"""
     return [int(c) for c in np.flatnonzero(~live)] if live is not None and len(live) > 1 else []

@@ -9,7 +9,7 @@ import numpy as np
 
 __all__ = ["frame_rms", "level_dbfs", "active_bounds", "trim_silence", "trimmed", "remove_dc", "column_sums",
            "peak_and_clipping", "CLIP_RUN", "CLIP_LEVEL", "frame_db", "bounds_of_levels", "bounds_of_blocks",
-           "offsets_of_sums", "widened", "MIN_SILENT_TAIL", "trailing_zeros"]
+           "offsets_of_sums", "widened", "MIN_SILENT_TAIL", "trailing_zeros", "constant_channels"]
 
 
 def frame_rms(x: np.ndarray, frame: int) -> np.ndarray:
@@ -283,6 +283,12 @@ def column_sums(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 #: (:func:`~latentbridge.transforms.numpy_stft.silent_tail_frames`); the readers keep such a run zero
 #: (:func:`remove_dc`)
 MIN_SILENT_TAIL = 32
+
+
+def constant_channels(wave: np.ndarray) -> np.ndarray:
+    """The channels of a recording ``wave`` (C, T) that never move (every sample one value): a dead or unplugged
+    sensor, a cable off one axis."""
+    return np.flatnonzero(np.ptp(np.asarray(wave), axis=1) == 0)
 
 
 def trailing_zeros(data: np.ndarray, step: int = 1 << 16) -> int:

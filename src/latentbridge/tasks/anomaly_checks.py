@@ -120,7 +120,7 @@ GAP_SHARE = 0.1
 
 def dead_channel_warning(names: list[str], dead: list[list[int]], columns=None, training: bool = False) -> str | None:
     """A warning naming the recordings (``names``) with ``dead`` channels (each one's
-    :func:`~latentbridge.data.silence.dead_channels`, said by their ``columns`` where the model reads named ones), or
+    :func:`~latentbridge.data.silence.silent_channels`, said by their ``columns`` where the model reads named ones), or
     None: a model of every channel scores such a recording far above its threshold (a dead axis of three: 2028
     against 26) without saying why; ``training``: of a fit."""
     hit = [(n, d) for n, d in zip(names, dead) if d]
@@ -205,9 +205,10 @@ def single_file_notes(det, ex, name: str, info, wave: np.ndarray, clipped: float
     from latentbridge.data.survey import conversions_line
     from latentbridge.io import level_dbfs
     from latentbridge.io.columns import channels_read
+    from latentbridge.io.levels import constant_channels
 
     rate = int(info.sample_rate)
-    dead = [int(c) for c in range(len(wave)) if not np.any(wave[c])] if wave.ndim == 2 and len(wave) > 1 else []
+    dead = constant_channels(wave).tolist() if wave.ndim == 2 and len(wave) > 1 else []
     warnings = recording_warnings(det, [name], [info.codec], [rate], [level_dbfs(wave)], [clipped]) + (
         window_band_warnings(det, first, name, rate) if rate > det.sample_rate else []) + (
         [dead_channel_warning([name], [dead], det.spec.windowing.columns)] if dead else [])

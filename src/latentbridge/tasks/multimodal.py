@@ -556,7 +556,7 @@ def windows_of_recording(vibration, spec, path: str | Path, channel_names: list[
     sensor columns it was trained on, in its order: a file naming them in another order is read in the model's;
     ``sample_rate``: of a CSV without a time column, :func:`new_data_rates`)."""
     from latentbridge.data.bridge import model_picks, read_recording, recording_windows, training_rate_text
-    from latentbridge.data.bridge_columns import dead_channels
+    from latentbridge.io.levels import constant_channels
     from latentbridge.io.columns import model_order
 
     vibration, fallback = new_data_rates(vibration, sample_rate)
@@ -570,7 +570,7 @@ def windows_of_recording(vibration, spec, path: str | Path, channel_names: list[
     if (idx := model_order(names, channel_names, path)) is not None:
         wave, names = wave[idx], [names[i] for i in idx]
     check_fits_model(wave.shape[0], sr, spec, path)
-    if (dead := dead_channels(wave)).size:  # a mask was predicted from a dead sensor's zeros
+    if (dead := constant_channels(wave)).size:  # a mask was predicted from a dead sensor's zeros
         which = ", ".join(f"{c}" + (f" ({names[c]})" if len(names) == wave.shape[0] else "") for c in dead)
         if dead.size == wave.shape[0]:
             raise DataError(path, "every channel is constant over the whole recording (dead or unplugged sensors?): "

@@ -101,7 +101,7 @@ def score_in_blocks(ex, r: FileFeatures, model, method: str, n_samples: int, see
     (:func:`file_seed`): the scores of the recording read whole, in the memory of a block and a batch. Fills ``r`` as
     the whole read fills it (its features let go, their mean band power kept with ``band_config``); None, with
     ``r.problem``, for a file that cannot be used."""
-    from latentbridge.data.silence import dead_channels, live_channels, silent_frame_shares
+    from latentbridge.data.silence import live_channels, silent_channels, silent_frame_shares
     from latentbridge.data.blocks import block_windows, feature_batches
     from latentbridge.data.survey import band_power
     from latentbridge.errors import DataError
@@ -125,7 +125,7 @@ def score_in_blocks(ex, r: FileFeatures, model, method: str, n_samples: int, see
     n = sum(map(len, scores))
     r.starts_s, r.duration_s, r.padded = np.concatenate(starts), windows.duration_s, windows.padded
     r.level_dbfs, r.clipped_share = round(windows.level_dbfs, 2), windows.blocks.clipped_share
-    r.silent, r.features, r.dead = np.concatenate(silent), np.zeros((n, 0), np.float32), dead_channels(live)
+    r.silent, r.features, r.dead = np.concatenate(silent), np.zeros((n, 0), np.float32), silent_channels(live)
     if power and all(p is not None for p, _ in power):
         r.band_power = sum(p * k for p, k in power) / n
     return np.concatenate(scores)
