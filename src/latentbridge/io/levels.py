@@ -280,8 +280,8 @@ def column_sums(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 #: Exact zeros at a recording's (or a window's) end that count as digital silence: a short recording padded with zeros
 #: (pad ``constant``), a recorder's zero-filled last buffer, a codec's padding
-#: (:func:`~latentbridge.transforms.numpy_stft.silent_tail_frames`); the readers keep such a run zero
-#: (:func:`remove_dc`)
+#: (:func:`~latentbridge.transforms.numpy_stft.silent_tail_frames`, whose module, numpy alone, holds the same number);
+#: the readers keep such a run zero (:func:`remove_dc`)
 MIN_SILENT_TAIL = 32
 
 

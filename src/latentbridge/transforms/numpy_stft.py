@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from latentbridge.io.levels import MIN_SILENT_TAIL
-
 __all__ = ["stft", "stft_magnitude", "periodic_window", "num_frames", "silent_tail_frames", "silence_tail"]
 
+#: Exact zeros at a window's end that count as digital silence (:func:`silent_tail_frames`); the same number as
+#: :data:`latentbridge.io.levels.MIN_SILENT_TAIL`, the run the readers keep zero (this module imports numpy alone)
+MIN_SILENT_TAIL = 32
 
 _WINDOW_ALIASES = {"hanning": "hann", "rect": "rectangular", "boxcar": "rectangular", "ones": "rectangular"}
 _PAD_MODES = {"reflect": "reflect", "constant": "constant", "replicate": "edge", "circular": "wrap"}
@@ -137,9 +138,9 @@ def stft_magnitude(
 
 def silent_tail_frames(windows, n_fft: int, hop_length: int, center: bool = True) -> np.ndarray:
     """``(N, ..., T)`` windows -> ``(N,)`` the first frame of each window's spectrogram that reaches into
-    the window's trailing digital silence (a run of at least :data:`~latentbridge.io.levels.MIN_SILENT_TAIL` exact zeros
-    in every channel: the readers keep a recording's last run of zeros zero, whatever offset they take out), or a number
-    beyond the last frame when the window has none.
+    the window's trailing digital silence (a run of at least :data:`MIN_SILENT_TAIL` exact zeros in every channel: the
+    readers keep a recording's last run of zeros zero, whatever offset they take out), or a number beyond the last
+    frame when the window has none.
 
     The frames that straddle the cut from sound to digital silence hold the cut's broadband edge, which
     no recording of the sound holds: a normal clip shorter than the model's window, padded with zeros,
