@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 #: a recording with more windows than this is transformed from a view of its samples, batch by batch, instead of
 #: holding all its windows (which overlap: twice the samples at the usual half-window hop)
 LAZY_WINDOWS = 128
+_NPY_HEADER = threading.Lock()
 
 CACHE_VERSION = 10  # 2: a recording's last window ends on its last sample (io.windows); 3: frames reaching into a
 # window's trailing digital silence are silence (numpy_stft.silence_tail); 4: the file's level; 5: audio loses each
@@ -265,7 +267,8 @@ class FeatureExtractor:
             return None
         try:
             info = json.loads(meta.read_text())
-            feats = np.load(npy, allow_pickle=False)
+            with _NPY_HEADER:  # (numpy parses a .npy header with ast, which CPython 3.11 cannot run in two threads at
+                feats = np.load(npy, allow_pickle=False)  # once: "AST constructor recursion depth mismatch")
             if len(feats) != len(starts := np.asarray(info["starts_s"], dtype=np.float64)):
                 return None  # another entry's .npy (a crash, a copy): a traceback, or another model, without a word
             with contextlib.suppress(OSError):  # used now: the last entry the size limit removes
