@@ -8,6 +8,7 @@ import numpy as np
 
 from latentbridge.errors import DataError
 from latentbridge.io.audio import _sf_error_text
+from latentbridge.io.levels import full_scale
 from latentbridge.utils import atomic_path, positive_integer
 
 # soundfile format names for writing, by extension
@@ -50,9 +51,7 @@ def write_audio(
     positive_integer(sample_rate, "sample_rate")
     wave = np.asarray(wave)
     if np.issubdtype(wave.dtype, np.integer):  # PCM samples: read at their full scale (int16 32767 → 1.0), not as
-        info = np.iinfo(wave.dtype)             # floats clipped to [-1, 1] (a square wave)
-        full = (info.max + 1) // 2 if info.min == 0 else info.max + 1  # uint8: offset binary around 128
-        wave = (wave.astype(np.float64) - (full if info.min == 0 else 0)) / full
+        wave = full_scale(wave)  # floats clipped to [-1, 1] (a square wave)
     if wave.ndim == 1:
         data = wave
     elif wave.ndim == 2 and wave.shape[0] > wave.shape[1]:

@@ -9,7 +9,15 @@ import numpy as np
 
 __all__ = ["frame_rms", "level_dbfs", "active_bounds", "trim_silence", "trimmed", "remove_dc", "column_sums",
            "peak_and_clipping", "CLIP_RUN", "CLIP_LEVEL", "frame_db", "bounds_of_levels", "bounds_of_blocks",
-           "offsets_of_sums", "widened", "MIN_SILENT_TAIL", "trailing_zeros", "constant_channels"]
+           "offsets_of_sums", "widened", "MIN_SILENT_TAIL", "trailing_zeros", "constant_channels", "full_scale"]
+
+
+def full_scale(pcm: np.ndarray) -> np.ndarray:
+    """Integer PCM samples as float64 at full scale 1, as files are read (int16 32767 -> 1.0; unsigned ones offset
+    binary: uint8 128 -> 0)."""
+    info = np.iinfo(pcm.dtype)
+    full = (info.max + 1) // 2 if info.min == 0 else info.max + 1
+    return (pcm.astype(np.float64) - (full if info.min == 0 else 0)) / full
 
 
 def frame_rms(x: np.ndarray, frame: int) -> np.ndarray:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError
+from latentbridge.io.levels import full_scale
 
 __all__ = ["MIN_WINDOW_SHARE", "PAD_MODES", "WindowBuffer", "WindowView", "check_recording_length", "check_windows",
            "cut_windows"]
@@ -166,8 +167,7 @@ def check_windows(windows, window: int, sample_rate: float, channels: int | None
     those the model reads (a model of 3 said "(B, (3, 64, 63)) expected" of a 1-channel window)."""
     w = np.asarray(windows)
     if w.dtype in (np.int8, np.int16, np.int32, np.uint8):  # PCM as WAV files hold it (8-bit unsigned)
-        half = float(2 ** (8 * w.dtype.itemsize - 1))
-        w = ((w.astype(np.float64) - (half if w.dtype.kind == "u" else 0.0)) / half).astype(np.float32)
+        w = full_scale(w)
     elif w.dtype.kind not in "f" and w.size:  # (int64, a list of Python ints: no PCM width to scale by)
         raise ValueError(f"windows of {w.dtype} samples: floats at full scale 1, or integer PCM as int8, int16, "
                          "int32 or uint8")

@@ -23,8 +23,8 @@ from latentbridge.data.blocks import read_in_blocks, window_features
 from latentbridge.data.labels import list_normal_files
 from latentbridge.data.survey import band_profile_db, clipping_summary, clipping_warnings, codec_counts
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
-from latentbridge.metrics.anomaly import (aggregate_scores, calibrate_threshold, detection_metrics, group_metrics,
-                                          partial_auc, roc_auc)
+from latentbridge.metrics.anomaly import (AGGREGATES, aggregate_scores, calibrate_threshold, detection_metrics,
+                                          group_metrics, partial_auc, roc_auc)
 from latentbridge.models.detectors import LENGTH_GRID
 from latentbridge.models.hub import SavedModel, load_model
 from latentbridge.tasks.anomaly_card import model_card
@@ -501,7 +501,7 @@ def score(model_dir: str | Path, paths, *, labels: str | None = None, aggregate:
 
     det = Detector.load(model_dir, method).read_rate(sample_rate)
     aggregate = aggregate or det.anomaly_config.aggregate
-    if aggregate not in ("mean", "max"):  # (before the scoring; any string was the mean, named as given)
+    if aggregate not in AGGREGATES:  # (before the scoring; any string was the mean, named as given)
         raise LatentbridgeError(f"aggregate: 'mean' or 'max', got {aggregate!r}")
     files = list_files(paths)  # once: the labels are checked on them before the scoring, which scores them
     _warn_rate_unused(sample_rate, files)
