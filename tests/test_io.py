@@ -161,6 +161,27 @@ def test_truncated_wav_data_chunk(tmp_path):
         read_audio(p)
 
 
+@pytest.mark.parametrize("name, fmt, subtype", [("cut.aiff", "AIFF", "PCM_24"), ("cut.aifc", "AIFF", "ULAW"),
+                                                ("cut.au", "AU", "PCM_16"), ("cut.snd", "AU", "ALAW"),
+                                                ("cut.w64", "W64", "FLOAT"), ("cut.rf64", "RF64", "PCM_16")])
+def test_truncated_other_containers(tmp_path, name, fmt, subtype):
+    """libsndfile reads the samples present of these formats as the whole file: the header's count is compared, by
+    the whole read and by the block reader; the whole file reads as written."""
+    from latentbridge.io.blockread import RecordingBlocks
+    from latentbridge.io.containers import declared_container_frames
+
+    p = tmp_path / name
+    sf.write(p, np.stack([tone(), -tone()], axis=1), SR, format=fmt, subtype=subtype)
+    assert declared_container_frames(p) == 8000 and read_audio(p, mono=False)[0].shape == (2, 8000)
+    b = p.read_bytes()
+    p.write_bytes(b[: len(b) // 2])
+    assert sf.info(p).frames < 4100  # what libsndfile says of it
+    for read in (read_audio, RecordingBlocks):
+        with pytest.raises(DataError, match=rf"{name}: truncated audio file: header declares 8000 frames but only "
+                                            r"\d+ are present"):
+            read(p)
+
+
 def test_truncated_wav_header(tmp_path):
     p = _good_wav(tmp_path / "head.wav")
     p.write_bytes(p.read_bytes()[:20])

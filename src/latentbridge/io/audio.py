@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError, reading_memory_error
+from latentbridge.io.containers import declared_frames_of
 from latentbridge.io.levels import _blocks, _peak, column_sums, peak_and_clipping, remove_dc
 from latentbridge.io.resampling import resample
 from latentbridge.io.vibration import MAX_RATE, RECORDING_SUFFIXES
@@ -493,7 +494,7 @@ def read_audio(
         header_frames = data.shape[0]
     else:
         data, sr, header_frames = _read_soundfile(path, layout := _layout(path))
-    check_frames(path, data.shape[0], header_frames, None if is_table(path) else declared_frames(layout), sr,
+    check_frames(path, data.shape[0], header_frames, None if is_table(path) else declared_frames_of(path, layout), sr,
                  sample_rate)
     sums = None if is_table(path) else column_sums(data)  # (a vibration table lost its means when read)
     if not (np.isfinite(sums[0]).all() if sums is not None else all(np.isfinite(b).all() for b in _blocks(data))):

@@ -21,10 +21,11 @@ from latentbridge.errors import DataError, reading_memory_error
 from latentbridge.io.audio import (ALL_CHANNELS, MIX_SILENT, _check_file, _layout, _open_info,
                                    _read_table, unreadable_text, _unfinalised, check_frames, check_peak, is_table,
                                    mix_down, non_finite, select_channels, silence_level)
+from latentbridge.io.containers import declared_frames_of
 from latentbridge.io.levels import (MIN_SILENT_TAIL, Plateaus, bounds_of_blocks, clip_values, column_sums, dbfs,
                                     offsets_of_sums, subtract_offsets, sum_of_squares, trailing_zeros, widened)
 from latentbridge.io.resampling import resampled_blocks
-from latentbridge.io.wav import (PCM16_FORMATS, WavLayout, declared_frames, read_pcm16, read_wav_samples,
+from latentbridge.io.wav import (PCM16_FORMATS, WavLayout, read_pcm16, read_wav_samples,
                                  soundfile_source)
 from latentbridge.io.windows import MIN_WINDOW_SHARE, WindowBuffer, check_recording_length, shortest_recording
 
@@ -59,7 +60,7 @@ class RecordingBlocks:
         else:
             _check_file(path)
             layout = _layout(path)
-            declared = declared_frames(layout)
+            declared = declared_frames_of(path, layout)
             if (stale := _unfinalised(path, layout)) is not None:
                 self._layout, header_frames = stale
                 sr, self.channels = self._layout.sample_rate, self._layout.channels
