@@ -520,6 +520,13 @@ def test_two_level_masks_and_faint_overlays_read_their_crack(tmp_path, caplog):
         assert read_mask_png(tmp_path / "labels.png", 16, 48).sum() == 192
     assert caplog.text.count("none above the threshold") == 1
     assert "faint.png: its grey levels run from 0 to 0.392, none above the threshold 0.5" in caplog.text
+    # an anti-aliased mask of 12 bits (three levels or more) in a 16-bit PNG: over 4095 as images are, not 65535
+    # (read as no crack); an 8-bit one stored in 16 bits over 255
+    soft12 = on.astype(np.uint16) * 4000
+    soft12[:, 12] = 1000
+    for name, a in {"soft12": soft12, "soft8in16": soft12 // 16}.items():
+        Image.fromarray(a).save(tmp_path / f"{name}.png")
+        np.testing.assert_array_equal(read_mask_png(tmp_path / f"{name}.png", 16, 48), expect, err_msg=name)
 
 def test_mask_bad_files(tmp_path):
     good = write_mask_png(tmp_path / "good.png", crack_mask(64, 64))

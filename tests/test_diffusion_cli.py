@@ -829,6 +829,24 @@ def test_a_png_of_16_bits_per_colour_channel_is_read_at_its_depth(tmp_path):
     assert read_image(tmp_path / "dim.png", 3, grey_bits=reading["grey_bits"]).max() == 25  # 400 of 4095
 
 
+def test_8_bit_values_stored_in_16_bits_read_as_8_bit_images(tmp_path):
+    """numpy's ``astype(np.uint16)`` of an 8-bit image, saved: read over 10 bits, at a quarter of its brightness
+    (255 as 64), beside 8-bit PNGs of the same folder read over 255."""
+    from PIL import Image
+
+    from latentbridge.io.images import read_image, set_reading
+
+    a = np.random.default_rng(2).integers(0, 256, (9, 8)).astype(np.uint8)
+    a[0, 0] = 255
+    Image.fromarray(a).save(tmp_path / "eight.png")
+    Image.fromarray(a.astype(np.uint16)).save(tmp_path / "sixteen.png")
+    assert Image.open(tmp_path / "sixteen.png").mode.startswith("I")
+    reading = set_reading([tmp_path / "eight.png", tmp_path / "sixteen.png"])
+    assert reading["grey_bits"] == 8
+    for bits in (8, None):
+        np.testing.assert_array_equal(read_image(tmp_path / "sixteen.png", 1, grey_bits=bits)[0], a)
+
+
 def test_grey_with_alpha_pngs_and_colour_tiffs_of_16_bits_are_read_at_their_depth(tmp_path):
     """Two more images of 16 bits per channel that Pillow reads by their high bytes (12-bit data nearly black: 4000
     as 15 of 255): PNGs of grey with alpha, and TIFFs of colour (little- and big-endian, pixels or planes of samples,

@@ -167,7 +167,8 @@ def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None
     alpha channel is composited on ``background``: ``black``, ``white``, or ``contrast`` — the
     opposite of what is drawn, so dark strokes on a transparent canvas land on white; 16-bit grey, and PNGs of 16
     bits per colour channel (Pillow kept their high bytes: nearly black), scaled from the range of its bit depth:
-    10, 12, 14 or 16 bits, or ``grey_bits``, a set's: :func:`set_reading`;
+    8 (values that stop at 255: 8-bit values stored in 16 bits, as numpy's ``astype(uint16)`` saves them, read at a
+    quarter of their brightness over 10 bits), 10, 12, 14 or 16 bits, or ``grey_bits``, a set's: :func:`set_reading`;
     32-bit integers beyond 16 bits and floats beyond [0, 1] over ``value_ranges``, a set's, or their own range; the
     first frame of an animation or the first page of a multi-page file, with a warning),
     resized to ``size = (H, W)`` when given and
@@ -257,7 +258,7 @@ def set_reading(paths) -> dict:
     """What must be the same for every image of a set, so that one pixel value means one thing across it:
     ``background``, the backdrop of its transparent images (the opposite of what they draw, pooled over the set:
     image by image, dark icons landed on white and light ones on black), and ``grey_bits``, the bit depth of its
-    16-bit grey images (the fewest of 10, 12, 14 or 16 bits holding the set's largest value: image by image, the
+    16-bit grey images (the fewest of 8, 10, 12, 14 or 16 bits holding the set's largest value: image by image, the
     same raw value read 249 in a dark frame and 4 in a bright one; its PNGs of 16 bits per colour channel too), and
     ``value_ranges``: ``float``, the range of its float images when any leaves [0, 1], ``int`` of its integer ones
     when any goes beyond 16 bits or below 0 (image by image, one value read 255 in one and 51 in another; signed
@@ -287,7 +288,7 @@ def set_reading(paths) -> dict:
         except (OSError, ValueError, DataError):
             continue
     background = None if weight == 0 else "white" if ink / weight < 128 else "black"
-    return {"background": background, "grey_bits": None if top is None else _bits(top),
+    return {"background": background, "grey_bits": None if top is None else bit_depth(top),
             "value_ranges": {"float": [lo, hi] if lo < 0 or hi > 1 else None,
                              "int": [bottom, top] if top is not None and (top > 2 ** 16 - 1 or bottom < 0) else None}}
 
@@ -335,16 +336,16 @@ def _ink(rgba) -> tuple[float, float]:
     return float((a[..., :3].mean(axis=-1) * a[..., 3]).sum()), float(a[..., 3].sum())
 
 
-def _bits(top: float) -> int | None:
-    """The fewest of 10, 12, 14 or 16 bits whose range holds ``top``; None above 16 bits."""
-    return next((b for b in (10, 12, 14, 16) if top <= 2 ** b - 1), None)
+def bit_depth(top: float) -> int | None:
+    """The fewest of 8, 10, 12, 14 or 16 bits whose range holds ``top``; None above 16 bits."""
+    return next((b for b in (8, 10, 12, 14, 16) if top <= 2 ** b - 1), None)
 
 
 def _to_8_bits(a: np.ndarray, mode: str, bits: int | None = None,
                value_range: tuple[float, float] | None = None) -> np.ndarray:
     """Grey levels of a 16-bit (or 32-bit integer) image over the range of its bit depth: 10, 12 or 14 bits when
     its values fit (scanners and cameras store those in 16-bit PNGs: over the 16-bit range a 12-bit scan read
-    as 16 of 255, nearly black), else 16 bits; of a float image over [0, 1]; beyond those (floats outside [0, 1],
+    as 16 of 255, nearly black), 8 bits when they stop at 255, else 16 bits; of a float image over [0, 1]; beyond those (floats outside [0, 1],
     integers above 16 bits or below 0: signed, CT in Hounsfield units read every negative value as 0) over their own
     range; over ``value_range``, a set's, when it is given; as uint8."""
     a = np.nan_to_num(a.astype(np.float64))
@@ -356,7 +357,7 @@ def _to_8_bits(a: np.ndarray, mode: str, bits: int | None = None,
         lo, hi = 0.0, 1.0
     else:
         top = float(a.max())
-        bits = bits if bits is not None and top <= 2 ** bits - 1 else _bits(top)
+        bits = bits if bits is not None and top <= 2 ** bits - 1 else bit_depth(top)
         lo, hi = 0.0, float(2 ** bits - 1) if bits else top
     return (np.clip((a - lo) / (hi - lo), 0, 1) * 255 + 0.5).astype(np.uint8)
 

@@ -9,10 +9,10 @@ Mask rules (:func:`read_mask_png`)
   palette (with or without transparency).
 * Grey level in [0, 1]: the brightest of R, G and B (a crack drawn in red or any colour on black is
   a crack; luminance read a pure red line as 0.299, below the threshold: an empty mask),
-  16-bit grey divided by 65535 (by 255 when its levels stop there: 8-bit values stored in 16 bits); drawn in one
-  colour on a transparent layer (some pixels fully transparent), the drawn pixels at half the drawing's opacity or
-  more are the crack whatever their colour and opacity (a black crack, a red overlay at 40 % opacity), else
-  transparency composites over black.
+  16-bit grey divided by the range of its bit depth, 8 (8-bit values stored in 16 bits), 10, 12, 14 or 16 bits;
+  drawn in one colour on a transparent layer (some pixels fully transparent), the drawn pixels at half the
+  drawing's opacity or more are the crack whatever their colour and opacity (a black crack, a red overlay at 40 %
+  opacity), else transparency composites over black.
 * A mask of exactly two levels is read as crack (the brighter) on background whatever the levels: a 0/1 array
   saved as it is, a label map 0/2, 12-bit 0/4095 in a 16-bit PNG, a dark-green crack (0, 100, 0) on black all read
   as empty before. A mask of more levels with none above ``threshold`` is read as no crack, with a warning naming it.
@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError
+from latentbridge.io.images import bit_depth
 from latentbridge.utils import atomic_path, first_time
 
 __all__ = ["read_mask_png", "write_mask_png"]
@@ -42,10 +43,13 @@ log = logging.getLogger(__name__)
 
 
 def _levels(raw: np.ndarray, full: float) -> np.ndarray:
-    """Integer grey levels over ``full``; a 16-bit mask whose levels stop at 255 (an 8-bit mask's values stored in
-    16 bits) over 255, not 65535 (read as empty)."""
+    """Integer grey levels over ``full``; a 16-bit mask over the range of its bit depth, as images are read
+    (:func:`~latentbridge.io.images.bit_depth`): levels that stop at 255 (an 8-bit mask's values stored in 16 bits)
+    over 255, a 12-bit anti-aliased mask over 4095, not 65535 (both read as empty)."""
     raw = np.asarray(raw, dtype=np.float64)
-    return np.clip(raw / (255.0 if full > 255 and raw.max(initial=0) <= 255 else full), 0.0, 1.0)
+    if full > 255:
+        full = float(2 ** (bit_depth(raw.max(initial=0)) or 16) - 1)
+    return np.clip(raw / full, 0.0, 1.0)
 
 
 def _drawn_on_transparency(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray | None:
