@@ -490,6 +490,12 @@ def test_mask_colour_modes(tmp_path):
     inside = expect.copy()
     inside[:, :2] = 0  # the margin is background
     np.testing.assert_array_equal(read_mask_png(tmp_path / "margin.png", 16, 48), inside)
+    # stored turned, with the EXIF orientation that turns it back (as a phone or an editor saves it): read as shown
+    for orientation, stored in ((3, np.rot90(expect, 2)), (6, np.rot90(expect, 1)), (2, expect[:, ::-1])):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        Image.fromarray((stored * 255).astype(np.uint8)).save(tmp_path / "turned.png", exif=exif)
+        np.testing.assert_array_equal(read_mask_png(tmp_path / "turned.png", 16, 48), expect, err_msg=orientation)
 
 
 

@@ -100,7 +100,7 @@ def _grey_levels(img, path: Path) -> np.ndarray:
 
 def _read_grey(path: Path) -> np.ndarray:
     """The grey levels ``(H, W)`` float64 in [0, 1] of a PNG; DataError naming the file when unusable."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not path.exists():
         raise DataError(path, "file does not exist")
@@ -113,7 +113,7 @@ def _read_grey(path: Path) -> np.ndarray:
             if img.format != "PNG":
                 raise DataError(path, f"not a PNG file (PIL reads it as {img.format or 'unknown'})")
             img.load()
-            grey = _grey_levels(img, path)
+            grey = _grey_levels(ImageOps.exif_transpose(img), path)  # as a viewer shows it, as images are read
     except DataError:
         raise
     except UnidentifiedImageError:
