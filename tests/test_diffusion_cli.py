@@ -829,6 +829,42 @@ def test_a_png_of_16_bits_per_colour_channel_is_read_at_its_depth(tmp_path):
     assert read_image(tmp_path / "dim.png", 3, grey_bits=reading["grey_bits"]).max() == 25  # 400 of 4095
 
 
+def test_images_read_blank_or_as_labels_are_named(tmp_path, caplog):
+    """A folder of drawings on transparency in both ink tones: those of the tone of the set's backdrop read blank
+    (solid white), and masks saved as 0/1 read nearly black; both trained without a word. Empty masks of a clean
+    class (opaque, one value) are data and not named."""
+    import logging
+
+    from PIL import Image
+
+    from latentbridge.config.sections import ImageDataConfig
+    from latentbridge.data.images import load_image_data
+
+    stroke = np.zeros((12, 12), np.uint8)
+    stroke[3:9, 5:7] = 255
+    for i in range(6):
+        d = tmp_path / "draw" / "a"
+        d.mkdir(parents=True, exist_ok=True)
+        ink = 255 if i < 2 else 0  # two light drawings among four dark ones: the set's backdrop is white
+        Image.fromarray(np.dstack([np.full_like(stroke, ink)] * 3 + [stroke]), mode="RGBA").save(d / f"{i}.png")
+        m = tmp_path / "masks" / ("crack" if i < 3 else "clean")
+        m.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((stroke > 0).astype(np.uint8) if i < 3 else np.zeros_like(stroke)).save(m / f"{i}.png")
+    with caplog.at_level(logging.WARNING):
+        data = load_image_data(ImageDataConfig(source="folder", root=str(tmp_path / "draw"), image_size=12,
+                                               val_fraction=0.0, test_fraction=0.0), seed=0)
+    assert data.info["reading"]["background"] == "white"
+    assert (data.train.images.reshape(6, -1).min(1) == 255).sum() == 2  # what the warning is about
+    assert "2 drawing(s) on a transparent canvas read blank (a/0.png, a/1.png)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        load_image_data(ImageDataConfig(source="folder", root=str(tmp_path / "masks"), image_size=12,
+                                        class_folders=True, val_fraction=0.0, test_fraction=0.0), seed=0)
+    assert "3 image(s) hold only levels 0 to 1 of 255, nearly black (crack/0.png, crack/1.png, crack/2.png)" \
+        in caplog.text
+    assert "read blank" not in caplog.text and "clean/" not in caplog.text
+
+
 def test_8_bit_values_stored_in_16_bits_read_as_8_bit_images(tmp_path):
     """numpy's ``astype(np.uint16)`` of an 8-bit image, saved: read over 10 bits, at a quarter of its brightness
     (255 as 64), beside 8-bit PNGs of the same folder read over 255."""

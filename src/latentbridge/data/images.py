@@ -180,7 +180,41 @@ class FolderReader:
         bad = sorted(bad + list(self.unopened.values()), key=lambda e: e.path)
         if bad:
             raise DataError(self.root, f"{len(bad)} of {self.n_files} images cannot be read: " + named_problems(bad))
+        if text := content_warning(self.root, files, out, self.reading.get("background")):
+            log.warning(text)
         return out
+
+
+#: the highest level (of 255) of an image that holds labels, not grey levels: a mask or label map saved as 0/1
+LABEL_LEVELS = 8
+
+
+def content_warning(root: Path, files: list[Path], images: np.ndarray, background: str | None) -> str | None:
+    """What reading left of a folder's ``images`` (uint8, of ``files``) that trains nothing a user meant: drawings on
+    a transparent canvas read blank (ink of the tone of the set's ``background``, the backdrop chosen for the set's
+    other drawings: that ink vanishes), and images of levels 0 to :data:`LABEL_LEVELS` of 255 (a mask or label map
+    saved as 0/1: nearly black). None when there are none (blank images that are not transparent, such as the empty
+    masks of a clean class, are data)."""
+    from latentbridge.io.images import open_image, transparent
+
+    flat = images.reshape(len(images), -1)
+    lo, hi = flat.min(axis=1), flat.max(axis=1)
+
+    def name(i: int) -> str:
+        return files[i].relative_to(root).as_posix() if files[i].is_relative_to(root) else files[i].name
+
+    def see_through(i: int) -> bool:
+        with open_image(files[i]) as im:
+            return transparent(im) and int(np.asarray(im.convert("RGBA").getchannel("A")).min()) < 255
+
+    blank = [name(i) for i in np.flatnonzero(lo == hi) if see_through(int(i))]
+    labels = [name(i) for i in np.flatnonzero((hi > lo) & (hi <= LABEL_LEVELS))]
+    parts = ([f"{len(blank)} drawing(s) on a transparent canvas read blank ({listed(blank)}): nothing drawn, or ink "
+              f"of the tone of the set's backdrop ({background}: the opposite of its drawings' ink), which erases it; "
+              "draw every one in one tone, or flatten them onto their own backdrop"] if blank else []) + (
+        [f"{len(labels)} image(s) hold only levels 0 to {int(hi[(hi > lo) & (hi <= LABEL_LEVELS)].max())} of 255, "
+         f"nearly black ({listed(labels)}): masks or label maps saved as 0/1? Save them as 0/255"] if labels else [])
+    return f"{root}: " + "; ".join(parts) if parts else None
 
 
 @dataclass

@@ -140,7 +140,7 @@ def _wide_samples(path: Path, im) -> np.ndarray | None:
     return (np.asarray(im, dtype=np.uint16) << 8) | lo
 
 
-def _transparent(im) -> bool:
+def transparent(im) -> bool:
     """Whether ``im`` has an alpha channel or a transparent colour (a palette index, or a grey or RGB colour key)."""
     return im.mode in ("RGBA", "LA", "PA") or ("transparency" in im.info and im.mode in ("P", "L", "RGB"))
 
@@ -197,7 +197,7 @@ def read_image(path: str | Path, channels: int = 1, size: tuple[int, int] | None
                 log.warning("%s: holds %d frames (an animation, or a file of several pages): only the first is read",
                             path, im.n_frames)
             im = ImageOps.exif_transpose(im)  # a photo as the camera held it
-            if _transparent(im):
+            if transparent(im):
                 rgba = im.convert("RGBA")
                 im = Image.alpha_composite(Image.new("RGBA", rgba.size, _backdrop(rgba, background)), rgba)
             if im.mode.startswith("I") or im.mode == "F":  # 16-bit / 32-bit grey: scaled, not clipped, to 8 bits
@@ -277,7 +277,7 @@ def set_reading(paths) -> dict:
                     wide[..., :1 if wide.shape[-1] == 2 else 3]
                 if a is not None:
                     top, bottom = max(float(a.max()), -np.inf if top is None else top), min(float(a.min()), bottom)
-                if _transparent(im):
+                if transparent(im):
                     rgba = im.convert("RGBA")
                     if np.asarray(rgba.getchannel("A")).min() < 255:
                         i, w = _ink(rgba)
