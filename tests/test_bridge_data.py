@@ -938,7 +938,7 @@ def test_cache_reused_and_invalidated(tmp_path, monkeypatch):
     assert man["sample_rate"] == SR and man["inputs"]["vibration"]["window_s"] == 2.0
     assert {f["path"] for f in man["inputs"]["files"]} >= {"Data/Test_01/rec0.csv", "Labels/Test_01/mask.png"}
     assert man["shapes"]["segments"] == [len(first), 3, 200] and "spectrograms" not in man["shapes"]
-    assert man["code_version"].endswith(f"+bridge{bridge.CACHE_VERSION}") and bridge.CACHE_VERSION == 7
+    assert man["code_version"].endswith(f"+bridge{bridge.CACHE_VERSION}") and bridge.CACHE_VERSION == 8
     assert np.load(folder / "test_ids.npy").dtype.kind == "U"
 
     def boom(*a, **k):
@@ -1044,7 +1044,7 @@ def test_sensor_columns_are_matched_by_name_across_recordings(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
         d = build_windows(root, vib(), cache_dir=tmp_path / "cache")
     assert "1 recording(s) list their sensor columns in another order than Data/Test_01/rec0.csv (ch0, ch1, ch2): " \
-           "read in its order, by name: rec0.csv" in caplog.text, caplog.text
+           "read in its order, by name: Test_02/rec0.csv" in caplog.text, caplog.text
     np.testing.assert_allclose(d.waves[d.test_index == 1][0], centred(expected)[::-1, :d.waves.shape[-1]], atol=1e-5)
     # names that differ are read by position, and named
     f.write_text(f.read_text().replace("ch2,ch1,ch0", "x,y,z", 1))
@@ -1052,7 +1052,7 @@ def test_sensor_columns_are_matched_by_name_across_recordings(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
         build_windows(root, vib(), cache_dir=tmp_path / "cache2")
     assert "name their sensor columns otherwise than Data/Test_01/rec0.csv (ch0, ch1, ch2): read by position: " \
-           "rec0.csv (x, y, z)" in caplog.text, caplog.text
+           "Test_02/rec0.csv (x, y, z)" in caplog.text, caplog.text
 
 
 def test_matlab_channels_are_matched_by_name_as_csv_columns(tmp_path, caplog):
@@ -1133,6 +1133,29 @@ def test_new_recordings_keep_their_own_rate_and_the_training_rate_is_said(tmp_pa
     assert "rec.csv: 1 of 1 recording(s) give no sample rate" in caplog.text, caplog.text
 
 
+def test_picked_channels_are_read_by_name_where_a_recording_lacks_a_column(tmp_path, caplog):
+    """vibration.channels picks positions among the columns most recordings name; a logger that lost a column (ch1)
+    had, read by position, every channel after the gap shifted to the next sensor without a word. The picked columns
+    are read by name; a recording lacking one of them is refused, naming it and the column."""
+    root = make_root(tmp_path, {"Test_01": {"extent": 0.1, "n_ch": 4}, "Test_02": {"extent": 0.0, "n_ch": 4},
+                                "Test_03": {"extent": 0.2, "n_ch": 4}})
+    plain = build_windows(root, vib(), cache_dir=tmp_path / "c")
+    f = root / "Data" / "Test_02" / "rec0.csv"
+    f.write_text("\n".join(",".join(c[:2] + c[3:]) for c in (ln.split(",") for ln in f.read_text().splitlines()))
+                 + "\n")  # time, ch0, ch2, ch3
+    with caplog.at_level(logging.WARNING):
+        d = build_windows(root, vib(channels=[0, 2, 3]), cache_dir=tmp_path / "c")
+    assert d.channel_names == ["ch0", "ch2", "ch3"]
+    np.testing.assert_allclose(d.waves, plain.waves[:, [0, 2, 3]], atol=1e-5)
+    assert "1 recording(s) hold other sensor columns than Data/Test_01/rec0.csv (ch0, ch1, ch2, ch3) (one lacking, " \
+           "or one more): the columns picked by vibration.channels read by name: Test_02/rec0.csv" in caplog.text
+    with pytest.raises(DataError, match=r"Test_02/rec0\.csv: lacks the sensor column\(s\) ch1 picked by "
+                                        r"vibration\.channels \[1, 2\]"):
+        build_windows(root, vib(channels=[1, 2]), cache_dir=tmp_path / "c")
+    with pytest.raises(DataError, match=r"rec0\.csv: channel 4 out of range: the file has 4 sensor columns"):
+        build_windows(root, vib(channels=[4]), cache_dir=tmp_path / "c")
+
+
 def test_recordings_with_more_columns_are_read_by_the_common_ones(tmp_path, caplog):
     """Tests whose logger also wrote a temperature (time,ch0,ch1,ch2,temp) beside tests without it were refused at
     training ('tests have different channel counts', advising positional vibration.channels), though evaluate --data
@@ -1148,7 +1171,7 @@ def test_recordings_with_more_columns_are_read_by_the_common_ones(tmp_path, capl
     assert d.channel_names == ["ch0", "ch1", "ch2"]
     np.testing.assert_allclose(d.waves, plain.waves, atol=1e-5)
     assert "1 recording(s) hold more columns than Data/Test_01/rec0.csv (ch0, ch1, ch2): the others left out, its " \
-           "columns read by name: rec0.csv" in caplog.text, caplog.text
+           "columns read by name: Test_02/rec0.csv" in caplog.text, caplog.text
     from latentbridge.io.columns import common_columns
 
     assert common_columns({"a": ["x", "y"], "b": ["x", "y", "t"], "c": ["y", "x"]}, extra=True) == (["x", "y"], [])
@@ -1235,7 +1258,7 @@ def test_an_odd_first_recording_does_not_decide_the_columns(tmp_path, caplog):
     assert "2 recording(s) list their sensor columns in another order than Data/Test_02/rec0.csv (ch2, ch1, ch0): " \
            "read in its order, by name: Test_03/rec0.csv, Test_04/rec0.csv" in caplog.text, caplog.text
     assert "1 recording(s) name their sensor columns otherwise than Data/Test_02/rec0.csv (ch2, ch1, ch0): read by " \
-           "position: rec0.csv (x, y, z)" in caplog.text, caplog.text
+           "position: Test_01/rec0.csv (x, y, z)" in caplog.text, caplog.text
 
 
 def test_new_recordings_are_read_in_the_order_of_the_model_s_columns(tmp_path, caplog):
@@ -1312,12 +1335,12 @@ def test_a_dead_sensor_is_named(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
         build_windows(root, vib(), cache_dir=tmp_path / "cache")
     assert "channel(s) constant over a whole recording (a dead or unplugged sensor?): channel 1 (ch1, in 1 of 2 " \
-           "recordings)" in caplog.text, caplog.text
+           f"recordings: Test_02/{f.name})" in caplog.text, caplog.text
     from latentbridge.data.bridge_columns import ChannelOrder
 
     order = ChannelOrder()  # a recording of one sample: every channel "never moves", none is known dead
-    order.flat(np.ones((3, 1)))
-    order.flat(np.ones((3, 9)))
+    order.flat(f, np.ones((3, 1)))
+    order.flat(f, np.ones((3, 9)))
     assert not order.dead and order.n_files == 0
 
 

@@ -66,10 +66,10 @@ __all__ = ["TestRecord", "BridgeData", "discover", "build_windows", "default_bri
            "CACHE_VERSION"]
 
 #: Bump when the cached arrays change meaning.
-CACHE_VERSION = 7  # 2: soxr resampling (io.resample) instead of resample_poly; 3: no spectrograms.npy;
+CACHE_VERSION = 8  # 2: soxr resampling (io.resample) instead of resample_poly; 3: no spectrograms.npy;
 # 4: sensor columns matched by their header names across files (ChannelOrder); 5: their names kept (channel_names);
 # 6: the build's warnings kept (said again on a cache hit); 7: the columns most recordings name as the reference
-# (the first recording's before), each channel's constant offset taken out
+# (the first recording's before), each channel's constant offset taken out; 8: vibration.channels read by name
 _RATE_RTOL = 1e-4
 _CACHE_FILES = ("masks", "segments", "test_ids", "has_mask", "starts_s", "sources")
 
@@ -495,13 +495,16 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache, pick_names: list[str] | 
         rates: dict[str, float] = {}
         counts: dict[str, int] = {}
         own: dict[Path, float] = {}
-        order = ChannelOrder(model_columns, whole=vib.channels is None and not pick_names)
+        # vibration.channels of a training: positions among the columns most recordings name, read by name
+        positions = None if vib.channels is None or pick_names else list(vib.channels)
+        read_vib = vib if positions is None else vib.model_copy(update={"channels": None})
+        order = ChannelOrder(model_columns, whole=not pick_names, positions=positions)
         rate_from: list[str] = []
         for r in records:
             per_file = []
             for p in r.csv_files:
                 names: list[str] = []
-                wave, sr = read_recording(p, vib, own, names, pick_names, fallback_rate, rate_from)
+                wave, sr = read_recording(p, read_vib, own, names, pick_names, fallback_rate, rate_from)
                 per_file.append((p, wave, sr))
                 order.note(p, names)
             srs = {p.name: s for p, _, s in per_file}
@@ -527,8 +530,8 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache, pick_names: list[str] | 
                 raise DataError(root / "Data" / test_id, "recordings of one test have different channel counts: "
                                 + _fmt_groups(ch))
             counts[test_id] = waves[test_id][0][1].shape[0]
-            for _, w in waves[test_id]:
-                order.flat(w)
+            for p, w in waves[test_id]:
+                order.flat(p, w)
         if len(set(counts.values())) > 1:
             raise DataError(root, "tests have different channel counts (channels: tests): " + _fmt_groups(counts)
                             + "; pick common sensor columns with -o vibration.channels=[...] when training (a trained "
