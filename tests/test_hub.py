@@ -128,6 +128,53 @@ def test_a_full_disk_while_re_signing_leaves_the_old_pair(folder, monkeypatch):
     assert "anomaly" not in load_model(folder).info
 
 
+def test_an_interrupt_while_saving_waits_for_the_whole_folder(folder, monkeypatch):
+    """Ctrl-C between the renames of the weights and config.json (`anomaly calibrate`, a training's last save) left the
+    new weights beside the old config.json, or none: refused for good, after 'usable' was said. The interrupt is held
+    back until the three files are in place, then raised."""
+    import signal
+
+    from latentbridge.models import hub
+
+    real = hub.save_file
+
+    def interrupted(*a, **k):
+        real(*a, **k)
+        signal.raise_signal(signal.SIGINT)  # (Ctrl-C while the files are written, before they are renamed)
+
+    monkeypatch.setattr(hub, "save_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        update_info(folder, {"anomaly": {"threshold": 3.5}}, card="# card 2\n")
+    monkeypatch.undo()
+    assert load_model(folder).info["anomaly"]["threshold"] == 3.5 and (folder / "README.md").read_text() == "# card 2\n"
+    assert not list(folder.glob(".*partial")) and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_save_killed_between_its_renames_is_finished_when_read(folder, tmp_path, caplog):
+    """A process killed (SIGKILL) after the new weights were renamed into place and before config.json was: the
+    config.json that belongs to them, under its temporary name beside them, is put in place when the folder is read
+    (the folder was refused for good, the new config.json in a file no message named)."""
+    import logging
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(folder, other)
+    update_info(other, {"anomaly": {"threshold": 3.5}})
+    shutil.copy(other / "model.safetensors", folder / "model.safetensors")  # the weights renamed, the config not
+    shutil.copy(other / "config.json", folder / ".config.json.x1y2z3.partial")
+    (folder / ".config.json.aaaaaa.partial").write_text("{}")  # another cut write's, of no use here
+    with caplog.at_level(logging.WARNING):
+        assert load_model(folder).info["anomaly"]["threshold"] == 3.5
+    assert "its last save was cut short after model.safetensors was written (the process killed)" in caplog.text
+    assert (folder / "config.json").read_bytes() == (other / "config.json").read_bytes()
+    (folder / "config.json").unlink()  # a first save's: no config.json at all
+    shutil.copy(other / "config.json", folder / ".config.json.x1y2z3.partial")
+    assert load_model(folder).info["anomaly"]["threshold"] == 3.5
+    (folder / "config.json").write_text((folder / "config.json").read_text().replace("3.5", "4.5"))  # a hand edit:
+    with pytest.raises(ModelFolderError, match="do not belong together"):  # refused as before
+        load_model(folder)
+
+
 def test_non_finite_numbers_are_written_as_null(folder):
     """A diverged training's loss (NaN) in config.json: null, so that strict JSON readers take the file."""
     update_info(folder, {"training": {"best_val_loss": float("nan"), "last": float("inf")}})

@@ -199,6 +199,7 @@ def short_run(machine_data, feature_cache, tmp_path):
     (["features.n_mels=32"], "features.n_mels: run 64, now 32"),
     (["audio.window_s=1.0"], "audio.window_s: run 2.0, now 1.0"),
     (["train.lr=0.1"], "train.lr: run 0.002, now 0.1"),  # the checkpoint's optimiser kept its own, config.json said 0.1
+    (["train.seed=5"], "train.seed: run 0, now 5"),  # the splits drawn again: trained-on files held out
 ])
 def test_resume_with_other_settings_changes_nothing(short_run, machine_data, capsys, change, key):
     before = _snapshot(short_run)
@@ -208,6 +209,13 @@ def test_resume_with_other_settings_changes_nothing(short_run, machine_data, cap
     assert key in err and "-o " in err and "nothing in the run folder was changed" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert _snapshot(short_run) == before and {p: p.stat().st_mtime_ns for p in short_run.rglob("*")} == stamps
+
+
+def test_resume_and_force_together_are_refused(short_run, machine_data, capsys):
+    before = _snapshot(short_run)
+    assert main(_train_args(machine_data, short_run, ["train.max_epochs=2"]) + ["--resume", "--force"]) == 2
+    assert "--resume continues the training in it, --force replaces it: give one of the two" in capsys.readouterr().err
+    assert _snapshot(short_run) == before
 
 
 def test_a_damaged_best_checkpoint_does_not_stop_a_resumed_run(short_run, caplog):

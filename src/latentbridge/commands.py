@@ -90,6 +90,9 @@ def train(cfg, out: str, *, resume: bool = False, force: bool = False, notify=No
     """Train ``cfg`` into ``out``; ``notify`` receives one line per setting a workflow chooses itself."""
     from latentbridge.outputs import resumable_run
 
+    if resume and force:  # (the run was resumed, --force ignored without a word)
+        raise LatentbridgeError(f"{out}: --resume continues the training in it, --force replaces it: give one of the "
+                                "two")
     if resume and not resumable_run(Path(out)):  # before any data is read
         raise LatentbridgeError(f"{out}: nothing to resume (no checkpoints/last.ckpt)")
     from latentbridge.utils import is_launched_child

@@ -23,6 +23,7 @@ import datetime as _dt
 import errno
 import hashlib
 import json
+import logging
 import os
 import re
 import warnings
@@ -36,7 +37,9 @@ from safetensors.torch import load_file, save_file
 
 from latentbridge.errors import CheckpointError, LatentbridgeError, ModelFolderError, out_of_memory
 from latentbridge.models.registry import REGISTRY, get_model_class, model_names
-from latentbridge.utils import atomic_path, atomic_write_text, json_safe
+from latentbridge.utils import atomic_path, json_safe
+
+log = logging.getLogger(__name__)
 
 FORMAT = "latentbridge-model"
 FORMAT_VERSION = 2
@@ -94,11 +97,20 @@ def _config_bytes(info: dict) -> bytes:
 
 
 def _write(folder: Path, tensors: dict[str, torch.Tensor], info: dict, card: str | None) -> None:
-    """config.json and the weights with the config's SHA-256 in their header, as a pair: both are written in full
-    beside the old ones before either replaces its old one (a full disk between the two writes left a new config
-    beside the old weights, a folder refused for good), then the card."""
+    """config.json and the weights with the config's SHA-256 in their header, as a pair, and the card: all are written
+    in full beside the old ones before any replaces its old one (a full disk between the two writes left a new config
+    beside the old weights, a folder refused for good), the card renamed first, config.json last, with Ctrl-C and
+    SIGTERM held back until all three are in place (one between the renames left the weights without their config).
+    A process killed between them leaves the new config.json under its temporary name: :func:`_finish_cut_save`."""
+    from contextlib import nullcontext
+
+    from latentbridge.interrupts import deferred
+
     data = _config_bytes(info)
-    with atomic_path(folder / CONFIG_NAME) as config, atomic_path(folder / WEIGHTS_NAME) as weights:
+    with deferred(), atomic_path(folder / CONFIG_NAME) as config, atomic_path(folder / WEIGHTS_NAME) as weights, \
+            (nullcontext() if card is None else atomic_path(folder / CARD_NAME)) as card_path:
+        if card_path is not None:
+            card_path.write_text(card, encoding="utf-8", errors="backslashreplace")  # (a name that is not UTF-8)
         config.write_bytes(data)
         try:
             save_file(tensors, str(weights), metadata={"format": FORMAT, "model_class": info["model_class"],
@@ -110,8 +122,27 @@ def _write(folder: Path, tensors: dict[str, torch.Tensor], info: dict, card: str
             raise OSError(code, os.strerror(code), str(folder / WEIGHTS_NAME)) from e
         # safetensors writes 0600: the mode the user's umask gives the folder's other files (it was 0644 whatever it)
         os.chmod(weights, os.stat(config).st_mode & 0o777)
-    if card is not None:
-        atomic_write_text(folder / CARD_NAME, card)
+
+
+def _finish_cut_save(folder: Path) -> bool:
+    """A save (:func:`_write`) whose process was killed between its renames: the new weights in place, the config.json
+    that belongs to them still under its temporary name beside them (the SHA-256 their header records). Renamed into
+    place and said, where no other process holds the folder; True where done."""
+    from latentbridge.outputs import FolderLock
+
+    if not (folder / WEIGHTS_NAME).is_file() or FolderLock(folder).held_by():
+        return False
+    try:
+        recorded = _header(folder).get("config_sha256")
+        for p in sorted(folder.glob(f".{CONFIG_NAME}.*.partial")):
+            if recorded and p.is_file() and hashlib.sha256(p.read_bytes()).hexdigest() == recorded:
+                os.replace(p, folder / CONFIG_NAME)
+                log.warning("%s: its last save was cut short after %s was written (the process killed): the %s "
+                            "written with it is put in place (from %s)", folder, WEIGHTS_NAME, CONFIG_NAME, p.name)
+                return True
+    except (ModelFolderError, OSError):
+        pass
+    return False
 
 
 def save_model(folder: str | Path, model: torch.nn.Module, *, config: dict, transform, extra: dict | None = None,
@@ -159,7 +190,7 @@ def _trained_by(folder: Path) -> str:
 
 def _read_json(folder: Path) -> dict:
     cfg_path = folder / CONFIG_NAME
-    if not cfg_path.is_file():
+    if not cfg_path.is_file() and not _finish_cut_save(folder):
         from latentbridge.outputs import FolderLock, kept_aside, resumable_run, stopped_early
 
         if held := FolderLock(folder).held_by():  # a training under way (its --resume refused, its old folder gone)
@@ -214,8 +245,8 @@ def read_info(folder: str | Path, *, check: bool = True) -> dict[str, Any]:
     if info["model_class"] not in model_names():
         raise ModelFolderError(folder, f"unknown model_class '{info['model_class']}' in {CONFIG_NAME}; "
                                        f"known: {model_names()}")
-    if check:
-        _check_config_hash(folder)
+    if check and _check_config_hash(folder):  # a cut save finished: its config.json read
+        return read_info(folder)
     return info
 
 
@@ -227,9 +258,13 @@ def _header(folder: Path) -> dict[str, str]:
         raise ModelFolderError(folder, f"cannot read {WEIGHTS_NAME} ({e})") from None
 
 
-def _check_config_hash(folder: Path) -> None:
+def _check_config_hash(folder: Path) -> bool:
+    """ModelFolderError where config.json is not the one the weights' header records; True where it was not and the
+    one that is was put in place (:func:`_finish_cut_save`)."""
     recorded = _header(folder).get("config_sha256")
     actual = hashlib.sha256((folder / CONFIG_NAME).read_bytes()).hexdigest()
+    if recorded != actual and _finish_cut_save(folder):
+        return True
     if recorded != actual:
         try:
             task = (json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8")).get("config") or {}).get("task")
@@ -243,6 +278,7 @@ def _check_config_hash(folder: Path) -> None:
                     f"the one {WEIGHTS_NAME} records): {CONFIG_NAME} edited by hand, or one of the two copied from "
                     f"another model folder; both are refused: put back the {CONFIG_NAME} that training wrote, byte "
                     f"for byte (a copy, a backup), or retrain{hint}")
+    return False
 
 
 def _load_tensors(folder: Path, info: dict) -> dict[str, torch.Tensor]:

@@ -30,9 +30,10 @@ log = logging.getLogger(__name__)
 #: sections whose keys must match between a run and its ``--resume`` (architecture, data, transform)
 RESUME_SECTIONS = ("task", "model", "data", "audio", "features", "vibration", "digits", "diffusion", "first_stage")
 #: and the training keys a resume takes from the checkpoint (the optimiser's and schedule's state): a new value had no
-#: effect, while config.json recorded it
+#: effect, while config.json recorded it; and the seed, which draws the splits of the data (a new one moved files
+#: already trained on into the validation and test sets, whose figures were then no longer held out)
 RESUME_KEYS = ("train.optimizer", "train.lr", "train.weight_decay", "train.scheduler", "train.min_lr_ratio",
-               "train.ema_decay")
+               "train.ema_decay", "train.seed")
 
 
 def lightning_trainer(**kw) -> L.Trainer:
