@@ -271,3 +271,12 @@ def test_a_checkpoint_of_random_bytes_is_said_damaged(tmp_path):
         read_lightning_checkpoint(tmp_path / "odd.ckpt")
     torch.save({"state_dict": {"model.w": torch.ones(2)}}, tmp_path / "good.ckpt")
     assert torch.equal(read_lightning_checkpoint(tmp_path / "good.ckpt")["state_dict"]["model.w"], torch.ones(2))
+    # bytes zeroed inside a tensor's record (a bad sector): torch read them without a word, the CRC tells
+    torch.save({"state_dict": {"model.w": torch.arange(4096.0)}}, tmp_path / "zeroed.ckpt")
+    b = bytearray((tmp_path / "zeroed.ckpt").read_bytes())
+    at = b.find(torch.arange(4096.0)[1000:1004].numpy().tobytes())
+    b[at:at + 2000] = bytes(2000)
+    (tmp_path / "zeroed.ckpt").write_bytes(bytes(b))
+    with pytest.raises(CheckpointError, match=r"zeroed\.ckpt: not a readable latentbridge training checkpoint "
+                                              r"\(damaged: .+ in it does not match its checksum\)"):
+        read_lightning_checkpoint(tmp_path / "zeroed.ckpt")

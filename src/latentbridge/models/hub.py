@@ -371,6 +371,16 @@ def read_lightning_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(path, f"not a readable latentbridge training checkpoint ({first})") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(path, "not a latentbridge training checkpoint (no 'state_dict')")
+    import zipfile
+
+    try:  # torch's reader checks no CRC: bytes damaged on disk (zeroed by a bad sector) loaded, and trained on
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        bad = f"? ({e})"
+    if bad is not None:
+        raise CheckpointError(path, f"not a readable latentbridge training checkpoint (damaged: {bad} in it does not "
+                                    "match its checksum)")
     return ckpt
 
 
