@@ -172,6 +172,31 @@ def test_last_checkpoint_every_n_steps(machine_data, feature_cache, tmp_path):
     assert ckpt["global_step"] >= 2 and (out / "checkpoints" / "best.ckpt").exists()
 
 
+def test_a_resume_from_inside_an_epoch_is_said_in_one_line(machine_data, feature_cache, tmp_path, monkeypatch,
+                                                          caplog, recwarn):
+    """A run killed after a checkpoint taken inside an epoch (train.checkpoint_every_n_steps), then resumed: Lightning
+    said so in a warning for developers, with the path of its source file in site-packages."""
+    from latentbridge.training.callbacks import LastCheckpoint
+
+    out, save = tmp_path / "run", LastCheckpoint.on_train_batch_end
+
+    def stop_in_epoch_2(self, trainer, *a):
+        save(self, trainer, *a)
+        if trainer.current_epoch == 1 and trainer.global_step % self.every_n_steps == 0:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(LastCheckpoint, "on_train_batch_end", stop_in_epoch_2)
+    args = _train_args(machine_data, out, ["train.max_epochs=2", "train.checkpoint_every_n_steps=2",
+                                           "train.batch_size=4"])
+    assert main(args) == 130
+    monkeypatch.undo()
+    with caplog.at_level(logging.WARNING):
+        assert main(args + ["--resume"]) == 0
+    assert re.search(r"resumed from a checkpoint taken inside an epoch \(train\.checkpoint_every_n_steps, at step "
+                     r"[1-9]\d* of the epoch's \d+\)", caplog.text), caplog.text
+    assert not [w for w in recwarn if "resuming from a checkpoint" in str(w.message)]
+
+
 def test_the_last_checkpoint_holds_the_best_score_of_its_own_epoch(machine_data, feature_cache, tmp_path):
     """last.ckpt was written before the best-checkpoint keeper saw the epoch: a run stopped during epoch 1 resumed
     with no best score, and epoch 1 replaced epoch 0's better best.ckpt (the resumed run ended other than the

@@ -8,6 +8,7 @@ import logging
 import os
 import shlex
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -449,9 +450,17 @@ def fit_model(model: torch.nn.Module, cfg, out_dir: Path, train_loader, val_load
         if not is_launched_child():
             from latentbridge.models.hub import read_lightning_checkpoint
 
-            _drop_logged_after(out_dir, int(read_lightning_checkpoint(last).get("global_step", 0)))
+            step = int(read_lightning_checkpoint(last).get("global_step", 0))
+            _drop_logged_after(out_dir, step)
+            per_epoch = len(train_loader) if hasattr(train_loader, "__len__") and trainer.world_size == 1 else 0
+            if per_epoch and step % per_epoch:  # (Lightning's own warning named its source file, for developers)
+                log.warning("%s: resumed from a checkpoint taken inside an epoch (train.checkpoint_every_n_steps, at "
+                            "step %d of the epoch's %d): that epoch's batches are drawn again from its start, so the "
+                            "result is close to an uninterrupted run's, not the same", last, step % per_epoch,
+                            per_epoch)
     try:
-        with lightning_interrupts():
+        with lightning_interrupts(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before")
             trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=True)
     except RuntimeError as e:
         if resume and ("size mismatch" in str(e) or "Missing key" in str(e) or "Unexpected key" in str(e)):
