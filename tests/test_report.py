@@ -96,9 +96,9 @@ def test_html_report_content(tmp_path):
     # tables: a dict is one key/value row per entry; records share the union of their columns
     metrics, per_file = page.tables
     assert [[c[1] for c in row] for row in metrics] == [
-        ["auc", "0.9123"], ["n", "100"], ["note", "<i>x</i>"], ["none", "n/a"], ["ok", "yes"], ["nan", "nan"],
+        ["auc", "0.9123"], ["n", "100"], ["note", "<i>x</i>"], ["none", "n/a"], ["ok", "yes"], ["nan", "n/a"],
         ["<u>key</u>", "v"], ["left_out", "none"], ["skipped", "a.wav — unreadable (x, y)b.wav — silent"]]
-    assert [row[1][2] for row in metrics] == ["num", "num", None, None, None, "num", None, None, None]  # numbers right
+    assert [row[1][2] for row in metrics] == ["num", "num", None, None, None, None, None, None, None]  # numbers right
     assert [[c[1] for c in row] for row in per_file] == [
         ["file", "score", "extra"], ["a.wav", "1.5", ""], ["b.wav", "", "yes"]]
     assert [c[0] for c in per_file[0]] == ["th", "th", "th"]
@@ -315,4 +315,4 @@ def test_a_cell_near_a_whole_number_keeps_the_digits_that_tell_it_apart():
     from latentbridge.report.html import _fmt
 
     assert [_fmt(v)[0] for v in (0.99995, 2.99996, 1.0, 0.5, 0.123456, 123456.7, float("nan"))] == \
-        ["0.99995", "2.99996", "1", "0.5", "0.1235", "1.235e+05", "nan"]
+        ["0.99995", "2.99996", "1", "0.5", "0.1235", "1.235e+05", "n/a"]  # NaN: undefined, as null in JSON

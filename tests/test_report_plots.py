@@ -680,6 +680,13 @@ def test_epoch_axes_tick_whole_epochs(tmp_path, drawn):
     assert len(ticks) >= 2 and np.all(ticks == np.round(ticks))
     plot_lines([0.5, 0.75, 1.0], {"x": [1, 2, 3]}, tmp_path / "frac.png")  # fractions keep their ticks
     assert not np.all(drawn[1].axes[0].get_xticks() == np.round(drawn[1].axes[0].get_xticks()))
+    plot_lines([1], {"training": [2.0]}, tmp_path / "one.png", xlabel="epoch")  # one epoch: 0.945, 0.960, ... before
+    assert list(drawn[2].axes[0].get_xticks()) == [1.0]
+    from latentbridge.report.anomaly import plot_score_histogram
+
+    plot_score_histogram([0.1, 0.5, 0.9], [0, 1, 1], 0.4, tmp_path / "hist.png")  # counts: 0.5, 1.5 before
+    ticks = drawn[3].axes[0].get_yticks()
+    assert len(ticks) >= 2 and np.all(ticks == np.round(ticks))
 
 
 def test_a_long_title_is_cut_in_its_middle(tmp_path, drawn):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.report.common import _new_figure, _save
+from latentbridge.report.common import _new_figure, _save, whole_ticks
 
 __all__ = ["plot_roc", "plot_score_histogram"]
 
@@ -74,6 +74,7 @@ def plot_score_histogram(
         ax.axvline(float(threshold), color="black", ls="--", lw=1.5, label=f"threshold={threshold:.4g}")
     ax.set_xlabel("anomaly score")
     ax.set_ylabel("count")
+    whole_ticks(ax.yaxis, [0, max((p.get_height() for p in ax.patches), default=1)])  # (a few files: 0.5, 1.5, ...)
     ax.set_title(title or "score distribution")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)

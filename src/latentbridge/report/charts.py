@@ -27,8 +27,6 @@ def plot_lines(
         raise ValueError("plot_lines needs at least one series")
     fig = _new_figure(6.0, 4.0)
     ax = fig.add_subplot(1, 1, 1)
-    if x is None or np.all(np.mod(np.asarray(x, dtype=np.float64), 1) == 0):
-        _whole_epochs(ax)
     for name, values in ys.items():
         v = np.asarray(values, dtype=np.float64).reshape(-1)
         if x is None:
@@ -38,6 +36,8 @@ def plot_lines(
             if xv.size != v.size:
                 raise ValueError(f"series {name!r} has {v.size} values but x has {xv.size}")
         ax.plot(xv, v, label=str(name), marker="." if v.size < 50 else None)
+    if x is None or np.all(np.mod(np.asarray(x, dtype=np.float64), 1) == 0):
+        _whole_epochs(ax)  # (of the lines drawn)
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)

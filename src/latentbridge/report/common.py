@@ -185,7 +185,17 @@ def middle_cut(text, limit: int = 40) -> str:
 
 
 def _whole_epochs(ax) -> None:
-    """Ticks of ``ax``'s x axis on whole numbers (epochs: a short run's axis read 1.2, 1.4, ...)."""
-    from matplotlib.ticker import MaxNLocator
+    """Ticks of ``ax``'s x axis on whole numbers (epochs: a short run's axis read 1.2, 1.4, ...); a run of one epoch,
+    whose axis holds fewer than two whole numbers (where matplotlib's integer locator gives up: 0.945, 0.960, ...),
+    gets its one."""
+    whole_ticks(ax.xaxis, [x for line in ax.get_lines() for x in np.asarray(line.get_xdata(), float).ravel()])
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+def whole_ticks(axis, values=()) -> None:
+    """``axis`` (an x or y axis) ticked on whole numbers (epochs, counts); where its data ``values`` span fewer than
+    two whole numbers, on those it holds (one epoch: 1; counts of 0 and 1: 0, 1)."""
+    from matplotlib.ticker import FixedLocator, MaxNLocator
+
+    values = np.asarray([v for v in values if np.isfinite(v)], float)
+    whole = np.arange(np.ceil(values.min()), np.floor(values.max()) + 1) if values.size else np.empty(0)
+    axis.set_major_locator(FixedLocator(whole) if 0 < len(whole) < 2 else MaxNLocator(integer=True))

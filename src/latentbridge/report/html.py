@@ -50,8 +50,8 @@ _EMBED_AUDIO_BYTES = 512 * 1024
 
 
 def _fmt(v: Any) -> tuple[str, bool]:
-    """Escaped cell text and whether it is numeric; ``n/a`` for None (a value not defined here: no damaged state to
-    localise, a metric without its data), a list as its items, a dict as ``key: value`` pairs (each as a cell
+    """Escaped cell text and whether it is numeric; ``n/a`` for None and NaN (a value not defined here: no damaged
+    state to localise, a metric without its data), a list as its items, a dict as ``key: value`` pairs (each as a cell
     writes it: numbers to 4 significant digits; they were Python's repr of the dict, every digit of a float), ``none``
     for an empty one (a blank cell), a list of pairs or records (skipped files and why) one a line (they ran together,
     path, reason, path, reason), yes / no for a truth value."""
@@ -72,6 +72,8 @@ def _fmt(v: Any) -> tuple[str, bool]:
         return str(int(v)), True
     if isinstance(v, numbers.Real):
         f = float(v)
+        if math.isnan(f):  # undefined, as metrics.json writes it (null): it read "nan" here
+            return "n/a", False
         if not math.isfinite(f):
             return str(f), True
         text, digits = f"{f:.4g}", 4

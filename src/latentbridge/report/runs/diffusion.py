@@ -137,7 +137,8 @@ def write_evaluation(res, folder: Path) -> None:
                 {"heading": "Sampler", "table": m["sampler"]},
                 *([{"heading": "Diffusion process", "table": m["process"]}] if isinstance(m.get("process"), dict)
                   else []),
-                {"heading": "Generated (first 100) and real test images", "images": ["samples.png", "real.png"]}]
+                {"heading": f"Generated ({'first ' if k < len(res.images) else ''}{k}) and real test images "
+                            f"({len(res.real)})", "images": ["samples.png", "real.png"]}]
     if isinstance(m.get("class_accuracy_per_class"), dict):
         sections.insert(1, {"heading": "Class accuracy per requested class", "table": m["class_accuracy_per_class"]})
     write_html_report(folder / "report.html", "latentbridge diffusion model report", sections)
