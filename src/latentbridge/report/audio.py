@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -63,7 +64,10 @@ def plot_spectrogram_pairs(
         for j, (img, name, cmap, lo, hi) in enumerate(panels):
             ax = fig.add_subplot(n, cols, cols * i + j + 1)
             im = ax.imshow(img, origin="lower", aspect="auto", cmap=cmap, vmin=lo, vmax=hi, extent=extent)
-            ax.set_title(f"{titles[i]}: {name}" if j == 0 else name, fontsize=9)
+            # (a file name, its window and score ran into the next panel's title: wrapped to the panel's width)
+            title = f"{titles[i]}: {name}" if j == 0 else name
+            wrap = textwrap.fill(title, 50, break_long_words=False, break_on_hyphens=False)
+            ax.set_title(wrap if cols > 1 else title, fontsize=9)
             if i == n - 1:
                 ax.set_xlabel(xlabel)
             if ticks is not None:
