@@ -786,6 +786,19 @@ def test_every_mask_empty_is_named(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
         build_windows(root, vib(), cache_dir=tmp_path / "cache2")
     assert "all 3 crack masks are empty" in caplog.text, caplog.text
+    # cracks one pixel thin in masks 8 times the model's size: they vanish in the shrinking, said once for the folder
+    # (a line a mask), and the masks read empty for that reason (the warning asked whether they were drawn brightly)
+    for mask in (root / "Labels").rglob("*.png"):
+        thin = np.zeros((64, 192), np.uint8)
+        thin[:, 100] = 255
+        write_mask_png(mask, thin)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        build_windows(root, vib(), cache_dir=tmp_path / "cache3")
+    assert caplog.text.count("vanishes") == 1 and "the crack of 3 mask(s) vanishes when shrunk to the model's 24x8 " \
+        "at vibration.mask_coverage = 0.25" in caplog.text and "Labels/Test_01/mask.png" in caplog.text, caplog.text
+    assert "all 3 crack masks are empty: a model learns to draw no crack, and the IoU of empty masks says nothing. " \
+           "The cracks of 3 vanish at vibration.mask_coverage = 0.25 (above)" in caplog.text
 
 
 def test_mismatched_channel_counts_are_an_error(tmp_path):
@@ -946,7 +959,7 @@ def test_cache_reused_and_invalidated(tmp_path, monkeypatch):
 
     with monkeypatch.context() as m:
         m.setattr(bridge, "read_vibration_csv", boom)
-        m.setattr(bridge, "read_mask_png", boom)
+        m.setattr(bridge, "read_masks", boom)
         again = build_windows(root, vib(), cache_dir=cache)
         assert again.cache_path == folder
         for name in ("waves", "masks", "has_mask", "test_index", "starts_s", "sources"):

@@ -51,10 +51,9 @@ import numpy as np
 from latentbridge.errors import ConfigError, DataError
 from latentbridge.io import cut_windows, resample
 from latentbridge.io.audio import MAX_SAMPLE, too_large
-from latentbridge.data.bridge_layout import TestRecord, _warn_once, discover
+from latentbridge.data.bridge_layout import TestRecord, _warn_once, discover, read_masks
 from latentbridge.data.bridge_columns import ChannelOrder
 from latentbridge.io.columns import model_order
-from latentbridge.io.masks import read_mask_png
 from latentbridge.io.matfile import read_mat_vibration
 from latentbridge.io.notes import reading_set
 from latentbridge.io.vibration import read_vibration_csv
@@ -446,30 +445,6 @@ def build_windows(root: str | Path, vib_cfg=None, cache_dir: str | Path | None =
     return data
 
 
-def _read_masks(root: Path, records: list[TestRecord], vib) -> tuple[np.ndarray, np.ndarray]:
-    """Every test's mask ``(n_tests, 1, H, W)`` and whether it has one; masks that look inverted or all empty named."""
-    H, W = vib.mask_height, vib.mask_width
-    test_masks = np.zeros((len(records), 1, H, W), dtype=np.float32)
-    test_has = np.zeros(len(records), dtype=bool)
-    for ti, r in enumerate(records):
-        if r.mask_file is not None:
-            test_masks[ti, 0] = read_mask_png(r.mask_file, H, W, threshold=vib.mask_threshold,
-                                               coverage=vib.mask_coverage)
-            test_has[ti] = True
-    if test_has.any() and (share := float(test_masks[test_has].mean())) > 0.5:
-        _warn_once("%s: the masks are %.0f%% crack on average: inverted (crack drawn dark on white)? A crack is "
-                   "what is brighter than vibration.mask_threshold", root, 100 * share)
-    elif odd := [r.test_id for r, m, has in zip(records, test_masks, test_has) if has and m.mean() > 0.5]:
-        _warn_once("%s: %d mask(s) more than half crack, as if drawn dark on white (the others are not): %s; a crack "
-                   "is what is brighter than vibration.mask_threshold", root, len(odd), listed(odd, 5, count=True))
-    if test_has.sum() >= 2 and not test_masks[test_has].any():
-        _warn_once("%s: all %d crack masks are empty: a model learns to draw no crack, and the IoU of empty masks "
-                   "says nothing. Are the cracks drawn in a way not read as crack (a crack is what is brighter than "
-                   "vibration.mask_threshold = %g, or a transparent layer's drawn pixels)?", root, int(test_has.sum()),
-                   vib.mask_threshold)
-    return test_masks, test_has
-
-
 def _build_windows(root, vib_cfg, cache_dir, use_cache, pick_names: list[str] | None = None,
                    fallback_rate: float | None = None, model_columns: list[str] | None = None) -> BridgeData:
     from latentbridge.config.sections import VibrationConfig
@@ -564,7 +539,7 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache, pick_names: list[str] | 
         starts_s = np.concatenate(start_list)
         sources = np.concatenate(src_list).astype(str)
 
-        test_masks, test_has = _read_masks(root, records, vib)
+        test_masks, test_has = read_masks(root, records, vib)
         masks = test_masks[test_index]
         has_mask = test_has[test_index]
         tests = [r.test_id for r in records]

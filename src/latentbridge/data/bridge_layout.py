@@ -1,4 +1,5 @@
-"""Bridge data folders: which recordings and which crack mask make each test (damage state).
+"""Bridge data folders: which recordings and which crack mask make each test (damage state), and the masks read
+(:func:`read_masks`).
 
 Layout (``root``)::
 
@@ -37,8 +38,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from latentbridge.errors import DataError
 from latentbridge.io.images import IMAGE_EXTENSIONS
+from latentbridge.io.masks import read_mask_png
 from latentbridge.io.vibration import RECORDING_SUFFIXES
 from latentbridge.utils import first_time, is_hidden, listed, natural_key, seen_before
 
@@ -235,3 +239,34 @@ def discover(root: str | Path) -> list[TestRecord]:
         _warn_once("%s: %d of %d tests have no mask (no %s/TEST/*.png): kept as unlabeled: %s", root, len(bare),
                    len(records), labels_dir.name, listed(bare, 5, count=True))
     return records
+
+
+def read_masks(root: Path, records: list[TestRecord], vib) -> tuple[np.ndarray, np.ndarray]:
+    """Every test's mask ``(n_tests, 1, H, W)`` and whether it has one; masks that look inverted or all empty named."""
+    H, W = vib.mask_height, vib.mask_width
+    test_masks = np.zeros((len(records), 1, H, W), dtype=np.float32)
+    test_has = np.zeros(len(records), dtype=bool)
+    vanished: list[Path] = []
+    for ti, r in enumerate(records):
+        if r.mask_file is not None:
+            test_masks[ti, 0] = read_mask_png(r.mask_file, H, W, threshold=vib.mask_threshold,
+                                               coverage=vib.mask_coverage, vanished=vanished)
+            test_has[ti] = True
+    if vanished:  # one warning for the folder (it was one a mask: 32 lines)
+        _warn_once("%s: the crack of %d mask(s) vanishes when shrunk to the model's %dx%d at vibration.mask_coverage "
+                   "= %g (a crack thinner than that share of an output pixel): lower vibration.mask_coverage to keep "
+                   "thin cracks: %s", root, len(vanished), W, H, vib.mask_coverage,
+                   listed([p.relative_to(root).as_posix() for p in vanished], 3, count=True))
+    if test_has.any() and (share := float(test_masks[test_has].mean())) > 0.5:
+        _warn_once("%s: the masks are %.0f%% crack on average: inverted (crack drawn dark on white)? A crack is "
+                   "what is brighter than vibration.mask_threshold", root, 100 * share)
+    elif odd := [r.test_id for r, m, has in zip(records, test_masks, test_has) if has and m.mean() > 0.5]:
+        _warn_once("%s: %d mask(s) more than half crack, as if drawn dark on white (the others are not): %s; a crack "
+                   "is what is brighter than vibration.mask_threshold", root, len(odd), listed(odd, 5, count=True))
+    if test_has.sum() >= 2 and not test_masks[test_has].any():
+        _warn_once("%s: all %d crack masks are empty: a model learns to draw no crack, and the IoU of empty masks "
+                   "says nothing. %s", root, int(test_has.sum()),
+                   f"The cracks of {len(vanished)} vanish at vibration.mask_coverage = {vib.mask_coverage:g} (above)"
+                   if vanished else "Are the cracks drawn in a way not read as crack (a crack is what is brighter "
+                   f"than vibration.mask_threshold = {vib.mask_threshold:g}, or a transparent layer's drawn pixels)?")
+    return test_masks, test_has

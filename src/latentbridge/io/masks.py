@@ -134,12 +134,15 @@ def read_mask_png(
     width: int,
     threshold: float = 0.5,
     coverage: float = 0.5,
+    vanished: list | None = None,
 ) -> np.ndarray:
     """Read a crack mask PNG as a ``(height, width)`` float32 array of 0/1.
 
     Binarise the grey level at ``threshold`` (crack: above it) at full resolution, resize by
     area averaging to ``(height, width)`` and re-binarise (crack: at least ``coverage`` of the
     output pixel's area). Any size and PNG colour type is accepted; see the module docstring.
+    A crack that vanishes in the shrinking is warned of, or, given ``vanished``, its path appended there (a folder's
+    masks said in one warning).
     """
     from PIL import Image
 
@@ -167,7 +170,9 @@ def read_mask_png(
     small = Image.fromarray(binary).resize((width, height), resample=Image.Resampling.BOX)
     share = np.asarray(small, dtype=np.float32)
     out = (share >= coverage - 1e-6).astype(np.float32)
-    if binary.any() and not out.any():
+    if binary.any() and not out.any() and vanished is not None:
+        vanished.append(path)
+    elif binary.any() and not out.any():
         log.warning("%s: its crack (%d of %d pixels) vanishes when the mask is shrunk to %dx%d at coverage %g "
                     "(vibration.mask_coverage): lower the coverage to keep thin cracks", path, int(binary.sum()),
                     binary.size, width, height, coverage)
