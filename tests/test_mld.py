@@ -1001,3 +1001,25 @@ def test_sampled_masks_of_a_long_condition_are_averaged_a_chunk_at_a_time():
     assert max(stages.calls[:-1]) == 4 and first.shape == (7, 3, 4)
     np.testing.assert_allclose(first, whole[:7], rtol=1e-6)
     np.testing.assert_allclose(mean, whole.mean(0), rtol=1e-5)
+
+
+def test_a_short_diffusion_training_names_its_stages_longer_epochs(tmp_path, monkeypatch, caplog):
+    """`-o train.max_epochs=2` on the bridge preset trained its first stages their full 30 epochs, nothing said (45 s
+    of a 48-s trial run): the stages' own epochs are named."""
+    from latentbridge.config import load_config
+    from latentbridge.tasks import mld
+
+    trained = []
+    monkeypatch.setattr(mld, "_train_stage", lambda cfg, stage_cfg, key, folder, resume: trained.append(key))
+    monkeypatch.setattr(mld, "load_stages", lambda folder, modalities: None)
+    cfg = load_config(REPO / "configs" / "mld_bridge.yaml", ["train.max_epochs=2"])
+    with caplog.at_level(logging.WARNING):
+        mld.prepare_stages(cfg, tmp_path)
+    assert trained == list(cfg.first_stage.stages)
+    epochs = cfg.stage_config("multimodal").train.max_epochs
+    assert f"first stage 'multimodal' trains {epochs} epochs (first_stage.stages.multimodal.train.max_epochs): " \
+           "train.max_epochs = 2 is the diffusion model's" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # the preset as it is: its diffusion trains longer than its stages
+        mld.prepare_stages(load_config(REPO / "configs" / "mld_bridge.yaml"), tmp_path)
+    assert "first stage" not in caplog.text

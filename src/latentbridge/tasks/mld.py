@@ -140,6 +140,9 @@ def prepare_stages(cfg, run_dir: Path, resume: bool = False) -> Stages:
         if resume and _is_model_folder(folder):
             continue
         stage_cfg = cfg.stage_config(key)
+        if stage_cfg.train.max_epochs > cfg.train.max_epochs:  # (a short trial run trained its stages in full)
+            log.warning("first stage %r trains %d epochs (first_stage.stages.%s.train.max_epochs): train.max_epochs = "
+                        "%d is the diffusion model's", key, stage_cfg.train.max_epochs, key, cfg.train.max_epochs)
         t0 = time.time()
         _train_stage(cfg, stage_cfg, key, folder, resume)
         say(f"first stage {key!r} ({stage_cfg.model.name}) trained in {time.time() - t0:.0f} s")
