@@ -125,6 +125,27 @@ def test_the_band_stops_where_a_share_of_the_files_ends(tmp_path):
     assert band_warning(rates, 16000, 4000.0) is None and band_warning({"a.wav": 16000}, 16000, None) is None
 
 
+def test_an_stft_model_of_low_rate_recordings_reads_their_band(tmp_path):
+    """The STFT preset at 44.1 kHz on 16-kHz recordings: the survey 'chose' 64 mel bands and an fmax the STFT never
+    reads, and every recording scored later, recorded as the training ones were, was named "below the model's band".
+    The fmax is the band the training recordings fill, said so, and the checks read it."""
+    from latentbridge.data.survey import band_fmax, band_warning
+    from latentbridge.transforms.spec import SpectrogramParams
+
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        _write(tmp_path / "m" / f"a{i}.wav", 1.0, 16000, rng)
+    cfg = load_config(None, [f"data.train_dir={tmp_path / 'm'}", "audio.sample_rate=44100", "features.kind=stft"])
+    new, _, applied = adapt(cfg, cfg.data.train_dir)
+    ch = {c.key: c for c in applied}
+    assert "features.n_mels" not in ch and new.features.fmax == 8000.0
+    assert "the STFT keeps every bin, and recordings scored later are checked against the band up to there" \
+        in ch["features.fmax"].reason
+    stft = SpectrogramParams(sample_rate=44100, n_fft=2048, hop_length=512, kind="stft", fmax=8000.0)
+    assert band_fmax(stft) == 8000.0 and band_warning({"t.wav": 16000}, 44100, band_fmax(stft)) is None
+    assert "below the model's band" in band_warning({"t.wav": 8000}, 44100, band_fmax(stft))
+
+
 def test_a_spectrum_cut_off_at_the_top_is_named_and_a_change_within_the_band_is_not():
     from latentbridge.data.survey import band_content_warning, band_profile_db
 

@@ -172,7 +172,7 @@ class EdgeScorer:
                                     center=t.get("center", True), power=t.get("power", 1.0),
                                     n_frames=t.get("n_frames"))
             self.sample_rate = int(t["sample_rate"])
-            self.fmax = float(t["fmax"]) if t.get("kind") == "mel" and t.get("fmax") else None  # the band's top
+            self.fmax = float(t["fmax"]) if t.get("fmax") else None  # the band's top (survey.band_fmax)
             self.window = int(round(float(w["window_s"]) * self.sample_rate))
             self.hop = max(1, int(round(float(w["hop_s"]) * self.sample_rate)))
             self.pad = str(w.get("pad", "wrap"))

@@ -240,8 +240,10 @@ def below_band(rate: float, top: float) -> bool:
 
 def band_fmax(features) -> float | None:
     """The top of the band features cover when it is set below Nyquist: a mel scale's ``fmax`` (a transform or
-    a ``FeatureConfig``; STFT bins always reach Nyquist)."""
-    return getattr(features, "fmax", None) if getattr(features, "kind", None) == "mel" else None
+    a ``FeatureConfig``); of STFT features, whose bins always reach Nyquist, the band the training recordings filled,
+    where ``fmax`` says so (the survey sets it for recordings at a lower rate than the model's: recordings scored
+    at that rate were all named "below the model's band", as the training ones were)."""
+    return getattr(features, "fmax", None) if getattr(features, "kind", None) in ("mel", "stft") else None
 
 
 def files_below_band(rates: dict[str, int], sample_rate: int, fmax: float | None) -> dict[str, int]:

@@ -326,6 +326,13 @@ def adapt(cfg, paths, *, max_read: int = 200,
                     "leave out -o model.timing=0" if "timing" in cfg.model.model_fields_set else
                     "fit with the default detector (no --config)")
     applied = [c for c in choose_settings(survey, given, reads) if c.key not in set_keys] + timing
+    if cfg.features.kind == "stft":  # every bin up to Nyquist: no mel bands; fmax, the band the recordings fill
+        applied = [c for c in applied if c.key != "features.n_mels"]
+        for c in applied:
+            if c.key == "features.fmax":
+                c.reason = (c.reason.split(": above")[0] + f": their resampled audio is empty above {c.value:g} Hz; "
+                            "the STFT keeps every bin, and recordings scored later are checked against the band up "
+                            "to there (the band the training recordings fill)")
     axes = max(survey.channels)
     channel = next((c.value for c in applied if c.key == "audio.channel"), cfg.audio.channel)
     if axes > 1 and channel is None and any(survey.codecs.get(c) for c in VIBRATION_CODECS):
