@@ -1955,3 +1955,22 @@ def test_a_failed_command_leaves_no_parent_folders_it_made(fitted_model, tmp_pat
     (bad / "empty.wav").write_bytes(b"")
     assert main(["anomaly", "score", str(fitted_model), str(bad), "--out", str(tmp_path / "new" / "x" / "y")]) == 2
     assert "empty.wav" in capsys.readouterr().err and not (tmp_path / "new").exists()  # (an empty new/x was left)
+
+
+def test_a_recording_short_once_trimmed_is_said_so(tmp_path, caplog):
+    """3-s recordings of one short burst, their silence trimmed (the survey's audio.trim_db for event sound), were
+    "shorter than one 2-s window" with no word of the trimming."""
+    import soundfile as sf
+
+    from latentbridge.config import load_config, transform_spec
+    from latentbridge.data.audio import FeatureExtractor
+
+    rng = np.random.default_rng(0)
+    x = np.zeros(16000 * 3, np.float32)
+    x[16000:16000 + 12000] = rng.normal(0, 0.3, 12000)  # 0.75 s of sound in 3 s
+    sf.write(tmp_path / "burst.wav", x, 16000)
+    spec = transform_spec(load_config(None, ["audio.auto=false", "audio.trim_db=40"], sets={"task": "anomaly"}))
+    with caplog.at_level(logging.WARNING):
+        FeatureExtractor.from_spec(spec, use_cache=False, num_workers=0).extract(tmp_path)
+    assert "1 of 1 recordings are shorter than one 2-s window once trimmed of silence (audio.trim_db) and were " \
+           "padded" in caplog.text, caplog.text

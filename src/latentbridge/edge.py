@@ -81,7 +81,7 @@ from latentbridge.io import (  # numpy only at import time
 )
 from latentbridge.io.audio import is_table, rate_problem
 from latentbridge.io.blockread import BlockWindows, RecordingBlocks
-from latentbridge.io.windows import check_windows
+from latentbridge.io.windows import TRIMMED, check_windows
 from latentbridge.io.wav import WAV_SUFFIXES, declared_frames, sample_width, unfinalised_frames, wav_layout
 from latentbridge.transforms.numpy_stft import silence_tail, stft_magnitude
 from latentbridge.arguments import ArgumentParser
@@ -257,8 +257,8 @@ class EdgeScorer:
             notes.append(f"mixed to one channel from {blocks.channels}: the model reads one channel")
         windows = BlockWindows(blocks, self.sample_rate, self.window, self.hop, self.pad, self.trim_db, self.min_share)
         if windows.padded:
-            notes.append(f"shorter than one {self.window / self.sample_rate:.4g}-s window; padded to one window "
-                         f"({self.pad})")
+            notes.append(f"shorter than one {self.window / self.sample_rate:.4g}-s window"
+                         f"{TRIMMED if self.trim_db else ''}; padded to one window ({self.pad})")
         def batches():  # every channel's windows: as many signals at a time as BATCH_WINDOWS mono windows
             from latentbridge.data.survey import clipping_warnings
 

@@ -28,7 +28,7 @@ from latentbridge.errors import DataError, named_problems
 from latentbridge.io import (ALL_CHANNELS, MIN_WINDOW_SHARE, check_recording_length, cut_windows, level_dbfs,
                              list_audio_files, read_audio, trimmed)
 from latentbridge.io.audio import rate_problem
-from latentbridge.io.windows import WindowView, shortest_recording
+from latentbridge.io.windows import TRIMMED, WindowView, shortest_recording
 from latentbridge.transforms.numpy_stft import silence_tail
 from latentbridge.utils import (atomic_path, batched, channel_counts, end_with_parent, file_stamp,
                                listed, progress_bar, seen_before, stable_hash)
@@ -548,8 +548,8 @@ class FeatureExtractor:
             raise DataError(where, f"none of the {len(files)} recordings could be used: "
                             + "; ".join(f"{Path(p_).name}: {r}" for p_, r in skipped[:5]))
         if padded:
-            log.warning("%d of %d recordings are shorter than one %.3g-s window and were padded (%s)",
-                        len(padded), len(kept), self.window_s, self.pad)
+            log.warning("%d of %d recordings are shorter than one %.3g-s window%s and were padded (%s)",
+                        len(padded), len(kept), self.window_s, TRIMMED if self.trim_db else "", self.pad)
         return WindowFeatures(
             features=_gathered(kept),
             file_index=np.concatenate([np.full(len(r.features), n, dtype=np.int64) for n, r in enumerate(kept)]),

@@ -16,8 +16,8 @@ import numpy as np
 from latentbridge.errors import DataError
 from latentbridge.io.levels import full_scale
 
-__all__ = ["MIN_WINDOW_SHARE", "PAD_MODES", "WindowBuffer", "WindowView", "check_recording_length", "check_windows",
-           "cut_windows"]
+__all__ = ["MIN_WINDOW_SHARE", "PAD_MODES", "TRIMMED", "WindowBuffer", "WindowView", "check_recording_length",
+           "check_windows", "cut_windows"]
 
 #: Pad modes of :func:`cut_windows` (``"none"``: no padding, partial windows are dropped).
 PAD_MODES: tuple[str, ...] = ("wrap", "constant", "reflect", "none")
@@ -28,6 +28,9 @@ PAD_MODES: tuple[str, ...] = ("wrap", "constant", "reflect", "none")
 #: are refused; recordings between that and one window are padded to one window with the
 #: model's pad mode (as in training), and callers report them.
 MIN_WINDOW_SHARE = 0.25
+#: said of a recording "shorter than one window" when its silence was trimmed first (audio.trim_db): a 3-s recording of
+#: three short bursts was "shorter than one 0.45-s window" with no word of why
+TRIMMED = " once trimmed of silence (audio.trim_db)"
 
 
 def shortest_recording(window: int, min_share: float = MIN_WINDOW_SHARE) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from latentbridge.io.windows import TRIMMED
 from latentbridge.training.fit import best_loss_text
 from latentbridge.utils import counted, paths_text
 
@@ -35,7 +36,8 @@ def model_card(cfg, anomaly: dict, data: dict, training: dict) -> str:
   {counted(data['n_train_files'], 'file')} / {counted(data['n_train_windows'], 'window')} for training,
   {counted(data['n_val_files'], 'file')} / {counted(data['n_val_windows'], 'window')} held out for calibration\
 {", the last part of each in time" if data.get('val_split') == 'time' else ""})
-- Skipped files: {len(data['skipped_files'])}; files shorter than one window (padded): {data.get('n_padded_files', 0)}
+- Skipped files: {len(data['skipped_files'])}; files shorter than one window{TRIMMED if cfg.audio.trim_db else ''} \
+(padded): {data.get('n_padded_files', 0)}
 - Stored as: {_codecs(data.get('codecs'))}
 
 ## Input

@@ -15,6 +15,7 @@ from latentbridge.data.survey import (band_centres_hz, band_content_warning, ban
                                       file_band_powers, files_below_band, header_warnings, level_warnings,
                                       profile_of_powers, resampled_top_warning)
 from latentbridge.errors import DataError
+from latentbridge.io.windows import TRIMMED
 from latentbridge.utils import file_names, listed
 
 if TYPE_CHECKING:
@@ -109,9 +110,10 @@ def _warn_padding(det: "Detector", wf: WindowFeatures) -> None:
     else:
         why = "their scores also measure the padding"
         fix = "fit with a window no longer than them (-o audio.window_s=...)"
-    log.warning("%d recording(s) shorter than the model's %.3g-s window were padded (%s), and the model was fitted on "
-                "none: %s (%s); %s to score them as the model's threshold expects", len(wf.padded),
-                det.cfg.audio.window_s, det.cfg.audio.pad, why, listed(file_names(wf.padded)), fix)
+    log.warning("%d recording(s) shorter than the model's %.3g-s window%s were padded (%s), and the model was fitted "
+                "on none: %s (%s); %s to score them as the model's threshold expects", len(wf.padded),
+                det.cfg.audio.window_s, TRIMMED if det.cfg.audio.trim_db else "", det.cfg.audio.pad, why,
+                listed(file_names(wf.padded)), fix)
 
 
 #: windows with at least this share of their frames digital silence, but not all, are named after scoring
