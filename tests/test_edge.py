@@ -8,6 +8,7 @@ equal the PyTorch detector's.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -520,7 +521,7 @@ def test_metadata_is_read_from_the_export(onnx_model, fitted_model):
     assert (scorer.sample_rate, scorer.window, scorer.hop, scorer.pad) == (SR, WINDOW, SR, "wrap")
 
 
-def test_export_after_a_sampled_score_says_what_the_graph_scores(files, fitted_model, tmp_path, capsys):
+def test_export_after_a_sampled_score_says_what_the_graph_scores(files, fitted_model, tmp_path, capsys, caplog):
     """After `calibrate --score elbo` the export scores reconstruction MSE (it said only its parity): edge scores
     then differ from `anomaly score`'s, and the export says so with the threshold it uses."""
     import shutil
@@ -537,6 +538,14 @@ def test_export_after_a_sampled_score_says_what_the_graph_scores(files, fitted_m
     assert "note: the graph scores mse (threshold" in out and "not the model's sampled 'elbo' score" in out
     assert main(["export", str(fitted_model), "--out", str(tmp_path / "plain.onnx")]) == 0
     assert "note:" not in capsys.readouterr().out
+    # its threshold then set by hand: none for MSE; said then, and the export's refusal names the calibration (it
+    # advised a refit)
+    with caplog.at_level(logging.WARNING):
+        assert main(["anomaly", "calibrate", str(model), "--threshold", "9000"]) == 0
+    assert "a threshold for 'elbo' set by hand leaves none for MSE" in caplog.text
+    assert main(["export", str(model), "--out", str(tmp_path / "m2.onnx")]) == 2
+    assert f"calibrate it on normal recordings (`latentbridge anomaly calibrate {model} NORMAL_DIR`)" \
+        in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("reader", ["soundfile", "stdlib"])

@@ -130,7 +130,9 @@ def _export(model_dir, task: str | None, out_path: Path, opset: int, n_parity: i
         score_name, threshold = "mse", float(anomaly["mse_threshold"])
     else:
         raise LatentbridgeError(f"model folder {model_dir}: the exported graph scores reconstruction MSE, but "
-                                f"the model was calibrated for '{det.method}' without an MSE threshold; refit")
+                                f"its threshold for '{det.method}' was set by hand, without one for MSE: calibrate it "
+                                f"on normal recordings (`latentbridge anomaly calibrate {model_dir} NORMAL_DIR`), "
+                                "which sets both")
     spec = det.spec
     meta = {
         "format": "latentbridge-onnx", "format_version": 2,

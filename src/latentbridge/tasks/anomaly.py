@@ -396,6 +396,10 @@ def _calibrate(model_dir: str | Path, normal_paths=None, *, threshold: float | N
         new["thresholds"] = {**(det.anomaly.get("thresholds") or {}), new["score"]: float(threshold)}
         # the thresholds measured last, for the next calibration's check of the sound (calibration_shift)
         new["measured_thresholds"] = det.anomaly.get("measured_thresholds") or det.anomaly.get("thresholds") or {}
+        if new["score"] in ("elbo", "iwae"):  # (export then refused the folder, advising a refit)
+            log.warning("%s: a threshold for %r set by hand leaves none for MSE, which an exported model (ONNX) "
+                        "scores: `latentbridge export` needs a calibration on normal recordings", model_dir,
+                        new["score"])
     else:
         ex = det.extractor()
         ex.refuse_below_band = True

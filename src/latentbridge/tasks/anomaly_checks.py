@@ -70,7 +70,8 @@ def calibration_shift(det: "Detector", info: dict, scores: np.ndarray) -> str | 
     by hand, the one measured before it is the reference (a hand-set 3.2 called the training recordings themselves
     "unlike the sound it was fitted on", in the log and the model card)."""
     score = info["score"]
-    if det.anomaly.get("method") == "manual":  # a threshold typed in says nothing of the sound: the last measured one
+    manual = det.anomaly.get("method") == "manual"
+    if manual:  # a threshold typed in says nothing of the sound: the last measured one (named so, the typed one beside)
         old = (det.anomaly.get("measured_thresholds") or {}).get(score)
     else:
         old = (det.anomaly.get("thresholds") or {}).get(score, det.threshold if score == det.method else None)
@@ -80,8 +81,10 @@ def calibration_shift(det: "Detector", info: dict, scores: np.ndarray) -> str | 
     if above < SHIFT_SHARE:
         return None
     new = float(info["threshold"])
-    ratio = f", {new / old:.3g} times the old one" if old > 0 else ""
-    return (f"the model scores {above:.0%} of the calibration windows above its threshold ({old:.4g}): it finds these "
+    ratio = f", {new / old:.3g} times {'that' if manual else 'the old one'}" if old > 0 else ""
+    which = (f"the threshold last measured on normal recordings ({old:.4g}; {det.threshold:.4g} was set by hand since)"
+             if manual else f"its threshold ({old:.4g})")
+    return (f"the model scores {above:.0%} of the calibration windows above {which}: it finds these "
             f"recordings unlike the sound it was fitted on, and the threshold set on them ({new:.4g}{ratio}) lets "
             "faults of that size pass as normal; if the sound has changed (another sensor, place, gain or machine), "
             "fit a model on it (`latentbridge anomaly fit`), or calibrate on normal recordings of the sound it was "
