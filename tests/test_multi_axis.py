@@ -601,11 +601,17 @@ def test_csv_columns_are_read_by_their_header_names(axes_data, axes_model, tmp_p
 
     from conftest import REPO
 
+    import shutil
+
+    for i in range(2):  # said for the first file, counted for the others (a line a file)
+        shutil.copy(tmp_path / "extra" / "logger.csv", tmp_path / "extra" / f"logger_{i}.csv")
     run = subprocess.run([sys.executable, "-m", "latentbridge.edge", str(onnx_path), str(tmp_path / "extra")],
                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
     assert run.returncode == 0, run.stderr
     assert "warning: " + str(tmp_path / "extra" / "logger.csv") + ": column(s) the model was not trained on left " \
            "out (rpm, temp)" in run.stderr, run.stderr
+    assert run.stderr.count("left out (rpm, temp)") == 2 and "warning: 2 more file(s) too: column(s) the model was " \
+           "not trained on left out (rpm, temp)" in run.stderr, run.stderr
 
 
 def test_training_csvs_are_aligned_by_their_header_names(axes_data, tmp_path, capsys):

@@ -61,6 +61,7 @@ without (or with damaged) latentbridge metadata
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -234,11 +235,12 @@ class EdgeScorer:
         Raises DataError naming the file for everything ``anomaly score`` refuses (here, or while the batches are
         read).
         """
-        blocks = open_recording(path, channel=self.channel,
-                                expect_channels=self.n_channels if self.channel == ALL_CHANNELS else None,
-                                csv_rate=self.csv_rate, columns=self.columns)
+        notes: list[str] = []
+        with _reader_notes(path, notes):
+            blocks = open_recording(path, channel=self.channel,
+                                    expect_channels=self.n_channels if self.channel == ALL_CHANNELS else None,
+                                    csv_rate=self.csv_rate, columns=self.columns)
         sr = blocks.sample_rate
-        notes = []
         if problem := rate_problem(sr, self.sample_rate):
             raise DataError(path, problem)
         if sr != self.sample_rate:
@@ -418,6 +420,31 @@ def _expand(arg: str) -> list[str]:
 COMMAND = "python -m latentbridge.edge"
 
 
+#: how a note that is a warning of the readers begins (said as a "warning:" line, not a "note:" one)
+WARNING = "warning: "
+
+
+@contextlib.contextmanager
+def _reader_notes(path, notes: list[str]):
+    """The reader's warnings of one file (sensor columns read by name, others left out) taken as its ``notes``, which
+    are said for the first file and counted for the others (a line a file, 8 for 8 CSVs)."""
+    logger = logging.getLogger("latentbridge.io.columns")
+
+    class Notes(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            text = record.getMessage()
+            notes.append(WARNING + (text[len(f"{path}: "):] if text.startswith(f"{path}: ") else text))
+
+    handler, propagate = Notes(), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
 def main(argv: list[str] | None = None) -> int:
     p = ArgumentParser(prog=COMMAND,
                        description="Score audio files with an exported latentbridge ONNX model "
@@ -472,15 +499,23 @@ def main(argv: list[str] | None = None) -> int:
             for note in res.notes:
                 noted[note] += 1
                 if noted[note] == 1:
-                    print(f"note: {f}: {note}", file=sys.stderr, flush=True)
+                    print(_said(note, f), file=sys.stderr, flush=True)
             if not scored:  # the threshold the decisions use, said once (and never when nothing is scored)
                 print(f"# threshold {scorer.threshold:.6g}")
                 scored = True
             print("\n".join(res.lines()), flush=True)
     for note, n in noted.items():
         if n > 1:
-            print(f"note: {n - 1} more file(s) too: {note}", file=sys.stderr, flush=True)
+            print(_said(note, f"{n - 1} more file(s) too"), file=sys.stderr, flush=True)
     return status
+
+
+def _said(note: str, about) -> str:
+    """A note's line about a file (or the count of other files it concerns): "note: ...", or "warning: ..." for the
+    readers' warnings (:func:`_reader_notes`)."""
+    if note.startswith(WARNING):
+        return f"{WARNING}{about}: {note[len(WARNING):]}"
+    return f"note: {about}: {note}"
 
 
 def _run() -> int:
