@@ -287,3 +287,15 @@ def test_a_full_disk_while_synthesising_is_named(tmp_path, capsys):
         assert main(["data", "synth", "machine", "--out", str(full / "syn"), "--n-train", "10", "--duration", "2"]) == 2
         assert "No space left on device (while writing" in capsys.readouterr().err
         assert sorted(p.name for p in full.iterdir()) == ["filler"]
+
+
+def test_a_command_given_under_another_is_named(capsys):
+    """`latentbridge anomaly export` said only "invalid choice: 'export'" with anomaly's four commands."""
+    with pytest.raises(SystemExit) as e:
+        main(["anomaly", "export", "run", "--out", "m.onnx"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'export'" in err and "(`export` is a command of its own: latentbridge export --help)" in err
+    with pytest.raises(SystemExit):
+        main(["anomaly", "bogus"])
+    assert "command of its own" not in capsys.readouterr().err

@@ -12,6 +12,10 @@ import sys
 _OWN_MESSAGE = frozenset({"device", "api_key", "out", "mz"})
 
 
+#: the CLI's commands (its parser fills it in): named where one is given under another command
+TOP_COMMANDS: set[str] = set()
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse's parser (the CLI's and the edge scorer's), whose usage errors also say how to pass a path that
     starts with '-' (MIMII's folders are named ``-6_dB_pump``): argparse reads it as an option, and said only "the
@@ -40,6 +44,10 @@ class ArgumentParser(argparse.ArgumentParser):
         if dashed:
             message += (f" ({dashed[0]} starts with '-', so it was read as an option: give it as ./{dashed[0]}, or put "
                         "-- after the options, before the paths)")
+        # a command of its own given under another (`anomaly export`: "invalid choice", no word of `export`)
+        found = re.search(r"invalid choice: '([^']+)'", message)
+        if found and found.group(1) in TOP_COMMANDS and self.prog.split()[1:]:
+            message += f" (`{found.group(1)}` is a command of its own: latentbridge {found.group(1)} --help)"
         super().error(message)
 
     def _match_arguments_partial(self, actions, arg_strings_pattern):

@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from latentbridge import __version__, utils
-from latentbridge.arguments import ArgumentParser
+from latentbridge.arguments import TOP_COMMANDS, ArgumentParser
 from latentbridge.errors import ConfigError, LatentbridgeError, interrupted_in, stdout_gone, user_error_text
 from latentbridge.interrupts import Terminated, on_sigterm, stopped
 from latentbridge.report.common import figure_options
@@ -266,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--count-scale", type=float, help="expected counts x this (higher: less Poisson noise)")
     st.add_argument("--dropout", type=float, help="share of pixels missing at random")
     st.add_argument("--no-imzml", action="store_true", help="write the arrays only")
+    TOP_COMMANDS.update(sub.choices)
     return p
 
 
