@@ -862,7 +862,9 @@ def test_a_rate_that_cannot_carry_the_windows_is_refused(tmp_path):
         build_windows(root, vib(window_s=10.0, hop_s=5.0), cache_dir=tmp_path / "cache")
     with pytest.raises(DataError, match=r"rec0\.csv: sample rate 0\.2 Hz.*upsample it 500 times.*milliseconds"):
         build_windows(root, vib(window_s=200.0, hop_s=100.0, resample_to=100.0), cache_dir=tmp_path / "cache")
-    assert bridge.MIN_WINDOW_SAMPLES == 16 and bridge.MAX_UPSAMPLING == 8.0
+    from latentbridge.data import bridge_rates
+
+    assert bridge_rates.MIN_WINDOW_SAMPLES == 16 and bridge_rates.MAX_UPSAMPLING == 8.0
     # a rate given (no time column): the hint leaves the time column out
     table_csv(csv, x.T)
     with pytest.raises(DataError, match=r"sample rate 0\.2 Hz.*would hold 2 samples") as e:
@@ -1456,3 +1458,22 @@ def test_warnings_of_a_build_are_said_again_from_the_cache(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):  # the same process: named once
         build_windows(root, vib(), cache_dir=tmp_path / "cache")
     assert not caplog.records
+
+
+def test_recordings_whose_vibration_lies_above_the_resampled_band_are_named(tmp_path, caplog):
+    """1-kHz recordings of a 150-250 Hz vibration under the preset's vibration.resample_to = 100: the model trained on
+    their noise floor (std 0.004 for 0.8), and a later folder's level was blamed on its units."""
+    rng = np.random.default_rng(0)
+    t = np.arange(5000) / 1000.0
+    for i, f in enumerate((150.0, 200.0, 250.0)):
+        wave = np.stack([np.sin(2 * np.pi * f * t + c) + 0.01 * rng.standard_normal(t.size) for c in range(3)])
+        write_vibration_csv(tmp_path / "hf" / "Data" / f"Test_0{i + 1}" / "rec0.csv", wave, 1000.0)
+    with caplog.at_level(logging.WARNING):
+        build_windows(tmp_path / "hf", vib(resample_to=100.0), cache_dir=tmp_path / "c")
+    assert re.search(r"hf: 3 of 3 recordings hold most of their vibration above 50 Hz \(median (99|100) % of its "
+                     r"energy\), which vibration.resample_to = 100 Hz removes: .* or null for their own rate \(1000 Hz\): "
+                     r"Test_01/rec0.csv, Test_02/rec0.csv, Test_03/rec0.csv", caplog.text), caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # the band kept: nothing said
+        build_windows(tmp_path / "hf", vib(resample_to=1000.0), cache_dir=tmp_path / "c")
+    assert "hold most of their vibration" not in caplog.text

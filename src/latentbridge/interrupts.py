@@ -3,7 +3,6 @@ said in one line with the exit code a shell expects (130, 143)."""
 
 from __future__ import annotations
 
-import contextlib
 import sys
 
 from latentbridge import utils
@@ -25,30 +24,6 @@ def on_sigterm() -> None:
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
             signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, _terminate)
-
-
-@contextlib.contextmanager
-def deferred():
-    """Ctrl-C and SIGTERM held back while the block runs (files renamed as a set: a model's weights and config.json,
-    which an interrupt between the two renames left apart, a folder refused for good), then raised as they came. In
-    the main thread only (signals reach no other)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    came: list[int] = []
-    old = {s: signal.signal(s, lambda signum, frame: came.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-        if came:
-            if came[0] == signal.SIGTERM and old[signal.SIGTERM] is _terminate:
-                raise Terminated()
-            signal.raise_signal(came[0])  # as if it came now: its own handler (Ctrl-C: KeyboardInterrupt)
 
 
 def stopped(e: KeyboardInterrupt, args) -> int:

@@ -517,3 +517,27 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
                 shutil.rmtree(tmp, ignore_errors=True)
     finally:
         lock.release()
+
+
+@contextlib.contextmanager
+def interrupts_held():
+    """Ctrl-C and SIGTERM held back while the block runs (files renamed as a set: a model's weights and config.json,
+    which an interrupt between the two renames left apart, a folder refused for good), then handled as they came, by
+    the handlers they had. In the main thread only (signals reach no other)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+    old = {s: signal.signal(s, lambda signum, frame: came.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if came and callable(handler := old[came[0]]):
+            handler(came[0], None)  # (Ctrl-C: KeyboardInterrupt; the CLI's SIGTERM: its interrupt)
+        elif came and handler == signal.SIG_DFL:
+            signal.raise_signal(came[0])

@@ -41,7 +41,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,9 +49,11 @@ import numpy as np
 
 from latentbridge.errors import ConfigError, DataError
 from latentbridge.io import cut_windows, resample
+from latentbridge.io.resampling import share_above
 from latentbridge.io.audio import MAX_SAMPLE, too_large
 from latentbridge.data.bridge_layout import TestRecord, _warn_once, discover, read_masks
 from latentbridge.data.bridge_columns import ChannelOrder
+from latentbridge.data.bridge_rates import RATE_RTOL, check_rate, removed_warning, report_rates, training_rate_text
 from latentbridge.io.columns import model_order
 from latentbridge.io.matfile import read_mat_vibration
 from latentbridge.io.notes import reading_set
@@ -69,7 +70,6 @@ CACHE_VERSION = 8  # 2: soxr resampling (io.resample) instead of resample_poly; 
 # 4: sensor columns matched by their header names across files (ChannelOrder); 5: their names kept (channel_names);
 # 6: the build's warnings kept (said again on a cache hit); 7: the columns most recordings name as the reference
 # (the first recording's before), each channel's constant offset taken out; 8: vibration.channels read by name
-_RATE_RTOL = 1e-4
 _CACHE_FILES = ("masks", "segments", "test_ids", "has_mask", "starts_s", "sources")
 
 
@@ -297,7 +297,8 @@ def _keeping_warnings():
 
 def read_recording(path: str | Path, vib, rates_read: dict | None = None,
                    names: list | None = None, pick_names: list[str] | None = None,
-                   fallback_rate: float | None = None, rate_from: list | None = None) -> tuple[np.ndarray, float]:
+                   fallback_rate: float | None = None, rate_from: list | None = None,
+                   removed: dict | None = None) -> tuple[np.ndarray, float]:
     """One vibration CSV or .mat file as the model reads it: ``(wave (C, T) float32, rate)`` with the
     config's ``sample_rate`` (for CSVs without a time column) and ``channels``, resampled to
     ``resample_to`` when set (``vib``: a :class:`~latentbridge.config.sections.VibrationConfig`);
@@ -323,30 +324,10 @@ def read_recording(path: str | Path, vib, rates_read: dict | None = None,
     if not (peak := float(np.abs(wave).max(initial=0.0))) <= MAX_SAMPLE:  # NaN predictions: a 500, a traceback
         raise too_large(path, peak)
     if vib.resample_to is not None:
+        if removed is not None and vib.resample_to < sr:  # (path -> the share of its energy resampling removes)
+            removed[Path(path)] = share_above(wave, sr, vib.resample_to / 2)
         wave, sr = resample(wave, sr, float(vib.resample_to)), float(vib.resample_to)
     return wave, float(sr)
-
-
-#: the fewest samples a window may hold at a recording's own rate, and the most a recording may be upsampled
-MIN_WINDOW_SAMPLES, MAX_UPSAMPLING = 16, 8.0
-
-
-def check_rate(sample_rate: float, vib, path) -> None:
-    """Refuse a rate that cannot carry the configured windows: fewer than :data:`MIN_WINDOW_SAMPLES` samples per
-    window, or ``resample_to`` more than :data:`MAX_UPSAMPLING` times the recording's rate (most of the model's band
-    would be empty). Both are what a time column in milliseconds read as seconds, or a rate given in kHz, look like;
-    unchecked they run the upsampling out of memory."""
-    sr = float(sample_rate)
-    hint = ("" if vib.sample_rate is not None and float(vib.sample_rate) == sr else  # the rate given, not a time column
-            "if the time column is in milliseconds, name it so (e.g. 'time_ms'); ") + \
-        "a rate given with --sample-rate or vibration.sample_rate is in Hz"
-    if vib.window_s * sr < MIN_WINDOW_SAMPLES:
-        raise DataError(path, f"sample rate {sr:g} Hz: a {vib.window_s:g}-s window (vibration.window_s) would hold "
-                              f"{vib.window_s * sr:.3g} samples (at least {MIN_WINDOW_SAMPLES}); {hint}")
-    if vib.resample_to is not None and float(vib.resample_to) > MAX_UPSAMPLING * sr:
-        raise DataError(path, f"sample rate {sr:g} Hz: resampling to {float(vib.resample_to):g} Hz "
-                              f"(vibration.resample_to) would upsample it {float(vib.resample_to) / sr:.3g} times (at "
-                              f"most {MAX_UPSAMPLING:g}), leaving most of the model's band empty; {hint}")
 
 
 def _short_recordings(waves: dict, window: int, sr: float, window_s: float, root: Path) -> set[Path]:
@@ -380,33 +361,6 @@ def recording_windows(wave: np.ndarray, sample_rate: float, window_s: float, hop
                               f"{window} samples")
     segs, starts = cut_windows(wave, window, hop, pad="none", name=name)
     return segs.astype(np.float32, copy=False), starts.astype(np.float64) / sr
-
-
-def training_rate_text(where, n: int, of: int, rate: float) -> str:
-    """What is said of ``n`` of ``of`` new recordings that give no rate (no time column), read at the rate a model was
-    trained at (``vibration.sample_rate``): they may come from another logger."""
-    return (f"{where}: {n} of {of} recording(s) give no sample rate (no time column): read at {rate:g} Hz, the rate "
-            "the model's training recordings were given (vibration.sample_rate); --sample-rate gives theirs")
-
-
-def _report_rates(own: dict[Path, float], rate: float, root: Path) -> None:
-    """Say at which rates the recordings were written and to which they were resampled: a warning when the
-    rates differ between files (a set mixed from two loggers, or a rate read wrong), else one info line."""
-    counts = Counter(f"{r:.5g}" for r in own.values()).most_common()
-    at = ", ".join(f"{k} Hz x{n}" for k, n in counts)
-    resampled = any(abs(r - rate) > _RATE_RTOL * rate for r in own.values())
-    line = f"{root}: {len(own)} recordings at {at}" + (f", resampled to {rate:g} Hz" if resampled else "")
-    if len(counts) > 1:
-        first = next(p for p, r in own.items() if f"{r:.5g}" != counts[0][0])
-        log.warning("%s (the recordings' rates differ: %s is one of the others)", line, first)
-    else:
-        log.info(line)
-    if up := [r for r in own.values() if r < 0.95 * rate]:  # 25-Hz recordings for a 100-Hz model (5 % of it or more)
-        low = min(up)
-        _warn_once("%s: %d recording(s) upsampled to %g Hz (from %g Hz at the lowest): nothing above %g Hz in them, "
-                   "%.0f %% of the band the windows hold empty, where a model of recordings at %g Hz reads it (a "
-                   "time column in milliseconds read as seconds gives such a rate: name it so, e.g. 'time_ms')",
-                   root, len(up), rate, low, low / 2, 100 * (1 - low / rate), rate)
 
 
 def folder_files(root, tests=None) -> list[Path]:
@@ -475,26 +429,28 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache, pick_names: list[str] | 
         read_vib = vib if positions is None else vib.model_copy(update={"channels": None})
         order = ChannelOrder(model_columns, whole=not pick_names, positions=positions)
         rate_from: list[str] = []
+        removed: dict[Path, float] = {}
         for r in records:
             per_file = []
             for p in r.csv_files:
                 names: list[str] = []
-                wave, sr = read_recording(p, read_vib, own, names, pick_names, fallback_rate, rate_from)
+                wave, sr = read_recording(p, read_vib, own, names, pick_names, fallback_rate, rate_from, removed)
                 per_file.append((p, wave, sr))
                 order.note(p, names)
             srs = {p.name: s for p, _, s in per_file}
             ref = per_file[0][2]
-            if any(abs(s - ref) > _RATE_RTOL * ref for s in srs.values()):
+            if any(abs(s - ref) > RATE_RTOL * ref for s in srs.values()):
                 raise DataError(root / "Data" / r.test_id, "recordings of one test have different sample rates (Hz): "
                                 + _fmt_groups({k: f"{v:g}" for k, v in srs.items()}) + "; set vibration.resample_to")
             waves[r.test_id] = [(p, w) for p, w, _ in per_file]
             rates[r.test_id] = ref
         ref_rate = next(iter(rates.values()))
-        if any(abs(s - ref_rate) > _RATE_RTOL * ref_rate for s in rates.values()):
+        if any(abs(s - ref_rate) > RATE_RTOL * ref_rate for s in rates.values()):
             raise DataError(root, "tests have different sample rates (Hz: tests): "
                             + _fmt_groups({k: f"{v:g}" for k, v in rates.items()}) + "; set vibration.resample_to")
         sr = float(ref_rate)
-        _report_rates(own, sr, root)
+        report_rates(own, sr, root)
+        removed_warning(removed, own, vib, root)
         if n := rate_from.count("fallback"):
             _warn_once("%s", training_rate_text(root, n, len(own), fallback_rate))
         order.settle()  # the channels matched by name (columns in another order, or more of them, aligned)

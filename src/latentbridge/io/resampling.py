@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["resample", "resampled_blocks"]
+__all__ = ["resample", "resampled_blocks", "share_above"]
 
 
 def resample(x: np.ndarray, orig_sr: float, target_sr: float, axis: int = -1) -> np.ndarray:
@@ -61,3 +61,19 @@ def resampled_blocks(blocks, orig_sr: float, target_sr: float, channels: int):
         close = getattr(inner, "close", None)
         if close is not None:
             close()
+
+
+def share_above(x: np.ndarray, sample_rate: float, hz: float, segment: int = 4096, n_segments: int = 64) -> float:
+    """The share of ``x``'s energy (``(C, T)`` or ``(T,)``, its mean taken out) above ``hz``: what resampling to
+    ``2 * hz`` removes. Measured on up to ``n_segments`` Hann-windowed segments spread over the recording (a long
+    one is not transformed whole); 0 for a silent one."""
+    x = np.atleast_2d(np.asarray(x, dtype=np.float32))
+    n = min(segment, x.shape[-1])
+    if n < 2 or hz >= sample_rate / 2:
+        return 0.0
+    starts = np.unique(np.linspace(0, x.shape[-1] - n, min(n_segments, max(1, x.shape[-1] // n))).astype(int))
+    segs = np.stack([x[:, i:i + n] for i in starts], axis=1)
+    segs = (segs - segs.mean(axis=-1, keepdims=True)) * np.hanning(n).astype(np.float32)
+    power = (np.abs(np.fft.rfft(segs, axis=-1)) ** 2).sum(axis=(0, 1))
+    total = float(power.sum())
+    return float(power[np.fft.rfftfreq(n, 1.0 / sample_rate) > hz].sum() / total) if total > 0 else 0.0

@@ -555,7 +555,8 @@ def windows_of_recording(vibration, spec, path: str | Path, channel_names: list[
     training (``vibration``: the config section; ``spec``: the model's saved transform; ``channel_names``: the
     sensor columns it was trained on, in its order: a file naming them in another order is read in the model's;
     ``sample_rate``: of a CSV without a time column, :func:`new_data_rates`)."""
-    from latentbridge.data.bridge import model_picks, read_recording, recording_windows, training_rate_text
+    from latentbridge.data.bridge import model_picks, read_recording, recording_windows
+    from latentbridge.data.bridge_rates import training_rate_text
     from latentbridge.io.levels import constant_channels
     from latentbridge.io.columns import model_order
 
