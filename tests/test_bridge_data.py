@@ -1471,8 +1471,8 @@ def test_recordings_whose_vibration_lies_above_the_resampled_band_are_named(tmp_
     with caplog.at_level(logging.WARNING):
         build_windows(tmp_path / "hf", vib(resample_to=100.0), cache_dir=tmp_path / "c")
     assert re.search(r"hf: 3 of 3 recordings hold most of their vibration above 50 Hz \(median (99|100) % of its "
-                     r"energy\), which vibration.resample_to = 100 Hz removes: .* or null for their own rate \(1000 Hz\): "
-                     r"Test_01/rec0.csv, Test_02/rec0.csv, Test_03/rec0.csv", caplog.text), caplog.text
+                     r"energy\), which vibration.resample_to = 100 Hz removes: .* or null for their own rate "
+                     r"\(1000 Hz\): Test_01/rec0.csv, Test_02/rec0.csv, Test_03/rec0.csv", caplog.text), caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING):  # the band kept: nothing said
         build_windows(tmp_path / "hf", vib(resample_to=1000.0), cache_dir=tmp_path / "c")

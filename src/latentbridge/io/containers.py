@@ -32,8 +32,9 @@ def declared_frames_of(path: Path, layout: WavLayout | None) -> int | None:
 
 def declared_container_frames(path: str | Path) -> int | None:
     """Frames the header of ``path`` declares (AIFF/AIFC: the COMM chunk's count; AU: the data size over the frame
-    size; Wave64: the data chunk's size over the block size; RF64: the ds64 chunk's data size over the block size); None for other files, or
-    where the header does not say (an AU written as a stream, a compressed AU, an unexpected layout)."""
+    size; Wave64: the data chunk's size over the block size; RF64: the ds64 chunk's data size over the block size);
+    None for other files, or where the header does not say (an AU written as a stream, a compressed AU, an
+    unexpected layout)."""
     path = Path(path)
     if path.suffix.lower() not in CONTAINER_SUFFIXES:
         return None

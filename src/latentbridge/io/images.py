@@ -345,9 +345,9 @@ def _to_8_bits(a: np.ndarray, mode: str, bits: int | None = None,
                value_range: tuple[float, float] | None = None) -> np.ndarray:
     """Grey levels of a 16-bit (or 32-bit integer) image over the range of its bit depth: 10, 12 or 14 bits when
     its values fit (scanners and cameras store those in 16-bit PNGs: over the 16-bit range a 12-bit scan read
-    as 16 of 255, nearly black), 8 bits when they stop at 255, else 16 bits; of a float image over [0, 1]; beyond those (floats outside [0, 1],
-    integers above 16 bits or below 0: signed, CT in Hounsfield units read every negative value as 0) over their own
-    range; over ``value_range``, a set's, when it is given; as uint8."""
+    as 16 of 255, nearly black), 8 bits when they stop at 255, else 16 bits; of a float image over [0, 1]; beyond
+    those (floats outside [0, 1], integers above 16 bits or below 0: signed, CT in Hounsfield units read every
+    negative value as 0) over their own range; over ``value_range``, a set's, when it is given; as uint8."""
     a = np.nan_to_num(a.astype(np.float64))
     if value_range is not None and value_range[0] <= a.min() and a.max() <= value_range[1]:
         lo, hi = value_range[0], max(value_range[1], value_range[0] + 1e-12)

@@ -107,7 +107,8 @@ def _write(folder: Path, tensors: dict[str, torch.Tensor], info: dict, card: str
     from latentbridge.outputs import interrupts_held
 
     data = _config_bytes(info)
-    with interrupts_held(), atomic_path(folder / CONFIG_NAME) as config, atomic_path(folder / WEIGHTS_NAME) as weights, \
+    with interrupts_held(), atomic_path(folder / CONFIG_NAME) as config, \
+            atomic_path(folder / WEIGHTS_NAME) as weights, \
             (nullcontext() if card is None else atomic_path(folder / CARD_NAME)) as card_path:
         if card_path is not None:
             card_path.write_text(card, encoding="utf-8", errors="backslashreplace")  # (a name that is not UTF-8)
