@@ -3,6 +3,7 @@
 import csv
 import shutil
 import json
+import logging
 import math
 import re
 
@@ -183,7 +184,7 @@ def _clips(folder, n: int, rate: int):
     return folder
 
 
-def test_a_mel_autoencoder_of_one_channel_evaluates(tmp_path):
+def test_a_mel_autoencoder_of_one_channel_evaluates(tmp_path, caplog):
     """``audio.channel: 1`` of stereo recordings: evaluate scored its windows as (N, 1, L) against (N, L) rebuilt ones
     (a traceback, exit 1); the channel's own figures."""
     import soundfile as sf
@@ -200,6 +201,17 @@ def test_a_mel_autoencoder_of_one_channel_evaluates(tmp_path):
     assert main(["evaluate", str(tmp_path / "run"), "--out", str(tmp_path / "ev")]) == 0
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert m["n_windows"] > 0 and np.isfinite(m["mel_mse"]) and np.isfinite(m["si_sdr_db"])
+    assert "changed" not in m["data"]
+    # recordings made again under the same names: they were evaluated as its held-out ones without a word
+    for i in range(4):
+        sf.write(d / f"s{i}.wav", np.stack([0.3 * np.sin(2 * np.pi * 500 * t)] * 2, 1)[:-800].astype(np.float32),
+                 16000)
+    with caplog.at_level(logging.WARNING):
+        assert main(["evaluate", str(tmp_path / "run"), "--out", str(tmp_path / "ev2")]) == 0
+    assert "the run's data changed since it was trained (4 of another size" in caplog.text
+    assert "its held-out recordings, by name, may be other recordings" in caplog.text
+    assert "(the data changed since training: 4 of another size" in \
+        json.loads((tmp_path / "ev2" / "metrics.json").read_text())["data"]
 
 
 def test_validation_copies_of_training_clips_are_named(tmp_path, caplog):

@@ -245,6 +245,13 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
         if not files:
             log.warning("no held-out files recorded: evaluating on the training recordings (optimistic)")
             files, source, from_s = audio_files(cfg), "training files (no held-out files)", None
+        else:  # recordings made again under the same names were scored as the held-out ones without a word
+            from latentbridge.training.fit import held_out_changed
+
+            try:
+                source += held_out_changed(saved.path, audio_files(cfg), "recordings")
+            except (DataError, ConfigError):  # its training folder gone (a run moved alone): its files are checked
+                pass
     missing = [f for f in files if not f.exists()]
     if missing:
         raise DataError(missing[0], f"evaluation recording missing ({len(missing)} of {len(files)}); pass --data DIR")

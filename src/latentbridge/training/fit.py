@@ -283,14 +283,14 @@ def _below_common(listing: dict[str, int]) -> tuple[str, dict[str, int]]:
     return top, {os.path.relpath(k, top): v for k, v in listing.items()}
 
 
-def held_out_changed(folder: Path, files) -> str:
-    """Warn where the data a run is evaluated on by its own held-out split changed since it trained (the states of
-    the split's names may be other recordings: data made again in its place was scored as the held-out states
-    without a word). What the evaluation's scope adds (nothing where unchanged)."""
+def held_out_changed(folder: Path, files, what: str = "states") -> str:
+    """Warn where the data a run is evaluated on by its own held-out split changed since it trained (the states, or
+    recordings: ``what``, of the split's names may be other recordings: data made again in its place was scored as
+    the held-out ones without a word). What the evaluation's scope adds (nothing where unchanged)."""
     if not (said := data_changes(folder, files)):
         return ""
-    log.warning("%s: the run's data changed since it was trained (%s): its held-out states, by name, may be other "
-                "recordings than those it held out, and its training states may be among them", folder, said)
+    log.warning("%s: the run's data changed since it was trained (%s): its held-out %s, by name, may be other "
+                "recordings than those it held out, and its training %s may be among them", folder, said, what, what)
     return " (the data changed since training: " + said + ")"
 
 
