@@ -530,14 +530,16 @@ def test_fit_with_no_options_is_the_level_aware_neighbour_detector(machine_data,
 def test_training_settings_a_closed_form_model_does_not_read_are_named(machine_data, feature_cache, tmp_path,
                                                                         caplog):
     # (accepted without a word: a user who asked for 50 epochs at lr 0.01 got the neighbour detector's one fit)
-    for i, args in enumerate((["-o", "train.max_epochs=50", "-o", "train.lr=0.01", "-o", "train.seed=3"], [])):
+    # (a run's own config.yaml, which lists every key at its default, named them all, advising another model)
+    for i, args in enumerate((["-o", "train.max_epochs=50", "-o", "train.lr=0.01", "-o", "train.seed=3"], [],
+                              ["--config", str(tmp_path / "m1" / "config.yaml")])):
         caplog.clear()
         assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(tmp_path / f"m{i}"),
                      *args]) == 0
         named = [r.getMessage() for r in caplog.records if "not used: model" in r.getMessage()]
         assert named == (["train.max_epochs, train.lr not used: model knn_stats is fitted in closed form, without "
                           "training steps (a trained model reads them: -o model.name=mel_vae, or a preset such as "
-                          "configs/anomaly_vae.yaml)"] if args else []), named
+                          "configs/anomaly_vae.yaml)"] if i == 0 else []), named
 
 
 def test_synthetic_anomalies_change_every_window():
@@ -937,3 +939,22 @@ def test_windows_of_digital_silence_in_every_recording_are_not_called_copies(tmp
                      "audio.trim_db=null", "-o", "audio.window_s=0.2", "-o", "audio.hop_s=0.1"]) == 0
     assert "windows of digital silence, alike in every recording" in caplog.text, caplog.text
     assert "copies of them" not in caplog.text
+
+
+def test_the_printed_default_config_fits_as_the_defaults_do(tmp_path, capsys, feature_cache):
+    """`latentbridge config > c.yaml` printed every audio and feature key, so a fit from it chose nothing: 16 kHz and
+    n_fft 1024 for 8-kHz recordings, where the fit without it chose 8 kHz and 512. The keys the survey chooses are
+    left out, said in a comment."""
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        _write(tmp_path / "d" / f"{i}.wav", 2.0, 8000, rng)
+    assert main(["config"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("# audio.auto: the audio and feature settings not given here are chosen from the data")
+    (tmp_path / "c.yaml").write_text(printed)
+    chosen = []
+    for i, extra in enumerate(([], ["--config", str(tmp_path / "c.yaml")])):
+        assert main(["anomaly", "fit", str(tmp_path / "d"), "--out", str(tmp_path / f"m{i}"), *extra]) == 0
+        cfg = json.loads((tmp_path / f"m{i}" / "config.json").read_text())["config"]
+        chosen.append((cfg["audio"]["sample_rate"], cfg["features"]["n_fft"]))
+    assert chosen[0] == chosen[1] and chosen[0][0] == 8000

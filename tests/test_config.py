@@ -309,7 +309,8 @@ def test_a_key_given_twice_and_yes_no_for_a_number_are_refused(tmp_path):
         with pytest.raises(ConfigError, match=r"is a yes/no value .* not a number"):
             load_config(None, [override])
     # a section switched off as a whole: its keys named (it read "not a number")
-    with pytest.raises(ConfigError, match=r"recorded: false is a yes/no value, and recorded a section of settings "
+    with pytest.raises(ConfigError, match=r"'first_stage\.recorded': false is a yes/no value, and recorded a section of "
+                                          r"settings "
                                           r"\(copies, share, epochs, lr, batch_size\): set those, e\.g\. -o \.\.\. "
                                           r"recorded\.copies=VALUE"):
         load_config(ROOT / "configs" / "mld_avdigits.yaml", ["first_stage.recorded=false"])
@@ -336,11 +337,11 @@ def test_train_devices_in_a_config_are_checked_as_the_flag_is():
     assert load_config(None, ["train.devices=auto"]).train.devices == "auto"
     assert load_config(None, ["train.devices=0,1"]).train.devices == "0,1"
     for value in ("inf", "-Infinity", "nan", ".inf"):  # "inf" is text to YAML: `config` printed lr: .inf
-        with pytest.raises(ConfigError, match=r"lr: must be a finite number"):
+        with pytest.raises(ConfigError, match=r"'train\.lr': must be a finite number"):
             load_config(None, [f"train.lr={value}"])
     assert load_config(None, ["train.lr=1e-3"]).train.lr == 1e-3
     for bad in ("0", "-1", "many", "1000000000000"):
-        with pytest.raises(ConfigError, match=r"train\.devices': Value error, devices must be a number of devices, 1 "
+        with pytest.raises(ConfigError, match=r"train\.devices': devices must be a number of devices, 1 "
                                               r"to 1024, 'auto' or GPU indices \(0,1\)"):
             load_config(None, [f"train.devices={bad}"])
 
@@ -393,3 +394,28 @@ def test_a_stage_built_from_its_own_preset_over_a_preset_s_stage(tmp_path):
     assert stage["model"]["fusion"] == "poe" and "poe" in stage["description"] and stage["train"]["max_epochs"] == 3
     assert load_config(ROOT / "configs" / "mld_bridge.yaml").first_stage.stages["multimodal"]["model"]["fusion"] == \
         "moe"  # the preset's own
+
+
+def test_validation_messages_name_the_key_the_user_gave():
+    """Union branches read as keys ('train.num_threads.literal['all']'), a section's check printed pydantic's wording
+    and the whole section, 1e3 (text to YAML) was "unable to parse string", "did you mean" offered the key typed, a
+    number past 2**63 passed to a traceback, and an -o mapping naming another model merged into the old one."""
+    conv = ROOT / "configs" / "image_ae_conv.yaml"
+
+    def problems(*overrides) -> str:
+        with pytest.raises(ConfigError) as e:
+            load_config(conv, list(overrides))
+        return e.value.problems
+
+    assert problems("train.num_threads=abc") == "'train.num_threads': Input should be a valid integer, unable to " \
+        "parse string as an integer or Input should be 'all' (got 'abc')"
+    assert problems("train.lr=.inf") == "'train.lr': must be a finite number, got inf"
+    assert "(YAML reads 1e3 as text: write the number in full, 1000)" in problems("train.max_epochs=1e3")
+    said = problems("model.hidden_dims=[1]")
+    assert "did you mean" not in said and "is a key of model.name image_dense_ae" in said
+    for key in ("train.batch_size", "model.latent_dim", "train.max_epochs"):
+        assert problems(f"{key}=99999999999999999999") == f"'{key}': 99999999999999999999 is too large (at most " \
+                                                          f"{2 ** 53})"
+    cfg = load_config(conv, ["model={name: image_dense_ae, latent_dim: 8}"])
+    assert cfg.model.name == "image_dense_ae" and cfg.model.latent_dim == 8
+    assert load_config(conv, ["model={latent_dim: 9}"]).model.channels == load_config(conv).model.channels

@@ -359,7 +359,7 @@ def _cmd_analyze(args) -> int:
 def _cmd_config(args) -> int:
     from latentbridge.config import dump_yaml, load_config
 
-    print(dump_yaml(load_config(args.config, args.override)), end="")
+    print(dump_yaml(load_config(args.config, args.override), surveyed=True), end="")
     return 0
 
 

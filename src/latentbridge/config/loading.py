@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,8 @@ def apply_overrides(raw: dict, overrides: list[str] | None) -> dict:
         if parts[-1] in COMPOSE_KEYS:  # presets are composed when a file is read, before any -o (an unknown key)
             raise ConfigError(f"override '{text}': '{parts[-1]}' is read in a config file only; write the presets in "
                               "one (its own base: ...), or give the settings they hold with -o one by one")
-        if isinstance(value, dict) and isinstance(old := _at(out, parts), dict):
+        if isinstance(value, dict) and isinstance(old := _at(out, parts), dict) \
+                and old.get("name") in (None, value.get("name", old.get("name"))):  # (another name: anew)
             value = deep_merge(old, value)
         elif (text, parts, value) in renames and isinstance(section := _at(out, parts[:-1]), dict) \
                 and section.get("name") not in (None, value):
@@ -279,22 +281,33 @@ def _suggestion(loc: list[str], roots: tuple) -> str:
         classes = below or classes
         top = top or (tagged if len(roots) > 1 else list(roots))
     close = difflib.get_close_matches(loc[-1], sorted({k for c in classes for k in c.model_fields}), n=1, cutoff=0.75)
-    if close:
+    if close and close[0] != loc[-1]:  # (the key itself, another variant's: "did you mean" the key typed)
         return f" (did you mean '{close[0]}'?)"
     elsewhere = sorted({f"{name}.{k}" for c in top for name, f in c.model_fields.items()
                         for s in _sections(f.annotation)
-                        for k in difflib.get_close_matches(loc[-1], list(s.model_fields), n=1, cutoff=0.9)})
+                        for k in difflib.get_close_matches(loc[-1], list(s.model_fields), n=1, cutoff=0.9)
+                        if not (name in loc and k == loc[-1])})  # (the key typed, another variant's)
     return f" (did you mean {' / '.join(repr(e) for e in elsewhere[:3])}?)" if len(loc) > 2 and elsewhere else ""
 
 
 def validation_problems(err: ValidationError, tags: set[str] = frozenset(), roots: tuple = ()) -> str:
     """:func:`format_validation_error` without its source; ``roots``: the config classes validated (an unknown key's
     closest known one is suggested)."""
-    lines = []
+    lines, by_key = [], {}
     for e in err.errors():
         raw = [str(p) for p in e["loc"]]
-        loc = [p for i, p in enumerate(raw) if not (p in tags and (i == 0 or raw[i - 1] in ("model", "augment")))]
+        loc = [p for i, p in enumerate(raw) if not (p in tags and (i == 0 or raw[i - 1] in ("model", "augment")))
+               and not _UNION_BRANCH.fullmatch(p)]  # (a union's branches: 'train.num_threads.literal['all']')
         key = ".".join(loc) or "(top level)"
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        if e["type"] == "value_error" and isinstance(e.get("input"), dict) and (named := re.match(r"(\w+): ", msg)):
+            lines.append(f"'{key}.{named.group(1)}': {msg[named.end():]}")  # a section's check of one of its keys (it
+            continue  # printed pydantic's wording and the whole section)
+        if e["type"] == "int_parsing" and re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", str(e.get("input"))):
+            msg += " (YAML reads 1e3 as text: write the number in full, 1000)"
+        if key in by_key and e["type"] not in ("extra_forbidden", "union_tag_invalid", "union_tag_not_found"):
+            lines[by_key[key]] = lines[by_key[key]].replace(" (got ", f" or {msg} (got ", 1)  # a union's branches
+            continue
         if e["type"] == "extra_forbidden":
             lines.append(f"unknown key '{key}'" + _suggestion(raw, roots))
         elif e["type"] == "union_tag_invalid":
@@ -304,10 +317,15 @@ def validation_problems(err: ValidationError, tags: set[str] = frozenset(), root
         elif e["type"] == "union_tag_not_found":
             lines.append(f"'{key}': missing the key '{e.get('ctx', {}).get('discriminator', 'name')}'")
         elif not loc:  # a check across keys: its message names them, the input is the whole config
-            lines.append(str(e["msg"]).removeprefix("Value error, "))
+            lines.append(msg)
         else:
-            lines.append(f"'{key}': {e['msg']} (got {e.get('input')!r})")
+            by_key[key] = len(lines)
+            lines.append(f"'{key}': {msg} (got {e.get('input')!r})")
     return "; ".join(lines)
+
+
+#: a union branch pydantic puts in an error's location (``int``, ``str``, ``literal['all']``), no key of a config
+_UNION_BRANCH = re.compile(r"(int|float|str|bool|none|[\w-]+\[.*\])")
 
 
 def dump_yaml_dict(d: dict) -> str:

@@ -23,6 +23,10 @@ def _takes_bool(annotation) -> bool:
     return any(isinstance(a, bool) or _takes_bool(a) for a in get_args(annotation))
 
 
+#: the largest whole number a config takes (2**53: counts, sizes and seeds far below it; floats hold it exactly)
+MAX_INT = 2 ** 53
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -41,6 +45,9 @@ class Section(BaseModel):
                                                        "=VALUE" if keys else ": set its keys one by one"))
                     raise ValueError(f"{name}: {str(value).lower()} is a yes/no value (YAML reads true/false, yes/no "
                                      "and on/off so), not a number")
+                if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:  # (a batch size
+                    # of 1e20 passed, then a traceback: islice, torch.zeros overflowing; max_epochs ran without end)
+                    raise ValueError(f"{name}: {value} is too large (at most {MAX_INT})")
                 if field is not None and field.annotation in (float, float | None) and not _finite(value):
                     # (train.lr: .inf trained NaNs to a traceback; "inf", a word to YAML, passed `config` as one)
                     raise ValueError(f"{name}: must be a finite number, got {value}")

@@ -594,7 +594,19 @@ def config_to_dict(cfg: Workflow) -> dict:
     return cfg.model_dump(mode="json")
 
 
-def dump_yaml(cfg: Workflow) -> str:
+def dump_yaml(cfg: Workflow, surveyed: bool = False) -> str:
+    """``cfg`` as YAML. ``surveyed`` (``latentbridge config``): for an anomaly detector with ``audio.auto``, the audio
+    and feature keys it does not set are left out, with a comment saying so: the survey of the data chooses them at
+    fit, and written out they are set, so a fit from the printed config chose nothing (another rate and n_fft than
+    the same fit without it)."""
     from latentbridge.config.loading import dump_yaml_dict
 
-    return dump_yaml_dict(config_to_dict(cfg))
+    raw = config_to_dict(cfg)
+    audio = getattr(cfg, "audio", None)
+    if not (surveyed and cfg.task == "anomaly" and getattr(audio, "auto", False)):  # (only `anomaly fit` surveys)
+        return dump_yaml_dict(raw)
+    for name in ("audio", "features"):
+        given = getattr(cfg, name).model_fields_set | ({"auto"} if name == "audio" else set())
+        raw[name] = {k: v for k, v in raw[name].items() if k in given}
+    return ("# audio.auto: the audio and feature settings not given here are chosen from the data by `anomaly fit` (it "
+            "says which and why)\n" + dump_yaml_dict(raw))

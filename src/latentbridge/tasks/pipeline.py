@@ -56,7 +56,9 @@ class TrainingRun:
         if is_launched_child():  # nothing to share between processes: the main process fits
             self.outcome = None
             return None
-        if unused := [f"train.{k}" for k in GRADIENT_KEYS if k in self.cfg.train.model_fields_set]:
+        t = self.cfg.train  # keys set to other values than their defaults (a run's own config.yaml lists them all)
+        if unused := [f"train.{k}" for k in GRADIENT_KEYS if k in t.model_fields_set
+                      and getattr(t, k) != type(t).model_fields[k].default]:
             import logging
 
             logging.getLogger(__name__).warning(
