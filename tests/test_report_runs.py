@@ -273,7 +273,7 @@ def test_scores_without_labels_leave_histograms_and_a_report(fitted_model, machi
         assert len(ax.containers) == 1 and sum(b.get_height() for b in ax.containers[0]) == n
         (line,) = ax.lines
         assert line.get_xdata()[0] == pytest.approx(summary["threshold"])  # the threshold marked
-    titles = [ax.get_title() for ax in _image_panels(_by_name(drawn, "examples"))]
+    titles = [ax.get_title().replace("\n", " ") for ax in _image_panels(_by_name(drawn, "examples"))]
     inputs = [t for t in titles if t.endswith(": input")]
     assert len(inputs) == 4 and not any("(normal)" in t or "(anomalous)" in t for t in titles)  # no label to give
     html = (out / "report.html").read_text()
@@ -327,7 +327,8 @@ def test_anomaly_examples_say_the_windows_verdict_beside_the_files_label(fitted_
     with open(out / "scores.csv", newline="") as f:
         windows = {(Path(r["path"]).name, float(r["start_s"])): float(r["score"])
                    for r in csv.DictReader(f) if r["level"] == "window"}
-    titles = [ax.get_title() for ax in _image_panels(_by_name(drawn, "examples")) if ax.get_title().endswith(": input")]
+    titles = [ax.get_title().replace("\n", " ") for ax in _image_panels(_by_name(drawn, "examples"))  # (wrapped to the
+              if ax.get_title().endswith("input")]  # panel's width at its spaces)
     assert len(titles) == 4
     for t in titles:
         m = re.fullmatch(r"(\S+) @([\d.]+)s  score (\S+), (flagged|below the threshold) "
@@ -354,7 +355,8 @@ def test_reconstruction_of_a_long_file_name_keeps_its_figure_narrow(tmp_path, dr
     res = SimpleNamespace(files=files, kind="mel", features=_DIGIT_FEATURES, model="m", phase="p", postfilter=False,
                           model_sample_rate=8000)
     write_reconstructions(res, tmp_path)
-    short, long = (_image_panels(_by_name(drawn, f"{f.stem}_spectrogram"))[0].get_title() for f in files)
+    short, long = (_image_panels(_by_name(drawn, f"{f.stem}_spectrogram"))[0].get_title().replace("\n", " ")
+                   for f in files)
     assert short == "7_jackson_0.wav (audio → mel → model → audio): input"
     assert long == "trois_数字_é_yyyy…" + "y" * 20 + ".wav (audio → mel → model → audio): input"
     widths = [Image.open(tmp_path / f"{f.stem}_spectrogram.png").size[0] for f in files]

@@ -197,6 +197,8 @@ def content_warning(root: Path, files: list[Path], images: np.ndarray, backgroun
     masks of a clean class, are data)."""
     from latentbridge.io.images import open_image, transparent
 
+    if not len(images):  # (a split of no images: a training of one image a class holds out none)
+        return None
     flat = images.reshape(len(images), -1)
     lo, hi = flat.min(axis=1), flat.max(axis=1)
 
