@@ -344,6 +344,10 @@ def test_resume_from_another_folder_reads_the_run_s_relative_data_path_from_wher
     err = capsys.readouterr().err
     assert (f"data.train_dir: run 'normal' (relative to the folder the run was trained in, {project}), now 'normal'"
             in err), err
+    # the advice reads it as the run did (it repeated 'normal', the value refused, and the run's own config.yaml,
+    # which holds it too)
+    assert f"`anomaly fit {project / 'normal'} ...` or, with train, -o data.train_dir={project / 'normal'}" in err, err
+    assert "--config" not in err
     # another setting of text from another folder is not called a relative path
     assert main([*base, "-o", f"data.train_dir={project / 'normal'}", "-o", "audio.pad=reflect", "-o",
                  "train.max_epochs=2", "--resume"]) == 2
@@ -352,6 +356,21 @@ def test_resume_from_another_folder_reads_the_run_s_relative_data_path_from_wher
     assert main([*base, "-o", f"data.train_dir={project / 'normal'}", "-o", "train.max_epochs=2", "--resume"]) == 0
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["hyper_parameters"]["trained_in"] == str(elsewhere)
+    # a project moved whole, the folder it was trained in gone: the same data's path as it is now resumes (the
+    # refusal read the old relative path in a folder that is no more, and offered only commands that failed); the
+    # files' record still tells other data
+    run2 = tmp_path / "run2"
+    monkeypatch.chdir(project)
+    base2 = ["train", "--config", str(REPO / "configs" / "anomaly_ae.yaml"), "--out", str(run2), *_o()]
+    assert main([*base2, "-o", "data.train_dir=normal", "-o", "train.max_epochs=1"]) == 0
+    monkeypatch.chdir(tmp_path)
+    project.rename(tmp_path / "moved")
+    assert main([*base2, "-o", f"data.train_dir={tmp_path / 'moved' / 'normal'}", "-o", "train.max_epochs=2",
+                 "--resume"]) == 0
+    next((tmp_path / "moved" / "normal").glob("*.wav")).unlink()
+    assert main([*base2, "-o", f"data.train_dir={tmp_path / 'moved' / 'normal'}", "-o", "train.max_epochs=3",
+                 "--resume"]) == 2
+    assert "cannot resume: the training data changed since the run started (1 gone" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("damage", ["truncated", "not_a_checkpoint", "pickled_object"])

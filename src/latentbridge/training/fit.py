@@ -85,6 +85,8 @@ def resume_differences(old: dict, new: dict, trained_in: str | None = None) -> l
 
     def differs(k):
         x, y = a.get(k, missing), b.get(k, missing)
+        if x != y and trained_in and _relative_data(k, x) and not Path(trained_in).is_dir():
+            return False  # the folder it was trained in is gone (a project moved): the files' record decides
         if x != y:
             return not _same_path(x, y, trained_in)
         # the same relative path, from another folder than the run's: other data where it names another folder
@@ -165,9 +167,14 @@ def check_resume(cfg_dict: dict, out_dir: Path) -> dict:
         where = f", {trained_in}" if trained_in else ""
         parts = [f"{k}: run {show(a)}" + (f" (relative to the folder the run was trained in{where})"
                                           if here(k, a) else "") + f", now {show(b)}" for k, a, b in diffs]
+        relative = [k for k, a, _ in diffs if here(k, a)]
+
         def again(k, a) -> str:  # each override quoted for a shell (-o model.channels=[16, 32] was four words); None
             # as an empty value (unset); a list's text items quoted (["2024-01-05"]: unquoted, YAML read a date);
-            # anomaly fit's folders as its arguments (-o data.train_dir beside them is refused)
+            # anomaly fit's folders as its arguments (-o data.train_dir beside them is refused); a relative path as
+            # the folder it was trained in reads it (the relative one was the value just refused)
+            if k in relative and trained_in:
+                a = [str(Path(trained_in) / x) for x in a] if isinstance(a, list) else str(Path(trained_in) / a)
             value = "" if a is None else a
             if isinstance(a, list):
                 value = "[" + ", ".join(json.dumps(x) if isinstance(x, str) else str(x) for x in a) + "]"
@@ -179,10 +186,11 @@ def check_resume(cfg_dict: dict, out_dir: Path) -> dict:
         keep = " ".join(again(k, a) for k, a, _ in diffs if type(a) is not object)
         why = ("; a one-cycle schedule's steps are fixed when it starts" if _one_cycle(old) and
                any(k in ONE_CYCLE_KEYS for k, _, _ in diffs) else "")
+        own = "" if relative else (f", or with its own config (--config {shlex.quote(str(out_dir / 'config.yaml'))}, "
+                                   "and no -o of these keys)")  # (whose relative paths read here as refused)
         raise LatentbridgeError(f"{out_dir}: cannot resume: the run was trained with other settings ("
-                                + "; ".join(parts) + f"{why}). Resume with the run's values ({keep}), or with its own "
-                                f"config (--config {shlex.quote(str(out_dir / 'config.yaml'))}, and no -o of these "
-                                "keys), or train a new run; nothing in the run folder was changed")
+                                + "; ".join(parts) + f"{why}). Resume with the run's values ({keep}){own}, or train a "
+                                "new run; nothing in the run folder was changed")
     done = epochs_done(ckpt)
     wanted = (cfg_dict.get("train") or {}).get("max_epochs")
     if ckpt and wanted not in (None, -1) and done >= int(wanted):
