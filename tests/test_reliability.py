@@ -1025,9 +1025,14 @@ def test_an_upgrade_keeps_a_broken_link_and_a_card_in_another_encoding(fitted_mo
     (folder / "notes.wav").symlink_to(tmp_path / "moved" / "file.wav")
     with open(folder / "README.md", "ab") as f:
         f.write(b"Installed at pump hall 3, 20\xb0C ambient.\n")
-    assert main(["model", "upgrade", str(folder)]) == 0, capsys.readouterr().err
+    (tmp_path / "current").symlink_to("old")  # upgraded through a link: the folder it names, the link kept (it was
+    assert main(["model", "upgrade", str(tmp_path / "current")]) == 0, capsys.readouterr().err  # replaced by an
+    assert (tmp_path / "current").is_symlink() and json.loads((folder / "config.json").read_text())[  # upgraded copy)
+        "format_version"] == 2
     assert (folder / "notes.wav").is_symlink() and "20\u00b0C ambient" in (folder / "README.md").read_text("utf-8")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]  # no copy left beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["current", "old"]  # no copy left beside it
+    assert main(["model", "upgrade", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere: does not exist" in capsys.readouterr().err
 
 
 def test_a_damaged_or_read_only_format_1_folder_is_named_and_left_as_it_was(fitted_model, tmp_path, capsys,

@@ -77,6 +77,8 @@ def upgrade_folder(folder: str | Path) -> dict:
     from latentbridge.outputs import FolderLock
 
     folder = Path(folder)
+    if folder.is_symlink() and folder.is_dir():  # the folder the link names (the link was replaced by an upgraded
+        folder = folder.resolve()  # copy, the folder left at version 1, a stray link beside it)
     if not os.access(folder.parent, os.W_OK | os.X_OK):
         return _upgrade(folder)
     with FolderLock(folder):
@@ -91,7 +93,7 @@ def _upgrade(folder: Path) -> dict:
     from latentbridge.models.registry import get_model_class, model_names
 
     if not folder.is_dir():
-        raise ModelFolderError(folder, "not a folder")
+        raise ModelFolderError(folder, "not a folder" if folder.exists() else "does not exist")
     info = hub._read_json(folder)
     version = info.get("format_version", 0)
     if version == hub.FORMAT_VERSION:
