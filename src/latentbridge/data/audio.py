@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from latentbridge.data.blocks import block_windows, features_in_blocks, read_in_blocks
-from latentbridge.data.feature_cache import cache_limit_bytes, default_cache_dir, not_written, prune_cache, write_error
+from latentbridge.data.feature_cache import (cache_limit_bytes, check_before_workers, default_cache_dir, not_written,
+                                             prune_cache)
 from latentbridge.data.silence import live_channels, silent_channels, silent_frame_shares
 from latentbridge.errors import DataError, named_problems
 from latentbridge.io import (ALL_CHANNELS, MIN_WINDOW_SHARE, check_recording_length, cut_windows, level_dbfs,
@@ -448,9 +449,7 @@ class FeatureExtractor:
             durations = [h.duration_s for c in chunks for _, p in c if (h := self._headers.get(str(p))) is not None]
             parallel = "processes" if len(durations) >= 100 and float(np.median(durations)) <= 2.0 else "threads"
         if parallel == "processes":
-            if self.use_cache and self.cache_writes and (error := write_error(self.cache_dir)):  # (said once, not
-                not_written(self.cache_dir, error)  # by each worker)
-                self.cache_writes = False
+            check_before_workers(self)
             return iter(torch.utils.data.DataLoader(
                 FeatureChunks(self, chunks), batch_size=None, shuffle=False, num_workers=n,
                 worker_init_fn=_one_thread, prefetch_factor=4, collate_fn=_identity))

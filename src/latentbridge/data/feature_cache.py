@@ -45,6 +45,14 @@ def write_error(folder: Path) -> OSError | None:
         return e
 
 
+def check_before_workers(ex) -> None:
+    """Before worker processes start (they share no "said once"): a feature cache that takes no entries is said once
+    here, and ``ex``'s (a :class:`~latentbridge.data.audio.FeatureExtractor`) writes to it are skipped."""
+    if ex.use_cache and ex.cache_writes and (error := write_error(ex.cache_dir)):
+        not_written(ex.cache_dir, error)
+        ex.cache_writes = False
+
+
 def default_cache_dir() -> Path:
     env = os.environ.get("LATENTBRIDGE_CACHE")
     if env:  # a ~ no shell expanded (a systemd unit, a Docker env file) is the home folder, not a folder named ~

@@ -205,6 +205,10 @@ def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: s
     from latentbridge.data.audio import FeatureChunks, _identity, _one_thread
 
     workers = min(ex.num_workers, len(chunks)) if len(chunks) > 1 else 0
+    if workers:
+        from latentbridge.data.feature_cache import check_before_workers
+
+        check_before_workers(ex)  # (each worker process said it: 3 times for 12 files)
     fitted_band = bool((det.saved.info.get("data") or {}).get("band_profile_db"))
     band_config = det.spec.features if fitted_band else None
     # on CPU, the workers score the long recordings they read in blocks (the main process scored them one by one: 4
