@@ -251,7 +251,18 @@ def read_info(folder: str | Path, *, check: bool = True) -> dict[str, Any]:
     return info
 
 
+#: how a Git LFS pointer file begins: the weights not fetched (a clone without `git lfs pull`)
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+
+
 def _header(folder: Path) -> dict[str, str]:
+    try:
+        with open(folder / WEIGHTS_NAME, "rb") as f:
+            if f.read(len(LFS_POINTER)) == LFS_POINTER:  # ('header too large')
+                raise ModelFolderError(folder, f"{WEIGHTS_NAME} is a Git LFS pointer ({os.path.getsize(f.name)} "
+                                               "bytes), not the weights: fetch them (`git lfs pull`)")
+    except OSError:
+        pass  # (named below)
     try:
         with safe_open(str(folder / WEIGHTS_NAME), framework="pt") as f:
             return f.metadata() or {}
@@ -263,9 +274,12 @@ def _check_config_hash(folder: Path) -> bool:
     """ModelFolderError where config.json is not the one the weights' header records; True where it was not and the
     one that is was put in place (:func:`_finish_cut_save`)."""
     recorded = _header(folder).get("config_sha256")
-    actual = hashlib.sha256((folder / CONFIG_NAME).read_bytes()).hexdigest()
+    data = (folder / CONFIG_NAME).read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
     if recorded != actual and _finish_cut_save(folder):
         return True
+    if recorded != actual and _same_content(data, recorded):  # line endings or indentation changed (git's autocrlf
+        return False  # on Windows, an editor), its content as written: it was refused as edited by hand
     if recorded != actual:
         try:
             task = (json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8")).get("config") or {}).get("task")
@@ -280,6 +294,14 @@ def _check_config_hash(folder: Path) -> bool:
                     f"another model folder; both are refused: put back the {CONFIG_NAME} that training wrote, byte "
                     f"for byte (a copy, a backup), or retrain{hint}")
     return False
+
+
+def _same_content(data: bytes, recorded: str | None) -> bool:
+    """Whether config.json's ``data``, written again as :func:`_write` writes it, is the config the weights record."""
+    try:
+        return hashlib.sha256(_config_bytes(json.loads(data))).hexdigest() == recorded
+    except (ValueError, UnicodeDecodeError, TypeError):
+        return False
 
 
 def _load_tensors(folder: Path, info: dict) -> dict[str, torch.Tensor]:
