@@ -102,7 +102,8 @@ class FolderLock:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as e:
                 raise LatentbridgeError(f"{self.folder}: cannot write in {self.folder.parent} "
-                                        f"({_describe_os_error(e)})") from None
+                                        f"({_describe_os_error(e)}): a folder latentbridge writes is locked by a file "
+                                        f"beside it ({self.path.name}), so its parent must be writable too") from None
             for wait in (0.0, 0.005, 0.02, 0.05, None):  # (another process's held_by holds it for a moment)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
