@@ -1123,3 +1123,13 @@ def test_a_training_that_diverges_in_its_only_epoch_saves_no_model(tmp_path, cap
     assert "error: training diverged: the validation loss is nan at epoch 0" in err, err
     assert "into a new --out or with --force" in err and "Traceback" not in err
     assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_a_missing_training_folder_is_named_with_its_key(tmp_path, monkeypatch, capsys):
+    """A config's relative data.train_dir read from another folder said only 'rec: does not exist'."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--config", str(REPO / "configs" / "mel_ae.yaml"), "-o", "data.train_dir=rec",
+                 "--out", str(tmp_path / "run")]) == 2
+    assert f"rec: does not exist (data.train_dir, relative to the folder the command runs in, {tmp_path})" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -76,8 +76,15 @@ def audio_files(cfg) -> list[Path]:
 
     if isinstance(cfg.data.train_dir, list) and cfg.data.stems:
         raise ConfigError("data.train_dir: one MUSDB-style root with data.stems, not a list")
-    files = list_files(cfg.data.train_dir) if isinstance(cfg.data.train_dir, list) else \
-        recordings(cfg.data.train_dir, cfg.data.stems)
+    try:
+        files = list_files(cfg.data.train_dir) if isinstance(cfg.data.train_dir, list) else \
+            recordings(cfg.data.train_dir, cfg.data.stems)
+    except DataError as e:  # a config's folder missing: named with its key ('rec: does not exist', no more)
+        given = cfg.data.train_dir if isinstance(cfg.data.train_dir, list) else [cfg.data.train_dir]
+        if e.problem != "does not exist" or e.path not in map(str, given):
+            raise
+        raise DataError(e.path, "does not exist (data.train_dir" + ("" if Path(e.path).is_absolute() else
+                                f", relative to the folder the command runs in, {Path.cwd()}") + ")") from None
     return [files[i] for i in seeded_subset(len(files), cfg.data.limit, cfg.train.seed)]
 
 
