@@ -419,3 +419,17 @@ def test_validation_messages_name_the_key_the_user_gave():
     cfg = load_config(conv, ["model={name: image_dense_ae, latent_dim: 8}"])
     assert cfg.model.name == "image_dense_ae" and cfg.model.latent_dim == 8
     assert load_config(conv, ["model={latent_dim: 9}"]).model.channels == load_config(conv).model.channels
+
+
+def test_an_unknown_key_of_a_preset_built_on_is_named_there(tmp_path):
+    """A typo in a `base:` preset was blamed on the preset built on it, which does not hold the key."""
+    (tmp_path / "parent.yaml").write_text("task: image_ae\ntrain:\n  max_epoch: 3\n")
+    (tmp_path / "child.yaml").write_text("base: parent.yaml\ntrain:\n  lr: 0.01\n")
+    with pytest.raises(ConfigError, match=r"child\.yaml: invalid config: unknown key 'train\.max_epoch' \(did you "
+                                          r"mean 'max_epochs'\?\) \('train\.max_epoch' is written in .*parent\.yaml, a "
+                                          r"preset it builds on\)"):
+        load_config(tmp_path / "child.yaml")
+    (tmp_path / "child.yaml").write_text("base: parent.yaml\ntrain:\n  max_epoch: 4\n")  # its own: no more said
+    with pytest.raises(ConfigError) as e:
+        load_config(tmp_path / "child.yaml")
+    assert "preset it builds on" not in str(e.value)

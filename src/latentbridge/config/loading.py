@@ -15,7 +15,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import yaml
 from pydantic import ValidationError
@@ -232,6 +232,28 @@ def _parent_file(path: Path, parent: str, key: str) -> Path:
     return found
 
 
+def key_source(path: str | Path, key: str) -> Path | None:
+    """The preset among ``path`` and the presets it builds on (``base``, ``defaults``) that writes the dotted ``key``:
+    ``path`` itself where it does, else the nearest parent that does; None where none does (an override's)."""
+    path, seen = Path(path), set()
+    todo = [path]
+    while todo:
+        p = todo.pop(0)
+        if p.resolve() in seen:
+            continue
+        seen.add(p.resolve())
+        try:
+            raw = _read_yaml(p)
+        except ConfigError:
+            return None
+        if _at(raw, key.split(".")) is not None:
+            return p
+        parents = ([raw["base"]] if isinstance(raw.get("base"), str) else []) + [
+            d for d in (raw.get("defaults") or []) if isinstance(d, str)]
+        todo += [q for q in (p.parent / os.path.expanduser(x) for x in parents) if q.exists()]
+    return None
+
+
 def _compose_nested(node: dict, path: Path, chain: tuple[Path, ...]) -> dict:
     """Nested mappings that hold ``base`` / ``defaults`` (a whole config inside a config, such as a
     first stage's) compose like a preset, relative to the preset that holds them."""
@@ -330,3 +352,37 @@ _UNION_BRANCH = re.compile(r"(int|float|str|bool|none|[\w-]+\[.*\])")
 
 def dump_yaml_dict(d: dict) -> str:
     return yaml.safe_dump(d, sort_keys=False)
+
+
+def model_key_hint(err: ValidationError, task: str) -> str:
+    """For an unknown ``model.<key>`` that other models of the task take: which, and how to pick one
+    (``anomaly fit``'s default detector has no VAE keys: ``-o model.channels=...`` needs a VAE)."""
+    from latentbridge.models.registry import models_for_task
+
+    hints = []
+    for e in err.errors():
+        loc = [str(p) for p in e["loc"]]
+        if e["type"] != "extra_forbidden" or "model" not in loc or loc.index("model") + 2 >= len(loc):
+            continue
+        key = loc[-1]
+        takers = sorted(c.name for c in models_for_task(task) if key in c.config_class.model_fields)
+        if takers:
+            hints.append(f"'model.{key}' is a key of model.name {' / '.join(takers)}: choose one with "
+                         f"-o model.name=NAME")
+    return f" ({'; '.join(hints)})" if hints else ""
+
+
+def is_text_field(workflow: type, parts: list[str], value: str) -> bool:
+    """Whether the key names a string field (a path, a name; or paths, ``data.train_dir``, unless ``value`` is [..])."""
+    import typing
+
+    if len(parts) != 2 or parts[0] not in workflow.model_fields:
+        return False
+    section = workflow.model_fields[parts[0]].annotation
+    fields = getattr(section, "model_fields", None)
+    if not fields or parts[1] not in fields:
+        return False
+    ann = fields[parts[1]].annotation
+    args = set(typing.get_args(ann)) - {type(None)} - (set() if value.lstrip().startswith("[") else {list[str]})
+    return ann is str or (typing.get_origin(ann) in (Union, getattr(__import__("types"), "UnionType", Union))
+                          and args == {str})

@@ -8,12 +8,14 @@ union (on ``name``) of the configs of the registered models whose ``tasks`` name
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
-from latentbridge.config.loading import (apply_overrides, deep_merge, format_validation_error, load_raw,
-                                         validation_problems)
+from latentbridge.config.loading import (apply_overrides, deep_merge, format_validation_error, is_text_field, load_raw,
+                                         model_key_hint, validation_problems)
 from latentbridge.config.sections import (DIGIT_AUDIO, DIGIT_FEATURES, AnomalyConfig, AudioAEDataConfig, AudioConfig,
                                           AudioDataConfig, AudioVisualLossWeights, AugmentConfig, BetaConfig,
                                           BridgeDataConfig, BridgeLossWeights, ClassifierDataConfig, ClassifierSettings,
@@ -517,43 +519,9 @@ def validate(raw: dict, source: str = "config") -> Workflow:
     try:
         return _ADAPTER.validate_python(raw)
     except ValidationError as e:
-        hint = _model_key_hint(e, raw["task"])
+        hint = model_key_hint(e, raw["task"])
         raise ConfigError(format_validation_error(e, source, _TAGS, _ROOTS) + hint,
                           problems=validation_problems(e, _TAGS, _ROOTS) + hint) from None
-
-
-def _model_key_hint(err: ValidationError, task: str) -> str:
-    """For an unknown ``model.<key>`` that other models of the task take: which, and how to pick one
-    (``anomaly fit``'s default detector has no VAE keys: ``-o model.channels=...`` needs a VAE)."""
-    from latentbridge.models.registry import models_for_task
-
-    hints = []
-    for e in err.errors():
-        loc = [str(p) for p in e["loc"]]
-        if e["type"] != "extra_forbidden" or "model" not in loc or loc.index("model") + 2 >= len(loc):
-            continue
-        key = loc[-1]
-        takers = sorted(c.name for c in models_for_task(task) if key in c.config_class.model_fields)
-        if takers:
-            hints.append(f"'model.{key}' is a key of model.name {' / '.join(takers)}: choose one with "
-                         f"-o model.name=NAME")
-    return f" ({'; '.join(hints)})" if hints else ""
-
-
-def _is_text_field(workflow: type[Workflow], parts: list[str], value: str) -> bool:
-    """Whether the key names a string field (a path, a name; or paths, ``data.train_dir``, unless ``value`` is [..])."""
-    import typing
-
-    if len(parts) != 2 or parts[0] not in workflow.model_fields:
-        return False
-    section = workflow.model_fields[parts[0]].annotation
-    fields = getattr(section, "model_fields", None)
-    if not fields or parts[1] not in fields:
-        return False
-    ann = fields[parts[1]].annotation
-    args = set(typing.get_args(ann)) - {type(None)} - (set() if value.lstrip().startswith("[") else {list[str]})
-    return ann is str or (typing.get_origin(ann) in (Union, getattr(__import__("types"), "UnionType", Union))
-                          and args == {str})
 
 
 def load_config(path=None, overrides: list[str] | None = None, *, sets: dict[str, Any] | None = None) -> Workflow:
@@ -562,7 +530,7 @@ def load_config(path=None, overrides: list[str] | None = None, *, sets: dict[str
     names), which take the text as written (``-o data.root=2024`` is the folder ``2024``; an empty
     value unsets it). ``sets`` maps dotted keys to values taken as they are (command-line
     arguments); they win over the overrides."""
-    from latentbridge.config.loading import apply_sets, expand_home, parse_override, set_path
+    from latentbridge.config.loading import apply_sets, expand_home, key_source, parse_override, set_path
 
     raw = load_raw(path) if path is not None else {}
     if path is not None and not raw:  # it became the anomaly defaults, refused later for a data folder it never named
@@ -576,12 +544,20 @@ def load_config(path=None, overrides: list[str] | None = None, *, sets: dict[str
     if workflow is not None:
         for text in overrides or []:
             (parts, _), value = parse_override(text), text.split("=", 1)[1]
-            if _is_text_field(workflow, parts, value) and ".".join(parts) not in (sets or {}):
+            if is_text_field(workflow, parts, value) and ".".join(parts) not in (sets or {}):
                 set_path(raw, parts, value if value.strip() else None, text)
     source = str(path) if path is not None else "defaults"
     if overrides:
         source += " with overrides " + " ".join(overrides)
-    return validate(expand_home(raw, args=set(sets or ())), source)
+    try:
+        return validate(expand_home(raw, args=set(sets or ())), source)
+    except ConfigError as e:  # an unknown key a preset it builds on writes: named there (blamed on the child)
+        found = [(k, q) for k in re.findall(r"unknown key '([^']+)'", e.problems or "") if path is not None
+                 and (q := key_source(path, k)) is not None and q.resolve() != Path(path).resolve()]
+        if not found:
+            raise
+        said = "; ".join(f"'{k}' is written in {q}, a preset it builds on" for k, q in found)
+        raise ConfigError(f"{e} ({said})", problems=f"{e.problems} ({said})") from None
 
 
 def transform_spec(cfg: Workflow, **data: Any):
