@@ -249,7 +249,7 @@ def test_load_classifier_trains_once_then_reuses(tmp_path, monkeypatch):
 
 def test_classifier_dir_default(monkeypatch, tmp_path):
     monkeypatch.setenv("LATENTBRIDGE_CACHE", str(tmp_path / "features"))
-    assert classify.classifier_dir("fsdd") == tmp_path / "classifiers" / "fsdd"
+    assert classify.classifier_dir("fsdd") == tmp_path / "features" / "classifiers" / "fsdd"  # (inside it)
     with pytest.raises(ValueError):
         classify.classifier_dir("cifar")
 

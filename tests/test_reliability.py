@@ -1611,6 +1611,15 @@ def test_the_shell_s_environment_ends_a_command_in_one_line_or_quietly(tmp_path,
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("LATENTBRIDGE_CACHE", "~/lbcache")
     assert default_cache_dir() == tmp_path / "lbcache"
+    # the other caches inside it (they went to its parent: a project or data folder, whose bridge/ they took)
+    from latentbridge.data.bridge import default_bridge_cache_dir
+    from latentbridge.data.feature_cache import cache_home
+    from latentbridge.tasks.classify import classifier_dir
+
+    assert cache_home() == tmp_path / "lbcache" and default_bridge_cache_dir() == tmp_path / "lbcache" / "bridge"
+    assert classifier_dir("mnist") == tmp_path / "lbcache" / "classifiers" / "mnist"
+    monkeypatch.delenv("LATENTBRIDGE_CACHE")
+    assert cache_home() == tmp_path / ".cache" / "latentbridge" and default_cache_dir() == cache_home() / "features"
 
 
 def test_an_out_through_a_link_and_dotdot_is_where_the_kernel_goes(tmp_path):

@@ -33,7 +33,7 @@ reordered, dead or at other rates): a cache hit says them again. ``key`` is
 :func:`latentbridge.utils.stable_hash` of the manifest inputs: the vibration config, the resolved root, every CSV/PNG's relative path
 and :func:`~latentbridge.utils.file_stamp` (size, modification and status change times, inode), and the code version (package version + cache format version) — so a changed file or parameter never reuses a stale
 cache. The folder is written under a temporary name and renamed. Default ``CACHE``:
-``default_cache_dir().parent / "bridge"`` (beside ``$LATENTBRIDGE_CACHE``, as the digit classifiers are).
+``cache_home() / "bridge"`` (beside the feature cache, or inside ``$LATENTBRIDGE_CACHE``, as the digit classifiers are).
 """
 
 from __future__ import annotations
@@ -74,9 +74,9 @@ _CACHE_FILES = ("masks", "segments", "test_ids", "has_mask", "starts_s", "source
 
 
 def default_bridge_cache_dir() -> Path:
-    from latentbridge.data.feature_cache import default_cache_dir
+    from latentbridge.data.feature_cache import cache_home
 
-    return default_cache_dir().parent / "bridge"
+    return cache_home() / "bridge"
 
 
 # --------------------------------------------------------------------------- the data set

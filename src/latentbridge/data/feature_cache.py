@@ -60,6 +60,13 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "latentbridge" / "features"
 
 
+def cache_home() -> Path:
+    """The folder of the other caches (the bridge's windows, the digit classifiers, the digit sets): beside the
+    feature cache, ``~/.cache/latentbridge``; with ``$LATENTBRIDGE_CACHE`` set, inside it (they were written into its
+    parent: a project folder, a scratch space, a data folder the command read whose ``bridge/`` they took)."""
+    return default_cache_dir() if os.environ.get("LATENTBRIDGE_CACHE") else default_cache_dir().parent
+
+
 #: the feature cache's default size limit in GB (``$LATENTBRIDGE_CACHE_MAX_GB``): about 300 hours of 1-s clips
 CACHE_MAX_GB = 5.0
 
@@ -149,7 +156,7 @@ def digit_set(key: str, names: tuple[str, ...], valid, compute, what: str) -> tu
 
     from latentbridge.utils import atomic_path
 
-    folder, limit = default_cache_dir().parent / "digits" / key, cache_limit_bytes()
+    folder, limit = cache_home() / "digits" / key, cache_limit_bytes()
     if all((folder / f"{n}.npy").exists() for n in names):
         try:
             arrays = tuple(np.load(folder / f"{n}.npy") for n in names)

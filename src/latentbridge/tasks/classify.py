@@ -57,14 +57,14 @@ def classifier_config(kind: str, data_root=None, overrides: list[str] | None = N
 
 def classifier_dir(kind: str, cache_dir: str | Path | None = None, spec=None) -> Path:
     """Cache folder of a classifier: ``cache_dir / kind`` (FSDD classifiers of non-default features:
-    ``fsdd-<hash>``); by default ``default_cache_dir().parent / "classifiers" / ...``
-    (``~/.cache/latentbridge/classifiers/KIND``, or beside ``$LATENTBRIDGE_CACHE``)."""
-    from latentbridge.data.feature_cache import default_cache_dir
+    ``fsdd-<hash>``); by default ``cache_home() / "classifiers" / ...``
+    (``~/.cache/latentbridge/classifiers/KIND``, or inside ``$LATENTBRIDGE_CACHE``)."""
+    from latentbridge.data.feature_cache import cache_home
     from latentbridge.data.digits import default_digit_spec
     from latentbridge.utils import stable_hash
 
     _check_kind(kind)
-    base = Path(cache_dir) if cache_dir is not None else default_cache_dir().parent / "classifiers"
+    base = Path(cache_dir) if cache_dir is not None else cache_home() / "classifiers"
     name = kind
     if kind == "fsdd" and spec is not None and spec.features != default_digit_spec().features:
         name = f"fsdd-{stable_hash(spec.features.model_dump(mode='json'), 10)}"

@@ -83,9 +83,9 @@ class WaveformJudge:
 
 def judge_dir(spec, cache_dir: Path | None = None) -> Path:
     """Where the judge for FSDD clips cut like ``spec`` is cached (beside the digit classifiers)."""
-    from latentbridge.data.feature_cache import default_cache_dir
+    from latentbridge.data.feature_cache import cache_home
 
-    return (cache_dir or default_cache_dir().parent / "classifiers") / f"fsdd_waveform_judge_{spec.sample_rate}"
+    return (cache_dir or cache_home() / "classifiers") / f"fsdd_waveform_judge_{spec.sample_rate}"
 
 
 def fit_waveform_judge(fsdd_root, spec, folder: Path, limit: int | None = None, seed: int = 0) -> WaveformJudge:
