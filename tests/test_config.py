@@ -309,8 +309,8 @@ def test_a_key_given_twice_and_yes_no_for_a_number_are_refused(tmp_path):
         with pytest.raises(ConfigError, match=r"is a yes/no value .* not a number"):
             load_config(None, [override])
     # a section switched off as a whole: its keys named (it read "not a number")
-    with pytest.raises(ConfigError, match=r"'first_stage\.recorded': false is a yes/no value, and recorded a section of "
-                                          r"settings "
+    with pytest.raises(ConfigError, match=r"'first_stage\.recorded': false is a yes/no value, and recorded a section "
+                                          r"of settings "
                                           r"\(copies, share, epochs, lr, batch_size\): set those, e\.g\. -o \.\.\. "
                                           r"recorded\.copies=VALUE"):
         load_config(ROOT / "configs" / "mld_avdigits.yaml", ["first_stage.recorded=false"])

@@ -919,8 +919,9 @@ def test_an_unwritable_cache_is_said_once_with_worker_processes(machine_data, tm
     # and `anomaly score`, whose own loader's workers read the files (said once a worker: 3 times for 12 files)
     fit = tmp_path / "m"
     assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(fit)]) == 0
-    res = subprocess.run([sys.executable, "-m", "latentbridge", "anomaly", "score", str(fit), str(machine_data / "test"),
-                          "--out", str(tmp_path / "s"), "--workers", "2"], capture_output=True, text=True, timeout=300,
+    res = subprocess.run([sys.executable, "-m", "latentbridge", "anomaly", "score", str(fit),
+                          str(machine_data / "test"), "--out", str(tmp_path / "s"), "--workers", "2"],
+                         capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": SRC, "LATENTBRIDGE_CACHE": str(tmp_path / "a_file" / "c")})
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stderr.count("not written (Not a directory)") == 1, res.stderr
