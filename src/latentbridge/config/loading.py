@@ -224,6 +224,8 @@ def _parent_file(path: Path, parent: str, key: str) -> Path:
     named with the config and key that name it (a preset copied alone said '.../mel_ae.yaml: config file does not
     exist', naming neither)."""
     found = path.parent / os.path.expanduser(parent)  # (~/presets/x.yaml was looked for beside the config)
+    if not found.exists() and path.is_symlink() and (beside := path.resolve().parent / parent).exists():
+        found = beside  # a link to a preset: the presets it builds on beside the preset itself (refused before)
     if not found.exists():
         if Path(os.path.expanduser(parent)).is_absolute():
             raise ConfigError(f"{path}: {key}: {found} not found")
