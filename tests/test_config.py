@@ -438,4 +438,5 @@ def test_an_unknown_key_of_a_preset_built_on_is_named_there(tmp_path):
 def test_a_link_to_a_preset_reads_the_presets_it_builds_on_beside_the_preset(tmp_path):
     """`ln -s configs/mel_vae.yaml mine.yaml`: its base was looked for beside the link, and refused."""
     (tmp_path / "mine.yaml").symlink_to(ROOT / "configs" / "mel_vae.yaml")
-    assert load_config(tmp_path / "mine.yaml").model_dump() == load_config(ROOT / "configs" / "mel_vae.yaml").model_dump()
+    preset = ROOT / "configs" / "mel_vae.yaml"
+    assert load_config(tmp_path / "mine.yaml").model_dump() == load_config(preset).model_dump()
