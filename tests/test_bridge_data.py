@@ -1477,3 +1477,17 @@ def test_recordings_whose_vibration_lies_above_the_resampled_band_are_named(tmp_
     with caplog.at_level(logging.WARNING):  # the band kept: nothing said
         build_windows(tmp_path / "hf", vib(resample_to=1000.0), cache_dir=tmp_path / "c")
     assert "hold most of their vibration" not in caplog.text
+    # a column picked whose vibration the band keeps, beside louder ones above it (they named it); a data/ folder in
+    # lower case (a traceback naming the recordings)
+    (tmp_path / "hf" / "Data").rename(tmp_path / "hf" / "data")
+    for f in (tmp_path / "hf" / "data").rglob("*.csv"):
+        x, sr = read_vibration_csv(f)
+        x[0] = 0.2 * np.sin(2 * np.pi * 20 * t)
+        write_vibration_csv(f, x, sr)
+    with caplog.at_level(logging.WARNING):
+        build_windows(tmp_path / "hf", vib(resample_to=100.0, channels=[0]), cache_dir=tmp_path / "c")
+    assert "hold most of their vibration" not in caplog.text
+    with caplog.at_level(logging.WARNING):
+        build_windows(tmp_path / "hf", vib(resample_to=120.0, channels=[1]), cache_dir=tmp_path / "c")
+    assert "3 of 3 recordings hold most of their vibration above 60 Hz" in caplog.text and "Test_02/rec0.csv" \
+        in caplog.text

@@ -416,6 +416,9 @@ def test_validation_messages_name_the_key_the_user_gave():
     for key in ("train.batch_size", "model.latent_dim", "train.max_epochs"):
         assert problems(f"{key}=99999999999999999999") == f"'{key}': 99999999999999999999 is too large (at most " \
                                                           f"{2 ** 53})"
+    with pytest.raises(ConfigError) as e:  # a check of the whole config keeps its words ('(top level).vibration')
+        load_config(ROOT / "configs" / "mld_avdigits.yaml", ["vibration.window_s=2"])
+    assert e.value.problems.startswith("vibration: sets the vibration windows of the bridge's first stages")
     cfg = load_config(conv, ["model={name: image_dense_ae, latent_dim: 8}"])
     assert cfg.model.name == "image_dense_ae" and cfg.model.latent_dim == 8
     assert load_config(conv, ["model={latent_dim: 9}"]).model.channels == load_config(conv).model.channels

@@ -288,6 +288,9 @@ def test_a_checkpoint_of_random_bytes_is_said_damaged(tmp_path):
         read_lightning_checkpoint(tmp_path / "odd.ckpt")
     torch.save({"state_dict": {"model.w": torch.ones(2)}}, tmp_path / "good.ckpt")
     assert torch.equal(read_lightning_checkpoint(tmp_path / "good.ckpt")["state_dict"]["model.w"], torch.ones(2))
+    torch.save({"state_dict": {"model.w": torch.ones(2)}}, tmp_path / "legacy.ckpt",  # no zip: no CRC, read
+               _use_new_zipfile_serialization=False)
+    assert torch.equal(read_lightning_checkpoint(tmp_path / "legacy.ckpt")["state_dict"]["model.w"], torch.ones(2))
     # bytes zeroed inside a tensor's record (a bad sector): torch read them without a word, the CRC tells
     torch.save({"state_dict": {"model.w": torch.arange(4096.0)}}, tmp_path / "zeroed.ckpt")
     b = bytearray((tmp_path / "zeroed.ckpt").read_bytes())

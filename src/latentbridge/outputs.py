@@ -528,8 +528,9 @@ def interrupts_held():
     import signal
     import threading
 
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    if threading.current_thread() is not threading.main_thread() or None in (
+            signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)):  # (a handler not set from Python
+        yield  # cannot be put back)
         return
     came: list[int] = []
     old = {s: signal.signal(s, lambda signum, frame: came.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}

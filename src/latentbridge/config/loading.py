@@ -10,6 +10,7 @@ saves.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -250,9 +251,10 @@ def key_source(path: str | Path, key: str) -> Path | None:
             return None
         if _at(raw, key.split(".")) is not None:
             return p
-        parents = ([raw["base"]] if isinstance(raw.get("base"), str) else []) + [
-            d for d in (raw.get("defaults") or []) if isinstance(d, str)]
-        todo += [q for q in (p.parent / os.path.expanduser(x) for x in parents) if q.exists()]
+        for naming, parent in ([("base", raw["base"])] if isinstance(raw.get("base"), str) else []) + [
+                ("defaults", d) for d in (raw.get("defaults") or []) if isinstance(d, str)]:
+            with contextlib.suppress(ConfigError):  # (a missing one: named when the preset is read)
+                todo.append(_parent_file(p, parent, naming))
     return None
 
 
@@ -324,7 +326,8 @@ def validation_problems(err: ValidationError, tags: set[str] = frozenset(), root
                and not _UNION_BRANCH.fullmatch(p)]  # (a union's branches: 'train.num_threads.literal['all']')
         key = ".".join(loc) or "(top level)"
         msg = str(e["msg"]).removeprefix("Value error, ")
-        if e["type"] == "value_error" and isinstance(e.get("input"), dict) and (named := re.match(r"(\w+): ", msg)):
+        section_check = e["type"] == "value_error" and loc and isinstance(e.get("input"), dict)
+        if section_check and (named := re.match(r"(\w+): ", msg)):
             lines.append(f"'{key}.{named.group(1)}': {msg[named.end():]}")  # a section's check of one of its keys (it
             continue  # printed pydantic's wording and the whole section)
         if e["type"] == "int_parsing" and re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", str(e.get("input"))):

@@ -49,7 +49,7 @@ import numpy as np
 
 from latentbridge.errors import ConfigError, DataError
 from latentbridge.io import cut_windows, resample
-from latentbridge.io.resampling import share_above
+from latentbridge.io.resampling import energy_above
 from latentbridge.io.audio import MAX_SAMPLE, too_large
 from latentbridge.data.bridge_layout import TestRecord, _warn_once, discover, read_masks
 from latentbridge.data.bridge_columns import ChannelOrder
@@ -324,8 +324,8 @@ def read_recording(path: str | Path, vib, rates_read: dict | None = None,
     if not (peak := float(np.abs(wave).max(initial=0.0))) <= MAX_SAMPLE:  # NaN predictions: a 500, a traceback
         raise too_large(path, peak)
     if vib.resample_to is not None:
-        if removed is not None and vib.resample_to < sr:  # (path -> the share of its energy resampling removes)
-            removed[Path(path)] = share_above(wave, sr, vib.resample_to / 2)
+        if removed is not None and vib.resample_to < sr:  # (path -> each channel's energy resampling removes, and all)
+            removed[Path(path)] = energy_above(wave, sr, vib.resample_to / 2)
         wave, sr = resample(wave, sr, float(vib.resample_to)), float(vib.resample_to)
     return wave, float(sr)
 
@@ -450,7 +450,6 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache, pick_names: list[str] | 
                             + _fmt_groups({k: f"{v:g}" for k, v in rates.items()}) + "; set vibration.resample_to")
         sr = float(ref_rate)
         report_rates(own, sr, root)
-        removed_warning(removed, own, vib, root)
         if n := rate_from.count("fallback"):
             _warn_once("%s", training_rate_text(root, n, len(own), fallback_rate))
         order.settle()  # the channels matched by name (columns in another order, or more of them, aligned)
@@ -463,6 +462,7 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache, pick_names: list[str] | 
             counts[test_id] = waves[test_id][0][1].shape[0]
             for p, w in waves[test_id]:
                 order.flat(p, w)
+        removed_warning({p: order.picked_share(p, *e) for p, e in removed.items()}, own, vib, root)
         if len(set(counts.values())) > 1:
             raise DataError(root, "tests have different channel counts (channels: tests): " + _fmt_groups(counts)
                             + "; pick common sensor columns with -o vibration.channels=[...] when training (a trained "

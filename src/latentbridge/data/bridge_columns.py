@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.data.bridge_layout import _warn_once
+from latentbridge.data.bridge_layout import _warn_once, recording_names
 from latentbridge.errors import DataError
 from latentbridge.io.columns import by_name, common_columns
 from latentbridge.io.levels import constant_channels
@@ -35,6 +35,7 @@ class ChannelOrder:
         self.extra: list[Path] = []
         self.renamed: list[tuple[Path, list[str]]] = []
         self.other: list[Path] = []  # (positions) recordings of other columns than the reference's, the picked read
+        self.picked: dict[Path, list[int]] = {}  # the channels each recording gave (none: all of them)
         self.n_files, self.dead = 0, {}  # recordings read; channel -> the recordings where it is constant
 
     def note(self, path: Path, names: list[str]) -> None:
@@ -79,8 +80,12 @@ class ChannelOrder:
         names = self.named.get(path)
 
         def by_position() -> np.ndarray:  # (vibration.channels: positions, checked against this recording)
-            return wave if self.positions is None else wave[pick_channels(path, self.positions, wave.shape[0],
-                                                                          "sensor column")]
+            return wave if self.positions is None else pick(pick_channels(path, self.positions, wave.shape[0],
+                                                                          "sensor column"))
+
+        def pick(idx: list[int]) -> np.ndarray:
+            self.picked[path] = list(idx)
+            return wave[idx]
 
         if self.ref is None or not names or len(names) != wave.shape[0]:
             return by_position()
@@ -93,7 +98,7 @@ class ChannelOrder:
                 self.other.append(path)  # a column not picked lacking, or one more
             elif idx != self.positions:
                 self.reordered.append(path)
-            return wave[idx]
+            return pick(idx)
         if self.positions is not None and self.ref[0] is not None and set(names) & set(self.named[self.ref[0]]):
             raise DataError(path, f"lacks the sensor column(s) {listed([c for c in self.ref[1] if c not in names])} "
                                   f"picked by vibration.channels {self.positions} (columns of "
@@ -101,10 +106,15 @@ class ChannelOrder:
         self.renamed.append((path, names))
         return by_position()
 
+    def picked_share(self, path: Path, above: np.ndarray, total: np.ndarray) -> float:
+        """The share of the energy of the channels ``path`` gave (:meth:`align`) that lies ``above`` a band, of each
+        channel's ``total`` (one column of a logger's many, the others read above the band, named it)."""
+        idx = self.picked.get(path, slice(None))
+        return float(above[idx].sum() / t) if (t := float(total[idx].sum())) > 0 else 0.0
+
     def report(self, root: Path) -> None:
         def rel(paths) -> list[str]:  # a test's recordings are named with their test (Test_07/rec_01.csv)
-            return [p.relative_to(root / "Data").as_posix() if p.is_relative_to(root / "Data") else p.name
-                    for p in paths]
+            return recording_names(root, paths)
 
         if self.dead:
             _warn_once("%s: channel(s) constant over a whole recording (a dead or unplugged sensor?): %s", root,

@@ -241,6 +241,14 @@ def discover(root: str | Path) -> list[TestRecord]:
     return records
 
 
+def recording_names(root: Path, paths) -> list[str]:
+    """Recordings of a bridge folder ``root`` named with their test (``Test_07/rec_01.csv``): relative to its
+    ``Data/`` folder, whatever its case (discover's rule); a path elsewhere by its name."""
+    data_dir = _child_dir(root, "Data")
+    return [p.relative_to(data_dir).as_posix() if data_dir is not None and p.is_relative_to(data_dir) else p.name
+            for p in paths]
+
+
 def read_masks(root: Path, records: list[TestRecord], vib) -> tuple[np.ndarray, np.ndarray]:
     """Every test's mask ``(n_tests, 1, H, W)`` and whether it has one; masks that look inverted or all empty named."""
     H, W = vib.mask_height, vib.mask_width

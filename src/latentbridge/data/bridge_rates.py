@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.data.bridge_layout import _warn_once
+from latentbridge.data.bridge_layout import _warn_once, recording_names
 from latentbridge.errors import DataError
 from latentbridge.utils import listed
 
@@ -74,7 +74,7 @@ REMOVED_SHARE = 0.5
 
 def removed_warning(removed: dict[Path, float], own: dict[Path, float], vib, root: Path) -> None:
     """A warning where the recordings lose most of their energy to ``vibration.resample_to`` (``removed``: each
-    recording's share above its Nyquist, :func:`~latentbridge.io.resampling.share_above`): the model would read their
+    recording's share above its Nyquist, of the channels it gave): the model would read their
     noise floor, and a later folder's level be blamed on its units."""
     lost = {p: v for p, v in removed.items() if v >= REMOVED_SHARE}
     if not lost:
@@ -83,4 +83,4 @@ def removed_warning(removed: dict[Path, float], own: dict[Path, float], vib, roo
                "which vibration.resample_to = %g Hz removes: the model reads what is left; keep their band with a "
                "higher vibration.resample_to, or null for their own rate (%g Hz): %s", root, len(lost), len(removed),
                vib.resample_to / 2, 100 * float(np.median(list(lost.values()))), vib.resample_to,
-               max(own.values()), listed([p.relative_to(root / "Data").as_posix() for p in lost], 3, count=True))
+               max(own.values()), listed(recording_names(root, lost), 3, count=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["resample", "resampled_blocks", "share_above"]
+__all__ = ["resample", "resampled_blocks", "energy_above"]
 
 
 def resample(x: np.ndarray, orig_sr: float, target_sr: float, axis: int = -1) -> np.ndarray:
@@ -63,17 +63,17 @@ def resampled_blocks(blocks, orig_sr: float, target_sr: float, channels: int):
             close()
 
 
-def share_above(x: np.ndarray, sample_rate: float, hz: float, segment: int = 4096, n_segments: int = 64) -> float:
-    """The share of ``x``'s energy (``(C, T)`` or ``(T,)``, its mean taken out) above ``hz``: what resampling to
-    ``2 * hz`` removes. Measured on up to ``n_segments`` Hann-windowed segments spread over the recording (a long
-    one is not transformed whole); 0 for a silent one."""
+def energy_above(x: np.ndarray, sample_rate: float, hz: float, segment: int = 4096,
+                 n_segments: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """``(above, total)``: each channel's energy above ``hz`` and in all (``x`` ``(C, T)`` or ``(T,)``, each channel's
+    mean taken out): what resampling to ``2 * hz`` removes. Measured on up to ``n_segments`` Hann-windowed segments
+    spread over the recording (a long one is not transformed whole); zeros above Nyquist."""
     x = np.atleast_2d(np.asarray(x, dtype=np.float32))
     n = min(segment, x.shape[-1])
     if n < 2 or hz >= sample_rate / 2:
-        return 0.0
+        return np.zeros(len(x)), np.ones(len(x))
     starts = np.unique(np.linspace(0, x.shape[-1] - n, min(n_segments, max(1, x.shape[-1] // n))).astype(int))
     segs = np.stack([x[:, i:i + n] for i in starts], axis=1)
     segs = (segs - segs.mean(axis=-1, keepdims=True)) * np.hanning(n).astype(np.float32)
-    power = (np.abs(np.fft.rfft(segs, axis=-1)) ** 2).sum(axis=(0, 1))
-    total = float(power.sum())
-    return float(power[np.fft.rfftfreq(n, 1.0 / sample_rate) > hz].sum() / total) if total > 0 else 0.0
+    power = (np.abs(np.fft.rfft(segs, axis=-1)) ** 2).sum(axis=1)  # (C, bins)
+    return power[:, np.fft.rfftfreq(n, 1.0 / sample_rate) > hz].sum(axis=1), power.sum(axis=1)

@@ -399,7 +399,9 @@ def read_lightning_checkpoint(path: str | Path) -> dict:
     try:  # torch's reader checks no CRC: bytes damaged on disk (zeroed by a bad sector) loaded, and trained on
         with zipfile.ZipFile(path) as z:
             bad = z.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
+    except zipfile.BadZipFile:
+        bad = None  # torch's legacy format, no zip archive: no CRC to check
+    except (OSError, EOFError) as e:
         bad = f"? ({e})"
     if bad is not None:
         raise CheckpointError(path, f"not a readable latentbridge training checkpoint (damaged: {bad} in it does not "

@@ -77,6 +77,10 @@ def _resume_checked(config: dict) -> dict[str, Any]:
     return {k: v for k, v in dotted(config).items() if k.split(".")[0] in RESUME_SECTIONS or k in keys}
 
 
+#: the data keys whose files a run records (:func:`record_data`), so that a resume over others is refused by them
+RECORDED_DATA = ("data.train_dir", "data.root")
+
+
 def resume_differences(old: dict, new: dict, trained_in: str | None = None) -> list[tuple[str, Any, Any]]:
     """(key, run's value, new value) for every architecture / data / transform key that differs; the run's
     relative paths are read from ``trained_in``, the folder it was trained in, where known."""
@@ -85,7 +89,7 @@ def resume_differences(old: dict, new: dict, trained_in: str | None = None) -> l
 
     def differs(k):
         x, y = a.get(k, missing), b.get(k, missing)
-        if x != y and trained_in and _relative_data(k, x) and not Path(trained_in).is_dir():
+        if x != y and k in RECORDED_DATA and trained_in and _relative_data(k, x) and not Path(trained_in).is_dir():
             return False  # the folder it was trained in is gone (a project moved): the files' record decides
         if x != y:
             return not _same_path(x, y, trained_in)
@@ -174,7 +178,7 @@ def check_resume(cfg_dict: dict, out_dir: Path) -> dict:
             # anomaly fit's folders as its arguments (-o data.train_dir beside them is refused); a relative path as
             # the folder it was trained in reads it (the relative one was the value just refused)
             if k in relative and trained_in:
-                a = [str(Path(trained_in) / x) for x in a] if isinstance(a, list) else str(Path(trained_in) / a)
+                a = str(Path(trained_in) / a)
             value = "" if a is None else a
             if isinstance(a, list):
                 value = "[" + ", ".join(json.dumps(x) if isinstance(x, str) else str(x) for x in a) + "]"
