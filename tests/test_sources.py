@@ -533,7 +533,7 @@ def test_the_digit_set_cache_rebuilds_a_damaged_set_and_keeps_its_size_limit(tmp
         sf.write(clips[-1], np.zeros(80, np.float32), 8000)
     waves, feats = digits.clips_and_features_cached(clips[:2], spec)
     assert computed == [2] and feats.shape == (2, 1, 64, 128)
-    (entry,) = (tmp_path / "cache" / "digits").iterdir()
+    (entry,) = (tmp_path / "cache" / "features" / "digits").iterdir()  # (inside $LATENTBRIDGE_CACHE)
     (entry / "features.npy").write_bytes((entry / "features.npy").read_bytes()[:1000])  # a power loss
     with caplog.at_level(logging.WARNING, logger="latentbridge"):
         waves, feats = digits.clips_and_features_cached(clips[:2], spec)
@@ -542,7 +542,7 @@ def test_the_digit_set_cache_rebuilds_a_damaged_set_and_keeps_its_size_limit(tmp
     monkeypatch.setenv("LATENTBRIDGE_CACHE_MAX_GB", str(2.5 * entry_size(entry) / 1e9))  # room for two sets
     for n in (1, 3):
         digits.clips_and_features_cached(clips[:n], spec)
-    assert len(list((tmp_path / "cache" / "digits").iterdir())) == 2  # the least recently used set went
+    assert len(list((tmp_path / "cache" / "features" / "digits").iterdir())) == 2  # the least recently used went
 
 
 def entry_size(folder):

@@ -359,18 +359,16 @@ def dump_yaml_dict(d: dict) -> str:
     return yaml.safe_dump(d, sort_keys=False)
 
 
-def model_key_hint(err: ValidationError, task: str) -> str:
-    """For an unknown ``model.<key>`` that other models of the task take: which, and how to pick one
-    (``anomaly fit``'s default detector has no VAE keys: ``-o model.channels=...`` needs a VAE)."""
-    from latentbridge.models.registry import models_for_task
-
+def model_key_hint(err: ValidationError, models) -> str:
+    """For an unknown ``model.<key>`` that other ``models`` of the task take (their classes): which, and how to pick
+    one (``anomaly fit``'s default detector has no VAE keys: ``-o model.channels=...`` needs a VAE)."""
     hints = []
     for e in err.errors():
         loc = [str(p) for p in e["loc"]]
         if e["type"] != "extra_forbidden" or "model" not in loc or loc.index("model") + 2 >= len(loc):
             continue
         key = loc[-1]
-        takers = sorted(c.name for c in models_for_task(task) if key in c.config_class.model_fields)
+        takers = sorted(c.name for c in models if key in c.config_class.model_fields)
         if takers:
             hints.append(f"'model.{key}' is a key of model.name {' / '.join(takers)}: choose one with "
                          f"-o model.name=NAME")

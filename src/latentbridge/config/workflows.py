@@ -27,7 +27,7 @@ from latentbridge.config.sections import (DIGIT_AUDIO, DIGIT_FEATURES, AnomalyCo
 from latentbridge.config.workflow_base import Workflow, _AudioWorkflow, _model_union, say_replaced
 from latentbridge.errors import ConfigError
 from latentbridge.sampling_args import guidance_problem
-from latentbridge.models.registry import REGISTRY
+from latentbridge.models.registry import REGISTRY, models_for_task
 from latentbridge.transforms.spec import (
     AudioTransform,
     ImageTransform,
@@ -519,7 +519,7 @@ def validate(raw: dict, source: str = "config") -> Workflow:
     try:
         return _ADAPTER.validate_python(raw)
     except ValidationError as e:
-        hint = model_key_hint(e, raw["task"])
+        hint = model_key_hint(e, models_for_task(raw["task"]))
         raise ConfigError(format_validation_error(e, source, _TAGS, _ROOTS) + hint,
                           problems=validation_problems(e, _TAGS, _ROOTS) + hint) from None
 
