@@ -236,6 +236,15 @@ def test_resume_with_other_settings_changes_nothing(short_run, machine_data, cap
     assert _snapshot(short_run) == before and {p: p.stat().st_mtime_ns for p in short_run.rglob("*")} == stamps
 
 
+def test_a_resume_with_another_batch_size_is_said(short_run, machine_data, caplog):
+    """A resume at another train.batch_size trained on without a word, config.json recording the new one alone."""
+    with caplog.at_level(logging.WARNING):
+        assert main(_train_args(machine_data, short_run, ["train.max_epochs=2", "train.batch_size=4"])
+                    + ["--resume"]) == 0
+    assert re.search(r"resumed with other training settings \(train\.batch_size: run \d+, now 4\): the epochs it "
+                     r"trains now use the new values", caplog.text), caplog.text
+
+
 def test_resume_and_force_together_are_refused(short_run, machine_data, capsys):
     before = _snapshot(short_run)
     assert main(_train_args(machine_data, short_run, ["train.max_epochs=2"]) + ["--resume", "--force"]) == 2

@@ -77,6 +77,9 @@ def _resume_checked(config: dict) -> dict[str, Any]:
     return {k: v for k, v in dotted(config).items() if k.split(".")[0] in RESUME_SECTIONS or k in keys}
 
 
+#: training keys a resume may change, said when it does (a batch size changed on resume went without a word, and
+#: config.json recorded the new one alone)
+RESUME_SAID = ("train.batch_size", "train.gradient_clip", "train.precision", "train.keep_weights")
 #: the data keys whose files a run records (:func:`record_data`), so that a resume over others is refused by them
 RECORDED_DATA = ("data.train_dir", "data.root")
 
@@ -197,6 +200,10 @@ def check_resume(cfg_dict: dict, out_dir: Path) -> dict:
                                 "new run; nothing in the run folder was changed")
     done = epochs_done(ckpt)
     wanted = (cfg_dict.get("train") or {}).get("max_epochs")
+    if changed := [(k, a, b) for k in RESUME_SAID if (a := dotted(old).get(k)) != (b := dotted(cfg_dict).get(k))]:
+        log.warning("%s: resumed with other training settings (%s): the epochs it trains now use the new values, and "
+                    "config.json records those alone", out_dir, "; ".join(f"{k}: run {a!r}, now {b!r}"
+                                                                      for k, a, b in changed))
     if ckpt and wanted not in (None, -1) and done >= int(wanted):
         more = ("its one-cycle schedule ended with it: train longer in a new run (--force, or another --out)"
                 if _one_cycle(old) else f"resume with more (-o train.max_epochs={done + 10}, say)")
