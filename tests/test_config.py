@@ -443,3 +443,10 @@ def test_a_link_to_a_preset_reads_the_presets_it_builds_on_beside_the_preset(tmp
     (tmp_path / "mine.yaml").symlink_to(ROOT / "configs" / "mel_vae.yaml")
     preset = ROOT / "configs" / "mel_vae.yaml"
     assert load_config(tmp_path / "mine.yaml").model_dump() == load_config(preset).model_dump()
+
+
+def test_a_path_quoted_inside_an_override_loses_its_quotes():
+    """`-o 'data.root="sp ace/mnist"'`: the quotes stayed in the path ('"sp ace/mnist": does not exist')."""
+    for quoted in ('"sp ace/mnist"', "'sp ace/mnist'"):
+        assert load_config(ROOT / "configs" / "ddpm_mnist.yaml", [f"data.root={quoted}"]).data.root == "sp ace/mnist"
+    assert load_config(ROOT / "configs" / "ddpm_mnist.yaml", ["data.root=it's"]).data.root == "it's"

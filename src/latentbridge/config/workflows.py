@@ -545,6 +545,8 @@ def load_config(path=None, overrides: list[str] | None = None, *, sets: dict[str
         for text in overrides or []:
             (parts, _), value = parse_override(text), text.split("=", 1)[1]
             if is_text_field(workflow, parts, value) and ".".join(parts) not in (sets or {}):
+                if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":  # quoted inside the shell's
+                    value = value[1:-1]  # quotes ('data.root="sp ace"'): the quotes were kept in the path
                 set_path(raw, parts, value if value.strip() else None, text)
     source = str(path) if path is not None else "defaults"
     if overrides:
