@@ -537,8 +537,8 @@ def interrupts_held():
     try:
         yield
     finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
+        for s, h in old.items():
+            signal.signal(s, h)
         if came and callable(handler := old[came[0]]):
             handler(came[0], None)  # (Ctrl-C: KeyboardInterrupt; the CLI's SIGTERM: its interrupt)
         elif came and handler == signal.SIG_DFL:

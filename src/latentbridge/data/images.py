@@ -210,11 +210,12 @@ def content_warning(root: Path, files: list[Path], images: np.ndarray, backgroun
             return transparent(im) and int(np.asarray(im.convert("RGBA").getchannel("A")).min()) < 255
 
     blank = [name(i) for i in np.flatnonzero(lo == hi) if see_through(int(i))]
-    labels = [name(i) for i in np.flatnonzero((hi > lo) & (hi <= LABEL_LEVELS))]
+    as_labels = (hi > lo) & (hi <= LABEL_LEVELS)
+    labels = [name(i) for i in np.flatnonzero(as_labels)]
     parts = ([f"{len(blank)} drawing(s) on a transparent canvas read blank ({listed(blank)}): nothing drawn, or ink "
               f"of the tone of the set's backdrop ({background}: the opposite of its drawings' ink), which erases it; "
               "draw every one in one tone, or flatten them onto their own backdrop"] if blank else []) + (
-        [f"{len(labels)} image(s) hold only levels 0 to {int(hi[(hi > lo) & (hi <= LABEL_LEVELS)].max())} of 255, "
+        [f"{len(labels)} image(s) hold only levels 0 to {int(hi[as_labels].max())} of 255, "
          f"nearly black ({listed(labels)}): masks or label maps saved as 0/1? Save them as 0/255"] if labels else [])
     return f"{root}: " + "; ".join(parts) if parts else None
 

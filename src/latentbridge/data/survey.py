@@ -243,7 +243,7 @@ def band_fmax(features) -> float | None:
     a ``FeatureConfig``); of STFT features, whose bins always reach Nyquist, the band the training recordings filled,
     where ``fmax`` says so (the survey sets it for recordings at a lower rate than the model's: recordings scored
     at that rate were all named "below the model's band", as the training ones were)."""
-    return getattr(features, "fmax", None) if getattr(features, "kind", None) in ("mel", "stft") else None
+    return getattr(features, "fmax", None)
 
 
 def files_below_band(rates: dict[str, int], sample_rate: int, fmax: float | None) -> dict[str, int]:

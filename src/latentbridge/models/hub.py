@@ -19,6 +19,7 @@ converted by ``latentbridge model upgrade DIR`` (:mod:`latentbridge.models.upgra
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import errno
 import hashlib
@@ -257,16 +258,13 @@ LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 
 def _header(folder: Path) -> dict[str, str]:
     try:
-        with open(folder / WEIGHTS_NAME, "rb") as f:
-            if f.read(len(LFS_POINTER)) == LFS_POINTER:  # ('header too large')
-                raise ModelFolderError(folder, f"{WEIGHTS_NAME} is a Git LFS pointer ({os.path.getsize(f.name)} "
-                                               "bytes), not the weights: fetch them (`git lfs pull`)")
-    except OSError:
-        pass  # (named below)
-    try:
         with safe_open(str(folder / WEIGHTS_NAME), framework="pt") as f:
             return f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
+        with contextlib.suppress(OSError), open(folder / WEIGHTS_NAME, "rb") as f:
+            if f.read(len(LFS_POINTER)) == LFS_POINTER:  # (it read 'header too large')
+                raise ModelFolderError(folder, f"{WEIGHTS_NAME} is a Git LFS pointer ({os.path.getsize(f.name)} "
+                                               "bytes), not the weights: fetch them (`git lfs pull`)") from None
         raise ModelFolderError(folder, f"cannot read {WEIGHTS_NAME} ({e})") from None
 
 
@@ -275,15 +273,14 @@ def _check_config_hash(folder: Path) -> bool:
     one that is was put in place (:func:`_finish_cut_save`)."""
     recorded = _header(folder).get("config_sha256")
     data = (folder / CONFIG_NAME).read_bytes()
-    actual = hashlib.sha256(data).hexdigest()
-    if recorded != actual and _finish_cut_save(folder):
+    if hashlib.sha256(data).hexdigest() == recorded:
+        return False
+    if _finish_cut_save(folder):
         return True
-    if recorded != actual and _same_content(data, recorded):  # line endings or indentation changed (git's autocrlf
-        return False  # on Windows, an editor), its content as written: it was refused as edited by hand
-    if recorded != actual:
-        try:
-            task = (json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8")).get("config") or {}).get("task")
-        except (ValueError, OSError, AttributeError):
+    if not _same_content(data, recorded):  # (line endings or indentation changed, git's autocrlf on Windows or an
+        try:  # editor, leave the content as written: it was refused as edited by hand)
+            task = (json.loads(data).get("config") or {}).get("task")
+        except (ValueError, AttributeError):
             task = None
         # (it offered `anomaly calibrate` as the way out, which refuses the folder as well)
         hint = ("; a threshold is changed with `latentbridge anomaly calibrate MODEL NORMAL_DIR` or `... --threshold "

@@ -153,8 +153,10 @@ def choose_settings(survey: Survey, given: dict | None = None, reads_active_fram
     band = rate / 2 if low is None else low / 2
     bins = int((n_fft // 2 + 1) * band / (rate / 2))
     n_mels = max(1, min(64, bins // 2))
-    out.append(Choice("features.n_mels", n_mels, f"{bins} FFT bins, the whole band up to {band:g} Hz"
-                      if low is None else f"the {bins} FFT bins up to {band:g} Hz"))
+    stft = given.get("features.kind") == "stft"  # every bin up to Nyquist: no mel bands
+    if not stft:
+        out.append(Choice("features.n_mels", n_mels, f"{bins} FFT bins, the whole band up to {band:g} Hz"
+                          if low is None else f"the {bins} FFT bins up to {band:g} Hz"))
     level = survey.typical_level_dbfs
     if level is not None and DIGITAL_SILENCE_DBFS < level < QUIET_DBFS:
         power = float(given.get("features.power", 1.0))  # (amin floors the magnitude to that power: a power 2's
@@ -167,8 +169,10 @@ def choose_settings(survey: Survey, given: dict | None = None, reads_active_fram
 
         n_low = sum(n for r, n in survey.rates.items() if r <= low and rate_problem(r, rate) is None)
         out.append(Choice("features.fmax", float(band), f"{n_low} of the {survey.n_files} files are recorded at "
-                                                        f"{low} Hz or less: above {band:g} Hz their resampled "
-                                                        f"audio is empty, so the band stops there"))
+                                                        f"{low} Hz or less: " + (
+            f"their resampled audio is empty above {band:g} Hz; the STFT keeps every bin, and recordings scored later "
+            "are checked against the band up to there (the band the training recordings fill)" if stft else
+            f"above {band:g} Hz their resampled audio is empty, so the band stops there")))
     return out
 
 
@@ -326,13 +330,6 @@ def adapt(cfg, paths, *, max_read: int = 200,
                     "leave out -o model.timing=0" if "timing" in cfg.model.model_fields_set else
                     "fit with the default detector (no --config)")
     applied = [c for c in choose_settings(survey, given, reads) if c.key not in set_keys] + timing
-    if cfg.features.kind == "stft":  # every bin up to Nyquist: no mel bands; fmax, the band the recordings fill
-        applied = [c for c in applied if c.key != "features.n_mels"]
-        for c in applied:
-            if c.key == "features.fmax":
-                c.reason = (c.reason.split(": above")[0] + f": their resampled audio is empty above {c.value:g} Hz; "
-                            "the STFT keeps every bin, and recordings scored later are checked against the band up "
-                            "to there (the band the training recordings fill)")
     axes = max(survey.channels)
     channel = next((c.value for c in applied if c.key == "audio.channel"), cfg.audio.channel)
     if axes > 1 and channel is None and any(survey.codecs.get(c) for c in VIBRATION_CODECS):

@@ -200,7 +200,8 @@ def check_resume(cfg_dict: dict, out_dir: Path) -> dict:
                                 "new run; nothing in the run folder was changed")
     done = epochs_done(ckpt)
     wanted = (cfg_dict.get("train") or {}).get("max_epochs")
-    if changed := [(k, a, b) for k in RESUME_SAID if (a := dotted(old).get(k)) != (b := dotted(cfg_dict).get(k))]:
+    before, now = dotted(old), dotted(cfg_dict)
+    if changed := [(k, before.get(k), now.get(k)) for k in RESUME_SAID if before.get(k) != now.get(k)]:
         log.warning("%s: resumed with other training settings (%s): the epochs it trains now use the new values, and "
                     "config.json records those alone", out_dir, "; ".join(f"{k}: run {a!r}, now {b!r}"
                                                                       for k, a, b in changed))
