@@ -215,12 +215,14 @@ def test_sound_in_short_events_has_its_timing_read_or_is_named(tmp_path, caplog)
         assert ("the sound comes in short events" in caplog.text) is warned, (folder, name, caplog.text)
         assert "stationary sound" not in next(c.reason for c in choices if c.key == "features.n_fft")
         assert getattr(new.model, "timing", None) == timing
+        assert getattr(new.model, "duration", None) == (None if timing is None else 16 * timing)
         assert any(c.key == "model.timing" for c in choices) is bool(timing)
     given = load_config(None, ["model.timing=0"], sets={"task": "anomaly", "data.train_dir": str(tmp_path / "valve")})
     caplog.clear()
     with caplog.at_level("WARNING"):
         new, _, choices = adapt(given, [str(tmp_path / "valve")])
     assert new.model.timing == 0 and "model.timing" not in {c.key for c in choices}
+    assert new.model.duration == 8.0  # (the duration is chosen still: only the timing was given)
     assert "the sound comes in short events" in caplog.text  # the user's detector reads no timing: named
 
 
@@ -481,6 +483,51 @@ def test_the_envelope_autocorrelation_reads_when_events_happen():
     assert steady.abs().mean() < 0.1 and steady.max() < 0.3, steady
 
 
+def test_the_longest_event_is_counted_in_frames():
+    """Runs of loud frames (above half-way between the window's mean level and its loudest): the longest, in frames; no
+    event where nothing stands 10 dB out; a short recording's padding (digital silence) is no frame of its mean."""
+    from latentbridge.transforms.stats import longest_event
+
+    assert longest_event(_events([5, 6, 7, 20, 30, 31]))[0] == 3
+    assert longest_event(_events([]))[0] == 0  # noise alone
+    t = torch.arange(40)
+    assert longest_event(_events([]) + 4.0 * ((t >= 10) & (t < 16)).float())[0] == 0  # 4 dB up: no event
+    short = _events([3, 4, 11], t=22)
+    padded = torch.cat([short, torch.full((1, 1, 8, 18), -100.0)], dim=-1)
+    assert longest_event(padded)[0] == longest_event(short)[0] == 2
+
+
+def test_the_duration_of_events_tells_a_long_burst_from_normal_ones():
+    """One to four bursts of 2-3 frames at random times; anomalies have one or two, one of them 7 frames long (as many
+    loud frames as normal windows hold). The statistics (a set of frames) read it at chance; with the longest event
+    beside them the detector separates them, and a burst shorter than normal adds nothing."""
+    from latentbridge.metrics.anomaly import roc_auc
+    from latentbridge.models.detectors import KNNStatsDetector
+
+    rng = np.random.default_rng(2)
+
+    def window(length):
+        n = int(rng.integers(1, 3) if length else rng.integers(1, 5))
+        starts = rng.choice(np.arange(1, 29, 9), n, replace=False)
+        lengths = [int(rng.integers(2, 4)) for _ in range(n)]
+        if length:
+            lengths[0] = length
+        return _events([s + k for s, m in zip(starts, lengths) for k in range(m)], rng=rng)
+
+    train = torch.cat([window(0) for _ in range(60)])
+    test = torch.cat([window(0) for _ in range(20)] + [window(7) for _ in range(20)])
+    y = np.r_[np.zeros(20), np.ones(20)]
+    auc, dets = {}, {}
+    for duration in (0.0, 8.0):
+        det = dets[duration] = KNNStatsDetector((1, 8, 40), n_mfcc=4, separate_level=True, duration=duration)
+        det.fit_closed_form(train.numpy())
+        auc[duration] = roc_auc(y, det.score(test).numpy())
+    assert auc[8.0] > 0.95 and auc[0.0] < 0.75, auc
+    assert det.dim == 2 * 8 + 2 * 4 + 1 and det.config()["duration"] == 8.0
+    short = torch.cat([_events([o], rng=rng) for o in (3, 12, 25)])  # a burst of one frame: shorter, scored as before
+    torch.testing.assert_close(det.score(short), dets[0.0].score(short), rtol=1e-5, atol=1e-5)
+
+
 def test_the_timing_of_events_tells_a_moved_click_from_a_normal_one():
     """Five clicks at regular times, at any phase in the window; anomalies have one moved by 3 frames. The statistics
     (a set of frames) are at chance; with the envelope's autocorrelation beside them the detector separates them."""
@@ -554,7 +601,8 @@ def test_synthetic_anomalies_change_every_window():
 
 @pytest.mark.parametrize("preset, score, extra", [
     ("anomaly_pca", "mse", []), ("anomaly_gaussian_stats", "mahalanobis", []), ("anomaly_knn_stats", "knn", []),
-    (None, "knn", []), (None, "knn", ["-o", "model.timing=0.5"])])  # None: the default (timing: events' sound)
+    (None, "knn", []), (None, "knn", ["-o", "model.timing=0.5", "-o", "model.duration=8"])])  # None: the default
+# (timing and duration: events' sound)
 def test_baselines_fit_score_export_and_edge(preset, score, extra, machine_data, feature_cache, tmp_path):
     import subprocess
     import sys

@@ -9,7 +9,9 @@ without gradient descent, each usable with ``anomaly fit / score / export / list
   cepstral means and spreads over the active frames); the score is the Mahalanobis distance.
 - :class:`KNNStatsDetector` (``knn_stats``): the distance of the standardised statistics to the
   nearest ``k`` training windows' (mean over the k); with ``timing``, the level envelope's autocorrelation
-  beside them (:func:`latentbridge.transforms.stats.envelope_autocorrelation`: events late or missing).
+  beside them (:func:`latentbridge.transforms.stats.envelope_autocorrelation`: events late or missing); with
+  ``duration``, the window's longest event against the training windows' (:func:`~latentbridge.transforms.stats.
+  longest_event`: an event that lasts too long), in quadrature with the distance.
 
 The statistics of both keep the window's level in every band mean (the plain baselines), or, with
 ``separate_level: true`` (the default of ``knn_stats``, which ``anomaly fit`` uses when no preset is
@@ -42,8 +44,8 @@ from torch import Tensor, nn
 from latentbridge.models.base import ModelFamily, ModelSpec, inference
 from latentbridge.models.outputs import AutoencoderOutput
 from latentbridge.nn.conv import FeatureNormalizer
-from latentbridge.transforms.stats import (dct_matrix, envelope_autocorrelation, filled_frames, separate_level,
-                                           squared_distances, window_statistics)
+from latentbridge.transforms.stats import (dct_matrix, envelope_autocorrelation, filled_frames, longest_event,
+                                           separate_level, squared_distances, window_statistics)
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,12 @@ class KNNStatsConfig(GaussianStatsConfig):
     this): when in the window the sound is loud. 0: the statistics alone; ``anomaly fit`` chooses 0.5 for sound in
     short events (the median recording loud in under a quarter of its frames), where a late or missing event is a
     fault the statistics miss."""
+    duration: float = Field(0.0, ge=0)
+    """Weight of the window's longest event (:func:`latentbridge.transforms.stats.longest_event`) beside the
+    statistics' distance: by how many training standard deviations (at least one frame) it lasts longer than the
+    training windows' mean, times this, added in quadrature to the nearest-neighbour distance (an event that lasts
+    too long; one shorter than usual adds nothing). 0: not read; ``anomaly fit`` chooses 8 for sound in short
+    events."""
 
 
 class WindowDetector(ModelFamily, nn.Module):
@@ -223,6 +231,9 @@ class GaussianStatsDetector(WindowDetector):
     n_lags: ClassVar[int] = 0
     """Lags of the level envelope's autocorrelation beside the statistics (``KNNStatsDetector``'s ``timing``)."""
     timing: float = 0.0
+    n_events: ClassVar[int] = 0
+    """1 where the window's longest event is the last column (``KNNStatsDetector``'s ``duration``), else 0."""
+    duration: float = 0.0
 
     def __init__(self, input_shape, n_mfcc: int = 20, top_db: float = 40.0, separate_level: bool = False,
                  length_scale: dict[str, list[float]] | None = None, **params):
@@ -234,7 +245,8 @@ class GaussianStatsDetector(WindowDetector):
         self.register_buffer("dct", dct_matrix(min(int(n_mfcc), f), f))
         d = c * (2 * f + 2 * self.dct.shape[0])  # each channel's statistics (the axes of a multi-axis sensor)
         self.channel_dim = d // c
-        d += self.n_lags  # and the envelope's autocorrelation, one for all channels (KNNStatsDetector's timing)
+        d += self.n_lags + self.n_events  # and the envelope's autocorrelation and the longest event, one for all
+        # channels (KNNStatsDetector's timing and duration)
         self.dim = d
         self.register_buffer("stat_mean", torch.zeros(d))
         self.register_buffer("stat_std", torch.ones(d))
@@ -250,19 +262,23 @@ class GaussianStatsDetector(WindowDetector):
         return self._weighted((self.raw_statistics(x) - self.stat_mean) / self.stat_std)
 
     def _weighted(self, s: Tensor) -> Tensor:
-        """Standardised statistics (B, D) with the envelope's autocorrelation, last, times ``timing``."""
-        if not self.n_lags:
+        """Standardised statistics (B, D) with the envelope's autocorrelation times ``timing`` and the longest event
+        times ``duration``, last."""
+        if not self.n_lags + self.n_events:
             return s
-        return torch.cat([s[:, :s.shape[1] - self.n_lags], self.timing * s[:, s.shape[1] - self.n_lags:]], dim=1)
+        d = s.shape[1] - self.n_lags - self.n_events
+        return torch.cat([s[:, :d], self.timing * s[:, d:d + self.n_lags], self.duration * s[:, d + self.n_lags:]],
+                         dim=1)
 
     def raw_statistics(self, x: Tensor) -> Tensor:
         """(B, C, F, T) → (B, D): :func:`window_statistics` of each channel on its own (its active frames, its
         cepstra, its level), side by side; then, with ``timing``, :func:`envelope_autocorrelation` at lags up to half
-        the window."""
+        the window, and with ``duration`` the window's :func:`longest_event`."""
         b, c, f, t = x.shape
         s = window_statistics(x.reshape(b * c, 1, f, t), self.dct, self.top_db)
         s = (separate_level(s, f) if self.separate_level else s).reshape(b, -1)
-        return torch.cat([s, envelope_autocorrelation(x, self.n_lags)], dim=1) if self.n_lags else s
+        return torch.cat([s, *([envelope_autocorrelation(x, self.n_lags)] if self.n_lags else []),
+                          *([longest_event(x).unsqueeze(1)] if self.n_events else [])], dim=1)
 
     def filled_share(self, x: Tensor) -> Tensor:
         """(B, C, F, T) → (B,): the share of the window's frames that hold any signal in any channel (padding
@@ -367,6 +383,8 @@ class GaussianStatsDetector(WindowDetector):
         raw = batched(self.raw_statistics, features).double()
         self.stat_mean.copy_(raw.mean(0).float())
         self.stat_std.copy_(raw.std(0).clamp_min(1e-6).float())
+        if self.n_events:  # the longest event's spread: at least one frame (durations come in whole frames)
+            self.stat_std[-1].clamp_(min=1.0)
         return self._weighted((raw.float() - self.stat_mean) / self.stat_std)
 
     def fit_closed_form(self, features: np.ndarray, seed: int = 0, groups: np.ndarray | None = None,
@@ -422,14 +440,16 @@ class KNNStatsDetector(GaussianStatsDetector):
 
     def __init__(self, input_shape, n_mfcc: int = 20, top_db: float = 40.0, separate_level: bool = False, k: int = 1,
                  max_bank: int = 20000, bank_size: int = 0, channel_scale: list[float] | None = None,
-                 length_scale: dict[str, list[float]] | None = None, timing: float = 0.0):
-        self.timing = float(timing)  # (before the statistics' width is counted)
+                 length_scale: dict[str, list[float]] | None = None, timing: float = 0.0, duration: float = 0.0):
+        self.timing, self.duration = float(timing), float(duration)  # (before the statistics' width is counted)
         self.n_lags = int(input_shape[-1]) // 2 if self.timing > 0 else 0
+        self.n_events = 1 if self.duration > 0 else 0
         super().__init__(input_shape, n_mfcc=n_mfcc, top_db=top_db, separate_level=separate_level,
                          length_scale=length_scale, k=int(k),
                          max_bank=int(max_bank), bank_size=int(bank_size),
                          **({"channel_scale": [float(v) for v in channel_scale]} if channel_scale else {}),
-                         **({"timing": self.timing} if self.timing > 0 else {}))
+                         **({"timing": self.timing} if self.timing > 0 else {}),
+                         **({"duration": self.duration} if self.duration > 0 else {}))
         self.k = int(k)
         self.register_buffer("bank", torch.zeros(int(bank_size), self.dim))
 
@@ -446,22 +466,34 @@ class KNNStatsDetector(GaussianStatsDetector):
         """``knn``: the distance of the whole window's statistics (every channel) to the nearest training windows';
         ``knn_channel_max``: each channel's own nearest-neighbour distance over its training windows' median, the
         largest of them (a fault on one axis of many is not diluted by the others' distances). ``leave_out``: bank
-        rows left out of each row's neighbours (:meth:`_nearest`)."""
-        knn = self._nearest(s, self.bank, leave_out)
+        rows left out of each row's neighbours (:meth:`_nearest`). With ``duration``, the longest event's excess
+        over the training windows' (its weighted standard score where positive) is added to each in quadrature."""
+        d = self.dim - self.n_events
+        knn = self._with_event(self._nearest(s[:, :d], self.bank[:, :d], leave_out), s)
         c = self.input_shape[0]
         scale = self.params.get("channel_scale") or [1.0] * c
         if c == 1:
             per_channel = knn / scale[0]
         else:
-            per_channel = torch.stack([self._nearest(self._channel(s, j), self._channel(self.bank, j), leave_out)
-                                       / scale[j] for j in range(c)], dim=1).amax(1)
+            per_channel = torch.stack([self._with_event(self._nearest(self._channel(s, j), self._channel(self.bank, j),
+                                                                      leave_out), s) / scale[j] for j in range(c)],
+                                      dim=1).amax(1)
         return {"knn": knn, "knn_channel_max": per_channel}
 
+    def _with_event(self, distance: Tensor, s: Tensor) -> Tensor:
+        """``distance`` (B,) with the longest event's weighted excess of standardised statistics ``s`` in quadrature
+        (itself where ``duration`` is 0)."""
+        if not self.n_events:
+            return distance
+        return torch.sqrt(distance * distance + s[:, -1].clamp_min(0.0) ** 2)
+
     def _channel(self, s: Tensor, j: int) -> Tensor:
-        """Channel ``j``'s columns of standardised statistics (B, D), and the envelope's, which all channels share."""
+        """Channel ``j``'s columns of standardised statistics (B, D), and the envelope's, which all channels share
+        (not the longest event: :meth:`_with_event`)."""
         w = self.channel_dim
         own = s[:, j * w:(j + 1) * w]
-        return torch.cat([own, s[:, s.shape[1] - self.n_lags:]], dim=1) if self.n_lags else own
+        d = self.dim - self.n_events
+        return torch.cat([own, s[:, d - self.n_lags:d]], dim=1) if self.n_lags else own
 
     @torch.no_grad()
     def fitted_windows(self, x: Tensor) -> Tensor:

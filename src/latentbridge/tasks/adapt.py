@@ -177,8 +177,9 @@ def choose_settings(survey: Survey, given: dict | None = None, reads_active_fram
 
 
 #: a median recording loud (within 20 dB of its loudest) in less than this share of its frames comes in events, for
-#: which the nearest-neighbour detector reads the level envelope's timing too, with this weight (``model.timing``)
-EVENT_SHARE, EVENT_TIMING = 0.25, 0.5
+#: which the nearest-neighbour detector reads the level envelope's timing too, with this weight (``model.timing``),
+#: and the longest event's duration with this one (``model.duration``)
+EVENT_SHARE, EVENT_TIMING, EVENT_DURATION = 0.25, 0.5, 8.0
 #: recordings whose median level is under :data:`QUIET_DBFS` get a features' floor (``features.amin``) this much under
 #: their level, as the default floor (-100 dB) sits under recordings at -30 dBFS
 FLOOR_UNDER_DB = 70.0
@@ -316,11 +317,16 @@ def adapt(cfg, paths, *, max_read: int = 200,
     cls = get_model_class(cfg.model.name)
     reads = bool(getattr(cls, "reads_active_frames", False))
     events = (share := survey.typical_loud_share) is not None and share < EVENT_SHARE
-    timing = [Choice("model.timing", EVENT_TIMING, f"the sound comes in short events, the median recording loud in "
-                     f"{100 * share:.0f} % of its frames: when in a window it is loud is read too; where normal "
-                     "cycle times vary from recording to recording, -o model.timing=0")] \
+    read_events = [Choice("model.timing", EVENT_TIMING, "the sound comes in short events, the median recording loud "
+                          f"in {100 * share:.0f} % of its frames: when in a window it is loud is read too; where "
+                          "normal cycle times vary from recording to recording, -o model.timing=0")] \
         if events and "timing" in cls.config_class.model_fields and "timing" not in cfg.model.model_fields_set else []
-    if events and not getattr(cls, "reads_frame_order", True) and not timing and not getattr(cfg.model, "timing", 0):
+    if events and "duration" in cls.config_class.model_fields and "duration" not in cfg.model.model_fields_set:
+        read_events.append(Choice("model.duration", EVENT_DURATION, "events: how long a window's longest one lasts is "
+                                  "read too (one lasting longer than the training windows' flags it; "
+                                  "-o model.duration=0)"))
+    if events and not getattr(cls, "reads_frame_order", True) and not getattr(cfg.model, "timing", 0) and \
+            not any(c.key == "model.timing" for c in read_events):
         log.warning("the sound comes in short events (the median recording is within 20 dB of its loudest in %.0f %% "
                     "of its 20-ms frames): %s reads the spectrum of each window's frames, not when in the window they "
                     "happen, so a late or missing event among regular ones moves its scores little (clicks at regular "
@@ -329,7 +335,7 @@ def adapt(cfg, paths, *, max_read: int = 200,
                     "where a click sounds wrong): for faults of timing, %s", 100 * share, cfg.model.name,
                     "leave out -o model.timing=0" if "timing" in cfg.model.model_fields_set else
                     "fit with the default detector (no --config)")
-    applied = [c for c in choose_settings(survey, given, reads) if c.key not in set_keys] + timing
+    applied = [c for c in choose_settings(survey, given, reads) if c.key not in set_keys] + read_events
     axes = max(survey.channels)
     channel = next((c.value for c in applied if c.key == "audio.channel"), cfg.audio.channel)
     if axes > 1 and channel is None and any(survey.codecs.get(c) for c in VIBRATION_CODECS):
