@@ -109,6 +109,14 @@ class _FixedProba(_Fixed):
         return p
 
 
+def test_per_class_refuses_labels_that_are_no_class():
+    from latentbridge.metrics.classification import per_class
+
+    for bad, message in (([0, 1, -1], "got -1"), ([0.5, 1, 2], "got 0.5"), ([0, 1, 11], "got 11")):
+        with pytest.raises(ValueError, match="labels must be whole numbers 0-9, " + message):
+            per_class(np.array(bad), np.array([0, 1, 2]))  # (-1 was counted as class 9, 0.5 as 0; 11 an IndexError)
+
+
 def test_coherence_on_hand_made_predictions():
     targets = [0, 0, 1, 1, 2, 2, 2, 3]
     preds = [0, 1, 1, 1, 2, 0, 2, 3]

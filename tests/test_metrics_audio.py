@@ -97,6 +97,13 @@ def test_pesq_of_a_long_recording_is_the_mean_over_segments(george):
     bounds = ((0, 160000), (160000, 320000), (320000, 480000), (480000, 600000))  # 20 s x 3 and the last 15 s
     pieces = [pesq_score(noisy[a:b], long[a:b], 8000) for a, b in bounds]
     assert pesq_score(noisy, long, 8000) == pytest.approx(np.mean(pieces), abs=1e-6)
+    quiet_end = long.copy()
+    quiet_end[480000:] = 0.0  # the reference silent in the last 15 s, where the estimate is loud noise
+    loud_end = quiet_end + np.where(np.arange(long.size) >= 480000, 0.5 * rng.standard_normal(long.size), 0.0)
+    with pytest.warns(RuntimeWarning, match=r"1 of the 4 20-s segments hold no speech in the reference \(60-75 s\)"):
+        whole = pesq_score(loud_end, quiet_end, 8000)
+    assert whole == pytest.approx(np.mean([pesq_score(loud_end[a:b], quiet_end[a:b], 8000) for a, b in bounds[:3]]),
+                                  abs=1e-6)  # (the mean of the three segments with speech: what is scored, said)
 
 
 def test_pesq_speech_decreases_with_noise(george):

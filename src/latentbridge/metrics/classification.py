@@ -8,11 +8,22 @@ from typing import Any
 import numpy as np
 
 
+def class_labels(values, n_classes: int, what: str) -> np.ndarray:
+    """``values`` as int64 class indices (flattened), refused unless each is a whole number in 0 ... n_classes - 1
+    (1.7 was read as 1; -1 counted in the last row of the confusion matrix)."""
+    raw = np.asarray(values).reshape(-1)
+    labels = raw.astype(np.int64)
+    wrong = (labels != raw) | (labels < 0) | (labels >= n_classes)
+    if wrong.any():
+        raise ValueError(f"{what} must be whole numbers 0-{n_classes - 1}, got {raw[wrong][0].item()!r}")
+    return labels
+
+
 def per_class(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10) -> dict[str, Any]:
     """Accuracy, per-class accuracy (None for classes without samples), counts and the confusion
     matrix (rows: true class, columns: predicted)."""
-    y_true = np.asarray(y_true).astype(np.int64).reshape(-1)
-    y_pred = np.asarray(y_pred).astype(np.int64).reshape(-1)
+    y_true = class_labels(y_true, n_classes, "labels")
+    y_pred = class_labels(y_pred, n_classes, "predictions")
     if y_true.shape != y_pred.shape:
         raise ValueError(f"{len(y_pred)} predictions for {len(y_true)} labels")
     conf = np.zeros((n_classes, n_classes), dtype=np.int64)
@@ -36,13 +47,9 @@ def coherence(classifier, generated, target_labels) -> dict[str, Any]:
     """
     if hasattr(target_labels, "detach"):
         target_labels = target_labels.detach().cpu().numpy()
-    raw = np.asarray(target_labels).reshape(-1)
-    if raw.size == 0:
+    if np.asarray(target_labels).size == 0:
         raise ValueError("coherence needs at least one sample")
-    targets = raw.astype(np.int64)
-    if (targets != raw).any() or targets.min() < 0 or targets.max() > 9:  # (1.7 was read as 1)
-        bad = raw[(targets != raw) | (targets < 0) | (targets > 9)][0].item()
-        raise ValueError(f"target labels must be digits 0-9, got {bad!r}")
+    targets = class_labels(target_labels, 10, "target labels")
     proba = None
     if hasattr(classifier, "predict_proba"):
         proba = np.asarray(classifier.predict_proba(generated))

@@ -266,10 +266,15 @@ def _pesq_one(e: np.ndarray, r: np.ndarray, sr: int, target: int, mode: str) -> 
         starts = list(range(0, e.shape[-1] - step // 2, step))
         bounds = list(zip(starts, starts[1:] + [e.shape[-1]]))
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # silent segments: NaN, left out of the mean
+            warnings.simplefilter("ignore", RuntimeWarning)  # silent segments: NaN, left out of the mean (said below)
             scores = [_pesq_one(e[a:b], r[a:b], sr, target, mode) for a, b in bounds]
-        scores = [x for x in scores if np.isfinite(x)]
-        return float(np.mean(scores)) if scores else float("nan")
+        kept = [x for x in scores if np.isfinite(x)]
+        if len(kept) < len(scores):  # what the estimate does there is not scored: said, with where
+            left = [f"{a / sr:g}-{b / sr:g} s" for (a, b), x in zip(bounds, scores) if not np.isfinite(x)]
+            warnings.warn(f"PESQ: {len(left)} of the {len(scores)} {PESQ_SEGMENT_SECONDS:g}-s segments hold no speech "
+                          f"in the reference ({', '.join(left)}) and are left out of the mean: the estimate's sound "
+                          "there is not scored", RuntimeWarning, stacklevel=3)
+        return float(np.mean(kept)) if kept else float("nan")
     import pesq as _pesq
 
     if e.shape[-1] < PESQ_MIN_SECONDS * sr:
@@ -277,8 +282,8 @@ def _pesq_one(e: np.ndarray, r: np.ndarray, sr: int, target: int, mode: str) -> 
             f"PESQ needs at least {PESQ_MIN_SECONDS} s of audio; got {e.shape[-1]} samples "
             f"({e.shape[-1] / sr:.3f} s) at {sr} Hz"
         )
-    e = resample(e, sr, target)
-    r = resample(r, sr, target)
+    if sr != target:  # (at the native rate the signals pass as they are: no float32 copy)
+        e, r = resample(e, sr, target), resample(r, sr, target)
     if not (np.any(e) or np.any(r)):  # pesq divides by the peak: silence vs silence
         warnings.warn(
             "PESQ: both signals are silent (no utterances); returning NaN", RuntimeWarning

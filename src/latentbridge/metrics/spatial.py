@@ -70,7 +70,8 @@ def psnr(truth: np.ndarray, est: np.ndarray, where: np.ndarray | None = None) ->
 def ssim(truth: np.ndarray, est: np.ndarray, where: np.ndarray | None = None) -> float:
     """Mean over channels of the SSIM map averaged over the pixels ``where``, each channel against its own range
     there; constant clean channels are left out as in :func:`psnr` (their SSIM depended on the data's units: with a
-    range of 1 assumed, 0.99 in one unit and 0.49 in a thousandth of it), NaN when every channel is constant. The map's
+    range of 1 assumed, 0.99 in one unit and 0.49 in a thousandth of it), NaN when every channel is constant or the map
+    is under 3 pixels on a side (SSIM's smallest window; :func:`psnr` reads such maps). The map's
     border (3 pixels, whose windows are padded) counts where it is evaluated; scikit-image's own mean crops it (0.004
     apart on 16 x 16 pixels, 5e-5 on 32 x 40)."""
     from skimage.metrics import structural_similarity

@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 def scores_csv(res) -> str:
     """``path,start_s,end_s,score,is_anomaly,level``: one row per window and one per file (paths
-    :func:`sheet_safe_path`)."""
+    :func:`sheet_safe_path`; scores with every digit, so that the metrics recomputed from them are the ones reported:
+    6 digits made ties, and another window AUC)."""
     wf = res.windows
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -31,9 +32,9 @@ def scores_csv(res) -> str:
     bounds = np.searchsorted(wf.file_index[order], np.arange(len(wf.files) + 1))
     for i, f in enumerate(map(sheet_safe_path, wf.files)):
         for j in order[bounds[i]:bounds[i + 1]]:
-            w.writerow([f, f"{wf.starts_s[j]:.3f}", f"{ends[j]:.3f}", f"{res.window_scores[j]:.6g}",
+            w.writerow([f, f"{wf.starts_s[j]:.3f}", f"{ends[j]:.3f}", repr(float(res.window_scores[j])),
                         int(res.window_scores[j] > res.threshold), "window"])
-        w.writerow([f, "0.000", f"{wf.durations_s[i]:.3f}", f"{res.file_scores[i]:.6g}",
+        w.writerow([f, "0.000", f"{wf.durations_s[i]:.3f}", repr(float(res.file_scores[i])),
                     int(res.file_scores[i] > res.threshold), f"file-{res.aggregate}"])
     return buf.getvalue()
 
