@@ -72,6 +72,11 @@ def test_stft_properties_and_buffer():
     assert st.n_freq == 513
     assert st.num_frames(16000) == 1 + 16000 // 256
     assert STFT(1024, 256, center=False).num_frames(16000) == 1 + (16000 - 1024) // 256
+    for n_fft, hop, n in ((511, 250, 32000), (255, 64, 16000), (127, 32, 1024), (3, 1, 10), (512, 250, 32000)):
+        # an odd n_fft where the hop divides the length: one frame fewer than 1 + n // hop (the count that was given,
+        # and every window's last frame was padding, at the floor in every band)
+        assert STFT(n_fft, hop).num_frames(n) == STFT(n_fft, hop)(torch.randn(1, n)).shape[-1] == \
+            librosa.stft(np.zeros(n), n_fft=n_fft, hop_length=hop).shape[-1]
     assert "window" not in st.state_dict()
     assert torch.equal(st.window, torch.hann_window(1024, periodic=True))
 

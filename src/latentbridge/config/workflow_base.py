@@ -98,8 +98,9 @@ class _AudioWorkflow(Workflow):
         f = self.features
         if f.n_frames is not None:
             return f.n_frames
-        n = self.audio.window_samples
-        return 1 + n // f.hop_length if f.center else 1 + (n - f.n_fft) // f.hop_length
+        from latentbridge.transforms.numpy_stft import num_frames
+
+        return num_frames(self.audio.window_samples, f.n_fft, f.hop_length, f.center)
 
     def _pending(self, key: str) -> bool:
         """Whether ``audio.KEY`` (or ``features.KEY``) is still to be chosen from the data (the anomaly

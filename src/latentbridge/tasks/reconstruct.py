@@ -114,7 +114,7 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
     sr, window = spec.sample_rate, spec.window_samples
     full = SpectrogramTransform(**{**spec.features.model_dump(), "n_frames": None}).eval()
     h = transform.hop_length
-    valid = 1 + window // h if transform.stft.center else 1 + (window - transform.stft.n_fft) // h
+    valid = transform.stft.num_frames(window)
     valid = min(valid, transform.n_frames or valid)  # the frames of a window that hold its samples
     hop = max(h, min(spec.hop_samples, window // 2, (valid - 1) * h // 2) // h * h)
     # each file once: one given directly and through its folder was rebuilt twice, the second renamed
@@ -155,7 +155,7 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
         rec = pf.apply(rec) if pf is not None else rec
         # their magnitudes a batch at a time, blended as they come (every window's at once: 0.25 GB of 3 minutes)
         mags = (transform.features_to_magnitude(rec[s:s + BATCH, 0]).double().numpy() for s in range(0, n, BATCH))
-        frames = 1 + len(padded) // h  # the whole recording's centred STFT frames
+        frames = full.stft.num_frames(len(padded))  # the whole recording's STFT frames
         blended = torch.from_numpy(blend_frames(mags, hop // h, valid, frames)).float()[None]
         angle = full.stft(torch.from_numpy(padded)[None]).angle() if phase == "input" else None
         out = full.magnitude_to_wave(blended, length=len(padded), phase=angle, n_iter=n_iter)[0]

@@ -44,9 +44,11 @@ def periodic_window(window: str, win_length: int) -> np.ndarray:
 
 
 def num_frames(n_samples: int, n_fft: int, hop_length: int, center: bool = True) -> int:
-    """Frames of the STFT of ``n_samples`` samples (before any ``n_frames`` fixing)."""
+    """Frames of the STFT of ``n_samples`` samples (before any ``n_frames`` fixing). Centred, the wave is padded by
+    ``n_fft // 2`` on each side: an odd ``n_fft`` gives one frame fewer than ``1 + n_samples // hop`` where the hop
+    divides the length (that count gave every window a last frame of padding: silence at the floor in every band)."""
     if center:
-        return 1 + int(n_samples) // int(hop_length)
+        return 1 + (int(n_samples) + 2 * (int(n_fft) // 2) - int(n_fft)) // int(hop_length)
     if n_samples < n_fft:
         return 0
     return 1 + (int(n_samples) - int(n_fft)) // int(hop_length)

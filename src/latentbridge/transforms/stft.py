@@ -112,13 +112,11 @@ class STFT(nn.Module):
         return self.n_fft // 2 + 1
 
     def num_frames(self, n_samples: int) -> int:
-        """Frames ``forward`` gives for a wave of ``n_samples`` samples."""
-        n_samples = int(n_samples)
-        if self.center:
-            return 1 + n_samples // self.hop_length
-        if n_samples < self.n_fft:
-            return 0
-        return 1 + (n_samples - self.n_fft) // self.hop_length
+        """Frames ``forward`` gives for a wave of ``n_samples`` samples
+        (:func:`latentbridge.transforms.numpy_stft.num_frames`)."""
+        from latentbridge.transforms.numpy_stft import num_frames
+
+        return num_frames(n_samples, self.n_fft, self.hop_length, self.center)
 
     def _window_for(self, x: torch.Tensor) -> torch.Tensor:
         dtype = x.real.dtype if x.is_complex() else x.dtype
