@@ -57,12 +57,18 @@ def test_every_sampler_returns_the_clean_sample_an_oracle_denoiser_knows(schedul
         eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
         return eps if prediction == "epsilon" else a.sqrt() * eps - (1 - a).sqrt() * x0
 
-    steps = {"ddpm": 100, "ddim": 20, "dpm": 10}[scheduler]
-    calls = []
-    out = proc.sample(oracle, x0.shape, scheduler=scheduler, steps=steps,
-                      generator=torch.Generator().manual_seed(3), progress=calls.append)
-    assert len(calls) == steps
-    torch.testing.assert_close(out, x0, atol=2e-3, rtol=0)
+    for steps in ({"ddpm": 100, "ddim": 20, "dpm": 10}[scheduler], 7, 13):  # 7 and 13 divide no 1000: DDIM stepped
+        # to t - 1000 // steps, not the sequence's next timestep, and ended 0.03 off (a last step to alpha_bar_0)
+        calls = []
+        out = proc.sample(oracle, x0.shape, scheduler=scheduler, steps=steps,
+                          generator=torch.Generator().manual_seed(3), progress=calls.append)
+        assert len(calls) == steps
+        torch.testing.assert_close(out, x0, atol=2e-3 if steps > 10 else 1e-4, rtol=0)
+    wide = DiffusionProcess(prediction=prediction, clip_sample=2.0)  # clean samples up to 1.8, clipped at 2
+    x0 = 2 * x0
+    ac = wide.alphas_cumprod
+    out = wide.sample(oracle, x0.shape, scheduler=scheduler, steps=20, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(out, x0, atol=2e-3, rtol=0)  # (DPM-Solver++'s thresholding put them within 1)
 
 
 def test_schedulers_are_configured_alike_and_refuse_bad_settings():
@@ -433,11 +439,15 @@ def test_sampling_a_model_folder_from_python_names_bad_counts(tmp_path):
     from latentbridge.tasks.generate import generate, sample_saved
 
     saved = load_model(tiny_generative_folders(tmp_path)["ddpm"])
-    for kw, said in ((dict(n=2, steps=0), "--steps must be at least 1, got 0"),
+    for kw, said in ((dict(n=2, steps=0), "--steps must be a whole number of at least 1, got 0"),
                      (dict(n=-1), "--num-samples must be at least 1, got -1"),
-                     (dict(n=2, batch_size=0), "--batch-size must be at least 1, got 0")):
+                     (dict(n=2, batch_size=0), "--batch-size must be at least 1, got 0"),
+                     (dict(n=2, steps=2.5), "--steps must be a whole number of at least 1, got 2.5")):
         with pytest.raises(LatentbridgeError, match=said):
             sample_saved(saved, **kw)
+    for g in (-1.0, float("nan")):  # -1 sampled; NaN was blamed on the steps and the scheduler
+        with pytest.raises(ValueError, match=f"guidance: a strength must be a finite number >= 0, got {g}"):
+            sample_saved(saved, 2, steps=2, guidance=g)
     with pytest.raises(ValueError, match="batch_size must be a whole number >= 1, got 0"):
         generate(saved.model, 2, steps=2, batch_size=0)
     assert sample_saved(saved, 2, steps=2).images.shape == (2, 1, 28, 28)

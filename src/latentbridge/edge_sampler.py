@@ -103,11 +103,11 @@ class OnnxDenoiser:
         x = (np.random.default_rng(seed).standard_normal((n, *self.image_shape)) if noise is None
              else np.asarray(noise)).astype(np.float64)
         ac = self.alphas_cumprod
-        stride = self.train_timesteps // steps
-        for t in self.timesteps(steps):
+        sequence = list(self.timesteps(steps))
+        for t, t_next in zip(sequence, sequence[1:] + [-1]):  # each step to the next timestep of the sequence
             out = self.guided(x.astype(np.float32), t, labels, c, guidance).astype(np.float64)
             a = ac[t]
-            a_prev = ac[t - stride] if t - stride >= 0 else 1.0
+            a_prev = ac[t_next] if t_next >= 0 else 1.0
             if self.prediction == "epsilon":
                 x0, eps = (x - np.sqrt(1 - a) * out) / np.sqrt(a), out
             else:

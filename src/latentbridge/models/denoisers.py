@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from latentbridge.models.base import ModelFamily, ModelSpec, inference
 from latentbridge.models.process import DiffusionProcess, guided
+from latentbridge.sampling_args import guidance_problem
 from latentbridge.nn.unet import ConditionEmbedding, SimpleUNet, UNet2D, _groups
 
 
@@ -178,6 +179,8 @@ class Denoiser(ModelFamily, nn.Module):
         a generator of its own seeded by ``generator`` (a CPU generator): same generator seed, same device → same
         images, whatever the batch size (one generator drawn in turn by the batches made the batch size change them)."""
         y, c = self._check_conditions(n, y, c)
+        if problem := guidance_problem(guidance):  # (-1 sampled; NaN was blamed on the steps and scheduler)
+            raise ValueError(f"guidance: {problem}")
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
         dev = next(self.parameters()).device

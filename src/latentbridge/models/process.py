@@ -35,11 +35,18 @@ SCHEDULERS = ("ddpm", "ddim", "dpm")
 
 @cache
 def _ddim_scheduler_class():
-    """diffusers' DDIM scheduler with its step variance kept below ``1 - alpha_bar_prev``, which it never
-    exceeds in exact arithmetic: from the last training timestep of a cosine schedule (``alpha_bar`` 2e-9)
-    with ``eta`` 1 the two are equal, float32 put the square root's argument at -6e-8, and every sample
-    came out NaN (blank images with exit 0)."""
+    """diffusers' DDIM scheduler, with two corrections.
+
+    Each step goes to the next timestep of the sequence: diffusers steps from ``t`` to ``t - T // steps``, which with
+    trailing spacing is the next timestep only where ``steps`` divides ``T`` (7 steps of 1000: 999 -> 857 where the
+    model is next asked at 856, and the last step to ``alpha_bar_0``, not 1, leaving 0.01 of noise in every sample;
+    372 of the 1000 step counts). And its step variance is kept below ``1 - alpha_bar_prev``, which it never exceeds
+    in exact arithmetic: from the last training timestep of a cosine schedule (``alpha_bar`` 2e-9) with ``eta`` 1
+    the two are equal, float32 put the square root's argument at -6e-8, and every sample came out NaN (blank images
+    with exit 0)."""
     from diffusers import DDIMScheduler
+    from diffusers.schedulers.scheduling_ddim import DDIMSchedulerOutput
+    from diffusers.utils.torch_utils import randn_tensor
 
     class DDIM(DDIMScheduler):
         def _get_variance(self, timestep, prev_timestep):
@@ -47,7 +54,46 @@ def _ddim_scheduler_class():
             a_prev = self.alphas_cumprod[prev_timestep] if prev_timestep >= 0 else self.final_alpha_cumprod
             return torch.minimum(v, (1 - a_prev) * (1 - 1e-5))
 
+        def step(self, model_output, timestep, sample, eta: float = 0.0, use_clipped_model_output: bool = False,
+                 generator=None, return_dict: bool = True, **_):
+            """DDIM's update (Song et al. 2021, eqs. 12 and 16) from ``timestep`` to the next of ``timesteps``."""
+            later = self.timesteps[self.timesteps < int(timestep)]
+            prev = int(later.max()) if len(later) else -1
+            a_t = self.alphas_cumprod[int(timestep)]
+            a_prev = self.alphas_cumprod[prev] if prev >= 0 else self.final_alpha_cumprod
+            b_t = 1 - a_t
+            if self.config.prediction_type == "epsilon":
+                x0, eps = (sample - b_t ** 0.5 * model_output) / a_t ** 0.5, model_output
+            else:  # v_prediction
+                x0 = a_t ** 0.5 * sample - b_t ** 0.5 * model_output
+                eps = a_t ** 0.5 * model_output + b_t ** 0.5 * sample
+            if self.config.clip_sample:
+                x0 = x0.clamp(-self.config.clip_sample_range, self.config.clip_sample_range)
+            std = eta * self._get_variance(int(timestep), prev) ** 0.5
+            if use_clipped_model_output:  # the noise re-derived from the clipped clean sample
+                eps = (sample - a_t ** 0.5 * x0) / b_t ** 0.5
+            x = a_prev ** 0.5 * x0 + (1 - a_prev - std ** 2) ** 0.5 * eps
+            if eta > 0:
+                x = x + std * randn_tensor(model_output.shape, generator=generator, device=model_output.device,
+                                           dtype=model_output.dtype)
+            return DDIMSchedulerOutput(prev_sample=x, pred_original_sample=x0) if return_dict else (x, x0)
+
     return DDIM
+
+
+@cache
+def _dpm_scheduler_class():
+    """diffusers' DPM-Solver++ with its clean estimate clipped to ``[-sample_max_value, sample_max_value]`` where
+    ``thresholding`` is on, as the DDIM and DDPM samplers clip it. diffusers' dynamic thresholding divides by the
+    threshold, which maps every estimate into [-1, 1]: the same at a clip of 1, but with ``clip_sample`` 2 an oracle's
+    clean images of up to 1.8 came out within 1, with 0.5 doubled."""
+    from diffusers import DPMSolverMultistepScheduler
+
+    class DPM(DPMSolverMultistepScheduler):
+        def _threshold_sample(self, sample):
+            return sample.clamp(-self.config.sample_max_value, self.config.sample_max_value)
+
+    return DPM
 
 
 Denoise = Callable[[Tensor, Tensor], Tensor]
@@ -93,7 +139,7 @@ class DiffusionProcess:
         """A fresh diffusers scheduler of ``kind`` (``ddpm``, ``ddim``, ``dpm``) set to ``steps``
         sampling steps (default: every training timestep). Steps are spread over the training
         timesteps with ``trailing`` spacing, so every sampler starts from the last timestep."""
-        from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
+        from diffusers import DDPMScheduler
 
         steps = int(self.train_timesteps if steps is None else steps)
         if not 1 <= steps <= self.train_timesteps:
@@ -103,11 +149,11 @@ class DiffusionProcess:
         elif kind == "ddim":
             s = _ddim_scheduler_class()(**self._common(), **self._clip(), timestep_spacing="trailing",
                                         set_alpha_to_one=True)
-        elif kind == "dpm":  # clipping is DPM-Solver++'s thresholding with the clip value as its ceiling
-            clip = dict(thresholding=True, sample_max_value=float(self.clip_sample), dynamic_thresholding_ratio=0.995) \
+        elif kind == "dpm":  # clipping is DPM-Solver++'s thresholding, a clip at the clip value (_dpm_scheduler_class)
+            clip = dict(thresholding=True, sample_max_value=float(self.clip_sample)) \
                 if self.clip_sample is not None else {}
-            s = DPMSolverMultistepScheduler(**self._common(), algorithm_type="dpmsolver++", solver_order=2,
-                                            timestep_spacing="trailing", lower_order_final=True, **clip)
+            s = _dpm_scheduler_class()(**self._common(), algorithm_type="dpmsolver++", solver_order=2,
+                                       timestep_spacing="trailing", lower_order_final=True, **clip)
         else:
             raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {kind!r}")
         with warnings.catch_warnings():  # diffusers' numpy 2 copy-keyword notice (DPM-Solver sigmas)
