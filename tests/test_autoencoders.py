@@ -704,6 +704,24 @@ def test_image_fit_and_evaluate(tmp_path):
     assert (tmp_path / "eval" / "reconstructions.png").exists() and (tmp_path / "eval" / "report.html").exists()
 
 
+def test_early_stopping_stops_and_says_so(tmp_path, caplog):
+    """Weights that do not move (SGD at lr 1e-30): no better validation loss after the first epoch, so a patience of 1
+    stops the run after epoch 2 of 5, and the log says why (it ended at "epoch 2/5", nothing more)."""
+    if not (MNIST_ROOT / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"MNIST not found at {MNIST_ROOT}")
+    out = tmp_path / "img"
+    args = ["train", "--config", str(REPO / "configs" / "image_ae_dense.yaml"), "--out", str(out)]
+    for o in (f"data.root={MNIST_ROOT}", "data.limit=200", "train.max_epochs=5", "train.progress_bar=false",
+              "model.hidden_dims=[32,16]", "train.optimizer=sgd", "train.lr=1e-30", "train.scheduler=constant",
+              "train.early_stopping_patience=1"):
+        args += ["-o", o]
+    with caplog.at_level("INFO"):
+        assert main(args) == 0
+    assert json.loads((out / "config.json").read_text())["training"]["epochs"] == 2
+    assert "early stopping: no better val/loss in 1 epochs (train.early_stopping_patience); stopped after epoch 2 " \
+           "of 5" in caplog.text
+
+
 def test_image_autoencoder_on_a_folder_of_colour_images(tmp_path):
     """A folder of the user's own images (RGB, another size, classes in sub-folders): the image autoencoders
     read MNIST only before."""

@@ -232,6 +232,27 @@ def test_a_config_file_s_home_folder_is_expanded(tmp_path):
         assert load_config(g).train.max_epochs == 7
 
 
+def test_train_keys_out_of_range_are_refused_naming_the_key():
+    """max_steps -5 was refused as a hardware setting after the data was read, 0 as too little data; a gradient clip
+    or patience of 0 or -1 was no clipping / no early stopping (or one epoch's), without a word; bf16-true trained,
+    then a traceback; 16-mixed on the CPU trained bf16-mixed while the run recorded 16-mixed."""
+    from latentbridge.commands import _check_train_hardware
+
+    for key, said in (("max_steps=-5", "max_steps must be a positive count of optimizer steps, or -1"),
+                      ("max_steps=0", "got 0"), ("gradient_clip=0", "gradient_clip"), ("gradient_clip=-1", "greater"),
+                      ("early_stopping_patience=0", "early_stopping_patience"),
+                      ("precision=bf16-true", "weights held in half precision are not supported; bf16-mixed"),
+                      ("precision=16-true", "16-true")):
+        with pytest.raises(ConfigError, match=said):
+            load_config(None, ["train." + key])
+    assert load_config(None, ["train.max_steps=-1", "train.gradient_clip=null"]).train.max_steps == -1
+    mel_ae = Path(__file__).parents[1] / "configs" / "mel_ae.yaml"
+    with pytest.raises(ConfigError, match="float16 mixed precision needs a CUDA GPU.*on the CPU use bf16-mixed"):
+        _check_train_hardware(load_config(mel_ae, ["train.precision=16-mixed", "train.accelerator=cpu"]))
+    _check_train_hardware(load_config(mel_ae, ["train.precision=bf16-mixed"]))  # (the CPU's half precision)
+    _check_train_hardware(load_config(None, ["train.precision=16-mixed"]))  # fitted in closed form: named unused
+
+
 def test_num_threads_all_and_the_mld_stages_inherit_it():
     import os
 

@@ -104,10 +104,26 @@ def train(cfg, out: str, *, resume: bool = False, force: bool = False, notify=No
             check_target(Path(out), force, training=True)
         if Path(out).parent.is_dir():  # a folder another process writes: refused now, not after minutes of reading
             FolderLock(out).acquire().release()
+        _check_train_hardware(cfg)
     res = TASKS[cfg.task].fit(cfg, out, resume=resume, force=force, notify=notify)
     if res is not None and cfg.task != "diffusion":  # diffusion writes its own training figures
         training_report.write_training(getattr(res, "out_dir", None) or out)
     return res
+
+
+def _check_train_hardware(cfg) -> None:
+    """``train.accelerator`` / ``devices`` / ``strategy`` / ``precision`` given in a config or with -o, refused before
+    the data is read (as --accelerator and the other flags are; they were refused after it). A model fitted in closed
+    form names them unused instead."""
+    from latentbridge.models.registry import get_model_class
+    from latentbridge.training.fit import check_hardware
+
+    t = cfg.train
+    given = {k: getattr(t, k) for k in ("accelerator", "devices", "strategy", "precision")
+             if getattr(t, k) != type(t).model_fields[k].default}
+    model = getattr(cfg, "model", None)
+    if given and (model is None or getattr(get_model_class(model.name), "trainable", True)):
+        check_hardware(**given)
 
 
 def _reads_vibration(run_dir: str, config: dict, sample_rate: float | None) -> dict:

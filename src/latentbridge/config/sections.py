@@ -396,10 +396,15 @@ def spawned_strategy(v) -> str | None:
     return None
 
 
+#: precisions that hold the weights in half precision (Lightning's names)
+HALF_WEIGHTS = ("bf16-true", "16-true", "transformer-engine", "transformer-engine-float16")
+
+
 class TrainConfig(Section):
     seed: int = Field(0, ge=0, le=MAX_SEED)
     max_epochs: int = Field(30, gt=0)
     max_steps: int = -1
+    """Stop after this many optimizer steps (-1: no limit; ``max_epochs`` stops it too)."""
     batch_size: int = Field(32, gt=0)
     optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
     lr: float = Field(1e-3, gt=0)
@@ -411,7 +416,8 @@ class TrainConfig(Section):
     ema_decay: float | None = Field(None, gt=0, lt=1)
     """Keep an exponential moving average of the weights (e.g. 0.999): validation, the best
     checkpoint and the saved model use the averaged weights."""
-    gradient_clip: float | None = 5.0
+    gradient_clip: float | None = Field(5.0, gt=0)
+    """Clip the gradients' norm to this (null: no clipping; 0 and negatives were no clipping, without a word)."""
     num_workers: int = Field(0, ge=0)
     decode_workers: int | None = Field(None, ge=0)
     """Recordings decoded at once before training (``--workers``; None: one per core, at most 4; 0: in this thread)."""
@@ -425,12 +431,28 @@ class TrainConfig(Section):
     precision: str = "32-true"
     log_every_n_steps: int = Field(5, gt=0)
     progress_bar: bool = True
-    early_stopping_patience: int | None = None
+    early_stopping_patience: int | None = Field(None, gt=0)
+    """Stop after this many epochs without a better validation loss (null: never; 0 was never, -1 one epoch)."""
     keep_weights: Literal["best", "last"] = "best"
     """The weights the model folder keeps: the best validation epoch's, or the last epoch's."""
     checkpoint_every_n_steps: int | None = Field(None, gt=0)
     """Also rewrite ``checkpoints/last.ckpt`` every this many training steps (long epochs);
     it is always rewritten at the end of every epoch."""
+
+    @field_validator("max_steps")
+    @classmethod
+    def _max_steps(cls, v):  # (-5 was refused as a hardware setting after the data was read, 0 as too little data)
+        if v < 1 and v != -1:
+            raise ValueError(f"max_steps must be a positive count of optimizer steps, or -1 (no limit), got {v}")
+        return v
+
+    @field_validator("precision")
+    @classmethod
+    def _precision(cls, v):  # (weights held in half precision: a traceback after the training, or NaN at step 1)
+        if str(v) in HALF_WEIGHTS:
+            raise ValueError(f"precision {v}: weights held in half precision are not supported; bf16-mixed (or "
+                             "16-mixed on a CUDA GPU) keeps them in float32 and computes in half")
+        return v
 
     @field_validator("num_threads")
     @classmethod

@@ -19,7 +19,8 @@ from latentbridge.utils import listed
 #: ``train`` keys that only gradient descent reads: set for a model fitted in closed form, they are named as unused
 GRADIENT_KEYS = ("max_epochs", "max_steps", "batch_size", "optimizer", "lr", "weight_decay", "scheduler",
                  "min_lr_ratio", "ema_decay", "gradient_clip", "precision", "log_every_n_steps",
-                 "early_stopping_patience", "keep_weights", "checkpoint_every_n_steps")
+                 "early_stopping_patience", "keep_weights", "checkpoint_every_n_steps", "accelerator", "devices",
+                 "strategy", "num_workers")
 
 log = logging.getLogger(__name__)
 

@@ -42,6 +42,11 @@ def lightning_trainer(**kw) -> L.Trainer:
     there, DeepSpeed not installed) a ConfigError naming them: it was a Lightning traceback, exit 1."""
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
+    if str(kw.get("precision")) in ("16-mixed", "16") and str(kw.get("accelerator") or "auto") in ("cpu", "auto") \
+            and (kw.get("accelerator") == "cpu" or not torch.cuda.is_available()):
+        raise ConfigError(f"the hardware settings (precision {kw['precision']!r}): float16 mixed precision needs a "
+                          "CUDA GPU (Lightning trained bf16-mixed on the CPU instead, while the run recorded "
+                          f"{kw['precision']}); on the CPU use bf16-mixed")
     try:
         return L.Trainer(**kw)
     except (MisconfigurationException, ValueError, TypeError, ImportError) as e:  # (tpu: torch_xla missing)
@@ -495,6 +500,10 @@ def fit_model(model: torch.nn.Module, cfg, out_dir: Path, train_loader, val_load
             f"{out_dir}: training made no optimizer step, so no model was saved: {n} training examples in {procs} "
             f"process(es) leave {-(-n // procs)} per process, too few for train.batch_size = {cfg.train.batch_size}; "
             "use a smaller train.batch_size (-o train.batch_size=...), fewer --devices, or more training data")
+    stopper = next((c for c in trainer.callbacks if isinstance(c, EarlyStopping)), None)
+    if stopper is not None and stopper.stopped_epoch:  # (the log ended at "epoch 8/14", and nothing said why)
+        log.info("early stopping: no better %s in %d epochs (train.early_stopping_patience); stopped after epoch %d of "
+                 "%d", stopper.monitor, stopper.patience, trainer.current_epoch, cfg.train.max_epochs)
     return TrainOutcome(trainer, clock, final_weights(trainer, model, cfg.train.keep_weights, out_dir))
 
 

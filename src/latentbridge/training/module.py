@@ -53,7 +53,8 @@ class TrainingModule(L.LightningModule):
         loss, parts = self._loss(x, beta)
         loss = loss.mean()
         if not torch.isfinite(loss):  # every later step is NaN too: said now, not as a traceback of what reads them
-            self._diverged(f"the loss is {float(loss)}")
+            self._diverged(f"the loss is {float(loss.detach())}")  # (a float of a tensor with its graph: a torch
+            # warning printed beside the message)
         # each step's loss as this process saw it; the epoch's over every process (under DDP the main process's share
         # alone was logged, plotted and monitored: 2.0255 where one process read 2.0627)
         self.log("train/loss_step", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=n)
@@ -83,7 +84,7 @@ class TrainingModule(L.LightningModule):
         raise LatentbridgeError(
             f"training diverged: {what} at epoch {self.current_epoch}, step {self.global_step} (train.lr = "
             f"{self.train_cfg['lr']:g}); train again with a lower train.lr (or train.gradient_clip set), into a new "
-            "--out or with --force (its checkpoints are of the diverging run: --resume continues it)")
+            "--out or with --force (not --resume: a checkpoint left, if any was written, is of the diverging run)")
 
     def validation_step(self, batch, batch_idx):
         x = self._x(batch)
@@ -99,7 +100,7 @@ class TrainingModule(L.LightningModule):
         # model's outputs NaN, and evaluate a traceback)
         loss = self.trainer.callback_metrics.get("val/loss")
         if not self.trainer.sanity_checking and loss is not None and not torch.isfinite(loss):
-            self._diverged(f"the validation loss is {float(loss)}")
+            self._diverged(f"the validation loss is {float(loss.detach())}")
 
     def on_train_start(self) -> None:
         """A run resumed to another ``train.max_epochs``: its cosine schedule spans the new number of epochs, the
