@@ -95,7 +95,7 @@ def test_download_ok_and_skips_present_file(server, tmp_path):
     dest = tmp_path / "out" / "blob.bin"
     got = download(base + "blob.bin", dest, md5=md5(payload), sha256=hashlib.sha256(payload).hexdigest())
     assert got == dest and dest.read_bytes() == payload
-    assert not dest.with_name("blob.bin.partial").exists()
+    assert not list(dest.parent.glob("*.partial"))
     assert log == ["/blob.bin"]
     # present with the right checksum: no request at all
     download(base + "blob.bin", dest, md5=md5(payload))
@@ -126,10 +126,27 @@ def test_download_interrupted_and_missing(server, tmp_path):
     with pytest.raises(DataError, match="cut/x.bin") as exc:
         download(base + "cut/x.bin", dest, md5="0" * 32)
     assert "100" in str(exc.value)
-    assert not dest.exists() and not dest.with_name("x.bin.partial").exists()
+    assert not dest.exists() and not list(tmp_path.glob("*.partial"))
     with pytest.raises(DataError, match="404"):
         download(base + "nope.bin", dest, md5="0" * 32)
-    assert not dest.with_name("x.bin.partial").exists()
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_download_names_a_folder_it_cannot_write(server, tmp_path, monkeypatch):
+    """A read-only or full data folder was "download interrupted after 0 bytes: OSError(30, ...)" of the URL."""
+    import errno
+    import tempfile
+
+    base, served, _ = server
+    (served / "blob.bin").write_bytes(b"x" * 1000)
+
+    def read_only(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    with monkeypatch.context() as m:
+        m.setattr(tempfile, "mkstemp", read_only)
+        with pytest.raises(DataError, match=r"ro: cannot write the download there: Read-only file system"):
+            download(base + "blob.bin", tmp_path / "ro" / "blob.bin", md5="0" * 32)
 
 
 def test_download_ctrl_c_leaves_no_partial(server, tmp_path, monkeypatch):
@@ -346,9 +363,10 @@ def test_fsdd_parsing_bad_names_and_download(server, tmp_path):
     assert sorted(p.name for p in (tmp_path / "dl").iterdir()) == ["recordings"]
     dl.verify()
     Bad = type("Bad", (F,), {"RECORDINGS_MD5": "0" * 32})
-    with pytest.raises(DataError, match="do not match"):
+    with pytest.raises(DataError, match="do not match.*the archive was removed: the next run downloads it again"):
         Bad(tmp_path / "dl_bad", download=True)
     assert not (tmp_path / "dl_bad" / "recordings").exists()
+    assert not list((tmp_path / "dl_bad").iterdir())  # (the archive stayed, and every later run read it again)
 
 
 # --------------------------------------------------------------------------- real data

@@ -450,9 +450,9 @@ def digit_sources(digits_cfg):
 
     d = digits_cfg
     if not d.fsdd_root or not d.mnist_root:
-        raise ConfigError("digits.fsdd_root and digits.mnist_root: both data folders are needed "
-                          "(e.g. -o digits.fsdd_root=../shared/data/fsdd -o digits.mnist_root=../shared/data/mnist, "
-                          "or -o digits.download=true to fetch them there)")
+        raise ConfigError("digits.fsdd_root and digits.mnist_root: both data folders are needed (e.g. -o "
+                          "digits.fsdd_root=../shared/data/fsdd -o digits.mnist_root=../shared/data/mnist; with -o "
+                          "digits.download=true, folders to download the data sets into)")
     return FSDD(d.fsdd_root, download=d.download), written_digits(d.mnist_root, download=d.download)
 
 

@@ -1,8 +1,8 @@
 """Checksummed downloads and where downloaded data sets live.
 
-:func:`download` streams a URL to ``DEST.partial`` beside the destination, checks its md5 /
-sha256 and renames it onto ``DEST`` in one step; a failed or interrupted download leaves no
-partial file behind. A file already present with the right checksum is not downloaded again.
+:func:`download` streams a URL to a partial file of its own beside the destination
+(``DEST.<random>.partial``: two downloads of one file do not write into one), checks its md5 / sha256 and renames it
+onto ``DEST`` in one step; a failed or interrupted download leaves no partial file behind. A file already present with the right checksum is not downloaded again.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import hashlib
 import http.client
 import logging
 import os
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -60,6 +61,7 @@ def download(
     md5: str | None = None,
     sha256: str | None = None,
     timeout: float = 60,
+    unchecked: str | None = None,
 ) -> Path:
     """Download ``url`` to ``dest`` and return ``dest``.
 
@@ -73,7 +75,9 @@ def download(
     existing file with another checksum is refused, not replaced: downloads reach ``dest`` only
     verified, so it is a file of the user's (their own data under the official name: a Fashion- or
     Kannada-MNIST file was about to be overwritten). Without any checksum an existing file is
-    trusted and a download is only logged as unverified.
+    trusted and a download is only logged as unverified (``unchecked``: how it is checked instead, said in that line).
+    A folder that cannot be written (read-only, full) is named as such, not as the URL's failure; a server that sends
+    nothing for ``timeout`` seconds is said so.
     """
     dest = Path(dest)
     expected = _expected(md5, sha256)
@@ -87,23 +91,30 @@ def download(
         raise DataError(dest, f"holds other data than {url} ({alg} {got}, expected {want}): not replaced; move it "
                               "away to download the official file, or use the files there without downloading")
     if not expected:
-        log.warning("downloading %s without a checksum to verify it against", url)
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(dest.name + ".partial")
+        log.warning("downloading %s without a checksum of the file%s", url, f" ({unchecked})" if unchecked else "")
+    try:  # the folder first: read-only or full, it is named as such (it was the URL's "download interrupted")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".partial")
+    except OSError as exc:
+        raise DataError(dest.parent, f"cannot write the download there: {exc.strerror or exc}") from exc
+    partial = Path(name)
     hashes = {alg: hashlib.new(alg) for alg, _ in expected}
     n_bytes = 0
     try:
         try:
             req = urllib.request.Request(url, headers={"User-Agent": "latentbridge"})
-            with urllib.request.urlopen(req, timeout=timeout) as resp, open(partial, "wb") as out:
+            with open(fd, "wb") as out, urllib.request.urlopen(req, timeout=timeout) as resp:
                 length = resp.headers.get("Content-Length")
                 length = int(length) if length and length.isdigit() else None
                 while True:
                     chunk = resp.read(_CHUNK)
                     if not chunk:
                         break
-                    out.write(chunk)
+                    try:
+                        out.write(chunk)
+                    except OSError as exc:  # the folder filled up
+                        raise DataError(dest.parent, f"cannot write the download there after {n_bytes} bytes: "
+                                                     f"{exc.strerror or exc}") from exc
                     n_bytes += len(chunk)
                     for h in hashes.values():
                         h.update(chunk)
@@ -115,9 +126,12 @@ def download(
             raise DataError(url, f"download failed: HTTP {exc.code} {exc.reason}") from exc
         except urllib.error.URLError as exc:
             raise DataError(url, f"download failed: {exc.reason}") from exc
+        except TimeoutError as exc:  # (socket.timeout): no response, or the body stalled
+            raise DataError(url, f"no data from the server for {timeout:g} s (after {n_bytes} bytes): download "
+                                 "abandoned") from exc
         except (OSError, ValueError, EOFError, http.client.HTTPException) as exc:
-            # timeouts, connection resets, IncompleteRead, malformed URLs
-            raise DataError(url, f"download interrupted after {n_bytes} bytes: {exc!r}") from exc
+            # connection resets, IncompleteRead, malformed URLs
+            raise DataError(url, f"download interrupted after {n_bytes} bytes: {exc}") from exc
         for alg, want in expected:
             got = hashes[alg].hexdigest()
             if got != want:

@@ -238,10 +238,14 @@ class FSDD:
     def _download(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         archive = self.root / Path(self.URL).name
-        if self.ARCHIVE_SHA256 is None:
-            log.warning("FSDD archive checksum not pinned yet; verifying the extracted recordings instead")
-        download(self.URL, archive, sha256=self.ARCHIVE_SHA256)
-        self._extract(archive)
+        download(self.URL, archive, sha256=self.ARCHIVE_SHA256,
+                 unchecked=None if self.ARCHIVE_SHA256 else "the extracted recordings are checked instead")
+        try:
+            self._extract(archive)
+        except DataError as e:  # (an archive that fails is no FSDD's: kept, it was extracted again on every run)
+            archive.unlink(missing_ok=True)
+            raise DataError(archive, f"{e.problem}; the archive was removed: the next run downloads it again") \
+                from None
         archive.unlink()
 
     def _extract(self, archive: Path) -> None:
@@ -278,6 +282,8 @@ class FSDD:
                             )
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
             raise DataError(archive, f"corrupt zip archive ({exc})") from exc
+        except OSError as exc:  # the data folder full or read-only (it was named as the run folder's problem)
+            raise DataError(self.root, f"cannot extract the recordings there: {exc.strerror or exc}") from exc
 
     def verify(self) -> None:
         """Check the recordings against ``RECORDINGS_MD5``; DataError when they differ."""
