@@ -483,6 +483,18 @@ def test_the_envelope_autocorrelation_reads_when_events_happen():
     assert steady.abs().mean() < 0.1 and steady.max() < 0.3, steady
 
 
+def test_the_chosen_hop_fits_a_window_length_given(tmp_path):
+    """-o features.win_length=300: the survey chose hop 512 (half of n_fft), and the config refused it as the user's."""
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        _write(tmp_path / "hum" / f"h{i}.wav", 3.0, 16000, rng)
+    cfg = load_config(None, ["features.win_length=300"],
+                      sets={"task": "anomaly", "data.train_dir": str(tmp_path / "hum")})
+    new, _, choices = adapt(cfg, [str(tmp_path / "hum")])
+    assert new.features.hop_length == 150 and new.features.win_length == 300
+    assert "half of the features.win_length given" in next(c.reason for c in choices if c.key == "features.hop_length")
+
+
 def test_the_longest_event_is_counted_in_frames():
     """Runs of loud frames (above half-way between the window's mean level and its loudest): the longest, in frames; no
     event where nothing stands 10 dB out; a short recording's padding (digital silence) is no frame of its mean."""

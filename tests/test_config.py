@@ -253,6 +253,24 @@ def test_train_keys_out_of_range_are_refused_naming_the_key():
     _check_train_hardware(load_config(None, ["train.precision=16-mixed"]))  # fitted in closed form: named unused
 
 
+def test_a_band_of_no_bin_and_an_stft_fmin_are_refused_in_words():
+    """fmin 7999 at 16 kHz said "use at most 0 bands"; fmin given to an STFT was read by nothing, without a word."""
+    with pytest.raises(ConfigError, match=r"features.fmin-fmax \(7999-8000 Hz\) holds no frequency bin of features."
+                                          r"n_fft 1024 at 16000 Hz \(bins 15.625 Hz apart\)"):
+        load_config(None, ["features.fmin=7999", "audio.sample_rate=16000", "features.n_fft=1024", "audio.auto=false"])
+    with pytest.raises(ConfigError, match=r"features.fmin \(1000 Hz\) is the bottom of a mel scale's band"):
+        load_config(None, ["features.kind=stft", "features.fmin=1000"])
+    assert load_config(None, ["features.kind=stft", "features.fmax=3000", "audio.sample_rate=16000"]).features.fmax
+
+
+def test_band_advice_for_an_stft_model_is_the_rate():
+    """The advice -o features.fmax=4000 for an STFT model only stopped the warning (its bins reach Nyquist)."""
+    from latentbridge.data.survey import band_warning
+
+    assert band_warning({"a.wav": 8000}, 16000, None, "mel").endswith("-o features.fmax=4000")
+    assert "-o audio.sample_rate=8000 (an STFT's bins reach" in band_warning({"a.wav": 8000}, 16000, None, "stft")
+
+
 def test_num_threads_all_and_the_mld_stages_inherit_it():
     import os
 

@@ -122,6 +122,9 @@ class _AudioWorkflow(Workflow):
                              + (f"features.fmax {f.fmax:g} Hz)" if f.fmax is not None else
                                 f"Nyquist of audio.sample_rate {a.sample_rate}: {top:g} Hz)")
                              + ": the spectrogram would hold no frequencies")
+        if f.kind != "mel" and f.fmin > 0:  # (read by no STFT: its bins start at 0 Hz, without a word)
+            raise ValueError(f"features.fmin ({f.fmin:g} Hz) is the bottom of a mel scale's band; the STFT's bins "
+                             "(features.kind: stft) start at 0 Hz: leave it out, or use features.kind: mel")
         if f.win_length is not None and f.win_length > f.n_fft:
             raise ValueError(f"features.win_length ({f.win_length}) is longer than features.n_fft ({f.n_fft})")
         if stft_known and not self._pending("features.hop_length") and f.hop_length > (f.win_length or f.n_fft):
@@ -137,6 +140,10 @@ class _AudioWorkflow(Workflow):
             from latentbridge.transforms.mel import mel_bands_without_bins
 
             empty, most = mel_bands_without_bins(a.sample_rate, f.n_fft, f.n_mels, f.fmin, f.fmax)
+            if empty and not most:  # ("use at most 0 bands")
+                raise ValueError(f"features.fmin-fmax ({f.fmin:g}-{top:g} Hz) holds no frequency bin of features.n_fft "
+                                 f"{f.n_fft} at {a.sample_rate} Hz (bins {a.sample_rate / f.n_fft:g} Hz apart): widen "
+                                 "the band, or a longer n_fft")
             if empty:  # they read silence whatever the sound (librosa only warned)
                 raise ValueError(f"features.n_mels ({f.n_mels}) is too many for features.n_fft ({f.n_fft}) at "
                                  f"{a.sample_rate} Hz over {f.fmin:g}-{top:g} Hz: {empty} mel bands would hold no "

@@ -519,7 +519,7 @@ class FeatureExtractor:
         if text:
             (log.warning if warn else log.info)(text)
         fmax = band_fmax(self.transform)
-        text = band_warning(rates, self.sample_rate, fmax)
+        text = band_warning(rates, self.sample_rate, fmax, getattr(self.transform, "kind", "mel"))
         if text and self.refuse_below_band and len(files_below_band(rates, self.sample_rate, fmax)) == len(rates):
             raise DataError(_where(files), "every recording is below the model's band, so none is the sound it "
                                            "was fitted on: its threshold is not set from them (" + text + ")")

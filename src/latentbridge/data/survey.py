@@ -253,11 +253,12 @@ def files_below_band(rates: dict[str, int], sample_rate: int, fmax: float | None
     return {p: r for p, r in rates.items() if below_band(r, top)}
 
 
-def band_warning(rates: dict[str, int], sample_rate: int, fmax: float | None) -> str | None:
+def band_warning(rates: dict[str, int], sample_rate: int, fmax: float | None, kind: str | None = "mel") -> str | None:
     """A warning when files (path → native sample rate) are recorded at a rate whose Nyquist
     frequency lies under the top of the band the features cover (``fmax``, else ``sample_rate / 2``):
     resampled, they hold nothing in the band's top, which the model reads as unlike its training
-    sound. None when every file fills the band."""
+    sound. None when every file fills the band. The advice for features of another ``kind`` than mel (an STFT's bins
+    reach the Nyquist frequency whatever ``fmax`` says: a model fitted with it only stopped the warning) is the rate."""
     top = float(fmax) if fmax else sample_rate / 2
     short = files_below_band(rates, sample_rate, fmax)
     if not short:
@@ -268,9 +269,10 @@ def band_warning(rates: dict[str, int], sample_rate: int, fmax: float | None) ->
     what = (f"{names} is recorded below the model's band ({low} Hz)" if one else
             f"{len(short)} of {len(rates)} files are recorded below the model's band (lowest {low} Hz; {names})")
     they, them, hold, fill = ("it", "it", "holds", "fills") if one else ("they", "them", "hold", "fill")
+    fix = f"-o features.fmax={floor_hz(low / 2):g}" if kind == "mel" else \
+        f"-o audio.sample_rate={low} (an STFT's bins reach the Nyquist frequency whatever features.fmax says)"
     return (f"{what}: resampled to {sample_rate} Hz {they} {hold} nothing between {low / 2:g} and {top:g} Hz, which "
-            f"scores {them} as unlike the training sound for that alone; a model whose band {they} {fill}: "
-            f"-o features.fmax={floor_hz(low / 2):g}")
+            f"scores {them} as unlike the training sound for that alone; a model whose band {they} {fill}: {fix}")
 
 
 #: a frequency band this much weaker (or stronger) in a scored recording than in every training recording, each
@@ -548,7 +550,8 @@ def header_warnings(fitted_codecs: dict | None, sample_rate: int, features, name
     texts = [codec_warning(fitted_codecs, codecs, names), depth_warning(fitted_codecs, codecs, names)] \
         if fitted_codecs and codecs else []
     if rates:
-        texts.append(band_warning(dict(zip(names, rates)), sample_rate, band_fmax(features)))
+        texts.append(band_warning(dict(zip(names, rates)), sample_rate, band_fmax(features),
+                                  getattr(features, "kind", "mel")))
     return [t for t in texts if t]
 
 

@@ -148,7 +148,11 @@ def choose_settings(survey: Survey, given: dict | None = None, reads_active_fram
         out.append(Choice("features.n_fft", n_fft, time_rule + _resolution_hint(n_fft, rate, fine)))
         n_fft = int(given.get("features.n_fft", n_fft))
     hop = n_fft // (2 if long_windows else 4)
-    out.append(Choice("features.hop_length", hop, f"{'half' if long_windows else 'a quarter'} of n_fft"))
+    reason = f"{'half' if long_windows else 'a quarter'} of n_fft"
+    if (win := given.get("features.win_length")) and hop > int(win) // 2:  # (512 was chosen for -o features.win_length=
+        # 300, and the config refused it as the user's)
+        hop, reason = max(1, int(win) // 2), f"half of the features.win_length given ({int(win)} samples)"
+    out.append(Choice("features.hop_length", hop, reason))
     low = shared_low_rate(survey, rate)
     band = rate / 2 if low is None else low / 2
     bins = int((n_fft // 2 + 1) * band / (rate / 2))

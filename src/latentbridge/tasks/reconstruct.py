@@ -172,6 +172,12 @@ def reconstruct(model_dir: str | Path, files, n_iter: int = 64, phase: str = "gr
             log.warning("%s: peaks at %+.1f dBFS, above full scale (%s): the model learnt recordings under it, so the "
                         "rebuild's level and sound are not the input's, and the written WAV is clipped at full scale; "
                         "scale the input under full scale", path, 20 * np.log10(peak), why)
+        elif (over := int((np.abs(written) > 1).sum())):  # the rebuild itself overshoots (Griffin-Lim's phase where
+            # the frames' windows overlap little: 17 samples at +-1 of a -13.5 dBFS sine, written without a word)
+            log.warning("%s: the rebuilt sound overshoots full scale in %d sample(s) (peak %+.1f dBFS), clipped in the "
+                        "written WAV%s", path, over, 20 * np.log10(float(np.abs(written).max())),
+                        f": features.hop_length {h} is over half of n_fft {full.stft.n_fft}, so the frames' windows "
+                        "overlap little" if 2 * h > full.stft.n_fft else "")
         a = full(torch.from_numpy(wave)[None])[0, 0].numpy()
         b = full(torch.from_numpy(out)[None])[0, 0].numpy()
         heard = ("mono mix" if channel is None else f"channel {channel}") if native.channels > 1 else "mono"
