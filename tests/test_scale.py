@@ -284,6 +284,15 @@ def test_a_split_in_time_leaves_no_sample_in_both_sets():
     for seed in range(3):
         train, val = split_train_val(wf, 0.2, seed)
         assert (len(train), len(val), set(val.file_index), val.starts_s.min()) == (479 + 20, 120, {0}, 480.0)
+    # two days of 60 and 20 min (2-s windows, 1-s hop) at 0.2: whole files held out the second day, 1,199 of 4,798
+    # windows within twice the fraction, and its condition (another load) was never trained on; each day's last part
+    n = [3599, 1199]
+    wf = WindowFeatures(np.zeros((4798, 0), np.float32), np.repeat([0, 1], n),
+                        np.concatenate([np.arange(k, dtype=float) for k in n]), 2.0, [Path("day1.wav"), Path("day2.wav")],
+                        np.array([3600.0, 1200.0]))
+    for seed in range(3):
+        train, val = split_train_val(wf, 0.2, seed)
+        assert set(train.file_index) == set(val.file_index) == {0, 1} and len(val) == 720 + 240
     # one recording: its last part (the windows crossing the cut left out now too); too few windows to cut: none held
     # out, and the file counts as trained on (it was recorded as held out, so calibrating on it was not warned of)
     one = WindowFeatures(np.zeros((59, 0), np.float32), np.zeros(59, np.int64), np.arange(59.0), 2.0,

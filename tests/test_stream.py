@@ -245,6 +245,26 @@ def test_file_replay_flags_exactly_the_tone_windows(tmp_path):
     assert summary["duration_s"] == pytest.approx(3.0, abs=1e-3)
 
 
+def test_a_file_replay_stopped_by_ctrl_c_says_what_was_heard(tmp_path, monkeypatch):
+    """Ctrl-C at 5,972 s of a 7,200-s file said "listened 7200.00 s": the recording's length, not what was heard."""
+    import latentbridge.tasks.listen as listen_module
+
+    wav = tmp_path / "sts.wav"
+    tone_wav(wav, 16000, silence_s=1.0, tone_s=1.0)  # 3 s
+    replay = listen_module.file_blocks
+
+    def interrupted(*a, **k):
+        for n, block in enumerate(replay(*a, **k)):
+            if n == 16:  # 16 blocks of 1,000 samples: 1 s heard
+                raise KeyboardInterrupt
+            yield block
+
+    monkeypatch.setattr(listen_module, "file_blocks", interrupted)
+    out = io.StringIO()
+    summary = listen(rms_score(0.1), sample_rate=16000, window_s=0.5, hop_s=0.25, source=wav, blocksize=1000, out=out)
+    assert summary["duration_s"] == pytest.approx(1.0) and "interrupted" in out.getvalue()
+
+
 def _recording_score():
     """A score function that keeps every window it is given."""
     seen: list[np.ndarray] = []

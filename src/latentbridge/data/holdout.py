@@ -16,6 +16,11 @@ log = logging.getLogger(__name__)
 
 #: whole files are held out while they hold within this factor of ``val_fraction`` of the windows (either way)
 SHARE_FACTOR = 2.0
+#: and while at least this many are held out, or they are short (under :data:`LONG_WINDOWS` windows each): fewer long
+#: recordings (one of two days') leave what they hold, a condition of the machine, out of the training (a day at
+#: another load held out whole: its normal windows at 11 times the other day's scores set the threshold); the last
+#: part of each recording in time is held out instead
+MIN_HELD_FILES, LONG_WINDOWS = 3, 20
 
 
 def split_files(n_files: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -29,6 +34,11 @@ def split_files(n_files: int, val_fraction: float, seed: int) -> tuple[np.ndarra
 
 def _within(held: float, target: float) -> bool:
     return target / SHARE_FACTOR <= held <= SHARE_FACTOR * target
+
+
+def _few_long(held: np.ndarray) -> bool:
+    """Whether files of these window counts, held out whole, are a few long recordings (:data:`MIN_HELD_FILES`)."""
+    return len(held) < MIN_HELD_FILES and float(np.mean(held)) >= LONG_WINDOWS
 
 
 def balanced_split(windows: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -77,14 +87,15 @@ def time_split(wf: WindowFeatures, val_fraction: float) -> tuple[np.ndarray, np.
 def split_train_val(wf: WindowFeatures, val_fraction: float, seed: int) -> tuple[WindowFeatures, WindowFeatures]:
     """Hold out whole files (windows overlap, so a window split would leak) holding about ``val_fraction`` of the
     windows (:func:`balanced_split`). Where they hold less than half or more than twice it (a few long recordings:
-    one of two equal files is half the windows) and with one file, hold out the last part of each file in time
+    one of two equal files is half the windows), where a few long ones would be held out (:data:`MIN_HELD_FILES`: one
+    day of two held out whole) and with one file, hold out the last part of each file in time
     (:func:`time_split`). Whole files held out leave the two sets' ``files`` apart; a split in time gives both every
     file (:func:`held_out_record`)."""
     counts = np.bincount(wf.file_index, minlength=len(wf.files))
     target = val_fraction * len(wf)
     if len(wf.files) >= 2:
         tr, va = balanced_split(counts, val_fraction, seed)
-        if not len(va) or _within(counts[va].sum(), target):
+        if not len(va) or _within(counts[va].sum(), target) and not _few_long(counts[va]):
             return _in_place(wf, np.isin(wf.file_index, tr), np.isin(wf.file_index, va),
                              lambda w, *_: (w.subset_files(tr), w.subset_files(va)))
     train, val = time_split(wf, val_fraction)
@@ -93,12 +104,17 @@ def split_train_val(wf: WindowFeatures, val_fraction: float, seed: int) -> tuple
             return _in_place(wf, np.isin(wf.file_index, tr), np.isin(wf.file_index, va),
                              lambda w, *_: (w.subset_files(tr), w.subset_files(va)))
         return wf, wf.subset_windows(val)
-    if len(wf.files) >= 2:
+    if len(wf.files) >= 2 and not _within(counts[va].sum(), target):
         log.warning("validation: whole files would hold %.0f %% of the windows (%d of %d files), far from "
                     "data.val_fraction %g: the last %.0f %% of each recording in time is held out instead (%d of %d "
                     "windows; %d crossing the cuts left out of both)", 100 * counts[va].sum() / len(wf), len(va),
                     len(wf.files), val_fraction, 100 * val_fraction, int(val.sum()), len(wf),
                     int(len(wf) - train.sum() - val.sum()))
+    elif len(wf.files) >= 2:  # (few recordings: what one holds is not left out of the training)
+        log.info("validation: the last %.0f %% of each of the %d recordings in time (%d of %d windows; %d crossing the "
+                 "cuts left out of both), not %d whole one(s): each recording's condition is trained on",
+                 100 * val_fraction, len(wf.files), int(val.sum()), len(wf), int(len(wf) - train.sum() - val.sum()),
+                 len(va))
     return _in_place(wf, train, val, lambda w, t, v: (w.subset_windows(t), w.subset_windows(v)))
 
 

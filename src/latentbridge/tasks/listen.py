@@ -328,8 +328,9 @@ def listen(
             "n_windows": n_windows,
             "n_anomalies": n_anomalies,
             "overflows": overflows(),
-            # a file read to its end: the recording's length, its trimmed silence too (it said 0.14 s of a 1-s file)
-            "duration_s": read["duration_s"] if is_file and (limit is None or buffer.samples_seen < limit)
+            # a file read to its end: the recording's length, its trimmed silence too (it said 0.14 s of a 1-s file);
+            # one interrupted, what was heard (Ctrl-C at 5,972 s of 7,200 said "listened 7200.00 s")
+            "duration_s": read["duration_s"] if is_file and ended and (limit is None or buffer.samples_seen < limit)
             else buffer.samples_seen / sample_rate,
             "n_silent_windows": n_silent,
             "n_clipped_samples": clipped[0],
@@ -342,7 +343,7 @@ def listen(
         )
         return summary
 
-    iterator = iter(blocks)
+    iterator, ended = iter(blocks), False
     try:
         for block, overflowed in iterator:
             if overflowed:  # samples were lost before this block: no window joins the two sides
@@ -360,6 +361,7 @@ def listen(
             # The recording ended: cut its last windows as cut_windows cuts the whole recording.
             check_recording_length(buffer.samples_seen, window, sample_rate, name, min_share)
             score(buffer.flush(pad, name=name))
+        ended = True
     except KeyboardInterrupt:
         emit("interrupted")
     except BaseException:
