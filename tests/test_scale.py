@@ -288,8 +288,8 @@ def test_a_split_in_time_leaves_no_sample_in_both_sets():
     # windows within twice the fraction, and its condition (another load) was never trained on; each day's last part
     n = [3599, 1199]
     wf = WindowFeatures(np.zeros((4798, 0), np.float32), np.repeat([0, 1], n),
-                        np.concatenate([np.arange(k, dtype=float) for k in n]), 2.0, [Path("day1.wav"), Path("day2.wav")],
-                        np.array([3600.0, 1200.0]))
+                        np.concatenate([np.arange(k, dtype=float) for k in n]), 2.0,
+                        [Path("day1.wav"), Path("day2.wav")], np.array([3600.0, 1200.0]))
     for seed in range(3):
         train, val = split_train_val(wf, 0.2, seed)
         assert set(train.file_index) == set(val.file_index) == {0, 1} and len(val) == 720 + 240
