@@ -362,6 +362,26 @@ def test_scores_match_the_pytorch_detector(files, fitted_model, onnx_model):
         assert len(file_line) == 1 and float(file_line[0][1]) == pytest.approx(ref.mean(), rel=1e-3)
 
 
+def test_a_model_fitted_on_stereo_recordings_mixes_them_without_a_note(tmp_path, machine_data):
+    """A stereo recording scored by a model fitted on stereo recordings got "mixed to one channel from 2", which
+    `anomaly score` does not say (the training recordings were mixed alike); a 4-channel one still gets the note."""
+    from latentbridge.cli import main
+    from latentbridge.export import export_onnx
+
+    normal = sorted((machine_data / "train" / "normal").glob("*.wav"))[:4]
+    (tmp_path / "st").mkdir()
+    for k, path in enumerate(normal):
+        x, sr = sf.read(str(path), dtype="float32")
+        sf.write(tmp_path / "st" / f"s{k}.wav", np.stack([x, 0.9 * x], axis=1), sr)
+    assert main(["anomaly", "fit", str(tmp_path / "st"), "--out", str(tmp_path / "m")]) == 0
+    export_onnx(tmp_path / "m", tmp_path / "m.onnx")
+    sf.write(tmp_path / "four.wav", np.stack([x] * 4, axis=1), sr)
+    res = run_edge(tmp_path / "m.onnx", tmp_path / "st" / "s0.wav", tmp_path / "four.wav")
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.strip().splitlines() == [
+        f"note: {tmp_path / 'four.wav'}: mixed to one channel from 4: the model reads one channel"]
+
+
 def test_notes_are_said_once_and_counted(tmp_path, files, onnx_model):
     """A folder of short clips printed one note per clip (hundreds of lines); a 6-channel file was mixed without one."""
     x, sr = sf.read(files["padded.wav"], dtype="float32")

@@ -255,7 +255,7 @@ class EdgeScorer:
             notes.append(f"resampled from {sr} Hz to the model's {self.sample_rate} Hz"
                          + (f"; recorded below the model's band, it holds nothing between {sr / 2:g} and {top:g} Hz, "
                             "which scores it as unlike the training sound for that alone" if below_band(sr, top) else ""))
-        if self.channel is None and blocks.channels > 1:
+        if self.channel is None and blocks.channels > 1 and blocks.channels != self.meta.get("fitted_channels"):
             notes.append(f"mixed to one channel from {blocks.channels}: the model reads one channel")
         windows = BlockWindows(blocks, self.sample_rate, self.window, self.hop, self.pad, self.trim_db, self.min_share)
         if windows.padded:

@@ -141,6 +141,7 @@ def _export(model_dir, task: str | None, out_path: Path, opset: int, n_parity: i
         "transform": spec.model_dump(mode="json"),
         "score": score_name, "threshold": threshold,
         "aggregate": det.anomaly_config.aggregate, "n_channels": det.n_channels,
+        "fitted_channels": det.fitted_channels,  # (a stereo recording of a model fitted on stereo ones: no note)
         # how much the training recordings clipped, for the scorer's note on recordings that clip more
         "clipped_share_percentiles": (det.saved.info.get("data") or {}).get("clipped_share_percentiles_0_10_50_90_100"),
     }

@@ -133,10 +133,13 @@ class Detector:
     def extractor(self, **kw) -> FeatureExtractor:
         ex = FeatureExtractor.from_spec(self.spec, self.transform, cache_dir=self.cfg.data.cache_dir,
                                         n_channels=self.n_channels, **{"csv_rate": self.csv_rate, **kw})
-        survey = (self.saved.info.get("data") or {}).get("survey") or {}
-        counts = {int(c) for c in survey.get("channels") or {}}  # (training recordings of mixed counts: none said)
-        ex.fitted_channels = next(iter(counts)) if len(counts) == 1 else None
+        ex.fitted_channels = self.fitted_channels
         return ex
+
+    @property
+    def fitted_channels(self) -> int | None:  # the training recordings' channel count (None: of mixed counts, unknown)
+        counts = {int(c) for c in ((self.saved.info.get("data") or {}).get("survey") or {}).get("channels") or {}}
+        return next(iter(counts)) if len(counts) == 1 else None
 
     def read_rate(self, sample_rate: float | None) -> "Detector":
         """Read vibration files that give no rate at ``sample_rate`` Hz (``--sample-rate``); None keeps the model's."""
