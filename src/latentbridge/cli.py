@@ -312,12 +312,12 @@ def _cmd_sample(args) -> int:
                           eta=args.eta, condition=args.condition, batch_size=args.batch_size,
                           sample_rate=args.sample_rate)
     if "conditions" not in res:
-        what = f"{res['files']} samples"
+        what = utils.counted(res["files"], "sample")  # ("1 samples")
     elif not args.condition:
-        what = f"{res['n_samples']} joint samples, {res['files']} files"
+        what = f"{utils.counted(res['n_samples'], 'joint sample')}, {utils.counted(res['files'], 'file')}"
     else:
         what = f"{res['n_samples']} samples for each of {len(res['conditions'])} condition files, {res['files']} files"
-    how = res.get("route") or f"{res['scheduler']}, {res['steps']} steps" + (
+    how = res.get("route") or f"{res['scheduler']}, {utils.counted(res['steps'], 'step')}" + (
         "" if res["guidance"] is None else f", guidance {guidance_text(res['guidance'])}")
     print(f"{what} ({how}, seed {res['seed']}) in {res['seconds']:.1f} s")
     if "conditions" in res:
