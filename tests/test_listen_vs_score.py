@@ -164,6 +164,17 @@ def test_listen_says_what_score_says_of_a_recording_below_the_band(fitted_model,
     with caplog.at_level("WARNING"):
         listen_model(fitted_model, source=hot, out=io.StringIO())
     assert "1 of 1 recordings clip (samples on plateaus at their extremes: hot.wav " in caplog.text
+    whole = caplog.text
+    from latentbridge.data import blocks  # a recording read in blocks (a long one: it was read whole, twice) says
+    caplog.clear()  # the same, and its windows score as before
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(blocks, "STREAM_BYTES", 0.0)
+        with caplog.at_level("WARNING"):
+            streamed = io.StringIO()
+            listen_model(fitted_model, source=hot, out=streamed)
+    assert caplog.text.split(": ", 1)[1] == whole.split(": ", 1)[1]
+    listen_model(fitted_model, source=hot, out=(again := io.StringIO()))
+    assert streamed.getvalue() == again.getvalue()
 
 
 def test_times_stay_the_recordings_where_silence_is_trimmed(fitted_model, recordings, machine_data, tmp_path):

@@ -318,6 +318,35 @@ def _load_audio(path: str | Path, sample_rate: int, trim_db: float | None = None
     return np.ascontiguousarray(np.atleast_2d(np.asarray(audio, dtype=np.float32)).T), start, length
 
 
+def _stream_audio(path: str | Path, sample_rate: int, channel: int | str | None, expect_channels: int | None,
+                  csv_rate: float | None, columns: list[str] | None, blocksize: int) -> tuple[Iterator[np.ndarray], int]:
+    """``path``'s samples at ``sample_rate`` as :func:`_load_audio` reads them untrimmed, in blocks of ``blocksize``
+    frames read as they are replayed (:class:`~latentbridge.io.blockread.RecordingBlocks`), and the recording's length
+    in samples: a 3-h recording replayed for 5 s was read whole, twice (7 GB), before its first window."""
+    from latentbridge.errors import DataError
+    from latentbridge.io.audio import rate_problem
+    from latentbridge.io.blockread import RecordingBlocks, resampled_to
+
+    blocks = RecordingBlocks(path, channel, expect_channels if channel == "all" else None, csv_rate, columns=columns)
+    if problem := rate_problem(blocks.sample_rate, sample_rate):
+        raise DataError(path, problem)
+
+    def reblocked():
+        pending: list[np.ndarray] = []
+        have = 0
+        for b in resampled_to(blocks, sample_rate):
+            pending.append(b)
+            have += len(b)
+            while have >= blocksize:
+                joined = np.concatenate(pending) if len(pending) > 1 else pending[0]
+                yield joined[:blocksize]
+                pending, have = ([joined[blocksize:]] if len(joined) > blocksize else []), len(joined) - blocksize
+        if have:
+            yield np.concatenate(pending)
+
+    return reblocked(), int(np.ceil(blocks.frames * float(sample_rate) / blocks.sample_rate))
+
+
 def file_blocks(
     path: str | Path,
     sample_rate: int,
@@ -344,15 +373,20 @@ def file_blocks(
     """
     if blocksize < 1:
         raise ValueError(f"blocksize must be at least 1, got {blocksize}")
-    audio, start, length = _load_audio(path, sample_rate, trim_db, channel, expect_channels, csv_rate, columns,
-                                       min_len)
-    if stats is not None:  # audio: (T, channels read)
+    if trim_db:  # (trimming reads the whole recording: where its sound begins and ends)
+        audio, start, length = _load_audio(path, sample_rate, trim_db, channel, expect_channels, csv_rate, columns,
+                                           min_len)
+        blocks = (audio[pos:pos + blocksize] for pos in range(0, audio.shape[0], blocksize))  # audio: (T, channels)
+    else:
+        (blocks, length), start = _stream_audio(path, sample_rate, channel, expect_channels, csv_rate, columns,
+                                                blocksize), 0
+    if stats is not None:
         stats.update(lead_s=start / sample_rate, duration_s=length / sample_rate)
-    t0 = time.monotonic()
-    for pos in range(0, audio.shape[0], blocksize):
-        block = audio[pos : pos + blocksize]
+    t0, pos = time.monotonic(), 0
+    for block in blocks:
+        pos += block.shape[0]
         if realtime:
-            delay = t0 + (pos + block.shape[0]) / sample_rate - time.monotonic()
+            delay = t0 + pos / sample_rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
         yield block, False

@@ -199,22 +199,24 @@ def band_warnings(det: "Detector", powers: np.ndarray | None, files: list[str], 
     return [t for t in texts if t]
 
 
-def single_file_notes(det, ex, name: str, info, wave: np.ndarray, clipped: float | None, first: np.ndarray
-                      ) -> tuple[list[str], str]:
+def single_file_notes(det, ex, name: str, info, wave: np.ndarray | None, clipped: float | None, first: np.ndarray,
+                      level: float | None = None) -> tuple[list[str], str]:
     """``(warnings, conversions)``: what ``anomaly score`` warns of one recording (``name``, its header ``info``, its
     ``wave`` and ``clipped`` share as ``ex``, the detector's extractor, read it) that its header, level and plateaus
     tell (:func:`recording_warnings`), the band content of its ``first`` window where it was resampled down (a
     browser's or a phone's 44.1 or 48 kHz: every window flagged, without a word), and its conversions line
     (:func:`~latentbridge.data.survey.conversions_line`: resampled, mixed down), among the warnings where it warns
-    (a mix of several channels given to a model of one). A served upload and a replayed file (`listen --source`)."""
+    (a mix of several channels given to a model of one). A served upload and a replayed file (`listen --source`); a
+    long one read in blocks gives no ``wave`` but its ``level`` (its channels not checked for dead ones)."""
     from latentbridge.data.survey import conversions_line
     from latentbridge.io import level_dbfs
     from latentbridge.io.columns import channels_read
     from latentbridge.io.levels import constant_channels
 
     rate = int(info.sample_rate)
-    dead = constant_channels(wave).tolist() if wave.ndim == 2 and len(wave) > 1 else []
-    warnings = recording_warnings(det, [name], [info.codec], [rate], [level_dbfs(wave)], [clipped]) + (
+    dead = constant_channels(wave).tolist() if wave is not None and wave.ndim == 2 and len(wave) > 1 else []
+    level = level_dbfs(wave) if wave is not None else level
+    warnings = recording_warnings(det, [name], [info.codec], [rate], [level], [clipped]) + (
         window_band_warnings(det, first, name, rate) if rate > det.sample_rate else []) + (
         [dead_channel_warning([name], [dead], det.spec.windowing.columns)] if dead else [])
     # the channels it reads: a logger's temperature beside the model's columns is left out

@@ -464,12 +464,23 @@ def _say_what_the_input_lacks(det, source, capture_sr: int) -> None:
         for text in live_input_warnings(det, capture_sr, f"the device's {capture_sr}-Hz capture"):
             _log.warning(text)
         return
+    from latentbridge.data.blocks import block_windows, cut_size, read_in_blocks
+
     try:
         info, stats, ex = audio_info(source, csv_rate=det.csv_rate), {}, det.extractor(use_cache=False)
-        wave, windows, _ = ex.file_windows(Path(source), stats)
+        if read_in_blocks(info, ex.sample_rate, ex.channel):  # as anomaly score reads it (a 3-h recording was read
+            windows = block_windows(ex, Path(source))  # whole, 7 GB, before the first window was replayed)
+            first = None
+            for w, _ in windows.batches(cut_size(windows)):  # through to the end: the level is the whole recording's
+                first = w[0] if first is None and len(w) else first
+            notes = single_file_notes(det, ex, Path(source).name, info, None, windows.blocks.clipped_share, first,
+                                      level=windows.level_dbfs)
+        else:
+            wave, windows, _ = ex.file_windows(Path(source), stats)
+            notes = single_file_notes(det, ex, Path(source).name, info, wave, stats["clipped_share"], windows[0])
     except LatentbridgeError:
         return  # the reader names what is wrong with it when it reads it
-    for text in single_file_notes(det, ex, Path(source).name, info, wave, stats["clipped_share"], windows[0])[0]:
+    for text in notes[0]:
         _log.warning(text)
 
 
