@@ -319,7 +319,8 @@ def _load_audio(path: str | Path, sample_rate: int, trim_db: float | None = None
 
 
 def _stream_audio(path: str | Path, sample_rate: int, channel: int | str | None, expect_channels: int | None,
-                  csv_rate: float | None, columns: list[str] | None, blocksize: int) -> tuple[Iterator[np.ndarray], int]:
+                  csv_rate: float | None, columns: list[str] | None,
+                  blocksize: int) -> tuple[Iterator[np.ndarray], int]:
     """``path``'s samples at ``sample_rate`` as :func:`_load_audio` reads them untrimmed, in blocks of ``blocksize``
     frames read as they are replayed (:class:`~latentbridge.io.blockread.RecordingBlocks`), and the recording's length
     in samples: a 3-h recording replayed for 5 s was read whole, twice (7 GB), before its first window."""
