@@ -504,6 +504,7 @@ def test_the_longest_event_is_counted_in_frames():
     assert longest_event(_events([]))[0] == 0  # noise alone
     t = torch.arange(40)
     assert longest_event(_events([]) + 4.0 * ((t >= 10) & (t < 16)).float())[0] == 0  # 4 dB up: no event
+    assert longest_event(_events(range(2, 34)))[0] == 32  # 80 % of the window: against the mean level, none
     short = _events([3, 4, 11], t=22)
     padded = torch.cat([short, torch.full((1, 1, 8, 18), -100.0)], dim=-1)
     assert longest_event(padded)[0] == longest_event(short)[0] == 2

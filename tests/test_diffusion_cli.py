@@ -234,7 +234,8 @@ def test_user_errors_are_one_line(mnist_run, tmp_path, capsys):
                            (["--guidance", "nan"], "--guidance: a strength must be a finite number >= 0"),
                            (["--guidance", "-1"], "--guidance: a strength must be a finite number >= 0"),
                            (["--eta", "nan"], "--eta must be a number from 0"), (["--eta", "5"], "got 5"),
-                           (["--steps", "0"], "--steps must be a whole number of at least 1, got 0"), (["--steps", "-4"], "got -4"),
+                           (["--steps", "0"], "--steps must be a whole number of at least 1, got 0"),
+                           (["--steps", "-4"], "got -4"),
                            (["--batch-size", "0"], "--batch-size must be at least 1")):
         assert main(["sample", str(mnist_run), "--num-samples", "2", *extra, "--out", str(tmp_path / "x")]) == 2
         err = capsys.readouterr().err

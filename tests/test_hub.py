@@ -300,3 +300,20 @@ def test_a_checkpoint_of_random_bytes_is_said_damaged(tmp_path):
     with pytest.raises(CheckpointError, match=r"zeroed\.ckpt: not a readable latentbridge training checkpoint "
                                               r"\(damaged: .+ in it does not match its checksum\)"):
         read_lightning_checkpoint(tmp_path / "zeroed.ckpt")
+
+
+def test_a_folder_saved_with_values_refused_now_still_loads(fitted_model, tmp_path):
+    """A gradient clip or patience of 0 (no clipping, no early stopping when it was trained) and an STFT's fmin (read
+    by nothing) are refused in new configs; a folder saved with them stopped loading ("'train.gradient_clip': Input
+    should be greater than 0"). It loads with the settings they were."""
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(fitted_model, old)
+    config = json.loads((old / "config.json").read_text())["config"]
+    config["train"].update(gradient_clip=0.0, early_stopping_patience=0)
+    config["features"].update(kind="stft", fmin=50.0)
+    update_info(old, {"config": config})  # (as the code of the day before wrote it, signed)
+    cfg = load_model(old).workflow
+    assert cfg.train.gradient_clip is None and cfg.train.early_stopping_patience is None
+    assert cfg.features.fmin == 0.0

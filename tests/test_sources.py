@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import os
 import hashlib
 import http.server
 import struct
@@ -95,6 +96,9 @@ def test_download_ok_and_skips_present_file(server, tmp_path):
     dest = tmp_path / "out" / "blob.bin"
     got = download(base + "blob.bin", dest, md5=md5(payload), sha256=hashlib.sha256(payload).hexdigest())
     assert got == dest and dest.read_bytes() == payload
+    umask = os.umask(0)
+    os.umask(umask)
+    assert dest.stat().st_mode & 0o777 == 0o666 & ~umask  # (a mkstemp file, 0600: others could not read it)
     assert not list(dest.parent.glob("*.partial"))
     assert log == ["/blob.bin"]
     # present with the right checksum: no request at all

@@ -127,8 +127,9 @@ def check_sampler_flags(*, steps=None, eta=None, batch_size=None, seed=None, **_
 
     if seed is not None:  # torch took up to 2**64 - 1, then a traceback
         check_seed(seed)
-    if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 1):  # 0 once meant "the run's"
-        # for a diffusion model, and an error for MLD; 2.5 sampled 2 steps, recorded as 2
+    whole = steps is None or not isinstance(steps, bool) and math.isfinite(steps) and int(steps) == steps
+    if not whole or steps is not None and steps < 1:  # 0 once meant "the run's" for a diffusion model, and an error
+        # for MLD; 2.5 sampled 2 steps, recorded as 2; NaN was a ValueError
         raise LatentbridgeError(f"--steps must be a whole number of at least 1, got {steps}")
     if eta is not None and not (math.isfinite(eta) and 0.0 <= eta <= 1.0):
         raise LatentbridgeError(f"--eta must be a number from 0 (deterministic) to 1 (DDPM-like noise), got {eta:g}")

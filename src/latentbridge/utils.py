@@ -76,6 +76,18 @@ class _ProcessDied(logging.Filter):
         return True
 
 
+def temp_beside(path: Path) -> Path:
+    """A fresh temporary name beside ``path`` (``.NAME.XXXXXXXX.partial``; its folder made), nothing there yet: what is
+    created there gets the umask's mode (a mkstemp file is 0600: a download others could not read)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # the temporary name is 18 bytes longer than the name: a name near the file system's 255 bytes ("File name
+    # too long" after all the work) is cut, at a character, for it
+    fd, tmp = tempfile.mkstemp(prefix=f".{cut_to_bytes(path.name, 200)}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    os.unlink(tmp)
+    return Path(tmp)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
@@ -84,13 +96,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     ``path`` in one rename, so readers never see a half-written result.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # the temporary name is 18 bytes longer than the name: a name near the file system's 255 bytes ("File name
-    # too long" after all the work) is cut, at a character, for it
-    fd, tmp = tempfile.mkstemp(prefix=f".{cut_to_bytes(path.name, 200)}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    os.unlink(tmp)
-    tmp_path = Path(tmp)
+    tmp_path = temp_beside(path)
     try:
         yield tmp_path
         if path.is_dir() and not path.is_symlink():

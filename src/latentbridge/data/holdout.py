@@ -16,10 +16,10 @@ log = logging.getLogger(__name__)
 
 #: whole files are held out while they hold within this factor of ``val_fraction`` of the windows (either way)
 SHARE_FACTOR = 2.0
-#: and while at least this many are held out, or they are short (under :data:`LONG_WINDOWS` windows each): fewer long
-#: recordings (one of two days') leave what they hold, a condition of the machine, out of the training (a day at
-#: another load held out whole: its normal windows at 11 times the other day's scores set the threshold); the last
-#: part of each recording in time is held out instead
+#: and while at least this many are held out, or they are short (under :data:`LONG_WINDOWS` windows each: about 20 s
+#: at 1-s hops): fewer long recordings (one of two days'; two of ten 30-s ones) leave what they hold, a condition of
+#: the machine, out of the training (a day at another load held out whole: its normal windows at 11 times the other
+#: day's scores set the threshold); the last part of each recording in time is held out instead
 MIN_HELD_FILES, LONG_WINDOWS = 3, 20
 
 

@@ -50,6 +50,21 @@ CARD_NAME = "README.md"
 REQUIRED = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME)
 
 
+def saved_values(config: dict) -> dict:
+    """A saved model's config with the values that meant "off" or nothing when it was trained, and are refused now,
+    as the settings they were: a gradient clip or patience of 0 or less (none), an STFT's ``features.fmin`` (0 Hz: its
+    bins start there). A folder saved with them stopped loading ("'train.gradient_clip': Input should be greater than
+    0")."""
+    train, features = dict(config.get("train") or {}), dict(config.get("features") or {})
+    for key in ("gradient_clip", "early_stopping_patience"):
+        if isinstance(train.get(key), (int, float)) and train[key] <= 0:
+            train[key] = None
+    if features.get("kind", "mel") != "mel" and (features.get("fmin") or 0) > 0:
+        features["fmin"] = 0.0
+    return {**config, **({"train": train} if "train" in config else {}),
+            **({"features": features} if "features" in config else {})}
+
+
 @dataclass
 class SavedModel:
     model: torch.nn.Module
@@ -67,7 +82,7 @@ class SavedModel:
         if self._workflow is None:
             from latentbridge.config import validate
 
-            self._workflow = validate(self.info["config"], f"{self.path}/{CONFIG_NAME}")
+            self._workflow = validate(saved_values(self.info["config"]), f"{self.path}/{CONFIG_NAME}")
         return self._workflow
 
     @property

@@ -325,7 +325,8 @@ def adapt(cfg, paths, *, max_read: int = 200,
                           f"in {100 * share:.0f} % of its frames: when in a window it is loud is read too; where "
                           "normal cycle times vary from recording to recording, -o model.timing=0")] \
         if events and "timing" in cls.config_class.model_fields and "timing" not in cfg.model.model_fields_set else []
-    if events and "duration" in cls.config_class.model_fields and "duration" not in cfg.model.model_fields_set:
+    if events and "duration" in cls.config_class.model_fields and "duration" not in cfg.model.model_fields_set \
+            and cfg.features.scale == "db":  # (its events stand 10 dB out: dB features)
         read_events.append(Choice("model.duration", EVENT_DURATION, "events: how long a window's longest one lasts is "
                                   "read too (one lasting longer than the training windows' flags it; "
                                   "-o model.duration=0)"))

@@ -71,6 +71,12 @@ def filled_frames(x: Tensor) -> Tensor:
     return (frames.amax(dim=1) > frames.amin(dim=1)).to(x.dtype).reshape(b, c, t).amax(1)
 
 
+def _level_envelope(x: Tensor) -> tuple[Tensor, Tensor]:
+    """(B, C, F, T) dB features → ((B, T) each frame's mean over channels and bands, (B, T) :func:`filled_frames`)."""
+    b, c, f, t = x.shape
+    return x.reshape(b, c * f, t).mean(dim=1), filled_frames(x)
+
+
 def envelope_autocorrelation(x: Tensor, max_lag: int) -> Tensor:
     """(B, C, F, T) dB features → (B, max_lag): the autocorrelation of the window's level envelope (each frame's mean
     over channels and bands) at lags of 1 ... ``max_lag`` frames, each over the variance: over the frames that hold
@@ -78,9 +84,7 @@ def envelope_autocorrelation(x: Tensor, max_lag: int) -> Tensor:
     where in the window events fall, on the gain or on a recording's length. Clicks at regular times peak at their
     period; one late or missing moves the peaks (one moved by 0.2 s: AUC 0.55 -> 1.00 with these beside the
     statistics, benchmarks/README.md §3); steady sound gives a small, flat one."""
-    b, c, f, t = x.shape
-    filled = filled_frames(x)
-    level = x.reshape(b, c * f, t).mean(dim=1)
+    level, filled = _level_envelope(x)
     n = filled.sum(1, keepdim=True).clamp_min(1.0)
     centred = (level - (level * filled).sum(1, keepdim=True) / n) * filled
     var = (centred * centred).sum(1) / n.squeeze(1)
@@ -91,20 +95,23 @@ def envelope_autocorrelation(x: Tensor, max_lag: int) -> Tensor:
     return torch.stack(lags, dim=1) / var.clamp_min(1e-6).unsqueeze(1)
 
 
-def longest_event(x: Tensor, rise_db: float = 10.0) -> Tensor:
+def longest_event(x: Tensor, rise_db: float = 10.0, floor_share: float = 0.1) -> Tensor:
     """(B, C, F, T) dB features → (B,): the window's longest run of loud frames, in frames: frames whose level (each
-    frame's mean over channels and bands) lies above half-way between the window's mean level (over the frames that
-    hold signal: :func:`filled_frames`) and its loudest frame's, where the loudest stands ``rise_db`` or more above
-    the mean (else 0: no event stands out). The statistics read a window's frames as a set, so a burst three times as
-    long as normal gives the same band means and spreads; this reads it (a relay's 50-ms bursts, one three or two
-    times as long: AUC 0.73 -> 0.95 beside the statistics, benchmarks/README.md §3). Runs by erosion (a frame still
-    loud k frames on), plain tensor ops for the ONNX export."""
-    b, c, f, t = x.shape
-    filled = filled_frames(x)
-    level = x.reshape(b, c * f, t).mean(dim=1)
-    mean = (level * filled).sum(1, keepdim=True) / filled.sum(1, keepdim=True).clamp_min(1.0)
+    frame's mean over channels and bands) lies above half-way between the window's floor (the ``floor_share``
+    quantile of the levels of the frames that hold signal: :func:`filled_frames`) and its loudest frame's, where the
+    loudest stands ``rise_db`` or more above the floor (else 0: no event stands out; the floor, not the mean level,
+    which an event filling half the window raised: one that lasted far too long read as none). The statistics read a
+    window's frames as a set, so a burst three times as long as normal gives the same band means and spreads; this
+    reads it (a relay's 50-ms bursts, one three or two times as long: AUC 0.73 -> 0.95 beside the statistics,
+    benchmarks/README.md §3). Runs by erosion (a frame still loud k frames on), plain tensor ops for the ONNX
+    export."""
+    level, filled = _level_envelope(x)
+    t = level.shape[1]
+    ordered = torch.where(filled > 0, level, torch.full_like(level, float("inf"))).sort(dim=1).values
+    at = (floor_share * (filled.sum(1, keepdim=True) - 1.0)).clamp_min(0.0).floor().long()  # (B, 1)
+    floor = ordered.gather(1, at)
     top = level.amax(1, keepdim=True)
-    loud = ((level >= 0.5 * (mean + top)) & (top - mean >= rise_db)).to(x.dtype) * filled
+    loud = ((level >= 0.5 * (floor + top)) & (top - floor >= rise_db)).to(x.dtype) * filled
     run, longest = loud, loud.amax(1)
     for k in range(1, t):
         run = run[:, :-1] * loud[:, k:]

@@ -4,7 +4,7 @@ Every problem with a file (or a URL) is raised as :class:`latentbridge.errors.Da
 message names it. Every name below is importable from ``latentbridge.data.sources``.
 
 * :func:`download` (:mod:`~latentbridge.data.sources.downloads`) streams a URL to
-  ``DEST.partial`` beside the destination, checks its md5 / sha256 and renames it onto
+  a partial file of its own beside the destination, checks its md5 / sha256 and renames it onto
   ``DEST`` in one step; a failed or interrupted download leaves no partial file behind. A file
   already present with the right checksum is not downloaded again.
 * :class:`FSDD` (:mod:`~latentbridge.data.sources.fsdd`, Free Spoken Digit Dataset): a folder

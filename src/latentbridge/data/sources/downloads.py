@@ -1,8 +1,9 @@
 """Checksummed downloads and where downloaded data sets live.
 
 :func:`download` streams a URL to a partial file of its own beside the destination
-(``DEST.<random>.partial``: two downloads of one file do not write into one), checks its md5 / sha256 and renames it
-onto ``DEST`` in one step; a failed or interrupted download leaves no partial file behind. A file already present with the right checksum is not downloaded again.
+(``.DEST.<random>.partial``: two downloads of one file do not write into one), checks its md5 / sha256 and
+renames it onto ``DEST`` in one step; a failed or interrupted download leaves no partial file behind. A file
+already present with the right checksum is not downloaded again.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import hashlib
 import http.client
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from latentbridge.errors import DataError
+from latentbridge.utils import temp_beside
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def download(
 ) -> Path:
     """Download ``url`` to ``dest`` and return ``dest``.
 
-    The body is streamed to ``dest.partial`` (beside ``dest``) while its md5 / sha256 are
+    The body is streamed to a partial file of its own beside ``dest`` while its md5 / sha256 are
     computed; only when every given checksum matches is it renamed onto ``dest`` (one atomic
     rename). On a checksum mismatch, a network error, a short body or an interruption
     (including Ctrl-C) the partial file is removed; errors are raised as DataError naming the
@@ -93,17 +94,16 @@ def download(
     if not expected:
         log.warning("downloading %s without a checksum of the file%s", url, f" ({unchecked})" if unchecked else "")
     try:  # the folder first: read-only or full, it is named as such (it was the URL's "download interrupted")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".partial")
+        partial = temp_beside(dest)
+        out = open(partial, "xb")
     except OSError as exc:
         raise DataError(dest.parent, f"cannot write the download there: {exc.strerror or exc}") from exc
-    partial = Path(name)
     hashes = {alg: hashlib.new(alg) for alg, _ in expected}
     n_bytes = 0
     try:
         try:
             req = urllib.request.Request(url, headers={"User-Agent": "latentbridge"})
-            with open(fd, "wb") as out, urllib.request.urlopen(req, timeout=timeout) as resp:
+            with out, urllib.request.urlopen(req, timeout=timeout) as resp:
                 length = resp.headers.get("Content-Length")
                 length = int(length) if length and length.isdigit() else None
                 while True:

@@ -243,6 +243,8 @@ class FSDD:
         try:
             self._extract(archive)
         except DataError as e:  # (an archive that fails is no FSDD's: kept, it was extracted again on every run)
+            if e.path != str(archive):  # the folder's problem (full, read-only): the archive is kept
+                raise
             archive.unlink(missing_ok=True)
             raise DataError(archive, f"{e.problem}; the archive was removed: the next run downloads it again") \
                 from None
