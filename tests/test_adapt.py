@@ -539,6 +539,10 @@ def test_the_duration_of_events_tells_a_long_burst_from_normal_ones():
     assert det.dim == 2 * 8 + 2 * 4 + 1 and det.config()["duration"] == 8.0
     short = torch.cat([_events([o], rng=rng) for o in (3, 12, 25)])  # a burst of one frame: shorter, scored as before
     torch.testing.assert_close(det.score(short), dets[0.0].score(short), rtol=1e-5, atol=1e-5)
+    # a normal length above the training windows' mean (3 frames of 2-3) is no excess either: the term counts from
+    # their upper quartile (from the mean, normal events of varied length were flagged on it alone)
+    usual = torch.cat([_events([o, o + 1, o + 2], rng=rng) for o in (3, 12, 25)])
+    torch.testing.assert_close(det.score(usual), dets[0.0].score(usual), rtol=1e-5, atol=1e-5)
 
 
 def test_the_timing_of_events_tells_a_moved_click_from_a_normal_one():

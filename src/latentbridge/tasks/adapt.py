@@ -328,7 +328,7 @@ def adapt(cfg, paths, *, max_read: int = 200,
     if events and "duration" in cls.config_class.model_fields and "duration" not in cfg.model.model_fields_set \
             and cfg.features.scale == "db":  # (its events stand 10 dB out: dB features)
         read_events.append(Choice("model.duration", EVENT_DURATION, "events: how long a window's longest one lasts is "
-                                  "read too (one lasting longer than the training windows' flags it; "
+                                  "read too (one lasting longer than 75 % of the training windows' longest flags it; "
                                   "-o model.duration=0)"))
     if events and not getattr(cls, "reads_frame_order", True) and not getattr(cfg.model, "timing", 0) and \
             not any(c.key == "model.timing" for c in read_events):

@@ -102,7 +102,7 @@ def longest_event(x: Tensor, rise_db: float = 10.0, floor_share: float = 0.1) ->
     loudest stands ``rise_db`` or more above the floor (else 0: no event stands out; the floor, not the mean level,
     which an event filling half the window raised: one that lasted far too long read as none). The statistics read a
     window's frames as a set, so a burst three times as long as normal gives the same band means and spreads; this
-    reads it (a relay's 50-ms bursts, one three or two times as long: AUC 0.73 -> 0.95 beside the statistics,
+    reads it (a relay's 50-ms bursts, one three or two times as long: AUC 0.73 -> 0.93 beside the statistics,
     benchmarks/README.md §3). Runs by erosion (a frame still loud k frames on), plain tensor ops for the ONNX
     export."""
     level, filled = _level_envelope(x)
