@@ -722,6 +722,24 @@ def test_early_stopping_stops_and_says_so(tmp_path, caplog):
            "of 5" in caplog.text
 
 
+def test_max_steps_inside_an_epoch_is_said(tmp_path, caplog):
+    """max_steps ending inside an epoch: that epoch went without validation or checkpoint, and the cosine schedule set
+    for max_epochs stopped before annealing, both unsaid (Lightning's warning of a missing monitored key named its own
+    file)."""
+    if not (MNIST_ROOT / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"MNIST not found at {MNIST_ROOT}")
+    args = ["train", "--config", str(REPO / "configs" / "image_ae_dense.yaml"), "--out", str(tmp_path / "img")]
+    for o in (f"data.root={MNIST_ROOT}", "data.limit=200", "train.max_epochs=3", "train.progress_bar=false",
+              "model.hidden_dims=[32,16]", "train.batch_size=32", "train.max_steps=7"):
+        args += ["-o", o]
+    with caplog.at_level("WARNING"):
+        assert main(args) == 0
+    assert re.search(r"train.max_steps 7 stops the training inside epoch 2 of train.max_epochs 3 \(5 steps an epoch\): "
+                     r"that epoch ends without its validation and checkpoint; the cosine learning-rate schedule spans "
+                     r"train.max_epochs, so it stops before annealing \(-o train.max_epochs=2 for a whole one\)",
+                     caplog.text), caplog.text
+
+
 def test_image_autoencoder_on_a_folder_of_colour_images(tmp_path):
     """A folder of the user's own images (RGB, another size, classes in sub-folders): the image autoencoders
     read MNIST only before."""

@@ -483,6 +483,7 @@ def fit_model(model: torch.nn.Module, cfg, out_dir: Path, train_loader, val_load
                             "step %d of the epoch's %d): that epoch's batches are drawn again from its start, so the "
                             "result is close to an uninterrupted run's, not the same", last, step % per_epoch,
                             per_epoch)
+    _say_max_steps(cfg.train, len(train_loader) if hasattr(train_loader, "__len__") and trainer.world_size == 1 else 0)
     try:
         with lightning_interrupts(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before")
@@ -505,6 +506,20 @@ def fit_model(model: torch.nn.Module, cfg, out_dir: Path, train_loader, val_load
         log.info("early stopping: no better %s in %d epochs (train.early_stopping_patience); stopped after epoch %d of "
                  "%d", stopper.monitor, stopper.patience, trainer.current_epoch, cfg.train.max_epochs)
     return TrainOutcome(trainer, clock, final_weights(trainer, model, cfg.train.keep_weights, out_dir))
+
+
+def _say_max_steps(t, per_epoch: int) -> None:
+    """What ``train.max_steps`` cuts short (``per_epoch``: steps an epoch, 0 unknown): the epoch it ends inside goes
+    without its validation and checkpoint, and a cosine schedule set for ``max_epochs`` does not anneal (both unsaid:
+    Lightning's warning of a missing monitored key named its own file)."""
+    if not per_epoch or not 0 < t.max_steps < t.max_epochs * per_epoch or is_launched_child():
+        return
+    inside = t.max_steps % per_epoch
+    log.warning("train.max_steps %d stops the training %s of train.max_epochs %d (%d steps an epoch)%s%s", t.max_steps,
+                f"inside epoch {t.max_steps // per_epoch + 1}" if inside else f"after epoch {t.max_steps // per_epoch}",
+                t.max_epochs, per_epoch, ": that epoch ends without its validation and checkpoint" if inside else "",
+                "; the cosine learning-rate schedule spans train.max_epochs, so it stops before annealing (-o "
+                f"train.max_epochs={-(-t.max_steps // per_epoch)} for a whole one)" if t.scheduler == "cosine" else "")
 
 
 class DictDataset(torch.utils.data.Dataset):
