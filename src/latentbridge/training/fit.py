@@ -470,6 +470,7 @@ def fit_model(model: torch.nn.Module, cfg, out_dir: Path, train_loader, val_load
                                   extra_callbacks=callbacks)
     ckpt_path = None
     last = out_dir / "checkpoints" / "last.ckpt"
+    per_epoch = len(train_loader) if hasattr(train_loader, "__len__") and trainer.world_size == 1 else 0  # (0: unknown)
     if resume and last.is_file():  # (a run stopped in its first stages trains its own model from the start)
         ckpt_path = str(last)
         if not is_launched_child():
@@ -477,13 +478,12 @@ def fit_model(model: torch.nn.Module, cfg, out_dir: Path, train_loader, val_load
 
             step = int(read_lightning_checkpoint(last).get("global_step", 0))
             _drop_logged_after(out_dir, step)
-            per_epoch = len(train_loader) if hasattr(train_loader, "__len__") and trainer.world_size == 1 else 0
             if per_epoch and step % per_epoch:  # (Lightning's own warning named its source file, for developers)
                 log.warning("%s: resumed from a checkpoint taken inside an epoch (train.checkpoint_every_n_steps, at "
                             "step %d of the epoch's %d): that epoch's batches are drawn again from its start, so the "
                             "result is close to an uninterrupted run's, not the same", last, step % per_epoch,
                             per_epoch)
-    _say_max_steps(cfg.train, len(train_loader) if hasattr(train_loader, "__len__") and trainer.world_size == 1 else 0)
+    _say_max_steps(cfg.train, per_epoch)
     try:
         with lightning_interrupts(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before")

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from latentbridge.transforms.numpy_stft import num_frames
+
 __all__ = [
     "STFT",
     "WINDOWS",
@@ -114,8 +116,6 @@ class STFT(nn.Module):
     def num_frames(self, n_samples: int) -> int:
         """Frames ``forward`` gives for a wave of ``n_samples`` samples
         (:func:`latentbridge.transforms.numpy_stft.num_frames`)."""
-        from latentbridge.transforms.numpy_stft import num_frames
-
         return num_frames(n_samples, self.n_fft, self.hop_length, self.center)
 
     def _window_for(self, x: torch.Tensor) -> torch.Tensor:
