@@ -128,3 +128,32 @@ def test_spatial_consistency_weights_near_pairs_more_and_is_zero_for_a_constant_
     x = torch.ones(1, 1, 8, 8, requires_grad=True)
     loss(x, coords).sum().backward()
     assert torch.isfinite(x.grad).all()
+
+
+def test_beta_tracking_rows_hold_the_beta_their_loss_was_computed_with(tmp_path):
+    import csv
+
+    import lightning as L
+
+    from latentbridge.training.callbacks import BetaTracker
+    from latentbridge.training.module import TrainingModule
+
+    class LossIsBeta(torch.nn.Module):  # the row's loss is the beta the step used
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def loss(self, x, beta=1.0):
+            return (beta + 0 * self.w).expand(x.shape[0]), {}
+
+    module = TrainingModule(LossIsBeta(), dict(optimizer="adam", lr=1e-3, weight_decay=0.0, scheduler="constant",
+                                               max_epochs=1),
+                            dict(schedule="linear", value=1.0, start=0.0, warmup_steps=4, cycle_steps=10, ratio=0.5))
+    path = tmp_path / "beta_tracking.csv"
+    L.Trainer(max_epochs=1, callbacks=[BetaTracker(path)], logger=False, enable_checkpointing=False,
+              enable_progress_bar=False, enable_model_summary=False).fit(
+        module, torch.utils.data.DataLoader(torch.zeros(6, 1), batch_size=1))
+    rows = list(csv.DictReader(open(path)))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [float(r["beta"]) for r in rows] == pytest.approx([0, 0.25, 0.5, 0.75, 1, 1])  # the first step's: 0
+    assert [float(r["beta"]) for r in rows] == pytest.approx([float(r["loss"]) for r in rows])  # (one step ahead)

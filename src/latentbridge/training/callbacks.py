@@ -33,8 +33,9 @@ def truncate_csv_steps(path: Path, first_bad_step: int, step_column: str = "step
 
 class BetaTracker(Callback):
     """Writes the KL weight and loss of every training step to ``logs/beta_tracking.csv`` (``step``:
-    steps completed, 1 for the first); a resumed run first drops the rows written after its
-    checkpoint, so no step appears twice."""
+    steps completed, 1 for the first; ``beta`` the weight that step's loss was computed with: read after the step, the
+    schedule gave the next step's); a resumed run first drops the rows written after its checkpoint, so no step appears
+    twice."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -53,7 +54,8 @@ class BetaTracker(Callback):
             w = csv.writer(f)
             if new:
                 w.writerow(["step", "epoch", "beta", "loss"])
-            w.writerow([trainer.global_step, trainer.current_epoch, f"{pl_module.beta():.6g}", f"{loss:.6g}"])
+            w.writerow([trainer.global_step, trainer.current_epoch, f"{getattr(pl_module, 'step_beta', pl_module.beta()):.6g}",
+                        f"{loss:.6g}"])
 
 
 def save_checkpoint_whole(trainer, path: str | Path, weights_only: bool) -> None:

@@ -49,7 +49,7 @@ class TrainingModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         x = self._x(batch)
         n = self._size(x)
-        beta = self.beta()
+        beta = self.step_beta = self.beta()  # the step's own (read by BetaTracker after global_step has moved on)
         loss, parts = self._loss(x, beta)
         loss = loss.mean()
         if not torch.isfinite(loss):  # every later step is NaN too: said now, not as a traceback of what reads them
