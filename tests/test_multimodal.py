@@ -6,7 +6,7 @@ import torch
 
 from latentbridge.config import config_to_dict, load_config, transform_spec
 from latentbridge.models.hub import load_model, save_model
-from latentbridge.models.multimodal import FUSIONS, MultimodalVAE, Spec2Mask, product_of_experts
+from latentbridge.models.multimodal import FUSIONS, MultimodalVAE, Spec2Mask, fuse_for_inference, fusion_objective, product_of_experts
 from latentbridge.models.outputs import DiagonalGaussian
 
 C, T = 3, 256
@@ -40,6 +40,41 @@ def test_product_of_experts_closed_form():
     torch.testing.assert_close(q.var, torch.tensor([[1 / 1.5]]))
     torch.testing.assert_close(q.mean, torch.tensor([[0.5 / 1.5]]))
 
+    off = product_of_experts([a, b], [torch.zeros(1), torch.zeros(1)], prior=False)  # no expert: the standard normal
+    torch.testing.assert_close((off.mean, off.var), (torch.zeros(1, 1), torch.ones(1, 1)))
+
+
+def test_the_jsd_regulariser_is_zero_where_every_expert_is_the_prior():
+    """mmJSD's divergence to the dynamic prior (the experts' and the prior's weighted geometric mean) is a
+    Jensen-Shannon divergence: 0 between identical distributions (the unweighted product read 0.45 nats a dim)."""
+    standard = DiagonalGaussian(torch.zeros(3, 5), torch.zeros(3, 5))
+    on = {"spec": torch.ones(3), "mask": torch.tensor([1.0, 0.0, 1.0])}
+    _, jsd = fusion_objective("jsd", {"spec": standard, "mask": standard}, on, lambda *a: torch.zeros(3), 1.0)
+    torch.testing.assert_close(jsd, torch.zeros(3))
+    # both experts N(m, 1): the geometric mean of them and the prior, each of weight 1/3, is N(2m/3, 1); the
+    # divergence is the mean of the three KLs to it, (m/3)^2 / 2 twice and (2m/3)^2 / 2, over 3: m^2 / 9
+    m = 0.6
+    ex = {"spec": DiagonalGaussian(torch.full((1, 1), m), torch.zeros(1, 1)),
+          "mask": DiagonalGaussian(torch.full((1, 1), m), torch.zeros(1, 1))}
+    _, jsd = fusion_objective("jsd", ex, {"spec": torch.ones(1), "mask": torch.ones(1)}, lambda *a: torch.zeros(1), 1.0)
+    expected = m ** 2 / 9
+    torch.testing.assert_close(jsd, torch.tensor([expected]))
+    # one modality's posterior is its expert, as the decoders learnt from it (with the prior: the mean halved)
+    alone = fuse_for_inference("jsd", {"spec": ex["spec"]}, {"spec": torch.ones(1)})
+    torch.testing.assert_close((alone.mean, alone.var), (ex["spec"].mean, ex["spec"].var))
+
+
+def test_a_missing_mask_leaves_the_decoders_batchnorm_statistics_sane():
+    """MoPoE's subset {mask} of a window without a mask is weighted 0, but decoded in the batch: its sample must be
+    of the prior's scale (an empty product, N(0, 1e8), moved the decoders' running variance from ~1 to ~1e5)."""
+    model = make("mopoe")
+    data = batch()
+    with torch.no_grad():
+        model.codec.normalizer.fit(model.codec.analyse(data["wave"])[0])
+    model.train()
+    model.loss(data, beta=1.0)
+    running = [m.running_var.max().item() for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert running and max(running) < 100
 
 @pytest.mark.parametrize("fusion", FUSIONS)
 def test_fusion_contract(fusion, tmp_path):
