@@ -363,6 +363,10 @@ class BetaConfig(Section):
     """``sine``: the smooth cyclical ramp ``start`` → ``value`` over ``cycle_steps``, back over the next
     ``cycle_steps`` (:func:`latentbridge.losses.beta_at`)."""
     value: float = Field(1.0, ge=0)
+    """The KL weight, against the model's own reconstruction losses: the conv VAE of ``anomaly`` sums both over the
+    elements and latent dimensions (1 is the ELBO); the multimodal, audio-visual and mel VAEs average their
+    reconstruction losses over the elements and sum the KL over the latent dimensions, so 1 weighs the KL thousands
+    of times more than the ELBO would (their presets: 0.001-0.01)."""
     start: float = Field(0.0, ge=0)
     warmup_steps: int = Field(200, ge=0)
     cycle_steps: int = Field(400, gt=0)
