@@ -203,6 +203,16 @@ def test_onnx_denoiser_samples_without_torch_like_pytorch(mnist_run, tmp_path, c
         assert edge_main(args) == 2, extra
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, (extra, err)
+    import latentbridge.io.images as images_module
+
+    def full(path, *a, **k):
+        raise OSError(28, "No space left on device", str(path))
+
+    with pytest.MonkeyPatch.context() as mp:  # a full disk was a traceback
+        mp.setattr(images_module, "write_grid", full)
+        assert edge_main([str(onnx_path), "--num-samples", "2", "--steps", "2", "--out", str(tmp_path / "e3")]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "Traceback" not in err and not (tmp_path / "e3").exists(), err
     assert edge_main([str(onnx_path), "--num-samples", "2", "--steps", "2", "--class", "7", "--out",
                       str(tmp_path / "edge"), "--force"]) == 0  # replaced whole: no stale third sample
     assert sorted(p.name for p in (tmp_path / "edge").iterdir()) == [

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from latentbridge.transforms.postfilter import GlobalVariancePostFilter, dct_matrix
+from latentbridge.transforms.postfilter import GlobalVariancePostFilter
+from latentbridge.transforms.stats import dct_matrix
 
 F, T, FLOOR = 16, 40, -100.0
 
@@ -14,7 +15,7 @@ def _pair(n=6, seed=0):
     """Real log-mels (speech in frames 5-29, padded silence at the floor elsewhere) and a copy whose
     cepstral deviations over time are shrunk by known factors (a decoder's smoothing)."""
     rng = np.random.default_rng(seed)
-    d = dct_matrix(F).numpy()
+    d = dct_matrix(F, F, torch.float64).numpy()
     shrink = np.linspace(1.0, 0.25, F)  # fine envelope detail smoothed most
     real = np.full((n, 1, F, T), FLOOR)
     smooth = real.copy()
@@ -29,7 +30,7 @@ def _pair(n=6, seed=0):
 
 
 def test_dct_matrix_is_orthonormal():
-    d = dct_matrix(F)
+    d = dct_matrix(F, F, torch.float64)
     torch.testing.assert_close(d @ d.T, torch.eye(F, dtype=d.dtype))
     x = torch.randn(F, dtype=d.dtype)
     torch.testing.assert_close(d @ x, torch.as_tensor(__import__("scipy.fft").fft.dct(x.numpy(), norm="ortho")))

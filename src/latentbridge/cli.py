@@ -448,9 +448,9 @@ def _cmd_export(args) -> int:
     what = f"{res['n_parity_windows']} windows" if "n_parity_windows" in res else f"{res['n_parity']} denoiser inputs"
     print(f"wrote {res['path']}  (max abs difference vs PyTorch: {res['max_abs_diff']:.3g} on {what})")
     if res.get("score") != res.get("model_score", res.get("score")):  # the edge scores differ from `anomaly score`'s
-        print(f"note: the graph scores {res['score']} (threshold {res['threshold']:.6g}), not the model's sampled "
-              f"'{res['model_score']}' score: its scores are not those of `anomaly score`, its decisions use that "
-              f"threshold")
+        logging.getLogger("latentbridge").warning(  # beside the other warnings, not in the result's lines
+            "the graph scores %s (threshold %.6g), not the model's sampled '%s' score: its scores are not those of "
+            "`anomaly score`, its decisions use that threshold", res["score"], res["threshold"], res["model_score"])
     return 0
 
 

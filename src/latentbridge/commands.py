@@ -25,6 +25,7 @@ from latentbridge.tasks import (anomaly, autoencode, avdigits, classify, diffusi
                                spatial)
 from latentbridge.tasks import reconstruct as reconstruct_task
 from latentbridge.sampling_args import guidance_problem
+from latentbridge.utils import check_seed
 
 
 @dataclass(frozen=True)
@@ -368,8 +369,8 @@ def synth(kind: str, out: str, force: bool = False, **kw) -> dict:
         from latentbridge.data.synth.tissue import synth_tissue as fn
     else:
         raise LatentbridgeError(f"unknown synthetic data set {kind!r}")
-    if kw.get("seed") is not None and kw["seed"] < 0:
-        raise LatentbridgeError(f"--seed must be 0 or more, got {kw['seed']}")
+    if kw.get("seed") is not None:
+        check_seed(kw["seed"])
     check_target(Path(out), force)
     with output_folder(out, force=force) as tmp:
         try:

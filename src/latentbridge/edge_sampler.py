@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.arguments import ArgumentParser
-from latentbridge.errors import DataError, LatentbridgeError, memory_text, out_of_memory
+from latentbridge.errors import DataError, LatentbridgeError, memory_text, os_error_text, out_of_memory
 from latentbridge.utils import tolerant_stdout
 
 METADATA_KEY = "latentbridge"
@@ -212,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
             (tmp / "settings.json").write_text(json.dumps(settings, indent=1))
     except (LatentbridgeError, MemoryError) as e:  # a MemoryError: the noise or the images of too many samples
         print(f"error: {memory_text(e, p.prog) if out_of_memory(e) else e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the samples cannot be written (a full disk, a read-only folder: a traceback)
+        print(f"error: {os_error_text(e) if e.filename else f'the samples cannot be written ({e.strerror or e})'}",
+              file=sys.stderr)
         return 2
     print(f"wrote {len(images)} samples to {args.out}")
     return 0

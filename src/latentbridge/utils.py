@@ -395,13 +395,11 @@ def distinct_name(name: str, used: set[str], max_bytes: int | None = None) -> st
     raise AssertionError("unreachable: one of len(used) + 1 candidates is free")
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
+def file_checksum(path: str | Path, algorithm: str = "md5") -> str:
+    """Hex digest of a file, read in blocks (``algorithm`` is any :mod:`hashlib` name)."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                break
+        while b := f.read(1 << 20):
             h.update(b)
     return h.hexdigest()
 

@@ -66,11 +66,6 @@ class AnomalyWorkflow(_AudioWorkflow):
             raise ValueError("anomaly.score: 'aux' needs anomaly.synthetic_anomalies > 0")
         return self
 
-    @property
-    def score_method(self) -> str:
-        """The score in use: ``anomaly.score``, or the model's default."""
-        return self.anomaly.score or REGISTRY[self.model.name].default_score
-
     def model_data(self, input_shape) -> dict[str, Any]:
         """Constructor arguments the anomaly workflow adds to its models."""
         cls = REGISTRY[self.model.name]

@@ -362,6 +362,14 @@ def _to_8_bits(a: np.ndarray, mode: str, bits: int | None = None,
     return (np.clip((a - lo) / (hi - lo), 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
+def spectrogram_picture(db) -> np.ndarray:
+    """A (frequency, time) spectrogram scaled to [0, 1] over its own range and flipped to put low frequencies at the
+    bottom, for a picture (a constant one: all 0)."""
+    a = np.asarray(db, dtype=np.float64)
+    lo, hi = float(np.min(a)), float(np.max(a))
+    return ((a - lo) / (hi - lo) if hi > lo else np.zeros_like(a))[::-1]
+
+
 def to_uint8(images) -> np.ndarray:
     """Floats in [0, 1] (clipped) or uint8 → uint8, same shape."""
     a = np.asarray(images)

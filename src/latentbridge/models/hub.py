@@ -419,9 +419,3 @@ def read_lightning_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(path, f"not a readable latentbridge training checkpoint (damaged: {bad} in it does not "
                                     "match its checksum)")
     return ckpt
-
-
-def state_dict_from_lightning_checkpoint(path: str | Path, prefix: str = "model.") -> dict[str, torch.Tensor]:
-    """Model weights from a Lightning checkpoint (:func:`read_lightning_checkpoint`)."""
-    ckpt = read_lightning_checkpoint(path)
-    return {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}

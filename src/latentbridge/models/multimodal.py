@@ -451,10 +451,11 @@ class Spec2Mask(MultimodalVAE):
         ``masks`` (B, 1, H, W) from its code, with the mask losses of training; returns the last epoch's
         mean loss."""
         was = self.training
-        torch.manual_seed(seed)
-        for mod in self.mask_encoder.modules():
-            if hasattr(mod, "reset_parameters"):
-                mod.reset_parameters()
+        with torch.random.fork_rng(devices=[]):  # fresh weights from the seed, the process's generator left as it was
+            torch.manual_seed(seed)
+            for mod in self.mask_encoder.modules():
+                if hasattr(mod, "reset_parameters"):
+                    mod.reset_parameters()
         params = {id(p) for p in self.mask_encoder.parameters()}
         frozen = [p for p in self.parameters() if id(p) not in params and p.requires_grad]
         for p in frozen:

@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 from latentbridge.errors import ConfigError, DataError, ModelFolderError
-from latentbridge.utils import sha256_file
+from latentbridge.utils import file_checksum
 
 
 IGNORED_V1_SECTIONS = {"avdigits": ("audio", "features")}
@@ -104,7 +104,7 @@ def _upgrade(folder: Path) -> dict:
     if not weights.is_file():
         raise ModelFolderError(folder, f"missing {hub.WEIGHTS_NAME}")
     expected = (info.get("files") or {}).get(hub.WEIGHTS_NAME)
-    if not expected or sha256_file(weights) != expected:
+    if not expected or file_checksum(weights, "sha256") != expected:
         raise ModelFolderError(folder, f"{hub.WEIGHTS_NAME} does not match the checksum in {hub.CONFIG_NAME}; "
                                        "refusing to upgrade an altered folder")
     model_class, kwargs, old_config = info.get("model_class"), info.get("model_kwargs"), info.get("config")

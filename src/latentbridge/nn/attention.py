@@ -15,7 +15,8 @@ from torch import Tensor, nn
 
 
 def group_norm(channels: int, groups: int = 8) -> nn.GroupNorm:
-    """GroupNorm with the largest group count <= ``groups`` that divides ``channels``."""
+    """GroupNorm of ``gcd(channels, groups)`` groups (12 channels, 8 groups: 4; the U-Net's own ``_groups`` takes the
+    largest divisor <= ``groups``, 6: each model keeps its rule, its saved weights normalise by it)."""
     return nn.GroupNorm(math.gcd(channels, groups), channels)
 
 

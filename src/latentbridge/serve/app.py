@@ -35,7 +35,7 @@ from latentbridge.errors import DataError, LatentbridgeError
 from latentbridge.utils import MAX_SEED, forget_said
 from latentbridge.serve import media
 from latentbridge.serve.batcher import MicroBatcher, ShuttingDown
-from latentbridge.io.images import IMAGE_EXTENSIONS
+from latentbridge.io.images import IMAGE_EXTENSIONS, spectrogram_picture
 from latentbridge.io.vibration import MAX_RATE
 from latentbridge.serve.registry import ENDPOINTS, ServedModel, load_models
 from latentbridge.serve.schema import (EnhanceResponse, PredictResponse, SampleResponse, ScoreResponse,
@@ -484,13 +484,13 @@ def _predict(m: ServedModel, up: Upload, route: str, scale: int, settings: Serve
         t = spoken_to_image(m.saved, up.path, route)
         return {"model": m.name, "file": up.client_name, "kind": "audio_to_image", "route": t.route,
                 "image_png": media.png_base64(t.image, scale), "image_shape": list(t.image.shape),
-                "spectrogram_png": media.png_base64(_unit(t.audio)[::-1], 2)}
+                "spectrogram_png": media.png_base64(spectrogram_picture(t.audio), 2)}
     if ext in IMAGE_EXTENSIONS:
         t = image_to_spoken(m.saved, up.path, route, gl_iterations=settings.gl_iterations)
         return {"model": m.name, "file": up.client_name, "kind": "image_to_audio", "route": t.route,
                 "sample_rate": t.sample_rate, "duration_s": len(t.wave) / t.sample_rate,
                 "wav": media.wav_base64(t.wave, t.sample_rate), "input_image_png": media.png_base64(t.image, scale),
-                "spectrogram_png": media.png_base64(_unit(t.audio)[::-1], 2)}
+                "spectrogram_png": media.png_base64(spectrogram_picture(t.audio), 2)}
     raise DataError(up.path, f"unsupported file type {ext or '(no extension)'!r}: a spoken digit "
                              f"({', '.join(AUDIO_EXTENSIONS)}) or an image ({', '.join(IMAGE_EXTENSIONS)})")
 
@@ -548,9 +548,3 @@ def _enhance(m: ServedModel, up: Upload, up_mask: Upload | None, task: str, seed
             "labels": r.labels, "panels": panels,
             "enhanced_npy": media.npy_base64(enhanced), "uncertainty_npy": media.npy_base64(sigma),
             "region_npy": media.npy_base64(np.asarray(r.region, dtype=bool))}
-
-
-def _unit(db: np.ndarray) -> np.ndarray:
-    """dB features scaled to [0, 1] over their own range, for a picture."""
-    lo, hi = float(np.min(db)), float(np.max(db))
-    return (db - lo) / (hi - lo) if hi > lo else np.zeros_like(db)

@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from lightning.pytorch.callbacks import Callback, Checkpoint, ProgressBar
 
+from latentbridge.utils import atomic_path
+
 
 def truncate_csv_steps(path: Path, first_bad_step: int, step_column: str = "step") -> None:
     """Drop the rows of ``path`` whose ``step_column`` is >= ``first_bad_step`` (rows a killed run wrote
@@ -25,10 +27,8 @@ def truncate_csv_steps(path: Path, first_bad_step: int, step_column: str = "step
     keep = [rows[0]] + [r for r in rows[1:] if not (len(r) > col and r[col] and int(float(r[col])) >= first_bad_step)]
     if len(keep) == len(rows):
         return
-    tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         csv.writer(f).writerows(keep)
-    os.replace(tmp, path)
 
 
 class BetaTracker(Callback):

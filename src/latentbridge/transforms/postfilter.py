@@ -17,24 +17,16 @@ alone and kept out of the statistics. Stored as plain JSON in the model folder's
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-__all__ = ["GlobalVariancePostFilter", "dct_matrix"]
+from latentbridge.transforms.stats import dct_matrix
+
+__all__ = ["GlobalVariancePostFilter"]
 
 KIND = "cepstral_global_variance"
-
-
-def dct_matrix(n: int, dtype=torch.float64, device=None) -> torch.Tensor:
-    """The orthonormal DCT-II matrix (n, n): ``c = D @ x`` along the mel axis, ``x = D.T @ c``."""
-    k = torch.arange(n, dtype=dtype, device=device)[:, None]
-    i = torch.arange(n, dtype=dtype, device=device)[None, :]
-    d = torch.cos(math.pi * (i + 0.5) * k / n) * math.sqrt(2.0 / n)
-    d[0] /= math.sqrt(2.0)
-    return d
 
 
 @dataclass
@@ -54,7 +46,7 @@ class GlobalVariancePostFilter:
         """(..., F, T) dB → cepstra (..., F, T) (float64) and the active-frame mask (..., 1, T)."""
         x = x.double()
         active = x.amax(dim=-2, keepdim=True) > self.floor_db + self.active_db
-        return dct_matrix(x.shape[-2], device=x.device) @ x, active
+        return dct_matrix(x.shape[-2], x.shape[-2], torch.float64).to(x.device) @ x, active
 
     @staticmethod
     def _clip_moments(c: torch.Tensor, active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -109,7 +101,7 @@ class GlobalVariancePostFilter:
         c, active = self._cepstra(t)
         mean, _, _ = self._clip_moments(c, active)
         r = torch.as_tensor(self.ratio, dtype=c.dtype, device=c.device)[:, None]
-        scaled = (dct_matrix(t.shape[-2], device=c.device).T @ (mean + r * (c - mean))).clamp(self.floor_db,
+        scaled = (dct_matrix(t.shape[-2], t.shape[-2], torch.float64).to(c.device).T @ (mean + r * (c - mean))).clamp(self.floor_db,
                                                                                               self.ceiling_db)
         out = torch.where(active, scaled, t.double()).to(t.dtype)
         return out.numpy() if as_numpy else out

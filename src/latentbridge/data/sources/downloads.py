@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from latentbridge.errors import DataError
-from latentbridge.utils import temp_beside
+from latentbridge.utils import file_checksum, temp_beside
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +33,6 @@ def default_data_dir() -> Path:
     if env:
         return Path(env)
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "latentbridge" / "data"
-
-
-def file_checksum(path: str | Path, algorithm: str = "md5") -> str:
-    """Hex digest of a file (``algorithm`` is any :mod:`hashlib` name)."""
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(1 << 20)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
 
 
 def _expected(md5: str | None, sha256: str | None) -> list[tuple[str, str]]:

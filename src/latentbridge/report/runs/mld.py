@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.io import write_wav
-from latentbridge.io.images import write_grid, write_png
+from latentbridge.io.images import spectrogram_picture, write_grid, write_png
 from latentbridge.report.audio import feature_axes, plot_spectrogram_pairs, plot_waveform_overlay, stft_axes
 from latentbridge.report.common import _finite_range
 from latentbridge.report.embedding import plot_embedding, project_2d
@@ -31,11 +31,6 @@ DIGITS_NOTE = ("Coherence: the digit classifiers read the input's digit in the g
                "real training examples). diversity_*: mean pairwise RMS distance of the samples generated for one "
                "digit (_per_input: for one input; _real: real test examples of one digit). memorisation_*: mean "
                "RMS distance to the nearest training example. first_stage_*: the first stages' reconstructions.")
-
-
-def _norm(x):
-    x = np.asarray(x, dtype=np.float64)
-    return (x - x.min()) / max(1e-9, float(x.max() - x.min()))
 
 
 def _width(n: int) -> int:
@@ -61,7 +56,7 @@ def write_samples(res, folder: Path) -> dict:
             w = _width(len(group["audio"]))
             np.save(out / "log_mel.npy", group["audio"].astype(np.float32))
             for i, (mel, wave) in enumerate(zip(group["audio"], group["waves"])):
-                write_png(out / f"log_mel_{i:0{w}d}.png", _norm(mel)[::-1])
+                write_png(out / f"log_mel_{i:0{w}d}.png", spectrogram_picture(mel))
                 write_wav(out / f"audio_{i:0{w}d}.wav", np.clip(wave, -1, 1), int(res.sample_rate))
         if "mask_samples" in group:  # the first window's samples
             w = _width(len(group["mask_samples"]))
@@ -74,7 +69,7 @@ def write_samples(res, folder: Path) -> dict:
             np.save(out / "log_magnitude.npy", group["logmag"].astype(np.float32))
             peak = scales[group["name"]] = max(1e-9, float(np.abs(group["wave"]).max()))
             for i, (lm, wave) in enumerate(zip(group["logmag"], group["wave"])):
-                write_png(out / f"spectrogram_{i:0{w}d}.png", _norm(lm[0])[::-1])
+                write_png(out / f"spectrogram_{i:0{w}d}.png", spectrogram_picture(lm[0]))
                 write_wav(out / f"vibration_{i:0{w}d}.wav", wave / peak, int(round(res.sample_rate)))
     summary = {**res.settings, "seconds": round(res.seconds, 2), "conditions": [g["name"] for g in res.groups],
                "condition_files": {g["name"]: g.get("source") for g in res.groups if g.get("source")},
