@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import sys
 import threading
 import time
 
@@ -1028,6 +1029,20 @@ def test_concurrent_requests_share_model_calls(models, machine_data):
 
 
 # ----------------------------------------------------------------------------- command line
+
+
+@pytest.mark.parametrize("missing, name", [(("uvicorn",), "uvicorn"),
+                                           (("python_multipart", "multipart"), "python_multipart")])
+def test_a_serve_extra_installed_in_part_is_one_line(fitted_model, capsys, monkeypatch, missing, name):
+    """Without uvicorn or python-multipart (fastapi installed) the server loaded the models, then ended in a
+    traceback, exit 1."""
+    from latentbridge.cli import main
+
+    for module in missing:
+        monkeypatch.setitem(sys.modules, module, None)
+    assert main(["serve", str(fitted_model), "--port", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "pip install 'latentbridge[serve]'" in err and name in err, err
 
 
 def test_cli_refuses_public_binds_without_a_key_and_bad_folders(fitted_model, tmp_path, capsys, monkeypatch):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -464,11 +465,10 @@ def _cmd_model(args) -> int:
 
 
 def _cmd_serve(args) -> int:
-    import os
-
     try:
         from latentbridge.serve.app import OPTIONS, ServeSettings
-        from latentbridge.serve.server import check_bind, serve
+        from latentbridge.serve.server import check_bind, check_serve_extra, serve
+        check_serve_extra()
     except ImportError as e:
         raise LatentbridgeError(f"serve needs the serve extra: pip install 'latentbridge[serve]' ({e})") from None
     key = args.api_key if args.api_key is not None else os.environ.get("LATENTBRIDGE_API_KEY")  # "" refused: empty
@@ -533,8 +533,6 @@ COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "sample": _cmd_sampl
 def _default_threads() -> None:
     """Leave one core free unless the user chose: on a 2-core machine, torch's default of 2 intra-op
     threads made training and feature extraction 2-5x slower than 1 thread (benchmarks/README.md)."""
-    import os
-
     if "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 2) - 1))
 

@@ -53,6 +53,17 @@ def check_bind(host: str, api_key: str | None) -> None:
                                 "--api-key KEY or the LATENTBRIDGE_API_KEY environment variable")
 
 
+def check_serve_extra() -> None:
+    """ImportError naming the first of the serve extra's packages missing: uvicorn and python-multipart are
+    imported only once the models are loaded and the app built (a traceback then, fastapi alone was checked)."""
+    import importlib.util
+
+    import uvicorn  # noqa: F401
+
+    if importlib.util.find_spec("python_multipart") is None and importlib.util.find_spec("multipart") is None:
+        raise ImportError("No module named 'python_multipart'")
+
+
 def serve(model_dirs, *, host: str = "127.0.0.1", port: int = 8000, settings=None, log_level: str = "info") -> None:
     """Load ``model_dirs`` once and serve them until interrupted."""
     import uvicorn
