@@ -722,22 +722,34 @@ def test_early_stopping_stops_and_says_so(tmp_path, caplog):
            "of 5" in caplog.text
 
 
-def test_max_steps_inside_an_epoch_is_said(tmp_path, caplog):
+def test_max_steps_inside_an_epoch_is_said(tmp_path, caplog, capsys):
     """max_steps ending inside an epoch: that epoch went without validation or checkpoint, and the cosine schedule set
     for max_epochs stopped before annealing, both unsaid (Lightning's warning of a missing monitored key named its own
-    file)."""
+    file); the epoch's line in the log showed the epoch before's validation loss as its own."""
     if not (MNIST_ROOT / "t10k-images-idx3-ubyte.gz").exists():
         pytest.skip(f"MNIST not found at {MNIST_ROOT}")
-    args = ["train", "--config", str(REPO / "configs" / "image_ae_dense.yaml"), "--out", str(tmp_path / "img")]
-    for o in (f"data.root={MNIST_ROOT}", "data.limit=200", "train.max_epochs=3", "train.progress_bar=false",
-              "model.hidden_dims=[32,16]", "train.batch_size=32", "train.max_steps=7"):
-        args += ["-o", o]
-    with caplog.at_level("WARNING"):
-        assert main(args) == 0
+
+    def train(out, epochs, steps):
+        args = ["train", "--config", str(REPO / "configs" / "image_ae_dense.yaml"), "--out", str(tmp_path / out)]
+        for o in (f"data.root={MNIST_ROOT}", "data.limit=200", f"train.max_epochs={epochs}", "model.hidden_dims=[32,16]",
+                  "train.batch_size=32", f"train.max_steps={steps}"):
+            args += ["-o", o]
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            assert main(args) == 0
+        return capsys.readouterr()
+
+    said = train("img", 3, 7)
     assert re.search(r"train.max_steps 7 stops the training inside epoch 2 of train.max_epochs 3 \(5 steps an epoch\): "
                      r"that epoch ends without its validation and checkpoint; the cosine learning-rate schedule spans "
                      r"train.max_epochs, so it stops before annealing \(-o train.max_epochs=2 for a whole one\)",
                      caplog.text), caplog.text
+    epochs = [line for line in said.out.splitlines() if line.startswith("epoch ")]
+    assert epochs[0].startswith("epoch 1/3: ") and "val/loss" in epochs[0], said.out
+    assert epochs[1].startswith("epoch 2/3: ") and "val/" not in epochs[1], said.out  # not validated: none shown
+    assert "monitored key" not in said.err + caplog.text
+    train("img1", 1, 3)  # inside the only epoch: max_epochs=1 was advised
+    assert "(-o train.max_steps=5, or -1, for a whole one)" in caplog.text, caplog.text
 
 
 def test_image_autoencoder_on_a_folder_of_colour_images(tmp_path):

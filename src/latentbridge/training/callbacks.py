@@ -233,7 +233,7 @@ class LogProgressBar(ProgressBar):
 
     def __init__(self):
         super().__init__()
-        self._enabled, self._drawn = True, time.monotonic()
+        self._enabled, self._drawn, self._validated = True, time.monotonic(), -1
 
     def disable(self) -> None:
         self._enabled = False
@@ -244,8 +244,10 @@ class LogProgressBar(ProgressBar):
     def _say(self, trainer, pl_module, where: str) -> None:
         if not self._enabled or not trainer.is_global_zero:
             return
-        shown = {k: v for k, v in self.get_metrics(trainer, pl_module).items()
-                 if k != "v_num" and not (k.endswith("_step") and not where)}  # (at an epoch's end: its means)
+        stale = not where and self._validated != trainer.current_epoch  # an epoch without validation (max_steps in it):
+        shown = {k: v for k, v in self.get_metrics(trainer, pl_module).items()  # the last epoch's figures, as its own
+                 if k != "v_num" and not (k.endswith("_step") and not where)  # (at an epoch's end: its means)
+                 and not (stale and k.startswith("val/"))}
         values = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items())
         print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}{where}" + (f": {values}" if values else ""),
               flush=True)
@@ -256,6 +258,10 @@ class LogProgressBar(ProgressBar):
 
         if time.monotonic() - self._drawn >= LOG_PROGRESS_S and batch_idx + 1 < self.total_train_batches:
             self._say(trainer, pl_module, f", step {batch_idx + 1}/{self.total_train_batches}")
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            self._validated = trainer.current_epoch
 
     def on_train_epoch_end(self, trainer, pl_module):
         self._say(trainer, pl_module, "")

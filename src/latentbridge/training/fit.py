@@ -483,10 +483,12 @@ def fit_model(model: torch.nn.Module, cfg, out_dir: Path, train_loader, val_load
                             "step %d of the epoch's %d): that epoch's batches are drawn again from its start, so the "
                             "result is close to an uninterrupted run's, not the same", last, step % per_epoch,
                             per_epoch)
-    _say_max_steps(cfg.train, per_epoch)
+    inside = _say_max_steps(cfg.train, per_epoch)
     try:
         with lightning_interrupts(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before")
+            if inside:  # said above (Lightning's own warning gave its source file and a developer's hint)
+                warnings.filterwarnings("ignore", message=r".*could not find the monitored key")
             trainer.fit(module, train_loader, val_loader, ckpt_path=ckpt_path, weights_only=True)
     except RuntimeError as e:
         if resume and ("size mismatch" in str(e) or "Missing key" in str(e) or "Unexpected key" in str(e)):
@@ -508,18 +510,21 @@ def fit_model(model: torch.nn.Module, cfg, out_dir: Path, train_loader, val_load
     return TrainOutcome(trainer, clock, final_weights(trainer, model, cfg.train.keep_weights, out_dir))
 
 
-def _say_max_steps(t, per_epoch: int) -> None:
+def _say_max_steps(t, per_epoch: int) -> bool:
     """What ``train.max_steps`` cuts short (``per_epoch``: steps an epoch, 0 unknown): the epoch it ends inside goes
     without its validation and checkpoint, and a cosine schedule set for ``max_epochs`` does not anneal (both unsaid:
-    Lightning's warning of a missing monitored key named its own file)."""
+    Lightning's warning of a missing monitored key named its own file). True where it ends inside an epoch."""
     if not per_epoch or not 0 < t.max_steps < t.max_epochs * per_epoch or is_launched_child():
-        return
-    inside = t.max_steps % per_epoch
+        return False
+    inside, whole = t.max_steps % per_epoch, -(-t.max_steps // per_epoch)
+    advice = (f"-o train.max_epochs={whole} for a whole one" if whole < t.max_epochs else  # (=1 advised for 1)
+              f"-o train.max_steps={t.max_epochs * per_epoch}, or -1, for a whole one")
     log.warning("train.max_steps %d stops the training %s of train.max_epochs %d (%d steps an epoch)%s%s", t.max_steps,
                 f"inside epoch {t.max_steps // per_epoch + 1}" if inside else f"after epoch {t.max_steps // per_epoch}",
                 t.max_epochs, per_epoch, ": that epoch ends without its validation and checkpoint" if inside else "",
-                "; the cosine learning-rate schedule spans train.max_epochs, so it stops before annealing (-o "
-                f"train.max_epochs={-(-t.max_steps // per_epoch)} for a whole one)" if t.scheduler == "cosine" else "")
+                "; the cosine learning-rate schedule spans train.max_epochs, so it stops before annealing "
+                f"({advice})" if t.scheduler == "cosine" else "")
+    return bool(inside)
 
 
 class DictDataset(torch.utils.data.Dataset):
