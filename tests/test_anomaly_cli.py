@@ -57,6 +57,24 @@ def test_training_loss_falls(fitted_model):
     assert len(losses) == 3 and losses[-1] < losses[0]
 
 
+def test_a_folder_fitted_before_offsets_came_out_is_said(fitted_model, machine_data, tmp_path, caplog):
+    """Audio files lose their constant offset when read since 2026-12-04: a model fitted before learnt its recordings
+    with it, and its scores of recordings with one moved without a word."""
+    import shutil
+
+    from latentbridge.models.hub import update_info
+
+    old = tmp_path / "old"
+    shutil.copytree(fitted_model, old)
+    update_info(old, {"created_utc": "2026-12-02T10:00:00+00:00"})
+    files = [str(p) for p in sorted((machine_data / "test").rglob("*.wav"))[:1]]
+    for folder, said in ((fitted_model, False), (old, True)):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            assert main(["anomaly", "score", str(folder), *files, "--out", str(tmp_path / f"s_{folder.name}")]) == 0
+        assert ("fitted on 2026-12-02, before audio files lost each channel's constant offset" in caplog.text) == said
+
+
 def test_score_with_auto_labels(fitted_model, machine_data, tmp_path, capsys):
     out = tmp_path / "report"
     assert main(["anomaly", "score", str(fitted_model), str(machine_data / "test"), "--labels", "auto",

@@ -65,6 +65,13 @@ class TrainingModule(L.LightningModule):
             self.log(f"train/{k}", v.mean(), on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
         return loss
 
+    def on_load_checkpoint(self, checkpoint):
+        """A run saved before its best-checkpoint keeper was ``RunCheckpoint`` (2026-12-05) holds the keeper's state
+        under Lightning's class name: read as the keeper's (Lightning dropped it, warning with a developer's hint)."""
+        states = checkpoint.get("callbacks") or {}
+        for key in [k for k in states if k.startswith("ModelCheckpoint{")]:
+            states.setdefault("RunCheckpoint" + key[len("ModelCheckpoint"):], states.pop(key))
+
     def on_train_epoch_end(self):
         # weights blown up by a step too large can still give finite losses; what reads the model then fails
         if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
