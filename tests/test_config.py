@@ -25,6 +25,27 @@ def test_every_preset_loads(path):
     assert load_config_from_text(dump_yaml(cfg), path.parent) == cfg
 
 
+def test_a_preset_by_its_name_from_any_folder(tmp_path, monkeypatch):
+    """An installed package has no configs/ beside the user's work: `--config configs/mmvae_bridge.yaml` (the README's
+    words) and `--config mmvae_bridge` read the packaged preset; the package ships every preset."""
+    import tomllib
+
+    from latentbridge.config.loading import PRESETS
+
+    monkeypatch.chdir(tmp_path)
+    for given in ("mmvae_bridge", "mmvae_bridge.yaml", "configs/mmvae_bridge.yaml"):
+        assert load_config(given).task == "multimodal", given
+    assert load_config("mld_bridge").first_stage.stages  # its base presets read beside it
+    with pytest.raises(ConfigError, match=r"nonesuch: config file does not exist \(a preset by its name: anomaly_ae, "):
+        load_config("nonesuch")
+    (tmp_path / "configs").mkdir()  # a user's own configs/ wins
+    (tmp_path / "configs" / "mmvae_bridge.yaml").write_text("task: anomaly\n")
+    assert load_config("configs/mmvae_bridge.yaml").task == "anomaly"
+    assert sorted(p.name for p in (ROOT / "configs").glob("*.yaml")) == sorted(p.name for p in PRESETS.glob("*.yaml"))
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["latentbridge"]
+    assert "presets/*.yaml" in data and PRESETS == ROOT / "src" / "latentbridge" / "presets"
+
+
 def load_config_from_text(text, tmp_dir):
     import yaml
 

@@ -23,7 +23,7 @@ from latentbridge.report.common import figure_options
 
 
 def _add_config_args(p: argparse.ArgumentParser, required: bool = False) -> None:
-    p.add_argument("--config", required=required, help="YAML config (see configs/)")
+    p.add_argument("--config", required=required, help="YAML config, or a preset by its name (configs/)")
     p.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. -o train.max_epochs=5 (repeatable)")
 

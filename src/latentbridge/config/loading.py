@@ -26,7 +26,25 @@ from latentbridge.utils import PATH_KEY
 
 COMPOSE_KEYS = ("base", "defaults")
 
+#: the presets shipped in the package (a source checkout's ``configs/`` links here)
+PRESETS = Path(__file__).resolve().parent.parent / "presets"
+
 log = logging.getLogger(__name__)
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS.glob("*.yaml"))
+
+
+def preset_path(path: str | Path) -> Path:
+    """``--config`` as given where it exists, else the packaged preset it names: ``mmvae_bridge``,
+    ``mmvae_bridge.yaml`` or ``configs/mmvae_bridge.yaml`` from any folder (an installed package has no ``configs/``
+    beside the user's work, where the README's commands name them)."""
+    p = Path(path)
+    if p.exists() or len(p.parts) > 2 or (len(p.parts) == 2 and p.parts[0] != "configs"):
+        return p
+    packaged = PRESETS / (p.name if p.suffix in (".yaml", ".yml") else f"{p.name}.yaml")
+    return packaged if packaged.is_file() else p
 
 
 class _UniqueKeys(yaml.SafeLoader):
@@ -174,7 +192,7 @@ def deep_merge(base: dict, child: dict, presets: bool = False) -> dict:
 
 def _read_yaml(path: Path) -> dict:
     if not path.exists():
-        raise ConfigError(f"{path}: config file does not exist")
+        raise ConfigError(f"{path}: config file does not exist (a preset by its name: {', '.join(preset_names())})")
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder, not a config file")
     try:

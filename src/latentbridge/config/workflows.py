@@ -525,8 +525,9 @@ def load_config(path=None, overrides: list[str] | None = None, *, sets: dict[str
     names), which take the text as written (``-o data.root=2024`` is the folder ``2024``; an empty
     value unsets it). ``sets`` maps dotted keys to values taken as they are (command-line
     arguments); they win over the overrides."""
-    from latentbridge.config.loading import apply_sets, expand_home, key_source, parse_override, set_path
+    from latentbridge.config.loading import apply_sets, expand_home, key_source, parse_override, preset_path, set_path
 
+    path = None if path is None else preset_path(path)
     raw = load_raw(path) if path is not None else {}
     if path is not None and not raw:  # it became the anomaly defaults, refused later for a data folder it never named
         raise ConfigError(f"{path}: an empty config (no task, no section)")
