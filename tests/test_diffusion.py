@@ -334,6 +334,13 @@ def test_ema_averages_the_weights_and_is_what_validation_sees():
     torch.testing.assert_close(lin.weight.data, torch.full((1, 2), 3.0))
     with pytest.raises(ValueError):
         EMA(1.0)
+    # a buffer (a fitted statistic: a latent diffusion's standardisation) is copied, not averaged
+    lin.register_buffer("shift", torch.zeros(2))
+    ema = EMA(0.9, warmup=False)
+    ema.on_fit_start(None, module)
+    lin.shift.fill_(5.0)
+    ema.on_train_batch_end(None, module, None, None, 0)
+    torch.testing.assert_close(ema.shadow["shift"], torch.full((2,), 5.0))
 
 
 # --------------------------------------------------------------------------- metrics

@@ -87,6 +87,25 @@ def test_training_leaves_grids_figures_history_and_ema_weights(mnist_run):
 
 
 @needs_mnist
+def test_guidance_through_a_null_class_never_learnt_is_said(mnist_run, tmp_path, caplog):
+    """A model trained with diffusion.label_dropout 0 has an untrained null class: guided samples (guidance 2, the
+    default) mixed its output in without a word."""
+    import shutil
+
+    from latentbridge.models.hub import read_info, update_info
+
+    run = tmp_path / "run"
+    shutil.copytree(mnist_run, run)
+    config = read_info(run)["config"]
+    update_info(run, {"config": {**config, "diffusion": {**config["diffusion"], "label_dropout": 0.0}}})
+    for i, (folder, guidance, said) in enumerate(((run, "2", True), (run, "1", False), (mnist_run, "2", False))):
+        caplog.clear()
+        assert main(["sample", str(folder), "--num-samples", "2", "--steps", "2", "--class", "3", "--guidance",
+                     guidance, "--out", str(tmp_path / f"samples{i}")]) == 0
+        assert ("mixes in the model's null condition, which it never learnt" in caplog.text) == said, caplog.text
+
+
+@needs_mnist
 def test_sample_is_seeded_and_writes_pngs_grid_and_npz(mnist_run, tmp_path, capsys, caplog):
     args = ["sample", str(mnist_run), "--num-samples", "6", "--class", "3", "--steps", "4", "--scheduler", "ddim",
             "--seed", "7"]

@@ -26,6 +26,25 @@ def _model(**kw):
     return LatentDenoiser(("a", "b"), (3, 2), PROCESS, hidden=32, blocks=2, time_dim=8, **kw)
 
 
+@pytest.mark.parametrize("shares, guidance, said", [
+    (dict(condition_share=0.0), 1.0, "trained on joint samples alone"),
+    (dict(condition_share=0.5, null_share=0.0), {"b": 3.0}, "null condition, which it never learnt"),
+    (dict(condition_share=0.5, null_share=0.0), 1.0, None),
+    (dict(condition_share=0.5, null_share=0.1), 3.0, None)])
+def test_conditional_samples_of_states_never_learnt_are_said(shares, guidance, said, caplog):
+    """A model that never held a modality clean (condition share 0), or never nulled one (null share 0) sampled at
+    guidance other than 1, drew conditional samples without a word (its card even gave the config's share)."""
+    from latentbridge.tasks.mld import generate
+
+    m = _model(**shares)
+    settings = dict(seed=0, guidance=guidance, scheduler="ddim", steps=2, eta=0.0)
+    with caplog.at_level(logging.WARNING):
+        out = generate(m, 4, {"a": torch.zeros(4, 3)}, settings=settings)
+        generate(m, 4, {"a": torch.zeros(4, 3)}, settings=settings)  # (said once)
+    assert out["b"].shape == (4, 2) and torch.equal(out["a"], torch.zeros(4, 3))
+    assert caplog.text.count(said) == 1 if said else not caplog.text, caplog.text
+
+
 def test_training_states_follow_the_shares():
     m = _model(condition_share=0.5, null_share=0.25)
     times = m.draw_states(20000, torch.Generator().manual_seed(0))

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         from latentbridge.io.images import write_grid, write_png
         from latentbridge.outputs import check_target, output_folder, protect_arguments
         from latentbridge.utils import check_seed
-        from latentbridge.sampling_args import class_index, condition_warning, guidance_problem
+        from latentbridge.sampling_args import class_index, condition_warning, guidance_problem, unlearnt_null_warning
 
         protect_arguments(args)  # --force never replaces the folder holding the model
 
@@ -180,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warning: --guidance {args.guidance:g} has no effect: "
                   f"{'no --condition given' if d.n_continuous else 'the model is unconditional'} (none recorded with "
                   "the samples)", file=sys.stderr)
+        if (labels is not None or condition is not None) and (
+                said := unlearnt_null_warning(g, float(d.meta.get("label_dropout", 0.1)))):
+            print(f"warning: {said}", file=sys.stderr)
         # in batches (all at once took 1.7 GB for 4,000 small images, and onnxruntime's allocation error for more),
         # from one draw of the noise: the same images whatever the batch size
         noise = np.random.default_rng(args.seed).standard_normal((args.num_samples, *d.image_shape))

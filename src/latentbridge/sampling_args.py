@@ -75,6 +75,16 @@ def condition_warning(condition, names, ranges, n_continuous: int, dropout: floa
                                                    "samples unlike its images"))
 
 
+def unlearnt_null_warning(guidance, dropout: float) -> str | None:
+    """What a conditional sample at ``guidance`` other than 1 draws from a model whose label ``dropout`` was 0: the null
+    condition guidance mixes in was never learnt, an untrained embedding (sampled without a word)."""
+    if dropout > 0 or guidance is None or float(guidance) == 1:
+        return None
+    return (f"guidance {float(guidance):g} mixes in the model's null condition, which it never learnt "
+            "(diffusion.label_dropout 0): expect samples unlike its images; guidance 1 samples the conditional model "
+            "alone")
+
+
 def parse_guidance(given, modalities):
     """``--guidance`` text as a number or ``{modality: number}`` (one named twice, or text of neither form: an error);
     any other value as it is."""

@@ -234,6 +234,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
     from latentbridge.data.images import load_image_data
     from latentbridge.models.registry import build_model
     from latentbridge.tasks.generate import DIGITS, generate, make_judge
+    from latentbridge.sampling_args import unlearnt_null_warning
     from latentbridge.tasks.pipeline import training_run
 
     if cfg.task != "diffusion":
@@ -244,6 +245,9 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
     n_cont = data.n_continuous if cfg.diffusion.conditional else 0
     if cfg.diffusion.conditional and not (n_classes or n_cont):
         log.info("the data have no labels or conditions: training an unconditional model")
+    elif n_classes or n_cont:  # its grids, and later its samples by default, at sampling.guidance
+        if said := unlearnt_null_warning(cfg.sampling.guidance, cfg.diffusion.label_dropout):
+            log.warning("sampling.guidance %g: %s", cfg.sampling.guidance, said)
     if cfg.monitor.fd_every and judge is None:
         judge = make_judge(cfg.image_shape, cfg.data.root if cfg.data.source == "mnist" else None)
     ref = data.val if len(data.val) >= 2 else data.test  # the Fréchet distance's reference

@@ -22,7 +22,8 @@ import torch
 
 from latentbridge.errors import DataError, LatentbridgeError
 from latentbridge.utils import inference_device, progress_bar
-from latentbridge.sampling_args import check_sampler_flags, class_index, condition_warning, sampler_eta
+from latentbridge.sampling_args import (check_sampler_flags, class_index, condition_warning, sampler_eta,
+                                        unlearnt_null_warning)
 
 log = logging.getLogger(__name__)
 DIGITS = [str(d) for d in range(10)]
@@ -181,6 +182,9 @@ def sample_saved(saved, n: int, *, label=None, guidance: float | None = None, st
             log.warning("--guidance %g has no effect: %s (none recorded with the samples)", guidance,
                         "no --condition given" if model.n_continuous else "the model is unconditional")
         settings["guidance"] = None
+    if (labels is not None or conditions is not None) and (
+            said := unlearnt_null_warning(settings["guidance"], cfg.diffusion.label_dropout)):
+        log.warning("%s", said)
     if settings["guidance"] == 0 and (labels is not None or conditions is not None):  # w = 0: the unconditional model
         if label is not None or condition is not None:  # (--class 3 was recorded as each sample's class)
             log.warning("--guidance 0 draws unconditional samples: --%s has no effect (none recorded with them)",

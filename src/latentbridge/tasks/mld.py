@@ -31,6 +31,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,10 +40,10 @@ import torch
 
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError, ModelFolderError
 from latentbridge.outputs import resumable_run
-from latentbridge.sampling_args import parse_guidance, resolve_guidance, sampler_eta
+from latentbridge.sampling_args import parse_guidance, resolve_guidance, sampler_eta, unlearnt_null_warning
 from latentbridge.tasks.mld_stages import STAGE_DIR, SUPERVISED, Stages, _is_model_folder, load_stages, stage_places
 from latentbridge.transforms.postfilter import GlobalVariancePostFilter
-from latentbridge.utils import batched, listed, output_names
+from latentbridge.utils import batched, first_time, listed, output_names
 
 log = logging.getLogger(__name__)
 
@@ -404,6 +405,9 @@ def _card(cfg, info: dict, training: dict, stages: Stages, t_stage: float) -> st
             f"{info['image_source']})"
             + (", image drawn afresh per use among its digit's training images" if info["redraw_images"] else ""))
     d = cfg.diffusion
+    share = d.condition_share if d.conditional else 0.0  # the model's (the config's said: it trained with 0)
+    masking = (f"multi-time masking: {share:g} of the samples keep a modality clean (null for {d.label_dropout:g} of "
+               "those)" if share else "joint samples alone (diffusion.conditional false): no conditional sampling")
     return f"""# latentbridge multimodal latent diffusion ({cfg.data.kind})
 
 {cfg.description or 'One denoiser over the latents of frozen first stages.'}
@@ -417,8 +421,7 @@ def _card(cfg, info: dict, training: dict, stages: Stages, t_stage: float) -> st
 ## Diffusion
 - {cfg.model.name} {cfg.model.model_dump(exclude={'name'})} over {sum(stages.latent_dims)} latent entries
   ({', '.join(cfg.modalities)}); {d.schedule} schedule, {d.train_timesteps} timesteps, predicts
-  {'the noise' if d.prediction == 'epsilon' else 'the velocity'}; multi-time masking: {d.condition_share:g} of the
-  samples keep a modality clean (null for {d.label_dropout:g} of those)
+  {'the noise' if d.prediction == 'epsilon' else 'the velocity'}; {masking}
 - Training: {training['epochs']} epochs, {training['seconds']} s (EMA weights saved)
 
 ## Use
@@ -455,6 +458,8 @@ def load_run(run_dir):
 def generate(model, n: int, condition: dict | None = None, *, settings: dict, batch_size: int = 1000) -> dict:
     """Scaled latents of ``n`` samples (``condition``: scaled latents (n, d) per modality), in
     batches, each seeded in turn by one generator seeded with ``settings['seed']``."""
+    if condition and (said := _unlearnt_states(model, settings["guidance"])) and first_time(("mld states", id(model))):
+        log.warning("%s", said)
     g = torch.Generator().manual_seed(int(settings["seed"]))
     outs = []
     for i in range(0, n, batch_size):
@@ -463,6 +468,16 @@ def generate(model, n: int, condition: dict | None = None, *, settings: dict, ba
         outs.append(model.generate(j - i, cond, guidance=settings["guidance"], scheduler=settings["scheduler"],
                                    steps=settings["steps"], eta=settings["eta"], generator=g))
     return {m: torch.cat([o[m] for o in outs]) for m in model.modalities}
+
+
+def _unlearnt_states(model, guidance) -> str | None:
+    """What a conditional sample draws from a model that never learnt to hold a modality clean (condition share 0:
+    trained on joint samples alone) or to null it (null share 0: guidance other than 1 mixes in the untrained null)."""
+    if not model.condition_share:
+        return ("the model was trained on joint samples alone (diffusion.conditional false): it never learnt to hold a "
+                "modality clean, and its samples follow no condition")
+    strengths = guidance.values() if isinstance(guidance, Mapping) else [guidance]
+    return next((said for g in strengths if (said := unlearnt_null_warning(g, model.null_share))), None)
 
 
 def sampler_settings(cfg, **given) -> dict:

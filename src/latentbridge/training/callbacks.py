@@ -100,7 +100,8 @@ class LastCheckpoint(Checkpoint):
 
 
 class EMA(Callback):
-    """Exponential moving average of the model's parameters (buffers are copied): validation runs
+    """Exponential moving average of the model's parameters (buffers are copied: fitted statistics, such as a latent
+    diffusion's standardisation, were averaged with their initial values, 1e-5 off): validation runs
     with the averaged weights, checkpoints carry them (``ema_state``), and :func:`ema_weights`
     reads them back for the saved model.
 
@@ -132,9 +133,11 @@ class EMA(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         d = self.current_decay()
         self.updates += 1
-        for k, v in self._model(pl_module).state_dict().items():
+        model = self._model(pl_module)
+        params = {name for name, _ in model.named_parameters()}
+        for k, v in model.state_dict().items():
             s = self.shadow[k]
-            if v.dtype.is_floating_point:
+            if k in params and v.dtype.is_floating_point:
                 s.mul_(d).add_(v.detach().to(s.dtype), alpha=1.0 - d)
             else:
                 s.copy_(v)
