@@ -52,6 +52,7 @@ import numpy as np
 from PIL import Image
 from scipy import signal
 
+from latentbridge.data.synth import check_int, check_out_dir
 from latentbridge.data.synth import rounded as _r
 from latentbridge.data.synth import seed_sequence as _seed_sequence
 
@@ -88,7 +89,7 @@ from latentbridge.data.synth.beam import (  # noqa: F401
     rayleigh_coefficients,
     sensor_positions,
 )
-from latentbridge.errors import ConfigError, DataError
+from latentbridge.errors import ConfigError
 from latentbridge.utils import atomic_path
 
 __all__ = [
@@ -203,7 +204,7 @@ def simulate_recording(
     vehicle cross.
     """
     sample_rate, duration_s = _check_rate_duration(sample_rate, duration_s)
-    n_sensors = _check_int("n_sensors", n_sensors, 1, 99)
+    n_sensors = check_int("n_sensors", n_sensors, 1, 99)
     n_elements = _check_elements(n_elements)
     if noise_snr_db is not None:
         noise_snr_db = _check_float("noise_snr_db", noise_snr_db, -20.0, 200.0)
@@ -302,12 +303,6 @@ def _png_bytes(mask: np.ndarray) -> bytes:
 # validation
 
 
-def _check_int(name: str, v: Any, lo: int, hi: int) -> int:
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not (lo <= v <= hi):
-        raise ConfigError(f"{name} must be an integer from {lo} to {hi}, got {v!r}")
-    return int(v)
-
-
 def _check_float(name: str, v: Any, lo: float, hi: float) -> float:
     if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, bool) or not (lo <= v <= hi):
         raise ConfigError(f"{name} must be a number from {lo} to {hi}, got {v!r}")
@@ -318,14 +313,6 @@ def _check_rate_duration(sample_rate: Any, duration_s: Any) -> tuple[float, floa
     sample_rate = _check_float("sample_rate", sample_rate, 20.0, 100000.0)
     duration_s = _check_float("duration_s", duration_s, 1.0 / sample_rate, 3600.0)
     return sample_rate, duration_s
-
-
-def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists() or out_dir.is_symlink():
-        if not out_dir.is_dir() or out_dir.is_symlink():
-            raise DataError(out_dir, "exists and is not a folder; choose another output folder")
-        if any(out_dir.iterdir()) and not overwrite:
-            raise DataError(out_dir, "folder exists and is not empty; pass overwrite=True to replace it")
 
 
 # --------------------------------------------------------------------------------------
@@ -360,17 +347,17 @@ def synth_bridge(
     ``overwrite``.
     """
     out_dir = Path(out_dir)
-    states = _check_int("states", states, 1, 9999)
+    states = check_int("states", states, 1, 9999)
     sample_rate, duration_s = _check_rate_duration(sample_rate, duration_s)
-    n_sensors = _check_int("n_sensors", n_sensors, 1, 99)
+    n_sensors = check_int("n_sensors", n_sensors, 1, 99)
     n_elements = _check_elements(n_elements)
     noise_snr_db = _check_float("noise_snr_db", noise_snr_db, -20.0, 200.0)
     healthy_fraction = _check_float("healthy_fraction", healthy_fraction, 0.0, 1.0)
-    max_cracks = _check_int("max_cracks", max_cracks, 1, 100)
-    mask_height = _check_int("mask_height", mask_height, 8, 16384)
-    mask_width = _check_int("mask_width", mask_width, 8, 16384)
-    recordings_per_state = _check_int("recordings_per_state", recordings_per_state, 1, 999)
-    _check_out_dir(out_dir, bool(overwrite))
+    max_cracks = check_int("max_cracks", max_cracks, 1, 100)
+    mask_height = check_int("mask_height", mask_height, 8, 16384)
+    mask_width = check_int("mask_width", mask_width, 8, 16384)
+    recordings_per_state = check_int("recordings_per_state", recordings_per_state, 1, 999)
+    check_out_dir(out_dir, bool(overwrite))
     seed = int(seed)
 
     n_healthy = int(round(healthy_fraction * states))

@@ -41,9 +41,10 @@ import numpy as np
 import soundfile as sf
 from scipy import signal
 
+from latentbridge.data.synth import check_int, check_out_dir
 from latentbridge.data.synth import rounded as _r
 from latentbridge.data.synth import seed_sequence as _seed_sequence
-from latentbridge.errors import ConfigError, DataError
+from latentbridge.errors import ConfigError
 from latentbridge.utils import atomic_path
 
 __all__ = ["ANOMALY_KINDS", "DEFAULTS", "GENERATOR_VERSION", "synth_clip", "synth_machine"]
@@ -380,8 +381,7 @@ def _validate(sample_rate, duration_s, counts: dict[str, int], kinds) -> tuple[s
     if not isinstance(duration_s, (int, float)) or isinstance(duration_s, bool) or not (0.1 <= duration_s <= 600):
         raise ConfigError(f"duration_s must be between 0.1 and 600 seconds, got {duration_s!r}")
     for name, v in counts.items():  # (10**12 planned its files in memory until it was killed, writing none)
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not 0 <= v <= MAX_RECORDINGS:
-            raise ConfigError(f"{name} must be an integer from 0 to {MAX_RECORDINGS}, got {v!r}")
+        check_int(name, v, 0, MAX_RECORDINGS)
     if isinstance(kinds, str):
         kinds = (kinds,)
     kinds = tuple(kinds)
@@ -418,11 +418,7 @@ def synth_machine(
     out_dir = Path(out_dir)
     counts = {"n_train": n_train, "n_test_normal": n_test_normal, "n_test_anomalous": n_test_anomalous}
     kinds = _validate(sample_rate, duration_s, counts, anomaly_kinds)
-    if out_dir.exists() or out_dir.is_symlink():
-        if not out_dir.is_dir() or out_dir.is_symlink():
-            raise DataError(out_dir, "exists and is not a folder; choose another output folder")
-        if any(out_dir.iterdir()) and not overwrite:
-            raise DataError(out_dir, "folder exists and is not empty; pass overwrite=True to replace it")
+    check_out_dir(out_dir, overwrite)
 
     seed = int(seed)
     sample_rate = int(sample_rate)

@@ -56,9 +56,9 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from latentbridge.data.synth import check_int, check_out_dir
 from latentbridge.data.synth import rounded as _r
 from latentbridge.data.synth import seed_sequence
-from latentbridge.errors import DataError
 
 REGIONS = ("outer_cortex", "inner_cortex", "white_matter", "ventricles", "striatum", "hippocampus",
            "thalamus", "other")
@@ -227,12 +227,6 @@ def _write_spectra(path: Path, noisy: np.ndarray, valid: np.ndarray, mz: list[fl
     write_imzml(path, spectra(), mode="processed", shape=valid.shape)
 
 
-def _check_int(name: str, value, lo: int, hi: int) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not lo <= value <= hi:
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
-    return int(value)
-
-
 def synth_tissue(out_dir: str | Path, *, sections: int = DEFAULTS["sections"],
                  test_sections: int = DEFAULTS["test_sections"], height: int = DEFAULTS["height"],
                  width: int = DEFAULTS["width"], channels: int = DEFAULTS["channels"], seed: int = DEFAULTS["seed"],
@@ -243,18 +237,17 @@ def synth_tissue(out_dir: str | Path, *, sections: int = DEFAULTS["sections"],
     manifest. ``count_scale`` multiplies the expected counts (higher = less Poisson noise); the arrays
     are in the abundance units (counts / ``count_scale``)."""
     out_dir = Path(out_dir)
-    sections = _check_int("sections", sections, 1, 9999)
-    test_sections = _check_int("test_sections", test_sections, 0, sections)
-    height, width = _check_int("height", height, 16, 100000), _check_int("width", width, 16, 100000)
-    channels = _check_int("channels", channels, 1, 1000)
+    sections = check_int("sections", sections, 1, 9999)
+    test_sections = check_int("test_sections", test_sections, 0, sections)
+    height, width = check_int("height", height, 16, 100000), check_int("width", width, 16, 100000)
+    channels = check_int("channels", channels, 1, 1000)
     if not (0.0 <= dropout < 0.5):
         raise ValueError(f"dropout must be in [0, 0.5), got {dropout}")
     if not (math.isfinite(read_noise) and read_noise >= 0):
         raise ValueError(f"read_noise must be a finite number >= 0, got {read_noise}")
     if not (math.isfinite(count_scale) and 0 < count_scale <= 1e6):  # (inf: numpy's 'lam value too large')
         raise ValueError(f"count_scale must be a number above 0, at most 1e6, got {count_scale}")
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise DataError(out_dir, "output folder is not empty (use --force to replace it)")
+    check_out_dir(out_dir, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
     seed = int(seed)
     mz = channel_mz(channels)
