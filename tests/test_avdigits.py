@@ -743,3 +743,30 @@ def test_an_aligned_encoder_maps_corrupted_copies_onto_the_clean_latents():
     assert not model.training
     with pytest.raises(ValueError, match="are not"):
         align_encoder(model, clean, copies[0], share=0.5, epochs=1, lr=1e-3, batch_size=16, seed=0)
+
+
+def test_the_chance_of_agreement_shuffles_audio_clusters_between_clips():
+    """Each clip's audio latent is repeated by its pairs, so its cluster is too: shuffled over the pairs, a clip's
+    pairs were split, and the chance level of agreement read below what unrelated clusterings reach (0.19 for 0.21)."""
+    from latentbridge.tasks.analyze import shuffled_by_clip
+
+    clips = np.repeat(np.arange(30), 4)
+    clusters = np.repeat(np.arange(30) % 7, 4)
+    draws = shuffled_by_clip(clusters, clips, 20)
+    assert len(draws) == 20 and not all(np.array_equal(d, clusters) for d in draws)
+    for d in draws:
+        assert all(len(set(d[clips == c])) == 1 for c in range(30))  # a clip's pairs keep one cluster
+        assert sorted(d[::4]) == sorted(clusters[::4])  # the clips' clusters, permuted
+
+
+def test_a_run_of_too_few_test_clips_is_said_so():
+    """One test clip: '--clusters 2 ... use at most 0', where at least 2 clusters are needed."""
+    from latentbridge.errors import LatentbridgeError
+    from latentbridge.tasks.analyze import check_clusters
+
+    with pytest.raises(LatentbridgeError, match=r"holds 1 distinct clip\(s\): analyze needs 3 or more .* "
+                                                r"digits.limit_test_clips"):
+        check_clusters(2, 1)
+    check_clusters(2, 3)
+    with pytest.raises(LatentbridgeError, match="use at most 2"):
+        check_clusters(3, 3)

@@ -176,8 +176,15 @@ def project_2d(latents, method: str = "umap", seed: int = 0) -> tuple[np.ndarray
     if method not in _NAMES:
         raise ValueError(f"unknown embedding method {method!r}; use 'umap', 'tsne' or 'pca'")
     n = x.shape[0]
+    if n and not np.ptp(x, axis=0).any():  # (t-SNE of identical points ended the process: a segmentation fault)
+        log.warning("embed_2d: all %d latents are identical (a collapsed latent space): drawn at one point", n)
+        return np.zeros((n, 2)), "PCA"
     if method == "pca":
         return _pca_2d(x), "PCA"
+    distinct, back = np.unique(x, axis=0, return_inverse=True)
+    if len(distinct) < n:  # each distinct latent mapped once, its copies drawn on it (a clip's audio latent repeated
+        y, how = project_2d(distinct, method, seed)  # by its pairs: UMAP's layout of the copies changed from one
+        return y[back.reshape(-1)], how  # run to the next)
     if n < _MIN_POINTS_NONLINEAR:
         log.warning("embed_2d: %d points are too few for %s; using PCA", n, method)
         return _pca_2d(x), "PCA"
