@@ -274,6 +274,10 @@ def test_os_errors_name_the_file_a_temporary_one_was_to_become():
     args = argparse.Namespace(command="anomaly", anomaly_cmd="calibrate", model_dir="models/pump")
     assert user_error_text(OSError(errno.ENOSPC, "No space left on device"), args) \
         == "No space left on device (while writing models/pump)"
+    # a dependency missing (an install with --no-deps, for the edge scorer): one line naming it, not a traceback
+    said = user_error_text(ModuleNotFoundError("No module named 'yaml'", name="yaml"), args)
+    assert said.startswith("the package 'yaml', which this command needs, is not installed") and "pip install" in said
+    assert user_error_text(ModuleNotFoundError("x", name="latentbridge.nothing"), args) is None  # our own: a bug
 
 
 def test_a_full_disk_while_synthesising_is_named(tmp_path, capsys):

@@ -266,6 +266,10 @@ def user_error_text(e: BaseException, args) -> str | None:
         return _audio_write_text(e, out)
     if (died := _worker_death(e)) is not None:
         return died
+    if isinstance(e, ModuleNotFoundError) and e.name and e.name.split(".")[0] != "latentbridge":  # a package of its
+        return (f"the package {e.name.split('.')[0]!r}, which this command needs, is not installed ({e}): `pip install "
+                "latentbridge` installs every package it needs (an install with --no-deps, for the edge scorer, has "
+                "none of them)")  # own dependencies (a traceback)
     return None
 
 
