@@ -748,8 +748,9 @@ def test_max_steps_inside_an_epoch_is_said(tmp_path, caplog, capsys):
     assert epochs[0].startswith("epoch 1/3: ") and "val/loss" in epochs[0], said.out
     assert epochs[1].startswith("epoch 2/3: ") and "val/" not in epochs[1], said.out  # not validated: none shown
     assert "monitored key" not in said.err + caplog.text
-    train("img1", 1, 3)  # inside the only epoch: max_epochs=1 was advised
-    assert "(-o train.max_steps=5, or -1, for a whole one)" in caplog.text, caplog.text
+    train("img1", 1, 3)  # inside the only epoch: the schedule (by epochs) is whole, and max_epochs=1 was advised
+    assert "stops the training inside epoch 1 of train.max_epochs 1 (5 steps an epoch): that epoch ends without its " \
+           "validation and checkpoint" in caplog.text and "cosine" not in caplog.text, caplog.text
 
 
 def test_image_autoencoder_on_a_folder_of_colour_images(tmp_path):

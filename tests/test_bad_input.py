@@ -275,8 +275,11 @@ def test_os_errors_name_the_file_a_temporary_one_was_to_become():
     assert user_error_text(OSError(errno.ENOSPC, "No space left on device"), args) \
         == "No space left on device (while writing models/pump)"
     # a dependency missing (an install with --no-deps, for the edge scorer): one line naming it, not a traceback
-    said = user_error_text(ModuleNotFoundError("No module named 'yaml'", name="yaml"), args)
-    assert said.startswith("the package 'yaml', which this command needs, is not installed") and "pip install" in said
+    said = user_error_text(ModuleNotFoundError("No module named 'nosuchmodule'", name="nosuchmodule"), args)
+    assert said.startswith("the module 'nosuchmodule', of a package latentbridge needs, is not installed") \
+        and "pip install latentbridge" in said
+    said = user_error_text(ModuleNotFoundError("No module named 'numpy.nothing'", name="numpy.nothing"), args)
+    assert said.startswith("the installed 'numpy' has no 'numpy.nothing'") and "pip install -U" in said  # installed
     assert user_error_text(ModuleNotFoundError("x", name="latentbridge.nothing"), args) is None  # our own: a bug
 
 

@@ -32,16 +32,21 @@ def test_a_preset_by_its_name_from_any_folder(tmp_path, monkeypatch):
 
     from latentbridge.config.loading import PRESETS
 
+    from latentbridge.config import load_raw
+
     monkeypatch.chdir(tmp_path)
-    for given in ("mmvae_bridge", "mmvae_bridge.yaml", "configs/mmvae_bridge.yaml"):
+    (tmp_path / "mmvae_bridge").mkdir()  # a run's --out of the preset's name: no config ('is a folder' before)
+    for given in ("mmvae_bridge", "mmvae_bridge.yaml", "mmvae_bridge.yml", "configs/mmvae_bridge.yaml"):
         assert load_config(given).task == "multimodal", given
+    assert load_raw("mmvae_bridge")["task"] == "multimodal"
     assert load_config("mld_bridge").first_stage.stages  # its base presets read beside it
+    (tmp_path / "my.yaml").write_text("base: mmvae_bridge.yaml\ntrain: {lr: 0.001}\n")  # a user's own, on a preset
+    assert load_config("my.yaml").task == "multimodal" and load_config("my.yaml").train.lr == 0.001
     with pytest.raises(ConfigError, match=r"nonesuch: config file does not exist \(a preset by its name: anomaly_ae, "):
         load_config("nonesuch")
     (tmp_path / "configs").mkdir()  # a user's own configs/ wins
     (tmp_path / "configs" / "mmvae_bridge.yaml").write_text("task: anomaly\n")
     assert load_config("configs/mmvae_bridge.yaml").task == "anomaly"
-    assert sorted(p.name for p in (ROOT / "configs").glob("*.yaml")) == sorted(p.name for p in PRESETS.glob("*.yaml"))
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["latentbridge"]
     assert "presets/*.yaml" in data and PRESETS == ROOT / "src" / "latentbridge" / "presets"
 

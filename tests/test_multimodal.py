@@ -59,9 +59,14 @@ def test_the_jsd_regulariser_is_zero_where_every_expert_is_the_prior():
     _, jsd = fusion_objective("jsd", ex, {"spec": torch.ones(1), "mask": torch.ones(1)}, lambda *a: torch.zeros(1), 1.0)
     expected = m ** 2 / 9
     torch.testing.assert_close(jsd, torch.tensor([expected]))
-    # one modality's posterior is its expert, as the decoders learnt from it (with the prior: the mean halved)
+    # one modality's posterior is its expert, as the decoders learnt from it (with the prior: the mean halved), also
+    # where a second is asked for but missing (a window without its mask)
     alone = fuse_for_inference("jsd", {"spec": ex["spec"]}, {"spec": torch.ones(1)})
     torch.testing.assert_close((alone.mean, alone.var), (ex["spec"].mean, ex["spec"].var))
+    missing = fuse_for_inference("jsd", ex, {"spec": torch.ones(1), "mask": torch.zeros(1)})
+    torch.testing.assert_close((missing.mean, missing.var), (ex["spec"].mean, ex["spec"].var))
+    both = fuse_for_inference("jsd", ex, {"spec": torch.ones(1), "mask": torch.ones(1)})
+    torch.testing.assert_close(both.mean, torch.full((1, 1), 2 * m / 3))  # the dynamic prior
 
 
 def test_a_missing_mask_leaves_the_decoders_batchnorm_statistics_sane():
@@ -217,3 +222,23 @@ def test_a_training_step_under_bf16_autocast_on_the_gpu():
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads if g is not None)
     assert sum(g is not None for g in grads) > 0.9 * len(grads)
+
+
+@pytest.mark.parametrize("fusion, said", [("jsd", True), ("moe", False)])
+def test_a_jsd_folder_saved_before_its_fix_is_said_so(fusion, said, tmp_path, caplog):
+    """mmJSD's posterior of one modality was halved by the prior before 2026-12-07: an older folder reads otherwise."""
+    import logging
+
+    from latentbridge.models.hub import update_info
+
+    model = make(fusion)
+    cfg = load_config(None, ["task=multimodal", f"model.fusion={fusion}"])
+    save_model(tmp_path / "m", model, config=config_to_dict(cfg),
+               transform=transform_spec(cfg, sample_rate=100.0, n_channels=C), card="# m\n")
+    with caplog.at_level(logging.WARNING):
+        load_model(tmp_path / "m")
+    assert "jsd fusion" not in caplog.text  # saved now
+    update_info(tmp_path / "m", {"created_utc": "2026-12-05T10:00:00+00:00"})
+    with caplog.at_level(logging.WARNING):
+        load_model(tmp_path / "m")
+    assert ("trained with the jsd fusion before 2026-12-07" in caplog.text) == said, caplog.text

@@ -1032,7 +1032,8 @@ def test_concurrent_requests_share_model_calls(models, machine_data):
 
 
 @pytest.mark.parametrize("missing, name", [(("uvicorn",), "uvicorn"),
-                                           (("python_multipart", "multipart"), "python_multipart")])
+                                           (("python_multipart", "multipart"), "python_multipart"),
+                                           (("websockets", "wsproto"), "websockets")])
 def test_a_serve_extra_installed_in_part_is_one_line(fitted_model, capsys, monkeypatch, missing, name):
     """Without uvicorn or python-multipart (fastapi installed) the server loaded the models, then ended in a
     traceback, exit 1."""

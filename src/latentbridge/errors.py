@@ -266,10 +266,14 @@ def user_error_text(e: BaseException, args) -> str | None:
         return _audio_write_text(e, out)
     if (died := _worker_death(e)) is not None:
         return died
-    if isinstance(e, ModuleNotFoundError) and e.name and e.name.split(".")[0] != "latentbridge":  # a package of its
-        return (f"the package {e.name.split('.')[0]!r}, which this command needs, is not installed ({e}): `pip install "
-                "latentbridge` installs every package it needs (an install with --no-deps, for the edge scorer, has "
-                "none of them)")  # own dependencies (a traceback)
+    if isinstance(e, ModuleNotFoundError) and e.name and (top := e.name.split(".")[0]) != "latentbridge":
+        import importlib.util  # one of the packages latentbridge depends on (a traceback): the module's name, which is
+
+        if importlib.util.find_spec(top) is None:  # not always the package's (yaml: PyYAML, sklearn: scikit-learn)
+            return (f"the module {top!r}, of a package latentbridge needs, is not installed ({e}): `pip install "
+                    "latentbridge` installs them (an install with --no-deps, for the edge scorer, has none of them)")
+        return (f"the installed {top!r} has no {e.name!r} ({e}): a version older than latentbridge needs; `pip "
+                "install -U latentbridge` updates it")
     return None
 
 

@@ -41,9 +41,9 @@ def preset_path(path: str | Path) -> Path:
     ``mmvae_bridge.yaml`` or ``configs/mmvae_bridge.yaml`` from any folder (an installed package has no ``configs/``
     beside the user's work, where the README's commands name them)."""
     p = Path(path)
-    if p.exists() or len(p.parts) > 2 or (len(p.parts) == 2 and p.parts[0] != "configs"):
-        return p
-    packaged = PRESETS / (p.name if p.suffix in (".yaml", ".yml") else f"{p.name}.yaml")
+    if p.is_file() or len(p.parts) > 2 or (len(p.parts) == 2 and p.parts[0] != "configs"):
+        return p  # (a folder of the preset's name, a run's --out, is no config: the preset is read)
+    packaged = PRESETS / (f"{p.stem}.yaml" if p.suffix in (".yaml", ".yml") else f"{p.name}.yaml")
     return packaged if packaged.is_file() else p
 
 
@@ -214,8 +214,9 @@ def _read_yaml(path: Path) -> dict:
 
 
 def load_raw(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
-    """A preset with its ``base`` / ``defaults`` resolved (the composition keys removed)."""
-    path = Path(path)
+    """A preset with its ``base`` / ``defaults`` resolved (the composition keys removed); ``path`` a file, or a packaged
+    preset's name (:func:`preset_path`)."""
+    path = Path(path) if _chain else preset_path(path)
     resolved = path.resolve()
     if resolved in _chain:
         raise ConfigError(f"{path}: presets include each other in a cycle: "
@@ -245,6 +246,8 @@ def _parent_file(path: Path, parent: str, key: str) -> Path:
     found = path.parent / os.path.expanduser(parent)  # (~/presets/x.yaml was looked for beside the config)
     if not found.exists() and path.is_symlink() and (beside := path.resolve().parent / parent).exists():
         found = beside  # a link to a preset: the presets it builds on beside the preset itself (refused before)
+    if not found.exists() and len(Path(parent).parts) == 1 and (PRESETS / parent).is_file():
+        found = PRESETS / parent  # a packaged preset that a user's own config builds on (no configs/ beside it)
     if not found.exists():
         if Path(os.path.expanduser(parent)).is_absolute():
             raise ConfigError(f"{path}: {key}: {found} not found")

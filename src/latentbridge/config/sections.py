@@ -366,7 +366,8 @@ class BetaConfig(Section):
     """The KL weight, against the model's own reconstruction losses: the conv VAE of ``anomaly`` sums both over the
     elements and latent dimensions (1 is the ELBO); the multimodal, audio-visual and mel VAEs average their
     reconstruction losses over the elements and sum the KL over the latent dimensions, so 1 weighs the KL thousands
-    of times more than the ELBO would (their presets: 0.001-0.01)."""
+    of times more than the ELBO would (their presets: 0.001-0.01); the spatial CVAE averages both over the elements
+    (1 is its ELBO per element)."""
     start: float = Field(0.0, ge=0)
     warmup_steps: int = Field(200, ge=0)
     cycle_steps: int = Field(400, gt=0)

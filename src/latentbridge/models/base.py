@@ -193,6 +193,20 @@ class WidenedStage:
 class MultimodalFamily(ModelFamily):
     """Mixin for multimodal models: one first-stage view per modality (:class:`ModalityStage`)."""
 
+    #: when the mmJSD fusion's dynamic prior became the experts' weighted geometric mean, and one modality's posterior
+    #: its expert alone (the prior had halved its mean)
+    JSD_CHANGED = "2026-12-07T12:19:16+00:00"
+
+    @classmethod
+    def saved_note(cls, info: dict) -> str | None:
+        """What changed in reading a model folder (its config.json ``info``) since it was saved, if anything."""
+        if (info.get("model_kwargs") or {}).get("fusion") == "jsd" and str(info.get("created_utc") or "") < \
+                cls.JSD_CHANGED:
+            return (f"trained with the jsd fusion before {cls.JSD_CHANGED[:10]}, whose divergence had a floor of 0.45 "
+                    "nats a latent dimension and whose posterior of one modality was halved by the prior: read now "
+                    "without the halving, its predictions (and the mask threshold calibrated then) differ; retrain it")
+        return None
+
     def register_latent_scales(self) -> None:
         for m in self.first_stage_modalities:
             self.register_buffer(f"latent_scale_{m}", torch.ones(()))

@@ -345,6 +345,8 @@ def load_model(folder: str | Path, map_location: str | torch.device = "cpu") -> 
         model.load_state_dict(state, strict=True)
     except (TypeError, RuntimeError, ValueError) as e:
         raise ModelFolderError(folder, f"weights do not fit the model described in {CONFIG_NAME} ({e})") from None
+    if (note := getattr(model, "saved_note", None)) and (said := note(info)):
+        log.warning("model folder %s: %s", folder, said)
     return SavedModel(model=model.to(device).eval(), info=info, path=folder)
 
 

@@ -114,13 +114,18 @@ def _masked_mean(values: list[Tensor], weights: list[Tensor]) -> Tensor:
 
 def fuse_for_inference(fusion: str, experts: dict[str, DiagonalGaussian], avail: dict[str, Tensor]) -> DiagonalGaussian:
     """The posterior of the given experts: a single expert by itself for MoE and mmJSD (whose decoders learn from the
-    unimodal experts' samples), several experts' dynamic prior for mmJSD, else their product (with the prior expert
-    for PoE)."""
+    unimodal experts' samples; for mmJSD also where one of several is available to a sample: a window without its
+    mask), several experts' dynamic prior for mmJSD, else their product (with the prior expert for PoE)."""
     names = list(experts)
     if fusion in ("moe", "jsd") and len(names) == 1:
         return experts[names[0]]
     if fusion == "jsd":
-        return dynamic_prior([experts[m] for m in names], [avail[m] for m in names])
+        dyn = dynamic_prior([experts[m] for m in names], [avail[m] for m in names])
+        ref = dyn.mean
+        on = {m: avail[m].to(ref.dtype).view(-1, *([1] * (ref.dim() - 1))) for m in names}
+        one = sum(on.values()) == 1
+        return DiagonalGaussian(torch.where(one, sum(on[m] * experts[m].mean for m in names), dyn.mean),
+                                torch.where(one, sum(on[m] * experts[m].logvar for m in names), dyn.logvar))
     return product_of_experts([experts[m] for m in names], [avail[m] for m in names], prior=fusion == "poe")
 
 

@@ -60,8 +60,14 @@ def check_serve_extra() -> None:
 
     import uvicorn  # noqa: F401
 
-    if importlib.util.find_spec("python_multipart") is None and importlib.util.find_spec("multipart") is None:
+    try:  # python-multipart as FastAPI reads it (a package of its own named multipart is another)
+        multipart = importlib.util.find_spec("python_multipart") or importlib.util.find_spec("multipart.multipart")
+    except ModuleNotFoundError:
+        multipart = None
+    if multipart is None:
         raise ImportError("No module named 'python_multipart'")
+    if importlib.util.find_spec("websockets") is None and importlib.util.find_spec("wsproto") is None:
+        raise ImportError("No module named 'websockets' (the live stream's WebSocket)")
 
 
 def serve(model_dirs, *, host: str = "127.0.0.1", port: int = 8000, settings=None, log_level: str = "info") -> None:

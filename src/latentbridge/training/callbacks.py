@@ -100,10 +100,10 @@ class LastCheckpoint(Checkpoint):
 
 
 class EMA(Callback):
-    """Exponential moving average of the model's parameters (buffers are copied: fitted statistics, such as a latent
-    diffusion's standardisation, were averaged with their initial values, 1e-5 off): validation runs
-    with the averaged weights, checkpoints carry them (``ema_state``), and :func:`ema_weights`
-    reads them back for the saved model.
+    """Exponential moving average of the model's parameters (buffers are the model's own, copied: fitted statistics,
+    such as a latent diffusion's standardisation, were averaged with their initial values, 1e-5 off; BatchNorm's
+    running statistics are the raw model's): validation runs with the averaged weights, checkpoints carry them
+    (``ema_state``), and the saved model is given them (``training.fit.final_weights``).
 
     ``warmup``: the decay of update ``n`` (0-based) is ``min(decay, (1 + n) / (10 + n))``, so the
     average forgets the initial weights within the first few hundred steps (with a fixed 0.999,
@@ -134,7 +134,7 @@ class EMA(Callback):
         d = self.current_decay()
         self.updates += 1
         model = self._model(pl_module)
-        params = {name for name, _ in model.named_parameters()}
+        params = {name for name, _ in model.named_parameters(remove_duplicate=False)}  # a tied weight under each name
         for k, v in model.state_dict().items():
             s = self.shadow[k]
             if k in params and v.dtype.is_floating_point:
@@ -247,8 +247,8 @@ class LogProgressBar(ProgressBar):
     def _say(self, trainer, pl_module, where: str) -> None:
         if not self._enabled or not trainer.is_global_zero:
             return
-        stale = not where and self._validated != trainer.current_epoch  # an epoch without validation (max_steps in it):
-        shown = {k: v for k, v in self.get_metrics(trainer, pl_module).items()  # the last epoch's figures, as its own
+        stale = self._validated != trainer.current_epoch  # within an epoch, or one without validation (max_steps):
+        shown = {k: v for k, v in self.get_metrics(trainer, pl_module).items()  # the epoch before's figures, as its own
                  if k != "v_num" and not (k.endswith("_step") and not where)  # (at an epoch's end: its means)
                  and not (stale and k.startswith("val/"))}
         values = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items())

@@ -517,13 +517,13 @@ def _say_max_steps(t, per_epoch: int) -> bool:
     if not per_epoch or not 0 < t.max_steps < t.max_epochs * per_epoch or is_launched_child():
         return False
     inside, whole = t.max_steps % per_epoch, -(-t.max_steps // per_epoch)
-    advice = (f"-o train.max_epochs={whole} for a whole one" if whole < t.max_epochs else  # (=1 advised for 1)
-              f"-o train.max_steps={t.max_epochs * per_epoch}, or -1, for a whole one")
+    # the cosine schedule steps by epochs: ended inside the last one, it has reached its end (max_epochs 1: it is flat)
     log.warning("train.max_steps %d stops the training %s of train.max_epochs %d (%d steps an epoch)%s%s", t.max_steps,
                 f"inside epoch {t.max_steps // per_epoch + 1}" if inside else f"after epoch {t.max_steps // per_epoch}",
                 t.max_epochs, per_epoch, ": that epoch ends without its validation and checkpoint" if inside else "",
-                "; the cosine learning-rate schedule spans train.max_epochs, so it stops before annealing "
-                f"({advice})" if t.scheduler == "cosine" else "")
+                "; the cosine learning-rate schedule spans train.max_epochs, so it stops before annealing (-o "
+                f"train.max_epochs={whole} for a whole one)" if t.scheduler == "cosine" and whole < t.max_epochs
+                else "")
     return bool(inside)
 
 
