@@ -279,6 +279,24 @@ def test_cli_classifier_train(tmp_path, capsys):
     assert main(args + ["--force"]) == 0
 
 
+@needs_mnist
+def test_the_readme_s_classifier_step_after_the_judge_s_first_use_says_it_is_trained(tmp_path, monkeypatch, capsys):
+    """The README's `classifier train mnist --data DIR` after a training had made the judge on first use: exit 2,
+    'exists and is not empty (use --force ...)'."""
+    from latentbridge.cli import main
+
+    monkeypatch.setenv("LATENTBRIDGE_CACHE", str(tmp_path / "cache"))
+    small = ["--epochs", "1", "--n-train", "300", "--n-test", "200", "--batch-size", "32"]
+    assert main(["classifier", "train", "mnist", "--data", str(MNIST_ROOT), *small]) == 0  # the first use
+    first = capsys.readouterr().out
+    assert main(["classifier", "train", "mnist", "--data", str(MNIST_ROOT)]) == 0
+    again = capsys.readouterr().out
+    assert "(trained already: --force trains it again): test accuracy" in again, again
+    assert again.split("test accuracy")[1] == first.split("test accuracy")[1]  # its own figures, untouched
+    assert main(["classifier", "train", "mnist", "--data", str(MNIST_ROOT), *small]) == 2  # other settings: as before
+    assert "not empty" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("kind", ["mnist", "fsdd", "image_ae"])
 def test_a_missing_data_folder_names_the_option_that_exists(kind, tmp_path, capsys):
     """The message sent classifier and image-autoencoder users to digits.fsdd_root / digits.mnist_root /

@@ -44,9 +44,11 @@ def test_a_preset_by_its_name_from_any_folder(tmp_path, monkeypatch):
     assert load_config("my.yaml").task == "multimodal" and load_config("my.yaml").train.lr == 0.001
     with pytest.raises(ConfigError, match=r"nonesuch: config file does not exist \(a preset by its name: anomaly_ae, "):
         load_config("nonesuch")
-    (tmp_path / "configs").mkdir()  # a user's own configs/ wins
+    (tmp_path / "configs").mkdir()  # a user's own configs/ wins, however named
     (tmp_path / "configs" / "mmvae_bridge.yaml").write_text("task: anomaly\n")
-    assert load_config("configs/mmvae_bridge.yaml").task == "anomaly"
+    assert load_config("configs/mmvae_bridge.yaml").task == load_config("mmvae_bridge").task == "anomaly"
+    (tmp_path / "configs" / "mine.yaml").write_text("task: anomaly\n")
+    assert load_config("mine").task == "anomaly"
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["latentbridge"]
     assert "presets/*.yaml" in data and PRESETS == ROOT / "src" / "latentbridge" / "presets"
 

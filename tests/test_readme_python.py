@@ -20,9 +20,12 @@ def test_the_readme_python_block_runs(fitted_model, machine_data, tmp_path, caps
     rng = np.random.default_rng(0)
     write_vibration_csv(recording, rng.normal(0, 0.01, (2, 3000)).astype(np.float32), 100.0)
     places = {'"runs/machine"': fitted_model, '"data/machine/test"': machine_data / "test",
-              '"runs/mmvae"': folders["bridge"], '"data/bridge/Data/Test_01/rec_01.csv"': recording,
+              '"runs/mmvae"': folders["bridge"], '"data/bridge/Data/Test_001/rec_01.csv"': recording,
               '"runs/ddpm"': folders["ddpm"]}
     code = _block()
+    # the recording it names is one the main job's data holds (it named Test_01: the default 300 states are Test_001 on)
+    from latentbridge.data.synth.bridge import DEFAULTS
+    assert f"Test_{1:0{len(str(DEFAULTS['states']))}d}/rec_01.csv" in code
     for written, path in places.items():
         assert written in code, written
         code = code.replace(written, repr(str(path)))

@@ -553,7 +553,7 @@ def test_force_never_replaces_what_the_command_reads(fitted_model, machine_data,
     assert main(["anomaly", "score", str(run), str(data / "normal"), "--out", str(used), "--force"]) == 2
     err = capsys.readouterr().err
     assert f"{used}: --force replaces an earlier output of latentbridge, and this folder holds none (sub/, " \
-           "thesis.docx;" in err and (used / "thesis.docx").read_text() == "precious", err
+           "thesis.docx): refused, so as not to delete" in err and (used / "thesis.docx").read_text() == "precious", err
     (used / "scores.csv").write_text("path,start_s,end_s,score,is_anomaly,level\n")  # an earlier score's
     assert main(["anomaly", "score", str(run), str(data / "normal"), "--out", str(used), "--force"]) == 0
     assert not (used / "thesis.docx").exists() and len((used / "scores.csv").read_text().splitlines()) > 1

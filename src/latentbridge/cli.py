@@ -519,7 +519,8 @@ def _cmd_classifier(args) -> int:
                                      "train.batch_size": args.batch_size, "data.n_train": args.n_train,
                                      "data.n_test": args.n_test})
     split = " (offline split of the t10k images)" if m["offline_split"] else ""
-    print(f"{args.kind} classifier → {m['out_dir']}: test accuracy {m['test_accuracy']:.4f} on {m['n_test']} "
+    again = " (trained already: --force trains it again)" if m.get("cached") else ""
+    print(f"{args.kind} classifier → {m['out_dir']}{again}: test accuracy {m['test_accuracy']:.4f} on {m['n_test']} "
           f"{'images' if args.kind == 'mnist' else 'clips'}{split}, trained on {m['n_train']} in {m['seconds']:.0f} s")
     return 0
 

@@ -408,4 +408,13 @@ def train_classifier(kind: str, out: str | None, *, data: str | None = None, ove
             raise LatentbridgeError(f"classifier train {kind}: {text}") from None
         raise
     folder = out or classify.classifier_dir(kind)
+    if out is None and not force and not overrides and all(v is None for v in sets.values()):
+        try:  # the judge trained already, on this data, with the defaults (a README's step after its first use: exit 2)
+            _, info = classify.load_classifier(kind, data_root=cfg.data.root, train_if_missing=False)
+            import json
+
+            return {**json.loads((Path(info["path"]) / "metrics.json").read_text()), "out_dir": info["path"],
+                    "cached": True}
+        except (LatentbridgeError, OSError, ValueError, KeyError):
+            pass  # (none usable: trained below, or refused as the folder it would replace)
     return classify.train_classifier(cfg, folder, force=force)

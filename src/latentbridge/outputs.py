@@ -391,8 +391,8 @@ def check_target(folder: Path, force: bool, what: str = "output folder", trainin
         names = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
         if added is None and not output_marks(n.rstrip("/") for n in names):
             raise LatentbridgeError(f"{folder}: --force replaces an earlier output of latentbridge, and this folder "
-                                    f"holds none ({listed(names, 4)}; it deleted such folders, a user's files and "
-                                    f"all): empty it or choose another {what} (nothing was changed)")
+                                    f"holds none ({listed(names, 4)}): refused, so as not to delete files that are "
+                                    f"not latentbridge's; empty it or choose another {what} (nothing was changed)")
 
 
 @contextlib.contextmanager

@@ -37,14 +37,14 @@ def preset_names() -> list[str]:
 
 
 def preset_path(path: str | Path) -> Path:
-    """``--config`` as given where it exists, else the packaged preset it names: ``mmvae_bridge``,
-    ``mmvae_bridge.yaml`` or ``configs/mmvae_bridge.yaml`` from any folder (an installed package has no ``configs/``
-    beside the user's work, where the README's commands name them)."""
+    """``--config`` as given where it is a file, else the preset it names: ``mmvae_bridge``, ``mmvae_bridge.yaml`` or
+    ``configs/mmvae_bridge.yaml``, the folder's own ``configs/`` first, then the packaged presets (an installed
+    package has no ``configs/`` beside the user's work, where the README's commands name them)."""
     p = Path(path)
     if p.is_file() or len(p.parts) > 2 or (len(p.parts) == 2 and p.parts[0] != "configs"):
         return p  # (a folder of the preset's name, a run's --out, is no config: the preset is read)
-    packaged = PRESETS / (f"{p.stem}.yaml" if p.suffix in (".yaml", ".yml") else f"{p.name}.yaml")
-    return packaged if packaged.is_file() else p
+    name = f"{p.stem}.yaml" if p.suffix in (".yaml", ".yml") else f"{p.name}.yaml"
+    return next((q for q in (Path("configs") / name, PRESETS / name) if q.is_file()), p)
 
 
 class _UniqueKeys(yaml.SafeLoader):
