@@ -731,8 +731,8 @@ def test_max_steps_inside_an_epoch_is_said(tmp_path, caplog, capsys):
 
     def train(out, epochs, steps):
         args = ["train", "--config", str(REPO / "configs" / "image_ae_dense.yaml"), "--out", str(tmp_path / out)]
-        for o in (f"data.root={MNIST_ROOT}", "data.limit=200", f"train.max_epochs={epochs}", "model.hidden_dims=[32,16]",
-                  "train.batch_size=32", f"train.max_steps={steps}"):
+        for o in (f"data.root={MNIST_ROOT}", "data.limit=200", f"train.max_epochs={epochs}",
+                  "model.hidden_dims=[32,16]", "train.batch_size=32", f"train.max_steps={steps}"):
             args += ["-o", o]
         caplog.clear()
         with caplog.at_level("WARNING"):

@@ -171,7 +171,8 @@ def test_listen_missing_source(fitted_model, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["tissue", "--channels", "0", "--no-imzml"], "data synth tissue: --channels must be an integer from 1 to 1000, got 0"),
+    (["tissue", "--channels", "0", "--no-imzml"],
+     "data synth tissue: --channels must be an integer from 1 to 1000, got 0"),
     (["tissue", "--sections", "2", "--test-sections", "5"], "--test-sections must be an integer from 0 to 2, got 5"),
     (["tissue", "--count-scale", "0"], "--count-scale must be a number above 0"),
     (["machine", "--seed", "-1"], "--seed must be 0 to 4294967295, got -1"),

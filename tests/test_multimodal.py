@@ -6,7 +6,8 @@ import torch
 
 from latentbridge.config import config_to_dict, load_config, transform_spec
 from latentbridge.models.hub import load_model, save_model
-from latentbridge.models.multimodal import FUSIONS, MultimodalVAE, Spec2Mask, fuse_for_inference, fusion_objective, product_of_experts
+from latentbridge.models.multimodal import (FUSIONS, MultimodalVAE, Spec2Mask, fuse_for_inference, fusion_objective,
+                                            product_of_experts)
 from latentbridge.models.outputs import DiagonalGaussian
 
 C, T = 3, 256

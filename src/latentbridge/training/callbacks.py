@@ -54,7 +54,8 @@ class BetaTracker(Callback):
             w = csv.writer(f)
             if new:
                 w.writerow(["step", "epoch", "beta", "loss"])
-            w.writerow([trainer.global_step, trainer.current_epoch, f"{getattr(pl_module, 'step_beta', pl_module.beta()):.6g}",
+            beta = getattr(pl_module, "step_beta", None)
+            w.writerow([trainer.global_step, trainer.current_epoch, f"{pl_module.beta() if beta is None else beta:.6g}",
                         f"{loss:.6g}"])
 
 

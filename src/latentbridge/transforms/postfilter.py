@@ -101,8 +101,8 @@ class GlobalVariancePostFilter:
         c, active = self._cepstra(t)
         mean, _, _ = self._clip_moments(c, active)
         r = torch.as_tensor(self.ratio, dtype=c.dtype, device=c.device)[:, None]
-        scaled = (dct_matrix(t.shape[-2], t.shape[-2], torch.float64).to(c.device).T @ (mean + r * (c - mean))).clamp(self.floor_db,
-                                                                                              self.ceiling_db)
+        inverse = dct_matrix(t.shape[-2], t.shape[-2], torch.float64).to(c.device).T
+        scaled = (inverse @ (mean + r * (c - mean))).clamp(self.floor_db, self.ceiling_db)
         out = torch.where(active, scaled, t.double()).to(t.dtype)
         return out.numpy() if as_numpy else out
 
