@@ -27,6 +27,7 @@ from pydantic import model_validator
 from torch import Tensor, nn
 
 from latentbridge.config.sections import Section
+from latentbridge.io.levels import kept_offsets_note
 from latentbridge.utils import batched  # noqa: F401 - re-exported: the one inference loop
 from latentbridge.models.outputs import AutoencoderOutput, DiagonalGaussian
 from latentbridge.nn.conv import FeatureNormalizer
@@ -125,6 +126,15 @@ class ModelFamily:
     first_stage_modalities: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
+    def saved_note(cls, info: dict) -> str | None:
+        """What changed in reading a model folder (its config.json ``info``) since it was saved, if anything: said by
+        :func:`~latentbridge.models.hub.load_model`. The tasks whose models read audio files (anomaly detectors, audio
+        autoencoders): the constant offset those lose since 2026-12-04."""
+        if (info.get("config") or {}).get("task") in ("anomaly", "audio_ae"):
+            return kept_offsets_note(info.get("created_utc"))
+        return None
+
+    @classmethod
     def from_config(cls, cfg: ModelSpec, **data: Any):
         """The model for ``cfg`` (its fields are constructor arguments) and the data-derived ``data``."""
         if not isinstance(cfg, cls.config_class):
@@ -199,13 +209,12 @@ class MultimodalFamily(ModelFamily):
 
     @classmethod
     def saved_note(cls, info: dict) -> str | None:
-        """What changed in reading a model folder (its config.json ``info``) since it was saved, if anything."""
         if (info.get("model_kwargs") or {}).get("fusion") == "jsd" and str(info.get("created_utc") or "") < \
                 cls.JSD_CHANGED:
             return (f"trained with the jsd fusion before {cls.JSD_CHANGED[:10]}, whose divergence had a floor of 0.45 "
                     "nats a latent dimension and whose posterior of one modality was halved by the prior: read now "
                     "without the halving, its predictions (and the mask threshold calibrated then) differ; retrain it")
-        return None
+        return super().saved_note(info)
 
     def register_latent_scales(self) -> None:
         for m in self.first_stage_modalities:

@@ -38,7 +38,7 @@ from safetensors.torch import load_file, save_file
 
 from latentbridge.errors import CheckpointError, LatentbridgeError, ModelFolderError, out_of_memory
 from latentbridge.models.registry import REGISTRY, get_model_class, model_names
-from latentbridge.utils import atomic_path, json_safe
+from latentbridge.utils import atomic_path, first_time, json_safe
 
 log = logging.getLogger(__name__)
 
@@ -345,8 +345,8 @@ def load_model(folder: str | Path, map_location: str | torch.device = "cpu") -> 
         model.load_state_dict(state, strict=True)
     except (TypeError, RuntimeError, ValueError) as e:
         raise ModelFolderError(folder, f"weights do not fit the model described in {CONFIG_NAME} ({e})") from None
-    if (note := getattr(model, "saved_note", None)) and (said := note(info)):
-        log.warning("model folder %s: %s", folder, said)
+    if (said := model.saved_note(info)) and first_time(("saved note", str(folder.resolve()))):  # (once: a command
+        log.warning("model folder %s: %s", folder, said)  # may load a folder twice, `evaluate` of an anomaly run)
     return SavedModel(model=model.to(device).eval(), info=info, path=folder)
 
 

@@ -29,7 +29,7 @@ from latentbridge.models.detectors import LENGTH_GRID
 from latentbridge.models.hub import SavedModel, load_model
 from latentbridge.tasks.anomaly_card import model_card
 from latentbridge.tasks.anomaly_checks import (calibration_shift, calibration_within_band, dead_channel_warning,
-                                             kept_offsets_warning, warn_recordings)
+                                             warn_recordings)
 from latentbridge.outputs import FolderLock
 from latentbridge.utils import atomic_write_json, batched, file_names, listed
 
@@ -85,8 +85,8 @@ class Detector:
         self.spec = saved.transform
         if not isinstance(self.spec, AudioTransform):
             raise LatentbridgeError(f"model folder {saved.path}: its transform is not an audio transform")
-        self.transform, self.anomaly = build_spectrogram(self.spec), saved.info.get("anomaly") or {}
-        kept_offsets_warning(saved)
+        self.transform = build_spectrogram(self.spec)
+        self.anomaly = saved.info.get("anomaly") or {}
         if "threshold" not in self.anomaly and calibrated:  # an audio autoencoder's run, before calibrate
             raise LatentbridgeError(f"model folder {saved.path}: no calibrated threshold in config.json "
                                     f"(calibrate it: latentbridge anomaly calibrate {saved.path} NORMAL_DIR)")

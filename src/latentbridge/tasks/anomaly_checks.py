@@ -15,7 +15,6 @@ from latentbridge.data.survey import (band_centres_hz, band_content_warning, ban
                                       file_band_powers, files_below_band, header_warnings, level_warnings,
                                       profile_of_powers, resampled_top_warning)
 from latentbridge.errors import DataError
-from latentbridge.io.levels import kept_offsets_note
 from latentbridge.io.windows import TRIMMED
 from latentbridge.utils import file_names, listed
 
@@ -231,10 +230,3 @@ def window_band_warnings(det, window: np.ndarray, what: str, rate: int) -> list[
     cut at the top, or emptied by resampling down (a live input's first window, an upload's resampled down)."""
     power = band_power(det.window_features(np.asarray(window)[None]), det.spec.features)
     return band_warnings(det, None if power is None else power[None], [what], [rate])
-
-
-def kept_offsets_warning(saved) -> None:
-    """A model folder fitted while audio files kept their constant offset is said so where it is loaded
-    (:func:`~latentbridge.io.levels.kept_offsets_note`)."""
-    if note := kept_offsets_note(saved.info.get("created_utc")):
-        log.warning("model folder %s: %s", saved.path, note)
