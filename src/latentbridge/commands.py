@@ -4,6 +4,7 @@ the same task and report functions."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, is_dataclass
 from pathlib import Path
@@ -411,8 +412,6 @@ def train_classifier(kind: str, out: str | None, *, data: str | None = None, ove
     if out is None and not force and not overrides and all(v is None for v in sets.values()):
         try:  # the judge trained already, on this data, with the defaults (a README's step after its first use: exit 2)
             _, info = classify.load_classifier(kind, data_root=cfg.data.root, train_if_missing=False)
-            import json
-
             return {**json.loads((Path(info["path"]) / "metrics.json").read_text()), "out_dir": info["path"],
                     "cached": True}
         except (LatentbridgeError, OSError, ValueError, KeyError):
