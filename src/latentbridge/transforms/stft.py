@@ -140,7 +140,13 @@ class STFT(nn.Module):
                 f"reflect padding needs more than {self.n_fft // 2}" if self.center else "one frame needs n_fft") +
                 " samples)")  # (torch's own message spoke of padding sizes and dimensions)
         flat = wave.reshape(-1, n)
-        spec = torch.stft(flat, **self._frames(flat), pad_mode=self.pad_mode, return_complex=True)
+        frames = self._frames(flat)
+        if self.center and self.pad_mode == "reflect":
+            # torch.stft's own reflect padding (F.pad) took a quarter of its time on CPU; the same samples
+            half = self.n_fft // 2
+            flat = torch.cat([flat[:, 1:half + 1].flip(-1), flat, flat[:, -half - 1:-1].flip(-1)], -1)
+            frames["center"] = False
+        spec = torch.stft(flat, **frames, pad_mode=self.pad_mode, return_complex=True)
         return spec.reshape(*lead, spec.shape[-2], spec.shape[-1])
 
     def _frames(self, x: torch.Tensor) -> dict:
