@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from PIL import Image
 import torch
 
 from conftest import REPO
@@ -235,8 +236,11 @@ def test_onnx_denoiser_samples_without_torch_like_pytorch(mnist_run, tmp_path, c
     assert edge_main([str(onnx_path), "--num-samples", "2", "--steps", "2", "--class", "7", "--out",
                       str(tmp_path / "edge"), "--force"]) == 0  # replaced whole: no stale third sample
     assert sorted(p.name for p in (tmp_path / "edge").iterdir()) == [
-        ".latentbridge-written", "grid.png", "sample_0000.png", "sample_0001.png", "settings.json"]
+        ".latentbridge-written", "grid.png", "sample_0000.png", "sample_0001.png", "samples.npz", "settings.json"]
     kept = json.loads((tmp_path / "edge" / "settings.json").read_text())
+    edge_npz = np.load(tmp_path / "edge" / "samples.npz")  # the folder `latentbridge sample` writes
+    assert edge_npz["labels"].tolist() == [7, 7] and edge_npz["images"].shape[0] == 2
+    assert np.array_equal(edge_npz["images"][1, 0], np.asarray(Image.open(tmp_path / "edge" / "sample_0001.png")))
     assert kept["classes"] == {"sample_0000.png": "7", "sample_0001.png": "7"} and kept["guidance"] > 0
     assert json.loads((tmp_path / "edge2" / "settings.json").read_text())["classes"] == {
         "sample_0000.png": "0", "sample_0001.png": "1", "sample_0002.png": "2"}  # the classes in turn, kept

@@ -8,7 +8,8 @@ classifier-free guidance around it::
 
     python -m latentbridge.edge_sampler model.onnx --num-samples 16 --class 3 --steps 50 --out samples/
 
-writes ``sample_NNNN.png`` files, ``grid.png`` and ``settings.json`` (the settings, each file's class).
+writes the folder ``latentbridge sample`` writes (:func:`~latentbridge.io.images.write_image_samples`):
+``sample_NNNN.png`` files, ``grid.png``, ``samples.npz`` and ``settings.json`` (the settings, each file's class).
 ``import latentbridge.edge_sampler`` does not import torch. With the same starting noise it reproduces the PyTorch
 sampler to float32 round-off.
 """
@@ -99,7 +100,7 @@ class OnnxDenoiser:
             labels = np.asarray(labels, dtype=np.int64)
             if not self.n_classes or labels.min() < 0 or labels.max() >= self.n_classes:
                 raise LatentbridgeError(f"class labels must be in 0..{self.n_classes - 1}")
-        c = None if condition is None else np.tile(np.asarray(condition, np.float32), (n, 1))
+        c = None if condition is None else np.tile(np.asarray(condition, np.float64), (n, 1))
         x = (np.random.default_rng(seed).standard_normal((n, *self.image_shape)) if noise is None
              else np.asarray(noise)).astype(np.float64)
         ac = self.alphas_cumprod
@@ -133,13 +134,13 @@ def main(argv: list[str] | None = None) -> int:
                                                   "less memory with fewer")
     p.add_argument("--seed", type=int, default=0, help="seed of numpy's starting noise (not the images `latentbridge "
                    "sample --seed` draws: its noise is torch's)")
-    p.add_argument("--out", required=True, help="folder for sample_NNNN.png, grid.png and settings.json (the settings, "
-                                                "each file's class)")
+    p.add_argument("--out", required=True, help="folder for sample_NNNN.png, grid.png, samples.npz and settings.json "
+                                                "(the settings, each file's class)")
     p.add_argument("--force", action="store_true", help="replace a non-empty output folder")
     args = p.parse_args(argv)
     tolerant_stdout()
     try:
-        from latentbridge.io.images import write_grid, write_png
+        from latentbridge.io.images import write_image_samples
         from latentbridge.outputs import check_target, output_folder, protect_arguments
         from latentbridge.utils import check_seed
         from latentbridge.sampling_args import class_index, condition_warning, guidance_problem, unlearnt_null_warning
@@ -159,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             raise LatentbridgeError(f"--batch-size must be at least 1, got {batch}")
         labels = None
         if args.label is not None:
-            labels = np.full(args.num_samples, class_index(args.label, [str(n) for n in d.meta.get("class_names") or []],
-                                                           d.n_classes))
+            named = [str(n) for n in d.meta.get("class_names") or []]
+            labels = np.full(args.num_samples, class_index(args.label, named, d.n_classes))
         elif d.n_classes:
             labels = np.arange(args.num_samples) % d.n_classes
         g = d.meta["sampling"]["guidance"] if args.guidance is None else args.guidance
@@ -200,19 +201,14 @@ def main(argv: list[str] | None = None) -> int:
         images = np.concatenate(parts)
         names = [str(c) for c in d.meta.get("class_names") or []] or [str(k) for k in range(d.n_classes)]
         with output_folder(args.out, force=args.force) as tmp:
-            for i, img in enumerate(images):
-                write_png(tmp / f"sample_{i:04d}.png", img)
-            write_grid(tmp / "grid.png", images)
             # what was drawn, as `latentbridge sample` keeps it: each file's class (the classes in turn) and the rest
             guided = None if labels is None and condition is None else g  # (None: nothing to guide towards)
-            settings = {"model": str(args.model), "scheduler": "ddim", "steps": steps, "guidance": guided, "eta": 0.0,
-                        "seed": args.seed, "n_samples": args.num_samples, "files": len(images),
-                        **({"class_names": names, "classes": {f"sample_{i:04d}.png": names[int(c)]
-                                                              for i, c in enumerate(labels)}}
-                           if labels is not None else {}),
-                        **({"condition_names": list(d.meta.get("condition_names") or []),
-                            "condition": [float(v) for v in condition]} if condition is not None else {})}
-            (tmp / "settings.json").write_text(json.dumps(settings, indent=1))
+            write_image_samples(
+                tmp, images, {"model": str(args.model), "scheduler": "ddim", "steps": steps, "guidance": guided,
+                              "eta": 0.0, "seed": args.seed, "n_samples": args.num_samples},
+                labels, names if labels is not None else (),
+                None if condition is None else np.tile(np.asarray(condition, np.float64), (len(images), 1)),
+                list(d.meta.get("condition_names") or []))
     except (LatentbridgeError, MemoryError) as e:  # a MemoryError: the noise or the images of too many samples
         print(f"error: {memory_text(e, p.prog) if out_of_memory(e) else e}", file=sys.stderr)
         return 2

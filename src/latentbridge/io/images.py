@@ -7,6 +7,7 @@ accepted by the writers and scaled by 255.
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from contextlib import contextmanager
@@ -417,3 +418,40 @@ def write_png(path: str | Path, image) -> Path:
 def write_grid(path: str | Path, images, n_cols: int | None = None, pad: int = 2) -> Path:
     """:func:`tile` ``images`` and write the grid as PNG."""
     return write_png(path, tile(images, n_cols, pad))
+
+
+def write_image_samples(folder: str | Path, images, settings: dict, labels=None, class_names=(), conditions=None,
+                        condition_names=()) -> dict:
+    """A folder of generated images, as ``latentbridge sample`` and the edge sampler write it: ``sample_NNNN.png`` per
+    image, ``grid.png`` (one column per class where several were drawn), ``samples.npz`` (``images`` uint8
+    (N, C, H, W), ``labels`` with the ``class_names`` they index, ``conditions`` (N, k) with their
+    ``condition_names``, ``settings`` as JSON text) and ``settings.json`` (``settings``, the file count, the names,
+    each file's class). Returns what settings.json holds."""
+    from latentbridge.utils import atomic_path, atomic_write_json
+
+    folder = Path(folder)
+    width = max(4, len(str(len(images) - 1)))
+    for i, img in enumerate(images):
+        write_png(folder / f"sample_{i:0{width}d}.png", img)
+    cols = class_names and labels is not None and len(set(np.asarray(labels).tolist())) > 1
+    write_grid(folder / "grid.png", images, n_cols=len(class_names) if cols else None)
+    arrays = {"images": to_uint8(images), "settings": np.asarray(json.dumps(settings))}
+    names: dict = {}
+    if labels is not None:
+        arrays["labels"] = np.asarray(labels)
+        if class_names:
+            arrays["class_names"] = np.asarray(class_names, dtype=str)
+            names["class_names"] = list(class_names)
+            names["classes"] = {f"sample_{i:0{width}d}.png": class_names[int(c)] for i, c in enumerate(labels)}
+    if conditions is not None:
+        arrays["conditions"] = np.asarray(conditions)
+        if condition_names:
+            arrays["condition_names"] = np.asarray(condition_names, dtype=str)
+            names["condition_names"] = list(condition_names)
+        names["condition"] = [float(v) for v in arrays["conditions"][0]]  # every sample's (one --condition for all)
+    with atomic_path(folder / "samples.npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+    summary = {**settings, "files": len(images), **names}
+    atomic_write_json(folder / "settings.json", summary)
+    return summary

@@ -4,17 +4,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from latentbridge.io.images import to_uint8, write_grid, write_png
+from latentbridge.io.images import write_grid, write_image_samples
 from latentbridge.report.charts import plot_lines
 from latentbridge.report.common import _new_figure, _save, _tight, _whole_epochs
 from latentbridge.report.html import write_html_report
 from latentbridge.tasks.diffusion import grid_columns
-from latentbridge.utils import atomic_path, atomic_write_json
+from latentbridge.utils import atomic_write_json
 
 EVAL_NOTE = ("fd: Fréchet distance between the Gaussian fits of generated and test-image features; "
              "fd_real_floor: the same distance for as many real training images (disjoint from the test "
@@ -92,36 +91,9 @@ def write_training(res, folder: Path) -> None:
 
 
 def write_samples(res, folder: Path) -> dict:
-    """``sample_NNNN.png`` per sample, ``grid.png``, ``samples.npz`` (``images`` uint8 (N, C, H, W), ``labels`` with
-    the ``class_names`` they index, ``conditions`` with their ``condition_names``, ``settings`` as JSON text) and
-    ``settings.json`` (the settings, the names, and each file's class)."""
-    folder = Path(folder)
-    width = max(4, len(str(len(res.images) - 1)))
-    for i, img in enumerate(res.images):
-        write_png(folder / f"sample_{i:0{width}d}.png", img)
-    cols = res.class_names and res.labels is not None and len(set(res.labels.tolist())) > 1
-    write_grid(folder / "grid.png", res.images, n_cols=len(res.class_names) if cols else None)
-    arrays = {"images": to_uint8(res.images), "settings": np.asarray(json.dumps(res.settings))}
-    names = {}
-    if res.labels is not None:
-        arrays["labels"] = res.labels
-        if res.class_names:
-            arrays["class_names"] = np.asarray(res.class_names, dtype=str)
-            names["class_names"] = list(res.class_names)
-            names["classes"] = {f"sample_{i:0{width}d}.png": res.class_names[int(c)]
-                                for i, c in enumerate(res.labels)}
-    if res.conditions is not None:
-        arrays["conditions"] = res.conditions
-        if res.condition_names:
-            arrays["condition_names"] = np.asarray(res.condition_names, dtype=str)
-            names["condition_names"] = list(res.condition_names)
-        names["condition"] = [float(v) for v in res.conditions[0]]  # every sample's (one --condition for all)
-    with atomic_path(folder / "samples.npz") as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-    summary = {**res.settings, "seconds": round(res.seconds, 2), "files": len(res.images), **names}
-    atomic_write_json(folder / "settings.json", summary)
-    return summary
+    """``latentbridge sample``'s folder (:func:`~latentbridge.io.images.write_image_samples`)."""
+    return write_image_samples(folder, res.images, {**res.settings, "seconds": round(res.seconds, 2)}, res.labels,
+                               res.class_names, res.conditions, res.condition_names)
 
 
 def write_evaluation(res, folder: Path) -> None:
