@@ -517,3 +517,24 @@ def test_a_path_quoted_inside_an_override_loses_its_quotes():
     for quoted in ('"sp ace/mnist"', "'sp ace/mnist'"):
         assert load_config(ROOT / "configs" / "ddpm_mnist.yaml", [f"data.root={quoted}"]).data.root == "sp ace/mnist"
     assert load_config(ROOT / "configs" / "ddpm_mnist.yaml", ["data.root=it's"]).data.root == "it's"
+
+
+def test_a_section_given_in_part_keeps_the_workflows_own_defaults(tmp_path):
+    # a user's config of an audio-visual model read its clips at the audio section's 16 kHz and 2 s, not the
+    # workflow's 8 kHz and 1 s; a spatial one lost the sine schedule of its beta; a classifier its kind's epochs
+    (tmp_path / "av.yaml").write_text("task: avdigits\naudio: {pad: wrap}\nfeatures: {n_mels: 32}\n")
+    av = load_config(str(tmp_path / "av.yaml"))
+    assert (av.audio.sample_rate, av.audio.window_s, av.audio.pad, av.features.n_fft, av.features.n_mels) == \
+        (8000, 1.0, "wrap", 256, 32)
+    spatial = load_config(None, ["beta.value=0.1"], sets={"task": "spatial"})
+    assert (spatial.beta.schedule, spatial.beta.cycle_steps, spatial.beta.value) == ("sine", 1000, 0.1)
+    ae = load_config(None, ["data.image_size=32"], sets={"task": "image_ae"})
+    assert (ae.data.val_fraction, ae.data.image_size) == (0.2, 32)
+    ddpm = load_config(None, ["train.max_epochs=3"], sets={"task": "diffusion"})
+    assert (ddpm.train.lr, ddpm.train.ema_decay, ddpm.train.max_epochs) == (2e-3, 0.999, 3)
+    fsdd = load_config(None, ["model.name=fsdd_classifier", "train.lr=0.01"], sets={"task": "classifier"})
+    assert (fsdd.train.max_epochs, fsdd.train.scheduler, fsdd.train.lr, fsdd.classifier.augment.kind) == \
+        (16, "onecycle", 0.01, "fsdd")
+    # the anomaly workflow's survey still sees only what was given
+    anomaly = load_config(None, ["audio.pad=wrap"], sets={"task": "anomaly"})
+    assert anomaly.audio.model_fields_set == {"pad"}

@@ -9,6 +9,7 @@ from typing import Annotated, Any, ClassVar, Union
 
 from pydantic import Field, model_validator
 
+from latentbridge.config.loading import deep_merge
 from latentbridge.config.sections import AudioConfig, FeatureConfig, Section, TrainConfig
 from latentbridge.models.registry import models_for_task
 from latentbridge.transforms.spec import AudioTransform, SpectrogramParams, Windowing
@@ -37,12 +38,27 @@ class Workflow(Section):
     @classmethod
     def _default_model_name(cls, data: Any) -> Any:
         if isinstance(data, dict):
+            data = deep_merge(cls.section_defaults(data), data)
             model = data.get("model")
             if model is None:
                 data = {**data, "model": {"name": cls.default_model}}
             elif isinstance(model, dict) and "name" not in model:
                 data = {**data, "model": {"name": cls.default_model, **model}}
         return data
+
+    @classmethod
+    def section_defaults(cls, data: dict) -> dict:
+        """The workflow's own defaults of the sections ``data`` gives in part: the keys where a section's default here
+        differs from the section's own (an audio-visual config of ``audio: {pad: wrap}`` read its clips at 16 kHz and
+        2 s, the audio section's defaults, for the workflow's 8 kHz and 1 s; a spatial one of ``beta: {value: 0.1}``
+        lost the sine schedule)."""
+        out = {}
+        for name, field in cls.model_fields.items():
+            if isinstance(data.get(name), dict) and field.default_factory is not None \
+                    and isinstance(own := field.default_factory(), Section) \
+                    and (differ := own.model_dump(exclude_defaults=True)):
+                out[name] = differ
+        return out
 
     def transform_spec(self, **data: Any):  # pragma: no cover - every workflow overrides it
         raise NotImplementedError

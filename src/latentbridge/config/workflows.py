@@ -189,14 +189,6 @@ class DiffusionWorkflow(Workflow):
     monitor: DiffusionMonitorConfig = Field(default_factory=DiffusionMonitorConfig)
     evaluate: DiffusionEvalConfig = Field(default_factory=DiffusionEvalConfig)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _train_defaults(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            base = {"train": cls.model_fields["train"].default_factory().model_dump()}
-            return deep_merge(base, data)
-        return data
-
     @model_validator(mode="after")
     def _check(self) -> "DiffusionWorkflow":
         d = self.data
@@ -267,13 +259,6 @@ class MLDWorkflow(_AudioWorkflow):
         ema_decay=0.999, keep_weights="last"))
     sampling: MLDSamplingConfig = Field(default_factory=MLDSamplingConfig)
     evaluate: MLDEvalConfig = Field(default_factory=MLDEvalConfig)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _train_defaults(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return deep_merge({"train": cls.model_fields["train"].default_factory().model_dump()}, data)
-        return data
 
     @model_validator(mode="after")
     def _check_mld(self) -> "MLDWorkflow":
@@ -414,16 +399,13 @@ class ClassifierWorkflow(_AudioWorkflow):
         keep_weights="last"))
     classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
 
-    @model_validator(mode="before")
     @classmethod
-    def _kind_defaults(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        name = (data.get("model") or {}).get("name", cls.default_model) if isinstance(data.get("model"), dict) \
-            else cls.default_model
-        defaults = _CLASSIFIER_DEFAULTS.get(name, {})
-        base = {"train": cls.model_fields["train"].default_factory().model_dump()}
-        return deep_merge(deep_merge(base, defaults), data)
+    def section_defaults(cls, data: dict) -> dict:
+        """The workflow's, under those of the classifier's kind (its epochs, its augmentation)."""
+        model = data.get("model")
+        name = model.get("name", cls.default_model) if isinstance(model, dict) else cls.default_model
+        kind = _CLASSIFIER_DEFAULTS.get(name, {})
+        return deep_merge(super().section_defaults({**kind, **data}), kind)  # (its sections given in part too)
 
     @model_validator(mode="after")
     def _check(self):  # replaces the audio check: only FSDD classifiers read audio
