@@ -602,6 +602,8 @@ def test_a_folder_is_read_alike_and_what_it_leaves_out_is_named(tmp_path, caplog
             Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(classes / name / f"{i}.png")
     Image.new("L", (8, 8)).save(classes / "bird" / "0.gif")
     (classes / "notes.txt").write_text("taken on site")
+    (classes / "__MACOSX" / "1").mkdir(parents=True)  # a macOS archive unzipped: no class, nothing to say
+    (classes / "__MACOSX" / "1" / "._0.png").write_bytes(b"\x00\x05\x16\x07Mac OS X")
     caplog.clear()
     with caplog.at_level("WARNING"):
         data = load_image_data(ImageDataConfig(source="folder", root=str(classes), image_size=8, class_folders=True,

@@ -240,8 +240,9 @@ def output_marks(names, data: bool = False, folder: Path | None = None) -> list[
 
 def is_hidden(path: Path, root: Path) -> bool:
     """Whether ``path`` is hidden inside ``root``: its name or a folder's between them starts with "." (macOS's
-    ``._x.png`` resource forks, ``.DS_Store``, ``.git``): never read as data."""
-    return any(part.startswith(".") for part in Path(path).relative_to(root).parts)
+    ``._x.png`` resource forks, ``.DS_Store``, ``.git``) or is the ``__MACOSX`` folder of an archive unzipped: never
+    read as data."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in Path(path).relative_to(root).parts)
 
 
 def walk_files(root: Path, recursive: bool = True):

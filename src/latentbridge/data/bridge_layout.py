@@ -79,8 +79,7 @@ def _child_dir(root: Path, name: str) -> Path | None:
 def _visible(folder: Path):
     """A folder's entries in natural order, hidden ones (``.DS_Store``, macOS's ``._x.csv``) and the ``__MACOSX``
     folder of an unzipped archive left out."""
-    return sorted((p for p in folder.iterdir() if not p.name.startswith(".") and p.name != "__MACOSX"),
-                  key=lambda p: natural_key(p.name))
+    return sorted((p for p in folder.iterdir() if not is_hidden(p, folder)), key=lambda p: natural_key(p.name))
 
 
 def _warn_once(msg: str, *args) -> None:
