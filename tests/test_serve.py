@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import sys
 import threading
 import time
@@ -260,6 +261,16 @@ def test_unknown_model_wrong_endpoint_missing_field(client, folders, machine_dat
         assert r.status_code == 422 and "a multipart form with the file in its 'file' field, its file name in " \
             "filename=: curl -F file=@rec.wav" in r.json()["detail"][0]["msg"], r.text
     assert client.get(f"/api/models/{_name(folders, 'pump')}/score").status_code == 405
+    # fields and parameters the endpoint does not read were ignored without a word
+    r = _post(client, f"/api/models/{_name(folders, 'pump')}/score", "a.wav", wav, data={"spectrogram": "true"})
+    assert r.status_code == 422 and r.json()["detail"] == \
+        "form field 'spectrogram' not read here (it reads: file, sample_rate)", r.text
+    r = _post(client, f"/api/models/{_name(folders, 'pump')}/score?spectrogramm=true&api_key=k", "a.wav", wav)
+    assert r.status_code == 422 and r.json()["detail"] == \
+        "query parameter 'spectrogramm' not read here (it reads: spectrogram, sample_rate)", r.text
+    # an endpoint the model has not, with a body it could not read either: 404 (a 422 on the body before)
+    r = _post(client, f"/api/models/{_name(folders, 'pump')}/sample", "a.wav", wav)
+    assert r.status_code == 404 and "has no sample endpoint" in r.json()["detail"], r.text
 
 
 def test_integrators_clients_get_answers_that_say_what_happened(client, folders, models, machine_data, caplog):
@@ -314,6 +325,17 @@ def test_upload_and_duration_limits_are_413_naming_the_limit(models, machine_dat
         r = _post(c, f"/api/models/{pump}/score", "a.wav", wav)
         assert r.status_code == 413 and r.json()["detail"] == (
             "a.wav: audio too long: 4.0 s; the limit is 3 s (latentbridge serve --max-duration)")
+    # decoded values, read from the header: 22 KB of 8-channel FLAC at 96 kHz held 6 MB of samples (a 620-KB one
+    # took the server's memory up by 0.8 GB)
+    flac = io.BytesIO()
+    sf.write(flac, np.tile(np.sign(np.sin(np.arange(192_000) / 15_000.0))[:, None] * 0.25, (1, 8)), 96_000,
+             format="FLAC")
+    with TestClient(create_app(models, ServeSettings(max_values=1_000_000))) as c:
+        r = _post(c, f"/api/models/{pump}/score", "bomb.flac", flac.getvalue())
+        assert r.status_code == 413 and r.json()["detail"] == (
+            "bomb.flac: audio too large: 192000 frames x 8 channels, 1,536,000 values once decoded; the limit is "
+            "1,000,000 (latentbridge serve --max-values)"), r.text
+        assert len(flac.getvalue()) < 100_000
 
 
 # ----------------------------------------------------------------------------- API key, CORS
@@ -1151,7 +1173,7 @@ def test_a_stalled_upload_and_a_silent_stream_are_closed():
 
     from latentbridge.serve.security import UploadLimitMiddleware
     from latentbridge.io.capture import BlockFeed
-    from latentbridge.serve.stream import StreamError, _receive_all
+    from latentbridge.serve.stream import StreamError, _receive_all, parse_start
 
     async def never():
         await asyncio.sleep(3600)
@@ -1179,8 +1201,35 @@ def test_a_stalled_upload_and_a_silent_stream_are_closed():
         async def receive(self):
             await never()
 
-    with pytest.raises(StreamError, match=r"no message for 0\.1 s: the stream is closed"):
+    with pytest.raises(StreamError, match=r"no audio or text for 0\.1 s: the stream is closed"):
         asyncio.run(_receive_all(Silent(), BlockFeed(4), "f32", 1, 1 << 20, idle_s=0.1))
+
+    class EmptyFrames:  # empty binary messages held a stream (its thread, a --max-streams slot) open without end
+        async def receive(self):
+            await asyncio.sleep(0.02)
+            return {"type": "websocket.receive", "bytes": b""}
+
+    t0 = time.perf_counter()
+    with pytest.raises(StreamError, match=r"no audio or text for 0\.2 s"):
+        asyncio.run(_receive_all(EmptyFrames(), BlockFeed(4), "f32", 1, 1 << 20, idle_s=0.2))
+    assert time.perf_counter() - t0 < 1.0
+
+    class Texts:  # text the parser cannot read: an error message and 1008, not a traceback and a bare close
+        def __init__(self, text):
+            self.text = text
+
+        async def receive(self):
+            return {"type": "websocket.receive", "text": self.text}
+
+    for text in ("[" * 100_000, '{"end": true, "x": ' + "9" * 5000 + "}"):
+        with pytest.raises(StreamError, match=r"text messages after the first must be JSON") as e:
+            asyncio.run(_receive_all(Texts(text), BlockFeed(4), "f32", 1, 1 << 20, idle_s=1.0))
+        assert e.value.code == 1008
+    for text, said in (("[" * 100_000, "the first message is not JSON"),
+                       ('{"sample_rate": ' + "9" * 5000 + "}", "the first message is not JSON"),
+                       ('{"sample_rate": 1e308}', "from 1 to 384000 Hz, got 1e+308")):
+        with pytest.raises(StreamError, match=re.escape(said)):
+            parse_start(text)
 
 
 def test_requests_stopped_by_the_server_shutting_down_are_503(folders, models, machine_data, caplog):

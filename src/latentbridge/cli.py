@@ -230,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload (413 above it)")
     sv.add_argument("--max-duration", type=float, default=600.0, help="longest audio upload in seconds (413)")
     sv.add_argument("--max-values", type=int, default=100_000_000,
-                    help="most values (pixels x channels) of an array to enhance (413; a compressed .npz unpacks)")
+                    help="most values of an array to enhance (pixels x channels) or of audio decoded (frames x "
+                         "channels): 413, read from the header (a compressed .npz or FLAC unpacks)")
     sv.add_argument("--max-batch", type=int, default=16,
                     help="most windows per model call when batching concurrent requests (1: no batching)")
     sv.add_argument("--max-wait-ms", type=float, default=2.0, help="how long a batch waits for more requests")

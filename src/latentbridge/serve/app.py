@@ -31,7 +31,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from latentbridge import __version__
-from latentbridge.errors import DataError, LatentbridgeError
+from latentbridge.errors import DataError, LatentbridgeError, Stopped
 from latentbridge.utils import MAX_SEED, forget_said
 from latentbridge.serve import media
 from latentbridge.serve.batcher import MicroBatcher, ShuttingDown
@@ -74,8 +74,8 @@ class ServeSettings:
     gl_iterations: int = 32
     decode_threads: int = 4
     max_values: int = 100_000_000
-    """Most values (pixels x channels) of an array to enhance (413 above): the work grows with them, not with the
-    upload's compressed size."""
+    """Most values of an array to enhance (pixels x channels) or of an audio upload decoded (frames x channels): 413
+    above; the memory and the work grow with them, not with the upload's compressed size."""
 
     def __post_init__(self):
         for name in ("max_upload_mb", "max_duration_s", "max_batch", "max_age_ms", "stream_queue_blocks", "max_streams",
@@ -183,7 +183,21 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
         finally:
             stop.set()
 
+    async def declared_only(request: Request) -> None:
+        """422 naming the form fields and query parameters the endpoint does not read (``-F spectrogram=true`` for
+        ``?spectrogram=true``, a misspelt ``?spectrogramm=``: ignored without a word)."""
+        dep = request.scope["route"].dependant
+        reads = {"form field": [p.alias for p in dep.body_params],
+                 "query parameter": [p.alias for p in dep.query_params]}
+        given = {"form field": (await request.form()).keys(),
+                 "query parameter": set(request.query_params) - {"api_key"}}  # (the key may travel in the query)
+        said = [f"{kind} {', '.join(map(repr, extra))} not read here (it reads: {', '.join(reads[kind]) or 'none'})"
+                for kind in reads if (extra := sorted(set(given[kind]) - set(reads[kind])))]
+        if said:
+            raise HTTPException(422, "; ".join(said))
+
     async def receive(upload: UploadFile, request: Request, field: str = "file") -> Upload:
+        await declared_only(request)
         n = len((await request.form()).getlist(field))  # parsed once already: the endpoint's own
         if n > 1:  # the last one was scored without a word
             raise HTTPException(422, f"{n} files under '{field}': one file per request")
@@ -209,9 +223,11 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, e: RequestValidationError):
         name = request.path_params.get("name")
-        if name is not None and name not in models:  # the model first: a bad body for no model is a 404
-            return JSONResponse({"detail": f"no model named {name!r}; served: {', '.join(sorted(models))}"},
-                                status_code=404)
+        if name is not None:  # the model and its endpoint first: a bad body for either is a 404 (or unserved, 422)
+            try:
+                get(name, request.url.path.rstrip("/").rsplit("/", 1)[-1])
+            except HTTPException as h:
+                return JSONResponse({"detail": h.detail}, status_code=h.status_code)
         # FastAPI's own handler echoes the body it could not read (an upload's bytes: undecodable, and never for
         # the log or the client); each problem is told by where and what instead
         problems = [{"loc": [str(x) for x in err.get("loc", ())], "msg": str(err.get("msg", "")),
@@ -267,12 +283,12 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
         try:
             t0 = time.perf_counter()
             try:
-                (wave, windows, starts_s, padded, info, read), said = await in_thread(
-                    decode_pool, up.told, _read_windows, m, up.path, settings.max_duration_s, sample_rate)
+                (wave, windows, starts_s, padded, info, read), said = await while_connected(
+                    request, decode_pool, up.told, _read_windows, m, up.path, settings, sample_rate)
             except DataError as e:
                 raise up.error(e) from None
-            except _TooLong as e:
-                raise HTTPException(413, f"{up.client_name}: {e.detail}") from None
+            except HTTPException as e:
+                raise HTTPException(e.status_code, f"{up.client_name}: {e.detail}") from None
             t1 = time.perf_counter()
             scores, decisions = await asyncio.wrap_future(batchers[name].submit(windows))
             t2 = time.perf_counter()
@@ -411,27 +427,39 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
 # ----------------------------------------------------------------------------- compute (worker threads)
 
 
-def _read_windows(m: ServedModel, path: Path, max_duration_s: float, csv_rate: float | None = None):
+def _read_windows(m: ServedModel, path: Path, settings: ServeSettings, csv_rate: float | None = None,
+                  stop: threading.Event | None = None):
     """The upload's waveform at the model's rate, its windows and their start times in the recording, whether it was
     padded, its header, and what the reader measured (:meth:`FeatureExtractor.read`'s ``stats``: the recording's
     duration, the silence trimmed before the waveform, its clipped share), by the detector's own extractor
     (read_audio's checks, the short-recording rule, cut_windows with the model's pad mode); ``csv_rate``: the rate of
-    a vibration file that gives none (default: the model's)."""
-    from latentbridge.io import audio_info
+    a vibration file that gives none (default: the model's); ``stop``: set when the client went away."""
 
     ex = m.extractor if csv_rate is None else m.detector.extractor(use_cache=False, csv_rate=float(csv_rate))
-    info = audio_info(path, ex.csv_rate)  # a vibration CSV too, when the model was fitted on them
-    if info.duration_s > max_duration_s:
-        raise _TooLong(info.duration_s, max_duration_s)
+    info = within_limits(path, settings, ex.csv_rate)  # a vibration CSV too, when the model was fitted on them
     stats: dict = {}
     wave, windows, starts_s = ex.file_windows(path, stats)
+    if stop is not None and stop.is_set():  # the client went away while it was read: nothing to score for nobody
+        raise Stopped("the client went away")
     return wave, windows, starts_s, wave.shape[-1] < ex.window, info, stats
 
 
-class _TooLong(HTTPException):
-    def __init__(self, duration_s: float, limit_s: float):
-        super().__init__(413, f"audio too long: {duration_s:.1f} s; the limit is {limit_s:g} s "
-                              "(latentbridge serve --max-duration)")
+def within_limits(path: Path, settings: ServeSettings, csv_rate: float | None = None):
+    """The upload's header (:func:`~latentbridge.io.audio_info`) once its audio is known to fit the server's limits:
+    413 for a duration over ``--max-duration`` or more decoded values (frames x channels) than ``--max-values`` (a
+    compressed upload far under ``--max-upload-mb`` decoded to gigabytes: 620 KB of 8-channel FLAC at 384 kHz, 1.4 GB
+    of samples)."""
+    from latentbridge.io import audio_info
+
+    info = audio_info(path, csv_rate)
+    if info.duration_s > settings.max_duration_s:
+        raise HTTPException(413, f"audio too long: {info.duration_s:.1f} s; the limit is "
+                                 f"{settings.max_duration_s:g} s (latentbridge serve --max-duration)")
+    if (values := info.frames * max(1, info.channels)) > settings.max_values:
+        raise HTTPException(413, f"audio too large: {info.frames} frames x {info.channels} channels, {values:,} "
+                                 f"values once decoded; the limit is {settings.max_values:,} (latentbridge serve "
+                                 "--max-values)")
+    return info
 
 
 def _score_result(m: ServedModel, client_name: str, duration: float, scores, decisions, starts_s, padded) -> dict:
@@ -481,6 +509,10 @@ def _predict(m: ServedModel, up: Upload, route: str, scale: int, settings: Serve
     from latentbridge.tasks.avdigits import image_to_spoken, spoken_to_image
 
     if ext in AUDIO_EXTENSIONS:
+        try:  # (a vibration table's text is no denser decoded than uploaded: the upload's limit bounds it)
+            within_limits(up.path, settings)
+        except HTTPException as e:
+            raise HTTPException(e.status_code, f"{up.client_name}: {e.detail}") from None
         t = spoken_to_image(m.saved, up.path, route)
         return {"model": m.name, "file": up.client_name, "kind": "audio_to_image", "route": t.route,
                 "image_png": media.png_base64(t.image, scale), "image_shape": list(t.image.shape),

@@ -192,7 +192,8 @@ class RequestLogMiddleware:
 
         async def status_send(message):
             if message["type"] in ("http.response.start", "websocket.http.response.start"):
-                status["code"], status["started"] = message["status"], True
+                # an answer to a client that went away reaches nobody: logged as 499, not as its status
+                status["code"], status["started"] = 499 if status["code"] == 499 else message["status"], True
             elif message["type"] == "websocket.close" and status["code"] == 101:
                 status["code"] = 101
             await send(message)

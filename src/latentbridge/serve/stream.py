@@ -56,17 +56,13 @@ def parse_start(text: str | None) -> tuple[int, str, int, bool]:
     """The first message → (sample_rate, format, channels, live); StreamError when it is not one."""
     if text is None:
         raise StreamError('the first message must be JSON text {"sample_rate": SR, "format": "f32"|"s16"}')
-    try:
-        msg = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise StreamError(f"the first message is not JSON ({e})") from None
+    msg = _json(text, "the first message is not JSON")
     if not isinstance(msg, dict):
         raise StreamError("the first message must be a JSON object")
-    sr, fmt, ch = msg.get("sample_rate"), msg.get("format", "f32"), msg.get("channels", 1)
-    if isinstance(sr, float) and sr.is_integer():
-        sr = int(sr)
+    given, fmt, ch = msg.get("sample_rate"), msg.get("format", "f32"), msg.get("channels", 1)
+    sr = int(given) if isinstance(given, float) and given.is_integer() and abs(given) < 1e9 else given
     if not isinstance(sr, int) or isinstance(sr, bool) or not 1 <= sr <= 384000:  # a 200-Hz sensor's own rate too
-        raise StreamError(f"sample_rate must be an integer from 1 to 384000 Hz, got {sr!r}")
+        raise StreamError(f"sample_rate must be an integer from 1 to 384000 Hz, got {given!r}")
     if fmt not in FORMATS:
         raise StreamError(f"format must be one of {sorted(FORMATS)}, got {fmt!r}")
     if not isinstance(ch, int) or isinstance(ch, bool) or not 1 <= ch <= 32:
@@ -76,6 +72,15 @@ def parse_start(text: str | None) -> tuple[int, str, int, bool]:
         raise StreamError(f"live must be true (a live input: blocks dropped when scoring falls behind) or false (a "
                           f"recording: every sample scored), got {live!r}")
     return sr, fmt, ch, live
+
+
+def _json(text: str, what: str):
+    """A text message's JSON; StreamError (1008) saying ``what`` for text that is none or that cannot be read (nested
+    too deep for the parser, a number of thousands of digits: a traceback and a close without a word before)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise StreamError(f"{what} ({str(e)[:120]})") from None
 
 
 def check_channels(det, channels: int) -> None:
@@ -221,13 +226,16 @@ class _Relay(logging.Handler):
 
 async def _receive_all(ws: WebSocket, feed: BlockFeed, fmt: str, channels: int, max_frame_bytes: int,
                        idle_s: float = IDLE_TIMEOUT_S, live: bool = False) -> str:
+    clock = asyncio.get_running_loop().time
+    deadline = clock() + idle_s  # renewed by audio and text; an empty binary message held a stream open without end
     while True:
         while not live and feed.full and not feed.closed:  # a recording waits for room: nothing of it is dropped
             await asyncio.sleep(0.005)
+            deadline = clock() + idle_s
         try:
-            message = await asyncio.wait_for(ws.receive(), timeout=idle_s)
+            message = await asyncio.wait_for(ws.receive(), timeout=max(0.0, deadline - clock()))
         except asyncio.TimeoutError:
-            raise StreamError(f"no message for {idle_s:g} s: the stream is closed (send audio, or "
+            raise StreamError(f"no audio or text for {idle_s:g} s: the stream is closed (send audio, or "
                               '{"end": true} when the recording is over)') from None
         except WebSocketDisconnect:
             return "disconnect"
@@ -240,12 +248,11 @@ async def _receive_all(ws: WebSocket, feed: BlockFeed, fmt: str, channels: int, 
                                   1009)
             if feed.closed:  # the scoring ended (or the stream was closed) while this message came in
                 return "closed"
-            feed.push(decode_frame(data, fmt, channels))
+            if data:
+                feed.push(decode_frame(data, fmt, channels))
+                deadline = clock() + idle_s
             continue
-        try:
-            msg = json.loads(message.get("text") or "")
-        except json.JSONDecodeError:
-            raise StreamError("text messages after the first must be JSON ({\"end\": true})") from None
+        msg = _json(message.get("text") or "", 'text messages after the first must be JSON ({"end": true})')
         if not (isinstance(msg, dict) and msg.get("end") is True):  # {"end": "no"} ended it; [1, 2] was ignored
             raise StreamError(f'the only text message after the first is {{"end": true}}, got {str(msg)[:80]}')
         feed.end()
