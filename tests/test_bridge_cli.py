@@ -297,3 +297,15 @@ def test_evaluate_examples_come_from_labelled_windows_only(trained, bridge_data,
                                          threshold_note="default (no labelled validation windows)"), out)
     html = re.sub(r"base64,[^\"']*", "", (out / "report.html").read_text())
     assert "the calibrated threshold" not in html and "not calibrated" in html
+
+
+def test_example_windows_are_titled_to_the_millisecond():
+    """Windows of a 0.25-s hop were all titled "@0s" in the evaluation's figures (two panels alike, yet different)."""
+    from types import SimpleNamespace
+
+    from latentbridge.tasks.multimodal import window_title
+
+    data = SimpleNamespace(tests=["New_001", "New_050"], test_index=np.array([0, 1, 1, 1]),
+                           starts_s=np.array([0.0, 0.25, 0.5, 125.0]))
+    assert [window_title(data, i) for i in range(4)] == ["New_001 @0s", "New_050 @0.25s", "New_050 @0.5s",
+                                                         "New_050 @125s"]

@@ -367,6 +367,8 @@ def test_bridge_train_sample_evaluate(bridge_run, tmp_path, capsys, caplog):
         assert key in m, key
     assert 0.0 <= m["mask_iou"] <= 1.0 and m["psd_distance_db"] >= 0.0
     assert m["scope"].startswith("held-out damage states")
+    # a calibrated threshold has no note (an empty "mask_threshold_note=" was printed with the metrics)
+    assert m["mask_threshold_calibrated_on"] and "mask_threshold_note" not in m
     for f in ("masks.png", "time_series.png", "latent_map.png", "interpolation_mask.png", "report.html"):
         assert (ev / f).is_file(), f
 

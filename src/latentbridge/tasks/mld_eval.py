@@ -206,7 +206,7 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
     from latentbridge.metrics.generative import frechet_distance
     from latentbridge.metrics.signal import psd_distance
     from latentbridge.tasks.multimodal import (bridge_windows, mask_metrics, say_training_folder, span_of,
-                                              threshold_calibration, other_folder)
+                                              threshold_calibration, other_folder, window_title)
 
     cfg, model = saved.workflow, saved.model.eval()
     stage_cfg = stages.workflow("multimodal")
@@ -270,11 +270,11 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
     calibrated_on, note = threshold_calibration(saved.info.get("mask_threshold"))
     metrics.update({
         "mask_threshold": threshold, "crack_span_m": span,
-        "mask_threshold_calibrated_on": calibrated_on, "mask_threshold_note": note,
+        "mask_threshold_calibrated_on": calibrated_on, **({"mask_threshold_note": note} if note else {}),
     })
     idx = np.sort(np.random.default_rng(0).choice(len(waves), size=min(4, len(waves)), replace=False))
     test_lab = np.flatnonzero(lab)
-    examples = {"titles": [f"{test.tests[test.test_index[test_lab[i]]]} @{test.starts_s[test_lab[i]]:.0f}s" for i in idx],
+    examples = {"titles": [window_title(test, test_lab[i]) for i in idx],
                 "masks": masks[idx, 0], "mask_prob": prob[idx, 0],
                 "logmag": log_magnitude(waves[idx], spec)[:, 0],
                 "logmag_gen": log_magnitude(gen_waves[idx], spec)[:, 0],

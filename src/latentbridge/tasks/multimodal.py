@@ -362,7 +362,7 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
     lab_idx = np.flatnonzero(labelled)
     pool = lab_idx if len(lab_idx) else np.arange(len(data.waves))
     idx = pool[np.sort(np.random.default_rng(0).choice(len(pool), size=min(n_examples, len(pool)), replace=False))]
-    examples = {"titles": [f"{data.tests[data.test_index[i]]} @{data.starts_s[i]:.0f}s" for i in idx],
+    examples = {"titles": [window_title(data, i) for i in idx],
                 "masks": data.masks[idx, 0] if len(lab_idx) else None, "mask_prob": pred["mask_prob"][idx, 0]}
     interp, interp_note = None, ""
     if recon:
@@ -410,6 +410,12 @@ def crack_operating_curve(prob: np.ndarray, target: np.ndarray, span_m: float) -
                                                            "crack_missed_rate")},
                      "mask_damaged_iou": segmentation_summary(prob, target, threshold=t)["damaged_iou"]})
     return rows
+
+
+def window_title(data, i: int) -> str:
+    """A figure's title of window ``i`` of bridge ``data``: its test and start time, to the millisecond (windows of
+    a 0.25-s hop all read "@0s")."""
+    return f"{data.tests[data.test_index[i]]} @{round(float(data.starts_s[i]), 3):g}s"
 
 
 def threshold_calibration(info: dict | None) -> tuple[str | None, str]:
