@@ -679,8 +679,8 @@ def test_discover_reads_masks_named_after_tests_and_names_what_it_leaves(tmp_pat
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
         assert [r.test_id for r in discover(root)] == ["Test_01"]
-    assert "Data/Test_02: no CSV or .mat files in this test folder (it holds " in caplog.text
-    assert ".txt); skipped" in caplog.text or ".txt, " in caplog.text
+    assert re.search(r"Data: 1 folder\(s\) without recordings \(CSV, MATLAB \.mat or audio files: .*\) skipped: "
+                     r"Test_02 \(it holds rec0\.txt\)", caplog.text), caplog.text
     assert "Test_02 (its data folder holds no recordings read here)" in caplog.text, caplog.text
 
 
@@ -1491,3 +1491,31 @@ def test_recordings_whose_vibration_lies_above_the_resampled_band_are_named(tmp_
         build_windows(tmp_path / "hf", vib(resample_to=120.0, channels=[1]), cache_dir=tmp_path / "c")
     assert "3 of 3 recordings hold most of their vibration above 60 Hz" in caplog.text and "Test_02/rec0.csv" \
         in caplog.text
+
+
+def test_audio_files_are_recordings_of_their_channels(tmp_path, caplog):
+    """A user's microphone or accelerometer recordings saved as audio: 200 test folders of WAVs gave 200 warnings
+    ("no CSV or .mat files") and then "no tests"; the audio is read at its header's rate, each channel a sensor."""
+    import soundfile as sf
+
+    root = tmp_path / "root"
+    x = 0.2 * signal(2, 1000, seed=3)
+    for tid, ext in (("Test_01", ".wav"), ("Test_02", ".flac")):
+        (root / "Data" / tid).mkdir(parents=True)
+        sf.write(root / "Data" / tid / f"rec{ext}", x.T, int(SR), subtype="PCM_24")
+        write_mask_png(root / "Labels" / tid / "mask.png", crack_mask(extent=0.25))
+    for k in range(3):
+        (root / "Data" / f"Notes_{k}").mkdir()
+        (root / "Data" / f"Notes_{k}" / "log.txt").write_text("taken on site")
+    with caplog.at_level(logging.WARNING, logger="latentbridge.data.bridge"):
+        d = build_windows(root, vib(), cache_dir=tmp_path / "cache")
+    assert d.tests == ["Test_01", "Test_02"] and d.sample_rate == SR and d.waves.shape == (18, 2, 200)
+    np.testing.assert_allclose(d.waves[3], centred(x)[:, 300:500], atol=2e-6)  # 24-bit samples
+    said = [r.getMessage() for r in caplog.records if "without recordings" in r.getMessage()]
+    assert len(said) == 1 and said[0].endswith("3 folder(s) without recordings (CSV, MATLAB .mat or audio files: .wav, "
+                                               ".flac, .mp3, ...) skipped: Notes_0 (it holds log.txt), Notes_1 (it "
+                                               "holds log.txt), Notes_2 (it holds log.txt)"), said
+    # channels picked by position; a rate given must be the header's, as a CSV's time column must agree with it
+    assert build_windows(root, vib(channels=[1]), cache_dir=tmp_path / "cache").waves.shape == (18, 1, 200)
+    with pytest.raises(DataError, match=r"rec\.wav: the file's header gives 100 Hz but the sample rate 50 Hz was "):
+        build_windows(root, vib(sample_rate=50.0), cache_dir=tmp_path / "cache")

@@ -478,8 +478,11 @@ def test_predict_bridge_mask_and_extent(client, folders, models, tmp_path):
     assert r.status_code == 422 and r.json()["detail"].startswith("flat.csv: every channel is constant"), r.text
     r = _post(client, f"/api/models/{name}/predict", "short.csv", _vibration_csv(seconds=5))
     assert r.status_code == 422 and "recording too short" in r.json()["detail"]
-    r = _post(client, f"/api/models/{name}/predict", "a.wav", b"RIFF")
-    assert r.status_code == 422 and "expected a vibration recording (.csv, .mat)" in r.json()["detail"]
+    r = _post(client, f"/api/models/{name}/predict", "a.txt", b"1,2")
+    assert r.status_code == 422 and "expected a vibration recording (.csv, .mat or an audio file: .wav, .flac, ...), " \
+        "got .txt" in r.json()["detail"], r.text
+    r = _post(client, f"/api/models/{name}/predict", "a.wav", b"RIFF")  # audio: a recording of its channels
+    assert r.status_code == 422 and r.json()["detail"].startswith("a.wav: unreadable or truncated audio file"), r.text
     bare = "\n".join(",".join(line.split(",")[1:]) for line in _vibration_csv().decode().splitlines()[1:]).encode()
     r = _post(client, f"/api/models/{name}/predict", "bare.csv", bare)  # no time column, no rate
     assert r.status_code == 422 and "sample_rate in a /score or /predict request" in r.json()["detail"], r.text

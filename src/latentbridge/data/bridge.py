@@ -50,7 +50,7 @@ import numpy as np
 from latentbridge.errors import ConfigError, DataError
 from latentbridge.io import cut_windows, resample
 from latentbridge.io.resampling import energy_above
-from latentbridge.io.audio import MAX_SAMPLE, too_large
+from latentbridge.io.audio import MAX_SAMPLE, is_table, too_large
 from latentbridge.data.bridge_layout import TestRecord, _warn_once, discover, read_masks
 from latentbridge.data.bridge_columns import ChannelOrder
 from latentbridge.data.bridge_rates import RATE_RTOL, check_rate, removed_warning, report_rates, training_rate_text
@@ -295,12 +295,31 @@ def _keeping_warnings():
         first_time(("bridge data", text))  # said: not again from the cache in this process (_warn_once's key)
 
 
+def read_audio_channels(path: str | Path, sample_rate: float | None = None,
+                        channels: list[int] | None = None) -> tuple[np.ndarray, float]:
+    """An audio file as vibration: ``(wave (C, T) float32, its header's rate)``, every channel a sensor (``channels``
+    picking some, 0-based); ``sample_rate``, when given (``vibration.sample_rate``, ``--sample-rate``), must be the
+    header's, as a CSV's time column must agree with it."""
+    from latentbridge.io.audio import ALL_CHANNELS, read_audio
+    from latentbridge.io.vibration import pick_channels
+
+    wave, sr = read_audio(path, channel=ALL_CHANNELS)
+    if sample_rate is not None and abs(sr - float(sample_rate)) > 1e-6 * sr:
+        raise DataError(path, f"the file's header gives {sr:g} Hz but the sample rate {float(sample_rate):g} Hz was "
+                              "given; drop the given rate (vibration.sample_rate, --sample-rate of evaluate and "
+                              "sample, or a server request's sample_rate): an audio file's rate is its own")
+    if channels is not None:
+        wave = wave[pick_channels(path, channels, wave.shape[0], "channel")]
+    return np.ascontiguousarray(wave, dtype=np.float32), float(sr)
+
+
 def read_recording(path: str | Path, vib, rates_read: dict | None = None,
                    names: list | None = None, pick_names: list[str] | None = None,
                    fallback_rate: float | None = None, rate_from: list | None = None,
                    removed: dict | None = None) -> tuple[np.ndarray, float]:
-    """One vibration CSV or .mat file as the model reads it: ``(wave (C, T) float32, rate)`` with the
-    config's ``sample_rate`` (for CSVs without a time column) and ``channels``, resampled to
+    """One vibration recording (a CSV, a .mat or an audio file: :func:`read_audio_channels`) as the model reads it:
+    ``(wave (C, T) float32, rate)`` with the config's ``sample_rate`` (for CSVs without a time column) and
+    ``channels``, resampled to
     ``resample_to`` when set (``vib``: a :class:`~latentbridge.config.sections.VibrationConfig`);
     ``rates_read`` collects the file's own rate (path → Hz), ``names`` a CSV header's channel names (a .mat file's
     channels' names);
@@ -312,6 +331,10 @@ def read_recording(path: str | Path, vib, rates_read: dict | None = None,
     if Path(path).suffix.lower() == ".mat":
         wave, sr = read_mat_vibration(path, sample_rate=vib.sample_rate, channels=vib.channels, names=names,
                                       pick_names=pick_names, fallback_rate=fallback_rate)
+    elif not is_table(Path(path)):  # an audio file: each channel a sensor, the rate its header's
+        wave, sr = read_audio_channels(path, vib.sample_rate, vib.channels)
+        if rate_from is not None:
+            rate_from.append("header")
     else:
         wave, sr = read_vibration_csv(path, sample_rate=vib.sample_rate, channels=vib.channels, names=names,
                                       pick_names=pick_names, fallback_rate=fallback_rate, rate_from=rate_from)

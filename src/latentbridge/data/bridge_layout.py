@@ -4,13 +4,14 @@
 Layout (``root``)::
 
     ROOT/Data/Test_XX/*.csv     accelerometer recordings (see latentbridge.io.vibration; MATLAB .mat
-                                files too, latentbridge.io.matfile)
+                                files too, latentbridge.io.matfile; audio files: .wav, .flac, ...,
+                                latentbridge.io.read_audio, each channel a sensor)
     ROOT/Labels/Test_XX/*.png   one crack mask per test (any size, any PNG colour type), or
     ROOT/Labels/Test_XX.png     the same mask named after its test
 
 Pairing rules (:func:`discover`)
 --------------------------------
-* A *test* is a sub-folder of ``Data/`` holding at least one ``.csv`` or ``.mat`` file; its folder name is
+* A *test* is a sub-folder of ``Data/`` holding at least one recording (``.csv``, ``.mat`` or audio); its name is
   the test id. ``Data`` and ``Labels`` are found case-insensitively; hidden files and folders
   (name starting with ".") are ignored. Tests are ordered naturally (``Test_2`` before
   ``Test_10``). Recordings in sub-folders of a test folder are not read (a warning names them).
@@ -27,7 +28,7 @@ Pairing rules (:func:`discover`)
 * Several PNGs for one test (in its label folder, or a folder and a file): DataError naming them.
 * A mask in another image format (``Labels/Test_XX/mask.jpg``, ``Labels/Test_XX.jpg`` or ``.tif``): DataError
   naming it (a set labelled so trained as unlabelled).
-* A data folder without CSV or .mat files: a warning naming what it holds, the folder is skipped.
+* Data folders without recordings: one warning naming them and what they hold; they are skipped.
 * ``root`` missing, no ``Data/`` folder, or no test at all: DataError naming ``root``.
 """
 
@@ -43,10 +44,13 @@ import numpy as np
 from latentbridge.errors import DataError
 from latentbridge.io.images import IMAGE_EXTENSIONS
 from latentbridge.io.masks import read_mask_png
-from latentbridge.io.vibration import RECORDING_SUFFIXES
+from latentbridge.io.audio import RECORDING_EXTENSIONS
 from latentbridge.utils import first_time, is_hidden, listed, natural_key, seen_before
 
 log = logging.getLogger("latentbridge.data.bridge")
+
+#: the recordings a test folder's files are read as, in words
+READ_HERE = "CSV, MATLAB .mat or audio files: .wav, .flac, .mp3, ..."
 
 __all__ = ["TestRecord", "discover"]
 
@@ -105,7 +109,7 @@ def _number_key(name: str) -> str:
 def discover(root: str | Path) -> list[TestRecord]:
     """Pair ``Data/Test_XX`` with ``Labels/Test_XX`` by folder name (rules in the module docstring)."""
     root = Path(root)
-    layout = "expected ROOT/Data/Test_XX/*.csv (or .mat) and ROOT/Labels/Test_XX/*.png"
+    layout = "expected ROOT/Data/Test_XX/*.csv (or .mat, .wav, ...) and ROOT/Labels/Test_XX/*.png"
     if not root.exists():
         raise DataError(root, f"data root does not exist ({layout})")
     if not root.is_dir():
@@ -118,6 +122,7 @@ def discover(root: str | Path) -> list[TestRecord]:
     skipped: set[str] = set()
     aliases: set[str] = set()  # test folders that are links to another test folder: read once
     loose = 0
+    empty: list[str] = []  # test folders without recordings, with what they hold
     twice: list[str] = []
     broken: list[str] = []
     entries = _visible(data_dir)
@@ -133,14 +138,14 @@ def discover(root: str | Path) -> list[TestRecord]:
     owners: dict = {}
     claimed: set[Path] = set()
     for q in sorted((q for d in entries if d.is_dir() and d.name not in aliases for q in _visible(d)
-                     if q.is_file() and q.suffix.lower() in RECORDING_SUFFIXES), key=lambda q: q.is_symlink()):
+                     if q.is_file() and q.suffix.lower() in RECORDING_EXTENSIONS), key=lambda q: q.is_symlink()):
         if (first := seen_before(q, owners)) is not None:  # one recording, under two tests' names or twice in one
             twice.append(f"{q.parent.name}/{q.name} ({first.parent.name}/{first.name})")  # (hard links too)
         else:
             claimed.add(q)
     for d in entries:
         if d.is_file():
-            loose += d.suffix.lower() in RECORDING_SUFFIXES
+            loose += d.suffix.lower() in RECORDING_EXTENSIONS
             continue
         if not d.is_dir():
             if d.is_symlink():
@@ -150,9 +155,9 @@ def discover(root: str | Path) -> list[TestRecord]:
             continue
         inside = _visible(d)
         broken += [f"{d.name}/{p.name}" for p in inside if p.is_symlink() and not p.exists()
-                   and p.suffix.lower() in RECORDING_SUFFIXES]
+                   and p.suffix.lower() in RECORDING_EXTENSIONS]
         csvs = [p for p in inside if p in claimed]
-        deeper = [q.name for q in inside if q.is_dir() and any(x.suffix.lower() in RECORDING_SUFFIXES
+        deeper = [q.name for q in inside if q.is_dir() and any(x.suffix.lower() in RECORDING_EXTENSIONS
                                                                 for x in q.rglob("*")
                                                                 if x.is_file() and not is_hidden(x, q))]
         if deeper:  # a session or day folder inside a test: its recordings were left out without a word
@@ -160,15 +165,18 @@ def discover(root: str | Path) -> list[TestRecord]:
                        "folder (a test per folder of Data/)", d, listed(deeper, 5, count=True))
         if not csvs:
             held = [q.name for q in inside if q.is_file()]
-            _warn_once("%s: no CSV or .mat files in this test folder%s; skipped", d,
-                       f" (it holds {listed(held, 3, count=True)})" if held else "")
+            empty.append(f"{d.name} ({'it holds ' + listed(held, 2, count=True) if held else 'empty'})")
             skipped.add(d.name)
             continue
         tests[d.name] = csvs
+    if empty:  # one line for them all (a folder of 200 tests of other files gave 200 lines)
+        _warn_once("%s: %d folder(s) without recordings (%s) skipped: %s", data_dir, len(empty), READ_HERE,
+                   listed(empty, 3, count=True))
     if not tests:
         hint = (f"; {loose} recording{'s lie' if loose != 1 else ' lies'} directly in {data_dir.name}/: put each "
                 f"test's recordings in its own folder" if loose else "")
-        raise DataError(root, f"no tests: {data_dir.name}/ holds no sub-folder with CSV or .mat files ({layout}){hint}")
+        raise DataError(root, f"no tests: {data_dir.name}/ holds no sub-folder with recordings ({READ_HERE}; "
+                              f"{layout}){hint}")
     if loose:
         _warn_once("%s: %d recording(s) directly in this folder belong to no test; ignored", data_dir, loose)
     if twice:

@@ -486,19 +486,28 @@ def _score_result(m: ServedModel, client_name: str, duration: float, scores, dec
 def _predict(m: ServedModel, up: Upload, route: str, scale: int, settings: ServeSettings,
              sample_rate: float | None = None) -> dict:
     """``sample_rate``: of a vibration CSV without a time column."""
-    from latentbridge.io import AUDIO_EXTENSIONS
-    from latentbridge.io.vibration import RECORDING_SUFFIXES
+    from latentbridge.io.audio import AUDIO_EXTENSIONS, RECORDING_EXTENSIONS
 
     ext = up.path.suffix
+
+    def limited(settings):  # an audio file's limits (a vibration table's text is no denser decoded than uploaded)
+        try:
+            within_limits(up.path, settings)
+        except HTTPException as e:
+            raise HTTPException(e.status_code, f"{up.client_name}: {e.detail}") from None
+
     if sample_rate is not None and m.task != "multimodal":
         raise DataError(up.path, "sample_rate is the rate of a vibration CSV without a time column; "
                                  f"this model ({m.task}) reads none")
     if m.task == "multimodal":
         from latentbridge.tasks.multimodal import predict_recording
 
-        if ext.lower() not in RECORDING_SUFFIXES:
+        if ext.lower() not in RECORDING_EXTENSIONS:
             got = ext or "a file without extension"
-            raise DataError(up.path, f"expected a vibration recording (.csv, .mat), got {got}")
+            raise DataError(up.path, f"expected a vibration recording (.csv, .mat or an audio file: .wav, .flac, "
+                                     f"...), got {got}")
+        if ext.lower() in AUDIO_EXTENSIONS:
+            limited(settings)
         p = predict_recording(m.saved, up.path, sample_rate)
         return {"model": m.name, "file": up.client_name, "kind": "vibration_to_mask",
                 "damage_extent": p.extent, "window_damage_extent": p.window_extent.tolist(),
@@ -509,10 +518,7 @@ def _predict(m: ServedModel, up: Upload, route: str, scale: int, settings: Serve
     from latentbridge.tasks.avdigits import image_to_spoken, spoken_to_image
 
     if ext in AUDIO_EXTENSIONS:
-        try:  # (a vibration table's text is no denser decoded than uploaded: the upload's limit bounds it)
-            within_limits(up.path, settings)
-        except HTTPException as e:
-            raise HTTPException(e.status_code, f"{up.client_name}: {e.detail}") from None
+        limited(settings)
         t = spoken_to_image(m.saved, up.path, route)
         return {"model": m.name, "file": up.client_name, "kind": "audio_to_image", "route": t.route,
                 "image_png": media.png_base64(t.image, scale), "image_shape": list(t.image.shape),

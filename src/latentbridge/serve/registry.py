@@ -87,7 +87,8 @@ class ServedModel:
             v = self.saved.workflow.vibration
             return {
                 "predict": "multipart field 'file': a vibration CSV (one column per sensor, optional time "
-                           "column; see the README's bridge quickstart) or a MATLAB .mat recording",
+                           "column; see the README's bridge quickstart), a MATLAB .mat recording or an audio file "
+                           "(each channel a sensor)",
                 "n_channels": spec.n_channels, "sample_rate": spec.sample_rate, "window_s": spec.window_s,
                 "hop_s": spec.hop_s, "resample_to": v.resample_to, "csv_sample_rate": v.sample_rate,
                 "mask_shape": [spec.mask.height, spec.mask.width],

@@ -21,8 +21,8 @@ features / the MNIST training images (never on test clips); a multimodal stage i
 this config's data sections.
 
 ``sample`` draws from a saved run: joint samples, or the other modality given condition files
-(a wav → images, a PNG digit → log-mels and wavs; a vibration CSV or .mat file → crack masks, a mask
-PNG → vibration). Compute only; :mod:`latentbridge.report.runs.mld` writes the files.
+(a wav → images, a PNG digit → log-mels and wavs; a vibration recording (CSV, .mat or audio) → crack masks, a
+mask PNG → vibration). Compute only; :mod:`latentbridge.report.runs.mld` writes the files.
 """
 
 from __future__ import annotations

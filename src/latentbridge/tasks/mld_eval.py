@@ -30,7 +30,7 @@ import torch
 from latentbridge.errors import DataError, ModelFolderError, named_problems
 from latentbridge.io.audio import AUDIO_EXTENSIONS
 from latentbridge.io.images import IMAGE_EXTENSIONS
-from latentbridge.io.vibration import RECORDING_SUFFIXES
+from latentbridge.io.audio import RECORDING_EXTENSIONS
 from latentbridge.tasks.mld import bridge_splits, generate, load_run, sampler_settings
 from latentbridge.utils import counted
 
@@ -98,7 +98,7 @@ def read_condition(saved, stages, p: Path, sample_rate: float | None = None) -> 
     if cfg.data.kind == "digits":
         return digit_condition(p, saved.transform, _data_shape(stages, "image")[1:])
     vib = stages.workflow("multimodal").vibration
-    if suffix in RECORDING_SUFFIXES:
+    if suffix in RECORDING_EXTENSIONS:
         from latentbridge.tasks.multimodal import channel_names_of, say_level, windows_of_recording
 
         first = stages.saved["multimodal"]
@@ -113,7 +113,8 @@ def read_condition(saved, stages, p: Path, sample_rate: float | None = None) -> 
             log.warning("%s: the mask is %.0f%% crack: inverted (crack drawn dark on white)? A crack is what is "
                         "brighter than vibration.mask_threshold", p, 100 * share)
         return "mask", mask[None, None].astype(np.float32)
-    raise DataError(p, "a bridge condition is a vibration recording (.csv, .mat) or a crack mask (.png)")
+    raise DataError(p, "a bridge condition is a vibration recording (.csv, .mat or an audio file: .wav, .flac, ...) or "
+                       "a crack mask (.png)")
 
 
 def log_magnitude(waves: np.ndarray, spec) -> np.ndarray:
