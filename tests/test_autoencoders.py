@@ -798,7 +798,7 @@ def test_image_autoencoder_on_a_folder_of_colour_images(tmp_path):
     assert m["n_images"] == 5 and 0 < m["test_mse"] < 0.1 and not m.get("test_mse_per_class")
 
 
-def test_a_resume_over_a_changed_data_folder_is_refused(tmp_path, capsys):
+def test_a_resume_over_a_changed_data_folder_is_refused(tmp_path, capsys, caplog):
     """Images copied into the folder between a training and its resume: the split was drawn anew over them (n_train 14
     -> 22), and images already trained on could land in the test set. Refused, naming them, the run left as it was; the
     folder restored, the resume goes on. Recordings alike (the fit pipeline of the audio models)."""
@@ -833,6 +833,24 @@ def test_a_resume_over_a_changed_data_folder_is_refused(tmp_path, capsys):
         (imgs / f"{i}.png").unlink()
     (imgs / "0.png").write_bytes(first)
     assert main([*args, "-o", "train.max_epochs=2", "--resume"]) == 0
+    # evaluated over the folder changed since: its test split, drawn anew, held images the run trained on
+    from latentbridge.data.images import load_image_data
+    from latentbridge.models.hub import load_model
+    from latentbridge.training.fit import trained_files
+
+    for i in range(15, 21):
+        Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(imgs / f"{i}.png")
+    (imgs / "0.png").unlink()
+    cfg = load_model(out).workflow
+    seen = trained_files(out)
+    anew = [str(f.resolve()) for f in load_image_data(cfg.data, cfg.train.seed, read=()).test.files]
+    unseen = [f for f in anew if f not in seen]
+    assert len(unseen) < len(anew)  # (this folder's new split takes in training images)
+    with caplog.at_level("WARNING"):
+        assert main(["evaluate", str(out), "--out", str(tmp_path / "ev_changed")]) == 0
+    assert json.loads((tmp_path / "ev_changed" / "metrics.json").read_text())["n_images"] == len(unseen)
+    assert f"its test split, drawn anew over them, held {len(anew) - len(unseen)} of the images it trained on, left " \
+        f"out ({len(unseen)} test images remain)" in caplog.text
 
     wavs = _clips(tmp_path / "wavs", 4, 8000)
     base = ["train", "--config", str(REPO / "configs" / "mel_ae.yaml"), "-o", f"data.train_dir={wavs}",

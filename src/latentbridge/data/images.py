@@ -512,14 +512,17 @@ def _folder(data_cfg, seed: int, reading: dict | None = None,
     return full.subset(keep), full.subset(test), info
 
 
-def load_image_data(data_cfg, seed: int, read: tuple[str, ...] = ("train", "val")) -> ImageData:
+def load_image_data(data_cfg, seed: int, read: tuple[str, ...] = ("train", "val"), run=None) -> ImageData:
     """Train / validation / test sets of a ``data`` section
     (:class:`~latentbridge.config.sections.DiffusionDataConfig`), seeded by ``seed``. The splits and the
     ``data.limit`` subset of the training split are drawn over a folder's file list; the folder images of the sets
     ``read`` are decoded here, together (:meth:`ImageData.read`), the others' when they are first used (a training
-    decodes no test image, an evaluation no training image it does not use)."""
+    decodes no test image, an evaluation no training image it does not use). ``run``: the trained run whose own split
+    an evaluation reads (:func:`_unseen_test`)."""
     train, test, info = (_mnist if data_cfg.source == "mnist" else _folder)(data_cfg, seed)
     files = info.pop("files", [])
+    if run is not None and files:
+        test, info = _unseen_test(run, files, test, info)
     train = train.subset(seeded_subset(len(train), data_cfg.limit, seed))
     keep, val = split_off(len(train), data_cfg.val_fraction, seed + 1,
                           train.labels if data_cfg.source == "folder" else None)
@@ -529,6 +532,23 @@ def load_image_data(data_cfg, seed: int, read: tuple[str, ...] = ("train", "val"
     info = {**info, "n_train": int(len(keep)), "n_val": int(len(val)), "n_test": int(len(test)),
             "limit": data_cfg.limit, "image_shape": list(shape)}
     return ImageData(train.subset(keep), train.subset(val), test, info, files).read(*read)
+
+
+def _unseen_test(run, files: list, test: ImageSet, info: dict) -> tuple[ImageSet, dict]:
+    """The test split of a run's folder less the images the run trained on, by its record of the files it read
+    (:func:`~latentbridge.training.fit.trained_files`): a folder changed since the training (an image added or gone)
+    is split anew, and the test share took in training images (26 of 400 after one file added and one gone)."""
+    from latentbridge.training.fit import data_changes, trained_files
+
+    if not (said := data_changes(Path(run), files)):
+        return test, info
+    seen = trained_files(Path(run), like=files) or set()
+    keep = [i for i, f in enumerate(test.files) if str(Path(f).resolve()) not in seen]
+    log.warning("%s: the run's images changed since it was trained (%s): its test split, drawn anew over them, held "
+                "%d of the images it trained on, left out (%d test images remain)", run, said,
+                len(test) - len(keep), len(keep))
+    return test.subset(keep), {**info, "split": f"{info['split']}, less {len(test) - len(keep)} test image(s) the "
+                                                f"run trained on (the folder changed since: {said})"}
 
 
 def every_image(data_cfg, root: str, seed: int, classes: list[str] | None = None,

@@ -327,12 +327,13 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
 # ----------------------------------------------------------------------------- images
 
 
-def _image_data(data_cfg, seed: int, root: str | None = None, read: tuple[str, ...] = ("train", "val")):
+def _image_data(data_cfg, seed: int, root: str | None = None, read: tuple[str, ...] = ("train", "val"), run=None):
     """Train / validation / test images of a ``data`` section (MNIST or a folder; ``root``: another root of the
-    same source; ``read``: the sets decoded now, :func:`~latentbridge.data.images.load_image_data`)."""
+    same source; ``read``: the sets decoded now, ``run``: the run whose own split an evaluation reads,
+    :func:`~latentbridge.data.images.load_image_data`)."""
     from latentbridge.data.images import load_image_data
 
-    return load_image_data(data_cfg.model_copy(update={"root": root}) if root else data_cfg, seed, read)
+    return load_image_data(data_cfg.model_copy(update={"root": root}) if root else data_cfg, seed, read, run)
 
 
 def _fit_image(cfg, out_dir: Path, resume: bool, force: bool) -> FitResult | None:
@@ -384,7 +385,8 @@ def _evaluate_image(saved, data: str | None) -> ImageEvaluation:
         images, info = every_image(cfg.data.model_copy(update={"conditions": None}), data, cfg.train.seed,
                                    reading=(saved.info.get("data") or {}).get("reading"), classes_optional=True)
     else:
-        loaded = _image_data(cfg.data, cfg.train.seed, data, read=("test",))  # the test split's images only
+        loaded = _image_data(cfg.data, cfg.train.seed, data, read=("test",),  # the test split's images only
+                             run=None if data else saved.path)
         images, info = loaded.test, loaded.info
     if not len(images):
         why = ("data.test_fraction is 0" if not cfg.data.test_fraction else

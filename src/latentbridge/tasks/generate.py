@@ -257,7 +257,8 @@ def evaluate(run_dir, data: str | None = None, *, n_samples: int | None = None, 
         images = ImageData(floor, floor, test, {"root": str(data), "offline_split": False, "split": (
             f"{test_info['split']}; {len(test)} as the reference, {m} others as the real-data floor")})
     else:
-        images = load_image_data(data_cfg, cfg.train.seed, read=())  # decoded below: the test split, a floor's worth
+        images = load_image_data(data_cfg, cfg.train.seed, read=(), run=saved.path)  # decoded below: the test split,
+        # a floor's worth
         names, labels = images.test.class_names, images.test.labels
         if names and labels is not None and (absent := [n for k, n in enumerate(names) if not (labels == k).any()]):
             log.warning("%s: the run's test split holds no image of class(es) %s (too few images of them to split): "

@@ -267,11 +267,15 @@ def _data_record(folder: Path) -> dict | None:
     return record if isinstance(record, dict) and isinstance(record.get("files"), dict) else None
 
 
-def trained_files(folder: Path) -> set[str] | None:
+def trained_files(folder: Path, like=None) -> set[str] | None:
     """The files (resolved paths) the run in ``folder`` trained on, by its record: those it read less those it held
-    out; None without a record (a closed-form model, a run from before the record)."""
-    record = _data_record(folder)
-    return None if record is None else set(record["files"]) - set(record.get("held_out") or ())
+    out; None without a record (a closed-form model, a run from before the record). ``like``: the run's data as it
+    is now, whose paths are given (matched below the folder common to each: a project moved with its data)."""
+    if (record := _data_record(folder)) is None:
+        return None
+    trained = set(record["files"]) - set(record.get("held_out") or ())
+    (old, _), (top, _) = _below_common(record["files"]), _below_common(data_listing(like or []))
+    return trained if like is None else {os.path.join(top, os.path.relpath(f, old)) for f in trained}
 
 
 def check_same_data(folder: Path, files) -> None:
