@@ -169,6 +169,16 @@ def physical_memory() -> int | None:
         return None
 
 
+def available_memory() -> int | None:
+    """The memory in bytes this machine can give without swapping (Linux's MemAvailable), or None where the system
+    does not say."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, ValueError, StopIteration, IndexError):
+        return None
+
+
 def reading_memory_error(path, e: MemoryError) -> Exception:
     """What an allocation that failed while reading ``path`` is: too little memory, no fault of the file (a
     MemoryError naming it: never a bad file that ``skip_bad`` leaves out, it dropped good recordings), unless the

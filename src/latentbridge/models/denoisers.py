@@ -170,6 +170,39 @@ class Denoiser(ModelFamily, nn.Module):
         has = (y is not None and self.n_classes > 0) or (c is not None and self.n_continuous > 0)
         return guided(self.forward, y, c, guidance, conditional=has)
 
+    def sampling_batch(self, batch_size: int, guided: bool = False) -> int:
+        """``batch_size`` or fewer images, so that a batch's activations stay within :data:`SAMPLING_MEMORY_SHARE`
+        of the memory free where the model is (on the CPU, 4 GiB at most): 250 images of 128 x 128 at a time took
+        9.3 GB for a model of 285 KB. The images do not depend on it (:meth:`generate`)."""
+        from latentbridge.errors import available_memory
+
+        dev = next(self.parameters()).device
+        free = torch.cuda.mem_get_info(dev)[0] if dev.type == "cuda" else min(4 * 2**30, available_memory() or 2**32)
+        per = self.image_activation_bytes() * (2 if guided else 1)  # (classifier-free guidance: a batch twice over)
+        return max(1, min(int(batch_size), int(SAMPLING_MEMORY_SHARE * free // per)))
+
+    def image_activation_bytes(self) -> float:
+        """An image's activations in one forward pass, measured once: 1.5 times the outputs of the layers (peaks
+        measured at 0.4-1.5 times them, 28 to 128 pixels)."""
+        if getattr(self, "_image_bytes", None) is None:
+            total = [0]
+
+            def count(_module, _inputs, out):
+                total[0] += out.numel() * out.element_size() if isinstance(out, Tensor) else 0
+
+            hooks = [m.register_forward_hook(count) for m in self.modules() if not list(m.children())]
+            dev, was = next(self.parameters()).device, self.training
+            try:
+                with torch.no_grad():
+                    self.eval().forward(torch.zeros(1, *self.image_shape, device=dev),
+                                        torch.zeros(1, device=dev).long())
+            finally:
+                self.train(was)
+                for h in hooks:
+                    h.remove()
+            self._image_bytes = max(1.0, 1.5 * total[0])
+        return self._image_bytes
+
     @inference
     def generate(self, n: int, *, y=None, c=None, guidance: float = 1.0, scheduler: str = "ddim",
                  steps: int | None = 50, eta: float = 0.0, generator: torch.Generator | None = None,
@@ -197,6 +230,10 @@ class Denoiser(ModelFamily, nn.Module):
                                     guidance=float(guidance))
             out.append(((x.clamp(-1, 1) + 1) / 2).float().cpu())
         return torch.cat(out) if out else torch.zeros(0, *self.image_shape)
+
+
+#: the share of the free memory a batch of sampled images' activations may take (:meth:`Denoiser.sampling_batch`)
+SAMPLING_MEMORY_SHARE = 0.25
 
 
 def _attention_flags(channels, side: int, limit: int) -> list[bool]:

@@ -92,12 +92,13 @@ def generate(model, n: int, *, labels=None, conditions=None, guidance: float = 2
     ``device`` (:func:`~latentbridge.utils.inference_device`: default the GPU when there is one); the
     model is back on its own device afterwards."""
     n_steps = model.process.train_timesteps if steps is None else steps
-    total = -(-n // max(1, batch_size)) * n_steps  # (model.generate names a batch size below 1)
     home = next(model.parameters()).device
     t0 = time.perf_counter()
     try:
         model.to(inference_device(device))
-        with progress_bar(total, progress, "sampling") as bar:
+        if int(batch_size) == batch_size and batch_size >= 1:  # (model.generate names a batch size below 1)
+            batch_size = model.sampling_batch(batch_size, guided=labels is not None or conditions is not None)
+        with progress_bar(-(-n // max(1, batch_size)) * n_steps, progress, "sampling") as bar:
             x = model.generate(n, y=None if labels is None else torch.as_tensor(labels),
                                c=None if conditions is None else torch.as_tensor(conditions, dtype=torch.float32),
                                guidance=guidance, scheduler=scheduler, steps=steps, eta=eta,
