@@ -43,7 +43,7 @@ import numpy as np
 
 from latentbridge.errors import DataError
 from latentbridge.io.images import IMAGE_EXTENSIONS
-from latentbridge.io.masks import read_mask_png
+from latentbridge.io.masks import picture_text, read_mask_png
 from latentbridge.io.audio import RECORDING_EXTENSIONS
 from latentbridge.utils import first_time, is_hidden, listed, natural_key, seen_before
 
@@ -262,11 +262,17 @@ def read_masks(root: Path, records: list[TestRecord], vib) -> tuple[np.ndarray, 
     test_masks = np.zeros((len(records), 1, H, W), dtype=np.float32)
     test_has = np.zeros(len(records), dtype=bool)
     vanished: list[Path] = []
+    pictures: list[tuple] = []
     for ti, r in enumerate(records):
         if r.mask_file is not None:
             test_masks[ti, 0] = read_mask_png(r.mask_file, H, W, threshold=vib.mask_threshold,
-                                               coverage=vib.mask_coverage, vanished=vanished)
+                                               coverage=vib.mask_coverage, vanished=vanished, pictures=pictures)
             test_has[ti] = True
+    if pictures:  # one warning for the folder, said by the first
+        path, mid, crack = pictures[0]
+        _warn_once("%s: %d mask(s) are pictures rather than masks (%s, the first: %s): %s", root, len(pictures),
+                   listed([p.relative_to(root).as_posix() for p, _, _ in pictures], 3, count=True),
+                   path.relative_to(root).as_posix(), picture_text(mid, crack, vib.mask_threshold))
     if vanished:  # one warning for the folder (it was one a mask: 32 lines)
         _warn_once("%s: the crack of %d mask(s) vanishes when shrunk to the model's %dx%d at vibration.mask_coverage "
                    "= %g (a crack thinner than that share of an output pixel): lower vibration.mask_coverage to keep "

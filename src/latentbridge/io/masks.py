@@ -135,6 +135,7 @@ def read_mask_png(
     threshold: float = 0.5,
     coverage: float = 0.5,
     vanished: list | None = None,
+    pictures: list | None = None,
 ) -> np.ndarray:
     """Read a crack mask PNG as a ``(height, width)`` float32 array of 0/1.
 
@@ -142,7 +143,9 @@ def read_mask_png(
     area averaging to ``(height, width)`` and re-binarise (crack: at least ``coverage`` of the
     output pixel's area). Any size and PNG colour type is accepted; see the module docstring.
     A crack that vanishes in the shrinking is warned of, or, given ``vanished``, its path appended there (a folder's
-    masks said in one warning).
+    masks said in one warning); a picture rather than a mask (more than :data:`PICTURE_SHARE` of its pixels between
+    its darkest and brightest tenths: a photo, a thermal image, thresholded without a word before) likewise, or
+    ``(path, that share, the share read as crack)`` appended to ``pictures``.
     """
     from PIL import Image
 
@@ -156,6 +159,12 @@ def read_mask_png(
         raise ValueError(f"coverage must be in (0, 1], got {coverage!r}")
     grey = _read_grey(path)
     binary = (grey > threshold).astype(np.float32)
+    lo, hi = float(grey.min()), float(grey.max())
+    if hi > lo and (mid := float(np.mean(np.abs(grey - (lo + hi) / 2) < 0.4 * (hi - lo)))) > PICTURE_SHARE:
+        if pictures is not None:
+            pictures.append((path, mid, float(binary.mean())))
+        else:
+            log.warning("%s: %s", path, picture_text(mid, float(binary.mean()), threshold))
     if not binary.any() and grey.max() > grey.min():  # drawn, yet no crack: a faint or dark drawing
         log.warning("%s: its grey levels run from %.3g to %.3g, none above the threshold %g (vibration.mask_threshold): "
                     "read as no crack", path, grey.min(), grey.max(), threshold)
@@ -177,6 +186,19 @@ def read_mask_png(
                     "(vibration.mask_coverage): lower the coverage to keep thin cracks", path, int(binary.sum()),
                     binary.size, width, height, coverage)
     return out
+
+
+#: the share of a mask's pixels between its darkest and brightest tenths above which it is a picture, not a mask (an
+#: anti-aliased drawing's edges hold a few per cent)
+PICTURE_SHARE = 0.25
+
+
+def picture_text(mid: float, crack: float, threshold: float) -> str:
+    """What is said of a mask that is a picture: ``mid`` of its pixels between dark and bright, ``crack`` read as
+    crack."""
+    return (f"{100 * mid:.0f}% of its pixels lie between its darkest and brightest levels: a picture (a photo, a "
+            f"thermal image) rather than a mask of crack on background? It is read as crack where brighter than "
+            f"vibration.mask_threshold {threshold:g} ({100 * crack:.0f}% of it)")
 
 
 def write_mask_png(path: str | Path, mask: np.ndarray) -> Path:
