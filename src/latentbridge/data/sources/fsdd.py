@@ -174,7 +174,7 @@ class FSDD:
         #: "fsdd": FSDD's flat folder of named recordings; "folders": a folder of one's own (:func:`_folder_items`)
         self.layout = "fsdd"
         refuse_missing(self.root, root, download, setting, fetch, "FSDD")
-        rec = self._find_recordings()
+        rec, skipped = self._find_recordings(), []
         if rec is None and self.root.is_dir():
             items, skipped = _folder_items(self.root)
             if items:
@@ -189,7 +189,9 @@ class FSDD:
                     f"no spoken digits found: point {setting} at FSDD's folder (recordings/*.wav" + (
                         f"; {fetch} fetches them" if fetch else "") + "), or at recordings of your own named "
                     "{digit}_{speaker}_{index}.wav or in class folders named by digit (0/ ... 9/ or zero/ ... nine/; "
-                    "train/ and test/ above them split them)",
+                    "train/ and test/ above them split them)" + (
+                        f"; it holds {len(skipped)} file(s) none of these (e.g. "
+                        f"{skipped[0].relative_to(self.root).as_posix()!r})" if skipped else ""),
                 )
             self._download()
             rec = self._find_recordings()
