@@ -73,9 +73,19 @@ def test_run_folder_records_the_transform_split_and_calibration(run):
     assert "fused with its own value" in (run / "README.md").read_text()
 
 
-def test_evaluate_scores_three_tasks_against_baselines(run, tmp_path, capsys):
+def test_evaluate_scores_three_tasks_against_baselines(run, tmp_path, capsys, monkeypatch):
+    import latentbridge.utils as utils
+
+    bars, real_bar = [], utils.progress_bar  # the evaluation said nothing for minutes on larger sections
+
+    def recorded(total, enabled, desc, unit="step"):
+        bars.append(real_bar(total, enabled, desc, unit))
+        return bars[-1]
+
+    monkeypatch.setattr(utils, "progress_bar", recorded)
     out = tmp_path / "eval"
     assert main(["evaluate", str(run), "--out", str(out)]) == 0
+    assert (bars[0].n, bars[0].total) == (8 + 3, 8 + 3)  # 8 baselines tuned, the section's 3 tasks
     assert "uncertainty_coverage_2sigma=" in capsys.readouterr().out
     m = json.loads((out / "metrics.json").read_text())
     assert set(m["denoise"]["baselines"]) == {"gaussian", "median", "nl_means", "total_variation"}

@@ -63,7 +63,8 @@ TASKS: dict[str, TaskEntry] = {
     "diffusion": TaskEntry(_fit_diffusion, lambda run_dir, data=None: generate.evaluate(run_dir, data, progress=True),
                            diffusion_report.write_evaluation),
     "mld": TaskEntry(mld.fit, mld_eval.evaluate, mld_report.write_evaluation),
-    "spatial": TaskEntry(spatial.fit, spatial.evaluate, spatial_report.write_evaluation),
+    "spatial": TaskEntry(spatial.fit, lambda run_dir, data=None: spatial.evaluate(run_dir, data, progress=True),
+                         spatial_report.write_evaluation),
 }
 
 

@@ -431,7 +431,7 @@ def enhance_saved(saved, input_path: str | Path, task: str, *, mz: list[float] |
     return res
 
 
-def evaluate(run_dir: str | Path, data: str | None = None):
+def evaluate(run_dir: str | Path, data: str | None = None, progress: bool = False):
     from latentbridge.tasks.spatial_eval import evaluate as _evaluate
 
-    return _evaluate(run_dir, data)
+    return _evaluate(run_dir, data, progress)
