@@ -146,6 +146,12 @@ def test_detection_metrics_zero_division_and_one_class():
     m = detection_metrics([0, 0, 0], [0.1, 0.2, 0.3], threshold=0.15)
     assert m["auc"] is None and m["pauc"] is None
     assert m["fpr"] == pytest.approx(2 / 3) and m["recall"] == 0.0
+    # balanced accuracy over the classes present, as scikit-learn's (0.5 * (0 + 1/3) = 0.167 before)
+    from sklearn.metrics import balanced_accuracy_score
+
+    with pytest.warns(UserWarning):
+        assert m["balanced_accuracy"] == pytest.approx(balanced_accuracy_score([0, 0, 0], [0, 1, 1])) == 1 / 3
+    assert detection_metrics([1, 1, 1, 1], [0.1, 0.2, 0.3, 0.4], threshold=0.15)["balanced_accuracy"] == 0.75
     json.dumps(m)
 
 

@@ -189,7 +189,9 @@ def _div(a: float, b: float) -> float:
 def detection_metrics(labels, scores, threshold: float, max_fpr: float = 0.1) -> dict:
     """Threshold-free (AUC, pAUC) and thresholded metrics for one set of scores.
 
-    Decision: ``score > threshold`` means anomalous. Ratios with a zero denominator are 0.0.
+    Decision: ``score > threshold`` means anomalous. Ratios with a zero denominator are 0.0 (scikit-learn's
+    ``zero_division``); ``balanced_accuracy`` is the mean rate of the classes present (as scikit-learn's: with normal
+    recordings only, their true-negative rate, not half of it).
     ``auc`` and ``pauc`` are None when only one class is present (everything else still
     computed). Keys: auc, pauc, max_fpr, threshold, tp, fp, tn, fn, precision, recall, f1,
     accuracy, tpr, fpr, tnr, balanced_accuracy, n, n_normal, n_anomalous.
@@ -226,7 +228,7 @@ def detection_metrics(labels, scores, threshold: float, max_fpr: float = 0.1) ->
         "tpr": recall,
         "fpr": _div(fp, n_norm),
         "tnr": tnr,
-        "balanced_accuracy": 0.5 * (recall + tnr),
+        "balanced_accuracy": 0.5 * (recall + tnr) if both else recall if n_anom else tnr,
         "n": int(y.size),
         "n_normal": int(n_norm),
         "n_anomalous": int(n_anom),
