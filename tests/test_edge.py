@@ -398,6 +398,20 @@ def test_notes_are_said_once_and_counted(tmp_path, files, onnx_model):
         "note: 4 more file(s) too: shorter than one 2-s window; padded to one window (wrap)"]
 
 
+def test_a_recording_stored_lossily_is_said_as_anomaly_score_says_it(tmp_path, files, onnx_model):
+    """A model fitted on lossless recordings scoring an OGG copy: `anomaly score` warns that the codec's artefacts
+    score as unlike the training sound; the edge scorer said nothing."""
+    x, sr = sf.read(files["padded.wav"], dtype="float32")
+    ogg = tmp_path / "copy.ogg"
+    sf.write(ogg, np.tile(x, 3), sr, format="OGG", subtype="VORBIS")
+    res = run_edge(onnx_model, ogg)
+    assert res.returncode == 0, res.stderr
+    assert f"warning: {ogg}: 1 of 1 recordings are stored by a lossy codec (Vorbis x1: {ogg}) and every training " \
+           "recording was stored losslessly (16-bit PCM x" in res.stderr, res.stderr
+    res = run_edge(onnx_model, files["padded.wav"])  # stored as training's: nothing said of it
+    assert "lossy" not in res.stderr
+
+
 def test_other_sample_rates_are_resampled(tmp_path, onnx_model):
     """The same continuous-time signal written at 16, 22.05 and 44.1 kHz scores the same.
 

@@ -255,6 +255,11 @@ class EdgeScorer:
             notes.append(f"resampled from {sr} Hz to the model's {self.sample_rate} Hz"
                          + (f"; recorded below the model's band, it holds nothing between {sr / 2:g} and {top:g} Hz, "
                             "which scores it as unlike the training sound for that alone" if below_band(sr, top) else ""))
+        from latentbridge.data.survey import header_warnings  # numpy only
+
+        # stored lossily where training was not (or 8-bit), as `anomaly score` says (none for an export before codecs)
+        notes.extend(WARNING + t for t in header_warnings(self.meta.get("codecs"), self.sample_rate, None,
+                                                          [str(path)], [blocks.codec], []))
         if self.channel is None and blocks.channels > 1 and blocks.channels != self.meta.get("fitted_channels"):
             notes.append(f"mixed to one channel from {blocks.channels}: the model reads one channel")
         windows = BlockWindows(blocks, self.sample_rate, self.window, self.hop, self.pad, self.trim_db, self.min_share)

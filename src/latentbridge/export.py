@@ -144,6 +144,7 @@ def _export(model_dir, task: str | None, out_path: Path, opset: int, n_parity: i
         "fitted_channels": det.fitted_channels,  # (a stereo recording of a model fitted on stereo ones: no note)
         # how much the training recordings clipped, for the scorer's note on recordings that clip more
         "clipped_share_percentiles": (det.saved.info.get("data") or {}).get("clipped_share_percentiles_0_10_50_90_100"),
+        "codecs": (det.saved.info.get("data") or {}).get("codecs"),  # the training recordings' (lossy or lossless)
     }
     with atomic_path(out_path) as tmp:
         res = write_score_graph(det.model, spec, tmp, score_name, {

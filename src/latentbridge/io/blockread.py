@@ -25,7 +25,7 @@ from latentbridge.io.containers import declared_frames_of
 from latentbridge.io.levels import (MIN_SILENT_TAIL, Plateaus, bounds_of_blocks, clip_values, column_sums, dbfs,
                                     offsets_of_sums, subtract_offsets, sum_of_squares, trailing_zeros, widened)
 from latentbridge.io.resampling import resampled_blocks
-from latentbridge.io.wav import (PCM16_FORMATS, WavLayout, read_pcm16, read_wav_samples,
+from latentbridge.io.wav import (PCM16_FORMATS, WavLayout, layout_codec, read_pcm16, read_wav_samples,
                                  soundfile_source)
 from latentbridge.io.windows import MIN_WINDOW_SHARE, WindowBuffer, check_recording_length, shortest_recording
 
@@ -70,6 +70,9 @@ class RecordingBlocks:
                 header_frames, sr, self.channels = max(0, int(info.frames)), int(info.samplerate), int(info.channels)
         self._header_frames = header_frames
         self.sample_rate = sr
+        #: how the samples are stored, as :attr:`~latentbridge.io.audio.AudioInfo.codec` says it
+        self.codec = "CSV" if self._table is not None else str(info.subtype or "") if self._sf else layout_codec(
+            self._layout)
         self._offset, self._zeros = np.zeros(self.channels), False
         self._plateaus = None  # each channel's clipping plateaus, counted while the samples are read
         total, n_zero = np.zeros(self.channels), np.zeros(self.channels, dtype=np.int64)

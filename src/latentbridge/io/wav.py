@@ -50,6 +50,13 @@ class WavLayout:
     after: bytes = b""  # the first bytes after the declared data (and its pad byte)
 
 
+def layout_codec(layout: WavLayout) -> str:
+    """How a WAV layout's samples are stored, as soundfile's subtype names it (``PCM_16``, ``FLOAT``, ...)."""
+    if layout.fmt_tag == 3:
+        return "DOUBLE" if layout.bits == 64 else "FLOAT"
+    return "PCM_U8" if layout.bits == 8 else f"PCM_{layout.bits}"
+
+
 def _chunk_follows(f, pos: int, file_size: int) -> bool:
     """Whether a chunk header (four ASCII characters and a size that fits in the file) starts at ``pos``."""
     if pos + 8 > file_size:
