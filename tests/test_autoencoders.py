@@ -836,21 +836,33 @@ def test_a_resume_over_a_changed_data_folder_is_refused(tmp_path, capsys, caplog
     # evaluated over the folder changed since: its test split, drawn anew, held images the run trained on
     from latentbridge.data.images import load_image_data
     from latentbridge.models.hub import load_model
-    from latentbridge.training.fit import trained_files
 
-    for i in range(15, 21):
-        Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(imgs / f"{i}.png")
-    (imgs / "0.png").unlink()
     cfg = load_model(out).workflow
-    seen = trained_files(out)
-    anew = [str(f.resolve()) for f in load_image_data(cfg.data, cfg.train.seed, read=()).test.files]
-    unseen = [f for f in anew if f not in seen]
-    assert len(unseen) < len(anew)  # (this folder's new split takes in training images)
+    before = load_image_data(cfg.data, cfg.train.seed, read=())  # the split the run trained with
+    trained = {str(f.resolve()) for f in before.train.files}
+    held = {str(f.resolve()) for f in [*before.val.files, *before.test.files]}
+    (imgs / "0.png").unlink()
+    for i in range(15, 60):  # images added until the new test split holds training images and held-out ones
+        Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(imgs / f"{i}.png")
+        anew = [str(f.resolve()) for f in load_image_data(cfg.data, cfg.train.seed, read=()).test.files]
+        unseen = [f for f in anew if f not in trained]
+        if len(unseen) < len(anew) and set(unseen) & held:  # (to leave out, to keep)
+            break
+    else:
+        pytest.fail("no folder of up to 60 images made the case")
     with caplog.at_level("WARNING"):
         assert main(["evaluate", str(out), "--out", str(tmp_path / "ev_changed")]) == 0
     assert json.loads((tmp_path / "ev_changed" / "metrics.json").read_text())["n_images"] == len(unseen)
     assert f"its test split, drawn anew over them, held {len(anew) - len(unseen)} of the images it trained on, left " \
         f"out ({len(unseen)} test images remain)" in caplog.text
+    # a record that names no file held out (runs before): it cannot tell which, and says so
+    record = json.loads((out / "logs" / "data_files.json").read_text())
+    (out / "logs" / "data_files.json").write_text(json.dumps({**record, "held_out": []}))
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(["evaluate", str(out), "--out", str(tmp_path / "ev_old")]) == 0
+    assert json.loads((tmp_path / "ev_old" / "metrics.json").read_text())["n_images"] == len(anew)
+    assert "may hold images it trained on (its record does not say which" in caplog.text
 
     wavs = _clips(tmp_path / "wavs", 4, 8000)
     base = ["train", "--config", str(REPO / "configs" / "mel_ae.yaml"), "-o", f"data.train_dir={wavs}",

@@ -306,6 +306,6 @@ def test_example_windows_are_titled_to_the_millisecond():
     from latentbridge.tasks.multimodal import window_title
 
     data = SimpleNamespace(tests=["New_001", "New_050"], test_index=np.array([0, 1, 1, 1]),
-                           starts_s=np.array([0.0, 0.25, 0.5, 125.0]))
+                           starts_s=np.array([0.0, 0.25, 0.5, 12000.25]))
     assert [window_title(data, i) for i in range(4)] == ["New_001 @0s", "New_050 @0.25s", "New_050 @0.5s",
-                                                         "New_050 @125s"]
+                                                         "New_050 @12000.25s"]

@@ -1517,7 +1517,7 @@ def test_audio_files_are_recordings_of_their_channels(tmp_path, caplog):
                                                "holds log.txt), Notes_2 (it holds log.txt)"), said
     # channels picked by position; a rate given must be the header's, as a CSV's time column must agree with it
     assert build_windows(root, vib(channels=[1]), cache_dir=tmp_path / "cache").waves.shape == (18, 1, 200)
-    with pytest.raises(DataError, match=r"rec\.wav: the file's header gives 100 Hz but the sample rate 50 Hz was "):
+    with pytest.raises(DataError, match=r"rec\.wav: its header gives 100 Hz but the sample rate 50 Hz was given"):
         build_windows(root, vib(sample_rate=50.0), cache_dir=tmp_path / "cache")
 
 

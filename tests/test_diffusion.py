@@ -441,10 +441,10 @@ def test_sampling_batches_fit_in_the_memory_and_give_the_same_images(monkeypatch
     batches = []
     real = model.generate
     monkeypatch.setattr(model, "generate", lambda *a, **k: batches.append(k["batch_size"]) or real(*a, **k))
-    capped, _ = generate(model, 13, labels=np.arange(13) % 2, steps=2, seed=1, batch_size=250)
+    capped, _ = generate(model, 13, labels=np.arange(13) % 2, steps=2, seed=1, batch_size=250, device="cpu")
     assert batches == [12]
     monkeypatch.setattr(errors, "available_memory", lambda: 2**40)
-    whole, _ = generate(model, 13, labels=np.arange(13) % 2, steps=2, seed=1, batch_size=250)
+    whole, _ = generate(model, 13, labels=np.arange(13) % 2, steps=2, seed=1, batch_size=250, device="cpu")
     assert batches[0] == 12 and batches[1] >= 13  # (all in one batch)
     assert float(np.abs(capped - whole).max()) < 1e-4, float(np.abs(capped - whole).max())  # the same images
 

@@ -397,7 +397,7 @@ def test_matlab_recordings_are_read_like_csvs(tmp_path, capsys):
     assert read_audio(tmp_path / "rig" / "r1.mat", csv_rate=500)[1] == 12000  # the file's own rate wins
     from latentbridge.io.matfile import read_mat_recording
 
-    with pytest.raises(DataError, match=r"r1\.mat: the file gives 12000 Hz but 500 Hz was given"):
+    with pytest.raises(DataError, match=r"r1\.mat: the file gives 12000 Hz but the sample rate 500 Hz was given"):
         read_mat_recording(tmp_path / "rig" / "r1.mat", 500)  # as the bridge's sample rate, which must agree
     (tmp_path / "rig" / "bad.mat").write_bytes(b"MATLAB 5.0 MAT-file, but cut")
     with pytest.raises(DataError, match=r"bad\.mat: unreadable \.mat file"):

@@ -311,7 +311,7 @@ def test_integrators_clients_get_answers_that_say_what_happened(client, folders,
             ServeSettings(api_key=key)
 
 
-def test_upload_and_duration_limits_are_413_naming_the_limit(models, machine_data):
+def test_upload_and_duration_limits_are_413_naming_the_limit(models, machine_data, tmp_path):
     wav = sorted((machine_data / "test" / "normal").glob("*.wav"))[0].read_bytes()  # 4 s, 128 kB
     pump = next(n for n, m in models.items() if m.task == "anomaly")
     with TestClient(create_app(models, ServeSettings(max_upload_mb=0.05, max_duration_s=3.0))) as c:
@@ -336,6 +336,15 @@ def test_upload_and_duration_limits_are_413_naming_the_limit(models, machine_dat
             "bomb.flac: audio too large: 192000 frames x 8 channels, 1,536,000 values once decoded; the limit is "
             "1,000,000 (latentbridge serve --max-values)"), r.text
         assert len(flac.getvalue()) < 100_000
+        # a .mat recording's arrays likewise (its samples and fs; a compressed one of 622 KB held 640 MB), predict
+        from scipy.io import savemat
+
+        mat = tmp_path / "rec.mat"
+        savemat(mat, {"acc": np.zeros((400_000, 3)), "fs": 100.0}, do_compression=True)
+        bridge = next(n for n, m in models.items() if m.task == "multimodal")
+        r = _post(c, f"/api/models/{bridge}/predict", "rec.mat", mat.read_bytes())
+        assert r.status_code == 413 and r.json()["detail"] == "rec.mat: a .mat file of 1,200,001 values once decoded; " \
+            "the limit is 1,000,000 (latentbridge serve --max-values)", r.text
 
 
 # ----------------------------------------------------------------------------- API key, CORS

@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     sm_.add_argument("--eta", type=float, help="DDIM only: 0 deterministic, 1 DDPM-like noise")
     sm_.add_argument("--condition", action="append", help="diffusion: a continuous condition value (repeat for "
                      "several); multimodal latent diffusion and audio-visual digits: a condition file (a wav or PNG "
-                     "digit; a vibration CSV or mask PNG), repeatable; none: joint samples")
+                     "digit; a vibration recording (CSV, .mat, audio) or mask PNG), repeatable; none: joint samples")
     sm_.add_argument("--batch-size", type=int, help="samples per batch (fewer where they would not fit in memory)")
     sm_.add_argument("--sample-rate", type=float, help="Hz of condition CSVs without a time column (bridge runs; "
                      "default: the run's vibration.sample_rate)")

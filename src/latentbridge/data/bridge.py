@@ -3,15 +3,15 @@
 Data layout (``root``)::
 
     ROOT/Data/Test_XX/*.csv     accelerometer recordings (see latentbridge.io.vibration; MATLAB .mat
-                                files too, latentbridge.io.matfile)
+                                files too, latentbridge.io.matfile; audio files, each channel a sensor)
     ROOT/Labels/Test_XX/*.png   one crack mask per test (any size, any PNG colour type)
 
 Pairing rules: :mod:`latentbridge.data.bridge_layout` (:func:`discover`).
 
 Windows (:func:`build_windows`)
 -------------------------------
-* Each CSV of a test is one recording, windowed on its own (windows never span two files);
-  every window of a test shares the test's mask. ``starts_s`` is relative to its CSV.
+* Each file of a test is one recording, windowed on its own (windows never span two files);
+  every window of a test shares the test's mask. ``starts_s`` is relative to its file.
 * With ``vibration.resample_to`` every recording is resampled with
   :func:`latentbridge.io.resample`. Afterwards every recording must have the same sample rate
   (within 0.01 %) and the same channel count; a mismatch is a DataError listing the tests and
@@ -57,7 +57,7 @@ from latentbridge.data.bridge_rates import RATE_RTOL, check_rate, removed_warnin
 from latentbridge.io.columns import model_order
 from latentbridge.io.matfile import read_mat_vibration
 from latentbridge.io.notes import reading_set
-from latentbridge.io.vibration import read_vibration_csv
+from latentbridge.io.vibration import read_audio_vibration, read_vibration_csv
 from latentbridge.utils import atomic_path, file_stamp, first_time, listed, stable_hash, warnings_said
 
 log = logging.getLogger(__name__)
@@ -295,29 +295,11 @@ def _keeping_warnings():
         first_time(("bridge data", text))  # said: not again from the cache in this process (_warn_once's key)
 
 
-def read_audio_channels(path: str | Path, sample_rate: float | None = None,
-                        channels: list[int] | None = None) -> tuple[np.ndarray, float]:
-    """An audio file as vibration: ``(wave (C, T) float32, its header's rate)``, every channel a sensor (``channels``
-    picking some, 0-based); ``sample_rate``, when given (``vibration.sample_rate``, ``--sample-rate``), must be the
-    header's, as a CSV's time column must agree with it."""
-    from latentbridge.io.audio import ALL_CHANNELS, read_audio
-    from latentbridge.io.vibration import pick_channels
-
-    wave, sr = read_audio(path, channel=ALL_CHANNELS)
-    if sample_rate is not None and abs(sr - float(sample_rate)) > 1e-6 * sr:
-        raise DataError(path, f"the file's header gives {sr:g} Hz but the sample rate {float(sample_rate):g} Hz was "
-                              "given; drop the given rate (vibration.sample_rate, --sample-rate of evaluate and "
-                              "sample, or a server request's sample_rate): an audio file's rate is its own")
-    if channels is not None:
-        wave = wave[pick_channels(path, channels, wave.shape[0], "channel")]
-    return np.ascontiguousarray(wave, dtype=np.float32), float(sr)
-
-
 def read_recording(path: str | Path, vib, rates_read: dict | None = None,
                    names: list | None = None, pick_names: list[str] | None = None,
                    fallback_rate: float | None = None, rate_from: list | None = None,
                    removed: dict | None = None) -> tuple[np.ndarray, float]:
-    """One vibration recording (a CSV, a .mat or an audio file: :func:`read_audio_channels`) as the model reads it:
+    """One vibration recording (a CSV, a .mat or an audio file: :func:`~latentbridge.io.vibration.read_audio_vibration`) as the model reads it:
     ``(wave (C, T) float32, rate)`` with the config's ``sample_rate`` (for CSVs without a time column) and
     ``channels``, resampled to
     ``resample_to`` when set (``vib``: a :class:`~latentbridge.config.sections.VibrationConfig`);
@@ -332,7 +314,7 @@ def read_recording(path: str | Path, vib, rates_read: dict | None = None,
         wave, sr = read_mat_vibration(path, sample_rate=vib.sample_rate, channels=vib.channels, names=names,
                                       pick_names=pick_names, fallback_rate=fallback_rate)
     elif not is_table(Path(path)):  # an audio file: each channel a sensor, the rate its header's
-        wave, sr = read_audio_channels(path, vib.sample_rate, vib.channels)
+        wave, sr = read_audio_vibration(path, vib.sample_rate, vib.channels)
         if rate_from is not None:
             rate_from.append("header")
     else:
@@ -389,7 +371,7 @@ def recording_windows(wave: np.ndarray, sample_rate: float, window_s: float, hop
 def folder_files(root, tests=None) -> list[Path]:
     """Every recording and mask file a bridge folder holds (:func:`discover`), or those of ``tests`` (ids): what a
     training run records of its data, so that a resume over a folder whose files changed is refused
-    (:func:`latentbridge.training.fit.check_same_data`), and of the states it held out."""
+    (:func:`latentbridge.training.data_record.check_same_data`), and of the states it held out."""
     return [p for r in discover(Path(root).resolve()) if tests is None or r.test_id in tests  # (warned once)
             for p in r.csv_files + ([r.mask_file] if r.mask_file is not None else [])]
 

@@ -231,6 +231,13 @@ class ImageData:
     training_run`); empty for MNIST."""
 
     @property
+    def held_out_files(self) -> list:
+        """The folder's files a training does not learn from: validation, test, and those ``data.limit`` left out
+        (recorded with the run: :func:`~latentbridge.training.data_record.record_data`)."""
+        trained = set(self.train.files)
+        return [f for f in self.files if f not in trained]
+
+    @property
     def n_classes(self) -> int:
         return len(self.train.class_names)
 
@@ -536,14 +543,19 @@ def load_image_data(data_cfg, seed: int, read: tuple[str, ...] = ("train", "val"
 
 def _unseen_test(run, files: list, test: ImageSet, info: dict) -> tuple[ImageSet, dict]:
     """The test split of a run's folder less the images the run trained on, by its record of the files it read
-    (:func:`~latentbridge.training.fit.trained_files`): a folder changed since the training (an image added or gone)
-    is split anew, and the test share took in training images (26 of 400 after one file added and one gone)."""
-    from latentbridge.training.fit import data_changes, trained_files
+    (:func:`~latentbridge.training.data_record.trained_among`): a folder changed since the training (an image added
+    or gone) is split anew, and the test share took in training images (26 of 400 after one file added and one gone).
+    A record that cannot tell which (a run recorded before 2026-12-07) leaves the split as drawn, with a warning."""
+    from latentbridge.training.data_record import data_changes, trained_among
 
     if not (said := data_changes(Path(run), files)):
         return test, info
-    seen = trained_files(Path(run), like=files) or set()
-    keep = [i for i, f in enumerate(test.files) if str(Path(f).resolve()) not in seen]
+    if (seen := trained_among(Path(run), test.files, files)) is None:
+        log.warning("%s: the run's images changed since it was trained (%s): its test split, drawn anew over them, may "
+                    "hold images it trained on (its record does not say which: restore the folder to evaluate on its "
+                    "own test images)", run, said)
+        return test, {**info, "split": f"{info['split']} (the folder changed since the training: {said})"}
+    keep = [i for i, trained in enumerate(seen) if not trained]
     log.warning("%s: the run's images changed since it was trained (%s): its test split, drawn anew over them, held "
                 "%d of the images it trained on, left out (%d test images remain)", run, said,
                 len(test) - len(keep), len(keep))

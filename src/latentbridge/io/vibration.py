@@ -70,6 +70,7 @@ from latentbridge.io.timecolumns import (TIME_STEP_TOLERANCE, _epoch_scale, _nor
 from latentbridge.utils import atomic_path, first_time
 
 __all__ = [
+    "read_audio_vibration",
     "read_vibration_csv",
     "write_vibration_csv",
     "TIME_STEP_TOLERANCE",
@@ -217,15 +218,17 @@ def _time_rate(path: Path, data: np.ndarray, time_col: int, time_scale: float, h
     rate = snap_rate((len(t) - 1) / float(t[-1] - t[0]))
     if q and abs(rate - round(rate)) <= rate * q / float(t[-1] - t[0]):  # the ends are off by up to q / 2 each
         rate = float(round(rate))
-    if sample_rate is not None and abs(rate - float(sample_rate)) > TIME_STEP_TOLERANCE * float(sample_rate):
-        raise DataError(
-            path,
-            f"the time column gives {rate:g} Hz but the sample rate {float(sample_rate):g} Hz was given; "
-            "drop the given rate (vibration.sample_rate, --sample-rate of evaluate and sample, or a server "
-            "request's sample_rate) or the time "
-            "column",
-        )
+    check_given_rate(path, rate, sample_rate, "the time column", TIME_STEP_TOLERANCE)
     return rate
+
+
+def check_given_rate(path, rate: float, given: float | None, source: str, tolerance: float) -> None:
+    """DataError naming the file where the rate it gives (its ``source``: a time column, a .mat file's scalar, an
+    audio header) is more than ``tolerance`` (relative) off a rate ``given`` for it."""
+    if given is not None and abs(rate - float(given)) > tolerance * float(given):
+        raise DataError(path, f"{source} gives {rate:g} Hz but the sample rate {float(given):g} Hz was given; drop "
+                              "the given rate (vibration.sample_rate, --sample-rate of evaluate and sample, or a "
+                              f"server request's sample_rate) or the file's ({source})")
 
 
 def read_vibration_csv(
@@ -511,6 +514,20 @@ def read_vibration_csv(
     for k, j in enumerate(use_cols):
         wave[k] = data[:, j]
     return wave, float(rate)
+
+
+def read_audio_vibration(path: str | Path, sample_rate: float | None = None,
+                        channels: list[int] | None = None) -> tuple[np.ndarray, float]:
+    """An audio file as a vibration recording, as :func:`read_vibration_csv` reads a CSV: ``(wave (C, T) float32, its
+    header's rate)``, every channel a sensor (``channels`` picking some, 0-based); ``sample_rate``, when given
+    (``vibration.sample_rate``, ``--sample-rate``), must be the header's, as a CSV's time column must agree with it."""
+    from latentbridge.io.audio import ALL_CHANNELS, read_audio
+
+    wave, sr = read_audio(path, channel=ALL_CHANNELS)
+    check_given_rate(path, sr, sample_rate, "its header", 1e-6)
+    if channels is not None:
+        wave = wave[pick_channels(path, channels, wave.shape[0], "channel")]
+    return np.ascontiguousarray(wave, dtype=np.float32), float(sr)
 
 
 def write_vibration_csv(

@@ -451,6 +451,7 @@ def within_limits(path: Path, settings: ServeSettings, csv_rate: float | None = 
     of samples)."""
     from latentbridge.io import audio_info
 
+    mat_within_limits(path, settings)
     info = audio_info(path, csv_rate)
     if info.duration_s > settings.max_duration_s:
         raise HTTPException(413, f"audio too long: {info.duration_s:.1f} s; the limit is "
@@ -460,6 +461,16 @@ def within_limits(path: Path, settings: ServeSettings, csv_rate: float | None = 
                                  f"values once decoded; the limit is {settings.max_values:,} (latentbridge serve "
                                  "--max-values)")
     return info
+
+
+def mat_within_limits(path: Path, settings: ServeSettings) -> None:
+    """413 for a ``.mat`` upload whose arrays hold more values than ``--max-values`` once decoded (read from its
+    headers: :func:`~latentbridge.io.matfile.stored_values`)."""
+    from latentbridge.io.matfile import stored_values
+
+    if path.suffix.lower() == ".mat" and (values := stored_values(path) or 0) > settings.max_values:
+        raise HTTPException(413, f"a .mat file of {values:,} values once decoded; the limit is "
+                                 f"{settings.max_values:,} (latentbridge serve --max-values)")
 
 
 def _score_result(m: ServedModel, client_name: str, duration: float, scores, decisions, starts_s, padded) -> dict:
@@ -490,9 +501,9 @@ def _predict(m: ServedModel, up: Upload, route: str, scale: int, settings: Serve
 
     ext = up.path.suffix
 
-    def limited(settings):  # an audio file's limits (a vibration table's text is no denser decoded than uploaded)
+    def limited(settings):  # an audio or .mat file's limits (a CSV's text is no denser decoded than uploaded)
         try:
-            within_limits(up.path, settings)
+            (within_limits if ext.lower() in AUDIO_EXTENSIONS else mat_within_limits)(up.path, settings)
         except HTTPException as e:
             raise HTTPException(e.status_code, f"{up.client_name}: {e.detail}") from None
 
@@ -506,7 +517,7 @@ def _predict(m: ServedModel, up: Upload, route: str, scale: int, settings: Serve
             got = ext or "a file without extension"
             raise DataError(up.path, f"expected a vibration recording (.csv, .mat or an audio file: .wav, .flac, "
                                      f"...), got {got}")
-        if ext.lower() in AUDIO_EXTENSIONS:
+        if ext.lower() != ".csv":
             limited(settings)
         p = predict_recording(m.saved, up.path, sample_rate)
         return {"model": m.name, "file": up.client_name, "kind": "vibration_to_mask",

@@ -253,7 +253,7 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
             log.warning("no held-out files recorded: evaluating on the training recordings (optimistic)")
             files, source, from_s = audio_files(cfg), "training files (no held-out files)", None
         else:  # recordings made again under the same names were scored as the held-out ones without a word
-            from latentbridge.training.fit import held_out_changed
+            from latentbridge.training.data_record import held_out_changed
 
             try:
                 source += held_out_changed(saved.path, audio_files(cfg), "recordings")
@@ -347,6 +347,7 @@ def _fit_image(cfg, out_dir: Path, resume: bool, force: bool) -> FitResult | Non
     data = _image_data(cfg.data, cfg.train.seed)
     train_x, val_x = data.train.images, data.val.images  # uint8, scaled a batch at a time (unit_batch)
     with training_run(cfg, out_dir, resume=resume, force=force, data_files=data.files or None) as run:
+        run.held_out = data.held_out_files
         model = build_model(cfg.model, input_shape=tuple(train_x.shape[1:]))
         run.fit(model, loader_of(train_x, cfg.train, True, collate=unit_batch),
                 loader_of(val_x, cfg.train, False, collate=unit_batch) if len(val_x) else None)

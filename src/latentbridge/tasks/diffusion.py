@@ -254,6 +254,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False, 
     if cfg.monitor.fd_every and ref is data.test:
         data.read("test")  # before the run folder is made: an unreadable image stops the run there
     with training_run(cfg, out_dir, resume=resume, force=force, data_files=data.files or None) as run:
+        run.held_out = data.held_out_files
         model = build_model(cfg.model, **cfg.model_data(n_classes, n_cont))
         digit_classes = data.train.class_names == DIGITS
         monitor = EpochMonitor(cfg, run.dir, judge, ref.floats() if cfg.monitor.fd_every else None, n_classes,

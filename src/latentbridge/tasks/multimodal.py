@@ -326,7 +326,7 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
     if data_root is None and split.get("test_tests"):
         data = data.subset_tests(split["test_tests"])
         from latentbridge.data.bridge import folder_files
-        from latentbridge.training.fit import held_out_changed
+        from latentbridge.training.data_record import held_out_changed
 
         scope = "held-out damage states " + ", ".join(split["test_tests"]) + held_out_changed(
             Path(run_dir), folder_files(cfg.data.root))
@@ -415,7 +415,7 @@ def crack_operating_curve(prob: np.ndarray, target: np.ndarray, span_m: float) -
 def window_title(data, i: int) -> str:
     """A figure's title of window ``i`` of bridge ``data``: its test and start time, to the millisecond (windows of
     a 0.25-s hop all read "@0s")."""
-    return f"{data.tests[data.test_index[i]]} @{round(float(data.starts_s[i]), 3):g}s"
+    return f"{data.tests[data.test_index[i]]} @{float(data.starts_s[i]):.3f}".rstrip("0").rstrip(".") + "s"
 
 
 def threshold_calibration(info: dict | None) -> tuple[str | None, str]:
