@@ -343,8 +343,8 @@ def test_upload_and_duration_limits_are_413_naming_the_limit(models, machine_dat
         savemat(mat, {"acc": np.zeros((400_000, 3)), "fs": 100.0}, do_compression=True)
         bridge = next(n for n, m in models.items() if m.task == "multimodal")
         r = _post(c, f"/api/models/{bridge}/predict", "rec.mat", mat.read_bytes())
-        assert r.status_code == 413 and r.json()["detail"] == "rec.mat: a .mat file of 1,200,001 values once decoded; " \
-            "the limit is 1,000,000 (latentbridge serve --max-values)", r.text
+        assert r.status_code == 413 and r.json()["detail"] == "rec.mat: a .mat file of 1,200,001 values once " \
+            "decoded; the limit is 1,000,000 (latentbridge serve --max-values)", r.text
 
 
 # ----------------------------------------------------------------------------- API key, CORS

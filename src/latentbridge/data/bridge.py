@@ -299,10 +299,10 @@ def read_recording(path: str | Path, vib, rates_read: dict | None = None,
                    names: list | None = None, pick_names: list[str] | None = None,
                    fallback_rate: float | None = None, rate_from: list | None = None,
                    removed: dict | None = None) -> tuple[np.ndarray, float]:
-    """One vibration recording (a CSV, a .mat or an audio file: :func:`~latentbridge.io.vibration.read_audio_vibration`) as the model reads it:
-    ``(wave (C, T) float32, rate)`` with the config's ``sample_rate`` (for CSVs without a time column) and
-    ``channels``, resampled to
-    ``resample_to`` when set (``vib``: a :class:`~latentbridge.config.sections.VibrationConfig`);
+    """One vibration recording (a CSV, a .mat or an audio file:
+    :func:`~latentbridge.io.vibration.read_audio_vibration`) as the model reads it: ``(wave (C, T) float32, rate)``
+    with the config's ``sample_rate`` (for CSVs without a time column) and ``channels``, resampled to ``resample_to``
+    when set (``vib``: a :class:`~latentbridge.config.sections.VibrationConfig`);
     ``rates_read`` collects the file's own rate (path → Hz), ``names`` a CSV header's channel names (a .mat file's
     channels' names);
     ``pick_names``: a trained model's sensor columns, taken by name where the header names them (``channels``,
