@@ -1515,10 +1515,25 @@ def test_audio_files_are_recordings_of_their_channels(tmp_path, caplog):
     assert len(said) == 1 and said[0].endswith("3 folder(s) without recordings (CSV, MATLAB .mat or audio files: .wav, "
                                                ".flac, .mp3, ...) skipped: Notes_0 (it holds log.txt), Notes_1 (it "
                                                "holds log.txt), Notes_2 (it holds log.txt)"), said
-    # channels picked by position; a rate given must be the header's, as a CSV's time column must agree with it
+    # channels picked by position (a mono file for channel 1 named with the setting); a rate given is that of the
+    # recordings that give none (a folder of CSVs without a time column and WAVs could not be read): said once
     assert build_windows(root, vib(channels=[1]), cache_dir=tmp_path / "cache").waves.shape == (18, 1, 200)
-    with pytest.raises(DataError, match=r"rec\.wav: its header gives 100 Hz but the sample rate 50 Hz was given"):
-        build_windows(root, vib(sample_rate=50.0), cache_dir=tmp_path / "cache")
+    from latentbridge.io.vibration import read_audio_vibration
+
+    with pytest.raises(DataError, match=r"rec\.wav: channel 2 out of range: the file has 2 channels \(vibration\."
+                                        r"channels: \[2\]\)"):  # (a trained model's prediction of one recording)
+        read_audio_vibration(root / "Data" / "Test_01" / "rec.wav", channels=[2])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert build_windows(root, vib(sample_rate=50.0), cache_dir=tmp_path / "cache").sample_rate == SR
+    assert caplog.text.count("read at its header's 100 Hz: the sample rate given, 50 Hz (vibration.sample_rate") == 1
+    # a recorder that saturated: named (the anomaly path names it; here it went without a word)
+    sf.write(root / "Data" / "Test_02" / "rec.flac", np.clip(8 * x, -1, 1).T, int(SR), subtype="PCM_24")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        build_windows(root, vib(), cache_dir=tmp_path / "cache")
+    assert re.search(r"Test_02/rec\.flac: \d+% of its samples lie on plateaus at full scale: the recorder or sensor "
+                     r"saturated \(clipping\)", caplog.text), caplog.text
 
 
 def test_pictures_given_as_masks_are_named_once(tmp_path, caplog):

@@ -538,3 +538,18 @@ def test_a_section_given_in_part_keeps_the_workflows_own_defaults(tmp_path):
     # the anomaly workflow's survey still sees only what was given
     anomaly = load_config(None, ["audio.pad=wrap"], sets={"task": "anomaly"})
     assert anomaly.audio.model_fields_set == {"pad"}
+
+
+def test_a_vibration_key_given_at_its_default_value_reaches_the_mld_stages(tmp_path):
+    """``-o vibration.resample_to=null`` (the section's default) was passed over: the bridge stages kept their 100 Hz
+    and a user's 4-kHz recordings were cut to 100 Hz. A saved config, which lists every key, keeps the stages' own."""
+    from latentbridge.config import dump_yaml
+
+    given = load_config("configs/mld_bridge.yaml", ["vibration.resample_to=null", "vibration.window_s=1"])
+    assert given.vibration_given() == {"resample_to": None, "window_s": 1.0}
+    for key in ("multimodal", "supervised"):
+        assert (given.stage_config(key).vibration.resample_to, given.stage_config(key).vibration.window_s) == (None, 1)
+    plain = load_config("configs/mld_bridge.yaml")
+    (tmp_path / "saved.yaml").write_text(dump_yaml(plain))
+    saved = load_config(str(tmp_path / "saved.yaml"))
+    assert saved.vibration_given() == {} and saved.stage_config("multimodal").vibration.resample_to == 100.0

@@ -369,6 +369,14 @@ def test_bridge_train_sample_evaluate(bridge_run, tmp_path, capsys, caplog):
     assert m["scope"].startswith("held-out damage states")
     # a calibrated threshold has no note (an empty "mask_threshold_note=" was printed with the metrics)
     assert m["mask_threshold_calibrated_on"] and "mask_threshold_note" not in m
+    # a recording's prediction from Python with the MLD run (an AttributeError once the recording was read)
+    from latentbridge.errors import LatentbridgeError
+    from latentbridge.models.hub import load_model
+    from latentbridge.tasks.multimodal import predict_recording
+
+    with pytest.raises(LatentbridgeError, match=r"a 'mld' run, not a multimodal one: `latentbridge sample .* "
+                                                r"--condition .*` draws its masks, or predict with its first stage"):
+        predict_recording(load_model(run), csv_file)
     for f in ("masks.png", "time_series.png", "latent_map.png", "interpolation_mask.png", "report.html"):
         assert (ev / f).is_file(), f
 

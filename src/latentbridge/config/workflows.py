@@ -306,10 +306,15 @@ class MLDWorkflow(_AudioWorkflow):
         return MLD_MODALITIES[self.data.kind]
 
     def vibration_given(self) -> dict:
-        """The ``vibration`` keys that differ from the defaults: those the stages take (a saved config lists every
-        key, the defaults too, which would replace the stages' own)."""
-        default = VibrationConfig().model_dump()
-        return {k: v for k, v in self.vibration.model_dump().items() if v != default[k]}
+        """The ``vibration`` keys given: those the stages take, whatever their value (``-o vibration.resample_to=null``
+        was passed over, the default's value, and the stages resampled to their 100 Hz); of a saved config, which
+        lists every key (the defaults too, which would replace the stages' own), those that differ from the
+        defaults."""
+        given, values = self.vibration.model_fields_set, self.vibration.model_dump()
+        if given == set(VibrationConfig.model_fields):
+            default = VibrationConfig().model_dump()
+            given = {k for k, v in values.items() if v != default[k]}
+        return {k: v for k, v in values.items() if k in given}
 
     def stage_raw(self, key: str) -> dict:
         """A first stage's raw config with this config's data sections and seed applied."""

@@ -53,10 +53,11 @@ from latentbridge.io.resampling import energy_above
 from latentbridge.io.audio import MAX_SAMPLE, is_table, too_large
 from latentbridge.data.bridge_layout import TestRecord, _warn_once, discover, read_masks
 from latentbridge.data.bridge_columns import ChannelOrder
+from latentbridge.data.survey import CLIPPED_SHARE
 from latentbridge.data.bridge_rates import RATE_RTOL, check_rate, removed_warning, report_rates, training_rate_text
 from latentbridge.io.columns import model_order
 from latentbridge.io.matfile import read_mat_vibration
-from latentbridge.io.notes import reading_set
+from latentbridge.io.notes import file_note, reading_set
 from latentbridge.io.vibration import read_audio_vibration, read_vibration_csv
 from latentbridge.utils import atomic_path, file_stamp, first_time, listed, stable_hash, warnings_said
 
@@ -314,7 +315,10 @@ def read_recording(path: str | Path, vib, rates_read: dict | None = None,
         wave, sr = read_mat_vibration(path, sample_rate=vib.sample_rate, channels=vib.channels, names=names,
                                       pick_names=pick_names, fallback_rate=fallback_rate)
     elif not is_table(Path(path)):  # an audio file: each channel a sensor, the rate its header's
-        wave, sr = read_audio_vibration(path, vib.sample_rate, vib.channels)
+        wave, sr = read_audio_vibration(path, vib.sample_rate, vib.channels, stats := {})
+        if (clipped := stats.get("clipped_share") or 0.0) >= CLIPPED_SHARE:  # (full scale known: a saturated recorder)
+            file_note(log, ("clipped vibration",), Path(path), f"{100 * clipped:.2g}% of its samples lie on plateaus "
+                      "at full scale: the recorder or sensor saturated (clipping), its vibration cut off there")
         if rate_from is not None:
             rate_from.append("header")
     else:

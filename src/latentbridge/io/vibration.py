@@ -516,17 +516,22 @@ def read_vibration_csv(
     return wave, float(rate)
 
 
-def read_audio_vibration(path: str | Path, sample_rate: float | None = None,
-                        channels: list[int] | None = None) -> tuple[np.ndarray, float]:
+def read_audio_vibration(path: str | Path, sample_rate: float | None = None, channels: list[int] | None = None,
+                         stats: dict | None = None) -> tuple[np.ndarray, float]:
     """An audio file as a vibration recording, as :func:`read_vibration_csv` reads a CSV: ``(wave (C, T) float32, its
-    header's rate)``, every channel a sensor (``channels`` picking some, 0-based); ``sample_rate``, when given
-    (``vibration.sample_rate``, ``--sample-rate``), must be the header's, as a CSV's time column must agree with it."""
+    header's rate)``, every channel a sensor (``channels`` picking some, 0-based). ``sample_rate`` (``vibration.
+    sample_rate``, ``--sample-rate``) is the rate of recordings that give none: an audio file is read at its own, said
+    once where they differ (a folder of CSVs without a time column and WAVs at another rate could not be read).
+    ``stats``: :func:`~latentbridge.io.read_audio`'s (the clipped share)."""
     from latentbridge.io.audio import ALL_CHANNELS, read_audio
 
-    wave, sr = read_audio(path, channel=ALL_CHANNELS)
-    check_given_rate(path, sr, sample_rate, "its header", 1e-6)
+    wave, sr = read_audio(path, channel=ALL_CHANNELS, stats=stats)
+    if sample_rate is not None and sr != float(sample_rate) and first_time(("audio rate given", float(sample_rate))):
+        log.warning("%s: read at its header's %g Hz: the sample rate given, %g Hz (vibration.sample_rate, "
+                    "--sample-rate), is the rate of recordings that give none (CSVs without a time column)", path, sr,
+                    float(sample_rate))
     if channels is not None:
-        wave = wave[pick_channels(path, channels, wave.shape[0], "channel")]
+        wave = wave[pick_channels(path, channels, wave.shape[0], "channel", f" (vibration.channels: {list(channels)})")]
     return np.ascontiguousarray(wave, dtype=np.float32), float(sr)
 
 

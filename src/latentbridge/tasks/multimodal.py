@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from latentbridge.training.fit import best_loss_text
-from latentbridge.errors import ConfigError, DataError
+from latentbridge.errors import ConfigError, DataError, LatentbridgeError
 from latentbridge.models.hub import load_model
 from latentbridge.utils import batched
 
@@ -528,6 +528,10 @@ def predict_recording(saved, path: str | Path, sample_rate: float | None = None)
     damage state, so the mask is the mean of the windows' crack probabilities. ``sample_rate``: of a
     CSV without a time column (else the config's)."""
     cfg, spec = saved.workflow, saved.transform
+    if cfg.task != "multimodal":  # (a latent diffusion run read the recording, then failed on an AttributeError)
+        raise LatentbridgeError(f"{saved.path}: a {cfg.task!r} run, not a multimodal one" + (
+            f": `latentbridge sample {saved.path} --condition {path}` draws its masks, or predict with its first stage "
+            f"({Path(saved.path) / 'first_stage' / 'multimodal'})" if cfg.task == "mld" else ""))
     windows, starts_s, sr, n_channels = windows_of_recording(cfg.vibration, spec, path, channel_names_of(saved),
                                                              sample_rate)
     say_level(saved, windows, path)
