@@ -20,7 +20,7 @@ import torch
 from latentbridge.training.fit import best_loss_text
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
 from latentbridge.models.hub import load_model
-from latentbridge.utils import batched
+from latentbridge.utils import batched, first_time
 
 log = logging.getLogger(__name__)
 #: crack-probability thresholds the calibration chooses among: 0.01 ... 0.04, then 0.05 ... 0.5 (the multimodal
@@ -475,7 +475,7 @@ def span_of(cfg, root, learned: float | None = None, other: bool = False) -> flo
         said = "vibration.span_m, %g m, is taken; its manifest.json gives length_m %g m"
     if span is not None and beside is not None and abs(span - beside) > 1e-6 * span:
         log.warning("%s: " + said, root, span, beside)
-    if span is None:
+    if span is None and first_time(("span unknown", str(root))):  # (once: a latent diffusion's two stages said it)
         log.warning("%s: the span the masks' width covers is unknown (no vibration.span_m, no manifest.json with "
                     "length_m): crack localisation errors are in mask widths (span 1), not metres (metrics.json: "
                     "crack_localisation_unit); give the span with -o vibration.span_m=METRES when training, or a "
