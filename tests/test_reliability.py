@@ -1956,7 +1956,7 @@ def test_a_reading_process_that_died_and_an_interrupt_s_errors_are_said_in_a_lin
 def test_data_moved_with_its_project_is_the_same_data(tmp_path):
     """A project folder moved (or copied) with its data: every file was 'gone' and 'added', so evaluate warned that
     the data changed and a resume was refused, of the same files."""
-    from latentbridge.training.data_record import data_changes, record_data
+    from latentbridge.data.run_record import data_changes, record_data
 
     (tmp_path / "A" / "data" / "sub").mkdir(parents=True)
     files = [tmp_path / "A" / "data" / "a.csv", tmp_path / "A" / "data" / "sub" / "b.csv"]

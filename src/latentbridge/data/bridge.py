@@ -375,7 +375,7 @@ def recording_windows(wave: np.ndarray, sample_rate: float, window_s: float, hop
 def folder_files(root, tests=None) -> list[Path]:
     """Every recording and mask file a bridge folder holds (:func:`discover`), or those of ``tests`` (ids): what a
     training run records of its data, so that a resume over a folder whose files changed is refused
-    (:func:`latentbridge.training.data_record.check_same_data`), and of the states it held out."""
+    (:func:`latentbridge.data.run_record.check_same_data`), and of the states it held out."""
     return [p for r in discover(Path(root).resolve()) if tests is None or r.test_id in tests  # (warned once)
             for p in r.csv_files + ([r.mask_file] if r.mask_file is not None else [])]
 

@@ -233,7 +233,7 @@ class ImageData:
     @property
     def held_out_files(self) -> list:
         """The folder's files a training does not learn from: validation, test, and those ``data.limit`` left out
-        (recorded with the run: :func:`~latentbridge.training.data_record.record_data`)."""
+        (recorded with the run: :func:`~latentbridge.data.run_record.record_data`)."""
         trained = set(self.train.files)
         return [f for f in self.files if f not in trained]
 
@@ -543,10 +543,10 @@ def load_image_data(data_cfg, seed: int, read: tuple[str, ...] = ("train", "val"
 
 def _unseen_test(run, files: list, test: ImageSet, info: dict) -> tuple[ImageSet, dict]:
     """The test split of a run's folder less the images the run trained on, by its record of the files it read
-    (:func:`~latentbridge.training.data_record.trained_among`): a folder changed since the training (an image added
+    (:func:`~latentbridge.data.run_record.trained_among`): a folder changed since the training (an image added
     or gone) is split anew, and the test share took in training images (26 of 400 after one file added and one gone).
     A record that cannot tell which (a run recorded before 2026-12-07) leaves the split as drawn, with a warning."""
-    from latentbridge.training.data_record import data_changes, trained_among
+    from latentbridge.data.run_record import data_changes, trained_among
 
     if not (said := data_changes(Path(run), files)):
         return test, info

@@ -460,9 +460,8 @@ def _calibration_rule(last: dict, method: str | None, k: float | None, far: floa
 
 def _warn_trained_on(model_dir, files) -> None:
     """Name the calibration recordings a trained model fitted itself to (its record of them:
-    :func:`~latentbridge.training.data_record.trained_files`): it reconstructs them better than new normal
-    recordings."""
-    from latentbridge.training.data_record import trained_files
+    :func:`~latentbridge.data.run_record.trained_files`): it reconstructs them better than new normal ones."""
+    from latentbridge.data.run_record import trained_files
 
     seen = trained_files(Path(model_dir)) or set()
     own = [f for f in files if str(Path(f).resolve()) in seen]

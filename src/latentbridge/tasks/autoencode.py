@@ -253,7 +253,7 @@ def _evaluate_audio(saved, data: str | None, n_iter: int, max_windows: int, n_ex
             log.warning("no held-out files recorded: evaluating on the training recordings (optimistic)")
             files, source, from_s = audio_files(cfg), "training files (no held-out files)", None
         else:  # recordings made again under the same names were scored as the held-out ones without a word
-            from latentbridge.training.data_record import held_out_changed
+            from latentbridge.data.run_record import held_out_changed
 
             try:
                 source += held_out_changed(saved.path, audio_files(cfg), "recordings")

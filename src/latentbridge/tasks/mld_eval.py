@@ -217,7 +217,7 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
     if data_root is None:  # the held-out states of the first stage's split
         train, _, test = bridge_splits(stages, own)
         from latentbridge.data.bridge import folder_files
-        from latentbridge.training.data_record import held_out_changed
+        from latentbridge.data.run_record import held_out_changed
 
         scope = f"held-out damage states {', '.join(test.tests)} of {own}" + held_out_changed(
             saved.path, folder_files(own))

@@ -326,7 +326,7 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
     if data_root is None and split.get("test_tests"):
         data = data.subset_tests(split["test_tests"])
         from latentbridge.data.bridge import folder_files
-        from latentbridge.training.data_record import held_out_changed
+        from latentbridge.data.run_record import held_out_changed
 
         scope = "held-out damage states " + ", ".join(split["test_tests"]) + held_out_changed(
             Path(run_dir), folder_files(cfg.data.root))

@@ -37,7 +37,7 @@ class TrainingRun:
     held_out: list | None = None  # those of them held out of training (validation), recorded with them
 
     def fit(self, model, train_loader, val_loader=None, beta: bool = True, callbacks=()):
-        from latentbridge.training.data_record import record_data
+        from latentbridge.data.run_record import record_data
         from latentbridge.training.fit import fit_model
         from latentbridge.utils import is_launched_child
 
@@ -100,7 +100,7 @@ def training_run(cfg, out_dir: str | Path, *, resume: bool = False, force: bool 
     """Own ``out_dir`` (lock; emptied with ``force``; kept with ``resume`` after checking that the
     run's architecture, data and transform match), save the resolved config, seed everything. ``data_files``: the
     files the run reads, recorded by a gradient training so that a resume over a changed listing is refused
-    (:func:`latentbridge.training.data_record.check_same_data`)."""
+    (:func:`latentbridge.data.run_record.check_same_data`)."""
     from latentbridge.config.workflows import config_to_dict
     from latentbridge.outputs import output_folder, protect_inputs
     from latentbridge.training.fit import start_run

@@ -230,7 +230,7 @@ def epochs_done(ckpt: dict) -> int:
 
 def start_run(cfg, out_dir: Path, resume: bool, data_files: list | None = None) -> None:
     """Check a resume (and that ``data_files``, the files the run reads, are those it recorded:
-    :func:`~latentbridge.training.data_record.check_same_data`),
+    :func:`~latentbridge.data.run_record.check_same_data`),
     save the resolved config (main process only; DDP's extra processes re-run the command), then set torch's threads
     and every seed. The caller owns ``out_dir`` (:func:`latentbridge.outputs.output_folder`)."""
     from latentbridge.config import config_to_dict, dump_yaml
@@ -240,7 +240,7 @@ def start_run(cfg, out_dir: Path, resume: bool, data_files: list | None = None) 
         if resume:
             check_resume(config_to_dict(cfg), out_dir)
             if data_files is not None:
-                from latentbridge.training.data_record import check_same_data
+                from latentbridge.data.run_record import check_same_data
 
                 check_same_data(out_dir, data_files)
         atomic_write_text(out_dir / "config.yaml", dump_yaml(cfg))
