@@ -519,9 +519,9 @@ def read_vibration_csv(
 def read_audio_vibration(path: str | Path, sample_rate: float | None = None, channels: list[int] | None = None,
                          stats: dict | None = None) -> tuple[np.ndarray, float]:
     """An audio file as a vibration recording, as :func:`read_vibration_csv` reads a CSV: ``(wave (C, T) float32, its
-    header's rate)``, every channel a sensor (``channels`` picking some, 0-based). ``sample_rate`` (``vibration.
-    sample_rate``, ``--sample-rate``) is the rate of recordings that give none: an audio file is read at its own, said
-    once where they differ (a folder of CSVs without a time column and WAVs at another rate could not be read).
+    header's rate)``, every channel a sensor (``channels`` picking some, 0-based). ``sample_rate``
+    (vibration.sample_rate, --sample-rate) is the rate of recordings that give none: an audio file is read at its
+    own, said once where they differ (a folder of CSVs without a time column and WAVs at another rate could not be read).
     ``stats``: :func:`~latentbridge.io.read_audio`'s (the clipped share)."""
     from latentbridge.io.audio import ALL_CHANNELS, read_audio
 
