@@ -1534,6 +1534,15 @@ def test_audio_files_are_recordings_of_their_channels(tmp_path, caplog):
         build_windows(root, vib(), cache_dir=tmp_path / "cache")
     assert re.search(r"Test_02/rec\.flac: \d+% of its samples lie on plateaus at full scale: the recorder or sensor "
                      r"saturated \(clipping\)", caplog.text), caplog.text
+    assert "RMS levels span" not in caplog.text  # (an 8-fold gain: 18 dB)
+    # a test in sensor units beside the recorder's full scale: the unit would tell the damage states apart
+    write_vibration_csv(root / "Data" / "Test_03" / "rec.csv", 50 * x, SR)
+    write_mask_png(root / "Labels" / "Test_03" / "mask.png", crack_mask(extent=0.5))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        build_windows(root, vib(), cache_dir=tmp_path / "cache")
+    assert re.search(r"root: the recordings' RMS levels span 3\d dB \(Data/Test_01/rec\.wav at -\d+\.\d dB to "
+                     r"Data/Test_03/rec\.csv at \d+\.\d dB\): recordings in other units", caplog.text), caplog.text
 
 
 def test_pictures_given_as_masks_are_named_once(tmp_path, caplog):

@@ -339,6 +339,27 @@ def read_recording(path: str | Path, vib, rates_read: dict | None = None,
     return wave, float(sr)
 
 
+#: the spread of a folder's recording levels from which they are named as other units or gains (a damage state's
+#: own vibration moves its level by a few dB; g for m/s² is 20 dB, milli-g 40 dB)
+LEVEL_SPREAD_DB = 30.0
+
+
+def _level_spread(waves: dict, root: Path) -> None:
+    """Warn where a folder's recordings (``waves``: test -> [(path, wave)]) span :data:`LEVEL_SPREAD_DB` or more in
+    RMS level: CSVs in m/s² beside WAVs at full scale trained on a 34-dB gap without a word, the unit telling the
+    damage states apart."""
+    levels = {p: 10 * np.log10(max(float(np.mean(np.square(w, dtype=np.float64))), 1e-30))
+              for per_file in waves.values() for p, w in per_file if w.size}
+    if len(levels) < 2 or max(levels.values()) - min(levels.values()) < LEVEL_SPREAD_DB:
+        return
+    low, high = min(levels, key=levels.get), max(levels, key=levels.get)
+    _warn_once("%s: the recordings' RMS levels span %.0f dB (%s at %.1f dB to %s at %.1f dB): recordings in other "
+               "units or at another gain (g for m/s² is 20 dB, milli-g 40 dB; a WAV at full scale beside CSVs in "
+               "m/s²)? A model reads the level as part of what tells the damage states apart; convert them to one unit",
+               root, levels[high] - levels[low], low.relative_to(root).as_posix(), levels[low],
+               high.relative_to(root).as_posix(), levels[high])
+
+
 def _short_recordings(waves: dict, window: int, sr: float, window_s: float, root: Path) -> set[Path]:
     """The recordings (of ``waves``: test → [(path, wave)]) shorter than one window, left out with one warning naming
     them (one stray short file stopped the whole training, and only the first was named); DataError naming the tests
@@ -472,6 +493,7 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache, pick_names: list[str] | 
             for p, w in waves[test_id]:
                 order.flat(p, w)
         removed_warning({p: order.picked_share(p, *e) for p, e in removed.items()}, own, vib, root)
+        _level_spread(waves, root)
         if len(set(counts.values())) > 1:
             raise DataError(root, "tests have different channel counts (channels: tests): " + _fmt_groups(counts)
                             + "; pick common sensor columns with -o vibration.channels=[...] when training (a trained "
