@@ -100,7 +100,7 @@ class OnnxDenoiser:
             labels = np.asarray(labels, dtype=np.int64)
             if not self.n_classes or labels.min() < 0 or labels.max() >= self.n_classes:
                 raise LatentbridgeError(f"class labels must be in 0..{self.n_classes - 1}")
-        c = None if condition is None else np.tile(np.asarray(condition, np.float64), (n, 1))
+        c = None if condition is None else np.tile(np.asarray(condition, np.float32), (n, 1))
         x = (np.random.default_rng(seed).standard_normal((n, *self.image_shape)) if noise is None
              else np.asarray(noise)).astype(np.float64)
         ac = self.alphas_cumprod

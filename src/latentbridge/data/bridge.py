@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import ConfigError, DataError
-from latentbridge.io import cut_windows, resample
+from latentbridge.io import cut_windows, level_dbfs, resample
 from latentbridge.io.resampling import energy_above
 from latentbridge.io.audio import MAX_SAMPLE, is_table, too_large
 from latentbridge.data.bridge_layout import TestRecord, _warn_once, discover, read_masks
@@ -348,8 +348,7 @@ def _level_spread(waves: dict, root: Path) -> None:
     """Warn where a folder's recordings (``waves``: test -> [(path, wave)]) span :data:`LEVEL_SPREAD_DB` or more in
     RMS level: CSVs in m/s² beside WAVs at full scale trained on a 34-dB gap without a word, the unit telling the
     damage states apart."""
-    levels = {p: 10 * np.log10(max(float(np.mean(np.square(w, dtype=np.float64))), 1e-30))
-              for per_file in waves.values() for p, w in per_file if w.size}
+    levels = {p: level_dbfs(w) for per_file in waves.values() for p, w in per_file if w.size}
     if len(levels) < 2 or max(levels.values()) - min(levels.values()) < LEVEL_SPREAD_DB:
         return
     low, high = min(levels, key=levels.get), max(levels, key=levels.get)

@@ -501,7 +501,7 @@ def _predict(m: ServedModel, up: Upload, route: str, scale: int, settings: Serve
 
     ext = up.path.suffix
 
-    def limited(settings):  # an audio or .mat file's limits (a CSV's text is no denser decoded than uploaded)
+    def limited():  # an audio or .mat file's limits (a CSV's text is no denser decoded than uploaded)
         try:
             (within_limits if ext.lower() in AUDIO_EXTENSIONS else mat_within_limits)(up.path, settings)
         except HTTPException as e:
@@ -518,7 +518,7 @@ def _predict(m: ServedModel, up: Upload, route: str, scale: int, settings: Serve
             raise DataError(up.path, f"expected a vibration recording (.csv, .mat or an audio file: .wav, .flac, "
                                      f"...), got {got}")
         if ext.lower() != ".csv":
-            limited(settings)
+            limited()
         p = predict_recording(m.saved, up.path, sample_rate)
         return {"model": m.name, "file": up.client_name, "kind": "vibration_to_mask",
                 "damage_extent": p.extent, "window_damage_extent": p.window_extent.tolist(),
@@ -529,7 +529,7 @@ def _predict(m: ServedModel, up: Upload, route: str, scale: int, settings: Serve
     from latentbridge.tasks.avdigits import image_to_spoken, spoken_to_image
 
     if ext in AUDIO_EXTENSIONS:
-        limited(settings)
+        limited()
         t = spoken_to_image(m.saved, up.path, route)
         return {"model": m.name, "file": up.client_name, "kind": "audio_to_image", "route": t.route,
                 "image_png": media.png_base64(t.image, scale), "image_shape": list(t.image.shape),

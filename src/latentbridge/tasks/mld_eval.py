@@ -28,9 +28,8 @@ import numpy as np
 import torch
 
 from latentbridge.errors import DataError, ModelFolderError, named_problems
-from latentbridge.io.audio import AUDIO_EXTENSIONS
+from latentbridge.io.audio import AUDIO_EXTENSIONS, RECORDING_EXTENSIONS
 from latentbridge.io.images import IMAGE_EXTENSIONS
-from latentbridge.io.audio import RECORDING_EXTENSIONS
 from latentbridge.tasks.mld import bridge_splits, generate, load_run, sampler_settings
 from latentbridge.utils import counted
 
