@@ -123,6 +123,97 @@ def _format_line(start_s: float, end_s: float, score: float, is_anomaly: bool) -
     return f"{start_s:8.2f}-{end_s:.2f} s  score {score:.5f}  {label}"
 
 
+class _Scored:
+    """The windows of a listening run as they are scored: each one's printed line and event (an event-log row, and
+    ``on_window``'s call), and the counts its closing line gives."""
+
+    def __init__(self, score_fn: ScoreFn, buffer: WindowBuffer, *, sample_rate: int, window: int, read: dict,
+                 is_file: bool, out, log: EventLog | None, on_window, first_window, silent_peak: float,
+                 stats: StreamStats | None):
+        self.score_fn, self.buffer, self.read = score_fn, buffer, read
+        self.sample_rate, self.window = sample_rate, window
+        self.is_file, self.out, self.log, self.on_window, self.first_window = is_file, out, log, on_window, first_window
+        self.silent_peak, self.stats = silent_peak, stats
+        self.n_windows = self.n_anomalies = self.flagged_blocks = self.n_silent = 0
+        self.last_silent, self.silences = False, 0  # whether the last window was digital silence; the stretches begun
+
+    def overflows(self) -> int:
+        return max(self.flagged_blocks, self.stats.overflows if self.stats is not None else 0)
+
+    def emit(self, line: str) -> None:
+        if self.out is not None:
+            print(line, file=sys.stdout if self.out == "stdout" else self.out, flush=True)
+
+    def __call__(self, ready: list[tuple[int, np.ndarray]]) -> None:
+        """Score the windows ``ready`` together (``(start sample, window)`` pairs): a line and an event each."""
+        if not ready:
+            return
+        starts = [s for s, _ in ready]
+        windows = np.stack([w for _, w in ready])
+        self._say_silence(windows, starts)
+        scores, decisions = self.score_fn(windows)
+        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+        decisions = np.asarray(decisions).reshape(-1).astype(bool)
+        if scores.shape[0] != len(ready) or decisions.shape[0] != len(ready):
+            raise LatentbridgeError(
+                f"score function returned {scores.shape[0]} scores and "
+                f"{decisions.shape[0]} decisions for {len(ready)} windows"
+            )
+        lead_s = self.read["lead_s"]
+        if not np.isfinite(scores).all():  # NaN compared with the threshold read as normal (as anomaly score's rule)
+            bad = int(np.flatnonzero(~np.isfinite(scores))[0])
+            raise LatentbridgeError(f"the model gave a non-finite score for the window at "
+                                    f"{starts[bad] / self.sample_rate + lead_s:.2f} s; no decision")
+        for start, value, flag in zip(starts, scores, decisions):
+            start_s = start / self.sample_rate + lead_s
+            # a window padded past the recording's end ends with it, as score's rows say (a file: the recording's
+            # whole length, a trimmed lead and tail included; a stream: the samples received)
+            end_s = min(start_s + self.window / self.sample_rate, self.read["duration_s"]) if self.is_file else \
+                min(start + self.window, self.buffer.samples_seen) / self.sample_rate
+            self.n_windows += 1
+            self.n_anomalies += int(flag)
+            self.emit(_format_line(start_s, end_s, float(value), bool(flag)))
+            if self.log is not None or self.on_window is not None:
+                event = {"wall_time": utc_now_iso(), "start_s": start_s, "end_s": end_s, "score": float(value),
+                         "is_anomaly": bool(flag), "overflows": self.overflows()}
+                if self.log is not None:
+                    self.log.log(event)
+                if self.on_window is not None:
+                    self.on_window(event)
+
+    def _say_silence(self, windows: np.ndarray, starts: list[int]) -> None:
+        """Digital silence named as each stretch of it begins (a muted or disconnected input: every window of it
+        scores as a fault; a dropout after the first was printed and logged as faults alone), the first ten; the first
+        window with sound given to ``first_window``'s checks."""
+        silent = np.abs(windows).reshape(len(windows), -1).max(axis=1) < self.silent_peak
+        for i in np.flatnonzero(silent & ~np.concatenate([[self.last_silent], silent[:-1]])):
+            self.silences += 1
+            if self.silences <= 10:
+                _log.warning("the window at %.2f s is digital silence (peak below %.0e): is the input muted or "
+                             "disconnected? Its score measures the silence%s", starts[i] / self.sample_rate,
+                             self.silent_peak, "; later ones are counted in the closing line" if self.silences == 10
+                             else "")
+        self.last_silent = bool(silent[-1])
+        self.n_silent += int(silent.sum())
+        if self.first_window is not None and not silent.all():  # (digital silence is said above)
+            check, self.first_window = self.first_window, None
+            for text in check(windows[int(np.argmin(silent))]):
+                _log.warning("%s", text)
+
+    def closing(self, duration_s: float, clipped: int) -> dict:
+        """The summary, and its closing line."""
+        summary = {"n_windows": self.n_windows, "n_anomalies": self.n_anomalies, "overflows": self.overflows(),
+                   "duration_s": duration_s, "n_silent_windows": self.n_silent, "n_clipped_samples": clipped}
+        n_anomalies = self.n_anomalies
+        self.emit(
+            f"listened {duration_s:.2f} s: {counted(self.n_windows, 'window')}, "
+            f"{n_anomalies} anomal{'y' if n_anomalies == 1 else 'ies'}, {counted(summary['overflows'], 'overflow')}"
+            + (f", {counted(self.n_silent, 'window')} of digital silence" if self.n_silent else "")
+            + (f", {clipped} samples clipped" if clipped else "")
+        )
+        return summary
+
+
 def listen(
     score_fn: ScoreFn,
     *,
@@ -255,121 +346,41 @@ def listen(
     own_log = events is not None and not isinstance(events, EventLog)
     new_log = own_log and not Path(events).exists()  # type: ignore[arg-type]
     log = EventLog(events) if own_log else events  # type: ignore[arg-type]
-    n_windows = n_anomalies = flagged_blocks = n_silent = 0
-    silence = [False, 0]  # whether the last window was digital silence; the stretches of it begun
-    checked = False  # first_window's checks made
+    scored = _Scored(score_fn, buffer, sample_rate=sample_rate, window=window, read=read, is_file=is_file, out=out,
+                     log=log, on_window=on_window, first_window=first_window, silent_peak=silent_peak, stats=stats)
 
-    def overflows() -> int:
-        return max(flagged_blocks, stats.overflows if stats is not None else 0)
-
-    def emit(line: str) -> None:
-        if out is not None:
-            print(line, file=sys.stdout if out == "stdout" else out, flush=True)
-
-    def score(ready: list[tuple[int, np.ndarray]]) -> None:
-        nonlocal n_windows, n_anomalies, n_silent, checked
-        if not ready:
-            return
-        starts = [s for s, _ in ready]
-        windows = np.stack([w for _, w in ready])
-        silent = np.abs(windows).reshape(len(windows), -1).max(axis=1) < silent_peak
-        # a muted or disconnected input: every window of it scores as a fault; each stretch of it said as it begins
-        # (a dropout after the first was printed and logged as faults alone), the first ten
-        for i in np.flatnonzero(silent & ~np.concatenate([[silence[0]], silent[:-1]])):
-            silence[1] += 1
-            if silence[1] <= 10:
-                _log.warning("the window at %.2f s is digital silence (peak below %.0e): is the input muted or "
-                             "disconnected? Its score measures the silence%s", starts[i] / sample_rate, silent_peak,
-                             "; later ones are counted in the closing line" if silence[1] == 10 else "")
-        silence[0] = bool(silent[-1])
-        n_silent += int(silent.sum())
-        if first_window is not None and not checked and not silent.all():  # (digital silence is said above)
-            checked = True
-            for text in first_window(windows[int(np.argmin(silent))]):
-                _log.warning("%s", text)
-        scores, decisions = score_fn(windows)
-        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-        decisions = np.asarray(decisions).reshape(-1).astype(bool)
-        if scores.shape[0] != len(ready) or decisions.shape[0] != len(ready):
-            raise LatentbridgeError(
-                f"score function returned {scores.shape[0]} scores and "
-                f"{decisions.shape[0]} decisions for {len(ready)} windows"
-            )
-        if not np.isfinite(scores).all():  # NaN compared with the threshold read as normal (as anomaly score's rule)
-            bad = int(np.flatnonzero(~np.isfinite(scores))[0])
-            raise LatentbridgeError(f"the model gave a non-finite score for the window at "
-                                    f"{starts[bad] / sample_rate + read['lead_s']:.2f} s; no decision")
-        for start, value, flag in zip(starts, scores, decisions):
-            start_s = start / sample_rate + read["lead_s"]
-            # a window padded past the recording's end ends with it, as score's rows say (a file: the recording's
-            # whole length, a trimmed lead and tail included; a stream: the samples received)
-            end_s = min(start_s + window / sample_rate, read["duration_s"]) if is_file else \
-                min(start + window, buffer.samples_seen) / sample_rate
-            n_windows += 1
-            n_anomalies += int(flag)
-            emit(_format_line(start_s, end_s, float(value), bool(flag)))
-            if log is not None or on_window is not None:
-                event = {
-                    "wall_time": utc_now_iso(),
-                    "start_s": start_s,
-                    "end_s": end_s,
-                    "score": float(value),
-                    "is_anomaly": bool(flag),
-                    "overflows": overflows(),
-                }
-                if log is not None:
-                    log.log(event)
-                if on_window is not None:
-                    on_window(event)
-
-    def closing() -> dict:
-        """The summary, and its closing line."""
-        summary = {
-            "n_windows": n_windows,
-            "n_anomalies": n_anomalies,
-            "overflows": overflows(),
-            # a file read to its end: the recording's length, its trimmed silence too (it said 0.14 s of a 1-s file);
-            # one interrupted, what was heard (Ctrl-C at 5,972 s of 7,200 said "listened 7200.00 s")
-            "duration_s": read["duration_s"] if is_file and ended and (limit is None or buffer.samples_seen < limit)
-            else buffer.samples_seen / sample_rate,
-            "n_silent_windows": n_silent,
-            "n_clipped_samples": clipped[0],
-        }
-        emit(
-            f"listened {summary['duration_s']:.2f} s: {counted(n_windows, 'window')}, "
-            f"{n_anomalies} anomal{'y' if n_anomalies == 1 else 'ies'}, {counted(summary['overflows'], 'overflow')}"
-            + (f", {counted(n_silent, 'window')} of digital silence" if n_silent else "")
-            + (f", {clipped[0]} samples clipped" if clipped[0] else "")
-        )
-        return summary
+    def heard_s() -> float:  # a file read to its end: the recording's length, its trimmed silence too (it said 0.14 s
+        # of a 1-s file); one interrupted, what was heard (Ctrl-C at 5,972 s of 7,200 said "listened 7200.00 s")
+        whole = is_file and ended and (limit is None or buffer.samples_seen < limit)
+        return read["duration_s"] if whole else buffer.samples_seen / sample_rate
 
     iterator, ended = iter(blocks), False
     try:
         for block, overflowed in iterator:
             if overflowed:  # samples were lost before this block: no window joins the two sides
-                flagged_blocks += 1
-                score(buffer.gap(pad))
+                scored.flagged_blocks += 1
+                scored(buffer.gap(pad))
             block = np.asarray(block, dtype=np.float32)
             if block.ndim == 1:
                 block = block.reshape(-1, 1)
             if limit is not None:
                 block = block[: max(0, limit - buffer.samples_seen)]
-            score(buffer.push(block))
+            scored(buffer.push(block))
             if limit is not None and buffer.samples_seen >= limit:
                 break
         if flush:
             # The recording ended: cut its last windows as cut_windows cuts the whole recording.
             check_recording_length(buffer.samples_seen, window, sample_rate, name, min_share)
-            score(buffer.flush(pad, name=name))
+            scored(buffer.flush(pad, name=name))
         ended = True
     except KeyboardInterrupt:
-        emit("interrupted")
+        scored.emit("interrupted")
     except BaseException:
-        if new_log and n_windows == 0:  # an unusable source: no empty events file left behind
+        if new_log and scored.n_windows == 0:  # an unusable source: no empty events file left behind
             log.close()
             Path(events).unlink(missing_ok=True)  # type: ignore[arg-type]
-        elif n_windows and isinstance(sys.exc_info()[1], LatentbridgeError):  # a device lost: what it heard said
-            closing()  # first (the error alone ended the run)
+        elif scored.n_windows and isinstance(sys.exc_info()[1], LatentbridgeError):  # a device lost: what it heard
+            scored.closing(heard_s(), clipped[0])  # said first (the error alone ended the run)
         raise
     finally:
         close = getattr(iterator, "close", None)
@@ -378,14 +389,14 @@ def listen(
         if own_log and log is not None:
             log.close()
 
-    if not n_windows and flagged_blocks and buffer.samples_seen >= window:
+    if not scored.n_windows and scored.flagged_blocks and buffer.samples_seen >= window:
         _log.warning("no window scored: blocks were lost %d time(s) and no stretch between the losses held a %g-s "
                      "window (the scorer fell behind the input: a larger queue, or fewer streams at once)",
-                     flagged_blocks, window / sample_rate)
-    elif not n_windows and not flush and buffer.samples_seen < window:  # (--duration under a window: unsaid)
+                     scored.flagged_blocks, window / sample_rate)
+    elif not scored.n_windows and not flush and buffer.samples_seen < window:  # (--duration under a window: unsaid)
         _log.warning("no window scored: %.2f s heard, under one %g-s window", buffer.samples_seen / sample_rate,
                      window / sample_rate)
-    return closing()
+    return scored.closing(heard_s(), clipped[0])
 
 
 def listen_model(model_dir, *, device=None, source=None, duration_s=None, events=None, hop_s=None,
