@@ -42,9 +42,9 @@ CSV rules (:func:`read_vibration_csv`)
 * Channels: every remaining column, in file order (0-based, time/index column excluded);
   ``channels`` picks some of them. Only the columns that are used are checked for NaN/inf.
 * Parsing: the layout (notes, header, units, delimiter, closing delimiters) is read from the first block of lines
-  (:class:`~latentbridge.io.text.LineBlocks`: 4 MiB of text, or more until it holds :data:`HEAD_ROWS` rows), then the
-  text a block at a time: a cheap structural pass (fields per line, counted over the whole file, to report ragged rows
-  by line) and :func:`numpy.loadtxt` (C parser) into one float64 table: about 0.1 s for 100 000 rows x 9 columns (8-11
+  (:mod:`latentbridge.io.csvtable`; :class:`~latentbridge.io.text.LineBlocks`: 4 MiB of text, or more until it holds
+  256 rows), then the text a block at a time: a cheap structural pass (fields per line, counted over the whole file,
+  to report ragged rows by line) and :func:`numpy.loadtxt` (C parser) into one float64 table: about 0.1 s for 100 000 rows x 9 columns (8-11
   MB). Decimal commas are judged on the first lines that hold a comma or a point, wherever they are. A 1-h CSV of three
   axes at 2 kHz (253 MB) peaks at 614 MB (1,457 MB when its lines were split at once). Whatever the blocks, the same
   numbers and the same message: ragged rows first, then a text column's number, then a bad cell.
@@ -60,13 +60,10 @@ from pathlib import Path
 import numpy as np
 
 from latentbridge.errors import DataError, LatentbridgeError
-from latentbridge.io.cells import (_decimal_commas, _delim_name, _find_bad_cell, _is_number, _pick_delimiter, _split,
-                                  quoted_thousands_hint, thousands_problem)
 from latentbridge.io.columns import by_name
+from latentbridge.io.csvtable import read_csv_table
 from latentbridge.io.notes import file_note
-from latentbridge.io.text import LineBlocks, decode_text, excel_separator
-from latentbridge.io.timecolumns import (TIME_STEP_TOLERANCE, _epoch_scale, _norm_name, _stamp_resolution,
-                                         datetime_column, datetimes_to_microseconds, time_column)
+from latentbridge.io.timecolumns import TIME_STEP_TOLERANCE, _epoch_scale, _stamp_resolution, time_column
 from latentbridge.utils import atomic_path, first_time
 
 __all__ = [
@@ -85,10 +82,6 @@ RATE_HINT = ("give it (-o vibration.sample_rate=HZ to train a bridge model, -o a
              "model, which keeps it; --sample-rate HZ for evaluate, sample and anomaly score / calibrate / listen; "
              "sample_rate in a /score or /predict request; --sample-rate HZ for python -m latentbridge.edge)")
 
-
-#: the rows of a CSV its layout is read from (notes above the table, header, units, delimiter, how numbers are
-#: written); the rest is read a block of lines at a time (:class:`~latentbridge.io.text.LineBlocks`)
-HEAD_ROWS = 256
 
 #: the highest sample rate read (acoustic-emission sensors reach a few MHz); resampling to 1e13 Hz ran without end
 MAX_RATE = 1e8
@@ -127,25 +120,6 @@ _RATE_NOTE = re.compile(r"(?i)\b(?:sampl(?:e|ing)[\s_-]*(?:rate|frequency|freq)|
                         r"([0-9]+(?:[.,][0-9]+)?)\s*(khz|hz|s/s|sps)?")
 
 
-def _table_start(lines, rows: list[int], last: str) -> int:
-    """Where the table begins among ``rows`` (the file's first rows: at least 70, or all): after a logger's notes
-    (device, date, "Sample rate: 1000 Hz"), lines with words in them and fewer fields than the table's last line
-    (``last``, the file's), the first line of the table's shape followed by five more. 0 otherwise (a ragged table, or a
-    header wider than its rows, is the structural pass's to name)."""
-    delim = _pick_delimiter(last)
-    width = len(_split(last, delim))
-    for k in range(min(64, len(rows) - 6)):
-        n = len(_split(lines[rows[k]], delim))
-        if n == width:
-            return k if all(len(_split(lines[i], delim)) == width for i in rows[k:k + 6]) else 0
-        if n > width or not any(ch.isalpha() for ch in lines[rows[k]]):
-            return 0  # numbers (the table itself, ragged) or a header wider than the table
-        if delim == "," and n >= 2 and 2 * n == width and k + 1 < len(rows) and \
-                len(_split(lines[rows[k + 1]], delim)) == width:
-            return 0  # a header over rows of decimal commas split at them: the structural pass names it
-    return 0
-
-
 def _rate_of_notes(notes: list[str]) -> float | None:
     for note in notes:
         m = _RATE_NOTE.search(note)
@@ -153,11 +127,6 @@ def _rate_of_notes(notes: list[str]) -> float | None:
             rate = float(m.group(1).replace(",", "."))
             return rate * 1000 if (m.group(2) or "").lower() == "khz" else rate
     return None
-
-
-def _zero(_cell) -> float:
-    """A text column's cells, read as 0 (the column is left out)."""
-    return 0.0
 
 
 def snap_rate(rate: float) -> float:
@@ -260,197 +229,12 @@ def read_vibration_csv(
         raise DataError(path, "file does not exist")
     if path.is_dir():
         raise DataError(path, "is a folder, not a CSV file")
-    raw = path.read_bytes()
-    if not raw or raw.isspace():
-        raise DataError(path, "file is empty" + (" (0 bytes)" if not raw else " (only whitespace)"))
-    text = decode_text(raw, path, "a CSV of numbers")
-    del raw
-
-    lines = LineBlocks(text)  # the head, the lines the table's layout is read from, then a block at a time
-    del text
-    rows = lines.read(keep=True)
-    while len(rows) < HEAD_ROWS and not lines.done:
-        rows += lines.read(keep=True)
-    if not rows:
-        raise DataError(path, "file holds no data (only blank or comment lines)")
-
-    sep = excel_separator(lines[rows[0]])
-    if sep and len(rows) > 1:  # Excel's line naming the delimiter
-        rows = rows[1:]
-    start = 0 if sep else _table_start(lines, rows, lines.last_row() if not lines.done else lines[rows[-1]])
-    notes = [lines[i] for i in rows[:start]]  # a logger's lines above its table
-    rows = rows[start:]
-    delim = sep or _pick_delimiter(lines[rows[0]])
-    datetime_col, first_stamp = datetime_column(lines, rows, delim)
-    t0, commas = None, False
-
-    def stamps(rows: list[int], first: int = 0) -> None:  # dates and times as numbers: microseconds since the first
-        nonlocal t0
-        if datetime_col is not None:
-            t0 = datetimes_to_microseconds(path, lines, rows, delim, datetime_col, first, t0)
-
-    def points(rows: list[int]) -> None:  # decimal commas as the parser reads them
-        if commas:
-            for i in rows:
-                lines[i] = lines[i].replace(",", ".")
-
-    def more() -> list[int]:  # the head grown by a block (its stamps as numbers; then the decimal mark is judged)
-        new = lines.read(keep=True)
-        stamps(new)
-        return new
-
-    stamps(rows, max(1, first_stamp))
-    if delim in (";", "\t"):  # decimal commas, judged on the first 50 data lines that hold a comma or a point
-        marked = sum(1 for i in rows[1:] if "," in lines[i] or "." in lines[i])  # (rows[0] may be a header)
-        while marked < 50 and not lines.done:
-            rows = rows + (new := more())
-            marked += sum(1 for i in new if "," in lines[i] or "." in lines[i])
-        commas = _decimal_commas(lines, rows[1:])
-    points(rows)
-    first_cells = _split(lines[rows[0]], delim)
-    has_header = any(c.strip().strip('"').strip() != "" and not _is_number(c) for c in first_cells)
-    header = [c.strip().strip('"').strip() for c in first_cells] if has_header else None
-    data_rows = rows[1:] if has_header else rows
-    if not data_rows:
-        raise DataError(path, "no data rows (only a header line)")
-    while len(data_rows) < HEAD_ROWS and not lines.done:  # closing delimiters: judged on HEAD_ROWS data lines
-        points(new := more())
-        rows, data_rows = rows + new, data_rows + new
-    closing, judged = 0, data_rows[:HEAD_ROWS]  # delimiters that close every line of the head (loggers, spreadsheet
-    while delim is not None and all(lines[i].rstrip().endswith(delim) for i in judged):  # exports; empty columns
-        closing += 1  # after the table: one per delimiter): no empty last column
-        for i in judged:
-            lines[i] = lines[i].rstrip()[:-1]
-        if header is not None and header[-1] == "":
-            header = header[:-1]
-
-    def unclosed(rows: list[int]) -> None:  # the lines after the head: a line without them is read as it is
-        for _ in range(closing):
-            for i in rows:
-                if (ln := lines[i].rstrip()).endswith(delim):
-                    lines[i] = ln[:-1]
-
-    unclosed(data_rows[HEAD_ROWS:])
-    if header is not None and len(data_rows) > 1:  # a units row under the header (instrument exports): its units
-        units = [c.strip().strip('"').strip() for c in _split(lines[data_rows[0]], delim)]  # join the names
-        if any(units) and not any(_is_number(u) for u in units if u):
-            header = [f"{h} [{u.strip('[]()')}]" if u and _norm_name(h)[1] is None else h
-                      for h, u in zip(header, units + [""] * len(header))]
-            data_rows = data_rows[1:]
-
-    if delim != "," and (problem := thousands_problem(lines, data_rows, delim)):
-        raise DataError(path, problem)
-
-    # --- structure: the same number of fields on every line, counted over the whole file (each count's first line)
-    hist: dict[int, int] = {}
-    first_at: dict[int, tuple[int, str]] = {}
-
-    def count(rows: list[int]) -> np.ndarray:
-        if delim is None:
-            c = np.fromiter((len(lines[i].split()) for i in rows), dtype=np.int64, count=len(rows))
-        else:
-            c = np.fromiter((lines[i].count(delim) for i in rows), dtype=np.int64, count=len(rows)) + 1
-        for v, k, n in zip(*(a.tolist() for a in np.unique(c, return_index=True, return_counts=True))):
-            hist[v] = hist.get(v, 0) + n
-            first_at.setdefault(v, (rows[k], lines[rows[k]]))
-        return c
-
-    counts = count(data_rows)
-    # parsed while every line has the expected count: the header's, else the head's most common one
-    expected = len(header) if header is not None else int(np.bincount(counts).argmax())
-
-    # --- columns of text on every line (a logger's status or device name): not sensors, left out
-    def text(cell: str) -> bool:  # words, not a number written oddly ('1,5' among points is named by the parser)
-        c = cell.strip().strip('"').strip()
-        return any(ch.isalpha() for ch in c) and not _is_number(c)
-
-    worded = [j for j, c in enumerate(_split(lines[data_rows[0]], delim)) if text(c)] \
-        if np.all(counts == expected) else []  # (ragged rows are named first)
-    mixed: dict[int, int] = {}  # a column with words on the first line and a number or a gap on a later one: that line
-
-    def unworded(rows: list[int], cols) -> None:
-        for j in cols:
-            if (i := next((i for i in rows if not text(_split(lines[i], delim)[j])), None)) is not None:
-                mixed.setdefault(j, i)
-
-    unworded(data_rows, worded)
-    text_cols = [j for j in worded if j not in mixed]  # text on every line: left out
-    if text_cols:
-        named, many = ", ".join(repr(header[j]) if header else str(j + 1) for j in text_cols), len(text_cols) > 1
-        file_note(log, ("csv text columns", tuple(text_cols)), path,
-                  f"column{'s' if many else ''} {named} hold{'' if many else 's'} text, not numbers: left out")
-    first_line = {data_rows[0]: lines[data_rows[0]]}  # (where a text column's first number is named)
-
-    # --- numbers (C parser), a block of lines at a time: (rows, columns) float64 and each row's line. What a read of
-    # the whole file names first is named first: ragged rows (over every line), a text column's number, a bad cell
-    data, at, n_rows = None, np.empty(0, dtype=np.int64), 0
-    bad_cell, head = None, True
-    while True:
-        if list(hist) == [expected] and data_rows:
-            if not head:
-                unworded(data_rows, [j for j in text_cols if j not in mixed])
-            if not mixed and bad_cell is None:
-                try:
-                    block = np.loadtxt([lines[i] for i in data_rows], delimiter=delim, dtype=np.float64, ndmin=2,
-                                       quotechar='"' if delim is not None else None, comments=None,
-                                       converters={j: _zero for j in text_cols} or None)
-                except ValueError:
-                    bad_cell = _find_bad_cell(path, lines, data_rows, delim, 0, text_cols)
-                else:
-                    if data is None or n_rows + len(block) > len(data):  # (room for every line of the text, once)
-                        grown = max(lines.bound, n_rows + len(block))
-                        data = np.concatenate([np.empty((0, block.shape[1])) if data is None else data[:n_rows],
-                                               np.empty((grown - n_rows, block.shape[1]))])
-                        at = np.concatenate([at[:n_rows], np.empty(grown - n_rows, dtype=np.int64)])
-                    data[n_rows:n_rows + len(block)], at[n_rows:n_rows + len(block)] = block, data_rows
-                    n_rows += len(block)
-        if lines.done:
-            break
-        data_rows, head = lines.read(), False
-        stamps(data_rows)
-        points(data_rows)
-        unclosed(data_rows)
-        count(data_rows)
-    if header is None:  # the most common count among every data line
-        expected = max(sorted(hist), key=lambda v: hist[v])
-    if header is not None and len(hist) == 1 and expected not in hist:
-        (found,) = hist
-        raise DataError(
-            path,
-            f"the header (line {rows[0] + 1}) has {len(header)} fields but the data lines "
-            f"(from line {first_at[found][0] + 1}) have {found} (delimiter {_delim_name(delim)})"
-            + (": numbers written with decimal commas between cells separated by commas? Save the file with ';' "
-               "or tabs between the cells" if delim == "," and 2 * len(header) == found else ""),
-        )
-    if wrong := [v for v in hist if v != expected]:
-        v = min(wrong, key=lambda v: first_at[v][0])
-        basis = f"as in the header on line {rows[0] + 1}" if header is not None else "as on most lines"
-        n_wrong = sum(hist[v] for v in wrong)
-        raise DataError(
-            path,
-            f"ragged rows: line {first_at[v][0] + 1} has {v} fields, expected {expected} "
-            f"({basis}; delimiter {_delim_name(delim)})" + (f"; {n_wrong} lines differ in all" if n_wrong > 1 else "")
-            + (quoted_thousands_hint(first_at[v][1]) if delim == "," else ""),
-        )
-    if mixed:  # a column with words on its first line and numbers further down: the whole parse named its first word
-        many = len(mixed) > 1
-        skip = [j for j in text_cols if j not in mixed]
-        raise DataError(path, _find_bad_cell(path, first_line, list(first_line), delim, 0, skip).problem + (
-            f" (column{'s' if many else ''} {', '.join(str(j + 1) for j in sorted(mixed))} hold{'' if many else 's'} "
-            f"words there and a number or a gap on line {min(mixed.values()) + 1}: neither a sensor nor a text column "
-            "to leave out)"))
-    if bad_cell is not None:
-        raise bad_cell
-    if data is None:
-        data = np.empty((0, expected))
-    lines = None  # (the text: its numbers are read)
-    data, n_cols = data[:n_rows], data.shape[1]
-
-    def line_of(r: int) -> int:
-        return int(at[r]) + 1
+    table = read_csv_table(path)
+    data, header, notes, text_cols, line_of = table.data, table.header, table.notes, table.text_cols, table.line_of
+    n_rows, n_cols = data.shape
 
     # --- time / index column
-    time_col, time_scale, time_hint, dropped = time_column(path, header, data, datetime_col, text_cols)
+    time_col, time_scale, time_hint, dropped = time_column(path, header, data, table.datetime_col, text_cols)
     if time_col is not None:
         dropped.append(time_col)
     sensor_cols = [j for j in range(n_cols) if j not in dropped]
@@ -509,7 +293,7 @@ def read_vibration_csv(
         rate_from.append("time" if time_col is not None else source)
     if names is not None and header is not None:
         names.extend(header[j] for j in use_cols)
-    at = None  # (lines of rows, for messages)
+    table = None  # (lines of rows, for messages)
     wave = np.empty((len(use_cols), n_rows), dtype=np.float32)  # (a column at a time: no float64 copy of them)
     for k, j in enumerate(use_cols):
         wave[k] = data[:, j]
