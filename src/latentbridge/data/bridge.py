@@ -230,6 +230,13 @@ def _stratified_pick(extent: np.ndarray, labelled: np.ndarray, fraction: float, 
 # --------------------------------------------------------------------------- building
 
 
+#: what to do with a folder's recordings at several rates: training resamples them, a trained model's commands cannot
+#: (evaluate takes no -o; its model reads one rate)
+MIXED_RATES_HINT = ("; set vibration.resample_to to train on them (a trained model reads its recordings at the rate "
+                    "it was trained at, or resamples them where it was trained with vibration.resample_to: resample "
+                    "these to one rate)")
+
+
 def _fmt_groups(values: dict[str, object]) -> str:
     groups: dict[object, list[str]] = {}
     for t, v in values.items():
@@ -470,13 +477,13 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache, pick_names: list[str] | 
             ref = per_file[0][2]
             if any(abs(s - ref) > RATE_RTOL * ref for s in srs.values()):
                 raise DataError(root / "Data" / r.test_id, "recordings of one test have different sample rates (Hz): "
-                                + _fmt_groups({k: f"{v:g}" for k, v in srs.items()}) + "; set vibration.resample_to")
+                                + _fmt_groups({k: f"{v:g}" for k, v in srs.items()}) + MIXED_RATES_HINT)
             waves[r.test_id] = [(p, w) for p, w, _ in per_file]
             rates[r.test_id] = ref
         ref_rate = next(iter(rates.values()))
         if any(abs(s - ref_rate) > RATE_RTOL * ref_rate for s in rates.values()):
             raise DataError(root, "tests have different sample rates (Hz: tests): "
-                            + _fmt_groups({k: f"{v:g}" for k, v in rates.items()}) + "; set vibration.resample_to")
+                            + _fmt_groups({k: f"{v:g}" for k, v in rates.items()}) + MIXED_RATES_HINT)
         sr = float(ref_rate)
         report_rates(own, sr, root)
         if n := rate_from.count("fallback"):
