@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +23,6 @@ from typing import Literal
 
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile, WebSocket
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
@@ -34,14 +31,15 @@ from latentbridge import __version__
 from latentbridge.errors import DataError, LatentbridgeError, Stopped
 from latentbridge.utils import MAX_SEED, forget_said
 from latentbridge.serve import media
-from latentbridge.serve.batcher import MicroBatcher, ShuttingDown
+from latentbridge.serve.batcher import MicroBatcher
 from latentbridge.io.images import IMAGE_EXTENSIONS, spectrogram_picture
 from latentbridge.io.vibration import MAX_RATE
-from latentbridge.serve.registry import ENDPOINTS, ServedModel, load_models
+from latentbridge.serve.registry import ServedModel, load_models
 from latentbridge.serve.schema import (EnhanceResponse, PredictResponse, SampleResponse, ScoreResponse,
                                       document_api_key, errors)
 from latentbridge.serve.security import ApiKeyMiddleware, RequestLogMiddleware, UploadLimitMiddleware, api_key_problem
-from latentbridge.serve.uploads import Upload, safe_name
+from latentbridge.serve.requests import add_error_handlers, in_thread, receive, served_model, while_connected
+from latentbridge.serve.uploads import Upload
 from latentbridge.tasks.enhance import SEED_RANGE
 
 log = logging.getLogger("latentbridge.serve")
@@ -154,89 +152,9 @@ def create_app(models: dict[str, ServedModel] | list, settings: ServeSettings | 
     live_streams = [0]  # WebSocket streams open now (the event loop's own counter: no lock)
 
     def get(name: str, endpoint: str) -> ServedModel:
-        m = models.get(name)
-        if m is None:
-            raise HTTPException(404, f"no model named {name!r}; served: {', '.join(sorted(models))}")
-        if m.unserved:  # its own endpoints: the input cannot be right (422); others: there are none (404)
-            raise HTTPException(422 if endpoint in ENDPOINTS[m.task] else 404,
-                                f"model {name!r} (task {m.task}) serves nothing: it {m.unserved}")
-        if endpoint not in m.endpoints:
-            raise HTTPException(404, f"model {name!r} (task {m.task}) has no {endpoint} endpoint; "
-                                     f"it has: {', '.join(m.endpoints)}")
-        return m
+        return served_model(models, name, endpoint)
 
-    async def in_thread(pool, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
-
-    async def while_connected(request: Request, pool, fn, *args):
-        """``fn(*args, stop)`` in ``pool``, its ``stop`` event set when the client goes away or this request is
-        cancelled (the server shutting down): long work no longer holds the model's one worker for nobody."""
-        stop = threading.Event()
-        job = asyncio.ensure_future(in_thread(pool, fn, *args, stop))
-        try:
-            while not (await asyncio.wait({job}, timeout=0.25))[0]:
-                if await request.is_disconnected():
-                    stop.set()
-                    log.info("%s: the client went away; its work is stopped", request.url.path)
-                    break
-            return await job
-        finally:
-            stop.set()
-
-    async def declared_only(request: Request) -> None:
-        """422 naming the form fields and query parameters the endpoint does not read (``-F spectrogram=true`` for
-        ``?spectrogram=true``, a misspelt ``?spectrogramm=``: ignored without a word)."""
-        dep = request.scope["route"].dependant
-        reads = {"form field": [p.alias for p in dep.body_params],
-                 "query parameter": [p.alias for p in dep.query_params]}
-        given = {"form field": (await request.form()).keys(),
-                 "query parameter": set(request.query_params) - {"api_key"}}  # (the key may travel in the query)
-        said = [f"{kind} {', '.join(map(repr, extra))} not read here (it reads: {', '.join(reads[kind]) or 'none'})"
-                for kind in reads if (extra := sorted(set(given[kind]) - set(reads[kind])))]
-        if said:
-            raise HTTPException(422, "; ".join(said))
-
-    async def receive(upload: UploadFile, request: Request, field: str = "file") -> Upload:
-        await declared_only(request)
-        n = len((await request.form()).getlist(field))  # parsed once already: the endpoint's own
-        if n > 1:  # the last one was scored without a word
-            raise HTTPException(422, f"{n} files under '{field}': one file per request")
-        return Upload(await upload.read(), safe_name(upload.filename))
-
-    @app.exception_handler(DataError)
-    async def data_error(request: Request, e: DataError):
-        return JSONResponse({"detail": str(e)}, status_code=422)
-
-    @app.exception_handler(ShuttingDown)
-    async def shutting_down(request: Request, e: ShuttingDown):  # (a 500 and a traceback)
-        return JSONResponse({"detail": f"{e}: send the request again when the server is back"}, status_code=503)
-
-    @app.exception_handler(LatentbridgeError)
-    async def user_error(request: Request, e: LatentbridgeError):
-        detail, name = str(e), request.path_params.get("name")
-        if name in models:  # the model by its served name, not its folder on the server ("runs/ddpm2: unknown class")
-            path = models[name].saved.path
-            for where in {str(path), os.path.abspath(path)} - {".", ""}:  # a whole path, not a "." in "0.5"
-                detail = re.sub(rf"(?<![\w/.]){re.escape(where)}(?=[/:\s,)]|$)", lambda _: name, detail)
-        return JSONResponse({"detail": detail}, status_code=400)
-
-    @app.exception_handler(RequestValidationError)
-    async def bad_request(request: Request, e: RequestValidationError):
-        name = request.path_params.get("name")
-        if name is not None:  # the model and its endpoint first: a bad body for either is a 404 (or unserved, 422)
-            try:
-                get(name, request.url.path.rstrip("/").rsplit("/", 1)[-1])
-            except HTTPException as h:
-                return JSONResponse({"detail": h.detail}, status_code=h.status_code)
-        # FastAPI's own handler echoes the body it could not read (an upload's bytes: undecodable, and never for
-        # the log or the client); each problem is told by where and what instead
-        problems = [{"loc": [str(x) for x in err.get("loc", ())], "msg": str(err.get("msg", "")),
-                     "type": str(err.get("type", ""))} for err in e.errors()]
-        for p in problems:  # a raw body, or a form whose part is no file: "Field required", "Expected UploadFile"
-            if p["loc"] in (["body", "file"], ["body", "mask"]):
-                p["msg"] += (f" (a multipart form with the file in its '{p['loc'][1]}' field, its file name in "
-                             f"filename=: curl -F {p['loc'][1]}=@rec.wav)")
-        return JSONResponse({"detail": problems}, status_code=422)
+    add_error_handlers(app, models)
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page():
