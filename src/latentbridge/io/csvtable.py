@@ -65,10 +65,10 @@ def _zero(_cell) -> float:
 
 
 def _table_start(lines, rows: list[int], last: str) -> int:
-    """Where the table begins among ``rows`` (the file's first rows: at least 70, or all): after a logger's notes
-    (device, date, "Sample rate: 1000 Hz"), lines with words in them and fewer fields than the table's last line
-    (``last``, the file's), the first line of the table's shape followed by five more. 0 otherwise (a ragged table, or a
-    header wider than its rows, is the structural pass's to name)."""
+    """Where the table begins among ``rows`` (the file's first rows: at least :data:`HEAD_ROWS`, or all): after a
+    logger's notes (device, date, "Sample rate: 1000 Hz"), lines with words in them and fewer fields than the table's
+    last line (``last``, the file's), the first line of the table's shape followed by five more. 0 otherwise (a ragged
+    table, or a header wider than its rows, is the structural pass's to name)."""
     delim = _pick_delimiter(last)
     width = len(_split(last, delim))
     for k in range(min(64, len(rows) - 6)):
@@ -95,6 +95,12 @@ class _TableReader:
 
     def __init__(self, path: Path, lines: LineBlocks):
         self.path, self.lines = path, lines
+        # the layout, read by _head before any block: the notes above the table, the delimiter (None: runs of
+        # whitespace), the column of dates and times, the header's names
+        self.notes: list[str] = []
+        self.delim: str | None = None
+        self.datetime_col: int | None = None
+        self.header: list[str] | None = None
         self.t0, self.commas, self.closing = None, False, 0  # the first stamp; decimal commas; closing delimiters
         self.hist: dict[int, int] = {}  # lines per count of fields, over the whole file
         self.first_at: dict[int, tuple[int, str]] = {}  # each count's first line
@@ -252,13 +258,13 @@ class _TableReader:
             self._points(data_rows)
             self._unclosed(data_rows)
             self._count(data_rows)
-        expected = self._structure_problem(rows[0], expected, first_line)
+        expected = self._fields_per_line(rows[0], expected, first_line)
         if bad_cell is not None:
             raise bad_cell
         data = np.empty((0, expected)) if data is None else data[:n_rows]
         return CsvTable(data, at[:n_rows], header, self.notes, self.datetime_col, text_cols)
 
-    def _structure_problem(self, header_row: int, expected: int, first_line: dict) -> int:
+    def _fields_per_line(self, header_row: int, expected: int, first_line: dict) -> int:
         """The fields of a line (the header's, else the most common count), once every line is counted; DataError for a
         header whose fields the lines do not have, ragged rows, or a column with words on its first line and numbers
         further down (the whole parse named its first word)."""

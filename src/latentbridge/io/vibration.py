@@ -41,13 +41,14 @@ CSV rules (:func:`read_vibration_csv`)
   out.
 * Channels: every remaining column, in file order (0-based, time/index column excluded);
   ``channels`` picks some of them. Only the columns that are used are checked for NaN/inf.
-* Parsing: the layout (notes, header, units, delimiter, closing delimiters) is read from the first block of lines
-  (:mod:`latentbridge.io.csvtable`; :class:`~latentbridge.io.text.LineBlocks`: 4 MiB of text, or more until it holds
-  256 rows), then the text a block at a time: a cheap structural pass (fields per line, counted over the whole file,
-  to report ragged rows by line) and :func:`numpy.loadtxt` (C parser) into one float64 table: about 0.1 s for 100 000 rows x 9 columns (8-11
-  MB). Decimal commas are judged on the first lines that hold a comma or a point, wherever they are. A 1-h CSV of three
-  axes at 2 kHz (253 MB) peaks at 614 MB (1,457 MB when its lines were split at once). Whatever the blocks, the same
-  numbers and the same message: ragged rows first, then a text column's number, then a bad cell.
+* Parsing (:mod:`latentbridge.io.csvtable`): the layout (notes, header, units, delimiter, closing delimiters) is read
+  from the first block of lines (:class:`~latentbridge.io.text.LineBlocks`: 4 MiB of text, or more until it holds
+  :data:`~latentbridge.io.csvtable.HEAD_ROWS` rows), then the text a block at a time: a cheap structural pass (fields
+  per line, counted over the whole file, to report ragged rows by line) and :func:`numpy.loadtxt` (C parser) into one
+  float64 table: about 0.1 s for 100 000 rows x 9 columns (8-11 MB). Decimal commas are judged on the first lines that
+  hold a comma or a point, wherever they are. A 1-h CSV of three axes at 2 kHz (253 MB) peaks at 614 MB (1,457 MB when
+  its lines were split at once). Whatever the blocks, the same numbers and the same message: ragged rows first, then a
+  text column's number, then a bad cell.
 """
 
 from __future__ import annotations
@@ -230,7 +231,7 @@ def read_vibration_csv(
     if path.is_dir():
         raise DataError(path, "is a folder, not a CSV file")
     table = read_csv_table(path)
-    data, header, notes, text_cols, line_of = table.data, table.header, table.notes, table.text_cols, table.line_of
+    data, header, notes, text_cols = table.data, table.header, table.notes, table.text_cols
     n_rows, n_cols = data.shape
 
     # --- time / index column
@@ -263,7 +264,7 @@ def read_vibration_csv(
         raise DataError(
             path,
             f"{n_bad} non-finite value{'s' if n_bad != 1 else ''} ({n_nan} NaN, {n_bad - n_nan} inf); "
-            f"first at line {line_of(r)}, column {check_cols[k] + 1}",
+            f"first at line {table.line_of(r)}, column {check_cols[k] + 1}",
         )
     if n_rows < 2:
         raise DataError(path, f"only {n_rows} sample (need at least 2)")
@@ -271,7 +272,7 @@ def read_vibration_csv(
     # --- sample rate
     rate: float | None = None
     if time_col is not None:
-        rate = _time_rate(path, data, time_col, time_scale, header, line_of, sample_rate)
+        rate = _time_rate(path, data, time_col, time_scale, header, table.line_of, sample_rate)
     elif sample_rate is not None or fallback_rate is not None and _rate_of_notes(notes) is None:
         rate = float(sample_rate if sample_rate is not None else fallback_rate)
         source = "given" if sample_rate is not None else "fallback"
@@ -293,7 +294,7 @@ def read_vibration_csv(
         rate_from.append("time" if time_col is not None else source)
     if names is not None and header is not None:
         names.extend(header[j] for j in use_cols)
-    table = None  # (lines of rows, for messages)
+    table = None  # (the lines of rows, for messages)
     wave = np.empty((len(use_cols), n_rows), dtype=np.float32)  # (a column at a time: no float64 copy of them)
     for k, j in enumerate(use_cols):
         wave[k] = data[:, j]

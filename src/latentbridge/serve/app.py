@@ -38,7 +38,7 @@ from latentbridge.serve.registry import ServedModel, load_models
 from latentbridge.serve.schema import (EnhanceResponse, PredictResponse, SampleResponse, ScoreResponse,
                                       document_api_key, errors)
 from latentbridge.serve.security import ApiKeyMiddleware, RequestLogMiddleware, UploadLimitMiddleware, api_key_problem
-from latentbridge.serve.requests import add_error_handlers, in_thread, receive, served_model, while_connected
+from latentbridge.serve.common import add_error_handlers, in_thread, receive, served_model, while_connected
 from latentbridge.serve.uploads import Upload
 from latentbridge.tasks.enhance import SEED_RANGE
 

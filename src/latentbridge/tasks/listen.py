@@ -204,10 +204,10 @@ class _Scored:
         """The summary, and its closing line."""
         summary = {"n_windows": self.n_windows, "n_anomalies": self.n_anomalies, "overflows": self.overflows(),
                    "duration_s": duration_s, "n_silent_windows": self.n_silent, "n_clipped_samples": clipped}
-        n_anomalies = self.n_anomalies
         self.emit(
             f"listened {duration_s:.2f} s: {counted(self.n_windows, 'window')}, "
-            f"{n_anomalies} anomal{'y' if n_anomalies == 1 else 'ies'}, {counted(summary['overflows'], 'overflow')}"
+            f"{self.n_anomalies} anomal{'y' if self.n_anomalies == 1 else 'ies'}, "
+            f"{counted(summary['overflows'], 'overflow')}"
             + (f", {counted(self.n_silent, 'window')} of digital silence" if self.n_silent else "")
             + (f", {clipped} samples clipped" if clipped else "")
         )
