@@ -1832,6 +1832,17 @@ def test_what_a_killed_writer_left_beside_a_file_goes_with_the_next_lock(tmp_pat
     (other := tmp_path / ".other.onnx.r4p6qmmz.partial").write_bytes(b"x")
     with FolderLock(tmp_path / "k.onnx"):
         assert not left.exists() and other.exists()
+    # data synth stages its set whole inside the command's temporary sibling: killed, it left
+    # ..m2.tmp-PID.XXXXXXXX.partial (48 wavs) that no later writer of m2 removed; inside a mount point, the same
+    (staged := tmp_path / "..m2.tmp-17573.gt7zmbhx.partial").mkdir()
+    (staged / "a.wav").write_bytes(bytes(100))
+    (kept := tmp_path / "..m22.tmp-1.ab12cd34.partial").mkdir()  # another folder's
+    (mnt := tmp_path / "m3").mkdir()
+    (inside := mnt / "..latentbridge.tmp-5.ab12cd34.partial").mkdir()
+    with FolderLock(tmp_path / "m2"):
+        assert not staged.exists() and kept.exists()
+    with FolderLock(mnt):
+        assert not inside.exists()
 
 
 def test_stopped_after_the_model_was_saved_is_no_resume(tmp_path):

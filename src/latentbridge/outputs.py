@@ -155,11 +155,15 @@ class FolderLock:
 def _remove_leftovers(folder: Path) -> None:
     """What a killed writer of ``folder`` left, removed by the next one, under its lock (no other process writes them
     while it is held): the temporary sibling of an output folder (``.NAME.tmp-PID``, or ``.latentbridge.tmp-PID``
-    inside a mount point) and the hidden file of one written whole (:func:`latentbridge.utils.atomic_path`'s
-    ``.NAME.XXXXXXXX.partial``: an export's 740-KB file stayed for good)."""
+    inside a mount point), the hidden file of one written whole (:func:`latentbridge.utils.atomic_path`'s
+    ``.NAME.XXXXXXXX.partial``: an export's 740-KB file stayed for good) and that of a temporary sibling."""
     partial = glob.escape(cut_to_bytes(folder.name, 200))  # atomic_path's prefix: the name cut for the suffix
-    stale = [*folder.parent.glob(f".{glob.escape(folder.name)}.tmp-*"), *folder.parent.glob(f".{partial}.*.partial")]
-    for path in stale + (list(folder.glob(f"{_INSIDE}.tmp-*")) if folder.is_dir() else []):
+    stale = [*folder.parent.glob(f".{glob.escape(folder.name)}.tmp-*"), *folder.parent.glob(f".{partial}.*.partial"),
+             # a writer that stages its own output whole (atomic_path) inside the temporary sibling: data synth's
+             # ``..NAME.tmp-PID.XXXXXXXX.partial`` (48 partial wavs, 15-31 MB, stayed for good after a kill)
+             *folder.parent.glob(f"..{glob.escape(folder.name)}.tmp-*.partial")]
+    inside = [*folder.glob(f"{_INSIDE}.tmp-*"), *folder.glob(f".{_INSIDE}.tmp-*.partial")] if folder.is_dir() else []
+    for path in stale + inside:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
