@@ -296,6 +296,11 @@ def test_a_full_disk_while_synthesising_is_named(tmp_path, capsys):
         assert main(["data", "synth", "machine", "--out", str(full / "syn"), "--n-train", "10", "--duration", "2"]) == 2
         assert "No space left on device (while writing" in capsys.readouterr().err
         assert sorted(p.name for p in full.iterdir()) == ["filler"]
+    # a disk that fills while the set is written, and has room again once its files are removed ("System error.")
+    with mounted(tmp_path / "empty", "-t", "tmpfs", "-o", "size=3m", "tmpfs") as empty:
+        assert main(["data", "synth", "machine", "--out", str(empty / "syn"), "--n-train", "60", "--duration", "2"]) == 2
+        assert "No space left on device (while writing" in capsys.readouterr().err
+        assert list(empty.iterdir()) == []
 
 
 def test_a_command_given_under_another_is_named(capsys):

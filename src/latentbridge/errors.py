@@ -340,18 +340,36 @@ def _worker_death(e: BaseException) -> str | None:
     return None
 
 
-def _audio_write_text(e: BaseException, out) -> str:
-    """libsndfile's 'System error' writing audio (a traceback, where a full disk was 'No space left on device'
-    elsewhere): said as the OSError it stands for where the output's disk is full."""
+def note_disk_full(e: BaseException, where) -> None:
+    """Whether the disk ``where`` is on is full, kept on ``e`` where that is libsndfile's 'System error' writing audio,
+    which names no cause: called before a failed writer's files are removed (by the time the error was said, they
+    were, and a full disk had room again: "writing audio failed (System error.)")."""
+    if type(e).__name__ == "LibsndfileError" and not hasattr(e, "disk_full"):
+        try:
+            e.disk_full = _disk_full(Path(where))
+        except AttributeError:  # (an exception that takes no attributes)
+            pass
+
+
+def _disk_full(where: Path) -> bool:
     import shutil
 
-    where = Path(out) if out else Path.cwd()
     while not where.exists() and where != where.parent:
         where = where.parent
     try:
-        full = shutil.disk_usage(where).free < 2**20
+        return shutil.disk_usage(where).free < 2**20
     except OSError:
-        full = False
+        return False
+
+
+def _audio_write_text(e: BaseException, out) -> str:
+    """libsndfile's 'System error' writing audio (a traceback, where a full disk was 'No space left on device'
+    elsewhere): said as the OSError it stands for where the output's disk is (or was, when the writer's files were
+    removed: :func:`note_disk_full`) full."""
+    where = Path(out) if out else Path.cwd()
+    full = getattr(e, "disk_full", None)
+    if full is None:
+        full = _disk_full(where)
     if full:
         return f"No space left on device (while writing {out or where})"
     return f"{out or where}: writing audio failed ({getattr(e, 'error_string', None) or e})"

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from latentbridge.errors import BusyError, LatentbridgeError
+from latentbridge.errors import BusyError, LatentbridgeError, note_disk_full
 from latentbridge.utils import OUTPUT_FOLDERS, PATH_KEY, cut_to_bytes, dotted, existing_path, listed, output_marks
 from latentbridge.written import WRITTEN, added_files, note_written, record_written
 
@@ -486,6 +486,7 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
             try:
                 yield folder
             except BaseException as e:
+                note_disk_full(e, folder)
                 put_back(stopped=isinstance(e, KeyboardInterrupt))
                 raise
             if moved:
@@ -502,7 +503,11 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
         except OSError as e:
             raise LatentbridgeError(f"{folder}: cannot create the output folder ({_describe_os_error(e)})") from None
         try:
-            yield tmp
+            try:
+                yield tmp
+            except BaseException as e:
+                note_disk_full(e, tmp)
+                raise
             record_written(tmp)
             old = None
             if mount:  # its entries replaced, one rename each

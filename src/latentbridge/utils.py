@@ -95,10 +95,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     Works for files and folders: whatever the block writes at the yielded path replaces
     ``path`` in one rename, so readers never see a half-written result.
     """
+    from latentbridge.errors import note_disk_full
+
     path = Path(path)
     tmp_path = temp_beside(path)
     try:
-        yield tmp_path
+        try:
+            yield tmp_path
+        except BaseException as e:
+            note_disk_full(e, path.parent)  # (said once what was written here is removed)
+            raise
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         elif path.is_file() and tmp_path.is_file():  # a file rewritten keeps its mode (a chmod 600 was undone)
