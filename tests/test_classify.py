@@ -255,6 +255,37 @@ def test_load_classifier_trains_once_then_reuses(tmp_path, monkeypatch):
     assert classify.load_classifier("mnist", data_root=MNIST_ROOT, cache_dir=tmp_path)[1]["path"] == info["path"]
 
 
+@needs_mnist
+def test_a_judge_cache_left_unfinished_or_unwritable(tmp_path, monkeypatch, caplog):
+    """A judge's cache entry is the tool's own: an unfinished training of it was retrained with advice to `latentbridge
+    train --resume` (never run by the user) and a killed retraining's set-aside folder was handed to the user to sort
+    out; a read-only cache announced a training that never came, and evaluate judged in pixel space (FD 38 for 3701)."""
+    from conftest import mounted
+
+    real = classify.train_classifier
+
+    def shortened(cfg, out_dir, **kw):
+        cfg.train.max_epochs, cfg.data.n_train, cfg.data.n_test = 1, 300, 200
+        return real(cfg, out_dir, **kw)
+
+    monkeypatch.setattr(classify, "train_classifier", shortened)
+    (tmp_path / "mnist" / "checkpoints").mkdir(parents=True)  # killed in its first training
+    (tmp_path / ".mnist.old-4242").mkdir()  # killed while it retrained
+    with caplog.at_level("WARNING"):
+        _, info = classify.load_classifier("mnist", data_root=MNIST_ROOT, cache_dir=tmp_path)
+    assert "retraining the mnist classifier: an earlier training of it did not finish" in caplog.text, caplog.text
+    assert "--resume" not in caplog.text and "kept in" not in caplog.text, caplog.text
+    assert not (tmp_path / ".mnist.old-4242").exists() and (tmp_path / "mnist" / "config.json").exists()
+    with mounted(tmp_path / "ro", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs") as ro:
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            model, info = classify.load_classifier("mnist", data_root=MNIST_ROOT, cache_dir=ro)
+        assert isinstance(model, MNISTClassifier) and info["trained_now"] and 0 <= info["test_accuracy"] <= 1
+        assert "training the mnist classifier for this run only" in caplog.text and "Read-only file system" in \
+            caplog.text and "kept for later runs" not in caplog.text, caplog.text
+        assert list(ro.iterdir()) == []
+
+
 def test_classifier_dir_default(monkeypatch, tmp_path):
     monkeypatch.setenv("LATENTBRIDGE_CACHE", str(tmp_path / "features"))
     assert classify.classifier_dir("fsdd") == tmp_path / "features" / "classifiers" / "fsdd"  # (inside it)

@@ -88,3 +88,17 @@ def test_the_cached_waveform_judge_is_the_one_of_the_runs_data(tmp_path, monkeyp
     (data_folder(judges.judge_dir(spec, tmp_path / "cache"), b) / "judge.npz").write_bytes(b"PK\x03\x04 cut")
     assert judges.load_waveform_judge(b, spec, cache_dir=tmp_path / "cache").info["data_root"] == str(b.resolve())
     assert fitted[2:] == [data_folder(judges.judge_dir(spec, tmp_path / "cache"), b)]
+
+
+@pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD not available")
+def test_a_judge_fitted_where_its_cache_cannot_be_written_serves_the_run(tmp_path, caplog):
+    """A read-only cache stopped the evaluation on the judge's save (an OSError); the judge serves the run, said."""
+    from conftest import mounted
+    from latentbridge.data.digits import default_digit_spec
+    from latentbridge.tasks.judges import WaveformJudge, fit_waveform_judge
+
+    with mounted(tmp_path / "ro", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs") as ro, caplog.at_level("WARNING"):
+        judge = fit_waveform_judge(FSDD.parent, default_digit_spec(), ro / "judge", limit=60)
+        assert isinstance(judge, WaveformJudge) and 0 <= judge.info["test_accuracy_real_clips"] <= 1
+        assert "the waveform judge serves this run only" in caplog.text and "Read-only file system" in caplog.text
+        assert list(ro.iterdir()) == []

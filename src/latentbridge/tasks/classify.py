@@ -20,6 +20,9 @@ on the test split), light augmentation (:mod:`latentbridge.data.augment`).
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -230,6 +233,19 @@ def train_classifier(cfg, out_dir: str | Path, *, force: bool = False, data: dic
     return metrics
 
 
+def _unwritable(folder: Path) -> str | None:
+    """Why no file can be written beside the cache folder ``folder`` (its lock, its staged files), or None; the folders
+    above it made where missing."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder.parent, prefix=".write-check.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
+
+
 def load_classifier(kind: str, *, data_root: str | Path | None = None, cache_dir: str | Path | None = None,
                     train_if_missing: bool = True, spec=None):
     """``(model, info)`` of the cached ``kind`` classifier (see :func:`classifier_dir`); ``spec``: the
@@ -253,8 +269,18 @@ def load_classifier(kind: str, *, data_root: str | Path | None = None, cache_dir
         if not train_if_missing:
             raise LatentbridgeError(f"no usable {kind} classifier at {folder} ({exc.problem}); train it with "
                                     f"`latentbridge classifier train {kind} --data ROOT`") from None
-        if folder.exists():
-            log.warning("retraining the %s classifier: %s", kind, exc)
+        from latentbridge.outputs import kept_aside
+
+        for kept in kept_aside(folder):  # a killed retraining's: the cache's own, not handed to the user to sort out
+            shutil.rmtree(kept, ignore_errors=True)
+        place, unwritable = folder, _unwritable(folder)
+        if unwritable:  # trained for this run (it was not, and the images were judged in pixel space, 100x apart)
+            place = Path(tempfile.mkdtemp(prefix=f"latentbridge-{kind}-classifier-")) / "model"
+            log.warning("training the %s classifier for this run only: its cache folder %s cannot be written (%s; "
+                        "LATENTBRIDGE_CACHE=DIR keeps it in a writable folder)", kind, folder, unwritable)
+        elif folder.exists():  # (an unfinished one was told to `latentbridge train --resume`, which the user never ran)
+            log.warning("retraining the %s classifier: %s", kind, "an earlier training of it did not finish"
+                        if not (folder / "config.json").exists() else exc)
         else:
             log.warning("training the %s classifier into %s (first use; kept for later runs)", kind, folder)
         sets = {}
@@ -263,8 +289,12 @@ def load_classifier(kind: str, *, data_root: str | Path | None = None, cache_dir
                               "hop_s": spec.windowing.hop_s, "pad": spec.windowing.pad},
                     "features": {k: v for k, v in spec.features.model_dump().items() if k != "sample_rate"}}
         cfg = classifier_config(kind, data_root, **sets)
-        train_classifier(cfg, folder, force=True)
-        saved = load_model(folder)
+        try:
+            train_classifier(cfg, place, force=True)
+            saved = load_model(place)
+        finally:
+            if place != folder:
+                shutil.rmtree(place.parent, ignore_errors=True)
         trained_now = True
     if saved.info["model_class"] != MODEL_NAMES[kind]:
         raise ModelFolderError(folder, f"holds a {saved.info['model_class']!r}, not a {MODEL_NAMES[kind]!r}")

@@ -105,7 +105,11 @@ def fit_waveform_judge(fsdd_root, spec, folder: Path, limit: int | None = None, 
     judge.info["test_accuracy_real_clips"] = judge.accuracy(load_clips([it.path for it in test], spec),
                                                             [it.digit for it in test])
     judge.info["data_root"], judge.info["files_stamp"] = str(data_path(fsdd_root)), data_stamp("fsdd", fsdd_root)
-    judge.save(folder)
+    try:
+        judge.save(folder)
+    except OSError as e:  # a read-only or full cache: the judge serves this run (an evaluation stopped on it)
+        log.warning("the waveform judge serves this run only: its cache folder %s cannot be written (%s; "
+                    "LATENTBRIDGE_CACHE=DIR keeps it in a writable folder)", folder, e.strerror or e)
     return judge
 
 
