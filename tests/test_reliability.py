@@ -1804,6 +1804,18 @@ def _staged_in_a_mount_point(mnt: Path, tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_a_mount_point_under_a_read_only_parent(tmp_path):
+    """A container's writable volume under its read-only root: `--out VOLUME` was refused ("cannot write in ROOT ...
+    its parent must be writable too": the lock file beside it); its lock is kept inside it."""
+    from conftest import mounted
+
+    with mounted(tmp_path / "root", "-t", "tmpfs", "-o", "size=1m", "tmpfs") as root:
+        (root / "vol").mkdir()
+        subprocess.run(["mount", "-o", "remount,ro", str(root)], check=True)
+        with mounted(root / "vol", "-t", "tmpfs", "-o", "size=5m", "tmpfs") as vol:
+            _staged_in_a_mount_point(vol, root)
+
+
 def test_an_output_folder_that_is_a_mount_point(tmp_path):
     """`anomaly score --out VOLUME` onto a mount point failed after all the scoring, 'Device or resource busy' (the
     finished results' folder is renamed onto the output, which a mount point refuses), nothing written. Results are

@@ -49,12 +49,16 @@ _HELD: set[Path] = set()
 
 
 class FolderLock:
-    """Exclusive, non-blocking lock on ``folder`` through ``folder.parent/.NAME.lock``."""
+    """Exclusive, non-blocking lock on ``folder`` through ``folder.parent/.NAME.lock``; a mount point whose parent
+    cannot be written (a container's writable volume under its read-only root) through ``folder/.latentbridge.lock``
+    (its output was refused: "its parent must be writable too")."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         self.real = Path(os.path.realpath(self.folder))  # one lock per folder, whatever link names it
         self.path = self.real.parent / f".{self.real.name}.lock"
+        if not os.access(self.real.parent, os.W_OK) and _mount_point(self.real):
+            self.path = self.real / _LOCK_INSIDE
         self.fd: int | None = None
 
     def holder(self) -> str:
@@ -189,6 +193,13 @@ def kept_aside(folder: Path) -> list[Path]:
 
 #: the hidden folders inside a mount point that stand for the siblings of other folders (:func:`_mount_point`)
 _INSIDE = ".latentbridge"
+#: the lock inside a mount point whose parent cannot be written (:class:`FolderLock`)
+_LOCK_INSIDE = f"{_INSIDE}.lock"
+
+
+def _entries(folder: Path) -> list[Path]:
+    """``folder``'s entries but its own lock (:data:`_LOCK_INSIDE`)."""
+    return [e for e in folder.iterdir() if e.name != _LOCK_INSIDE]
 
 
 def _mount_point(folder: Path) -> bool:
@@ -209,7 +220,7 @@ def _mount_point(folder: Path) -> bool:
 
 def _set_aside_inside(folder: Path, keep: tuple[Path, ...] = ()) -> Path | None:
     """Move ``folder``'s entries (but ``keep``) into a hidden folder inside it; that folder, or None when empty."""
-    entries = [e for e in folder.iterdir() if e not in keep]
+    entries = [e for e in _entries(folder) if e not in keep]
     if not entries:
         return None
     old = folder / f"{_INSIDE}.old-{os.getpid()}"
@@ -225,7 +236,7 @@ def _move_entries(src: Path, dst: Path) -> None:
 
 
 def _is_nonempty_dir(p: Path) -> bool:
-    return p.is_dir() and any(p.iterdir())
+    return p.is_dir() and any(_entries(p))
 
 
 def resumable_run(folder: Path) -> bool:
@@ -329,7 +340,7 @@ def stopped_early(folder: Path) -> bool:
     killed process left: a killed `anomaly fit` was 'exists and is not empty') and nothing else (a user's experiment
     folder with its own config.yaml and notes is not one)."""
     folder = Path(folder)
-    names = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+    names = {p.name for p in _entries(folder)} if folder.is_dir() else set()
     lock = FolderLock(folder)  # a fit killed while it read its data left config.yaml alone, and its lock file
     left = lock.path.is_file() and lock.held_by() is None
     return "config.yaml" in names and bool(names & {"logs", "calibration.json"} or left) and \
@@ -374,7 +385,7 @@ def check_target(folder: Path, force: bool, what: str = "output folder", trainin
                     if (folder / "model.safetensors").is_file() else
                     "an unfinished training: --resume continues it, --force replaces it") + kept)
             stopped = training and stopped_early(folder)
-            added, names = added_files(folder), sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
+            added, names = added_files(folder), sorted(p.name + ("/" if p.is_dir() else "") for p in _entries(folder))
             theirs = (f"exists and is not empty: it holds files latentbridge did not write "
                       f"({listed(added or names, 4)}), which --force never replaces: choose another {what}, or empty "
                       "it" if added or added is None and not output_marks(n.rstrip("/") for n in names) else "")
@@ -392,7 +403,7 @@ def check_target(folder: Path, force: bool, what: str = "output folder", trainin
             raise LatentbridgeError(f"{folder}: --force replaces it as a whole, and it holds {len(added)} file(s) "
                                     f"latentbridge did not write there ({listed(added, 4)}): move them out of it, or "
                                     f"choose another {what} (nothing was changed)")
-        names = sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
+        names = sorted(p.name + ("/" if p.is_dir() else "") for p in _entries(folder))
         if added is None and not output_marks(n.rstrip("/") for n in names):
             raise LatentbridgeError(f"{folder}: --force replaces an earlier output of latentbridge, and this folder "
                                     f"holds none ({listed(names, 4)}): refused, so as not to delete files that are "
@@ -453,7 +464,7 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
                                 "the stopped run is kept in %s (--out %s --resume continues it; remove it otherwise)",
                                 folder, keep, shlex.quote(str(keep)))
                 elif moved and mount:
-                    for e in folder.iterdir():
+                    for e in _entries(folder):
                         if e != old:
                             shutil.rmtree(e) if e.is_dir() and not e.is_symlink() else e.unlink()
                     _move_entries(old, folder)
