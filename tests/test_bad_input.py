@@ -1,6 +1,7 @@
 """Bad input through the command line: a clear error naming the file or key, nothing half-written."""
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -301,6 +302,18 @@ def test_a_full_disk_while_synthesising_is_named(tmp_path, capsys):
         assert main(["data", "synth", "machine", "--out", str(empty / "syn"), "--n-train", "60", "--duration", "2"]) == 2
         assert "No space left on device (while writing" in capsys.readouterr().err
         assert list(empty.iterdir()) == []
+    # a disk full to the brim: an empty lock file was left beside the output (its holder's line could not be written)
+    with mounted(tmp_path / "brim", "-t", "tmpfs", "-o", "size=1m", "tmpfs") as brim:
+        fd = os.open(brim / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(fd, bytes(4096)):
+                pass
+        except OSError:
+            pass
+        os.close(fd)
+        assert main(["data", "synth", "machine", "--out", str(brim / "m"), "--n-train", "2"]) == 2
+        assert "No space left on device (while writing" in capsys.readouterr().err
+        assert sorted(p.name for p in brim.iterdir()) == ["filler"]
 
 
 def test_a_command_given_under_another_is_named(capsys):
@@ -313,3 +326,20 @@ def test_a_command_given_under_another_is_named(capsys):
     with pytest.raises(SystemExit):
         main(["anomaly", "bogus"])
     assert "command of its own" not in capsys.readouterr().err
+
+
+def test_os_reasons_of_a_short_write_and_a_file_in_a_path(tmp_path, capsys):
+    """A full cache said numpy's "36288 requested and 13280 written", and a path through a file "File exists"."""
+    from latentbridge.errors import os_reason
+
+    assert os_reason(OSError("36288 requested and 13280 written")) == \
+        "No space left on device (36288 requested and 13280 written)"
+    (f := tmp_path / "cachefile").write_text("x")
+    for path in (f, f / "x" / "y"):
+        with pytest.raises(OSError) as e:
+            path.mkdir(parents=True, exist_ok=True)
+        assert os_reason(e.value) == f"{f} is a file, not a folder"
+    assert os_reason(PermissionError(13, "Permission denied", str(tmp_path))) == "Permission denied"
+    assert main(["data", "synth", "machine", "--out", str(f / "m"), "--n-train", "2"]) == 2
+    assert capsys.readouterr().err == (f"error: {f / 'm'}: cannot create the output folder's parent {f} ({f} is a "
+                                       "file, not a folder)\n")

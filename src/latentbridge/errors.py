@@ -89,6 +89,22 @@ class Stopped(LatentbridgeError):
     """Work stopped before its end because its caller asked (the server's client went away)."""
 
 
+def os_reason(e: OSError) -> str:
+    """What went wrong in ``e``, without its file: its strerror; numpy's short write (a full disk, without an errno:
+    "36288 requested and 13280 written") said as one; a path through a file ("File exists", "Not a directory") said
+    as that file."""
+    import errno
+    import re
+
+    if e.errno is None and re.fullmatch(r"\d+ requested and \d+ written", str(e)):
+        return f"No space left on device ({e})"
+    if e.errno in (errno.EEXIST, errno.ENOTDIR) and e.filename:
+        path = Path(os.fsdecode(e.filename))
+        if file := next((q for q in (path, *path.parents) if q.exists() and not q.is_dir()), None):
+            return f"{file} is a file, not a folder"
+    return e.strerror or str(e) or type(e).__name__
+
+
 def os_error_text(e: OSError, out=None) -> str:
     """One line for an OSError of the user's environment (permissions, a full disk, a missing folder): the file and
     the problem; a full disk also names ``out``, the output being written (the file that failed is often a temporary

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from latentbridge.errors import BusyError, LatentbridgeError, note_disk_full
+from latentbridge.errors import BusyError, LatentbridgeError, note_disk_full, os_reason
 from latentbridge.utils import OUTPUT_FOLDERS, PATH_KEY, cut_to_bytes, dotted, existing_path, listed, output_marks
 from latentbridge.written import WRITTEN, added_files, note_written, record_written
 
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 
 def _describe_os_error(e: OSError) -> str:
-    return e.strerror or type(e).__name__
+    return os_reason(e)
 
 
 #: the folders this process holds the lock of
@@ -127,8 +127,11 @@ class FolderLock:
             os.close(fd)
         os.ftruncate(fd, 0)
         command = " ".join(sys.argv)  # whole, or cut with a mark (it ended in a bare `--out`)
-        os.write(fd, f"PID {os.getpid()}: {command if len(command) <= 300 else command[:300] + ' ...'}".encode(
-            "utf-8", "replace"))
+        try:
+            os.write(fd, f"PID {os.getpid()}: {command if len(command) <= 300 else command[:300] + ' ...'}".encode(
+                "utf-8", "replace"))
+        except OSError:  # a full disk: the lock holds without its holder's line (the command's writes name the disk;
+            pass  # an empty lock file was left beside every output)
         self.fd = fd
         _HELD.add(self.real)
         _remove_leftovers(self.real)
@@ -511,8 +514,9 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
             if tmp.exists():
                 shutil.rmtree(tmp)
             tmp.mkdir(parents=True)
-        except OSError as e:
-            raise LatentbridgeError(f"{folder}: cannot create the output folder ({_describe_os_error(e)})") from None
+        except OSError as e:  # (a mount point exists: it is its inside that cannot be written)
+            raise LatentbridgeError(f"{folder}: cannot {'write in' if mount else 'create'} the output folder "
+                                    f"({_describe_os_error(e)})") from None
         try:
             try:
                 yield tmp

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latentbridge.errors import ConfigError, DataError
+from latentbridge.errors import ConfigError, DataError, os_reason
 from latentbridge.io import cut_windows, level_dbfs, resample
 from latentbridge.io.resampling import energy_above
 from latentbridge.io.audio import MAX_SAMPLE, is_table, too_large
@@ -561,7 +561,7 @@ def _build_windows(root, vib_cfg, cache_dir, use_cache, pick_names: list[str] | 
                 (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
             data.cache_path = folder
         except OSError as e:  # a read-only cache must not stop the work
-            log.warning("bridge cache %s not written: %s", folder, e)
+            log.warning("bridge cache %s not written: %s", folder, os_reason(e))
     return data
 
 

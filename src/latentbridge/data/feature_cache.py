@@ -11,7 +11,7 @@ import re
 import time
 from pathlib import Path
 
-from latentbridge.errors import DataError
+from latentbridge.errors import DataError, os_reason
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def not_written(folder: Path, error: OSError) -> None:
 
     if first_time(("feature cache not written", str(folder))):
         log.warning("feature cache %s not written (%s): the features are computed again at every run", folder,
-                    error.strerror or str(error) or type(error).__name__)  # (numpy's: no strerror)
+                    os_reason(error))  # (numpy's short write: no strerror)
 
 
 def write_error(folder: Path) -> OSError | None:
@@ -175,7 +175,7 @@ def digit_set(key: str, names: tuple[str, ...], valid, compute, what: str) -> tu
             for name, array in zip(names, arrays):
                 np.save(tmp / f"{name}.npy", array)
     except OSError as e:
-        log.warning("%s cache %s not written: %s", what, folder, e.strerror or e)
+        log.warning("%s cache %s not written: %s", what, folder, os_reason(e))
     prune_sets(folder.parent, limit, keep=folder)
     return arrays
 
