@@ -341,6 +341,19 @@ def test_ema_averages_the_weights_and_is_what_validation_sees():
     lin.shift.fill_(5.0)
     ema.on_train_batch_end(None, module, None, None, 0)
     torch.testing.assert_close(ema.shadow["shift"], torch.full((2,), 5.0))
+    # BatchNorm's running statistics are averaged with the weights (the raw model's were paired with the averaged
+    # weights); its count of batches is copied
+    net = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    module = SimpleNamespace(model=net)
+    ema = EMA(0.9, warmup=False)
+    ema.on_fit_start(None, module)
+    before = net[1].running_mean.clone()
+    net.train()
+    net(torch.randn(16, 2) + 4.0)
+    ema.on_train_batch_end(None, module, None, None, 0)
+    torch.testing.assert_close(ema.shadow["1.running_mean"], 0.9 * before + 0.1 * net[1].running_mean)
+    torch.testing.assert_close(ema.shadow["1.running_var"], 0.9 * torch.ones(3) + 0.1 * net[1].running_var)
+    assert int(ema.shadow["1.num_batches_tracked"]) == 1
 
 
 # --------------------------------------------------------------------------- metrics

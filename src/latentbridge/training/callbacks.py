@@ -101,10 +101,11 @@ class LastCheckpoint(Checkpoint):
 
 
 class EMA(Callback):
-    """Exponential moving average of the model's parameters (buffers are the model's own, copied: fitted statistics,
-    such as a latent diffusion's standardisation, were averaged with their initial values, 1e-5 off; BatchNorm's
-    running statistics are the raw model's): validation runs with the averaged weights, checkpoints carry them
-    (``ema_state``), and the saved model is given them (``training.fit.final_weights``).
+    """Exponential moving average of the model's parameters and of BatchNorm's running statistics (the raw model's
+    statistics are those of activations the averaged weights do not make; other buffers are the model's own, copied:
+    fitted statistics, such as a latent diffusion's standardisation, were averaged with their initial values, 1e-5
+    off): validation runs with the averaged weights, checkpoints carry them (``ema_state``), and the saved model is
+    given them (``training.fit.final_weights``).
 
     ``warmup``: the decay of update ``n`` (0-based) is ``min(decay, (1 + n) / (10 + n))``, so the
     average forgets the initial weights within the first few hundred steps (with a fixed 0.999,
@@ -135,10 +136,13 @@ class EMA(Callback):
         d = self.current_decay()
         self.updates += 1
         model = self._model(pl_module)
-        params = {name for name, _ in model.named_parameters(remove_duplicate=False)}  # a tied weight under each name
+        averaged = {name for name, _ in model.named_parameters(remove_duplicate=False)} | {  # a tied weight: each name
+            f"{name}.{stat}" if name else stat for name, m in model.named_modules(remove_duplicate=False)
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+            for stat in ("running_mean", "running_var")}
         for k, v in model.state_dict().items():
             s = self.shadow[k]
-            if k in params and v.dtype.is_floating_point:
+            if k in averaged and v.dtype.is_floating_point:
                 s.mul_(d).add_(v.detach().to(s.dtype), alpha=1.0 - d)
             else:
                 s.copy_(v)
