@@ -299,7 +299,8 @@ def test_a_full_disk_while_synthesising_is_named(tmp_path, capsys):
         assert sorted(p.name for p in full.iterdir()) == ["filler"]
     # a disk that fills while the set is written, and has room again once its files are removed ("System error.")
     with mounted(tmp_path / "empty", "-t", "tmpfs", "-o", "size=3m", "tmpfs") as empty:
-        assert main(["data", "synth", "machine", "--out", str(empty / "syn"), "--n-train", "60", "--duration", "2"]) == 2
+        assert main(["data", "synth", "machine", "--out", str(empty / "syn"), "--n-train", "60",
+                     "--duration", "2"]) == 2
         assert "No space left on device (while writing" in capsys.readouterr().err
         assert list(empty.iterdir()) == []
     # a disk full to the brim: an empty lock file was left beside the output (its holder's line could not be written)
