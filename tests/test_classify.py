@@ -286,6 +286,43 @@ def test_a_judge_cache_left_unfinished_or_unwritable(tmp_path, monkeypatch, capl
         assert list(ro.iterdir()) == []
 
 
+@needs_mnist
+def test_a_judge_another_process_trains_is_waited_for(tmp_path, monkeypatch, caplog):
+    """Two evaluations that needed the MNIST classifier at once: the second judged in pixel space (FD 35 against 3780,
+    exit 0), told to "choose another output" of a cache it never named. It waits for the first one's and uses it."""
+    import os
+    import subprocess
+    import sys
+
+    import latentbridge
+
+    real = classify.train_classifier
+
+    def shortened(cfg, out_dir, **kw):
+        cfg.train.max_epochs, cfg.data.n_train, cfg.data.n_test = 1, 300, 200
+        return real(cfg, out_dir, **kw)
+
+    monkeypatch.setattr(classify, "train_classifier", shortened)
+    first, info = classify.load_classifier("mnist", data_root=MNIST_ROOT, cache_dir=tmp_path / "a")
+    folder = tmp_path / "b" / Path(info["path"]).relative_to(tmp_path / "a")
+    hold = (f"import shutil, time\nfrom latentbridge.outputs import FolderLock\nwith FolderLock({str(folder)!r}):\n"
+            f"    print('held', flush=True)\n    time.sleep(1.0)\n    shutil.copytree({info['path']!r}, {str(folder)!r})\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(latentbridge.__file__).parents[1])}
+    other = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True, env=env)
+    assert other.stdout.readline().strip() == "held"
+
+    def boom(*a, **k):
+        raise AssertionError("trained although another process was training it")
+
+    monkeypatch.setattr(classify, "train_classifier", boom)
+    with caplog.at_level("WARNING"):
+        model, info2 = classify.load_classifier("mnist", data_root=MNIST_ROOT, cache_dir=tmp_path / "b")
+    assert other.wait() == 0 and info2["trained_now"] is False and Path(info2["path"]) == folder
+    assert "waiting for another latentbridge process" in caplog.text and "trains the mnist classifier" in caplog.text
+    x = torch.rand(8, 1, 28, 28)
+    assert np.array_equal(model.predict(x), first.predict(x))
+
+
 def test_classifier_dir_default(monkeypatch, tmp_path):
     monkeypatch.setenv("LATENTBRIDGE_CACHE", str(tmp_path / "features"))
     assert classify.classifier_dir("fsdd") == tmp_path / "features" / "classifiers" / "fsdd"  # (inside it)

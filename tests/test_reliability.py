@@ -1804,6 +1804,27 @@ def _staged_in_a_mount_point(mnt: Path, tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_a_model_another_process_calibrates_is_waited_for(fitted_model, tmp_path, capsys):
+    """Two `anomaly calibrate` of one model at once: the second was told to "choose another output", which calibrate
+    has not (it rewrites the model folder)."""
+    from latentbridge.cli import main
+    from latentbridge.outputs import FolderLock
+
+    model = tmp_path / "model"
+    shutil.copytree(fitted_model, model)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], "
+                               "os.O_RDWR | os.O_CREAT); os.write(fd, b'PID 77: latentbridge anomaly calibrate'); "
+                               "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(120)",
+                               str(FolderLock(model).path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(["anomaly", "calibrate", str(model), "--threshold", "5"]) == 2
+        assert capsys.readouterr().err.endswith("(PID 77: latentbridge anomaly calibrate); wait for it to finish\n")
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_a_mount_point_under_a_read_only_parent(tmp_path):
     """A container's writable volume under its read-only root: `--out VOLUME` was refused ("cannot write in ROOT ...
     its parent must be writable too": the lock file beside it); its lock is kept inside it."""

@@ -53,8 +53,9 @@ class FolderLock:
     cannot be written (a container's writable volume under its read-only root) through ``folder/.latentbridge.lock``
     (its output was refused: "its parent must be writable too")."""
 
-    def __init__(self, folder: str | Path):
-        self.folder = Path(folder)
+    def __init__(self, folder: str | Path, advice: str = "wait for it to finish or choose another output"):
+        """``advice``: what a refusal tells the user to do (a model folder rewritten in place has no other output)."""
+        self.folder, self.advice = Path(folder), advice
         self.real = Path(os.path.realpath(self.folder))  # one lock per folder, whatever link names it
         self.path = self.real.parent / f".{self.real.name}.lock"
         if not os.access(self.real.parent, os.W_OK) and _mount_point(self.real):
@@ -89,7 +90,7 @@ class FolderLock:
         writes it)."""
         held = holder or self.held_by()
         return None if held is None else BusyError(f"{self.folder}: another latentbridge process is writing it "
-                                                   f"({held}); wait for it to finish or choose another output")
+                                                   f"({held}); {self.advice}")
 
     def acquire(self) -> "FolderLock":
         self.made, q = [], self.folder.parent  # the parents made for it: removed again if left empty (a failed
@@ -136,6 +137,27 @@ class FolderLock:
         _HELD.add(self.real)
         _remove_leftovers(self.real)
         return self
+
+    def acquire_waiting(self, doing: str) -> "FolderLock":
+        """:meth:`acquire`, waiting while another process holds the lock: a shared folder (a data set extracted, a
+        cache entry) that it makes now, ``doing`` said once (the second of two commands failed, or read it half-made)."""
+        if self.real in _HELD:  # (this process's own: nothing to wait for)
+            raise self.busy_error(f"PID {os.getpid()}, this one") or BusyError(str(self.folder))
+        while True:
+            try:
+                return self.acquire()
+            except BusyError:
+                self.wait_free(doing)
+
+    def wait_free(self, doing: str) -> bool:
+        """Wait while another process holds the lock (``doing``: what it does in the folder, said); whether it did."""
+        holder = self.held_by()
+        if holder is None:
+            return False
+        log.warning("%s: waiting for another latentbridge process (%s), which %s", self.folder, holder, doing)
+        while self.held_by() is not None:
+            time.sleep(0.5)
+        return True
 
     def release(self) -> None:
         if self.fd is None:

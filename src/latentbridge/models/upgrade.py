@@ -81,7 +81,7 @@ def upgrade_folder(folder: str | Path) -> dict:
         folder = folder.resolve()  # copy, the folder left at version 1, a stray link beside it)
     if not os.access(folder.parent, os.W_OK | os.X_OK):
         return _upgrade(folder)
-    with FolderLock(folder):
+    with FolderLock(folder, advice="wait for it to finish"):
         return _upgrade(folder)
 
 

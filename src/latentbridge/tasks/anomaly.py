@@ -351,7 +351,7 @@ class CalibrationResult:
 
 def calibrate(model_dir: str | Path, normal_paths=None, **options) -> CalibrationResult:
     """:func:`_calibrate` holding the model folder's lock (two at once each wrote their change: one was lost)."""
-    with FolderLock(model_dir):
+    with FolderLock(model_dir, advice="wait for it to finish"):
         return _calibrate(model_dir, normal_paths, **options)
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from latentbridge.errors import LatentbridgeError, ModelFolderError
+from latentbridge.errors import BusyError, LatentbridgeError, ModelFolderError
 
 log = logging.getLogger(__name__)
 
@@ -269,8 +269,13 @@ def load_classifier(kind: str, *, data_root: str | Path | None = None, cache_dir
         if not train_if_missing:
             raise LatentbridgeError(f"no usable {kind} classifier at {folder} ({exc.problem}); train it with "
                                     f"`latentbridge classifier train {kind} --data ROOT`") from None
-        from latentbridge.outputs import kept_aside
+        from latentbridge.outputs import FolderLock, kept_aside
 
+        def trained_by_another() -> bool:  # its classifier, once trained (the second of two evaluations judged in
+            return FolderLock(folder).wait_free(f"trains the {kind} classifier")  # pixel space: FD 35 for 3780)
+
+        if trained_by_another():
+            return load_classifier(kind, data_root=data_root, cache_dir=cache_dir, spec=spec)
         for kept in kept_aside(folder):  # a killed retraining's: the cache's own, not handed to the user to sort out
             shutil.rmtree(kept, ignore_errors=True)
         place, unwritable = folder, _unwritable(folder)
@@ -290,7 +295,11 @@ def load_classifier(kind: str, *, data_root: str | Path | None = None, cache_dir
                     "features": {k: v for k, v in spec.features.model_dump().items() if k != "sample_rate"}}
         cfg = classifier_config(kind, data_root, **sets)
         try:
-            train_classifier(cfg, place, force=True)
+            try:
+                train_classifier(cfg, place, force=True)
+            except BusyError:  # another process began it a moment before
+                trained_by_another()
+                return load_classifier(kind, data_root=data_root, cache_dir=cache_dir, spec=spec)
             saved = load_model(place)
         finally:
             if place != folder:

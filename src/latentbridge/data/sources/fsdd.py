@@ -193,8 +193,18 @@ class FSDD:
                         f"; it holds {len(skipped)} file(s) none of these (e.g. "
                         f"{skipped[0].relative_to(self.root).as_posix()!r})" if skipped else ""),
                 )
-            self._download()
-            rec = self._find_recordings()
+            from latentbridge.outputs import FolderLock
+
+            # one process fetches them: another one's extraction failed on the archive it removed, or replaced the
+            # folder a third one was reading (1,555 of 3,000 recordings read, exit 0)
+            lock = FolderLock(self.root / "recordings").acquire_waiting("fetches the recordings")
+            try:
+                rec = self._find_recordings()  # (fetched while this one waited)
+                if rec is None:
+                    self._download()
+                    rec = self._find_recordings()
+            finally:
+                lock.release()
             if rec is None:  # pragma: no cover - _download checks this
                 raise DataError(self.root, "no recordings after download")
         self.recordings_dir = rec
