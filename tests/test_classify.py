@@ -256,10 +256,17 @@ def test_load_classifier_trains_once_then_reuses(tmp_path, monkeypatch):
 
 
 @needs_mnist
-def test_a_judge_cache_left_unfinished_or_unwritable(tmp_path, monkeypatch, caplog):
-    """A judge's cache entry is the tool's own: an unfinished training of it was retrained with advice to `latentbridge
+def test_a_judge_cache_left_unfinished_unwritable_or_in_the_making(tmp_path, monkeypatch, caplog):
+    """A judge's cache entry is the tool's own. An unfinished training of it was retrained with advice to `latentbridge
     train --resume` (never run by the user) and a killed retraining's set-aside folder was handed to the user to sort
-    out; a read-only cache announced a training that never came, and evaluate judged in pixel space (FD 38 for 3701)."""
+    out; a read-only cache announced a training that never came, and evaluate judged in pixel space (FD 38 for 3701).
+    Two evaluations that needed it at once: the second judged in pixel space (FD 35 against 3780, exit 0), told to
+    "choose another output" of a cache it never named; it waits for the first one's and uses it."""
+    import os
+    import subprocess
+    import sys
+
+    import latentbridge
     from conftest import mounted
 
     real = classify.train_classifier
@@ -268,14 +275,34 @@ def test_a_judge_cache_left_unfinished_or_unwritable(tmp_path, monkeypatch, capl
         cfg.train.max_epochs, cfg.data.n_train, cfg.data.n_test = 1, 300, 200
         return real(cfg, out_dir, **kw)
 
+    def boom(*a, **k):
+        raise AssertionError("trained although another process was training it")
+
     monkeypatch.setattr(classify, "train_classifier", shortened)
     (tmp_path / "mnist" / "checkpoints").mkdir(parents=True)  # killed in its first training
     (tmp_path / ".mnist.old-4242").mkdir()  # killed while it retrained
     with caplog.at_level("WARNING"):
-        _, info = classify.load_classifier("mnist", data_root=MNIST_ROOT, cache_dir=tmp_path)
+        first, info = classify.load_classifier("mnist", data_root=MNIST_ROOT, cache_dir=tmp_path)
     assert "retraining the mnist classifier: an earlier training of it did not finish" in caplog.text, caplog.text
     assert "--resume" not in caplog.text and "kept in" not in caplog.text, caplog.text
     assert not (tmp_path / ".mnist.old-4242").exists() and (tmp_path / "mnist" / "config.json").exists()
+
+    folder = tmp_path / "b" / Path(info["path"]).relative_to(tmp_path)  # another process trains it now
+    hold = (f"import shutil, time\nfrom latentbridge.outputs import FolderLock\nwith FolderLock({str(folder)!r}):\n"
+            f"    print('held', flush=True)\n    time.sleep(1.0)\n    shutil.copytree({info['path']!r}, {str(folder)!r})\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(latentbridge.__file__).parents[1])}
+    other = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True, env=env)
+    assert other.stdout.readline().strip() == "held"
+    monkeypatch.setattr(classify, "train_classifier", boom)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        model, info2 = classify.load_classifier("mnist", data_root=MNIST_ROOT, cache_dir=tmp_path / "b")
+    assert other.wait() == 0 and info2["trained_now"] is False and Path(info2["path"]) == folder
+    assert "waiting for another latentbridge process" in caplog.text and "trains the mnist classifier" in caplog.text
+    x = torch.rand(8, 1, 28, 28)
+    assert np.array_equal(model.predict(x), first.predict(x))
+
+    monkeypatch.setattr(classify, "train_classifier", shortened)
     with mounted(tmp_path / "ro", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs") as ro:
         caplog.clear()
         with caplog.at_level("WARNING"):
@@ -284,43 +311,6 @@ def test_a_judge_cache_left_unfinished_or_unwritable(tmp_path, monkeypatch, capl
         assert "training the mnist classifier for this run only" in caplog.text and "Read-only file system" in \
             caplog.text and "kept for later runs" not in caplog.text, caplog.text
         assert list(ro.iterdir()) == []
-
-
-@needs_mnist
-def test_a_judge_another_process_trains_is_waited_for(tmp_path, monkeypatch, caplog):
-    """Two evaluations that needed the MNIST classifier at once: the second judged in pixel space (FD 35 against 3780,
-    exit 0), told to "choose another output" of a cache it never named. It waits for the first one's and uses it."""
-    import os
-    import subprocess
-    import sys
-
-    import latentbridge
-
-    real = classify.train_classifier
-
-    def shortened(cfg, out_dir, **kw):
-        cfg.train.max_epochs, cfg.data.n_train, cfg.data.n_test = 1, 300, 200
-        return real(cfg, out_dir, **kw)
-
-    monkeypatch.setattr(classify, "train_classifier", shortened)
-    first, info = classify.load_classifier("mnist", data_root=MNIST_ROOT, cache_dir=tmp_path / "a")
-    folder = tmp_path / "b" / Path(info["path"]).relative_to(tmp_path / "a")
-    hold = (f"import shutil, time\nfrom latentbridge.outputs import FolderLock\nwith FolderLock({str(folder)!r}):\n"
-            f"    print('held', flush=True)\n    time.sleep(1.0)\n    shutil.copytree({info['path']!r}, {str(folder)!r})\n")
-    env = {**os.environ, "PYTHONPATH": str(Path(latentbridge.__file__).parents[1])}
-    other = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True, env=env)
-    assert other.stdout.readline().strip() == "held"
-
-    def boom(*a, **k):
-        raise AssertionError("trained although another process was training it")
-
-    monkeypatch.setattr(classify, "train_classifier", boom)
-    with caplog.at_level("WARNING"):
-        model, info2 = classify.load_classifier("mnist", data_root=MNIST_ROOT, cache_dir=tmp_path / "b")
-    assert other.wait() == 0 and info2["trained_now"] is False and Path(info2["path"]) == folder
-    assert "waiting for another latentbridge process" in caplog.text and "trains the mnist classifier" in caplog.text
-    x = torch.rand(8, 1, 28, 28)
-    assert np.array_equal(model.predict(x), first.predict(x))
 
 
 def test_classifier_dir_default(monkeypatch, tmp_path):
