@@ -512,6 +512,20 @@ def test_a_written_digit_may_be_a_photographed_jpeg(tmp_path, caplog):
     rows, cols = np.flatnonzero(jpg.max(1) > 0.3), np.flatnonzero(jpg.max(0) > 0.3)
     assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 in (19, 20, 21)  # fitted in 20 of 28 px
     assert np.abs(frame_digit(ref, 28, 28) - ref).max() < 0.02  # a framed digit stays as it is
+    # a phone's photo of the sheet on a darker table: the table's border read as the paper made the whole sheet light
+    # ink (a white rectangle framed, the digit a small grey hole in it); the digit is read within the sheet
+    photo = 0.43 + 0.02 * np.random.default_rng(0).standard_normal((300, 400))
+    photo[40:260, 70:330] = 0.84 + 0.06 * np.linspace(0, 1, 260)[None, :]
+    photo[150:220, 220:290] *= 1 - 0.8 * _seven(70)
+    assert np.corrcoef(frame_digit(np.clip(photo, 0, 1), 28, 28).ravel(), ref.ravel())[0, 1] > 0.9
+    bar = np.zeros((28, 28))  # a solid block of ink, nothing written on it: read as it is
+    bar[4:24, 9:19] = 1.0
+    assert frame_digit(bar, 28, 28).max() == pytest.approx(1.0) and (frame_digit(bar, 28, 28) > 0.5).sum() > 150
+    rr, cc = np.mgrid[0:28, 0:28]  # a bold 0 filling its frame: a digit, not a sheet
+    zero = (((rr - 14) / 11) ** 2 + ((cc - 14) / 9) ** 2 <= 1) & (((rr - 14) / 5) ** 2 + ((cc - 14) / 3) ** 2 > 1)
+    framed = frame_digit(zero.astype(float), 28, 28)
+    np.testing.assert_array_equal(framed, frame_digit(zero.astype(float), 28, 28, within_sheet=True))
+    assert np.corrcoef(framed.ravel(), zero.ravel())[0, 1] > 0.7  # (scaled to fit 20 of 28 px)
     with pytest.raises(DataError, match="finite 2-D array, got shape .20, 20. with NaN"):
         frame_digit(np.full((20, 20), np.nan), 28, 28)
     # the whole photo squeezed to 28 x 28, as the reader did before, barely resembles it
