@@ -948,6 +948,21 @@ def test_digits_train_sample_evaluate(tmp_path, feature_cache, small_classifiers
     assert main(["sample", str(run), "--condition", str(png), "--num-samples", "2", "--seed", "3",
                  "--out", str(again)]) == 0
     np.testing.assert_array_equal(np.load(again / "seven" / "log_mel.npy"), mels)  # seeded: reproducible
+    # decoded --batch-size at a time (it was ignored: 4,000 samples decoded at once); the same samples whatever it is,
+    # Griffin-Lim's starting phases drawn on through the chunks
+    from latentbridge.tasks.mld import sample
+
+    whole, one = (sample(run, 3, [str(png)], seed=3, batch_size=b).groups[0] for b in (None, 1))
+    for key in ("audio", "waves"):
+        np.testing.assert_allclose(one[key], whole[key], atol=1e-4, err_msg=key)
+    import latentbridge.errors as errors  # a number of samples whose decoded data would not fit: refused before
+    from latentbridge.errors import LatentbridgeError
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(errors, "available_memory", lambda: 2**20)
+        with pytest.raises(LatentbridgeError, match=r"--num-samples 100: their decoded data would take about .* GiB, "
+                                                    r"more than the memory available \(0.000977 GiB\)"):
+            sample(run, 100, [str(png)], seed=3)
 
     ev = tmp_path / "eval"
     assert main(["evaluate", str(run), "--out", str(ev)]) == 0

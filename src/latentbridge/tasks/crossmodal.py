@@ -81,14 +81,15 @@ def wav_subset(n_pairs: int, max_pairs: int) -> np.ndarray:
 FULL_SCALE_PEAK = 0.99
 
 
-def griffin_lim(spec, log_mels, gl_iterations: int = 32) -> np.ndarray:
+def griffin_lim(spec, log_mels, gl_iterations: int = 32, generator: torch.Generator | None = None) -> np.ndarray:
     """(N, 1, F, T) dB log-mels (numpy or torch) → (N, samples) Griffin-Lim audio as it comes (seeded:
-    reproducible; may pass full scale)."""
+    reproducible; may pass full scale; ``generator``: of the starting phases, drawn on through a batch's chunks)."""
     from latentbridge.transforms.spec import build_spectrogram
 
     x = log_mels if isinstance(log_mels, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(log_mels))
     with torch.no_grad():
-        w = build_spectrogram(spec).invert(x.float(), length=spec.window_samples, n_iter=gl_iterations)
+        w = build_spectrogram(spec).invert(x.float(), length=spec.window_samples, n_iter=gl_iterations,
+                                           generator=generator)
     return w.reshape(len(x), -1).numpy()
 
 
@@ -99,10 +100,10 @@ def under_full_scale(waves: np.ndarray) -> np.ndarray:
     return np.where(peak > 1.0, waves * (FULL_SCALE_PEAK / np.maximum(peak, 1e-12)), waves).astype(np.float32)
 
 
-def to_waves(spec, log_mels, gl_iterations: int = 32) -> np.ndarray:
+def to_waves(spec, log_mels, gl_iterations: int = 32, generator: torch.Generator | None = None) -> np.ndarray:
     """(N, 1, F, T) dB log-mels (numpy or torch) → (N, samples) Griffin-Lim audio kept under full scale
     (:func:`griffin_lim`, then :func:`under_full_scale`): the audio the wav files hold and the judges read."""
-    return under_full_scale(griffin_lim(spec, log_mels, gl_iterations))
+    return under_full_scale(griffin_lim(spec, log_mels, gl_iterations, generator))
 
 
 def _floor(features_real: np.ndarray, n: int, reference: np.ndarray, key: str) -> dict:

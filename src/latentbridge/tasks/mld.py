@@ -508,16 +508,21 @@ class MLDSamples:
     names: set = field(default_factory=lambda: {"settings.json"})  # the groups' folder names, and the folder's own file
 
 
+#: samples decoded at a time where ``--batch-size`` is not given (:func:`~latentbridge.tasks.mld_eval.decode_outputs`)
+SAMPLE_CHUNK = 256
+
+
 def sample(run_dir, n: int, conditions: list[str] | None = None, *, progress: bool = False,
            sample_rate: float | None = None, **given) -> MLDSamples:
     """``n`` samples per condition file (``sample_rate``: of CSVs without a time column), or ``n`` joint samples."""
-    from latentbridge.tasks.mld_eval import decode_outputs, read_condition, read_conditions
+    from latentbridge.errors import available_memory
+    from latentbridge.tasks.mld_eval import decode_outputs, decoded_bytes, read_condition, read_conditions
 
     if n < 1:
         raise LatentbridgeError(f"--num-samples must be at least 1, got {n}")
     saved, stages = load_run(run_dir)
     cfg, model = saved.workflow, saved.model.eval()
-    settings = sampler_settings(cfg, **{k: v for k, v in given.items() if k != "batch_size"})
+    settings = sampler_settings(cfg, **{k: v for k, v in given.items() if k != "batch_size"})  # (decoding's)
     t0 = time.perf_counter()
     threshold = (saved.info.get("mask_threshold") or {}).get("threshold")
     out = MLDSamples(cfg.data.kind, {**settings, "n_samples": int(n)}, threshold=threshold)
@@ -527,10 +532,16 @@ def sample(run_dir, n: int, conditions: list[str] | None = None, *, progress: bo
         m, x = (None, None) if path is None else read[path]
         z = None if m is None else stages.encode(m, x)  # (W, d): one row per window / clip / image
         k = 1 if z is None else len(z)
+        need, free = n * k * decoded_bytes(saved, stages, m), available_memory()
+        if free is not None and need > 0.8 * free:  # (100,000 samples ran for minutes, then out of memory)
+            raise LatentbridgeError(f"--num-samples {n}{f' for each of {k} windows' if k > 1 else ''}: their decoded "
+                                    f"data would take about {need / 2**30:.3g} GiB, more than the memory available "
+                                    f"({free / 2**30:.3g} GiB); draw fewer (other --seed values draw others)")
         cond = None if z is None else {m: z.repeat_interleave(n, dim=0)}
         lat = generate(model, n * k, cond, settings=settings)
         group = {"name": name, "given": m, "source": path and str(path),
-                 **decode_outputs(saved, stages, lat, skip=m, threshold=threshold, windows=k)}
+                 **decode_outputs(saved, stages, lat, skip=m, threshold=threshold, windows=k,
+                                  chunk=given.get("batch_size") or SAMPLE_CHUNK)}
         if m == "image":  # a written digit as the model read it (framed as MNIST's)
             group["condition_image"] = np.asarray(x)[0, 0]
         out.groups.append(group)

@@ -125,11 +125,14 @@ def log_magnitude(waves: np.ndarray, spec) -> np.ndarray:
     return torch.log(s.abs() + 1e-6).numpy()
 
 
-def decode_outputs(saved, stages, lat: dict, skip: str | None, threshold: float | None, windows: int = 1) -> dict:
+def decode_outputs(saved, stages, lat: dict, skip: str | None, threshold: float | None, windows: int = 1,
+                   chunk: int | None = None) -> dict:
     """Data of every modality but ``skip`` from scaled latents: digits ``image`` (N, H, W), ``audio``
     (N, F, T) dB log-mel and ``waves`` (Griffin-Lim); bridge ``mask_samples`` (n, H, W) crack
     probabilities of the first condition's samples, the mean ``mask_prob`` of all and ``mask`` (above
-    ``threshold``), ``wave`` (N, C, T) and ``logmag``. Rows are ``windows`` conditions x their samples."""
+    ``threshold``), ``wave`` (N, C, T) and ``logmag``. Rows are ``windows`` conditions x their samples, decoded
+    ``chunk`` at a time (the decoders' and Griffin-Lim's buffers held for a chunk: ``sample --batch-size``; all 4,000
+    samples were decoded at once, whatever it said)."""
     from latentbridge.tasks.crossmodal import to_waves
 
     cfg, out = saved.workflow, {}
@@ -140,17 +143,29 @@ def decode_outputs(saved, stages, lat: dict, skip: str | None, threshold: float 
             out["mask_samples"], out["mask_prob"] = _mask_mean(stages, z, len(z) // max(1, int(windows)))
             out["mask"] = (out["mask_prob"] > (0.5 if threshold is None else threshold)).astype(np.float32)
             continue
-        x = stages.decode(m, z).numpy()
-        if m == "image":
-            out["image"] = np.clip(x[:, 0], 0.0, 1.0)
-        elif m == "audio":
-            out["audio"] = x[:, 0]
-            out["waves"] = to_waves(saved.transform, x, cfg.evaluate.gl_iterations)
-        else:
-            out["wave"] = x
-            out["logmag"] = log_magnitude(x, saved.transform)
+        parts, step = [], max(1, int(chunk or len(z)))
+        phases = torch.Generator().manual_seed(0)  # Griffin-Lim's, drawn on through the chunks: whatever --batch-size
+        for i in range(0, len(z), step):
+            x = stages.decode(m, z[i:i + step]).numpy()
+            if m == "image":
+                parts.append({"image": np.clip(x[:, 0], 0.0, 1.0)})
+            elif m == "audio":
+                parts.append({"audio": x[:, 0],
+                              "waves": to_waves(saved.transform, x, cfg.evaluate.gl_iterations, phases)})
+            else:
+                parts.append({"wave": x, "logmag": log_magnitude(x, saved.transform)})
+        out.update({k: np.concatenate([p[k] for p in parts]) if len(parts) > 1 else parts[0][k] for k in parts[0]})
     out["windows"] = int(windows)
     return out
+
+
+def decoded_bytes(saved, stages, skip: str | None) -> int:
+    """The bytes one sample's decoded data of every modality but ``skip`` holds (a bridge's masks: their mean and the
+    first condition's samples, not counted), measured on one sample decoded from the latents' origin."""
+    model = saved.model
+    one = decode_outputs(saved, stages, {m: torch.zeros(1, d) for m, d in zip(model.modalities, model.latent_dims)},
+                         skip=skip, threshold=None)
+    return sum(a.nbytes for k, a in one.items() if isinstance(a, np.ndarray) and not k.startswith("mask"))
 
 
 def _mask_mean(stages, z: torch.Tensor, first: int, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:

@@ -265,11 +265,12 @@ class SpectrogramTransform(nn.Module):
         length: int | None = None,
         phase: torch.Tensor | None = None,
         n_iter: int = 32,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Features ``(..., n_features, frames)`` -> wave ``(..., T)``: :meth:`features_to_magnitude`, then
         :meth:`magnitude_to_wave` (the ISTFT with ``phase`` when given, else Griffin-Lim with ``n_iter``
-        iterations)."""
-        return self.magnitude_to_wave(self.features_to_magnitude(features), length, phase, n_iter)
+        iterations, its starting phases from ``generator`` when given)."""
+        return self.magnitude_to_wave(self.features_to_magnitude(features), length, phase, n_iter, generator)
 
     def features_to_magnitude(self, features: torch.Tensor) -> torch.Tensor:
         """Features ``(..., n_features, frames)`` -> the STFT magnitude ``(..., n_freq, frames)``: undoes the scale
@@ -295,14 +296,14 @@ class SpectrogramTransform(nn.Module):
         return x
 
     def magnitude_to_wave(self, magnitude: torch.Tensor, length: int | None = None, phase: torch.Tensor | None = None,
-                          n_iter: int = 32) -> torch.Tensor:
+                          n_iter: int = 32, generator: torch.Generator | None = None) -> torch.Tensor:
         """An STFT magnitude ``(..., n_freq, frames)`` -> wave ``(..., T)``: the ISTFT with ``phase``, else Griffin-Lim
         with ``n_iter`` iterations."""
         x = torch.as_tensor(magnitude).to(torch.float32)
         if phase is not None:
             phase = torch.as_tensor(phase).to(device=x.device, dtype=x.dtype)
             return self.stft.inverse(from_magnitude_phase(x, phase), length=length)
-        return GriffinLim(self.stft, n_iter=n_iter)(x, length=length)
+        return GriffinLim(self.stft, n_iter=n_iter)(x, length=length, generator=generator)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())

@@ -163,17 +163,20 @@ class GriffinLim(nn.Module):
         self.init = init
         self.seed = int(seed)
 
-    def initial_angles(self, mag: torch.Tensor) -> torch.Tensor:
-        """Unit-modulus complex starting phases shaped like ``mag`` (seeded, device-independent)."""
+    def initial_angles(self, mag: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Unit-modulus complex starting phases shaped like ``mag`` (seeded, device-independent); ``generator``: a CPU
+        generator to draw them from in place of one seeded with ``seed`` (drawn on through a batch's chunks in turn,
+        the chunks' phases are those of the whole batch at once)."""
         if self.init == "zeros":
             phase = torch.zeros(mag.shape, dtype=mag.dtype)
         else:
-            gen = torch.Generator(device="cpu").manual_seed(self.seed)
+            gen = generator if generator is not None else torch.Generator(device="cpu").manual_seed(self.seed)
             phase = torch.rand(mag.shape, generator=gen, dtype=mag.dtype) * (2.0 * math.pi)
         return torch.polar(torch.ones_like(phase), phase).to(mag.device)
 
-    def forward(self, mag: torch.Tensor, length: int | None = None, n_iter: int | None = None) -> torch.Tensor:
-        """Magnitude ``(..., n_freq, frames)`` -> wave ``(..., T)``."""
+    def forward(self, mag: torch.Tensor, length: int | None = None, n_iter: int | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """Magnitude ``(..., n_freq, frames)`` -> wave ``(..., T)`` (``generator``: :meth:`initial_angles`')."""
         if mag.is_complex():
             raise TypeError("GriffinLim: expected a real magnitude")
         if not mag.is_floating_point() or mag.dtype in (torch.float16, torch.bfloat16):  # (no complex half on CPU)
@@ -184,7 +187,7 @@ class GriffinLim(nn.Module):
         frames = mag.shape[-1]
         eps = torch.finfo(mag.dtype).tiny
         alpha = self.momentum / (1.0 + self.momentum)
-        angles = self.initial_angles(mag)
+        angles = self.initial_angles(mag, generator)
         rebuilt = None
         for _ in range(n_iter):  # iterations, not items: the batch is processed at once
             tprev = rebuilt
