@@ -40,10 +40,6 @@ from latentbridge.written import WRITTEN, added_files, note_written, record_writ
 log = logging.getLogger(__name__)
 
 
-def _describe_os_error(e: OSError) -> str:
-    return os_reason(e)
-
-
 #: the folders this process holds the lock of
 _HELD: set[Path] = set()
 
@@ -101,13 +97,13 @@ class FolderLock:
             self.folder.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise LatentbridgeError(f"{self.folder}: cannot create the output folder's parent "
-                                    f"{self.folder.parent} ({_describe_os_error(e)})") from None
+                                    f"{self.folder.parent} ({os_reason(e)})") from None
         while True:
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as e:
                 raise LatentbridgeError(f"{self.folder}: cannot write in {self.folder.parent} "
-                                        f"({_describe_os_error(e)}): a folder latentbridge writes is locked by a file "
+                                        f"({os_reason(e)}): a folder latentbridge writes is locked by a file "
                                         f"beside it ({self.path.name}), so its parent must be writable too") from None
             for wait in (0.0, 0.005, 0.02, 0.05, None):  # (another process's held_by holds it for a moment)
                 try:
@@ -141,8 +137,8 @@ class FolderLock:
     def acquire_waiting(self, doing: str) -> "FolderLock":
         """:meth:`acquire`, waiting while another process holds the lock: a shared folder (a data set extracted, a
         cache entry) that it makes now, ``doing`` said once (the second of two commands failed, or read it half-made)."""
-        if self.real in _HELD:  # (this process's own: nothing to wait for)
-            raise self.busy_error(f"PID {os.getpid()}, this one") or BusyError(str(self.folder))
+        if self.real in _HELD:  # this process's own lock: waiting for it would be waiting for ever
+            raise BusyError(f"{self.folder}: this process holds its lock already")
         while True:
             try:
                 return self.acquire()
@@ -518,7 +514,7 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 put_back()
-                raise LatentbridgeError(f"{folder}: cannot create the output folder ({_describe_os_error(e)})") from None
+                raise LatentbridgeError(f"{folder}: cannot create the output folder ({os_reason(e)})") from None
             try:
                 yield folder
             except BaseException as e:
@@ -538,7 +534,7 @@ def output_folder(folder: str | Path, *, force: bool = False, in_place: bool = F
             tmp.mkdir(parents=True)
         except OSError as e:  # (a mount point exists: it is its inside that cannot be written)
             raise LatentbridgeError(f"{folder}: cannot {'write in' if mount else 'create'} the output folder "
-                                    f"({_describe_os_error(e)})") from None
+                                    f"({os_reason(e)})") from None
         try:
             try:
                 yield tmp
