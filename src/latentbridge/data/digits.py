@@ -324,23 +324,19 @@ def as_written_copies(images: np.ndarray, copies: int, seed: int) -> np.ndarray:
 DIGIT_BOX = 20 / 28  # MNIST: each digit fitted in a 20 x 20 box of the 28 x 28 frame
 
 
-#: "ink" that, its holes filled, fills this much of its bounding box (a rectangle; a digit's outline, a bold 0 an
-#: ellipse, at most pi / 4), over this share of the image, with something written in it (holes over 0.5 % of the box,
-#: darker than the image's border by a tenth of the grey range), is a sheet of paper on a darker table (a phone's
-#: photo): its digit is framed within it
+#: a sheet of paper on a darker table (a phone's photo): "ink" whose holes filled fill this much of its box (a digit's
+#: outline at most pi / 4: a bold 0), over this share of the image, with something darker than the border in its holes
 SHEET_FILL, SHEET_SHARE = 0.85, 0.2
 
 
-def frame_digit(grey: np.ndarray, height: int, width: int, name="image", *, within_sheet: bool = False) -> np.ndarray:
+def frame_digit(grey: np.ndarray, height: int, width: int, name="image", within_sheet: bool = False) -> np.ndarray:
     """Grey levels ``(H, W)`` in [0, 1] of a written digit → ``(height, width)`` float32 in MNIST's
     convention: light ink on black (dark ink on light paper inverted; the paper's level, a plane
     fitted to the image's border, taken out, so uneven light is too), specks under 5 % of the
     largest stroke's ink dropped, the ink's bounding box scaled to fit ``DIGIT_BOX`` of the frame
     keeping its aspect ratio, and its centre of mass put at the frame's centre — how MNIST's digits
-    were made, so a small digit off to one side of a photo reads like one of them. A sheet of paper
-    on a darker table (:data:`SHEET_FILL`, :data:`SHEET_SHARE`; the border fitted is the table's, and
-    the whole sheet read as light ink, its digit a hole in it) is framed within the sheet, a twentieth of
-    each side in from its edges (``within_sheet``: that second reading)."""
+    were made, so a small digit off to one side of a photo reads like one of them. A sheet on a darker table
+    (:data:`SHEET_FILL`: read as light ink, its digit a hole) is read within it (``within_sheet``: that reading)."""
     from PIL import Image
     from scipy import ndimage
 
@@ -361,19 +357,16 @@ def frame_digit(grey: np.ndarray, height: int, width: int, name="image", *, with
     mass = ndimage.sum(ink, labels, index=np.arange(1, n_parts + 1))
     kept = np.isin(labels, 1 + np.flatnonzero(mass >= 0.05 * mass.max()))
     rows, cols = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
-    box = kept[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    solid = ndimage.binary_fill_holes(box) if not within_sheet and box.size > SHEET_SHARE * kept.size else box
-    written = solid & ~box  # (a bold digit's counters are the background's level; ink on a sheet is darker still)
-    if written.mean() > 0.005 and solid.mean() > SHEET_FILL and \
-            np.mean(raw[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1][written]) < -0.1:
-        dr, dc = max(1, box.shape[0] // 20), max(1, box.shape[1] // 20)
-        if box.shape[0] > 2 * dr + 2 and box.shape[1] > 2 * dc + 2:
-            sheet = np.asarray(grey, dtype=np.float64)[rows[0] + dr:rows[-1] + 1 - dr, cols[0] + dc:cols[-1] + 1 - dc]
-            try:  # (the conditions framed a white rectangle with a small grey 7 in it, without a word)
-                return frame_digit(sheet, height, width, name, within_sheet=True)
-            except DataError:
-                pass  # a solid blot, nothing written on it: read as it is
-    ink = np.where(ndimage.binary_dilation(kept, iterations=2), ink, 0.0)[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    solid = ndimage.binary_fill_holes(kept[r0:r1, c0:c1]) if not within_sheet and (r1 - r0) * (c1 - c0) > \
+        SHEET_SHARE * kept.size else kept[r0:r1, c0:c1]
+    written, dr, dc = solid & ~kept[r0:r1, c0:c1], max(1, (r1 - r0) // 20), max(1, (c1 - c0) // 20)
+    if written.mean() > 0.005 and solid.mean() > SHEET_FILL and np.mean(raw[r0:r1, c0:c1][written]) < -0.1:
+        try:  # (a bold digit's counters are the background's level; it framed a white rectangle with a grey 7 in it)
+            return frame_digit(np.asarray(grey)[r0 + dr:r1 - dr, c0 + dc:c1 - dc], height, width, name, True)
+        except DataError:
+            pass  # nothing written on it after all: read as it is
+    ink = np.where(ndimage.binary_dilation(kept, iterations=2), ink, 0.0)[r0:r1, c0:c1]
     side = DIGIT_BOX * min(height, width)
     scale = side / max(ink.shape)
     h, w = (max(1, int(round(n * scale))) for n in ink.shape)
