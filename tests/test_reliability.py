@@ -1377,7 +1377,7 @@ def test_format_1_digit_models_keep_their_digit_transform():
     assert (f.sample_rate, f.n_fft, f.hop_length, f.n_mels) == (8000, 256, 64, 64)
 
 
-def test_a_terminated_training_says_so(tmp_path):
+def test_a_terminated_training_says_so(tmp_path, capsys):
     """Lightning turned SIGTERM (and Ctrl-C) during training into exit(1) without a word: the CLI says "terminated"
     and exits 143, as every other command does; --resume continues the run from its last checkpoint."""
     from PIL import Image
@@ -1396,7 +1396,7 @@ def test_a_terminated_training_says_so(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None and not (run / "checkpoints" / "last.ckpt").exists():
         time.sleep(0.1)
-    time.sleep(4)  # a few epochs more (a fraction of a second each)
+    time.sleep(1.5)  # a few epochs more (a fraction of a second each)
     assert proc.poll() is None, "training ended before it could be terminated: " + proc.stderr.read().decode()[-500:]
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 143
@@ -1412,15 +1412,14 @@ def test_a_terminated_training_says_so(tmp_path):
     done = epochs_done(ckpt)
     assert done == ckpt["epoch"] + 1 and done >= 2
     before = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
-    for wanted in (done - 1, done):
-        res = subprocess.run(args[:-1] + [f"train.max_epochs={wanted}", "--resume"], env=env, capture_output=True,
-                             text=True)
-        assert res.returncode == 2 and f"the run has trained {done} epochs already" in res.stderr, res.stderr
-    assert "Traceback" not in res.stderr and sorted(str(p.relative_to(run)) for p in run.rglob("*")) == before
-    res = subprocess.run([sys.executable, "-m", "latentbridge", "evaluate", str(run), "--out", str(tmp_path / "ev")],
-                         env=env, capture_output=True, text=True)
-    assert res.returncode == 2 and "its training did not finish (continue it with the same `latentbridge train` " \
-        "command and --resume)" in res.stderr, res.stderr
+    capsys.readouterr()
+    for wanted in (done - 1, done):  # (in this process: what a user sees is the same, four seconds less a command)
+        assert main(args[3:-1] + [f"train.max_epochs={wanted}", "--resume"]) == 2
+        assert f"the run has trained {done} epochs already" in capsys.readouterr().err
+    assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == before
+    assert main(["evaluate", str(run), "--out", str(tmp_path / "ev")]) == 2
+    assert "its training did not finish (continue it with the same `latentbridge train` command and --resume)" in \
+        capsys.readouterr().err
 
 
 def test_a_link_to_a_folder_is_that_folder_for_locks_and_force(tmp_path, caplog):
