@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from latentbridge.errors import BusyError, LatentbridgeError, ModelFolderError
+from latentbridge.errors import BusyError, LatentbridgeError, ModelFolderError, os_reason
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ def _unwritable(folder: Path) -> str | None:
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        return e.strerror or str(e)
+        return os_reason(e)
     return None
 
 

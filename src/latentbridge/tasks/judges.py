@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from latentbridge.errors import os_reason
+
 log = logging.getLogger(__name__)
 
 N_MFCC = 20
@@ -109,7 +111,7 @@ def fit_waveform_judge(fsdd_root, spec, folder: Path, limit: int | None = None, 
         judge.save(folder)
     except OSError as e:  # a read-only or full cache: the judge serves this run (an evaluation stopped on it)
         log.warning("the waveform judge serves this run only: its cache folder %s cannot be written (%s; "
-                    "LATENTBRIDGE_CACHE=DIR keeps it in a writable folder)", folder, e.strerror or e)
+                    "LATENTBRIDGE_CACHE=DIR keeps it in a writable folder)", folder, os_reason(e))
     return judge
 
 
