@@ -34,7 +34,8 @@ def not_written(folder: Path, error: OSError) -> None:
 
 
 def write_error(folder: Path) -> OSError | None:
-    """Why no entry can be written in the feature cache ``folder`` (made when missing), or None."""
+    """Why no entry can be written in the cache folder ``folder`` (made when missing: the feature cache, a judge's
+    place), or None."""
     import tempfile
 
     try:

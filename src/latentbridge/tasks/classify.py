@@ -20,7 +20,6 @@ on the test split), light augmentation (:mod:`latentbridge.data.augment`).
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -233,19 +232,6 @@ def train_classifier(cfg, out_dir: str | Path, *, force: bool = False, data: dic
     return metrics
 
 
-def _unwritable(folder: Path) -> str | None:
-    """Why no file can be written beside the cache folder ``folder`` (its lock, its staged files), or None; the folders
-    above it made where missing."""
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder.parent, prefix=".write-check.")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        return os_reason(e)
-    return None
-
-
 def load_classifier(kind: str, *, data_root: str | Path | None = None, cache_dir: str | Path | None = None,
                     train_if_missing: bool = True, spec=None):
     """``(model, info)`` of the cached ``kind`` classifier (see :func:`classifier_dir`); ``spec``: the
@@ -278,11 +264,13 @@ def load_classifier(kind: str, *, data_root: str | Path | None = None, cache_dir
             return load_classifier(kind, data_root=data_root, cache_dir=cache_dir, spec=spec)
         for kept in kept_aside(folder):  # a killed retraining's: the cache's own, not handed to the user to sort out
             shutil.rmtree(kept, ignore_errors=True)
-        place, unwritable = folder, _unwritable(folder)
+        from latentbridge.data.feature_cache import write_error
+
+        place, unwritable = folder, write_error(folder.parent)  # (its lock and its staged files go beside it)
         if unwritable:  # trained for this run (it was not, and the images were judged in pixel space, 100x apart)
             place = Path(tempfile.mkdtemp(prefix=f"latentbridge-{kind}-classifier-")) / "model"
             log.warning("training the %s classifier for this run only: its cache folder %s cannot be written (%s; "
-                        "LATENTBRIDGE_CACHE=DIR keeps it in a writable folder)", kind, folder, unwritable)
+                        "LATENTBRIDGE_CACHE=DIR keeps it in a writable folder)", kind, folder, os_reason(unwritable))
         elif folder.exists():  # (an unfinished one was told to `latentbridge train --resume`, which the user never ran)
             log.warning("retraining the %s classifier: %s", kind, "an earlier training of it did not finish"
                         if not (folder / "config.json").exists() else exc)

@@ -528,11 +528,14 @@ def sample(run_dir, n: int, conditions: list[str] | None = None, *, progress: bo
     out = MLDSamples(cfg.data.kind, {**settings, "n_samples": int(n)}, threshold=threshold)
     read = read_conditions(conditions or [], lambda p: read_condition(saved, stages, p, sample_rate))
     names = output_names(conditions, out.names) if conditions else ["joint"]  # Test_01_rec, Test_02_rec
+    row_bytes: dict = {}  # one decoded sample's bytes, by the modality given
     for path, name in zip(conditions or [None], names):
         m, x = (None, None) if path is None else read[path]
         z = None if m is None else stages.encode(m, x)  # (W, d): one row per window / clip / image
         k = 1 if z is None else len(z)
-        need, free = n * k * decoded_bytes(saved, stages, m), available_memory()
+        if m not in row_bytes:  # (one sample decoded per kind of condition, not per file)
+            row_bytes[m] = decoded_bytes(saved, stages, m)
+        need, free = n * k * row_bytes[m], available_memory()
         if free is not None and need > 0.8 * free:  # (100,000 samples ran for minutes, then out of memory)
             raise LatentbridgeError(f"--num-samples {n}{f' for each of {k} windows' if k > 1 else ''}: their decoded "
                                     f"data would take about {need / 2**30:.3g} GiB, more than the memory available "

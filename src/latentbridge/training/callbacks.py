@@ -119,6 +119,7 @@ class EMA(Callback):
         self.updates = 0
         self.shadow: dict[str, torch.Tensor] | None = None
         self._backup: dict[str, torch.Tensor] | None = None
+        self._averaged: set[str] | None = None  # the state's names averaged: parameters, BatchNorm's statistics
 
     def current_decay(self) -> float:
         n = self.updates
@@ -136,13 +137,14 @@ class EMA(Callback):
         d = self.current_decay()
         self.updates += 1
         model = self._model(pl_module)
-        averaged = {name for name, _ in model.named_parameters(remove_duplicate=False)} | {  # a tied weight: each name
-            f"{name}.{stat}" if name else stat for name, m in model.named_modules(remove_duplicate=False)
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats
-            for stat in ("running_mean", "running_var")}
+        if self._averaged is None:  # (the model's names, once: not at every step)
+            self._averaged = {name for name, _ in model.named_parameters(remove_duplicate=False)} | {  # a tied weight:
+                f"{name}.{stat}" if name else stat for name, m in model.named_modules(remove_duplicate=False)  # each
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats  # of its names
+                for stat in ("running_mean", "running_var")}
         for k, v in model.state_dict().items():
             s = self.shadow[k]
-            if k in averaged and v.dtype.is_floating_point:
+            if k in self._averaged and v.dtype.is_floating_point:
                 s.mul_(d).add_(v.detach().to(s.dtype), alpha=1.0 - d)
             else:
                 s.copy_(v)
