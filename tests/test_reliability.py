@@ -68,9 +68,11 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(machine_data, feature_
     ref = tmp_path / "ref"
     env = _env(LATENTBRIDGE_CACHE=os.environ["LATENTBRIDGE_CACHE"])  # one thread count for all: the same rounding
     train = [sys.executable, "-m", "latentbridge"]
-    done = subprocess.run([*train, *_train_args(machine_data, ref, epochs)], env=env, capture_output=True)
-    assert done.returncode == 0, done.stderr.decode()[-800:]
-
+    # the uninterrupted run beside the one to be killed (one thread each, on two cores)
+    ref_log = tmp_path / "ref.log"  # (a file, not a pipe that nobody reads while it fills)
+    with open(ref_log, "wb") as log:
+        uninterrupted = subprocess.Popen([*train, *_train_args(machine_data, ref, epochs)], env=env,
+                                         stdout=subprocess.DEVNULL, stderr=log)
     run = tmp_path / "run"
     proc = subprocess.Popen([*train, *_train_args(machine_data, run, epochs)], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
@@ -83,6 +85,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(machine_data, feature_
     proc.wait(timeout=30)
     killed_at = torch.load(last, map_location="cpu", weights_only=True)
     assert 3 <= killed_at["epoch"] < 7 and not (run / "model.safetensors").exists()
+    assert uninterrupted.wait(timeout=300) == 0, ref_log.read_text()[-800:]
 
     resumed = subprocess.run([*train, *_train_args(machine_data, run, epochs), "--resume"], env=env,
                              capture_output=True)

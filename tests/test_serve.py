@@ -1147,7 +1147,7 @@ def test_a_bad_limit_names_the_option_typed(tmp_path, capsys):
     from latentbridge.serve.app import ServeSettings
 
     for option in ["--max-upload-mb", "--max-duration", "--max-values", "--max-batch", "--max-wait-ms", "--max-age-ms",
-                   "--stream-queue-blocks", "--max-streams"]:
+                   "--stream-queue-blocks", "--max-streams", "--shutdown-grace"]:
         assert main(["serve", str(tmp_path / "no_model"), option, "-5"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith(f"error: serve: {option} must be "), err

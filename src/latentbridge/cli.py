@@ -242,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--stream-queue-blocks", type=int, default=256,
                     help="audio messages a stream may queue before they are dropped and counted")
     sv.add_argument("--max-streams", type=int, default=32, help="most live WebSocket streams at once (503 above)")
+    sv.add_argument("--shutdown-grace", type=float, default=10.0, metavar="SECONDS",
+                    help="on SIGTERM or Ctrl-C, requests still running this long after are cancelled (default: 10)")
     sv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="server log")
 
     d = sub.add_parser("data", help="built-in data sets").add_subparsers(dest="data_cmd", required=True)

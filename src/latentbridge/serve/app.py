@@ -48,7 +48,8 @@ STATIC = Path(__file__).parent / "static"
 #: set from Python and named as fields)
 OPTIONS = {"max_upload_mb": "--max-upload-mb", "max_duration_s": "--max-duration", "max_values": "--max-values",
            "max_batch": "--max-batch", "max_wait_ms": "--max-wait-ms", "max_age_ms": "--max-age-ms",
-           "stream_queue_blocks": "--stream-queue-blocks", "max_streams": "--max-streams"}
+           "stream_queue_blocks": "--stream-queue-blocks", "max_streams": "--max-streams",
+           "shutdown_grace_s": "--shutdown-grace"}
 
 
 @dataclass
@@ -74,10 +75,12 @@ class ServeSettings:
     max_values: int = 100_000_000
     """Most values of an array to enhance (pixels x channels) or of an audio upload decoded (frames x channels): 413
     above; the memory and the work grow with them, not with the upload's compressed size."""
+    shutdown_grace_s: float = 10.0
+    """On SIGTERM / Ctrl-C, requests still running this many seconds later are cancelled."""
 
     def __post_init__(self):
         for name in ("max_upload_mb", "max_duration_s", "max_batch", "max_age_ms", "stream_queue_blocks", "max_streams",
-                     "max_frame_bytes", "gl_iterations", "decode_threads", "max_values"):
+                     "max_frame_bytes", "gl_iterations", "decode_threads", "max_values", "shutdown_grace_s"):
             value = getattr(self, name)
             if not 0 < value < np.inf:  # inf: an upload limit was int()'s OverflowError, a traceback
                 raise LatentbridgeError(f"serve: {OPTIONS.get(name, name)} must be positive"

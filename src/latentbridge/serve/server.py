@@ -8,9 +8,6 @@ from latentbridge.errors import LatentbridgeError
 from latentbridge.serve.security import is_loopback
 
 log = logging.getLogger("latentbridge.serve")
-SHUTDOWN_GRACE_S = 10.0
-
-
 class QueryRedactor(logging.Filter):
     """Cuts query strings out of uvicorn's own lines: it logs each accepted WebSocket with its path and query,
     where a browser's API key travels (``?api_key=...``); a secret never reaches a log."""
@@ -95,7 +92,7 @@ def serve(model_dirs, *, host: str = "127.0.0.1", port: int = 8000, settings=Non
     redactor = QueryRedactor()
     for name in ("uvicorn.error", "uvicorn"):
         logging.getLogger(name).addFilter(redactor)
-    # on SIGTERM / Ctrl-C, requests still running after SHUTDOWN_GRACE_S are cancelled (uvicorn waited for them without
+    # on SIGTERM / Ctrl-C, requests still running after --shutdown-grace are cancelled (uvicorn waited for them without
     # end: a long enhancement held the server's exit for minutes), which stops their work between two batches
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, ws_max_size=settings.max_frame_bytes,
-                timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+                timeout_graceful_shutdown=settings.shutdown_grace_s)
