@@ -57,14 +57,20 @@ def window_scores(stdout: str, path) -> np.ndarray:
 def machine_like(sr: int, seconds: float = 4.0) -> np.ndarray:
     """A deterministic machine-like sound defined in continuous time (harmonics of a 49.7-Hz
     rotation up to 6 kHz with a slow amplitude modulation), so that it can be written at any rate:
-    no content near the 8-kHz Nyquist of the model's rate, where resamplers necessarily differ."""
-    t = np.arange(int(round(seconds * sr))) / sr
+    no content near the 8-kHz Nyquist of the model's rate, where resamplers necessarily differ. Harmonic k is the
+    imaginary part of c_k z^k (z = exp(2 pi i 49.7 t)): powers by products, in blocks (a sine each was 3x slower)."""
+    n = int(round(seconds * sr))
     rng = np.random.default_rng(7)
-    x = np.zeros_like(t)
-    for k in range(1, 121):
-        f = 49.7 * k
-        x += rng.uniform(0.2, 1.0) / k ** 0.7 * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
-    x *= 1.0 + 0.3 * np.sin(2 * np.pi * 1.3 * t)
+    coef = [rng.uniform(0.2, 1.0) / k ** 0.7 * np.exp(1j * rng.uniform(0, 2 * np.pi)) for k in range(1, 121)]
+    x = np.empty(n)
+    for s in range(0, n, 1 << 16):
+        t = np.arange(s, min(n, s + (1 << 16))) / sr
+        z = np.exp(2j * np.pi * 49.7 * t)
+        zk, harmonics = np.ones_like(z), np.zeros_like(z)
+        for c in coef:
+            zk *= z
+            harmonics += c * zk
+        x[s:s + len(t)] = harmonics.imag * (1.0 + 0.3 * np.sin(2 * np.pi * 1.3 * t))
     return (0.3 * x / np.abs(x).max()).astype(np.float32)
 
 

@@ -939,14 +939,17 @@ def test_an_unwritable_cache_is_said_once_with_worker_processes(machine_data, tm
             "spec = transform_spec(load_config(None, ['audio.auto=false'], sets={'task': 'anomaly'})); "
             "ex = FeatureExtractor.from_spec(spec, num_workers=2, parallel='processes', cache_dir=sys.argv[1]); "
             "wf = ex.extract([Path(sys.argv[2])]); print(len(wf.features), ex.cache_writes)")
-    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a_file" / "cache"), str(machine_data / "train")],
-                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": SRC}, timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert res.stderr.count(f"not written ({tmp_path / 'a_file'} is a file, not a folder)") == 1, res.stderr
-    assert int(res.stdout.split()[0]) > 0 and res.stdout.split()[1] == "False"
-    # and `anomaly score`, whose own loader's workers read the files (said once a worker: 3 times for 12 files)
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "a_file" / "cache"),
+                             str(machine_data / "train")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": SRC})
+    # (meanwhile) and `anomaly score`, whose own loader's workers read the files (said once a worker: 3 times for 12
+    # files)
     fit = tmp_path / "m"
     assert main(["anomaly", "fit", str(machine_data / "train" / "normal"), "--out", str(fit)]) == 0
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    assert err.count(f"not written ({tmp_path / 'a_file'} is a file, not a folder)") == 1, err
+    assert int(out.split()[0]) > 0 and out.split()[1] == "False"
     res = subprocess.run([sys.executable, "-m", "latentbridge", "anomaly", "score", str(fit),
                           str(machine_data / "test"), "--out", str(tmp_path / "s"), "--workers", "2"],
                          capture_output=True, text=True, timeout=300,
@@ -1613,29 +1616,33 @@ def test_the_shell_s_environment_ends_a_command_in_one_line_or_quietly(tmp_path,
 
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     cmd = [sys.executable, "-m", "latentbridge"]
+    # the four processes at once (each mostly starts Python and its imports)
     p = subprocess.Popen([*cmd, "config", "--config", str(REPO / "configs" / "mel_ae.yaml")], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     p.stdout.close()
-    err = p.stderr.read().decode()
-    assert p.wait() == 141 and err == "", err
     # a broken pipe to another process (a worker that died) while stdout is read: an error, not the reader gone
     code = ("import os, signal; signal.signal(signal.SIGPIPE, signal.SIG_IGN); from latentbridge.errors import "
             "stdout_gone; r, w = os.pipe(); os.close(r)\ntry:\n    os.write(w, b'x')\nexcept BrokenPipeError as e:\n"
             "    print(stdout_gone(e))")
-    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout == "False\n"
+    pipe = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
     gone = tmp_path / "gone"
     gone.mkdir()
     code = (f"import os, sys; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r}); from latentbridge.cli import main; "
             "sys.exit(main(['anomaly', 'fit', 'data', '--out', 'm']))")
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert done.returncode == 2 and done.stderr.startswith("error: the current folder no longer exists"), done.stderr
+    no_folder = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True)
     (tmp_path / "cfg.yaml").write_text("task: audio_ae\ndata:\n  train_dir: dé_x\n", encoding="utf-8")
     ascii_env = {**env, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
-    done = subprocess.run([*cmd, "train", "--config", str(tmp_path / "cfg.yaml"), "--out", str(tmp_path / "r")],
-                          env=ascii_env, capture_output=True, text=True, encoding="utf-8", errors="replace")
-    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    ascii_run = subprocess.Popen([*cmd, "train", "--config", str(tmp_path / "cfg.yaml"), "--out", str(tmp_path / "r")],
+                                 env=ascii_env, stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace")
+    err = p.stderr.read().decode()
+    assert p.wait() == 141 and err == "", err
+    assert pipe.communicate(timeout=120)[0] == "False\n"
+    err = no_folder.communicate(timeout=120)[1]
+    assert no_folder.returncode == 2 and err.startswith("error: the current folder no longer exists"), err
+    err = ascii_run.communicate(timeout=120)[1]
+    assert ascii_run.returncode == 2 and "Traceback" not in err, err
     if sys.platform.startswith("linux"):  # (macOS names files in UTF-8 whatever the locale)
-        assert "this locale's encoding (ascii) cannot hold: run the command under a UTF-8 locale" in done.stderr
+        assert "this locale's encoding (ascii) cannot hold: run the command under a UTF-8 locale" in err
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("LATENTBRIDGE_CACHE", "~/lbcache")
     assert default_cache_dir() == tmp_path / "lbcache"
@@ -2048,18 +2055,20 @@ def test_the_training_bar_in_a_log_is_drawn_seldom(machine_data, feature_cache, 
     env = _env(LATENTBRIDGE_CACHE=str(feature_cache))
     args = _train_args(machine_data, tmp_path / "run", ["train.max_epochs=2", "train.batch_size=2",
                                                         "train.progress_bar=true"])
-    res = subprocess.run([sys.executable, "-m", "latentbridge", *args], env=env, capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    lines = [line for line in res.stdout.splitlines() if not line.startswith("chosen from the data")]
-    assert [line.split(":")[0] for line in lines[:2]] == ["epoch 1/2", "epoch 2/2"], res.stdout  # (64 bars and more)
-    assert "val/loss " in lines[0] and "train/loss_epoch " in lines[0] and "\r" not in res.stdout
-    assert "\x1b" not in res.stdout and lines[2].startswith("trained "), res.stdout
-    # within a long epoch, a line every LOG_PROGRESS_S (here every step)
+    proc = subprocess.Popen([sys.executable, "-m", "latentbridge", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    # (meanwhile, in this process) within a long epoch, a line every LOG_PROGRESS_S (here every step)
     monkeypatch.setattr("latentbridge.utils.LOG_PROGRESS_S", 0.0)
     assert main(_train_args(machine_data, tmp_path / "run2", ["train.max_epochs=1", "train.batch_size=2",
                                                               "train.progress_bar=true"])) == 0
     out = capsys.readouterr().out
     assert re.search(r"^epoch 1/1, step 1/\d+: train/loss_step [\d.]+$", out, flags=re.M), out
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    lines = [line for line in stdout.splitlines() if not line.startswith("chosen from the data")]
+    assert [line.split(":")[0] for line in lines[:2]] == ["epoch 1/2", "epoch 2/2"], stdout  # (64 bars and more)
+    assert "val/loss " in lines[0] and "train/loss_epoch " in lines[0] and "\r" not in stdout
+    assert "\x1b" not in stdout and lines[2].startswith("trained "), stdout
 
 
 def test_a_failed_command_leaves_no_parent_folders_it_made(fitted_model, tmp_path, capsys):

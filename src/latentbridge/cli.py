@@ -221,8 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     kt.add_argument("--n-test", type=int, help=argparse.SUPPRESS)
     kt.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
 
-    sv = sub.add_parser("serve", help="serve model folders: REST + WebSocket API and a web page with a live "
-                                      "microphone")
+    sv = sub.add_parser("serve", help="serve model folders: REST + WebSocket API and a web page with a live microphone")
     sv.add_argument("model_dirs", nargs="+", metavar="MODEL_DIR", help="model folders (each served under its name)")
     sv.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1; any other needs --api-key)")
     sv.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
@@ -242,8 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--stream-queue-blocks", type=int, default=256,
                     help="audio messages a stream may queue before they are dropped and counted")
     sv.add_argument("--max-streams", type=int, default=32, help="most live WebSocket streams at once (503 above)")
-    sv.add_argument("--shutdown-grace", type=float, default=10.0, metavar="SECONDS",
-                    help="on SIGTERM or Ctrl-C, requests still running this long after are cancelled (default: 10)")
+    sv.add_argument("--shutdown-grace", type=float, default=10.0, help="seconds requests go on after SIGTERM (10)")
     sv.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="server log")
 
     d = sub.add_parser("data", help="built-in data sets").add_subparsers(dest="data_cmd", required=True)
