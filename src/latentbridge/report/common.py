@@ -29,14 +29,12 @@ def _new_figure(width: float, height: float):
     return fig
 
 
-def _literal(fig) -> None:
-    """Every text of ``fig`` drawn as written: matplotlib reads the text between two ``$`` as mathematics, so a file
+def _literal(texts) -> None:
+    """Every text (of a figure) drawn as written: matplotlib reads the text between two ``$`` as mathematics, so a file
     name or test id such as ``pump_$12_to_$15.wav`` stopped a report with a parse error, after all the work. A name
     that is not UTF-8 (its odd bytes read as surrogates) is drawn with ``\\udcXX`` escapes, as reports write it (the
     font renderer refused it with a TypeError)."""
-    from matplotlib.text import Text
-
-    for t in fig.findobj(Text):
+    for t in texts:
         t.set_parse_math(False)
         text = t.get_text()
         try:
@@ -58,10 +56,13 @@ def _drawn(fig):
     them (:func:`_wide_glyphs`), whose "font weight normal not found" notes are kept quiet."""
     import logging
 
-    _literal(fig)
+    from matplotlib.text import Text
+
+    texts = fig.findobj(Text)  # (once: each walk of the figure took a tenth of a report's figures' time)
+    _literal(texts)
     quiet = logging.getLogger("matplotlib.font_manager")
     level = quiet.level
-    if _wide_glyphs(fig):  # such fonts log "font weight normal not found, using 500" for every text
+    if _wide_glyphs(texts):  # such fonts log "font weight normal not found, using 500" for every text
         quiet.setLevel(logging.ERROR)
     try:
         yield
@@ -114,13 +115,11 @@ _WIDE_FONTS = ("Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans CJK TC", "Noto
                "Apple SD Gothic Neo")
 
 
-def _wide_glyphs(fig) -> bool:
-    """Texts of ``fig`` holding East Asian letters (file names, class names) fall back to an installed
+def _wide_glyphs(texts) -> bool:
+    """Texts (of a figure) holding East Asian letters (file names, class names) fall back to an installed
     font that has them, instead of empty boxes; nothing changes when no such font is installed. True
     when a text was given the font."""
-    from matplotlib.text import Text
-
-    texts = [t for t in fig.findobj(Text) if any(ord(c) >= 0x2E80 for c in t.get_text())]
+    texts = [t for t in texts if any(ord(c) >= 0x2E80 for c in t.get_text())]
     fonts = _installed_wide_fonts() if texts else []
     for t in texts if fonts else []:
         if fonts[0] not in t.get_fontfamily():
