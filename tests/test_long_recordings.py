@@ -156,6 +156,28 @@ def test_long_recordings_are_read_and_scored_in_the_workers(models, tmp_path, sm
         assert one.padded == two.padded and np.array_equal(one.clipped_shares, two.clipped_shares)
 
 
+def test_the_bar_moves_through_a_long_recording(models, tmp_path, small_blocks, monkeypatch, capsys):
+    """One long recording scored in blocks held the bar at 0 of 1 file until it was done (minutes for hours of
+    audio): the bar moves by the share of it scored, batch by batch, and ends at the files' count."""
+    from tqdm import tqdm
+
+    import latentbridge.data.blocks as blocks
+    import latentbridge.utils as utils
+    from latentbridge.tasks.anomaly import Detector
+    from latentbridge.tasks.scoring import score_files
+
+    path = tmp_path / "mono.wav"
+    sf.write(path, _machine(130.0 / 3, 11)[:, 0], 16000, subtype="PCM_16")  # 130 s: 259 windows, two batches
+    monkeypatch.setattr(blocks, "STREAM_BYTES", 0.0)
+    monkeypatch.setattr(utils, "LOG_PROGRESS_S", 0.0)  # (stderr is no terminal here: drawn at once, every update)
+    counts, update = [], tqdm.update
+    monkeypatch.setattr(tqdm, "update", lambda self, n=1: (counts.append(self.n + n), update(self, n))[1])
+    score_files(Detector.load(models["knn_stats"]), [path], num_workers=0, progress=True)
+    assert counts[0] == pytest.approx((255 * 0.5 + 1.0) / 130.0)  # the first 256 windows of 1 s, every 0.5 s
+    assert counts[-1] == pytest.approx(1.0) and counts == sorted(counts) and len(counts) >= 2
+    assert " 0.0/1 file [" in capsys.readouterr().err  # drawn to 0.1 (not 0.9807692307692307/1)
+
+
 @pytest.mark.parametrize("stream_bytes", [float("inf"), 0.0])
 def test_a_sampled_score_does_not_depend_on_the_files_beside(models, tmp_path, small_blocks, monkeypatch, stream_bytes):
     """The VAE's ``elbo`` of a recording, read whole or in blocks, is the same scored alone or among others in any

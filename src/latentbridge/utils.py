@@ -168,14 +168,16 @@ def dotted(d, prefix: str = "") -> dict:
 LOG_PROGRESS_S = 30.0
 
 
-def progress_bar(total: int, enabled: bool, desc: str, unit: str = "step"):
+def progress_bar(total: int, enabled: bool, desc: str, unit: str = "step", fractional: bool = False):
     """A transient tqdm bar on stderr (``enabled`` False: silent), shown once the work has taken 0.5 s on a terminal;
-    where stderr is a file or a pipe, once it has taken :data:`LOG_PROGRESS_S` and then redrawn as often."""
+    where stderr is a file or a pipe, once it has taken :data:`LOG_PROGRESS_S` and then redrawn as often.
+    ``fractional``: the count moves by parts of a unit too (a long recording scored in blocks), drawn to 0.1."""
     from tqdm import tqdm
 
     tty = bool(getattr(sys.stderr, "isatty", lambda: False)())
+    form = {"bar_format": "{l_bar}{bar}| {n:.1f}/{total_fmt} {unit} [{elapsed}<{remaining}]"} if fractional else {}
     return tqdm(total=total, desc=desc, unit=unit, disable=not enabled, leave=False, dynamic_ncols=True,
-                mininterval=0.1 if tty else LOG_PROGRESS_S, delay=0.5 if tty else LOG_PROGRESS_S)
+                mininterval=0.1 if tty else LOG_PROGRESS_S, delay=0.5 if tty else LOG_PROGRESS_S, **form)
 
 
 def close_progress_bars() -> None:

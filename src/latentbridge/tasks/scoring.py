@@ -73,13 +73,20 @@ class _Scorer(L.LightningModule):
         from latentbridge.data.survey import band_power
         from latentbridge.tasks.anomaly import no_decision, score_features
 
-        out = []
+        out, counted = [], 0.0
         for r in chunk:
             scores = r.scores  # a long recording read and scored in a DataLoader worker
             # a generator per file, seeded by its first window: the same scores however the files are shared between
             # processes, and wherever a file stands among those scored
-            if r.streamed is not None:
-                scores = self.in_blocks(r)
+            if r.streamed is not None:  # the bar moves through it (a long recording alone held it at 0 for minutes)
+                done = [0.0]
+
+                def advance(share, done=done):
+                    if self.bar is not None:
+                        self.bar.update(share - done[0])
+                    done[0] = share
+                scores = self.in_blocks(r, advance)
+                counted += done[0]
             elif r.problem is None and scores is None:
                 scores = score_features(self.model, r.features, self.method, self.n_samples,
                                         seed=file_seed(self.seed, r.features))
@@ -90,17 +97,18 @@ class _Scorer(L.LightningModule):
                 r.problem, r.band_power, scores = problem, None, None
             out.append((r, scores))
         if self.bar is not None:
-            self.bar.update(len(chunk))
+            self.bar.update(len(chunk) - counted)
         return out
 
 
-def score_in_blocks(ex, r: FileFeatures, model, method: str, n_samples: int, seed: int, band_config=None
-                    ) -> np.ndarray | None:
+def score_in_blocks(ex, r: FileFeatures, model, method: str, n_samples: int, seed: int, band_config=None,
+                    advance=None) -> np.ndarray | None:
     """The window scores of the long recording ``r.streamed`` read in blocks
     (:func:`~latentbridge.data.blocks.block_windows`), scored :data:`SCORE_BATCH` windows at a time with one generator
     (:func:`file_seed`): the scores of the recording read whole, in the memory of a block and a batch. Fills ``r`` as
     the whole read fills it (its features let go, their mean band power kept with ``band_config``); None, with
-    ``r.problem``, for a file that cannot be used."""
+    ``r.problem``, for a file that cannot be used. ``advance``: called with the share of the recording scored so far
+    after each batch (0 to 1)."""
     from latentbridge.data.silence import live_channels, silent_channels, silent_frame_shares
     from latentbridge.data.blocks import block_windows, feature_batches
     from latentbridge.data.survey import band_power
@@ -119,6 +127,8 @@ def score_in_blocks(ex, r: FileFeatures, model, method: str, n_samples: int, see
             live = live_channels(feats) if live is None else live | live_channels(feats)
             if band_config is not None:
                 power.append((band_power(feats, band_config), len(feats)))
+            if advance is not None:
+                advance(min(1.0, float(s[-1] + ex.window / ex.sample_rate) / max(windows.duration_s, 1e-9)))
     except DataError as e:
         r.problem = e.problem
         return None
@@ -139,9 +149,9 @@ class _ScoreInBlocks:
         self.ex, self.model, self.method, self.n_samples = ex, det.model, det.method, det.iwae_samples
         self.seed, self.band_config = seed, band_config
 
-    def __call__(self, r: FileFeatures) -> np.ndarray | None:
+    def __call__(self, r: FileFeatures, advance=None) -> np.ndarray | None:
         return score_in_blocks(self.ex, r, self.model, self.method, self.n_samples, self.seed,
-                               self.band_config)
+                               self.band_config, advance)
 
 
 #: windows of a long recording scored at a time (those :func:`~latentbridge.tasks.anomaly.score_features` scores at a
@@ -234,7 +244,7 @@ def score_files(det, paths, *, skip_bad: bool = False, devices=None, strategy: s
                                 enable_model_summary=False, callbacks=callbacks, use_distributed_sampler=False)
     spawned = "spawn" in str(strategy)  # the module is pickled into each process: no bar in it
     bar = progress_bar(sum(len(c) for c in chunks[::n_proc]), progress and trainer.global_rank == 0 and not spawned,
-                       "scoring", unit="file")
+                       "scoring", unit="file", fractional=bool(ex.streamed))
     module = _Scorer(det, in_blocks, seed=seed, band_config=band_config, bar=None if spawned else bar)
     try:
         with lightning_interrupts():
