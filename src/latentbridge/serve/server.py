@@ -8,6 +8,8 @@ from latentbridge.errors import LatentbridgeError
 from latentbridge.serve.security import is_loopback
 
 log = logging.getLogger("latentbridge.serve")
+
+
 class QueryRedactor(logging.Filter):
     """Cuts query strings out of uvicorn's own lines: it logs each accepted WebSocket with its path and query,
     where a browser's API key travels (``?api_key=...``); a secret never reaches a log."""

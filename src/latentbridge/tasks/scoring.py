@@ -79,14 +79,9 @@ class _Scorer(L.LightningModule):
             # a generator per file, seeded by its first window: the same scores however the files are shared between
             # processes, and wherever a file stands among those scored
             if r.streamed is not None:  # the bar moves through it (a long recording alone held it at 0 for minutes)
-                done = [0.0]
-
-                def advance(share, done=done):
-                    if self.bar is not None:
-                        self.bar.update(share - done[0])
-                    done[0] = share
-                scores = self.in_blocks(r, advance)
-                counted += done[0]
+                moved = _BarShare(self.bar)
+                scores = self.in_blocks(r, moved)
+                counted += moved.share
             elif r.problem is None and scores is None:
                 scores = score_features(self.model, r.features, self.method, self.n_samples,
                                         seed=file_seed(self.seed, r.features))
@@ -99,6 +94,18 @@ class _Scorer(L.LightningModule):
         if self.bar is not None:
             self.bar.update(len(chunk) - counted)
         return out
+
+
+class _BarShare:
+    """Moves ``bar`` (or nothing, None) to the share of one file scored so far (:func:`score_in_blocks`' ``advance``)."""
+
+    def __init__(self, bar):
+        self.bar, self.share = bar, 0.0
+
+    def __call__(self, share: float) -> None:
+        if self.bar is not None:
+            self.bar.update(share - self.share)
+        self.share = share
 
 
 def score_in_blocks(ex, r: FileFeatures, model, method: str, n_samples: int, seed: int, band_config=None,
