@@ -111,6 +111,17 @@ def test_download_ok_and_skips_present_file(server, tmp_path):
     assert dest.read_bytes() == b"own data" and log == ["/blob.bin"]
 
 
+def test_a_download_killed_outright_is_cleared_by_the_next(server, tmp_path):
+    """A download killed by SIGKILL left its partial file (megabytes of the archive) beside the destination for good;
+    the next download of that file removes it, under the file's lock (which it leaves no trace of)."""
+    base, served, _ = server
+    (served / "blob.bin").write_bytes(b"x" * 5000)
+    stale = tmp_path / ".blob.bin.k1ll3d00.partial"
+    stale.write_bytes(b"x" * 3000)
+    download(base + "blob.bin", tmp_path / "blob.bin", md5=md5(b"x" * 5000))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blob.bin", "served"]
+
+
 def test_download_checksum_mismatch(server, tmp_path):
     base, served, _ = server
     (served / "blob.bin").write_bytes(b"hello world")

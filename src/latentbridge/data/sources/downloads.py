@@ -2,8 +2,9 @@
 
 :func:`download` streams a URL to a partial file of its own beside the destination
 (``.DEST.<random>.partial``: two downloads of one file do not write into one), checks its md5 / sha256 and
-renames it onto ``DEST`` in one step; a failed or interrupted download leaves no partial file behind. A file
-already present with the right checksum is not downloaded again.
+renames it onto ``DEST`` in one step; a failed or interrupted download leaves no partial file behind (one killed
+outright, SIGKILL, leaves it to the next download of ``DEST``, which removes it). A file already present with the
+right checksum is not downloaded again.
 """
 
 from __future__ import annotations
@@ -70,6 +71,28 @@ def download(
     """
     dest = Path(dest)
     expected = _expected(md5, sha256)
+    present = _present(dest, url, expected)
+    if present is not None:
+        return present
+    if not expected:
+        log.warning("downloading %s without a checksum of the file%s", url, f" ({unchecked})" if unchecked else "")
+    partial, out = _new_partial(dest)  # the folder first: read-only or full, it is named as such (not as the lock's)
+    out.close()
+    partial.unlink()
+    from latentbridge.outputs import FolderLock
+
+    # one process downloads DEST at a time (the next one waits, then finds it); taking the lock removes what a
+    # download killed outright left (its partial file of megabytes stayed for good)
+    lock = FolderLock(dest).acquire_waiting(f"downloads {url}")
+    try:
+        return _present(dest, url, expected) or _fetch(url, dest, expected, timeout)
+    finally:
+        lock.release()
+
+
+def _present(dest: Path, url: str, expected: list[tuple[str, str]]) -> Path | None:
+    """``dest`` where it is there with every expected checksum (or none expected); None where it is not there;
+    DataError where it holds other data."""
     if dest.is_file():
         bad = [(alg, want, file_checksum(dest, alg)) for alg, want in expected]
         bad = [b for b in bad if b[1] != b[2]]
@@ -79,13 +102,22 @@ def download(
         alg, want, got = bad[0]
         raise DataError(dest, f"holds other data than {url} ({alg} {got}, expected {want}): not replaced; move it "
                               "away to download the official file, or use the files there without downloading")
-    if not expected:
-        log.warning("downloading %s without a checksum of the file%s", url, f" ({unchecked})" if unchecked else "")
-    try:  # the folder first: read-only or full, it is named as such (it was the URL's "download interrupted")
+    return None
+
+
+def _new_partial(dest: Path):
+    """(a partial file of its own beside ``dest``, it open for writing); DataError naming the folder where it cannot be
+    made (read-only or full: it was the URL's "download interrupted")."""
+    try:
         partial = temp_beside(dest)
-        out = open(partial, "xb")
+        return partial, open(partial, "xb")
     except OSError as exc:
         raise DataError(dest.parent, f"cannot write the download there: {exc.strerror or exc}") from exc
+
+
+def _fetch(url: str, dest: Path, expected: list[tuple[str, str]], timeout: float) -> Path:
+    """The download itself (:func:`download`), under ``dest``'s lock."""
+    partial, out = _new_partial(dest)
     hashes = {alg: hashlib.new(alg) for alg, _ in expected}
     n_bytes = 0
     try:
