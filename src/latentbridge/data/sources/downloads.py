@@ -76,10 +76,11 @@ def download(
         return present
     if not expected:
         log.warning("downloading %s without a checksum of the file%s", url, f" ({unchecked})" if unchecked else "")
-    partial, out = _new_partial(dest)  # the folder first: read-only or full, it is named as such (not as the lock's)
-    out.close()
-    partial.unlink()
+    from latentbridge.data.feature_cache import write_error
     from latentbridge.outputs import FolderLock
+
+    if (error := write_error(dest.parent)) is not None:  # read-only or full: named as such (not as the lock's)
+        raise DataError(dest.parent, f"cannot write the download there: {error.strerror or error}")
 
     # one process downloads DEST at a time (the next one waits, then finds it); taking the lock removes what a
     # download killed outright left (its partial file of megabytes stayed for good)
@@ -105,19 +106,13 @@ def _present(dest: Path, url: str, expected: list[tuple[str, str]]) -> Path | No
     return None
 
 
-def _new_partial(dest: Path):
-    """(a partial file of its own beside ``dest``, it open for writing); DataError naming the folder where it cannot be
-    made (read-only or full: it was the URL's "download interrupted")."""
-    try:
-        partial = temp_beside(dest)
-        return partial, open(partial, "xb")
-    except OSError as exc:
-        raise DataError(dest.parent, f"cannot write the download there: {exc.strerror or exc}") from exc
-
-
 def _fetch(url: str, dest: Path, expected: list[tuple[str, str]], timeout: float) -> Path:
     """The download itself (:func:`download`), under ``dest``'s lock."""
-    partial, out = _new_partial(dest)
+    try:  # (a folder read-only or full: it was the URL's "download interrupted")
+        partial = temp_beside(dest)
+        out = open(partial, "xb")
+    except OSError as exc:
+        raise DataError(dest.parent, f"cannot write the download there: {exc.strerror or exc}") from exc
     hashes = {alg: hashlib.new(alg) for alg, _ in expected}
     n_bytes = 0
     try:
