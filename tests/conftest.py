@@ -325,7 +325,8 @@ def tiny_multimodal_folders(root: Path) -> dict[str, Path]:
     out["bridge"] = save_model(root / "bridge", model, config=config_to_dict(cfg),
                                transform=transform_spec(cfg, sample_rate=data["sample_rate"],
                                                         n_channels=data["n_channels"]),
-                               extra={"mask_threshold": {"threshold": 0.3, "calibrated_on": "test"}},
+                               extra={"mask_threshold": {"threshold": 0.3, "calibrated_on": "test"},
+                                      "data": {"mask_size": [64, 192]}},  # (its labels' size: 4 x the grid)
                                card="# tiny bridge model\n")
     cfg = load_config(REPO / "configs" / "avdigits.yaml",
                       ["model.channels=[4,8]", "model.image_channels=[4,8]", "model.latent_dim=4"])

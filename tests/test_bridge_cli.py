@@ -62,6 +62,9 @@ def test_evaluate_writes_metrics_plots_and_report(trained, tmp_path, capsys):
         assert np.isfinite(m[key]), key
     assert 0.0 <= m["mask_iou"] <= 1.0 and m["log_spectral_distance_db"] >= 0.0
     assert m["n_windows"] > 0 and "held-out" in m["scope"]
+    # against the masks as drawn (512 x 1536, the run's labels' size), not shrunk to the model's grid
+    assert json.loads((trained / "config.json").read_text())["data"]["mask_size"] == [512, 1536]
+    assert 0.0 <= m["mask_iou_full_size"] <= 1.0 and 0.0 <= m["mask_damaged_iou_full_size"] <= 1.0
     # crack localisation along the 20-m span of the simulated beam (from the data's manifest)
     assert m["span_m"] == 20.0 and m["match_radius_m"] == pytest.approx(1.0)
     assert {"crack_missed_rate", "crack_false_rate", "crack_localisation_error_m"} <= set(m)

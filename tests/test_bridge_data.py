@@ -1564,3 +1564,22 @@ def test_pictures_given_as_masks_are_named_once(tmp_path, caplog):
                                         r"pixels lie between its darkest and brightest levels: .* vibration\."
                                         r"mask_threshold 0\.5 \(3\d% of it\)", said[0]), said
     assert d.masks[d.test_index == 2].mean() == pytest.approx(0.25, abs=0.02)  # the drawing read as drawn
+
+
+def test_the_labels_size_is_most_masks_as_a_viewer_shows_them(tmp_path):
+    from PIL import Image
+
+    from latentbridge.io.masks import labels_size, read_mask_full
+
+    files = [write_mask_png(tmp_path / f"m{i}.png", crack_mask(32, 96, extent=0.3)) for i in range(2)]
+    files.append(write_mask_png(tmp_path / "small.png", crack_mask(10, 30, extent=0.3)))
+    turned = Image.fromarray(np.zeros((96, 32), dtype=np.uint8))  # stored 32 wide, shown 96 wide (EXIF: 6)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    turned.save(tmp_path / "turned.png", exif=exif)
+    (tmp_path / "broken.png").write_text("not a png")
+    assert labels_size([*files, tmp_path / "turned.png", tmp_path / "broken.png"]) == [32, 96]
+    assert labels_size([files[2]]) == [10, 30] and labels_size([tmp_path / "broken.png"]) is None
+    full = read_mask_full(files[0])  # at its own size, as drawn: the shrunk read is its area average
+    assert full.shape == (32, 96) and full.dtype == bool
+    np.testing.assert_array_equal(full, read_mask_png(files[0], 32, 96) > 0.5)

@@ -171,3 +171,20 @@ def test_crack_operating_curve_and_its_plot(tmp_path, monkeypatch):
         assert ("here the default threshold" in section[0]["text"]) is not calibrated
     with pytest.raises(ValueError, match="no threshold predicts a crack"):
         plot_crack_operating_curve(crack_operating_curve(np.zeros_like(prob), true, 20.0), 0.5, tmp_path / "x.png")
+
+
+def test_ious_at_the_labels_size_count_what_the_grid_loses():
+    from latentbridge.metrics.segmentation import full_size_ious
+
+    # a 4 x 12 grid, labels 8 x larger; the prediction: crack in grid column 5 (full-size columns 40-47)
+    prob = np.zeros((3, 1, 4, 12), dtype=np.float32)
+    prob[:2, 0, :, 5] = 1.0
+    wide, thin, healthy = (np.zeros((32, 96), dtype=bool) for _ in range(3))
+    wide[:, 40:48] = True  # a crack as wide as the grid's cell: bilinear, then thresholded, gives it back
+    thin[:, 44] = True  # one pixel wide: the grid draws it 8 pixels wide
+    got = full_size_ious(prob, [wide, thin, healthy], threshold=0.5)
+    assert got["mask_damaged_iou_full_size"] == pytest.approx((1.0 + 1 / 8) / 2)
+    assert got["mask_iou_full_size"] == pytest.approx((1.0 + 1 / 8 + 1.0) / 3)  # empty vs empty: 1
+    assert full_size_ious(prob[2:], [healthy], 0.5)["mask_damaged_iou_full_size"] is None
+    with pytest.raises(ValueError, match="3 probabilities and 2 targets"):
+        full_size_ious(prob, [wide, thin], 0.5)

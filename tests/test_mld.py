@@ -351,6 +351,18 @@ def test_bridge_train_sample_evaluate(bridge_run, tmp_path, capsys, caplog):
     assert len(list(from_mask.glob("vibration_*.wav"))) == 3 and len(list(from_mask.glob("spectrogram_*.png"))) == 3
     settings = json.loads((out / "settings.json").read_text())
     assert settings["guidance"] == {"spec": 3.0, "mask": 2.0} and settings["steps"] == 4
+    # the masks also at the labels' size (512 x 1536), bilinear from the model's 16 x 48, thresholded as mask.png
+    from PIL import Image
+
+    assert info["data"]["mask_size"] == stage["data"]["mask_size"] == [512, 1536] == settings["mask_full_size"]
+    small = np.asarray(Image.open(from_csv / "mask_probability.png"), dtype=np.float64) / 255
+    full = np.asarray(Image.open(from_csv / "mask_probability_full.png"), dtype=np.float64) / 255
+    full_mask = np.asarray(Image.open(from_csv / "mask_full.png"))
+    assert small.shape == (16, 48) and full.shape == full_mask.shape == (512, 1536)
+    assert abs(full.mean() - small.mean()) < 0.02 and abs(full[16, 16] - small[0, 0]) < 0.02  # a cell's centre
+    clear = np.abs(full - settings["mask_threshold"]) > 1 / 255  # (the PNG's 8 bits: pixels at the threshold aside)
+    assert clear.mean() > 0.5 and np.array_equal((full_mask > 127)[clear], (full > settings["mask_threshold"])[clear])
+    assert not (from_mask / "mask_full.png").exists()  # (a mask given: no mask drawn)
     # a strength for the modality given as the condition: not used, said so, not recorded as used
     with caplog.at_level("WARNING"):
         assert main(["sample", str(run), "--condition", str(csv_file), "--num-samples", "1", "--steps", "2",
@@ -366,6 +378,7 @@ def test_bridge_train_sample_evaluate(bridge_run, tmp_path, capsys, caplog):
                 "fd_latent_joint"):
         assert key in m, key
     assert 0.0 <= m["mask_iou"] <= 1.0 and m["psd_distance_db"] >= 0.0
+    assert 0.0 <= m["mask_iou_full_size"] <= 1.0 and 0.0 <= m["mask_damaged_iou_full_size"] <= 1.0
     assert m["scope"].startswith("held-out damage states")
     # a calibrated threshold has no note (an empty "mask_threshold_note=" was printed with the metrics)
     assert m["mask_threshold_calibrated_on"] and "mask_threshold_note" not in m

@@ -452,6 +452,12 @@ def test_predict_bridge_mask_and_extent(client, folders, models, tmp_path):
     np.testing.assert_array_equal(mask[::4, ::4] > 127, ref.mask > 0.5)
     prob = _png(body["mask_probability_png"])[::4, ::4] / 255.0
     np.testing.assert_allclose(prob, ref.mask_prob, atol=1 / 255)
+    # the mask at the size of the model's training labels too: bilinear, then thresholded
+    from latentbridge.io.masks import upsample_mask
+
+    full = _png(body["mask_full_png"])
+    assert body["mask_full_shape"] == list(full.shape) == [64, 192] and set(np.unique(full)) <= {0, 255}
+    np.testing.assert_array_equal(full > 127, upsample_mask(ref.mask_prob, (64, 192), 0.3)[1] > 0.5)
     assert body["warnings"] == []
     # what the reader says of a file reaches the client, naming its file (it was only logged, under a temporary path)
     epoch = _vibration_csv().decode().splitlines()

@@ -51,7 +51,7 @@ from latentbridge.errors import ConfigError, DataError, os_reason
 from latentbridge.io import cut_windows, level_dbfs, resample
 from latentbridge.io.resampling import energy_above
 from latentbridge.io.audio import MAX_SAMPLE, is_table, too_large
-from latentbridge.data.bridge_layout import TestRecord, _warn_once, discover, read_masks
+from latentbridge.data.bridge_layout import TestRecord, _warn_once, discover, mask_labels_size, read_masks
 from latentbridge.data.bridge_columns import ChannelOrder
 from latentbridge.data.survey import CLIPPED_SHARE
 from latentbridge.data.bridge_rates import RATE_RTOL, check_rate, removed_warning, report_rates, training_rate_text
@@ -63,7 +63,7 @@ from latentbridge.utils import atomic_path, file_stamp, first_time, listed, stab
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TestRecord", "BridgeData", "discover", "build_windows", "default_bridge_cache_dir",
+__all__ = ["TestRecord", "BridgeData", "discover", "build_windows", "default_bridge_cache_dir", "mask_labels_size",
            "CACHE_VERSION"]
 
 #: Bump when the cached arrays change meaning.
@@ -405,6 +405,17 @@ def folder_files(root, tests=None) -> list[Path]:
     (:func:`latentbridge.data.run_record.check_same_data`), and of the states it held out."""
     return [p for r in discover(Path(root).resolve()) if tests is None or r.test_id in tests  # (warned once)
             for p in r.csv_files + ([r.mask_file] if r.mask_file is not None else [])]
+
+
+def full_size_scores(data: BridgeData, prob, labelled, root, vib, threshold: float) -> dict:
+    """:func:`~latentbridge.metrics.segmentation.full_size_ious` of ``prob``, the crack probabilities of ``data``'s
+    ``labelled`` windows, against their states' masks in ``root`` as drawn (not shrunk to the model's grid);
+    {} where a state's mask is not in ``root``."""
+    from latentbridge.data.bridge_layout import labels_at_full_size
+    from latentbridge.metrics.segmentation import full_size_ious
+
+    full = labels_at_full_size(root, list(data.test_ids[np.asarray(labelled, bool)]), vib.mask_threshold)
+    return {} if full is None else full_size_ious(prob, full, threshold)
 
 
 def model_picks(vib, channel_names: list[str] | None) -> list[str] | None:

@@ -291,3 +291,24 @@ def read_masks(root: Path, records: list[TestRecord], vib) -> tuple[np.ndarray, 
                    if vanished else "Are the cracks drawn in a way not read as crack (a crack is what is brighter "
                    f"than vibration.mask_threshold = {vib.mask_threshold:g}, or a transparent layer's drawn pixels)?")
     return test_masks, test_has
+
+
+def mask_labels_size(root) -> list[int] | None:
+    """``[height, width]`` of most of a bridge folder's crack masks (:func:`latentbridge.io.masks.labels_size`): a
+    run keeps it, and writes its predicted masks at that size too."""
+    from latentbridge.io.masks import labels_size
+
+    return labels_size(r.mask_file for r in discover(Path(root).resolve()) if r.mask_file is not None)
+
+
+def labels_at_full_size(root, test_ids, threshold: float) -> list[np.ndarray] | None:
+    """The crack mask of each of ``test_ids`` (one per window: a state's array shared by its windows) read at its own
+    size, binarised at ``threshold`` and not shrunk (:func:`latentbridge.io.masks.read_mask_full`); None when a test
+    has no mask file in ``root`` (its masks came from elsewhere)."""
+    from latentbridge.io.masks import read_mask_full
+
+    files = {r.test_id: r.mask_file for r in discover(Path(root).resolve()) if r.mask_file is not None}
+    if not set(test_ids) <= set(files):
+        return None
+    read = {t: read_mask_full(files[t], threshold) for t in set(test_ids)}
+    return [read[t] for t in test_ids]

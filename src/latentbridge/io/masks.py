@@ -37,7 +37,7 @@ from latentbridge.errors import DataError
 from latentbridge.io.images import bit_depth
 from latentbridge.utils import atomic_path, first_time
 
-__all__ = ["read_mask_png", "write_mask_png"]
+__all__ = ["labels_size", "read_mask_full", "read_mask_png", "upsample_mask", "write_mask_png"]
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +186,44 @@ def read_mask_png(
                     "(vibration.mask_coverage): lower the coverage to keep thin cracks", path, int(binary.sum()),
                     binary.size, width, height, coverage)
     return out
+
+
+def read_mask_full(path: str | Path, threshold: float = 0.5) -> np.ndarray:
+    """A crack mask PNG at its own size: ``(H, W)`` bool, crack where the grey level is above ``threshold`` (the rules
+    of :func:`read_mask_png`, without the shrinking to a model's grid)."""
+    return _read_grey(Path(path)) > threshold
+
+
+def labels_size(paths) -> list[int] | None:
+    """``[height, width]`` of most of the mask PNGs ``paths`` as a viewer shows them (an EXIF rotation applied, as
+    :func:`read_mask_png` reads them), from their headers; None without a readable one. Predicted masks are brought
+    back to it (:func:`upsample_mask`): the model's grid is the labels shrunk (512x1536 -> 32x96)."""
+    from collections import Counter
+
+    from PIL import Image
+
+    sizes: Counter = Counter()
+    for p in paths:
+        try:
+            with Image.open(p) as img:
+                w, h = img.size
+                if img.getexif().get(0x0112) in (5, 6, 7, 8):  # turned by a quarter
+                    w, h = h, w
+        except (OSError, ValueError, SyntaxError):  # (unreadable masks are named where they are read)
+            continue
+        sizes[(int(h), int(w))] += 1
+    return list(sizes.most_common(1)[0][0]) if sizes else None
+
+
+def upsample_mask(prob: np.ndarray, size, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """A crack probability ``(h, w)`` on a model's mask grid brought to ``size`` (height, width: the labels',
+    :func:`labels_size`) by bilinear interpolation: ``(the probability, its mask above threshold)``, float32."""
+    from PIL import Image
+
+    h, w = (int(v) for v in size)
+    small = Image.fromarray(np.ascontiguousarray(prob, dtype=np.float32))
+    full = np.asarray(small.resize((w, h), resample=Image.Resampling.BILINEAR), dtype=np.float32)
+    return full, (full > threshold).astype(np.float32)
 
 
 #: the share of a mask's pixels between its darkest and brightest tenths above which it is a picture, not a mask (an

@@ -446,7 +446,10 @@ def _predict(m: ServedModel, up: Upload, route: str, scale: int, settings: Serve
                 "window_starts_s": p.starts_s.tolist(), "n_windows": int(len(p.window_extent)),
                 "sample_rate": p.sample_rate, "n_channels": p.n_channels, "mask_threshold": p.threshold,
                 "crack_fraction": float(p.mask.mean()), "mask_shape": list(p.mask.shape),
-                "mask_png": media.png_base64(p.mask, scale), "mask_probability_png": media.png_base64(p.mask_prob, scale)}
+                "mask_png": media.png_base64(p.mask, scale),
+                "mask_probability_png": media.png_base64(p.mask_prob, scale),
+                **({} if p.mask_full is None else {"mask_full_png": media.png_base64(p.mask_full, 1),
+                                                   "mask_full_shape": list(p.mask_full.shape)})}
     from latentbridge.tasks.avdigits import image_to_spoken, spoken_to_image
 
     if ext in AUDIO_EXTENSIONS:

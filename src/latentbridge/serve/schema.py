@@ -86,6 +86,9 @@ class MaskPrediction(BaseModel):
     mask_shape: list[int]
     mask_png: str
     mask_probability_png: str
+    mask_full_png: str | None = None
+    """The mask at the size of the model's training labels (bilinear, then thresholded); absent for older models."""
+    mask_full_shape: list[int] | None = None
     warnings: list[str] = []
     """What the reader said of the file (the same words as the command line's warnings)."""
 

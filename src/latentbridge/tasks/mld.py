@@ -278,9 +278,12 @@ def training_latents(cfg, stages: Stages, root: str | None = None, splits=None):
             raise DataError(root, "no labelled training windows (a crack mask per window is needed)")
         z_t = _latents(stages, {"spec": train.waves[lab_t], "mask": train.masks[lab_t]})
         z_v = _latents(stages, {"spec": val.waves[lab_v], "mask": val.masks[lab_v]}) if lab_v.any() else None
-        info = {"root": str(root or stages.saved["multimodal"].info["data"].get("root")),
-                "n_train_windows": int(lab_t.sum()), "n_val_windows": int(lab_v.sum()),
-                "train_tests": train.tests, "val_tests": val.tests, "test_tests": test.tests}
+        from latentbridge.data.bridge import mask_labels_size
+
+        root = root or stages.saved["multimodal"].info["data"].get("root")
+        info = {"root": str(root), "n_train_windows": int(lab_t.sum()), "n_val_windows": int(lab_v.sum()),
+                "train_tests": train.tests, "val_tests": val.tests, "test_tests": test.tests,
+                "mask_size": mask_labels_size(root)}  # the labels' (predicted masks are also written at it)
         return DictDataset(z=z_t), z_v, info
     from latentbridge.data.digits import training_images
 
@@ -517,6 +520,7 @@ def sample(run_dir, n: int, conditions: list[str] | None = None, *, progress: bo
     """``n`` samples per condition file (``sample_rate``: of CSVs without a time column), or ``n`` joint samples."""
     from latentbridge.errors import available_memory
     from latentbridge.tasks.mld_eval import decode_outputs, decoded_bytes, read_condition, read_conditions
+    from latentbridge.io.masks import upsample_mask
 
     if n < 1:
         raise LatentbridgeError(f"--num-samples must be at least 1, got {n}")
@@ -525,6 +529,7 @@ def sample(run_dir, n: int, conditions: list[str] | None = None, *, progress: bo
     settings = sampler_settings(cfg, **{k: v for k, v in given.items() if k != "batch_size"})  # (decoding's)
     t0 = time.perf_counter()
     threshold = (saved.info.get("mask_threshold") or {}).get("threshold")
+    labels_size = (saved.info.get("data") or {}).get("mask_size")  # the masks are also written at the labels' size
     out = MLDSamples(cfg.data.kind, {**settings, "n_samples": int(n)}, threshold=threshold)
     read = read_conditions(conditions or [], lambda p: read_condition(saved, stages, p, sample_rate))
     names = output_names(conditions, out.names) if conditions else ["joint"]  # Test_01_rec, Test_02_rec
@@ -547,6 +552,8 @@ def sample(run_dir, n: int, conditions: list[str] | None = None, *, progress: bo
                                   chunk=given.get("batch_size") or SAMPLE_CHUNK)}
         if m == "image":  # a written digit as the model read it (framed as MNIST's)
             group["condition_image"] = np.asarray(x)[0, 0]
+        if "mask_prob" in group and (size := labels_size) and list(size) != list(group["mask_prob"].shape):
+            group["mask_prob_full"], group["mask_full"] = upsample_mask(group["mask_prob"], size, threshold or 0.5)
         out.groups.append(group)
     made, strengths = {mod for g in out.groups for mod in cfg.modalities if mod != g["given"]}, out.settings["guidance"]
     if isinstance(strengths, dict):  # a strength of a modality only given: said as applied, in settings.json too
@@ -555,6 +562,8 @@ def sample(run_dir, n: int, conditions: list[str] | None = None, *, progress: bo
             log.warning("--guidance for %s not used: %s the condition here, not generated", " and ".join(unused),
                         "it is" if len(unused) == 1 else "they are")
         out.settings["guidance"] = {k: v for k, v in strengths.items() if k in made}
+    if any("mask_full" in g for g in out.groups):
+        out.settings["mask_full_size"] = [int(v) for v in labels_size]  # (height, width) of mask_full.png
     out.seconds = time.perf_counter() - t0
     out.sample_rate = float(saved.transform.sample_rate)
     return out

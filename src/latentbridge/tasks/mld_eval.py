@@ -218,6 +218,7 @@ class MLDBridgeEvaluation:
 
 def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: float | None = None
                     ) -> MLDBridgeEvaluation:
+    from latentbridge.data.bridge import full_size_scores
     from latentbridge.metrics.generative import frechet_distance
     from latentbridge.metrics.signal import psd_distance
     from latentbridge.tasks.multimodal import (bridge_windows, mask_metrics, say_training_folder, span_of,
@@ -260,7 +261,8 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
     metrics: dict = {"model": "mld", "first_stage": saved.info["first_stage"]["keys"],
                      "scope": scope, "n_windows": int(len(test)),
                      "n_labelled_windows": int(lab.sum()), "samples_per_window": k, "sampler": settings,
-                     **mask_metrics(prob, masks, threshold, span)}
+                     **mask_metrics(prob, masks, threshold, span),
+                     **full_size_scores(test, prob, lab, data_root or own, stage_cfg.vibration, threshold)}
     z_mask, z_spec = stages.encode("mask", masks), stages.encode("spec", waves)
     g = generate(model, len(z_mask), {"mask": z_mask}, settings=settings)
     gen_waves = stages.decode("spec", g["spec"]).numpy()

@@ -180,7 +180,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
         train = train.subset_tests([t for i, t in enumerate(train.tests) if train.has_mask[train.test_index == i].any()])
     n, c, t = train.waves.shape
     v = cfg.vibration
-    from latentbridge.data.bridge import folder_files
+    from latentbridge.data.bridge import folder_files, mask_labels_size
 
     with training_run(cfg, out_dir, resume=resume, force=force, data_files=folder_files(cfg.data.root)) as run:
         run.held_out = folder_files(cfg.data.root, set(val.tests) | set(test.tests))
@@ -204,7 +204,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
         data_info = {"root": str(cfg.data.root), "sample_rate": data.sample_rate, "n_channels": c,
                      "window_samples": t, "n_train_windows": int(n), "n_val_windows": int(len(val.waves)),
                      "n_test_windows": int(len(test.waves)), "train_tests": train.tests, "val_tests": val.tests,
-                     "test_tests": test.tests, "span_m": span,
+                     "test_tests": test.tests, "span_m": span, "mask_size": mask_labels_size(cfg.data.root),
                      "channel_names": data.channel_names, "level_db": window_level_db(train.waves)}
         run.save(model, transform=transform_spec(cfg, sample_rate=data.sample_rate, n_channels=c),
                  extra={"data": data_info, "mask_threshold": mask_threshold},
@@ -315,6 +315,7 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
              sample_rate: float | None = None) -> MultimodalEvaluation:
     """Predict masks and damage extent from vibration alone on held-out states (or on ``data_root``,
     its CSVs without a time column read at ``sample_rate``)."""
+    from latentbridge.data.bridge import full_size_scores
     from latentbridge.metrics.signal import log_spectral_distance, si_sdr
 
     saved = load_model(run_dir)
@@ -348,6 +349,8 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
         span = span_of(cfg, data_root or cfg.data.root, (saved.info.get("data") or {}).get("span_m"),
                        other=other_folder(saved, data_root))
         metrics.update(mask_metrics(pred["mask_prob"][labelled], data.masks[labelled], threshold, span))
+        metrics.update(full_size_scores(data, pred["mask_prob"][labelled], labelled, data_root or cfg.data.root,
+                                        cfg.vibration, threshold))
         extent = np.asarray(data.extent)[labelled]
         metrics["damage_extent_mae"] = float(np.abs(pred["extent"][labelled] - extent).mean())
         metrics["damage_extent_from_mask_mae"] = float(
@@ -518,6 +521,7 @@ class RecordingPrediction:
     starts_s: np.ndarray  # (n,)
     sample_rate: float
     n_channels: int
+    mask_full: np.ndarray | None = None  # (H', W') 0/1: mask_prob brought to the training labels' size, thresholded
 
 
 def predict_recording(saved, path: str | Path, sample_rate: float | None = None) -> RecordingPrediction:
@@ -527,6 +531,8 @@ def predict_recording(saved, path: str | Path, sample_rate: float | None = None)
     :func:`~latentbridge.data.bridge.recording_windows`); every window of a recording shares its
     damage state, so the mask is the mean of the windows' crack probabilities. ``sample_rate``: of a
     CSV without a time column (else the config's)."""
+    from latentbridge.io.masks import upsample_mask
+
     cfg, spec = saved.workflow, saved.transform
     if cfg.task != "multimodal":  # (a latent diffusion run read the recording, then failed on an AttributeError)
         raise LatentbridgeError(f"{saved.path}: a {cfg.task!r} run, not a multimodal one" + (
@@ -544,8 +550,10 @@ def predict_recording(saved, path: str | Path, sample_rate: float | None = None)
                               "training recordings' scale, or corrupt ones")
     threshold = float((saved.info.get("mask_threshold") or {}).get("threshold", 0.5))
     extent = np.clip(out["extent"].numpy().reshape(-1), 0.0, 1.0)  # a share of the span: a regression head can overshoot
+    size = (saved.info.get("data") or {}).get("mask_size")  # the labels' (a run from before: none)
+    full = upsample_mask(prob, size, threshold)[1] if size and list(size) != list(prob.shape) else None
     return RecordingPrediction(prob, (prob > threshold).astype(np.float32), threshold, float(extent.mean()), extent,
-                               starts_s, float(sr), n_channels)
+                               starts_s, float(sr), n_channels, full)
 
 
 def check_fits_model(n_channels: int, sample_rate: float, spec, where) -> None:

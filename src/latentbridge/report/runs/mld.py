@@ -64,6 +64,9 @@ def write_samples(res, folder: Path) -> dict:
                 write_png(out / f"mask_sample_{i:0{w}d}.png", m)
             write_png(out / "mask_probability.png", group["mask_prob"])
             write_png(out / "mask.png", group["mask"])
+            if "mask_full" in group:  # at the size of the training labels
+                write_png(out / "mask_probability_full.png", group["mask_prob_full"])
+                write_png(out / "mask_full.png", group["mask_full"])
         if "wave" in group:
             w = _width(len(group["wave"]))
             np.save(out / "log_magnitude.npy", group["logmag"].astype(np.float32))
