@@ -3,7 +3,7 @@
 A model's crack localisation error (``crack_localisation_error_m``: for each true crack, the distance to the nearest
 predicted one) falls as its mask predicts more cracks, and the false-crack share rises with it; each model is
 reported at the threshold its validation windows pick (best pooled IoU). This script sweeps the threshold over
-``latentbridge.tasks.multimodal.THRESHOLDS`` on the held-out windows of each run (the multimodal VAE, the supervised
+``latentbridge.metrics.segmentation.THRESHOLDS`` on the held-out windows of each run (the multimodal VAE, the supervised
 network, the MLD; the MLD's masks sampled as ``evaluate`` samples them) and reports, per threshold and as the mean
 over the seeds, the localisation error, the false and missed shares and the damaged-state IoU, beside each model's
 own calibrated operating point — so the models can be compared at equal false-crack shares as well as where their
@@ -37,7 +37,7 @@ def interpolate_at(false_rates: np.ndarray, values: np.ndarray, at: float) -> fl
 
 def main(argv=None) -> int:
     args = run_args(argv, __doc__.split("\n")[0])
-    from latentbridge.tasks.multimodal import THRESHOLDS, mask_metrics
+    from latentbridge.metrics.segmentation import THRESHOLDS, mask_metrics
 
     seeds = args.seeds
     rows, own = [], []

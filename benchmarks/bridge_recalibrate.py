@@ -2,7 +2,7 @@
 
 The crack-probability threshold of a bridge model (the multimodal VAE, the supervised network, the MLD) is
 chosen once training is over, on the labelled validation windows (best pooled IoU over
-``latentbridge.tasks.multimodal.THRESHOLDS``), and stored in the run. Training does not depend on it, so a
+``latentbridge.metrics.segmentation.THRESHOLDS``), and stored in the run. Training does not depend on it, so a
 change of the calibration can be measured on trained runs without training them again: for every run this
 script recomputes the threshold as ``train`` now would (``calibrate_mask_threshold``; for MLD runs
 ``calibrate_bridge_threshold``, which samples the validation windows with the run's sampler) and reports the
@@ -74,7 +74,7 @@ def run_args(argv, description: str) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = run_args(argv, __doc__.split("\n")[0])
-    from latentbridge.tasks.multimodal import THRESHOLDS, mask_metrics
+    from latentbridge.metrics.segmentation import THRESHOLDS, mask_metrics
 
     rows = []
     for seed in args.seeds:

@@ -74,8 +74,8 @@ def test_evaluate_writes_metrics_plots_and_report(trained, tmp_path, capsys):
     assert own[0]["crack_false_rate"] == m["crack_false_rate"] and own[0]["mask_damaged_iou"] == m["mask_damaged_iou"]
     assert (out / "crack_operating_curve.png").is_file() == any(
         r["crack_localisation_error_m"] is not None for r in m["crack_operating_curve"])
-    for png in ("masks.png", "spectrograms.png", "waveform.png", "interpolation_spectrogram.png",
-                "interpolation_mask.png", "latent_extent.png", "latent_tests.png"):
+    for png in ("masks.png", "masks_full_size.png", "spectrograms.png", "waveform.png",
+                "interpolation_spectrogram.png", "interpolation_mask.png", "latent_extent.png", "latent_tests.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG", png
     html = (out / "report.html").read_text()
     assert html.count("<img") >= 7 and "mask_iou" in html
@@ -247,7 +247,7 @@ def test_crack_figures_say_their_unit():
     crack_localisation_error_m and a chart labelled in metres: the unit is in metrics.json and on the chart."""
     import numpy as np
 
-    from latentbridge.tasks.multimodal import MASK_WIDTHS, mask_metrics
+    from latentbridge.metrics.segmentation import MASK_WIDTHS, mask_metrics
 
     target = np.zeros((2, 1, 4, 20), np.float32)
     target[:, :, :, 5] = 1

@@ -138,7 +138,7 @@ def test_crack_operating_curve_and_its_plot(tmp_path, monkeypatch):
     """Localisation improves as a lower threshold adds cracks, at the price of false ones: the curve over the
     thresholds (metrics.json crack_operating_curve, plotted in the bridge reports) shows both."""
     from latentbridge.report.charts import plot_crack_operating_curve
-    from latentbridge.tasks.multimodal import THRESHOLDS, crack_operating_curve
+    from latentbridge.metrics.segmentation import THRESHOLDS, crack_operating_curve
 
     true = np.zeros((1, 4, 100))
     true[0, 2:, 20] = 1  # a crack at column 20 (4.1 m of 20 m)

@@ -390,7 +390,8 @@ def test_bridge_train_sample_evaluate(bridge_run, tmp_path, capsys, caplog):
     with pytest.raises(LatentbridgeError, match=r"a 'mld' run, not a multimodal one: `latentbridge sample .* "
                                                 r"--condition .*` draws its masks, or predict with its first stage"):
         predict_recording(load_model(run), csv_file)
-    for f in ("masks.png", "time_series.png", "latent_map.png", "interpolation_mask.png", "report.html"):
+    for f in ("masks.png", "masks_full_size.png", "time_series.png", "latent_map.png", "interpolation_mask.png",
+              "report.html"):
         assert (ev / f).is_file(), f
 
 

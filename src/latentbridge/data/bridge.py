@@ -418,6 +418,21 @@ def full_size_scores(data: BridgeData, prob, labelled, root, vib, threshold: flo
     return {} if full is None else full_size_ious(prob, full, threshold)
 
 
+def full_size_examples(data: BridgeData, windows, prob, root, vib) -> dict:
+    """For a report: ``masks_full``, the masks as drawn of ``data``'s ``windows`` (indices), and ``mask_prob_full``,
+    their crack probabilities ``prob`` (n, 1, h, w) brought to that size (bilinear); {} where a state's mask is not
+    in ``root``."""
+    from latentbridge.data.bridge_layout import labels_at_full_size
+    from latentbridge.io.masks import upsample_mask
+
+    full = labels_at_full_size(root, list(data.test_ids[np.asarray(windows)]), vib.mask_threshold)
+    if full is None:
+        return {}
+    p = np.asarray(prob, dtype=np.float32)
+    return {"masks_full": full, "mask_prob_full": [upsample_mask(pi, t.shape, 0.5)[0]
+                                                   for pi, t in zip(p.reshape(len(p), *p.shape[-2:]), full)]}
+
+
 def model_picks(vib, channel_names: list[str] | None) -> list[str] | None:
     """The columns a trained model of some sensors (``vibration.channels``) reads by name (:func:`read_recording`'s
     ``pick_names``): its ``channel_names`` where it picked some, else None (every column, matched by

@@ -74,7 +74,7 @@ def plot_heatmap(matrix, row_labels, col_labels, path: str | Path, title: str = 
 def plot_crack_operating_curve(curve: Sequence[Mapping], threshold: float, path: str | Path, title: str = "",
                                threshold_name: str = "calibrated threshold", unit: str = "m") -> Path:
     """Crack localisation error against the false-crack share over the thresholds of ``curve`` (rows of
-    ``latentbridge.tasks.multimodal.crack_operating_curve``), the model's ``threshold`` marked and named in the
+    ``latentbridge.metrics.segmentation.crack_operating_curve``), the model's ``threshold`` marked and named in the
     legend as ``threshold_name`` (``"default threshold (not calibrated)"`` where it was not calibrated)."""
     rows = [r for r in curve if r.get("crack_localisation_error_m") is not None and r.get("crack_false_rate") is not None]
     if not rows:

@@ -218,10 +218,11 @@ class MLDBridgeEvaluation:
 
 def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: float | None = None
                     ) -> MLDBridgeEvaluation:
-    from latentbridge.data.bridge import full_size_scores
+    from latentbridge.data.bridge import full_size_examples, full_size_scores
     from latentbridge.metrics.generative import frechet_distance
     from latentbridge.metrics.signal import psd_distance
-    from latentbridge.tasks.multimodal import (bridge_windows, mask_metrics, say_training_folder, span_of,
+    from latentbridge.metrics.segmentation import mask_metrics
+    from latentbridge.tasks.multimodal import (bridge_windows, say_training_folder, span_of,
                                               threshold_calibration, other_folder, window_title)
 
     cfg, model = saved.workflow, saved.model.eval()
@@ -293,6 +294,7 @@ def evaluate_bridge(saved, stages, data_root: str | None = None, sample_rate: fl
     test_lab = np.flatnonzero(lab)
     examples = {"titles": [window_title(test, test_lab[i]) for i in idx],
                 "masks": masks[idx, 0], "mask_prob": prob[idx, 0],
+                **full_size_examples(test, test_lab[idx], prob[idx], data_root or own, stage_cfg.vibration),
                 "logmag": log_magnitude(waves[idx], spec)[:, 0],
                 "logmag_gen": log_magnitude(gen_waves[idx], spec)[:, 0],
                 "wave": waves[idx[0]], "wave_gen": gen_waves[idx[0]], "n_fft": spec.n_fft, "hop_length": spec.hop_length}

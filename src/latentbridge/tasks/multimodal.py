@@ -19,13 +19,11 @@ import torch
 
 from latentbridge.training.fit import best_loss_text
 from latentbridge.errors import ConfigError, DataError, LatentbridgeError
+from latentbridge.metrics.segmentation import THRESHOLDS, mask_metrics
 from latentbridge.models.hub import load_model
 from latentbridge.utils import batched, first_time
 
 log = logging.getLogger(__name__)
-#: crack-probability thresholds the calibration chooses among: 0.01 ... 0.04, then 0.05 ... 0.5 (the multimodal
-#: VAE's best on the validation windows lay at 0.05, the lowest of a grid that began there, on every seed measured)
-THRESHOLDS = (0.01, 0.02, 0.03, 0.04) + tuple(round(0.05 * i, 2) for i in range(1, 11))
 
 
 def new_data_rates(vibration, sample_rate: float | None):
@@ -315,7 +313,7 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
              sample_rate: float | None = None) -> MultimodalEvaluation:
     """Predict masks and damage extent from vibration alone on held-out states (or on ``data_root``,
     its CSVs without a time column read at ``sample_rate``)."""
-    from latentbridge.data.bridge import full_size_scores
+    from latentbridge.data.bridge import full_size_examples, full_size_scores
     from latentbridge.metrics.signal import log_spectral_distance, si_sdr
 
     saved = load_model(run_dir)
@@ -366,7 +364,9 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
     pool = lab_idx if len(lab_idx) else np.arange(len(data.waves))
     idx = pool[np.sort(np.random.default_rng(0).choice(len(pool), size=min(n_examples, len(pool)), replace=False))]
     examples = {"titles": [window_title(data, i) for i in idx],
-                "masks": data.masks[idx, 0] if len(lab_idx) else None, "mask_prob": pred["mask_prob"][idx, 0]}
+                "masks": data.masks[idx, 0] if len(lab_idx) else None, "mask_prob": pred["mask_prob"][idx, 0],
+                **(full_size_examples(data, idx, pred["mask_prob"][idx], data_root or cfg.data.root, cfg.vibration)
+                   if len(lab_idx) else {})}
     interp, interp_note = None, ""
     if recon:
         with torch.no_grad():
@@ -381,38 +381,6 @@ def evaluate(run_dir: str | Path, data_root: str | None = None, n_examples: int 
         metrics, scope, threshold, float(data.sample_rate), recon, examples, interp, pred["latent"],
         np.asarray(data.extent, dtype=float),
         np.array([data.tests[i] for i in data.test_index]), calibrated_on, threshold_note, interp_note)
-
-
-def mask_metrics(prob: np.ndarray, target: np.ndarray, threshold: float, span_m: float | None) -> dict:
-    """Segmentation figures (``mask_iou``, ``mask_dice``, ``mask_damaged_iou``, ``mask_healthy_fpr``, ...)
-    and the crack localisation along the span of crack probabilities ``prob`` against labelled masks (``span_m``
-    None: unknown, the crack figures in mask widths, ``crack_localisation_unit`` says so)."""
-    from latentbridge.metrics.segmentation import crack_localisation, segmentation_summary
-
-    seg = segmentation_summary(prob, target, threshold=threshold)
-    out = {"mask_iou_micro": seg.pop("micro_iou"),
-           "mask_iou_at_0.5": float(segmentation_summary(prob, target)["mean_iou"]),
-           "mask_iou": seg["mean_iou"], "mask_dice": seg["mean_dice"],
-           **{f"mask_{k}": v for k, v in seg.items() if k not in ("mean_iou", "mean_dice")}}
-    out.update(crack_localisation(prob, target, threshold=threshold, span_m=span_m or 1.0))
-    out["crack_localisation_unit"] = METRES if span_m else MASK_WIDTHS
-    out["crack_operating_curve"] = crack_operating_curve(prob, target, span_m or 1.0)
-    return out
-
-
-def crack_operating_curve(prob: np.ndarray, target: np.ndarray, span_m: float) -> list[dict]:
-    """The crack figures at every threshold of :data:`THRESHOLDS`: the localisation error falls as a mask predicts
-    more cracks and the false-crack share rises with it, so two models are compared at equal false shares here, not
-    only where each one's calibration puts it (``report``: the curve, the calibrated point marked)."""
-    from latentbridge.metrics.segmentation import crack_localisation, segmentation_summary
-
-    rows = []
-    for t in THRESHOLDS:
-        c = crack_localisation(prob, target, threshold=t, span_m=span_m)
-        rows.append({"threshold": t, **{k: c[k] for k in ("crack_localisation_error_m", "crack_false_rate",
-                                                           "crack_missed_rate")},
-                     "mask_damaged_iou": segmentation_summary(prob, target, threshold=t)["damaged_iou"]})
-    return rows
 
 
 def window_title(data, i: int) -> str:
@@ -456,9 +424,6 @@ def manifest_span(root) -> float | None:
                                   "positive number of metres (e.g. 20)")
     return float(length)
 
-
-#: how ``metrics.json`` names the unit of the crack figures (``crack_localisation_unit``)
-METRES, MASK_WIDTHS = "m", "mask widths (the span is unknown)"
 
 
 def span_of(cfg, root, learned: float | None = None, other: bool = False) -> float | None:

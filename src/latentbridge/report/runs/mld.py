@@ -15,7 +15,7 @@ from latentbridge.report.common import _finite_range
 from latentbridge.report.embedding import plot_embedding, project_2d
 from latentbridge.report.html import write_html_report
 from latentbridge.report.images import plot_image_grid, plot_mask_triplets
-from latentbridge.report.runs.multimodal import crack_curve_section
+from latentbridge.report.runs.multimodal import crack_curve_section, full_size_section
 from latentbridge.utils import atomic_write_json
 
 BRIDGE_NOTE = ("Masks from vibration alone: the mean crack probability of the masks sampled for each window, "
@@ -126,6 +126,7 @@ def _bridge(res, folder: Path) -> list[dict]:
     return [
         {"heading": "Crack masks from vibration", "text": f"target | mean sampled probability | above the {said}; "
          "then several masks sampled for the first window", "images": ["masks.png", "mask_samples.png"]},
+        *full_size_section(ex, res.threshold, folder),
         *crack_curve_section(res.metrics, res.threshold, folder, calibrated=calibrated),
         {"heading": "Vibration from crack masks", "text": "log-magnitude (channel 0): real | generated from the true "
          "mask | difference; time series: real vs generated (ISTFT of the decoded magnitude and phase)",

@@ -29,6 +29,21 @@ def crack_curve_section(metrics: dict, threshold: float, folder: Path, calibrate
              "images": ["crack_operating_curve.png"]}]
 
 
+def full_size_section(ex: dict, threshold: float, folder: Path) -> list[dict]:
+    """The report's section of the examples' masks at the labels' own size (``masks_full`` / ``mask_prob_full``:
+    :func:`latentbridge.data.bridge.full_size_examples`), those of the first one's size; none without them."""
+    if not ex.get("masks_full"):
+        return []
+    keep = [i for i, m in enumerate(ex["masks_full"]) if m.shape == ex["masks_full"][0].shape]
+    plot_mask_triplets(None, np.stack([ex["masks_full"][i] for i in keep]).astype(np.float32),
+                       np.stack([ex["mask_prob_full"][i] for i in keep]), [ex["titles"][i] for i in keep],
+                       folder / "masks_full_size.png", threshold=threshold)
+    h, w = ex["masks_full"][0].shape
+    return [{"heading": "Crack masks at the labels' size", "text": f"the mask as drawn ({w} x {h}) | the predicted "
+             f"probability brought to that size (bilinear) | above the threshold {threshold:g}, with the IoU against "
+             "the mask as drawn (metrics.json: mask_iou_full_size)", "images": ["masks_full_size.png"]}]
+
+
 def threshold_text(res) -> str:
     """``the calibrated threshold T (calibrated on ...)``, or ``the default threshold T (not calibrated: why)``."""
     if res.threshold_calibrated_on:
@@ -49,6 +64,7 @@ def write_evaluation(res, folder: Path) -> None:
                            threshold=res.threshold)
         sections.append({"heading": "Crack masks from vibration alone", "text": "target | predicted probability | "
                          f"{above}", "images": ["masks.png"]})
+        sections += full_size_section(ex, res.threshold, folder)
     else:  # no labelled window: nothing to compare a prediction with
         prob = np.asarray(ex["mask_prob"], dtype=float)
         plot_image_grid(np.stack([prob, (prob > res.threshold).astype(float)]),
