@@ -29,7 +29,6 @@ THRESHOLDS = (0.01, 0.02, 0.03, 0.04) + tuple(round(0.05 * i, 2) for i in range(
 METRES, MASK_WIDTHS = "m", "mask widths (the span is unknown)"
 
 
-
 def _masks(pred, target, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Binarised (N, P) pred and target masks, P = pixels per sample."""
     p = np.asarray(pred)

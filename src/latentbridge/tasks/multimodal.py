@@ -425,7 +425,6 @@ def manifest_span(root) -> float | None:
     return float(length)
 
 
-
 def span_of(cfg, root, learned: float | None = None, other: bool = False) -> float | None:
     """The span (m) the masks' width covers: for ``other`` data (a folder the model was not trained on) its
     manifest's ``length_m`` first (another structure), then ``vibration.span_m``, the data's manifest, ``learned``
