@@ -257,6 +257,19 @@ def test_recordings_all_but_silent_are_named(tmp_path, caplog):
         sf.write(tmp_path / "pairs" / f"p{i}.wav", np.stack([y, -y], 1), 16000, subtype="PCM_16")
     assert main(["anomaly", "fit", str(tmp_path / "pairs"), "--out", str(tmp_path / "m")]) == 0
     assert json.loads((tmp_path / "m" / "config.json").read_text())["config"]["audio"]["channel"] == 0
+    # exactly opposite (int16 L and -L: a mix of zeros, which the reader refuses) were all "unreadable": the fit was
+    # refused, or its settings chosen from the others alone; now they are read as the pairs above, on channel 0
+    (tmp_path / "exact").mkdir()
+    for i in range(4):
+        y = np.round(32767 * (0.3 * np.sin(2 * np.pi * (200 + 30 * i) * np.arange(32000) / 16000))).astype(np.int16)
+        sf.write(tmp_path / "exact" / f"e{i}.wav", np.stack([y, -y], 1), 16000, subtype="PCM_16")
+    s = survey_files(list_audio_files(tmp_path / "exact"))
+    assert s.unreadable == [] and s.n_read == 4 and [c[1] for c in s.cancelled] == [-400.0] * 4
+    assert s.levels_dbfs == pytest.approx([-13.5] * 4, abs=0.1) and min(s.active_s) > 1.9  # channel 0's sound
+    caplog.clear()
+    assert main(["anomaly", "fit", str(tmp_path / "exact"), "--out", str(tmp_path / "e")]) == 0
+    said = json.loads((tmp_path / "e" / "config.json").read_text())["config"]
+    assert said["audio"]["channel"] == 0 and said["audio"]["window_s"] == 1.0  # (4 files of 2 s: 1-s windows)
 
 
 def test_scoring_files_below_the_band(machine_data, feature_cache, tmp_path, caplog):
@@ -296,7 +309,7 @@ def test_scoring_files_below_the_band(machine_data, feature_cache, tmp_path, cap
         assert main(["anomaly", "score", str(tmp_path / "full"), str(half), "--out", str(tmp_path / "s_mix")]) == 0
     said = [r for r in caplog.records if r.getMessage().startswith("1 of 2 files resampled")]
     assert len(said) == 1 and said[0].levelname == "WARNING", said
-    assert said[0].getMessage() == ("1 of 2 files resampled to 16000 Hz (from 8000 Hz x1); 1 mixed down to mono "
+    assert said[0].getMessage() == ("1 of 2 files resampled to 16000 Hz (from 8000 Hz x1); 1 file mixed down to mono "
                                     "(from 2 channels x1); the model was fitted on single-channel recordings: a mix of "
                                     "several is not the signal it learned (fit on recordings like these, each channel "
                                     "modelled: -o audio.channel=all)")

@@ -408,9 +408,9 @@ def test_recordings_of_more_channels_than_training_are_named_when_mixed(fitted_m
     with caplog.at_level("WARNING"):
         assert main(["anomaly", "score", str(fitted_model), str(d), "--out", str(tmp_path / "s")]) == 0
     said = [r.getMessage() for r in caplog.records if "mixed down to mono" in r.getMessage()]
-    assert said == ["1 mixed down to mono (from 3 channels x1); the model was fitted on single-channel recordings: a "
-                    "mix of several is not the signal it learned (fit on recordings like these, each channel modelled: "
-                    "-o audio.channel=all)"], said
+    assert said == ["1 file mixed down to mono (from 3 channels x1); the model was fitted on single-channel "
+                    "recordings: a mix of several is not the signal it learned (fit on recordings like these, each "
+                    "channel modelled: -o audio.channel=all)"], said
     # a model of stereo recordings' mix, or of their channel 1, given a four-microphone array's (INFO with -v only,
     # every normal file flagged)
     stereo, array = tmp_path / "stereo", tmp_path / "array"
@@ -428,16 +428,16 @@ def test_recordings_of_more_channels_than_training_are_named_when_mixed(fitted_m
             assert main(["anomaly", "score", str(model), str(array), "--out", str(tmp_path / f"s_{channel}")]) == 0
         said = [r.getMessage() for r in caplog.records if what in r.getMessage()]
         how = "mixed to mono" if channel is None else "read on channel 1"
-        assert said == [f"1 {what} (from 4 channels x1); the model was fitted on 2-channel recordings: 1 of another "
-                        f"channel count (4 channels x1), {how}, are not the signal it learned (fit on recordings like "
-                        "these)"], caplog.text
+        assert said == [f"1 file {what} (from 4 channels x1); the model was fitted on 2-channel recordings: 1 of "
+                        f"another channel count (4 channels x1), {how}, are not the signal it learned (fit on "
+                        "recordings like these)"], caplog.text
     caplog.clear()  # a single microphone's recording given to the model of a stereo pair's mix (unsaid)
     sf.write(tmp_path / "one_mic.wav", x, sr)
     with caplog.at_level("WARNING"):
         assert main(["anomaly", "score", str(tmp_path / "m_None"), str(tmp_path / "one_mic.wav"), "--out",
                      str(tmp_path / "s_mono")]) == 0
-    assert "the model was fitted on 2-channel recordings: 1 of another channel count (1 channel x1), mixed to mono" \
-        in caplog.text, caplog.text
+    assert "the model was fitted on 2-channel recordings: 1 of another channel count (1 channel x1) are not the " \
+        "signal it learned" in caplog.text, caplog.text  # (not "mixed to mono": one channel is not mixed)
 
 
 def test_a_command_that_trains_nothing_never_replaces_a_trained_run(fitted_model, machine_data, tmp_path, capsys):

@@ -259,7 +259,8 @@ def test_good_and_bad_files_mixed(files, onnx_model, tmp_path, reader):
         assert got[str(folder / files[k].name)] == window_lines(alone[k].stdout)[str(files[k])]
     lines = res.stderr.strip().splitlines()
     # a warning line (it was a bare line among the error lines)
-    assert lines[0] == (f"warning: {folder}: 1 file left out, not recordings (.xyz x1); accepted extensions: "
+    assert lines[0] == (f"warning: {folder}: 1 file left out, not recordings the toolkit reads (.xyz x1); accepted "
+                        "extensions: "
                         f"{_accepted()}")
     errors = lines[1:]
     assert errors == [f"error: {folder / 'silent.wav'}: {silent(folder / 'silent.wav')}",

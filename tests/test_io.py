@@ -684,6 +684,22 @@ def test_digital_zeros_stay_silence_when_the_offset_is_taken_out(tmp_path):
         read_audio(tmp_path / "memo.m4a")
 
 
+def test_audio_the_decoder_lacks_is_named_so_in_a_folder(tmp_path, caplog):
+    # said to be audio the decoder does not read, with how to convert it (it was "not recordings")
+    (tmp_path / "memos").mkdir()
+    (tmp_path / "memos" / "a.m4a").write_bytes(b"\0\0\0\x18ftypM4A ")
+    (tmp_path / "memos" / "b.wma").write_bytes(b"\0" * 16)
+    with pytest.raises(DataError, match=r"memos: no audio files found in this folder or its subfolders; saw 2 other "
+                       r"files \(\.m4a x1, \.wma x1; AAC/WMA audio is not a format the decoder reads: convert it "
+                       r"first, e\.g\. 'ffmpeg -i rec\.m4a rec\.flac' \(lossless\)\); accepted extensions"):
+        list_audio_files(tmp_path / "memos")
+    write_audio(tmp_path / "memos" / "c.wav", tone(), SR)
+    with caplog.at_level("WARNING"):
+        assert list_audio_files(tmp_path / "memos") == [tmp_path / "memos" / "c.wav"]
+    assert "memos: 2 files left out, not recordings the toolkit reads (.m4a x1, .wma x1; AAC/WMA audio is not a " \
+           "format the decoder reads" in caplog.text
+
+
 def test_a_folder_of_hidden_recordings_says_so(tmp_path):
     (tmp_path / "rec" / ".recordings").mkdir(parents=True)
     for k in range(3):
@@ -827,7 +843,7 @@ def test_write_wav_reads_integer_pcm_at_its_full_scale_and_names_a_time_by_chann
 
 
 def test_a_link_loop_or_a_link_to_nothing_is_named_as_such(tmp_path):
-    from latentbridge.io.audio import list_audio_files
+    from latentbridge.io.listing import list_audio_files
 
     (tmp_path / "a.wav").symlink_to("b.wav")
     (tmp_path / "b.wav").symlink_to("a.wav")

@@ -242,7 +242,7 @@ def test_listen_says_what_score_says_of_a_stereo_file_and_reads_a_csv_at_the_rat
     stereo = write_wav(tmp_path / "stereo.wav", np.stack([wave, 0.5 * wave[::-1]]), sr, subtype="FLOAT")
     with caplog.at_level("WARNING"):
         listen_model(fitted_model, source=stereo, out=io.StringIO())
-    assert "1 mixed down to mono (from 2 channels x1)" in caplog.text
+    assert "1 file mixed down to mono (from 2 channels x1)" in caplog.text
     assert "a mix of several is not the signal it learned" in caplog.text
     csv_path = tmp_path / "notime.csv"
     np.savetxt(csv_path, wave[:, None], delimiter=",", header="signal", comments="")

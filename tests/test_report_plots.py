@@ -564,6 +564,21 @@ def test_east_asian_file_names_laid_out_without_glyph_warnings(tmp_path, drawn):
     assert title.get_fontfamily().count(_installed_wide_fonts()[0]) == 1  # given once, not again when saved
 
 
+def test_a_letter_no_font_has_is_drawn_without_a_warning(tmp_path):
+    """An emoji in a file name (no installed font has it) is drawn as a box: matplotlib warned twice a figure, in
+    words that named no file and read as the toolkit's own."""
+    import warnings
+
+    from latentbridge.report import plot_roc
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        plot_roc([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9], tmp_path / "roc.png", title="\U0001f3b5 pump.wav")
+        plot_spectrogram_pairs(np.ones((1, 4, 5)), None, ["\U0001f3b5 pump.wav"], tmp_path / "spec.png")
+    assert _is_png(tmp_path / "roc.png") and _is_png(tmp_path / "spec.png")
+    assert [str(w.message) for w in caught] == []
+
+
 def test_names_with_dollar_signs_are_drawn_as_written(tmp_path, drawn):
     """matplotlib reads the text between two `$` as mathematics: a file name `pump_$12_to_$15.wav` or a test id
     `T_$1_$2` in a title stopped `anomaly score` and `evaluate` with a parse error after all the work."""

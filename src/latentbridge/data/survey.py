@@ -17,6 +17,7 @@ import numpy as np
 
 from latentbridge.errors import DataError, named_problems
 from latentbridge.io import ALL_CHANNELS, audio_info, level_dbfs, read_audio
+from latentbridge.io.audio import MIX_SILENT
 from latentbridge.io.columns import channels_read
 from latentbridge.io.levels import DIGITAL_SILENCE_DBFS
 from latentbridge.utils import channel_counts, listed
@@ -130,16 +131,25 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
         readable[i] for i in sorted(np.random.default_rng(seed).choice(len(readable), max_read, replace=False))]
     levels, active, silence, quiet, cancelled, loud = [], [], [], [], [], []
     for f in pick:
+        several = channels_read(headers[f], columns) > 1
         try:
-            level, start, end, n, sr, share = _level_and_bounds(f, headers[f], top_db, csv_rate, columns)
+            got = _level_and_bounds(f, headers[f], top_db, csv_rate, columns)
+            mix = got[0]
         except DataError as e:  # a header that reads over samples that do not: not counted anywhere
-            bad.append((str(f), e.problem))
+            if not (several and e.problem == MIX_SILENT):
+                bad.append((str(f), e.problem))
+                del headers[f]
+                continue
+            got, mix = None, DIGITAL_SILENCE_DBFS  # channels in exactly opposite polarity: a mix of zeros
+        if mix < QUIET_DBFS and several and (one := _channel_reading(f, headers[f], top_db, csv_rate, columns)) \
+                and one[0] > QUIET_DBFS:
+            cancelled.append((str(f), round(mix, 1), round(one[0], 1)))
+            got = one  # what is modelled: channel 0 (tasks.adapt's channel choice), its level and its sound's bounds
+        if got is None:  # the first channel silent too
+            bad.append((str(f), MIX_SILENT))
             del headers[f]
             continue
-        if level < QUIET_DBFS and channels_read(headers[f], columns) > 1 and \
-                (one := _channel_level(f, headers[f], top_db, csv_rate, columns)) > QUIET_DBFS:
-            cancelled.append((str(f), round(level, 1), round(one, 1)))
-            level = one  # the level of what is modelled: channel 0 (tasks.adapt's channel choice)
+        level, start, end, n, sr, share = got
         levels.append(level)
         if levels[-1] < QUIET_DBFS:
             quiet.append((str(f), round(levels[-1], 1)))
@@ -156,13 +166,14 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
                   quiet, dict(codecs), cancelled)
 
 
-def _channel_level(path: Path, info, top_db: float, csv_rate, columns) -> float:
-    """The level (dBFS) of the first channel of ``path``, a file whose mix is all but silent: a dead input, or channels
-    in opposite polarity that cancel in the mix (its first channel then as loud as ever)."""
+def _channel_reading(path: Path, info, top_db: float, csv_rate, columns) -> tuple | None:
+    """:func:`_level_and_bounds` of the first channel of ``path``, a file whose mix is silent or all but silent: a dead
+    input, or channels in opposite polarity that cancel in the mix (its first channel then as loud as ever); None where
+    channel 0 is silent too (a dead input)."""
     try:
-        return _level_and_bounds(path, info, top_db, csv_rate, columns, channel=0)[0]
-    except DataError:  # channel 0 silent too (refused as such): a dead input
-        return DIGITAL_SILENCE_DBFS
+        return _level_and_bounds(path, info, top_db, csv_rate, columns, channel=0)
+    except DataError:
+        return None
 
 
 def _level_and_bounds(path: Path, info, top_db: float, csv_rate, columns, channel: int | None = None
@@ -175,7 +186,7 @@ def _level_and_bounds(path: Path, info, top_db: float, csv_rate, columns, channe
     from latentbridge.io.levels import bounds_of_levels, dbfs, frame_db, frame_levels, sum_of_squares
 
     if not read_in_blocks(info, info.sample_rate):
-        wave, sr = read_audio(path, mono=channel is None, channel=channel, csv_rate=csv_rate, columns=columns)
+        wave, sr = read_audio(path, mono=True, channel=channel, csv_rate=csv_rate, columns=columns)  # (1-D)
         (db, frame), level, n = frame_levels(wave, sr), level_dbfs(wave), len(wave)
     else:
         from latentbridge.io.blockread import RecordingBlocks
@@ -210,7 +221,7 @@ def conversions_line(rates: dict[str, int], channels: dict[str, int], sample_rat
                      + ", ".join(f"{r} Hz x{n}" for r, n in other.most_common()) + ")")
     if multi:
         what = "mixed down to mono" if channel is None else f"read on channel {channel}"
-        parts.append(f"{sum(multi.values())} {what} (from "
+        parts.append(f"{sum(multi.values())} file{'s' if sum(multi.values()) != 1 else ''} {what} (from "
                      + channel_counts(multi.most_common()) + ")")
     lost = max(other) if other and training and max(other) > 1.25 * sample_rate else 0
     if lost:  # a model fitted at a preset's rate learns nothing of the top of the files' band
@@ -225,10 +236,11 @@ def conversions_line(rates: dict[str, int], channels: dict[str, int], sample_rat
         parts.append("the model was fitted on single-channel recordings: a mix of several is not the signal it "
                      "learned (fit on recordings like these, each channel modelled: -o audio.channel=all)")
     elif unlike:
+        how = f", read on channel {channel}," if channel is not None else \
+            "" if set(unlike) == {1} else ", mixed to mono,"  # (a recording of one channel is not mixed)
         parts.append(f"the model was fitted on {fitted_channels}-channel recordings: "
-                     f"{sum(unlike.values())} of another channel count ({channel_counts(unlike.most_common())}), "
-                     f"{'mixed to mono' if channel is None else f'read on channel {channel}'}, are not the signal it "
-                     "learned (fit on recordings like these)")
+                     f"{sum(unlike.values())} of another channel count ({channel_counts(unlike.most_common())})"
+                     f"{how} are not the signal it learned (fit on recordings like these)")
     mixed = len(set(rates.values())) > 1 or len(set(channels.values())) > 1
     return "; ".join(parts), bool(parts) and (mixed or bool(lost) or bool(unlike))
 

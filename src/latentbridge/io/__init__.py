@@ -23,12 +23,12 @@ from latentbridge.io.audio import (
     SILENCE_LEVEL,
     AudioInfo,
     audio_info,
-    list_audio_files,
     read_audio,
     resample,
     select_channels,
 )
 from latentbridge.io.audio_write import write_audio, write_wav
+from latentbridge.io.listing import list_audio_files
 from latentbridge.io.levels import active_bounds, level_dbfs, peak_and_clipping, trim_silence, trimmed
 from latentbridge.io.masks import read_mask_png, write_mask_png
 from latentbridge.io.vibration import TIME_STEP_TOLERANCE, read_vibration_csv, write_vibration_csv

@@ -26,13 +26,11 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-import errno
 import functools
 import logging
 import math
 import os
 import stat
-from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -45,11 +43,11 @@ from latentbridge.io.resampling import resample
 from latentbridge.io.vibration import MAX_RATE, RECORDING_SUFFIXES
 from latentbridge.io.wav import (PCM16_FORMATS, STALE_MIN_BYTES, WAV_SUFFIXES, WavLayout, declared_frames, read_pcm16,
                                  read_wav_samples, soundfile_source, unfinalised_frames, wav_layout)
-from latentbridge.utils import file_stamp, first_time, is_hidden, listed, positive_integer, walk_files
+from latentbridge.utils import file_stamp, first_time, positive_integer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AUDIO_EXTENSIONS", "RECORDING_EXTENSIONS", "AudioInfo", "list_audio_files", "audio_info", "read_audio",
+__all__ = ["AUDIO_EXTENSIONS", "RECORDING_EXTENSIONS", "AudioInfo", "audio_info", "read_audio",
            "select_channels", "ALL_CHANNELS", "SILENCE_LEVEL", "TABLE_SILENCE_LEVEL", "silence_level", "silent",
            "resample", "rate_problem", "MAX_AUDIO_UPSAMPLING"]
 
@@ -177,89 +175,6 @@ def _is_audio_name(path: Path) -> bool:
 def is_table(path: Path) -> bool:
     """A vibration recording stored as numbers (a CSV or a MATLAB file), not as audio."""
     return path.suffix.lower() in RECORDING_SUFFIXES
-
-
-# --------------------------------------------------------------------------- listing
-
-
-def list_audio_files(root: str | Path, recursive: bool = True) -> list[Path]:
-    """Audio files under ``root`` (sorted), or, when it holds none, its vibration CSVs and MATLAB files; ``[root]``
-    when ``root`` is one such file.
-
-    Extensions are matched case-insensitively against :data:`AUDIO_EXTENSIONS`. Hidden files
-    and folders (name starting with ".", e.g. macOS ``._x.wav`` resource forks) are skipped.
-    Raises DataError when ``root`` does not exist, is a file that is not audio, or is a folder
-    holding no audio files (the message says how many other files it saw).
-    """
-    root = Path(root)
-    if not root.exists():
-        raise DataError(root, _missing(root))
-    if root.is_file():
-        if not _is_audio_name(root):
-            raise DataError(root, _not_audio(root))
-        return [root]
-    if not root.is_dir():
-        raise DataError(root, "is neither a file nor a folder")
-
-    found: list[Path] = []
-    tables: list[Path] = []
-    others: Counter[str] = Counter()
-    broken: list[Path] = []
-    hidden = 0
-    for p in walk_files(root, recursive):
-        if is_hidden(p, root):
-            hidden += 1
-            continue
-        if p.is_symlink() and not p.exists():
-            broken.append(p)
-            continue
-        if not p.is_file():
-            continue
-        if _is_audio_name(p) and not is_table(p):
-            found.append(p)
-        elif is_table(p):
-            tables.append(p)
-        else:
-            others[p.suffix.lower() or "(no extension)"] += 1
-    if not found:  # a folder of vibration recordings (or of nothing readable: named below)
-        found = tables
-    else:
-        others.update(p.suffix.lower() for p in tables)
-    if not found:
-        n_other = sum(others.values())
-        where = "in this folder or its subfolders" if recursive else "directly in this folder"
-        if n_other:
-            kinds = ", ".join(f"{ext} x{n}" for ext, n in sorted(others.items()))
-            seen = f"saw {n_other} other file{'s' if n_other != 1 else ''} ({kinds})"
-        elif hidden:
-            seen = (f"it holds {hidden} hidden file{'s' if hidden != 1 else ''} (names, or folders, starting with '.': "
-                    "never read), and no other")
-        else:
-            seen = "the folder holds no files"
-        raise DataError(
-            root, f"no audio files found {where}; {seen}; accepted extensions: {_accepted()}"
-        )
-    if broken and first_time(("broken links", str(root))):
-        log.warning("%s: %d link%s to nothing left out (%s)", root, len(broken), "s" if len(broken) != 1 else "",
-                    listed([str(p.relative_to(root)) for p in sorted(broken)], 5))
-    if others and first_time(("left out", str(root))):
-        kinds = ", ".join(f"{ext} x{n}" for ext, n in sorted(others.items()))
-        why = "; vibration recordings (.csv, .mat) are read from folders without audio" if tables and found is not tables \
-            else ""
-        log.warning("%s: %d file%s left out, not recordings (%s)%s; accepted extensions: %s", root,
-                    sum(others.values()), "s" if sum(others.values()) != 1 else "", kinds, why, _accepted())
-    return sorted(found)
-
-
-def _missing(path: Path) -> str:
-    """Why ``path`` does not exist: a link in a loop, a link to nothing, or nothing there (a loop read "does not
-    exist")."""
-    try:
-        os.stat(path)
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            return "is a link in a loop (it leads back to itself): link it to the recording"
-    return f"is a link to nothing ({os.readlink(path)})" if path.is_symlink() else "does not exist"
 
 
 # --------------------------------------------------------------------------- reading

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +66,10 @@ def _drawn(fig):
     if _wide_glyphs(texts):  # such fonts log "font weight normal not found, using 500" for every text
         quiet.setLevel(logging.ERROR)
     try:
-        yield
+        with warnings.catch_warnings():  # a letter no installed font has (an emoji in a file name) is drawn as a
+            # box: matplotlib's warning of it, twice a figure, named no file and read as the toolkit's own
+            warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
+            yield
     finally:
         quiet.setLevel(level)
 

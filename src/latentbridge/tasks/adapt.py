@@ -217,7 +217,8 @@ def _channel_choice(survey: Survey) -> Choice | None:
     if survey.cancelled:  # a mix of nothing: the first channel alone
         path, mix, one = survey.cancelled[0]
         return Choice("audio.channel", 0, f"the channels cancel in the mix of {len(survey.cancelled)} of the "
-                      f"{survey.n_read} files read (e.g. {Path(path).name}: the mix at {mix:g} dBFS, channel 0 at "
+                      f"{survey.n_read} files read (e.g. {Path(path).name}: the mix "
+                      f"{'all zeros' if mix <= DIGITAL_SILENCE_DBFS else f'at {mix:g} dBFS'}, channel 0 at "
                       f"{one:g}: channels in opposite polarity): channel 0 modelled alone; -o audio.channel=all each "
                       "channel beside the others")
     counts = channel_counts(sorted(survey.channels.items()))
