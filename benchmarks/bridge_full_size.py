@@ -33,8 +33,11 @@ def ceiling(run: Path) -> dict:
     from latentbridge.tasks.multimodal import bridge_windows
 
     saved = load_model(run)
+    held_out = saved.info["data"]["test_tests"]
+    if saved.workflow.task == "mld":  # its windows as its multimodal first stage reads them
+        saved = load_model(run / "first_stage" / "multimodal")
     cfg = saved.workflow
-    data = bridge_windows(saved, None, None).subset_tests(saved.info["data"]["test_tests"])
+    data = bridge_windows(saved, None, None).subset_tests(held_out)
     lab = np.asarray(data.has_mask, bool)
     return full_size_scores(data, data.masks[lab], lab, cfg.data.root, cfg.vibration, 0.5)
 
