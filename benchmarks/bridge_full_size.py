@@ -1,10 +1,10 @@
-"""What the mask grid costs: bridge runs' IoU on the model's grid and at the labels' own size, beside the grid's ceiling.
+"""What the mask grid costs: bridge runs' IoU on the model's grid and at the labels' own size, beside the grid's best.
 
 A bridge model predicts crack masks on its grid (``vibration.mask_height`` x ``mask_width``, 32 x 96 by default): the
 labels (e.g. 512 x 1536) shrunk by area averaging. ``evaluate`` also scores the predictions brought back to the labels'
 size (bilinear, then thresholded: ``mask_iou_full_size``, ``mask_damaged_iou_full_size``). This script reads those
-figures from each run's evaluation and adds the ceiling of the grid: the held-out windows' own grid targets, as a
-perfect prediction on the grid, brought to the labels' size the same way. No model is trained.
+figures from each run's evaluation and adds the grid at its best: the held-out windows' own grid targets, taken as
+predictions, brought to the labels' size the same way. No model is trained.
 
     python benchmarks/bridge_full_size.py RUN[:EVAL] ...   # EVAL: the run's `latentbridge evaluate` folder (RUN-eval)
 
@@ -33,13 +33,12 @@ def ceiling(run: Path) -> dict:
     from latentbridge.tasks.multimodal import bridge_windows
 
     saved = load_model(run)
-    held_out = saved.info["data"]["test_tests"]
+    held_out, root = saved.info["data"]["test_tests"], saved.info["data"]["root"]  # (the run's own, as evaluate)
     if saved.workflow.task == "mld":  # its windows as its multimodal first stage reads them
         saved = load_model(run / "first_stage" / "multimodal")
-    cfg = saved.workflow
-    data = bridge_windows(saved, None, None).subset_tests(held_out)
+    data = bridge_windows(saved, root, None).subset_tests(held_out)
     lab = np.asarray(data.has_mask, bool)
-    return full_size_scores(data, data.masks[lab], lab, cfg.data.root, cfg.vibration, 0.5)
+    return full_size_scores(data, data.masks[lab], lab, root, saved.workflow.vibration, 0.5)
 
 
 def main(argv=None) -> int:

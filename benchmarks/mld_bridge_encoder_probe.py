@@ -50,13 +50,15 @@ def splits(cfg):
 def read(model, cfg, val, test) -> dict:
     """Held-out figures of the vibration → mask route, threshold calibrated on the validation windows."""
     import latentbridge.tasks.multimodal as mm
+    from latentbridge.metrics.segmentation import mask_metrics
 
     model.eval()
     threshold = mm.calibrate_mask_threshold(model, val)["threshold"]
     out = {"threshold": threshold}
     for name, d in (("test", test), ("val", val)):
         lab = np.asarray(d.has_mask, dtype=bool)
-        m = mm.mask_metrics(mm.predict(model, d)["mask_prob"][lab], d.masks[lab], threshold, mm.span_of(cfg, cfg.data.root))
+        m = mask_metrics(mm.predict(model, d)["mask_prob"][lab], d.masks[lab], threshold,
+                         mm.span_of(cfg, cfg.data.root))
         out.update({(k if name == "test" else f"val_{k}"): round(float(m[k]), 4) for k in KEYS})
     return out
 

@@ -96,7 +96,8 @@ BRIDGE_KEYS = ("mask_iou", "mask_damaged_iou", "mask_healthy_fpr", "crack_locali
 def bridge_rows(run, saved, stages, settings: list[dict], samples: list[int]) -> list[dict]:
     from latentbridge.tasks.mld import bridge_splits
     from latentbridge.tasks.mld_eval import mask_probabilities
-    from latentbridge.tasks.multimodal import best_threshold, mask_metrics, span_of
+    from latentbridge.metrics.segmentation import mask_metrics
+    from latentbridge.tasks.multimodal import best_threshold, span_of
 
     model = saved.model.eval()
     root = saved.info["data"]["root"]

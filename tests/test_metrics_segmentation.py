@@ -188,3 +188,6 @@ def test_ious_at_the_labels_size_count_what_the_grid_loses():
     assert full_size_ious(prob[2:], [healthy], 0.5)["mask_damaged_iou_full_size"] is None
     with pytest.raises(ValueError, match="3 probabilities and 2 targets"):
         full_size_ious(prob, [wide, thin], 0.5)
+    with pytest.raises(ValueError, match="2 probabilities and more targets"):
+        full_size_ious(prob[:2], iter([wide, thin, healthy]), 0.5)
+    assert full_size_ious(prob, iter([wide, thin, healthy]), 0.5) == got  # (an iterator: one state's mask at a time)

@@ -169,7 +169,8 @@ def test_unknown_fusion():
 def test_mask_threshold_calibration_reaches_below_the_old_grid():
     """Crack probabilities that stay low (a generative model's mean over samples) are calibrated where their
     pooled IoU is best, 0.02 here, not cut off at 0.05; confident ones keep a high threshold."""
-    from latentbridge.tasks.multimodal import THRESHOLDS, best_threshold
+    from latentbridge.metrics.segmentation import THRESHOLDS
+    from latentbridge.tasks.multimodal import best_threshold
 
     rng = np.random.default_rng(0)
     target = np.zeros((20, 1, 8, 32), np.float32)

@@ -414,8 +414,10 @@ def full_size_scores(data: BridgeData, prob, labelled, root, vib, threshold: flo
     from latentbridge.data.bridge_layout import labels_at_full_size
     from latentbridge.metrics.segmentation import full_size_ious
 
-    full = labels_at_full_size(root, list(data.test_ids[np.asarray(labelled, bool)]), vib.mask_threshold)
-    return {} if full is None else full_size_ious(prob, full, threshold)
+    ids = data.test_ids[np.asarray(labelled, bool)]
+    order = np.argsort(ids, kind="stable")  # a state's windows together: its mask read once
+    full = labels_at_full_size(root, list(ids[order]), vib.mask_threshold)
+    return {} if full is None else full_size_ious(np.asarray(prob)[order], full, threshold)
 
 
 def full_size_examples(data: BridgeData, windows, prob, root, vib) -> dict:
@@ -428,7 +430,7 @@ def full_size_examples(data: BridgeData, windows, prob, root, vib) -> dict:
     full = labels_at_full_size(root, list(data.test_ids[np.asarray(windows)]), vib.mask_threshold)
     if full is None:
         return {}
-    p = np.asarray(prob, dtype=np.float32)
+    full, p = list(full), np.asarray(prob, dtype=np.float32)
     return {"masks_full": full, "mask_prob_full": [upsample_mask(pi, t.shape, 0.5)[0]
                                                    for pi, t in zip(p.reshape(len(p), *p.shape[-2:]), full)]}
 

@@ -301,14 +301,22 @@ def mask_labels_size(root) -> list[int] | None:
     return labels_size(r.mask_file for r in discover(Path(root).resolve()) if r.mask_file is not None)
 
 
-def labels_at_full_size(root, test_ids, threshold: float) -> list[np.ndarray] | None:
-    """The crack mask of each of ``test_ids`` (one per window: a state's array shared by its windows) read at its own
-    size, binarised at ``threshold`` and not shrunk (:func:`latentbridge.io.masks.read_mask_full`); None when a test
-    has no mask file in ``root`` (its masks came from elsewhere)."""
+def labels_at_full_size(root, test_ids, threshold: float):
+    """The crack mask of each of ``test_ids`` (one per window), read at its own size, binarised at ``threshold`` and not
+    shrunk (:func:`latentbridge.io.masks.read_mask_full`), as an iterator: a state's mask is read once for a run of its
+    windows and let go after it (camera-sized drawings of 75 states took gigabytes held at once); None when a test has
+    no mask file in ``root`` (its masks came from elsewhere)."""
     from latentbridge.io.masks import read_mask_full
 
     files = {r.test_id: r.mask_file for r in discover(Path(root).resolve()) if r.mask_file is not None}
     if not set(test_ids) <= set(files):
         return None
-    read = {t: read_mask_full(files[t], threshold) for t in set(test_ids)}
-    return [read[t] for t in test_ids]
+
+    def masks():
+        last, mask = None, None
+        for t in test_ids:
+            if t != last:
+                last, mask = t, read_mask_full(files[t], threshold)
+            yield mask
+
+    return masks()

@@ -1,4 +1,4 @@
-"""Audio files: listing, reading with validation, resampling (numpy, soundfile, soxr; no torch); writing is
+"""Audio files: reading with validation, resampling (numpy, soundfile, soxr; no torch); writing is
 :mod:`latentbridge.io.audio_write`.
 
 Every problem with a file is raised as :class:`latentbridge.errors.DataError`, whose message
@@ -18,7 +18,7 @@ Decisions worth knowing:
   :func:`remove_dc`). A model that keeps its sensor columns' header names (``columns``) reads a CSV's columns by
   name, in its own order (:mod:`latentbridge.io.columns`).
   A folder is listed as its audio files, or, when it holds none, as its CSVs (a label CSV beside audio files
-  is not a recording).
+  is not a recording): :mod:`latentbridge.io.listing`.
 * :func:`resample` (:mod:`latentbridge.io.resampling`) is the package's one resampler; the short-recording rule is
   :func:`latentbridge.io.windows.check_recording_length`. Cutting recordings into analysis windows is
   :mod:`latentbridge.io.windows`.

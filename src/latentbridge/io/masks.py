@@ -196,7 +196,8 @@ def read_mask_full(path: str | Path, threshold: float = 0.5) -> np.ndarray:
 
 def labels_size(paths) -> list[int] | None:
     """``[height, width]`` of most of the mask PNGs ``paths`` as a viewer shows them (an EXIF rotation applied, as
-    :func:`read_mask_png` reads them), from their headers; None without a readable one. Predicted masks are brought
+    :func:`read_mask_png` reads them), from their headers (an EXIF block after the image data is not seen); None
+    without a readable one. Predicted masks are brought
     back to it (:func:`upsample_mask`): the model's grid is the labels shrunk (512x1536 -> 32x96)."""
     from collections import Counter
 
@@ -205,9 +206,11 @@ def labels_size(paths) -> list[int] | None:
     sizes: Counter = Counter()
     for p in paths:
         try:
-            with Image.open(p) as img:
+            with Image.open(p) as img:  # (getexif() decoded a whole PNG: its header's EXIF is read alone)
                 w, h = img.size
-                if img.getexif().get(0x0112) in (5, 6, 7, 8):  # turned by a quarter
+                exif = Image.Exif()
+                exif.load(img.info.get("exif") or b"")
+                if exif.get(0x0112) in (5, 6, 7, 8):  # turned by a quarter
                     w, h = h, w
         except (OSError, ValueError, SyntaxError):  # (unreadable masks are named where they are read)
             continue

@@ -202,21 +202,25 @@ def crack_localisation(pred, target, threshold: float = 0.5, span_m: float = 1.0
 
 def full_size_ious(prob, targets, threshold: float) -> dict:
     """IoU at the labels' own size: each crack probability of ``prob`` (n, h, w) or (n, 1, h, w), on a model's
-    grid, brought to the size of its target in ``targets`` (n boolean arrays at full size, e.g. 512x1536) by
-    bilinear interpolation (:func:`latentbridge.io.masks.upsample_mask`) and thresholded at ``threshold``.
-    ``mask_iou_full_size`` (the mean over windows, empty vs empty 1), ``mask_damaged_iou_full_size`` (over windows
-    whose target has a crack; None without one): what the grid costs against the masks as drawn, thin cracks
-    included."""
+    grid, brought to the size of its target in ``targets`` (n boolean arrays at full size, e.g. 512x1536, or an
+    iterator of them) by bilinear interpolation (:func:`latentbridge.io.masks.upsample_mask`) and thresholded at
+    ``threshold``. ``mask_iou_full_size`` (the mean over windows, empty vs empty 1), ``mask_damaged_iou_full_size``
+    (over windows whose target has a crack; None without one): what the grid costs against the masks as drawn, thin
+    cracks included."""
     from latentbridge.io.masks import upsample_mask
 
     p = np.asarray(prob, dtype=np.float32)
     p = p.reshape(len(p), *p.shape[-2:])
-    if len(p) != len(targets):
-        raise ValueError(f"{len(p)} probabilities and {len(targets)} targets")
-    ious, damaged = np.empty(len(p)), np.zeros(len(p), dtype=bool)
-    for i, (pi, t) in enumerate(zip(p, targets)):
-        ious[i] = iou(upsample_mask(pi, t.shape, threshold)[0][None], t[None].astype(np.float32), threshold)[0]
-        damaged[i] = bool(t.any())
+    ious, damaged, it = np.empty(len(p)), np.zeros(len(p), dtype=bool), iter(targets)
+    for i, pi in enumerate(p):
+        if (t := next(it, None)) is None:
+            raise ValueError(f"{len(p)} probabilities and {i} targets")
+        t = np.asarray(t, dtype=bool)
+        pred = upsample_mask(pi, t.shape, threshold)[0] > threshold
+        union = int(np.count_nonzero(pred | t))  # (booleans: float copies of camera-sized masks cost seconds each)
+        ious[i], damaged[i] = (np.count_nonzero(pred & t) / union if union else 1.0), t.any()
+    if next(it, None) is not None:
+        raise ValueError(f"{len(p)} probabilities and more targets")
     return {"mask_iou_full_size": float(ious.mean()) if len(ious) else None,
             "mask_damaged_iou_full_size": float(ious[damaged].mean()) if damaged.any() else None}
 

@@ -68,7 +68,8 @@ def _drawn(fig):
     try:
         with warnings.catch_warnings():  # a letter no installed font has (an emoji in a file name) is drawn as a
             # box: matplotlib's warning of it, twice a figure, named no file and read as the toolkit's own
-            warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
+            warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from (current )?font",
+                                    category=UserWarning)
             yield
     finally:
         quiet.setLevel(level)

@@ -180,6 +180,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
     v = cfg.vibration
     from latentbridge.data.bridge import folder_files, mask_labels_size
 
+    mask_size = mask_labels_size(cfg.data.root)  # (before training, as the span: nothing read after it)
     with training_run(cfg, out_dir, resume=resume, force=force, data_files=folder_files(cfg.data.root)) as run:
         run.held_out = folder_files(cfg.data.root, set(val.tests) | set(test.tests))
         model = build_model(cfg.model, n_channels=c, n_samples=t, sample_rate=data.sample_rate, n_fft=v.n_fft,
@@ -202,7 +203,7 @@ def fit(cfg, out_dir: str | Path, *, resume: bool = False, force: bool = False,
         data_info = {"root": str(cfg.data.root), "sample_rate": data.sample_rate, "n_channels": c,
                      "window_samples": t, "n_train_windows": int(n), "n_val_windows": int(len(val.waves)),
                      "n_test_windows": int(len(test.waves)), "train_tests": train.tests, "val_tests": val.tests,
-                     "test_tests": test.tests, "span_m": span, "mask_size": mask_labels_size(cfg.data.root),
+                     "test_tests": test.tests, "span_m": span, "mask_size": mask_size,
                      "channel_names": data.channel_names, "level_db": window_level_db(train.waves)}
         run.save(model, transform=transform_spec(cfg, sample_rate=data.sample_rate, n_channels=c),
                  extra={"data": data_info, "mask_threshold": mask_threshold},
