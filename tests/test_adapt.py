@@ -266,6 +266,10 @@ def test_recordings_all_but_silent_are_named(tmp_path, caplog):
     s = survey_files(list_audio_files(tmp_path / "exact"))
     assert s.unreadable == [] and s.n_read == 4 and [c[1] for c in s.cancelled] == [-400.0] * 4
     assert s.levels_dbfs == pytest.approx([-13.5] * 4, abs=0.1) and min(s.active_s) > 1.9  # channel 0's sound
+    z = (3e-5 * np.sin(2 * np.pi * 200 * np.arange(16000) / 16000)).astype(np.float32)  # and at -93 dBFS: quiet
+    sf.write(tmp_path / "faint.wav", np.stack([z, -z], 1), 16000, subtype="FLOAT")
+    s = survey_files([tmp_path / "faint.wav"])
+    assert s.unreadable == [] and s.cancelled[0][1] == -400.0 and s.quiet[0][1] == pytest.approx(-93.5, abs=0.2)
     caplog.clear()
     assert main(["anomaly", "fit", str(tmp_path / "exact"), "--out", str(tmp_path / "e")]) == 0
     said = json.loads((tmp_path / "e" / "config.json").read_text())["config"]

@@ -142,7 +142,7 @@ def survey_files(files: list[Path], max_read: int = 200, seed: int = 0, top_db: 
                 continue
             got, mix = None, DIGITAL_SILENCE_DBFS  # channels in exactly opposite polarity: a mix of zeros
         if mix < QUIET_DBFS and several and (one := _channel_reading(f, headers[f], top_db, csv_rate, columns)) \
-                and one[0] > QUIET_DBFS:
+                and (got is None or one[0] > QUIET_DBFS):  # (a mix of zeros: channel 0 however quiet, named so)
             cancelled.append((str(f), round(mix, 1), round(one[0], 1)))
             got = one  # what is modelled: channel 0 (tasks.adapt's channel choice), its level and its sound's bounds
         if got is None:  # the first channel silent too
