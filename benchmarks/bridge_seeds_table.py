@@ -3,7 +3,7 @@ standard deviation, and the issue's two goals judged on the means (the MLD's dam
 network's; its crack localisation error below both references').
 
     python benchmarks/bridge_seeds_table.py --seeds 0,1,2,3,4 --model mld=EV/mld_s{S} \\
-        --model multimodal=EV/multimodal_s{S} --model supervised=EV/supervised_s{S} --suffix _session42
+        --model multimodal=EV/multimodal_s{S} --model supervised=EV/supervised_s{S} --suffix _session41
 
 Each ``EV/..._s{S}`` is the folder `latentbridge evaluate RUN --out` wrote for seed S (``{S}`` replaced). Results:
 ``benchmarks/results/bridge_seeds_table<suffix>.json``. No model is trained or run.
