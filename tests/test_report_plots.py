@@ -717,3 +717,20 @@ def test_a_long_title_is_cut_in_its_middle(tmp_path, drawn):
     assert len(title) == 100 + len(": input")
     assert middle_cut(long) == "trois_数字_yyyyyy…" + "y" * 20 + ".wav" and len(middle_cut(long)) == 40
     assert middle_cut("short.wav") == "short.wav"
+
+
+def test_masks_drawn_smaller_than_scored_keep_the_full_size_iou(tmp_path, drawn):
+    """The report's masks at the labels' size are drawn at most 768 pixels wide (a crack as any pixel it covers); each
+    row's IoU is the full size's, not the drawing's."""
+    from latentbridge.metrics.segmentation import iou
+    from latentbridge.report.runs.multimodal import full_size_section
+
+    target = np.zeros((64, 2000), dtype=bool)
+    target[:, 1000] = True  # one pixel wide
+    prob = np.zeros((64, 2000), dtype=np.float32)
+    prob[:, 999:1002] = 0.9
+    section = full_size_section({"masks_full": [target], "mask_prob_full": [prob], "titles": ["T_01"]}, 0.5, tmp_path)
+    assert "drawn 3 times smaller" in section[0]["text"] and _is_png(tmp_path / "masks_full_size.png")
+    shown = _panels(drawn[0])
+    assert shown[0].images[0].get_array().shape == (21, 666) and shown[0].images[0].get_array().max() == 1.0
+    assert shown[2].get_title() == f"> 0.5: IoU {iou(prob[None], target[None], 0.5)[0]:.3f}" == "> 0.5: IoU 0.333"

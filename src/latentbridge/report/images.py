@@ -55,13 +55,14 @@ def plot_mask_triplets(
     titles: Sequence[str] | None,
     path: str | Path,
     threshold: float = 0.5,
+    ious: Sequence[float] | None = None,
 ) -> Path:
     """Rows of ``[input |] target mask | predicted probability | prediction > threshold``.
 
     ``targets`` and ``predictions`` are (n, H, W) or (n, 1, H, W); ``inputs_or_none`` (optional,
     drawn as a first column) is (n, H, W) greyscale or (n, 3, H, W) / (n, H, W, 3) colour.
-    The thresholded panel's title gives the sample's IoU (1.0 when both masks are empty).
-    Images are drawn with row 0 at the top.
+    The thresholded panel's title gives the sample's IoU (1.0 when both masks are empty), or ``ious``' (masks drawn
+    smaller than they were scored). Images are drawn with row 0 at the top.
     """
     from latentbridge.metrics.segmentation import iou
 
@@ -75,9 +76,10 @@ def plot_mask_triplets(
     titles = _titles(titles, n, "titles", "#{}")
     x = None if inputs_or_none is None else _as_images(inputs_or_none, n)
     finite = np.isfinite(p).reshape(n, -1).all(axis=1)
-    ious = np.full(n, np.nan)
-    if finite.any():
-        ious[finite] = iou(p[finite], np.nan_to_num(t[finite]), threshold=threshold)
+    if ious is None:
+        ious = np.full(n, np.nan)
+        if finite.any():
+            ious[finite] = iou(p[finite], np.nan_to_num(t[finite]), threshold=threshold)
 
     n_col = 3 if x is None else 4
     fig = _new_figure(3.0 * n_col, 2.8 * n + 0.3)
