@@ -217,8 +217,9 @@ def full_size_ious(prob, targets, threshold: float) -> dict:
             raise ValueError(f"{len(p)} probabilities and {i} targets")
         t = np.asarray(t, dtype=bool)
         pred = upsample_mask(pi, t.shape, threshold)[0] > threshold
-        union = int(np.count_nonzero(pred | t))  # (booleans: float copies of camera-sized masks cost seconds each)
-        ious[i], damaged[i] = (np.count_nonzero(pred & t) / union if union else 1.0), t.any()
+        # (counted on booleans, the rule of iou(): float copies of camera-sized masks cost seconds each)
+        inter, n_pred, n_true = _counts(pred.reshape(1, -1), t.reshape(1, -1))
+        ious[i], damaged[i] = _iou_from_counts(inter, n_pred, n_true, 1.0)[0], n_true[0] > 0
     if next(it, None) is not None:
         raise ValueError(f"{len(p)} probabilities and more targets")
     return {"mask_iou_full_size": float(ious.mean()) if len(ious) else None,
